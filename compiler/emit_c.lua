@@ -136,7 +136,8 @@ function M.emit(graph, opt)
     local def = ops[n.op]
     if not def.leaf and not def.alias then
       if not def.emit then ir.fail(n, "op '%s' cannot be lowered to C", n.op) end
-      local names = { out = "out", inputs = {} }
+      local work = plan.workspace_offset_c(graph, n)
+      local names = { out = "out", inputs = {}, work = work and "work" }
       for k = 1, #n.inputs do names.inputs[k] = "in" .. (k - 1) end
       local body = def.emit(n, names)
       local params = { "real *restrict out" }
@@ -144,6 +145,7 @@ function M.emit(graph, opt)
         local ty = x.dtype == "int32" and "const int32_t" or "const real"
         params[#params + 1] = string.format("%s *restrict in%d", ty, k - 1)
       end
+      if work then params[#params + 1] = "real *restrict work" end
       local syms = {}
       for _, s in ipairs(graph.syms) do
         if uses_sym(body, s) then syms[#syms + 1] = s; params[#params + 1] = "long " .. s end
@@ -166,6 +168,7 @@ function M.emit(graph, opt)
       k.uses[#k.uses + 1] = n
       local args = { ptr(n) }
       for _, x in ipairs(n.inputs) do args[#args + 1] = ptr(x) end
+      if work then args[#args + 1] = "A + " .. work end
       for _, s in ipairs(syms) do args[#args + 1] = s end
       -- bytes moved: every operand read once and the result written once
       local bytes = { size.numel(n.shape) }

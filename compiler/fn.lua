@@ -191,6 +191,17 @@ function M.new(graph)
   function F.eye(rows, cols) return F.make("eye", {}, { rows = rows, cols = cols or rows }) end
   function F.fill(shape, value) return F.make("fill", {}, { shape = shape, value = value }) end
 
+  -- convolution ---------------------------------------------------------------------------------
+  -- x [N, C, H, W], w [O, C, kh, kw], optional b [O] -> [N, O, Ho, Wo]
+  function F.conv2d(x, w, b, a)
+    return F.make("conv2d", { x, w, b }, { kh = a.kh, kw = a.kw, stride = a.stride, pad = a.pad })
+  end
+  function F.conv2d_input_grad(dy, w, a, x_shape)
+    return F.make("conv2d_input_grad", { dy, w }, { kh = a.kh, kw = a.kw, stride = a.stride, pad = a.pad, x_shape = x_shape })
+  end
+  function F.conv2d_weight_grad(dy, x, a, w_shape)
+    return F.make("conv2d_weight_grad", { dy, x }, { kh = a.kh, kw = a.kw, stride = a.stride, pad = a.pad, w_shape = w_shape })
+  end
   -- convolution primitives ---------------------------------------------------------------------
   function F.im2col(x, a)
     return F.make("im2col", { x }, { kh = a.kh, kw = a.kw, stride = a.stride, pad = a.pad, rows_outer = a.rows_outer })

@@ -86,18 +86,7 @@ function M.new(F)
       ir.fail(nil, "conv2d: input %s has %s channels, kernel %s expects %s", size.shape_str(x.shape), tostring(x.shape[2]),
         size.shape_str(w.shape), tostring(w.shape[2]))
     end
-    -- the batch's columns side by side: the convolution and both of its gradients are each a
-    -- single GEMM (a per-image loop of small GEMMs runs OpenBLAS far below its peak)
-    local a = { kh = w.shape[3], kw = w.shape[4], stride = stride, pad = pad, rows_outer = true }
-    local col = F.im2col(x, a) -- [C*kh*kw, N*Ho*Wo]
-    local O = w.shape[1]
-    local Ho = math.floor((x.shape[3] + 2 * pad - a.kh) / stride) + 1
-    local Wo = math.floor((x.shape[4] + 2 * pad - a.kw) / stride) + 1
-    local y = F.matmul(F.reshape(w, { O, w.shape[2] * a.kh * a.kw }), col) -- [O, N*Ho*Wo]
-    y = F.permute(F.reshape(y, { O, x.shape[1], Ho * Wo }), { 2, 1, 3 })  -- [N, O, Ho*Wo]
-    y = F.reshape(y, { x.shape[1], O, Ho, Wo })
-    if b then y = F.add(y, F.reshape(b, { O, 1, 1 })) end
-    return y
+    return F.conv2d(x, w, b, { kh = w.shape[3], kw = w.shape[4], stride = stride, pad = pad })
   end
 
   -- k x k mean pooling with stride k over [N, C, H, W]

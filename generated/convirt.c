@@ -15,546 +15,487 @@
 
 #ifdef RECLF_PROFILE
 #include "profile.h"
-static reclf_prof_entry prof[537] = {
+static reclf_prof_entry prof[478] = {
     {"convirt_image_k3_fused_scale_addc", "%6 fused:scale_addc [B,1,64,64]", "graphs/lib/image_encoder.lua:19", 0, 0, 0, 0, 0},
-    {"convirt_image_k6_im2col", "%9 im2col [9,4096*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k8_matmul", "%11 matmul [32,4096*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k10_permute", "%13 permute [B,32,4096]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k13_add", "%16 map:add [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k18_fused_scale_sum", "%21 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k19_sub", "%22 map:sub [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k24_fused_rsqrt_addc_scale_sum", "%27 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k25_mul", "%28 map:mul [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k30_fused_add_mul", "%33 fused:add_mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k31_relu", "%34 map:relu [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 0, 0, 0, 0, 0},
-    {"convirt_image_k34_im2col", "%37 im2col [288,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k36_matmul", "%39 matmul [32,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k38_permute", "%41 permute [B,32,1024]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k41_add", "%44 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k46_fused_scale_sum", "%49 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k47_sub", "%50 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k52_fused_rsqrt_addc_scale_sum", "%55 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k53_mul", "%56 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k58_fused_add_mul", "%61 fused:add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k59_relu", "%62 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"convirt_image_k62_im2col", "%65 im2col [288,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k36_matmul", "%67 matmul [32,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k38_permute", "%69 permute [B,32,1024]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k41_add", "%72 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k46_fused_scale_sum", "%77 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k47_sub", "%78 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k52_fused_rsqrt_addc_scale_sum", "%83 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k53_mul", "%84 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k58_fused_add_mul", "%89 fused:add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k59_relu", "%90 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_image_k62_im2col", "%93 im2col [288,1024*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k36_matmul", "%95 matmul [32,1024*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k38_permute", "%97 permute [B,32,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k41_add", "%100 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k46_fused_scale_sum", "%105 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k47_sub", "%106 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k52_fused_rsqrt_addc_scale_sum", "%111 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k53_mul", "%112 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k115_fused_add_add_mul", "%118 fused:add_add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k59_relu", "%119 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"convirt_image_k119_im2col", "%122 im2col [288,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k121_matmul", "%124 matmul [64,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k123_permute", "%126 permute [B,64,256]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k126_add", "%129 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k131_fused_scale_sum", "%134 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k132_sub", "%135 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k137_fused_rsqrt_addc_scale_sum", "%140 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k138_mul", "%141 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k143_fused_add_mul", "%146 fused:add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k144_relu", "%147 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"convirt_image_k147_im2col", "%150 im2col [576,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k149_matmul", "%152 matmul [64,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k123_permute", "%154 permute [B,64,256]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k126_add", "%157 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k131_fused_scale_sum", "%162 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k132_sub", "%163 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k137_fused_rsqrt_addc_scale_sum", "%168 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k138_mul", "%169 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k143_fused_add_mul", "%174 fused:add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k144_relu", "%175 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_image_k147_im2col", "%178 im2col [576,256*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k149_matmul", "%180 matmul [64,256*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k123_permute", "%182 permute [B,64,256]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k126_add", "%185 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k131_fused_scale_sum", "%190 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k132_sub", "%191 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k137_fused_rsqrt_addc_scale_sum", "%196 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k138_mul", "%197 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k200_fused_add_add_mul", "%203 fused:add_add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k144_relu", "%204 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"convirt_image_k204_im2col", "%207 im2col [576,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k206_matmul", "%209 matmul [128,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k208_permute", "%211 permute [B,128,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k211_add", "%214 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k216_fused_scale_sum", "%219 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k217_sub", "%220 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k222_fused_rsqrt_addc_scale_sum", "%225 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k223_mul", "%226 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k228_fused_add_mul", "%231 fused:add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k229_relu", "%232 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"convirt_image_k232_im2col", "%235 im2col [1152,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k234_matmul", "%237 matmul [128,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k208_permute", "%239 permute [B,128,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k211_add", "%242 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k216_fused_scale_sum", "%247 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k217_sub", "%248 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k222_fused_rsqrt_addc_scale_sum", "%253 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k223_mul", "%254 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k228_fused_add_mul", "%259 fused:add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k229_relu", "%260 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_image_k232_im2col", "%263 im2col [1152,64*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k234_matmul", "%265 matmul [128,64*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k208_permute", "%267 permute [B,128,64]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k211_add", "%270 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k216_fused_scale_sum", "%275 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k217_sub", "%276 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k222_fused_rsqrt_addc_scale_sum", "%281 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k223_mul", "%282 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k285_fused_add_add_mul", "%288 fused:add_add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k229_relu", "%289 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"convirt_image_k288_permute", "%291 permute [B,64,128]", "graphs/lib/image_encoder.lua:33", 0, 0, 0, 0, 0},
-    {"convirt_image_k295_sum", "%298 reduce [B,1,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
-    {"convirt_image_k297_scale", "%300 map:scale [B,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
-    {"convirt_image_k301_matmul_add", "%304 matmul+add [B,128]", "graphs/lib/image_encoder.lua:36", 0, 0, 0, 0, 0},
-    {"convirt_k307_gather", "%307 gather [T,40,128]", "graphs/lib/text_encoder.lua:32", 0, 0, 0, 0, 0},
-    {"convirt_k308_add", "%308 map:add [T,40,128]", "graphs/lib/text_encoder.lua:32", 0, 0, 0, 0, 0},
-    {"convirt_k312_fused_scale_sum", "%312 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k313_sub", "%313 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k318_fused_rsqrt_addc_scale_sum", "%318 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k319_mul", "%319 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k321_fused_add_mul", "%321 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k327_matmul_add", "%327 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_k329_permute", "%329 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_k327_matmul_add", "%335 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_k329_permute", "%337 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_k327_matmul_add", "%343 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_k329_permute", "%345 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_k352_fused_scale_addc_neg", "%352 fused:scale_addc_neg [T,1,1,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k353_matmul_add_mul_scale", "%353 matmul+add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k354_max", "%354 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k357_fused_exp_sub", "%357 fused:exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k358_mul", "%358 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k359_sum", "%359 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k360_clampmin", "%360 map:clampmin [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k361_div", "%361 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k362_matmul", "%362 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0},
-    {"convirt_k363_permute", "%363 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0},
-    {"convirt_k371_matmul_add_add", "%371 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k312_fused_scale_sum", "%375 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k313_sub", "%376 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k318_fused_rsqrt_addc_scale_sum", "%381 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k319_mul", "%382 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k321_fused_add_mul", "%384 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k390_matmul_add", "%390 matmul+add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k391_gelu", "%391 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"convirt_k398_matmul_add_add", "%398 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"convirt_k312_fused_scale_sum", "%402 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k313_sub", "%403 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k318_fused_rsqrt_addc_scale_sum", "%408 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k319_mul", "%409 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k321_fused_add_mul", "%411 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k327_matmul_add", "%417 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_k329_permute", "%419 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_k327_matmul_add", "%425 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_k329_permute", "%427 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_k327_matmul_add", "%433 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_k329_permute", "%435 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_k353_matmul_add_mul_scale", "%443 matmul+add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k354_max", "%444 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k357_fused_exp_sub", "%447 fused:exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k358_mul", "%448 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k359_sum", "%449 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k360_clampmin", "%450 map:clampmin [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k361_div", "%451 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k362_matmul", "%452 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0},
-    {"convirt_k363_permute", "%453 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0},
-    {"convirt_k371_matmul_add_add", "%461 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k312_fused_scale_sum", "%465 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k313_sub", "%466 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k318_fused_rsqrt_addc_scale_sum", "%471 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k319_mul", "%472 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k321_fused_add_mul", "%474 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k390_matmul_add", "%480 matmul+add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k391_gelu", "%481 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"convirt_k398_matmul_add_add", "%488 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"convirt_k312_fused_scale_sum", "%492 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"convirt_k313_sub", "%493 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"convirt_k318_fused_rsqrt_addc_scale_sum", "%498 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"convirt_k319_mul", "%499 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"convirt_k321_fused_add_mul", "%501 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"convirt_k502_slice", "%502 slice [T,1,128]", "graphs/lib/text_encoder.lua:35", 0, 0, 0, 0, 0},
-    {"convirt_k507_matmul_add", "%507 matmul+add [T,128]", "graphs/lib/text_encoder.lua:36", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k7_fused_sum_square", "%516 fused:sum_square [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k9_fused_rsqrt_clampmin", "%518 fused:rsqrt_clampmin [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k10_mul", "%519 map:mul [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k12_fused_sum_square", "%521 fused:sum_square [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k14_fused_rsqrt_clampmin", "%523 fused:rsqrt_clampmin [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k15_mul", "%524 map:mul [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k17_matmul_scale", "%526 matmul+scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k18_eye", "%527 eye [T,B]", "graphs/lib/losses.lua:9", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k19_max", "%528 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k22_fused_exp_sub", "%531 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k23_sum", "%532 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k24_clampmin", "%533 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k27_mul", "%536 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k30_max", "%539 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k33_fused_exp_sub", "%542 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k34_sum", "%543 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k35_clampmin", "%544 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k34_sum", "%548 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k23_sum", "%550 reduce [T,1]", "graphs/lib/losses.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k42_fused_mul_sub_add_log", "%551 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k43_sum", "%552 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k46_fused_scale_add_sum_sub", "%555 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k58_fill", "%621 fill []", "graphs/lib/model.lua:87", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k60_scale", "%623 map:scale [1,1]", "graphs/lib/losses.lua:16", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k61_id", "%624 map:id [1,B]", "graphs/lib/losses.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k63_fused_mul_id", "%626 fused:mul_id [T,1]", "graphs/lib/losses.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k65_neg", "%628 map:neg [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k71_fused_mul_div_step", "%634 fused:mul_div_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k77_neg", "%640 map:neg [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k84_fused_mul_div_step", "%647 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k90_fused_scale_add_add_add", "%653 fused:scale_add_add_add [T,B]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k91_matmul", "%654 matmul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k92_matmul", "%655 matmul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k101_fused_mul_mul_sum_mul", "%664 fused:mul_mul_sum_mul [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k105_fused_add_mul_mul_id", "%668 fused:add_mul_mul_id [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k114_fused_mul_mul_sum_mul", "%677 fused:mul_mul_sum_mul [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k118_fused_add_mul_mul_id", "%681 fused:add_mul_mul_id [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_k682_sum", "%682 reduce [1,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"convirt_k684_matmul", "%684 matmul [T,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"convirt_k685_matmul", "%685 matmul [128,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"convirt_k687_pad", "%687 pad [T,40,128]", "graphs/lib/text_encoder.lua:35", 1, 0, 0, 0, 0},
-    {"convirt_k688_sum", "%688 reduce [1,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k690_sum", "%690 reduce [1,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k692_mul", "%692 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k693_mul", "%693 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k688_sum", "%694 reduce [1,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k690_sum", "%696 reduce [1,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k705_fused_scale_mul_sum_mul", "%705 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k709_fused_add_mul_mul_id", "%709 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k712_fused_scale_sum_neg", "%712 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k714_fused_add_id", "%714 fused:add_id [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k688_sum", "%715 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k690_sum", "%717 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k721_matmul", "%721 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k724_matmul_mul_gelu_grad", "%724 matmul+mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k725_sum", "%725 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k727_sum", "%727 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k730_matmul", "%730 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k731_matmul", "%731 matmul [512,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k688_sum", "%733 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k690_sum", "%735 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k692_mul", "%737 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k693_mul", "%738 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k688_sum", "%739 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k690_sum", "%741 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k705_fused_scale_mul_sum_mul", "%750 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k709_fused_add_mul_mul_id", "%754 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k712_fused_scale_sum_neg", "%758 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k760_fused_add_add_id", "%760 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k688_sum", "%761 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k690_sum", "%763 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k766_matmul", "%766 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k767_matmul", "%767 matmul [128,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k329_permute", "%770 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:18", 1, 0, 0, 0, 0},
-    {"convirt_k772_matmul", "%772 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_k773_matmul_div", "%773 matmul+div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"convirt_k778_fused_mul_sum_neg_mul", "%778 fused:mul_sum_neg_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"convirt_k794_fused_scale_mul_mul_mul", "%794 fused:scale_mul_mul_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"convirt_k362_matmul", "%795 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"convirt_k772_matmul", "%796 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"convirt_k363_permute", "%797 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k688_sum", "%799 reduce [1,40,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k690_sum", "%801 reduce [1,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k767_matmul", "%805 matmul [128,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k363_permute", "%807 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k688_sum", "%809 reduce [1,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k690_sum", "%811 reduce [1,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k766_matmul", "%814 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k767_matmul", "%815 matmul [128,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k363_permute", "%818 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k688_sum", "%820 reduce [1,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k690_sum", "%822 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k766_matmul", "%825 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k767_matmul", "%826 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k828_matmul_add_add", "%828 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k688_sum", "%829 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k690_sum", "%831 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k692_mul", "%833 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k693_mul", "%834 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k688_sum", "%835 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k690_sum", "%837 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k705_fused_scale_mul_sum_mul", "%846 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k709_fused_add_mul_mul_id", "%850 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k712_fused_scale_sum_neg", "%854 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k760_fused_add_add_id", "%856 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k688_sum", "%857 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k690_sum", "%859 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k721_matmul", "%863 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k724_matmul_mul_gelu_grad", "%866 matmul+mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k725_sum", "%867 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k727_sum", "%869 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k730_matmul", "%872 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k731_matmul", "%873 matmul [512,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k688_sum", "%875 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k690_sum", "%877 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k692_mul", "%879 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k693_mul", "%880 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k688_sum", "%881 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k690_sum", "%883 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k705_fused_scale_mul_sum_mul", "%892 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k709_fused_add_mul_mul_id", "%896 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k712_fused_scale_sum_neg", "%900 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k760_fused_add_add_id", "%902 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k688_sum", "%903 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k690_sum", "%905 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k766_matmul", "%908 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k767_matmul", "%909 matmul [128,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k329_permute", "%912 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:18", 1, 0, 0, 0, 0},
-    {"convirt_k772_matmul", "%914 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_k773_matmul_div", "%915 matmul+div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"convirt_k778_fused_mul_sum_neg_mul", "%920 fused:mul_sum_neg_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"convirt_k794_fused_scale_mul_mul_mul", "%936 fused:scale_mul_mul_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"convirt_k362_matmul", "%937 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"convirt_k772_matmul", "%938 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"convirt_k363_permute", "%939 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k688_sum", "%941 reduce [1,40,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k690_sum", "%943 reduce [1,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k767_matmul", "%947 matmul [128,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k363_permute", "%949 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k688_sum", "%951 reduce [1,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k690_sum", "%953 reduce [1,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k766_matmul", "%956 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k767_matmul", "%957 matmul [128,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k363_permute", "%960 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k688_sum", "%962 reduce [1,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k690_sum", "%964 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k766_matmul", "%967 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k767_matmul", "%968 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k828_matmul_add_add", "%970 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k688_sum", "%971 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k690_sum", "%973 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k692_mul", "%975 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k693_mul", "%976 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k688_sum", "%977 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k690_sum", "%979 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k705_fused_scale_mul_sum_mul", "%988 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k709_fused_add_mul_mul_id", "%992 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k712_fused_scale_sum_neg", "%996 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k760_fused_add_add_id", "%998 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k688_sum", "%999 reduce [1,40,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0},
-    {"convirt_k1001_scatter_add", "%1001 scatter_add [1024,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k348_sum", "%1002 reduce [1,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k351_matmul", "%1005 matmul [128,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k352_matmul_scale", "%1006 matmul+scale [B,128]", "graphs/lib/image_encoder.lua:35", 1, 0, 0, 0, 0},
-    {"convirt_k1008_id", "%1008 map:id [B,64,128]", "graphs/lib/image_encoder.lua:35", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k364_permute", "%1009 permute [B,128,64]", "graphs/lib/image_encoder.lua:33", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k367_fused_mul_step", "%1012 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k355_sum", "%1013 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k370_sum", "%1015 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k371_sum", "%1016 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k373_mul", "%1018 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k374_mul", "%1019 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k355_sum", "%1020 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k370_sum", "%1022 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k371_sum", "%1023 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k388_fused_scale_mul_sum_mul", "%1033 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k392_fused_add_mul_mul_id", "%1037 fused:add_mul_mul_id [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k395_fused_scale_sum_neg", "%1040 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k397_fused_add_id", "%1042 fused:add_id [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k355_sum", "%1044 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k370_sum", "%1046 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k371_sum", "%1047 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k405_permute", "%1050 permute [128,B,64]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k407_matmul", "%1052 matmul [128,1152]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k408_matmul", "%1053 matmul [1152,64*B]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k410_col2im", "%1055 col2im [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k367_fused_mul_step", "%1057 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k355_sum", "%1058 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k370_sum", "%1060 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k371_sum", "%1061 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k373_mul", "%1063 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k374_mul", "%1064 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k355_sum", "%1065 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k370_sum", "%1067 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k371_sum", "%1068 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k388_fused_scale_mul_sum_mul", "%1078 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k392_fused_add_mul_mul_id", "%1082 fused:add_mul_mul_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k395_fused_scale_sum_neg", "%1085 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k397_fused_add_id", "%1087 fused:add_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k355_sum", "%1089 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k370_sum", "%1091 reduce [128,1,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k371_sum", "%1092 reduce [128,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k405_permute", "%1095 permute [128,B,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k407_matmul", "%1097 matmul [128,1152]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k408_matmul", "%1098 matmul [1152,64*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k410_col2im", "%1100 col2im [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k458_fused_mul_add_step", "%1103 fused:mul_add_step [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k355_sum", "%1104 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k370_sum", "%1106 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k371_sum", "%1107 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k373_mul", "%1109 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k374_mul", "%1110 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k355_sum", "%1111 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k370_sum", "%1113 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k371_sum", "%1114 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k388_fused_scale_mul_sum_mul", "%1124 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k392_fused_add_mul_mul_id", "%1128 fused:add_mul_mul_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k395_fused_scale_sum_neg", "%1131 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k397_fused_add_id", "%1133 fused:add_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k355_sum", "%1135 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k370_sum", "%1137 reduce [128,1,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k371_sum", "%1138 reduce [128,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k405_permute", "%1141 permute [128,B,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k498_matmul", "%1143 matmul [128,576]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k499_matmul", "%1144 matmul [576,64*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k501_col2im", "%1146 col2im [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k503_fused_mul_step", "%1148 fused:mul_step [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k504_sum", "%1149 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k506_sum", "%1151 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k507_sum", "%1152 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k509_mul", "%1154 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k510_mul", "%1155 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k504_sum", "%1156 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k506_sum", "%1158 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k507_sum", "%1159 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k524_fused_scale_mul_sum_mul", "%1169 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k528_fused_add_mul_mul_id", "%1173 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k531_fused_scale_sum_neg", "%1176 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k533_fused_add_id", "%1178 fused:add_id [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k504_sum", "%1180 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k506_sum", "%1182 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k507_sum", "%1183 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k541_permute", "%1186 permute [64,B,256]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k543_matmul", "%1188 matmul [64,576]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k544_matmul", "%1189 matmul [576,256*B]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k546_col2im", "%1191 col2im [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k503_fused_mul_step", "%1193 fused:mul_step [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k504_sum", "%1194 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k506_sum", "%1196 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k507_sum", "%1197 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k509_mul", "%1199 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k510_mul", "%1200 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k504_sum", "%1201 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k506_sum", "%1203 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k507_sum", "%1204 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k524_fused_scale_mul_sum_mul", "%1214 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k528_fused_add_mul_mul_id", "%1218 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k531_fused_scale_sum_neg", "%1221 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k533_fused_add_id", "%1223 fused:add_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k504_sum", "%1225 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k506_sum", "%1227 reduce [64,1,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k507_sum", "%1228 reduce [64,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k541_permute", "%1231 permute [64,B,256]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k543_matmul", "%1233 matmul [64,576]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k544_matmul", "%1234 matmul [576,256*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k546_col2im", "%1236 col2im [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k594_fused_mul_add_step", "%1239 fused:mul_add_step [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k504_sum", "%1240 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k506_sum", "%1242 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k507_sum", "%1243 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k509_mul", "%1245 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k510_mul", "%1246 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k504_sum", "%1247 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k506_sum", "%1249 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k507_sum", "%1250 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k524_fused_scale_mul_sum_mul", "%1260 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k528_fused_add_mul_mul_id", "%1264 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k531_fused_scale_sum_neg", "%1267 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k533_fused_add_id", "%1269 fused:add_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k504_sum", "%1271 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k506_sum", "%1273 reduce [64,1,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k507_sum", "%1274 reduce [64,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k541_permute", "%1277 permute [64,B,256]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k634_matmul", "%1279 matmul [64,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k635_matmul", "%1280 matmul [288,256*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k637_col2im", "%1282 col2im [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k639_fused_mul_step", "%1284 fused:mul_step [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k640_sum", "%1285 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k642_sum", "%1287 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k643_sum", "%1288 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k645_mul", "%1290 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k646_mul", "%1291 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k640_sum", "%1292 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k642_sum", "%1294 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k643_sum", "%1295 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k660_fused_scale_mul_sum_mul", "%1305 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k664_fused_add_mul_mul_id", "%1309 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k667_fused_scale_sum_neg", "%1312 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k669_fused_add_id", "%1314 fused:add_id [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k640_sum", "%1316 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k642_sum", "%1318 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k643_sum", "%1319 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k677_permute", "%1322 permute [32,B,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k679_matmul", "%1324 matmul [32,288]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k680_matmul", "%1325 matmul [288,1024*B]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k682_col2im", "%1327 col2im [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k639_fused_mul_step", "%1329 fused:mul_step [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k640_sum", "%1330 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k642_sum", "%1332 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k643_sum", "%1333 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k645_mul", "%1335 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k646_mul", "%1336 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k640_sum", "%1337 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k642_sum", "%1339 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k643_sum", "%1340 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k660_fused_scale_mul_sum_mul", "%1350 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k664_fused_add_mul_mul_id", "%1354 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k667_fused_scale_sum_neg", "%1357 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k669_fused_add_id", "%1359 fused:add_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k640_sum", "%1361 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k642_sum", "%1363 reduce [32,1,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k643_sum", "%1364 reduce [32,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k677_permute", "%1367 permute [32,B,1024]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k679_matmul", "%1369 matmul [32,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k680_matmul", "%1370 matmul [288,1024*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k682_col2im", "%1372 col2im [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k730_fused_mul_add_step", "%1375 fused:mul_add_step [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k640_sum", "%1376 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k642_sum", "%1378 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k643_sum", "%1379 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k645_mul", "%1381 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k646_mul", "%1382 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k640_sum", "%1383 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k642_sum", "%1385 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k643_sum", "%1386 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k660_fused_scale_mul_sum_mul", "%1396 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k664_fused_add_mul_mul_id", "%1400 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k667_fused_scale_sum_neg", "%1403 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k669_fused_add_id", "%1405 fused:add_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k640_sum", "%1407 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k642_sum", "%1409 reduce [32,1,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k643_sum", "%1410 reduce [32,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k677_permute", "%1413 permute [32,B,1024]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k679_matmul", "%1415 matmul [32,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k680_matmul", "%1416 matmul [288,1024*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k773_col2im", "%1418 col2im [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k775_fused_mul_step", "%1420 fused:mul_step [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k776_sum", "%1421 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k778_sum", "%1423 reduce [32,1,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k779_sum", "%1424 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k781_mul", "%1426 map:mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k782_mul", "%1427 map:mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k776_sum", "%1428 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k778_sum", "%1430 reduce [32,1,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k779_sum", "%1431 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k796_fused_scale_mul_sum_mul", "%1441 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k800_fused_add_mul_mul_id", "%1445 fused:add_mul_mul_id [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k803_fused_scale_sum_neg", "%1448 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k805_fused_add_id", "%1450 fused:add_id [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k776_sum", "%1452 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k778_sum", "%1454 reduce [32,1,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k779_sum", "%1455 reduce [32,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k813_permute", "%1458 permute [32,B,4096]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k815_matmul", "%1460 matmul [32,9]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_k6_conv2d", "%9 conv2d [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k11_fused_scale_sum", "%14 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k12_sub", "%15 map:sub [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k17_fused_rsqrt_addc_scale_sum", "%20 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k18_mul", "%21 map:mul [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k23_fused_add_mul", "%26 fused:add_mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k24_relu", "%27 map:relu [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 0, 0, 0, 0, 0},
+    {"convirt_image_k27_conv2d", "%30 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k32_fused_scale_sum", "%35 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k33_sub", "%36 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k38_fused_rsqrt_addc_scale_sum", "%41 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k39_mul", "%42 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k44_fused_add_mul", "%47 fused:add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k45_relu", "%48 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"convirt_image_k48_conv2d", "%51 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k32_fused_scale_sum", "%56 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k33_sub", "%57 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k38_fused_rsqrt_addc_scale_sum", "%62 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k39_mul", "%63 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k44_fused_add_mul", "%68 fused:add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k45_relu", "%69 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_image_k48_conv2d", "%72 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k32_fused_scale_sum", "%77 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k33_sub", "%78 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k38_fused_rsqrt_addc_scale_sum", "%83 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k39_mul", "%84 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k87_fused_add_add_mul", "%90 fused:add_add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k45_relu", "%91 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"convirt_image_k91_conv2d", "%94 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k96_fused_scale_sum", "%99 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k97_sub", "%100 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k102_fused_rsqrt_addc_scale_sum", "%105 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k103_mul", "%106 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k108_fused_add_mul", "%111 fused:add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k109_relu", "%112 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"convirt_image_k112_conv2d", "%115 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k96_fused_scale_sum", "%120 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k97_sub", "%121 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k102_fused_rsqrt_addc_scale_sum", "%126 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k103_mul", "%127 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k108_fused_add_mul", "%132 fused:add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k109_relu", "%133 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_image_k112_conv2d", "%136 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k96_fused_scale_sum", "%141 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k97_sub", "%142 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k102_fused_rsqrt_addc_scale_sum", "%147 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k103_mul", "%148 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k151_fused_add_add_mul", "%154 fused:add_add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k109_relu", "%155 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"convirt_image_k155_conv2d", "%158 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k160_fused_scale_sum", "%163 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k161_sub", "%164 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k166_fused_rsqrt_addc_scale_sum", "%169 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k167_mul", "%170 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k172_fused_add_mul", "%175 fused:add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k173_relu", "%176 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"convirt_image_k176_conv2d", "%179 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k160_fused_scale_sum", "%184 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k161_sub", "%185 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k166_fused_rsqrt_addc_scale_sum", "%190 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k167_mul", "%191 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k172_fused_add_mul", "%196 fused:add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k173_relu", "%197 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_image_k176_conv2d", "%200 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k160_fused_scale_sum", "%205 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k161_sub", "%206 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k166_fused_rsqrt_addc_scale_sum", "%211 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k167_mul", "%212 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k215_fused_add_add_mul", "%218 fused:add_add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k173_relu", "%219 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"convirt_image_k218_permute", "%221 permute [B,64,128]", "graphs/lib/image_encoder.lua:33", 0, 0, 0, 0, 0},
+    {"convirt_image_k225_sum", "%228 reduce [B,1,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
+    {"convirt_image_k227_scale", "%230 map:scale [B,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
+    {"convirt_image_k231_matmul_add", "%234 matmul+add [B,128]", "graphs/lib/image_encoder.lua:36", 0, 0, 0, 0, 0},
+    {"convirt_k237_gather", "%237 gather [T,40,128]", "graphs/lib/text_encoder.lua:32", 0, 0, 0, 0, 0},
+    {"convirt_k238_add", "%238 map:add [T,40,128]", "graphs/lib/text_encoder.lua:32", 0, 0, 0, 0, 0},
+    {"convirt_k242_fused_scale_sum", "%242 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k243_sub", "%243 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k248_fused_rsqrt_addc_scale_sum", "%248 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k249_mul", "%249 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k251_fused_add_mul", "%251 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k257_matmul_add", "%257 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_k259_permute", "%259 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_k257_matmul_add", "%265 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_k259_permute", "%267 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_k257_matmul_add", "%273 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_k259_permute", "%275 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_k282_fused_scale_addc_neg", "%282 fused:scale_addc_neg [T,1,1,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k283_matmul_add_mul_scale", "%283 matmul+add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k284_max", "%284 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k287_fused_exp_sub", "%287 fused:exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k288_mul", "%288 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k289_sum", "%289 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k290_clampmin", "%290 map:clampmin [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k291_div", "%291 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k292_matmul", "%292 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_k293_permute", "%293 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0},
+    {"convirt_k301_matmul_add_add", "%301 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k242_fused_scale_sum", "%305 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k243_sub", "%306 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k248_fused_rsqrt_addc_scale_sum", "%311 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k249_mul", "%312 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k251_fused_add_mul", "%314 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k320_matmul_add", "%320 matmul+add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k321_gelu", "%321 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"convirt_k328_matmul_add_add", "%328 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"convirt_k242_fused_scale_sum", "%332 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k243_sub", "%333 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k248_fused_rsqrt_addc_scale_sum", "%338 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k249_mul", "%339 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k251_fused_add_mul", "%341 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k257_matmul_add", "%347 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_k259_permute", "%349 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_k257_matmul_add", "%355 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_k259_permute", "%357 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_k257_matmul_add", "%363 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_k259_permute", "%365 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_k283_matmul_add_mul_scale", "%373 matmul+add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k284_max", "%374 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k287_fused_exp_sub", "%377 fused:exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k288_mul", "%378 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k289_sum", "%379 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k290_clampmin", "%380 map:clampmin [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k291_div", "%381 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k292_matmul", "%382 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_k293_permute", "%383 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0},
+    {"convirt_k301_matmul_add_add", "%391 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k242_fused_scale_sum", "%395 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k243_sub", "%396 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k248_fused_rsqrt_addc_scale_sum", "%401 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k249_mul", "%402 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k251_fused_add_mul", "%404 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k320_matmul_add", "%410 matmul+add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k321_gelu", "%411 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"convirt_k328_matmul_add_add", "%418 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"convirt_k242_fused_scale_sum", "%422 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"convirt_k243_sub", "%423 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"convirt_k248_fused_rsqrt_addc_scale_sum", "%428 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"convirt_k249_mul", "%429 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"convirt_k251_fused_add_mul", "%431 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"convirt_k432_slice", "%432 slice [T,1,128]", "graphs/lib/text_encoder.lua:35", 0, 0, 0, 0, 0},
+    {"convirt_k437_matmul_add", "%437 matmul+add [T,128]", "graphs/lib/text_encoder.lua:36", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k7_fused_sum_square", "%446 fused:sum_square [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k9_fused_rsqrt_clampmin", "%448 fused:rsqrt_clampmin [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k10_mul", "%449 map:mul [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k12_fused_sum_square", "%451 fused:sum_square [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k14_fused_rsqrt_clampmin", "%453 fused:rsqrt_clampmin [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k15_mul", "%454 map:mul [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k17_matmul_scale", "%456 matmul+scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k18_eye", "%457 eye [T,B]", "graphs/lib/losses.lua:9", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k19_max", "%458 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k22_fused_exp_sub", "%461 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k23_sum", "%462 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k24_clampmin", "%463 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k27_mul", "%466 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k30_max", "%469 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k33_fused_exp_sub", "%472 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k34_sum", "%473 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k35_clampmin", "%474 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k34_sum", "%478 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k23_sum", "%480 reduce [T,1]", "graphs/lib/losses.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k42_fused_mul_sub_add_log", "%481 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k43_sum", "%482 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k46_fused_scale_add_sum_sub", "%485 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k58_fill", "%551 fill []", "graphs/lib/model.lua:87", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k60_scale", "%553 map:scale [1,1]", "graphs/lib/losses.lua:16", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k61_id", "%554 map:id [1,B]", "graphs/lib/losses.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k63_fused_mul_id", "%556 fused:mul_id [T,1]", "graphs/lib/losses.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k65_neg", "%558 map:neg [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k71_fused_mul_div_step", "%564 fused:mul_div_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k77_neg", "%570 map:neg [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k84_fused_mul_div_step", "%577 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k90_fused_scale_add_add_add", "%583 fused:scale_add_add_add [T,B]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k91_matmul", "%584 matmul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k92_matmul", "%585 matmul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k101_fused_mul_mul_sum_mul", "%594 fused:mul_mul_sum_mul [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k105_fused_add_mul_mul_id", "%598 fused:add_mul_mul_id [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k114_fused_mul_mul_sum_mul", "%607 fused:mul_mul_sum_mul [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k118_fused_add_mul_mul_id", "%611 fused:add_mul_mul_id [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_k612_sum", "%612 reduce [1,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"convirt_k614_matmul", "%614 matmul [T,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"convirt_k615_matmul", "%615 matmul [128,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"convirt_k617_pad", "%617 pad [T,40,128]", "graphs/lib/text_encoder.lua:35", 1, 0, 0, 0, 0},
+    {"convirt_k618_sum", "%618 reduce [1,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k620_sum", "%620 reduce [1,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k622_mul", "%622 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k623_mul", "%623 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k618_sum", "%624 reduce [1,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k620_sum", "%626 reduce [1,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k635_fused_scale_mul_sum_mul", "%635 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k639_fused_add_mul_mul_id", "%639 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k642_fused_scale_sum_neg", "%642 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k644_fused_add_id", "%644 fused:add_id [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k618_sum", "%645 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k620_sum", "%647 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k651_matmul", "%651 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k654_matmul_mul_gelu_grad", "%654 matmul+mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k655_sum", "%655 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k657_sum", "%657 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k660_matmul", "%660 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k661_matmul", "%661 matmul [512,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k618_sum", "%663 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k620_sum", "%665 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k622_mul", "%667 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k623_mul", "%668 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k618_sum", "%669 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k620_sum", "%671 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k635_fused_scale_mul_sum_mul", "%680 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k639_fused_add_mul_mul_id", "%684 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k642_fused_scale_sum_neg", "%688 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k690_fused_add_add_id", "%690 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k618_sum", "%691 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k620_sum", "%693 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k696_matmul", "%696 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k697_matmul", "%697 matmul [128,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k259_permute", "%700 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:18", 1, 0, 0, 0, 0},
+    {"convirt_k702_matmul", "%702 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_k703_matmul_div", "%703 matmul+div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"convirt_k708_fused_mul_sum_neg_mul", "%708 fused:mul_sum_neg_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"convirt_k724_fused_scale_mul_mul_mul", "%724 fused:scale_mul_mul_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"convirt_k292_matmul", "%725 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"convirt_k702_matmul", "%726 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"convirt_k293_permute", "%727 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k618_sum", "%729 reduce [1,40,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k620_sum", "%731 reduce [1,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k697_matmul", "%735 matmul [128,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k293_permute", "%737 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k618_sum", "%739 reduce [1,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k620_sum", "%741 reduce [1,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k696_matmul", "%744 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k697_matmul", "%745 matmul [128,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k293_permute", "%748 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k618_sum", "%750 reduce [1,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k620_sum", "%752 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k696_matmul", "%755 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k697_matmul", "%756 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k758_matmul_add_add", "%758 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k618_sum", "%759 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k620_sum", "%761 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k622_mul", "%763 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k623_mul", "%764 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k618_sum", "%765 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k620_sum", "%767 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k635_fused_scale_mul_sum_mul", "%776 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k639_fused_add_mul_mul_id", "%780 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k642_fused_scale_sum_neg", "%784 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k690_fused_add_add_id", "%786 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k618_sum", "%787 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k620_sum", "%789 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k651_matmul", "%793 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k654_matmul_mul_gelu_grad", "%796 matmul+mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k655_sum", "%797 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k657_sum", "%799 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k660_matmul", "%802 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k661_matmul", "%803 matmul [512,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k618_sum", "%805 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k620_sum", "%807 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k622_mul", "%809 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k623_mul", "%810 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k618_sum", "%811 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k620_sum", "%813 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k635_fused_scale_mul_sum_mul", "%822 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k639_fused_add_mul_mul_id", "%826 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k642_fused_scale_sum_neg", "%830 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k690_fused_add_add_id", "%832 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k618_sum", "%833 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k620_sum", "%835 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k696_matmul", "%838 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k697_matmul", "%839 matmul [128,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k259_permute", "%842 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:18", 1, 0, 0, 0, 0},
+    {"convirt_k702_matmul", "%844 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_k703_matmul_div", "%845 matmul+div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"convirt_k708_fused_mul_sum_neg_mul", "%850 fused:mul_sum_neg_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"convirt_k724_fused_scale_mul_mul_mul", "%866 fused:scale_mul_mul_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"convirt_k292_matmul", "%867 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"convirt_k702_matmul", "%868 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"convirt_k293_permute", "%869 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k618_sum", "%871 reduce [1,40,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k620_sum", "%873 reduce [1,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k697_matmul", "%877 matmul [128,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k293_permute", "%879 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k618_sum", "%881 reduce [1,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k620_sum", "%883 reduce [1,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k696_matmul", "%886 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k697_matmul", "%887 matmul [128,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k293_permute", "%890 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k618_sum", "%892 reduce [1,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k620_sum", "%894 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k696_matmul", "%897 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k697_matmul", "%898 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k758_matmul_add_add", "%900 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k618_sum", "%901 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k620_sum", "%903 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k622_mul", "%905 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k623_mul", "%906 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k618_sum", "%907 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k620_sum", "%909 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k635_fused_scale_mul_sum_mul", "%918 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k639_fused_add_mul_mul_id", "%922 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k642_fused_scale_sum_neg", "%926 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k690_fused_add_add_id", "%928 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k618_sum", "%929 reduce [1,40,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0},
+    {"convirt_k931_scatter_add", "%931 scatter_add [1024,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k278_sum", "%932 reduce [1,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k281_matmul", "%935 matmul [128,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k282_matmul_scale", "%936 matmul+scale [B,128]", "graphs/lib/image_encoder.lua:35", 1, 0, 0, 0, 0},
+    {"convirt_k938_id", "%938 map:id [B,64,128]", "graphs/lib/image_encoder.lua:35", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k294_permute", "%939 permute [B,128,64]", "graphs/lib/image_encoder.lua:33", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k297_fused_mul_step", "%942 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k285_sum", "%943 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k300_sum", "%945 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k301_sum", "%946 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k303_mul", "%948 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k304_mul", "%949 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k285_sum", "%950 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k300_sum", "%952 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k301_sum", "%953 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k318_fused_scale_mul_sum_mul", "%963 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k322_fused_add_mul_mul_id", "%967 fused:add_mul_mul_id [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k325_fused_scale_sum_neg", "%970 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k327_fused_add_id", "%972 fused:add_id [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k330_sum", "%975 reduce [B,128,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k278_sum", "%976 reduce [1,128,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k333_conv2d_input_grad", "%978 conv2d_input_grad [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k334_conv2d_weight_grad", "%979 conv2d_weight_grad [128,128,3,3]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k297_fused_mul_step", "%981 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k285_sum", "%982 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k300_sum", "%984 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k301_sum", "%985 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k303_mul", "%987 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k304_mul", "%988 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k285_sum", "%989 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k300_sum", "%991 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k301_sum", "%992 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k318_fused_scale_mul_sum_mul", "%1002 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k322_fused_add_mul_mul_id", "%1006 fused:add_mul_mul_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k325_fused_scale_sum_neg", "%1009 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k327_fused_add_id", "%1011 fused:add_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k330_sum", "%1014 reduce [B,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k278_sum", "%1015 reduce [1,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k333_conv2d_input_grad", "%1017 conv2d_input_grad [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k334_conv2d_weight_grad", "%1018 conv2d_weight_grad [128,128,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k376_fused_mul_add_step", "%1021 fused:mul_add_step [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k285_sum", "%1022 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k300_sum", "%1024 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k301_sum", "%1025 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k303_mul", "%1027 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k304_mul", "%1028 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k285_sum", "%1029 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k300_sum", "%1031 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k301_sum", "%1032 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k318_fused_scale_mul_sum_mul", "%1042 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k322_fused_add_mul_mul_id", "%1046 fused:add_mul_mul_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k325_fused_scale_sum_neg", "%1049 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k327_fused_add_id", "%1051 fused:add_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k330_sum", "%1054 reduce [B,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k278_sum", "%1055 reduce [1,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k412_conv2d_input_grad", "%1057 conv2d_input_grad [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k413_conv2d_weight_grad", "%1058 conv2d_weight_grad [128,64,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k415_fused_mul_step", "%1060 fused:mul_step [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k416_sum", "%1061 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k418_sum", "%1063 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k419_sum", "%1064 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k421_mul", "%1066 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k422_mul", "%1067 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k416_sum", "%1068 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k418_sum", "%1070 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k419_sum", "%1071 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k436_fused_scale_mul_sum_mul", "%1081 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k440_fused_add_mul_mul_id", "%1085 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k443_fused_scale_sum_neg", "%1088 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k445_fused_add_id", "%1090 fused:add_id [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k448_sum", "%1093 reduce [B,64,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k449_sum", "%1094 reduce [1,64,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k451_conv2d_input_grad", "%1096 conv2d_input_grad [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k452_conv2d_weight_grad", "%1097 conv2d_weight_grad [64,64,3,3]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k415_fused_mul_step", "%1099 fused:mul_step [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k416_sum", "%1100 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k418_sum", "%1102 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k419_sum", "%1103 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k421_mul", "%1105 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k422_mul", "%1106 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k416_sum", "%1107 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k418_sum", "%1109 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k419_sum", "%1110 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k436_fused_scale_mul_sum_mul", "%1120 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k440_fused_add_mul_mul_id", "%1124 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k443_fused_scale_sum_neg", "%1127 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k445_fused_add_id", "%1129 fused:add_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k448_sum", "%1132 reduce [B,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k449_sum", "%1133 reduce [1,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k451_conv2d_input_grad", "%1135 conv2d_input_grad [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k452_conv2d_weight_grad", "%1136 conv2d_weight_grad [64,64,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k494_fused_mul_add_step", "%1139 fused:mul_add_step [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k416_sum", "%1140 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k418_sum", "%1142 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k419_sum", "%1143 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k421_mul", "%1145 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k422_mul", "%1146 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k416_sum", "%1147 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k418_sum", "%1149 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k419_sum", "%1150 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k436_fused_scale_mul_sum_mul", "%1160 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k440_fused_add_mul_mul_id", "%1164 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k443_fused_scale_sum_neg", "%1167 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k445_fused_add_id", "%1169 fused:add_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k448_sum", "%1172 reduce [B,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k449_sum", "%1173 reduce [1,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k530_conv2d_input_grad", "%1175 conv2d_input_grad [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k531_conv2d_weight_grad", "%1176 conv2d_weight_grad [64,32,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k533_fused_mul_step", "%1178 fused:mul_step [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k534_sum", "%1179 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k536_sum", "%1181 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k537_sum", "%1182 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k539_mul", "%1184 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k540_mul", "%1185 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k534_sum", "%1186 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k536_sum", "%1188 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k537_sum", "%1189 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k554_fused_scale_mul_sum_mul", "%1199 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k558_fused_add_mul_mul_id", "%1203 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k561_fused_scale_sum_neg", "%1206 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k563_fused_add_id", "%1208 fused:add_id [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k566_sum", "%1211 reduce [B,32,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k567_sum", "%1212 reduce [1,32,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k569_conv2d_input_grad", "%1214 conv2d_input_grad [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k570_conv2d_weight_grad", "%1215 conv2d_weight_grad [32,32,3,3]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k533_fused_mul_step", "%1217 fused:mul_step [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k534_sum", "%1218 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k536_sum", "%1220 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k537_sum", "%1221 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k539_mul", "%1223 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k540_mul", "%1224 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k534_sum", "%1225 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k536_sum", "%1227 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k537_sum", "%1228 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k554_fused_scale_mul_sum_mul", "%1238 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k558_fused_add_mul_mul_id", "%1242 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k561_fused_scale_sum_neg", "%1245 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k563_fused_add_id", "%1247 fused:add_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k566_sum", "%1250 reduce [B,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k567_sum", "%1251 reduce [1,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k569_conv2d_input_grad", "%1253 conv2d_input_grad [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k570_conv2d_weight_grad", "%1254 conv2d_weight_grad [32,32,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k612_fused_mul_add_step", "%1257 fused:mul_add_step [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k534_sum", "%1258 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k536_sum", "%1260 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k537_sum", "%1261 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k539_mul", "%1263 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k540_mul", "%1264 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k534_sum", "%1265 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k536_sum", "%1267 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k537_sum", "%1268 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k554_fused_scale_mul_sum_mul", "%1278 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k558_fused_add_mul_mul_id", "%1282 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k561_fused_scale_sum_neg", "%1285 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k563_fused_add_id", "%1287 fused:add_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k566_sum", "%1290 reduce [B,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k567_sum", "%1291 reduce [1,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k648_conv2d_input_grad", "%1293 conv2d_input_grad [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k649_conv2d_weight_grad", "%1294 conv2d_weight_grad [32,32,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k651_fused_mul_step", "%1296 fused:mul_step [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k652_sum", "%1297 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k654_sum", "%1299 reduce [32,1,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k655_sum", "%1300 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k657_mul", "%1302 map:mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k658_mul", "%1303 map:mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k652_sum", "%1304 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k654_sum", "%1306 reduce [32,1,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k655_sum", "%1307 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k672_fused_scale_mul_sum_mul", "%1317 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k676_fused_add_mul_mul_id", "%1321 fused:add_mul_mul_id [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k679_fused_scale_sum_neg", "%1324 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k681_fused_add_id", "%1326 fused:add_id [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k684_sum", "%1329 reduce [B,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k567_sum", "%1330 reduce [1,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k688_conv2d_weight_grad", "%1333 conv2d_weight_grad [32,1,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
 };
-const reclf_prof_table reclf_profile_convirt = {537, prof};
+const reclf_prof_table reclf_profile_convirt = {478, prof};
 #define CALL(i, fl, by, call) do { double t0_ = reclf_prof_now(); call; prof[i].seconds += reclf_prof_now() - t0_; \
     prof[i].calls++; prof[i].flops += (fl); prof[i].bytes += (double)(by); } while (0)
 #else
@@ -564,638 +505,579 @@ const reclf_prof_table reclf_profile_convirt = {537, prof};
 static size_t arena_bytes(const long *dims) {
     const long B = dims[0]; (void)B;
     const long T = dims[1]; (void)T;
-    return sizeof(real) * (size_t)(1189680 + 2400416*B + 80*B*T + 236400*T);
+    return sizeof(real) * (size_t)(5922544 + 1224864*B + 80*B*T + 236400*T);
 }
 
 static void forward(void *arena, const real *P, void *const *inputs, const long *dims) {
     const long B = dims[0]; (void)B;
     const long T = dims[1]; (void)T;
     real *A = arena; (void)A; (void)P; (void)inputs;
-    CALL(0, (double)8192*B, sizeof(real)*((double)4096*B + (double)4096*B), convirt_image_k3_fused_scale_addc(A + 1189680, (real *)inputs[0], B)); /* %6 fused:scale_addc [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
-    CALL(1, 0, sizeof(real)*((double)36864*B + (double)4096*B), convirt_image_k6_im2col(A + 1189680 + 1794048*B, A + 1189680, B)); /* %9 im2col [9,4096*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(2, (double)2359296*B, sizeof(real)*((double)131072*B + (double)288 + (double)36864*B), convirt_image_k8_matmul(A + 1189680, (real *)P + 0, A + 1189680 + 1794048*B, B)); /* %11 matmul [32,4096*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(3, 0, sizeof(real)*((double)131072*B + (double)131072*B), convirt_image_k10_permute(A + 1189680 + 131072*B, A + 1189680, B)); /* %13 permute [B,32,4096]  graphs/lib/image_encoder.lua:6 */
-    CALL(4, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), convirt_image_k13_add(A + 1189680, A + 1189680 + 131072*B, (real *)P + 288, B)); /* %16 map:add [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(5, (double)131080*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_k18_fused_scale_sum(A + 1189680 + 1310720*B, A + 1189680, B)); /* %21 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(6, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_k19_sub(A + 1189680 + 1179648*B, A + 1189680, A + 1189680 + 1310720*B, B)); /* %22 map:sub [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(7, (double)262168*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_k24_fused_rsqrt_addc_scale_sum(A + 1189680 + 2400256*B, A + 1189680 + 1179648*B, B)); /* %27 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(8, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_k25_mul(A + 1189680 + 1310720*B, A + 1189680 + 1179648*B, A + 1189680 + 2400256*B, B)); /* %28 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(9, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32 + (double)32), convirt_image_vjp_k30_fused_add_mul(A + 1189680 + 1441792*B, A + 1189680 + 1310720*B, (real *)P + 320, (real *)P + 352, B)); /* %33 fused:add_mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(10, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), convirt_image_vjp_k31_relu(A + 1189680 + 294912*B, A + 1189680 + 1441792*B, B)); /* %34 map:relu [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
-    CALL(11, 0, sizeof(real)*((double)294912*B + (double)131072*B), convirt_image_k34_im2col(A + 1189680, A + 1189680 + 294912*B, B)); /* %37 im2col [288,1024*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(12, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), convirt_image_k36_matmul(A + 1189680 + 1572864*B, (real *)P + 384, A + 1189680, B)); /* %39 matmul [32,1024*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(13, 0, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_k38_permute(A + 1189680 + 1605632*B, A + 1189680 + 1572864*B, B)); /* %41 permute [B,32,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(14, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_k41_add(A + 1189680 + 1572864*B, A + 1189680 + 1605632*B, (real *)P + 9600, B)); /* %44 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(15, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k46_fused_scale_sum(A + 1189680 + 1830912*B, A + 1189680 + 1572864*B, B)); /* %49 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(16, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k47_sub(A + 1189680 + 1867776*B, A + 1189680 + 1572864*B, A + 1189680 + 1830912*B, B)); /* %50 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(17, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k52_fused_rsqrt_addc_scale_sum(A + 1189680 + 2400272*B, A + 1189680 + 1867776*B, B)); /* %55 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(18, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k53_mul(A + 1189680 + 1900544*B, A + 1189680 + 1867776*B, A + 1189680 + 2400272*B, B)); /* %56 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(19, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_vjp_k58_fused_add_mul(A + 1189680 + 1933312*B, A + 1189680 + 1900544*B, (real *)P + 9632, (real *)P + 9664, B)); /* %61 fused:add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(20, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k59_relu(A + 1189680 + 1830912*B, A + 1189680 + 1933312*B, B)); /* %62 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
-    CALL(21, 0, sizeof(real)*((double)294912*B + (double)32768*B), convirt_image_k62_im2col(A + 1189680 + 294912*B, A + 1189680 + 1830912*B, B)); /* %65 im2col [288,1024*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(22, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), convirt_image_k36_matmul(A + 1189680 + 1572864*B, (real *)P + 9696, A + 1189680 + 294912*B, B)); /* %67 matmul [32,1024*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(23, 0, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_k38_permute(A + 1189680 + 1605632*B, A + 1189680 + 1572864*B, B)); /* %69 permute [B,32,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(24, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_k41_add(A + 1189680 + 1572864*B, A + 1189680 + 1605632*B, (real *)P + 18912, B)); /* %72 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(25, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k46_fused_scale_sum(A + 1189680 + 1863680*B, A + 1189680 + 1572864*B, B)); /* %77 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(26, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k47_sub(A + 1189680 + 1966080*B, A + 1189680 + 1572864*B, A + 1189680 + 1863680*B, B)); /* %78 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(27, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k52_fused_rsqrt_addc_scale_sum(A + 1189680 + 2400288*B, A + 1189680 + 1966080*B, B)); /* %83 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(28, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k53_mul(A + 1189680 + 1998848*B, A + 1189680 + 1966080*B, A + 1189680 + 2400288*B, B)); /* %84 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(29, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_vjp_k58_fused_add_mul(A + 1189680 + 2031616*B, A + 1189680 + 1998848*B, (real *)P + 18944, (real *)P + 18976, B)); /* %89 fused:add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(30, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k59_relu(A + 1189680 + 1572864*B, A + 1189680 + 2031616*B, B)); /* %90 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
-    CALL(31, 0, sizeof(real)*((double)294912*B + (double)32768*B), convirt_image_k62_im2col(A + 1189680 + 589824*B, A + 1189680 + 1572864*B, B)); /* %93 im2col [288,1024*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(32, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), convirt_image_k36_matmul(A + 1189680 + 1572864*B, (real *)P + 19008, A + 1189680 + 589824*B, B)); /* %95 matmul [32,1024*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(33, 0, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_k38_permute(A + 1189680 + 1605632*B, A + 1189680 + 1572864*B, B)); /* %97 permute [B,32,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(34, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_k41_add(A + 1189680 + 1572864*B, A + 1189680 + 1605632*B, (real *)P + 28224, B)); /* %100 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(35, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k46_fused_scale_sum(A + 1189680 + 1863680*B, A + 1189680 + 1572864*B, B)); /* %105 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(36, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k47_sub(A + 1189680 + 2064384*B, A + 1189680 + 1572864*B, A + 1189680 + 1863680*B, B)); /* %106 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(37, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k52_fused_rsqrt_addc_scale_sum(A + 1189680 + 2400304*B, A + 1189680 + 2064384*B, B)); /* %111 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(38, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k53_mul(A + 1189680 + 2097152*B, A + 1189680 + 2064384*B, A + 1189680 + 2400304*B, B)); /* %112 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(39, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_vjp_k115_fused_add_add_mul(A + 1189680 + 2129920*B, A + 1189680 + 1830912*B, A + 1189680 + 2097152*B, (real *)P + 28256, (real *)P + 28288, B)); /* %118 fused:add_add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:14 */
-    CALL(40, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k59_relu(A + 1189680 + 1830912*B, A + 1189680 + 2129920*B, B)); /* %119 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
-    CALL(41, 0, sizeof(real)*((double)73728*B + (double)32768*B), convirt_image_k119_im2col(A + 1189680 + 1572864*B, A + 1189680 + 1830912*B, B)); /* %122 im2col [288,256*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(42, (double)9437184*B, sizeof(real)*((double)16384*B + (double)18432 + (double)73728*B), convirt_image_k121_matmul(A + 1189680 + 1830912*B, (real *)P + 28320, A + 1189680 + 1572864*B, B)); /* %124 matmul [64,256*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(43, 0, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_k123_permute(A + 1189680 + 1847296*B, A + 1189680 + 1830912*B, B)); /* %126 permute [B,64,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(44, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_k126_add(A + 1189680 + 1830912*B, A + 1189680 + 1847296*B, (real *)P + 46752, B)); /* %129 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(45, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k131_fused_scale_sum(A + 1189680 + 1847296*B, A + 1189680 + 1830912*B, B)); /* %134 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(46, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k132_sub(A + 1189680 + 2162688*B, A + 1189680 + 1830912*B, A + 1189680 + 1847296*B, B)); /* %135 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(47, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k137_fused_rsqrt_addc_scale_sum(A + 1189680 + 2400320*B, A + 1189680 + 2162688*B, B)); /* %140 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(48, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k138_mul(A + 1189680 + 2179072*B, A + 1189680 + 2162688*B, A + 1189680 + 2400320*B, B)); /* %141 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(49, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_vjp_k143_fused_add_mul(A + 1189680 + 2195456*B, A + 1189680 + 2179072*B, (real *)P + 46816, (real *)P + 46880, B)); /* %146 fused:add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(50, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k144_relu(A + 1189680 + 1830912*B, A + 1189680 + 2195456*B, B)); /* %147 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
-    CALL(51, 0, sizeof(real)*((double)147456*B + (double)16384*B), convirt_image_k147_im2col(A + 1189680 + 884736*B, A + 1189680 + 1830912*B, B)); /* %150 im2col [576,256*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(52, (double)18874368*B, sizeof(real)*((double)16384*B + (double)36864 + (double)147456*B), convirt_image_k149_matmul(A + 1189680 + 1847296*B, (real *)P + 46944, A + 1189680 + 884736*B, B)); /* %152 matmul [64,256*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(53, 0, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_k123_permute(A + 1189680 + 1032192*B, A + 1189680 + 1847296*B, B)); /* %154 permute [B,64,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(54, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_k126_add(A + 1189680 + 1847296*B, A + 1189680 + 1032192*B, (real *)P + 83808, B)); /* %157 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(55, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k131_fused_scale_sum(A + 1189680 + 1863680*B, A + 1189680 + 1847296*B, B)); /* %162 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(56, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k132_sub(A + 1189680 + 2211840*B, A + 1189680 + 1847296*B, A + 1189680 + 1863680*B, B)); /* %163 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(57, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k137_fused_rsqrt_addc_scale_sum(A + 1189680 + 2400336*B, A + 1189680 + 2211840*B, B)); /* %168 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(58, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k138_mul(A + 1189680 + 2228224*B, A + 1189680 + 2211840*B, A + 1189680 + 2400336*B, B)); /* %169 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(59, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_vjp_k143_fused_add_mul(A + 1189680 + 2244608*B, A + 1189680 + 2228224*B, (real *)P + 83872, (real *)P + 83936, B)); /* %174 fused:add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(60, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k144_relu(A + 1189680 + 1847296*B, A + 1189680 + 2244608*B, B)); /* %175 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
-    CALL(61, 0, sizeof(real)*((double)147456*B + (double)16384*B), convirt_image_k147_im2col(A + 1189680 + 1032192*B, A + 1189680 + 1847296*B, B)); /* %178 im2col [576,256*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(62, (double)18874368*B, sizeof(real)*((double)16384*B + (double)36864 + (double)147456*B), convirt_image_k149_matmul(A + 1189680 + 1847296*B, (real *)P + 84000, A + 1189680 + 1032192*B, B)); /* %180 matmul [64,256*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(63, 0, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_k123_permute(A + 1189680 + 1646592*B, A + 1189680 + 1847296*B, B)); /* %182 permute [B,64,256]  graphs/lib/image_encoder.lua:13 */
-    CALL(64, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_k126_add(A + 1189680 + 1847296*B, A + 1189680 + 1646592*B, (real *)P + 120864, B)); /* %185 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(65, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k131_fused_scale_sum(A + 1189680 + 1863680*B, A + 1189680 + 1847296*B, B)); /* %190 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(66, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k132_sub(A + 1189680 + 2260992*B, A + 1189680 + 1847296*B, A + 1189680 + 1863680*B, B)); /* %191 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(67, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k137_fused_rsqrt_addc_scale_sum(A + 1189680 + 2400352*B, A + 1189680 + 2260992*B, B)); /* %196 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(68, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k138_mul(A + 1189680 + 2277376*B, A + 1189680 + 2260992*B, A + 1189680 + 2400352*B, B)); /* %197 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(69, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_vjp_k200_fused_add_add_mul(A + 1189680 + 2293760*B, A + 1189680 + 1830912*B, A + 1189680 + 2277376*B, (real *)P + 120928, (real *)P + 120992, B)); /* %203 fused:add_add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:14 */
-    CALL(70, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k144_relu(A + 1189680 + 1646592*B, A + 1189680 + 2293760*B, B)); /* %204 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
-    CALL(71, 0, sizeof(real)*((double)36864*B + (double)16384*B), convirt_image_k204_im2col(A + 1189680 + 1830912*B, A + 1189680 + 1646592*B, B)); /* %207 im2col [576,64*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(72, (double)9437184*B, sizeof(real)*((double)8192*B + (double)73728 + (double)36864*B), convirt_image_k206_matmul(A + 1189680 + 1646592*B, (real *)P + 121056, A + 1189680 + 1830912*B, B)); /* %209 matmul [128,64*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(73, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k208_permute(A + 1189680 + 1654784*B, A + 1189680 + 1646592*B, B)); /* %211 permute [B,128,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(74, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_k211_add(A + 1189680 + 1646592*B, A + 1189680 + 1654784*B, (real *)P + 194784, B)); /* %214 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(75, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k216_fused_scale_sum(A + 1189680 + 2318336*B, A + 1189680 + 1646592*B, B)); /* %219 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(76, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k217_sub(A + 1189680 + 2310144*B, A + 1189680 + 1646592*B, A + 1189680 + 2318336*B, B)); /* %220 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(77, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k222_fused_rsqrt_addc_scale_sum(A + 1189680 + 2400368*B, A + 1189680 + 2310144*B, B)); /* %225 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(78, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k223_mul(A + 1189680 + 2318336*B, A + 1189680 + 2310144*B, A + 1189680 + 2400368*B, B)); /* %226 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(79, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_vjp_k228_fused_add_mul(A + 1189680 + 2326528*B, A + 1189680 + 2318336*B, (real *)P + 194912, (real *)P + 195040, B)); /* %231 fused:add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(80, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k229_relu(A + 1189680 + 2334720*B, A + 1189680 + 2326528*B, B)); /* %232 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
-    CALL(81, 0, sizeof(real)*((double)73728*B + (double)8192*B), convirt_image_k232_im2col(A + 1189680 + 1646592*B, A + 1189680 + 2334720*B, B)); /* %235 im2col [1152,64*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(82, (double)18874368*B, sizeof(real)*((double)8192*B + (double)147456 + (double)73728*B), convirt_image_k234_matmul(A + 1189680 + 1720320*B, (real *)P + 195168, A + 1189680 + 1646592*B, B)); /* %237 matmul [128,64*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(83, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k208_permute(A + 1189680 + 1728512*B, A + 1189680 + 1720320*B, B)); /* %239 permute [B,128,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(84, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_k211_add(A + 1189680 + 1720320*B, A + 1189680 + 1728512*B, (real *)P + 342624, B)); /* %242 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(85, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k216_fused_scale_sum(A + 1189680 + 2351104*B, A + 1189680 + 1720320*B, B)); /* %247 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(86, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k217_sub(A + 1189680 + 2342912*B, A + 1189680 + 1720320*B, A + 1189680 + 2351104*B, B)); /* %248 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(87, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k222_fused_rsqrt_addc_scale_sum(A + 1189680 + 2400384*B, A + 1189680 + 2342912*B, B)); /* %253 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(88, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k223_mul(A + 1189680 + 2351104*B, A + 1189680 + 2342912*B, A + 1189680 + 2400384*B, B)); /* %254 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(89, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_vjp_k228_fused_add_mul(A + 1189680 + 2359296*B, A + 1189680 + 2351104*B, (real *)P + 342752, (real *)P + 342880, B)); /* %259 fused:add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(90, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k229_relu(A + 1189680 + 2367488*B, A + 1189680 + 2359296*B, B)); /* %260 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
-    CALL(91, 0, sizeof(real)*((double)73728*B + (double)8192*B), convirt_image_k232_im2col(A + 1189680 + 1720320*B, A + 1189680 + 2367488*B, B)); /* %263 im2col [1152,64*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(92, (double)18874368*B, sizeof(real)*((double)8192*B + (double)147456 + (double)73728*B), convirt_image_k234_matmul(A + 1189680 + 2367488*B, (real *)P + 343008, A + 1189680 + 1720320*B, B)); /* %265 matmul [128,64*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(93, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k208_permute(A + 1189680 + 2375680*B, A + 1189680 + 2367488*B, B)); /* %267 permute [B,128,64]  graphs/lib/image_encoder.lua:13 */
-    CALL(94, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_k211_add(A + 1189680 + 2367488*B, A + 1189680 + 2375680*B, (real *)P + 490464, B)); /* %270 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(95, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k216_fused_scale_sum(A + 1189680 + 2383872*B, A + 1189680 + 2367488*B, B)); /* %275 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(96, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k217_sub(A + 1189680 + 2375680*B, A + 1189680 + 2367488*B, A + 1189680 + 2383872*B, B)); /* %276 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(97, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k222_fused_rsqrt_addc_scale_sum(A + 1189680 + 2400400*B, A + 1189680 + 2375680*B, B)); /* %281 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(98, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k223_mul(A + 1189680 + 2367488*B, A + 1189680 + 2375680*B, A + 1189680 + 2400400*B, B)); /* %282 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(99, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_vjp_k285_fused_add_add_mul(A + 1189680 + 2383872*B, A + 1189680 + 2334720*B, A + 1189680 + 2367488*B, (real *)P + 490592, (real *)P + 490720, B)); /* %288 fused:add_add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:14 */
-    CALL(100, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k229_relu(A + 1189680 + 2334720*B, A + 1189680 + 2383872*B, B)); /* %289 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
-    CALL(101, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k288_permute(A + 1189680 + 2392064*B, A + 1189680 + 2334720*B, B)); /* %291 permute [B,64,128]  graphs/lib/image_encoder.lua:33 */
-    CALL(102, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_k295_sum(A + 1189680 + 2334720*B, A + 1189680 + 2392064*B, B)); /* %298 reduce [B,1,128]  graphs/lib/image_encoder.lua:35 */
-    CALL(103, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), convirt_image_k297_scale(A + 1189680 + 2334848*B, A + 1189680 + 2334720*B, B)); /* %300 map:scale [B,128]  graphs/lib/image_encoder.lua:35 */
-    CALL(104, (double)32896*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384 + (double)128), convirt_image_k301_matmul_add(A + 1189680 + 2334720*B, A + 1189680 + 2334848*B, (real *)P + 507360, (real *)P + 523744, B)); /* %304 matmul+add [B,128]  graphs/lib/image_encoder.lua:36 */
-    CALL(105, 0, sizeof(real)*((double)5120*T + (double)131072 + (double)40*T), convirt_k307_gather(A + 1189680 + 2400416*B + 80*B*T, (real *)P + 523872, (int32_t *)inputs[1], T)); /* %307 gather [T,40,128]  graphs/lib/text_encoder.lua:32 */
-    CALL(106, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120), convirt_k308_add(A + 1189680 + 2400416*B + 80*B*T + 6400*T, A + 1189680 + 2400416*B + 80*B*T, (real *)P + 654944, T)); /* %308 map:add [T,40,128]  graphs/lib/text_encoder.lua:32 */
-    CALL(107, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k312_fused_scale_sum(A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 6400*T, T)); /* %312 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(108, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k313_sub(A + 1189680 + 2400416*B + 80*B*T + 107520*T, A + 1189680 + 2400416*B + 80*B*T + 6400*T, A + 1189680 + 2400416*B + 80*B*T, T)); /* %313 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(109, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k318_fused_rsqrt_addc_scale_sum(A + 1189680 + 2400416*B + 80*B*T + 236160*T, A + 1189680 + 2400416*B + 80*B*T + 107520*T, T)); /* %318 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(110, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k319_mul(A + 1189680 + 2400416*B + 80*B*T + 112640*T, A + 1189680 + 2400416*B + 80*B*T + 107520*T, A + 1189680 + 2400416*B + 80*B*T + 236160*T, T)); /* %319 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(111, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k321_fused_add_mul(A + 1189680 + 2400416*B + 80*B*T + 117760*T, A + 1189680 + 2400416*B + 80*B*T + 112640*T, (real *)P + 660064, (real *)P + 660192, T)); /* %321 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(112, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k327_matmul_add(A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 117760*T, (real *)P + 660320, (real *)P + 676704, T)); /* %327 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(113, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k329_permute(A + 1189680 + 2400416*B + 80*B*T + 122880*T, A + 1189680 + 2400416*B + 80*B*T, T)); /* %329 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
-    CALL(114, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k327_matmul_add(A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 117760*T, (real *)P + 676832, (real *)P + 693216, T)); /* %335 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(115, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k329_permute(A + 1189680 + 2400416*B + 80*B*T + 128000*T, A + 1189680 + 2400416*B + 80*B*T, T)); /* %337 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
-    CALL(116, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k327_matmul_add(A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 117760*T, (real *)P + 693344, (real *)P + 709728, T)); /* %343 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(117, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k329_permute(A + 1189680 + 2400416*B + 80*B*T + 133120*T, A + 1189680 + 2400416*B + 80*B*T, T)); /* %345 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
-    CALL(118, (double)120*T, sizeof(real)*((double)40*T + (double)40*T), convirt_k352_fused_scale_addc_neg(A + 1189680 + 2400416*B + 80*B*T + 235840*T, (real *)inputs[2], T)); /* %352 fused:scale_addc_neg [T,1,1,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(119, (double)428800*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)40*T + (double)40*T), convirt_k353_matmul_add_mul_scale(A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 122880*T, A + 1189680 + 2400416*B + 80*B*T + 128000*T, (real *)inputs[2], A + 1189680 + 2400416*B + 80*B*T + 235840*T, T)); /* %353 matmul+add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(120, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), convirt_k354_max(A + 1189680 + 2400416*B + 80*B*T + 88320*T, A + 1189680 + 2400416*B + 80*B*T, T)); /* %354 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(121, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), convirt_k357_fused_exp_sub(A + 1189680 + 2400416*B + 80*B*T + 81920*T, A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 88320*T, T)); /* %357 fused:exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(122, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), convirt_k358_mul(A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 81920*T, (real *)inputs[2], T)); /* %358 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(123, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), convirt_k359_sum(A + 1189680 + 2400416*B + 80*B*T + 235520*T, A + 1189680 + 2400416*B + 80*B*T, T)); /* %359 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(124, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), convirt_k360_clampmin(A + 1189680 + 2400416*B + 80*B*T + 235680*T, A + 1189680 + 2400416*B + 80*B*T + 235520*T, T)); /* %360 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(125, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), convirt_k361_div(A + 1189680 + 2400416*B + 80*B*T + 88320*T, A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 235680*T, T)); /* %361 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(126, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k362_matmul(A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 88320*T, A + 1189680 + 2400416*B + 80*B*T + 133120*T, T)); /* %362 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    CALL(127, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k363_permute(A + 1189680 + 2400416*B + 80*B*T + 138240*T, A + 1189680 + 2400416*B + 80*B*T, T)); /* %363 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
-    CALL(128, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)128), convirt_k371_matmul_add_add(A + 1189680 + 2400416*B + 80*B*T + 94720*T, A + 1189680 + 2400416*B + 80*B*T + 138240*T, (real *)P + 709856, A + 1189680 + 2400416*B + 80*B*T + 6400*T, (real *)P + 726240, T)); /* %371 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(129, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k312_fused_scale_sum(A + 1189680 + 2400416*B + 80*B*T + 235888*T, A + 1189680 + 2400416*B + 80*B*T + 94720*T, T)); /* %375 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(130, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k313_sub(A + 1189680 + 2400416*B + 80*B*T + 143360*T, A + 1189680 + 2400416*B + 80*B*T + 94720*T, A + 1189680 + 2400416*B + 80*B*T + 235888*T, T)); /* %376 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(131, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k318_fused_rsqrt_addc_scale_sum(A + 1189680 + 2400416*B + 80*B*T + 236208*T, A + 1189680 + 2400416*B + 80*B*T + 143360*T, T)); /* %381 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(132, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k319_mul(A + 1189680 + 2400416*B + 80*B*T + 148480*T, A + 1189680 + 2400416*B + 80*B*T + 143360*T, A + 1189680 + 2400416*B + 80*B*T + 236208*T, T)); /* %382 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(133, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k321_fused_add_mul(A + 1189680 + 2400416*B + 80*B*T + 153600*T, A + 1189680 + 2400416*B + 80*B*T + 148480*T, (real *)P + 726368, (real *)P + 726496, T)); /* %384 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(134, (double)5263360*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)512), convirt_k390_matmul_add(A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 153600*T, (real *)P + 726624, (real *)P + 792160, T)); /* %390 matmul+add [T,40,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(135, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), convirt_k391_gelu(A + 1189680 + 2400416*B + 80*B*T + 20480*T, A + 1189680 + 2400416*B + 80*B*T, T)); /* %391 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(136, (double)5253120*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536 + (double)5120*T + (double)128), convirt_k398_matmul_add_add(A + 1189680 + 2400416*B + 80*B*T + 47360*T, A + 1189680 + 2400416*B + 80*B*T + 20480*T, (real *)P + 792672, A + 1189680 + 2400416*B + 80*B*T + 94720*T, (real *)P + 858208, T)); /* %398 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(137, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k312_fused_scale_sum(A + 1189680 + 2400416*B + 80*B*T + 235888*T, A + 1189680 + 2400416*B + 80*B*T + 47360*T, T)); /* %402 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(138, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k313_sub(A + 1189680 + 2400416*B + 80*B*T + 158720*T, A + 1189680 + 2400416*B + 80*B*T + 47360*T, A + 1189680 + 2400416*B + 80*B*T + 235888*T, T)); /* %403 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(139, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k318_fused_rsqrt_addc_scale_sum(A + 1189680 + 2400416*B + 80*B*T + 236256*T, A + 1189680 + 2400416*B + 80*B*T + 158720*T, T)); /* %408 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(140, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k319_mul(A + 1189680 + 2400416*B + 80*B*T + 163840*T, A + 1189680 + 2400416*B + 80*B*T + 158720*T, A + 1189680 + 2400416*B + 80*B*T + 236256*T, T)); /* %409 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(141, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k321_fused_add_mul(A + 1189680 + 2400416*B + 80*B*T + 168960*T, A + 1189680 + 2400416*B + 80*B*T + 163840*T, (real *)P + 858336, (real *)P + 858464, T)); /* %411 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(142, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k327_matmul_add(A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 168960*T, (real *)P + 858592, (real *)P + 874976, T)); /* %417 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(143, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k329_permute(A + 1189680 + 2400416*B + 80*B*T + 174080*T, A + 1189680 + 2400416*B + 80*B*T + 40960*T, T)); /* %419 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
-    CALL(144, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k327_matmul_add(A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 168960*T, (real *)P + 875104, (real *)P + 891488, T)); /* %425 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(145, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k329_permute(A + 1189680 + 2400416*B + 80*B*T + 179200*T, A + 1189680 + 2400416*B + 80*B*T + 40960*T, T)); /* %427 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
-    CALL(146, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k327_matmul_add(A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 168960*T, (real *)P + 891616, (real *)P + 908000, T)); /* %433 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(147, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k329_permute(A + 1189680 + 2400416*B + 80*B*T + 184320*T, A + 1189680 + 2400416*B + 80*B*T + 40960*T, T)); /* %435 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
-    CALL(148, (double)428800*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)40*T + (double)40*T), convirt_k353_matmul_add_mul_scale(A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 174080*T, A + 1189680 + 2400416*B + 80*B*T + 179200*T, (real *)inputs[2], A + 1189680 + 2400416*B + 80*B*T + 235840*T, T)); /* %443 matmul+add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(149, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), convirt_k354_max(A + 1189680 + 2400416*B + 80*B*T + 101120*T, A + 1189680 + 2400416*B + 80*B*T + 40960*T, T)); /* %444 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(150, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), convirt_k357_fused_exp_sub(A + 1189680 + 2400416*B + 80*B*T + 94720*T, A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 101120*T, T)); /* %447 fused:exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(151, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), convirt_k358_mul(A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 94720*T, (real *)inputs[2], T)); /* %448 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(152, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), convirt_k359_sum(A + 1189680 + 2400416*B + 80*B*T + 235840*T, A + 1189680 + 2400416*B + 80*B*T + 40960*T, T)); /* %449 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(153, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), convirt_k360_clampmin(A + 1189680 + 2400416*B + 80*B*T + 236000*T, A + 1189680 + 2400416*B + 80*B*T + 235840*T, T)); /* %450 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(154, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), convirt_k361_div(A + 1189680 + 2400416*B + 80*B*T + 101120*T, A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 236000*T, T)); /* %451 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(155, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k362_matmul(A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 101120*T, A + 1189680 + 2400416*B + 80*B*T + 184320*T, T)); /* %452 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    CALL(156, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k363_permute(A + 1189680 + 2400416*B + 80*B*T + 189440*T, A + 1189680 + 2400416*B + 80*B*T + 40960*T, T)); /* %453 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
-    CALL(157, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)128), convirt_k371_matmul_add_add(A + 1189680 + 2400416*B + 80*B*T + 194560*T, A + 1189680 + 2400416*B + 80*B*T + 189440*T, (real *)P + 908128, A + 1189680 + 2400416*B + 80*B*T + 47360*T, (real *)P + 924512, T)); /* %461 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(158, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k312_fused_scale_sum(A + 1189680 + 2400416*B + 80*B*T + 204800*T, A + 1189680 + 2400416*B + 80*B*T + 194560*T, T)); /* %465 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(159, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k313_sub(A + 1189680 + 2400416*B + 80*B*T + 199680*T, A + 1189680 + 2400416*B + 80*B*T + 194560*T, A + 1189680 + 2400416*B + 80*B*T + 204800*T, T)); /* %466 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(160, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k318_fused_rsqrt_addc_scale_sum(A + 1189680 + 2400416*B + 80*B*T + 236304*T, A + 1189680 + 2400416*B + 80*B*T + 199680*T, T)); /* %471 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(161, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k319_mul(A + 1189680 + 2400416*B + 80*B*T + 204800*T, A + 1189680 + 2400416*B + 80*B*T + 199680*T, A + 1189680 + 2400416*B + 80*B*T + 236304*T, T)); /* %472 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(162, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k321_fused_add_mul(A + 1189680 + 2400416*B + 80*B*T + 209920*T, A + 1189680 + 2400416*B + 80*B*T + 204800*T, (real *)P + 924640, (real *)P + 924768, T)); /* %474 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(163, (double)5263360*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)512), convirt_k390_matmul_add(A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 209920*T, (real *)P + 924896, (real *)P + 990432, T)); /* %480 matmul+add [T,40,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(164, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), convirt_k391_gelu(A + 1189680 + 2400416*B + 80*B*T + 61440*T, A + 1189680 + 2400416*B + 80*B*T + 40960*T, T)); /* %481 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(165, (double)5253120*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536 + (double)5120*T + (double)128), convirt_k398_matmul_add_add(A + 1189680 + 2400416*B + 80*B*T + 215040*T, A + 1189680 + 2400416*B + 80*B*T + 61440*T, (real *)P + 990944, A + 1189680 + 2400416*B + 80*B*T + 194560*T, (real *)P + 1056480, T)); /* %488 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(166, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k312_fused_scale_sum(A + 1189680 + 2400416*B + 80*B*T + 220160*T, A + 1189680 + 2400416*B + 80*B*T + 215040*T, T)); /* %492 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(167, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k313_sub(A + 1189680 + 2400416*B + 80*B*T + 194560*T, A + 1189680 + 2400416*B + 80*B*T + 215040*T, A + 1189680 + 2400416*B + 80*B*T + 220160*T, T)); /* %493 map:sub [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(168, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k318_fused_rsqrt_addc_scale_sum(A + 1189680 + 2400416*B + 80*B*T + 236352*T, A + 1189680 + 2400416*B + 80*B*T + 194560*T, T)); /* %498 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(169, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k319_mul(A + 1189680 + 2400416*B + 80*B*T + 215040*T, A + 1189680 + 2400416*B + 80*B*T + 194560*T, A + 1189680 + 2400416*B + 80*B*T + 236352*T, T)); /* %499 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(170, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k321_fused_add_mul(A + 1189680 + 2400416*B + 80*B*T + 220160*T, A + 1189680 + 2400416*B + 80*B*T + 215040*T, (real *)P + 1056608, (real *)P + 1056736, T)); /* %501 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(171, 0, sizeof(real)*((double)128*T + (double)5120*T), convirt_k502_slice(A + 1189680 + 2400416*B + 80*B*T + 225280*T, A + 1189680 + 2400416*B + 80*B*T + 220160*T, T)); /* %502 slice [T,1,128]  graphs/lib/text_encoder.lua:35 */
-    CALL(172, (double)32896*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384 + (double)128), convirt_k507_matmul_add(A + 1189680 + 2400416*B + 80*B*T + 220160*T, A + 1189680 + 2400416*B + 80*B*T + 225280*T, (real *)P + 1056864, (real *)P + 1073248, T)); /* %507 matmul+add [T,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(173, (double)256*T, sizeof(real)*((double)T + (double)128*T), convirt_features_loss_k7_fused_sum_square(A + 1189680 + 2400416*B + 80*B*T + 220544*T, A + 1189680 + 2400416*B + 80*B*T + 220160*T, T)); /* %516 fused:sum_square [T,1]  graphs/lib/losses.lua:21 */
-    CALL(174, (double)2*T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k9_fused_rsqrt_clampmin(A + 1189680 + 2400416*B + 80*B*T + 220560*T, A + 1189680 + 2400416*B + 80*B*T + 220544*T, T)); /* %518 fused:rsqrt_clampmin [T,1]  graphs/lib/losses.lua:21 */
-    CALL(175, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)T), convirt_features_loss_k10_mul(A + 1189680 + 2400416*B + 80*B*T + 220288*T, A + 1189680 + 2400416*B + 80*B*T + 220160*T, A + 1189680 + 2400416*B + 80*B*T + 220560*T, T)); /* %519 map:mul [T,128]  graphs/lib/losses.lua:21 */
-    CALL(176, (double)256*B, sizeof(real)*((double)B + (double)128*B), convirt_features_loss_k12_fused_sum_square(A + 1189680 + 2335104*B, A + 1189680 + 2334720*B, B)); /* %521 fused:sum_square [B,1]  graphs/lib/losses.lua:21 */
-    CALL(177, (double)2*B, sizeof(real)*((double)B + (double)B), convirt_features_loss_k14_fused_rsqrt_clampmin(A + 1189680 + 2335232*B, A + 1189680 + 2335104*B, B)); /* %523 fused:rsqrt_clampmin [B,1]  graphs/lib/losses.lua:21 */
-    CALL(178, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), convirt_features_loss_k15_mul(A + 1189680 + 2334976*B, A + 1189680 + 2334720*B, A + 1189680 + 2335232*B, B)); /* %524 map:mul [B,128]  graphs/lib/losses.lua:21 */
-    CALL(179, (double)257*B*T, sizeof(real)*((double)B*T + (double)128*T + (double)128*B), convirt_features_loss_k17_matmul_scale(A + 1189680 + 2400416*B, A + 1189680 + 2400416*B + 80*B*T + 220288*T, A + 1189680 + 2334976*B, B, T)); /* %526 matmul+scale [T,B]  graphs/lib/losses.lua:21 */
-    CALL(180, 0, sizeof(real)*((double)B*T), convirt_features_loss_k18_eye(A + 1189680 + 2400416*B + 16*B*T, B, T)); /* %527 eye [T,B]  graphs/lib/losses.lua:9 */
-    CALL(181, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k19_max(A + 1189680 + 2400416*B + 80*B*T + 220416*T, A + 1189680 + 2400416*B, B, T)); /* %528 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(182, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), convirt_features_loss_k22_fused_exp_sub(A + 1189680 + 2400416*B + 32*B*T, A + 1189680 + 2400416*B, A + 1189680 + 2400416*B + 80*B*T + 220416*T, B, T)); /* %531 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
-    CALL(183, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k23_sum(A + 1189680 + 2400416*B + 80*B*T + 220432*T, A + 1189680 + 2400416*B + 32*B*T, B, T)); /* %532 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(184, (double)T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k24_clampmin(A + 1189680 + 2400416*B + 80*B*T + 220448*T, A + 1189680 + 2400416*B + 80*B*T + 220432*T, T)); /* %533 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
-    CALL(185, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), convirt_features_loss_k27_mul(A + 1189680 + 2400416*B + 48*B*T, A + 1189680 + 2400416*B, A + 1189680 + 2400416*B + 16*B*T, B, T)); /* %536 map:mul [T,B]  graphs/lib/losses.lua:10 */
-    CALL(186, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k30_max(A + 1189680 + 2335120*B, A + 1189680 + 2400416*B, B, T)); /* %539 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(187, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), convirt_features_loss_k33_fused_exp_sub(A + 1189680 + 2400416*B + 64*B*T, A + 1189680 + 2400416*B, A + 1189680 + 2335120*B, B, T)); /* %542 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
-    CALL(188, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k34_sum(A + 1189680 + 2335136*B, A + 1189680 + 2400416*B + 64*B*T, B, T)); /* %543 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(189, (double)B, sizeof(real)*((double)B + (double)B), convirt_features_loss_k35_clampmin(A + 1189680 + 2335152*B, A + 1189680 + 2335136*B, B)); /* %544 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
-    CALL(190, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k34_sum(A + 1189680 + 2335168*B, A + 1189680 + 2400416*B + 48*B*T, B, T)); /* %548 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(191, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k23_sum(A + 1189680 + 2400416*B + 80*B*T + 220464*T, A + 1189680 + 2400416*B + 16*B*T, B, T)); /* %550 reduce [T,1]  graphs/lib/losses.lua:12 */
-    CALL(192, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), convirt_features_loss_k42_fused_mul_sub_add_log(A + 1189680 + 2400416*B + 80*B*T + 220480*T, A + 1189680 + 2400416*B + 80*B*T + 220448*T, A + 1189680 + 2400416*B + 80*B*T + 220416*T, A + 1189680 + 2400416*B + 48*B*T, A + 1189680 + 2400416*B + 80*B*T + 220464*T, B, T)); /* %551 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
-    CALL(193, (double)T, sizeof(real)*((double)1 + (double)T), convirt_features_loss_k43_sum(A + 0, A + 1189680 + 2400416*B + 80*B*T + 220480*T, T)); /* %552 reduce [1,1]  graphs/lib/losses.lua:13 */
-    CALL(194, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), convirt_features_loss_k46_fused_scale_add_sum_sub(A + 1189664, A + 0, A + 1189680 + 2335152*B, A + 1189680 + 2335120*B, A + 1189680 + 2335168*B, B)); /* %555 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
+    CALL(0, (double)8192*B, sizeof(real)*((double)4096*B + (double)4096*B), convirt_image_k3_fused_scale_addc(A + 5922544 + 1220608*B, (real *)inputs[0], B)); /* %6 fused:scale_addc [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
+    CALL(1, (double)2359296*B, sizeof(real)*((double)131072*B + (double)4096*B + (double)288 + (double)32), convirt_image_k6_conv2d(A + 5922544, A + 5922544 + 1220608*B, (real *)P + 0, (real *)P + 288, A + 0, B)); /* %9 conv2d [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(2, (double)131080*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_k11_fused_scale_sum(A + 5922544 + 262144*B, A + 5922544, B)); /* %14 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(3, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_k12_sub(A + 5922544 + 131072*B, A + 5922544, A + 5922544 + 262144*B, B)); /* %15 map:sub [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(4, (double)262168*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_k17_fused_rsqrt_addc_scale_sum(A + 5922544 + 1224704*B, A + 5922544 + 131072*B, B)); /* %20 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(5, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_k18_mul(A + 5922544, A + 5922544 + 131072*B, A + 5922544 + 1224704*B, B)); /* %21 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(6, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32 + (double)32), convirt_image_vjp_k23_fused_add_mul(A + 5922544 + 262144*B, A + 5922544, (real *)P + 320, (real *)P + 352, B)); /* %26 fused:add_mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(7, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), convirt_image_vjp_k24_relu(A + 5922544 + 393216*B, A + 5922544 + 262144*B, B)); /* %27 map:relu [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
+    CALL(8, (double)18874368*B, sizeof(real)*((double)32768*B + (double)131072*B + (double)9216 + (double)32), convirt_image_k27_conv2d(A + 5922544 + 524288*B, A + 5922544 + 393216*B, (real *)P + 384, (real *)P + 9600, A + 0, B)); /* %30 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(9, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k32_fused_scale_sum(A + 5922544 + 589824*B, A + 5922544 + 524288*B, B)); /* %35 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(10, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k33_sub(A + 5922544 + 557056*B, A + 5922544 + 524288*B, A + 5922544 + 589824*B, B)); /* %36 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(11, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k38_fused_rsqrt_addc_scale_sum(A + 5922544 + 1224720*B, A + 5922544 + 557056*B, B)); /* %41 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(12, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k39_mul(A + 5922544 + 524288*B, A + 5922544 + 557056*B, A + 5922544 + 1224720*B, B)); /* %42 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(13, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_vjp_k44_fused_add_mul(A + 5922544 + 589824*B, A + 5922544 + 524288*B, (real *)P + 9632, (real *)P + 9664, B)); /* %47 fused:add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(14, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k45_relu(A + 5922544 + 622592*B, A + 5922544 + 589824*B, B)); /* %48 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
+    CALL(15, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216 + (double)32), convirt_image_k48_conv2d(A + 5922544 + 655360*B, A + 5922544 + 622592*B, (real *)P + 9696, (real *)P + 18912, A + 0, B)); /* %51 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(16, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k32_fused_scale_sum(A + 5922544 + 720896*B, A + 5922544 + 655360*B, B)); /* %56 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(17, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k33_sub(A + 5922544 + 688128*B, A + 5922544 + 655360*B, A + 5922544 + 720896*B, B)); /* %57 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(18, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k38_fused_rsqrt_addc_scale_sum(A + 5922544 + 1224736*B, A + 5922544 + 688128*B, B)); /* %62 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(19, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k39_mul(A + 5922544 + 655360*B, A + 5922544 + 688128*B, A + 5922544 + 1224736*B, B)); /* %63 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(20, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_vjp_k44_fused_add_mul(A + 5922544 + 720896*B, A + 5922544 + 655360*B, (real *)P + 18944, (real *)P + 18976, B)); /* %68 fused:add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(21, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k45_relu(A + 5922544 + 753664*B, A + 5922544 + 720896*B, B)); /* %69 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
+    CALL(22, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216 + (double)32), convirt_image_k48_conv2d(A + 5922544 + 786432*B, A + 5922544 + 753664*B, (real *)P + 19008, (real *)P + 28224, A + 0, B)); /* %72 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(23, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k32_fused_scale_sum(A + 5922544 + 851968*B, A + 5922544 + 786432*B, B)); /* %77 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(24, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k33_sub(A + 5922544 + 819200*B, A + 5922544 + 786432*B, A + 5922544 + 851968*B, B)); /* %78 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(25, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k38_fused_rsqrt_addc_scale_sum(A + 5922544 + 1224752*B, A + 5922544 + 819200*B, B)); /* %83 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(26, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k39_mul(A + 5922544 + 786432*B, A + 5922544 + 819200*B, A + 5922544 + 1224752*B, B)); /* %84 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(27, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_vjp_k87_fused_add_add_mul(A + 5922544 + 851968*B, A + 5922544 + 622592*B, A + 5922544 + 786432*B, (real *)P + 28256, (real *)P + 28288, B)); /* %90 fused:add_add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:14 */
+    CALL(28, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k45_relu(A + 5922544 + 884736*B, A + 5922544 + 851968*B, B)); /* %91 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
+    CALL(29, (double)9437184*B, sizeof(real)*((double)16384*B + (double)32768*B + (double)18432 + (double)64), convirt_image_k91_conv2d(A + 5922544 + 917504*B, A + 5922544 + 884736*B, (real *)P + 28320, (real *)P + 46752, A + 0, B)); /* %94 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(30, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k96_fused_scale_sum(A + 5922544 + 950272*B, A + 5922544 + 917504*B, B)); /* %99 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(31, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k97_sub(A + 5922544 + 933888*B, A + 5922544 + 917504*B, A + 5922544 + 950272*B, B)); /* %100 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(32, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k102_fused_rsqrt_addc_scale_sum(A + 5922544 + 1224768*B, A + 5922544 + 933888*B, B)); /* %105 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(33, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k103_mul(A + 5922544 + 917504*B, A + 5922544 + 933888*B, A + 5922544 + 1224768*B, B)); /* %106 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(34, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_vjp_k108_fused_add_mul(A + 5922544 + 950272*B, A + 5922544 + 917504*B, (real *)P + 46816, (real *)P + 46880, B)); /* %111 fused:add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(35, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k109_relu(A + 5922544 + 966656*B, A + 5922544 + 950272*B, B)); /* %112 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
+    CALL(36, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864 + (double)64), convirt_image_k112_conv2d(A + 5922544 + 983040*B, A + 5922544 + 966656*B, (real *)P + 46944, (real *)P + 83808, A + 0, B)); /* %115 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(37, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k96_fused_scale_sum(A + 5922544 + 1015808*B, A + 5922544 + 983040*B, B)); /* %120 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(38, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k97_sub(A + 5922544 + 999424*B, A + 5922544 + 983040*B, A + 5922544 + 1015808*B, B)); /* %121 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(39, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k102_fused_rsqrt_addc_scale_sum(A + 5922544 + 1224784*B, A + 5922544 + 999424*B, B)); /* %126 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(40, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k103_mul(A + 5922544 + 983040*B, A + 5922544 + 999424*B, A + 5922544 + 1224784*B, B)); /* %127 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(41, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_vjp_k108_fused_add_mul(A + 5922544 + 1015808*B, A + 5922544 + 983040*B, (real *)P + 83872, (real *)P + 83936, B)); /* %132 fused:add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(42, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k109_relu(A + 5922544 + 1032192*B, A + 5922544 + 1015808*B, B)); /* %133 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
+    CALL(43, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864 + (double)64), convirt_image_k112_conv2d(A + 5922544 + 1048576*B, A + 5922544 + 1032192*B, (real *)P + 84000, (real *)P + 120864, A + 0, B)); /* %136 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(44, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k96_fused_scale_sum(A + 5922544 + 1081344*B, A + 5922544 + 1048576*B, B)); /* %141 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(45, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k97_sub(A + 5922544 + 1064960*B, A + 5922544 + 1048576*B, A + 5922544 + 1081344*B, B)); /* %142 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(46, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k102_fused_rsqrt_addc_scale_sum(A + 5922544 + 1224800*B, A + 5922544 + 1064960*B, B)); /* %147 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(47, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k103_mul(A + 5922544 + 1048576*B, A + 5922544 + 1064960*B, A + 5922544 + 1224800*B, B)); /* %148 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(48, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_vjp_k151_fused_add_add_mul(A + 5922544 + 1081344*B, A + 5922544 + 966656*B, A + 5922544 + 1048576*B, (real *)P + 120928, (real *)P + 120992, B)); /* %154 fused:add_add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:14 */
+    CALL(49, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k109_relu(A + 5922544 + 1097728*B, A + 5922544 + 1081344*B, B)); /* %155 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
+    CALL(50, (double)9437184*B, sizeof(real)*((double)8192*B + (double)16384*B + (double)73728 + (double)128), convirt_image_k155_conv2d(A + 5922544 + 1114112*B, A + 5922544 + 1097728*B, (real *)P + 121056, (real *)P + 194784, A + 0, B)); /* %158 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(51, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k160_fused_scale_sum(A + 5922544 + 1130496*B, A + 5922544 + 1114112*B, B)); /* %163 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(52, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k161_sub(A + 5922544 + 1122304*B, A + 5922544 + 1114112*B, A + 5922544 + 1130496*B, B)); /* %164 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(53, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k166_fused_rsqrt_addc_scale_sum(A + 5922544 + 1224816*B, A + 5922544 + 1122304*B, B)); /* %169 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(54, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k167_mul(A + 5922544 + 1114112*B, A + 5922544 + 1122304*B, A + 5922544 + 1224816*B, B)); /* %170 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(55, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_vjp_k172_fused_add_mul(A + 5922544 + 1130496*B, A + 5922544 + 1114112*B, (real *)P + 194912, (real *)P + 195040, B)); /* %175 fused:add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(56, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k173_relu(A + 5922544 + 1138688*B, A + 5922544 + 1130496*B, B)); /* %176 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
+    CALL(57, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456 + (double)128), convirt_image_k176_conv2d(A + 5922544 + 1146880*B, A + 5922544 + 1138688*B, (real *)P + 195168, (real *)P + 342624, A + 0, B)); /* %179 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(58, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k160_fused_scale_sum(A + 5922544 + 1163264*B, A + 5922544 + 1146880*B, B)); /* %184 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(59, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k161_sub(A + 5922544 + 1155072*B, A + 5922544 + 1146880*B, A + 5922544 + 1163264*B, B)); /* %185 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(60, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k166_fused_rsqrt_addc_scale_sum(A + 5922544 + 1224832*B, A + 5922544 + 1155072*B, B)); /* %190 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(61, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k167_mul(A + 5922544 + 1146880*B, A + 5922544 + 1155072*B, A + 5922544 + 1224832*B, B)); /* %191 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(62, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_vjp_k172_fused_add_mul(A + 5922544 + 1163264*B, A + 5922544 + 1146880*B, (real *)P + 342752, (real *)P + 342880, B)); /* %196 fused:add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(63, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k173_relu(A + 5922544 + 1171456*B, A + 5922544 + 1163264*B, B)); /* %197 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
+    CALL(64, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456 + (double)128), convirt_image_k176_conv2d(A + 5922544 + 1179648*B, A + 5922544 + 1171456*B, (real *)P + 343008, (real *)P + 490464, A + 0, B)); /* %200 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(65, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k160_fused_scale_sum(A + 5922544 + 1196032*B, A + 5922544 + 1179648*B, B)); /* %205 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(66, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k161_sub(A + 5922544 + 1187840*B, A + 5922544 + 1179648*B, A + 5922544 + 1196032*B, B)); /* %206 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(67, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k166_fused_rsqrt_addc_scale_sum(A + 5922544 + 1224848*B, A + 5922544 + 1187840*B, B)); /* %211 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(68, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k167_mul(A + 5922544 + 1179648*B, A + 5922544 + 1187840*B, A + 5922544 + 1224848*B, B)); /* %212 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(69, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_vjp_k215_fused_add_add_mul(A + 5922544 + 1196032*B, A + 5922544 + 1138688*B, A + 5922544 + 1179648*B, (real *)P + 490592, (real *)P + 490720, B)); /* %218 fused:add_add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:14 */
+    CALL(70, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k173_relu(A + 5922544 + 1204224*B, A + 5922544 + 1196032*B, B)); /* %219 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
+    CALL(71, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k218_permute(A + 5922544 + 1212416*B, A + 5922544 + 1204224*B, B)); /* %221 permute [B,64,128]  graphs/lib/image_encoder.lua:33 */
+    CALL(72, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_k225_sum(A + 5922544 + 1204224*B, A + 5922544 + 1212416*B, B)); /* %228 reduce [B,1,128]  graphs/lib/image_encoder.lua:35 */
+    CALL(73, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), convirt_image_k227_scale(A + 5922544 + 1204352*B, A + 5922544 + 1204224*B, B)); /* %230 map:scale [B,128]  graphs/lib/image_encoder.lua:35 */
+    CALL(74, (double)32896*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384 + (double)128), convirt_image_k231_matmul_add(A + 5922544 + 1204224*B, A + 5922544 + 1204352*B, (real *)P + 507360, (real *)P + 523744, B)); /* %234 matmul+add [B,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(75, 0, sizeof(real)*((double)5120*T + (double)131072 + (double)40*T), convirt_k237_gather(A + 5922544 + 1224864*B + 80*B*T, (real *)P + 523872, (int32_t *)inputs[1], T)); /* %237 gather [T,40,128]  graphs/lib/text_encoder.lua:32 */
+    CALL(76, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120), convirt_k238_add(A + 5922544 + 1224864*B + 80*B*T + 6400*T, A + 5922544 + 1224864*B + 80*B*T, (real *)P + 654944, T)); /* %238 map:add [T,40,128]  graphs/lib/text_encoder.lua:32 */
+    CALL(77, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k242_fused_scale_sum(A + 5922544 + 1224864*B + 80*B*T, A + 5922544 + 1224864*B + 80*B*T + 6400*T, T)); /* %242 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(78, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k243_sub(A + 5922544 + 1224864*B + 80*B*T + 107520*T, A + 5922544 + 1224864*B + 80*B*T + 6400*T, A + 5922544 + 1224864*B + 80*B*T, T)); /* %243 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(79, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k248_fused_rsqrt_addc_scale_sum(A + 5922544 + 1224864*B + 80*B*T + 236160*T, A + 5922544 + 1224864*B + 80*B*T + 107520*T, T)); /* %248 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(80, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k249_mul(A + 5922544 + 1224864*B + 80*B*T + 112640*T, A + 5922544 + 1224864*B + 80*B*T + 107520*T, A + 5922544 + 1224864*B + 80*B*T + 236160*T, T)); /* %249 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(81, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k251_fused_add_mul(A + 5922544 + 1224864*B + 80*B*T + 117760*T, A + 5922544 + 1224864*B + 80*B*T + 112640*T, (real *)P + 660064, (real *)P + 660192, T)); /* %251 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(82, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k257_matmul_add(A + 5922544 + 1224864*B + 80*B*T, A + 5922544 + 1224864*B + 80*B*T + 117760*T, (real *)P + 660320, (real *)P + 676704, T)); /* %257 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(83, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k259_permute(A + 5922544 + 1224864*B + 80*B*T + 122880*T, A + 5922544 + 1224864*B + 80*B*T, T)); /* %259 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(84, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k257_matmul_add(A + 5922544 + 1224864*B + 80*B*T, A + 5922544 + 1224864*B + 80*B*T + 117760*T, (real *)P + 676832, (real *)P + 693216, T)); /* %265 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(85, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k259_permute(A + 5922544 + 1224864*B + 80*B*T + 128000*T, A + 5922544 + 1224864*B + 80*B*T, T)); /* %267 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(86, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k257_matmul_add(A + 5922544 + 1224864*B + 80*B*T, A + 5922544 + 1224864*B + 80*B*T + 117760*T, (real *)P + 693344, (real *)P + 709728, T)); /* %273 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(87, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k259_permute(A + 5922544 + 1224864*B + 80*B*T + 133120*T, A + 5922544 + 1224864*B + 80*B*T, T)); /* %275 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(88, (double)120*T, sizeof(real)*((double)40*T + (double)40*T), convirt_k282_fused_scale_addc_neg(A + 5922544 + 1224864*B + 80*B*T + 235840*T, (real *)inputs[2], T)); /* %282 fused:scale_addc_neg [T,1,1,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(89, (double)428800*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)40*T + (double)40*T), convirt_k283_matmul_add_mul_scale(A + 5922544 + 1224864*B + 80*B*T, A + 5922544 + 1224864*B + 80*B*T + 122880*T, A + 5922544 + 1224864*B + 80*B*T + 128000*T, (real *)inputs[2], A + 5922544 + 1224864*B + 80*B*T + 235840*T, T)); /* %283 matmul+add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(90, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), convirt_k284_max(A + 5922544 + 1224864*B + 80*B*T + 88320*T, A + 5922544 + 1224864*B + 80*B*T, T)); /* %284 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(91, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), convirt_k287_fused_exp_sub(A + 5922544 + 1224864*B + 80*B*T + 81920*T, A + 5922544 + 1224864*B + 80*B*T, A + 5922544 + 1224864*B + 80*B*T + 88320*T, T)); /* %287 fused:exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(92, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), convirt_k288_mul(A + 5922544 + 1224864*B + 80*B*T, A + 5922544 + 1224864*B + 80*B*T + 81920*T, (real *)inputs[2], T)); /* %288 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(93, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), convirt_k289_sum(A + 5922544 + 1224864*B + 80*B*T + 235520*T, A + 5922544 + 1224864*B + 80*B*T, T)); /* %289 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(94, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), convirt_k290_clampmin(A + 5922544 + 1224864*B + 80*B*T + 235680*T, A + 5922544 + 1224864*B + 80*B*T + 235520*T, T)); /* %290 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(95, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), convirt_k291_div(A + 5922544 + 1224864*B + 80*B*T + 88320*T, A + 5922544 + 1224864*B + 80*B*T, A + 5922544 + 1224864*B + 80*B*T + 235680*T, T)); /* %291 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(96, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k292_matmul(A + 5922544 + 1224864*B + 80*B*T, A + 5922544 + 1224864*B + 80*B*T + 88320*T, A + 5922544 + 1224864*B + 80*B*T + 133120*T, T)); /* %292 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(97, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k293_permute(A + 5922544 + 1224864*B + 80*B*T + 138240*T, A + 5922544 + 1224864*B + 80*B*T, T)); /* %293 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(98, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)128), convirt_k301_matmul_add_add(A + 5922544 + 1224864*B + 80*B*T + 94720*T, A + 5922544 + 1224864*B + 80*B*T + 138240*T, (real *)P + 709856, A + 5922544 + 1224864*B + 80*B*T + 6400*T, (real *)P + 726240, T)); /* %301 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(99, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k242_fused_scale_sum(A + 5922544 + 1224864*B + 80*B*T + 235888*T, A + 5922544 + 1224864*B + 80*B*T + 94720*T, T)); /* %305 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(100, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k243_sub(A + 5922544 + 1224864*B + 80*B*T + 143360*T, A + 5922544 + 1224864*B + 80*B*T + 94720*T, A + 5922544 + 1224864*B + 80*B*T + 235888*T, T)); /* %306 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(101, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k248_fused_rsqrt_addc_scale_sum(A + 5922544 + 1224864*B + 80*B*T + 236208*T, A + 5922544 + 1224864*B + 80*B*T + 143360*T, T)); /* %311 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(102, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k249_mul(A + 5922544 + 1224864*B + 80*B*T + 148480*T, A + 5922544 + 1224864*B + 80*B*T + 143360*T, A + 5922544 + 1224864*B + 80*B*T + 236208*T, T)); /* %312 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(103, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k251_fused_add_mul(A + 5922544 + 1224864*B + 80*B*T + 153600*T, A + 5922544 + 1224864*B + 80*B*T + 148480*T, (real *)P + 726368, (real *)P + 726496, T)); /* %314 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(104, (double)5263360*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)512), convirt_k320_matmul_add(A + 5922544 + 1224864*B + 80*B*T, A + 5922544 + 1224864*B + 80*B*T + 153600*T, (real *)P + 726624, (real *)P + 792160, T)); /* %320 matmul+add [T,40,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(105, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), convirt_k321_gelu(A + 5922544 + 1224864*B + 80*B*T + 20480*T, A + 5922544 + 1224864*B + 80*B*T, T)); /* %321 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(106, (double)5253120*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536 + (double)5120*T + (double)128), convirt_k328_matmul_add_add(A + 5922544 + 1224864*B + 80*B*T + 47360*T, A + 5922544 + 1224864*B + 80*B*T + 20480*T, (real *)P + 792672, A + 5922544 + 1224864*B + 80*B*T + 94720*T, (real *)P + 858208, T)); /* %328 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(107, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k242_fused_scale_sum(A + 5922544 + 1224864*B + 80*B*T + 235888*T, A + 5922544 + 1224864*B + 80*B*T + 47360*T, T)); /* %332 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(108, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k243_sub(A + 5922544 + 1224864*B + 80*B*T + 158720*T, A + 5922544 + 1224864*B + 80*B*T + 47360*T, A + 5922544 + 1224864*B + 80*B*T + 235888*T, T)); /* %333 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(109, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k248_fused_rsqrt_addc_scale_sum(A + 5922544 + 1224864*B + 80*B*T + 236256*T, A + 5922544 + 1224864*B + 80*B*T + 158720*T, T)); /* %338 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(110, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k249_mul(A + 5922544 + 1224864*B + 80*B*T + 163840*T, A + 5922544 + 1224864*B + 80*B*T + 158720*T, A + 5922544 + 1224864*B + 80*B*T + 236256*T, T)); /* %339 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(111, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k251_fused_add_mul(A + 5922544 + 1224864*B + 80*B*T + 168960*T, A + 5922544 + 1224864*B + 80*B*T + 163840*T, (real *)P + 858336, (real *)P + 858464, T)); /* %341 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(112, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k257_matmul_add(A + 5922544 + 1224864*B + 80*B*T + 40960*T, A + 5922544 + 1224864*B + 80*B*T + 168960*T, (real *)P + 858592, (real *)P + 874976, T)); /* %347 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(113, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k259_permute(A + 5922544 + 1224864*B + 80*B*T + 174080*T, A + 5922544 + 1224864*B + 80*B*T + 40960*T, T)); /* %349 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(114, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k257_matmul_add(A + 5922544 + 1224864*B + 80*B*T + 40960*T, A + 5922544 + 1224864*B + 80*B*T + 168960*T, (real *)P + 875104, (real *)P + 891488, T)); /* %355 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(115, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k259_permute(A + 5922544 + 1224864*B + 80*B*T + 179200*T, A + 5922544 + 1224864*B + 80*B*T + 40960*T, T)); /* %357 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(116, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k257_matmul_add(A + 5922544 + 1224864*B + 80*B*T + 40960*T, A + 5922544 + 1224864*B + 80*B*T + 168960*T, (real *)P + 891616, (real *)P + 908000, T)); /* %363 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(117, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k259_permute(A + 5922544 + 1224864*B + 80*B*T + 184320*T, A + 5922544 + 1224864*B + 80*B*T + 40960*T, T)); /* %365 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(118, (double)428800*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)40*T + (double)40*T), convirt_k283_matmul_add_mul_scale(A + 5922544 + 1224864*B + 80*B*T + 40960*T, A + 5922544 + 1224864*B + 80*B*T + 174080*T, A + 5922544 + 1224864*B + 80*B*T + 179200*T, (real *)inputs[2], A + 5922544 + 1224864*B + 80*B*T + 235840*T, T)); /* %373 matmul+add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(119, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), convirt_k284_max(A + 5922544 + 1224864*B + 80*B*T + 101120*T, A + 5922544 + 1224864*B + 80*B*T + 40960*T, T)); /* %374 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(120, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), convirt_k287_fused_exp_sub(A + 5922544 + 1224864*B + 80*B*T + 94720*T, A + 5922544 + 1224864*B + 80*B*T + 40960*T, A + 5922544 + 1224864*B + 80*B*T + 101120*T, T)); /* %377 fused:exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(121, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), convirt_k288_mul(A + 5922544 + 1224864*B + 80*B*T + 40960*T, A + 5922544 + 1224864*B + 80*B*T + 94720*T, (real *)inputs[2], T)); /* %378 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(122, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), convirt_k289_sum(A + 5922544 + 1224864*B + 80*B*T + 235840*T, A + 5922544 + 1224864*B + 80*B*T + 40960*T, T)); /* %379 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(123, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), convirt_k290_clampmin(A + 5922544 + 1224864*B + 80*B*T + 236000*T, A + 5922544 + 1224864*B + 80*B*T + 235840*T, T)); /* %380 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(124, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), convirt_k291_div(A + 5922544 + 1224864*B + 80*B*T + 101120*T, A + 5922544 + 1224864*B + 80*B*T + 40960*T, A + 5922544 + 1224864*B + 80*B*T + 236000*T, T)); /* %381 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(125, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k292_matmul(A + 5922544 + 1224864*B + 80*B*T + 40960*T, A + 5922544 + 1224864*B + 80*B*T + 101120*T, A + 5922544 + 1224864*B + 80*B*T + 184320*T, T)); /* %382 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(126, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k293_permute(A + 5922544 + 1224864*B + 80*B*T + 189440*T, A + 5922544 + 1224864*B + 80*B*T + 40960*T, T)); /* %383 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(127, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)128), convirt_k301_matmul_add_add(A + 5922544 + 1224864*B + 80*B*T + 194560*T, A + 5922544 + 1224864*B + 80*B*T + 189440*T, (real *)P + 908128, A + 5922544 + 1224864*B + 80*B*T + 47360*T, (real *)P + 924512, T)); /* %391 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(128, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k242_fused_scale_sum(A + 5922544 + 1224864*B + 80*B*T + 204800*T, A + 5922544 + 1224864*B + 80*B*T + 194560*T, T)); /* %395 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(129, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k243_sub(A + 5922544 + 1224864*B + 80*B*T + 199680*T, A + 5922544 + 1224864*B + 80*B*T + 194560*T, A + 5922544 + 1224864*B + 80*B*T + 204800*T, T)); /* %396 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(130, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k248_fused_rsqrt_addc_scale_sum(A + 5922544 + 1224864*B + 80*B*T + 236304*T, A + 5922544 + 1224864*B + 80*B*T + 199680*T, T)); /* %401 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(131, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k249_mul(A + 5922544 + 1224864*B + 80*B*T + 204800*T, A + 5922544 + 1224864*B + 80*B*T + 199680*T, A + 5922544 + 1224864*B + 80*B*T + 236304*T, T)); /* %402 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(132, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k251_fused_add_mul(A + 5922544 + 1224864*B + 80*B*T + 209920*T, A + 5922544 + 1224864*B + 80*B*T + 204800*T, (real *)P + 924640, (real *)P + 924768, T)); /* %404 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(133, (double)5263360*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)512), convirt_k320_matmul_add(A + 5922544 + 1224864*B + 80*B*T + 40960*T, A + 5922544 + 1224864*B + 80*B*T + 209920*T, (real *)P + 924896, (real *)P + 990432, T)); /* %410 matmul+add [T,40,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(134, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), convirt_k321_gelu(A + 5922544 + 1224864*B + 80*B*T + 61440*T, A + 5922544 + 1224864*B + 80*B*T + 40960*T, T)); /* %411 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(135, (double)5253120*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536 + (double)5120*T + (double)128), convirt_k328_matmul_add_add(A + 5922544 + 1224864*B + 80*B*T + 215040*T, A + 5922544 + 1224864*B + 80*B*T + 61440*T, (real *)P + 990944, A + 5922544 + 1224864*B + 80*B*T + 194560*T, (real *)P + 1056480, T)); /* %418 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(136, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k242_fused_scale_sum(A + 5922544 + 1224864*B + 80*B*T + 220160*T, A + 5922544 + 1224864*B + 80*B*T + 215040*T, T)); /* %422 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(137, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k243_sub(A + 5922544 + 1224864*B + 80*B*T + 194560*T, A + 5922544 + 1224864*B + 80*B*T + 215040*T, A + 5922544 + 1224864*B + 80*B*T + 220160*T, T)); /* %423 map:sub [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(138, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k248_fused_rsqrt_addc_scale_sum(A + 5922544 + 1224864*B + 80*B*T + 236352*T, A + 5922544 + 1224864*B + 80*B*T + 194560*T, T)); /* %428 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(139, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k249_mul(A + 5922544 + 1224864*B + 80*B*T + 215040*T, A + 5922544 + 1224864*B + 80*B*T + 194560*T, A + 5922544 + 1224864*B + 80*B*T + 236352*T, T)); /* %429 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(140, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k251_fused_add_mul(A + 5922544 + 1224864*B + 80*B*T + 220160*T, A + 5922544 + 1224864*B + 80*B*T + 215040*T, (real *)P + 1056608, (real *)P + 1056736, T)); /* %431 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(141, 0, sizeof(real)*((double)128*T + (double)5120*T), convirt_k432_slice(A + 5922544 + 1224864*B + 80*B*T + 225280*T, A + 5922544 + 1224864*B + 80*B*T + 220160*T, T)); /* %432 slice [T,1,128]  graphs/lib/text_encoder.lua:35 */
+    CALL(142, (double)32896*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384 + (double)128), convirt_k437_matmul_add(A + 5922544 + 1224864*B + 80*B*T + 220160*T, A + 5922544 + 1224864*B + 80*B*T + 225280*T, (real *)P + 1056864, (real *)P + 1073248, T)); /* %437 matmul+add [T,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(143, (double)256*T, sizeof(real)*((double)T + (double)128*T), convirt_features_loss_k7_fused_sum_square(A + 5922544 + 1224864*B + 80*B*T + 220544*T, A + 5922544 + 1224864*B + 80*B*T + 220160*T, T)); /* %446 fused:sum_square [T,1]  graphs/lib/losses.lua:21 */
+    CALL(144, (double)2*T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k9_fused_rsqrt_clampmin(A + 5922544 + 1224864*B + 80*B*T + 220560*T, A + 5922544 + 1224864*B + 80*B*T + 220544*T, T)); /* %448 fused:rsqrt_clampmin [T,1]  graphs/lib/losses.lua:21 */
+    CALL(145, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)T), convirt_features_loss_k10_mul(A + 5922544 + 1224864*B + 80*B*T + 220288*T, A + 5922544 + 1224864*B + 80*B*T + 220160*T, A + 5922544 + 1224864*B + 80*B*T + 220560*T, T)); /* %449 map:mul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(146, (double)256*B, sizeof(real)*((double)B + (double)128*B), convirt_features_loss_k12_fused_sum_square(A + 5922544 + 1204608*B, A + 5922544 + 1204224*B, B)); /* %451 fused:sum_square [B,1]  graphs/lib/losses.lua:21 */
+    CALL(147, (double)2*B, sizeof(real)*((double)B + (double)B), convirt_features_loss_k14_fused_rsqrt_clampmin(A + 5922544 + 1204736*B, A + 5922544 + 1204608*B, B)); /* %453 fused:rsqrt_clampmin [B,1]  graphs/lib/losses.lua:21 */
+    CALL(148, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), convirt_features_loss_k15_mul(A + 5922544 + 1204480*B, A + 5922544 + 1204224*B, A + 5922544 + 1204736*B, B)); /* %454 map:mul [B,128]  graphs/lib/losses.lua:21 */
+    CALL(149, (double)257*B*T, sizeof(real)*((double)B*T + (double)128*T + (double)128*B), convirt_features_loss_k17_matmul_scale(A + 5922544 + 1224864*B, A + 5922544 + 1224864*B + 80*B*T + 220288*T, A + 5922544 + 1204480*B, B, T)); /* %456 matmul+scale [T,B]  graphs/lib/losses.lua:21 */
+    CALL(150, 0, sizeof(real)*((double)B*T), convirt_features_loss_k18_eye(A + 5922544 + 1224864*B + 16*B*T, B, T)); /* %457 eye [T,B]  graphs/lib/losses.lua:9 */
+    CALL(151, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k19_max(A + 5922544 + 1224864*B + 80*B*T + 220416*T, A + 5922544 + 1224864*B, B, T)); /* %458 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(152, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), convirt_features_loss_k22_fused_exp_sub(A + 5922544 + 1224864*B + 32*B*T, A + 5922544 + 1224864*B, A + 5922544 + 1224864*B + 80*B*T + 220416*T, B, T)); /* %461 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
+    CALL(153, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k23_sum(A + 5922544 + 1224864*B + 80*B*T + 220432*T, A + 5922544 + 1224864*B + 32*B*T, B, T)); /* %462 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(154, (double)T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k24_clampmin(A + 5922544 + 1224864*B + 80*B*T + 220448*T, A + 5922544 + 1224864*B + 80*B*T + 220432*T, T)); /* %463 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
+    CALL(155, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), convirt_features_loss_k27_mul(A + 5922544 + 1224864*B + 48*B*T, A + 5922544 + 1224864*B, A + 5922544 + 1224864*B + 16*B*T, B, T)); /* %466 map:mul [T,B]  graphs/lib/losses.lua:10 */
+    CALL(156, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k30_max(A + 5922544 + 1204624*B, A + 5922544 + 1224864*B, B, T)); /* %469 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(157, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), convirt_features_loss_k33_fused_exp_sub(A + 5922544 + 1224864*B + 64*B*T, A + 5922544 + 1224864*B, A + 5922544 + 1204624*B, B, T)); /* %472 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
+    CALL(158, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k34_sum(A + 5922544 + 1204640*B, A + 5922544 + 1224864*B + 64*B*T, B, T)); /* %473 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(159, (double)B, sizeof(real)*((double)B + (double)B), convirt_features_loss_k35_clampmin(A + 5922544 + 1204656*B, A + 5922544 + 1204640*B, B)); /* %474 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
+    CALL(160, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k34_sum(A + 5922544 + 1204672*B, A + 5922544 + 1224864*B + 48*B*T, B, T)); /* %478 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(161, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k23_sum(A + 5922544 + 1224864*B + 80*B*T + 220464*T, A + 5922544 + 1224864*B + 16*B*T, B, T)); /* %480 reduce [T,1]  graphs/lib/losses.lua:12 */
+    CALL(162, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), convirt_features_loss_k42_fused_mul_sub_add_log(A + 5922544 + 1224864*B + 80*B*T + 220480*T, A + 5922544 + 1224864*B + 80*B*T + 220448*T, A + 5922544 + 1224864*B + 80*B*T + 220416*T, A + 5922544 + 1224864*B + 48*B*T, A + 5922544 + 1224864*B + 80*B*T + 220464*T, B, T)); /* %481 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
+    CALL(163, (double)T, sizeof(real)*((double)1 + (double)T), convirt_features_loss_k43_sum(A + 0, A + 5922544 + 1224864*B + 80*B*T + 220480*T, T)); /* %482 reduce [1,1]  graphs/lib/losses.lua:13 */
+    CALL(164, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), convirt_features_loss_k46_fused_scale_add_sum_sub(A + 5922528, A + 0, A + 5922544 + 1204656*B, A + 5922544 + 1204624*B, A + 5922544 + 1204672*B, B)); /* %485 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
 }
 
 static void backward(void *arena, real *grads, const real *P, void *const *inputs, real *const *input_grads, const long *dims) {
     const long B = dims[0]; (void)B;
     const long T = dims[1]; (void)T;
     real *A = arena; (void)A; (void)P; (void)inputs; (void)grads; (void)input_grads;
-    CALL(195, 0, sizeof(real)*((double)1), convirt_features_loss_k58_fill(A + 0)); /* %621 fill []  graphs/lib/model.lua:87 */
-    CALL(196, (double)1, sizeof(real)*((double)1 + (double)1), convirt_features_loss_k60_scale(A + 16, A + 0, B)); /* %623 map:scale [1,1]  graphs/lib/losses.lua:16 */
-    CALL(197, (double)B, sizeof(real)*((double)B + (double)1), convirt_features_loss_k61_id(A + 1189680 + 2335120*B, A + 16, B)); /* %624 map:id [1,B]  graphs/lib/losses.lua:14 */
-    CALL(198, (double)2*T, sizeof(real)*((double)T + (double)1 + (double)T), convirt_features_loss_k63_fused_mul_id(A + 1189680 + 2400416*B + 80*B*T + 220416*T, A + 16, A + 1189680 + 2400416*B + 80*B*T + 220464*T, T)); /* %626 fused:mul_id [T,1]  graphs/lib/losses.lua:13 */
-    CALL(199, (double)B, sizeof(real)*((double)B + (double)B), convirt_features_loss_k65_neg(A + 1189680 + 2335168*B, A + 1189680 + 2335120*B, B)); /* %628 map:neg [1,B]  graphs/lib/losses.lua:11 */
-    CALL(200, (double)3*B, sizeof(real)*((double)B + (double)B + (double)B + (double)B), convirt_features_loss_k71_fused_mul_div_step(A + 1189680 + 2335184*B, A + 1189680 + 2335120*B, A + 1189680 + 2335152*B, A + 1189680 + 2335136*B, B)); /* %634 fused:mul_div_step [1,B]  graphs/lib/losses.lua:11 */
-    CALL(201, (double)T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k77_neg(A + 1189680 + 2400416*B + 80*B*T + 220464*T, A + 1189680 + 2400416*B + 80*B*T + 220416*T, T)); /* %640 map:neg [T,1]  graphs/lib/losses.lua:10 */
-    CALL(202, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), convirt_features_loss_k84_fused_mul_div_step(A + 1189680 + 2400416*B + 80*B*T + 220480*T, A + 1189680 + 2400416*B + 80*B*T + 220416*T, A + 1189680 + 2400416*B + 80*B*T + 220448*T, A + 1189680 + 2400416*B + 80*B*T + 220432*T, T)); /* %647 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
-    CALL(203, (double)12*B*T, sizeof(real)*((double)B*T + (double)B + (double)B*T + (double)B + (double)B*T + (double)T + (double)T + (double)B*T), convirt_features_loss_k90_fused_scale_add_add_add(A + 1189680 + 2400416*B, A + 1189680 + 2335168*B, A + 1189680 + 2400416*B + 16*B*T, A + 1189680 + 2335184*B, A + 1189680 + 2400416*B + 64*B*T, A + 1189680 + 2400416*B + 80*B*T + 220464*T, A + 1189680 + 2400416*B + 80*B*T + 220480*T, A + 1189680 + 2400416*B + 32*B*T, B, T)); /* %653 fused:scale_add_add_add [T,B]  graphs/lib/losses.lua:21 */
-    CALL(204, (double)256*B*T, sizeof(real)*((double)128*T + (double)B*T + (double)128*B), convirt_features_loss_k91_matmul(A + 1189680 + 2400416*B + 80*B*T + 220416*T, A + 1189680 + 2400416*B, A + 1189680 + 2334976*B, B, T)); /* %654 matmul [T,128]  graphs/lib/losses.lua:21 */
-    CALL(205, (double)256*B*T, sizeof(real)*((double)128*B + (double)B*T + (double)128*T), convirt_features_loss_k92_matmul(A + 1189680 + 2334976*B, A + 1189680 + 2400416*B, A + 1189680 + 2400416*B + 80*B*T + 220288*T, B, T)); /* %655 matmul [B,128]  graphs/lib/losses.lua:21 */
-    CALL(206, (double)262*B, sizeof(real)*((double)B + (double)128*B + (double)128*B + (double)B + (double)B), convirt_features_loss_k101_fused_mul_mul_sum_mul(A + 1189680 + 2335248*B, A + 1189680 + 2334976*B, A + 1189680 + 2334720*B, A + 1189680 + 2335232*B, A + 1189680 + 2335104*B, B)); /* %664 fused:mul_mul_sum_mul [B,1]  graphs/lib/losses.lua:21 */
-    CALL(207, (double)640*B, sizeof(real)*((double)128*B + (double)128*B + (double)B + (double)B + (double)128*B), convirt_features_loss_k105_fused_add_mul_mul_id(A + 1189680 + 2335104*B, A + 1189680 + 2334976*B, A + 1189680 + 2335232*B, A + 1189680 + 2335248*B, A + 1189680 + 2334720*B, B)); /* %668 fused:add_mul_mul_id [B,128]  graphs/lib/losses.lua:21 */
-    CALL(208, (double)262*T, sizeof(real)*((double)T + (double)128*T + (double)128*T + (double)T + (double)T), convirt_features_loss_k114_fused_mul_mul_sum_mul(A + 1189680 + 2400416*B + 80*B*T + 220576*T, A + 1189680 + 2400416*B + 80*B*T + 220416*T, A + 1189680 + 2400416*B + 80*B*T + 220160*T, A + 1189680 + 2400416*B + 80*B*T + 220560*T, A + 1189680 + 2400416*B + 80*B*T + 220544*T, T)); /* %677 fused:mul_mul_sum_mul [T,1]  graphs/lib/losses.lua:21 */
-    CALL(209, (double)640*T, sizeof(real)*((double)128*T + (double)128*T + (double)T + (double)T + (double)128*T), convirt_features_loss_k118_fused_add_mul_mul_id(A + 1189680 + 2400416*B + 80*B*T + 220288*T, A + 1189680 + 2400416*B + 80*B*T + 220416*T, A + 1189680 + 2400416*B + 80*B*T + 220560*T, A + 1189680 + 2400416*B + 80*B*T + 220576*T, A + 1189680 + 2400416*B + 80*B*T + 220160*T, T)); /* %681 fused:add_mul_mul_id [T,128]  graphs/lib/losses.lua:21 */
-    CALL(210, (double)128*T, sizeof(real)*((double)128 + (double)128*T), convirt_k682_sum(A + 1184768, A + 1189680 + 2400416*B + 80*B*T + 220288*T, T)); /* %682 reduce [1,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(211, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), convirt_k684_matmul(A + 1189680 + 2400416*B + 80*B*T + 225408*T, A + 1189680 + 2400416*B + 80*B*T + 220288*T, (real *)P + 1056864, T)); /* %684 matmul [T,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(212, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), convirt_k685_matmul(A + 985088, A + 1189680 + 2400416*B + 80*B*T + 220288*T, A + 1189680 + 2400416*B + 80*B*T + 225280*T, T)); /* %685 matmul [128,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(213, 0, sizeof(real)*((double)5120*T + (double)128*T), convirt_k687_pad(A + 1189680 + 2400416*B + 80*B*T + 220160*T, A + 1189680 + 2400416*B + 80*B*T + 225408*T, T)); /* %687 pad [T,40,128]  graphs/lib/text_encoder.lua:35 */
-    CALL(214, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 0, A + 1189680 + 2400416*B + 80*B*T + 220160*T, T)); /* %688 reduce [1,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(215, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1184896, A + 0)); /* %690 reduce [1,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(216, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), convirt_k692_mul(A + 1189680 + 2400416*B + 80*B*T + 225280*T, A + 1189680 + 2400416*B + 80*B*T + 220160*T, (real *)P + 1056608, T)); /* %692 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(217, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k693_mul(A + 1189680 + 2400416*B + 80*B*T + 230400*T, A + 1189680 + 2400416*B + 80*B*T + 220160*T, A + 1189680 + 2400416*B + 80*B*T + 215040*T, T)); /* %693 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(218, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 0, A + 1189680 + 2400416*B + 80*B*T + 230400*T, T)); /* %694 reduce [1,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(219, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1185024, A + 0)); /* %696 reduce [1,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(220, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k705_fused_scale_mul_sum_mul(A + 1189680 + 2400416*B + 80*B*T + 220160*T, A + 1189680 + 2400416*B + 80*B*T + 225280*T, A + 1189680 + 2400416*B + 80*B*T + 194560*T, A + 1189680 + 2400416*B + 80*B*T + 236352*T, T)); /* %705 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(221, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), convirt_k709_fused_add_mul_mul_id(A + 1189680 + 2400416*B + 80*B*T + 215040*T, A + 1189680 + 2400416*B + 80*B*T + 225280*T, A + 1189680 + 2400416*B + 80*B*T + 236352*T, A + 1189680 + 2400416*B + 80*B*T + 220160*T, A + 1189680 + 2400416*B + 80*B*T + 194560*T, T)); /* %709 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(222, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k712_fused_scale_sum_neg(A + 1189680 + 2400416*B + 80*B*T + 220160*T, A + 1189680 + 2400416*B + 80*B*T + 215040*T, T)); /* %712 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(223, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k714_fused_add_id(A + 1189680 + 2400416*B + 80*B*T + 194560*T, A + 1189680 + 2400416*B + 80*B*T + 215040*T, A + 1189680 + 2400416*B + 80*B*T + 220160*T, T)); /* %714 fused:add_id [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(224, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 0, A + 1189680 + 2400416*B + 80*B*T + 194560*T, T)); /* %715 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(225, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1185152, A + 0)); /* %717 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(226, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), convirt_k721_matmul(A + 630784, A + 1189680 + 2400416*B + 80*B*T + 194560*T, A + 1189680 + 2400416*B + 80*B*T + 61440*T, T)); /* %721 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(227, (double)5283840*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)20480*T), convirt_k724_matmul_mul_gelu_grad(A + 1189680 + 2400416*B + 80*B*T + 61440*T, A + 1189680 + 2400416*B + 80*B*T + 194560*T, (real *)P + 990944, A + 1189680 + 2400416*B + 80*B*T + 40960*T, T)); /* %724 matmul+mul_gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(228, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), convirt_k725_sum(A + 0, A + 1189680 + 2400416*B + 80*B*T + 61440*T, T)); /* %725 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(229, (double)20480, sizeof(real)*((double)512 + (double)20480), convirt_k727_sum(A + 1183744, A + 0)); /* %727 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(230, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), convirt_k730_matmul(A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 61440*T, (real *)P + 924896, T)); /* %730 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(231, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), convirt_k731_matmul(A + 696320, A + 1189680 + 2400416*B + 80*B*T + 61440*T, A + 1189680 + 2400416*B + 80*B*T + 209920*T, T)); /* %731 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(232, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 761856, A + 1189680 + 2400416*B + 80*B*T + 40960*T, T)); /* %733 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(233, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1185280, A + 761856)); /* %735 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(234, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), convirt_k692_mul(A + 1189680 + 2400416*B + 80*B*T + 46080*T, A + 1189680 + 2400416*B + 80*B*T + 40960*T, (real *)P + 924640, T)); /* %737 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(235, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k693_mul(A + 1189680 + 2400416*B + 80*B*T + 51200*T, A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 204800*T, T)); /* %738 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(236, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 761856, A + 1189680 + 2400416*B + 80*B*T + 51200*T, T)); /* %739 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(237, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1185408, A + 761856)); /* %741 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(238, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k705_fused_scale_mul_sum_mul(A + 1189680 + 2400416*B + 80*B*T + 51200*T, A + 1189680 + 2400416*B + 80*B*T + 46080*T, A + 1189680 + 2400416*B + 80*B*T + 199680*T, A + 1189680 + 2400416*B + 80*B*T + 236304*T, T)); /* %750 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(239, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), convirt_k709_fused_add_mul_mul_id(A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 46080*T, A + 1189680 + 2400416*B + 80*B*T + 236304*T, A + 1189680 + 2400416*B + 80*B*T + 51200*T, A + 1189680 + 2400416*B + 80*B*T + 199680*T, T)); /* %754 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(240, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k712_fused_scale_sum_neg(A + 1189680 + 2400416*B + 80*B*T + 46080*T, A + 1189680 + 2400416*B + 80*B*T + 40960*T, T)); /* %758 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(241, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k760_fused_add_add_id(A + 1189680 + 2400416*B + 80*B*T + 53760*T, A + 1189680 + 2400416*B + 80*B*T + 194560*T, A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 46080*T, T)); /* %760 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(242, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 761856, A + 1189680 + 2400416*B + 80*B*T + 53760*T, T)); /* %761 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(243, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1185536, A + 761856)); /* %763 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(244, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k766_matmul(A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 53760*T, (real *)P + 908128, T)); /* %766 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(245, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k767_matmul(A + 1001472, A + 1189680 + 2400416*B + 80*B*T + 53760*T, A + 1189680 + 2400416*B + 80*B*T + 189440*T, T)); /* %767 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(246, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k329_permute(A + 1189680 + 2400416*B + 80*B*T + 47360*T, A + 1189680 + 2400416*B + 80*B*T + 40960*T, T)); /* %770 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
-    CALL(247, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k772_matmul(A + 1189680 + 2400416*B + 80*B*T + 58880*T, A + 1189680 + 2400416*B + 80*B*T + 101120*T, A + 1189680 + 2400416*B + 80*B*T + 47360*T, T)); /* %772 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    CALL(248, (double)416000*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)160*T), convirt_k773_matmul_div(A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 47360*T, A + 1189680 + 2400416*B + 80*B*T + 184320*T, A + 1189680 + 2400416*B + 80*B*T + 236000*T, T)); /* %773 matmul+div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(249, (double)19520*T, sizeof(real)*((double)160*T + (double)6400*T + (double)6400*T + (double)160*T), convirt_k778_fused_mul_sum_neg_mul(A + 1189680 + 2400416*B + 80*B*T + 64000*T, A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 101120*T, A + 1189680 + 2400416*B + 80*B*T + 235840*T, T)); /* %778 fused:mul_sum_neg_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(250, (double)38400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T + (double)6400*T), convirt_k794_fused_scale_mul_mul_mul(A + 1189680 + 2400416*B + 80*B*T + 47360*T, A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 64000*T, (real *)inputs[2], A + 1189680 + 2400416*B + 80*B*T + 94720*T, T)); /* %794 fused:scale_mul_mul_mul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
-    CALL(251, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k362_matmul(A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 47360*T, A + 1189680 + 2400416*B + 80*B*T + 179200*T, T)); /* %795 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
-    CALL(252, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k772_matmul(A + 1189680 + 2400416*B + 80*B*T + 94720*T, A + 1189680 + 2400416*B + 80*B*T + 47360*T, A + 1189680 + 2400416*B + 80*B*T + 174080*T, T)); /* %796 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
-    CALL(253, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k363_permute(A + 1189680 + 2400416*B + 80*B*T + 46080*T, A + 1189680 + 2400416*B + 80*B*T + 58880*T, T)); /* %797 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
-    CALL(254, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 761856, A + 1189680 + 2400416*B + 80*B*T + 46080*T, T)); /* %799 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(255, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1185664, A + 761856)); /* %801 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(256, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k767_matmul(A + 1017856, A + 1189680 + 2400416*B + 80*B*T + 46080*T, A + 1189680 + 2400416*B + 80*B*T + 168960*T, T)); /* %805 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(257, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k363_permute(A + 1189680 + 2400416*B + 80*B*T + 99840*T, A + 1189680 + 2400416*B + 80*B*T + 94720*T, T)); /* %807 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
-    CALL(258, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 761856, A + 1189680 + 2400416*B + 80*B*T + 99840*T, T)); /* %809 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(259, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1185792, A + 761856)); /* %811 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(260, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k766_matmul(A + 1189680 + 2400416*B + 80*B*T + 94720*T, A + 1189680 + 2400416*B + 80*B*T + 99840*T, (real *)P + 875104, T)); /* %814 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(261, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k767_matmul(A + 1034240, A + 1189680 + 2400416*B + 80*B*T + 99840*T, A + 1189680 + 2400416*B + 80*B*T + 168960*T, T)); /* %815 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(262, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k363_permute(A + 1189680 + 2400416*B + 80*B*T + 99840*T, A + 1189680 + 2400416*B + 80*B*T + 40960*T, T)); /* %818 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
-    CALL(263, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 761856, A + 1189680 + 2400416*B + 80*B*T + 99840*T, T)); /* %820 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(264, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1185920, A + 761856)); /* %822 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(265, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k766_matmul(A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 99840*T, (real *)P + 858592, T)); /* %825 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(266, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k767_matmul(A + 1050624, A + 1189680 + 2400416*B + 80*B*T + 99840*T, A + 1189680 + 2400416*B + 80*B*T + 168960*T, T)); /* %826 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(267, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)5120*T), convirt_k828_matmul_add_add(A + 1189680 + 2400416*B + 80*B*T + 99840*T, A + 1189680 + 2400416*B + 80*B*T + 46080*T, (real *)P + 891616, A + 1189680 + 2400416*B + 80*B*T + 94720*T, A + 1189680 + 2400416*B + 80*B*T + 40960*T, T)); /* %828 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(268, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 761856, A + 1189680 + 2400416*B + 80*B*T + 99840*T, T)); /* %829 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(269, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1186048, A + 761856)); /* %831 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(270, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), convirt_k692_mul(A + 1189680 + 2400416*B + 80*B*T + 94720*T, A + 1189680 + 2400416*B + 80*B*T + 99840*T, (real *)P + 858336, T)); /* %833 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(271, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k693_mul(A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 99840*T, A + 1189680 + 2400416*B + 80*B*T + 163840*T, T)); /* %834 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(272, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 761856, A + 1189680 + 2400416*B + 80*B*T + 40960*T, T)); /* %835 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(273, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1186176, A + 761856)); /* %837 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(274, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k705_fused_scale_mul_sum_mul(A + 1189680 + 2400416*B + 80*B*T + 235840*T, A + 1189680 + 2400416*B + 80*B*T + 94720*T, A + 1189680 + 2400416*B + 80*B*T + 158720*T, A + 1189680 + 2400416*B + 80*B*T + 236256*T, T)); /* %846 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(275, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), convirt_k709_fused_add_mul_mul_id(A + 1189680 + 2400416*B + 80*B*T + 99840*T, A + 1189680 + 2400416*B + 80*B*T + 94720*T, A + 1189680 + 2400416*B + 80*B*T + 236256*T, A + 1189680 + 2400416*B + 80*B*T + 235840*T, A + 1189680 + 2400416*B + 80*B*T + 158720*T, T)); /* %850 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(276, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k712_fused_scale_sum_neg(A + 1189680 + 2400416*B + 80*B*T + 235840*T, A + 1189680 + 2400416*B + 80*B*T + 99840*T, T)); /* %854 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(277, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k760_fused_add_add_id(A + 1189680 + 2400416*B + 80*B*T + 94720*T, A + 1189680 + 2400416*B + 80*B*T + 53760*T, A + 1189680 + 2400416*B + 80*B*T + 99840*T, A + 1189680 + 2400416*B + 80*B*T + 235840*T, T)); /* %856 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(278, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 761856, A + 1189680 + 2400416*B + 80*B*T + 94720*T, T)); /* %857 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(279, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1186304, A + 761856)); /* %859 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(280, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), convirt_k721_matmul(A + 761856, A + 1189680 + 2400416*B + 80*B*T + 94720*T, A + 1189680 + 2400416*B + 80*B*T + 20480*T, T)); /* %863 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(281, (double)5283840*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)20480*T), convirt_k724_matmul_mul_gelu_grad(A + 1189680 + 2400416*B + 80*B*T + 20480*T, A + 1189680 + 2400416*B + 80*B*T + 94720*T, (real *)P + 792672, A + 1189680 + 2400416*B + 80*B*T, T)); /* %866 matmul+mul_gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(282, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), convirt_k725_sum(A + 0, A + 1189680 + 2400416*B + 80*B*T + 20480*T, T)); /* %867 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(283, (double)20480, sizeof(real)*((double)512 + (double)20480), convirt_k727_sum(A + 1184256, A + 0)); /* %869 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(284, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), convirt_k730_matmul(A + 1189680 + 2400416*B + 80*B*T + 99840*T, A + 1189680 + 2400416*B + 80*B*T + 20480*T, (real *)P + 726624, T)); /* %872 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(285, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), convirt_k731_matmul(A + 827392, A + 1189680 + 2400416*B + 80*B*T + 20480*T, A + 1189680 + 2400416*B + 80*B*T + 153600*T, T)); /* %873 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(286, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 892928, A + 1189680 + 2400416*B + 80*B*T + 99840*T, T)); /* %875 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(287, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1186432, A + 892928)); /* %877 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(288, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), convirt_k692_mul(A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 99840*T, (real *)P + 726368, T)); /* %879 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(289, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k693_mul(A + 1189680 + 2400416*B + 80*B*T + 5120*T, A + 1189680 + 2400416*B + 80*B*T + 99840*T, A + 1189680 + 2400416*B + 80*B*T + 148480*T, T)); /* %880 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(290, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 892928, A + 1189680 + 2400416*B + 80*B*T + 5120*T, T)); /* %881 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(291, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1186560, A + 892928)); /* %883 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(292, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k705_fused_scale_mul_sum_mul(A + 1189680 + 2400416*B + 80*B*T + 235840*T, A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 143360*T, A + 1189680 + 2400416*B + 80*B*T + 236208*T, T)); /* %892 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(293, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), convirt_k709_fused_add_mul_mul_id(A + 1189680 + 2400416*B + 80*B*T + 99840*T, A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 236208*T, A + 1189680 + 2400416*B + 80*B*T + 235840*T, A + 1189680 + 2400416*B + 80*B*T + 143360*T, T)); /* %896 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(294, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k712_fused_scale_sum_neg(A + 1189680 + 2400416*B + 80*B*T + 235840*T, A + 1189680 + 2400416*B + 80*B*T + 99840*T, T)); /* %900 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(295, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k760_fused_add_add_id(A + 1189680 + 2400416*B + 80*B*T + 12800*T, A + 1189680 + 2400416*B + 80*B*T + 94720*T, A + 1189680 + 2400416*B + 80*B*T + 99840*T, A + 1189680 + 2400416*B + 80*B*T + 235840*T, T)); /* %902 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(296, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 892928, A + 1189680 + 2400416*B + 80*B*T + 12800*T, T)); /* %903 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(297, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1186688, A + 892928)); /* %905 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(298, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k766_matmul(A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 12800*T, (real *)P + 709856, T)); /* %908 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(299, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k767_matmul(A + 1067008, A + 1189680 + 2400416*B + 80*B*T + 12800*T, A + 1189680 + 2400416*B + 80*B*T + 138240*T, T)); /* %909 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(300, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k329_permute(A + 1189680 + 2400416*B + 80*B*T + 6400*T, A + 1189680 + 2400416*B + 80*B*T, T)); /* %912 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
-    CALL(301, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k772_matmul(A + 1189680 + 2400416*B + 80*B*T + 94720*T, A + 1189680 + 2400416*B + 80*B*T + 88320*T, A + 1189680 + 2400416*B + 80*B*T + 6400*T, T)); /* %914 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    CALL(302, (double)416000*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)160*T), convirt_k773_matmul_div(A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 6400*T, A + 1189680 + 2400416*B + 80*B*T + 133120*T, A + 1189680 + 2400416*B + 80*B*T + 235680*T, T)); /* %915 matmul+div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(303, (double)19520*T, sizeof(real)*((double)160*T + (double)6400*T + (double)6400*T + (double)160*T), convirt_k778_fused_mul_sum_neg_mul(A + 1189680 + 2400416*B + 80*B*T + 99840*T, A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 88320*T, A + 1189680 + 2400416*B + 80*B*T + 235520*T, T)); /* %920 fused:mul_sum_neg_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(304, (double)38400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T + (double)6400*T), convirt_k794_fused_scale_mul_mul_mul(A + 1189680 + 2400416*B + 80*B*T + 6400*T, A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 99840*T, (real *)inputs[2], A + 1189680 + 2400416*B + 80*B*T + 81920*T, T)); /* %936 fused:scale_mul_mul_mul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
-    CALL(305, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k362_matmul(A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 6400*T, A + 1189680 + 2400416*B + 80*B*T + 128000*T, T)); /* %937 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
-    CALL(306, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k772_matmul(A + 1189680 + 2400416*B + 80*B*T + 99840*T, A + 1189680 + 2400416*B + 80*B*T + 6400*T, A + 1189680 + 2400416*B + 80*B*T + 122880*T, T)); /* %938 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
-    CALL(307, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k363_permute(A + 1189680 + 2400416*B + 80*B*T + 5120*T, A + 1189680 + 2400416*B + 80*B*T + 94720*T, T)); /* %939 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
-    CALL(308, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 892928, A + 1189680 + 2400416*B + 80*B*T + 5120*T, T)); /* %941 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(309, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1186816, A + 892928)); /* %943 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(310, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k767_matmul(A + 1083392, A + 1189680 + 2400416*B + 80*B*T + 5120*T, A + 1189680 + 2400416*B + 80*B*T + 117760*T, T)); /* %947 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(311, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k363_permute(A + 1189680 + 2400416*B + 80*B*T + 17920*T, A + 1189680 + 2400416*B + 80*B*T + 99840*T, T)); /* %949 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
-    CALL(312, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 892928, A + 1189680 + 2400416*B + 80*B*T + 17920*T, T)); /* %951 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(313, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1186944, A + 892928)); /* %953 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(314, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k766_matmul(A + 1189680 + 2400416*B + 80*B*T + 23040*T, A + 1189680 + 2400416*B + 80*B*T + 17920*T, (real *)P + 676832, T)); /* %956 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(315, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k767_matmul(A + 1099776, A + 1189680 + 2400416*B + 80*B*T + 17920*T, A + 1189680 + 2400416*B + 80*B*T + 117760*T, T)); /* %957 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(316, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k363_permute(A + 1189680 + 2400416*B + 80*B*T + 17920*T, A + 1189680 + 2400416*B + 80*B*T, T)); /* %960 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
-    CALL(317, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 892928, A + 1189680 + 2400416*B + 80*B*T + 17920*T, T)); /* %962 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(318, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1187072, A + 892928)); /* %964 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(319, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k766_matmul(A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 17920*T, (real *)P + 660320, T)); /* %967 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(320, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k767_matmul(A + 1116160, A + 1189680 + 2400416*B + 80*B*T + 17920*T, A + 1189680 + 2400416*B + 80*B*T + 117760*T, T)); /* %968 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(321, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)5120*T), convirt_k828_matmul_add_add(A + 1189680 + 2400416*B + 80*B*T + 17920*T, A + 1189680 + 2400416*B + 80*B*T + 5120*T, (real *)P + 693344, A + 1189680 + 2400416*B + 80*B*T + 23040*T, A + 1189680 + 2400416*B + 80*B*T, T)); /* %970 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(322, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 892928, A + 1189680 + 2400416*B + 80*B*T + 17920*T, T)); /* %971 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(323, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1187200, A + 892928)); /* %973 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(324, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), convirt_k692_mul(A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 17920*T, (real *)P + 660064, T)); /* %975 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(325, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k693_mul(A + 1189680 + 2400416*B + 80*B*T + 5120*T, A + 1189680 + 2400416*B + 80*B*T + 17920*T, A + 1189680 + 2400416*B + 80*B*T + 112640*T, T)); /* %976 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(326, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 892928, A + 1189680 + 2400416*B + 80*B*T + 5120*T, T)); /* %977 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(327, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1187328, A + 892928)); /* %979 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(328, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k705_fused_scale_mul_sum_mul(A + 1189680 + 2400416*B + 80*B*T + 10240*T, A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 107520*T, A + 1189680 + 2400416*B + 80*B*T + 236160*T, T)); /* %988 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(329, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), convirt_k709_fused_add_mul_mul_id(A + 1189680 + 2400416*B + 80*B*T + 5120*T, A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 236160*T, A + 1189680 + 2400416*B + 80*B*T + 10240*T, A + 1189680 + 2400416*B + 80*B*T + 107520*T, T)); /* %992 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(330, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k712_fused_scale_sum_neg(A + 1189680 + 2400416*B + 80*B*T + 10240*T, A + 1189680 + 2400416*B + 80*B*T + 5120*T, T)); /* %996 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(331, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k760_fused_add_add_id(A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 12800*T, A + 1189680 + 2400416*B + 80*B*T + 5120*T, A + 1189680 + 2400416*B + 80*B*T + 10240*T, T)); /* %998 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(332, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 1176576, A + 1189680 + 2400416*B + 80*B*T, T)); /* %999 reduce [1,40,128]  graphs/lib/text_encoder.lua:32 */
-    CALL(333, 0, sizeof(real)*((double)131072 + (double)5120*T + (double)40*T), convirt_k1001_scatter_add(A + 294912, A + 1189680 + 2400416*B + 80*B*T, (int32_t *)inputs[1], T)); /* %1001 scatter_add [1024,128]  graphs/lib/text_encoder.lua:32 */
-    CALL(334, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k348_sum(A + 1187456, A + 1189680 + 2335104*B, B)); /* %1002 reduce [1,128]  graphs/lib/image_encoder.lua:36 */
-    CALL(335, (double)32768*B, sizeof(real)*((double)16384 + (double)128*B + (double)128*B), convirt_image_vjp_k351_matmul(A + 1132544, A + 1189680 + 2335104*B, A + 1189680 + 2334848*B, B)); /* %1005 matmul [128,128]  graphs/lib/image_encoder.lua:36 */
-    CALL(336, (double)32896*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384), convirt_image_vjp_k352_matmul_scale(A + 1189680 + 2392064*B, A + 1189680 + 2335104*B, (real *)P + 507360, B)); /* %1006 matmul+scale [B,128]  graphs/lib/image_encoder.lua:35 */
-    CALL(337, (double)8192*B, sizeof(real)*((double)8192*B + (double)128*B), convirt_k1008_id(A + 1189680 + 2334720*B, A + 1189680 + 2392064*B, B)); /* %1008 map:id [B,64,128]  graphs/lib/image_encoder.lua:35 */
-    CALL(338, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k364_permute(A + 1189680 + 2392064*B, A + 1189680 + 2334720*B, B)); /* %1009 permute [B,128,64]  graphs/lib/image_encoder.lua:33 */
-    CALL(339, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k367_fused_mul_step(A + 1189680 + 2334720*B, A + 1189680 + 2392064*B, A + 1189680 + 2383872*B, B)); /* %1012 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
-    CALL(340, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 892928, A + 1189680 + 2334720*B, B)); /* %1013 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(341, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k370_sum(A + 1148928, A + 892928)); /* %1015 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(342, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k371_sum(A + 1187584, A + 1148928)); /* %1016 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(343, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_vjp_k373_mul(A + 1189680 + 2383872*B, A + 1189680 + 2334720*B, (real *)P + 490592, B)); /* %1018 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(344, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k374_mul(A + 1189680 + 2392064*B, A + 1189680 + 2334720*B, A + 1189680 + 2367488*B, B)); /* %1019 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(345, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 892928, A + 1189680 + 2392064*B, B)); /* %1020 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(346, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k370_sum(A + 1148928, A + 892928)); /* %1022 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(347, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k371_sum(A + 1187712, A + 1148928)); /* %1023 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(348, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k388_fused_scale_mul_sum_mul(A + 1189680 + 2392064*B, A + 1189680 + 2383872*B, A + 1189680 + 2375680*B, A + 1189680 + 2400400*B, B)); /* %1033 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(349, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), convirt_image_vjp_k392_fused_add_mul_mul_id(A + 1189680 + 2367488*B, A + 1189680 + 2383872*B, A + 1189680 + 2400400*B, A + 1189680 + 2392064*B, A + 1189680 + 2375680*B, B)); /* %1037 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(350, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_vjp_k395_fused_scale_sum_neg(A + 1189680 + 2383872*B, A + 1189680 + 2367488*B, B)); /* %1040 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(351, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k397_fused_add_id(A + 1189680 + 2375680*B, A + 1189680 + 2367488*B, A + 1189680 + 2383872*B, B)); /* %1042 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(352, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 892928, A + 1189680 + 2375680*B, B)); /* %1044 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(353, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k370_sum(A + 1148928, A + 892928)); /* %1046 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(354, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k371_sum(A + 1187840, A + 1148928)); /* %1047 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(355, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k405_permute(A + 1189680 + 2367488*B, A + 1189680 + 2375680*B, B)); /* %1050 permute [128,B,64]  graphs/lib/image_encoder.lua:13 */
-    CALL(356, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)73728*B), convirt_image_vjp_k407_matmul(A + 0, A + 1189680 + 2367488*B, A + 1189680 + 1720320*B, B)); /* %1052 matmul [128,1152]  graphs/lib/image_encoder.lua:13 */
-    CALL(357, (double)18874368*B, sizeof(real)*((double)73728*B + (double)147456 + (double)8192*B), convirt_image_vjp_k408_matmul(A + 1189680 + 1720320*B, (real *)P + 343008, A + 1189680 + 2367488*B, B)); /* %1053 matmul [1152,64*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(358, 0, sizeof(real)*((double)8192*B + (double)73728*B), convirt_image_vjp_k410_col2im(A + 1189680 + 2367488*B, A + 1189680 + 1720320*B, B)); /* %1055 col2im [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(359, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k367_fused_mul_step(A + 1189680 + 1720320*B, A + 1189680 + 2367488*B, A + 1189680 + 2359296*B, B)); /* %1057 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
-    CALL(360, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 892928, A + 1189680 + 1720320*B, B)); /* %1058 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(361, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k370_sum(A + 1148928, A + 892928)); /* %1060 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(362, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k371_sum(A + 1187968, A + 1148928)); /* %1061 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(363, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_vjp_k373_mul(A + 1189680 + 1728512*B, A + 1189680 + 1720320*B, (real *)P + 342752, B)); /* %1063 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(364, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k374_mul(A + 1189680 + 1736704*B, A + 1189680 + 1720320*B, A + 1189680 + 2351104*B, B)); /* %1064 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(365, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 892928, A + 1189680 + 1736704*B, B)); /* %1065 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(366, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k370_sum(A + 1148928, A + 892928)); /* %1067 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(367, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k371_sum(A + 1188096, A + 1148928)); /* %1068 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(368, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k388_fused_scale_mul_sum_mul(A + 1189680 + 2351104*B, A + 1189680 + 1728512*B, A + 1189680 + 2342912*B, A + 1189680 + 2400384*B, B)); /* %1078 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(369, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), convirt_image_vjp_k392_fused_add_mul_mul_id(A + 1189680 + 1720320*B, A + 1189680 + 1728512*B, A + 1189680 + 2400384*B, A + 1189680 + 2351104*B, A + 1189680 + 2342912*B, B)); /* %1082 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(370, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_vjp_k395_fused_scale_sum_neg(A + 1189680 + 1736704*B, A + 1189680 + 1720320*B, B)); /* %1085 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(371, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k397_fused_add_id(A + 1189680 + 1728512*B, A + 1189680 + 1720320*B, A + 1189680 + 1736704*B, B)); /* %1087 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(372, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 892928, A + 1189680 + 1728512*B, B)); /* %1089 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(373, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k370_sum(A + 1148928, A + 892928)); /* %1091 reduce [128,1,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(374, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k371_sum(A + 1188224, A + 1148928)); /* %1092 reduce [128,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(375, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k405_permute(A + 1189680 + 1720320*B, A + 1189680 + 1728512*B, B)); /* %1095 permute [128,B,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(376, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)73728*B), convirt_image_vjp_k407_matmul(A + 147456, A + 1189680 + 1720320*B, A + 1189680 + 1646592*B, B)); /* %1097 matmul [128,1152]  graphs/lib/image_encoder.lua:6 */
-    CALL(377, (double)18874368*B, sizeof(real)*((double)73728*B + (double)147456 + (double)8192*B), convirt_image_vjp_k408_matmul(A + 1189680 + 1646592*B, (real *)P + 195168, A + 1189680 + 1720320*B, B)); /* %1098 matmul [1152,64*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(378, 0, sizeof(real)*((double)8192*B + (double)73728*B), convirt_image_vjp_k410_col2im(A + 1189680 + 1720320*B, A + 1189680 + 1646592*B, B)); /* %1100 col2im [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(379, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k458_fused_mul_add_step(A + 1189680 + 1728512*B, A + 1189680 + 2334720*B, A + 1189680 + 1720320*B, A + 1189680 + 2326528*B, B)); /* %1103 fused:mul_add_step [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
-    CALL(380, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 892928, A + 1189680 + 1728512*B, B)); /* %1104 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(381, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k370_sum(A + 1148928, A + 892928)); /* %1106 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(382, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k371_sum(A + 1188352, A + 1148928)); /* %1107 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(383, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_vjp_k373_mul(A + 1189680 + 1736704*B, A + 1189680 + 1728512*B, (real *)P + 194912, B)); /* %1109 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(384, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k374_mul(A + 1189680 + 1744896*B, A + 1189680 + 1728512*B, A + 1189680 + 2318336*B, B)); /* %1110 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(385, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 892928, A + 1189680 + 1744896*B, B)); /* %1111 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(386, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k370_sum(A + 1148928, A + 892928)); /* %1113 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(387, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k371_sum(A + 1188480, A + 1148928)); /* %1114 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(388, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k388_fused_scale_mul_sum_mul(A + 1189680 + 1753088*B, A + 1189680 + 1736704*B, A + 1189680 + 2310144*B, A + 1189680 + 2400368*B, B)); /* %1124 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(389, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), convirt_image_vjp_k392_fused_add_mul_mul_id(A + 1189680 + 1744896*B, A + 1189680 + 1736704*B, A + 1189680 + 2400368*B, A + 1189680 + 1753088*B, A + 1189680 + 2310144*B, B)); /* %1128 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(390, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_vjp_k395_fused_scale_sum_neg(A + 1189680 + 1761280*B, A + 1189680 + 1744896*B, B)); /* %1131 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(391, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k397_fused_add_id(A + 1189680 + 1753088*B, A + 1189680 + 1744896*B, A + 1189680 + 1761280*B, B)); /* %1133 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(392, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 892928, A + 1189680 + 1753088*B, B)); /* %1135 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(393, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k370_sum(A + 1148928, A + 892928)); /* %1137 reduce [128,1,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(394, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k371_sum(A + 1188608, A + 1148928)); /* %1138 reduce [128,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(395, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k405_permute(A + 1189680 + 1761280*B, A + 1189680 + 1753088*B, B)); /* %1141 permute [128,B,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(396, (double)9437184*B, sizeof(real)*((double)73728 + (double)8192*B + (double)36864*B), convirt_image_vjp_k498_matmul(A + 557056, A + 1189680 + 1761280*B, A + 1189680 + 1830912*B, B)); /* %1143 matmul [128,576]  graphs/lib/image_encoder.lua:6 */
-    CALL(397, (double)9437184*B, sizeof(real)*((double)36864*B + (double)73728 + (double)8192*B), convirt_image_vjp_k499_matmul(A + 1189680 + 1646592*B, (real *)P + 121056, A + 1189680 + 1761280*B, B)); /* %1144 matmul [576,64*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(398, 0, sizeof(real)*((double)16384*B + (double)36864*B), convirt_image_vjp_k501_col2im(A + 1189680 + 1830912*B, A + 1189680 + 1646592*B, B)); /* %1146 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(399, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k503_fused_mul_step(A + 1189680 + 1847296*B, A + 1189680 + 1830912*B, A + 1189680 + 2293760*B, B)); /* %1148 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
-    CALL(400, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 892928, A + 1189680 + 1847296*B, B)); /* %1149 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(401, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 1148928, A + 892928)); /* %1151 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(402, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 1188736, A + 1148928)); /* %1152 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(403, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_vjp_k509_mul(A + 1189680 + 1830912*B, A + 1189680 + 1847296*B, (real *)P + 120928, B)); /* %1154 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(404, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k510_mul(A + 1189680 + 1646592*B, A + 1189680 + 1847296*B, A + 1189680 + 2277376*B, B)); /* %1155 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(405, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 892928, A + 1189680 + 1646592*B, B)); /* %1156 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(406, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 1148928, A + 892928)); /* %1158 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(407, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 1188800, A + 1148928)); /* %1159 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(408, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k524_fused_scale_mul_sum_mul(A + 1189680 + 1863680*B, A + 1189680 + 1830912*B, A + 1189680 + 2260992*B, A + 1189680 + 2400352*B, B)); /* %1169 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(409, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), convirt_image_vjp_k528_fused_add_mul_mul_id(A + 1189680 + 1646592*B, A + 1189680 + 1830912*B, A + 1189680 + 2400352*B, A + 1189680 + 1863680*B, A + 1189680 + 2260992*B, B)); /* %1173 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(410, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_vjp_k531_fused_scale_sum_neg(A + 1189680 + 1863680*B, A + 1189680 + 1646592*B, B)); /* %1176 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(411, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k533_fused_add_id(A + 1189680 + 1830912*B, A + 1189680 + 1646592*B, A + 1189680 + 1863680*B, B)); /* %1178 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(412, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 892928, A + 1189680 + 1830912*B, B)); /* %1180 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(413, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 1148928, A + 892928)); /* %1182 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(414, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 1188864, A + 1148928)); /* %1183 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(415, 0, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k541_permute(A + 1189680 + 1646592*B, A + 1189680 + 1830912*B, B)); /* %1186 permute [64,B,256]  graphs/lib/image_encoder.lua:13 */
-    CALL(416, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)147456*B), convirt_image_vjp_k543_matmul(A + 892928, A + 1189680 + 1646592*B, A + 1189680 + 1032192*B, B)); /* %1188 matmul [64,576]  graphs/lib/image_encoder.lua:13 */
-    CALL(417, (double)18874368*B, sizeof(real)*((double)147456*B + (double)36864 + (double)16384*B), convirt_image_vjp_k544_matmul(A + 1189680 + 1032192*B, (real *)P + 84000, A + 1189680 + 1646592*B, B)); /* %1189 matmul [576,256*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(418, 0, sizeof(real)*((double)16384*B + (double)147456*B), convirt_image_vjp_k546_col2im(A + 1189680 + 1830912*B, A + 1189680 + 1032192*B, B)); /* %1191 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(419, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k503_fused_mul_step(A + 1189680 + 1032192*B, A + 1189680 + 1830912*B, A + 1189680 + 2244608*B, B)); /* %1193 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
-    CALL(420, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 929792, A + 1189680 + 1032192*B, B)); /* %1194 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(421, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 1148928, A + 929792)); /* %1196 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(422, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 1188928, A + 1148928)); /* %1197 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(423, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_vjp_k509_mul(A + 1189680 + 1830912*B, A + 1189680 + 1032192*B, (real *)P + 83872, B)); /* %1199 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(424, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k510_mul(A + 1189680 + 1048576*B, A + 1189680 + 1032192*B, A + 1189680 + 2228224*B, B)); /* %1200 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(425, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 929792, A + 1189680 + 1048576*B, B)); /* %1201 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(426, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 1148928, A + 929792)); /* %1203 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(427, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 1188992, A + 1148928)); /* %1204 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(428, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k524_fused_scale_mul_sum_mul(A + 1189680 + 1863680*B, A + 1189680 + 1830912*B, A + 1189680 + 2211840*B, A + 1189680 + 2400336*B, B)); /* %1214 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(429, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), convirt_image_vjp_k528_fused_add_mul_mul_id(A + 1189680 + 1032192*B, A + 1189680 + 1830912*B, A + 1189680 + 2400336*B, A + 1189680 + 1863680*B, A + 1189680 + 2211840*B, B)); /* %1218 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(430, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_vjp_k531_fused_scale_sum_neg(A + 1189680 + 1863680*B, A + 1189680 + 1032192*B, B)); /* %1221 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(431, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k533_fused_add_id(A + 1189680 + 1830912*B, A + 1189680 + 1032192*B, A + 1189680 + 1863680*B, B)); /* %1223 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(432, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 929792, A + 1189680 + 1830912*B, B)); /* %1225 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(433, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 1148928, A + 929792)); /* %1227 reduce [64,1,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(434, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 1189056, A + 1148928)); /* %1228 reduce [64,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(435, 0, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k541_permute(A + 1189680 + 1032192*B, A + 1189680 + 1830912*B, B)); /* %1231 permute [64,B,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(436, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)147456*B), convirt_image_vjp_k543_matmul(A + 929792, A + 1189680 + 1032192*B, A + 1189680 + 884736*B, B)); /* %1233 matmul [64,576]  graphs/lib/image_encoder.lua:6 */
-    CALL(437, (double)18874368*B, sizeof(real)*((double)147456*B + (double)36864 + (double)16384*B), convirt_image_vjp_k544_matmul(A + 1189680 + 884736*B, (real *)P + 46944, A + 1189680 + 1032192*B, B)); /* %1234 matmul [576,256*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(438, 0, sizeof(real)*((double)16384*B + (double)147456*B), convirt_image_vjp_k546_col2im(A + 1189680 + 1830912*B, A + 1189680 + 884736*B, B)); /* %1236 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(439, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k594_fused_mul_add_step(A + 1189680 + 1646592*B, A + 1189680 + 1847296*B, A + 1189680 + 1830912*B, A + 1189680 + 2195456*B, B)); /* %1239 fused:mul_add_step [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
-    CALL(440, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 966656, A + 1189680 + 1646592*B, B)); /* %1240 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(441, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 983040, A + 966656)); /* %1242 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(442, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 1189120, A + 983040)); /* %1243 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(443, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_vjp_k509_mul(A + 1189680 + 1830912*B, A + 1189680 + 1646592*B, (real *)P + 46816, B)); /* %1245 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(444, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k510_mul(A + 1189680 + 1847296*B, A + 1189680 + 1646592*B, A + 1189680 + 2179072*B, B)); /* %1246 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(445, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 966656, A + 1189680 + 1847296*B, B)); /* %1247 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(446, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 983040, A + 966656)); /* %1249 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(447, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 1189184, A + 983040)); /* %1250 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(448, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k524_fused_scale_mul_sum_mul(A + 1189680 + 1863680*B, A + 1189680 + 1830912*B, A + 1189680 + 2162688*B, A + 1189680 + 2400320*B, B)); /* %1260 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(449, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), convirt_image_vjp_k528_fused_add_mul_mul_id(A + 1189680 + 1847296*B, A + 1189680 + 1830912*B, A + 1189680 + 2400320*B, A + 1189680 + 1863680*B, A + 1189680 + 2162688*B, B)); /* %1264 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(450, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_vjp_k531_fused_scale_sum_neg(A + 1189680 + 1863680*B, A + 1189680 + 1847296*B, B)); /* %1267 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(451, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k533_fused_add_id(A + 1189680 + 1830912*B, A + 1189680 + 1847296*B, A + 1189680 + 1863680*B, B)); /* %1269 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(452, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 966656, A + 1189680 + 1830912*B, B)); /* %1271 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(453, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 983040, A + 966656)); /* %1273 reduce [64,1,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(454, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 1189248, A + 983040)); /* %1274 reduce [64,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(455, 0, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k541_permute(A + 1189680 + 1847296*B, A + 1189680 + 1830912*B, B)); /* %1277 permute [64,B,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(456, (double)9437184*B, sizeof(real)*((double)18432 + (double)16384*B + (double)73728*B), convirt_image_vjp_k634_matmul(A + 966656, A + 1189680 + 1847296*B, A + 1189680 + 1572864*B, B)); /* %1279 matmul [64,288]  graphs/lib/image_encoder.lua:6 */
-    CALL(457, (double)9437184*B, sizeof(real)*((double)73728*B + (double)18432 + (double)16384*B), convirt_image_vjp_k635_matmul(A + 1189680 + 884736*B, (real *)P + 28320, A + 1189680 + 1847296*B, B)); /* %1280 matmul [288,256*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(458, 0, sizeof(real)*((double)32768*B + (double)73728*B), convirt_image_vjp_k637_col2im(A + 1189680 + 1830912*B, A + 1189680 + 884736*B, B)); /* %1282 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(459, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k639_fused_mul_step(A + 1189680 + 1572864*B, A + 1189680 + 1830912*B, A + 1189680 + 2129920*B, B)); /* %1284 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
-    CALL(460, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 425984, A + 1189680 + 1572864*B, B)); /* %1285 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(461, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 1148928, A + 425984)); /* %1287 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(462, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 1189312, A + 1148928)); /* %1288 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(463, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_vjp_k645_mul(A + 1189680 + 1830912*B, A + 1189680 + 1572864*B, (real *)P + 28256, B)); /* %1290 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(464, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k646_mul(A + 1189680 + 1605632*B, A + 1189680 + 1572864*B, A + 1189680 + 2097152*B, B)); /* %1291 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(465, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 425984, A + 1189680 + 1605632*B, B)); /* %1292 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(466, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 1148928, A + 425984)); /* %1294 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(467, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 1189344, A + 1148928)); /* %1295 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(468, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k660_fused_scale_mul_sum_mul(A + 1189680 + 1863680*B, A + 1189680 + 1830912*B, A + 1189680 + 2064384*B, A + 1189680 + 2400304*B, B)); /* %1305 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(469, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), convirt_image_vjp_k664_fused_add_mul_mul_id(A + 1189680 + 1605632*B, A + 1189680 + 1830912*B, A + 1189680 + 2400304*B, A + 1189680 + 1863680*B, A + 1189680 + 2064384*B, B)); /* %1309 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(470, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_vjp_k667_fused_scale_sum_neg(A + 1189680 + 1863680*B, A + 1189680 + 1605632*B, B)); /* %1312 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(471, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k669_fused_add_id(A + 1189680 + 1830912*B, A + 1189680 + 1605632*B, A + 1189680 + 1863680*B, B)); /* %1314 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(472, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 425984, A + 1189680 + 1830912*B, B)); /* %1316 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(473, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 1148928, A + 425984)); /* %1318 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(474, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 1189376, A + 1148928)); /* %1319 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(475, 0, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k677_permute(A + 1189680 + 1605632*B, A + 1189680 + 1830912*B, B)); /* %1322 permute [32,B,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(476, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)294912*B), convirt_image_vjp_k679_matmul(A + 1148928, A + 1189680 + 1605632*B, A + 1189680 + 589824*B, B)); /* %1324 matmul [32,288]  graphs/lib/image_encoder.lua:13 */
-    CALL(477, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), convirt_image_vjp_k680_matmul(A + 1189680 + 589824*B, (real *)P + 19008, A + 1189680 + 1605632*B, B)); /* %1325 matmul [288,1024*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(478, 0, sizeof(real)*((double)32768*B + (double)294912*B), convirt_image_vjp_k682_col2im(A + 1189680 + 1830912*B, A + 1189680 + 589824*B, B)); /* %1327 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(479, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k639_fused_mul_step(A + 1189680 + 1605632*B, A + 1189680 + 1830912*B, A + 1189680 + 2031616*B, B)); /* %1329 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
-    CALL(480, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 425984, A + 1189680 + 1605632*B, B)); /* %1330 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(481, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 1158144, A + 425984)); /* %1332 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(482, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 1189408, A + 1158144)); /* %1333 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(483, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_vjp_k645_mul(A + 1189680 + 1830912*B, A + 1189680 + 1605632*B, (real *)P + 18944, B)); /* %1335 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(484, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k646_mul(A + 1189680 + 1638400*B, A + 1189680 + 1605632*B, A + 1189680 + 1998848*B, B)); /* %1336 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(485, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 425984, A + 1189680 + 1638400*B, B)); /* %1337 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(486, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 1158144, A + 425984)); /* %1339 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(487, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 1189440, A + 1158144)); /* %1340 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(488, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k660_fused_scale_mul_sum_mul(A + 1189680 + 1863680*B, A + 1189680 + 1830912*B, A + 1189680 + 1966080*B, A + 1189680 + 2400288*B, B)); /* %1350 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(489, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), convirt_image_vjp_k664_fused_add_mul_mul_id(A + 1189680 + 1605632*B, A + 1189680 + 1830912*B, A + 1189680 + 2400288*B, A + 1189680 + 1863680*B, A + 1189680 + 1966080*B, B)); /* %1354 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(490, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_vjp_k667_fused_scale_sum_neg(A + 1189680 + 1863680*B, A + 1189680 + 1605632*B, B)); /* %1357 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(491, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k669_fused_add_id(A + 1189680 + 1830912*B, A + 1189680 + 1605632*B, A + 1189680 + 1863680*B, B)); /* %1359 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(492, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 425984, A + 1189680 + 1830912*B, B)); /* %1361 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(493, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 1158144, A + 425984)); /* %1363 reduce [32,1,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(494, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 1189472, A + 1158144)); /* %1364 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(495, 0, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k677_permute(A + 1189680 + 1605632*B, A + 1189680 + 1830912*B, B)); /* %1367 permute [32,B,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(496, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)294912*B), convirt_image_vjp_k679_matmul(A + 1158144, A + 1189680 + 1605632*B, A + 1189680 + 294912*B, B)); /* %1369 matmul [32,288]  graphs/lib/image_encoder.lua:6 */
-    CALL(497, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), convirt_image_vjp_k680_matmul(A + 1189680 + 294912*B, (real *)P + 9696, A + 1189680 + 1605632*B, B)); /* %1370 matmul [288,1024*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(498, 0, sizeof(real)*((double)32768*B + (double)294912*B), convirt_image_vjp_k682_col2im(A + 1189680 + 1830912*B, A + 1189680 + 294912*B, B)); /* %1372 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(499, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k730_fused_mul_add_step(A + 1189680 + 1605632*B, A + 1189680 + 1572864*B, A + 1189680 + 1830912*B, A + 1189680 + 1933312*B, B)); /* %1375 fused:mul_add_step [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
-    CALL(500, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 425984, A + 1189680 + 1605632*B, B)); /* %1376 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(501, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 1167360, A + 425984)); /* %1378 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(502, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 1189504, A + 1167360)); /* %1379 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(503, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_vjp_k645_mul(A + 1189680 + 1572864*B, A + 1189680 + 1605632*B, (real *)P + 9632, B)); /* %1381 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(504, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k646_mul(A + 1189680 + 1830912*B, A + 1189680 + 1605632*B, A + 1189680 + 1900544*B, B)); /* %1382 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(505, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 425984, A + 1189680 + 1830912*B, B)); /* %1383 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(506, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 1167360, A + 425984)); /* %1385 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(507, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 1189536, A + 1167360)); /* %1386 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(508, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k660_fused_scale_mul_sum_mul(A + 1189680 + 1863680*B, A + 1189680 + 1572864*B, A + 1189680 + 1867776*B, A + 1189680 + 2400272*B, B)); /* %1396 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(509, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), convirt_image_vjp_k664_fused_add_mul_mul_id(A + 1189680 + 1830912*B, A + 1189680 + 1572864*B, A + 1189680 + 2400272*B, A + 1189680 + 1863680*B, A + 1189680 + 1867776*B, B)); /* %1400 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(510, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_vjp_k667_fused_scale_sum_neg(A + 1189680 + 1605632*B, A + 1189680 + 1830912*B, B)); /* %1403 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(511, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k669_fused_add_id(A + 1189680 + 1572864*B, A + 1189680 + 1830912*B, A + 1189680 + 1605632*B, B)); /* %1405 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(512, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 425984, A + 1189680 + 1572864*B, B)); /* %1407 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(513, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 1167360, A + 425984)); /* %1409 reduce [32,1,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(514, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 1189568, A + 1167360)); /* %1410 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(515, 0, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k677_permute(A + 1189680 + 1605632*B, A + 1189680 + 1572864*B, B)); /* %1413 permute [32,B,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(516, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)294912*B), convirt_image_vjp_k679_matmul(A + 1167360, A + 1189680 + 1605632*B, A + 1189680, B)); /* %1415 matmul [32,288]  graphs/lib/image_encoder.lua:6 */
-    CALL(517, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), convirt_image_vjp_k680_matmul(A + 1189680, (real *)P + 384, A + 1189680 + 1605632*B, B)); /* %1416 matmul [288,1024*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(518, 0, sizeof(real)*((double)131072*B + (double)294912*B), convirt_image_vjp_k773_col2im(A + 1189680 + 294912*B, A + 1189680, B)); /* %1418 col2im [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(519, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), convirt_image_vjp_k775_fused_mul_step(A + 1189680, A + 1189680 + 294912*B, A + 1189680 + 1441792*B, B)); /* %1420 fused:mul_step [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
-    CALL(520, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), convirt_image_vjp_k776_sum(A + 425984, A + 1189680, B)); /* %1421 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(521, (double)131072, sizeof(real)*((double)2048 + (double)131072), convirt_image_vjp_k778_sum(A + 1181696, A + 425984)); /* %1423 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(522, (double)2048, sizeof(real)*((double)32 + (double)2048), convirt_image_vjp_k779_sum(A + 1189600, A + 1181696)); /* %1424 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(523, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), convirt_image_vjp_k781_mul(A + 1189680 + 131072*B, A + 1189680, (real *)P + 320, B)); /* %1426 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(524, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), convirt_image_vjp_k782_mul(A + 1189680 + 262144*B, A + 1189680, A + 1189680 + 1310720*B, B)); /* %1427 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(525, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), convirt_image_vjp_k776_sum(A + 425984, A + 1189680 + 262144*B, B)); /* %1428 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(526, (double)131072, sizeof(real)*((double)2048 + (double)131072), convirt_image_vjp_k778_sum(A + 1181696, A + 425984)); /* %1430 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(527, (double)2048, sizeof(real)*((double)32 + (double)2048), convirt_image_vjp_k779_sum(A + 1189632, A + 1181696)); /* %1431 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(528, (double)262184*B, sizeof(real)*((double)8*B + (double)131072*B + (double)131072*B + (double)8*B), convirt_image_vjp_k796_fused_scale_mul_sum_mul(A + 1189680 + 1310720*B, A + 1189680 + 131072*B, A + 1189680 + 1179648*B, A + 1189680 + 2400256*B, B)); /* %1441 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(529, (double)655360*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B + (double)8*B + (double)131072*B), convirt_image_vjp_k800_fused_add_mul_mul_id(A + 1189680, A + 1189680 + 131072*B, A + 1189680 + 2400256*B, A + 1189680 + 1310720*B, A + 1189680 + 1179648*B, B)); /* %1445 fused:add_mul_mul_id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(530, (double)262152*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_vjp_k803_fused_scale_sum_neg(A + 1189680 + 262144*B, A + 1189680, B)); /* %1448 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(531, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_vjp_k805_fused_add_id(A + 1189680 + 131072*B, A + 1189680, A + 1189680 + 262144*B, B)); /* %1450 fused:add_id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(532, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), convirt_image_vjp_k776_sum(A + 425984, A + 1189680 + 131072*B, B)); /* %1452 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(533, (double)131072, sizeof(real)*((double)2048 + (double)131072), convirt_image_vjp_k778_sum(A + 1181696, A + 425984)); /* %1454 reduce [32,1,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(534, (double)2048, sizeof(real)*((double)32 + (double)2048), convirt_image_vjp_k779_sum(A + 425984, A + 1181696)); /* %1455 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(535, 0, sizeof(real)*((double)131072*B + (double)131072*B), convirt_image_vjp_k813_permute(A + 1189680, A + 1189680 + 131072*B, B)); /* %1458 permute [32,B,4096]  graphs/lib/image_encoder.lua:6 */
-    CALL(536, (double)2359296*B, sizeof(real)*((double)288 + (double)131072*B + (double)36864*B), convirt_image_vjp_k815_matmul(A + 1181696, A + 1189680, A + 1189680 + 1794048*B, B)); /* %1460 matmul [32,9]  graphs/lib/image_encoder.lua:6 */
-    memcpy(grads + 0, A + 1181696, sizeof(real)*288); /* d loss / d image.stem.weight */
-    memcpy(grads + 288, A + 425984, sizeof(real)*32); /* d loss / d image.stem.bias */
-    memcpy(grads + 320, A + 1189632, sizeof(real)*32); /* d loss / d image.stem_gn.weight */
-    memcpy(grads + 352, A + 1189600, sizeof(real)*32); /* d loss / d image.stem_gn.bias */
-    memcpy(grads + 384, A + 1167360, sizeof(real)*9216); /* d loss / d image.stage1.down.weight */
-    memcpy(grads + 9600, A + 1189568, sizeof(real)*32); /* d loss / d image.stage1.down.bias */
-    memcpy(grads + 9632, A + 1189536, sizeof(real)*32); /* d loss / d image.stage1.gn.weight */
-    memcpy(grads + 9664, A + 1189504, sizeof(real)*32); /* d loss / d image.stage1.gn.bias */
-    memcpy(grads + 9696, A + 1158144, sizeof(real)*9216); /* d loss / d image.stage1.res.conv1.weight */
-    memcpy(grads + 18912, A + 1189472, sizeof(real)*32); /* d loss / d image.stage1.res.conv1.bias */
-    memcpy(grads + 18944, A + 1189440, sizeof(real)*32); /* d loss / d image.stage1.res.gn1.weight */
-    memcpy(grads + 18976, A + 1189408, sizeof(real)*32); /* d loss / d image.stage1.res.gn1.bias */
-    memcpy(grads + 19008, A + 1148928, sizeof(real)*9216); /* d loss / d image.stage1.res.conv2.weight */
-    memcpy(grads + 28224, A + 1189376, sizeof(real)*32); /* d loss / d image.stage1.res.conv2.bias */
-    memcpy(grads + 28256, A + 1189344, sizeof(real)*32); /* d loss / d image.stage1.res.gn2.weight */
-    memcpy(grads + 28288, A + 1189312, sizeof(real)*32); /* d loss / d image.stage1.res.gn2.bias */
-    memcpy(grads + 28320, A + 966656, sizeof(real)*18432); /* d loss / d image.stage2.down.weight */
-    memcpy(grads + 46752, A + 1189248, sizeof(real)*64); /* d loss / d image.stage2.down.bias */
-    memcpy(grads + 46816, A + 1189184, sizeof(real)*64); /* d loss / d image.stage2.gn.weight */
-    memcpy(grads + 46880, A + 1189120, sizeof(real)*64); /* d loss / d image.stage2.gn.bias */
-    memcpy(grads + 46944, A + 929792, sizeof(real)*36864); /* d loss / d image.stage2.res.conv1.weight */
-    memcpy(grads + 83808, A + 1189056, sizeof(real)*64); /* d loss / d image.stage2.res.conv1.bias */
-    memcpy(grads + 83872, A + 1188992, sizeof(real)*64); /* d loss / d image.stage2.res.gn1.weight */
-    memcpy(grads + 83936, A + 1188928, sizeof(real)*64); /* d loss / d image.stage2.res.gn1.bias */
-    memcpy(grads + 84000, A + 892928, sizeof(real)*36864); /* d loss / d image.stage2.res.conv2.weight */
-    memcpy(grads + 120864, A + 1188864, sizeof(real)*64); /* d loss / d image.stage2.res.conv2.bias */
-    memcpy(grads + 120928, A + 1188800, sizeof(real)*64); /* d loss / d image.stage2.res.gn2.weight */
-    memcpy(grads + 120992, A + 1188736, sizeof(real)*64); /* d loss / d image.stage2.res.gn2.bias */
-    memcpy(grads + 121056, A + 557056, sizeof(real)*73728); /* d loss / d image.stage3.down.weight */
-    memcpy(grads + 194784, A + 1188608, sizeof(real)*128); /* d loss / d image.stage3.down.bias */
-    memcpy(grads + 194912, A + 1188480, sizeof(real)*128); /* d loss / d image.stage3.gn.weight */
-    memcpy(grads + 195040, A + 1188352, sizeof(real)*128); /* d loss / d image.stage3.gn.bias */
-    memcpy(grads + 195168, A + 147456, sizeof(real)*147456); /* d loss / d image.stage3.res.conv1.weight */
-    memcpy(grads + 342624, A + 1188224, sizeof(real)*128); /* d loss / d image.stage3.res.conv1.bias */
-    memcpy(grads + 342752, A + 1188096, sizeof(real)*128); /* d loss / d image.stage3.res.gn1.weight */
-    memcpy(grads + 342880, A + 1187968, sizeof(real)*128); /* d loss / d image.stage3.res.gn1.bias */
-    memcpy(grads + 343008, A + 0, sizeof(real)*147456); /* d loss / d image.stage3.res.conv2.weight */
-    memcpy(grads + 490464, A + 1187840, sizeof(real)*128); /* d loss / d image.stage3.res.conv2.bias */
-    memcpy(grads + 490592, A + 1187712, sizeof(real)*128); /* d loss / d image.stage3.res.gn2.weight */
-    memcpy(grads + 490720, A + 1187584, sizeof(real)*128); /* d loss / d image.stage3.res.gn2.bias */
+    CALL(165, 0, sizeof(real)*((double)1), convirt_features_loss_k58_fill(A + 0)); /* %551 fill []  graphs/lib/model.lua:87 */
+    CALL(166, (double)1, sizeof(real)*((double)1 + (double)1), convirt_features_loss_k60_scale(A + 16, A + 0, B)); /* %553 map:scale [1,1]  graphs/lib/losses.lua:16 */
+    CALL(167, (double)B, sizeof(real)*((double)B + (double)1), convirt_features_loss_k61_id(A + 5922544 + 1204624*B, A + 16, B)); /* %554 map:id [1,B]  graphs/lib/losses.lua:14 */
+    CALL(168, (double)2*T, sizeof(real)*((double)T + (double)1 + (double)T), convirt_features_loss_k63_fused_mul_id(A + 5922544 + 1224864*B + 80*B*T + 220416*T, A + 16, A + 5922544 + 1224864*B + 80*B*T + 220464*T, T)); /* %556 fused:mul_id [T,1]  graphs/lib/losses.lua:13 */
+    CALL(169, (double)B, sizeof(real)*((double)B + (double)B), convirt_features_loss_k65_neg(A + 5922544 + 1204672*B, A + 5922544 + 1204624*B, B)); /* %558 map:neg [1,B]  graphs/lib/losses.lua:11 */
+    CALL(170, (double)3*B, sizeof(real)*((double)B + (double)B + (double)B + (double)B), convirt_features_loss_k71_fused_mul_div_step(A + 5922544 + 1204688*B, A + 5922544 + 1204624*B, A + 5922544 + 1204656*B, A + 5922544 + 1204640*B, B)); /* %564 fused:mul_div_step [1,B]  graphs/lib/losses.lua:11 */
+    CALL(171, (double)T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k77_neg(A + 5922544 + 1224864*B + 80*B*T + 220464*T, A + 5922544 + 1224864*B + 80*B*T + 220416*T, T)); /* %570 map:neg [T,1]  graphs/lib/losses.lua:10 */
+    CALL(172, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), convirt_features_loss_k84_fused_mul_div_step(A + 5922544 + 1224864*B + 80*B*T + 220480*T, A + 5922544 + 1224864*B + 80*B*T + 220416*T, A + 5922544 + 1224864*B + 80*B*T + 220448*T, A + 5922544 + 1224864*B + 80*B*T + 220432*T, T)); /* %577 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
+    CALL(173, (double)12*B*T, sizeof(real)*((double)B*T + (double)B + (double)B*T + (double)B + (double)B*T + (double)T + (double)T + (double)B*T), convirt_features_loss_k90_fused_scale_add_add_add(A + 5922544 + 1224864*B, A + 5922544 + 1204672*B, A + 5922544 + 1224864*B + 16*B*T, A + 5922544 + 1204688*B, A + 5922544 + 1224864*B + 64*B*T, A + 5922544 + 1224864*B + 80*B*T + 220464*T, A + 5922544 + 1224864*B + 80*B*T + 220480*T, A + 5922544 + 1224864*B + 32*B*T, B, T)); /* %583 fused:scale_add_add_add [T,B]  graphs/lib/losses.lua:21 */
+    CALL(174, (double)256*B*T, sizeof(real)*((double)128*T + (double)B*T + (double)128*B), convirt_features_loss_k91_matmul(A + 5922544 + 1224864*B + 80*B*T + 220416*T, A + 5922544 + 1224864*B, A + 5922544 + 1204480*B, B, T)); /* %584 matmul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(175, (double)256*B*T, sizeof(real)*((double)128*B + (double)B*T + (double)128*T), convirt_features_loss_k92_matmul(A + 5922544 + 1204480*B, A + 5922544 + 1224864*B, A + 5922544 + 1224864*B + 80*B*T + 220288*T, B, T)); /* %585 matmul [B,128]  graphs/lib/losses.lua:21 */
+    CALL(176, (double)262*B, sizeof(real)*((double)B + (double)128*B + (double)128*B + (double)B + (double)B), convirt_features_loss_k101_fused_mul_mul_sum_mul(A + 5922544 + 1204752*B, A + 5922544 + 1204480*B, A + 5922544 + 1204224*B, A + 5922544 + 1204736*B, A + 5922544 + 1204608*B, B)); /* %594 fused:mul_mul_sum_mul [B,1]  graphs/lib/losses.lua:21 */
+    CALL(177, (double)640*B, sizeof(real)*((double)128*B + (double)128*B + (double)B + (double)B + (double)128*B), convirt_features_loss_k105_fused_add_mul_mul_id(A + 5922544 + 1204608*B, A + 5922544 + 1204480*B, A + 5922544 + 1204736*B, A + 5922544 + 1204752*B, A + 5922544 + 1204224*B, B)); /* %598 fused:add_mul_mul_id [B,128]  graphs/lib/losses.lua:21 */
+    CALL(178, (double)262*T, sizeof(real)*((double)T + (double)128*T + (double)128*T + (double)T + (double)T), convirt_features_loss_k114_fused_mul_mul_sum_mul(A + 5922544 + 1224864*B + 80*B*T + 220576*T, A + 5922544 + 1224864*B + 80*B*T + 220416*T, A + 5922544 + 1224864*B + 80*B*T + 220160*T, A + 5922544 + 1224864*B + 80*B*T + 220560*T, A + 5922544 + 1224864*B + 80*B*T + 220544*T, T)); /* %607 fused:mul_mul_sum_mul [T,1]  graphs/lib/losses.lua:21 */
+    CALL(179, (double)640*T, sizeof(real)*((double)128*T + (double)128*T + (double)T + (double)T + (double)128*T), convirt_features_loss_k118_fused_add_mul_mul_id(A + 5922544 + 1224864*B + 80*B*T + 220288*T, A + 5922544 + 1224864*B + 80*B*T + 220416*T, A + 5922544 + 1224864*B + 80*B*T + 220560*T, A + 5922544 + 1224864*B + 80*B*T + 220576*T, A + 5922544 + 1224864*B + 80*B*T + 220160*T, T)); /* %611 fused:add_mul_mul_id [T,128]  graphs/lib/losses.lua:21 */
+    CALL(180, (double)128*T, sizeof(real)*((double)128 + (double)128*T), convirt_k612_sum(A + 5917696, A + 5922544 + 1224864*B + 80*B*T + 220288*T, T)); /* %612 reduce [1,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(181, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), convirt_k614_matmul(A + 5922544 + 1224864*B + 80*B*T + 225408*T, A + 5922544 + 1224864*B + 80*B*T + 220288*T, (real *)P + 1056864, T)); /* %614 matmul [T,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(182, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), convirt_k615_matmul(A + 5720064, A + 5922544 + 1224864*B + 80*B*T + 220288*T, A + 5922544 + 1224864*B + 80*B*T + 225280*T, T)); /* %615 matmul [128,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(183, 0, sizeof(real)*((double)5120*T + (double)128*T), convirt_k617_pad(A + 5922544 + 1224864*B + 80*B*T + 220160*T, A + 5922544 + 1224864*B + 80*B*T + 225408*T, T)); /* %617 pad [T,40,128]  graphs/lib/text_encoder.lua:35 */
+    CALL(184, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 0, A + 5922544 + 1224864*B + 80*B*T + 220160*T, T)); /* %618 reduce [1,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(185, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5917824, A + 0)); /* %620 reduce [1,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(186, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), convirt_k622_mul(A + 5922544 + 1224864*B + 80*B*T + 225280*T, A + 5922544 + 1224864*B + 80*B*T + 220160*T, (real *)P + 1056608, T)); /* %622 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(187, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k623_mul(A + 5922544 + 1224864*B + 80*B*T + 230400*T, A + 5922544 + 1224864*B + 80*B*T + 220160*T, A + 5922544 + 1224864*B + 80*B*T + 215040*T, T)); /* %623 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(188, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 0, A + 5922544 + 1224864*B + 80*B*T + 230400*T, T)); /* %624 reduce [1,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(189, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5917952, A + 0)); /* %626 reduce [1,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(190, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k635_fused_scale_mul_sum_mul(A + 5922544 + 1224864*B + 80*B*T + 220160*T, A + 5922544 + 1224864*B + 80*B*T + 225280*T, A + 5922544 + 1224864*B + 80*B*T + 194560*T, A + 5922544 + 1224864*B + 80*B*T + 236352*T, T)); /* %635 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(191, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), convirt_k639_fused_add_mul_mul_id(A + 5922544 + 1224864*B + 80*B*T + 215040*T, A + 5922544 + 1224864*B + 80*B*T + 225280*T, A + 5922544 + 1224864*B + 80*B*T + 236352*T, A + 5922544 + 1224864*B + 80*B*T + 220160*T, A + 5922544 + 1224864*B + 80*B*T + 194560*T, T)); /* %639 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(192, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k642_fused_scale_sum_neg(A + 5922544 + 1224864*B + 80*B*T + 220160*T, A + 5922544 + 1224864*B + 80*B*T + 215040*T, T)); /* %642 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(193, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k644_fused_add_id(A + 5922544 + 1224864*B + 80*B*T + 194560*T, A + 5922544 + 1224864*B + 80*B*T + 215040*T, A + 5922544 + 1224864*B + 80*B*T + 220160*T, T)); /* %644 fused:add_id [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(194, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 0, A + 5922544 + 1224864*B + 80*B*T + 194560*T, T)); /* %645 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(195, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5918080, A + 0)); /* %647 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(196, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), convirt_k651_matmul(A + 5365760, A + 5922544 + 1224864*B + 80*B*T + 194560*T, A + 5922544 + 1224864*B + 80*B*T + 61440*T, T)); /* %651 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(197, (double)5283840*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)20480*T), convirt_k654_matmul_mul_gelu_grad(A + 5922544 + 1224864*B + 80*B*T + 61440*T, A + 5922544 + 1224864*B + 80*B*T + 194560*T, (real *)P + 990944, A + 5922544 + 1224864*B + 80*B*T + 40960*T, T)); /* %654 matmul+mul_gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(198, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), convirt_k655_sum(A + 0, A + 5922544 + 1224864*B + 80*B*T + 61440*T, T)); /* %655 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(199, (double)20480, sizeof(real)*((double)512 + (double)20480), convirt_k657_sum(A + 5916672, A + 0)); /* %657 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(200, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), convirt_k660_matmul(A + 5922544 + 1224864*B + 80*B*T + 40960*T, A + 5922544 + 1224864*B + 80*B*T + 61440*T, (real *)P + 924896, T)); /* %660 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(201, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), convirt_k661_matmul(A + 5431296, A + 5922544 + 1224864*B + 80*B*T + 61440*T, A + 5922544 + 1224864*B + 80*B*T + 209920*T, T)); /* %661 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(202, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5496832, A + 5922544 + 1224864*B + 80*B*T + 40960*T, T)); /* %663 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(203, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5918208, A + 5496832)); /* %665 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(204, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), convirt_k622_mul(A + 5922544 + 1224864*B + 80*B*T + 46080*T, A + 5922544 + 1224864*B + 80*B*T + 40960*T, (real *)P + 924640, T)); /* %667 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(205, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k623_mul(A + 5922544 + 1224864*B + 80*B*T + 51200*T, A + 5922544 + 1224864*B + 80*B*T + 40960*T, A + 5922544 + 1224864*B + 80*B*T + 204800*T, T)); /* %668 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(206, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5496832, A + 5922544 + 1224864*B + 80*B*T + 51200*T, T)); /* %669 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(207, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5918336, A + 5496832)); /* %671 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(208, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k635_fused_scale_mul_sum_mul(A + 5922544 + 1224864*B + 80*B*T + 51200*T, A + 5922544 + 1224864*B + 80*B*T + 46080*T, A + 5922544 + 1224864*B + 80*B*T + 199680*T, A + 5922544 + 1224864*B + 80*B*T + 236304*T, T)); /* %680 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(209, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), convirt_k639_fused_add_mul_mul_id(A + 5922544 + 1224864*B + 80*B*T + 40960*T, A + 5922544 + 1224864*B + 80*B*T + 46080*T, A + 5922544 + 1224864*B + 80*B*T + 236304*T, A + 5922544 + 1224864*B + 80*B*T + 51200*T, A + 5922544 + 1224864*B + 80*B*T + 199680*T, T)); /* %684 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(210, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k642_fused_scale_sum_neg(A + 5922544 + 1224864*B + 80*B*T + 46080*T, A + 5922544 + 1224864*B + 80*B*T + 40960*T, T)); /* %688 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(211, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k690_fused_add_add_id(A + 5922544 + 1224864*B + 80*B*T + 53760*T, A + 5922544 + 1224864*B + 80*B*T + 194560*T, A + 5922544 + 1224864*B + 80*B*T + 40960*T, A + 5922544 + 1224864*B + 80*B*T + 46080*T, T)); /* %690 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(212, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5496832, A + 5922544 + 1224864*B + 80*B*T + 53760*T, T)); /* %691 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(213, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5918464, A + 5496832)); /* %693 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(214, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k696_matmul(A + 5922544 + 1224864*B + 80*B*T + 40960*T, A + 5922544 + 1224864*B + 80*B*T + 53760*T, (real *)P + 908128, T)); /* %696 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(215, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k697_matmul(A + 5736448, A + 5922544 + 1224864*B + 80*B*T + 53760*T, A + 5922544 + 1224864*B + 80*B*T + 189440*T, T)); /* %697 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(216, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k259_permute(A + 5922544 + 1224864*B + 80*B*T + 47360*T, A + 5922544 + 1224864*B + 80*B*T + 40960*T, T)); /* %700 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(217, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k702_matmul(A + 5922544 + 1224864*B + 80*B*T + 58880*T, A + 5922544 + 1224864*B + 80*B*T + 101120*T, A + 5922544 + 1224864*B + 80*B*T + 47360*T, T)); /* %702 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(218, (double)416000*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)160*T), convirt_k703_matmul_div(A + 5922544 + 1224864*B + 80*B*T + 40960*T, A + 5922544 + 1224864*B + 80*B*T + 47360*T, A + 5922544 + 1224864*B + 80*B*T + 184320*T, A + 5922544 + 1224864*B + 80*B*T + 236000*T, T)); /* %703 matmul+div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(219, (double)19520*T, sizeof(real)*((double)160*T + (double)6400*T + (double)6400*T + (double)160*T), convirt_k708_fused_mul_sum_neg_mul(A + 5922544 + 1224864*B + 80*B*T + 64000*T, A + 5922544 + 1224864*B + 80*B*T + 40960*T, A + 5922544 + 1224864*B + 80*B*T + 101120*T, A + 5922544 + 1224864*B + 80*B*T + 235840*T, T)); /* %708 fused:mul_sum_neg_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(220, (double)38400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T + (double)6400*T), convirt_k724_fused_scale_mul_mul_mul(A + 5922544 + 1224864*B + 80*B*T + 47360*T, A + 5922544 + 1224864*B + 80*B*T + 40960*T, A + 5922544 + 1224864*B + 80*B*T + 64000*T, (real *)inputs[2], A + 5922544 + 1224864*B + 80*B*T + 94720*T, T)); /* %724 fused:scale_mul_mul_mul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
+    CALL(221, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k292_matmul(A + 5922544 + 1224864*B + 80*B*T + 40960*T, A + 5922544 + 1224864*B + 80*B*T + 47360*T, A + 5922544 + 1224864*B + 80*B*T + 179200*T, T)); /* %725 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    CALL(222, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k702_matmul(A + 5922544 + 1224864*B + 80*B*T + 94720*T, A + 5922544 + 1224864*B + 80*B*T + 47360*T, A + 5922544 + 1224864*B + 80*B*T + 174080*T, T)); /* %726 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    CALL(223, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k293_permute(A + 5922544 + 1224864*B + 80*B*T + 46080*T, A + 5922544 + 1224864*B + 80*B*T + 58880*T, T)); /* %727 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(224, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5496832, A + 5922544 + 1224864*B + 80*B*T + 46080*T, T)); /* %729 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(225, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5918592, A + 5496832)); /* %731 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(226, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k697_matmul(A + 5752832, A + 5922544 + 1224864*B + 80*B*T + 46080*T, A + 5922544 + 1224864*B + 80*B*T + 168960*T, T)); /* %735 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(227, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k293_permute(A + 5922544 + 1224864*B + 80*B*T + 99840*T, A + 5922544 + 1224864*B + 80*B*T + 94720*T, T)); /* %737 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(228, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5496832, A + 5922544 + 1224864*B + 80*B*T + 99840*T, T)); /* %739 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(229, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5918720, A + 5496832)); /* %741 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(230, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k696_matmul(A + 5922544 + 1224864*B + 80*B*T + 94720*T, A + 5922544 + 1224864*B + 80*B*T + 99840*T, (real *)P + 875104, T)); /* %744 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(231, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k697_matmul(A + 5769216, A + 5922544 + 1224864*B + 80*B*T + 99840*T, A + 5922544 + 1224864*B + 80*B*T + 168960*T, T)); /* %745 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(232, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k293_permute(A + 5922544 + 1224864*B + 80*B*T + 99840*T, A + 5922544 + 1224864*B + 80*B*T + 40960*T, T)); /* %748 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(233, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5496832, A + 5922544 + 1224864*B + 80*B*T + 99840*T, T)); /* %750 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(234, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5918848, A + 5496832)); /* %752 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(235, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k696_matmul(A + 5922544 + 1224864*B + 80*B*T + 40960*T, A + 5922544 + 1224864*B + 80*B*T + 99840*T, (real *)P + 858592, T)); /* %755 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(236, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k697_matmul(A + 5785600, A + 5922544 + 1224864*B + 80*B*T + 99840*T, A + 5922544 + 1224864*B + 80*B*T + 168960*T, T)); /* %756 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(237, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)5120*T), convirt_k758_matmul_add_add(A + 5922544 + 1224864*B + 80*B*T + 99840*T, A + 5922544 + 1224864*B + 80*B*T + 46080*T, (real *)P + 891616, A + 5922544 + 1224864*B + 80*B*T + 94720*T, A + 5922544 + 1224864*B + 80*B*T + 40960*T, T)); /* %758 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(238, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5496832, A + 5922544 + 1224864*B + 80*B*T + 99840*T, T)); /* %759 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(239, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5918976, A + 5496832)); /* %761 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(240, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), convirt_k622_mul(A + 5922544 + 1224864*B + 80*B*T + 94720*T, A + 5922544 + 1224864*B + 80*B*T + 99840*T, (real *)P + 858336, T)); /* %763 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(241, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k623_mul(A + 5922544 + 1224864*B + 80*B*T + 40960*T, A + 5922544 + 1224864*B + 80*B*T + 99840*T, A + 5922544 + 1224864*B + 80*B*T + 163840*T, T)); /* %764 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(242, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5496832, A + 5922544 + 1224864*B + 80*B*T + 40960*T, T)); /* %765 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(243, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5919104, A + 5496832)); /* %767 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(244, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k635_fused_scale_mul_sum_mul(A + 5922544 + 1224864*B + 80*B*T + 235840*T, A + 5922544 + 1224864*B + 80*B*T + 94720*T, A + 5922544 + 1224864*B + 80*B*T + 158720*T, A + 5922544 + 1224864*B + 80*B*T + 236256*T, T)); /* %776 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(245, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), convirt_k639_fused_add_mul_mul_id(A + 5922544 + 1224864*B + 80*B*T + 99840*T, A + 5922544 + 1224864*B + 80*B*T + 94720*T, A + 5922544 + 1224864*B + 80*B*T + 236256*T, A + 5922544 + 1224864*B + 80*B*T + 235840*T, A + 5922544 + 1224864*B + 80*B*T + 158720*T, T)); /* %780 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(246, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k642_fused_scale_sum_neg(A + 5922544 + 1224864*B + 80*B*T + 235840*T, A + 5922544 + 1224864*B + 80*B*T + 99840*T, T)); /* %784 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(247, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k690_fused_add_add_id(A + 5922544 + 1224864*B + 80*B*T + 94720*T, A + 5922544 + 1224864*B + 80*B*T + 53760*T, A + 5922544 + 1224864*B + 80*B*T + 99840*T, A + 5922544 + 1224864*B + 80*B*T + 235840*T, T)); /* %786 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(248, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5496832, A + 5922544 + 1224864*B + 80*B*T + 94720*T, T)); /* %787 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(249, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5919232, A + 5496832)); /* %789 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(250, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), convirt_k651_matmul(A + 5496832, A + 5922544 + 1224864*B + 80*B*T + 94720*T, A + 5922544 + 1224864*B + 80*B*T + 20480*T, T)); /* %793 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(251, (double)5283840*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)20480*T), convirt_k654_matmul_mul_gelu_grad(A + 5922544 + 1224864*B + 80*B*T + 20480*T, A + 5922544 + 1224864*B + 80*B*T + 94720*T, (real *)P + 792672, A + 5922544 + 1224864*B + 80*B*T, T)); /* %796 matmul+mul_gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(252, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), convirt_k655_sum(A + 0, A + 5922544 + 1224864*B + 80*B*T + 20480*T, T)); /* %797 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(253, (double)20480, sizeof(real)*((double)512 + (double)20480), convirt_k657_sum(A + 5917184, A + 0)); /* %799 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(254, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), convirt_k660_matmul(A + 5922544 + 1224864*B + 80*B*T + 99840*T, A + 5922544 + 1224864*B + 80*B*T + 20480*T, (real *)P + 726624, T)); /* %802 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(255, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), convirt_k661_matmul(A + 5562368, A + 5922544 + 1224864*B + 80*B*T + 20480*T, A + 5922544 + 1224864*B + 80*B*T + 153600*T, T)); /* %803 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(256, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5627904, A + 5922544 + 1224864*B + 80*B*T + 99840*T, T)); /* %805 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(257, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5919360, A + 5627904)); /* %807 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(258, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), convirt_k622_mul(A + 5922544 + 1224864*B + 80*B*T, A + 5922544 + 1224864*B + 80*B*T + 99840*T, (real *)P + 726368, T)); /* %809 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(259, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k623_mul(A + 5922544 + 1224864*B + 80*B*T + 5120*T, A + 5922544 + 1224864*B + 80*B*T + 99840*T, A + 5922544 + 1224864*B + 80*B*T + 148480*T, T)); /* %810 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(260, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5627904, A + 5922544 + 1224864*B + 80*B*T + 5120*T, T)); /* %811 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(261, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5919488, A + 5627904)); /* %813 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(262, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k635_fused_scale_mul_sum_mul(A + 5922544 + 1224864*B + 80*B*T + 235840*T, A + 5922544 + 1224864*B + 80*B*T, A + 5922544 + 1224864*B + 80*B*T + 143360*T, A + 5922544 + 1224864*B + 80*B*T + 236208*T, T)); /* %822 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(263, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), convirt_k639_fused_add_mul_mul_id(A + 5922544 + 1224864*B + 80*B*T + 99840*T, A + 5922544 + 1224864*B + 80*B*T, A + 5922544 + 1224864*B + 80*B*T + 236208*T, A + 5922544 + 1224864*B + 80*B*T + 235840*T, A + 5922544 + 1224864*B + 80*B*T + 143360*T, T)); /* %826 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(264, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k642_fused_scale_sum_neg(A + 5922544 + 1224864*B + 80*B*T + 235840*T, A + 5922544 + 1224864*B + 80*B*T + 99840*T, T)); /* %830 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(265, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k690_fused_add_add_id(A + 5922544 + 1224864*B + 80*B*T + 12800*T, A + 5922544 + 1224864*B + 80*B*T + 94720*T, A + 5922544 + 1224864*B + 80*B*T + 99840*T, A + 5922544 + 1224864*B + 80*B*T + 235840*T, T)); /* %832 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(266, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5627904, A + 5922544 + 1224864*B + 80*B*T + 12800*T, T)); /* %833 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(267, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5919616, A + 5627904)); /* %835 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(268, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k696_matmul(A + 5922544 + 1224864*B + 80*B*T, A + 5922544 + 1224864*B + 80*B*T + 12800*T, (real *)P + 709856, T)); /* %838 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(269, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k697_matmul(A + 5801984, A + 5922544 + 1224864*B + 80*B*T + 12800*T, A + 5922544 + 1224864*B + 80*B*T + 138240*T, T)); /* %839 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(270, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k259_permute(A + 5922544 + 1224864*B + 80*B*T + 6400*T, A + 5922544 + 1224864*B + 80*B*T, T)); /* %842 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(271, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k702_matmul(A + 5922544 + 1224864*B + 80*B*T + 94720*T, A + 5922544 + 1224864*B + 80*B*T + 88320*T, A + 5922544 + 1224864*B + 80*B*T + 6400*T, T)); /* %844 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(272, (double)416000*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)160*T), convirt_k703_matmul_div(A + 5922544 + 1224864*B + 80*B*T, A + 5922544 + 1224864*B + 80*B*T + 6400*T, A + 5922544 + 1224864*B + 80*B*T + 133120*T, A + 5922544 + 1224864*B + 80*B*T + 235680*T, T)); /* %845 matmul+div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(273, (double)19520*T, sizeof(real)*((double)160*T + (double)6400*T + (double)6400*T + (double)160*T), convirt_k708_fused_mul_sum_neg_mul(A + 5922544 + 1224864*B + 80*B*T + 99840*T, A + 5922544 + 1224864*B + 80*B*T, A + 5922544 + 1224864*B + 80*B*T + 88320*T, A + 5922544 + 1224864*B + 80*B*T + 235520*T, T)); /* %850 fused:mul_sum_neg_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(274, (double)38400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T + (double)6400*T), convirt_k724_fused_scale_mul_mul_mul(A + 5922544 + 1224864*B + 80*B*T + 6400*T, A + 5922544 + 1224864*B + 80*B*T, A + 5922544 + 1224864*B + 80*B*T + 99840*T, (real *)inputs[2], A + 5922544 + 1224864*B + 80*B*T + 81920*T, T)); /* %866 fused:scale_mul_mul_mul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
+    CALL(275, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k292_matmul(A + 5922544 + 1224864*B + 80*B*T, A + 5922544 + 1224864*B + 80*B*T + 6400*T, A + 5922544 + 1224864*B + 80*B*T + 128000*T, T)); /* %867 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    CALL(276, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k702_matmul(A + 5922544 + 1224864*B + 80*B*T + 99840*T, A + 5922544 + 1224864*B + 80*B*T + 6400*T, A + 5922544 + 1224864*B + 80*B*T + 122880*T, T)); /* %868 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    CALL(277, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k293_permute(A + 5922544 + 1224864*B + 80*B*T + 5120*T, A + 5922544 + 1224864*B + 80*B*T + 94720*T, T)); /* %869 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(278, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5627904, A + 5922544 + 1224864*B + 80*B*T + 5120*T, T)); /* %871 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(279, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5919744, A + 5627904)); /* %873 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(280, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k697_matmul(A + 5818368, A + 5922544 + 1224864*B + 80*B*T + 5120*T, A + 5922544 + 1224864*B + 80*B*T + 117760*T, T)); /* %877 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(281, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k293_permute(A + 5922544 + 1224864*B + 80*B*T + 17920*T, A + 5922544 + 1224864*B + 80*B*T + 99840*T, T)); /* %879 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(282, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5627904, A + 5922544 + 1224864*B + 80*B*T + 17920*T, T)); /* %881 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(283, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5919872, A + 5627904)); /* %883 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(284, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k696_matmul(A + 5922544 + 1224864*B + 80*B*T + 23040*T, A + 5922544 + 1224864*B + 80*B*T + 17920*T, (real *)P + 676832, T)); /* %886 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(285, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k697_matmul(A + 5834752, A + 5922544 + 1224864*B + 80*B*T + 17920*T, A + 5922544 + 1224864*B + 80*B*T + 117760*T, T)); /* %887 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(286, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k293_permute(A + 5922544 + 1224864*B + 80*B*T + 17920*T, A + 5922544 + 1224864*B + 80*B*T, T)); /* %890 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(287, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5627904, A + 5922544 + 1224864*B + 80*B*T + 17920*T, T)); /* %892 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(288, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5920000, A + 5627904)); /* %894 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(289, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k696_matmul(A + 5922544 + 1224864*B + 80*B*T, A + 5922544 + 1224864*B + 80*B*T + 17920*T, (real *)P + 660320, T)); /* %897 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(290, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k697_matmul(A + 5851136, A + 5922544 + 1224864*B + 80*B*T + 17920*T, A + 5922544 + 1224864*B + 80*B*T + 117760*T, T)); /* %898 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(291, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)5120*T), convirt_k758_matmul_add_add(A + 5922544 + 1224864*B + 80*B*T + 17920*T, A + 5922544 + 1224864*B + 80*B*T + 5120*T, (real *)P + 693344, A + 5922544 + 1224864*B + 80*B*T + 23040*T, A + 5922544 + 1224864*B + 80*B*T, T)); /* %900 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(292, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5627904, A + 5922544 + 1224864*B + 80*B*T + 17920*T, T)); /* %901 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(293, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5920128, A + 5627904)); /* %903 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(294, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), convirt_k622_mul(A + 5922544 + 1224864*B + 80*B*T, A + 5922544 + 1224864*B + 80*B*T + 17920*T, (real *)P + 660064, T)); /* %905 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(295, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k623_mul(A + 5922544 + 1224864*B + 80*B*T + 5120*T, A + 5922544 + 1224864*B + 80*B*T + 17920*T, A + 5922544 + 1224864*B + 80*B*T + 112640*T, T)); /* %906 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(296, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5627904, A + 5922544 + 1224864*B + 80*B*T + 5120*T, T)); /* %907 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(297, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5920256, A + 5627904)); /* %909 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(298, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k635_fused_scale_mul_sum_mul(A + 5922544 + 1224864*B + 80*B*T + 10240*T, A + 5922544 + 1224864*B + 80*B*T, A + 5922544 + 1224864*B + 80*B*T + 107520*T, A + 5922544 + 1224864*B + 80*B*T + 236160*T, T)); /* %918 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(299, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), convirt_k639_fused_add_mul_mul_id(A + 5922544 + 1224864*B + 80*B*T + 5120*T, A + 5922544 + 1224864*B + 80*B*T, A + 5922544 + 1224864*B + 80*B*T + 236160*T, A + 5922544 + 1224864*B + 80*B*T + 10240*T, A + 5922544 + 1224864*B + 80*B*T + 107520*T, T)); /* %922 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(300, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k642_fused_scale_sum_neg(A + 5922544 + 1224864*B + 80*B*T + 10240*T, A + 5922544 + 1224864*B + 80*B*T + 5120*T, T)); /* %926 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(301, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k690_fused_add_add_id(A + 5922544 + 1224864*B + 80*B*T, A + 5922544 + 1224864*B + 80*B*T + 12800*T, A + 5922544 + 1224864*B + 80*B*T + 5120*T, A + 5922544 + 1224864*B + 80*B*T + 10240*T, T)); /* %928 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(302, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5911552, A + 5922544 + 1224864*B + 80*B*T, T)); /* %929 reduce [1,40,128]  graphs/lib/text_encoder.lua:32 */
+    CALL(303, 0, sizeof(real)*((double)131072 + (double)5120*T + (double)40*T), convirt_k931_scatter_add(A + 5160960, A + 5922544 + 1224864*B + 80*B*T, (int32_t *)inputs[1], T)); /* %931 scatter_add [1024,128]  graphs/lib/text_encoder.lua:32 */
+    CALL(304, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k278_sum(A + 5920384, A + 5922544 + 1204608*B, B)); /* %932 reduce [1,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(305, (double)32768*B, sizeof(real)*((double)16384 + (double)128*B + (double)128*B), convirt_image_vjp_k281_matmul(A + 5867520, A + 5922544 + 1204608*B, A + 5922544 + 1204352*B, B)); /* %935 matmul [128,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(306, (double)32896*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384), convirt_image_vjp_k282_matmul_scale(A + 5922544 + 1212416*B, A + 5922544 + 1204608*B, (real *)P + 507360, B)); /* %936 matmul+scale [B,128]  graphs/lib/image_encoder.lua:35 */
+    CALL(307, (double)8192*B, sizeof(real)*((double)8192*B + (double)128*B), convirt_k938_id(A + 5922544 + 1204224*B, A + 5922544 + 1212416*B, B)); /* %938 map:id [B,64,128]  graphs/lib/image_encoder.lua:35 */
+    CALL(308, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k294_permute(A + 5922544 + 1212416*B, A + 5922544 + 1204224*B, B)); /* %939 permute [B,128,64]  graphs/lib/image_encoder.lua:33 */
+    CALL(309, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k297_fused_mul_step(A + 5922544 + 1204224*B, A + 5922544 + 1212416*B, A + 5922544 + 1196032*B, B)); /* %942 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
+    CALL(310, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k285_sum(A + 5292032, A + 5922544 + 1204224*B, B)); /* %943 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(311, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k300_sum(A + 5883904, A + 5292032)); /* %945 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(312, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k301_sum(A + 5920512, A + 5883904)); /* %946 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(313, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_vjp_k303_mul(A + 5922544 + 1196032*B, A + 5922544 + 1204224*B, (real *)P + 490592, B)); /* %948 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(314, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k304_mul(A + 5922544 + 1212416*B, A + 5922544 + 1204224*B, A + 5922544 + 1179648*B, B)); /* %949 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(315, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k285_sum(A + 5292032, A + 5922544 + 1212416*B, B)); /* %950 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(316, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k300_sum(A + 5883904, A + 5292032)); /* %952 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(317, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k301_sum(A + 5920640, A + 5883904)); /* %953 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(318, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k318_fused_scale_mul_sum_mul(A + 5922544 + 1212416*B, A + 5922544 + 1196032*B, A + 5922544 + 1187840*B, A + 5922544 + 1224848*B, B)); /* %963 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(319, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), convirt_image_vjp_k322_fused_add_mul_mul_id(A + 5922544 + 1179648*B, A + 5922544 + 1196032*B, A + 5922544 + 1224848*B, A + 5922544 + 1212416*B, A + 5922544 + 1187840*B, B)); /* %967 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(320, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_vjp_k325_fused_scale_sum_neg(A + 5922544 + 1196032*B, A + 5922544 + 1179648*B, B)); /* %970 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(321, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k327_fused_add_id(A + 5922544 + 1187840*B, A + 5922544 + 1179648*B, A + 5922544 + 1196032*B, B)); /* %972 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(322, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k330_sum(A + 5922544 + 1179648*B, A + 5922544 + 1187840*B, B)); /* %975 reduce [B,128,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(323, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k278_sum(A + 5920768, A + 5922544 + 1179648*B, B)); /* %976 reduce [1,128,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(324, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456), convirt_image_vjp_k333_conv2d_input_grad(A + 5922544 + 1179648*B, A + 5922544 + 1187840*B, (real *)P + 343008, A + 0, B)); /* %978 conv2d_input_grad [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(325, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)8192*B), convirt_image_vjp_k334_conv2d_weight_grad(A + 4866048, A + 5922544 + 1187840*B, A + 5922544 + 1171456*B, A + 0, B)); /* %979 conv2d_weight_grad [128,128,3,3]  graphs/lib/image_encoder.lua:13 */
+    CALL(326, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k297_fused_mul_step(A + 5922544 + 1171456*B, A + 5922544 + 1179648*B, A + 5922544 + 1163264*B, B)); /* %981 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
+    CALL(327, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k285_sum(A + 5292032, A + 5922544 + 1171456*B, B)); /* %982 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(328, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k300_sum(A + 5883904, A + 5292032)); /* %984 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(329, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k301_sum(A + 5920896, A + 5883904)); /* %985 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(330, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_vjp_k303_mul(A + 5922544 + 1163264*B, A + 5922544 + 1171456*B, (real *)P + 342752, B)); /* %987 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(331, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k304_mul(A + 5922544 + 1179648*B, A + 5922544 + 1171456*B, A + 5922544 + 1146880*B, B)); /* %988 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(332, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k285_sum(A + 5292032, A + 5922544 + 1179648*B, B)); /* %989 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(333, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k300_sum(A + 5883904, A + 5292032)); /* %991 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(334, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k301_sum(A + 5921024, A + 5883904)); /* %992 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(335, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k318_fused_scale_mul_sum_mul(A + 5922544 + 1212416*B, A + 5922544 + 1163264*B, A + 5922544 + 1155072*B, A + 5922544 + 1224832*B, B)); /* %1002 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(336, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), convirt_image_vjp_k322_fused_add_mul_mul_id(A + 5922544 + 1146880*B, A + 5922544 + 1163264*B, A + 5922544 + 1224832*B, A + 5922544 + 1212416*B, A + 5922544 + 1155072*B, B)); /* %1006 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(337, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_vjp_k325_fused_scale_sum_neg(A + 5922544 + 1212416*B, A + 5922544 + 1146880*B, B)); /* %1009 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(338, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k327_fused_add_id(A + 5922544 + 1155072*B, A + 5922544 + 1146880*B, A + 5922544 + 1212416*B, B)); /* %1011 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(339, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k330_sum(A + 5922544 + 1146880*B, A + 5922544 + 1155072*B, B)); /* %1014 reduce [B,128,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(340, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k278_sum(A + 5921152, A + 5922544 + 1146880*B, B)); /* %1015 reduce [1,128,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(341, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456), convirt_image_vjp_k333_conv2d_input_grad(A + 5922544 + 1146880*B, A + 5922544 + 1155072*B, (real *)P + 195168, A + 0, B)); /* %1017 conv2d_input_grad [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(342, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)8192*B), convirt_image_vjp_k334_conv2d_weight_grad(A + 5013504, A + 5922544 + 1155072*B, A + 5922544 + 1138688*B, A + 0, B)); /* %1018 conv2d_weight_grad [128,128,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(343, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k376_fused_mul_add_step(A + 5922544 + 1138688*B, A + 5922544 + 1204224*B, A + 5922544 + 1146880*B, A + 5922544 + 1130496*B, B)); /* %1021 fused:mul_add_step [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
+    CALL(344, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k285_sum(A + 5292032, A + 5922544 + 1138688*B, B)); /* %1022 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(345, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k300_sum(A + 5883904, A + 5292032)); /* %1024 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(346, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k301_sum(A + 5921280, A + 5883904)); /* %1025 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(347, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_vjp_k303_mul(A + 5922544 + 1130496*B, A + 5922544 + 1138688*B, (real *)P + 194912, B)); /* %1027 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(348, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k304_mul(A + 5922544 + 1146880*B, A + 5922544 + 1138688*B, A + 5922544 + 1114112*B, B)); /* %1028 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(349, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k285_sum(A + 5292032, A + 5922544 + 1146880*B, B)); /* %1029 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(350, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k300_sum(A + 5883904, A + 5292032)); /* %1031 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(351, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k301_sum(A + 5921408, A + 5883904)); /* %1032 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(352, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k318_fused_scale_mul_sum_mul(A + 5922544 + 1138688*B, A + 5922544 + 1130496*B, A + 5922544 + 1122304*B, A + 5922544 + 1224816*B, B)); /* %1042 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(353, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), convirt_image_vjp_k322_fused_add_mul_mul_id(A + 5922544 + 1114112*B, A + 5922544 + 1130496*B, A + 5922544 + 1224816*B, A + 5922544 + 1138688*B, A + 5922544 + 1122304*B, B)); /* %1046 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(354, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_vjp_k325_fused_scale_sum_neg(A + 5922544 + 1122304*B, A + 5922544 + 1114112*B, B)); /* %1049 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(355, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k327_fused_add_id(A + 5922544 + 1130496*B, A + 5922544 + 1114112*B, A + 5922544 + 1122304*B, B)); /* %1051 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(356, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k330_sum(A + 5922544 + 1114112*B, A + 5922544 + 1130496*B, B)); /* %1054 reduce [B,128,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(357, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k278_sum(A + 5921536, A + 5922544 + 1114112*B, B)); /* %1055 reduce [1,128,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(358, (double)9437184*B, sizeof(real)*((double)16384*B + (double)8192*B + (double)73728), convirt_image_vjp_k412_conv2d_input_grad(A + 5922544 + 1114112*B, A + 5922544 + 1130496*B, (real *)P + 121056, A + 0, B)); /* %1057 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(359, (double)9437184*B, sizeof(real)*((double)73728 + (double)8192*B + (double)16384*B), convirt_image_vjp_k413_conv2d_weight_grad(A + 5292032, A + 5922544 + 1130496*B, A + 5922544 + 1097728*B, A + 0, B)); /* %1058 conv2d_weight_grad [128,64,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(360, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k415_fused_mul_step(A + 5922544 + 1097728*B, A + 5922544 + 1114112*B, A + 5922544 + 1081344*B, B)); /* %1060 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
+    CALL(361, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k416_sum(A + 5627904, A + 5922544 + 1097728*B, B)); /* %1061 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(362, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k418_sum(A + 5883904, A + 5627904)); /* %1063 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(363, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k419_sum(A + 5921664, A + 5883904)); /* %1064 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(364, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_vjp_k421_mul(A + 5922544 + 1081344*B, A + 5922544 + 1097728*B, (real *)P + 120928, B)); /* %1066 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(365, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k422_mul(A + 5922544 + 1114112*B, A + 5922544 + 1097728*B, A + 5922544 + 1048576*B, B)); /* %1067 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(366, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k416_sum(A + 5627904, A + 5922544 + 1114112*B, B)); /* %1068 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(367, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k418_sum(A + 5883904, A + 5627904)); /* %1070 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(368, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k419_sum(A + 5921728, A + 5883904)); /* %1071 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(369, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k436_fused_scale_mul_sum_mul(A + 5922544 + 1114112*B, A + 5922544 + 1081344*B, A + 5922544 + 1064960*B, A + 5922544 + 1224800*B, B)); /* %1081 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(370, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), convirt_image_vjp_k440_fused_add_mul_mul_id(A + 5922544 + 1048576*B, A + 5922544 + 1081344*B, A + 5922544 + 1224800*B, A + 5922544 + 1114112*B, A + 5922544 + 1064960*B, B)); /* %1085 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(371, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_vjp_k443_fused_scale_sum_neg(A + 5922544 + 1081344*B, A + 5922544 + 1048576*B, B)); /* %1088 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(372, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k445_fused_add_id(A + 5922544 + 1064960*B, A + 5922544 + 1048576*B, A + 5922544 + 1081344*B, B)); /* %1090 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(373, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k448_sum(A + 5922544 + 1048576*B, A + 5922544 + 1064960*B, B)); /* %1093 reduce [B,64,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(374, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k449_sum(A + 5921792, A + 5922544 + 1048576*B, B)); /* %1094 reduce [1,64,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(375, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864), convirt_image_vjp_k451_conv2d_input_grad(A + 5922544 + 1048576*B, A + 5922544 + 1064960*B, (real *)P + 84000, A + 0, B)); /* %1096 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(376, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)16384*B), convirt_image_vjp_k452_conv2d_weight_grad(A + 5627904, A + 5922544 + 1064960*B, A + 5922544 + 1032192*B, A + 0, B)); /* %1097 conv2d_weight_grad [64,64,3,3]  graphs/lib/image_encoder.lua:13 */
+    CALL(377, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k415_fused_mul_step(A + 5922544 + 1032192*B, A + 5922544 + 1048576*B, A + 5922544 + 1015808*B, B)); /* %1099 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
+    CALL(378, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k416_sum(A + 5664768, A + 5922544 + 1032192*B, B)); /* %1100 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(379, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k418_sum(A + 5883904, A + 5664768)); /* %1102 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(380, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k419_sum(A + 5921856, A + 5883904)); /* %1103 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(381, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_vjp_k421_mul(A + 5922544 + 1015808*B, A + 5922544 + 1032192*B, (real *)P + 83872, B)); /* %1105 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(382, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k422_mul(A + 5922544 + 1048576*B, A + 5922544 + 1032192*B, A + 5922544 + 983040*B, B)); /* %1106 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(383, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k416_sum(A + 5664768, A + 5922544 + 1048576*B, B)); /* %1107 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(384, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k418_sum(A + 5883904, A + 5664768)); /* %1109 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(385, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k419_sum(A + 5921920, A + 5883904)); /* %1110 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(386, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k436_fused_scale_mul_sum_mul(A + 5922544 + 1032192*B, A + 5922544 + 1015808*B, A + 5922544 + 999424*B, A + 5922544 + 1224784*B, B)); /* %1120 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(387, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), convirt_image_vjp_k440_fused_add_mul_mul_id(A + 5922544 + 983040*B, A + 5922544 + 1015808*B, A + 5922544 + 1224784*B, A + 5922544 + 1032192*B, A + 5922544 + 999424*B, B)); /* %1124 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(388, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_vjp_k443_fused_scale_sum_neg(A + 5922544 + 1015808*B, A + 5922544 + 983040*B, B)); /* %1127 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(389, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k445_fused_add_id(A + 5922544 + 999424*B, A + 5922544 + 983040*B, A + 5922544 + 1015808*B, B)); /* %1129 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(390, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k448_sum(A + 5922544 + 983040*B, A + 5922544 + 999424*B, B)); /* %1132 reduce [B,64,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(391, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k449_sum(A + 5921984, A + 5922544 + 983040*B, B)); /* %1133 reduce [1,64,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(392, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864), convirt_image_vjp_k451_conv2d_input_grad(A + 5922544 + 983040*B, A + 5922544 + 999424*B, (real *)P + 46944, A + 0, B)); /* %1135 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(393, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)16384*B), convirt_image_vjp_k452_conv2d_weight_grad(A + 5664768, A + 5922544 + 999424*B, A + 5922544 + 966656*B, A + 0, B)); /* %1136 conv2d_weight_grad [64,64,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(394, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k494_fused_mul_add_step(A + 5922544 + 966656*B, A + 5922544 + 1097728*B, A + 5922544 + 983040*B, A + 5922544 + 950272*B, B)); /* %1139 fused:mul_add_step [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
+    CALL(395, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k416_sum(A + 5701632, A + 5922544 + 966656*B, B)); /* %1140 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(396, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k418_sum(A + 5718016, A + 5701632)); /* %1142 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(397, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k419_sum(A + 5922048, A + 5718016)); /* %1143 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(398, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_vjp_k421_mul(A + 5922544 + 950272*B, A + 5922544 + 966656*B, (real *)P + 46816, B)); /* %1145 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(399, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k422_mul(A + 5922544 + 983040*B, A + 5922544 + 966656*B, A + 5922544 + 917504*B, B)); /* %1146 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(400, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k416_sum(A + 5701632, A + 5922544 + 983040*B, B)); /* %1147 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(401, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k418_sum(A + 5718016, A + 5701632)); /* %1149 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(402, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k419_sum(A + 5922112, A + 5718016)); /* %1150 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(403, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k436_fused_scale_mul_sum_mul(A + 5922544 + 966656*B, A + 5922544 + 950272*B, A + 5922544 + 933888*B, A + 5922544 + 1224768*B, B)); /* %1160 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(404, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), convirt_image_vjp_k440_fused_add_mul_mul_id(A + 5922544 + 917504*B, A + 5922544 + 950272*B, A + 5922544 + 1224768*B, A + 5922544 + 966656*B, A + 5922544 + 933888*B, B)); /* %1164 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(405, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_vjp_k443_fused_scale_sum_neg(A + 5922544 + 933888*B, A + 5922544 + 917504*B, B)); /* %1167 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(406, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k445_fused_add_id(A + 5922544 + 950272*B, A + 5922544 + 917504*B, A + 5922544 + 933888*B, B)); /* %1169 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(407, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k448_sum(A + 5922544 + 917504*B, A + 5922544 + 950272*B, B)); /* %1172 reduce [B,64,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(408, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k449_sum(A + 5922176, A + 5922544 + 917504*B, B)); /* %1173 reduce [1,64,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(409, (double)9437184*B, sizeof(real)*((double)32768*B + (double)16384*B + (double)18432), convirt_image_vjp_k530_conv2d_input_grad(A + 5922544 + 917504*B, A + 5922544 + 950272*B, (real *)P + 28320, A + 0, B)); /* %1175 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(410, (double)9437184*B, sizeof(real)*((double)18432 + (double)16384*B + (double)32768*B), convirt_image_vjp_k531_conv2d_weight_grad(A + 5701632, A + 5922544 + 950272*B, A + 5922544 + 884736*B, A + 0, B)); /* %1176 conv2d_weight_grad [64,32,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(411, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k533_fused_mul_step(A + 5922544 + 884736*B, A + 5922544 + 917504*B, A + 5922544 + 851968*B, B)); /* %1178 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
+    CALL(412, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k534_sum(A + 0, A + 5922544 + 884736*B, B)); /* %1179 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(413, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k536_sum(A + 5883904, A + 0)); /* %1181 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(414, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k537_sum(A + 5922240, A + 5883904)); /* %1182 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(415, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_vjp_k539_mul(A + 5922544 + 851968*B, A + 5922544 + 884736*B, (real *)P + 28256, B)); /* %1184 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(416, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k540_mul(A + 5922544 + 917504*B, A + 5922544 + 884736*B, A + 5922544 + 786432*B, B)); /* %1185 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(417, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k534_sum(A + 0, A + 5922544 + 917504*B, B)); /* %1186 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(418, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k536_sum(A + 5883904, A + 0)); /* %1188 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(419, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k537_sum(A + 5922272, A + 5883904)); /* %1189 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(420, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k554_fused_scale_mul_sum_mul(A + 5922544 + 917504*B, A + 5922544 + 851968*B, A + 5922544 + 819200*B, A + 5922544 + 1224752*B, B)); /* %1199 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(421, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), convirt_image_vjp_k558_fused_add_mul_mul_id(A + 5922544 + 786432*B, A + 5922544 + 851968*B, A + 5922544 + 1224752*B, A + 5922544 + 917504*B, A + 5922544 + 819200*B, B)); /* %1203 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(422, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_vjp_k561_fused_scale_sum_neg(A + 5922544 + 851968*B, A + 5922544 + 786432*B, B)); /* %1206 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(423, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k563_fused_add_id(A + 5922544 + 819200*B, A + 5922544 + 786432*B, A + 5922544 + 851968*B, B)); /* %1208 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(424, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k566_sum(A + 5922544 + 786432*B, A + 5922544 + 819200*B, B)); /* %1211 reduce [B,32,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(425, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k567_sum(A + 5922304, A + 5922544 + 786432*B, B)); /* %1212 reduce [1,32,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(426, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216), convirt_image_vjp_k569_conv2d_input_grad(A + 5922544 + 786432*B, A + 5922544 + 819200*B, (real *)P + 19008, A + 0, B)); /* %1214 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(427, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)32768*B), convirt_image_vjp_k570_conv2d_weight_grad(A + 5883904, A + 5922544 + 819200*B, A + 5922544 + 753664*B, A + 0, B)); /* %1215 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:13 */
+    CALL(428, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k533_fused_mul_step(A + 5922544 + 753664*B, A + 5922544 + 786432*B, A + 5922544 + 720896*B, B)); /* %1217 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
+    CALL(429, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k534_sum(A + 0, A + 5922544 + 753664*B, B)); /* %1218 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(430, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k536_sum(A + 5893120, A + 0)); /* %1220 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(431, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k537_sum(A + 5922336, A + 5893120)); /* %1221 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(432, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_vjp_k539_mul(A + 5922544 + 720896*B, A + 5922544 + 753664*B, (real *)P + 18944, B)); /* %1223 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(433, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k540_mul(A + 5922544 + 786432*B, A + 5922544 + 753664*B, A + 5922544 + 655360*B, B)); /* %1224 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(434, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k534_sum(A + 0, A + 5922544 + 786432*B, B)); /* %1225 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(435, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k536_sum(A + 5893120, A + 0)); /* %1227 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(436, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k537_sum(A + 5922368, A + 5893120)); /* %1228 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(437, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k554_fused_scale_mul_sum_mul(A + 5922544 + 753664*B, A + 5922544 + 720896*B, A + 5922544 + 688128*B, A + 5922544 + 1224736*B, B)); /* %1238 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(438, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), convirt_image_vjp_k558_fused_add_mul_mul_id(A + 5922544 + 655360*B, A + 5922544 + 720896*B, A + 5922544 + 1224736*B, A + 5922544 + 753664*B, A + 5922544 + 688128*B, B)); /* %1242 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(439, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_vjp_k561_fused_scale_sum_neg(A + 5922544 + 720896*B, A + 5922544 + 655360*B, B)); /* %1245 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(440, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k563_fused_add_id(A + 5922544 + 688128*B, A + 5922544 + 655360*B, A + 5922544 + 720896*B, B)); /* %1247 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(441, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k566_sum(A + 5922544 + 655360*B, A + 5922544 + 688128*B, B)); /* %1250 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(442, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k567_sum(A + 5922400, A + 5922544 + 655360*B, B)); /* %1251 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(443, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216), convirt_image_vjp_k569_conv2d_input_grad(A + 5922544 + 655360*B, A + 5922544 + 688128*B, (real *)P + 9696, A + 0, B)); /* %1253 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(444, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)32768*B), convirt_image_vjp_k570_conv2d_weight_grad(A + 5893120, A + 5922544 + 688128*B, A + 5922544 + 622592*B, A + 0, B)); /* %1254 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(445, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k612_fused_mul_add_step(A + 5922544 + 622592*B, A + 5922544 + 884736*B, A + 5922544 + 655360*B, A + 5922544 + 589824*B, B)); /* %1257 fused:mul_add_step [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
+    CALL(446, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k534_sum(A + 0, A + 5922544 + 622592*B, B)); /* %1258 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(447, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k536_sum(A + 5902336, A + 0)); /* %1260 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(448, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k537_sum(A + 5922432, A + 5902336)); /* %1261 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(449, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_vjp_k539_mul(A + 5922544 + 589824*B, A + 5922544 + 622592*B, (real *)P + 9632, B)); /* %1263 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(450, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k540_mul(A + 5922544 + 655360*B, A + 5922544 + 622592*B, A + 5922544 + 524288*B, B)); /* %1264 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(451, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k534_sum(A + 0, A + 5922544 + 655360*B, B)); /* %1265 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(452, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k536_sum(A + 5902336, A + 0)); /* %1267 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(453, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k537_sum(A + 5922464, A + 5902336)); /* %1268 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(454, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k554_fused_scale_mul_sum_mul(A + 5922544 + 622592*B, A + 5922544 + 589824*B, A + 5922544 + 557056*B, A + 5922544 + 1224720*B, B)); /* %1278 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(455, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), convirt_image_vjp_k558_fused_add_mul_mul_id(A + 5922544 + 524288*B, A + 5922544 + 589824*B, A + 5922544 + 1224720*B, A + 5922544 + 622592*B, A + 5922544 + 557056*B, B)); /* %1282 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(456, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_vjp_k561_fused_scale_sum_neg(A + 5922544 + 557056*B, A + 5922544 + 524288*B, B)); /* %1285 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(457, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k563_fused_add_id(A + 5922544 + 655360*B, A + 5922544 + 524288*B, A + 5922544 + 557056*B, B)); /* %1287 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(458, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k566_sum(A + 5922544 + 524288*B, A + 5922544 + 655360*B, B)); /* %1290 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(459, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k567_sum(A + 5922496, A + 5922544 + 524288*B, B)); /* %1291 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(460, (double)18874368*B, sizeof(real)*((double)131072*B + (double)32768*B + (double)9216), convirt_image_vjp_k648_conv2d_input_grad(A + 5922544 + 524288*B, A + 5922544 + 655360*B, (real *)P + 384, A + 0, B)); /* %1293 conv2d_input_grad [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(461, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)131072*B), convirt_image_vjp_k649_conv2d_weight_grad(A + 5902336, A + 5922544 + 655360*B, A + 5922544 + 393216*B, A + 0, B)); /* %1294 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(462, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), convirt_image_vjp_k651_fused_mul_step(A + 5922544 + 393216*B, A + 5922544 + 524288*B, A + 5922544 + 262144*B, B)); /* %1296 fused:mul_step [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
+    CALL(463, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), convirt_image_vjp_k652_sum(A + 0, A + 5922544 + 393216*B, B)); /* %1297 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(464, (double)131072, sizeof(real)*((double)2048 + (double)131072), convirt_image_vjp_k654_sum(A + 131072, A + 0)); /* %1299 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(465, (double)2048, sizeof(real)*((double)32 + (double)2048), convirt_image_vjp_k655_sum(A + 594720, A + 131072)); /* %1300 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(466, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), convirt_image_vjp_k657_mul(A + 5922544 + 262144*B, A + 5922544 + 393216*B, (real *)P + 320, B)); /* %1302 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(467, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), convirt_image_vjp_k658_mul(A + 5922544 + 524288*B, A + 5922544 + 393216*B, A + 5922544, B)); /* %1303 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(468, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), convirt_image_vjp_k652_sum(A + 0, A + 5922544 + 524288*B, B)); /* %1304 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(469, (double)131072, sizeof(real)*((double)2048 + (double)131072), convirt_image_vjp_k654_sum(A + 131072, A + 0)); /* %1306 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(470, (double)2048, sizeof(real)*((double)32 + (double)2048), convirt_image_vjp_k655_sum(A + 594752, A + 131072)); /* %1307 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(471, (double)262184*B, sizeof(real)*((double)8*B + (double)131072*B + (double)131072*B + (double)8*B), convirt_image_vjp_k672_fused_scale_mul_sum_mul(A + 5922544 + 393216*B, A + 5922544 + 262144*B, A + 5922544 + 131072*B, A + 5922544 + 1224704*B, B)); /* %1317 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(472, (double)655360*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B + (double)8*B + (double)131072*B), convirt_image_vjp_k676_fused_add_mul_mul_id(A + 5922544, A + 5922544 + 262144*B, A + 5922544 + 1224704*B, A + 5922544 + 393216*B, A + 5922544 + 131072*B, B)); /* %1321 fused:add_mul_mul_id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(473, (double)262152*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_vjp_k679_fused_scale_sum_neg(A + 5922544 + 262144*B, A + 5922544, B)); /* %1324 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(474, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_vjp_k681_fused_add_id(A + 5922544 + 131072*B, A + 5922544, A + 5922544 + 262144*B, B)); /* %1326 fused:add_id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(475, (double)131072*B, sizeof(real)*((double)32*B + (double)131072*B), convirt_image_vjp_k684_sum(A + 5922544, A + 5922544 + 131072*B, B)); /* %1329 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(476, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k567_sum(A + 594784, A + 5922544, B)); /* %1330 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(477, (double)2359296*B, sizeof(real)*((double)288 + (double)131072*B + (double)4096*B), convirt_image_vjp_k688_conv2d_weight_grad(A + 594432, A + 5922544 + 131072*B, A + 5922544 + 1220608*B, A + 0, B)); /* %1333 conv2d_weight_grad [32,1,3,3]  graphs/lib/image_encoder.lua:6 */
+    memcpy(grads + 0, A + 594432, sizeof(real)*288); /* d loss / d image.stem.weight */
+    memcpy(grads + 288, A + 594784, sizeof(real)*32); /* d loss / d image.stem.bias */
+    memcpy(grads + 320, A + 594752, sizeof(real)*32); /* d loss / d image.stem_gn.weight */
+    memcpy(grads + 352, A + 594720, sizeof(real)*32); /* d loss / d image.stem_gn.bias */
+    memcpy(grads + 384, A + 5902336, sizeof(real)*9216); /* d loss / d image.stage1.down.weight */
+    memcpy(grads + 9600, A + 5922496, sizeof(real)*32); /* d loss / d image.stage1.down.bias */
+    memcpy(grads + 9632, A + 5922464, sizeof(real)*32); /* d loss / d image.stage1.gn.weight */
+    memcpy(grads + 9664, A + 5922432, sizeof(real)*32); /* d loss / d image.stage1.gn.bias */
+    memcpy(grads + 9696, A + 5893120, sizeof(real)*9216); /* d loss / d image.stage1.res.conv1.weight */
+    memcpy(grads + 18912, A + 5922400, sizeof(real)*32); /* d loss / d image.stage1.res.conv1.bias */
+    memcpy(grads + 18944, A + 5922368, sizeof(real)*32); /* d loss / d image.stage1.res.gn1.weight */
+    memcpy(grads + 18976, A + 5922336, sizeof(real)*32); /* d loss / d image.stage1.res.gn1.bias */
+    memcpy(grads + 19008, A + 5883904, sizeof(real)*9216); /* d loss / d image.stage1.res.conv2.weight */
+    memcpy(grads + 28224, A + 5922304, sizeof(real)*32); /* d loss / d image.stage1.res.conv2.bias */
+    memcpy(grads + 28256, A + 5922272, sizeof(real)*32); /* d loss / d image.stage1.res.gn2.weight */
+    memcpy(grads + 28288, A + 5922240, sizeof(real)*32); /* d loss / d image.stage1.res.gn2.bias */
+    memcpy(grads + 28320, A + 5701632, sizeof(real)*18432); /* d loss / d image.stage2.down.weight */
+    memcpy(grads + 46752, A + 5922176, sizeof(real)*64); /* d loss / d image.stage2.down.bias */
+    memcpy(grads + 46816, A + 5922112, sizeof(real)*64); /* d loss / d image.stage2.gn.weight */
+    memcpy(grads + 46880, A + 5922048, sizeof(real)*64); /* d loss / d image.stage2.gn.bias */
+    memcpy(grads + 46944, A + 5664768, sizeof(real)*36864); /* d loss / d image.stage2.res.conv1.weight */
+    memcpy(grads + 83808, A + 5921984, sizeof(real)*64); /* d loss / d image.stage2.res.conv1.bias */
+    memcpy(grads + 83872, A + 5921920, sizeof(real)*64); /* d loss / d image.stage2.res.gn1.weight */
+    memcpy(grads + 83936, A + 5921856, sizeof(real)*64); /* d loss / d image.stage2.res.gn1.bias */
+    memcpy(grads + 84000, A + 5627904, sizeof(real)*36864); /* d loss / d image.stage2.res.conv2.weight */
+    memcpy(grads + 120864, A + 5921792, sizeof(real)*64); /* d loss / d image.stage2.res.conv2.bias */
+    memcpy(grads + 120928, A + 5921728, sizeof(real)*64); /* d loss / d image.stage2.res.gn2.weight */
+    memcpy(grads + 120992, A + 5921664, sizeof(real)*64); /* d loss / d image.stage2.res.gn2.bias */
+    memcpy(grads + 121056, A + 5292032, sizeof(real)*73728); /* d loss / d image.stage3.down.weight */
+    memcpy(grads + 194784, A + 5921536, sizeof(real)*128); /* d loss / d image.stage3.down.bias */
+    memcpy(grads + 194912, A + 5921408, sizeof(real)*128); /* d loss / d image.stage3.gn.weight */
+    memcpy(grads + 195040, A + 5921280, sizeof(real)*128); /* d loss / d image.stage3.gn.bias */
+    memcpy(grads + 195168, A + 5013504, sizeof(real)*147456); /* d loss / d image.stage3.res.conv1.weight */
+    memcpy(grads + 342624, A + 5921152, sizeof(real)*128); /* d loss / d image.stage3.res.conv1.bias */
+    memcpy(grads + 342752, A + 5921024, sizeof(real)*128); /* d loss / d image.stage3.res.gn1.weight */
+    memcpy(grads + 342880, A + 5920896, sizeof(real)*128); /* d loss / d image.stage3.res.gn1.bias */
+    memcpy(grads + 343008, A + 4866048, sizeof(real)*147456); /* d loss / d image.stage3.res.conv2.weight */
+    memcpy(grads + 490464, A + 5920768, sizeof(real)*128); /* d loss / d image.stage3.res.conv2.bias */
+    memcpy(grads + 490592, A + 5920640, sizeof(real)*128); /* d loss / d image.stage3.res.gn2.weight */
+    memcpy(grads + 490720, A + 5920512, sizeof(real)*128); /* d loss / d image.stage3.res.gn2.bias */
     memset(grads + 490848, 0, sizeof(real)*16384); /* image.region_proj.weight: the loss does not depend on it */
     memset(grads + 507232, 0, sizeof(real)*128); /* image.region_proj.bias: the loss does not depend on it */
-    memcpy(grads + 507360, A + 1132544, sizeof(real)*16384); /* d loss / d image.global_proj.weight */
-    memcpy(grads + 523744, A + 1187456, sizeof(real)*128); /* d loss / d image.global_proj.bias */
-    memcpy(grads + 523872, A + 294912, sizeof(real)*131072); /* d loss / d text.tok_emb */
-    memcpy(grads + 654944, A + 1176576, sizeof(real)*5120); /* d loss / d text.pos_emb */
-    memcpy(grads + 660064, A + 1187328, sizeof(real)*128); /* d loss / d text.blocks.0.ln1.weight */
-    memcpy(grads + 660192, A + 1187200, sizeof(real)*128); /* d loss / d text.blocks.0.ln1.bias */
-    memcpy(grads + 660320, A + 1116160, sizeof(real)*16384); /* d loss / d text.blocks.0.q.weight */
-    memcpy(grads + 676704, A + 1187072, sizeof(real)*128); /* d loss / d text.blocks.0.q.bias */
-    memcpy(grads + 676832, A + 1099776, sizeof(real)*16384); /* d loss / d text.blocks.0.k.weight */
-    memcpy(grads + 693216, A + 1186944, sizeof(real)*128); /* d loss / d text.blocks.0.k.bias */
-    memcpy(grads + 693344, A + 1083392, sizeof(real)*16384); /* d loss / d text.blocks.0.v.weight */
-    memcpy(grads + 709728, A + 1186816, sizeof(real)*128); /* d loss / d text.blocks.0.v.bias */
-    memcpy(grads + 709856, A + 1067008, sizeof(real)*16384); /* d loss / d text.blocks.0.o.weight */
-    memcpy(grads + 726240, A + 1186688, sizeof(real)*128); /* d loss / d text.blocks.0.o.bias */
-    memcpy(grads + 726368, A + 1186560, sizeof(real)*128); /* d loss / d text.blocks.0.ln2.weight */
-    memcpy(grads + 726496, A + 1186432, sizeof(real)*128); /* d loss / d text.blocks.0.ln2.bias */
-    memcpy(grads + 726624, A + 827392, sizeof(real)*65536); /* d loss / d text.blocks.0.fc1.weight */
-    memcpy(grads + 792160, A + 1184256, sizeof(real)*512); /* d loss / d text.blocks.0.fc1.bias */
-    memcpy(grads + 792672, A + 761856, sizeof(real)*65536); /* d loss / d text.blocks.0.fc2.weight */
-    memcpy(grads + 858208, A + 1186304, sizeof(real)*128); /* d loss / d text.blocks.0.fc2.bias */
-    memcpy(grads + 858336, A + 1186176, sizeof(real)*128); /* d loss / d text.blocks.1.ln1.weight */
-    memcpy(grads + 858464, A + 1186048, sizeof(real)*128); /* d loss / d text.blocks.1.ln1.bias */
-    memcpy(grads + 858592, A + 1050624, sizeof(real)*16384); /* d loss / d text.blocks.1.q.weight */
-    memcpy(grads + 874976, A + 1185920, sizeof(real)*128); /* d loss / d text.blocks.1.q.bias */
-    memcpy(grads + 875104, A + 1034240, sizeof(real)*16384); /* d loss / d text.blocks.1.k.weight */
-    memcpy(grads + 891488, A + 1185792, sizeof(real)*128); /* d loss / d text.blocks.1.k.bias */
-    memcpy(grads + 891616, A + 1017856, sizeof(real)*16384); /* d loss / d text.blocks.1.v.weight */
-    memcpy(grads + 908000, A + 1185664, sizeof(real)*128); /* d loss / d text.blocks.1.v.bias */
-    memcpy(grads + 908128, A + 1001472, sizeof(real)*16384); /* d loss / d text.blocks.1.o.weight */
-    memcpy(grads + 924512, A + 1185536, sizeof(real)*128); /* d loss / d text.blocks.1.o.bias */
-    memcpy(grads + 924640, A + 1185408, sizeof(real)*128); /* d loss / d text.blocks.1.ln2.weight */
-    memcpy(grads + 924768, A + 1185280, sizeof(real)*128); /* d loss / d text.blocks.1.ln2.bias */
-    memcpy(grads + 924896, A + 696320, sizeof(real)*65536); /* d loss / d text.blocks.1.fc1.weight */
-    memcpy(grads + 990432, A + 1183744, sizeof(real)*512); /* d loss / d text.blocks.1.fc1.bias */
-    memcpy(grads + 990944, A + 630784, sizeof(real)*65536); /* d loss / d text.blocks.1.fc2.weight */
-    memcpy(grads + 1056480, A + 1185152, sizeof(real)*128); /* d loss / d text.blocks.1.fc2.bias */
-    memcpy(grads + 1056608, A + 1185024, sizeof(real)*128); /* d loss / d text.ln_f.weight */
-    memcpy(grads + 1056736, A + 1184896, sizeof(real)*128); /* d loss / d text.ln_f.bias */
-    memcpy(grads + 1056864, A + 985088, sizeof(real)*16384); /* d loss / d text.global_proj.weight */
-    memcpy(grads + 1073248, A + 1184768, sizeof(real)*128); /* d loss / d text.global_proj.bias */
+    memcpy(grads + 507360, A + 5867520, sizeof(real)*16384); /* d loss / d image.global_proj.weight */
+    memcpy(grads + 523744, A + 5920384, sizeof(real)*128); /* d loss / d image.global_proj.bias */
+    memcpy(grads + 523872, A + 5160960, sizeof(real)*131072); /* d loss / d text.tok_emb */
+    memcpy(grads + 654944, A + 5911552, sizeof(real)*5120); /* d loss / d text.pos_emb */
+    memcpy(grads + 660064, A + 5920256, sizeof(real)*128); /* d loss / d text.blocks.0.ln1.weight */
+    memcpy(grads + 660192, A + 5920128, sizeof(real)*128); /* d loss / d text.blocks.0.ln1.bias */
+    memcpy(grads + 660320, A + 5851136, sizeof(real)*16384); /* d loss / d text.blocks.0.q.weight */
+    memcpy(grads + 676704, A + 5920000, sizeof(real)*128); /* d loss / d text.blocks.0.q.bias */
+    memcpy(grads + 676832, A + 5834752, sizeof(real)*16384); /* d loss / d text.blocks.0.k.weight */
+    memcpy(grads + 693216, A + 5919872, sizeof(real)*128); /* d loss / d text.blocks.0.k.bias */
+    memcpy(grads + 693344, A + 5818368, sizeof(real)*16384); /* d loss / d text.blocks.0.v.weight */
+    memcpy(grads + 709728, A + 5919744, sizeof(real)*128); /* d loss / d text.blocks.0.v.bias */
+    memcpy(grads + 709856, A + 5801984, sizeof(real)*16384); /* d loss / d text.blocks.0.o.weight */
+    memcpy(grads + 726240, A + 5919616, sizeof(real)*128); /* d loss / d text.blocks.0.o.bias */
+    memcpy(grads + 726368, A + 5919488, sizeof(real)*128); /* d loss / d text.blocks.0.ln2.weight */
+    memcpy(grads + 726496, A + 5919360, sizeof(real)*128); /* d loss / d text.blocks.0.ln2.bias */
+    memcpy(grads + 726624, A + 5562368, sizeof(real)*65536); /* d loss / d text.blocks.0.fc1.weight */
+    memcpy(grads + 792160, A + 5917184, sizeof(real)*512); /* d loss / d text.blocks.0.fc1.bias */
+    memcpy(grads + 792672, A + 5496832, sizeof(real)*65536); /* d loss / d text.blocks.0.fc2.weight */
+    memcpy(grads + 858208, A + 5919232, sizeof(real)*128); /* d loss / d text.blocks.0.fc2.bias */
+    memcpy(grads + 858336, A + 5919104, sizeof(real)*128); /* d loss / d text.blocks.1.ln1.weight */
+    memcpy(grads + 858464, A + 5918976, sizeof(real)*128); /* d loss / d text.blocks.1.ln1.bias */
+    memcpy(grads + 858592, A + 5785600, sizeof(real)*16384); /* d loss / d text.blocks.1.q.weight */
+    memcpy(grads + 874976, A + 5918848, sizeof(real)*128); /* d loss / d text.blocks.1.q.bias */
+    memcpy(grads + 875104, A + 5769216, sizeof(real)*16384); /* d loss / d text.blocks.1.k.weight */
+    memcpy(grads + 891488, A + 5918720, sizeof(real)*128); /* d loss / d text.blocks.1.k.bias */
+    memcpy(grads + 891616, A + 5752832, sizeof(real)*16384); /* d loss / d text.blocks.1.v.weight */
+    memcpy(grads + 908000, A + 5918592, sizeof(real)*128); /* d loss / d text.blocks.1.v.bias */
+    memcpy(grads + 908128, A + 5736448, sizeof(real)*16384); /* d loss / d text.blocks.1.o.weight */
+    memcpy(grads + 924512, A + 5918464, sizeof(real)*128); /* d loss / d text.blocks.1.o.bias */
+    memcpy(grads + 924640, A + 5918336, sizeof(real)*128); /* d loss / d text.blocks.1.ln2.weight */
+    memcpy(grads + 924768, A + 5918208, sizeof(real)*128); /* d loss / d text.blocks.1.ln2.bias */
+    memcpy(grads + 924896, A + 5431296, sizeof(real)*65536); /* d loss / d text.blocks.1.fc1.weight */
+    memcpy(grads + 990432, A + 5916672, sizeof(real)*512); /* d loss / d text.blocks.1.fc1.bias */
+    memcpy(grads + 990944, A + 5365760, sizeof(real)*65536); /* d loss / d text.blocks.1.fc2.weight */
+    memcpy(grads + 1056480, A + 5918080, sizeof(real)*128); /* d loss / d text.blocks.1.fc2.bias */
+    memcpy(grads + 1056608, A + 5917952, sizeof(real)*128); /* d loss / d text.ln_f.weight */
+    memcpy(grads + 1056736, A + 5917824, sizeof(real)*128); /* d loss / d text.ln_f.bias */
+    memcpy(grads + 1056864, A + 5720064, sizeof(real)*16384); /* d loss / d text.global_proj.weight */
+    memcpy(grads + 1073248, A + 5917696, sizeof(real)*128); /* d loss / d text.global_proj.bias */
     memset(grads + 1073376, 0, sizeof(real)*16384); /* text.word_proj.weight: the loss does not depend on it */
     memset(grads + 1089760, 0, sizeof(real)*128); /* text.word_proj.bias: the loss does not depend on it */
 }
@@ -1205,7 +1087,7 @@ static const real *output(const void *arena, int k, const long *dims) {
     const long T = dims[1]; (void)T;
     const real *A = arena;
     switch (k) {
-    case 0: return A + 1189664; /* loss */
+    case 0: return A + 5922528; /* loss */
     default: return 0;
     }
 }

@@ -15,105 +15,75 @@
 
 #ifdef RECLF_PROFILE
 #include "profile.h"
-static reclf_prof_entry prof[96] = {
+static reclf_prof_entry prof[66] = {
     {"convirt_image_k3_fused_scale_addc", "%3 fused:scale_addc [B,1,64,64]", "graphs/lib/image_encoder.lua:19", 0, 0, 0, 0, 0},
-    {"convirt_image_k6_im2col", "%6 im2col [9,4096*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k8_matmul", "%8 matmul [32,4096*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k10_permute", "%10 permute [B,32,4096]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k13_add", "%13 map:add [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k18_fused_scale_sum", "%18 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k19_sub", "%19 map:sub [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k24_fused_rsqrt_addc_scale_sum", "%24 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k25_mul", "%25 map:mul [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k31_fused_relu_add_mul", "%31 fused:relu_add_mul [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 0, 0, 0, 0, 0},
-    {"convirt_image_k34_im2col", "%34 im2col [288,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k36_matmul", "%36 matmul [32,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k38_permute", "%38 permute [B,32,1024]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k41_add", "%41 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k46_fused_scale_sum", "%46 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k47_sub", "%47 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k52_fused_rsqrt_addc_scale_sum", "%52 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k53_mul", "%53 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k59_fused_relu_add_mul", "%59 fused:relu_add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"convirt_image_k62_im2col", "%62 im2col [288,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k36_matmul", "%64 matmul [32,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k38_permute", "%66 permute [B,32,1024]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k41_add", "%69 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k46_fused_scale_sum", "%74 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k47_sub", "%75 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k52_fused_rsqrt_addc_scale_sum", "%80 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k53_mul", "%81 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k59_fused_relu_add_mul", "%87 fused:relu_add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_image_k62_im2col", "%90 im2col [288,1024*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k36_matmul", "%92 matmul [32,1024*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k38_permute", "%94 permute [B,32,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k41_add", "%97 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k46_fused_scale_sum", "%102 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k47_sub", "%103 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k52_fused_rsqrt_addc_scale_sum", "%108 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k53_mul", "%109 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k116_fused_relu_add_add_mul", "%116 fused:relu_add_add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"convirt_image_k119_im2col", "%119 im2col [288,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k121_matmul", "%121 matmul [64,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k123_permute", "%123 permute [B,64,256]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k126_add", "%126 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k131_fused_scale_sum", "%131 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k132_sub", "%132 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k137_fused_rsqrt_addc_scale_sum", "%137 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k138_mul", "%138 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k144_fused_relu_add_mul", "%144 fused:relu_add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"convirt_image_k147_im2col", "%147 im2col [576,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k149_matmul", "%149 matmul [64,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k123_permute", "%151 permute [B,64,256]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k126_add", "%154 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k131_fused_scale_sum", "%159 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k132_sub", "%160 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k137_fused_rsqrt_addc_scale_sum", "%165 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k138_mul", "%166 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k144_fused_relu_add_mul", "%172 fused:relu_add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_image_k147_im2col", "%175 im2col [576,256*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k149_matmul", "%177 matmul [64,256*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k123_permute", "%179 permute [B,64,256]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k126_add", "%182 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k131_fused_scale_sum", "%187 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k132_sub", "%188 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k137_fused_rsqrt_addc_scale_sum", "%193 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k138_mul", "%194 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k201_fused_relu_add_add_mul", "%201 fused:relu_add_add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"convirt_image_k204_im2col", "%204 im2col [576,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k206_matmul", "%206 matmul [128,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k208_permute", "%208 permute [B,128,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k211_add", "%211 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k216_fused_scale_sum", "%216 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k217_sub", "%217 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k222_fused_rsqrt_addc_scale_sum", "%222 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k223_mul", "%223 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k229_fused_relu_add_mul", "%229 fused:relu_add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"convirt_image_k232_im2col", "%232 im2col [1152,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k234_matmul", "%234 matmul [128,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k208_permute", "%236 permute [B,128,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k211_add", "%239 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k216_fused_scale_sum", "%244 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k217_sub", "%245 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k222_fused_rsqrt_addc_scale_sum", "%250 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k223_mul", "%251 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k229_fused_relu_add_mul", "%257 fused:relu_add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_image_k232_im2col", "%260 im2col [1152,64*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k234_matmul", "%262 matmul [128,64*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k208_permute", "%264 permute [B,128,64]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k211_add", "%267 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k216_fused_scale_sum", "%272 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k217_sub", "%273 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k222_fused_rsqrt_addc_scale_sum", "%278 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k223_mul", "%279 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k286_fused_relu_add_add_mul", "%286 fused:relu_add_add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"convirt_image_k288_permute", "%288 permute [B,64,128]", "graphs/lib/image_encoder.lua:33", 0, 0, 0, 0, 0},
-    {"convirt_image_k294_matmul_add", "%294 matmul+add [B,64,128]", "graphs/lib/image_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"convirt_image_k295_sum", "%295 reduce [B,1,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
-    {"convirt_image_k297_scale", "%297 map:scale [B,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
-    {"convirt_image_k301_matmul_add", "%301 matmul+add [B,128]", "graphs/lib/image_encoder.lua:36", 0, 0, 0, 0, 0},
+    {"convirt_image_k6_conv2d", "%6 conv2d [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k11_fused_scale_sum", "%11 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k12_sub", "%12 map:sub [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k17_fused_rsqrt_addc_scale_sum", "%17 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k18_mul", "%18 map:mul [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k24_fused_relu_add_mul", "%24 fused:relu_add_mul [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 0, 0, 0, 0, 0},
+    {"convirt_image_k27_conv2d", "%27 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k32_fused_scale_sum", "%32 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k33_sub", "%33 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k38_fused_rsqrt_addc_scale_sum", "%38 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k39_mul", "%39 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k45_fused_relu_add_mul", "%45 fused:relu_add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"convirt_image_k48_conv2d", "%48 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k32_fused_scale_sum", "%53 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k33_sub", "%54 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k38_fused_rsqrt_addc_scale_sum", "%59 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k39_mul", "%60 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k45_fused_relu_add_mul", "%66 fused:relu_add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_image_k48_conv2d", "%69 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k32_fused_scale_sum", "%74 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k33_sub", "%75 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k38_fused_rsqrt_addc_scale_sum", "%80 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k39_mul", "%81 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k88_fused_relu_add_add_mul", "%88 fused:relu_add_add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"convirt_image_k91_conv2d", "%91 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k96_fused_scale_sum", "%96 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k97_sub", "%97 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k102_fused_rsqrt_addc_scale_sum", "%102 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k103_mul", "%103 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k109_fused_relu_add_mul", "%109 fused:relu_add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"convirt_image_k112_conv2d", "%112 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k96_fused_scale_sum", "%117 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k97_sub", "%118 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k102_fused_rsqrt_addc_scale_sum", "%123 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k103_mul", "%124 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k109_fused_relu_add_mul", "%130 fused:relu_add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_image_k112_conv2d", "%133 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k96_fused_scale_sum", "%138 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k97_sub", "%139 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k102_fused_rsqrt_addc_scale_sum", "%144 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k103_mul", "%145 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k152_fused_relu_add_add_mul", "%152 fused:relu_add_add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"convirt_image_k155_conv2d", "%155 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k160_fused_scale_sum", "%160 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k161_sub", "%161 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k166_fused_rsqrt_addc_scale_sum", "%166 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k167_mul", "%167 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k173_fused_relu_add_mul", "%173 fused:relu_add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"convirt_image_k176_conv2d", "%176 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k160_fused_scale_sum", "%181 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k161_sub", "%182 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k166_fused_rsqrt_addc_scale_sum", "%187 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k167_mul", "%188 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k173_fused_relu_add_mul", "%194 fused:relu_add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_image_k176_conv2d", "%197 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k160_fused_scale_sum", "%202 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k161_sub", "%203 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k166_fused_rsqrt_addc_scale_sum", "%208 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k167_mul", "%209 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k216_fused_relu_add_add_mul", "%216 fused:relu_add_add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"convirt_image_k218_permute", "%218 permute [B,64,128]", "graphs/lib/image_encoder.lua:33", 0, 0, 0, 0, 0},
+    {"convirt_image_k224_matmul_add", "%224 matmul+add [B,64,128]", "graphs/lib/image_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"convirt_image_k225_sum", "%225 reduce [B,1,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
+    {"convirt_image_k227_scale", "%227 map:scale [B,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
+    {"convirt_image_k231_matmul_add", "%231 matmul+add [B,128]", "graphs/lib/image_encoder.lua:36", 0, 0, 0, 0, 0},
 };
-const reclf_prof_table reclf_profile_convirt_image = {96, prof};
+const reclf_prof_table reclf_profile_convirt_image = {66, prof};
 #define CALL(i, fl, by, call) do { double t0_ = reclf_prof_now(); call; prof[i].seconds += reclf_prof_now() - t0_; \
     prof[i].calls++; prof[i].flops += (fl); prof[i].bytes += (double)(by); } while (0)
 #else
@@ -122,108 +92,78 @@ const reclf_prof_table reclf_profile_convirt_image = {96, prof};
 
 static size_t arena_bytes(const long *dims) {
     const long B = dims[0]; (void)B;
-    return sizeof(real) * (size_t)(491520*B);
+    return sizeof(real) * (size_t)(4718592 + 262160*B);
 }
 
 static void forward(void *arena, const real *P, void *const *inputs, const long *dims) {
     const long B = dims[0]; (void)B;
     real *A = arena; (void)A; (void)P; (void)inputs;
-    CALL(0, (double)8192*B, sizeof(real)*((double)4096*B + (double)4096*B), convirt_image_k3_fused_scale_addc(A + 0, (real *)inputs[0], B)); /* %3 fused:scale_addc [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
-    CALL(1, 0, sizeof(real)*((double)36864*B + (double)4096*B), convirt_image_k6_im2col(A + 131072*B, A + 0, B)); /* %6 im2col [9,4096*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(2, (double)2359296*B, sizeof(real)*((double)131072*B + (double)288 + (double)36864*B), convirt_image_k8_matmul(A + 0, (real *)P + 0, A + 131072*B, B)); /* %8 matmul [32,4096*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(3, 0, sizeof(real)*((double)131072*B + (double)131072*B), convirt_image_k10_permute(A + 131072*B, A + 0, B)); /* %10 permute [B,32,4096]  graphs/lib/image_encoder.lua:6 */
-    CALL(4, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), convirt_image_k13_add(A + 0, A + 131072*B, (real *)P + 288, B)); /* %13 map:add [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(5, (double)131080*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_k18_fused_scale_sum(A + 262144*B, A + 0, B)); /* %18 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(6, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_k19_sub(A + 131072*B, A + 0, A + 262144*B, B)); /* %19 map:sub [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(7, (double)262168*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_k24_fused_rsqrt_addc_scale_sum(A + 262144*B, A + 131072*B, B)); /* %24 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(8, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_k25_mul(A + 0, A + 131072*B, A + 262144*B, B)); /* %25 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(9, (double)393216*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32 + (double)32), convirt_image_k31_fused_relu_add_mul(A + 294912*B, A + 0, (real *)P + 320, (real *)P + 352, B)); /* %31 fused:relu_add_mul [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
-    CALL(10, 0, sizeof(real)*((double)294912*B + (double)131072*B), convirt_image_k34_im2col(A + 0, A + 294912*B, B)); /* %34 im2col [288,1024*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(11, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), convirt_image_k36_matmul(A + 425984*B, (real *)P + 384, A + 0, B)); /* %36 matmul [32,1024*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(12, 0, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_k38_permute(A + 0, A + 425984*B, B)); /* %38 permute [B,32,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(13, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_k41_add(A + 32768*B, A + 0, (real *)P + 9600, B)); /* %41 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(14, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k46_fused_scale_sum(A + 65536*B, A + 32768*B, B)); /* %46 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(15, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k47_sub(A + 0, A + 32768*B, A + 65536*B, B)); /* %47 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(16, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k52_fused_rsqrt_addc_scale_sum(A + 65536*B, A + 0, B)); /* %52 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(17, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k53_mul(A + 32768*B, A + 0, A + 65536*B, B)); /* %53 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(18, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_k59_fused_relu_add_mul(A + 425984*B, A + 32768*B, (real *)P + 9632, (real *)P + 9664, B)); /* %59 fused:relu_add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
-    CALL(19, 0, sizeof(real)*((double)294912*B + (double)32768*B), convirt_image_k62_im2col(A + 0, A + 425984*B, B)); /* %62 im2col [288,1024*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(20, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), convirt_image_k36_matmul(A + 458752*B, (real *)P + 9696, A + 0, B)); /* %64 matmul [32,1024*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(21, 0, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_k38_permute(A + 0, A + 458752*B, B)); /* %66 permute [B,32,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(22, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_k41_add(A + 32768*B, A + 0, (real *)P + 18912, B)); /* %69 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(23, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k46_fused_scale_sum(A + 65536*B, A + 32768*B, B)); /* %74 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(24, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k47_sub(A + 0, A + 32768*B, A + 65536*B, B)); /* %75 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(25, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k52_fused_rsqrt_addc_scale_sum(A + 65536*B, A + 0, B)); /* %80 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(26, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k53_mul(A + 32768*B, A + 0, A + 65536*B, B)); /* %81 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(27, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_k59_fused_relu_add_mul(A + 458752*B, A + 32768*B, (real *)P + 18944, (real *)P + 18976, B)); /* %87 fused:relu_add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
-    CALL(28, 0, sizeof(real)*((double)294912*B + (double)32768*B), convirt_image_k62_im2col(A + 0, A + 458752*B, B)); /* %90 im2col [288,1024*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(29, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), convirt_image_k36_matmul(A + 458752*B, (real *)P + 19008, A + 0, B)); /* %92 matmul [32,1024*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(30, 0, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_k38_permute(A + 0, A + 458752*B, B)); /* %94 permute [B,32,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(31, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_k41_add(A + 32768*B, A + 0, (real *)P + 28224, B)); /* %97 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(32, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k46_fused_scale_sum(A + 65536*B, A + 32768*B, B)); /* %102 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(33, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k47_sub(A + 0, A + 32768*B, A + 65536*B, B)); /* %103 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(34, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k52_fused_rsqrt_addc_scale_sum(A + 65536*B, A + 0, B)); /* %108 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(35, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k53_mul(A + 32768*B, A + 0, A + 65536*B, B)); /* %109 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(36, (double)131072*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_k116_fused_relu_add_add_mul(A + 147456*B, A + 425984*B, A + 32768*B, (real *)P + 28256, (real *)P + 28288, B)); /* %116 fused:relu_add_add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
-    CALL(37, 0, sizeof(real)*((double)73728*B + (double)32768*B), convirt_image_k119_im2col(A + 0, A + 147456*B, B)); /* %119 im2col [288,256*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(38, (double)9437184*B, sizeof(real)*((double)16384*B + (double)18432 + (double)73728*B), convirt_image_k121_matmul(A + 73728*B, (real *)P + 28320, A + 0, B)); /* %121 matmul [64,256*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(39, 0, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_k123_permute(A + 90112*B, A + 73728*B, B)); /* %123 permute [B,64,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(40, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_k126_add(A + 106496*B, A + 90112*B, (real *)P + 46752, B)); /* %126 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(41, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k131_fused_scale_sum(A + 139264*B, A + 106496*B, B)); /* %131 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(42, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k132_sub(A + 122880*B, A + 106496*B, A + 139264*B, B)); /* %132 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(43, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k137_fused_rsqrt_addc_scale_sum(A + 139264*B, A + 122880*B, B)); /* %137 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(44, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k138_mul(A + 180224*B, A + 122880*B, A + 139264*B, B)); /* %138 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(45, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_k144_fused_relu_add_mul(A + 196608*B, A + 180224*B, (real *)P + 46816, (real *)P + 46880, B)); /* %144 fused:relu_add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
-    CALL(46, 0, sizeof(real)*((double)147456*B + (double)16384*B), convirt_image_k147_im2col(A + 0, A + 196608*B, B)); /* %147 im2col [576,256*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(47, (double)18874368*B, sizeof(real)*((double)16384*B + (double)36864 + (double)147456*B), convirt_image_k149_matmul(A + 180224*B, (real *)P + 46944, A + 0, B)); /* %149 matmul [64,256*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(48, 0, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_k123_permute(A + 212992*B, A + 180224*B, B)); /* %151 permute [B,64,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(49, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_k126_add(A + 180224*B, A + 212992*B, (real *)P + 83808, B)); /* %154 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(50, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k131_fused_scale_sum(A + 229376*B, A + 180224*B, B)); /* %159 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(51, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k132_sub(A + 212992*B, A + 180224*B, A + 229376*B, B)); /* %160 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(52, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k137_fused_rsqrt_addc_scale_sum(A + 229376*B, A + 212992*B, B)); /* %165 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(53, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k138_mul(A + 180224*B, A + 212992*B, A + 229376*B, B)); /* %166 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(54, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_k144_fused_relu_add_mul(A + 212992*B, A + 180224*B, (real *)P + 83872, (real *)P + 83936, B)); /* %172 fused:relu_add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
-    CALL(55, 0, sizeof(real)*((double)147456*B + (double)16384*B), convirt_image_k147_im2col(A + 0, A + 212992*B, B)); /* %175 im2col [576,256*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(56, (double)18874368*B, sizeof(real)*((double)16384*B + (double)36864 + (double)147456*B), convirt_image_k149_matmul(A + 180224*B, (real *)P + 84000, A + 0, B)); /* %177 matmul [64,256*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(57, 0, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_k123_permute(A + 212992*B, A + 180224*B, B)); /* %179 permute [B,64,256]  graphs/lib/image_encoder.lua:13 */
-    CALL(58, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_k126_add(A + 180224*B, A + 212992*B, (real *)P + 120864, B)); /* %182 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(59, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k131_fused_scale_sum(A + 229376*B, A + 180224*B, B)); /* %187 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(60, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k132_sub(A + 212992*B, A + 180224*B, A + 229376*B, B)); /* %188 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(61, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k137_fused_rsqrt_addc_scale_sum(A + 229376*B, A + 212992*B, B)); /* %193 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(62, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k138_mul(A + 180224*B, A + 212992*B, A + 229376*B, B)); /* %194 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(63, (double)65536*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_k201_fused_relu_add_add_mul(A + 73728*B, A + 196608*B, A + 180224*B, (real *)P + 120928, (real *)P + 120992, B)); /* %201 fused:relu_add_add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
-    CALL(64, 0, sizeof(real)*((double)36864*B + (double)16384*B), convirt_image_k204_im2col(A + 0, A + 73728*B, B)); /* %204 im2col [576,64*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(65, (double)9437184*B, sizeof(real)*((double)8192*B + (double)73728 + (double)36864*B), convirt_image_k206_matmul(A + 36864*B, (real *)P + 121056, A + 0, B)); /* %206 matmul [128,64*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(66, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k208_permute(A + 45056*B, A + 36864*B, B)); /* %208 permute [B,128,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(67, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_k211_add(A + 53248*B, A + 45056*B, (real *)P + 194784, B)); /* %211 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(68, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k216_fused_scale_sum(A + 69632*B, A + 53248*B, B)); /* %216 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(69, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k217_sub(A + 61440*B, A + 53248*B, A + 69632*B, B)); /* %217 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(70, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k222_fused_rsqrt_addc_scale_sum(A + 69632*B, A + 61440*B, B)); /* %222 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(71, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k223_mul(A + 90112*B, A + 61440*B, A + 69632*B, B)); /* %223 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(72, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_k229_fused_relu_add_mul(A + 98304*B, A + 90112*B, (real *)P + 194912, (real *)P + 195040, B)); /* %229 fused:relu_add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
-    CALL(73, 0, sizeof(real)*((double)73728*B + (double)8192*B), convirt_image_k232_im2col(A + 0, A + 98304*B, B)); /* %232 im2col [1152,64*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(74, (double)18874368*B, sizeof(real)*((double)8192*B + (double)147456 + (double)73728*B), convirt_image_k234_matmul(A + 90112*B, (real *)P + 195168, A + 0, B)); /* %234 matmul [128,64*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(75, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k208_permute(A + 106496*B, A + 90112*B, B)); /* %236 permute [B,128,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(76, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_k211_add(A + 90112*B, A + 106496*B, (real *)P + 342624, B)); /* %239 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(77, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k216_fused_scale_sum(A + 114688*B, A + 90112*B, B)); /* %244 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(78, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k217_sub(A + 106496*B, A + 90112*B, A + 114688*B, B)); /* %245 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(79, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k222_fused_rsqrt_addc_scale_sum(A + 114688*B, A + 106496*B, B)); /* %250 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(80, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k223_mul(A + 90112*B, A + 106496*B, A + 114688*B, B)); /* %251 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(81, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_k229_fused_relu_add_mul(A + 106496*B, A + 90112*B, (real *)P + 342752, (real *)P + 342880, B)); /* %257 fused:relu_add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
-    CALL(82, 0, sizeof(real)*((double)73728*B + (double)8192*B), convirt_image_k232_im2col(A + 0, A + 106496*B, B)); /* %260 im2col [1152,64*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(83, (double)18874368*B, sizeof(real)*((double)8192*B + (double)147456 + (double)73728*B), convirt_image_k234_matmul(A + 90112*B, (real *)P + 343008, A + 0, B)); /* %262 matmul [128,64*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(84, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k208_permute(A + 106496*B, A + 90112*B, B)); /* %264 permute [B,128,64]  graphs/lib/image_encoder.lua:13 */
-    CALL(85, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_k211_add(A + 90112*B, A + 106496*B, (real *)P + 490464, B)); /* %267 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(86, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k216_fused_scale_sum(A + 114688*B, A + 90112*B, B)); /* %272 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(87, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k217_sub(A + 106496*B, A + 90112*B, A + 114688*B, B)); /* %273 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(88, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k222_fused_rsqrt_addc_scale_sum(A + 114688*B, A + 106496*B, B)); /* %278 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(89, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k223_mul(A + 90112*B, A + 106496*B, A + 114688*B, B)); /* %279 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(90, (double)32768*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_k286_fused_relu_add_add_mul(A + 106496*B, A + 98304*B, A + 90112*B, (real *)P + 490592, (real *)P + 490720, B)); /* %286 fused:relu_add_add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
-    CALL(91, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k288_permute(A + 90112*B, A + 106496*B, B)); /* %288 permute [B,64,128]  graphs/lib/image_encoder.lua:33 */
-    CALL(92, (double)2105344*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384 + (double)128), convirt_image_k294_matmul_add(A + 98304*B, A + 90112*B, (real *)P + 490848, (real *)P + 507232, B)); /* %294 matmul+add [B,64,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(93, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_k295_sum(A + 114688*B, A + 90112*B, B)); /* %295 reduce [B,1,128]  graphs/lib/image_encoder.lua:35 */
-    CALL(94, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), convirt_image_k297_scale(A + 90112*B, A + 114688*B, B)); /* %297 map:scale [B,128]  graphs/lib/image_encoder.lua:35 */
-    CALL(95, (double)32896*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384 + (double)128), convirt_image_k301_matmul_add(A + 90240*B, A + 90112*B, (real *)P + 507360, (real *)P + 523744, B)); /* %301 matmul+add [B,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(0, (double)8192*B, sizeof(real)*((double)4096*B + (double)4096*B), convirt_image_k3_fused_scale_addc(A + 4718592 + 131072*B, (real *)inputs[0], B)); /* %3 fused:scale_addc [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
+    CALL(1, (double)2359296*B, sizeof(real)*((double)131072*B + (double)4096*B + (double)288 + (double)32), convirt_image_k6_conv2d(A + 4718592, A + 4718592 + 131072*B, (real *)P + 0, (real *)P + 288, A + 0, B)); /* %6 conv2d [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(2, (double)131080*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_k11_fused_scale_sum(A + 4718592 + 262144*B, A + 4718592, B)); /* %11 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(3, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_k12_sub(A + 4718592 + 131072*B, A + 4718592, A + 4718592 + 262144*B, B)); /* %12 map:sub [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(4, (double)262168*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_k17_fused_rsqrt_addc_scale_sum(A + 4718592 + 262144*B, A + 4718592 + 131072*B, B)); /* %17 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(5, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_k18_mul(A + 4718592, A + 4718592 + 131072*B, A + 4718592 + 262144*B, B)); /* %18 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(6, (double)393216*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32 + (double)32), convirt_image_k24_fused_relu_add_mul(A + 4718592 + 131072*B, A + 4718592, (real *)P + 320, (real *)P + 352, B)); /* %24 fused:relu_add_mul [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
+    CALL(7, (double)18874368*B, sizeof(real)*((double)32768*B + (double)131072*B + (double)9216 + (double)32), convirt_image_k27_conv2d(A + 4718592, A + 4718592 + 131072*B, (real *)P + 384, (real *)P + 9600, A + 0, B)); /* %27 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(8, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k32_fused_scale_sum(A + 4718592 + 65536*B, A + 4718592, B)); /* %32 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(9, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k33_sub(A + 4718592 + 32768*B, A + 4718592, A + 4718592 + 65536*B, B)); /* %33 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(10, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k38_fused_rsqrt_addc_scale_sum(A + 4718592 + 65536*B, A + 4718592 + 32768*B, B)); /* %38 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(11, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k39_mul(A + 4718592, A + 4718592 + 32768*B, A + 4718592 + 65536*B, B)); /* %39 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(12, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_k45_fused_relu_add_mul(A + 4718592 + 32768*B, A + 4718592, (real *)P + 9632, (real *)P + 9664, B)); /* %45 fused:relu_add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
+    CALL(13, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216 + (double)32), convirt_image_k48_conv2d(A + 4718592, A + 4718592 + 32768*B, (real *)P + 9696, (real *)P + 18912, A + 0, B)); /* %48 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(14, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k32_fused_scale_sum(A + 4718592 + 98304*B, A + 4718592, B)); /* %53 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(15, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k33_sub(A + 4718592 + 65536*B, A + 4718592, A + 4718592 + 98304*B, B)); /* %54 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(16, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k38_fused_rsqrt_addc_scale_sum(A + 4718592 + 98304*B, A + 4718592 + 65536*B, B)); /* %59 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(17, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k39_mul(A + 4718592, A + 4718592 + 65536*B, A + 4718592 + 98304*B, B)); /* %60 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(18, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_k45_fused_relu_add_mul(A + 4718592 + 65536*B, A + 4718592, (real *)P + 18944, (real *)P + 18976, B)); /* %66 fused:relu_add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
+    CALL(19, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216 + (double)32), convirt_image_k48_conv2d(A + 4718592, A + 4718592 + 65536*B, (real *)P + 19008, (real *)P + 28224, A + 0, B)); /* %69 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(20, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k32_fused_scale_sum(A + 4718592 + 98304*B, A + 4718592, B)); /* %74 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(21, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k33_sub(A + 4718592 + 65536*B, A + 4718592, A + 4718592 + 98304*B, B)); /* %75 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(22, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k38_fused_rsqrt_addc_scale_sum(A + 4718592 + 98304*B, A + 4718592 + 65536*B, B)); /* %80 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(23, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k39_mul(A + 4718592, A + 4718592 + 65536*B, A + 4718592 + 98304*B, B)); /* %81 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(24, (double)131072*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_k88_fused_relu_add_add_mul(A + 4718592 + 65536*B, A + 4718592 + 32768*B, A + 4718592, (real *)P + 28256, (real *)P + 28288, B)); /* %88 fused:relu_add_add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
+    CALL(25, (double)9437184*B, sizeof(real)*((double)16384*B + (double)32768*B + (double)18432 + (double)64), convirt_image_k91_conv2d(A + 4718592 + 98304*B, A + 4718592 + 65536*B, (real *)P + 28320, (real *)P + 46752, A + 0, B)); /* %91 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(26, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k96_fused_scale_sum(A + 4718592, A + 4718592 + 98304*B, B)); /* %96 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(27, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k97_sub(A + 4718592 + 114688*B, A + 4718592 + 98304*B, A + 4718592, B)); /* %97 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(28, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k102_fused_rsqrt_addc_scale_sum(A + 4718592, A + 4718592 + 114688*B, B)); /* %102 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(29, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k103_mul(A + 4718592 + 98304*B, A + 4718592 + 114688*B, A + 4718592, B)); /* %103 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(30, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_k109_fused_relu_add_mul(A + 4718592 + 114688*B, A + 4718592 + 98304*B, (real *)P + 46816, (real *)P + 46880, B)); /* %109 fused:relu_add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
+    CALL(31, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864 + (double)64), convirt_image_k112_conv2d(A + 4718592 + 98304*B, A + 4718592 + 114688*B, (real *)P + 46944, (real *)P + 83808, A + 0, B)); /* %112 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(32, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k96_fused_scale_sum(A + 4718592 + 16384*B, A + 4718592 + 98304*B, B)); /* %117 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(33, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k97_sub(A + 4718592, A + 4718592 + 98304*B, A + 4718592 + 16384*B, B)); /* %118 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(34, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k102_fused_rsqrt_addc_scale_sum(A + 4718592 + 16384*B, A + 4718592, B)); /* %123 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(35, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k103_mul(A + 4718592 + 98304*B, A + 4718592, A + 4718592 + 16384*B, B)); /* %124 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(36, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_k109_fused_relu_add_mul(A + 4718592, A + 4718592 + 98304*B, (real *)P + 83872, (real *)P + 83936, B)); /* %130 fused:relu_add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
+    CALL(37, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864 + (double)64), convirt_image_k112_conv2d(A + 4718592 + 98304*B, A + 4718592, (real *)P + 84000, (real *)P + 120864, A + 0, B)); /* %133 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(38, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k96_fused_scale_sum(A + 4718592 + 16384*B, A + 4718592 + 98304*B, B)); /* %138 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(39, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k97_sub(A + 4718592, A + 4718592 + 98304*B, A + 4718592 + 16384*B, B)); /* %139 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(40, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k102_fused_rsqrt_addc_scale_sum(A + 4718592 + 16384*B, A + 4718592, B)); /* %144 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(41, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k103_mul(A + 4718592 + 98304*B, A + 4718592, A + 4718592 + 16384*B, B)); /* %145 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(42, (double)65536*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_k152_fused_relu_add_add_mul(A + 4718592, A + 4718592 + 114688*B, A + 4718592 + 98304*B, (real *)P + 120928, (real *)P + 120992, B)); /* %152 fused:relu_add_add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
+    CALL(43, (double)9437184*B, sizeof(real)*((double)8192*B + (double)16384*B + (double)73728 + (double)128), convirt_image_k155_conv2d(A + 4718592 + 98304*B, A + 4718592, (real *)P + 121056, (real *)P + 194784, A + 0, B)); /* %155 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(44, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k160_fused_scale_sum(A + 4718592 + 114688*B, A + 4718592 + 98304*B, B)); /* %160 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(45, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k161_sub(A + 4718592 + 106496*B, A + 4718592 + 98304*B, A + 4718592 + 114688*B, B)); /* %161 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(46, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k166_fused_rsqrt_addc_scale_sum(A + 4718592 + 114688*B, A + 4718592 + 106496*B, B)); /* %166 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(47, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k167_mul(A + 4718592 + 98304*B, A + 4718592 + 106496*B, A + 4718592 + 114688*B, B)); /* %167 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(48, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_k173_fused_relu_add_mul(A + 4718592 + 106496*B, A + 4718592 + 98304*B, (real *)P + 194912, (real *)P + 195040, B)); /* %173 fused:relu_add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
+    CALL(49, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456 + (double)128), convirt_image_k176_conv2d(A + 4718592 + 98304*B, A + 4718592 + 106496*B, (real *)P + 195168, (real *)P + 342624, A + 0, B)); /* %176 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(50, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k160_fused_scale_sum(A + 4718592 + 122880*B, A + 4718592 + 98304*B, B)); /* %181 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(51, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k161_sub(A + 4718592 + 114688*B, A + 4718592 + 98304*B, A + 4718592 + 122880*B, B)); /* %182 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(52, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k166_fused_rsqrt_addc_scale_sum(A + 4718592 + 122880*B, A + 4718592 + 114688*B, B)); /* %187 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(53, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k167_mul(A + 4718592 + 98304*B, A + 4718592 + 114688*B, A + 4718592 + 122880*B, B)); /* %188 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(54, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_k173_fused_relu_add_mul(A + 4718592 + 114688*B, A + 4718592 + 98304*B, (real *)P + 342752, (real *)P + 342880, B)); /* %194 fused:relu_add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
+    CALL(55, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456 + (double)128), convirt_image_k176_conv2d(A + 4718592 + 98304*B, A + 4718592 + 114688*B, (real *)P + 343008, (real *)P + 490464, A + 0, B)); /* %197 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(56, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k160_fused_scale_sum(A + 4718592 + 122880*B, A + 4718592 + 98304*B, B)); /* %202 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(57, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k161_sub(A + 4718592 + 114688*B, A + 4718592 + 98304*B, A + 4718592 + 122880*B, B)); /* %203 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(58, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k166_fused_rsqrt_addc_scale_sum(A + 4718592 + 122880*B, A + 4718592 + 114688*B, B)); /* %208 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(59, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k167_mul(A + 4718592 + 98304*B, A + 4718592 + 114688*B, A + 4718592 + 122880*B, B)); /* %209 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(60, (double)32768*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_k216_fused_relu_add_add_mul(A + 4718592 + 114688*B, A + 4718592 + 106496*B, A + 4718592 + 98304*B, (real *)P + 490592, (real *)P + 490720, B)); /* %216 fused:relu_add_add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
+    CALL(61, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k218_permute(A + 4718592 + 122880*B, A + 4718592 + 114688*B, B)); /* %218 permute [B,64,128]  graphs/lib/image_encoder.lua:33 */
+    CALL(62, (double)2105344*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384 + (double)128), convirt_image_k224_matmul_add(A + 4718592 + 98304*B, A + 4718592 + 122880*B, (real *)P + 490848, (real *)P + 507232, B)); /* %224 matmul+add [B,64,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(63, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_k225_sum(A + 4718592 + 106496*B, A + 4718592 + 122880*B, B)); /* %225 reduce [B,1,128]  graphs/lib/image_encoder.lua:35 */
+    CALL(64, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), convirt_image_k227_scale(A + 4718592 + 106624*B, A + 4718592 + 106496*B, B)); /* %227 map:scale [B,128]  graphs/lib/image_encoder.lua:35 */
+    CALL(65, (double)32896*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384 + (double)128), convirt_image_k231_matmul_add(A + 4718592 + 106496*B, A + 4718592 + 106624*B, (real *)P + 507360, (real *)P + 523744, B)); /* %231 matmul+add [B,128]  graphs/lib/image_encoder.lua:36 */
 }
 
 static void backward(void *arena, real *grads, const real *P, void *const *inputs, real *const *input_grads, const long *dims) {
@@ -279,12 +219,12 @@ static const real *output(const void *arena, int k, const long *dims) {
     const long B = dims[0]; (void)B;
     const real *A = arena;
     switch (k) {
-    case 0: return A + 90240*B; /* vg */
-    case 1: return A + 98304*B; /* V */
-    case 2: return A + 294912*B; /* F0 */
-    case 3: return A + 147456*B; /* F1 */
-    case 4: return A + 73728*B; /* F2 */
-    case 5: return A + 106496*B; /* F3 */
+    case 0: return A + 4718592 + 106496*B; /* vg */
+    case 1: return A + 4718592 + 98304*B; /* V */
+    case 2: return A + 4718592 + 131072*B; /* F0 */
+    case 3: return A + 4718592 + 65536*B; /* F1 */
+    case 4: return A + 4718592; /* F2 */
+    case 5: return A + 4718592 + 114688*B; /* F3 */
     default: return 0;
     }
 }

@@ -15,334 +15,275 @@
 
 #ifdef RECLF_PROFILE
 #include "profile.h"
-static reclf_prof_entry prof[325] = {
+static reclf_prof_entry prof[266] = {
     {"convirt_image_k3_fused_scale_addc", "%3 fused:scale_addc [B,1,64,64]", "graphs/lib/image_encoder.lua:19", 0, 0, 0, 0, 0},
-    {"convirt_image_k6_im2col", "%6 im2col [9,4096*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k8_matmul", "%8 matmul [32,4096*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k10_permute", "%10 permute [B,32,4096]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k13_add", "%13 map:add [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k18_fused_scale_sum", "%18 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k19_sub", "%19 map:sub [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k24_fused_rsqrt_addc_scale_sum", "%24 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k25_mul", "%25 map:mul [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k30_fused_add_mul", "%30 fused:add_mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k31_relu", "%31 map:relu [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 0, 0, 0, 0, 0},
-    {"convirt_image_k34_im2col", "%34 im2col [288,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k36_matmul", "%36 matmul [32,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k38_permute", "%38 permute [B,32,1024]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k41_add", "%41 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k46_fused_scale_sum", "%46 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k47_sub", "%47 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k52_fused_rsqrt_addc_scale_sum", "%52 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k53_mul", "%53 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k58_fused_add_mul", "%58 fused:add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k59_relu", "%59 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"convirt_image_k62_im2col", "%62 im2col [288,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k36_matmul", "%64 matmul [32,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k38_permute", "%66 permute [B,32,1024]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k41_add", "%69 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k46_fused_scale_sum", "%74 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k47_sub", "%75 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k52_fused_rsqrt_addc_scale_sum", "%80 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k53_mul", "%81 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k58_fused_add_mul", "%86 fused:add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k59_relu", "%87 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_image_k62_im2col", "%90 im2col [288,1024*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k36_matmul", "%92 matmul [32,1024*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k38_permute", "%94 permute [B,32,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k41_add", "%97 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k46_fused_scale_sum", "%102 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k47_sub", "%103 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k52_fused_rsqrt_addc_scale_sum", "%108 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k53_mul", "%109 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k115_fused_add_add_mul", "%115 fused:add_add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k59_relu", "%116 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"convirt_image_k119_im2col", "%119 im2col [288,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k121_matmul", "%121 matmul [64,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k123_permute", "%123 permute [B,64,256]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k126_add", "%126 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k131_fused_scale_sum", "%131 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k132_sub", "%132 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k137_fused_rsqrt_addc_scale_sum", "%137 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k138_mul", "%138 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k143_fused_add_mul", "%143 fused:add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k144_relu", "%144 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"convirt_image_k147_im2col", "%147 im2col [576,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k149_matmul", "%149 matmul [64,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k123_permute", "%151 permute [B,64,256]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k126_add", "%154 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k131_fused_scale_sum", "%159 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k132_sub", "%160 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k137_fused_rsqrt_addc_scale_sum", "%165 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k138_mul", "%166 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k143_fused_add_mul", "%171 fused:add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k144_relu", "%172 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_image_k147_im2col", "%175 im2col [576,256*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k149_matmul", "%177 matmul [64,256*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k123_permute", "%179 permute [B,64,256]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k126_add", "%182 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k131_fused_scale_sum", "%187 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k132_sub", "%188 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k137_fused_rsqrt_addc_scale_sum", "%193 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k138_mul", "%194 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k200_fused_add_add_mul", "%200 fused:add_add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k144_relu", "%201 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"convirt_image_k204_im2col", "%204 im2col [576,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k206_matmul", "%206 matmul [128,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k208_permute", "%208 permute [B,128,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k211_add", "%211 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k216_fused_scale_sum", "%216 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k217_sub", "%217 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k222_fused_rsqrt_addc_scale_sum", "%222 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k223_mul", "%223 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k228_fused_add_mul", "%228 fused:add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k229_relu", "%229 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"convirt_image_k232_im2col", "%232 im2col [1152,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k234_matmul", "%234 matmul [128,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k208_permute", "%236 permute [B,128,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k211_add", "%239 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k216_fused_scale_sum", "%244 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k217_sub", "%245 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k222_fused_rsqrt_addc_scale_sum", "%250 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k223_mul", "%251 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k228_fused_add_mul", "%256 fused:add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k229_relu", "%257 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_image_k232_im2col", "%260 im2col [1152,64*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k234_matmul", "%262 matmul [128,64*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k208_permute", "%264 permute [B,128,64]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k211_add", "%267 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k216_fused_scale_sum", "%272 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k217_sub", "%273 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k222_fused_rsqrt_addc_scale_sum", "%278 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k223_mul", "%279 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k285_fused_add_add_mul", "%285 fused:add_add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k229_relu", "%286 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"convirt_image_k288_permute", "%288 permute [B,64,128]", "graphs/lib/image_encoder.lua:33", 0, 0, 0, 0, 0},
-    {"convirt_image_k294_matmul_add", "%294 matmul+add [B,64,128]", "graphs/lib/image_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"convirt_image_k295_sum", "%295 reduce [B,1,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
-    {"convirt_image_k297_scale", "%297 map:scale [B,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
-    {"convirt_image_k301_matmul_add", "%301 matmul+add [B,128]", "graphs/lib/image_encoder.lua:36", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k305_fused_sum_mul", "%305 fused:sum_mul [B,1]", "graphs/lib/model.lua:147", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k306_sum", "%306 reduce [1,1]", "graphs/lib/model.lua:147", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k309_fused_sum_mul", "%309 fused:sum_mul [B,64,1]", "graphs/lib/model.lua:147", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k310_sum", "%310 reduce [B,1,1]", "graphs/lib/model.lua:147", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k306_sum", "%311 reduce [1,1,1]", "graphs/lib/model.lua:147", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k313_add", "%313 map:add []", "graphs/lib/model.lua:147", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k58_fill", "%336 fill []", "graphs/lib/model.lua:147", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k61_id", "%338 map:id [B,1,1]", "graphs/lib/model.lua:147", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k339_id", "%339 map:id [B,64,1]", "graphs/lib/model.lua:147", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k341_fused_mul_id", "%341 fused:mul_id [B,64,128]", "graphs/lib/model.lua:147", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k61_id", "%344 map:id [B,1]", "graphs/lib/model.lua:147", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k346_fused_mul_id", "%346 fused:mul_id [B,128]", "graphs/lib/model.lua:147", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k348_sum", "%348 reduce [1,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k351_matmul", "%351 matmul [128,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k352_matmul_scale", "%352 matmul+scale [B,128]", "graphs/lib/image_encoder.lua:35", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k355_sum", "%355 reduce [1,64,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k357_sum", "%357 reduce [1,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k360_matmul", "%360 matmul [64*B,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k361_matmul", "%361 matmul [128,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k363_fused_add_id", "%363 fused:add_id [B,64,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k364_permute", "%364 permute [B,128,64]", "graphs/lib/image_encoder.lua:33", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k367_fused_mul_step", "%367 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k355_sum", "%368 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k370_sum", "%370 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k371_sum", "%371 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k373_mul", "%373 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k374_mul", "%374 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k355_sum", "%375 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k370_sum", "%377 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k371_sum", "%378 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k388_fused_scale_mul_sum_mul", "%388 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k392_fused_add_mul_mul_id", "%392 fused:add_mul_mul_id [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k395_fused_scale_sum_neg", "%395 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k397_fused_add_id", "%397 fused:add_id [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k355_sum", "%399 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k370_sum", "%401 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k371_sum", "%402 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k405_permute", "%405 permute [128,B,64]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k407_matmul", "%407 matmul [128,1152]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k408_matmul", "%408 matmul [1152,64*B]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k410_col2im", "%410 col2im [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k367_fused_mul_step", "%412 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k355_sum", "%413 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k370_sum", "%415 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k371_sum", "%416 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k373_mul", "%418 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k374_mul", "%419 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k355_sum", "%420 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k370_sum", "%422 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k371_sum", "%423 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k388_fused_scale_mul_sum_mul", "%433 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k392_fused_add_mul_mul_id", "%437 fused:add_mul_mul_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k395_fused_scale_sum_neg", "%440 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k397_fused_add_id", "%442 fused:add_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k355_sum", "%444 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k370_sum", "%446 reduce [128,1,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k371_sum", "%447 reduce [128,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k405_permute", "%450 permute [128,B,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k407_matmul", "%452 matmul [128,1152]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k408_matmul", "%453 matmul [1152,64*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k410_col2im", "%455 col2im [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k458_fused_mul_add_step", "%458 fused:mul_add_step [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k355_sum", "%459 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k370_sum", "%461 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k371_sum", "%462 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k373_mul", "%464 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k374_mul", "%465 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k355_sum", "%466 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k370_sum", "%468 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k371_sum", "%469 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k388_fused_scale_mul_sum_mul", "%479 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k392_fused_add_mul_mul_id", "%483 fused:add_mul_mul_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k395_fused_scale_sum_neg", "%486 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k397_fused_add_id", "%488 fused:add_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k355_sum", "%490 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k370_sum", "%492 reduce [128,1,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k371_sum", "%493 reduce [128,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k405_permute", "%496 permute [128,B,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k498_matmul", "%498 matmul [128,576]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k499_matmul", "%499 matmul [576,64*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k501_col2im", "%501 col2im [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k503_fused_mul_step", "%503 fused:mul_step [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k504_sum", "%504 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k506_sum", "%506 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k507_sum", "%507 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k509_mul", "%509 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k510_mul", "%510 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k504_sum", "%511 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k506_sum", "%513 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k507_sum", "%514 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k524_fused_scale_mul_sum_mul", "%524 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k528_fused_add_mul_mul_id", "%528 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k531_fused_scale_sum_neg", "%531 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k533_fused_add_id", "%533 fused:add_id [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k504_sum", "%535 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k506_sum", "%537 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k507_sum", "%538 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k541_permute", "%541 permute [64,B,256]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k543_matmul", "%543 matmul [64,576]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k544_matmul", "%544 matmul [576,256*B]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k546_col2im", "%546 col2im [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k503_fused_mul_step", "%548 fused:mul_step [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k504_sum", "%549 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k506_sum", "%551 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k507_sum", "%552 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k509_mul", "%554 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k510_mul", "%555 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k504_sum", "%556 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k506_sum", "%558 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k507_sum", "%559 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k524_fused_scale_mul_sum_mul", "%569 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k528_fused_add_mul_mul_id", "%573 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k531_fused_scale_sum_neg", "%576 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k533_fused_add_id", "%578 fused:add_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k504_sum", "%580 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k506_sum", "%582 reduce [64,1,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k507_sum", "%583 reduce [64,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k541_permute", "%586 permute [64,B,256]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k543_matmul", "%588 matmul [64,576]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k544_matmul", "%589 matmul [576,256*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k546_col2im", "%591 col2im [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k594_fused_mul_add_step", "%594 fused:mul_add_step [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k504_sum", "%595 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k506_sum", "%597 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k507_sum", "%598 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k509_mul", "%600 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k510_mul", "%601 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k504_sum", "%602 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k506_sum", "%604 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k507_sum", "%605 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k524_fused_scale_mul_sum_mul", "%615 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k528_fused_add_mul_mul_id", "%619 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k531_fused_scale_sum_neg", "%622 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k533_fused_add_id", "%624 fused:add_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k504_sum", "%626 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k506_sum", "%628 reduce [64,1,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k507_sum", "%629 reduce [64,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k541_permute", "%632 permute [64,B,256]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k634_matmul", "%634 matmul [64,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k635_matmul", "%635 matmul [288,256*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k637_col2im", "%637 col2im [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k639_fused_mul_step", "%639 fused:mul_step [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k640_sum", "%640 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k642_sum", "%642 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k643_sum", "%643 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k645_mul", "%645 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k646_mul", "%646 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k640_sum", "%647 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k642_sum", "%649 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k643_sum", "%650 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k660_fused_scale_mul_sum_mul", "%660 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k664_fused_add_mul_mul_id", "%664 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k667_fused_scale_sum_neg", "%667 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k669_fused_add_id", "%669 fused:add_id [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k640_sum", "%671 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k642_sum", "%673 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k643_sum", "%674 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k677_permute", "%677 permute [32,B,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k679_matmul", "%679 matmul [32,288]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k680_matmul", "%680 matmul [288,1024*B]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k682_col2im", "%682 col2im [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k639_fused_mul_step", "%684 fused:mul_step [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k640_sum", "%685 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k642_sum", "%687 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k643_sum", "%688 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k645_mul", "%690 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k646_mul", "%691 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k640_sum", "%692 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k642_sum", "%694 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k643_sum", "%695 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k660_fused_scale_mul_sum_mul", "%705 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k664_fused_add_mul_mul_id", "%709 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k667_fused_scale_sum_neg", "%712 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k669_fused_add_id", "%714 fused:add_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k640_sum", "%716 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k642_sum", "%718 reduce [32,1,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k643_sum", "%719 reduce [32,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k677_permute", "%722 permute [32,B,1024]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k679_matmul", "%724 matmul [32,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k680_matmul", "%725 matmul [288,1024*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k682_col2im", "%727 col2im [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k730_fused_mul_add_step", "%730 fused:mul_add_step [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k640_sum", "%731 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k642_sum", "%733 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k643_sum", "%734 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k645_mul", "%736 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k646_mul", "%737 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k640_sum", "%738 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k642_sum", "%740 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k643_sum", "%741 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k660_fused_scale_mul_sum_mul", "%751 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k664_fused_add_mul_mul_id", "%755 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k667_fused_scale_sum_neg", "%758 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k669_fused_add_id", "%760 fused:add_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k640_sum", "%762 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k642_sum", "%764 reduce [32,1,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k643_sum", "%765 reduce [32,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k677_permute", "%768 permute [32,B,1024]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k679_matmul", "%770 matmul [32,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k680_matmul", "%771 matmul [288,1024*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k773_col2im", "%773 col2im [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k775_fused_mul_step", "%775 fused:mul_step [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k776_sum", "%776 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k778_sum", "%778 reduce [32,1,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k779_sum", "%779 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k781_mul", "%781 map:mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k782_mul", "%782 map:mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k776_sum", "%783 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k778_sum", "%785 reduce [32,1,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k779_sum", "%786 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k796_fused_scale_mul_sum_mul", "%796 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k800_fused_add_mul_mul_id", "%800 fused:add_mul_mul_id [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k803_fused_scale_sum_neg", "%803 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k805_fused_add_id", "%805 fused:add_id [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k776_sum", "%807 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k778_sum", "%809 reduce [32,1,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k779_sum", "%810 reduce [32,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k813_permute", "%813 permute [32,B,4096]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k815_matmul", "%815 matmul [32,9]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_k6_conv2d", "%6 conv2d [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k11_fused_scale_sum", "%11 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k12_sub", "%12 map:sub [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k17_fused_rsqrt_addc_scale_sum", "%17 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k18_mul", "%18 map:mul [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k23_fused_add_mul", "%23 fused:add_mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k24_relu", "%24 map:relu [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 0, 0, 0, 0, 0},
+    {"convirt_image_k27_conv2d", "%27 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k32_fused_scale_sum", "%32 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k33_sub", "%33 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k38_fused_rsqrt_addc_scale_sum", "%38 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k39_mul", "%39 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k44_fused_add_mul", "%44 fused:add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k45_relu", "%45 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"convirt_image_k48_conv2d", "%48 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k32_fused_scale_sum", "%53 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k33_sub", "%54 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k38_fused_rsqrt_addc_scale_sum", "%59 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k39_mul", "%60 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k44_fused_add_mul", "%65 fused:add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k45_relu", "%66 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_image_k48_conv2d", "%69 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k32_fused_scale_sum", "%74 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k33_sub", "%75 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k38_fused_rsqrt_addc_scale_sum", "%80 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k39_mul", "%81 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k87_fused_add_add_mul", "%87 fused:add_add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k45_relu", "%88 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"convirt_image_k91_conv2d", "%91 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k96_fused_scale_sum", "%96 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k97_sub", "%97 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k102_fused_rsqrt_addc_scale_sum", "%102 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k103_mul", "%103 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k108_fused_add_mul", "%108 fused:add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k109_relu", "%109 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"convirt_image_k112_conv2d", "%112 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k96_fused_scale_sum", "%117 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k97_sub", "%118 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k102_fused_rsqrt_addc_scale_sum", "%123 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k103_mul", "%124 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k108_fused_add_mul", "%129 fused:add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k109_relu", "%130 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_image_k112_conv2d", "%133 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k96_fused_scale_sum", "%138 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k97_sub", "%139 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k102_fused_rsqrt_addc_scale_sum", "%144 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k103_mul", "%145 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k151_fused_add_add_mul", "%151 fused:add_add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k109_relu", "%152 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"convirt_image_k155_conv2d", "%155 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k160_fused_scale_sum", "%160 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k161_sub", "%161 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k166_fused_rsqrt_addc_scale_sum", "%166 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k167_mul", "%167 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k172_fused_add_mul", "%172 fused:add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k173_relu", "%173 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"convirt_image_k176_conv2d", "%176 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k160_fused_scale_sum", "%181 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k161_sub", "%182 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k166_fused_rsqrt_addc_scale_sum", "%187 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k167_mul", "%188 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k172_fused_add_mul", "%193 fused:add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k173_relu", "%194 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_image_k176_conv2d", "%197 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k160_fused_scale_sum", "%202 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k161_sub", "%203 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k166_fused_rsqrt_addc_scale_sum", "%208 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k167_mul", "%209 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k215_fused_add_add_mul", "%215 fused:add_add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k173_relu", "%216 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"convirt_image_k218_permute", "%218 permute [B,64,128]", "graphs/lib/image_encoder.lua:33", 0, 0, 0, 0, 0},
+    {"convirt_image_k224_matmul_add", "%224 matmul+add [B,64,128]", "graphs/lib/image_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"convirt_image_k225_sum", "%225 reduce [B,1,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
+    {"convirt_image_k227_scale", "%227 map:scale [B,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
+    {"convirt_image_k231_matmul_add", "%231 matmul+add [B,128]", "graphs/lib/image_encoder.lua:36", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k235_fused_sum_mul", "%235 fused:sum_mul [B,1]", "graphs/lib/model.lua:147", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k236_sum", "%236 reduce [1,1]", "graphs/lib/model.lua:147", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k239_fused_sum_mul", "%239 fused:sum_mul [B,64,1]", "graphs/lib/model.lua:147", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k240_sum", "%240 reduce [B,1,1]", "graphs/lib/model.lua:147", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k236_sum", "%241 reduce [1,1,1]", "graphs/lib/model.lua:147", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k243_add", "%243 map:add []", "graphs/lib/model.lua:147", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k58_fill", "%266 fill []", "graphs/lib/model.lua:147", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k61_id", "%268 map:id [B,1,1]", "graphs/lib/model.lua:147", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k269_id", "%269 map:id [B,64,1]", "graphs/lib/model.lua:147", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k271_fused_mul_id", "%271 fused:mul_id [B,64,128]", "graphs/lib/model.lua:147", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k61_id", "%274 map:id [B,1]", "graphs/lib/model.lua:147", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k276_fused_mul_id", "%276 fused:mul_id [B,128]", "graphs/lib/model.lua:147", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k278_sum", "%278 reduce [1,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k281_matmul", "%281 matmul [128,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k282_matmul_scale", "%282 matmul+scale [B,128]", "graphs/lib/image_encoder.lua:35", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k285_sum", "%285 reduce [1,64,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k287_sum", "%287 reduce [1,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k290_matmul", "%290 matmul [64*B,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k291_matmul", "%291 matmul [128,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k293_fused_add_id", "%293 fused:add_id [B,64,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k294_permute", "%294 permute [B,128,64]", "graphs/lib/image_encoder.lua:33", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k297_fused_mul_step", "%297 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k285_sum", "%298 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k300_sum", "%300 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k301_sum", "%301 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k303_mul", "%303 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k304_mul", "%304 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k285_sum", "%305 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k300_sum", "%307 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k301_sum", "%308 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k318_fused_scale_mul_sum_mul", "%318 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k322_fused_add_mul_mul_id", "%322 fused:add_mul_mul_id [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k325_fused_scale_sum_neg", "%325 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k327_fused_add_id", "%327 fused:add_id [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k330_sum", "%330 reduce [B,128,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k278_sum", "%331 reduce [1,128,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k333_conv2d_input_grad", "%333 conv2d_input_grad [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k334_conv2d_weight_grad", "%334 conv2d_weight_grad [128,128,3,3]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k297_fused_mul_step", "%336 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k285_sum", "%337 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k300_sum", "%339 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k301_sum", "%340 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k303_mul", "%342 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k304_mul", "%343 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k285_sum", "%344 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k300_sum", "%346 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k301_sum", "%347 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k318_fused_scale_mul_sum_mul", "%357 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k322_fused_add_mul_mul_id", "%361 fused:add_mul_mul_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k325_fused_scale_sum_neg", "%364 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k327_fused_add_id", "%366 fused:add_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k330_sum", "%369 reduce [B,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k278_sum", "%370 reduce [1,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k333_conv2d_input_grad", "%372 conv2d_input_grad [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k334_conv2d_weight_grad", "%373 conv2d_weight_grad [128,128,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k376_fused_mul_add_step", "%376 fused:mul_add_step [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k285_sum", "%377 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k300_sum", "%379 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k301_sum", "%380 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k303_mul", "%382 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k304_mul", "%383 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k285_sum", "%384 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k300_sum", "%386 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k301_sum", "%387 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k318_fused_scale_mul_sum_mul", "%397 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k322_fused_add_mul_mul_id", "%401 fused:add_mul_mul_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k325_fused_scale_sum_neg", "%404 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k327_fused_add_id", "%406 fused:add_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k330_sum", "%409 reduce [B,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k278_sum", "%410 reduce [1,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k412_conv2d_input_grad", "%412 conv2d_input_grad [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k413_conv2d_weight_grad", "%413 conv2d_weight_grad [128,64,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k415_fused_mul_step", "%415 fused:mul_step [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k416_sum", "%416 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k418_sum", "%418 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k419_sum", "%419 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k421_mul", "%421 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k422_mul", "%422 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k416_sum", "%423 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k418_sum", "%425 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k419_sum", "%426 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k436_fused_scale_mul_sum_mul", "%436 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k440_fused_add_mul_mul_id", "%440 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k443_fused_scale_sum_neg", "%443 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k445_fused_add_id", "%445 fused:add_id [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k448_sum", "%448 reduce [B,64,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k449_sum", "%449 reduce [1,64,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k451_conv2d_input_grad", "%451 conv2d_input_grad [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k452_conv2d_weight_grad", "%452 conv2d_weight_grad [64,64,3,3]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k415_fused_mul_step", "%454 fused:mul_step [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k416_sum", "%455 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k418_sum", "%457 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k419_sum", "%458 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k421_mul", "%460 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k422_mul", "%461 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k416_sum", "%462 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k418_sum", "%464 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k419_sum", "%465 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k436_fused_scale_mul_sum_mul", "%475 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k440_fused_add_mul_mul_id", "%479 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k443_fused_scale_sum_neg", "%482 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k445_fused_add_id", "%484 fused:add_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k448_sum", "%487 reduce [B,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k449_sum", "%488 reduce [1,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k451_conv2d_input_grad", "%490 conv2d_input_grad [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k452_conv2d_weight_grad", "%491 conv2d_weight_grad [64,64,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k494_fused_mul_add_step", "%494 fused:mul_add_step [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k416_sum", "%495 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k418_sum", "%497 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k419_sum", "%498 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k421_mul", "%500 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k422_mul", "%501 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k416_sum", "%502 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k418_sum", "%504 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k419_sum", "%505 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k436_fused_scale_mul_sum_mul", "%515 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k440_fused_add_mul_mul_id", "%519 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k443_fused_scale_sum_neg", "%522 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k445_fused_add_id", "%524 fused:add_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k448_sum", "%527 reduce [B,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k449_sum", "%528 reduce [1,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k530_conv2d_input_grad", "%530 conv2d_input_grad [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k531_conv2d_weight_grad", "%531 conv2d_weight_grad [64,32,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k533_fused_mul_step", "%533 fused:mul_step [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k534_sum", "%534 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k536_sum", "%536 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k537_sum", "%537 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k539_mul", "%539 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k540_mul", "%540 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k534_sum", "%541 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k536_sum", "%543 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k537_sum", "%544 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k554_fused_scale_mul_sum_mul", "%554 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k558_fused_add_mul_mul_id", "%558 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k561_fused_scale_sum_neg", "%561 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k563_fused_add_id", "%563 fused:add_id [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k566_sum", "%566 reduce [B,32,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k567_sum", "%567 reduce [1,32,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k569_conv2d_input_grad", "%569 conv2d_input_grad [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k570_conv2d_weight_grad", "%570 conv2d_weight_grad [32,32,3,3]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k533_fused_mul_step", "%572 fused:mul_step [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k534_sum", "%573 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k536_sum", "%575 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k537_sum", "%576 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k539_mul", "%578 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k540_mul", "%579 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k534_sum", "%580 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k536_sum", "%582 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k537_sum", "%583 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k554_fused_scale_mul_sum_mul", "%593 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k558_fused_add_mul_mul_id", "%597 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k561_fused_scale_sum_neg", "%600 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k563_fused_add_id", "%602 fused:add_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k566_sum", "%605 reduce [B,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k567_sum", "%606 reduce [1,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k569_conv2d_input_grad", "%608 conv2d_input_grad [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k570_conv2d_weight_grad", "%609 conv2d_weight_grad [32,32,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k612_fused_mul_add_step", "%612 fused:mul_add_step [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k534_sum", "%613 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k536_sum", "%615 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k537_sum", "%616 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k539_mul", "%618 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k540_mul", "%619 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k534_sum", "%620 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k536_sum", "%622 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k537_sum", "%623 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k554_fused_scale_mul_sum_mul", "%633 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k558_fused_add_mul_mul_id", "%637 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k561_fused_scale_sum_neg", "%640 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k563_fused_add_id", "%642 fused:add_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k566_sum", "%645 reduce [B,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k567_sum", "%646 reduce [1,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k648_conv2d_input_grad", "%648 conv2d_input_grad [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k649_conv2d_weight_grad", "%649 conv2d_weight_grad [32,32,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k651_fused_mul_step", "%651 fused:mul_step [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k652_sum", "%652 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k654_sum", "%654 reduce [32,1,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k655_sum", "%655 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k657_mul", "%657 map:mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k658_mul", "%658 map:mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k652_sum", "%659 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k654_sum", "%661 reduce [32,1,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k655_sum", "%662 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k672_fused_scale_mul_sum_mul", "%672 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k676_fused_add_mul_mul_id", "%676 fused:add_mul_mul_id [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k679_fused_scale_sum_neg", "%679 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k681_fused_add_id", "%681 fused:add_id [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k684_sum", "%684 reduce [B,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k567_sum", "%685 reduce [1,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k688_conv2d_weight_grad", "%688 conv2d_weight_grad [32,1,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
 };
-const reclf_prof_table reclf_profile_convirt_image_vjp = {325, prof};
+const reclf_prof_table reclf_profile_convirt_image_vjp = {266, prof};
 #define CALL(i, fl, by, call) do { double t0_ = reclf_prof_now(); call; prof[i].seconds += reclf_prof_now() - t0_; \
     prof[i].calls++; prof[i].flops += (fl); prof[i].bytes += (double)(by); } while (0)
 #else
@@ -351,395 +292,336 @@ const reclf_prof_table reclf_profile_convirt_image_vjp = {325, prof};
 
 static size_t arena_bytes(const long *dims) {
     const long B = dims[0]; (void)B;
-    return sizeof(real) * (size_t)(656688 + 2417056*B);
+    return sizeof(real) * (size_t)(5389552 + 1241504*B);
 }
 
 static void forward(void *arena, const real *P, void *const *inputs, const long *dims) {
     const long B = dims[0]; (void)B;
     real *A = arena; (void)A; (void)P; (void)inputs;
-    CALL(0, (double)8192*B, sizeof(real)*((double)4096*B + (double)4096*B), convirt_image_k3_fused_scale_addc(A + 656688, (real *)inputs[0], B)); /* %3 fused:scale_addc [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
-    CALL(1, 0, sizeof(real)*((double)36864*B + (double)4096*B), convirt_image_k6_im2col(A + 656688 + 1794048*B, A + 656688, B)); /* %6 im2col [9,4096*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(2, (double)2359296*B, sizeof(real)*((double)131072*B + (double)288 + (double)36864*B), convirt_image_k8_matmul(A + 656688, (real *)P + 0, A + 656688 + 1794048*B, B)); /* %8 matmul [32,4096*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(3, 0, sizeof(real)*((double)131072*B + (double)131072*B), convirt_image_k10_permute(A + 656688 + 131072*B, A + 656688, B)); /* %10 permute [B,32,4096]  graphs/lib/image_encoder.lua:6 */
-    CALL(4, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), convirt_image_k13_add(A + 656688, A + 656688 + 131072*B, (real *)P + 288, B)); /* %13 map:add [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(5, (double)131080*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_k18_fused_scale_sum(A + 656688 + 1310720*B, A + 656688, B)); /* %18 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(6, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_k19_sub(A + 656688 + 1179648*B, A + 656688, A + 656688 + 1310720*B, B)); /* %19 map:sub [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(7, (double)262168*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_k24_fused_rsqrt_addc_scale_sum(A + 656688 + 2416896*B, A + 656688 + 1179648*B, B)); /* %24 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(8, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_k25_mul(A + 656688 + 1310720*B, A + 656688 + 1179648*B, A + 656688 + 2416896*B, B)); /* %25 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(9, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32 + (double)32), convirt_image_vjp_k30_fused_add_mul(A + 656688 + 1441792*B, A + 656688 + 1310720*B, (real *)P + 320, (real *)P + 352, B)); /* %30 fused:add_mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(10, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), convirt_image_vjp_k31_relu(A + 656688 + 294912*B, A + 656688 + 1441792*B, B)); /* %31 map:relu [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
-    CALL(11, 0, sizeof(real)*((double)294912*B + (double)131072*B), convirt_image_k34_im2col(A + 656688, A + 656688 + 294912*B, B)); /* %34 im2col [288,1024*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(12, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), convirt_image_k36_matmul(A + 656688 + 1572864*B, (real *)P + 384, A + 656688, B)); /* %36 matmul [32,1024*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(13, 0, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_k38_permute(A + 656688 + 1605632*B, A + 656688 + 1572864*B, B)); /* %38 permute [B,32,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(14, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_k41_add(A + 656688 + 1572864*B, A + 656688 + 1605632*B, (real *)P + 9600, B)); /* %41 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(15, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k46_fused_scale_sum(A + 656688 + 1830912*B, A + 656688 + 1572864*B, B)); /* %46 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(16, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k47_sub(A + 656688 + 1867776*B, A + 656688 + 1572864*B, A + 656688 + 1830912*B, B)); /* %47 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(17, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k52_fused_rsqrt_addc_scale_sum(A + 656688 + 2416912*B, A + 656688 + 1867776*B, B)); /* %52 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(18, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k53_mul(A + 656688 + 1900544*B, A + 656688 + 1867776*B, A + 656688 + 2416912*B, B)); /* %53 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(19, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_vjp_k58_fused_add_mul(A + 656688 + 1933312*B, A + 656688 + 1900544*B, (real *)P + 9632, (real *)P + 9664, B)); /* %58 fused:add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(20, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k59_relu(A + 656688 + 1830912*B, A + 656688 + 1933312*B, B)); /* %59 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
-    CALL(21, 0, sizeof(real)*((double)294912*B + (double)32768*B), convirt_image_k62_im2col(A + 656688 + 294912*B, A + 656688 + 1830912*B, B)); /* %62 im2col [288,1024*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(22, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), convirt_image_k36_matmul(A + 656688 + 1572864*B, (real *)P + 9696, A + 656688 + 294912*B, B)); /* %64 matmul [32,1024*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(23, 0, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_k38_permute(A + 656688 + 1605632*B, A + 656688 + 1572864*B, B)); /* %66 permute [B,32,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(24, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_k41_add(A + 656688 + 1572864*B, A + 656688 + 1605632*B, (real *)P + 18912, B)); /* %69 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(25, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k46_fused_scale_sum(A + 656688 + 1863680*B, A + 656688 + 1572864*B, B)); /* %74 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(26, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k47_sub(A + 656688 + 1966080*B, A + 656688 + 1572864*B, A + 656688 + 1863680*B, B)); /* %75 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(27, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k52_fused_rsqrt_addc_scale_sum(A + 656688 + 2416928*B, A + 656688 + 1966080*B, B)); /* %80 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(28, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k53_mul(A + 656688 + 1998848*B, A + 656688 + 1966080*B, A + 656688 + 2416928*B, B)); /* %81 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(29, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_vjp_k58_fused_add_mul(A + 656688 + 2031616*B, A + 656688 + 1998848*B, (real *)P + 18944, (real *)P + 18976, B)); /* %86 fused:add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(30, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k59_relu(A + 656688 + 1572864*B, A + 656688 + 2031616*B, B)); /* %87 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
-    CALL(31, 0, sizeof(real)*((double)294912*B + (double)32768*B), convirt_image_k62_im2col(A + 656688 + 589824*B, A + 656688 + 1572864*B, B)); /* %90 im2col [288,1024*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(32, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), convirt_image_k36_matmul(A + 656688 + 1572864*B, (real *)P + 19008, A + 656688 + 589824*B, B)); /* %92 matmul [32,1024*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(33, 0, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_k38_permute(A + 656688 + 1605632*B, A + 656688 + 1572864*B, B)); /* %94 permute [B,32,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(34, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_k41_add(A + 656688 + 1572864*B, A + 656688 + 1605632*B, (real *)P + 28224, B)); /* %97 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(35, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k46_fused_scale_sum(A + 656688 + 1863680*B, A + 656688 + 1572864*B, B)); /* %102 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(36, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k47_sub(A + 656688 + 2064384*B, A + 656688 + 1572864*B, A + 656688 + 1863680*B, B)); /* %103 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(37, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k52_fused_rsqrt_addc_scale_sum(A + 656688 + 2416944*B, A + 656688 + 2064384*B, B)); /* %108 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(38, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k53_mul(A + 656688 + 2097152*B, A + 656688 + 2064384*B, A + 656688 + 2416944*B, B)); /* %109 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(39, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_vjp_k115_fused_add_add_mul(A + 656688 + 2129920*B, A + 656688 + 1830912*B, A + 656688 + 2097152*B, (real *)P + 28256, (real *)P + 28288, B)); /* %115 fused:add_add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:14 */
-    CALL(40, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k59_relu(A + 656688 + 1830912*B, A + 656688 + 2129920*B, B)); /* %116 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
-    CALL(41, 0, sizeof(real)*((double)73728*B + (double)32768*B), convirt_image_k119_im2col(A + 656688 + 1572864*B, A + 656688 + 1830912*B, B)); /* %119 im2col [288,256*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(42, (double)9437184*B, sizeof(real)*((double)16384*B + (double)18432 + (double)73728*B), convirt_image_k121_matmul(A + 656688 + 1830912*B, (real *)P + 28320, A + 656688 + 1572864*B, B)); /* %121 matmul [64,256*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(43, 0, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_k123_permute(A + 656688 + 1847296*B, A + 656688 + 1830912*B, B)); /* %123 permute [B,64,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(44, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_k126_add(A + 656688 + 1830912*B, A + 656688 + 1847296*B, (real *)P + 46752, B)); /* %126 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(45, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k131_fused_scale_sum(A + 656688 + 1847296*B, A + 656688 + 1830912*B, B)); /* %131 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(46, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k132_sub(A + 656688 + 2162688*B, A + 656688 + 1830912*B, A + 656688 + 1847296*B, B)); /* %132 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(47, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k137_fused_rsqrt_addc_scale_sum(A + 656688 + 2416960*B, A + 656688 + 2162688*B, B)); /* %137 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(48, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k138_mul(A + 656688 + 2179072*B, A + 656688 + 2162688*B, A + 656688 + 2416960*B, B)); /* %138 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(49, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_vjp_k143_fused_add_mul(A + 656688 + 2195456*B, A + 656688 + 2179072*B, (real *)P + 46816, (real *)P + 46880, B)); /* %143 fused:add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(50, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k144_relu(A + 656688 + 1830912*B, A + 656688 + 2195456*B, B)); /* %144 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
-    CALL(51, 0, sizeof(real)*((double)147456*B + (double)16384*B), convirt_image_k147_im2col(A + 656688 + 884736*B, A + 656688 + 1830912*B, B)); /* %147 im2col [576,256*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(52, (double)18874368*B, sizeof(real)*((double)16384*B + (double)36864 + (double)147456*B), convirt_image_k149_matmul(A + 656688 + 1847296*B, (real *)P + 46944, A + 656688 + 884736*B, B)); /* %149 matmul [64,256*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(53, 0, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_k123_permute(A + 656688 + 1032192*B, A + 656688 + 1847296*B, B)); /* %151 permute [B,64,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(54, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_k126_add(A + 656688 + 1847296*B, A + 656688 + 1032192*B, (real *)P + 83808, B)); /* %154 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(55, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k131_fused_scale_sum(A + 656688 + 1863680*B, A + 656688 + 1847296*B, B)); /* %159 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(56, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k132_sub(A + 656688 + 2211840*B, A + 656688 + 1847296*B, A + 656688 + 1863680*B, B)); /* %160 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(57, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k137_fused_rsqrt_addc_scale_sum(A + 656688 + 2416976*B, A + 656688 + 2211840*B, B)); /* %165 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(58, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k138_mul(A + 656688 + 2228224*B, A + 656688 + 2211840*B, A + 656688 + 2416976*B, B)); /* %166 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(59, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_vjp_k143_fused_add_mul(A + 656688 + 2244608*B, A + 656688 + 2228224*B, (real *)P + 83872, (real *)P + 83936, B)); /* %171 fused:add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(60, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k144_relu(A + 656688 + 1847296*B, A + 656688 + 2244608*B, B)); /* %172 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
-    CALL(61, 0, sizeof(real)*((double)147456*B + (double)16384*B), convirt_image_k147_im2col(A + 656688 + 1032192*B, A + 656688 + 1847296*B, B)); /* %175 im2col [576,256*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(62, (double)18874368*B, sizeof(real)*((double)16384*B + (double)36864 + (double)147456*B), convirt_image_k149_matmul(A + 656688 + 1847296*B, (real *)P + 84000, A + 656688 + 1032192*B, B)); /* %177 matmul [64,256*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(63, 0, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_k123_permute(A + 656688 + 1646592*B, A + 656688 + 1847296*B, B)); /* %179 permute [B,64,256]  graphs/lib/image_encoder.lua:13 */
-    CALL(64, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_k126_add(A + 656688 + 1847296*B, A + 656688 + 1646592*B, (real *)P + 120864, B)); /* %182 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(65, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k131_fused_scale_sum(A + 656688 + 1863680*B, A + 656688 + 1847296*B, B)); /* %187 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(66, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k132_sub(A + 656688 + 2260992*B, A + 656688 + 1847296*B, A + 656688 + 1863680*B, B)); /* %188 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(67, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k137_fused_rsqrt_addc_scale_sum(A + 656688 + 2416992*B, A + 656688 + 2260992*B, B)); /* %193 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(68, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k138_mul(A + 656688 + 2277376*B, A + 656688 + 2260992*B, A + 656688 + 2416992*B, B)); /* %194 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(69, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_vjp_k200_fused_add_add_mul(A + 656688 + 2293760*B, A + 656688 + 1830912*B, A + 656688 + 2277376*B, (real *)P + 120928, (real *)P + 120992, B)); /* %200 fused:add_add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:14 */
-    CALL(70, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k144_relu(A + 656688 + 1646592*B, A + 656688 + 2293760*B, B)); /* %201 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
-    CALL(71, 0, sizeof(real)*((double)36864*B + (double)16384*B), convirt_image_k204_im2col(A + 656688 + 1830912*B, A + 656688 + 1646592*B, B)); /* %204 im2col [576,64*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(72, (double)9437184*B, sizeof(real)*((double)8192*B + (double)73728 + (double)36864*B), convirt_image_k206_matmul(A + 656688 + 1646592*B, (real *)P + 121056, A + 656688 + 1830912*B, B)); /* %206 matmul [128,64*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(73, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k208_permute(A + 656688 + 1654784*B, A + 656688 + 1646592*B, B)); /* %208 permute [B,128,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(74, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_k211_add(A + 656688 + 1646592*B, A + 656688 + 1654784*B, (real *)P + 194784, B)); /* %211 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(75, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k216_fused_scale_sum(A + 656688 + 2318336*B, A + 656688 + 1646592*B, B)); /* %216 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(76, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k217_sub(A + 656688 + 2310144*B, A + 656688 + 1646592*B, A + 656688 + 2318336*B, B)); /* %217 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(77, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k222_fused_rsqrt_addc_scale_sum(A + 656688 + 2417008*B, A + 656688 + 2310144*B, B)); /* %222 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(78, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k223_mul(A + 656688 + 2318336*B, A + 656688 + 2310144*B, A + 656688 + 2417008*B, B)); /* %223 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(79, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_vjp_k228_fused_add_mul(A + 656688 + 2326528*B, A + 656688 + 2318336*B, (real *)P + 194912, (real *)P + 195040, B)); /* %228 fused:add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(80, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k229_relu(A + 656688 + 2334720*B, A + 656688 + 2326528*B, B)); /* %229 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
-    CALL(81, 0, sizeof(real)*((double)73728*B + (double)8192*B), convirt_image_k232_im2col(A + 656688 + 1646592*B, A + 656688 + 2334720*B, B)); /* %232 im2col [1152,64*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(82, (double)18874368*B, sizeof(real)*((double)8192*B + (double)147456 + (double)73728*B), convirt_image_k234_matmul(A + 656688 + 1720320*B, (real *)P + 195168, A + 656688 + 1646592*B, B)); /* %234 matmul [128,64*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(83, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k208_permute(A + 656688 + 1728512*B, A + 656688 + 1720320*B, B)); /* %236 permute [B,128,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(84, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_k211_add(A + 656688 + 1720320*B, A + 656688 + 1728512*B, (real *)P + 342624, B)); /* %239 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(85, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k216_fused_scale_sum(A + 656688 + 1728512*B, A + 656688 + 1720320*B, B)); /* %244 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(86, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k217_sub(A + 656688 + 2342912*B, A + 656688 + 1720320*B, A + 656688 + 1728512*B, B)); /* %245 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(87, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k222_fused_rsqrt_addc_scale_sum(A + 656688 + 2417024*B, A + 656688 + 2342912*B, B)); /* %250 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(88, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k223_mul(A + 656688 + 2351104*B, A + 656688 + 2342912*B, A + 656688 + 2417024*B, B)); /* %251 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(89, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_vjp_k228_fused_add_mul(A + 656688 + 2359296*B, A + 656688 + 2351104*B, (real *)P + 342752, (real *)P + 342880, B)); /* %256 fused:add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(90, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k229_relu(A + 656688 + 2367488*B, A + 656688 + 2359296*B, B)); /* %257 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
-    CALL(91, 0, sizeof(real)*((double)73728*B + (double)8192*B), convirt_image_k232_im2col(A + 656688 + 1720320*B, A + 656688 + 2367488*B, B)); /* %260 im2col [1152,64*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(92, (double)18874368*B, sizeof(real)*((double)8192*B + (double)147456 + (double)73728*B), convirt_image_k234_matmul(A + 656688 + 2367488*B, (real *)P + 343008, A + 656688 + 1720320*B, B)); /* %262 matmul [128,64*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(93, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k208_permute(A + 656688 + 2375680*B, A + 656688 + 2367488*B, B)); /* %264 permute [B,128,64]  graphs/lib/image_encoder.lua:13 */
-    CALL(94, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_k211_add(A + 656688 + 2367488*B, A + 656688 + 2375680*B, (real *)P + 490464, B)); /* %267 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(95, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k216_fused_scale_sum(A + 656688 + 2383872*B, A + 656688 + 2367488*B, B)); /* %272 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(96, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k217_sub(A + 656688 + 2375680*B, A + 656688 + 2367488*B, A + 656688 + 2383872*B, B)); /* %273 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(97, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k222_fused_rsqrt_addc_scale_sum(A + 656688 + 2417040*B, A + 656688 + 2375680*B, B)); /* %278 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(98, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k223_mul(A + 656688 + 2367488*B, A + 656688 + 2375680*B, A + 656688 + 2417040*B, B)); /* %279 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(99, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_vjp_k285_fused_add_add_mul(A + 656688 + 2383872*B, A + 656688 + 2334720*B, A + 656688 + 2367488*B, (real *)P + 490592, (real *)P + 490720, B)); /* %285 fused:add_add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:14 */
-    CALL(100, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k229_relu(A + 656688 + 2334720*B, A + 656688 + 2383872*B, B)); /* %286 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
-    CALL(101, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k288_permute(A + 656688 + 2392064*B, A + 656688 + 2334720*B, B)); /* %288 permute [B,64,128]  graphs/lib/image_encoder.lua:33 */
-    CALL(102, (double)2105344*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384 + (double)128), convirt_image_k294_matmul_add(A + 656688 + 2334720*B, A + 656688 + 2392064*B, (real *)P + 490848, (real *)P + 507232, B)); /* %294 matmul+add [B,64,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(103, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_k295_sum(A + 656688 + 2400256*B, A + 656688 + 2392064*B, B)); /* %295 reduce [B,1,128]  graphs/lib/image_encoder.lua:35 */
-    CALL(104, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), convirt_image_k297_scale(A + 656688 + 2408448*B, A + 656688 + 2400256*B, B)); /* %297 map:scale [B,128]  graphs/lib/image_encoder.lua:35 */
-    CALL(105, (double)32896*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384 + (double)128), convirt_image_k301_matmul_add(A + 656688 + 2416640*B, A + 656688 + 2408448*B, (real *)P + 507360, (real *)P + 523744, B)); /* %301 matmul+add [B,128]  graphs/lib/image_encoder.lua:36 */
-    CALL(106, (double)256*B, sizeof(real)*((double)B + (double)128*B + (double)128*B), convirt_image_vjp_k305_fused_sum_mul(A + 656688 + 2416768*B, A + 656688 + 2416640*B, (real *)inputs[1], B)); /* %305 fused:sum_mul [B,1]  graphs/lib/model.lua:147 */
-    CALL(107, (double)B, sizeof(real)*((double)1 + (double)B), convirt_image_vjp_k306_sum(A + 0, A + 656688 + 2416768*B, B)); /* %306 reduce [1,1]  graphs/lib/model.lua:147 */
-    CALL(108, (double)16384*B, sizeof(real)*((double)64*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k309_fused_sum_mul(A + 656688 + 2408576*B, A + 656688 + 2334720*B, (real *)inputs[2], B)); /* %309 fused:sum_mul [B,64,1]  graphs/lib/model.lua:147 */
-    CALL(109, (double)64*B, sizeof(real)*((double)B + (double)64*B), convirt_image_vjp_k310_sum(A + 656688 + 2416768*B, A + 656688 + 2408576*B, B)); /* %310 reduce [B,1,1]  graphs/lib/model.lua:147 */
-    CALL(110, (double)B, sizeof(real)*((double)1 + (double)B), convirt_image_vjp_k306_sum(A + 16, A + 656688 + 2416768*B, B)); /* %311 reduce [1,1,1]  graphs/lib/model.lua:147 */
-    CALL(111, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), convirt_image_vjp_k313_add(A + 656672, A + 0, A + 16)); /* %313 map:add []  graphs/lib/model.lua:147 */
+    CALL(0, (double)8192*B, sizeof(real)*((double)4096*B + (double)4096*B), convirt_image_k3_fused_scale_addc(A + 5389552 + 1236992*B, (real *)inputs[0], B)); /* %3 fused:scale_addc [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
+    CALL(1, (double)2359296*B, sizeof(real)*((double)131072*B + (double)4096*B + (double)288 + (double)32), convirt_image_k6_conv2d(A + 5389552, A + 5389552 + 1236992*B, (real *)P + 0, (real *)P + 288, A + 0, B)); /* %6 conv2d [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(2, (double)131080*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_k11_fused_scale_sum(A + 5389552 + 262144*B, A + 5389552, B)); /* %11 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(3, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_k12_sub(A + 5389552 + 131072*B, A + 5389552, A + 5389552 + 262144*B, B)); /* %12 map:sub [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(4, (double)262168*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_k17_fused_rsqrt_addc_scale_sum(A + 5389552 + 1241344*B, A + 5389552 + 131072*B, B)); /* %17 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(5, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_k18_mul(A + 5389552, A + 5389552 + 131072*B, A + 5389552 + 1241344*B, B)); /* %18 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(6, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32 + (double)32), convirt_image_vjp_k23_fused_add_mul(A + 5389552 + 262144*B, A + 5389552, (real *)P + 320, (real *)P + 352, B)); /* %23 fused:add_mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(7, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), convirt_image_vjp_k24_relu(A + 5389552 + 393216*B, A + 5389552 + 262144*B, B)); /* %24 map:relu [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
+    CALL(8, (double)18874368*B, sizeof(real)*((double)32768*B + (double)131072*B + (double)9216 + (double)32), convirt_image_k27_conv2d(A + 5389552 + 524288*B, A + 5389552 + 393216*B, (real *)P + 384, (real *)P + 9600, A + 0, B)); /* %27 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(9, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k32_fused_scale_sum(A + 5389552 + 1241088*B, A + 5389552 + 524288*B, B)); /* %32 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(10, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k33_sub(A + 5389552 + 557056*B, A + 5389552 + 524288*B, A + 5389552 + 1241088*B, B)); /* %33 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(11, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k38_fused_rsqrt_addc_scale_sum(A + 5389552 + 1241360*B, A + 5389552 + 557056*B, B)); /* %38 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(12, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k39_mul(A + 5389552 + 524288*B, A + 5389552 + 557056*B, A + 5389552 + 1241360*B, B)); /* %39 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(13, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_vjp_k44_fused_add_mul(A + 5389552 + 589824*B, A + 5389552 + 524288*B, (real *)P + 9632, (real *)P + 9664, B)); /* %44 fused:add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(14, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k45_relu(A + 5389552 + 622592*B, A + 5389552 + 589824*B, B)); /* %45 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
+    CALL(15, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216 + (double)32), convirt_image_k48_conv2d(A + 5389552 + 655360*B, A + 5389552 + 622592*B, (real *)P + 9696, (real *)P + 18912, A + 0, B)); /* %48 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(16, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k32_fused_scale_sum(A + 5389552 + 1241088*B, A + 5389552 + 655360*B, B)); /* %53 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(17, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k33_sub(A + 5389552 + 688128*B, A + 5389552 + 655360*B, A + 5389552 + 1241088*B, B)); /* %54 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(18, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k38_fused_rsqrt_addc_scale_sum(A + 5389552 + 1241376*B, A + 5389552 + 688128*B, B)); /* %59 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(19, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k39_mul(A + 5389552 + 655360*B, A + 5389552 + 688128*B, A + 5389552 + 1241376*B, B)); /* %60 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(20, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_vjp_k44_fused_add_mul(A + 5389552 + 720896*B, A + 5389552 + 655360*B, (real *)P + 18944, (real *)P + 18976, B)); /* %65 fused:add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(21, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k45_relu(A + 5389552 + 753664*B, A + 5389552 + 720896*B, B)); /* %66 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
+    CALL(22, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216 + (double)32), convirt_image_k48_conv2d(A + 5389552 + 786432*B, A + 5389552 + 753664*B, (real *)P + 19008, (real *)P + 28224, A + 0, B)); /* %69 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(23, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k32_fused_scale_sum(A + 5389552 + 1241088*B, A + 5389552 + 786432*B, B)); /* %74 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(24, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k33_sub(A + 5389552 + 819200*B, A + 5389552 + 786432*B, A + 5389552 + 1241088*B, B)); /* %75 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(25, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k38_fused_rsqrt_addc_scale_sum(A + 5389552 + 1241392*B, A + 5389552 + 819200*B, B)); /* %80 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(26, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k39_mul(A + 5389552 + 786432*B, A + 5389552 + 819200*B, A + 5389552 + 1241392*B, B)); /* %81 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(27, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_vjp_k87_fused_add_add_mul(A + 5389552 + 851968*B, A + 5389552 + 622592*B, A + 5389552 + 786432*B, (real *)P + 28256, (real *)P + 28288, B)); /* %87 fused:add_add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:14 */
+    CALL(28, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k45_relu(A + 5389552 + 884736*B, A + 5389552 + 851968*B, B)); /* %88 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
+    CALL(29, (double)9437184*B, sizeof(real)*((double)16384*B + (double)32768*B + (double)18432 + (double)64), convirt_image_k91_conv2d(A + 5389552 + 917504*B, A + 5389552 + 884736*B, (real *)P + 28320, (real *)P + 46752, A + 0, B)); /* %91 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(30, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k96_fused_scale_sum(A + 5389552 + 1241088*B, A + 5389552 + 917504*B, B)); /* %96 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(31, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k97_sub(A + 5389552 + 933888*B, A + 5389552 + 917504*B, A + 5389552 + 1241088*B, B)); /* %97 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(32, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k102_fused_rsqrt_addc_scale_sum(A + 5389552 + 1241408*B, A + 5389552 + 933888*B, B)); /* %102 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(33, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k103_mul(A + 5389552 + 917504*B, A + 5389552 + 933888*B, A + 5389552 + 1241408*B, B)); /* %103 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(34, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_vjp_k108_fused_add_mul(A + 5389552 + 950272*B, A + 5389552 + 917504*B, (real *)P + 46816, (real *)P + 46880, B)); /* %108 fused:add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(35, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k109_relu(A + 5389552 + 966656*B, A + 5389552 + 950272*B, B)); /* %109 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
+    CALL(36, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864 + (double)64), convirt_image_k112_conv2d(A + 5389552 + 983040*B, A + 5389552 + 966656*B, (real *)P + 46944, (real *)P + 83808, A + 0, B)); /* %112 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(37, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k96_fused_scale_sum(A + 5389552 + 1241088*B, A + 5389552 + 983040*B, B)); /* %117 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(38, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k97_sub(A + 5389552 + 999424*B, A + 5389552 + 983040*B, A + 5389552 + 1241088*B, B)); /* %118 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(39, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k102_fused_rsqrt_addc_scale_sum(A + 5389552 + 1241424*B, A + 5389552 + 999424*B, B)); /* %123 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(40, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k103_mul(A + 5389552 + 983040*B, A + 5389552 + 999424*B, A + 5389552 + 1241424*B, B)); /* %124 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(41, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_vjp_k108_fused_add_mul(A + 5389552 + 1015808*B, A + 5389552 + 983040*B, (real *)P + 83872, (real *)P + 83936, B)); /* %129 fused:add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(42, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k109_relu(A + 5389552 + 1032192*B, A + 5389552 + 1015808*B, B)); /* %130 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
+    CALL(43, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864 + (double)64), convirt_image_k112_conv2d(A + 5389552 + 1048576*B, A + 5389552 + 1032192*B, (real *)P + 84000, (real *)P + 120864, A + 0, B)); /* %133 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(44, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k96_fused_scale_sum(A + 5389552 + 1241088*B, A + 5389552 + 1048576*B, B)); /* %138 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(45, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k97_sub(A + 5389552 + 1064960*B, A + 5389552 + 1048576*B, A + 5389552 + 1241088*B, B)); /* %139 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(46, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k102_fused_rsqrt_addc_scale_sum(A + 5389552 + 1241440*B, A + 5389552 + 1064960*B, B)); /* %144 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(47, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k103_mul(A + 5389552 + 1048576*B, A + 5389552 + 1064960*B, A + 5389552 + 1241440*B, B)); /* %145 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(48, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_vjp_k151_fused_add_add_mul(A + 5389552 + 1081344*B, A + 5389552 + 966656*B, A + 5389552 + 1048576*B, (real *)P + 120928, (real *)P + 120992, B)); /* %151 fused:add_add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:14 */
+    CALL(49, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k109_relu(A + 5389552 + 1097728*B, A + 5389552 + 1081344*B, B)); /* %152 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
+    CALL(50, (double)9437184*B, sizeof(real)*((double)8192*B + (double)16384*B + (double)73728 + (double)128), convirt_image_k155_conv2d(A + 5389552 + 1114112*B, A + 5389552 + 1097728*B, (real *)P + 121056, (real *)P + 194784, A + 0, B)); /* %155 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(51, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k160_fused_scale_sum(A + 5389552 + 1241088*B, A + 5389552 + 1114112*B, B)); /* %160 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(52, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k161_sub(A + 5389552 + 1122304*B, A + 5389552 + 1114112*B, A + 5389552 + 1241088*B, B)); /* %161 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(53, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k166_fused_rsqrt_addc_scale_sum(A + 5389552 + 1241456*B, A + 5389552 + 1122304*B, B)); /* %166 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(54, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k167_mul(A + 5389552 + 1114112*B, A + 5389552 + 1122304*B, A + 5389552 + 1241456*B, B)); /* %167 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(55, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_vjp_k172_fused_add_mul(A + 5389552 + 1130496*B, A + 5389552 + 1114112*B, (real *)P + 194912, (real *)P + 195040, B)); /* %172 fused:add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(56, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k173_relu(A + 5389552 + 1138688*B, A + 5389552 + 1130496*B, B)); /* %173 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
+    CALL(57, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456 + (double)128), convirt_image_k176_conv2d(A + 5389552 + 1146880*B, A + 5389552 + 1138688*B, (real *)P + 195168, (real *)P + 342624, A + 0, B)); /* %176 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(58, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k160_fused_scale_sum(A + 5389552 + 1241088*B, A + 5389552 + 1146880*B, B)); /* %181 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(59, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k161_sub(A + 5389552 + 1155072*B, A + 5389552 + 1146880*B, A + 5389552 + 1241088*B, B)); /* %182 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(60, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k166_fused_rsqrt_addc_scale_sum(A + 5389552 + 1241472*B, A + 5389552 + 1155072*B, B)); /* %187 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(61, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k167_mul(A + 5389552 + 1146880*B, A + 5389552 + 1155072*B, A + 5389552 + 1241472*B, B)); /* %188 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(62, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_vjp_k172_fused_add_mul(A + 5389552 + 1163264*B, A + 5389552 + 1146880*B, (real *)P + 342752, (real *)P + 342880, B)); /* %193 fused:add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(63, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k173_relu(A + 5389552 + 1171456*B, A + 5389552 + 1163264*B, B)); /* %194 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
+    CALL(64, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456 + (double)128), convirt_image_k176_conv2d(A + 5389552 + 1179648*B, A + 5389552 + 1171456*B, (real *)P + 343008, (real *)P + 490464, A + 0, B)); /* %197 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(65, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k160_fused_scale_sum(A + 5389552 + 1241088*B, A + 5389552 + 1179648*B, B)); /* %202 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(66, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k161_sub(A + 5389552 + 1187840*B, A + 5389552 + 1179648*B, A + 5389552 + 1241088*B, B)); /* %203 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(67, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k166_fused_rsqrt_addc_scale_sum(A + 5389552 + 1241488*B, A + 5389552 + 1187840*B, B)); /* %208 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(68, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k167_mul(A + 5389552 + 1179648*B, A + 5389552 + 1187840*B, A + 5389552 + 1241488*B, B)); /* %209 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(69, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_vjp_k215_fused_add_add_mul(A + 5389552 + 1196032*B, A + 5389552 + 1138688*B, A + 5389552 + 1179648*B, (real *)P + 490592, (real *)P + 490720, B)); /* %215 fused:add_add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:14 */
+    CALL(70, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k173_relu(A + 5389552 + 1204224*B, A + 5389552 + 1196032*B, B)); /* %216 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
+    CALL(71, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k218_permute(A + 5389552 + 1212416*B, A + 5389552 + 1204224*B, B)); /* %218 permute [B,64,128]  graphs/lib/image_encoder.lua:33 */
+    CALL(72, (double)2105344*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384 + (double)128), convirt_image_k224_matmul_add(A + 5389552 + 1204224*B, A + 5389552 + 1212416*B, (real *)P + 490848, (real *)P + 507232, B)); /* %224 matmul+add [B,64,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(73, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_k225_sum(A + 5389552 + 1220608*B, A + 5389552 + 1212416*B, B)); /* %225 reduce [B,1,128]  graphs/lib/image_encoder.lua:35 */
+    CALL(74, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), convirt_image_k227_scale(A + 5389552 + 1228800*B, A + 5389552 + 1220608*B, B)); /* %227 map:scale [B,128]  graphs/lib/image_encoder.lua:35 */
+    CALL(75, (double)32896*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384 + (double)128), convirt_image_k231_matmul_add(A + 5389552 + 1241088*B, A + 5389552 + 1228800*B, (real *)P + 507360, (real *)P + 523744, B)); /* %231 matmul+add [B,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(76, (double)256*B, sizeof(real)*((double)B + (double)128*B + (double)128*B), convirt_image_vjp_k235_fused_sum_mul(A + 5389552 + 1241216*B, A + 5389552 + 1241088*B, (real *)inputs[1], B)); /* %235 fused:sum_mul [B,1]  graphs/lib/model.lua:147 */
+    CALL(77, (double)B, sizeof(real)*((double)1 + (double)B), convirt_image_vjp_k236_sum(A + 0, A + 5389552 + 1241216*B, B)); /* %236 reduce [1,1]  graphs/lib/model.lua:147 */
+    CALL(78, (double)16384*B, sizeof(real)*((double)64*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k239_fused_sum_mul(A + 5389552 + 1228928*B, A + 5389552 + 1204224*B, (real *)inputs[2], B)); /* %239 fused:sum_mul [B,64,1]  graphs/lib/model.lua:147 */
+    CALL(79, (double)64*B, sizeof(real)*((double)B + (double)64*B), convirt_image_vjp_k240_sum(A + 5389552 + 1241216*B, A + 5389552 + 1228928*B, B)); /* %240 reduce [B,1,1]  graphs/lib/model.lua:147 */
+    CALL(80, (double)B, sizeof(real)*((double)1 + (double)B), convirt_image_vjp_k236_sum(A + 16, A + 5389552 + 1241216*B, B)); /* %241 reduce [1,1,1]  graphs/lib/model.lua:147 */
+    CALL(81, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), convirt_image_vjp_k243_add(A + 5389536, A + 0, A + 16)); /* %243 map:add []  graphs/lib/model.lua:147 */
 }
 
 static void backward(void *arena, real *grads, const real *P, void *const *inputs, real *const *input_grads, const long *dims) {
     const long B = dims[0]; (void)B;
     real *A = arena; (void)A; (void)P; (void)inputs; (void)grads; (void)input_grads;
-    CALL(112, 0, sizeof(real)*((double)1), convirt_features_loss_k58_fill(A + 0)); /* %336 fill []  graphs/lib/model.lua:147 */
-    CALL(113, (double)B, sizeof(real)*((double)B + (double)1), convirt_features_loss_k61_id(A + 656688 + 2416768*B, A + 0, B)); /* %338 map:id [B,1,1]  graphs/lib/model.lua:147 */
-    CALL(114, (double)64*B, sizeof(real)*((double)64*B + (double)B), convirt_image_vjp_k339_id(A + 656688 + 2408576*B, A + 656688 + 2416768*B, B)); /* %339 map:id [B,64,1]  graphs/lib/model.lua:147 */
-    CALL(115, (double)16384*B, sizeof(real)*((double)8192*B + (double)64*B + (double)8192*B), convirt_image_vjp_k341_fused_mul_id(A + 656688 + 2400256*B, A + 656688 + 2408576*B, (real *)inputs[2], B)); /* %341 fused:mul_id [B,64,128]  graphs/lib/model.lua:147 */
-    CALL(116, (double)B, sizeof(real)*((double)B + (double)1), convirt_features_loss_k61_id(A + 656688 + 2416768*B, A + 0, B)); /* %344 map:id [B,1]  graphs/lib/model.lua:147 */
-    CALL(117, (double)256*B, sizeof(real)*((double)128*B + (double)B + (double)128*B), convirt_image_vjp_k346_fused_mul_id(A + 656688 + 2408576*B, A + 656688 + 2416768*B, (real *)inputs[1], B)); /* %346 fused:mul_id [B,128]  graphs/lib/model.lua:147 */
-    CALL(118, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k348_sum(A + 654336, A + 656688 + 2408576*B, B)); /* %348 reduce [1,128]  graphs/lib/image_encoder.lua:36 */
-    CALL(119, (double)32768*B, sizeof(real)*((double)16384 + (double)128*B + (double)128*B), convirt_image_vjp_k351_matmul(A + 591872, A + 656688 + 2408576*B, A + 656688 + 2408448*B, B)); /* %351 matmul [128,128]  graphs/lib/image_encoder.lua:36 */
-    CALL(120, (double)32896*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384), convirt_image_vjp_k352_matmul_scale(A + 656688 + 2416768*B, A + 656688 + 2408576*B, (real *)P + 507360, B)); /* %352 matmul+scale [B,128]  graphs/lib/image_encoder.lua:35 */
-    CALL(121, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 0, A + 656688 + 2400256*B, B)); /* %355 reduce [1,64,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(122, (double)8192, sizeof(real)*((double)128 + (double)8192), convirt_image_vjp_k357_sum(A + 654464, A + 0)); /* %357 reduce [1,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(123, (double)2097152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384), convirt_image_vjp_k360_matmul(A + 656688 + 2408448*B, A + 656688 + 2400256*B, (real *)P + 490848, B)); /* %360 matmul [64*B,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(124, (double)2097152*B, sizeof(real)*((double)16384 + (double)8192*B + (double)8192*B), convirt_image_vjp_k361_matmul(A + 608256, A + 656688 + 2400256*B, A + 656688 + 2392064*B, B)); /* %361 matmul [128,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(125, (double)16384*B, sizeof(real)*((double)8192*B + (double)128*B + (double)8192*B), convirt_image_vjp_k363_fused_add_id(A + 656688 + 2392064*B, A + 656688 + 2416768*B, A + 656688 + 2408448*B, B)); /* %363 fused:add_id [B,64,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(126, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k364_permute(A + 656688 + 2400256*B, A + 656688 + 2392064*B, B)); /* %364 permute [B,128,64]  graphs/lib/image_encoder.lua:33 */
-    CALL(127, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k367_fused_mul_step(A + 656688 + 2392064*B, A + 656688 + 2400256*B, A + 656688 + 2383872*B, B)); /* %367 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
-    CALL(128, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 0, A + 656688 + 2392064*B, B)); /* %368 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(129, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k370_sum(A + 8192, A + 0)); /* %370 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(130, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k371_sum(A + 654592, A + 8192)); /* %371 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(131, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_vjp_k373_mul(A + 656688 + 2383872*B, A + 656688 + 2392064*B, (real *)P + 490592, B)); /* %373 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(132, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k374_mul(A + 656688 + 2400256*B, A + 656688 + 2392064*B, A + 656688 + 2367488*B, B)); /* %374 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(133, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 0, A + 656688 + 2400256*B, B)); /* %375 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(134, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k370_sum(A + 8192, A + 0)); /* %377 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(135, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k371_sum(A + 654720, A + 8192)); /* %378 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(136, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k388_fused_scale_mul_sum_mul(A + 656688 + 2416768*B, A + 656688 + 2383872*B, A + 656688 + 2375680*B, A + 656688 + 2417040*B, B)); /* %388 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(137, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), convirt_image_vjp_k392_fused_add_mul_mul_id(A + 656688 + 2367488*B, A + 656688 + 2383872*B, A + 656688 + 2417040*B, A + 656688 + 2416768*B, A + 656688 + 2375680*B, B)); /* %392 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(138, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_vjp_k395_fused_scale_sum_neg(A + 656688 + 2416768*B, A + 656688 + 2367488*B, B)); /* %395 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(139, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k397_fused_add_id(A + 656688 + 2375680*B, A + 656688 + 2367488*B, A + 656688 + 2416768*B, B)); /* %397 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(140, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 0, A + 656688 + 2375680*B, B)); /* %399 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(141, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k370_sum(A + 8192, A + 0)); /* %401 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(142, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k371_sum(A + 654848, A + 8192)); /* %402 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(143, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k405_permute(A + 656688 + 2367488*B, A + 656688 + 2375680*B, B)); /* %405 permute [128,B,64]  graphs/lib/image_encoder.lua:13 */
-    CALL(144, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)73728*B), convirt_image_vjp_k407_matmul(A + 0, A + 656688 + 2367488*B, A + 656688 + 1720320*B, B)); /* %407 matmul [128,1152]  graphs/lib/image_encoder.lua:13 */
-    CALL(145, (double)18874368*B, sizeof(real)*((double)73728*B + (double)147456 + (double)8192*B), convirt_image_vjp_k408_matmul(A + 656688 + 1720320*B, (real *)P + 343008, A + 656688 + 2367488*B, B)); /* %408 matmul [1152,64*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(146, 0, sizeof(real)*((double)8192*B + (double)73728*B), convirt_image_vjp_k410_col2im(A + 656688 + 2367488*B, A + 656688 + 1720320*B, B)); /* %410 col2im [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(147, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k367_fused_mul_step(A + 656688 + 2375680*B, A + 656688 + 2367488*B, A + 656688 + 2359296*B, B)); /* %412 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
-    CALL(148, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 147456, A + 656688 + 2375680*B, B)); /* %413 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(149, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k370_sum(A + 155648, A + 147456)); /* %415 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(150, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k371_sum(A + 654976, A + 155648)); /* %416 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(151, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_vjp_k373_mul(A + 656688 + 2383872*B, A + 656688 + 2375680*B, (real *)P + 342752, B)); /* %418 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(152, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k374_mul(A + 656688 + 2359296*B, A + 656688 + 2375680*B, A + 656688 + 2351104*B, B)); /* %419 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(153, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 147456, A + 656688 + 2359296*B, B)); /* %420 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(154, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k370_sum(A + 155648, A + 147456)); /* %422 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(155, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k371_sum(A + 655104, A + 155648)); /* %423 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(156, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k388_fused_scale_mul_sum_mul(A + 656688 + 2416768*B, A + 656688 + 2383872*B, A + 656688 + 2342912*B, A + 656688 + 2417024*B, B)); /* %433 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(157, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), convirt_image_vjp_k392_fused_add_mul_mul_id(A + 656688 + 2351104*B, A + 656688 + 2383872*B, A + 656688 + 2417024*B, A + 656688 + 2416768*B, A + 656688 + 2342912*B, B)); /* %437 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(158, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_vjp_k395_fused_scale_sum_neg(A + 656688 + 2416768*B, A + 656688 + 2351104*B, B)); /* %440 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(159, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k397_fused_add_id(A + 656688 + 2342912*B, A + 656688 + 2351104*B, A + 656688 + 2416768*B, B)); /* %442 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(160, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 147456, A + 656688 + 2342912*B, B)); /* %444 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(161, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k370_sum(A + 155648, A + 147456)); /* %446 reduce [128,1,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(162, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k371_sum(A + 655232, A + 155648)); /* %447 reduce [128,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(163, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k405_permute(A + 656688 + 2351104*B, A + 656688 + 2342912*B, B)); /* %450 permute [128,B,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(164, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)73728*B), convirt_image_vjp_k407_matmul(A + 147456, A + 656688 + 2351104*B, A + 656688 + 1646592*B, B)); /* %452 matmul [128,1152]  graphs/lib/image_encoder.lua:6 */
-    CALL(165, (double)18874368*B, sizeof(real)*((double)73728*B + (double)147456 + (double)8192*B), convirt_image_vjp_k408_matmul(A + 656688 + 1646592*B, (real *)P + 195168, A + 656688 + 2351104*B, B)); /* %453 matmul [1152,64*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(166, 0, sizeof(real)*((double)8192*B + (double)73728*B), convirt_image_vjp_k410_col2im(A + 656688 + 2342912*B, A + 656688 + 1646592*B, B)); /* %455 col2im [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(167, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k458_fused_mul_add_step(A + 656688 + 2351104*B, A + 656688 + 2392064*B, A + 656688 + 2342912*B, A + 656688 + 2326528*B, B)); /* %458 fused:mul_add_step [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
-    CALL(168, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 294912, A + 656688 + 2351104*B, B)); /* %459 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(169, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k370_sum(A + 303104, A + 294912)); /* %461 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(170, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k371_sum(A + 655360, A + 303104)); /* %462 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(171, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_vjp_k373_mul(A + 656688 + 2326528*B, A + 656688 + 2351104*B, (real *)P + 194912, B)); /* %464 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(172, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k374_mul(A + 656688 + 2342912*B, A + 656688 + 2351104*B, A + 656688 + 2318336*B, B)); /* %465 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(173, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 294912, A + 656688 + 2342912*B, B)); /* %466 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(174, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k370_sum(A + 303104, A + 294912)); /* %468 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(175, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k371_sum(A + 655488, A + 303104)); /* %469 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(176, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k388_fused_scale_mul_sum_mul(A + 656688 + 2416768*B, A + 656688 + 2326528*B, A + 656688 + 2310144*B, A + 656688 + 2417008*B, B)); /* %479 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(177, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), convirt_image_vjp_k392_fused_add_mul_mul_id(A + 656688 + 2318336*B, A + 656688 + 2326528*B, A + 656688 + 2417008*B, A + 656688 + 2416768*B, A + 656688 + 2310144*B, B)); /* %483 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(178, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_vjp_k395_fused_scale_sum_neg(A + 656688 + 2416768*B, A + 656688 + 2318336*B, B)); /* %486 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(179, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k397_fused_add_id(A + 656688 + 2310144*B, A + 656688 + 2318336*B, A + 656688 + 2416768*B, B)); /* %488 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(180, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 294912, A + 656688 + 2310144*B, B)); /* %490 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(181, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k370_sum(A + 303104, A + 294912)); /* %492 reduce [128,1,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(182, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k371_sum(A + 655616, A + 303104)); /* %493 reduce [128,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(183, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k405_permute(A + 656688 + 2318336*B, A + 656688 + 2310144*B, B)); /* %496 permute [128,B,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(184, (double)9437184*B, sizeof(real)*((double)73728 + (double)8192*B + (double)36864*B), convirt_image_vjp_k498_matmul(A + 425984, A + 656688 + 2318336*B, A + 656688 + 1830912*B, B)); /* %498 matmul [128,576]  graphs/lib/image_encoder.lua:6 */
-    CALL(185, (double)9437184*B, sizeof(real)*((double)36864*B + (double)73728 + (double)8192*B), convirt_image_vjp_k499_matmul(A + 656688 + 1646592*B, (real *)P + 121056, A + 656688 + 2318336*B, B)); /* %499 matmul [576,64*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(186, 0, sizeof(real)*((double)16384*B + (double)36864*B), convirt_image_vjp_k501_col2im(A + 656688 + 1830912*B, A + 656688 + 1646592*B, B)); /* %501 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(187, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k503_fused_mul_step(A + 656688 + 1847296*B, A + 656688 + 1830912*B, A + 656688 + 2293760*B, B)); /* %503 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
-    CALL(188, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 499712, A + 656688 + 1847296*B, B)); /* %504 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(189, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 516096, A + 499712)); /* %506 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(190, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 655744, A + 516096)); /* %507 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(191, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_vjp_k509_mul(A + 656688 + 1830912*B, A + 656688 + 1847296*B, (real *)P + 120928, B)); /* %509 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(192, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k510_mul(A + 656688 + 1646592*B, A + 656688 + 1847296*B, A + 656688 + 2277376*B, B)); /* %510 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(193, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 499712, A + 656688 + 1646592*B, B)); /* %511 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(194, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 516096, A + 499712)); /* %513 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(195, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 655808, A + 516096)); /* %514 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(196, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k524_fused_scale_mul_sum_mul(A + 656688 + 2416768*B, A + 656688 + 1830912*B, A + 656688 + 2260992*B, A + 656688 + 2416992*B, B)); /* %524 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(197, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), convirt_image_vjp_k528_fused_add_mul_mul_id(A + 656688 + 1646592*B, A + 656688 + 1830912*B, A + 656688 + 2416992*B, A + 656688 + 2416768*B, A + 656688 + 2260992*B, B)); /* %528 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(198, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_vjp_k531_fused_scale_sum_neg(A + 656688 + 2416768*B, A + 656688 + 1646592*B, B)); /* %531 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(199, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k533_fused_add_id(A + 656688 + 1830912*B, A + 656688 + 1646592*B, A + 656688 + 2416768*B, B)); /* %533 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(200, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 499712, A + 656688 + 1830912*B, B)); /* %535 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(201, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 516096, A + 499712)); /* %537 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(202, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 655872, A + 516096)); /* %538 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(203, 0, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k541_permute(A + 656688 + 1646592*B, A + 656688 + 1830912*B, B)); /* %541 permute [64,B,256]  graphs/lib/image_encoder.lua:13 */
-    CALL(204, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)147456*B), convirt_image_vjp_k543_matmul(A + 499712, A + 656688 + 1646592*B, A + 656688 + 1032192*B, B)); /* %543 matmul [64,576]  graphs/lib/image_encoder.lua:13 */
-    CALL(205, (double)18874368*B, sizeof(real)*((double)147456*B + (double)36864 + (double)16384*B), convirt_image_vjp_k544_matmul(A + 656688 + 1032192*B, (real *)P + 84000, A + 656688 + 1646592*B, B)); /* %544 matmul [576,256*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(206, 0, sizeof(real)*((double)16384*B + (double)147456*B), convirt_image_vjp_k546_col2im(A + 656688 + 1830912*B, A + 656688 + 1032192*B, B)); /* %546 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(207, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k503_fused_mul_step(A + 656688 + 1032192*B, A + 656688 + 1830912*B, A + 656688 + 2244608*B, B)); /* %548 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
-    CALL(208, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 536576, A + 656688 + 1032192*B, B)); /* %549 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(209, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 552960, A + 536576)); /* %551 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(210, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 655936, A + 552960)); /* %552 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(211, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_vjp_k509_mul(A + 656688 + 1830912*B, A + 656688 + 1032192*B, (real *)P + 83872, B)); /* %554 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(212, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k510_mul(A + 656688 + 1048576*B, A + 656688 + 1032192*B, A + 656688 + 2228224*B, B)); /* %555 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(213, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 536576, A + 656688 + 1048576*B, B)); /* %556 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(214, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 552960, A + 536576)); /* %558 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(215, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 656000, A + 552960)); /* %559 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(216, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k524_fused_scale_mul_sum_mul(A + 656688 + 2416768*B, A + 656688 + 1830912*B, A + 656688 + 2211840*B, A + 656688 + 2416976*B, B)); /* %569 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(217, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), convirt_image_vjp_k528_fused_add_mul_mul_id(A + 656688 + 1032192*B, A + 656688 + 1830912*B, A + 656688 + 2416976*B, A + 656688 + 2416768*B, A + 656688 + 2211840*B, B)); /* %573 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(218, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_vjp_k531_fused_scale_sum_neg(A + 656688 + 2416768*B, A + 656688 + 1032192*B, B)); /* %576 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(219, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k533_fused_add_id(A + 656688 + 1830912*B, A + 656688 + 1032192*B, A + 656688 + 2416768*B, B)); /* %578 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(220, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 536576, A + 656688 + 1830912*B, B)); /* %580 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(221, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 552960, A + 536576)); /* %582 reduce [64,1,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(222, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 656064, A + 552960)); /* %583 reduce [64,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(223, 0, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k541_permute(A + 656688 + 1032192*B, A + 656688 + 1830912*B, B)); /* %586 permute [64,B,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(224, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)147456*B), convirt_image_vjp_k543_matmul(A + 536576, A + 656688 + 1032192*B, A + 656688 + 884736*B, B)); /* %588 matmul [64,576]  graphs/lib/image_encoder.lua:6 */
-    CALL(225, (double)18874368*B, sizeof(real)*((double)147456*B + (double)36864 + (double)16384*B), convirt_image_vjp_k544_matmul(A + 656688 + 884736*B, (real *)P + 46944, A + 656688 + 1032192*B, B)); /* %589 matmul [576,256*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(226, 0, sizeof(real)*((double)16384*B + (double)147456*B), convirt_image_vjp_k546_col2im(A + 656688 + 1830912*B, A + 656688 + 884736*B, B)); /* %591 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(227, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k594_fused_mul_add_step(A + 656688 + 1646592*B, A + 656688 + 1847296*B, A + 656688 + 1830912*B, A + 656688 + 2195456*B, B)); /* %594 fused:mul_add_step [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
-    CALL(228, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 573440, A + 656688 + 1646592*B, B)); /* %595 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(229, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 589824, A + 573440)); /* %597 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(230, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 656128, A + 589824)); /* %598 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(231, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_vjp_k509_mul(A + 656688 + 1830912*B, A + 656688 + 1646592*B, (real *)P + 46816, B)); /* %600 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(232, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k510_mul(A + 656688 + 1847296*B, A + 656688 + 1646592*B, A + 656688 + 2179072*B, B)); /* %601 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(233, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 573440, A + 656688 + 1847296*B, B)); /* %602 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(234, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 589824, A + 573440)); /* %604 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(235, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 656192, A + 589824)); /* %605 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(236, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k524_fused_scale_mul_sum_mul(A + 656688 + 2416768*B, A + 656688 + 1830912*B, A + 656688 + 2162688*B, A + 656688 + 2416960*B, B)); /* %615 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(237, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), convirt_image_vjp_k528_fused_add_mul_mul_id(A + 656688 + 1847296*B, A + 656688 + 1830912*B, A + 656688 + 2416960*B, A + 656688 + 2416768*B, A + 656688 + 2162688*B, B)); /* %619 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(238, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_vjp_k531_fused_scale_sum_neg(A + 656688 + 2416768*B, A + 656688 + 1847296*B, B)); /* %622 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(239, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k533_fused_add_id(A + 656688 + 1830912*B, A + 656688 + 1847296*B, A + 656688 + 2416768*B, B)); /* %624 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(240, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 573440, A + 656688 + 1830912*B, B)); /* %626 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(241, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 589824, A + 573440)); /* %628 reduce [64,1,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(242, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 656256, A + 589824)); /* %629 reduce [64,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(243, 0, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k541_permute(A + 656688 + 1847296*B, A + 656688 + 1830912*B, B)); /* %632 permute [64,B,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(244, (double)9437184*B, sizeof(real)*((double)18432 + (double)16384*B + (double)73728*B), convirt_image_vjp_k634_matmul(A + 573440, A + 656688 + 1847296*B, A + 656688 + 1572864*B, B)); /* %634 matmul [64,288]  graphs/lib/image_encoder.lua:6 */
-    CALL(245, (double)9437184*B, sizeof(real)*((double)73728*B + (double)18432 + (double)16384*B), convirt_image_vjp_k635_matmul(A + 656688 + 884736*B, (real *)P + 28320, A + 656688 + 1847296*B, B)); /* %635 matmul [288,256*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(246, 0, sizeof(real)*((double)32768*B + (double)73728*B), convirt_image_vjp_k637_col2im(A + 656688 + 1830912*B, A + 656688 + 884736*B, B)); /* %637 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(247, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k639_fused_mul_step(A + 656688 + 1572864*B, A + 656688 + 1830912*B, A + 656688 + 2129920*B, B)); /* %639 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
-    CALL(248, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 294912, A + 656688 + 1572864*B, B)); /* %640 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(249, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 327680, A + 294912)); /* %642 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(250, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 656320, A + 327680)); /* %643 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(251, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_vjp_k645_mul(A + 656688 + 1830912*B, A + 656688 + 1572864*B, (real *)P + 28256, B)); /* %645 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(252, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k646_mul(A + 656688 + 1605632*B, A + 656688 + 1572864*B, A + 656688 + 2097152*B, B)); /* %646 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(253, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 294912, A + 656688 + 1605632*B, B)); /* %647 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(254, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 327680, A + 294912)); /* %649 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(255, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 656352, A + 327680)); /* %650 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(256, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k660_fused_scale_mul_sum_mul(A + 656688 + 2416768*B, A + 656688 + 1830912*B, A + 656688 + 2064384*B, A + 656688 + 2416944*B, B)); /* %660 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(257, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), convirt_image_vjp_k664_fused_add_mul_mul_id(A + 656688 + 1605632*B, A + 656688 + 1830912*B, A + 656688 + 2416944*B, A + 656688 + 2416768*B, A + 656688 + 2064384*B, B)); /* %664 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(258, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_vjp_k667_fused_scale_sum_neg(A + 656688 + 2416768*B, A + 656688 + 1605632*B, B)); /* %667 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(259, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k669_fused_add_id(A + 656688 + 1830912*B, A + 656688 + 1605632*B, A + 656688 + 2416768*B, B)); /* %669 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(260, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 294912, A + 656688 + 1830912*B, B)); /* %671 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(261, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 327680, A + 294912)); /* %673 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(262, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 656384, A + 327680)); /* %674 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(263, 0, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k677_permute(A + 656688 + 1605632*B, A + 656688 + 1830912*B, B)); /* %677 permute [32,B,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(264, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)294912*B), convirt_image_vjp_k679_matmul(A + 624640, A + 656688 + 1605632*B, A + 656688 + 589824*B, B)); /* %679 matmul [32,288]  graphs/lib/image_encoder.lua:13 */
-    CALL(265, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), convirt_image_vjp_k680_matmul(A + 656688 + 589824*B, (real *)P + 19008, A + 656688 + 1605632*B, B)); /* %680 matmul [288,1024*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(266, 0, sizeof(real)*((double)32768*B + (double)294912*B), convirt_image_vjp_k682_col2im(A + 656688 + 1830912*B, A + 656688 + 589824*B, B)); /* %682 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(267, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k639_fused_mul_step(A + 656688 + 1605632*B, A + 656688 + 1830912*B, A + 656688 + 2031616*B, B)); /* %684 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
-    CALL(268, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 294912, A + 656688 + 1605632*B, B)); /* %685 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(269, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 327680, A + 294912)); /* %687 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(270, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 656416, A + 327680)); /* %688 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(271, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_vjp_k645_mul(A + 656688 + 1830912*B, A + 656688 + 1605632*B, (real *)P + 18944, B)); /* %690 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(272, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k646_mul(A + 656688 + 1638400*B, A + 656688 + 1605632*B, A + 656688 + 1998848*B, B)); /* %691 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(273, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 294912, A + 656688 + 1638400*B, B)); /* %692 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(274, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 327680, A + 294912)); /* %694 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(275, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 656448, A + 327680)); /* %695 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(276, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k660_fused_scale_mul_sum_mul(A + 656688 + 2416768*B, A + 656688 + 1830912*B, A + 656688 + 1966080*B, A + 656688 + 2416928*B, B)); /* %705 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(277, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), convirt_image_vjp_k664_fused_add_mul_mul_id(A + 656688 + 1605632*B, A + 656688 + 1830912*B, A + 656688 + 2416928*B, A + 656688 + 2416768*B, A + 656688 + 1966080*B, B)); /* %709 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(278, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_vjp_k667_fused_scale_sum_neg(A + 656688 + 2416768*B, A + 656688 + 1605632*B, B)); /* %712 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(279, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k669_fused_add_id(A + 656688 + 1830912*B, A + 656688 + 1605632*B, A + 656688 + 2416768*B, B)); /* %714 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(280, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 294912, A + 656688 + 1830912*B, B)); /* %716 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(281, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 327680, A + 294912)); /* %718 reduce [32,1,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(282, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 656480, A + 327680)); /* %719 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(283, 0, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k677_permute(A + 656688 + 1605632*B, A + 656688 + 1830912*B, B)); /* %722 permute [32,B,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(284, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)294912*B), convirt_image_vjp_k679_matmul(A + 633856, A + 656688 + 1605632*B, A + 656688 + 294912*B, B)); /* %724 matmul [32,288]  graphs/lib/image_encoder.lua:6 */
-    CALL(285, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), convirt_image_vjp_k680_matmul(A + 656688 + 294912*B, (real *)P + 9696, A + 656688 + 1605632*B, B)); /* %725 matmul [288,1024*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(286, 0, sizeof(real)*((double)32768*B + (double)294912*B), convirt_image_vjp_k682_col2im(A + 656688 + 1830912*B, A + 656688 + 294912*B, B)); /* %727 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(287, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k730_fused_mul_add_step(A + 656688 + 1605632*B, A + 656688 + 1572864*B, A + 656688 + 1830912*B, A + 656688 + 1933312*B, B)); /* %730 fused:mul_add_step [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
-    CALL(288, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 294912, A + 656688 + 1605632*B, B)); /* %731 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(289, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 327680, A + 294912)); /* %733 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(290, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 656512, A + 327680)); /* %734 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(291, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_vjp_k645_mul(A + 656688 + 1572864*B, A + 656688 + 1605632*B, (real *)P + 9632, B)); /* %736 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(292, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k646_mul(A + 656688 + 1830912*B, A + 656688 + 1605632*B, A + 656688 + 1900544*B, B)); /* %737 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(293, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 294912, A + 656688 + 1830912*B, B)); /* %738 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(294, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 327680, A + 294912)); /* %740 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(295, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 656544, A + 327680)); /* %741 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(296, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k660_fused_scale_mul_sum_mul(A + 656688 + 2416768*B, A + 656688 + 1572864*B, A + 656688 + 1867776*B, A + 656688 + 2416912*B, B)); /* %751 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(297, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), convirt_image_vjp_k664_fused_add_mul_mul_id(A + 656688 + 1830912*B, A + 656688 + 1572864*B, A + 656688 + 2416912*B, A + 656688 + 2416768*B, A + 656688 + 1867776*B, B)); /* %755 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(298, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_vjp_k667_fused_scale_sum_neg(A + 656688 + 2416768*B, A + 656688 + 1830912*B, B)); /* %758 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(299, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k669_fused_add_id(A + 656688 + 1572864*B, A + 656688 + 1830912*B, A + 656688 + 2416768*B, B)); /* %760 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(300, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 294912, A + 656688 + 1572864*B, B)); /* %762 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(301, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 327680, A + 294912)); /* %764 reduce [32,1,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(302, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 656576, A + 327680)); /* %765 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(303, 0, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k677_permute(A + 656688 + 1605632*B, A + 656688 + 1572864*B, B)); /* %768 permute [32,B,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(304, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)294912*B), convirt_image_vjp_k679_matmul(A + 643072, A + 656688 + 1605632*B, A + 656688, B)); /* %770 matmul [32,288]  graphs/lib/image_encoder.lua:6 */
-    CALL(305, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), convirt_image_vjp_k680_matmul(A + 656688, (real *)P + 384, A + 656688 + 1605632*B, B)); /* %771 matmul [288,1024*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(306, 0, sizeof(real)*((double)131072*B + (double)294912*B), convirt_image_vjp_k773_col2im(A + 656688 + 294912*B, A + 656688, B)); /* %773 col2im [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(307, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), convirt_image_vjp_k775_fused_mul_step(A + 656688, A + 656688 + 294912*B, A + 656688 + 1441792*B, B)); /* %775 fused:mul_step [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
-    CALL(308, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), convirt_image_vjp_k776_sum(A + 294912, A + 656688, B)); /* %776 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(309, (double)131072, sizeof(real)*((double)2048 + (double)131072), convirt_image_vjp_k778_sum(A + 652288, A + 294912)); /* %778 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(310, (double)2048, sizeof(real)*((double)32 + (double)2048), convirt_image_vjp_k779_sum(A + 656608, A + 652288)); /* %779 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(311, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), convirt_image_vjp_k781_mul(A + 656688 + 131072*B, A + 656688, (real *)P + 320, B)); /* %781 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(312, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), convirt_image_vjp_k782_mul(A + 656688 + 262144*B, A + 656688, A + 656688 + 1310720*B, B)); /* %782 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(313, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), convirt_image_vjp_k776_sum(A + 294912, A + 656688 + 262144*B, B)); /* %783 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(314, (double)131072, sizeof(real)*((double)2048 + (double)131072), convirt_image_vjp_k778_sum(A + 652288, A + 294912)); /* %785 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(315, (double)2048, sizeof(real)*((double)32 + (double)2048), convirt_image_vjp_k779_sum(A + 656640, A + 652288)); /* %786 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(316, (double)262184*B, sizeof(real)*((double)8*B + (double)131072*B + (double)131072*B + (double)8*B), convirt_image_vjp_k796_fused_scale_mul_sum_mul(A + 656688 + 2416768*B, A + 656688 + 131072*B, A + 656688 + 1179648*B, A + 656688 + 2416896*B, B)); /* %796 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(317, (double)655360*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B + (double)8*B + (double)131072*B), convirt_image_vjp_k800_fused_add_mul_mul_id(A + 656688, A + 656688 + 131072*B, A + 656688 + 2416896*B, A + 656688 + 2416768*B, A + 656688 + 1179648*B, B)); /* %800 fused:add_mul_mul_id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(318, (double)262152*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_vjp_k803_fused_scale_sum_neg(A + 656688 + 2342912*B, A + 656688, B)); /* %803 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(319, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_vjp_k805_fused_add_id(A + 656688 + 131072*B, A + 656688, A + 656688 + 2342912*B, B)); /* %805 fused:add_id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(320, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), convirt_image_vjp_k776_sum(A + 294912, A + 656688 + 131072*B, B)); /* %807 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(321, (double)131072, sizeof(real)*((double)2048 + (double)131072), convirt_image_vjp_k778_sum(A + 652288, A + 294912)); /* %809 reduce [32,1,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(322, (double)2048, sizeof(real)*((double)32 + (double)2048), convirt_image_vjp_k779_sum(A + 295200, A + 652288)); /* %810 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(323, 0, sizeof(real)*((double)131072*B + (double)131072*B), convirt_image_vjp_k813_permute(A + 656688, A + 656688 + 131072*B, B)); /* %813 permute [32,B,4096]  graphs/lib/image_encoder.lua:6 */
-    CALL(324, (double)2359296*B, sizeof(real)*((double)288 + (double)131072*B + (double)36864*B), convirt_image_vjp_k815_matmul(A + 294912, A + 656688, A + 656688 + 1794048*B, B)); /* %815 matmul [32,9]  graphs/lib/image_encoder.lua:6 */
-    memcpy(grads + 0, A + 294912, sizeof(real)*288); /* d loss / d image.stem.weight */
-    memcpy(grads + 288, A + 295200, sizeof(real)*32); /* d loss / d image.stem.bias */
-    memcpy(grads + 320, A + 656640, sizeof(real)*32); /* d loss / d image.stem_gn.weight */
-    memcpy(grads + 352, A + 656608, sizeof(real)*32); /* d loss / d image.stem_gn.bias */
-    memcpy(grads + 384, A + 643072, sizeof(real)*9216); /* d loss / d image.stage1.down.weight */
-    memcpy(grads + 9600, A + 656576, sizeof(real)*32); /* d loss / d image.stage1.down.bias */
-    memcpy(grads + 9632, A + 656544, sizeof(real)*32); /* d loss / d image.stage1.gn.weight */
-    memcpy(grads + 9664, A + 656512, sizeof(real)*32); /* d loss / d image.stage1.gn.bias */
-    memcpy(grads + 9696, A + 633856, sizeof(real)*9216); /* d loss / d image.stage1.res.conv1.weight */
-    memcpy(grads + 18912, A + 656480, sizeof(real)*32); /* d loss / d image.stage1.res.conv1.bias */
-    memcpy(grads + 18944, A + 656448, sizeof(real)*32); /* d loss / d image.stage1.res.gn1.weight */
-    memcpy(grads + 18976, A + 656416, sizeof(real)*32); /* d loss / d image.stage1.res.gn1.bias */
-    memcpy(grads + 19008, A + 624640, sizeof(real)*9216); /* d loss / d image.stage1.res.conv2.weight */
-    memcpy(grads + 28224, A + 656384, sizeof(real)*32); /* d loss / d image.stage1.res.conv2.bias */
-    memcpy(grads + 28256, A + 656352, sizeof(real)*32); /* d loss / d image.stage1.res.gn2.weight */
-    memcpy(grads + 28288, A + 656320, sizeof(real)*32); /* d loss / d image.stage1.res.gn2.bias */
-    memcpy(grads + 28320, A + 573440, sizeof(real)*18432); /* d loss / d image.stage2.down.weight */
-    memcpy(grads + 46752, A + 656256, sizeof(real)*64); /* d loss / d image.stage2.down.bias */
-    memcpy(grads + 46816, A + 656192, sizeof(real)*64); /* d loss / d image.stage2.gn.weight */
-    memcpy(grads + 46880, A + 656128, sizeof(real)*64); /* d loss / d image.stage2.gn.bias */
-    memcpy(grads + 46944, A + 536576, sizeof(real)*36864); /* d loss / d image.stage2.res.conv1.weight */
-    memcpy(grads + 83808, A + 656064, sizeof(real)*64); /* d loss / d image.stage2.res.conv1.bias */
-    memcpy(grads + 83872, A + 656000, sizeof(real)*64); /* d loss / d image.stage2.res.gn1.weight */
-    memcpy(grads + 83936, A + 655936, sizeof(real)*64); /* d loss / d image.stage2.res.gn1.bias */
-    memcpy(grads + 84000, A + 499712, sizeof(real)*36864); /* d loss / d image.stage2.res.conv2.weight */
-    memcpy(grads + 120864, A + 655872, sizeof(real)*64); /* d loss / d image.stage2.res.conv2.bias */
-    memcpy(grads + 120928, A + 655808, sizeof(real)*64); /* d loss / d image.stage2.res.gn2.weight */
-    memcpy(grads + 120992, A + 655744, sizeof(real)*64); /* d loss / d image.stage2.res.gn2.bias */
-    memcpy(grads + 121056, A + 425984, sizeof(real)*73728); /* d loss / d image.stage3.down.weight */
-    memcpy(grads + 194784, A + 655616, sizeof(real)*128); /* d loss / d image.stage3.down.bias */
-    memcpy(grads + 194912, A + 655488, sizeof(real)*128); /* d loss / d image.stage3.gn.weight */
-    memcpy(grads + 195040, A + 655360, sizeof(real)*128); /* d loss / d image.stage3.gn.bias */
-    memcpy(grads + 195168, A + 147456, sizeof(real)*147456); /* d loss / d image.stage3.res.conv1.weight */
-    memcpy(grads + 342624, A + 655232, sizeof(real)*128); /* d loss / d image.stage3.res.conv1.bias */
-    memcpy(grads + 342752, A + 655104, sizeof(real)*128); /* d loss / d image.stage3.res.gn1.weight */
-    memcpy(grads + 342880, A + 654976, sizeof(real)*128); /* d loss / d image.stage3.res.gn1.bias */
-    memcpy(grads + 343008, A + 0, sizeof(real)*147456); /* d loss / d image.stage3.res.conv2.weight */
-    memcpy(grads + 490464, A + 654848, sizeof(real)*128); /* d loss / d image.stage3.res.conv2.bias */
-    memcpy(grads + 490592, A + 654720, sizeof(real)*128); /* d loss / d image.stage3.res.gn2.weight */
-    memcpy(grads + 490720, A + 654592, sizeof(real)*128); /* d loss / d image.stage3.res.gn2.bias */
-    memcpy(grads + 490848, A + 608256, sizeof(real)*16384); /* d loss / d image.region_proj.weight */
-    memcpy(grads + 507232, A + 654464, sizeof(real)*128); /* d loss / d image.region_proj.bias */
-    memcpy(grads + 507360, A + 591872, sizeof(real)*16384); /* d loss / d image.global_proj.weight */
-    memcpy(grads + 523744, A + 654336, sizeof(real)*128); /* d loss / d image.global_proj.bias */
+    CALL(82, 0, sizeof(real)*((double)1), convirt_features_loss_k58_fill(A + 0)); /* %266 fill []  graphs/lib/model.lua:147 */
+    CALL(83, (double)B, sizeof(real)*((double)B + (double)1), convirt_features_loss_k61_id(A + 5389552 + 1241216*B, A + 0, B)); /* %268 map:id [B,1,1]  graphs/lib/model.lua:147 */
+    CALL(84, (double)64*B, sizeof(real)*((double)64*B + (double)B), convirt_image_vjp_k269_id(A + 5389552 + 1228928*B, A + 5389552 + 1241216*B, B)); /* %269 map:id [B,64,1]  graphs/lib/model.lua:147 */
+    CALL(85, (double)16384*B, sizeof(real)*((double)8192*B + (double)64*B + (double)8192*B), convirt_image_vjp_k271_fused_mul_id(A + 5389552 + 1220608*B, A + 5389552 + 1228928*B, (real *)inputs[2], B)); /* %271 fused:mul_id [B,64,128]  graphs/lib/model.lua:147 */
+    CALL(86, (double)B, sizeof(real)*((double)B + (double)1), convirt_features_loss_k61_id(A + 5389552 + 1241216*B, A + 0, B)); /* %274 map:id [B,1]  graphs/lib/model.lua:147 */
+    CALL(87, (double)256*B, sizeof(real)*((double)128*B + (double)B + (double)128*B), convirt_image_vjp_k276_fused_mul_id(A + 5389552 + 1228928*B, A + 5389552 + 1241216*B, (real *)inputs[1], B)); /* %276 fused:mul_id [B,128]  graphs/lib/model.lua:147 */
+    CALL(88, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k278_sum(A + 5387264, A + 5389552 + 1228928*B, B)); /* %278 reduce [1,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(89, (double)32768*B, sizeof(real)*((double)16384 + (double)128*B + (double)128*B), convirt_image_vjp_k281_matmul(A + 5326848, A + 5389552 + 1228928*B, A + 5389552 + 1228800*B, B)); /* %281 matmul [128,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(90, (double)32896*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384), convirt_image_vjp_k282_matmul_scale(A + 5389552 + 1241216*B, A + 5389552 + 1228928*B, (real *)P + 507360, B)); /* %282 matmul+scale [B,128]  graphs/lib/image_encoder.lua:35 */
+    CALL(91, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k285_sum(A + 0, A + 5389552 + 1220608*B, B)); /* %285 reduce [1,64,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(92, (double)8192, sizeof(real)*((double)128 + (double)8192), convirt_image_vjp_k287_sum(A + 5387392, A + 0)); /* %287 reduce [1,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(93, (double)2097152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384), convirt_image_vjp_k290_matmul(A + 5389552 + 1228800*B, A + 5389552 + 1220608*B, (real *)P + 490848, B)); /* %290 matmul [64*B,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(94, (double)2097152*B, sizeof(real)*((double)16384 + (double)8192*B + (double)8192*B), convirt_image_vjp_k291_matmul(A + 5343232, A + 5389552 + 1220608*B, A + 5389552 + 1212416*B, B)); /* %291 matmul [128,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(95, (double)16384*B, sizeof(real)*((double)8192*B + (double)128*B + (double)8192*B), convirt_image_vjp_k293_fused_add_id(A + 5389552 + 1212416*B, A + 5389552 + 1241216*B, A + 5389552 + 1228800*B, B)); /* %293 fused:add_id [B,64,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(96, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k294_permute(A + 5389552 + 1220608*B, A + 5389552 + 1212416*B, B)); /* %294 permute [B,128,64]  graphs/lib/image_encoder.lua:33 */
+    CALL(97, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k297_fused_mul_step(A + 5389552 + 1212416*B, A + 5389552 + 1220608*B, A + 5389552 + 1196032*B, B)); /* %297 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
+    CALL(98, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k285_sum(A + 0, A + 5389552 + 1212416*B, B)); /* %298 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(99, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k300_sum(A + 8192, A + 0)); /* %300 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(100, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k301_sum(A + 5387520, A + 8192)); /* %301 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(101, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_vjp_k303_mul(A + 5389552 + 1196032*B, A + 5389552 + 1212416*B, (real *)P + 490592, B)); /* %303 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(102, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k304_mul(A + 5389552 + 1220608*B, A + 5389552 + 1212416*B, A + 5389552 + 1179648*B, B)); /* %304 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(103, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k285_sum(A + 0, A + 5389552 + 1220608*B, B)); /* %305 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(104, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k300_sum(A + 8192, A + 0)); /* %307 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(105, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k301_sum(A + 5387648, A + 8192)); /* %308 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(106, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k318_fused_scale_mul_sum_mul(A + 5389552 + 1241216*B, A + 5389552 + 1196032*B, A + 5389552 + 1187840*B, A + 5389552 + 1241488*B, B)); /* %318 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(107, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), convirt_image_vjp_k322_fused_add_mul_mul_id(A + 5389552 + 1179648*B, A + 5389552 + 1196032*B, A + 5389552 + 1241488*B, A + 5389552 + 1241216*B, A + 5389552 + 1187840*B, B)); /* %322 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(108, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_vjp_k325_fused_scale_sum_neg(A + 5389552 + 1241216*B, A + 5389552 + 1179648*B, B)); /* %325 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(109, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k327_fused_add_id(A + 5389552 + 1187840*B, A + 5389552 + 1179648*B, A + 5389552 + 1241216*B, B)); /* %327 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(110, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k330_sum(A + 5389552 + 1179648*B, A + 5389552 + 1187840*B, B)); /* %330 reduce [B,128,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(111, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k278_sum(A + 5387776, A + 5389552 + 1179648*B, B)); /* %331 reduce [1,128,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(112, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456), convirt_image_vjp_k333_conv2d_input_grad(A + 5389552 + 1179648*B, A + 5389552 + 1187840*B, (real *)P + 343008, A + 0, B)); /* %333 conv2d_input_grad [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(113, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)8192*B), convirt_image_vjp_k334_conv2d_weight_grad(A + 4866048, A + 5389552 + 1187840*B, A + 5389552 + 1171456*B, A + 0, B)); /* %334 conv2d_weight_grad [128,128,3,3]  graphs/lib/image_encoder.lua:13 */
+    CALL(114, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k297_fused_mul_step(A + 5389552 + 1171456*B, A + 5389552 + 1179648*B, A + 5389552 + 1163264*B, B)); /* %336 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
+    CALL(115, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k285_sum(A + 5013504, A + 5389552 + 1171456*B, B)); /* %337 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(116, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k300_sum(A + 5021696, A + 5013504)); /* %339 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(117, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k301_sum(A + 5387904, A + 5021696)); /* %340 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(118, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_vjp_k303_mul(A + 5389552 + 1163264*B, A + 5389552 + 1171456*B, (real *)P + 342752, B)); /* %342 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(119, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k304_mul(A + 5389552 + 1179648*B, A + 5389552 + 1171456*B, A + 5389552 + 1146880*B, B)); /* %343 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(120, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k285_sum(A + 5013504, A + 5389552 + 1179648*B, B)); /* %344 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(121, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k300_sum(A + 5021696, A + 5013504)); /* %346 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(122, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k301_sum(A + 5388032, A + 5021696)); /* %347 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(123, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k318_fused_scale_mul_sum_mul(A + 5389552 + 1241216*B, A + 5389552 + 1163264*B, A + 5389552 + 1155072*B, A + 5389552 + 1241472*B, B)); /* %357 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(124, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), convirt_image_vjp_k322_fused_add_mul_mul_id(A + 5389552 + 1146880*B, A + 5389552 + 1163264*B, A + 5389552 + 1241472*B, A + 5389552 + 1241216*B, A + 5389552 + 1155072*B, B)); /* %361 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(125, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_vjp_k325_fused_scale_sum_neg(A + 5389552 + 1241216*B, A + 5389552 + 1146880*B, B)); /* %364 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(126, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k327_fused_add_id(A + 5389552 + 1155072*B, A + 5389552 + 1146880*B, A + 5389552 + 1241216*B, B)); /* %366 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(127, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k330_sum(A + 5389552 + 1146880*B, A + 5389552 + 1155072*B, B)); /* %369 reduce [B,128,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(128, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k278_sum(A + 5388160, A + 5389552 + 1146880*B, B)); /* %370 reduce [1,128,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(129, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456), convirt_image_vjp_k333_conv2d_input_grad(A + 5389552 + 1146880*B, A + 5389552 + 1155072*B, (real *)P + 195168, A + 0, B)); /* %372 conv2d_input_grad [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(130, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)8192*B), convirt_image_vjp_k334_conv2d_weight_grad(A + 5013504, A + 5389552 + 1155072*B, A + 5389552 + 1138688*B, A + 0, B)); /* %373 conv2d_weight_grad [128,128,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(131, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k376_fused_mul_add_step(A + 5389552 + 1138688*B, A + 5389552 + 1212416*B, A + 5389552 + 1146880*B, A + 5389552 + 1130496*B, B)); /* %376 fused:mul_add_step [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
+    CALL(132, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k285_sum(A + 5160960, A + 5389552 + 1138688*B, B)); /* %377 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(133, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k300_sum(A + 5169152, A + 5160960)); /* %379 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(134, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k301_sum(A + 5388288, A + 5169152)); /* %380 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(135, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_vjp_k303_mul(A + 5389552 + 1130496*B, A + 5389552 + 1138688*B, (real *)P + 194912, B)); /* %382 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(136, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k304_mul(A + 5389552 + 1146880*B, A + 5389552 + 1138688*B, A + 5389552 + 1114112*B, B)); /* %383 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(137, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k285_sum(A + 5160960, A + 5389552 + 1146880*B, B)); /* %384 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(138, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k300_sum(A + 5169152, A + 5160960)); /* %386 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(139, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k301_sum(A + 5388416, A + 5169152)); /* %387 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(140, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k318_fused_scale_mul_sum_mul(A + 5389552 + 1241216*B, A + 5389552 + 1130496*B, A + 5389552 + 1122304*B, A + 5389552 + 1241456*B, B)); /* %397 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(141, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), convirt_image_vjp_k322_fused_add_mul_mul_id(A + 5389552 + 1114112*B, A + 5389552 + 1130496*B, A + 5389552 + 1241456*B, A + 5389552 + 1241216*B, A + 5389552 + 1122304*B, B)); /* %401 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(142, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_vjp_k325_fused_scale_sum_neg(A + 5389552 + 1241216*B, A + 5389552 + 1114112*B, B)); /* %404 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(143, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k327_fused_add_id(A + 5389552 + 1130496*B, A + 5389552 + 1114112*B, A + 5389552 + 1241216*B, B)); /* %406 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(144, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k330_sum(A + 5389552 + 1114112*B, A + 5389552 + 1130496*B, B)); /* %409 reduce [B,128,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(145, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k278_sum(A + 5388544, A + 5389552 + 1114112*B, B)); /* %410 reduce [1,128,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(146, (double)9437184*B, sizeof(real)*((double)16384*B + (double)8192*B + (double)73728), convirt_image_vjp_k412_conv2d_input_grad(A + 5389552 + 1114112*B, A + 5389552 + 1130496*B, (real *)P + 121056, A + 0, B)); /* %412 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(147, (double)9437184*B, sizeof(real)*((double)73728 + (double)8192*B + (double)16384*B), convirt_image_vjp_k413_conv2d_weight_grad(A + 5160960, A + 5389552 + 1130496*B, A + 5389552 + 1097728*B, A + 0, B)); /* %413 conv2d_weight_grad [128,64,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(148, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k415_fused_mul_step(A + 5389552 + 1097728*B, A + 5389552 + 1114112*B, A + 5389552 + 1081344*B, B)); /* %415 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
+    CALL(149, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k416_sum(A + 5234688, A + 5389552 + 1097728*B, B)); /* %416 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(150, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k418_sum(A + 5251072, A + 5234688)); /* %418 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(151, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k419_sum(A + 5388672, A + 5251072)); /* %419 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(152, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_vjp_k421_mul(A + 5389552 + 1081344*B, A + 5389552 + 1097728*B, (real *)P + 120928, B)); /* %421 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(153, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k422_mul(A + 5389552 + 1114112*B, A + 5389552 + 1097728*B, A + 5389552 + 1048576*B, B)); /* %422 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(154, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k416_sum(A + 5234688, A + 5389552 + 1114112*B, B)); /* %423 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(155, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k418_sum(A + 5251072, A + 5234688)); /* %425 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(156, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k419_sum(A + 5388736, A + 5251072)); /* %426 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(157, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k436_fused_scale_mul_sum_mul(A + 5389552 + 1241216*B, A + 5389552 + 1081344*B, A + 5389552 + 1064960*B, A + 5389552 + 1241440*B, B)); /* %436 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(158, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), convirt_image_vjp_k440_fused_add_mul_mul_id(A + 5389552 + 1048576*B, A + 5389552 + 1081344*B, A + 5389552 + 1241440*B, A + 5389552 + 1241216*B, A + 5389552 + 1064960*B, B)); /* %440 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(159, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_vjp_k443_fused_scale_sum_neg(A + 5389552 + 1241216*B, A + 5389552 + 1048576*B, B)); /* %443 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(160, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k445_fused_add_id(A + 5389552 + 1064960*B, A + 5389552 + 1048576*B, A + 5389552 + 1241216*B, B)); /* %445 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(161, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k448_sum(A + 5389552 + 1048576*B, A + 5389552 + 1064960*B, B)); /* %448 reduce [B,64,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(162, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k449_sum(A + 5388800, A + 5389552 + 1048576*B, B)); /* %449 reduce [1,64,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(163, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864), convirt_image_vjp_k451_conv2d_input_grad(A + 5389552 + 1048576*B, A + 5389552 + 1064960*B, (real *)P + 84000, A + 0, B)); /* %451 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(164, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)16384*B), convirt_image_vjp_k452_conv2d_weight_grad(A + 5234688, A + 5389552 + 1064960*B, A + 5389552 + 1032192*B, A + 0, B)); /* %452 conv2d_weight_grad [64,64,3,3]  graphs/lib/image_encoder.lua:13 */
+    CALL(165, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k415_fused_mul_step(A + 5389552 + 1032192*B, A + 5389552 + 1048576*B, A + 5389552 + 1015808*B, B)); /* %454 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
+    CALL(166, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k416_sum(A + 5271552, A + 5389552 + 1032192*B, B)); /* %455 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(167, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k418_sum(A + 5287936, A + 5271552)); /* %457 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(168, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k419_sum(A + 5388864, A + 5287936)); /* %458 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(169, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_vjp_k421_mul(A + 5389552 + 1015808*B, A + 5389552 + 1032192*B, (real *)P + 83872, B)); /* %460 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(170, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k422_mul(A + 5389552 + 1048576*B, A + 5389552 + 1032192*B, A + 5389552 + 983040*B, B)); /* %461 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(171, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k416_sum(A + 5271552, A + 5389552 + 1048576*B, B)); /* %462 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(172, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k418_sum(A + 5287936, A + 5271552)); /* %464 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(173, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k419_sum(A + 5388928, A + 5287936)); /* %465 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(174, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k436_fused_scale_mul_sum_mul(A + 5389552 + 1241216*B, A + 5389552 + 1015808*B, A + 5389552 + 999424*B, A + 5389552 + 1241424*B, B)); /* %475 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(175, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), convirt_image_vjp_k440_fused_add_mul_mul_id(A + 5389552 + 983040*B, A + 5389552 + 1015808*B, A + 5389552 + 1241424*B, A + 5389552 + 1241216*B, A + 5389552 + 999424*B, B)); /* %479 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(176, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_vjp_k443_fused_scale_sum_neg(A + 5389552 + 1241216*B, A + 5389552 + 983040*B, B)); /* %482 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(177, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k445_fused_add_id(A + 5389552 + 999424*B, A + 5389552 + 983040*B, A + 5389552 + 1241216*B, B)); /* %484 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(178, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k448_sum(A + 5389552 + 983040*B, A + 5389552 + 999424*B, B)); /* %487 reduce [B,64,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(179, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k449_sum(A + 5388992, A + 5389552 + 983040*B, B)); /* %488 reduce [1,64,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(180, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864), convirt_image_vjp_k451_conv2d_input_grad(A + 5389552 + 983040*B, A + 5389552 + 999424*B, (real *)P + 46944, A + 0, B)); /* %490 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(181, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)16384*B), convirt_image_vjp_k452_conv2d_weight_grad(A + 5271552, A + 5389552 + 999424*B, A + 5389552 + 966656*B, A + 0, B)); /* %491 conv2d_weight_grad [64,64,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(182, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k494_fused_mul_add_step(A + 5389552 + 966656*B, A + 5389552 + 1097728*B, A + 5389552 + 983040*B, A + 5389552 + 950272*B, B)); /* %494 fused:mul_add_step [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
+    CALL(183, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k416_sum(A + 5308416, A + 5389552 + 966656*B, B)); /* %495 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(184, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k418_sum(A + 5324800, A + 5308416)); /* %497 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(185, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k419_sum(A + 5389056, A + 5324800)); /* %498 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(186, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_vjp_k421_mul(A + 5389552 + 950272*B, A + 5389552 + 966656*B, (real *)P + 46816, B)); /* %500 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(187, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k422_mul(A + 5389552 + 983040*B, A + 5389552 + 966656*B, A + 5389552 + 917504*B, B)); /* %501 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(188, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k416_sum(A + 5308416, A + 5389552 + 983040*B, B)); /* %502 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(189, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k418_sum(A + 5324800, A + 5308416)); /* %504 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(190, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k419_sum(A + 5389120, A + 5324800)); /* %505 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(191, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k436_fused_scale_mul_sum_mul(A + 5389552 + 1241216*B, A + 5389552 + 950272*B, A + 5389552 + 933888*B, A + 5389552 + 1241408*B, B)); /* %515 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(192, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), convirt_image_vjp_k440_fused_add_mul_mul_id(A + 5389552 + 917504*B, A + 5389552 + 950272*B, A + 5389552 + 1241408*B, A + 5389552 + 1241216*B, A + 5389552 + 933888*B, B)); /* %519 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(193, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_vjp_k443_fused_scale_sum_neg(A + 5389552 + 1241216*B, A + 5389552 + 917504*B, B)); /* %522 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(194, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k445_fused_add_id(A + 5389552 + 950272*B, A + 5389552 + 917504*B, A + 5389552 + 1241216*B, B)); /* %524 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(195, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k448_sum(A + 5389552 + 1212416*B, A + 5389552 + 950272*B, B)); /* %527 reduce [B,64,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(196, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k449_sum(A + 5389184, A + 5389552 + 1212416*B, B)); /* %528 reduce [1,64,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(197, (double)9437184*B, sizeof(real)*((double)32768*B + (double)16384*B + (double)18432), convirt_image_vjp_k530_conv2d_input_grad(A + 5389552 + 917504*B, A + 5389552 + 950272*B, (real *)P + 28320, A + 0, B)); /* %530 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(198, (double)9437184*B, sizeof(real)*((double)18432 + (double)16384*B + (double)32768*B), convirt_image_vjp_k531_conv2d_weight_grad(A + 5308416, A + 5389552 + 950272*B, A + 5389552 + 884736*B, A + 0, B)); /* %531 conv2d_weight_grad [64,32,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(199, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k533_fused_mul_step(A + 5389552 + 884736*B, A + 5389552 + 917504*B, A + 5389552 + 851968*B, B)); /* %533 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
+    CALL(200, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k534_sum(A + 0, A + 5389552 + 884736*B, B)); /* %534 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(201, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k536_sum(A + 32768, A + 0)); /* %536 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(202, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k537_sum(A + 5389248, A + 32768)); /* %537 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(203, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_vjp_k539_mul(A + 5389552 + 851968*B, A + 5389552 + 884736*B, (real *)P + 28256, B)); /* %539 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(204, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k540_mul(A + 5389552 + 917504*B, A + 5389552 + 884736*B, A + 5389552 + 786432*B, B)); /* %540 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(205, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k534_sum(A + 0, A + 5389552 + 917504*B, B)); /* %541 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(206, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k536_sum(A + 32768, A + 0)); /* %543 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(207, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k537_sum(A + 5389280, A + 32768)); /* %544 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(208, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k554_fused_scale_mul_sum_mul(A + 5389552 + 1241216*B, A + 5389552 + 851968*B, A + 5389552 + 819200*B, A + 5389552 + 1241392*B, B)); /* %554 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(209, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), convirt_image_vjp_k558_fused_add_mul_mul_id(A + 5389552 + 786432*B, A + 5389552 + 851968*B, A + 5389552 + 1241392*B, A + 5389552 + 1241216*B, A + 5389552 + 819200*B, B)); /* %558 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(210, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_vjp_k561_fused_scale_sum_neg(A + 5389552 + 1241216*B, A + 5389552 + 786432*B, B)); /* %561 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(211, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k563_fused_add_id(A + 5389552 + 819200*B, A + 5389552 + 786432*B, A + 5389552 + 1241216*B, B)); /* %563 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(212, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k566_sum(A + 5389552 + 1212416*B, A + 5389552 + 819200*B, B)); /* %566 reduce [B,32,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(213, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k567_sum(A + 5389312, A + 5389552 + 1212416*B, B)); /* %567 reduce [1,32,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(214, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216), convirt_image_vjp_k569_conv2d_input_grad(A + 5389552 + 786432*B, A + 5389552 + 819200*B, (real *)P + 19008, A + 0, B)); /* %569 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(215, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)32768*B), convirt_image_vjp_k570_conv2d_weight_grad(A + 5359616, A + 5389552 + 819200*B, A + 5389552 + 753664*B, A + 0, B)); /* %570 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:13 */
+    CALL(216, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k533_fused_mul_step(A + 5389552 + 753664*B, A + 5389552 + 786432*B, A + 5389552 + 720896*B, B)); /* %572 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
+    CALL(217, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k534_sum(A + 0, A + 5389552 + 753664*B, B)); /* %573 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(218, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k536_sum(A + 32768, A + 0)); /* %575 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(219, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k537_sum(A + 5389344, A + 32768)); /* %576 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(220, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_vjp_k539_mul(A + 5389552 + 720896*B, A + 5389552 + 753664*B, (real *)P + 18944, B)); /* %578 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(221, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k540_mul(A + 5389552 + 786432*B, A + 5389552 + 753664*B, A + 5389552 + 655360*B, B)); /* %579 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(222, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k534_sum(A + 0, A + 5389552 + 786432*B, B)); /* %580 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(223, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k536_sum(A + 32768, A + 0)); /* %582 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(224, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k537_sum(A + 5389376, A + 32768)); /* %583 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(225, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k554_fused_scale_mul_sum_mul(A + 5389552 + 1241216*B, A + 5389552 + 720896*B, A + 5389552 + 688128*B, A + 5389552 + 1241376*B, B)); /* %593 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(226, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), convirt_image_vjp_k558_fused_add_mul_mul_id(A + 5389552 + 655360*B, A + 5389552 + 720896*B, A + 5389552 + 1241376*B, A + 5389552 + 1241216*B, A + 5389552 + 688128*B, B)); /* %597 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(227, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_vjp_k561_fused_scale_sum_neg(A + 5389552 + 1241216*B, A + 5389552 + 655360*B, B)); /* %600 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(228, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k563_fused_add_id(A + 5389552 + 688128*B, A + 5389552 + 655360*B, A + 5389552 + 1241216*B, B)); /* %602 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(229, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k566_sum(A + 5389552 + 1212416*B, A + 5389552 + 688128*B, B)); /* %605 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(230, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k567_sum(A + 5389408, A + 5389552 + 1212416*B, B)); /* %606 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(231, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216), convirt_image_vjp_k569_conv2d_input_grad(A + 5389552 + 655360*B, A + 5389552 + 688128*B, (real *)P + 9696, A + 0, B)); /* %608 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(232, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)32768*B), convirt_image_vjp_k570_conv2d_weight_grad(A + 5368832, A + 5389552 + 688128*B, A + 5389552 + 622592*B, A + 0, B)); /* %609 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(233, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k612_fused_mul_add_step(A + 5389552 + 622592*B, A + 5389552 + 884736*B, A + 5389552 + 655360*B, A + 5389552 + 589824*B, B)); /* %612 fused:mul_add_step [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
+    CALL(234, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k534_sum(A + 0, A + 5389552 + 622592*B, B)); /* %613 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(235, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k536_sum(A + 32768, A + 0)); /* %615 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(236, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k537_sum(A + 5389440, A + 32768)); /* %616 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(237, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_vjp_k539_mul(A + 5389552 + 589824*B, A + 5389552 + 622592*B, (real *)P + 9632, B)); /* %618 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(238, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k540_mul(A + 5389552 + 655360*B, A + 5389552 + 622592*B, A + 5389552 + 524288*B, B)); /* %619 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(239, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k534_sum(A + 0, A + 5389552 + 655360*B, B)); /* %620 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(240, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k536_sum(A + 32768, A + 0)); /* %622 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(241, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k537_sum(A + 5389472, A + 32768)); /* %623 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(242, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k554_fused_scale_mul_sum_mul(A + 5389552 + 1241216*B, A + 5389552 + 589824*B, A + 5389552 + 557056*B, A + 5389552 + 1241360*B, B)); /* %633 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(243, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), convirt_image_vjp_k558_fused_add_mul_mul_id(A + 5389552 + 524288*B, A + 5389552 + 589824*B, A + 5389552 + 1241360*B, A + 5389552 + 1241216*B, A + 5389552 + 557056*B, B)); /* %637 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(244, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_vjp_k561_fused_scale_sum_neg(A + 5389552 + 1241216*B, A + 5389552 + 524288*B, B)); /* %640 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(245, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k563_fused_add_id(A + 5389552 + 655360*B, A + 5389552 + 524288*B, A + 5389552 + 1241216*B, B)); /* %642 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(246, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k566_sum(A + 5389552 + 1212416*B, A + 5389552 + 655360*B, B)); /* %645 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(247, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k567_sum(A + 5389504, A + 5389552 + 1212416*B, B)); /* %646 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(248, (double)18874368*B, sizeof(real)*((double)131072*B + (double)32768*B + (double)9216), convirt_image_vjp_k648_conv2d_input_grad(A + 5389552 + 524288*B, A + 5389552 + 655360*B, (real *)P + 384, A + 0, B)); /* %648 conv2d_input_grad [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(249, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)131072*B), convirt_image_vjp_k649_conv2d_weight_grad(A + 5378048, A + 5389552 + 655360*B, A + 5389552 + 393216*B, A + 0, B)); /* %649 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(250, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), convirt_image_vjp_k651_fused_mul_step(A + 5389552 + 393216*B, A + 5389552 + 524288*B, A + 5389552 + 262144*B, B)); /* %651 fused:mul_step [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
+    CALL(251, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), convirt_image_vjp_k652_sum(A + 0, A + 5389552 + 393216*B, B)); /* %652 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(252, (double)131072, sizeof(real)*((double)2048 + (double)131072), convirt_image_vjp_k654_sum(A + 131072, A + 0)); /* %654 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(253, (double)2048, sizeof(real)*((double)32 + (double)2048), convirt_image_vjp_k655_sum(A + 594720, A + 131072)); /* %655 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(254, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), convirt_image_vjp_k657_mul(A + 5389552 + 262144*B, A + 5389552 + 393216*B, (real *)P + 320, B)); /* %657 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(255, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), convirt_image_vjp_k658_mul(A + 5389552 + 524288*B, A + 5389552 + 393216*B, A + 5389552, B)); /* %658 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(256, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), convirt_image_vjp_k652_sum(A + 0, A + 5389552 + 524288*B, B)); /* %659 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(257, (double)131072, sizeof(real)*((double)2048 + (double)131072), convirt_image_vjp_k654_sum(A + 131072, A + 0)); /* %661 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(258, (double)2048, sizeof(real)*((double)32 + (double)2048), convirt_image_vjp_k655_sum(A + 594752, A + 131072)); /* %662 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(259, (double)262184*B, sizeof(real)*((double)8*B + (double)131072*B + (double)131072*B + (double)8*B), convirt_image_vjp_k672_fused_scale_mul_sum_mul(A + 5389552 + 1241216*B, A + 5389552 + 262144*B, A + 5389552 + 131072*B, A + 5389552 + 1241344*B, B)); /* %672 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(260, (double)655360*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B + (double)8*B + (double)131072*B), convirt_image_vjp_k676_fused_add_mul_mul_id(A + 5389552, A + 5389552 + 262144*B, A + 5389552 + 1241344*B, A + 5389552 + 1241216*B, A + 5389552 + 131072*B, B)); /* %676 fused:add_mul_mul_id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(261, (double)262152*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_vjp_k679_fused_scale_sum_neg(A + 5389552 + 1212416*B, A + 5389552, B)); /* %679 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(262, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_vjp_k681_fused_add_id(A + 5389552 + 131072*B, A + 5389552, A + 5389552 + 1212416*B, B)); /* %681 fused:add_id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(263, (double)131072*B, sizeof(real)*((double)32*B + (double)131072*B), convirt_image_vjp_k684_sum(A + 5389552 + 1212416*B, A + 5389552 + 131072*B, B)); /* %684 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(264, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k567_sum(A + 594784, A + 5389552 + 1212416*B, B)); /* %685 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(265, (double)2359296*B, sizeof(real)*((double)288 + (double)131072*B + (double)4096*B), convirt_image_vjp_k688_conv2d_weight_grad(A + 594432, A + 5389552 + 131072*B, A + 5389552 + 1236992*B, A + 0, B)); /* %688 conv2d_weight_grad [32,1,3,3]  graphs/lib/image_encoder.lua:6 */
+    memcpy(grads + 0, A + 594432, sizeof(real)*288); /* d loss / d image.stem.weight */
+    memcpy(grads + 288, A + 594784, sizeof(real)*32); /* d loss / d image.stem.bias */
+    memcpy(grads + 320, A + 594752, sizeof(real)*32); /* d loss / d image.stem_gn.weight */
+    memcpy(grads + 352, A + 594720, sizeof(real)*32); /* d loss / d image.stem_gn.bias */
+    memcpy(grads + 384, A + 5378048, sizeof(real)*9216); /* d loss / d image.stage1.down.weight */
+    memcpy(grads + 9600, A + 5389504, sizeof(real)*32); /* d loss / d image.stage1.down.bias */
+    memcpy(grads + 9632, A + 5389472, sizeof(real)*32); /* d loss / d image.stage1.gn.weight */
+    memcpy(grads + 9664, A + 5389440, sizeof(real)*32); /* d loss / d image.stage1.gn.bias */
+    memcpy(grads + 9696, A + 5368832, sizeof(real)*9216); /* d loss / d image.stage1.res.conv1.weight */
+    memcpy(grads + 18912, A + 5389408, sizeof(real)*32); /* d loss / d image.stage1.res.conv1.bias */
+    memcpy(grads + 18944, A + 5389376, sizeof(real)*32); /* d loss / d image.stage1.res.gn1.weight */
+    memcpy(grads + 18976, A + 5389344, sizeof(real)*32); /* d loss / d image.stage1.res.gn1.bias */
+    memcpy(grads + 19008, A + 5359616, sizeof(real)*9216); /* d loss / d image.stage1.res.conv2.weight */
+    memcpy(grads + 28224, A + 5389312, sizeof(real)*32); /* d loss / d image.stage1.res.conv2.bias */
+    memcpy(grads + 28256, A + 5389280, sizeof(real)*32); /* d loss / d image.stage1.res.gn2.weight */
+    memcpy(grads + 28288, A + 5389248, sizeof(real)*32); /* d loss / d image.stage1.res.gn2.bias */
+    memcpy(grads + 28320, A + 5308416, sizeof(real)*18432); /* d loss / d image.stage2.down.weight */
+    memcpy(grads + 46752, A + 5389184, sizeof(real)*64); /* d loss / d image.stage2.down.bias */
+    memcpy(grads + 46816, A + 5389120, sizeof(real)*64); /* d loss / d image.stage2.gn.weight */
+    memcpy(grads + 46880, A + 5389056, sizeof(real)*64); /* d loss / d image.stage2.gn.bias */
+    memcpy(grads + 46944, A + 5271552, sizeof(real)*36864); /* d loss / d image.stage2.res.conv1.weight */
+    memcpy(grads + 83808, A + 5388992, sizeof(real)*64); /* d loss / d image.stage2.res.conv1.bias */
+    memcpy(grads + 83872, A + 5388928, sizeof(real)*64); /* d loss / d image.stage2.res.gn1.weight */
+    memcpy(grads + 83936, A + 5388864, sizeof(real)*64); /* d loss / d image.stage2.res.gn1.bias */
+    memcpy(grads + 84000, A + 5234688, sizeof(real)*36864); /* d loss / d image.stage2.res.conv2.weight */
+    memcpy(grads + 120864, A + 5388800, sizeof(real)*64); /* d loss / d image.stage2.res.conv2.bias */
+    memcpy(grads + 120928, A + 5388736, sizeof(real)*64); /* d loss / d image.stage2.res.gn2.weight */
+    memcpy(grads + 120992, A + 5388672, sizeof(real)*64); /* d loss / d image.stage2.res.gn2.bias */
+    memcpy(grads + 121056, A + 5160960, sizeof(real)*73728); /* d loss / d image.stage3.down.weight */
+    memcpy(grads + 194784, A + 5388544, sizeof(real)*128); /* d loss / d image.stage3.down.bias */
+    memcpy(grads + 194912, A + 5388416, sizeof(real)*128); /* d loss / d image.stage3.gn.weight */
+    memcpy(grads + 195040, A + 5388288, sizeof(real)*128); /* d loss / d image.stage3.gn.bias */
+    memcpy(grads + 195168, A + 5013504, sizeof(real)*147456); /* d loss / d image.stage3.res.conv1.weight */
+    memcpy(grads + 342624, A + 5388160, sizeof(real)*128); /* d loss / d image.stage3.res.conv1.bias */
+    memcpy(grads + 342752, A + 5388032, sizeof(real)*128); /* d loss / d image.stage3.res.gn1.weight */
+    memcpy(grads + 342880, A + 5387904, sizeof(real)*128); /* d loss / d image.stage3.res.gn1.bias */
+    memcpy(grads + 343008, A + 4866048, sizeof(real)*147456); /* d loss / d image.stage3.res.conv2.weight */
+    memcpy(grads + 490464, A + 5387776, sizeof(real)*128); /* d loss / d image.stage3.res.conv2.bias */
+    memcpy(grads + 490592, A + 5387648, sizeof(real)*128); /* d loss / d image.stage3.res.gn2.weight */
+    memcpy(grads + 490720, A + 5387520, sizeof(real)*128); /* d loss / d image.stage3.res.gn2.bias */
+    memcpy(grads + 490848, A + 5343232, sizeof(real)*16384); /* d loss / d image.region_proj.weight */
+    memcpy(grads + 507232, A + 5387392, sizeof(real)*128); /* d loss / d image.region_proj.bias */
+    memcpy(grads + 507360, A + 5326848, sizeof(real)*16384); /* d loss / d image.global_proj.weight */
+    memcpy(grads + 523744, A + 5387264, sizeof(real)*128); /* d loss / d image.global_proj.bias */
 }
 
 static const real *output(const void *arena, int k, const long *dims) {
     const long B = dims[0]; (void)B;
     const real *A = arena;
     switch (k) {
-    case 0: return A + 656672; /* loss */
-    case 1: return A + 656688 + 2416640*B; /* vg */
-    case 2: return A + 656688 + 2334720*B; /* V */
+    case 0: return A + 5389536; /* loss */
+    case 1: return A + 5389552 + 1241088*B; /* vg */
+    case 2: return A + 5389552 + 1204224*B; /* V */
     default: return 0;
     }
 }

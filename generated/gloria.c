@@ -15,624 +15,565 @@
 
 #ifdef RECLF_PROFILE
 #include "profile.h"
-static reclf_prof_entry prof[615] = {
+static reclf_prof_entry prof[556] = {
     {"convirt_image_k3_fused_scale_addc", "%6 fused:scale_addc [B,1,64,64]", "graphs/lib/image_encoder.lua:19", 0, 0, 0, 0, 0},
-    {"convirt_image_k6_im2col", "%9 im2col [9,4096*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k8_matmul", "%11 matmul [32,4096*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k10_permute", "%13 permute [B,32,4096]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k13_add", "%16 map:add [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k18_fused_scale_sum", "%21 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k19_sub", "%22 map:sub [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k24_fused_rsqrt_addc_scale_sum", "%27 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k25_mul", "%28 map:mul [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k30_fused_add_mul", "%33 fused:add_mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k31_relu", "%34 map:relu [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 0, 0, 0, 0, 0},
-    {"convirt_image_k34_im2col", "%37 im2col [288,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k36_matmul", "%39 matmul [32,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k38_permute", "%41 permute [B,32,1024]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k41_add", "%44 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k46_fused_scale_sum", "%49 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k47_sub", "%50 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k52_fused_rsqrt_addc_scale_sum", "%55 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k53_mul", "%56 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k58_fused_add_mul", "%61 fused:add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k59_relu", "%62 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"convirt_image_k62_im2col", "%65 im2col [288,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k36_matmul", "%67 matmul [32,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k38_permute", "%69 permute [B,32,1024]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k41_add", "%72 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k46_fused_scale_sum", "%77 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k47_sub", "%78 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k52_fused_rsqrt_addc_scale_sum", "%83 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k53_mul", "%84 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k58_fused_add_mul", "%89 fused:add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k59_relu", "%90 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_image_k62_im2col", "%93 im2col [288,1024*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k36_matmul", "%95 matmul [32,1024*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k38_permute", "%97 permute [B,32,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k41_add", "%100 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k46_fused_scale_sum", "%105 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k47_sub", "%106 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k52_fused_rsqrt_addc_scale_sum", "%111 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k53_mul", "%112 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k115_fused_add_add_mul", "%118 fused:add_add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k59_relu", "%119 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"convirt_image_k119_im2col", "%122 im2col [288,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k121_matmul", "%124 matmul [64,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k123_permute", "%126 permute [B,64,256]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k126_add", "%129 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k131_fused_scale_sum", "%134 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k132_sub", "%135 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k137_fused_rsqrt_addc_scale_sum", "%140 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k138_mul", "%141 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k143_fused_add_mul", "%146 fused:add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k144_relu", "%147 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"convirt_image_k147_im2col", "%150 im2col [576,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k149_matmul", "%152 matmul [64,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k123_permute", "%154 permute [B,64,256]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k126_add", "%157 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k131_fused_scale_sum", "%162 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k132_sub", "%163 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k137_fused_rsqrt_addc_scale_sum", "%168 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k138_mul", "%169 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k143_fused_add_mul", "%174 fused:add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k144_relu", "%175 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_image_k147_im2col", "%178 im2col [576,256*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k149_matmul", "%180 matmul [64,256*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k123_permute", "%182 permute [B,64,256]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k126_add", "%185 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k131_fused_scale_sum", "%190 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k132_sub", "%191 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k137_fused_rsqrt_addc_scale_sum", "%196 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k138_mul", "%197 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k200_fused_add_add_mul", "%203 fused:add_add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k144_relu", "%204 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"convirt_image_k204_im2col", "%207 im2col [576,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k206_matmul", "%209 matmul [128,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k208_permute", "%211 permute [B,128,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k211_add", "%214 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k216_fused_scale_sum", "%219 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k217_sub", "%220 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k222_fused_rsqrt_addc_scale_sum", "%225 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k223_mul", "%226 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k228_fused_add_mul", "%231 fused:add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k229_relu", "%232 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"convirt_image_k232_im2col", "%235 im2col [1152,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k234_matmul", "%237 matmul [128,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k208_permute", "%239 permute [B,128,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k211_add", "%242 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k216_fused_scale_sum", "%247 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k217_sub", "%248 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k222_fused_rsqrt_addc_scale_sum", "%253 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k223_mul", "%254 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k228_fused_add_mul", "%259 fused:add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k229_relu", "%260 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_image_k232_im2col", "%263 im2col [1152,64*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k234_matmul", "%265 matmul [128,64*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k208_permute", "%267 permute [B,128,64]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k211_add", "%270 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k216_fused_scale_sum", "%275 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k217_sub", "%276 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k222_fused_rsqrt_addc_scale_sum", "%281 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k223_mul", "%282 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k285_fused_add_add_mul", "%288 fused:add_add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k229_relu", "%289 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"convirt_image_k288_permute", "%291 permute [B,64,128]", "graphs/lib/image_encoder.lua:33", 0, 0, 0, 0, 0},
-    {"convirt_image_k294_matmul_add", "%297 matmul+add [B,64,128]", "graphs/lib/image_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"convirt_image_k295_sum", "%298 reduce [B,1,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
-    {"convirt_image_k297_scale", "%300 map:scale [B,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
-    {"convirt_image_k301_matmul_add", "%304 matmul+add [B,128]", "graphs/lib/image_encoder.lua:36", 0, 0, 0, 0, 0},
-    {"convirt_k307_gather", "%307 gather [T,40,128]", "graphs/lib/text_encoder.lua:32", 0, 0, 0, 0, 0},
-    {"convirt_k308_add", "%308 map:add [T,40,128]", "graphs/lib/text_encoder.lua:32", 0, 0, 0, 0, 0},
-    {"convirt_k312_fused_scale_sum", "%312 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k313_sub", "%313 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k318_fused_rsqrt_addc_scale_sum", "%318 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k319_mul", "%319 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k321_fused_add_mul", "%321 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k327_matmul_add", "%327 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_k329_permute", "%329 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_k327_matmul_add", "%335 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_k329_permute", "%337 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_k327_matmul_add", "%343 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_k329_permute", "%345 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_k352_fused_scale_addc_neg", "%352 fused:scale_addc_neg [T,1,1,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k353_matmul_add_mul_scale", "%353 matmul+add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k354_max", "%354 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k357_fused_exp_sub", "%357 fused:exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k358_mul", "%358 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k359_sum", "%359 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k360_clampmin", "%360 map:clampmin [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k361_div", "%361 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k362_matmul", "%362 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0},
-    {"convirt_k363_permute", "%363 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0},
-    {"convirt_k371_matmul_add_add", "%371 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k312_fused_scale_sum", "%375 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k313_sub", "%376 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k318_fused_rsqrt_addc_scale_sum", "%381 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k319_mul", "%382 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k321_fused_add_mul", "%384 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k390_matmul_add", "%390 matmul+add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k391_gelu", "%391 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"convirt_k398_matmul_add_add", "%398 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"convirt_k312_fused_scale_sum", "%402 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k313_sub", "%403 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k318_fused_rsqrt_addc_scale_sum", "%408 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k319_mul", "%409 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k321_fused_add_mul", "%411 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k327_matmul_add", "%417 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_k329_permute", "%419 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_k327_matmul_add", "%425 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_k329_permute", "%427 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_k327_matmul_add", "%433 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_k329_permute", "%435 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_k353_matmul_add_mul_scale", "%443 matmul+add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k354_max", "%444 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k357_fused_exp_sub", "%447 fused:exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k358_mul", "%448 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k359_sum", "%449 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k360_clampmin", "%450 map:clampmin [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k361_div", "%451 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k362_matmul", "%452 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0},
-    {"convirt_k363_permute", "%453 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0},
-    {"convirt_k371_matmul_add_add", "%461 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k312_fused_scale_sum", "%465 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k313_sub", "%466 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k318_fused_rsqrt_addc_scale_sum", "%471 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k319_mul", "%472 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k321_fused_add_mul", "%474 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k390_matmul_add", "%480 matmul+add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k391_gelu", "%481 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"convirt_k398_matmul_add_add", "%488 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"convirt_k312_fused_scale_sum", "%492 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"convirt_k313_sub", "%493 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"convirt_k318_fused_rsqrt_addc_scale_sum", "%498 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"convirt_k319_mul", "%499 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"convirt_k321_fused_add_mul", "%501 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"convirt_k502_slice", "%502 slice [T,1,128]", "graphs/lib/text_encoder.lua:35", 0, 0, 0, 0, 0},
-    {"convirt_k507_matmul_add", "%507 matmul+add [T,128]", "graphs/lib/text_encoder.lua:36", 0, 0, 0, 0, 0},
-    {"convirt_text_k206_slice", "%508 slice [T,39,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0},
-    {"convirt_text_k212_matmul_add", "%514 matmul+add [T,39,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k7_fused_sum_square", "%516 fused:sum_square [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k9_fused_rsqrt_clampmin", "%518 fused:rsqrt_clampmin [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k10_mul", "%519 map:mul [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k12_fused_sum_square", "%521 fused:sum_square [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k14_fused_rsqrt_clampmin", "%523 fused:rsqrt_clampmin [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k15_mul", "%524 map:mul [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k17_matmul_scale", "%526 matmul+scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k18_eye", "%527 eye [T,B]", "graphs/lib/losses.lua:9", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k19_max", "%528 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k22_fused_exp_sub", "%531 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k23_sum", "%532 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k24_clampmin", "%533 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k27_mul", "%536 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k30_max", "%539 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k33_fused_exp_sub", "%542 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k34_sum", "%543 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k35_clampmin", "%544 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k34_sum", "%548 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k23_sum", "%550 reduce [T,1]", "graphs/lib/losses.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k42_fused_mul_sub_add_log", "%551 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k43_sum", "%552 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k46_fused_scale_add_sum_sub", "%555 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k49_fused_sum_square", "%558 fused:sum_square [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k51_fused_rsqrt_clampmin", "%560 fused:rsqrt_clampmin [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k52_mul", "%561 map:mul [T,39,128]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k56_fused_sum_square", "%565 fused:sum_square [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k58_fused_rsqrt_clampmin", "%567 fused:rsqrt_clampmin [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k59_mul", "%568 map:mul [1,B,64,128]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k61_matmul_scale", "%570 matmul+scale [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k62_max", "%571 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k65_fused_exp_sub", "%574 fused:exp_sub [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k66_sum", "%575 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k67_div", "%576 map:div [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k68_matmul", "%577 matmul [T,B,39,128]", "graphs/lib/matching.lua:11", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k70_fused_sum_square", "%579 fused:sum_square [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k72_fused_rsqrt_clampmin", "%581 fused:rsqrt_clampmin [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k73_mul", "%582 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k81_fused_scale_addc_neg", "%590 fused:scale_addc_neg [T,1,39,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k82_fused_add_mul_scale_sum", "%591 fused:add_mul_scale_sum [T,B,39,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k83_max", "%592 reduce [T,B,1,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k86_fused_exp_sub", "%595 fused:exp_sub [T,B,39,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k87_mul", "%596 map:mul [T,B,39,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k88_sum", "%597 reduce [T,B,1,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k89_clampmin", "%598 map:clampmin [T,B,1,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k92_fused_scale_add_log", "%601 fused:scale_add_log [T,B,1,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k94_scale", "%603 map:scale [T,B]", "graphs/lib/model.lua:50", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k19_max", "%605 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k22_fused_exp_sub", "%608 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k23_sum", "%609 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k24_clampmin", "%610 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k27_mul", "%613 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k30_max", "%616 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k33_fused_exp_sub", "%619 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k34_sum", "%620 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k35_clampmin", "%621 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k34_sum", "%625 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k42_fused_mul_sub_add_log", "%628 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k43_sum", "%629 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k46_fused_scale_add_sum_sub", "%632 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k313_add", "%634 map:add []", "graphs/lib/model.lua:85", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k58_fill", "%713 fill []", "graphs/lib/model.lua:87", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k60_scale", "%715 map:scale [1,1]", "graphs/lib/losses.lua:16", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k61_id", "%716 map:id [1,B]", "graphs/lib/losses.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k63_fused_mul_id", "%718 fused:mul_id [T,1]", "graphs/lib/losses.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k65_neg", "%720 map:neg [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k159_fused_mul_id", "%722 fused:mul_id [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k71_fused_mul_div_step", "%726 fused:mul_div_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k77_neg", "%732 map:neg [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k171_fused_mul_id", "%734 fused:mul_id [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k84_fused_mul_div_step", "%739 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k182_fused_scale_add_add_add", "%745 fused:scale_add_add_add [T,B]", "graphs/lib/model.lua:50", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k187_fused_mul_div_scale_step", "%750 fused:mul_div_scale_step [T,B,1,1]", "graphs/lib/model.lua:49", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k199_fused_scale_mul_mul_mul", "%762 fused:scale_mul_mul_mul [T,B,39,1]", "graphs/lib/model.lua:49", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k200_id", "%763 map:id [T,B,39,128]", "graphs/lib/matching.lua:13", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k201_mul", "%764 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k202_mul", "%765 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k203_sum", "%766 reduce [T,1,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k212_fused_mul_mul_sum_mul", "%775 fused:mul_mul_sum_mul [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k216_fused_add_mul_mul_id", "%779 fused:add_mul_mul_id [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k218_matmul", "%781 matmul [T,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k219_sum", "%782 reduce [1,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k220_matmul_div", "%783 matmul+div [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k223_fused_sum_neg_mul", "%786 fused:sum_neg_mul [T,B,39,1]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k229_fused_scale_mul_add_id", "%792 fused:scale_mul_add_id [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k68_matmul", "%793 matmul [T,B,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k231_matmul", "%794 matmul [T,B,64,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k203_sum", "%795 reduce [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k219_sum", "%796 reduce [1,B,64,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k234_add", "%797 map:add [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k244_fused_mul_mul_sum_mul", "%807 fused:mul_mul_sum_mul [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k248_fused_add_add_mul_mul", "%811 fused:add_add_mul_mul [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k259_fused_mul_mul_sum_mul", "%822 fused:mul_mul_sum_mul [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k263_fused_add_mul_mul_id", "%826 fused:add_mul_mul_id [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k71_fused_mul_div_step", "%839 fused:mul_div_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k84_fused_mul_div_step", "%852 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k295_fused_scale_add_add_add", "%858 fused:scale_add_add_add [T,B]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k91_matmul", "%859 matmul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k92_matmul", "%860 matmul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k101_fused_mul_mul_sum_mul", "%869 fused:mul_mul_sum_mul [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k105_fused_add_mul_mul_id", "%873 fused:add_mul_mul_id [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k114_fused_mul_mul_sum_mul", "%882 fused:mul_mul_sum_mul [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k118_fused_add_mul_mul_id", "%886 fused:add_mul_mul_id [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_text_vjp_k273_sum", "%887 reduce [1,39,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
-    {"convirt_text_vjp_k275_sum", "%889 reduce [1,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
-    {"convirt_text_vjp_k278_matmul", "%892 matmul [39*T,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
-    {"convirt_text_vjp_k279_matmul", "%893 matmul [128,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
-    {"convirt_text_vjp_k281_pad", "%895 pad [T,40,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
-    {"convirt_k682_sum", "%896 reduce [1,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"convirt_k684_matmul", "%898 matmul [T,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"convirt_k685_matmul", "%899 matmul [128,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"convirt_k687_pad", "%901 pad [T,40,128]", "graphs/lib/text_encoder.lua:35", 1, 0, 0, 0, 0},
-    {"convirt_text_vjp_k288_add", "%902 map:add [T,40,128]", "graphs/lib/text_encoder.lua:35", 1, 0, 0, 0, 0},
-    {"convirt_k688_sum", "%903 reduce [1,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k690_sum", "%905 reduce [1,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k692_mul", "%907 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k693_mul", "%908 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k688_sum", "%909 reduce [1,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k690_sum", "%911 reduce [1,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k705_fused_scale_mul_sum_mul", "%920 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k709_fused_add_mul_mul_id", "%924 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k712_fused_scale_sum_neg", "%927 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k714_fused_add_id", "%929 fused:add_id [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k688_sum", "%930 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k690_sum", "%932 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k721_matmul", "%936 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k724_matmul_mul_gelu_grad", "%939 matmul+mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k725_sum", "%940 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k727_sum", "%942 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k730_matmul", "%945 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k731_matmul", "%946 matmul [512,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k688_sum", "%948 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k690_sum", "%950 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k692_mul", "%952 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k693_mul", "%953 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k688_sum", "%954 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k690_sum", "%956 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k705_fused_scale_mul_sum_mul", "%965 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k709_fused_add_mul_mul_id", "%969 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k712_fused_scale_sum_neg", "%973 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k760_fused_add_add_id", "%975 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k688_sum", "%976 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k690_sum", "%978 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k766_matmul", "%981 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k767_matmul", "%982 matmul [128,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k329_permute", "%985 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:18", 1, 0, 0, 0, 0},
-    {"convirt_k772_matmul", "%987 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_k773_matmul_div", "%988 matmul+div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"convirt_k778_fused_mul_sum_neg_mul", "%993 fused:mul_sum_neg_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"convirt_k794_fused_scale_mul_mul_mul", "%1009 fused:scale_mul_mul_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"convirt_k362_matmul", "%1010 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"convirt_k772_matmul", "%1011 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"convirt_k363_permute", "%1012 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k688_sum", "%1014 reduce [1,40,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k690_sum", "%1016 reduce [1,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k767_matmul", "%1020 matmul [128,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k363_permute", "%1022 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k688_sum", "%1024 reduce [1,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k690_sum", "%1026 reduce [1,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k766_matmul", "%1029 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k767_matmul", "%1030 matmul [128,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k363_permute", "%1033 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k688_sum", "%1035 reduce [1,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k690_sum", "%1037 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k766_matmul", "%1040 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k767_matmul", "%1041 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k828_matmul_add_add", "%1043 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k688_sum", "%1044 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k690_sum", "%1046 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k692_mul", "%1048 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k693_mul", "%1049 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k688_sum", "%1050 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k690_sum", "%1052 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k705_fused_scale_mul_sum_mul", "%1061 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k709_fused_add_mul_mul_id", "%1065 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k712_fused_scale_sum_neg", "%1069 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k760_fused_add_add_id", "%1071 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k688_sum", "%1072 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k690_sum", "%1074 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k721_matmul", "%1078 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k724_matmul_mul_gelu_grad", "%1081 matmul+mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k725_sum", "%1082 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k727_sum", "%1084 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k730_matmul", "%1087 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k731_matmul", "%1088 matmul [512,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k688_sum", "%1090 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k690_sum", "%1092 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k692_mul", "%1094 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k693_mul", "%1095 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k688_sum", "%1096 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k690_sum", "%1098 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k705_fused_scale_mul_sum_mul", "%1107 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k709_fused_add_mul_mul_id", "%1111 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k712_fused_scale_sum_neg", "%1115 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k760_fused_add_add_id", "%1117 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k688_sum", "%1118 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k690_sum", "%1120 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k766_matmul", "%1123 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k767_matmul", "%1124 matmul [128,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k329_permute", "%1127 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:18", 1, 0, 0, 0, 0},
-    {"convirt_k772_matmul", "%1129 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_k773_matmul_div", "%1130 matmul+div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"convirt_k778_fused_mul_sum_neg_mul", "%1135 fused:mul_sum_neg_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"convirt_k794_fused_scale_mul_mul_mul", "%1151 fused:scale_mul_mul_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"convirt_k362_matmul", "%1152 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"convirt_k772_matmul", "%1153 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"convirt_k363_permute", "%1154 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k688_sum", "%1156 reduce [1,40,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k690_sum", "%1158 reduce [1,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k767_matmul", "%1162 matmul [128,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k363_permute", "%1164 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k688_sum", "%1166 reduce [1,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k690_sum", "%1168 reduce [1,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k766_matmul", "%1171 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k767_matmul", "%1172 matmul [128,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k363_permute", "%1175 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k688_sum", "%1177 reduce [1,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k690_sum", "%1179 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k766_matmul", "%1182 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k767_matmul", "%1183 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k828_matmul_add_add", "%1185 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k688_sum", "%1186 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k690_sum", "%1188 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k692_mul", "%1190 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k693_mul", "%1191 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k688_sum", "%1192 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k690_sum", "%1194 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k705_fused_scale_mul_sum_mul", "%1203 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k709_fused_add_mul_mul_id", "%1207 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k712_fused_scale_sum_neg", "%1211 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k760_fused_add_add_id", "%1213 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k688_sum", "%1214 reduce [1,40,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0},
-    {"convirt_k1001_scatter_add", "%1216 scatter_add [1024,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k348_sum", "%1217 reduce [1,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k351_matmul", "%1220 matmul [128,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k352_matmul_scale", "%1221 matmul+scale [B,128]", "graphs/lib/image_encoder.lua:35", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k355_sum", "%1224 reduce [1,64,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k357_sum", "%1226 reduce [1,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k360_matmul", "%1229 matmul [64*B,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k361_matmul", "%1230 matmul [128,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k363_fused_add_id", "%1232 fused:add_id [B,64,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k364_permute", "%1233 permute [B,128,64]", "graphs/lib/image_encoder.lua:33", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k367_fused_mul_step", "%1236 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k355_sum", "%1237 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k370_sum", "%1239 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k371_sum", "%1240 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k373_mul", "%1242 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k374_mul", "%1243 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k355_sum", "%1244 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k370_sum", "%1246 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k371_sum", "%1247 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k388_fused_scale_mul_sum_mul", "%1257 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k392_fused_add_mul_mul_id", "%1261 fused:add_mul_mul_id [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k395_fused_scale_sum_neg", "%1264 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k397_fused_add_id", "%1266 fused:add_id [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k355_sum", "%1268 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k370_sum", "%1270 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k371_sum", "%1271 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k405_permute", "%1274 permute [128,B,64]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k407_matmul", "%1276 matmul [128,1152]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k408_matmul", "%1277 matmul [1152,64*B]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k410_col2im", "%1279 col2im [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k367_fused_mul_step", "%1281 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k355_sum", "%1282 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k370_sum", "%1284 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k371_sum", "%1285 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k373_mul", "%1287 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k374_mul", "%1288 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k355_sum", "%1289 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k370_sum", "%1291 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k371_sum", "%1292 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k388_fused_scale_mul_sum_mul", "%1302 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k392_fused_add_mul_mul_id", "%1306 fused:add_mul_mul_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k395_fused_scale_sum_neg", "%1309 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k397_fused_add_id", "%1311 fused:add_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k355_sum", "%1313 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k370_sum", "%1315 reduce [128,1,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k371_sum", "%1316 reduce [128,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k405_permute", "%1319 permute [128,B,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k407_matmul", "%1321 matmul [128,1152]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k408_matmul", "%1322 matmul [1152,64*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k410_col2im", "%1324 col2im [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k458_fused_mul_add_step", "%1327 fused:mul_add_step [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k355_sum", "%1328 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k370_sum", "%1330 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k371_sum", "%1331 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k373_mul", "%1333 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k374_mul", "%1334 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k355_sum", "%1335 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k370_sum", "%1337 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k371_sum", "%1338 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k388_fused_scale_mul_sum_mul", "%1348 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k392_fused_add_mul_mul_id", "%1352 fused:add_mul_mul_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k395_fused_scale_sum_neg", "%1355 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k397_fused_add_id", "%1357 fused:add_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k355_sum", "%1359 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k370_sum", "%1361 reduce [128,1,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k371_sum", "%1362 reduce [128,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k405_permute", "%1365 permute [128,B,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k498_matmul", "%1367 matmul [128,576]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k499_matmul", "%1368 matmul [576,64*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k501_col2im", "%1370 col2im [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k503_fused_mul_step", "%1372 fused:mul_step [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k504_sum", "%1373 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k506_sum", "%1375 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k507_sum", "%1376 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k509_mul", "%1378 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k510_mul", "%1379 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k504_sum", "%1380 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k506_sum", "%1382 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k507_sum", "%1383 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k524_fused_scale_mul_sum_mul", "%1393 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k528_fused_add_mul_mul_id", "%1397 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k531_fused_scale_sum_neg", "%1400 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k533_fused_add_id", "%1402 fused:add_id [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k504_sum", "%1404 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k506_sum", "%1406 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k507_sum", "%1407 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k541_permute", "%1410 permute [64,B,256]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k543_matmul", "%1412 matmul [64,576]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k544_matmul", "%1413 matmul [576,256*B]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k546_col2im", "%1415 col2im [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k503_fused_mul_step", "%1417 fused:mul_step [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k504_sum", "%1418 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k506_sum", "%1420 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k507_sum", "%1421 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k509_mul", "%1423 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k510_mul", "%1424 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k504_sum", "%1425 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k506_sum", "%1427 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k507_sum", "%1428 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k524_fused_scale_mul_sum_mul", "%1438 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k528_fused_add_mul_mul_id", "%1442 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k531_fused_scale_sum_neg", "%1445 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k533_fused_add_id", "%1447 fused:add_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k504_sum", "%1449 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k506_sum", "%1451 reduce [64,1,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k507_sum", "%1452 reduce [64,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k541_permute", "%1455 permute [64,B,256]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k543_matmul", "%1457 matmul [64,576]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k544_matmul", "%1458 matmul [576,256*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k546_col2im", "%1460 col2im [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k594_fused_mul_add_step", "%1463 fused:mul_add_step [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k504_sum", "%1464 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k506_sum", "%1466 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k507_sum", "%1467 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k509_mul", "%1469 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k510_mul", "%1470 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k504_sum", "%1471 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k506_sum", "%1473 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k507_sum", "%1474 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k524_fused_scale_mul_sum_mul", "%1484 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k528_fused_add_mul_mul_id", "%1488 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k531_fused_scale_sum_neg", "%1491 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k533_fused_add_id", "%1493 fused:add_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k504_sum", "%1495 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k506_sum", "%1497 reduce [64,1,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k507_sum", "%1498 reduce [64,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k541_permute", "%1501 permute [64,B,256]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k634_matmul", "%1503 matmul [64,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k635_matmul", "%1504 matmul [288,256*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k637_col2im", "%1506 col2im [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k639_fused_mul_step", "%1508 fused:mul_step [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k640_sum", "%1509 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k642_sum", "%1511 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k643_sum", "%1512 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k645_mul", "%1514 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k646_mul", "%1515 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k640_sum", "%1516 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k642_sum", "%1518 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k643_sum", "%1519 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k660_fused_scale_mul_sum_mul", "%1529 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k664_fused_add_mul_mul_id", "%1533 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k667_fused_scale_sum_neg", "%1536 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k669_fused_add_id", "%1538 fused:add_id [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k640_sum", "%1540 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k642_sum", "%1542 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k643_sum", "%1543 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k677_permute", "%1546 permute [32,B,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k679_matmul", "%1548 matmul [32,288]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k680_matmul", "%1549 matmul [288,1024*B]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k682_col2im", "%1551 col2im [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k639_fused_mul_step", "%1553 fused:mul_step [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k640_sum", "%1554 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k642_sum", "%1556 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k643_sum", "%1557 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k645_mul", "%1559 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k646_mul", "%1560 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k640_sum", "%1561 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k642_sum", "%1563 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k643_sum", "%1564 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k660_fused_scale_mul_sum_mul", "%1574 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k664_fused_add_mul_mul_id", "%1578 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k667_fused_scale_sum_neg", "%1581 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k669_fused_add_id", "%1583 fused:add_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k640_sum", "%1585 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k642_sum", "%1587 reduce [32,1,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k643_sum", "%1588 reduce [32,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k677_permute", "%1591 permute [32,B,1024]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k679_matmul", "%1593 matmul [32,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k680_matmul", "%1594 matmul [288,1024*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k682_col2im", "%1596 col2im [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k730_fused_mul_add_step", "%1599 fused:mul_add_step [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k640_sum", "%1600 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k642_sum", "%1602 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k643_sum", "%1603 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k645_mul", "%1605 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k646_mul", "%1606 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k640_sum", "%1607 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k642_sum", "%1609 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k643_sum", "%1610 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k660_fused_scale_mul_sum_mul", "%1620 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k664_fused_add_mul_mul_id", "%1624 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k667_fused_scale_sum_neg", "%1627 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k669_fused_add_id", "%1629 fused:add_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k640_sum", "%1631 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k642_sum", "%1633 reduce [32,1,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k643_sum", "%1634 reduce [32,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k677_permute", "%1637 permute [32,B,1024]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k679_matmul", "%1639 matmul [32,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k680_matmul", "%1640 matmul [288,1024*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k773_col2im", "%1642 col2im [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k775_fused_mul_step", "%1644 fused:mul_step [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k776_sum", "%1645 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k778_sum", "%1647 reduce [32,1,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k779_sum", "%1648 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k781_mul", "%1650 map:mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k782_mul", "%1651 map:mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k776_sum", "%1652 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k778_sum", "%1654 reduce [32,1,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k779_sum", "%1655 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k796_fused_scale_mul_sum_mul", "%1665 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k800_fused_add_mul_mul_id", "%1669 fused:add_mul_mul_id [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k803_fused_scale_sum_neg", "%1672 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k805_fused_add_id", "%1674 fused:add_id [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k776_sum", "%1676 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k778_sum", "%1678 reduce [32,1,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k779_sum", "%1679 reduce [32,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k813_permute", "%1682 permute [32,B,4096]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k815_matmul", "%1684 matmul [32,9]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_k6_conv2d", "%9 conv2d [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k11_fused_scale_sum", "%14 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k12_sub", "%15 map:sub [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k17_fused_rsqrt_addc_scale_sum", "%20 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k18_mul", "%21 map:mul [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k23_fused_add_mul", "%26 fused:add_mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k24_relu", "%27 map:relu [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 0, 0, 0, 0, 0},
+    {"convirt_image_k27_conv2d", "%30 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k32_fused_scale_sum", "%35 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k33_sub", "%36 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k38_fused_rsqrt_addc_scale_sum", "%41 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k39_mul", "%42 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k44_fused_add_mul", "%47 fused:add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k45_relu", "%48 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"convirt_image_k48_conv2d", "%51 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k32_fused_scale_sum", "%56 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k33_sub", "%57 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k38_fused_rsqrt_addc_scale_sum", "%62 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k39_mul", "%63 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k44_fused_add_mul", "%68 fused:add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k45_relu", "%69 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_image_k48_conv2d", "%72 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k32_fused_scale_sum", "%77 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k33_sub", "%78 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k38_fused_rsqrt_addc_scale_sum", "%83 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k39_mul", "%84 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k87_fused_add_add_mul", "%90 fused:add_add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k45_relu", "%91 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"convirt_image_k91_conv2d", "%94 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k96_fused_scale_sum", "%99 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k97_sub", "%100 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k102_fused_rsqrt_addc_scale_sum", "%105 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k103_mul", "%106 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k108_fused_add_mul", "%111 fused:add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k109_relu", "%112 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"convirt_image_k112_conv2d", "%115 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k96_fused_scale_sum", "%120 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k97_sub", "%121 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k102_fused_rsqrt_addc_scale_sum", "%126 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k103_mul", "%127 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k108_fused_add_mul", "%132 fused:add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k109_relu", "%133 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_image_k112_conv2d", "%136 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k96_fused_scale_sum", "%141 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k97_sub", "%142 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k102_fused_rsqrt_addc_scale_sum", "%147 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k103_mul", "%148 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k151_fused_add_add_mul", "%154 fused:add_add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k109_relu", "%155 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"convirt_image_k155_conv2d", "%158 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k160_fused_scale_sum", "%163 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k161_sub", "%164 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k166_fused_rsqrt_addc_scale_sum", "%169 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k167_mul", "%170 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k172_fused_add_mul", "%175 fused:add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k173_relu", "%176 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"convirt_image_k176_conv2d", "%179 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k160_fused_scale_sum", "%184 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k161_sub", "%185 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k166_fused_rsqrt_addc_scale_sum", "%190 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k167_mul", "%191 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k172_fused_add_mul", "%196 fused:add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k173_relu", "%197 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_image_k176_conv2d", "%200 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k160_fused_scale_sum", "%205 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k161_sub", "%206 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k166_fused_rsqrt_addc_scale_sum", "%211 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k167_mul", "%212 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k215_fused_add_add_mul", "%218 fused:add_add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k173_relu", "%219 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"convirt_image_k218_permute", "%221 permute [B,64,128]", "graphs/lib/image_encoder.lua:33", 0, 0, 0, 0, 0},
+    {"convirt_image_k224_matmul_add", "%227 matmul+add [B,64,128]", "graphs/lib/image_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"convirt_image_k225_sum", "%228 reduce [B,1,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
+    {"convirt_image_k227_scale", "%230 map:scale [B,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
+    {"convirt_image_k231_matmul_add", "%234 matmul+add [B,128]", "graphs/lib/image_encoder.lua:36", 0, 0, 0, 0, 0},
+    {"convirt_k237_gather", "%237 gather [T,40,128]", "graphs/lib/text_encoder.lua:32", 0, 0, 0, 0, 0},
+    {"convirt_k238_add", "%238 map:add [T,40,128]", "graphs/lib/text_encoder.lua:32", 0, 0, 0, 0, 0},
+    {"convirt_k242_fused_scale_sum", "%242 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k243_sub", "%243 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k248_fused_rsqrt_addc_scale_sum", "%248 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k249_mul", "%249 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k251_fused_add_mul", "%251 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k257_matmul_add", "%257 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_k259_permute", "%259 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_k257_matmul_add", "%265 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_k259_permute", "%267 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_k257_matmul_add", "%273 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_k259_permute", "%275 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_k282_fused_scale_addc_neg", "%282 fused:scale_addc_neg [T,1,1,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k283_matmul_add_mul_scale", "%283 matmul+add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k284_max", "%284 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k287_fused_exp_sub", "%287 fused:exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k288_mul", "%288 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k289_sum", "%289 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k290_clampmin", "%290 map:clampmin [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k291_div", "%291 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k292_matmul", "%292 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_k293_permute", "%293 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0},
+    {"convirt_k301_matmul_add_add", "%301 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k242_fused_scale_sum", "%305 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k243_sub", "%306 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k248_fused_rsqrt_addc_scale_sum", "%311 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k249_mul", "%312 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k251_fused_add_mul", "%314 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k320_matmul_add", "%320 matmul+add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k321_gelu", "%321 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"convirt_k328_matmul_add_add", "%328 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"convirt_k242_fused_scale_sum", "%332 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k243_sub", "%333 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k248_fused_rsqrt_addc_scale_sum", "%338 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k249_mul", "%339 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k251_fused_add_mul", "%341 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k257_matmul_add", "%347 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_k259_permute", "%349 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_k257_matmul_add", "%355 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_k259_permute", "%357 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_k257_matmul_add", "%363 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_k259_permute", "%365 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_k283_matmul_add_mul_scale", "%373 matmul+add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k284_max", "%374 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k287_fused_exp_sub", "%377 fused:exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k288_mul", "%378 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k289_sum", "%379 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k290_clampmin", "%380 map:clampmin [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k291_div", "%381 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k292_matmul", "%382 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_k293_permute", "%383 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0},
+    {"convirt_k301_matmul_add_add", "%391 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k242_fused_scale_sum", "%395 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k243_sub", "%396 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k248_fused_rsqrt_addc_scale_sum", "%401 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k249_mul", "%402 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k251_fused_add_mul", "%404 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k320_matmul_add", "%410 matmul+add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k321_gelu", "%411 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"convirt_k328_matmul_add_add", "%418 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"convirt_k242_fused_scale_sum", "%422 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"convirt_k243_sub", "%423 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"convirt_k248_fused_rsqrt_addc_scale_sum", "%428 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"convirt_k249_mul", "%429 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"convirt_k251_fused_add_mul", "%431 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"convirt_k432_slice", "%432 slice [T,1,128]", "graphs/lib/text_encoder.lua:35", 0, 0, 0, 0, 0},
+    {"convirt_k437_matmul_add", "%437 matmul+add [T,128]", "graphs/lib/text_encoder.lua:36", 0, 0, 0, 0, 0},
+    {"convirt_text_k206_slice", "%438 slice [T,39,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0},
+    {"convirt_text_k212_matmul_add", "%444 matmul+add [T,39,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k7_fused_sum_square", "%446 fused:sum_square [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k9_fused_rsqrt_clampmin", "%448 fused:rsqrt_clampmin [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k10_mul", "%449 map:mul [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k12_fused_sum_square", "%451 fused:sum_square [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k14_fused_rsqrt_clampmin", "%453 fused:rsqrt_clampmin [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k15_mul", "%454 map:mul [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k17_matmul_scale", "%456 matmul+scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k18_eye", "%457 eye [T,B]", "graphs/lib/losses.lua:9", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k19_max", "%458 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k22_fused_exp_sub", "%461 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k23_sum", "%462 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k24_clampmin", "%463 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k27_mul", "%466 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k30_max", "%469 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k33_fused_exp_sub", "%472 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k34_sum", "%473 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k35_clampmin", "%474 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k34_sum", "%478 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k23_sum", "%480 reduce [T,1]", "graphs/lib/losses.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k42_fused_mul_sub_add_log", "%481 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k43_sum", "%482 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k46_fused_scale_add_sum_sub", "%485 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k49_fused_sum_square", "%488 fused:sum_square [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k51_fused_rsqrt_clampmin", "%490 fused:rsqrt_clampmin [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k52_mul", "%491 map:mul [T,39,128]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k56_fused_sum_square", "%495 fused:sum_square [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k58_fused_rsqrt_clampmin", "%497 fused:rsqrt_clampmin [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k59_mul", "%498 map:mul [1,B,64,128]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k61_matmul_scale", "%500 matmul+scale [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k62_max", "%501 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k65_fused_exp_sub", "%504 fused:exp_sub [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k66_sum", "%505 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k67_div", "%506 map:div [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k68_matmul", "%507 matmul [T,B,39,128]", "graphs/lib/matching.lua:11", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k70_fused_sum_square", "%509 fused:sum_square [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k72_fused_rsqrt_clampmin", "%511 fused:rsqrt_clampmin [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k73_mul", "%512 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k81_fused_scale_addc_neg", "%520 fused:scale_addc_neg [T,1,39,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k82_fused_add_mul_scale_sum", "%521 fused:add_mul_scale_sum [T,B,39,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k83_max", "%522 reduce [T,B,1,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k86_fused_exp_sub", "%525 fused:exp_sub [T,B,39,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k87_mul", "%526 map:mul [T,B,39,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k88_sum", "%527 reduce [T,B,1,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k89_clampmin", "%528 map:clampmin [T,B,1,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k92_fused_scale_add_log", "%531 fused:scale_add_log [T,B,1,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k94_scale", "%533 map:scale [T,B]", "graphs/lib/model.lua:50", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k19_max", "%535 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k22_fused_exp_sub", "%538 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k23_sum", "%539 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k24_clampmin", "%540 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k27_mul", "%543 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k30_max", "%546 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k33_fused_exp_sub", "%549 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k34_sum", "%550 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k35_clampmin", "%551 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k34_sum", "%555 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k42_fused_mul_sub_add_log", "%558 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k43_sum", "%559 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k46_fused_scale_add_sum_sub", "%562 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k243_add", "%564 map:add []", "graphs/lib/model.lua:85", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k58_fill", "%643 fill []", "graphs/lib/model.lua:87", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k60_scale", "%645 map:scale [1,1]", "graphs/lib/losses.lua:16", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k61_id", "%646 map:id [1,B]", "graphs/lib/losses.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k63_fused_mul_id", "%648 fused:mul_id [T,1]", "graphs/lib/losses.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k65_neg", "%650 map:neg [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k159_fused_mul_id", "%652 fused:mul_id [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k71_fused_mul_div_step", "%656 fused:mul_div_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k77_neg", "%662 map:neg [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k171_fused_mul_id", "%664 fused:mul_id [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k84_fused_mul_div_step", "%669 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k182_fused_scale_add_add_add", "%675 fused:scale_add_add_add [T,B]", "graphs/lib/model.lua:50", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k187_fused_mul_div_scale_step", "%680 fused:mul_div_scale_step [T,B,1,1]", "graphs/lib/model.lua:49", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k199_fused_scale_mul_mul_mul", "%692 fused:scale_mul_mul_mul [T,B,39,1]", "graphs/lib/model.lua:49", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k200_id", "%693 map:id [T,B,39,128]", "graphs/lib/matching.lua:13", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k201_mul", "%694 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k202_mul", "%695 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k203_sum", "%696 reduce [T,1,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k212_fused_mul_mul_sum_mul", "%705 fused:mul_mul_sum_mul [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k216_fused_add_mul_mul_id", "%709 fused:add_mul_mul_id [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k218_matmul", "%711 matmul [T,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k219_sum", "%712 reduce [1,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k220_matmul_div", "%713 matmul+div [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k223_fused_sum_neg_mul", "%716 fused:sum_neg_mul [T,B,39,1]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k229_fused_scale_mul_add_id", "%722 fused:scale_mul_add_id [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k68_matmul", "%723 matmul [T,B,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k231_matmul", "%724 matmul [T,B,64,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k203_sum", "%725 reduce [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k219_sum", "%726 reduce [1,B,64,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k234_add", "%727 map:add [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k244_fused_mul_mul_sum_mul", "%737 fused:mul_mul_sum_mul [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k248_fused_add_add_mul_mul", "%741 fused:add_add_mul_mul [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k259_fused_mul_mul_sum_mul", "%752 fused:mul_mul_sum_mul [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k263_fused_add_mul_mul_id", "%756 fused:add_mul_mul_id [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k71_fused_mul_div_step", "%769 fused:mul_div_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k84_fused_mul_div_step", "%782 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k295_fused_scale_add_add_add", "%788 fused:scale_add_add_add [T,B]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k91_matmul", "%789 matmul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k92_matmul", "%790 matmul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k101_fused_mul_mul_sum_mul", "%799 fused:mul_mul_sum_mul [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k105_fused_add_mul_mul_id", "%803 fused:add_mul_mul_id [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k114_fused_mul_mul_sum_mul", "%812 fused:mul_mul_sum_mul [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k118_fused_add_mul_mul_id", "%816 fused:add_mul_mul_id [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_text_vjp_k273_sum", "%817 reduce [1,39,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
+    {"convirt_text_vjp_k275_sum", "%819 reduce [1,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
+    {"convirt_text_vjp_k278_matmul", "%822 matmul [39*T,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
+    {"convirt_text_vjp_k279_matmul", "%823 matmul [128,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
+    {"convirt_text_vjp_k281_pad", "%825 pad [T,40,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
+    {"convirt_k612_sum", "%826 reduce [1,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"convirt_k614_matmul", "%828 matmul [T,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"convirt_k615_matmul", "%829 matmul [128,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"convirt_k617_pad", "%831 pad [T,40,128]", "graphs/lib/text_encoder.lua:35", 1, 0, 0, 0, 0},
+    {"convirt_text_vjp_k288_add", "%832 map:add [T,40,128]", "graphs/lib/text_encoder.lua:35", 1, 0, 0, 0, 0},
+    {"convirt_k618_sum", "%833 reduce [1,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k620_sum", "%835 reduce [1,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k622_mul", "%837 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k623_mul", "%838 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k618_sum", "%839 reduce [1,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k620_sum", "%841 reduce [1,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k635_fused_scale_mul_sum_mul", "%850 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k639_fused_add_mul_mul_id", "%854 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k642_fused_scale_sum_neg", "%857 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k644_fused_add_id", "%859 fused:add_id [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k618_sum", "%860 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k620_sum", "%862 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k651_matmul", "%866 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k654_matmul_mul_gelu_grad", "%869 matmul+mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k655_sum", "%870 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k657_sum", "%872 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k660_matmul", "%875 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k661_matmul", "%876 matmul [512,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k618_sum", "%878 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k620_sum", "%880 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k622_mul", "%882 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k623_mul", "%883 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k618_sum", "%884 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k620_sum", "%886 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k635_fused_scale_mul_sum_mul", "%895 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k639_fused_add_mul_mul_id", "%899 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k642_fused_scale_sum_neg", "%903 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k690_fused_add_add_id", "%905 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k618_sum", "%906 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k620_sum", "%908 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k696_matmul", "%911 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k697_matmul", "%912 matmul [128,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k259_permute", "%915 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:18", 1, 0, 0, 0, 0},
+    {"convirt_k702_matmul", "%917 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_k703_matmul_div", "%918 matmul+div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"convirt_k708_fused_mul_sum_neg_mul", "%923 fused:mul_sum_neg_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"convirt_k724_fused_scale_mul_mul_mul", "%939 fused:scale_mul_mul_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"convirt_k292_matmul", "%940 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"convirt_k702_matmul", "%941 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"convirt_k293_permute", "%942 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k618_sum", "%944 reduce [1,40,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k620_sum", "%946 reduce [1,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k697_matmul", "%950 matmul [128,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k293_permute", "%952 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k618_sum", "%954 reduce [1,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k620_sum", "%956 reduce [1,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k696_matmul", "%959 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k697_matmul", "%960 matmul [128,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k293_permute", "%963 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k618_sum", "%965 reduce [1,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k620_sum", "%967 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k696_matmul", "%970 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k697_matmul", "%971 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k758_matmul_add_add", "%973 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k618_sum", "%974 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k620_sum", "%976 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k622_mul", "%978 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k623_mul", "%979 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k618_sum", "%980 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k620_sum", "%982 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k635_fused_scale_mul_sum_mul", "%991 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k639_fused_add_mul_mul_id", "%995 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k642_fused_scale_sum_neg", "%999 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k690_fused_add_add_id", "%1001 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k618_sum", "%1002 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k620_sum", "%1004 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k651_matmul", "%1008 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k654_matmul_mul_gelu_grad", "%1011 matmul+mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k655_sum", "%1012 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k657_sum", "%1014 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k660_matmul", "%1017 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k661_matmul", "%1018 matmul [512,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k618_sum", "%1020 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k620_sum", "%1022 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k622_mul", "%1024 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k623_mul", "%1025 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k618_sum", "%1026 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k620_sum", "%1028 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k635_fused_scale_mul_sum_mul", "%1037 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k639_fused_add_mul_mul_id", "%1041 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k642_fused_scale_sum_neg", "%1045 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k690_fused_add_add_id", "%1047 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k618_sum", "%1048 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k620_sum", "%1050 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k696_matmul", "%1053 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k697_matmul", "%1054 matmul [128,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k259_permute", "%1057 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:18", 1, 0, 0, 0, 0},
+    {"convirt_k702_matmul", "%1059 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_k703_matmul_div", "%1060 matmul+div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"convirt_k708_fused_mul_sum_neg_mul", "%1065 fused:mul_sum_neg_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"convirt_k724_fused_scale_mul_mul_mul", "%1081 fused:scale_mul_mul_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"convirt_k292_matmul", "%1082 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"convirt_k702_matmul", "%1083 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"convirt_k293_permute", "%1084 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k618_sum", "%1086 reduce [1,40,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k620_sum", "%1088 reduce [1,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k697_matmul", "%1092 matmul [128,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k293_permute", "%1094 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k618_sum", "%1096 reduce [1,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k620_sum", "%1098 reduce [1,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k696_matmul", "%1101 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k697_matmul", "%1102 matmul [128,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k293_permute", "%1105 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k618_sum", "%1107 reduce [1,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k620_sum", "%1109 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k696_matmul", "%1112 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k697_matmul", "%1113 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k758_matmul_add_add", "%1115 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k618_sum", "%1116 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k620_sum", "%1118 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k622_mul", "%1120 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k623_mul", "%1121 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k618_sum", "%1122 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k620_sum", "%1124 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k635_fused_scale_mul_sum_mul", "%1133 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k639_fused_add_mul_mul_id", "%1137 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k642_fused_scale_sum_neg", "%1141 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k690_fused_add_add_id", "%1143 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k618_sum", "%1144 reduce [1,40,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0},
+    {"convirt_k931_scatter_add", "%1146 scatter_add [1024,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k278_sum", "%1147 reduce [1,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k281_matmul", "%1150 matmul [128,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k282_matmul_scale", "%1151 matmul+scale [B,128]", "graphs/lib/image_encoder.lua:35", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k285_sum", "%1154 reduce [1,64,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k287_sum", "%1156 reduce [1,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k290_matmul", "%1159 matmul [64*B,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k291_matmul", "%1160 matmul [128,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k293_fused_add_id", "%1162 fused:add_id [B,64,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k294_permute", "%1163 permute [B,128,64]", "graphs/lib/image_encoder.lua:33", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k297_fused_mul_step", "%1166 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k285_sum", "%1167 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k300_sum", "%1169 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k301_sum", "%1170 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k303_mul", "%1172 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k304_mul", "%1173 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k285_sum", "%1174 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k300_sum", "%1176 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k301_sum", "%1177 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k318_fused_scale_mul_sum_mul", "%1187 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k322_fused_add_mul_mul_id", "%1191 fused:add_mul_mul_id [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k325_fused_scale_sum_neg", "%1194 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k327_fused_add_id", "%1196 fused:add_id [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k330_sum", "%1199 reduce [B,128,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k278_sum", "%1200 reduce [1,128,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k333_conv2d_input_grad", "%1202 conv2d_input_grad [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k334_conv2d_weight_grad", "%1203 conv2d_weight_grad [128,128,3,3]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k297_fused_mul_step", "%1205 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k285_sum", "%1206 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k300_sum", "%1208 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k301_sum", "%1209 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k303_mul", "%1211 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k304_mul", "%1212 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k285_sum", "%1213 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k300_sum", "%1215 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k301_sum", "%1216 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k318_fused_scale_mul_sum_mul", "%1226 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k322_fused_add_mul_mul_id", "%1230 fused:add_mul_mul_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k325_fused_scale_sum_neg", "%1233 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k327_fused_add_id", "%1235 fused:add_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k330_sum", "%1238 reduce [B,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k278_sum", "%1239 reduce [1,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k333_conv2d_input_grad", "%1241 conv2d_input_grad [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k334_conv2d_weight_grad", "%1242 conv2d_weight_grad [128,128,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k376_fused_mul_add_step", "%1245 fused:mul_add_step [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k285_sum", "%1246 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k300_sum", "%1248 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k301_sum", "%1249 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k303_mul", "%1251 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k304_mul", "%1252 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k285_sum", "%1253 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k300_sum", "%1255 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k301_sum", "%1256 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k318_fused_scale_mul_sum_mul", "%1266 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k322_fused_add_mul_mul_id", "%1270 fused:add_mul_mul_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k325_fused_scale_sum_neg", "%1273 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k327_fused_add_id", "%1275 fused:add_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k330_sum", "%1278 reduce [B,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k278_sum", "%1279 reduce [1,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k412_conv2d_input_grad", "%1281 conv2d_input_grad [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k413_conv2d_weight_grad", "%1282 conv2d_weight_grad [128,64,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k415_fused_mul_step", "%1284 fused:mul_step [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k416_sum", "%1285 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k418_sum", "%1287 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k419_sum", "%1288 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k421_mul", "%1290 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k422_mul", "%1291 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k416_sum", "%1292 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k418_sum", "%1294 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k419_sum", "%1295 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k436_fused_scale_mul_sum_mul", "%1305 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k440_fused_add_mul_mul_id", "%1309 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k443_fused_scale_sum_neg", "%1312 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k445_fused_add_id", "%1314 fused:add_id [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k448_sum", "%1317 reduce [B,64,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k449_sum", "%1318 reduce [1,64,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k451_conv2d_input_grad", "%1320 conv2d_input_grad [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k452_conv2d_weight_grad", "%1321 conv2d_weight_grad [64,64,3,3]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k415_fused_mul_step", "%1323 fused:mul_step [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k416_sum", "%1324 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k418_sum", "%1326 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k419_sum", "%1327 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k421_mul", "%1329 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k422_mul", "%1330 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k416_sum", "%1331 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k418_sum", "%1333 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k419_sum", "%1334 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k436_fused_scale_mul_sum_mul", "%1344 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k440_fused_add_mul_mul_id", "%1348 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k443_fused_scale_sum_neg", "%1351 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k445_fused_add_id", "%1353 fused:add_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k448_sum", "%1356 reduce [B,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k449_sum", "%1357 reduce [1,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k451_conv2d_input_grad", "%1359 conv2d_input_grad [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k452_conv2d_weight_grad", "%1360 conv2d_weight_grad [64,64,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k494_fused_mul_add_step", "%1363 fused:mul_add_step [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k416_sum", "%1364 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k418_sum", "%1366 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k419_sum", "%1367 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k421_mul", "%1369 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k422_mul", "%1370 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k416_sum", "%1371 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k418_sum", "%1373 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k419_sum", "%1374 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k436_fused_scale_mul_sum_mul", "%1384 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k440_fused_add_mul_mul_id", "%1388 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k443_fused_scale_sum_neg", "%1391 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k445_fused_add_id", "%1393 fused:add_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k448_sum", "%1396 reduce [B,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k449_sum", "%1397 reduce [1,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k530_conv2d_input_grad", "%1399 conv2d_input_grad [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k531_conv2d_weight_grad", "%1400 conv2d_weight_grad [64,32,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k533_fused_mul_step", "%1402 fused:mul_step [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k534_sum", "%1403 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k536_sum", "%1405 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k537_sum", "%1406 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k539_mul", "%1408 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k540_mul", "%1409 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k534_sum", "%1410 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k536_sum", "%1412 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k537_sum", "%1413 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k554_fused_scale_mul_sum_mul", "%1423 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k558_fused_add_mul_mul_id", "%1427 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k561_fused_scale_sum_neg", "%1430 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k563_fused_add_id", "%1432 fused:add_id [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k566_sum", "%1435 reduce [B,32,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k567_sum", "%1436 reduce [1,32,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k569_conv2d_input_grad", "%1438 conv2d_input_grad [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k570_conv2d_weight_grad", "%1439 conv2d_weight_grad [32,32,3,3]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k533_fused_mul_step", "%1441 fused:mul_step [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k534_sum", "%1442 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k536_sum", "%1444 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k537_sum", "%1445 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k539_mul", "%1447 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k540_mul", "%1448 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k534_sum", "%1449 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k536_sum", "%1451 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k537_sum", "%1452 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k554_fused_scale_mul_sum_mul", "%1462 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k558_fused_add_mul_mul_id", "%1466 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k561_fused_scale_sum_neg", "%1469 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k563_fused_add_id", "%1471 fused:add_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k566_sum", "%1474 reduce [B,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k567_sum", "%1475 reduce [1,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k569_conv2d_input_grad", "%1477 conv2d_input_grad [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k570_conv2d_weight_grad", "%1478 conv2d_weight_grad [32,32,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k612_fused_mul_add_step", "%1481 fused:mul_add_step [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k534_sum", "%1482 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k536_sum", "%1484 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k537_sum", "%1485 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k539_mul", "%1487 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k540_mul", "%1488 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k534_sum", "%1489 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k536_sum", "%1491 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k537_sum", "%1492 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k554_fused_scale_mul_sum_mul", "%1502 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k558_fused_add_mul_mul_id", "%1506 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k561_fused_scale_sum_neg", "%1509 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k563_fused_add_id", "%1511 fused:add_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k566_sum", "%1514 reduce [B,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k567_sum", "%1515 reduce [1,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k648_conv2d_input_grad", "%1517 conv2d_input_grad [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k649_conv2d_weight_grad", "%1518 conv2d_weight_grad [32,32,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k651_fused_mul_step", "%1520 fused:mul_step [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k652_sum", "%1521 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k654_sum", "%1523 reduce [32,1,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k655_sum", "%1524 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k657_mul", "%1526 map:mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k658_mul", "%1527 map:mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k652_sum", "%1528 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k654_sum", "%1530 reduce [32,1,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k655_sum", "%1531 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k672_fused_scale_mul_sum_mul", "%1541 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k676_fused_add_mul_mul_id", "%1545 fused:add_mul_mul_id [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k679_fused_scale_sum_neg", "%1548 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k681_fused_add_id", "%1550 fused:add_id [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k684_sum", "%1553 reduce [B,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k567_sum", "%1554 reduce [1,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k688_conv2d_weight_grad", "%1557 conv2d_weight_grad [32,1,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
 };
-const reclf_prof_table reclf_profile_gloria = {615, prof};
+const reclf_prof_table reclf_profile_gloria = {556, prof};
 #define CALL(i, fl, by, call) do { double t0_ = reclf_prof_now(); call; prof[i].seconds += reclf_prof_now() - t0_; \
     prof[i].calls++; prof[i].flops += (fl); prof[i].bytes += (double)(by); } while (0)
 #else
@@ -642,718 +583,659 @@ const reclf_prof_table reclf_profile_gloria = {615, prof};
 static size_t arena_bytes(const long *dims) {
     const long B = dims[0]; (void)B;
     const long T = dims[1]; (void)T;
-    return sizeof(real) * (size_t)(1222704 + 2425584*B + 25168*B*T + 246560*T);
+    return sizeof(real) * (size_t)(5955568 + 1250032*B + 25168*B*T + 246560*T);
 }
 
 static void forward(void *arena, const real *P, void *const *inputs, const long *dims) {
     const long B = dims[0]; (void)B;
     const long T = dims[1]; (void)T;
     real *A = arena; (void)A; (void)P; (void)inputs;
-    CALL(0, (double)8192*B, sizeof(real)*((double)4096*B + (double)4096*B), convirt_image_k3_fused_scale_addc(A + 1222704, (real *)inputs[0], B)); /* %6 fused:scale_addc [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
-    CALL(1, 0, sizeof(real)*((double)36864*B + (double)4096*B), convirt_image_k6_im2col(A + 1222704 + 1794048*B, A + 1222704, B)); /* %9 im2col [9,4096*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(2, (double)2359296*B, sizeof(real)*((double)131072*B + (double)288 + (double)36864*B), convirt_image_k8_matmul(A + 1222704, (real *)P + 0, A + 1222704 + 1794048*B, B)); /* %11 matmul [32,4096*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(3, 0, sizeof(real)*((double)131072*B + (double)131072*B), convirt_image_k10_permute(A + 1222704 + 131072*B, A + 1222704, B)); /* %13 permute [B,32,4096]  graphs/lib/image_encoder.lua:6 */
-    CALL(4, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), convirt_image_k13_add(A + 1222704, A + 1222704 + 131072*B, (real *)P + 288, B)); /* %16 map:add [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(5, (double)131080*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_k18_fused_scale_sum(A + 1222704 + 1310720*B, A + 1222704, B)); /* %21 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(6, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_k19_sub(A + 1222704 + 1179648*B, A + 1222704, A + 1222704 + 1310720*B, B)); /* %22 map:sub [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(7, (double)262168*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_k24_fused_rsqrt_addc_scale_sum(A + 1222704 + 2425344*B, A + 1222704 + 1179648*B, B)); /* %27 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(8, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_k25_mul(A + 1222704 + 1310720*B, A + 1222704 + 1179648*B, A + 1222704 + 2425344*B, B)); /* %28 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(9, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32 + (double)32), convirt_image_vjp_k30_fused_add_mul(A + 1222704 + 1441792*B, A + 1222704 + 1310720*B, (real *)P + 320, (real *)P + 352, B)); /* %33 fused:add_mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(10, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), convirt_image_vjp_k31_relu(A + 1222704 + 294912*B, A + 1222704 + 1441792*B, B)); /* %34 map:relu [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
-    CALL(11, 0, sizeof(real)*((double)294912*B + (double)131072*B), convirt_image_k34_im2col(A + 1222704, A + 1222704 + 294912*B, B)); /* %37 im2col [288,1024*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(12, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), convirt_image_k36_matmul(A + 1222704 + 1572864*B, (real *)P + 384, A + 1222704, B)); /* %39 matmul [32,1024*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(13, 0, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_k38_permute(A + 1222704 + 1605632*B, A + 1222704 + 1572864*B, B)); /* %41 permute [B,32,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(14, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_k41_add(A + 1222704 + 1572864*B, A + 1222704 + 1605632*B, (real *)P + 9600, B)); /* %44 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(15, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k46_fused_scale_sum(A + 1222704 + 1830912*B, A + 1222704 + 1572864*B, B)); /* %49 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(16, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k47_sub(A + 1222704 + 1867776*B, A + 1222704 + 1572864*B, A + 1222704 + 1830912*B, B)); /* %50 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(17, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k52_fused_rsqrt_addc_scale_sum(A + 1222704 + 2425360*B, A + 1222704 + 1867776*B, B)); /* %55 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(18, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k53_mul(A + 1222704 + 1900544*B, A + 1222704 + 1867776*B, A + 1222704 + 2425360*B, B)); /* %56 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(19, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_vjp_k58_fused_add_mul(A + 1222704 + 1933312*B, A + 1222704 + 1900544*B, (real *)P + 9632, (real *)P + 9664, B)); /* %61 fused:add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(20, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k59_relu(A + 1222704 + 1830912*B, A + 1222704 + 1933312*B, B)); /* %62 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
-    CALL(21, 0, sizeof(real)*((double)294912*B + (double)32768*B), convirt_image_k62_im2col(A + 1222704 + 294912*B, A + 1222704 + 1830912*B, B)); /* %65 im2col [288,1024*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(22, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), convirt_image_k36_matmul(A + 1222704 + 1572864*B, (real *)P + 9696, A + 1222704 + 294912*B, B)); /* %67 matmul [32,1024*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(23, 0, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_k38_permute(A + 1222704 + 1605632*B, A + 1222704 + 1572864*B, B)); /* %69 permute [B,32,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(24, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_k41_add(A + 1222704 + 1572864*B, A + 1222704 + 1605632*B, (real *)P + 18912, B)); /* %72 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(25, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k46_fused_scale_sum(A + 1222704 + 1863680*B, A + 1222704 + 1572864*B, B)); /* %77 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(26, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k47_sub(A + 1222704 + 1966080*B, A + 1222704 + 1572864*B, A + 1222704 + 1863680*B, B)); /* %78 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(27, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k52_fused_rsqrt_addc_scale_sum(A + 1222704 + 2425376*B, A + 1222704 + 1966080*B, B)); /* %83 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(28, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k53_mul(A + 1222704 + 1998848*B, A + 1222704 + 1966080*B, A + 1222704 + 2425376*B, B)); /* %84 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(29, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_vjp_k58_fused_add_mul(A + 1222704 + 2031616*B, A + 1222704 + 1998848*B, (real *)P + 18944, (real *)P + 18976, B)); /* %89 fused:add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(30, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k59_relu(A + 1222704 + 1572864*B, A + 1222704 + 2031616*B, B)); /* %90 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
-    CALL(31, 0, sizeof(real)*((double)294912*B + (double)32768*B), convirt_image_k62_im2col(A + 1222704 + 589824*B, A + 1222704 + 1572864*B, B)); /* %93 im2col [288,1024*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(32, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), convirt_image_k36_matmul(A + 1222704 + 1572864*B, (real *)P + 19008, A + 1222704 + 589824*B, B)); /* %95 matmul [32,1024*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(33, 0, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_k38_permute(A + 1222704 + 1605632*B, A + 1222704 + 1572864*B, B)); /* %97 permute [B,32,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(34, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_k41_add(A + 1222704 + 1572864*B, A + 1222704 + 1605632*B, (real *)P + 28224, B)); /* %100 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(35, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k46_fused_scale_sum(A + 1222704 + 1863680*B, A + 1222704 + 1572864*B, B)); /* %105 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(36, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k47_sub(A + 1222704 + 2064384*B, A + 1222704 + 1572864*B, A + 1222704 + 1863680*B, B)); /* %106 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(37, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k52_fused_rsqrt_addc_scale_sum(A + 1222704 + 2425392*B, A + 1222704 + 2064384*B, B)); /* %111 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(38, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k53_mul(A + 1222704 + 2097152*B, A + 1222704 + 2064384*B, A + 1222704 + 2425392*B, B)); /* %112 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(39, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_vjp_k115_fused_add_add_mul(A + 1222704 + 2129920*B, A + 1222704 + 1830912*B, A + 1222704 + 2097152*B, (real *)P + 28256, (real *)P + 28288, B)); /* %118 fused:add_add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:14 */
-    CALL(40, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k59_relu(A + 1222704 + 1830912*B, A + 1222704 + 2129920*B, B)); /* %119 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
-    CALL(41, 0, sizeof(real)*((double)73728*B + (double)32768*B), convirt_image_k119_im2col(A + 1222704 + 1572864*B, A + 1222704 + 1830912*B, B)); /* %122 im2col [288,256*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(42, (double)9437184*B, sizeof(real)*((double)16384*B + (double)18432 + (double)73728*B), convirt_image_k121_matmul(A + 1222704 + 1830912*B, (real *)P + 28320, A + 1222704 + 1572864*B, B)); /* %124 matmul [64,256*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(43, 0, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_k123_permute(A + 1222704 + 1847296*B, A + 1222704 + 1830912*B, B)); /* %126 permute [B,64,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(44, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_k126_add(A + 1222704 + 1830912*B, A + 1222704 + 1847296*B, (real *)P + 46752, B)); /* %129 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(45, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k131_fused_scale_sum(A + 1222704 + 1847296*B, A + 1222704 + 1830912*B, B)); /* %134 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(46, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k132_sub(A + 1222704 + 2162688*B, A + 1222704 + 1830912*B, A + 1222704 + 1847296*B, B)); /* %135 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(47, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k137_fused_rsqrt_addc_scale_sum(A + 1222704 + 2425408*B, A + 1222704 + 2162688*B, B)); /* %140 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(48, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k138_mul(A + 1222704 + 2179072*B, A + 1222704 + 2162688*B, A + 1222704 + 2425408*B, B)); /* %141 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(49, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_vjp_k143_fused_add_mul(A + 1222704 + 2195456*B, A + 1222704 + 2179072*B, (real *)P + 46816, (real *)P + 46880, B)); /* %146 fused:add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(50, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k144_relu(A + 1222704 + 1830912*B, A + 1222704 + 2195456*B, B)); /* %147 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
-    CALL(51, 0, sizeof(real)*((double)147456*B + (double)16384*B), convirt_image_k147_im2col(A + 1222704 + 884736*B, A + 1222704 + 1830912*B, B)); /* %150 im2col [576,256*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(52, (double)18874368*B, sizeof(real)*((double)16384*B + (double)36864 + (double)147456*B), convirt_image_k149_matmul(A + 1222704 + 1847296*B, (real *)P + 46944, A + 1222704 + 884736*B, B)); /* %152 matmul [64,256*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(53, 0, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_k123_permute(A + 1222704 + 1032192*B, A + 1222704 + 1847296*B, B)); /* %154 permute [B,64,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(54, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_k126_add(A + 1222704 + 1847296*B, A + 1222704 + 1032192*B, (real *)P + 83808, B)); /* %157 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(55, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k131_fused_scale_sum(A + 1222704 + 1863680*B, A + 1222704 + 1847296*B, B)); /* %162 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(56, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k132_sub(A + 1222704 + 2211840*B, A + 1222704 + 1847296*B, A + 1222704 + 1863680*B, B)); /* %163 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(57, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k137_fused_rsqrt_addc_scale_sum(A + 1222704 + 2425424*B, A + 1222704 + 2211840*B, B)); /* %168 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(58, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k138_mul(A + 1222704 + 2228224*B, A + 1222704 + 2211840*B, A + 1222704 + 2425424*B, B)); /* %169 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(59, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_vjp_k143_fused_add_mul(A + 1222704 + 2244608*B, A + 1222704 + 2228224*B, (real *)P + 83872, (real *)P + 83936, B)); /* %174 fused:add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(60, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k144_relu(A + 1222704 + 1847296*B, A + 1222704 + 2244608*B, B)); /* %175 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
-    CALL(61, 0, sizeof(real)*((double)147456*B + (double)16384*B), convirt_image_k147_im2col(A + 1222704 + 1032192*B, A + 1222704 + 1847296*B, B)); /* %178 im2col [576,256*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(62, (double)18874368*B, sizeof(real)*((double)16384*B + (double)36864 + (double)147456*B), convirt_image_k149_matmul(A + 1222704 + 1847296*B, (real *)P + 84000, A + 1222704 + 1032192*B, B)); /* %180 matmul [64,256*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(63, 0, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_k123_permute(A + 1222704 + 1646592*B, A + 1222704 + 1847296*B, B)); /* %182 permute [B,64,256]  graphs/lib/image_encoder.lua:13 */
-    CALL(64, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_k126_add(A + 1222704 + 1847296*B, A + 1222704 + 1646592*B, (real *)P + 120864, B)); /* %185 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(65, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k131_fused_scale_sum(A + 1222704 + 1863680*B, A + 1222704 + 1847296*B, B)); /* %190 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(66, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k132_sub(A + 1222704 + 2260992*B, A + 1222704 + 1847296*B, A + 1222704 + 1863680*B, B)); /* %191 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(67, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k137_fused_rsqrt_addc_scale_sum(A + 1222704 + 2425440*B, A + 1222704 + 2260992*B, B)); /* %196 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(68, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k138_mul(A + 1222704 + 2277376*B, A + 1222704 + 2260992*B, A + 1222704 + 2425440*B, B)); /* %197 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(69, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_vjp_k200_fused_add_add_mul(A + 1222704 + 2293760*B, A + 1222704 + 1830912*B, A + 1222704 + 2277376*B, (real *)P + 120928, (real *)P + 120992, B)); /* %203 fused:add_add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:14 */
-    CALL(70, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k144_relu(A + 1222704 + 1646592*B, A + 1222704 + 2293760*B, B)); /* %204 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
-    CALL(71, 0, sizeof(real)*((double)36864*B + (double)16384*B), convirt_image_k204_im2col(A + 1222704 + 1830912*B, A + 1222704 + 1646592*B, B)); /* %207 im2col [576,64*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(72, (double)9437184*B, sizeof(real)*((double)8192*B + (double)73728 + (double)36864*B), convirt_image_k206_matmul(A + 1222704 + 1646592*B, (real *)P + 121056, A + 1222704 + 1830912*B, B)); /* %209 matmul [128,64*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(73, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k208_permute(A + 1222704 + 1654784*B, A + 1222704 + 1646592*B, B)); /* %211 permute [B,128,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(74, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_k211_add(A + 1222704 + 1646592*B, A + 1222704 + 1654784*B, (real *)P + 194784, B)); /* %214 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(75, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k216_fused_scale_sum(A + 1222704 + 2318336*B, A + 1222704 + 1646592*B, B)); /* %219 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(76, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k217_sub(A + 1222704 + 2310144*B, A + 1222704 + 1646592*B, A + 1222704 + 2318336*B, B)); /* %220 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(77, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k222_fused_rsqrt_addc_scale_sum(A + 1222704 + 2425456*B, A + 1222704 + 2310144*B, B)); /* %225 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(78, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k223_mul(A + 1222704 + 2318336*B, A + 1222704 + 2310144*B, A + 1222704 + 2425456*B, B)); /* %226 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(79, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_vjp_k228_fused_add_mul(A + 1222704 + 2326528*B, A + 1222704 + 2318336*B, (real *)P + 194912, (real *)P + 195040, B)); /* %231 fused:add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(80, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k229_relu(A + 1222704 + 2334720*B, A + 1222704 + 2326528*B, B)); /* %232 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
-    CALL(81, 0, sizeof(real)*((double)73728*B + (double)8192*B), convirt_image_k232_im2col(A + 1222704 + 1646592*B, A + 1222704 + 2334720*B, B)); /* %235 im2col [1152,64*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(82, (double)18874368*B, sizeof(real)*((double)8192*B + (double)147456 + (double)73728*B), convirt_image_k234_matmul(A + 1222704 + 1720320*B, (real *)P + 195168, A + 1222704 + 1646592*B, B)); /* %237 matmul [128,64*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(83, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k208_permute(A + 1222704 + 1728512*B, A + 1222704 + 1720320*B, B)); /* %239 permute [B,128,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(84, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_k211_add(A + 1222704 + 1720320*B, A + 1222704 + 1728512*B, (real *)P + 342624, B)); /* %242 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(85, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k216_fused_scale_sum(A + 1222704 + 1728512*B, A + 1222704 + 1720320*B, B)); /* %247 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(86, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k217_sub(A + 1222704 + 2342912*B, A + 1222704 + 1720320*B, A + 1222704 + 1728512*B, B)); /* %248 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(87, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k222_fused_rsqrt_addc_scale_sum(A + 1222704 + 2425472*B, A + 1222704 + 2342912*B, B)); /* %253 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(88, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k223_mul(A + 1222704 + 2351104*B, A + 1222704 + 2342912*B, A + 1222704 + 2425472*B, B)); /* %254 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(89, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_vjp_k228_fused_add_mul(A + 1222704 + 2359296*B, A + 1222704 + 2351104*B, (real *)P + 342752, (real *)P + 342880, B)); /* %259 fused:add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(90, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k229_relu(A + 1222704 + 2367488*B, A + 1222704 + 2359296*B, B)); /* %260 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
-    CALL(91, 0, sizeof(real)*((double)73728*B + (double)8192*B), convirt_image_k232_im2col(A + 1222704 + 1720320*B, A + 1222704 + 2367488*B, B)); /* %263 im2col [1152,64*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(92, (double)18874368*B, sizeof(real)*((double)8192*B + (double)147456 + (double)73728*B), convirt_image_k234_matmul(A + 1222704 + 2367488*B, (real *)P + 343008, A + 1222704 + 1720320*B, B)); /* %265 matmul [128,64*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(93, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k208_permute(A + 1222704 + 2375680*B, A + 1222704 + 2367488*B, B)); /* %267 permute [B,128,64]  graphs/lib/image_encoder.lua:13 */
-    CALL(94, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_k211_add(A + 1222704 + 2367488*B, A + 1222704 + 2375680*B, (real *)P + 490464, B)); /* %270 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(95, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k216_fused_scale_sum(A + 1222704 + 2383872*B, A + 1222704 + 2367488*B, B)); /* %275 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(96, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k217_sub(A + 1222704 + 2375680*B, A + 1222704 + 2367488*B, A + 1222704 + 2383872*B, B)); /* %276 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(97, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k222_fused_rsqrt_addc_scale_sum(A + 1222704 + 2425488*B, A + 1222704 + 2375680*B, B)); /* %281 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(98, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k223_mul(A + 1222704 + 2367488*B, A + 1222704 + 2375680*B, A + 1222704 + 2425488*B, B)); /* %282 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(99, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_vjp_k285_fused_add_add_mul(A + 1222704 + 2383872*B, A + 1222704 + 2334720*B, A + 1222704 + 2367488*B, (real *)P + 490592, (real *)P + 490720, B)); /* %288 fused:add_add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:14 */
-    CALL(100, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k229_relu(A + 1222704 + 2334720*B, A + 1222704 + 2383872*B, B)); /* %289 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
-    CALL(101, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k288_permute(A + 1222704 + 2392064*B, A + 1222704 + 2334720*B, B)); /* %291 permute [B,64,128]  graphs/lib/image_encoder.lua:33 */
-    CALL(102, (double)2105344*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384 + (double)128), convirt_image_k294_matmul_add(A + 1222704 + 2334720*B, A + 1222704 + 2392064*B, (real *)P + 490848, (real *)P + 507232, B)); /* %297 matmul+add [B,64,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(103, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_k295_sum(A + 1222704 + 2400256*B, A + 1222704 + 2392064*B, B)); /* %298 reduce [B,1,128]  graphs/lib/image_encoder.lua:35 */
-    CALL(104, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), convirt_image_k297_scale(A + 1222704 + 2424832*B, A + 1222704 + 2400256*B, B)); /* %300 map:scale [B,128]  graphs/lib/image_encoder.lua:35 */
-    CALL(105, (double)32896*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384 + (double)128), convirt_image_k301_matmul_add(A + 1222704 + 2424960*B, A + 1222704 + 2424832*B, (real *)P + 507360, (real *)P + 523744, B)); /* %304 matmul+add [B,128]  graphs/lib/image_encoder.lua:36 */
-    CALL(106, 0, sizeof(real)*((double)5120*T + (double)131072 + (double)40*T), convirt_k307_gather(A + 1222704 + 2425584*B + 25168*B*T, (real *)P + 523872, (int32_t *)inputs[1], T)); /* %307 gather [T,40,128]  graphs/lib/text_encoder.lua:32 */
-    CALL(107, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120), convirt_k308_add(A + 1222704 + 2425584*B + 25168*B*T + 6400*T, A + 1222704 + 2425584*B + 25168*B*T, (real *)P + 654944, T)); /* %308 map:add [T,40,128]  graphs/lib/text_encoder.lua:32 */
-    CALL(108, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k312_fused_scale_sum(A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 6400*T, T)); /* %312 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(109, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k313_sub(A + 1222704 + 2425584*B + 25168*B*T + 107520*T, A + 1222704 + 2425584*B + 25168*B*T + 6400*T, A + 1222704 + 2425584*B + 25168*B*T, T)); /* %313 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(110, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k318_fused_rsqrt_addc_scale_sum(A + 1222704 + 2425584*B + 25168*B*T + 246144*T, A + 1222704 + 2425584*B + 25168*B*T + 107520*T, T)); /* %318 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(111, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k319_mul(A + 1222704 + 2425584*B + 25168*B*T + 112640*T, A + 1222704 + 2425584*B + 25168*B*T + 107520*T, A + 1222704 + 2425584*B + 25168*B*T + 246144*T, T)); /* %319 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(112, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k321_fused_add_mul(A + 1222704 + 2425584*B + 25168*B*T + 117760*T, A + 1222704 + 2425584*B + 25168*B*T + 112640*T, (real *)P + 660064, (real *)P + 660192, T)); /* %321 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(113, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k327_matmul_add(A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 117760*T, (real *)P + 660320, (real *)P + 676704, T)); /* %327 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(114, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k329_permute(A + 1222704 + 2425584*B + 25168*B*T + 122880*T, A + 1222704 + 2425584*B + 25168*B*T, T)); /* %329 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
-    CALL(115, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k327_matmul_add(A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 117760*T, (real *)P + 676832, (real *)P + 693216, T)); /* %335 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(116, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k329_permute(A + 1222704 + 2425584*B + 25168*B*T + 128000*T, A + 1222704 + 2425584*B + 25168*B*T, T)); /* %337 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
-    CALL(117, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k327_matmul_add(A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 117760*T, (real *)P + 693344, (real *)P + 709728, T)); /* %343 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(118, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k329_permute(A + 1222704 + 2425584*B + 25168*B*T + 133120*T, A + 1222704 + 2425584*B + 25168*B*T, T)); /* %345 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
-    CALL(119, (double)120*T, sizeof(real)*((double)40*T + (double)40*T), convirt_k352_fused_scale_addc_neg(A + 1222704 + 2425584*B + 25168*B*T + 245568*T, (real *)inputs[2], T)); /* %352 fused:scale_addc_neg [T,1,1,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(120, (double)428800*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)40*T + (double)40*T), convirt_k353_matmul_add_mul_scale(A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 122880*T, A + 1222704 + 2425584*B + 25168*B*T + 128000*T, (real *)inputs[2], A + 1222704 + 2425584*B + 25168*B*T + 245568*T, T)); /* %353 matmul+add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(121, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), convirt_k354_max(A + 1222704 + 2425584*B + 25168*B*T + 88320*T, A + 1222704 + 2425584*B + 25168*B*T, T)); /* %354 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(122, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), convirt_k357_fused_exp_sub(A + 1222704 + 2425584*B + 25168*B*T + 81920*T, A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 88320*T, T)); /* %357 fused:exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(123, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), convirt_k358_mul(A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 81920*T, (real *)inputs[2], T)); /* %358 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(124, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), convirt_k359_sum(A + 1222704 + 2425584*B + 25168*B*T + 245248*T, A + 1222704 + 2425584*B + 25168*B*T, T)); /* %359 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(125, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), convirt_k360_clampmin(A + 1222704 + 2425584*B + 25168*B*T + 245408*T, A + 1222704 + 2425584*B + 25168*B*T + 245248*T, T)); /* %360 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(126, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), convirt_k361_div(A + 1222704 + 2425584*B + 25168*B*T + 88320*T, A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 245408*T, T)); /* %361 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(127, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k362_matmul(A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 88320*T, A + 1222704 + 2425584*B + 25168*B*T + 133120*T, T)); /* %362 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    CALL(128, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k363_permute(A + 1222704 + 2425584*B + 25168*B*T + 138240*T, A + 1222704 + 2425584*B + 25168*B*T, T)); /* %363 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
-    CALL(129, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)128), convirt_k371_matmul_add_add(A + 1222704 + 2425584*B + 25168*B*T + 94720*T, A + 1222704 + 2425584*B + 25168*B*T + 138240*T, (real *)P + 709856, A + 1222704 + 2425584*B + 25168*B*T + 6400*T, (real *)P + 726240, T)); /* %371 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(130, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k312_fused_scale_sum(A + 1222704 + 2425584*B + 25168*B*T + 245616*T, A + 1222704 + 2425584*B + 25168*B*T + 94720*T, T)); /* %375 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(131, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k313_sub(A + 1222704 + 2425584*B + 25168*B*T + 143360*T, A + 1222704 + 2425584*B + 25168*B*T + 94720*T, A + 1222704 + 2425584*B + 25168*B*T + 245616*T, T)); /* %376 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(132, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k318_fused_rsqrt_addc_scale_sum(A + 1222704 + 2425584*B + 25168*B*T + 246192*T, A + 1222704 + 2425584*B + 25168*B*T + 143360*T, T)); /* %381 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(133, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k319_mul(A + 1222704 + 2425584*B + 25168*B*T + 148480*T, A + 1222704 + 2425584*B + 25168*B*T + 143360*T, A + 1222704 + 2425584*B + 25168*B*T + 246192*T, T)); /* %382 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(134, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k321_fused_add_mul(A + 1222704 + 2425584*B + 25168*B*T + 153600*T, A + 1222704 + 2425584*B + 25168*B*T + 148480*T, (real *)P + 726368, (real *)P + 726496, T)); /* %384 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(135, (double)5263360*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)512), convirt_k390_matmul_add(A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 153600*T, (real *)P + 726624, (real *)P + 792160, T)); /* %390 matmul+add [T,40,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(136, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), convirt_k391_gelu(A + 1222704 + 2425584*B + 25168*B*T + 20480*T, A + 1222704 + 2425584*B + 25168*B*T, T)); /* %391 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(137, (double)5253120*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536 + (double)5120*T + (double)128), convirt_k398_matmul_add_add(A + 1222704 + 2425584*B + 25168*B*T + 47360*T, A + 1222704 + 2425584*B + 25168*B*T + 20480*T, (real *)P + 792672, A + 1222704 + 2425584*B + 25168*B*T + 94720*T, (real *)P + 858208, T)); /* %398 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(138, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k312_fused_scale_sum(A + 1222704 + 2425584*B + 25168*B*T + 245616*T, A + 1222704 + 2425584*B + 25168*B*T + 47360*T, T)); /* %402 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(139, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k313_sub(A + 1222704 + 2425584*B + 25168*B*T + 158720*T, A + 1222704 + 2425584*B + 25168*B*T + 47360*T, A + 1222704 + 2425584*B + 25168*B*T + 245616*T, T)); /* %403 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(140, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k318_fused_rsqrt_addc_scale_sum(A + 1222704 + 2425584*B + 25168*B*T + 246240*T, A + 1222704 + 2425584*B + 25168*B*T + 158720*T, T)); /* %408 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(141, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k319_mul(A + 1222704 + 2425584*B + 25168*B*T + 163840*T, A + 1222704 + 2425584*B + 25168*B*T + 158720*T, A + 1222704 + 2425584*B + 25168*B*T + 246240*T, T)); /* %409 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(142, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k321_fused_add_mul(A + 1222704 + 2425584*B + 25168*B*T + 168960*T, A + 1222704 + 2425584*B + 25168*B*T + 163840*T, (real *)P + 858336, (real *)P + 858464, T)); /* %411 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(143, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k327_matmul_add(A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 168960*T, (real *)P + 858592, (real *)P + 874976, T)); /* %417 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(144, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k329_permute(A + 1222704 + 2425584*B + 25168*B*T + 174080*T, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, T)); /* %419 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
-    CALL(145, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k327_matmul_add(A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 168960*T, (real *)P + 875104, (real *)P + 891488, T)); /* %425 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(146, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k329_permute(A + 1222704 + 2425584*B + 25168*B*T + 179200*T, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, T)); /* %427 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
-    CALL(147, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k327_matmul_add(A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 168960*T, (real *)P + 891616, (real *)P + 908000, T)); /* %433 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(148, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k329_permute(A + 1222704 + 2425584*B + 25168*B*T + 184320*T, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, T)); /* %435 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
-    CALL(149, (double)428800*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)40*T + (double)40*T), convirt_k353_matmul_add_mul_scale(A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 174080*T, A + 1222704 + 2425584*B + 25168*B*T + 179200*T, (real *)inputs[2], A + 1222704 + 2425584*B + 25168*B*T + 245568*T, T)); /* %443 matmul+add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(150, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), convirt_k354_max(A + 1222704 + 2425584*B + 25168*B*T + 101120*T, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, T)); /* %444 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(151, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), convirt_k357_fused_exp_sub(A + 1222704 + 2425584*B + 25168*B*T + 94720*T, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 101120*T, T)); /* %447 fused:exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(152, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), convirt_k358_mul(A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 94720*T, (real *)inputs[2], T)); /* %448 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(153, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), convirt_k359_sum(A + 1222704 + 2425584*B + 25168*B*T + 245568*T, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, T)); /* %449 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(154, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), convirt_k360_clampmin(A + 1222704 + 2425584*B + 25168*B*T + 245728*T, A + 1222704 + 2425584*B + 25168*B*T + 245568*T, T)); /* %450 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(155, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), convirt_k361_div(A + 1222704 + 2425584*B + 25168*B*T + 101120*T, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 245728*T, T)); /* %451 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(156, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k362_matmul(A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 101120*T, A + 1222704 + 2425584*B + 25168*B*T + 184320*T, T)); /* %452 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    CALL(157, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k363_permute(A + 1222704 + 2425584*B + 25168*B*T + 189440*T, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, T)); /* %453 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
-    CALL(158, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)128), convirt_k371_matmul_add_add(A + 1222704 + 2425584*B + 25168*B*T + 194560*T, A + 1222704 + 2425584*B + 25168*B*T + 189440*T, (real *)P + 908128, A + 1222704 + 2425584*B + 25168*B*T + 47360*T, (real *)P + 924512, T)); /* %461 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(159, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k312_fused_scale_sum(A + 1222704 + 2425584*B + 25168*B*T + 245888*T, A + 1222704 + 2425584*B + 25168*B*T + 194560*T, T)); /* %465 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(160, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k313_sub(A + 1222704 + 2425584*B + 25168*B*T + 199680*T, A + 1222704 + 2425584*B + 25168*B*T + 194560*T, A + 1222704 + 2425584*B + 25168*B*T + 245888*T, T)); /* %466 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(161, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k318_fused_rsqrt_addc_scale_sum(A + 1222704 + 2425584*B + 25168*B*T + 246288*T, A + 1222704 + 2425584*B + 25168*B*T + 199680*T, T)); /* %471 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(162, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k319_mul(A + 1222704 + 2425584*B + 25168*B*T + 204800*T, A + 1222704 + 2425584*B + 25168*B*T + 199680*T, A + 1222704 + 2425584*B + 25168*B*T + 246288*T, T)); /* %472 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(163, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k321_fused_add_mul(A + 1222704 + 2425584*B + 25168*B*T + 209920*T, A + 1222704 + 2425584*B + 25168*B*T + 204800*T, (real *)P + 924640, (real *)P + 924768, T)); /* %474 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(164, (double)5263360*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)512), convirt_k390_matmul_add(A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 209920*T, (real *)P + 924896, (real *)P + 990432, T)); /* %480 matmul+add [T,40,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(165, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), convirt_k391_gelu(A + 1222704 + 2425584*B + 25168*B*T + 61440*T, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, T)); /* %481 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(166, (double)5253120*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536 + (double)5120*T + (double)128), convirt_k398_matmul_add_add(A + 1222704 + 2425584*B + 25168*B*T + 215040*T, A + 1222704 + 2425584*B + 25168*B*T + 61440*T, (real *)P + 990944, A + 1222704 + 2425584*B + 25168*B*T + 194560*T, (real *)P + 1056480, T)); /* %488 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(167, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k312_fused_scale_sum(A + 1222704 + 2425584*B + 25168*B*T + 245888*T, A + 1222704 + 2425584*B + 25168*B*T + 215040*T, T)); /* %492 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(168, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k313_sub(A + 1222704 + 2425584*B + 25168*B*T + 194560*T, A + 1222704 + 2425584*B + 25168*B*T + 215040*T, A + 1222704 + 2425584*B + 25168*B*T + 245888*T, T)); /* %493 map:sub [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(169, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k318_fused_rsqrt_addc_scale_sum(A + 1222704 + 2425584*B + 25168*B*T + 246336*T, A + 1222704 + 2425584*B + 25168*B*T + 194560*T, T)); /* %498 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(170, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k319_mul(A + 1222704 + 2425584*B + 25168*B*T + 215040*T, A + 1222704 + 2425584*B + 25168*B*T + 194560*T, A + 1222704 + 2425584*B + 25168*B*T + 246336*T, T)); /* %499 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(171, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k321_fused_add_mul(A + 1222704 + 2425584*B + 25168*B*T + 220160*T, A + 1222704 + 2425584*B + 25168*B*T + 215040*T, (real *)P + 1056608, (real *)P + 1056736, T)); /* %501 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(172, 0, sizeof(real)*((double)128*T + (double)5120*T), convirt_k502_slice(A + 1222704 + 2425584*B + 25168*B*T + 245888*T, A + 1222704 + 2425584*B + 25168*B*T + 220160*T, T)); /* %502 slice [T,1,128]  graphs/lib/text_encoder.lua:35 */
-    CALL(173, (double)32896*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384 + (double)128), convirt_k507_matmul_add(A + 1222704 + 2425584*B + 25168*B*T + 246016*T, A + 1222704 + 2425584*B + 25168*B*T + 245888*T, (real *)P + 1056864, (real *)P + 1073248, T)); /* %507 matmul+add [T,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(174, 0, sizeof(real)*((double)4992*T + (double)5120*T), convirt_text_k206_slice(A + 1222704 + 2425584*B + 25168*B*T + 225280*T, A + 1222704 + 2425584*B + 25168*B*T + 220160*T, T)); /* %508 slice [T,39,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(175, (double)1282944*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384 + (double)128), convirt_text_k212_matmul_add(A + 1222704 + 2425584*B + 25168*B*T + 220160*T, A + 1222704 + 2425584*B + 25168*B*T + 225280*T, (real *)P + 1073376, (real *)P + 1089760, T)); /* %514 matmul+add [T,39,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(176, (double)256*T, sizeof(real)*((double)T + (double)128*T), convirt_features_loss_k7_fused_sum_square(A + 1222704 + 2425584*B + 25168*B*T + 246480*T, A + 1222704 + 2425584*B + 25168*B*T + 246016*T, T)); /* %516 fused:sum_square [T,1]  graphs/lib/losses.lua:21 */
-    CALL(177, (double)2*T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k9_fused_rsqrt_clampmin(A + 1222704 + 2425584*B + 25168*B*T + 246496*T, A + 1222704 + 2425584*B + 25168*B*T + 246480*T, T)); /* %518 fused:rsqrt_clampmin [T,1]  graphs/lib/losses.lua:21 */
-    CALL(178, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)T), convirt_features_loss_k10_mul(A + 1222704 + 2425584*B + 25168*B*T + 225152*T, A + 1222704 + 2425584*B + 25168*B*T + 246016*T, A + 1222704 + 2425584*B + 25168*B*T + 246496*T, T)); /* %519 map:mul [T,128]  graphs/lib/losses.lua:21 */
-    CALL(179, (double)256*B, sizeof(real)*((double)B + (double)128*B), convirt_features_loss_k12_fused_sum_square(A + 1222704 + 2425504*B, A + 1222704 + 2424960*B, B)); /* %521 fused:sum_square [B,1]  graphs/lib/losses.lua:21 */
-    CALL(180, (double)2*B, sizeof(real)*((double)B + (double)B), convirt_features_loss_k14_fused_rsqrt_clampmin(A + 1222704 + 2425520*B, A + 1222704 + 2425504*B, B)); /* %523 fused:rsqrt_clampmin [B,1]  graphs/lib/losses.lua:21 */
-    CALL(181, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), convirt_features_loss_k15_mul(A + 1222704 + 2425088*B, A + 1222704 + 2424960*B, A + 1222704 + 2425520*B, B)); /* %524 map:mul [B,128]  graphs/lib/losses.lua:21 */
-    CALL(182, (double)257*B*T, sizeof(real)*((double)B*T + (double)128*T + (double)128*B), convirt_features_loss_k17_matmul_scale(A + 1222704 + 2425584*B, A + 1222704 + 2425584*B + 25168*B*T + 225152*T, A + 1222704 + 2425088*B, B, T)); /* %526 matmul+scale [T,B]  graphs/lib/losses.lua:21 */
-    CALL(183, 0, sizeof(real)*((double)B*T), convirt_features_loss_k18_eye(A + 1222704 + 2425584*B + 10080*B*T, B, T)); /* %527 eye [T,B]  graphs/lib/losses.lua:9 */
-    CALL(184, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k19_max(A + 1222704 + 2425584*B + 25168*B*T + 246384*T, A + 1222704 + 2425584*B, B, T)); /* %528 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(185, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), convirt_features_loss_k22_fused_exp_sub(A + 1222704 + 2425584*B + 25104*B*T, A + 1222704 + 2425584*B, A + 1222704 + 2425584*B + 25168*B*T + 246384*T, B, T)); /* %531 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
-    CALL(186, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k23_sum(A + 1222704 + 2425584*B + 25168*B*T + 246512*T, A + 1222704 + 2425584*B + 25104*B*T, B, T)); /* %532 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(187, (double)T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k24_clampmin(A + 1222704 + 2425584*B + 25168*B*T + 246528*T, A + 1222704 + 2425584*B + 25168*B*T + 246512*T, T)); /* %533 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
-    CALL(188, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), convirt_features_loss_k27_mul(A + 1222704 + 2425584*B + 16*B*T, A + 1222704 + 2425584*B, A + 1222704 + 2425584*B + 10080*B*T, B, T)); /* %536 map:mul [T,B]  graphs/lib/losses.lua:10 */
-    CALL(189, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k30_max(A + 1222704 + 2425216*B, A + 1222704 + 2425584*B, B, T)); /* %539 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(190, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), convirt_features_loss_k33_fused_exp_sub(A + 1222704 + 2425584*B + 25120*B*T, A + 1222704 + 2425584*B, A + 1222704 + 2425216*B, B, T)); /* %542 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
-    CALL(191, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k34_sum(A + 1222704 + 2425536*B, A + 1222704 + 2425584*B + 25120*B*T, B, T)); /* %543 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(192, (double)B, sizeof(real)*((double)B + (double)B), convirt_features_loss_k35_clampmin(A + 1222704 + 2425552*B, A + 1222704 + 2425536*B, B)); /* %544 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
-    CALL(193, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k34_sum(A + 1222704 + 2425232*B, A + 1222704 + 2425584*B + 16*B*T, B, T)); /* %548 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(194, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k23_sum(A + 1222704 + 2425584*B + 25168*B*T + 235312*T, A + 1222704 + 2425584*B + 10080*B*T, B, T)); /* %550 reduce [T,1]  graphs/lib/losses.lua:12 */
-    CALL(195, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), convirt_features_loss_k42_fused_mul_sub_add_log(A + 1222704 + 2425584*B + 25168*B*T + 246400*T, A + 1222704 + 2425584*B + 25168*B*T + 246528*T, A + 1222704 + 2425584*B + 25168*B*T + 246384*T, A + 1222704 + 2425584*B + 16*B*T, A + 1222704 + 2425584*B + 25168*B*T + 235312*T, B, T)); /* %551 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
-    CALL(196, (double)T, sizeof(real)*((double)1 + (double)T), convirt_features_loss_k43_sum(A + 0, A + 1222704 + 2425584*B + 25168*B*T + 246400*T, T)); /* %552 reduce [1,1]  graphs/lib/losses.lua:13 */
-    CALL(197, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), convirt_features_loss_k46_fused_scale_add_sum_sub(A + 16, A + 0, A + 1222704 + 2425552*B, A + 1222704 + 2425216*B, A + 1222704 + 2425232*B, B)); /* %555 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
-    CALL(198, (double)9984*T, sizeof(real)*((double)39*T + (double)4992*T), gloria_features_loss_k49_fused_sum_square(A + 1222704 + 2425584*B + 25168*B*T + 246384*T, A + 1222704 + 2425584*B + 25168*B*T + 220160*T, T)); /* %558 fused:sum_square [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(199, (double)78*T, sizeof(real)*((double)39*T + (double)39*T), gloria_features_loss_k51_fused_rsqrt_clampmin(A + 1222704 + 2425584*B + 25168*B*T + 246432*T, A + 1222704 + 2425584*B + 25168*B*T + 246384*T, T)); /* %560 fused:rsqrt_clampmin [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(200, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T), gloria_features_loss_k52_mul(A + 1222704 + 2425584*B + 25168*B*T + 230272*T, A + 1222704 + 2425584*B + 25168*B*T + 220160*T, A + 1222704 + 2425584*B + 25168*B*T + 246432*T, T)); /* %561 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
-    CALL(201, (double)16384*B, sizeof(real)*((double)64*B + (double)8192*B), gloria_features_loss_k56_fused_sum_square(A + 1222704 + 2416640*B, A + 1222704 + 2334720*B, B)); /* %565 fused:sum_square [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(202, (double)128*B, sizeof(real)*((double)64*B + (double)64*B), gloria_features_loss_k58_fused_rsqrt_clampmin(A + 1222704 + 2425216*B, A + 1222704 + 2416640*B, B)); /* %567 fused:rsqrt_clampmin [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(203, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)64*B), gloria_features_loss_k59_mul(A + 1222704 + 2400256*B, A + 1222704 + 2334720*B, A + 1222704 + 2425216*B, B)); /* %568 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
-    CALL(204, (double)641472*B*T, sizeof(real)*((double)2496*B*T + (double)4992*T + (double)8192*B), gloria_features_loss_k61_matmul_scale(A + 1222704 + 2425584*B, A + 1222704 + 2425584*B + 25168*B*T + 230272*T, A + 1222704 + 2400256*B, B, T)); /* %570 matmul+scale [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(205, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), gloria_features_loss_k62_max(A + 1222704 + 2425584*B + 2496*B*T, A + 1222704 + 2425584*B, B, T)); /* %571 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
-    CALL(206, (double)4992*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), gloria_features_loss_k65_fused_exp_sub(A + 1222704 + 2425584*B + 19968*B*T, A + 1222704 + 2425584*B, A + 1222704 + 2425584*B + 2496*B*T, B, T)); /* %574 fused:exp_sub [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(207, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), gloria_features_loss_k66_sum(A + 1222704 + 2425584*B + 24960*B*T, A + 1222704 + 2425584*B + 19968*B*T, B, T)); /* %575 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
-    CALL(208, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), gloria_features_loss_k67_div(A + 1222704 + 2425584*B + 22464*B*T, A + 1222704 + 2425584*B + 19968*B*T, A + 1222704 + 2425584*B + 24960*B*T, B, T)); /* %576 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(209, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), gloria_features_loss_k68_matmul(A + 1222704 + 2425584*B, A + 1222704 + 2425584*B + 22464*B*T, A + 1222704 + 2334720*B, B, T)); /* %577 matmul [T,B,39,128]  graphs/lib/matching.lua:11 */
-    CALL(210, (double)9984*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), gloria_features_loss_k70_fused_sum_square(A + 1222704 + 2425584*B + 25008*B*T, A + 1222704 + 2425584*B, B, T)); /* %579 fused:sum_square [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(211, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), gloria_features_loss_k72_fused_rsqrt_clampmin(A + 1222704 + 2425584*B + 25056*B*T, A + 1222704 + 2425584*B + 25008*B*T, B, T)); /* %581 fused:rsqrt_clampmin [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(212, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T), gloria_features_loss_k73_mul(A + 1222704 + 2425584*B + 4992*B*T, A + 1222704 + 2425584*B, A + 1222704 + 2425584*B + 25056*B*T, B, T)); /* %582 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(213, (double)117*T, sizeof(real)*((double)39*T + (double)39*T), gloria_features_loss_k81_fused_scale_addc_neg(A + 1222704 + 2425584*B + 25168*B*T + 235264*T, (real *)inputs[3], T)); /* %590 fused:scale_addc_neg [T,1,39,1]  graphs/lib/model.lua:49 */
-    CALL(214, (double)10101*B*T, sizeof(real)*((double)39*B*T + (double)4992*T + (double)4992*B*T + (double)39*T + (double)39*T), gloria_features_loss_k82_fused_add_mul_scale_sum(A + 1222704 + 2425584*B + 9984*B*T, A + 1222704 + 2425584*B + 25168*B*T + 230272*T, A + 1222704 + 2425584*B + 4992*B*T, (real *)inputs[3], A + 1222704 + 2425584*B + 25168*B*T + 235264*T, B, T)); /* %591 fused:add_mul_scale_sum [T,B,39,1]  graphs/lib/model.lua:49 */
-    CALL(215, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), gloria_features_loss_k83_max(A + 1222704 + 2425584*B + 10096*B*T, A + 1222704 + 2425584*B + 9984*B*T, B, T)); /* %592 reduce [T,B,1,1]  graphs/lib/model.lua:49 */
-    CALL(216, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T), gloria_features_loss_k86_fused_exp_sub(A + 1222704 + 2425584*B + 10032*B*T, A + 1222704 + 2425584*B + 9984*B*T, A + 1222704 + 2425584*B + 10096*B*T, B, T)); /* %595 fused:exp_sub [T,B,39,1]  graphs/lib/model.lua:49 */
-    CALL(217, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*T), gloria_features_loss_k87_mul(A + 1222704 + 2425584*B + 9984*B*T, A + 1222704 + 2425584*B + 10032*B*T, (real *)inputs[3], B, T)); /* %596 map:mul [T,B,39,1]  graphs/lib/model.lua:49 */
-    CALL(218, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), gloria_features_loss_k88_sum(A + 1222704 + 2425584*B + 10112*B*T, A + 1222704 + 2425584*B + 9984*B*T, B, T)); /* %597 reduce [T,B,1,1]  graphs/lib/model.lua:49 */
-    CALL(219, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), gloria_features_loss_k89_clampmin(A + 1222704 + 2425584*B + 9984*B*T, A + 1222704 + 2425584*B + 10112*B*T, B, T)); /* %598 map:clampmin [T,B,1,1]  graphs/lib/model.lua:49 */
-    CALL(220, (double)3*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), gloria_features_loss_k92_fused_scale_add_log(A + 1222704 + 2425584*B + 10000*B*T, A + 1222704 + 2425584*B + 9984*B*T, A + 1222704 + 2425584*B + 10096*B*T, B, T)); /* %601 fused:scale_add_log [T,B,1,1]  graphs/lib/model.lua:49 */
-    CALL(221, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), gloria_features_loss_k94_scale(A + 1222704 + 2425584*B + 10016*B*T, A + 1222704 + 2425584*B + 10000*B*T, B, T)); /* %603 map:scale [T,B]  graphs/lib/model.lua:50 */
-    CALL(222, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k19_max(A + 1222704 + 2425584*B + 25168*B*T + 235264*T, A + 1222704 + 2425584*B + 10016*B*T, B, T)); /* %605 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(223, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), convirt_features_loss_k22_fused_exp_sub(A + 1222704 + 2425584*B + 10000*B*T, A + 1222704 + 2425584*B + 10016*B*T, A + 1222704 + 2425584*B + 25168*B*T + 235264*T, B, T)); /* %608 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
-    CALL(224, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k23_sum(A + 1222704 + 2425584*B + 25168*B*T + 235280*T, A + 1222704 + 2425584*B + 10000*B*T, B, T)); /* %609 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(225, (double)T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k24_clampmin(A + 1222704 + 2425584*B + 25168*B*T + 235296*T, A + 1222704 + 2425584*B + 25168*B*T + 235280*T, T)); /* %610 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
-    CALL(226, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), convirt_features_loss_k27_mul(A + 1222704 + 2425584*B + 10096*B*T, A + 1222704 + 2425584*B + 10016*B*T, A + 1222704 + 2425584*B + 10080*B*T, B, T)); /* %613 map:mul [T,B]  graphs/lib/losses.lua:10 */
-    CALL(227, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k30_max(A + 1222704 + 2425280*B, A + 1222704 + 2425584*B + 10016*B*T, B, T)); /* %616 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(228, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), convirt_features_loss_k33_fused_exp_sub(A + 1222704 + 2425584*B + 10128*B*T, A + 1222704 + 2425584*B + 10016*B*T, A + 1222704 + 2425280*B, B, T)); /* %619 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
-    CALL(229, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k34_sum(A + 1222704 + 2425296*B, A + 1222704 + 2425584*B + 10128*B*T, B, T)); /* %620 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(230, (double)B, sizeof(real)*((double)B + (double)B), convirt_features_loss_k35_clampmin(A + 1222704 + 2425312*B, A + 1222704 + 2425296*B, B)); /* %621 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
-    CALL(231, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k34_sum(A + 1222704 + 2425328*B, A + 1222704 + 2425584*B + 10096*B*T, B, T)); /* %625 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(232, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), convirt_features_loss_k42_fused_mul_sub_add_log(A + 1222704 + 2425584*B + 25168*B*T + 235328*T, A + 1222704 + 2425584*B + 25168*B*T + 235296*T, A + 1222704 + 2425584*B + 25168*B*T + 235264*T, A + 1222704 + 2425584*B + 10096*B*T, A + 1222704 + 2425584*B + 25168*B*T + 235312*T, B, T)); /* %628 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
-    CALL(233, (double)T, sizeof(real)*((double)1 + (double)T), convirt_features_loss_k43_sum(A + 0, A + 1222704 + 2425584*B + 25168*B*T + 235328*T, T)); /* %629 reduce [1,1]  graphs/lib/losses.lua:13 */
-    CALL(234, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), convirt_features_loss_k46_fused_scale_add_sum_sub(A + 32, A + 0, A + 1222704 + 2425312*B, A + 1222704 + 2425280*B, A + 1222704 + 2425328*B, B)); /* %632 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
-    CALL(235, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), convirt_image_vjp_k313_add(A + 1222688, A + 16, A + 32)); /* %634 map:add []  graphs/lib/model.lua:85 */
+    CALL(0, (double)8192*B, sizeof(real)*((double)4096*B + (double)4096*B), convirt_image_k3_fused_scale_addc(A + 5955568 + 1245184*B, (real *)inputs[0], B)); /* %6 fused:scale_addc [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
+    CALL(1, (double)2359296*B, sizeof(real)*((double)131072*B + (double)4096*B + (double)288 + (double)32), convirt_image_k6_conv2d(A + 5955568, A + 5955568 + 1245184*B, (real *)P + 0, (real *)P + 288, A + 0, B)); /* %9 conv2d [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(2, (double)131080*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_k11_fused_scale_sum(A + 5955568 + 262144*B, A + 5955568, B)); /* %14 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(3, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_k12_sub(A + 5955568 + 131072*B, A + 5955568, A + 5955568 + 262144*B, B)); /* %15 map:sub [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(4, (double)262168*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_k17_fused_rsqrt_addc_scale_sum(A + 5955568 + 1249792*B, A + 5955568 + 131072*B, B)); /* %20 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(5, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_k18_mul(A + 5955568, A + 5955568 + 131072*B, A + 5955568 + 1249792*B, B)); /* %21 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(6, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32 + (double)32), convirt_image_vjp_k23_fused_add_mul(A + 5955568 + 262144*B, A + 5955568, (real *)P + 320, (real *)P + 352, B)); /* %26 fused:add_mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(7, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), convirt_image_vjp_k24_relu(A + 5955568 + 393216*B, A + 5955568 + 262144*B, B)); /* %27 map:relu [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
+    CALL(8, (double)18874368*B, sizeof(real)*((double)32768*B + (double)131072*B + (double)9216 + (double)32), convirt_image_k27_conv2d(A + 5955568 + 524288*B, A + 5955568 + 393216*B, (real *)P + 384, (real *)P + 9600, A + 0, B)); /* %30 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(9, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k32_fused_scale_sum(A + 5955568 + 1249280*B, A + 5955568 + 524288*B, B)); /* %35 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(10, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k33_sub(A + 5955568 + 557056*B, A + 5955568 + 524288*B, A + 5955568 + 1249280*B, B)); /* %36 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(11, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k38_fused_rsqrt_addc_scale_sum(A + 5955568 + 1249808*B, A + 5955568 + 557056*B, B)); /* %41 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(12, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k39_mul(A + 5955568 + 524288*B, A + 5955568 + 557056*B, A + 5955568 + 1249808*B, B)); /* %42 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(13, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_vjp_k44_fused_add_mul(A + 5955568 + 589824*B, A + 5955568 + 524288*B, (real *)P + 9632, (real *)P + 9664, B)); /* %47 fused:add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(14, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k45_relu(A + 5955568 + 622592*B, A + 5955568 + 589824*B, B)); /* %48 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
+    CALL(15, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216 + (double)32), convirt_image_k48_conv2d(A + 5955568 + 655360*B, A + 5955568 + 622592*B, (real *)P + 9696, (real *)P + 18912, A + 0, B)); /* %51 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(16, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k32_fused_scale_sum(A + 5955568 + 1249280*B, A + 5955568 + 655360*B, B)); /* %56 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(17, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k33_sub(A + 5955568 + 688128*B, A + 5955568 + 655360*B, A + 5955568 + 1249280*B, B)); /* %57 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(18, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k38_fused_rsqrt_addc_scale_sum(A + 5955568 + 1249824*B, A + 5955568 + 688128*B, B)); /* %62 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(19, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k39_mul(A + 5955568 + 655360*B, A + 5955568 + 688128*B, A + 5955568 + 1249824*B, B)); /* %63 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(20, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_vjp_k44_fused_add_mul(A + 5955568 + 720896*B, A + 5955568 + 655360*B, (real *)P + 18944, (real *)P + 18976, B)); /* %68 fused:add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(21, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k45_relu(A + 5955568 + 753664*B, A + 5955568 + 720896*B, B)); /* %69 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
+    CALL(22, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216 + (double)32), convirt_image_k48_conv2d(A + 5955568 + 786432*B, A + 5955568 + 753664*B, (real *)P + 19008, (real *)P + 28224, A + 0, B)); /* %72 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(23, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k32_fused_scale_sum(A + 5955568 + 1249280*B, A + 5955568 + 786432*B, B)); /* %77 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(24, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k33_sub(A + 5955568 + 819200*B, A + 5955568 + 786432*B, A + 5955568 + 1249280*B, B)); /* %78 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(25, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k38_fused_rsqrt_addc_scale_sum(A + 5955568 + 1249840*B, A + 5955568 + 819200*B, B)); /* %83 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(26, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k39_mul(A + 5955568 + 786432*B, A + 5955568 + 819200*B, A + 5955568 + 1249840*B, B)); /* %84 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(27, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_vjp_k87_fused_add_add_mul(A + 5955568 + 851968*B, A + 5955568 + 622592*B, A + 5955568 + 786432*B, (real *)P + 28256, (real *)P + 28288, B)); /* %90 fused:add_add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:14 */
+    CALL(28, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k45_relu(A + 5955568 + 884736*B, A + 5955568 + 851968*B, B)); /* %91 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
+    CALL(29, (double)9437184*B, sizeof(real)*((double)16384*B + (double)32768*B + (double)18432 + (double)64), convirt_image_k91_conv2d(A + 5955568 + 917504*B, A + 5955568 + 884736*B, (real *)P + 28320, (real *)P + 46752, A + 0, B)); /* %94 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(30, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k96_fused_scale_sum(A + 5955568 + 1249280*B, A + 5955568 + 917504*B, B)); /* %99 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(31, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k97_sub(A + 5955568 + 933888*B, A + 5955568 + 917504*B, A + 5955568 + 1249280*B, B)); /* %100 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(32, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k102_fused_rsqrt_addc_scale_sum(A + 5955568 + 1249856*B, A + 5955568 + 933888*B, B)); /* %105 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(33, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k103_mul(A + 5955568 + 917504*B, A + 5955568 + 933888*B, A + 5955568 + 1249856*B, B)); /* %106 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(34, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_vjp_k108_fused_add_mul(A + 5955568 + 950272*B, A + 5955568 + 917504*B, (real *)P + 46816, (real *)P + 46880, B)); /* %111 fused:add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(35, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k109_relu(A + 5955568 + 966656*B, A + 5955568 + 950272*B, B)); /* %112 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
+    CALL(36, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864 + (double)64), convirt_image_k112_conv2d(A + 5955568 + 983040*B, A + 5955568 + 966656*B, (real *)P + 46944, (real *)P + 83808, A + 0, B)); /* %115 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(37, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k96_fused_scale_sum(A + 5955568 + 1249280*B, A + 5955568 + 983040*B, B)); /* %120 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(38, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k97_sub(A + 5955568 + 999424*B, A + 5955568 + 983040*B, A + 5955568 + 1249280*B, B)); /* %121 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(39, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k102_fused_rsqrt_addc_scale_sum(A + 5955568 + 1249872*B, A + 5955568 + 999424*B, B)); /* %126 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(40, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k103_mul(A + 5955568 + 983040*B, A + 5955568 + 999424*B, A + 5955568 + 1249872*B, B)); /* %127 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(41, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_vjp_k108_fused_add_mul(A + 5955568 + 1015808*B, A + 5955568 + 983040*B, (real *)P + 83872, (real *)P + 83936, B)); /* %132 fused:add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(42, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k109_relu(A + 5955568 + 1032192*B, A + 5955568 + 1015808*B, B)); /* %133 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
+    CALL(43, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864 + (double)64), convirt_image_k112_conv2d(A + 5955568 + 1048576*B, A + 5955568 + 1032192*B, (real *)P + 84000, (real *)P + 120864, A + 0, B)); /* %136 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(44, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k96_fused_scale_sum(A + 5955568 + 1249280*B, A + 5955568 + 1048576*B, B)); /* %141 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(45, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k97_sub(A + 5955568 + 1064960*B, A + 5955568 + 1048576*B, A + 5955568 + 1249280*B, B)); /* %142 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(46, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k102_fused_rsqrt_addc_scale_sum(A + 5955568 + 1249888*B, A + 5955568 + 1064960*B, B)); /* %147 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(47, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k103_mul(A + 5955568 + 1048576*B, A + 5955568 + 1064960*B, A + 5955568 + 1249888*B, B)); /* %148 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(48, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_vjp_k151_fused_add_add_mul(A + 5955568 + 1081344*B, A + 5955568 + 966656*B, A + 5955568 + 1048576*B, (real *)P + 120928, (real *)P + 120992, B)); /* %154 fused:add_add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:14 */
+    CALL(49, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k109_relu(A + 5955568 + 1097728*B, A + 5955568 + 1081344*B, B)); /* %155 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
+    CALL(50, (double)9437184*B, sizeof(real)*((double)8192*B + (double)16384*B + (double)73728 + (double)128), convirt_image_k155_conv2d(A + 5955568 + 1114112*B, A + 5955568 + 1097728*B, (real *)P + 121056, (real *)P + 194784, A + 0, B)); /* %158 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(51, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k160_fused_scale_sum(A + 5955568 + 1249280*B, A + 5955568 + 1114112*B, B)); /* %163 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(52, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k161_sub(A + 5955568 + 1122304*B, A + 5955568 + 1114112*B, A + 5955568 + 1249280*B, B)); /* %164 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(53, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k166_fused_rsqrt_addc_scale_sum(A + 5955568 + 1249904*B, A + 5955568 + 1122304*B, B)); /* %169 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(54, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k167_mul(A + 5955568 + 1114112*B, A + 5955568 + 1122304*B, A + 5955568 + 1249904*B, B)); /* %170 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(55, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_vjp_k172_fused_add_mul(A + 5955568 + 1130496*B, A + 5955568 + 1114112*B, (real *)P + 194912, (real *)P + 195040, B)); /* %175 fused:add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(56, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k173_relu(A + 5955568 + 1138688*B, A + 5955568 + 1130496*B, B)); /* %176 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
+    CALL(57, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456 + (double)128), convirt_image_k176_conv2d(A + 5955568 + 1146880*B, A + 5955568 + 1138688*B, (real *)P + 195168, (real *)P + 342624, A + 0, B)); /* %179 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(58, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k160_fused_scale_sum(A + 5955568 + 1249280*B, A + 5955568 + 1146880*B, B)); /* %184 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(59, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k161_sub(A + 5955568 + 1155072*B, A + 5955568 + 1146880*B, A + 5955568 + 1249280*B, B)); /* %185 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(60, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k166_fused_rsqrt_addc_scale_sum(A + 5955568 + 1249920*B, A + 5955568 + 1155072*B, B)); /* %190 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(61, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k167_mul(A + 5955568 + 1146880*B, A + 5955568 + 1155072*B, A + 5955568 + 1249920*B, B)); /* %191 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(62, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_vjp_k172_fused_add_mul(A + 5955568 + 1163264*B, A + 5955568 + 1146880*B, (real *)P + 342752, (real *)P + 342880, B)); /* %196 fused:add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(63, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k173_relu(A + 5955568 + 1171456*B, A + 5955568 + 1163264*B, B)); /* %197 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
+    CALL(64, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456 + (double)128), convirt_image_k176_conv2d(A + 5955568 + 1179648*B, A + 5955568 + 1171456*B, (real *)P + 343008, (real *)P + 490464, A + 0, B)); /* %200 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(65, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k160_fused_scale_sum(A + 5955568 + 1249280*B, A + 5955568 + 1179648*B, B)); /* %205 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(66, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k161_sub(A + 5955568 + 1187840*B, A + 5955568 + 1179648*B, A + 5955568 + 1249280*B, B)); /* %206 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(67, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k166_fused_rsqrt_addc_scale_sum(A + 5955568 + 1249936*B, A + 5955568 + 1187840*B, B)); /* %211 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(68, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k167_mul(A + 5955568 + 1179648*B, A + 5955568 + 1187840*B, A + 5955568 + 1249936*B, B)); /* %212 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(69, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_vjp_k215_fused_add_add_mul(A + 5955568 + 1196032*B, A + 5955568 + 1138688*B, A + 5955568 + 1179648*B, (real *)P + 490592, (real *)P + 490720, B)); /* %218 fused:add_add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:14 */
+    CALL(70, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k173_relu(A + 5955568 + 1204224*B, A + 5955568 + 1196032*B, B)); /* %219 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
+    CALL(71, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k218_permute(A + 5955568 + 1212416*B, A + 5955568 + 1204224*B, B)); /* %221 permute [B,64,128]  graphs/lib/image_encoder.lua:33 */
+    CALL(72, (double)2105344*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384 + (double)128), convirt_image_k224_matmul_add(A + 5955568 + 1204224*B, A + 5955568 + 1212416*B, (real *)P + 490848, (real *)P + 507232, B)); /* %227 matmul+add [B,64,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(73, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_k225_sum(A + 5955568 + 1220608*B, A + 5955568 + 1212416*B, B)); /* %228 reduce [B,1,128]  graphs/lib/image_encoder.lua:35 */
+    CALL(74, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), convirt_image_k227_scale(A + 5955568 + 1249280*B, A + 5955568 + 1220608*B, B)); /* %230 map:scale [B,128]  graphs/lib/image_encoder.lua:35 */
+    CALL(75, (double)32896*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384 + (double)128), convirt_image_k231_matmul_add(A + 5955568 + 1249408*B, A + 5955568 + 1249280*B, (real *)P + 507360, (real *)P + 523744, B)); /* %234 matmul+add [B,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(76, 0, sizeof(real)*((double)5120*T + (double)131072 + (double)40*T), convirt_k237_gather(A + 5955568 + 1250032*B + 25168*B*T, (real *)P + 523872, (int32_t *)inputs[1], T)); /* %237 gather [T,40,128]  graphs/lib/text_encoder.lua:32 */
+    CALL(77, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120), convirt_k238_add(A + 5955568 + 1250032*B + 25168*B*T + 6400*T, A + 5955568 + 1250032*B + 25168*B*T, (real *)P + 654944, T)); /* %238 map:add [T,40,128]  graphs/lib/text_encoder.lua:32 */
+    CALL(78, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k242_fused_scale_sum(A + 5955568 + 1250032*B + 25168*B*T, A + 5955568 + 1250032*B + 25168*B*T + 6400*T, T)); /* %242 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(79, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k243_sub(A + 5955568 + 1250032*B + 25168*B*T + 107520*T, A + 5955568 + 1250032*B + 25168*B*T + 6400*T, A + 5955568 + 1250032*B + 25168*B*T, T)); /* %243 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(80, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k248_fused_rsqrt_addc_scale_sum(A + 5955568 + 1250032*B + 25168*B*T + 246144*T, A + 5955568 + 1250032*B + 25168*B*T + 107520*T, T)); /* %248 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(81, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k249_mul(A + 5955568 + 1250032*B + 25168*B*T + 112640*T, A + 5955568 + 1250032*B + 25168*B*T + 107520*T, A + 5955568 + 1250032*B + 25168*B*T + 246144*T, T)); /* %249 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(82, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k251_fused_add_mul(A + 5955568 + 1250032*B + 25168*B*T + 117760*T, A + 5955568 + 1250032*B + 25168*B*T + 112640*T, (real *)P + 660064, (real *)P + 660192, T)); /* %251 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(83, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k257_matmul_add(A + 5955568 + 1250032*B + 25168*B*T, A + 5955568 + 1250032*B + 25168*B*T + 117760*T, (real *)P + 660320, (real *)P + 676704, T)); /* %257 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(84, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k259_permute(A + 5955568 + 1250032*B + 25168*B*T + 122880*T, A + 5955568 + 1250032*B + 25168*B*T, T)); /* %259 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(85, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k257_matmul_add(A + 5955568 + 1250032*B + 25168*B*T, A + 5955568 + 1250032*B + 25168*B*T + 117760*T, (real *)P + 676832, (real *)P + 693216, T)); /* %265 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(86, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k259_permute(A + 5955568 + 1250032*B + 25168*B*T + 128000*T, A + 5955568 + 1250032*B + 25168*B*T, T)); /* %267 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(87, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k257_matmul_add(A + 5955568 + 1250032*B + 25168*B*T, A + 5955568 + 1250032*B + 25168*B*T + 117760*T, (real *)P + 693344, (real *)P + 709728, T)); /* %273 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(88, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k259_permute(A + 5955568 + 1250032*B + 25168*B*T + 133120*T, A + 5955568 + 1250032*B + 25168*B*T, T)); /* %275 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(89, (double)120*T, sizeof(real)*((double)40*T + (double)40*T), convirt_k282_fused_scale_addc_neg(A + 5955568 + 1250032*B + 25168*B*T + 245568*T, (real *)inputs[2], T)); /* %282 fused:scale_addc_neg [T,1,1,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(90, (double)428800*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)40*T + (double)40*T), convirt_k283_matmul_add_mul_scale(A + 5955568 + 1250032*B + 25168*B*T, A + 5955568 + 1250032*B + 25168*B*T + 122880*T, A + 5955568 + 1250032*B + 25168*B*T + 128000*T, (real *)inputs[2], A + 5955568 + 1250032*B + 25168*B*T + 245568*T, T)); /* %283 matmul+add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(91, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), convirt_k284_max(A + 5955568 + 1250032*B + 25168*B*T + 88320*T, A + 5955568 + 1250032*B + 25168*B*T, T)); /* %284 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(92, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), convirt_k287_fused_exp_sub(A + 5955568 + 1250032*B + 25168*B*T + 81920*T, A + 5955568 + 1250032*B + 25168*B*T, A + 5955568 + 1250032*B + 25168*B*T + 88320*T, T)); /* %287 fused:exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(93, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), convirt_k288_mul(A + 5955568 + 1250032*B + 25168*B*T, A + 5955568 + 1250032*B + 25168*B*T + 81920*T, (real *)inputs[2], T)); /* %288 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(94, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), convirt_k289_sum(A + 5955568 + 1250032*B + 25168*B*T + 245248*T, A + 5955568 + 1250032*B + 25168*B*T, T)); /* %289 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(95, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), convirt_k290_clampmin(A + 5955568 + 1250032*B + 25168*B*T + 245408*T, A + 5955568 + 1250032*B + 25168*B*T + 245248*T, T)); /* %290 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(96, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), convirt_k291_div(A + 5955568 + 1250032*B + 25168*B*T + 88320*T, A + 5955568 + 1250032*B + 25168*B*T, A + 5955568 + 1250032*B + 25168*B*T + 245408*T, T)); /* %291 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(97, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k292_matmul(A + 5955568 + 1250032*B + 25168*B*T, A + 5955568 + 1250032*B + 25168*B*T + 88320*T, A + 5955568 + 1250032*B + 25168*B*T + 133120*T, T)); /* %292 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(98, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k293_permute(A + 5955568 + 1250032*B + 25168*B*T + 138240*T, A + 5955568 + 1250032*B + 25168*B*T, T)); /* %293 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(99, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)128), convirt_k301_matmul_add_add(A + 5955568 + 1250032*B + 25168*B*T + 94720*T, A + 5955568 + 1250032*B + 25168*B*T + 138240*T, (real *)P + 709856, A + 5955568 + 1250032*B + 25168*B*T + 6400*T, (real *)P + 726240, T)); /* %301 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(100, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k242_fused_scale_sum(A + 5955568 + 1250032*B + 25168*B*T + 245616*T, A + 5955568 + 1250032*B + 25168*B*T + 94720*T, T)); /* %305 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(101, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k243_sub(A + 5955568 + 1250032*B + 25168*B*T + 143360*T, A + 5955568 + 1250032*B + 25168*B*T + 94720*T, A + 5955568 + 1250032*B + 25168*B*T + 245616*T, T)); /* %306 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(102, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k248_fused_rsqrt_addc_scale_sum(A + 5955568 + 1250032*B + 25168*B*T + 246192*T, A + 5955568 + 1250032*B + 25168*B*T + 143360*T, T)); /* %311 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(103, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k249_mul(A + 5955568 + 1250032*B + 25168*B*T + 148480*T, A + 5955568 + 1250032*B + 25168*B*T + 143360*T, A + 5955568 + 1250032*B + 25168*B*T + 246192*T, T)); /* %312 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(104, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k251_fused_add_mul(A + 5955568 + 1250032*B + 25168*B*T + 153600*T, A + 5955568 + 1250032*B + 25168*B*T + 148480*T, (real *)P + 726368, (real *)P + 726496, T)); /* %314 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(105, (double)5263360*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)512), convirt_k320_matmul_add(A + 5955568 + 1250032*B + 25168*B*T, A + 5955568 + 1250032*B + 25168*B*T + 153600*T, (real *)P + 726624, (real *)P + 792160, T)); /* %320 matmul+add [T,40,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(106, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), convirt_k321_gelu(A + 5955568 + 1250032*B + 25168*B*T + 20480*T, A + 5955568 + 1250032*B + 25168*B*T, T)); /* %321 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(107, (double)5253120*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536 + (double)5120*T + (double)128), convirt_k328_matmul_add_add(A + 5955568 + 1250032*B + 25168*B*T + 47360*T, A + 5955568 + 1250032*B + 25168*B*T + 20480*T, (real *)P + 792672, A + 5955568 + 1250032*B + 25168*B*T + 94720*T, (real *)P + 858208, T)); /* %328 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(108, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k242_fused_scale_sum(A + 5955568 + 1250032*B + 25168*B*T + 245616*T, A + 5955568 + 1250032*B + 25168*B*T + 47360*T, T)); /* %332 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(109, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k243_sub(A + 5955568 + 1250032*B + 25168*B*T + 158720*T, A + 5955568 + 1250032*B + 25168*B*T + 47360*T, A + 5955568 + 1250032*B + 25168*B*T + 245616*T, T)); /* %333 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(110, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k248_fused_rsqrt_addc_scale_sum(A + 5955568 + 1250032*B + 25168*B*T + 246240*T, A + 5955568 + 1250032*B + 25168*B*T + 158720*T, T)); /* %338 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(111, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k249_mul(A + 5955568 + 1250032*B + 25168*B*T + 163840*T, A + 5955568 + 1250032*B + 25168*B*T + 158720*T, A + 5955568 + 1250032*B + 25168*B*T + 246240*T, T)); /* %339 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(112, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k251_fused_add_mul(A + 5955568 + 1250032*B + 25168*B*T + 168960*T, A + 5955568 + 1250032*B + 25168*B*T + 163840*T, (real *)P + 858336, (real *)P + 858464, T)); /* %341 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(113, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k257_matmul_add(A + 5955568 + 1250032*B + 25168*B*T + 40960*T, A + 5955568 + 1250032*B + 25168*B*T + 168960*T, (real *)P + 858592, (real *)P + 874976, T)); /* %347 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(114, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k259_permute(A + 5955568 + 1250032*B + 25168*B*T + 174080*T, A + 5955568 + 1250032*B + 25168*B*T + 40960*T, T)); /* %349 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(115, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k257_matmul_add(A + 5955568 + 1250032*B + 25168*B*T + 40960*T, A + 5955568 + 1250032*B + 25168*B*T + 168960*T, (real *)P + 875104, (real *)P + 891488, T)); /* %355 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(116, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k259_permute(A + 5955568 + 1250032*B + 25168*B*T + 179200*T, A + 5955568 + 1250032*B + 25168*B*T + 40960*T, T)); /* %357 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(117, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k257_matmul_add(A + 5955568 + 1250032*B + 25168*B*T + 40960*T, A + 5955568 + 1250032*B + 25168*B*T + 168960*T, (real *)P + 891616, (real *)P + 908000, T)); /* %363 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(118, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k259_permute(A + 5955568 + 1250032*B + 25168*B*T + 184320*T, A + 5955568 + 1250032*B + 25168*B*T + 40960*T, T)); /* %365 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(119, (double)428800*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)40*T + (double)40*T), convirt_k283_matmul_add_mul_scale(A + 5955568 + 1250032*B + 25168*B*T + 40960*T, A + 5955568 + 1250032*B + 25168*B*T + 174080*T, A + 5955568 + 1250032*B + 25168*B*T + 179200*T, (real *)inputs[2], A + 5955568 + 1250032*B + 25168*B*T + 245568*T, T)); /* %373 matmul+add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(120, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), convirt_k284_max(A + 5955568 + 1250032*B + 25168*B*T + 101120*T, A + 5955568 + 1250032*B + 25168*B*T + 40960*T, T)); /* %374 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(121, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), convirt_k287_fused_exp_sub(A + 5955568 + 1250032*B + 25168*B*T + 94720*T, A + 5955568 + 1250032*B + 25168*B*T + 40960*T, A + 5955568 + 1250032*B + 25168*B*T + 101120*T, T)); /* %377 fused:exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(122, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), convirt_k288_mul(A + 5955568 + 1250032*B + 25168*B*T + 40960*T, A + 5955568 + 1250032*B + 25168*B*T + 94720*T, (real *)inputs[2], T)); /* %378 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(123, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), convirt_k289_sum(A + 5955568 + 1250032*B + 25168*B*T + 245568*T, A + 5955568 + 1250032*B + 25168*B*T + 40960*T, T)); /* %379 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(124, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), convirt_k290_clampmin(A + 5955568 + 1250032*B + 25168*B*T + 245728*T, A + 5955568 + 1250032*B + 25168*B*T + 245568*T, T)); /* %380 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(125, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), convirt_k291_div(A + 5955568 + 1250032*B + 25168*B*T + 101120*T, A + 5955568 + 1250032*B + 25168*B*T + 40960*T, A + 5955568 + 1250032*B + 25168*B*T + 245728*T, T)); /* %381 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(126, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k292_matmul(A + 5955568 + 1250032*B + 25168*B*T + 40960*T, A + 5955568 + 1250032*B + 25168*B*T + 101120*T, A + 5955568 + 1250032*B + 25168*B*T + 184320*T, T)); /* %382 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(127, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k293_permute(A + 5955568 + 1250032*B + 25168*B*T + 189440*T, A + 5955568 + 1250032*B + 25168*B*T + 40960*T, T)); /* %383 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(128, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)128), convirt_k301_matmul_add_add(A + 5955568 + 1250032*B + 25168*B*T + 194560*T, A + 5955568 + 1250032*B + 25168*B*T + 189440*T, (real *)P + 908128, A + 5955568 + 1250032*B + 25168*B*T + 47360*T, (real *)P + 924512, T)); /* %391 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(129, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k242_fused_scale_sum(A + 5955568 + 1250032*B + 25168*B*T + 245888*T, A + 5955568 + 1250032*B + 25168*B*T + 194560*T, T)); /* %395 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(130, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k243_sub(A + 5955568 + 1250032*B + 25168*B*T + 199680*T, A + 5955568 + 1250032*B + 25168*B*T + 194560*T, A + 5955568 + 1250032*B + 25168*B*T + 245888*T, T)); /* %396 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(131, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k248_fused_rsqrt_addc_scale_sum(A + 5955568 + 1250032*B + 25168*B*T + 246288*T, A + 5955568 + 1250032*B + 25168*B*T + 199680*T, T)); /* %401 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(132, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k249_mul(A + 5955568 + 1250032*B + 25168*B*T + 204800*T, A + 5955568 + 1250032*B + 25168*B*T + 199680*T, A + 5955568 + 1250032*B + 25168*B*T + 246288*T, T)); /* %402 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(133, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k251_fused_add_mul(A + 5955568 + 1250032*B + 25168*B*T + 209920*T, A + 5955568 + 1250032*B + 25168*B*T + 204800*T, (real *)P + 924640, (real *)P + 924768, T)); /* %404 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(134, (double)5263360*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)512), convirt_k320_matmul_add(A + 5955568 + 1250032*B + 25168*B*T + 40960*T, A + 5955568 + 1250032*B + 25168*B*T + 209920*T, (real *)P + 924896, (real *)P + 990432, T)); /* %410 matmul+add [T,40,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(135, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), convirt_k321_gelu(A + 5955568 + 1250032*B + 25168*B*T + 61440*T, A + 5955568 + 1250032*B + 25168*B*T + 40960*T, T)); /* %411 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(136, (double)5253120*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536 + (double)5120*T + (double)128), convirt_k328_matmul_add_add(A + 5955568 + 1250032*B + 25168*B*T + 215040*T, A + 5955568 + 1250032*B + 25168*B*T + 61440*T, (real *)P + 990944, A + 5955568 + 1250032*B + 25168*B*T + 194560*T, (real *)P + 1056480, T)); /* %418 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(137, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k242_fused_scale_sum(A + 5955568 + 1250032*B + 25168*B*T + 245888*T, A + 5955568 + 1250032*B + 25168*B*T + 215040*T, T)); /* %422 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(138, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k243_sub(A + 5955568 + 1250032*B + 25168*B*T + 194560*T, A + 5955568 + 1250032*B + 25168*B*T + 215040*T, A + 5955568 + 1250032*B + 25168*B*T + 245888*T, T)); /* %423 map:sub [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(139, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k248_fused_rsqrt_addc_scale_sum(A + 5955568 + 1250032*B + 25168*B*T + 246336*T, A + 5955568 + 1250032*B + 25168*B*T + 194560*T, T)); /* %428 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(140, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k249_mul(A + 5955568 + 1250032*B + 25168*B*T + 215040*T, A + 5955568 + 1250032*B + 25168*B*T + 194560*T, A + 5955568 + 1250032*B + 25168*B*T + 246336*T, T)); /* %429 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(141, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k251_fused_add_mul(A + 5955568 + 1250032*B + 25168*B*T + 220160*T, A + 5955568 + 1250032*B + 25168*B*T + 215040*T, (real *)P + 1056608, (real *)P + 1056736, T)); /* %431 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(142, 0, sizeof(real)*((double)128*T + (double)5120*T), convirt_k432_slice(A + 5955568 + 1250032*B + 25168*B*T + 245888*T, A + 5955568 + 1250032*B + 25168*B*T + 220160*T, T)); /* %432 slice [T,1,128]  graphs/lib/text_encoder.lua:35 */
+    CALL(143, (double)32896*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384 + (double)128), convirt_k437_matmul_add(A + 5955568 + 1250032*B + 25168*B*T + 246016*T, A + 5955568 + 1250032*B + 25168*B*T + 245888*T, (real *)P + 1056864, (real *)P + 1073248, T)); /* %437 matmul+add [T,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(144, 0, sizeof(real)*((double)4992*T + (double)5120*T), convirt_text_k206_slice(A + 5955568 + 1250032*B + 25168*B*T + 225280*T, A + 5955568 + 1250032*B + 25168*B*T + 220160*T, T)); /* %438 slice [T,39,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(145, (double)1282944*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384 + (double)128), convirt_text_k212_matmul_add(A + 5955568 + 1250032*B + 25168*B*T + 220160*T, A + 5955568 + 1250032*B + 25168*B*T + 225280*T, (real *)P + 1073376, (real *)P + 1089760, T)); /* %444 matmul+add [T,39,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(146, (double)256*T, sizeof(real)*((double)T + (double)128*T), convirt_features_loss_k7_fused_sum_square(A + 5955568 + 1250032*B + 25168*B*T + 246480*T, A + 5955568 + 1250032*B + 25168*B*T + 246016*T, T)); /* %446 fused:sum_square [T,1]  graphs/lib/losses.lua:21 */
+    CALL(147, (double)2*T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k9_fused_rsqrt_clampmin(A + 5955568 + 1250032*B + 25168*B*T + 246496*T, A + 5955568 + 1250032*B + 25168*B*T + 246480*T, T)); /* %448 fused:rsqrt_clampmin [T,1]  graphs/lib/losses.lua:21 */
+    CALL(148, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)T), convirt_features_loss_k10_mul(A + 5955568 + 1250032*B + 25168*B*T + 225152*T, A + 5955568 + 1250032*B + 25168*B*T + 246016*T, A + 5955568 + 1250032*B + 25168*B*T + 246496*T, T)); /* %449 map:mul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(149, (double)256*B, sizeof(real)*((double)B + (double)128*B), convirt_features_loss_k12_fused_sum_square(A + 5955568 + 1249952*B, A + 5955568 + 1249408*B, B)); /* %451 fused:sum_square [B,1]  graphs/lib/losses.lua:21 */
+    CALL(150, (double)2*B, sizeof(real)*((double)B + (double)B), convirt_features_loss_k14_fused_rsqrt_clampmin(A + 5955568 + 1249968*B, A + 5955568 + 1249952*B, B)); /* %453 fused:rsqrt_clampmin [B,1]  graphs/lib/losses.lua:21 */
+    CALL(151, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), convirt_features_loss_k15_mul(A + 5955568 + 1249536*B, A + 5955568 + 1249408*B, A + 5955568 + 1249968*B, B)); /* %454 map:mul [B,128]  graphs/lib/losses.lua:21 */
+    CALL(152, (double)257*B*T, sizeof(real)*((double)B*T + (double)128*T + (double)128*B), convirt_features_loss_k17_matmul_scale(A + 5955568 + 1250032*B, A + 5955568 + 1250032*B + 25168*B*T + 225152*T, A + 5955568 + 1249536*B, B, T)); /* %456 matmul+scale [T,B]  graphs/lib/losses.lua:21 */
+    CALL(153, 0, sizeof(real)*((double)B*T), convirt_features_loss_k18_eye(A + 5955568 + 1250032*B + 10080*B*T, B, T)); /* %457 eye [T,B]  graphs/lib/losses.lua:9 */
+    CALL(154, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k19_max(A + 5955568 + 1250032*B + 25168*B*T + 246384*T, A + 5955568 + 1250032*B, B, T)); /* %458 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(155, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), convirt_features_loss_k22_fused_exp_sub(A + 5955568 + 1250032*B + 25104*B*T, A + 5955568 + 1250032*B, A + 5955568 + 1250032*B + 25168*B*T + 246384*T, B, T)); /* %461 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
+    CALL(156, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k23_sum(A + 5955568 + 1250032*B + 25168*B*T + 246512*T, A + 5955568 + 1250032*B + 25104*B*T, B, T)); /* %462 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(157, (double)T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k24_clampmin(A + 5955568 + 1250032*B + 25168*B*T + 246528*T, A + 5955568 + 1250032*B + 25168*B*T + 246512*T, T)); /* %463 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
+    CALL(158, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), convirt_features_loss_k27_mul(A + 5955568 + 1250032*B + 16*B*T, A + 5955568 + 1250032*B, A + 5955568 + 1250032*B + 10080*B*T, B, T)); /* %466 map:mul [T,B]  graphs/lib/losses.lua:10 */
+    CALL(159, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k30_max(A + 5955568 + 1249664*B, A + 5955568 + 1250032*B, B, T)); /* %469 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(160, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), convirt_features_loss_k33_fused_exp_sub(A + 5955568 + 1250032*B + 25120*B*T, A + 5955568 + 1250032*B, A + 5955568 + 1249664*B, B, T)); /* %472 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
+    CALL(161, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k34_sum(A + 5955568 + 1249984*B, A + 5955568 + 1250032*B + 25120*B*T, B, T)); /* %473 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(162, (double)B, sizeof(real)*((double)B + (double)B), convirt_features_loss_k35_clampmin(A + 5955568 + 1250000*B, A + 5955568 + 1249984*B, B)); /* %474 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
+    CALL(163, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k34_sum(A + 5955568 + 1249680*B, A + 5955568 + 1250032*B + 16*B*T, B, T)); /* %478 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(164, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k23_sum(A + 5955568 + 1250032*B + 25168*B*T + 235312*T, A + 5955568 + 1250032*B + 10080*B*T, B, T)); /* %480 reduce [T,1]  graphs/lib/losses.lua:12 */
+    CALL(165, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), convirt_features_loss_k42_fused_mul_sub_add_log(A + 5955568 + 1250032*B + 25168*B*T + 246400*T, A + 5955568 + 1250032*B + 25168*B*T + 246528*T, A + 5955568 + 1250032*B + 25168*B*T + 246384*T, A + 5955568 + 1250032*B + 16*B*T, A + 5955568 + 1250032*B + 25168*B*T + 235312*T, B, T)); /* %481 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
+    CALL(166, (double)T, sizeof(real)*((double)1 + (double)T), convirt_features_loss_k43_sum(A + 0, A + 5955568 + 1250032*B + 25168*B*T + 246400*T, T)); /* %482 reduce [1,1]  graphs/lib/losses.lua:13 */
+    CALL(167, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), convirt_features_loss_k46_fused_scale_add_sum_sub(A + 16, A + 0, A + 5955568 + 1250000*B, A + 5955568 + 1249664*B, A + 5955568 + 1249680*B, B)); /* %485 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
+    CALL(168, (double)9984*T, sizeof(real)*((double)39*T + (double)4992*T), gloria_features_loss_k49_fused_sum_square(A + 5955568 + 1250032*B + 25168*B*T + 246384*T, A + 5955568 + 1250032*B + 25168*B*T + 220160*T, T)); /* %488 fused:sum_square [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(169, (double)78*T, sizeof(real)*((double)39*T + (double)39*T), gloria_features_loss_k51_fused_rsqrt_clampmin(A + 5955568 + 1250032*B + 25168*B*T + 246432*T, A + 5955568 + 1250032*B + 25168*B*T + 246384*T, T)); /* %490 fused:rsqrt_clampmin [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(170, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T), gloria_features_loss_k52_mul(A + 5955568 + 1250032*B + 25168*B*T + 230272*T, A + 5955568 + 1250032*B + 25168*B*T + 220160*T, A + 5955568 + 1250032*B + 25168*B*T + 246432*T, T)); /* %491 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
+    CALL(171, (double)16384*B, sizeof(real)*((double)64*B + (double)8192*B), gloria_features_loss_k56_fused_sum_square(A + 5955568 + 1236992*B, A + 5955568 + 1204224*B, B)); /* %495 fused:sum_square [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(172, (double)128*B, sizeof(real)*((double)64*B + (double)64*B), gloria_features_loss_k58_fused_rsqrt_clampmin(A + 5955568 + 1249664*B, A + 5955568 + 1236992*B, B)); /* %497 fused:rsqrt_clampmin [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(173, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)64*B), gloria_features_loss_k59_mul(A + 5955568 + 1220608*B, A + 5955568 + 1204224*B, A + 5955568 + 1249664*B, B)); /* %498 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
+    CALL(174, (double)641472*B*T, sizeof(real)*((double)2496*B*T + (double)4992*T + (double)8192*B), gloria_features_loss_k61_matmul_scale(A + 5955568 + 1250032*B, A + 5955568 + 1250032*B + 25168*B*T + 230272*T, A + 5955568 + 1220608*B, B, T)); /* %500 matmul+scale [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(175, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), gloria_features_loss_k62_max(A + 5955568 + 1250032*B + 2496*B*T, A + 5955568 + 1250032*B, B, T)); /* %501 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(176, (double)4992*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), gloria_features_loss_k65_fused_exp_sub(A + 5955568 + 1250032*B + 19968*B*T, A + 5955568 + 1250032*B, A + 5955568 + 1250032*B + 2496*B*T, B, T)); /* %504 fused:exp_sub [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(177, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), gloria_features_loss_k66_sum(A + 5955568 + 1250032*B + 24960*B*T, A + 5955568 + 1250032*B + 19968*B*T, B, T)); /* %505 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(178, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), gloria_features_loss_k67_div(A + 5955568 + 1250032*B + 22464*B*T, A + 5955568 + 1250032*B + 19968*B*T, A + 5955568 + 1250032*B + 24960*B*T, B, T)); /* %506 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(179, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), gloria_features_loss_k68_matmul(A + 5955568 + 1250032*B, A + 5955568 + 1250032*B + 22464*B*T, A + 5955568 + 1204224*B, B, T)); /* %507 matmul [T,B,39,128]  graphs/lib/matching.lua:11 */
+    CALL(180, (double)9984*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), gloria_features_loss_k70_fused_sum_square(A + 5955568 + 1250032*B + 25008*B*T, A + 5955568 + 1250032*B, B, T)); /* %509 fused:sum_square [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(181, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), gloria_features_loss_k72_fused_rsqrt_clampmin(A + 5955568 + 1250032*B + 25056*B*T, A + 5955568 + 1250032*B + 25008*B*T, B, T)); /* %511 fused:rsqrt_clampmin [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(182, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T), gloria_features_loss_k73_mul(A + 5955568 + 1250032*B + 4992*B*T, A + 5955568 + 1250032*B, A + 5955568 + 1250032*B + 25056*B*T, B, T)); /* %512 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(183, (double)117*T, sizeof(real)*((double)39*T + (double)39*T), gloria_features_loss_k81_fused_scale_addc_neg(A + 5955568 + 1250032*B + 25168*B*T + 235264*T, (real *)inputs[3], T)); /* %520 fused:scale_addc_neg [T,1,39,1]  graphs/lib/model.lua:49 */
+    CALL(184, (double)10101*B*T, sizeof(real)*((double)39*B*T + (double)4992*T + (double)4992*B*T + (double)39*T + (double)39*T), gloria_features_loss_k82_fused_add_mul_scale_sum(A + 5955568 + 1250032*B + 9984*B*T, A + 5955568 + 1250032*B + 25168*B*T + 230272*T, A + 5955568 + 1250032*B + 4992*B*T, (real *)inputs[3], A + 5955568 + 1250032*B + 25168*B*T + 235264*T, B, T)); /* %521 fused:add_mul_scale_sum [T,B,39,1]  graphs/lib/model.lua:49 */
+    CALL(185, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), gloria_features_loss_k83_max(A + 5955568 + 1250032*B + 10096*B*T, A + 5955568 + 1250032*B + 9984*B*T, B, T)); /* %522 reduce [T,B,1,1]  graphs/lib/model.lua:49 */
+    CALL(186, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T), gloria_features_loss_k86_fused_exp_sub(A + 5955568 + 1250032*B + 10032*B*T, A + 5955568 + 1250032*B + 9984*B*T, A + 5955568 + 1250032*B + 10096*B*T, B, T)); /* %525 fused:exp_sub [T,B,39,1]  graphs/lib/model.lua:49 */
+    CALL(187, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*T), gloria_features_loss_k87_mul(A + 5955568 + 1250032*B + 9984*B*T, A + 5955568 + 1250032*B + 10032*B*T, (real *)inputs[3], B, T)); /* %526 map:mul [T,B,39,1]  graphs/lib/model.lua:49 */
+    CALL(188, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), gloria_features_loss_k88_sum(A + 5955568 + 1250032*B + 10112*B*T, A + 5955568 + 1250032*B + 9984*B*T, B, T)); /* %527 reduce [T,B,1,1]  graphs/lib/model.lua:49 */
+    CALL(189, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), gloria_features_loss_k89_clampmin(A + 5955568 + 1250032*B + 9984*B*T, A + 5955568 + 1250032*B + 10112*B*T, B, T)); /* %528 map:clampmin [T,B,1,1]  graphs/lib/model.lua:49 */
+    CALL(190, (double)3*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), gloria_features_loss_k92_fused_scale_add_log(A + 5955568 + 1250032*B + 10000*B*T, A + 5955568 + 1250032*B + 9984*B*T, A + 5955568 + 1250032*B + 10096*B*T, B, T)); /* %531 fused:scale_add_log [T,B,1,1]  graphs/lib/model.lua:49 */
+    CALL(191, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), gloria_features_loss_k94_scale(A + 5955568 + 1250032*B + 10016*B*T, A + 5955568 + 1250032*B + 10000*B*T, B, T)); /* %533 map:scale [T,B]  graphs/lib/model.lua:50 */
+    CALL(192, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k19_max(A + 5955568 + 1250032*B + 25168*B*T + 235264*T, A + 5955568 + 1250032*B + 10016*B*T, B, T)); /* %535 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(193, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), convirt_features_loss_k22_fused_exp_sub(A + 5955568 + 1250032*B + 10000*B*T, A + 5955568 + 1250032*B + 10016*B*T, A + 5955568 + 1250032*B + 25168*B*T + 235264*T, B, T)); /* %538 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
+    CALL(194, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k23_sum(A + 5955568 + 1250032*B + 25168*B*T + 235280*T, A + 5955568 + 1250032*B + 10000*B*T, B, T)); /* %539 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(195, (double)T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k24_clampmin(A + 5955568 + 1250032*B + 25168*B*T + 235296*T, A + 5955568 + 1250032*B + 25168*B*T + 235280*T, T)); /* %540 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
+    CALL(196, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), convirt_features_loss_k27_mul(A + 5955568 + 1250032*B + 10096*B*T, A + 5955568 + 1250032*B + 10016*B*T, A + 5955568 + 1250032*B + 10080*B*T, B, T)); /* %543 map:mul [T,B]  graphs/lib/losses.lua:10 */
+    CALL(197, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k30_max(A + 5955568 + 1249728*B, A + 5955568 + 1250032*B + 10016*B*T, B, T)); /* %546 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(198, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), convirt_features_loss_k33_fused_exp_sub(A + 5955568 + 1250032*B + 10128*B*T, A + 5955568 + 1250032*B + 10016*B*T, A + 5955568 + 1249728*B, B, T)); /* %549 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
+    CALL(199, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k34_sum(A + 5955568 + 1249744*B, A + 5955568 + 1250032*B + 10128*B*T, B, T)); /* %550 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(200, (double)B, sizeof(real)*((double)B + (double)B), convirt_features_loss_k35_clampmin(A + 5955568 + 1249760*B, A + 5955568 + 1249744*B, B)); /* %551 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
+    CALL(201, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k34_sum(A + 5955568 + 1249776*B, A + 5955568 + 1250032*B + 10096*B*T, B, T)); /* %555 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(202, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), convirt_features_loss_k42_fused_mul_sub_add_log(A + 5955568 + 1250032*B + 25168*B*T + 235328*T, A + 5955568 + 1250032*B + 25168*B*T + 235296*T, A + 5955568 + 1250032*B + 25168*B*T + 235264*T, A + 5955568 + 1250032*B + 10096*B*T, A + 5955568 + 1250032*B + 25168*B*T + 235312*T, B, T)); /* %558 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
+    CALL(203, (double)T, sizeof(real)*((double)1 + (double)T), convirt_features_loss_k43_sum(A + 0, A + 5955568 + 1250032*B + 25168*B*T + 235328*T, T)); /* %559 reduce [1,1]  graphs/lib/losses.lua:13 */
+    CALL(204, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), convirt_features_loss_k46_fused_scale_add_sum_sub(A + 32, A + 0, A + 5955568 + 1249760*B, A + 5955568 + 1249728*B, A + 5955568 + 1249776*B, B)); /* %562 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
+    CALL(205, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), convirt_image_vjp_k243_add(A + 5955552, A + 16, A + 32)); /* %564 map:add []  graphs/lib/model.lua:85 */
 }
 
 static void backward(void *arena, real *grads, const real *P, void *const *inputs, real *const *input_grads, const long *dims) {
     const long B = dims[0]; (void)B;
     const long T = dims[1]; (void)T;
     real *A = arena; (void)A; (void)P; (void)inputs; (void)grads; (void)input_grads;
-    CALL(236, 0, sizeof(real)*((double)1), convirt_features_loss_k58_fill(A + 0)); /* %713 fill []  graphs/lib/model.lua:87 */
-    CALL(237, (double)1, sizeof(real)*((double)1 + (double)1), convirt_features_loss_k60_scale(A + 16, A + 0, B)); /* %715 map:scale [1,1]  graphs/lib/losses.lua:16 */
-    CALL(238, (double)B, sizeof(real)*((double)B + (double)1), convirt_features_loss_k61_id(A + 1222704 + 2425568*B, A + 16, B)); /* %716 map:id [1,B]  graphs/lib/losses.lua:14 */
-    CALL(239, (double)2*T, sizeof(real)*((double)T + (double)1 + (double)T), convirt_features_loss_k63_fused_mul_id(A + 1222704 + 2425584*B + 25168*B*T + 246544*T, A + 16, A + 1222704 + 2425584*B + 25168*B*T + 235312*T, T)); /* %718 fused:mul_id [T,1]  graphs/lib/losses.lua:13 */
-    CALL(240, (double)B, sizeof(real)*((double)B + (double)B), convirt_features_loss_k65_neg(A + 1222704 + 2425280*B, A + 1222704 + 2425568*B, B)); /* %720 map:neg [1,B]  graphs/lib/losses.lua:11 */
-    CALL(241, (double)2*B*T, sizeof(real)*((double)B*T + (double)B + (double)B*T), gloria_features_loss_k159_fused_mul_id(A + 1222704 + 2425584*B + 25136*B*T, A + 1222704 + 2425280*B, A + 1222704 + 2425584*B + 10080*B*T, B, T)); /* %722 fused:mul_id [T,B]  graphs/lib/losses.lua:11 */
-    CALL(242, (double)3*B, sizeof(real)*((double)B + (double)B + (double)B + (double)B), convirt_features_loss_k71_fused_mul_div_step(A + 1222704 + 2425280*B, A + 1222704 + 2425568*B, A + 1222704 + 2425312*B, A + 1222704 + 2425296*B, B)); /* %726 fused:mul_div_step [1,B]  graphs/lib/losses.lua:11 */
-    CALL(243, (double)T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k77_neg(A + 1222704 + 2425584*B + 25168*B*T + 235264*T, A + 1222704 + 2425584*B + 25168*B*T + 246544*T, T)); /* %732 map:neg [T,1]  graphs/lib/losses.lua:10 */
-    CALL(244, (double)2*B*T, sizeof(real)*((double)B*T + (double)T + (double)B*T), gloria_features_loss_k171_fused_mul_id(A + 1222704 + 2425584*B + 25152*B*T, A + 1222704 + 2425584*B + 25168*B*T + 235264*T, A + 1222704 + 2425584*B + 10080*B*T, B, T)); /* %734 fused:mul_id [T,B]  graphs/lib/losses.lua:10 */
-    CALL(245, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), convirt_features_loss_k84_fused_mul_div_step(A + 1222704 + 2425584*B + 25168*B*T + 235264*T, A + 1222704 + 2425584*B + 25168*B*T + 246544*T, A + 1222704 + 2425584*B + 25168*B*T + 235296*T, A + 1222704 + 2425584*B + 25168*B*T + 235280*T, T)); /* %739 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
-    CALL(246, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), gloria_features_loss_k182_fused_scale_add_add_add(A + 1222704 + 2425584*B + 10016*B*T, A + 1222704 + 2425584*B + 25136*B*T, A + 1222704 + 2425280*B, A + 1222704 + 2425584*B + 10128*B*T, A + 1222704 + 2425584*B + 25152*B*T, A + 1222704 + 2425584*B + 25168*B*T + 235264*T, A + 1222704 + 2425584*B + 10000*B*T, B, T)); /* %745 fused:scale_add_add_add [T,B]  graphs/lib/model.lua:50 */
-    CALL(247, (double)4*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T + (double)B*T), gloria_features_loss_k187_fused_mul_div_scale_step(A + 1222704 + 2425584*B + 10000*B*T, A + 1222704 + 2425584*B + 10016*B*T, A + 1222704 + 2425584*B + 9984*B*T, A + 1222704 + 2425584*B + 10112*B*T, B, T)); /* %750 fused:mul_div_scale_step [T,B,1,1]  graphs/lib/model.lua:49 */
-    CALL(248, (double)195*B*T, sizeof(real)*((double)39*B*T + (double)B*T + (double)39*T + (double)39*B*T), gloria_features_loss_k199_fused_scale_mul_mul_mul(A + 1222704 + 2425584*B + 14976*B*T, A + 1222704 + 2425584*B + 10000*B*T, (real *)inputs[3], A + 1222704 + 2425584*B + 10032*B*T, B, T)); /* %762 fused:scale_mul_mul_mul [T,B,39,1]  graphs/lib/model.lua:49 */
-    CALL(249, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T), gloria_features_loss_k200_id(A + 1222704 + 2425584*B + 9984*B*T, A + 1222704 + 2425584*B + 14976*B*T, B, T)); /* %763 map:id [T,B,39,128]  graphs/lib/matching.lua:13 */
-    CALL(250, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), gloria_features_loss_k201_mul(A + 1222704 + 2425584*B + 14976*B*T, A + 1222704 + 2425584*B + 9984*B*T, A + 1222704 + 2425584*B + 4992*B*T, B, T)); /* %764 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(251, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*T), gloria_features_loss_k202_mul(A + 1222704 + 2425584*B + 4992*B*T, A + 1222704 + 2425584*B + 9984*B*T, A + 1222704 + 2425584*B + 25168*B*T + 230272*T, B, T)); /* %765 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(252, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), gloria_features_loss_k203_sum(A + 1222704 + 2425584*B + 25168*B*T + 235264*T, A + 1222704 + 2425584*B + 14976*B*T, B, T)); /* %766 reduce [T,1,39,128]  graphs/lib/matching.lua:12 */
-    CALL(253, (double)10218*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)4992*B*T + (double)39*B*T + (double)39*B*T), gloria_features_loss_k212_fused_mul_mul_sum_mul(A + 1222704 + 2425584*B + 14976*B*T, A + 1222704 + 2425584*B + 4992*B*T, A + 1222704 + 2425584*B, A + 1222704 + 2425584*B + 25056*B*T, A + 1222704 + 2425584*B + 25008*B*T, B, T)); /* %775 fused:mul_mul_sum_mul [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(254, (double)24960*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T + (double)39*B*T + (double)4992*B*T), gloria_features_loss_k216_fused_add_mul_mul_id(A + 1222704 + 2425584*B + 9984*B*T, A + 1222704 + 2425584*B + 4992*B*T, A + 1222704 + 2425584*B + 25056*B*T, A + 1222704 + 2425584*B + 14976*B*T, A + 1222704 + 2425584*B, B, T)); /* %779 fused:add_mul_mul_id [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(255, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*B*T), gloria_features_loss_k218_matmul(A + 1222704 + 2425584*B, A + 1222704 + 2425584*B + 22464*B*T, A + 1222704 + 2425584*B + 9984*B*T, B, T)); /* %781 matmul [T,B,64,128]  graphs/lib/matching.lua:11 */
-    CALL(256, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), gloria_features_loss_k219_sum(A + 1222704 + 2408448*B, A + 1222704 + 2425584*B, B, T)); /* %782 reduce [1,B,64,128]  graphs/lib/matching.lua:11 */
-    CALL(257, (double)641472*B*T, sizeof(real)*((double)2496*B*T + (double)4992*B*T + (double)8192*B + (double)39*B*T), gloria_features_loss_k220_matmul_div(A + 1222704 + 2425584*B + 14976*B*T, A + 1222704 + 2425584*B + 9984*B*T, A + 1222704 + 2334720*B, A + 1222704 + 2425584*B + 24960*B*T, B, T)); /* %783 matmul+div [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(258, (double)7488*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T + (double)2496*B*T), gloria_features_loss_k223_fused_sum_neg_mul(A + 1222704 + 2425584*B, A + 1222704 + 2425584*B + 14976*B*T, A + 1222704 + 2425584*B + 22464*B*T, B, T)); /* %786 fused:sum_neg_mul [T,B,39,1]  graphs/lib/matching.lua:10 */
-    CALL(259, (double)9984*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T + (double)2496*B*T), gloria_features_loss_k229_fused_scale_mul_add_id(A + 1222704 + 2425584*B + 17472*B*T, A + 1222704 + 2425584*B + 14976*B*T, A + 1222704 + 2425584*B, A + 1222704 + 2425584*B + 19968*B*T, B, T)); /* %792 fused:scale_mul_add_id [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(260, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), gloria_features_loss_k68_matmul(A + 1222704 + 2425584*B + 8192*B*T, A + 1222704 + 2425584*B + 17472*B*T, A + 1222704 + 2400256*B, B, T)); /* %793 matmul [T,B,39,128]  graphs/lib/matching.lua:10 */
-    CALL(261, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*T), gloria_features_loss_k231_matmul(A + 1222704 + 2425584*B, A + 1222704 + 2425584*B + 17472*B*T, A + 1222704 + 2425584*B + 25168*B*T + 230272*T, B, T)); /* %794 matmul [T,B,64,128]  graphs/lib/matching.lua:10 */
-    CALL(262, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), gloria_features_loss_k203_sum(A + 1222704 + 2425584*B + 25168*B*T + 230272*T, A + 1222704 + 2425584*B + 8192*B*T, B, T)); /* %795 reduce [T,1,39,128]  graphs/lib/matching.lua:10 */
-    CALL(263, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), gloria_features_loss_k219_sum(A + 1222704 + 2400256*B, A + 1222704 + 2425584*B, B, T)); /* %796 reduce [1,B,64,128]  graphs/lib/matching.lua:10 */
-    CALL(264, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T), gloria_features_loss_k234_add(A + 1222704 + 2425584*B + 25168*B*T + 240256*T, A + 1222704 + 2425584*B + 25168*B*T + 235264*T, A + 1222704 + 2425584*B + 25168*B*T + 230272*T, T)); /* %797 map:add [T,1,39,128]  graphs/lib/matching.lua:10 */
-    CALL(265, (double)16768*B, sizeof(real)*((double)64*B + (double)8192*B + (double)8192*B + (double)64*B + (double)64*B), gloria_features_loss_k244_fused_mul_mul_sum_mul(A + 1222704 + 2425280*B, A + 1222704 + 2400256*B, A + 1222704 + 2334720*B, A + 1222704 + 2425216*B, A + 1222704 + 2416640*B, B)); /* %807 fused:mul_mul_sum_mul [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(266, (double)49152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)64*B + (double)64*B + (double)8192*B), gloria_features_loss_k248_fused_add_add_mul_mul(A + 1222704 + 2416640*B, A + 1222704 + 2408448*B, A + 1222704 + 2400256*B, A + 1222704 + 2425216*B, A + 1222704 + 2425280*B, A + 1222704 + 2334720*B, B)); /* %811 fused:add_add_mul_mul [1,B,64,128]  graphs/lib/matching.lua:9 */
-    CALL(267, (double)10218*T, sizeof(real)*((double)39*T + (double)4992*T + (double)4992*T + (double)39*T + (double)39*T), gloria_features_loss_k259_fused_mul_mul_sum_mul(A + 1222704 + 2425584*B + 25168*B*T + 235264*T, A + 1222704 + 2425584*B + 25168*B*T + 240256*T, A + 1222704 + 2425584*B + 25168*B*T + 220160*T, A + 1222704 + 2425584*B + 25168*B*T + 246432*T, A + 1222704 + 2425584*B + 25168*B*T + 246384*T, T)); /* %822 fused:mul_mul_sum_mul [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(268, (double)24960*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T + (double)39*T + (double)4992*T), gloria_features_loss_k263_fused_add_mul_mul_id(A + 1222704 + 2425584*B + 25168*B*T + 230272*T, A + 1222704 + 2425584*B + 25168*B*T + 240256*T, A + 1222704 + 2425584*B + 25168*B*T + 246432*T, A + 1222704 + 2425584*B + 25168*B*T + 235264*T, A + 1222704 + 2425584*B + 25168*B*T + 220160*T, T)); /* %826 fused:add_mul_mul_id [T,39,128]  graphs/lib/matching.lua:7 */
-    CALL(269, (double)3*B, sizeof(real)*((double)B + (double)B + (double)B + (double)B), convirt_features_loss_k71_fused_mul_div_step(A + 1222704 + 2425216*B, A + 1222704 + 2425568*B, A + 1222704 + 2425552*B, A + 1222704 + 2425536*B, B)); /* %839 fused:mul_div_step [1,B]  graphs/lib/losses.lua:11 */
-    CALL(270, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), convirt_features_loss_k84_fused_mul_div_step(A + 1222704 + 2425584*B + 25168*B*T + 246384*T, A + 1222704 + 2425584*B + 25168*B*T + 246544*T, A + 1222704 + 2425584*B + 25168*B*T + 246528*T, A + 1222704 + 2425584*B + 25168*B*T + 246512*T, T)); /* %852 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
-    CALL(271, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), gloria_features_loss_k295_fused_scale_add_add_add(A + 1222704 + 2425584*B, A + 1222704 + 2425584*B + 25136*B*T, A + 1222704 + 2425216*B, A + 1222704 + 2425584*B + 25120*B*T, A + 1222704 + 2425584*B + 25152*B*T, A + 1222704 + 2425584*B + 25168*B*T + 246384*T, A + 1222704 + 2425584*B + 25104*B*T, B, T)); /* %858 fused:scale_add_add_add [T,B]  graphs/lib/losses.lua:21 */
-    CALL(272, (double)256*B*T, sizeof(real)*((double)128*T + (double)B*T + (double)128*B), convirt_features_loss_k91_matmul(A + 1222704 + 2425584*B + 25168*B*T + 220160*T, A + 1222704 + 2425584*B, A + 1222704 + 2425088*B, B, T)); /* %859 matmul [T,128]  graphs/lib/losses.lua:21 */
-    CALL(273, (double)256*B*T, sizeof(real)*((double)128*B + (double)B*T + (double)128*T), convirt_features_loss_k92_matmul(A + 1222704 + 2334720*B, A + 1222704 + 2425584*B, A + 1222704 + 2425584*B + 25168*B*T + 225152*T, B, T)); /* %860 matmul [B,128]  graphs/lib/losses.lua:21 */
-    CALL(274, (double)262*B, sizeof(real)*((double)B + (double)128*B + (double)128*B + (double)B + (double)B), convirt_features_loss_k101_fused_mul_mul_sum_mul(A + 1222704 + 2425088*B, A + 1222704 + 2334720*B, A + 1222704 + 2424960*B, A + 1222704 + 2425520*B, A + 1222704 + 2425504*B, B)); /* %869 fused:mul_mul_sum_mul [B,1]  graphs/lib/losses.lua:21 */
-    CALL(275, (double)640*B, sizeof(real)*((double)128*B + (double)128*B + (double)B + (double)B + (double)128*B), convirt_features_loss_k105_fused_add_mul_mul_id(A + 1222704 + 2334848*B, A + 1222704 + 2334720*B, A + 1222704 + 2425520*B, A + 1222704 + 2425088*B, A + 1222704 + 2424960*B, B)); /* %873 fused:add_mul_mul_id [B,128]  graphs/lib/losses.lua:21 */
-    CALL(276, (double)262*T, sizeof(real)*((double)T + (double)128*T + (double)128*T + (double)T + (double)T), convirt_features_loss_k114_fused_mul_mul_sum_mul(A + 1222704 + 2425584*B + 25168*B*T + 246384*T, A + 1222704 + 2425584*B + 25168*B*T + 220160*T, A + 1222704 + 2425584*B + 25168*B*T + 246016*T, A + 1222704 + 2425584*B + 25168*B*T + 246496*T, A + 1222704 + 2425584*B + 25168*B*T + 246480*T, T)); /* %882 fused:mul_mul_sum_mul [T,1]  graphs/lib/losses.lua:21 */
-    CALL(277, (double)640*T, sizeof(real)*((double)128*T + (double)128*T + (double)T + (double)T + (double)128*T), convirt_features_loss_k118_fused_add_mul_mul_id(A + 1222704 + 2425584*B + 25168*B*T + 240256*T, A + 1222704 + 2425584*B + 25168*B*T + 220160*T, A + 1222704 + 2425584*B + 25168*B*T + 246496*T, A + 1222704 + 2425584*B + 25168*B*T + 246384*T, A + 1222704 + 2425584*B + 25168*B*T + 246016*T, T)); /* %886 fused:add_mul_mul_id [T,128]  graphs/lib/losses.lua:21 */
-    CALL(278, (double)4992*T, sizeof(real)*((double)4992 + (double)4992*T), convirt_text_vjp_k273_sum(A + 0, A + 1222704 + 2425584*B + 25168*B*T + 230272*T, T)); /* %887 reduce [1,39,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(279, (double)4992, sizeof(real)*((double)128 + (double)4992), convirt_text_vjp_k275_sum(A + 1217536, A + 0)); /* %889 reduce [1,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(280, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), convirt_text_vjp_k278_matmul(A + 1222704 + 2425584*B + 25168*B*T + 235264*T, A + 1222704 + 2425584*B + 25168*B*T + 230272*T, (real *)P + 1073376, T)); /* %892 matmul [39*T,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(281, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), convirt_text_vjp_k279_matmul(A + 985088, A + 1222704 + 2425584*B + 25168*B*T + 230272*T, A + 1222704 + 2425584*B + 25168*B*T + 225280*T, T)); /* %893 matmul [128,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(282, 0, sizeof(real)*((double)5120*T + (double)4992*T), convirt_text_vjp_k281_pad(A + 1222704 + 2425584*B + 25168*B*T + 220160*T, A + 1222704 + 2425584*B + 25168*B*T + 235264*T, T)); /* %895 pad [T,40,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(283, (double)128*T, sizeof(real)*((double)128 + (double)128*T), convirt_k682_sum(A + 1217664, A + 1222704 + 2425584*B + 25168*B*T + 240256*T, T)); /* %896 reduce [1,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(284, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), convirt_k684_matmul(A + 1222704 + 2425584*B + 25168*B*T + 240384*T, A + 1222704 + 2425584*B + 25168*B*T + 240256*T, (real *)P + 1056864, T)); /* %898 matmul [T,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(285, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), convirt_k685_matmul(A + 1001472, A + 1222704 + 2425584*B + 25168*B*T + 240256*T, A + 1222704 + 2425584*B + 25168*B*T + 245888*T, T)); /* %899 matmul [128,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(286, 0, sizeof(real)*((double)5120*T + (double)128*T), convirt_k687_pad(A + 1222704 + 2425584*B + 25168*B*T + 225280*T, A + 1222704 + 2425584*B + 25168*B*T + 240384*T, T)); /* %901 pad [T,40,128]  graphs/lib/text_encoder.lua:35 */
-    CALL(287, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_text_vjp_k288_add(A + 1222704 + 2425584*B + 25168*B*T + 230400*T, A + 1222704 + 2425584*B + 25168*B*T + 220160*T, A + 1222704 + 2425584*B + 25168*B*T + 225280*T, T)); /* %902 map:add [T,40,128]  graphs/lib/text_encoder.lua:35 */
-    CALL(288, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 0, A + 1222704 + 2425584*B + 25168*B*T + 230400*T, T)); /* %903 reduce [1,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(289, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1217792, A + 0)); /* %905 reduce [1,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(290, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), convirt_k692_mul(A + 1222704 + 2425584*B + 25168*B*T + 220160*T, A + 1222704 + 2425584*B + 25168*B*T + 230400*T, (real *)P + 1056608, T)); /* %907 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(291, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k693_mul(A + 1222704 + 2425584*B + 25168*B*T + 225280*T, A + 1222704 + 2425584*B + 25168*B*T + 230400*T, A + 1222704 + 2425584*B + 25168*B*T + 215040*T, T)); /* %908 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(292, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 0, A + 1222704 + 2425584*B + 25168*B*T + 225280*T, T)); /* %909 reduce [1,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(293, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1217920, A + 0)); /* %911 reduce [1,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(294, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k705_fused_scale_mul_sum_mul(A + 1222704 + 2425584*B + 25168*B*T + 245888*T, A + 1222704 + 2425584*B + 25168*B*T + 220160*T, A + 1222704 + 2425584*B + 25168*B*T + 194560*T, A + 1222704 + 2425584*B + 25168*B*T + 246336*T, T)); /* %920 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(295, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), convirt_k709_fused_add_mul_mul_id(A + 1222704 + 2425584*B + 25168*B*T + 215040*T, A + 1222704 + 2425584*B + 25168*B*T + 220160*T, A + 1222704 + 2425584*B + 25168*B*T + 246336*T, A + 1222704 + 2425584*B + 25168*B*T + 245888*T, A + 1222704 + 2425584*B + 25168*B*T + 194560*T, T)); /* %924 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(296, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k712_fused_scale_sum_neg(A + 1222704 + 2425584*B + 25168*B*T + 245888*T, A + 1222704 + 2425584*B + 25168*B*T + 215040*T, T)); /* %927 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(297, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k714_fused_add_id(A + 1222704 + 2425584*B + 25168*B*T + 194560*T, A + 1222704 + 2425584*B + 25168*B*T + 215040*T, A + 1222704 + 2425584*B + 25168*B*T + 245888*T, T)); /* %929 fused:add_id [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(298, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 0, A + 1222704 + 2425584*B + 25168*B*T + 194560*T, T)); /* %930 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(299, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1218048, A + 0)); /* %932 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(300, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), convirt_k721_matmul(A + 630784, A + 1222704 + 2425584*B + 25168*B*T + 194560*T, A + 1222704 + 2425584*B + 25168*B*T + 61440*T, T)); /* %936 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(301, (double)5283840*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)20480*T), convirt_k724_matmul_mul_gelu_grad(A + 1222704 + 2425584*B + 25168*B*T + 61440*T, A + 1222704 + 2425584*B + 25168*B*T + 194560*T, (real *)P + 990944, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, T)); /* %939 matmul+mul_gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(302, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), convirt_k725_sum(A + 0, A + 1222704 + 2425584*B + 25168*B*T + 61440*T, T)); /* %940 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(303, (double)20480, sizeof(real)*((double)512 + (double)20480), convirt_k727_sum(A + 1216512, A + 0)); /* %942 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(304, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), convirt_k730_matmul(A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 61440*T, (real *)P + 924896, T)); /* %945 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(305, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), convirt_k731_matmul(A + 696320, A + 1222704 + 2425584*B + 25168*B*T + 61440*T, A + 1222704 + 2425584*B + 25168*B*T + 209920*T, T)); /* %946 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(306, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 761856, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, T)); /* %948 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(307, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1218176, A + 761856)); /* %950 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(308, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), convirt_k692_mul(A + 1222704 + 2425584*B + 25168*B*T + 46080*T, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, (real *)P + 924640, T)); /* %952 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(309, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k693_mul(A + 1222704 + 2425584*B + 25168*B*T + 51200*T, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 204800*T, T)); /* %953 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(310, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 761856, A + 1222704 + 2425584*B + 25168*B*T + 51200*T, T)); /* %954 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(311, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1218304, A + 761856)); /* %956 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(312, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k705_fused_scale_mul_sum_mul(A + 1222704 + 2425584*B + 25168*B*T + 245888*T, A + 1222704 + 2425584*B + 25168*B*T + 46080*T, A + 1222704 + 2425584*B + 25168*B*T + 199680*T, A + 1222704 + 2425584*B + 25168*B*T + 246288*T, T)); /* %965 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(313, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), convirt_k709_fused_add_mul_mul_id(A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 46080*T, A + 1222704 + 2425584*B + 25168*B*T + 246288*T, A + 1222704 + 2425584*B + 25168*B*T + 245888*T, A + 1222704 + 2425584*B + 25168*B*T + 199680*T, T)); /* %969 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(314, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k712_fused_scale_sum_neg(A + 1222704 + 2425584*B + 25168*B*T + 245888*T, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, T)); /* %973 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(315, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k760_fused_add_add_id(A + 1222704 + 2425584*B + 25168*B*T + 53760*T, A + 1222704 + 2425584*B + 25168*B*T + 194560*T, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 245888*T, T)); /* %975 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(316, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 761856, A + 1222704 + 2425584*B + 25168*B*T + 53760*T, T)); /* %976 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(317, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1218432, A + 761856)); /* %978 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(318, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k766_matmul(A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 53760*T, (real *)P + 908128, T)); /* %981 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(319, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k767_matmul(A + 1017856, A + 1222704 + 2425584*B + 25168*B*T + 53760*T, A + 1222704 + 2425584*B + 25168*B*T + 189440*T, T)); /* %982 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(320, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k329_permute(A + 1222704 + 2425584*B + 25168*B*T + 47360*T, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, T)); /* %985 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
-    CALL(321, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k772_matmul(A + 1222704 + 2425584*B + 25168*B*T + 58880*T, A + 1222704 + 2425584*B + 25168*B*T + 101120*T, A + 1222704 + 2425584*B + 25168*B*T + 47360*T, T)); /* %987 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    CALL(322, (double)416000*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)160*T), convirt_k773_matmul_div(A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 47360*T, A + 1222704 + 2425584*B + 25168*B*T + 184320*T, A + 1222704 + 2425584*B + 25168*B*T + 245728*T, T)); /* %988 matmul+div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(323, (double)19520*T, sizeof(real)*((double)160*T + (double)6400*T + (double)6400*T + (double)160*T), convirt_k778_fused_mul_sum_neg_mul(A + 1222704 + 2425584*B + 25168*B*T + 64000*T, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 101120*T, A + 1222704 + 2425584*B + 25168*B*T + 245568*T, T)); /* %993 fused:mul_sum_neg_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(324, (double)38400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T + (double)6400*T), convirt_k794_fused_scale_mul_mul_mul(A + 1222704 + 2425584*B + 25168*B*T + 47360*T, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 64000*T, (real *)inputs[2], A + 1222704 + 2425584*B + 25168*B*T + 94720*T, T)); /* %1009 fused:scale_mul_mul_mul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
-    CALL(325, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k362_matmul(A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 47360*T, A + 1222704 + 2425584*B + 25168*B*T + 179200*T, T)); /* %1010 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
-    CALL(326, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k772_matmul(A + 1222704 + 2425584*B + 25168*B*T + 94720*T, A + 1222704 + 2425584*B + 25168*B*T + 47360*T, A + 1222704 + 2425584*B + 25168*B*T + 174080*T, T)); /* %1011 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
-    CALL(327, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k363_permute(A + 1222704 + 2425584*B + 25168*B*T + 46080*T, A + 1222704 + 2425584*B + 25168*B*T + 58880*T, T)); /* %1012 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
-    CALL(328, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 761856, A + 1222704 + 2425584*B + 25168*B*T + 46080*T, T)); /* %1014 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(329, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1218560, A + 761856)); /* %1016 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(330, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k767_matmul(A + 1034240, A + 1222704 + 2425584*B + 25168*B*T + 46080*T, A + 1222704 + 2425584*B + 25168*B*T + 168960*T, T)); /* %1020 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(331, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k363_permute(A + 1222704 + 2425584*B + 25168*B*T + 99840*T, A + 1222704 + 2425584*B + 25168*B*T + 94720*T, T)); /* %1022 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
-    CALL(332, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 761856, A + 1222704 + 2425584*B + 25168*B*T + 99840*T, T)); /* %1024 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(333, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1218688, A + 761856)); /* %1026 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(334, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k766_matmul(A + 1222704 + 2425584*B + 25168*B*T + 94720*T, A + 1222704 + 2425584*B + 25168*B*T + 99840*T, (real *)P + 875104, T)); /* %1029 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(335, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k767_matmul(A + 1050624, A + 1222704 + 2425584*B + 25168*B*T + 99840*T, A + 1222704 + 2425584*B + 25168*B*T + 168960*T, T)); /* %1030 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(336, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k363_permute(A + 1222704 + 2425584*B + 25168*B*T + 99840*T, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, T)); /* %1033 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
-    CALL(337, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 761856, A + 1222704 + 2425584*B + 25168*B*T + 99840*T, T)); /* %1035 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(338, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1218816, A + 761856)); /* %1037 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(339, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k766_matmul(A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 99840*T, (real *)P + 858592, T)); /* %1040 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(340, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k767_matmul(A + 1067008, A + 1222704 + 2425584*B + 25168*B*T + 99840*T, A + 1222704 + 2425584*B + 25168*B*T + 168960*T, T)); /* %1041 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(341, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)5120*T), convirt_k828_matmul_add_add(A + 1222704 + 2425584*B + 25168*B*T + 99840*T, A + 1222704 + 2425584*B + 25168*B*T + 46080*T, (real *)P + 891616, A + 1222704 + 2425584*B + 25168*B*T + 94720*T, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, T)); /* %1043 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(342, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 761856, A + 1222704 + 2425584*B + 25168*B*T + 99840*T, T)); /* %1044 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(343, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1218944, A + 761856)); /* %1046 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(344, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), convirt_k692_mul(A + 1222704 + 2425584*B + 25168*B*T + 94720*T, A + 1222704 + 2425584*B + 25168*B*T + 99840*T, (real *)P + 858336, T)); /* %1048 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(345, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k693_mul(A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 99840*T, A + 1222704 + 2425584*B + 25168*B*T + 163840*T, T)); /* %1049 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(346, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 761856, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, T)); /* %1050 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(347, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1219072, A + 761856)); /* %1052 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(348, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k705_fused_scale_mul_sum_mul(A + 1222704 + 2425584*B + 25168*B*T + 245568*T, A + 1222704 + 2425584*B + 25168*B*T + 94720*T, A + 1222704 + 2425584*B + 25168*B*T + 158720*T, A + 1222704 + 2425584*B + 25168*B*T + 246240*T, T)); /* %1061 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(349, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), convirt_k709_fused_add_mul_mul_id(A + 1222704 + 2425584*B + 25168*B*T + 99840*T, A + 1222704 + 2425584*B + 25168*B*T + 94720*T, A + 1222704 + 2425584*B + 25168*B*T + 246240*T, A + 1222704 + 2425584*B + 25168*B*T + 245568*T, A + 1222704 + 2425584*B + 25168*B*T + 158720*T, T)); /* %1065 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(350, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k712_fused_scale_sum_neg(A + 1222704 + 2425584*B + 25168*B*T + 245568*T, A + 1222704 + 2425584*B + 25168*B*T + 99840*T, T)); /* %1069 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(351, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k760_fused_add_add_id(A + 1222704 + 2425584*B + 25168*B*T + 94720*T, A + 1222704 + 2425584*B + 25168*B*T + 53760*T, A + 1222704 + 2425584*B + 25168*B*T + 99840*T, A + 1222704 + 2425584*B + 25168*B*T + 245568*T, T)); /* %1071 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(352, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 761856, A + 1222704 + 2425584*B + 25168*B*T + 94720*T, T)); /* %1072 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(353, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1219200, A + 761856)); /* %1074 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(354, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), convirt_k721_matmul(A + 761856, A + 1222704 + 2425584*B + 25168*B*T + 94720*T, A + 1222704 + 2425584*B + 25168*B*T + 20480*T, T)); /* %1078 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(355, (double)5283840*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)20480*T), convirt_k724_matmul_mul_gelu_grad(A + 1222704 + 2425584*B + 25168*B*T + 20480*T, A + 1222704 + 2425584*B + 25168*B*T + 94720*T, (real *)P + 792672, A + 1222704 + 2425584*B + 25168*B*T, T)); /* %1081 matmul+mul_gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(356, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), convirt_k725_sum(A + 0, A + 1222704 + 2425584*B + 25168*B*T + 20480*T, T)); /* %1082 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(357, (double)20480, sizeof(real)*((double)512 + (double)20480), convirt_k727_sum(A + 1217024, A + 0)); /* %1084 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(358, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), convirt_k730_matmul(A + 1222704 + 2425584*B + 25168*B*T + 99840*T, A + 1222704 + 2425584*B + 25168*B*T + 20480*T, (real *)P + 726624, T)); /* %1087 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(359, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), convirt_k731_matmul(A + 827392, A + 1222704 + 2425584*B + 25168*B*T + 20480*T, A + 1222704 + 2425584*B + 25168*B*T + 153600*T, T)); /* %1088 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(360, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 892928, A + 1222704 + 2425584*B + 25168*B*T + 99840*T, T)); /* %1090 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(361, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1219328, A + 892928)); /* %1092 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(362, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), convirt_k692_mul(A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 99840*T, (real *)P + 726368, T)); /* %1094 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(363, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k693_mul(A + 1222704 + 2425584*B + 25168*B*T + 5120*T, A + 1222704 + 2425584*B + 25168*B*T + 99840*T, A + 1222704 + 2425584*B + 25168*B*T + 148480*T, T)); /* %1095 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(364, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 892928, A + 1222704 + 2425584*B + 25168*B*T + 5120*T, T)); /* %1096 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(365, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1219456, A + 892928)); /* %1098 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(366, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k705_fused_scale_mul_sum_mul(A + 1222704 + 2425584*B + 25168*B*T + 245568*T, A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 143360*T, A + 1222704 + 2425584*B + 25168*B*T + 246192*T, T)); /* %1107 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(367, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), convirt_k709_fused_add_mul_mul_id(A + 1222704 + 2425584*B + 25168*B*T + 99840*T, A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 246192*T, A + 1222704 + 2425584*B + 25168*B*T + 245568*T, A + 1222704 + 2425584*B + 25168*B*T + 143360*T, T)); /* %1111 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(368, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k712_fused_scale_sum_neg(A + 1222704 + 2425584*B + 25168*B*T + 245568*T, A + 1222704 + 2425584*B + 25168*B*T + 99840*T, T)); /* %1115 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(369, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k760_fused_add_add_id(A + 1222704 + 2425584*B + 25168*B*T + 12800*T, A + 1222704 + 2425584*B + 25168*B*T + 94720*T, A + 1222704 + 2425584*B + 25168*B*T + 99840*T, A + 1222704 + 2425584*B + 25168*B*T + 245568*T, T)); /* %1117 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(370, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 892928, A + 1222704 + 2425584*B + 25168*B*T + 12800*T, T)); /* %1118 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(371, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1219584, A + 892928)); /* %1120 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(372, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k766_matmul(A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 12800*T, (real *)P + 709856, T)); /* %1123 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(373, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k767_matmul(A + 1083392, A + 1222704 + 2425584*B + 25168*B*T + 12800*T, A + 1222704 + 2425584*B + 25168*B*T + 138240*T, T)); /* %1124 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(374, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k329_permute(A + 1222704 + 2425584*B + 25168*B*T + 6400*T, A + 1222704 + 2425584*B + 25168*B*T, T)); /* %1127 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
-    CALL(375, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k772_matmul(A + 1222704 + 2425584*B + 25168*B*T + 94720*T, A + 1222704 + 2425584*B + 25168*B*T + 88320*T, A + 1222704 + 2425584*B + 25168*B*T + 6400*T, T)); /* %1129 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    CALL(376, (double)416000*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)160*T), convirt_k773_matmul_div(A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 6400*T, A + 1222704 + 2425584*B + 25168*B*T + 133120*T, A + 1222704 + 2425584*B + 25168*B*T + 245408*T, T)); /* %1130 matmul+div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(377, (double)19520*T, sizeof(real)*((double)160*T + (double)6400*T + (double)6400*T + (double)160*T), convirt_k778_fused_mul_sum_neg_mul(A + 1222704 + 2425584*B + 25168*B*T + 99840*T, A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 88320*T, A + 1222704 + 2425584*B + 25168*B*T + 245248*T, T)); /* %1135 fused:mul_sum_neg_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(378, (double)38400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T + (double)6400*T), convirt_k794_fused_scale_mul_mul_mul(A + 1222704 + 2425584*B + 25168*B*T + 6400*T, A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 99840*T, (real *)inputs[2], A + 1222704 + 2425584*B + 25168*B*T + 81920*T, T)); /* %1151 fused:scale_mul_mul_mul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
-    CALL(379, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k362_matmul(A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 6400*T, A + 1222704 + 2425584*B + 25168*B*T + 128000*T, T)); /* %1152 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
-    CALL(380, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k772_matmul(A + 1222704 + 2425584*B + 25168*B*T + 99840*T, A + 1222704 + 2425584*B + 25168*B*T + 6400*T, A + 1222704 + 2425584*B + 25168*B*T + 122880*T, T)); /* %1153 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
-    CALL(381, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k363_permute(A + 1222704 + 2425584*B + 25168*B*T + 5120*T, A + 1222704 + 2425584*B + 25168*B*T + 94720*T, T)); /* %1154 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
-    CALL(382, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 892928, A + 1222704 + 2425584*B + 25168*B*T + 5120*T, T)); /* %1156 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(383, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1219712, A + 892928)); /* %1158 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(384, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k767_matmul(A + 1099776, A + 1222704 + 2425584*B + 25168*B*T + 5120*T, A + 1222704 + 2425584*B + 25168*B*T + 117760*T, T)); /* %1162 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(385, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k363_permute(A + 1222704 + 2425584*B + 25168*B*T + 17920*T, A + 1222704 + 2425584*B + 25168*B*T + 99840*T, T)); /* %1164 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
-    CALL(386, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 892928, A + 1222704 + 2425584*B + 25168*B*T + 17920*T, T)); /* %1166 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(387, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1219840, A + 892928)); /* %1168 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(388, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k766_matmul(A + 1222704 + 2425584*B + 25168*B*T + 23040*T, A + 1222704 + 2425584*B + 25168*B*T + 17920*T, (real *)P + 676832, T)); /* %1171 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(389, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k767_matmul(A + 1116160, A + 1222704 + 2425584*B + 25168*B*T + 17920*T, A + 1222704 + 2425584*B + 25168*B*T + 117760*T, T)); /* %1172 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(390, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k363_permute(A + 1222704 + 2425584*B + 25168*B*T + 17920*T, A + 1222704 + 2425584*B + 25168*B*T, T)); /* %1175 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
-    CALL(391, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 892928, A + 1222704 + 2425584*B + 25168*B*T + 17920*T, T)); /* %1177 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(392, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1219968, A + 892928)); /* %1179 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(393, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k766_matmul(A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 17920*T, (real *)P + 660320, T)); /* %1182 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(394, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k767_matmul(A + 1132544, A + 1222704 + 2425584*B + 25168*B*T + 17920*T, A + 1222704 + 2425584*B + 25168*B*T + 117760*T, T)); /* %1183 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(395, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)5120*T), convirt_k828_matmul_add_add(A + 1222704 + 2425584*B + 25168*B*T + 17920*T, A + 1222704 + 2425584*B + 25168*B*T + 5120*T, (real *)P + 693344, A + 1222704 + 2425584*B + 25168*B*T + 23040*T, A + 1222704 + 2425584*B + 25168*B*T, T)); /* %1185 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(396, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 892928, A + 1222704 + 2425584*B + 25168*B*T + 17920*T, T)); /* %1186 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(397, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1220096, A + 892928)); /* %1188 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(398, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), convirt_k692_mul(A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 17920*T, (real *)P + 660064, T)); /* %1190 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(399, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k693_mul(A + 1222704 + 2425584*B + 25168*B*T + 5120*T, A + 1222704 + 2425584*B + 25168*B*T + 17920*T, A + 1222704 + 2425584*B + 25168*B*T + 112640*T, T)); /* %1191 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(400, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 892928, A + 1222704 + 2425584*B + 25168*B*T + 5120*T, T)); /* %1192 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(401, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1220224, A + 892928)); /* %1194 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(402, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k705_fused_scale_mul_sum_mul(A + 1222704 + 2425584*B + 25168*B*T + 10240*T, A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 107520*T, A + 1222704 + 2425584*B + 25168*B*T + 246144*T, T)); /* %1203 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(403, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), convirt_k709_fused_add_mul_mul_id(A + 1222704 + 2425584*B + 25168*B*T + 5120*T, A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 246144*T, A + 1222704 + 2425584*B + 25168*B*T + 10240*T, A + 1222704 + 2425584*B + 25168*B*T + 107520*T, T)); /* %1207 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(404, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k712_fused_scale_sum_neg(A + 1222704 + 2425584*B + 25168*B*T + 10240*T, A + 1222704 + 2425584*B + 25168*B*T + 5120*T, T)); /* %1211 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(405, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k760_fused_add_add_id(A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 12800*T, A + 1222704 + 2425584*B + 25168*B*T + 5120*T, A + 1222704 + 2425584*B + 25168*B*T + 10240*T, T)); /* %1213 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(406, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 1209344, A + 1222704 + 2425584*B + 25168*B*T, T)); /* %1214 reduce [1,40,128]  graphs/lib/text_encoder.lua:32 */
-    CALL(407, 0, sizeof(real)*((double)131072 + (double)5120*T + (double)40*T), convirt_k1001_scatter_add(A + 294912, A + 1222704 + 2425584*B + 25168*B*T, (int32_t *)inputs[1], T)); /* %1216 scatter_add [1024,128]  graphs/lib/text_encoder.lua:32 */
-    CALL(408, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k348_sum(A + 1220352, A + 1222704 + 2334848*B, B)); /* %1217 reduce [1,128]  graphs/lib/image_encoder.lua:36 */
-    CALL(409, (double)32768*B, sizeof(real)*((double)16384 + (double)128*B + (double)128*B), convirt_image_vjp_k351_matmul(A + 1148928, A + 1222704 + 2334848*B, A + 1222704 + 2424832*B, B)); /* %1220 matmul [128,128]  graphs/lib/image_encoder.lua:36 */
-    CALL(410, (double)32896*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384), convirt_image_vjp_k352_matmul_scale(A + 1222704 + 2400256*B, A + 1222704 + 2334848*B, (real *)P + 507360, B)); /* %1221 matmul+scale [B,128]  graphs/lib/image_encoder.lua:35 */
-    CALL(411, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 892928, A + 1222704 + 2416640*B, B)); /* %1224 reduce [1,64,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(412, (double)8192, sizeof(real)*((double)128 + (double)8192), convirt_image_vjp_k357_sum(A + 1220480, A + 892928)); /* %1226 reduce [1,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(413, (double)2097152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384), convirt_image_vjp_k360_matmul(A + 1222704 + 2334720*B, A + 1222704 + 2416640*B, (real *)P + 490848, B)); /* %1229 matmul [64*B,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(414, (double)2097152*B, sizeof(real)*((double)16384 + (double)8192*B + (double)8192*B), convirt_image_vjp_k361_matmul(A + 1165312, A + 1222704 + 2416640*B, A + 1222704 + 2392064*B, B)); /* %1230 matmul [128,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(415, (double)16384*B, sizeof(real)*((double)8192*B + (double)128*B + (double)8192*B), convirt_image_vjp_k363_fused_add_id(A + 1222704 + 2392064*B, A + 1222704 + 2400256*B, A + 1222704 + 2334720*B, B)); /* %1232 fused:add_id [B,64,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(416, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k364_permute(A + 1222704 + 2334720*B, A + 1222704 + 2392064*B, B)); /* %1233 permute [B,128,64]  graphs/lib/image_encoder.lua:33 */
-    CALL(417, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k367_fused_mul_step(A + 1222704 + 2392064*B, A + 1222704 + 2334720*B, A + 1222704 + 2383872*B, B)); /* %1236 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
-    CALL(418, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 892928, A + 1222704 + 2392064*B, B)); /* %1237 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(419, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k370_sum(A + 1181696, A + 892928)); /* %1239 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(420, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k371_sum(A + 1220608, A + 1181696)); /* %1240 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(421, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_vjp_k373_mul(A + 1222704 + 2334720*B, A + 1222704 + 2392064*B, (real *)P + 490592, B)); /* %1242 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(422, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k374_mul(A + 1222704 + 2383872*B, A + 1222704 + 2392064*B, A + 1222704 + 2367488*B, B)); /* %1243 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(423, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 892928, A + 1222704 + 2383872*B, B)); /* %1244 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(424, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k370_sum(A + 1181696, A + 892928)); /* %1246 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(425, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k371_sum(A + 1220736, A + 1181696)); /* %1247 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(426, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k388_fused_scale_mul_sum_mul(A + 1222704 + 2383872*B, A + 1222704 + 2334720*B, A + 1222704 + 2375680*B, A + 1222704 + 2425488*B, B)); /* %1257 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(427, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), convirt_image_vjp_k392_fused_add_mul_mul_id(A + 1222704 + 2367488*B, A + 1222704 + 2334720*B, A + 1222704 + 2425488*B, A + 1222704 + 2383872*B, A + 1222704 + 2375680*B, B)); /* %1261 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(428, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_vjp_k395_fused_scale_sum_neg(A + 1222704 + 2375680*B, A + 1222704 + 2367488*B, B)); /* %1264 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(429, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k397_fused_add_id(A + 1222704 + 2334720*B, A + 1222704 + 2367488*B, A + 1222704 + 2375680*B, B)); /* %1266 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(430, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 892928, A + 1222704 + 2334720*B, B)); /* %1268 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(431, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k370_sum(A + 1181696, A + 892928)); /* %1270 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(432, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k371_sum(A + 1220864, A + 1181696)); /* %1271 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(433, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k405_permute(A + 1222704 + 2367488*B, A + 1222704 + 2334720*B, B)); /* %1274 permute [128,B,64]  graphs/lib/image_encoder.lua:13 */
-    CALL(434, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)73728*B), convirt_image_vjp_k407_matmul(A + 0, A + 1222704 + 2367488*B, A + 1222704 + 1720320*B, B)); /* %1276 matmul [128,1152]  graphs/lib/image_encoder.lua:13 */
-    CALL(435, (double)18874368*B, sizeof(real)*((double)73728*B + (double)147456 + (double)8192*B), convirt_image_vjp_k408_matmul(A + 1222704 + 1720320*B, (real *)P + 343008, A + 1222704 + 2367488*B, B)); /* %1277 matmul [1152,64*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(436, 0, sizeof(real)*((double)8192*B + (double)73728*B), convirt_image_vjp_k410_col2im(A + 1222704 + 2334720*B, A + 1222704 + 1720320*B, B)); /* %1279 col2im [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(437, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k367_fused_mul_step(A + 1222704 + 2367488*B, A + 1222704 + 2334720*B, A + 1222704 + 2359296*B, B)); /* %1281 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
-    CALL(438, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 892928, A + 1222704 + 2367488*B, B)); /* %1282 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(439, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k370_sum(A + 1181696, A + 892928)); /* %1284 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(440, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k371_sum(A + 1220992, A + 1181696)); /* %1285 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(441, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_vjp_k373_mul(A + 1222704 + 2334720*B, A + 1222704 + 2367488*B, (real *)P + 342752, B)); /* %1287 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(442, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k374_mul(A + 1222704 + 2359296*B, A + 1222704 + 2367488*B, A + 1222704 + 2351104*B, B)); /* %1288 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(443, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 892928, A + 1222704 + 2359296*B, B)); /* %1289 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(444, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k370_sum(A + 1181696, A + 892928)); /* %1291 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(445, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k371_sum(A + 1221120, A + 1181696)); /* %1292 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(446, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k388_fused_scale_mul_sum_mul(A + 1222704 + 2400256*B, A + 1222704 + 2334720*B, A + 1222704 + 2342912*B, A + 1222704 + 2425472*B, B)); /* %1302 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(447, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), convirt_image_vjp_k392_fused_add_mul_mul_id(A + 1222704 + 2351104*B, A + 1222704 + 2334720*B, A + 1222704 + 2425472*B, A + 1222704 + 2400256*B, A + 1222704 + 2342912*B, B)); /* %1306 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(448, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_vjp_k395_fused_scale_sum_neg(A + 1222704 + 2342912*B, A + 1222704 + 2351104*B, B)); /* %1309 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(449, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k397_fused_add_id(A + 1222704 + 2334720*B, A + 1222704 + 2351104*B, A + 1222704 + 2342912*B, B)); /* %1311 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(450, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 892928, A + 1222704 + 2334720*B, B)); /* %1313 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(451, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k370_sum(A + 1181696, A + 892928)); /* %1315 reduce [128,1,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(452, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k371_sum(A + 1221248, A + 1181696)); /* %1316 reduce [128,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(453, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k405_permute(A + 1222704 + 2342912*B, A + 1222704 + 2334720*B, B)); /* %1319 permute [128,B,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(454, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)73728*B), convirt_image_vjp_k407_matmul(A + 147456, A + 1222704 + 2342912*B, A + 1222704 + 1646592*B, B)); /* %1321 matmul [128,1152]  graphs/lib/image_encoder.lua:6 */
-    CALL(455, (double)18874368*B, sizeof(real)*((double)73728*B + (double)147456 + (double)8192*B), convirt_image_vjp_k408_matmul(A + 1222704 + 1646592*B, (real *)P + 195168, A + 1222704 + 2342912*B, B)); /* %1322 matmul [1152,64*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(456, 0, sizeof(real)*((double)8192*B + (double)73728*B), convirt_image_vjp_k410_col2im(A + 1222704 + 2334720*B, A + 1222704 + 1646592*B, B)); /* %1324 col2im [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(457, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k458_fused_mul_add_step(A + 1222704 + 2342912*B, A + 1222704 + 2392064*B, A + 1222704 + 2334720*B, A + 1222704 + 2326528*B, B)); /* %1327 fused:mul_add_step [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
-    CALL(458, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 892928, A + 1222704 + 2342912*B, B)); /* %1328 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(459, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k370_sum(A + 1181696, A + 892928)); /* %1330 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(460, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k371_sum(A + 1221376, A + 1181696)); /* %1331 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(461, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_vjp_k373_mul(A + 1222704 + 2326528*B, A + 1222704 + 2342912*B, (real *)P + 194912, B)); /* %1333 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(462, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k374_mul(A + 1222704 + 2334720*B, A + 1222704 + 2342912*B, A + 1222704 + 2318336*B, B)); /* %1334 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(463, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 892928, A + 1222704 + 2334720*B, B)); /* %1335 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(464, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k370_sum(A + 1181696, A + 892928)); /* %1337 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(465, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k371_sum(A + 1221504, A + 1181696)); /* %1338 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(466, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k388_fused_scale_mul_sum_mul(A + 1222704 + 2334720*B, A + 1222704 + 2326528*B, A + 1222704 + 2310144*B, A + 1222704 + 2425456*B, B)); /* %1348 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(467, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), convirt_image_vjp_k392_fused_add_mul_mul_id(A + 1222704 + 2318336*B, A + 1222704 + 2326528*B, A + 1222704 + 2425456*B, A + 1222704 + 2334720*B, A + 1222704 + 2310144*B, B)); /* %1352 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(468, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_vjp_k395_fused_scale_sum_neg(A + 1222704 + 2326528*B, A + 1222704 + 2318336*B, B)); /* %1355 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(469, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k397_fused_add_id(A + 1222704 + 2310144*B, A + 1222704 + 2318336*B, A + 1222704 + 2326528*B, B)); /* %1357 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(470, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 892928, A + 1222704 + 2310144*B, B)); /* %1359 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(471, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k370_sum(A + 1181696, A + 892928)); /* %1361 reduce [128,1,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(472, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k371_sum(A + 1221632, A + 1181696)); /* %1362 reduce [128,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(473, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k405_permute(A + 1222704 + 1683456*B, A + 1222704 + 2310144*B, B)); /* %1365 permute [128,B,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(474, (double)9437184*B, sizeof(real)*((double)73728 + (double)8192*B + (double)36864*B), convirt_image_vjp_k498_matmul(A + 557056, A + 1222704 + 1683456*B, A + 1222704 + 1830912*B, B)); /* %1367 matmul [128,576]  graphs/lib/image_encoder.lua:6 */
-    CALL(475, (double)9437184*B, sizeof(real)*((double)36864*B + (double)73728 + (double)8192*B), convirt_image_vjp_k499_matmul(A + 1222704 + 1646592*B, (real *)P + 121056, A + 1222704 + 1683456*B, B)); /* %1368 matmul [576,64*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(476, 0, sizeof(real)*((double)16384*B + (double)36864*B), convirt_image_vjp_k501_col2im(A + 1222704 + 1830912*B, A + 1222704 + 1646592*B, B)); /* %1370 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(477, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k503_fused_mul_step(A + 1222704 + 1847296*B, A + 1222704 + 1830912*B, A + 1222704 + 2293760*B, B)); /* %1372 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
-    CALL(478, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 892928, A + 1222704 + 1847296*B, B)); /* %1373 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(479, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 1181696, A + 892928)); /* %1375 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(480, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 1221760, A + 1181696)); /* %1376 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(481, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_vjp_k509_mul(A + 1222704 + 1830912*B, A + 1222704 + 1847296*B, (real *)P + 120928, B)); /* %1378 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(482, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k510_mul(A + 1222704 + 1646592*B, A + 1222704 + 1847296*B, A + 1222704 + 2277376*B, B)); /* %1379 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(483, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 892928, A + 1222704 + 1646592*B, B)); /* %1380 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(484, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 1181696, A + 892928)); /* %1382 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(485, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 1221824, A + 1181696)); /* %1383 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(486, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k524_fused_scale_mul_sum_mul(A + 1222704 + 1863680*B, A + 1222704 + 1830912*B, A + 1222704 + 2260992*B, A + 1222704 + 2425440*B, B)); /* %1393 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(487, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), convirt_image_vjp_k528_fused_add_mul_mul_id(A + 1222704 + 1646592*B, A + 1222704 + 1830912*B, A + 1222704 + 2425440*B, A + 1222704 + 1863680*B, A + 1222704 + 2260992*B, B)); /* %1397 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(488, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_vjp_k531_fused_scale_sum_neg(A + 1222704 + 1863680*B, A + 1222704 + 1646592*B, B)); /* %1400 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(489, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k533_fused_add_id(A + 1222704 + 1830912*B, A + 1222704 + 1646592*B, A + 1222704 + 1863680*B, B)); /* %1402 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(490, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 892928, A + 1222704 + 1830912*B, B)); /* %1404 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(491, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 1181696, A + 892928)); /* %1406 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(492, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 1221888, A + 1181696)); /* %1407 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(493, 0, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k541_permute(A + 1222704 + 1646592*B, A + 1222704 + 1830912*B, B)); /* %1410 permute [64,B,256]  graphs/lib/image_encoder.lua:13 */
-    CALL(494, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)147456*B), convirt_image_vjp_k543_matmul(A + 892928, A + 1222704 + 1646592*B, A + 1222704 + 1032192*B, B)); /* %1412 matmul [64,576]  graphs/lib/image_encoder.lua:13 */
-    CALL(495, (double)18874368*B, sizeof(real)*((double)147456*B + (double)36864 + (double)16384*B), convirt_image_vjp_k544_matmul(A + 1222704 + 1032192*B, (real *)P + 84000, A + 1222704 + 1646592*B, B)); /* %1413 matmul [576,256*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(496, 0, sizeof(real)*((double)16384*B + (double)147456*B), convirt_image_vjp_k546_col2im(A + 1222704 + 1830912*B, A + 1222704 + 1032192*B, B)); /* %1415 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(497, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k503_fused_mul_step(A + 1222704 + 1032192*B, A + 1222704 + 1830912*B, A + 1222704 + 2244608*B, B)); /* %1417 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
-    CALL(498, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 929792, A + 1222704 + 1032192*B, B)); /* %1418 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(499, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 1181696, A + 929792)); /* %1420 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(500, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 1221952, A + 1181696)); /* %1421 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(501, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_vjp_k509_mul(A + 1222704 + 1830912*B, A + 1222704 + 1032192*B, (real *)P + 83872, B)); /* %1423 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(502, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k510_mul(A + 1222704 + 1048576*B, A + 1222704 + 1032192*B, A + 1222704 + 2228224*B, B)); /* %1424 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(503, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 929792, A + 1222704 + 1048576*B, B)); /* %1425 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(504, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 1181696, A + 929792)); /* %1427 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(505, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 1222016, A + 1181696)); /* %1428 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(506, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k524_fused_scale_mul_sum_mul(A + 1222704 + 1863680*B, A + 1222704 + 1830912*B, A + 1222704 + 2211840*B, A + 1222704 + 2425424*B, B)); /* %1438 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(507, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), convirt_image_vjp_k528_fused_add_mul_mul_id(A + 1222704 + 1032192*B, A + 1222704 + 1830912*B, A + 1222704 + 2425424*B, A + 1222704 + 1863680*B, A + 1222704 + 2211840*B, B)); /* %1442 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(508, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_vjp_k531_fused_scale_sum_neg(A + 1222704 + 1863680*B, A + 1222704 + 1032192*B, B)); /* %1445 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(509, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k533_fused_add_id(A + 1222704 + 1830912*B, A + 1222704 + 1032192*B, A + 1222704 + 1863680*B, B)); /* %1447 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(510, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 929792, A + 1222704 + 1830912*B, B)); /* %1449 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(511, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 1181696, A + 929792)); /* %1451 reduce [64,1,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(512, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 1222080, A + 1181696)); /* %1452 reduce [64,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(513, 0, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k541_permute(A + 1222704 + 1032192*B, A + 1222704 + 1830912*B, B)); /* %1455 permute [64,B,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(514, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)147456*B), convirt_image_vjp_k543_matmul(A + 929792, A + 1222704 + 1032192*B, A + 1222704 + 884736*B, B)); /* %1457 matmul [64,576]  graphs/lib/image_encoder.lua:6 */
-    CALL(515, (double)18874368*B, sizeof(real)*((double)147456*B + (double)36864 + (double)16384*B), convirt_image_vjp_k544_matmul(A + 1222704 + 884736*B, (real *)P + 46944, A + 1222704 + 1032192*B, B)); /* %1458 matmul [576,256*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(516, 0, sizeof(real)*((double)16384*B + (double)147456*B), convirt_image_vjp_k546_col2im(A + 1222704 + 1830912*B, A + 1222704 + 884736*B, B)); /* %1460 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(517, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k594_fused_mul_add_step(A + 1222704 + 1646592*B, A + 1222704 + 1847296*B, A + 1222704 + 1830912*B, A + 1222704 + 2195456*B, B)); /* %1463 fused:mul_add_step [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
-    CALL(518, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 966656, A + 1222704 + 1646592*B, B)); /* %1464 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(519, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 983040, A + 966656)); /* %1466 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(520, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 1222144, A + 983040)); /* %1467 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(521, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_vjp_k509_mul(A + 1222704 + 1830912*B, A + 1222704 + 1646592*B, (real *)P + 46816, B)); /* %1469 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(522, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k510_mul(A + 1222704 + 1847296*B, A + 1222704 + 1646592*B, A + 1222704 + 2179072*B, B)); /* %1470 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(523, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 966656, A + 1222704 + 1847296*B, B)); /* %1471 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(524, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 983040, A + 966656)); /* %1473 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(525, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 1222208, A + 983040)); /* %1474 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(526, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k524_fused_scale_mul_sum_mul(A + 1222704 + 1863680*B, A + 1222704 + 1830912*B, A + 1222704 + 2162688*B, A + 1222704 + 2425408*B, B)); /* %1484 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(527, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), convirt_image_vjp_k528_fused_add_mul_mul_id(A + 1222704 + 1847296*B, A + 1222704 + 1830912*B, A + 1222704 + 2425408*B, A + 1222704 + 1863680*B, A + 1222704 + 2162688*B, B)); /* %1488 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(528, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_vjp_k531_fused_scale_sum_neg(A + 1222704 + 1863680*B, A + 1222704 + 1847296*B, B)); /* %1491 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(529, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k533_fused_add_id(A + 1222704 + 1830912*B, A + 1222704 + 1847296*B, A + 1222704 + 1863680*B, B)); /* %1493 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(530, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 966656, A + 1222704 + 1830912*B, B)); /* %1495 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(531, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 983040, A + 966656)); /* %1497 reduce [64,1,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(532, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 1222272, A + 983040)); /* %1498 reduce [64,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(533, 0, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k541_permute(A + 1222704 + 1847296*B, A + 1222704 + 1830912*B, B)); /* %1501 permute [64,B,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(534, (double)9437184*B, sizeof(real)*((double)18432 + (double)16384*B + (double)73728*B), convirt_image_vjp_k634_matmul(A + 966656, A + 1222704 + 1847296*B, A + 1222704 + 1572864*B, B)); /* %1503 matmul [64,288]  graphs/lib/image_encoder.lua:6 */
-    CALL(535, (double)9437184*B, sizeof(real)*((double)73728*B + (double)18432 + (double)16384*B), convirt_image_vjp_k635_matmul(A + 1222704 + 884736*B, (real *)P + 28320, A + 1222704 + 1847296*B, B)); /* %1504 matmul [288,256*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(536, 0, sizeof(real)*((double)32768*B + (double)73728*B), convirt_image_vjp_k637_col2im(A + 1222704 + 1830912*B, A + 1222704 + 884736*B, B)); /* %1506 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(537, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k639_fused_mul_step(A + 1222704 + 1572864*B, A + 1222704 + 1830912*B, A + 1222704 + 2129920*B, B)); /* %1508 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
-    CALL(538, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 425984, A + 1222704 + 1572864*B, B)); /* %1509 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(539, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 1181696, A + 425984)); /* %1511 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(540, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 1222336, A + 1181696)); /* %1512 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(541, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_vjp_k645_mul(A + 1222704 + 1830912*B, A + 1222704 + 1572864*B, (real *)P + 28256, B)); /* %1514 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(542, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k646_mul(A + 1222704 + 1605632*B, A + 1222704 + 1572864*B, A + 1222704 + 2097152*B, B)); /* %1515 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(543, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 425984, A + 1222704 + 1605632*B, B)); /* %1516 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(544, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 1181696, A + 425984)); /* %1518 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(545, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 1222368, A + 1181696)); /* %1519 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(546, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k660_fused_scale_mul_sum_mul(A + 1222704 + 1863680*B, A + 1222704 + 1830912*B, A + 1222704 + 2064384*B, A + 1222704 + 2425392*B, B)); /* %1529 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(547, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), convirt_image_vjp_k664_fused_add_mul_mul_id(A + 1222704 + 1605632*B, A + 1222704 + 1830912*B, A + 1222704 + 2425392*B, A + 1222704 + 1863680*B, A + 1222704 + 2064384*B, B)); /* %1533 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(548, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_vjp_k667_fused_scale_sum_neg(A + 1222704 + 1863680*B, A + 1222704 + 1605632*B, B)); /* %1536 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(549, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k669_fused_add_id(A + 1222704 + 1830912*B, A + 1222704 + 1605632*B, A + 1222704 + 1863680*B, B)); /* %1538 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(550, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 425984, A + 1222704 + 1830912*B, B)); /* %1540 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(551, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 1181696, A + 425984)); /* %1542 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(552, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 1222400, A + 1181696)); /* %1543 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(553, 0, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k677_permute(A + 1222704 + 1605632*B, A + 1222704 + 1830912*B, B)); /* %1546 permute [32,B,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(554, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)294912*B), convirt_image_vjp_k679_matmul(A + 1181696, A + 1222704 + 1605632*B, A + 1222704 + 589824*B, B)); /* %1548 matmul [32,288]  graphs/lib/image_encoder.lua:13 */
-    CALL(555, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), convirt_image_vjp_k680_matmul(A + 1222704 + 589824*B, (real *)P + 19008, A + 1222704 + 1605632*B, B)); /* %1549 matmul [288,1024*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(556, 0, sizeof(real)*((double)32768*B + (double)294912*B), convirt_image_vjp_k682_col2im(A + 1222704 + 1830912*B, A + 1222704 + 589824*B, B)); /* %1551 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(557, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k639_fused_mul_step(A + 1222704 + 1605632*B, A + 1222704 + 1830912*B, A + 1222704 + 2031616*B, B)); /* %1553 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
-    CALL(558, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 425984, A + 1222704 + 1605632*B, B)); /* %1554 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(559, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 1190912, A + 425984)); /* %1556 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(560, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 1222432, A + 1190912)); /* %1557 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(561, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_vjp_k645_mul(A + 1222704 + 1830912*B, A + 1222704 + 1605632*B, (real *)P + 18944, B)); /* %1559 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(562, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k646_mul(A + 1222704 + 1638400*B, A + 1222704 + 1605632*B, A + 1222704 + 1998848*B, B)); /* %1560 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(563, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 425984, A + 1222704 + 1638400*B, B)); /* %1561 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(564, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 1190912, A + 425984)); /* %1563 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(565, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 1222464, A + 1190912)); /* %1564 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(566, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k660_fused_scale_mul_sum_mul(A + 1222704 + 1863680*B, A + 1222704 + 1830912*B, A + 1222704 + 1966080*B, A + 1222704 + 2425376*B, B)); /* %1574 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(567, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), convirt_image_vjp_k664_fused_add_mul_mul_id(A + 1222704 + 1605632*B, A + 1222704 + 1830912*B, A + 1222704 + 2425376*B, A + 1222704 + 1863680*B, A + 1222704 + 1966080*B, B)); /* %1578 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(568, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_vjp_k667_fused_scale_sum_neg(A + 1222704 + 1863680*B, A + 1222704 + 1605632*B, B)); /* %1581 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(569, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k669_fused_add_id(A + 1222704 + 1830912*B, A + 1222704 + 1605632*B, A + 1222704 + 1863680*B, B)); /* %1583 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(570, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 425984, A + 1222704 + 1830912*B, B)); /* %1585 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(571, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 1190912, A + 425984)); /* %1587 reduce [32,1,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(572, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 1222496, A + 1190912)); /* %1588 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(573, 0, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k677_permute(A + 1222704 + 1605632*B, A + 1222704 + 1830912*B, B)); /* %1591 permute [32,B,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(574, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)294912*B), convirt_image_vjp_k679_matmul(A + 1190912, A + 1222704 + 1605632*B, A + 1222704 + 294912*B, B)); /* %1593 matmul [32,288]  graphs/lib/image_encoder.lua:6 */
-    CALL(575, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), convirt_image_vjp_k680_matmul(A + 1222704 + 294912*B, (real *)P + 9696, A + 1222704 + 1605632*B, B)); /* %1594 matmul [288,1024*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(576, 0, sizeof(real)*((double)32768*B + (double)294912*B), convirt_image_vjp_k682_col2im(A + 1222704 + 1830912*B, A + 1222704 + 294912*B, B)); /* %1596 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(577, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k730_fused_mul_add_step(A + 1222704 + 1605632*B, A + 1222704 + 1572864*B, A + 1222704 + 1830912*B, A + 1222704 + 1933312*B, B)); /* %1599 fused:mul_add_step [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
-    CALL(578, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 425984, A + 1222704 + 1605632*B, B)); /* %1600 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(579, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 1200128, A + 425984)); /* %1602 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(580, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 1222528, A + 1200128)); /* %1603 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(581, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_vjp_k645_mul(A + 1222704 + 1572864*B, A + 1222704 + 1605632*B, (real *)P + 9632, B)); /* %1605 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(582, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k646_mul(A + 1222704 + 1830912*B, A + 1222704 + 1605632*B, A + 1222704 + 1900544*B, B)); /* %1606 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(583, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 425984, A + 1222704 + 1830912*B, B)); /* %1607 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(584, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 1200128, A + 425984)); /* %1609 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(585, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 1222560, A + 1200128)); /* %1610 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(586, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k660_fused_scale_mul_sum_mul(A + 1222704 + 1863680*B, A + 1222704 + 1572864*B, A + 1222704 + 1867776*B, A + 1222704 + 2425360*B, B)); /* %1620 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(587, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), convirt_image_vjp_k664_fused_add_mul_mul_id(A + 1222704 + 1830912*B, A + 1222704 + 1572864*B, A + 1222704 + 2425360*B, A + 1222704 + 1863680*B, A + 1222704 + 1867776*B, B)); /* %1624 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(588, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_vjp_k667_fused_scale_sum_neg(A + 1222704 + 1605632*B, A + 1222704 + 1830912*B, B)); /* %1627 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(589, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k669_fused_add_id(A + 1222704 + 1572864*B, A + 1222704 + 1830912*B, A + 1222704 + 1605632*B, B)); /* %1629 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(590, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 425984, A + 1222704 + 1572864*B, B)); /* %1631 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(591, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 1200128, A + 425984)); /* %1633 reduce [32,1,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(592, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 1222592, A + 1200128)); /* %1634 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(593, 0, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k677_permute(A + 1222704 + 1605632*B, A + 1222704 + 1572864*B, B)); /* %1637 permute [32,B,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(594, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)294912*B), convirt_image_vjp_k679_matmul(A + 1200128, A + 1222704 + 1605632*B, A + 1222704, B)); /* %1639 matmul [32,288]  graphs/lib/image_encoder.lua:6 */
-    CALL(595, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), convirt_image_vjp_k680_matmul(A + 1222704, (real *)P + 384, A + 1222704 + 1605632*B, B)); /* %1640 matmul [288,1024*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(596, 0, sizeof(real)*((double)131072*B + (double)294912*B), convirt_image_vjp_k773_col2im(A + 1222704 + 294912*B, A + 1222704, B)); /* %1642 col2im [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(597, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), convirt_image_vjp_k775_fused_mul_step(A + 1222704, A + 1222704 + 294912*B, A + 1222704 + 1441792*B, B)); /* %1644 fused:mul_step [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
-    CALL(598, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), convirt_image_vjp_k776_sum(A + 425984, A + 1222704, B)); /* %1645 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(599, (double)131072, sizeof(real)*((double)2048 + (double)131072), convirt_image_vjp_k778_sum(A + 1214464, A + 425984)); /* %1647 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(600, (double)2048, sizeof(real)*((double)32 + (double)2048), convirt_image_vjp_k779_sum(A + 1222624, A + 1214464)); /* %1648 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(601, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), convirt_image_vjp_k781_mul(A + 1222704 + 131072*B, A + 1222704, (real *)P + 320, B)); /* %1650 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(602, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), convirt_image_vjp_k782_mul(A + 1222704 + 262144*B, A + 1222704, A + 1222704 + 1310720*B, B)); /* %1651 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(603, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), convirt_image_vjp_k776_sum(A + 425984, A + 1222704 + 262144*B, B)); /* %1652 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(604, (double)131072, sizeof(real)*((double)2048 + (double)131072), convirt_image_vjp_k778_sum(A + 1214464, A + 425984)); /* %1654 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(605, (double)2048, sizeof(real)*((double)32 + (double)2048), convirt_image_vjp_k779_sum(A + 1222656, A + 1214464)); /* %1655 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(606, (double)262184*B, sizeof(real)*((double)8*B + (double)131072*B + (double)131072*B + (double)8*B), convirt_image_vjp_k796_fused_scale_mul_sum_mul(A + 1222704 + 1310720*B, A + 1222704 + 131072*B, A + 1222704 + 1179648*B, A + 1222704 + 2425344*B, B)); /* %1665 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(607, (double)655360*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B + (double)8*B + (double)131072*B), convirt_image_vjp_k800_fused_add_mul_mul_id(A + 1222704, A + 1222704 + 131072*B, A + 1222704 + 2425344*B, A + 1222704 + 1310720*B, A + 1222704 + 1179648*B, B)); /* %1669 fused:add_mul_mul_id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(608, (double)262152*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_vjp_k803_fused_scale_sum_neg(A + 1222704 + 262144*B, A + 1222704, B)); /* %1672 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(609, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_vjp_k805_fused_add_id(A + 1222704 + 131072*B, A + 1222704, A + 1222704 + 262144*B, B)); /* %1674 fused:add_id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(610, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), convirt_image_vjp_k776_sum(A + 425984, A + 1222704 + 131072*B, B)); /* %1676 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(611, (double)131072, sizeof(real)*((double)2048 + (double)131072), convirt_image_vjp_k778_sum(A + 1214464, A + 425984)); /* %1678 reduce [32,1,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(612, (double)2048, sizeof(real)*((double)32 + (double)2048), convirt_image_vjp_k779_sum(A + 425984, A + 1214464)); /* %1679 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(613, 0, sizeof(real)*((double)131072*B + (double)131072*B), convirt_image_vjp_k813_permute(A + 1222704, A + 1222704 + 131072*B, B)); /* %1682 permute [32,B,4096]  graphs/lib/image_encoder.lua:6 */
-    CALL(614, (double)2359296*B, sizeof(real)*((double)288 + (double)131072*B + (double)36864*B), convirt_image_vjp_k815_matmul(A + 1214464, A + 1222704, A + 1222704 + 1794048*B, B)); /* %1684 matmul [32,9]  graphs/lib/image_encoder.lua:6 */
-    memcpy(grads + 0, A + 1214464, sizeof(real)*288); /* d loss / d image.stem.weight */
-    memcpy(grads + 288, A + 425984, sizeof(real)*32); /* d loss / d image.stem.bias */
-    memcpy(grads + 320, A + 1222656, sizeof(real)*32); /* d loss / d image.stem_gn.weight */
-    memcpy(grads + 352, A + 1222624, sizeof(real)*32); /* d loss / d image.stem_gn.bias */
-    memcpy(grads + 384, A + 1200128, sizeof(real)*9216); /* d loss / d image.stage1.down.weight */
-    memcpy(grads + 9600, A + 1222592, sizeof(real)*32); /* d loss / d image.stage1.down.bias */
-    memcpy(grads + 9632, A + 1222560, sizeof(real)*32); /* d loss / d image.stage1.gn.weight */
-    memcpy(grads + 9664, A + 1222528, sizeof(real)*32); /* d loss / d image.stage1.gn.bias */
-    memcpy(grads + 9696, A + 1190912, sizeof(real)*9216); /* d loss / d image.stage1.res.conv1.weight */
-    memcpy(grads + 18912, A + 1222496, sizeof(real)*32); /* d loss / d image.stage1.res.conv1.bias */
-    memcpy(grads + 18944, A + 1222464, sizeof(real)*32); /* d loss / d image.stage1.res.gn1.weight */
-    memcpy(grads + 18976, A + 1222432, sizeof(real)*32); /* d loss / d image.stage1.res.gn1.bias */
-    memcpy(grads + 19008, A + 1181696, sizeof(real)*9216); /* d loss / d image.stage1.res.conv2.weight */
-    memcpy(grads + 28224, A + 1222400, sizeof(real)*32); /* d loss / d image.stage1.res.conv2.bias */
-    memcpy(grads + 28256, A + 1222368, sizeof(real)*32); /* d loss / d image.stage1.res.gn2.weight */
-    memcpy(grads + 28288, A + 1222336, sizeof(real)*32); /* d loss / d image.stage1.res.gn2.bias */
-    memcpy(grads + 28320, A + 966656, sizeof(real)*18432); /* d loss / d image.stage2.down.weight */
-    memcpy(grads + 46752, A + 1222272, sizeof(real)*64); /* d loss / d image.stage2.down.bias */
-    memcpy(grads + 46816, A + 1222208, sizeof(real)*64); /* d loss / d image.stage2.gn.weight */
-    memcpy(grads + 46880, A + 1222144, sizeof(real)*64); /* d loss / d image.stage2.gn.bias */
-    memcpy(grads + 46944, A + 929792, sizeof(real)*36864); /* d loss / d image.stage2.res.conv1.weight */
-    memcpy(grads + 83808, A + 1222080, sizeof(real)*64); /* d loss / d image.stage2.res.conv1.bias */
-    memcpy(grads + 83872, A + 1222016, sizeof(real)*64); /* d loss / d image.stage2.res.gn1.weight */
-    memcpy(grads + 83936, A + 1221952, sizeof(real)*64); /* d loss / d image.stage2.res.gn1.bias */
-    memcpy(grads + 84000, A + 892928, sizeof(real)*36864); /* d loss / d image.stage2.res.conv2.weight */
-    memcpy(grads + 120864, A + 1221888, sizeof(real)*64); /* d loss / d image.stage2.res.conv2.bias */
-    memcpy(grads + 120928, A + 1221824, sizeof(real)*64); /* d loss / d image.stage2.res.gn2.weight */
-    memcpy(grads + 120992, A + 1221760, sizeof(real)*64); /* d loss / d image.stage2.res.gn2.bias */
-    memcpy(grads + 121056, A + 557056, sizeof(real)*73728); /* d loss / d image.stage3.down.weight */
-    memcpy(grads + 194784, A + 1221632, sizeof(real)*128); /* d loss / d image.stage3.down.bias */
-    memcpy(grads + 194912, A + 1221504, sizeof(real)*128); /* d loss / d image.stage3.gn.weight */
-    memcpy(grads + 195040, A + 1221376, sizeof(real)*128); /* d loss / d image.stage3.gn.bias */
-    memcpy(grads + 195168, A + 147456, sizeof(real)*147456); /* d loss / d image.stage3.res.conv1.weight */
-    memcpy(grads + 342624, A + 1221248, sizeof(real)*128); /* d loss / d image.stage3.res.conv1.bias */
-    memcpy(grads + 342752, A + 1221120, sizeof(real)*128); /* d loss / d image.stage3.res.gn1.weight */
-    memcpy(grads + 342880, A + 1220992, sizeof(real)*128); /* d loss / d image.stage3.res.gn1.bias */
-    memcpy(grads + 343008, A + 0, sizeof(real)*147456); /* d loss / d image.stage3.res.conv2.weight */
-    memcpy(grads + 490464, A + 1220864, sizeof(real)*128); /* d loss / d image.stage3.res.conv2.bias */
-    memcpy(grads + 490592, A + 1220736, sizeof(real)*128); /* d loss / d image.stage3.res.gn2.weight */
-    memcpy(grads + 490720, A + 1220608, sizeof(real)*128); /* d loss / d image.stage3.res.gn2.bias */
-    memcpy(grads + 490848, A + 1165312, sizeof(real)*16384); /* d loss / d image.region_proj.weight */
-    memcpy(grads + 507232, A + 1220480, sizeof(real)*128); /* d loss / d image.region_proj.bias */
-    memcpy(grads + 507360, A + 1148928, sizeof(real)*16384); /* d loss / d image.global_proj.weight */
-    memcpy(grads + 523744, A + 1220352, sizeof(real)*128); /* d loss / d image.global_proj.bias */
-    memcpy(grads + 523872, A + 294912, sizeof(real)*131072); /* d loss / d text.tok_emb */
-    memcpy(grads + 654944, A + 1209344, sizeof(real)*5120); /* d loss / d text.pos_emb */
-    memcpy(grads + 660064, A + 1220224, sizeof(real)*128); /* d loss / d text.blocks.0.ln1.weight */
-    memcpy(grads + 660192, A + 1220096, sizeof(real)*128); /* d loss / d text.blocks.0.ln1.bias */
-    memcpy(grads + 660320, A + 1132544, sizeof(real)*16384); /* d loss / d text.blocks.0.q.weight */
-    memcpy(grads + 676704, A + 1219968, sizeof(real)*128); /* d loss / d text.blocks.0.q.bias */
-    memcpy(grads + 676832, A + 1116160, sizeof(real)*16384); /* d loss / d text.blocks.0.k.weight */
-    memcpy(grads + 693216, A + 1219840, sizeof(real)*128); /* d loss / d text.blocks.0.k.bias */
-    memcpy(grads + 693344, A + 1099776, sizeof(real)*16384); /* d loss / d text.blocks.0.v.weight */
-    memcpy(grads + 709728, A + 1219712, sizeof(real)*128); /* d loss / d text.blocks.0.v.bias */
-    memcpy(grads + 709856, A + 1083392, sizeof(real)*16384); /* d loss / d text.blocks.0.o.weight */
-    memcpy(grads + 726240, A + 1219584, sizeof(real)*128); /* d loss / d text.blocks.0.o.bias */
-    memcpy(grads + 726368, A + 1219456, sizeof(real)*128); /* d loss / d text.blocks.0.ln2.weight */
-    memcpy(grads + 726496, A + 1219328, sizeof(real)*128); /* d loss / d text.blocks.0.ln2.bias */
-    memcpy(grads + 726624, A + 827392, sizeof(real)*65536); /* d loss / d text.blocks.0.fc1.weight */
-    memcpy(grads + 792160, A + 1217024, sizeof(real)*512); /* d loss / d text.blocks.0.fc1.bias */
-    memcpy(grads + 792672, A + 761856, sizeof(real)*65536); /* d loss / d text.blocks.0.fc2.weight */
-    memcpy(grads + 858208, A + 1219200, sizeof(real)*128); /* d loss / d text.blocks.0.fc2.bias */
-    memcpy(grads + 858336, A + 1219072, sizeof(real)*128); /* d loss / d text.blocks.1.ln1.weight */
-    memcpy(grads + 858464, A + 1218944, sizeof(real)*128); /* d loss / d text.blocks.1.ln1.bias */
-    memcpy(grads + 858592, A + 1067008, sizeof(real)*16384); /* d loss / d text.blocks.1.q.weight */
-    memcpy(grads + 874976, A + 1218816, sizeof(real)*128); /* d loss / d text.blocks.1.q.bias */
-    memcpy(grads + 875104, A + 1050624, sizeof(real)*16384); /* d loss / d text.blocks.1.k.weight */
-    memcpy(grads + 891488, A + 1218688, sizeof(real)*128); /* d loss / d text.blocks.1.k.bias */
-    memcpy(grads + 891616, A + 1034240, sizeof(real)*16384); /* d loss / d text.blocks.1.v.weight */
-    memcpy(grads + 908000, A + 1218560, sizeof(real)*128); /* d loss / d text.blocks.1.v.bias */
-    memcpy(grads + 908128, A + 1017856, sizeof(real)*16384); /* d loss / d text.blocks.1.o.weight */
-    memcpy(grads + 924512, A + 1218432, sizeof(real)*128); /* d loss / d text.blocks.1.o.bias */
-    memcpy(grads + 924640, A + 1218304, sizeof(real)*128); /* d loss / d text.blocks.1.ln2.weight */
-    memcpy(grads + 924768, A + 1218176, sizeof(real)*128); /* d loss / d text.blocks.1.ln2.bias */
-    memcpy(grads + 924896, A + 696320, sizeof(real)*65536); /* d loss / d text.blocks.1.fc1.weight */
-    memcpy(grads + 990432, A + 1216512, sizeof(real)*512); /* d loss / d text.blocks.1.fc1.bias */
-    memcpy(grads + 990944, A + 630784, sizeof(real)*65536); /* d loss / d text.blocks.1.fc2.weight */
-    memcpy(grads + 1056480, A + 1218048, sizeof(real)*128); /* d loss / d text.blocks.1.fc2.bias */
-    memcpy(grads + 1056608, A + 1217920, sizeof(real)*128); /* d loss / d text.ln_f.weight */
-    memcpy(grads + 1056736, A + 1217792, sizeof(real)*128); /* d loss / d text.ln_f.bias */
-    memcpy(grads + 1056864, A + 1001472, sizeof(real)*16384); /* d loss / d text.global_proj.weight */
-    memcpy(grads + 1073248, A + 1217664, sizeof(real)*128); /* d loss / d text.global_proj.bias */
-    memcpy(grads + 1073376, A + 985088, sizeof(real)*16384); /* d loss / d text.word_proj.weight */
-    memcpy(grads + 1089760, A + 1217536, sizeof(real)*128); /* d loss / d text.word_proj.bias */
+    CALL(206, 0, sizeof(real)*((double)1), convirt_features_loss_k58_fill(A + 0)); /* %643 fill []  graphs/lib/model.lua:87 */
+    CALL(207, (double)1, sizeof(real)*((double)1 + (double)1), convirt_features_loss_k60_scale(A + 16, A + 0, B)); /* %645 map:scale [1,1]  graphs/lib/losses.lua:16 */
+    CALL(208, (double)B, sizeof(real)*((double)B + (double)1), convirt_features_loss_k61_id(A + 5955568 + 1250016*B, A + 16, B)); /* %646 map:id [1,B]  graphs/lib/losses.lua:14 */
+    CALL(209, (double)2*T, sizeof(real)*((double)T + (double)1 + (double)T), convirt_features_loss_k63_fused_mul_id(A + 5955568 + 1250032*B + 25168*B*T + 246544*T, A + 16, A + 5955568 + 1250032*B + 25168*B*T + 235312*T, T)); /* %648 fused:mul_id [T,1]  graphs/lib/losses.lua:13 */
+    CALL(210, (double)B, sizeof(real)*((double)B + (double)B), convirt_features_loss_k65_neg(A + 5955568 + 1249728*B, A + 5955568 + 1250016*B, B)); /* %650 map:neg [1,B]  graphs/lib/losses.lua:11 */
+    CALL(211, (double)2*B*T, sizeof(real)*((double)B*T + (double)B + (double)B*T), gloria_features_loss_k159_fused_mul_id(A + 5955568 + 1250032*B + 25136*B*T, A + 5955568 + 1249728*B, A + 5955568 + 1250032*B + 10080*B*T, B, T)); /* %652 fused:mul_id [T,B]  graphs/lib/losses.lua:11 */
+    CALL(212, (double)3*B, sizeof(real)*((double)B + (double)B + (double)B + (double)B), convirt_features_loss_k71_fused_mul_div_step(A + 5955568 + 1249728*B, A + 5955568 + 1250016*B, A + 5955568 + 1249760*B, A + 5955568 + 1249744*B, B)); /* %656 fused:mul_div_step [1,B]  graphs/lib/losses.lua:11 */
+    CALL(213, (double)T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k77_neg(A + 5955568 + 1250032*B + 25168*B*T + 235264*T, A + 5955568 + 1250032*B + 25168*B*T + 246544*T, T)); /* %662 map:neg [T,1]  graphs/lib/losses.lua:10 */
+    CALL(214, (double)2*B*T, sizeof(real)*((double)B*T + (double)T + (double)B*T), gloria_features_loss_k171_fused_mul_id(A + 5955568 + 1250032*B + 25152*B*T, A + 5955568 + 1250032*B + 25168*B*T + 235264*T, A + 5955568 + 1250032*B + 10080*B*T, B, T)); /* %664 fused:mul_id [T,B]  graphs/lib/losses.lua:10 */
+    CALL(215, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), convirt_features_loss_k84_fused_mul_div_step(A + 5955568 + 1250032*B + 25168*B*T + 235264*T, A + 5955568 + 1250032*B + 25168*B*T + 246544*T, A + 5955568 + 1250032*B + 25168*B*T + 235296*T, A + 5955568 + 1250032*B + 25168*B*T + 235280*T, T)); /* %669 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
+    CALL(216, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), gloria_features_loss_k182_fused_scale_add_add_add(A + 5955568 + 1250032*B + 10016*B*T, A + 5955568 + 1250032*B + 25136*B*T, A + 5955568 + 1249728*B, A + 5955568 + 1250032*B + 10128*B*T, A + 5955568 + 1250032*B + 25152*B*T, A + 5955568 + 1250032*B + 25168*B*T + 235264*T, A + 5955568 + 1250032*B + 10000*B*T, B, T)); /* %675 fused:scale_add_add_add [T,B]  graphs/lib/model.lua:50 */
+    CALL(217, (double)4*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T + (double)B*T), gloria_features_loss_k187_fused_mul_div_scale_step(A + 5955568 + 1250032*B + 10000*B*T, A + 5955568 + 1250032*B + 10016*B*T, A + 5955568 + 1250032*B + 9984*B*T, A + 5955568 + 1250032*B + 10112*B*T, B, T)); /* %680 fused:mul_div_scale_step [T,B,1,1]  graphs/lib/model.lua:49 */
+    CALL(218, (double)195*B*T, sizeof(real)*((double)39*B*T + (double)B*T + (double)39*T + (double)39*B*T), gloria_features_loss_k199_fused_scale_mul_mul_mul(A + 5955568 + 1250032*B + 14976*B*T, A + 5955568 + 1250032*B + 10000*B*T, (real *)inputs[3], A + 5955568 + 1250032*B + 10032*B*T, B, T)); /* %692 fused:scale_mul_mul_mul [T,B,39,1]  graphs/lib/model.lua:49 */
+    CALL(219, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T), gloria_features_loss_k200_id(A + 5955568 + 1250032*B + 9984*B*T, A + 5955568 + 1250032*B + 14976*B*T, B, T)); /* %693 map:id [T,B,39,128]  graphs/lib/matching.lua:13 */
+    CALL(220, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), gloria_features_loss_k201_mul(A + 5955568 + 1250032*B + 14976*B*T, A + 5955568 + 1250032*B + 9984*B*T, A + 5955568 + 1250032*B + 4992*B*T, B, T)); /* %694 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(221, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*T), gloria_features_loss_k202_mul(A + 5955568 + 1250032*B + 4992*B*T, A + 5955568 + 1250032*B + 9984*B*T, A + 5955568 + 1250032*B + 25168*B*T + 230272*T, B, T)); /* %695 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(222, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), gloria_features_loss_k203_sum(A + 5955568 + 1250032*B + 25168*B*T + 235264*T, A + 5955568 + 1250032*B + 14976*B*T, B, T)); /* %696 reduce [T,1,39,128]  graphs/lib/matching.lua:12 */
+    CALL(223, (double)10218*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)4992*B*T + (double)39*B*T + (double)39*B*T), gloria_features_loss_k212_fused_mul_mul_sum_mul(A + 5955568 + 1250032*B + 14976*B*T, A + 5955568 + 1250032*B + 4992*B*T, A + 5955568 + 1250032*B, A + 5955568 + 1250032*B + 25056*B*T, A + 5955568 + 1250032*B + 25008*B*T, B, T)); /* %705 fused:mul_mul_sum_mul [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(224, (double)24960*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T + (double)39*B*T + (double)4992*B*T), gloria_features_loss_k216_fused_add_mul_mul_id(A + 5955568 + 1250032*B + 9984*B*T, A + 5955568 + 1250032*B + 4992*B*T, A + 5955568 + 1250032*B + 25056*B*T, A + 5955568 + 1250032*B + 14976*B*T, A + 5955568 + 1250032*B, B, T)); /* %709 fused:add_mul_mul_id [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(225, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*B*T), gloria_features_loss_k218_matmul(A + 5955568 + 1250032*B, A + 5955568 + 1250032*B + 22464*B*T, A + 5955568 + 1250032*B + 9984*B*T, B, T)); /* %711 matmul [T,B,64,128]  graphs/lib/matching.lua:11 */
+    CALL(226, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), gloria_features_loss_k219_sum(A + 5955568 + 1228800*B, A + 5955568 + 1250032*B, B, T)); /* %712 reduce [1,B,64,128]  graphs/lib/matching.lua:11 */
+    CALL(227, (double)641472*B*T, sizeof(real)*((double)2496*B*T + (double)4992*B*T + (double)8192*B + (double)39*B*T), gloria_features_loss_k220_matmul_div(A + 5955568 + 1250032*B + 14976*B*T, A + 5955568 + 1250032*B + 9984*B*T, A + 5955568 + 1204224*B, A + 5955568 + 1250032*B + 24960*B*T, B, T)); /* %713 matmul+div [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(228, (double)7488*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T + (double)2496*B*T), gloria_features_loss_k223_fused_sum_neg_mul(A + 5955568 + 1250032*B, A + 5955568 + 1250032*B + 14976*B*T, A + 5955568 + 1250032*B + 22464*B*T, B, T)); /* %716 fused:sum_neg_mul [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(229, (double)9984*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T + (double)2496*B*T), gloria_features_loss_k229_fused_scale_mul_add_id(A + 5955568 + 1250032*B + 17472*B*T, A + 5955568 + 1250032*B + 14976*B*T, A + 5955568 + 1250032*B, A + 5955568 + 1250032*B + 19968*B*T, B, T)); /* %722 fused:scale_mul_add_id [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(230, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), gloria_features_loss_k68_matmul(A + 5955568 + 1250032*B + 8192*B*T, A + 5955568 + 1250032*B + 17472*B*T, A + 5955568 + 1220608*B, B, T)); /* %723 matmul [T,B,39,128]  graphs/lib/matching.lua:10 */
+    CALL(231, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*T), gloria_features_loss_k231_matmul(A + 5955568 + 1250032*B, A + 5955568 + 1250032*B + 17472*B*T, A + 5955568 + 1250032*B + 25168*B*T + 230272*T, B, T)); /* %724 matmul [T,B,64,128]  graphs/lib/matching.lua:10 */
+    CALL(232, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), gloria_features_loss_k203_sum(A + 5955568 + 1250032*B + 25168*B*T + 230272*T, A + 5955568 + 1250032*B + 8192*B*T, B, T)); /* %725 reduce [T,1,39,128]  graphs/lib/matching.lua:10 */
+    CALL(233, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), gloria_features_loss_k219_sum(A + 5955568 + 1220608*B, A + 5955568 + 1250032*B, B, T)); /* %726 reduce [1,B,64,128]  graphs/lib/matching.lua:10 */
+    CALL(234, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T), gloria_features_loss_k234_add(A + 5955568 + 1250032*B + 25168*B*T + 240256*T, A + 5955568 + 1250032*B + 25168*B*T + 235264*T, A + 5955568 + 1250032*B + 25168*B*T + 230272*T, T)); /* %727 map:add [T,1,39,128]  graphs/lib/matching.lua:10 */
+    CALL(235, (double)16768*B, sizeof(real)*((double)64*B + (double)8192*B + (double)8192*B + (double)64*B + (double)64*B), gloria_features_loss_k244_fused_mul_mul_sum_mul(A + 5955568 + 1249728*B, A + 5955568 + 1220608*B, A + 5955568 + 1204224*B, A + 5955568 + 1249664*B, A + 5955568 + 1236992*B, B)); /* %737 fused:mul_mul_sum_mul [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(236, (double)49152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)64*B + (double)64*B + (double)8192*B), gloria_features_loss_k248_fused_add_add_mul_mul(A + 5955568 + 1236992*B, A + 5955568 + 1228800*B, A + 5955568 + 1220608*B, A + 5955568 + 1249664*B, A + 5955568 + 1249728*B, A + 5955568 + 1204224*B, B)); /* %741 fused:add_add_mul_mul [1,B,64,128]  graphs/lib/matching.lua:9 */
+    CALL(237, (double)10218*T, sizeof(real)*((double)39*T + (double)4992*T + (double)4992*T + (double)39*T + (double)39*T), gloria_features_loss_k259_fused_mul_mul_sum_mul(A + 5955568 + 1250032*B + 25168*B*T + 235264*T, A + 5955568 + 1250032*B + 25168*B*T + 240256*T, A + 5955568 + 1250032*B + 25168*B*T + 220160*T, A + 5955568 + 1250032*B + 25168*B*T + 246432*T, A + 5955568 + 1250032*B + 25168*B*T + 246384*T, T)); /* %752 fused:mul_mul_sum_mul [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(238, (double)24960*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T + (double)39*T + (double)4992*T), gloria_features_loss_k263_fused_add_mul_mul_id(A + 5955568 + 1250032*B + 25168*B*T + 230272*T, A + 5955568 + 1250032*B + 25168*B*T + 240256*T, A + 5955568 + 1250032*B + 25168*B*T + 246432*T, A + 5955568 + 1250032*B + 25168*B*T + 235264*T, A + 5955568 + 1250032*B + 25168*B*T + 220160*T, T)); /* %756 fused:add_mul_mul_id [T,39,128]  graphs/lib/matching.lua:7 */
+    CALL(239, (double)3*B, sizeof(real)*((double)B + (double)B + (double)B + (double)B), convirt_features_loss_k71_fused_mul_div_step(A + 5955568 + 1249664*B, A + 5955568 + 1250016*B, A + 5955568 + 1250000*B, A + 5955568 + 1249984*B, B)); /* %769 fused:mul_div_step [1,B]  graphs/lib/losses.lua:11 */
+    CALL(240, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), convirt_features_loss_k84_fused_mul_div_step(A + 5955568 + 1250032*B + 25168*B*T + 246384*T, A + 5955568 + 1250032*B + 25168*B*T + 246544*T, A + 5955568 + 1250032*B + 25168*B*T + 246528*T, A + 5955568 + 1250032*B + 25168*B*T + 246512*T, T)); /* %782 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
+    CALL(241, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), gloria_features_loss_k295_fused_scale_add_add_add(A + 5955568 + 1250032*B, A + 5955568 + 1250032*B + 25136*B*T, A + 5955568 + 1249664*B, A + 5955568 + 1250032*B + 25120*B*T, A + 5955568 + 1250032*B + 25152*B*T, A + 5955568 + 1250032*B + 25168*B*T + 246384*T, A + 5955568 + 1250032*B + 25104*B*T, B, T)); /* %788 fused:scale_add_add_add [T,B]  graphs/lib/losses.lua:21 */
+    CALL(242, (double)256*B*T, sizeof(real)*((double)128*T + (double)B*T + (double)128*B), convirt_features_loss_k91_matmul(A + 5955568 + 1250032*B + 25168*B*T + 220160*T, A + 5955568 + 1250032*B, A + 5955568 + 1249536*B, B, T)); /* %789 matmul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(243, (double)256*B*T, sizeof(real)*((double)128*B + (double)B*T + (double)128*T), convirt_features_loss_k92_matmul(A + 5955568 + 1204224*B, A + 5955568 + 1250032*B, A + 5955568 + 1250032*B + 25168*B*T + 225152*T, B, T)); /* %790 matmul [B,128]  graphs/lib/losses.lua:21 */
+    CALL(244, (double)262*B, sizeof(real)*((double)B + (double)128*B + (double)128*B + (double)B + (double)B), convirt_features_loss_k101_fused_mul_mul_sum_mul(A + 5955568 + 1249536*B, A + 5955568 + 1204224*B, A + 5955568 + 1249408*B, A + 5955568 + 1249968*B, A + 5955568 + 1249952*B, B)); /* %799 fused:mul_mul_sum_mul [B,1]  graphs/lib/losses.lua:21 */
+    CALL(245, (double)640*B, sizeof(real)*((double)128*B + (double)128*B + (double)B + (double)B + (double)128*B), convirt_features_loss_k105_fused_add_mul_mul_id(A + 5955568 + 1204352*B, A + 5955568 + 1204224*B, A + 5955568 + 1249968*B, A + 5955568 + 1249536*B, A + 5955568 + 1249408*B, B)); /* %803 fused:add_mul_mul_id [B,128]  graphs/lib/losses.lua:21 */
+    CALL(246, (double)262*T, sizeof(real)*((double)T + (double)128*T + (double)128*T + (double)T + (double)T), convirt_features_loss_k114_fused_mul_mul_sum_mul(A + 5955568 + 1250032*B + 25168*B*T + 246384*T, A + 5955568 + 1250032*B + 25168*B*T + 220160*T, A + 5955568 + 1250032*B + 25168*B*T + 246016*T, A + 5955568 + 1250032*B + 25168*B*T + 246496*T, A + 5955568 + 1250032*B + 25168*B*T + 246480*T, T)); /* %812 fused:mul_mul_sum_mul [T,1]  graphs/lib/losses.lua:21 */
+    CALL(247, (double)640*T, sizeof(real)*((double)128*T + (double)128*T + (double)T + (double)T + (double)128*T), convirt_features_loss_k118_fused_add_mul_mul_id(A + 5955568 + 1250032*B + 25168*B*T + 240256*T, A + 5955568 + 1250032*B + 25168*B*T + 220160*T, A + 5955568 + 1250032*B + 25168*B*T + 246496*T, A + 5955568 + 1250032*B + 25168*B*T + 246384*T, A + 5955568 + 1250032*B + 25168*B*T + 246016*T, T)); /* %816 fused:add_mul_mul_id [T,128]  graphs/lib/losses.lua:21 */
+    CALL(248, (double)4992*T, sizeof(real)*((double)4992 + (double)4992*T), convirt_text_vjp_k273_sum(A + 0, A + 5955568 + 1250032*B + 25168*B*T + 230272*T, T)); /* %817 reduce [1,39,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(249, (double)4992, sizeof(real)*((double)128 + (double)4992), convirt_text_vjp_k275_sum(A + 5950464, A + 0)); /* %819 reduce [1,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(250, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), convirt_text_vjp_k278_matmul(A + 5955568 + 1250032*B + 25168*B*T + 235264*T, A + 5955568 + 1250032*B + 25168*B*T + 230272*T, (real *)P + 1073376, T)); /* %822 matmul [39*T,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(251, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), convirt_text_vjp_k279_matmul(A + 5720064, A + 5955568 + 1250032*B + 25168*B*T + 230272*T, A + 5955568 + 1250032*B + 25168*B*T + 225280*T, T)); /* %823 matmul [128,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(252, 0, sizeof(real)*((double)5120*T + (double)4992*T), convirt_text_vjp_k281_pad(A + 5955568 + 1250032*B + 25168*B*T + 220160*T, A + 5955568 + 1250032*B + 25168*B*T + 235264*T, T)); /* %825 pad [T,40,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(253, (double)128*T, sizeof(real)*((double)128 + (double)128*T), convirt_k612_sum(A + 5950592, A + 5955568 + 1250032*B + 25168*B*T + 240256*T, T)); /* %826 reduce [1,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(254, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), convirt_k614_matmul(A + 5955568 + 1250032*B + 25168*B*T + 240384*T, A + 5955568 + 1250032*B + 25168*B*T + 240256*T, (real *)P + 1056864, T)); /* %828 matmul [T,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(255, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), convirt_k615_matmul(A + 5736448, A + 5955568 + 1250032*B + 25168*B*T + 240256*T, A + 5955568 + 1250032*B + 25168*B*T + 245888*T, T)); /* %829 matmul [128,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(256, 0, sizeof(real)*((double)5120*T + (double)128*T), convirt_k617_pad(A + 5955568 + 1250032*B + 25168*B*T + 225280*T, A + 5955568 + 1250032*B + 25168*B*T + 240384*T, T)); /* %831 pad [T,40,128]  graphs/lib/text_encoder.lua:35 */
+    CALL(257, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_text_vjp_k288_add(A + 5955568 + 1250032*B + 25168*B*T + 230400*T, A + 5955568 + 1250032*B + 25168*B*T + 220160*T, A + 5955568 + 1250032*B + 25168*B*T + 225280*T, T)); /* %832 map:add [T,40,128]  graphs/lib/text_encoder.lua:35 */
+    CALL(258, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 0, A + 5955568 + 1250032*B + 25168*B*T + 230400*T, T)); /* %833 reduce [1,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(259, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5950720, A + 0)); /* %835 reduce [1,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(260, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), convirt_k622_mul(A + 5955568 + 1250032*B + 25168*B*T + 220160*T, A + 5955568 + 1250032*B + 25168*B*T + 230400*T, (real *)P + 1056608, T)); /* %837 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(261, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k623_mul(A + 5955568 + 1250032*B + 25168*B*T + 225280*T, A + 5955568 + 1250032*B + 25168*B*T + 230400*T, A + 5955568 + 1250032*B + 25168*B*T + 215040*T, T)); /* %838 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(262, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 0, A + 5955568 + 1250032*B + 25168*B*T + 225280*T, T)); /* %839 reduce [1,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(263, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5950848, A + 0)); /* %841 reduce [1,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(264, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k635_fused_scale_mul_sum_mul(A + 5955568 + 1250032*B + 25168*B*T + 245888*T, A + 5955568 + 1250032*B + 25168*B*T + 220160*T, A + 5955568 + 1250032*B + 25168*B*T + 194560*T, A + 5955568 + 1250032*B + 25168*B*T + 246336*T, T)); /* %850 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(265, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), convirt_k639_fused_add_mul_mul_id(A + 5955568 + 1250032*B + 25168*B*T + 215040*T, A + 5955568 + 1250032*B + 25168*B*T + 220160*T, A + 5955568 + 1250032*B + 25168*B*T + 246336*T, A + 5955568 + 1250032*B + 25168*B*T + 245888*T, A + 5955568 + 1250032*B + 25168*B*T + 194560*T, T)); /* %854 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(266, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k642_fused_scale_sum_neg(A + 5955568 + 1250032*B + 25168*B*T + 245888*T, A + 5955568 + 1250032*B + 25168*B*T + 215040*T, T)); /* %857 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(267, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k644_fused_add_id(A + 5955568 + 1250032*B + 25168*B*T + 194560*T, A + 5955568 + 1250032*B + 25168*B*T + 215040*T, A + 5955568 + 1250032*B + 25168*B*T + 245888*T, T)); /* %859 fused:add_id [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(268, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 0, A + 5955568 + 1250032*B + 25168*B*T + 194560*T, T)); /* %860 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(269, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5950976, A + 0)); /* %862 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(270, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), convirt_k651_matmul(A + 5365760, A + 5955568 + 1250032*B + 25168*B*T + 194560*T, A + 5955568 + 1250032*B + 25168*B*T + 61440*T, T)); /* %866 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(271, (double)5283840*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)20480*T), convirt_k654_matmul_mul_gelu_grad(A + 5955568 + 1250032*B + 25168*B*T + 61440*T, A + 5955568 + 1250032*B + 25168*B*T + 194560*T, (real *)P + 990944, A + 5955568 + 1250032*B + 25168*B*T + 40960*T, T)); /* %869 matmul+mul_gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(272, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), convirt_k655_sum(A + 0, A + 5955568 + 1250032*B + 25168*B*T + 61440*T, T)); /* %870 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(273, (double)20480, sizeof(real)*((double)512 + (double)20480), convirt_k657_sum(A + 5949440, A + 0)); /* %872 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(274, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), convirt_k660_matmul(A + 5955568 + 1250032*B + 25168*B*T + 40960*T, A + 5955568 + 1250032*B + 25168*B*T + 61440*T, (real *)P + 924896, T)); /* %875 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(275, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), convirt_k661_matmul(A + 5431296, A + 5955568 + 1250032*B + 25168*B*T + 61440*T, A + 5955568 + 1250032*B + 25168*B*T + 209920*T, T)); /* %876 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(276, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5496832, A + 5955568 + 1250032*B + 25168*B*T + 40960*T, T)); /* %878 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(277, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5951104, A + 5496832)); /* %880 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(278, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), convirt_k622_mul(A + 5955568 + 1250032*B + 25168*B*T + 46080*T, A + 5955568 + 1250032*B + 25168*B*T + 40960*T, (real *)P + 924640, T)); /* %882 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(279, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k623_mul(A + 5955568 + 1250032*B + 25168*B*T + 51200*T, A + 5955568 + 1250032*B + 25168*B*T + 40960*T, A + 5955568 + 1250032*B + 25168*B*T + 204800*T, T)); /* %883 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(280, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5496832, A + 5955568 + 1250032*B + 25168*B*T + 51200*T, T)); /* %884 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(281, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5951232, A + 5496832)); /* %886 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(282, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k635_fused_scale_mul_sum_mul(A + 5955568 + 1250032*B + 25168*B*T + 245888*T, A + 5955568 + 1250032*B + 25168*B*T + 46080*T, A + 5955568 + 1250032*B + 25168*B*T + 199680*T, A + 5955568 + 1250032*B + 25168*B*T + 246288*T, T)); /* %895 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(283, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), convirt_k639_fused_add_mul_mul_id(A + 5955568 + 1250032*B + 25168*B*T + 40960*T, A + 5955568 + 1250032*B + 25168*B*T + 46080*T, A + 5955568 + 1250032*B + 25168*B*T + 246288*T, A + 5955568 + 1250032*B + 25168*B*T + 245888*T, A + 5955568 + 1250032*B + 25168*B*T + 199680*T, T)); /* %899 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(284, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k642_fused_scale_sum_neg(A + 5955568 + 1250032*B + 25168*B*T + 245888*T, A + 5955568 + 1250032*B + 25168*B*T + 40960*T, T)); /* %903 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(285, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k690_fused_add_add_id(A + 5955568 + 1250032*B + 25168*B*T + 53760*T, A + 5955568 + 1250032*B + 25168*B*T + 194560*T, A + 5955568 + 1250032*B + 25168*B*T + 40960*T, A + 5955568 + 1250032*B + 25168*B*T + 245888*T, T)); /* %905 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(286, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5496832, A + 5955568 + 1250032*B + 25168*B*T + 53760*T, T)); /* %906 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(287, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5951360, A + 5496832)); /* %908 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(288, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k696_matmul(A + 5955568 + 1250032*B + 25168*B*T + 40960*T, A + 5955568 + 1250032*B + 25168*B*T + 53760*T, (real *)P + 908128, T)); /* %911 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(289, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k697_matmul(A + 5752832, A + 5955568 + 1250032*B + 25168*B*T + 53760*T, A + 5955568 + 1250032*B + 25168*B*T + 189440*T, T)); /* %912 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(290, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k259_permute(A + 5955568 + 1250032*B + 25168*B*T + 47360*T, A + 5955568 + 1250032*B + 25168*B*T + 40960*T, T)); /* %915 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(291, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k702_matmul(A + 5955568 + 1250032*B + 25168*B*T + 58880*T, A + 5955568 + 1250032*B + 25168*B*T + 101120*T, A + 5955568 + 1250032*B + 25168*B*T + 47360*T, T)); /* %917 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(292, (double)416000*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)160*T), convirt_k703_matmul_div(A + 5955568 + 1250032*B + 25168*B*T + 40960*T, A + 5955568 + 1250032*B + 25168*B*T + 47360*T, A + 5955568 + 1250032*B + 25168*B*T + 184320*T, A + 5955568 + 1250032*B + 25168*B*T + 245728*T, T)); /* %918 matmul+div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(293, (double)19520*T, sizeof(real)*((double)160*T + (double)6400*T + (double)6400*T + (double)160*T), convirt_k708_fused_mul_sum_neg_mul(A + 5955568 + 1250032*B + 25168*B*T + 64000*T, A + 5955568 + 1250032*B + 25168*B*T + 40960*T, A + 5955568 + 1250032*B + 25168*B*T + 101120*T, A + 5955568 + 1250032*B + 25168*B*T + 245568*T, T)); /* %923 fused:mul_sum_neg_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(294, (double)38400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T + (double)6400*T), convirt_k724_fused_scale_mul_mul_mul(A + 5955568 + 1250032*B + 25168*B*T + 47360*T, A + 5955568 + 1250032*B + 25168*B*T + 40960*T, A + 5955568 + 1250032*B + 25168*B*T + 64000*T, (real *)inputs[2], A + 5955568 + 1250032*B + 25168*B*T + 94720*T, T)); /* %939 fused:scale_mul_mul_mul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
+    CALL(295, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k292_matmul(A + 5955568 + 1250032*B + 25168*B*T + 40960*T, A + 5955568 + 1250032*B + 25168*B*T + 47360*T, A + 5955568 + 1250032*B + 25168*B*T + 179200*T, T)); /* %940 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    CALL(296, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k702_matmul(A + 5955568 + 1250032*B + 25168*B*T + 94720*T, A + 5955568 + 1250032*B + 25168*B*T + 47360*T, A + 5955568 + 1250032*B + 25168*B*T + 174080*T, T)); /* %941 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    CALL(297, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k293_permute(A + 5955568 + 1250032*B + 25168*B*T + 46080*T, A + 5955568 + 1250032*B + 25168*B*T + 58880*T, T)); /* %942 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(298, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5496832, A + 5955568 + 1250032*B + 25168*B*T + 46080*T, T)); /* %944 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(299, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5951488, A + 5496832)); /* %946 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(300, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k697_matmul(A + 5769216, A + 5955568 + 1250032*B + 25168*B*T + 46080*T, A + 5955568 + 1250032*B + 25168*B*T + 168960*T, T)); /* %950 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(301, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k293_permute(A + 5955568 + 1250032*B + 25168*B*T + 99840*T, A + 5955568 + 1250032*B + 25168*B*T + 94720*T, T)); /* %952 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(302, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5496832, A + 5955568 + 1250032*B + 25168*B*T + 99840*T, T)); /* %954 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(303, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5951616, A + 5496832)); /* %956 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(304, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k696_matmul(A + 5955568 + 1250032*B + 25168*B*T + 94720*T, A + 5955568 + 1250032*B + 25168*B*T + 99840*T, (real *)P + 875104, T)); /* %959 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(305, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k697_matmul(A + 5785600, A + 5955568 + 1250032*B + 25168*B*T + 99840*T, A + 5955568 + 1250032*B + 25168*B*T + 168960*T, T)); /* %960 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(306, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k293_permute(A + 5955568 + 1250032*B + 25168*B*T + 99840*T, A + 5955568 + 1250032*B + 25168*B*T + 40960*T, T)); /* %963 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(307, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5496832, A + 5955568 + 1250032*B + 25168*B*T + 99840*T, T)); /* %965 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(308, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5951744, A + 5496832)); /* %967 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(309, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k696_matmul(A + 5955568 + 1250032*B + 25168*B*T + 40960*T, A + 5955568 + 1250032*B + 25168*B*T + 99840*T, (real *)P + 858592, T)); /* %970 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(310, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k697_matmul(A + 5801984, A + 5955568 + 1250032*B + 25168*B*T + 99840*T, A + 5955568 + 1250032*B + 25168*B*T + 168960*T, T)); /* %971 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(311, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)5120*T), convirt_k758_matmul_add_add(A + 5955568 + 1250032*B + 25168*B*T + 99840*T, A + 5955568 + 1250032*B + 25168*B*T + 46080*T, (real *)P + 891616, A + 5955568 + 1250032*B + 25168*B*T + 94720*T, A + 5955568 + 1250032*B + 25168*B*T + 40960*T, T)); /* %973 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(312, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5496832, A + 5955568 + 1250032*B + 25168*B*T + 99840*T, T)); /* %974 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(313, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5951872, A + 5496832)); /* %976 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(314, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), convirt_k622_mul(A + 5955568 + 1250032*B + 25168*B*T + 94720*T, A + 5955568 + 1250032*B + 25168*B*T + 99840*T, (real *)P + 858336, T)); /* %978 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(315, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k623_mul(A + 5955568 + 1250032*B + 25168*B*T + 40960*T, A + 5955568 + 1250032*B + 25168*B*T + 99840*T, A + 5955568 + 1250032*B + 25168*B*T + 163840*T, T)); /* %979 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(316, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5496832, A + 5955568 + 1250032*B + 25168*B*T + 40960*T, T)); /* %980 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(317, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5952000, A + 5496832)); /* %982 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(318, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k635_fused_scale_mul_sum_mul(A + 5955568 + 1250032*B + 25168*B*T + 245568*T, A + 5955568 + 1250032*B + 25168*B*T + 94720*T, A + 5955568 + 1250032*B + 25168*B*T + 158720*T, A + 5955568 + 1250032*B + 25168*B*T + 246240*T, T)); /* %991 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(319, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), convirt_k639_fused_add_mul_mul_id(A + 5955568 + 1250032*B + 25168*B*T + 99840*T, A + 5955568 + 1250032*B + 25168*B*T + 94720*T, A + 5955568 + 1250032*B + 25168*B*T + 246240*T, A + 5955568 + 1250032*B + 25168*B*T + 245568*T, A + 5955568 + 1250032*B + 25168*B*T + 158720*T, T)); /* %995 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(320, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k642_fused_scale_sum_neg(A + 5955568 + 1250032*B + 25168*B*T + 245568*T, A + 5955568 + 1250032*B + 25168*B*T + 99840*T, T)); /* %999 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(321, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k690_fused_add_add_id(A + 5955568 + 1250032*B + 25168*B*T + 94720*T, A + 5955568 + 1250032*B + 25168*B*T + 53760*T, A + 5955568 + 1250032*B + 25168*B*T + 99840*T, A + 5955568 + 1250032*B + 25168*B*T + 245568*T, T)); /* %1001 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(322, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5496832, A + 5955568 + 1250032*B + 25168*B*T + 94720*T, T)); /* %1002 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(323, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5952128, A + 5496832)); /* %1004 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(324, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), convirt_k651_matmul(A + 5496832, A + 5955568 + 1250032*B + 25168*B*T + 94720*T, A + 5955568 + 1250032*B + 25168*B*T + 20480*T, T)); /* %1008 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(325, (double)5283840*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)20480*T), convirt_k654_matmul_mul_gelu_grad(A + 5955568 + 1250032*B + 25168*B*T + 20480*T, A + 5955568 + 1250032*B + 25168*B*T + 94720*T, (real *)P + 792672, A + 5955568 + 1250032*B + 25168*B*T, T)); /* %1011 matmul+mul_gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(326, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), convirt_k655_sum(A + 0, A + 5955568 + 1250032*B + 25168*B*T + 20480*T, T)); /* %1012 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(327, (double)20480, sizeof(real)*((double)512 + (double)20480), convirt_k657_sum(A + 5949952, A + 0)); /* %1014 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(328, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), convirt_k660_matmul(A + 5955568 + 1250032*B + 25168*B*T + 99840*T, A + 5955568 + 1250032*B + 25168*B*T + 20480*T, (real *)P + 726624, T)); /* %1017 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(329, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), convirt_k661_matmul(A + 5562368, A + 5955568 + 1250032*B + 25168*B*T + 20480*T, A + 5955568 + 1250032*B + 25168*B*T + 153600*T, T)); /* %1018 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(330, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5627904, A + 5955568 + 1250032*B + 25168*B*T + 99840*T, T)); /* %1020 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(331, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5952256, A + 5627904)); /* %1022 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(332, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), convirt_k622_mul(A + 5955568 + 1250032*B + 25168*B*T, A + 5955568 + 1250032*B + 25168*B*T + 99840*T, (real *)P + 726368, T)); /* %1024 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(333, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k623_mul(A + 5955568 + 1250032*B + 25168*B*T + 5120*T, A + 5955568 + 1250032*B + 25168*B*T + 99840*T, A + 5955568 + 1250032*B + 25168*B*T + 148480*T, T)); /* %1025 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(334, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5627904, A + 5955568 + 1250032*B + 25168*B*T + 5120*T, T)); /* %1026 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(335, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5952384, A + 5627904)); /* %1028 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(336, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k635_fused_scale_mul_sum_mul(A + 5955568 + 1250032*B + 25168*B*T + 245568*T, A + 5955568 + 1250032*B + 25168*B*T, A + 5955568 + 1250032*B + 25168*B*T + 143360*T, A + 5955568 + 1250032*B + 25168*B*T + 246192*T, T)); /* %1037 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(337, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), convirt_k639_fused_add_mul_mul_id(A + 5955568 + 1250032*B + 25168*B*T + 99840*T, A + 5955568 + 1250032*B + 25168*B*T, A + 5955568 + 1250032*B + 25168*B*T + 246192*T, A + 5955568 + 1250032*B + 25168*B*T + 245568*T, A + 5955568 + 1250032*B + 25168*B*T + 143360*T, T)); /* %1041 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(338, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k642_fused_scale_sum_neg(A + 5955568 + 1250032*B + 25168*B*T + 245568*T, A + 5955568 + 1250032*B + 25168*B*T + 99840*T, T)); /* %1045 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(339, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k690_fused_add_add_id(A + 5955568 + 1250032*B + 25168*B*T + 12800*T, A + 5955568 + 1250032*B + 25168*B*T + 94720*T, A + 5955568 + 1250032*B + 25168*B*T + 99840*T, A + 5955568 + 1250032*B + 25168*B*T + 245568*T, T)); /* %1047 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(340, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5627904, A + 5955568 + 1250032*B + 25168*B*T + 12800*T, T)); /* %1048 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(341, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5952512, A + 5627904)); /* %1050 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(342, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k696_matmul(A + 5955568 + 1250032*B + 25168*B*T, A + 5955568 + 1250032*B + 25168*B*T + 12800*T, (real *)P + 709856, T)); /* %1053 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(343, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k697_matmul(A + 5818368, A + 5955568 + 1250032*B + 25168*B*T + 12800*T, A + 5955568 + 1250032*B + 25168*B*T + 138240*T, T)); /* %1054 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(344, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k259_permute(A + 5955568 + 1250032*B + 25168*B*T + 6400*T, A + 5955568 + 1250032*B + 25168*B*T, T)); /* %1057 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(345, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k702_matmul(A + 5955568 + 1250032*B + 25168*B*T + 94720*T, A + 5955568 + 1250032*B + 25168*B*T + 88320*T, A + 5955568 + 1250032*B + 25168*B*T + 6400*T, T)); /* %1059 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(346, (double)416000*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)160*T), convirt_k703_matmul_div(A + 5955568 + 1250032*B + 25168*B*T, A + 5955568 + 1250032*B + 25168*B*T + 6400*T, A + 5955568 + 1250032*B + 25168*B*T + 133120*T, A + 5955568 + 1250032*B + 25168*B*T + 245408*T, T)); /* %1060 matmul+div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(347, (double)19520*T, sizeof(real)*((double)160*T + (double)6400*T + (double)6400*T + (double)160*T), convirt_k708_fused_mul_sum_neg_mul(A + 5955568 + 1250032*B + 25168*B*T + 99840*T, A + 5955568 + 1250032*B + 25168*B*T, A + 5955568 + 1250032*B + 25168*B*T + 88320*T, A + 5955568 + 1250032*B + 25168*B*T + 245248*T, T)); /* %1065 fused:mul_sum_neg_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(348, (double)38400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T + (double)6400*T), convirt_k724_fused_scale_mul_mul_mul(A + 5955568 + 1250032*B + 25168*B*T + 6400*T, A + 5955568 + 1250032*B + 25168*B*T, A + 5955568 + 1250032*B + 25168*B*T + 99840*T, (real *)inputs[2], A + 5955568 + 1250032*B + 25168*B*T + 81920*T, T)); /* %1081 fused:scale_mul_mul_mul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
+    CALL(349, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k292_matmul(A + 5955568 + 1250032*B + 25168*B*T, A + 5955568 + 1250032*B + 25168*B*T + 6400*T, A + 5955568 + 1250032*B + 25168*B*T + 128000*T, T)); /* %1082 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    CALL(350, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k702_matmul(A + 5955568 + 1250032*B + 25168*B*T + 99840*T, A + 5955568 + 1250032*B + 25168*B*T + 6400*T, A + 5955568 + 1250032*B + 25168*B*T + 122880*T, T)); /* %1083 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    CALL(351, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k293_permute(A + 5955568 + 1250032*B + 25168*B*T + 5120*T, A + 5955568 + 1250032*B + 25168*B*T + 94720*T, T)); /* %1084 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(352, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5627904, A + 5955568 + 1250032*B + 25168*B*T + 5120*T, T)); /* %1086 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(353, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5952640, A + 5627904)); /* %1088 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(354, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k697_matmul(A + 5834752, A + 5955568 + 1250032*B + 25168*B*T + 5120*T, A + 5955568 + 1250032*B + 25168*B*T + 117760*T, T)); /* %1092 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(355, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k293_permute(A + 5955568 + 1250032*B + 25168*B*T + 17920*T, A + 5955568 + 1250032*B + 25168*B*T + 99840*T, T)); /* %1094 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(356, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5627904, A + 5955568 + 1250032*B + 25168*B*T + 17920*T, T)); /* %1096 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(357, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5952768, A + 5627904)); /* %1098 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(358, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k696_matmul(A + 5955568 + 1250032*B + 25168*B*T + 23040*T, A + 5955568 + 1250032*B + 25168*B*T + 17920*T, (real *)P + 676832, T)); /* %1101 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(359, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k697_matmul(A + 5851136, A + 5955568 + 1250032*B + 25168*B*T + 17920*T, A + 5955568 + 1250032*B + 25168*B*T + 117760*T, T)); /* %1102 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(360, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k293_permute(A + 5955568 + 1250032*B + 25168*B*T + 17920*T, A + 5955568 + 1250032*B + 25168*B*T, T)); /* %1105 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(361, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5627904, A + 5955568 + 1250032*B + 25168*B*T + 17920*T, T)); /* %1107 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(362, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5952896, A + 5627904)); /* %1109 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(363, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k696_matmul(A + 5955568 + 1250032*B + 25168*B*T, A + 5955568 + 1250032*B + 25168*B*T + 17920*T, (real *)P + 660320, T)); /* %1112 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(364, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k697_matmul(A + 5867520, A + 5955568 + 1250032*B + 25168*B*T + 17920*T, A + 5955568 + 1250032*B + 25168*B*T + 117760*T, T)); /* %1113 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(365, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)5120*T), convirt_k758_matmul_add_add(A + 5955568 + 1250032*B + 25168*B*T + 17920*T, A + 5955568 + 1250032*B + 25168*B*T + 5120*T, (real *)P + 693344, A + 5955568 + 1250032*B + 25168*B*T + 23040*T, A + 5955568 + 1250032*B + 25168*B*T, T)); /* %1115 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(366, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5627904, A + 5955568 + 1250032*B + 25168*B*T + 17920*T, T)); /* %1116 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(367, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5953024, A + 5627904)); /* %1118 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(368, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), convirt_k622_mul(A + 5955568 + 1250032*B + 25168*B*T, A + 5955568 + 1250032*B + 25168*B*T + 17920*T, (real *)P + 660064, T)); /* %1120 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(369, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k623_mul(A + 5955568 + 1250032*B + 25168*B*T + 5120*T, A + 5955568 + 1250032*B + 25168*B*T + 17920*T, A + 5955568 + 1250032*B + 25168*B*T + 112640*T, T)); /* %1121 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(370, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5627904, A + 5955568 + 1250032*B + 25168*B*T + 5120*T, T)); /* %1122 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(371, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5953152, A + 5627904)); /* %1124 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(372, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k635_fused_scale_mul_sum_mul(A + 5955568 + 1250032*B + 25168*B*T + 10240*T, A + 5955568 + 1250032*B + 25168*B*T, A + 5955568 + 1250032*B + 25168*B*T + 107520*T, A + 5955568 + 1250032*B + 25168*B*T + 246144*T, T)); /* %1133 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(373, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), convirt_k639_fused_add_mul_mul_id(A + 5955568 + 1250032*B + 25168*B*T + 5120*T, A + 5955568 + 1250032*B + 25168*B*T, A + 5955568 + 1250032*B + 25168*B*T + 246144*T, A + 5955568 + 1250032*B + 25168*B*T + 10240*T, A + 5955568 + 1250032*B + 25168*B*T + 107520*T, T)); /* %1137 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(374, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k642_fused_scale_sum_neg(A + 5955568 + 1250032*B + 25168*B*T + 10240*T, A + 5955568 + 1250032*B + 25168*B*T + 5120*T, T)); /* %1141 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(375, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k690_fused_add_add_id(A + 5955568 + 1250032*B + 25168*B*T, A + 5955568 + 1250032*B + 25168*B*T + 12800*T, A + 5955568 + 1250032*B + 25168*B*T + 5120*T, A + 5955568 + 1250032*B + 25168*B*T + 10240*T, T)); /* %1143 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(376, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5944320, A + 5955568 + 1250032*B + 25168*B*T, T)); /* %1144 reduce [1,40,128]  graphs/lib/text_encoder.lua:32 */
+    CALL(377, 0, sizeof(real)*((double)131072 + (double)5120*T + (double)40*T), convirt_k931_scatter_add(A + 5160960, A + 5955568 + 1250032*B + 25168*B*T, (int32_t *)inputs[1], T)); /* %1146 scatter_add [1024,128]  graphs/lib/text_encoder.lua:32 */
+    CALL(378, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k278_sum(A + 5953280, A + 5955568 + 1204352*B, B)); /* %1147 reduce [1,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(379, (double)32768*B, sizeof(real)*((double)16384 + (double)128*B + (double)128*B), convirt_image_vjp_k281_matmul(A + 5883904, A + 5955568 + 1204352*B, A + 5955568 + 1249280*B, B)); /* %1150 matmul [128,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(380, (double)32896*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384), convirt_image_vjp_k282_matmul_scale(A + 5955568 + 1220608*B, A + 5955568 + 1204352*B, (real *)P + 507360, B)); /* %1151 matmul+scale [B,128]  graphs/lib/image_encoder.lua:35 */
+    CALL(381, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k285_sum(A + 5292032, A + 5955568 + 1236992*B, B)); /* %1154 reduce [1,64,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(382, (double)8192, sizeof(real)*((double)128 + (double)8192), convirt_image_vjp_k287_sum(A + 5953408, A + 5292032)); /* %1156 reduce [1,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(383, (double)2097152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384), convirt_image_vjp_k290_matmul(A + 5955568 + 1204224*B, A + 5955568 + 1236992*B, (real *)P + 490848, B)); /* %1159 matmul [64*B,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(384, (double)2097152*B, sizeof(real)*((double)16384 + (double)8192*B + (double)8192*B), convirt_image_vjp_k291_matmul(A + 5900288, A + 5955568 + 1236992*B, A + 5955568 + 1212416*B, B)); /* %1160 matmul [128,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(385, (double)16384*B, sizeof(real)*((double)8192*B + (double)128*B + (double)8192*B), convirt_image_vjp_k293_fused_add_id(A + 5955568 + 1212416*B, A + 5955568 + 1220608*B, A + 5955568 + 1204224*B, B)); /* %1162 fused:add_id [B,64,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(386, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k294_permute(A + 5955568 + 1204224*B, A + 5955568 + 1212416*B, B)); /* %1163 permute [B,128,64]  graphs/lib/image_encoder.lua:33 */
+    CALL(387, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k297_fused_mul_step(A + 5955568 + 1212416*B, A + 5955568 + 1204224*B, A + 5955568 + 1196032*B, B)); /* %1166 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
+    CALL(388, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k285_sum(A + 5292032, A + 5955568 + 1212416*B, B)); /* %1167 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(389, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k300_sum(A + 5916672, A + 5292032)); /* %1169 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(390, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k301_sum(A + 5953536, A + 5916672)); /* %1170 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(391, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_vjp_k303_mul(A + 5955568 + 1196032*B, A + 5955568 + 1212416*B, (real *)P + 490592, B)); /* %1172 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(392, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k304_mul(A + 5955568 + 1204224*B, A + 5955568 + 1212416*B, A + 5955568 + 1179648*B, B)); /* %1173 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(393, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k285_sum(A + 5292032, A + 5955568 + 1204224*B, B)); /* %1174 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(394, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k300_sum(A + 5916672, A + 5292032)); /* %1176 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(395, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k301_sum(A + 5953664, A + 5916672)); /* %1177 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(396, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k318_fused_scale_mul_sum_mul(A + 5955568 + 1249280*B, A + 5955568 + 1196032*B, A + 5955568 + 1187840*B, A + 5955568 + 1249936*B, B)); /* %1187 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(397, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), convirt_image_vjp_k322_fused_add_mul_mul_id(A + 5955568 + 1179648*B, A + 5955568 + 1196032*B, A + 5955568 + 1249936*B, A + 5955568 + 1249280*B, A + 5955568 + 1187840*B, B)); /* %1191 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(398, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_vjp_k325_fused_scale_sum_neg(A + 5955568 + 1249280*B, A + 5955568 + 1179648*B, B)); /* %1194 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(399, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k327_fused_add_id(A + 5955568 + 1187840*B, A + 5955568 + 1179648*B, A + 5955568 + 1249280*B, B)); /* %1196 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(400, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k330_sum(A + 5955568 + 1179648*B, A + 5955568 + 1187840*B, B)); /* %1199 reduce [B,128,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(401, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k278_sum(A + 5953792, A + 5955568 + 1179648*B, B)); /* %1200 reduce [1,128,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(402, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456), convirt_image_vjp_k333_conv2d_input_grad(A + 5955568 + 1179648*B, A + 5955568 + 1187840*B, (real *)P + 343008, A + 0, B)); /* %1202 conv2d_input_grad [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(403, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)8192*B), convirt_image_vjp_k334_conv2d_weight_grad(A + 4866048, A + 5955568 + 1187840*B, A + 5955568 + 1171456*B, A + 0, B)); /* %1203 conv2d_weight_grad [128,128,3,3]  graphs/lib/image_encoder.lua:13 */
+    CALL(404, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k297_fused_mul_step(A + 5955568 + 1171456*B, A + 5955568 + 1179648*B, A + 5955568 + 1163264*B, B)); /* %1205 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
+    CALL(405, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k285_sum(A + 5292032, A + 5955568 + 1171456*B, B)); /* %1206 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(406, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k300_sum(A + 5916672, A + 5292032)); /* %1208 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(407, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k301_sum(A + 5953920, A + 5916672)); /* %1209 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(408, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_vjp_k303_mul(A + 5955568 + 1163264*B, A + 5955568 + 1171456*B, (real *)P + 342752, B)); /* %1211 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(409, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k304_mul(A + 5955568 + 1179648*B, A + 5955568 + 1171456*B, A + 5955568 + 1146880*B, B)); /* %1212 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(410, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k285_sum(A + 5292032, A + 5955568 + 1179648*B, B)); /* %1213 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(411, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k300_sum(A + 5916672, A + 5292032)); /* %1215 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(412, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k301_sum(A + 5954048, A + 5916672)); /* %1216 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(413, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k318_fused_scale_mul_sum_mul(A + 5955568 + 1249280*B, A + 5955568 + 1163264*B, A + 5955568 + 1155072*B, A + 5955568 + 1249920*B, B)); /* %1226 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(414, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), convirt_image_vjp_k322_fused_add_mul_mul_id(A + 5955568 + 1146880*B, A + 5955568 + 1163264*B, A + 5955568 + 1249920*B, A + 5955568 + 1249280*B, A + 5955568 + 1155072*B, B)); /* %1230 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(415, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_vjp_k325_fused_scale_sum_neg(A + 5955568 + 1249280*B, A + 5955568 + 1146880*B, B)); /* %1233 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(416, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k327_fused_add_id(A + 5955568 + 1155072*B, A + 5955568 + 1146880*B, A + 5955568 + 1249280*B, B)); /* %1235 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(417, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k330_sum(A + 5955568 + 1146880*B, A + 5955568 + 1155072*B, B)); /* %1238 reduce [B,128,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(418, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k278_sum(A + 5954176, A + 5955568 + 1146880*B, B)); /* %1239 reduce [1,128,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(419, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456), convirt_image_vjp_k333_conv2d_input_grad(A + 5955568 + 1146880*B, A + 5955568 + 1155072*B, (real *)P + 195168, A + 0, B)); /* %1241 conv2d_input_grad [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(420, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)8192*B), convirt_image_vjp_k334_conv2d_weight_grad(A + 5013504, A + 5955568 + 1155072*B, A + 5955568 + 1138688*B, A + 0, B)); /* %1242 conv2d_weight_grad [128,128,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(421, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k376_fused_mul_add_step(A + 5955568 + 1138688*B, A + 5955568 + 1212416*B, A + 5955568 + 1146880*B, A + 5955568 + 1130496*B, B)); /* %1245 fused:mul_add_step [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
+    CALL(422, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k285_sum(A + 5292032, A + 5955568 + 1138688*B, B)); /* %1246 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(423, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k300_sum(A + 5916672, A + 5292032)); /* %1248 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(424, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k301_sum(A + 5954304, A + 5916672)); /* %1249 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(425, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_vjp_k303_mul(A + 5955568 + 1130496*B, A + 5955568 + 1138688*B, (real *)P + 194912, B)); /* %1251 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(426, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k304_mul(A + 5955568 + 1146880*B, A + 5955568 + 1138688*B, A + 5955568 + 1114112*B, B)); /* %1252 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(427, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k285_sum(A + 5292032, A + 5955568 + 1146880*B, B)); /* %1253 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(428, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k300_sum(A + 5916672, A + 5292032)); /* %1255 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(429, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k301_sum(A + 5954432, A + 5916672)); /* %1256 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(430, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k318_fused_scale_mul_sum_mul(A + 5955568 + 1249280*B, A + 5955568 + 1130496*B, A + 5955568 + 1122304*B, A + 5955568 + 1249904*B, B)); /* %1266 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(431, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), convirt_image_vjp_k322_fused_add_mul_mul_id(A + 5955568 + 1114112*B, A + 5955568 + 1130496*B, A + 5955568 + 1249904*B, A + 5955568 + 1249280*B, A + 5955568 + 1122304*B, B)); /* %1270 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(432, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_vjp_k325_fused_scale_sum_neg(A + 5955568 + 1249280*B, A + 5955568 + 1114112*B, B)); /* %1273 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(433, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k327_fused_add_id(A + 5955568 + 1130496*B, A + 5955568 + 1114112*B, A + 5955568 + 1249280*B, B)); /* %1275 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(434, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k330_sum(A + 5955568 + 1114112*B, A + 5955568 + 1130496*B, B)); /* %1278 reduce [B,128,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(435, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k278_sum(A + 5954560, A + 5955568 + 1114112*B, B)); /* %1279 reduce [1,128,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(436, (double)9437184*B, sizeof(real)*((double)16384*B + (double)8192*B + (double)73728), convirt_image_vjp_k412_conv2d_input_grad(A + 5955568 + 1114112*B, A + 5955568 + 1130496*B, (real *)P + 121056, A + 0, B)); /* %1281 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(437, (double)9437184*B, sizeof(real)*((double)73728 + (double)8192*B + (double)16384*B), convirt_image_vjp_k413_conv2d_weight_grad(A + 5292032, A + 5955568 + 1130496*B, A + 5955568 + 1097728*B, A + 0, B)); /* %1282 conv2d_weight_grad [128,64,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(438, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k415_fused_mul_step(A + 5955568 + 1097728*B, A + 5955568 + 1114112*B, A + 5955568 + 1081344*B, B)); /* %1284 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
+    CALL(439, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k416_sum(A + 5627904, A + 5955568 + 1097728*B, B)); /* %1285 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(440, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k418_sum(A + 5916672, A + 5627904)); /* %1287 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(441, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k419_sum(A + 5954688, A + 5916672)); /* %1288 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(442, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_vjp_k421_mul(A + 5955568 + 1081344*B, A + 5955568 + 1097728*B, (real *)P + 120928, B)); /* %1290 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(443, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k422_mul(A + 5955568 + 1114112*B, A + 5955568 + 1097728*B, A + 5955568 + 1048576*B, B)); /* %1291 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(444, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k416_sum(A + 5627904, A + 5955568 + 1114112*B, B)); /* %1292 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(445, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k418_sum(A + 5916672, A + 5627904)); /* %1294 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(446, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k419_sum(A + 5954752, A + 5916672)); /* %1295 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(447, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k436_fused_scale_mul_sum_mul(A + 5955568 + 1249280*B, A + 5955568 + 1081344*B, A + 5955568 + 1064960*B, A + 5955568 + 1249888*B, B)); /* %1305 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(448, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), convirt_image_vjp_k440_fused_add_mul_mul_id(A + 5955568 + 1048576*B, A + 5955568 + 1081344*B, A + 5955568 + 1249888*B, A + 5955568 + 1249280*B, A + 5955568 + 1064960*B, B)); /* %1309 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(449, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_vjp_k443_fused_scale_sum_neg(A + 5955568 + 1249280*B, A + 5955568 + 1048576*B, B)); /* %1312 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(450, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k445_fused_add_id(A + 5955568 + 1064960*B, A + 5955568 + 1048576*B, A + 5955568 + 1249280*B, B)); /* %1314 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(451, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k448_sum(A + 5955568 + 1048576*B, A + 5955568 + 1064960*B, B)); /* %1317 reduce [B,64,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(452, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k449_sum(A + 5954816, A + 5955568 + 1048576*B, B)); /* %1318 reduce [1,64,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(453, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864), convirt_image_vjp_k451_conv2d_input_grad(A + 5955568 + 1048576*B, A + 5955568 + 1064960*B, (real *)P + 84000, A + 0, B)); /* %1320 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(454, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)16384*B), convirt_image_vjp_k452_conv2d_weight_grad(A + 5627904, A + 5955568 + 1064960*B, A + 5955568 + 1032192*B, A + 0, B)); /* %1321 conv2d_weight_grad [64,64,3,3]  graphs/lib/image_encoder.lua:13 */
+    CALL(455, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k415_fused_mul_step(A + 5955568 + 1032192*B, A + 5955568 + 1048576*B, A + 5955568 + 1015808*B, B)); /* %1323 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
+    CALL(456, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k416_sum(A + 5664768, A + 5955568 + 1032192*B, B)); /* %1324 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(457, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k418_sum(A + 5916672, A + 5664768)); /* %1326 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(458, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k419_sum(A + 5954880, A + 5916672)); /* %1327 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(459, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_vjp_k421_mul(A + 5955568 + 1015808*B, A + 5955568 + 1032192*B, (real *)P + 83872, B)); /* %1329 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(460, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k422_mul(A + 5955568 + 1048576*B, A + 5955568 + 1032192*B, A + 5955568 + 983040*B, B)); /* %1330 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(461, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k416_sum(A + 5664768, A + 5955568 + 1048576*B, B)); /* %1331 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(462, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k418_sum(A + 5916672, A + 5664768)); /* %1333 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(463, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k419_sum(A + 5954944, A + 5916672)); /* %1334 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(464, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k436_fused_scale_mul_sum_mul(A + 5955568 + 1249280*B, A + 5955568 + 1015808*B, A + 5955568 + 999424*B, A + 5955568 + 1249872*B, B)); /* %1344 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(465, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), convirt_image_vjp_k440_fused_add_mul_mul_id(A + 5955568 + 983040*B, A + 5955568 + 1015808*B, A + 5955568 + 1249872*B, A + 5955568 + 1249280*B, A + 5955568 + 999424*B, B)); /* %1348 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(466, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_vjp_k443_fused_scale_sum_neg(A + 5955568 + 1249280*B, A + 5955568 + 983040*B, B)); /* %1351 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(467, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k445_fused_add_id(A + 5955568 + 999424*B, A + 5955568 + 983040*B, A + 5955568 + 1249280*B, B)); /* %1353 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(468, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k448_sum(A + 5955568 + 983040*B, A + 5955568 + 999424*B, B)); /* %1356 reduce [B,64,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(469, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k449_sum(A + 5955008, A + 5955568 + 983040*B, B)); /* %1357 reduce [1,64,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(470, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864), convirt_image_vjp_k451_conv2d_input_grad(A + 5955568 + 983040*B, A + 5955568 + 999424*B, (real *)P + 46944, A + 0, B)); /* %1359 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(471, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)16384*B), convirt_image_vjp_k452_conv2d_weight_grad(A + 5664768, A + 5955568 + 999424*B, A + 5955568 + 966656*B, A + 0, B)); /* %1360 conv2d_weight_grad [64,64,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(472, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k494_fused_mul_add_step(A + 5955568 + 966656*B, A + 5955568 + 1097728*B, A + 5955568 + 983040*B, A + 5955568 + 950272*B, B)); /* %1363 fused:mul_add_step [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
+    CALL(473, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k416_sum(A + 5701632, A + 5955568 + 966656*B, B)); /* %1364 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(474, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k418_sum(A + 5718016, A + 5701632)); /* %1366 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(475, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k419_sum(A + 5955072, A + 5718016)); /* %1367 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(476, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_vjp_k421_mul(A + 5955568 + 950272*B, A + 5955568 + 966656*B, (real *)P + 46816, B)); /* %1369 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(477, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k422_mul(A + 5955568 + 983040*B, A + 5955568 + 966656*B, A + 5955568 + 917504*B, B)); /* %1370 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(478, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k416_sum(A + 5701632, A + 5955568 + 983040*B, B)); /* %1371 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(479, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k418_sum(A + 5718016, A + 5701632)); /* %1373 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(480, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k419_sum(A + 5955136, A + 5718016)); /* %1374 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(481, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k436_fused_scale_mul_sum_mul(A + 5955568 + 1249280*B, A + 5955568 + 950272*B, A + 5955568 + 933888*B, A + 5955568 + 1249856*B, B)); /* %1384 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(482, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), convirt_image_vjp_k440_fused_add_mul_mul_id(A + 5955568 + 917504*B, A + 5955568 + 950272*B, A + 5955568 + 1249856*B, A + 5955568 + 1249280*B, A + 5955568 + 933888*B, B)); /* %1388 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(483, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_vjp_k443_fused_scale_sum_neg(A + 5955568 + 1249280*B, A + 5955568 + 917504*B, B)); /* %1391 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(484, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k445_fused_add_id(A + 5955568 + 950272*B, A + 5955568 + 917504*B, A + 5955568 + 1249280*B, B)); /* %1393 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(485, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k448_sum(A + 5955568 + 917504*B, A + 5955568 + 950272*B, B)); /* %1396 reduce [B,64,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(486, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k449_sum(A + 5955200, A + 5955568 + 917504*B, B)); /* %1397 reduce [1,64,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(487, (double)9437184*B, sizeof(real)*((double)32768*B + (double)16384*B + (double)18432), convirt_image_vjp_k530_conv2d_input_grad(A + 5955568 + 917504*B, A + 5955568 + 950272*B, (real *)P + 28320, A + 0, B)); /* %1399 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(488, (double)9437184*B, sizeof(real)*((double)18432 + (double)16384*B + (double)32768*B), convirt_image_vjp_k531_conv2d_weight_grad(A + 5701632, A + 5955568 + 950272*B, A + 5955568 + 884736*B, A + 0, B)); /* %1400 conv2d_weight_grad [64,32,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(489, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k533_fused_mul_step(A + 5955568 + 884736*B, A + 5955568 + 917504*B, A + 5955568 + 851968*B, B)); /* %1402 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
+    CALL(490, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k534_sum(A + 0, A + 5955568 + 884736*B, B)); /* %1403 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(491, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k536_sum(A + 5916672, A + 0)); /* %1405 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(492, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k537_sum(A + 5955264, A + 5916672)); /* %1406 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(493, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_vjp_k539_mul(A + 5955568 + 851968*B, A + 5955568 + 884736*B, (real *)P + 28256, B)); /* %1408 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(494, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k540_mul(A + 5955568 + 917504*B, A + 5955568 + 884736*B, A + 5955568 + 786432*B, B)); /* %1409 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(495, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k534_sum(A + 0, A + 5955568 + 917504*B, B)); /* %1410 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(496, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k536_sum(A + 5916672, A + 0)); /* %1412 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(497, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k537_sum(A + 5955296, A + 5916672)); /* %1413 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(498, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k554_fused_scale_mul_sum_mul(A + 5955568 + 1249280*B, A + 5955568 + 851968*B, A + 5955568 + 819200*B, A + 5955568 + 1249840*B, B)); /* %1423 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(499, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), convirt_image_vjp_k558_fused_add_mul_mul_id(A + 5955568 + 786432*B, A + 5955568 + 851968*B, A + 5955568 + 1249840*B, A + 5955568 + 1249280*B, A + 5955568 + 819200*B, B)); /* %1427 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(500, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_vjp_k561_fused_scale_sum_neg(A + 5955568 + 1249280*B, A + 5955568 + 786432*B, B)); /* %1430 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(501, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k563_fused_add_id(A + 5955568 + 819200*B, A + 5955568 + 786432*B, A + 5955568 + 1249280*B, B)); /* %1432 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(502, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k566_sum(A + 5955568 + 786432*B, A + 5955568 + 819200*B, B)); /* %1435 reduce [B,32,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(503, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k567_sum(A + 5955328, A + 5955568 + 786432*B, B)); /* %1436 reduce [1,32,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(504, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216), convirt_image_vjp_k569_conv2d_input_grad(A + 5955568 + 786432*B, A + 5955568 + 819200*B, (real *)P + 19008, A + 0, B)); /* %1438 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(505, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)32768*B), convirt_image_vjp_k570_conv2d_weight_grad(A + 5916672, A + 5955568 + 819200*B, A + 5955568 + 753664*B, A + 0, B)); /* %1439 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:13 */
+    CALL(506, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k533_fused_mul_step(A + 5955568 + 753664*B, A + 5955568 + 786432*B, A + 5955568 + 720896*B, B)); /* %1441 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
+    CALL(507, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k534_sum(A + 0, A + 5955568 + 753664*B, B)); /* %1442 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(508, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k536_sum(A + 5925888, A + 0)); /* %1444 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(509, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k537_sum(A + 5955360, A + 5925888)); /* %1445 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(510, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_vjp_k539_mul(A + 5955568 + 720896*B, A + 5955568 + 753664*B, (real *)P + 18944, B)); /* %1447 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(511, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k540_mul(A + 5955568 + 786432*B, A + 5955568 + 753664*B, A + 5955568 + 655360*B, B)); /* %1448 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(512, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k534_sum(A + 0, A + 5955568 + 786432*B, B)); /* %1449 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(513, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k536_sum(A + 5925888, A + 0)); /* %1451 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(514, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k537_sum(A + 5955392, A + 5925888)); /* %1452 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(515, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k554_fused_scale_mul_sum_mul(A + 5955568 + 1249280*B, A + 5955568 + 720896*B, A + 5955568 + 688128*B, A + 5955568 + 1249824*B, B)); /* %1462 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(516, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), convirt_image_vjp_k558_fused_add_mul_mul_id(A + 5955568 + 655360*B, A + 5955568 + 720896*B, A + 5955568 + 1249824*B, A + 5955568 + 1249280*B, A + 5955568 + 688128*B, B)); /* %1466 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(517, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_vjp_k561_fused_scale_sum_neg(A + 5955568 + 1249280*B, A + 5955568 + 655360*B, B)); /* %1469 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(518, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k563_fused_add_id(A + 5955568 + 688128*B, A + 5955568 + 655360*B, A + 5955568 + 1249280*B, B)); /* %1471 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(519, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k566_sum(A + 5955568 + 655360*B, A + 5955568 + 688128*B, B)); /* %1474 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(520, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k567_sum(A + 5955424, A + 5955568 + 655360*B, B)); /* %1475 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(521, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216), convirt_image_vjp_k569_conv2d_input_grad(A + 5955568 + 655360*B, A + 5955568 + 688128*B, (real *)P + 9696, A + 0, B)); /* %1477 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(522, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)32768*B), convirt_image_vjp_k570_conv2d_weight_grad(A + 5925888, A + 5955568 + 688128*B, A + 5955568 + 622592*B, A + 0, B)); /* %1478 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(523, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k612_fused_mul_add_step(A + 5955568 + 622592*B, A + 5955568 + 884736*B, A + 5955568 + 655360*B, A + 5955568 + 589824*B, B)); /* %1481 fused:mul_add_step [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
+    CALL(524, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k534_sum(A + 0, A + 5955568 + 622592*B, B)); /* %1482 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(525, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k536_sum(A + 5935104, A + 0)); /* %1484 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(526, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k537_sum(A + 5955456, A + 5935104)); /* %1485 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(527, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_vjp_k539_mul(A + 5955568 + 589824*B, A + 5955568 + 622592*B, (real *)P + 9632, B)); /* %1487 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(528, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k540_mul(A + 5955568 + 655360*B, A + 5955568 + 622592*B, A + 5955568 + 524288*B, B)); /* %1488 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(529, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k534_sum(A + 0, A + 5955568 + 655360*B, B)); /* %1489 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(530, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k536_sum(A + 5935104, A + 0)); /* %1491 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(531, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k537_sum(A + 5955488, A + 5935104)); /* %1492 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(532, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k554_fused_scale_mul_sum_mul(A + 5955568 + 1249280*B, A + 5955568 + 589824*B, A + 5955568 + 557056*B, A + 5955568 + 1249808*B, B)); /* %1502 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(533, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), convirt_image_vjp_k558_fused_add_mul_mul_id(A + 5955568 + 524288*B, A + 5955568 + 589824*B, A + 5955568 + 1249808*B, A + 5955568 + 1249280*B, A + 5955568 + 557056*B, B)); /* %1506 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(534, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_vjp_k561_fused_scale_sum_neg(A + 5955568 + 1249280*B, A + 5955568 + 524288*B, B)); /* %1509 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(535, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k563_fused_add_id(A + 5955568 + 655360*B, A + 5955568 + 524288*B, A + 5955568 + 1249280*B, B)); /* %1511 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(536, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k566_sum(A + 5955568 + 524288*B, A + 5955568 + 655360*B, B)); /* %1514 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(537, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k567_sum(A + 5955520, A + 5955568 + 524288*B, B)); /* %1515 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(538, (double)18874368*B, sizeof(real)*((double)131072*B + (double)32768*B + (double)9216), convirt_image_vjp_k648_conv2d_input_grad(A + 5955568 + 524288*B, A + 5955568 + 655360*B, (real *)P + 384, A + 0, B)); /* %1517 conv2d_input_grad [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(539, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)131072*B), convirt_image_vjp_k649_conv2d_weight_grad(A + 5935104, A + 5955568 + 655360*B, A + 5955568 + 393216*B, A + 0, B)); /* %1518 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(540, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), convirt_image_vjp_k651_fused_mul_step(A + 5955568 + 393216*B, A + 5955568 + 524288*B, A + 5955568 + 262144*B, B)); /* %1520 fused:mul_step [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
+    CALL(541, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), convirt_image_vjp_k652_sum(A + 0, A + 5955568 + 393216*B, B)); /* %1521 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(542, (double)131072, sizeof(real)*((double)2048 + (double)131072), convirt_image_vjp_k654_sum(A + 131072, A + 0)); /* %1523 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(543, (double)2048, sizeof(real)*((double)32 + (double)2048), convirt_image_vjp_k655_sum(A + 594720, A + 131072)); /* %1524 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(544, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), convirt_image_vjp_k657_mul(A + 5955568 + 262144*B, A + 5955568 + 393216*B, (real *)P + 320, B)); /* %1526 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(545, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), convirt_image_vjp_k658_mul(A + 5955568 + 524288*B, A + 5955568 + 393216*B, A + 5955568, B)); /* %1527 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(546, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), convirt_image_vjp_k652_sum(A + 0, A + 5955568 + 524288*B, B)); /* %1528 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(547, (double)131072, sizeof(real)*((double)2048 + (double)131072), convirt_image_vjp_k654_sum(A + 131072, A + 0)); /* %1530 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(548, (double)2048, sizeof(real)*((double)32 + (double)2048), convirt_image_vjp_k655_sum(A + 594752, A + 131072)); /* %1531 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(549, (double)262184*B, sizeof(real)*((double)8*B + (double)131072*B + (double)131072*B + (double)8*B), convirt_image_vjp_k672_fused_scale_mul_sum_mul(A + 5955568 + 1249280*B, A + 5955568 + 262144*B, A + 5955568 + 131072*B, A + 5955568 + 1249792*B, B)); /* %1541 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(550, (double)655360*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B + (double)8*B + (double)131072*B), convirt_image_vjp_k676_fused_add_mul_mul_id(A + 5955568, A + 5955568 + 262144*B, A + 5955568 + 1249792*B, A + 5955568 + 1249280*B, A + 5955568 + 131072*B, B)); /* %1545 fused:add_mul_mul_id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(551, (double)262152*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_vjp_k679_fused_scale_sum_neg(A + 5955568 + 262144*B, A + 5955568, B)); /* %1548 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(552, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_vjp_k681_fused_add_id(A + 5955568 + 131072*B, A + 5955568, A + 5955568 + 262144*B, B)); /* %1550 fused:add_id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(553, (double)131072*B, sizeof(real)*((double)32*B + (double)131072*B), convirt_image_vjp_k684_sum(A + 5955568, A + 5955568 + 131072*B, B)); /* %1553 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(554, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k567_sum(A + 594784, A + 5955568, B)); /* %1554 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(555, (double)2359296*B, sizeof(real)*((double)288 + (double)131072*B + (double)4096*B), convirt_image_vjp_k688_conv2d_weight_grad(A + 594432, A + 5955568 + 131072*B, A + 5955568 + 1245184*B, A + 0, B)); /* %1557 conv2d_weight_grad [32,1,3,3]  graphs/lib/image_encoder.lua:6 */
+    memcpy(grads + 0, A + 594432, sizeof(real)*288); /* d loss / d image.stem.weight */
+    memcpy(grads + 288, A + 594784, sizeof(real)*32); /* d loss / d image.stem.bias */
+    memcpy(grads + 320, A + 594752, sizeof(real)*32); /* d loss / d image.stem_gn.weight */
+    memcpy(grads + 352, A + 594720, sizeof(real)*32); /* d loss / d image.stem_gn.bias */
+    memcpy(grads + 384, A + 5935104, sizeof(real)*9216); /* d loss / d image.stage1.down.weight */
+    memcpy(grads + 9600, A + 5955520, sizeof(real)*32); /* d loss / d image.stage1.down.bias */
+    memcpy(grads + 9632, A + 5955488, sizeof(real)*32); /* d loss / d image.stage1.gn.weight */
+    memcpy(grads + 9664, A + 5955456, sizeof(real)*32); /* d loss / d image.stage1.gn.bias */
+    memcpy(grads + 9696, A + 5925888, sizeof(real)*9216); /* d loss / d image.stage1.res.conv1.weight */
+    memcpy(grads + 18912, A + 5955424, sizeof(real)*32); /* d loss / d image.stage1.res.conv1.bias */
+    memcpy(grads + 18944, A + 5955392, sizeof(real)*32); /* d loss / d image.stage1.res.gn1.weight */
+    memcpy(grads + 18976, A + 5955360, sizeof(real)*32); /* d loss / d image.stage1.res.gn1.bias */
+    memcpy(grads + 19008, A + 5916672, sizeof(real)*9216); /* d loss / d image.stage1.res.conv2.weight */
+    memcpy(grads + 28224, A + 5955328, sizeof(real)*32); /* d loss / d image.stage1.res.conv2.bias */
+    memcpy(grads + 28256, A + 5955296, sizeof(real)*32); /* d loss / d image.stage1.res.gn2.weight */
+    memcpy(grads + 28288, A + 5955264, sizeof(real)*32); /* d loss / d image.stage1.res.gn2.bias */
+    memcpy(grads + 28320, A + 5701632, sizeof(real)*18432); /* d loss / d image.stage2.down.weight */
+    memcpy(grads + 46752, A + 5955200, sizeof(real)*64); /* d loss / d image.stage2.down.bias */
+    memcpy(grads + 46816, A + 5955136, sizeof(real)*64); /* d loss / d image.stage2.gn.weight */
+    memcpy(grads + 46880, A + 5955072, sizeof(real)*64); /* d loss / d image.stage2.gn.bias */
+    memcpy(grads + 46944, A + 5664768, sizeof(real)*36864); /* d loss / d image.stage2.res.conv1.weight */
+    memcpy(grads + 83808, A + 5955008, sizeof(real)*64); /* d loss / d image.stage2.res.conv1.bias */
+    memcpy(grads + 83872, A + 5954944, sizeof(real)*64); /* d loss / d image.stage2.res.gn1.weight */
+    memcpy(grads + 83936, A + 5954880, sizeof(real)*64); /* d loss / d image.stage2.res.gn1.bias */
+    memcpy(grads + 84000, A + 5627904, sizeof(real)*36864); /* d loss / d image.stage2.res.conv2.weight */
+    memcpy(grads + 120864, A + 5954816, sizeof(real)*64); /* d loss / d image.stage2.res.conv2.bias */
+    memcpy(grads + 120928, A + 5954752, sizeof(real)*64); /* d loss / d image.stage2.res.gn2.weight */
+    memcpy(grads + 120992, A + 5954688, sizeof(real)*64); /* d loss / d image.stage2.res.gn2.bias */
+    memcpy(grads + 121056, A + 5292032, sizeof(real)*73728); /* d loss / d image.stage3.down.weight */
+    memcpy(grads + 194784, A + 5954560, sizeof(real)*128); /* d loss / d image.stage3.down.bias */
+    memcpy(grads + 194912, A + 5954432, sizeof(real)*128); /* d loss / d image.stage3.gn.weight */
+    memcpy(grads + 195040, A + 5954304, sizeof(real)*128); /* d loss / d image.stage3.gn.bias */
+    memcpy(grads + 195168, A + 5013504, sizeof(real)*147456); /* d loss / d image.stage3.res.conv1.weight */
+    memcpy(grads + 342624, A + 5954176, sizeof(real)*128); /* d loss / d image.stage3.res.conv1.bias */
+    memcpy(grads + 342752, A + 5954048, sizeof(real)*128); /* d loss / d image.stage3.res.gn1.weight */
+    memcpy(grads + 342880, A + 5953920, sizeof(real)*128); /* d loss / d image.stage3.res.gn1.bias */
+    memcpy(grads + 343008, A + 4866048, sizeof(real)*147456); /* d loss / d image.stage3.res.conv2.weight */
+    memcpy(grads + 490464, A + 5953792, sizeof(real)*128); /* d loss / d image.stage3.res.conv2.bias */
+    memcpy(grads + 490592, A + 5953664, sizeof(real)*128); /* d loss / d image.stage3.res.gn2.weight */
+    memcpy(grads + 490720, A + 5953536, sizeof(real)*128); /* d loss / d image.stage3.res.gn2.bias */
+    memcpy(grads + 490848, A + 5900288, sizeof(real)*16384); /* d loss / d image.region_proj.weight */
+    memcpy(grads + 507232, A + 5953408, sizeof(real)*128); /* d loss / d image.region_proj.bias */
+    memcpy(grads + 507360, A + 5883904, sizeof(real)*16384); /* d loss / d image.global_proj.weight */
+    memcpy(grads + 523744, A + 5953280, sizeof(real)*128); /* d loss / d image.global_proj.bias */
+    memcpy(grads + 523872, A + 5160960, sizeof(real)*131072); /* d loss / d text.tok_emb */
+    memcpy(grads + 654944, A + 5944320, sizeof(real)*5120); /* d loss / d text.pos_emb */
+    memcpy(grads + 660064, A + 5953152, sizeof(real)*128); /* d loss / d text.blocks.0.ln1.weight */
+    memcpy(grads + 660192, A + 5953024, sizeof(real)*128); /* d loss / d text.blocks.0.ln1.bias */
+    memcpy(grads + 660320, A + 5867520, sizeof(real)*16384); /* d loss / d text.blocks.0.q.weight */
+    memcpy(grads + 676704, A + 5952896, sizeof(real)*128); /* d loss / d text.blocks.0.q.bias */
+    memcpy(grads + 676832, A + 5851136, sizeof(real)*16384); /* d loss / d text.blocks.0.k.weight */
+    memcpy(grads + 693216, A + 5952768, sizeof(real)*128); /* d loss / d text.blocks.0.k.bias */
+    memcpy(grads + 693344, A + 5834752, sizeof(real)*16384); /* d loss / d text.blocks.0.v.weight */
+    memcpy(grads + 709728, A + 5952640, sizeof(real)*128); /* d loss / d text.blocks.0.v.bias */
+    memcpy(grads + 709856, A + 5818368, sizeof(real)*16384); /* d loss / d text.blocks.0.o.weight */
+    memcpy(grads + 726240, A + 5952512, sizeof(real)*128); /* d loss / d text.blocks.0.o.bias */
+    memcpy(grads + 726368, A + 5952384, sizeof(real)*128); /* d loss / d text.blocks.0.ln2.weight */
+    memcpy(grads + 726496, A + 5952256, sizeof(real)*128); /* d loss / d text.blocks.0.ln2.bias */
+    memcpy(grads + 726624, A + 5562368, sizeof(real)*65536); /* d loss / d text.blocks.0.fc1.weight */
+    memcpy(grads + 792160, A + 5949952, sizeof(real)*512); /* d loss / d text.blocks.0.fc1.bias */
+    memcpy(grads + 792672, A + 5496832, sizeof(real)*65536); /* d loss / d text.blocks.0.fc2.weight */
+    memcpy(grads + 858208, A + 5952128, sizeof(real)*128); /* d loss / d text.blocks.0.fc2.bias */
+    memcpy(grads + 858336, A + 5952000, sizeof(real)*128); /* d loss / d text.blocks.1.ln1.weight */
+    memcpy(grads + 858464, A + 5951872, sizeof(real)*128); /* d loss / d text.blocks.1.ln1.bias */
+    memcpy(grads + 858592, A + 5801984, sizeof(real)*16384); /* d loss / d text.blocks.1.q.weight */
+    memcpy(grads + 874976, A + 5951744, sizeof(real)*128); /* d loss / d text.blocks.1.q.bias */
+    memcpy(grads + 875104, A + 5785600, sizeof(real)*16384); /* d loss / d text.blocks.1.k.weight */
+    memcpy(grads + 891488, A + 5951616, sizeof(real)*128); /* d loss / d text.blocks.1.k.bias */
+    memcpy(grads + 891616, A + 5769216, sizeof(real)*16384); /* d loss / d text.blocks.1.v.weight */
+    memcpy(grads + 908000, A + 5951488, sizeof(real)*128); /* d loss / d text.blocks.1.v.bias */
+    memcpy(grads + 908128, A + 5752832, sizeof(real)*16384); /* d loss / d text.blocks.1.o.weight */
+    memcpy(grads + 924512, A + 5951360, sizeof(real)*128); /* d loss / d text.blocks.1.o.bias */
+    memcpy(grads + 924640, A + 5951232, sizeof(real)*128); /* d loss / d text.blocks.1.ln2.weight */
+    memcpy(grads + 924768, A + 5951104, sizeof(real)*128); /* d loss / d text.blocks.1.ln2.bias */
+    memcpy(grads + 924896, A + 5431296, sizeof(real)*65536); /* d loss / d text.blocks.1.fc1.weight */
+    memcpy(grads + 990432, A + 5949440, sizeof(real)*512); /* d loss / d text.blocks.1.fc1.bias */
+    memcpy(grads + 990944, A + 5365760, sizeof(real)*65536); /* d loss / d text.blocks.1.fc2.weight */
+    memcpy(grads + 1056480, A + 5950976, sizeof(real)*128); /* d loss / d text.blocks.1.fc2.bias */
+    memcpy(grads + 1056608, A + 5950848, sizeof(real)*128); /* d loss / d text.ln_f.weight */
+    memcpy(grads + 1056736, A + 5950720, sizeof(real)*128); /* d loss / d text.ln_f.bias */
+    memcpy(grads + 1056864, A + 5736448, sizeof(real)*16384); /* d loss / d text.global_proj.weight */
+    memcpy(grads + 1073248, A + 5950592, sizeof(real)*128); /* d loss / d text.global_proj.bias */
+    memcpy(grads + 1073376, A + 5720064, sizeof(real)*16384); /* d loss / d text.word_proj.weight */
+    memcpy(grads + 1089760, A + 5950464, sizeof(real)*128); /* d loss / d text.word_proj.bias */
 }
 
 static const real *output(const void *arena, int k, const long *dims) {
@@ -1361,7 +1243,7 @@ static const real *output(const void *arena, int k, const long *dims) {
     const long T = dims[1]; (void)T;
     const real *A = arena;
     switch (k) {
-    case 0: return A + 1222688; /* loss */
+    case 0: return A + 5955552; /* loss */
     default: return 0;
     }
 }

@@ -17,11 +17,11 @@
 /* convirt_features_loss_k7_fused_sum_square:
  *   %7 fused:sum_square [T,1]   graphs/lib/losses.lua:21
  *     + %6 map:square [T,128]  graphs/lib/losses.lua:21
- *   %516 fused:sum_square [T,1]   graphs/lib/losses.lua:21
+ *   %446 fused:sum_square [T,1]   graphs/lib/losses.lua:21
  *   %7 fused:sum_square [T,1]   graphs/lib/losses.lua:21
- *   %516 fused:sum_square [T,1]   graphs/lib/losses.lua:21
+ *   %446 fused:sum_square [T,1]   graphs/lib/losses.lua:21
  *   %7 fused:sum_square [T,1]   graphs/lib/losses.lua:21
- *   %516 fused:sum_square [T,1]   graphs/lib/losses.lua:21
+ *   %446 fused:sum_square [T,1]   graphs/lib/losses.lua:21
  *   ... and 4 more */
 void convirt_features_loss_k7_fused_sum_square(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for if((long)(128*T) > 32768)
@@ -37,11 +37,11 @@ void convirt_features_loss_k7_fused_sum_square(real *restrict out, const real *r
 /* convirt_features_loss_k9_fused_rsqrt_clampmin:
  *   %9 fused:rsqrt_clampmin [T,1]   graphs/lib/losses.lua:21
  *     + %8 map:clampmin [T,1]  graphs/lib/losses.lua:21
- *   %518 fused:rsqrt_clampmin [T,1]   graphs/lib/losses.lua:21
+ *   %448 fused:rsqrt_clampmin [T,1]   graphs/lib/losses.lua:21
  *   %9 fused:rsqrt_clampmin [T,1]   graphs/lib/losses.lua:21
- *   %518 fused:rsqrt_clampmin [T,1]   graphs/lib/losses.lua:21
+ *   %448 fused:rsqrt_clampmin [T,1]   graphs/lib/losses.lua:21
  *   %9 fused:rsqrt_clampmin [T,1]   graphs/lib/losses.lua:21
- *   %518 fused:rsqrt_clampmin [T,1]   graphs/lib/losses.lua:21
+ *   %448 fused:rsqrt_clampmin [T,1]   graphs/lib/losses.lua:21
  *   ... and 4 more */
 void convirt_features_loss_k9_fused_rsqrt_clampmin(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
@@ -51,10 +51,10 @@ void convirt_features_loss_k9_fused_rsqrt_clampmin(real *restrict out, const rea
 
 /* convirt_features_loss_k10_mul:
  *   %10 map:mul [T,128]   graphs/lib/losses.lua:21
- *   %519 map:mul [T,128]   graphs/lib/losses.lua:21
+ *   %449 map:mul [T,128]   graphs/lib/losses.lua:21
  *   %10 map:mul [T,128]   graphs/lib/losses.lua:21
  *   %10 map:mul [T,128]   graphs/lib/losses.lua:21
- *   %519 map:mul [T,128]   graphs/lib/losses.lua:21
+ *   %449 map:mul [T,128]   graphs/lib/losses.lua:21
  *   %10 map:mul [T,128]   graphs/lib/losses.lua:21
  *   ... and 9 more */
 void convirt_features_loss_k10_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
@@ -67,11 +67,11 @@ void convirt_features_loss_k10_mul(real *restrict out, const real *restrict in0,
 /* convirt_features_loss_k12_fused_sum_square:
  *   %12 fused:sum_square [B,1]   graphs/lib/losses.lua:21
  *     + %11 map:square [B,128]  graphs/lib/losses.lua:21
- *   %521 fused:sum_square [B,1]   graphs/lib/losses.lua:21
+ *   %451 fused:sum_square [B,1]   graphs/lib/losses.lua:21
  *   %12 fused:sum_square [B,1]   graphs/lib/losses.lua:21
- *   %521 fused:sum_square [B,1]   graphs/lib/losses.lua:21
+ *   %451 fused:sum_square [B,1]   graphs/lib/losses.lua:21
  *   %12 fused:sum_square [B,1]   graphs/lib/losses.lua:21
- *   %521 fused:sum_square [B,1]   graphs/lib/losses.lua:21
+ *   %451 fused:sum_square [B,1]   graphs/lib/losses.lua:21
  *   ... and 4 more */
 void convirt_features_loss_k12_fused_sum_square(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for if((long)(128*B) > 32768)
@@ -87,11 +87,11 @@ void convirt_features_loss_k12_fused_sum_square(real *restrict out, const real *
 /* convirt_features_loss_k14_fused_rsqrt_clampmin:
  *   %14 fused:rsqrt_clampmin [B,1]   graphs/lib/losses.lua:21
  *     + %13 map:clampmin [B,1]  graphs/lib/losses.lua:21
- *   %523 fused:rsqrt_clampmin [B,1]   graphs/lib/losses.lua:21
+ *   %453 fused:rsqrt_clampmin [B,1]   graphs/lib/losses.lua:21
  *   %14 fused:rsqrt_clampmin [B,1]   graphs/lib/losses.lua:21
- *   %523 fused:rsqrt_clampmin [B,1]   graphs/lib/losses.lua:21
+ *   %453 fused:rsqrt_clampmin [B,1]   graphs/lib/losses.lua:21
  *   %14 fused:rsqrt_clampmin [B,1]   graphs/lib/losses.lua:21
- *   %523 fused:rsqrt_clampmin [B,1]   graphs/lib/losses.lua:21
+ *   %453 fused:rsqrt_clampmin [B,1]   graphs/lib/losses.lua:21
  *   ... and 4 more */
 void convirt_features_loss_k14_fused_rsqrt_clampmin(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
@@ -101,10 +101,10 @@ void convirt_features_loss_k14_fused_rsqrt_clampmin(real *restrict out, const re
 
 /* convirt_features_loss_k15_mul:
  *   %15 map:mul [B,128]   graphs/lib/losses.lua:21
- *   %524 map:mul [B,128]   graphs/lib/losses.lua:21
+ *   %454 map:mul [B,128]   graphs/lib/losses.lua:21
  *   %15 map:mul [B,128]   graphs/lib/losses.lua:21
  *   %15 map:mul [B,128]   graphs/lib/losses.lua:21
- *   %524 map:mul [B,128]   graphs/lib/losses.lua:21
+ *   %454 map:mul [B,128]   graphs/lib/losses.lua:21
  *   %15 map:mul [B,128]   graphs/lib/losses.lua:21
  *   ... and 9 more */
 void convirt_features_loss_k15_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
@@ -117,10 +117,10 @@ void convirt_features_loss_k15_mul(real *restrict out, const real *restrict in0,
 /* convirt_features_loss_k17_matmul_scale:
  *   %17 matmul+scale [T,B]   graphs/lib/losses.lua:21
  *     + %16 matmul [T,B]  graphs/lib/losses.lua:21 (the product; the rest is its epilogue)
- *   %526 matmul+scale [T,B]   graphs/lib/losses.lua:21
+ *   %456 matmul+scale [T,B]   graphs/lib/losses.lua:21
  *   %17 matmul+scale [T,B]   graphs/lib/losses.lua:21
  *   %17 matmul+scale [T,B]   graphs/lib/losses.lua:21
- *   %526 matmul+scale [T,B]   graphs/lib/losses.lua:21
+ *   %456 matmul+scale [T,B]   graphs/lib/losses.lua:21
  *   %17 matmul+scale [T,B]   graphs/lib/losses.lua:21
  *   ... and 9 more */
 void convirt_features_loss_k17_matmul_scale(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
@@ -140,11 +140,11 @@ void convirt_features_loss_k17_matmul_scale(real *restrict out, const real *rest
 
 /* convirt_features_loss_k18_eye:
  *   %18 eye [T,B]   graphs/lib/losses.lua:9
- *   %527 eye [T,B]   graphs/lib/losses.lua:9
+ *   %457 eye [T,B]   graphs/lib/losses.lua:9
  *   %18 eye [T,B]   graphs/lib/losses.lua:9
- *   %527 eye [T,B]   graphs/lib/losses.lua:9
+ *   %457 eye [T,B]   graphs/lib/losses.lua:9
  *   %18 eye [T,B]   graphs/lib/losses.lua:9
- *   %527 eye [T,B]   graphs/lib/losses.lua:9
+ *   %457 eye [T,B]   graphs/lib/losses.lua:9
  *   ... and 4 more */
 void convirt_features_loss_k18_eye(real *restrict out, long B, long T) {
     for (long r = 0; r < T; r++)
@@ -153,11 +153,11 @@ void convirt_features_loss_k18_eye(real *restrict out, long B, long T) {
 
 /* convirt_features_loss_k19_max:
  *   %19 reduce [T,1]   graphs/lib/losses.lua:10
- *   %528 reduce [T,1]   graphs/lib/losses.lua:10
+ *   %458 reduce [T,1]   graphs/lib/losses.lua:10
  *   %19 reduce [T,1]   graphs/lib/losses.lua:10
  *   %96 reduce [T,1]   graphs/lib/losses.lua:10
- *   %528 reduce [T,1]   graphs/lib/losses.lua:10
- *   %605 reduce [T,1]   graphs/lib/losses.lua:10
+ *   %458 reduce [T,1]   graphs/lib/losses.lua:10
+ *   %535 reduce [T,1]   graphs/lib/losses.lua:10
  *   ... and 12 more */
 void convirt_features_loss_k19_max(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for if((long)(B*T) > 32768)
@@ -173,11 +173,11 @@ void convirt_features_loss_k19_max(real *restrict out, const real *restrict in0,
 /* convirt_features_loss_k22_fused_exp_sub:
  *   %22 fused:exp_sub [T,B]   graphs/lib/losses.lua:10
  *     + %21 map:sub [T,B]  graphs/lib/losses.lua:10
- *   %531 fused:exp_sub [T,B]   graphs/lib/losses.lua:10
+ *   %461 fused:exp_sub [T,B]   graphs/lib/losses.lua:10
  *   %22 fused:exp_sub [T,B]   graphs/lib/losses.lua:10
  *   %99 fused:exp_sub [T,B]   graphs/lib/losses.lua:10
- *   %531 fused:exp_sub [T,B]   graphs/lib/losses.lua:10
- *   %608 fused:exp_sub [T,B]   graphs/lib/losses.lua:10
+ *   %461 fused:exp_sub [T,B]   graphs/lib/losses.lua:10
+ *   %538 fused:exp_sub [T,B]   graphs/lib/losses.lua:10
  *   ... and 12 more */
 void convirt_features_loss_k22_fused_exp_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
@@ -189,8 +189,8 @@ void convirt_features_loss_k22_fused_exp_sub(real *restrict out, const real *res
 /* convirt_features_loss_k23_sum:
  *   %23 reduce [T,1]   graphs/lib/losses.lua:10
  *   %41 reduce [T,1]   graphs/lib/losses.lua:12
- *   %532 reduce [T,1]   graphs/lib/losses.lua:10
- *   %550 reduce [T,1]   graphs/lib/losses.lua:12
+ *   %462 reduce [T,1]   graphs/lib/losses.lua:10
+ *   %480 reduce [T,1]   graphs/lib/losses.lua:12
  *   %23 reduce [T,1]   graphs/lib/losses.lua:10
  *   %41 reduce [T,1]   graphs/lib/losses.lua:12
  *   ... and 22 more */
@@ -207,11 +207,11 @@ void convirt_features_loss_k23_sum(real *restrict out, const real *restrict in0,
 
 /* convirt_features_loss_k24_clampmin:
  *   %24 map:clampmin [T,1]   graphs/lib/losses.lua:10
- *   %533 map:clampmin [T,1]   graphs/lib/losses.lua:10
+ *   %463 map:clampmin [T,1]   graphs/lib/losses.lua:10
  *   %24 map:clampmin [T,1]   graphs/lib/losses.lua:10
  *   %101 map:clampmin [T,1]   graphs/lib/losses.lua:10
- *   %533 map:clampmin [T,1]   graphs/lib/losses.lua:10
- *   %610 map:clampmin [T,1]   graphs/lib/losses.lua:10
+ *   %463 map:clampmin [T,1]   graphs/lib/losses.lua:10
+ *   %540 map:clampmin [T,1]   graphs/lib/losses.lua:10
  *   ... and 12 more */
 void convirt_features_loss_k24_clampmin(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
@@ -221,11 +221,11 @@ void convirt_features_loss_k24_clampmin(real *restrict out, const real *restrict
 
 /* convirt_features_loss_k27_mul:
  *   %27 map:mul [T,B]   graphs/lib/losses.lua:10
- *   %536 map:mul [T,B]   graphs/lib/losses.lua:10
+ *   %466 map:mul [T,B]   graphs/lib/losses.lua:10
  *   %27 map:mul [T,B]   graphs/lib/losses.lua:10
  *   %104 map:mul [T,B]   graphs/lib/losses.lua:10
- *   %536 map:mul [T,B]   graphs/lib/losses.lua:10
- *   %613 map:mul [T,B]   graphs/lib/losses.lua:10
+ *   %466 map:mul [T,B]   graphs/lib/losses.lua:10
+ *   %543 map:mul [T,B]   graphs/lib/losses.lua:10
  *   ... and 12 more */
 void convirt_features_loss_k27_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for simd if((long)(B*T) > 32768)
@@ -235,11 +235,11 @@ void convirt_features_loss_k27_mul(real *restrict out, const real *restrict in0,
 
 /* convirt_features_loss_k30_max:
  *   %30 reduce [1,B]   graphs/lib/losses.lua:11
- *   %539 reduce [1,B]   graphs/lib/losses.lua:11
+ *   %469 reduce [1,B]   graphs/lib/losses.lua:11
  *   %30 reduce [1,B]   graphs/lib/losses.lua:11
  *   %107 reduce [1,B]   graphs/lib/losses.lua:11
- *   %539 reduce [1,B]   graphs/lib/losses.lua:11
- *   %616 reduce [1,B]   graphs/lib/losses.lua:11
+ *   %469 reduce [1,B]   graphs/lib/losses.lua:11
+ *   %546 reduce [1,B]   graphs/lib/losses.lua:11
  *   ... and 12 more */
 void convirt_features_loss_k30_max(real *restrict out, const real *restrict in0, long B, long T) {
     const long nblk = (B + 255) / 256;
@@ -260,11 +260,11 @@ void convirt_features_loss_k30_max(real *restrict out, const real *restrict in0,
 /* convirt_features_loss_k33_fused_exp_sub:
  *   %33 fused:exp_sub [T,B]   graphs/lib/losses.lua:11
  *     + %32 map:sub [T,B]  graphs/lib/losses.lua:11
- *   %542 fused:exp_sub [T,B]   graphs/lib/losses.lua:11
+ *   %472 fused:exp_sub [T,B]   graphs/lib/losses.lua:11
  *   %33 fused:exp_sub [T,B]   graphs/lib/losses.lua:11
  *   %110 fused:exp_sub [T,B]   graphs/lib/losses.lua:11
- *   %542 fused:exp_sub [T,B]   graphs/lib/losses.lua:11
- *   %619 fused:exp_sub [T,B]   graphs/lib/losses.lua:11
+ *   %472 fused:exp_sub [T,B]   graphs/lib/losses.lua:11
+ *   %549 fused:exp_sub [T,B]   graphs/lib/losses.lua:11
  *   ... and 12 more */
 void convirt_features_loss_k33_fused_exp_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
@@ -276,8 +276,8 @@ void convirt_features_loss_k33_fused_exp_sub(real *restrict out, const real *res
 /* convirt_features_loss_k34_sum:
  *   %34 reduce [1,B]   graphs/lib/losses.lua:11
  *   %39 reduce [1,B]   graphs/lib/losses.lua:11
- *   %543 reduce [1,B]   graphs/lib/losses.lua:11
- *   %548 reduce [1,B]   graphs/lib/losses.lua:11
+ *   %473 reduce [1,B]   graphs/lib/losses.lua:11
+ *   %478 reduce [1,B]   graphs/lib/losses.lua:11
  *   %34 reduce [1,B]   graphs/lib/losses.lua:11
  *   %39 reduce [1,B]   graphs/lib/losses.lua:11
  *   ... and 30 more */
@@ -299,11 +299,11 @@ void convirt_features_loss_k34_sum(real *restrict out, const real *restrict in0,
 
 /* convirt_features_loss_k35_clampmin:
  *   %35 map:clampmin [1,B]   graphs/lib/losses.lua:11
- *   %544 map:clampmin [1,B]   graphs/lib/losses.lua:11
+ *   %474 map:clampmin [1,B]   graphs/lib/losses.lua:11
  *   %35 map:clampmin [1,B]   graphs/lib/losses.lua:11
  *   %112 map:clampmin [1,B]   graphs/lib/losses.lua:11
- *   %544 map:clampmin [1,B]   graphs/lib/losses.lua:11
- *   %621 map:clampmin [1,B]   graphs/lib/losses.lua:11
+ *   %474 map:clampmin [1,B]   graphs/lib/losses.lua:11
+ *   %551 map:clampmin [1,B]   graphs/lib/losses.lua:11
  *   ... and 12 more */
 void convirt_features_loss_k35_clampmin(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
@@ -317,11 +317,11 @@ void convirt_features_loss_k35_clampmin(real *restrict out, const real *restrict
  *     + %26 map:add [T,1]  graphs/lib/losses.lua:10
  *     + %25 map:log [T,1]  graphs/lib/losses.lua:10
  *     + %28 reduce [T,1]  graphs/lib/losses.lua:10
- *   %551 fused:mul_sub_add_log [T,1]   graphs/lib/losses.lua:13
+ *   %481 fused:mul_sub_add_log [T,1]   graphs/lib/losses.lua:13
  *   %42 fused:mul_sub_add_log [T,1]   graphs/lib/losses.lua:13
  *   %119 fused:mul_sub_add_log [T,1]   graphs/lib/losses.lua:13
- *   %551 fused:mul_sub_add_log [T,1]   graphs/lib/losses.lua:13
- *   %628 fused:mul_sub_add_log [T,1]   graphs/lib/losses.lua:13
+ *   %481 fused:mul_sub_add_log [T,1]   graphs/lib/losses.lua:13
+ *   %558 fused:mul_sub_add_log [T,1]   graphs/lib/losses.lua:13
  *   ... and 12 more */
 void convirt_features_loss_k42_fused_mul_sub_add_log(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B, long T) {
     #pragma omp parallel for if((long)(B*T) > 32768)
@@ -336,7 +336,7 @@ void convirt_features_loss_k42_fused_mul_sub_add_log(real *restrict out, const r
 
 /* convirt_features_loss_k43_sum:
  *   %43 reduce [1,1]   graphs/lib/losses.lua:13
- *   %552 reduce [1,1]   graphs/lib/losses.lua:13
+ *   %482 reduce [1,1]   graphs/lib/losses.lua:13
  *   %217 reduce [1,1]   graphs/lib/model.lua:157
  *   %222 reduce [1,1,1]   graphs/lib/model.lua:157
  *   %43 reduce [1,1]   graphs/lib/losses.lua:13
@@ -360,11 +360,11 @@ void convirt_features_loss_k43_sum(real *restrict out, const real *restrict in0,
  *     + %40 map:sub [1,B]  graphs/lib/losses.lua:11
  *     + %37 map:add [1,B]  graphs/lib/losses.lua:11
  *     + %36 map:log [1,B]  graphs/lib/losses.lua:11
- *   %555 fused:scale_add_sum_sub [1,1]   graphs/lib/losses.lua:16
+ *   %485 fused:scale_add_sum_sub [1,1]   graphs/lib/losses.lua:16
  *   %46 fused:scale_add_sum_sub [1,1]   graphs/lib/losses.lua:16
  *   %123 fused:scale_add_sum_sub [1,1]   graphs/lib/losses.lua:16
- *   %555 fused:scale_add_sum_sub [1,1]   graphs/lib/losses.lua:16
- *   %632 fused:scale_add_sum_sub [1,1]   graphs/lib/losses.lua:16
+ *   %485 fused:scale_add_sum_sub [1,1]   graphs/lib/losses.lua:16
+ *   %562 fused:scale_add_sum_sub [1,1]   graphs/lib/losses.lua:16
  *   ... and 12 more */
 void convirt_features_loss_k46_fused_scale_add_sum_sub(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
     {
@@ -377,11 +377,11 @@ void convirt_features_loss_k46_fused_scale_add_sum_sub(real *restrict out, const
 
 /* convirt_features_loss_k58_fill:
  *   %58 fill [] (backward)  graphs/lib/model.lua:137
- *   %336 fill [] (backward)  graphs/lib/model.lua:147
- *   %621 fill [] (backward)  graphs/lib/model.lua:87
+ *   %266 fill [] (backward)  graphs/lib/model.lua:147
+ *   %551 fill [] (backward)  graphs/lib/model.lua:87
  *   %261 fill [] (backward)  graphs/lib/model.lua:157
  *   %150 fill [] (backward)  graphs/lib/model.lua:137
- *   %713 fill [] (backward)  graphs/lib/model.lua:87
+ *   %643 fill [] (backward)  graphs/lib/model.lua:87
  *   ... and 8 more */
 void convirt_features_loss_k58_fill(real *restrict out) {
     for (long i = 0; i < 1; i++) out[i] = (real)1;
@@ -389,11 +389,11 @@ void convirt_features_loss_k58_fill(real *restrict out) {
 
 /* convirt_features_loss_k60_scale:
  *   %60 map:scale [1,1] (backward)  graphs/lib/losses.lua:16
- *   %623 map:scale [1,1] (backward)  graphs/lib/losses.lua:16
+ *   %553 map:scale [1,1] (backward)  graphs/lib/losses.lua:16
  *   %152 map:scale [1,1] (backward)  graphs/lib/losses.lua:16
- *   %715 map:scale [1,1] (backward)  graphs/lib/losses.lua:16
+ *   %645 map:scale [1,1] (backward)  graphs/lib/losses.lua:16
  *   %189 map:scale [1,1] (backward)  graphs/lib/losses.lua:16
- *   %752 map:scale [1,1] (backward)  graphs/lib/losses.lua:16
+ *   %682 map:scale [1,1] (backward)  graphs/lib/losses.lua:16
  *   ... and 4 more */
 void convirt_features_loss_k60_scale(real *restrict out, const real *restrict in0, long B) {
     out[0] = in0[0] * ((real)0.5/(real)(B));
@@ -401,11 +401,11 @@ void convirt_features_loss_k60_scale(real *restrict out, const real *restrict in
 
 /* convirt_features_loss_k61_id:
  *   %61 map:id [1,B] (backward)  graphs/lib/losses.lua:14
- *   %338 map:id [B,1,1] (backward)  graphs/lib/model.lua:147
- *   %344 map:id [B,1] (backward)  graphs/lib/model.lua:147
- *   %624 map:id [1,B] (backward)  graphs/lib/losses.lua:14
+ *   %268 map:id [B,1,1] (backward)  graphs/lib/model.lua:147
+ *   %274 map:id [B,1] (backward)  graphs/lib/model.lua:147
+ *   %554 map:id [1,B] (backward)  graphs/lib/losses.lua:14
  *   %153 map:id [1,B] (backward)  graphs/lib/losses.lua:14
- *   %716 map:id [1,B] (backward)  graphs/lib/losses.lua:14
+ *   %646 map:id [1,B] (backward)  graphs/lib/losses.lua:14
  *   ... and 6 more */
 void convirt_features_loss_k61_id(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
@@ -416,11 +416,11 @@ void convirt_features_loss_k61_id(real *restrict out, const real *restrict in0, 
 /* convirt_features_loss_k63_fused_mul_id:
  *   %63 fused:mul_id [T,1] (backward)  graphs/lib/losses.lua:13
  *     + %62 map:id [T,1]  graphs/lib/losses.lua:13
- *   %626 fused:mul_id [T,1] (backward)  graphs/lib/losses.lua:13
+ *   %556 fused:mul_id [T,1] (backward)  graphs/lib/losses.lua:13
  *   %155 fused:mul_id [T,1] (backward)  graphs/lib/losses.lua:13
- *   %718 fused:mul_id [T,1] (backward)  graphs/lib/losses.lua:13
+ *   %648 fused:mul_id [T,1] (backward)  graphs/lib/losses.lua:13
  *   %192 fused:mul_id [T,1] (backward)  graphs/lib/losses.lua:13
- *   %755 fused:mul_id [T,1] (backward)  graphs/lib/losses.lua:13
+ *   %685 fused:mul_id [T,1] (backward)  graphs/lib/losses.lua:13
  *   ... and 4 more */
 void convirt_features_loss_k63_fused_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
@@ -430,11 +430,11 @@ void convirt_features_loss_k63_fused_mul_id(real *restrict out, const real *rest
 
 /* convirt_features_loss_k65_neg:
  *   %65 map:neg [1,B] (backward)  graphs/lib/losses.lua:11
- *   %628 map:neg [1,B] (backward)  graphs/lib/losses.lua:11
+ *   %558 map:neg [1,B] (backward)  graphs/lib/losses.lua:11
  *   %157 map:neg [1,B] (backward)  graphs/lib/losses.lua:11
- *   %720 map:neg [1,B] (backward)  graphs/lib/losses.lua:11
+ *   %650 map:neg [1,B] (backward)  graphs/lib/losses.lua:11
  *   %194 map:neg [1,B] (backward)  graphs/lib/losses.lua:11
- *   %757 map:neg [1,B] (backward)  graphs/lib/losses.lua:11
+ *   %687 map:neg [1,B] (backward)  graphs/lib/losses.lua:11
  *   ... and 4 more */
 void convirt_features_loss_k65_neg(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
@@ -446,11 +446,11 @@ void convirt_features_loss_k65_neg(real *restrict out, const real *restrict in0,
  *   %71 fused:mul_div_step [1,B] (backward)  graphs/lib/losses.lua:11
  *     + %69 map:div [1,B]  graphs/lib/losses.lua:11
  *     + %70 map:step [1,B]  graphs/lib/losses.lua:11
- *   %634 fused:mul_div_step [1,B] (backward)  graphs/lib/losses.lua:11
+ *   %564 fused:mul_div_step [1,B] (backward)  graphs/lib/losses.lua:11
  *   %163 fused:mul_div_step [1,B] (backward)  graphs/lib/losses.lua:11
  *   %276 fused:mul_div_step [1,B] (backward)  graphs/lib/losses.lua:11
- *   %726 fused:mul_div_step [1,B] (backward)  graphs/lib/losses.lua:11
- *   %839 fused:mul_div_step [1,B] (backward)  graphs/lib/losses.lua:11
+ *   %656 fused:mul_div_step [1,B] (backward)  graphs/lib/losses.lua:11
+ *   %769 fused:mul_div_step [1,B] (backward)  graphs/lib/losses.lua:11
  *   ... and 12 more */
 void convirt_features_loss_k71_fused_mul_div_step(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
@@ -460,11 +460,11 @@ void convirt_features_loss_k71_fused_mul_div_step(real *restrict out, const real
 
 /* convirt_features_loss_k77_neg:
  *   %77 map:neg [T,1] (backward)  graphs/lib/losses.lua:10
- *   %640 map:neg [T,1] (backward)  graphs/lib/losses.lua:10
+ *   %570 map:neg [T,1] (backward)  graphs/lib/losses.lua:10
  *   %169 map:neg [T,1] (backward)  graphs/lib/losses.lua:10
- *   %732 map:neg [T,1] (backward)  graphs/lib/losses.lua:10
+ *   %662 map:neg [T,1] (backward)  graphs/lib/losses.lua:10
  *   %206 map:neg [T,1] (backward)  graphs/lib/losses.lua:10
- *   %769 map:neg [T,1] (backward)  graphs/lib/losses.lua:10
+ *   %699 map:neg [T,1] (backward)  graphs/lib/losses.lua:10
  *   ... and 4 more */
 void convirt_features_loss_k77_neg(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
@@ -476,11 +476,11 @@ void convirt_features_loss_k77_neg(real *restrict out, const real *restrict in0,
  *   %84 fused:mul_div_step [T,1] (backward)  graphs/lib/losses.lua:10
  *     + %82 map:div [T,1]  graphs/lib/losses.lua:10
  *     + %83 map:step [T,1]  graphs/lib/losses.lua:10
- *   %647 fused:mul_div_step [T,1] (backward)  graphs/lib/losses.lua:10
+ *   %577 fused:mul_div_step [T,1] (backward)  graphs/lib/losses.lua:10
  *   %176 fused:mul_div_step [T,1] (backward)  graphs/lib/losses.lua:10
  *   %289 fused:mul_div_step [T,1] (backward)  graphs/lib/losses.lua:10
- *   %739 fused:mul_div_step [T,1] (backward)  graphs/lib/losses.lua:10
- *   %852 fused:mul_div_step [T,1] (backward)  graphs/lib/losses.lua:10
+ *   %669 fused:mul_div_step [T,1] (backward)  graphs/lib/losses.lua:10
+ *   %782 fused:mul_div_step [T,1] (backward)  graphs/lib/losses.lua:10
  *   ... and 12 more */
 void convirt_features_loss_k84_fused_mul_div_step(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
@@ -501,7 +501,7 @@ void convirt_features_loss_k84_fused_mul_div_step(real *restrict out, const real
  *     + %78 map:id [T,B]  graphs/lib/losses.lua:10
  *     + %86 map:mul [T,B]  graphs/lib/losses.lua:10
  *     + %85 map:id [T,B]  graphs/lib/losses.lua:10
- *   %653 fused:scale_add_add_add [T,B] (backward)  graphs/lib/losses.lua:21 */
+ *   %583 fused:scale_add_add_add [T,B] (backward)  graphs/lib/losses.lua:21 */
 void convirt_features_loss_k90_fused_scale_add_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, const real *restrict in5, const real *restrict in6, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
@@ -511,11 +511,11 @@ void convirt_features_loss_k90_fused_scale_add_add_add(real *restrict out, const
 
 /* convirt_features_loss_k91_matmul:
  *   %91 matmul [T,128] (backward)  graphs/lib/losses.lua:21
- *   %654 matmul [T,128] (backward)  graphs/lib/losses.lua:21
+ *   %584 matmul [T,128] (backward)  graphs/lib/losses.lua:21
  *   %296 matmul [T,128] (backward)  graphs/lib/losses.lua:21
- *   %859 matmul [T,128] (backward)  graphs/lib/losses.lua:21
+ *   %789 matmul [T,128] (backward)  graphs/lib/losses.lua:21
  *   %372 matmul [T,128] (backward)  graphs/lib/losses.lua:21
- *   %935 matmul [T,128] (backward)  graphs/lib/losses.lua:21
+ *   %865 matmul [T,128] (backward)  graphs/lib/losses.lua:21
  *   ... and 4 more */
 void convirt_features_loss_k91_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 128, B, (real)1, in0 + 0, B, in1 + 0, 128, (real)0, out + 0, 128);
@@ -523,11 +523,11 @@ void convirt_features_loss_k91_matmul(real *restrict out, const real *restrict i
 
 /* convirt_features_loss_k92_matmul:
  *   %92 matmul [B,128] (backward)  graphs/lib/losses.lua:21
- *   %655 matmul [B,128] (backward)  graphs/lib/losses.lua:21
+ *   %585 matmul [B,128] (backward)  graphs/lib/losses.lua:21
  *   %297 matmul [B,128] (backward)  graphs/lib/losses.lua:21
- *   %860 matmul [B,128] (backward)  graphs/lib/losses.lua:21
+ *   %790 matmul [B,128] (backward)  graphs/lib/losses.lua:21
  *   %373 matmul [B,128] (backward)  graphs/lib/losses.lua:21
- *   %936 matmul [B,128] (backward)  graphs/lib/losses.lua:21
+ *   %866 matmul [B,128] (backward)  graphs/lib/losses.lua:21
  *   ... and 4 more */
 void convirt_features_loss_k92_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, B, 128, T, (real)1, in0 + 0, B, in1 + 0, 128, (real)0, out + 0, 128);
@@ -542,11 +542,11 @@ void convirt_features_loss_k92_matmul(real *restrict out, const real *restrict i
  *     + %97 map:mul [B,1]  graphs/lib/losses.lua:21
  *     + %96 map:square [B,1]  graphs/lib/losses.lua:21
  *     + %100 map:step [B,1]  graphs/lib/losses.lua:21
- *   %664 fused:mul_mul_sum_mul [B,1] (backward)  graphs/lib/losses.lua:21
+ *   %594 fused:mul_mul_sum_mul [B,1] (backward)  graphs/lib/losses.lua:21
  *   %306 fused:mul_mul_sum_mul [B,1] (backward)  graphs/lib/losses.lua:21
- *   %869 fused:mul_mul_sum_mul [B,1] (backward)  graphs/lib/losses.lua:21
+ *   %799 fused:mul_mul_sum_mul [B,1] (backward)  graphs/lib/losses.lua:21
  *   %382 fused:mul_mul_sum_mul [B,1] (backward)  graphs/lib/losses.lua:21
- *   %945 fused:mul_mul_sum_mul [B,1] (backward)  graphs/lib/losses.lua:21
+ *   %875 fused:mul_mul_sum_mul [B,1] (backward)  graphs/lib/losses.lua:21
  *   ... and 4 more */
 void convirt_features_loss_k101_fused_mul_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
     #pragma omp parallel for if((long)(128*B) > 32768)
@@ -565,11 +565,11 @@ void convirt_features_loss_k101_fused_mul_mul_sum_mul(real *restrict out, const 
  *     + %104 map:mul [B,128]  graphs/lib/losses.lua:21
  *     + %102 map:id [B,128]  graphs/lib/losses.lua:21
  *     + %103 map:scale [B,128]  graphs/lib/losses.lua:21
- *   %668 fused:add_mul_mul_id [B,128] (backward)  graphs/lib/losses.lua:21
+ *   %598 fused:add_mul_mul_id [B,128] (backward)  graphs/lib/losses.lua:21
  *   %310 fused:add_mul_mul_id [B,128] (backward)  graphs/lib/losses.lua:21
- *   %873 fused:add_mul_mul_id [B,128] (backward)  graphs/lib/losses.lua:21
+ *   %803 fused:add_mul_mul_id [B,128] (backward)  graphs/lib/losses.lua:21
  *   %386 fused:add_mul_mul_id [B,128] (backward)  graphs/lib/losses.lua:21
- *   %949 fused:add_mul_mul_id [B,128] (backward)  graphs/lib/losses.lua:21
+ *   %879 fused:add_mul_mul_id [B,128] (backward)  graphs/lib/losses.lua:21
  *   ... and 4 more */
 void convirt_features_loss_k105_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
     #pragma omp parallel for collapse(1) if((long)(128*B) > 32768)
@@ -587,11 +587,11 @@ void convirt_features_loss_k105_fused_add_mul_mul_id(real *restrict out, const r
  *     + %110 map:mul [T,1]  graphs/lib/losses.lua:21
  *     + %109 map:square [T,1]  graphs/lib/losses.lua:21
  *     + %113 map:step [T,1]  graphs/lib/losses.lua:21
- *   %677 fused:mul_mul_sum_mul [T,1] (backward)  graphs/lib/losses.lua:21
+ *   %607 fused:mul_mul_sum_mul [T,1] (backward)  graphs/lib/losses.lua:21
  *   %319 fused:mul_mul_sum_mul [T,1] (backward)  graphs/lib/losses.lua:21
- *   %882 fused:mul_mul_sum_mul [T,1] (backward)  graphs/lib/losses.lua:21
+ *   %812 fused:mul_mul_sum_mul [T,1] (backward)  graphs/lib/losses.lua:21
  *   %395 fused:mul_mul_sum_mul [T,1] (backward)  graphs/lib/losses.lua:21
- *   %958 fused:mul_mul_sum_mul [T,1] (backward)  graphs/lib/losses.lua:21
+ *   %888 fused:mul_mul_sum_mul [T,1] (backward)  graphs/lib/losses.lua:21
  *   ... and 4 more */
 void convirt_features_loss_k114_fused_mul_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
     #pragma omp parallel for if((long)(128*T) > 32768)
@@ -610,11 +610,11 @@ void convirt_features_loss_k114_fused_mul_mul_sum_mul(real *restrict out, const 
  *     + %117 map:mul [T,128]  graphs/lib/losses.lua:21
  *     + %115 map:id [T,128]  graphs/lib/losses.lua:21
  *     + %116 map:scale [T,128]  graphs/lib/losses.lua:21
- *   %681 fused:add_mul_mul_id [T,128] (backward)  graphs/lib/losses.lua:21
+ *   %611 fused:add_mul_mul_id [T,128] (backward)  graphs/lib/losses.lua:21
  *   %323 fused:add_mul_mul_id [T,128] (backward)  graphs/lib/losses.lua:21
- *   %886 fused:add_mul_mul_id [T,128] (backward)  graphs/lib/losses.lua:21
+ *   %816 fused:add_mul_mul_id [T,128] (backward)  graphs/lib/losses.lua:21
  *   %399 fused:add_mul_mul_id [T,128] (backward)  graphs/lib/losses.lua:21
- *   %962 fused:add_mul_mul_id [T,128] (backward)  graphs/lib/losses.lua:21 */
+ *   %892 fused:add_mul_mul_id [T,128] (backward)  graphs/lib/losses.lua:21 */
 void convirt_features_loss_k118_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
     #pragma omp parallel for collapse(1) if((long)(128*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
@@ -637,95 +637,63 @@ void convirt_image_k3_fused_scale_addc(real *restrict out, const real *restrict 
         out[i0] = ((in0[i0]) + (real)-0.5) * (real)4;
 }
 
-/* convirt_image_k6_im2col:
- *   %6 im2col [9,4096*B]   graphs/lib/image_encoder.lua:6
- *   %6 im2col [9,4096*B]   graphs/lib/image_encoder.lua:6
- *   %9 im2col [9,4096*B]   graphs/lib/image_encoder.lua:6
- *   %9 im2col [9,4096*B]   graphs/lib/image_encoder.lua:6
- *   %9 im2col [9,4096*B]   graphs/lib/image_encoder.lua:6
- *   %9 im2col [9,4096*B]   graphs/lib/image_encoder.lua:6
+/* convirt_image_k6_conv2d:
+ *   %6 conv2d [B,32,64,64]   graphs/lib/image_encoder.lua:6
+ *   %6 conv2d [B,32,64,64]   graphs/lib/image_encoder.lua:6
+ *   %9 conv2d [B,32,64,64]   graphs/lib/image_encoder.lua:6
+ *   %9 conv2d [B,32,64,64]   graphs/lib/image_encoder.lua:6
+ *   %9 conv2d [B,32,64,64]   graphs/lib/image_encoder.lua:6
+ *   %9 conv2d [B,32,64,64]   graphs/lib/image_encoder.lua:6
  *   ... and 4 more */
-void convirt_image_k6_im2col(real *restrict out, const real *restrict in0, long B) {
+void convirt_image_k6_conv2d(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, real *restrict work, long B) {
     const long C = 1, H = 64, W = 64, KH = 3, KW = 3, S = 1, P = 1, HO = 64, WO = 64, KC = 9, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            const real *xp = (in0) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
-                        const real *xrow = xp + iy*W;
-                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
-                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
-                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
+    (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
+    const long L = NB < 16 ? NB : 16;
+    #pragma omp parallel for schedule(static)
+    for (long l = 0; l < L; l++) {
+        real *col = work + l*36864; /* this lane's columns [K, HO*WO] */
+        for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
+            for (long c = 0; c < C; c++) {
+                const real *xp = in0 + (n*C + c)*H*W;
+                real *cp0 = col + c*KH*KW*HO*WO;
+                const long LDC = HO*WO;
+                for (long ky = 0; ky < KH; ky++)
+                    for (long kx = 0; kx < KW; kx++) {
+                        real *cp = cp0 + (ky*KW + kx)*LDC;
+                        /* columns ox with 0 <= ox*S - P + kx < W */
+                        long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                        if (hi > WO) hi = WO;
+                        if (lo > hi) lo = hi;
+                        for (long oy = 0; oy < HO; oy++) {
+                            long iy = oy*S - P + ky;
+                            real *crow = cp + oy*WO;
+                            if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
+                            const real *xrow = xp + iy*W;
+                            for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
+                            for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
+                            for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
+                        }
                     }
-                }
+            }
+            GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, HO*WO, KC, 1, in1, KC, col, HO*WO, 0, out + n*32*HO*WO, HO*WO);
+            for (long o = 0; o < 32; o++) {
+                real *yp = out + (n*32 + o)*HO*WO; const real bo = in2[o];
+                for (long p = 0; p < HO*WO; p++) yp[p] += bo;
+            }
         }
+    }
 }
 
-/* convirt_image_k8_matmul:
- *   %8 matmul [32,4096*B]   graphs/lib/image_encoder.lua:6
- *   %8 matmul [32,4096*B]   graphs/lib/image_encoder.lua:6
- *   %11 matmul [32,4096*B]   graphs/lib/image_encoder.lua:6
- *   %11 matmul [32,4096*B]   graphs/lib/image_encoder.lua:6
- *   %11 matmul [32,4096*B]   graphs/lib/image_encoder.lua:6
- *   %11 matmul [32,4096*B]   graphs/lib/image_encoder.lua:6
- *   ... and 4 more */
-void convirt_image_k8_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 4096*B, 9, (real)1, in0 + 0, 9, in1 + 0, 4096*B, (real)0, out + 0, 4096*B);
-}
-
-/* convirt_image_k10_permute:
- *   %10 permute [B,32,4096]   graphs/lib/image_encoder.lua:6
- *   %10 permute [B,32,4096]   graphs/lib/image_encoder.lua:6
- *   %13 permute [B,32,4096]   graphs/lib/image_encoder.lua:6
- *   %13 permute [B,32,4096]   graphs/lib/image_encoder.lua:6
- *   %13 permute [B,32,4096]   graphs/lib/image_encoder.lua:6
- *   %13 permute [B,32,4096]   graphs/lib/image_encoder.lua:6
+/* convirt_image_k11_fused_scale_sum:
+ *   %11 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *     + %10 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
+ *   %11 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *   %14 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *   %14 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *   %14 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *   %14 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
  *   ... and 7 more */
-void convirt_image_k10_permute(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 32; i1++)
-            for (long i2 = 0; i2 < 4096; i2++)
-                out[i0*131072 + i1*4096 + i2] = in0[i0*4096 + i1*4096*B + i2];
-}
-
-/* convirt_image_k13_add:
- *   %13 map:add [B,32,64,64]   graphs/lib/image_encoder.lua:6
- *   %13 map:add [B,32,64,64]   graphs/lib/image_encoder.lua:6
- *   %16 map:add [B,32,64,64]   graphs/lib/image_encoder.lua:6
- *   %16 map:add [B,32,64,64]   graphs/lib/image_encoder.lua:6
- *   %16 map:add [B,32,64,64]   graphs/lib/image_encoder.lua:6
- *   %16 map:add [B,32,64,64]   graphs/lib/image_encoder.lua:6
- *   ... and 7 more */
-void convirt_image_k13_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(2) if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 32; i1++)
-            for (long i2 = 0; i2 < 4096; i2++)
-                out[i0*131072 + i1*4096 + i2] = in0[i0*131072 + i1*4096 + i2] + in1[i1];
-}
-
-/* convirt_image_k18_fused_scale_sum:
- *   %18 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *     + %17 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
- *   %18 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %21 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %21 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %21 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %21 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   ... and 7 more */
-void convirt_image_k18_fused_scale_sum(real *restrict out, const real *restrict in0, long B) {
+void convirt_image_k11_fused_scale_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for if((long)(131072*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         {
@@ -736,34 +704,34 @@ void convirt_image_k18_fused_scale_sum(real *restrict out, const real *restrict 
         }
 }
 
-/* convirt_image_k19_sub:
- *   %19 map:sub [B,8,16384]   graphs/lib/image_encoder.lua:7
- *   %19 map:sub [B,8,16384]   graphs/lib/image_encoder.lua:7
- *   %22 map:sub [B,8,16384]   graphs/lib/image_encoder.lua:7
- *   %22 map:sub [B,8,16384]   graphs/lib/image_encoder.lua:7
- *   %22 map:sub [B,8,16384]   graphs/lib/image_encoder.lua:7
- *   %22 map:sub [B,8,16384]   graphs/lib/image_encoder.lua:7
+/* convirt_image_k12_sub:
+ *   %12 map:sub [B,8,16384]   graphs/lib/image_encoder.lua:7
+ *   %12 map:sub [B,8,16384]   graphs/lib/image_encoder.lua:7
+ *   %15 map:sub [B,8,16384]   graphs/lib/image_encoder.lua:7
+ *   %15 map:sub [B,8,16384]   graphs/lib/image_encoder.lua:7
+ *   %15 map:sub [B,8,16384]   graphs/lib/image_encoder.lua:7
+ *   %15 map:sub [B,8,16384]   graphs/lib/image_encoder.lua:7
  *   ... and 7 more */
-void convirt_image_k19_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+void convirt_image_k12_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(131072*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         for (long i1 = 0; i1 < 16384; i1++)
             out[i0*16384 + i1] = in0[i0*16384 + i1] - in1[i0];
 }
 
-/* convirt_image_k24_fused_rsqrt_addc_scale_sum:
- *   %24 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *     + %23 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %22 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %21 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %20 map:square [B,8,16384]  graphs/lib/image_encoder.lua:7
- *   %24 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %27 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %27 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %27 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %27 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+/* convirt_image_k17_fused_rsqrt_addc_scale_sum:
+ *   %17 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *     + %16 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %15 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %14 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %13 map:square [B,8,16384]  graphs/lib/image_encoder.lua:7
+ *   %17 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *   %20 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *   %20 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *   %20 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *   %20 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
  *   ... and 7 more */
-void convirt_image_k24_fused_rsqrt_addc_scale_sum(real *restrict out, const real *restrict in0, long B) {
+void convirt_image_k17_fused_rsqrt_addc_scale_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for if((long)(131072*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         {
@@ -774,29 +742,29 @@ void convirt_image_k24_fused_rsqrt_addc_scale_sum(real *restrict out, const real
         }
 }
 
-/* convirt_image_k25_mul:
- *   %25 map:mul [B,8,16384]   graphs/lib/image_encoder.lua:7
- *   %25 map:mul [B,8,16384]   graphs/lib/image_encoder.lua:7
- *   %28 map:mul [B,8,16384]   graphs/lib/image_encoder.lua:7
- *   %28 map:mul [B,8,16384]   graphs/lib/image_encoder.lua:7
- *   %28 map:mul [B,8,16384]   graphs/lib/image_encoder.lua:7
- *   %28 map:mul [B,8,16384]   graphs/lib/image_encoder.lua:7
+/* convirt_image_k18_mul:
+ *   %18 map:mul [B,8,16384]   graphs/lib/image_encoder.lua:7
+ *   %18 map:mul [B,8,16384]   graphs/lib/image_encoder.lua:7
+ *   %21 map:mul [B,8,16384]   graphs/lib/image_encoder.lua:7
+ *   %21 map:mul [B,8,16384]   graphs/lib/image_encoder.lua:7
+ *   %21 map:mul [B,8,16384]   graphs/lib/image_encoder.lua:7
+ *   %21 map:mul [B,8,16384]   graphs/lib/image_encoder.lua:7
  *   ... and 7 more */
-void convirt_image_k25_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+void convirt_image_k18_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(131072*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         for (long i1 = 0; i1 < 16384; i1++)
             out[i0*16384 + i1] = in0[i0*16384 + i1] * in1[i0];
 }
 
-/* convirt_image_k31_fused_relu_add_mul:
- *   %31 fused:relu_add_mul [B,32,64,64]   graphs/lib/image_encoder.lua:22
- *     + %30 map:add [B,32,64,64]  graphs/lib/image_encoder.lua:7
- *     + %28 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7
- *   %32 fused:relu_add_mul [B,32,64,64]   graphs/lib/image_encoder.lua:22
- *   %31 fused:relu_add_mul [B,32,64,64]   graphs/lib/image_encoder.lua:22
- *   %401 fused:relu_add_mul [B,32,64,64]   graphs/lib/unet.lua:17 */
-void convirt_image_k31_fused_relu_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
+/* convirt_image_k24_fused_relu_add_mul:
+ *   %24 fused:relu_add_mul [B,32,64,64]   graphs/lib/image_encoder.lua:22
+ *     + %23 map:add [B,32,64,64]  graphs/lib/image_encoder.lua:7
+ *     + %21 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7
+ *   %25 fused:relu_add_mul [B,32,64,64]   graphs/lib/image_encoder.lua:22
+ *   %24 fused:relu_add_mul [B,32,64,64]   graphs/lib/image_encoder.lua:22
+ *   %310 fused:relu_add_mul [B,32,64,64]   graphs/lib/unet.lua:17 */
+void convirt_image_k24_fused_relu_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
     #pragma omp parallel for collapse(2) if((long)(131072*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 32; i1++)
@@ -804,95 +772,63 @@ void convirt_image_k31_fused_relu_add_mul(real *restrict out, const real *restri
                 out[i0*131072 + i1*4096 + i2] = (((in0[i0*131072 + i1*4096 + i2]) * (in1[i1])) + (in2[i1])) > 0 ? (((in0[i0*131072 + i1*4096 + i2]) * (in1[i1])) + (in2[i1])) : (real)0;
 }
 
-/* convirt_image_k34_im2col:
- *   %34 im2col [288,1024*B]   graphs/lib/image_encoder.lua:6
- *   %34 im2col [288,1024*B]   graphs/lib/image_encoder.lua:6
- *   %37 im2col [288,1024*B]   graphs/lib/image_encoder.lua:6
- *   %37 im2col [288,1024*B]   graphs/lib/image_encoder.lua:6
- *   %37 im2col [288,1024*B]   graphs/lib/image_encoder.lua:6
- *   %37 im2col [288,1024*B]   graphs/lib/image_encoder.lua:6
+/* convirt_image_k27_conv2d:
+ *   %27 conv2d [B,32,32,32]   graphs/lib/image_encoder.lua:6
+ *   %27 conv2d [B,32,32,32]   graphs/lib/image_encoder.lua:6
+ *   %30 conv2d [B,32,32,32]   graphs/lib/image_encoder.lua:6
+ *   %30 conv2d [B,32,32,32]   graphs/lib/image_encoder.lua:6
+ *   %30 conv2d [B,32,32,32]   graphs/lib/image_encoder.lua:6
+ *   %30 conv2d [B,32,32,32]   graphs/lib/image_encoder.lua:6
  *   ... and 4 more */
-void convirt_image_k34_im2col(real *restrict out, const real *restrict in0, long B) {
+void convirt_image_k27_conv2d(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, real *restrict work, long B) {
     const long C = 32, H = 64, W = 64, KH = 3, KW = 3, S = 2, P = 1, HO = 32, WO = 32, KC = 288, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            const real *xp = (in0) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
-                        const real *xrow = xp + iy*W;
-                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
-                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
-                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
+    (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
+    const long L = NB < 16 ? NB : 16;
+    #pragma omp parallel for schedule(static)
+    for (long l = 0; l < L; l++) {
+        real *col = work + l*294912; /* this lane's columns [K, HO*WO] */
+        for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
+            for (long c = 0; c < C; c++) {
+                const real *xp = in0 + (n*C + c)*H*W;
+                real *cp0 = col + c*KH*KW*HO*WO;
+                const long LDC = HO*WO;
+                for (long ky = 0; ky < KH; ky++)
+                    for (long kx = 0; kx < KW; kx++) {
+                        real *cp = cp0 + (ky*KW + kx)*LDC;
+                        /* columns ox with 0 <= ox*S - P + kx < W */
+                        long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                        if (hi > WO) hi = WO;
+                        if (lo > hi) lo = hi;
+                        for (long oy = 0; oy < HO; oy++) {
+                            long iy = oy*S - P + ky;
+                            real *crow = cp + oy*WO;
+                            if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
+                            const real *xrow = xp + iy*W;
+                            for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
+                            for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
+                            for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
+                        }
                     }
-                }
+            }
+            GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, HO*WO, KC, 1, in1, KC, col, HO*WO, 0, out + n*32*HO*WO, HO*WO);
+            for (long o = 0; o < 32; o++) {
+                real *yp = out + (n*32 + o)*HO*WO; const real bo = in2[o];
+                for (long p = 0; p < HO*WO; p++) yp[p] += bo;
+            }
         }
+    }
 }
 
-/* convirt_image_k36_matmul:
- *   %36 matmul [32,1024*B]   graphs/lib/image_encoder.lua:6
- *   %64 matmul [32,1024*B]   graphs/lib/image_encoder.lua:6
- *   %92 matmul [32,1024*B]   graphs/lib/image_encoder.lua:13
- *   %36 matmul [32,1024*B]   graphs/lib/image_encoder.lua:6
- *   %64 matmul [32,1024*B]   graphs/lib/image_encoder.lua:6
- *   %92 matmul [32,1024*B]   graphs/lib/image_encoder.lua:13
- *   ... and 24 more */
-void convirt_image_k36_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024*B, 288, (real)1, in0 + 0, 288, in1 + 0, 1024*B, (real)0, out + 0, 1024*B);
-}
-
-/* convirt_image_k38_permute:
- *   %38 permute [B,32,1024]   graphs/lib/image_encoder.lua:6
- *   %66 permute [B,32,1024]   graphs/lib/image_encoder.lua:6
- *   %94 permute [B,32,1024]   graphs/lib/image_encoder.lua:13
- *   %38 permute [B,32,1024]   graphs/lib/image_encoder.lua:6
- *   %66 permute [B,32,1024]   graphs/lib/image_encoder.lua:6
- *   %94 permute [B,32,1024]   graphs/lib/image_encoder.lua:13
+/* convirt_image_k32_fused_scale_sum:
+ *   %32 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *     + %31 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
+ *   %53 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *   %74 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13
+ *   %32 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *   %53 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *   %74 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13
  *   ... and 27 more */
-void convirt_image_k38_permute(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 32; i1++)
-            for (long i2 = 0; i2 < 1024; i2++)
-                out[i0*32768 + i1*1024 + i2] = in0[i0*1024 + i1*1024*B + i2];
-}
-
-/* convirt_image_k41_add:
- *   %41 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:6
- *   %69 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:6
- *   %97 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:13
- *   %41 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:6
- *   %69 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:6
- *   %97 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:13
- *   ... and 27 more */
-void convirt_image_k41_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 32; i1++)
-            for (long i2 = 0; i2 < 1024; i2++)
-                out[i0*32768 + i1*1024 + i2] = in0[i0*32768 + i1*1024 + i2] + in1[i1];
-}
-
-/* convirt_image_k46_fused_scale_sum:
- *   %46 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *     + %45 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
- *   %74 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %102 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13
- *   %46 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %74 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %102 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13
- *   ... and 27 more */
-void convirt_image_k46_fused_scale_sum(real *restrict out, const real *restrict in0, long B) {
+void convirt_image_k32_fused_scale_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for if((long)(32768*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         {
@@ -903,34 +839,34 @@ void convirt_image_k46_fused_scale_sum(real *restrict out, const real *restrict 
         }
 }
 
-/* convirt_image_k47_sub:
- *   %47 map:sub [B,8,4096]   graphs/lib/image_encoder.lua:7
- *   %75 map:sub [B,8,4096]   graphs/lib/image_encoder.lua:7
- *   %103 map:sub [B,8,4096]   graphs/lib/image_encoder.lua:13
- *   %47 map:sub [B,8,4096]   graphs/lib/image_encoder.lua:7
- *   %75 map:sub [B,8,4096]   graphs/lib/image_encoder.lua:7
- *   %103 map:sub [B,8,4096]   graphs/lib/image_encoder.lua:13
+/* convirt_image_k33_sub:
+ *   %33 map:sub [B,8,4096]   graphs/lib/image_encoder.lua:7
+ *   %54 map:sub [B,8,4096]   graphs/lib/image_encoder.lua:7
+ *   %75 map:sub [B,8,4096]   graphs/lib/image_encoder.lua:13
+ *   %33 map:sub [B,8,4096]   graphs/lib/image_encoder.lua:7
+ *   %54 map:sub [B,8,4096]   graphs/lib/image_encoder.lua:7
+ *   %75 map:sub [B,8,4096]   graphs/lib/image_encoder.lua:13
  *   ... and 27 more */
-void convirt_image_k47_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+void convirt_image_k33_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(32768*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         for (long i1 = 0; i1 < 4096; i1++)
             out[i0*4096 + i1] = in0[i0*4096 + i1] - in1[i0];
 }
 
-/* convirt_image_k52_fused_rsqrt_addc_scale_sum:
- *   %52 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *     + %51 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %50 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %49 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %48 map:square [B,8,4096]  graphs/lib/image_encoder.lua:7
- *   %80 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %108 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13
- *   %52 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %80 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %108 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13
+/* convirt_image_k38_fused_rsqrt_addc_scale_sum:
+ *   %38 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *     + %37 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %36 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %35 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %34 map:square [B,8,4096]  graphs/lib/image_encoder.lua:7
+ *   %59 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *   %80 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13
+ *   %38 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *   %59 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *   %80 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13
  *   ... and 27 more */
-void convirt_image_k52_fused_rsqrt_addc_scale_sum(real *restrict out, const real *restrict in0, long B) {
+void convirt_image_k38_fused_rsqrt_addc_scale_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for if((long)(32768*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         {
@@ -941,32 +877,32 @@ void convirt_image_k52_fused_rsqrt_addc_scale_sum(real *restrict out, const real
         }
 }
 
-/* convirt_image_k53_mul:
- *   %53 map:mul [B,8,4096]   graphs/lib/image_encoder.lua:7
- *   %81 map:mul [B,8,4096]   graphs/lib/image_encoder.lua:7
- *   %109 map:mul [B,8,4096]   graphs/lib/image_encoder.lua:13
- *   %53 map:mul [B,8,4096]   graphs/lib/image_encoder.lua:7
- *   %81 map:mul [B,8,4096]   graphs/lib/image_encoder.lua:7
- *   %109 map:mul [B,8,4096]   graphs/lib/image_encoder.lua:13
+/* convirt_image_k39_mul:
+ *   %39 map:mul [B,8,4096]   graphs/lib/image_encoder.lua:7
+ *   %60 map:mul [B,8,4096]   graphs/lib/image_encoder.lua:7
+ *   %81 map:mul [B,8,4096]   graphs/lib/image_encoder.lua:13
+ *   %39 map:mul [B,8,4096]   graphs/lib/image_encoder.lua:7
+ *   %60 map:mul [B,8,4096]   graphs/lib/image_encoder.lua:7
+ *   %81 map:mul [B,8,4096]   graphs/lib/image_encoder.lua:13
  *   ... and 27 more */
-void convirt_image_k53_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+void convirt_image_k39_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(32768*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         for (long i1 = 0; i1 < 4096; i1++)
             out[i0*4096 + i1] = in0[i0*4096 + i1] * in1[i0];
 }
 
-/* convirt_image_k59_fused_relu_add_mul:
- *   %59 fused:relu_add_mul [B,32,32,32]   graphs/lib/image_encoder.lua:26
- *     + %58 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:7
- *     + %56 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7
- *   %87 fused:relu_add_mul [B,32,32,32]   graphs/lib/image_encoder.lua:12
- *   %60 fused:relu_add_mul [B,32,32,32]   graphs/lib/image_encoder.lua:26
- *   %88 fused:relu_add_mul [B,32,32,32]   graphs/lib/image_encoder.lua:12
- *   %59 fused:relu_add_mul [B,32,32,32]   graphs/lib/image_encoder.lua:26
- *   %87 fused:relu_add_mul [B,32,32,32]   graphs/lib/image_encoder.lua:12
+/* convirt_image_k45_fused_relu_add_mul:
+ *   %45 fused:relu_add_mul [B,32,32,32]   graphs/lib/image_encoder.lua:26
+ *     + %44 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:7
+ *     + %42 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7
+ *   %66 fused:relu_add_mul [B,32,32,32]   graphs/lib/image_encoder.lua:12
+ *   %46 fused:relu_add_mul [B,32,32,32]   graphs/lib/image_encoder.lua:26
+ *   %67 fused:relu_add_mul [B,32,32,32]   graphs/lib/image_encoder.lua:12
+ *   %45 fused:relu_add_mul [B,32,32,32]   graphs/lib/image_encoder.lua:26
+ *   %66 fused:relu_add_mul [B,32,32,32]   graphs/lib/image_encoder.lua:12
  *   ... and 1 more */
-void convirt_image_k59_fused_relu_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
+void convirt_image_k45_fused_relu_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
     #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 32; i1++)
@@ -974,49 +910,61 @@ void convirt_image_k59_fused_relu_add_mul(real *restrict out, const real *restri
                 out[i0*32768 + i1*1024 + i2] = (((in0[i0*32768 + i1*1024 + i2]) * (in1[i1])) + (in2[i1])) > 0 ? (((in0[i0*32768 + i1*1024 + i2]) * (in1[i1])) + (in2[i1])) : (real)0;
 }
 
-/* convirt_image_k62_im2col:
- *   %62 im2col [288,1024*B]   graphs/lib/image_encoder.lua:6
- *   %90 im2col [288,1024*B]   graphs/lib/image_encoder.lua:13
- *   %62 im2col [288,1024*B]   graphs/lib/image_encoder.lua:6
- *   %90 im2col [288,1024*B]   graphs/lib/image_encoder.lua:13
- *   %65 im2col [288,1024*B]   graphs/lib/image_encoder.lua:6
- *   %93 im2col [288,1024*B]   graphs/lib/image_encoder.lua:13
+/* convirt_image_k48_conv2d:
+ *   %48 conv2d [B,32,32,32]   graphs/lib/image_encoder.lua:6
+ *   %69 conv2d [B,32,32,32]   graphs/lib/image_encoder.lua:13
+ *   %48 conv2d [B,32,32,32]   graphs/lib/image_encoder.lua:6
+ *   %69 conv2d [B,32,32,32]   graphs/lib/image_encoder.lua:13
+ *   %51 conv2d [B,32,32,32]   graphs/lib/image_encoder.lua:6
+ *   %72 conv2d [B,32,32,32]   graphs/lib/image_encoder.lua:13
  *   ... and 14 more */
-void convirt_image_k62_im2col(real *restrict out, const real *restrict in0, long B) {
+void convirt_image_k48_conv2d(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, real *restrict work, long B) {
     const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 1, P = 1, HO = 32, WO = 32, KC = 288, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            const real *xp = (in0) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
-                        const real *xrow = xp + iy*W;
-                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
-                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
-                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
+    (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
+    const long L = NB < 16 ? NB : 16;
+    #pragma omp parallel for schedule(static)
+    for (long l = 0; l < L; l++) {
+        real *col = work + l*294912; /* this lane's columns [K, HO*WO] */
+        for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
+            for (long c = 0; c < C; c++) {
+                const real *xp = in0 + (n*C + c)*H*W;
+                real *cp0 = col + c*KH*KW*HO*WO;
+                const long LDC = HO*WO;
+                for (long ky = 0; ky < KH; ky++)
+                    for (long kx = 0; kx < KW; kx++) {
+                        real *cp = cp0 + (ky*KW + kx)*LDC;
+                        /* columns ox with 0 <= ox*S - P + kx < W */
+                        long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                        if (hi > WO) hi = WO;
+                        if (lo > hi) lo = hi;
+                        for (long oy = 0; oy < HO; oy++) {
+                            long iy = oy*S - P + ky;
+                            real *crow = cp + oy*WO;
+                            if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
+                            const real *xrow = xp + iy*W;
+                            for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
+                            for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
+                            for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
+                        }
                     }
-                }
+            }
+            GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, HO*WO, KC, 1, in1, KC, col, HO*WO, 0, out + n*32*HO*WO, HO*WO);
+            for (long o = 0; o < 32; o++) {
+                real *yp = out + (n*32 + o)*HO*WO; const real bo = in2[o];
+                for (long p = 0; p < HO*WO; p++) yp[p] += bo;
+            }
         }
+    }
 }
 
-/* convirt_image_k116_fused_relu_add_add_mul:
- *   %116 fused:relu_add_add_mul [B,32,32,32]   graphs/lib/image_encoder.lua:27
- *     + %115 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:14
- *     + %114 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:13
- *     + %112 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13
- *   %117 fused:relu_add_add_mul [B,32,32,32]   graphs/lib/image_encoder.lua:27
- *   %116 fused:relu_add_add_mul [B,32,32,32]   graphs/lib/image_encoder.lua:27 */
-void convirt_image_k116_fused_relu_add_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
+/* convirt_image_k88_fused_relu_add_add_mul:
+ *   %88 fused:relu_add_add_mul [B,32,32,32]   graphs/lib/image_encoder.lua:27
+ *     + %87 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:14
+ *     + %86 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:13
+ *     + %84 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13
+ *   %89 fused:relu_add_add_mul [B,32,32,32]   graphs/lib/image_encoder.lua:27
+ *   %88 fused:relu_add_add_mul [B,32,32,32]   graphs/lib/image_encoder.lua:27 */
+void convirt_image_k88_fused_relu_add_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
     #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 32; i1++)
@@ -1024,95 +972,63 @@ void convirt_image_k116_fused_relu_add_add_mul(real *restrict out, const real *r
                 out[i0*32768 + i1*1024 + i2] = ((in0[i0*32768 + i1*1024 + i2]) + (((in1[i0*32768 + i1*1024 + i2]) * (in2[i1])) + (in3[i1]))) > 0 ? ((in0[i0*32768 + i1*1024 + i2]) + (((in1[i0*32768 + i1*1024 + i2]) * (in2[i1])) + (in3[i1]))) : (real)0;
 }
 
-/* convirt_image_k119_im2col:
- *   %119 im2col [288,256*B]   graphs/lib/image_encoder.lua:6
- *   %119 im2col [288,256*B]   graphs/lib/image_encoder.lua:6
- *   %122 im2col [288,256*B]   graphs/lib/image_encoder.lua:6
- *   %122 im2col [288,256*B]   graphs/lib/image_encoder.lua:6
- *   %122 im2col [288,256*B]   graphs/lib/image_encoder.lua:6
- *   %122 im2col [288,256*B]   graphs/lib/image_encoder.lua:6
+/* convirt_image_k91_conv2d:
+ *   %91 conv2d [B,64,16,16]   graphs/lib/image_encoder.lua:6
+ *   %91 conv2d [B,64,16,16]   graphs/lib/image_encoder.lua:6
+ *   %94 conv2d [B,64,16,16]   graphs/lib/image_encoder.lua:6
+ *   %94 conv2d [B,64,16,16]   graphs/lib/image_encoder.lua:6
+ *   %94 conv2d [B,64,16,16]   graphs/lib/image_encoder.lua:6
+ *   %94 conv2d [B,64,16,16]   graphs/lib/image_encoder.lua:6
  *   ... and 4 more */
-void convirt_image_k119_im2col(real *restrict out, const real *restrict in0, long B) {
+void convirt_image_k91_conv2d(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, real *restrict work, long B) {
     const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 2, P = 1, HO = 16, WO = 16, KC = 288, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            const real *xp = (in0) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
-                        const real *xrow = xp + iy*W;
-                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
-                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
-                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
+    (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
+    const long L = NB < 16 ? NB : 16;
+    #pragma omp parallel for schedule(static)
+    for (long l = 0; l < L; l++) {
+        real *col = work + l*73728; /* this lane's columns [K, HO*WO] */
+        for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
+            for (long c = 0; c < C; c++) {
+                const real *xp = in0 + (n*C + c)*H*W;
+                real *cp0 = col + c*KH*KW*HO*WO;
+                const long LDC = HO*WO;
+                for (long ky = 0; ky < KH; ky++)
+                    for (long kx = 0; kx < KW; kx++) {
+                        real *cp = cp0 + (ky*KW + kx)*LDC;
+                        /* columns ox with 0 <= ox*S - P + kx < W */
+                        long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                        if (hi > WO) hi = WO;
+                        if (lo > hi) lo = hi;
+                        for (long oy = 0; oy < HO; oy++) {
+                            long iy = oy*S - P + ky;
+                            real *crow = cp + oy*WO;
+                            if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
+                            const real *xrow = xp + iy*W;
+                            for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
+                            for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
+                            for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
+                        }
                     }
-                }
+            }
+            GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, HO*WO, KC, 1, in1, KC, col, HO*WO, 0, out + n*64*HO*WO, HO*WO);
+            for (long o = 0; o < 64; o++) {
+                real *yp = out + (n*64 + o)*HO*WO; const real bo = in2[o];
+                for (long p = 0; p < HO*WO; p++) yp[p] += bo;
+            }
         }
+    }
 }
 
-/* convirt_image_k121_matmul:
- *   %121 matmul [64,256*B]   graphs/lib/image_encoder.lua:6
- *   %121 matmul [64,256*B]   graphs/lib/image_encoder.lua:6
- *   %124 matmul [64,256*B]   graphs/lib/image_encoder.lua:6
- *   %124 matmul [64,256*B]   graphs/lib/image_encoder.lua:6
- *   %124 matmul [64,256*B]   graphs/lib/image_encoder.lua:6
- *   %124 matmul [64,256*B]   graphs/lib/image_encoder.lua:6
- *   ... and 4 more */
-void convirt_image_k121_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 256*B, 288, (real)1, in0 + 0, 288, in1 + 0, 256*B, (real)0, out + 0, 256*B);
-}
-
-/* convirt_image_k123_permute:
- *   %123 permute [B,64,256]   graphs/lib/image_encoder.lua:6
- *   %151 permute [B,64,256]   graphs/lib/image_encoder.lua:6
- *   %179 permute [B,64,256]   graphs/lib/image_encoder.lua:13
- *   %123 permute [B,64,256]   graphs/lib/image_encoder.lua:6
- *   %151 permute [B,64,256]   graphs/lib/image_encoder.lua:6
- *   %179 permute [B,64,256]   graphs/lib/image_encoder.lua:13
+/* convirt_image_k96_fused_scale_sum:
+ *   %96 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *     + %95 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
+ *   %117 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *   %138 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13
+ *   %96 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *   %117 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *   %138 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13
  *   ... and 27 more */
-void convirt_image_k123_permute(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 64; i1++)
-            for (long i2 = 0; i2 < 256; i2++)
-                out[i0*16384 + i1*256 + i2] = in0[i0*256 + i1*256*B + i2];
-}
-
-/* convirt_image_k126_add:
- *   %126 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:6
- *   %154 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:6
- *   %182 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:13
- *   %126 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:6
- *   %154 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:6
- *   %182 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:13
- *   ... and 27 more */
-void convirt_image_k126_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 64; i1++)
-            for (long i2 = 0; i2 < 256; i2++)
-                out[i0*16384 + i1*256 + i2] = in0[i0*16384 + i1*256 + i2] + in1[i1];
-}
-
-/* convirt_image_k131_fused_scale_sum:
- *   %131 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *     + %130 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
- *   %159 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %187 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13
- *   %131 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %159 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %187 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13
- *   ... and 27 more */
-void convirt_image_k131_fused_scale_sum(real *restrict out, const real *restrict in0, long B) {
+void convirt_image_k96_fused_scale_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for if((long)(16384*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         {
@@ -1123,34 +1039,34 @@ void convirt_image_k131_fused_scale_sum(real *restrict out, const real *restrict
         }
 }
 
-/* convirt_image_k132_sub:
- *   %132 map:sub [B,8,2048]   graphs/lib/image_encoder.lua:7
- *   %160 map:sub [B,8,2048]   graphs/lib/image_encoder.lua:7
- *   %188 map:sub [B,8,2048]   graphs/lib/image_encoder.lua:13
- *   %132 map:sub [B,8,2048]   graphs/lib/image_encoder.lua:7
- *   %160 map:sub [B,8,2048]   graphs/lib/image_encoder.lua:7
- *   %188 map:sub [B,8,2048]   graphs/lib/image_encoder.lua:13
+/* convirt_image_k97_sub:
+ *   %97 map:sub [B,8,2048]   graphs/lib/image_encoder.lua:7
+ *   %118 map:sub [B,8,2048]   graphs/lib/image_encoder.lua:7
+ *   %139 map:sub [B,8,2048]   graphs/lib/image_encoder.lua:13
+ *   %97 map:sub [B,8,2048]   graphs/lib/image_encoder.lua:7
+ *   %118 map:sub [B,8,2048]   graphs/lib/image_encoder.lua:7
+ *   %139 map:sub [B,8,2048]   graphs/lib/image_encoder.lua:13
  *   ... and 27 more */
-void convirt_image_k132_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+void convirt_image_k97_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(16384*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         for (long i1 = 0; i1 < 2048; i1++)
             out[i0*2048 + i1] = in0[i0*2048 + i1] - in1[i0];
 }
 
-/* convirt_image_k137_fused_rsqrt_addc_scale_sum:
- *   %137 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *     + %136 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %135 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %134 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %133 map:square [B,8,2048]  graphs/lib/image_encoder.lua:7
- *   %165 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %193 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13
- *   %137 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %165 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %193 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13
+/* convirt_image_k102_fused_rsqrt_addc_scale_sum:
+ *   %102 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *     + %101 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %100 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %99 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %98 map:square [B,8,2048]  graphs/lib/image_encoder.lua:7
+ *   %123 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *   %144 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13
+ *   %102 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *   %123 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *   %144 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13
  *   ... and 27 more */
-void convirt_image_k137_fused_rsqrt_addc_scale_sum(real *restrict out, const real *restrict in0, long B) {
+void convirt_image_k102_fused_rsqrt_addc_scale_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for if((long)(16384*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         {
@@ -1161,32 +1077,32 @@ void convirt_image_k137_fused_rsqrt_addc_scale_sum(real *restrict out, const rea
         }
 }
 
-/* convirt_image_k138_mul:
- *   %138 map:mul [B,8,2048]   graphs/lib/image_encoder.lua:7
- *   %166 map:mul [B,8,2048]   graphs/lib/image_encoder.lua:7
- *   %194 map:mul [B,8,2048]   graphs/lib/image_encoder.lua:13
- *   %138 map:mul [B,8,2048]   graphs/lib/image_encoder.lua:7
- *   %166 map:mul [B,8,2048]   graphs/lib/image_encoder.lua:7
- *   %194 map:mul [B,8,2048]   graphs/lib/image_encoder.lua:13
+/* convirt_image_k103_mul:
+ *   %103 map:mul [B,8,2048]   graphs/lib/image_encoder.lua:7
+ *   %124 map:mul [B,8,2048]   graphs/lib/image_encoder.lua:7
+ *   %145 map:mul [B,8,2048]   graphs/lib/image_encoder.lua:13
+ *   %103 map:mul [B,8,2048]   graphs/lib/image_encoder.lua:7
+ *   %124 map:mul [B,8,2048]   graphs/lib/image_encoder.lua:7
+ *   %145 map:mul [B,8,2048]   graphs/lib/image_encoder.lua:13
  *   ... and 27 more */
-void convirt_image_k138_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+void convirt_image_k103_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(16384*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         for (long i1 = 0; i1 < 2048; i1++)
             out[i0*2048 + i1] = in0[i0*2048 + i1] * in1[i0];
 }
 
-/* convirt_image_k144_fused_relu_add_mul:
- *   %144 fused:relu_add_mul [B,64,16,16]   graphs/lib/image_encoder.lua:26
- *     + %143 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:7
- *     + %141 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7
- *   %172 fused:relu_add_mul [B,64,16,16]   graphs/lib/image_encoder.lua:12
- *   %145 fused:relu_add_mul [B,64,16,16]   graphs/lib/image_encoder.lua:26
- *   %173 fused:relu_add_mul [B,64,16,16]   graphs/lib/image_encoder.lua:12
- *   %144 fused:relu_add_mul [B,64,16,16]   graphs/lib/image_encoder.lua:26
- *   %172 fused:relu_add_mul [B,64,16,16]   graphs/lib/image_encoder.lua:12
+/* convirt_image_k109_fused_relu_add_mul:
+ *   %109 fused:relu_add_mul [B,64,16,16]   graphs/lib/image_encoder.lua:26
+ *     + %108 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:7
+ *     + %106 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7
+ *   %130 fused:relu_add_mul [B,64,16,16]   graphs/lib/image_encoder.lua:12
+ *   %110 fused:relu_add_mul [B,64,16,16]   graphs/lib/image_encoder.lua:26
+ *   %131 fused:relu_add_mul [B,64,16,16]   graphs/lib/image_encoder.lua:12
+ *   %109 fused:relu_add_mul [B,64,16,16]   graphs/lib/image_encoder.lua:26
+ *   %130 fused:relu_add_mul [B,64,16,16]   graphs/lib/image_encoder.lua:12
  *   ... and 1 more */
-void convirt_image_k144_fused_relu_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
+void convirt_image_k109_fused_relu_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
     #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 64; i1++)
@@ -1194,61 +1110,61 @@ void convirt_image_k144_fused_relu_add_mul(real *restrict out, const real *restr
                 out[i0*16384 + i1*256 + i2] = (((in0[i0*16384 + i1*256 + i2]) * (in1[i1])) + (in2[i1])) > 0 ? (((in0[i0*16384 + i1*256 + i2]) * (in1[i1])) + (in2[i1])) : (real)0;
 }
 
-/* convirt_image_k147_im2col:
- *   %147 im2col [576,256*B]   graphs/lib/image_encoder.lua:6
- *   %175 im2col [576,256*B]   graphs/lib/image_encoder.lua:13
- *   %147 im2col [576,256*B]   graphs/lib/image_encoder.lua:6
- *   %175 im2col [576,256*B]   graphs/lib/image_encoder.lua:13
- *   %150 im2col [576,256*B]   graphs/lib/image_encoder.lua:6
- *   %178 im2col [576,256*B]   graphs/lib/image_encoder.lua:13
+/* convirt_image_k112_conv2d:
+ *   %112 conv2d [B,64,16,16]   graphs/lib/image_encoder.lua:6
+ *   %133 conv2d [B,64,16,16]   graphs/lib/image_encoder.lua:13
+ *   %112 conv2d [B,64,16,16]   graphs/lib/image_encoder.lua:6
+ *   %133 conv2d [B,64,16,16]   graphs/lib/image_encoder.lua:13
+ *   %115 conv2d [B,64,16,16]   graphs/lib/image_encoder.lua:6
+ *   %136 conv2d [B,64,16,16]   graphs/lib/image_encoder.lua:13
  *   ... and 14 more */
-void convirt_image_k147_im2col(real *restrict out, const real *restrict in0, long B) {
+void convirt_image_k112_conv2d(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, real *restrict work, long B) {
     const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 1, P = 1, HO = 16, WO = 16, KC = 576, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            const real *xp = (in0) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
-                        const real *xrow = xp + iy*W;
-                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
-                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
-                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
+    (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
+    const long L = NB < 16 ? NB : 16;
+    #pragma omp parallel for schedule(static)
+    for (long l = 0; l < L; l++) {
+        real *col = work + l*147456; /* this lane's columns [K, HO*WO] */
+        for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
+            for (long c = 0; c < C; c++) {
+                const real *xp = in0 + (n*C + c)*H*W;
+                real *cp0 = col + c*KH*KW*HO*WO;
+                const long LDC = HO*WO;
+                for (long ky = 0; ky < KH; ky++)
+                    for (long kx = 0; kx < KW; kx++) {
+                        real *cp = cp0 + (ky*KW + kx)*LDC;
+                        /* columns ox with 0 <= ox*S - P + kx < W */
+                        long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                        if (hi > WO) hi = WO;
+                        if (lo > hi) lo = hi;
+                        for (long oy = 0; oy < HO; oy++) {
+                            long iy = oy*S - P + ky;
+                            real *crow = cp + oy*WO;
+                            if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
+                            const real *xrow = xp + iy*W;
+                            for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
+                            for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
+                            for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
+                        }
                     }
-                }
+            }
+            GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, HO*WO, KC, 1, in1, KC, col, HO*WO, 0, out + n*64*HO*WO, HO*WO);
+            for (long o = 0; o < 64; o++) {
+                real *yp = out + (n*64 + o)*HO*WO; const real bo = in2[o];
+                for (long p = 0; p < HO*WO; p++) yp[p] += bo;
+            }
         }
+    }
 }
 
-/* convirt_image_k149_matmul:
- *   %149 matmul [64,256*B]   graphs/lib/image_encoder.lua:6
- *   %177 matmul [64,256*B]   graphs/lib/image_encoder.lua:13
- *   %149 matmul [64,256*B]   graphs/lib/image_encoder.lua:6
- *   %177 matmul [64,256*B]   graphs/lib/image_encoder.lua:13
- *   %152 matmul [64,256*B]   graphs/lib/image_encoder.lua:6
- *   %180 matmul [64,256*B]   graphs/lib/image_encoder.lua:13
- *   ... and 14 more */
-void convirt_image_k149_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 256*B, 576, (real)1, in0 + 0, 576, in1 + 0, 256*B, (real)0, out + 0, 256*B);
-}
-
-/* convirt_image_k201_fused_relu_add_add_mul:
- *   %201 fused:relu_add_add_mul [B,64,16,16]   graphs/lib/image_encoder.lua:27
- *     + %200 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:14
- *     + %199 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:13
- *     + %197 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13
- *   %202 fused:relu_add_add_mul [B,64,16,16]   graphs/lib/image_encoder.lua:27
- *   %201 fused:relu_add_add_mul [B,64,16,16]   graphs/lib/image_encoder.lua:27 */
-void convirt_image_k201_fused_relu_add_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
+/* convirt_image_k152_fused_relu_add_add_mul:
+ *   %152 fused:relu_add_add_mul [B,64,16,16]   graphs/lib/image_encoder.lua:27
+ *     + %151 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:14
+ *     + %150 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:13
+ *     + %148 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13
+ *   %153 fused:relu_add_add_mul [B,64,16,16]   graphs/lib/image_encoder.lua:27
+ *   %152 fused:relu_add_add_mul [B,64,16,16]   graphs/lib/image_encoder.lua:27 */
+void convirt_image_k152_fused_relu_add_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
     #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 64; i1++)
@@ -1256,95 +1172,63 @@ void convirt_image_k201_fused_relu_add_add_mul(real *restrict out, const real *r
                 out[i0*16384 + i1*256 + i2] = ((in0[i0*16384 + i1*256 + i2]) + (((in1[i0*16384 + i1*256 + i2]) * (in2[i1])) + (in3[i1]))) > 0 ? ((in0[i0*16384 + i1*256 + i2]) + (((in1[i0*16384 + i1*256 + i2]) * (in2[i1])) + (in3[i1]))) : (real)0;
 }
 
-/* convirt_image_k204_im2col:
- *   %204 im2col [576,64*B]   graphs/lib/image_encoder.lua:6
- *   %204 im2col [576,64*B]   graphs/lib/image_encoder.lua:6
- *   %207 im2col [576,64*B]   graphs/lib/image_encoder.lua:6
- *   %207 im2col [576,64*B]   graphs/lib/image_encoder.lua:6
- *   %207 im2col [576,64*B]   graphs/lib/image_encoder.lua:6
- *   %207 im2col [576,64*B]   graphs/lib/image_encoder.lua:6
+/* convirt_image_k155_conv2d:
+ *   %155 conv2d [B,128,8,8]   graphs/lib/image_encoder.lua:6
+ *   %155 conv2d [B,128,8,8]   graphs/lib/image_encoder.lua:6
+ *   %158 conv2d [B,128,8,8]   graphs/lib/image_encoder.lua:6
+ *   %158 conv2d [B,128,8,8]   graphs/lib/image_encoder.lua:6
+ *   %158 conv2d [B,128,8,8]   graphs/lib/image_encoder.lua:6
+ *   %158 conv2d [B,128,8,8]   graphs/lib/image_encoder.lua:6
  *   ... and 4 more */
-void convirt_image_k204_im2col(real *restrict out, const real *restrict in0, long B) {
+void convirt_image_k155_conv2d(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, real *restrict work, long B) {
     const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 2, P = 1, HO = 8, WO = 8, KC = 576, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            const real *xp = (in0) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
-                        const real *xrow = xp + iy*W;
-                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
-                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
-                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
+    (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
+    const long L = NB < 16 ? NB : 16;
+    #pragma omp parallel for schedule(static)
+    for (long l = 0; l < L; l++) {
+        real *col = work + l*36864; /* this lane's columns [K, HO*WO] */
+        for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
+            for (long c = 0; c < C; c++) {
+                const real *xp = in0 + (n*C + c)*H*W;
+                real *cp0 = col + c*KH*KW*HO*WO;
+                const long LDC = HO*WO;
+                for (long ky = 0; ky < KH; ky++)
+                    for (long kx = 0; kx < KW; kx++) {
+                        real *cp = cp0 + (ky*KW + kx)*LDC;
+                        /* columns ox with 0 <= ox*S - P + kx < W */
+                        long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                        if (hi > WO) hi = WO;
+                        if (lo > hi) lo = hi;
+                        for (long oy = 0; oy < HO; oy++) {
+                            long iy = oy*S - P + ky;
+                            real *crow = cp + oy*WO;
+                            if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
+                            const real *xrow = xp + iy*W;
+                            for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
+                            for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
+                            for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
+                        }
                     }
-                }
+            }
+            GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 128, HO*WO, KC, 1, in1, KC, col, HO*WO, 0, out + n*128*HO*WO, HO*WO);
+            for (long o = 0; o < 128; o++) {
+                real *yp = out + (n*128 + o)*HO*WO; const real bo = in2[o];
+                for (long p = 0; p < HO*WO; p++) yp[p] += bo;
+            }
         }
+    }
 }
 
-/* convirt_image_k206_matmul:
- *   %206 matmul [128,64*B]   graphs/lib/image_encoder.lua:6
- *   %206 matmul [128,64*B]   graphs/lib/image_encoder.lua:6
- *   %209 matmul [128,64*B]   graphs/lib/image_encoder.lua:6
- *   %209 matmul [128,64*B]   graphs/lib/image_encoder.lua:6
- *   %209 matmul [128,64*B]   graphs/lib/image_encoder.lua:6
- *   %209 matmul [128,64*B]   graphs/lib/image_encoder.lua:6
- *   ... and 4 more */
-void convirt_image_k206_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 128, 64*B, 576, (real)1, in0 + 0, 576, in1 + 0, 64*B, (real)0, out + 0, 64*B);
-}
-
-/* convirt_image_k208_permute:
- *   %208 permute [B,128,64]   graphs/lib/image_encoder.lua:6
- *   %236 permute [B,128,64]   graphs/lib/image_encoder.lua:6
- *   %264 permute [B,128,64]   graphs/lib/image_encoder.lua:13
- *   %208 permute [B,128,64]   graphs/lib/image_encoder.lua:6
- *   %236 permute [B,128,64]   graphs/lib/image_encoder.lua:6
- *   %264 permute [B,128,64]   graphs/lib/image_encoder.lua:13
+/* convirt_image_k160_fused_scale_sum:
+ *   %160 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *     + %159 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
+ *   %181 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *   %202 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13
+ *   %160 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *   %181 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *   %202 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13
  *   ... and 24 more */
-void convirt_image_k208_permute(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            for (long i2 = 0; i2 < 64; i2++)
-                out[i0*8192 + i1*64 + i2] = in0[i0*64 + i1*64*B + i2];
-}
-
-/* convirt_image_k211_add:
- *   %211 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:6
- *   %239 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:6
- *   %267 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:13
- *   %211 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:6
- *   %239 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:6
- *   %267 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:13
- *   ... and 24 more */
-void convirt_image_k211_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            for (long i2 = 0; i2 < 64; i2++)
-                out[i0*8192 + i1*64 + i2] = in0[i0*8192 + i1*64 + i2] + in1[i1];
-}
-
-/* convirt_image_k216_fused_scale_sum:
- *   %216 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *     + %215 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
- *   %244 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %272 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13
- *   %216 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %244 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %272 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13
- *   ... and 24 more */
-void convirt_image_k216_fused_scale_sum(real *restrict out, const real *restrict in0, long B) {
+void convirt_image_k160_fused_scale_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         {
@@ -1355,34 +1239,34 @@ void convirt_image_k216_fused_scale_sum(real *restrict out, const real *restrict
         }
 }
 
-/* convirt_image_k217_sub:
- *   %217 map:sub [B,8,1024]   graphs/lib/image_encoder.lua:7
- *   %245 map:sub [B,8,1024]   graphs/lib/image_encoder.lua:7
- *   %273 map:sub [B,8,1024]   graphs/lib/image_encoder.lua:13
- *   %217 map:sub [B,8,1024]   graphs/lib/image_encoder.lua:7
- *   %245 map:sub [B,8,1024]   graphs/lib/image_encoder.lua:7
- *   %273 map:sub [B,8,1024]   graphs/lib/image_encoder.lua:13
+/* convirt_image_k161_sub:
+ *   %161 map:sub [B,8,1024]   graphs/lib/image_encoder.lua:7
+ *   %182 map:sub [B,8,1024]   graphs/lib/image_encoder.lua:7
+ *   %203 map:sub [B,8,1024]   graphs/lib/image_encoder.lua:13
+ *   %161 map:sub [B,8,1024]   graphs/lib/image_encoder.lua:7
+ *   %182 map:sub [B,8,1024]   graphs/lib/image_encoder.lua:7
+ *   %203 map:sub [B,8,1024]   graphs/lib/image_encoder.lua:13
  *   ... and 24 more */
-void convirt_image_k217_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+void convirt_image_k161_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         for (long i1 = 0; i1 < 1024; i1++)
             out[i0*1024 + i1] = in0[i0*1024 + i1] - in1[i0];
 }
 
-/* convirt_image_k222_fused_rsqrt_addc_scale_sum:
- *   %222 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *     + %221 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %220 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %219 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %218 map:square [B,8,1024]  graphs/lib/image_encoder.lua:7
- *   %250 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %278 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13
- *   %222 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %250 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %278 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13
+/* convirt_image_k166_fused_rsqrt_addc_scale_sum:
+ *   %166 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *     + %165 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %164 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %163 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %162 map:square [B,8,1024]  graphs/lib/image_encoder.lua:7
+ *   %187 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *   %208 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13
+ *   %166 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *   %187 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *   %208 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13
  *   ... and 24 more */
-void convirt_image_k222_fused_rsqrt_addc_scale_sum(real *restrict out, const real *restrict in0, long B) {
+void convirt_image_k166_fused_rsqrt_addc_scale_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         {
@@ -1393,31 +1277,31 @@ void convirt_image_k222_fused_rsqrt_addc_scale_sum(real *restrict out, const rea
         }
 }
 
-/* convirt_image_k223_mul:
- *   %223 map:mul [B,8,1024]   graphs/lib/image_encoder.lua:7
- *   %251 map:mul [B,8,1024]   graphs/lib/image_encoder.lua:7
- *   %279 map:mul [B,8,1024]   graphs/lib/image_encoder.lua:13
- *   %223 map:mul [B,8,1024]   graphs/lib/image_encoder.lua:7
- *   %251 map:mul [B,8,1024]   graphs/lib/image_encoder.lua:7
- *   %279 map:mul [B,8,1024]   graphs/lib/image_encoder.lua:13
+/* convirt_image_k167_mul:
+ *   %167 map:mul [B,8,1024]   graphs/lib/image_encoder.lua:7
+ *   %188 map:mul [B,8,1024]   graphs/lib/image_encoder.lua:7
+ *   %209 map:mul [B,8,1024]   graphs/lib/image_encoder.lua:13
+ *   %167 map:mul [B,8,1024]   graphs/lib/image_encoder.lua:7
+ *   %188 map:mul [B,8,1024]   graphs/lib/image_encoder.lua:7
+ *   %209 map:mul [B,8,1024]   graphs/lib/image_encoder.lua:13
  *   ... and 24 more */
-void convirt_image_k223_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+void convirt_image_k167_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         for (long i1 = 0; i1 < 1024; i1++)
             out[i0*1024 + i1] = in0[i0*1024 + i1] * in1[i0];
 }
 
-/* convirt_image_k229_fused_relu_add_mul:
- *   %229 fused:relu_add_mul [B,128,8,8]   graphs/lib/image_encoder.lua:26
- *     + %228 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:7
- *     + %226 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7
- *   %257 fused:relu_add_mul [B,128,8,8]   graphs/lib/image_encoder.lua:12
- *   %230 fused:relu_add_mul [B,128,8,8]   graphs/lib/image_encoder.lua:26
- *   %258 fused:relu_add_mul [B,128,8,8]   graphs/lib/image_encoder.lua:12
- *   %229 fused:relu_add_mul [B,128,8,8]   graphs/lib/image_encoder.lua:26
- *   %257 fused:relu_add_mul [B,128,8,8]   graphs/lib/image_encoder.lua:12 */
-void convirt_image_k229_fused_relu_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
+/* convirt_image_k173_fused_relu_add_mul:
+ *   %173 fused:relu_add_mul [B,128,8,8]   graphs/lib/image_encoder.lua:26
+ *     + %172 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:7
+ *     + %170 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7
+ *   %194 fused:relu_add_mul [B,128,8,8]   graphs/lib/image_encoder.lua:12
+ *   %174 fused:relu_add_mul [B,128,8,8]   graphs/lib/image_encoder.lua:26
+ *   %195 fused:relu_add_mul [B,128,8,8]   graphs/lib/image_encoder.lua:12
+ *   %173 fused:relu_add_mul [B,128,8,8]   graphs/lib/image_encoder.lua:26
+ *   %194 fused:relu_add_mul [B,128,8,8]   graphs/lib/image_encoder.lua:12 */
+void convirt_image_k173_fused_relu_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
     #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 128; i1++)
@@ -1425,61 +1309,61 @@ void convirt_image_k229_fused_relu_add_mul(real *restrict out, const real *restr
                 out[i0*8192 + i1*64 + i2] = (((in0[i0*8192 + i1*64 + i2]) * (in1[i1])) + (in2[i1])) > 0 ? (((in0[i0*8192 + i1*64 + i2]) * (in1[i1])) + (in2[i1])) : (real)0;
 }
 
-/* convirt_image_k232_im2col:
- *   %232 im2col [1152,64*B]   graphs/lib/image_encoder.lua:6
- *   %260 im2col [1152,64*B]   graphs/lib/image_encoder.lua:13
- *   %232 im2col [1152,64*B]   graphs/lib/image_encoder.lua:6
- *   %260 im2col [1152,64*B]   graphs/lib/image_encoder.lua:13
- *   %235 im2col [1152,64*B]   graphs/lib/image_encoder.lua:6
- *   %263 im2col [1152,64*B]   graphs/lib/image_encoder.lua:13
+/* convirt_image_k176_conv2d:
+ *   %176 conv2d [B,128,8,8]   graphs/lib/image_encoder.lua:6
+ *   %197 conv2d [B,128,8,8]   graphs/lib/image_encoder.lua:13
+ *   %176 conv2d [B,128,8,8]   graphs/lib/image_encoder.lua:6
+ *   %197 conv2d [B,128,8,8]   graphs/lib/image_encoder.lua:13
+ *   %179 conv2d [B,128,8,8]   graphs/lib/image_encoder.lua:6
+ *   %200 conv2d [B,128,8,8]   graphs/lib/image_encoder.lua:13
  *   ... and 14 more */
-void convirt_image_k232_im2col(real *restrict out, const real *restrict in0, long B) {
+void convirt_image_k176_conv2d(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, real *restrict work, long B) {
     const long C = 128, H = 8, W = 8, KH = 3, KW = 3, S = 1, P = 1, HO = 8, WO = 8, KC = 1152, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            const real *xp = (in0) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
-                        const real *xrow = xp + iy*W;
-                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
-                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
-                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
+    (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
+    const long L = NB < 16 ? NB : 16;
+    #pragma omp parallel for schedule(static)
+    for (long l = 0; l < L; l++) {
+        real *col = work + l*73728; /* this lane's columns [K, HO*WO] */
+        for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
+            for (long c = 0; c < C; c++) {
+                const real *xp = in0 + (n*C + c)*H*W;
+                real *cp0 = col + c*KH*KW*HO*WO;
+                const long LDC = HO*WO;
+                for (long ky = 0; ky < KH; ky++)
+                    for (long kx = 0; kx < KW; kx++) {
+                        real *cp = cp0 + (ky*KW + kx)*LDC;
+                        /* columns ox with 0 <= ox*S - P + kx < W */
+                        long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                        if (hi > WO) hi = WO;
+                        if (lo > hi) lo = hi;
+                        for (long oy = 0; oy < HO; oy++) {
+                            long iy = oy*S - P + ky;
+                            real *crow = cp + oy*WO;
+                            if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
+                            const real *xrow = xp + iy*W;
+                            for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
+                            for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
+                            for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
+                        }
                     }
-                }
+            }
+            GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 128, HO*WO, KC, 1, in1, KC, col, HO*WO, 0, out + n*128*HO*WO, HO*WO);
+            for (long o = 0; o < 128; o++) {
+                real *yp = out + (n*128 + o)*HO*WO; const real bo = in2[o];
+                for (long p = 0; p < HO*WO; p++) yp[p] += bo;
+            }
         }
+    }
 }
 
-/* convirt_image_k234_matmul:
- *   %234 matmul [128,64*B]   graphs/lib/image_encoder.lua:6
- *   %262 matmul [128,64*B]   graphs/lib/image_encoder.lua:13
- *   %234 matmul [128,64*B]   graphs/lib/image_encoder.lua:6
- *   %262 matmul [128,64*B]   graphs/lib/image_encoder.lua:13
- *   %237 matmul [128,64*B]   graphs/lib/image_encoder.lua:6
- *   %265 matmul [128,64*B]   graphs/lib/image_encoder.lua:13
- *   ... and 14 more */
-void convirt_image_k234_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 128, 64*B, 1152, (real)1, in0 + 0, 1152, in1 + 0, 64*B, (real)0, out + 0, 64*B);
-}
-
-/* convirt_image_k286_fused_relu_add_add_mul:
- *   %286 fused:relu_add_add_mul [B,128,8,8]   graphs/lib/image_encoder.lua:27
- *     + %285 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:14
- *     + %284 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:13
- *     + %282 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13
- *   %287 fused:relu_add_add_mul [B,128,8,8]   graphs/lib/image_encoder.lua:27
- *   %286 fused:relu_add_add_mul [B,128,8,8]   graphs/lib/image_encoder.lua:27 */
-void convirt_image_k286_fused_relu_add_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
+/* convirt_image_k216_fused_relu_add_add_mul:
+ *   %216 fused:relu_add_add_mul [B,128,8,8]   graphs/lib/image_encoder.lua:27
+ *     + %215 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:14
+ *     + %214 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:13
+ *     + %212 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13
+ *   %217 fused:relu_add_add_mul [B,128,8,8]   graphs/lib/image_encoder.lua:27
+ *   %216 fused:relu_add_add_mul [B,128,8,8]   graphs/lib/image_encoder.lua:27 */
+void convirt_image_k216_fused_relu_add_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
     #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 128; i1++)
@@ -1487,15 +1371,15 @@ void convirt_image_k286_fused_relu_add_add_mul(real *restrict out, const real *r
                 out[i0*8192 + i1*64 + i2] = ((in0[i0*8192 + i1*64 + i2]) + (((in1[i0*8192 + i1*64 + i2]) * (in2[i1])) + (in3[i1]))) > 0 ? ((in0[i0*8192 + i1*64 + i2]) + (((in1[i0*8192 + i1*64 + i2]) * (in2[i1])) + (in3[i1]))) : (real)0;
 }
 
-/* convirt_image_k288_permute:
- *   %288 permute [B,64,128]   graphs/lib/image_encoder.lua:33
- *   %288 permute [B,64,128]   graphs/lib/image_encoder.lua:33
- *   %291 permute [B,64,128]   graphs/lib/image_encoder.lua:33
- *   %291 permute [B,64,128]   graphs/lib/image_encoder.lua:33
- *   %291 permute [B,64,128]   graphs/lib/image_encoder.lua:33
- *   %291 permute [B,64,128]   graphs/lib/image_encoder.lua:33
+/* convirt_image_k218_permute:
+ *   %218 permute [B,64,128]   graphs/lib/image_encoder.lua:33
+ *   %218 permute [B,64,128]   graphs/lib/image_encoder.lua:33
+ *   %221 permute [B,64,128]   graphs/lib/image_encoder.lua:33
+ *   %221 permute [B,64,128]   graphs/lib/image_encoder.lua:33
+ *   %221 permute [B,64,128]   graphs/lib/image_encoder.lua:33
+ *   %221 permute [B,64,128]   graphs/lib/image_encoder.lua:33
  *   ... and 1 more */
-void convirt_image_k288_permute(real *restrict out, const real *restrict in0, long B) {
+void convirt_image_k218_permute(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 64; i1++)
@@ -1503,15 +1387,15 @@ void convirt_image_k288_permute(real *restrict out, const real *restrict in0, lo
                 out[i0*8192 + i1*128 + i2] = in0[i0*8192 + i1 + i2*64];
 }
 
-/* convirt_image_k294_matmul_add:
- *   %294 matmul+add [B,64,128]   graphs/lib/image_encoder.lua:34
- *     + %292 matmul [64*B,128]  graphs/lib/image_encoder.lua:34 (the product; the rest is its epilogue)
- *   %294 matmul+add [B,64,128]   graphs/lib/image_encoder.lua:34
- *   %297 matmul+add [B,64,128]   graphs/lib/image_encoder.lua:34
- *   %297 matmul+add [B,64,128]   graphs/lib/image_encoder.lua:34
- *   %297 matmul+add [B,64,128]   graphs/lib/image_encoder.lua:34
- *   %297 matmul+add [B,64,128]   graphs/lib/image_encoder.lua:34 */
-void convirt_image_k294_matmul_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
+/* convirt_image_k224_matmul_add:
+ *   %224 matmul+add [B,64,128]   graphs/lib/image_encoder.lua:34
+ *     + %222 matmul [64*B,128]  graphs/lib/image_encoder.lua:34 (the product; the rest is its epilogue)
+ *   %224 matmul+add [B,64,128]   graphs/lib/image_encoder.lua:34
+ *   %227 matmul+add [B,64,128]   graphs/lib/image_encoder.lua:34
+ *   %227 matmul+add [B,64,128]   graphs/lib/image_encoder.lua:34
+ *   %227 matmul+add [B,64,128]   graphs/lib/image_encoder.lua:34
+ *   %227 matmul+add [B,64,128]   graphs/lib/image_encoder.lua:34 */
+void convirt_image_k224_matmul_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
     long panel = 131072 / (128); if (panel < 64) panel = 64;
     for (long r0 = 0; r0 < 64*B; r0 += panel) {
         const long pm = 64*B - r0 < panel ? 64*B - r0 : panel;
@@ -1527,15 +1411,15 @@ void convirt_image_k294_matmul_add(real *restrict out, const real *restrict in0,
     }
 }
 
-/* convirt_image_k295_sum:
- *   %295 reduce [B,1,128]   graphs/lib/image_encoder.lua:35
- *   %295 reduce [B,1,128]   graphs/lib/image_encoder.lua:35
- *   %298 reduce [B,1,128]   graphs/lib/image_encoder.lua:35
- *   %298 reduce [B,1,128]   graphs/lib/image_encoder.lua:35
- *   %298 reduce [B,1,128]   graphs/lib/image_encoder.lua:35
- *   %298 reduce [B,1,128]   graphs/lib/image_encoder.lua:35
+/* convirt_image_k225_sum:
+ *   %225 reduce [B,1,128]   graphs/lib/image_encoder.lua:35
+ *   %225 reduce [B,1,128]   graphs/lib/image_encoder.lua:35
+ *   %228 reduce [B,1,128]   graphs/lib/image_encoder.lua:35
+ *   %228 reduce [B,1,128]   graphs/lib/image_encoder.lua:35
+ *   %228 reduce [B,1,128]   graphs/lib/image_encoder.lua:35
+ *   %228 reduce [B,1,128]   graphs/lib/image_encoder.lua:35
  *   ... and 1 more */
-void convirt_image_k295_sum(real *restrict out, const real *restrict in0, long B) {
+void convirt_image_k225_sum(real *restrict out, const real *restrict in0, long B) {
     const long nblk = (128 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
     for (long o = 0; o < B; o++)
@@ -1551,30 +1435,30 @@ void convirt_image_k295_sum(real *restrict out, const real *restrict in0, long B
         }
 }
 
-/* convirt_image_k297_scale:
- *   %297 map:scale [B,128]   graphs/lib/image_encoder.lua:35
- *   %297 map:scale [B,128]   graphs/lib/image_encoder.lua:35
- *   %300 map:scale [B,128]   graphs/lib/image_encoder.lua:35
- *   %300 map:scale [B,128]   graphs/lib/image_encoder.lua:35
- *   %300 map:scale [B,128]   graphs/lib/image_encoder.lua:35
- *   %300 map:scale [B,128]   graphs/lib/image_encoder.lua:35
+/* convirt_image_k227_scale:
+ *   %227 map:scale [B,128]   graphs/lib/image_encoder.lua:35
+ *   %227 map:scale [B,128]   graphs/lib/image_encoder.lua:35
+ *   %230 map:scale [B,128]   graphs/lib/image_encoder.lua:35
+ *   %230 map:scale [B,128]   graphs/lib/image_encoder.lua:35
+ *   %230 map:scale [B,128]   graphs/lib/image_encoder.lua:35
+ *   %230 map:scale [B,128]   graphs/lib/image_encoder.lua:35
  *   ... and 1 more */
-void convirt_image_k297_scale(real *restrict out, const real *restrict in0, long B) {
+void convirt_image_k227_scale(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(128*B) > 32768)
     for (long i0 = 0; i0 < 128*B; i0++)
         out[i0] = in0[i0] * (real)0.015625;
 }
 
-/* convirt_image_k301_matmul_add:
- *   %301 matmul+add [B,128]   graphs/lib/image_encoder.lua:36
- *     + %300 matmul [B,128]  graphs/lib/image_encoder.lua:36 (the product; the rest is its epilogue)
- *   %301 matmul+add [B,128]   graphs/lib/image_encoder.lua:36
- *   %304 matmul+add [B,128]   graphs/lib/image_encoder.lua:36
- *   %304 matmul+add [B,128]   graphs/lib/image_encoder.lua:36
- *   %304 matmul+add [B,128]   graphs/lib/image_encoder.lua:36
- *   %304 matmul+add [B,128]   graphs/lib/image_encoder.lua:36
+/* convirt_image_k231_matmul_add:
+ *   %231 matmul+add [B,128]   graphs/lib/image_encoder.lua:36
+ *     + %230 matmul [B,128]  graphs/lib/image_encoder.lua:36 (the product; the rest is its epilogue)
+ *   %231 matmul+add [B,128]   graphs/lib/image_encoder.lua:36
+ *   %234 matmul+add [B,128]   graphs/lib/image_encoder.lua:36
+ *   %234 matmul+add [B,128]   graphs/lib/image_encoder.lua:36
+ *   %234 matmul+add [B,128]   graphs/lib/image_encoder.lua:36
+ *   %234 matmul+add [B,128]   graphs/lib/image_encoder.lua:36
  *   ... and 1 more */
-void convirt_image_k301_matmul_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
+void convirt_image_k231_matmul_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
     long panel = 131072 / (128); if (panel < 64) panel = 64;
     for (long r0 = 0; r0 < B; r0 += panel) {
         const long pm = B - r0 < panel ? B - r0 : panel;
@@ -1590,16 +1474,16 @@ void convirt_image_k301_matmul_add(real *restrict out, const real *restrict in0,
     }
 }
 
-/* convirt_image_vjp_k30_fused_add_mul:
- *   %30 fused:add_mul [B,32,64,64]   graphs/lib/image_encoder.lua:7
- *     + %28 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7
- *   %33 fused:add_mul [B,32,64,64]   graphs/lib/image_encoder.lua:7
- *   %33 fused:add_mul [B,32,64,64]   graphs/lib/image_encoder.lua:7
- *   %33 fused:add_mul [B,32,64,64]   graphs/lib/image_encoder.lua:7
- *   %33 fused:add_mul [B,32,64,64]   graphs/lib/image_encoder.lua:7
- *   %33 fused:add_mul [B,32,64,64]   graphs/lib/image_encoder.lua:7
+/* convirt_image_vjp_k23_fused_add_mul:
+ *   %23 fused:add_mul [B,32,64,64]   graphs/lib/image_encoder.lua:7
+ *     + %21 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7
+ *   %26 fused:add_mul [B,32,64,64]   graphs/lib/image_encoder.lua:7
+ *   %26 fused:add_mul [B,32,64,64]   graphs/lib/image_encoder.lua:7
+ *   %26 fused:add_mul [B,32,64,64]   graphs/lib/image_encoder.lua:7
+ *   %26 fused:add_mul [B,32,64,64]   graphs/lib/image_encoder.lua:7
+ *   %26 fused:add_mul [B,32,64,64]   graphs/lib/image_encoder.lua:7
  *   ... and 3 more */
-void convirt_image_vjp_k30_fused_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
+void convirt_image_vjp_k23_fused_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
     #pragma omp parallel for collapse(2) if((long)(131072*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 32; i1++)
@@ -1607,30 +1491,30 @@ void convirt_image_vjp_k30_fused_add_mul(real *restrict out, const real *restric
                 out[i0*131072 + i1*4096 + i2] = ((in0[i0*131072 + i1*4096 + i2]) * (in1[i1])) + (in2[i1]);
 }
 
-/* convirt_image_vjp_k31_relu:
- *   %31 map:relu [B,32,64,64]   graphs/lib/image_encoder.lua:22
- *   %34 map:relu [B,32,64,64]   graphs/lib/image_encoder.lua:22
- *   %34 map:relu [B,32,64,64]   graphs/lib/image_encoder.lua:22
- *   %34 map:relu [B,32,64,64]   graphs/lib/image_encoder.lua:22
- *   %34 map:relu [B,32,64,64]   graphs/lib/image_encoder.lua:22
- *   %34 map:relu [B,32,64,64]   graphs/lib/image_encoder.lua:22
+/* convirt_image_vjp_k24_relu:
+ *   %24 map:relu [B,32,64,64]   graphs/lib/image_encoder.lua:22
+ *   %27 map:relu [B,32,64,64]   graphs/lib/image_encoder.lua:22
+ *   %27 map:relu [B,32,64,64]   graphs/lib/image_encoder.lua:22
+ *   %27 map:relu [B,32,64,64]   graphs/lib/image_encoder.lua:22
+ *   %27 map:relu [B,32,64,64]   graphs/lib/image_encoder.lua:22
+ *   %27 map:relu [B,32,64,64]   graphs/lib/image_encoder.lua:22
  *   ... and 3 more */
-void convirt_image_vjp_k31_relu(real *restrict out, const real *restrict in0, long B) {
+void convirt_image_vjp_k24_relu(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(131072*B) > 32768)
     for (long i0 = 0; i0 < 131072*B; i0++)
         out[i0] = in0[i0] > 0 ? in0[i0] : (real)0;
 }
 
-/* convirt_image_vjp_k58_fused_add_mul:
- *   %58 fused:add_mul [B,32,32,32]   graphs/lib/image_encoder.lua:7
- *     + %56 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7
- *   %86 fused:add_mul [B,32,32,32]   graphs/lib/image_encoder.lua:7
- *   %61 fused:add_mul [B,32,32,32]   graphs/lib/image_encoder.lua:7
- *   %89 fused:add_mul [B,32,32,32]   graphs/lib/image_encoder.lua:7
- *   %61 fused:add_mul [B,32,32,32]   graphs/lib/image_encoder.lua:7
- *   %89 fused:add_mul [B,32,32,32]   graphs/lib/image_encoder.lua:7
+/* convirt_image_vjp_k44_fused_add_mul:
+ *   %44 fused:add_mul [B,32,32,32]   graphs/lib/image_encoder.lua:7
+ *     + %42 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7
+ *   %65 fused:add_mul [B,32,32,32]   graphs/lib/image_encoder.lua:7
+ *   %47 fused:add_mul [B,32,32,32]   graphs/lib/image_encoder.lua:7
+ *   %68 fused:add_mul [B,32,32,32]   graphs/lib/image_encoder.lua:7
+ *   %47 fused:add_mul [B,32,32,32]   graphs/lib/image_encoder.lua:7
+ *   %68 fused:add_mul [B,32,32,32]   graphs/lib/image_encoder.lua:7
  *   ... and 10 more */
-void convirt_image_vjp_k58_fused_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
+void convirt_image_vjp_k44_fused_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
     #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 32; i1++)
@@ -1638,31 +1522,31 @@ void convirt_image_vjp_k58_fused_add_mul(real *restrict out, const real *restric
                 out[i0*32768 + i1*1024 + i2] = ((in0[i0*32768 + i1*1024 + i2]) * (in1[i1])) + (in2[i1]);
 }
 
-/* convirt_image_vjp_k59_relu:
- *   %59 map:relu [B,32,32,32]   graphs/lib/image_encoder.lua:26
- *   %87 map:relu [B,32,32,32]   graphs/lib/image_encoder.lua:12
- *   %116 map:relu [B,32,32,32]   graphs/lib/image_encoder.lua:27
- *   %62 map:relu [B,32,32,32]   graphs/lib/image_encoder.lua:26
- *   %90 map:relu [B,32,32,32]   graphs/lib/image_encoder.lua:12
- *   %119 map:relu [B,32,32,32]   graphs/lib/image_encoder.lua:27
+/* convirt_image_vjp_k45_relu:
+ *   %45 map:relu [B,32,32,32]   graphs/lib/image_encoder.lua:26
+ *   %66 map:relu [B,32,32,32]   graphs/lib/image_encoder.lua:12
+ *   %88 map:relu [B,32,32,32]   graphs/lib/image_encoder.lua:27
+ *   %48 map:relu [B,32,32,32]   graphs/lib/image_encoder.lua:26
+ *   %69 map:relu [B,32,32,32]   graphs/lib/image_encoder.lua:12
+ *   %91 map:relu [B,32,32,32]   graphs/lib/image_encoder.lua:27
  *   ... and 17 more */
-void convirt_image_vjp_k59_relu(real *restrict out, const real *restrict in0, long B) {
+void convirt_image_vjp_k45_relu(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(32768*B) > 32768)
     for (long i0 = 0; i0 < 32768*B; i0++)
         out[i0] = in0[i0] > 0 ? in0[i0] : (real)0;
 }
 
-/* convirt_image_vjp_k115_fused_add_add_mul:
- *   %115 fused:add_add_mul [B,32,32,32]   graphs/lib/image_encoder.lua:14
- *     + %114 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:13
- *     + %112 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13
- *   %118 fused:add_add_mul [B,32,32,32]   graphs/lib/image_encoder.lua:14
- *   %118 fused:add_add_mul [B,32,32,32]   graphs/lib/image_encoder.lua:14
- *   %118 fused:add_add_mul [B,32,32,32]   graphs/lib/image_encoder.lua:14
- *   %118 fused:add_add_mul [B,32,32,32]   graphs/lib/image_encoder.lua:14
- *   %118 fused:add_add_mul [B,32,32,32]   graphs/lib/image_encoder.lua:14
+/* convirt_image_vjp_k87_fused_add_add_mul:
+ *   %87 fused:add_add_mul [B,32,32,32]   graphs/lib/image_encoder.lua:14
+ *     + %86 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:13
+ *     + %84 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13
+ *   %90 fused:add_add_mul [B,32,32,32]   graphs/lib/image_encoder.lua:14
+ *   %90 fused:add_add_mul [B,32,32,32]   graphs/lib/image_encoder.lua:14
+ *   %90 fused:add_add_mul [B,32,32,32]   graphs/lib/image_encoder.lua:14
+ *   %90 fused:add_add_mul [B,32,32,32]   graphs/lib/image_encoder.lua:14
+ *   %90 fused:add_add_mul [B,32,32,32]   graphs/lib/image_encoder.lua:14
  *   ... and 1 more */
-void convirt_image_vjp_k115_fused_add_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
+void convirt_image_vjp_k87_fused_add_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
     #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 32; i1++)
@@ -1670,16 +1554,16 @@ void convirt_image_vjp_k115_fused_add_add_mul(real *restrict out, const real *re
                 out[i0*32768 + i1*1024 + i2] = (in0[i0*32768 + i1*1024 + i2]) + (((in1[i0*32768 + i1*1024 + i2]) * (in2[i1])) + (in3[i1]));
 }
 
-/* convirt_image_vjp_k143_fused_add_mul:
- *   %143 fused:add_mul [B,64,16,16]   graphs/lib/image_encoder.lua:7
- *     + %141 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7
- *   %171 fused:add_mul [B,64,16,16]   graphs/lib/image_encoder.lua:7
- *   %146 fused:add_mul [B,64,16,16]   graphs/lib/image_encoder.lua:7
- *   %174 fused:add_mul [B,64,16,16]   graphs/lib/image_encoder.lua:7
- *   %146 fused:add_mul [B,64,16,16]   graphs/lib/image_encoder.lua:7
- *   %174 fused:add_mul [B,64,16,16]   graphs/lib/image_encoder.lua:7
+/* convirt_image_vjp_k108_fused_add_mul:
+ *   %108 fused:add_mul [B,64,16,16]   graphs/lib/image_encoder.lua:7
+ *     + %106 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7
+ *   %129 fused:add_mul [B,64,16,16]   graphs/lib/image_encoder.lua:7
+ *   %111 fused:add_mul [B,64,16,16]   graphs/lib/image_encoder.lua:7
+ *   %132 fused:add_mul [B,64,16,16]   graphs/lib/image_encoder.lua:7
+ *   %111 fused:add_mul [B,64,16,16]   graphs/lib/image_encoder.lua:7
+ *   %132 fused:add_mul [B,64,16,16]   graphs/lib/image_encoder.lua:7
  *   ... and 10 more */
-void convirt_image_vjp_k143_fused_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
+void convirt_image_vjp_k108_fused_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
     #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 64; i1++)
@@ -1687,31 +1571,31 @@ void convirt_image_vjp_k143_fused_add_mul(real *restrict out, const real *restri
                 out[i0*16384 + i1*256 + i2] = ((in0[i0*16384 + i1*256 + i2]) * (in1[i1])) + (in2[i1]);
 }
 
-/* convirt_image_vjp_k144_relu:
- *   %144 map:relu [B,64,16,16]   graphs/lib/image_encoder.lua:26
- *   %172 map:relu [B,64,16,16]   graphs/lib/image_encoder.lua:12
- *   %201 map:relu [B,64,16,16]   graphs/lib/image_encoder.lua:27
- *   %147 map:relu [B,64,16,16]   graphs/lib/image_encoder.lua:26
- *   %175 map:relu [B,64,16,16]   graphs/lib/image_encoder.lua:12
- *   %204 map:relu [B,64,16,16]   graphs/lib/image_encoder.lua:27
+/* convirt_image_vjp_k109_relu:
+ *   %109 map:relu [B,64,16,16]   graphs/lib/image_encoder.lua:26
+ *   %130 map:relu [B,64,16,16]   graphs/lib/image_encoder.lua:12
+ *   %152 map:relu [B,64,16,16]   graphs/lib/image_encoder.lua:27
+ *   %112 map:relu [B,64,16,16]   graphs/lib/image_encoder.lua:26
+ *   %133 map:relu [B,64,16,16]   graphs/lib/image_encoder.lua:12
+ *   %155 map:relu [B,64,16,16]   graphs/lib/image_encoder.lua:27
  *   ... and 17 more */
-void convirt_image_vjp_k144_relu(real *restrict out, const real *restrict in0, long B) {
+void convirt_image_vjp_k109_relu(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(16384*B) > 32768)
     for (long i0 = 0; i0 < 16384*B; i0++)
         out[i0] = in0[i0] > 0 ? in0[i0] : (real)0;
 }
 
-/* convirt_image_vjp_k200_fused_add_add_mul:
- *   %200 fused:add_add_mul [B,64,16,16]   graphs/lib/image_encoder.lua:14
- *     + %199 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:13
- *     + %197 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13
- *   %203 fused:add_add_mul [B,64,16,16]   graphs/lib/image_encoder.lua:14
- *   %203 fused:add_add_mul [B,64,16,16]   graphs/lib/image_encoder.lua:14
- *   %203 fused:add_add_mul [B,64,16,16]   graphs/lib/image_encoder.lua:14
- *   %203 fused:add_add_mul [B,64,16,16]   graphs/lib/image_encoder.lua:14
- *   %203 fused:add_add_mul [B,64,16,16]   graphs/lib/image_encoder.lua:14
+/* convirt_image_vjp_k151_fused_add_add_mul:
+ *   %151 fused:add_add_mul [B,64,16,16]   graphs/lib/image_encoder.lua:14
+ *     + %150 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:13
+ *     + %148 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13
+ *   %154 fused:add_add_mul [B,64,16,16]   graphs/lib/image_encoder.lua:14
+ *   %154 fused:add_add_mul [B,64,16,16]   graphs/lib/image_encoder.lua:14
+ *   %154 fused:add_add_mul [B,64,16,16]   graphs/lib/image_encoder.lua:14
+ *   %154 fused:add_add_mul [B,64,16,16]   graphs/lib/image_encoder.lua:14
+ *   %154 fused:add_add_mul [B,64,16,16]   graphs/lib/image_encoder.lua:14
  *   ... and 1 more */
-void convirt_image_vjp_k200_fused_add_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
+void convirt_image_vjp_k151_fused_add_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
     #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 64; i1++)
@@ -1719,16 +1603,16 @@ void convirt_image_vjp_k200_fused_add_add_mul(real *restrict out, const real *re
                 out[i0*16384 + i1*256 + i2] = (in0[i0*16384 + i1*256 + i2]) + (((in1[i0*16384 + i1*256 + i2]) * (in2[i1])) + (in3[i1]));
 }
 
-/* convirt_image_vjp_k228_fused_add_mul:
- *   %228 fused:add_mul [B,128,8,8]   graphs/lib/image_encoder.lua:7
- *     + %226 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7
- *   %256 fused:add_mul [B,128,8,8]   graphs/lib/image_encoder.lua:7
- *   %231 fused:add_mul [B,128,8,8]   graphs/lib/image_encoder.lua:7
- *   %259 fused:add_mul [B,128,8,8]   graphs/lib/image_encoder.lua:7
- *   %231 fused:add_mul [B,128,8,8]   graphs/lib/image_encoder.lua:7
- *   %259 fused:add_mul [B,128,8,8]   graphs/lib/image_encoder.lua:7
+/* convirt_image_vjp_k172_fused_add_mul:
+ *   %172 fused:add_mul [B,128,8,8]   graphs/lib/image_encoder.lua:7
+ *     + %170 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7
+ *   %193 fused:add_mul [B,128,8,8]   graphs/lib/image_encoder.lua:7
+ *   %175 fused:add_mul [B,128,8,8]   graphs/lib/image_encoder.lua:7
+ *   %196 fused:add_mul [B,128,8,8]   graphs/lib/image_encoder.lua:7
+ *   %175 fused:add_mul [B,128,8,8]   graphs/lib/image_encoder.lua:7
+ *   %196 fused:add_mul [B,128,8,8]   graphs/lib/image_encoder.lua:7
  *   ... and 8 more */
-void convirt_image_vjp_k228_fused_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
+void convirt_image_vjp_k172_fused_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
     #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 128; i1++)
@@ -1736,31 +1620,31 @@ void convirt_image_vjp_k228_fused_add_mul(real *restrict out, const real *restri
                 out[i0*8192 + i1*64 + i2] = ((in0[i0*8192 + i1*64 + i2]) * (in1[i1])) + (in2[i1]);
 }
 
-/* convirt_image_vjp_k229_relu:
- *   %229 map:relu [B,128,8,8]   graphs/lib/image_encoder.lua:26
- *   %257 map:relu [B,128,8,8]   graphs/lib/image_encoder.lua:12
- *   %286 map:relu [B,128,8,8]   graphs/lib/image_encoder.lua:27
- *   %232 map:relu [B,128,8,8]   graphs/lib/image_encoder.lua:26
- *   %260 map:relu [B,128,8,8]   graphs/lib/image_encoder.lua:12
- *   %289 map:relu [B,128,8,8]   graphs/lib/image_encoder.lua:27
+/* convirt_image_vjp_k173_relu:
+ *   %173 map:relu [B,128,8,8]   graphs/lib/image_encoder.lua:26
+ *   %194 map:relu [B,128,8,8]   graphs/lib/image_encoder.lua:12
+ *   %216 map:relu [B,128,8,8]   graphs/lib/image_encoder.lua:27
+ *   %176 map:relu [B,128,8,8]   graphs/lib/image_encoder.lua:26
+ *   %197 map:relu [B,128,8,8]   graphs/lib/image_encoder.lua:12
+ *   %219 map:relu [B,128,8,8]   graphs/lib/image_encoder.lua:27
  *   ... and 15 more */
-void convirt_image_vjp_k229_relu(real *restrict out, const real *restrict in0, long B) {
+void convirt_image_vjp_k173_relu(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 8192*B; i0++)
         out[i0] = in0[i0] > 0 ? in0[i0] : (real)0;
 }
 
-/* convirt_image_vjp_k285_fused_add_add_mul:
- *   %285 fused:add_add_mul [B,128,8,8]   graphs/lib/image_encoder.lua:14
- *     + %284 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:13
- *     + %282 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13
- *   %288 fused:add_add_mul [B,128,8,8]   graphs/lib/image_encoder.lua:14
- *   %288 fused:add_add_mul [B,128,8,8]   graphs/lib/image_encoder.lua:14
- *   %288 fused:add_add_mul [B,128,8,8]   graphs/lib/image_encoder.lua:14
- *   %288 fused:add_add_mul [B,128,8,8]   graphs/lib/image_encoder.lua:14
- *   %288 fused:add_add_mul [B,128,8,8]   graphs/lib/image_encoder.lua:14
+/* convirt_image_vjp_k215_fused_add_add_mul:
+ *   %215 fused:add_add_mul [B,128,8,8]   graphs/lib/image_encoder.lua:14
+ *     + %214 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:13
+ *     + %212 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13
+ *   %218 fused:add_add_mul [B,128,8,8]   graphs/lib/image_encoder.lua:14
+ *   %218 fused:add_add_mul [B,128,8,8]   graphs/lib/image_encoder.lua:14
+ *   %218 fused:add_add_mul [B,128,8,8]   graphs/lib/image_encoder.lua:14
+ *   %218 fused:add_add_mul [B,128,8,8]   graphs/lib/image_encoder.lua:14
+ *   %218 fused:add_add_mul [B,128,8,8]   graphs/lib/image_encoder.lua:14
  *   ... and 1 more */
-void convirt_image_vjp_k285_fused_add_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
+void convirt_image_vjp_k215_fused_add_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
     #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 128; i1++)
@@ -1768,10 +1652,10 @@ void convirt_image_vjp_k285_fused_add_add_mul(real *restrict out, const real *re
                 out[i0*8192 + i1*64 + i2] = (in0[i0*8192 + i1*64 + i2]) + (((in1[i0*8192 + i1*64 + i2]) * (in2[i1])) + (in3[i1]));
 }
 
-/* convirt_image_vjp_k305_fused_sum_mul:
- *   %305 fused:sum_mul [B,1]   graphs/lib/model.lua:147
- *     + %304 map:mul [B,128]  graphs/lib/model.lua:147 */
-void convirt_image_vjp_k305_fused_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* convirt_image_vjp_k235_fused_sum_mul:
+ *   %235 fused:sum_mul [B,1]   graphs/lib/model.lua:147
+ *     + %234 map:mul [B,128]  graphs/lib/model.lua:147 */
+void convirt_image_vjp_k235_fused_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for if((long)(128*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         {
@@ -1782,12 +1666,14 @@ void convirt_image_vjp_k305_fused_sum_mul(real *restrict out, const real *restri
         }
 }
 
-/* convirt_image_vjp_k306_sum:
- *   %306 reduce [1,1]   graphs/lib/model.lua:147
- *   %311 reduce [1,1,1]   graphs/lib/model.lua:147
- *   %438 reduce [1,1]   graphs/lib/unet.lua:36
- *   %442 reduce [1,1]   graphs/lib/unet.lua:36 */
-void convirt_image_vjp_k306_sum(real *restrict out, const real *restrict in0, long B) {
+/* convirt_image_vjp_k236_sum:
+ *   %236 reduce [1,1]   graphs/lib/model.lua:147
+ *   %241 reduce [1,1,1]   graphs/lib/model.lua:147
+ *   %340 reduce [1,1]   graphs/lib/unet.lua:36
+ *   %419 reduce [1,1,1] (backward)  graphs/seg.lua:52
+ *   %344 reduce [1,1]   graphs/lib/unet.lua:36
+ *   %423 reduce [1,1,1] (backward)  graphs/seg.lua:52 */
+void convirt_image_vjp_k236_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for if((long)(B) > 32768)
     for (long o = 0; o < 1; o++) {
         real a = (real)0;
@@ -1798,10 +1684,10 @@ void convirt_image_vjp_k306_sum(real *restrict out, const real *restrict in0, lo
     }
 }
 
-/* convirt_image_vjp_k309_fused_sum_mul:
- *   %309 fused:sum_mul [B,64,1]   graphs/lib/model.lua:147
- *     + %308 map:mul [B,64,128]  graphs/lib/model.lua:147 */
-void convirt_image_vjp_k309_fused_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* convirt_image_vjp_k239_fused_sum_mul:
+ *   %239 fused:sum_mul [B,64,1]   graphs/lib/model.lua:147
+ *     + %238 map:mul [B,64,128]  graphs/lib/model.lua:147 */
+void convirt_image_vjp_k239_fused_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 64*B; i0++)
         {
@@ -1812,9 +1698,9 @@ void convirt_image_vjp_k309_fused_sum_mul(real *restrict out, const real *restri
         }
 }
 
-/* convirt_image_vjp_k310_sum:
- *   %310 reduce [B,1,1]   graphs/lib/model.lua:147 */
-void convirt_image_vjp_k310_sum(real *restrict out, const real *restrict in0, long B) {
+/* convirt_image_vjp_k240_sum:
+ *   %240 reduce [B,1,1]   graphs/lib/model.lua:147 */
+void convirt_image_vjp_k240_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for if((long)(64*B) > 32768)
     for (long o = 0; o < B; o++) {
         real a = (real)0;
@@ -1825,55 +1711,56 @@ void convirt_image_vjp_k310_sum(real *restrict out, const real *restrict in0, lo
     }
 }
 
-/* convirt_image_vjp_k313_add:
- *   %313 map:add []   graphs/lib/model.lua:147
+/* convirt_image_vjp_k243_add:
+ *   %243 map:add []   graphs/lib/model.lua:147
  *   %224 map:add []   graphs/lib/model.lua:157
  *   %125 map:add []   graphs/lib/model.lua:136
- *   %634 map:add []   graphs/lib/model.lua:85
+ *   %564 map:add []   graphs/lib/model.lua:85
  *   %150 map:add []   graphs/lib/model.lua:136
- *   %659 map:add []   graphs/lib/model.lua:85
+ *   %589 map:add []   graphs/lib/model.lua:85
  *   ... and 6 more */
-void convirt_image_vjp_k313_add(real *restrict out, const real *restrict in0, const real *restrict in1) {
+void convirt_image_vjp_k243_add(real *restrict out, const real *restrict in0, const real *restrict in1) {
     out[0] = in0[0] + in1[0];
 }
 
-/* convirt_image_vjp_k339_id:
- *   %339 map:id [B,64,1] (backward)  graphs/lib/model.lua:147 */
-void convirt_image_vjp_k339_id(real *restrict out, const real *restrict in0, long B) {
+/* convirt_image_vjp_k269_id:
+ *   %269 map:id [B,64,1] (backward)  graphs/lib/model.lua:147 */
+void convirt_image_vjp_k269_id(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(1) if((long)(64*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 64; i1++)
             out[i0*64 + i1] = in0[i0];
 }
 
-/* convirt_image_vjp_k341_fused_mul_id:
- *   %341 fused:mul_id [B,64,128] (backward)  graphs/lib/model.lua:147
- *     + %340 map:id [B,64,128]  graphs/lib/model.lua:147 */
-void convirt_image_vjp_k341_fused_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* convirt_image_vjp_k271_fused_mul_id:
+ *   %271 fused:mul_id [B,64,128] (backward)  graphs/lib/model.lua:147
+ *     + %270 map:id [B,64,128]  graphs/lib/model.lua:147 */
+void convirt_image_vjp_k271_fused_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 64*B; i0++)
         for (long i1 = 0; i1 < 128; i1++)
             out[i0*128 + i1] = ((in0[i0])) * (in1[i0*128 + i1]);
 }
 
-/* convirt_image_vjp_k346_fused_mul_id:
- *   %346 fused:mul_id [B,128] (backward)  graphs/lib/model.lua:147
- *     + %345 map:id [B,128]  graphs/lib/model.lua:147 */
-void convirt_image_vjp_k346_fused_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* convirt_image_vjp_k276_fused_mul_id:
+ *   %276 fused:mul_id [B,128] (backward)  graphs/lib/model.lua:147
+ *     + %275 map:id [B,128]  graphs/lib/model.lua:147 */
+void convirt_image_vjp_k276_fused_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(128*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 128; i1++)
             out[i0*128 + i1] = ((in0[i0])) * (in1[i0*128 + i1]);
 }
 
-/* convirt_image_vjp_k348_sum:
- *   %348 reduce [1,128] (backward)  graphs/lib/image_encoder.lua:36
- *   %1002 reduce [1,128] (backward)  graphs/lib/image_encoder.lua:36
- *   %1217 reduce [1,128] (backward)  graphs/lib/image_encoder.lua:36
- *   %1293 reduce [1,128] (backward)  graphs/lib/image_encoder.lua:36
- *   %1254 reduce [1,128] (backward)  graphs/lib/image_encoder.lua:36
- *   %1381 reduce [1,128] (backward)  graphs/lib/image_encoder.lua:36 */
-void convirt_image_vjp_k348_sum(real *restrict out, const real *restrict in0, long B) {
+/* convirt_image_vjp_k278_sum:
+ *   %278 reduce [1,128] (backward)  graphs/lib/image_encoder.lua:36
+ *   %331 reduce [1,128,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %370 reduce [1,128,1] (backward)  graphs/lib/image_encoder.lua:6
+ *   %410 reduce [1,128,1] (backward)  graphs/lib/image_encoder.lua:6
+ *   %932 reduce [1,128] (backward)  graphs/lib/image_encoder.lua:36
+ *   %976 reduce [1,128,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   ... and 21 more */
+void convirt_image_vjp_k278_sum(real *restrict out, const real *restrict in0, long B) {
     const long nblk = (128 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(128*B) > 32768)
     for (long o = 0; o < 1; o++)
@@ -1889,26 +1776,26 @@ void convirt_image_vjp_k348_sum(real *restrict out, const real *restrict in0, lo
         }
 }
 
-/* convirt_image_vjp_k351_matmul:
- *   %351 matmul [128,128] (backward)  graphs/lib/image_encoder.lua:36
- *   %1005 matmul [128,128] (backward)  graphs/lib/image_encoder.lua:36
- *   %1220 matmul [128,128] (backward)  graphs/lib/image_encoder.lua:36
- *   %1296 matmul [128,128] (backward)  graphs/lib/image_encoder.lua:36
- *   %1257 matmul [128,128] (backward)  graphs/lib/image_encoder.lua:36
- *   %1384 matmul [128,128] (backward)  graphs/lib/image_encoder.lua:36 */
-void convirt_image_vjp_k351_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* convirt_image_vjp_k281_matmul:
+ *   %281 matmul [128,128] (backward)  graphs/lib/image_encoder.lua:36
+ *   %935 matmul [128,128] (backward)  graphs/lib/image_encoder.lua:36
+ *   %1150 matmul [128,128] (backward)  graphs/lib/image_encoder.lua:36
+ *   %1226 matmul [128,128] (backward)  graphs/lib/image_encoder.lua:36
+ *   %1187 matmul [128,128] (backward)  graphs/lib/image_encoder.lua:36
+ *   %1314 matmul [128,128] (backward)  graphs/lib/image_encoder.lua:36 */
+void convirt_image_vjp_k281_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, B, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* convirt_image_vjp_k352_matmul_scale:
- *   %352 matmul+scale [B,128] (backward)  graphs/lib/image_encoder.lua:35
- *     + %350 matmul [B,128]  graphs/lib/image_encoder.lua:36 (the product; the rest is its epilogue)
- *   %1006 matmul+scale [B,128] (backward)  graphs/lib/image_encoder.lua:35
- *   %1221 matmul+scale [B,128] (backward)  graphs/lib/image_encoder.lua:35
- *   %1297 matmul+scale [B,128] (backward)  graphs/lib/image_encoder.lua:35
- *   %1258 matmul+scale [B,128] (backward)  graphs/lib/image_encoder.lua:35
- *   %1385 matmul+scale [B,128] (backward)  graphs/lib/image_encoder.lua:35 */
-void convirt_image_vjp_k352_matmul_scale(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* convirt_image_vjp_k282_matmul_scale:
+ *   %282 matmul+scale [B,128] (backward)  graphs/lib/image_encoder.lua:35
+ *     + %280 matmul [B,128]  graphs/lib/image_encoder.lua:36 (the product; the rest is its epilogue)
+ *   %936 matmul+scale [B,128] (backward)  graphs/lib/image_encoder.lua:35
+ *   %1151 matmul+scale [B,128] (backward)  graphs/lib/image_encoder.lua:35
+ *   %1227 matmul+scale [B,128] (backward)  graphs/lib/image_encoder.lua:35
+ *   %1188 matmul+scale [B,128] (backward)  graphs/lib/image_encoder.lua:35
+ *   %1315 matmul+scale [B,128] (backward)  graphs/lib/image_encoder.lua:35 */
+void convirt_image_vjp_k282_matmul_scale(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     long panel = 131072 / (128); if (panel < 64) panel = 64;
     for (long r0 = 0; r0 < B; r0 += panel) {
         const long pm = B - r0 < panel ? B - r0 : panel;
@@ -1923,15 +1810,15 @@ void convirt_image_vjp_k352_matmul_scale(real *restrict out, const real *restric
     }
 }
 
-/* convirt_image_vjp_k355_sum:
- *   %355 reduce [1,64,128] (backward)  graphs/lib/image_encoder.lua:34
- *   %368 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %375 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %399 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %413 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
- *   %420 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
- *   ... and 62 more */
-void convirt_image_vjp_k355_sum(real *restrict out, const real *restrict in0, long B) {
+/* convirt_image_vjp_k285_sum:
+ *   %285 reduce [1,64,128] (backward)  graphs/lib/image_encoder.lua:34
+ *   %298 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
+ *   %305 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
+ *   %337 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
+ *   %344 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
+ *   %377 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
+ *   ... and 41 more */
+void convirt_image_vjp_k285_sum(real *restrict out, const real *restrict in0, long B) {
     const long nblk = (8192 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
     for (long o = 0; o < 1; o++)
@@ -1947,13 +1834,13 @@ void convirt_image_vjp_k355_sum(real *restrict out, const real *restrict in0, lo
         }
 }
 
-/* convirt_image_vjp_k357_sum:
- *   %357 reduce [1,128] (backward)  graphs/lib/image_encoder.lua:34
- *   %1226 reduce [1,128] (backward)  graphs/lib/image_encoder.lua:34
- *   %1302 reduce [1,128] (backward)  graphs/lib/image_encoder.lua:34
- *   %1263 reduce [1,128] (backward)  graphs/lib/image_encoder.lua:34
- *   %1390 reduce [1,128] (backward)  graphs/lib/image_encoder.lua:34 */
-void convirt_image_vjp_k357_sum(real *restrict out, const real *restrict in0) {
+/* convirt_image_vjp_k287_sum:
+ *   %287 reduce [1,128] (backward)  graphs/lib/image_encoder.lua:34
+ *   %1156 reduce [1,128] (backward)  graphs/lib/image_encoder.lua:34
+ *   %1232 reduce [1,128] (backward)  graphs/lib/image_encoder.lua:34
+ *   %1193 reduce [1,128] (backward)  graphs/lib/image_encoder.lua:34
+ *   %1320 reduce [1,128] (backward)  graphs/lib/image_encoder.lua:34 */
+void convirt_image_vjp_k287_sum(real *restrict out, const real *restrict in0) {
     const long nblk = (128 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(8192) > 32768)
     for (long o = 0; o < 1; o++)
@@ -1969,34 +1856,34 @@ void convirt_image_vjp_k357_sum(real *restrict out, const real *restrict in0) {
         }
 }
 
-/* convirt_image_vjp_k360_matmul:
- *   %360 matmul [64*B,128] (backward)  graphs/lib/image_encoder.lua:34
- *   %1229 matmul [64*B,128] (backward)  graphs/lib/image_encoder.lua:34
- *   %1305 matmul [64*B,128] (backward)  graphs/lib/image_encoder.lua:34
- *   %1266 matmul [64*B,128] (backward)  graphs/lib/image_encoder.lua:34
- *   %1393 matmul [64*B,128] (backward)  graphs/lib/image_encoder.lua:34 */
-void convirt_image_vjp_k360_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* convirt_image_vjp_k290_matmul:
+ *   %290 matmul [64*B,128] (backward)  graphs/lib/image_encoder.lua:34
+ *   %1159 matmul [64*B,128] (backward)  graphs/lib/image_encoder.lua:34
+ *   %1235 matmul [64*B,128] (backward)  graphs/lib/image_encoder.lua:34
+ *   %1196 matmul [64*B,128] (backward)  graphs/lib/image_encoder.lua:34
+ *   %1323 matmul [64*B,128] (backward)  graphs/lib/image_encoder.lua:34 */
+void convirt_image_vjp_k290_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64*B, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* convirt_image_vjp_k361_matmul:
- *   %361 matmul [128,128] (backward)  graphs/lib/image_encoder.lua:34
- *   %1230 matmul [128,128] (backward)  graphs/lib/image_encoder.lua:34
- *   %1306 matmul [128,128] (backward)  graphs/lib/image_encoder.lua:34
- *   %1267 matmul [128,128] (backward)  graphs/lib/image_encoder.lua:34
- *   %1394 matmul [128,128] (backward)  graphs/lib/image_encoder.lua:34 */
-void convirt_image_vjp_k361_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* convirt_image_vjp_k291_matmul:
+ *   %291 matmul [128,128] (backward)  graphs/lib/image_encoder.lua:34
+ *   %1160 matmul [128,128] (backward)  graphs/lib/image_encoder.lua:34
+ *   %1236 matmul [128,128] (backward)  graphs/lib/image_encoder.lua:34
+ *   %1197 matmul [128,128] (backward)  graphs/lib/image_encoder.lua:34
+ *   %1324 matmul [128,128] (backward)  graphs/lib/image_encoder.lua:34 */
+void convirt_image_vjp_k291_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, 64*B, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* convirt_image_vjp_k363_fused_add_id:
- *   %363 fused:add_id [B,64,128] (backward)  graphs/lib/image_encoder.lua:34
- *     + %354 map:id [B,64,128]  graphs/lib/image_encoder.lua:35
- *   %1232 fused:add_id [B,64,128] (backward)  graphs/lib/image_encoder.lua:34
- *   %1308 fused:add_id [B,64,128] (backward)  graphs/lib/image_encoder.lua:34
- *   %1269 fused:add_id [B,64,128] (backward)  graphs/lib/image_encoder.lua:34
- *   %1396 fused:add_id [B,64,128] (backward)  graphs/lib/image_encoder.lua:34 */
-void convirt_image_vjp_k363_fused_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* convirt_image_vjp_k293_fused_add_id:
+ *   %293 fused:add_id [B,64,128] (backward)  graphs/lib/image_encoder.lua:34
+ *     + %284 map:id [B,64,128]  graphs/lib/image_encoder.lua:35
+ *   %1162 fused:add_id [B,64,128] (backward)  graphs/lib/image_encoder.lua:34
+ *   %1238 fused:add_id [B,64,128] (backward)  graphs/lib/image_encoder.lua:34
+ *   %1199 fused:add_id [B,64,128] (backward)  graphs/lib/image_encoder.lua:34
+ *   %1326 fused:add_id [B,64,128] (backward)  graphs/lib/image_encoder.lua:34 */
+void convirt_image_vjp_k293_fused_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 64; i1++)
@@ -2004,14 +1891,14 @@ void convirt_image_vjp_k363_fused_add_id(real *restrict out, const real *restric
                 out[i0*8192 + i1*128 + i2] = ((in0[i0*128 + i2])) + (in1[i0*8192 + i1*128 + i2]);
 }
 
-/* convirt_image_vjp_k364_permute:
- *   %364 permute [B,128,64] (backward)  graphs/lib/image_encoder.lua:33
- *   %1009 permute [B,128,64] (backward)  graphs/lib/image_encoder.lua:33
- *   %1233 permute [B,128,64] (backward)  graphs/lib/image_encoder.lua:33
- *   %1309 permute [B,128,64] (backward)  graphs/lib/image_encoder.lua:33
- *   %1270 permute [B,128,64] (backward)  graphs/lib/image_encoder.lua:33
- *   %1397 permute [B,128,64] (backward)  graphs/lib/image_encoder.lua:33 */
-void convirt_image_vjp_k364_permute(real *restrict out, const real *restrict in0, long B) {
+/* convirt_image_vjp_k294_permute:
+ *   %294 permute [B,128,64] (backward)  graphs/lib/image_encoder.lua:33
+ *   %939 permute [B,128,64] (backward)  graphs/lib/image_encoder.lua:33
+ *   %1163 permute [B,128,64] (backward)  graphs/lib/image_encoder.lua:33
+ *   %1239 permute [B,128,64] (backward)  graphs/lib/image_encoder.lua:33
+ *   %1200 permute [B,128,64] (backward)  graphs/lib/image_encoder.lua:33
+ *   %1327 permute [B,128,64] (backward)  graphs/lib/image_encoder.lua:33 */
+void convirt_image_vjp_k294_permute(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 128; i1++)
@@ -2019,30 +1906,30 @@ void convirt_image_vjp_k364_permute(real *restrict out, const real *restrict in0
                 out[i0*8192 + i1*64 + i2] = in0[i0*8192 + i1 + i2*128];
 }
 
-/* convirt_image_vjp_k367_fused_mul_step:
- *   %367 fused:mul_step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:27
- *     + %366 map:step [B,128,8,8]  graphs/lib/image_encoder.lua:27
- *   %412 fused:mul_step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:12
- *   %1012 fused:mul_step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:27
- *   %1057 fused:mul_step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:12
- *   %1236 fused:mul_step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:27
- *   %1281 fused:mul_step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:12
+/* convirt_image_vjp_k297_fused_mul_step:
+ *   %297 fused:mul_step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:27
+ *     + %296 map:step [B,128,8,8]  graphs/lib/image_encoder.lua:27
+ *   %336 fused:mul_step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:12
+ *   %942 fused:mul_step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:27
+ *   %981 fused:mul_step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:12
+ *   %1166 fused:mul_step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:27
+ *   %1205 fused:mul_step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:12
  *   ... and 8 more */
-void convirt_image_vjp_k367_fused_mul_step(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+void convirt_image_vjp_k297_fused_mul_step(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for simd if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 8192*B; i0++)
         out[i0] = (in0[i0]) * ((in1[i0]) > (real)0 ? (real)1 : (real)0);
 }
 
-/* convirt_image_vjp_k370_sum:
- *   %370 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %377 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %401 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %415 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:7
- *   %422 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:7
- *   %446 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:6
- *   ... and 57 more */
-void convirt_image_vjp_k370_sum(real *restrict out, const real *restrict in0) {
+/* convirt_image_vjp_k300_sum:
+ *   %300 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:13
+ *   %307 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:13
+ *   %339 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:7
+ *   %346 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:7
+ *   %379 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:7
+ *   %386 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:7
+ *   ... and 36 more */
+void convirt_image_vjp_k300_sum(real *restrict out, const real *restrict in0) {
     const long nblk = (8 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(8192) > 32768)
     for (long o = 0; o < 128; o++)
@@ -2058,15 +1945,15 @@ void convirt_image_vjp_k370_sum(real *restrict out, const real *restrict in0) {
         }
 }
 
-/* convirt_image_vjp_k371_sum:
- *   %371 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %378 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %402 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %416 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %423 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %447 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:6
- *   ... and 57 more */
-void convirt_image_vjp_k371_sum(real *restrict out, const real *restrict in0) {
+/* convirt_image_vjp_k301_sum:
+ *   %301 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %308 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %340 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %347 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %380 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %387 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   ... and 36 more */
+void convirt_image_vjp_k301_sum(real *restrict out, const real *restrict in0) {
     #pragma omp parallel for if((long)(1024) > 32768)
     for (long o = 0; o < 128; o++) {
         real a = (real)0;
@@ -2077,15 +1964,15 @@ void convirt_image_vjp_k371_sum(real *restrict out, const real *restrict in0) {
     }
 }
 
-/* convirt_image_vjp_k373_mul:
- *   %373 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %418 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
- *   %464 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
- *   %1018 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %1063 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
- *   %1109 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
+/* convirt_image_vjp_k303_mul:
+ *   %303 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
+ *   %342 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
+ *   %382 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
+ *   %948 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
+ *   %987 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1027 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
  *   ... and 15 more */
-void convirt_image_vjp_k373_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+void convirt_image_vjp_k303_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 128; i1++)
@@ -2093,35 +1980,35 @@ void convirt_image_vjp_k373_mul(real *restrict out, const real *restrict in0, co
                 out[i0*8192 + i1*64 + i2] = in0[i0*8192 + i1*64 + i2] * in1[i1];
 }
 
-/* convirt_image_vjp_k374_mul:
- *   %374 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %419 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
- *   %465 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
- *   %1019 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %1064 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
- *   %1110 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
+/* convirt_image_vjp_k304_mul:
+ *   %304 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
+ *   %343 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
+ *   %383 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
+ *   %949 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
+ *   %988 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1028 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
  *   ... and 15 more */
-void convirt_image_vjp_k374_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+void convirt_image_vjp_k304_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for simd if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 8192*B; i0++)
         out[i0] = in0[i0] * in1[i0];
 }
 
-/* convirt_image_vjp_k388_fused_scale_mul_sum_mul:
- *   %388 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
- *     + %387 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13
- *     + %383 reduce [B,8,1]  graphs/lib/image_encoder.lua:13
- *     + %382 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13
- *     + %386 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13
- *     + %385 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13
- *     + %384 map:square [B,8,1]  graphs/lib/image_encoder.lua:13
- *   %433 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %479 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1033 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1078 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1124 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+/* convirt_image_vjp_k318_fused_scale_mul_sum_mul:
+ *   %318 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
+ *     + %317 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13
+ *     + %313 reduce [B,8,1]  graphs/lib/image_encoder.lua:13
+ *     + %312 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13
+ *     + %316 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13
+ *     + %315 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13
+ *     + %314 map:square [B,8,1]  graphs/lib/image_encoder.lua:13
+ *   %357 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %397 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %963 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1002 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1042 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
  *   ... and 15 more */
-void convirt_image_vjp_k388_fused_scale_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
+void convirt_image_vjp_k318_fused_scale_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
     #pragma omp parallel for if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         {
@@ -2132,36 +2019,36 @@ void convirt_image_vjp_k388_fused_scale_mul_sum_mul(real *restrict out, const re
         }
 }
 
-/* convirt_image_vjp_k392_fused_add_mul_mul_id:
- *   %392 fused:add_mul_mul_id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
- *     + %381 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13
- *     + %391 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13
- *     + %389 map:id [B,8,1024]  graphs/lib/image_encoder.lua:13
- *     + %390 map:scale [B,8,1024]  graphs/lib/image_encoder.lua:13
- *   %437 fused:add_mul_mul_id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
- *   %483 fused:add_mul_mul_id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
- *   %1037 fused:add_mul_mul_id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
- *   %1082 fused:add_mul_mul_id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
- *   %1128 fused:add_mul_mul_id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
+/* convirt_image_vjp_k322_fused_add_mul_mul_id:
+ *   %322 fused:add_mul_mul_id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
+ *     + %311 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13
+ *     + %321 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13
+ *     + %319 map:id [B,8,1024]  graphs/lib/image_encoder.lua:13
+ *     + %320 map:scale [B,8,1024]  graphs/lib/image_encoder.lua:13
+ *   %361 fused:add_mul_mul_id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
+ *   %401 fused:add_mul_mul_id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
+ *   %967 fused:add_mul_mul_id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1006 fused:add_mul_mul_id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1046 fused:add_mul_mul_id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
  *   ... and 15 more */
-void convirt_image_vjp_k392_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
+void convirt_image_vjp_k322_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
     #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         for (long i1 = 0; i1 < 1024; i1++)
             out[i0*1024 + i1] = ((in0[i0*1024 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*1024 + i1]) * (real)2));
 }
 
-/* convirt_image_vjp_k395_fused_scale_sum_neg:
- *   %395 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
- *     + %394 reduce [B,8,1]  graphs/lib/image_encoder.lua:13
- *     + %393 map:neg [B,8,1024]  graphs/lib/image_encoder.lua:13
- *   %440 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %486 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1040 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1085 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1131 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+/* convirt_image_vjp_k325_fused_scale_sum_neg:
+ *   %325 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
+ *     + %324 reduce [B,8,1]  graphs/lib/image_encoder.lua:13
+ *     + %323 map:neg [B,8,1024]  graphs/lib/image_encoder.lua:13
+ *   %364 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %404 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %970 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1009 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1049 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
  *   ... and 15 more */
-void convirt_image_vjp_k395_fused_scale_sum_neg(real *restrict out, const real *restrict in0, long B) {
+void convirt_image_vjp_k325_fused_scale_sum_neg(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         {
@@ -2172,194 +2059,265 @@ void convirt_image_vjp_k395_fused_scale_sum_neg(real *restrict out, const real *
         }
 }
 
-/* convirt_image_vjp_k397_fused_add_id:
- *   %397 fused:add_id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
- *     + %396 map:id [B,8,1024]  graphs/lib/image_encoder.lua:13
- *   %442 fused:add_id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
- *   %488 fused:add_id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
- *   %1042 fused:add_id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
- *   %1087 fused:add_id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
- *   %1133 fused:add_id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
+/* convirt_image_vjp_k327_fused_add_id:
+ *   %327 fused:add_id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
+ *     + %326 map:id [B,8,1024]  graphs/lib/image_encoder.lua:13
+ *   %366 fused:add_id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
+ *   %406 fused:add_id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
+ *   %972 fused:add_id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1011 fused:add_id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1051 fused:add_id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
  *   ... and 15 more */
-void convirt_image_vjp_k397_fused_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+void convirt_image_vjp_k327_fused_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         for (long i1 = 0; i1 < 1024; i1++)
             out[i0*1024 + i1] = (in0[i0*1024 + i1]) + ((in1[i0]));
 }
 
-/* convirt_image_vjp_k405_permute:
- *   %405 permute [128,B,64] (backward)  graphs/lib/image_encoder.lua:13
- *   %450 permute [128,B,64] (backward)  graphs/lib/image_encoder.lua:6
- *   %496 permute [128,B,64] (backward)  graphs/lib/image_encoder.lua:6
- *   %1050 permute [128,B,64] (backward)  graphs/lib/image_encoder.lua:13
- *   %1095 permute [128,B,64] (backward)  graphs/lib/image_encoder.lua:6
- *   %1141 permute [128,B,64] (backward)  graphs/lib/image_encoder.lua:6
+/* convirt_image_vjp_k330_sum:
+ *   %330 reduce [B,128,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %369 reduce [B,128,1] (backward)  graphs/lib/image_encoder.lua:6
+ *   %409 reduce [B,128,1] (backward)  graphs/lib/image_encoder.lua:6
+ *   %975 reduce [B,128,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1014 reduce [B,128,1] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1054 reduce [B,128,1] (backward)  graphs/lib/image_encoder.lua:6
  *   ... and 15 more */
-void convirt_image_vjp_k405_permute(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 128; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            for (long i2 = 0; i2 < 64; i2++)
-                out[i0*64*B + i1*64 + i2] = in0[i0*64 + i1*8192 + i2];
+void convirt_image_vjp_k330_sum(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for if((long)(8192*B) > 32768)
+    for (long o = 0; o < 128*B; o++) {
+        real a = (real)0;
+        const real *row = in0 + o*64;
+        #pragma omp simd reduction(+:a)
+        for (long j = 0; j < 64; j++) a += row[j];
+        out[o] = a;
+    }
 }
 
-/* convirt_image_vjp_k407_matmul:
- *   %407 matmul [128,1152] (backward)  graphs/lib/image_encoder.lua:13
- *   %452 matmul [128,1152] (backward)  graphs/lib/image_encoder.lua:6
- *   %1052 matmul [128,1152] (backward)  graphs/lib/image_encoder.lua:13
- *   %1097 matmul [128,1152] (backward)  graphs/lib/image_encoder.lua:6
- *   %1276 matmul [128,1152] (backward)  graphs/lib/image_encoder.lua:13
- *   %1321 matmul [128,1152] (backward)  graphs/lib/image_encoder.lua:6
+/* convirt_image_vjp_k333_conv2d_input_grad:
+ *   %333 conv2d_input_grad [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
+ *   %372 conv2d_input_grad [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:6
+ *   %978 conv2d_input_grad [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1017 conv2d_input_grad [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1202 conv2d_input_grad [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1241 conv2d_input_grad [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:6
  *   ... and 8 more */
-void convirt_image_vjp_k407_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 128, 1152, 64*B, (real)1, in0 + 0, 64*B, in1 + 0, 64*B, (real)0, out + 0, 1152);
-}
-
-/* convirt_image_vjp_k408_matmul:
- *   %408 matmul [1152,64*B] (backward)  graphs/lib/image_encoder.lua:13
- *   %453 matmul [1152,64*B] (backward)  graphs/lib/image_encoder.lua:6
- *   %1053 matmul [1152,64*B] (backward)  graphs/lib/image_encoder.lua:13
- *   %1098 matmul [1152,64*B] (backward)  graphs/lib/image_encoder.lua:6
- *   %1277 matmul [1152,64*B] (backward)  graphs/lib/image_encoder.lua:13
- *   %1322 matmul [1152,64*B] (backward)  graphs/lib/image_encoder.lua:6
- *   ... and 8 more */
-void convirt_image_vjp_k408_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 1152, 64*B, 128, (real)1, in0 + 0, 1152, in1 + 0, 64*B, (real)0, out + 0, 64*B);
-}
-
-/* convirt_image_vjp_k410_col2im:
- *   %410 col2im [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %455 col2im [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:6
- *   %1055 col2im [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %1100 col2im [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:6
- *   %1279 col2im [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %1324 col2im [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:6
- *   ... and 8 more */
-void convirt_image_vjp_k410_col2im(real *restrict out, const real *restrict in0, long B) {
-    memset(out, 0, sizeof(real)*(size_t)(8192*B));
+void convirt_image_vjp_k333_conv2d_input_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B) {
     const long C = 128, H = 8, W = 8, KH = 3, KW = 3, S = 1, P = 1, HO = 8, WO = 8, KC = 1152, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            real *xp = (out) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    const real *cp = (in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        const real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) continue;
-                        real *xrow = xp + iy*W;
-                        for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
+    (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
+    const long L = NB < 16 ? NB : 16;
+    #pragma omp parallel for schedule(static)
+    for (long l = 0; l < L; l++) {
+        real *col = work + l*73728; /* this lane's columns [K, HO*WO] */
+        for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
+            GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, KC, HO*WO, 128, 1, in1, KC, in0 + n*128*HO*WO, HO*WO, 0, col, HO*WO);
+            memset(out + n*C*H*W, 0, sizeof(real)*(size_t)(C*H*W));
+            for (long c = 0; c < C; c++) {
+                real *xp = out + (n*C + c)*H*W;
+                const real *cp0 = col + c*KH*KW*HO*WO;
+                const long LDC = HO*WO;
+                for (long ky = 0; ky < KH; ky++)
+                    for (long kx = 0; kx < KW; kx++) {
+                        const real *cp = cp0 + (ky*KW + kx)*LDC;
+                        /* columns ox with 0 <= ox*S - P + kx < W */
+                        long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                        if (hi > WO) hi = WO;
+                        if (lo > hi) lo = hi;
+                        for (long oy = 0; oy < HO; oy++) {
+                            long iy = oy*S - P + ky;
+                            const real *crow = cp + oy*WO;
+                            if (iy < 0 || iy >= H) continue;
+                            real *xrow = xp + iy*W;
+                            for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
+                        }
                     }
-                }
+            }
         }
+    }
 }
 
-/* convirt_image_vjp_k458_fused_mul_add_step:
- *   %458 fused:mul_add_step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:26
- *     + %456 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6
- *     + %457 map:step [B,128,8,8]  graphs/lib/image_encoder.lua:26
- *   %1103 fused:mul_add_step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:26
- *   %1327 fused:mul_add_step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:26
- *   %1403 fused:mul_add_step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:26
- *   %1364 fused:mul_add_step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:26
- *   %1491 fused:mul_add_step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:26
+/* convirt_image_vjp_k334_conv2d_weight_grad:
+ *   %334 conv2d_weight_grad [128,128,3,3] (backward)  graphs/lib/image_encoder.lua:13
+ *   %373 conv2d_weight_grad [128,128,3,3] (backward)  graphs/lib/image_encoder.lua:6
+ *   %979 conv2d_weight_grad [128,128,3,3] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1018 conv2d_weight_grad [128,128,3,3] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1203 conv2d_weight_grad [128,128,3,3] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1242 conv2d_weight_grad [128,128,3,3] (backward)  graphs/lib/image_encoder.lua:6
+ *   ... and 8 more */
+void convirt_image_vjp_k334_conv2d_weight_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B) {
+    const long C = 128, H = 8, W = 8, KH = 3, KW = 3, S = 1, P = 1, HO = 8, WO = 8, KC = 1152, NB = B;
+    (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
+    const long L = NB < 16 ? NB : 16;
+    #pragma omp parallel for schedule(static)
+    for (long l = 0; l < L; l++) {
+        real *col = work + l*221184; /* this lane's columns [K, HO*WO] */
+        real *part = work + l*221184 + 73728; /* [O, KC] */
+        for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
+            for (long c = 0; c < C; c++) {
+                const real *xp = in1 + (n*C + c)*H*W;
+                real *cp0 = col + c*KH*KW*HO*WO;
+                const long LDC = HO*WO;
+                for (long ky = 0; ky < KH; ky++)
+                    for (long kx = 0; kx < KW; kx++) {
+                        real *cp = cp0 + (ky*KW + kx)*LDC;
+                        /* columns ox with 0 <= ox*S - P + kx < W */
+                        long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                        if (hi > WO) hi = WO;
+                        if (lo > hi) lo = hi;
+                        for (long oy = 0; oy < HO; oy++) {
+                            long iy = oy*S - P + ky;
+                            real *crow = cp + oy*WO;
+                            if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
+                            const real *xrow = xp + iy*W;
+                            for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
+                            for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
+                            for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
+                        }
+                    }
+            }
+            GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 128, KC, HO*WO, 1, in0 + n*128*HO*WO, HO*WO, col, HO*WO, n == l*NB/L ? 0 : 1, part, KC);
+        }
+    }
+    #pragma omp parallel for simd if(2359296 > 32768)
+    for (long i = 0; i < 147456; i++) {
+        real s = work[73728 + i];
+        for (long l = 1; l < L; l++) s += work[l*221184 + 73728 + i];
+        out[i] = s;
+    }
+}
+
+/* convirt_image_vjp_k376_fused_mul_add_step:
+ *   %376 fused:mul_add_step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:26
+ *     + %374 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6
+ *     + %375 map:step [B,128,8,8]  graphs/lib/image_encoder.lua:26
+ *   %1021 fused:mul_add_step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:26
+ *   %1245 fused:mul_add_step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:26
+ *   %1321 fused:mul_add_step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:26
+ *   %1282 fused:mul_add_step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:26
+ *   %1409 fused:mul_add_step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:26
  *   ... and 1 more */
-void convirt_image_vjp_k458_fused_mul_add_step(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
+void convirt_image_vjp_k376_fused_mul_add_step(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
     #pragma omp parallel for simd if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 8192*B; i0++)
         out[i0] = ((in0[i0]) + (in1[i0])) * ((in2[i0]) > (real)0 ? (real)1 : (real)0);
 }
 
-/* convirt_image_vjp_k498_matmul:
- *   %498 matmul [128,576] (backward)  graphs/lib/image_encoder.lua:6
- *   %1143 matmul [128,576] (backward)  graphs/lib/image_encoder.lua:6
- *   %1367 matmul [128,576] (backward)  graphs/lib/image_encoder.lua:6
- *   %1443 matmul [128,576] (backward)  graphs/lib/image_encoder.lua:6
- *   %1404 matmul [128,576] (backward)  graphs/lib/image_encoder.lua:6
- *   %1531 matmul [128,576] (backward)  graphs/lib/image_encoder.lua:6
+/* convirt_image_vjp_k412_conv2d_input_grad:
+ *   %412 conv2d_input_grad [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1057 conv2d_input_grad [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1281 conv2d_input_grad [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1357 conv2d_input_grad [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1318 conv2d_input_grad [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1445 conv2d_input_grad [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:6
  *   ... and 1 more */
-void convirt_image_vjp_k498_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 128, 576, 64*B, (real)1, in0 + 0, 64*B, in1 + 0, 64*B, (real)0, out + 0, 576);
-}
-
-/* convirt_image_vjp_k499_matmul:
- *   %499 matmul [576,64*B] (backward)  graphs/lib/image_encoder.lua:6
- *   %1144 matmul [576,64*B] (backward)  graphs/lib/image_encoder.lua:6
- *   %1368 matmul [576,64*B] (backward)  graphs/lib/image_encoder.lua:6
- *   %1444 matmul [576,64*B] (backward)  graphs/lib/image_encoder.lua:6
- *   %1405 matmul [576,64*B] (backward)  graphs/lib/image_encoder.lua:6
- *   %1532 matmul [576,64*B] (backward)  graphs/lib/image_encoder.lua:6
- *   ... and 1 more */
-void convirt_image_vjp_k499_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 576, 64*B, 128, (real)1, in0 + 0, 576, in1 + 0, 64*B, (real)0, out + 0, 64*B);
-}
-
-/* convirt_image_vjp_k501_col2im:
- *   %501 col2im [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:6
- *   %1146 col2im [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:6
- *   %1370 col2im [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:6
- *   %1446 col2im [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:6
- *   %1407 col2im [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:6
- *   %1534 col2im [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:6
- *   ... and 1 more */
-void convirt_image_vjp_k501_col2im(real *restrict out, const real *restrict in0, long B) {
-    memset(out, 0, sizeof(real)*(size_t)(16384*B));
+void convirt_image_vjp_k412_conv2d_input_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B) {
     const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 2, P = 1, HO = 8, WO = 8, KC = 576, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            real *xp = (out) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    const real *cp = (in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        const real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) continue;
-                        real *xrow = xp + iy*W;
-                        for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
+    (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
+    const long L = NB < 16 ? NB : 16;
+    #pragma omp parallel for schedule(static)
+    for (long l = 0; l < L; l++) {
+        real *col = work + l*36864; /* this lane's columns [K, HO*WO] */
+        for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
+            GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, KC, HO*WO, 128, 1, in1, KC, in0 + n*128*HO*WO, HO*WO, 0, col, HO*WO);
+            memset(out + n*C*H*W, 0, sizeof(real)*(size_t)(C*H*W));
+            for (long c = 0; c < C; c++) {
+                real *xp = out + (n*C + c)*H*W;
+                const real *cp0 = col + c*KH*KW*HO*WO;
+                const long LDC = HO*WO;
+                for (long ky = 0; ky < KH; ky++)
+                    for (long kx = 0; kx < KW; kx++) {
+                        const real *cp = cp0 + (ky*KW + kx)*LDC;
+                        /* columns ox with 0 <= ox*S - P + kx < W */
+                        long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                        if (hi > WO) hi = WO;
+                        if (lo > hi) lo = hi;
+                        for (long oy = 0; oy < HO; oy++) {
+                            long iy = oy*S - P + ky;
+                            const real *crow = cp + oy*WO;
+                            if (iy < 0 || iy >= H) continue;
+                            real *xrow = xp + iy*W;
+                            for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
+                        }
                     }
-                }
+            }
         }
+    }
 }
 
-/* convirt_image_vjp_k503_fused_mul_step:
- *   %503 fused:mul_step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:27
- *     + %502 map:step [B,64,16,16]  graphs/lib/image_encoder.lua:27
- *   %548 fused:mul_step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:12
- *   %1148 fused:mul_step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:27
- *   %1193 fused:mul_step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:12
- *   %1372 fused:mul_step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:27
- *   %1417 fused:mul_step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:12
+/* convirt_image_vjp_k413_conv2d_weight_grad:
+ *   %413 conv2d_weight_grad [128,64,3,3] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1058 conv2d_weight_grad [128,64,3,3] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1282 conv2d_weight_grad [128,64,3,3] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1358 conv2d_weight_grad [128,64,3,3] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1319 conv2d_weight_grad [128,64,3,3] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1446 conv2d_weight_grad [128,64,3,3] (backward)  graphs/lib/image_encoder.lua:6
+ *   ... and 1 more */
+void convirt_image_vjp_k413_conv2d_weight_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B) {
+    const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 2, P = 1, HO = 8, WO = 8, KC = 576, NB = B;
+    (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
+    const long L = NB < 16 ? NB : 16;
+    #pragma omp parallel for schedule(static)
+    for (long l = 0; l < L; l++) {
+        real *col = work + l*110592; /* this lane's columns [K, HO*WO] */
+        real *part = work + l*110592 + 36864; /* [O, KC] */
+        for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
+            for (long c = 0; c < C; c++) {
+                const real *xp = in1 + (n*C + c)*H*W;
+                real *cp0 = col + c*KH*KW*HO*WO;
+                const long LDC = HO*WO;
+                for (long ky = 0; ky < KH; ky++)
+                    for (long kx = 0; kx < KW; kx++) {
+                        real *cp = cp0 + (ky*KW + kx)*LDC;
+                        /* columns ox with 0 <= ox*S - P + kx < W */
+                        long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                        if (hi > WO) hi = WO;
+                        if (lo > hi) lo = hi;
+                        for (long oy = 0; oy < HO; oy++) {
+                            long iy = oy*S - P + ky;
+                            real *crow = cp + oy*WO;
+                            if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
+                            const real *xrow = xp + iy*W;
+                            for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
+                            for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
+                            for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
+                        }
+                    }
+            }
+            GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 128, KC, HO*WO, 1, in0 + n*128*HO*WO, HO*WO, col, HO*WO, n == l*NB/L ? 0 : 1, part, KC);
+        }
+    }
+    #pragma omp parallel for simd if(1179648 > 32768)
+    for (long i = 0; i < 73728; i++) {
+        real s = work[36864 + i];
+        for (long l = 1; l < L; l++) s += work[l*110592 + 36864 + i];
+        out[i] = s;
+    }
+}
+
+/* convirt_image_vjp_k415_fused_mul_step:
+ *   %415 fused:mul_step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:27
+ *     + %414 map:step [B,64,16,16]  graphs/lib/image_encoder.lua:27
+ *   %454 fused:mul_step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:12
+ *   %1060 fused:mul_step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:27
+ *   %1099 fused:mul_step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:12
+ *   %1284 fused:mul_step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:27
+ *   %1323 fused:mul_step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:12
  *   ... and 9 more */
-void convirt_image_vjp_k503_fused_mul_step(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+void convirt_image_vjp_k415_fused_mul_step(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for simd if((long)(16384*B) > 32768)
     for (long i0 = 0; i0 < 16384*B; i0++)
         out[i0] = (in0[i0]) * ((in1[i0]) > (real)0 ? (real)1 : (real)0);
 }
 
-/* convirt_image_vjp_k504_sum:
- *   %504 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %511 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %535 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %549 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
- *   %556 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
- *   %580 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:6
- *   ... and 63 more */
-void convirt_image_vjp_k504_sum(real *restrict out, const real *restrict in0, long B) {
+/* convirt_image_vjp_k416_sum:
+ *   %416 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
+ *   %423 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
+ *   %455 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
+ *   %462 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
+ *   %495 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
+ *   %502 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
+ *   ... and 40 more */
+void convirt_image_vjp_k416_sum(real *restrict out, const real *restrict in0, long B) {
     const long nblk = (16384 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
     for (long o = 0; o < 1; o++)
@@ -2375,15 +2333,15 @@ void convirt_image_vjp_k504_sum(real *restrict out, const real *restrict in0, lo
         }
 }
 
-/* convirt_image_vjp_k506_sum:
- *   %506 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %513 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %537 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %551 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:7
- *   %558 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:7
- *   %582 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:6
- *   ... and 63 more */
-void convirt_image_vjp_k506_sum(real *restrict out, const real *restrict in0) {
+/* convirt_image_vjp_k418_sum:
+ *   %418 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:13
+ *   %425 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:13
+ *   %457 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:7
+ *   %464 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:7
+ *   %497 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:7
+ *   %504 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:7
+ *   ... and 40 more */
+void convirt_image_vjp_k418_sum(real *restrict out, const real *restrict in0) {
     const long nblk = (16 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(16384) > 32768)
     for (long o = 0; o < 64; o++)
@@ -2399,15 +2357,15 @@ void convirt_image_vjp_k506_sum(real *restrict out, const real *restrict in0) {
         }
 }
 
-/* convirt_image_vjp_k507_sum:
- *   %507 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %514 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %538 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %552 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %559 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %583 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:6
- *   ... and 63 more */
-void convirt_image_vjp_k507_sum(real *restrict out, const real *restrict in0) {
+/* convirt_image_vjp_k419_sum:
+ *   %419 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %426 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %458 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %465 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %498 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %505 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   ... and 40 more */
+void convirt_image_vjp_k419_sum(real *restrict out, const real *restrict in0) {
     #pragma omp parallel for if((long)(1024) > 32768)
     for (long o = 0; o < 64; o++) {
         real a = (real)0;
@@ -2418,15 +2376,15 @@ void convirt_image_vjp_k507_sum(real *restrict out, const real *restrict in0) {
     }
 }
 
-/* convirt_image_vjp_k509_mul:
- *   %509 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %554 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
- *   %600 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
- *   %1154 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %1199 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
- *   %1245 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
+/* convirt_image_vjp_k421_mul:
+ *   %421 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
+ *   %460 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
+ *   %500 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1066 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1105 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1145 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
  *   ... and 17 more */
-void convirt_image_vjp_k509_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+void convirt_image_vjp_k421_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 64; i1++)
@@ -2434,35 +2392,35 @@ void convirt_image_vjp_k509_mul(real *restrict out, const real *restrict in0, co
                 out[i0*16384 + i1*256 + i2] = in0[i0*16384 + i1*256 + i2] * in1[i1];
 }
 
-/* convirt_image_vjp_k510_mul:
- *   %510 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %555 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
- *   %601 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
- *   %1155 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %1200 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
- *   %1246 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
+/* convirt_image_vjp_k422_mul:
+ *   %422 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
+ *   %461 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
+ *   %501 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1067 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1106 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1146 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
  *   ... and 17 more */
-void convirt_image_vjp_k510_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+void convirt_image_vjp_k422_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for simd if((long)(16384*B) > 32768)
     for (long i0 = 0; i0 < 16384*B; i0++)
         out[i0] = in0[i0] * in1[i0];
 }
 
-/* convirt_image_vjp_k524_fused_scale_mul_sum_mul:
- *   %524 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
- *     + %523 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13
- *     + %519 reduce [B,8,1]  graphs/lib/image_encoder.lua:13
- *     + %518 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13
- *     + %522 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13
- *     + %521 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13
- *     + %520 map:square [B,8,1]  graphs/lib/image_encoder.lua:13
- *   %569 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %615 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1169 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1214 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1260 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+/* convirt_image_vjp_k436_fused_scale_mul_sum_mul:
+ *   %436 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
+ *     + %435 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13
+ *     + %431 reduce [B,8,1]  graphs/lib/image_encoder.lua:13
+ *     + %430 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13
+ *     + %434 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13
+ *     + %433 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13
+ *     + %432 map:square [B,8,1]  graphs/lib/image_encoder.lua:13
+ *   %475 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %515 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1081 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1120 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1160 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
  *   ... and 17 more */
-void convirt_image_vjp_k524_fused_scale_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
+void convirt_image_vjp_k436_fused_scale_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
     #pragma omp parallel for if((long)(16384*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         {
@@ -2473,36 +2431,36 @@ void convirt_image_vjp_k524_fused_scale_mul_sum_mul(real *restrict out, const re
         }
 }
 
-/* convirt_image_vjp_k528_fused_add_mul_mul_id:
- *   %528 fused:add_mul_mul_id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
- *     + %517 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13
- *     + %527 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13
- *     + %525 map:id [B,8,2048]  graphs/lib/image_encoder.lua:13
- *     + %526 map:scale [B,8,2048]  graphs/lib/image_encoder.lua:13
- *   %573 fused:add_mul_mul_id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
- *   %619 fused:add_mul_mul_id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
- *   %1173 fused:add_mul_mul_id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
- *   %1218 fused:add_mul_mul_id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
- *   %1264 fused:add_mul_mul_id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
+/* convirt_image_vjp_k440_fused_add_mul_mul_id:
+ *   %440 fused:add_mul_mul_id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
+ *     + %429 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13
+ *     + %439 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13
+ *     + %437 map:id [B,8,2048]  graphs/lib/image_encoder.lua:13
+ *     + %438 map:scale [B,8,2048]  graphs/lib/image_encoder.lua:13
+ *   %479 fused:add_mul_mul_id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
+ *   %519 fused:add_mul_mul_id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1085 fused:add_mul_mul_id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1124 fused:add_mul_mul_id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1164 fused:add_mul_mul_id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
  *   ... and 17 more */
-void convirt_image_vjp_k528_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
+void convirt_image_vjp_k440_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
     #pragma omp parallel for collapse(1) if((long)(16384*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         for (long i1 = 0; i1 < 2048; i1++)
             out[i0*2048 + i1] = ((in0[i0*2048 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*2048 + i1]) * (real)2));
 }
 
-/* convirt_image_vjp_k531_fused_scale_sum_neg:
- *   %531 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
- *     + %530 reduce [B,8,1]  graphs/lib/image_encoder.lua:13
- *     + %529 map:neg [B,8,2048]  graphs/lib/image_encoder.lua:13
- *   %576 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %622 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1176 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1221 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1267 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+/* convirt_image_vjp_k443_fused_scale_sum_neg:
+ *   %443 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
+ *     + %442 reduce [B,8,1]  graphs/lib/image_encoder.lua:13
+ *     + %441 map:neg [B,8,2048]  graphs/lib/image_encoder.lua:13
+ *   %482 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %522 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1088 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1127 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1167 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
  *   ... and 17 more */
-void convirt_image_vjp_k531_fused_scale_sum_neg(real *restrict out, const real *restrict in0, long B) {
+void convirt_image_vjp_k443_fused_scale_sum_neg(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for if((long)(16384*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         {
@@ -2513,194 +2471,289 @@ void convirt_image_vjp_k531_fused_scale_sum_neg(real *restrict out, const real *
         }
 }
 
-/* convirt_image_vjp_k533_fused_add_id:
- *   %533 fused:add_id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
- *     + %532 map:id [B,8,2048]  graphs/lib/image_encoder.lua:13
- *   %578 fused:add_id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
- *   %624 fused:add_id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
- *   %1178 fused:add_id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
- *   %1223 fused:add_id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
- *   %1269 fused:add_id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
+/* convirt_image_vjp_k445_fused_add_id:
+ *   %445 fused:add_id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
+ *     + %444 map:id [B,8,2048]  graphs/lib/image_encoder.lua:13
+ *   %484 fused:add_id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
+ *   %524 fused:add_id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1090 fused:add_id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1129 fused:add_id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1169 fused:add_id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
  *   ... and 17 more */
-void convirt_image_vjp_k533_fused_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+void convirt_image_vjp_k445_fused_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(16384*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         for (long i1 = 0; i1 < 2048; i1++)
             out[i0*2048 + i1] = (in0[i0*2048 + i1]) + ((in1[i0]));
 }
 
-/* convirt_image_vjp_k541_permute:
- *   %541 permute [64,B,256] (backward)  graphs/lib/image_encoder.lua:13
- *   %586 permute [64,B,256] (backward)  graphs/lib/image_encoder.lua:6
- *   %632 permute [64,B,256] (backward)  graphs/lib/image_encoder.lua:6
- *   %1186 permute [64,B,256] (backward)  graphs/lib/image_encoder.lua:13
- *   %1231 permute [64,B,256] (backward)  graphs/lib/image_encoder.lua:6
- *   %1277 permute [64,B,256] (backward)  graphs/lib/image_encoder.lua:6
+/* convirt_image_vjp_k448_sum:
+ *   %448 reduce [B,64,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %487 reduce [B,64,1] (backward)  graphs/lib/image_encoder.lua:6
+ *   %527 reduce [B,64,1] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1093 reduce [B,64,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1132 reduce [B,64,1] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1172 reduce [B,64,1] (backward)  graphs/lib/image_encoder.lua:6
  *   ... and 17 more */
-void convirt_image_vjp_k541_permute(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 64; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            for (long i2 = 0; i2 < 256; i2++)
-                out[i0*256*B + i1*256 + i2] = in0[i0*256 + i1*16384 + i2];
+void convirt_image_vjp_k448_sum(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for if((long)(16384*B) > 32768)
+    for (long o = 0; o < 64*B; o++) {
+        real a = (real)0;
+        const real *row = in0 + o*256;
+        #pragma omp simd reduction(+:a)
+        for (long j = 0; j < 256; j++) a += row[j];
+        out[o] = a;
+    }
 }
 
-/* convirt_image_vjp_k543_matmul:
- *   %543 matmul [64,576] (backward)  graphs/lib/image_encoder.lua:13
- *   %588 matmul [64,576] (backward)  graphs/lib/image_encoder.lua:6
- *   %1188 matmul [64,576] (backward)  graphs/lib/image_encoder.lua:13
- *   %1233 matmul [64,576] (backward)  graphs/lib/image_encoder.lua:6
- *   %1412 matmul [64,576] (backward)  graphs/lib/image_encoder.lua:13
- *   %1457 matmul [64,576] (backward)  graphs/lib/image_encoder.lua:6
- *   ... and 8 more */
-void convirt_image_vjp_k543_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 576, 256*B, (real)1, in0 + 0, 256*B, in1 + 0, 256*B, (real)0, out + 0, 576);
-}
-
-/* convirt_image_vjp_k544_matmul:
- *   %544 matmul [576,256*B] (backward)  graphs/lib/image_encoder.lua:13
- *   %589 matmul [576,256*B] (backward)  graphs/lib/image_encoder.lua:6
- *   %1189 matmul [576,256*B] (backward)  graphs/lib/image_encoder.lua:13
- *   %1234 matmul [576,256*B] (backward)  graphs/lib/image_encoder.lua:6
- *   %1413 matmul [576,256*B] (backward)  graphs/lib/image_encoder.lua:13
- *   %1458 matmul [576,256*B] (backward)  graphs/lib/image_encoder.lua:6
- *   ... and 8 more */
-void convirt_image_vjp_k544_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 576, 256*B, 64, (real)1, in0 + 0, 576, in1 + 0, 256*B, (real)0, out + 0, 256*B);
-}
-
-/* convirt_image_vjp_k546_col2im:
- *   %546 col2im [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %591 col2im [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:6
- *   %1191 col2im [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %1236 col2im [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:6
- *   %1415 col2im [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %1460 col2im [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:6
- *   ... and 8 more */
-void convirt_image_vjp_k546_col2im(real *restrict out, const real *restrict in0, long B) {
-    memset(out, 0, sizeof(real)*(size_t)(16384*B));
-    const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 1, P = 1, HO = 16, WO = 16, KC = 576, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            real *xp = (out) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    const real *cp = (in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        const real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) continue;
-                        real *xrow = xp + iy*W;
-                        for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
-                    }
-                }
+/* convirt_image_vjp_k449_sum:
+ *   %449 reduce [1,64,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %488 reduce [1,64,1] (backward)  graphs/lib/image_encoder.lua:6
+ *   %528 reduce [1,64,1] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1094 reduce [1,64,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1133 reduce [1,64,1] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1173 reduce [1,64,1] (backward)  graphs/lib/image_encoder.lua:6
+ *   ... and 17 more */
+void convirt_image_vjp_k449_sum(real *restrict out, const real *restrict in0, long B) {
+    const long nblk = (64 + 255) / 256;
+    #pragma omp parallel for collapse(2) if((long)(64*B) > 32768)
+    for (long o = 0; o < 1; o++)
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 64 ? ib + 256 : 64;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < B; j++) {
+                const real *row = in0 + (o*B + j)*64;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*64 + i] = a[i - ib];
         }
 }
 
-/* convirt_image_vjp_k594_fused_mul_add_step:
- *   %594 fused:mul_add_step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:26
- *     + %592 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6
- *     + %593 map:step [B,64,16,16]  graphs/lib/image_encoder.lua:26
- *   %1239 fused:mul_add_step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:26
- *   %1463 fused:mul_add_step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:26
- *   %1539 fused:mul_add_step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:26
- *   %1500 fused:mul_add_step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:26
- *   %1627 fused:mul_add_step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:26
+/* convirt_image_vjp_k451_conv2d_input_grad:
+ *   %451 conv2d_input_grad [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
+ *   %490 conv2d_input_grad [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1096 conv2d_input_grad [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1135 conv2d_input_grad [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1320 conv2d_input_grad [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1359 conv2d_input_grad [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:6
+ *   ... and 8 more */
+void convirt_image_vjp_k451_conv2d_input_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B) {
+    const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 1, P = 1, HO = 16, WO = 16, KC = 576, NB = B;
+    (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
+    const long L = NB < 16 ? NB : 16;
+    #pragma omp parallel for schedule(static)
+    for (long l = 0; l < L; l++) {
+        real *col = work + l*147456; /* this lane's columns [K, HO*WO] */
+        for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
+            GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, KC, HO*WO, 64, 1, in1, KC, in0 + n*64*HO*WO, HO*WO, 0, col, HO*WO);
+            memset(out + n*C*H*W, 0, sizeof(real)*(size_t)(C*H*W));
+            for (long c = 0; c < C; c++) {
+                real *xp = out + (n*C + c)*H*W;
+                const real *cp0 = col + c*KH*KW*HO*WO;
+                const long LDC = HO*WO;
+                for (long ky = 0; ky < KH; ky++)
+                    for (long kx = 0; kx < KW; kx++) {
+                        const real *cp = cp0 + (ky*KW + kx)*LDC;
+                        /* columns ox with 0 <= ox*S - P + kx < W */
+                        long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                        if (hi > WO) hi = WO;
+                        if (lo > hi) lo = hi;
+                        for (long oy = 0; oy < HO; oy++) {
+                            long iy = oy*S - P + ky;
+                            const real *crow = cp + oy*WO;
+                            if (iy < 0 || iy >= H) continue;
+                            real *xrow = xp + iy*W;
+                            for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
+                        }
+                    }
+            }
+        }
+    }
+}
+
+/* convirt_image_vjp_k452_conv2d_weight_grad:
+ *   %452 conv2d_weight_grad [64,64,3,3] (backward)  graphs/lib/image_encoder.lua:13
+ *   %491 conv2d_weight_grad [64,64,3,3] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1097 conv2d_weight_grad [64,64,3,3] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1136 conv2d_weight_grad [64,64,3,3] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1321 conv2d_weight_grad [64,64,3,3] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1360 conv2d_weight_grad [64,64,3,3] (backward)  graphs/lib/image_encoder.lua:6
+ *   ... and 8 more */
+void convirt_image_vjp_k452_conv2d_weight_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B) {
+    const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 1, P = 1, HO = 16, WO = 16, KC = 576, NB = B;
+    (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
+    const long L = NB < 16 ? NB : 16;
+    #pragma omp parallel for schedule(static)
+    for (long l = 0; l < L; l++) {
+        real *col = work + l*184320; /* this lane's columns [K, HO*WO] */
+        real *part = work + l*184320 + 147456; /* [O, KC] */
+        for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
+            for (long c = 0; c < C; c++) {
+                const real *xp = in1 + (n*C + c)*H*W;
+                real *cp0 = col + c*KH*KW*HO*WO;
+                const long LDC = HO*WO;
+                for (long ky = 0; ky < KH; ky++)
+                    for (long kx = 0; kx < KW; kx++) {
+                        real *cp = cp0 + (ky*KW + kx)*LDC;
+                        /* columns ox with 0 <= ox*S - P + kx < W */
+                        long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                        if (hi > WO) hi = WO;
+                        if (lo > hi) lo = hi;
+                        for (long oy = 0; oy < HO; oy++) {
+                            long iy = oy*S - P + ky;
+                            real *crow = cp + oy*WO;
+                            if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
+                            const real *xrow = xp + iy*W;
+                            for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
+                            for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
+                            for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
+                        }
+                    }
+            }
+            GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 64, KC, HO*WO, 1, in0 + n*64*HO*WO, HO*WO, col, HO*WO, n == l*NB/L ? 0 : 1, part, KC);
+        }
+    }
+    #pragma omp parallel for simd if(589824 > 32768)
+    for (long i = 0; i < 36864; i++) {
+        real s = work[147456 + i];
+        for (long l = 1; l < L; l++) s += work[l*184320 + 147456 + i];
+        out[i] = s;
+    }
+}
+
+/* convirt_image_vjp_k494_fused_mul_add_step:
+ *   %494 fused:mul_add_step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:26
+ *     + %492 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6
+ *     + %493 map:step [B,64,16,16]  graphs/lib/image_encoder.lua:26
+ *   %1139 fused:mul_add_step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:26
+ *   %1363 fused:mul_add_step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:26
+ *   %1439 fused:mul_add_step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:26
+ *   %1400 fused:mul_add_step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:26
+ *   %1527 fused:mul_add_step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:26
  *   ... and 2 more */
-void convirt_image_vjp_k594_fused_mul_add_step(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
+void convirt_image_vjp_k494_fused_mul_add_step(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
     #pragma omp parallel for simd if((long)(16384*B) > 32768)
     for (long i0 = 0; i0 < 16384*B; i0++)
         out[i0] = ((in0[i0]) + (in1[i0])) * ((in2[i0]) > (real)0 ? (real)1 : (real)0);
 }
 
-/* convirt_image_vjp_k634_matmul:
- *   %634 matmul [64,288] (backward)  graphs/lib/image_encoder.lua:6
- *   %1279 matmul [64,288] (backward)  graphs/lib/image_encoder.lua:6
- *   %1503 matmul [64,288] (backward)  graphs/lib/image_encoder.lua:6
- *   %1579 matmul [64,288] (backward)  graphs/lib/image_encoder.lua:6
- *   %1540 matmul [64,288] (backward)  graphs/lib/image_encoder.lua:6
- *   %1667 matmul [64,288] (backward)  graphs/lib/image_encoder.lua:6
+/* convirt_image_vjp_k530_conv2d_input_grad:
+ *   %530 conv2d_input_grad [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1175 conv2d_input_grad [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1399 conv2d_input_grad [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1475 conv2d_input_grad [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1436 conv2d_input_grad [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1563 conv2d_input_grad [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:6
  *   ... and 1 more */
-void convirt_image_vjp_k634_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 288, 256*B, (real)1, in0 + 0, 256*B, in1 + 0, 256*B, (real)0, out + 0, 288);
-}
-
-/* convirt_image_vjp_k635_matmul:
- *   %635 matmul [288,256*B] (backward)  graphs/lib/image_encoder.lua:6
- *   %1280 matmul [288,256*B] (backward)  graphs/lib/image_encoder.lua:6
- *   %1504 matmul [288,256*B] (backward)  graphs/lib/image_encoder.lua:6
- *   %1580 matmul [288,256*B] (backward)  graphs/lib/image_encoder.lua:6
- *   %1541 matmul [288,256*B] (backward)  graphs/lib/image_encoder.lua:6
- *   %1668 matmul [288,256*B] (backward)  graphs/lib/image_encoder.lua:6
- *   ... and 1 more */
-void convirt_image_vjp_k635_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 256*B, 64, (real)1, in0 + 0, 288, in1 + 0, 256*B, (real)0, out + 0, 256*B);
-}
-
-/* convirt_image_vjp_k637_col2im:
- *   %637 col2im [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:6
- *   %1282 col2im [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:6
- *   %1506 col2im [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:6
- *   %1582 col2im [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:6
- *   %1543 col2im [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:6
- *   %1670 col2im [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:6
- *   ... and 1 more */
-void convirt_image_vjp_k637_col2im(real *restrict out, const real *restrict in0, long B) {
-    memset(out, 0, sizeof(real)*(size_t)(32768*B));
+void convirt_image_vjp_k530_conv2d_input_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B) {
     const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 2, P = 1, HO = 16, WO = 16, KC = 288, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            real *xp = (out) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    const real *cp = (in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        const real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) continue;
-                        real *xrow = xp + iy*W;
-                        for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
+    (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
+    const long L = NB < 16 ? NB : 16;
+    #pragma omp parallel for schedule(static)
+    for (long l = 0; l < L; l++) {
+        real *col = work + l*73728; /* this lane's columns [K, HO*WO] */
+        for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
+            GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, KC, HO*WO, 64, 1, in1, KC, in0 + n*64*HO*WO, HO*WO, 0, col, HO*WO);
+            memset(out + n*C*H*W, 0, sizeof(real)*(size_t)(C*H*W));
+            for (long c = 0; c < C; c++) {
+                real *xp = out + (n*C + c)*H*W;
+                const real *cp0 = col + c*KH*KW*HO*WO;
+                const long LDC = HO*WO;
+                for (long ky = 0; ky < KH; ky++)
+                    for (long kx = 0; kx < KW; kx++) {
+                        const real *cp = cp0 + (ky*KW + kx)*LDC;
+                        /* columns ox with 0 <= ox*S - P + kx < W */
+                        long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                        if (hi > WO) hi = WO;
+                        if (lo > hi) lo = hi;
+                        for (long oy = 0; oy < HO; oy++) {
+                            long iy = oy*S - P + ky;
+                            const real *crow = cp + oy*WO;
+                            if (iy < 0 || iy >= H) continue;
+                            real *xrow = xp + iy*W;
+                            for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
+                        }
                     }
-                }
+            }
         }
+    }
 }
 
-/* convirt_image_vjp_k639_fused_mul_step:
- *   %639 fused:mul_step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:27
- *     + %638 map:step [B,32,32,32]  graphs/lib/image_encoder.lua:27
- *   %684 fused:mul_step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:12
- *   %1284 fused:mul_step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:27
- *   %1329 fused:mul_step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:12
- *   %1508 fused:mul_step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:27
- *   %1553 fused:mul_step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:12
+/* convirt_image_vjp_k531_conv2d_weight_grad:
+ *   %531 conv2d_weight_grad [64,32,3,3] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1176 conv2d_weight_grad [64,32,3,3] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1400 conv2d_weight_grad [64,32,3,3] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1476 conv2d_weight_grad [64,32,3,3] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1437 conv2d_weight_grad [64,32,3,3] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1564 conv2d_weight_grad [64,32,3,3] (backward)  graphs/lib/image_encoder.lua:6
+ *   ... and 1 more */
+void convirt_image_vjp_k531_conv2d_weight_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B) {
+    const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 2, P = 1, HO = 16, WO = 16, KC = 288, NB = B;
+    (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
+    const long L = NB < 16 ? NB : 16;
+    #pragma omp parallel for schedule(static)
+    for (long l = 0; l < L; l++) {
+        real *col = work + l*92160; /* this lane's columns [K, HO*WO] */
+        real *part = work + l*92160 + 73728; /* [O, KC] */
+        for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
+            for (long c = 0; c < C; c++) {
+                const real *xp = in1 + (n*C + c)*H*W;
+                real *cp0 = col + c*KH*KW*HO*WO;
+                const long LDC = HO*WO;
+                for (long ky = 0; ky < KH; ky++)
+                    for (long kx = 0; kx < KW; kx++) {
+                        real *cp = cp0 + (ky*KW + kx)*LDC;
+                        /* columns ox with 0 <= ox*S - P + kx < W */
+                        long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                        if (hi > WO) hi = WO;
+                        if (lo > hi) lo = hi;
+                        for (long oy = 0; oy < HO; oy++) {
+                            long iy = oy*S - P + ky;
+                            real *crow = cp + oy*WO;
+                            if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
+                            const real *xrow = xp + iy*W;
+                            for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
+                            for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
+                            for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
+                        }
+                    }
+            }
+            GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 64, KC, HO*WO, 1, in0 + n*64*HO*WO, HO*WO, col, HO*WO, n == l*NB/L ? 0 : 1, part, KC);
+        }
+    }
+    #pragma omp parallel for simd if(294912 > 32768)
+    for (long i = 0; i < 18432; i++) {
+        real s = work[73728 + i];
+        for (long l = 1; l < L; l++) s += work[l*92160 + 73728 + i];
+        out[i] = s;
+    }
+}
+
+/* convirt_image_vjp_k533_fused_mul_step:
+ *   %533 fused:mul_step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:27
+ *     + %532 map:step [B,32,32,32]  graphs/lib/image_encoder.lua:27
+ *   %572 fused:mul_step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:12
+ *   %1178 fused:mul_step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:27
+ *   %1217 fused:mul_step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:12
+ *   %1402 fused:mul_step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:27
+ *   %1441 fused:mul_step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:12
  *   ... and 9 more */
-void convirt_image_vjp_k639_fused_mul_step(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+void convirt_image_vjp_k533_fused_mul_step(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for simd if((long)(32768*B) > 32768)
     for (long i0 = 0; i0 < 32768*B; i0++)
         out[i0] = (in0[i0]) * ((in1[i0]) > (real)0 ? (real)1 : (real)0);
 }
 
-/* convirt_image_vjp_k640_sum:
- *   %640 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %647 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %671 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %685 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
- *   %692 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
- *   %716 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:6
- *   ... and 63 more */
-void convirt_image_vjp_k640_sum(real *restrict out, const real *restrict in0, long B) {
+/* convirt_image_vjp_k534_sum:
+ *   %534 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
+ *   %541 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
+ *   %573 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
+ *   %580 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
+ *   %613 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
+ *   %620 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
+ *   ... and 40 more */
+void convirt_image_vjp_k534_sum(real *restrict out, const real *restrict in0, long B) {
     const long nblk = (32768 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
     for (long o = 0; o < 1; o++)
@@ -2716,15 +2769,15 @@ void convirt_image_vjp_k640_sum(real *restrict out, const real *restrict in0, lo
         }
 }
 
-/* convirt_image_vjp_k642_sum:
- *   %642 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %649 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %673 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %687 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:7
- *   %694 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:7
- *   %718 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:6
- *   ... and 63 more */
-void convirt_image_vjp_k642_sum(real *restrict out, const real *restrict in0) {
+/* convirt_image_vjp_k536_sum:
+ *   %536 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:13
+ *   %543 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:13
+ *   %575 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:7
+ *   %582 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:7
+ *   %615 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:7
+ *   %622 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:7
+ *   ... and 40 more */
+void convirt_image_vjp_k536_sum(real *restrict out, const real *restrict in0) {
     const long nblk = (32 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(32768) > 32768)
     for (long o = 0; o < 32; o++)
@@ -2740,15 +2793,15 @@ void convirt_image_vjp_k642_sum(real *restrict out, const real *restrict in0) {
         }
 }
 
-/* convirt_image_vjp_k643_sum:
- *   %643 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %650 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %674 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %688 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %695 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %719 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:6
- *   ... and 63 more */
-void convirt_image_vjp_k643_sum(real *restrict out, const real *restrict in0) {
+/* convirt_image_vjp_k537_sum:
+ *   %537 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %544 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %576 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %583 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %616 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %623 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   ... and 40 more */
+void convirt_image_vjp_k537_sum(real *restrict out, const real *restrict in0) {
     #pragma omp parallel for if((long)(1024) > 32768)
     for (long o = 0; o < 32; o++) {
         real a = (real)0;
@@ -2759,15 +2812,15 @@ void convirt_image_vjp_k643_sum(real *restrict out, const real *restrict in0) {
     }
 }
 
-/* convirt_image_vjp_k645_mul:
- *   %645 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %690 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
- *   %736 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
- *   %1290 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %1335 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
- *   %1381 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
+/* convirt_image_vjp_k539_mul:
+ *   %539 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
+ *   %578 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
+ *   %618 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1184 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1223 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1263 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
  *   ... and 17 more */
-void convirt_image_vjp_k645_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+void convirt_image_vjp_k539_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 32; i1++)
@@ -2775,35 +2828,35 @@ void convirt_image_vjp_k645_mul(real *restrict out, const real *restrict in0, co
                 out[i0*32768 + i1*1024 + i2] = in0[i0*32768 + i1*1024 + i2] * in1[i1];
 }
 
-/* convirt_image_vjp_k646_mul:
- *   %646 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %691 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
- *   %737 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
- *   %1291 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %1336 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
- *   %1382 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
+/* convirt_image_vjp_k540_mul:
+ *   %540 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
+ *   %579 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
+ *   %619 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1185 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1224 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1264 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
  *   ... and 17 more */
-void convirt_image_vjp_k646_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+void convirt_image_vjp_k540_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for simd if((long)(32768*B) > 32768)
     for (long i0 = 0; i0 < 32768*B; i0++)
         out[i0] = in0[i0] * in1[i0];
 }
 
-/* convirt_image_vjp_k660_fused_scale_mul_sum_mul:
- *   %660 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
- *     + %659 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13
- *     + %655 reduce [B,8,1]  graphs/lib/image_encoder.lua:13
- *     + %654 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13
- *     + %658 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13
- *     + %657 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13
- *     + %656 map:square [B,8,1]  graphs/lib/image_encoder.lua:13
- *   %705 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %751 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1305 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1350 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1396 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+/* convirt_image_vjp_k554_fused_scale_mul_sum_mul:
+ *   %554 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
+ *     + %553 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13
+ *     + %549 reduce [B,8,1]  graphs/lib/image_encoder.lua:13
+ *     + %548 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13
+ *     + %552 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13
+ *     + %551 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13
+ *     + %550 map:square [B,8,1]  graphs/lib/image_encoder.lua:13
+ *   %593 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %633 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1199 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1238 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1278 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
  *   ... and 17 more */
-void convirt_image_vjp_k660_fused_scale_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
+void convirt_image_vjp_k554_fused_scale_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
     #pragma omp parallel for if((long)(32768*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         {
@@ -2814,36 +2867,36 @@ void convirt_image_vjp_k660_fused_scale_mul_sum_mul(real *restrict out, const re
         }
 }
 
-/* convirt_image_vjp_k664_fused_add_mul_mul_id:
- *   %664 fused:add_mul_mul_id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
- *     + %653 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13
- *     + %663 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13
- *     + %661 map:id [B,8,4096]  graphs/lib/image_encoder.lua:13
- *     + %662 map:scale [B,8,4096]  graphs/lib/image_encoder.lua:13
- *   %709 fused:add_mul_mul_id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
- *   %755 fused:add_mul_mul_id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
- *   %1309 fused:add_mul_mul_id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
- *   %1354 fused:add_mul_mul_id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
- *   %1400 fused:add_mul_mul_id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
+/* convirt_image_vjp_k558_fused_add_mul_mul_id:
+ *   %558 fused:add_mul_mul_id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
+ *     + %547 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13
+ *     + %557 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13
+ *     + %555 map:id [B,8,4096]  graphs/lib/image_encoder.lua:13
+ *     + %556 map:scale [B,8,4096]  graphs/lib/image_encoder.lua:13
+ *   %597 fused:add_mul_mul_id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
+ *   %637 fused:add_mul_mul_id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1203 fused:add_mul_mul_id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1242 fused:add_mul_mul_id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1282 fused:add_mul_mul_id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
  *   ... and 17 more */
-void convirt_image_vjp_k664_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
+void convirt_image_vjp_k558_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
     #pragma omp parallel for collapse(1) if((long)(32768*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         for (long i1 = 0; i1 < 4096; i1++)
             out[i0*4096 + i1] = ((in0[i0*4096 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*4096 + i1]) * (real)2));
 }
 
-/* convirt_image_vjp_k667_fused_scale_sum_neg:
- *   %667 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
- *     + %666 reduce [B,8,1]  graphs/lib/image_encoder.lua:13
- *     + %665 map:neg [B,8,4096]  graphs/lib/image_encoder.lua:13
- *   %712 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %758 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1312 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1357 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1403 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+/* convirt_image_vjp_k561_fused_scale_sum_neg:
+ *   %561 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
+ *     + %560 reduce [B,8,1]  graphs/lib/image_encoder.lua:13
+ *     + %559 map:neg [B,8,4096]  graphs/lib/image_encoder.lua:13
+ *   %600 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %640 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1206 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1245 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1285 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
  *   ... and 17 more */
-void convirt_image_vjp_k667_fused_scale_sum_neg(real *restrict out, const real *restrict in0, long B) {
+void convirt_image_vjp_k561_fused_scale_sum_neg(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for if((long)(32768*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         {
@@ -2854,170 +2907,289 @@ void convirt_image_vjp_k667_fused_scale_sum_neg(real *restrict out, const real *
         }
 }
 
-/* convirt_image_vjp_k669_fused_add_id:
- *   %669 fused:add_id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
- *     + %668 map:id [B,8,4096]  graphs/lib/image_encoder.lua:13
- *   %714 fused:add_id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
- *   %760 fused:add_id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
- *   %1314 fused:add_id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
- *   %1359 fused:add_id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
- *   %1405 fused:add_id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
+/* convirt_image_vjp_k563_fused_add_id:
+ *   %563 fused:add_id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
+ *     + %562 map:id [B,8,4096]  graphs/lib/image_encoder.lua:13
+ *   %602 fused:add_id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
+ *   %642 fused:add_id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1208 fused:add_id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1247 fused:add_id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1287 fused:add_id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
  *   ... and 17 more */
-void convirt_image_vjp_k669_fused_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+void convirt_image_vjp_k563_fused_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(32768*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         for (long i1 = 0; i1 < 4096; i1++)
             out[i0*4096 + i1] = (in0[i0*4096 + i1]) + ((in1[i0]));
 }
 
-/* convirt_image_vjp_k677_permute:
- *   %677 permute [32,B,1024] (backward)  graphs/lib/image_encoder.lua:13
- *   %722 permute [32,B,1024] (backward)  graphs/lib/image_encoder.lua:6
- *   %768 permute [32,B,1024] (backward)  graphs/lib/image_encoder.lua:6
- *   %1322 permute [32,B,1024] (backward)  graphs/lib/image_encoder.lua:13
- *   %1367 permute [32,B,1024] (backward)  graphs/lib/image_encoder.lua:6
- *   %1413 permute [32,B,1024] (backward)  graphs/lib/image_encoder.lua:6
+/* convirt_image_vjp_k566_sum:
+ *   %566 reduce [B,32,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %605 reduce [B,32,1] (backward)  graphs/lib/image_encoder.lua:6
+ *   %645 reduce [B,32,1] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1211 reduce [B,32,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1250 reduce [B,32,1] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1290 reduce [B,32,1] (backward)  graphs/lib/image_encoder.lua:6
  *   ... and 17 more */
-void convirt_image_vjp_k677_permute(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 32; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            for (long i2 = 0; i2 < 1024; i2++)
-                out[i0*1024*B + i1*1024 + i2] = in0[i0*1024 + i1*32768 + i2];
+void convirt_image_vjp_k566_sum(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for if((long)(32768*B) > 32768)
+    for (long o = 0; o < 32*B; o++) {
+        real a = (real)0;
+        const real *row = in0 + o*1024;
+        #pragma omp simd reduction(+:a)
+        for (long j = 0; j < 1024; j++) a += row[j];
+        out[o] = a;
+    }
 }
 
-/* convirt_image_vjp_k679_matmul:
- *   %679 matmul [32,288] (backward)  graphs/lib/image_encoder.lua:13
- *   %724 matmul [32,288] (backward)  graphs/lib/image_encoder.lua:6
- *   %770 matmul [32,288] (backward)  graphs/lib/image_encoder.lua:6
- *   %1324 matmul [32,288] (backward)  graphs/lib/image_encoder.lua:13
- *   %1369 matmul [32,288] (backward)  graphs/lib/image_encoder.lua:6
- *   %1415 matmul [32,288] (backward)  graphs/lib/image_encoder.lua:6
- *   ... and 15 more */
-void convirt_image_vjp_k679_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 288, 1024*B, (real)1, in0 + 0, 1024*B, in1 + 0, 1024*B, (real)0, out + 0, 288);
-}
-
-/* convirt_image_vjp_k680_matmul:
- *   %680 matmul [288,1024*B] (backward)  graphs/lib/image_encoder.lua:13
- *   %725 matmul [288,1024*B] (backward)  graphs/lib/image_encoder.lua:6
- *   %771 matmul [288,1024*B] (backward)  graphs/lib/image_encoder.lua:6
- *   %1325 matmul [288,1024*B] (backward)  graphs/lib/image_encoder.lua:13
- *   %1370 matmul [288,1024*B] (backward)  graphs/lib/image_encoder.lua:6
- *   %1416 matmul [288,1024*B] (backward)  graphs/lib/image_encoder.lua:6
- *   ... and 15 more */
-void convirt_image_vjp_k680_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 1024*B, 32, (real)1, in0 + 0, 288, in1 + 0, 1024*B, (real)0, out + 0, 1024*B);
-}
-
-/* convirt_image_vjp_k682_col2im:
- *   %682 col2im [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %727 col2im [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:6
- *   %1327 col2im [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %1372 col2im [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:6
- *   %1551 col2im [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %1596 col2im [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:6
- *   ... and 8 more */
-void convirt_image_vjp_k682_col2im(real *restrict out, const real *restrict in0, long B) {
-    memset(out, 0, sizeof(real)*(size_t)(32768*B));
-    const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 1, P = 1, HO = 32, WO = 32, KC = 288, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            real *xp = (out) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    const real *cp = (in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        const real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) continue;
-                        real *xrow = xp + iy*W;
-                        for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
-                    }
-                }
+/* convirt_image_vjp_k567_sum:
+ *   %567 reduce [1,32,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %606 reduce [1,32,1] (backward)  graphs/lib/image_encoder.lua:6
+ *   %646 reduce [1,32,1] (backward)  graphs/lib/image_encoder.lua:6
+ *   %685 reduce [1,32,1] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1212 reduce [1,32,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1251 reduce [1,32,1] (backward)  graphs/lib/image_encoder.lua:6
+ *   ... and 26 more */
+void convirt_image_vjp_k567_sum(real *restrict out, const real *restrict in0, long B) {
+    const long nblk = (32 + 255) / 256;
+    #pragma omp parallel for collapse(2) if((long)(32*B) > 32768)
+    for (long o = 0; o < 1; o++)
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 32 ? ib + 256 : 32;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < B; j++) {
+                const real *row = in0 + (o*B + j)*32;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*32 + i] = a[i - ib];
         }
 }
 
-/* convirt_image_vjp_k730_fused_mul_add_step:
- *   %730 fused:mul_add_step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:26
- *     + %728 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6
- *     + %729 map:step [B,32,32,32]  graphs/lib/image_encoder.lua:26
- *   %1375 fused:mul_add_step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:26
- *   %1599 fused:mul_add_step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:26
- *   %1675 fused:mul_add_step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:26
- *   %1636 fused:mul_add_step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:26
- *   %1763 fused:mul_add_step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:26
+/* convirt_image_vjp_k569_conv2d_input_grad:
+ *   %569 conv2d_input_grad [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
+ *   %608 conv2d_input_grad [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1214 conv2d_input_grad [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1253 conv2d_input_grad [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1438 conv2d_input_grad [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1477 conv2d_input_grad [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:6
+ *   ... and 8 more */
+void convirt_image_vjp_k569_conv2d_input_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B) {
+    const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 1, P = 1, HO = 32, WO = 32, KC = 288, NB = B;
+    (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
+    const long L = NB < 16 ? NB : 16;
+    #pragma omp parallel for schedule(static)
+    for (long l = 0; l < L; l++) {
+        real *col = work + l*294912; /* this lane's columns [K, HO*WO] */
+        for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
+            GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, KC, HO*WO, 32, 1, in1, KC, in0 + n*32*HO*WO, HO*WO, 0, col, HO*WO);
+            memset(out + n*C*H*W, 0, sizeof(real)*(size_t)(C*H*W));
+            for (long c = 0; c < C; c++) {
+                real *xp = out + (n*C + c)*H*W;
+                const real *cp0 = col + c*KH*KW*HO*WO;
+                const long LDC = HO*WO;
+                for (long ky = 0; ky < KH; ky++)
+                    for (long kx = 0; kx < KW; kx++) {
+                        const real *cp = cp0 + (ky*KW + kx)*LDC;
+                        /* columns ox with 0 <= ox*S - P + kx < W */
+                        long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                        if (hi > WO) hi = WO;
+                        if (lo > hi) lo = hi;
+                        for (long oy = 0; oy < HO; oy++) {
+                            long iy = oy*S - P + ky;
+                            const real *crow = cp + oy*WO;
+                            if (iy < 0 || iy >= H) continue;
+                            real *xrow = xp + iy*W;
+                            for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
+                        }
+                    }
+            }
+        }
+    }
+}
+
+/* convirt_image_vjp_k570_conv2d_weight_grad:
+ *   %570 conv2d_weight_grad [32,32,3,3] (backward)  graphs/lib/image_encoder.lua:13
+ *   %609 conv2d_weight_grad [32,32,3,3] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1215 conv2d_weight_grad [32,32,3,3] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1254 conv2d_weight_grad [32,32,3,3] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1439 conv2d_weight_grad [32,32,3,3] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1478 conv2d_weight_grad [32,32,3,3] (backward)  graphs/lib/image_encoder.lua:6
+ *   ... and 8 more */
+void convirt_image_vjp_k570_conv2d_weight_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B) {
+    const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 1, P = 1, HO = 32, WO = 32, KC = 288, NB = B;
+    (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
+    const long L = NB < 16 ? NB : 16;
+    #pragma omp parallel for schedule(static)
+    for (long l = 0; l < L; l++) {
+        real *col = work + l*304128; /* this lane's columns [K, HO*WO] */
+        real *part = work + l*304128 + 294912; /* [O, KC] */
+        for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
+            for (long c = 0; c < C; c++) {
+                const real *xp = in1 + (n*C + c)*H*W;
+                real *cp0 = col + c*KH*KW*HO*WO;
+                const long LDC = HO*WO;
+                for (long ky = 0; ky < KH; ky++)
+                    for (long kx = 0; kx < KW; kx++) {
+                        real *cp = cp0 + (ky*KW + kx)*LDC;
+                        /* columns ox with 0 <= ox*S - P + kx < W */
+                        long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                        if (hi > WO) hi = WO;
+                        if (lo > hi) lo = hi;
+                        for (long oy = 0; oy < HO; oy++) {
+                            long iy = oy*S - P + ky;
+                            real *crow = cp + oy*WO;
+                            if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
+                            const real *xrow = xp + iy*W;
+                            for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
+                            for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
+                            for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
+                        }
+                    }
+            }
+            GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 32, KC, HO*WO, 1, in0 + n*32*HO*WO, HO*WO, col, HO*WO, n == l*NB/L ? 0 : 1, part, KC);
+        }
+    }
+    #pragma omp parallel for simd if(147456 > 32768)
+    for (long i = 0; i < 9216; i++) {
+        real s = work[294912 + i];
+        for (long l = 1; l < L; l++) s += work[l*304128 + 294912 + i];
+        out[i] = s;
+    }
+}
+
+/* convirt_image_vjp_k612_fused_mul_add_step:
+ *   %612 fused:mul_add_step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:26
+ *     + %610 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6
+ *     + %611 map:step [B,32,32,32]  graphs/lib/image_encoder.lua:26
+ *   %1257 fused:mul_add_step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:26
+ *   %1481 fused:mul_add_step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:26
+ *   %1557 fused:mul_add_step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:26
+ *   %1518 fused:mul_add_step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:26
+ *   %1645 fused:mul_add_step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:26
  *   ... and 2 more */
-void convirt_image_vjp_k730_fused_mul_add_step(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
+void convirt_image_vjp_k612_fused_mul_add_step(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
     #pragma omp parallel for simd if((long)(32768*B) > 32768)
     for (long i0 = 0; i0 < 32768*B; i0++)
         out[i0] = ((in0[i0]) + (in1[i0])) * ((in2[i0]) > (real)0 ? (real)1 : (real)0);
 }
 
-/* convirt_image_vjp_k773_col2im:
- *   %773 col2im [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:6
- *   %1418 col2im [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:6
- *   %1642 col2im [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:6
- *   %1718 col2im [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:6
- *   %1679 col2im [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:6
- *   %1806 col2im [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:6
+/* convirt_image_vjp_k648_conv2d_input_grad:
+ *   %648 conv2d_input_grad [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1293 conv2d_input_grad [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1517 conv2d_input_grad [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1593 conv2d_input_grad [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1554 conv2d_input_grad [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1681 conv2d_input_grad [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:6
  *   ... and 1 more */
-void convirt_image_vjp_k773_col2im(real *restrict out, const real *restrict in0, long B) {
-    memset(out, 0, sizeof(real)*(size_t)(131072*B));
+void convirt_image_vjp_k648_conv2d_input_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B) {
     const long C = 32, H = 64, W = 64, KH = 3, KW = 3, S = 2, P = 1, HO = 32, WO = 32, KC = 288, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            real *xp = (out) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    const real *cp = (in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        const real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) continue;
-                        real *xrow = xp + iy*W;
-                        for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
+    (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
+    const long L = NB < 16 ? NB : 16;
+    #pragma omp parallel for schedule(static)
+    for (long l = 0; l < L; l++) {
+        real *col = work + l*294912; /* this lane's columns [K, HO*WO] */
+        for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
+            GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, KC, HO*WO, 32, 1, in1, KC, in0 + n*32*HO*WO, HO*WO, 0, col, HO*WO);
+            memset(out + n*C*H*W, 0, sizeof(real)*(size_t)(C*H*W));
+            for (long c = 0; c < C; c++) {
+                real *xp = out + (n*C + c)*H*W;
+                const real *cp0 = col + c*KH*KW*HO*WO;
+                const long LDC = HO*WO;
+                for (long ky = 0; ky < KH; ky++)
+                    for (long kx = 0; kx < KW; kx++) {
+                        const real *cp = cp0 + (ky*KW + kx)*LDC;
+                        /* columns ox with 0 <= ox*S - P + kx < W */
+                        long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                        if (hi > WO) hi = WO;
+                        if (lo > hi) lo = hi;
+                        for (long oy = 0; oy < HO; oy++) {
+                            long iy = oy*S - P + ky;
+                            const real *crow = cp + oy*WO;
+                            if (iy < 0 || iy >= H) continue;
+                            real *xrow = xp + iy*W;
+                            for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
+                        }
                     }
-                }
+            }
         }
+    }
 }
 
-/* convirt_image_vjp_k775_fused_mul_step:
- *   %775 fused:mul_step [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:22
- *     + %774 map:step [B,32,64,64]  graphs/lib/image_encoder.lua:22
- *   %1420 fused:mul_step [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:22
- *   %1644 fused:mul_step [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:22
- *   %1720 fused:mul_step [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:22
- *   %1681 fused:mul_step [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:22
- *   %1808 fused:mul_step [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:22
+/* convirt_image_vjp_k649_conv2d_weight_grad:
+ *   %649 conv2d_weight_grad [32,32,3,3] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1294 conv2d_weight_grad [32,32,3,3] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1518 conv2d_weight_grad [32,32,3,3] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1594 conv2d_weight_grad [32,32,3,3] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1555 conv2d_weight_grad [32,32,3,3] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1682 conv2d_weight_grad [32,32,3,3] (backward)  graphs/lib/image_encoder.lua:6
+ *   ... and 1 more */
+void convirt_image_vjp_k649_conv2d_weight_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B) {
+    const long C = 32, H = 64, W = 64, KH = 3, KW = 3, S = 2, P = 1, HO = 32, WO = 32, KC = 288, NB = B;
+    (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
+    const long L = NB < 16 ? NB : 16;
+    #pragma omp parallel for schedule(static)
+    for (long l = 0; l < L; l++) {
+        real *col = work + l*304128; /* this lane's columns [K, HO*WO] */
+        real *part = work + l*304128 + 294912; /* [O, KC] */
+        for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
+            for (long c = 0; c < C; c++) {
+                const real *xp = in1 + (n*C + c)*H*W;
+                real *cp0 = col + c*KH*KW*HO*WO;
+                const long LDC = HO*WO;
+                for (long ky = 0; ky < KH; ky++)
+                    for (long kx = 0; kx < KW; kx++) {
+                        real *cp = cp0 + (ky*KW + kx)*LDC;
+                        /* columns ox with 0 <= ox*S - P + kx < W */
+                        long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                        if (hi > WO) hi = WO;
+                        if (lo > hi) lo = hi;
+                        for (long oy = 0; oy < HO; oy++) {
+                            long iy = oy*S - P + ky;
+                            real *crow = cp + oy*WO;
+                            if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
+                            const real *xrow = xp + iy*W;
+                            for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
+                            for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
+                            for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
+                        }
+                    }
+            }
+            GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 32, KC, HO*WO, 1, in0 + n*32*HO*WO, HO*WO, col, HO*WO, n == l*NB/L ? 0 : 1, part, KC);
+        }
+    }
+    #pragma omp parallel for simd if(147456 > 32768)
+    for (long i = 0; i < 9216; i++) {
+        real s = work[294912 + i];
+        for (long l = 1; l < L; l++) s += work[l*304128 + 294912 + i];
+        out[i] = s;
+    }
+}
+
+/* convirt_image_vjp_k651_fused_mul_step:
+ *   %651 fused:mul_step [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:22
+ *     + %650 map:step [B,32,64,64]  graphs/lib/image_encoder.lua:22
+ *   %1296 fused:mul_step [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:22
+ *   %1520 fused:mul_step [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:22
+ *   %1596 fused:mul_step [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:22
+ *   %1557 fused:mul_step [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:22
+ *   %1684 fused:mul_step [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:22
  *   ... and 2 more */
-void convirt_image_vjp_k775_fused_mul_step(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+void convirt_image_vjp_k651_fused_mul_step(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for simd if((long)(131072*B) > 32768)
     for (long i0 = 0; i0 < 131072*B; i0++)
         out[i0] = (in0[i0]) * ((in1[i0]) > (real)0 ? (real)1 : (real)0);
 }
 
-/* convirt_image_vjp_k776_sum:
- *   %776 reduce [1,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
- *   %783 reduce [1,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
- *   %807 reduce [1,32,64,64] (backward)  graphs/lib/image_encoder.lua:6
- *   %1421 reduce [1,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
- *   %1428 reduce [1,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
- *   %1452 reduce [1,32,64,64] (backward)  graphs/lib/image_encoder.lua:6
- *   ... and 21 more */
-void convirt_image_vjp_k776_sum(real *restrict out, const real *restrict in0, long B) {
+/* convirt_image_vjp_k652_sum:
+ *   %652 reduce [1,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
+ *   %659 reduce [1,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1297 reduce [1,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1304 reduce [1,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1521 reduce [1,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1528 reduce [1,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
+ *   ... and 12 more */
+void convirt_image_vjp_k652_sum(real *restrict out, const real *restrict in0, long B) {
     const long nblk = (131072 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(131072*B) > 32768)
     for (long o = 0; o < 1; o++)
@@ -3033,15 +3205,15 @@ void convirt_image_vjp_k776_sum(real *restrict out, const real *restrict in0, lo
         }
 }
 
-/* convirt_image_vjp_k778_sum:
- *   %778 reduce [32,1,64] (backward)  graphs/lib/image_encoder.lua:7
- *   %785 reduce [32,1,64] (backward)  graphs/lib/image_encoder.lua:7
- *   %809 reduce [32,1,64] (backward)  graphs/lib/image_encoder.lua:6
- *   %1423 reduce [32,1,64] (backward)  graphs/lib/image_encoder.lua:7
- *   %1430 reduce [32,1,64] (backward)  graphs/lib/image_encoder.lua:7
- *   %1454 reduce [32,1,64] (backward)  graphs/lib/image_encoder.lua:6
- *   ... and 21 more */
-void convirt_image_vjp_k778_sum(real *restrict out, const real *restrict in0) {
+/* convirt_image_vjp_k654_sum:
+ *   %654 reduce [32,1,64] (backward)  graphs/lib/image_encoder.lua:7
+ *   %661 reduce [32,1,64] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1299 reduce [32,1,64] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1306 reduce [32,1,64] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1523 reduce [32,1,64] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1530 reduce [32,1,64] (backward)  graphs/lib/image_encoder.lua:7
+ *   ... and 12 more */
+void convirt_image_vjp_k654_sum(real *restrict out, const real *restrict in0) {
     const long nblk = (64 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(131072) > 32768)
     for (long o = 0; o < 32; o++)
@@ -3057,15 +3229,15 @@ void convirt_image_vjp_k778_sum(real *restrict out, const real *restrict in0) {
         }
 }
 
-/* convirt_image_vjp_k779_sum:
- *   %779 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %786 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %810 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:6
- *   %1424 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1431 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1455 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:6
- *   ... and 21 more */
-void convirt_image_vjp_k779_sum(real *restrict out, const real *restrict in0) {
+/* convirt_image_vjp_k655_sum:
+ *   %655 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %662 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1300 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1307 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1524 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1531 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   ... and 12 more */
+void convirt_image_vjp_k655_sum(real *restrict out, const real *restrict in0) {
     #pragma omp parallel for if((long)(2048) > 32768)
     for (long o = 0; o < 32; o++) {
         real a = (real)0;
@@ -3076,15 +3248,15 @@ void convirt_image_vjp_k779_sum(real *restrict out, const real *restrict in0) {
     }
 }
 
-/* convirt_image_vjp_k781_mul:
- *   %781 map:mul [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
- *   %1426 map:mul [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
- *   %1650 map:mul [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
- *   %1726 map:mul [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
- *   %1687 map:mul [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
- *   %1814 map:mul [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
+/* convirt_image_vjp_k657_mul:
+ *   %657 map:mul [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1302 map:mul [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1526 map:mul [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1602 map:mul [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1563 map:mul [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1690 map:mul [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
  *   ... and 3 more */
-void convirt_image_vjp_k781_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+void convirt_image_vjp_k657_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(2) if((long)(131072*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 32; i1++)
@@ -3092,35 +3264,35 @@ void convirt_image_vjp_k781_mul(real *restrict out, const real *restrict in0, co
                 out[i0*131072 + i1*4096 + i2] = in0[i0*131072 + i1*4096 + i2] * in1[i1];
 }
 
-/* convirt_image_vjp_k782_mul:
- *   %782 map:mul [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
- *   %1427 map:mul [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
- *   %1651 map:mul [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
- *   %1727 map:mul [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
- *   %1688 map:mul [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
- *   %1815 map:mul [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
+/* convirt_image_vjp_k658_mul:
+ *   %658 map:mul [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1303 map:mul [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1527 map:mul [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1603 map:mul [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1564 map:mul [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1691 map:mul [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
  *   ... and 3 more */
-void convirt_image_vjp_k782_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+void convirt_image_vjp_k658_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for simd if((long)(131072*B) > 32768)
     for (long i0 = 0; i0 < 131072*B; i0++)
         out[i0] = in0[i0] * in1[i0];
 }
 
-/* convirt_image_vjp_k796_fused_scale_mul_sum_mul:
- *   %796 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *     + %795 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %791 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %790 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7
- *     + %794 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %793 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %792 map:square [B,8,1]  graphs/lib/image_encoder.lua:7
- *   %1441 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1665 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1741 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1702 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1829 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+/* convirt_image_vjp_k672_fused_scale_mul_sum_mul:
+ *   %672 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+ *     + %671 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %667 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %666 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7
+ *     + %670 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %669 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %668 map:square [B,8,1]  graphs/lib/image_encoder.lua:7
+ *   %1317 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1541 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1617 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1578 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1705 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
  *   ... and 3 more */
-void convirt_image_vjp_k796_fused_scale_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
+void convirt_image_vjp_k672_fused_scale_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
     #pragma omp parallel for if((long)(131072*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         {
@@ -3131,36 +3303,36 @@ void convirt_image_vjp_k796_fused_scale_mul_sum_mul(real *restrict out, const re
         }
 }
 
-/* convirt_image_vjp_k800_fused_add_mul_mul_id:
- *   %800 fused:add_mul_mul_id [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7
- *     + %789 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7
- *     + %799 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7
- *     + %797 map:id [B,8,16384]  graphs/lib/image_encoder.lua:7
- *     + %798 map:scale [B,8,16384]  graphs/lib/image_encoder.lua:7
- *   %1445 fused:add_mul_mul_id [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7
- *   %1669 fused:add_mul_mul_id [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7
- *   %1745 fused:add_mul_mul_id [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7
- *   %1706 fused:add_mul_mul_id [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7
- *   %1833 fused:add_mul_mul_id [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7
+/* convirt_image_vjp_k676_fused_add_mul_mul_id:
+ *   %676 fused:add_mul_mul_id [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7
+ *     + %665 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7
+ *     + %675 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7
+ *     + %673 map:id [B,8,16384]  graphs/lib/image_encoder.lua:7
+ *     + %674 map:scale [B,8,16384]  graphs/lib/image_encoder.lua:7
+ *   %1321 fused:add_mul_mul_id [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1545 fused:add_mul_mul_id [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1621 fused:add_mul_mul_id [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1582 fused:add_mul_mul_id [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1709 fused:add_mul_mul_id [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7
  *   ... and 3 more */
-void convirt_image_vjp_k800_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
+void convirt_image_vjp_k676_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
     #pragma omp parallel for collapse(1) if((long)(131072*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         for (long i1 = 0; i1 < 16384; i1++)
             out[i0*16384 + i1] = ((in0[i0*16384 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*16384 + i1]) * (real)2));
 }
 
-/* convirt_image_vjp_k803_fused_scale_sum_neg:
- *   %803 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *     + %802 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %801 map:neg [B,8,16384]  graphs/lib/image_encoder.lua:7
- *   %1448 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1672 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1748 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1709 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1836 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+/* convirt_image_vjp_k679_fused_scale_sum_neg:
+ *   %679 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+ *     + %678 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %677 map:neg [B,8,16384]  graphs/lib/image_encoder.lua:7
+ *   %1324 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1548 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1624 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1585 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1712 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
  *   ... and 3 more */
-void convirt_image_vjp_k803_fused_scale_sum_neg(real *restrict out, const real *restrict in0, long B) {
+void convirt_image_vjp_k679_fused_scale_sum_neg(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for if((long)(131072*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         {
@@ -3171,59 +3343,100 @@ void convirt_image_vjp_k803_fused_scale_sum_neg(real *restrict out, const real *
         }
 }
 
-/* convirt_image_vjp_k805_fused_add_id:
- *   %805 fused:add_id [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7
- *     + %804 map:id [B,8,16384]  graphs/lib/image_encoder.lua:7
- *   %1450 fused:add_id [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7
- *   %1674 fused:add_id [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7
- *   %1750 fused:add_id [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7
- *   %1711 fused:add_id [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7
- *   %1838 fused:add_id [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7
+/* convirt_image_vjp_k681_fused_add_id:
+ *   %681 fused:add_id [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7
+ *     + %680 map:id [B,8,16384]  graphs/lib/image_encoder.lua:7
+ *   %1326 fused:add_id [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1550 fused:add_id [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1626 fused:add_id [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1587 fused:add_id [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1714 fused:add_id [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7
  *   ... and 3 more */
-void convirt_image_vjp_k805_fused_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+void convirt_image_vjp_k681_fused_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(131072*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         for (long i1 = 0; i1 < 16384; i1++)
             out[i0*16384 + i1] = (in0[i0*16384 + i1]) + ((in1[i0]));
 }
 
-/* convirt_image_vjp_k813_permute:
- *   %813 permute [32,B,4096] (backward)  graphs/lib/image_encoder.lua:6
- *   %1458 permute [32,B,4096] (backward)  graphs/lib/image_encoder.lua:6
- *   %1682 permute [32,B,4096] (backward)  graphs/lib/image_encoder.lua:6
- *   %1758 permute [32,B,4096] (backward)  graphs/lib/image_encoder.lua:6
- *   %1719 permute [32,B,4096] (backward)  graphs/lib/image_encoder.lua:6
- *   %1846 permute [32,B,4096] (backward)  graphs/lib/image_encoder.lua:6
+/* convirt_image_vjp_k684_sum:
+ *   %684 reduce [B,32,1] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1329 reduce [B,32,1] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1553 reduce [B,32,1] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1629 reduce [B,32,1] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1590 reduce [B,32,1] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1717 reduce [B,32,1] (backward)  graphs/lib/image_encoder.lua:6
  *   ... and 3 more */
-void convirt_image_vjp_k813_permute(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 32; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            for (long i2 = 0; i2 < 4096; i2++)
-                out[i0*4096*B + i1*4096 + i2] = in0[i0*4096 + i1*131072 + i2];
+void convirt_image_vjp_k684_sum(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for if((long)(131072*B) > 32768)
+    for (long o = 0; o < 32*B; o++) {
+        real a = (real)0;
+        const real *row = in0 + o*4096;
+        #pragma omp simd reduction(+:a)
+        for (long j = 0; j < 4096; j++) a += row[j];
+        out[o] = a;
+    }
 }
 
-/* convirt_image_vjp_k815_matmul:
- *   %815 matmul [32,9] (backward)  graphs/lib/image_encoder.lua:6
- *   %1460 matmul [32,9] (backward)  graphs/lib/image_encoder.lua:6
- *   %1684 matmul [32,9] (backward)  graphs/lib/image_encoder.lua:6
- *   %1760 matmul [32,9] (backward)  graphs/lib/image_encoder.lua:6
- *   %1721 matmul [32,9] (backward)  graphs/lib/image_encoder.lua:6
- *   %1848 matmul [32,9] (backward)  graphs/lib/image_encoder.lua:6
+/* convirt_image_vjp_k688_conv2d_weight_grad:
+ *   %688 conv2d_weight_grad [32,1,3,3] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1333 conv2d_weight_grad [32,1,3,3] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1557 conv2d_weight_grad [32,1,3,3] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1633 conv2d_weight_grad [32,1,3,3] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1594 conv2d_weight_grad [32,1,3,3] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1721 conv2d_weight_grad [32,1,3,3] (backward)  graphs/lib/image_encoder.lua:6
  *   ... and 1 more */
-void convirt_image_vjp_k815_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 9, 4096*B, (real)1, in0 + 0, 4096*B, in1 + 0, 4096*B, (real)0, out + 0, 9);
+void convirt_image_vjp_k688_conv2d_weight_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B) {
+    const long C = 1, H = 64, W = 64, KH = 3, KW = 3, S = 1, P = 1, HO = 64, WO = 64, KC = 9, NB = B;
+    (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
+    const long L = NB < 16 ? NB : 16;
+    #pragma omp parallel for schedule(static)
+    for (long l = 0; l < L; l++) {
+        real *col = work + l*37152; /* this lane's columns [K, HO*WO] */
+        real *part = work + l*37152 + 36864; /* [O, KC] */
+        for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
+            for (long c = 0; c < C; c++) {
+                const real *xp = in1 + (n*C + c)*H*W;
+                real *cp0 = col + c*KH*KW*HO*WO;
+                const long LDC = HO*WO;
+                for (long ky = 0; ky < KH; ky++)
+                    for (long kx = 0; kx < KW; kx++) {
+                        real *cp = cp0 + (ky*KW + kx)*LDC;
+                        /* columns ox with 0 <= ox*S - P + kx < W */
+                        long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                        if (hi > WO) hi = WO;
+                        if (lo > hi) lo = hi;
+                        for (long oy = 0; oy < HO; oy++) {
+                            long iy = oy*S - P + ky;
+                            real *crow = cp + oy*WO;
+                            if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
+                            const real *xrow = xp + iy*W;
+                            for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
+                            for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
+                            for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
+                        }
+                    }
+            }
+            GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 32, KC, HO*WO, 1, in0 + n*32*HO*WO, HO*WO, col, HO*WO, n == l*NB/L ? 0 : 1, part, KC);
+        }
+    }
+    #pragma omp parallel for simd if(4608 > 32768)
+    for (long i = 0; i < 288; i++) {
+        real s = work[36864 + i];
+        for (long l = 1; l < L; l++) s += work[l*37152 + 36864 + i];
+        out[i] = s;
+    }
 }
 
-/* convirt_k307_gather:
- *   %307 gather [T,40,128]   graphs/lib/text_encoder.lua:32
+/* convirt_k237_gather:
+ *   %237 gather [T,40,128]   graphs/lib/text_encoder.lua:32
  *   %5 gather [T,40,128]   graphs/lib/text_encoder.lua:32
  *   %5 gather [T,40,128]   graphs/lib/text_encoder.lua:32
- *   %307 gather [T,40,128]   graphs/lib/text_encoder.lua:32
- *   %307 gather [T,40,128]   graphs/lib/text_encoder.lua:32
- *   %307 gather [T,40,128]   graphs/lib/text_encoder.lua:32
+ *   %237 gather [T,40,128]   graphs/lib/text_encoder.lua:32
+ *   %237 gather [T,40,128]   graphs/lib/text_encoder.lua:32
+ *   %237 gather [T,40,128]   graphs/lib/text_encoder.lua:32
  *   ... and 1 more */
-void convirt_k307_gather(real *restrict out, const real *restrict in0, const int32_t *restrict in1, long T) {
+void convirt_k237_gather(real *restrict out, const real *restrict in0, const int32_t *restrict in1, long T) {
     #pragma omp parallel for if((long)(40*T) > 256)
     for (long r = 0; r < 40*T; r++) {
         const real *src = in0 + (long)in1[r]*128;
@@ -3231,31 +3444,31 @@ void convirt_k307_gather(real *restrict out, const real *restrict in0, const int
     }
 }
 
-/* convirt_k308_add:
- *   %308 map:add [T,40,128]   graphs/lib/text_encoder.lua:32
+/* convirt_k238_add:
+ *   %238 map:add [T,40,128]   graphs/lib/text_encoder.lua:32
  *   %6 map:add [T,40,128]   graphs/lib/text_encoder.lua:32
  *   %6 map:add [T,40,128]   graphs/lib/text_encoder.lua:32
- *   %308 map:add [T,40,128]   graphs/lib/text_encoder.lua:32
- *   %308 map:add [T,40,128]   graphs/lib/text_encoder.lua:32
- *   %308 map:add [T,40,128]   graphs/lib/text_encoder.lua:32
+ *   %238 map:add [T,40,128]   graphs/lib/text_encoder.lua:32
+ *   %238 map:add [T,40,128]   graphs/lib/text_encoder.lua:32
+ *   %238 map:add [T,40,128]   graphs/lib/text_encoder.lua:32
  *   ... and 1 more */
-void convirt_k308_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+void convirt_k238_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < 5120; i1++)
             out[i0*5120 + i1] = in0[i0*5120 + i1] + in1[i1];
 }
 
-/* convirt_k312_fused_scale_sum:
- *   %312 fused:scale_sum [T,40,1]   graphs/lib/text_encoder.lua:23
- *     + %311 reduce [T,40,1]  graphs/lib/text_encoder.lua:23
- *   %375 fused:scale_sum [T,40,1]   graphs/lib/text_encoder.lua:24
- *   %402 fused:scale_sum [T,40,1]   graphs/lib/text_encoder.lua:23
- *   %465 fused:scale_sum [T,40,1]   graphs/lib/text_encoder.lua:24
- *   %492 fused:scale_sum [T,40,1]   graphs/lib/text_encoder.lua:34
+/* convirt_k242_fused_scale_sum:
+ *   %242 fused:scale_sum [T,40,1]   graphs/lib/text_encoder.lua:23
+ *     + %241 reduce [T,40,1]  graphs/lib/text_encoder.lua:23
+ *   %305 fused:scale_sum [T,40,1]   graphs/lib/text_encoder.lua:24
+ *   %332 fused:scale_sum [T,40,1]   graphs/lib/text_encoder.lua:23
+ *   %395 fused:scale_sum [T,40,1]   graphs/lib/text_encoder.lua:24
+ *   %422 fused:scale_sum [T,40,1]   graphs/lib/text_encoder.lua:34
  *   %10 fused:scale_sum [T,40,1]   graphs/lib/text_encoder.lua:23
  *   ... and 29 more */
-void convirt_k312_fused_scale_sum(real *restrict out, const real *restrict in0, long T) {
+void convirt_k242_fused_scale_sum(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for if((long)(5120*T) > 32768)
     for (long i0 = 0; i0 < 40*T; i0++)
         {
@@ -3266,34 +3479,34 @@ void convirt_k312_fused_scale_sum(real *restrict out, const real *restrict in0, 
         }
 }
 
-/* convirt_k313_sub:
- *   %313 map:sub [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %376 map:sub [T,40,128]   graphs/lib/text_encoder.lua:24
- *   %403 map:sub [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %466 map:sub [T,40,128]   graphs/lib/text_encoder.lua:24
- *   %493 map:sub [T,40,128]   graphs/lib/text_encoder.lua:34
+/* convirt_k243_sub:
+ *   %243 map:sub [T,40,128]   graphs/lib/text_encoder.lua:23
+ *   %306 map:sub [T,40,128]   graphs/lib/text_encoder.lua:24
+ *   %333 map:sub [T,40,128]   graphs/lib/text_encoder.lua:23
+ *   %396 map:sub [T,40,128]   graphs/lib/text_encoder.lua:24
+ *   %423 map:sub [T,40,128]   graphs/lib/text_encoder.lua:34
  *   %11 map:sub [T,40,128]   graphs/lib/text_encoder.lua:23
  *   ... and 29 more */
-void convirt_k313_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+void convirt_k243_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
     for (long i0 = 0; i0 < 40*T; i0++)
         for (long i1 = 0; i1 < 128; i1++)
             out[i0*128 + i1] = in0[i0*128 + i1] - in1[i0];
 }
 
-/* convirt_k318_fused_rsqrt_addc_scale_sum:
- *   %318 fused:rsqrt_addc_scale_sum [T,40,1]   graphs/lib/text_encoder.lua:23
- *     + %317 map:addc [T,40,1]  graphs/lib/text_encoder.lua:23
- *     + %316 map:scale [T,40,1]  graphs/lib/text_encoder.lua:23
- *     + %315 reduce [T,40,1]  graphs/lib/text_encoder.lua:23
- *     + %314 map:square [T,40,128]  graphs/lib/text_encoder.lua:23
- *   %381 fused:rsqrt_addc_scale_sum [T,40,1]   graphs/lib/text_encoder.lua:24
- *   %408 fused:rsqrt_addc_scale_sum [T,40,1]   graphs/lib/text_encoder.lua:23
- *   %471 fused:rsqrt_addc_scale_sum [T,40,1]   graphs/lib/text_encoder.lua:24
- *   %498 fused:rsqrt_addc_scale_sum [T,40,1]   graphs/lib/text_encoder.lua:34
+/* convirt_k248_fused_rsqrt_addc_scale_sum:
+ *   %248 fused:rsqrt_addc_scale_sum [T,40,1]   graphs/lib/text_encoder.lua:23
+ *     + %247 map:addc [T,40,1]  graphs/lib/text_encoder.lua:23
+ *     + %246 map:scale [T,40,1]  graphs/lib/text_encoder.lua:23
+ *     + %245 reduce [T,40,1]  graphs/lib/text_encoder.lua:23
+ *     + %244 map:square [T,40,128]  graphs/lib/text_encoder.lua:23
+ *   %311 fused:rsqrt_addc_scale_sum [T,40,1]   graphs/lib/text_encoder.lua:24
+ *   %338 fused:rsqrt_addc_scale_sum [T,40,1]   graphs/lib/text_encoder.lua:23
+ *   %401 fused:rsqrt_addc_scale_sum [T,40,1]   graphs/lib/text_encoder.lua:24
+ *   %428 fused:rsqrt_addc_scale_sum [T,40,1]   graphs/lib/text_encoder.lua:34
  *   %16 fused:rsqrt_addc_scale_sum [T,40,1]   graphs/lib/text_encoder.lua:23
  *   ... and 29 more */
-void convirt_k318_fused_rsqrt_addc_scale_sum(real *restrict out, const real *restrict in0, long T) {
+void convirt_k248_fused_rsqrt_addc_scale_sum(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for if((long)(5120*T) > 32768)
     for (long i0 = 0; i0 < 40*T; i0++)
         {
@@ -3304,47 +3517,47 @@ void convirt_k318_fused_rsqrt_addc_scale_sum(real *restrict out, const real *res
         }
 }
 
-/* convirt_k319_mul:
- *   %319 map:mul [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %382 map:mul [T,40,128]   graphs/lib/text_encoder.lua:24
- *   %409 map:mul [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %472 map:mul [T,40,128]   graphs/lib/text_encoder.lua:24
- *   %499 map:mul [T,40,128]   graphs/lib/text_encoder.lua:34
+/* convirt_k249_mul:
+ *   %249 map:mul [T,40,128]   graphs/lib/text_encoder.lua:23
+ *   %312 map:mul [T,40,128]   graphs/lib/text_encoder.lua:24
+ *   %339 map:mul [T,40,128]   graphs/lib/text_encoder.lua:23
+ *   %402 map:mul [T,40,128]   graphs/lib/text_encoder.lua:24
+ *   %429 map:mul [T,40,128]   graphs/lib/text_encoder.lua:34
  *   %17 map:mul [T,40,128]   graphs/lib/text_encoder.lua:23
  *   ... and 24 more */
-void convirt_k319_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+void convirt_k249_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
     for (long i0 = 0; i0 < 40*T; i0++)
         for (long i1 = 0; i1 < 128; i1++)
             out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
 }
 
-/* convirt_k321_fused_add_mul:
- *   %321 fused:add_mul [T,40,128]   graphs/lib/text_encoder.lua:23
- *     + %320 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23
- *   %384 fused:add_mul [T,40,128]   graphs/lib/text_encoder.lua:24
- *   %411 fused:add_mul [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %474 fused:add_mul [T,40,128]   graphs/lib/text_encoder.lua:24
- *   %501 fused:add_mul [T,40,128]   graphs/lib/text_encoder.lua:34
+/* convirt_k251_fused_add_mul:
+ *   %251 fused:add_mul [T,40,128]   graphs/lib/text_encoder.lua:23
+ *     + %250 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23
+ *   %314 fused:add_mul [T,40,128]   graphs/lib/text_encoder.lua:24
+ *   %341 fused:add_mul [T,40,128]   graphs/lib/text_encoder.lua:23
+ *   %404 fused:add_mul [T,40,128]   graphs/lib/text_encoder.lua:24
+ *   %431 fused:add_mul [T,40,128]   graphs/lib/text_encoder.lua:34
  *   %19 fused:add_mul [T,40,128]   graphs/lib/text_encoder.lua:23
  *   ... and 24 more */
-void convirt_k321_fused_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
+void convirt_k251_fused_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
     #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
     for (long i0 = 0; i0 < 40*T; i0++)
         for (long i1 = 0; i1 < 128; i1++)
             out[i0*128 + i1] = ((in0[i0*128 + i1]) * (in1[i1])) + (in2[i1]);
 }
 
-/* convirt_k327_matmul_add:
- *   %327 matmul+add [T,40,128]   graphs/lib/text_encoder.lua:12
- *     + %325 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 (the product; the rest is its epilogue)
- *   %335 matmul+add [T,40,128]   graphs/lib/text_encoder.lua:13
- *   %343 matmul+add [T,40,128]   graphs/lib/text_encoder.lua:14
- *   %417 matmul+add [T,40,128]   graphs/lib/text_encoder.lua:12
- *   %425 matmul+add [T,40,128]   graphs/lib/text_encoder.lua:13
- *   %433 matmul+add [T,40,128]   graphs/lib/text_encoder.lua:14
+/* convirt_k257_matmul_add:
+ *   %257 matmul+add [T,40,128]   graphs/lib/text_encoder.lua:12
+ *     + %255 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 (the product; the rest is its epilogue)
+ *   %265 matmul+add [T,40,128]   graphs/lib/text_encoder.lua:13
+ *   %273 matmul+add [T,40,128]   graphs/lib/text_encoder.lua:14
+ *   %347 matmul+add [T,40,128]   graphs/lib/text_encoder.lua:12
+ *   %355 matmul+add [T,40,128]   graphs/lib/text_encoder.lua:13
+ *   %363 matmul+add [T,40,128]   graphs/lib/text_encoder.lua:14
  *   ... and 36 more */
-void convirt_k327_matmul_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
+void convirt_k257_matmul_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
     long panel = 131072 / (128); if (panel < 64) panel = 64;
     for (long r0 = 0; r0 < 40*T; r0 += panel) {
         const long pm = 40*T - r0 < panel ? 40*T - r0 : panel;
@@ -3360,15 +3573,15 @@ void convirt_k327_matmul_add(real *restrict out, const real *restrict in0, const
     }
 }
 
-/* convirt_k329_permute:
- *   %329 permute [T,4,40,32]   graphs/lib/text_encoder.lua:12
- *   %337 permute [T,4,40,32]   graphs/lib/text_encoder.lua:13
- *   %345 permute [T,4,40,32]   graphs/lib/text_encoder.lua:14
- *   %419 permute [T,4,40,32]   graphs/lib/text_encoder.lua:12
- *   %427 permute [T,4,40,32]   graphs/lib/text_encoder.lua:13
- *   %435 permute [T,4,40,32]   graphs/lib/text_encoder.lua:14
+/* convirt_k259_permute:
+ *   %259 permute [T,4,40,32]   graphs/lib/text_encoder.lua:12
+ *   %267 permute [T,4,40,32]   graphs/lib/text_encoder.lua:13
+ *   %275 permute [T,4,40,32]   graphs/lib/text_encoder.lua:14
+ *   %349 permute [T,4,40,32]   graphs/lib/text_encoder.lua:12
+ *   %357 permute [T,4,40,32]   graphs/lib/text_encoder.lua:13
+ *   %365 permute [T,4,40,32]   graphs/lib/text_encoder.lua:14
  *   ... and 48 more */
-void convirt_k329_permute(real *restrict out, const real *restrict in0, long T) {
+void convirt_k259_permute(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for collapse(3) if((long)(5120*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < 4; i1++)
@@ -3377,34 +3590,34 @@ void convirt_k329_permute(real *restrict out, const real *restrict in0, long T) 
                     out[i0*5120 + i1*1280 + i2*32 + i3] = in0[i0*5120 + i1*32 + i2*128 + i3];
 }
 
-/* convirt_k352_fused_scale_addc_neg:
- *   %352 fused:scale_addc_neg [T,1,1,40]   graphs/lib/text_encoder.lua:16
- *     + %351 map:addc [T,1,1,40]  graphs/lib/text_encoder.lua:16
- *     + %350 map:neg [T,1,1,40]  graphs/lib/text_encoder.lua:16
+/* convirt_k282_fused_scale_addc_neg:
+ *   %282 fused:scale_addc_neg [T,1,1,40]   graphs/lib/text_encoder.lua:16
+ *     + %281 map:addc [T,1,1,40]  graphs/lib/text_encoder.lua:16
+ *     + %280 map:neg [T,1,1,40]  graphs/lib/text_encoder.lua:16
  *   %50 fused:scale_addc_neg [T,1,1,40]   graphs/lib/text_encoder.lua:16
  *   %50 fused:scale_addc_neg [T,1,1,40]   graphs/lib/text_encoder.lua:16
- *   %352 fused:scale_addc_neg [T,1,1,40]   graphs/lib/text_encoder.lua:16
- *   %352 fused:scale_addc_neg [T,1,1,40]   graphs/lib/text_encoder.lua:16
- *   %352 fused:scale_addc_neg [T,1,1,40]   graphs/lib/text_encoder.lua:16
+ *   %282 fused:scale_addc_neg [T,1,1,40]   graphs/lib/text_encoder.lua:16
+ *   %282 fused:scale_addc_neg [T,1,1,40]   graphs/lib/text_encoder.lua:16
+ *   %282 fused:scale_addc_neg [T,1,1,40]   graphs/lib/text_encoder.lua:16
  *   ... and 1 more */
-void convirt_k352_fused_scale_addc_neg(real *restrict out, const real *restrict in0, long T) {
+void convirt_k282_fused_scale_addc_neg(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(40*T) > 32768)
     for (long i0 = 0; i0 < 40*T; i0++)
         out[i0] = ((-(in0[i0])) + (real)1) * (real)-1000000000;
 }
 
-/* convirt_k353_matmul_add_mul_scale:
- *   %353 matmul+add_mul_scale [T,4,40,40]   graphs/lib/text_encoder.lua:16
- *     + %346 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:15 (the product; the rest is its epilogue)
- *     + %349 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16
- *     + %347 map:scale [T,4,40,40]  graphs/lib/text_encoder.lua:15
- *   %443 matmul+add_mul_scale [T,4,40,40]   graphs/lib/text_encoder.lua:16
+/* convirt_k283_matmul_add_mul_scale:
+ *   %283 matmul+add_mul_scale [T,4,40,40]   graphs/lib/text_encoder.lua:16
+ *     + %276 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:15 (the product; the rest is its epilogue)
+ *     + %279 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16
+ *     + %277 map:scale [T,4,40,40]  graphs/lib/text_encoder.lua:15
+ *   %373 matmul+add_mul_scale [T,4,40,40]   graphs/lib/text_encoder.lua:16
  *   %51 matmul+add_mul_scale [T,4,40,40]   graphs/lib/text_encoder.lua:16
  *   %141 matmul+add_mul_scale [T,4,40,40]   graphs/lib/text_encoder.lua:16
  *   %51 matmul+add_mul_scale [T,4,40,40]   graphs/lib/text_encoder.lua:16
  *   %141 matmul+add_mul_scale [T,4,40,40]   graphs/lib/text_encoder.lua:16
  *   ... and 8 more */
-void convirt_k353_matmul_add_mul_scale(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
+void convirt_k283_matmul_add_mul_scale(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
     const long nb = 4*T;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
      * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
@@ -3425,15 +3638,15 @@ void convirt_k353_matmul_add_mul_scale(real *restrict out, const real *restrict 
     }
 }
 
-/* convirt_k354_max:
- *   %354 reduce [T,4,40,1]   graphs/lib/text_encoder.lua:16
- *   %444 reduce [T,4,40,1]   graphs/lib/text_encoder.lua:16
+/* convirt_k284_max:
+ *   %284 reduce [T,4,40,1]   graphs/lib/text_encoder.lua:16
+ *   %374 reduce [T,4,40,1]   graphs/lib/text_encoder.lua:16
  *   %52 reduce [T,4,40,1]   graphs/lib/text_encoder.lua:16
  *   %142 reduce [T,4,40,1]   graphs/lib/text_encoder.lua:16
  *   %52 reduce [T,4,40,1]   graphs/lib/text_encoder.lua:16
  *   %142 reduce [T,4,40,1]   graphs/lib/text_encoder.lua:16
  *   ... and 8 more */
-void convirt_k354_max(real *restrict out, const real *restrict in0, long T) {
+void convirt_k284_max(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for if((long)(6400*T) > 32768)
     for (long o = 0; o < 160*T; o++) {
         real a = -INFINITY;
@@ -3444,31 +3657,31 @@ void convirt_k354_max(real *restrict out, const real *restrict in0, long T) {
     }
 }
 
-/* convirt_k357_fused_exp_sub:
- *   %357 fused:exp_sub [T,4,40,40]   graphs/lib/text_encoder.lua:16
- *     + %356 map:sub [T,4,40,40]  graphs/lib/text_encoder.lua:16
- *   %447 fused:exp_sub [T,4,40,40]   graphs/lib/text_encoder.lua:16
+/* convirt_k287_fused_exp_sub:
+ *   %287 fused:exp_sub [T,4,40,40]   graphs/lib/text_encoder.lua:16
+ *     + %286 map:sub [T,4,40,40]  graphs/lib/text_encoder.lua:16
+ *   %377 fused:exp_sub [T,4,40,40]   graphs/lib/text_encoder.lua:16
  *   %55 fused:exp_sub [T,4,40,40]   graphs/lib/text_encoder.lua:16
  *   %145 fused:exp_sub [T,4,40,40]   graphs/lib/text_encoder.lua:16
- *   %357 fused:exp_sub [T,4,40,40]   graphs/lib/text_encoder.lua:16
- *   %447 fused:exp_sub [T,4,40,40]   graphs/lib/text_encoder.lua:16
+ *   %287 fused:exp_sub [T,4,40,40]   graphs/lib/text_encoder.lua:16
+ *   %377 fused:exp_sub [T,4,40,40]   graphs/lib/text_encoder.lua:16
  *   ... and 6 more */
-void convirt_k357_fused_exp_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+void convirt_k287_fused_exp_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for collapse(1) if((long)(6400*T) > 32768)
     for (long i0 = 0; i0 < 160*T; i0++)
         for (long i1 = 0; i1 < 40; i1++)
             out[i0*40 + i1] = exp_real(((in0[i0*40 + i1]) - (in1[i0])));
 }
 
-/* convirt_k358_mul:
- *   %358 map:mul [T,4,40,40]   graphs/lib/text_encoder.lua:16
- *   %448 map:mul [T,4,40,40]   graphs/lib/text_encoder.lua:16
+/* convirt_k288_mul:
+ *   %288 map:mul [T,4,40,40]   graphs/lib/text_encoder.lua:16
+ *   %378 map:mul [T,4,40,40]   graphs/lib/text_encoder.lua:16
  *   %56 map:mul [T,4,40,40]   graphs/lib/text_encoder.lua:16
  *   %146 map:mul [T,4,40,40]   graphs/lib/text_encoder.lua:16
- *   %358 map:mul [T,4,40,40]   graphs/lib/text_encoder.lua:16
- *   %448 map:mul [T,4,40,40]   graphs/lib/text_encoder.lua:16
+ *   %288 map:mul [T,4,40,40]   graphs/lib/text_encoder.lua:16
+ *   %378 map:mul [T,4,40,40]   graphs/lib/text_encoder.lua:16
  *   ... and 6 more */
-void convirt_k358_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+void convirt_k288_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for collapse(2) if((long)(6400*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < 160; i1++)
@@ -3476,15 +3689,15 @@ void convirt_k358_mul(real *restrict out, const real *restrict in0, const real *
                 out[i0*6400 + i1*40 + i2] = in0[i0*6400 + i1*40 + i2] * in1[i0*40 + i2];
 }
 
-/* convirt_k359_sum:
- *   %359 reduce [T,4,40,1]   graphs/lib/text_encoder.lua:16
- *   %449 reduce [T,4,40,1]   graphs/lib/text_encoder.lua:16
+/* convirt_k289_sum:
+ *   %289 reduce [T,4,40,1]   graphs/lib/text_encoder.lua:16
+ *   %379 reduce [T,4,40,1]   graphs/lib/text_encoder.lua:16
  *   %57 reduce [T,4,40,1]   graphs/lib/text_encoder.lua:16
  *   %147 reduce [T,4,40,1]   graphs/lib/text_encoder.lua:16
- *   %359 reduce [T,4,40,1]   graphs/lib/text_encoder.lua:16
- *   %449 reduce [T,4,40,1]   graphs/lib/text_encoder.lua:16
+ *   %289 reduce [T,4,40,1]   graphs/lib/text_encoder.lua:16
+ *   %379 reduce [T,4,40,1]   graphs/lib/text_encoder.lua:16
  *   ... and 6 more */
-void convirt_k359_sum(real *restrict out, const real *restrict in0, long T) {
+void convirt_k289_sum(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for if((long)(6400*T) > 32768)
     for (long o = 0; o < 160*T; o++) {
         real a = (real)0;
@@ -3495,44 +3708,44 @@ void convirt_k359_sum(real *restrict out, const real *restrict in0, long T) {
     }
 }
 
-/* convirt_k360_clampmin:
- *   %360 map:clampmin [T,4,40,1]   graphs/lib/text_encoder.lua:16
- *   %450 map:clampmin [T,4,40,1]   graphs/lib/text_encoder.lua:16
+/* convirt_k290_clampmin:
+ *   %290 map:clampmin [T,4,40,1]   graphs/lib/text_encoder.lua:16
+ *   %380 map:clampmin [T,4,40,1]   graphs/lib/text_encoder.lua:16
  *   %58 map:clampmin [T,4,40,1]   graphs/lib/text_encoder.lua:16
  *   %148 map:clampmin [T,4,40,1]   graphs/lib/text_encoder.lua:16
- *   %360 map:clampmin [T,4,40,1]   graphs/lib/text_encoder.lua:16
- *   %450 map:clampmin [T,4,40,1]   graphs/lib/text_encoder.lua:16
+ *   %290 map:clampmin [T,4,40,1]   graphs/lib/text_encoder.lua:16
+ *   %380 map:clampmin [T,4,40,1]   graphs/lib/text_encoder.lua:16
  *   ... and 6 more */
-void convirt_k360_clampmin(real *restrict out, const real *restrict in0, long T) {
+void convirt_k290_clampmin(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(160*T) > 32768)
     for (long i0 = 0; i0 < 160*T; i0++)
         out[i0] = in0[i0] > (real)1.0000000000000001e-30 ? in0[i0] : (real)1.0000000000000001e-30;
 }
 
-/* convirt_k361_div:
- *   %361 map:div [T,4,40,40]   graphs/lib/text_encoder.lua:16
- *   %451 map:div [T,4,40,40]   graphs/lib/text_encoder.lua:16
+/* convirt_k291_div:
+ *   %291 map:div [T,4,40,40]   graphs/lib/text_encoder.lua:16
+ *   %381 map:div [T,4,40,40]   graphs/lib/text_encoder.lua:16
  *   %59 map:div [T,4,40,40]   graphs/lib/text_encoder.lua:16
  *   %149 map:div [T,4,40,40]   graphs/lib/text_encoder.lua:16
  *   %59 map:div [T,4,40,40]   graphs/lib/text_encoder.lua:16
  *   %149 map:div [T,4,40,40]   graphs/lib/text_encoder.lua:16
  *   ... and 8 more */
-void convirt_k361_div(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+void convirt_k291_div(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for collapse(1) if((long)(6400*T) > 32768)
     for (long i0 = 0; i0 < 160*T; i0++)
         for (long i1 = 0; i1 < 40; i1++)
             out[i0*40 + i1] = in0[i0*40 + i1] / in1[i0];
 }
 
-/* convirt_k362_matmul:
- *   %362 matmul [T,4,40,32]   graphs/lib/text_encoder.lua:17
- *   %452 matmul [T,4,40,32]   graphs/lib/text_encoder.lua:17
- *   %795 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:15
- *   %937 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:15
+/* convirt_k292_matmul:
+ *   %292 matmul [T,4,40,32]   graphs/lib/text_encoder.lua:17
+ *   %382 matmul [T,4,40,32]   graphs/lib/text_encoder.lua:17
+ *   %725 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:15
+ *   %867 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:15
  *   %60 matmul [T,4,40,32]   graphs/lib/text_encoder.lua:17
  *   %150 matmul [T,4,40,32]   graphs/lib/text_encoder.lua:17
  *   ... and 20 more */
-void convirt_k362_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+void convirt_k292_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     const long nb = 4*T;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
      * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
@@ -3546,15 +3759,15 @@ void convirt_k362_matmul(real *restrict out, const real *restrict in0, const rea
     }
 }
 
-/* convirt_k363_permute:
- *   %363 permute [T,40,4,32]   graphs/lib/text_encoder.lua:18
- *   %453 permute [T,40,4,32]   graphs/lib/text_encoder.lua:18
- *   %797 permute [T,40,4,32] (backward)  graphs/lib/text_encoder.lua:14
- *   %807 permute [T,40,4,32] (backward)  graphs/lib/text_encoder.lua:13
- *   %818 permute [T,40,4,32] (backward)  graphs/lib/text_encoder.lua:12
- *   %939 permute [T,40,4,32] (backward)  graphs/lib/text_encoder.lua:14
+/* convirt_k293_permute:
+ *   %293 permute [T,40,4,32]   graphs/lib/text_encoder.lua:18
+ *   %383 permute [T,40,4,32]   graphs/lib/text_encoder.lua:18
+ *   %727 permute [T,40,4,32] (backward)  graphs/lib/text_encoder.lua:14
+ *   %737 permute [T,40,4,32] (backward)  graphs/lib/text_encoder.lua:13
+ *   %748 permute [T,40,4,32] (backward)  graphs/lib/text_encoder.lua:12
+ *   %869 permute [T,40,4,32] (backward)  graphs/lib/text_encoder.lua:14
  *   ... and 44 more */
-void convirt_k363_permute(real *restrict out, const real *restrict in0, long T) {
+void convirt_k293_permute(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for collapse(3) if((long)(5120*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < 40; i1++)
@@ -3563,17 +3776,17 @@ void convirt_k363_permute(real *restrict out, const real *restrict in0, long T) 
                     out[i0*5120 + i1*128 + i2*32 + i3] = in0[i0*5120 + i1*32 + i2*1280 + i3];
 }
 
-/* convirt_k371_matmul_add_add:
- *   %371 matmul+add_add [T,40,128]   graphs/lib/text_encoder.lua:23
- *     + %368 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 (the product; the rest is its epilogue)
- *     + %370 map:add [T,40,128]  graphs/lib/text_encoder.lua:23
- *   %461 matmul+add_add [T,40,128]   graphs/lib/text_encoder.lua:23
+/* convirt_k301_matmul_add_add:
+ *   %301 matmul+add_add [T,40,128]   graphs/lib/text_encoder.lua:23
+ *     + %298 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 (the product; the rest is its epilogue)
+ *     + %300 map:add [T,40,128]  graphs/lib/text_encoder.lua:23
+ *   %391 matmul+add_add [T,40,128]   graphs/lib/text_encoder.lua:23
  *   %69 matmul+add_add [T,40,128]   graphs/lib/text_encoder.lua:23
  *   %159 matmul+add_add [T,40,128]   graphs/lib/text_encoder.lua:23
  *   %69 matmul+add_add [T,40,128]   graphs/lib/text_encoder.lua:23
  *   %159 matmul+add_add [T,40,128]   graphs/lib/text_encoder.lua:23
  *   ... and 8 more */
-void convirt_k371_matmul_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
+void convirt_k301_matmul_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
     long panel = 131072 / (128); if (panel < 64) panel = 64;
     for (long r0 = 0; r0 < 40*T; r0 += panel) {
         const long pm = 40*T - r0 < panel ? 40*T - r0 : panel;
@@ -3590,16 +3803,16 @@ void convirt_k371_matmul_add_add(real *restrict out, const real *restrict in0, c
     }
 }
 
-/* convirt_k390_matmul_add:
- *   %390 matmul+add [T,40,512]   graphs/lib/text_encoder.lua:24
- *     + %388 matmul [40*T,512]  graphs/lib/text_encoder.lua:24 (the product; the rest is its epilogue)
- *   %480 matmul+add [T,40,512]   graphs/lib/text_encoder.lua:24
+/* convirt_k320_matmul_add:
+ *   %320 matmul+add [T,40,512]   graphs/lib/text_encoder.lua:24
+ *     + %318 matmul [40*T,512]  graphs/lib/text_encoder.lua:24 (the product; the rest is its epilogue)
+ *   %410 matmul+add [T,40,512]   graphs/lib/text_encoder.lua:24
  *   %88 matmul+add [T,40,512]   graphs/lib/text_encoder.lua:24
  *   %178 matmul+add [T,40,512]   graphs/lib/text_encoder.lua:24
- *   %390 matmul+add [T,40,512]   graphs/lib/text_encoder.lua:24
- *   %480 matmul+add [T,40,512]   graphs/lib/text_encoder.lua:24
+ *   %320 matmul+add [T,40,512]   graphs/lib/text_encoder.lua:24
+ *   %410 matmul+add [T,40,512]   graphs/lib/text_encoder.lua:24
  *   ... and 6 more */
-void convirt_k390_matmul_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
+void convirt_k320_matmul_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
     long panel = 131072 / (512); if (panel < 64) panel = 64;
     for (long r0 = 0; r0 < 40*T; r0 += panel) {
         const long pm = 40*T - r0 < panel ? 40*T - r0 : panel;
@@ -3615,31 +3828,31 @@ void convirt_k390_matmul_add(real *restrict out, const real *restrict in0, const
     }
 }
 
-/* convirt_k391_gelu:
- *   %391 map:gelu [T,40,512]   graphs/lib/text_encoder.lua:25
- *   %481 map:gelu [T,40,512]   graphs/lib/text_encoder.lua:25
+/* convirt_k321_gelu:
+ *   %321 map:gelu [T,40,512]   graphs/lib/text_encoder.lua:25
+ *   %411 map:gelu [T,40,512]   graphs/lib/text_encoder.lua:25
  *   %89 map:gelu [T,40,512]   graphs/lib/text_encoder.lua:25
  *   %179 map:gelu [T,40,512]   graphs/lib/text_encoder.lua:25
- *   %391 map:gelu [T,40,512]   graphs/lib/text_encoder.lua:25
- *   %481 map:gelu [T,40,512]   graphs/lib/text_encoder.lua:25
+ *   %321 map:gelu [T,40,512]   graphs/lib/text_encoder.lua:25
+ *   %411 map:gelu [T,40,512]   graphs/lib/text_encoder.lua:25
  *   ... and 6 more */
-void convirt_k391_gelu(real *restrict out, const real *restrict in0, long T) {
+void convirt_k321_gelu(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(20480*T) > 32768)
     for (long i0 = 0; i0 < 20480*T; i0++)
         out[i0] = gelu_tanh(in0[i0]);
 }
 
-/* convirt_k398_matmul_add_add:
- *   %398 matmul+add_add [T,40,128]   graphs/lib/text_encoder.lua:25
- *     + %395 matmul [40*T,128]  graphs/lib/text_encoder.lua:25 (the product; the rest is its epilogue)
- *     + %397 map:add [T,40,128]  graphs/lib/text_encoder.lua:25
- *   %488 matmul+add_add [T,40,128]   graphs/lib/text_encoder.lua:25
+/* convirt_k328_matmul_add_add:
+ *   %328 matmul+add_add [T,40,128]   graphs/lib/text_encoder.lua:25
+ *     + %325 matmul [40*T,128]  graphs/lib/text_encoder.lua:25 (the product; the rest is its epilogue)
+ *     + %327 map:add [T,40,128]  graphs/lib/text_encoder.lua:25
+ *   %418 matmul+add_add [T,40,128]   graphs/lib/text_encoder.lua:25
  *   %96 matmul+add_add [T,40,128]   graphs/lib/text_encoder.lua:25
  *   %186 matmul+add_add [T,40,128]   graphs/lib/text_encoder.lua:25
  *   %96 matmul+add_add [T,40,128]   graphs/lib/text_encoder.lua:25
  *   %186 matmul+add_add [T,40,128]   graphs/lib/text_encoder.lua:25
  *   ... and 8 more */
-void convirt_k398_matmul_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
+void convirt_k328_matmul_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
     long panel = 131072 / (128); if (panel < 64) panel = 64;
     for (long r0 = 0; r0 < 40*T; r0 += panel) {
         const long pm = 40*T - r0 < panel ? 40*T - r0 : panel;
@@ -3656,31 +3869,31 @@ void convirt_k398_matmul_add_add(real *restrict out, const real *restrict in0, c
     }
 }
 
-/* convirt_k502_slice:
- *   %502 slice [T,1,128]   graphs/lib/text_encoder.lua:35
+/* convirt_k432_slice:
+ *   %432 slice [T,1,128]   graphs/lib/text_encoder.lua:35
  *   %200 slice [T,1,128]   graphs/lib/text_encoder.lua:35
  *   %200 slice [T,1,128]   graphs/lib/text_encoder.lua:35
- *   %502 slice [T,1,128]   graphs/lib/text_encoder.lua:35
- *   %502 slice [T,1,128]   graphs/lib/text_encoder.lua:35
- *   %502 slice [T,1,128]   graphs/lib/text_encoder.lua:35
+ *   %432 slice [T,1,128]   graphs/lib/text_encoder.lua:35
+ *   %432 slice [T,1,128]   graphs/lib/text_encoder.lua:35
+ *   %432 slice [T,1,128]   graphs/lib/text_encoder.lua:35
  *   ... and 1 more */
-void convirt_k502_slice(real *restrict out, const real *restrict in0, long T) {
+void convirt_k432_slice(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for collapse(1) if((long)(128*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < 128; i1++)
             out[i0*128 + i1] = in0[i0*5120 + i1];
 }
 
-/* convirt_k507_matmul_add:
- *   %507 matmul+add [T,128]   graphs/lib/text_encoder.lua:36
- *     + %506 matmul [T,128]  graphs/lib/text_encoder.lua:36 (the product; the rest is its epilogue)
+/* convirt_k437_matmul_add:
+ *   %437 matmul+add [T,128]   graphs/lib/text_encoder.lua:36
+ *     + %436 matmul [T,128]  graphs/lib/text_encoder.lua:36 (the product; the rest is its epilogue)
  *   %205 matmul+add [T,128]   graphs/lib/text_encoder.lua:36
  *   %205 matmul+add [T,128]   graphs/lib/text_encoder.lua:36
- *   %507 matmul+add [T,128]   graphs/lib/text_encoder.lua:36
- *   %507 matmul+add [T,128]   graphs/lib/text_encoder.lua:36
- *   %507 matmul+add [T,128]   graphs/lib/text_encoder.lua:36
+ *   %437 matmul+add [T,128]   graphs/lib/text_encoder.lua:36
+ *   %437 matmul+add [T,128]   graphs/lib/text_encoder.lua:36
+ *   %437 matmul+add [T,128]   graphs/lib/text_encoder.lua:36
  *   ... and 1 more */
-void convirt_k507_matmul_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
+void convirt_k437_matmul_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
     long panel = 131072 / (128); if (panel < 64) panel = 64;
     for (long r0 = 0; r0 < T; r0 += panel) {
         const long pm = T - r0 < panel ? T - r0 : panel;
@@ -3696,14 +3909,14 @@ void convirt_k507_matmul_add(real *restrict out, const real *restrict in0, const
     }
 }
 
-/* convirt_k682_sum:
- *   %682 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:36
+/* convirt_k612_sum:
+ *   %612 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:36
  *   %282 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:36
- *   %896 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:36
- *   %972 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:36
- *   %933 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:36
- *   %1060 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:36 */
-void convirt_k682_sum(real *restrict out, const real *restrict in0, long T) {
+ *   %826 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:36
+ *   %902 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:36
+ *   %863 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:36
+ *   %990 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:36 */
+void convirt_k612_sum(real *restrict out, const real *restrict in0, long T) {
     const long nblk = (128 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(128*T) > 32768)
     for (long o = 0; o < 1; o++)
@@ -3719,38 +3932,38 @@ void convirt_k682_sum(real *restrict out, const real *restrict in0, long T) {
         }
 }
 
-/* convirt_k684_matmul:
- *   %684 matmul [T,128] (backward)  graphs/lib/text_encoder.lua:36
+/* convirt_k614_matmul:
+ *   %614 matmul [T,128] (backward)  graphs/lib/text_encoder.lua:36
  *   %284 matmul [T,128] (backward)  graphs/lib/text_encoder.lua:36
- *   %898 matmul [T,128] (backward)  graphs/lib/text_encoder.lua:36
- *   %974 matmul [T,128] (backward)  graphs/lib/text_encoder.lua:36
+ *   %828 matmul [T,128] (backward)  graphs/lib/text_encoder.lua:36
+ *   %904 matmul [T,128] (backward)  graphs/lib/text_encoder.lua:36
  *   %79 matmul [T,128]   graphs/lib/irm.lua:9
  *   %229 matmul [T,128] (backward)  graphs/lib/irm.lua:10
  *   ... and 12 more */
-void convirt_k684_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+void convirt_k614_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* convirt_k685_matmul:
- *   %685 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:36
+/* convirt_k615_matmul:
+ *   %615 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:36
  *   %285 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:36
- *   %899 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:36
- *   %975 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:36
+ *   %829 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:36
+ *   %905 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:36
  *   %230 matmul [128,128] (backward)  graphs/lib/irm.lua:10
  *   %234 matmul [128,128] (backward)  graphs/lib/irm.lua:9
  *   ... and 10 more */
-void convirt_k685_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+void convirt_k615_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, T, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* convirt_k687_pad:
- *   %687 pad [T,40,128] (backward)  graphs/lib/text_encoder.lua:35
+/* convirt_k617_pad:
+ *   %617 pad [T,40,128] (backward)  graphs/lib/text_encoder.lua:35
  *   %287 pad [T,40,128] (backward)  graphs/lib/text_encoder.lua:35
- *   %901 pad [T,40,128] (backward)  graphs/lib/text_encoder.lua:35
- *   %977 pad [T,40,128] (backward)  graphs/lib/text_encoder.lua:35
- *   %938 pad [T,40,128] (backward)  graphs/lib/text_encoder.lua:35
- *   %1065 pad [T,40,128] (backward)  graphs/lib/text_encoder.lua:35 */
-void convirt_k687_pad(real *restrict out, const real *restrict in0, long T) {
+ *   %831 pad [T,40,128] (backward)  graphs/lib/text_encoder.lua:35
+ *   %907 pad [T,40,128] (backward)  graphs/lib/text_encoder.lua:35
+ *   %868 pad [T,40,128] (backward)  graphs/lib/text_encoder.lua:35
+ *   %995 pad [T,40,128] (backward)  graphs/lib/text_encoder.lua:35 */
+void convirt_k617_pad(real *restrict out, const real *restrict in0, long T) {
     memset(out, 0, sizeof(real)*(size_t)(5120*T));
     #pragma omp parallel for collapse(1) if((long)(128*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
@@ -3758,15 +3971,15 @@ void convirt_k687_pad(real *restrict out, const real *restrict in0, long T) {
             out[i0*5120 + i1] = in0[i0*128 + i1];
 }
 
-/* convirt_k688_sum:
- *   %688 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %694 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %715 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:25
- *   %733 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %739 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %761 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:23
+/* convirt_k618_sum:
+ *   %618 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:34
+ *   %624 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:34
+ *   %645 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:25
+ *   %663 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %669 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %691 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:23
  *   ... and 120 more */
-void convirt_k688_sum(real *restrict out, const real *restrict in0, long T) {
+void convirt_k618_sum(real *restrict out, const real *restrict in0, long T) {
     const long nblk = (5120 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(5120*T) > 32768)
     for (long o = 0; o < 1; o++)
@@ -3782,15 +3995,15 @@ void convirt_k688_sum(real *restrict out, const real *restrict in0, long T) {
         }
 }
 
-/* convirt_k690_sum:
- *   %690 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %696 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %717 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:25
- *   %735 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %741 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %763 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:23
+/* convirt_k620_sum:
+ *   %620 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:34
+ *   %626 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:34
+ *   %647 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:25
+ *   %665 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %671 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %693 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:23
  *   ... and 114 more */
-void convirt_k690_sum(real *restrict out, const real *restrict in0) {
+void convirt_k620_sum(real *restrict out, const real *restrict in0) {
     const long nblk = (128 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(5120) > 32768)
     for (long o = 0; o < 1; o++)
@@ -3806,50 +4019,50 @@ void convirt_k690_sum(real *restrict out, const real *restrict in0) {
         }
 }
 
-/* convirt_k692_mul:
- *   %692 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %737 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %833 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:23
- *   %879 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %975 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:23
+/* convirt_k622_mul:
+ *   %622 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
+ *   %667 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %763 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:23
+ *   %809 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %905 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:23
  *   %293 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
  *   ... and 24 more */
-void convirt_k692_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+void convirt_k622_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
     for (long i0 = 0; i0 < 40*T; i0++)
         for (long i1 = 0; i1 < 128; i1++)
             out[i0*128 + i1] = in0[i0*128 + i1] * in1[i1];
 }
 
-/* convirt_k693_mul:
- *   %693 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %738 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %834 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:23
- *   %880 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %976 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:23
+/* convirt_k623_mul:
+ *   %623 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
+ *   %668 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %764 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:23
+ *   %810 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %906 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:23
  *   %294 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
  *   ... and 24 more */
-void convirt_k693_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+void convirt_k623_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for simd if((long)(5120*T) > 32768)
     for (long i0 = 0; i0 < 5120*T; i0++)
         out[i0] = in0[i0] * in1[i0];
 }
 
-/* convirt_k705_fused_scale_mul_sum_mul:
- *   %705 fused:scale_mul_sum_mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:34
- *     + %704 map:mul [T,40,1]  graphs/lib/text_encoder.lua:34
- *     + %700 reduce [T,40,1]  graphs/lib/text_encoder.lua:34
- *     + %699 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34
- *     + %703 map:scale [T,40,1]  graphs/lib/text_encoder.lua:34
- *     + %702 map:mul [T,40,1]  graphs/lib/text_encoder.lua:34
- *     + %701 map:square [T,40,1]  graphs/lib/text_encoder.lua:34
- *   %750 fused:scale_mul_sum_mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:24
- *   %846 fused:scale_mul_sum_mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:23
- *   %892 fused:scale_mul_sum_mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:24
- *   %988 fused:scale_mul_sum_mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:23
+/* convirt_k635_fused_scale_mul_sum_mul:
+ *   %635 fused:scale_mul_sum_mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:34
+ *     + %634 map:mul [T,40,1]  graphs/lib/text_encoder.lua:34
+ *     + %630 reduce [T,40,1]  graphs/lib/text_encoder.lua:34
+ *     + %629 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34
+ *     + %633 map:scale [T,40,1]  graphs/lib/text_encoder.lua:34
+ *     + %632 map:mul [T,40,1]  graphs/lib/text_encoder.lua:34
+ *     + %631 map:square [T,40,1]  graphs/lib/text_encoder.lua:34
+ *   %680 fused:scale_mul_sum_mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:24
+ *   %776 fused:scale_mul_sum_mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:23
+ *   %822 fused:scale_mul_sum_mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:24
+ *   %918 fused:scale_mul_sum_mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:23
  *   %306 fused:scale_mul_sum_mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:34
  *   ... and 24 more */
-void convirt_k705_fused_scale_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
+void convirt_k635_fused_scale_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
     #pragma omp parallel for if((long)(5120*T) > 32768)
     for (long i0 = 0; i0 < 40*T; i0++)
         {
@@ -3860,36 +4073,36 @@ void convirt_k705_fused_scale_mul_sum_mul(real *restrict out, const real *restri
         }
 }
 
-/* convirt_k709_fused_add_mul_mul_id:
- *   %709 fused:add_mul_mul_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *     + %698 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34
- *     + %708 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34
- *     + %706 map:id [T,40,128]  graphs/lib/text_encoder.lua:34
- *     + %707 map:scale [T,40,128]  graphs/lib/text_encoder.lua:34
- *   %754 fused:add_mul_mul_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %850 fused:add_mul_mul_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:23
- *   %896 fused:add_mul_mul_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %992 fused:add_mul_mul_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:23
+/* convirt_k639_fused_add_mul_mul_id:
+ *   %639 fused:add_mul_mul_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
+ *     + %628 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34
+ *     + %638 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34
+ *     + %636 map:id [T,40,128]  graphs/lib/text_encoder.lua:34
+ *     + %637 map:scale [T,40,128]  graphs/lib/text_encoder.lua:34
+ *   %684 fused:add_mul_mul_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %780 fused:add_mul_mul_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:23
+ *   %826 fused:add_mul_mul_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %922 fused:add_mul_mul_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:23
  *   %310 fused:add_mul_mul_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
  *   ... and 24 more */
-void convirt_k709_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
+void convirt_k639_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
     #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
     for (long i0 = 0; i0 < 40*T; i0++)
         for (long i1 = 0; i1 < 128; i1++)
             out[i0*128 + i1] = ((in0[i0*128 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*128 + i1]) * (real)2));
 }
 
-/* convirt_k712_fused_scale_sum_neg:
- *   %712 fused:scale_sum_neg [T,40,1] (backward)  graphs/lib/text_encoder.lua:34
- *     + %711 reduce [T,40,1]  graphs/lib/text_encoder.lua:34
- *     + %710 map:neg [T,40,128]  graphs/lib/text_encoder.lua:34
- *   %758 fused:scale_sum_neg [T,40,1] (backward)  graphs/lib/text_encoder.lua:24
- *   %854 fused:scale_sum_neg [T,40,1] (backward)  graphs/lib/text_encoder.lua:23
- *   %900 fused:scale_sum_neg [T,40,1] (backward)  graphs/lib/text_encoder.lua:24
- *   %996 fused:scale_sum_neg [T,40,1] (backward)  graphs/lib/text_encoder.lua:23
+/* convirt_k642_fused_scale_sum_neg:
+ *   %642 fused:scale_sum_neg [T,40,1] (backward)  graphs/lib/text_encoder.lua:34
+ *     + %641 reduce [T,40,1]  graphs/lib/text_encoder.lua:34
+ *     + %640 map:neg [T,40,128]  graphs/lib/text_encoder.lua:34
+ *   %688 fused:scale_sum_neg [T,40,1] (backward)  graphs/lib/text_encoder.lua:24
+ *   %784 fused:scale_sum_neg [T,40,1] (backward)  graphs/lib/text_encoder.lua:23
+ *   %830 fused:scale_sum_neg [T,40,1] (backward)  graphs/lib/text_encoder.lua:24
+ *   %926 fused:scale_sum_neg [T,40,1] (backward)  graphs/lib/text_encoder.lua:23
  *   %313 fused:scale_sum_neg [T,40,1] (backward)  graphs/lib/text_encoder.lua:34
  *   ... and 24 more */
-void convirt_k712_fused_scale_sum_neg(real *restrict out, const real *restrict in0, long T) {
+void convirt_k642_fused_scale_sum_neg(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for if((long)(5120*T) > 32768)
     for (long i0 = 0; i0 < 40*T; i0++)
         {
@@ -3900,44 +4113,44 @@ void convirt_k712_fused_scale_sum_neg(real *restrict out, const real *restrict i
         }
 }
 
-/* convirt_k714_fused_add_id:
- *   %714 fused:add_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *     + %713 map:id [T,40,128]  graphs/lib/text_encoder.lua:34
+/* convirt_k644_fused_add_id:
+ *   %644 fused:add_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
+ *     + %643 map:id [T,40,128]  graphs/lib/text_encoder.lua:34
  *   %315 fused:add_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %929 fused:add_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %1005 fused:add_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %966 fused:add_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %1093 fused:add_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:34 */
-void convirt_k714_fused_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+ *   %859 fused:add_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
+ *   %935 fused:add_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
+ *   %896 fused:add_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
+ *   %1023 fused:add_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:34 */
+void convirt_k644_fused_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
     for (long i0 = 0; i0 < 40*T; i0++)
         for (long i1 = 0; i1 < 128; i1++)
             out[i0*128 + i1] = (in0[i0*128 + i1]) + ((in1[i0]));
 }
 
-/* convirt_k721_matmul:
- *   %721 matmul [128,512] (backward)  graphs/lib/text_encoder.lua:25
- *   %863 matmul [128,512] (backward)  graphs/lib/text_encoder.lua:25
+/* convirt_k651_matmul:
+ *   %651 matmul [128,512] (backward)  graphs/lib/text_encoder.lua:25
+ *   %793 matmul [128,512] (backward)  graphs/lib/text_encoder.lua:25
  *   %322 matmul [128,512] (backward)  graphs/lib/text_encoder.lua:25
  *   %464 matmul [128,512] (backward)  graphs/lib/text_encoder.lua:25
- *   %936 matmul [128,512] (backward)  graphs/lib/text_encoder.lua:25
- *   %1078 matmul [128,512] (backward)  graphs/lib/text_encoder.lua:25
+ *   %866 matmul [128,512] (backward)  graphs/lib/text_encoder.lua:25
+ *   %1008 matmul [128,512] (backward)  graphs/lib/text_encoder.lua:25
  *   ... and 6 more */
-void convirt_k721_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+void convirt_k651_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 512, 40*T, (real)1, in0 + 0, 128, in1 + 0, 512, (real)0, out + 0, 512);
 }
 
-/* convirt_k724_matmul_mul_gelu_grad:
- *   %724 matmul+mul_gelu_grad [T,40,512] (backward)  graphs/lib/text_encoder.lua:25
- *     + %720 matmul [40*T,512]  graphs/lib/text_encoder.lua:25 (the product; the rest is its epilogue)
- *     + %723 map:gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25
- *   %866 matmul+mul_gelu_grad [T,40,512] (backward)  graphs/lib/text_encoder.lua:25
+/* convirt_k654_matmul_mul_gelu_grad:
+ *   %654 matmul+mul_gelu_grad [T,40,512] (backward)  graphs/lib/text_encoder.lua:25
+ *     + %650 matmul [40*T,512]  graphs/lib/text_encoder.lua:25 (the product; the rest is its epilogue)
+ *     + %653 map:gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25
+ *   %796 matmul+mul_gelu_grad [T,40,512] (backward)  graphs/lib/text_encoder.lua:25
  *   %325 matmul+mul_gelu_grad [T,40,512] (backward)  graphs/lib/text_encoder.lua:25
  *   %467 matmul+mul_gelu_grad [T,40,512] (backward)  graphs/lib/text_encoder.lua:25
- *   %939 matmul+mul_gelu_grad [T,40,512] (backward)  graphs/lib/text_encoder.lua:25
- *   %1081 matmul+mul_gelu_grad [T,40,512] (backward)  graphs/lib/text_encoder.lua:25
+ *   %869 matmul+mul_gelu_grad [T,40,512] (backward)  graphs/lib/text_encoder.lua:25
+ *   %1011 matmul+mul_gelu_grad [T,40,512] (backward)  graphs/lib/text_encoder.lua:25
  *   ... and 6 more */
-void convirt_k724_matmul_mul_gelu_grad(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
+void convirt_k654_matmul_mul_gelu_grad(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
     long panel = 131072 / (512); if (panel < 64) panel = 64;
     for (long r0 = 0; r0 < 40*T; r0 += panel) {
         const long pm = 40*T - r0 < panel ? 40*T - r0 : panel;
@@ -3953,15 +4166,15 @@ void convirt_k724_matmul_mul_gelu_grad(real *restrict out, const real *restrict 
     }
 }
 
-/* convirt_k725_sum:
- *   %725 reduce [1,40,512] (backward)  graphs/lib/text_encoder.lua:24
- *   %867 reduce [1,40,512] (backward)  graphs/lib/text_encoder.lua:24
+/* convirt_k655_sum:
+ *   %655 reduce [1,40,512] (backward)  graphs/lib/text_encoder.lua:24
+ *   %797 reduce [1,40,512] (backward)  graphs/lib/text_encoder.lua:24
  *   %326 reduce [1,40,512] (backward)  graphs/lib/text_encoder.lua:24
  *   %468 reduce [1,40,512] (backward)  graphs/lib/text_encoder.lua:24
- *   %940 reduce [1,40,512] (backward)  graphs/lib/text_encoder.lua:24
- *   %1082 reduce [1,40,512] (backward)  graphs/lib/text_encoder.lua:24
+ *   %870 reduce [1,40,512] (backward)  graphs/lib/text_encoder.lua:24
+ *   %1012 reduce [1,40,512] (backward)  graphs/lib/text_encoder.lua:24
  *   ... and 6 more */
-void convirt_k725_sum(real *restrict out, const real *restrict in0, long T) {
+void convirt_k655_sum(real *restrict out, const real *restrict in0, long T) {
     const long nblk = (20480 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(20480*T) > 32768)
     for (long o = 0; o < 1; o++)
@@ -3977,15 +4190,15 @@ void convirt_k725_sum(real *restrict out, const real *restrict in0, long T) {
         }
 }
 
-/* convirt_k727_sum:
- *   %727 reduce [1,512] (backward)  graphs/lib/text_encoder.lua:24
- *   %869 reduce [1,512] (backward)  graphs/lib/text_encoder.lua:24
+/* convirt_k657_sum:
+ *   %657 reduce [1,512] (backward)  graphs/lib/text_encoder.lua:24
+ *   %799 reduce [1,512] (backward)  graphs/lib/text_encoder.lua:24
  *   %328 reduce [1,512] (backward)  graphs/lib/text_encoder.lua:24
  *   %470 reduce [1,512] (backward)  graphs/lib/text_encoder.lua:24
- *   %942 reduce [1,512] (backward)  graphs/lib/text_encoder.lua:24
- *   %1084 reduce [1,512] (backward)  graphs/lib/text_encoder.lua:24
+ *   %872 reduce [1,512] (backward)  graphs/lib/text_encoder.lua:24
+ *   %1014 reduce [1,512] (backward)  graphs/lib/text_encoder.lua:24
  *   ... and 6 more */
-void convirt_k727_sum(real *restrict out, const real *restrict in0) {
+void convirt_k657_sum(real *restrict out, const real *restrict in0) {
     const long nblk = (512 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(20480) > 32768)
     for (long o = 0; o < 1; o++)
@@ -4001,80 +4214,80 @@ void convirt_k727_sum(real *restrict out, const real *restrict in0) {
         }
 }
 
-/* convirt_k730_matmul:
- *   %730 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %872 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:24
+/* convirt_k660_matmul:
+ *   %660 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %802 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:24
  *   %331 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:24
  *   %473 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %945 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %1087 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %875 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %1017 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:24
  *   ... and 6 more */
-void convirt_k730_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+void convirt_k660_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 40*T, 128, 512, (real)1, in0 + 0, 512, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* convirt_k731_matmul:
- *   %731 matmul [512,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %873 matmul [512,128] (backward)  graphs/lib/text_encoder.lua:24
+/* convirt_k661_matmul:
+ *   %661 matmul [512,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %803 matmul [512,128] (backward)  graphs/lib/text_encoder.lua:24
  *   %332 matmul [512,128] (backward)  graphs/lib/text_encoder.lua:24
  *   %474 matmul [512,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %946 matmul [512,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %1088 matmul [512,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %876 matmul [512,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %1018 matmul [512,128] (backward)  graphs/lib/text_encoder.lua:24
  *   ... and 6 more */
-void convirt_k731_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+void convirt_k661_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 512, 128, 40*T, (real)1, in0 + 0, 512, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* convirt_k760_fused_add_add_id:
- *   %760 fused:add_add_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *     + %757 map:add [T,40,128]  graphs/lib/text_encoder.lua:24
- *     + %759 map:id [T,40,128]  graphs/lib/text_encoder.lua:24
- *   %856 fused:add_add_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:23
- *   %902 fused:add_add_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %998 fused:add_add_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:23
+/* convirt_k690_fused_add_add_id:
+ *   %690 fused:add_add_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
+ *     + %687 map:add [T,40,128]  graphs/lib/text_encoder.lua:24
+ *     + %689 map:id [T,40,128]  graphs/lib/text_encoder.lua:24
+ *   %786 fused:add_add_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:23
+ *   %832 fused:add_add_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %928 fused:add_add_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:23
  *   %361 fused:add_add_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
  *   %457 fused:add_add_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:23
  *   ... and 18 more */
-void convirt_k760_fused_add_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
+void convirt_k690_fused_add_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
     #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
     for (long i0 = 0; i0 < 40*T; i0++)
         for (long i1 = 0; i1 < 128; i1++)
             out[i0*128 + i1] = ((in0[i0*128 + i1]) + (in1[i0*128 + i1])) + ((in2[i0]));
 }
 
-/* convirt_k766_matmul:
- *   %766 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:23
- *   %814 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:13
- *   %825 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:12
- *   %908 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:23
- *   %956 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:13
- *   %967 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:12
+/* convirt_k696_matmul:
+ *   %696 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:23
+ *   %744 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:13
+ *   %755 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:12
+ *   %838 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:23
+ *   %886 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:13
+ *   %897 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:12
  *   ... and 30 more */
-void convirt_k766_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+void convirt_k696_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 40*T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* convirt_k767_matmul:
- *   %767 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:23
- *   %805 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:14
- *   %815 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:13
- *   %826 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:12
- *   %909 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:23
- *   %947 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:14
+/* convirt_k697_matmul:
+ *   %697 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:23
+ *   %735 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:14
+ *   %745 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:13
+ *   %756 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:12
+ *   %839 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:23
+ *   %877 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:14
  *   ... and 42 more */
-void convirt_k767_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+void convirt_k697_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, 40*T, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* convirt_k772_matmul:
- *   %772 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:17
- *   %796 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:15
- *   %914 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:17
- *   %938 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:15
+/* convirt_k702_matmul:
+ *   %702 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:17
+ *   %726 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:15
+ *   %844 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:17
+ *   %868 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:15
  *   %373 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:17
  *   %397 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:15
  *   ... and 18 more */
-void convirt_k772_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+void convirt_k702_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     const long nb = 4*T;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
      * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
@@ -4088,16 +4301,16 @@ void convirt_k772_matmul(real *restrict out, const real *restrict in0, const rea
     }
 }
 
-/* convirt_k773_matmul_div:
- *   %773 matmul+div [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
- *     + %771 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:17 (the product; the rest is its epilogue)
- *   %915 matmul+div [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
+/* convirt_k703_matmul_div:
+ *   %703 matmul+div [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
+ *     + %701 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:17 (the product; the rest is its epilogue)
+ *   %845 matmul+div [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
  *   %374 matmul+div [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
  *   %516 matmul+div [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
- *   %988 matmul+div [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
- *   %1130 matmul+div [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
+ *   %918 matmul+div [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
+ *   %1060 matmul+div [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
  *   ... and 6 more */
-void convirt_k773_matmul_div(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
+void convirt_k703_matmul_div(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
     const long nb = 4*T;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
      * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
@@ -4118,19 +4331,19 @@ void convirt_k773_matmul_div(real *restrict out, const real *restrict in0, const
     }
 }
 
-/* convirt_k778_fused_mul_sum_neg_mul:
- *   %778 fused:mul_sum_neg_mul [T,4,40,1] (backward)  graphs/lib/text_encoder.lua:16
- *     + %776 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16
- *     + %775 map:neg [T,4,40,40]  graphs/lib/text_encoder.lua:16
- *     + %774 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16
- *     + %777 map:step [T,4,40,1]  graphs/lib/text_encoder.lua:16
- *   %920 fused:mul_sum_neg_mul [T,4,40,1] (backward)  graphs/lib/text_encoder.lua:16
+/* convirt_k708_fused_mul_sum_neg_mul:
+ *   %708 fused:mul_sum_neg_mul [T,4,40,1] (backward)  graphs/lib/text_encoder.lua:16
+ *     + %706 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16
+ *     + %705 map:neg [T,4,40,40]  graphs/lib/text_encoder.lua:16
+ *     + %704 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16
+ *     + %707 map:step [T,4,40,1]  graphs/lib/text_encoder.lua:16
+ *   %850 fused:mul_sum_neg_mul [T,4,40,1] (backward)  graphs/lib/text_encoder.lua:16
  *   %379 fused:mul_sum_neg_mul [T,4,40,1] (backward)  graphs/lib/text_encoder.lua:16
  *   %521 fused:mul_sum_neg_mul [T,4,40,1] (backward)  graphs/lib/text_encoder.lua:16
- *   %993 fused:mul_sum_neg_mul [T,4,40,1] (backward)  graphs/lib/text_encoder.lua:16
- *   %1135 fused:mul_sum_neg_mul [T,4,40,1] (backward)  graphs/lib/text_encoder.lua:16
+ *   %923 fused:mul_sum_neg_mul [T,4,40,1] (backward)  graphs/lib/text_encoder.lua:16
+ *   %1065 fused:mul_sum_neg_mul [T,4,40,1] (backward)  graphs/lib/text_encoder.lua:16
  *   ... and 6 more */
-void convirt_k778_fused_mul_sum_neg_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
+void convirt_k708_fused_mul_sum_neg_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
     #pragma omp parallel for if((long)(6400*T) > 32768)
     for (long i0 = 0; i0 < 160*T; i0++)
         {
@@ -4141,20 +4354,20 @@ void convirt_k778_fused_mul_sum_neg_mul(real *restrict out, const real *restrict
         }
 }
 
-/* convirt_k794_fused_scale_mul_mul_mul:
- *   %794 fused:scale_mul_mul_mul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:15
- *     + %790 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16
- *     + %785 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16
- *     + %781 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16
- *     + %780 map:add [T,4,40,40]  graphs/lib/text_encoder.lua:16
- *     + %779 map:id [T,4,40,40]  graphs/lib/text_encoder.lua:16
- *   %936 fused:scale_mul_mul_mul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:15
+/* convirt_k724_fused_scale_mul_mul_mul:
+ *   %724 fused:scale_mul_mul_mul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:15
+ *     + %720 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16
+ *     + %715 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16
+ *     + %711 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16
+ *     + %710 map:add [T,4,40,40]  graphs/lib/text_encoder.lua:16
+ *     + %709 map:id [T,4,40,40]  graphs/lib/text_encoder.lua:16
+ *   %866 fused:scale_mul_mul_mul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:15
  *   %395 fused:scale_mul_mul_mul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:15
  *   %537 fused:scale_mul_mul_mul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:15
- *   %1009 fused:scale_mul_mul_mul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:15
- *   %1151 fused:scale_mul_mul_mul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:15
+ *   %939 fused:scale_mul_mul_mul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:15
+ *   %1081 fused:scale_mul_mul_mul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:15
  *   ... and 6 more */
-void convirt_k794_fused_scale_mul_mul_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
+void convirt_k724_fused_scale_mul_mul_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
     #pragma omp parallel for collapse(2) if((long)(6400*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < 160; i1++)
@@ -4162,17 +4375,17 @@ void convirt_k794_fused_scale_mul_mul_mul(real *restrict out, const real *restri
                 out[i0*6400 + i1*40 + i2] = (((((in0[i0*6400 + i1*40 + i2]) + ((in1[i0*160 + i1]))) * (in2[i0*40 + i2])) * (in3[i0*6400 + i1*40 + i2])) * (in2[i0*40 + i2])) * (real)0.17677669529663687;
 }
 
-/* convirt_k828_matmul_add_add:
- *   %828 matmul+add_add [T,40,128] (backward)  graphs/lib/text_encoder.lua:12
- *     + %804 matmul [40*T,128]  graphs/lib/text_encoder.lua:14 (the product; the rest is its epilogue)
- *     + %817 map:add [T,40,128]  graphs/lib/text_encoder.lua:13
- *   %970 matmul+add_add [T,40,128] (backward)  graphs/lib/text_encoder.lua:12
+/* convirt_k758_matmul_add_add:
+ *   %758 matmul+add_add [T,40,128] (backward)  graphs/lib/text_encoder.lua:12
+ *     + %734 matmul [40*T,128]  graphs/lib/text_encoder.lua:14 (the product; the rest is its epilogue)
+ *     + %747 map:add [T,40,128]  graphs/lib/text_encoder.lua:13
+ *   %900 matmul+add_add [T,40,128] (backward)  graphs/lib/text_encoder.lua:12
  *   %429 matmul+add_add [T,40,128] (backward)  graphs/lib/text_encoder.lua:12
  *   %571 matmul+add_add [T,40,128] (backward)  graphs/lib/text_encoder.lua:12
- *   %1043 matmul+add_add [T,40,128] (backward)  graphs/lib/text_encoder.lua:12
- *   %1185 matmul+add_add [T,40,128] (backward)  graphs/lib/text_encoder.lua:12
+ *   %973 matmul+add_add [T,40,128] (backward)  graphs/lib/text_encoder.lua:12
+ *   %1115 matmul+add_add [T,40,128] (backward)  graphs/lib/text_encoder.lua:12
  *   ... and 6 more */
-void convirt_k828_matmul_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
+void convirt_k758_matmul_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
     long panel = 131072 / (128); if (panel < 64) panel = 64;
     for (long r0 = 0; r0 < 40*T; r0 += panel) {
         const long pm = 40*T - r0 < panel ? 40*T - r0 : panel;
@@ -4189,14 +4402,14 @@ void convirt_k828_matmul_add_add(real *restrict out, const real *restrict in0, c
     }
 }
 
-/* convirt_k1001_scatter_add:
- *   %1001 scatter_add [1024,128] (backward)  graphs/lib/text_encoder.lua:32
+/* convirt_k931_scatter_add:
+ *   %931 scatter_add [1024,128] (backward)  graphs/lib/text_encoder.lua:32
  *   %602 scatter_add [1024,128] (backward)  graphs/lib/text_encoder.lua:32
- *   %1216 scatter_add [1024,128] (backward)  graphs/lib/text_encoder.lua:32
- *   %1292 scatter_add [1024,128] (backward)  graphs/lib/text_encoder.lua:32
- *   %1253 scatter_add [1024,128] (backward)  graphs/lib/text_encoder.lua:32
- *   %1380 scatter_add [1024,128] (backward)  graphs/lib/text_encoder.lua:32 */
-void convirt_k1001_scatter_add(real *restrict out, const real *restrict in0, const int32_t *restrict in1, long T) {
+ *   %1146 scatter_add [1024,128] (backward)  graphs/lib/text_encoder.lua:32
+ *   %1222 scatter_add [1024,128] (backward)  graphs/lib/text_encoder.lua:32
+ *   %1183 scatter_add [1024,128] (backward)  graphs/lib/text_encoder.lua:32
+ *   %1310 scatter_add [1024,128] (backward)  graphs/lib/text_encoder.lua:32 */
+void convirt_k931_scatter_add(real *restrict out, const real *restrict in0, const int32_t *restrict in1, long T) {
     memset(out, 0, sizeof(real)*(size_t)(131072));
     #pragma omp parallel for if((long)(5120*T) > 65536)
     for (long j = 0; j < 128; j++)
@@ -4204,9 +4417,9 @@ void convirt_k1001_scatter_add(real *restrict out, const real *restrict in0, con
             out[(long)in1[r]*128 + j] += in0[r*128 + j];
 }
 
-/* convirt_k1008_id:
- *   %1008 map:id [B,64,128] (backward)  graphs/lib/image_encoder.lua:35 */
-void convirt_k1008_id(real *restrict out, const real *restrict in0, long B) {
+/* convirt_k938_id:
+ *   %938 map:id [B,64,128] (backward)  graphs/lib/image_encoder.lua:35 */
+void convirt_k938_id(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 64; i1++)
@@ -4321,10 +4534,10 @@ void convirt_text_k89_matmul_gelu_add(real *restrict out, const real *restrict i
 /* convirt_text_k206_slice:
  *   %206 slice [T,39,128]   graphs/lib/text_encoder.lua:37
  *   %206 slice [T,39,128]   graphs/lib/text_encoder.lua:37
- *   %508 slice [T,39,128]   graphs/lib/text_encoder.lua:37
- *   %508 slice [T,39,128]   graphs/lib/text_encoder.lua:37
- *   %508 slice [T,39,128]   graphs/lib/text_encoder.lua:37
- *   %508 slice [T,39,128]   graphs/lib/text_encoder.lua:37 */
+ *   %438 slice [T,39,128]   graphs/lib/text_encoder.lua:37
+ *   %438 slice [T,39,128]   graphs/lib/text_encoder.lua:37
+ *   %438 slice [T,39,128]   graphs/lib/text_encoder.lua:37
+ *   %438 slice [T,39,128]   graphs/lib/text_encoder.lua:37 */
 void convirt_text_k206_slice(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for collapse(1) if((long)(4992*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
@@ -4336,10 +4549,10 @@ void convirt_text_k206_slice(real *restrict out, const real *restrict in0, long 
  *   %212 matmul+add [T,39,128]   graphs/lib/text_encoder.lua:37
  *     + %210 matmul [39*T,128]  graphs/lib/text_encoder.lua:37 (the product; the rest is its epilogue)
  *   %212 matmul+add [T,39,128]   graphs/lib/text_encoder.lua:37
- *   %514 matmul+add [T,39,128]   graphs/lib/text_encoder.lua:37
- *   %514 matmul+add [T,39,128]   graphs/lib/text_encoder.lua:37
- *   %514 matmul+add [T,39,128]   graphs/lib/text_encoder.lua:37
- *   %514 matmul+add [T,39,128]   graphs/lib/text_encoder.lua:37 */
+ *   %444 matmul+add [T,39,128]   graphs/lib/text_encoder.lua:37
+ *   %444 matmul+add [T,39,128]   graphs/lib/text_encoder.lua:37
+ *   %444 matmul+add [T,39,128]   graphs/lib/text_encoder.lua:37
+ *   %444 matmul+add [T,39,128]   graphs/lib/text_encoder.lua:37 */
 void convirt_text_k212_matmul_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
     long panel = 131072 / (128); if (panel < 64) panel = 64;
     for (long r0 = 0; r0 < 39*T; r0 += panel) {
@@ -4387,7 +4600,7 @@ void convirt_text_vjp_k220_fused_sum_mul(real *restrict out, const real *restric
 /* convirt_text_vjp_k221_sum:
  *   %221 reduce [T,1,1]   graphs/lib/model.lua:157
  *   %113 reduce [T,1,1,1]   graphs/lib/model.lua:40
- *   %622 reduce [T,1,1,1]   graphs/lib/model.lua:40
+ *   %552 reduce [T,1,1,1]   graphs/lib/model.lua:40
  *   %83 reduce [T,1,1,1]   graphs/lib/model.lua:40 */
 void convirt_text_vjp_k221_sum(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for if((long)(39*T) > 32768)
@@ -4440,10 +4653,10 @@ void convirt_text_vjp_k271_fused_mul_id(real *restrict out, const real *restrict
 
 /* convirt_text_vjp_k273_sum:
  *   %273 reduce [1,39,128] (backward)  graphs/lib/text_encoder.lua:37
- *   %887 reduce [1,39,128] (backward)  graphs/lib/text_encoder.lua:37
- *   %963 reduce [1,39,128] (backward)  graphs/lib/text_encoder.lua:37
- *   %924 reduce [1,39,128] (backward)  graphs/lib/text_encoder.lua:37
- *   %1051 reduce [1,39,128] (backward)  graphs/lib/text_encoder.lua:37 */
+ *   %817 reduce [1,39,128] (backward)  graphs/lib/text_encoder.lua:37
+ *   %893 reduce [1,39,128] (backward)  graphs/lib/text_encoder.lua:37
+ *   %854 reduce [1,39,128] (backward)  graphs/lib/text_encoder.lua:37
+ *   %981 reduce [1,39,128] (backward)  graphs/lib/text_encoder.lua:37 */
 void convirt_text_vjp_k273_sum(real *restrict out, const real *restrict in0, long T) {
     const long nblk = (4992 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(4992*T) > 32768)
@@ -4462,11 +4675,11 @@ void convirt_text_vjp_k273_sum(real *restrict out, const real *restrict in0, lon
 
 /* convirt_text_vjp_k275_sum:
  *   %275 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:37
- *   %889 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:37
+ *   %819 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:37
  *   %235 reduce [1,128] (backward)  graphs/lib/model.lua:33
- *   %798 reduce [1,128] (backward)  graphs/lib/model.lua:33
- *   %965 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:37
- *   %926 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:37
+ *   %728 reduce [1,128] (backward)  graphs/lib/model.lua:33
+ *   %895 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:37
+ *   %856 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:37
  *   ... and 3 more */
 void convirt_text_vjp_k275_sum(real *restrict out, const real *restrict in0) {
     const long nblk = (128 + 255) / 256;
@@ -4486,11 +4699,11 @@ void convirt_text_vjp_k275_sum(real *restrict out, const real *restrict in0) {
 
 /* convirt_text_vjp_k278_matmul:
  *   %278 matmul [39*T,128] (backward)  graphs/lib/text_encoder.lua:37
- *   %892 matmul [39*T,128] (backward)  graphs/lib/text_encoder.lua:37
+ *   %822 matmul [39*T,128] (backward)  graphs/lib/text_encoder.lua:37
  *   %81 matmul [39*T,128]   graphs/lib/srm.lua:11
  *   %84 matmul [39*T,128]   graphs/lib/srm.lua:11
- *   %590 matmul [39*T,128]   graphs/lib/srm.lua:11
- *   %593 matmul [39*T,128]   graphs/lib/srm.lua:11
+ *   %520 matmul [39*T,128]   graphs/lib/srm.lua:11
+ *   %523 matmul [39*T,128]   graphs/lib/srm.lua:11
  *   ... and 11 more */
 void convirt_text_vjp_k278_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 39*T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
@@ -4498,11 +4711,11 @@ void convirt_text_vjp_k278_matmul(real *restrict out, const real *restrict in0, 
 
 /* convirt_text_vjp_k279_matmul:
  *   %279 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:37
- *   %893 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:37
+ *   %823 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:37
  *   %269 matmul [128,128] (backward)  graphs/lib/srm.lua:11
  *   %273 matmul [128,128] (backward)  graphs/lib/srm.lua:11
- *   %832 matmul [128,128] (backward)  graphs/lib/srm.lua:11
- *   %836 matmul [128,128] (backward)  graphs/lib/srm.lua:11
+ *   %762 matmul [128,128] (backward)  graphs/lib/srm.lua:11
+ *   %766 matmul [128,128] (backward)  graphs/lib/srm.lua:11
  *   ... and 7 more */
 void convirt_text_vjp_k279_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, 39*T, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
@@ -4510,10 +4723,10 @@ void convirt_text_vjp_k279_matmul(real *restrict out, const real *restrict in0, 
 
 /* convirt_text_vjp_k281_pad:
  *   %281 pad [T,40,128] (backward)  graphs/lib/text_encoder.lua:37
- *   %895 pad [T,40,128] (backward)  graphs/lib/text_encoder.lua:37
- *   %971 pad [T,40,128] (backward)  graphs/lib/text_encoder.lua:37
- *   %932 pad [T,40,128] (backward)  graphs/lib/text_encoder.lua:37
- *   %1059 pad [T,40,128] (backward)  graphs/lib/text_encoder.lua:37 */
+ *   %825 pad [T,40,128] (backward)  graphs/lib/text_encoder.lua:37
+ *   %901 pad [T,40,128] (backward)  graphs/lib/text_encoder.lua:37
+ *   %862 pad [T,40,128] (backward)  graphs/lib/text_encoder.lua:37
+ *   %989 pad [T,40,128] (backward)  graphs/lib/text_encoder.lua:37 */
 void convirt_text_vjp_k281_pad(real *restrict out, const real *restrict in0, long T) {
     memset(out, 0, sizeof(real)*(size_t)(5120*T));
     #pragma omp parallel for collapse(1) if((long)(4992*T) > 32768)
@@ -4524,10 +4737,10 @@ void convirt_text_vjp_k281_pad(real *restrict out, const real *restrict in0, lon
 
 /* convirt_text_vjp_k288_add:
  *   %288 map:add [T,40,128] (backward)  graphs/lib/text_encoder.lua:35
- *   %902 map:add [T,40,128] (backward)  graphs/lib/text_encoder.lua:35
- *   %978 map:add [T,40,128] (backward)  graphs/lib/text_encoder.lua:35
- *   %939 map:add [T,40,128] (backward)  graphs/lib/text_encoder.lua:35
- *   %1066 map:add [T,40,128] (backward)  graphs/lib/text_encoder.lua:35 */
+ *   %832 map:add [T,40,128] (backward)  graphs/lib/text_encoder.lua:35
+ *   %908 map:add [T,40,128] (backward)  graphs/lib/text_encoder.lua:35
+ *   %869 map:add [T,40,128] (backward)  graphs/lib/text_encoder.lua:35
+ *   %996 map:add [T,40,128] (backward)  graphs/lib/text_encoder.lua:35 */
 void convirt_text_vjp_k288_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for simd if((long)(5120*T) > 32768)
     for (long i0 = 0; i0 < 5120*T; i0++)
@@ -4537,11 +4750,11 @@ void convirt_text_vjp_k288_add(real *restrict out, const real *restrict in0, con
 /* gloria_features_loss_k49_fused_sum_square:
  *   %49 fused:sum_square [T,39,1]   graphs/lib/matching.lua:7
  *     + %48 map:square [T,39,128]  graphs/lib/matching.lua:7
- *   %558 fused:sum_square [T,39,1]   graphs/lib/matching.lua:7
+ *   %488 fused:sum_square [T,39,1]   graphs/lib/matching.lua:7
  *   %49 fused:sum_square [T,39,1]   graphs/lib/matching.lua:7
- *   %558 fused:sum_square [T,39,1]   graphs/lib/matching.lua:7
+ *   %488 fused:sum_square [T,39,1]   graphs/lib/matching.lua:7
  *   %49 fused:sum_square [T,39,1]   graphs/lib/matching.lua:7
- *   %558 fused:sum_square [T,39,1]   graphs/lib/matching.lua:7
+ *   %488 fused:sum_square [T,39,1]   graphs/lib/matching.lua:7
  *   ... and 2 more */
 void gloria_features_loss_k49_fused_sum_square(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for if((long)(4992*T) > 32768)
@@ -4557,11 +4770,11 @@ void gloria_features_loss_k49_fused_sum_square(real *restrict out, const real *r
 /* gloria_features_loss_k51_fused_rsqrt_clampmin:
  *   %51 fused:rsqrt_clampmin [T,39,1]   graphs/lib/matching.lua:7
  *     + %50 map:clampmin [T,39,1]  graphs/lib/matching.lua:7
- *   %560 fused:rsqrt_clampmin [T,39,1]   graphs/lib/matching.lua:7
+ *   %490 fused:rsqrt_clampmin [T,39,1]   graphs/lib/matching.lua:7
  *   %51 fused:rsqrt_clampmin [T,39,1]   graphs/lib/matching.lua:7
- *   %560 fused:rsqrt_clampmin [T,39,1]   graphs/lib/matching.lua:7
+ *   %490 fused:rsqrt_clampmin [T,39,1]   graphs/lib/matching.lua:7
  *   %51 fused:rsqrt_clampmin [T,39,1]   graphs/lib/matching.lua:7
- *   %560 fused:rsqrt_clampmin [T,39,1]   graphs/lib/matching.lua:7
+ *   %490 fused:rsqrt_clampmin [T,39,1]   graphs/lib/matching.lua:7
  *   ... and 2 more */
 void gloria_features_loss_k51_fused_rsqrt_clampmin(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(39*T) > 32768)
@@ -4571,10 +4784,10 @@ void gloria_features_loss_k51_fused_rsqrt_clampmin(real *restrict out, const rea
 
 /* gloria_features_loss_k52_mul:
  *   %52 map:mul [T,39,128]   graphs/lib/matching.lua:7
- *   %561 map:mul [T,39,128]   graphs/lib/matching.lua:7
+ *   %491 map:mul [T,39,128]   graphs/lib/matching.lua:7
  *   %22 map:mul [T,39,128]   graphs/lib/matching.lua:7
  *   %52 map:mul [T,39,128]   graphs/lib/matching.lua:7
- *   %561 map:mul [T,39,128]   graphs/lib/matching.lua:7
+ *   %491 map:mul [T,39,128]   graphs/lib/matching.lua:7
  *   %22 map:mul [T,39,128]   graphs/lib/matching.lua:7
  *   ... and 6 more */
 void gloria_features_loss_k52_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
@@ -4587,11 +4800,11 @@ void gloria_features_loss_k52_mul(real *restrict out, const real *restrict in0, 
 /* gloria_features_loss_k56_fused_sum_square:
  *   %56 fused:sum_square [1,B,64,1]   graphs/lib/matching.lua:9
  *     + %55 map:square [1,B,64,128]  graphs/lib/matching.lua:9
- *   %565 fused:sum_square [1,B,64,1]   graphs/lib/matching.lua:9
+ *   %495 fused:sum_square [1,B,64,1]   graphs/lib/matching.lua:9
  *   %56 fused:sum_square [1,B,64,1]   graphs/lib/matching.lua:9
- *   %565 fused:sum_square [1,B,64,1]   graphs/lib/matching.lua:9
+ *   %495 fused:sum_square [1,B,64,1]   graphs/lib/matching.lua:9
  *   %56 fused:sum_square [1,B,64,1]   graphs/lib/matching.lua:9
- *   %565 fused:sum_square [1,B,64,1]   graphs/lib/matching.lua:9
+ *   %495 fused:sum_square [1,B,64,1]   graphs/lib/matching.lua:9
  *   ... and 2 more */
 void gloria_features_loss_k56_fused_sum_square(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for if((long)(8192*B) > 32768)
@@ -4607,11 +4820,11 @@ void gloria_features_loss_k56_fused_sum_square(real *restrict out, const real *r
 /* gloria_features_loss_k58_fused_rsqrt_clampmin:
  *   %58 fused:rsqrt_clampmin [1,B,64,1]   graphs/lib/matching.lua:9
  *     + %57 map:clampmin [1,B,64,1]  graphs/lib/matching.lua:9
- *   %567 fused:rsqrt_clampmin [1,B,64,1]   graphs/lib/matching.lua:9
+ *   %497 fused:rsqrt_clampmin [1,B,64,1]   graphs/lib/matching.lua:9
  *   %58 fused:rsqrt_clampmin [1,B,64,1]   graphs/lib/matching.lua:9
- *   %567 fused:rsqrt_clampmin [1,B,64,1]   graphs/lib/matching.lua:9
+ *   %497 fused:rsqrt_clampmin [1,B,64,1]   graphs/lib/matching.lua:9
  *   %58 fused:rsqrt_clampmin [1,B,64,1]   graphs/lib/matching.lua:9
- *   %567 fused:rsqrt_clampmin [1,B,64,1]   graphs/lib/matching.lua:9
+ *   %497 fused:rsqrt_clampmin [1,B,64,1]   graphs/lib/matching.lua:9
  *   ... and 2 more */
 void gloria_features_loss_k58_fused_rsqrt_clampmin(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(64*B) > 32768)
@@ -4621,10 +4834,10 @@ void gloria_features_loss_k58_fused_rsqrt_clampmin(real *restrict out, const rea
 
 /* gloria_features_loss_k59_mul:
  *   %59 map:mul [1,B,64,128]   graphs/lib/matching.lua:9
- *   %568 map:mul [1,B,64,128]   graphs/lib/matching.lua:9
+ *   %498 map:mul [1,B,64,128]   graphs/lib/matching.lua:9
  *   %29 map:mul [1,B,64,128]   graphs/lib/matching.lua:9
  *   %59 map:mul [1,B,64,128]   graphs/lib/matching.lua:9
- *   %568 map:mul [1,B,64,128]   graphs/lib/matching.lua:9
+ *   %498 map:mul [1,B,64,128]   graphs/lib/matching.lua:9
  *   %29 map:mul [1,B,64,128]   graphs/lib/matching.lua:9
  *   ... and 6 more */
 void gloria_features_loss_k59_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
@@ -4637,10 +4850,10 @@ void gloria_features_loss_k59_mul(real *restrict out, const real *restrict in0, 
 /* gloria_features_loss_k61_matmul_scale:
  *   %61 matmul+scale [T,B,39,64]   graphs/lib/matching.lua:10
  *     + %60 matmul [T,B,39,64]  graphs/lib/matching.lua:10 (the product; the rest is its epilogue)
- *   %570 matmul+scale [T,B,39,64]   graphs/lib/matching.lua:10
+ *   %500 matmul+scale [T,B,39,64]   graphs/lib/matching.lua:10
  *   %31 matmul+scale [T,B,39,64]   graphs/lib/matching.lua:10
  *   %61 matmul+scale [T,B,39,64]   graphs/lib/matching.lua:10
- *   %570 matmul+scale [T,B,39,64]   graphs/lib/matching.lua:10
+ *   %500 matmul+scale [T,B,39,64]   graphs/lib/matching.lua:10
  *   %31 matmul+scale [T,B,39,64]   graphs/lib/matching.lua:10
  *   ... and 6 more */
 void gloria_features_loss_k61_matmul_scale(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
@@ -4666,10 +4879,10 @@ void gloria_features_loss_k61_matmul_scale(real *restrict out, const real *restr
 
 /* gloria_features_loss_k62_max:
  *   %62 reduce [T,B,39,1]   graphs/lib/matching.lua:10
- *   %571 reduce [T,B,39,1]   graphs/lib/matching.lua:10
+ *   %501 reduce [T,B,39,1]   graphs/lib/matching.lua:10
  *   %32 reduce [T,B,39,1]   graphs/lib/matching.lua:10
  *   %62 reduce [T,B,39,1]   graphs/lib/matching.lua:10
- *   %571 reduce [T,B,39,1]   graphs/lib/matching.lua:10
+ *   %501 reduce [T,B,39,1]   graphs/lib/matching.lua:10
  *   %32 reduce [T,B,39,1]   graphs/lib/matching.lua:10
  *   ... and 6 more */
 void gloria_features_loss_k62_max(real *restrict out, const real *restrict in0, long B, long T) {
@@ -4686,10 +4899,10 @@ void gloria_features_loss_k62_max(real *restrict out, const real *restrict in0, 
 /* gloria_features_loss_k65_fused_exp_sub:
  *   %65 fused:exp_sub [T,B,39,64]   graphs/lib/matching.lua:10
  *     + %64 map:sub [T,B,39,64]  graphs/lib/matching.lua:10
- *   %574 fused:exp_sub [T,B,39,64]   graphs/lib/matching.lua:10
+ *   %504 fused:exp_sub [T,B,39,64]   graphs/lib/matching.lua:10
  *   %35 fused:exp_sub [T,B,39,64]   graphs/lib/matching.lua:10
  *   %65 fused:exp_sub [T,B,39,64]   graphs/lib/matching.lua:10
- *   %574 fused:exp_sub [T,B,39,64]   graphs/lib/matching.lua:10
+ *   %504 fused:exp_sub [T,B,39,64]   graphs/lib/matching.lua:10
  *   %35 fused:exp_sub [T,B,39,64]   graphs/lib/matching.lua:10
  *   ... and 6 more */
 void gloria_features_loss_k65_fused_exp_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
@@ -4701,10 +4914,10 @@ void gloria_features_loss_k65_fused_exp_sub(real *restrict out, const real *rest
 
 /* gloria_features_loss_k66_sum:
  *   %66 reduce [T,B,39,1]   graphs/lib/matching.lua:10
- *   %575 reduce [T,B,39,1]   graphs/lib/matching.lua:10
+ *   %505 reduce [T,B,39,1]   graphs/lib/matching.lua:10
  *   %36 reduce [T,B,39,1]   graphs/lib/matching.lua:10
  *   %66 reduce [T,B,39,1]   graphs/lib/matching.lua:10
- *   %575 reduce [T,B,39,1]   graphs/lib/matching.lua:10
+ *   %505 reduce [T,B,39,1]   graphs/lib/matching.lua:10
  *   %36 reduce [T,B,39,1]   graphs/lib/matching.lua:10
  *   ... and 6 more */
 void gloria_features_loss_k66_sum(real *restrict out, const real *restrict in0, long B, long T) {
@@ -4720,10 +4933,10 @@ void gloria_features_loss_k66_sum(real *restrict out, const real *restrict in0, 
 
 /* gloria_features_loss_k67_div:
  *   %67 map:div [T,B,39,64]   graphs/lib/matching.lua:10
- *   %576 map:div [T,B,39,64]   graphs/lib/matching.lua:10
+ *   %506 map:div [T,B,39,64]   graphs/lib/matching.lua:10
  *   %37 map:div [T,B,39,64]   graphs/lib/matching.lua:10
  *   %67 map:div [T,B,39,64]   graphs/lib/matching.lua:10
- *   %576 map:div [T,B,39,64]   graphs/lib/matching.lua:10
+ *   %506 map:div [T,B,39,64]   graphs/lib/matching.lua:10
  *   %37 map:div [T,B,39,64]   graphs/lib/matching.lua:10
  *   ... and 6 more */
 void gloria_features_loss_k67_div(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
@@ -4736,8 +4949,8 @@ void gloria_features_loss_k67_div(real *restrict out, const real *restrict in0, 
 /* gloria_features_loss_k68_matmul:
  *   %68 matmul [T,B,39,128]   graphs/lib/matching.lua:11
  *   %230 matmul [T,B,39,128] (backward)  graphs/lib/matching.lua:10
- *   %577 matmul [T,B,39,128]   graphs/lib/matching.lua:11
- *   %793 matmul [T,B,39,128] (backward)  graphs/lib/matching.lua:10
+ *   %507 matmul [T,B,39,128]   graphs/lib/matching.lua:11
+ *   %723 matmul [T,B,39,128] (backward)  graphs/lib/matching.lua:10
  *   %38 matmul [T,B,39,128]   graphs/lib/matching.lua:11
  *   %68 matmul [T,B,39,128]   graphs/lib/matching.lua:11
  *   ... and 14 more */
@@ -4758,11 +4971,11 @@ void gloria_features_loss_k68_matmul(real *restrict out, const real *restrict in
 /* gloria_features_loss_k70_fused_sum_square:
  *   %70 fused:sum_square [T,B,39,1]   graphs/lib/matching.lua:12
  *     + %69 map:square [T,B,39,128]  graphs/lib/matching.lua:12
- *   %579 fused:sum_square [T,B,39,1]   graphs/lib/matching.lua:12
+ *   %509 fused:sum_square [T,B,39,1]   graphs/lib/matching.lua:12
  *   %70 fused:sum_square [T,B,39,1]   graphs/lib/matching.lua:12
- *   %579 fused:sum_square [T,B,39,1]   graphs/lib/matching.lua:12
+ *   %509 fused:sum_square [T,B,39,1]   graphs/lib/matching.lua:12
  *   %70 fused:sum_square [T,B,39,1]   graphs/lib/matching.lua:12
- *   %579 fused:sum_square [T,B,39,1]   graphs/lib/matching.lua:12
+ *   %509 fused:sum_square [T,B,39,1]   graphs/lib/matching.lua:12
  *   ... and 2 more */
 void gloria_features_loss_k70_fused_sum_square(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for if((long)(4992*B*T) > 32768)
@@ -4778,11 +4991,11 @@ void gloria_features_loss_k70_fused_sum_square(real *restrict out, const real *r
 /* gloria_features_loss_k72_fused_rsqrt_clampmin:
  *   %72 fused:rsqrt_clampmin [T,B,39,1]   graphs/lib/matching.lua:12
  *     + %71 map:clampmin [T,B,39,1]  graphs/lib/matching.lua:12
- *   %581 fused:rsqrt_clampmin [T,B,39,1]   graphs/lib/matching.lua:12
+ *   %511 fused:rsqrt_clampmin [T,B,39,1]   graphs/lib/matching.lua:12
  *   %72 fused:rsqrt_clampmin [T,B,39,1]   graphs/lib/matching.lua:12
- *   %581 fused:rsqrt_clampmin [T,B,39,1]   graphs/lib/matching.lua:12
+ *   %511 fused:rsqrt_clampmin [T,B,39,1]   graphs/lib/matching.lua:12
  *   %72 fused:rsqrt_clampmin [T,B,39,1]   graphs/lib/matching.lua:12
- *   %581 fused:rsqrt_clampmin [T,B,39,1]   graphs/lib/matching.lua:12
+ *   %511 fused:rsqrt_clampmin [T,B,39,1]   graphs/lib/matching.lua:12
  *   ... and 2 more */
 void gloria_features_loss_k72_fused_rsqrt_clampmin(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for simd if((long)(39*B*T) > 32768)
@@ -4792,11 +5005,11 @@ void gloria_features_loss_k72_fused_rsqrt_clampmin(real *restrict out, const rea
 
 /* gloria_features_loss_k73_mul:
  *   %73 map:mul [T,B,39,128]   graphs/lib/matching.lua:12
- *   %582 map:mul [T,B,39,128]   graphs/lib/matching.lua:12
+ *   %512 map:mul [T,B,39,128]   graphs/lib/matching.lua:12
  *   %73 map:mul [T,B,39,128]   graphs/lib/matching.lua:12
- *   %582 map:mul [T,B,39,128]   graphs/lib/matching.lua:12
+ *   %512 map:mul [T,B,39,128]   graphs/lib/matching.lua:12
  *   %73 map:mul [T,B,39,128]   graphs/lib/matching.lua:12
- *   %582 map:mul [T,B,39,128]   graphs/lib/matching.lua:12
+ *   %512 map:mul [T,B,39,128]   graphs/lib/matching.lua:12
  *   ... and 2 more */
 void gloria_features_loss_k73_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(4992*B*T) > 32768)
@@ -4809,10 +5022,10 @@ void gloria_features_loss_k73_mul(real *restrict out, const real *restrict in0, 
  *   %81 fused:scale_addc_neg [T,1,39,1]   graphs/lib/model.lua:49
  *     + %80 map:addc [T,1,39,1]  graphs/lib/model.lua:49
  *     + %79 map:neg [T,1,39,1]  graphs/lib/model.lua:49
- *   %590 fused:scale_addc_neg [T,1,39,1]   graphs/lib/model.lua:49
+ *   %520 fused:scale_addc_neg [T,1,39,1]   graphs/lib/model.lua:49
  *   %51 fused:scale_addc_neg [T,1,39,1]   graphs/lib/model.lua:49
  *   %92 fused:scale_addc_neg [T,1,39]   graphs/lib/srm.lua:12
- *   %601 fused:scale_addc_neg [T,1,39]   graphs/lib/srm.lua:12
+ *   %531 fused:scale_addc_neg [T,1,39]   graphs/lib/srm.lua:12
  *   %62 fused:scale_addc_neg [T,1,39]   graphs/lib/srm.lua:12
  *   ... and 9 more */
 void gloria_features_loss_k81_fused_scale_addc_neg(real *restrict out, const real *restrict in0, long T) {
@@ -4827,7 +5040,7 @@ void gloria_features_loss_k81_fused_scale_addc_neg(real *restrict out, const rea
  *     + %76 map:scale [T,B,39,1]  graphs/lib/model.lua:49
  *     + %75 reduce [T,B,39,1]  graphs/lib/matching.lua:13
  *     + %74 map:mul [T,B,39,128]  graphs/lib/matching.lua:12
- *   %591 fused:add_mul_scale_sum [T,B,39,1]   graphs/lib/model.lua:49 */
+ *   %521 fused:add_mul_scale_sum [T,B,39,1]   graphs/lib/model.lua:49 */
 void gloria_features_loss_k82_fused_add_mul_scale_sum(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B, long T) {
     #pragma omp parallel for collapse(2) if((long)(4992*B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
@@ -4843,10 +5056,10 @@ void gloria_features_loss_k82_fused_add_mul_scale_sum(real *restrict out, const 
 
 /* gloria_features_loss_k83_max:
  *   %83 reduce [T,B,1,1]   graphs/lib/model.lua:49
- *   %592 reduce [T,B,1,1]   graphs/lib/model.lua:49
+ *   %522 reduce [T,B,1,1]   graphs/lib/model.lua:49
  *   %53 reduce [T,B,1,1]   graphs/lib/model.lua:49
  *   %93 reduce [T,B,1,1]   graphs/lib/irm.lua:11
- *   %602 reduce [T,B,1,1]   graphs/lib/irm.lua:11
+ *   %532 reduce [T,B,1,1]   graphs/lib/irm.lua:11
  *   %63 reduce [T,B,1,1]   graphs/lib/irm.lua:11
  *   ... and 3 more */
 void gloria_features_loss_k83_max(real *restrict out, const real *restrict in0, long B, long T) {
@@ -4863,11 +5076,11 @@ void gloria_features_loss_k83_max(real *restrict out, const real *restrict in0, 
 /* gloria_features_loss_k86_fused_exp_sub:
  *   %86 fused:exp_sub [T,B,39,1]   graphs/lib/model.lua:49
  *     + %85 map:sub [T,B,39,1]  graphs/lib/model.lua:49
- *   %595 fused:exp_sub [T,B,39,1]   graphs/lib/model.lua:49
+ *   %525 fused:exp_sub [T,B,39,1]   graphs/lib/model.lua:49
  *   %96 fused:exp_sub [T,B,39,1]   graphs/lib/irm.lua:11
- *   %605 fused:exp_sub [T,B,39,1]   graphs/lib/irm.lua:11
+ *   %535 fused:exp_sub [T,B,39,1]   graphs/lib/irm.lua:11
  *   %131 fused:exp_sub [T,B,39,1]   graphs/lib/irm.lua:11
- *   %640 fused:exp_sub [T,B,39,1]   graphs/lib/irm.lua:11 */
+ *   %570 fused:exp_sub [T,B,39,1]   graphs/lib/irm.lua:11 */
 void gloria_features_loss_k86_fused_exp_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < B*T; i0++)
@@ -4877,11 +5090,11 @@ void gloria_features_loss_k86_fused_exp_sub(real *restrict out, const real *rest
 
 /* gloria_features_loss_k87_mul:
  *   %87 map:mul [T,B,39,1]   graphs/lib/model.lua:49
- *   %596 map:mul [T,B,39,1]   graphs/lib/model.lua:49
+ *   %526 map:mul [T,B,39,1]   graphs/lib/model.lua:49
  *   %97 map:mul [T,B,39,1]   graphs/lib/irm.lua:11
- *   %606 map:mul [T,B,39,1]   graphs/lib/irm.lua:11
+ *   %536 map:mul [T,B,39,1]   graphs/lib/irm.lua:11
  *   %132 map:mul [T,B,39,1]   graphs/lib/irm.lua:11
- *   %641 map:mul [T,B,39,1]   graphs/lib/irm.lua:11 */
+ *   %571 map:mul [T,B,39,1]   graphs/lib/irm.lua:11 */
 void gloria_features_loss_k87_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(2) if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
@@ -4892,10 +5105,10 @@ void gloria_features_loss_k87_mul(real *restrict out, const real *restrict in0, 
 
 /* gloria_features_loss_k88_sum:
  *   %88 reduce [T,B,1,1]   graphs/lib/model.lua:49
- *   %597 reduce [T,B,1,1]   graphs/lib/model.lua:49
+ *   %527 reduce [T,B,1,1]   graphs/lib/model.lua:49
  *   %58 reduce [T,B,1,1]   graphs/lib/model.lua:49
  *   %117 reduce [T,B,1,1]   graphs/lib/model.lua:41
- *   %626 reduce [T,B,1,1]   graphs/lib/model.lua:41
+ *   %556 reduce [T,B,1,1]   graphs/lib/model.lua:41
  *   %87 reduce [T,B,1,1]   graphs/lib/model.lua:41
  *   ... and 16 more */
 void gloria_features_loss_k88_sum(real *restrict out, const real *restrict in0, long B, long T) {
@@ -4911,9 +5124,9 @@ void gloria_features_loss_k88_sum(real *restrict out, const real *restrict in0, 
 
 /* gloria_features_loss_k89_clampmin:
  *   %89 map:clampmin [T,B,1,1]   graphs/lib/model.lua:49
- *   %598 map:clampmin [T,B,1,1]   graphs/lib/model.lua:49
+ *   %528 map:clampmin [T,B,1,1]   graphs/lib/model.lua:49
  *   %99 map:clampmin [T,B,1,1]   graphs/lib/irm.lua:11
- *   %608 map:clampmin [T,B,1,1]   graphs/lib/irm.lua:11
+ *   %538 map:clampmin [T,B,1,1]   graphs/lib/irm.lua:11
  *   %69 map:clampmin [T,B,1,1]   graphs/lib/irm.lua:11
  *   %134 map:clampmin [T,B,1,1]   graphs/lib/irm.lua:11
  *   ... and 2 more */
@@ -4927,7 +5140,7 @@ void gloria_features_loss_k89_clampmin(real *restrict out, const real *restrict 
  *   %92 fused:scale_add_log [T,B,1,1]   graphs/lib/model.lua:49
  *     + %91 map:add [T,B,1,1]  graphs/lib/model.lua:49
  *     + %90 map:log [T,B,1,1]  graphs/lib/model.lua:49
- *   %601 fused:scale_add_log [T,B,1,1]   graphs/lib/model.lua:49 */
+ *   %531 fused:scale_add_log [T,B,1,1]   graphs/lib/model.lua:49 */
 void gloria_features_loss_k92_fused_scale_add_log(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for simd if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < B*T; i0++)
@@ -4936,10 +5149,10 @@ void gloria_features_loss_k92_fused_scale_add_log(real *restrict out, const real
 
 /* gloria_features_loss_k94_scale:
  *   %94 map:scale [T,B]   graphs/lib/model.lua:50
- *   %603 map:scale [T,B]   graphs/lib/model.lua:50
+ *   %533 map:scale [T,B]   graphs/lib/model.lua:50
  *   %64 map:scale [T,B]   graphs/lib/model.lua:50
  *   %119 map:scale [T,B]   graphs/lib/model.lua:43
- *   %628 map:scale [T,B]   graphs/lib/model.lua:43
+ *   %558 map:scale [T,B]   graphs/lib/model.lua:43
  *   %89 map:scale [T,B]   graphs/lib/model.lua:43
  *   ... and 6 more */
 void gloria_features_loss_k94_scale(real *restrict out, const real *restrict in0, long B, long T) {
@@ -4951,11 +5164,11 @@ void gloria_features_loss_k94_scale(real *restrict out, const real *restrict in0
 /* gloria_features_loss_k159_fused_mul_id:
  *   %159 fused:mul_id [T,B] (backward)  graphs/lib/losses.lua:11
  *     + %158 map:id [T,B]  graphs/lib/losses.lua:11
- *   %722 fused:mul_id [T,B] (backward)  graphs/lib/losses.lua:11
+ *   %652 fused:mul_id [T,B] (backward)  graphs/lib/losses.lua:11
  *   %196 fused:mul_id [T,B] (backward)  graphs/lib/losses.lua:11
- *   %759 fused:mul_id [T,B] (backward)  graphs/lib/losses.lua:11
+ *   %689 fused:mul_id [T,B] (backward)  graphs/lib/losses.lua:11
  *   %176 fused:mul_id [T,B] (backward)  graphs/lib/losses.lua:11
- *   %739 fused:mul_id [T,B] (backward)  graphs/lib/losses.lua:11
+ *   %669 fused:mul_id [T,B] (backward)  graphs/lib/losses.lua:11
  *   ... and 2 more */
 void gloria_features_loss_k159_fused_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
@@ -4967,11 +5180,11 @@ void gloria_features_loss_k159_fused_mul_id(real *restrict out, const real *rest
 /* gloria_features_loss_k171_fused_mul_id:
  *   %171 fused:mul_id [T,B] (backward)  graphs/lib/losses.lua:10
  *     + %170 map:id [T,B]  graphs/lib/losses.lua:10
- *   %734 fused:mul_id [T,B] (backward)  graphs/lib/losses.lua:10
+ *   %664 fused:mul_id [T,B] (backward)  graphs/lib/losses.lua:10
  *   %208 fused:mul_id [T,B] (backward)  graphs/lib/losses.lua:10
- *   %771 fused:mul_id [T,B] (backward)  graphs/lib/losses.lua:10
+ *   %701 fused:mul_id [T,B] (backward)  graphs/lib/losses.lua:10
  *   %188 fused:mul_id [T,B] (backward)  graphs/lib/losses.lua:10
- *   %751 fused:mul_id [T,B] (backward)  graphs/lib/losses.lua:10
+ *   %681 fused:mul_id [T,B] (backward)  graphs/lib/losses.lua:10
  *   ... and 2 more */
 void gloria_features_loss_k171_fused_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
@@ -4989,11 +5202,11 @@ void gloria_features_loss_k171_fused_mul_id(real *restrict out, const real *rest
  *     + %164 map:id [T,B]  graphs/lib/losses.lua:11
  *     + %178 map:mul [T,B]  graphs/lib/losses.lua:10
  *     + %177 map:id [T,B]  graphs/lib/losses.lua:10
- *   %745 fused:scale_add_add_add [T,B] (backward)  graphs/lib/model.lua:50
+ *   %675 fused:scale_add_add_add [T,B] (backward)  graphs/lib/model.lua:50
  *   %219 fused:scale_add_add_add [T,B] (backward)  graphs/lib/model.lua:43
- *   %782 fused:scale_add_add_add [T,B] (backward)  graphs/lib/model.lua:43
+ *   %712 fused:scale_add_add_add [T,B] (backward)  graphs/lib/model.lua:43
  *   %199 fused:scale_add_add_add [T,B] (backward)  graphs/lib/model.lua:43
- *   %762 fused:scale_add_add_add [T,B] (backward)  graphs/lib/model.lua:43
+ *   %692 fused:scale_add_add_add [T,B] (backward)  graphs/lib/model.lua:43
  *   ... and 2 more */
 void gloria_features_loss_k182_fused_scale_add_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, const real *restrict in5, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
@@ -5007,7 +5220,7 @@ void gloria_features_loss_k182_fused_scale_add_add_add(real *restrict out, const
  *     + %185 map:div [T,B,1,1]  graphs/lib/model.lua:49
  *     + %184 map:scale [T,B,1,1]  graphs/lib/model.lua:49
  *     + %186 map:step [T,B,1,1]  graphs/lib/model.lua:49
- *   %750 fused:mul_div_scale_step [T,B,1,1] (backward)  graphs/lib/model.lua:49 */
+ *   %680 fused:mul_div_scale_step [T,B,1,1] (backward)  graphs/lib/model.lua:49 */
 void gloria_features_loss_k187_fused_mul_div_scale_step(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B, long T) {
     #pragma omp parallel for simd if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < B*T; i0++)
@@ -5020,7 +5233,7 @@ void gloria_features_loss_k187_fused_mul_div_scale_step(real *restrict out, cons
  *     + %192 map:mul [T,B,39,1]  graphs/lib/model.lua:49
  *     + %189 map:mul [T,B,39,1]  graphs/lib/model.lua:49
  *     + %188 map:id [T,B,39,1]  graphs/lib/model.lua:49
- *   %762 fused:scale_mul_mul_mul [T,B,39,1] (backward)  graphs/lib/model.lua:49 */
+ *   %692 fused:scale_mul_mul_mul [T,B,39,1] (backward)  graphs/lib/model.lua:49 */
 void gloria_features_loss_k199_fused_scale_mul_mul_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B, long T) {
     #pragma omp parallel for collapse(2) if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
@@ -5031,11 +5244,11 @@ void gloria_features_loss_k199_fused_scale_mul_mul_mul(real *restrict out, const
 
 /* gloria_features_loss_k200_id:
  *   %200 map:id [T,B,39,128] (backward)  graphs/lib/matching.lua:13
- *   %763 map:id [T,B,39,128] (backward)  graphs/lib/matching.lua:13
+ *   %693 map:id [T,B,39,128] (backward)  graphs/lib/matching.lua:13
  *   %228 map:id [T,B,39,128] (backward)  graphs/lib/model.lua:33
- *   %791 map:id [T,B,39,128] (backward)  graphs/lib/model.lua:33
+ *   %721 map:id [T,B,39,128] (backward)  graphs/lib/model.lua:33
  *   %223 map:id [T,B,39,128] (backward)  graphs/lib/irm.lua:10
- *   %786 map:id [T,B,39,128] (backward)  graphs/lib/irm.lua:10
+ *   %716 map:id [T,B,39,128] (backward)  graphs/lib/irm.lua:10
  *   ... and 6 more */
 void gloria_features_loss_k200_id(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(4992*B*T) > 32768)
@@ -5046,11 +5259,11 @@ void gloria_features_loss_k200_id(real *restrict out, const real *restrict in0, 
 
 /* gloria_features_loss_k201_mul:
  *   %201 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12
- *   %764 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12
+ *   %694 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12
  *   %230 map:mul [T,B,39,128] (backward)  graphs/lib/model.lua:33
  *   %276 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12
- *   %793 map:mul [T,B,39,128] (backward)  graphs/lib/model.lua:33
- *   %839 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12
+ *   %723 map:mul [T,B,39,128] (backward)  graphs/lib/model.lua:33
+ *   %769 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12
  *   ... and 12 more */
 void gloria_features_loss_k201_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for simd if((long)(4992*B*T) > 32768)
@@ -5060,11 +5273,11 @@ void gloria_features_loss_k201_mul(real *restrict out, const real *restrict in0,
 
 /* gloria_features_loss_k202_mul:
  *   %202 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12
- *   %765 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12
+ *   %695 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12
  *   %277 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12
- *   %840 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12
+ *   %770 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12
  *   %238 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12
- *   %801 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12
+ *   %731 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12
  *   ... and 2 more */
 void gloria_features_loss_k202_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(2) if((long)(4992*B*T) > 32768)
@@ -5077,8 +5290,8 @@ void gloria_features_loss_k202_mul(real *restrict out, const real *restrict in0,
 /* gloria_features_loss_k203_sum:
  *   %203 reduce [T,1,39,128] (backward)  graphs/lib/matching.lua:12
  *   %232 reduce [T,1,39,128] (backward)  graphs/lib/matching.lua:10
- *   %766 reduce [T,1,39,128] (backward)  graphs/lib/matching.lua:12
- *   %795 reduce [T,1,39,128] (backward)  graphs/lib/matching.lua:10
+ *   %696 reduce [T,1,39,128] (backward)  graphs/lib/matching.lua:12
+ *   %725 reduce [T,1,39,128] (backward)  graphs/lib/matching.lua:10
  *   %278 reduce [T,1,39,128] (backward)  graphs/lib/matching.lua:12
  *   %307 reduce [T,1,39,128] (backward)  graphs/lib/matching.lua:10
  *   ... and 16 more */
@@ -5107,11 +5320,11 @@ void gloria_features_loss_k203_sum(real *restrict out, const real *restrict in0,
  *     + %208 map:mul [T,B,39,1]  graphs/lib/matching.lua:12
  *     + %207 map:square [T,B,39,1]  graphs/lib/matching.lua:12
  *     + %211 map:step [T,B,39,1]  graphs/lib/matching.lua:12
- *   %775 fused:mul_mul_sum_mul [T,B,39,1] (backward)  graphs/lib/matching.lua:12
+ *   %705 fused:mul_mul_sum_mul [T,B,39,1] (backward)  graphs/lib/matching.lua:12
  *   %287 fused:mul_mul_sum_mul [T,B,39,1] (backward)  graphs/lib/matching.lua:12
- *   %850 fused:mul_mul_sum_mul [T,B,39,1] (backward)  graphs/lib/matching.lua:12
+ *   %780 fused:mul_mul_sum_mul [T,B,39,1] (backward)  graphs/lib/matching.lua:12
  *   %248 fused:mul_mul_sum_mul [T,B,39,1] (backward)  graphs/lib/matching.lua:12
- *   %811 fused:mul_mul_sum_mul [T,B,39,1] (backward)  graphs/lib/matching.lua:12
+ *   %741 fused:mul_mul_sum_mul [T,B,39,1] (backward)  graphs/lib/matching.lua:12
  *   ... and 2 more */
 void gloria_features_loss_k212_fused_mul_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B, long T) {
     #pragma omp parallel for if((long)(4992*B*T) > 32768)
@@ -5130,11 +5343,11 @@ void gloria_features_loss_k212_fused_mul_mul_sum_mul(real *restrict out, const r
  *     + %215 map:mul [T,B,39,128]  graphs/lib/matching.lua:12
  *     + %213 map:id [T,B,39,128]  graphs/lib/matching.lua:12
  *     + %214 map:scale [T,B,39,128]  graphs/lib/matching.lua:12
- *   %779 fused:add_mul_mul_id [T,B,39,128] (backward)  graphs/lib/matching.lua:12
+ *   %709 fused:add_mul_mul_id [T,B,39,128] (backward)  graphs/lib/matching.lua:12
  *   %291 fused:add_mul_mul_id [T,B,39,128] (backward)  graphs/lib/matching.lua:12
- *   %854 fused:add_mul_mul_id [T,B,39,128] (backward)  graphs/lib/matching.lua:12
+ *   %784 fused:add_mul_mul_id [T,B,39,128] (backward)  graphs/lib/matching.lua:12
  *   %252 fused:add_mul_mul_id [T,B,39,128] (backward)  graphs/lib/matching.lua:12
- *   %815 fused:add_mul_mul_id [T,B,39,128] (backward)  graphs/lib/matching.lua:12
+ *   %745 fused:add_mul_mul_id [T,B,39,128] (backward)  graphs/lib/matching.lua:12
  *   ... and 2 more */
 void gloria_features_loss_k216_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(4992*B*T) > 32768)
@@ -5145,11 +5358,11 @@ void gloria_features_loss_k216_fused_add_mul_mul_id(real *restrict out, const re
 
 /* gloria_features_loss_k218_matmul:
  *   %218 matmul [T,B,64,128] (backward)  graphs/lib/matching.lua:11
- *   %781 matmul [T,B,64,128] (backward)  graphs/lib/matching.lua:11
+ *   %711 matmul [T,B,64,128] (backward)  graphs/lib/matching.lua:11
  *   %293 matmul [T,B,64,128] (backward)  graphs/lib/matching.lua:11
- *   %856 matmul [T,B,64,128] (backward)  graphs/lib/matching.lua:11
+ *   %786 matmul [T,B,64,128] (backward)  graphs/lib/matching.lua:11
  *   %254 matmul [T,B,64,128] (backward)  graphs/lib/matching.lua:11
- *   %817 matmul [T,B,64,128] (backward)  graphs/lib/matching.lua:11
+ *   %747 matmul [T,B,64,128] (backward)  graphs/lib/matching.lua:11
  *   ... and 2 more */
 void gloria_features_loss_k218_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     const long nb = B*T;
@@ -5168,8 +5381,8 @@ void gloria_features_loss_k218_matmul(real *restrict out, const real *restrict i
 /* gloria_features_loss_k219_sum:
  *   %219 reduce [1,B,64,128] (backward)  graphs/lib/matching.lua:11
  *   %233 reduce [1,B,64,128] (backward)  graphs/lib/matching.lua:10
- *   %782 reduce [1,B,64,128] (backward)  graphs/lib/matching.lua:11
- *   %796 reduce [1,B,64,128] (backward)  graphs/lib/matching.lua:10
+ *   %712 reduce [1,B,64,128] (backward)  graphs/lib/matching.lua:11
+ *   %726 reduce [1,B,64,128] (backward)  graphs/lib/matching.lua:10
  *   %294 reduce [1,B,64,128] (backward)  graphs/lib/matching.lua:11
  *   %308 reduce [1,B,64,128] (backward)  graphs/lib/matching.lua:10
  *   ... and 10 more */
@@ -5192,11 +5405,11 @@ void gloria_features_loss_k219_sum(real *restrict out, const real *restrict in0,
 /* gloria_features_loss_k220_matmul_div:
  *   %220 matmul+div [T,B,39,64] (backward)  graphs/lib/matching.lua:10
  *     + %217 matmul [T,B,39,64]  graphs/lib/matching.lua:11 (the product; the rest is its epilogue)
- *   %783 matmul+div [T,B,39,64] (backward)  graphs/lib/matching.lua:10
+ *   %713 matmul+div [T,B,39,64] (backward)  graphs/lib/matching.lua:10
  *   %295 matmul+div [T,B,39,64] (backward)  graphs/lib/matching.lua:10
- *   %858 matmul+div [T,B,39,64] (backward)  graphs/lib/matching.lua:10
+ *   %788 matmul+div [T,B,39,64] (backward)  graphs/lib/matching.lua:10
  *   %256 matmul+div [T,B,39,64] (backward)  graphs/lib/matching.lua:10
- *   %819 matmul+div [T,B,39,64] (backward)  graphs/lib/matching.lua:10
+ *   %749 matmul+div [T,B,39,64] (backward)  graphs/lib/matching.lua:10
  *   ... and 2 more */
 void gloria_features_loss_k220_matmul_div(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B, long T) {
     const long nb = B*T;
@@ -5223,11 +5436,11 @@ void gloria_features_loss_k220_matmul_div(real *restrict out, const real *restri
  *   %223 fused:sum_neg_mul [T,B,39,1] (backward)  graphs/lib/matching.lua:10
  *     + %222 map:neg [T,B,39,64]  graphs/lib/matching.lua:10
  *     + %221 map:mul [T,B,39,64]  graphs/lib/matching.lua:10
- *   %786 fused:sum_neg_mul [T,B,39,1] (backward)  graphs/lib/matching.lua:10
+ *   %716 fused:sum_neg_mul [T,B,39,1] (backward)  graphs/lib/matching.lua:10
  *   %298 fused:sum_neg_mul [T,B,39,1] (backward)  graphs/lib/matching.lua:10
- *   %861 fused:sum_neg_mul [T,B,39,1] (backward)  graphs/lib/matching.lua:10
+ *   %791 fused:sum_neg_mul [T,B,39,1] (backward)  graphs/lib/matching.lua:10
  *   %259 fused:sum_neg_mul [T,B,39,1] (backward)  graphs/lib/matching.lua:10
- *   %822 fused:sum_neg_mul [T,B,39,1] (backward)  graphs/lib/matching.lua:10
+ *   %752 fused:sum_neg_mul [T,B,39,1] (backward)  graphs/lib/matching.lua:10
  *   ... and 2 more */
 void gloria_features_loss_k223_fused_sum_neg_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for if((long)(2496*B*T) > 32768)
@@ -5245,11 +5458,11 @@ void gloria_features_loss_k223_fused_sum_neg_mul(real *restrict out, const real 
  *     + %226 map:mul [T,B,39,64]  graphs/lib/matching.lua:10
  *     + %225 map:add [T,B,39,64]  graphs/lib/matching.lua:10
  *     + %224 map:id [T,B,39,64]  graphs/lib/matching.lua:10
- *   %792 fused:scale_mul_add_id [T,B,39,64] (backward)  graphs/lib/matching.lua:10
+ *   %722 fused:scale_mul_add_id [T,B,39,64] (backward)  graphs/lib/matching.lua:10
  *   %304 fused:scale_mul_add_id [T,B,39,64] (backward)  graphs/lib/matching.lua:10
- *   %867 fused:scale_mul_add_id [T,B,39,64] (backward)  graphs/lib/matching.lua:10
+ *   %797 fused:scale_mul_add_id [T,B,39,64] (backward)  graphs/lib/matching.lua:10
  *   %265 fused:scale_mul_add_id [T,B,39,64] (backward)  graphs/lib/matching.lua:10
- *   %828 fused:scale_mul_add_id [T,B,39,64] (backward)  graphs/lib/matching.lua:10
+ *   %758 fused:scale_mul_add_id [T,B,39,64] (backward)  graphs/lib/matching.lua:10
  *   ... and 2 more */
 void gloria_features_loss_k229_fused_scale_mul_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(2496*B*T) > 32768)
@@ -5260,11 +5473,11 @@ void gloria_features_loss_k229_fused_scale_mul_add_id(real *restrict out, const 
 
 /* gloria_features_loss_k231_matmul:
  *   %231 matmul [T,B,64,128] (backward)  graphs/lib/matching.lua:10
- *   %794 matmul [T,B,64,128] (backward)  graphs/lib/matching.lua:10
+ *   %724 matmul [T,B,64,128] (backward)  graphs/lib/matching.lua:10
  *   %306 matmul [T,B,64,128] (backward)  graphs/lib/matching.lua:10
- *   %869 matmul [T,B,64,128] (backward)  graphs/lib/matching.lua:10
+ *   %799 matmul [T,B,64,128] (backward)  graphs/lib/matching.lua:10
  *   %267 matmul [T,B,64,128] (backward)  graphs/lib/matching.lua:10
- *   %830 matmul [T,B,64,128] (backward)  graphs/lib/matching.lua:10
+ *   %760 matmul [T,B,64,128] (backward)  graphs/lib/matching.lua:10
  *   ... and 2 more */
 void gloria_features_loss_k231_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     const long nb = B*T;
@@ -5282,11 +5495,11 @@ void gloria_features_loss_k231_matmul(real *restrict out, const real *restrict i
 
 /* gloria_features_loss_k234_add:
  *   %234 map:add [T,1,39,128] (backward)  graphs/lib/matching.lua:10
- *   %797 map:add [T,1,39,128] (backward)  graphs/lib/matching.lua:10
+ *   %727 map:add [T,1,39,128] (backward)  graphs/lib/matching.lua:10
  *   %309 map:add [T,1,39,128] (backward)  graphs/lib/matching.lua:10
- *   %872 map:add [T,1,39,128] (backward)  graphs/lib/matching.lua:10
+ *   %802 map:add [T,1,39,128] (backward)  graphs/lib/matching.lua:10
  *   %270 map:add [T,1,39,128] (backward)  graphs/lib/matching.lua:10
- *   %833 map:add [T,1,39,128] (backward)  graphs/lib/matching.lua:10
+ *   %763 map:add [T,1,39,128] (backward)  graphs/lib/matching.lua:10
  *   ... and 2 more */
 void gloria_features_loss_k234_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for simd if((long)(4992*T) > 32768)
@@ -5303,11 +5516,11 @@ void gloria_features_loss_k234_add(real *restrict out, const real *restrict in0,
  *     + %240 map:mul [1,B,64,1]  graphs/lib/matching.lua:9
  *     + %239 map:square [1,B,64,1]  graphs/lib/matching.lua:9
  *     + %243 map:step [1,B,64,1]  graphs/lib/matching.lua:9
- *   %807 fused:mul_mul_sum_mul [1,B,64,1] (backward)  graphs/lib/matching.lua:9
+ *   %737 fused:mul_mul_sum_mul [1,B,64,1] (backward)  graphs/lib/matching.lua:9
  *   %319 fused:mul_mul_sum_mul [1,B,64,1] (backward)  graphs/lib/matching.lua:9
- *   %882 fused:mul_mul_sum_mul [1,B,64,1] (backward)  graphs/lib/matching.lua:9
+ *   %812 fused:mul_mul_sum_mul [1,B,64,1] (backward)  graphs/lib/matching.lua:9
  *   %280 fused:mul_mul_sum_mul [1,B,64,1] (backward)  graphs/lib/matching.lua:9
- *   %843 fused:mul_mul_sum_mul [1,B,64,1] (backward)  graphs/lib/matching.lua:9
+ *   %773 fused:mul_mul_sum_mul [1,B,64,1] (backward)  graphs/lib/matching.lua:9
  *   ... and 2 more */
 void gloria_features_loss_k244_fused_mul_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
     #pragma omp parallel for if((long)(8192*B) > 32768)
@@ -5327,11 +5540,11 @@ void gloria_features_loss_k244_fused_mul_mul_sum_mul(real *restrict out, const r
  *     + %247 map:mul [1,B,64,128]  graphs/lib/matching.lua:9
  *     + %245 map:id [1,B,64,128]  graphs/lib/matching.lua:9
  *     + %246 map:scale [1,B,64,128]  graphs/lib/matching.lua:9
- *   %811 fused:add_add_mul_mul [1,B,64,128] (backward)  graphs/lib/matching.lua:9
+ *   %741 fused:add_add_mul_mul [1,B,64,128] (backward)  graphs/lib/matching.lua:9
  *   %323 fused:add_add_mul_mul [1,B,64,128] (backward)  graphs/lib/matching.lua:9
- *   %886 fused:add_add_mul_mul [1,B,64,128] (backward)  graphs/lib/matching.lua:9
+ *   %816 fused:add_add_mul_mul [1,B,64,128] (backward)  graphs/lib/matching.lua:9
  *   %284 fused:add_add_mul_mul [1,B,64,128] (backward)  graphs/lib/matching.lua:9
- *   %847 fused:add_add_mul_mul [1,B,64,128] (backward)  graphs/lib/matching.lua:9
+ *   %777 fused:add_add_mul_mul [1,B,64,128] (backward)  graphs/lib/matching.lua:9
  *   ... and 2 more */
 void gloria_features_loss_k248_fused_add_add_mul_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, long B) {
     #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
@@ -5349,11 +5562,11 @@ void gloria_features_loss_k248_fused_add_add_mul_mul(real *restrict out, const r
  *     + %255 map:mul [T,39,1]  graphs/lib/matching.lua:7
  *     + %254 map:square [T,39,1]  graphs/lib/matching.lua:7
  *     + %258 map:step [T,39,1]  graphs/lib/matching.lua:7
- *   %822 fused:mul_mul_sum_mul [T,39,1] (backward)  graphs/lib/matching.lua:7
+ *   %752 fused:mul_mul_sum_mul [T,39,1] (backward)  graphs/lib/matching.lua:7
  *   %335 fused:mul_mul_sum_mul [T,39,1] (backward)  graphs/lib/matching.lua:7
- *   %898 fused:mul_mul_sum_mul [T,39,1] (backward)  graphs/lib/matching.lua:7
+ *   %828 fused:mul_mul_sum_mul [T,39,1] (backward)  graphs/lib/matching.lua:7
  *   %295 fused:mul_mul_sum_mul [T,39,1] (backward)  graphs/lib/matching.lua:7
- *   %858 fused:mul_mul_sum_mul [T,39,1] (backward)  graphs/lib/matching.lua:7
+ *   %788 fused:mul_mul_sum_mul [T,39,1] (backward)  graphs/lib/matching.lua:7
  *   ... and 2 more */
 void gloria_features_loss_k259_fused_mul_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
     #pragma omp parallel for if((long)(4992*T) > 32768)
@@ -5372,9 +5585,9 @@ void gloria_features_loss_k259_fused_mul_mul_sum_mul(real *restrict out, const r
  *     + %262 map:mul [T,39,128]  graphs/lib/matching.lua:7
  *     + %260 map:id [T,39,128]  graphs/lib/matching.lua:7
  *     + %261 map:scale [T,39,128]  graphs/lib/matching.lua:7
- *   %826 fused:add_mul_mul_id [T,39,128] (backward)  graphs/lib/matching.lua:7
+ *   %756 fused:add_mul_mul_id [T,39,128] (backward)  graphs/lib/matching.lua:7
  *   %299 fused:add_mul_mul_id [T,39,128] (backward)  graphs/lib/matching.lua:7
- *   %862 fused:add_mul_mul_id [T,39,128] (backward)  graphs/lib/matching.lua:7 */
+ *   %792 fused:add_mul_mul_id [T,39,128] (backward)  graphs/lib/matching.lua:7 */
 void gloria_features_loss_k263_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
     #pragma omp parallel for collapse(1) if((long)(4992*T) > 32768)
     for (long i0 = 0; i0 < 39*T; i0++)
@@ -5391,11 +5604,11 @@ void gloria_features_loss_k263_fused_add_mul_mul_id(real *restrict out, const re
  *     + %277 map:id [T,B]  graphs/lib/losses.lua:11
  *     + %291 map:mul [T,B]  graphs/lib/losses.lua:10
  *     + %290 map:id [T,B]  graphs/lib/losses.lua:10
- *   %858 fused:scale_add_add_add [T,B] (backward)  graphs/lib/losses.lua:21
+ *   %788 fused:scale_add_add_add [T,B] (backward)  graphs/lib/losses.lua:21
  *   %371 fused:scale_add_add_add [T,B] (backward)  graphs/lib/losses.lua:21
- *   %934 fused:scale_add_add_add [T,B] (backward)  graphs/lib/losses.lua:21
+ *   %864 fused:scale_add_add_add [T,B] (backward)  graphs/lib/losses.lua:21
  *   %331 fused:scale_add_add_add [T,B] (backward)  graphs/lib/losses.lua:21
- *   %894 fused:scale_add_add_add [T,B] (backward)  graphs/lib/losses.lua:21
+ *   %824 fused:scale_add_add_add [T,B] (backward)  graphs/lib/losses.lua:21
  *   ... and 2 more */
 void gloria_features_loss_k295_fused_scale_add_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, const real *restrict in5, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
@@ -5508,11 +5721,11 @@ void gloria_score_k62_fused_scale_add_log_clampmin(real *restrict out, const rea
 
 /* reclf_noirm_features_loss_k74_mul:
  *   %74 map:mul [T,B,39,128]   graphs/lib/matching.lua:12
- *   %583 map:mul [T,B,39,128]   graphs/lib/matching.lua:12
+ *   %513 map:mul [T,B,39,128]   graphs/lib/matching.lua:12
  *   %74 map:mul [T,B,39,128]   graphs/lib/matching.lua:12
- *   %583 map:mul [T,B,39,128]   graphs/lib/matching.lua:12
+ *   %513 map:mul [T,B,39,128]   graphs/lib/matching.lua:12
  *   %74 map:mul [T,B,39,128]   graphs/lib/matching.lua:12
- *   %583 map:mul [T,B,39,128]   graphs/lib/matching.lua:12 */
+ *   %513 map:mul [T,B,39,128]   graphs/lib/matching.lua:12 */
 void reclf_noirm_features_loss_k74_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(2) if((long)(4992*B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
@@ -5526,10 +5739,10 @@ void reclf_noirm_features_loss_k74_mul(real *restrict out, const real *restrict 
  *     + %86 matmul [T,39,39]  graphs/lib/srm.lua:11 (the product; the rest is its epilogue)
  *     + %89 map:mul [T,39,39]  graphs/lib/srm.lua:12
  *     + %87 map:scale [T,39,39]  graphs/lib/srm.lua:11
- *   %602 matmul+add_mul_scale [T,39,39]   graphs/lib/srm.lua:12
+ *   %532 matmul+add_mul_scale [T,39,39]   graphs/lib/srm.lua:12
  *   %63 matmul+add_mul_scale [T,39,39]   graphs/lib/srm.lua:12
  *   %93 matmul+add_mul_scale [T,39,39]   graphs/lib/srm.lua:12
- *   %602 matmul+add_mul_scale [T,39,39]   graphs/lib/srm.lua:12
+ *   %532 matmul+add_mul_scale [T,39,39]   graphs/lib/srm.lua:12
  *   %63 matmul+add_mul_scale [T,39,39]   graphs/lib/srm.lua:12 */
 void reclf_noirm_features_loss_k93_matmul_add_mul_scale(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
     const long nb = T;
@@ -5553,10 +5766,10 @@ void reclf_noirm_features_loss_k93_matmul_add_mul_scale(real *restrict out, cons
 
 /* reclf_noirm_features_loss_k94_max:
  *   %94 reduce [T,39,1]   graphs/lib/srm.lua:12
- *   %603 reduce [T,39,1]   graphs/lib/srm.lua:12
+ *   %533 reduce [T,39,1]   graphs/lib/srm.lua:12
  *   %64 reduce [T,39,1]   graphs/lib/srm.lua:12
  *   %94 reduce [T,39,1]   graphs/lib/srm.lua:12
- *   %603 reduce [T,39,1]   graphs/lib/srm.lua:12
+ *   %533 reduce [T,39,1]   graphs/lib/srm.lua:12
  *   %64 reduce [T,39,1]   graphs/lib/srm.lua:12 */
 void reclf_noirm_features_loss_k94_max(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for if((long)(1521*T) > 32768)
@@ -5572,9 +5785,9 @@ void reclf_noirm_features_loss_k94_max(real *restrict out, const real *restrict 
 /* reclf_noirm_features_loss_k97_fused_exp_sub:
  *   %97 fused:exp_sub [T,39,39]   graphs/lib/srm.lua:12
  *     + %96 map:sub [T,39,39]  graphs/lib/srm.lua:12
- *   %606 fused:exp_sub [T,39,39]   graphs/lib/srm.lua:12
+ *   %536 fused:exp_sub [T,39,39]   graphs/lib/srm.lua:12
  *   %97 fused:exp_sub [T,39,39]   graphs/lib/srm.lua:12
- *   %606 fused:exp_sub [T,39,39]   graphs/lib/srm.lua:12 */
+ *   %536 fused:exp_sub [T,39,39]   graphs/lib/srm.lua:12 */
 void reclf_noirm_features_loss_k97_fused_exp_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for collapse(1) if((long)(1521*T) > 32768)
     for (long i0 = 0; i0 < 39*T; i0++)
@@ -5584,9 +5797,9 @@ void reclf_noirm_features_loss_k97_fused_exp_sub(real *restrict out, const real 
 
 /* reclf_noirm_features_loss_k98_mul:
  *   %98 map:mul [T,39,39]   graphs/lib/srm.lua:12
- *   %607 map:mul [T,39,39]   graphs/lib/srm.lua:12
+ *   %537 map:mul [T,39,39]   graphs/lib/srm.lua:12
  *   %98 map:mul [T,39,39]   graphs/lib/srm.lua:12
- *   %607 map:mul [T,39,39]   graphs/lib/srm.lua:12 */
+ *   %537 map:mul [T,39,39]   graphs/lib/srm.lua:12 */
 void reclf_noirm_features_loss_k98_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for collapse(2) if((long)(1521*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
@@ -5597,9 +5810,9 @@ void reclf_noirm_features_loss_k98_mul(real *restrict out, const real *restrict 
 
 /* reclf_noirm_features_loss_k99_sum:
  *   %99 reduce [T,39,1]   graphs/lib/srm.lua:12
- *   %608 reduce [T,39,1]   graphs/lib/srm.lua:12
+ *   %538 reduce [T,39,1]   graphs/lib/srm.lua:12
  *   %99 reduce [T,39,1]   graphs/lib/srm.lua:12
- *   %608 reduce [T,39,1]   graphs/lib/srm.lua:12 */
+ *   %538 reduce [T,39,1]   graphs/lib/srm.lua:12 */
 void reclf_noirm_features_loss_k99_sum(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for if((long)(1521*T) > 32768)
     for (long o = 0; o < 39*T; o++) {
@@ -5613,9 +5826,9 @@ void reclf_noirm_features_loss_k99_sum(real *restrict out, const real *restrict 
 
 /* reclf_noirm_features_loss_k100_clampmin:
  *   %100 map:clampmin [T,39,1]   graphs/lib/srm.lua:12
- *   %609 map:clampmin [T,39,1]   graphs/lib/srm.lua:12
+ *   %539 map:clampmin [T,39,1]   graphs/lib/srm.lua:12
  *   %100 map:clampmin [T,39,1]   graphs/lib/srm.lua:12
- *   %609 map:clampmin [T,39,1]   graphs/lib/srm.lua:12 */
+ *   %539 map:clampmin [T,39,1]   graphs/lib/srm.lua:12 */
 void reclf_noirm_features_loss_k100_clampmin(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(39*T) > 32768)
     for (long i0 = 0; i0 < 39*T; i0++)
@@ -5625,8 +5838,8 @@ void reclf_noirm_features_loss_k100_clampmin(real *restrict out, const real *res
 /* reclf_noirm_features_loss_k101_div:
  *   %101 map:div [T,39,39]   graphs/lib/srm.lua:12
  *   %246 map:div [T,39,39] (backward)  graphs/lib/srm.lua:12
- *   %610 map:div [T,39,39]   graphs/lib/srm.lua:12
- *   %809 map:div [T,39,39] (backward)  graphs/lib/srm.lua:12
+ *   %540 map:div [T,39,39]   graphs/lib/srm.lua:12
+ *   %739 map:div [T,39,39] (backward)  graphs/lib/srm.lua:12
  *   %71 map:div [T,39,39]   graphs/lib/srm.lua:12
  *   %101 map:div [T,39,39]   graphs/lib/srm.lua:12
  *   ... and 4 more */
@@ -5639,7 +5852,7 @@ void reclf_noirm_features_loss_k101_div(real *restrict out, const real *restrict
 
 /* reclf_noirm_features_loss_k114_clampmin:
  *   %114 map:clampmin [T,1,1,1]   graphs/lib/model.lua:40
- *   %623 map:clampmin [T,1,1,1]   graphs/lib/model.lua:40
+ *   %553 map:clampmin [T,1,1,1]   graphs/lib/model.lua:40
  *   %84 map:clampmin [T,1,1,1]   graphs/lib/model.lua:40 */
 void reclf_noirm_features_loss_k114_clampmin(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
@@ -5649,7 +5862,7 @@ void reclf_noirm_features_loss_k114_clampmin(real *restrict out, const real *res
 
 /* reclf_noirm_features_loss_k115_div:
  *   %115 map:div [T,1,39,1]   graphs/lib/model.lua:40
- *   %624 map:div [T,1,39,1]   graphs/lib/model.lua:40
+ *   %554 map:div [T,1,39,1]   graphs/lib/model.lua:40
  *   %85 map:div [T,1,39,1]   graphs/lib/model.lua:40 */
 void reclf_noirm_features_loss_k115_div(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for collapse(1) if((long)(39*T) > 32768)
@@ -5660,10 +5873,10 @@ void reclf_noirm_features_loss_k115_div(real *restrict out, const real *restrict
 
 /* reclf_noirm_features_loss_k170_sum:
  *   %170 reduce [128,1]   graphs/lib/model.lua:33
- *   %733 reduce [128,1]   graphs/lib/model.lua:33
+ *   %663 reduce [128,1]   graphs/lib/model.lua:33
  *   %101 reduce [128,1]   graphs/lib/model.lua:33
  *   %190 reduce [128,1]   graphs/lib/model.lua:33
- *   %753 reduce [128,1]   graphs/lib/model.lua:33
+ *   %683 reduce [128,1]   graphs/lib/model.lua:33
  *   %121 reduce [128,1]   graphs/lib/model.lua:33 */
 void reclf_noirm_features_loss_k170_sum(real *restrict out, const real *restrict in0) {
     #pragma omp parallel for if((long)(16384) > 32768)
@@ -5678,10 +5891,10 @@ void reclf_noirm_features_loss_k170_sum(real *restrict out, const real *restrict
 
 /* reclf_noirm_features_loss_k173_matmul:
  *   %173 matmul [1,128]   graphs/lib/model.lua:33
- *   %736 matmul [1,128]   graphs/lib/model.lua:33
+ *   %666 matmul [1,128]   graphs/lib/model.lua:33
  *   %104 matmul [1,128]   graphs/lib/model.lua:33
  *   %193 matmul [1,128]   graphs/lib/model.lua:33
- *   %756 matmul [1,128]   graphs/lib/model.lua:33
+ *   %686 matmul [1,128]   graphs/lib/model.lua:33
  *   %124 matmul [1,128]   graphs/lib/model.lua:33 */
 void reclf_noirm_features_loss_k173_matmul(real *restrict out, const real *restrict in0, const real *restrict in1) {
     GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 1, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
@@ -5690,10 +5903,10 @@ void reclf_noirm_features_loss_k173_matmul(real *restrict out, const real *restr
 /* reclf_noirm_features_loss_k176_fused_sum_mul:
  *   %176 fused:sum_mul [T,B,39,1]   graphs/lib/model.lua:33
  *     + %175 map:mul [T,B,39,128]  graphs/lib/model.lua:33
- *   %739 fused:sum_mul [T,B,39,1]   graphs/lib/model.lua:33
+ *   %669 fused:sum_mul [T,B,39,1]   graphs/lib/model.lua:33
  *   %107 fused:sum_mul [T,B,39,1]   graphs/lib/model.lua:33
  *   %196 fused:sum_mul [T,B,39,1]   graphs/lib/model.lua:33
- *   %759 fused:sum_mul [T,B,39,1]   graphs/lib/model.lua:33
+ *   %689 fused:sum_mul [T,B,39,1]   graphs/lib/model.lua:33
  *   %127 fused:sum_mul [T,B,39,1]   graphs/lib/model.lua:33 */
 void reclf_noirm_features_loss_k176_fused_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for if((long)(4992*B*T) > 32768)
@@ -5708,11 +5921,11 @@ void reclf_noirm_features_loss_k176_fused_sum_mul(real *restrict out, const real
 
 /* reclf_noirm_features_loss_k177_matmul:
  *   %177 matmul [T,B,39,1]   graphs/lib/model.lua:33
- *   %740 matmul [T,B,39,1]   graphs/lib/model.lua:33
+ *   %670 matmul [T,B,39,1]   graphs/lib/model.lua:33
  *   %108 matmul [T,B,39,1]   graphs/lib/model.lua:33
  *   %212 matmul [T,B,39,1]   graphs/lib/irm.lua:10
  *   %197 matmul [T,B,39,1]   graphs/lib/model.lua:33
- *   %775 matmul [T,B,39,1]   graphs/lib/irm.lua:10
+ *   %705 matmul [T,B,39,1]   graphs/lib/irm.lua:10
  *   ... and 3 more */
 void reclf_noirm_features_loss_k177_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     const long nb = B*T;
@@ -5732,7 +5945,7 @@ void reclf_noirm_features_loss_k177_matmul(real *restrict out, const real *restr
  *   %116 fused:mul_add_sum [T,B,39,1]   graphs/lib/model.lua:41
  *     + %178 map:add [T,B,39,1]  graphs/lib/model.lua:33
  *     + %75 reduce [T,B,39,1]  graphs/lib/matching.lua:13
- *   %625 fused:mul_add_sum [T,B,39,1]   graphs/lib/model.lua:41
+ *   %555 fused:mul_add_sum [T,B,39,1]   graphs/lib/model.lua:41
  *   %86 fused:mul_add_sum [T,B,39,1]   graphs/lib/model.lua:41 */
 void reclf_noirm_features_loss_k116_fused_mul_add_sum(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B, long T) {
     #pragma omp parallel for collapse(2) if((long)(4992*B*T) > 32768)
@@ -5750,7 +5963,7 @@ void reclf_noirm_features_loss_k116_fused_mul_add_sum(real *restrict out, const 
 /* reclf_noirm_features_loss_k223_fused_mul_id:
  *   %223 fused:mul_id [T,B,39,1] (backward)  graphs/lib/model.lua:41
  *     + %221 map:id [T,B,39,1]  graphs/lib/model.lua:41
- *   %786 fused:mul_id [T,B,39,1] (backward)  graphs/lib/model.lua:41 */
+ *   %716 fused:mul_id [T,B,39,1] (backward)  graphs/lib/model.lua:41 */
 void reclf_noirm_features_loss_k223_fused_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(2) if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
@@ -5761,11 +5974,11 @@ void reclf_noirm_features_loss_k223_fused_mul_id(real *restrict out, const real 
 
 /* reclf_noirm_features_loss_k225_matmul:
  *   %225 matmul [T,B,39,39] (backward)  graphs/lib/model.lua:33
- *   %788 matmul [T,B,39,39] (backward)  graphs/lib/model.lua:33
+ *   %718 matmul [T,B,39,39] (backward)  graphs/lib/model.lua:33
  *   %259 matmul [T,B,39,39] (backward)  graphs/lib/model.lua:33
  *   %298 matmul [T,B,39,39] (backward)  graphs/lib/irm.lua:10
- *   %822 matmul [T,B,39,39] (backward)  graphs/lib/model.lua:33
- *   %861 matmul [T,B,39,39] (backward)  graphs/lib/irm.lua:10 */
+ *   %752 matmul [T,B,39,39] (backward)  graphs/lib/model.lua:33
+ *   %791 matmul [T,B,39,39] (backward)  graphs/lib/irm.lua:10 */
 void reclf_noirm_features_loss_k225_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     const long nb = B*T;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
@@ -5782,11 +5995,11 @@ void reclf_noirm_features_loss_k225_matmul(real *restrict out, const real *restr
 
 /* reclf_noirm_features_loss_k226_matmul:
  *   %226 matmul [T,B,39,1] (backward)  graphs/lib/model.lua:33
- *   %789 matmul [T,B,39,1] (backward)  graphs/lib/model.lua:33
+ *   %719 matmul [T,B,39,1] (backward)  graphs/lib/model.lua:33
  *   %260 matmul [T,B,39,1] (backward)  graphs/lib/model.lua:33
  *   %299 matmul [T,B,39,1] (backward)  graphs/lib/irm.lua:10
- *   %823 matmul [T,B,39,1] (backward)  graphs/lib/model.lua:33
- *   %862 matmul [T,B,39,1] (backward)  graphs/lib/irm.lua:10 */
+ *   %753 matmul [T,B,39,1] (backward)  graphs/lib/model.lua:33
+ *   %792 matmul [T,B,39,1] (backward)  graphs/lib/irm.lua:10 */
 void reclf_noirm_features_loss_k226_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     const long nb = B*T;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
@@ -5803,11 +6016,11 @@ void reclf_noirm_features_loss_k226_matmul(real *restrict out, const real *restr
 
 /* reclf_noirm_features_loss_k227_sum:
  *   %227 reduce [T,1,39,39] (backward)  graphs/lib/model.lua:33
- *   %790 reduce [T,1,39,39] (backward)  graphs/lib/model.lua:33
+ *   %720 reduce [T,1,39,39] (backward)  graphs/lib/model.lua:33
  *   %261 reduce [T,1,39,39] (backward)  graphs/lib/model.lua:33
  *   %300 reduce [T,1,39,39] (backward)  graphs/lib/irm.lua:10
- *   %824 reduce [T,1,39,39] (backward)  graphs/lib/model.lua:33
- *   %863 reduce [T,1,39,39] (backward)  graphs/lib/irm.lua:10 */
+ *   %754 reduce [T,1,39,39] (backward)  graphs/lib/model.lua:33
+ *   %793 reduce [T,1,39,39] (backward)  graphs/lib/irm.lua:10 */
 void reclf_noirm_features_loss_k227_sum(real *restrict out, const real *restrict in0, long B, long T) {
     const long nblk = (1521 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(1521*B*T) > 32768)
@@ -5826,9 +6039,9 @@ void reclf_noirm_features_loss_k227_sum(real *restrict out, const real *restrict
 
 /* reclf_noirm_features_loss_k231_sum:
  *   %231 reduce [1,B,39,128] (backward)  graphs/lib/model.lua:33
- *   %794 reduce [1,B,39,128] (backward)  graphs/lib/model.lua:33
+ *   %724 reduce [1,B,39,128] (backward)  graphs/lib/model.lua:33
  *   %265 reduce [1,B,39,128] (backward)  graphs/lib/model.lua:33
- *   %828 reduce [1,B,39,128] (backward)  graphs/lib/model.lua:33 */
+ *   %758 reduce [1,B,39,128] (backward)  graphs/lib/model.lua:33 */
 void reclf_noirm_features_loss_k231_sum(real *restrict out, const real *restrict in0, long B, long T) {
     const long nblk = (4992*B + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(4992*B*T) > 32768)
@@ -5847,9 +6060,9 @@ void reclf_noirm_features_loss_k231_sum(real *restrict out, const real *restrict
 
 /* reclf_noirm_features_loss_k233_sum:
  *   %233 reduce [1,39,128] (backward)  graphs/lib/model.lua:33
- *   %796 reduce [1,39,128] (backward)  graphs/lib/model.lua:33
+ *   %726 reduce [1,39,128] (backward)  graphs/lib/model.lua:33
  *   %267 reduce [1,39,128] (backward)  graphs/lib/model.lua:33
- *   %830 reduce [1,39,128] (backward)  graphs/lib/model.lua:33 */
+ *   %760 reduce [1,39,128] (backward)  graphs/lib/model.lua:33 */
 void reclf_noirm_features_loss_k233_sum(real *restrict out, const real *restrict in0, long B) {
     const long nblk = (4992 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(4992*B) > 32768)
@@ -5868,23 +6081,23 @@ void reclf_noirm_features_loss_k233_sum(real *restrict out, const real *restrict
 
 /* reclf_noirm_features_loss_k238_matmul:
  *   %238 matmul [1,128] (backward)  graphs/lib/model.lua:33
- *   %801 matmul [1,128] (backward)  graphs/lib/model.lua:33
+ *   %731 matmul [1,128] (backward)  graphs/lib/model.lua:33
  *   %272 matmul [1,128] (backward)  graphs/lib/model.lua:33
- *   %835 matmul [1,128] (backward)  graphs/lib/model.lua:33 */
+ *   %765 matmul [1,128] (backward)  graphs/lib/model.lua:33 */
 void reclf_noirm_features_loss_k238_matmul(real *restrict out, const real *restrict in0, const real *restrict in1) {
     GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
 /* reclf_noirm_features_loss_k239_matmul:
  *   %239 matmul [128,128] (backward)  graphs/lib/model.lua:33
- *   %802 matmul [128,128] (backward)  graphs/lib/model.lua:33 */
+ *   %732 matmul [128,128] (backward)  graphs/lib/model.lua:33 */
 void reclf_noirm_features_loss_k239_matmul(real *restrict out, const real *restrict in0, const real *restrict in1) {
     GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, 1, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
 /* reclf_noirm_features_loss_k242_id:
  *   %242 map:id [128,128] (backward)  graphs/lib/model.lua:33
- *   %805 map:id [128,128] (backward)  graphs/lib/model.lua:33 */
+ *   %735 map:id [128,128] (backward)  graphs/lib/model.lua:33 */
 void reclf_noirm_features_loss_k242_id(real *restrict out, const real *restrict in0) {
     #pragma omp parallel for collapse(1) if((long)(16384) > 32768)
     for (long i0 = 0; i0 < 128; i0++)
@@ -5896,7 +6109,7 @@ void reclf_noirm_features_loss_k242_id(real *restrict out, const real *restrict 
  *   %244 fused:add_mul_id [T,B,39,128] (backward)  graphs/lib/model.lua:33
  *     + %229 map:mul [T,B,39,128]  graphs/lib/model.lua:33
  *     + %243 map:id [T,B,39,128]  graphs/lib/model.lua:33
- *   %807 fused:add_mul_id [T,B,39,128] (backward)  graphs/lib/model.lua:33 */
+ *   %737 fused:add_mul_id [T,B,39,128] (backward)  graphs/lib/model.lua:33 */
 void reclf_noirm_features_loss_k244_fused_add_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(4992*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
@@ -5910,9 +6123,9 @@ void reclf_noirm_features_loss_k244_fused_add_mul_id(real *restrict out, const r
  *     + %248 map:neg [T,39,39]  graphs/lib/srm.lua:12
  *     + %247 map:mul [T,39,39]  graphs/lib/srm.lua:12
  *     + %250 map:step [T,39,1]  graphs/lib/srm.lua:12
- *   %814 fused:mul_sum_neg_mul [T,39,1] (backward)  graphs/lib/srm.lua:12
+ *   %744 fused:mul_sum_neg_mul [T,39,1] (backward)  graphs/lib/srm.lua:12
  *   %338 fused:mul_sum_neg_mul [T,39,1] (backward)  graphs/lib/srm.lua:12
- *   %901 fused:mul_sum_neg_mul [T,39,1] (backward)  graphs/lib/srm.lua:12 */
+ *   %831 fused:mul_sum_neg_mul [T,39,1] (backward)  graphs/lib/srm.lua:12 */
 void reclf_noirm_features_loss_k251_fused_mul_sum_neg_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
     #pragma omp parallel for if((long)(1521*T) > 32768)
     for (long i0 = 0; i0 < 39*T; i0++)
@@ -5931,9 +6144,9 @@ void reclf_noirm_features_loss_k251_fused_mul_sum_neg_mul(real *restrict out, co
  *     + %254 map:mul [T,39,39]  graphs/lib/srm.lua:12
  *     + %253 map:add [T,39,39]  graphs/lib/srm.lua:12
  *     + %252 map:id [T,39,39]  graphs/lib/srm.lua:12
- *   %827 fused:scale_mul_mul_mul [T,39,39] (backward)  graphs/lib/srm.lua:11
+ *   %757 fused:scale_mul_mul_mul [T,39,39] (backward)  graphs/lib/srm.lua:11
  *   %351 fused:scale_mul_mul_mul [T,39,39] (backward)  graphs/lib/srm.lua:11
- *   %914 fused:scale_mul_mul_mul [T,39,39] (backward)  graphs/lib/srm.lua:11 */
+ *   %844 fused:scale_mul_mul_mul [T,39,39] (backward)  graphs/lib/srm.lua:11 */
 void reclf_noirm_features_loss_k264_fused_scale_mul_mul_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
     #pragma omp parallel for collapse(2) if((long)(1521*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
@@ -5944,9 +6157,9 @@ void reclf_noirm_features_loss_k264_fused_scale_mul_mul_mul(real *restrict out, 
 
 /* reclf_noirm_features_loss_k265_matmul:
  *   %265 matmul [T,39,128] (backward)  graphs/lib/srm.lua:11
- *   %828 matmul [T,39,128] (backward)  graphs/lib/srm.lua:11
+ *   %758 matmul [T,39,128] (backward)  graphs/lib/srm.lua:11
  *   %352 matmul [T,39,128] (backward)  graphs/lib/srm.lua:11
- *   %915 matmul [T,39,128] (backward)  graphs/lib/srm.lua:11 */
+ *   %845 matmul [T,39,128] (backward)  graphs/lib/srm.lua:11 */
 void reclf_noirm_features_loss_k265_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     const long nb = T;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
@@ -5962,9 +6175,9 @@ void reclf_noirm_features_loss_k265_matmul(real *restrict out, const real *restr
 
 /* reclf_noirm_features_loss_k266_matmul:
  *   %266 matmul [T,39,128] (backward)  graphs/lib/srm.lua:11
- *   %829 matmul [T,39,128] (backward)  graphs/lib/srm.lua:11
+ *   %759 matmul [T,39,128] (backward)  graphs/lib/srm.lua:11
  *   %353 matmul [T,39,128] (backward)  graphs/lib/srm.lua:11
- *   %916 matmul [T,39,128] (backward)  graphs/lib/srm.lua:11 */
+ *   %846 matmul [T,39,128] (backward)  graphs/lib/srm.lua:11 */
 void reclf_noirm_features_loss_k266_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     const long nb = T;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
@@ -5981,8 +6194,8 @@ void reclf_noirm_features_loss_k266_matmul(real *restrict out, const real *restr
 /* reclf_noirm_features_loss_k268_matmul:
  *   %268 matmul [39*T,128] (backward)  graphs/lib/srm.lua:11
  *   %272 matmul [39*T,128] (backward)  graphs/lib/srm.lua:11
- *   %831 matmul [39*T,128] (backward)  graphs/lib/srm.lua:11
- *   %835 matmul [39*T,128] (backward)  graphs/lib/srm.lua:11
+ *   %761 matmul [39*T,128] (backward)  graphs/lib/srm.lua:11
+ *   %765 matmul [39*T,128] (backward)  graphs/lib/srm.lua:11
  *   %355 matmul [39*T,128] (backward)  graphs/lib/srm.lua:11
  *   %359 matmul [39*T,128] (backward)  graphs/lib/srm.lua:11
  *   ... and 2 more */
@@ -5998,9 +6211,9 @@ void reclf_noirm_features_loss_k268_matmul(real *restrict out, const real *restr
  *     + %338 map:mul [T,39,128]  graphs/lib/matching.lua:7
  *     + %336 map:id [T,39,128]  graphs/lib/matching.lua:7
  *     + %337 map:scale [T,39,128]  graphs/lib/matching.lua:7
- *   %902 fused:add_add_add_mul [T,39,128] (backward)  graphs/lib/matching.lua:7
+ *   %832 fused:add_add_add_mul [T,39,128] (backward)  graphs/lib/matching.lua:7
  *   %426 fused:add_add_add_mul [T,39,128] (backward)  graphs/lib/matching.lua:7
- *   %989 fused:add_add_add_mul [T,39,128] (backward)  graphs/lib/matching.lua:7 */
+ *   %919 fused:add_add_add_mul [T,39,128] (backward)  graphs/lib/matching.lua:7 */
 void reclf_noirm_features_loss_k339_fused_add_add_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, const real *restrict in5, long T) {
     #pragma omp parallel for collapse(1) if((long)(4992*T) > 32768)
     for (long i0 = 0; i0 < 39*T; i0++)
@@ -6052,7 +6265,7 @@ void reclf_noirm_score_k70_fused_clampmin_sum(real *restrict out, const real *re
 
 /* reclf_nosrm_features_loss_k75_sum:
  *   %75 reduce [T,B,39,1]   graphs/lib/matching.lua:13
- *   %584 reduce [T,B,39,1]   graphs/lib/matching.lua:13 */
+ *   %514 reduce [T,B,39,1]   graphs/lib/matching.lua:13 */
 void reclf_nosrm_features_loss_k75_sum(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for if((long)(4992*B*T) > 32768)
     for (long o = 0; o < 39*B*T; o++) {
@@ -6066,7 +6279,7 @@ void reclf_nosrm_features_loss_k75_sum(real *restrict out, const real *restrict 
 
 /* reclf_nosrm_features_loss_k155_matmul:
  *   %155 matmul [T,128]   graphs/lib/irm.lua:10
- *   %718 matmul [T,128]   graphs/lib/irm.lua:10
+ *   %648 matmul [T,128]   graphs/lib/irm.lua:10
  *   %86 matmul [T,128]   graphs/lib/irm.lua:10
  *   %200 matmul [T,128]   graphs/lib/irm.lua:10
  *   %205 matmul [T,128]   graphs/lib/irm.lua:10
@@ -6082,7 +6295,7 @@ void reclf_nosrm_features_loss_k155_matmul(real *restrict out, const real *restr
  *     + %86 map:scale [T,B,39,1]  graphs/lib/irm.lua:10
  *     + %158 reduce [T,B,39,1]  graphs/lib/irm.lua:10
  *     + %157 map:mul [T,B,39,128]  graphs/lib/irm.lua:10
- *   %601 fused:add_mul_scale_sum [T,B,39,1]   graphs/lib/irm.lua:11
+ *   %531 fused:add_mul_scale_sum [T,B,39,1]   graphs/lib/irm.lua:11
  *   %62 fused:add_mul_scale_sum [T,B,39,1]   graphs/lib/irm.lua:11 */
 void reclf_nosrm_features_loss_k92_fused_add_mul_scale_sum(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B, long T) {
     #pragma omp parallel for collapse(2) if((long)(4992*B*T) > 32768)
@@ -6099,10 +6312,10 @@ void reclf_nosrm_features_loss_k92_fused_add_mul_scale_sum(real *restrict out, c
 
 /* reclf_nosrm_features_loss_k100_div:
  *   %100 map:div [T,B,39,1]   graphs/lib/irm.lua:11
- *   %609 map:div [T,B,39,1]   graphs/lib/irm.lua:11
+ *   %539 map:div [T,B,39,1]   graphs/lib/irm.lua:11
  *   %70 map:div [T,B,39,1]   graphs/lib/irm.lua:11
  *   %135 map:div [T,B,39,1]   graphs/lib/irm.lua:11
- *   %644 map:div [T,B,39,1]   graphs/lib/irm.lua:11
+ *   %574 map:div [T,B,39,1]   graphs/lib/irm.lua:11
  *   %105 map:div [T,B,39,1]   graphs/lib/irm.lua:11 */
 void reclf_nosrm_features_loss_k100_div(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(39*B*T) > 32768)
@@ -6114,8 +6327,8 @@ void reclf_nosrm_features_loss_k100_div(real *restrict out, const real *restrict
 /* reclf_nosrm_features_loss_k101_mul:
  *   %101 map:mul [T,B,39,1]   graphs/lib/irm.lua:12
  *   %203 map:mul [T,B,39,1] (backward)  graphs/lib/irm.lua:12
- *   %610 map:mul [T,B,39,1]   graphs/lib/irm.lua:12
- *   %766 map:mul [T,B,39,1] (backward)  graphs/lib/irm.lua:12
+ *   %540 map:mul [T,B,39,1]   graphs/lib/irm.lua:12
+ *   %696 map:mul [T,B,39,1] (backward)  graphs/lib/irm.lua:12
  *   %136 map:mul [T,B,39,1]   graphs/lib/irm.lua:12
  *   %258 map:mul [T,B,39,1] (backward)  graphs/lib/irm.lua:12
  *   ... and 2 more */
@@ -6127,9 +6340,9 @@ void reclf_nosrm_features_loss_k101_mul(real *restrict out, const real *restrict
 
 /* reclf_nosrm_features_loss_k201_id:
  *   %201 map:id [T,B,39,1] (backward)  graphs/lib/irm.lua:12
- *   %764 map:id [T,B,39,1] (backward)  graphs/lib/irm.lua:12
+ *   %694 map:id [T,B,39,1] (backward)  graphs/lib/irm.lua:12
  *   %256 map:id [T,B,39,1] (backward)  graphs/lib/irm.lua:12
- *   %819 map:id [T,B,39,1] (backward)  graphs/lib/irm.lua:12 */
+ *   %749 map:id [T,B,39,1] (backward)  graphs/lib/irm.lua:12 */
 void reclf_nosrm_features_loss_k201_id(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < B*T; i0++)
@@ -6140,9 +6353,9 @@ void reclf_nosrm_features_loss_k201_id(real *restrict out, const real *restrict 
 /* reclf_nosrm_features_loss_k204_fused_div_mul:
  *   %204 fused:div_mul [T,B,39,1] (backward)  graphs/lib/irm.lua:11
  *     + %202 map:mul [T,B,39,1]  graphs/lib/irm.lua:12
- *   %767 fused:div_mul [T,B,39,1] (backward)  graphs/lib/irm.lua:11
+ *   %697 fused:div_mul [T,B,39,1] (backward)  graphs/lib/irm.lua:11
  *   %279 fused:div_mul [T,B,39,1] (backward)  graphs/lib/irm.lua:11
- *   %842 fused:div_mul [T,B,39,1] (backward)  graphs/lib/irm.lua:11 */
+ *   %772 fused:div_mul [T,B,39,1] (backward)  graphs/lib/irm.lua:11 */
 void reclf_nosrm_features_loss_k204_fused_div_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < B*T; i0++)
@@ -6153,9 +6366,9 @@ void reclf_nosrm_features_loss_k204_fused_div_mul(real *restrict out, const real
 /* reclf_nosrm_features_loss_k206_fused_neg_mul:
  *   %206 fused:neg_mul [T,B,39,1] (backward)  graphs/lib/irm.lua:11
  *     + %205 map:mul [T,B,39,1]  graphs/lib/irm.lua:11
- *   %769 fused:neg_mul [T,B,39,1] (backward)  graphs/lib/irm.lua:11
+ *   %699 fused:neg_mul [T,B,39,1] (backward)  graphs/lib/irm.lua:11
  *   %281 fused:neg_mul [T,B,39,1] (backward)  graphs/lib/irm.lua:11
- *   %844 fused:neg_mul [T,B,39,1] (backward)  graphs/lib/irm.lua:11 */
+ *   %774 fused:neg_mul [T,B,39,1] (backward)  graphs/lib/irm.lua:11 */
 void reclf_nosrm_features_loss_k206_fused_neg_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for simd if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
@@ -6165,9 +6378,9 @@ void reclf_nosrm_features_loss_k206_fused_neg_mul(real *restrict out, const real
 /* reclf_nosrm_features_loss_k209_fused_mul_step:
  *   %209 fused:mul_step [T,B,1,1] (backward)  graphs/lib/irm.lua:11
  *     + %208 map:step [T,B,1,1]  graphs/lib/irm.lua:11
- *   %772 fused:mul_step [T,B,1,1] (backward)  graphs/lib/irm.lua:11
+ *   %702 fused:mul_step [T,B,1,1] (backward)  graphs/lib/irm.lua:11
  *   %284 fused:mul_step [T,B,1,1] (backward)  graphs/lib/irm.lua:11
- *   %847 fused:mul_step [T,B,1,1] (backward)  graphs/lib/irm.lua:11 */
+ *   %777 fused:mul_step [T,B,1,1] (backward)  graphs/lib/irm.lua:11 */
 void reclf_nosrm_features_loss_k209_fused_mul_step(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for simd if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < B*T; i0++)
@@ -6181,9 +6394,9 @@ void reclf_nosrm_features_loss_k209_fused_mul_step(real *restrict out, const rea
  *     + %212 map:mul [T,B,39,1]  graphs/lib/irm.lua:11
  *     + %211 map:add [T,B,39,1]  graphs/lib/irm.lua:11
  *     + %210 map:id [T,B,39,1]  graphs/lib/irm.lua:11
- *   %785 fused:scale_mul_mul_mul [T,B,39,1] (backward)  graphs/lib/irm.lua:10
+ *   %715 fused:scale_mul_mul_mul [T,B,39,1] (backward)  graphs/lib/irm.lua:10
  *   %297 fused:scale_mul_mul_mul [T,B,39,1] (backward)  graphs/lib/irm.lua:10
- *   %860 fused:scale_mul_mul_mul [T,B,39,1] (backward)  graphs/lib/irm.lua:10 */
+ *   %790 fused:scale_mul_mul_mul [T,B,39,1] (backward)  graphs/lib/irm.lua:10 */
 void reclf_nosrm_features_loss_k222_fused_scale_mul_mul_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B, long T) {
     #pragma omp parallel for collapse(2) if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
@@ -6194,11 +6407,11 @@ void reclf_nosrm_features_loss_k222_fused_scale_mul_mul_mul(real *restrict out, 
 
 /* reclf_nosrm_features_loss_k227_sum:
  *   %227 reduce [T,1,1,128] (backward)  graphs/lib/irm.lua:10
- *   %790 reduce [T,1,1,128] (backward)  graphs/lib/irm.lua:10
+ *   %720 reduce [T,1,1,128] (backward)  graphs/lib/irm.lua:10
  *   %306 reduce [T,1,1,128] (backward)  graphs/lib/irm.lua:10
  *   %322 reduce [T,1,1,128] (backward)  graphs/lib/irm.lua:10
- *   %869 reduce [T,1,1,128] (backward)  graphs/lib/irm.lua:10
- *   %885 reduce [T,1,1,128] (backward)  graphs/lib/irm.lua:10 */
+ *   %799 reduce [T,1,1,128] (backward)  graphs/lib/irm.lua:10
+ *   %815 reduce [T,1,1,128] (backward)  graphs/lib/irm.lua:10 */
 void reclf_nosrm_features_loss_k227_sum(real *restrict out, const real *restrict in0, long T) {
     const long nblk = (128 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(4992*T) > 32768)
@@ -6219,7 +6432,7 @@ void reclf_nosrm_features_loss_k227_sum(real *restrict out, const real *restrict
  *   %236 fused:add_mul_id [T,B,39,128] (backward)  graphs/lib/model.lua:33
  *     + %224 map:mul [T,B,39,128]  graphs/lib/irm.lua:10
  *     + %235 map:id [T,B,39,128]  graphs/lib/model.lua:33
- *   %799 fused:add_mul_id [T,B,39,128] (backward)  graphs/lib/model.lua:33 */
+ *   %729 fused:add_mul_id [T,B,39,128] (backward)  graphs/lib/model.lua:33 */
 void reclf_nosrm_features_loss_k236_fused_add_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B, long T) {
     #pragma omp parallel for collapse(2) if((long)(4992*B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
@@ -6236,9 +6449,9 @@ void reclf_nosrm_features_loss_k236_fused_add_mul_id(real *restrict out, const r
  *     + %359 map:mul [T,128]  graphs/lib/losses.lua:21
  *     + %357 map:id [T,128]  graphs/lib/losses.lua:21
  *     + %358 map:scale [T,128]  graphs/lib/losses.lua:21
- *   %923 matmul+add_add_mul_mul [T,128] (backward)  graphs/lib/losses.lua:21
+ *   %853 matmul+add_add_mul_mul [T,128] (backward)  graphs/lib/losses.lua:21
  *   %487 matmul+add_add_mul_mul [T,128] (backward)  graphs/lib/losses.lua:21
- *   %1050 matmul+add_add_mul_mul [T,128] (backward)  graphs/lib/losses.lua:21 */
+ *   %980 matmul+add_add_mul_mul [T,128] (backward)  graphs/lib/losses.lua:21 */
 void reclf_nosrm_features_loss_k360_matmul_add_add_mul_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, const real *restrict in5, long T) {
     long panel = 131072 / (128); if (panel < 64) panel = 64;
     for (long r0 = 0; r0 < T; r0 += panel) {
@@ -6275,7 +6488,7 @@ void reclf_nosrm_score_k71_fused_mul_sum(real *restrict out, const real *restric
 /* reclf_features_loss_k211_fused_sum_mul:
  *   %211 fused:sum_mul [T,B,39,1]   graphs/lib/irm.lua:10
  *     + %210 map:mul [T,B,39,128]  graphs/lib/irm.lua:10
- *   %774 fused:sum_mul [T,B,39,1]   graphs/lib/irm.lua:10
+ *   %704 fused:sum_mul [T,B,39,1]   graphs/lib/irm.lua:10
  *   %142 fused:sum_mul [T,B,39,1]   graphs/lib/irm.lua:10 */
 void reclf_features_loss_k211_fused_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(4992*B*T) > 32768)
@@ -6296,7 +6509,7 @@ void reclf_features_loss_k211_fused_sum_mul(real *restrict out, const real *rest
  *     + %213 map:add [T,B,39,1]  graphs/lib/irm.lua:10
  *     + %203 reduce [T,B,39,1]  graphs/lib/irm.lua:10
  *     + %202 map:mul [T,B,39,128]  graphs/lib/irm.lua:10
- *   %636 fused:add_mul_scale_add [T,B,39,1]   graphs/lib/irm.lua:11
+ *   %566 fused:add_mul_scale_add [T,B,39,1]   graphs/lib/irm.lua:11
  *   %97 fused:add_mul_scale_add [T,B,39,1]   graphs/lib/irm.lua:11 */
 void reclf_features_loss_k127_fused_add_mul_scale_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, long B, long T) {
     #pragma omp parallel for collapse(2) if((long)(4992*B*T) > 32768)
@@ -6314,7 +6527,7 @@ void reclf_features_loss_k127_fused_add_mul_scale_add(real *restrict out, const 
 /* reclf_features_loss_k198_fused_add_sum:
  *   %198 fused:add_sum [T,B,39,1]   graphs/lib/model.lua:33
  *     + %75 reduce [T,B,39,1]  graphs/lib/matching.lua:13
- *   %761 fused:add_sum [T,B,39,1]   graphs/lib/model.lua:33 */
+ *   %691 fused:add_sum [T,B,39,1]   graphs/lib/model.lua:33 */
 void reclf_features_loss_k198_fused_add_sum(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for if((long)(4992*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
@@ -6328,7 +6541,7 @@ void reclf_features_loss_k198_fused_add_sum(real *restrict out, const real *rest
 
 /* reclf_features_loss_k301_add:
  *   %301 map:add [T,1,39,39] (backward)  graphs/lib/irm.lua:10
- *   %864 map:add [T,1,39,39] (backward)  graphs/lib/irm.lua:10 */
+ *   %794 map:add [T,1,39,39] (backward)  graphs/lib/irm.lua:10 */
 void reclf_features_loss_k301_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for simd if((long)(1521*T) > 32768)
     for (long i0 = 0; i0 < 1521*T; i0++)
@@ -6338,7 +6551,7 @@ void reclf_features_loss_k301_add(real *restrict out, const real *restrict in0, 
 /* reclf_features_loss_k311_matmul_add:
  *   %311 matmul+add [128,128] (backward)  graphs/lib/irm.lua:10
  *     + %273 matmul [128,128]  graphs/lib/model.lua:33 (the product; the rest is its epilogue)
- *   %874 matmul+add [128,128] (backward)  graphs/lib/irm.lua:10 */
+ *   %804 matmul+add [128,128] (backward)  graphs/lib/irm.lua:10 */
 void reclf_features_loss_k311_matmul_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2) {
     long panel = 131072 / (128); if (panel < 64) panel = 64;
     for (long r0 = 0; r0 < 128; r0 += panel) {
@@ -6359,7 +6572,7 @@ void reclf_features_loss_k311_matmul_add(real *restrict out, const real *restric
  *   %316 matmul+add_id [128,128] (backward)  graphs/lib/irm.lua:10
  *     + %315 matmul [128,128]  graphs/lib/irm.lua:10 (the product; the rest is its epilogue)
  *     + %276 map:id [128,128]  graphs/lib/model.lua:33
- *   %879 matmul+add_id [128,128] (backward)  graphs/lib/irm.lua:10 */
+ *   %809 matmul+add_id [128,128] (backward)  graphs/lib/irm.lua:10 */
 void reclf_features_loss_k316_matmul_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
     long panel = 131072 / (128); if (panel < 64) panel = 64;
     for (long r0 = 0; r0 < 128; r0 += panel) {
@@ -6384,7 +6597,7 @@ void reclf_features_loss_k316_matmul_add_id(real *restrict out, const real *rest
  *     + %277 map:id [T,B,39,128]  graphs/lib/model.lua:33
  *     + %303 map:mul [T,B,39,128]  graphs/lib/irm.lua:10
  *     + %319 map:mul [T,B,39,128]  graphs/lib/irm.lua:10
- *   %886 fused:add_add_add_mul [T,B,39,128] (backward)  graphs/lib/irm.lua:10 */
+ *   %816 fused:add_add_add_mul [T,B,39,128] (backward)  graphs/lib/irm.lua:10 */
 void reclf_features_loss_k323_fused_add_add_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, const real *restrict in5, const real *restrict in6, long B, long T) {
     #pragma omp parallel for collapse(2) if((long)(4992*B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
@@ -6396,7 +6609,7 @@ void reclf_features_loss_k323_fused_add_add_add_mul(real *restrict out, const re
 /* reclf_features_loss_k324_matmul_add:
  *   %324 matmul+add [T,1,1,128] (backward)  graphs/lib/irm.lua:10
  *     + %314 matmul [T,128]  graphs/lib/irm.lua:10 (the product; the rest is its epilogue)
- *   %887 matmul+add [T,1,1,128] (backward)  graphs/lib/irm.lua:10 */
+ *   %817 matmul+add [T,1,1,128] (backward)  graphs/lib/irm.lua:10 */
 void reclf_features_loss_k324_matmul_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
     long panel = 131072 / (128); if (panel < 64) panel = 64;
     for (long r0 = 0; r0 < T; r0 += panel) {
@@ -6428,11 +6641,11 @@ void reclf_score_k106_fused_mul_add_sum(real *restrict out, const real *restrict
         }
 }
 
-/* seg_finetune_k304_id:
- *   %304 map:id [B,128,8,2,8,2]   graphs/lib/unet.lua:15
- *   %308 map:id [B,128,8,2,8,2]   graphs/lib/unet.lua:15
- *   %307 map:id [B,128,8,2,8,2]   graphs/lib/unet.lua:15 */
-void seg_finetune_k304_id(real *restrict out, const real *restrict in0, long B) {
+/* seg_finetune_k234_id:
+ *   %234 map:id [B,128,8,2,8,2]   graphs/lib/unet.lua:15
+ *   %238 map:id [B,128,8,2,8,2]   graphs/lib/unet.lua:15
+ *   %237 map:id [B,128,8,2,8,2]   graphs/lib/unet.lua:15 */
+void seg_finetune_k234_id(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(3) if((long)(32768*B) > 32768)
     for (long i0 = 0; i0 < 1024*B; i0++)
         for (long i1 = 0; i1 < 2; i1++)
@@ -6441,11 +6654,11 @@ void seg_finetune_k304_id(real *restrict out, const real *restrict in0, long B) 
                     out[i0*32 + i1*16 + i2*2 + i3] = in0[i0*8 + i2];
 }
 
-/* seg_finetune_k306_concat:
- *   %306 concat [B,192,16,16]   graphs/lib/unet.lua:15
- *   %310 concat [B,192,16,16]   graphs/lib/unet.lua:15
- *   %309 concat [B,192,16,16]   graphs/lib/unet.lua:15 */
-void seg_finetune_k306_concat(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* seg_finetune_k236_concat:
+ *   %236 concat [B,192,16,16]   graphs/lib/unet.lua:15
+ *   %240 concat [B,192,16,16]   graphs/lib/unet.lua:15
+ *   %239 concat [B,192,16,16]   graphs/lib/unet.lua:15 */
+void seg_finetune_k236_concat(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(32768*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 32768; i1++)
@@ -6456,50 +6669,54 @@ void seg_finetune_k306_concat(real *restrict out, const real *restrict in0, cons
             out[32768 + i0*49152 + i1] = in1[i0*16384 + i1];
 }
 
-/* seg_finetune_k309_im2col:
- *   %309 im2col [1728,256*B]   graphs/lib/unet.lua:16
- *   %313 im2col [1728,256*B]   graphs/lib/unet.lua:16
- *   %312 im2col [1728,256*B]   graphs/lib/unet.lua:16 */
-void seg_finetune_k309_im2col(real *restrict out, const real *restrict in0, long B) {
+/* seg_finetune_k239_conv2d:
+ *   %239 conv2d [B,64,16,16]   graphs/lib/unet.lua:16
+ *   %243 conv2d [B,64,16,16]   graphs/lib/unet.lua:16
+ *   %242 conv2d [B,64,16,16]   graphs/lib/unet.lua:16 */
+void seg_finetune_k239_conv2d(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, real *restrict work, long B) {
     const long C = 192, H = 16, W = 16, KH = 3, KW = 3, S = 1, P = 1, HO = 16, WO = 16, KC = 1728, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            const real *xp = (in0) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
-                        const real *xrow = xp + iy*W;
-                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
-                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
-                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
+    (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
+    const long L = NB < 16 ? NB : 16;
+    #pragma omp parallel for schedule(static)
+    for (long l = 0; l < L; l++) {
+        real *col = work + l*442368; /* this lane's columns [K, HO*WO] */
+        for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
+            for (long c = 0; c < C; c++) {
+                const real *xp = in0 + (n*C + c)*H*W;
+                real *cp0 = col + c*KH*KW*HO*WO;
+                const long LDC = HO*WO;
+                for (long ky = 0; ky < KH; ky++)
+                    for (long kx = 0; kx < KW; kx++) {
+                        real *cp = cp0 + (ky*KW + kx)*LDC;
+                        /* columns ox with 0 <= ox*S - P + kx < W */
+                        long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                        if (hi > WO) hi = WO;
+                        if (lo > hi) lo = hi;
+                        for (long oy = 0; oy < HO; oy++) {
+                            long iy = oy*S - P + ky;
+                            real *crow = cp + oy*WO;
+                            if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
+                            const real *xrow = xp + iy*W;
+                            for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
+                            for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
+                            for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
+                        }
                     }
-                }
+            }
+            GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, HO*WO, KC, 1, in1, KC, col, HO*WO, 0, out + n*64*HO*WO, HO*WO);
+            for (long o = 0; o < 64; o++) {
+                real *yp = out + (n*64 + o)*HO*WO; const real bo = in2[o];
+                for (long p = 0; p < HO*WO; p++) yp[p] += bo;
+            }
         }
+    }
 }
 
-/* seg_finetune_k311_matmul:
- *   %311 matmul [64,256*B]   graphs/lib/unet.lua:16
- *   %315 matmul [64,256*B]   graphs/lib/unet.lua:16
- *   %314 matmul [64,256*B]   graphs/lib/unet.lua:16 */
-void seg_finetune_k311_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 256*B, 1728, (real)1, in0 + 0, 1728, in1 + 0, 256*B, (real)0, out + 0, 256*B);
-}
-
-/* seg_finetune_k336_id:
- *   %336 map:id [B,64,16,2,16,2]   graphs/lib/unet.lua:15
- *   %340 map:id [B,64,16,2,16,2]   graphs/lib/unet.lua:15
- *   %339 map:id [B,64,16,2,16,2]   graphs/lib/unet.lua:15 */
-void seg_finetune_k336_id(real *restrict out, const real *restrict in0, long B) {
+/* seg_finetune_k259_id:
+ *   %259 map:id [B,64,16,2,16,2]   graphs/lib/unet.lua:15
+ *   %263 map:id [B,64,16,2,16,2]   graphs/lib/unet.lua:15
+ *   %262 map:id [B,64,16,2,16,2]   graphs/lib/unet.lua:15 */
+void seg_finetune_k259_id(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(3) if((long)(65536*B) > 32768)
     for (long i0 = 0; i0 < 1024*B; i0++)
         for (long i1 = 0; i1 < 2; i1++)
@@ -6508,11 +6725,11 @@ void seg_finetune_k336_id(real *restrict out, const real *restrict in0, long B) 
                     out[i0*64 + i1*32 + i2*2 + i3] = in0[i0*16 + i2];
 }
 
-/* seg_finetune_k338_concat:
- *   %338 concat [B,96,32,32]   graphs/lib/unet.lua:15
- *   %342 concat [B,96,32,32]   graphs/lib/unet.lua:15
- *   %341 concat [B,96,32,32]   graphs/lib/unet.lua:15 */
-void seg_finetune_k338_concat(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* seg_finetune_k261_concat:
+ *   %261 concat [B,96,32,32]   graphs/lib/unet.lua:15
+ *   %265 concat [B,96,32,32]   graphs/lib/unet.lua:15
+ *   %264 concat [B,96,32,32]   graphs/lib/unet.lua:15 */
+void seg_finetune_k261_concat(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(65536*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 65536; i1++)
@@ -6523,50 +6740,54 @@ void seg_finetune_k338_concat(real *restrict out, const real *restrict in0, cons
             out[65536 + i0*98304 + i1] = in1[i0*32768 + i1];
 }
 
-/* seg_finetune_k341_im2col:
- *   %341 im2col [864,1024*B]   graphs/lib/unet.lua:16
- *   %345 im2col [864,1024*B]   graphs/lib/unet.lua:16
- *   %344 im2col [864,1024*B]   graphs/lib/unet.lua:16 */
-void seg_finetune_k341_im2col(real *restrict out, const real *restrict in0, long B) {
+/* seg_finetune_k264_conv2d:
+ *   %264 conv2d [B,32,32,32]   graphs/lib/unet.lua:16
+ *   %268 conv2d [B,32,32,32]   graphs/lib/unet.lua:16
+ *   %267 conv2d [B,32,32,32]   graphs/lib/unet.lua:16 */
+void seg_finetune_k264_conv2d(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, real *restrict work, long B) {
     const long C = 96, H = 32, W = 32, KH = 3, KW = 3, S = 1, P = 1, HO = 32, WO = 32, KC = 864, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            const real *xp = (in0) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
-                        const real *xrow = xp + iy*W;
-                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
-                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
-                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
+    (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
+    const long L = NB < 16 ? NB : 16;
+    #pragma omp parallel for schedule(static)
+    for (long l = 0; l < L; l++) {
+        real *col = work + l*884736; /* this lane's columns [K, HO*WO] */
+        for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
+            for (long c = 0; c < C; c++) {
+                const real *xp = in0 + (n*C + c)*H*W;
+                real *cp0 = col + c*KH*KW*HO*WO;
+                const long LDC = HO*WO;
+                for (long ky = 0; ky < KH; ky++)
+                    for (long kx = 0; kx < KW; kx++) {
+                        real *cp = cp0 + (ky*KW + kx)*LDC;
+                        /* columns ox with 0 <= ox*S - P + kx < W */
+                        long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                        if (hi > WO) hi = WO;
+                        if (lo > hi) lo = hi;
+                        for (long oy = 0; oy < HO; oy++) {
+                            long iy = oy*S - P + ky;
+                            real *crow = cp + oy*WO;
+                            if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
+                            const real *xrow = xp + iy*W;
+                            for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
+                            for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
+                            for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
+                        }
                     }
-                }
+            }
+            GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, HO*WO, KC, 1, in1, KC, col, HO*WO, 0, out + n*32*HO*WO, HO*WO);
+            for (long o = 0; o < 32; o++) {
+                real *yp = out + (n*32 + o)*HO*WO; const real bo = in2[o];
+                for (long p = 0; p < HO*WO; p++) yp[p] += bo;
+            }
         }
+    }
 }
 
-/* seg_finetune_k343_matmul:
- *   %343 matmul [32,1024*B]   graphs/lib/unet.lua:16
- *   %347 matmul [32,1024*B]   graphs/lib/unet.lua:16
- *   %346 matmul [32,1024*B]   graphs/lib/unet.lua:16 */
-void seg_finetune_k343_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024*B, 864, (real)1, in0 + 0, 864, in1 + 0, 1024*B, (real)0, out + 0, 1024*B);
-}
-
-/* seg_finetune_k368_id:
- *   %368 map:id [B,32,32,2,32,2]   graphs/lib/unet.lua:15
- *   %372 map:id [B,32,32,2,32,2]   graphs/lib/unet.lua:15
- *   %371 map:id [B,32,32,2,32,2]   graphs/lib/unet.lua:15 */
-void seg_finetune_k368_id(real *restrict out, const real *restrict in0, long B) {
+/* seg_finetune_k284_id:
+ *   %284 map:id [B,32,32,2,32,2]   graphs/lib/unet.lua:15
+ *   %288 map:id [B,32,32,2,32,2]   graphs/lib/unet.lua:15
+ *   %287 map:id [B,32,32,2,32,2]   graphs/lib/unet.lua:15 */
+void seg_finetune_k284_id(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(3) if((long)(131072*B) > 32768)
     for (long i0 = 0; i0 < 1024*B; i0++)
         for (long i1 = 0; i1 < 2; i1++)
@@ -6575,11 +6796,11 @@ void seg_finetune_k368_id(real *restrict out, const real *restrict in0, long B) 
                     out[i0*128 + i1*64 + i2*2 + i3] = in0[i0*32 + i2];
 }
 
-/* seg_finetune_k370_concat:
- *   %370 concat [B,64,64,64]   graphs/lib/unet.lua:15
- *   %374 concat [B,64,64,64]   graphs/lib/unet.lua:15
- *   %373 concat [B,64,64,64]   graphs/lib/unet.lua:15 */
-void seg_finetune_k370_concat(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* seg_finetune_k286_concat:
+ *   %286 concat [B,64,64,64]   graphs/lib/unet.lua:15
+ *   %290 concat [B,64,64,64]   graphs/lib/unet.lua:15
+ *   %289 concat [B,64,64,64]   graphs/lib/unet.lua:15 */
+void seg_finetune_k286_concat(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(131072*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 131072; i1++)
@@ -6590,144 +6811,107 @@ void seg_finetune_k370_concat(real *restrict out, const real *restrict in0, cons
             out[131072 + i0*262144 + i1] = in1[i0*131072 + i1];
 }
 
-/* seg_finetune_k373_im2col:
- *   %373 im2col [576,4096*B]   graphs/lib/unet.lua:16
- *   %377 im2col [576,4096*B]   graphs/lib/unet.lua:16
- *   %376 im2col [576,4096*B]   graphs/lib/unet.lua:16 */
-void seg_finetune_k373_im2col(real *restrict out, const real *restrict in0, long B) {
+/* seg_finetune_k289_conv2d:
+ *   %289 conv2d [B,32,64,64]   graphs/lib/unet.lua:16
+ *   %293 conv2d [B,32,64,64]   graphs/lib/unet.lua:16
+ *   %292 conv2d [B,32,64,64]   graphs/lib/unet.lua:16 */
+void seg_finetune_k289_conv2d(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, real *restrict work, long B) {
     const long C = 64, H = 64, W = 64, KH = 3, KW = 3, S = 1, P = 1, HO = 64, WO = 64, KC = 576, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            const real *xp = (in0) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
-                        const real *xrow = xp + iy*W;
-                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
-                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
-                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
+    (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
+    const long L = NB < 16 ? NB : 16;
+    #pragma omp parallel for schedule(static)
+    for (long l = 0; l < L; l++) {
+        real *col = work + l*2359296; /* this lane's columns [K, HO*WO] */
+        for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
+            for (long c = 0; c < C; c++) {
+                const real *xp = in0 + (n*C + c)*H*W;
+                real *cp0 = col + c*KH*KW*HO*WO;
+                const long LDC = HO*WO;
+                for (long ky = 0; ky < KH; ky++)
+                    for (long kx = 0; kx < KW; kx++) {
+                        real *cp = cp0 + (ky*KW + kx)*LDC;
+                        /* columns ox with 0 <= ox*S - P + kx < W */
+                        long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                        if (hi > WO) hi = WO;
+                        if (lo > hi) lo = hi;
+                        for (long oy = 0; oy < HO; oy++) {
+                            long iy = oy*S - P + ky;
+                            real *crow = cp + oy*WO;
+                            if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
+                            const real *xrow = xp + iy*W;
+                            for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
+                            for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
+                            for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
+                        }
                     }
-                }
+            }
+            GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, HO*WO, KC, 1, in1, KC, col, HO*WO, 0, out + n*32*HO*WO, HO*WO);
+            for (long o = 0; o < 32; o++) {
+                real *yp = out + (n*32 + o)*HO*WO; const real bo = in2[o];
+                for (long p = 0; p < HO*WO; p++) yp[p] += bo;
+            }
         }
+    }
 }
 
-/* seg_finetune_k375_matmul:
- *   %375 matmul [32,4096*B]   graphs/lib/unet.lua:16
- *   %379 matmul [32,4096*B]   graphs/lib/unet.lua:16
- *   %378 matmul [32,4096*B]   graphs/lib/unet.lua:16 */
-void seg_finetune_k375_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 4096*B, 576, (real)1, in0 + 0, 576, in1 + 0, 4096*B, (real)0, out + 0, 4096*B);
-}
-
-/* seg_finetune_k401_im2col:
- *   %401 im2col [32,4096*B]   graphs/seg.lua:52
- *   %405 im2col [32,4096*B]   graphs/seg.lua:52
- *   %404 im2col [32,4096*B]   graphs/seg.lua:58 */
-void seg_finetune_k401_im2col(real *restrict out, const real *restrict in0, long B) {
+/* seg_finetune_k310_conv2d:
+ *   %310 conv2d [B,1,64,64]   graphs/seg.lua:52
+ *   %314 conv2d [B,1,64,64]   graphs/seg.lua:52
+ *   %313 conv2d [B,1,64,64]   graphs/seg.lua:58 */
+void seg_finetune_k310_conv2d(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
     const long C = 32, H = 64, W = 64, KH = 1, KW = 1, S = 1, P = 0, HO = 64, WO = 64, KC = 32, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            const real *xp = (in0) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
-                        const real *xrow = xp + iy*W;
-                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
-                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
-                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
-                    }
-                }
+    (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
+    const long L = NB < 16 ? NB : 16;
+    #pragma omp parallel for schedule(static)
+    for (long l = 0; l < L; l++) {
+        for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
+            const real *col = in0 + n*C*H*W;
+            GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1, HO*WO, KC, 1, in1, KC, col, HO*WO, 0, out + n*1*HO*WO, HO*WO);
+            for (long o = 0; o < 1; o++) {
+                real *yp = out + (n*1 + o)*HO*WO; const real bo = in2[o];
+                for (long p = 0; p < HO*WO; p++) yp[p] += bo;
+            }
         }
+    }
 }
 
-/* seg_finetune_k403_matmul:
- *   %403 matmul [1,4096*B]   graphs/seg.lua:52
- *   %407 matmul [1,4096*B]   graphs/seg.lua:52
- *   %406 matmul [1,4096*B]   graphs/seg.lua:58 */
-void seg_finetune_k403_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1, 4096*B, 32, (real)1, in0 + 0, 32, in1 + 0, 4096*B, (real)0, out + 0, 4096*B);
-}
-
-/* seg_finetune_k405_permute:
- *   %405 permute [B,1,4096]   graphs/seg.lua:52
- *   %521 permute [1,B,4096] (backward)  graphs/seg.lua:52
- *   %409 permute [B,1,4096]   graphs/seg.lua:52
- *   %525 permute [1,B,4096] (backward)  graphs/seg.lua:52
- *   %408 permute [B,1,4096]   graphs/seg.lua:58 */
-void seg_finetune_k405_permute(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(4096*B) > 32768)
-    for (long i0 = 0; i0 < 4096*B; i0++)
-        out[i0] = in0[i0];
-}
-
-/* seg_finetune_k408_add:
- *   %408 map:add [B,1,64,64]   graphs/seg.lua:52
- *   %412 map:add [B,1,64,64]   graphs/seg.lua:52 */
-void seg_finetune_k408_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(4096*B) > 32768)
-    for (long i0 = 0; i0 < 4096*B; i0++)
-        out[i0] = in0[i0] + in1[0];
-}
-
-/* seg_finetune_k414_fused_exp_neg_abs:
- *   %414 fused:exp_neg_abs [B,1,64,64]   graphs/lib/unet.lua:31
- *     + %413 map:neg [B,1,64,64]  graphs/lib/unet.lua:31
- *     + %412 map:abs [B,1,64,64]  graphs/lib/unet.lua:31
- *   %418 fused:exp_neg_abs [B,1,64,64]   graphs/lib/unet.lua:31 */
-void seg_finetune_k414_fused_exp_neg_abs(real *restrict out, const real *restrict in0, long B) {
+/* seg_finetune_k316_fused_exp_neg_abs:
+ *   %316 fused:exp_neg_abs [B,1,64,64]   graphs/lib/unet.lua:31
+ *     + %315 map:neg [B,1,64,64]  graphs/lib/unet.lua:31
+ *     + %314 map:abs [B,1,64,64]  graphs/lib/unet.lua:31
+ *   %320 fused:exp_neg_abs [B,1,64,64]   graphs/lib/unet.lua:31 */
+void seg_finetune_k316_fused_exp_neg_abs(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(4096*B) > 32768)
     for (long i0 = 0; i0 < 4096*B; i0++)
         out[i0] = exp_real((-(fabs((in0[i0])))));
 }
 
-/* seg_finetune_k415_addc:
- *   %415 map:addc [B,1,64,64]   graphs/lib/unet.lua:31
- *   %419 map:addc [B,1,64,64]   graphs/lib/unet.lua:31 */
-void seg_finetune_k415_addc(real *restrict out, const real *restrict in0, long B) {
+/* seg_finetune_k317_addc:
+ *   %317 map:addc [B,1,64,64]   graphs/lib/unet.lua:31
+ *   %321 map:addc [B,1,64,64]   graphs/lib/unet.lua:31 */
+void seg_finetune_k317_addc(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(4096*B) > 32768)
     for (long i0 = 0; i0 < 4096*B; i0++)
         out[i0] = in0[i0] + (real)1;
 }
 
-/* seg_finetune_k417_fused_add_sub_relu_mul:
- *   %417 fused:add_sub_relu_mul [B,1,64,64]   graphs/lib/unet.lua:31
- *     + %411 map:sub [B,1,64,64]  graphs/lib/unet.lua:31
- *     + %409 map:relu [B,1,64,64]  graphs/lib/unet.lua:31
- *     + %410 map:mul [B,1,64,64]  graphs/lib/unet.lua:31
- *     + %416 map:log [B,1,64,64]  graphs/lib/unet.lua:31
- *   %421 fused:add_sub_relu_mul [B,1,64,64]   graphs/lib/unet.lua:31 */
-void seg_finetune_k417_fused_add_sub_relu_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
+/* seg_finetune_k319_fused_add_sub_relu_mul:
+ *   %319 fused:add_sub_relu_mul [B,1,64,64]   graphs/lib/unet.lua:31
+ *     + %313 map:sub [B,1,64,64]  graphs/lib/unet.lua:31
+ *     + %311 map:relu [B,1,64,64]  graphs/lib/unet.lua:31
+ *     + %312 map:mul [B,1,64,64]  graphs/lib/unet.lua:31
+ *     + %318 map:log [B,1,64,64]  graphs/lib/unet.lua:31
+ *   %323 fused:add_sub_relu_mul [B,1,64,64]   graphs/lib/unet.lua:31 */
+void seg_finetune_k319_fused_add_sub_relu_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
     #pragma omp parallel for simd if((long)(4096*B) > 32768)
     for (long i0 = 0; i0 < 4096*B; i0++)
         out[i0] = (((in0[i0]) > 0 ? (in0[i0]) : (real)0) - ((in0[i0]) * (in1[i0]))) + (log((in2[i0])));
 }
 
-/* seg_finetune_k418_sum:
- *   %418 reduce [1,1,64,64]   graphs/lib/unet.lua:31
- *   %515 reduce [1,1,64,64] (backward)  graphs/seg.lua:52
- *   %422 reduce [1,1,64,64]   graphs/lib/unet.lua:31
- *   %519 reduce [1,1,64,64] (backward)  graphs/seg.lua:52 */
-void seg_finetune_k418_sum(real *restrict out, const real *restrict in0, long B) {
+/* seg_finetune_k320_sum:
+ *   %320 reduce [1,1,64,64]   graphs/lib/unet.lua:31
+ *   %324 reduce [1,1,64,64]   graphs/lib/unet.lua:31 */
+void seg_finetune_k320_sum(real *restrict out, const real *restrict in0, long B) {
     const long nblk = (4096 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(4096*B) > 32768)
     for (long o = 0; o < 1; o++)
@@ -6743,19 +6927,19 @@ void seg_finetune_k418_sum(real *restrict out, const real *restrict in0, long B)
         }
 }
 
-/* seg_finetune_k419_scale:
- *   %419 map:scale [1,1,64,64]   graphs/lib/unet.lua:31
- *   %423 map:scale [1,1,64,64]   graphs/lib/unet.lua:31 */
-void seg_finetune_k419_scale(real *restrict out, const real *restrict in0, long B) {
+/* seg_finetune_k321_scale:
+ *   %321 map:scale [1,1,64,64]   graphs/lib/unet.lua:31
+ *   %325 map:scale [1,1,64,64]   graphs/lib/unet.lua:31 */
+void seg_finetune_k321_scale(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(4096) > 32768)
     for (long i0 = 0; i0 < 4096; i0++)
         out[i0] = in0[i0] * ((real)1/(real)(B));
 }
 
-/* seg_finetune_k420_sum:
- *   %420 reduce [1,1,64,64]   graphs/lib/unet.lua:31
- *   %424 reduce [1,1,64,64]   graphs/lib/unet.lua:31 */
-void seg_finetune_k420_sum(real *restrict out, const real *restrict in0) {
+/* seg_finetune_k322_sum:
+ *   %322 reduce [1,1,64,64]   graphs/lib/unet.lua:31
+ *   %326 reduce [1,1,64,64]   graphs/lib/unet.lua:31 */
+void seg_finetune_k322_sum(real *restrict out, const real *restrict in0) {
     const long nblk = (4096 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(4096) > 32768)
     for (long o = 0; o < 1; o++)
@@ -6771,21 +6955,19 @@ void seg_finetune_k420_sum(real *restrict out, const real *restrict in0) {
         }
 }
 
-/* seg_finetune_k421_scale:
- *   %421 map:scale [1,1,64,64]   graphs/lib/unet.lua:31
- *   %425 map:scale [1,1,64,64]   graphs/lib/unet.lua:31 */
-void seg_finetune_k421_scale(real *restrict out, const real *restrict in0) {
+/* seg_finetune_k323_scale:
+ *   %323 map:scale [1,1,64,64]   graphs/lib/unet.lua:31
+ *   %327 map:scale [1,1,64,64]   graphs/lib/unet.lua:31 */
+void seg_finetune_k323_scale(real *restrict out, const real *restrict in0) {
     #pragma omp parallel for simd if((long)(4096) > 32768)
     for (long i0 = 0; i0 < 4096; i0++)
         out[i0] = in0[i0] * (real)1;
 }
 
-/* seg_finetune_k422_sum:
- *   %422 reduce [1,1,1,64]   graphs/lib/unet.lua:31
- *   %517 reduce [1,1,64] (backward)  graphs/seg.lua:52
- *   %426 reduce [1,1,1,64]   graphs/lib/unet.lua:31
- *   %521 reduce [1,1,64] (backward)  graphs/seg.lua:52 */
-void seg_finetune_k422_sum(real *restrict out, const real *restrict in0) {
+/* seg_finetune_k324_sum:
+ *   %324 reduce [1,1,1,64]   graphs/lib/unet.lua:31
+ *   %328 reduce [1,1,1,64]   graphs/lib/unet.lua:31 */
+void seg_finetune_k324_sum(real *restrict out, const real *restrict in0) {
     const long nblk = (64 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(4096) > 32768)
     for (long o = 0; o < 1; o++)
@@ -6801,12 +6983,12 @@ void seg_finetune_k422_sum(real *restrict out, const real *restrict in0) {
         }
 }
 
-/* seg_finetune_k425_fused_scale_sum_scale:
- *   %425 fused:scale_sum_scale [1,1,1,1]   graphs/lib/unet.lua:31
- *     + %424 reduce [1,1,1,1]  graphs/lib/unet.lua:31
- *     + %423 map:scale [1,1,1,64]  graphs/lib/unet.lua:31
- *   %429 fused:scale_sum_scale [1,1,1,1]   graphs/lib/unet.lua:31 */
-void seg_finetune_k425_fused_scale_sum_scale(real *restrict out, const real *restrict in0) {
+/* seg_finetune_k327_fused_scale_sum_scale:
+ *   %327 fused:scale_sum_scale [1,1,1,1]   graphs/lib/unet.lua:31
+ *     + %326 reduce [1,1,1,1]  graphs/lib/unet.lua:31
+ *     + %325 map:scale [1,1,1,64]  graphs/lib/unet.lua:31
+ *   %331 fused:scale_sum_scale [1,1,1,1]   graphs/lib/unet.lua:31 */
+void seg_finetune_k327_fused_scale_sum_scale(real *restrict out, const real *restrict in0) {
     {
         real r1 = (real)0;
         #pragma omp simd reduction(+:r1)
@@ -6815,22 +6997,23 @@ void seg_finetune_k425_fused_scale_sum_scale(real *restrict out, const real *res
     }
 }
 
-/* seg_finetune_k426_sigmoid:
- *   %426 map:sigmoid [B,1,64,64]   graphs/lib/unet.lua:32
- *   %430 map:sigmoid [B,1,64,64]   graphs/lib/unet.lua:32 */
-void seg_finetune_k426_sigmoid(real *restrict out, const real *restrict in0, long B) {
+/* seg_finetune_k328_sigmoid:
+ *   %328 map:sigmoid [B,1,64,64]   graphs/lib/unet.lua:32
+ *   %332 map:sigmoid [B,1,64,64]   graphs/lib/unet.lua:32
+ *   %314 map:sigmoid [B,1,64,64]   graphs/seg.lua:58 */
+void seg_finetune_k328_sigmoid(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(4096*B) > 32768)
     for (long i0 = 0; i0 < 4096*B; i0++)
         out[i0] = (real)1 / ((real)1 + exp_real(-in0[i0]));
 }
 
-/* seg_finetune_k436_fused_addc_add_sum_sum:
- *   %436 fused:addc_add_sum_sum [B,1]   graphs/lib/unet.lua:35
- *     + %435 map:add [B,1]  graphs/lib/unet.lua:35
- *     + %433 reduce [B,1]  graphs/lib/unet.lua:35
- *     + %434 reduce [B,1]  graphs/lib/unet.lua:35
- *   %440 fused:addc_add_sum_sum [B,1]   graphs/lib/unet.lua:35 */
-void seg_finetune_k436_fused_addc_add_sum_sum(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* seg_finetune_k338_fused_addc_add_sum_sum:
+ *   %338 fused:addc_add_sum_sum [B,1]   graphs/lib/unet.lua:35
+ *     + %337 map:add [B,1]  graphs/lib/unet.lua:35
+ *     + %335 reduce [B,1]  graphs/lib/unet.lua:35
+ *     + %336 reduce [B,1]  graphs/lib/unet.lua:35
+ *   %342 fused:addc_add_sum_sum [B,1]   graphs/lib/unet.lua:35 */
+void seg_finetune_k338_fused_addc_add_sum_sum(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for if((long)(4096*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         {
@@ -6844,14 +7027,14 @@ void seg_finetune_k436_fused_addc_add_sum_sum(real *restrict out, const real *re
         }
 }
 
-/* seg_finetune_k437_fused_div_addc_scale_sum:
- *   %437 fused:div_addc_scale_sum [B,1]   graphs/lib/unet.lua:35
- *     + %432 map:addc [B,1]  graphs/lib/unet.lua:35
- *     + %431 map:scale [B,1]  graphs/lib/unet.lua:35
- *     + %430 reduce [B,1]  graphs/lib/unet.lua:34
- *     + %429 map:mul [B,4096]  graphs/lib/unet.lua:34
- *   %441 fused:div_addc_scale_sum [B,1]   graphs/lib/unet.lua:35 */
-void seg_finetune_k437_fused_div_addc_scale_sum(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
+/* seg_finetune_k339_fused_div_addc_scale_sum:
+ *   %339 fused:div_addc_scale_sum [B,1]   graphs/lib/unet.lua:35
+ *     + %334 map:addc [B,1]  graphs/lib/unet.lua:35
+ *     + %333 map:scale [B,1]  graphs/lib/unet.lua:35
+ *     + %332 reduce [B,1]  graphs/lib/unet.lua:34
+ *     + %331 map:mul [B,4096]  graphs/lib/unet.lua:34
+ *   %343 fused:div_addc_scale_sum [B,1]   graphs/lib/unet.lua:35 */
+void seg_finetune_k339_fused_div_addc_scale_sum(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
     #pragma omp parallel for if((long)(4096*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         {
@@ -6862,251 +7045,285 @@ void seg_finetune_k437_fused_div_addc_scale_sum(real *restrict out, const real *
         }
 }
 
-/* seg_finetune_k441_fused_addc_neg_scale:
- *   %441 fused:addc_neg_scale [1,1]   graphs/lib/unet.lua:36
- *     + %440 map:neg [1,1]  graphs/lib/unet.lua:36
- *     + %439 map:scale [1,1]  graphs/lib/unet.lua:36
- *   %445 fused:addc_neg_scale [1,1]   graphs/lib/unet.lua:36 */
-void seg_finetune_k441_fused_addc_neg_scale(real *restrict out, const real *restrict in0, long B) {
+/* seg_finetune_k343_fused_addc_neg_scale:
+ *   %343 fused:addc_neg_scale [1,1]   graphs/lib/unet.lua:36
+ *     + %342 map:neg [1,1]  graphs/lib/unet.lua:36
+ *     + %341 map:scale [1,1]  graphs/lib/unet.lua:36
+ *   %347 fused:addc_neg_scale [1,1]   graphs/lib/unet.lua:36 */
+void seg_finetune_k343_fused_addc_neg_scale(real *restrict out, const real *restrict in0, long B) {
     out[0] = (-((in0[0]) * ((real)1/(real)(B)))) + (real)1;
 }
 
-/* seg_finetune_k479_fused_scale_neg:
- *   %479 fused:scale_neg [1,1] (backward)  graphs/lib/unet.lua:36
- *     + %478 map:neg [1,1]  graphs/lib/unet.lua:36
- *   %483 fused:scale_neg [1,1] (backward)  graphs/lib/unet.lua:36 */
-void seg_finetune_k479_fused_scale_neg(real *restrict out, const real *restrict in0, long B) {
+/* seg_finetune_k381_fused_scale_neg:
+ *   %381 fused:scale_neg [1,1] (backward)  graphs/lib/unet.lua:36
+ *     + %380 map:neg [1,1]  graphs/lib/unet.lua:36
+ *   %385 fused:scale_neg [1,1] (backward)  graphs/lib/unet.lua:36 */
+void seg_finetune_k381_fused_scale_neg(real *restrict out, const real *restrict in0, long B) {
     out[0] = (-(in0[0])) * ((real)1/(real)(B));
 }
 
-/* seg_finetune_k481_fused_div_id:
- *   %481 fused:div_id [B,1] (backward)  graphs/lib/unet.lua:35
- *     + %480 map:id [B,1]  graphs/lib/unet.lua:36
- *   %485 fused:div_id [B,1] (backward)  graphs/lib/unet.lua:35 */
-void seg_finetune_k481_fused_div_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* seg_finetune_k383_fused_div_id:
+ *   %383 fused:div_id [B,1] (backward)  graphs/lib/unet.lua:35
+ *     + %382 map:id [B,1]  graphs/lib/unet.lua:36
+ *   %387 fused:div_id [B,1] (backward)  graphs/lib/unet.lua:35 */
+void seg_finetune_k383_fused_div_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         out[i0] = ((in0[0])) / (in1[i0]);
 }
 
-/* seg_finetune_k483_fused_neg_mul:
- *   %483 fused:neg_mul [B,1] (backward)  graphs/lib/unet.lua:35
- *     + %482 map:mul [B,1]  graphs/lib/unet.lua:35
- *   %487 fused:neg_mul [B,1] (backward)  graphs/lib/unet.lua:35 */
-void seg_finetune_k483_fused_neg_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* seg_finetune_k385_fused_neg_mul:
+ *   %385 fused:neg_mul [B,1] (backward)  graphs/lib/unet.lua:35
+ *     + %384 map:mul [B,1]  graphs/lib/unet.lua:35
+ *   %389 fused:neg_mul [B,1] (backward)  graphs/lib/unet.lua:35 */
+void seg_finetune_k385_fused_neg_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         out[i0] = -((in0[i0]) * (in1[i0]));
 }
 
-/* seg_finetune_k485_scale:
- *   %485 map:scale [B,1] (backward)  graphs/lib/unet.lua:35
- *   %489 map:scale [B,1] (backward)  graphs/lib/unet.lua:35 */
-void seg_finetune_k485_scale(real *restrict out, const real *restrict in0, long B) {
+/* seg_finetune_k387_scale:
+ *   %387 map:scale [B,1] (backward)  graphs/lib/unet.lua:35
+ *   %391 map:scale [B,1] (backward)  graphs/lib/unet.lua:35 */
+void seg_finetune_k387_scale(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         out[i0] = in0[i0] * (real)2;
 }
 
-/* seg_finetune_k489_fused_add_id_mul_id:
- *   %489 fused:add_id_mul_id [B,4096] (backward)  graphs/lib/unet.lua:34
- *     + %484 map:id [B,4096]  graphs/lib/unet.lua:35
- *     + %487 map:mul [B,4096]  graphs/lib/unet.lua:34
- *     + %486 map:id [B,4096]  graphs/lib/unet.lua:34
- *   %493 fused:add_id_mul_id [B,4096] (backward)  graphs/lib/unet.lua:34 */
-void seg_finetune_k489_fused_add_id_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
+/* seg_finetune_k391_fused_add_id_mul_id:
+ *   %391 fused:add_id_mul_id [B,4096] (backward)  graphs/lib/unet.lua:34
+ *     + %386 map:id [B,4096]  graphs/lib/unet.lua:35
+ *     + %389 map:mul [B,4096]  graphs/lib/unet.lua:34
+ *     + %388 map:id [B,4096]  graphs/lib/unet.lua:34
+ *   %395 fused:add_id_mul_id [B,4096] (backward)  graphs/lib/unet.lua:34 */
+void seg_finetune_k391_fused_add_id_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
     #pragma omp parallel for collapse(1) if((long)(4096*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 4096; i1++)
             out[i0*4096 + i1] = ((in0[i0])) + (((in1[i0])) * (in2[i0*4096 + i1]));
 }
 
-/* seg_finetune_k495_scale:
- *   %495 map:scale [1,1,1,1] (backward)  graphs/lib/unet.lua:31
- *   %499 map:scale [1,1,1,1] (backward)  graphs/lib/unet.lua:31 */
-void seg_finetune_k495_scale(real *restrict out, const real *restrict in0) {
+/* seg_finetune_k397_scale:
+ *   %397 map:scale [1,1,1,1] (backward)  graphs/lib/unet.lua:31
+ *   %401 map:scale [1,1,1,1] (backward)  graphs/lib/unet.lua:31 */
+void seg_finetune_k397_scale(real *restrict out, const real *restrict in0) {
     out[0] = in0[0] * (real)0.015625;
 }
 
-/* seg_finetune_k497_fused_scale_id:
- *   %497 fused:scale_id [1,1,1,64] (backward)  graphs/lib/unet.lua:31
- *     + %496 map:id [1,1,1,64]  graphs/lib/unet.lua:31
- *   %501 fused:scale_id [1,1,1,64] (backward)  graphs/lib/unet.lua:31 */
-void seg_finetune_k497_fused_scale_id(real *restrict out, const real *restrict in0) {
+/* seg_finetune_k399_fused_scale_id:
+ *   %399 fused:scale_id [1,1,1,64] (backward)  graphs/lib/unet.lua:31
+ *     + %398 map:id [1,1,1,64]  graphs/lib/unet.lua:31
+ *   %403 fused:scale_id [1,1,1,64] (backward)  graphs/lib/unet.lua:31 */
+void seg_finetune_k399_fused_scale_id(real *restrict out, const real *restrict in0) {
     #pragma omp parallel for simd if((long)(64) > 32768)
     for (long i0 = 0; i0 < 64; i0++)
         out[i0] = ((in0[0])) * (real)0.015625;
 }
 
-/* seg_finetune_k500_fused_scale_scale_id:
- *   %500 fused:scale_scale_id [1,1,64,64] (backward)  graphs/lib/unet.lua:31
- *     + %499 map:scale [1,1,64,64]  graphs/lib/unet.lua:31
- *     + %498 map:id [1,1,64,64]  graphs/lib/unet.lua:31
- *   %504 fused:scale_scale_id [1,1,64,64] (backward)  graphs/lib/unet.lua:31 */
-void seg_finetune_k500_fused_scale_scale_id(real *restrict out, const real *restrict in0, long B) {
+/* seg_finetune_k402_fused_scale_scale_id:
+ *   %402 fused:scale_scale_id [1,1,64,64] (backward)  graphs/lib/unet.lua:31
+ *     + %401 map:scale [1,1,64,64]  graphs/lib/unet.lua:31
+ *     + %400 map:id [1,1,64,64]  graphs/lib/unet.lua:31
+ *   %406 fused:scale_scale_id [1,1,64,64] (backward)  graphs/lib/unet.lua:31 */
+void seg_finetune_k402_fused_scale_scale_id(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(1) if((long)(4096) > 32768)
     for (long i0 = 0; i0 < 64; i0++)
         for (long i1 = 0; i1 < 64; i1++)
             out[i0*64 + i1] = (((in0[i1])) * (real)1) * ((real)1/(real)(B));
 }
 
-/* seg_finetune_k501_id:
- *   %501 map:id [B,1,64,64] (backward)  graphs/lib/unet.lua:31
- *   %505 map:id [B,1,64,64] (backward)  graphs/lib/unet.lua:31 */
-void seg_finetune_k501_id(real *restrict out, const real *restrict in0, long B) {
+/* seg_finetune_k403_id:
+ *   %403 map:id [B,1,64,64] (backward)  graphs/lib/unet.lua:31
+ *   %407 map:id [B,1,64,64] (backward)  graphs/lib/unet.lua:31 */
+void seg_finetune_k403_id(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(1) if((long)(4096*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 4096; i1++)
             out[i0*4096 + i1] = in0[i1];
 }
 
-/* seg_finetune_k514_fused_add_add_add_mul:
- *   %514 fused:add_add_add_mul [B,1,64,64] (backward)  graphs/lib/unet.lua:31
- *     + %511 map:add [B,1,64,64]  graphs/lib/unet.lua:31
- *     + %507 map:add [B,1,64,64]  graphs/lib/unet.lua:31
- *     + %494 map:mul [B,1,64,64]  graphs/lib/unet.lua:32
- *     + %493 map:mul [B,1,64,64]  graphs/lib/unet.lua:32
- *     + %492 map:addc [B,1,64,64]  graphs/lib/unet.lua:32
- *     + %491 map:neg [B,1,64,64]  graphs/lib/unet.lua:32
- *     + %506 map:mul [B,1,64,64]  graphs/lib/unet.lua:31
- *     + %504 map:neg [B,1,64,64]  graphs/lib/unet.lua:31
- *     + %503 map:mul [B,1,64,64]  graphs/lib/unet.lua:31
- *     + %502 map:div [B,1,64,64]  graphs/lib/unet.lua:31
- *     + %505 map:sign [B,1,64,64]  graphs/lib/unet.lua:31
- *     + %509 map:mul [B,1,64,64]  graphs/lib/unet.lua:31
- *     + %508 map:neg [B,1,64,64]  graphs/lib/unet.lua:31
- *     + %513 map:mul [B,1,64,64]  graphs/lib/unet.lua:31
- *     + %512 map:step [B,1,64,64]  graphs/lib/unet.lua:31
- *   %518 fused:add_add_add_mul [B,1,64,64] (backward)  graphs/lib/unet.lua:31 */
-void seg_finetune_k514_fused_add_add_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, const real *restrict in5, const real *restrict in6, long B) {
+/* seg_finetune_k416_fused_add_add_add_mul:
+ *   %416 fused:add_add_add_mul [B,1,64,64] (backward)  graphs/lib/unet.lua:31
+ *     + %413 map:add [B,1,64,64]  graphs/lib/unet.lua:31
+ *     + %409 map:add [B,1,64,64]  graphs/lib/unet.lua:31
+ *     + %396 map:mul [B,1,64,64]  graphs/lib/unet.lua:32
+ *     + %395 map:mul [B,1,64,64]  graphs/lib/unet.lua:32
+ *     + %394 map:addc [B,1,64,64]  graphs/lib/unet.lua:32
+ *     + %393 map:neg [B,1,64,64]  graphs/lib/unet.lua:32
+ *     + %408 map:mul [B,1,64,64]  graphs/lib/unet.lua:31
+ *     + %406 map:neg [B,1,64,64]  graphs/lib/unet.lua:31
+ *     + %405 map:mul [B,1,64,64]  graphs/lib/unet.lua:31
+ *     + %404 map:div [B,1,64,64]  graphs/lib/unet.lua:31
+ *     + %407 map:sign [B,1,64,64]  graphs/lib/unet.lua:31
+ *     + %411 map:mul [B,1,64,64]  graphs/lib/unet.lua:31
+ *     + %410 map:neg [B,1,64,64]  graphs/lib/unet.lua:31
+ *     + %415 map:mul [B,1,64,64]  graphs/lib/unet.lua:31
+ *     + %414 map:step [B,1,64,64]  graphs/lib/unet.lua:31
+ *   %420 fused:add_add_add_mul [B,1,64,64] (backward)  graphs/lib/unet.lua:31 */
+void seg_finetune_k416_fused_add_add_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, const real *restrict in5, const real *restrict in6, long B) {
     #pragma omp parallel for simd if((long)(4096*B) > 32768)
     for (long i0 = 0; i0 < 4096*B; i0++)
         out[i0] = ((((in0[i0]) * ((in1[i0]) * ((-(in1[i0])) + (real)1))) + ((-(((in2[i0]) / (in3[i0])) * (in4[i0]))) * ((real)(((in5[i0]) > 0) - ((in5[i0]) < 0))))) + ((-(in2[i0])) * (in6[i0]))) + ((in2[i0]) * ((in5[i0]) > (real)0 ? (real)1 : (real)0));
 }
 
-/* seg_finetune_k518_sum:
- *   %518 reduce [1,1,1] (backward)  graphs/seg.lua:52
- *   %522 reduce [1,1,1] (backward)  graphs/seg.lua:52 */
-void seg_finetune_k518_sum(real *restrict out, const real *restrict in0) {
-    #pragma omp parallel for if((long)(64) > 32768)
-    for (long o = 0; o < 1; o++) {
+/* seg_finetune_k418_sum:
+ *   %418 reduce [B,1,1] (backward)  graphs/seg.lua:52
+ *   %422 reduce [B,1,1] (backward)  graphs/seg.lua:52 */
+void seg_finetune_k418_sum(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for if((long)(4096*B) > 32768)
+    for (long o = 0; o < B; o++) {
         real a = (real)0;
-        const real *row = in0 + o*64;
+        const real *row = in0 + o*4096;
         #pragma omp simd reduction(+:a)
-        for (long j = 0; j < 64; j++) a += row[j];
+        for (long j = 0; j < 4096; j++) a += row[j];
         out[o] = a;
     }
 }
 
-/* seg_finetune_k523_matmul:
- *   %523 matmul [1,32] (backward)  graphs/seg.lua:52
- *   %527 matmul [1,32] (backward)  graphs/seg.lua:52 */
-void seg_finetune_k523_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 1, 32, 4096*B, (real)1, in0 + 0, 4096*B, in1 + 0, 4096*B, (real)0, out + 0, 32);
-}
-
-/* seg_finetune_k524_matmul:
- *   %524 matmul [32,4096*B] (backward)  graphs/seg.lua:52
- *   %528 matmul [32,4096*B] (backward)  graphs/seg.lua:52 */
-void seg_finetune_k524_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 32, 4096*B, 1, (real)1, in0 + 0, 32, in1 + 0, 4096*B, (real)0, out + 0, 4096*B);
-}
-
-/* seg_finetune_k526_col2im:
- *   %526 col2im [B,32,64,64] (backward)  graphs/seg.lua:52
- *   %530 col2im [B,32,64,64] (backward)  graphs/seg.lua:52 */
-void seg_finetune_k526_col2im(real *restrict out, const real *restrict in0, long B) {
-    memset(out, 0, sizeof(real)*(size_t)(131072*B));
+/* seg_finetune_k421_conv2d_input_grad:
+ *   %421 conv2d_input_grad [B,32,64,64] (backward)  graphs/seg.lua:52
+ *   %425 conv2d_input_grad [B,32,64,64] (backward)  graphs/seg.lua:52 */
+void seg_finetune_k421_conv2d_input_grad(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     const long C = 32, H = 64, W = 64, KH = 1, KW = 1, S = 1, P = 0, HO = 64, WO = 64, KC = 32, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            real *xp = (out) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    const real *cp = (in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        const real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) continue;
-                        real *xrow = xp + iy*W;
-                        for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
-                    }
-                }
+    (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
+    const long L = NB < 16 ? NB : 16;
+    #pragma omp parallel for schedule(static)
+    for (long l = 0; l < L; l++) {
+        for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
+            GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, KC, HO*WO, 1, 1, in1, KC, in0 + n*1*HO*WO, HO*WO, 0, out + n*C*H*W, HO*WO);
         }
+    }
 }
 
-/* seg_finetune_k568_matmul:
- *   %568 matmul [32,576] (backward)  graphs/lib/unet.lua:16
- *   %572 matmul [32,576] (backward)  graphs/lib/unet.lua:16 */
-void seg_finetune_k568_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 576, 4096*B, (real)1, in0 + 0, 4096*B, in1 + 0, 4096*B, (real)0, out + 0, 576);
+/* seg_finetune_k422_conv2d_weight_grad:
+ *   %422 conv2d_weight_grad [1,32,1,1] (backward)  graphs/seg.lua:52
+ *   %426 conv2d_weight_grad [1,32,1,1] (backward)  graphs/seg.lua:52 */
+void seg_finetune_k422_conv2d_weight_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B) {
+    const long C = 32, H = 64, W = 64, KH = 1, KW = 1, S = 1, P = 0, HO = 64, WO = 64, KC = 32, NB = B;
+    (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
+    const long L = NB < 16 ? NB : 16;
+    #pragma omp parallel for schedule(static)
+    for (long l = 0; l < L; l++) {
+        real *part = work + l*32 + 0; /* [O, KC] */
+        for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
+            const real *col = in1 + n*C*H*W;
+            GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 1, KC, HO*WO, 1, in0 + n*1*HO*WO, HO*WO, col, HO*WO, n == l*NB/L ? 0 : 1, part, KC);
+        }
+    }
+    #pragma omp parallel for simd if(512 > 32768)
+    for (long i = 0; i < 32; i++) {
+        real s = work[0 + i];
+        for (long l = 1; l < L; l++) s += work[l*32 + 0 + i];
+        out[i] = s;
+    }
 }
 
-/* seg_finetune_k569_matmul:
- *   %569 matmul [576,4096*B] (backward)  graphs/lib/unet.lua:16
- *   %573 matmul [576,4096*B] (backward)  graphs/lib/unet.lua:16 */
-void seg_finetune_k569_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 576, 4096*B, 32, (real)1, in0 + 0, 576, in1 + 0, 4096*B, (real)0, out + 0, 4096*B);
-}
-
-/* seg_finetune_k571_col2im:
- *   %571 col2im [B,64,64,64] (backward)  graphs/lib/unet.lua:16
- *   %575 col2im [B,64,64,64] (backward)  graphs/lib/unet.lua:16 */
-void seg_finetune_k571_col2im(real *restrict out, const real *restrict in0, long B) {
-    memset(out, 0, sizeof(real)*(size_t)(262144*B));
+/* seg_finetune_k460_conv2d_input_grad:
+ *   %460 conv2d_input_grad [B,64,64,64] (backward)  graphs/lib/unet.lua:16
+ *   %464 conv2d_input_grad [B,64,64,64] (backward)  graphs/lib/unet.lua:16 */
+void seg_finetune_k460_conv2d_input_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B) {
     const long C = 64, H = 64, W = 64, KH = 3, KW = 3, S = 1, P = 1, HO = 64, WO = 64, KC = 576, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            real *xp = (out) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    const real *cp = (in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        const real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) continue;
-                        real *xrow = xp + iy*W;
-                        for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
+    (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
+    const long L = NB < 16 ? NB : 16;
+    #pragma omp parallel for schedule(static)
+    for (long l = 0; l < L; l++) {
+        real *col = work + l*2359296; /* this lane's columns [K, HO*WO] */
+        for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
+            GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, KC, HO*WO, 32, 1, in1, KC, in0 + n*32*HO*WO, HO*WO, 0, col, HO*WO);
+            memset(out + n*C*H*W, 0, sizeof(real)*(size_t)(C*H*W));
+            for (long c = 0; c < C; c++) {
+                real *xp = out + (n*C + c)*H*W;
+                const real *cp0 = col + c*KH*KW*HO*WO;
+                const long LDC = HO*WO;
+                for (long ky = 0; ky < KH; ky++)
+                    for (long kx = 0; kx < KW; kx++) {
+                        const real *cp = cp0 + (ky*KW + kx)*LDC;
+                        /* columns ox with 0 <= ox*S - P + kx < W */
+                        long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                        if (hi > WO) hi = WO;
+                        if (lo > hi) lo = hi;
+                        for (long oy = 0; oy < HO; oy++) {
+                            long iy = oy*S - P + ky;
+                            const real *crow = cp + oy*WO;
+                            if (iy < 0 || iy >= H) continue;
+                            real *xrow = xp + iy*W;
+                            for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
+                        }
                     }
-                }
+            }
         }
+    }
 }
 
-/* seg_finetune_k572_slice:
- *   %572 slice [B,32,64,64] (backward)  graphs/lib/unet.lua:15
- *   %576 slice [B,32,64,64] (backward)  graphs/lib/unet.lua:15 */
-void seg_finetune_k572_slice(real *restrict out, const real *restrict in0, long B) {
+/* seg_finetune_k461_conv2d_weight_grad:
+ *   %461 conv2d_weight_grad [32,64,3,3] (backward)  graphs/lib/unet.lua:16
+ *   %465 conv2d_weight_grad [32,64,3,3] (backward)  graphs/lib/unet.lua:16 */
+void seg_finetune_k461_conv2d_weight_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B) {
+    const long C = 64, H = 64, W = 64, KH = 3, KW = 3, S = 1, P = 1, HO = 64, WO = 64, KC = 576, NB = B;
+    (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
+    const long L = NB < 16 ? NB : 16;
+    #pragma omp parallel for schedule(static)
+    for (long l = 0; l < L; l++) {
+        real *col = work + l*2377728; /* this lane's columns [K, HO*WO] */
+        real *part = work + l*2377728 + 2359296; /* [O, KC] */
+        for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
+            for (long c = 0; c < C; c++) {
+                const real *xp = in1 + (n*C + c)*H*W;
+                real *cp0 = col + c*KH*KW*HO*WO;
+                const long LDC = HO*WO;
+                for (long ky = 0; ky < KH; ky++)
+                    for (long kx = 0; kx < KW; kx++) {
+                        real *cp = cp0 + (ky*KW + kx)*LDC;
+                        /* columns ox with 0 <= ox*S - P + kx < W */
+                        long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                        if (hi > WO) hi = WO;
+                        if (lo > hi) lo = hi;
+                        for (long oy = 0; oy < HO; oy++) {
+                            long iy = oy*S - P + ky;
+                            real *crow = cp + oy*WO;
+                            if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
+                            const real *xrow = xp + iy*W;
+                            for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
+                            for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
+                            for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
+                        }
+                    }
+            }
+            GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 32, KC, HO*WO, 1, in0 + n*32*HO*WO, HO*WO, col, HO*WO, n == l*NB/L ? 0 : 1, part, KC);
+        }
+    }
+    #pragma omp parallel for simd if(294912 > 32768)
+    for (long i = 0; i < 18432; i++) {
+        real s = work[2359296 + i];
+        for (long l = 1; l < L; l++) s += work[l*2377728 + 2359296 + i];
+        out[i] = s;
+    }
+}
+
+/* seg_finetune_k462_slice:
+ *   %462 slice [B,32,64,64] (backward)  graphs/lib/unet.lua:15
+ *   %466 slice [B,32,64,64] (backward)  graphs/lib/unet.lua:15 */
+void seg_finetune_k462_slice(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(1) if((long)(131072*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 131072; i1++)
             out[i0*131072 + i1] = in0[i0*262144 + i1];
 }
 
-/* seg_finetune_k573_slice:
- *   %573 slice [B,32,64,64] (backward)  graphs/lib/unet.lua:15 */
-void seg_finetune_k573_slice(real *restrict out, const real *restrict in0, long B) {
+/* seg_finetune_k463_slice:
+ *   %463 slice [B,32,64,64] (backward)  graphs/lib/unet.lua:15 */
+void seg_finetune_k463_slice(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(1) if((long)(131072*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 131072; i1++)
             out[i0*131072 + i1] = in0[131072 + i0*262144 + i1];
 }
 
-/* seg_finetune_k575_sum:
- *   %575 reduce [B,32,32,1,32,2] (backward)  graphs/lib/unet.lua:15
- *   %579 reduce [B,32,32,1,32,2] (backward)  graphs/lib/unet.lua:15 */
-void seg_finetune_k575_sum(real *restrict out, const real *restrict in0, long B) {
+/* seg_finetune_k465_sum:
+ *   %465 reduce [B,32,32,1,32,2] (backward)  graphs/lib/unet.lua:15
+ *   %469 reduce [B,32,32,1,32,2] (backward)  graphs/lib/unet.lua:15 */
+void seg_finetune_k465_sum(real *restrict out, const real *restrict in0, long B) {
     const long nblk = (64 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(131072*B) > 32768)
     for (long o = 0; o < 1024*B; o++)
@@ -7122,10 +7339,10 @@ void seg_finetune_k575_sum(real *restrict out, const real *restrict in0, long B)
         }
 }
 
-/* seg_finetune_k576_sum:
- *   %576 reduce [B,32,32,1,32,1] (backward)  graphs/lib/unet.lua:15
- *   %580 reduce [B,32,32,1,32,1] (backward)  graphs/lib/unet.lua:15 */
-void seg_finetune_k576_sum(real *restrict out, const real *restrict in0, long B) {
+/* seg_finetune_k466_sum:
+ *   %466 reduce [B,32,32,1,32,1] (backward)  graphs/lib/unet.lua:15
+ *   %470 reduce [B,32,32,1,32,1] (backward)  graphs/lib/unet.lua:15 */
+void seg_finetune_k466_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for if((long)(65536*B) > 32768)
     for (long o = 0; o < 32768*B; o++) {
         real a = (real)0;
@@ -7136,72 +7353,111 @@ void seg_finetune_k576_sum(real *restrict out, const real *restrict in0, long B)
     }
 }
 
-/* seg_finetune_k619_matmul:
- *   %619 matmul [32,864] (backward)  graphs/lib/unet.lua:16
- *   %623 matmul [32,864] (backward)  graphs/lib/unet.lua:16 */
-void seg_finetune_k619_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 864, 1024*B, (real)1, in0 + 0, 1024*B, in1 + 0, 1024*B, (real)0, out + 0, 864);
-}
-
-/* seg_finetune_k620_matmul:
- *   %620 matmul [864,1024*B] (backward)  graphs/lib/unet.lua:16
- *   %624 matmul [864,1024*B] (backward)  graphs/lib/unet.lua:16 */
-void seg_finetune_k620_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 864, 1024*B, 32, (real)1, in0 + 0, 864, in1 + 0, 1024*B, (real)0, out + 0, 1024*B);
-}
-
-/* seg_finetune_k622_col2im:
- *   %622 col2im [B,96,32,32] (backward)  graphs/lib/unet.lua:16
- *   %626 col2im [B,96,32,32] (backward)  graphs/lib/unet.lua:16 */
-void seg_finetune_k622_col2im(real *restrict out, const real *restrict in0, long B) {
-    memset(out, 0, sizeof(real)*(size_t)(98304*B));
+/* seg_finetune_k505_conv2d_input_grad:
+ *   %505 conv2d_input_grad [B,96,32,32] (backward)  graphs/lib/unet.lua:16
+ *   %509 conv2d_input_grad [B,96,32,32] (backward)  graphs/lib/unet.lua:16 */
+void seg_finetune_k505_conv2d_input_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B) {
     const long C = 96, H = 32, W = 32, KH = 3, KW = 3, S = 1, P = 1, HO = 32, WO = 32, KC = 864, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            real *xp = (out) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    const real *cp = (in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        const real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) continue;
-                        real *xrow = xp + iy*W;
-                        for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
+    (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
+    const long L = NB < 16 ? NB : 16;
+    #pragma omp parallel for schedule(static)
+    for (long l = 0; l < L; l++) {
+        real *col = work + l*884736; /* this lane's columns [K, HO*WO] */
+        for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
+            GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, KC, HO*WO, 32, 1, in1, KC, in0 + n*32*HO*WO, HO*WO, 0, col, HO*WO);
+            memset(out + n*C*H*W, 0, sizeof(real)*(size_t)(C*H*W));
+            for (long c = 0; c < C; c++) {
+                real *xp = out + (n*C + c)*H*W;
+                const real *cp0 = col + c*KH*KW*HO*WO;
+                const long LDC = HO*WO;
+                for (long ky = 0; ky < KH; ky++)
+                    for (long kx = 0; kx < KW; kx++) {
+                        const real *cp = cp0 + (ky*KW + kx)*LDC;
+                        /* columns ox with 0 <= ox*S - P + kx < W */
+                        long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                        if (hi > WO) hi = WO;
+                        if (lo > hi) lo = hi;
+                        for (long oy = 0; oy < HO; oy++) {
+                            long iy = oy*S - P + ky;
+                            const real *crow = cp + oy*WO;
+                            if (iy < 0 || iy >= H) continue;
+                            real *xrow = xp + iy*W;
+                            for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
+                        }
                     }
-                }
+            }
         }
+    }
 }
 
-/* seg_finetune_k623_slice:
- *   %623 slice [B,64,32,32] (backward)  graphs/lib/unet.lua:15
- *   %627 slice [B,64,32,32] (backward)  graphs/lib/unet.lua:15 */
-void seg_finetune_k623_slice(real *restrict out, const real *restrict in0, long B) {
+/* seg_finetune_k506_conv2d_weight_grad:
+ *   %506 conv2d_weight_grad [32,96,3,3] (backward)  graphs/lib/unet.lua:16
+ *   %510 conv2d_weight_grad [32,96,3,3] (backward)  graphs/lib/unet.lua:16 */
+void seg_finetune_k506_conv2d_weight_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B) {
+    const long C = 96, H = 32, W = 32, KH = 3, KW = 3, S = 1, P = 1, HO = 32, WO = 32, KC = 864, NB = B;
+    (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
+    const long L = NB < 16 ? NB : 16;
+    #pragma omp parallel for schedule(static)
+    for (long l = 0; l < L; l++) {
+        real *col = work + l*912384; /* this lane's columns [K, HO*WO] */
+        real *part = work + l*912384 + 884736; /* [O, KC] */
+        for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
+            for (long c = 0; c < C; c++) {
+                const real *xp = in1 + (n*C + c)*H*W;
+                real *cp0 = col + c*KH*KW*HO*WO;
+                const long LDC = HO*WO;
+                for (long ky = 0; ky < KH; ky++)
+                    for (long kx = 0; kx < KW; kx++) {
+                        real *cp = cp0 + (ky*KW + kx)*LDC;
+                        /* columns ox with 0 <= ox*S - P + kx < W */
+                        long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                        if (hi > WO) hi = WO;
+                        if (lo > hi) lo = hi;
+                        for (long oy = 0; oy < HO; oy++) {
+                            long iy = oy*S - P + ky;
+                            real *crow = cp + oy*WO;
+                            if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
+                            const real *xrow = xp + iy*W;
+                            for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
+                            for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
+                            for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
+                        }
+                    }
+            }
+            GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 32, KC, HO*WO, 1, in0 + n*32*HO*WO, HO*WO, col, HO*WO, n == l*NB/L ? 0 : 1, part, KC);
+        }
+    }
+    #pragma omp parallel for simd if(442368 > 32768)
+    for (long i = 0; i < 27648; i++) {
+        real s = work[884736 + i];
+        for (long l = 1; l < L; l++) s += work[l*912384 + 884736 + i];
+        out[i] = s;
+    }
+}
+
+/* seg_finetune_k507_slice:
+ *   %507 slice [B,64,32,32] (backward)  graphs/lib/unet.lua:15
+ *   %511 slice [B,64,32,32] (backward)  graphs/lib/unet.lua:15 */
+void seg_finetune_k507_slice(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(1) if((long)(65536*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 65536; i1++)
             out[i0*65536 + i1] = in0[i0*98304 + i1];
 }
 
-/* seg_finetune_k624_slice:
- *   %624 slice [B,32,32,32] (backward)  graphs/lib/unet.lua:15 */
-void seg_finetune_k624_slice(real *restrict out, const real *restrict in0, long B) {
+/* seg_finetune_k508_slice:
+ *   %508 slice [B,32,32,32] (backward)  graphs/lib/unet.lua:15 */
+void seg_finetune_k508_slice(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(1) if((long)(32768*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 32768; i1++)
             out[i0*32768 + i1] = in0[65536 + i0*98304 + i1];
 }
 
-/* seg_finetune_k626_sum:
- *   %626 reduce [B,64,16,1,16,2] (backward)  graphs/lib/unet.lua:15
- *   %630 reduce [B,64,16,1,16,2] (backward)  graphs/lib/unet.lua:15 */
-void seg_finetune_k626_sum(real *restrict out, const real *restrict in0, long B) {
+/* seg_finetune_k510_sum:
+ *   %510 reduce [B,64,16,1,16,2] (backward)  graphs/lib/unet.lua:15
+ *   %514 reduce [B,64,16,1,16,2] (backward)  graphs/lib/unet.lua:15 */
+void seg_finetune_k510_sum(real *restrict out, const real *restrict in0, long B) {
     const long nblk = (32 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(65536*B) > 32768)
     for (long o = 0; o < 1024*B; o++)
@@ -7217,10 +7473,10 @@ void seg_finetune_k626_sum(real *restrict out, const real *restrict in0, long B)
         }
 }
 
-/* seg_finetune_k627_sum:
- *   %627 reduce [B,64,16,1,16,1] (backward)  graphs/lib/unet.lua:15
- *   %631 reduce [B,64,16,1,16,1] (backward)  graphs/lib/unet.lua:15 */
-void seg_finetune_k627_sum(real *restrict out, const real *restrict in0, long B) {
+/* seg_finetune_k511_sum:
+ *   %511 reduce [B,64,16,1,16,1] (backward)  graphs/lib/unet.lua:15
+ *   %515 reduce [B,64,16,1,16,1] (backward)  graphs/lib/unet.lua:15 */
+void seg_finetune_k511_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for if((long)(32768*B) > 32768)
     for (long o = 0; o < 16384*B; o++) {
         real a = (real)0;
@@ -7231,68 +7487,108 @@ void seg_finetune_k627_sum(real *restrict out, const real *restrict in0, long B)
     }
 }
 
-/* seg_finetune_k670_matmul:
- *   %670 matmul [64,1728] (backward)  graphs/lib/unet.lua:16
- *   %674 matmul [64,1728] (backward)  graphs/lib/unet.lua:16 */
-void seg_finetune_k670_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 1728, 256*B, (real)1, in0 + 0, 256*B, in1 + 0, 256*B, (real)0, out + 0, 1728);
-}
-
-/* seg_finetune_k671_matmul:
- *   %671 matmul [1728,256*B] (backward)  graphs/lib/unet.lua:16 */
-void seg_finetune_k671_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 1728, 256*B, 64, (real)1, in0 + 0, 1728, in1 + 0, 256*B, (real)0, out + 0, 256*B);
-}
-
-/* seg_finetune_k673_col2im:
- *   %673 col2im [B,192,16,16] (backward)  graphs/lib/unet.lua:16 */
-void seg_finetune_k673_col2im(real *restrict out, const real *restrict in0, long B) {
-    memset(out, 0, sizeof(real)*(size_t)(49152*B));
+/* seg_finetune_k550_conv2d_input_grad:
+ *   %550 conv2d_input_grad [B,192,16,16] (backward)  graphs/lib/unet.lua:16 */
+void seg_finetune_k550_conv2d_input_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B) {
     const long C = 192, H = 16, W = 16, KH = 3, KW = 3, S = 1, P = 1, HO = 16, WO = 16, KC = 1728, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            real *xp = (out) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    const real *cp = (in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        const real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) continue;
-                        real *xrow = xp + iy*W;
-                        for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
+    (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
+    const long L = NB < 16 ? NB : 16;
+    #pragma omp parallel for schedule(static)
+    for (long l = 0; l < L; l++) {
+        real *col = work + l*442368; /* this lane's columns [K, HO*WO] */
+        for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
+            GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, KC, HO*WO, 64, 1, in1, KC, in0 + n*64*HO*WO, HO*WO, 0, col, HO*WO);
+            memset(out + n*C*H*W, 0, sizeof(real)*(size_t)(C*H*W));
+            for (long c = 0; c < C; c++) {
+                real *xp = out + (n*C + c)*H*W;
+                const real *cp0 = col + c*KH*KW*HO*WO;
+                const long LDC = HO*WO;
+                for (long ky = 0; ky < KH; ky++)
+                    for (long kx = 0; kx < KW; kx++) {
+                        const real *cp = cp0 + (ky*KW + kx)*LDC;
+                        /* columns ox with 0 <= ox*S - P + kx < W */
+                        long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                        if (hi > WO) hi = WO;
+                        if (lo > hi) lo = hi;
+                        for (long oy = 0; oy < HO; oy++) {
+                            long iy = oy*S - P + ky;
+                            const real *crow = cp + oy*WO;
+                            if (iy < 0 || iy >= H) continue;
+                            real *xrow = xp + iy*W;
+                            for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
+                        }
                     }
-                }
+            }
         }
+    }
 }
 
-/* seg_finetune_k674_slice:
- *   %674 slice [B,128,16,16] (backward)  graphs/lib/unet.lua:15 */
-void seg_finetune_k674_slice(real *restrict out, const real *restrict in0, long B) {
+/* seg_finetune_k551_conv2d_weight_grad:
+ *   %551 conv2d_weight_grad [64,192,3,3] (backward)  graphs/lib/unet.lua:16
+ *   %555 conv2d_weight_grad [64,192,3,3] (backward)  graphs/lib/unet.lua:16 */
+void seg_finetune_k551_conv2d_weight_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B) {
+    const long C = 192, H = 16, W = 16, KH = 3, KW = 3, S = 1, P = 1, HO = 16, WO = 16, KC = 1728, NB = B;
+    (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
+    const long L = NB < 16 ? NB : 16;
+    #pragma omp parallel for schedule(static)
+    for (long l = 0; l < L; l++) {
+        real *col = work + l*552960; /* this lane's columns [K, HO*WO] */
+        real *part = work + l*552960 + 442368; /* [O, KC] */
+        for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
+            for (long c = 0; c < C; c++) {
+                const real *xp = in1 + (n*C + c)*H*W;
+                real *cp0 = col + c*KH*KW*HO*WO;
+                const long LDC = HO*WO;
+                for (long ky = 0; ky < KH; ky++)
+                    for (long kx = 0; kx < KW; kx++) {
+                        real *cp = cp0 + (ky*KW + kx)*LDC;
+                        /* columns ox with 0 <= ox*S - P + kx < W */
+                        long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                        if (hi > WO) hi = WO;
+                        if (lo > hi) lo = hi;
+                        for (long oy = 0; oy < HO; oy++) {
+                            long iy = oy*S - P + ky;
+                            real *crow = cp + oy*WO;
+                            if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
+                            const real *xrow = xp + iy*W;
+                            for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
+                            for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
+                            for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
+                        }
+                    }
+            }
+            GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 64, KC, HO*WO, 1, in0 + n*64*HO*WO, HO*WO, col, HO*WO, n == l*NB/L ? 0 : 1, part, KC);
+        }
+    }
+    #pragma omp parallel for simd if(1769472 > 32768)
+    for (long i = 0; i < 110592; i++) {
+        real s = work[442368 + i];
+        for (long l = 1; l < L; l++) s += work[l*552960 + 442368 + i];
+        out[i] = s;
+    }
+}
+
+/* seg_finetune_k552_slice:
+ *   %552 slice [B,128,16,16] (backward)  graphs/lib/unet.lua:15 */
+void seg_finetune_k552_slice(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(1) if((long)(32768*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 32768; i1++)
             out[i0*32768 + i1] = in0[i0*49152 + i1];
 }
 
-/* seg_finetune_k675_slice:
- *   %675 slice [B,64,16,16] (backward)  graphs/lib/unet.lua:15 */
-void seg_finetune_k675_slice(real *restrict out, const real *restrict in0, long B) {
+/* seg_finetune_k553_slice:
+ *   %553 slice [B,64,16,16] (backward)  graphs/lib/unet.lua:15 */
+void seg_finetune_k553_slice(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(1) if((long)(16384*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 16384; i1++)
             out[i0*16384 + i1] = in0[32768 + i0*49152 + i1];
 }
 
-/* seg_finetune_k677_sum:
- *   %677 reduce [B,128,8,1,8,2] (backward)  graphs/lib/unet.lua:15 */
-void seg_finetune_k677_sum(real *restrict out, const real *restrict in0, long B) {
+/* seg_finetune_k555_sum:
+ *   %555 reduce [B,128,8,1,8,2] (backward)  graphs/lib/unet.lua:15 */
+void seg_finetune_k555_sum(real *restrict out, const real *restrict in0, long B) {
     const long nblk = (16 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
     for (long o = 0; o < 1024*B; o++)
@@ -7308,9 +7604,9 @@ void seg_finetune_k677_sum(real *restrict out, const real *restrict in0, long B)
         }
 }
 
-/* seg_finetune_k678_sum:
- *   %678 reduce [B,128,8,1,8,1] (backward)  graphs/lib/unet.lua:15 */
-void seg_finetune_k678_sum(real *restrict out, const real *restrict in0, long B) {
+/* seg_finetune_k556_sum:
+ *   %556 reduce [B,128,8,1,8,1] (backward)  graphs/lib/unet.lua:15 */
+void seg_finetune_k556_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for if((long)(16384*B) > 32768)
     for (long o = 0; o < 8192*B; o++) {
         real a = (real)0;
@@ -7321,21 +7617,12 @@ void seg_finetune_k678_sum(real *restrict out, const real *restrict in0, long B)
     }
 }
 
-/* seg_finetune_k1092_fused_mul_add_step:
- *   %1092 fused:mul_add_step [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:22
- *     + %1090 map:add [B,32,64,64]  graphs/lib/image_encoder.lua:6
- *     + %1091 map:step [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
-void seg_finetune_k1092_fused_mul_add_step(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
+/* seg_finetune_k916_fused_mul_add_step:
+ *   %916 fused:mul_add_step [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:22
+ *     + %914 map:add [B,32,64,64]  graphs/lib/image_encoder.lua:6
+ *     + %915 map:step [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
+void seg_finetune_k916_fused_mul_add_step(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
     #pragma omp parallel for simd if((long)(131072*B) > 32768)
     for (long i0 = 0; i0 < 131072*B; i0++)
         out[i0] = ((in0[i0]) + (in1[i0])) * ((in2[i0]) > (real)0 ? (real)1 : (real)0);
-}
-
-/* seg_predict_k412_fused_sigmoid_add:
- *   %412 fused:sigmoid_add [B,1,64,64]   graphs/seg.lua:58
- *     + %411 map:add [B,1,64,64]  graphs/seg.lua:58 */
-void seg_predict_k412_fused_sigmoid_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(4096*B) > 32768)
-    for (long i0 = 0; i0 < 4096*B; i0++)
-        out[i0] = (real)1 / ((real)1 + exp_real(-((in0[i0]) + (in1[0]))));
 }

@@ -15,691 +15,632 @@
 
 #ifdef RECLF_PROFILE
 #include "profile.h"
-static reclf_prof_entry prof[682] = {
+static reclf_prof_entry prof[623] = {
     {"convirt_image_k3_fused_scale_addc", "%6 fused:scale_addc [B,1,64,64]", "graphs/lib/image_encoder.lua:19", 0, 0, 0, 0, 0},
-    {"convirt_image_k6_im2col", "%9 im2col [9,4096*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k8_matmul", "%11 matmul [32,4096*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k10_permute", "%13 permute [B,32,4096]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k13_add", "%16 map:add [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k18_fused_scale_sum", "%21 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k19_sub", "%22 map:sub [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k24_fused_rsqrt_addc_scale_sum", "%27 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k25_mul", "%28 map:mul [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k30_fused_add_mul", "%33 fused:add_mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k31_relu", "%34 map:relu [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 0, 0, 0, 0, 0},
-    {"convirt_image_k34_im2col", "%37 im2col [288,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k36_matmul", "%39 matmul [32,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k38_permute", "%41 permute [B,32,1024]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k41_add", "%44 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k46_fused_scale_sum", "%49 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k47_sub", "%50 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k52_fused_rsqrt_addc_scale_sum", "%55 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k53_mul", "%56 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k58_fused_add_mul", "%61 fused:add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k59_relu", "%62 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"convirt_image_k62_im2col", "%65 im2col [288,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k36_matmul", "%67 matmul [32,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k38_permute", "%69 permute [B,32,1024]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k41_add", "%72 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k46_fused_scale_sum", "%77 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k47_sub", "%78 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k52_fused_rsqrt_addc_scale_sum", "%83 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k53_mul", "%84 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k58_fused_add_mul", "%89 fused:add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k59_relu", "%90 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_image_k62_im2col", "%93 im2col [288,1024*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k36_matmul", "%95 matmul [32,1024*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k38_permute", "%97 permute [B,32,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k41_add", "%100 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k46_fused_scale_sum", "%105 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k47_sub", "%106 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k52_fused_rsqrt_addc_scale_sum", "%111 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k53_mul", "%112 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k115_fused_add_add_mul", "%118 fused:add_add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k59_relu", "%119 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"convirt_image_k119_im2col", "%122 im2col [288,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k121_matmul", "%124 matmul [64,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k123_permute", "%126 permute [B,64,256]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k126_add", "%129 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k131_fused_scale_sum", "%134 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k132_sub", "%135 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k137_fused_rsqrt_addc_scale_sum", "%140 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k138_mul", "%141 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k143_fused_add_mul", "%146 fused:add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k144_relu", "%147 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"convirt_image_k147_im2col", "%150 im2col [576,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k149_matmul", "%152 matmul [64,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k123_permute", "%154 permute [B,64,256]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k126_add", "%157 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k131_fused_scale_sum", "%162 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k132_sub", "%163 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k137_fused_rsqrt_addc_scale_sum", "%168 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k138_mul", "%169 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k143_fused_add_mul", "%174 fused:add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k144_relu", "%175 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_image_k147_im2col", "%178 im2col [576,256*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k149_matmul", "%180 matmul [64,256*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k123_permute", "%182 permute [B,64,256]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k126_add", "%185 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k131_fused_scale_sum", "%190 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k132_sub", "%191 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k137_fused_rsqrt_addc_scale_sum", "%196 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k138_mul", "%197 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k200_fused_add_add_mul", "%203 fused:add_add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k144_relu", "%204 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"convirt_image_k204_im2col", "%207 im2col [576,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k206_matmul", "%209 matmul [128,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k208_permute", "%211 permute [B,128,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k211_add", "%214 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k216_fused_scale_sum", "%219 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k217_sub", "%220 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k222_fused_rsqrt_addc_scale_sum", "%225 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k223_mul", "%226 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k228_fused_add_mul", "%231 fused:add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k229_relu", "%232 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"convirt_image_k232_im2col", "%235 im2col [1152,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k234_matmul", "%237 matmul [128,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k208_permute", "%239 permute [B,128,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k211_add", "%242 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k216_fused_scale_sum", "%247 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k217_sub", "%248 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k222_fused_rsqrt_addc_scale_sum", "%253 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k223_mul", "%254 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k228_fused_add_mul", "%259 fused:add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k229_relu", "%260 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_image_k232_im2col", "%263 im2col [1152,64*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k234_matmul", "%265 matmul [128,64*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k208_permute", "%267 permute [B,128,64]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k211_add", "%270 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k216_fused_scale_sum", "%275 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k217_sub", "%276 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k222_fused_rsqrt_addc_scale_sum", "%281 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k223_mul", "%282 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k285_fused_add_add_mul", "%288 fused:add_add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k229_relu", "%289 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"convirt_image_k288_permute", "%291 permute [B,64,128]", "graphs/lib/image_encoder.lua:33", 0, 0, 0, 0, 0},
-    {"convirt_image_k294_matmul_add", "%297 matmul+add [B,64,128]", "graphs/lib/image_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"convirt_image_k295_sum", "%298 reduce [B,1,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
-    {"convirt_image_k297_scale", "%300 map:scale [B,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
-    {"convirt_image_k301_matmul_add", "%304 matmul+add [B,128]", "graphs/lib/image_encoder.lua:36", 0, 0, 0, 0, 0},
-    {"convirt_k307_gather", "%307 gather [T,40,128]", "graphs/lib/text_encoder.lua:32", 0, 0, 0, 0, 0},
-    {"convirt_k308_add", "%308 map:add [T,40,128]", "graphs/lib/text_encoder.lua:32", 0, 0, 0, 0, 0},
-    {"convirt_k312_fused_scale_sum", "%312 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k313_sub", "%313 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k318_fused_rsqrt_addc_scale_sum", "%318 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k319_mul", "%319 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k321_fused_add_mul", "%321 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k327_matmul_add", "%327 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_k329_permute", "%329 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_k327_matmul_add", "%335 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_k329_permute", "%337 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_k327_matmul_add", "%343 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_k329_permute", "%345 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_k352_fused_scale_addc_neg", "%352 fused:scale_addc_neg [T,1,1,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k353_matmul_add_mul_scale", "%353 matmul+add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k354_max", "%354 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k357_fused_exp_sub", "%357 fused:exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k358_mul", "%358 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k359_sum", "%359 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k360_clampmin", "%360 map:clampmin [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k361_div", "%361 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k362_matmul", "%362 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0},
-    {"convirt_k363_permute", "%363 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0},
-    {"convirt_k371_matmul_add_add", "%371 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k312_fused_scale_sum", "%375 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k313_sub", "%376 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k318_fused_rsqrt_addc_scale_sum", "%381 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k319_mul", "%382 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k321_fused_add_mul", "%384 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k390_matmul_add", "%390 matmul+add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k391_gelu", "%391 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"convirt_k398_matmul_add_add", "%398 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"convirt_k312_fused_scale_sum", "%402 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k313_sub", "%403 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k318_fused_rsqrt_addc_scale_sum", "%408 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k319_mul", "%409 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k321_fused_add_mul", "%411 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k327_matmul_add", "%417 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_k329_permute", "%419 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_k327_matmul_add", "%425 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_k329_permute", "%427 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_k327_matmul_add", "%433 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_k329_permute", "%435 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_k353_matmul_add_mul_scale", "%443 matmul+add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k354_max", "%444 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k357_fused_exp_sub", "%447 fused:exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k358_mul", "%448 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k359_sum", "%449 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k360_clampmin", "%450 map:clampmin [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k361_div", "%451 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k362_matmul", "%452 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0},
-    {"convirt_k363_permute", "%453 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0},
-    {"convirt_k371_matmul_add_add", "%461 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k312_fused_scale_sum", "%465 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k313_sub", "%466 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k318_fused_rsqrt_addc_scale_sum", "%471 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k319_mul", "%472 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k321_fused_add_mul", "%474 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k390_matmul_add", "%480 matmul+add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k391_gelu", "%481 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"convirt_k398_matmul_add_add", "%488 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"convirt_k312_fused_scale_sum", "%492 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"convirt_k313_sub", "%493 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"convirt_k318_fused_rsqrt_addc_scale_sum", "%498 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"convirt_k319_mul", "%499 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"convirt_k321_fused_add_mul", "%501 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"convirt_k502_slice", "%502 slice [T,1,128]", "graphs/lib/text_encoder.lua:35", 0, 0, 0, 0, 0},
-    {"convirt_k507_matmul_add", "%507 matmul+add [T,128]", "graphs/lib/text_encoder.lua:36", 0, 0, 0, 0, 0},
-    {"convirt_text_k206_slice", "%508 slice [T,39,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0},
-    {"convirt_text_k212_matmul_add", "%514 matmul+add [T,39,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k7_fused_sum_square", "%516 fused:sum_square [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k9_fused_rsqrt_clampmin", "%518 fused:rsqrt_clampmin [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k10_mul", "%519 map:mul [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k12_fused_sum_square", "%521 fused:sum_square [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k14_fused_rsqrt_clampmin", "%523 fused:rsqrt_clampmin [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k15_mul", "%524 map:mul [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k17_matmul_scale", "%526 matmul+scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k18_eye", "%527 eye [T,B]", "graphs/lib/losses.lua:9", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k19_max", "%528 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k22_fused_exp_sub", "%531 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k23_sum", "%532 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k24_clampmin", "%533 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k27_mul", "%536 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k30_max", "%539 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k33_fused_exp_sub", "%542 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k34_sum", "%543 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k35_clampmin", "%544 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k34_sum", "%548 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k23_sum", "%550 reduce [T,1]", "graphs/lib/losses.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k42_fused_mul_sub_add_log", "%551 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k43_sum", "%552 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k46_fused_scale_add_sum_sub", "%555 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k49_fused_sum_square", "%558 fused:sum_square [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k51_fused_rsqrt_clampmin", "%560 fused:rsqrt_clampmin [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k52_mul", "%561 map:mul [T,39,128]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k56_fused_sum_square", "%565 fused:sum_square [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k58_fused_rsqrt_clampmin", "%567 fused:rsqrt_clampmin [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k59_mul", "%568 map:mul [1,B,64,128]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k61_matmul_scale", "%570 matmul+scale [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k62_max", "%571 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k65_fused_exp_sub", "%574 fused:exp_sub [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k66_sum", "%575 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k67_div", "%576 map:div [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k68_matmul", "%577 matmul [T,B,39,128]", "graphs/lib/matching.lua:11", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k70_fused_sum_square", "%579 fused:sum_square [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k72_fused_rsqrt_clampmin", "%581 fused:rsqrt_clampmin [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k73_mul", "%582 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k74_mul", "%583 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_text_vjp_k278_matmul", "%590 matmul [39*T,128]", "graphs/lib/srm.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_text_vjp_k278_matmul", "%593 matmul [39*T,128]", "graphs/lib/srm.lua:11", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k81_fused_scale_addc_neg", "%601 fused:scale_addc_neg [T,1,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k93_matmul_add_mul_scale", "%602 matmul+add_mul_scale [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k94_max", "%603 reduce [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k97_fused_exp_sub", "%606 fused:exp_sub [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k98_mul", "%607 map:mul [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k99_sum", "%608 reduce [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k100_clampmin", "%609 map:clampmin [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k101_div", "%610 map:div [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_k684_matmul", "%623 matmul [T,128]", "graphs/lib/irm.lua:9", 0, 0, 0, 0, 0},
-    {"reclf_nosrm_features_loss_k155_matmul", "%763 matmul [T,128]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
-    {"reclf_nosrm_features_loss_k155_matmul", "%768 matmul [T,128]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
-    {"reclf_nosrm_features_loss_k155_matmul", "%771 matmul [T,128]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
-    {"reclf_features_loss_k211_fused_sum_mul", "%774 fused:sum_mul [T,B,39,1]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k177_matmul", "%775 matmul [T,B,39,1]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k81_fused_scale_addc_neg", "%635 fused:scale_addc_neg [T,1,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"reclf_features_loss_k127_fused_add_mul_scale_add", "%636 fused:add_mul_scale_add [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k83_max", "%637 reduce [T,B,1,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k86_fused_exp_sub", "%640 fused:exp_sub [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k87_mul", "%641 map:mul [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k88_sum", "%642 reduce [T,B,1,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k89_clampmin", "%643 map:clampmin [T,B,1,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"reclf_nosrm_features_loss_k100_div", "%644 map:div [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k170_sum", "%753 reduce [128,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k173_matmul", "%756 matmul [1,128]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k176_fused_sum_mul", "%759 fused:sum_mul [T,B,39,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k177_matmul", "%760 matmul [T,B,39,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
-    {"reclf_features_loss_k198_fused_add_sum", "%761 fused:add_sum [T,B,39,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
-    {"reclf_nosrm_features_loss_k101_mul", "%645 map:mul [T,B,39,1]", "graphs/lib/irm.lua:12", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k88_sum", "%646 reduce [T,B,1,1]", "graphs/lib/irm.lua:12", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k94_scale", "%648 map:scale [T,B]", "graphs/lib/model.lua:43", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k19_max", "%650 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k22_fused_exp_sub", "%653 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k23_sum", "%654 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k24_clampmin", "%655 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k27_mul", "%658 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k30_max", "%661 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k33_fused_exp_sub", "%664 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k34_sum", "%665 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k35_clampmin", "%666 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k34_sum", "%670 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k42_fused_mul_sub_add_log", "%673 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k43_sum", "%674 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k46_fused_scale_add_sum_sub", "%677 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k313_add", "%679 map:add []", "graphs/lib/model.lua:85", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k58_fill", "%785 fill []", "graphs/lib/model.lua:87", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k60_scale", "%787 map:scale [1,1]", "graphs/lib/losses.lua:16", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k61_id", "%788 map:id [1,B]", "graphs/lib/losses.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k63_fused_mul_id", "%790 fused:mul_id [T,1]", "graphs/lib/losses.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k65_neg", "%792 map:neg [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k159_fused_mul_id", "%794 fused:mul_id [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k71_fused_mul_div_step", "%798 fused:mul_div_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k77_neg", "%804 map:neg [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k171_fused_mul_id", "%806 fused:mul_id [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k84_fused_mul_div_step", "%811 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k182_fused_scale_add_add_add", "%817 fused:scale_add_add_add [T,B]", "graphs/lib/model.lua:43", 1, 0, 0, 0, 0},
-    {"reclf_nosrm_features_loss_k201_id", "%819 map:id [T,B,39,1]", "graphs/lib/irm.lua:12", 1, 0, 0, 0, 0},
-    {"reclf_nosrm_features_loss_k101_mul", "%821 map:mul [T,B,39,1]", "graphs/lib/irm.lua:12", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k225_matmul", "%822 matmul [T,B,39,39]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k226_matmul", "%823 matmul [T,B,39,1]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k227_sum", "%824 reduce [T,1,39,39]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k200_id", "%825 map:id [T,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k201_mul", "%827 map:mul [T,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k231_sum", "%828 reduce [1,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k233_sum", "%830 reduce [1,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"convirt_text_vjp_k275_sum", "%832 reduce [1,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k238_matmul", "%835 matmul [1,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"reclf_nosrm_features_loss_k204_fused_div_mul", "%842 fused:div_mul [T,B,39,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
-    {"reclf_nosrm_features_loss_k206_fused_neg_mul", "%844 fused:neg_mul [T,B,39,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k88_sum", "%845 reduce [T,B,1,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
-    {"reclf_nosrm_features_loss_k209_fused_mul_step", "%847 fused:mul_step [T,B,1,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
-    {"reclf_nosrm_features_loss_k222_fused_scale_mul_mul_mul", "%860 fused:scale_mul_mul_mul [T,B,39,1]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k225_matmul", "%861 matmul [T,B,39,39]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k226_matmul", "%862 matmul [T,B,39,1]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k227_sum", "%863 reduce [T,1,39,39]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"reclf_features_loss_k301_add", "%864 map:add [T,1,39,39]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k200_id", "%865 map:id [T,B,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k201_mul", "%867 map:mul [T,B,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k203_sum", "%868 reduce [T,1,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"reclf_nosrm_features_loss_k227_sum", "%869 reduce [T,1,1,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"convirt_k684_matmul", "%872 matmul [T,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"convirt_k685_matmul", "%873 matmul [128,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"reclf_features_loss_k311_matmul_add", "%874 matmul+add [128,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"reclf_features_loss_k316_matmul_add_id", "%879 matmul+add_id [128,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k200_id", "%881 map:id [T,B,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k201_mul", "%883 map:mul [T,B,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k203_sum", "%884 reduce [T,1,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"reclf_nosrm_features_loss_k227_sum", "%885 reduce [T,1,1,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"reclf_features_loss_k323_fused_add_add_add_mul", "%886 fused:add_add_add_mul [T,B,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"reclf_features_loss_k324_matmul_add", "%887 matmul+add [T,1,1,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"convirt_k684_matmul", "%889 matmul [T,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"convirt_k685_matmul", "%890 matmul [128,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"convirt_k685_matmul", "%894 matmul [128,128]", "graphs/lib/irm.lua:9", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k101_div", "%896 map:div [T,39,39]", "graphs/lib/srm.lua:12", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k251_fused_mul_sum_neg_mul", "%901 fused:mul_sum_neg_mul [T,39,1]", "graphs/lib/srm.lua:12", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k264_fused_scale_mul_mul_mul", "%914 fused:scale_mul_mul_mul [T,39,39]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k265_matmul", "%915 matmul [T,39,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k266_matmul", "%916 matmul [T,39,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k268_matmul", "%918 matmul [39*T,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
-    {"convirt_text_vjp_k279_matmul", "%919 matmul [128,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k268_matmul", "%922 matmul [39*T,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
-    {"convirt_text_vjp_k279_matmul", "%923 matmul [128,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k201_mul", "%926 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k202_mul", "%927 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k203_sum", "%928 reduce [T,1,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k212_fused_mul_mul_sum_mul", "%937 fused:mul_mul_sum_mul [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k216_fused_add_mul_mul_id", "%941 fused:add_mul_mul_id [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k218_matmul", "%943 matmul [T,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k219_sum", "%944 reduce [1,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k220_matmul_div", "%945 matmul+div [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k223_fused_sum_neg_mul", "%948 fused:sum_neg_mul [T,B,39,1]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k229_fused_scale_mul_add_id", "%954 fused:scale_mul_add_id [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k68_matmul", "%955 matmul [T,B,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k231_matmul", "%956 matmul [T,B,64,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k203_sum", "%957 reduce [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k219_sum", "%958 reduce [1,B,64,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k234_add", "%959 map:add [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k244_fused_mul_mul_sum_mul", "%969 fused:mul_mul_sum_mul [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k248_fused_add_add_mul_mul", "%973 fused:add_add_mul_mul [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k259_fused_mul_mul_sum_mul", "%985 fused:mul_mul_sum_mul [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k339_fused_add_add_add_mul", "%989 fused:add_add_add_mul [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k71_fused_mul_div_step", "%1002 fused:mul_div_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k84_fused_mul_div_step", "%1015 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k295_fused_scale_add_add_add", "%1021 fused:scale_add_add_add [T,B]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k91_matmul", "%1022 matmul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k92_matmul", "%1023 matmul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k101_fused_mul_mul_sum_mul", "%1032 fused:mul_mul_sum_mul [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k105_fused_add_mul_mul_id", "%1036 fused:add_mul_mul_id [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k114_fused_mul_mul_sum_mul", "%1046 fused:mul_mul_sum_mul [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"reclf_nosrm_features_loss_k360_matmul_add_add_mul_mul", "%1050 matmul+add_add_mul_mul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_text_vjp_k273_sum", "%1051 reduce [1,39,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
-    {"convirt_text_vjp_k275_sum", "%1053 reduce [1,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
-    {"convirt_text_vjp_k278_matmul", "%1056 matmul [39*T,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
-    {"convirt_text_vjp_k279_matmul", "%1057 matmul [128,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
-    {"convirt_text_vjp_k281_pad", "%1059 pad [T,40,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
-    {"convirt_k682_sum", "%1060 reduce [1,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"convirt_k684_matmul", "%1062 matmul [T,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"convirt_k685_matmul", "%1063 matmul [128,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"convirt_k687_pad", "%1065 pad [T,40,128]", "graphs/lib/text_encoder.lua:35", 1, 0, 0, 0, 0},
-    {"convirt_text_vjp_k288_add", "%1066 map:add [T,40,128]", "graphs/lib/text_encoder.lua:35", 1, 0, 0, 0, 0},
-    {"convirt_k688_sum", "%1067 reduce [1,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k690_sum", "%1069 reduce [1,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k692_mul", "%1071 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k693_mul", "%1072 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k688_sum", "%1073 reduce [1,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k690_sum", "%1075 reduce [1,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k705_fused_scale_mul_sum_mul", "%1084 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k709_fused_add_mul_mul_id", "%1088 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k712_fused_scale_sum_neg", "%1091 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k714_fused_add_id", "%1093 fused:add_id [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k688_sum", "%1094 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k690_sum", "%1096 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k721_matmul", "%1100 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k724_matmul_mul_gelu_grad", "%1103 matmul+mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k725_sum", "%1104 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k727_sum", "%1106 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k730_matmul", "%1109 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k731_matmul", "%1110 matmul [512,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k688_sum", "%1112 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k690_sum", "%1114 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k692_mul", "%1116 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k693_mul", "%1117 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k688_sum", "%1118 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k690_sum", "%1120 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k705_fused_scale_mul_sum_mul", "%1129 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k709_fused_add_mul_mul_id", "%1133 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k712_fused_scale_sum_neg", "%1137 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k760_fused_add_add_id", "%1139 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k688_sum", "%1140 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k690_sum", "%1142 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k766_matmul", "%1145 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k767_matmul", "%1146 matmul [128,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k329_permute", "%1149 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:18", 1, 0, 0, 0, 0},
-    {"convirt_k772_matmul", "%1151 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_k773_matmul_div", "%1152 matmul+div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"convirt_k778_fused_mul_sum_neg_mul", "%1157 fused:mul_sum_neg_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"convirt_k794_fused_scale_mul_mul_mul", "%1173 fused:scale_mul_mul_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"convirt_k362_matmul", "%1174 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"convirt_k772_matmul", "%1175 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"convirt_k363_permute", "%1176 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k688_sum", "%1178 reduce [1,40,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k690_sum", "%1180 reduce [1,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k767_matmul", "%1184 matmul [128,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k363_permute", "%1186 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k688_sum", "%1188 reduce [1,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k690_sum", "%1190 reduce [1,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k766_matmul", "%1193 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k767_matmul", "%1194 matmul [128,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k363_permute", "%1197 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k688_sum", "%1199 reduce [1,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k690_sum", "%1201 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k766_matmul", "%1204 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k767_matmul", "%1205 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k828_matmul_add_add", "%1207 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k688_sum", "%1208 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k690_sum", "%1210 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k692_mul", "%1212 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k693_mul", "%1213 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k688_sum", "%1214 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k690_sum", "%1216 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k705_fused_scale_mul_sum_mul", "%1225 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k709_fused_add_mul_mul_id", "%1229 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k712_fused_scale_sum_neg", "%1233 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k760_fused_add_add_id", "%1235 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k688_sum", "%1236 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k690_sum", "%1238 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k721_matmul", "%1242 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k724_matmul_mul_gelu_grad", "%1245 matmul+mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k725_sum", "%1246 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k727_sum", "%1248 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k730_matmul", "%1251 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k731_matmul", "%1252 matmul [512,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k688_sum", "%1254 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k690_sum", "%1256 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k692_mul", "%1258 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k693_mul", "%1259 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k688_sum", "%1260 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k690_sum", "%1262 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k705_fused_scale_mul_sum_mul", "%1271 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k709_fused_add_mul_mul_id", "%1275 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k712_fused_scale_sum_neg", "%1279 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k760_fused_add_add_id", "%1281 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k688_sum", "%1282 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k690_sum", "%1284 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k766_matmul", "%1287 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k767_matmul", "%1288 matmul [128,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k329_permute", "%1291 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:18", 1, 0, 0, 0, 0},
-    {"convirt_k772_matmul", "%1293 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_k773_matmul_div", "%1294 matmul+div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"convirt_k778_fused_mul_sum_neg_mul", "%1299 fused:mul_sum_neg_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"convirt_k794_fused_scale_mul_mul_mul", "%1315 fused:scale_mul_mul_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"convirt_k362_matmul", "%1316 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"convirt_k772_matmul", "%1317 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"convirt_k363_permute", "%1318 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k688_sum", "%1320 reduce [1,40,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k690_sum", "%1322 reduce [1,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k767_matmul", "%1326 matmul [128,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k363_permute", "%1328 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k688_sum", "%1330 reduce [1,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k690_sum", "%1332 reduce [1,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k766_matmul", "%1335 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k767_matmul", "%1336 matmul [128,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k363_permute", "%1339 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k688_sum", "%1341 reduce [1,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k690_sum", "%1343 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k766_matmul", "%1346 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k767_matmul", "%1347 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k828_matmul_add_add", "%1349 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k688_sum", "%1350 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k690_sum", "%1352 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k692_mul", "%1354 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k693_mul", "%1355 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k688_sum", "%1356 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k690_sum", "%1358 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k705_fused_scale_mul_sum_mul", "%1367 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k709_fused_add_mul_mul_id", "%1371 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k712_fused_scale_sum_neg", "%1375 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k760_fused_add_add_id", "%1377 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k688_sum", "%1378 reduce [1,40,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0},
-    {"convirt_k1001_scatter_add", "%1380 scatter_add [1024,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k348_sum", "%1381 reduce [1,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k351_matmul", "%1384 matmul [128,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k352_matmul_scale", "%1385 matmul+scale [B,128]", "graphs/lib/image_encoder.lua:35", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k355_sum", "%1388 reduce [1,64,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k357_sum", "%1390 reduce [1,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k360_matmul", "%1393 matmul [64*B,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k361_matmul", "%1394 matmul [128,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k363_fused_add_id", "%1396 fused:add_id [B,64,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k364_permute", "%1397 permute [B,128,64]", "graphs/lib/image_encoder.lua:33", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k367_fused_mul_step", "%1400 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k355_sum", "%1401 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k370_sum", "%1403 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k371_sum", "%1404 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k373_mul", "%1406 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k374_mul", "%1407 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k355_sum", "%1408 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k370_sum", "%1410 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k371_sum", "%1411 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k388_fused_scale_mul_sum_mul", "%1421 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k392_fused_add_mul_mul_id", "%1425 fused:add_mul_mul_id [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k395_fused_scale_sum_neg", "%1428 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k397_fused_add_id", "%1430 fused:add_id [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k355_sum", "%1432 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k370_sum", "%1434 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k371_sum", "%1435 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k405_permute", "%1438 permute [128,B,64]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k407_matmul", "%1440 matmul [128,1152]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k408_matmul", "%1441 matmul [1152,64*B]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k410_col2im", "%1443 col2im [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k367_fused_mul_step", "%1445 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k355_sum", "%1446 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k370_sum", "%1448 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k371_sum", "%1449 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k373_mul", "%1451 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k374_mul", "%1452 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k355_sum", "%1453 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k370_sum", "%1455 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k371_sum", "%1456 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k388_fused_scale_mul_sum_mul", "%1466 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k392_fused_add_mul_mul_id", "%1470 fused:add_mul_mul_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k395_fused_scale_sum_neg", "%1473 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k397_fused_add_id", "%1475 fused:add_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k355_sum", "%1477 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k370_sum", "%1479 reduce [128,1,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k371_sum", "%1480 reduce [128,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k405_permute", "%1483 permute [128,B,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k407_matmul", "%1485 matmul [128,1152]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k408_matmul", "%1486 matmul [1152,64*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k410_col2im", "%1488 col2im [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k458_fused_mul_add_step", "%1491 fused:mul_add_step [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k355_sum", "%1492 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k370_sum", "%1494 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k371_sum", "%1495 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k373_mul", "%1497 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k374_mul", "%1498 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k355_sum", "%1499 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k370_sum", "%1501 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k371_sum", "%1502 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k388_fused_scale_mul_sum_mul", "%1512 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k392_fused_add_mul_mul_id", "%1516 fused:add_mul_mul_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k395_fused_scale_sum_neg", "%1519 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k397_fused_add_id", "%1521 fused:add_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k355_sum", "%1523 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k370_sum", "%1525 reduce [128,1,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k371_sum", "%1526 reduce [128,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k405_permute", "%1529 permute [128,B,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k498_matmul", "%1531 matmul [128,576]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k499_matmul", "%1532 matmul [576,64*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k501_col2im", "%1534 col2im [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k503_fused_mul_step", "%1536 fused:mul_step [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k504_sum", "%1537 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k506_sum", "%1539 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k507_sum", "%1540 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k509_mul", "%1542 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k510_mul", "%1543 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k504_sum", "%1544 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k506_sum", "%1546 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k507_sum", "%1547 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k524_fused_scale_mul_sum_mul", "%1557 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k528_fused_add_mul_mul_id", "%1561 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k531_fused_scale_sum_neg", "%1564 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k533_fused_add_id", "%1566 fused:add_id [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k504_sum", "%1568 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k506_sum", "%1570 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k507_sum", "%1571 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k541_permute", "%1574 permute [64,B,256]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k543_matmul", "%1576 matmul [64,576]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k544_matmul", "%1577 matmul [576,256*B]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k546_col2im", "%1579 col2im [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k503_fused_mul_step", "%1581 fused:mul_step [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k504_sum", "%1582 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k506_sum", "%1584 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k507_sum", "%1585 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k509_mul", "%1587 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k510_mul", "%1588 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k504_sum", "%1589 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k506_sum", "%1591 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k507_sum", "%1592 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k524_fused_scale_mul_sum_mul", "%1602 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k528_fused_add_mul_mul_id", "%1606 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k531_fused_scale_sum_neg", "%1609 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k533_fused_add_id", "%1611 fused:add_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k504_sum", "%1613 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k506_sum", "%1615 reduce [64,1,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k507_sum", "%1616 reduce [64,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k541_permute", "%1619 permute [64,B,256]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k543_matmul", "%1621 matmul [64,576]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k544_matmul", "%1622 matmul [576,256*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k546_col2im", "%1624 col2im [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k594_fused_mul_add_step", "%1627 fused:mul_add_step [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k504_sum", "%1628 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k506_sum", "%1630 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k507_sum", "%1631 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k509_mul", "%1633 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k510_mul", "%1634 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k504_sum", "%1635 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k506_sum", "%1637 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k507_sum", "%1638 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k524_fused_scale_mul_sum_mul", "%1648 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k528_fused_add_mul_mul_id", "%1652 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k531_fused_scale_sum_neg", "%1655 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k533_fused_add_id", "%1657 fused:add_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k504_sum", "%1659 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k506_sum", "%1661 reduce [64,1,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k507_sum", "%1662 reduce [64,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k541_permute", "%1665 permute [64,B,256]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k634_matmul", "%1667 matmul [64,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k635_matmul", "%1668 matmul [288,256*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k637_col2im", "%1670 col2im [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k639_fused_mul_step", "%1672 fused:mul_step [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k640_sum", "%1673 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k642_sum", "%1675 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k643_sum", "%1676 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k645_mul", "%1678 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k646_mul", "%1679 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k640_sum", "%1680 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k642_sum", "%1682 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k643_sum", "%1683 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k660_fused_scale_mul_sum_mul", "%1693 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k664_fused_add_mul_mul_id", "%1697 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k667_fused_scale_sum_neg", "%1700 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k669_fused_add_id", "%1702 fused:add_id [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k640_sum", "%1704 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k642_sum", "%1706 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k643_sum", "%1707 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k677_permute", "%1710 permute [32,B,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k679_matmul", "%1712 matmul [32,288]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k680_matmul", "%1713 matmul [288,1024*B]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k682_col2im", "%1715 col2im [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k639_fused_mul_step", "%1717 fused:mul_step [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k640_sum", "%1718 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k642_sum", "%1720 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k643_sum", "%1721 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k645_mul", "%1723 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k646_mul", "%1724 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k640_sum", "%1725 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k642_sum", "%1727 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k643_sum", "%1728 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k660_fused_scale_mul_sum_mul", "%1738 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k664_fused_add_mul_mul_id", "%1742 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k667_fused_scale_sum_neg", "%1745 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k669_fused_add_id", "%1747 fused:add_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k640_sum", "%1749 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k642_sum", "%1751 reduce [32,1,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k643_sum", "%1752 reduce [32,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k677_permute", "%1755 permute [32,B,1024]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k679_matmul", "%1757 matmul [32,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k680_matmul", "%1758 matmul [288,1024*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k682_col2im", "%1760 col2im [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k730_fused_mul_add_step", "%1763 fused:mul_add_step [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k640_sum", "%1764 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k642_sum", "%1766 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k643_sum", "%1767 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k645_mul", "%1769 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k646_mul", "%1770 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k640_sum", "%1771 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k642_sum", "%1773 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k643_sum", "%1774 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k660_fused_scale_mul_sum_mul", "%1784 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k664_fused_add_mul_mul_id", "%1788 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k667_fused_scale_sum_neg", "%1791 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k669_fused_add_id", "%1793 fused:add_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k640_sum", "%1795 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k642_sum", "%1797 reduce [32,1,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k643_sum", "%1798 reduce [32,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k677_permute", "%1801 permute [32,B,1024]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k679_matmul", "%1803 matmul [32,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k680_matmul", "%1804 matmul [288,1024*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k773_col2im", "%1806 col2im [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k775_fused_mul_step", "%1808 fused:mul_step [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k776_sum", "%1809 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k778_sum", "%1811 reduce [32,1,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k779_sum", "%1812 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k781_mul", "%1814 map:mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k782_mul", "%1815 map:mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k776_sum", "%1816 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k778_sum", "%1818 reduce [32,1,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k779_sum", "%1819 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k796_fused_scale_mul_sum_mul", "%1829 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k800_fused_add_mul_mul_id", "%1833 fused:add_mul_mul_id [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k803_fused_scale_sum_neg", "%1836 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k805_fused_add_id", "%1838 fused:add_id [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k776_sum", "%1840 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k778_sum", "%1842 reduce [32,1,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k779_sum", "%1843 reduce [32,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k813_permute", "%1846 permute [32,B,4096]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k815_matmul", "%1848 matmul [32,9]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_k6_conv2d", "%9 conv2d [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k11_fused_scale_sum", "%14 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k12_sub", "%15 map:sub [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k17_fused_rsqrt_addc_scale_sum", "%20 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k18_mul", "%21 map:mul [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k23_fused_add_mul", "%26 fused:add_mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k24_relu", "%27 map:relu [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 0, 0, 0, 0, 0},
+    {"convirt_image_k27_conv2d", "%30 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k32_fused_scale_sum", "%35 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k33_sub", "%36 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k38_fused_rsqrt_addc_scale_sum", "%41 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k39_mul", "%42 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k44_fused_add_mul", "%47 fused:add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k45_relu", "%48 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"convirt_image_k48_conv2d", "%51 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k32_fused_scale_sum", "%56 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k33_sub", "%57 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k38_fused_rsqrt_addc_scale_sum", "%62 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k39_mul", "%63 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k44_fused_add_mul", "%68 fused:add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k45_relu", "%69 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_image_k48_conv2d", "%72 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k32_fused_scale_sum", "%77 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k33_sub", "%78 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k38_fused_rsqrt_addc_scale_sum", "%83 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k39_mul", "%84 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k87_fused_add_add_mul", "%90 fused:add_add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k45_relu", "%91 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"convirt_image_k91_conv2d", "%94 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k96_fused_scale_sum", "%99 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k97_sub", "%100 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k102_fused_rsqrt_addc_scale_sum", "%105 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k103_mul", "%106 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k108_fused_add_mul", "%111 fused:add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k109_relu", "%112 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"convirt_image_k112_conv2d", "%115 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k96_fused_scale_sum", "%120 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k97_sub", "%121 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k102_fused_rsqrt_addc_scale_sum", "%126 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k103_mul", "%127 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k108_fused_add_mul", "%132 fused:add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k109_relu", "%133 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_image_k112_conv2d", "%136 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k96_fused_scale_sum", "%141 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k97_sub", "%142 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k102_fused_rsqrt_addc_scale_sum", "%147 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k103_mul", "%148 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k151_fused_add_add_mul", "%154 fused:add_add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k109_relu", "%155 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"convirt_image_k155_conv2d", "%158 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k160_fused_scale_sum", "%163 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k161_sub", "%164 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k166_fused_rsqrt_addc_scale_sum", "%169 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k167_mul", "%170 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k172_fused_add_mul", "%175 fused:add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k173_relu", "%176 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"convirt_image_k176_conv2d", "%179 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k160_fused_scale_sum", "%184 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k161_sub", "%185 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k166_fused_rsqrt_addc_scale_sum", "%190 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k167_mul", "%191 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k172_fused_add_mul", "%196 fused:add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k173_relu", "%197 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_image_k176_conv2d", "%200 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k160_fused_scale_sum", "%205 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k161_sub", "%206 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k166_fused_rsqrt_addc_scale_sum", "%211 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k167_mul", "%212 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k215_fused_add_add_mul", "%218 fused:add_add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k173_relu", "%219 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"convirt_image_k218_permute", "%221 permute [B,64,128]", "graphs/lib/image_encoder.lua:33", 0, 0, 0, 0, 0},
+    {"convirt_image_k224_matmul_add", "%227 matmul+add [B,64,128]", "graphs/lib/image_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"convirt_image_k225_sum", "%228 reduce [B,1,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
+    {"convirt_image_k227_scale", "%230 map:scale [B,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
+    {"convirt_image_k231_matmul_add", "%234 matmul+add [B,128]", "graphs/lib/image_encoder.lua:36", 0, 0, 0, 0, 0},
+    {"convirt_k237_gather", "%237 gather [T,40,128]", "graphs/lib/text_encoder.lua:32", 0, 0, 0, 0, 0},
+    {"convirt_k238_add", "%238 map:add [T,40,128]", "graphs/lib/text_encoder.lua:32", 0, 0, 0, 0, 0},
+    {"convirt_k242_fused_scale_sum", "%242 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k243_sub", "%243 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k248_fused_rsqrt_addc_scale_sum", "%248 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k249_mul", "%249 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k251_fused_add_mul", "%251 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k257_matmul_add", "%257 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_k259_permute", "%259 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_k257_matmul_add", "%265 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_k259_permute", "%267 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_k257_matmul_add", "%273 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_k259_permute", "%275 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_k282_fused_scale_addc_neg", "%282 fused:scale_addc_neg [T,1,1,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k283_matmul_add_mul_scale", "%283 matmul+add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k284_max", "%284 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k287_fused_exp_sub", "%287 fused:exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k288_mul", "%288 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k289_sum", "%289 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k290_clampmin", "%290 map:clampmin [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k291_div", "%291 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k292_matmul", "%292 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_k293_permute", "%293 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0},
+    {"convirt_k301_matmul_add_add", "%301 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k242_fused_scale_sum", "%305 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k243_sub", "%306 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k248_fused_rsqrt_addc_scale_sum", "%311 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k249_mul", "%312 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k251_fused_add_mul", "%314 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k320_matmul_add", "%320 matmul+add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k321_gelu", "%321 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"convirt_k328_matmul_add_add", "%328 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"convirt_k242_fused_scale_sum", "%332 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k243_sub", "%333 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k248_fused_rsqrt_addc_scale_sum", "%338 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k249_mul", "%339 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k251_fused_add_mul", "%341 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k257_matmul_add", "%347 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_k259_permute", "%349 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_k257_matmul_add", "%355 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_k259_permute", "%357 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_k257_matmul_add", "%363 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_k259_permute", "%365 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_k283_matmul_add_mul_scale", "%373 matmul+add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k284_max", "%374 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k287_fused_exp_sub", "%377 fused:exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k288_mul", "%378 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k289_sum", "%379 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k290_clampmin", "%380 map:clampmin [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k291_div", "%381 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k292_matmul", "%382 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_k293_permute", "%383 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0},
+    {"convirt_k301_matmul_add_add", "%391 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k242_fused_scale_sum", "%395 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k243_sub", "%396 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k248_fused_rsqrt_addc_scale_sum", "%401 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k249_mul", "%402 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k251_fused_add_mul", "%404 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k320_matmul_add", "%410 matmul+add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k321_gelu", "%411 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"convirt_k328_matmul_add_add", "%418 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"convirt_k242_fused_scale_sum", "%422 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"convirt_k243_sub", "%423 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"convirt_k248_fused_rsqrt_addc_scale_sum", "%428 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"convirt_k249_mul", "%429 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"convirt_k251_fused_add_mul", "%431 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"convirt_k432_slice", "%432 slice [T,1,128]", "graphs/lib/text_encoder.lua:35", 0, 0, 0, 0, 0},
+    {"convirt_k437_matmul_add", "%437 matmul+add [T,128]", "graphs/lib/text_encoder.lua:36", 0, 0, 0, 0, 0},
+    {"convirt_text_k206_slice", "%438 slice [T,39,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0},
+    {"convirt_text_k212_matmul_add", "%444 matmul+add [T,39,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k7_fused_sum_square", "%446 fused:sum_square [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k9_fused_rsqrt_clampmin", "%448 fused:rsqrt_clampmin [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k10_mul", "%449 map:mul [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k12_fused_sum_square", "%451 fused:sum_square [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k14_fused_rsqrt_clampmin", "%453 fused:rsqrt_clampmin [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k15_mul", "%454 map:mul [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k17_matmul_scale", "%456 matmul+scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k18_eye", "%457 eye [T,B]", "graphs/lib/losses.lua:9", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k19_max", "%458 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k22_fused_exp_sub", "%461 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k23_sum", "%462 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k24_clampmin", "%463 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k27_mul", "%466 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k30_max", "%469 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k33_fused_exp_sub", "%472 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k34_sum", "%473 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k35_clampmin", "%474 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k34_sum", "%478 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k23_sum", "%480 reduce [T,1]", "graphs/lib/losses.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k42_fused_mul_sub_add_log", "%481 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k43_sum", "%482 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k46_fused_scale_add_sum_sub", "%485 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k49_fused_sum_square", "%488 fused:sum_square [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k51_fused_rsqrt_clampmin", "%490 fused:rsqrt_clampmin [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k52_mul", "%491 map:mul [T,39,128]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k56_fused_sum_square", "%495 fused:sum_square [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k58_fused_rsqrt_clampmin", "%497 fused:rsqrt_clampmin [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k59_mul", "%498 map:mul [1,B,64,128]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k61_matmul_scale", "%500 matmul+scale [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k62_max", "%501 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k65_fused_exp_sub", "%504 fused:exp_sub [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k66_sum", "%505 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k67_div", "%506 map:div [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k68_matmul", "%507 matmul [T,B,39,128]", "graphs/lib/matching.lua:11", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k70_fused_sum_square", "%509 fused:sum_square [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k72_fused_rsqrt_clampmin", "%511 fused:rsqrt_clampmin [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k73_mul", "%512 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k74_mul", "%513 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_text_vjp_k278_matmul", "%520 matmul [39*T,128]", "graphs/lib/srm.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_text_vjp_k278_matmul", "%523 matmul [39*T,128]", "graphs/lib/srm.lua:11", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k81_fused_scale_addc_neg", "%531 fused:scale_addc_neg [T,1,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k93_matmul_add_mul_scale", "%532 matmul+add_mul_scale [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k94_max", "%533 reduce [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k97_fused_exp_sub", "%536 fused:exp_sub [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k98_mul", "%537 map:mul [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k99_sum", "%538 reduce [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k100_clampmin", "%539 map:clampmin [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k101_div", "%540 map:div [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_k614_matmul", "%553 matmul [T,128]", "graphs/lib/irm.lua:9", 0, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k155_matmul", "%693 matmul [T,128]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k155_matmul", "%698 matmul [T,128]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k155_matmul", "%701 matmul [T,128]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
+    {"reclf_features_loss_k211_fused_sum_mul", "%704 fused:sum_mul [T,B,39,1]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k177_matmul", "%705 matmul [T,B,39,1]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k81_fused_scale_addc_neg", "%565 fused:scale_addc_neg [T,1,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
+    {"reclf_features_loss_k127_fused_add_mul_scale_add", "%566 fused:add_mul_scale_add [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k83_max", "%567 reduce [T,B,1,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k86_fused_exp_sub", "%570 fused:exp_sub [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k87_mul", "%571 map:mul [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k88_sum", "%572 reduce [T,B,1,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k89_clampmin", "%573 map:clampmin [T,B,1,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k100_div", "%574 map:div [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k170_sum", "%683 reduce [128,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k173_matmul", "%686 matmul [1,128]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k176_fused_sum_mul", "%689 fused:sum_mul [T,B,39,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k177_matmul", "%690 matmul [T,B,39,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
+    {"reclf_features_loss_k198_fused_add_sum", "%691 fused:add_sum [T,B,39,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k101_mul", "%575 map:mul [T,B,39,1]", "graphs/lib/irm.lua:12", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k88_sum", "%576 reduce [T,B,1,1]", "graphs/lib/irm.lua:12", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k94_scale", "%578 map:scale [T,B]", "graphs/lib/model.lua:43", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k19_max", "%580 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k22_fused_exp_sub", "%583 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k23_sum", "%584 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k24_clampmin", "%585 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k27_mul", "%588 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k30_max", "%591 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k33_fused_exp_sub", "%594 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k34_sum", "%595 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k35_clampmin", "%596 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k34_sum", "%600 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k42_fused_mul_sub_add_log", "%603 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k43_sum", "%604 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k46_fused_scale_add_sum_sub", "%607 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k243_add", "%609 map:add []", "graphs/lib/model.lua:85", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k58_fill", "%715 fill []", "graphs/lib/model.lua:87", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k60_scale", "%717 map:scale [1,1]", "graphs/lib/losses.lua:16", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k61_id", "%718 map:id [1,B]", "graphs/lib/losses.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k63_fused_mul_id", "%720 fused:mul_id [T,1]", "graphs/lib/losses.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k65_neg", "%722 map:neg [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k159_fused_mul_id", "%724 fused:mul_id [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k71_fused_mul_div_step", "%728 fused:mul_div_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k77_neg", "%734 map:neg [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k171_fused_mul_id", "%736 fused:mul_id [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k84_fused_mul_div_step", "%741 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k182_fused_scale_add_add_add", "%747 fused:scale_add_add_add [T,B]", "graphs/lib/model.lua:43", 1, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k201_id", "%749 map:id [T,B,39,1]", "graphs/lib/irm.lua:12", 1, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k101_mul", "%751 map:mul [T,B,39,1]", "graphs/lib/irm.lua:12", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k225_matmul", "%752 matmul [T,B,39,39]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k226_matmul", "%753 matmul [T,B,39,1]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k227_sum", "%754 reduce [T,1,39,39]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k200_id", "%755 map:id [T,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k201_mul", "%757 map:mul [T,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k231_sum", "%758 reduce [1,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k233_sum", "%760 reduce [1,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"convirt_text_vjp_k275_sum", "%762 reduce [1,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k238_matmul", "%765 matmul [1,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k204_fused_div_mul", "%772 fused:div_mul [T,B,39,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k206_fused_neg_mul", "%774 fused:neg_mul [T,B,39,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k88_sum", "%775 reduce [T,B,1,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k209_fused_mul_step", "%777 fused:mul_step [T,B,1,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k222_fused_scale_mul_mul_mul", "%790 fused:scale_mul_mul_mul [T,B,39,1]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k225_matmul", "%791 matmul [T,B,39,39]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k226_matmul", "%792 matmul [T,B,39,1]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k227_sum", "%793 reduce [T,1,39,39]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"reclf_features_loss_k301_add", "%794 map:add [T,1,39,39]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k200_id", "%795 map:id [T,B,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k201_mul", "%797 map:mul [T,B,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k203_sum", "%798 reduce [T,1,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k227_sum", "%799 reduce [T,1,1,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"convirt_k614_matmul", "%802 matmul [T,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"convirt_k615_matmul", "%803 matmul [128,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"reclf_features_loss_k311_matmul_add", "%804 matmul+add [128,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"reclf_features_loss_k316_matmul_add_id", "%809 matmul+add_id [128,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k200_id", "%811 map:id [T,B,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k201_mul", "%813 map:mul [T,B,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k203_sum", "%814 reduce [T,1,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k227_sum", "%815 reduce [T,1,1,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"reclf_features_loss_k323_fused_add_add_add_mul", "%816 fused:add_add_add_mul [T,B,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"reclf_features_loss_k324_matmul_add", "%817 matmul+add [T,1,1,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"convirt_k614_matmul", "%819 matmul [T,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"convirt_k615_matmul", "%820 matmul [128,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"convirt_k615_matmul", "%824 matmul [128,128]", "graphs/lib/irm.lua:9", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k101_div", "%826 map:div [T,39,39]", "graphs/lib/srm.lua:12", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k251_fused_mul_sum_neg_mul", "%831 fused:mul_sum_neg_mul [T,39,1]", "graphs/lib/srm.lua:12", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k264_fused_scale_mul_mul_mul", "%844 fused:scale_mul_mul_mul [T,39,39]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k265_matmul", "%845 matmul [T,39,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k266_matmul", "%846 matmul [T,39,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k268_matmul", "%848 matmul [39*T,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
+    {"convirt_text_vjp_k279_matmul", "%849 matmul [128,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k268_matmul", "%852 matmul [39*T,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
+    {"convirt_text_vjp_k279_matmul", "%853 matmul [128,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k201_mul", "%856 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k202_mul", "%857 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k203_sum", "%858 reduce [T,1,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k212_fused_mul_mul_sum_mul", "%867 fused:mul_mul_sum_mul [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k216_fused_add_mul_mul_id", "%871 fused:add_mul_mul_id [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k218_matmul", "%873 matmul [T,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k219_sum", "%874 reduce [1,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k220_matmul_div", "%875 matmul+div [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k223_fused_sum_neg_mul", "%878 fused:sum_neg_mul [T,B,39,1]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k229_fused_scale_mul_add_id", "%884 fused:scale_mul_add_id [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k68_matmul", "%885 matmul [T,B,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k231_matmul", "%886 matmul [T,B,64,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k203_sum", "%887 reduce [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k219_sum", "%888 reduce [1,B,64,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k234_add", "%889 map:add [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k244_fused_mul_mul_sum_mul", "%899 fused:mul_mul_sum_mul [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k248_fused_add_add_mul_mul", "%903 fused:add_add_mul_mul [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k259_fused_mul_mul_sum_mul", "%915 fused:mul_mul_sum_mul [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k339_fused_add_add_add_mul", "%919 fused:add_add_add_mul [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k71_fused_mul_div_step", "%932 fused:mul_div_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k84_fused_mul_div_step", "%945 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k295_fused_scale_add_add_add", "%951 fused:scale_add_add_add [T,B]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k91_matmul", "%952 matmul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k92_matmul", "%953 matmul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k101_fused_mul_mul_sum_mul", "%962 fused:mul_mul_sum_mul [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k105_fused_add_mul_mul_id", "%966 fused:add_mul_mul_id [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k114_fused_mul_mul_sum_mul", "%976 fused:mul_mul_sum_mul [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k360_matmul_add_add_mul_mul", "%980 matmul+add_add_mul_mul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_text_vjp_k273_sum", "%981 reduce [1,39,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
+    {"convirt_text_vjp_k275_sum", "%983 reduce [1,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
+    {"convirt_text_vjp_k278_matmul", "%986 matmul [39*T,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
+    {"convirt_text_vjp_k279_matmul", "%987 matmul [128,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
+    {"convirt_text_vjp_k281_pad", "%989 pad [T,40,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
+    {"convirt_k612_sum", "%990 reduce [1,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"convirt_k614_matmul", "%992 matmul [T,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"convirt_k615_matmul", "%993 matmul [128,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"convirt_k617_pad", "%995 pad [T,40,128]", "graphs/lib/text_encoder.lua:35", 1, 0, 0, 0, 0},
+    {"convirt_text_vjp_k288_add", "%996 map:add [T,40,128]", "graphs/lib/text_encoder.lua:35", 1, 0, 0, 0, 0},
+    {"convirt_k618_sum", "%997 reduce [1,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k620_sum", "%999 reduce [1,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k622_mul", "%1001 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k623_mul", "%1002 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k618_sum", "%1003 reduce [1,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k620_sum", "%1005 reduce [1,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k635_fused_scale_mul_sum_mul", "%1014 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k639_fused_add_mul_mul_id", "%1018 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k642_fused_scale_sum_neg", "%1021 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k644_fused_add_id", "%1023 fused:add_id [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k618_sum", "%1024 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k620_sum", "%1026 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k651_matmul", "%1030 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k654_matmul_mul_gelu_grad", "%1033 matmul+mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k655_sum", "%1034 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k657_sum", "%1036 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k660_matmul", "%1039 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k661_matmul", "%1040 matmul [512,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k618_sum", "%1042 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k620_sum", "%1044 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k622_mul", "%1046 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k623_mul", "%1047 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k618_sum", "%1048 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k620_sum", "%1050 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k635_fused_scale_mul_sum_mul", "%1059 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k639_fused_add_mul_mul_id", "%1063 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k642_fused_scale_sum_neg", "%1067 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k690_fused_add_add_id", "%1069 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k618_sum", "%1070 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k620_sum", "%1072 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k696_matmul", "%1075 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k697_matmul", "%1076 matmul [128,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k259_permute", "%1079 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:18", 1, 0, 0, 0, 0},
+    {"convirt_k702_matmul", "%1081 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_k703_matmul_div", "%1082 matmul+div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"convirt_k708_fused_mul_sum_neg_mul", "%1087 fused:mul_sum_neg_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"convirt_k724_fused_scale_mul_mul_mul", "%1103 fused:scale_mul_mul_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"convirt_k292_matmul", "%1104 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"convirt_k702_matmul", "%1105 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"convirt_k293_permute", "%1106 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k618_sum", "%1108 reduce [1,40,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k620_sum", "%1110 reduce [1,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k697_matmul", "%1114 matmul [128,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k293_permute", "%1116 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k618_sum", "%1118 reduce [1,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k620_sum", "%1120 reduce [1,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k696_matmul", "%1123 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k697_matmul", "%1124 matmul [128,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k293_permute", "%1127 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k618_sum", "%1129 reduce [1,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k620_sum", "%1131 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k696_matmul", "%1134 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k697_matmul", "%1135 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k758_matmul_add_add", "%1137 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k618_sum", "%1138 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k620_sum", "%1140 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k622_mul", "%1142 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k623_mul", "%1143 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k618_sum", "%1144 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k620_sum", "%1146 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k635_fused_scale_mul_sum_mul", "%1155 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k639_fused_add_mul_mul_id", "%1159 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k642_fused_scale_sum_neg", "%1163 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k690_fused_add_add_id", "%1165 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k618_sum", "%1166 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k620_sum", "%1168 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k651_matmul", "%1172 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k654_matmul_mul_gelu_grad", "%1175 matmul+mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k655_sum", "%1176 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k657_sum", "%1178 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k660_matmul", "%1181 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k661_matmul", "%1182 matmul [512,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k618_sum", "%1184 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k620_sum", "%1186 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k622_mul", "%1188 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k623_mul", "%1189 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k618_sum", "%1190 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k620_sum", "%1192 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k635_fused_scale_mul_sum_mul", "%1201 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k639_fused_add_mul_mul_id", "%1205 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k642_fused_scale_sum_neg", "%1209 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k690_fused_add_add_id", "%1211 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k618_sum", "%1212 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k620_sum", "%1214 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k696_matmul", "%1217 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k697_matmul", "%1218 matmul [128,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k259_permute", "%1221 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:18", 1, 0, 0, 0, 0},
+    {"convirt_k702_matmul", "%1223 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_k703_matmul_div", "%1224 matmul+div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"convirt_k708_fused_mul_sum_neg_mul", "%1229 fused:mul_sum_neg_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"convirt_k724_fused_scale_mul_mul_mul", "%1245 fused:scale_mul_mul_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"convirt_k292_matmul", "%1246 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"convirt_k702_matmul", "%1247 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"convirt_k293_permute", "%1248 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k618_sum", "%1250 reduce [1,40,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k620_sum", "%1252 reduce [1,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k697_matmul", "%1256 matmul [128,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k293_permute", "%1258 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k618_sum", "%1260 reduce [1,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k620_sum", "%1262 reduce [1,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k696_matmul", "%1265 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k697_matmul", "%1266 matmul [128,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k293_permute", "%1269 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k618_sum", "%1271 reduce [1,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k620_sum", "%1273 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k696_matmul", "%1276 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k697_matmul", "%1277 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k758_matmul_add_add", "%1279 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k618_sum", "%1280 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k620_sum", "%1282 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k622_mul", "%1284 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k623_mul", "%1285 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k618_sum", "%1286 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k620_sum", "%1288 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k635_fused_scale_mul_sum_mul", "%1297 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k639_fused_add_mul_mul_id", "%1301 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k642_fused_scale_sum_neg", "%1305 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k690_fused_add_add_id", "%1307 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k618_sum", "%1308 reduce [1,40,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0},
+    {"convirt_k931_scatter_add", "%1310 scatter_add [1024,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k278_sum", "%1311 reduce [1,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k281_matmul", "%1314 matmul [128,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k282_matmul_scale", "%1315 matmul+scale [B,128]", "graphs/lib/image_encoder.lua:35", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k285_sum", "%1318 reduce [1,64,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k287_sum", "%1320 reduce [1,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k290_matmul", "%1323 matmul [64*B,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k291_matmul", "%1324 matmul [128,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k293_fused_add_id", "%1326 fused:add_id [B,64,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k294_permute", "%1327 permute [B,128,64]", "graphs/lib/image_encoder.lua:33", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k297_fused_mul_step", "%1330 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k285_sum", "%1331 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k300_sum", "%1333 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k301_sum", "%1334 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k303_mul", "%1336 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k304_mul", "%1337 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k285_sum", "%1338 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k300_sum", "%1340 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k301_sum", "%1341 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k318_fused_scale_mul_sum_mul", "%1351 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k322_fused_add_mul_mul_id", "%1355 fused:add_mul_mul_id [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k325_fused_scale_sum_neg", "%1358 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k327_fused_add_id", "%1360 fused:add_id [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k330_sum", "%1363 reduce [B,128,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k278_sum", "%1364 reduce [1,128,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k333_conv2d_input_grad", "%1366 conv2d_input_grad [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k334_conv2d_weight_grad", "%1367 conv2d_weight_grad [128,128,3,3]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k297_fused_mul_step", "%1369 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k285_sum", "%1370 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k300_sum", "%1372 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k301_sum", "%1373 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k303_mul", "%1375 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k304_mul", "%1376 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k285_sum", "%1377 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k300_sum", "%1379 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k301_sum", "%1380 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k318_fused_scale_mul_sum_mul", "%1390 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k322_fused_add_mul_mul_id", "%1394 fused:add_mul_mul_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k325_fused_scale_sum_neg", "%1397 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k327_fused_add_id", "%1399 fused:add_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k330_sum", "%1402 reduce [B,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k278_sum", "%1403 reduce [1,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k333_conv2d_input_grad", "%1405 conv2d_input_grad [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k334_conv2d_weight_grad", "%1406 conv2d_weight_grad [128,128,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k376_fused_mul_add_step", "%1409 fused:mul_add_step [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k285_sum", "%1410 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k300_sum", "%1412 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k301_sum", "%1413 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k303_mul", "%1415 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k304_mul", "%1416 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k285_sum", "%1417 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k300_sum", "%1419 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k301_sum", "%1420 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k318_fused_scale_mul_sum_mul", "%1430 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k322_fused_add_mul_mul_id", "%1434 fused:add_mul_mul_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k325_fused_scale_sum_neg", "%1437 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k327_fused_add_id", "%1439 fused:add_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k330_sum", "%1442 reduce [B,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k278_sum", "%1443 reduce [1,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k412_conv2d_input_grad", "%1445 conv2d_input_grad [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k413_conv2d_weight_grad", "%1446 conv2d_weight_grad [128,64,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k415_fused_mul_step", "%1448 fused:mul_step [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k416_sum", "%1449 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k418_sum", "%1451 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k419_sum", "%1452 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k421_mul", "%1454 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k422_mul", "%1455 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k416_sum", "%1456 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k418_sum", "%1458 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k419_sum", "%1459 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k436_fused_scale_mul_sum_mul", "%1469 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k440_fused_add_mul_mul_id", "%1473 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k443_fused_scale_sum_neg", "%1476 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k445_fused_add_id", "%1478 fused:add_id [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k448_sum", "%1481 reduce [B,64,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k449_sum", "%1482 reduce [1,64,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k451_conv2d_input_grad", "%1484 conv2d_input_grad [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k452_conv2d_weight_grad", "%1485 conv2d_weight_grad [64,64,3,3]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k415_fused_mul_step", "%1487 fused:mul_step [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k416_sum", "%1488 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k418_sum", "%1490 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k419_sum", "%1491 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k421_mul", "%1493 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k422_mul", "%1494 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k416_sum", "%1495 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k418_sum", "%1497 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k419_sum", "%1498 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k436_fused_scale_mul_sum_mul", "%1508 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k440_fused_add_mul_mul_id", "%1512 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k443_fused_scale_sum_neg", "%1515 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k445_fused_add_id", "%1517 fused:add_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k448_sum", "%1520 reduce [B,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k449_sum", "%1521 reduce [1,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k451_conv2d_input_grad", "%1523 conv2d_input_grad [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k452_conv2d_weight_grad", "%1524 conv2d_weight_grad [64,64,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k494_fused_mul_add_step", "%1527 fused:mul_add_step [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k416_sum", "%1528 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k418_sum", "%1530 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k419_sum", "%1531 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k421_mul", "%1533 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k422_mul", "%1534 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k416_sum", "%1535 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k418_sum", "%1537 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k419_sum", "%1538 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k436_fused_scale_mul_sum_mul", "%1548 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k440_fused_add_mul_mul_id", "%1552 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k443_fused_scale_sum_neg", "%1555 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k445_fused_add_id", "%1557 fused:add_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k448_sum", "%1560 reduce [B,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k449_sum", "%1561 reduce [1,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k530_conv2d_input_grad", "%1563 conv2d_input_grad [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k531_conv2d_weight_grad", "%1564 conv2d_weight_grad [64,32,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k533_fused_mul_step", "%1566 fused:mul_step [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k534_sum", "%1567 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k536_sum", "%1569 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k537_sum", "%1570 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k539_mul", "%1572 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k540_mul", "%1573 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k534_sum", "%1574 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k536_sum", "%1576 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k537_sum", "%1577 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k554_fused_scale_mul_sum_mul", "%1587 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k558_fused_add_mul_mul_id", "%1591 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k561_fused_scale_sum_neg", "%1594 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k563_fused_add_id", "%1596 fused:add_id [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k566_sum", "%1599 reduce [B,32,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k567_sum", "%1600 reduce [1,32,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k569_conv2d_input_grad", "%1602 conv2d_input_grad [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k570_conv2d_weight_grad", "%1603 conv2d_weight_grad [32,32,3,3]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k533_fused_mul_step", "%1605 fused:mul_step [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k534_sum", "%1606 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k536_sum", "%1608 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k537_sum", "%1609 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k539_mul", "%1611 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k540_mul", "%1612 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k534_sum", "%1613 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k536_sum", "%1615 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k537_sum", "%1616 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k554_fused_scale_mul_sum_mul", "%1626 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k558_fused_add_mul_mul_id", "%1630 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k561_fused_scale_sum_neg", "%1633 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k563_fused_add_id", "%1635 fused:add_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k566_sum", "%1638 reduce [B,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k567_sum", "%1639 reduce [1,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k569_conv2d_input_grad", "%1641 conv2d_input_grad [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k570_conv2d_weight_grad", "%1642 conv2d_weight_grad [32,32,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k612_fused_mul_add_step", "%1645 fused:mul_add_step [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k534_sum", "%1646 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k536_sum", "%1648 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k537_sum", "%1649 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k539_mul", "%1651 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k540_mul", "%1652 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k534_sum", "%1653 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k536_sum", "%1655 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k537_sum", "%1656 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k554_fused_scale_mul_sum_mul", "%1666 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k558_fused_add_mul_mul_id", "%1670 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k561_fused_scale_sum_neg", "%1673 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k563_fused_add_id", "%1675 fused:add_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k566_sum", "%1678 reduce [B,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k567_sum", "%1679 reduce [1,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k648_conv2d_input_grad", "%1681 conv2d_input_grad [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k649_conv2d_weight_grad", "%1682 conv2d_weight_grad [32,32,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k651_fused_mul_step", "%1684 fused:mul_step [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k652_sum", "%1685 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k654_sum", "%1687 reduce [32,1,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k655_sum", "%1688 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k657_mul", "%1690 map:mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k658_mul", "%1691 map:mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k652_sum", "%1692 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k654_sum", "%1694 reduce [32,1,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k655_sum", "%1695 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k672_fused_scale_mul_sum_mul", "%1705 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k676_fused_add_mul_mul_id", "%1709 fused:add_mul_mul_id [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k679_fused_scale_sum_neg", "%1712 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k681_fused_add_id", "%1714 fused:add_id [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k684_sum", "%1717 reduce [B,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k567_sum", "%1718 reduce [1,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k688_conv2d_weight_grad", "%1721 conv2d_weight_grad [32,1,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
 };
-const reclf_prof_table reclf_profile_reclf = {682, prof};
+const reclf_prof_table reclf_profile_reclf = {623, prof};
 #define CALL(i, fl, by, call) do { double t0_ = reclf_prof_now(); call; prof[i].seconds += reclf_prof_now() - t0_; \
     prof[i].calls++; prof[i].flops += (fl); prof[i].bytes += (double)(by); } while (0)
 #else
@@ -709,791 +650,732 @@ const reclf_prof_table reclf_profile_reclf = {682, prof};
 static size_t arena_bytes(const long *dims) {
     const long B = dims[0]; (void)B;
     const long T = dims[1]; (void)T;
-    return sizeof(real) * (size_t)(1321008 + 2425584*B + 40192*B*T + 257024*T);
+    return sizeof(real) * (size_t)(6053872 + 1250032*B + 40192*B*T + 257024*T);
 }
 
 static void forward(void *arena, const real *P, void *const *inputs, const long *dims) {
     const long B = dims[0]; (void)B;
     const long T = dims[1]; (void)T;
     real *A = arena; (void)A; (void)P; (void)inputs;
-    CALL(0, (double)8192*B, sizeof(real)*((double)4096*B + (double)4096*B), convirt_image_k3_fused_scale_addc(A + 1321008, (real *)inputs[0], B)); /* %6 fused:scale_addc [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
-    CALL(1, 0, sizeof(real)*((double)36864*B + (double)4096*B), convirt_image_k6_im2col(A + 1321008 + 1794048*B, A + 1321008, B)); /* %9 im2col [9,4096*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(2, (double)2359296*B, sizeof(real)*((double)131072*B + (double)288 + (double)36864*B), convirt_image_k8_matmul(A + 1321008, (real *)P + 0, A + 1321008 + 1794048*B, B)); /* %11 matmul [32,4096*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(3, 0, sizeof(real)*((double)131072*B + (double)131072*B), convirt_image_k10_permute(A + 1321008 + 131072*B, A + 1321008, B)); /* %13 permute [B,32,4096]  graphs/lib/image_encoder.lua:6 */
-    CALL(4, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), convirt_image_k13_add(A + 1321008, A + 1321008 + 131072*B, (real *)P + 288, B)); /* %16 map:add [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(5, (double)131080*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_k18_fused_scale_sum(A + 1321008 + 1310720*B, A + 1321008, B)); /* %21 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(6, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_k19_sub(A + 1321008 + 1179648*B, A + 1321008, A + 1321008 + 1310720*B, B)); /* %22 map:sub [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(7, (double)262168*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_k24_fused_rsqrt_addc_scale_sum(A + 1321008 + 2425344*B, A + 1321008 + 1179648*B, B)); /* %27 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(8, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_k25_mul(A + 1321008 + 1310720*B, A + 1321008 + 1179648*B, A + 1321008 + 2425344*B, B)); /* %28 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(9, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32 + (double)32), convirt_image_vjp_k30_fused_add_mul(A + 1321008 + 1441792*B, A + 1321008 + 1310720*B, (real *)P + 320, (real *)P + 352, B)); /* %33 fused:add_mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(10, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), convirt_image_vjp_k31_relu(A + 1321008 + 294912*B, A + 1321008 + 1441792*B, B)); /* %34 map:relu [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
-    CALL(11, 0, sizeof(real)*((double)294912*B + (double)131072*B), convirt_image_k34_im2col(A + 1321008, A + 1321008 + 294912*B, B)); /* %37 im2col [288,1024*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(12, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), convirt_image_k36_matmul(A + 1321008 + 1572864*B, (real *)P + 384, A + 1321008, B)); /* %39 matmul [32,1024*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(13, 0, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_k38_permute(A + 1321008 + 1605632*B, A + 1321008 + 1572864*B, B)); /* %41 permute [B,32,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(14, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_k41_add(A + 1321008 + 1572864*B, A + 1321008 + 1605632*B, (real *)P + 9600, B)); /* %44 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(15, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k46_fused_scale_sum(A + 1321008 + 1830912*B, A + 1321008 + 1572864*B, B)); /* %49 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(16, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k47_sub(A + 1321008 + 1867776*B, A + 1321008 + 1572864*B, A + 1321008 + 1830912*B, B)); /* %50 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(17, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k52_fused_rsqrt_addc_scale_sum(A + 1321008 + 2425360*B, A + 1321008 + 1867776*B, B)); /* %55 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(18, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k53_mul(A + 1321008 + 1900544*B, A + 1321008 + 1867776*B, A + 1321008 + 2425360*B, B)); /* %56 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(19, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_vjp_k58_fused_add_mul(A + 1321008 + 1933312*B, A + 1321008 + 1900544*B, (real *)P + 9632, (real *)P + 9664, B)); /* %61 fused:add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(20, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k59_relu(A + 1321008 + 1830912*B, A + 1321008 + 1933312*B, B)); /* %62 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
-    CALL(21, 0, sizeof(real)*((double)294912*B + (double)32768*B), convirt_image_k62_im2col(A + 1321008 + 294912*B, A + 1321008 + 1830912*B, B)); /* %65 im2col [288,1024*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(22, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), convirt_image_k36_matmul(A + 1321008 + 1572864*B, (real *)P + 9696, A + 1321008 + 294912*B, B)); /* %67 matmul [32,1024*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(23, 0, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_k38_permute(A + 1321008 + 1605632*B, A + 1321008 + 1572864*B, B)); /* %69 permute [B,32,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(24, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_k41_add(A + 1321008 + 1572864*B, A + 1321008 + 1605632*B, (real *)P + 18912, B)); /* %72 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(25, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k46_fused_scale_sum(A + 1321008 + 1863680*B, A + 1321008 + 1572864*B, B)); /* %77 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(26, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k47_sub(A + 1321008 + 1966080*B, A + 1321008 + 1572864*B, A + 1321008 + 1863680*B, B)); /* %78 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(27, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k52_fused_rsqrt_addc_scale_sum(A + 1321008 + 2425376*B, A + 1321008 + 1966080*B, B)); /* %83 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(28, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k53_mul(A + 1321008 + 1998848*B, A + 1321008 + 1966080*B, A + 1321008 + 2425376*B, B)); /* %84 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(29, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_vjp_k58_fused_add_mul(A + 1321008 + 2031616*B, A + 1321008 + 1998848*B, (real *)P + 18944, (real *)P + 18976, B)); /* %89 fused:add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(30, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k59_relu(A + 1321008 + 1572864*B, A + 1321008 + 2031616*B, B)); /* %90 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
-    CALL(31, 0, sizeof(real)*((double)294912*B + (double)32768*B), convirt_image_k62_im2col(A + 1321008 + 589824*B, A + 1321008 + 1572864*B, B)); /* %93 im2col [288,1024*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(32, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), convirt_image_k36_matmul(A + 1321008 + 1572864*B, (real *)P + 19008, A + 1321008 + 589824*B, B)); /* %95 matmul [32,1024*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(33, 0, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_k38_permute(A + 1321008 + 1605632*B, A + 1321008 + 1572864*B, B)); /* %97 permute [B,32,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(34, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_k41_add(A + 1321008 + 1572864*B, A + 1321008 + 1605632*B, (real *)P + 28224, B)); /* %100 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(35, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k46_fused_scale_sum(A + 1321008 + 1863680*B, A + 1321008 + 1572864*B, B)); /* %105 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(36, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k47_sub(A + 1321008 + 2064384*B, A + 1321008 + 1572864*B, A + 1321008 + 1863680*B, B)); /* %106 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(37, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k52_fused_rsqrt_addc_scale_sum(A + 1321008 + 2425392*B, A + 1321008 + 2064384*B, B)); /* %111 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(38, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k53_mul(A + 1321008 + 2097152*B, A + 1321008 + 2064384*B, A + 1321008 + 2425392*B, B)); /* %112 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(39, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_vjp_k115_fused_add_add_mul(A + 1321008 + 2129920*B, A + 1321008 + 1830912*B, A + 1321008 + 2097152*B, (real *)P + 28256, (real *)P + 28288, B)); /* %118 fused:add_add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:14 */
-    CALL(40, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k59_relu(A + 1321008 + 1830912*B, A + 1321008 + 2129920*B, B)); /* %119 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
-    CALL(41, 0, sizeof(real)*((double)73728*B + (double)32768*B), convirt_image_k119_im2col(A + 1321008 + 1572864*B, A + 1321008 + 1830912*B, B)); /* %122 im2col [288,256*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(42, (double)9437184*B, sizeof(real)*((double)16384*B + (double)18432 + (double)73728*B), convirt_image_k121_matmul(A + 1321008 + 1830912*B, (real *)P + 28320, A + 1321008 + 1572864*B, B)); /* %124 matmul [64,256*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(43, 0, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_k123_permute(A + 1321008 + 1847296*B, A + 1321008 + 1830912*B, B)); /* %126 permute [B,64,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(44, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_k126_add(A + 1321008 + 1830912*B, A + 1321008 + 1847296*B, (real *)P + 46752, B)); /* %129 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(45, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k131_fused_scale_sum(A + 1321008 + 1847296*B, A + 1321008 + 1830912*B, B)); /* %134 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(46, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k132_sub(A + 1321008 + 2162688*B, A + 1321008 + 1830912*B, A + 1321008 + 1847296*B, B)); /* %135 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(47, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k137_fused_rsqrt_addc_scale_sum(A + 1321008 + 2425408*B, A + 1321008 + 2162688*B, B)); /* %140 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(48, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k138_mul(A + 1321008 + 2179072*B, A + 1321008 + 2162688*B, A + 1321008 + 2425408*B, B)); /* %141 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(49, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_vjp_k143_fused_add_mul(A + 1321008 + 2195456*B, A + 1321008 + 2179072*B, (real *)P + 46816, (real *)P + 46880, B)); /* %146 fused:add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(50, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k144_relu(A + 1321008 + 1830912*B, A + 1321008 + 2195456*B, B)); /* %147 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
-    CALL(51, 0, sizeof(real)*((double)147456*B + (double)16384*B), convirt_image_k147_im2col(A + 1321008 + 884736*B, A + 1321008 + 1830912*B, B)); /* %150 im2col [576,256*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(52, (double)18874368*B, sizeof(real)*((double)16384*B + (double)36864 + (double)147456*B), convirt_image_k149_matmul(A + 1321008 + 1847296*B, (real *)P + 46944, A + 1321008 + 884736*B, B)); /* %152 matmul [64,256*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(53, 0, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_k123_permute(A + 1321008 + 1032192*B, A + 1321008 + 1847296*B, B)); /* %154 permute [B,64,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(54, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_k126_add(A + 1321008 + 1847296*B, A + 1321008 + 1032192*B, (real *)P + 83808, B)); /* %157 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(55, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k131_fused_scale_sum(A + 1321008 + 1863680*B, A + 1321008 + 1847296*B, B)); /* %162 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(56, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k132_sub(A + 1321008 + 2211840*B, A + 1321008 + 1847296*B, A + 1321008 + 1863680*B, B)); /* %163 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(57, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k137_fused_rsqrt_addc_scale_sum(A + 1321008 + 2425424*B, A + 1321008 + 2211840*B, B)); /* %168 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(58, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k138_mul(A + 1321008 + 2228224*B, A + 1321008 + 2211840*B, A + 1321008 + 2425424*B, B)); /* %169 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(59, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_vjp_k143_fused_add_mul(A + 1321008 + 2244608*B, A + 1321008 + 2228224*B, (real *)P + 83872, (real *)P + 83936, B)); /* %174 fused:add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(60, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k144_relu(A + 1321008 + 1847296*B, A + 1321008 + 2244608*B, B)); /* %175 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
-    CALL(61, 0, sizeof(real)*((double)147456*B + (double)16384*B), convirt_image_k147_im2col(A + 1321008 + 1032192*B, A + 1321008 + 1847296*B, B)); /* %178 im2col [576,256*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(62, (double)18874368*B, sizeof(real)*((double)16384*B + (double)36864 + (double)147456*B), convirt_image_k149_matmul(A + 1321008 + 1847296*B, (real *)P + 84000, A + 1321008 + 1032192*B, B)); /* %180 matmul [64,256*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(63, 0, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_k123_permute(A + 1321008 + 1646592*B, A + 1321008 + 1847296*B, B)); /* %182 permute [B,64,256]  graphs/lib/image_encoder.lua:13 */
-    CALL(64, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_k126_add(A + 1321008 + 1847296*B, A + 1321008 + 1646592*B, (real *)P + 120864, B)); /* %185 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(65, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k131_fused_scale_sum(A + 1321008 + 1863680*B, A + 1321008 + 1847296*B, B)); /* %190 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(66, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k132_sub(A + 1321008 + 2260992*B, A + 1321008 + 1847296*B, A + 1321008 + 1863680*B, B)); /* %191 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(67, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k137_fused_rsqrt_addc_scale_sum(A + 1321008 + 2425440*B, A + 1321008 + 2260992*B, B)); /* %196 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(68, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k138_mul(A + 1321008 + 2277376*B, A + 1321008 + 2260992*B, A + 1321008 + 2425440*B, B)); /* %197 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(69, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_vjp_k200_fused_add_add_mul(A + 1321008 + 2293760*B, A + 1321008 + 1830912*B, A + 1321008 + 2277376*B, (real *)P + 120928, (real *)P + 120992, B)); /* %203 fused:add_add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:14 */
-    CALL(70, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k144_relu(A + 1321008 + 1646592*B, A + 1321008 + 2293760*B, B)); /* %204 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
-    CALL(71, 0, sizeof(real)*((double)36864*B + (double)16384*B), convirt_image_k204_im2col(A + 1321008 + 1830912*B, A + 1321008 + 1646592*B, B)); /* %207 im2col [576,64*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(72, (double)9437184*B, sizeof(real)*((double)8192*B + (double)73728 + (double)36864*B), convirt_image_k206_matmul(A + 1321008 + 1646592*B, (real *)P + 121056, A + 1321008 + 1830912*B, B)); /* %209 matmul [128,64*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(73, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k208_permute(A + 1321008 + 1654784*B, A + 1321008 + 1646592*B, B)); /* %211 permute [B,128,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(74, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_k211_add(A + 1321008 + 1646592*B, A + 1321008 + 1654784*B, (real *)P + 194784, B)); /* %214 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(75, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k216_fused_scale_sum(A + 1321008 + 2318336*B, A + 1321008 + 1646592*B, B)); /* %219 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(76, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k217_sub(A + 1321008 + 2310144*B, A + 1321008 + 1646592*B, A + 1321008 + 2318336*B, B)); /* %220 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(77, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k222_fused_rsqrt_addc_scale_sum(A + 1321008 + 2425456*B, A + 1321008 + 2310144*B, B)); /* %225 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(78, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k223_mul(A + 1321008 + 2318336*B, A + 1321008 + 2310144*B, A + 1321008 + 2425456*B, B)); /* %226 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(79, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_vjp_k228_fused_add_mul(A + 1321008 + 2326528*B, A + 1321008 + 2318336*B, (real *)P + 194912, (real *)P + 195040, B)); /* %231 fused:add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(80, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k229_relu(A + 1321008 + 2334720*B, A + 1321008 + 2326528*B, B)); /* %232 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
-    CALL(81, 0, sizeof(real)*((double)73728*B + (double)8192*B), convirt_image_k232_im2col(A + 1321008 + 1646592*B, A + 1321008 + 2334720*B, B)); /* %235 im2col [1152,64*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(82, (double)18874368*B, sizeof(real)*((double)8192*B + (double)147456 + (double)73728*B), convirt_image_k234_matmul(A + 1321008 + 1720320*B, (real *)P + 195168, A + 1321008 + 1646592*B, B)); /* %237 matmul [128,64*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(83, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k208_permute(A + 1321008 + 1728512*B, A + 1321008 + 1720320*B, B)); /* %239 permute [B,128,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(84, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_k211_add(A + 1321008 + 1720320*B, A + 1321008 + 1728512*B, (real *)P + 342624, B)); /* %242 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(85, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k216_fused_scale_sum(A + 1321008 + 1728512*B, A + 1321008 + 1720320*B, B)); /* %247 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(86, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k217_sub(A + 1321008 + 2342912*B, A + 1321008 + 1720320*B, A + 1321008 + 1728512*B, B)); /* %248 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(87, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k222_fused_rsqrt_addc_scale_sum(A + 1321008 + 2425472*B, A + 1321008 + 2342912*B, B)); /* %253 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(88, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k223_mul(A + 1321008 + 2351104*B, A + 1321008 + 2342912*B, A + 1321008 + 2425472*B, B)); /* %254 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(89, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_vjp_k228_fused_add_mul(A + 1321008 + 2359296*B, A + 1321008 + 2351104*B, (real *)P + 342752, (real *)P + 342880, B)); /* %259 fused:add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(90, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k229_relu(A + 1321008 + 2367488*B, A + 1321008 + 2359296*B, B)); /* %260 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
-    CALL(91, 0, sizeof(real)*((double)73728*B + (double)8192*B), convirt_image_k232_im2col(A + 1321008 + 1720320*B, A + 1321008 + 2367488*B, B)); /* %263 im2col [1152,64*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(92, (double)18874368*B, sizeof(real)*((double)8192*B + (double)147456 + (double)73728*B), convirt_image_k234_matmul(A + 1321008 + 2367488*B, (real *)P + 343008, A + 1321008 + 1720320*B, B)); /* %265 matmul [128,64*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(93, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k208_permute(A + 1321008 + 2375680*B, A + 1321008 + 2367488*B, B)); /* %267 permute [B,128,64]  graphs/lib/image_encoder.lua:13 */
-    CALL(94, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_k211_add(A + 1321008 + 2367488*B, A + 1321008 + 2375680*B, (real *)P + 490464, B)); /* %270 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(95, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k216_fused_scale_sum(A + 1321008 + 2383872*B, A + 1321008 + 2367488*B, B)); /* %275 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(96, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k217_sub(A + 1321008 + 2375680*B, A + 1321008 + 2367488*B, A + 1321008 + 2383872*B, B)); /* %276 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(97, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k222_fused_rsqrt_addc_scale_sum(A + 1321008 + 2425488*B, A + 1321008 + 2375680*B, B)); /* %281 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(98, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k223_mul(A + 1321008 + 2367488*B, A + 1321008 + 2375680*B, A + 1321008 + 2425488*B, B)); /* %282 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(99, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_vjp_k285_fused_add_add_mul(A + 1321008 + 2383872*B, A + 1321008 + 2334720*B, A + 1321008 + 2367488*B, (real *)P + 490592, (real *)P + 490720, B)); /* %288 fused:add_add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:14 */
-    CALL(100, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k229_relu(A + 1321008 + 2334720*B, A + 1321008 + 2383872*B, B)); /* %289 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
-    CALL(101, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k288_permute(A + 1321008 + 2392064*B, A + 1321008 + 2334720*B, B)); /* %291 permute [B,64,128]  graphs/lib/image_encoder.lua:33 */
-    CALL(102, (double)2105344*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384 + (double)128), convirt_image_k294_matmul_add(A + 1321008 + 2334720*B, A + 1321008 + 2392064*B, (real *)P + 490848, (real *)P + 507232, B)); /* %297 matmul+add [B,64,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(103, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_k295_sum(A + 1321008 + 2400256*B, A + 1321008 + 2392064*B, B)); /* %298 reduce [B,1,128]  graphs/lib/image_encoder.lua:35 */
-    CALL(104, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), convirt_image_k297_scale(A + 1321008 + 2424832*B, A + 1321008 + 2400256*B, B)); /* %300 map:scale [B,128]  graphs/lib/image_encoder.lua:35 */
-    CALL(105, (double)32896*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384 + (double)128), convirt_image_k301_matmul_add(A + 1321008 + 2424960*B, A + 1321008 + 2424832*B, (real *)P + 507360, (real *)P + 523744, B)); /* %304 matmul+add [B,128]  graphs/lib/image_encoder.lua:36 */
-    CALL(106, 0, sizeof(real)*((double)5120*T + (double)131072 + (double)40*T), convirt_k307_gather(A + 1321008 + 2425584*B + 40192*B*T, (real *)P + 523872, (int32_t *)inputs[1], T)); /* %307 gather [T,40,128]  graphs/lib/text_encoder.lua:32 */
-    CALL(107, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120), convirt_k308_add(A + 1321008 + 2425584*B + 40192*B*T + 6400*T, A + 1321008 + 2425584*B + 40192*B*T, (real *)P + 654944, T)); /* %308 map:add [T,40,128]  graphs/lib/text_encoder.lua:32 */
-    CALL(108, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k312_fused_scale_sum(A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 6400*T, T)); /* %312 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(109, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k313_sub(A + 1321008 + 2425584*B + 40192*B*T + 107520*T, A + 1321008 + 2425584*B + 40192*B*T + 6400*T, A + 1321008 + 2425584*B + 40192*B*T, T)); /* %313 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(110, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k318_fused_rsqrt_addc_scale_sum(A + 1321008 + 2425584*B + 40192*B*T + 256512*T, A + 1321008 + 2425584*B + 40192*B*T + 107520*T, T)); /* %318 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(111, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k319_mul(A + 1321008 + 2425584*B + 40192*B*T + 112640*T, A + 1321008 + 2425584*B + 40192*B*T + 107520*T, A + 1321008 + 2425584*B + 40192*B*T + 256512*T, T)); /* %319 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(112, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k321_fused_add_mul(A + 1321008 + 2425584*B + 40192*B*T + 117760*T, A + 1321008 + 2425584*B + 40192*B*T + 112640*T, (real *)P + 660064, (real *)P + 660192, T)); /* %321 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(113, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k327_matmul_add(A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 117760*T, (real *)P + 660320, (real *)P + 676704, T)); /* %327 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(114, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k329_permute(A + 1321008 + 2425584*B + 40192*B*T + 122880*T, A + 1321008 + 2425584*B + 40192*B*T, T)); /* %329 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
-    CALL(115, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k327_matmul_add(A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 117760*T, (real *)P + 676832, (real *)P + 693216, T)); /* %335 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(116, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k329_permute(A + 1321008 + 2425584*B + 40192*B*T + 128000*T, A + 1321008 + 2425584*B + 40192*B*T, T)); /* %337 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
-    CALL(117, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k327_matmul_add(A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 117760*T, (real *)P + 693344, (real *)P + 709728, T)); /* %343 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(118, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k329_permute(A + 1321008 + 2425584*B + 40192*B*T + 133120*T, A + 1321008 + 2425584*B + 40192*B*T, T)); /* %345 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
-    CALL(119, (double)120*T, sizeof(real)*((double)40*T + (double)40*T), convirt_k352_fused_scale_addc_neg(A + 1321008 + 2425584*B + 40192*B*T + 255552*T, (real *)inputs[2], T)); /* %352 fused:scale_addc_neg [T,1,1,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(120, (double)428800*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)40*T + (double)40*T), convirt_k353_matmul_add_mul_scale(A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 122880*T, A + 1321008 + 2425584*B + 40192*B*T + 128000*T, (real *)inputs[2], A + 1321008 + 2425584*B + 40192*B*T + 255552*T, T)); /* %353 matmul+add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(121, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), convirt_k354_max(A + 1321008 + 2425584*B + 40192*B*T + 88320*T, A + 1321008 + 2425584*B + 40192*B*T, T)); /* %354 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(122, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), convirt_k357_fused_exp_sub(A + 1321008 + 2425584*B + 40192*B*T + 81920*T, A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 88320*T, T)); /* %357 fused:exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(123, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), convirt_k358_mul(A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 81920*T, (real *)inputs[2], T)); /* %358 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(124, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), convirt_k359_sum(A + 1321008 + 2425584*B + 40192*B*T + 255232*T, A + 1321008 + 2425584*B + 40192*B*T, T)); /* %359 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(125, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), convirt_k360_clampmin(A + 1321008 + 2425584*B + 40192*B*T + 255392*T, A + 1321008 + 2425584*B + 40192*B*T + 255232*T, T)); /* %360 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(126, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), convirt_k361_div(A + 1321008 + 2425584*B + 40192*B*T + 88320*T, A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 255392*T, T)); /* %361 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(127, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k362_matmul(A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 88320*T, A + 1321008 + 2425584*B + 40192*B*T + 133120*T, T)); /* %362 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    CALL(128, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k363_permute(A + 1321008 + 2425584*B + 40192*B*T + 138240*T, A + 1321008 + 2425584*B + 40192*B*T, T)); /* %363 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
-    CALL(129, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)128), convirt_k371_matmul_add_add(A + 1321008 + 2425584*B + 40192*B*T + 94720*T, A + 1321008 + 2425584*B + 40192*B*T + 138240*T, (real *)P + 709856, A + 1321008 + 2425584*B + 40192*B*T + 6400*T, (real *)P + 726240, T)); /* %371 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(130, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k312_fused_scale_sum(A + 1321008 + 2425584*B + 40192*B*T + 255600*T, A + 1321008 + 2425584*B + 40192*B*T + 94720*T, T)); /* %375 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(131, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k313_sub(A + 1321008 + 2425584*B + 40192*B*T + 143360*T, A + 1321008 + 2425584*B + 40192*B*T + 94720*T, A + 1321008 + 2425584*B + 40192*B*T + 255600*T, T)); /* %376 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(132, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k318_fused_rsqrt_addc_scale_sum(A + 1321008 + 2425584*B + 40192*B*T + 256560*T, A + 1321008 + 2425584*B + 40192*B*T + 143360*T, T)); /* %381 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(133, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k319_mul(A + 1321008 + 2425584*B + 40192*B*T + 148480*T, A + 1321008 + 2425584*B + 40192*B*T + 143360*T, A + 1321008 + 2425584*B + 40192*B*T + 256560*T, T)); /* %382 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(134, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k321_fused_add_mul(A + 1321008 + 2425584*B + 40192*B*T + 153600*T, A + 1321008 + 2425584*B + 40192*B*T + 148480*T, (real *)P + 726368, (real *)P + 726496, T)); /* %384 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(135, (double)5263360*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)512), convirt_k390_matmul_add(A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 153600*T, (real *)P + 726624, (real *)P + 792160, T)); /* %390 matmul+add [T,40,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(136, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), convirt_k391_gelu(A + 1321008 + 2425584*B + 40192*B*T + 20480*T, A + 1321008 + 2425584*B + 40192*B*T, T)); /* %391 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(137, (double)5253120*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536 + (double)5120*T + (double)128), convirt_k398_matmul_add_add(A + 1321008 + 2425584*B + 40192*B*T + 47360*T, A + 1321008 + 2425584*B + 40192*B*T + 20480*T, (real *)P + 792672, A + 1321008 + 2425584*B + 40192*B*T + 94720*T, (real *)P + 858208, T)); /* %398 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(138, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k312_fused_scale_sum(A + 1321008 + 2425584*B + 40192*B*T + 255600*T, A + 1321008 + 2425584*B + 40192*B*T + 47360*T, T)); /* %402 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(139, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k313_sub(A + 1321008 + 2425584*B + 40192*B*T + 158720*T, A + 1321008 + 2425584*B + 40192*B*T + 47360*T, A + 1321008 + 2425584*B + 40192*B*T + 255600*T, T)); /* %403 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(140, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k318_fused_rsqrt_addc_scale_sum(A + 1321008 + 2425584*B + 40192*B*T + 256608*T, A + 1321008 + 2425584*B + 40192*B*T + 158720*T, T)); /* %408 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(141, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k319_mul(A + 1321008 + 2425584*B + 40192*B*T + 163840*T, A + 1321008 + 2425584*B + 40192*B*T + 158720*T, A + 1321008 + 2425584*B + 40192*B*T + 256608*T, T)); /* %409 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(142, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k321_fused_add_mul(A + 1321008 + 2425584*B + 40192*B*T + 168960*T, A + 1321008 + 2425584*B + 40192*B*T + 163840*T, (real *)P + 858336, (real *)P + 858464, T)); /* %411 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(143, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k327_matmul_add(A + 1321008 + 2425584*B + 40192*B*T + 40960*T, A + 1321008 + 2425584*B + 40192*B*T + 168960*T, (real *)P + 858592, (real *)P + 874976, T)); /* %417 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(144, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k329_permute(A + 1321008 + 2425584*B + 40192*B*T + 174080*T, A + 1321008 + 2425584*B + 40192*B*T + 40960*T, T)); /* %419 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
-    CALL(145, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k327_matmul_add(A + 1321008 + 2425584*B + 40192*B*T + 40960*T, A + 1321008 + 2425584*B + 40192*B*T + 168960*T, (real *)P + 875104, (real *)P + 891488, T)); /* %425 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(146, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k329_permute(A + 1321008 + 2425584*B + 40192*B*T + 179200*T, A + 1321008 + 2425584*B + 40192*B*T + 40960*T, T)); /* %427 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
-    CALL(147, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k327_matmul_add(A + 1321008 + 2425584*B + 40192*B*T + 40960*T, A + 1321008 + 2425584*B + 40192*B*T + 168960*T, (real *)P + 891616, (real *)P + 908000, T)); /* %433 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(148, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k329_permute(A + 1321008 + 2425584*B + 40192*B*T + 184320*T, A + 1321008 + 2425584*B + 40192*B*T + 40960*T, T)); /* %435 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
-    CALL(149, (double)428800*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)40*T + (double)40*T), convirt_k353_matmul_add_mul_scale(A + 1321008 + 2425584*B + 40192*B*T + 40960*T, A + 1321008 + 2425584*B + 40192*B*T + 174080*T, A + 1321008 + 2425584*B + 40192*B*T + 179200*T, (real *)inputs[2], A + 1321008 + 2425584*B + 40192*B*T + 255552*T, T)); /* %443 matmul+add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(150, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), convirt_k354_max(A + 1321008 + 2425584*B + 40192*B*T + 101120*T, A + 1321008 + 2425584*B + 40192*B*T + 40960*T, T)); /* %444 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(151, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), convirt_k357_fused_exp_sub(A + 1321008 + 2425584*B + 40192*B*T + 94720*T, A + 1321008 + 2425584*B + 40192*B*T + 40960*T, A + 1321008 + 2425584*B + 40192*B*T + 101120*T, T)); /* %447 fused:exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(152, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), convirt_k358_mul(A + 1321008 + 2425584*B + 40192*B*T + 40960*T, A + 1321008 + 2425584*B + 40192*B*T + 94720*T, (real *)inputs[2], T)); /* %448 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(153, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), convirt_k359_sum(A + 1321008 + 2425584*B + 40192*B*T + 255552*T, A + 1321008 + 2425584*B + 40192*B*T + 40960*T, T)); /* %449 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(154, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), convirt_k360_clampmin(A + 1321008 + 2425584*B + 40192*B*T + 255712*T, A + 1321008 + 2425584*B + 40192*B*T + 255552*T, T)); /* %450 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(155, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), convirt_k361_div(A + 1321008 + 2425584*B + 40192*B*T + 101120*T, A + 1321008 + 2425584*B + 40192*B*T + 40960*T, A + 1321008 + 2425584*B + 40192*B*T + 255712*T, T)); /* %451 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(156, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k362_matmul(A + 1321008 + 2425584*B + 40192*B*T + 40960*T, A + 1321008 + 2425584*B + 40192*B*T + 101120*T, A + 1321008 + 2425584*B + 40192*B*T + 184320*T, T)); /* %452 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    CALL(157, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k363_permute(A + 1321008 + 2425584*B + 40192*B*T + 189440*T, A + 1321008 + 2425584*B + 40192*B*T + 40960*T, T)); /* %453 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
-    CALL(158, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)128), convirt_k371_matmul_add_add(A + 1321008 + 2425584*B + 40192*B*T + 194560*T, A + 1321008 + 2425584*B + 40192*B*T + 189440*T, (real *)P + 908128, A + 1321008 + 2425584*B + 40192*B*T + 47360*T, (real *)P + 924512, T)); /* %461 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(159, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k312_fused_scale_sum(A + 1321008 + 2425584*B + 40192*B*T + 255872*T, A + 1321008 + 2425584*B + 40192*B*T + 194560*T, T)); /* %465 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(160, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k313_sub(A + 1321008 + 2425584*B + 40192*B*T + 199680*T, A + 1321008 + 2425584*B + 40192*B*T + 194560*T, A + 1321008 + 2425584*B + 40192*B*T + 255872*T, T)); /* %466 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(161, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k318_fused_rsqrt_addc_scale_sum(A + 1321008 + 2425584*B + 40192*B*T + 256656*T, A + 1321008 + 2425584*B + 40192*B*T + 199680*T, T)); /* %471 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(162, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k319_mul(A + 1321008 + 2425584*B + 40192*B*T + 204800*T, A + 1321008 + 2425584*B + 40192*B*T + 199680*T, A + 1321008 + 2425584*B + 40192*B*T + 256656*T, T)); /* %472 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(163, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k321_fused_add_mul(A + 1321008 + 2425584*B + 40192*B*T + 209920*T, A + 1321008 + 2425584*B + 40192*B*T + 204800*T, (real *)P + 924640, (real *)P + 924768, T)); /* %474 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(164, (double)5263360*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)512), convirt_k390_matmul_add(A + 1321008 + 2425584*B + 40192*B*T + 40960*T, A + 1321008 + 2425584*B + 40192*B*T + 209920*T, (real *)P + 924896, (real *)P + 990432, T)); /* %480 matmul+add [T,40,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(165, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), convirt_k391_gelu(A + 1321008 + 2425584*B + 40192*B*T + 61440*T, A + 1321008 + 2425584*B + 40192*B*T + 40960*T, T)); /* %481 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(166, (double)5253120*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536 + (double)5120*T + (double)128), convirt_k398_matmul_add_add(A + 1321008 + 2425584*B + 40192*B*T + 215040*T, A + 1321008 + 2425584*B + 40192*B*T + 61440*T, (real *)P + 990944, A + 1321008 + 2425584*B + 40192*B*T + 194560*T, (real *)P + 1056480, T)); /* %488 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(167, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k312_fused_scale_sum(A + 1321008 + 2425584*B + 40192*B*T + 255872*T, A + 1321008 + 2425584*B + 40192*B*T + 215040*T, T)); /* %492 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(168, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k313_sub(A + 1321008 + 2425584*B + 40192*B*T + 194560*T, A + 1321008 + 2425584*B + 40192*B*T + 215040*T, A + 1321008 + 2425584*B + 40192*B*T + 255872*T, T)); /* %493 map:sub [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(169, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k318_fused_rsqrt_addc_scale_sum(A + 1321008 + 2425584*B + 40192*B*T + 256704*T, A + 1321008 + 2425584*B + 40192*B*T + 194560*T, T)); /* %498 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(170, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k319_mul(A + 1321008 + 2425584*B + 40192*B*T + 215040*T, A + 1321008 + 2425584*B + 40192*B*T + 194560*T, A + 1321008 + 2425584*B + 40192*B*T + 256704*T, T)); /* %499 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(171, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k321_fused_add_mul(A + 1321008 + 2425584*B + 40192*B*T + 220160*T, A + 1321008 + 2425584*B + 40192*B*T + 215040*T, (real *)P + 1056608, (real *)P + 1056736, T)); /* %501 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(172, 0, sizeof(real)*((double)128*T + (double)5120*T), convirt_k502_slice(A + 1321008 + 2425584*B + 40192*B*T + 255872*T, A + 1321008 + 2425584*B + 40192*B*T + 220160*T, T)); /* %502 slice [T,1,128]  graphs/lib/text_encoder.lua:35 */
-    CALL(173, (double)32896*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384 + (double)128), convirt_k507_matmul_add(A + 1321008 + 2425584*B + 40192*B*T + 256000*T, A + 1321008 + 2425584*B + 40192*B*T + 255872*T, (real *)P + 1056864, (real *)P + 1073248, T)); /* %507 matmul+add [T,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(174, 0, sizeof(real)*((double)4992*T + (double)5120*T), convirt_text_k206_slice(A + 1321008 + 2425584*B + 40192*B*T + 225280*T, A + 1321008 + 2425584*B + 40192*B*T + 220160*T, T)); /* %508 slice [T,39,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(175, (double)1282944*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384 + (double)128), convirt_text_k212_matmul_add(A + 1321008 + 2425584*B + 40192*B*T + 220160*T, A + 1321008 + 2425584*B + 40192*B*T + 225280*T, (real *)P + 1073376, (real *)P + 1089760, T)); /* %514 matmul+add [T,39,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(176, (double)256*T, sizeof(real)*((double)T + (double)128*T), convirt_features_loss_k7_fused_sum_square(A + 1321008 + 2425584*B + 40192*B*T + 256944*T, A + 1321008 + 2425584*B + 40192*B*T + 256000*T, T)); /* %516 fused:sum_square [T,1]  graphs/lib/losses.lua:21 */
-    CALL(177, (double)2*T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k9_fused_rsqrt_clampmin(A + 1321008 + 2425584*B + 40192*B*T + 256960*T, A + 1321008 + 2425584*B + 40192*B*T + 256944*T, T)); /* %518 fused:rsqrt_clampmin [T,1]  graphs/lib/losses.lua:21 */
-    CALL(178, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)T), convirt_features_loss_k10_mul(A + 1321008 + 2425584*B + 40192*B*T + 225152*T, A + 1321008 + 2425584*B + 40192*B*T + 256000*T, A + 1321008 + 2425584*B + 40192*B*T + 256960*T, T)); /* %519 map:mul [T,128]  graphs/lib/losses.lua:21 */
-    CALL(179, (double)256*B, sizeof(real)*((double)B + (double)128*B), convirt_features_loss_k12_fused_sum_square(A + 1321008 + 2425504*B, A + 1321008 + 2424960*B, B)); /* %521 fused:sum_square [B,1]  graphs/lib/losses.lua:21 */
-    CALL(180, (double)2*B, sizeof(real)*((double)B + (double)B), convirt_features_loss_k14_fused_rsqrt_clampmin(A + 1321008 + 2425520*B, A + 1321008 + 2425504*B, B)); /* %523 fused:rsqrt_clampmin [B,1]  graphs/lib/losses.lua:21 */
-    CALL(181, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), convirt_features_loss_k15_mul(A + 1321008 + 2425088*B, A + 1321008 + 2424960*B, A + 1321008 + 2425520*B, B)); /* %524 map:mul [B,128]  graphs/lib/losses.lua:21 */
-    CALL(182, (double)257*B*T, sizeof(real)*((double)B*T + (double)128*T + (double)128*B), convirt_features_loss_k17_matmul_scale(A + 1321008 + 2425584*B, A + 1321008 + 2425584*B + 40192*B*T + 225152*T, A + 1321008 + 2425088*B, B, T)); /* %526 matmul+scale [T,B]  graphs/lib/losses.lua:21 */
-    CALL(183, 0, sizeof(real)*((double)B*T), convirt_features_loss_k18_eye(A + 1321008 + 2425584*B + 25248*B*T, B, T)); /* %527 eye [T,B]  graphs/lib/losses.lua:9 */
-    CALL(184, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k19_max(A + 1321008 + 2425584*B + 40192*B*T + 256752*T, A + 1321008 + 2425584*B, B, T)); /* %528 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(185, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), convirt_features_loss_k22_fused_exp_sub(A + 1321008 + 2425584*B + 40128*B*T, A + 1321008 + 2425584*B, A + 1321008 + 2425584*B + 40192*B*T + 256752*T, B, T)); /* %531 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
-    CALL(186, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k23_sum(A + 1321008 + 2425584*B + 40192*B*T + 256976*T, A + 1321008 + 2425584*B + 40128*B*T, B, T)); /* %532 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(187, (double)T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k24_clampmin(A + 1321008 + 2425584*B + 40192*B*T + 256992*T, A + 1321008 + 2425584*B + 40192*B*T + 256976*T, T)); /* %533 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
-    CALL(188, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), convirt_features_loss_k27_mul(A + 1321008 + 2425584*B + 25264*B*T, A + 1321008 + 2425584*B, A + 1321008 + 2425584*B + 25248*B*T, B, T)); /* %536 map:mul [T,B]  graphs/lib/losses.lua:10 */
-    CALL(189, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k30_max(A + 1321008 + 2425216*B, A + 1321008 + 2425584*B, B, T)); /* %539 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(190, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), convirt_features_loss_k33_fused_exp_sub(A + 1321008 + 2425584*B + 40144*B*T, A + 1321008 + 2425584*B, A + 1321008 + 2425216*B, B, T)); /* %542 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
-    CALL(191, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k34_sum(A + 1321008 + 2425536*B, A + 1321008 + 2425584*B + 40144*B*T, B, T)); /* %543 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(192, (double)B, sizeof(real)*((double)B + (double)B), convirt_features_loss_k35_clampmin(A + 1321008 + 2425552*B, A + 1321008 + 2425536*B, B)); /* %544 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
-    CALL(193, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k34_sum(A + 1321008 + 2425232*B, A + 1321008 + 2425584*B + 25264*B*T, B, T)); /* %548 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(194, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k23_sum(A + 1321008 + 2425584*B + 40192*B*T + 256304*T, A + 1321008 + 2425584*B + 25248*B*T, B, T)); /* %550 reduce [T,1]  graphs/lib/losses.lua:12 */
-    CALL(195, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), convirt_features_loss_k42_fused_mul_sub_add_log(A + 1321008 + 2425584*B + 40192*B*T + 256128*T, A + 1321008 + 2425584*B + 40192*B*T + 256992*T, A + 1321008 + 2425584*B + 40192*B*T + 256752*T, A + 1321008 + 2425584*B + 25264*B*T, A + 1321008 + 2425584*B + 40192*B*T + 256304*T, B, T)); /* %551 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
-    CALL(196, (double)T, sizeof(real)*((double)1 + (double)T), convirt_features_loss_k43_sum(A + 0, A + 1321008 + 2425584*B + 40192*B*T + 256128*T, T)); /* %552 reduce [1,1]  graphs/lib/losses.lua:13 */
-    CALL(197, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), convirt_features_loss_k46_fused_scale_add_sum_sub(A + 16, A + 0, A + 1321008 + 2425552*B, A + 1321008 + 2425216*B, A + 1321008 + 2425232*B, B)); /* %555 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
-    CALL(198, (double)9984*T, sizeof(real)*((double)39*T + (double)4992*T), gloria_features_loss_k49_fused_sum_square(A + 1321008 + 2425584*B + 40192*B*T + 256752*T, A + 1321008 + 2425584*B + 40192*B*T + 220160*T, T)); /* %558 fused:sum_square [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(199, (double)78*T, sizeof(real)*((double)39*T + (double)39*T), gloria_features_loss_k51_fused_rsqrt_clampmin(A + 1321008 + 2425584*B + 40192*B*T + 256800*T, A + 1321008 + 2425584*B + 40192*B*T + 256752*T, T)); /* %560 fused:rsqrt_clampmin [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(200, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T), gloria_features_loss_k52_mul(A + 1321008 + 2425584*B + 40192*B*T + 230272*T, A + 1321008 + 2425584*B + 40192*B*T + 220160*T, A + 1321008 + 2425584*B + 40192*B*T + 256800*T, T)); /* %561 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
-    CALL(201, (double)16384*B, sizeof(real)*((double)64*B + (double)8192*B), gloria_features_loss_k56_fused_sum_square(A + 1321008 + 2416640*B, A + 1321008 + 2334720*B, B)); /* %565 fused:sum_square [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(202, (double)128*B, sizeof(real)*((double)64*B + (double)64*B), gloria_features_loss_k58_fused_rsqrt_clampmin(A + 1321008 + 2425216*B, A + 1321008 + 2416640*B, B)); /* %567 fused:rsqrt_clampmin [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(203, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)64*B), gloria_features_loss_k59_mul(A + 1321008 + 2400256*B, A + 1321008 + 2334720*B, A + 1321008 + 2425216*B, B)); /* %568 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
-    CALL(204, (double)641472*B*T, sizeof(real)*((double)2496*B*T + (double)4992*T + (double)8192*B), gloria_features_loss_k61_matmul_scale(A + 1321008 + 2425584*B, A + 1321008 + 2425584*B + 40192*B*T + 230272*T, A + 1321008 + 2400256*B, B, T)); /* %570 matmul+scale [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(205, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), gloria_features_loss_k62_max(A + 1321008 + 2425584*B + 2496*B*T, A + 1321008 + 2425584*B, B, T)); /* %571 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
-    CALL(206, (double)4992*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), gloria_features_loss_k65_fused_exp_sub(A + 1321008 + 2425584*B + 34944*B*T, A + 1321008 + 2425584*B, A + 1321008 + 2425584*B + 2496*B*T, B, T)); /* %574 fused:exp_sub [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(207, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), gloria_features_loss_k66_sum(A + 1321008 + 2425584*B + 39936*B*T, A + 1321008 + 2425584*B + 34944*B*T, B, T)); /* %575 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
-    CALL(208, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), gloria_features_loss_k67_div(A + 1321008 + 2425584*B + 37440*B*T, A + 1321008 + 2425584*B + 34944*B*T, A + 1321008 + 2425584*B + 39936*B*T, B, T)); /* %576 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(209, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), gloria_features_loss_k68_matmul(A + 1321008 + 2425584*B, A + 1321008 + 2425584*B + 37440*B*T, A + 1321008 + 2334720*B, B, T)); /* %577 matmul [T,B,39,128]  graphs/lib/matching.lua:11 */
-    CALL(210, (double)9984*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), gloria_features_loss_k70_fused_sum_square(A + 1321008 + 2425584*B + 39984*B*T, A + 1321008 + 2425584*B, B, T)); /* %579 fused:sum_square [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(211, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), gloria_features_loss_k72_fused_rsqrt_clampmin(A + 1321008 + 2425584*B + 40032*B*T, A + 1321008 + 2425584*B + 39984*B*T, B, T)); /* %581 fused:rsqrt_clampmin [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(212, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T), gloria_features_loss_k73_mul(A + 1321008 + 2425584*B + 4992*B*T, A + 1321008 + 2425584*B, A + 1321008 + 2425584*B + 40032*B*T, B, T)); /* %582 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(213, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*T + (double)4992*B*T), reclf_noirm_features_loss_k74_mul(A + 1321008 + 2425584*B + 9984*B*T, A + 1321008 + 2425584*B + 40192*B*T + 230272*T, A + 1321008 + 2425584*B + 4992*B*T, B, T)); /* %583 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(214, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), convirt_text_vjp_k278_matmul(A + 1321008 + 2425584*B + 40192*B*T + 235264*T, A + 1321008 + 2425584*B + 40192*B*T + 220160*T, (real *)P + 1089888, T)); /* %590 matmul [39*T,128]  graphs/lib/srm.lua:11 */
-    CALL(215, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), convirt_text_vjp_k278_matmul(A + 1321008 + 2425584*B + 40192*B*T + 240256*T, A + 1321008 + 2425584*B + 40192*B*T + 220160*T, (real *)P + 1106272, T)); /* %593 matmul [39*T,128]  graphs/lib/srm.lua:11 */
-    CALL(216, (double)117*T, sizeof(real)*((double)39*T + (double)39*T), gloria_features_loss_k81_fused_scale_addc_neg(A + 1321008 + 2425584*B + 40192*B*T + 256128*T, (real *)inputs[3], T)); /* %601 fused:scale_addc_neg [T,1,39]  graphs/lib/srm.lua:12 */
-    CALL(217, (double)393939*T, sizeof(real)*((double)1521*T + (double)4992*T + (double)4992*T + (double)39*T + (double)39*T), reclf_noirm_features_loss_k93_matmul_add_mul_scale(A + 1321008 + 2425584*B + 40192*B*T + 245248*T, A + 1321008 + 2425584*B + 40192*B*T + 235264*T, A + 1321008 + 2425584*B + 40192*B*T + 240256*T, (real *)inputs[3], A + 1321008 + 2425584*B + 40192*B*T + 256128*T, T)); /* %602 matmul+add_mul_scale [T,39,39]  graphs/lib/srm.lua:12 */
-    CALL(218, (double)1521*T, sizeof(real)*((double)39*T + (double)1521*T), reclf_noirm_features_loss_k94_max(A + 1321008 + 2425584*B + 40192*B*T + 256128*T, A + 1321008 + 2425584*B + 40192*B*T + 245248*T, T)); /* %603 reduce [T,39,1]  graphs/lib/srm.lua:12 */
-    CALL(219, (double)3042*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), reclf_noirm_features_loss_k97_fused_exp_sub(A + 1321008 + 2425584*B + 40192*B*T + 250240*T, A + 1321008 + 2425584*B + 40192*B*T + 245248*T, A + 1321008 + 2425584*B + 40192*B*T + 256128*T, T)); /* %606 fused:exp_sub [T,39,39]  graphs/lib/srm.lua:12 */
-    CALL(220, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), reclf_noirm_features_loss_k98_mul(A + 1321008 + 2425584*B + 40192*B*T + 245248*T, A + 1321008 + 2425584*B + 40192*B*T + 250240*T, (real *)inputs[3], T)); /* %607 map:mul [T,39,39]  graphs/lib/srm.lua:12 */
-    CALL(221, (double)1521*T, sizeof(real)*((double)39*T + (double)1521*T), reclf_noirm_features_loss_k99_sum(A + 1321008 + 2425584*B + 40192*B*T + 256848*T, A + 1321008 + 2425584*B + 40192*B*T + 245248*T, T)); /* %608 reduce [T,39,1]  graphs/lib/srm.lua:12 */
-    CALL(222, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), reclf_noirm_features_loss_k100_clampmin(A + 1321008 + 2425584*B + 40192*B*T + 256896*T, A + 1321008 + 2425584*B + 40192*B*T + 256848*T, T)); /* %609 map:clampmin [T,39,1]  graphs/lib/srm.lua:12 */
-    CALL(223, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), reclf_noirm_features_loss_k101_div(A + 1321008 + 2425584*B + 40192*B*T + 251776*T, A + 1321008 + 2425584*B + 40192*B*T + 245248*T, A + 1321008 + 2425584*B + 40192*B*T + 256896*T, T)); /* %610 map:div [T,39,39]  graphs/lib/srm.lua:12 */
-    CALL(224, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), convirt_k684_matmul(A + 1321008 + 2425584*B + 40192*B*T + 254848*T, A + 1321008 + 2425584*B + 40192*B*T + 256000*T, (real *)P + 1155424, T)); /* %623 matmul [T,128]  graphs/lib/irm.lua:9 */
-    CALL(225, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), reclf_nosrm_features_loss_k155_matmul(A + 1321008 + 2425584*B + 40192*B*T + 254976*T, A + 1321008 + 2425584*B + 40192*B*T + 254848*T, (real *)P + 1171808, T)); /* %763 matmul [T,128]  graphs/lib/irm.lua:10 */
-    CALL(226, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), reclf_nosrm_features_loss_k155_matmul(A + 1321008 + 2425584*B + 40192*B*T + 255104*T, A + 1321008 + 2425584*B + 40192*B*T + 254976*T, (real *)P + 1139040, T)); /* %768 matmul [T,128]  graphs/lib/irm.lua:10 */
-    CALL(227, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), reclf_nosrm_features_loss_k155_matmul(A + 1321008 + 2425584*B + 40192*B*T + 256128*T, A + 1321008 + 2425584*B + 40192*B*T + 255104*T, (real *)P + 1122656, T)); /* %771 matmul [T,128]  graphs/lib/irm.lua:10 */
-    CALL(228, (double)9984*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)128*T), reclf_features_loss_k211_fused_sum_mul(A + 1321008 + 2425584*B + 24960*B*T, A + 1321008 + 2425584*B + 9984*B*T, A + 1321008 + 2425584*B + 40192*B*T + 256128*T, B, T)); /* %774 fused:sum_mul [T,B,39,1]  graphs/lib/irm.lua:10 */
-    CALL(229, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), reclf_noirm_features_loss_k177_matmul(A + 1321008 + 2425584*B + 25008*B*T, A + 1321008 + 2425584*B + 40192*B*T + 251776*T, A + 1321008 + 2425584*B + 24960*B*T, B, T)); /* %775 matmul [T,B,39,1]  graphs/lib/irm.lua:10 */
-    CALL(230, (double)117*T, sizeof(real)*((double)39*T + (double)39*T), gloria_features_loss_k81_fused_scale_addc_neg(A + 1321008 + 2425584*B + 40192*B*T + 256256*T, (real *)inputs[3], T)); /* %635 fused:scale_addc_neg [T,1,39,1]  graphs/lib/irm.lua:11 */
-    CALL(231, (double)10140*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)128*T + (double)39*B*T + (double)39*T + (double)39*T), reclf_features_loss_k127_fused_add_mul_scale_add(A + 1321008 + 2425584*B + 25056*B*T, A + 1321008 + 2425584*B + 9984*B*T, A + 1321008 + 2425584*B + 40192*B*T + 254976*T, A + 1321008 + 2425584*B + 25008*B*T, (real *)inputs[3], A + 1321008 + 2425584*B + 40192*B*T + 256256*T, B, T)); /* %636 fused:add_mul_scale_add [T,B,39,1]  graphs/lib/irm.lua:11 */
-    CALL(232, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), gloria_features_loss_k83_max(A + 1321008 + 2425584*B + 40080*B*T, A + 1321008 + 2425584*B + 25056*B*T, B, T)); /* %637 reduce [T,B,1,1]  graphs/lib/irm.lua:11 */
-    CALL(233, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T), gloria_features_loss_k86_fused_exp_sub(A + 1321008 + 2425584*B + 25008*B*T, A + 1321008 + 2425584*B + 25056*B*T, A + 1321008 + 2425584*B + 40080*B*T, B, T)); /* %640 fused:exp_sub [T,B,39,1]  graphs/lib/irm.lua:11 */
-    CALL(234, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*T), gloria_features_loss_k87_mul(A + 1321008 + 2425584*B + 25056*B*T, A + 1321008 + 2425584*B + 25008*B*T, (real *)inputs[3], B, T)); /* %641 map:mul [T,B,39,1]  graphs/lib/irm.lua:11 */
-    CALL(235, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), gloria_features_loss_k88_sum(A + 1321008 + 2425584*B + 25264*B*T, A + 1321008 + 2425584*B + 25056*B*T, B, T)); /* %642 reduce [T,B,1,1]  graphs/lib/irm.lua:11 */
-    CALL(236, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), gloria_features_loss_k89_clampmin(A + 1321008 + 2425584*B + 25280*B*T, A + 1321008 + 2425584*B + 25264*B*T, B, T)); /* %643 map:clampmin [T,B,1,1]  graphs/lib/irm.lua:11 */
-    CALL(237, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T), reclf_nosrm_features_loss_k100_div(A + 1321008 + 2425584*B + 25104*B*T, A + 1321008 + 2425584*B + 25056*B*T, A + 1321008 + 2425584*B + 25280*B*T, B, T)); /* %644 map:div [T,B,39,1]  graphs/lib/irm.lua:11 */
-    CALL(238, (double)16384, sizeof(real)*((double)128 + (double)16384), reclf_noirm_features_loss_k170_sum(A + 16384, (real *)P + 1139040)); /* %753 reduce [128,1]  graphs/lib/model.lua:33 */
-    CALL(239, (double)32768, sizeof(real)*((double)128 + (double)128 + (double)16384), reclf_noirm_features_loss_k173_matmul(A + 16512, A + 16384, (real *)P + 1122656)); /* %756 matmul [1,128]  graphs/lib/model.lua:33 */
-    CALL(240, (double)9984*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)128), reclf_noirm_features_loss_k176_fused_sum_mul(A + 1321008 + 2425584*B + 25056*B*T, A + 1321008 + 2425584*B + 9984*B*T, A + 16512, B, T)); /* %759 fused:sum_mul [T,B,39,1]  graphs/lib/model.lua:33 */
-    CALL(241, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), reclf_noirm_features_loss_k177_matmul(A + 1321008 + 2425584*B + 25152*B*T, A + 1321008 + 2425584*B + 40192*B*T + 251776*T, A + 1321008 + 2425584*B + 25056*B*T, B, T)); /* %760 matmul [T,B,39,1]  graphs/lib/model.lua:33 */
-    CALL(242, (double)5031*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)39*B*T), reclf_features_loss_k198_fused_add_sum(A + 1321008 + 2425584*B + 25200*B*T, A + 1321008 + 2425584*B + 9984*B*T, A + 1321008 + 2425584*B + 25152*B*T, B, T)); /* %761 fused:add_sum [T,B,39,1]  graphs/lib/model.lua:33 */
-    CALL(243, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), reclf_nosrm_features_loss_k101_mul(A + 1321008 + 2425584*B + 25152*B*T, A + 1321008 + 2425584*B + 25104*B*T, A + 1321008 + 2425584*B + 25200*B*T, B, T)); /* %645 map:mul [T,B,39,1]  graphs/lib/irm.lua:12 */
-    CALL(244, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), gloria_features_loss_k88_sum(A + 1321008 + 2425584*B + 40080*B*T, A + 1321008 + 2425584*B + 25152*B*T, B, T)); /* %646 reduce [T,B,1,1]  graphs/lib/irm.lua:12 */
-    CALL(245, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), gloria_features_loss_k94_scale(A + 1321008 + 2425584*B + 40096*B*T, A + 1321008 + 2425584*B + 40080*B*T, B, T)); /* %648 map:scale [T,B]  graphs/lib/model.lua:43 */
-    CALL(246, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k19_max(A + 1321008 + 2425584*B + 40192*B*T + 256256*T, A + 1321008 + 2425584*B + 40096*B*T, B, T)); /* %650 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(247, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), convirt_features_loss_k22_fused_exp_sub(A + 1321008 + 2425584*B + 40080*B*T, A + 1321008 + 2425584*B + 40096*B*T, A + 1321008 + 2425584*B + 40192*B*T + 256256*T, B, T)); /* %653 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
-    CALL(248, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k23_sum(A + 1321008 + 2425584*B + 40192*B*T + 256272*T, A + 1321008 + 2425584*B + 40080*B*T, B, T)); /* %654 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(249, (double)T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k24_clampmin(A + 1321008 + 2425584*B + 40192*B*T + 256288*T, A + 1321008 + 2425584*B + 40192*B*T + 256272*T, T)); /* %655 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
-    CALL(250, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), convirt_features_loss_k27_mul(A + 1321008 + 2425584*B + 40112*B*T, A + 1321008 + 2425584*B + 40096*B*T, A + 1321008 + 2425584*B + 25248*B*T, B, T)); /* %658 map:mul [T,B]  graphs/lib/losses.lua:10 */
-    CALL(251, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k30_max(A + 1321008 + 2425280*B, A + 1321008 + 2425584*B + 40096*B*T, B, T)); /* %661 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(252, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), convirt_features_loss_k33_fused_exp_sub(A + 1321008 + 2425584*B + 25152*B*T, A + 1321008 + 2425584*B + 40096*B*T, A + 1321008 + 2425280*B, B, T)); /* %664 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
-    CALL(253, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k34_sum(A + 1321008 + 2425296*B, A + 1321008 + 2425584*B + 25152*B*T, B, T)); /* %665 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(254, (double)B, sizeof(real)*((double)B + (double)B), convirt_features_loss_k35_clampmin(A + 1321008 + 2425312*B, A + 1321008 + 2425296*B, B)); /* %666 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
-    CALL(255, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k34_sum(A + 1321008 + 2425328*B, A + 1321008 + 2425584*B + 40112*B*T, B, T)); /* %670 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(256, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), convirt_features_loss_k42_fused_mul_sub_add_log(A + 1321008 + 2425584*B + 40192*B*T + 256320*T, A + 1321008 + 2425584*B + 40192*B*T + 256288*T, A + 1321008 + 2425584*B + 40192*B*T + 256256*T, A + 1321008 + 2425584*B + 40112*B*T, A + 1321008 + 2425584*B + 40192*B*T + 256304*T, B, T)); /* %673 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
-    CALL(257, (double)T, sizeof(real)*((double)1 + (double)T), convirt_features_loss_k43_sum(A + 0, A + 1321008 + 2425584*B + 40192*B*T + 256320*T, T)); /* %674 reduce [1,1]  graphs/lib/losses.lua:13 */
-    CALL(258, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), convirt_features_loss_k46_fused_scale_add_sum_sub(A + 32, A + 0, A + 1321008 + 2425312*B, A + 1321008 + 2425280*B, A + 1321008 + 2425328*B, B)); /* %677 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
-    CALL(259, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), convirt_image_vjp_k313_add(A + 1320992, A + 16, A + 32)); /* %679 map:add []  graphs/lib/model.lua:85 */
+    CALL(0, (double)8192*B, sizeof(real)*((double)4096*B + (double)4096*B), convirt_image_k3_fused_scale_addc(A + 6053872 + 1245184*B, (real *)inputs[0], B)); /* %6 fused:scale_addc [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
+    CALL(1, (double)2359296*B, sizeof(real)*((double)131072*B + (double)4096*B + (double)288 + (double)32), convirt_image_k6_conv2d(A + 6053872, A + 6053872 + 1245184*B, (real *)P + 0, (real *)P + 288, A + 0, B)); /* %9 conv2d [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(2, (double)131080*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_k11_fused_scale_sum(A + 6053872 + 262144*B, A + 6053872, B)); /* %14 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(3, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_k12_sub(A + 6053872 + 131072*B, A + 6053872, A + 6053872 + 262144*B, B)); /* %15 map:sub [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(4, (double)262168*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_k17_fused_rsqrt_addc_scale_sum(A + 6053872 + 1249792*B, A + 6053872 + 131072*B, B)); /* %20 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(5, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_k18_mul(A + 6053872, A + 6053872 + 131072*B, A + 6053872 + 1249792*B, B)); /* %21 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(6, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32 + (double)32), convirt_image_vjp_k23_fused_add_mul(A + 6053872 + 262144*B, A + 6053872, (real *)P + 320, (real *)P + 352, B)); /* %26 fused:add_mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(7, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), convirt_image_vjp_k24_relu(A + 6053872 + 393216*B, A + 6053872 + 262144*B, B)); /* %27 map:relu [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
+    CALL(8, (double)18874368*B, sizeof(real)*((double)32768*B + (double)131072*B + (double)9216 + (double)32), convirt_image_k27_conv2d(A + 6053872 + 524288*B, A + 6053872 + 393216*B, (real *)P + 384, (real *)P + 9600, A + 0, B)); /* %30 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(9, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k32_fused_scale_sum(A + 6053872 + 1249280*B, A + 6053872 + 524288*B, B)); /* %35 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(10, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k33_sub(A + 6053872 + 557056*B, A + 6053872 + 524288*B, A + 6053872 + 1249280*B, B)); /* %36 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(11, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k38_fused_rsqrt_addc_scale_sum(A + 6053872 + 1249808*B, A + 6053872 + 557056*B, B)); /* %41 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(12, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k39_mul(A + 6053872 + 524288*B, A + 6053872 + 557056*B, A + 6053872 + 1249808*B, B)); /* %42 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(13, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_vjp_k44_fused_add_mul(A + 6053872 + 589824*B, A + 6053872 + 524288*B, (real *)P + 9632, (real *)P + 9664, B)); /* %47 fused:add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(14, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k45_relu(A + 6053872 + 622592*B, A + 6053872 + 589824*B, B)); /* %48 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
+    CALL(15, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216 + (double)32), convirt_image_k48_conv2d(A + 6053872 + 655360*B, A + 6053872 + 622592*B, (real *)P + 9696, (real *)P + 18912, A + 0, B)); /* %51 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(16, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k32_fused_scale_sum(A + 6053872 + 1249280*B, A + 6053872 + 655360*B, B)); /* %56 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(17, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k33_sub(A + 6053872 + 688128*B, A + 6053872 + 655360*B, A + 6053872 + 1249280*B, B)); /* %57 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(18, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k38_fused_rsqrt_addc_scale_sum(A + 6053872 + 1249824*B, A + 6053872 + 688128*B, B)); /* %62 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(19, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k39_mul(A + 6053872 + 655360*B, A + 6053872 + 688128*B, A + 6053872 + 1249824*B, B)); /* %63 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(20, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_vjp_k44_fused_add_mul(A + 6053872 + 720896*B, A + 6053872 + 655360*B, (real *)P + 18944, (real *)P + 18976, B)); /* %68 fused:add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(21, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k45_relu(A + 6053872 + 753664*B, A + 6053872 + 720896*B, B)); /* %69 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
+    CALL(22, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216 + (double)32), convirt_image_k48_conv2d(A + 6053872 + 786432*B, A + 6053872 + 753664*B, (real *)P + 19008, (real *)P + 28224, A + 0, B)); /* %72 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(23, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k32_fused_scale_sum(A + 6053872 + 1249280*B, A + 6053872 + 786432*B, B)); /* %77 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(24, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k33_sub(A + 6053872 + 819200*B, A + 6053872 + 786432*B, A + 6053872 + 1249280*B, B)); /* %78 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(25, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k38_fused_rsqrt_addc_scale_sum(A + 6053872 + 1249840*B, A + 6053872 + 819200*B, B)); /* %83 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(26, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k39_mul(A + 6053872 + 786432*B, A + 6053872 + 819200*B, A + 6053872 + 1249840*B, B)); /* %84 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(27, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_vjp_k87_fused_add_add_mul(A + 6053872 + 851968*B, A + 6053872 + 622592*B, A + 6053872 + 786432*B, (real *)P + 28256, (real *)P + 28288, B)); /* %90 fused:add_add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:14 */
+    CALL(28, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k45_relu(A + 6053872 + 884736*B, A + 6053872 + 851968*B, B)); /* %91 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
+    CALL(29, (double)9437184*B, sizeof(real)*((double)16384*B + (double)32768*B + (double)18432 + (double)64), convirt_image_k91_conv2d(A + 6053872 + 917504*B, A + 6053872 + 884736*B, (real *)P + 28320, (real *)P + 46752, A + 0, B)); /* %94 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(30, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k96_fused_scale_sum(A + 6053872 + 1249280*B, A + 6053872 + 917504*B, B)); /* %99 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(31, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k97_sub(A + 6053872 + 933888*B, A + 6053872 + 917504*B, A + 6053872 + 1249280*B, B)); /* %100 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(32, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k102_fused_rsqrt_addc_scale_sum(A + 6053872 + 1249856*B, A + 6053872 + 933888*B, B)); /* %105 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(33, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k103_mul(A + 6053872 + 917504*B, A + 6053872 + 933888*B, A + 6053872 + 1249856*B, B)); /* %106 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(34, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_vjp_k108_fused_add_mul(A + 6053872 + 950272*B, A + 6053872 + 917504*B, (real *)P + 46816, (real *)P + 46880, B)); /* %111 fused:add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(35, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k109_relu(A + 6053872 + 966656*B, A + 6053872 + 950272*B, B)); /* %112 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
+    CALL(36, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864 + (double)64), convirt_image_k112_conv2d(A + 6053872 + 983040*B, A + 6053872 + 966656*B, (real *)P + 46944, (real *)P + 83808, A + 0, B)); /* %115 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(37, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k96_fused_scale_sum(A + 6053872 + 1249280*B, A + 6053872 + 983040*B, B)); /* %120 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(38, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k97_sub(A + 6053872 + 999424*B, A + 6053872 + 983040*B, A + 6053872 + 1249280*B, B)); /* %121 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(39, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k102_fused_rsqrt_addc_scale_sum(A + 6053872 + 1249872*B, A + 6053872 + 999424*B, B)); /* %126 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(40, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k103_mul(A + 6053872 + 983040*B, A + 6053872 + 999424*B, A + 6053872 + 1249872*B, B)); /* %127 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(41, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_vjp_k108_fused_add_mul(A + 6053872 + 1015808*B, A + 6053872 + 983040*B, (real *)P + 83872, (real *)P + 83936, B)); /* %132 fused:add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(42, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k109_relu(A + 6053872 + 1032192*B, A + 6053872 + 1015808*B, B)); /* %133 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
+    CALL(43, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864 + (double)64), convirt_image_k112_conv2d(A + 6053872 + 1048576*B, A + 6053872 + 1032192*B, (real *)P + 84000, (real *)P + 120864, A + 0, B)); /* %136 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(44, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k96_fused_scale_sum(A + 6053872 + 1249280*B, A + 6053872 + 1048576*B, B)); /* %141 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(45, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k97_sub(A + 6053872 + 1064960*B, A + 6053872 + 1048576*B, A + 6053872 + 1249280*B, B)); /* %142 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(46, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k102_fused_rsqrt_addc_scale_sum(A + 6053872 + 1249888*B, A + 6053872 + 1064960*B, B)); /* %147 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(47, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k103_mul(A + 6053872 + 1048576*B, A + 6053872 + 1064960*B, A + 6053872 + 1249888*B, B)); /* %148 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(48, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_vjp_k151_fused_add_add_mul(A + 6053872 + 1081344*B, A + 6053872 + 966656*B, A + 6053872 + 1048576*B, (real *)P + 120928, (real *)P + 120992, B)); /* %154 fused:add_add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:14 */
+    CALL(49, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k109_relu(A + 6053872 + 1097728*B, A + 6053872 + 1081344*B, B)); /* %155 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
+    CALL(50, (double)9437184*B, sizeof(real)*((double)8192*B + (double)16384*B + (double)73728 + (double)128), convirt_image_k155_conv2d(A + 6053872 + 1114112*B, A + 6053872 + 1097728*B, (real *)P + 121056, (real *)P + 194784, A + 0, B)); /* %158 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(51, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k160_fused_scale_sum(A + 6053872 + 1249280*B, A + 6053872 + 1114112*B, B)); /* %163 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(52, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k161_sub(A + 6053872 + 1122304*B, A + 6053872 + 1114112*B, A + 6053872 + 1249280*B, B)); /* %164 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(53, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k166_fused_rsqrt_addc_scale_sum(A + 6053872 + 1249904*B, A + 6053872 + 1122304*B, B)); /* %169 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(54, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k167_mul(A + 6053872 + 1114112*B, A + 6053872 + 1122304*B, A + 6053872 + 1249904*B, B)); /* %170 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(55, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_vjp_k172_fused_add_mul(A + 6053872 + 1130496*B, A + 6053872 + 1114112*B, (real *)P + 194912, (real *)P + 195040, B)); /* %175 fused:add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(56, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k173_relu(A + 6053872 + 1138688*B, A + 6053872 + 1130496*B, B)); /* %176 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
+    CALL(57, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456 + (double)128), convirt_image_k176_conv2d(A + 6053872 + 1146880*B, A + 6053872 + 1138688*B, (real *)P + 195168, (real *)P + 342624, A + 0, B)); /* %179 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(58, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k160_fused_scale_sum(A + 6053872 + 1249280*B, A + 6053872 + 1146880*B, B)); /* %184 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(59, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k161_sub(A + 6053872 + 1155072*B, A + 6053872 + 1146880*B, A + 6053872 + 1249280*B, B)); /* %185 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(60, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k166_fused_rsqrt_addc_scale_sum(A + 6053872 + 1249920*B, A + 6053872 + 1155072*B, B)); /* %190 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(61, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k167_mul(A + 6053872 + 1146880*B, A + 6053872 + 1155072*B, A + 6053872 + 1249920*B, B)); /* %191 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(62, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_vjp_k172_fused_add_mul(A + 6053872 + 1163264*B, A + 6053872 + 1146880*B, (real *)P + 342752, (real *)P + 342880, B)); /* %196 fused:add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(63, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k173_relu(A + 6053872 + 1171456*B, A + 6053872 + 1163264*B, B)); /* %197 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
+    CALL(64, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456 + (double)128), convirt_image_k176_conv2d(A + 6053872 + 1179648*B, A + 6053872 + 1171456*B, (real *)P + 343008, (real *)P + 490464, A + 0, B)); /* %200 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(65, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k160_fused_scale_sum(A + 6053872 + 1249280*B, A + 6053872 + 1179648*B, B)); /* %205 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(66, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k161_sub(A + 6053872 + 1187840*B, A + 6053872 + 1179648*B, A + 6053872 + 1249280*B, B)); /* %206 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(67, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k166_fused_rsqrt_addc_scale_sum(A + 6053872 + 1249936*B, A + 6053872 + 1187840*B, B)); /* %211 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(68, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k167_mul(A + 6053872 + 1179648*B, A + 6053872 + 1187840*B, A + 6053872 + 1249936*B, B)); /* %212 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(69, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_vjp_k215_fused_add_add_mul(A + 6053872 + 1196032*B, A + 6053872 + 1138688*B, A + 6053872 + 1179648*B, (real *)P + 490592, (real *)P + 490720, B)); /* %218 fused:add_add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:14 */
+    CALL(70, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k173_relu(A + 6053872 + 1204224*B, A + 6053872 + 1196032*B, B)); /* %219 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
+    CALL(71, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k218_permute(A + 6053872 + 1212416*B, A + 6053872 + 1204224*B, B)); /* %221 permute [B,64,128]  graphs/lib/image_encoder.lua:33 */
+    CALL(72, (double)2105344*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384 + (double)128), convirt_image_k224_matmul_add(A + 6053872 + 1204224*B, A + 6053872 + 1212416*B, (real *)P + 490848, (real *)P + 507232, B)); /* %227 matmul+add [B,64,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(73, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_k225_sum(A + 6053872 + 1220608*B, A + 6053872 + 1212416*B, B)); /* %228 reduce [B,1,128]  graphs/lib/image_encoder.lua:35 */
+    CALL(74, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), convirt_image_k227_scale(A + 6053872 + 1249280*B, A + 6053872 + 1220608*B, B)); /* %230 map:scale [B,128]  graphs/lib/image_encoder.lua:35 */
+    CALL(75, (double)32896*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384 + (double)128), convirt_image_k231_matmul_add(A + 6053872 + 1249408*B, A + 6053872 + 1249280*B, (real *)P + 507360, (real *)P + 523744, B)); /* %234 matmul+add [B,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(76, 0, sizeof(real)*((double)5120*T + (double)131072 + (double)40*T), convirt_k237_gather(A + 6053872 + 1250032*B + 40192*B*T, (real *)P + 523872, (int32_t *)inputs[1], T)); /* %237 gather [T,40,128]  graphs/lib/text_encoder.lua:32 */
+    CALL(77, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120), convirt_k238_add(A + 6053872 + 1250032*B + 40192*B*T + 6400*T, A + 6053872 + 1250032*B + 40192*B*T, (real *)P + 654944, T)); /* %238 map:add [T,40,128]  graphs/lib/text_encoder.lua:32 */
+    CALL(78, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k242_fused_scale_sum(A + 6053872 + 1250032*B + 40192*B*T, A + 6053872 + 1250032*B + 40192*B*T + 6400*T, T)); /* %242 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(79, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k243_sub(A + 6053872 + 1250032*B + 40192*B*T + 107520*T, A + 6053872 + 1250032*B + 40192*B*T + 6400*T, A + 6053872 + 1250032*B + 40192*B*T, T)); /* %243 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(80, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k248_fused_rsqrt_addc_scale_sum(A + 6053872 + 1250032*B + 40192*B*T + 256512*T, A + 6053872 + 1250032*B + 40192*B*T + 107520*T, T)); /* %248 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(81, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k249_mul(A + 6053872 + 1250032*B + 40192*B*T + 112640*T, A + 6053872 + 1250032*B + 40192*B*T + 107520*T, A + 6053872 + 1250032*B + 40192*B*T + 256512*T, T)); /* %249 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(82, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k251_fused_add_mul(A + 6053872 + 1250032*B + 40192*B*T + 117760*T, A + 6053872 + 1250032*B + 40192*B*T + 112640*T, (real *)P + 660064, (real *)P + 660192, T)); /* %251 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(83, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k257_matmul_add(A + 6053872 + 1250032*B + 40192*B*T, A + 6053872 + 1250032*B + 40192*B*T + 117760*T, (real *)P + 660320, (real *)P + 676704, T)); /* %257 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(84, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k259_permute(A + 6053872 + 1250032*B + 40192*B*T + 122880*T, A + 6053872 + 1250032*B + 40192*B*T, T)); /* %259 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(85, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k257_matmul_add(A + 6053872 + 1250032*B + 40192*B*T, A + 6053872 + 1250032*B + 40192*B*T + 117760*T, (real *)P + 676832, (real *)P + 693216, T)); /* %265 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(86, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k259_permute(A + 6053872 + 1250032*B + 40192*B*T + 128000*T, A + 6053872 + 1250032*B + 40192*B*T, T)); /* %267 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(87, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k257_matmul_add(A + 6053872 + 1250032*B + 40192*B*T, A + 6053872 + 1250032*B + 40192*B*T + 117760*T, (real *)P + 693344, (real *)P + 709728, T)); /* %273 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(88, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k259_permute(A + 6053872 + 1250032*B + 40192*B*T + 133120*T, A + 6053872 + 1250032*B + 40192*B*T, T)); /* %275 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(89, (double)120*T, sizeof(real)*((double)40*T + (double)40*T), convirt_k282_fused_scale_addc_neg(A + 6053872 + 1250032*B + 40192*B*T + 255552*T, (real *)inputs[2], T)); /* %282 fused:scale_addc_neg [T,1,1,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(90, (double)428800*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)40*T + (double)40*T), convirt_k283_matmul_add_mul_scale(A + 6053872 + 1250032*B + 40192*B*T, A + 6053872 + 1250032*B + 40192*B*T + 122880*T, A + 6053872 + 1250032*B + 40192*B*T + 128000*T, (real *)inputs[2], A + 6053872 + 1250032*B + 40192*B*T + 255552*T, T)); /* %283 matmul+add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(91, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), convirt_k284_max(A + 6053872 + 1250032*B + 40192*B*T + 88320*T, A + 6053872 + 1250032*B + 40192*B*T, T)); /* %284 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(92, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), convirt_k287_fused_exp_sub(A + 6053872 + 1250032*B + 40192*B*T + 81920*T, A + 6053872 + 1250032*B + 40192*B*T, A + 6053872 + 1250032*B + 40192*B*T + 88320*T, T)); /* %287 fused:exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(93, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), convirt_k288_mul(A + 6053872 + 1250032*B + 40192*B*T, A + 6053872 + 1250032*B + 40192*B*T + 81920*T, (real *)inputs[2], T)); /* %288 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(94, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), convirt_k289_sum(A + 6053872 + 1250032*B + 40192*B*T + 255232*T, A + 6053872 + 1250032*B + 40192*B*T, T)); /* %289 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(95, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), convirt_k290_clampmin(A + 6053872 + 1250032*B + 40192*B*T + 255392*T, A + 6053872 + 1250032*B + 40192*B*T + 255232*T, T)); /* %290 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(96, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), convirt_k291_div(A + 6053872 + 1250032*B + 40192*B*T + 88320*T, A + 6053872 + 1250032*B + 40192*B*T, A + 6053872 + 1250032*B + 40192*B*T + 255392*T, T)); /* %291 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(97, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k292_matmul(A + 6053872 + 1250032*B + 40192*B*T, A + 6053872 + 1250032*B + 40192*B*T + 88320*T, A + 6053872 + 1250032*B + 40192*B*T + 133120*T, T)); /* %292 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(98, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k293_permute(A + 6053872 + 1250032*B + 40192*B*T + 138240*T, A + 6053872 + 1250032*B + 40192*B*T, T)); /* %293 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(99, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)128), convirt_k301_matmul_add_add(A + 6053872 + 1250032*B + 40192*B*T + 94720*T, A + 6053872 + 1250032*B + 40192*B*T + 138240*T, (real *)P + 709856, A + 6053872 + 1250032*B + 40192*B*T + 6400*T, (real *)P + 726240, T)); /* %301 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(100, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k242_fused_scale_sum(A + 6053872 + 1250032*B + 40192*B*T + 255600*T, A + 6053872 + 1250032*B + 40192*B*T + 94720*T, T)); /* %305 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(101, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k243_sub(A + 6053872 + 1250032*B + 40192*B*T + 143360*T, A + 6053872 + 1250032*B + 40192*B*T + 94720*T, A + 6053872 + 1250032*B + 40192*B*T + 255600*T, T)); /* %306 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(102, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k248_fused_rsqrt_addc_scale_sum(A + 6053872 + 1250032*B + 40192*B*T + 256560*T, A + 6053872 + 1250032*B + 40192*B*T + 143360*T, T)); /* %311 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(103, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k249_mul(A + 6053872 + 1250032*B + 40192*B*T + 148480*T, A + 6053872 + 1250032*B + 40192*B*T + 143360*T, A + 6053872 + 1250032*B + 40192*B*T + 256560*T, T)); /* %312 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(104, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k251_fused_add_mul(A + 6053872 + 1250032*B + 40192*B*T + 153600*T, A + 6053872 + 1250032*B + 40192*B*T + 148480*T, (real *)P + 726368, (real *)P + 726496, T)); /* %314 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(105, (double)5263360*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)512), convirt_k320_matmul_add(A + 6053872 + 1250032*B + 40192*B*T, A + 6053872 + 1250032*B + 40192*B*T + 153600*T, (real *)P + 726624, (real *)P + 792160, T)); /* %320 matmul+add [T,40,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(106, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), convirt_k321_gelu(A + 6053872 + 1250032*B + 40192*B*T + 20480*T, A + 6053872 + 1250032*B + 40192*B*T, T)); /* %321 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(107, (double)5253120*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536 + (double)5120*T + (double)128), convirt_k328_matmul_add_add(A + 6053872 + 1250032*B + 40192*B*T + 47360*T, A + 6053872 + 1250032*B + 40192*B*T + 20480*T, (real *)P + 792672, A + 6053872 + 1250032*B + 40192*B*T + 94720*T, (real *)P + 858208, T)); /* %328 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(108, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k242_fused_scale_sum(A + 6053872 + 1250032*B + 40192*B*T + 255600*T, A + 6053872 + 1250032*B + 40192*B*T + 47360*T, T)); /* %332 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(109, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k243_sub(A + 6053872 + 1250032*B + 40192*B*T + 158720*T, A + 6053872 + 1250032*B + 40192*B*T + 47360*T, A + 6053872 + 1250032*B + 40192*B*T + 255600*T, T)); /* %333 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(110, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k248_fused_rsqrt_addc_scale_sum(A + 6053872 + 1250032*B + 40192*B*T + 256608*T, A + 6053872 + 1250032*B + 40192*B*T + 158720*T, T)); /* %338 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(111, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k249_mul(A + 6053872 + 1250032*B + 40192*B*T + 163840*T, A + 6053872 + 1250032*B + 40192*B*T + 158720*T, A + 6053872 + 1250032*B + 40192*B*T + 256608*T, T)); /* %339 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(112, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k251_fused_add_mul(A + 6053872 + 1250032*B + 40192*B*T + 168960*T, A + 6053872 + 1250032*B + 40192*B*T + 163840*T, (real *)P + 858336, (real *)P + 858464, T)); /* %341 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(113, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k257_matmul_add(A + 6053872 + 1250032*B + 40192*B*T + 40960*T, A + 6053872 + 1250032*B + 40192*B*T + 168960*T, (real *)P + 858592, (real *)P + 874976, T)); /* %347 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(114, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k259_permute(A + 6053872 + 1250032*B + 40192*B*T + 174080*T, A + 6053872 + 1250032*B + 40192*B*T + 40960*T, T)); /* %349 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(115, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k257_matmul_add(A + 6053872 + 1250032*B + 40192*B*T + 40960*T, A + 6053872 + 1250032*B + 40192*B*T + 168960*T, (real *)P + 875104, (real *)P + 891488, T)); /* %355 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(116, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k259_permute(A + 6053872 + 1250032*B + 40192*B*T + 179200*T, A + 6053872 + 1250032*B + 40192*B*T + 40960*T, T)); /* %357 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(117, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k257_matmul_add(A + 6053872 + 1250032*B + 40192*B*T + 40960*T, A + 6053872 + 1250032*B + 40192*B*T + 168960*T, (real *)P + 891616, (real *)P + 908000, T)); /* %363 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(118, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k259_permute(A + 6053872 + 1250032*B + 40192*B*T + 184320*T, A + 6053872 + 1250032*B + 40192*B*T + 40960*T, T)); /* %365 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(119, (double)428800*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)40*T + (double)40*T), convirt_k283_matmul_add_mul_scale(A + 6053872 + 1250032*B + 40192*B*T + 40960*T, A + 6053872 + 1250032*B + 40192*B*T + 174080*T, A + 6053872 + 1250032*B + 40192*B*T + 179200*T, (real *)inputs[2], A + 6053872 + 1250032*B + 40192*B*T + 255552*T, T)); /* %373 matmul+add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(120, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), convirt_k284_max(A + 6053872 + 1250032*B + 40192*B*T + 101120*T, A + 6053872 + 1250032*B + 40192*B*T + 40960*T, T)); /* %374 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(121, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), convirt_k287_fused_exp_sub(A + 6053872 + 1250032*B + 40192*B*T + 94720*T, A + 6053872 + 1250032*B + 40192*B*T + 40960*T, A + 6053872 + 1250032*B + 40192*B*T + 101120*T, T)); /* %377 fused:exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(122, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), convirt_k288_mul(A + 6053872 + 1250032*B + 40192*B*T + 40960*T, A + 6053872 + 1250032*B + 40192*B*T + 94720*T, (real *)inputs[2], T)); /* %378 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(123, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), convirt_k289_sum(A + 6053872 + 1250032*B + 40192*B*T + 255552*T, A + 6053872 + 1250032*B + 40192*B*T + 40960*T, T)); /* %379 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(124, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), convirt_k290_clampmin(A + 6053872 + 1250032*B + 40192*B*T + 255712*T, A + 6053872 + 1250032*B + 40192*B*T + 255552*T, T)); /* %380 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(125, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), convirt_k291_div(A + 6053872 + 1250032*B + 40192*B*T + 101120*T, A + 6053872 + 1250032*B + 40192*B*T + 40960*T, A + 6053872 + 1250032*B + 40192*B*T + 255712*T, T)); /* %381 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(126, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k292_matmul(A + 6053872 + 1250032*B + 40192*B*T + 40960*T, A + 6053872 + 1250032*B + 40192*B*T + 101120*T, A + 6053872 + 1250032*B + 40192*B*T + 184320*T, T)); /* %382 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(127, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k293_permute(A + 6053872 + 1250032*B + 40192*B*T + 189440*T, A + 6053872 + 1250032*B + 40192*B*T + 40960*T, T)); /* %383 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(128, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)128), convirt_k301_matmul_add_add(A + 6053872 + 1250032*B + 40192*B*T + 194560*T, A + 6053872 + 1250032*B + 40192*B*T + 189440*T, (real *)P + 908128, A + 6053872 + 1250032*B + 40192*B*T + 47360*T, (real *)P + 924512, T)); /* %391 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(129, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k242_fused_scale_sum(A + 6053872 + 1250032*B + 40192*B*T + 255872*T, A + 6053872 + 1250032*B + 40192*B*T + 194560*T, T)); /* %395 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(130, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k243_sub(A + 6053872 + 1250032*B + 40192*B*T + 199680*T, A + 6053872 + 1250032*B + 40192*B*T + 194560*T, A + 6053872 + 1250032*B + 40192*B*T + 255872*T, T)); /* %396 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(131, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k248_fused_rsqrt_addc_scale_sum(A + 6053872 + 1250032*B + 40192*B*T + 256656*T, A + 6053872 + 1250032*B + 40192*B*T + 199680*T, T)); /* %401 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(132, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k249_mul(A + 6053872 + 1250032*B + 40192*B*T + 204800*T, A + 6053872 + 1250032*B + 40192*B*T + 199680*T, A + 6053872 + 1250032*B + 40192*B*T + 256656*T, T)); /* %402 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(133, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k251_fused_add_mul(A + 6053872 + 1250032*B + 40192*B*T + 209920*T, A + 6053872 + 1250032*B + 40192*B*T + 204800*T, (real *)P + 924640, (real *)P + 924768, T)); /* %404 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(134, (double)5263360*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)512), convirt_k320_matmul_add(A + 6053872 + 1250032*B + 40192*B*T + 40960*T, A + 6053872 + 1250032*B + 40192*B*T + 209920*T, (real *)P + 924896, (real *)P + 990432, T)); /* %410 matmul+add [T,40,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(135, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), convirt_k321_gelu(A + 6053872 + 1250032*B + 40192*B*T + 61440*T, A + 6053872 + 1250032*B + 40192*B*T + 40960*T, T)); /* %411 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(136, (double)5253120*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536 + (double)5120*T + (double)128), convirt_k328_matmul_add_add(A + 6053872 + 1250032*B + 40192*B*T + 215040*T, A + 6053872 + 1250032*B + 40192*B*T + 61440*T, (real *)P + 990944, A + 6053872 + 1250032*B + 40192*B*T + 194560*T, (real *)P + 1056480, T)); /* %418 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(137, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k242_fused_scale_sum(A + 6053872 + 1250032*B + 40192*B*T + 255872*T, A + 6053872 + 1250032*B + 40192*B*T + 215040*T, T)); /* %422 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(138, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k243_sub(A + 6053872 + 1250032*B + 40192*B*T + 194560*T, A + 6053872 + 1250032*B + 40192*B*T + 215040*T, A + 6053872 + 1250032*B + 40192*B*T + 255872*T, T)); /* %423 map:sub [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(139, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k248_fused_rsqrt_addc_scale_sum(A + 6053872 + 1250032*B + 40192*B*T + 256704*T, A + 6053872 + 1250032*B + 40192*B*T + 194560*T, T)); /* %428 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(140, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k249_mul(A + 6053872 + 1250032*B + 40192*B*T + 215040*T, A + 6053872 + 1250032*B + 40192*B*T + 194560*T, A + 6053872 + 1250032*B + 40192*B*T + 256704*T, T)); /* %429 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(141, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k251_fused_add_mul(A + 6053872 + 1250032*B + 40192*B*T + 220160*T, A + 6053872 + 1250032*B + 40192*B*T + 215040*T, (real *)P + 1056608, (real *)P + 1056736, T)); /* %431 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(142, 0, sizeof(real)*((double)128*T + (double)5120*T), convirt_k432_slice(A + 6053872 + 1250032*B + 40192*B*T + 255872*T, A + 6053872 + 1250032*B + 40192*B*T + 220160*T, T)); /* %432 slice [T,1,128]  graphs/lib/text_encoder.lua:35 */
+    CALL(143, (double)32896*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384 + (double)128), convirt_k437_matmul_add(A + 6053872 + 1250032*B + 40192*B*T + 256000*T, A + 6053872 + 1250032*B + 40192*B*T + 255872*T, (real *)P + 1056864, (real *)P + 1073248, T)); /* %437 matmul+add [T,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(144, 0, sizeof(real)*((double)4992*T + (double)5120*T), convirt_text_k206_slice(A + 6053872 + 1250032*B + 40192*B*T + 225280*T, A + 6053872 + 1250032*B + 40192*B*T + 220160*T, T)); /* %438 slice [T,39,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(145, (double)1282944*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384 + (double)128), convirt_text_k212_matmul_add(A + 6053872 + 1250032*B + 40192*B*T + 220160*T, A + 6053872 + 1250032*B + 40192*B*T + 225280*T, (real *)P + 1073376, (real *)P + 1089760, T)); /* %444 matmul+add [T,39,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(146, (double)256*T, sizeof(real)*((double)T + (double)128*T), convirt_features_loss_k7_fused_sum_square(A + 6053872 + 1250032*B + 40192*B*T + 256944*T, A + 6053872 + 1250032*B + 40192*B*T + 256000*T, T)); /* %446 fused:sum_square [T,1]  graphs/lib/losses.lua:21 */
+    CALL(147, (double)2*T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k9_fused_rsqrt_clampmin(A + 6053872 + 1250032*B + 40192*B*T + 256960*T, A + 6053872 + 1250032*B + 40192*B*T + 256944*T, T)); /* %448 fused:rsqrt_clampmin [T,1]  graphs/lib/losses.lua:21 */
+    CALL(148, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)T), convirt_features_loss_k10_mul(A + 6053872 + 1250032*B + 40192*B*T + 225152*T, A + 6053872 + 1250032*B + 40192*B*T + 256000*T, A + 6053872 + 1250032*B + 40192*B*T + 256960*T, T)); /* %449 map:mul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(149, (double)256*B, sizeof(real)*((double)B + (double)128*B), convirt_features_loss_k12_fused_sum_square(A + 6053872 + 1249952*B, A + 6053872 + 1249408*B, B)); /* %451 fused:sum_square [B,1]  graphs/lib/losses.lua:21 */
+    CALL(150, (double)2*B, sizeof(real)*((double)B + (double)B), convirt_features_loss_k14_fused_rsqrt_clampmin(A + 6053872 + 1249968*B, A + 6053872 + 1249952*B, B)); /* %453 fused:rsqrt_clampmin [B,1]  graphs/lib/losses.lua:21 */
+    CALL(151, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), convirt_features_loss_k15_mul(A + 6053872 + 1249536*B, A + 6053872 + 1249408*B, A + 6053872 + 1249968*B, B)); /* %454 map:mul [B,128]  graphs/lib/losses.lua:21 */
+    CALL(152, (double)257*B*T, sizeof(real)*((double)B*T + (double)128*T + (double)128*B), convirt_features_loss_k17_matmul_scale(A + 6053872 + 1250032*B, A + 6053872 + 1250032*B + 40192*B*T + 225152*T, A + 6053872 + 1249536*B, B, T)); /* %456 matmul+scale [T,B]  graphs/lib/losses.lua:21 */
+    CALL(153, 0, sizeof(real)*((double)B*T), convirt_features_loss_k18_eye(A + 6053872 + 1250032*B + 25248*B*T, B, T)); /* %457 eye [T,B]  graphs/lib/losses.lua:9 */
+    CALL(154, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k19_max(A + 6053872 + 1250032*B + 40192*B*T + 256752*T, A + 6053872 + 1250032*B, B, T)); /* %458 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(155, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), convirt_features_loss_k22_fused_exp_sub(A + 6053872 + 1250032*B + 40128*B*T, A + 6053872 + 1250032*B, A + 6053872 + 1250032*B + 40192*B*T + 256752*T, B, T)); /* %461 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
+    CALL(156, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k23_sum(A + 6053872 + 1250032*B + 40192*B*T + 256976*T, A + 6053872 + 1250032*B + 40128*B*T, B, T)); /* %462 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(157, (double)T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k24_clampmin(A + 6053872 + 1250032*B + 40192*B*T + 256992*T, A + 6053872 + 1250032*B + 40192*B*T + 256976*T, T)); /* %463 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
+    CALL(158, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), convirt_features_loss_k27_mul(A + 6053872 + 1250032*B + 25264*B*T, A + 6053872 + 1250032*B, A + 6053872 + 1250032*B + 25248*B*T, B, T)); /* %466 map:mul [T,B]  graphs/lib/losses.lua:10 */
+    CALL(159, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k30_max(A + 6053872 + 1249664*B, A + 6053872 + 1250032*B, B, T)); /* %469 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(160, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), convirt_features_loss_k33_fused_exp_sub(A + 6053872 + 1250032*B + 40144*B*T, A + 6053872 + 1250032*B, A + 6053872 + 1249664*B, B, T)); /* %472 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
+    CALL(161, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k34_sum(A + 6053872 + 1249984*B, A + 6053872 + 1250032*B + 40144*B*T, B, T)); /* %473 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(162, (double)B, sizeof(real)*((double)B + (double)B), convirt_features_loss_k35_clampmin(A + 6053872 + 1250000*B, A + 6053872 + 1249984*B, B)); /* %474 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
+    CALL(163, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k34_sum(A + 6053872 + 1249680*B, A + 6053872 + 1250032*B + 25264*B*T, B, T)); /* %478 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(164, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k23_sum(A + 6053872 + 1250032*B + 40192*B*T + 256304*T, A + 6053872 + 1250032*B + 25248*B*T, B, T)); /* %480 reduce [T,1]  graphs/lib/losses.lua:12 */
+    CALL(165, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), convirt_features_loss_k42_fused_mul_sub_add_log(A + 6053872 + 1250032*B + 40192*B*T + 256128*T, A + 6053872 + 1250032*B + 40192*B*T + 256992*T, A + 6053872 + 1250032*B + 40192*B*T + 256752*T, A + 6053872 + 1250032*B + 25264*B*T, A + 6053872 + 1250032*B + 40192*B*T + 256304*T, B, T)); /* %481 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
+    CALL(166, (double)T, sizeof(real)*((double)1 + (double)T), convirt_features_loss_k43_sum(A + 0, A + 6053872 + 1250032*B + 40192*B*T + 256128*T, T)); /* %482 reduce [1,1]  graphs/lib/losses.lua:13 */
+    CALL(167, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), convirt_features_loss_k46_fused_scale_add_sum_sub(A + 16, A + 0, A + 6053872 + 1250000*B, A + 6053872 + 1249664*B, A + 6053872 + 1249680*B, B)); /* %485 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
+    CALL(168, (double)9984*T, sizeof(real)*((double)39*T + (double)4992*T), gloria_features_loss_k49_fused_sum_square(A + 6053872 + 1250032*B + 40192*B*T + 256752*T, A + 6053872 + 1250032*B + 40192*B*T + 220160*T, T)); /* %488 fused:sum_square [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(169, (double)78*T, sizeof(real)*((double)39*T + (double)39*T), gloria_features_loss_k51_fused_rsqrt_clampmin(A + 6053872 + 1250032*B + 40192*B*T + 256800*T, A + 6053872 + 1250032*B + 40192*B*T + 256752*T, T)); /* %490 fused:rsqrt_clampmin [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(170, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T), gloria_features_loss_k52_mul(A + 6053872 + 1250032*B + 40192*B*T + 230272*T, A + 6053872 + 1250032*B + 40192*B*T + 220160*T, A + 6053872 + 1250032*B + 40192*B*T + 256800*T, T)); /* %491 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
+    CALL(171, (double)16384*B, sizeof(real)*((double)64*B + (double)8192*B), gloria_features_loss_k56_fused_sum_square(A + 6053872 + 1236992*B, A + 6053872 + 1204224*B, B)); /* %495 fused:sum_square [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(172, (double)128*B, sizeof(real)*((double)64*B + (double)64*B), gloria_features_loss_k58_fused_rsqrt_clampmin(A + 6053872 + 1249664*B, A + 6053872 + 1236992*B, B)); /* %497 fused:rsqrt_clampmin [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(173, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)64*B), gloria_features_loss_k59_mul(A + 6053872 + 1220608*B, A + 6053872 + 1204224*B, A + 6053872 + 1249664*B, B)); /* %498 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
+    CALL(174, (double)641472*B*T, sizeof(real)*((double)2496*B*T + (double)4992*T + (double)8192*B), gloria_features_loss_k61_matmul_scale(A + 6053872 + 1250032*B, A + 6053872 + 1250032*B + 40192*B*T + 230272*T, A + 6053872 + 1220608*B, B, T)); /* %500 matmul+scale [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(175, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), gloria_features_loss_k62_max(A + 6053872 + 1250032*B + 2496*B*T, A + 6053872 + 1250032*B, B, T)); /* %501 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(176, (double)4992*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), gloria_features_loss_k65_fused_exp_sub(A + 6053872 + 1250032*B + 34944*B*T, A + 6053872 + 1250032*B, A + 6053872 + 1250032*B + 2496*B*T, B, T)); /* %504 fused:exp_sub [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(177, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), gloria_features_loss_k66_sum(A + 6053872 + 1250032*B + 39936*B*T, A + 6053872 + 1250032*B + 34944*B*T, B, T)); /* %505 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(178, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), gloria_features_loss_k67_div(A + 6053872 + 1250032*B + 37440*B*T, A + 6053872 + 1250032*B + 34944*B*T, A + 6053872 + 1250032*B + 39936*B*T, B, T)); /* %506 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(179, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), gloria_features_loss_k68_matmul(A + 6053872 + 1250032*B, A + 6053872 + 1250032*B + 37440*B*T, A + 6053872 + 1204224*B, B, T)); /* %507 matmul [T,B,39,128]  graphs/lib/matching.lua:11 */
+    CALL(180, (double)9984*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), gloria_features_loss_k70_fused_sum_square(A + 6053872 + 1250032*B + 39984*B*T, A + 6053872 + 1250032*B, B, T)); /* %509 fused:sum_square [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(181, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), gloria_features_loss_k72_fused_rsqrt_clampmin(A + 6053872 + 1250032*B + 40032*B*T, A + 6053872 + 1250032*B + 39984*B*T, B, T)); /* %511 fused:rsqrt_clampmin [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(182, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T), gloria_features_loss_k73_mul(A + 6053872 + 1250032*B + 4992*B*T, A + 6053872 + 1250032*B, A + 6053872 + 1250032*B + 40032*B*T, B, T)); /* %512 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(183, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*T + (double)4992*B*T), reclf_noirm_features_loss_k74_mul(A + 6053872 + 1250032*B + 9984*B*T, A + 6053872 + 1250032*B + 40192*B*T + 230272*T, A + 6053872 + 1250032*B + 4992*B*T, B, T)); /* %513 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(184, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), convirt_text_vjp_k278_matmul(A + 6053872 + 1250032*B + 40192*B*T + 235264*T, A + 6053872 + 1250032*B + 40192*B*T + 220160*T, (real *)P + 1089888, T)); /* %520 matmul [39*T,128]  graphs/lib/srm.lua:11 */
+    CALL(185, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), convirt_text_vjp_k278_matmul(A + 6053872 + 1250032*B + 40192*B*T + 240256*T, A + 6053872 + 1250032*B + 40192*B*T + 220160*T, (real *)P + 1106272, T)); /* %523 matmul [39*T,128]  graphs/lib/srm.lua:11 */
+    CALL(186, (double)117*T, sizeof(real)*((double)39*T + (double)39*T), gloria_features_loss_k81_fused_scale_addc_neg(A + 6053872 + 1250032*B + 40192*B*T + 256128*T, (real *)inputs[3], T)); /* %531 fused:scale_addc_neg [T,1,39]  graphs/lib/srm.lua:12 */
+    CALL(187, (double)393939*T, sizeof(real)*((double)1521*T + (double)4992*T + (double)4992*T + (double)39*T + (double)39*T), reclf_noirm_features_loss_k93_matmul_add_mul_scale(A + 6053872 + 1250032*B + 40192*B*T + 245248*T, A + 6053872 + 1250032*B + 40192*B*T + 235264*T, A + 6053872 + 1250032*B + 40192*B*T + 240256*T, (real *)inputs[3], A + 6053872 + 1250032*B + 40192*B*T + 256128*T, T)); /* %532 matmul+add_mul_scale [T,39,39]  graphs/lib/srm.lua:12 */
+    CALL(188, (double)1521*T, sizeof(real)*((double)39*T + (double)1521*T), reclf_noirm_features_loss_k94_max(A + 6053872 + 1250032*B + 40192*B*T + 256128*T, A + 6053872 + 1250032*B + 40192*B*T + 245248*T, T)); /* %533 reduce [T,39,1]  graphs/lib/srm.lua:12 */
+    CALL(189, (double)3042*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), reclf_noirm_features_loss_k97_fused_exp_sub(A + 6053872 + 1250032*B + 40192*B*T + 250240*T, A + 6053872 + 1250032*B + 40192*B*T + 245248*T, A + 6053872 + 1250032*B + 40192*B*T + 256128*T, T)); /* %536 fused:exp_sub [T,39,39]  graphs/lib/srm.lua:12 */
+    CALL(190, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), reclf_noirm_features_loss_k98_mul(A + 6053872 + 1250032*B + 40192*B*T + 245248*T, A + 6053872 + 1250032*B + 40192*B*T + 250240*T, (real *)inputs[3], T)); /* %537 map:mul [T,39,39]  graphs/lib/srm.lua:12 */
+    CALL(191, (double)1521*T, sizeof(real)*((double)39*T + (double)1521*T), reclf_noirm_features_loss_k99_sum(A + 6053872 + 1250032*B + 40192*B*T + 256848*T, A + 6053872 + 1250032*B + 40192*B*T + 245248*T, T)); /* %538 reduce [T,39,1]  graphs/lib/srm.lua:12 */
+    CALL(192, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), reclf_noirm_features_loss_k100_clampmin(A + 6053872 + 1250032*B + 40192*B*T + 256896*T, A + 6053872 + 1250032*B + 40192*B*T + 256848*T, T)); /* %539 map:clampmin [T,39,1]  graphs/lib/srm.lua:12 */
+    CALL(193, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), reclf_noirm_features_loss_k101_div(A + 6053872 + 1250032*B + 40192*B*T + 251776*T, A + 6053872 + 1250032*B + 40192*B*T + 245248*T, A + 6053872 + 1250032*B + 40192*B*T + 256896*T, T)); /* %540 map:div [T,39,39]  graphs/lib/srm.lua:12 */
+    CALL(194, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), convirt_k614_matmul(A + 6053872 + 1250032*B + 40192*B*T + 254848*T, A + 6053872 + 1250032*B + 40192*B*T + 256000*T, (real *)P + 1155424, T)); /* %553 matmul [T,128]  graphs/lib/irm.lua:9 */
+    CALL(195, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), reclf_nosrm_features_loss_k155_matmul(A + 6053872 + 1250032*B + 40192*B*T + 254976*T, A + 6053872 + 1250032*B + 40192*B*T + 254848*T, (real *)P + 1171808, T)); /* %693 matmul [T,128]  graphs/lib/irm.lua:10 */
+    CALL(196, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), reclf_nosrm_features_loss_k155_matmul(A + 6053872 + 1250032*B + 40192*B*T + 255104*T, A + 6053872 + 1250032*B + 40192*B*T + 254976*T, (real *)P + 1139040, T)); /* %698 matmul [T,128]  graphs/lib/irm.lua:10 */
+    CALL(197, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), reclf_nosrm_features_loss_k155_matmul(A + 6053872 + 1250032*B + 40192*B*T + 256128*T, A + 6053872 + 1250032*B + 40192*B*T + 255104*T, (real *)P + 1122656, T)); /* %701 matmul [T,128]  graphs/lib/irm.lua:10 */
+    CALL(198, (double)9984*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)128*T), reclf_features_loss_k211_fused_sum_mul(A + 6053872 + 1250032*B + 24960*B*T, A + 6053872 + 1250032*B + 9984*B*T, A + 6053872 + 1250032*B + 40192*B*T + 256128*T, B, T)); /* %704 fused:sum_mul [T,B,39,1]  graphs/lib/irm.lua:10 */
+    CALL(199, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), reclf_noirm_features_loss_k177_matmul(A + 6053872 + 1250032*B + 25008*B*T, A + 6053872 + 1250032*B + 40192*B*T + 251776*T, A + 6053872 + 1250032*B + 24960*B*T, B, T)); /* %705 matmul [T,B,39,1]  graphs/lib/irm.lua:10 */
+    CALL(200, (double)117*T, sizeof(real)*((double)39*T + (double)39*T), gloria_features_loss_k81_fused_scale_addc_neg(A + 6053872 + 1250032*B + 40192*B*T + 256256*T, (real *)inputs[3], T)); /* %565 fused:scale_addc_neg [T,1,39,1]  graphs/lib/irm.lua:11 */
+    CALL(201, (double)10140*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)128*T + (double)39*B*T + (double)39*T + (double)39*T), reclf_features_loss_k127_fused_add_mul_scale_add(A + 6053872 + 1250032*B + 25056*B*T, A + 6053872 + 1250032*B + 9984*B*T, A + 6053872 + 1250032*B + 40192*B*T + 254976*T, A + 6053872 + 1250032*B + 25008*B*T, (real *)inputs[3], A + 6053872 + 1250032*B + 40192*B*T + 256256*T, B, T)); /* %566 fused:add_mul_scale_add [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(202, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), gloria_features_loss_k83_max(A + 6053872 + 1250032*B + 40080*B*T, A + 6053872 + 1250032*B + 25056*B*T, B, T)); /* %567 reduce [T,B,1,1]  graphs/lib/irm.lua:11 */
+    CALL(203, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T), gloria_features_loss_k86_fused_exp_sub(A + 6053872 + 1250032*B + 25008*B*T, A + 6053872 + 1250032*B + 25056*B*T, A + 6053872 + 1250032*B + 40080*B*T, B, T)); /* %570 fused:exp_sub [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(204, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*T), gloria_features_loss_k87_mul(A + 6053872 + 1250032*B + 25056*B*T, A + 6053872 + 1250032*B + 25008*B*T, (real *)inputs[3], B, T)); /* %571 map:mul [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(205, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), gloria_features_loss_k88_sum(A + 6053872 + 1250032*B + 25264*B*T, A + 6053872 + 1250032*B + 25056*B*T, B, T)); /* %572 reduce [T,B,1,1]  graphs/lib/irm.lua:11 */
+    CALL(206, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), gloria_features_loss_k89_clampmin(A + 6053872 + 1250032*B + 25280*B*T, A + 6053872 + 1250032*B + 25264*B*T, B, T)); /* %573 map:clampmin [T,B,1,1]  graphs/lib/irm.lua:11 */
+    CALL(207, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T), reclf_nosrm_features_loss_k100_div(A + 6053872 + 1250032*B + 25104*B*T, A + 6053872 + 1250032*B + 25056*B*T, A + 6053872 + 1250032*B + 25280*B*T, B, T)); /* %574 map:div [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(208, (double)16384, sizeof(real)*((double)128 + (double)16384), reclf_noirm_features_loss_k170_sum(A + 16384, (real *)P + 1139040)); /* %683 reduce [128,1]  graphs/lib/model.lua:33 */
+    CALL(209, (double)32768, sizeof(real)*((double)128 + (double)128 + (double)16384), reclf_noirm_features_loss_k173_matmul(A + 16512, A + 16384, (real *)P + 1122656)); /* %686 matmul [1,128]  graphs/lib/model.lua:33 */
+    CALL(210, (double)9984*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)128), reclf_noirm_features_loss_k176_fused_sum_mul(A + 6053872 + 1250032*B + 25056*B*T, A + 6053872 + 1250032*B + 9984*B*T, A + 16512, B, T)); /* %689 fused:sum_mul [T,B,39,1]  graphs/lib/model.lua:33 */
+    CALL(211, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), reclf_noirm_features_loss_k177_matmul(A + 6053872 + 1250032*B + 25152*B*T, A + 6053872 + 1250032*B + 40192*B*T + 251776*T, A + 6053872 + 1250032*B + 25056*B*T, B, T)); /* %690 matmul [T,B,39,1]  graphs/lib/model.lua:33 */
+    CALL(212, (double)5031*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)39*B*T), reclf_features_loss_k198_fused_add_sum(A + 6053872 + 1250032*B + 25200*B*T, A + 6053872 + 1250032*B + 9984*B*T, A + 6053872 + 1250032*B + 25152*B*T, B, T)); /* %691 fused:add_sum [T,B,39,1]  graphs/lib/model.lua:33 */
+    CALL(213, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), reclf_nosrm_features_loss_k101_mul(A + 6053872 + 1250032*B + 25152*B*T, A + 6053872 + 1250032*B + 25104*B*T, A + 6053872 + 1250032*B + 25200*B*T, B, T)); /* %575 map:mul [T,B,39,1]  graphs/lib/irm.lua:12 */
+    CALL(214, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), gloria_features_loss_k88_sum(A + 6053872 + 1250032*B + 40080*B*T, A + 6053872 + 1250032*B + 25152*B*T, B, T)); /* %576 reduce [T,B,1,1]  graphs/lib/irm.lua:12 */
+    CALL(215, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), gloria_features_loss_k94_scale(A + 6053872 + 1250032*B + 40096*B*T, A + 6053872 + 1250032*B + 40080*B*T, B, T)); /* %578 map:scale [T,B]  graphs/lib/model.lua:43 */
+    CALL(216, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k19_max(A + 6053872 + 1250032*B + 40192*B*T + 256256*T, A + 6053872 + 1250032*B + 40096*B*T, B, T)); /* %580 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(217, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), convirt_features_loss_k22_fused_exp_sub(A + 6053872 + 1250032*B + 40080*B*T, A + 6053872 + 1250032*B + 40096*B*T, A + 6053872 + 1250032*B + 40192*B*T + 256256*T, B, T)); /* %583 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
+    CALL(218, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k23_sum(A + 6053872 + 1250032*B + 40192*B*T + 256272*T, A + 6053872 + 1250032*B + 40080*B*T, B, T)); /* %584 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(219, (double)T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k24_clampmin(A + 6053872 + 1250032*B + 40192*B*T + 256288*T, A + 6053872 + 1250032*B + 40192*B*T + 256272*T, T)); /* %585 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
+    CALL(220, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), convirt_features_loss_k27_mul(A + 6053872 + 1250032*B + 40112*B*T, A + 6053872 + 1250032*B + 40096*B*T, A + 6053872 + 1250032*B + 25248*B*T, B, T)); /* %588 map:mul [T,B]  graphs/lib/losses.lua:10 */
+    CALL(221, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k30_max(A + 6053872 + 1249728*B, A + 6053872 + 1250032*B + 40096*B*T, B, T)); /* %591 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(222, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), convirt_features_loss_k33_fused_exp_sub(A + 6053872 + 1250032*B + 25152*B*T, A + 6053872 + 1250032*B + 40096*B*T, A + 6053872 + 1249728*B, B, T)); /* %594 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
+    CALL(223, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k34_sum(A + 6053872 + 1249744*B, A + 6053872 + 1250032*B + 25152*B*T, B, T)); /* %595 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(224, (double)B, sizeof(real)*((double)B + (double)B), convirt_features_loss_k35_clampmin(A + 6053872 + 1249760*B, A + 6053872 + 1249744*B, B)); /* %596 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
+    CALL(225, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k34_sum(A + 6053872 + 1249776*B, A + 6053872 + 1250032*B + 40112*B*T, B, T)); /* %600 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(226, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), convirt_features_loss_k42_fused_mul_sub_add_log(A + 6053872 + 1250032*B + 40192*B*T + 256320*T, A + 6053872 + 1250032*B + 40192*B*T + 256288*T, A + 6053872 + 1250032*B + 40192*B*T + 256256*T, A + 6053872 + 1250032*B + 40112*B*T, A + 6053872 + 1250032*B + 40192*B*T + 256304*T, B, T)); /* %603 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
+    CALL(227, (double)T, sizeof(real)*((double)1 + (double)T), convirt_features_loss_k43_sum(A + 0, A + 6053872 + 1250032*B + 40192*B*T + 256320*T, T)); /* %604 reduce [1,1]  graphs/lib/losses.lua:13 */
+    CALL(228, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), convirt_features_loss_k46_fused_scale_add_sum_sub(A + 32, A + 0, A + 6053872 + 1249760*B, A + 6053872 + 1249728*B, A + 6053872 + 1249776*B, B)); /* %607 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
+    CALL(229, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), convirt_image_vjp_k243_add(A + 6053856, A + 16, A + 32)); /* %609 map:add []  graphs/lib/model.lua:85 */
 }
 
 static void backward(void *arena, real *grads, const real *P, void *const *inputs, real *const *input_grads, const long *dims) {
     const long B = dims[0]; (void)B;
     const long T = dims[1]; (void)T;
     real *A = arena; (void)A; (void)P; (void)inputs; (void)grads; (void)input_grads;
-    CALL(260, 0, sizeof(real)*((double)1), convirt_features_loss_k58_fill(A + 0)); /* %785 fill []  graphs/lib/model.lua:87 */
-    CALL(261, (double)1, sizeof(real)*((double)1 + (double)1), convirt_features_loss_k60_scale(A + 16, A + 0, B)); /* %787 map:scale [1,1]  graphs/lib/losses.lua:16 */
-    CALL(262, (double)B, sizeof(real)*((double)B + (double)1), convirt_features_loss_k61_id(A + 1321008 + 2425568*B, A + 16, B)); /* %788 map:id [1,B]  graphs/lib/losses.lua:14 */
-    CALL(263, (double)2*T, sizeof(real)*((double)T + (double)1 + (double)T), convirt_features_loss_k63_fused_mul_id(A + 1321008 + 2425584*B + 40192*B*T + 257008*T, A + 16, A + 1321008 + 2425584*B + 40192*B*T + 256304*T, T)); /* %790 fused:mul_id [T,1]  graphs/lib/losses.lua:13 */
-    CALL(264, (double)B, sizeof(real)*((double)B + (double)B), convirt_features_loss_k65_neg(A + 1321008 + 2425280*B, A + 1321008 + 2425568*B, B)); /* %792 map:neg [1,B]  graphs/lib/losses.lua:11 */
-    CALL(265, (double)2*B*T, sizeof(real)*((double)B*T + (double)B + (double)B*T), gloria_features_loss_k159_fused_mul_id(A + 1321008 + 2425584*B + 40160*B*T, A + 1321008 + 2425280*B, A + 1321008 + 2425584*B + 25248*B*T, B, T)); /* %794 fused:mul_id [T,B]  graphs/lib/losses.lua:11 */
-    CALL(266, (double)3*B, sizeof(real)*((double)B + (double)B + (double)B + (double)B), convirt_features_loss_k71_fused_mul_div_step(A + 1321008 + 2425280*B, A + 1321008 + 2425568*B, A + 1321008 + 2425312*B, A + 1321008 + 2425296*B, B)); /* %798 fused:mul_div_step [1,B]  graphs/lib/losses.lua:11 */
-    CALL(267, (double)T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k77_neg(A + 1321008 + 2425584*B + 40192*B*T + 256256*T, A + 1321008 + 2425584*B + 40192*B*T + 257008*T, T)); /* %804 map:neg [T,1]  graphs/lib/losses.lua:10 */
-    CALL(268, (double)2*B*T, sizeof(real)*((double)B*T + (double)T + (double)B*T), gloria_features_loss_k171_fused_mul_id(A + 1321008 + 2425584*B + 40176*B*T, A + 1321008 + 2425584*B + 40192*B*T + 256256*T, A + 1321008 + 2425584*B + 25248*B*T, B, T)); /* %806 fused:mul_id [T,B]  graphs/lib/losses.lua:10 */
-    CALL(269, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), convirt_features_loss_k84_fused_mul_div_step(A + 1321008 + 2425584*B + 40192*B*T + 256256*T, A + 1321008 + 2425584*B + 40192*B*T + 257008*T, A + 1321008 + 2425584*B + 40192*B*T + 256288*T, A + 1321008 + 2425584*B + 40192*B*T + 256272*T, T)); /* %811 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
-    CALL(270, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), gloria_features_loss_k182_fused_scale_add_add_add(A + 1321008 + 2425584*B + 25248*B*T, A + 1321008 + 2425584*B + 40160*B*T, A + 1321008 + 2425280*B, A + 1321008 + 2425584*B + 25152*B*T, A + 1321008 + 2425584*B + 40176*B*T, A + 1321008 + 2425584*B + 40192*B*T + 256256*T, A + 1321008 + 2425584*B + 40080*B*T, B, T)); /* %817 fused:scale_add_add_add [T,B]  graphs/lib/model.lua:43 */
-    CALL(271, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)B*T), reclf_nosrm_features_loss_k201_id(A + 1321008 + 2425584*B + 25152*B*T, A + 1321008 + 2425584*B + 25248*B*T, B, T)); /* %819 map:id [T,B,39,1]  graphs/lib/irm.lua:12 */
-    CALL(272, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), reclf_nosrm_features_loss_k101_mul(A + 1321008 + 2425584*B + 40080*B*T, A + 1321008 + 2425584*B + 25152*B*T, A + 1321008 + 2425584*B + 25104*B*T, B, T)); /* %821 map:mul [T,B,39,1]  graphs/lib/irm.lua:12 */
-    CALL(273, (double)3042*B*T, sizeof(real)*((double)1521*B*T + (double)39*B*T + (double)39*B*T), reclf_noirm_features_loss_k225_matmul(A + 1321008 + 2425584*B + 14976*B*T, A + 1321008 + 2425584*B + 40080*B*T, A + 1321008 + 2425584*B + 25056*B*T, B, T)); /* %822 matmul [T,B,39,39]  graphs/lib/model.lua:33 */
-    CALL(274, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), reclf_noirm_features_loss_k226_matmul(A + 1321008 + 2425584*B + 25056*B*T, A + 1321008 + 2425584*B + 40192*B*T + 251776*T, A + 1321008 + 2425584*B + 40080*B*T, B, T)); /* %823 matmul [T,B,39,1]  graphs/lib/model.lua:33 */
-    CALL(275, (double)1521*B*T, sizeof(real)*((double)1521*T + (double)1521*B*T), reclf_noirm_features_loss_k227_sum(A + 1321008 + 2425584*B + 40192*B*T + 245248*T, A + 1321008 + 2425584*B + 14976*B*T, B, T)); /* %824 reduce [T,1,39,39]  graphs/lib/model.lua:33 */
-    CALL(276, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T), gloria_features_loss_k200_id(A + 1321008 + 2425584*B + 14976*B*T, A + 1321008 + 2425584*B + 25056*B*T, B, T)); /* %825 map:id [T,B,39,128]  graphs/lib/model.lua:33 */
-    CALL(277, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), gloria_features_loss_k201_mul(A + 1321008 + 2425584*B + 19968*B*T, A + 1321008 + 2425584*B + 14976*B*T, A + 1321008 + 2425584*B + 9984*B*T, B, T)); /* %827 map:mul [T,B,39,128]  graphs/lib/model.lua:33 */
-    CALL(278, (double)4992*B*T, sizeof(real)*((double)4992*B + (double)4992*B*T), reclf_noirm_features_loss_k231_sum(A + 1321008 + 2408448*B, A + 1321008 + 2425584*B + 19968*B*T, B, T)); /* %828 reduce [1,B,39,128]  graphs/lib/model.lua:33 */
-    CALL(279, (double)4992*B, sizeof(real)*((double)4992 + (double)4992*B), reclf_noirm_features_loss_k233_sum(A + 0, A + 1321008 + 2408448*B, B)); /* %830 reduce [1,39,128]  graphs/lib/model.lua:33 */
-    CALL(280, (double)4992, sizeof(real)*((double)128 + (double)4992), convirt_text_vjp_k275_sum(A + 16640, A + 0)); /* %832 reduce [1,128]  graphs/lib/model.lua:33 */
-    CALL(281, (double)32768, sizeof(real)*((double)128 + (double)128 + (double)16384), reclf_noirm_features_loss_k238_matmul(A + 16768, A + 16640, (real *)P + 1122656)); /* %835 matmul [1,128]  graphs/lib/model.lua:33 */
-    CALL(282, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T + (double)B*T), reclf_nosrm_features_loss_k204_fused_div_mul(A + 1321008 + 2425584*B + 25056*B*T, A + 1321008 + 2425584*B + 25152*B*T, A + 1321008 + 2425584*B + 25200*B*T, A + 1321008 + 2425584*B + 25280*B*T, B, T)); /* %842 fused:div_mul [T,B,39,1]  graphs/lib/irm.lua:11 */
-    CALL(283, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), reclf_nosrm_features_loss_k206_fused_neg_mul(A + 1321008 + 2425584*B + 19968*B*T, A + 1321008 + 2425584*B + 25056*B*T, A + 1321008 + 2425584*B + 25104*B*T, B, T)); /* %844 fused:neg_mul [T,B,39,1]  graphs/lib/irm.lua:11 */
-    CALL(284, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), gloria_features_loss_k88_sum(A + 1321008 + 2425584*B + 25104*B*T, A + 1321008 + 2425584*B + 19968*B*T, B, T)); /* %845 reduce [T,B,1,1]  graphs/lib/irm.lua:11 */
-    CALL(285, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), reclf_nosrm_features_loss_k209_fused_mul_step(A + 1321008 + 2425584*B + 25120*B*T, A + 1321008 + 2425584*B + 25104*B*T, A + 1321008 + 2425584*B + 25264*B*T, B, T)); /* %847 fused:mul_step [T,B,1,1]  graphs/lib/irm.lua:11 */
-    CALL(286, (double)234*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T + (double)39*T + (double)39*B*T), reclf_nosrm_features_loss_k222_fused_scale_mul_mul_mul(A + 1321008 + 2425584*B + 29952*B*T, A + 1321008 + 2425584*B + 25056*B*T, A + 1321008 + 2425584*B + 25120*B*T, (real *)inputs[3], A + 1321008 + 2425584*B + 25008*B*T, B, T)); /* %860 fused:scale_mul_mul_mul [T,B,39,1]  graphs/lib/irm.lua:10 */
-    CALL(287, (double)3042*B*T, sizeof(real)*((double)1521*B*T + (double)39*B*T + (double)39*B*T), reclf_noirm_features_loss_k225_matmul(A + 1321008 + 2425584*B + 19968*B*T, A + 1321008 + 2425584*B + 29952*B*T, A + 1321008 + 2425584*B + 24960*B*T, B, T)); /* %861 matmul [T,B,39,39]  graphs/lib/irm.lua:10 */
-    CALL(288, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), reclf_noirm_features_loss_k226_matmul(A + 1321008 + 2425584*B + 30000*B*T, A + 1321008 + 2425584*B + 40192*B*T + 251776*T, A + 1321008 + 2425584*B + 29952*B*T, B, T)); /* %862 matmul [T,B,39,1]  graphs/lib/irm.lua:10 */
-    CALL(289, (double)1521*B*T, sizeof(real)*((double)1521*T + (double)1521*B*T), reclf_noirm_features_loss_k227_sum(A + 1321008 + 2425584*B + 40192*B*T + 246784*T, A + 1321008 + 2425584*B + 19968*B*T, B, T)); /* %863 reduce [T,1,39,39]  graphs/lib/irm.lua:10 */
-    CALL(290, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)1521*T), reclf_features_loss_k301_add(A + 1321008 + 2425584*B + 40192*B*T + 253312*T, A + 1321008 + 2425584*B + 40192*B*T + 245248*T, A + 1321008 + 2425584*B + 40192*B*T + 246784*T, T)); /* %864 map:add [T,1,39,39]  graphs/lib/irm.lua:10 */
-    CALL(291, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T), gloria_features_loss_k200_id(A + 1321008 + 2425584*B + 19968*B*T, A + 1321008 + 2425584*B + 30000*B*T, B, T)); /* %865 map:id [T,B,39,128]  graphs/lib/irm.lua:10 */
-    CALL(292, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), gloria_features_loss_k201_mul(A + 1321008 + 2425584*B + 24960*B*T, A + 1321008 + 2425584*B + 19968*B*T, A + 1321008 + 2425584*B + 9984*B*T, B, T)); /* %867 map:mul [T,B,39,128]  graphs/lib/irm.lua:10 */
-    CALL(293, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), gloria_features_loss_k203_sum(A + 1321008 + 2425584*B + 40192*B*T + 245248*T, A + 1321008 + 2425584*B + 24960*B*T, B, T)); /* %868 reduce [T,1,39,128]  graphs/lib/irm.lua:10 */
-    CALL(294, (double)4992*T, sizeof(real)*((double)128*T + (double)4992*T), reclf_nosrm_features_loss_k227_sum(A + 1321008 + 2425584*B + 40192*B*T + 256256*T, A + 1321008 + 2425584*B + 40192*B*T + 245248*T, T)); /* %869 reduce [T,1,1,128]  graphs/lib/irm.lua:10 */
-    CALL(295, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), convirt_k684_matmul(A + 1321008 + 2425584*B + 40192*B*T + 256384*T, A + 1321008 + 2425584*B + 40192*B*T + 256256*T, (real *)P + 1122656, T)); /* %872 matmul [T,128]  graphs/lib/irm.lua:10 */
-    CALL(296, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), convirt_k685_matmul(A + 0, A + 1321008 + 2425584*B + 40192*B*T + 256256*T, A + 1321008 + 2425584*B + 40192*B*T + 255104*T, T)); /* %873 matmul [128,128]  graphs/lib/irm.lua:10 */
-    CALL(297, (double)49152, sizeof(real)*((double)16384 + (double)128 + (double)128 + (double)16384), reclf_features_loss_k311_matmul_add(A + 985088, A + 16640, A + 16384, A + 0)); /* %874 matmul+add [128,128]  graphs/lib/irm.lua:10 */
-    CALL(298, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T + (double)128), reclf_features_loss_k316_matmul_add_id(A + 1001472, A + 1321008 + 2425584*B + 40192*B*T + 256384*T, A + 1321008 + 2425584*B + 40192*B*T + 254976*T, A + 16768, T)); /* %879 matmul+add_id [128,128]  graphs/lib/irm.lua:10 */
-    CALL(299, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T), gloria_features_loss_k200_id(A + 1321008 + 2425584*B + 24960*B*T, A + 1321008 + 2425584*B + 29952*B*T, B, T)); /* %881 map:id [T,B,39,128]  graphs/lib/irm.lua:10 */
-    CALL(300, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), gloria_features_loss_k201_mul(A + 1321008 + 2425584*B + 29952*B*T, A + 1321008 + 2425584*B + 24960*B*T, A + 1321008 + 2425584*B + 9984*B*T, B, T)); /* %883 map:mul [T,B,39,128]  graphs/lib/irm.lua:10 */
-    CALL(301, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), gloria_features_loss_k203_sum(A + 1321008 + 2425584*B + 40192*B*T + 245248*T, A + 1321008 + 2425584*B + 29952*B*T, B, T)); /* %884 reduce [T,1,39,128]  graphs/lib/irm.lua:10 */
-    CALL(302, (double)4992*T, sizeof(real)*((double)128*T + (double)4992*T), reclf_nosrm_features_loss_k227_sum(A + 1321008 + 2425584*B + 40192*B*T + 255104*T, A + 1321008 + 2425584*B + 40192*B*T + 245248*T, T)); /* %885 reduce [T,1,1,128]  graphs/lib/irm.lua:10 */
-    CALL(303, (double)34944*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)128 + (double)39*B*T + (double)4992*B*T + (double)128*T + (double)4992*B*T + (double)128*T), reclf_features_loss_k323_fused_add_add_add_mul(A + 1321008 + 2425584*B + 9984*B*T, A + 1321008 + 2425584*B + 14976*B*T, A + 16512, A + 1321008 + 2425584*B + 40080*B*T, A + 1321008 + 2425584*B + 19968*B*T, A + 1321008 + 2425584*B + 40192*B*T + 256128*T, A + 1321008 + 2425584*B + 24960*B*T, A + 1321008 + 2425584*B + 40192*B*T + 254976*T, B, T)); /* %886 fused:add_add_add_mul [T,B,39,128]  graphs/lib/irm.lua:10 */
-    CALL(304, (double)32896*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384 + (double)128*T), reclf_features_loss_k324_matmul_add(A + 1321008 + 2425584*B + 40192*B*T + 254976*T, A + 1321008 + 2425584*B + 40192*B*T + 256384*T, (real *)P + 1139040, A + 1321008 + 2425584*B + 40192*B*T + 255104*T, T)); /* %887 matmul+add [T,1,1,128]  graphs/lib/irm.lua:10 */
-    CALL(305, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), convirt_k684_matmul(A + 1321008 + 2425584*B + 40192*B*T + 256128*T, A + 1321008 + 2425584*B + 40192*B*T + 254976*T, (real *)P + 1171808, T)); /* %889 matmul [T,128]  graphs/lib/irm.lua:10 */
-    CALL(306, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), convirt_k685_matmul(A + 1017856, A + 1321008 + 2425584*B + 40192*B*T + 254976*T, A + 1321008 + 2425584*B + 40192*B*T + 254848*T, T)); /* %890 matmul [128,128]  graphs/lib/irm.lua:10 */
-    CALL(307, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), convirt_k685_matmul(A + 1034240, A + 1321008 + 2425584*B + 40192*B*T + 256000*T, A + 1321008 + 2425584*B + 40192*B*T + 256128*T, T)); /* %894 matmul [128,128]  graphs/lib/irm.lua:9 */
-    CALL(308, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), reclf_noirm_features_loss_k101_div(A + 1321008 + 2425584*B + 40192*B*T + 245248*T, A + 1321008 + 2425584*B + 40192*B*T + 253312*T, A + 1321008 + 2425584*B + 40192*B*T + 256896*T, T)); /* %896 map:div [T,39,39]  graphs/lib/srm.lua:12 */
-    CALL(309, (double)4641*T, sizeof(real)*((double)39*T + (double)1521*T + (double)1521*T + (double)39*T), reclf_noirm_features_loss_k251_fused_mul_sum_neg_mul(A + 1321008 + 2425584*B + 40192*B*T + 256256*T, A + 1321008 + 2425584*B + 40192*B*T + 245248*T, A + 1321008 + 2425584*B + 40192*B*T + 251776*T, A + 1321008 + 2425584*B + 40192*B*T + 256848*T, T)); /* %901 fused:mul_sum_neg_mul [T,39,1]  graphs/lib/srm.lua:12 */
-    CALL(310, (double)9126*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T + (double)39*T + (double)1521*T), reclf_noirm_features_loss_k264_fused_scale_mul_mul_mul(A + 1321008 + 2425584*B + 40192*B*T + 251776*T, A + 1321008 + 2425584*B + 40192*B*T + 245248*T, A + 1321008 + 2425584*B + 40192*B*T + 256256*T, (real *)inputs[3], A + 1321008 + 2425584*B + 40192*B*T + 250240*T, T)); /* %914 fused:scale_mul_mul_mul [T,39,39]  graphs/lib/srm.lua:11 */
-    CALL(311, (double)389376*T, sizeof(real)*((double)4992*T + (double)1521*T + (double)4992*T), reclf_noirm_features_loss_k265_matmul(A + 1321008 + 2425584*B + 40192*B*T + 245248*T, A + 1321008 + 2425584*B + 40192*B*T + 251776*T, A + 1321008 + 2425584*B + 40192*B*T + 240256*T, T)); /* %915 matmul [T,39,128]  graphs/lib/srm.lua:11 */
-    CALL(312, (double)389376*T, sizeof(real)*((double)4992*T + (double)1521*T + (double)4992*T), reclf_noirm_features_loss_k266_matmul(A + 1321008 + 2425584*B + 40192*B*T + 240256*T, A + 1321008 + 2425584*B + 40192*B*T + 251776*T, A + 1321008 + 2425584*B + 40192*B*T + 235264*T, T)); /* %916 matmul [T,39,128]  graphs/lib/srm.lua:11 */
-    CALL(313, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), reclf_noirm_features_loss_k268_matmul(A + 1321008 + 2425584*B + 40192*B*T + 235264*T, A + 1321008 + 2425584*B + 40192*B*T + 240256*T, (real *)P + 1106272, T)); /* %918 matmul [39*T,128]  graphs/lib/srm.lua:11 */
-    CALL(314, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), convirt_text_vjp_k279_matmul(A + 1050624, A + 1321008 + 2425584*B + 40192*B*T + 220160*T, A + 1321008 + 2425584*B + 40192*B*T + 240256*T, T)); /* %919 matmul [128,128]  graphs/lib/srm.lua:11 */
-    CALL(315, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), reclf_noirm_features_loss_k268_matmul(A + 1321008 + 2425584*B + 40192*B*T + 240256*T, A + 1321008 + 2425584*B + 40192*B*T + 245248*T, (real *)P + 1089888, T)); /* %922 matmul [39*T,128]  graphs/lib/srm.lua:11 */
-    CALL(316, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), convirt_text_vjp_k279_matmul(A + 1067008, A + 1321008 + 2425584*B + 40192*B*T + 220160*T, A + 1321008 + 2425584*B + 40192*B*T + 245248*T, T)); /* %923 matmul [128,128]  graphs/lib/srm.lua:11 */
-    CALL(317, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), gloria_features_loss_k201_mul(A + 1321008 + 2425584*B + 14976*B*T, A + 1321008 + 2425584*B + 9984*B*T, A + 1321008 + 2425584*B + 4992*B*T, B, T)); /* %926 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(318, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*T), gloria_features_loss_k202_mul(A + 1321008 + 2425584*B + 4992*B*T, A + 1321008 + 2425584*B + 9984*B*T, A + 1321008 + 2425584*B + 40192*B*T + 230272*T, B, T)); /* %927 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(319, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), gloria_features_loss_k203_sum(A + 1321008 + 2425584*B + 40192*B*T + 245248*T, A + 1321008 + 2425584*B + 14976*B*T, B, T)); /* %928 reduce [T,1,39,128]  graphs/lib/matching.lua:12 */
-    CALL(320, (double)10218*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)4992*B*T + (double)39*B*T + (double)39*B*T), gloria_features_loss_k212_fused_mul_mul_sum_mul(A + 1321008 + 2425584*B + 14976*B*T, A + 1321008 + 2425584*B + 4992*B*T, A + 1321008 + 2425584*B, A + 1321008 + 2425584*B + 40032*B*T, A + 1321008 + 2425584*B + 39984*B*T, B, T)); /* %937 fused:mul_mul_sum_mul [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(321, (double)24960*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T + (double)39*B*T + (double)4992*B*T), gloria_features_loss_k216_fused_add_mul_mul_id(A + 1321008 + 2425584*B + 9984*B*T, A + 1321008 + 2425584*B + 4992*B*T, A + 1321008 + 2425584*B + 40032*B*T, A + 1321008 + 2425584*B + 14976*B*T, A + 1321008 + 2425584*B, B, T)); /* %941 fused:add_mul_mul_id [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(322, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*B*T), gloria_features_loss_k218_matmul(A + 1321008 + 2425584*B, A + 1321008 + 2425584*B + 37440*B*T, A + 1321008 + 2425584*B + 9984*B*T, B, T)); /* %943 matmul [T,B,64,128]  graphs/lib/matching.lua:11 */
-    CALL(323, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), gloria_features_loss_k219_sum(A + 1321008 + 2408448*B, A + 1321008 + 2425584*B, B, T)); /* %944 reduce [1,B,64,128]  graphs/lib/matching.lua:11 */
-    CALL(324, (double)641472*B*T, sizeof(real)*((double)2496*B*T + (double)4992*B*T + (double)8192*B + (double)39*B*T), gloria_features_loss_k220_matmul_div(A + 1321008 + 2425584*B, A + 1321008 + 2425584*B + 9984*B*T, A + 1321008 + 2334720*B, A + 1321008 + 2425584*B + 39936*B*T, B, T)); /* %945 matmul+div [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(325, (double)7488*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T + (double)2496*B*T), gloria_features_loss_k223_fused_sum_neg_mul(A + 1321008 + 2425584*B + 2496*B*T, A + 1321008 + 2425584*B, A + 1321008 + 2425584*B + 37440*B*T, B, T)); /* %948 fused:sum_neg_mul [T,B,39,1]  graphs/lib/matching.lua:10 */
-    CALL(326, (double)9984*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T + (double)2496*B*T), gloria_features_loss_k229_fused_scale_mul_add_id(A + 1321008 + 2425584*B + 13184*B*T, A + 1321008 + 2425584*B, A + 1321008 + 2425584*B + 2496*B*T, A + 1321008 + 2425584*B + 34944*B*T, B, T)); /* %954 fused:scale_mul_add_id [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(327, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), gloria_features_loss_k68_matmul(A + 1321008 + 2425584*B + 8192*B*T, A + 1321008 + 2425584*B + 13184*B*T, A + 1321008 + 2400256*B, B, T)); /* %955 matmul [T,B,39,128]  graphs/lib/matching.lua:10 */
-    CALL(328, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*T), gloria_features_loss_k231_matmul(A + 1321008 + 2425584*B, A + 1321008 + 2425584*B + 13184*B*T, A + 1321008 + 2425584*B + 40192*B*T + 230272*T, B, T)); /* %956 matmul [T,B,64,128]  graphs/lib/matching.lua:10 */
-    CALL(329, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), gloria_features_loss_k203_sum(A + 1321008 + 2425584*B + 40192*B*T + 230272*T, A + 1321008 + 2425584*B + 8192*B*T, B, T)); /* %957 reduce [T,1,39,128]  graphs/lib/matching.lua:10 */
-    CALL(330, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), gloria_features_loss_k219_sum(A + 1321008 + 2400256*B, A + 1321008 + 2425584*B, B, T)); /* %958 reduce [1,B,64,128]  graphs/lib/matching.lua:10 */
-    CALL(331, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T), gloria_features_loss_k234_add(A + 1321008 + 2425584*B + 40192*B*T + 250240*T, A + 1321008 + 2425584*B + 40192*B*T + 245248*T, A + 1321008 + 2425584*B + 40192*B*T + 230272*T, T)); /* %959 map:add [T,1,39,128]  graphs/lib/matching.lua:10 */
-    CALL(332, (double)16768*B, sizeof(real)*((double)64*B + (double)8192*B + (double)8192*B + (double)64*B + (double)64*B), gloria_features_loss_k244_fused_mul_mul_sum_mul(A + 1321008 + 2425280*B, A + 1321008 + 2400256*B, A + 1321008 + 2334720*B, A + 1321008 + 2425216*B, A + 1321008 + 2416640*B, B)); /* %969 fused:mul_mul_sum_mul [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(333, (double)49152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)64*B + (double)64*B + (double)8192*B), gloria_features_loss_k248_fused_add_add_mul_mul(A + 1321008 + 2416640*B, A + 1321008 + 2408448*B, A + 1321008 + 2400256*B, A + 1321008 + 2425216*B, A + 1321008 + 2425280*B, A + 1321008 + 2334720*B, B)); /* %973 fused:add_add_mul_mul [1,B,64,128]  graphs/lib/matching.lua:9 */
-    CALL(334, (double)10218*T, sizeof(real)*((double)39*T + (double)4992*T + (double)4992*T + (double)39*T + (double)39*T), gloria_features_loss_k259_fused_mul_mul_sum_mul(A + 1321008 + 2425584*B + 40192*B*T + 256256*T, A + 1321008 + 2425584*B + 40192*B*T + 250240*T, A + 1321008 + 2425584*B + 40192*B*T + 220160*T, A + 1321008 + 2425584*B + 40192*B*T + 256800*T, A + 1321008 + 2425584*B + 40192*B*T + 256752*T, T)); /* %985 fused:mul_mul_sum_mul [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(335, (double)34944*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T + (double)4992*T + (double)39*T + (double)39*T + (double)4992*T), reclf_noirm_features_loss_k339_fused_add_add_add_mul(A + 1321008 + 2425584*B + 40192*B*T + 230272*T, A + 1321008 + 2425584*B + 40192*B*T + 235264*T, A + 1321008 + 2425584*B + 40192*B*T + 240256*T, A + 1321008 + 2425584*B + 40192*B*T + 250240*T, A + 1321008 + 2425584*B + 40192*B*T + 256800*T, A + 1321008 + 2425584*B + 40192*B*T + 256256*T, A + 1321008 + 2425584*B + 40192*B*T + 220160*T, T)); /* %989 fused:add_add_add_mul [T,39,128]  graphs/lib/matching.lua:7 */
-    CALL(336, (double)3*B, sizeof(real)*((double)B + (double)B + (double)B + (double)B), convirt_features_loss_k71_fused_mul_div_step(A + 1321008 + 2425216*B, A + 1321008 + 2425568*B, A + 1321008 + 2425552*B, A + 1321008 + 2425536*B, B)); /* %1002 fused:mul_div_step [1,B]  graphs/lib/losses.lua:11 */
-    CALL(337, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), convirt_features_loss_k84_fused_mul_div_step(A + 1321008 + 2425584*B + 40192*B*T + 256752*T, A + 1321008 + 2425584*B + 40192*B*T + 257008*T, A + 1321008 + 2425584*B + 40192*B*T + 256992*T, A + 1321008 + 2425584*B + 40192*B*T + 256976*T, T)); /* %1015 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
-    CALL(338, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), gloria_features_loss_k295_fused_scale_add_add_add(A + 1321008 + 2425584*B, A + 1321008 + 2425584*B + 40160*B*T, A + 1321008 + 2425216*B, A + 1321008 + 2425584*B + 40144*B*T, A + 1321008 + 2425584*B + 40176*B*T, A + 1321008 + 2425584*B + 40192*B*T + 256752*T, A + 1321008 + 2425584*B + 40128*B*T, B, T)); /* %1021 fused:scale_add_add_add [T,B]  graphs/lib/losses.lua:21 */
-    CALL(339, (double)256*B*T, sizeof(real)*((double)128*T + (double)B*T + (double)128*B), convirt_features_loss_k91_matmul(A + 1321008 + 2425584*B + 40192*B*T + 220160*T, A + 1321008 + 2425584*B, A + 1321008 + 2425088*B, B, T)); /* %1022 matmul [T,128]  graphs/lib/losses.lua:21 */
-    CALL(340, (double)256*B*T, sizeof(real)*((double)128*B + (double)B*T + (double)128*T), convirt_features_loss_k92_matmul(A + 1321008 + 2334720*B, A + 1321008 + 2425584*B, A + 1321008 + 2425584*B + 40192*B*T + 225152*T, B, T)); /* %1023 matmul [B,128]  graphs/lib/losses.lua:21 */
-    CALL(341, (double)262*B, sizeof(real)*((double)B + (double)128*B + (double)128*B + (double)B + (double)B), convirt_features_loss_k101_fused_mul_mul_sum_mul(A + 1321008 + 2425088*B, A + 1321008 + 2334720*B, A + 1321008 + 2424960*B, A + 1321008 + 2425520*B, A + 1321008 + 2425504*B, B)); /* %1032 fused:mul_mul_sum_mul [B,1]  graphs/lib/losses.lua:21 */
-    CALL(342, (double)640*B, sizeof(real)*((double)128*B + (double)128*B + (double)B + (double)B + (double)128*B), convirt_features_loss_k105_fused_add_mul_mul_id(A + 1321008 + 2334848*B, A + 1321008 + 2334720*B, A + 1321008 + 2425520*B, A + 1321008 + 2425088*B, A + 1321008 + 2424960*B, B)); /* %1036 fused:add_mul_mul_id [B,128]  graphs/lib/losses.lua:21 */
-    CALL(343, (double)262*T, sizeof(real)*((double)T + (double)128*T + (double)128*T + (double)T + (double)T), convirt_features_loss_k114_fused_mul_mul_sum_mul(A + 1321008 + 2425584*B + 40192*B*T + 256752*T, A + 1321008 + 2425584*B + 40192*B*T + 220160*T, A + 1321008 + 2425584*B + 40192*B*T + 256000*T, A + 1321008 + 2425584*B + 40192*B*T + 256960*T, A + 1321008 + 2425584*B + 40192*B*T + 256944*T, T)); /* %1046 fused:mul_mul_sum_mul [T,1]  graphs/lib/losses.lua:21 */
-    CALL(344, (double)33536*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384 + (double)128*T + (double)T + (double)T + (double)128*T), reclf_nosrm_features_loss_k360_matmul_add_add_mul_mul(A + 1321008 + 2425584*B + 40192*B*T + 240256*T, A + 1321008 + 2425584*B + 40192*B*T + 256128*T, (real *)P + 1155424, A + 1321008 + 2425584*B + 40192*B*T + 220160*T, A + 1321008 + 2425584*B + 40192*B*T + 256960*T, A + 1321008 + 2425584*B + 40192*B*T + 256752*T, A + 1321008 + 2425584*B + 40192*B*T + 256000*T, T)); /* %1050 matmul+add_add_mul_mul [T,128]  graphs/lib/losses.lua:21 */
-    CALL(345, (double)4992*T, sizeof(real)*((double)4992 + (double)4992*T), convirt_text_vjp_k273_sum(A + 0, A + 1321008 + 2425584*B + 40192*B*T + 230272*T, T)); /* %1051 reduce [1,39,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(346, (double)4992, sizeof(real)*((double)128 + (double)4992), convirt_text_vjp_k275_sum(A + 1315840, A + 0)); /* %1053 reduce [1,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(347, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), convirt_text_vjp_k278_matmul(A + 1321008 + 2425584*B + 40192*B*T + 235264*T, A + 1321008 + 2425584*B + 40192*B*T + 230272*T, (real *)P + 1073376, T)); /* %1056 matmul [39*T,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(348, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), convirt_text_vjp_k279_matmul(A + 1083392, A + 1321008 + 2425584*B + 40192*B*T + 230272*T, A + 1321008 + 2425584*B + 40192*B*T + 225280*T, T)); /* %1057 matmul [128,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(349, 0, sizeof(real)*((double)5120*T + (double)4992*T), convirt_text_vjp_k281_pad(A + 1321008 + 2425584*B + 40192*B*T + 220160*T, A + 1321008 + 2425584*B + 40192*B*T + 235264*T, T)); /* %1059 pad [T,40,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(350, (double)128*T, sizeof(real)*((double)128 + (double)128*T), convirt_k682_sum(A + 1315968, A + 1321008 + 2425584*B + 40192*B*T + 240256*T, T)); /* %1060 reduce [1,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(351, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), convirt_k684_matmul(A + 1321008 + 2425584*B + 40192*B*T + 230400*T, A + 1321008 + 2425584*B + 40192*B*T + 240256*T, (real *)P + 1056864, T)); /* %1062 matmul [T,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(352, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), convirt_k685_matmul(A + 1099776, A + 1321008 + 2425584*B + 40192*B*T + 240256*T, A + 1321008 + 2425584*B + 40192*B*T + 255872*T, T)); /* %1063 matmul [128,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(353, 0, sizeof(real)*((double)5120*T + (double)128*T), convirt_k687_pad(A + 1321008 + 2425584*B + 40192*B*T + 225280*T, A + 1321008 + 2425584*B + 40192*B*T + 230400*T, T)); /* %1065 pad [T,40,128]  graphs/lib/text_encoder.lua:35 */
-    CALL(354, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_text_vjp_k288_add(A + 1321008 + 2425584*B + 40192*B*T + 230400*T, A + 1321008 + 2425584*B + 40192*B*T + 220160*T, A + 1321008 + 2425584*B + 40192*B*T + 225280*T, T)); /* %1066 map:add [T,40,128]  graphs/lib/text_encoder.lua:35 */
-    CALL(355, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 0, A + 1321008 + 2425584*B + 40192*B*T + 230400*T, T)); /* %1067 reduce [1,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(356, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1316096, A + 0)); /* %1069 reduce [1,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(357, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), convirt_k692_mul(A + 1321008 + 2425584*B + 40192*B*T + 220160*T, A + 1321008 + 2425584*B + 40192*B*T + 230400*T, (real *)P + 1056608, T)); /* %1071 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(358, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k693_mul(A + 1321008 + 2425584*B + 40192*B*T + 225280*T, A + 1321008 + 2425584*B + 40192*B*T + 230400*T, A + 1321008 + 2425584*B + 40192*B*T + 215040*T, T)); /* %1072 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(359, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 0, A + 1321008 + 2425584*B + 40192*B*T + 225280*T, T)); /* %1073 reduce [1,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(360, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1316224, A + 0)); /* %1075 reduce [1,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(361, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k705_fused_scale_mul_sum_mul(A + 1321008 + 2425584*B + 40192*B*T + 255872*T, A + 1321008 + 2425584*B + 40192*B*T + 220160*T, A + 1321008 + 2425584*B + 40192*B*T + 194560*T, A + 1321008 + 2425584*B + 40192*B*T + 256704*T, T)); /* %1084 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(362, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), convirt_k709_fused_add_mul_mul_id(A + 1321008 + 2425584*B + 40192*B*T + 215040*T, A + 1321008 + 2425584*B + 40192*B*T + 220160*T, A + 1321008 + 2425584*B + 40192*B*T + 256704*T, A + 1321008 + 2425584*B + 40192*B*T + 255872*T, A + 1321008 + 2425584*B + 40192*B*T + 194560*T, T)); /* %1088 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(363, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k712_fused_scale_sum_neg(A + 1321008 + 2425584*B + 40192*B*T + 255872*T, A + 1321008 + 2425584*B + 40192*B*T + 215040*T, T)); /* %1091 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(364, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k714_fused_add_id(A + 1321008 + 2425584*B + 40192*B*T + 194560*T, A + 1321008 + 2425584*B + 40192*B*T + 215040*T, A + 1321008 + 2425584*B + 40192*B*T + 255872*T, T)); /* %1093 fused:add_id [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(365, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 0, A + 1321008 + 2425584*B + 40192*B*T + 194560*T, T)); /* %1094 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(366, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1316352, A + 0)); /* %1096 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(367, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), convirt_k721_matmul(A + 630784, A + 1321008 + 2425584*B + 40192*B*T + 194560*T, A + 1321008 + 2425584*B + 40192*B*T + 61440*T, T)); /* %1100 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(368, (double)5283840*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)20480*T), convirt_k724_matmul_mul_gelu_grad(A + 1321008 + 2425584*B + 40192*B*T + 61440*T, A + 1321008 + 2425584*B + 40192*B*T + 194560*T, (real *)P + 990944, A + 1321008 + 2425584*B + 40192*B*T + 40960*T, T)); /* %1103 matmul+mul_gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(369, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), convirt_k725_sum(A + 0, A + 1321008 + 2425584*B + 40192*B*T + 61440*T, T)); /* %1104 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(370, (double)20480, sizeof(real)*((double)512 + (double)20480), convirt_k727_sum(A + 1314816, A + 0)); /* %1106 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(371, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), convirt_k730_matmul(A + 1321008 + 2425584*B + 40192*B*T + 40960*T, A + 1321008 + 2425584*B + 40192*B*T + 61440*T, (real *)P + 924896, T)); /* %1109 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(372, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), convirt_k731_matmul(A + 696320, A + 1321008 + 2425584*B + 40192*B*T + 61440*T, A + 1321008 + 2425584*B + 40192*B*T + 209920*T, T)); /* %1110 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(373, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 761856, A + 1321008 + 2425584*B + 40192*B*T + 40960*T, T)); /* %1112 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(374, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1316480, A + 761856)); /* %1114 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(375, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), convirt_k692_mul(A + 1321008 + 2425584*B + 40192*B*T + 46080*T, A + 1321008 + 2425584*B + 40192*B*T + 40960*T, (real *)P + 924640, T)); /* %1116 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(376, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k693_mul(A + 1321008 + 2425584*B + 40192*B*T + 51200*T, A + 1321008 + 2425584*B + 40192*B*T + 40960*T, A + 1321008 + 2425584*B + 40192*B*T + 204800*T, T)); /* %1117 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(377, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 761856, A + 1321008 + 2425584*B + 40192*B*T + 51200*T, T)); /* %1118 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(378, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1316608, A + 761856)); /* %1120 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(379, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k705_fused_scale_mul_sum_mul(A + 1321008 + 2425584*B + 40192*B*T + 255872*T, A + 1321008 + 2425584*B + 40192*B*T + 46080*T, A + 1321008 + 2425584*B + 40192*B*T + 199680*T, A + 1321008 + 2425584*B + 40192*B*T + 256656*T, T)); /* %1129 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(380, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), convirt_k709_fused_add_mul_mul_id(A + 1321008 + 2425584*B + 40192*B*T + 40960*T, A + 1321008 + 2425584*B + 40192*B*T + 46080*T, A + 1321008 + 2425584*B + 40192*B*T + 256656*T, A + 1321008 + 2425584*B + 40192*B*T + 255872*T, A + 1321008 + 2425584*B + 40192*B*T + 199680*T, T)); /* %1133 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(381, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k712_fused_scale_sum_neg(A + 1321008 + 2425584*B + 40192*B*T + 255872*T, A + 1321008 + 2425584*B + 40192*B*T + 40960*T, T)); /* %1137 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(382, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k760_fused_add_add_id(A + 1321008 + 2425584*B + 40192*B*T + 53760*T, A + 1321008 + 2425584*B + 40192*B*T + 194560*T, A + 1321008 + 2425584*B + 40192*B*T + 40960*T, A + 1321008 + 2425584*B + 40192*B*T + 255872*T, T)); /* %1139 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(383, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 761856, A + 1321008 + 2425584*B + 40192*B*T + 53760*T, T)); /* %1140 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(384, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1316736, A + 761856)); /* %1142 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(385, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k766_matmul(A + 1321008 + 2425584*B + 40192*B*T + 40960*T, A + 1321008 + 2425584*B + 40192*B*T + 53760*T, (real *)P + 908128, T)); /* %1145 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(386, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k767_matmul(A + 1116160, A + 1321008 + 2425584*B + 40192*B*T + 53760*T, A + 1321008 + 2425584*B + 40192*B*T + 189440*T, T)); /* %1146 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(387, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k329_permute(A + 1321008 + 2425584*B + 40192*B*T + 47360*T, A + 1321008 + 2425584*B + 40192*B*T + 40960*T, T)); /* %1149 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
-    CALL(388, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k772_matmul(A + 1321008 + 2425584*B + 40192*B*T + 58880*T, A + 1321008 + 2425584*B + 40192*B*T + 101120*T, A + 1321008 + 2425584*B + 40192*B*T + 47360*T, T)); /* %1151 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    CALL(389, (double)416000*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)160*T), convirt_k773_matmul_div(A + 1321008 + 2425584*B + 40192*B*T + 40960*T, A + 1321008 + 2425584*B + 40192*B*T + 47360*T, A + 1321008 + 2425584*B + 40192*B*T + 184320*T, A + 1321008 + 2425584*B + 40192*B*T + 255712*T, T)); /* %1152 matmul+div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(390, (double)19520*T, sizeof(real)*((double)160*T + (double)6400*T + (double)6400*T + (double)160*T), convirt_k778_fused_mul_sum_neg_mul(A + 1321008 + 2425584*B + 40192*B*T + 64000*T, A + 1321008 + 2425584*B + 40192*B*T + 40960*T, A + 1321008 + 2425584*B + 40192*B*T + 101120*T, A + 1321008 + 2425584*B + 40192*B*T + 255552*T, T)); /* %1157 fused:mul_sum_neg_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(391, (double)38400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T + (double)6400*T), convirt_k794_fused_scale_mul_mul_mul(A + 1321008 + 2425584*B + 40192*B*T + 47360*T, A + 1321008 + 2425584*B + 40192*B*T + 40960*T, A + 1321008 + 2425584*B + 40192*B*T + 64000*T, (real *)inputs[2], A + 1321008 + 2425584*B + 40192*B*T + 94720*T, T)); /* %1173 fused:scale_mul_mul_mul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
-    CALL(392, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k362_matmul(A + 1321008 + 2425584*B + 40192*B*T + 40960*T, A + 1321008 + 2425584*B + 40192*B*T + 47360*T, A + 1321008 + 2425584*B + 40192*B*T + 179200*T, T)); /* %1174 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
-    CALL(393, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k772_matmul(A + 1321008 + 2425584*B + 40192*B*T + 94720*T, A + 1321008 + 2425584*B + 40192*B*T + 47360*T, A + 1321008 + 2425584*B + 40192*B*T + 174080*T, T)); /* %1175 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
-    CALL(394, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k363_permute(A + 1321008 + 2425584*B + 40192*B*T + 46080*T, A + 1321008 + 2425584*B + 40192*B*T + 58880*T, T)); /* %1176 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
-    CALL(395, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 761856, A + 1321008 + 2425584*B + 40192*B*T + 46080*T, T)); /* %1178 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(396, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1316864, A + 761856)); /* %1180 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(397, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k767_matmul(A + 1132544, A + 1321008 + 2425584*B + 40192*B*T + 46080*T, A + 1321008 + 2425584*B + 40192*B*T + 168960*T, T)); /* %1184 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(398, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k363_permute(A + 1321008 + 2425584*B + 40192*B*T + 99840*T, A + 1321008 + 2425584*B + 40192*B*T + 94720*T, T)); /* %1186 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
-    CALL(399, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 761856, A + 1321008 + 2425584*B + 40192*B*T + 99840*T, T)); /* %1188 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(400, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1316992, A + 761856)); /* %1190 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(401, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k766_matmul(A + 1321008 + 2425584*B + 40192*B*T + 94720*T, A + 1321008 + 2425584*B + 40192*B*T + 99840*T, (real *)P + 875104, T)); /* %1193 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(402, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k767_matmul(A + 1148928, A + 1321008 + 2425584*B + 40192*B*T + 99840*T, A + 1321008 + 2425584*B + 40192*B*T + 168960*T, T)); /* %1194 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(403, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k363_permute(A + 1321008 + 2425584*B + 40192*B*T + 99840*T, A + 1321008 + 2425584*B + 40192*B*T + 40960*T, T)); /* %1197 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
-    CALL(404, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 761856, A + 1321008 + 2425584*B + 40192*B*T + 99840*T, T)); /* %1199 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(405, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1317120, A + 761856)); /* %1201 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(406, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k766_matmul(A + 1321008 + 2425584*B + 40192*B*T + 40960*T, A + 1321008 + 2425584*B + 40192*B*T + 99840*T, (real *)P + 858592, T)); /* %1204 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(407, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k767_matmul(A + 1165312, A + 1321008 + 2425584*B + 40192*B*T + 99840*T, A + 1321008 + 2425584*B + 40192*B*T + 168960*T, T)); /* %1205 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(408, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)5120*T), convirt_k828_matmul_add_add(A + 1321008 + 2425584*B + 40192*B*T + 99840*T, A + 1321008 + 2425584*B + 40192*B*T + 46080*T, (real *)P + 891616, A + 1321008 + 2425584*B + 40192*B*T + 94720*T, A + 1321008 + 2425584*B + 40192*B*T + 40960*T, T)); /* %1207 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(409, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 761856, A + 1321008 + 2425584*B + 40192*B*T + 99840*T, T)); /* %1208 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(410, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1317248, A + 761856)); /* %1210 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(411, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), convirt_k692_mul(A + 1321008 + 2425584*B + 40192*B*T + 94720*T, A + 1321008 + 2425584*B + 40192*B*T + 99840*T, (real *)P + 858336, T)); /* %1212 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(412, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k693_mul(A + 1321008 + 2425584*B + 40192*B*T + 40960*T, A + 1321008 + 2425584*B + 40192*B*T + 99840*T, A + 1321008 + 2425584*B + 40192*B*T + 163840*T, T)); /* %1213 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(413, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 761856, A + 1321008 + 2425584*B + 40192*B*T + 40960*T, T)); /* %1214 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(414, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1317376, A + 761856)); /* %1216 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(415, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k705_fused_scale_mul_sum_mul(A + 1321008 + 2425584*B + 40192*B*T + 255552*T, A + 1321008 + 2425584*B + 40192*B*T + 94720*T, A + 1321008 + 2425584*B + 40192*B*T + 158720*T, A + 1321008 + 2425584*B + 40192*B*T + 256608*T, T)); /* %1225 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(416, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), convirt_k709_fused_add_mul_mul_id(A + 1321008 + 2425584*B + 40192*B*T + 99840*T, A + 1321008 + 2425584*B + 40192*B*T + 94720*T, A + 1321008 + 2425584*B + 40192*B*T + 256608*T, A + 1321008 + 2425584*B + 40192*B*T + 255552*T, A + 1321008 + 2425584*B + 40192*B*T + 158720*T, T)); /* %1229 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(417, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k712_fused_scale_sum_neg(A + 1321008 + 2425584*B + 40192*B*T + 255552*T, A + 1321008 + 2425584*B + 40192*B*T + 99840*T, T)); /* %1233 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(418, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k760_fused_add_add_id(A + 1321008 + 2425584*B + 40192*B*T + 94720*T, A + 1321008 + 2425584*B + 40192*B*T + 53760*T, A + 1321008 + 2425584*B + 40192*B*T + 99840*T, A + 1321008 + 2425584*B + 40192*B*T + 255552*T, T)); /* %1235 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(419, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 761856, A + 1321008 + 2425584*B + 40192*B*T + 94720*T, T)); /* %1236 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(420, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1317504, A + 761856)); /* %1238 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(421, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), convirt_k721_matmul(A + 761856, A + 1321008 + 2425584*B + 40192*B*T + 94720*T, A + 1321008 + 2425584*B + 40192*B*T + 20480*T, T)); /* %1242 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(422, (double)5283840*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)20480*T), convirt_k724_matmul_mul_gelu_grad(A + 1321008 + 2425584*B + 40192*B*T + 20480*T, A + 1321008 + 2425584*B + 40192*B*T + 94720*T, (real *)P + 792672, A + 1321008 + 2425584*B + 40192*B*T, T)); /* %1245 matmul+mul_gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(423, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), convirt_k725_sum(A + 0, A + 1321008 + 2425584*B + 40192*B*T + 20480*T, T)); /* %1246 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(424, (double)20480, sizeof(real)*((double)512 + (double)20480), convirt_k727_sum(A + 1315328, A + 0)); /* %1248 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(425, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), convirt_k730_matmul(A + 1321008 + 2425584*B + 40192*B*T + 99840*T, A + 1321008 + 2425584*B + 40192*B*T + 20480*T, (real *)P + 726624, T)); /* %1251 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(426, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), convirt_k731_matmul(A + 827392, A + 1321008 + 2425584*B + 40192*B*T + 20480*T, A + 1321008 + 2425584*B + 40192*B*T + 153600*T, T)); /* %1252 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(427, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 892928, A + 1321008 + 2425584*B + 40192*B*T + 99840*T, T)); /* %1254 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(428, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1317632, A + 892928)); /* %1256 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(429, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), convirt_k692_mul(A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 99840*T, (real *)P + 726368, T)); /* %1258 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(430, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k693_mul(A + 1321008 + 2425584*B + 40192*B*T + 5120*T, A + 1321008 + 2425584*B + 40192*B*T + 99840*T, A + 1321008 + 2425584*B + 40192*B*T + 148480*T, T)); /* %1259 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(431, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 892928, A + 1321008 + 2425584*B + 40192*B*T + 5120*T, T)); /* %1260 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(432, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1317760, A + 892928)); /* %1262 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(433, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k705_fused_scale_mul_sum_mul(A + 1321008 + 2425584*B + 40192*B*T + 255552*T, A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 143360*T, A + 1321008 + 2425584*B + 40192*B*T + 256560*T, T)); /* %1271 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(434, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), convirt_k709_fused_add_mul_mul_id(A + 1321008 + 2425584*B + 40192*B*T + 99840*T, A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 256560*T, A + 1321008 + 2425584*B + 40192*B*T + 255552*T, A + 1321008 + 2425584*B + 40192*B*T + 143360*T, T)); /* %1275 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(435, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k712_fused_scale_sum_neg(A + 1321008 + 2425584*B + 40192*B*T + 255552*T, A + 1321008 + 2425584*B + 40192*B*T + 99840*T, T)); /* %1279 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(436, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k760_fused_add_add_id(A + 1321008 + 2425584*B + 40192*B*T + 12800*T, A + 1321008 + 2425584*B + 40192*B*T + 94720*T, A + 1321008 + 2425584*B + 40192*B*T + 99840*T, A + 1321008 + 2425584*B + 40192*B*T + 255552*T, T)); /* %1281 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(437, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 892928, A + 1321008 + 2425584*B + 40192*B*T + 12800*T, T)); /* %1282 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(438, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1317888, A + 892928)); /* %1284 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(439, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k766_matmul(A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 12800*T, (real *)P + 709856, T)); /* %1287 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(440, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k767_matmul(A + 1181696, A + 1321008 + 2425584*B + 40192*B*T + 12800*T, A + 1321008 + 2425584*B + 40192*B*T + 138240*T, T)); /* %1288 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(441, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k329_permute(A + 1321008 + 2425584*B + 40192*B*T + 6400*T, A + 1321008 + 2425584*B + 40192*B*T, T)); /* %1291 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
-    CALL(442, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k772_matmul(A + 1321008 + 2425584*B + 40192*B*T + 94720*T, A + 1321008 + 2425584*B + 40192*B*T + 88320*T, A + 1321008 + 2425584*B + 40192*B*T + 6400*T, T)); /* %1293 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    CALL(443, (double)416000*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)160*T), convirt_k773_matmul_div(A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 6400*T, A + 1321008 + 2425584*B + 40192*B*T + 133120*T, A + 1321008 + 2425584*B + 40192*B*T + 255392*T, T)); /* %1294 matmul+div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(444, (double)19520*T, sizeof(real)*((double)160*T + (double)6400*T + (double)6400*T + (double)160*T), convirt_k778_fused_mul_sum_neg_mul(A + 1321008 + 2425584*B + 40192*B*T + 99840*T, A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 88320*T, A + 1321008 + 2425584*B + 40192*B*T + 255232*T, T)); /* %1299 fused:mul_sum_neg_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(445, (double)38400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T + (double)6400*T), convirt_k794_fused_scale_mul_mul_mul(A + 1321008 + 2425584*B + 40192*B*T + 6400*T, A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 99840*T, (real *)inputs[2], A + 1321008 + 2425584*B + 40192*B*T + 81920*T, T)); /* %1315 fused:scale_mul_mul_mul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
-    CALL(446, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k362_matmul(A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 6400*T, A + 1321008 + 2425584*B + 40192*B*T + 128000*T, T)); /* %1316 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
-    CALL(447, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k772_matmul(A + 1321008 + 2425584*B + 40192*B*T + 99840*T, A + 1321008 + 2425584*B + 40192*B*T + 6400*T, A + 1321008 + 2425584*B + 40192*B*T + 122880*T, T)); /* %1317 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
-    CALL(448, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k363_permute(A + 1321008 + 2425584*B + 40192*B*T + 5120*T, A + 1321008 + 2425584*B + 40192*B*T + 94720*T, T)); /* %1318 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
-    CALL(449, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 892928, A + 1321008 + 2425584*B + 40192*B*T + 5120*T, T)); /* %1320 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(450, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1318016, A + 892928)); /* %1322 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(451, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k767_matmul(A + 1198080, A + 1321008 + 2425584*B + 40192*B*T + 5120*T, A + 1321008 + 2425584*B + 40192*B*T + 117760*T, T)); /* %1326 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(452, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k363_permute(A + 1321008 + 2425584*B + 40192*B*T + 17920*T, A + 1321008 + 2425584*B + 40192*B*T + 99840*T, T)); /* %1328 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
-    CALL(453, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 892928, A + 1321008 + 2425584*B + 40192*B*T + 17920*T, T)); /* %1330 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(454, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1318144, A + 892928)); /* %1332 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(455, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k766_matmul(A + 1321008 + 2425584*B + 40192*B*T + 23040*T, A + 1321008 + 2425584*B + 40192*B*T + 17920*T, (real *)P + 676832, T)); /* %1335 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(456, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k767_matmul(A + 1214464, A + 1321008 + 2425584*B + 40192*B*T + 17920*T, A + 1321008 + 2425584*B + 40192*B*T + 117760*T, T)); /* %1336 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(457, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k363_permute(A + 1321008 + 2425584*B + 40192*B*T + 17920*T, A + 1321008 + 2425584*B + 40192*B*T, T)); /* %1339 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
-    CALL(458, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 892928, A + 1321008 + 2425584*B + 40192*B*T + 17920*T, T)); /* %1341 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(459, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1318272, A + 892928)); /* %1343 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(460, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k766_matmul(A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 17920*T, (real *)P + 660320, T)); /* %1346 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(461, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k767_matmul(A + 1230848, A + 1321008 + 2425584*B + 40192*B*T + 17920*T, A + 1321008 + 2425584*B + 40192*B*T + 117760*T, T)); /* %1347 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(462, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)5120*T), convirt_k828_matmul_add_add(A + 1321008 + 2425584*B + 40192*B*T + 17920*T, A + 1321008 + 2425584*B + 40192*B*T + 5120*T, (real *)P + 693344, A + 1321008 + 2425584*B + 40192*B*T + 23040*T, A + 1321008 + 2425584*B + 40192*B*T, T)); /* %1349 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(463, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 892928, A + 1321008 + 2425584*B + 40192*B*T + 17920*T, T)); /* %1350 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(464, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1318400, A + 892928)); /* %1352 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(465, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), convirt_k692_mul(A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 17920*T, (real *)P + 660064, T)); /* %1354 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(466, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k693_mul(A + 1321008 + 2425584*B + 40192*B*T + 5120*T, A + 1321008 + 2425584*B + 40192*B*T + 17920*T, A + 1321008 + 2425584*B + 40192*B*T + 112640*T, T)); /* %1355 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(467, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 892928, A + 1321008 + 2425584*B + 40192*B*T + 5120*T, T)); /* %1356 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(468, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1318528, A + 892928)); /* %1358 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(469, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k705_fused_scale_mul_sum_mul(A + 1321008 + 2425584*B + 40192*B*T + 10240*T, A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 107520*T, A + 1321008 + 2425584*B + 40192*B*T + 256512*T, T)); /* %1367 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(470, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), convirt_k709_fused_add_mul_mul_id(A + 1321008 + 2425584*B + 40192*B*T + 5120*T, A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 256512*T, A + 1321008 + 2425584*B + 40192*B*T + 10240*T, A + 1321008 + 2425584*B + 40192*B*T + 107520*T, T)); /* %1371 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(471, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k712_fused_scale_sum_neg(A + 1321008 + 2425584*B + 40192*B*T + 10240*T, A + 1321008 + 2425584*B + 40192*B*T + 5120*T, T)); /* %1375 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(472, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k760_fused_add_add_id(A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 12800*T, A + 1321008 + 2425584*B + 40192*B*T + 5120*T, A + 1321008 + 2425584*B + 40192*B*T + 10240*T, T)); /* %1377 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(473, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 1307648, A + 1321008 + 2425584*B + 40192*B*T, T)); /* %1378 reduce [1,40,128]  graphs/lib/text_encoder.lua:32 */
-    CALL(474, 0, sizeof(real)*((double)131072 + (double)5120*T + (double)40*T), convirt_k1001_scatter_add(A + 294912, A + 1321008 + 2425584*B + 40192*B*T, (int32_t *)inputs[1], T)); /* %1380 scatter_add [1024,128]  graphs/lib/text_encoder.lua:32 */
-    CALL(475, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k348_sum(A + 1318656, A + 1321008 + 2334848*B, B)); /* %1381 reduce [1,128]  graphs/lib/image_encoder.lua:36 */
-    CALL(476, (double)32768*B, sizeof(real)*((double)16384 + (double)128*B + (double)128*B), convirt_image_vjp_k351_matmul(A + 1247232, A + 1321008 + 2334848*B, A + 1321008 + 2424832*B, B)); /* %1384 matmul [128,128]  graphs/lib/image_encoder.lua:36 */
-    CALL(477, (double)32896*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384), convirt_image_vjp_k352_matmul_scale(A + 1321008 + 2400256*B, A + 1321008 + 2334848*B, (real *)P + 507360, B)); /* %1385 matmul+scale [B,128]  graphs/lib/image_encoder.lua:35 */
-    CALL(478, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 892928, A + 1321008 + 2416640*B, B)); /* %1388 reduce [1,64,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(479, (double)8192, sizeof(real)*((double)128 + (double)8192), convirt_image_vjp_k357_sum(A + 1318784, A + 892928)); /* %1390 reduce [1,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(480, (double)2097152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384), convirt_image_vjp_k360_matmul(A + 1321008 + 2334720*B, A + 1321008 + 2416640*B, (real *)P + 490848, B)); /* %1393 matmul [64*B,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(481, (double)2097152*B, sizeof(real)*((double)16384 + (double)8192*B + (double)8192*B), convirt_image_vjp_k361_matmul(A + 1263616, A + 1321008 + 2416640*B, A + 1321008 + 2392064*B, B)); /* %1394 matmul [128,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(482, (double)16384*B, sizeof(real)*((double)8192*B + (double)128*B + (double)8192*B), convirt_image_vjp_k363_fused_add_id(A + 1321008 + 2392064*B, A + 1321008 + 2400256*B, A + 1321008 + 2334720*B, B)); /* %1396 fused:add_id [B,64,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(483, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k364_permute(A + 1321008 + 2334720*B, A + 1321008 + 2392064*B, B)); /* %1397 permute [B,128,64]  graphs/lib/image_encoder.lua:33 */
-    CALL(484, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k367_fused_mul_step(A + 1321008 + 2392064*B, A + 1321008 + 2334720*B, A + 1321008 + 2383872*B, B)); /* %1400 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
-    CALL(485, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 892928, A + 1321008 + 2392064*B, B)); /* %1401 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(486, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k370_sum(A + 1280000, A + 892928)); /* %1403 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(487, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k371_sum(A + 1318912, A + 1280000)); /* %1404 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(488, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_vjp_k373_mul(A + 1321008 + 2334720*B, A + 1321008 + 2392064*B, (real *)P + 490592, B)); /* %1406 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(489, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k374_mul(A + 1321008 + 2383872*B, A + 1321008 + 2392064*B, A + 1321008 + 2367488*B, B)); /* %1407 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(490, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 892928, A + 1321008 + 2383872*B, B)); /* %1408 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(491, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k370_sum(A + 1280000, A + 892928)); /* %1410 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(492, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k371_sum(A + 1319040, A + 1280000)); /* %1411 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(493, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k388_fused_scale_mul_sum_mul(A + 1321008 + 2383872*B, A + 1321008 + 2334720*B, A + 1321008 + 2375680*B, A + 1321008 + 2425488*B, B)); /* %1421 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(494, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), convirt_image_vjp_k392_fused_add_mul_mul_id(A + 1321008 + 2367488*B, A + 1321008 + 2334720*B, A + 1321008 + 2425488*B, A + 1321008 + 2383872*B, A + 1321008 + 2375680*B, B)); /* %1425 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(495, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_vjp_k395_fused_scale_sum_neg(A + 1321008 + 2375680*B, A + 1321008 + 2367488*B, B)); /* %1428 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(496, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k397_fused_add_id(A + 1321008 + 2334720*B, A + 1321008 + 2367488*B, A + 1321008 + 2375680*B, B)); /* %1430 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(497, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 892928, A + 1321008 + 2334720*B, B)); /* %1432 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(498, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k370_sum(A + 1280000, A + 892928)); /* %1434 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(499, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k371_sum(A + 1319168, A + 1280000)); /* %1435 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(500, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k405_permute(A + 1321008 + 2367488*B, A + 1321008 + 2334720*B, B)); /* %1438 permute [128,B,64]  graphs/lib/image_encoder.lua:13 */
-    CALL(501, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)73728*B), convirt_image_vjp_k407_matmul(A + 0, A + 1321008 + 2367488*B, A + 1321008 + 1720320*B, B)); /* %1440 matmul [128,1152]  graphs/lib/image_encoder.lua:13 */
-    CALL(502, (double)18874368*B, sizeof(real)*((double)73728*B + (double)147456 + (double)8192*B), convirt_image_vjp_k408_matmul(A + 1321008 + 1720320*B, (real *)P + 343008, A + 1321008 + 2367488*B, B)); /* %1441 matmul [1152,64*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(503, 0, sizeof(real)*((double)8192*B + (double)73728*B), convirt_image_vjp_k410_col2im(A + 1321008 + 2334720*B, A + 1321008 + 1720320*B, B)); /* %1443 col2im [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(504, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k367_fused_mul_step(A + 1321008 + 2367488*B, A + 1321008 + 2334720*B, A + 1321008 + 2359296*B, B)); /* %1445 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
-    CALL(505, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 892928, A + 1321008 + 2367488*B, B)); /* %1446 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(506, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k370_sum(A + 1280000, A + 892928)); /* %1448 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(507, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k371_sum(A + 1319296, A + 1280000)); /* %1449 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(508, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_vjp_k373_mul(A + 1321008 + 2334720*B, A + 1321008 + 2367488*B, (real *)P + 342752, B)); /* %1451 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(509, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k374_mul(A + 1321008 + 2359296*B, A + 1321008 + 2367488*B, A + 1321008 + 2351104*B, B)); /* %1452 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(510, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 892928, A + 1321008 + 2359296*B, B)); /* %1453 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(511, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k370_sum(A + 1280000, A + 892928)); /* %1455 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(512, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k371_sum(A + 1319424, A + 1280000)); /* %1456 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(513, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k388_fused_scale_mul_sum_mul(A + 1321008 + 2400256*B, A + 1321008 + 2334720*B, A + 1321008 + 2342912*B, A + 1321008 + 2425472*B, B)); /* %1466 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(514, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), convirt_image_vjp_k392_fused_add_mul_mul_id(A + 1321008 + 2351104*B, A + 1321008 + 2334720*B, A + 1321008 + 2425472*B, A + 1321008 + 2400256*B, A + 1321008 + 2342912*B, B)); /* %1470 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(515, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_vjp_k395_fused_scale_sum_neg(A + 1321008 + 2342912*B, A + 1321008 + 2351104*B, B)); /* %1473 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(516, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k397_fused_add_id(A + 1321008 + 2334720*B, A + 1321008 + 2351104*B, A + 1321008 + 2342912*B, B)); /* %1475 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(517, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 892928, A + 1321008 + 2334720*B, B)); /* %1477 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(518, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k370_sum(A + 1280000, A + 892928)); /* %1479 reduce [128,1,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(519, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k371_sum(A + 1319552, A + 1280000)); /* %1480 reduce [128,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(520, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k405_permute(A + 1321008 + 2342912*B, A + 1321008 + 2334720*B, B)); /* %1483 permute [128,B,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(521, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)73728*B), convirt_image_vjp_k407_matmul(A + 147456, A + 1321008 + 2342912*B, A + 1321008 + 1646592*B, B)); /* %1485 matmul [128,1152]  graphs/lib/image_encoder.lua:6 */
-    CALL(522, (double)18874368*B, sizeof(real)*((double)73728*B + (double)147456 + (double)8192*B), convirt_image_vjp_k408_matmul(A + 1321008 + 1646592*B, (real *)P + 195168, A + 1321008 + 2342912*B, B)); /* %1486 matmul [1152,64*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(523, 0, sizeof(real)*((double)8192*B + (double)73728*B), convirt_image_vjp_k410_col2im(A + 1321008 + 2334720*B, A + 1321008 + 1646592*B, B)); /* %1488 col2im [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(524, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k458_fused_mul_add_step(A + 1321008 + 2342912*B, A + 1321008 + 2392064*B, A + 1321008 + 2334720*B, A + 1321008 + 2326528*B, B)); /* %1491 fused:mul_add_step [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
-    CALL(525, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 892928, A + 1321008 + 2342912*B, B)); /* %1492 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(526, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k370_sum(A + 1280000, A + 892928)); /* %1494 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(527, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k371_sum(A + 1319680, A + 1280000)); /* %1495 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(528, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_vjp_k373_mul(A + 1321008 + 2326528*B, A + 1321008 + 2342912*B, (real *)P + 194912, B)); /* %1497 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(529, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k374_mul(A + 1321008 + 2334720*B, A + 1321008 + 2342912*B, A + 1321008 + 2318336*B, B)); /* %1498 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(530, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 892928, A + 1321008 + 2334720*B, B)); /* %1499 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(531, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k370_sum(A + 1280000, A + 892928)); /* %1501 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(532, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k371_sum(A + 1319808, A + 1280000)); /* %1502 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(533, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k388_fused_scale_mul_sum_mul(A + 1321008 + 2334720*B, A + 1321008 + 2326528*B, A + 1321008 + 2310144*B, A + 1321008 + 2425456*B, B)); /* %1512 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(534, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), convirt_image_vjp_k392_fused_add_mul_mul_id(A + 1321008 + 2318336*B, A + 1321008 + 2326528*B, A + 1321008 + 2425456*B, A + 1321008 + 2334720*B, A + 1321008 + 2310144*B, B)); /* %1516 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(535, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_vjp_k395_fused_scale_sum_neg(A + 1321008 + 2326528*B, A + 1321008 + 2318336*B, B)); /* %1519 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(536, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k397_fused_add_id(A + 1321008 + 2310144*B, A + 1321008 + 2318336*B, A + 1321008 + 2326528*B, B)); /* %1521 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(537, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 892928, A + 1321008 + 2310144*B, B)); /* %1523 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(538, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k370_sum(A + 1280000, A + 892928)); /* %1525 reduce [128,1,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(539, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k371_sum(A + 1319936, A + 1280000)); /* %1526 reduce [128,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(540, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k405_permute(A + 1321008 + 1683456*B, A + 1321008 + 2310144*B, B)); /* %1529 permute [128,B,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(541, (double)9437184*B, sizeof(real)*((double)73728 + (double)8192*B + (double)36864*B), convirt_image_vjp_k498_matmul(A + 557056, A + 1321008 + 1683456*B, A + 1321008 + 1830912*B, B)); /* %1531 matmul [128,576]  graphs/lib/image_encoder.lua:6 */
-    CALL(542, (double)9437184*B, sizeof(real)*((double)36864*B + (double)73728 + (double)8192*B), convirt_image_vjp_k499_matmul(A + 1321008 + 1646592*B, (real *)P + 121056, A + 1321008 + 1683456*B, B)); /* %1532 matmul [576,64*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(543, 0, sizeof(real)*((double)16384*B + (double)36864*B), convirt_image_vjp_k501_col2im(A + 1321008 + 1830912*B, A + 1321008 + 1646592*B, B)); /* %1534 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(544, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k503_fused_mul_step(A + 1321008 + 1847296*B, A + 1321008 + 1830912*B, A + 1321008 + 2293760*B, B)); /* %1536 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
-    CALL(545, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 892928, A + 1321008 + 1847296*B, B)); /* %1537 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(546, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 1280000, A + 892928)); /* %1539 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(547, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 1320064, A + 1280000)); /* %1540 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(548, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_vjp_k509_mul(A + 1321008 + 1830912*B, A + 1321008 + 1847296*B, (real *)P + 120928, B)); /* %1542 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(549, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k510_mul(A + 1321008 + 1646592*B, A + 1321008 + 1847296*B, A + 1321008 + 2277376*B, B)); /* %1543 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(550, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 892928, A + 1321008 + 1646592*B, B)); /* %1544 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(551, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 1280000, A + 892928)); /* %1546 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(552, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 1320128, A + 1280000)); /* %1547 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(553, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k524_fused_scale_mul_sum_mul(A + 1321008 + 1863680*B, A + 1321008 + 1830912*B, A + 1321008 + 2260992*B, A + 1321008 + 2425440*B, B)); /* %1557 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(554, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), convirt_image_vjp_k528_fused_add_mul_mul_id(A + 1321008 + 1646592*B, A + 1321008 + 1830912*B, A + 1321008 + 2425440*B, A + 1321008 + 1863680*B, A + 1321008 + 2260992*B, B)); /* %1561 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(555, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_vjp_k531_fused_scale_sum_neg(A + 1321008 + 1863680*B, A + 1321008 + 1646592*B, B)); /* %1564 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(556, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k533_fused_add_id(A + 1321008 + 1830912*B, A + 1321008 + 1646592*B, A + 1321008 + 1863680*B, B)); /* %1566 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(557, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 892928, A + 1321008 + 1830912*B, B)); /* %1568 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(558, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 1280000, A + 892928)); /* %1570 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(559, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 1320192, A + 1280000)); /* %1571 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(560, 0, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k541_permute(A + 1321008 + 1646592*B, A + 1321008 + 1830912*B, B)); /* %1574 permute [64,B,256]  graphs/lib/image_encoder.lua:13 */
-    CALL(561, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)147456*B), convirt_image_vjp_k543_matmul(A + 892928, A + 1321008 + 1646592*B, A + 1321008 + 1032192*B, B)); /* %1576 matmul [64,576]  graphs/lib/image_encoder.lua:13 */
-    CALL(562, (double)18874368*B, sizeof(real)*((double)147456*B + (double)36864 + (double)16384*B), convirt_image_vjp_k544_matmul(A + 1321008 + 1032192*B, (real *)P + 84000, A + 1321008 + 1646592*B, B)); /* %1577 matmul [576,256*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(563, 0, sizeof(real)*((double)16384*B + (double)147456*B), convirt_image_vjp_k546_col2im(A + 1321008 + 1830912*B, A + 1321008 + 1032192*B, B)); /* %1579 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(564, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k503_fused_mul_step(A + 1321008 + 1032192*B, A + 1321008 + 1830912*B, A + 1321008 + 2244608*B, B)); /* %1581 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
-    CALL(565, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 929792, A + 1321008 + 1032192*B, B)); /* %1582 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(566, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 1280000, A + 929792)); /* %1584 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(567, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 1320256, A + 1280000)); /* %1585 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(568, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_vjp_k509_mul(A + 1321008 + 1830912*B, A + 1321008 + 1032192*B, (real *)P + 83872, B)); /* %1587 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(569, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k510_mul(A + 1321008 + 1048576*B, A + 1321008 + 1032192*B, A + 1321008 + 2228224*B, B)); /* %1588 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(570, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 929792, A + 1321008 + 1048576*B, B)); /* %1589 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(571, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 1280000, A + 929792)); /* %1591 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(572, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 1320320, A + 1280000)); /* %1592 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(573, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k524_fused_scale_mul_sum_mul(A + 1321008 + 1863680*B, A + 1321008 + 1830912*B, A + 1321008 + 2211840*B, A + 1321008 + 2425424*B, B)); /* %1602 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(574, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), convirt_image_vjp_k528_fused_add_mul_mul_id(A + 1321008 + 1032192*B, A + 1321008 + 1830912*B, A + 1321008 + 2425424*B, A + 1321008 + 1863680*B, A + 1321008 + 2211840*B, B)); /* %1606 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(575, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_vjp_k531_fused_scale_sum_neg(A + 1321008 + 1863680*B, A + 1321008 + 1032192*B, B)); /* %1609 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(576, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k533_fused_add_id(A + 1321008 + 1830912*B, A + 1321008 + 1032192*B, A + 1321008 + 1863680*B, B)); /* %1611 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(577, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 929792, A + 1321008 + 1830912*B, B)); /* %1613 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(578, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 1280000, A + 929792)); /* %1615 reduce [64,1,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(579, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 1320384, A + 1280000)); /* %1616 reduce [64,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(580, 0, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k541_permute(A + 1321008 + 1032192*B, A + 1321008 + 1830912*B, B)); /* %1619 permute [64,B,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(581, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)147456*B), convirt_image_vjp_k543_matmul(A + 929792, A + 1321008 + 1032192*B, A + 1321008 + 884736*B, B)); /* %1621 matmul [64,576]  graphs/lib/image_encoder.lua:6 */
-    CALL(582, (double)18874368*B, sizeof(real)*((double)147456*B + (double)36864 + (double)16384*B), convirt_image_vjp_k544_matmul(A + 1321008 + 884736*B, (real *)P + 46944, A + 1321008 + 1032192*B, B)); /* %1622 matmul [576,256*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(583, 0, sizeof(real)*((double)16384*B + (double)147456*B), convirt_image_vjp_k546_col2im(A + 1321008 + 1830912*B, A + 1321008 + 884736*B, B)); /* %1624 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(584, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k594_fused_mul_add_step(A + 1321008 + 1646592*B, A + 1321008 + 1847296*B, A + 1321008 + 1830912*B, A + 1321008 + 2195456*B, B)); /* %1627 fused:mul_add_step [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
-    CALL(585, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 966656, A + 1321008 + 1646592*B, B)); /* %1628 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(586, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 983040, A + 966656)); /* %1630 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(587, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 1320448, A + 983040)); /* %1631 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(588, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_vjp_k509_mul(A + 1321008 + 1830912*B, A + 1321008 + 1646592*B, (real *)P + 46816, B)); /* %1633 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(589, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k510_mul(A + 1321008 + 1847296*B, A + 1321008 + 1646592*B, A + 1321008 + 2179072*B, B)); /* %1634 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(590, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 966656, A + 1321008 + 1847296*B, B)); /* %1635 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(591, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 983040, A + 966656)); /* %1637 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(592, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 1320512, A + 983040)); /* %1638 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(593, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k524_fused_scale_mul_sum_mul(A + 1321008 + 1863680*B, A + 1321008 + 1830912*B, A + 1321008 + 2162688*B, A + 1321008 + 2425408*B, B)); /* %1648 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(594, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), convirt_image_vjp_k528_fused_add_mul_mul_id(A + 1321008 + 1847296*B, A + 1321008 + 1830912*B, A + 1321008 + 2425408*B, A + 1321008 + 1863680*B, A + 1321008 + 2162688*B, B)); /* %1652 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(595, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_vjp_k531_fused_scale_sum_neg(A + 1321008 + 1863680*B, A + 1321008 + 1847296*B, B)); /* %1655 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(596, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k533_fused_add_id(A + 1321008 + 1830912*B, A + 1321008 + 1847296*B, A + 1321008 + 1863680*B, B)); /* %1657 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(597, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 966656, A + 1321008 + 1830912*B, B)); /* %1659 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(598, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 983040, A + 966656)); /* %1661 reduce [64,1,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(599, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 1320576, A + 983040)); /* %1662 reduce [64,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(600, 0, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k541_permute(A + 1321008 + 1847296*B, A + 1321008 + 1830912*B, B)); /* %1665 permute [64,B,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(601, (double)9437184*B, sizeof(real)*((double)18432 + (double)16384*B + (double)73728*B), convirt_image_vjp_k634_matmul(A + 966656, A + 1321008 + 1847296*B, A + 1321008 + 1572864*B, B)); /* %1667 matmul [64,288]  graphs/lib/image_encoder.lua:6 */
-    CALL(602, (double)9437184*B, sizeof(real)*((double)73728*B + (double)18432 + (double)16384*B), convirt_image_vjp_k635_matmul(A + 1321008 + 884736*B, (real *)P + 28320, A + 1321008 + 1847296*B, B)); /* %1668 matmul [288,256*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(603, 0, sizeof(real)*((double)32768*B + (double)73728*B), convirt_image_vjp_k637_col2im(A + 1321008 + 1830912*B, A + 1321008 + 884736*B, B)); /* %1670 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(604, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k639_fused_mul_step(A + 1321008 + 1572864*B, A + 1321008 + 1830912*B, A + 1321008 + 2129920*B, B)); /* %1672 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
-    CALL(605, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 425984, A + 1321008 + 1572864*B, B)); /* %1673 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(606, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 1280000, A + 425984)); /* %1675 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(607, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 1320640, A + 1280000)); /* %1676 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(608, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_vjp_k645_mul(A + 1321008 + 1830912*B, A + 1321008 + 1572864*B, (real *)P + 28256, B)); /* %1678 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(609, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k646_mul(A + 1321008 + 1605632*B, A + 1321008 + 1572864*B, A + 1321008 + 2097152*B, B)); /* %1679 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(610, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 425984, A + 1321008 + 1605632*B, B)); /* %1680 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(611, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 1280000, A + 425984)); /* %1682 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(612, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 1320672, A + 1280000)); /* %1683 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(613, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k660_fused_scale_mul_sum_mul(A + 1321008 + 1863680*B, A + 1321008 + 1830912*B, A + 1321008 + 2064384*B, A + 1321008 + 2425392*B, B)); /* %1693 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(614, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), convirt_image_vjp_k664_fused_add_mul_mul_id(A + 1321008 + 1605632*B, A + 1321008 + 1830912*B, A + 1321008 + 2425392*B, A + 1321008 + 1863680*B, A + 1321008 + 2064384*B, B)); /* %1697 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(615, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_vjp_k667_fused_scale_sum_neg(A + 1321008 + 1863680*B, A + 1321008 + 1605632*B, B)); /* %1700 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(616, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k669_fused_add_id(A + 1321008 + 1830912*B, A + 1321008 + 1605632*B, A + 1321008 + 1863680*B, B)); /* %1702 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(617, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 425984, A + 1321008 + 1830912*B, B)); /* %1704 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(618, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 1280000, A + 425984)); /* %1706 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(619, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 1320704, A + 1280000)); /* %1707 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(620, 0, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k677_permute(A + 1321008 + 1605632*B, A + 1321008 + 1830912*B, B)); /* %1710 permute [32,B,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(621, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)294912*B), convirt_image_vjp_k679_matmul(A + 1280000, A + 1321008 + 1605632*B, A + 1321008 + 589824*B, B)); /* %1712 matmul [32,288]  graphs/lib/image_encoder.lua:13 */
-    CALL(622, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), convirt_image_vjp_k680_matmul(A + 1321008 + 589824*B, (real *)P + 19008, A + 1321008 + 1605632*B, B)); /* %1713 matmul [288,1024*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(623, 0, sizeof(real)*((double)32768*B + (double)294912*B), convirt_image_vjp_k682_col2im(A + 1321008 + 1830912*B, A + 1321008 + 589824*B, B)); /* %1715 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(624, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k639_fused_mul_step(A + 1321008 + 1605632*B, A + 1321008 + 1830912*B, A + 1321008 + 2031616*B, B)); /* %1717 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
-    CALL(625, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 425984, A + 1321008 + 1605632*B, B)); /* %1718 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(626, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 1289216, A + 425984)); /* %1720 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(627, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 1320736, A + 1289216)); /* %1721 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(628, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_vjp_k645_mul(A + 1321008 + 1830912*B, A + 1321008 + 1605632*B, (real *)P + 18944, B)); /* %1723 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(629, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k646_mul(A + 1321008 + 1638400*B, A + 1321008 + 1605632*B, A + 1321008 + 1998848*B, B)); /* %1724 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(630, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 425984, A + 1321008 + 1638400*B, B)); /* %1725 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(631, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 1289216, A + 425984)); /* %1727 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(632, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 1320768, A + 1289216)); /* %1728 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(633, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k660_fused_scale_mul_sum_mul(A + 1321008 + 1863680*B, A + 1321008 + 1830912*B, A + 1321008 + 1966080*B, A + 1321008 + 2425376*B, B)); /* %1738 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(634, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), convirt_image_vjp_k664_fused_add_mul_mul_id(A + 1321008 + 1605632*B, A + 1321008 + 1830912*B, A + 1321008 + 2425376*B, A + 1321008 + 1863680*B, A + 1321008 + 1966080*B, B)); /* %1742 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(635, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_vjp_k667_fused_scale_sum_neg(A + 1321008 + 1863680*B, A + 1321008 + 1605632*B, B)); /* %1745 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(636, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k669_fused_add_id(A + 1321008 + 1830912*B, A + 1321008 + 1605632*B, A + 1321008 + 1863680*B, B)); /* %1747 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(637, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 425984, A + 1321008 + 1830912*B, B)); /* %1749 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(638, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 1289216, A + 425984)); /* %1751 reduce [32,1,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(639, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 1320800, A + 1289216)); /* %1752 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(640, 0, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k677_permute(A + 1321008 + 1605632*B, A + 1321008 + 1830912*B, B)); /* %1755 permute [32,B,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(641, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)294912*B), convirt_image_vjp_k679_matmul(A + 1289216, A + 1321008 + 1605632*B, A + 1321008 + 294912*B, B)); /* %1757 matmul [32,288]  graphs/lib/image_encoder.lua:6 */
-    CALL(642, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), convirt_image_vjp_k680_matmul(A + 1321008 + 294912*B, (real *)P + 9696, A + 1321008 + 1605632*B, B)); /* %1758 matmul [288,1024*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(643, 0, sizeof(real)*((double)32768*B + (double)294912*B), convirt_image_vjp_k682_col2im(A + 1321008 + 1830912*B, A + 1321008 + 294912*B, B)); /* %1760 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(644, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k730_fused_mul_add_step(A + 1321008 + 1605632*B, A + 1321008 + 1572864*B, A + 1321008 + 1830912*B, A + 1321008 + 1933312*B, B)); /* %1763 fused:mul_add_step [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
-    CALL(645, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 425984, A + 1321008 + 1605632*B, B)); /* %1764 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(646, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 1298432, A + 425984)); /* %1766 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(647, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 1320832, A + 1298432)); /* %1767 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(648, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_vjp_k645_mul(A + 1321008 + 1572864*B, A + 1321008 + 1605632*B, (real *)P + 9632, B)); /* %1769 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(649, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k646_mul(A + 1321008 + 1830912*B, A + 1321008 + 1605632*B, A + 1321008 + 1900544*B, B)); /* %1770 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(650, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 425984, A + 1321008 + 1830912*B, B)); /* %1771 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(651, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 1298432, A + 425984)); /* %1773 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(652, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 1320864, A + 1298432)); /* %1774 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(653, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k660_fused_scale_mul_sum_mul(A + 1321008 + 1863680*B, A + 1321008 + 1572864*B, A + 1321008 + 1867776*B, A + 1321008 + 2425360*B, B)); /* %1784 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(654, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), convirt_image_vjp_k664_fused_add_mul_mul_id(A + 1321008 + 1830912*B, A + 1321008 + 1572864*B, A + 1321008 + 2425360*B, A + 1321008 + 1863680*B, A + 1321008 + 1867776*B, B)); /* %1788 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(655, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_vjp_k667_fused_scale_sum_neg(A + 1321008 + 1605632*B, A + 1321008 + 1830912*B, B)); /* %1791 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(656, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k669_fused_add_id(A + 1321008 + 1572864*B, A + 1321008 + 1830912*B, A + 1321008 + 1605632*B, B)); /* %1793 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(657, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 425984, A + 1321008 + 1572864*B, B)); /* %1795 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(658, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 1298432, A + 425984)); /* %1797 reduce [32,1,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(659, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 1320896, A + 1298432)); /* %1798 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(660, 0, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k677_permute(A + 1321008 + 1605632*B, A + 1321008 + 1572864*B, B)); /* %1801 permute [32,B,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(661, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)294912*B), convirt_image_vjp_k679_matmul(A + 1298432, A + 1321008 + 1605632*B, A + 1321008, B)); /* %1803 matmul [32,288]  graphs/lib/image_encoder.lua:6 */
-    CALL(662, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), convirt_image_vjp_k680_matmul(A + 1321008, (real *)P + 384, A + 1321008 + 1605632*B, B)); /* %1804 matmul [288,1024*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(663, 0, sizeof(real)*((double)131072*B + (double)294912*B), convirt_image_vjp_k773_col2im(A + 1321008 + 294912*B, A + 1321008, B)); /* %1806 col2im [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(664, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), convirt_image_vjp_k775_fused_mul_step(A + 1321008, A + 1321008 + 294912*B, A + 1321008 + 1441792*B, B)); /* %1808 fused:mul_step [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
-    CALL(665, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), convirt_image_vjp_k776_sum(A + 425984, A + 1321008, B)); /* %1809 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(666, (double)131072, sizeof(real)*((double)2048 + (double)131072), convirt_image_vjp_k778_sum(A + 1312768, A + 425984)); /* %1811 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(667, (double)2048, sizeof(real)*((double)32 + (double)2048), convirt_image_vjp_k779_sum(A + 1320928, A + 1312768)); /* %1812 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(668, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), convirt_image_vjp_k781_mul(A + 1321008 + 131072*B, A + 1321008, (real *)P + 320, B)); /* %1814 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(669, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), convirt_image_vjp_k782_mul(A + 1321008 + 262144*B, A + 1321008, A + 1321008 + 1310720*B, B)); /* %1815 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(670, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), convirt_image_vjp_k776_sum(A + 425984, A + 1321008 + 262144*B, B)); /* %1816 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(671, (double)131072, sizeof(real)*((double)2048 + (double)131072), convirt_image_vjp_k778_sum(A + 1312768, A + 425984)); /* %1818 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(672, (double)2048, sizeof(real)*((double)32 + (double)2048), convirt_image_vjp_k779_sum(A + 1320960, A + 1312768)); /* %1819 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(673, (double)262184*B, sizeof(real)*((double)8*B + (double)131072*B + (double)131072*B + (double)8*B), convirt_image_vjp_k796_fused_scale_mul_sum_mul(A + 1321008 + 1310720*B, A + 1321008 + 131072*B, A + 1321008 + 1179648*B, A + 1321008 + 2425344*B, B)); /* %1829 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(674, (double)655360*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B + (double)8*B + (double)131072*B), convirt_image_vjp_k800_fused_add_mul_mul_id(A + 1321008, A + 1321008 + 131072*B, A + 1321008 + 2425344*B, A + 1321008 + 1310720*B, A + 1321008 + 1179648*B, B)); /* %1833 fused:add_mul_mul_id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(675, (double)262152*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_vjp_k803_fused_scale_sum_neg(A + 1321008 + 262144*B, A + 1321008, B)); /* %1836 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(676, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_vjp_k805_fused_add_id(A + 1321008 + 131072*B, A + 1321008, A + 1321008 + 262144*B, B)); /* %1838 fused:add_id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(677, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), convirt_image_vjp_k776_sum(A + 425984, A + 1321008 + 131072*B, B)); /* %1840 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(678, (double)131072, sizeof(real)*((double)2048 + (double)131072), convirt_image_vjp_k778_sum(A + 1312768, A + 425984)); /* %1842 reduce [32,1,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(679, (double)2048, sizeof(real)*((double)32 + (double)2048), convirt_image_vjp_k779_sum(A + 425984, A + 1312768)); /* %1843 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(680, 0, sizeof(real)*((double)131072*B + (double)131072*B), convirt_image_vjp_k813_permute(A + 1321008, A + 1321008 + 131072*B, B)); /* %1846 permute [32,B,4096]  graphs/lib/image_encoder.lua:6 */
-    CALL(681, (double)2359296*B, sizeof(real)*((double)288 + (double)131072*B + (double)36864*B), convirt_image_vjp_k815_matmul(A + 1312768, A + 1321008, A + 1321008 + 1794048*B, B)); /* %1848 matmul [32,9]  graphs/lib/image_encoder.lua:6 */
-    memcpy(grads + 0, A + 1312768, sizeof(real)*288); /* d loss / d image.stem.weight */
-    memcpy(grads + 288, A + 425984, sizeof(real)*32); /* d loss / d image.stem.bias */
-    memcpy(grads + 320, A + 1320960, sizeof(real)*32); /* d loss / d image.stem_gn.weight */
-    memcpy(grads + 352, A + 1320928, sizeof(real)*32); /* d loss / d image.stem_gn.bias */
-    memcpy(grads + 384, A + 1298432, sizeof(real)*9216); /* d loss / d image.stage1.down.weight */
-    memcpy(grads + 9600, A + 1320896, sizeof(real)*32); /* d loss / d image.stage1.down.bias */
-    memcpy(grads + 9632, A + 1320864, sizeof(real)*32); /* d loss / d image.stage1.gn.weight */
-    memcpy(grads + 9664, A + 1320832, sizeof(real)*32); /* d loss / d image.stage1.gn.bias */
-    memcpy(grads + 9696, A + 1289216, sizeof(real)*9216); /* d loss / d image.stage1.res.conv1.weight */
-    memcpy(grads + 18912, A + 1320800, sizeof(real)*32); /* d loss / d image.stage1.res.conv1.bias */
-    memcpy(grads + 18944, A + 1320768, sizeof(real)*32); /* d loss / d image.stage1.res.gn1.weight */
-    memcpy(grads + 18976, A + 1320736, sizeof(real)*32); /* d loss / d image.stage1.res.gn1.bias */
-    memcpy(grads + 19008, A + 1280000, sizeof(real)*9216); /* d loss / d image.stage1.res.conv2.weight */
-    memcpy(grads + 28224, A + 1320704, sizeof(real)*32); /* d loss / d image.stage1.res.conv2.bias */
-    memcpy(grads + 28256, A + 1320672, sizeof(real)*32); /* d loss / d image.stage1.res.gn2.weight */
-    memcpy(grads + 28288, A + 1320640, sizeof(real)*32); /* d loss / d image.stage1.res.gn2.bias */
-    memcpy(grads + 28320, A + 966656, sizeof(real)*18432); /* d loss / d image.stage2.down.weight */
-    memcpy(grads + 46752, A + 1320576, sizeof(real)*64); /* d loss / d image.stage2.down.bias */
-    memcpy(grads + 46816, A + 1320512, sizeof(real)*64); /* d loss / d image.stage2.gn.weight */
-    memcpy(grads + 46880, A + 1320448, sizeof(real)*64); /* d loss / d image.stage2.gn.bias */
-    memcpy(grads + 46944, A + 929792, sizeof(real)*36864); /* d loss / d image.stage2.res.conv1.weight */
-    memcpy(grads + 83808, A + 1320384, sizeof(real)*64); /* d loss / d image.stage2.res.conv1.bias */
-    memcpy(grads + 83872, A + 1320320, sizeof(real)*64); /* d loss / d image.stage2.res.gn1.weight */
-    memcpy(grads + 83936, A + 1320256, sizeof(real)*64); /* d loss / d image.stage2.res.gn1.bias */
-    memcpy(grads + 84000, A + 892928, sizeof(real)*36864); /* d loss / d image.stage2.res.conv2.weight */
-    memcpy(grads + 120864, A + 1320192, sizeof(real)*64); /* d loss / d image.stage2.res.conv2.bias */
-    memcpy(grads + 120928, A + 1320128, sizeof(real)*64); /* d loss / d image.stage2.res.gn2.weight */
-    memcpy(grads + 120992, A + 1320064, sizeof(real)*64); /* d loss / d image.stage2.res.gn2.bias */
-    memcpy(grads + 121056, A + 557056, sizeof(real)*73728); /* d loss / d image.stage3.down.weight */
-    memcpy(grads + 194784, A + 1319936, sizeof(real)*128); /* d loss / d image.stage3.down.bias */
-    memcpy(grads + 194912, A + 1319808, sizeof(real)*128); /* d loss / d image.stage3.gn.weight */
-    memcpy(grads + 195040, A + 1319680, sizeof(real)*128); /* d loss / d image.stage3.gn.bias */
-    memcpy(grads + 195168, A + 147456, sizeof(real)*147456); /* d loss / d image.stage3.res.conv1.weight */
-    memcpy(grads + 342624, A + 1319552, sizeof(real)*128); /* d loss / d image.stage3.res.conv1.bias */
-    memcpy(grads + 342752, A + 1319424, sizeof(real)*128); /* d loss / d image.stage3.res.gn1.weight */
-    memcpy(grads + 342880, A + 1319296, sizeof(real)*128); /* d loss / d image.stage3.res.gn1.bias */
-    memcpy(grads + 343008, A + 0, sizeof(real)*147456); /* d loss / d image.stage3.res.conv2.weight */
-    memcpy(grads + 490464, A + 1319168, sizeof(real)*128); /* d loss / d image.stage3.res.conv2.bias */
-    memcpy(grads + 490592, A + 1319040, sizeof(real)*128); /* d loss / d image.stage3.res.gn2.weight */
-    memcpy(grads + 490720, A + 1318912, sizeof(real)*128); /* d loss / d image.stage3.res.gn2.bias */
-    memcpy(grads + 490848, A + 1263616, sizeof(real)*16384); /* d loss / d image.region_proj.weight */
-    memcpy(grads + 507232, A + 1318784, sizeof(real)*128); /* d loss / d image.region_proj.bias */
-    memcpy(grads + 507360, A + 1247232, sizeof(real)*16384); /* d loss / d image.global_proj.weight */
-    memcpy(grads + 523744, A + 1318656, sizeof(real)*128); /* d loss / d image.global_proj.bias */
-    memcpy(grads + 523872, A + 294912, sizeof(real)*131072); /* d loss / d text.tok_emb */
-    memcpy(grads + 654944, A + 1307648, sizeof(real)*5120); /* d loss / d text.pos_emb */
-    memcpy(grads + 660064, A + 1318528, sizeof(real)*128); /* d loss / d text.blocks.0.ln1.weight */
-    memcpy(grads + 660192, A + 1318400, sizeof(real)*128); /* d loss / d text.blocks.0.ln1.bias */
-    memcpy(grads + 660320, A + 1230848, sizeof(real)*16384); /* d loss / d text.blocks.0.q.weight */
-    memcpy(grads + 676704, A + 1318272, sizeof(real)*128); /* d loss / d text.blocks.0.q.bias */
-    memcpy(grads + 676832, A + 1214464, sizeof(real)*16384); /* d loss / d text.blocks.0.k.weight */
-    memcpy(grads + 693216, A + 1318144, sizeof(real)*128); /* d loss / d text.blocks.0.k.bias */
-    memcpy(grads + 693344, A + 1198080, sizeof(real)*16384); /* d loss / d text.blocks.0.v.weight */
-    memcpy(grads + 709728, A + 1318016, sizeof(real)*128); /* d loss / d text.blocks.0.v.bias */
-    memcpy(grads + 709856, A + 1181696, sizeof(real)*16384); /* d loss / d text.blocks.0.o.weight */
-    memcpy(grads + 726240, A + 1317888, sizeof(real)*128); /* d loss / d text.blocks.0.o.bias */
-    memcpy(grads + 726368, A + 1317760, sizeof(real)*128); /* d loss / d text.blocks.0.ln2.weight */
-    memcpy(grads + 726496, A + 1317632, sizeof(real)*128); /* d loss / d text.blocks.0.ln2.bias */
-    memcpy(grads + 726624, A + 827392, sizeof(real)*65536); /* d loss / d text.blocks.0.fc1.weight */
-    memcpy(grads + 792160, A + 1315328, sizeof(real)*512); /* d loss / d text.blocks.0.fc1.bias */
-    memcpy(grads + 792672, A + 761856, sizeof(real)*65536); /* d loss / d text.blocks.0.fc2.weight */
-    memcpy(grads + 858208, A + 1317504, sizeof(real)*128); /* d loss / d text.blocks.0.fc2.bias */
-    memcpy(grads + 858336, A + 1317376, sizeof(real)*128); /* d loss / d text.blocks.1.ln1.weight */
-    memcpy(grads + 858464, A + 1317248, sizeof(real)*128); /* d loss / d text.blocks.1.ln1.bias */
-    memcpy(grads + 858592, A + 1165312, sizeof(real)*16384); /* d loss / d text.blocks.1.q.weight */
-    memcpy(grads + 874976, A + 1317120, sizeof(real)*128); /* d loss / d text.blocks.1.q.bias */
-    memcpy(grads + 875104, A + 1148928, sizeof(real)*16384); /* d loss / d text.blocks.1.k.weight */
-    memcpy(grads + 891488, A + 1316992, sizeof(real)*128); /* d loss / d text.blocks.1.k.bias */
-    memcpy(grads + 891616, A + 1132544, sizeof(real)*16384); /* d loss / d text.blocks.1.v.weight */
-    memcpy(grads + 908000, A + 1316864, sizeof(real)*128); /* d loss / d text.blocks.1.v.bias */
-    memcpy(grads + 908128, A + 1116160, sizeof(real)*16384); /* d loss / d text.blocks.1.o.weight */
-    memcpy(grads + 924512, A + 1316736, sizeof(real)*128); /* d loss / d text.blocks.1.o.bias */
-    memcpy(grads + 924640, A + 1316608, sizeof(real)*128); /* d loss / d text.blocks.1.ln2.weight */
-    memcpy(grads + 924768, A + 1316480, sizeof(real)*128); /* d loss / d text.blocks.1.ln2.bias */
-    memcpy(grads + 924896, A + 696320, sizeof(real)*65536); /* d loss / d text.blocks.1.fc1.weight */
-    memcpy(grads + 990432, A + 1314816, sizeof(real)*512); /* d loss / d text.blocks.1.fc1.bias */
-    memcpy(grads + 990944, A + 630784, sizeof(real)*65536); /* d loss / d text.blocks.1.fc2.weight */
-    memcpy(grads + 1056480, A + 1316352, sizeof(real)*128); /* d loss / d text.blocks.1.fc2.bias */
-    memcpy(grads + 1056608, A + 1316224, sizeof(real)*128); /* d loss / d text.ln_f.weight */
-    memcpy(grads + 1056736, A + 1316096, sizeof(real)*128); /* d loss / d text.ln_f.bias */
-    memcpy(grads + 1056864, A + 1099776, sizeof(real)*16384); /* d loss / d text.global_proj.weight */
-    memcpy(grads + 1073248, A + 1315968, sizeof(real)*128); /* d loss / d text.global_proj.bias */
-    memcpy(grads + 1073376, A + 1083392, sizeof(real)*16384); /* d loss / d text.word_proj.weight */
-    memcpy(grads + 1089760, A + 1315840, sizeof(real)*128); /* d loss / d text.word_proj.bias */
-    memcpy(grads + 1089888, A + 1067008, sizeof(real)*16384); /* d loss / d srm.Wq */
-    memcpy(grads + 1106272, A + 1050624, sizeof(real)*16384); /* d loss / d srm.Wk */
-    memcpy(grads + 1122656, A + 985088, sizeof(real)*16384); /* d loss / d srm.Wv */
-    memcpy(grads + 1139040, A + 1001472, sizeof(real)*16384); /* d loss / d srm.Wo */
-    memcpy(grads + 1155424, A + 1034240, sizeof(real)*16384); /* d loss / d irm.Wa */
-    memcpy(grads + 1171808, A + 1017856, sizeof(real)*16384); /* d loss / d irm.Wb */
+    CALL(230, 0, sizeof(real)*((double)1), convirt_features_loss_k58_fill(A + 0)); /* %715 fill []  graphs/lib/model.lua:87 */
+    CALL(231, (double)1, sizeof(real)*((double)1 + (double)1), convirt_features_loss_k60_scale(A + 16, A + 0, B)); /* %717 map:scale [1,1]  graphs/lib/losses.lua:16 */
+    CALL(232, (double)B, sizeof(real)*((double)B + (double)1), convirt_features_loss_k61_id(A + 6053872 + 1250016*B, A + 16, B)); /* %718 map:id [1,B]  graphs/lib/losses.lua:14 */
+    CALL(233, (double)2*T, sizeof(real)*((double)T + (double)1 + (double)T), convirt_features_loss_k63_fused_mul_id(A + 6053872 + 1250032*B + 40192*B*T + 257008*T, A + 16, A + 6053872 + 1250032*B + 40192*B*T + 256304*T, T)); /* %720 fused:mul_id [T,1]  graphs/lib/losses.lua:13 */
+    CALL(234, (double)B, sizeof(real)*((double)B + (double)B), convirt_features_loss_k65_neg(A + 6053872 + 1249728*B, A + 6053872 + 1250016*B, B)); /* %722 map:neg [1,B]  graphs/lib/losses.lua:11 */
+    CALL(235, (double)2*B*T, sizeof(real)*((double)B*T + (double)B + (double)B*T), gloria_features_loss_k159_fused_mul_id(A + 6053872 + 1250032*B + 40160*B*T, A + 6053872 + 1249728*B, A + 6053872 + 1250032*B + 25248*B*T, B, T)); /* %724 fused:mul_id [T,B]  graphs/lib/losses.lua:11 */
+    CALL(236, (double)3*B, sizeof(real)*((double)B + (double)B + (double)B + (double)B), convirt_features_loss_k71_fused_mul_div_step(A + 6053872 + 1249728*B, A + 6053872 + 1250016*B, A + 6053872 + 1249760*B, A + 6053872 + 1249744*B, B)); /* %728 fused:mul_div_step [1,B]  graphs/lib/losses.lua:11 */
+    CALL(237, (double)T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k77_neg(A + 6053872 + 1250032*B + 40192*B*T + 256256*T, A + 6053872 + 1250032*B + 40192*B*T + 257008*T, T)); /* %734 map:neg [T,1]  graphs/lib/losses.lua:10 */
+    CALL(238, (double)2*B*T, sizeof(real)*((double)B*T + (double)T + (double)B*T), gloria_features_loss_k171_fused_mul_id(A + 6053872 + 1250032*B + 40176*B*T, A + 6053872 + 1250032*B + 40192*B*T + 256256*T, A + 6053872 + 1250032*B + 25248*B*T, B, T)); /* %736 fused:mul_id [T,B]  graphs/lib/losses.lua:10 */
+    CALL(239, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), convirt_features_loss_k84_fused_mul_div_step(A + 6053872 + 1250032*B + 40192*B*T + 256256*T, A + 6053872 + 1250032*B + 40192*B*T + 257008*T, A + 6053872 + 1250032*B + 40192*B*T + 256288*T, A + 6053872 + 1250032*B + 40192*B*T + 256272*T, T)); /* %741 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
+    CALL(240, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), gloria_features_loss_k182_fused_scale_add_add_add(A + 6053872 + 1250032*B + 25248*B*T, A + 6053872 + 1250032*B + 40160*B*T, A + 6053872 + 1249728*B, A + 6053872 + 1250032*B + 25152*B*T, A + 6053872 + 1250032*B + 40176*B*T, A + 6053872 + 1250032*B + 40192*B*T + 256256*T, A + 6053872 + 1250032*B + 40080*B*T, B, T)); /* %747 fused:scale_add_add_add [T,B]  graphs/lib/model.lua:43 */
+    CALL(241, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)B*T), reclf_nosrm_features_loss_k201_id(A + 6053872 + 1250032*B + 25152*B*T, A + 6053872 + 1250032*B + 25248*B*T, B, T)); /* %749 map:id [T,B,39,1]  graphs/lib/irm.lua:12 */
+    CALL(242, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), reclf_nosrm_features_loss_k101_mul(A + 6053872 + 1250032*B + 40080*B*T, A + 6053872 + 1250032*B + 25152*B*T, A + 6053872 + 1250032*B + 25104*B*T, B, T)); /* %751 map:mul [T,B,39,1]  graphs/lib/irm.lua:12 */
+    CALL(243, (double)3042*B*T, sizeof(real)*((double)1521*B*T + (double)39*B*T + (double)39*B*T), reclf_noirm_features_loss_k225_matmul(A + 6053872 + 1250032*B + 14976*B*T, A + 6053872 + 1250032*B + 40080*B*T, A + 6053872 + 1250032*B + 25056*B*T, B, T)); /* %752 matmul [T,B,39,39]  graphs/lib/model.lua:33 */
+    CALL(244, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), reclf_noirm_features_loss_k226_matmul(A + 6053872 + 1250032*B + 25056*B*T, A + 6053872 + 1250032*B + 40192*B*T + 251776*T, A + 6053872 + 1250032*B + 40080*B*T, B, T)); /* %753 matmul [T,B,39,1]  graphs/lib/model.lua:33 */
+    CALL(245, (double)1521*B*T, sizeof(real)*((double)1521*T + (double)1521*B*T), reclf_noirm_features_loss_k227_sum(A + 6053872 + 1250032*B + 40192*B*T + 245248*T, A + 6053872 + 1250032*B + 14976*B*T, B, T)); /* %754 reduce [T,1,39,39]  graphs/lib/model.lua:33 */
+    CALL(246, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T), gloria_features_loss_k200_id(A + 6053872 + 1250032*B + 14976*B*T, A + 6053872 + 1250032*B + 25056*B*T, B, T)); /* %755 map:id [T,B,39,128]  graphs/lib/model.lua:33 */
+    CALL(247, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), gloria_features_loss_k201_mul(A + 6053872 + 1250032*B + 19968*B*T, A + 6053872 + 1250032*B + 14976*B*T, A + 6053872 + 1250032*B + 9984*B*T, B, T)); /* %757 map:mul [T,B,39,128]  graphs/lib/model.lua:33 */
+    CALL(248, (double)4992*B*T, sizeof(real)*((double)4992*B + (double)4992*B*T), reclf_noirm_features_loss_k231_sum(A + 6053872 + 1228800*B, A + 6053872 + 1250032*B + 19968*B*T, B, T)); /* %758 reduce [1,B,39,128]  graphs/lib/model.lua:33 */
+    CALL(249, (double)4992*B, sizeof(real)*((double)4992 + (double)4992*B), reclf_noirm_features_loss_k233_sum(A + 0, A + 6053872 + 1228800*B, B)); /* %760 reduce [1,39,128]  graphs/lib/model.lua:33 */
+    CALL(250, (double)4992, sizeof(real)*((double)128 + (double)4992), convirt_text_vjp_k275_sum(A + 16640, A + 0)); /* %762 reduce [1,128]  graphs/lib/model.lua:33 */
+    CALL(251, (double)32768, sizeof(real)*((double)128 + (double)128 + (double)16384), reclf_noirm_features_loss_k238_matmul(A + 16768, A + 16640, (real *)P + 1122656)); /* %765 matmul [1,128]  graphs/lib/model.lua:33 */
+    CALL(252, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T + (double)B*T), reclf_nosrm_features_loss_k204_fused_div_mul(A + 6053872 + 1250032*B + 25056*B*T, A + 6053872 + 1250032*B + 25152*B*T, A + 6053872 + 1250032*B + 25200*B*T, A + 6053872 + 1250032*B + 25280*B*T, B, T)); /* %772 fused:div_mul [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(253, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), reclf_nosrm_features_loss_k206_fused_neg_mul(A + 6053872 + 1250032*B + 19968*B*T, A + 6053872 + 1250032*B + 25056*B*T, A + 6053872 + 1250032*B + 25104*B*T, B, T)); /* %774 fused:neg_mul [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(254, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), gloria_features_loss_k88_sum(A + 6053872 + 1250032*B + 25104*B*T, A + 6053872 + 1250032*B + 19968*B*T, B, T)); /* %775 reduce [T,B,1,1]  graphs/lib/irm.lua:11 */
+    CALL(255, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), reclf_nosrm_features_loss_k209_fused_mul_step(A + 6053872 + 1250032*B + 25120*B*T, A + 6053872 + 1250032*B + 25104*B*T, A + 6053872 + 1250032*B + 25264*B*T, B, T)); /* %777 fused:mul_step [T,B,1,1]  graphs/lib/irm.lua:11 */
+    CALL(256, (double)234*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T + (double)39*T + (double)39*B*T), reclf_nosrm_features_loss_k222_fused_scale_mul_mul_mul(A + 6053872 + 1250032*B + 29952*B*T, A + 6053872 + 1250032*B + 25056*B*T, A + 6053872 + 1250032*B + 25120*B*T, (real *)inputs[3], A + 6053872 + 1250032*B + 25008*B*T, B, T)); /* %790 fused:scale_mul_mul_mul [T,B,39,1]  graphs/lib/irm.lua:10 */
+    CALL(257, (double)3042*B*T, sizeof(real)*((double)1521*B*T + (double)39*B*T + (double)39*B*T), reclf_noirm_features_loss_k225_matmul(A + 6053872 + 1250032*B + 19968*B*T, A + 6053872 + 1250032*B + 29952*B*T, A + 6053872 + 1250032*B + 24960*B*T, B, T)); /* %791 matmul [T,B,39,39]  graphs/lib/irm.lua:10 */
+    CALL(258, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), reclf_noirm_features_loss_k226_matmul(A + 6053872 + 1250032*B + 30000*B*T, A + 6053872 + 1250032*B + 40192*B*T + 251776*T, A + 6053872 + 1250032*B + 29952*B*T, B, T)); /* %792 matmul [T,B,39,1]  graphs/lib/irm.lua:10 */
+    CALL(259, (double)1521*B*T, sizeof(real)*((double)1521*T + (double)1521*B*T), reclf_noirm_features_loss_k227_sum(A + 6053872 + 1250032*B + 40192*B*T + 246784*T, A + 6053872 + 1250032*B + 19968*B*T, B, T)); /* %793 reduce [T,1,39,39]  graphs/lib/irm.lua:10 */
+    CALL(260, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)1521*T), reclf_features_loss_k301_add(A + 6053872 + 1250032*B + 40192*B*T + 253312*T, A + 6053872 + 1250032*B + 40192*B*T + 245248*T, A + 6053872 + 1250032*B + 40192*B*T + 246784*T, T)); /* %794 map:add [T,1,39,39]  graphs/lib/irm.lua:10 */
+    CALL(261, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T), gloria_features_loss_k200_id(A + 6053872 + 1250032*B + 19968*B*T, A + 6053872 + 1250032*B + 30000*B*T, B, T)); /* %795 map:id [T,B,39,128]  graphs/lib/irm.lua:10 */
+    CALL(262, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), gloria_features_loss_k201_mul(A + 6053872 + 1250032*B + 24960*B*T, A + 6053872 + 1250032*B + 19968*B*T, A + 6053872 + 1250032*B + 9984*B*T, B, T)); /* %797 map:mul [T,B,39,128]  graphs/lib/irm.lua:10 */
+    CALL(263, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), gloria_features_loss_k203_sum(A + 6053872 + 1250032*B + 40192*B*T + 245248*T, A + 6053872 + 1250032*B + 24960*B*T, B, T)); /* %798 reduce [T,1,39,128]  graphs/lib/irm.lua:10 */
+    CALL(264, (double)4992*T, sizeof(real)*((double)128*T + (double)4992*T), reclf_nosrm_features_loss_k227_sum(A + 6053872 + 1250032*B + 40192*B*T + 256256*T, A + 6053872 + 1250032*B + 40192*B*T + 245248*T, T)); /* %799 reduce [T,1,1,128]  graphs/lib/irm.lua:10 */
+    CALL(265, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), convirt_k614_matmul(A + 6053872 + 1250032*B + 40192*B*T + 256384*T, A + 6053872 + 1250032*B + 40192*B*T + 256256*T, (real *)P + 1122656, T)); /* %802 matmul [T,128]  graphs/lib/irm.lua:10 */
+    CALL(266, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), convirt_k615_matmul(A + 0, A + 6053872 + 1250032*B + 40192*B*T + 256256*T, A + 6053872 + 1250032*B + 40192*B*T + 255104*T, T)); /* %803 matmul [128,128]  graphs/lib/irm.lua:10 */
+    CALL(267, (double)49152, sizeof(real)*((double)16384 + (double)128 + (double)128 + (double)16384), reclf_features_loss_k311_matmul_add(A + 5720064, A + 16640, A + 16384, A + 0)); /* %804 matmul+add [128,128]  graphs/lib/irm.lua:10 */
+    CALL(268, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T + (double)128), reclf_features_loss_k316_matmul_add_id(A + 5736448, A + 6053872 + 1250032*B + 40192*B*T + 256384*T, A + 6053872 + 1250032*B + 40192*B*T + 254976*T, A + 16768, T)); /* %809 matmul+add_id [128,128]  graphs/lib/irm.lua:10 */
+    CALL(269, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T), gloria_features_loss_k200_id(A + 6053872 + 1250032*B + 24960*B*T, A + 6053872 + 1250032*B + 29952*B*T, B, T)); /* %811 map:id [T,B,39,128]  graphs/lib/irm.lua:10 */
+    CALL(270, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), gloria_features_loss_k201_mul(A + 6053872 + 1250032*B + 29952*B*T, A + 6053872 + 1250032*B + 24960*B*T, A + 6053872 + 1250032*B + 9984*B*T, B, T)); /* %813 map:mul [T,B,39,128]  graphs/lib/irm.lua:10 */
+    CALL(271, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), gloria_features_loss_k203_sum(A + 6053872 + 1250032*B + 40192*B*T + 245248*T, A + 6053872 + 1250032*B + 29952*B*T, B, T)); /* %814 reduce [T,1,39,128]  graphs/lib/irm.lua:10 */
+    CALL(272, (double)4992*T, sizeof(real)*((double)128*T + (double)4992*T), reclf_nosrm_features_loss_k227_sum(A + 6053872 + 1250032*B + 40192*B*T + 255104*T, A + 6053872 + 1250032*B + 40192*B*T + 245248*T, T)); /* %815 reduce [T,1,1,128]  graphs/lib/irm.lua:10 */
+    CALL(273, (double)34944*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)128 + (double)39*B*T + (double)4992*B*T + (double)128*T + (double)4992*B*T + (double)128*T), reclf_features_loss_k323_fused_add_add_add_mul(A + 6053872 + 1250032*B + 9984*B*T, A + 6053872 + 1250032*B + 14976*B*T, A + 16512, A + 6053872 + 1250032*B + 40080*B*T, A + 6053872 + 1250032*B + 19968*B*T, A + 6053872 + 1250032*B + 40192*B*T + 256128*T, A + 6053872 + 1250032*B + 24960*B*T, A + 6053872 + 1250032*B + 40192*B*T + 254976*T, B, T)); /* %816 fused:add_add_add_mul [T,B,39,128]  graphs/lib/irm.lua:10 */
+    CALL(274, (double)32896*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384 + (double)128*T), reclf_features_loss_k324_matmul_add(A + 6053872 + 1250032*B + 40192*B*T + 254976*T, A + 6053872 + 1250032*B + 40192*B*T + 256384*T, (real *)P + 1139040, A + 6053872 + 1250032*B + 40192*B*T + 255104*T, T)); /* %817 matmul+add [T,1,1,128]  graphs/lib/irm.lua:10 */
+    CALL(275, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), convirt_k614_matmul(A + 6053872 + 1250032*B + 40192*B*T + 256128*T, A + 6053872 + 1250032*B + 40192*B*T + 254976*T, (real *)P + 1171808, T)); /* %819 matmul [T,128]  graphs/lib/irm.lua:10 */
+    CALL(276, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), convirt_k615_matmul(A + 5752832, A + 6053872 + 1250032*B + 40192*B*T + 254976*T, A + 6053872 + 1250032*B + 40192*B*T + 254848*T, T)); /* %820 matmul [128,128]  graphs/lib/irm.lua:10 */
+    CALL(277, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), convirt_k615_matmul(A + 5769216, A + 6053872 + 1250032*B + 40192*B*T + 256000*T, A + 6053872 + 1250032*B + 40192*B*T + 256128*T, T)); /* %824 matmul [128,128]  graphs/lib/irm.lua:9 */
+    CALL(278, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), reclf_noirm_features_loss_k101_div(A + 6053872 + 1250032*B + 40192*B*T + 245248*T, A + 6053872 + 1250032*B + 40192*B*T + 253312*T, A + 6053872 + 1250032*B + 40192*B*T + 256896*T, T)); /* %826 map:div [T,39,39]  graphs/lib/srm.lua:12 */
+    CALL(279, (double)4641*T, sizeof(real)*((double)39*T + (double)1521*T + (double)1521*T + (double)39*T), reclf_noirm_features_loss_k251_fused_mul_sum_neg_mul(A + 6053872 + 1250032*B + 40192*B*T + 256256*T, A + 6053872 + 1250032*B + 40192*B*T + 245248*T, A + 6053872 + 1250032*B + 40192*B*T + 251776*T, A + 6053872 + 1250032*B + 40192*B*T + 256848*T, T)); /* %831 fused:mul_sum_neg_mul [T,39,1]  graphs/lib/srm.lua:12 */
+    CALL(280, (double)9126*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T + (double)39*T + (double)1521*T), reclf_noirm_features_loss_k264_fused_scale_mul_mul_mul(A + 6053872 + 1250032*B + 40192*B*T + 251776*T, A + 6053872 + 1250032*B + 40192*B*T + 245248*T, A + 6053872 + 1250032*B + 40192*B*T + 256256*T, (real *)inputs[3], A + 6053872 + 1250032*B + 40192*B*T + 250240*T, T)); /* %844 fused:scale_mul_mul_mul [T,39,39]  graphs/lib/srm.lua:11 */
+    CALL(281, (double)389376*T, sizeof(real)*((double)4992*T + (double)1521*T + (double)4992*T), reclf_noirm_features_loss_k265_matmul(A + 6053872 + 1250032*B + 40192*B*T + 245248*T, A + 6053872 + 1250032*B + 40192*B*T + 251776*T, A + 6053872 + 1250032*B + 40192*B*T + 240256*T, T)); /* %845 matmul [T,39,128]  graphs/lib/srm.lua:11 */
+    CALL(282, (double)389376*T, sizeof(real)*((double)4992*T + (double)1521*T + (double)4992*T), reclf_noirm_features_loss_k266_matmul(A + 6053872 + 1250032*B + 40192*B*T + 240256*T, A + 6053872 + 1250032*B + 40192*B*T + 251776*T, A + 6053872 + 1250032*B + 40192*B*T + 235264*T, T)); /* %846 matmul [T,39,128]  graphs/lib/srm.lua:11 */
+    CALL(283, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), reclf_noirm_features_loss_k268_matmul(A + 6053872 + 1250032*B + 40192*B*T + 235264*T, A + 6053872 + 1250032*B + 40192*B*T + 240256*T, (real *)P + 1106272, T)); /* %848 matmul [39*T,128]  graphs/lib/srm.lua:11 */
+    CALL(284, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), convirt_text_vjp_k279_matmul(A + 5785600, A + 6053872 + 1250032*B + 40192*B*T + 220160*T, A + 6053872 + 1250032*B + 40192*B*T + 240256*T, T)); /* %849 matmul [128,128]  graphs/lib/srm.lua:11 */
+    CALL(285, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), reclf_noirm_features_loss_k268_matmul(A + 6053872 + 1250032*B + 40192*B*T + 240256*T, A + 6053872 + 1250032*B + 40192*B*T + 245248*T, (real *)P + 1089888, T)); /* %852 matmul [39*T,128]  graphs/lib/srm.lua:11 */
+    CALL(286, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), convirt_text_vjp_k279_matmul(A + 5801984, A + 6053872 + 1250032*B + 40192*B*T + 220160*T, A + 6053872 + 1250032*B + 40192*B*T + 245248*T, T)); /* %853 matmul [128,128]  graphs/lib/srm.lua:11 */
+    CALL(287, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), gloria_features_loss_k201_mul(A + 6053872 + 1250032*B + 14976*B*T, A + 6053872 + 1250032*B + 9984*B*T, A + 6053872 + 1250032*B + 4992*B*T, B, T)); /* %856 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(288, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*T), gloria_features_loss_k202_mul(A + 6053872 + 1250032*B + 4992*B*T, A + 6053872 + 1250032*B + 9984*B*T, A + 6053872 + 1250032*B + 40192*B*T + 230272*T, B, T)); /* %857 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(289, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), gloria_features_loss_k203_sum(A + 6053872 + 1250032*B + 40192*B*T + 245248*T, A + 6053872 + 1250032*B + 14976*B*T, B, T)); /* %858 reduce [T,1,39,128]  graphs/lib/matching.lua:12 */
+    CALL(290, (double)10218*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)4992*B*T + (double)39*B*T + (double)39*B*T), gloria_features_loss_k212_fused_mul_mul_sum_mul(A + 6053872 + 1250032*B + 14976*B*T, A + 6053872 + 1250032*B + 4992*B*T, A + 6053872 + 1250032*B, A + 6053872 + 1250032*B + 40032*B*T, A + 6053872 + 1250032*B + 39984*B*T, B, T)); /* %867 fused:mul_mul_sum_mul [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(291, (double)24960*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T + (double)39*B*T + (double)4992*B*T), gloria_features_loss_k216_fused_add_mul_mul_id(A + 6053872 + 1250032*B + 9984*B*T, A + 6053872 + 1250032*B + 4992*B*T, A + 6053872 + 1250032*B + 40032*B*T, A + 6053872 + 1250032*B + 14976*B*T, A + 6053872 + 1250032*B, B, T)); /* %871 fused:add_mul_mul_id [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(292, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*B*T), gloria_features_loss_k218_matmul(A + 6053872 + 1250032*B, A + 6053872 + 1250032*B + 37440*B*T, A + 6053872 + 1250032*B + 9984*B*T, B, T)); /* %873 matmul [T,B,64,128]  graphs/lib/matching.lua:11 */
+    CALL(293, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), gloria_features_loss_k219_sum(A + 6053872 + 1228800*B, A + 6053872 + 1250032*B, B, T)); /* %874 reduce [1,B,64,128]  graphs/lib/matching.lua:11 */
+    CALL(294, (double)641472*B*T, sizeof(real)*((double)2496*B*T + (double)4992*B*T + (double)8192*B + (double)39*B*T), gloria_features_loss_k220_matmul_div(A + 6053872 + 1250032*B, A + 6053872 + 1250032*B + 9984*B*T, A + 6053872 + 1204224*B, A + 6053872 + 1250032*B + 39936*B*T, B, T)); /* %875 matmul+div [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(295, (double)7488*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T + (double)2496*B*T), gloria_features_loss_k223_fused_sum_neg_mul(A + 6053872 + 1250032*B + 2496*B*T, A + 6053872 + 1250032*B, A + 6053872 + 1250032*B + 37440*B*T, B, T)); /* %878 fused:sum_neg_mul [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(296, (double)9984*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T + (double)2496*B*T), gloria_features_loss_k229_fused_scale_mul_add_id(A + 6053872 + 1250032*B + 13184*B*T, A + 6053872 + 1250032*B, A + 6053872 + 1250032*B + 2496*B*T, A + 6053872 + 1250032*B + 34944*B*T, B, T)); /* %884 fused:scale_mul_add_id [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(297, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), gloria_features_loss_k68_matmul(A + 6053872 + 1250032*B + 8192*B*T, A + 6053872 + 1250032*B + 13184*B*T, A + 6053872 + 1220608*B, B, T)); /* %885 matmul [T,B,39,128]  graphs/lib/matching.lua:10 */
+    CALL(298, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*T), gloria_features_loss_k231_matmul(A + 6053872 + 1250032*B, A + 6053872 + 1250032*B + 13184*B*T, A + 6053872 + 1250032*B + 40192*B*T + 230272*T, B, T)); /* %886 matmul [T,B,64,128]  graphs/lib/matching.lua:10 */
+    CALL(299, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), gloria_features_loss_k203_sum(A + 6053872 + 1250032*B + 40192*B*T + 230272*T, A + 6053872 + 1250032*B + 8192*B*T, B, T)); /* %887 reduce [T,1,39,128]  graphs/lib/matching.lua:10 */
+    CALL(300, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), gloria_features_loss_k219_sum(A + 6053872 + 1220608*B, A + 6053872 + 1250032*B, B, T)); /* %888 reduce [1,B,64,128]  graphs/lib/matching.lua:10 */
+    CALL(301, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T), gloria_features_loss_k234_add(A + 6053872 + 1250032*B + 40192*B*T + 250240*T, A + 6053872 + 1250032*B + 40192*B*T + 245248*T, A + 6053872 + 1250032*B + 40192*B*T + 230272*T, T)); /* %889 map:add [T,1,39,128]  graphs/lib/matching.lua:10 */
+    CALL(302, (double)16768*B, sizeof(real)*((double)64*B + (double)8192*B + (double)8192*B + (double)64*B + (double)64*B), gloria_features_loss_k244_fused_mul_mul_sum_mul(A + 6053872 + 1249728*B, A + 6053872 + 1220608*B, A + 6053872 + 1204224*B, A + 6053872 + 1249664*B, A + 6053872 + 1236992*B, B)); /* %899 fused:mul_mul_sum_mul [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(303, (double)49152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)64*B + (double)64*B + (double)8192*B), gloria_features_loss_k248_fused_add_add_mul_mul(A + 6053872 + 1236992*B, A + 6053872 + 1228800*B, A + 6053872 + 1220608*B, A + 6053872 + 1249664*B, A + 6053872 + 1249728*B, A + 6053872 + 1204224*B, B)); /* %903 fused:add_add_mul_mul [1,B,64,128]  graphs/lib/matching.lua:9 */
+    CALL(304, (double)10218*T, sizeof(real)*((double)39*T + (double)4992*T + (double)4992*T + (double)39*T + (double)39*T), gloria_features_loss_k259_fused_mul_mul_sum_mul(A + 6053872 + 1250032*B + 40192*B*T + 256256*T, A + 6053872 + 1250032*B + 40192*B*T + 250240*T, A + 6053872 + 1250032*B + 40192*B*T + 220160*T, A + 6053872 + 1250032*B + 40192*B*T + 256800*T, A + 6053872 + 1250032*B + 40192*B*T + 256752*T, T)); /* %915 fused:mul_mul_sum_mul [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(305, (double)34944*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T + (double)4992*T + (double)39*T + (double)39*T + (double)4992*T), reclf_noirm_features_loss_k339_fused_add_add_add_mul(A + 6053872 + 1250032*B + 40192*B*T + 230272*T, A + 6053872 + 1250032*B + 40192*B*T + 235264*T, A + 6053872 + 1250032*B + 40192*B*T + 240256*T, A + 6053872 + 1250032*B + 40192*B*T + 250240*T, A + 6053872 + 1250032*B + 40192*B*T + 256800*T, A + 6053872 + 1250032*B + 40192*B*T + 256256*T, A + 6053872 + 1250032*B + 40192*B*T + 220160*T, T)); /* %919 fused:add_add_add_mul [T,39,128]  graphs/lib/matching.lua:7 */
+    CALL(306, (double)3*B, sizeof(real)*((double)B + (double)B + (double)B + (double)B), convirt_features_loss_k71_fused_mul_div_step(A + 6053872 + 1249664*B, A + 6053872 + 1250016*B, A + 6053872 + 1250000*B, A + 6053872 + 1249984*B, B)); /* %932 fused:mul_div_step [1,B]  graphs/lib/losses.lua:11 */
+    CALL(307, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), convirt_features_loss_k84_fused_mul_div_step(A + 6053872 + 1250032*B + 40192*B*T + 256752*T, A + 6053872 + 1250032*B + 40192*B*T + 257008*T, A + 6053872 + 1250032*B + 40192*B*T + 256992*T, A + 6053872 + 1250032*B + 40192*B*T + 256976*T, T)); /* %945 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
+    CALL(308, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), gloria_features_loss_k295_fused_scale_add_add_add(A + 6053872 + 1250032*B, A + 6053872 + 1250032*B + 40160*B*T, A + 6053872 + 1249664*B, A + 6053872 + 1250032*B + 40144*B*T, A + 6053872 + 1250032*B + 40176*B*T, A + 6053872 + 1250032*B + 40192*B*T + 256752*T, A + 6053872 + 1250032*B + 40128*B*T, B, T)); /* %951 fused:scale_add_add_add [T,B]  graphs/lib/losses.lua:21 */
+    CALL(309, (double)256*B*T, sizeof(real)*((double)128*T + (double)B*T + (double)128*B), convirt_features_loss_k91_matmul(A + 6053872 + 1250032*B + 40192*B*T + 220160*T, A + 6053872 + 1250032*B, A + 6053872 + 1249536*B, B, T)); /* %952 matmul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(310, (double)256*B*T, sizeof(real)*((double)128*B + (double)B*T + (double)128*T), convirt_features_loss_k92_matmul(A + 6053872 + 1204224*B, A + 6053872 + 1250032*B, A + 6053872 + 1250032*B + 40192*B*T + 225152*T, B, T)); /* %953 matmul [B,128]  graphs/lib/losses.lua:21 */
+    CALL(311, (double)262*B, sizeof(real)*((double)B + (double)128*B + (double)128*B + (double)B + (double)B), convirt_features_loss_k101_fused_mul_mul_sum_mul(A + 6053872 + 1249536*B, A + 6053872 + 1204224*B, A + 6053872 + 1249408*B, A + 6053872 + 1249968*B, A + 6053872 + 1249952*B, B)); /* %962 fused:mul_mul_sum_mul [B,1]  graphs/lib/losses.lua:21 */
+    CALL(312, (double)640*B, sizeof(real)*((double)128*B + (double)128*B + (double)B + (double)B + (double)128*B), convirt_features_loss_k105_fused_add_mul_mul_id(A + 6053872 + 1204352*B, A + 6053872 + 1204224*B, A + 6053872 + 1249968*B, A + 6053872 + 1249536*B, A + 6053872 + 1249408*B, B)); /* %966 fused:add_mul_mul_id [B,128]  graphs/lib/losses.lua:21 */
+    CALL(313, (double)262*T, sizeof(real)*((double)T + (double)128*T + (double)128*T + (double)T + (double)T), convirt_features_loss_k114_fused_mul_mul_sum_mul(A + 6053872 + 1250032*B + 40192*B*T + 256752*T, A + 6053872 + 1250032*B + 40192*B*T + 220160*T, A + 6053872 + 1250032*B + 40192*B*T + 256000*T, A + 6053872 + 1250032*B + 40192*B*T + 256960*T, A + 6053872 + 1250032*B + 40192*B*T + 256944*T, T)); /* %976 fused:mul_mul_sum_mul [T,1]  graphs/lib/losses.lua:21 */
+    CALL(314, (double)33536*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384 + (double)128*T + (double)T + (double)T + (double)128*T), reclf_nosrm_features_loss_k360_matmul_add_add_mul_mul(A + 6053872 + 1250032*B + 40192*B*T + 240256*T, A + 6053872 + 1250032*B + 40192*B*T + 256128*T, (real *)P + 1155424, A + 6053872 + 1250032*B + 40192*B*T + 220160*T, A + 6053872 + 1250032*B + 40192*B*T + 256960*T, A + 6053872 + 1250032*B + 40192*B*T + 256752*T, A + 6053872 + 1250032*B + 40192*B*T + 256000*T, T)); /* %980 matmul+add_add_mul_mul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(315, (double)4992*T, sizeof(real)*((double)4992 + (double)4992*T), convirt_text_vjp_k273_sum(A + 0, A + 6053872 + 1250032*B + 40192*B*T + 230272*T, T)); /* %981 reduce [1,39,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(316, (double)4992, sizeof(real)*((double)128 + (double)4992), convirt_text_vjp_k275_sum(A + 6048768, A + 0)); /* %983 reduce [1,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(317, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), convirt_text_vjp_k278_matmul(A + 6053872 + 1250032*B + 40192*B*T + 235264*T, A + 6053872 + 1250032*B + 40192*B*T + 230272*T, (real *)P + 1073376, T)); /* %986 matmul [39*T,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(318, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), convirt_text_vjp_k279_matmul(A + 5818368, A + 6053872 + 1250032*B + 40192*B*T + 230272*T, A + 6053872 + 1250032*B + 40192*B*T + 225280*T, T)); /* %987 matmul [128,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(319, 0, sizeof(real)*((double)5120*T + (double)4992*T), convirt_text_vjp_k281_pad(A + 6053872 + 1250032*B + 40192*B*T + 220160*T, A + 6053872 + 1250032*B + 40192*B*T + 235264*T, T)); /* %989 pad [T,40,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(320, (double)128*T, sizeof(real)*((double)128 + (double)128*T), convirt_k612_sum(A + 6048896, A + 6053872 + 1250032*B + 40192*B*T + 240256*T, T)); /* %990 reduce [1,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(321, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), convirt_k614_matmul(A + 6053872 + 1250032*B + 40192*B*T + 230400*T, A + 6053872 + 1250032*B + 40192*B*T + 240256*T, (real *)P + 1056864, T)); /* %992 matmul [T,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(322, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), convirt_k615_matmul(A + 5834752, A + 6053872 + 1250032*B + 40192*B*T + 240256*T, A + 6053872 + 1250032*B + 40192*B*T + 255872*T, T)); /* %993 matmul [128,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(323, 0, sizeof(real)*((double)5120*T + (double)128*T), convirt_k617_pad(A + 6053872 + 1250032*B + 40192*B*T + 225280*T, A + 6053872 + 1250032*B + 40192*B*T + 230400*T, T)); /* %995 pad [T,40,128]  graphs/lib/text_encoder.lua:35 */
+    CALL(324, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_text_vjp_k288_add(A + 6053872 + 1250032*B + 40192*B*T + 230400*T, A + 6053872 + 1250032*B + 40192*B*T + 220160*T, A + 6053872 + 1250032*B + 40192*B*T + 225280*T, T)); /* %996 map:add [T,40,128]  graphs/lib/text_encoder.lua:35 */
+    CALL(325, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 0, A + 6053872 + 1250032*B + 40192*B*T + 230400*T, T)); /* %997 reduce [1,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(326, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 6049024, A + 0)); /* %999 reduce [1,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(327, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), convirt_k622_mul(A + 6053872 + 1250032*B + 40192*B*T + 220160*T, A + 6053872 + 1250032*B + 40192*B*T + 230400*T, (real *)P + 1056608, T)); /* %1001 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(328, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k623_mul(A + 6053872 + 1250032*B + 40192*B*T + 225280*T, A + 6053872 + 1250032*B + 40192*B*T + 230400*T, A + 6053872 + 1250032*B + 40192*B*T + 215040*T, T)); /* %1002 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(329, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 0, A + 6053872 + 1250032*B + 40192*B*T + 225280*T, T)); /* %1003 reduce [1,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(330, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 6049152, A + 0)); /* %1005 reduce [1,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(331, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k635_fused_scale_mul_sum_mul(A + 6053872 + 1250032*B + 40192*B*T + 255872*T, A + 6053872 + 1250032*B + 40192*B*T + 220160*T, A + 6053872 + 1250032*B + 40192*B*T + 194560*T, A + 6053872 + 1250032*B + 40192*B*T + 256704*T, T)); /* %1014 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(332, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), convirt_k639_fused_add_mul_mul_id(A + 6053872 + 1250032*B + 40192*B*T + 215040*T, A + 6053872 + 1250032*B + 40192*B*T + 220160*T, A + 6053872 + 1250032*B + 40192*B*T + 256704*T, A + 6053872 + 1250032*B + 40192*B*T + 255872*T, A + 6053872 + 1250032*B + 40192*B*T + 194560*T, T)); /* %1018 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(333, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k642_fused_scale_sum_neg(A + 6053872 + 1250032*B + 40192*B*T + 255872*T, A + 6053872 + 1250032*B + 40192*B*T + 215040*T, T)); /* %1021 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(334, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k644_fused_add_id(A + 6053872 + 1250032*B + 40192*B*T + 194560*T, A + 6053872 + 1250032*B + 40192*B*T + 215040*T, A + 6053872 + 1250032*B + 40192*B*T + 255872*T, T)); /* %1023 fused:add_id [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(335, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 0, A + 6053872 + 1250032*B + 40192*B*T + 194560*T, T)); /* %1024 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(336, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 6049280, A + 0)); /* %1026 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(337, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), convirt_k651_matmul(A + 5365760, A + 6053872 + 1250032*B + 40192*B*T + 194560*T, A + 6053872 + 1250032*B + 40192*B*T + 61440*T, T)); /* %1030 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(338, (double)5283840*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)20480*T), convirt_k654_matmul_mul_gelu_grad(A + 6053872 + 1250032*B + 40192*B*T + 61440*T, A + 6053872 + 1250032*B + 40192*B*T + 194560*T, (real *)P + 990944, A + 6053872 + 1250032*B + 40192*B*T + 40960*T, T)); /* %1033 matmul+mul_gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(339, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), convirt_k655_sum(A + 0, A + 6053872 + 1250032*B + 40192*B*T + 61440*T, T)); /* %1034 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(340, (double)20480, sizeof(real)*((double)512 + (double)20480), convirt_k657_sum(A + 6047744, A + 0)); /* %1036 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(341, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), convirt_k660_matmul(A + 6053872 + 1250032*B + 40192*B*T + 40960*T, A + 6053872 + 1250032*B + 40192*B*T + 61440*T, (real *)P + 924896, T)); /* %1039 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(342, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), convirt_k661_matmul(A + 5431296, A + 6053872 + 1250032*B + 40192*B*T + 61440*T, A + 6053872 + 1250032*B + 40192*B*T + 209920*T, T)); /* %1040 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(343, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5496832, A + 6053872 + 1250032*B + 40192*B*T + 40960*T, T)); /* %1042 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(344, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 6049408, A + 5496832)); /* %1044 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(345, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), convirt_k622_mul(A + 6053872 + 1250032*B + 40192*B*T + 46080*T, A + 6053872 + 1250032*B + 40192*B*T + 40960*T, (real *)P + 924640, T)); /* %1046 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(346, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k623_mul(A + 6053872 + 1250032*B + 40192*B*T + 51200*T, A + 6053872 + 1250032*B + 40192*B*T + 40960*T, A + 6053872 + 1250032*B + 40192*B*T + 204800*T, T)); /* %1047 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(347, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5496832, A + 6053872 + 1250032*B + 40192*B*T + 51200*T, T)); /* %1048 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(348, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 6049536, A + 5496832)); /* %1050 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(349, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k635_fused_scale_mul_sum_mul(A + 6053872 + 1250032*B + 40192*B*T + 255872*T, A + 6053872 + 1250032*B + 40192*B*T + 46080*T, A + 6053872 + 1250032*B + 40192*B*T + 199680*T, A + 6053872 + 1250032*B + 40192*B*T + 256656*T, T)); /* %1059 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(350, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), convirt_k639_fused_add_mul_mul_id(A + 6053872 + 1250032*B + 40192*B*T + 40960*T, A + 6053872 + 1250032*B + 40192*B*T + 46080*T, A + 6053872 + 1250032*B + 40192*B*T + 256656*T, A + 6053872 + 1250032*B + 40192*B*T + 255872*T, A + 6053872 + 1250032*B + 40192*B*T + 199680*T, T)); /* %1063 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(351, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k642_fused_scale_sum_neg(A + 6053872 + 1250032*B + 40192*B*T + 255872*T, A + 6053872 + 1250032*B + 40192*B*T + 40960*T, T)); /* %1067 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(352, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k690_fused_add_add_id(A + 6053872 + 1250032*B + 40192*B*T + 53760*T, A + 6053872 + 1250032*B + 40192*B*T + 194560*T, A + 6053872 + 1250032*B + 40192*B*T + 40960*T, A + 6053872 + 1250032*B + 40192*B*T + 255872*T, T)); /* %1069 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(353, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5496832, A + 6053872 + 1250032*B + 40192*B*T + 53760*T, T)); /* %1070 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(354, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 6049664, A + 5496832)); /* %1072 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(355, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k696_matmul(A + 6053872 + 1250032*B + 40192*B*T + 40960*T, A + 6053872 + 1250032*B + 40192*B*T + 53760*T, (real *)P + 908128, T)); /* %1075 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(356, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k697_matmul(A + 5851136, A + 6053872 + 1250032*B + 40192*B*T + 53760*T, A + 6053872 + 1250032*B + 40192*B*T + 189440*T, T)); /* %1076 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(357, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k259_permute(A + 6053872 + 1250032*B + 40192*B*T + 47360*T, A + 6053872 + 1250032*B + 40192*B*T + 40960*T, T)); /* %1079 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(358, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k702_matmul(A + 6053872 + 1250032*B + 40192*B*T + 58880*T, A + 6053872 + 1250032*B + 40192*B*T + 101120*T, A + 6053872 + 1250032*B + 40192*B*T + 47360*T, T)); /* %1081 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(359, (double)416000*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)160*T), convirt_k703_matmul_div(A + 6053872 + 1250032*B + 40192*B*T + 40960*T, A + 6053872 + 1250032*B + 40192*B*T + 47360*T, A + 6053872 + 1250032*B + 40192*B*T + 184320*T, A + 6053872 + 1250032*B + 40192*B*T + 255712*T, T)); /* %1082 matmul+div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(360, (double)19520*T, sizeof(real)*((double)160*T + (double)6400*T + (double)6400*T + (double)160*T), convirt_k708_fused_mul_sum_neg_mul(A + 6053872 + 1250032*B + 40192*B*T + 64000*T, A + 6053872 + 1250032*B + 40192*B*T + 40960*T, A + 6053872 + 1250032*B + 40192*B*T + 101120*T, A + 6053872 + 1250032*B + 40192*B*T + 255552*T, T)); /* %1087 fused:mul_sum_neg_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(361, (double)38400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T + (double)6400*T), convirt_k724_fused_scale_mul_mul_mul(A + 6053872 + 1250032*B + 40192*B*T + 47360*T, A + 6053872 + 1250032*B + 40192*B*T + 40960*T, A + 6053872 + 1250032*B + 40192*B*T + 64000*T, (real *)inputs[2], A + 6053872 + 1250032*B + 40192*B*T + 94720*T, T)); /* %1103 fused:scale_mul_mul_mul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
+    CALL(362, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k292_matmul(A + 6053872 + 1250032*B + 40192*B*T + 40960*T, A + 6053872 + 1250032*B + 40192*B*T + 47360*T, A + 6053872 + 1250032*B + 40192*B*T + 179200*T, T)); /* %1104 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    CALL(363, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k702_matmul(A + 6053872 + 1250032*B + 40192*B*T + 94720*T, A + 6053872 + 1250032*B + 40192*B*T + 47360*T, A + 6053872 + 1250032*B + 40192*B*T + 174080*T, T)); /* %1105 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    CALL(364, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k293_permute(A + 6053872 + 1250032*B + 40192*B*T + 46080*T, A + 6053872 + 1250032*B + 40192*B*T + 58880*T, T)); /* %1106 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(365, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5496832, A + 6053872 + 1250032*B + 40192*B*T + 46080*T, T)); /* %1108 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(366, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 6049792, A + 5496832)); /* %1110 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(367, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k697_matmul(A + 5867520, A + 6053872 + 1250032*B + 40192*B*T + 46080*T, A + 6053872 + 1250032*B + 40192*B*T + 168960*T, T)); /* %1114 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(368, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k293_permute(A + 6053872 + 1250032*B + 40192*B*T + 99840*T, A + 6053872 + 1250032*B + 40192*B*T + 94720*T, T)); /* %1116 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(369, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5496832, A + 6053872 + 1250032*B + 40192*B*T + 99840*T, T)); /* %1118 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(370, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 6049920, A + 5496832)); /* %1120 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(371, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k696_matmul(A + 6053872 + 1250032*B + 40192*B*T + 94720*T, A + 6053872 + 1250032*B + 40192*B*T + 99840*T, (real *)P + 875104, T)); /* %1123 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(372, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k697_matmul(A + 5883904, A + 6053872 + 1250032*B + 40192*B*T + 99840*T, A + 6053872 + 1250032*B + 40192*B*T + 168960*T, T)); /* %1124 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(373, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k293_permute(A + 6053872 + 1250032*B + 40192*B*T + 99840*T, A + 6053872 + 1250032*B + 40192*B*T + 40960*T, T)); /* %1127 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(374, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5496832, A + 6053872 + 1250032*B + 40192*B*T + 99840*T, T)); /* %1129 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(375, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 6050048, A + 5496832)); /* %1131 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(376, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k696_matmul(A + 6053872 + 1250032*B + 40192*B*T + 40960*T, A + 6053872 + 1250032*B + 40192*B*T + 99840*T, (real *)P + 858592, T)); /* %1134 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(377, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k697_matmul(A + 5900288, A + 6053872 + 1250032*B + 40192*B*T + 99840*T, A + 6053872 + 1250032*B + 40192*B*T + 168960*T, T)); /* %1135 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(378, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)5120*T), convirt_k758_matmul_add_add(A + 6053872 + 1250032*B + 40192*B*T + 99840*T, A + 6053872 + 1250032*B + 40192*B*T + 46080*T, (real *)P + 891616, A + 6053872 + 1250032*B + 40192*B*T + 94720*T, A + 6053872 + 1250032*B + 40192*B*T + 40960*T, T)); /* %1137 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(379, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5496832, A + 6053872 + 1250032*B + 40192*B*T + 99840*T, T)); /* %1138 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(380, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 6050176, A + 5496832)); /* %1140 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(381, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), convirt_k622_mul(A + 6053872 + 1250032*B + 40192*B*T + 94720*T, A + 6053872 + 1250032*B + 40192*B*T + 99840*T, (real *)P + 858336, T)); /* %1142 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(382, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k623_mul(A + 6053872 + 1250032*B + 40192*B*T + 40960*T, A + 6053872 + 1250032*B + 40192*B*T + 99840*T, A + 6053872 + 1250032*B + 40192*B*T + 163840*T, T)); /* %1143 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(383, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5496832, A + 6053872 + 1250032*B + 40192*B*T + 40960*T, T)); /* %1144 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(384, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 6050304, A + 5496832)); /* %1146 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(385, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k635_fused_scale_mul_sum_mul(A + 6053872 + 1250032*B + 40192*B*T + 255552*T, A + 6053872 + 1250032*B + 40192*B*T + 94720*T, A + 6053872 + 1250032*B + 40192*B*T + 158720*T, A + 6053872 + 1250032*B + 40192*B*T + 256608*T, T)); /* %1155 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(386, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), convirt_k639_fused_add_mul_mul_id(A + 6053872 + 1250032*B + 40192*B*T + 99840*T, A + 6053872 + 1250032*B + 40192*B*T + 94720*T, A + 6053872 + 1250032*B + 40192*B*T + 256608*T, A + 6053872 + 1250032*B + 40192*B*T + 255552*T, A + 6053872 + 1250032*B + 40192*B*T + 158720*T, T)); /* %1159 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(387, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k642_fused_scale_sum_neg(A + 6053872 + 1250032*B + 40192*B*T + 255552*T, A + 6053872 + 1250032*B + 40192*B*T + 99840*T, T)); /* %1163 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(388, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k690_fused_add_add_id(A + 6053872 + 1250032*B + 40192*B*T + 94720*T, A + 6053872 + 1250032*B + 40192*B*T + 53760*T, A + 6053872 + 1250032*B + 40192*B*T + 99840*T, A + 6053872 + 1250032*B + 40192*B*T + 255552*T, T)); /* %1165 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(389, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5496832, A + 6053872 + 1250032*B + 40192*B*T + 94720*T, T)); /* %1166 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(390, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 6050432, A + 5496832)); /* %1168 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(391, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), convirt_k651_matmul(A + 5496832, A + 6053872 + 1250032*B + 40192*B*T + 94720*T, A + 6053872 + 1250032*B + 40192*B*T + 20480*T, T)); /* %1172 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(392, (double)5283840*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)20480*T), convirt_k654_matmul_mul_gelu_grad(A + 6053872 + 1250032*B + 40192*B*T + 20480*T, A + 6053872 + 1250032*B + 40192*B*T + 94720*T, (real *)P + 792672, A + 6053872 + 1250032*B + 40192*B*T, T)); /* %1175 matmul+mul_gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(393, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), convirt_k655_sum(A + 0, A + 6053872 + 1250032*B + 40192*B*T + 20480*T, T)); /* %1176 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(394, (double)20480, sizeof(real)*((double)512 + (double)20480), convirt_k657_sum(A + 6048256, A + 0)); /* %1178 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(395, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), convirt_k660_matmul(A + 6053872 + 1250032*B + 40192*B*T + 99840*T, A + 6053872 + 1250032*B + 40192*B*T + 20480*T, (real *)P + 726624, T)); /* %1181 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(396, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), convirt_k661_matmul(A + 5562368, A + 6053872 + 1250032*B + 40192*B*T + 20480*T, A + 6053872 + 1250032*B + 40192*B*T + 153600*T, T)); /* %1182 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(397, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5627904, A + 6053872 + 1250032*B + 40192*B*T + 99840*T, T)); /* %1184 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(398, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 6050560, A + 5627904)); /* %1186 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(399, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), convirt_k622_mul(A + 6053872 + 1250032*B + 40192*B*T, A + 6053872 + 1250032*B + 40192*B*T + 99840*T, (real *)P + 726368, T)); /* %1188 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(400, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k623_mul(A + 6053872 + 1250032*B + 40192*B*T + 5120*T, A + 6053872 + 1250032*B + 40192*B*T + 99840*T, A + 6053872 + 1250032*B + 40192*B*T + 148480*T, T)); /* %1189 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(401, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5627904, A + 6053872 + 1250032*B + 40192*B*T + 5120*T, T)); /* %1190 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(402, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 6050688, A + 5627904)); /* %1192 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(403, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k635_fused_scale_mul_sum_mul(A + 6053872 + 1250032*B + 40192*B*T + 255552*T, A + 6053872 + 1250032*B + 40192*B*T, A + 6053872 + 1250032*B + 40192*B*T + 143360*T, A + 6053872 + 1250032*B + 40192*B*T + 256560*T, T)); /* %1201 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(404, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), convirt_k639_fused_add_mul_mul_id(A + 6053872 + 1250032*B + 40192*B*T + 99840*T, A + 6053872 + 1250032*B + 40192*B*T, A + 6053872 + 1250032*B + 40192*B*T + 256560*T, A + 6053872 + 1250032*B + 40192*B*T + 255552*T, A + 6053872 + 1250032*B + 40192*B*T + 143360*T, T)); /* %1205 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(405, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k642_fused_scale_sum_neg(A + 6053872 + 1250032*B + 40192*B*T + 255552*T, A + 6053872 + 1250032*B + 40192*B*T + 99840*T, T)); /* %1209 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(406, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k690_fused_add_add_id(A + 6053872 + 1250032*B + 40192*B*T + 12800*T, A + 6053872 + 1250032*B + 40192*B*T + 94720*T, A + 6053872 + 1250032*B + 40192*B*T + 99840*T, A + 6053872 + 1250032*B + 40192*B*T + 255552*T, T)); /* %1211 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(407, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5627904, A + 6053872 + 1250032*B + 40192*B*T + 12800*T, T)); /* %1212 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(408, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 6050816, A + 5627904)); /* %1214 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(409, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k696_matmul(A + 6053872 + 1250032*B + 40192*B*T, A + 6053872 + 1250032*B + 40192*B*T + 12800*T, (real *)P + 709856, T)); /* %1217 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(410, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k697_matmul(A + 5916672, A + 6053872 + 1250032*B + 40192*B*T + 12800*T, A + 6053872 + 1250032*B + 40192*B*T + 138240*T, T)); /* %1218 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(411, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k259_permute(A + 6053872 + 1250032*B + 40192*B*T + 6400*T, A + 6053872 + 1250032*B + 40192*B*T, T)); /* %1221 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(412, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k702_matmul(A + 6053872 + 1250032*B + 40192*B*T + 94720*T, A + 6053872 + 1250032*B + 40192*B*T + 88320*T, A + 6053872 + 1250032*B + 40192*B*T + 6400*T, T)); /* %1223 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(413, (double)416000*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)160*T), convirt_k703_matmul_div(A + 6053872 + 1250032*B + 40192*B*T, A + 6053872 + 1250032*B + 40192*B*T + 6400*T, A + 6053872 + 1250032*B + 40192*B*T + 133120*T, A + 6053872 + 1250032*B + 40192*B*T + 255392*T, T)); /* %1224 matmul+div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(414, (double)19520*T, sizeof(real)*((double)160*T + (double)6400*T + (double)6400*T + (double)160*T), convirt_k708_fused_mul_sum_neg_mul(A + 6053872 + 1250032*B + 40192*B*T + 99840*T, A + 6053872 + 1250032*B + 40192*B*T, A + 6053872 + 1250032*B + 40192*B*T + 88320*T, A + 6053872 + 1250032*B + 40192*B*T + 255232*T, T)); /* %1229 fused:mul_sum_neg_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(415, (double)38400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T + (double)6400*T), convirt_k724_fused_scale_mul_mul_mul(A + 6053872 + 1250032*B + 40192*B*T + 6400*T, A + 6053872 + 1250032*B + 40192*B*T, A + 6053872 + 1250032*B + 40192*B*T + 99840*T, (real *)inputs[2], A + 6053872 + 1250032*B + 40192*B*T + 81920*T, T)); /* %1245 fused:scale_mul_mul_mul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
+    CALL(416, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k292_matmul(A + 6053872 + 1250032*B + 40192*B*T, A + 6053872 + 1250032*B + 40192*B*T + 6400*T, A + 6053872 + 1250032*B + 40192*B*T + 128000*T, T)); /* %1246 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    CALL(417, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k702_matmul(A + 6053872 + 1250032*B + 40192*B*T + 99840*T, A + 6053872 + 1250032*B + 40192*B*T + 6400*T, A + 6053872 + 1250032*B + 40192*B*T + 122880*T, T)); /* %1247 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    CALL(418, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k293_permute(A + 6053872 + 1250032*B + 40192*B*T + 5120*T, A + 6053872 + 1250032*B + 40192*B*T + 94720*T, T)); /* %1248 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(419, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5627904, A + 6053872 + 1250032*B + 40192*B*T + 5120*T, T)); /* %1250 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(420, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 6050944, A + 5627904)); /* %1252 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(421, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k697_matmul(A + 5933056, A + 6053872 + 1250032*B + 40192*B*T + 5120*T, A + 6053872 + 1250032*B + 40192*B*T + 117760*T, T)); /* %1256 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(422, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k293_permute(A + 6053872 + 1250032*B + 40192*B*T + 17920*T, A + 6053872 + 1250032*B + 40192*B*T + 99840*T, T)); /* %1258 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(423, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5627904, A + 6053872 + 1250032*B + 40192*B*T + 17920*T, T)); /* %1260 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(424, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 6051072, A + 5627904)); /* %1262 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(425, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k696_matmul(A + 6053872 + 1250032*B + 40192*B*T + 23040*T, A + 6053872 + 1250032*B + 40192*B*T + 17920*T, (real *)P + 676832, T)); /* %1265 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(426, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k697_matmul(A + 5949440, A + 6053872 + 1250032*B + 40192*B*T + 17920*T, A + 6053872 + 1250032*B + 40192*B*T + 117760*T, T)); /* %1266 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(427, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k293_permute(A + 6053872 + 1250032*B + 40192*B*T + 17920*T, A + 6053872 + 1250032*B + 40192*B*T, T)); /* %1269 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(428, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5627904, A + 6053872 + 1250032*B + 40192*B*T + 17920*T, T)); /* %1271 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(429, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 6051200, A + 5627904)); /* %1273 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(430, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k696_matmul(A + 6053872 + 1250032*B + 40192*B*T, A + 6053872 + 1250032*B + 40192*B*T + 17920*T, (real *)P + 660320, T)); /* %1276 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(431, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k697_matmul(A + 5965824, A + 6053872 + 1250032*B + 40192*B*T + 17920*T, A + 6053872 + 1250032*B + 40192*B*T + 117760*T, T)); /* %1277 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(432, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)5120*T), convirt_k758_matmul_add_add(A + 6053872 + 1250032*B + 40192*B*T + 17920*T, A + 6053872 + 1250032*B + 40192*B*T + 5120*T, (real *)P + 693344, A + 6053872 + 1250032*B + 40192*B*T + 23040*T, A + 6053872 + 1250032*B + 40192*B*T, T)); /* %1279 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(433, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5627904, A + 6053872 + 1250032*B + 40192*B*T + 17920*T, T)); /* %1280 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(434, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 6051328, A + 5627904)); /* %1282 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(435, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), convirt_k622_mul(A + 6053872 + 1250032*B + 40192*B*T, A + 6053872 + 1250032*B + 40192*B*T + 17920*T, (real *)P + 660064, T)); /* %1284 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(436, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k623_mul(A + 6053872 + 1250032*B + 40192*B*T + 5120*T, A + 6053872 + 1250032*B + 40192*B*T + 17920*T, A + 6053872 + 1250032*B + 40192*B*T + 112640*T, T)); /* %1285 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(437, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5627904, A + 6053872 + 1250032*B + 40192*B*T + 5120*T, T)); /* %1286 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(438, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 6051456, A + 5627904)); /* %1288 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(439, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k635_fused_scale_mul_sum_mul(A + 6053872 + 1250032*B + 40192*B*T + 10240*T, A + 6053872 + 1250032*B + 40192*B*T, A + 6053872 + 1250032*B + 40192*B*T + 107520*T, A + 6053872 + 1250032*B + 40192*B*T + 256512*T, T)); /* %1297 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(440, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), convirt_k639_fused_add_mul_mul_id(A + 6053872 + 1250032*B + 40192*B*T + 5120*T, A + 6053872 + 1250032*B + 40192*B*T, A + 6053872 + 1250032*B + 40192*B*T + 256512*T, A + 6053872 + 1250032*B + 40192*B*T + 10240*T, A + 6053872 + 1250032*B + 40192*B*T + 107520*T, T)); /* %1301 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(441, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k642_fused_scale_sum_neg(A + 6053872 + 1250032*B + 40192*B*T + 10240*T, A + 6053872 + 1250032*B + 40192*B*T + 5120*T, T)); /* %1305 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(442, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k690_fused_add_add_id(A + 6053872 + 1250032*B + 40192*B*T, A + 6053872 + 1250032*B + 40192*B*T + 12800*T, A + 6053872 + 1250032*B + 40192*B*T + 5120*T, A + 6053872 + 1250032*B + 40192*B*T + 10240*T, T)); /* %1307 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(443, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 6042624, A + 6053872 + 1250032*B + 40192*B*T, T)); /* %1308 reduce [1,40,128]  graphs/lib/text_encoder.lua:32 */
+    CALL(444, 0, sizeof(real)*((double)131072 + (double)5120*T + (double)40*T), convirt_k931_scatter_add(A + 5160960, A + 6053872 + 1250032*B + 40192*B*T, (int32_t *)inputs[1], T)); /* %1310 scatter_add [1024,128]  graphs/lib/text_encoder.lua:32 */
+    CALL(445, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k278_sum(A + 6051584, A + 6053872 + 1204352*B, B)); /* %1311 reduce [1,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(446, (double)32768*B, sizeof(real)*((double)16384 + (double)128*B + (double)128*B), convirt_image_vjp_k281_matmul(A + 5982208, A + 6053872 + 1204352*B, A + 6053872 + 1249280*B, B)); /* %1314 matmul [128,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(447, (double)32896*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384), convirt_image_vjp_k282_matmul_scale(A + 6053872 + 1220608*B, A + 6053872 + 1204352*B, (real *)P + 507360, B)); /* %1315 matmul+scale [B,128]  graphs/lib/image_encoder.lua:35 */
+    CALL(448, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k285_sum(A + 5292032, A + 6053872 + 1236992*B, B)); /* %1318 reduce [1,64,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(449, (double)8192, sizeof(real)*((double)128 + (double)8192), convirt_image_vjp_k287_sum(A + 6051712, A + 5292032)); /* %1320 reduce [1,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(450, (double)2097152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384), convirt_image_vjp_k290_matmul(A + 6053872 + 1204224*B, A + 6053872 + 1236992*B, (real *)P + 490848, B)); /* %1323 matmul [64*B,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(451, (double)2097152*B, sizeof(real)*((double)16384 + (double)8192*B + (double)8192*B), convirt_image_vjp_k291_matmul(A + 5998592, A + 6053872 + 1236992*B, A + 6053872 + 1212416*B, B)); /* %1324 matmul [128,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(452, (double)16384*B, sizeof(real)*((double)8192*B + (double)128*B + (double)8192*B), convirt_image_vjp_k293_fused_add_id(A + 6053872 + 1212416*B, A + 6053872 + 1220608*B, A + 6053872 + 1204224*B, B)); /* %1326 fused:add_id [B,64,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(453, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k294_permute(A + 6053872 + 1204224*B, A + 6053872 + 1212416*B, B)); /* %1327 permute [B,128,64]  graphs/lib/image_encoder.lua:33 */
+    CALL(454, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k297_fused_mul_step(A + 6053872 + 1212416*B, A + 6053872 + 1204224*B, A + 6053872 + 1196032*B, B)); /* %1330 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
+    CALL(455, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k285_sum(A + 5292032, A + 6053872 + 1212416*B, B)); /* %1331 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(456, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k300_sum(A + 6014976, A + 5292032)); /* %1333 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(457, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k301_sum(A + 6051840, A + 6014976)); /* %1334 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(458, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_vjp_k303_mul(A + 6053872 + 1196032*B, A + 6053872 + 1212416*B, (real *)P + 490592, B)); /* %1336 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(459, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k304_mul(A + 6053872 + 1204224*B, A + 6053872 + 1212416*B, A + 6053872 + 1179648*B, B)); /* %1337 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(460, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k285_sum(A + 5292032, A + 6053872 + 1204224*B, B)); /* %1338 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(461, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k300_sum(A + 6014976, A + 5292032)); /* %1340 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(462, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k301_sum(A + 6051968, A + 6014976)); /* %1341 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(463, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k318_fused_scale_mul_sum_mul(A + 6053872 + 1249280*B, A + 6053872 + 1196032*B, A + 6053872 + 1187840*B, A + 6053872 + 1249936*B, B)); /* %1351 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(464, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), convirt_image_vjp_k322_fused_add_mul_mul_id(A + 6053872 + 1179648*B, A + 6053872 + 1196032*B, A + 6053872 + 1249936*B, A + 6053872 + 1249280*B, A + 6053872 + 1187840*B, B)); /* %1355 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(465, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_vjp_k325_fused_scale_sum_neg(A + 6053872 + 1249280*B, A + 6053872 + 1179648*B, B)); /* %1358 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(466, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k327_fused_add_id(A + 6053872 + 1187840*B, A + 6053872 + 1179648*B, A + 6053872 + 1249280*B, B)); /* %1360 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(467, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k330_sum(A + 6053872 + 1179648*B, A + 6053872 + 1187840*B, B)); /* %1363 reduce [B,128,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(468, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k278_sum(A + 6052096, A + 6053872 + 1179648*B, B)); /* %1364 reduce [1,128,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(469, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456), convirt_image_vjp_k333_conv2d_input_grad(A + 6053872 + 1179648*B, A + 6053872 + 1187840*B, (real *)P + 343008, A + 0, B)); /* %1366 conv2d_input_grad [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(470, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)8192*B), convirt_image_vjp_k334_conv2d_weight_grad(A + 4866048, A + 6053872 + 1187840*B, A + 6053872 + 1171456*B, A + 0, B)); /* %1367 conv2d_weight_grad [128,128,3,3]  graphs/lib/image_encoder.lua:13 */
+    CALL(471, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k297_fused_mul_step(A + 6053872 + 1171456*B, A + 6053872 + 1179648*B, A + 6053872 + 1163264*B, B)); /* %1369 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
+    CALL(472, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k285_sum(A + 5292032, A + 6053872 + 1171456*B, B)); /* %1370 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(473, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k300_sum(A + 6014976, A + 5292032)); /* %1372 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(474, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k301_sum(A + 6052224, A + 6014976)); /* %1373 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(475, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_vjp_k303_mul(A + 6053872 + 1163264*B, A + 6053872 + 1171456*B, (real *)P + 342752, B)); /* %1375 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(476, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k304_mul(A + 6053872 + 1179648*B, A + 6053872 + 1171456*B, A + 6053872 + 1146880*B, B)); /* %1376 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(477, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k285_sum(A + 5292032, A + 6053872 + 1179648*B, B)); /* %1377 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(478, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k300_sum(A + 6014976, A + 5292032)); /* %1379 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(479, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k301_sum(A + 6052352, A + 6014976)); /* %1380 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(480, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k318_fused_scale_mul_sum_mul(A + 6053872 + 1249280*B, A + 6053872 + 1163264*B, A + 6053872 + 1155072*B, A + 6053872 + 1249920*B, B)); /* %1390 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(481, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), convirt_image_vjp_k322_fused_add_mul_mul_id(A + 6053872 + 1146880*B, A + 6053872 + 1163264*B, A + 6053872 + 1249920*B, A + 6053872 + 1249280*B, A + 6053872 + 1155072*B, B)); /* %1394 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(482, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_vjp_k325_fused_scale_sum_neg(A + 6053872 + 1249280*B, A + 6053872 + 1146880*B, B)); /* %1397 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(483, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k327_fused_add_id(A + 6053872 + 1155072*B, A + 6053872 + 1146880*B, A + 6053872 + 1249280*B, B)); /* %1399 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(484, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k330_sum(A + 6053872 + 1146880*B, A + 6053872 + 1155072*B, B)); /* %1402 reduce [B,128,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(485, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k278_sum(A + 6052480, A + 6053872 + 1146880*B, B)); /* %1403 reduce [1,128,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(486, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456), convirt_image_vjp_k333_conv2d_input_grad(A + 6053872 + 1146880*B, A + 6053872 + 1155072*B, (real *)P + 195168, A + 0, B)); /* %1405 conv2d_input_grad [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(487, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)8192*B), convirt_image_vjp_k334_conv2d_weight_grad(A + 5013504, A + 6053872 + 1155072*B, A + 6053872 + 1138688*B, A + 0, B)); /* %1406 conv2d_weight_grad [128,128,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(488, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k376_fused_mul_add_step(A + 6053872 + 1138688*B, A + 6053872 + 1212416*B, A + 6053872 + 1146880*B, A + 6053872 + 1130496*B, B)); /* %1409 fused:mul_add_step [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
+    CALL(489, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k285_sum(A + 5292032, A + 6053872 + 1138688*B, B)); /* %1410 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(490, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k300_sum(A + 6014976, A + 5292032)); /* %1412 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(491, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k301_sum(A + 6052608, A + 6014976)); /* %1413 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(492, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_vjp_k303_mul(A + 6053872 + 1130496*B, A + 6053872 + 1138688*B, (real *)P + 194912, B)); /* %1415 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(493, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k304_mul(A + 6053872 + 1146880*B, A + 6053872 + 1138688*B, A + 6053872 + 1114112*B, B)); /* %1416 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(494, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k285_sum(A + 5292032, A + 6053872 + 1146880*B, B)); /* %1417 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(495, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k300_sum(A + 6014976, A + 5292032)); /* %1419 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(496, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k301_sum(A + 6052736, A + 6014976)); /* %1420 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(497, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k318_fused_scale_mul_sum_mul(A + 6053872 + 1249280*B, A + 6053872 + 1130496*B, A + 6053872 + 1122304*B, A + 6053872 + 1249904*B, B)); /* %1430 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(498, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), convirt_image_vjp_k322_fused_add_mul_mul_id(A + 6053872 + 1114112*B, A + 6053872 + 1130496*B, A + 6053872 + 1249904*B, A + 6053872 + 1249280*B, A + 6053872 + 1122304*B, B)); /* %1434 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(499, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_vjp_k325_fused_scale_sum_neg(A + 6053872 + 1249280*B, A + 6053872 + 1114112*B, B)); /* %1437 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(500, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k327_fused_add_id(A + 6053872 + 1130496*B, A + 6053872 + 1114112*B, A + 6053872 + 1249280*B, B)); /* %1439 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(501, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k330_sum(A + 6053872 + 1114112*B, A + 6053872 + 1130496*B, B)); /* %1442 reduce [B,128,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(502, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k278_sum(A + 6052864, A + 6053872 + 1114112*B, B)); /* %1443 reduce [1,128,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(503, (double)9437184*B, sizeof(real)*((double)16384*B + (double)8192*B + (double)73728), convirt_image_vjp_k412_conv2d_input_grad(A + 6053872 + 1114112*B, A + 6053872 + 1130496*B, (real *)P + 121056, A + 0, B)); /* %1445 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(504, (double)9437184*B, sizeof(real)*((double)73728 + (double)8192*B + (double)16384*B), convirt_image_vjp_k413_conv2d_weight_grad(A + 5292032, A + 6053872 + 1130496*B, A + 6053872 + 1097728*B, A + 0, B)); /* %1446 conv2d_weight_grad [128,64,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(505, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k415_fused_mul_step(A + 6053872 + 1097728*B, A + 6053872 + 1114112*B, A + 6053872 + 1081344*B, B)); /* %1448 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
+    CALL(506, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k416_sum(A + 5627904, A + 6053872 + 1097728*B, B)); /* %1449 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(507, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k418_sum(A + 6014976, A + 5627904)); /* %1451 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(508, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k419_sum(A + 6052992, A + 6014976)); /* %1452 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(509, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_vjp_k421_mul(A + 6053872 + 1081344*B, A + 6053872 + 1097728*B, (real *)P + 120928, B)); /* %1454 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(510, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k422_mul(A + 6053872 + 1114112*B, A + 6053872 + 1097728*B, A + 6053872 + 1048576*B, B)); /* %1455 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(511, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k416_sum(A + 5627904, A + 6053872 + 1114112*B, B)); /* %1456 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(512, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k418_sum(A + 6014976, A + 5627904)); /* %1458 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(513, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k419_sum(A + 6053056, A + 6014976)); /* %1459 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(514, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k436_fused_scale_mul_sum_mul(A + 6053872 + 1249280*B, A + 6053872 + 1081344*B, A + 6053872 + 1064960*B, A + 6053872 + 1249888*B, B)); /* %1469 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(515, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), convirt_image_vjp_k440_fused_add_mul_mul_id(A + 6053872 + 1048576*B, A + 6053872 + 1081344*B, A + 6053872 + 1249888*B, A + 6053872 + 1249280*B, A + 6053872 + 1064960*B, B)); /* %1473 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(516, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_vjp_k443_fused_scale_sum_neg(A + 6053872 + 1249280*B, A + 6053872 + 1048576*B, B)); /* %1476 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(517, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k445_fused_add_id(A + 6053872 + 1064960*B, A + 6053872 + 1048576*B, A + 6053872 + 1249280*B, B)); /* %1478 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(518, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k448_sum(A + 6053872 + 1048576*B, A + 6053872 + 1064960*B, B)); /* %1481 reduce [B,64,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(519, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k449_sum(A + 6053120, A + 6053872 + 1048576*B, B)); /* %1482 reduce [1,64,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(520, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864), convirt_image_vjp_k451_conv2d_input_grad(A + 6053872 + 1048576*B, A + 6053872 + 1064960*B, (real *)P + 84000, A + 0, B)); /* %1484 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(521, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)16384*B), convirt_image_vjp_k452_conv2d_weight_grad(A + 5627904, A + 6053872 + 1064960*B, A + 6053872 + 1032192*B, A + 0, B)); /* %1485 conv2d_weight_grad [64,64,3,3]  graphs/lib/image_encoder.lua:13 */
+    CALL(522, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k415_fused_mul_step(A + 6053872 + 1032192*B, A + 6053872 + 1048576*B, A + 6053872 + 1015808*B, B)); /* %1487 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
+    CALL(523, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k416_sum(A + 5664768, A + 6053872 + 1032192*B, B)); /* %1488 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(524, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k418_sum(A + 6014976, A + 5664768)); /* %1490 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(525, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k419_sum(A + 6053184, A + 6014976)); /* %1491 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(526, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_vjp_k421_mul(A + 6053872 + 1015808*B, A + 6053872 + 1032192*B, (real *)P + 83872, B)); /* %1493 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(527, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k422_mul(A + 6053872 + 1048576*B, A + 6053872 + 1032192*B, A + 6053872 + 983040*B, B)); /* %1494 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(528, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k416_sum(A + 5664768, A + 6053872 + 1048576*B, B)); /* %1495 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(529, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k418_sum(A + 6014976, A + 5664768)); /* %1497 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(530, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k419_sum(A + 6053248, A + 6014976)); /* %1498 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(531, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k436_fused_scale_mul_sum_mul(A + 6053872 + 1249280*B, A + 6053872 + 1015808*B, A + 6053872 + 999424*B, A + 6053872 + 1249872*B, B)); /* %1508 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(532, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), convirt_image_vjp_k440_fused_add_mul_mul_id(A + 6053872 + 983040*B, A + 6053872 + 1015808*B, A + 6053872 + 1249872*B, A + 6053872 + 1249280*B, A + 6053872 + 999424*B, B)); /* %1512 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(533, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_vjp_k443_fused_scale_sum_neg(A + 6053872 + 1249280*B, A + 6053872 + 983040*B, B)); /* %1515 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(534, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k445_fused_add_id(A + 6053872 + 999424*B, A + 6053872 + 983040*B, A + 6053872 + 1249280*B, B)); /* %1517 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(535, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k448_sum(A + 6053872 + 983040*B, A + 6053872 + 999424*B, B)); /* %1520 reduce [B,64,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(536, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k449_sum(A + 6053312, A + 6053872 + 983040*B, B)); /* %1521 reduce [1,64,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(537, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864), convirt_image_vjp_k451_conv2d_input_grad(A + 6053872 + 983040*B, A + 6053872 + 999424*B, (real *)P + 46944, A + 0, B)); /* %1523 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(538, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)16384*B), convirt_image_vjp_k452_conv2d_weight_grad(A + 5664768, A + 6053872 + 999424*B, A + 6053872 + 966656*B, A + 0, B)); /* %1524 conv2d_weight_grad [64,64,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(539, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k494_fused_mul_add_step(A + 6053872 + 966656*B, A + 6053872 + 1097728*B, A + 6053872 + 983040*B, A + 6053872 + 950272*B, B)); /* %1527 fused:mul_add_step [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
+    CALL(540, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k416_sum(A + 5701632, A + 6053872 + 966656*B, B)); /* %1528 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(541, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k418_sum(A + 5718016, A + 5701632)); /* %1530 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(542, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k419_sum(A + 6053376, A + 5718016)); /* %1531 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(543, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_vjp_k421_mul(A + 6053872 + 950272*B, A + 6053872 + 966656*B, (real *)P + 46816, B)); /* %1533 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(544, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k422_mul(A + 6053872 + 983040*B, A + 6053872 + 966656*B, A + 6053872 + 917504*B, B)); /* %1534 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(545, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k416_sum(A + 5701632, A + 6053872 + 983040*B, B)); /* %1535 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(546, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k418_sum(A + 5718016, A + 5701632)); /* %1537 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(547, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k419_sum(A + 6053440, A + 5718016)); /* %1538 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(548, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k436_fused_scale_mul_sum_mul(A + 6053872 + 1249280*B, A + 6053872 + 950272*B, A + 6053872 + 933888*B, A + 6053872 + 1249856*B, B)); /* %1548 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(549, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), convirt_image_vjp_k440_fused_add_mul_mul_id(A + 6053872 + 917504*B, A + 6053872 + 950272*B, A + 6053872 + 1249856*B, A + 6053872 + 1249280*B, A + 6053872 + 933888*B, B)); /* %1552 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(550, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_vjp_k443_fused_scale_sum_neg(A + 6053872 + 1249280*B, A + 6053872 + 917504*B, B)); /* %1555 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(551, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k445_fused_add_id(A + 6053872 + 950272*B, A + 6053872 + 917504*B, A + 6053872 + 1249280*B, B)); /* %1557 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(552, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k448_sum(A + 6053872 + 917504*B, A + 6053872 + 950272*B, B)); /* %1560 reduce [B,64,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(553, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k449_sum(A + 6053504, A + 6053872 + 917504*B, B)); /* %1561 reduce [1,64,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(554, (double)9437184*B, sizeof(real)*((double)32768*B + (double)16384*B + (double)18432), convirt_image_vjp_k530_conv2d_input_grad(A + 6053872 + 917504*B, A + 6053872 + 950272*B, (real *)P + 28320, A + 0, B)); /* %1563 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(555, (double)9437184*B, sizeof(real)*((double)18432 + (double)16384*B + (double)32768*B), convirt_image_vjp_k531_conv2d_weight_grad(A + 5701632, A + 6053872 + 950272*B, A + 6053872 + 884736*B, A + 0, B)); /* %1564 conv2d_weight_grad [64,32,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(556, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k533_fused_mul_step(A + 6053872 + 884736*B, A + 6053872 + 917504*B, A + 6053872 + 851968*B, B)); /* %1566 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
+    CALL(557, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k534_sum(A + 0, A + 6053872 + 884736*B, B)); /* %1567 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(558, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k536_sum(A + 6014976, A + 0)); /* %1569 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(559, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k537_sum(A + 6053568, A + 6014976)); /* %1570 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(560, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_vjp_k539_mul(A + 6053872 + 851968*B, A + 6053872 + 884736*B, (real *)P + 28256, B)); /* %1572 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(561, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k540_mul(A + 6053872 + 917504*B, A + 6053872 + 884736*B, A + 6053872 + 786432*B, B)); /* %1573 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(562, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k534_sum(A + 0, A + 6053872 + 917504*B, B)); /* %1574 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(563, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k536_sum(A + 6014976, A + 0)); /* %1576 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(564, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k537_sum(A + 6053600, A + 6014976)); /* %1577 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(565, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k554_fused_scale_mul_sum_mul(A + 6053872 + 1249280*B, A + 6053872 + 851968*B, A + 6053872 + 819200*B, A + 6053872 + 1249840*B, B)); /* %1587 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(566, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), convirt_image_vjp_k558_fused_add_mul_mul_id(A + 6053872 + 786432*B, A + 6053872 + 851968*B, A + 6053872 + 1249840*B, A + 6053872 + 1249280*B, A + 6053872 + 819200*B, B)); /* %1591 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(567, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_vjp_k561_fused_scale_sum_neg(A + 6053872 + 1249280*B, A + 6053872 + 786432*B, B)); /* %1594 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(568, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k563_fused_add_id(A + 6053872 + 819200*B, A + 6053872 + 786432*B, A + 6053872 + 1249280*B, B)); /* %1596 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(569, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k566_sum(A + 6053872 + 786432*B, A + 6053872 + 819200*B, B)); /* %1599 reduce [B,32,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(570, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k567_sum(A + 6053632, A + 6053872 + 786432*B, B)); /* %1600 reduce [1,32,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(571, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216), convirt_image_vjp_k569_conv2d_input_grad(A + 6053872 + 786432*B, A + 6053872 + 819200*B, (real *)P + 19008, A + 0, B)); /* %1602 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(572, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)32768*B), convirt_image_vjp_k570_conv2d_weight_grad(A + 6014976, A + 6053872 + 819200*B, A + 6053872 + 753664*B, A + 0, B)); /* %1603 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:13 */
+    CALL(573, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k533_fused_mul_step(A + 6053872 + 753664*B, A + 6053872 + 786432*B, A + 6053872 + 720896*B, B)); /* %1605 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
+    CALL(574, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k534_sum(A + 0, A + 6053872 + 753664*B, B)); /* %1606 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(575, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k536_sum(A + 6024192, A + 0)); /* %1608 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(576, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k537_sum(A + 6053664, A + 6024192)); /* %1609 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(577, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_vjp_k539_mul(A + 6053872 + 720896*B, A + 6053872 + 753664*B, (real *)P + 18944, B)); /* %1611 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(578, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k540_mul(A + 6053872 + 786432*B, A + 6053872 + 753664*B, A + 6053872 + 655360*B, B)); /* %1612 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(579, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k534_sum(A + 0, A + 6053872 + 786432*B, B)); /* %1613 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(580, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k536_sum(A + 6024192, A + 0)); /* %1615 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(581, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k537_sum(A + 6053696, A + 6024192)); /* %1616 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(582, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k554_fused_scale_mul_sum_mul(A + 6053872 + 1249280*B, A + 6053872 + 720896*B, A + 6053872 + 688128*B, A + 6053872 + 1249824*B, B)); /* %1626 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(583, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), convirt_image_vjp_k558_fused_add_mul_mul_id(A + 6053872 + 655360*B, A + 6053872 + 720896*B, A + 6053872 + 1249824*B, A + 6053872 + 1249280*B, A + 6053872 + 688128*B, B)); /* %1630 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(584, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_vjp_k561_fused_scale_sum_neg(A + 6053872 + 1249280*B, A + 6053872 + 655360*B, B)); /* %1633 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(585, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k563_fused_add_id(A + 6053872 + 688128*B, A + 6053872 + 655360*B, A + 6053872 + 1249280*B, B)); /* %1635 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(586, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k566_sum(A + 6053872 + 655360*B, A + 6053872 + 688128*B, B)); /* %1638 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(587, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k567_sum(A + 6053728, A + 6053872 + 655360*B, B)); /* %1639 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(588, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216), convirt_image_vjp_k569_conv2d_input_grad(A + 6053872 + 655360*B, A + 6053872 + 688128*B, (real *)P + 9696, A + 0, B)); /* %1641 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(589, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)32768*B), convirt_image_vjp_k570_conv2d_weight_grad(A + 6024192, A + 6053872 + 688128*B, A + 6053872 + 622592*B, A + 0, B)); /* %1642 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(590, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k612_fused_mul_add_step(A + 6053872 + 622592*B, A + 6053872 + 884736*B, A + 6053872 + 655360*B, A + 6053872 + 589824*B, B)); /* %1645 fused:mul_add_step [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
+    CALL(591, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k534_sum(A + 0, A + 6053872 + 622592*B, B)); /* %1646 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(592, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k536_sum(A + 6033408, A + 0)); /* %1648 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(593, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k537_sum(A + 6053760, A + 6033408)); /* %1649 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(594, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_vjp_k539_mul(A + 6053872 + 589824*B, A + 6053872 + 622592*B, (real *)P + 9632, B)); /* %1651 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(595, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k540_mul(A + 6053872 + 655360*B, A + 6053872 + 622592*B, A + 6053872 + 524288*B, B)); /* %1652 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(596, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k534_sum(A + 0, A + 6053872 + 655360*B, B)); /* %1653 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(597, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k536_sum(A + 6033408, A + 0)); /* %1655 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(598, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k537_sum(A + 6053792, A + 6033408)); /* %1656 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(599, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k554_fused_scale_mul_sum_mul(A + 6053872 + 1249280*B, A + 6053872 + 589824*B, A + 6053872 + 557056*B, A + 6053872 + 1249808*B, B)); /* %1666 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(600, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), convirt_image_vjp_k558_fused_add_mul_mul_id(A + 6053872 + 524288*B, A + 6053872 + 589824*B, A + 6053872 + 1249808*B, A + 6053872 + 1249280*B, A + 6053872 + 557056*B, B)); /* %1670 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(601, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_vjp_k561_fused_scale_sum_neg(A + 6053872 + 1249280*B, A + 6053872 + 524288*B, B)); /* %1673 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(602, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k563_fused_add_id(A + 6053872 + 655360*B, A + 6053872 + 524288*B, A + 6053872 + 1249280*B, B)); /* %1675 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(603, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k566_sum(A + 6053872 + 524288*B, A + 6053872 + 655360*B, B)); /* %1678 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(604, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k567_sum(A + 6053824, A + 6053872 + 524288*B, B)); /* %1679 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(605, (double)18874368*B, sizeof(real)*((double)131072*B + (double)32768*B + (double)9216), convirt_image_vjp_k648_conv2d_input_grad(A + 6053872 + 524288*B, A + 6053872 + 655360*B, (real *)P + 384, A + 0, B)); /* %1681 conv2d_input_grad [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(606, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)131072*B), convirt_image_vjp_k649_conv2d_weight_grad(A + 6033408, A + 6053872 + 655360*B, A + 6053872 + 393216*B, A + 0, B)); /* %1682 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(607, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), convirt_image_vjp_k651_fused_mul_step(A + 6053872 + 393216*B, A + 6053872 + 524288*B, A + 6053872 + 262144*B, B)); /* %1684 fused:mul_step [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
+    CALL(608, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), convirt_image_vjp_k652_sum(A + 0, A + 6053872 + 393216*B, B)); /* %1685 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(609, (double)131072, sizeof(real)*((double)2048 + (double)131072), convirt_image_vjp_k654_sum(A + 131072, A + 0)); /* %1687 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(610, (double)2048, sizeof(real)*((double)32 + (double)2048), convirt_image_vjp_k655_sum(A + 594720, A + 131072)); /* %1688 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(611, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), convirt_image_vjp_k657_mul(A + 6053872 + 262144*B, A + 6053872 + 393216*B, (real *)P + 320, B)); /* %1690 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(612, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), convirt_image_vjp_k658_mul(A + 6053872 + 524288*B, A + 6053872 + 393216*B, A + 6053872, B)); /* %1691 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(613, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), convirt_image_vjp_k652_sum(A + 0, A + 6053872 + 524288*B, B)); /* %1692 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(614, (double)131072, sizeof(real)*((double)2048 + (double)131072), convirt_image_vjp_k654_sum(A + 131072, A + 0)); /* %1694 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(615, (double)2048, sizeof(real)*((double)32 + (double)2048), convirt_image_vjp_k655_sum(A + 594752, A + 131072)); /* %1695 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(616, (double)262184*B, sizeof(real)*((double)8*B + (double)131072*B + (double)131072*B + (double)8*B), convirt_image_vjp_k672_fused_scale_mul_sum_mul(A + 6053872 + 1249280*B, A + 6053872 + 262144*B, A + 6053872 + 131072*B, A + 6053872 + 1249792*B, B)); /* %1705 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(617, (double)655360*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B + (double)8*B + (double)131072*B), convirt_image_vjp_k676_fused_add_mul_mul_id(A + 6053872, A + 6053872 + 262144*B, A + 6053872 + 1249792*B, A + 6053872 + 1249280*B, A + 6053872 + 131072*B, B)); /* %1709 fused:add_mul_mul_id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(618, (double)262152*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_vjp_k679_fused_scale_sum_neg(A + 6053872 + 262144*B, A + 6053872, B)); /* %1712 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(619, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_vjp_k681_fused_add_id(A + 6053872 + 131072*B, A + 6053872, A + 6053872 + 262144*B, B)); /* %1714 fused:add_id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(620, (double)131072*B, sizeof(real)*((double)32*B + (double)131072*B), convirt_image_vjp_k684_sum(A + 6053872, A + 6053872 + 131072*B, B)); /* %1717 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(621, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k567_sum(A + 594784, A + 6053872, B)); /* %1718 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(622, (double)2359296*B, sizeof(real)*((double)288 + (double)131072*B + (double)4096*B), convirt_image_vjp_k688_conv2d_weight_grad(A + 594432, A + 6053872 + 131072*B, A + 6053872 + 1245184*B, A + 0, B)); /* %1721 conv2d_weight_grad [32,1,3,3]  graphs/lib/image_encoder.lua:6 */
+    memcpy(grads + 0, A + 594432, sizeof(real)*288); /* d loss / d image.stem.weight */
+    memcpy(grads + 288, A + 594784, sizeof(real)*32); /* d loss / d image.stem.bias */
+    memcpy(grads + 320, A + 594752, sizeof(real)*32); /* d loss / d image.stem_gn.weight */
+    memcpy(grads + 352, A + 594720, sizeof(real)*32); /* d loss / d image.stem_gn.bias */
+    memcpy(grads + 384, A + 6033408, sizeof(real)*9216); /* d loss / d image.stage1.down.weight */
+    memcpy(grads + 9600, A + 6053824, sizeof(real)*32); /* d loss / d image.stage1.down.bias */
+    memcpy(grads + 9632, A + 6053792, sizeof(real)*32); /* d loss / d image.stage1.gn.weight */
+    memcpy(grads + 9664, A + 6053760, sizeof(real)*32); /* d loss / d image.stage1.gn.bias */
+    memcpy(grads + 9696, A + 6024192, sizeof(real)*9216); /* d loss / d image.stage1.res.conv1.weight */
+    memcpy(grads + 18912, A + 6053728, sizeof(real)*32); /* d loss / d image.stage1.res.conv1.bias */
+    memcpy(grads + 18944, A + 6053696, sizeof(real)*32); /* d loss / d image.stage1.res.gn1.weight */
+    memcpy(grads + 18976, A + 6053664, sizeof(real)*32); /* d loss / d image.stage1.res.gn1.bias */
+    memcpy(grads + 19008, A + 6014976, sizeof(real)*9216); /* d loss / d image.stage1.res.conv2.weight */
+    memcpy(grads + 28224, A + 6053632, sizeof(real)*32); /* d loss / d image.stage1.res.conv2.bias */
+    memcpy(grads + 28256, A + 6053600, sizeof(real)*32); /* d loss / d image.stage1.res.gn2.weight */
+    memcpy(grads + 28288, A + 6053568, sizeof(real)*32); /* d loss / d image.stage1.res.gn2.bias */
+    memcpy(grads + 28320, A + 5701632, sizeof(real)*18432); /* d loss / d image.stage2.down.weight */
+    memcpy(grads + 46752, A + 6053504, sizeof(real)*64); /* d loss / d image.stage2.down.bias */
+    memcpy(grads + 46816, A + 6053440, sizeof(real)*64); /* d loss / d image.stage2.gn.weight */
+    memcpy(grads + 46880, A + 6053376, sizeof(real)*64); /* d loss / d image.stage2.gn.bias */
+    memcpy(grads + 46944, A + 5664768, sizeof(real)*36864); /* d loss / d image.stage2.res.conv1.weight */
+    memcpy(grads + 83808, A + 6053312, sizeof(real)*64); /* d loss / d image.stage2.res.conv1.bias */
+    memcpy(grads + 83872, A + 6053248, sizeof(real)*64); /* d loss / d image.stage2.res.gn1.weight */
+    memcpy(grads + 83936, A + 6053184, sizeof(real)*64); /* d loss / d image.stage2.res.gn1.bias */
+    memcpy(grads + 84000, A + 5627904, sizeof(real)*36864); /* d loss / d image.stage2.res.conv2.weight */
+    memcpy(grads + 120864, A + 6053120, sizeof(real)*64); /* d loss / d image.stage2.res.conv2.bias */
+    memcpy(grads + 120928, A + 6053056, sizeof(real)*64); /* d loss / d image.stage2.res.gn2.weight */
+    memcpy(grads + 120992, A + 6052992, sizeof(real)*64); /* d loss / d image.stage2.res.gn2.bias */
+    memcpy(grads + 121056, A + 5292032, sizeof(real)*73728); /* d loss / d image.stage3.down.weight */
+    memcpy(grads + 194784, A + 6052864, sizeof(real)*128); /* d loss / d image.stage3.down.bias */
+    memcpy(grads + 194912, A + 6052736, sizeof(real)*128); /* d loss / d image.stage3.gn.weight */
+    memcpy(grads + 195040, A + 6052608, sizeof(real)*128); /* d loss / d image.stage3.gn.bias */
+    memcpy(grads + 195168, A + 5013504, sizeof(real)*147456); /* d loss / d image.stage3.res.conv1.weight */
+    memcpy(grads + 342624, A + 6052480, sizeof(real)*128); /* d loss / d image.stage3.res.conv1.bias */
+    memcpy(grads + 342752, A + 6052352, sizeof(real)*128); /* d loss / d image.stage3.res.gn1.weight */
+    memcpy(grads + 342880, A + 6052224, sizeof(real)*128); /* d loss / d image.stage3.res.gn1.bias */
+    memcpy(grads + 343008, A + 4866048, sizeof(real)*147456); /* d loss / d image.stage3.res.conv2.weight */
+    memcpy(grads + 490464, A + 6052096, sizeof(real)*128); /* d loss / d image.stage3.res.conv2.bias */
+    memcpy(grads + 490592, A + 6051968, sizeof(real)*128); /* d loss / d image.stage3.res.gn2.weight */
+    memcpy(grads + 490720, A + 6051840, sizeof(real)*128); /* d loss / d image.stage3.res.gn2.bias */
+    memcpy(grads + 490848, A + 5998592, sizeof(real)*16384); /* d loss / d image.region_proj.weight */
+    memcpy(grads + 507232, A + 6051712, sizeof(real)*128); /* d loss / d image.region_proj.bias */
+    memcpy(grads + 507360, A + 5982208, sizeof(real)*16384); /* d loss / d image.global_proj.weight */
+    memcpy(grads + 523744, A + 6051584, sizeof(real)*128); /* d loss / d image.global_proj.bias */
+    memcpy(grads + 523872, A + 5160960, sizeof(real)*131072); /* d loss / d text.tok_emb */
+    memcpy(grads + 654944, A + 6042624, sizeof(real)*5120); /* d loss / d text.pos_emb */
+    memcpy(grads + 660064, A + 6051456, sizeof(real)*128); /* d loss / d text.blocks.0.ln1.weight */
+    memcpy(grads + 660192, A + 6051328, sizeof(real)*128); /* d loss / d text.blocks.0.ln1.bias */
+    memcpy(grads + 660320, A + 5965824, sizeof(real)*16384); /* d loss / d text.blocks.0.q.weight */
+    memcpy(grads + 676704, A + 6051200, sizeof(real)*128); /* d loss / d text.blocks.0.q.bias */
+    memcpy(grads + 676832, A + 5949440, sizeof(real)*16384); /* d loss / d text.blocks.0.k.weight */
+    memcpy(grads + 693216, A + 6051072, sizeof(real)*128); /* d loss / d text.blocks.0.k.bias */
+    memcpy(grads + 693344, A + 5933056, sizeof(real)*16384); /* d loss / d text.blocks.0.v.weight */
+    memcpy(grads + 709728, A + 6050944, sizeof(real)*128); /* d loss / d text.blocks.0.v.bias */
+    memcpy(grads + 709856, A + 5916672, sizeof(real)*16384); /* d loss / d text.blocks.0.o.weight */
+    memcpy(grads + 726240, A + 6050816, sizeof(real)*128); /* d loss / d text.blocks.0.o.bias */
+    memcpy(grads + 726368, A + 6050688, sizeof(real)*128); /* d loss / d text.blocks.0.ln2.weight */
+    memcpy(grads + 726496, A + 6050560, sizeof(real)*128); /* d loss / d text.blocks.0.ln2.bias */
+    memcpy(grads + 726624, A + 5562368, sizeof(real)*65536); /* d loss / d text.blocks.0.fc1.weight */
+    memcpy(grads + 792160, A + 6048256, sizeof(real)*512); /* d loss / d text.blocks.0.fc1.bias */
+    memcpy(grads + 792672, A + 5496832, sizeof(real)*65536); /* d loss / d text.blocks.0.fc2.weight */
+    memcpy(grads + 858208, A + 6050432, sizeof(real)*128); /* d loss / d text.blocks.0.fc2.bias */
+    memcpy(grads + 858336, A + 6050304, sizeof(real)*128); /* d loss / d text.blocks.1.ln1.weight */
+    memcpy(grads + 858464, A + 6050176, sizeof(real)*128); /* d loss / d text.blocks.1.ln1.bias */
+    memcpy(grads + 858592, A + 5900288, sizeof(real)*16384); /* d loss / d text.blocks.1.q.weight */
+    memcpy(grads + 874976, A + 6050048, sizeof(real)*128); /* d loss / d text.blocks.1.q.bias */
+    memcpy(grads + 875104, A + 5883904, sizeof(real)*16384); /* d loss / d text.blocks.1.k.weight */
+    memcpy(grads + 891488, A + 6049920, sizeof(real)*128); /* d loss / d text.blocks.1.k.bias */
+    memcpy(grads + 891616, A + 5867520, sizeof(real)*16384); /* d loss / d text.blocks.1.v.weight */
+    memcpy(grads + 908000, A + 6049792, sizeof(real)*128); /* d loss / d text.blocks.1.v.bias */
+    memcpy(grads + 908128, A + 5851136, sizeof(real)*16384); /* d loss / d text.blocks.1.o.weight */
+    memcpy(grads + 924512, A + 6049664, sizeof(real)*128); /* d loss / d text.blocks.1.o.bias */
+    memcpy(grads + 924640, A + 6049536, sizeof(real)*128); /* d loss / d text.blocks.1.ln2.weight */
+    memcpy(grads + 924768, A + 6049408, sizeof(real)*128); /* d loss / d text.blocks.1.ln2.bias */
+    memcpy(grads + 924896, A + 5431296, sizeof(real)*65536); /* d loss / d text.blocks.1.fc1.weight */
+    memcpy(grads + 990432, A + 6047744, sizeof(real)*512); /* d loss / d text.blocks.1.fc1.bias */
+    memcpy(grads + 990944, A + 5365760, sizeof(real)*65536); /* d loss / d text.blocks.1.fc2.weight */
+    memcpy(grads + 1056480, A + 6049280, sizeof(real)*128); /* d loss / d text.blocks.1.fc2.bias */
+    memcpy(grads + 1056608, A + 6049152, sizeof(real)*128); /* d loss / d text.ln_f.weight */
+    memcpy(grads + 1056736, A + 6049024, sizeof(real)*128); /* d loss / d text.ln_f.bias */
+    memcpy(grads + 1056864, A + 5834752, sizeof(real)*16384); /* d loss / d text.global_proj.weight */
+    memcpy(grads + 1073248, A + 6048896, sizeof(real)*128); /* d loss / d text.global_proj.bias */
+    memcpy(grads + 1073376, A + 5818368, sizeof(real)*16384); /* d loss / d text.word_proj.weight */
+    memcpy(grads + 1089760, A + 6048768, sizeof(real)*128); /* d loss / d text.word_proj.bias */
+    memcpy(grads + 1089888, A + 5801984, sizeof(real)*16384); /* d loss / d srm.Wq */
+    memcpy(grads + 1106272, A + 5785600, sizeof(real)*16384); /* d loss / d srm.Wk */
+    memcpy(grads + 1122656, A + 5720064, sizeof(real)*16384); /* d loss / d srm.Wv */
+    memcpy(grads + 1139040, A + 5736448, sizeof(real)*16384); /* d loss / d srm.Wo */
+    memcpy(grads + 1155424, A + 5769216, sizeof(real)*16384); /* d loss / d irm.Wa */
+    memcpy(grads + 1171808, A + 5752832, sizeof(real)*16384); /* d loss / d irm.Wb */
 }
 
 static const real *output(const void *arena, int k, const long *dims) {
@@ -1501,7 +1383,7 @@ static const real *output(const void *arena, int k, const long *dims) {
     const long T = dims[1]; (void)T;
     const real *A = arena;
     switch (k) {
-    case 0: return A + 1320992; /* loss */
+    case 0: return A + 6053856; /* loss */
     default: return 0;
     }
 }

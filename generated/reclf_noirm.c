@@ -15,655 +15,596 @@
 
 #ifdef RECLF_PROFILE
 #include "profile.h"
-static reclf_prof_entry prof[646] = {
+static reclf_prof_entry prof[587] = {
     {"convirt_image_k3_fused_scale_addc", "%6 fused:scale_addc [B,1,64,64]", "graphs/lib/image_encoder.lua:19", 0, 0, 0, 0, 0},
-    {"convirt_image_k6_im2col", "%9 im2col [9,4096*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k8_matmul", "%11 matmul [32,4096*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k10_permute", "%13 permute [B,32,4096]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k13_add", "%16 map:add [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k18_fused_scale_sum", "%21 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k19_sub", "%22 map:sub [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k24_fused_rsqrt_addc_scale_sum", "%27 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k25_mul", "%28 map:mul [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k30_fused_add_mul", "%33 fused:add_mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k31_relu", "%34 map:relu [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 0, 0, 0, 0, 0},
-    {"convirt_image_k34_im2col", "%37 im2col [288,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k36_matmul", "%39 matmul [32,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k38_permute", "%41 permute [B,32,1024]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k41_add", "%44 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k46_fused_scale_sum", "%49 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k47_sub", "%50 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k52_fused_rsqrt_addc_scale_sum", "%55 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k53_mul", "%56 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k58_fused_add_mul", "%61 fused:add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k59_relu", "%62 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"convirt_image_k62_im2col", "%65 im2col [288,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k36_matmul", "%67 matmul [32,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k38_permute", "%69 permute [B,32,1024]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k41_add", "%72 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k46_fused_scale_sum", "%77 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k47_sub", "%78 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k52_fused_rsqrt_addc_scale_sum", "%83 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k53_mul", "%84 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k58_fused_add_mul", "%89 fused:add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k59_relu", "%90 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_image_k62_im2col", "%93 im2col [288,1024*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k36_matmul", "%95 matmul [32,1024*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k38_permute", "%97 permute [B,32,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k41_add", "%100 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k46_fused_scale_sum", "%105 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k47_sub", "%106 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k52_fused_rsqrt_addc_scale_sum", "%111 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k53_mul", "%112 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k115_fused_add_add_mul", "%118 fused:add_add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k59_relu", "%119 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"convirt_image_k119_im2col", "%122 im2col [288,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k121_matmul", "%124 matmul [64,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k123_permute", "%126 permute [B,64,256]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k126_add", "%129 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k131_fused_scale_sum", "%134 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k132_sub", "%135 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k137_fused_rsqrt_addc_scale_sum", "%140 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k138_mul", "%141 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k143_fused_add_mul", "%146 fused:add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k144_relu", "%147 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"convirt_image_k147_im2col", "%150 im2col [576,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k149_matmul", "%152 matmul [64,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k123_permute", "%154 permute [B,64,256]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k126_add", "%157 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k131_fused_scale_sum", "%162 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k132_sub", "%163 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k137_fused_rsqrt_addc_scale_sum", "%168 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k138_mul", "%169 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k143_fused_add_mul", "%174 fused:add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k144_relu", "%175 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_image_k147_im2col", "%178 im2col [576,256*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k149_matmul", "%180 matmul [64,256*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k123_permute", "%182 permute [B,64,256]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k126_add", "%185 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k131_fused_scale_sum", "%190 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k132_sub", "%191 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k137_fused_rsqrt_addc_scale_sum", "%196 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k138_mul", "%197 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k200_fused_add_add_mul", "%203 fused:add_add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k144_relu", "%204 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"convirt_image_k204_im2col", "%207 im2col [576,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k206_matmul", "%209 matmul [128,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k208_permute", "%211 permute [B,128,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k211_add", "%214 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k216_fused_scale_sum", "%219 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k217_sub", "%220 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k222_fused_rsqrt_addc_scale_sum", "%225 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k223_mul", "%226 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k228_fused_add_mul", "%231 fused:add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k229_relu", "%232 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"convirt_image_k232_im2col", "%235 im2col [1152,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k234_matmul", "%237 matmul [128,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k208_permute", "%239 permute [B,128,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k211_add", "%242 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k216_fused_scale_sum", "%247 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k217_sub", "%248 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k222_fused_rsqrt_addc_scale_sum", "%253 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k223_mul", "%254 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k228_fused_add_mul", "%259 fused:add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k229_relu", "%260 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_image_k232_im2col", "%263 im2col [1152,64*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k234_matmul", "%265 matmul [128,64*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k208_permute", "%267 permute [B,128,64]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k211_add", "%270 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k216_fused_scale_sum", "%275 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k217_sub", "%276 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k222_fused_rsqrt_addc_scale_sum", "%281 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k223_mul", "%282 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k285_fused_add_add_mul", "%288 fused:add_add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k229_relu", "%289 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"convirt_image_k288_permute", "%291 permute [B,64,128]", "graphs/lib/image_encoder.lua:33", 0, 0, 0, 0, 0},
-    {"convirt_image_k294_matmul_add", "%297 matmul+add [B,64,128]", "graphs/lib/image_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"convirt_image_k295_sum", "%298 reduce [B,1,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
-    {"convirt_image_k297_scale", "%300 map:scale [B,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
-    {"convirt_image_k301_matmul_add", "%304 matmul+add [B,128]", "graphs/lib/image_encoder.lua:36", 0, 0, 0, 0, 0},
-    {"convirt_k307_gather", "%307 gather [T,40,128]", "graphs/lib/text_encoder.lua:32", 0, 0, 0, 0, 0},
-    {"convirt_k308_add", "%308 map:add [T,40,128]", "graphs/lib/text_encoder.lua:32", 0, 0, 0, 0, 0},
-    {"convirt_k312_fused_scale_sum", "%312 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k313_sub", "%313 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k318_fused_rsqrt_addc_scale_sum", "%318 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k319_mul", "%319 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k321_fused_add_mul", "%321 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k327_matmul_add", "%327 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_k329_permute", "%329 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_k327_matmul_add", "%335 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_k329_permute", "%337 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_k327_matmul_add", "%343 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_k329_permute", "%345 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_k352_fused_scale_addc_neg", "%352 fused:scale_addc_neg [T,1,1,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k353_matmul_add_mul_scale", "%353 matmul+add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k354_max", "%354 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k357_fused_exp_sub", "%357 fused:exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k358_mul", "%358 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k359_sum", "%359 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k360_clampmin", "%360 map:clampmin [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k361_div", "%361 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k362_matmul", "%362 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0},
-    {"convirt_k363_permute", "%363 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0},
-    {"convirt_k371_matmul_add_add", "%371 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k312_fused_scale_sum", "%375 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k313_sub", "%376 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k318_fused_rsqrt_addc_scale_sum", "%381 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k319_mul", "%382 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k321_fused_add_mul", "%384 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k390_matmul_add", "%390 matmul+add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k391_gelu", "%391 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"convirt_k398_matmul_add_add", "%398 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"convirt_k312_fused_scale_sum", "%402 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k313_sub", "%403 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k318_fused_rsqrt_addc_scale_sum", "%408 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k319_mul", "%409 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k321_fused_add_mul", "%411 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k327_matmul_add", "%417 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_k329_permute", "%419 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_k327_matmul_add", "%425 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_k329_permute", "%427 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_k327_matmul_add", "%433 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_k329_permute", "%435 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_k353_matmul_add_mul_scale", "%443 matmul+add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k354_max", "%444 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k357_fused_exp_sub", "%447 fused:exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k358_mul", "%448 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k359_sum", "%449 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k360_clampmin", "%450 map:clampmin [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k361_div", "%451 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k362_matmul", "%452 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0},
-    {"convirt_k363_permute", "%453 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0},
-    {"convirt_k371_matmul_add_add", "%461 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k312_fused_scale_sum", "%465 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k313_sub", "%466 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k318_fused_rsqrt_addc_scale_sum", "%471 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k319_mul", "%472 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k321_fused_add_mul", "%474 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k390_matmul_add", "%480 matmul+add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k391_gelu", "%481 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"convirt_k398_matmul_add_add", "%488 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"convirt_k312_fused_scale_sum", "%492 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"convirt_k313_sub", "%493 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"convirt_k318_fused_rsqrt_addc_scale_sum", "%498 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"convirt_k319_mul", "%499 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"convirt_k321_fused_add_mul", "%501 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"convirt_k502_slice", "%502 slice [T,1,128]", "graphs/lib/text_encoder.lua:35", 0, 0, 0, 0, 0},
-    {"convirt_k507_matmul_add", "%507 matmul+add [T,128]", "graphs/lib/text_encoder.lua:36", 0, 0, 0, 0, 0},
-    {"convirt_text_k206_slice", "%508 slice [T,39,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0},
-    {"convirt_text_k212_matmul_add", "%514 matmul+add [T,39,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k7_fused_sum_square", "%516 fused:sum_square [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k9_fused_rsqrt_clampmin", "%518 fused:rsqrt_clampmin [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k10_mul", "%519 map:mul [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k12_fused_sum_square", "%521 fused:sum_square [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k14_fused_rsqrt_clampmin", "%523 fused:rsqrt_clampmin [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k15_mul", "%524 map:mul [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k17_matmul_scale", "%526 matmul+scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k18_eye", "%527 eye [T,B]", "graphs/lib/losses.lua:9", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k19_max", "%528 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k22_fused_exp_sub", "%531 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k23_sum", "%532 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k24_clampmin", "%533 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k27_mul", "%536 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k30_max", "%539 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k33_fused_exp_sub", "%542 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k34_sum", "%543 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k35_clampmin", "%544 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k34_sum", "%548 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k23_sum", "%550 reduce [T,1]", "graphs/lib/losses.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k42_fused_mul_sub_add_log", "%551 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k43_sum", "%552 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k46_fused_scale_add_sum_sub", "%555 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k49_fused_sum_square", "%558 fused:sum_square [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k51_fused_rsqrt_clampmin", "%560 fused:rsqrt_clampmin [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k52_mul", "%561 map:mul [T,39,128]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k56_fused_sum_square", "%565 fused:sum_square [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k58_fused_rsqrt_clampmin", "%567 fused:rsqrt_clampmin [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k59_mul", "%568 map:mul [1,B,64,128]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k61_matmul_scale", "%570 matmul+scale [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k62_max", "%571 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k65_fused_exp_sub", "%574 fused:exp_sub [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k66_sum", "%575 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k67_div", "%576 map:div [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k68_matmul", "%577 matmul [T,B,39,128]", "graphs/lib/matching.lua:11", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k70_fused_sum_square", "%579 fused:sum_square [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k72_fused_rsqrt_clampmin", "%581 fused:rsqrt_clampmin [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k73_mul", "%582 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k74_mul", "%583 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_text_vjp_k278_matmul", "%590 matmul [39*T,128]", "graphs/lib/srm.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_text_vjp_k278_matmul", "%593 matmul [39*T,128]", "graphs/lib/srm.lua:11", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k81_fused_scale_addc_neg", "%601 fused:scale_addc_neg [T,1,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k93_matmul_add_mul_scale", "%602 matmul+add_mul_scale [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k94_max", "%603 reduce [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k97_fused_exp_sub", "%606 fused:exp_sub [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k98_mul", "%607 map:mul [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k99_sum", "%608 reduce [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k100_clampmin", "%609 map:clampmin [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k101_div", "%610 map:div [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_text_vjp_k221_sum", "%622 reduce [T,1,1,1]", "graphs/lib/model.lua:40", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k114_clampmin", "%623 map:clampmin [T,1,1,1]", "graphs/lib/model.lua:40", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k115_div", "%624 map:div [T,1,39,1]", "graphs/lib/model.lua:40", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k170_sum", "%733 reduce [128,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k173_matmul", "%736 matmul [1,128]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k176_fused_sum_mul", "%739 fused:sum_mul [T,B,39,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k177_matmul", "%740 matmul [T,B,39,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k116_fused_mul_add_sum", "%625 fused:mul_add_sum [T,B,39,1]", "graphs/lib/model.lua:41", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k88_sum", "%626 reduce [T,B,1,1]", "graphs/lib/model.lua:41", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k94_scale", "%628 map:scale [T,B]", "graphs/lib/model.lua:43", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k19_max", "%630 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k22_fused_exp_sub", "%633 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k23_sum", "%634 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k24_clampmin", "%635 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k27_mul", "%638 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k30_max", "%641 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k33_fused_exp_sub", "%644 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k34_sum", "%645 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k35_clampmin", "%646 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k34_sum", "%650 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k42_fused_mul_sub_add_log", "%653 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k43_sum", "%654 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k46_fused_scale_add_sum_sub", "%657 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k313_add", "%659 map:add []", "graphs/lib/model.lua:85", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k58_fill", "%750 fill []", "graphs/lib/model.lua:87", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k60_scale", "%752 map:scale [1,1]", "graphs/lib/losses.lua:16", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k61_id", "%753 map:id [1,B]", "graphs/lib/losses.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k63_fused_mul_id", "%755 fused:mul_id [T,1]", "graphs/lib/losses.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k65_neg", "%757 map:neg [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k159_fused_mul_id", "%759 fused:mul_id [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k71_fused_mul_div_step", "%763 fused:mul_div_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k77_neg", "%769 map:neg [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k171_fused_mul_id", "%771 fused:mul_id [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k84_fused_mul_div_step", "%776 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k182_fused_scale_add_add_add", "%782 fused:scale_add_add_add [T,B]", "graphs/lib/model.lua:43", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k223_fused_mul_id", "%786 fused:mul_id [T,B,39,1]", "graphs/lib/model.lua:41", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k225_matmul", "%788 matmul [T,B,39,39]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k226_matmul", "%789 matmul [T,B,39,1]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k227_sum", "%790 reduce [T,1,39,39]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k200_id", "%791 map:id [T,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k201_mul", "%793 map:mul [T,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k231_sum", "%794 reduce [1,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k233_sum", "%796 reduce [1,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"convirt_text_vjp_k275_sum", "%798 reduce [1,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k238_matmul", "%801 matmul [1,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k239_matmul", "%802 matmul [128,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k242_id", "%805 map:id [128,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k244_fused_add_mul_id", "%807 fused:add_mul_id [T,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k101_div", "%809 map:div [T,39,39]", "graphs/lib/srm.lua:12", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k251_fused_mul_sum_neg_mul", "%814 fused:mul_sum_neg_mul [T,39,1]", "graphs/lib/srm.lua:12", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k264_fused_scale_mul_mul_mul", "%827 fused:scale_mul_mul_mul [T,39,39]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k265_matmul", "%828 matmul [T,39,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k266_matmul", "%829 matmul [T,39,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k268_matmul", "%831 matmul [39*T,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
-    {"convirt_text_vjp_k279_matmul", "%832 matmul [128,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k268_matmul", "%835 matmul [39*T,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
-    {"convirt_text_vjp_k279_matmul", "%836 matmul [128,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k201_mul", "%839 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k202_mul", "%840 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k203_sum", "%841 reduce [T,1,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k212_fused_mul_mul_sum_mul", "%850 fused:mul_mul_sum_mul [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k216_fused_add_mul_mul_id", "%854 fused:add_mul_mul_id [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k218_matmul", "%856 matmul [T,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k219_sum", "%857 reduce [1,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k220_matmul_div", "%858 matmul+div [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k223_fused_sum_neg_mul", "%861 fused:sum_neg_mul [T,B,39,1]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k229_fused_scale_mul_add_id", "%867 fused:scale_mul_add_id [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k68_matmul", "%868 matmul [T,B,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k231_matmul", "%869 matmul [T,B,64,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k203_sum", "%870 reduce [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k219_sum", "%871 reduce [1,B,64,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k234_add", "%872 map:add [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k244_fused_mul_mul_sum_mul", "%882 fused:mul_mul_sum_mul [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k248_fused_add_add_mul_mul", "%886 fused:add_add_mul_mul [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k259_fused_mul_mul_sum_mul", "%898 fused:mul_mul_sum_mul [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k339_fused_add_add_add_mul", "%902 fused:add_add_add_mul [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k71_fused_mul_div_step", "%915 fused:mul_div_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k84_fused_mul_div_step", "%928 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k295_fused_scale_add_add_add", "%934 fused:scale_add_add_add [T,B]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k91_matmul", "%935 matmul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k92_matmul", "%936 matmul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k101_fused_mul_mul_sum_mul", "%945 fused:mul_mul_sum_mul [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k105_fused_add_mul_mul_id", "%949 fused:add_mul_mul_id [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k114_fused_mul_mul_sum_mul", "%958 fused:mul_mul_sum_mul [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k118_fused_add_mul_mul_id", "%962 fused:add_mul_mul_id [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_text_vjp_k273_sum", "%963 reduce [1,39,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
-    {"convirt_text_vjp_k275_sum", "%965 reduce [1,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
-    {"convirt_text_vjp_k278_matmul", "%968 matmul [39*T,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
-    {"convirt_text_vjp_k279_matmul", "%969 matmul [128,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
-    {"convirt_text_vjp_k281_pad", "%971 pad [T,40,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
-    {"convirt_k682_sum", "%972 reduce [1,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"convirt_k684_matmul", "%974 matmul [T,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"convirt_k685_matmul", "%975 matmul [128,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"convirt_k687_pad", "%977 pad [T,40,128]", "graphs/lib/text_encoder.lua:35", 1, 0, 0, 0, 0},
-    {"convirt_text_vjp_k288_add", "%978 map:add [T,40,128]", "graphs/lib/text_encoder.lua:35", 1, 0, 0, 0, 0},
-    {"convirt_k688_sum", "%979 reduce [1,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k690_sum", "%981 reduce [1,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k692_mul", "%983 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k693_mul", "%984 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k688_sum", "%985 reduce [1,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k690_sum", "%987 reduce [1,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k705_fused_scale_mul_sum_mul", "%996 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k709_fused_add_mul_mul_id", "%1000 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k712_fused_scale_sum_neg", "%1003 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k714_fused_add_id", "%1005 fused:add_id [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k688_sum", "%1006 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k690_sum", "%1008 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k721_matmul", "%1012 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k724_matmul_mul_gelu_grad", "%1015 matmul+mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k725_sum", "%1016 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k727_sum", "%1018 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k730_matmul", "%1021 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k731_matmul", "%1022 matmul [512,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k688_sum", "%1024 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k690_sum", "%1026 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k692_mul", "%1028 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k693_mul", "%1029 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k688_sum", "%1030 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k690_sum", "%1032 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k705_fused_scale_mul_sum_mul", "%1041 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k709_fused_add_mul_mul_id", "%1045 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k712_fused_scale_sum_neg", "%1049 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k760_fused_add_add_id", "%1051 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k688_sum", "%1052 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k690_sum", "%1054 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k766_matmul", "%1057 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k767_matmul", "%1058 matmul [128,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k329_permute", "%1061 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:18", 1, 0, 0, 0, 0},
-    {"convirt_k772_matmul", "%1063 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_k773_matmul_div", "%1064 matmul+div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"convirt_k778_fused_mul_sum_neg_mul", "%1069 fused:mul_sum_neg_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"convirt_k794_fused_scale_mul_mul_mul", "%1085 fused:scale_mul_mul_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"convirt_k362_matmul", "%1086 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"convirt_k772_matmul", "%1087 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"convirt_k363_permute", "%1088 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k688_sum", "%1090 reduce [1,40,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k690_sum", "%1092 reduce [1,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k767_matmul", "%1096 matmul [128,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k363_permute", "%1098 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k688_sum", "%1100 reduce [1,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k690_sum", "%1102 reduce [1,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k766_matmul", "%1105 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k767_matmul", "%1106 matmul [128,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k363_permute", "%1109 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k688_sum", "%1111 reduce [1,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k690_sum", "%1113 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k766_matmul", "%1116 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k767_matmul", "%1117 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k828_matmul_add_add", "%1119 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k688_sum", "%1120 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k690_sum", "%1122 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k692_mul", "%1124 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k693_mul", "%1125 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k688_sum", "%1126 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k690_sum", "%1128 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k705_fused_scale_mul_sum_mul", "%1137 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k709_fused_add_mul_mul_id", "%1141 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k712_fused_scale_sum_neg", "%1145 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k760_fused_add_add_id", "%1147 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k688_sum", "%1148 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k690_sum", "%1150 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k721_matmul", "%1154 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k724_matmul_mul_gelu_grad", "%1157 matmul+mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k725_sum", "%1158 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k727_sum", "%1160 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k730_matmul", "%1163 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k731_matmul", "%1164 matmul [512,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k688_sum", "%1166 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k690_sum", "%1168 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k692_mul", "%1170 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k693_mul", "%1171 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k688_sum", "%1172 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k690_sum", "%1174 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k705_fused_scale_mul_sum_mul", "%1183 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k709_fused_add_mul_mul_id", "%1187 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k712_fused_scale_sum_neg", "%1191 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k760_fused_add_add_id", "%1193 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k688_sum", "%1194 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k690_sum", "%1196 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k766_matmul", "%1199 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k767_matmul", "%1200 matmul [128,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k329_permute", "%1203 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:18", 1, 0, 0, 0, 0},
-    {"convirt_k772_matmul", "%1205 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_k773_matmul_div", "%1206 matmul+div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"convirt_k778_fused_mul_sum_neg_mul", "%1211 fused:mul_sum_neg_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"convirt_k794_fused_scale_mul_mul_mul", "%1227 fused:scale_mul_mul_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"convirt_k362_matmul", "%1228 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"convirt_k772_matmul", "%1229 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"convirt_k363_permute", "%1230 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k688_sum", "%1232 reduce [1,40,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k690_sum", "%1234 reduce [1,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k767_matmul", "%1238 matmul [128,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k363_permute", "%1240 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k688_sum", "%1242 reduce [1,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k690_sum", "%1244 reduce [1,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k766_matmul", "%1247 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k767_matmul", "%1248 matmul [128,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k363_permute", "%1251 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k688_sum", "%1253 reduce [1,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k690_sum", "%1255 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k766_matmul", "%1258 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k767_matmul", "%1259 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k828_matmul_add_add", "%1261 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k688_sum", "%1262 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k690_sum", "%1264 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k692_mul", "%1266 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k693_mul", "%1267 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k688_sum", "%1268 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k690_sum", "%1270 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k705_fused_scale_mul_sum_mul", "%1279 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k709_fused_add_mul_mul_id", "%1283 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k712_fused_scale_sum_neg", "%1287 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k760_fused_add_add_id", "%1289 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k688_sum", "%1290 reduce [1,40,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0},
-    {"convirt_k1001_scatter_add", "%1292 scatter_add [1024,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k348_sum", "%1293 reduce [1,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k351_matmul", "%1296 matmul [128,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k352_matmul_scale", "%1297 matmul+scale [B,128]", "graphs/lib/image_encoder.lua:35", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k355_sum", "%1300 reduce [1,64,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k357_sum", "%1302 reduce [1,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k360_matmul", "%1305 matmul [64*B,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k361_matmul", "%1306 matmul [128,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k363_fused_add_id", "%1308 fused:add_id [B,64,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k364_permute", "%1309 permute [B,128,64]", "graphs/lib/image_encoder.lua:33", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k367_fused_mul_step", "%1312 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k355_sum", "%1313 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k370_sum", "%1315 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k371_sum", "%1316 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k373_mul", "%1318 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k374_mul", "%1319 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k355_sum", "%1320 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k370_sum", "%1322 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k371_sum", "%1323 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k388_fused_scale_mul_sum_mul", "%1333 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k392_fused_add_mul_mul_id", "%1337 fused:add_mul_mul_id [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k395_fused_scale_sum_neg", "%1340 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k397_fused_add_id", "%1342 fused:add_id [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k355_sum", "%1344 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k370_sum", "%1346 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k371_sum", "%1347 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k405_permute", "%1350 permute [128,B,64]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k407_matmul", "%1352 matmul [128,1152]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k408_matmul", "%1353 matmul [1152,64*B]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k410_col2im", "%1355 col2im [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k367_fused_mul_step", "%1357 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k355_sum", "%1358 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k370_sum", "%1360 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k371_sum", "%1361 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k373_mul", "%1363 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k374_mul", "%1364 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k355_sum", "%1365 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k370_sum", "%1367 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k371_sum", "%1368 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k388_fused_scale_mul_sum_mul", "%1378 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k392_fused_add_mul_mul_id", "%1382 fused:add_mul_mul_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k395_fused_scale_sum_neg", "%1385 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k397_fused_add_id", "%1387 fused:add_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k355_sum", "%1389 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k370_sum", "%1391 reduce [128,1,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k371_sum", "%1392 reduce [128,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k405_permute", "%1395 permute [128,B,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k407_matmul", "%1397 matmul [128,1152]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k408_matmul", "%1398 matmul [1152,64*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k410_col2im", "%1400 col2im [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k458_fused_mul_add_step", "%1403 fused:mul_add_step [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k355_sum", "%1404 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k370_sum", "%1406 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k371_sum", "%1407 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k373_mul", "%1409 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k374_mul", "%1410 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k355_sum", "%1411 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k370_sum", "%1413 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k371_sum", "%1414 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k388_fused_scale_mul_sum_mul", "%1424 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k392_fused_add_mul_mul_id", "%1428 fused:add_mul_mul_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k395_fused_scale_sum_neg", "%1431 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k397_fused_add_id", "%1433 fused:add_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k355_sum", "%1435 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k370_sum", "%1437 reduce [128,1,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k371_sum", "%1438 reduce [128,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k405_permute", "%1441 permute [128,B,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k498_matmul", "%1443 matmul [128,576]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k499_matmul", "%1444 matmul [576,64*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k501_col2im", "%1446 col2im [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k503_fused_mul_step", "%1448 fused:mul_step [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k504_sum", "%1449 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k506_sum", "%1451 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k507_sum", "%1452 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k509_mul", "%1454 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k510_mul", "%1455 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k504_sum", "%1456 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k506_sum", "%1458 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k507_sum", "%1459 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k524_fused_scale_mul_sum_mul", "%1469 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k528_fused_add_mul_mul_id", "%1473 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k531_fused_scale_sum_neg", "%1476 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k533_fused_add_id", "%1478 fused:add_id [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k504_sum", "%1480 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k506_sum", "%1482 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k507_sum", "%1483 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k541_permute", "%1486 permute [64,B,256]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k543_matmul", "%1488 matmul [64,576]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k544_matmul", "%1489 matmul [576,256*B]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k546_col2im", "%1491 col2im [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k503_fused_mul_step", "%1493 fused:mul_step [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k504_sum", "%1494 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k506_sum", "%1496 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k507_sum", "%1497 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k509_mul", "%1499 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k510_mul", "%1500 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k504_sum", "%1501 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k506_sum", "%1503 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k507_sum", "%1504 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k524_fused_scale_mul_sum_mul", "%1514 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k528_fused_add_mul_mul_id", "%1518 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k531_fused_scale_sum_neg", "%1521 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k533_fused_add_id", "%1523 fused:add_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k504_sum", "%1525 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k506_sum", "%1527 reduce [64,1,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k507_sum", "%1528 reduce [64,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k541_permute", "%1531 permute [64,B,256]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k543_matmul", "%1533 matmul [64,576]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k544_matmul", "%1534 matmul [576,256*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k546_col2im", "%1536 col2im [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k594_fused_mul_add_step", "%1539 fused:mul_add_step [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k504_sum", "%1540 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k506_sum", "%1542 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k507_sum", "%1543 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k509_mul", "%1545 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k510_mul", "%1546 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k504_sum", "%1547 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k506_sum", "%1549 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k507_sum", "%1550 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k524_fused_scale_mul_sum_mul", "%1560 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k528_fused_add_mul_mul_id", "%1564 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k531_fused_scale_sum_neg", "%1567 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k533_fused_add_id", "%1569 fused:add_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k504_sum", "%1571 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k506_sum", "%1573 reduce [64,1,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k507_sum", "%1574 reduce [64,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k541_permute", "%1577 permute [64,B,256]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k634_matmul", "%1579 matmul [64,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k635_matmul", "%1580 matmul [288,256*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k637_col2im", "%1582 col2im [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k639_fused_mul_step", "%1584 fused:mul_step [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k640_sum", "%1585 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k642_sum", "%1587 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k643_sum", "%1588 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k645_mul", "%1590 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k646_mul", "%1591 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k640_sum", "%1592 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k642_sum", "%1594 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k643_sum", "%1595 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k660_fused_scale_mul_sum_mul", "%1605 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k664_fused_add_mul_mul_id", "%1609 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k667_fused_scale_sum_neg", "%1612 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k669_fused_add_id", "%1614 fused:add_id [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k640_sum", "%1616 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k642_sum", "%1618 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k643_sum", "%1619 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k677_permute", "%1622 permute [32,B,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k679_matmul", "%1624 matmul [32,288]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k680_matmul", "%1625 matmul [288,1024*B]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k682_col2im", "%1627 col2im [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k639_fused_mul_step", "%1629 fused:mul_step [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k640_sum", "%1630 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k642_sum", "%1632 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k643_sum", "%1633 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k645_mul", "%1635 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k646_mul", "%1636 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k640_sum", "%1637 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k642_sum", "%1639 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k643_sum", "%1640 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k660_fused_scale_mul_sum_mul", "%1650 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k664_fused_add_mul_mul_id", "%1654 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k667_fused_scale_sum_neg", "%1657 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k669_fused_add_id", "%1659 fused:add_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k640_sum", "%1661 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k642_sum", "%1663 reduce [32,1,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k643_sum", "%1664 reduce [32,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k677_permute", "%1667 permute [32,B,1024]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k679_matmul", "%1669 matmul [32,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k680_matmul", "%1670 matmul [288,1024*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k682_col2im", "%1672 col2im [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k730_fused_mul_add_step", "%1675 fused:mul_add_step [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k640_sum", "%1676 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k642_sum", "%1678 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k643_sum", "%1679 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k645_mul", "%1681 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k646_mul", "%1682 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k640_sum", "%1683 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k642_sum", "%1685 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k643_sum", "%1686 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k660_fused_scale_mul_sum_mul", "%1696 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k664_fused_add_mul_mul_id", "%1700 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k667_fused_scale_sum_neg", "%1703 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k669_fused_add_id", "%1705 fused:add_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k640_sum", "%1707 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k642_sum", "%1709 reduce [32,1,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k643_sum", "%1710 reduce [32,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k677_permute", "%1713 permute [32,B,1024]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k679_matmul", "%1715 matmul [32,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k680_matmul", "%1716 matmul [288,1024*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k773_col2im", "%1718 col2im [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k775_fused_mul_step", "%1720 fused:mul_step [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k776_sum", "%1721 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k778_sum", "%1723 reduce [32,1,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k779_sum", "%1724 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k781_mul", "%1726 map:mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k782_mul", "%1727 map:mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k776_sum", "%1728 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k778_sum", "%1730 reduce [32,1,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k779_sum", "%1731 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k796_fused_scale_mul_sum_mul", "%1741 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k800_fused_add_mul_mul_id", "%1745 fused:add_mul_mul_id [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k803_fused_scale_sum_neg", "%1748 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k805_fused_add_id", "%1750 fused:add_id [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k776_sum", "%1752 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k778_sum", "%1754 reduce [32,1,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k779_sum", "%1755 reduce [32,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k813_permute", "%1758 permute [32,B,4096]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k815_matmul", "%1760 matmul [32,9]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_k6_conv2d", "%9 conv2d [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k11_fused_scale_sum", "%14 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k12_sub", "%15 map:sub [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k17_fused_rsqrt_addc_scale_sum", "%20 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k18_mul", "%21 map:mul [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k23_fused_add_mul", "%26 fused:add_mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k24_relu", "%27 map:relu [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 0, 0, 0, 0, 0},
+    {"convirt_image_k27_conv2d", "%30 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k32_fused_scale_sum", "%35 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k33_sub", "%36 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k38_fused_rsqrt_addc_scale_sum", "%41 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k39_mul", "%42 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k44_fused_add_mul", "%47 fused:add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k45_relu", "%48 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"convirt_image_k48_conv2d", "%51 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k32_fused_scale_sum", "%56 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k33_sub", "%57 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k38_fused_rsqrt_addc_scale_sum", "%62 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k39_mul", "%63 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k44_fused_add_mul", "%68 fused:add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k45_relu", "%69 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_image_k48_conv2d", "%72 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k32_fused_scale_sum", "%77 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k33_sub", "%78 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k38_fused_rsqrt_addc_scale_sum", "%83 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k39_mul", "%84 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k87_fused_add_add_mul", "%90 fused:add_add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k45_relu", "%91 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"convirt_image_k91_conv2d", "%94 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k96_fused_scale_sum", "%99 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k97_sub", "%100 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k102_fused_rsqrt_addc_scale_sum", "%105 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k103_mul", "%106 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k108_fused_add_mul", "%111 fused:add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k109_relu", "%112 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"convirt_image_k112_conv2d", "%115 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k96_fused_scale_sum", "%120 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k97_sub", "%121 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k102_fused_rsqrt_addc_scale_sum", "%126 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k103_mul", "%127 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k108_fused_add_mul", "%132 fused:add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k109_relu", "%133 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_image_k112_conv2d", "%136 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k96_fused_scale_sum", "%141 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k97_sub", "%142 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k102_fused_rsqrt_addc_scale_sum", "%147 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k103_mul", "%148 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k151_fused_add_add_mul", "%154 fused:add_add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k109_relu", "%155 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"convirt_image_k155_conv2d", "%158 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k160_fused_scale_sum", "%163 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k161_sub", "%164 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k166_fused_rsqrt_addc_scale_sum", "%169 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k167_mul", "%170 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k172_fused_add_mul", "%175 fused:add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k173_relu", "%176 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"convirt_image_k176_conv2d", "%179 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k160_fused_scale_sum", "%184 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k161_sub", "%185 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k166_fused_rsqrt_addc_scale_sum", "%190 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k167_mul", "%191 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k172_fused_add_mul", "%196 fused:add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k173_relu", "%197 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_image_k176_conv2d", "%200 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k160_fused_scale_sum", "%205 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k161_sub", "%206 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k166_fused_rsqrt_addc_scale_sum", "%211 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k167_mul", "%212 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k215_fused_add_add_mul", "%218 fused:add_add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k173_relu", "%219 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"convirt_image_k218_permute", "%221 permute [B,64,128]", "graphs/lib/image_encoder.lua:33", 0, 0, 0, 0, 0},
+    {"convirt_image_k224_matmul_add", "%227 matmul+add [B,64,128]", "graphs/lib/image_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"convirt_image_k225_sum", "%228 reduce [B,1,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
+    {"convirt_image_k227_scale", "%230 map:scale [B,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
+    {"convirt_image_k231_matmul_add", "%234 matmul+add [B,128]", "graphs/lib/image_encoder.lua:36", 0, 0, 0, 0, 0},
+    {"convirt_k237_gather", "%237 gather [T,40,128]", "graphs/lib/text_encoder.lua:32", 0, 0, 0, 0, 0},
+    {"convirt_k238_add", "%238 map:add [T,40,128]", "graphs/lib/text_encoder.lua:32", 0, 0, 0, 0, 0},
+    {"convirt_k242_fused_scale_sum", "%242 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k243_sub", "%243 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k248_fused_rsqrt_addc_scale_sum", "%248 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k249_mul", "%249 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k251_fused_add_mul", "%251 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k257_matmul_add", "%257 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_k259_permute", "%259 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_k257_matmul_add", "%265 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_k259_permute", "%267 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_k257_matmul_add", "%273 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_k259_permute", "%275 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_k282_fused_scale_addc_neg", "%282 fused:scale_addc_neg [T,1,1,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k283_matmul_add_mul_scale", "%283 matmul+add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k284_max", "%284 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k287_fused_exp_sub", "%287 fused:exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k288_mul", "%288 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k289_sum", "%289 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k290_clampmin", "%290 map:clampmin [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k291_div", "%291 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k292_matmul", "%292 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_k293_permute", "%293 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0},
+    {"convirt_k301_matmul_add_add", "%301 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k242_fused_scale_sum", "%305 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k243_sub", "%306 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k248_fused_rsqrt_addc_scale_sum", "%311 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k249_mul", "%312 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k251_fused_add_mul", "%314 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k320_matmul_add", "%320 matmul+add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k321_gelu", "%321 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"convirt_k328_matmul_add_add", "%328 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"convirt_k242_fused_scale_sum", "%332 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k243_sub", "%333 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k248_fused_rsqrt_addc_scale_sum", "%338 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k249_mul", "%339 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k251_fused_add_mul", "%341 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k257_matmul_add", "%347 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_k259_permute", "%349 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_k257_matmul_add", "%355 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_k259_permute", "%357 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_k257_matmul_add", "%363 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_k259_permute", "%365 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_k283_matmul_add_mul_scale", "%373 matmul+add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k284_max", "%374 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k287_fused_exp_sub", "%377 fused:exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k288_mul", "%378 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k289_sum", "%379 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k290_clampmin", "%380 map:clampmin [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k291_div", "%381 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k292_matmul", "%382 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_k293_permute", "%383 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0},
+    {"convirt_k301_matmul_add_add", "%391 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k242_fused_scale_sum", "%395 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k243_sub", "%396 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k248_fused_rsqrt_addc_scale_sum", "%401 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k249_mul", "%402 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k251_fused_add_mul", "%404 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k320_matmul_add", "%410 matmul+add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k321_gelu", "%411 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"convirt_k328_matmul_add_add", "%418 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"convirt_k242_fused_scale_sum", "%422 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"convirt_k243_sub", "%423 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"convirt_k248_fused_rsqrt_addc_scale_sum", "%428 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"convirt_k249_mul", "%429 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"convirt_k251_fused_add_mul", "%431 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"convirt_k432_slice", "%432 slice [T,1,128]", "graphs/lib/text_encoder.lua:35", 0, 0, 0, 0, 0},
+    {"convirt_k437_matmul_add", "%437 matmul+add [T,128]", "graphs/lib/text_encoder.lua:36", 0, 0, 0, 0, 0},
+    {"convirt_text_k206_slice", "%438 slice [T,39,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0},
+    {"convirt_text_k212_matmul_add", "%444 matmul+add [T,39,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k7_fused_sum_square", "%446 fused:sum_square [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k9_fused_rsqrt_clampmin", "%448 fused:rsqrt_clampmin [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k10_mul", "%449 map:mul [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k12_fused_sum_square", "%451 fused:sum_square [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k14_fused_rsqrt_clampmin", "%453 fused:rsqrt_clampmin [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k15_mul", "%454 map:mul [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k17_matmul_scale", "%456 matmul+scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k18_eye", "%457 eye [T,B]", "graphs/lib/losses.lua:9", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k19_max", "%458 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k22_fused_exp_sub", "%461 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k23_sum", "%462 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k24_clampmin", "%463 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k27_mul", "%466 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k30_max", "%469 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k33_fused_exp_sub", "%472 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k34_sum", "%473 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k35_clampmin", "%474 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k34_sum", "%478 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k23_sum", "%480 reduce [T,1]", "graphs/lib/losses.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k42_fused_mul_sub_add_log", "%481 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k43_sum", "%482 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k46_fused_scale_add_sum_sub", "%485 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k49_fused_sum_square", "%488 fused:sum_square [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k51_fused_rsqrt_clampmin", "%490 fused:rsqrt_clampmin [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k52_mul", "%491 map:mul [T,39,128]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k56_fused_sum_square", "%495 fused:sum_square [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k58_fused_rsqrt_clampmin", "%497 fused:rsqrt_clampmin [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k59_mul", "%498 map:mul [1,B,64,128]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k61_matmul_scale", "%500 matmul+scale [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k62_max", "%501 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k65_fused_exp_sub", "%504 fused:exp_sub [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k66_sum", "%505 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k67_div", "%506 map:div [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k68_matmul", "%507 matmul [T,B,39,128]", "graphs/lib/matching.lua:11", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k70_fused_sum_square", "%509 fused:sum_square [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k72_fused_rsqrt_clampmin", "%511 fused:rsqrt_clampmin [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k73_mul", "%512 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k74_mul", "%513 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_text_vjp_k278_matmul", "%520 matmul [39*T,128]", "graphs/lib/srm.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_text_vjp_k278_matmul", "%523 matmul [39*T,128]", "graphs/lib/srm.lua:11", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k81_fused_scale_addc_neg", "%531 fused:scale_addc_neg [T,1,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k93_matmul_add_mul_scale", "%532 matmul+add_mul_scale [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k94_max", "%533 reduce [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k97_fused_exp_sub", "%536 fused:exp_sub [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k98_mul", "%537 map:mul [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k99_sum", "%538 reduce [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k100_clampmin", "%539 map:clampmin [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k101_div", "%540 map:div [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_text_vjp_k221_sum", "%552 reduce [T,1,1,1]", "graphs/lib/model.lua:40", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k114_clampmin", "%553 map:clampmin [T,1,1,1]", "graphs/lib/model.lua:40", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k115_div", "%554 map:div [T,1,39,1]", "graphs/lib/model.lua:40", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k170_sum", "%663 reduce [128,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k173_matmul", "%666 matmul [1,128]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k176_fused_sum_mul", "%669 fused:sum_mul [T,B,39,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k177_matmul", "%670 matmul [T,B,39,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k116_fused_mul_add_sum", "%555 fused:mul_add_sum [T,B,39,1]", "graphs/lib/model.lua:41", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k88_sum", "%556 reduce [T,B,1,1]", "graphs/lib/model.lua:41", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k94_scale", "%558 map:scale [T,B]", "graphs/lib/model.lua:43", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k19_max", "%560 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k22_fused_exp_sub", "%563 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k23_sum", "%564 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k24_clampmin", "%565 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k27_mul", "%568 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k30_max", "%571 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k33_fused_exp_sub", "%574 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k34_sum", "%575 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k35_clampmin", "%576 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k34_sum", "%580 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k42_fused_mul_sub_add_log", "%583 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k43_sum", "%584 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k46_fused_scale_add_sum_sub", "%587 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k243_add", "%589 map:add []", "graphs/lib/model.lua:85", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k58_fill", "%680 fill []", "graphs/lib/model.lua:87", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k60_scale", "%682 map:scale [1,1]", "graphs/lib/losses.lua:16", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k61_id", "%683 map:id [1,B]", "graphs/lib/losses.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k63_fused_mul_id", "%685 fused:mul_id [T,1]", "graphs/lib/losses.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k65_neg", "%687 map:neg [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k159_fused_mul_id", "%689 fused:mul_id [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k71_fused_mul_div_step", "%693 fused:mul_div_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k77_neg", "%699 map:neg [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k171_fused_mul_id", "%701 fused:mul_id [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k84_fused_mul_div_step", "%706 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k182_fused_scale_add_add_add", "%712 fused:scale_add_add_add [T,B]", "graphs/lib/model.lua:43", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k223_fused_mul_id", "%716 fused:mul_id [T,B,39,1]", "graphs/lib/model.lua:41", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k225_matmul", "%718 matmul [T,B,39,39]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k226_matmul", "%719 matmul [T,B,39,1]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k227_sum", "%720 reduce [T,1,39,39]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k200_id", "%721 map:id [T,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k201_mul", "%723 map:mul [T,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k231_sum", "%724 reduce [1,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k233_sum", "%726 reduce [1,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"convirt_text_vjp_k275_sum", "%728 reduce [1,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k238_matmul", "%731 matmul [1,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k239_matmul", "%732 matmul [128,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k242_id", "%735 map:id [128,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k244_fused_add_mul_id", "%737 fused:add_mul_id [T,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k101_div", "%739 map:div [T,39,39]", "graphs/lib/srm.lua:12", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k251_fused_mul_sum_neg_mul", "%744 fused:mul_sum_neg_mul [T,39,1]", "graphs/lib/srm.lua:12", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k264_fused_scale_mul_mul_mul", "%757 fused:scale_mul_mul_mul [T,39,39]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k265_matmul", "%758 matmul [T,39,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k266_matmul", "%759 matmul [T,39,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k268_matmul", "%761 matmul [39*T,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
+    {"convirt_text_vjp_k279_matmul", "%762 matmul [128,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k268_matmul", "%765 matmul [39*T,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
+    {"convirt_text_vjp_k279_matmul", "%766 matmul [128,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k201_mul", "%769 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k202_mul", "%770 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k203_sum", "%771 reduce [T,1,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k212_fused_mul_mul_sum_mul", "%780 fused:mul_mul_sum_mul [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k216_fused_add_mul_mul_id", "%784 fused:add_mul_mul_id [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k218_matmul", "%786 matmul [T,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k219_sum", "%787 reduce [1,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k220_matmul_div", "%788 matmul+div [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k223_fused_sum_neg_mul", "%791 fused:sum_neg_mul [T,B,39,1]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k229_fused_scale_mul_add_id", "%797 fused:scale_mul_add_id [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k68_matmul", "%798 matmul [T,B,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k231_matmul", "%799 matmul [T,B,64,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k203_sum", "%800 reduce [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k219_sum", "%801 reduce [1,B,64,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k234_add", "%802 map:add [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k244_fused_mul_mul_sum_mul", "%812 fused:mul_mul_sum_mul [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k248_fused_add_add_mul_mul", "%816 fused:add_add_mul_mul [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k259_fused_mul_mul_sum_mul", "%828 fused:mul_mul_sum_mul [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k339_fused_add_add_add_mul", "%832 fused:add_add_add_mul [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k71_fused_mul_div_step", "%845 fused:mul_div_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k84_fused_mul_div_step", "%858 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k295_fused_scale_add_add_add", "%864 fused:scale_add_add_add [T,B]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k91_matmul", "%865 matmul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k92_matmul", "%866 matmul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k101_fused_mul_mul_sum_mul", "%875 fused:mul_mul_sum_mul [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k105_fused_add_mul_mul_id", "%879 fused:add_mul_mul_id [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k114_fused_mul_mul_sum_mul", "%888 fused:mul_mul_sum_mul [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k118_fused_add_mul_mul_id", "%892 fused:add_mul_mul_id [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_text_vjp_k273_sum", "%893 reduce [1,39,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
+    {"convirt_text_vjp_k275_sum", "%895 reduce [1,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
+    {"convirt_text_vjp_k278_matmul", "%898 matmul [39*T,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
+    {"convirt_text_vjp_k279_matmul", "%899 matmul [128,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
+    {"convirt_text_vjp_k281_pad", "%901 pad [T,40,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
+    {"convirt_k612_sum", "%902 reduce [1,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"convirt_k614_matmul", "%904 matmul [T,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"convirt_k615_matmul", "%905 matmul [128,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"convirt_k617_pad", "%907 pad [T,40,128]", "graphs/lib/text_encoder.lua:35", 1, 0, 0, 0, 0},
+    {"convirt_text_vjp_k288_add", "%908 map:add [T,40,128]", "graphs/lib/text_encoder.lua:35", 1, 0, 0, 0, 0},
+    {"convirt_k618_sum", "%909 reduce [1,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k620_sum", "%911 reduce [1,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k622_mul", "%913 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k623_mul", "%914 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k618_sum", "%915 reduce [1,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k620_sum", "%917 reduce [1,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k635_fused_scale_mul_sum_mul", "%926 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k639_fused_add_mul_mul_id", "%930 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k642_fused_scale_sum_neg", "%933 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k644_fused_add_id", "%935 fused:add_id [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k618_sum", "%936 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k620_sum", "%938 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k651_matmul", "%942 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k654_matmul_mul_gelu_grad", "%945 matmul+mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k655_sum", "%946 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k657_sum", "%948 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k660_matmul", "%951 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k661_matmul", "%952 matmul [512,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k618_sum", "%954 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k620_sum", "%956 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k622_mul", "%958 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k623_mul", "%959 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k618_sum", "%960 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k620_sum", "%962 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k635_fused_scale_mul_sum_mul", "%971 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k639_fused_add_mul_mul_id", "%975 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k642_fused_scale_sum_neg", "%979 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k690_fused_add_add_id", "%981 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k618_sum", "%982 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k620_sum", "%984 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k696_matmul", "%987 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k697_matmul", "%988 matmul [128,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k259_permute", "%991 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:18", 1, 0, 0, 0, 0},
+    {"convirt_k702_matmul", "%993 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_k703_matmul_div", "%994 matmul+div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"convirt_k708_fused_mul_sum_neg_mul", "%999 fused:mul_sum_neg_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"convirt_k724_fused_scale_mul_mul_mul", "%1015 fused:scale_mul_mul_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"convirt_k292_matmul", "%1016 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"convirt_k702_matmul", "%1017 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"convirt_k293_permute", "%1018 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k618_sum", "%1020 reduce [1,40,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k620_sum", "%1022 reduce [1,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k697_matmul", "%1026 matmul [128,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k293_permute", "%1028 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k618_sum", "%1030 reduce [1,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k620_sum", "%1032 reduce [1,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k696_matmul", "%1035 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k697_matmul", "%1036 matmul [128,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k293_permute", "%1039 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k618_sum", "%1041 reduce [1,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k620_sum", "%1043 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k696_matmul", "%1046 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k697_matmul", "%1047 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k758_matmul_add_add", "%1049 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k618_sum", "%1050 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k620_sum", "%1052 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k622_mul", "%1054 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k623_mul", "%1055 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k618_sum", "%1056 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k620_sum", "%1058 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k635_fused_scale_mul_sum_mul", "%1067 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k639_fused_add_mul_mul_id", "%1071 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k642_fused_scale_sum_neg", "%1075 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k690_fused_add_add_id", "%1077 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k618_sum", "%1078 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k620_sum", "%1080 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k651_matmul", "%1084 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k654_matmul_mul_gelu_grad", "%1087 matmul+mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k655_sum", "%1088 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k657_sum", "%1090 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k660_matmul", "%1093 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k661_matmul", "%1094 matmul [512,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k618_sum", "%1096 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k620_sum", "%1098 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k622_mul", "%1100 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k623_mul", "%1101 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k618_sum", "%1102 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k620_sum", "%1104 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k635_fused_scale_mul_sum_mul", "%1113 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k639_fused_add_mul_mul_id", "%1117 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k642_fused_scale_sum_neg", "%1121 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k690_fused_add_add_id", "%1123 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k618_sum", "%1124 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k620_sum", "%1126 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k696_matmul", "%1129 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k697_matmul", "%1130 matmul [128,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k259_permute", "%1133 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:18", 1, 0, 0, 0, 0},
+    {"convirt_k702_matmul", "%1135 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_k703_matmul_div", "%1136 matmul+div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"convirt_k708_fused_mul_sum_neg_mul", "%1141 fused:mul_sum_neg_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"convirt_k724_fused_scale_mul_mul_mul", "%1157 fused:scale_mul_mul_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"convirt_k292_matmul", "%1158 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"convirt_k702_matmul", "%1159 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"convirt_k293_permute", "%1160 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k618_sum", "%1162 reduce [1,40,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k620_sum", "%1164 reduce [1,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k697_matmul", "%1168 matmul [128,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k293_permute", "%1170 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k618_sum", "%1172 reduce [1,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k620_sum", "%1174 reduce [1,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k696_matmul", "%1177 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k697_matmul", "%1178 matmul [128,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k293_permute", "%1181 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k618_sum", "%1183 reduce [1,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k620_sum", "%1185 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k696_matmul", "%1188 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k697_matmul", "%1189 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k758_matmul_add_add", "%1191 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k618_sum", "%1192 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k620_sum", "%1194 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k622_mul", "%1196 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k623_mul", "%1197 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k618_sum", "%1198 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k620_sum", "%1200 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k635_fused_scale_mul_sum_mul", "%1209 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k639_fused_add_mul_mul_id", "%1213 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k642_fused_scale_sum_neg", "%1217 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k690_fused_add_add_id", "%1219 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k618_sum", "%1220 reduce [1,40,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0},
+    {"convirt_k931_scatter_add", "%1222 scatter_add [1024,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k278_sum", "%1223 reduce [1,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k281_matmul", "%1226 matmul [128,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k282_matmul_scale", "%1227 matmul+scale [B,128]", "graphs/lib/image_encoder.lua:35", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k285_sum", "%1230 reduce [1,64,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k287_sum", "%1232 reduce [1,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k290_matmul", "%1235 matmul [64*B,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k291_matmul", "%1236 matmul [128,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k293_fused_add_id", "%1238 fused:add_id [B,64,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k294_permute", "%1239 permute [B,128,64]", "graphs/lib/image_encoder.lua:33", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k297_fused_mul_step", "%1242 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k285_sum", "%1243 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k300_sum", "%1245 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k301_sum", "%1246 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k303_mul", "%1248 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k304_mul", "%1249 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k285_sum", "%1250 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k300_sum", "%1252 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k301_sum", "%1253 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k318_fused_scale_mul_sum_mul", "%1263 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k322_fused_add_mul_mul_id", "%1267 fused:add_mul_mul_id [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k325_fused_scale_sum_neg", "%1270 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k327_fused_add_id", "%1272 fused:add_id [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k330_sum", "%1275 reduce [B,128,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k278_sum", "%1276 reduce [1,128,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k333_conv2d_input_grad", "%1278 conv2d_input_grad [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k334_conv2d_weight_grad", "%1279 conv2d_weight_grad [128,128,3,3]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k297_fused_mul_step", "%1281 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k285_sum", "%1282 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k300_sum", "%1284 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k301_sum", "%1285 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k303_mul", "%1287 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k304_mul", "%1288 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k285_sum", "%1289 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k300_sum", "%1291 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k301_sum", "%1292 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k318_fused_scale_mul_sum_mul", "%1302 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k322_fused_add_mul_mul_id", "%1306 fused:add_mul_mul_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k325_fused_scale_sum_neg", "%1309 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k327_fused_add_id", "%1311 fused:add_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k330_sum", "%1314 reduce [B,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k278_sum", "%1315 reduce [1,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k333_conv2d_input_grad", "%1317 conv2d_input_grad [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k334_conv2d_weight_grad", "%1318 conv2d_weight_grad [128,128,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k376_fused_mul_add_step", "%1321 fused:mul_add_step [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k285_sum", "%1322 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k300_sum", "%1324 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k301_sum", "%1325 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k303_mul", "%1327 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k304_mul", "%1328 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k285_sum", "%1329 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k300_sum", "%1331 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k301_sum", "%1332 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k318_fused_scale_mul_sum_mul", "%1342 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k322_fused_add_mul_mul_id", "%1346 fused:add_mul_mul_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k325_fused_scale_sum_neg", "%1349 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k327_fused_add_id", "%1351 fused:add_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k330_sum", "%1354 reduce [B,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k278_sum", "%1355 reduce [1,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k412_conv2d_input_grad", "%1357 conv2d_input_grad [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k413_conv2d_weight_grad", "%1358 conv2d_weight_grad [128,64,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k415_fused_mul_step", "%1360 fused:mul_step [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k416_sum", "%1361 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k418_sum", "%1363 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k419_sum", "%1364 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k421_mul", "%1366 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k422_mul", "%1367 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k416_sum", "%1368 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k418_sum", "%1370 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k419_sum", "%1371 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k436_fused_scale_mul_sum_mul", "%1381 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k440_fused_add_mul_mul_id", "%1385 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k443_fused_scale_sum_neg", "%1388 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k445_fused_add_id", "%1390 fused:add_id [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k448_sum", "%1393 reduce [B,64,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k449_sum", "%1394 reduce [1,64,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k451_conv2d_input_grad", "%1396 conv2d_input_grad [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k452_conv2d_weight_grad", "%1397 conv2d_weight_grad [64,64,3,3]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k415_fused_mul_step", "%1399 fused:mul_step [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k416_sum", "%1400 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k418_sum", "%1402 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k419_sum", "%1403 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k421_mul", "%1405 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k422_mul", "%1406 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k416_sum", "%1407 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k418_sum", "%1409 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k419_sum", "%1410 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k436_fused_scale_mul_sum_mul", "%1420 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k440_fused_add_mul_mul_id", "%1424 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k443_fused_scale_sum_neg", "%1427 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k445_fused_add_id", "%1429 fused:add_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k448_sum", "%1432 reduce [B,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k449_sum", "%1433 reduce [1,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k451_conv2d_input_grad", "%1435 conv2d_input_grad [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k452_conv2d_weight_grad", "%1436 conv2d_weight_grad [64,64,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k494_fused_mul_add_step", "%1439 fused:mul_add_step [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k416_sum", "%1440 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k418_sum", "%1442 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k419_sum", "%1443 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k421_mul", "%1445 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k422_mul", "%1446 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k416_sum", "%1447 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k418_sum", "%1449 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k419_sum", "%1450 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k436_fused_scale_mul_sum_mul", "%1460 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k440_fused_add_mul_mul_id", "%1464 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k443_fused_scale_sum_neg", "%1467 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k445_fused_add_id", "%1469 fused:add_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k448_sum", "%1472 reduce [B,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k449_sum", "%1473 reduce [1,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k530_conv2d_input_grad", "%1475 conv2d_input_grad [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k531_conv2d_weight_grad", "%1476 conv2d_weight_grad [64,32,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k533_fused_mul_step", "%1478 fused:mul_step [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k534_sum", "%1479 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k536_sum", "%1481 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k537_sum", "%1482 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k539_mul", "%1484 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k540_mul", "%1485 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k534_sum", "%1486 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k536_sum", "%1488 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k537_sum", "%1489 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k554_fused_scale_mul_sum_mul", "%1499 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k558_fused_add_mul_mul_id", "%1503 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k561_fused_scale_sum_neg", "%1506 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k563_fused_add_id", "%1508 fused:add_id [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k566_sum", "%1511 reduce [B,32,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k567_sum", "%1512 reduce [1,32,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k569_conv2d_input_grad", "%1514 conv2d_input_grad [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k570_conv2d_weight_grad", "%1515 conv2d_weight_grad [32,32,3,3]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k533_fused_mul_step", "%1517 fused:mul_step [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k534_sum", "%1518 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k536_sum", "%1520 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k537_sum", "%1521 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k539_mul", "%1523 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k540_mul", "%1524 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k534_sum", "%1525 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k536_sum", "%1527 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k537_sum", "%1528 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k554_fused_scale_mul_sum_mul", "%1538 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k558_fused_add_mul_mul_id", "%1542 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k561_fused_scale_sum_neg", "%1545 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k563_fused_add_id", "%1547 fused:add_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k566_sum", "%1550 reduce [B,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k567_sum", "%1551 reduce [1,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k569_conv2d_input_grad", "%1553 conv2d_input_grad [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k570_conv2d_weight_grad", "%1554 conv2d_weight_grad [32,32,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k612_fused_mul_add_step", "%1557 fused:mul_add_step [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k534_sum", "%1558 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k536_sum", "%1560 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k537_sum", "%1561 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k539_mul", "%1563 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k540_mul", "%1564 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k534_sum", "%1565 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k536_sum", "%1567 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k537_sum", "%1568 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k554_fused_scale_mul_sum_mul", "%1578 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k558_fused_add_mul_mul_id", "%1582 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k561_fused_scale_sum_neg", "%1585 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k563_fused_add_id", "%1587 fused:add_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k566_sum", "%1590 reduce [B,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k567_sum", "%1591 reduce [1,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k648_conv2d_input_grad", "%1593 conv2d_input_grad [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k649_conv2d_weight_grad", "%1594 conv2d_weight_grad [32,32,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k651_fused_mul_step", "%1596 fused:mul_step [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k652_sum", "%1597 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k654_sum", "%1599 reduce [32,1,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k655_sum", "%1600 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k657_mul", "%1602 map:mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k658_mul", "%1603 map:mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k652_sum", "%1604 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k654_sum", "%1606 reduce [32,1,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k655_sum", "%1607 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k672_fused_scale_mul_sum_mul", "%1617 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k676_fused_add_mul_mul_id", "%1621 fused:add_mul_mul_id [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k679_fused_scale_sum_neg", "%1624 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k681_fused_add_id", "%1626 fused:add_id [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k684_sum", "%1629 reduce [B,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k567_sum", "%1630 reduce [1,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k688_conv2d_weight_grad", "%1633 conv2d_weight_grad [32,1,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
 };
-const reclf_prof_table reclf_profile_reclf_noirm = {646, prof};
+const reclf_prof_table reclf_profile_reclf_noirm = {587, prof};
 #define CALL(i, fl, by, call) do { double t0_ = reclf_prof_now(); call; prof[i].seconds += reclf_prof_now() - t0_; \
     prof[i].calls++; prof[i].flops += (fl); prof[i].bytes += (double)(by); } while (0)
 #else
@@ -673,753 +614,694 @@ const reclf_prof_table reclf_profile_reclf_noirm = {646, prof};
 static size_t arena_bytes(const long *dims) {
     const long B = dims[0]; (void)B;
     const long T = dims[1]; (void)T;
-    return sizeof(real) * (size_t)(1288240 + 2425584*B + 30208*B*T + 256544*T);
+    return sizeof(real) * (size_t)(6021104 + 1250032*B + 30208*B*T + 256544*T);
 }
 
 static void forward(void *arena, const real *P, void *const *inputs, const long *dims) {
     const long B = dims[0]; (void)B;
     const long T = dims[1]; (void)T;
     real *A = arena; (void)A; (void)P; (void)inputs;
-    CALL(0, (double)8192*B, sizeof(real)*((double)4096*B + (double)4096*B), convirt_image_k3_fused_scale_addc(A + 1288240, (real *)inputs[0], B)); /* %6 fused:scale_addc [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
-    CALL(1, 0, sizeof(real)*((double)36864*B + (double)4096*B), convirt_image_k6_im2col(A + 1288240 + 1794048*B, A + 1288240, B)); /* %9 im2col [9,4096*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(2, (double)2359296*B, sizeof(real)*((double)131072*B + (double)288 + (double)36864*B), convirt_image_k8_matmul(A + 1288240, (real *)P + 0, A + 1288240 + 1794048*B, B)); /* %11 matmul [32,4096*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(3, 0, sizeof(real)*((double)131072*B + (double)131072*B), convirt_image_k10_permute(A + 1288240 + 131072*B, A + 1288240, B)); /* %13 permute [B,32,4096]  graphs/lib/image_encoder.lua:6 */
-    CALL(4, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), convirt_image_k13_add(A + 1288240, A + 1288240 + 131072*B, (real *)P + 288, B)); /* %16 map:add [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(5, (double)131080*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_k18_fused_scale_sum(A + 1288240 + 1310720*B, A + 1288240, B)); /* %21 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(6, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_k19_sub(A + 1288240 + 1179648*B, A + 1288240, A + 1288240 + 1310720*B, B)); /* %22 map:sub [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(7, (double)262168*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_k24_fused_rsqrt_addc_scale_sum(A + 1288240 + 2425344*B, A + 1288240 + 1179648*B, B)); /* %27 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(8, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_k25_mul(A + 1288240 + 1310720*B, A + 1288240 + 1179648*B, A + 1288240 + 2425344*B, B)); /* %28 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(9, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32 + (double)32), convirt_image_vjp_k30_fused_add_mul(A + 1288240 + 1441792*B, A + 1288240 + 1310720*B, (real *)P + 320, (real *)P + 352, B)); /* %33 fused:add_mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(10, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), convirt_image_vjp_k31_relu(A + 1288240 + 294912*B, A + 1288240 + 1441792*B, B)); /* %34 map:relu [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
-    CALL(11, 0, sizeof(real)*((double)294912*B + (double)131072*B), convirt_image_k34_im2col(A + 1288240, A + 1288240 + 294912*B, B)); /* %37 im2col [288,1024*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(12, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), convirt_image_k36_matmul(A + 1288240 + 1572864*B, (real *)P + 384, A + 1288240, B)); /* %39 matmul [32,1024*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(13, 0, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_k38_permute(A + 1288240 + 1605632*B, A + 1288240 + 1572864*B, B)); /* %41 permute [B,32,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(14, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_k41_add(A + 1288240 + 1572864*B, A + 1288240 + 1605632*B, (real *)P + 9600, B)); /* %44 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(15, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k46_fused_scale_sum(A + 1288240 + 1830912*B, A + 1288240 + 1572864*B, B)); /* %49 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(16, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k47_sub(A + 1288240 + 1867776*B, A + 1288240 + 1572864*B, A + 1288240 + 1830912*B, B)); /* %50 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(17, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k52_fused_rsqrt_addc_scale_sum(A + 1288240 + 2425360*B, A + 1288240 + 1867776*B, B)); /* %55 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(18, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k53_mul(A + 1288240 + 1900544*B, A + 1288240 + 1867776*B, A + 1288240 + 2425360*B, B)); /* %56 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(19, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_vjp_k58_fused_add_mul(A + 1288240 + 1933312*B, A + 1288240 + 1900544*B, (real *)P + 9632, (real *)P + 9664, B)); /* %61 fused:add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(20, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k59_relu(A + 1288240 + 1830912*B, A + 1288240 + 1933312*B, B)); /* %62 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
-    CALL(21, 0, sizeof(real)*((double)294912*B + (double)32768*B), convirt_image_k62_im2col(A + 1288240 + 294912*B, A + 1288240 + 1830912*B, B)); /* %65 im2col [288,1024*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(22, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), convirt_image_k36_matmul(A + 1288240 + 1572864*B, (real *)P + 9696, A + 1288240 + 294912*B, B)); /* %67 matmul [32,1024*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(23, 0, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_k38_permute(A + 1288240 + 1605632*B, A + 1288240 + 1572864*B, B)); /* %69 permute [B,32,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(24, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_k41_add(A + 1288240 + 1572864*B, A + 1288240 + 1605632*B, (real *)P + 18912, B)); /* %72 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(25, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k46_fused_scale_sum(A + 1288240 + 1863680*B, A + 1288240 + 1572864*B, B)); /* %77 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(26, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k47_sub(A + 1288240 + 1966080*B, A + 1288240 + 1572864*B, A + 1288240 + 1863680*B, B)); /* %78 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(27, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k52_fused_rsqrt_addc_scale_sum(A + 1288240 + 2425376*B, A + 1288240 + 1966080*B, B)); /* %83 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(28, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k53_mul(A + 1288240 + 1998848*B, A + 1288240 + 1966080*B, A + 1288240 + 2425376*B, B)); /* %84 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(29, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_vjp_k58_fused_add_mul(A + 1288240 + 2031616*B, A + 1288240 + 1998848*B, (real *)P + 18944, (real *)P + 18976, B)); /* %89 fused:add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(30, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k59_relu(A + 1288240 + 1572864*B, A + 1288240 + 2031616*B, B)); /* %90 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
-    CALL(31, 0, sizeof(real)*((double)294912*B + (double)32768*B), convirt_image_k62_im2col(A + 1288240 + 589824*B, A + 1288240 + 1572864*B, B)); /* %93 im2col [288,1024*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(32, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), convirt_image_k36_matmul(A + 1288240 + 1572864*B, (real *)P + 19008, A + 1288240 + 589824*B, B)); /* %95 matmul [32,1024*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(33, 0, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_k38_permute(A + 1288240 + 1605632*B, A + 1288240 + 1572864*B, B)); /* %97 permute [B,32,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(34, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_k41_add(A + 1288240 + 1572864*B, A + 1288240 + 1605632*B, (real *)P + 28224, B)); /* %100 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(35, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k46_fused_scale_sum(A + 1288240 + 1863680*B, A + 1288240 + 1572864*B, B)); /* %105 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(36, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k47_sub(A + 1288240 + 2064384*B, A + 1288240 + 1572864*B, A + 1288240 + 1863680*B, B)); /* %106 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(37, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k52_fused_rsqrt_addc_scale_sum(A + 1288240 + 2425392*B, A + 1288240 + 2064384*B, B)); /* %111 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(38, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k53_mul(A + 1288240 + 2097152*B, A + 1288240 + 2064384*B, A + 1288240 + 2425392*B, B)); /* %112 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(39, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_vjp_k115_fused_add_add_mul(A + 1288240 + 2129920*B, A + 1288240 + 1830912*B, A + 1288240 + 2097152*B, (real *)P + 28256, (real *)P + 28288, B)); /* %118 fused:add_add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:14 */
-    CALL(40, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k59_relu(A + 1288240 + 1830912*B, A + 1288240 + 2129920*B, B)); /* %119 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
-    CALL(41, 0, sizeof(real)*((double)73728*B + (double)32768*B), convirt_image_k119_im2col(A + 1288240 + 1572864*B, A + 1288240 + 1830912*B, B)); /* %122 im2col [288,256*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(42, (double)9437184*B, sizeof(real)*((double)16384*B + (double)18432 + (double)73728*B), convirt_image_k121_matmul(A + 1288240 + 1830912*B, (real *)P + 28320, A + 1288240 + 1572864*B, B)); /* %124 matmul [64,256*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(43, 0, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_k123_permute(A + 1288240 + 1847296*B, A + 1288240 + 1830912*B, B)); /* %126 permute [B,64,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(44, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_k126_add(A + 1288240 + 1830912*B, A + 1288240 + 1847296*B, (real *)P + 46752, B)); /* %129 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(45, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k131_fused_scale_sum(A + 1288240 + 1847296*B, A + 1288240 + 1830912*B, B)); /* %134 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(46, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k132_sub(A + 1288240 + 2162688*B, A + 1288240 + 1830912*B, A + 1288240 + 1847296*B, B)); /* %135 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(47, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k137_fused_rsqrt_addc_scale_sum(A + 1288240 + 2425408*B, A + 1288240 + 2162688*B, B)); /* %140 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(48, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k138_mul(A + 1288240 + 2179072*B, A + 1288240 + 2162688*B, A + 1288240 + 2425408*B, B)); /* %141 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(49, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_vjp_k143_fused_add_mul(A + 1288240 + 2195456*B, A + 1288240 + 2179072*B, (real *)P + 46816, (real *)P + 46880, B)); /* %146 fused:add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(50, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k144_relu(A + 1288240 + 1830912*B, A + 1288240 + 2195456*B, B)); /* %147 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
-    CALL(51, 0, sizeof(real)*((double)147456*B + (double)16384*B), convirt_image_k147_im2col(A + 1288240 + 884736*B, A + 1288240 + 1830912*B, B)); /* %150 im2col [576,256*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(52, (double)18874368*B, sizeof(real)*((double)16384*B + (double)36864 + (double)147456*B), convirt_image_k149_matmul(A + 1288240 + 1847296*B, (real *)P + 46944, A + 1288240 + 884736*B, B)); /* %152 matmul [64,256*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(53, 0, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_k123_permute(A + 1288240 + 1032192*B, A + 1288240 + 1847296*B, B)); /* %154 permute [B,64,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(54, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_k126_add(A + 1288240 + 1847296*B, A + 1288240 + 1032192*B, (real *)P + 83808, B)); /* %157 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(55, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k131_fused_scale_sum(A + 1288240 + 1863680*B, A + 1288240 + 1847296*B, B)); /* %162 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(56, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k132_sub(A + 1288240 + 2211840*B, A + 1288240 + 1847296*B, A + 1288240 + 1863680*B, B)); /* %163 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(57, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k137_fused_rsqrt_addc_scale_sum(A + 1288240 + 2425424*B, A + 1288240 + 2211840*B, B)); /* %168 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(58, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k138_mul(A + 1288240 + 2228224*B, A + 1288240 + 2211840*B, A + 1288240 + 2425424*B, B)); /* %169 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(59, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_vjp_k143_fused_add_mul(A + 1288240 + 2244608*B, A + 1288240 + 2228224*B, (real *)P + 83872, (real *)P + 83936, B)); /* %174 fused:add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(60, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k144_relu(A + 1288240 + 1847296*B, A + 1288240 + 2244608*B, B)); /* %175 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
-    CALL(61, 0, sizeof(real)*((double)147456*B + (double)16384*B), convirt_image_k147_im2col(A + 1288240 + 1032192*B, A + 1288240 + 1847296*B, B)); /* %178 im2col [576,256*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(62, (double)18874368*B, sizeof(real)*((double)16384*B + (double)36864 + (double)147456*B), convirt_image_k149_matmul(A + 1288240 + 1847296*B, (real *)P + 84000, A + 1288240 + 1032192*B, B)); /* %180 matmul [64,256*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(63, 0, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_k123_permute(A + 1288240 + 1646592*B, A + 1288240 + 1847296*B, B)); /* %182 permute [B,64,256]  graphs/lib/image_encoder.lua:13 */
-    CALL(64, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_k126_add(A + 1288240 + 1847296*B, A + 1288240 + 1646592*B, (real *)P + 120864, B)); /* %185 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(65, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k131_fused_scale_sum(A + 1288240 + 1863680*B, A + 1288240 + 1847296*B, B)); /* %190 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(66, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k132_sub(A + 1288240 + 2260992*B, A + 1288240 + 1847296*B, A + 1288240 + 1863680*B, B)); /* %191 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(67, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k137_fused_rsqrt_addc_scale_sum(A + 1288240 + 2425440*B, A + 1288240 + 2260992*B, B)); /* %196 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(68, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k138_mul(A + 1288240 + 2277376*B, A + 1288240 + 2260992*B, A + 1288240 + 2425440*B, B)); /* %197 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(69, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_vjp_k200_fused_add_add_mul(A + 1288240 + 2293760*B, A + 1288240 + 1830912*B, A + 1288240 + 2277376*B, (real *)P + 120928, (real *)P + 120992, B)); /* %203 fused:add_add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:14 */
-    CALL(70, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k144_relu(A + 1288240 + 1646592*B, A + 1288240 + 2293760*B, B)); /* %204 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
-    CALL(71, 0, sizeof(real)*((double)36864*B + (double)16384*B), convirt_image_k204_im2col(A + 1288240 + 1830912*B, A + 1288240 + 1646592*B, B)); /* %207 im2col [576,64*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(72, (double)9437184*B, sizeof(real)*((double)8192*B + (double)73728 + (double)36864*B), convirt_image_k206_matmul(A + 1288240 + 1646592*B, (real *)P + 121056, A + 1288240 + 1830912*B, B)); /* %209 matmul [128,64*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(73, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k208_permute(A + 1288240 + 1654784*B, A + 1288240 + 1646592*B, B)); /* %211 permute [B,128,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(74, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_k211_add(A + 1288240 + 1646592*B, A + 1288240 + 1654784*B, (real *)P + 194784, B)); /* %214 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(75, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k216_fused_scale_sum(A + 1288240 + 2318336*B, A + 1288240 + 1646592*B, B)); /* %219 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(76, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k217_sub(A + 1288240 + 2310144*B, A + 1288240 + 1646592*B, A + 1288240 + 2318336*B, B)); /* %220 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(77, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k222_fused_rsqrt_addc_scale_sum(A + 1288240 + 2425456*B, A + 1288240 + 2310144*B, B)); /* %225 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(78, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k223_mul(A + 1288240 + 2318336*B, A + 1288240 + 2310144*B, A + 1288240 + 2425456*B, B)); /* %226 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(79, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_vjp_k228_fused_add_mul(A + 1288240 + 2326528*B, A + 1288240 + 2318336*B, (real *)P + 194912, (real *)P + 195040, B)); /* %231 fused:add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(80, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k229_relu(A + 1288240 + 2334720*B, A + 1288240 + 2326528*B, B)); /* %232 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
-    CALL(81, 0, sizeof(real)*((double)73728*B + (double)8192*B), convirt_image_k232_im2col(A + 1288240 + 1646592*B, A + 1288240 + 2334720*B, B)); /* %235 im2col [1152,64*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(82, (double)18874368*B, sizeof(real)*((double)8192*B + (double)147456 + (double)73728*B), convirt_image_k234_matmul(A + 1288240 + 1720320*B, (real *)P + 195168, A + 1288240 + 1646592*B, B)); /* %237 matmul [128,64*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(83, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k208_permute(A + 1288240 + 1728512*B, A + 1288240 + 1720320*B, B)); /* %239 permute [B,128,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(84, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_k211_add(A + 1288240 + 1720320*B, A + 1288240 + 1728512*B, (real *)P + 342624, B)); /* %242 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(85, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k216_fused_scale_sum(A + 1288240 + 1728512*B, A + 1288240 + 1720320*B, B)); /* %247 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(86, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k217_sub(A + 1288240 + 2342912*B, A + 1288240 + 1720320*B, A + 1288240 + 1728512*B, B)); /* %248 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(87, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k222_fused_rsqrt_addc_scale_sum(A + 1288240 + 2425472*B, A + 1288240 + 2342912*B, B)); /* %253 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(88, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k223_mul(A + 1288240 + 2351104*B, A + 1288240 + 2342912*B, A + 1288240 + 2425472*B, B)); /* %254 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(89, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_vjp_k228_fused_add_mul(A + 1288240 + 2359296*B, A + 1288240 + 2351104*B, (real *)P + 342752, (real *)P + 342880, B)); /* %259 fused:add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(90, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k229_relu(A + 1288240 + 2367488*B, A + 1288240 + 2359296*B, B)); /* %260 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
-    CALL(91, 0, sizeof(real)*((double)73728*B + (double)8192*B), convirt_image_k232_im2col(A + 1288240 + 1720320*B, A + 1288240 + 2367488*B, B)); /* %263 im2col [1152,64*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(92, (double)18874368*B, sizeof(real)*((double)8192*B + (double)147456 + (double)73728*B), convirt_image_k234_matmul(A + 1288240 + 2367488*B, (real *)P + 343008, A + 1288240 + 1720320*B, B)); /* %265 matmul [128,64*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(93, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k208_permute(A + 1288240 + 2375680*B, A + 1288240 + 2367488*B, B)); /* %267 permute [B,128,64]  graphs/lib/image_encoder.lua:13 */
-    CALL(94, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_k211_add(A + 1288240 + 2367488*B, A + 1288240 + 2375680*B, (real *)P + 490464, B)); /* %270 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(95, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k216_fused_scale_sum(A + 1288240 + 2383872*B, A + 1288240 + 2367488*B, B)); /* %275 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(96, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k217_sub(A + 1288240 + 2375680*B, A + 1288240 + 2367488*B, A + 1288240 + 2383872*B, B)); /* %276 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(97, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k222_fused_rsqrt_addc_scale_sum(A + 1288240 + 2425488*B, A + 1288240 + 2375680*B, B)); /* %281 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(98, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k223_mul(A + 1288240 + 2367488*B, A + 1288240 + 2375680*B, A + 1288240 + 2425488*B, B)); /* %282 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(99, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_vjp_k285_fused_add_add_mul(A + 1288240 + 2383872*B, A + 1288240 + 2334720*B, A + 1288240 + 2367488*B, (real *)P + 490592, (real *)P + 490720, B)); /* %288 fused:add_add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:14 */
-    CALL(100, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k229_relu(A + 1288240 + 2334720*B, A + 1288240 + 2383872*B, B)); /* %289 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
-    CALL(101, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k288_permute(A + 1288240 + 2392064*B, A + 1288240 + 2334720*B, B)); /* %291 permute [B,64,128]  graphs/lib/image_encoder.lua:33 */
-    CALL(102, (double)2105344*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384 + (double)128), convirt_image_k294_matmul_add(A + 1288240 + 2334720*B, A + 1288240 + 2392064*B, (real *)P + 490848, (real *)P + 507232, B)); /* %297 matmul+add [B,64,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(103, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_k295_sum(A + 1288240 + 2400256*B, A + 1288240 + 2392064*B, B)); /* %298 reduce [B,1,128]  graphs/lib/image_encoder.lua:35 */
-    CALL(104, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), convirt_image_k297_scale(A + 1288240 + 2424832*B, A + 1288240 + 2400256*B, B)); /* %300 map:scale [B,128]  graphs/lib/image_encoder.lua:35 */
-    CALL(105, (double)32896*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384 + (double)128), convirt_image_k301_matmul_add(A + 1288240 + 2424960*B, A + 1288240 + 2424832*B, (real *)P + 507360, (real *)P + 523744, B)); /* %304 matmul+add [B,128]  graphs/lib/image_encoder.lua:36 */
-    CALL(106, 0, sizeof(real)*((double)5120*T + (double)131072 + (double)40*T), convirt_k307_gather(A + 1288240 + 2425584*B + 30208*B*T, (real *)P + 523872, (int32_t *)inputs[1], T)); /* %307 gather [T,40,128]  graphs/lib/text_encoder.lua:32 */
-    CALL(107, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120), convirt_k308_add(A + 1288240 + 2425584*B + 30208*B*T + 6400*T, A + 1288240 + 2425584*B + 30208*B*T, (real *)P + 654944, T)); /* %308 map:add [T,40,128]  graphs/lib/text_encoder.lua:32 */
-    CALL(108, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k312_fused_scale_sum(A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 6400*T, T)); /* %312 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(109, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k313_sub(A + 1288240 + 2425584*B + 30208*B*T + 107520*T, A + 1288240 + 2425584*B + 30208*B*T + 6400*T, A + 1288240 + 2425584*B + 30208*B*T, T)); /* %313 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(110, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k318_fused_rsqrt_addc_scale_sum(A + 1288240 + 2425584*B + 30208*B*T + 256128*T, A + 1288240 + 2425584*B + 30208*B*T + 107520*T, T)); /* %318 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(111, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k319_mul(A + 1288240 + 2425584*B + 30208*B*T + 112640*T, A + 1288240 + 2425584*B + 30208*B*T + 107520*T, A + 1288240 + 2425584*B + 30208*B*T + 256128*T, T)); /* %319 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(112, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k321_fused_add_mul(A + 1288240 + 2425584*B + 30208*B*T + 117760*T, A + 1288240 + 2425584*B + 30208*B*T + 112640*T, (real *)P + 660064, (real *)P + 660192, T)); /* %321 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(113, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k327_matmul_add(A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 117760*T, (real *)P + 660320, (real *)P + 676704, T)); /* %327 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(114, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k329_permute(A + 1288240 + 2425584*B + 30208*B*T + 122880*T, A + 1288240 + 2425584*B + 30208*B*T, T)); /* %329 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
-    CALL(115, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k327_matmul_add(A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 117760*T, (real *)P + 676832, (real *)P + 693216, T)); /* %335 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(116, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k329_permute(A + 1288240 + 2425584*B + 30208*B*T + 128000*T, A + 1288240 + 2425584*B + 30208*B*T, T)); /* %337 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
-    CALL(117, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k327_matmul_add(A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 117760*T, (real *)P + 693344, (real *)P + 709728, T)); /* %343 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(118, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k329_permute(A + 1288240 + 2425584*B + 30208*B*T + 133120*T, A + 1288240 + 2425584*B + 30208*B*T, T)); /* %345 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
-    CALL(119, (double)120*T, sizeof(real)*((double)40*T + (double)40*T), convirt_k352_fused_scale_addc_neg(A + 1288240 + 2425584*B + 30208*B*T + 255552*T, (real *)inputs[2], T)); /* %352 fused:scale_addc_neg [T,1,1,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(120, (double)428800*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)40*T + (double)40*T), convirt_k353_matmul_add_mul_scale(A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 122880*T, A + 1288240 + 2425584*B + 30208*B*T + 128000*T, (real *)inputs[2], A + 1288240 + 2425584*B + 30208*B*T + 255552*T, T)); /* %353 matmul+add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(121, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), convirt_k354_max(A + 1288240 + 2425584*B + 30208*B*T + 88320*T, A + 1288240 + 2425584*B + 30208*B*T, T)); /* %354 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(122, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), convirt_k357_fused_exp_sub(A + 1288240 + 2425584*B + 30208*B*T + 81920*T, A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 88320*T, T)); /* %357 fused:exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(123, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), convirt_k358_mul(A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 81920*T, (real *)inputs[2], T)); /* %358 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(124, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), convirt_k359_sum(A + 1288240 + 2425584*B + 30208*B*T + 255232*T, A + 1288240 + 2425584*B + 30208*B*T, T)); /* %359 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(125, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), convirt_k360_clampmin(A + 1288240 + 2425584*B + 30208*B*T + 255392*T, A + 1288240 + 2425584*B + 30208*B*T + 255232*T, T)); /* %360 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(126, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), convirt_k361_div(A + 1288240 + 2425584*B + 30208*B*T + 88320*T, A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 255392*T, T)); /* %361 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(127, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k362_matmul(A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 88320*T, A + 1288240 + 2425584*B + 30208*B*T + 133120*T, T)); /* %362 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    CALL(128, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k363_permute(A + 1288240 + 2425584*B + 30208*B*T + 138240*T, A + 1288240 + 2425584*B + 30208*B*T, T)); /* %363 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
-    CALL(129, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)128), convirt_k371_matmul_add_add(A + 1288240 + 2425584*B + 30208*B*T + 94720*T, A + 1288240 + 2425584*B + 30208*B*T + 138240*T, (real *)P + 709856, A + 1288240 + 2425584*B + 30208*B*T + 6400*T, (real *)P + 726240, T)); /* %371 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(130, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k312_fused_scale_sum(A + 1288240 + 2425584*B + 30208*B*T + 255600*T, A + 1288240 + 2425584*B + 30208*B*T + 94720*T, T)); /* %375 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(131, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k313_sub(A + 1288240 + 2425584*B + 30208*B*T + 143360*T, A + 1288240 + 2425584*B + 30208*B*T + 94720*T, A + 1288240 + 2425584*B + 30208*B*T + 255600*T, T)); /* %376 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(132, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k318_fused_rsqrt_addc_scale_sum(A + 1288240 + 2425584*B + 30208*B*T + 256176*T, A + 1288240 + 2425584*B + 30208*B*T + 143360*T, T)); /* %381 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(133, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k319_mul(A + 1288240 + 2425584*B + 30208*B*T + 148480*T, A + 1288240 + 2425584*B + 30208*B*T + 143360*T, A + 1288240 + 2425584*B + 30208*B*T + 256176*T, T)); /* %382 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(134, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k321_fused_add_mul(A + 1288240 + 2425584*B + 30208*B*T + 153600*T, A + 1288240 + 2425584*B + 30208*B*T + 148480*T, (real *)P + 726368, (real *)P + 726496, T)); /* %384 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(135, (double)5263360*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)512), convirt_k390_matmul_add(A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 153600*T, (real *)P + 726624, (real *)P + 792160, T)); /* %390 matmul+add [T,40,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(136, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), convirt_k391_gelu(A + 1288240 + 2425584*B + 30208*B*T + 20480*T, A + 1288240 + 2425584*B + 30208*B*T, T)); /* %391 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(137, (double)5253120*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536 + (double)5120*T + (double)128), convirt_k398_matmul_add_add(A + 1288240 + 2425584*B + 30208*B*T + 47360*T, A + 1288240 + 2425584*B + 30208*B*T + 20480*T, (real *)P + 792672, A + 1288240 + 2425584*B + 30208*B*T + 94720*T, (real *)P + 858208, T)); /* %398 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(138, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k312_fused_scale_sum(A + 1288240 + 2425584*B + 30208*B*T + 255600*T, A + 1288240 + 2425584*B + 30208*B*T + 47360*T, T)); /* %402 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(139, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k313_sub(A + 1288240 + 2425584*B + 30208*B*T + 158720*T, A + 1288240 + 2425584*B + 30208*B*T + 47360*T, A + 1288240 + 2425584*B + 30208*B*T + 255600*T, T)); /* %403 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(140, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k318_fused_rsqrt_addc_scale_sum(A + 1288240 + 2425584*B + 30208*B*T + 256224*T, A + 1288240 + 2425584*B + 30208*B*T + 158720*T, T)); /* %408 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(141, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k319_mul(A + 1288240 + 2425584*B + 30208*B*T + 163840*T, A + 1288240 + 2425584*B + 30208*B*T + 158720*T, A + 1288240 + 2425584*B + 30208*B*T + 256224*T, T)); /* %409 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(142, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k321_fused_add_mul(A + 1288240 + 2425584*B + 30208*B*T + 168960*T, A + 1288240 + 2425584*B + 30208*B*T + 163840*T, (real *)P + 858336, (real *)P + 858464, T)); /* %411 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(143, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k327_matmul_add(A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 168960*T, (real *)P + 858592, (real *)P + 874976, T)); /* %417 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(144, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k329_permute(A + 1288240 + 2425584*B + 30208*B*T + 174080*T, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, T)); /* %419 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
-    CALL(145, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k327_matmul_add(A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 168960*T, (real *)P + 875104, (real *)P + 891488, T)); /* %425 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(146, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k329_permute(A + 1288240 + 2425584*B + 30208*B*T + 179200*T, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, T)); /* %427 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
-    CALL(147, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k327_matmul_add(A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 168960*T, (real *)P + 891616, (real *)P + 908000, T)); /* %433 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(148, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k329_permute(A + 1288240 + 2425584*B + 30208*B*T + 184320*T, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, T)); /* %435 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
-    CALL(149, (double)428800*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)40*T + (double)40*T), convirt_k353_matmul_add_mul_scale(A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 174080*T, A + 1288240 + 2425584*B + 30208*B*T + 179200*T, (real *)inputs[2], A + 1288240 + 2425584*B + 30208*B*T + 255552*T, T)); /* %443 matmul+add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(150, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), convirt_k354_max(A + 1288240 + 2425584*B + 30208*B*T + 101120*T, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, T)); /* %444 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(151, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), convirt_k357_fused_exp_sub(A + 1288240 + 2425584*B + 30208*B*T + 94720*T, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 101120*T, T)); /* %447 fused:exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(152, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), convirt_k358_mul(A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 94720*T, (real *)inputs[2], T)); /* %448 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(153, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), convirt_k359_sum(A + 1288240 + 2425584*B + 30208*B*T + 255552*T, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, T)); /* %449 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(154, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), convirt_k360_clampmin(A + 1288240 + 2425584*B + 30208*B*T + 255712*T, A + 1288240 + 2425584*B + 30208*B*T + 255552*T, T)); /* %450 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(155, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), convirt_k361_div(A + 1288240 + 2425584*B + 30208*B*T + 101120*T, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 255712*T, T)); /* %451 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(156, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k362_matmul(A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 101120*T, A + 1288240 + 2425584*B + 30208*B*T + 184320*T, T)); /* %452 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    CALL(157, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k363_permute(A + 1288240 + 2425584*B + 30208*B*T + 189440*T, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, T)); /* %453 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
-    CALL(158, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)128), convirt_k371_matmul_add_add(A + 1288240 + 2425584*B + 30208*B*T + 194560*T, A + 1288240 + 2425584*B + 30208*B*T + 189440*T, (real *)P + 908128, A + 1288240 + 2425584*B + 30208*B*T + 47360*T, (real *)P + 924512, T)); /* %461 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(159, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k312_fused_scale_sum(A + 1288240 + 2425584*B + 30208*B*T + 255872*T, A + 1288240 + 2425584*B + 30208*B*T + 194560*T, T)); /* %465 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(160, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k313_sub(A + 1288240 + 2425584*B + 30208*B*T + 199680*T, A + 1288240 + 2425584*B + 30208*B*T + 194560*T, A + 1288240 + 2425584*B + 30208*B*T + 255872*T, T)); /* %466 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(161, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k318_fused_rsqrt_addc_scale_sum(A + 1288240 + 2425584*B + 30208*B*T + 256272*T, A + 1288240 + 2425584*B + 30208*B*T + 199680*T, T)); /* %471 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(162, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k319_mul(A + 1288240 + 2425584*B + 30208*B*T + 204800*T, A + 1288240 + 2425584*B + 30208*B*T + 199680*T, A + 1288240 + 2425584*B + 30208*B*T + 256272*T, T)); /* %472 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(163, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k321_fused_add_mul(A + 1288240 + 2425584*B + 30208*B*T + 209920*T, A + 1288240 + 2425584*B + 30208*B*T + 204800*T, (real *)P + 924640, (real *)P + 924768, T)); /* %474 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(164, (double)5263360*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)512), convirt_k390_matmul_add(A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 209920*T, (real *)P + 924896, (real *)P + 990432, T)); /* %480 matmul+add [T,40,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(165, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), convirt_k391_gelu(A + 1288240 + 2425584*B + 30208*B*T + 61440*T, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, T)); /* %481 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(166, (double)5253120*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536 + (double)5120*T + (double)128), convirt_k398_matmul_add_add(A + 1288240 + 2425584*B + 30208*B*T + 215040*T, A + 1288240 + 2425584*B + 30208*B*T + 61440*T, (real *)P + 990944, A + 1288240 + 2425584*B + 30208*B*T + 194560*T, (real *)P + 1056480, T)); /* %488 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(167, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k312_fused_scale_sum(A + 1288240 + 2425584*B + 30208*B*T + 255872*T, A + 1288240 + 2425584*B + 30208*B*T + 215040*T, T)); /* %492 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(168, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k313_sub(A + 1288240 + 2425584*B + 30208*B*T + 194560*T, A + 1288240 + 2425584*B + 30208*B*T + 215040*T, A + 1288240 + 2425584*B + 30208*B*T + 255872*T, T)); /* %493 map:sub [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(169, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k318_fused_rsqrt_addc_scale_sum(A + 1288240 + 2425584*B + 30208*B*T + 256320*T, A + 1288240 + 2425584*B + 30208*B*T + 194560*T, T)); /* %498 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(170, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k319_mul(A + 1288240 + 2425584*B + 30208*B*T + 215040*T, A + 1288240 + 2425584*B + 30208*B*T + 194560*T, A + 1288240 + 2425584*B + 30208*B*T + 256320*T, T)); /* %499 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(171, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k321_fused_add_mul(A + 1288240 + 2425584*B + 30208*B*T + 220160*T, A + 1288240 + 2425584*B + 30208*B*T + 215040*T, (real *)P + 1056608, (real *)P + 1056736, T)); /* %501 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(172, 0, sizeof(real)*((double)128*T + (double)5120*T), convirt_k502_slice(A + 1288240 + 2425584*B + 30208*B*T + 255872*T, A + 1288240 + 2425584*B + 30208*B*T + 220160*T, T)); /* %502 slice [T,1,128]  graphs/lib/text_encoder.lua:35 */
-    CALL(173, (double)32896*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384 + (double)128), convirt_k507_matmul_add(A + 1288240 + 2425584*B + 30208*B*T + 256000*T, A + 1288240 + 2425584*B + 30208*B*T + 255872*T, (real *)P + 1056864, (real *)P + 1073248, T)); /* %507 matmul+add [T,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(174, 0, sizeof(real)*((double)4992*T + (double)5120*T), convirt_text_k206_slice(A + 1288240 + 2425584*B + 30208*B*T + 225280*T, A + 1288240 + 2425584*B + 30208*B*T + 220160*T, T)); /* %508 slice [T,39,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(175, (double)1282944*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384 + (double)128), convirt_text_k212_matmul_add(A + 1288240 + 2425584*B + 30208*B*T + 220160*T, A + 1288240 + 2425584*B + 30208*B*T + 225280*T, (real *)P + 1073376, (real *)P + 1089760, T)); /* %514 matmul+add [T,39,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(176, (double)256*T, sizeof(real)*((double)T + (double)128*T), convirt_features_loss_k7_fused_sum_square(A + 1288240 + 2425584*B + 30208*B*T + 256464*T, A + 1288240 + 2425584*B + 30208*B*T + 256000*T, T)); /* %516 fused:sum_square [T,1]  graphs/lib/losses.lua:21 */
-    CALL(177, (double)2*T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k9_fused_rsqrt_clampmin(A + 1288240 + 2425584*B + 30208*B*T + 256480*T, A + 1288240 + 2425584*B + 30208*B*T + 256464*T, T)); /* %518 fused:rsqrt_clampmin [T,1]  graphs/lib/losses.lua:21 */
-    CALL(178, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)T), convirt_features_loss_k10_mul(A + 1288240 + 2425584*B + 30208*B*T + 225152*T, A + 1288240 + 2425584*B + 30208*B*T + 256000*T, A + 1288240 + 2425584*B + 30208*B*T + 256480*T, T)); /* %519 map:mul [T,128]  graphs/lib/losses.lua:21 */
-    CALL(179, (double)256*B, sizeof(real)*((double)B + (double)128*B), convirt_features_loss_k12_fused_sum_square(A + 1288240 + 2425504*B, A + 1288240 + 2424960*B, B)); /* %521 fused:sum_square [B,1]  graphs/lib/losses.lua:21 */
-    CALL(180, (double)2*B, sizeof(real)*((double)B + (double)B), convirt_features_loss_k14_fused_rsqrt_clampmin(A + 1288240 + 2425520*B, A + 1288240 + 2425504*B, B)); /* %523 fused:rsqrt_clampmin [B,1]  graphs/lib/losses.lua:21 */
-    CALL(181, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), convirt_features_loss_k15_mul(A + 1288240 + 2425088*B, A + 1288240 + 2424960*B, A + 1288240 + 2425520*B, B)); /* %524 map:mul [B,128]  graphs/lib/losses.lua:21 */
-    CALL(182, (double)257*B*T, sizeof(real)*((double)B*T + (double)128*T + (double)128*B), convirt_features_loss_k17_matmul_scale(A + 1288240 + 2425584*B, A + 1288240 + 2425584*B + 30208*B*T + 225152*T, A + 1288240 + 2425088*B, B, T)); /* %526 matmul+scale [T,B]  graphs/lib/losses.lua:21 */
-    CALL(183, 0, sizeof(real)*((double)B*T), convirt_features_loss_k18_eye(A + 1288240 + 2425584*B + 15072*B*T, B, T)); /* %527 eye [T,B]  graphs/lib/losses.lua:9 */
-    CALL(184, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k19_max(A + 1288240 + 2425584*B + 30208*B*T + 256368*T, A + 1288240 + 2425584*B, B, T)); /* %528 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(185, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), convirt_features_loss_k22_fused_exp_sub(A + 1288240 + 2425584*B + 30144*B*T, A + 1288240 + 2425584*B, A + 1288240 + 2425584*B + 30208*B*T + 256368*T, B, T)); /* %531 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
-    CALL(186, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k23_sum(A + 1288240 + 2425584*B + 30208*B*T + 256496*T, A + 1288240 + 2425584*B + 30144*B*T, B, T)); /* %532 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(187, (double)T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k24_clampmin(A + 1288240 + 2425584*B + 30208*B*T + 256512*T, A + 1288240 + 2425584*B + 30208*B*T + 256496*T, T)); /* %533 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
-    CALL(188, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), convirt_features_loss_k27_mul(A + 1288240 + 2425584*B + 16*B*T, A + 1288240 + 2425584*B, A + 1288240 + 2425584*B + 15072*B*T, B, T)); /* %536 map:mul [T,B]  graphs/lib/losses.lua:10 */
-    CALL(189, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k30_max(A + 1288240 + 2425216*B, A + 1288240 + 2425584*B, B, T)); /* %539 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(190, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), convirt_features_loss_k33_fused_exp_sub(A + 1288240 + 2425584*B + 30160*B*T, A + 1288240 + 2425584*B, A + 1288240 + 2425216*B, B, T)); /* %542 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
-    CALL(191, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k34_sum(A + 1288240 + 2425536*B, A + 1288240 + 2425584*B + 30160*B*T, B, T)); /* %543 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(192, (double)B, sizeof(real)*((double)B + (double)B), convirt_features_loss_k35_clampmin(A + 1288240 + 2425552*B, A + 1288240 + 2425536*B, B)); /* %544 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
-    CALL(193, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k34_sum(A + 1288240 + 2425232*B, A + 1288240 + 2425584*B + 16*B*T, B, T)); /* %548 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(194, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k23_sum(A + 1288240 + 2425584*B + 30208*B*T + 249856*T, A + 1288240 + 2425584*B + 15072*B*T, B, T)); /* %550 reduce [T,1]  graphs/lib/losses.lua:12 */
-    CALL(195, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), convirt_features_loss_k42_fused_mul_sub_add_log(A + 1288240 + 2425584*B + 30208*B*T + 256384*T, A + 1288240 + 2425584*B + 30208*B*T + 256512*T, A + 1288240 + 2425584*B + 30208*B*T + 256368*T, A + 1288240 + 2425584*B + 16*B*T, A + 1288240 + 2425584*B + 30208*B*T + 249856*T, B, T)); /* %551 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
-    CALL(196, (double)T, sizeof(real)*((double)1 + (double)T), convirt_features_loss_k43_sum(A + 0, A + 1288240 + 2425584*B + 30208*B*T + 256384*T, T)); /* %552 reduce [1,1]  graphs/lib/losses.lua:13 */
-    CALL(197, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), convirt_features_loss_k46_fused_scale_add_sum_sub(A + 16, A + 0, A + 1288240 + 2425552*B, A + 1288240 + 2425216*B, A + 1288240 + 2425232*B, B)); /* %555 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
-    CALL(198, (double)9984*T, sizeof(real)*((double)39*T + (double)4992*T), gloria_features_loss_k49_fused_sum_square(A + 1288240 + 2425584*B + 30208*B*T + 256368*T, A + 1288240 + 2425584*B + 30208*B*T + 220160*T, T)); /* %558 fused:sum_square [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(199, (double)78*T, sizeof(real)*((double)39*T + (double)39*T), gloria_features_loss_k51_fused_rsqrt_clampmin(A + 1288240 + 2425584*B + 30208*B*T + 256416*T, A + 1288240 + 2425584*B + 30208*B*T + 256368*T, T)); /* %560 fused:rsqrt_clampmin [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(200, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T), gloria_features_loss_k52_mul(A + 1288240 + 2425584*B + 30208*B*T + 230272*T, A + 1288240 + 2425584*B + 30208*B*T + 220160*T, A + 1288240 + 2425584*B + 30208*B*T + 256416*T, T)); /* %561 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
-    CALL(201, (double)16384*B, sizeof(real)*((double)64*B + (double)8192*B), gloria_features_loss_k56_fused_sum_square(A + 1288240 + 2416640*B, A + 1288240 + 2334720*B, B)); /* %565 fused:sum_square [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(202, (double)128*B, sizeof(real)*((double)64*B + (double)64*B), gloria_features_loss_k58_fused_rsqrt_clampmin(A + 1288240 + 2425216*B, A + 1288240 + 2416640*B, B)); /* %567 fused:rsqrt_clampmin [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(203, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)64*B), gloria_features_loss_k59_mul(A + 1288240 + 2400256*B, A + 1288240 + 2334720*B, A + 1288240 + 2425216*B, B)); /* %568 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
-    CALL(204, (double)641472*B*T, sizeof(real)*((double)2496*B*T + (double)4992*T + (double)8192*B), gloria_features_loss_k61_matmul_scale(A + 1288240 + 2425584*B, A + 1288240 + 2425584*B + 30208*B*T + 230272*T, A + 1288240 + 2400256*B, B, T)); /* %570 matmul+scale [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(205, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), gloria_features_loss_k62_max(A + 1288240 + 2425584*B + 2496*B*T, A + 1288240 + 2425584*B, B, T)); /* %571 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
-    CALL(206, (double)4992*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), gloria_features_loss_k65_fused_exp_sub(A + 1288240 + 2425584*B + 24960*B*T, A + 1288240 + 2425584*B, A + 1288240 + 2425584*B + 2496*B*T, B, T)); /* %574 fused:exp_sub [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(207, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), gloria_features_loss_k66_sum(A + 1288240 + 2425584*B + 29952*B*T, A + 1288240 + 2425584*B + 24960*B*T, B, T)); /* %575 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
-    CALL(208, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), gloria_features_loss_k67_div(A + 1288240 + 2425584*B + 27456*B*T, A + 1288240 + 2425584*B + 24960*B*T, A + 1288240 + 2425584*B + 29952*B*T, B, T)); /* %576 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(209, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), gloria_features_loss_k68_matmul(A + 1288240 + 2425584*B, A + 1288240 + 2425584*B + 27456*B*T, A + 1288240 + 2334720*B, B, T)); /* %577 matmul [T,B,39,128]  graphs/lib/matching.lua:11 */
-    CALL(210, (double)9984*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), gloria_features_loss_k70_fused_sum_square(A + 1288240 + 2425584*B + 30000*B*T, A + 1288240 + 2425584*B, B, T)); /* %579 fused:sum_square [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(211, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), gloria_features_loss_k72_fused_rsqrt_clampmin(A + 1288240 + 2425584*B + 30048*B*T, A + 1288240 + 2425584*B + 30000*B*T, B, T)); /* %581 fused:rsqrt_clampmin [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(212, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T), gloria_features_loss_k73_mul(A + 1288240 + 2425584*B + 4992*B*T, A + 1288240 + 2425584*B, A + 1288240 + 2425584*B + 30048*B*T, B, T)); /* %582 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(213, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*T + (double)4992*B*T), reclf_noirm_features_loss_k74_mul(A + 1288240 + 2425584*B + 9984*B*T, A + 1288240 + 2425584*B + 30208*B*T + 230272*T, A + 1288240 + 2425584*B + 4992*B*T, B, T)); /* %583 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(214, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), convirt_text_vjp_k278_matmul(A + 1288240 + 2425584*B + 30208*B*T + 235264*T, A + 1288240 + 2425584*B + 30208*B*T + 220160*T, (real *)P + 1089888, T)); /* %590 matmul [39*T,128]  graphs/lib/srm.lua:11 */
-    CALL(215, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), convirt_text_vjp_k278_matmul(A + 1288240 + 2425584*B + 30208*B*T + 240256*T, A + 1288240 + 2425584*B + 30208*B*T + 220160*T, (real *)P + 1106272, T)); /* %593 matmul [39*T,128]  graphs/lib/srm.lua:11 */
-    CALL(216, (double)117*T, sizeof(real)*((double)39*T + (double)39*T), gloria_features_loss_k81_fused_scale_addc_neg(A + 1288240 + 2425584*B + 30208*B*T + 246784*T, (real *)inputs[3], T)); /* %601 fused:scale_addc_neg [T,1,39]  graphs/lib/srm.lua:12 */
-    CALL(217, (double)393939*T, sizeof(real)*((double)1521*T + (double)4992*T + (double)4992*T + (double)39*T + (double)39*T), reclf_noirm_features_loss_k93_matmul_add_mul_scale(A + 1288240 + 2425584*B + 30208*B*T + 245248*T, A + 1288240 + 2425584*B + 30208*B*T + 235264*T, A + 1288240 + 2425584*B + 30208*B*T + 240256*T, (real *)inputs[3], A + 1288240 + 2425584*B + 30208*B*T + 246784*T, T)); /* %602 matmul+add_mul_scale [T,39,39]  graphs/lib/srm.lua:12 */
-    CALL(218, (double)1521*T, sizeof(real)*((double)39*T + (double)1521*T), reclf_noirm_features_loss_k94_max(A + 1288240 + 2425584*B + 30208*B*T + 248320*T, A + 1288240 + 2425584*B + 30208*B*T + 245248*T, T)); /* %603 reduce [T,39,1]  graphs/lib/srm.lua:12 */
-    CALL(219, (double)3042*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), reclf_noirm_features_loss_k97_fused_exp_sub(A + 1288240 + 2425584*B + 30208*B*T + 246784*T, A + 1288240 + 2425584*B + 30208*B*T + 245248*T, A + 1288240 + 2425584*B + 30208*B*T + 248320*T, T)); /* %606 fused:exp_sub [T,39,39]  graphs/lib/srm.lua:12 */
-    CALL(220, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), reclf_noirm_features_loss_k98_mul(A + 1288240 + 2425584*B + 30208*B*T + 245248*T, A + 1288240 + 2425584*B + 30208*B*T + 246784*T, (real *)inputs[3], T)); /* %607 map:mul [T,39,39]  graphs/lib/srm.lua:12 */
-    CALL(221, (double)1521*T, sizeof(real)*((double)39*T + (double)1521*T), reclf_noirm_features_loss_k99_sum(A + 1288240 + 2425584*B + 30208*B*T + 251392*T, A + 1288240 + 2425584*B + 30208*B*T + 245248*T, T)); /* %608 reduce [T,39,1]  graphs/lib/srm.lua:12 */
-    CALL(222, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), reclf_noirm_features_loss_k100_clampmin(A + 1288240 + 2425584*B + 30208*B*T + 251440*T, A + 1288240 + 2425584*B + 30208*B*T + 251392*T, T)); /* %609 map:clampmin [T,39,1]  graphs/lib/srm.lua:12 */
-    CALL(223, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), reclf_noirm_features_loss_k101_div(A + 1288240 + 2425584*B + 30208*B*T + 248320*T, A + 1288240 + 2425584*B + 30208*B*T + 245248*T, A + 1288240 + 2425584*B + 30208*B*T + 251440*T, T)); /* %610 map:div [T,39,39]  graphs/lib/srm.lua:12 */
-    CALL(224, (double)39*T, sizeof(real)*((double)T + (double)39*T), convirt_text_vjp_k221_sum(A + 1288240 + 2425584*B + 30208*B*T + 249872*T, (real *)inputs[3], T)); /* %622 reduce [T,1,1,1]  graphs/lib/model.lua:40 */
-    CALL(225, (double)T, sizeof(real)*((double)T + (double)T), reclf_noirm_features_loss_k114_clampmin(A + 1288240 + 2425584*B + 30208*B*T + 245296*T, A + 1288240 + 2425584*B + 30208*B*T + 249872*T, T)); /* %623 map:clampmin [T,1,1,1]  graphs/lib/model.lua:40 */
-    CALL(226, (double)39*T, sizeof(real)*((double)39*T + (double)39*T + (double)T), reclf_noirm_features_loss_k115_div(A + 1288240 + 2425584*B + 30208*B*T + 245248*T, (real *)inputs[3], A + 1288240 + 2425584*B + 30208*B*T + 245296*T, T)); /* %624 map:div [T,1,39,1]  graphs/lib/model.lua:40 */
-    CALL(227, (double)16384, sizeof(real)*((double)128 + (double)16384), reclf_noirm_features_loss_k170_sum(A + 4992, (real *)P + 1139040)); /* %733 reduce [128,1]  graphs/lib/model.lua:33 */
-    CALL(228, (double)32768, sizeof(real)*((double)128 + (double)128 + (double)16384), reclf_noirm_features_loss_k173_matmul(A + 5120, A + 4992, (real *)P + 1122656)); /* %736 matmul [1,128]  graphs/lib/model.lua:33 */
-    CALL(229, (double)9984*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)128), reclf_noirm_features_loss_k176_fused_sum_mul(A + 1288240 + 2425584*B + 16512*B*T, A + 1288240 + 2425584*B + 9984*B*T, A + 5120, B, T)); /* %739 fused:sum_mul [T,B,39,1]  graphs/lib/model.lua:33 */
-    CALL(230, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), reclf_noirm_features_loss_k177_matmul(A + 1288240 + 2425584*B + 14976*B*T, A + 1288240 + 2425584*B + 30208*B*T + 248320*T, A + 1288240 + 2425584*B + 16512*B*T, B, T)); /* %740 matmul [T,B,39,1]  graphs/lib/model.lua:33 */
-    CALL(231, (double)5070*B*T, sizeof(real)*((double)39*B*T + (double)39*T + (double)4992*B*T + (double)39*B*T), reclf_noirm_features_loss_k116_fused_mul_add_sum(A + 1288240 + 2425584*B + 15024*B*T, A + 1288240 + 2425584*B + 30208*B*T + 245248*T, A + 1288240 + 2425584*B + 9984*B*T, A + 1288240 + 2425584*B + 14976*B*T, B, T)); /* %625 fused:mul_add_sum [T,B,39,1]  graphs/lib/model.lua:41 */
-    CALL(232, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), gloria_features_loss_k88_sum(A + 1288240 + 2425584*B + 14976*B*T, A + 1288240 + 2425584*B + 15024*B*T, B, T)); /* %626 reduce [T,B,1,1]  graphs/lib/model.lua:41 */
-    CALL(233, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), gloria_features_loss_k94_scale(A + 1288240 + 2425584*B + 30096*B*T, A + 1288240 + 2425584*B + 14976*B*T, B, T)); /* %628 map:scale [T,B]  graphs/lib/model.lua:43 */
-    CALL(234, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k19_max(A + 1288240 + 2425584*B + 30208*B*T + 245296*T, A + 1288240 + 2425584*B + 30096*B*T, B, T)); /* %630 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(235, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), convirt_features_loss_k22_fused_exp_sub(A + 1288240 + 2425584*B + 30112*B*T, A + 1288240 + 2425584*B + 30096*B*T, A + 1288240 + 2425584*B + 30208*B*T + 245296*T, B, T)); /* %633 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
-    CALL(236, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k23_sum(A + 1288240 + 2425584*B + 30208*B*T + 245312*T, A + 1288240 + 2425584*B + 30112*B*T, B, T)); /* %634 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(237, (double)T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k24_clampmin(A + 1288240 + 2425584*B + 30208*B*T + 245328*T, A + 1288240 + 2425584*B + 30208*B*T + 245312*T, T)); /* %635 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
-    CALL(238, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), convirt_features_loss_k27_mul(A + 1288240 + 2425584*B + 30128*B*T, A + 1288240 + 2425584*B + 30096*B*T, A + 1288240 + 2425584*B + 15072*B*T, B, T)); /* %638 map:mul [T,B]  graphs/lib/losses.lua:10 */
-    CALL(239, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k30_max(A + 1288240 + 2425280*B, A + 1288240 + 2425584*B + 30096*B*T, B, T)); /* %641 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(240, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), convirt_features_loss_k33_fused_exp_sub(A + 1288240 + 2425584*B + 14976*B*T, A + 1288240 + 2425584*B + 30096*B*T, A + 1288240 + 2425280*B, B, T)); /* %644 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
-    CALL(241, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k34_sum(A + 1288240 + 2425296*B, A + 1288240 + 2425584*B + 14976*B*T, B, T)); /* %645 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(242, (double)B, sizeof(real)*((double)B + (double)B), convirt_features_loss_k35_clampmin(A + 1288240 + 2425312*B, A + 1288240 + 2425296*B, B)); /* %646 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
-    CALL(243, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k34_sum(A + 1288240 + 2425328*B, A + 1288240 + 2425584*B + 30128*B*T, B, T)); /* %650 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(244, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), convirt_features_loss_k42_fused_mul_sub_add_log(A + 1288240 + 2425584*B + 30208*B*T + 245344*T, A + 1288240 + 2425584*B + 30208*B*T + 245328*T, A + 1288240 + 2425584*B + 30208*B*T + 245296*T, A + 1288240 + 2425584*B + 30128*B*T, A + 1288240 + 2425584*B + 30208*B*T + 249856*T, B, T)); /* %653 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
-    CALL(245, (double)T, sizeof(real)*((double)1 + (double)T), convirt_features_loss_k43_sum(A + 0, A + 1288240 + 2425584*B + 30208*B*T + 245344*T, T)); /* %654 reduce [1,1]  graphs/lib/losses.lua:13 */
-    CALL(246, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), convirt_features_loss_k46_fused_scale_add_sum_sub(A + 32, A + 0, A + 1288240 + 2425312*B, A + 1288240 + 2425280*B, A + 1288240 + 2425328*B, B)); /* %657 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
-    CALL(247, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), convirt_image_vjp_k313_add(A + 1288224, A + 16, A + 32)); /* %659 map:add []  graphs/lib/model.lua:85 */
+    CALL(0, (double)8192*B, sizeof(real)*((double)4096*B + (double)4096*B), convirt_image_k3_fused_scale_addc(A + 6021104 + 1245184*B, (real *)inputs[0], B)); /* %6 fused:scale_addc [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
+    CALL(1, (double)2359296*B, sizeof(real)*((double)131072*B + (double)4096*B + (double)288 + (double)32), convirt_image_k6_conv2d(A + 6021104, A + 6021104 + 1245184*B, (real *)P + 0, (real *)P + 288, A + 0, B)); /* %9 conv2d [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(2, (double)131080*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_k11_fused_scale_sum(A + 6021104 + 262144*B, A + 6021104, B)); /* %14 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(3, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_k12_sub(A + 6021104 + 131072*B, A + 6021104, A + 6021104 + 262144*B, B)); /* %15 map:sub [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(4, (double)262168*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_k17_fused_rsqrt_addc_scale_sum(A + 6021104 + 1249792*B, A + 6021104 + 131072*B, B)); /* %20 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(5, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_k18_mul(A + 6021104, A + 6021104 + 131072*B, A + 6021104 + 1249792*B, B)); /* %21 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(6, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32 + (double)32), convirt_image_vjp_k23_fused_add_mul(A + 6021104 + 262144*B, A + 6021104, (real *)P + 320, (real *)P + 352, B)); /* %26 fused:add_mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(7, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), convirt_image_vjp_k24_relu(A + 6021104 + 393216*B, A + 6021104 + 262144*B, B)); /* %27 map:relu [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
+    CALL(8, (double)18874368*B, sizeof(real)*((double)32768*B + (double)131072*B + (double)9216 + (double)32), convirt_image_k27_conv2d(A + 6021104 + 524288*B, A + 6021104 + 393216*B, (real *)P + 384, (real *)P + 9600, A + 0, B)); /* %30 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(9, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k32_fused_scale_sum(A + 6021104 + 1249280*B, A + 6021104 + 524288*B, B)); /* %35 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(10, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k33_sub(A + 6021104 + 557056*B, A + 6021104 + 524288*B, A + 6021104 + 1249280*B, B)); /* %36 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(11, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k38_fused_rsqrt_addc_scale_sum(A + 6021104 + 1249808*B, A + 6021104 + 557056*B, B)); /* %41 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(12, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k39_mul(A + 6021104 + 524288*B, A + 6021104 + 557056*B, A + 6021104 + 1249808*B, B)); /* %42 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(13, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_vjp_k44_fused_add_mul(A + 6021104 + 589824*B, A + 6021104 + 524288*B, (real *)P + 9632, (real *)P + 9664, B)); /* %47 fused:add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(14, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k45_relu(A + 6021104 + 622592*B, A + 6021104 + 589824*B, B)); /* %48 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
+    CALL(15, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216 + (double)32), convirt_image_k48_conv2d(A + 6021104 + 655360*B, A + 6021104 + 622592*B, (real *)P + 9696, (real *)P + 18912, A + 0, B)); /* %51 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(16, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k32_fused_scale_sum(A + 6021104 + 1249280*B, A + 6021104 + 655360*B, B)); /* %56 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(17, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k33_sub(A + 6021104 + 688128*B, A + 6021104 + 655360*B, A + 6021104 + 1249280*B, B)); /* %57 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(18, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k38_fused_rsqrt_addc_scale_sum(A + 6021104 + 1249824*B, A + 6021104 + 688128*B, B)); /* %62 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(19, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k39_mul(A + 6021104 + 655360*B, A + 6021104 + 688128*B, A + 6021104 + 1249824*B, B)); /* %63 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(20, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_vjp_k44_fused_add_mul(A + 6021104 + 720896*B, A + 6021104 + 655360*B, (real *)P + 18944, (real *)P + 18976, B)); /* %68 fused:add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(21, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k45_relu(A + 6021104 + 753664*B, A + 6021104 + 720896*B, B)); /* %69 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
+    CALL(22, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216 + (double)32), convirt_image_k48_conv2d(A + 6021104 + 786432*B, A + 6021104 + 753664*B, (real *)P + 19008, (real *)P + 28224, A + 0, B)); /* %72 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(23, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k32_fused_scale_sum(A + 6021104 + 1249280*B, A + 6021104 + 786432*B, B)); /* %77 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(24, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k33_sub(A + 6021104 + 819200*B, A + 6021104 + 786432*B, A + 6021104 + 1249280*B, B)); /* %78 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(25, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k38_fused_rsqrt_addc_scale_sum(A + 6021104 + 1249840*B, A + 6021104 + 819200*B, B)); /* %83 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(26, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k39_mul(A + 6021104 + 786432*B, A + 6021104 + 819200*B, A + 6021104 + 1249840*B, B)); /* %84 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(27, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_vjp_k87_fused_add_add_mul(A + 6021104 + 851968*B, A + 6021104 + 622592*B, A + 6021104 + 786432*B, (real *)P + 28256, (real *)P + 28288, B)); /* %90 fused:add_add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:14 */
+    CALL(28, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k45_relu(A + 6021104 + 884736*B, A + 6021104 + 851968*B, B)); /* %91 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
+    CALL(29, (double)9437184*B, sizeof(real)*((double)16384*B + (double)32768*B + (double)18432 + (double)64), convirt_image_k91_conv2d(A + 6021104 + 917504*B, A + 6021104 + 884736*B, (real *)P + 28320, (real *)P + 46752, A + 0, B)); /* %94 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(30, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k96_fused_scale_sum(A + 6021104 + 1249280*B, A + 6021104 + 917504*B, B)); /* %99 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(31, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k97_sub(A + 6021104 + 933888*B, A + 6021104 + 917504*B, A + 6021104 + 1249280*B, B)); /* %100 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(32, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k102_fused_rsqrt_addc_scale_sum(A + 6021104 + 1249856*B, A + 6021104 + 933888*B, B)); /* %105 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(33, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k103_mul(A + 6021104 + 917504*B, A + 6021104 + 933888*B, A + 6021104 + 1249856*B, B)); /* %106 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(34, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_vjp_k108_fused_add_mul(A + 6021104 + 950272*B, A + 6021104 + 917504*B, (real *)P + 46816, (real *)P + 46880, B)); /* %111 fused:add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(35, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k109_relu(A + 6021104 + 966656*B, A + 6021104 + 950272*B, B)); /* %112 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
+    CALL(36, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864 + (double)64), convirt_image_k112_conv2d(A + 6021104 + 983040*B, A + 6021104 + 966656*B, (real *)P + 46944, (real *)P + 83808, A + 0, B)); /* %115 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(37, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k96_fused_scale_sum(A + 6021104 + 1249280*B, A + 6021104 + 983040*B, B)); /* %120 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(38, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k97_sub(A + 6021104 + 999424*B, A + 6021104 + 983040*B, A + 6021104 + 1249280*B, B)); /* %121 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(39, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k102_fused_rsqrt_addc_scale_sum(A + 6021104 + 1249872*B, A + 6021104 + 999424*B, B)); /* %126 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(40, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k103_mul(A + 6021104 + 983040*B, A + 6021104 + 999424*B, A + 6021104 + 1249872*B, B)); /* %127 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(41, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_vjp_k108_fused_add_mul(A + 6021104 + 1015808*B, A + 6021104 + 983040*B, (real *)P + 83872, (real *)P + 83936, B)); /* %132 fused:add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(42, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k109_relu(A + 6021104 + 1032192*B, A + 6021104 + 1015808*B, B)); /* %133 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
+    CALL(43, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864 + (double)64), convirt_image_k112_conv2d(A + 6021104 + 1048576*B, A + 6021104 + 1032192*B, (real *)P + 84000, (real *)P + 120864, A + 0, B)); /* %136 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(44, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k96_fused_scale_sum(A + 6021104 + 1249280*B, A + 6021104 + 1048576*B, B)); /* %141 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(45, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k97_sub(A + 6021104 + 1064960*B, A + 6021104 + 1048576*B, A + 6021104 + 1249280*B, B)); /* %142 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(46, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k102_fused_rsqrt_addc_scale_sum(A + 6021104 + 1249888*B, A + 6021104 + 1064960*B, B)); /* %147 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(47, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k103_mul(A + 6021104 + 1048576*B, A + 6021104 + 1064960*B, A + 6021104 + 1249888*B, B)); /* %148 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(48, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_vjp_k151_fused_add_add_mul(A + 6021104 + 1081344*B, A + 6021104 + 966656*B, A + 6021104 + 1048576*B, (real *)P + 120928, (real *)P + 120992, B)); /* %154 fused:add_add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:14 */
+    CALL(49, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k109_relu(A + 6021104 + 1097728*B, A + 6021104 + 1081344*B, B)); /* %155 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
+    CALL(50, (double)9437184*B, sizeof(real)*((double)8192*B + (double)16384*B + (double)73728 + (double)128), convirt_image_k155_conv2d(A + 6021104 + 1114112*B, A + 6021104 + 1097728*B, (real *)P + 121056, (real *)P + 194784, A + 0, B)); /* %158 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(51, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k160_fused_scale_sum(A + 6021104 + 1249280*B, A + 6021104 + 1114112*B, B)); /* %163 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(52, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k161_sub(A + 6021104 + 1122304*B, A + 6021104 + 1114112*B, A + 6021104 + 1249280*B, B)); /* %164 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(53, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k166_fused_rsqrt_addc_scale_sum(A + 6021104 + 1249904*B, A + 6021104 + 1122304*B, B)); /* %169 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(54, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k167_mul(A + 6021104 + 1114112*B, A + 6021104 + 1122304*B, A + 6021104 + 1249904*B, B)); /* %170 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(55, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_vjp_k172_fused_add_mul(A + 6021104 + 1130496*B, A + 6021104 + 1114112*B, (real *)P + 194912, (real *)P + 195040, B)); /* %175 fused:add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(56, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k173_relu(A + 6021104 + 1138688*B, A + 6021104 + 1130496*B, B)); /* %176 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
+    CALL(57, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456 + (double)128), convirt_image_k176_conv2d(A + 6021104 + 1146880*B, A + 6021104 + 1138688*B, (real *)P + 195168, (real *)P + 342624, A + 0, B)); /* %179 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(58, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k160_fused_scale_sum(A + 6021104 + 1249280*B, A + 6021104 + 1146880*B, B)); /* %184 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(59, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k161_sub(A + 6021104 + 1155072*B, A + 6021104 + 1146880*B, A + 6021104 + 1249280*B, B)); /* %185 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(60, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k166_fused_rsqrt_addc_scale_sum(A + 6021104 + 1249920*B, A + 6021104 + 1155072*B, B)); /* %190 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(61, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k167_mul(A + 6021104 + 1146880*B, A + 6021104 + 1155072*B, A + 6021104 + 1249920*B, B)); /* %191 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(62, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_vjp_k172_fused_add_mul(A + 6021104 + 1163264*B, A + 6021104 + 1146880*B, (real *)P + 342752, (real *)P + 342880, B)); /* %196 fused:add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(63, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k173_relu(A + 6021104 + 1171456*B, A + 6021104 + 1163264*B, B)); /* %197 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
+    CALL(64, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456 + (double)128), convirt_image_k176_conv2d(A + 6021104 + 1179648*B, A + 6021104 + 1171456*B, (real *)P + 343008, (real *)P + 490464, A + 0, B)); /* %200 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(65, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k160_fused_scale_sum(A + 6021104 + 1249280*B, A + 6021104 + 1179648*B, B)); /* %205 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(66, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k161_sub(A + 6021104 + 1187840*B, A + 6021104 + 1179648*B, A + 6021104 + 1249280*B, B)); /* %206 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(67, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k166_fused_rsqrt_addc_scale_sum(A + 6021104 + 1249936*B, A + 6021104 + 1187840*B, B)); /* %211 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(68, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k167_mul(A + 6021104 + 1179648*B, A + 6021104 + 1187840*B, A + 6021104 + 1249936*B, B)); /* %212 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(69, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_vjp_k215_fused_add_add_mul(A + 6021104 + 1196032*B, A + 6021104 + 1138688*B, A + 6021104 + 1179648*B, (real *)P + 490592, (real *)P + 490720, B)); /* %218 fused:add_add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:14 */
+    CALL(70, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k173_relu(A + 6021104 + 1204224*B, A + 6021104 + 1196032*B, B)); /* %219 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
+    CALL(71, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k218_permute(A + 6021104 + 1212416*B, A + 6021104 + 1204224*B, B)); /* %221 permute [B,64,128]  graphs/lib/image_encoder.lua:33 */
+    CALL(72, (double)2105344*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384 + (double)128), convirt_image_k224_matmul_add(A + 6021104 + 1204224*B, A + 6021104 + 1212416*B, (real *)P + 490848, (real *)P + 507232, B)); /* %227 matmul+add [B,64,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(73, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_k225_sum(A + 6021104 + 1220608*B, A + 6021104 + 1212416*B, B)); /* %228 reduce [B,1,128]  graphs/lib/image_encoder.lua:35 */
+    CALL(74, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), convirt_image_k227_scale(A + 6021104 + 1249280*B, A + 6021104 + 1220608*B, B)); /* %230 map:scale [B,128]  graphs/lib/image_encoder.lua:35 */
+    CALL(75, (double)32896*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384 + (double)128), convirt_image_k231_matmul_add(A + 6021104 + 1249408*B, A + 6021104 + 1249280*B, (real *)P + 507360, (real *)P + 523744, B)); /* %234 matmul+add [B,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(76, 0, sizeof(real)*((double)5120*T + (double)131072 + (double)40*T), convirt_k237_gather(A + 6021104 + 1250032*B + 30208*B*T, (real *)P + 523872, (int32_t *)inputs[1], T)); /* %237 gather [T,40,128]  graphs/lib/text_encoder.lua:32 */
+    CALL(77, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120), convirt_k238_add(A + 6021104 + 1250032*B + 30208*B*T + 6400*T, A + 6021104 + 1250032*B + 30208*B*T, (real *)P + 654944, T)); /* %238 map:add [T,40,128]  graphs/lib/text_encoder.lua:32 */
+    CALL(78, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k242_fused_scale_sum(A + 6021104 + 1250032*B + 30208*B*T, A + 6021104 + 1250032*B + 30208*B*T + 6400*T, T)); /* %242 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(79, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k243_sub(A + 6021104 + 1250032*B + 30208*B*T + 107520*T, A + 6021104 + 1250032*B + 30208*B*T + 6400*T, A + 6021104 + 1250032*B + 30208*B*T, T)); /* %243 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(80, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k248_fused_rsqrt_addc_scale_sum(A + 6021104 + 1250032*B + 30208*B*T + 256128*T, A + 6021104 + 1250032*B + 30208*B*T + 107520*T, T)); /* %248 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(81, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k249_mul(A + 6021104 + 1250032*B + 30208*B*T + 112640*T, A + 6021104 + 1250032*B + 30208*B*T + 107520*T, A + 6021104 + 1250032*B + 30208*B*T + 256128*T, T)); /* %249 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(82, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k251_fused_add_mul(A + 6021104 + 1250032*B + 30208*B*T + 117760*T, A + 6021104 + 1250032*B + 30208*B*T + 112640*T, (real *)P + 660064, (real *)P + 660192, T)); /* %251 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(83, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k257_matmul_add(A + 6021104 + 1250032*B + 30208*B*T, A + 6021104 + 1250032*B + 30208*B*T + 117760*T, (real *)P + 660320, (real *)P + 676704, T)); /* %257 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(84, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k259_permute(A + 6021104 + 1250032*B + 30208*B*T + 122880*T, A + 6021104 + 1250032*B + 30208*B*T, T)); /* %259 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(85, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k257_matmul_add(A + 6021104 + 1250032*B + 30208*B*T, A + 6021104 + 1250032*B + 30208*B*T + 117760*T, (real *)P + 676832, (real *)P + 693216, T)); /* %265 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(86, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k259_permute(A + 6021104 + 1250032*B + 30208*B*T + 128000*T, A + 6021104 + 1250032*B + 30208*B*T, T)); /* %267 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(87, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k257_matmul_add(A + 6021104 + 1250032*B + 30208*B*T, A + 6021104 + 1250032*B + 30208*B*T + 117760*T, (real *)P + 693344, (real *)P + 709728, T)); /* %273 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(88, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k259_permute(A + 6021104 + 1250032*B + 30208*B*T + 133120*T, A + 6021104 + 1250032*B + 30208*B*T, T)); /* %275 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(89, (double)120*T, sizeof(real)*((double)40*T + (double)40*T), convirt_k282_fused_scale_addc_neg(A + 6021104 + 1250032*B + 30208*B*T + 255552*T, (real *)inputs[2], T)); /* %282 fused:scale_addc_neg [T,1,1,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(90, (double)428800*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)40*T + (double)40*T), convirt_k283_matmul_add_mul_scale(A + 6021104 + 1250032*B + 30208*B*T, A + 6021104 + 1250032*B + 30208*B*T + 122880*T, A + 6021104 + 1250032*B + 30208*B*T + 128000*T, (real *)inputs[2], A + 6021104 + 1250032*B + 30208*B*T + 255552*T, T)); /* %283 matmul+add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(91, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), convirt_k284_max(A + 6021104 + 1250032*B + 30208*B*T + 88320*T, A + 6021104 + 1250032*B + 30208*B*T, T)); /* %284 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(92, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), convirt_k287_fused_exp_sub(A + 6021104 + 1250032*B + 30208*B*T + 81920*T, A + 6021104 + 1250032*B + 30208*B*T, A + 6021104 + 1250032*B + 30208*B*T + 88320*T, T)); /* %287 fused:exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(93, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), convirt_k288_mul(A + 6021104 + 1250032*B + 30208*B*T, A + 6021104 + 1250032*B + 30208*B*T + 81920*T, (real *)inputs[2], T)); /* %288 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(94, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), convirt_k289_sum(A + 6021104 + 1250032*B + 30208*B*T + 255232*T, A + 6021104 + 1250032*B + 30208*B*T, T)); /* %289 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(95, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), convirt_k290_clampmin(A + 6021104 + 1250032*B + 30208*B*T + 255392*T, A + 6021104 + 1250032*B + 30208*B*T + 255232*T, T)); /* %290 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(96, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), convirt_k291_div(A + 6021104 + 1250032*B + 30208*B*T + 88320*T, A + 6021104 + 1250032*B + 30208*B*T, A + 6021104 + 1250032*B + 30208*B*T + 255392*T, T)); /* %291 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(97, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k292_matmul(A + 6021104 + 1250032*B + 30208*B*T, A + 6021104 + 1250032*B + 30208*B*T + 88320*T, A + 6021104 + 1250032*B + 30208*B*T + 133120*T, T)); /* %292 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(98, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k293_permute(A + 6021104 + 1250032*B + 30208*B*T + 138240*T, A + 6021104 + 1250032*B + 30208*B*T, T)); /* %293 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(99, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)128), convirt_k301_matmul_add_add(A + 6021104 + 1250032*B + 30208*B*T + 94720*T, A + 6021104 + 1250032*B + 30208*B*T + 138240*T, (real *)P + 709856, A + 6021104 + 1250032*B + 30208*B*T + 6400*T, (real *)P + 726240, T)); /* %301 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(100, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k242_fused_scale_sum(A + 6021104 + 1250032*B + 30208*B*T + 255600*T, A + 6021104 + 1250032*B + 30208*B*T + 94720*T, T)); /* %305 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(101, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k243_sub(A + 6021104 + 1250032*B + 30208*B*T + 143360*T, A + 6021104 + 1250032*B + 30208*B*T + 94720*T, A + 6021104 + 1250032*B + 30208*B*T + 255600*T, T)); /* %306 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(102, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k248_fused_rsqrt_addc_scale_sum(A + 6021104 + 1250032*B + 30208*B*T + 256176*T, A + 6021104 + 1250032*B + 30208*B*T + 143360*T, T)); /* %311 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(103, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k249_mul(A + 6021104 + 1250032*B + 30208*B*T + 148480*T, A + 6021104 + 1250032*B + 30208*B*T + 143360*T, A + 6021104 + 1250032*B + 30208*B*T + 256176*T, T)); /* %312 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(104, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k251_fused_add_mul(A + 6021104 + 1250032*B + 30208*B*T + 153600*T, A + 6021104 + 1250032*B + 30208*B*T + 148480*T, (real *)P + 726368, (real *)P + 726496, T)); /* %314 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(105, (double)5263360*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)512), convirt_k320_matmul_add(A + 6021104 + 1250032*B + 30208*B*T, A + 6021104 + 1250032*B + 30208*B*T + 153600*T, (real *)P + 726624, (real *)P + 792160, T)); /* %320 matmul+add [T,40,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(106, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), convirt_k321_gelu(A + 6021104 + 1250032*B + 30208*B*T + 20480*T, A + 6021104 + 1250032*B + 30208*B*T, T)); /* %321 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(107, (double)5253120*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536 + (double)5120*T + (double)128), convirt_k328_matmul_add_add(A + 6021104 + 1250032*B + 30208*B*T + 47360*T, A + 6021104 + 1250032*B + 30208*B*T + 20480*T, (real *)P + 792672, A + 6021104 + 1250032*B + 30208*B*T + 94720*T, (real *)P + 858208, T)); /* %328 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(108, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k242_fused_scale_sum(A + 6021104 + 1250032*B + 30208*B*T + 255600*T, A + 6021104 + 1250032*B + 30208*B*T + 47360*T, T)); /* %332 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(109, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k243_sub(A + 6021104 + 1250032*B + 30208*B*T + 158720*T, A + 6021104 + 1250032*B + 30208*B*T + 47360*T, A + 6021104 + 1250032*B + 30208*B*T + 255600*T, T)); /* %333 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(110, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k248_fused_rsqrt_addc_scale_sum(A + 6021104 + 1250032*B + 30208*B*T + 256224*T, A + 6021104 + 1250032*B + 30208*B*T + 158720*T, T)); /* %338 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(111, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k249_mul(A + 6021104 + 1250032*B + 30208*B*T + 163840*T, A + 6021104 + 1250032*B + 30208*B*T + 158720*T, A + 6021104 + 1250032*B + 30208*B*T + 256224*T, T)); /* %339 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(112, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k251_fused_add_mul(A + 6021104 + 1250032*B + 30208*B*T + 168960*T, A + 6021104 + 1250032*B + 30208*B*T + 163840*T, (real *)P + 858336, (real *)P + 858464, T)); /* %341 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(113, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k257_matmul_add(A + 6021104 + 1250032*B + 30208*B*T + 40960*T, A + 6021104 + 1250032*B + 30208*B*T + 168960*T, (real *)P + 858592, (real *)P + 874976, T)); /* %347 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(114, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k259_permute(A + 6021104 + 1250032*B + 30208*B*T + 174080*T, A + 6021104 + 1250032*B + 30208*B*T + 40960*T, T)); /* %349 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(115, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k257_matmul_add(A + 6021104 + 1250032*B + 30208*B*T + 40960*T, A + 6021104 + 1250032*B + 30208*B*T + 168960*T, (real *)P + 875104, (real *)P + 891488, T)); /* %355 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(116, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k259_permute(A + 6021104 + 1250032*B + 30208*B*T + 179200*T, A + 6021104 + 1250032*B + 30208*B*T + 40960*T, T)); /* %357 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(117, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k257_matmul_add(A + 6021104 + 1250032*B + 30208*B*T + 40960*T, A + 6021104 + 1250032*B + 30208*B*T + 168960*T, (real *)P + 891616, (real *)P + 908000, T)); /* %363 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(118, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k259_permute(A + 6021104 + 1250032*B + 30208*B*T + 184320*T, A + 6021104 + 1250032*B + 30208*B*T + 40960*T, T)); /* %365 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(119, (double)428800*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)40*T + (double)40*T), convirt_k283_matmul_add_mul_scale(A + 6021104 + 1250032*B + 30208*B*T + 40960*T, A + 6021104 + 1250032*B + 30208*B*T + 174080*T, A + 6021104 + 1250032*B + 30208*B*T + 179200*T, (real *)inputs[2], A + 6021104 + 1250032*B + 30208*B*T + 255552*T, T)); /* %373 matmul+add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(120, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), convirt_k284_max(A + 6021104 + 1250032*B + 30208*B*T + 101120*T, A + 6021104 + 1250032*B + 30208*B*T + 40960*T, T)); /* %374 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(121, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), convirt_k287_fused_exp_sub(A + 6021104 + 1250032*B + 30208*B*T + 94720*T, A + 6021104 + 1250032*B + 30208*B*T + 40960*T, A + 6021104 + 1250032*B + 30208*B*T + 101120*T, T)); /* %377 fused:exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(122, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), convirt_k288_mul(A + 6021104 + 1250032*B + 30208*B*T + 40960*T, A + 6021104 + 1250032*B + 30208*B*T + 94720*T, (real *)inputs[2], T)); /* %378 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(123, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), convirt_k289_sum(A + 6021104 + 1250032*B + 30208*B*T + 255552*T, A + 6021104 + 1250032*B + 30208*B*T + 40960*T, T)); /* %379 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(124, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), convirt_k290_clampmin(A + 6021104 + 1250032*B + 30208*B*T + 255712*T, A + 6021104 + 1250032*B + 30208*B*T + 255552*T, T)); /* %380 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(125, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), convirt_k291_div(A + 6021104 + 1250032*B + 30208*B*T + 101120*T, A + 6021104 + 1250032*B + 30208*B*T + 40960*T, A + 6021104 + 1250032*B + 30208*B*T + 255712*T, T)); /* %381 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(126, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k292_matmul(A + 6021104 + 1250032*B + 30208*B*T + 40960*T, A + 6021104 + 1250032*B + 30208*B*T + 101120*T, A + 6021104 + 1250032*B + 30208*B*T + 184320*T, T)); /* %382 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(127, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k293_permute(A + 6021104 + 1250032*B + 30208*B*T + 189440*T, A + 6021104 + 1250032*B + 30208*B*T + 40960*T, T)); /* %383 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(128, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)128), convirt_k301_matmul_add_add(A + 6021104 + 1250032*B + 30208*B*T + 194560*T, A + 6021104 + 1250032*B + 30208*B*T + 189440*T, (real *)P + 908128, A + 6021104 + 1250032*B + 30208*B*T + 47360*T, (real *)P + 924512, T)); /* %391 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(129, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k242_fused_scale_sum(A + 6021104 + 1250032*B + 30208*B*T + 255872*T, A + 6021104 + 1250032*B + 30208*B*T + 194560*T, T)); /* %395 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(130, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k243_sub(A + 6021104 + 1250032*B + 30208*B*T + 199680*T, A + 6021104 + 1250032*B + 30208*B*T + 194560*T, A + 6021104 + 1250032*B + 30208*B*T + 255872*T, T)); /* %396 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(131, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k248_fused_rsqrt_addc_scale_sum(A + 6021104 + 1250032*B + 30208*B*T + 256272*T, A + 6021104 + 1250032*B + 30208*B*T + 199680*T, T)); /* %401 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(132, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k249_mul(A + 6021104 + 1250032*B + 30208*B*T + 204800*T, A + 6021104 + 1250032*B + 30208*B*T + 199680*T, A + 6021104 + 1250032*B + 30208*B*T + 256272*T, T)); /* %402 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(133, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k251_fused_add_mul(A + 6021104 + 1250032*B + 30208*B*T + 209920*T, A + 6021104 + 1250032*B + 30208*B*T + 204800*T, (real *)P + 924640, (real *)P + 924768, T)); /* %404 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(134, (double)5263360*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)512), convirt_k320_matmul_add(A + 6021104 + 1250032*B + 30208*B*T + 40960*T, A + 6021104 + 1250032*B + 30208*B*T + 209920*T, (real *)P + 924896, (real *)P + 990432, T)); /* %410 matmul+add [T,40,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(135, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), convirt_k321_gelu(A + 6021104 + 1250032*B + 30208*B*T + 61440*T, A + 6021104 + 1250032*B + 30208*B*T + 40960*T, T)); /* %411 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(136, (double)5253120*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536 + (double)5120*T + (double)128), convirt_k328_matmul_add_add(A + 6021104 + 1250032*B + 30208*B*T + 215040*T, A + 6021104 + 1250032*B + 30208*B*T + 61440*T, (real *)P + 990944, A + 6021104 + 1250032*B + 30208*B*T + 194560*T, (real *)P + 1056480, T)); /* %418 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(137, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k242_fused_scale_sum(A + 6021104 + 1250032*B + 30208*B*T + 255872*T, A + 6021104 + 1250032*B + 30208*B*T + 215040*T, T)); /* %422 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(138, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k243_sub(A + 6021104 + 1250032*B + 30208*B*T + 194560*T, A + 6021104 + 1250032*B + 30208*B*T + 215040*T, A + 6021104 + 1250032*B + 30208*B*T + 255872*T, T)); /* %423 map:sub [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(139, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k248_fused_rsqrt_addc_scale_sum(A + 6021104 + 1250032*B + 30208*B*T + 256320*T, A + 6021104 + 1250032*B + 30208*B*T + 194560*T, T)); /* %428 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(140, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k249_mul(A + 6021104 + 1250032*B + 30208*B*T + 215040*T, A + 6021104 + 1250032*B + 30208*B*T + 194560*T, A + 6021104 + 1250032*B + 30208*B*T + 256320*T, T)); /* %429 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(141, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k251_fused_add_mul(A + 6021104 + 1250032*B + 30208*B*T + 220160*T, A + 6021104 + 1250032*B + 30208*B*T + 215040*T, (real *)P + 1056608, (real *)P + 1056736, T)); /* %431 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(142, 0, sizeof(real)*((double)128*T + (double)5120*T), convirt_k432_slice(A + 6021104 + 1250032*B + 30208*B*T + 255872*T, A + 6021104 + 1250032*B + 30208*B*T + 220160*T, T)); /* %432 slice [T,1,128]  graphs/lib/text_encoder.lua:35 */
+    CALL(143, (double)32896*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384 + (double)128), convirt_k437_matmul_add(A + 6021104 + 1250032*B + 30208*B*T + 256000*T, A + 6021104 + 1250032*B + 30208*B*T + 255872*T, (real *)P + 1056864, (real *)P + 1073248, T)); /* %437 matmul+add [T,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(144, 0, sizeof(real)*((double)4992*T + (double)5120*T), convirt_text_k206_slice(A + 6021104 + 1250032*B + 30208*B*T + 225280*T, A + 6021104 + 1250032*B + 30208*B*T + 220160*T, T)); /* %438 slice [T,39,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(145, (double)1282944*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384 + (double)128), convirt_text_k212_matmul_add(A + 6021104 + 1250032*B + 30208*B*T + 220160*T, A + 6021104 + 1250032*B + 30208*B*T + 225280*T, (real *)P + 1073376, (real *)P + 1089760, T)); /* %444 matmul+add [T,39,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(146, (double)256*T, sizeof(real)*((double)T + (double)128*T), convirt_features_loss_k7_fused_sum_square(A + 6021104 + 1250032*B + 30208*B*T + 256464*T, A + 6021104 + 1250032*B + 30208*B*T + 256000*T, T)); /* %446 fused:sum_square [T,1]  graphs/lib/losses.lua:21 */
+    CALL(147, (double)2*T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k9_fused_rsqrt_clampmin(A + 6021104 + 1250032*B + 30208*B*T + 256480*T, A + 6021104 + 1250032*B + 30208*B*T + 256464*T, T)); /* %448 fused:rsqrt_clampmin [T,1]  graphs/lib/losses.lua:21 */
+    CALL(148, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)T), convirt_features_loss_k10_mul(A + 6021104 + 1250032*B + 30208*B*T + 225152*T, A + 6021104 + 1250032*B + 30208*B*T + 256000*T, A + 6021104 + 1250032*B + 30208*B*T + 256480*T, T)); /* %449 map:mul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(149, (double)256*B, sizeof(real)*((double)B + (double)128*B), convirt_features_loss_k12_fused_sum_square(A + 6021104 + 1249952*B, A + 6021104 + 1249408*B, B)); /* %451 fused:sum_square [B,1]  graphs/lib/losses.lua:21 */
+    CALL(150, (double)2*B, sizeof(real)*((double)B + (double)B), convirt_features_loss_k14_fused_rsqrt_clampmin(A + 6021104 + 1249968*B, A + 6021104 + 1249952*B, B)); /* %453 fused:rsqrt_clampmin [B,1]  graphs/lib/losses.lua:21 */
+    CALL(151, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), convirt_features_loss_k15_mul(A + 6021104 + 1249536*B, A + 6021104 + 1249408*B, A + 6021104 + 1249968*B, B)); /* %454 map:mul [B,128]  graphs/lib/losses.lua:21 */
+    CALL(152, (double)257*B*T, sizeof(real)*((double)B*T + (double)128*T + (double)128*B), convirt_features_loss_k17_matmul_scale(A + 6021104 + 1250032*B, A + 6021104 + 1250032*B + 30208*B*T + 225152*T, A + 6021104 + 1249536*B, B, T)); /* %456 matmul+scale [T,B]  graphs/lib/losses.lua:21 */
+    CALL(153, 0, sizeof(real)*((double)B*T), convirt_features_loss_k18_eye(A + 6021104 + 1250032*B + 15072*B*T, B, T)); /* %457 eye [T,B]  graphs/lib/losses.lua:9 */
+    CALL(154, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k19_max(A + 6021104 + 1250032*B + 30208*B*T + 256368*T, A + 6021104 + 1250032*B, B, T)); /* %458 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(155, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), convirt_features_loss_k22_fused_exp_sub(A + 6021104 + 1250032*B + 30144*B*T, A + 6021104 + 1250032*B, A + 6021104 + 1250032*B + 30208*B*T + 256368*T, B, T)); /* %461 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
+    CALL(156, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k23_sum(A + 6021104 + 1250032*B + 30208*B*T + 256496*T, A + 6021104 + 1250032*B + 30144*B*T, B, T)); /* %462 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(157, (double)T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k24_clampmin(A + 6021104 + 1250032*B + 30208*B*T + 256512*T, A + 6021104 + 1250032*B + 30208*B*T + 256496*T, T)); /* %463 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
+    CALL(158, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), convirt_features_loss_k27_mul(A + 6021104 + 1250032*B + 16*B*T, A + 6021104 + 1250032*B, A + 6021104 + 1250032*B + 15072*B*T, B, T)); /* %466 map:mul [T,B]  graphs/lib/losses.lua:10 */
+    CALL(159, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k30_max(A + 6021104 + 1249664*B, A + 6021104 + 1250032*B, B, T)); /* %469 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(160, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), convirt_features_loss_k33_fused_exp_sub(A + 6021104 + 1250032*B + 30160*B*T, A + 6021104 + 1250032*B, A + 6021104 + 1249664*B, B, T)); /* %472 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
+    CALL(161, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k34_sum(A + 6021104 + 1249984*B, A + 6021104 + 1250032*B + 30160*B*T, B, T)); /* %473 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(162, (double)B, sizeof(real)*((double)B + (double)B), convirt_features_loss_k35_clampmin(A + 6021104 + 1250000*B, A + 6021104 + 1249984*B, B)); /* %474 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
+    CALL(163, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k34_sum(A + 6021104 + 1249680*B, A + 6021104 + 1250032*B + 16*B*T, B, T)); /* %478 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(164, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k23_sum(A + 6021104 + 1250032*B + 30208*B*T + 249856*T, A + 6021104 + 1250032*B + 15072*B*T, B, T)); /* %480 reduce [T,1]  graphs/lib/losses.lua:12 */
+    CALL(165, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), convirt_features_loss_k42_fused_mul_sub_add_log(A + 6021104 + 1250032*B + 30208*B*T + 256384*T, A + 6021104 + 1250032*B + 30208*B*T + 256512*T, A + 6021104 + 1250032*B + 30208*B*T + 256368*T, A + 6021104 + 1250032*B + 16*B*T, A + 6021104 + 1250032*B + 30208*B*T + 249856*T, B, T)); /* %481 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
+    CALL(166, (double)T, sizeof(real)*((double)1 + (double)T), convirt_features_loss_k43_sum(A + 0, A + 6021104 + 1250032*B + 30208*B*T + 256384*T, T)); /* %482 reduce [1,1]  graphs/lib/losses.lua:13 */
+    CALL(167, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), convirt_features_loss_k46_fused_scale_add_sum_sub(A + 16, A + 0, A + 6021104 + 1250000*B, A + 6021104 + 1249664*B, A + 6021104 + 1249680*B, B)); /* %485 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
+    CALL(168, (double)9984*T, sizeof(real)*((double)39*T + (double)4992*T), gloria_features_loss_k49_fused_sum_square(A + 6021104 + 1250032*B + 30208*B*T + 256368*T, A + 6021104 + 1250032*B + 30208*B*T + 220160*T, T)); /* %488 fused:sum_square [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(169, (double)78*T, sizeof(real)*((double)39*T + (double)39*T), gloria_features_loss_k51_fused_rsqrt_clampmin(A + 6021104 + 1250032*B + 30208*B*T + 256416*T, A + 6021104 + 1250032*B + 30208*B*T + 256368*T, T)); /* %490 fused:rsqrt_clampmin [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(170, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T), gloria_features_loss_k52_mul(A + 6021104 + 1250032*B + 30208*B*T + 230272*T, A + 6021104 + 1250032*B + 30208*B*T + 220160*T, A + 6021104 + 1250032*B + 30208*B*T + 256416*T, T)); /* %491 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
+    CALL(171, (double)16384*B, sizeof(real)*((double)64*B + (double)8192*B), gloria_features_loss_k56_fused_sum_square(A + 6021104 + 1236992*B, A + 6021104 + 1204224*B, B)); /* %495 fused:sum_square [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(172, (double)128*B, sizeof(real)*((double)64*B + (double)64*B), gloria_features_loss_k58_fused_rsqrt_clampmin(A + 6021104 + 1249664*B, A + 6021104 + 1236992*B, B)); /* %497 fused:rsqrt_clampmin [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(173, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)64*B), gloria_features_loss_k59_mul(A + 6021104 + 1220608*B, A + 6021104 + 1204224*B, A + 6021104 + 1249664*B, B)); /* %498 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
+    CALL(174, (double)641472*B*T, sizeof(real)*((double)2496*B*T + (double)4992*T + (double)8192*B), gloria_features_loss_k61_matmul_scale(A + 6021104 + 1250032*B, A + 6021104 + 1250032*B + 30208*B*T + 230272*T, A + 6021104 + 1220608*B, B, T)); /* %500 matmul+scale [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(175, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), gloria_features_loss_k62_max(A + 6021104 + 1250032*B + 2496*B*T, A + 6021104 + 1250032*B, B, T)); /* %501 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(176, (double)4992*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), gloria_features_loss_k65_fused_exp_sub(A + 6021104 + 1250032*B + 24960*B*T, A + 6021104 + 1250032*B, A + 6021104 + 1250032*B + 2496*B*T, B, T)); /* %504 fused:exp_sub [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(177, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), gloria_features_loss_k66_sum(A + 6021104 + 1250032*B + 29952*B*T, A + 6021104 + 1250032*B + 24960*B*T, B, T)); /* %505 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(178, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), gloria_features_loss_k67_div(A + 6021104 + 1250032*B + 27456*B*T, A + 6021104 + 1250032*B + 24960*B*T, A + 6021104 + 1250032*B + 29952*B*T, B, T)); /* %506 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(179, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), gloria_features_loss_k68_matmul(A + 6021104 + 1250032*B, A + 6021104 + 1250032*B + 27456*B*T, A + 6021104 + 1204224*B, B, T)); /* %507 matmul [T,B,39,128]  graphs/lib/matching.lua:11 */
+    CALL(180, (double)9984*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), gloria_features_loss_k70_fused_sum_square(A + 6021104 + 1250032*B + 30000*B*T, A + 6021104 + 1250032*B, B, T)); /* %509 fused:sum_square [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(181, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), gloria_features_loss_k72_fused_rsqrt_clampmin(A + 6021104 + 1250032*B + 30048*B*T, A + 6021104 + 1250032*B + 30000*B*T, B, T)); /* %511 fused:rsqrt_clampmin [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(182, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T), gloria_features_loss_k73_mul(A + 6021104 + 1250032*B + 4992*B*T, A + 6021104 + 1250032*B, A + 6021104 + 1250032*B + 30048*B*T, B, T)); /* %512 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(183, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*T + (double)4992*B*T), reclf_noirm_features_loss_k74_mul(A + 6021104 + 1250032*B + 9984*B*T, A + 6021104 + 1250032*B + 30208*B*T + 230272*T, A + 6021104 + 1250032*B + 4992*B*T, B, T)); /* %513 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(184, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), convirt_text_vjp_k278_matmul(A + 6021104 + 1250032*B + 30208*B*T + 235264*T, A + 6021104 + 1250032*B + 30208*B*T + 220160*T, (real *)P + 1089888, T)); /* %520 matmul [39*T,128]  graphs/lib/srm.lua:11 */
+    CALL(185, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), convirt_text_vjp_k278_matmul(A + 6021104 + 1250032*B + 30208*B*T + 240256*T, A + 6021104 + 1250032*B + 30208*B*T + 220160*T, (real *)P + 1106272, T)); /* %523 matmul [39*T,128]  graphs/lib/srm.lua:11 */
+    CALL(186, (double)117*T, sizeof(real)*((double)39*T + (double)39*T), gloria_features_loss_k81_fused_scale_addc_neg(A + 6021104 + 1250032*B + 30208*B*T + 246784*T, (real *)inputs[3], T)); /* %531 fused:scale_addc_neg [T,1,39]  graphs/lib/srm.lua:12 */
+    CALL(187, (double)393939*T, sizeof(real)*((double)1521*T + (double)4992*T + (double)4992*T + (double)39*T + (double)39*T), reclf_noirm_features_loss_k93_matmul_add_mul_scale(A + 6021104 + 1250032*B + 30208*B*T + 245248*T, A + 6021104 + 1250032*B + 30208*B*T + 235264*T, A + 6021104 + 1250032*B + 30208*B*T + 240256*T, (real *)inputs[3], A + 6021104 + 1250032*B + 30208*B*T + 246784*T, T)); /* %532 matmul+add_mul_scale [T,39,39]  graphs/lib/srm.lua:12 */
+    CALL(188, (double)1521*T, sizeof(real)*((double)39*T + (double)1521*T), reclf_noirm_features_loss_k94_max(A + 6021104 + 1250032*B + 30208*B*T + 248320*T, A + 6021104 + 1250032*B + 30208*B*T + 245248*T, T)); /* %533 reduce [T,39,1]  graphs/lib/srm.lua:12 */
+    CALL(189, (double)3042*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), reclf_noirm_features_loss_k97_fused_exp_sub(A + 6021104 + 1250032*B + 30208*B*T + 246784*T, A + 6021104 + 1250032*B + 30208*B*T + 245248*T, A + 6021104 + 1250032*B + 30208*B*T + 248320*T, T)); /* %536 fused:exp_sub [T,39,39]  graphs/lib/srm.lua:12 */
+    CALL(190, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), reclf_noirm_features_loss_k98_mul(A + 6021104 + 1250032*B + 30208*B*T + 245248*T, A + 6021104 + 1250032*B + 30208*B*T + 246784*T, (real *)inputs[3], T)); /* %537 map:mul [T,39,39]  graphs/lib/srm.lua:12 */
+    CALL(191, (double)1521*T, sizeof(real)*((double)39*T + (double)1521*T), reclf_noirm_features_loss_k99_sum(A + 6021104 + 1250032*B + 30208*B*T + 251392*T, A + 6021104 + 1250032*B + 30208*B*T + 245248*T, T)); /* %538 reduce [T,39,1]  graphs/lib/srm.lua:12 */
+    CALL(192, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), reclf_noirm_features_loss_k100_clampmin(A + 6021104 + 1250032*B + 30208*B*T + 251440*T, A + 6021104 + 1250032*B + 30208*B*T + 251392*T, T)); /* %539 map:clampmin [T,39,1]  graphs/lib/srm.lua:12 */
+    CALL(193, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), reclf_noirm_features_loss_k101_div(A + 6021104 + 1250032*B + 30208*B*T + 248320*T, A + 6021104 + 1250032*B + 30208*B*T + 245248*T, A + 6021104 + 1250032*B + 30208*B*T + 251440*T, T)); /* %540 map:div [T,39,39]  graphs/lib/srm.lua:12 */
+    CALL(194, (double)39*T, sizeof(real)*((double)T + (double)39*T), convirt_text_vjp_k221_sum(A + 6021104 + 1250032*B + 30208*B*T + 249872*T, (real *)inputs[3], T)); /* %552 reduce [T,1,1,1]  graphs/lib/model.lua:40 */
+    CALL(195, (double)T, sizeof(real)*((double)T + (double)T), reclf_noirm_features_loss_k114_clampmin(A + 6021104 + 1250032*B + 30208*B*T + 245296*T, A + 6021104 + 1250032*B + 30208*B*T + 249872*T, T)); /* %553 map:clampmin [T,1,1,1]  graphs/lib/model.lua:40 */
+    CALL(196, (double)39*T, sizeof(real)*((double)39*T + (double)39*T + (double)T), reclf_noirm_features_loss_k115_div(A + 6021104 + 1250032*B + 30208*B*T + 245248*T, (real *)inputs[3], A + 6021104 + 1250032*B + 30208*B*T + 245296*T, T)); /* %554 map:div [T,1,39,1]  graphs/lib/model.lua:40 */
+    CALL(197, (double)16384, sizeof(real)*((double)128 + (double)16384), reclf_noirm_features_loss_k170_sum(A + 4992, (real *)P + 1139040)); /* %663 reduce [128,1]  graphs/lib/model.lua:33 */
+    CALL(198, (double)32768, sizeof(real)*((double)128 + (double)128 + (double)16384), reclf_noirm_features_loss_k173_matmul(A + 5120, A + 4992, (real *)P + 1122656)); /* %666 matmul [1,128]  graphs/lib/model.lua:33 */
+    CALL(199, (double)9984*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)128), reclf_noirm_features_loss_k176_fused_sum_mul(A + 6021104 + 1250032*B + 16512*B*T, A + 6021104 + 1250032*B + 9984*B*T, A + 5120, B, T)); /* %669 fused:sum_mul [T,B,39,1]  graphs/lib/model.lua:33 */
+    CALL(200, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), reclf_noirm_features_loss_k177_matmul(A + 6021104 + 1250032*B + 14976*B*T, A + 6021104 + 1250032*B + 30208*B*T + 248320*T, A + 6021104 + 1250032*B + 16512*B*T, B, T)); /* %670 matmul [T,B,39,1]  graphs/lib/model.lua:33 */
+    CALL(201, (double)5070*B*T, sizeof(real)*((double)39*B*T + (double)39*T + (double)4992*B*T + (double)39*B*T), reclf_noirm_features_loss_k116_fused_mul_add_sum(A + 6021104 + 1250032*B + 15024*B*T, A + 6021104 + 1250032*B + 30208*B*T + 245248*T, A + 6021104 + 1250032*B + 9984*B*T, A + 6021104 + 1250032*B + 14976*B*T, B, T)); /* %555 fused:mul_add_sum [T,B,39,1]  graphs/lib/model.lua:41 */
+    CALL(202, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), gloria_features_loss_k88_sum(A + 6021104 + 1250032*B + 14976*B*T, A + 6021104 + 1250032*B + 15024*B*T, B, T)); /* %556 reduce [T,B,1,1]  graphs/lib/model.lua:41 */
+    CALL(203, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), gloria_features_loss_k94_scale(A + 6021104 + 1250032*B + 30096*B*T, A + 6021104 + 1250032*B + 14976*B*T, B, T)); /* %558 map:scale [T,B]  graphs/lib/model.lua:43 */
+    CALL(204, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k19_max(A + 6021104 + 1250032*B + 30208*B*T + 245296*T, A + 6021104 + 1250032*B + 30096*B*T, B, T)); /* %560 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(205, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), convirt_features_loss_k22_fused_exp_sub(A + 6021104 + 1250032*B + 30112*B*T, A + 6021104 + 1250032*B + 30096*B*T, A + 6021104 + 1250032*B + 30208*B*T + 245296*T, B, T)); /* %563 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
+    CALL(206, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k23_sum(A + 6021104 + 1250032*B + 30208*B*T + 245312*T, A + 6021104 + 1250032*B + 30112*B*T, B, T)); /* %564 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(207, (double)T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k24_clampmin(A + 6021104 + 1250032*B + 30208*B*T + 245328*T, A + 6021104 + 1250032*B + 30208*B*T + 245312*T, T)); /* %565 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
+    CALL(208, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), convirt_features_loss_k27_mul(A + 6021104 + 1250032*B + 30128*B*T, A + 6021104 + 1250032*B + 30096*B*T, A + 6021104 + 1250032*B + 15072*B*T, B, T)); /* %568 map:mul [T,B]  graphs/lib/losses.lua:10 */
+    CALL(209, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k30_max(A + 6021104 + 1249728*B, A + 6021104 + 1250032*B + 30096*B*T, B, T)); /* %571 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(210, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), convirt_features_loss_k33_fused_exp_sub(A + 6021104 + 1250032*B + 14976*B*T, A + 6021104 + 1250032*B + 30096*B*T, A + 6021104 + 1249728*B, B, T)); /* %574 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
+    CALL(211, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k34_sum(A + 6021104 + 1249744*B, A + 6021104 + 1250032*B + 14976*B*T, B, T)); /* %575 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(212, (double)B, sizeof(real)*((double)B + (double)B), convirt_features_loss_k35_clampmin(A + 6021104 + 1249760*B, A + 6021104 + 1249744*B, B)); /* %576 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
+    CALL(213, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k34_sum(A + 6021104 + 1249776*B, A + 6021104 + 1250032*B + 30128*B*T, B, T)); /* %580 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(214, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), convirt_features_loss_k42_fused_mul_sub_add_log(A + 6021104 + 1250032*B + 30208*B*T + 245344*T, A + 6021104 + 1250032*B + 30208*B*T + 245328*T, A + 6021104 + 1250032*B + 30208*B*T + 245296*T, A + 6021104 + 1250032*B + 30128*B*T, A + 6021104 + 1250032*B + 30208*B*T + 249856*T, B, T)); /* %583 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
+    CALL(215, (double)T, sizeof(real)*((double)1 + (double)T), convirt_features_loss_k43_sum(A + 0, A + 6021104 + 1250032*B + 30208*B*T + 245344*T, T)); /* %584 reduce [1,1]  graphs/lib/losses.lua:13 */
+    CALL(216, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), convirt_features_loss_k46_fused_scale_add_sum_sub(A + 32, A + 0, A + 6021104 + 1249760*B, A + 6021104 + 1249728*B, A + 6021104 + 1249776*B, B)); /* %587 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
+    CALL(217, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), convirt_image_vjp_k243_add(A + 6021088, A + 16, A + 32)); /* %589 map:add []  graphs/lib/model.lua:85 */
 }
 
 static void backward(void *arena, real *grads, const real *P, void *const *inputs, real *const *input_grads, const long *dims) {
     const long B = dims[0]; (void)B;
     const long T = dims[1]; (void)T;
     real *A = arena; (void)A; (void)P; (void)inputs; (void)grads; (void)input_grads;
-    CALL(248, 0, sizeof(real)*((double)1), convirt_features_loss_k58_fill(A + 0)); /* %750 fill []  graphs/lib/model.lua:87 */
-    CALL(249, (double)1, sizeof(real)*((double)1 + (double)1), convirt_features_loss_k60_scale(A + 16, A + 0, B)); /* %752 map:scale [1,1]  graphs/lib/losses.lua:16 */
-    CALL(250, (double)B, sizeof(real)*((double)B + (double)1), convirt_features_loss_k61_id(A + 1288240 + 2425568*B, A + 16, B)); /* %753 map:id [1,B]  graphs/lib/losses.lua:14 */
-    CALL(251, (double)2*T, sizeof(real)*((double)T + (double)1 + (double)T), convirt_features_loss_k63_fused_mul_id(A + 1288240 + 2425584*B + 30208*B*T + 256528*T, A + 16, A + 1288240 + 2425584*B + 30208*B*T + 249856*T, T)); /* %755 fused:mul_id [T,1]  graphs/lib/losses.lua:13 */
-    CALL(252, (double)B, sizeof(real)*((double)B + (double)B), convirt_features_loss_k65_neg(A + 1288240 + 2425280*B, A + 1288240 + 2425568*B, B)); /* %757 map:neg [1,B]  graphs/lib/losses.lua:11 */
-    CALL(253, (double)2*B*T, sizeof(real)*((double)B*T + (double)B + (double)B*T), gloria_features_loss_k159_fused_mul_id(A + 1288240 + 2425584*B + 30176*B*T, A + 1288240 + 2425280*B, A + 1288240 + 2425584*B + 15072*B*T, B, T)); /* %759 fused:mul_id [T,B]  graphs/lib/losses.lua:11 */
-    CALL(254, (double)3*B, sizeof(real)*((double)B + (double)B + (double)B + (double)B), convirt_features_loss_k71_fused_mul_div_step(A + 1288240 + 2425280*B, A + 1288240 + 2425568*B, A + 1288240 + 2425312*B, A + 1288240 + 2425296*B, B)); /* %763 fused:mul_div_step [1,B]  graphs/lib/losses.lua:11 */
-    CALL(255, (double)T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k77_neg(A + 1288240 + 2425584*B + 30208*B*T + 245296*T, A + 1288240 + 2425584*B + 30208*B*T + 256528*T, T)); /* %769 map:neg [T,1]  graphs/lib/losses.lua:10 */
-    CALL(256, (double)2*B*T, sizeof(real)*((double)B*T + (double)T + (double)B*T), gloria_features_loss_k171_fused_mul_id(A + 1288240 + 2425584*B + 30192*B*T, A + 1288240 + 2425584*B + 30208*B*T + 245296*T, A + 1288240 + 2425584*B + 15072*B*T, B, T)); /* %771 fused:mul_id [T,B]  graphs/lib/losses.lua:10 */
-    CALL(257, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), convirt_features_loss_k84_fused_mul_div_step(A + 1288240 + 2425584*B + 30208*B*T + 245296*T, A + 1288240 + 2425584*B + 30208*B*T + 256528*T, A + 1288240 + 2425584*B + 30208*B*T + 245328*T, A + 1288240 + 2425584*B + 30208*B*T + 245312*T, T)); /* %776 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
-    CALL(258, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), gloria_features_loss_k182_fused_scale_add_add_add(A + 1288240 + 2425584*B + 14992*B*T, A + 1288240 + 2425584*B + 30176*B*T, A + 1288240 + 2425280*B, A + 1288240 + 2425584*B + 14976*B*T, A + 1288240 + 2425584*B + 30192*B*T, A + 1288240 + 2425584*B + 30208*B*T + 245296*T, A + 1288240 + 2425584*B + 30112*B*T, B, T)); /* %782 fused:scale_add_add_add [T,B]  graphs/lib/model.lua:43 */
-    CALL(259, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)B*T + (double)39*T), reclf_noirm_features_loss_k223_fused_mul_id(A + 1288240 + 2425584*B + 30096*B*T, A + 1288240 + 2425584*B + 14992*B*T, A + 1288240 + 2425584*B + 30208*B*T + 245248*T, B, T)); /* %786 fused:mul_id [T,B,39,1]  graphs/lib/model.lua:41 */
-    CALL(260, (double)3042*B*T, sizeof(real)*((double)1521*B*T + (double)39*B*T + (double)39*B*T), reclf_noirm_features_loss_k225_matmul(A + 1288240 + 2425584*B + 14976*B*T, A + 1288240 + 2425584*B + 30096*B*T, A + 1288240 + 2425584*B + 16512*B*T, B, T)); /* %788 matmul [T,B,39,39]  graphs/lib/model.lua:33 */
-    CALL(261, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), reclf_noirm_features_loss_k226_matmul(A + 1288240 + 2425584*B + 19968*B*T, A + 1288240 + 2425584*B + 30208*B*T + 248320*T, A + 1288240 + 2425584*B + 30096*B*T, B, T)); /* %789 matmul [T,B,39,1]  graphs/lib/model.lua:33 */
-    CALL(262, (double)1521*B*T, sizeof(real)*((double)1521*T + (double)1521*B*T), reclf_noirm_features_loss_k227_sum(A + 1288240 + 2425584*B + 30208*B*T + 245248*T, A + 1288240 + 2425584*B + 14976*B*T, B, T)); /* %790 reduce [T,1,39,39]  graphs/lib/model.lua:33 */
-    CALL(263, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T), gloria_features_loss_k200_id(A + 1288240 + 2425584*B + 14976*B*T, A + 1288240 + 2425584*B + 19968*B*T, B, T)); /* %791 map:id [T,B,39,128]  graphs/lib/model.lua:33 */
-    CALL(264, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), gloria_features_loss_k201_mul(A + 1288240 + 2425584*B + 19968*B*T, A + 1288240 + 2425584*B + 14976*B*T, A + 1288240 + 2425584*B + 9984*B*T, B, T)); /* %793 map:mul [T,B,39,128]  graphs/lib/model.lua:33 */
-    CALL(265, (double)4992*B*T, sizeof(real)*((double)4992*B + (double)4992*B*T), reclf_noirm_features_loss_k231_sum(A + 1288240 + 2408448*B, A + 1288240 + 2425584*B + 19968*B*T, B, T)); /* %794 reduce [1,B,39,128]  graphs/lib/model.lua:33 */
-    CALL(266, (double)4992*B, sizeof(real)*((double)4992 + (double)4992*B), reclf_noirm_features_loss_k233_sum(A + 0, A + 1288240 + 2408448*B, B)); /* %796 reduce [1,39,128]  graphs/lib/model.lua:33 */
-    CALL(267, (double)4992, sizeof(real)*((double)128 + (double)4992), convirt_text_vjp_k275_sum(A + 5248, A + 0)); /* %798 reduce [1,128]  graphs/lib/model.lua:33 */
-    CALL(268, (double)32768, sizeof(real)*((double)128 + (double)128 + (double)16384), reclf_noirm_features_loss_k238_matmul(A + 0, A + 5248, (real *)P + 1122656)); /* %801 matmul [1,128]  graphs/lib/model.lua:33 */
-    CALL(269, (double)32768, sizeof(real)*((double)16384 + (double)128 + (double)128), reclf_noirm_features_loss_k239_matmul(A + 985088, A + 5248, A + 4992)); /* %802 matmul [128,128]  graphs/lib/model.lua:33 */
-    CALL(270, (double)16384, sizeof(real)*((double)16384 + (double)128), reclf_noirm_features_loss_k242_id(A + 1001472, A + 0)); /* %805 map:id [128,128]  graphs/lib/model.lua:33 */
-    CALL(271, (double)14976*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)128 + (double)39*B*T), reclf_noirm_features_loss_k244_fused_add_mul_id(A + 1288240 + 2425584*B + 9984*B*T, A + 1288240 + 2425584*B + 14976*B*T, A + 5120, A + 1288240 + 2425584*B + 30096*B*T, B, T)); /* %807 fused:add_mul_id [T,B,39,128]  graphs/lib/model.lua:33 */
-    CALL(272, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), reclf_noirm_features_loss_k101_div(A + 1288240 + 2425584*B + 30208*B*T + 249856*T, A + 1288240 + 2425584*B + 30208*B*T + 245248*T, A + 1288240 + 2425584*B + 30208*B*T + 251440*T, T)); /* %809 map:div [T,39,39]  graphs/lib/srm.lua:12 */
-    CALL(273, (double)4641*T, sizeof(real)*((double)39*T + (double)1521*T + (double)1521*T + (double)39*T), reclf_noirm_features_loss_k251_fused_mul_sum_neg_mul(A + 1288240 + 2425584*B + 30208*B*T + 245248*T, A + 1288240 + 2425584*B + 30208*B*T + 249856*T, A + 1288240 + 2425584*B + 30208*B*T + 248320*T, A + 1288240 + 2425584*B + 30208*B*T + 251392*T, T)); /* %814 fused:mul_sum_neg_mul [T,39,1]  graphs/lib/srm.lua:12 */
-    CALL(274, (double)9126*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T + (double)39*T + (double)1521*T), reclf_noirm_features_loss_k264_fused_scale_mul_mul_mul(A + 1288240 + 2425584*B + 30208*B*T + 251392*T, A + 1288240 + 2425584*B + 30208*B*T + 249856*T, A + 1288240 + 2425584*B + 30208*B*T + 245248*T, (real *)inputs[3], A + 1288240 + 2425584*B + 30208*B*T + 246784*T, T)); /* %827 fused:scale_mul_mul_mul [T,39,39]  graphs/lib/srm.lua:11 */
-    CALL(275, (double)389376*T, sizeof(real)*((double)4992*T + (double)1521*T + (double)4992*T), reclf_noirm_features_loss_k265_matmul(A + 1288240 + 2425584*B + 30208*B*T + 245248*T, A + 1288240 + 2425584*B + 30208*B*T + 251392*T, A + 1288240 + 2425584*B + 30208*B*T + 240256*T, T)); /* %828 matmul [T,39,128]  graphs/lib/srm.lua:11 */
-    CALL(276, (double)389376*T, sizeof(real)*((double)4992*T + (double)1521*T + (double)4992*T), reclf_noirm_features_loss_k266_matmul(A + 1288240 + 2425584*B + 30208*B*T + 240256*T, A + 1288240 + 2425584*B + 30208*B*T + 251392*T, A + 1288240 + 2425584*B + 30208*B*T + 235264*T, T)); /* %829 matmul [T,39,128]  graphs/lib/srm.lua:11 */
-    CALL(277, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), reclf_noirm_features_loss_k268_matmul(A + 1288240 + 2425584*B + 30208*B*T + 235264*T, A + 1288240 + 2425584*B + 30208*B*T + 240256*T, (real *)P + 1106272, T)); /* %831 matmul [39*T,128]  graphs/lib/srm.lua:11 */
-    CALL(278, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), convirt_text_vjp_k279_matmul(A + 1017856, A + 1288240 + 2425584*B + 30208*B*T + 220160*T, A + 1288240 + 2425584*B + 30208*B*T + 240256*T, T)); /* %832 matmul [128,128]  graphs/lib/srm.lua:11 */
-    CALL(279, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), reclf_noirm_features_loss_k268_matmul(A + 1288240 + 2425584*B + 30208*B*T + 240256*T, A + 1288240 + 2425584*B + 30208*B*T + 245248*T, (real *)P + 1089888, T)); /* %835 matmul [39*T,128]  graphs/lib/srm.lua:11 */
-    CALL(280, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), convirt_text_vjp_k279_matmul(A + 1034240, A + 1288240 + 2425584*B + 30208*B*T + 220160*T, A + 1288240 + 2425584*B + 30208*B*T + 245248*T, T)); /* %836 matmul [128,128]  graphs/lib/srm.lua:11 */
-    CALL(281, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), gloria_features_loss_k201_mul(A + 1288240 + 2425584*B + 14976*B*T, A + 1288240 + 2425584*B + 9984*B*T, A + 1288240 + 2425584*B + 4992*B*T, B, T)); /* %839 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(282, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*T), gloria_features_loss_k202_mul(A + 1288240 + 2425584*B + 4992*B*T, A + 1288240 + 2425584*B + 9984*B*T, A + 1288240 + 2425584*B + 30208*B*T + 230272*T, B, T)); /* %840 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(283, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), gloria_features_loss_k203_sum(A + 1288240 + 2425584*B + 30208*B*T + 245248*T, A + 1288240 + 2425584*B + 14976*B*T, B, T)); /* %841 reduce [T,1,39,128]  graphs/lib/matching.lua:12 */
-    CALL(284, (double)10218*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)4992*B*T + (double)39*B*T + (double)39*B*T), gloria_features_loss_k212_fused_mul_mul_sum_mul(A + 1288240 + 2425584*B + 14976*B*T, A + 1288240 + 2425584*B + 4992*B*T, A + 1288240 + 2425584*B, A + 1288240 + 2425584*B + 30048*B*T, A + 1288240 + 2425584*B + 30000*B*T, B, T)); /* %850 fused:mul_mul_sum_mul [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(285, (double)24960*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T + (double)39*B*T + (double)4992*B*T), gloria_features_loss_k216_fused_add_mul_mul_id(A + 1288240 + 2425584*B + 9984*B*T, A + 1288240 + 2425584*B + 4992*B*T, A + 1288240 + 2425584*B + 30048*B*T, A + 1288240 + 2425584*B + 14976*B*T, A + 1288240 + 2425584*B, B, T)); /* %854 fused:add_mul_mul_id [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(286, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*B*T), gloria_features_loss_k218_matmul(A + 1288240 + 2425584*B, A + 1288240 + 2425584*B + 27456*B*T, A + 1288240 + 2425584*B + 9984*B*T, B, T)); /* %856 matmul [T,B,64,128]  graphs/lib/matching.lua:11 */
-    CALL(287, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), gloria_features_loss_k219_sum(A + 1288240 + 2408448*B, A + 1288240 + 2425584*B, B, T)); /* %857 reduce [1,B,64,128]  graphs/lib/matching.lua:11 */
-    CALL(288, (double)641472*B*T, sizeof(real)*((double)2496*B*T + (double)4992*B*T + (double)8192*B + (double)39*B*T), gloria_features_loss_k220_matmul_div(A + 1288240 + 2425584*B, A + 1288240 + 2425584*B + 9984*B*T, A + 1288240 + 2334720*B, A + 1288240 + 2425584*B + 29952*B*T, B, T)); /* %858 matmul+div [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(289, (double)7488*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T + (double)2496*B*T), gloria_features_loss_k223_fused_sum_neg_mul(A + 1288240 + 2425584*B + 15680*B*T, A + 1288240 + 2425584*B, A + 1288240 + 2425584*B + 27456*B*T, B, T)); /* %861 fused:sum_neg_mul [T,B,39,1]  graphs/lib/matching.lua:10 */
-    CALL(290, (double)9984*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T + (double)2496*B*T), gloria_features_loss_k229_fused_scale_mul_add_id(A + 1288240 + 2425584*B + 13184*B*T, A + 1288240 + 2425584*B, A + 1288240 + 2425584*B + 15680*B*T, A + 1288240 + 2425584*B + 24960*B*T, B, T)); /* %867 fused:scale_mul_add_id [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(291, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), gloria_features_loss_k68_matmul(A + 1288240 + 2425584*B + 8192*B*T, A + 1288240 + 2425584*B + 13184*B*T, A + 1288240 + 2400256*B, B, T)); /* %868 matmul [T,B,39,128]  graphs/lib/matching.lua:10 */
-    CALL(292, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*T), gloria_features_loss_k231_matmul(A + 1288240 + 2425584*B, A + 1288240 + 2425584*B + 13184*B*T, A + 1288240 + 2425584*B + 30208*B*T + 230272*T, B, T)); /* %869 matmul [T,B,64,128]  graphs/lib/matching.lua:10 */
-    CALL(293, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), gloria_features_loss_k203_sum(A + 1288240 + 2425584*B + 30208*B*T + 230272*T, A + 1288240 + 2425584*B + 8192*B*T, B, T)); /* %870 reduce [T,1,39,128]  graphs/lib/matching.lua:10 */
-    CALL(294, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), gloria_features_loss_k219_sum(A + 1288240 + 2400256*B, A + 1288240 + 2425584*B, B, T)); /* %871 reduce [1,B,64,128]  graphs/lib/matching.lua:10 */
-    CALL(295, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T), gloria_features_loss_k234_add(A + 1288240 + 2425584*B + 30208*B*T + 250240*T, A + 1288240 + 2425584*B + 30208*B*T + 245248*T, A + 1288240 + 2425584*B + 30208*B*T + 230272*T, T)); /* %872 map:add [T,1,39,128]  graphs/lib/matching.lua:10 */
-    CALL(296, (double)16768*B, sizeof(real)*((double)64*B + (double)8192*B + (double)8192*B + (double)64*B + (double)64*B), gloria_features_loss_k244_fused_mul_mul_sum_mul(A + 1288240 + 2425280*B, A + 1288240 + 2400256*B, A + 1288240 + 2334720*B, A + 1288240 + 2425216*B, A + 1288240 + 2416640*B, B)); /* %882 fused:mul_mul_sum_mul [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(297, (double)49152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)64*B + (double)64*B + (double)8192*B), gloria_features_loss_k248_fused_add_add_mul_mul(A + 1288240 + 2416640*B, A + 1288240 + 2408448*B, A + 1288240 + 2400256*B, A + 1288240 + 2425216*B, A + 1288240 + 2425280*B, A + 1288240 + 2334720*B, B)); /* %886 fused:add_add_mul_mul [1,B,64,128]  graphs/lib/matching.lua:9 */
-    CALL(298, (double)10218*T, sizeof(real)*((double)39*T + (double)4992*T + (double)4992*T + (double)39*T + (double)39*T), gloria_features_loss_k259_fused_mul_mul_sum_mul(A + 1288240 + 2425584*B + 30208*B*T + 245248*T, A + 1288240 + 2425584*B + 30208*B*T + 250240*T, A + 1288240 + 2425584*B + 30208*B*T + 220160*T, A + 1288240 + 2425584*B + 30208*B*T + 256416*T, A + 1288240 + 2425584*B + 30208*B*T + 256368*T, T)); /* %898 fused:mul_mul_sum_mul [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(299, (double)34944*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T + (double)4992*T + (double)39*T + (double)39*T + (double)4992*T), reclf_noirm_features_loss_k339_fused_add_add_add_mul(A + 1288240 + 2425584*B + 30208*B*T + 230272*T, A + 1288240 + 2425584*B + 30208*B*T + 235264*T, A + 1288240 + 2425584*B + 30208*B*T + 240256*T, A + 1288240 + 2425584*B + 30208*B*T + 250240*T, A + 1288240 + 2425584*B + 30208*B*T + 256416*T, A + 1288240 + 2425584*B + 30208*B*T + 245248*T, A + 1288240 + 2425584*B + 30208*B*T + 220160*T, T)); /* %902 fused:add_add_add_mul [T,39,128]  graphs/lib/matching.lua:7 */
-    CALL(300, (double)3*B, sizeof(real)*((double)B + (double)B + (double)B + (double)B), convirt_features_loss_k71_fused_mul_div_step(A + 1288240 + 2425216*B, A + 1288240 + 2425568*B, A + 1288240 + 2425552*B, A + 1288240 + 2425536*B, B)); /* %915 fused:mul_div_step [1,B]  graphs/lib/losses.lua:11 */
-    CALL(301, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), convirt_features_loss_k84_fused_mul_div_step(A + 1288240 + 2425584*B + 30208*B*T + 256368*T, A + 1288240 + 2425584*B + 30208*B*T + 256528*T, A + 1288240 + 2425584*B + 30208*B*T + 256512*T, A + 1288240 + 2425584*B + 30208*B*T + 256496*T, T)); /* %928 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
-    CALL(302, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), gloria_features_loss_k295_fused_scale_add_add_add(A + 1288240 + 2425584*B, A + 1288240 + 2425584*B + 30176*B*T, A + 1288240 + 2425216*B, A + 1288240 + 2425584*B + 30160*B*T, A + 1288240 + 2425584*B + 30192*B*T, A + 1288240 + 2425584*B + 30208*B*T + 256368*T, A + 1288240 + 2425584*B + 30144*B*T, B, T)); /* %934 fused:scale_add_add_add [T,B]  graphs/lib/losses.lua:21 */
-    CALL(303, (double)256*B*T, sizeof(real)*((double)128*T + (double)B*T + (double)128*B), convirt_features_loss_k91_matmul(A + 1288240 + 2425584*B + 30208*B*T + 220160*T, A + 1288240 + 2425584*B, A + 1288240 + 2425088*B, B, T)); /* %935 matmul [T,128]  graphs/lib/losses.lua:21 */
-    CALL(304, (double)256*B*T, sizeof(real)*((double)128*B + (double)B*T + (double)128*T), convirt_features_loss_k92_matmul(A + 1288240 + 2334720*B, A + 1288240 + 2425584*B, A + 1288240 + 2425584*B + 30208*B*T + 225152*T, B, T)); /* %936 matmul [B,128]  graphs/lib/losses.lua:21 */
-    CALL(305, (double)262*B, sizeof(real)*((double)B + (double)128*B + (double)128*B + (double)B + (double)B), convirt_features_loss_k101_fused_mul_mul_sum_mul(A + 1288240 + 2425088*B, A + 1288240 + 2334720*B, A + 1288240 + 2424960*B, A + 1288240 + 2425520*B, A + 1288240 + 2425504*B, B)); /* %945 fused:mul_mul_sum_mul [B,1]  graphs/lib/losses.lua:21 */
-    CALL(306, (double)640*B, sizeof(real)*((double)128*B + (double)128*B + (double)B + (double)B + (double)128*B), convirt_features_loss_k105_fused_add_mul_mul_id(A + 1288240 + 2334848*B, A + 1288240 + 2334720*B, A + 1288240 + 2425520*B, A + 1288240 + 2425088*B, A + 1288240 + 2424960*B, B)); /* %949 fused:add_mul_mul_id [B,128]  graphs/lib/losses.lua:21 */
-    CALL(307, (double)262*T, sizeof(real)*((double)T + (double)128*T + (double)128*T + (double)T + (double)T), convirt_features_loss_k114_fused_mul_mul_sum_mul(A + 1288240 + 2425584*B + 30208*B*T + 256368*T, A + 1288240 + 2425584*B + 30208*B*T + 220160*T, A + 1288240 + 2425584*B + 30208*B*T + 256000*T, A + 1288240 + 2425584*B + 30208*B*T + 256480*T, A + 1288240 + 2425584*B + 30208*B*T + 256464*T, T)); /* %958 fused:mul_mul_sum_mul [T,1]  graphs/lib/losses.lua:21 */
-    CALL(308, (double)640*T, sizeof(real)*((double)128*T + (double)128*T + (double)T + (double)T + (double)128*T), convirt_features_loss_k118_fused_add_mul_mul_id(A + 1288240 + 2425584*B + 30208*B*T + 240256*T, A + 1288240 + 2425584*B + 30208*B*T + 220160*T, A + 1288240 + 2425584*B + 30208*B*T + 256480*T, A + 1288240 + 2425584*B + 30208*B*T + 256368*T, A + 1288240 + 2425584*B + 30208*B*T + 256000*T, T)); /* %962 fused:add_mul_mul_id [T,128]  graphs/lib/losses.lua:21 */
-    CALL(309, (double)4992*T, sizeof(real)*((double)4992 + (double)4992*T), convirt_text_vjp_k273_sum(A + 0, A + 1288240 + 2425584*B + 30208*B*T + 230272*T, T)); /* %963 reduce [1,39,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(310, (double)4992, sizeof(real)*((double)128 + (double)4992), convirt_text_vjp_k275_sum(A + 1283072, A + 0)); /* %965 reduce [1,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(311, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), convirt_text_vjp_k278_matmul(A + 1288240 + 2425584*B + 30208*B*T + 235264*T, A + 1288240 + 2425584*B + 30208*B*T + 230272*T, (real *)P + 1073376, T)); /* %968 matmul [39*T,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(312, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), convirt_text_vjp_k279_matmul(A + 1050624, A + 1288240 + 2425584*B + 30208*B*T + 230272*T, A + 1288240 + 2425584*B + 30208*B*T + 225280*T, T)); /* %969 matmul [128,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(313, 0, sizeof(real)*((double)5120*T + (double)4992*T), convirt_text_vjp_k281_pad(A + 1288240 + 2425584*B + 30208*B*T + 220160*T, A + 1288240 + 2425584*B + 30208*B*T + 235264*T, T)); /* %971 pad [T,40,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(314, (double)128*T, sizeof(real)*((double)128 + (double)128*T), convirt_k682_sum(A + 1283200, A + 1288240 + 2425584*B + 30208*B*T + 240256*T, T)); /* %972 reduce [1,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(315, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), convirt_k684_matmul(A + 1288240 + 2425584*B + 30208*B*T + 230400*T, A + 1288240 + 2425584*B + 30208*B*T + 240256*T, (real *)P + 1056864, T)); /* %974 matmul [T,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(316, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), convirt_k685_matmul(A + 1067008, A + 1288240 + 2425584*B + 30208*B*T + 240256*T, A + 1288240 + 2425584*B + 30208*B*T + 255872*T, T)); /* %975 matmul [128,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(317, 0, sizeof(real)*((double)5120*T + (double)128*T), convirt_k687_pad(A + 1288240 + 2425584*B + 30208*B*T + 225280*T, A + 1288240 + 2425584*B + 30208*B*T + 230400*T, T)); /* %977 pad [T,40,128]  graphs/lib/text_encoder.lua:35 */
-    CALL(318, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_text_vjp_k288_add(A + 1288240 + 2425584*B + 30208*B*T + 230400*T, A + 1288240 + 2425584*B + 30208*B*T + 220160*T, A + 1288240 + 2425584*B + 30208*B*T + 225280*T, T)); /* %978 map:add [T,40,128]  graphs/lib/text_encoder.lua:35 */
-    CALL(319, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 0, A + 1288240 + 2425584*B + 30208*B*T + 230400*T, T)); /* %979 reduce [1,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(320, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1283328, A + 0)); /* %981 reduce [1,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(321, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), convirt_k692_mul(A + 1288240 + 2425584*B + 30208*B*T + 220160*T, A + 1288240 + 2425584*B + 30208*B*T + 230400*T, (real *)P + 1056608, T)); /* %983 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(322, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k693_mul(A + 1288240 + 2425584*B + 30208*B*T + 225280*T, A + 1288240 + 2425584*B + 30208*B*T + 230400*T, A + 1288240 + 2425584*B + 30208*B*T + 215040*T, T)); /* %984 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(323, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 0, A + 1288240 + 2425584*B + 30208*B*T + 225280*T, T)); /* %985 reduce [1,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(324, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1283456, A + 0)); /* %987 reduce [1,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(325, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k705_fused_scale_mul_sum_mul(A + 1288240 + 2425584*B + 30208*B*T + 255872*T, A + 1288240 + 2425584*B + 30208*B*T + 220160*T, A + 1288240 + 2425584*B + 30208*B*T + 194560*T, A + 1288240 + 2425584*B + 30208*B*T + 256320*T, T)); /* %996 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(326, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), convirt_k709_fused_add_mul_mul_id(A + 1288240 + 2425584*B + 30208*B*T + 215040*T, A + 1288240 + 2425584*B + 30208*B*T + 220160*T, A + 1288240 + 2425584*B + 30208*B*T + 256320*T, A + 1288240 + 2425584*B + 30208*B*T + 255872*T, A + 1288240 + 2425584*B + 30208*B*T + 194560*T, T)); /* %1000 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(327, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k712_fused_scale_sum_neg(A + 1288240 + 2425584*B + 30208*B*T + 255872*T, A + 1288240 + 2425584*B + 30208*B*T + 215040*T, T)); /* %1003 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(328, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k714_fused_add_id(A + 1288240 + 2425584*B + 30208*B*T + 194560*T, A + 1288240 + 2425584*B + 30208*B*T + 215040*T, A + 1288240 + 2425584*B + 30208*B*T + 255872*T, T)); /* %1005 fused:add_id [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(329, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 0, A + 1288240 + 2425584*B + 30208*B*T + 194560*T, T)); /* %1006 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(330, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1283584, A + 0)); /* %1008 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(331, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), convirt_k721_matmul(A + 630784, A + 1288240 + 2425584*B + 30208*B*T + 194560*T, A + 1288240 + 2425584*B + 30208*B*T + 61440*T, T)); /* %1012 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(332, (double)5283840*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)20480*T), convirt_k724_matmul_mul_gelu_grad(A + 1288240 + 2425584*B + 30208*B*T + 61440*T, A + 1288240 + 2425584*B + 30208*B*T + 194560*T, (real *)P + 990944, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, T)); /* %1015 matmul+mul_gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(333, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), convirt_k725_sum(A + 0, A + 1288240 + 2425584*B + 30208*B*T + 61440*T, T)); /* %1016 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(334, (double)20480, sizeof(real)*((double)512 + (double)20480), convirt_k727_sum(A + 1282048, A + 0)); /* %1018 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(335, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), convirt_k730_matmul(A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 61440*T, (real *)P + 924896, T)); /* %1021 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(336, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), convirt_k731_matmul(A + 696320, A + 1288240 + 2425584*B + 30208*B*T + 61440*T, A + 1288240 + 2425584*B + 30208*B*T + 209920*T, T)); /* %1022 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(337, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 761856, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, T)); /* %1024 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(338, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1283712, A + 761856)); /* %1026 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(339, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), convirt_k692_mul(A + 1288240 + 2425584*B + 30208*B*T + 46080*T, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, (real *)P + 924640, T)); /* %1028 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(340, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k693_mul(A + 1288240 + 2425584*B + 30208*B*T + 51200*T, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 204800*T, T)); /* %1029 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(341, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 761856, A + 1288240 + 2425584*B + 30208*B*T + 51200*T, T)); /* %1030 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(342, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1283840, A + 761856)); /* %1032 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(343, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k705_fused_scale_mul_sum_mul(A + 1288240 + 2425584*B + 30208*B*T + 255872*T, A + 1288240 + 2425584*B + 30208*B*T + 46080*T, A + 1288240 + 2425584*B + 30208*B*T + 199680*T, A + 1288240 + 2425584*B + 30208*B*T + 256272*T, T)); /* %1041 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(344, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), convirt_k709_fused_add_mul_mul_id(A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 46080*T, A + 1288240 + 2425584*B + 30208*B*T + 256272*T, A + 1288240 + 2425584*B + 30208*B*T + 255872*T, A + 1288240 + 2425584*B + 30208*B*T + 199680*T, T)); /* %1045 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(345, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k712_fused_scale_sum_neg(A + 1288240 + 2425584*B + 30208*B*T + 255872*T, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, T)); /* %1049 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(346, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k760_fused_add_add_id(A + 1288240 + 2425584*B + 30208*B*T + 53760*T, A + 1288240 + 2425584*B + 30208*B*T + 194560*T, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 255872*T, T)); /* %1051 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(347, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 761856, A + 1288240 + 2425584*B + 30208*B*T + 53760*T, T)); /* %1052 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(348, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1283968, A + 761856)); /* %1054 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(349, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k766_matmul(A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 53760*T, (real *)P + 908128, T)); /* %1057 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(350, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k767_matmul(A + 1083392, A + 1288240 + 2425584*B + 30208*B*T + 53760*T, A + 1288240 + 2425584*B + 30208*B*T + 189440*T, T)); /* %1058 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(351, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k329_permute(A + 1288240 + 2425584*B + 30208*B*T + 47360*T, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, T)); /* %1061 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
-    CALL(352, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k772_matmul(A + 1288240 + 2425584*B + 30208*B*T + 58880*T, A + 1288240 + 2425584*B + 30208*B*T + 101120*T, A + 1288240 + 2425584*B + 30208*B*T + 47360*T, T)); /* %1063 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    CALL(353, (double)416000*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)160*T), convirt_k773_matmul_div(A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 47360*T, A + 1288240 + 2425584*B + 30208*B*T + 184320*T, A + 1288240 + 2425584*B + 30208*B*T + 255712*T, T)); /* %1064 matmul+div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(354, (double)19520*T, sizeof(real)*((double)160*T + (double)6400*T + (double)6400*T + (double)160*T), convirt_k778_fused_mul_sum_neg_mul(A + 1288240 + 2425584*B + 30208*B*T + 64000*T, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 101120*T, A + 1288240 + 2425584*B + 30208*B*T + 255552*T, T)); /* %1069 fused:mul_sum_neg_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(355, (double)38400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T + (double)6400*T), convirt_k794_fused_scale_mul_mul_mul(A + 1288240 + 2425584*B + 30208*B*T + 47360*T, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 64000*T, (real *)inputs[2], A + 1288240 + 2425584*B + 30208*B*T + 94720*T, T)); /* %1085 fused:scale_mul_mul_mul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
-    CALL(356, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k362_matmul(A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 47360*T, A + 1288240 + 2425584*B + 30208*B*T + 179200*T, T)); /* %1086 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
-    CALL(357, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k772_matmul(A + 1288240 + 2425584*B + 30208*B*T + 94720*T, A + 1288240 + 2425584*B + 30208*B*T + 47360*T, A + 1288240 + 2425584*B + 30208*B*T + 174080*T, T)); /* %1087 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
-    CALL(358, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k363_permute(A + 1288240 + 2425584*B + 30208*B*T + 46080*T, A + 1288240 + 2425584*B + 30208*B*T + 58880*T, T)); /* %1088 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
-    CALL(359, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 761856, A + 1288240 + 2425584*B + 30208*B*T + 46080*T, T)); /* %1090 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(360, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1284096, A + 761856)); /* %1092 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(361, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k767_matmul(A + 1099776, A + 1288240 + 2425584*B + 30208*B*T + 46080*T, A + 1288240 + 2425584*B + 30208*B*T + 168960*T, T)); /* %1096 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(362, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k363_permute(A + 1288240 + 2425584*B + 30208*B*T + 99840*T, A + 1288240 + 2425584*B + 30208*B*T + 94720*T, T)); /* %1098 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
-    CALL(363, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 761856, A + 1288240 + 2425584*B + 30208*B*T + 99840*T, T)); /* %1100 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(364, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1284224, A + 761856)); /* %1102 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(365, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k766_matmul(A + 1288240 + 2425584*B + 30208*B*T + 94720*T, A + 1288240 + 2425584*B + 30208*B*T + 99840*T, (real *)P + 875104, T)); /* %1105 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(366, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k767_matmul(A + 1116160, A + 1288240 + 2425584*B + 30208*B*T + 99840*T, A + 1288240 + 2425584*B + 30208*B*T + 168960*T, T)); /* %1106 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(367, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k363_permute(A + 1288240 + 2425584*B + 30208*B*T + 99840*T, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, T)); /* %1109 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
-    CALL(368, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 761856, A + 1288240 + 2425584*B + 30208*B*T + 99840*T, T)); /* %1111 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(369, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1284352, A + 761856)); /* %1113 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(370, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k766_matmul(A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 99840*T, (real *)P + 858592, T)); /* %1116 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(371, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k767_matmul(A + 1132544, A + 1288240 + 2425584*B + 30208*B*T + 99840*T, A + 1288240 + 2425584*B + 30208*B*T + 168960*T, T)); /* %1117 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(372, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)5120*T), convirt_k828_matmul_add_add(A + 1288240 + 2425584*B + 30208*B*T + 99840*T, A + 1288240 + 2425584*B + 30208*B*T + 46080*T, (real *)P + 891616, A + 1288240 + 2425584*B + 30208*B*T + 94720*T, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, T)); /* %1119 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(373, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 761856, A + 1288240 + 2425584*B + 30208*B*T + 99840*T, T)); /* %1120 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(374, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1284480, A + 761856)); /* %1122 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(375, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), convirt_k692_mul(A + 1288240 + 2425584*B + 30208*B*T + 94720*T, A + 1288240 + 2425584*B + 30208*B*T + 99840*T, (real *)P + 858336, T)); /* %1124 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(376, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k693_mul(A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 99840*T, A + 1288240 + 2425584*B + 30208*B*T + 163840*T, T)); /* %1125 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(377, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 761856, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, T)); /* %1126 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(378, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1284608, A + 761856)); /* %1128 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(379, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k705_fused_scale_mul_sum_mul(A + 1288240 + 2425584*B + 30208*B*T + 255552*T, A + 1288240 + 2425584*B + 30208*B*T + 94720*T, A + 1288240 + 2425584*B + 30208*B*T + 158720*T, A + 1288240 + 2425584*B + 30208*B*T + 256224*T, T)); /* %1137 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(380, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), convirt_k709_fused_add_mul_mul_id(A + 1288240 + 2425584*B + 30208*B*T + 99840*T, A + 1288240 + 2425584*B + 30208*B*T + 94720*T, A + 1288240 + 2425584*B + 30208*B*T + 256224*T, A + 1288240 + 2425584*B + 30208*B*T + 255552*T, A + 1288240 + 2425584*B + 30208*B*T + 158720*T, T)); /* %1141 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(381, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k712_fused_scale_sum_neg(A + 1288240 + 2425584*B + 30208*B*T + 255552*T, A + 1288240 + 2425584*B + 30208*B*T + 99840*T, T)); /* %1145 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(382, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k760_fused_add_add_id(A + 1288240 + 2425584*B + 30208*B*T + 94720*T, A + 1288240 + 2425584*B + 30208*B*T + 53760*T, A + 1288240 + 2425584*B + 30208*B*T + 99840*T, A + 1288240 + 2425584*B + 30208*B*T + 255552*T, T)); /* %1147 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(383, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 761856, A + 1288240 + 2425584*B + 30208*B*T + 94720*T, T)); /* %1148 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(384, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1284736, A + 761856)); /* %1150 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(385, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), convirt_k721_matmul(A + 761856, A + 1288240 + 2425584*B + 30208*B*T + 94720*T, A + 1288240 + 2425584*B + 30208*B*T + 20480*T, T)); /* %1154 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(386, (double)5283840*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)20480*T), convirt_k724_matmul_mul_gelu_grad(A + 1288240 + 2425584*B + 30208*B*T + 20480*T, A + 1288240 + 2425584*B + 30208*B*T + 94720*T, (real *)P + 792672, A + 1288240 + 2425584*B + 30208*B*T, T)); /* %1157 matmul+mul_gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(387, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), convirt_k725_sum(A + 0, A + 1288240 + 2425584*B + 30208*B*T + 20480*T, T)); /* %1158 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(388, (double)20480, sizeof(real)*((double)512 + (double)20480), convirt_k727_sum(A + 1282560, A + 0)); /* %1160 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(389, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), convirt_k730_matmul(A + 1288240 + 2425584*B + 30208*B*T + 99840*T, A + 1288240 + 2425584*B + 30208*B*T + 20480*T, (real *)P + 726624, T)); /* %1163 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(390, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), convirt_k731_matmul(A + 827392, A + 1288240 + 2425584*B + 30208*B*T + 20480*T, A + 1288240 + 2425584*B + 30208*B*T + 153600*T, T)); /* %1164 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(391, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 892928, A + 1288240 + 2425584*B + 30208*B*T + 99840*T, T)); /* %1166 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(392, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1284864, A + 892928)); /* %1168 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(393, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), convirt_k692_mul(A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 99840*T, (real *)P + 726368, T)); /* %1170 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(394, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k693_mul(A + 1288240 + 2425584*B + 30208*B*T + 5120*T, A + 1288240 + 2425584*B + 30208*B*T + 99840*T, A + 1288240 + 2425584*B + 30208*B*T + 148480*T, T)); /* %1171 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(395, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 892928, A + 1288240 + 2425584*B + 30208*B*T + 5120*T, T)); /* %1172 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(396, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1284992, A + 892928)); /* %1174 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(397, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k705_fused_scale_mul_sum_mul(A + 1288240 + 2425584*B + 30208*B*T + 255552*T, A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 143360*T, A + 1288240 + 2425584*B + 30208*B*T + 256176*T, T)); /* %1183 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(398, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), convirt_k709_fused_add_mul_mul_id(A + 1288240 + 2425584*B + 30208*B*T + 99840*T, A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 256176*T, A + 1288240 + 2425584*B + 30208*B*T + 255552*T, A + 1288240 + 2425584*B + 30208*B*T + 143360*T, T)); /* %1187 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(399, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k712_fused_scale_sum_neg(A + 1288240 + 2425584*B + 30208*B*T + 255552*T, A + 1288240 + 2425584*B + 30208*B*T + 99840*T, T)); /* %1191 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(400, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k760_fused_add_add_id(A + 1288240 + 2425584*B + 30208*B*T + 12800*T, A + 1288240 + 2425584*B + 30208*B*T + 94720*T, A + 1288240 + 2425584*B + 30208*B*T + 99840*T, A + 1288240 + 2425584*B + 30208*B*T + 255552*T, T)); /* %1193 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(401, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 892928, A + 1288240 + 2425584*B + 30208*B*T + 12800*T, T)); /* %1194 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(402, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1285120, A + 892928)); /* %1196 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(403, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k766_matmul(A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 12800*T, (real *)P + 709856, T)); /* %1199 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(404, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k767_matmul(A + 1148928, A + 1288240 + 2425584*B + 30208*B*T + 12800*T, A + 1288240 + 2425584*B + 30208*B*T + 138240*T, T)); /* %1200 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(405, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k329_permute(A + 1288240 + 2425584*B + 30208*B*T + 6400*T, A + 1288240 + 2425584*B + 30208*B*T, T)); /* %1203 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
-    CALL(406, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k772_matmul(A + 1288240 + 2425584*B + 30208*B*T + 94720*T, A + 1288240 + 2425584*B + 30208*B*T + 88320*T, A + 1288240 + 2425584*B + 30208*B*T + 6400*T, T)); /* %1205 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    CALL(407, (double)416000*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)160*T), convirt_k773_matmul_div(A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 6400*T, A + 1288240 + 2425584*B + 30208*B*T + 133120*T, A + 1288240 + 2425584*B + 30208*B*T + 255392*T, T)); /* %1206 matmul+div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(408, (double)19520*T, sizeof(real)*((double)160*T + (double)6400*T + (double)6400*T + (double)160*T), convirt_k778_fused_mul_sum_neg_mul(A + 1288240 + 2425584*B + 30208*B*T + 99840*T, A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 88320*T, A + 1288240 + 2425584*B + 30208*B*T + 255232*T, T)); /* %1211 fused:mul_sum_neg_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(409, (double)38400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T + (double)6400*T), convirt_k794_fused_scale_mul_mul_mul(A + 1288240 + 2425584*B + 30208*B*T + 6400*T, A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 99840*T, (real *)inputs[2], A + 1288240 + 2425584*B + 30208*B*T + 81920*T, T)); /* %1227 fused:scale_mul_mul_mul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
-    CALL(410, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k362_matmul(A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 6400*T, A + 1288240 + 2425584*B + 30208*B*T + 128000*T, T)); /* %1228 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
-    CALL(411, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k772_matmul(A + 1288240 + 2425584*B + 30208*B*T + 99840*T, A + 1288240 + 2425584*B + 30208*B*T + 6400*T, A + 1288240 + 2425584*B + 30208*B*T + 122880*T, T)); /* %1229 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
-    CALL(412, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k363_permute(A + 1288240 + 2425584*B + 30208*B*T + 5120*T, A + 1288240 + 2425584*B + 30208*B*T + 94720*T, T)); /* %1230 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
-    CALL(413, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 892928, A + 1288240 + 2425584*B + 30208*B*T + 5120*T, T)); /* %1232 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(414, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1285248, A + 892928)); /* %1234 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(415, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k767_matmul(A + 1165312, A + 1288240 + 2425584*B + 30208*B*T + 5120*T, A + 1288240 + 2425584*B + 30208*B*T + 117760*T, T)); /* %1238 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(416, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k363_permute(A + 1288240 + 2425584*B + 30208*B*T + 17920*T, A + 1288240 + 2425584*B + 30208*B*T + 99840*T, T)); /* %1240 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
-    CALL(417, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 892928, A + 1288240 + 2425584*B + 30208*B*T + 17920*T, T)); /* %1242 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(418, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1285376, A + 892928)); /* %1244 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(419, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k766_matmul(A + 1288240 + 2425584*B + 30208*B*T + 23040*T, A + 1288240 + 2425584*B + 30208*B*T + 17920*T, (real *)P + 676832, T)); /* %1247 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(420, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k767_matmul(A + 1181696, A + 1288240 + 2425584*B + 30208*B*T + 17920*T, A + 1288240 + 2425584*B + 30208*B*T + 117760*T, T)); /* %1248 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(421, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k363_permute(A + 1288240 + 2425584*B + 30208*B*T + 17920*T, A + 1288240 + 2425584*B + 30208*B*T, T)); /* %1251 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
-    CALL(422, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 892928, A + 1288240 + 2425584*B + 30208*B*T + 17920*T, T)); /* %1253 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(423, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1285504, A + 892928)); /* %1255 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(424, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k766_matmul(A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 17920*T, (real *)P + 660320, T)); /* %1258 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(425, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k767_matmul(A + 1198080, A + 1288240 + 2425584*B + 30208*B*T + 17920*T, A + 1288240 + 2425584*B + 30208*B*T + 117760*T, T)); /* %1259 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(426, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)5120*T), convirt_k828_matmul_add_add(A + 1288240 + 2425584*B + 30208*B*T + 17920*T, A + 1288240 + 2425584*B + 30208*B*T + 5120*T, (real *)P + 693344, A + 1288240 + 2425584*B + 30208*B*T + 23040*T, A + 1288240 + 2425584*B + 30208*B*T, T)); /* %1261 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(427, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 892928, A + 1288240 + 2425584*B + 30208*B*T + 17920*T, T)); /* %1262 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(428, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1285632, A + 892928)); /* %1264 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(429, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), convirt_k692_mul(A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 17920*T, (real *)P + 660064, T)); /* %1266 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(430, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k693_mul(A + 1288240 + 2425584*B + 30208*B*T + 5120*T, A + 1288240 + 2425584*B + 30208*B*T + 17920*T, A + 1288240 + 2425584*B + 30208*B*T + 112640*T, T)); /* %1267 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(431, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 892928, A + 1288240 + 2425584*B + 30208*B*T + 5120*T, T)); /* %1268 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(432, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1285760, A + 892928)); /* %1270 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(433, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k705_fused_scale_mul_sum_mul(A + 1288240 + 2425584*B + 30208*B*T + 10240*T, A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 107520*T, A + 1288240 + 2425584*B + 30208*B*T + 256128*T, T)); /* %1279 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(434, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), convirt_k709_fused_add_mul_mul_id(A + 1288240 + 2425584*B + 30208*B*T + 5120*T, A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 256128*T, A + 1288240 + 2425584*B + 30208*B*T + 10240*T, A + 1288240 + 2425584*B + 30208*B*T + 107520*T, T)); /* %1283 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(435, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k712_fused_scale_sum_neg(A + 1288240 + 2425584*B + 30208*B*T + 10240*T, A + 1288240 + 2425584*B + 30208*B*T + 5120*T, T)); /* %1287 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(436, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k760_fused_add_add_id(A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 12800*T, A + 1288240 + 2425584*B + 30208*B*T + 5120*T, A + 1288240 + 2425584*B + 30208*B*T + 10240*T, T)); /* %1289 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(437, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 1274880, A + 1288240 + 2425584*B + 30208*B*T, T)); /* %1290 reduce [1,40,128]  graphs/lib/text_encoder.lua:32 */
-    CALL(438, 0, sizeof(real)*((double)131072 + (double)5120*T + (double)40*T), convirt_k1001_scatter_add(A + 294912, A + 1288240 + 2425584*B + 30208*B*T, (int32_t *)inputs[1], T)); /* %1292 scatter_add [1024,128]  graphs/lib/text_encoder.lua:32 */
-    CALL(439, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k348_sum(A + 1285888, A + 1288240 + 2334848*B, B)); /* %1293 reduce [1,128]  graphs/lib/image_encoder.lua:36 */
-    CALL(440, (double)32768*B, sizeof(real)*((double)16384 + (double)128*B + (double)128*B), convirt_image_vjp_k351_matmul(A + 1214464, A + 1288240 + 2334848*B, A + 1288240 + 2424832*B, B)); /* %1296 matmul [128,128]  graphs/lib/image_encoder.lua:36 */
-    CALL(441, (double)32896*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384), convirt_image_vjp_k352_matmul_scale(A + 1288240 + 2400256*B, A + 1288240 + 2334848*B, (real *)P + 507360, B)); /* %1297 matmul+scale [B,128]  graphs/lib/image_encoder.lua:35 */
-    CALL(442, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 892928, A + 1288240 + 2416640*B, B)); /* %1300 reduce [1,64,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(443, (double)8192, sizeof(real)*((double)128 + (double)8192), convirt_image_vjp_k357_sum(A + 1286016, A + 892928)); /* %1302 reduce [1,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(444, (double)2097152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384), convirt_image_vjp_k360_matmul(A + 1288240 + 2334720*B, A + 1288240 + 2416640*B, (real *)P + 490848, B)); /* %1305 matmul [64*B,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(445, (double)2097152*B, sizeof(real)*((double)16384 + (double)8192*B + (double)8192*B), convirt_image_vjp_k361_matmul(A + 1230848, A + 1288240 + 2416640*B, A + 1288240 + 2392064*B, B)); /* %1306 matmul [128,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(446, (double)16384*B, sizeof(real)*((double)8192*B + (double)128*B + (double)8192*B), convirt_image_vjp_k363_fused_add_id(A + 1288240 + 2392064*B, A + 1288240 + 2400256*B, A + 1288240 + 2334720*B, B)); /* %1308 fused:add_id [B,64,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(447, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k364_permute(A + 1288240 + 2334720*B, A + 1288240 + 2392064*B, B)); /* %1309 permute [B,128,64]  graphs/lib/image_encoder.lua:33 */
-    CALL(448, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k367_fused_mul_step(A + 1288240 + 2392064*B, A + 1288240 + 2334720*B, A + 1288240 + 2383872*B, B)); /* %1312 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
-    CALL(449, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 892928, A + 1288240 + 2392064*B, B)); /* %1313 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(450, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k370_sum(A + 1247232, A + 892928)); /* %1315 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(451, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k371_sum(A + 1286144, A + 1247232)); /* %1316 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(452, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_vjp_k373_mul(A + 1288240 + 2334720*B, A + 1288240 + 2392064*B, (real *)P + 490592, B)); /* %1318 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(453, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k374_mul(A + 1288240 + 2383872*B, A + 1288240 + 2392064*B, A + 1288240 + 2367488*B, B)); /* %1319 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(454, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 892928, A + 1288240 + 2383872*B, B)); /* %1320 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(455, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k370_sum(A + 1247232, A + 892928)); /* %1322 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(456, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k371_sum(A + 1286272, A + 1247232)); /* %1323 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(457, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k388_fused_scale_mul_sum_mul(A + 1288240 + 2383872*B, A + 1288240 + 2334720*B, A + 1288240 + 2375680*B, A + 1288240 + 2425488*B, B)); /* %1333 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(458, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), convirt_image_vjp_k392_fused_add_mul_mul_id(A + 1288240 + 2367488*B, A + 1288240 + 2334720*B, A + 1288240 + 2425488*B, A + 1288240 + 2383872*B, A + 1288240 + 2375680*B, B)); /* %1337 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(459, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_vjp_k395_fused_scale_sum_neg(A + 1288240 + 2375680*B, A + 1288240 + 2367488*B, B)); /* %1340 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(460, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k397_fused_add_id(A + 1288240 + 2334720*B, A + 1288240 + 2367488*B, A + 1288240 + 2375680*B, B)); /* %1342 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(461, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 892928, A + 1288240 + 2334720*B, B)); /* %1344 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(462, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k370_sum(A + 1247232, A + 892928)); /* %1346 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(463, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k371_sum(A + 1286400, A + 1247232)); /* %1347 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(464, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k405_permute(A + 1288240 + 2367488*B, A + 1288240 + 2334720*B, B)); /* %1350 permute [128,B,64]  graphs/lib/image_encoder.lua:13 */
-    CALL(465, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)73728*B), convirt_image_vjp_k407_matmul(A + 0, A + 1288240 + 2367488*B, A + 1288240 + 1720320*B, B)); /* %1352 matmul [128,1152]  graphs/lib/image_encoder.lua:13 */
-    CALL(466, (double)18874368*B, sizeof(real)*((double)73728*B + (double)147456 + (double)8192*B), convirt_image_vjp_k408_matmul(A + 1288240 + 1720320*B, (real *)P + 343008, A + 1288240 + 2367488*B, B)); /* %1353 matmul [1152,64*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(467, 0, sizeof(real)*((double)8192*B + (double)73728*B), convirt_image_vjp_k410_col2im(A + 1288240 + 2334720*B, A + 1288240 + 1720320*B, B)); /* %1355 col2im [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(468, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k367_fused_mul_step(A + 1288240 + 2367488*B, A + 1288240 + 2334720*B, A + 1288240 + 2359296*B, B)); /* %1357 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
-    CALL(469, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 892928, A + 1288240 + 2367488*B, B)); /* %1358 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(470, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k370_sum(A + 1247232, A + 892928)); /* %1360 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(471, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k371_sum(A + 1286528, A + 1247232)); /* %1361 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(472, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_vjp_k373_mul(A + 1288240 + 2334720*B, A + 1288240 + 2367488*B, (real *)P + 342752, B)); /* %1363 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(473, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k374_mul(A + 1288240 + 2359296*B, A + 1288240 + 2367488*B, A + 1288240 + 2351104*B, B)); /* %1364 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(474, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 892928, A + 1288240 + 2359296*B, B)); /* %1365 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(475, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k370_sum(A + 1247232, A + 892928)); /* %1367 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(476, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k371_sum(A + 1286656, A + 1247232)); /* %1368 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(477, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k388_fused_scale_mul_sum_mul(A + 1288240 + 2400256*B, A + 1288240 + 2334720*B, A + 1288240 + 2342912*B, A + 1288240 + 2425472*B, B)); /* %1378 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(478, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), convirt_image_vjp_k392_fused_add_mul_mul_id(A + 1288240 + 2351104*B, A + 1288240 + 2334720*B, A + 1288240 + 2425472*B, A + 1288240 + 2400256*B, A + 1288240 + 2342912*B, B)); /* %1382 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(479, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_vjp_k395_fused_scale_sum_neg(A + 1288240 + 2342912*B, A + 1288240 + 2351104*B, B)); /* %1385 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(480, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k397_fused_add_id(A + 1288240 + 2334720*B, A + 1288240 + 2351104*B, A + 1288240 + 2342912*B, B)); /* %1387 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(481, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 892928, A + 1288240 + 2334720*B, B)); /* %1389 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(482, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k370_sum(A + 1247232, A + 892928)); /* %1391 reduce [128,1,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(483, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k371_sum(A + 1286784, A + 1247232)); /* %1392 reduce [128,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(484, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k405_permute(A + 1288240 + 2342912*B, A + 1288240 + 2334720*B, B)); /* %1395 permute [128,B,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(485, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)73728*B), convirt_image_vjp_k407_matmul(A + 147456, A + 1288240 + 2342912*B, A + 1288240 + 1646592*B, B)); /* %1397 matmul [128,1152]  graphs/lib/image_encoder.lua:6 */
-    CALL(486, (double)18874368*B, sizeof(real)*((double)73728*B + (double)147456 + (double)8192*B), convirt_image_vjp_k408_matmul(A + 1288240 + 1646592*B, (real *)P + 195168, A + 1288240 + 2342912*B, B)); /* %1398 matmul [1152,64*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(487, 0, sizeof(real)*((double)8192*B + (double)73728*B), convirt_image_vjp_k410_col2im(A + 1288240 + 2334720*B, A + 1288240 + 1646592*B, B)); /* %1400 col2im [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(488, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k458_fused_mul_add_step(A + 1288240 + 2342912*B, A + 1288240 + 2392064*B, A + 1288240 + 2334720*B, A + 1288240 + 2326528*B, B)); /* %1403 fused:mul_add_step [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
-    CALL(489, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 892928, A + 1288240 + 2342912*B, B)); /* %1404 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(490, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k370_sum(A + 1247232, A + 892928)); /* %1406 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(491, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k371_sum(A + 1286912, A + 1247232)); /* %1407 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(492, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_vjp_k373_mul(A + 1288240 + 2326528*B, A + 1288240 + 2342912*B, (real *)P + 194912, B)); /* %1409 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(493, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k374_mul(A + 1288240 + 2334720*B, A + 1288240 + 2342912*B, A + 1288240 + 2318336*B, B)); /* %1410 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(494, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 892928, A + 1288240 + 2334720*B, B)); /* %1411 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(495, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k370_sum(A + 1247232, A + 892928)); /* %1413 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(496, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k371_sum(A + 1287040, A + 1247232)); /* %1414 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(497, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k388_fused_scale_mul_sum_mul(A + 1288240 + 2334720*B, A + 1288240 + 2326528*B, A + 1288240 + 2310144*B, A + 1288240 + 2425456*B, B)); /* %1424 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(498, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), convirt_image_vjp_k392_fused_add_mul_mul_id(A + 1288240 + 2318336*B, A + 1288240 + 2326528*B, A + 1288240 + 2425456*B, A + 1288240 + 2334720*B, A + 1288240 + 2310144*B, B)); /* %1428 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(499, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_vjp_k395_fused_scale_sum_neg(A + 1288240 + 2326528*B, A + 1288240 + 2318336*B, B)); /* %1431 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(500, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k397_fused_add_id(A + 1288240 + 2310144*B, A + 1288240 + 2318336*B, A + 1288240 + 2326528*B, B)); /* %1433 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(501, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 892928, A + 1288240 + 2310144*B, B)); /* %1435 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(502, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k370_sum(A + 1247232, A + 892928)); /* %1437 reduce [128,1,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(503, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k371_sum(A + 1287168, A + 1247232)); /* %1438 reduce [128,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(504, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k405_permute(A + 1288240 + 1683456*B, A + 1288240 + 2310144*B, B)); /* %1441 permute [128,B,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(505, (double)9437184*B, sizeof(real)*((double)73728 + (double)8192*B + (double)36864*B), convirt_image_vjp_k498_matmul(A + 557056, A + 1288240 + 1683456*B, A + 1288240 + 1830912*B, B)); /* %1443 matmul [128,576]  graphs/lib/image_encoder.lua:6 */
-    CALL(506, (double)9437184*B, sizeof(real)*((double)36864*B + (double)73728 + (double)8192*B), convirt_image_vjp_k499_matmul(A + 1288240 + 1646592*B, (real *)P + 121056, A + 1288240 + 1683456*B, B)); /* %1444 matmul [576,64*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(507, 0, sizeof(real)*((double)16384*B + (double)36864*B), convirt_image_vjp_k501_col2im(A + 1288240 + 1830912*B, A + 1288240 + 1646592*B, B)); /* %1446 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(508, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k503_fused_mul_step(A + 1288240 + 1847296*B, A + 1288240 + 1830912*B, A + 1288240 + 2293760*B, B)); /* %1448 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
-    CALL(509, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 892928, A + 1288240 + 1847296*B, B)); /* %1449 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(510, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 1247232, A + 892928)); /* %1451 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(511, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 1287296, A + 1247232)); /* %1452 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(512, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_vjp_k509_mul(A + 1288240 + 1830912*B, A + 1288240 + 1847296*B, (real *)P + 120928, B)); /* %1454 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(513, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k510_mul(A + 1288240 + 1646592*B, A + 1288240 + 1847296*B, A + 1288240 + 2277376*B, B)); /* %1455 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(514, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 892928, A + 1288240 + 1646592*B, B)); /* %1456 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(515, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 1247232, A + 892928)); /* %1458 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(516, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 1287360, A + 1247232)); /* %1459 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(517, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k524_fused_scale_mul_sum_mul(A + 1288240 + 1863680*B, A + 1288240 + 1830912*B, A + 1288240 + 2260992*B, A + 1288240 + 2425440*B, B)); /* %1469 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(518, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), convirt_image_vjp_k528_fused_add_mul_mul_id(A + 1288240 + 1646592*B, A + 1288240 + 1830912*B, A + 1288240 + 2425440*B, A + 1288240 + 1863680*B, A + 1288240 + 2260992*B, B)); /* %1473 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(519, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_vjp_k531_fused_scale_sum_neg(A + 1288240 + 1863680*B, A + 1288240 + 1646592*B, B)); /* %1476 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(520, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k533_fused_add_id(A + 1288240 + 1830912*B, A + 1288240 + 1646592*B, A + 1288240 + 1863680*B, B)); /* %1478 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(521, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 892928, A + 1288240 + 1830912*B, B)); /* %1480 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(522, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 1247232, A + 892928)); /* %1482 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(523, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 1287424, A + 1247232)); /* %1483 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(524, 0, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k541_permute(A + 1288240 + 1646592*B, A + 1288240 + 1830912*B, B)); /* %1486 permute [64,B,256]  graphs/lib/image_encoder.lua:13 */
-    CALL(525, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)147456*B), convirt_image_vjp_k543_matmul(A + 892928, A + 1288240 + 1646592*B, A + 1288240 + 1032192*B, B)); /* %1488 matmul [64,576]  graphs/lib/image_encoder.lua:13 */
-    CALL(526, (double)18874368*B, sizeof(real)*((double)147456*B + (double)36864 + (double)16384*B), convirt_image_vjp_k544_matmul(A + 1288240 + 1032192*B, (real *)P + 84000, A + 1288240 + 1646592*B, B)); /* %1489 matmul [576,256*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(527, 0, sizeof(real)*((double)16384*B + (double)147456*B), convirt_image_vjp_k546_col2im(A + 1288240 + 1830912*B, A + 1288240 + 1032192*B, B)); /* %1491 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(528, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k503_fused_mul_step(A + 1288240 + 1032192*B, A + 1288240 + 1830912*B, A + 1288240 + 2244608*B, B)); /* %1493 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
-    CALL(529, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 929792, A + 1288240 + 1032192*B, B)); /* %1494 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(530, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 1247232, A + 929792)); /* %1496 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(531, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 1287488, A + 1247232)); /* %1497 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(532, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_vjp_k509_mul(A + 1288240 + 1830912*B, A + 1288240 + 1032192*B, (real *)P + 83872, B)); /* %1499 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(533, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k510_mul(A + 1288240 + 1048576*B, A + 1288240 + 1032192*B, A + 1288240 + 2228224*B, B)); /* %1500 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(534, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 929792, A + 1288240 + 1048576*B, B)); /* %1501 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(535, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 1247232, A + 929792)); /* %1503 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(536, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 1287552, A + 1247232)); /* %1504 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(537, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k524_fused_scale_mul_sum_mul(A + 1288240 + 1863680*B, A + 1288240 + 1830912*B, A + 1288240 + 2211840*B, A + 1288240 + 2425424*B, B)); /* %1514 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(538, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), convirt_image_vjp_k528_fused_add_mul_mul_id(A + 1288240 + 1032192*B, A + 1288240 + 1830912*B, A + 1288240 + 2425424*B, A + 1288240 + 1863680*B, A + 1288240 + 2211840*B, B)); /* %1518 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(539, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_vjp_k531_fused_scale_sum_neg(A + 1288240 + 1863680*B, A + 1288240 + 1032192*B, B)); /* %1521 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(540, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k533_fused_add_id(A + 1288240 + 1830912*B, A + 1288240 + 1032192*B, A + 1288240 + 1863680*B, B)); /* %1523 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(541, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 929792, A + 1288240 + 1830912*B, B)); /* %1525 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(542, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 1247232, A + 929792)); /* %1527 reduce [64,1,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(543, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 1287616, A + 1247232)); /* %1528 reduce [64,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(544, 0, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k541_permute(A + 1288240 + 1032192*B, A + 1288240 + 1830912*B, B)); /* %1531 permute [64,B,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(545, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)147456*B), convirt_image_vjp_k543_matmul(A + 929792, A + 1288240 + 1032192*B, A + 1288240 + 884736*B, B)); /* %1533 matmul [64,576]  graphs/lib/image_encoder.lua:6 */
-    CALL(546, (double)18874368*B, sizeof(real)*((double)147456*B + (double)36864 + (double)16384*B), convirt_image_vjp_k544_matmul(A + 1288240 + 884736*B, (real *)P + 46944, A + 1288240 + 1032192*B, B)); /* %1534 matmul [576,256*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(547, 0, sizeof(real)*((double)16384*B + (double)147456*B), convirt_image_vjp_k546_col2im(A + 1288240 + 1830912*B, A + 1288240 + 884736*B, B)); /* %1536 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(548, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k594_fused_mul_add_step(A + 1288240 + 1646592*B, A + 1288240 + 1847296*B, A + 1288240 + 1830912*B, A + 1288240 + 2195456*B, B)); /* %1539 fused:mul_add_step [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
-    CALL(549, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 966656, A + 1288240 + 1646592*B, B)); /* %1540 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(550, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 983040, A + 966656)); /* %1542 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(551, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 1287680, A + 983040)); /* %1543 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(552, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_vjp_k509_mul(A + 1288240 + 1830912*B, A + 1288240 + 1646592*B, (real *)P + 46816, B)); /* %1545 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(553, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k510_mul(A + 1288240 + 1847296*B, A + 1288240 + 1646592*B, A + 1288240 + 2179072*B, B)); /* %1546 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(554, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 966656, A + 1288240 + 1847296*B, B)); /* %1547 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(555, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 983040, A + 966656)); /* %1549 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(556, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 1287744, A + 983040)); /* %1550 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(557, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k524_fused_scale_mul_sum_mul(A + 1288240 + 1863680*B, A + 1288240 + 1830912*B, A + 1288240 + 2162688*B, A + 1288240 + 2425408*B, B)); /* %1560 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(558, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), convirt_image_vjp_k528_fused_add_mul_mul_id(A + 1288240 + 1847296*B, A + 1288240 + 1830912*B, A + 1288240 + 2425408*B, A + 1288240 + 1863680*B, A + 1288240 + 2162688*B, B)); /* %1564 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(559, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_vjp_k531_fused_scale_sum_neg(A + 1288240 + 1863680*B, A + 1288240 + 1847296*B, B)); /* %1567 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(560, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k533_fused_add_id(A + 1288240 + 1830912*B, A + 1288240 + 1847296*B, A + 1288240 + 1863680*B, B)); /* %1569 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(561, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 966656, A + 1288240 + 1830912*B, B)); /* %1571 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(562, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 983040, A + 966656)); /* %1573 reduce [64,1,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(563, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 1287808, A + 983040)); /* %1574 reduce [64,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(564, 0, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k541_permute(A + 1288240 + 1847296*B, A + 1288240 + 1830912*B, B)); /* %1577 permute [64,B,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(565, (double)9437184*B, sizeof(real)*((double)18432 + (double)16384*B + (double)73728*B), convirt_image_vjp_k634_matmul(A + 966656, A + 1288240 + 1847296*B, A + 1288240 + 1572864*B, B)); /* %1579 matmul [64,288]  graphs/lib/image_encoder.lua:6 */
-    CALL(566, (double)9437184*B, sizeof(real)*((double)73728*B + (double)18432 + (double)16384*B), convirt_image_vjp_k635_matmul(A + 1288240 + 884736*B, (real *)P + 28320, A + 1288240 + 1847296*B, B)); /* %1580 matmul [288,256*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(567, 0, sizeof(real)*((double)32768*B + (double)73728*B), convirt_image_vjp_k637_col2im(A + 1288240 + 1830912*B, A + 1288240 + 884736*B, B)); /* %1582 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(568, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k639_fused_mul_step(A + 1288240 + 1572864*B, A + 1288240 + 1830912*B, A + 1288240 + 2129920*B, B)); /* %1584 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
-    CALL(569, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 425984, A + 1288240 + 1572864*B, B)); /* %1585 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(570, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 1247232, A + 425984)); /* %1587 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(571, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 1287872, A + 1247232)); /* %1588 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(572, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_vjp_k645_mul(A + 1288240 + 1830912*B, A + 1288240 + 1572864*B, (real *)P + 28256, B)); /* %1590 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(573, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k646_mul(A + 1288240 + 1605632*B, A + 1288240 + 1572864*B, A + 1288240 + 2097152*B, B)); /* %1591 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(574, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 425984, A + 1288240 + 1605632*B, B)); /* %1592 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(575, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 1247232, A + 425984)); /* %1594 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(576, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 1287904, A + 1247232)); /* %1595 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(577, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k660_fused_scale_mul_sum_mul(A + 1288240 + 1863680*B, A + 1288240 + 1830912*B, A + 1288240 + 2064384*B, A + 1288240 + 2425392*B, B)); /* %1605 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(578, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), convirt_image_vjp_k664_fused_add_mul_mul_id(A + 1288240 + 1605632*B, A + 1288240 + 1830912*B, A + 1288240 + 2425392*B, A + 1288240 + 1863680*B, A + 1288240 + 2064384*B, B)); /* %1609 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(579, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_vjp_k667_fused_scale_sum_neg(A + 1288240 + 1863680*B, A + 1288240 + 1605632*B, B)); /* %1612 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(580, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k669_fused_add_id(A + 1288240 + 1830912*B, A + 1288240 + 1605632*B, A + 1288240 + 1863680*B, B)); /* %1614 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(581, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 425984, A + 1288240 + 1830912*B, B)); /* %1616 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(582, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 1247232, A + 425984)); /* %1618 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(583, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 1287936, A + 1247232)); /* %1619 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(584, 0, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k677_permute(A + 1288240 + 1605632*B, A + 1288240 + 1830912*B, B)); /* %1622 permute [32,B,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(585, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)294912*B), convirt_image_vjp_k679_matmul(A + 1247232, A + 1288240 + 1605632*B, A + 1288240 + 589824*B, B)); /* %1624 matmul [32,288]  graphs/lib/image_encoder.lua:13 */
-    CALL(586, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), convirt_image_vjp_k680_matmul(A + 1288240 + 589824*B, (real *)P + 19008, A + 1288240 + 1605632*B, B)); /* %1625 matmul [288,1024*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(587, 0, sizeof(real)*((double)32768*B + (double)294912*B), convirt_image_vjp_k682_col2im(A + 1288240 + 1830912*B, A + 1288240 + 589824*B, B)); /* %1627 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(588, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k639_fused_mul_step(A + 1288240 + 1605632*B, A + 1288240 + 1830912*B, A + 1288240 + 2031616*B, B)); /* %1629 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
-    CALL(589, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 425984, A + 1288240 + 1605632*B, B)); /* %1630 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(590, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 1256448, A + 425984)); /* %1632 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(591, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 1287968, A + 1256448)); /* %1633 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(592, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_vjp_k645_mul(A + 1288240 + 1830912*B, A + 1288240 + 1605632*B, (real *)P + 18944, B)); /* %1635 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(593, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k646_mul(A + 1288240 + 1638400*B, A + 1288240 + 1605632*B, A + 1288240 + 1998848*B, B)); /* %1636 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(594, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 425984, A + 1288240 + 1638400*B, B)); /* %1637 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(595, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 1256448, A + 425984)); /* %1639 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(596, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 1288000, A + 1256448)); /* %1640 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(597, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k660_fused_scale_mul_sum_mul(A + 1288240 + 1863680*B, A + 1288240 + 1830912*B, A + 1288240 + 1966080*B, A + 1288240 + 2425376*B, B)); /* %1650 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(598, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), convirt_image_vjp_k664_fused_add_mul_mul_id(A + 1288240 + 1605632*B, A + 1288240 + 1830912*B, A + 1288240 + 2425376*B, A + 1288240 + 1863680*B, A + 1288240 + 1966080*B, B)); /* %1654 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(599, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_vjp_k667_fused_scale_sum_neg(A + 1288240 + 1863680*B, A + 1288240 + 1605632*B, B)); /* %1657 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(600, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k669_fused_add_id(A + 1288240 + 1830912*B, A + 1288240 + 1605632*B, A + 1288240 + 1863680*B, B)); /* %1659 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(601, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 425984, A + 1288240 + 1830912*B, B)); /* %1661 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(602, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 1256448, A + 425984)); /* %1663 reduce [32,1,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(603, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 1288032, A + 1256448)); /* %1664 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(604, 0, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k677_permute(A + 1288240 + 1605632*B, A + 1288240 + 1830912*B, B)); /* %1667 permute [32,B,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(605, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)294912*B), convirt_image_vjp_k679_matmul(A + 1256448, A + 1288240 + 1605632*B, A + 1288240 + 294912*B, B)); /* %1669 matmul [32,288]  graphs/lib/image_encoder.lua:6 */
-    CALL(606, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), convirt_image_vjp_k680_matmul(A + 1288240 + 294912*B, (real *)P + 9696, A + 1288240 + 1605632*B, B)); /* %1670 matmul [288,1024*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(607, 0, sizeof(real)*((double)32768*B + (double)294912*B), convirt_image_vjp_k682_col2im(A + 1288240 + 1830912*B, A + 1288240 + 294912*B, B)); /* %1672 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(608, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k730_fused_mul_add_step(A + 1288240 + 1605632*B, A + 1288240 + 1572864*B, A + 1288240 + 1830912*B, A + 1288240 + 1933312*B, B)); /* %1675 fused:mul_add_step [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
-    CALL(609, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 425984, A + 1288240 + 1605632*B, B)); /* %1676 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(610, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 1265664, A + 425984)); /* %1678 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(611, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 1288064, A + 1265664)); /* %1679 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(612, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_vjp_k645_mul(A + 1288240 + 1572864*B, A + 1288240 + 1605632*B, (real *)P + 9632, B)); /* %1681 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(613, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k646_mul(A + 1288240 + 1830912*B, A + 1288240 + 1605632*B, A + 1288240 + 1900544*B, B)); /* %1682 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(614, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 425984, A + 1288240 + 1830912*B, B)); /* %1683 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(615, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 1265664, A + 425984)); /* %1685 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(616, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 1288096, A + 1265664)); /* %1686 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(617, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k660_fused_scale_mul_sum_mul(A + 1288240 + 1863680*B, A + 1288240 + 1572864*B, A + 1288240 + 1867776*B, A + 1288240 + 2425360*B, B)); /* %1696 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(618, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), convirt_image_vjp_k664_fused_add_mul_mul_id(A + 1288240 + 1830912*B, A + 1288240 + 1572864*B, A + 1288240 + 2425360*B, A + 1288240 + 1863680*B, A + 1288240 + 1867776*B, B)); /* %1700 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(619, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_vjp_k667_fused_scale_sum_neg(A + 1288240 + 1605632*B, A + 1288240 + 1830912*B, B)); /* %1703 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(620, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k669_fused_add_id(A + 1288240 + 1572864*B, A + 1288240 + 1830912*B, A + 1288240 + 1605632*B, B)); /* %1705 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(621, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 425984, A + 1288240 + 1572864*B, B)); /* %1707 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(622, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 1265664, A + 425984)); /* %1709 reduce [32,1,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(623, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 1288128, A + 1265664)); /* %1710 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(624, 0, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k677_permute(A + 1288240 + 1605632*B, A + 1288240 + 1572864*B, B)); /* %1713 permute [32,B,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(625, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)294912*B), convirt_image_vjp_k679_matmul(A + 1265664, A + 1288240 + 1605632*B, A + 1288240, B)); /* %1715 matmul [32,288]  graphs/lib/image_encoder.lua:6 */
-    CALL(626, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), convirt_image_vjp_k680_matmul(A + 1288240, (real *)P + 384, A + 1288240 + 1605632*B, B)); /* %1716 matmul [288,1024*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(627, 0, sizeof(real)*((double)131072*B + (double)294912*B), convirt_image_vjp_k773_col2im(A + 1288240 + 294912*B, A + 1288240, B)); /* %1718 col2im [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(628, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), convirt_image_vjp_k775_fused_mul_step(A + 1288240, A + 1288240 + 294912*B, A + 1288240 + 1441792*B, B)); /* %1720 fused:mul_step [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
-    CALL(629, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), convirt_image_vjp_k776_sum(A + 425984, A + 1288240, B)); /* %1721 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(630, (double)131072, sizeof(real)*((double)2048 + (double)131072), convirt_image_vjp_k778_sum(A + 1280000, A + 425984)); /* %1723 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(631, (double)2048, sizeof(real)*((double)32 + (double)2048), convirt_image_vjp_k779_sum(A + 1288160, A + 1280000)); /* %1724 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(632, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), convirt_image_vjp_k781_mul(A + 1288240 + 131072*B, A + 1288240, (real *)P + 320, B)); /* %1726 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(633, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), convirt_image_vjp_k782_mul(A + 1288240 + 262144*B, A + 1288240, A + 1288240 + 1310720*B, B)); /* %1727 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(634, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), convirt_image_vjp_k776_sum(A + 425984, A + 1288240 + 262144*B, B)); /* %1728 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(635, (double)131072, sizeof(real)*((double)2048 + (double)131072), convirt_image_vjp_k778_sum(A + 1280000, A + 425984)); /* %1730 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(636, (double)2048, sizeof(real)*((double)32 + (double)2048), convirt_image_vjp_k779_sum(A + 1288192, A + 1280000)); /* %1731 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(637, (double)262184*B, sizeof(real)*((double)8*B + (double)131072*B + (double)131072*B + (double)8*B), convirt_image_vjp_k796_fused_scale_mul_sum_mul(A + 1288240 + 1310720*B, A + 1288240 + 131072*B, A + 1288240 + 1179648*B, A + 1288240 + 2425344*B, B)); /* %1741 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(638, (double)655360*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B + (double)8*B + (double)131072*B), convirt_image_vjp_k800_fused_add_mul_mul_id(A + 1288240, A + 1288240 + 131072*B, A + 1288240 + 2425344*B, A + 1288240 + 1310720*B, A + 1288240 + 1179648*B, B)); /* %1745 fused:add_mul_mul_id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(639, (double)262152*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_vjp_k803_fused_scale_sum_neg(A + 1288240 + 262144*B, A + 1288240, B)); /* %1748 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(640, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_vjp_k805_fused_add_id(A + 1288240 + 131072*B, A + 1288240, A + 1288240 + 262144*B, B)); /* %1750 fused:add_id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(641, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), convirt_image_vjp_k776_sum(A + 425984, A + 1288240 + 131072*B, B)); /* %1752 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(642, (double)131072, sizeof(real)*((double)2048 + (double)131072), convirt_image_vjp_k778_sum(A + 1280000, A + 425984)); /* %1754 reduce [32,1,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(643, (double)2048, sizeof(real)*((double)32 + (double)2048), convirt_image_vjp_k779_sum(A + 425984, A + 1280000)); /* %1755 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(644, 0, sizeof(real)*((double)131072*B + (double)131072*B), convirt_image_vjp_k813_permute(A + 1288240, A + 1288240 + 131072*B, B)); /* %1758 permute [32,B,4096]  graphs/lib/image_encoder.lua:6 */
-    CALL(645, (double)2359296*B, sizeof(real)*((double)288 + (double)131072*B + (double)36864*B), convirt_image_vjp_k815_matmul(A + 1280000, A + 1288240, A + 1288240 + 1794048*B, B)); /* %1760 matmul [32,9]  graphs/lib/image_encoder.lua:6 */
-    memcpy(grads + 0, A + 1280000, sizeof(real)*288); /* d loss / d image.stem.weight */
-    memcpy(grads + 288, A + 425984, sizeof(real)*32); /* d loss / d image.stem.bias */
-    memcpy(grads + 320, A + 1288192, sizeof(real)*32); /* d loss / d image.stem_gn.weight */
-    memcpy(grads + 352, A + 1288160, sizeof(real)*32); /* d loss / d image.stem_gn.bias */
-    memcpy(grads + 384, A + 1265664, sizeof(real)*9216); /* d loss / d image.stage1.down.weight */
-    memcpy(grads + 9600, A + 1288128, sizeof(real)*32); /* d loss / d image.stage1.down.bias */
-    memcpy(grads + 9632, A + 1288096, sizeof(real)*32); /* d loss / d image.stage1.gn.weight */
-    memcpy(grads + 9664, A + 1288064, sizeof(real)*32); /* d loss / d image.stage1.gn.bias */
-    memcpy(grads + 9696, A + 1256448, sizeof(real)*9216); /* d loss / d image.stage1.res.conv1.weight */
-    memcpy(grads + 18912, A + 1288032, sizeof(real)*32); /* d loss / d image.stage1.res.conv1.bias */
-    memcpy(grads + 18944, A + 1288000, sizeof(real)*32); /* d loss / d image.stage1.res.gn1.weight */
-    memcpy(grads + 18976, A + 1287968, sizeof(real)*32); /* d loss / d image.stage1.res.gn1.bias */
-    memcpy(grads + 19008, A + 1247232, sizeof(real)*9216); /* d loss / d image.stage1.res.conv2.weight */
-    memcpy(grads + 28224, A + 1287936, sizeof(real)*32); /* d loss / d image.stage1.res.conv2.bias */
-    memcpy(grads + 28256, A + 1287904, sizeof(real)*32); /* d loss / d image.stage1.res.gn2.weight */
-    memcpy(grads + 28288, A + 1287872, sizeof(real)*32); /* d loss / d image.stage1.res.gn2.bias */
-    memcpy(grads + 28320, A + 966656, sizeof(real)*18432); /* d loss / d image.stage2.down.weight */
-    memcpy(grads + 46752, A + 1287808, sizeof(real)*64); /* d loss / d image.stage2.down.bias */
-    memcpy(grads + 46816, A + 1287744, sizeof(real)*64); /* d loss / d image.stage2.gn.weight */
-    memcpy(grads + 46880, A + 1287680, sizeof(real)*64); /* d loss / d image.stage2.gn.bias */
-    memcpy(grads + 46944, A + 929792, sizeof(real)*36864); /* d loss / d image.stage2.res.conv1.weight */
-    memcpy(grads + 83808, A + 1287616, sizeof(real)*64); /* d loss / d image.stage2.res.conv1.bias */
-    memcpy(grads + 83872, A + 1287552, sizeof(real)*64); /* d loss / d image.stage2.res.gn1.weight */
-    memcpy(grads + 83936, A + 1287488, sizeof(real)*64); /* d loss / d image.stage2.res.gn1.bias */
-    memcpy(grads + 84000, A + 892928, sizeof(real)*36864); /* d loss / d image.stage2.res.conv2.weight */
-    memcpy(grads + 120864, A + 1287424, sizeof(real)*64); /* d loss / d image.stage2.res.conv2.bias */
-    memcpy(grads + 120928, A + 1287360, sizeof(real)*64); /* d loss / d image.stage2.res.gn2.weight */
-    memcpy(grads + 120992, A + 1287296, sizeof(real)*64); /* d loss / d image.stage2.res.gn2.bias */
-    memcpy(grads + 121056, A + 557056, sizeof(real)*73728); /* d loss / d image.stage3.down.weight */
-    memcpy(grads + 194784, A + 1287168, sizeof(real)*128); /* d loss / d image.stage3.down.bias */
-    memcpy(grads + 194912, A + 1287040, sizeof(real)*128); /* d loss / d image.stage3.gn.weight */
-    memcpy(grads + 195040, A + 1286912, sizeof(real)*128); /* d loss / d image.stage3.gn.bias */
-    memcpy(grads + 195168, A + 147456, sizeof(real)*147456); /* d loss / d image.stage3.res.conv1.weight */
-    memcpy(grads + 342624, A + 1286784, sizeof(real)*128); /* d loss / d image.stage3.res.conv1.bias */
-    memcpy(grads + 342752, A + 1286656, sizeof(real)*128); /* d loss / d image.stage3.res.gn1.weight */
-    memcpy(grads + 342880, A + 1286528, sizeof(real)*128); /* d loss / d image.stage3.res.gn1.bias */
-    memcpy(grads + 343008, A + 0, sizeof(real)*147456); /* d loss / d image.stage3.res.conv2.weight */
-    memcpy(grads + 490464, A + 1286400, sizeof(real)*128); /* d loss / d image.stage3.res.conv2.bias */
-    memcpy(grads + 490592, A + 1286272, sizeof(real)*128); /* d loss / d image.stage3.res.gn2.weight */
-    memcpy(grads + 490720, A + 1286144, sizeof(real)*128); /* d loss / d image.stage3.res.gn2.bias */
-    memcpy(grads + 490848, A + 1230848, sizeof(real)*16384); /* d loss / d image.region_proj.weight */
-    memcpy(grads + 507232, A + 1286016, sizeof(real)*128); /* d loss / d image.region_proj.bias */
-    memcpy(grads + 507360, A + 1214464, sizeof(real)*16384); /* d loss / d image.global_proj.weight */
-    memcpy(grads + 523744, A + 1285888, sizeof(real)*128); /* d loss / d image.global_proj.bias */
-    memcpy(grads + 523872, A + 294912, sizeof(real)*131072); /* d loss / d text.tok_emb */
-    memcpy(grads + 654944, A + 1274880, sizeof(real)*5120); /* d loss / d text.pos_emb */
-    memcpy(grads + 660064, A + 1285760, sizeof(real)*128); /* d loss / d text.blocks.0.ln1.weight */
-    memcpy(grads + 660192, A + 1285632, sizeof(real)*128); /* d loss / d text.blocks.0.ln1.bias */
-    memcpy(grads + 660320, A + 1198080, sizeof(real)*16384); /* d loss / d text.blocks.0.q.weight */
-    memcpy(grads + 676704, A + 1285504, sizeof(real)*128); /* d loss / d text.blocks.0.q.bias */
-    memcpy(grads + 676832, A + 1181696, sizeof(real)*16384); /* d loss / d text.blocks.0.k.weight */
-    memcpy(grads + 693216, A + 1285376, sizeof(real)*128); /* d loss / d text.blocks.0.k.bias */
-    memcpy(grads + 693344, A + 1165312, sizeof(real)*16384); /* d loss / d text.blocks.0.v.weight */
-    memcpy(grads + 709728, A + 1285248, sizeof(real)*128); /* d loss / d text.blocks.0.v.bias */
-    memcpy(grads + 709856, A + 1148928, sizeof(real)*16384); /* d loss / d text.blocks.0.o.weight */
-    memcpy(grads + 726240, A + 1285120, sizeof(real)*128); /* d loss / d text.blocks.0.o.bias */
-    memcpy(grads + 726368, A + 1284992, sizeof(real)*128); /* d loss / d text.blocks.0.ln2.weight */
-    memcpy(grads + 726496, A + 1284864, sizeof(real)*128); /* d loss / d text.blocks.0.ln2.bias */
-    memcpy(grads + 726624, A + 827392, sizeof(real)*65536); /* d loss / d text.blocks.0.fc1.weight */
-    memcpy(grads + 792160, A + 1282560, sizeof(real)*512); /* d loss / d text.blocks.0.fc1.bias */
-    memcpy(grads + 792672, A + 761856, sizeof(real)*65536); /* d loss / d text.blocks.0.fc2.weight */
-    memcpy(grads + 858208, A + 1284736, sizeof(real)*128); /* d loss / d text.blocks.0.fc2.bias */
-    memcpy(grads + 858336, A + 1284608, sizeof(real)*128); /* d loss / d text.blocks.1.ln1.weight */
-    memcpy(grads + 858464, A + 1284480, sizeof(real)*128); /* d loss / d text.blocks.1.ln1.bias */
-    memcpy(grads + 858592, A + 1132544, sizeof(real)*16384); /* d loss / d text.blocks.1.q.weight */
-    memcpy(grads + 874976, A + 1284352, sizeof(real)*128); /* d loss / d text.blocks.1.q.bias */
-    memcpy(grads + 875104, A + 1116160, sizeof(real)*16384); /* d loss / d text.blocks.1.k.weight */
-    memcpy(grads + 891488, A + 1284224, sizeof(real)*128); /* d loss / d text.blocks.1.k.bias */
-    memcpy(grads + 891616, A + 1099776, sizeof(real)*16384); /* d loss / d text.blocks.1.v.weight */
-    memcpy(grads + 908000, A + 1284096, sizeof(real)*128); /* d loss / d text.blocks.1.v.bias */
-    memcpy(grads + 908128, A + 1083392, sizeof(real)*16384); /* d loss / d text.blocks.1.o.weight */
-    memcpy(grads + 924512, A + 1283968, sizeof(real)*128); /* d loss / d text.blocks.1.o.bias */
-    memcpy(grads + 924640, A + 1283840, sizeof(real)*128); /* d loss / d text.blocks.1.ln2.weight */
-    memcpy(grads + 924768, A + 1283712, sizeof(real)*128); /* d loss / d text.blocks.1.ln2.bias */
-    memcpy(grads + 924896, A + 696320, sizeof(real)*65536); /* d loss / d text.blocks.1.fc1.weight */
-    memcpy(grads + 990432, A + 1282048, sizeof(real)*512); /* d loss / d text.blocks.1.fc1.bias */
-    memcpy(grads + 990944, A + 630784, sizeof(real)*65536); /* d loss / d text.blocks.1.fc2.weight */
-    memcpy(grads + 1056480, A + 1283584, sizeof(real)*128); /* d loss / d text.blocks.1.fc2.bias */
-    memcpy(grads + 1056608, A + 1283456, sizeof(real)*128); /* d loss / d text.ln_f.weight */
-    memcpy(grads + 1056736, A + 1283328, sizeof(real)*128); /* d loss / d text.ln_f.bias */
-    memcpy(grads + 1056864, A + 1067008, sizeof(real)*16384); /* d loss / d text.global_proj.weight */
-    memcpy(grads + 1073248, A + 1283200, sizeof(real)*128); /* d loss / d text.global_proj.bias */
-    memcpy(grads + 1073376, A + 1050624, sizeof(real)*16384); /* d loss / d text.word_proj.weight */
-    memcpy(grads + 1089760, A + 1283072, sizeof(real)*128); /* d loss / d text.word_proj.bias */
-    memcpy(grads + 1089888, A + 1034240, sizeof(real)*16384); /* d loss / d srm.Wq */
-    memcpy(grads + 1106272, A + 1017856, sizeof(real)*16384); /* d loss / d srm.Wk */
-    memcpy(grads + 1122656, A + 985088, sizeof(real)*16384); /* d loss / d srm.Wv */
-    memcpy(grads + 1139040, A + 1001472, sizeof(real)*16384); /* d loss / d srm.Wo */
+    CALL(218, 0, sizeof(real)*((double)1), convirt_features_loss_k58_fill(A + 0)); /* %680 fill []  graphs/lib/model.lua:87 */
+    CALL(219, (double)1, sizeof(real)*((double)1 + (double)1), convirt_features_loss_k60_scale(A + 16, A + 0, B)); /* %682 map:scale [1,1]  graphs/lib/losses.lua:16 */
+    CALL(220, (double)B, sizeof(real)*((double)B + (double)1), convirt_features_loss_k61_id(A + 6021104 + 1250016*B, A + 16, B)); /* %683 map:id [1,B]  graphs/lib/losses.lua:14 */
+    CALL(221, (double)2*T, sizeof(real)*((double)T + (double)1 + (double)T), convirt_features_loss_k63_fused_mul_id(A + 6021104 + 1250032*B + 30208*B*T + 256528*T, A + 16, A + 6021104 + 1250032*B + 30208*B*T + 249856*T, T)); /* %685 fused:mul_id [T,1]  graphs/lib/losses.lua:13 */
+    CALL(222, (double)B, sizeof(real)*((double)B + (double)B), convirt_features_loss_k65_neg(A + 6021104 + 1249728*B, A + 6021104 + 1250016*B, B)); /* %687 map:neg [1,B]  graphs/lib/losses.lua:11 */
+    CALL(223, (double)2*B*T, sizeof(real)*((double)B*T + (double)B + (double)B*T), gloria_features_loss_k159_fused_mul_id(A + 6021104 + 1250032*B + 30176*B*T, A + 6021104 + 1249728*B, A + 6021104 + 1250032*B + 15072*B*T, B, T)); /* %689 fused:mul_id [T,B]  graphs/lib/losses.lua:11 */
+    CALL(224, (double)3*B, sizeof(real)*((double)B + (double)B + (double)B + (double)B), convirt_features_loss_k71_fused_mul_div_step(A + 6021104 + 1249728*B, A + 6021104 + 1250016*B, A + 6021104 + 1249760*B, A + 6021104 + 1249744*B, B)); /* %693 fused:mul_div_step [1,B]  graphs/lib/losses.lua:11 */
+    CALL(225, (double)T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k77_neg(A + 6021104 + 1250032*B + 30208*B*T + 245296*T, A + 6021104 + 1250032*B + 30208*B*T + 256528*T, T)); /* %699 map:neg [T,1]  graphs/lib/losses.lua:10 */
+    CALL(226, (double)2*B*T, sizeof(real)*((double)B*T + (double)T + (double)B*T), gloria_features_loss_k171_fused_mul_id(A + 6021104 + 1250032*B + 30192*B*T, A + 6021104 + 1250032*B + 30208*B*T + 245296*T, A + 6021104 + 1250032*B + 15072*B*T, B, T)); /* %701 fused:mul_id [T,B]  graphs/lib/losses.lua:10 */
+    CALL(227, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), convirt_features_loss_k84_fused_mul_div_step(A + 6021104 + 1250032*B + 30208*B*T + 245296*T, A + 6021104 + 1250032*B + 30208*B*T + 256528*T, A + 6021104 + 1250032*B + 30208*B*T + 245328*T, A + 6021104 + 1250032*B + 30208*B*T + 245312*T, T)); /* %706 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
+    CALL(228, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), gloria_features_loss_k182_fused_scale_add_add_add(A + 6021104 + 1250032*B + 14992*B*T, A + 6021104 + 1250032*B + 30176*B*T, A + 6021104 + 1249728*B, A + 6021104 + 1250032*B + 14976*B*T, A + 6021104 + 1250032*B + 30192*B*T, A + 6021104 + 1250032*B + 30208*B*T + 245296*T, A + 6021104 + 1250032*B + 30112*B*T, B, T)); /* %712 fused:scale_add_add_add [T,B]  graphs/lib/model.lua:43 */
+    CALL(229, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)B*T + (double)39*T), reclf_noirm_features_loss_k223_fused_mul_id(A + 6021104 + 1250032*B + 30096*B*T, A + 6021104 + 1250032*B + 14992*B*T, A + 6021104 + 1250032*B + 30208*B*T + 245248*T, B, T)); /* %716 fused:mul_id [T,B,39,1]  graphs/lib/model.lua:41 */
+    CALL(230, (double)3042*B*T, sizeof(real)*((double)1521*B*T + (double)39*B*T + (double)39*B*T), reclf_noirm_features_loss_k225_matmul(A + 6021104 + 1250032*B + 14976*B*T, A + 6021104 + 1250032*B + 30096*B*T, A + 6021104 + 1250032*B + 16512*B*T, B, T)); /* %718 matmul [T,B,39,39]  graphs/lib/model.lua:33 */
+    CALL(231, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), reclf_noirm_features_loss_k226_matmul(A + 6021104 + 1250032*B + 19968*B*T, A + 6021104 + 1250032*B + 30208*B*T + 248320*T, A + 6021104 + 1250032*B + 30096*B*T, B, T)); /* %719 matmul [T,B,39,1]  graphs/lib/model.lua:33 */
+    CALL(232, (double)1521*B*T, sizeof(real)*((double)1521*T + (double)1521*B*T), reclf_noirm_features_loss_k227_sum(A + 6021104 + 1250032*B + 30208*B*T + 245248*T, A + 6021104 + 1250032*B + 14976*B*T, B, T)); /* %720 reduce [T,1,39,39]  graphs/lib/model.lua:33 */
+    CALL(233, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T), gloria_features_loss_k200_id(A + 6021104 + 1250032*B + 14976*B*T, A + 6021104 + 1250032*B + 19968*B*T, B, T)); /* %721 map:id [T,B,39,128]  graphs/lib/model.lua:33 */
+    CALL(234, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), gloria_features_loss_k201_mul(A + 6021104 + 1250032*B + 19968*B*T, A + 6021104 + 1250032*B + 14976*B*T, A + 6021104 + 1250032*B + 9984*B*T, B, T)); /* %723 map:mul [T,B,39,128]  graphs/lib/model.lua:33 */
+    CALL(235, (double)4992*B*T, sizeof(real)*((double)4992*B + (double)4992*B*T), reclf_noirm_features_loss_k231_sum(A + 6021104 + 1228800*B, A + 6021104 + 1250032*B + 19968*B*T, B, T)); /* %724 reduce [1,B,39,128]  graphs/lib/model.lua:33 */
+    CALL(236, (double)4992*B, sizeof(real)*((double)4992 + (double)4992*B), reclf_noirm_features_loss_k233_sum(A + 0, A + 6021104 + 1228800*B, B)); /* %726 reduce [1,39,128]  graphs/lib/model.lua:33 */
+    CALL(237, (double)4992, sizeof(real)*((double)128 + (double)4992), convirt_text_vjp_k275_sum(A + 5248, A + 0)); /* %728 reduce [1,128]  graphs/lib/model.lua:33 */
+    CALL(238, (double)32768, sizeof(real)*((double)128 + (double)128 + (double)16384), reclf_noirm_features_loss_k238_matmul(A + 0, A + 5248, (real *)P + 1122656)); /* %731 matmul [1,128]  graphs/lib/model.lua:33 */
+    CALL(239, (double)32768, sizeof(real)*((double)16384 + (double)128 + (double)128), reclf_noirm_features_loss_k239_matmul(A + 5720064, A + 5248, A + 4992)); /* %732 matmul [128,128]  graphs/lib/model.lua:33 */
+    CALL(240, (double)16384, sizeof(real)*((double)16384 + (double)128), reclf_noirm_features_loss_k242_id(A + 5736448, A + 0)); /* %735 map:id [128,128]  graphs/lib/model.lua:33 */
+    CALL(241, (double)14976*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)128 + (double)39*B*T), reclf_noirm_features_loss_k244_fused_add_mul_id(A + 6021104 + 1250032*B + 9984*B*T, A + 6021104 + 1250032*B + 14976*B*T, A + 5120, A + 6021104 + 1250032*B + 30096*B*T, B, T)); /* %737 fused:add_mul_id [T,B,39,128]  graphs/lib/model.lua:33 */
+    CALL(242, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), reclf_noirm_features_loss_k101_div(A + 6021104 + 1250032*B + 30208*B*T + 249856*T, A + 6021104 + 1250032*B + 30208*B*T + 245248*T, A + 6021104 + 1250032*B + 30208*B*T + 251440*T, T)); /* %739 map:div [T,39,39]  graphs/lib/srm.lua:12 */
+    CALL(243, (double)4641*T, sizeof(real)*((double)39*T + (double)1521*T + (double)1521*T + (double)39*T), reclf_noirm_features_loss_k251_fused_mul_sum_neg_mul(A + 6021104 + 1250032*B + 30208*B*T + 245248*T, A + 6021104 + 1250032*B + 30208*B*T + 249856*T, A + 6021104 + 1250032*B + 30208*B*T + 248320*T, A + 6021104 + 1250032*B + 30208*B*T + 251392*T, T)); /* %744 fused:mul_sum_neg_mul [T,39,1]  graphs/lib/srm.lua:12 */
+    CALL(244, (double)9126*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T + (double)39*T + (double)1521*T), reclf_noirm_features_loss_k264_fused_scale_mul_mul_mul(A + 6021104 + 1250032*B + 30208*B*T + 251392*T, A + 6021104 + 1250032*B + 30208*B*T + 249856*T, A + 6021104 + 1250032*B + 30208*B*T + 245248*T, (real *)inputs[3], A + 6021104 + 1250032*B + 30208*B*T + 246784*T, T)); /* %757 fused:scale_mul_mul_mul [T,39,39]  graphs/lib/srm.lua:11 */
+    CALL(245, (double)389376*T, sizeof(real)*((double)4992*T + (double)1521*T + (double)4992*T), reclf_noirm_features_loss_k265_matmul(A + 6021104 + 1250032*B + 30208*B*T + 245248*T, A + 6021104 + 1250032*B + 30208*B*T + 251392*T, A + 6021104 + 1250032*B + 30208*B*T + 240256*T, T)); /* %758 matmul [T,39,128]  graphs/lib/srm.lua:11 */
+    CALL(246, (double)389376*T, sizeof(real)*((double)4992*T + (double)1521*T + (double)4992*T), reclf_noirm_features_loss_k266_matmul(A + 6021104 + 1250032*B + 30208*B*T + 240256*T, A + 6021104 + 1250032*B + 30208*B*T + 251392*T, A + 6021104 + 1250032*B + 30208*B*T + 235264*T, T)); /* %759 matmul [T,39,128]  graphs/lib/srm.lua:11 */
+    CALL(247, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), reclf_noirm_features_loss_k268_matmul(A + 6021104 + 1250032*B + 30208*B*T + 235264*T, A + 6021104 + 1250032*B + 30208*B*T + 240256*T, (real *)P + 1106272, T)); /* %761 matmul [39*T,128]  graphs/lib/srm.lua:11 */
+    CALL(248, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), convirt_text_vjp_k279_matmul(A + 5752832, A + 6021104 + 1250032*B + 30208*B*T + 220160*T, A + 6021104 + 1250032*B + 30208*B*T + 240256*T, T)); /* %762 matmul [128,128]  graphs/lib/srm.lua:11 */
+    CALL(249, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), reclf_noirm_features_loss_k268_matmul(A + 6021104 + 1250032*B + 30208*B*T + 240256*T, A + 6021104 + 1250032*B + 30208*B*T + 245248*T, (real *)P + 1089888, T)); /* %765 matmul [39*T,128]  graphs/lib/srm.lua:11 */
+    CALL(250, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), convirt_text_vjp_k279_matmul(A + 5769216, A + 6021104 + 1250032*B + 30208*B*T + 220160*T, A + 6021104 + 1250032*B + 30208*B*T + 245248*T, T)); /* %766 matmul [128,128]  graphs/lib/srm.lua:11 */
+    CALL(251, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), gloria_features_loss_k201_mul(A + 6021104 + 1250032*B + 14976*B*T, A + 6021104 + 1250032*B + 9984*B*T, A + 6021104 + 1250032*B + 4992*B*T, B, T)); /* %769 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(252, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*T), gloria_features_loss_k202_mul(A + 6021104 + 1250032*B + 4992*B*T, A + 6021104 + 1250032*B + 9984*B*T, A + 6021104 + 1250032*B + 30208*B*T + 230272*T, B, T)); /* %770 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(253, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), gloria_features_loss_k203_sum(A + 6021104 + 1250032*B + 30208*B*T + 245248*T, A + 6021104 + 1250032*B + 14976*B*T, B, T)); /* %771 reduce [T,1,39,128]  graphs/lib/matching.lua:12 */
+    CALL(254, (double)10218*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)4992*B*T + (double)39*B*T + (double)39*B*T), gloria_features_loss_k212_fused_mul_mul_sum_mul(A + 6021104 + 1250032*B + 14976*B*T, A + 6021104 + 1250032*B + 4992*B*T, A + 6021104 + 1250032*B, A + 6021104 + 1250032*B + 30048*B*T, A + 6021104 + 1250032*B + 30000*B*T, B, T)); /* %780 fused:mul_mul_sum_mul [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(255, (double)24960*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T + (double)39*B*T + (double)4992*B*T), gloria_features_loss_k216_fused_add_mul_mul_id(A + 6021104 + 1250032*B + 9984*B*T, A + 6021104 + 1250032*B + 4992*B*T, A + 6021104 + 1250032*B + 30048*B*T, A + 6021104 + 1250032*B + 14976*B*T, A + 6021104 + 1250032*B, B, T)); /* %784 fused:add_mul_mul_id [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(256, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*B*T), gloria_features_loss_k218_matmul(A + 6021104 + 1250032*B, A + 6021104 + 1250032*B + 27456*B*T, A + 6021104 + 1250032*B + 9984*B*T, B, T)); /* %786 matmul [T,B,64,128]  graphs/lib/matching.lua:11 */
+    CALL(257, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), gloria_features_loss_k219_sum(A + 6021104 + 1228800*B, A + 6021104 + 1250032*B, B, T)); /* %787 reduce [1,B,64,128]  graphs/lib/matching.lua:11 */
+    CALL(258, (double)641472*B*T, sizeof(real)*((double)2496*B*T + (double)4992*B*T + (double)8192*B + (double)39*B*T), gloria_features_loss_k220_matmul_div(A + 6021104 + 1250032*B, A + 6021104 + 1250032*B + 9984*B*T, A + 6021104 + 1204224*B, A + 6021104 + 1250032*B + 29952*B*T, B, T)); /* %788 matmul+div [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(259, (double)7488*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T + (double)2496*B*T), gloria_features_loss_k223_fused_sum_neg_mul(A + 6021104 + 1250032*B + 15680*B*T, A + 6021104 + 1250032*B, A + 6021104 + 1250032*B + 27456*B*T, B, T)); /* %791 fused:sum_neg_mul [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(260, (double)9984*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T + (double)2496*B*T), gloria_features_loss_k229_fused_scale_mul_add_id(A + 6021104 + 1250032*B + 13184*B*T, A + 6021104 + 1250032*B, A + 6021104 + 1250032*B + 15680*B*T, A + 6021104 + 1250032*B + 24960*B*T, B, T)); /* %797 fused:scale_mul_add_id [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(261, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), gloria_features_loss_k68_matmul(A + 6021104 + 1250032*B + 8192*B*T, A + 6021104 + 1250032*B + 13184*B*T, A + 6021104 + 1220608*B, B, T)); /* %798 matmul [T,B,39,128]  graphs/lib/matching.lua:10 */
+    CALL(262, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*T), gloria_features_loss_k231_matmul(A + 6021104 + 1250032*B, A + 6021104 + 1250032*B + 13184*B*T, A + 6021104 + 1250032*B + 30208*B*T + 230272*T, B, T)); /* %799 matmul [T,B,64,128]  graphs/lib/matching.lua:10 */
+    CALL(263, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), gloria_features_loss_k203_sum(A + 6021104 + 1250032*B + 30208*B*T + 230272*T, A + 6021104 + 1250032*B + 8192*B*T, B, T)); /* %800 reduce [T,1,39,128]  graphs/lib/matching.lua:10 */
+    CALL(264, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), gloria_features_loss_k219_sum(A + 6021104 + 1220608*B, A + 6021104 + 1250032*B, B, T)); /* %801 reduce [1,B,64,128]  graphs/lib/matching.lua:10 */
+    CALL(265, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T), gloria_features_loss_k234_add(A + 6021104 + 1250032*B + 30208*B*T + 250240*T, A + 6021104 + 1250032*B + 30208*B*T + 245248*T, A + 6021104 + 1250032*B + 30208*B*T + 230272*T, T)); /* %802 map:add [T,1,39,128]  graphs/lib/matching.lua:10 */
+    CALL(266, (double)16768*B, sizeof(real)*((double)64*B + (double)8192*B + (double)8192*B + (double)64*B + (double)64*B), gloria_features_loss_k244_fused_mul_mul_sum_mul(A + 6021104 + 1249728*B, A + 6021104 + 1220608*B, A + 6021104 + 1204224*B, A + 6021104 + 1249664*B, A + 6021104 + 1236992*B, B)); /* %812 fused:mul_mul_sum_mul [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(267, (double)49152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)64*B + (double)64*B + (double)8192*B), gloria_features_loss_k248_fused_add_add_mul_mul(A + 6021104 + 1236992*B, A + 6021104 + 1228800*B, A + 6021104 + 1220608*B, A + 6021104 + 1249664*B, A + 6021104 + 1249728*B, A + 6021104 + 1204224*B, B)); /* %816 fused:add_add_mul_mul [1,B,64,128]  graphs/lib/matching.lua:9 */
+    CALL(268, (double)10218*T, sizeof(real)*((double)39*T + (double)4992*T + (double)4992*T + (double)39*T + (double)39*T), gloria_features_loss_k259_fused_mul_mul_sum_mul(A + 6021104 + 1250032*B + 30208*B*T + 245248*T, A + 6021104 + 1250032*B + 30208*B*T + 250240*T, A + 6021104 + 1250032*B + 30208*B*T + 220160*T, A + 6021104 + 1250032*B + 30208*B*T + 256416*T, A + 6021104 + 1250032*B + 30208*B*T + 256368*T, T)); /* %828 fused:mul_mul_sum_mul [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(269, (double)34944*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T + (double)4992*T + (double)39*T + (double)39*T + (double)4992*T), reclf_noirm_features_loss_k339_fused_add_add_add_mul(A + 6021104 + 1250032*B + 30208*B*T + 230272*T, A + 6021104 + 1250032*B + 30208*B*T + 235264*T, A + 6021104 + 1250032*B + 30208*B*T + 240256*T, A + 6021104 + 1250032*B + 30208*B*T + 250240*T, A + 6021104 + 1250032*B + 30208*B*T + 256416*T, A + 6021104 + 1250032*B + 30208*B*T + 245248*T, A + 6021104 + 1250032*B + 30208*B*T + 220160*T, T)); /* %832 fused:add_add_add_mul [T,39,128]  graphs/lib/matching.lua:7 */
+    CALL(270, (double)3*B, sizeof(real)*((double)B + (double)B + (double)B + (double)B), convirt_features_loss_k71_fused_mul_div_step(A + 6021104 + 1249664*B, A + 6021104 + 1250016*B, A + 6021104 + 1250000*B, A + 6021104 + 1249984*B, B)); /* %845 fused:mul_div_step [1,B]  graphs/lib/losses.lua:11 */
+    CALL(271, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), convirt_features_loss_k84_fused_mul_div_step(A + 6021104 + 1250032*B + 30208*B*T + 256368*T, A + 6021104 + 1250032*B + 30208*B*T + 256528*T, A + 6021104 + 1250032*B + 30208*B*T + 256512*T, A + 6021104 + 1250032*B + 30208*B*T + 256496*T, T)); /* %858 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
+    CALL(272, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), gloria_features_loss_k295_fused_scale_add_add_add(A + 6021104 + 1250032*B, A + 6021104 + 1250032*B + 30176*B*T, A + 6021104 + 1249664*B, A + 6021104 + 1250032*B + 30160*B*T, A + 6021104 + 1250032*B + 30192*B*T, A + 6021104 + 1250032*B + 30208*B*T + 256368*T, A + 6021104 + 1250032*B + 30144*B*T, B, T)); /* %864 fused:scale_add_add_add [T,B]  graphs/lib/losses.lua:21 */
+    CALL(273, (double)256*B*T, sizeof(real)*((double)128*T + (double)B*T + (double)128*B), convirt_features_loss_k91_matmul(A + 6021104 + 1250032*B + 30208*B*T + 220160*T, A + 6021104 + 1250032*B, A + 6021104 + 1249536*B, B, T)); /* %865 matmul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(274, (double)256*B*T, sizeof(real)*((double)128*B + (double)B*T + (double)128*T), convirt_features_loss_k92_matmul(A + 6021104 + 1204224*B, A + 6021104 + 1250032*B, A + 6021104 + 1250032*B + 30208*B*T + 225152*T, B, T)); /* %866 matmul [B,128]  graphs/lib/losses.lua:21 */
+    CALL(275, (double)262*B, sizeof(real)*((double)B + (double)128*B + (double)128*B + (double)B + (double)B), convirt_features_loss_k101_fused_mul_mul_sum_mul(A + 6021104 + 1249536*B, A + 6021104 + 1204224*B, A + 6021104 + 1249408*B, A + 6021104 + 1249968*B, A + 6021104 + 1249952*B, B)); /* %875 fused:mul_mul_sum_mul [B,1]  graphs/lib/losses.lua:21 */
+    CALL(276, (double)640*B, sizeof(real)*((double)128*B + (double)128*B + (double)B + (double)B + (double)128*B), convirt_features_loss_k105_fused_add_mul_mul_id(A + 6021104 + 1204352*B, A + 6021104 + 1204224*B, A + 6021104 + 1249968*B, A + 6021104 + 1249536*B, A + 6021104 + 1249408*B, B)); /* %879 fused:add_mul_mul_id [B,128]  graphs/lib/losses.lua:21 */
+    CALL(277, (double)262*T, sizeof(real)*((double)T + (double)128*T + (double)128*T + (double)T + (double)T), convirt_features_loss_k114_fused_mul_mul_sum_mul(A + 6021104 + 1250032*B + 30208*B*T + 256368*T, A + 6021104 + 1250032*B + 30208*B*T + 220160*T, A + 6021104 + 1250032*B + 30208*B*T + 256000*T, A + 6021104 + 1250032*B + 30208*B*T + 256480*T, A + 6021104 + 1250032*B + 30208*B*T + 256464*T, T)); /* %888 fused:mul_mul_sum_mul [T,1]  graphs/lib/losses.lua:21 */
+    CALL(278, (double)640*T, sizeof(real)*((double)128*T + (double)128*T + (double)T + (double)T + (double)128*T), convirt_features_loss_k118_fused_add_mul_mul_id(A + 6021104 + 1250032*B + 30208*B*T + 240256*T, A + 6021104 + 1250032*B + 30208*B*T + 220160*T, A + 6021104 + 1250032*B + 30208*B*T + 256480*T, A + 6021104 + 1250032*B + 30208*B*T + 256368*T, A + 6021104 + 1250032*B + 30208*B*T + 256000*T, T)); /* %892 fused:add_mul_mul_id [T,128]  graphs/lib/losses.lua:21 */
+    CALL(279, (double)4992*T, sizeof(real)*((double)4992 + (double)4992*T), convirt_text_vjp_k273_sum(A + 0, A + 6021104 + 1250032*B + 30208*B*T + 230272*T, T)); /* %893 reduce [1,39,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(280, (double)4992, sizeof(real)*((double)128 + (double)4992), convirt_text_vjp_k275_sum(A + 6016000, A + 0)); /* %895 reduce [1,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(281, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), convirt_text_vjp_k278_matmul(A + 6021104 + 1250032*B + 30208*B*T + 235264*T, A + 6021104 + 1250032*B + 30208*B*T + 230272*T, (real *)P + 1073376, T)); /* %898 matmul [39*T,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(282, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), convirt_text_vjp_k279_matmul(A + 5785600, A + 6021104 + 1250032*B + 30208*B*T + 230272*T, A + 6021104 + 1250032*B + 30208*B*T + 225280*T, T)); /* %899 matmul [128,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(283, 0, sizeof(real)*((double)5120*T + (double)4992*T), convirt_text_vjp_k281_pad(A + 6021104 + 1250032*B + 30208*B*T + 220160*T, A + 6021104 + 1250032*B + 30208*B*T + 235264*T, T)); /* %901 pad [T,40,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(284, (double)128*T, sizeof(real)*((double)128 + (double)128*T), convirt_k612_sum(A + 6016128, A + 6021104 + 1250032*B + 30208*B*T + 240256*T, T)); /* %902 reduce [1,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(285, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), convirt_k614_matmul(A + 6021104 + 1250032*B + 30208*B*T + 230400*T, A + 6021104 + 1250032*B + 30208*B*T + 240256*T, (real *)P + 1056864, T)); /* %904 matmul [T,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(286, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), convirt_k615_matmul(A + 5801984, A + 6021104 + 1250032*B + 30208*B*T + 240256*T, A + 6021104 + 1250032*B + 30208*B*T + 255872*T, T)); /* %905 matmul [128,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(287, 0, sizeof(real)*((double)5120*T + (double)128*T), convirt_k617_pad(A + 6021104 + 1250032*B + 30208*B*T + 225280*T, A + 6021104 + 1250032*B + 30208*B*T + 230400*T, T)); /* %907 pad [T,40,128]  graphs/lib/text_encoder.lua:35 */
+    CALL(288, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_text_vjp_k288_add(A + 6021104 + 1250032*B + 30208*B*T + 230400*T, A + 6021104 + 1250032*B + 30208*B*T + 220160*T, A + 6021104 + 1250032*B + 30208*B*T + 225280*T, T)); /* %908 map:add [T,40,128]  graphs/lib/text_encoder.lua:35 */
+    CALL(289, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 0, A + 6021104 + 1250032*B + 30208*B*T + 230400*T, T)); /* %909 reduce [1,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(290, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 6016256, A + 0)); /* %911 reduce [1,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(291, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), convirt_k622_mul(A + 6021104 + 1250032*B + 30208*B*T + 220160*T, A + 6021104 + 1250032*B + 30208*B*T + 230400*T, (real *)P + 1056608, T)); /* %913 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(292, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k623_mul(A + 6021104 + 1250032*B + 30208*B*T + 225280*T, A + 6021104 + 1250032*B + 30208*B*T + 230400*T, A + 6021104 + 1250032*B + 30208*B*T + 215040*T, T)); /* %914 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(293, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 0, A + 6021104 + 1250032*B + 30208*B*T + 225280*T, T)); /* %915 reduce [1,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(294, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 6016384, A + 0)); /* %917 reduce [1,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(295, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k635_fused_scale_mul_sum_mul(A + 6021104 + 1250032*B + 30208*B*T + 255872*T, A + 6021104 + 1250032*B + 30208*B*T + 220160*T, A + 6021104 + 1250032*B + 30208*B*T + 194560*T, A + 6021104 + 1250032*B + 30208*B*T + 256320*T, T)); /* %926 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(296, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), convirt_k639_fused_add_mul_mul_id(A + 6021104 + 1250032*B + 30208*B*T + 215040*T, A + 6021104 + 1250032*B + 30208*B*T + 220160*T, A + 6021104 + 1250032*B + 30208*B*T + 256320*T, A + 6021104 + 1250032*B + 30208*B*T + 255872*T, A + 6021104 + 1250032*B + 30208*B*T + 194560*T, T)); /* %930 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(297, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k642_fused_scale_sum_neg(A + 6021104 + 1250032*B + 30208*B*T + 255872*T, A + 6021104 + 1250032*B + 30208*B*T + 215040*T, T)); /* %933 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(298, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k644_fused_add_id(A + 6021104 + 1250032*B + 30208*B*T + 194560*T, A + 6021104 + 1250032*B + 30208*B*T + 215040*T, A + 6021104 + 1250032*B + 30208*B*T + 255872*T, T)); /* %935 fused:add_id [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(299, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 0, A + 6021104 + 1250032*B + 30208*B*T + 194560*T, T)); /* %936 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(300, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 6016512, A + 0)); /* %938 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(301, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), convirt_k651_matmul(A + 5365760, A + 6021104 + 1250032*B + 30208*B*T + 194560*T, A + 6021104 + 1250032*B + 30208*B*T + 61440*T, T)); /* %942 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(302, (double)5283840*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)20480*T), convirt_k654_matmul_mul_gelu_grad(A + 6021104 + 1250032*B + 30208*B*T + 61440*T, A + 6021104 + 1250032*B + 30208*B*T + 194560*T, (real *)P + 990944, A + 6021104 + 1250032*B + 30208*B*T + 40960*T, T)); /* %945 matmul+mul_gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(303, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), convirt_k655_sum(A + 0, A + 6021104 + 1250032*B + 30208*B*T + 61440*T, T)); /* %946 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(304, (double)20480, sizeof(real)*((double)512 + (double)20480), convirt_k657_sum(A + 6014976, A + 0)); /* %948 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(305, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), convirt_k660_matmul(A + 6021104 + 1250032*B + 30208*B*T + 40960*T, A + 6021104 + 1250032*B + 30208*B*T + 61440*T, (real *)P + 924896, T)); /* %951 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(306, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), convirt_k661_matmul(A + 5431296, A + 6021104 + 1250032*B + 30208*B*T + 61440*T, A + 6021104 + 1250032*B + 30208*B*T + 209920*T, T)); /* %952 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(307, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5496832, A + 6021104 + 1250032*B + 30208*B*T + 40960*T, T)); /* %954 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(308, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 6016640, A + 5496832)); /* %956 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(309, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), convirt_k622_mul(A + 6021104 + 1250032*B + 30208*B*T + 46080*T, A + 6021104 + 1250032*B + 30208*B*T + 40960*T, (real *)P + 924640, T)); /* %958 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(310, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k623_mul(A + 6021104 + 1250032*B + 30208*B*T + 51200*T, A + 6021104 + 1250032*B + 30208*B*T + 40960*T, A + 6021104 + 1250032*B + 30208*B*T + 204800*T, T)); /* %959 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(311, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5496832, A + 6021104 + 1250032*B + 30208*B*T + 51200*T, T)); /* %960 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(312, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 6016768, A + 5496832)); /* %962 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(313, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k635_fused_scale_mul_sum_mul(A + 6021104 + 1250032*B + 30208*B*T + 255872*T, A + 6021104 + 1250032*B + 30208*B*T + 46080*T, A + 6021104 + 1250032*B + 30208*B*T + 199680*T, A + 6021104 + 1250032*B + 30208*B*T + 256272*T, T)); /* %971 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(314, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), convirt_k639_fused_add_mul_mul_id(A + 6021104 + 1250032*B + 30208*B*T + 40960*T, A + 6021104 + 1250032*B + 30208*B*T + 46080*T, A + 6021104 + 1250032*B + 30208*B*T + 256272*T, A + 6021104 + 1250032*B + 30208*B*T + 255872*T, A + 6021104 + 1250032*B + 30208*B*T + 199680*T, T)); /* %975 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(315, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k642_fused_scale_sum_neg(A + 6021104 + 1250032*B + 30208*B*T + 255872*T, A + 6021104 + 1250032*B + 30208*B*T + 40960*T, T)); /* %979 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(316, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k690_fused_add_add_id(A + 6021104 + 1250032*B + 30208*B*T + 53760*T, A + 6021104 + 1250032*B + 30208*B*T + 194560*T, A + 6021104 + 1250032*B + 30208*B*T + 40960*T, A + 6021104 + 1250032*B + 30208*B*T + 255872*T, T)); /* %981 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(317, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5496832, A + 6021104 + 1250032*B + 30208*B*T + 53760*T, T)); /* %982 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(318, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 6016896, A + 5496832)); /* %984 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(319, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k696_matmul(A + 6021104 + 1250032*B + 30208*B*T + 40960*T, A + 6021104 + 1250032*B + 30208*B*T + 53760*T, (real *)P + 908128, T)); /* %987 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(320, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k697_matmul(A + 5818368, A + 6021104 + 1250032*B + 30208*B*T + 53760*T, A + 6021104 + 1250032*B + 30208*B*T + 189440*T, T)); /* %988 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(321, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k259_permute(A + 6021104 + 1250032*B + 30208*B*T + 47360*T, A + 6021104 + 1250032*B + 30208*B*T + 40960*T, T)); /* %991 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(322, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k702_matmul(A + 6021104 + 1250032*B + 30208*B*T + 58880*T, A + 6021104 + 1250032*B + 30208*B*T + 101120*T, A + 6021104 + 1250032*B + 30208*B*T + 47360*T, T)); /* %993 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(323, (double)416000*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)160*T), convirt_k703_matmul_div(A + 6021104 + 1250032*B + 30208*B*T + 40960*T, A + 6021104 + 1250032*B + 30208*B*T + 47360*T, A + 6021104 + 1250032*B + 30208*B*T + 184320*T, A + 6021104 + 1250032*B + 30208*B*T + 255712*T, T)); /* %994 matmul+div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(324, (double)19520*T, sizeof(real)*((double)160*T + (double)6400*T + (double)6400*T + (double)160*T), convirt_k708_fused_mul_sum_neg_mul(A + 6021104 + 1250032*B + 30208*B*T + 64000*T, A + 6021104 + 1250032*B + 30208*B*T + 40960*T, A + 6021104 + 1250032*B + 30208*B*T + 101120*T, A + 6021104 + 1250032*B + 30208*B*T + 255552*T, T)); /* %999 fused:mul_sum_neg_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(325, (double)38400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T + (double)6400*T), convirt_k724_fused_scale_mul_mul_mul(A + 6021104 + 1250032*B + 30208*B*T + 47360*T, A + 6021104 + 1250032*B + 30208*B*T + 40960*T, A + 6021104 + 1250032*B + 30208*B*T + 64000*T, (real *)inputs[2], A + 6021104 + 1250032*B + 30208*B*T + 94720*T, T)); /* %1015 fused:scale_mul_mul_mul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
+    CALL(326, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k292_matmul(A + 6021104 + 1250032*B + 30208*B*T + 40960*T, A + 6021104 + 1250032*B + 30208*B*T + 47360*T, A + 6021104 + 1250032*B + 30208*B*T + 179200*T, T)); /* %1016 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    CALL(327, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k702_matmul(A + 6021104 + 1250032*B + 30208*B*T + 94720*T, A + 6021104 + 1250032*B + 30208*B*T + 47360*T, A + 6021104 + 1250032*B + 30208*B*T + 174080*T, T)); /* %1017 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    CALL(328, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k293_permute(A + 6021104 + 1250032*B + 30208*B*T + 46080*T, A + 6021104 + 1250032*B + 30208*B*T + 58880*T, T)); /* %1018 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(329, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5496832, A + 6021104 + 1250032*B + 30208*B*T + 46080*T, T)); /* %1020 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(330, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 6017024, A + 5496832)); /* %1022 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(331, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k697_matmul(A + 5834752, A + 6021104 + 1250032*B + 30208*B*T + 46080*T, A + 6021104 + 1250032*B + 30208*B*T + 168960*T, T)); /* %1026 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(332, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k293_permute(A + 6021104 + 1250032*B + 30208*B*T + 99840*T, A + 6021104 + 1250032*B + 30208*B*T + 94720*T, T)); /* %1028 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(333, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5496832, A + 6021104 + 1250032*B + 30208*B*T + 99840*T, T)); /* %1030 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(334, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 6017152, A + 5496832)); /* %1032 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(335, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k696_matmul(A + 6021104 + 1250032*B + 30208*B*T + 94720*T, A + 6021104 + 1250032*B + 30208*B*T + 99840*T, (real *)P + 875104, T)); /* %1035 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(336, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k697_matmul(A + 5851136, A + 6021104 + 1250032*B + 30208*B*T + 99840*T, A + 6021104 + 1250032*B + 30208*B*T + 168960*T, T)); /* %1036 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(337, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k293_permute(A + 6021104 + 1250032*B + 30208*B*T + 99840*T, A + 6021104 + 1250032*B + 30208*B*T + 40960*T, T)); /* %1039 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(338, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5496832, A + 6021104 + 1250032*B + 30208*B*T + 99840*T, T)); /* %1041 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(339, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 6017280, A + 5496832)); /* %1043 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(340, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k696_matmul(A + 6021104 + 1250032*B + 30208*B*T + 40960*T, A + 6021104 + 1250032*B + 30208*B*T + 99840*T, (real *)P + 858592, T)); /* %1046 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(341, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k697_matmul(A + 5867520, A + 6021104 + 1250032*B + 30208*B*T + 99840*T, A + 6021104 + 1250032*B + 30208*B*T + 168960*T, T)); /* %1047 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(342, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)5120*T), convirt_k758_matmul_add_add(A + 6021104 + 1250032*B + 30208*B*T + 99840*T, A + 6021104 + 1250032*B + 30208*B*T + 46080*T, (real *)P + 891616, A + 6021104 + 1250032*B + 30208*B*T + 94720*T, A + 6021104 + 1250032*B + 30208*B*T + 40960*T, T)); /* %1049 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(343, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5496832, A + 6021104 + 1250032*B + 30208*B*T + 99840*T, T)); /* %1050 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(344, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 6017408, A + 5496832)); /* %1052 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(345, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), convirt_k622_mul(A + 6021104 + 1250032*B + 30208*B*T + 94720*T, A + 6021104 + 1250032*B + 30208*B*T + 99840*T, (real *)P + 858336, T)); /* %1054 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(346, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k623_mul(A + 6021104 + 1250032*B + 30208*B*T + 40960*T, A + 6021104 + 1250032*B + 30208*B*T + 99840*T, A + 6021104 + 1250032*B + 30208*B*T + 163840*T, T)); /* %1055 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(347, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5496832, A + 6021104 + 1250032*B + 30208*B*T + 40960*T, T)); /* %1056 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(348, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 6017536, A + 5496832)); /* %1058 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(349, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k635_fused_scale_mul_sum_mul(A + 6021104 + 1250032*B + 30208*B*T + 255552*T, A + 6021104 + 1250032*B + 30208*B*T + 94720*T, A + 6021104 + 1250032*B + 30208*B*T + 158720*T, A + 6021104 + 1250032*B + 30208*B*T + 256224*T, T)); /* %1067 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(350, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), convirt_k639_fused_add_mul_mul_id(A + 6021104 + 1250032*B + 30208*B*T + 99840*T, A + 6021104 + 1250032*B + 30208*B*T + 94720*T, A + 6021104 + 1250032*B + 30208*B*T + 256224*T, A + 6021104 + 1250032*B + 30208*B*T + 255552*T, A + 6021104 + 1250032*B + 30208*B*T + 158720*T, T)); /* %1071 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(351, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k642_fused_scale_sum_neg(A + 6021104 + 1250032*B + 30208*B*T + 255552*T, A + 6021104 + 1250032*B + 30208*B*T + 99840*T, T)); /* %1075 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(352, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k690_fused_add_add_id(A + 6021104 + 1250032*B + 30208*B*T + 94720*T, A + 6021104 + 1250032*B + 30208*B*T + 53760*T, A + 6021104 + 1250032*B + 30208*B*T + 99840*T, A + 6021104 + 1250032*B + 30208*B*T + 255552*T, T)); /* %1077 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(353, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5496832, A + 6021104 + 1250032*B + 30208*B*T + 94720*T, T)); /* %1078 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(354, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 6017664, A + 5496832)); /* %1080 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(355, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), convirt_k651_matmul(A + 5496832, A + 6021104 + 1250032*B + 30208*B*T + 94720*T, A + 6021104 + 1250032*B + 30208*B*T + 20480*T, T)); /* %1084 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(356, (double)5283840*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)20480*T), convirt_k654_matmul_mul_gelu_grad(A + 6021104 + 1250032*B + 30208*B*T + 20480*T, A + 6021104 + 1250032*B + 30208*B*T + 94720*T, (real *)P + 792672, A + 6021104 + 1250032*B + 30208*B*T, T)); /* %1087 matmul+mul_gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(357, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), convirt_k655_sum(A + 0, A + 6021104 + 1250032*B + 30208*B*T + 20480*T, T)); /* %1088 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(358, (double)20480, sizeof(real)*((double)512 + (double)20480), convirt_k657_sum(A + 6015488, A + 0)); /* %1090 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(359, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), convirt_k660_matmul(A + 6021104 + 1250032*B + 30208*B*T + 99840*T, A + 6021104 + 1250032*B + 30208*B*T + 20480*T, (real *)P + 726624, T)); /* %1093 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(360, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), convirt_k661_matmul(A + 5562368, A + 6021104 + 1250032*B + 30208*B*T + 20480*T, A + 6021104 + 1250032*B + 30208*B*T + 153600*T, T)); /* %1094 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(361, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5627904, A + 6021104 + 1250032*B + 30208*B*T + 99840*T, T)); /* %1096 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(362, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 6017792, A + 5627904)); /* %1098 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(363, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), convirt_k622_mul(A + 6021104 + 1250032*B + 30208*B*T, A + 6021104 + 1250032*B + 30208*B*T + 99840*T, (real *)P + 726368, T)); /* %1100 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(364, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k623_mul(A + 6021104 + 1250032*B + 30208*B*T + 5120*T, A + 6021104 + 1250032*B + 30208*B*T + 99840*T, A + 6021104 + 1250032*B + 30208*B*T + 148480*T, T)); /* %1101 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(365, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5627904, A + 6021104 + 1250032*B + 30208*B*T + 5120*T, T)); /* %1102 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(366, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 6017920, A + 5627904)); /* %1104 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(367, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k635_fused_scale_mul_sum_mul(A + 6021104 + 1250032*B + 30208*B*T + 255552*T, A + 6021104 + 1250032*B + 30208*B*T, A + 6021104 + 1250032*B + 30208*B*T + 143360*T, A + 6021104 + 1250032*B + 30208*B*T + 256176*T, T)); /* %1113 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(368, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), convirt_k639_fused_add_mul_mul_id(A + 6021104 + 1250032*B + 30208*B*T + 99840*T, A + 6021104 + 1250032*B + 30208*B*T, A + 6021104 + 1250032*B + 30208*B*T + 256176*T, A + 6021104 + 1250032*B + 30208*B*T + 255552*T, A + 6021104 + 1250032*B + 30208*B*T + 143360*T, T)); /* %1117 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(369, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k642_fused_scale_sum_neg(A + 6021104 + 1250032*B + 30208*B*T + 255552*T, A + 6021104 + 1250032*B + 30208*B*T + 99840*T, T)); /* %1121 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(370, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k690_fused_add_add_id(A + 6021104 + 1250032*B + 30208*B*T + 12800*T, A + 6021104 + 1250032*B + 30208*B*T + 94720*T, A + 6021104 + 1250032*B + 30208*B*T + 99840*T, A + 6021104 + 1250032*B + 30208*B*T + 255552*T, T)); /* %1123 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(371, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5627904, A + 6021104 + 1250032*B + 30208*B*T + 12800*T, T)); /* %1124 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(372, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 6018048, A + 5627904)); /* %1126 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(373, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k696_matmul(A + 6021104 + 1250032*B + 30208*B*T, A + 6021104 + 1250032*B + 30208*B*T + 12800*T, (real *)P + 709856, T)); /* %1129 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(374, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k697_matmul(A + 5883904, A + 6021104 + 1250032*B + 30208*B*T + 12800*T, A + 6021104 + 1250032*B + 30208*B*T + 138240*T, T)); /* %1130 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(375, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k259_permute(A + 6021104 + 1250032*B + 30208*B*T + 6400*T, A + 6021104 + 1250032*B + 30208*B*T, T)); /* %1133 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(376, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k702_matmul(A + 6021104 + 1250032*B + 30208*B*T + 94720*T, A + 6021104 + 1250032*B + 30208*B*T + 88320*T, A + 6021104 + 1250032*B + 30208*B*T + 6400*T, T)); /* %1135 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(377, (double)416000*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)160*T), convirt_k703_matmul_div(A + 6021104 + 1250032*B + 30208*B*T, A + 6021104 + 1250032*B + 30208*B*T + 6400*T, A + 6021104 + 1250032*B + 30208*B*T + 133120*T, A + 6021104 + 1250032*B + 30208*B*T + 255392*T, T)); /* %1136 matmul+div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(378, (double)19520*T, sizeof(real)*((double)160*T + (double)6400*T + (double)6400*T + (double)160*T), convirt_k708_fused_mul_sum_neg_mul(A + 6021104 + 1250032*B + 30208*B*T + 99840*T, A + 6021104 + 1250032*B + 30208*B*T, A + 6021104 + 1250032*B + 30208*B*T + 88320*T, A + 6021104 + 1250032*B + 30208*B*T + 255232*T, T)); /* %1141 fused:mul_sum_neg_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(379, (double)38400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T + (double)6400*T), convirt_k724_fused_scale_mul_mul_mul(A + 6021104 + 1250032*B + 30208*B*T + 6400*T, A + 6021104 + 1250032*B + 30208*B*T, A + 6021104 + 1250032*B + 30208*B*T + 99840*T, (real *)inputs[2], A + 6021104 + 1250032*B + 30208*B*T + 81920*T, T)); /* %1157 fused:scale_mul_mul_mul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
+    CALL(380, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k292_matmul(A + 6021104 + 1250032*B + 30208*B*T, A + 6021104 + 1250032*B + 30208*B*T + 6400*T, A + 6021104 + 1250032*B + 30208*B*T + 128000*T, T)); /* %1158 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    CALL(381, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k702_matmul(A + 6021104 + 1250032*B + 30208*B*T + 99840*T, A + 6021104 + 1250032*B + 30208*B*T + 6400*T, A + 6021104 + 1250032*B + 30208*B*T + 122880*T, T)); /* %1159 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    CALL(382, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k293_permute(A + 6021104 + 1250032*B + 30208*B*T + 5120*T, A + 6021104 + 1250032*B + 30208*B*T + 94720*T, T)); /* %1160 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(383, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5627904, A + 6021104 + 1250032*B + 30208*B*T + 5120*T, T)); /* %1162 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(384, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 6018176, A + 5627904)); /* %1164 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(385, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k697_matmul(A + 5900288, A + 6021104 + 1250032*B + 30208*B*T + 5120*T, A + 6021104 + 1250032*B + 30208*B*T + 117760*T, T)); /* %1168 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(386, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k293_permute(A + 6021104 + 1250032*B + 30208*B*T + 17920*T, A + 6021104 + 1250032*B + 30208*B*T + 99840*T, T)); /* %1170 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(387, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5627904, A + 6021104 + 1250032*B + 30208*B*T + 17920*T, T)); /* %1172 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(388, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 6018304, A + 5627904)); /* %1174 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(389, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k696_matmul(A + 6021104 + 1250032*B + 30208*B*T + 23040*T, A + 6021104 + 1250032*B + 30208*B*T + 17920*T, (real *)P + 676832, T)); /* %1177 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(390, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k697_matmul(A + 5916672, A + 6021104 + 1250032*B + 30208*B*T + 17920*T, A + 6021104 + 1250032*B + 30208*B*T + 117760*T, T)); /* %1178 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(391, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k293_permute(A + 6021104 + 1250032*B + 30208*B*T + 17920*T, A + 6021104 + 1250032*B + 30208*B*T, T)); /* %1181 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(392, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5627904, A + 6021104 + 1250032*B + 30208*B*T + 17920*T, T)); /* %1183 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(393, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 6018432, A + 5627904)); /* %1185 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(394, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k696_matmul(A + 6021104 + 1250032*B + 30208*B*T, A + 6021104 + 1250032*B + 30208*B*T + 17920*T, (real *)P + 660320, T)); /* %1188 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(395, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k697_matmul(A + 5933056, A + 6021104 + 1250032*B + 30208*B*T + 17920*T, A + 6021104 + 1250032*B + 30208*B*T + 117760*T, T)); /* %1189 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(396, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)5120*T), convirt_k758_matmul_add_add(A + 6021104 + 1250032*B + 30208*B*T + 17920*T, A + 6021104 + 1250032*B + 30208*B*T + 5120*T, (real *)P + 693344, A + 6021104 + 1250032*B + 30208*B*T + 23040*T, A + 6021104 + 1250032*B + 30208*B*T, T)); /* %1191 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(397, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5627904, A + 6021104 + 1250032*B + 30208*B*T + 17920*T, T)); /* %1192 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(398, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 6018560, A + 5627904)); /* %1194 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(399, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), convirt_k622_mul(A + 6021104 + 1250032*B + 30208*B*T, A + 6021104 + 1250032*B + 30208*B*T + 17920*T, (real *)P + 660064, T)); /* %1196 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(400, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k623_mul(A + 6021104 + 1250032*B + 30208*B*T + 5120*T, A + 6021104 + 1250032*B + 30208*B*T + 17920*T, A + 6021104 + 1250032*B + 30208*B*T + 112640*T, T)); /* %1197 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(401, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5627904, A + 6021104 + 1250032*B + 30208*B*T + 5120*T, T)); /* %1198 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(402, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 6018688, A + 5627904)); /* %1200 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(403, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k635_fused_scale_mul_sum_mul(A + 6021104 + 1250032*B + 30208*B*T + 10240*T, A + 6021104 + 1250032*B + 30208*B*T, A + 6021104 + 1250032*B + 30208*B*T + 107520*T, A + 6021104 + 1250032*B + 30208*B*T + 256128*T, T)); /* %1209 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(404, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), convirt_k639_fused_add_mul_mul_id(A + 6021104 + 1250032*B + 30208*B*T + 5120*T, A + 6021104 + 1250032*B + 30208*B*T, A + 6021104 + 1250032*B + 30208*B*T + 256128*T, A + 6021104 + 1250032*B + 30208*B*T + 10240*T, A + 6021104 + 1250032*B + 30208*B*T + 107520*T, T)); /* %1213 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(405, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k642_fused_scale_sum_neg(A + 6021104 + 1250032*B + 30208*B*T + 10240*T, A + 6021104 + 1250032*B + 30208*B*T + 5120*T, T)); /* %1217 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(406, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k690_fused_add_add_id(A + 6021104 + 1250032*B + 30208*B*T, A + 6021104 + 1250032*B + 30208*B*T + 12800*T, A + 6021104 + 1250032*B + 30208*B*T + 5120*T, A + 6021104 + 1250032*B + 30208*B*T + 10240*T, T)); /* %1219 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(407, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 6009856, A + 6021104 + 1250032*B + 30208*B*T, T)); /* %1220 reduce [1,40,128]  graphs/lib/text_encoder.lua:32 */
+    CALL(408, 0, sizeof(real)*((double)131072 + (double)5120*T + (double)40*T), convirt_k931_scatter_add(A + 5160960, A + 6021104 + 1250032*B + 30208*B*T, (int32_t *)inputs[1], T)); /* %1222 scatter_add [1024,128]  graphs/lib/text_encoder.lua:32 */
+    CALL(409, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k278_sum(A + 6018816, A + 6021104 + 1204352*B, B)); /* %1223 reduce [1,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(410, (double)32768*B, sizeof(real)*((double)16384 + (double)128*B + (double)128*B), convirt_image_vjp_k281_matmul(A + 5949440, A + 6021104 + 1204352*B, A + 6021104 + 1249280*B, B)); /* %1226 matmul [128,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(411, (double)32896*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384), convirt_image_vjp_k282_matmul_scale(A + 6021104 + 1220608*B, A + 6021104 + 1204352*B, (real *)P + 507360, B)); /* %1227 matmul+scale [B,128]  graphs/lib/image_encoder.lua:35 */
+    CALL(412, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k285_sum(A + 5292032, A + 6021104 + 1236992*B, B)); /* %1230 reduce [1,64,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(413, (double)8192, sizeof(real)*((double)128 + (double)8192), convirt_image_vjp_k287_sum(A + 6018944, A + 5292032)); /* %1232 reduce [1,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(414, (double)2097152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384), convirt_image_vjp_k290_matmul(A + 6021104 + 1204224*B, A + 6021104 + 1236992*B, (real *)P + 490848, B)); /* %1235 matmul [64*B,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(415, (double)2097152*B, sizeof(real)*((double)16384 + (double)8192*B + (double)8192*B), convirt_image_vjp_k291_matmul(A + 5965824, A + 6021104 + 1236992*B, A + 6021104 + 1212416*B, B)); /* %1236 matmul [128,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(416, (double)16384*B, sizeof(real)*((double)8192*B + (double)128*B + (double)8192*B), convirt_image_vjp_k293_fused_add_id(A + 6021104 + 1212416*B, A + 6021104 + 1220608*B, A + 6021104 + 1204224*B, B)); /* %1238 fused:add_id [B,64,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(417, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k294_permute(A + 6021104 + 1204224*B, A + 6021104 + 1212416*B, B)); /* %1239 permute [B,128,64]  graphs/lib/image_encoder.lua:33 */
+    CALL(418, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k297_fused_mul_step(A + 6021104 + 1212416*B, A + 6021104 + 1204224*B, A + 6021104 + 1196032*B, B)); /* %1242 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
+    CALL(419, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k285_sum(A + 5292032, A + 6021104 + 1212416*B, B)); /* %1243 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(420, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k300_sum(A + 5982208, A + 5292032)); /* %1245 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(421, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k301_sum(A + 6019072, A + 5982208)); /* %1246 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(422, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_vjp_k303_mul(A + 6021104 + 1196032*B, A + 6021104 + 1212416*B, (real *)P + 490592, B)); /* %1248 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(423, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k304_mul(A + 6021104 + 1204224*B, A + 6021104 + 1212416*B, A + 6021104 + 1179648*B, B)); /* %1249 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(424, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k285_sum(A + 5292032, A + 6021104 + 1204224*B, B)); /* %1250 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(425, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k300_sum(A + 5982208, A + 5292032)); /* %1252 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(426, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k301_sum(A + 6019200, A + 5982208)); /* %1253 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(427, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k318_fused_scale_mul_sum_mul(A + 6021104 + 1249280*B, A + 6021104 + 1196032*B, A + 6021104 + 1187840*B, A + 6021104 + 1249936*B, B)); /* %1263 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(428, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), convirt_image_vjp_k322_fused_add_mul_mul_id(A + 6021104 + 1179648*B, A + 6021104 + 1196032*B, A + 6021104 + 1249936*B, A + 6021104 + 1249280*B, A + 6021104 + 1187840*B, B)); /* %1267 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(429, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_vjp_k325_fused_scale_sum_neg(A + 6021104 + 1249280*B, A + 6021104 + 1179648*B, B)); /* %1270 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(430, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k327_fused_add_id(A + 6021104 + 1187840*B, A + 6021104 + 1179648*B, A + 6021104 + 1249280*B, B)); /* %1272 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(431, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k330_sum(A + 6021104 + 1179648*B, A + 6021104 + 1187840*B, B)); /* %1275 reduce [B,128,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(432, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k278_sum(A + 6019328, A + 6021104 + 1179648*B, B)); /* %1276 reduce [1,128,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(433, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456), convirt_image_vjp_k333_conv2d_input_grad(A + 6021104 + 1179648*B, A + 6021104 + 1187840*B, (real *)P + 343008, A + 0, B)); /* %1278 conv2d_input_grad [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(434, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)8192*B), convirt_image_vjp_k334_conv2d_weight_grad(A + 4866048, A + 6021104 + 1187840*B, A + 6021104 + 1171456*B, A + 0, B)); /* %1279 conv2d_weight_grad [128,128,3,3]  graphs/lib/image_encoder.lua:13 */
+    CALL(435, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k297_fused_mul_step(A + 6021104 + 1171456*B, A + 6021104 + 1179648*B, A + 6021104 + 1163264*B, B)); /* %1281 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
+    CALL(436, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k285_sum(A + 5292032, A + 6021104 + 1171456*B, B)); /* %1282 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(437, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k300_sum(A + 5982208, A + 5292032)); /* %1284 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(438, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k301_sum(A + 6019456, A + 5982208)); /* %1285 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(439, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_vjp_k303_mul(A + 6021104 + 1163264*B, A + 6021104 + 1171456*B, (real *)P + 342752, B)); /* %1287 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(440, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k304_mul(A + 6021104 + 1179648*B, A + 6021104 + 1171456*B, A + 6021104 + 1146880*B, B)); /* %1288 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(441, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k285_sum(A + 5292032, A + 6021104 + 1179648*B, B)); /* %1289 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(442, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k300_sum(A + 5982208, A + 5292032)); /* %1291 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(443, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k301_sum(A + 6019584, A + 5982208)); /* %1292 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(444, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k318_fused_scale_mul_sum_mul(A + 6021104 + 1249280*B, A + 6021104 + 1163264*B, A + 6021104 + 1155072*B, A + 6021104 + 1249920*B, B)); /* %1302 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(445, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), convirt_image_vjp_k322_fused_add_mul_mul_id(A + 6021104 + 1146880*B, A + 6021104 + 1163264*B, A + 6021104 + 1249920*B, A + 6021104 + 1249280*B, A + 6021104 + 1155072*B, B)); /* %1306 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(446, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_vjp_k325_fused_scale_sum_neg(A + 6021104 + 1249280*B, A + 6021104 + 1146880*B, B)); /* %1309 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(447, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k327_fused_add_id(A + 6021104 + 1155072*B, A + 6021104 + 1146880*B, A + 6021104 + 1249280*B, B)); /* %1311 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(448, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k330_sum(A + 6021104 + 1146880*B, A + 6021104 + 1155072*B, B)); /* %1314 reduce [B,128,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(449, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k278_sum(A + 6019712, A + 6021104 + 1146880*B, B)); /* %1315 reduce [1,128,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(450, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456), convirt_image_vjp_k333_conv2d_input_grad(A + 6021104 + 1146880*B, A + 6021104 + 1155072*B, (real *)P + 195168, A + 0, B)); /* %1317 conv2d_input_grad [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(451, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)8192*B), convirt_image_vjp_k334_conv2d_weight_grad(A + 5013504, A + 6021104 + 1155072*B, A + 6021104 + 1138688*B, A + 0, B)); /* %1318 conv2d_weight_grad [128,128,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(452, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k376_fused_mul_add_step(A + 6021104 + 1138688*B, A + 6021104 + 1212416*B, A + 6021104 + 1146880*B, A + 6021104 + 1130496*B, B)); /* %1321 fused:mul_add_step [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
+    CALL(453, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k285_sum(A + 5292032, A + 6021104 + 1138688*B, B)); /* %1322 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(454, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k300_sum(A + 5982208, A + 5292032)); /* %1324 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(455, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k301_sum(A + 6019840, A + 5982208)); /* %1325 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(456, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_vjp_k303_mul(A + 6021104 + 1130496*B, A + 6021104 + 1138688*B, (real *)P + 194912, B)); /* %1327 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(457, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k304_mul(A + 6021104 + 1146880*B, A + 6021104 + 1138688*B, A + 6021104 + 1114112*B, B)); /* %1328 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(458, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k285_sum(A + 5292032, A + 6021104 + 1146880*B, B)); /* %1329 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(459, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k300_sum(A + 5982208, A + 5292032)); /* %1331 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(460, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k301_sum(A + 6019968, A + 5982208)); /* %1332 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(461, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k318_fused_scale_mul_sum_mul(A + 6021104 + 1249280*B, A + 6021104 + 1130496*B, A + 6021104 + 1122304*B, A + 6021104 + 1249904*B, B)); /* %1342 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(462, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), convirt_image_vjp_k322_fused_add_mul_mul_id(A + 6021104 + 1114112*B, A + 6021104 + 1130496*B, A + 6021104 + 1249904*B, A + 6021104 + 1249280*B, A + 6021104 + 1122304*B, B)); /* %1346 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(463, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_vjp_k325_fused_scale_sum_neg(A + 6021104 + 1249280*B, A + 6021104 + 1114112*B, B)); /* %1349 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(464, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k327_fused_add_id(A + 6021104 + 1130496*B, A + 6021104 + 1114112*B, A + 6021104 + 1249280*B, B)); /* %1351 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(465, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k330_sum(A + 6021104 + 1114112*B, A + 6021104 + 1130496*B, B)); /* %1354 reduce [B,128,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(466, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k278_sum(A + 6020096, A + 6021104 + 1114112*B, B)); /* %1355 reduce [1,128,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(467, (double)9437184*B, sizeof(real)*((double)16384*B + (double)8192*B + (double)73728), convirt_image_vjp_k412_conv2d_input_grad(A + 6021104 + 1114112*B, A + 6021104 + 1130496*B, (real *)P + 121056, A + 0, B)); /* %1357 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(468, (double)9437184*B, sizeof(real)*((double)73728 + (double)8192*B + (double)16384*B), convirt_image_vjp_k413_conv2d_weight_grad(A + 5292032, A + 6021104 + 1130496*B, A + 6021104 + 1097728*B, A + 0, B)); /* %1358 conv2d_weight_grad [128,64,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(469, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k415_fused_mul_step(A + 6021104 + 1097728*B, A + 6021104 + 1114112*B, A + 6021104 + 1081344*B, B)); /* %1360 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
+    CALL(470, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k416_sum(A + 5627904, A + 6021104 + 1097728*B, B)); /* %1361 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(471, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k418_sum(A + 5982208, A + 5627904)); /* %1363 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(472, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k419_sum(A + 6020224, A + 5982208)); /* %1364 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(473, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_vjp_k421_mul(A + 6021104 + 1081344*B, A + 6021104 + 1097728*B, (real *)P + 120928, B)); /* %1366 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(474, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k422_mul(A + 6021104 + 1114112*B, A + 6021104 + 1097728*B, A + 6021104 + 1048576*B, B)); /* %1367 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(475, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k416_sum(A + 5627904, A + 6021104 + 1114112*B, B)); /* %1368 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(476, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k418_sum(A + 5982208, A + 5627904)); /* %1370 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(477, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k419_sum(A + 6020288, A + 5982208)); /* %1371 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(478, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k436_fused_scale_mul_sum_mul(A + 6021104 + 1249280*B, A + 6021104 + 1081344*B, A + 6021104 + 1064960*B, A + 6021104 + 1249888*B, B)); /* %1381 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(479, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), convirt_image_vjp_k440_fused_add_mul_mul_id(A + 6021104 + 1048576*B, A + 6021104 + 1081344*B, A + 6021104 + 1249888*B, A + 6021104 + 1249280*B, A + 6021104 + 1064960*B, B)); /* %1385 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(480, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_vjp_k443_fused_scale_sum_neg(A + 6021104 + 1249280*B, A + 6021104 + 1048576*B, B)); /* %1388 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(481, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k445_fused_add_id(A + 6021104 + 1064960*B, A + 6021104 + 1048576*B, A + 6021104 + 1249280*B, B)); /* %1390 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(482, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k448_sum(A + 6021104 + 1048576*B, A + 6021104 + 1064960*B, B)); /* %1393 reduce [B,64,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(483, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k449_sum(A + 6020352, A + 6021104 + 1048576*B, B)); /* %1394 reduce [1,64,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(484, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864), convirt_image_vjp_k451_conv2d_input_grad(A + 6021104 + 1048576*B, A + 6021104 + 1064960*B, (real *)P + 84000, A + 0, B)); /* %1396 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(485, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)16384*B), convirt_image_vjp_k452_conv2d_weight_grad(A + 5627904, A + 6021104 + 1064960*B, A + 6021104 + 1032192*B, A + 0, B)); /* %1397 conv2d_weight_grad [64,64,3,3]  graphs/lib/image_encoder.lua:13 */
+    CALL(486, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k415_fused_mul_step(A + 6021104 + 1032192*B, A + 6021104 + 1048576*B, A + 6021104 + 1015808*B, B)); /* %1399 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
+    CALL(487, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k416_sum(A + 5664768, A + 6021104 + 1032192*B, B)); /* %1400 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(488, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k418_sum(A + 5982208, A + 5664768)); /* %1402 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(489, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k419_sum(A + 6020416, A + 5982208)); /* %1403 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(490, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_vjp_k421_mul(A + 6021104 + 1015808*B, A + 6021104 + 1032192*B, (real *)P + 83872, B)); /* %1405 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(491, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k422_mul(A + 6021104 + 1048576*B, A + 6021104 + 1032192*B, A + 6021104 + 983040*B, B)); /* %1406 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(492, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k416_sum(A + 5664768, A + 6021104 + 1048576*B, B)); /* %1407 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(493, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k418_sum(A + 5982208, A + 5664768)); /* %1409 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(494, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k419_sum(A + 6020480, A + 5982208)); /* %1410 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(495, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k436_fused_scale_mul_sum_mul(A + 6021104 + 1249280*B, A + 6021104 + 1015808*B, A + 6021104 + 999424*B, A + 6021104 + 1249872*B, B)); /* %1420 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(496, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), convirt_image_vjp_k440_fused_add_mul_mul_id(A + 6021104 + 983040*B, A + 6021104 + 1015808*B, A + 6021104 + 1249872*B, A + 6021104 + 1249280*B, A + 6021104 + 999424*B, B)); /* %1424 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(497, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_vjp_k443_fused_scale_sum_neg(A + 6021104 + 1249280*B, A + 6021104 + 983040*B, B)); /* %1427 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(498, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k445_fused_add_id(A + 6021104 + 999424*B, A + 6021104 + 983040*B, A + 6021104 + 1249280*B, B)); /* %1429 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(499, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k448_sum(A + 6021104 + 983040*B, A + 6021104 + 999424*B, B)); /* %1432 reduce [B,64,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(500, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k449_sum(A + 6020544, A + 6021104 + 983040*B, B)); /* %1433 reduce [1,64,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(501, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864), convirt_image_vjp_k451_conv2d_input_grad(A + 6021104 + 983040*B, A + 6021104 + 999424*B, (real *)P + 46944, A + 0, B)); /* %1435 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(502, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)16384*B), convirt_image_vjp_k452_conv2d_weight_grad(A + 5664768, A + 6021104 + 999424*B, A + 6021104 + 966656*B, A + 0, B)); /* %1436 conv2d_weight_grad [64,64,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(503, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k494_fused_mul_add_step(A + 6021104 + 966656*B, A + 6021104 + 1097728*B, A + 6021104 + 983040*B, A + 6021104 + 950272*B, B)); /* %1439 fused:mul_add_step [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
+    CALL(504, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k416_sum(A + 5701632, A + 6021104 + 966656*B, B)); /* %1440 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(505, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k418_sum(A + 5718016, A + 5701632)); /* %1442 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(506, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k419_sum(A + 6020608, A + 5718016)); /* %1443 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(507, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_vjp_k421_mul(A + 6021104 + 950272*B, A + 6021104 + 966656*B, (real *)P + 46816, B)); /* %1445 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(508, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k422_mul(A + 6021104 + 983040*B, A + 6021104 + 966656*B, A + 6021104 + 917504*B, B)); /* %1446 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(509, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k416_sum(A + 5701632, A + 6021104 + 983040*B, B)); /* %1447 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(510, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k418_sum(A + 5718016, A + 5701632)); /* %1449 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(511, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k419_sum(A + 6020672, A + 5718016)); /* %1450 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(512, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k436_fused_scale_mul_sum_mul(A + 6021104 + 1249280*B, A + 6021104 + 950272*B, A + 6021104 + 933888*B, A + 6021104 + 1249856*B, B)); /* %1460 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(513, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), convirt_image_vjp_k440_fused_add_mul_mul_id(A + 6021104 + 917504*B, A + 6021104 + 950272*B, A + 6021104 + 1249856*B, A + 6021104 + 1249280*B, A + 6021104 + 933888*B, B)); /* %1464 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(514, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_vjp_k443_fused_scale_sum_neg(A + 6021104 + 1249280*B, A + 6021104 + 917504*B, B)); /* %1467 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(515, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k445_fused_add_id(A + 6021104 + 950272*B, A + 6021104 + 917504*B, A + 6021104 + 1249280*B, B)); /* %1469 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(516, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k448_sum(A + 6021104 + 917504*B, A + 6021104 + 950272*B, B)); /* %1472 reduce [B,64,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(517, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k449_sum(A + 6020736, A + 6021104 + 917504*B, B)); /* %1473 reduce [1,64,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(518, (double)9437184*B, sizeof(real)*((double)32768*B + (double)16384*B + (double)18432), convirt_image_vjp_k530_conv2d_input_grad(A + 6021104 + 917504*B, A + 6021104 + 950272*B, (real *)P + 28320, A + 0, B)); /* %1475 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(519, (double)9437184*B, sizeof(real)*((double)18432 + (double)16384*B + (double)32768*B), convirt_image_vjp_k531_conv2d_weight_grad(A + 5701632, A + 6021104 + 950272*B, A + 6021104 + 884736*B, A + 0, B)); /* %1476 conv2d_weight_grad [64,32,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(520, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k533_fused_mul_step(A + 6021104 + 884736*B, A + 6021104 + 917504*B, A + 6021104 + 851968*B, B)); /* %1478 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
+    CALL(521, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k534_sum(A + 0, A + 6021104 + 884736*B, B)); /* %1479 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(522, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k536_sum(A + 5982208, A + 0)); /* %1481 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(523, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k537_sum(A + 6020800, A + 5982208)); /* %1482 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(524, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_vjp_k539_mul(A + 6021104 + 851968*B, A + 6021104 + 884736*B, (real *)P + 28256, B)); /* %1484 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(525, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k540_mul(A + 6021104 + 917504*B, A + 6021104 + 884736*B, A + 6021104 + 786432*B, B)); /* %1485 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(526, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k534_sum(A + 0, A + 6021104 + 917504*B, B)); /* %1486 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(527, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k536_sum(A + 5982208, A + 0)); /* %1488 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(528, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k537_sum(A + 6020832, A + 5982208)); /* %1489 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(529, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k554_fused_scale_mul_sum_mul(A + 6021104 + 1249280*B, A + 6021104 + 851968*B, A + 6021104 + 819200*B, A + 6021104 + 1249840*B, B)); /* %1499 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(530, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), convirt_image_vjp_k558_fused_add_mul_mul_id(A + 6021104 + 786432*B, A + 6021104 + 851968*B, A + 6021104 + 1249840*B, A + 6021104 + 1249280*B, A + 6021104 + 819200*B, B)); /* %1503 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(531, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_vjp_k561_fused_scale_sum_neg(A + 6021104 + 1249280*B, A + 6021104 + 786432*B, B)); /* %1506 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(532, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k563_fused_add_id(A + 6021104 + 819200*B, A + 6021104 + 786432*B, A + 6021104 + 1249280*B, B)); /* %1508 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(533, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k566_sum(A + 6021104 + 786432*B, A + 6021104 + 819200*B, B)); /* %1511 reduce [B,32,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(534, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k567_sum(A + 6020864, A + 6021104 + 786432*B, B)); /* %1512 reduce [1,32,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(535, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216), convirt_image_vjp_k569_conv2d_input_grad(A + 6021104 + 786432*B, A + 6021104 + 819200*B, (real *)P + 19008, A + 0, B)); /* %1514 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(536, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)32768*B), convirt_image_vjp_k570_conv2d_weight_grad(A + 5982208, A + 6021104 + 819200*B, A + 6021104 + 753664*B, A + 0, B)); /* %1515 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:13 */
+    CALL(537, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k533_fused_mul_step(A + 6021104 + 753664*B, A + 6021104 + 786432*B, A + 6021104 + 720896*B, B)); /* %1517 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
+    CALL(538, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k534_sum(A + 0, A + 6021104 + 753664*B, B)); /* %1518 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(539, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k536_sum(A + 5991424, A + 0)); /* %1520 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(540, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k537_sum(A + 6020896, A + 5991424)); /* %1521 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(541, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_vjp_k539_mul(A + 6021104 + 720896*B, A + 6021104 + 753664*B, (real *)P + 18944, B)); /* %1523 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(542, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k540_mul(A + 6021104 + 786432*B, A + 6021104 + 753664*B, A + 6021104 + 655360*B, B)); /* %1524 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(543, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k534_sum(A + 0, A + 6021104 + 786432*B, B)); /* %1525 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(544, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k536_sum(A + 5991424, A + 0)); /* %1527 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(545, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k537_sum(A + 6020928, A + 5991424)); /* %1528 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(546, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k554_fused_scale_mul_sum_mul(A + 6021104 + 1249280*B, A + 6021104 + 720896*B, A + 6021104 + 688128*B, A + 6021104 + 1249824*B, B)); /* %1538 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(547, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), convirt_image_vjp_k558_fused_add_mul_mul_id(A + 6021104 + 655360*B, A + 6021104 + 720896*B, A + 6021104 + 1249824*B, A + 6021104 + 1249280*B, A + 6021104 + 688128*B, B)); /* %1542 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(548, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_vjp_k561_fused_scale_sum_neg(A + 6021104 + 1249280*B, A + 6021104 + 655360*B, B)); /* %1545 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(549, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k563_fused_add_id(A + 6021104 + 688128*B, A + 6021104 + 655360*B, A + 6021104 + 1249280*B, B)); /* %1547 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(550, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k566_sum(A + 6021104 + 655360*B, A + 6021104 + 688128*B, B)); /* %1550 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(551, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k567_sum(A + 6020960, A + 6021104 + 655360*B, B)); /* %1551 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(552, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216), convirt_image_vjp_k569_conv2d_input_grad(A + 6021104 + 655360*B, A + 6021104 + 688128*B, (real *)P + 9696, A + 0, B)); /* %1553 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(553, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)32768*B), convirt_image_vjp_k570_conv2d_weight_grad(A + 5991424, A + 6021104 + 688128*B, A + 6021104 + 622592*B, A + 0, B)); /* %1554 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(554, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k612_fused_mul_add_step(A + 6021104 + 622592*B, A + 6021104 + 884736*B, A + 6021104 + 655360*B, A + 6021104 + 589824*B, B)); /* %1557 fused:mul_add_step [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
+    CALL(555, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k534_sum(A + 0, A + 6021104 + 622592*B, B)); /* %1558 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(556, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k536_sum(A + 6000640, A + 0)); /* %1560 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(557, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k537_sum(A + 6020992, A + 6000640)); /* %1561 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(558, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_vjp_k539_mul(A + 6021104 + 589824*B, A + 6021104 + 622592*B, (real *)P + 9632, B)); /* %1563 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(559, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k540_mul(A + 6021104 + 655360*B, A + 6021104 + 622592*B, A + 6021104 + 524288*B, B)); /* %1564 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(560, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k534_sum(A + 0, A + 6021104 + 655360*B, B)); /* %1565 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(561, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k536_sum(A + 6000640, A + 0)); /* %1567 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(562, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k537_sum(A + 6021024, A + 6000640)); /* %1568 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(563, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k554_fused_scale_mul_sum_mul(A + 6021104 + 1249280*B, A + 6021104 + 589824*B, A + 6021104 + 557056*B, A + 6021104 + 1249808*B, B)); /* %1578 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(564, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), convirt_image_vjp_k558_fused_add_mul_mul_id(A + 6021104 + 524288*B, A + 6021104 + 589824*B, A + 6021104 + 1249808*B, A + 6021104 + 1249280*B, A + 6021104 + 557056*B, B)); /* %1582 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(565, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_vjp_k561_fused_scale_sum_neg(A + 6021104 + 1249280*B, A + 6021104 + 524288*B, B)); /* %1585 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(566, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k563_fused_add_id(A + 6021104 + 655360*B, A + 6021104 + 524288*B, A + 6021104 + 1249280*B, B)); /* %1587 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(567, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k566_sum(A + 6021104 + 524288*B, A + 6021104 + 655360*B, B)); /* %1590 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(568, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k567_sum(A + 6021056, A + 6021104 + 524288*B, B)); /* %1591 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(569, (double)18874368*B, sizeof(real)*((double)131072*B + (double)32768*B + (double)9216), convirt_image_vjp_k648_conv2d_input_grad(A + 6021104 + 524288*B, A + 6021104 + 655360*B, (real *)P + 384, A + 0, B)); /* %1593 conv2d_input_grad [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(570, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)131072*B), convirt_image_vjp_k649_conv2d_weight_grad(A + 6000640, A + 6021104 + 655360*B, A + 6021104 + 393216*B, A + 0, B)); /* %1594 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(571, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), convirt_image_vjp_k651_fused_mul_step(A + 6021104 + 393216*B, A + 6021104 + 524288*B, A + 6021104 + 262144*B, B)); /* %1596 fused:mul_step [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
+    CALL(572, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), convirt_image_vjp_k652_sum(A + 0, A + 6021104 + 393216*B, B)); /* %1597 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(573, (double)131072, sizeof(real)*((double)2048 + (double)131072), convirt_image_vjp_k654_sum(A + 131072, A + 0)); /* %1599 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(574, (double)2048, sizeof(real)*((double)32 + (double)2048), convirt_image_vjp_k655_sum(A + 594720, A + 131072)); /* %1600 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(575, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), convirt_image_vjp_k657_mul(A + 6021104 + 262144*B, A + 6021104 + 393216*B, (real *)P + 320, B)); /* %1602 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(576, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), convirt_image_vjp_k658_mul(A + 6021104 + 524288*B, A + 6021104 + 393216*B, A + 6021104, B)); /* %1603 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(577, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), convirt_image_vjp_k652_sum(A + 0, A + 6021104 + 524288*B, B)); /* %1604 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(578, (double)131072, sizeof(real)*((double)2048 + (double)131072), convirt_image_vjp_k654_sum(A + 131072, A + 0)); /* %1606 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(579, (double)2048, sizeof(real)*((double)32 + (double)2048), convirt_image_vjp_k655_sum(A + 594752, A + 131072)); /* %1607 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(580, (double)262184*B, sizeof(real)*((double)8*B + (double)131072*B + (double)131072*B + (double)8*B), convirt_image_vjp_k672_fused_scale_mul_sum_mul(A + 6021104 + 1249280*B, A + 6021104 + 262144*B, A + 6021104 + 131072*B, A + 6021104 + 1249792*B, B)); /* %1617 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(581, (double)655360*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B + (double)8*B + (double)131072*B), convirt_image_vjp_k676_fused_add_mul_mul_id(A + 6021104, A + 6021104 + 262144*B, A + 6021104 + 1249792*B, A + 6021104 + 1249280*B, A + 6021104 + 131072*B, B)); /* %1621 fused:add_mul_mul_id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(582, (double)262152*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_vjp_k679_fused_scale_sum_neg(A + 6021104 + 262144*B, A + 6021104, B)); /* %1624 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(583, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_vjp_k681_fused_add_id(A + 6021104 + 131072*B, A + 6021104, A + 6021104 + 262144*B, B)); /* %1626 fused:add_id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(584, (double)131072*B, sizeof(real)*((double)32*B + (double)131072*B), convirt_image_vjp_k684_sum(A + 6021104, A + 6021104 + 131072*B, B)); /* %1629 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(585, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k567_sum(A + 594784, A + 6021104, B)); /* %1630 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(586, (double)2359296*B, sizeof(real)*((double)288 + (double)131072*B + (double)4096*B), convirt_image_vjp_k688_conv2d_weight_grad(A + 594432, A + 6021104 + 131072*B, A + 6021104 + 1245184*B, A + 0, B)); /* %1633 conv2d_weight_grad [32,1,3,3]  graphs/lib/image_encoder.lua:6 */
+    memcpy(grads + 0, A + 594432, sizeof(real)*288); /* d loss / d image.stem.weight */
+    memcpy(grads + 288, A + 594784, sizeof(real)*32); /* d loss / d image.stem.bias */
+    memcpy(grads + 320, A + 594752, sizeof(real)*32); /* d loss / d image.stem_gn.weight */
+    memcpy(grads + 352, A + 594720, sizeof(real)*32); /* d loss / d image.stem_gn.bias */
+    memcpy(grads + 384, A + 6000640, sizeof(real)*9216); /* d loss / d image.stage1.down.weight */
+    memcpy(grads + 9600, A + 6021056, sizeof(real)*32); /* d loss / d image.stage1.down.bias */
+    memcpy(grads + 9632, A + 6021024, sizeof(real)*32); /* d loss / d image.stage1.gn.weight */
+    memcpy(grads + 9664, A + 6020992, sizeof(real)*32); /* d loss / d image.stage1.gn.bias */
+    memcpy(grads + 9696, A + 5991424, sizeof(real)*9216); /* d loss / d image.stage1.res.conv1.weight */
+    memcpy(grads + 18912, A + 6020960, sizeof(real)*32); /* d loss / d image.stage1.res.conv1.bias */
+    memcpy(grads + 18944, A + 6020928, sizeof(real)*32); /* d loss / d image.stage1.res.gn1.weight */
+    memcpy(grads + 18976, A + 6020896, sizeof(real)*32); /* d loss / d image.stage1.res.gn1.bias */
+    memcpy(grads + 19008, A + 5982208, sizeof(real)*9216); /* d loss / d image.stage1.res.conv2.weight */
+    memcpy(grads + 28224, A + 6020864, sizeof(real)*32); /* d loss / d image.stage1.res.conv2.bias */
+    memcpy(grads + 28256, A + 6020832, sizeof(real)*32); /* d loss / d image.stage1.res.gn2.weight */
+    memcpy(grads + 28288, A + 6020800, sizeof(real)*32); /* d loss / d image.stage1.res.gn2.bias */
+    memcpy(grads + 28320, A + 5701632, sizeof(real)*18432); /* d loss / d image.stage2.down.weight */
+    memcpy(grads + 46752, A + 6020736, sizeof(real)*64); /* d loss / d image.stage2.down.bias */
+    memcpy(grads + 46816, A + 6020672, sizeof(real)*64); /* d loss / d image.stage2.gn.weight */
+    memcpy(grads + 46880, A + 6020608, sizeof(real)*64); /* d loss / d image.stage2.gn.bias */
+    memcpy(grads + 46944, A + 5664768, sizeof(real)*36864); /* d loss / d image.stage2.res.conv1.weight */
+    memcpy(grads + 83808, A + 6020544, sizeof(real)*64); /* d loss / d image.stage2.res.conv1.bias */
+    memcpy(grads + 83872, A + 6020480, sizeof(real)*64); /* d loss / d image.stage2.res.gn1.weight */
+    memcpy(grads + 83936, A + 6020416, sizeof(real)*64); /* d loss / d image.stage2.res.gn1.bias */
+    memcpy(grads + 84000, A + 5627904, sizeof(real)*36864); /* d loss / d image.stage2.res.conv2.weight */
+    memcpy(grads + 120864, A + 6020352, sizeof(real)*64); /* d loss / d image.stage2.res.conv2.bias */
+    memcpy(grads + 120928, A + 6020288, sizeof(real)*64); /* d loss / d image.stage2.res.gn2.weight */
+    memcpy(grads + 120992, A + 6020224, sizeof(real)*64); /* d loss / d image.stage2.res.gn2.bias */
+    memcpy(grads + 121056, A + 5292032, sizeof(real)*73728); /* d loss / d image.stage3.down.weight */
+    memcpy(grads + 194784, A + 6020096, sizeof(real)*128); /* d loss / d image.stage3.down.bias */
+    memcpy(grads + 194912, A + 6019968, sizeof(real)*128); /* d loss / d image.stage3.gn.weight */
+    memcpy(grads + 195040, A + 6019840, sizeof(real)*128); /* d loss / d image.stage3.gn.bias */
+    memcpy(grads + 195168, A + 5013504, sizeof(real)*147456); /* d loss / d image.stage3.res.conv1.weight */
+    memcpy(grads + 342624, A + 6019712, sizeof(real)*128); /* d loss / d image.stage3.res.conv1.bias */
+    memcpy(grads + 342752, A + 6019584, sizeof(real)*128); /* d loss / d image.stage3.res.gn1.weight */
+    memcpy(grads + 342880, A + 6019456, sizeof(real)*128); /* d loss / d image.stage3.res.gn1.bias */
+    memcpy(grads + 343008, A + 4866048, sizeof(real)*147456); /* d loss / d image.stage3.res.conv2.weight */
+    memcpy(grads + 490464, A + 6019328, sizeof(real)*128); /* d loss / d image.stage3.res.conv2.bias */
+    memcpy(grads + 490592, A + 6019200, sizeof(real)*128); /* d loss / d image.stage3.res.gn2.weight */
+    memcpy(grads + 490720, A + 6019072, sizeof(real)*128); /* d loss / d image.stage3.res.gn2.bias */
+    memcpy(grads + 490848, A + 5965824, sizeof(real)*16384); /* d loss / d image.region_proj.weight */
+    memcpy(grads + 507232, A + 6018944, sizeof(real)*128); /* d loss / d image.region_proj.bias */
+    memcpy(grads + 507360, A + 5949440, sizeof(real)*16384); /* d loss / d image.global_proj.weight */
+    memcpy(grads + 523744, A + 6018816, sizeof(real)*128); /* d loss / d image.global_proj.bias */
+    memcpy(grads + 523872, A + 5160960, sizeof(real)*131072); /* d loss / d text.tok_emb */
+    memcpy(grads + 654944, A + 6009856, sizeof(real)*5120); /* d loss / d text.pos_emb */
+    memcpy(grads + 660064, A + 6018688, sizeof(real)*128); /* d loss / d text.blocks.0.ln1.weight */
+    memcpy(grads + 660192, A + 6018560, sizeof(real)*128); /* d loss / d text.blocks.0.ln1.bias */
+    memcpy(grads + 660320, A + 5933056, sizeof(real)*16384); /* d loss / d text.blocks.0.q.weight */
+    memcpy(grads + 676704, A + 6018432, sizeof(real)*128); /* d loss / d text.blocks.0.q.bias */
+    memcpy(grads + 676832, A + 5916672, sizeof(real)*16384); /* d loss / d text.blocks.0.k.weight */
+    memcpy(grads + 693216, A + 6018304, sizeof(real)*128); /* d loss / d text.blocks.0.k.bias */
+    memcpy(grads + 693344, A + 5900288, sizeof(real)*16384); /* d loss / d text.blocks.0.v.weight */
+    memcpy(grads + 709728, A + 6018176, sizeof(real)*128); /* d loss / d text.blocks.0.v.bias */
+    memcpy(grads + 709856, A + 5883904, sizeof(real)*16384); /* d loss / d text.blocks.0.o.weight */
+    memcpy(grads + 726240, A + 6018048, sizeof(real)*128); /* d loss / d text.blocks.0.o.bias */
+    memcpy(grads + 726368, A + 6017920, sizeof(real)*128); /* d loss / d text.blocks.0.ln2.weight */
+    memcpy(grads + 726496, A + 6017792, sizeof(real)*128); /* d loss / d text.blocks.0.ln2.bias */
+    memcpy(grads + 726624, A + 5562368, sizeof(real)*65536); /* d loss / d text.blocks.0.fc1.weight */
+    memcpy(grads + 792160, A + 6015488, sizeof(real)*512); /* d loss / d text.blocks.0.fc1.bias */
+    memcpy(grads + 792672, A + 5496832, sizeof(real)*65536); /* d loss / d text.blocks.0.fc2.weight */
+    memcpy(grads + 858208, A + 6017664, sizeof(real)*128); /* d loss / d text.blocks.0.fc2.bias */
+    memcpy(grads + 858336, A + 6017536, sizeof(real)*128); /* d loss / d text.blocks.1.ln1.weight */
+    memcpy(grads + 858464, A + 6017408, sizeof(real)*128); /* d loss / d text.blocks.1.ln1.bias */
+    memcpy(grads + 858592, A + 5867520, sizeof(real)*16384); /* d loss / d text.blocks.1.q.weight */
+    memcpy(grads + 874976, A + 6017280, sizeof(real)*128); /* d loss / d text.blocks.1.q.bias */
+    memcpy(grads + 875104, A + 5851136, sizeof(real)*16384); /* d loss / d text.blocks.1.k.weight */
+    memcpy(grads + 891488, A + 6017152, sizeof(real)*128); /* d loss / d text.blocks.1.k.bias */
+    memcpy(grads + 891616, A + 5834752, sizeof(real)*16384); /* d loss / d text.blocks.1.v.weight */
+    memcpy(grads + 908000, A + 6017024, sizeof(real)*128); /* d loss / d text.blocks.1.v.bias */
+    memcpy(grads + 908128, A + 5818368, sizeof(real)*16384); /* d loss / d text.blocks.1.o.weight */
+    memcpy(grads + 924512, A + 6016896, sizeof(real)*128); /* d loss / d text.blocks.1.o.bias */
+    memcpy(grads + 924640, A + 6016768, sizeof(real)*128); /* d loss / d text.blocks.1.ln2.weight */
+    memcpy(grads + 924768, A + 6016640, sizeof(real)*128); /* d loss / d text.blocks.1.ln2.bias */
+    memcpy(grads + 924896, A + 5431296, sizeof(real)*65536); /* d loss / d text.blocks.1.fc1.weight */
+    memcpy(grads + 990432, A + 6014976, sizeof(real)*512); /* d loss / d text.blocks.1.fc1.bias */
+    memcpy(grads + 990944, A + 5365760, sizeof(real)*65536); /* d loss / d text.blocks.1.fc2.weight */
+    memcpy(grads + 1056480, A + 6016512, sizeof(real)*128); /* d loss / d text.blocks.1.fc2.bias */
+    memcpy(grads + 1056608, A + 6016384, sizeof(real)*128); /* d loss / d text.ln_f.weight */
+    memcpy(grads + 1056736, A + 6016256, sizeof(real)*128); /* d loss / d text.ln_f.bias */
+    memcpy(grads + 1056864, A + 5801984, sizeof(real)*16384); /* d loss / d text.global_proj.weight */
+    memcpy(grads + 1073248, A + 6016128, sizeof(real)*128); /* d loss / d text.global_proj.bias */
+    memcpy(grads + 1073376, A + 5785600, sizeof(real)*16384); /* d loss / d text.word_proj.weight */
+    memcpy(grads + 1089760, A + 6016000, sizeof(real)*128); /* d loss / d text.word_proj.bias */
+    memcpy(grads + 1089888, A + 5769216, sizeof(real)*16384); /* d loss / d srm.Wq */
+    memcpy(grads + 1106272, A + 5752832, sizeof(real)*16384); /* d loss / d srm.Wk */
+    memcpy(grads + 1122656, A + 5720064, sizeof(real)*16384); /* d loss / d srm.Wv */
+    memcpy(grads + 1139040, A + 5736448, sizeof(real)*16384); /* d loss / d srm.Wo */
 }
 
 static const real *output(const void *arena, int k, const long *dims) {
@@ -1427,7 +1309,7 @@ static const real *output(const void *arena, int k, const long *dims) {
     const long T = dims[1]; (void)T;
     const real *A = arena;
     switch (k) {
-    case 0: return A + 1288224; /* loss */
+    case 0: return A + 6021088; /* loss */
     default: return 0;
     }
 }

@@ -15,642 +15,583 @@
 
 #ifdef RECLF_PROFILE
 #include "profile.h"
-static reclf_prof_entry prof[633] = {
+static reclf_prof_entry prof[574] = {
     {"convirt_image_k3_fused_scale_addc", "%6 fused:scale_addc [B,1,64,64]", "graphs/lib/image_encoder.lua:19", 0, 0, 0, 0, 0},
-    {"convirt_image_k6_im2col", "%9 im2col [9,4096*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k8_matmul", "%11 matmul [32,4096*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k10_permute", "%13 permute [B,32,4096]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k13_add", "%16 map:add [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k18_fused_scale_sum", "%21 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k19_sub", "%22 map:sub [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k24_fused_rsqrt_addc_scale_sum", "%27 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k25_mul", "%28 map:mul [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k30_fused_add_mul", "%33 fused:add_mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k31_relu", "%34 map:relu [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 0, 0, 0, 0, 0},
-    {"convirt_image_k34_im2col", "%37 im2col [288,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k36_matmul", "%39 matmul [32,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k38_permute", "%41 permute [B,32,1024]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k41_add", "%44 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k46_fused_scale_sum", "%49 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k47_sub", "%50 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k52_fused_rsqrt_addc_scale_sum", "%55 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k53_mul", "%56 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k58_fused_add_mul", "%61 fused:add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k59_relu", "%62 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"convirt_image_k62_im2col", "%65 im2col [288,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k36_matmul", "%67 matmul [32,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k38_permute", "%69 permute [B,32,1024]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k41_add", "%72 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k46_fused_scale_sum", "%77 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k47_sub", "%78 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k52_fused_rsqrt_addc_scale_sum", "%83 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k53_mul", "%84 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k58_fused_add_mul", "%89 fused:add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k59_relu", "%90 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_image_k62_im2col", "%93 im2col [288,1024*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k36_matmul", "%95 matmul [32,1024*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k38_permute", "%97 permute [B,32,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k41_add", "%100 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k46_fused_scale_sum", "%105 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k47_sub", "%106 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k52_fused_rsqrt_addc_scale_sum", "%111 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k53_mul", "%112 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k115_fused_add_add_mul", "%118 fused:add_add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k59_relu", "%119 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"convirt_image_k119_im2col", "%122 im2col [288,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k121_matmul", "%124 matmul [64,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k123_permute", "%126 permute [B,64,256]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k126_add", "%129 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k131_fused_scale_sum", "%134 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k132_sub", "%135 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k137_fused_rsqrt_addc_scale_sum", "%140 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k138_mul", "%141 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k143_fused_add_mul", "%146 fused:add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k144_relu", "%147 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"convirt_image_k147_im2col", "%150 im2col [576,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k149_matmul", "%152 matmul [64,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k123_permute", "%154 permute [B,64,256]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k126_add", "%157 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k131_fused_scale_sum", "%162 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k132_sub", "%163 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k137_fused_rsqrt_addc_scale_sum", "%168 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k138_mul", "%169 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k143_fused_add_mul", "%174 fused:add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k144_relu", "%175 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_image_k147_im2col", "%178 im2col [576,256*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k149_matmul", "%180 matmul [64,256*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k123_permute", "%182 permute [B,64,256]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k126_add", "%185 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k131_fused_scale_sum", "%190 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k132_sub", "%191 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k137_fused_rsqrt_addc_scale_sum", "%196 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k138_mul", "%197 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k200_fused_add_add_mul", "%203 fused:add_add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k144_relu", "%204 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"convirt_image_k204_im2col", "%207 im2col [576,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k206_matmul", "%209 matmul [128,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k208_permute", "%211 permute [B,128,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k211_add", "%214 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k216_fused_scale_sum", "%219 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k217_sub", "%220 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k222_fused_rsqrt_addc_scale_sum", "%225 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k223_mul", "%226 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k228_fused_add_mul", "%231 fused:add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k229_relu", "%232 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"convirt_image_k232_im2col", "%235 im2col [1152,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k234_matmul", "%237 matmul [128,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k208_permute", "%239 permute [B,128,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k211_add", "%242 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k216_fused_scale_sum", "%247 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k217_sub", "%248 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k222_fused_rsqrt_addc_scale_sum", "%253 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k223_mul", "%254 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k228_fused_add_mul", "%259 fused:add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k229_relu", "%260 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_image_k232_im2col", "%263 im2col [1152,64*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k234_matmul", "%265 matmul [128,64*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k208_permute", "%267 permute [B,128,64]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k211_add", "%270 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k216_fused_scale_sum", "%275 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k217_sub", "%276 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k222_fused_rsqrt_addc_scale_sum", "%281 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k223_mul", "%282 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k285_fused_add_add_mul", "%288 fused:add_add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k229_relu", "%289 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"convirt_image_k288_permute", "%291 permute [B,64,128]", "graphs/lib/image_encoder.lua:33", 0, 0, 0, 0, 0},
-    {"convirt_image_k294_matmul_add", "%297 matmul+add [B,64,128]", "graphs/lib/image_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"convirt_image_k295_sum", "%298 reduce [B,1,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
-    {"convirt_image_k297_scale", "%300 map:scale [B,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
-    {"convirt_image_k301_matmul_add", "%304 matmul+add [B,128]", "graphs/lib/image_encoder.lua:36", 0, 0, 0, 0, 0},
-    {"convirt_k307_gather", "%307 gather [T,40,128]", "graphs/lib/text_encoder.lua:32", 0, 0, 0, 0, 0},
-    {"convirt_k308_add", "%308 map:add [T,40,128]", "graphs/lib/text_encoder.lua:32", 0, 0, 0, 0, 0},
-    {"convirt_k312_fused_scale_sum", "%312 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k313_sub", "%313 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k318_fused_rsqrt_addc_scale_sum", "%318 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k319_mul", "%319 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k321_fused_add_mul", "%321 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k327_matmul_add", "%327 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_k329_permute", "%329 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_k327_matmul_add", "%335 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_k329_permute", "%337 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_k327_matmul_add", "%343 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_k329_permute", "%345 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_k352_fused_scale_addc_neg", "%352 fused:scale_addc_neg [T,1,1,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k353_matmul_add_mul_scale", "%353 matmul+add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k354_max", "%354 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k357_fused_exp_sub", "%357 fused:exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k358_mul", "%358 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k359_sum", "%359 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k360_clampmin", "%360 map:clampmin [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k361_div", "%361 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k362_matmul", "%362 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0},
-    {"convirt_k363_permute", "%363 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0},
-    {"convirt_k371_matmul_add_add", "%371 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k312_fused_scale_sum", "%375 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k313_sub", "%376 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k318_fused_rsqrt_addc_scale_sum", "%381 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k319_mul", "%382 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k321_fused_add_mul", "%384 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k390_matmul_add", "%390 matmul+add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k391_gelu", "%391 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"convirt_k398_matmul_add_add", "%398 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"convirt_k312_fused_scale_sum", "%402 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k313_sub", "%403 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k318_fused_rsqrt_addc_scale_sum", "%408 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k319_mul", "%409 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k321_fused_add_mul", "%411 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k327_matmul_add", "%417 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_k329_permute", "%419 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_k327_matmul_add", "%425 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_k329_permute", "%427 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_k327_matmul_add", "%433 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_k329_permute", "%435 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_k353_matmul_add_mul_scale", "%443 matmul+add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k354_max", "%444 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k357_fused_exp_sub", "%447 fused:exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k358_mul", "%448 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k359_sum", "%449 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k360_clampmin", "%450 map:clampmin [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k361_div", "%451 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k362_matmul", "%452 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0},
-    {"convirt_k363_permute", "%453 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0},
-    {"convirt_k371_matmul_add_add", "%461 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k312_fused_scale_sum", "%465 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k313_sub", "%466 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k318_fused_rsqrt_addc_scale_sum", "%471 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k319_mul", "%472 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k321_fused_add_mul", "%474 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k390_matmul_add", "%480 matmul+add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k391_gelu", "%481 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"convirt_k398_matmul_add_add", "%488 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"convirt_k312_fused_scale_sum", "%492 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"convirt_k313_sub", "%493 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"convirt_k318_fused_rsqrt_addc_scale_sum", "%498 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"convirt_k319_mul", "%499 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"convirt_k321_fused_add_mul", "%501 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"convirt_k502_slice", "%502 slice [T,1,128]", "graphs/lib/text_encoder.lua:35", 0, 0, 0, 0, 0},
-    {"convirt_k507_matmul_add", "%507 matmul+add [T,128]", "graphs/lib/text_encoder.lua:36", 0, 0, 0, 0, 0},
-    {"convirt_text_k206_slice", "%508 slice [T,39,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0},
-    {"convirt_text_k212_matmul_add", "%514 matmul+add [T,39,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k7_fused_sum_square", "%516 fused:sum_square [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k9_fused_rsqrt_clampmin", "%518 fused:rsqrt_clampmin [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k10_mul", "%519 map:mul [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k12_fused_sum_square", "%521 fused:sum_square [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k14_fused_rsqrt_clampmin", "%523 fused:rsqrt_clampmin [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k15_mul", "%524 map:mul [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k17_matmul_scale", "%526 matmul+scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k18_eye", "%527 eye [T,B]", "graphs/lib/losses.lua:9", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k19_max", "%528 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k22_fused_exp_sub", "%531 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k23_sum", "%532 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k24_clampmin", "%533 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k27_mul", "%536 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k30_max", "%539 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k33_fused_exp_sub", "%542 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k34_sum", "%543 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k35_clampmin", "%544 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k34_sum", "%548 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k23_sum", "%550 reduce [T,1]", "graphs/lib/losses.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k42_fused_mul_sub_add_log", "%551 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k43_sum", "%552 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k46_fused_scale_add_sum_sub", "%555 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k49_fused_sum_square", "%558 fused:sum_square [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k51_fused_rsqrt_clampmin", "%560 fused:rsqrt_clampmin [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k52_mul", "%561 map:mul [T,39,128]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k56_fused_sum_square", "%565 fused:sum_square [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k58_fused_rsqrt_clampmin", "%567 fused:rsqrt_clampmin [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k59_mul", "%568 map:mul [1,B,64,128]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k61_matmul_scale", "%570 matmul+scale [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k62_max", "%571 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k65_fused_exp_sub", "%574 fused:exp_sub [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k66_sum", "%575 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k67_div", "%576 map:div [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k68_matmul", "%577 matmul [T,B,39,128]", "graphs/lib/matching.lua:11", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k70_fused_sum_square", "%579 fused:sum_square [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k72_fused_rsqrt_clampmin", "%581 fused:rsqrt_clampmin [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k73_mul", "%582 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k74_mul", "%583 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"reclf_nosrm_features_loss_k75_sum", "%584 reduce [T,B,39,1]", "graphs/lib/matching.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_k684_matmul", "%588 matmul [T,128]", "graphs/lib/irm.lua:9", 0, 0, 0, 0, 0},
-    {"reclf_nosrm_features_loss_k155_matmul", "%718 matmul [T,128]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k81_fused_scale_addc_neg", "%600 fused:scale_addc_neg [T,1,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"reclf_nosrm_features_loss_k92_fused_add_mul_scale_sum", "%601 fused:add_mul_scale_sum [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k83_max", "%602 reduce [T,B,1,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k86_fused_exp_sub", "%605 fused:exp_sub [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k87_mul", "%606 map:mul [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k88_sum", "%607 reduce [T,B,1,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k89_clampmin", "%608 map:clampmin [T,B,1,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"reclf_nosrm_features_loss_k100_div", "%609 map:div [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"reclf_nosrm_features_loss_k101_mul", "%610 map:mul [T,B,39,1]", "graphs/lib/irm.lua:12", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k88_sum", "%611 reduce [T,B,1,1]", "graphs/lib/irm.lua:12", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k94_scale", "%613 map:scale [T,B]", "graphs/lib/model.lua:43", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k19_max", "%615 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k22_fused_exp_sub", "%618 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k23_sum", "%619 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k24_clampmin", "%620 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k27_mul", "%623 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k30_max", "%626 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k33_fused_exp_sub", "%629 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k34_sum", "%630 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k35_clampmin", "%631 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k34_sum", "%635 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k42_fused_mul_sub_add_log", "%638 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k43_sum", "%639 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k46_fused_scale_add_sum_sub", "%642 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k313_add", "%644 map:add []", "graphs/lib/model.lua:85", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k58_fill", "%730 fill []", "graphs/lib/model.lua:87", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k60_scale", "%732 map:scale [1,1]", "graphs/lib/losses.lua:16", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k61_id", "%733 map:id [1,B]", "graphs/lib/losses.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k63_fused_mul_id", "%735 fused:mul_id [T,1]", "graphs/lib/losses.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k65_neg", "%737 map:neg [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k159_fused_mul_id", "%739 fused:mul_id [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k71_fused_mul_div_step", "%743 fused:mul_div_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k77_neg", "%749 map:neg [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k171_fused_mul_id", "%751 fused:mul_id [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k84_fused_mul_div_step", "%756 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k182_fused_scale_add_add_add", "%762 fused:scale_add_add_add [T,B]", "graphs/lib/model.lua:43", 1, 0, 0, 0, 0},
-    {"reclf_nosrm_features_loss_k201_id", "%764 map:id [T,B,39,1]", "graphs/lib/irm.lua:12", 1, 0, 0, 0, 0},
-    {"reclf_nosrm_features_loss_k101_mul", "%766 map:mul [T,B,39,1]", "graphs/lib/irm.lua:12", 1, 0, 0, 0, 0},
-    {"reclf_nosrm_features_loss_k204_fused_div_mul", "%767 fused:div_mul [T,B,39,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
-    {"reclf_nosrm_features_loss_k206_fused_neg_mul", "%769 fused:neg_mul [T,B,39,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k88_sum", "%770 reduce [T,B,1,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
-    {"reclf_nosrm_features_loss_k209_fused_mul_step", "%772 fused:mul_step [T,B,1,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
-    {"reclf_nosrm_features_loss_k222_fused_scale_mul_mul_mul", "%785 fused:scale_mul_mul_mul [T,B,39,1]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k200_id", "%786 map:id [T,B,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k201_mul", "%788 map:mul [T,B,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k203_sum", "%789 reduce [T,1,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"reclf_nosrm_features_loss_k227_sum", "%790 reduce [T,1,1,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"convirt_k684_matmul", "%792 matmul [T,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"convirt_k685_matmul", "%793 matmul [128,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"convirt_k685_matmul", "%797 matmul [128,128]", "graphs/lib/irm.lua:9", 1, 0, 0, 0, 0},
-    {"reclf_nosrm_features_loss_k236_fused_add_mul_id", "%799 fused:add_mul_id [T,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k201_mul", "%800 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k202_mul", "%801 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k203_sum", "%802 reduce [T,1,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k212_fused_mul_mul_sum_mul", "%811 fused:mul_mul_sum_mul [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k216_fused_add_mul_mul_id", "%815 fused:add_mul_mul_id [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k218_matmul", "%817 matmul [T,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k219_sum", "%818 reduce [1,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k220_matmul_div", "%819 matmul+div [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k223_fused_sum_neg_mul", "%822 fused:sum_neg_mul [T,B,39,1]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k229_fused_scale_mul_add_id", "%828 fused:scale_mul_add_id [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k68_matmul", "%829 matmul [T,B,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k231_matmul", "%830 matmul [T,B,64,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k203_sum", "%831 reduce [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k219_sum", "%832 reduce [1,B,64,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k234_add", "%833 map:add [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k244_fused_mul_mul_sum_mul", "%843 fused:mul_mul_sum_mul [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k248_fused_add_add_mul_mul", "%847 fused:add_add_mul_mul [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k259_fused_mul_mul_sum_mul", "%858 fused:mul_mul_sum_mul [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k263_fused_add_mul_mul_id", "%862 fused:add_mul_mul_id [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k71_fused_mul_div_step", "%875 fused:mul_div_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k84_fused_mul_div_step", "%888 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k295_fused_scale_add_add_add", "%894 fused:scale_add_add_add [T,B]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k91_matmul", "%895 matmul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k92_matmul", "%896 matmul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k101_fused_mul_mul_sum_mul", "%905 fused:mul_mul_sum_mul [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k105_fused_add_mul_mul_id", "%909 fused:add_mul_mul_id [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k114_fused_mul_mul_sum_mul", "%919 fused:mul_mul_sum_mul [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"reclf_nosrm_features_loss_k360_matmul_add_add_mul_mul", "%923 matmul+add_add_mul_mul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_text_vjp_k273_sum", "%924 reduce [1,39,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
-    {"convirt_text_vjp_k275_sum", "%926 reduce [1,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
-    {"convirt_text_vjp_k278_matmul", "%929 matmul [39*T,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
-    {"convirt_text_vjp_k279_matmul", "%930 matmul [128,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
-    {"convirt_text_vjp_k281_pad", "%932 pad [T,40,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
-    {"convirt_k682_sum", "%933 reduce [1,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"convirt_k684_matmul", "%935 matmul [T,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"convirt_k685_matmul", "%936 matmul [128,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"convirt_k687_pad", "%938 pad [T,40,128]", "graphs/lib/text_encoder.lua:35", 1, 0, 0, 0, 0},
-    {"convirt_text_vjp_k288_add", "%939 map:add [T,40,128]", "graphs/lib/text_encoder.lua:35", 1, 0, 0, 0, 0},
-    {"convirt_k688_sum", "%940 reduce [1,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k690_sum", "%942 reduce [1,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k692_mul", "%944 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k693_mul", "%945 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k688_sum", "%946 reduce [1,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k690_sum", "%948 reduce [1,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k705_fused_scale_mul_sum_mul", "%957 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k709_fused_add_mul_mul_id", "%961 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k712_fused_scale_sum_neg", "%964 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k714_fused_add_id", "%966 fused:add_id [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k688_sum", "%967 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k690_sum", "%969 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k721_matmul", "%973 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k724_matmul_mul_gelu_grad", "%976 matmul+mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k725_sum", "%977 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k727_sum", "%979 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k730_matmul", "%982 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k731_matmul", "%983 matmul [512,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k688_sum", "%985 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k690_sum", "%987 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k692_mul", "%989 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k693_mul", "%990 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k688_sum", "%991 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k690_sum", "%993 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k705_fused_scale_mul_sum_mul", "%1002 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k709_fused_add_mul_mul_id", "%1006 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k712_fused_scale_sum_neg", "%1010 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k760_fused_add_add_id", "%1012 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k688_sum", "%1013 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k690_sum", "%1015 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k766_matmul", "%1018 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k767_matmul", "%1019 matmul [128,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k329_permute", "%1022 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:18", 1, 0, 0, 0, 0},
-    {"convirt_k772_matmul", "%1024 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_k773_matmul_div", "%1025 matmul+div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"convirt_k778_fused_mul_sum_neg_mul", "%1030 fused:mul_sum_neg_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"convirt_k794_fused_scale_mul_mul_mul", "%1046 fused:scale_mul_mul_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"convirt_k362_matmul", "%1047 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"convirt_k772_matmul", "%1048 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"convirt_k363_permute", "%1049 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k688_sum", "%1051 reduce [1,40,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k690_sum", "%1053 reduce [1,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k767_matmul", "%1057 matmul [128,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k363_permute", "%1059 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k688_sum", "%1061 reduce [1,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k690_sum", "%1063 reduce [1,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k766_matmul", "%1066 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k767_matmul", "%1067 matmul [128,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k363_permute", "%1070 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k688_sum", "%1072 reduce [1,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k690_sum", "%1074 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k766_matmul", "%1077 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k767_matmul", "%1078 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k828_matmul_add_add", "%1080 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k688_sum", "%1081 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k690_sum", "%1083 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k692_mul", "%1085 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k693_mul", "%1086 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k688_sum", "%1087 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k690_sum", "%1089 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k705_fused_scale_mul_sum_mul", "%1098 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k709_fused_add_mul_mul_id", "%1102 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k712_fused_scale_sum_neg", "%1106 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k760_fused_add_add_id", "%1108 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k688_sum", "%1109 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k690_sum", "%1111 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k721_matmul", "%1115 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k724_matmul_mul_gelu_grad", "%1118 matmul+mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k725_sum", "%1119 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k727_sum", "%1121 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k730_matmul", "%1124 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k731_matmul", "%1125 matmul [512,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k688_sum", "%1127 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k690_sum", "%1129 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k692_mul", "%1131 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k693_mul", "%1132 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k688_sum", "%1133 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k690_sum", "%1135 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k705_fused_scale_mul_sum_mul", "%1144 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k709_fused_add_mul_mul_id", "%1148 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k712_fused_scale_sum_neg", "%1152 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k760_fused_add_add_id", "%1154 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k688_sum", "%1155 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k690_sum", "%1157 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k766_matmul", "%1160 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k767_matmul", "%1161 matmul [128,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k329_permute", "%1164 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:18", 1, 0, 0, 0, 0},
-    {"convirt_k772_matmul", "%1166 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_k773_matmul_div", "%1167 matmul+div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"convirt_k778_fused_mul_sum_neg_mul", "%1172 fused:mul_sum_neg_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"convirt_k794_fused_scale_mul_mul_mul", "%1188 fused:scale_mul_mul_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"convirt_k362_matmul", "%1189 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"convirt_k772_matmul", "%1190 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"convirt_k363_permute", "%1191 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k688_sum", "%1193 reduce [1,40,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k690_sum", "%1195 reduce [1,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k767_matmul", "%1199 matmul [128,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k363_permute", "%1201 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k688_sum", "%1203 reduce [1,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k690_sum", "%1205 reduce [1,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k766_matmul", "%1208 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k767_matmul", "%1209 matmul [128,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k363_permute", "%1212 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k688_sum", "%1214 reduce [1,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k690_sum", "%1216 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k766_matmul", "%1219 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k767_matmul", "%1220 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k828_matmul_add_add", "%1222 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k688_sum", "%1223 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k690_sum", "%1225 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k692_mul", "%1227 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k693_mul", "%1228 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k688_sum", "%1229 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k690_sum", "%1231 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k705_fused_scale_mul_sum_mul", "%1240 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k709_fused_add_mul_mul_id", "%1244 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k712_fused_scale_sum_neg", "%1248 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k760_fused_add_add_id", "%1250 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k688_sum", "%1251 reduce [1,40,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0},
-    {"convirt_k1001_scatter_add", "%1253 scatter_add [1024,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k348_sum", "%1254 reduce [1,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k351_matmul", "%1257 matmul [128,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k352_matmul_scale", "%1258 matmul+scale [B,128]", "graphs/lib/image_encoder.lua:35", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k355_sum", "%1261 reduce [1,64,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k357_sum", "%1263 reduce [1,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k360_matmul", "%1266 matmul [64*B,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k361_matmul", "%1267 matmul [128,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k363_fused_add_id", "%1269 fused:add_id [B,64,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k364_permute", "%1270 permute [B,128,64]", "graphs/lib/image_encoder.lua:33", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k367_fused_mul_step", "%1273 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k355_sum", "%1274 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k370_sum", "%1276 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k371_sum", "%1277 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k373_mul", "%1279 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k374_mul", "%1280 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k355_sum", "%1281 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k370_sum", "%1283 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k371_sum", "%1284 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k388_fused_scale_mul_sum_mul", "%1294 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k392_fused_add_mul_mul_id", "%1298 fused:add_mul_mul_id [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k395_fused_scale_sum_neg", "%1301 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k397_fused_add_id", "%1303 fused:add_id [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k355_sum", "%1305 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k370_sum", "%1307 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k371_sum", "%1308 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k405_permute", "%1311 permute [128,B,64]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k407_matmul", "%1313 matmul [128,1152]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k408_matmul", "%1314 matmul [1152,64*B]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k410_col2im", "%1316 col2im [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k367_fused_mul_step", "%1318 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k355_sum", "%1319 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k370_sum", "%1321 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k371_sum", "%1322 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k373_mul", "%1324 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k374_mul", "%1325 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k355_sum", "%1326 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k370_sum", "%1328 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k371_sum", "%1329 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k388_fused_scale_mul_sum_mul", "%1339 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k392_fused_add_mul_mul_id", "%1343 fused:add_mul_mul_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k395_fused_scale_sum_neg", "%1346 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k397_fused_add_id", "%1348 fused:add_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k355_sum", "%1350 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k370_sum", "%1352 reduce [128,1,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k371_sum", "%1353 reduce [128,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k405_permute", "%1356 permute [128,B,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k407_matmul", "%1358 matmul [128,1152]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k408_matmul", "%1359 matmul [1152,64*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k410_col2im", "%1361 col2im [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k458_fused_mul_add_step", "%1364 fused:mul_add_step [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k355_sum", "%1365 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k370_sum", "%1367 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k371_sum", "%1368 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k373_mul", "%1370 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k374_mul", "%1371 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k355_sum", "%1372 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k370_sum", "%1374 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k371_sum", "%1375 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k388_fused_scale_mul_sum_mul", "%1385 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k392_fused_add_mul_mul_id", "%1389 fused:add_mul_mul_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k395_fused_scale_sum_neg", "%1392 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k397_fused_add_id", "%1394 fused:add_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k355_sum", "%1396 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k370_sum", "%1398 reduce [128,1,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k371_sum", "%1399 reduce [128,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k405_permute", "%1402 permute [128,B,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k498_matmul", "%1404 matmul [128,576]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k499_matmul", "%1405 matmul [576,64*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k501_col2im", "%1407 col2im [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k503_fused_mul_step", "%1409 fused:mul_step [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k504_sum", "%1410 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k506_sum", "%1412 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k507_sum", "%1413 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k509_mul", "%1415 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k510_mul", "%1416 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k504_sum", "%1417 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k506_sum", "%1419 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k507_sum", "%1420 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k524_fused_scale_mul_sum_mul", "%1430 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k528_fused_add_mul_mul_id", "%1434 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k531_fused_scale_sum_neg", "%1437 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k533_fused_add_id", "%1439 fused:add_id [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k504_sum", "%1441 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k506_sum", "%1443 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k507_sum", "%1444 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k541_permute", "%1447 permute [64,B,256]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k543_matmul", "%1449 matmul [64,576]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k544_matmul", "%1450 matmul [576,256*B]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k546_col2im", "%1452 col2im [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k503_fused_mul_step", "%1454 fused:mul_step [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k504_sum", "%1455 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k506_sum", "%1457 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k507_sum", "%1458 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k509_mul", "%1460 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k510_mul", "%1461 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k504_sum", "%1462 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k506_sum", "%1464 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k507_sum", "%1465 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k524_fused_scale_mul_sum_mul", "%1475 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k528_fused_add_mul_mul_id", "%1479 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k531_fused_scale_sum_neg", "%1482 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k533_fused_add_id", "%1484 fused:add_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k504_sum", "%1486 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k506_sum", "%1488 reduce [64,1,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k507_sum", "%1489 reduce [64,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k541_permute", "%1492 permute [64,B,256]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k543_matmul", "%1494 matmul [64,576]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k544_matmul", "%1495 matmul [576,256*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k546_col2im", "%1497 col2im [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k594_fused_mul_add_step", "%1500 fused:mul_add_step [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k504_sum", "%1501 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k506_sum", "%1503 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k507_sum", "%1504 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k509_mul", "%1506 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k510_mul", "%1507 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k504_sum", "%1508 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k506_sum", "%1510 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k507_sum", "%1511 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k524_fused_scale_mul_sum_mul", "%1521 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k528_fused_add_mul_mul_id", "%1525 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k531_fused_scale_sum_neg", "%1528 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k533_fused_add_id", "%1530 fused:add_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k504_sum", "%1532 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k506_sum", "%1534 reduce [64,1,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k507_sum", "%1535 reduce [64,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k541_permute", "%1538 permute [64,B,256]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k634_matmul", "%1540 matmul [64,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k635_matmul", "%1541 matmul [288,256*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k637_col2im", "%1543 col2im [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k639_fused_mul_step", "%1545 fused:mul_step [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k640_sum", "%1546 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k642_sum", "%1548 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k643_sum", "%1549 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k645_mul", "%1551 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k646_mul", "%1552 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k640_sum", "%1553 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k642_sum", "%1555 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k643_sum", "%1556 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k660_fused_scale_mul_sum_mul", "%1566 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k664_fused_add_mul_mul_id", "%1570 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k667_fused_scale_sum_neg", "%1573 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k669_fused_add_id", "%1575 fused:add_id [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k640_sum", "%1577 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k642_sum", "%1579 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k643_sum", "%1580 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k677_permute", "%1583 permute [32,B,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k679_matmul", "%1585 matmul [32,288]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k680_matmul", "%1586 matmul [288,1024*B]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k682_col2im", "%1588 col2im [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k639_fused_mul_step", "%1590 fused:mul_step [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k640_sum", "%1591 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k642_sum", "%1593 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k643_sum", "%1594 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k645_mul", "%1596 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k646_mul", "%1597 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k640_sum", "%1598 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k642_sum", "%1600 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k643_sum", "%1601 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k660_fused_scale_mul_sum_mul", "%1611 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k664_fused_add_mul_mul_id", "%1615 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k667_fused_scale_sum_neg", "%1618 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k669_fused_add_id", "%1620 fused:add_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k640_sum", "%1622 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k642_sum", "%1624 reduce [32,1,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k643_sum", "%1625 reduce [32,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k677_permute", "%1628 permute [32,B,1024]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k679_matmul", "%1630 matmul [32,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k680_matmul", "%1631 matmul [288,1024*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k682_col2im", "%1633 col2im [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k730_fused_mul_add_step", "%1636 fused:mul_add_step [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k640_sum", "%1637 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k642_sum", "%1639 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k643_sum", "%1640 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k645_mul", "%1642 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k646_mul", "%1643 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k640_sum", "%1644 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k642_sum", "%1646 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k643_sum", "%1647 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k660_fused_scale_mul_sum_mul", "%1657 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k664_fused_add_mul_mul_id", "%1661 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k667_fused_scale_sum_neg", "%1664 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k669_fused_add_id", "%1666 fused:add_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k640_sum", "%1668 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k642_sum", "%1670 reduce [32,1,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k643_sum", "%1671 reduce [32,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k677_permute", "%1674 permute [32,B,1024]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k679_matmul", "%1676 matmul [32,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k680_matmul", "%1677 matmul [288,1024*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k773_col2im", "%1679 col2im [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k775_fused_mul_step", "%1681 fused:mul_step [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k776_sum", "%1682 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k778_sum", "%1684 reduce [32,1,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k779_sum", "%1685 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k781_mul", "%1687 map:mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k782_mul", "%1688 map:mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k776_sum", "%1689 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k778_sum", "%1691 reduce [32,1,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k779_sum", "%1692 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k796_fused_scale_mul_sum_mul", "%1702 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k800_fused_add_mul_mul_id", "%1706 fused:add_mul_mul_id [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k803_fused_scale_sum_neg", "%1709 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k805_fused_add_id", "%1711 fused:add_id [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k776_sum", "%1713 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k778_sum", "%1715 reduce [32,1,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k779_sum", "%1716 reduce [32,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k813_permute", "%1719 permute [32,B,4096]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k815_matmul", "%1721 matmul [32,9]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_k6_conv2d", "%9 conv2d [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k11_fused_scale_sum", "%14 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k12_sub", "%15 map:sub [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k17_fused_rsqrt_addc_scale_sum", "%20 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k18_mul", "%21 map:mul [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k23_fused_add_mul", "%26 fused:add_mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k24_relu", "%27 map:relu [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 0, 0, 0, 0, 0},
+    {"convirt_image_k27_conv2d", "%30 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k32_fused_scale_sum", "%35 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k33_sub", "%36 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k38_fused_rsqrt_addc_scale_sum", "%41 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k39_mul", "%42 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k44_fused_add_mul", "%47 fused:add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k45_relu", "%48 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"convirt_image_k48_conv2d", "%51 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k32_fused_scale_sum", "%56 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k33_sub", "%57 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k38_fused_rsqrt_addc_scale_sum", "%62 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k39_mul", "%63 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k44_fused_add_mul", "%68 fused:add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k45_relu", "%69 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_image_k48_conv2d", "%72 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k32_fused_scale_sum", "%77 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k33_sub", "%78 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k38_fused_rsqrt_addc_scale_sum", "%83 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k39_mul", "%84 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k87_fused_add_add_mul", "%90 fused:add_add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k45_relu", "%91 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"convirt_image_k91_conv2d", "%94 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k96_fused_scale_sum", "%99 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k97_sub", "%100 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k102_fused_rsqrt_addc_scale_sum", "%105 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k103_mul", "%106 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k108_fused_add_mul", "%111 fused:add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k109_relu", "%112 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"convirt_image_k112_conv2d", "%115 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k96_fused_scale_sum", "%120 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k97_sub", "%121 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k102_fused_rsqrt_addc_scale_sum", "%126 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k103_mul", "%127 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k108_fused_add_mul", "%132 fused:add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k109_relu", "%133 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_image_k112_conv2d", "%136 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k96_fused_scale_sum", "%141 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k97_sub", "%142 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k102_fused_rsqrt_addc_scale_sum", "%147 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k103_mul", "%148 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k151_fused_add_add_mul", "%154 fused:add_add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k109_relu", "%155 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"convirt_image_k155_conv2d", "%158 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k160_fused_scale_sum", "%163 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k161_sub", "%164 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k166_fused_rsqrt_addc_scale_sum", "%169 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k167_mul", "%170 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k172_fused_add_mul", "%175 fused:add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k173_relu", "%176 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"convirt_image_k176_conv2d", "%179 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k160_fused_scale_sum", "%184 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k161_sub", "%185 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k166_fused_rsqrt_addc_scale_sum", "%190 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k167_mul", "%191 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k172_fused_add_mul", "%196 fused:add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k173_relu", "%197 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_image_k176_conv2d", "%200 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k160_fused_scale_sum", "%205 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k161_sub", "%206 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k166_fused_rsqrt_addc_scale_sum", "%211 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k167_mul", "%212 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k215_fused_add_add_mul", "%218 fused:add_add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k173_relu", "%219 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"convirt_image_k218_permute", "%221 permute [B,64,128]", "graphs/lib/image_encoder.lua:33", 0, 0, 0, 0, 0},
+    {"convirt_image_k224_matmul_add", "%227 matmul+add [B,64,128]", "graphs/lib/image_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"convirt_image_k225_sum", "%228 reduce [B,1,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
+    {"convirt_image_k227_scale", "%230 map:scale [B,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
+    {"convirt_image_k231_matmul_add", "%234 matmul+add [B,128]", "graphs/lib/image_encoder.lua:36", 0, 0, 0, 0, 0},
+    {"convirt_k237_gather", "%237 gather [T,40,128]", "graphs/lib/text_encoder.lua:32", 0, 0, 0, 0, 0},
+    {"convirt_k238_add", "%238 map:add [T,40,128]", "graphs/lib/text_encoder.lua:32", 0, 0, 0, 0, 0},
+    {"convirt_k242_fused_scale_sum", "%242 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k243_sub", "%243 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k248_fused_rsqrt_addc_scale_sum", "%248 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k249_mul", "%249 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k251_fused_add_mul", "%251 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k257_matmul_add", "%257 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_k259_permute", "%259 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_k257_matmul_add", "%265 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_k259_permute", "%267 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_k257_matmul_add", "%273 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_k259_permute", "%275 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_k282_fused_scale_addc_neg", "%282 fused:scale_addc_neg [T,1,1,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k283_matmul_add_mul_scale", "%283 matmul+add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k284_max", "%284 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k287_fused_exp_sub", "%287 fused:exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k288_mul", "%288 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k289_sum", "%289 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k290_clampmin", "%290 map:clampmin [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k291_div", "%291 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k292_matmul", "%292 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_k293_permute", "%293 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0},
+    {"convirt_k301_matmul_add_add", "%301 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k242_fused_scale_sum", "%305 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k243_sub", "%306 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k248_fused_rsqrt_addc_scale_sum", "%311 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k249_mul", "%312 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k251_fused_add_mul", "%314 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k320_matmul_add", "%320 matmul+add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k321_gelu", "%321 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"convirt_k328_matmul_add_add", "%328 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"convirt_k242_fused_scale_sum", "%332 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k243_sub", "%333 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k248_fused_rsqrt_addc_scale_sum", "%338 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k249_mul", "%339 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k251_fused_add_mul", "%341 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k257_matmul_add", "%347 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_k259_permute", "%349 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_k257_matmul_add", "%355 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_k259_permute", "%357 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_k257_matmul_add", "%363 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_k259_permute", "%365 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_k283_matmul_add_mul_scale", "%373 matmul+add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k284_max", "%374 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k287_fused_exp_sub", "%377 fused:exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k288_mul", "%378 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k289_sum", "%379 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k290_clampmin", "%380 map:clampmin [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k291_div", "%381 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k292_matmul", "%382 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_k293_permute", "%383 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0},
+    {"convirt_k301_matmul_add_add", "%391 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k242_fused_scale_sum", "%395 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k243_sub", "%396 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k248_fused_rsqrt_addc_scale_sum", "%401 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k249_mul", "%402 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k251_fused_add_mul", "%404 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k320_matmul_add", "%410 matmul+add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k321_gelu", "%411 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"convirt_k328_matmul_add_add", "%418 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"convirt_k242_fused_scale_sum", "%422 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"convirt_k243_sub", "%423 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"convirt_k248_fused_rsqrt_addc_scale_sum", "%428 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"convirt_k249_mul", "%429 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"convirt_k251_fused_add_mul", "%431 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"convirt_k432_slice", "%432 slice [T,1,128]", "graphs/lib/text_encoder.lua:35", 0, 0, 0, 0, 0},
+    {"convirt_k437_matmul_add", "%437 matmul+add [T,128]", "graphs/lib/text_encoder.lua:36", 0, 0, 0, 0, 0},
+    {"convirt_text_k206_slice", "%438 slice [T,39,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0},
+    {"convirt_text_k212_matmul_add", "%444 matmul+add [T,39,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k7_fused_sum_square", "%446 fused:sum_square [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k9_fused_rsqrt_clampmin", "%448 fused:rsqrt_clampmin [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k10_mul", "%449 map:mul [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k12_fused_sum_square", "%451 fused:sum_square [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k14_fused_rsqrt_clampmin", "%453 fused:rsqrt_clampmin [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k15_mul", "%454 map:mul [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k17_matmul_scale", "%456 matmul+scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k18_eye", "%457 eye [T,B]", "graphs/lib/losses.lua:9", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k19_max", "%458 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k22_fused_exp_sub", "%461 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k23_sum", "%462 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k24_clampmin", "%463 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k27_mul", "%466 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k30_max", "%469 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k33_fused_exp_sub", "%472 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k34_sum", "%473 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k35_clampmin", "%474 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k34_sum", "%478 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k23_sum", "%480 reduce [T,1]", "graphs/lib/losses.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k42_fused_mul_sub_add_log", "%481 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k43_sum", "%482 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k46_fused_scale_add_sum_sub", "%485 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k49_fused_sum_square", "%488 fused:sum_square [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k51_fused_rsqrt_clampmin", "%490 fused:rsqrt_clampmin [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k52_mul", "%491 map:mul [T,39,128]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k56_fused_sum_square", "%495 fused:sum_square [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k58_fused_rsqrt_clampmin", "%497 fused:rsqrt_clampmin [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k59_mul", "%498 map:mul [1,B,64,128]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k61_matmul_scale", "%500 matmul+scale [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k62_max", "%501 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k65_fused_exp_sub", "%504 fused:exp_sub [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k66_sum", "%505 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k67_div", "%506 map:div [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k68_matmul", "%507 matmul [T,B,39,128]", "graphs/lib/matching.lua:11", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k70_fused_sum_square", "%509 fused:sum_square [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k72_fused_rsqrt_clampmin", "%511 fused:rsqrt_clampmin [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k73_mul", "%512 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k74_mul", "%513 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k75_sum", "%514 reduce [T,B,39,1]", "graphs/lib/matching.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_k614_matmul", "%518 matmul [T,128]", "graphs/lib/irm.lua:9", 0, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k155_matmul", "%648 matmul [T,128]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k81_fused_scale_addc_neg", "%530 fused:scale_addc_neg [T,1,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k92_fused_add_mul_scale_sum", "%531 fused:add_mul_scale_sum [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k83_max", "%532 reduce [T,B,1,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k86_fused_exp_sub", "%535 fused:exp_sub [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k87_mul", "%536 map:mul [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k88_sum", "%537 reduce [T,B,1,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k89_clampmin", "%538 map:clampmin [T,B,1,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k100_div", "%539 map:div [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k101_mul", "%540 map:mul [T,B,39,1]", "graphs/lib/irm.lua:12", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k88_sum", "%541 reduce [T,B,1,1]", "graphs/lib/irm.lua:12", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k94_scale", "%543 map:scale [T,B]", "graphs/lib/model.lua:43", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k19_max", "%545 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k22_fused_exp_sub", "%548 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k23_sum", "%549 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k24_clampmin", "%550 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k27_mul", "%553 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k30_max", "%556 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k33_fused_exp_sub", "%559 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k34_sum", "%560 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k35_clampmin", "%561 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k34_sum", "%565 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k42_fused_mul_sub_add_log", "%568 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k43_sum", "%569 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k46_fused_scale_add_sum_sub", "%572 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k243_add", "%574 map:add []", "graphs/lib/model.lua:85", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k58_fill", "%660 fill []", "graphs/lib/model.lua:87", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k60_scale", "%662 map:scale [1,1]", "graphs/lib/losses.lua:16", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k61_id", "%663 map:id [1,B]", "graphs/lib/losses.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k63_fused_mul_id", "%665 fused:mul_id [T,1]", "graphs/lib/losses.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k65_neg", "%667 map:neg [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k159_fused_mul_id", "%669 fused:mul_id [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k71_fused_mul_div_step", "%673 fused:mul_div_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k77_neg", "%679 map:neg [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k171_fused_mul_id", "%681 fused:mul_id [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k84_fused_mul_div_step", "%686 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k182_fused_scale_add_add_add", "%692 fused:scale_add_add_add [T,B]", "graphs/lib/model.lua:43", 1, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k201_id", "%694 map:id [T,B,39,1]", "graphs/lib/irm.lua:12", 1, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k101_mul", "%696 map:mul [T,B,39,1]", "graphs/lib/irm.lua:12", 1, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k204_fused_div_mul", "%697 fused:div_mul [T,B,39,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k206_fused_neg_mul", "%699 fused:neg_mul [T,B,39,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k88_sum", "%700 reduce [T,B,1,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k209_fused_mul_step", "%702 fused:mul_step [T,B,1,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k222_fused_scale_mul_mul_mul", "%715 fused:scale_mul_mul_mul [T,B,39,1]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k200_id", "%716 map:id [T,B,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k201_mul", "%718 map:mul [T,B,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k203_sum", "%719 reduce [T,1,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k227_sum", "%720 reduce [T,1,1,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"convirt_k614_matmul", "%722 matmul [T,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"convirt_k615_matmul", "%723 matmul [128,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"convirt_k615_matmul", "%727 matmul [128,128]", "graphs/lib/irm.lua:9", 1, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k236_fused_add_mul_id", "%729 fused:add_mul_id [T,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k201_mul", "%730 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k202_mul", "%731 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k203_sum", "%732 reduce [T,1,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k212_fused_mul_mul_sum_mul", "%741 fused:mul_mul_sum_mul [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k216_fused_add_mul_mul_id", "%745 fused:add_mul_mul_id [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k218_matmul", "%747 matmul [T,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k219_sum", "%748 reduce [1,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k220_matmul_div", "%749 matmul+div [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k223_fused_sum_neg_mul", "%752 fused:sum_neg_mul [T,B,39,1]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k229_fused_scale_mul_add_id", "%758 fused:scale_mul_add_id [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k68_matmul", "%759 matmul [T,B,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k231_matmul", "%760 matmul [T,B,64,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k203_sum", "%761 reduce [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k219_sum", "%762 reduce [1,B,64,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k234_add", "%763 map:add [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k244_fused_mul_mul_sum_mul", "%773 fused:mul_mul_sum_mul [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k248_fused_add_add_mul_mul", "%777 fused:add_add_mul_mul [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k259_fused_mul_mul_sum_mul", "%788 fused:mul_mul_sum_mul [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k263_fused_add_mul_mul_id", "%792 fused:add_mul_mul_id [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k71_fused_mul_div_step", "%805 fused:mul_div_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k84_fused_mul_div_step", "%818 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k295_fused_scale_add_add_add", "%824 fused:scale_add_add_add [T,B]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k91_matmul", "%825 matmul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k92_matmul", "%826 matmul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k101_fused_mul_mul_sum_mul", "%835 fused:mul_mul_sum_mul [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k105_fused_add_mul_mul_id", "%839 fused:add_mul_mul_id [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k114_fused_mul_mul_sum_mul", "%849 fused:mul_mul_sum_mul [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k360_matmul_add_add_mul_mul", "%853 matmul+add_add_mul_mul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_text_vjp_k273_sum", "%854 reduce [1,39,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
+    {"convirt_text_vjp_k275_sum", "%856 reduce [1,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
+    {"convirt_text_vjp_k278_matmul", "%859 matmul [39*T,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
+    {"convirt_text_vjp_k279_matmul", "%860 matmul [128,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
+    {"convirt_text_vjp_k281_pad", "%862 pad [T,40,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
+    {"convirt_k612_sum", "%863 reduce [1,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"convirt_k614_matmul", "%865 matmul [T,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"convirt_k615_matmul", "%866 matmul [128,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"convirt_k617_pad", "%868 pad [T,40,128]", "graphs/lib/text_encoder.lua:35", 1, 0, 0, 0, 0},
+    {"convirt_text_vjp_k288_add", "%869 map:add [T,40,128]", "graphs/lib/text_encoder.lua:35", 1, 0, 0, 0, 0},
+    {"convirt_k618_sum", "%870 reduce [1,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k620_sum", "%872 reduce [1,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k622_mul", "%874 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k623_mul", "%875 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k618_sum", "%876 reduce [1,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k620_sum", "%878 reduce [1,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k635_fused_scale_mul_sum_mul", "%887 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k639_fused_add_mul_mul_id", "%891 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k642_fused_scale_sum_neg", "%894 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k644_fused_add_id", "%896 fused:add_id [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k618_sum", "%897 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k620_sum", "%899 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k651_matmul", "%903 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k654_matmul_mul_gelu_grad", "%906 matmul+mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k655_sum", "%907 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k657_sum", "%909 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k660_matmul", "%912 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k661_matmul", "%913 matmul [512,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k618_sum", "%915 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k620_sum", "%917 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k622_mul", "%919 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k623_mul", "%920 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k618_sum", "%921 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k620_sum", "%923 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k635_fused_scale_mul_sum_mul", "%932 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k639_fused_add_mul_mul_id", "%936 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k642_fused_scale_sum_neg", "%940 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k690_fused_add_add_id", "%942 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k618_sum", "%943 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k620_sum", "%945 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k696_matmul", "%948 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k697_matmul", "%949 matmul [128,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k259_permute", "%952 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:18", 1, 0, 0, 0, 0},
+    {"convirt_k702_matmul", "%954 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_k703_matmul_div", "%955 matmul+div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"convirt_k708_fused_mul_sum_neg_mul", "%960 fused:mul_sum_neg_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"convirt_k724_fused_scale_mul_mul_mul", "%976 fused:scale_mul_mul_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"convirt_k292_matmul", "%977 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"convirt_k702_matmul", "%978 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"convirt_k293_permute", "%979 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k618_sum", "%981 reduce [1,40,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k620_sum", "%983 reduce [1,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k697_matmul", "%987 matmul [128,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k293_permute", "%989 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k618_sum", "%991 reduce [1,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k620_sum", "%993 reduce [1,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k696_matmul", "%996 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k697_matmul", "%997 matmul [128,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k293_permute", "%1000 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k618_sum", "%1002 reduce [1,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k620_sum", "%1004 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k696_matmul", "%1007 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k697_matmul", "%1008 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k758_matmul_add_add", "%1010 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k618_sum", "%1011 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k620_sum", "%1013 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k622_mul", "%1015 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k623_mul", "%1016 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k618_sum", "%1017 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k620_sum", "%1019 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k635_fused_scale_mul_sum_mul", "%1028 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k639_fused_add_mul_mul_id", "%1032 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k642_fused_scale_sum_neg", "%1036 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k690_fused_add_add_id", "%1038 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k618_sum", "%1039 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k620_sum", "%1041 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k651_matmul", "%1045 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k654_matmul_mul_gelu_grad", "%1048 matmul+mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k655_sum", "%1049 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k657_sum", "%1051 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k660_matmul", "%1054 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k661_matmul", "%1055 matmul [512,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k618_sum", "%1057 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k620_sum", "%1059 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k622_mul", "%1061 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k623_mul", "%1062 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k618_sum", "%1063 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k620_sum", "%1065 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k635_fused_scale_mul_sum_mul", "%1074 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k639_fused_add_mul_mul_id", "%1078 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k642_fused_scale_sum_neg", "%1082 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k690_fused_add_add_id", "%1084 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k618_sum", "%1085 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k620_sum", "%1087 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k696_matmul", "%1090 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k697_matmul", "%1091 matmul [128,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k259_permute", "%1094 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:18", 1, 0, 0, 0, 0},
+    {"convirt_k702_matmul", "%1096 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_k703_matmul_div", "%1097 matmul+div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"convirt_k708_fused_mul_sum_neg_mul", "%1102 fused:mul_sum_neg_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"convirt_k724_fused_scale_mul_mul_mul", "%1118 fused:scale_mul_mul_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"convirt_k292_matmul", "%1119 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"convirt_k702_matmul", "%1120 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"convirt_k293_permute", "%1121 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k618_sum", "%1123 reduce [1,40,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k620_sum", "%1125 reduce [1,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k697_matmul", "%1129 matmul [128,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k293_permute", "%1131 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k618_sum", "%1133 reduce [1,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k620_sum", "%1135 reduce [1,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k696_matmul", "%1138 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k697_matmul", "%1139 matmul [128,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k293_permute", "%1142 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k618_sum", "%1144 reduce [1,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k620_sum", "%1146 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k696_matmul", "%1149 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k697_matmul", "%1150 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k758_matmul_add_add", "%1152 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k618_sum", "%1153 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k620_sum", "%1155 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k622_mul", "%1157 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k623_mul", "%1158 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k618_sum", "%1159 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k620_sum", "%1161 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k635_fused_scale_mul_sum_mul", "%1170 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k639_fused_add_mul_mul_id", "%1174 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k642_fused_scale_sum_neg", "%1178 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k690_fused_add_add_id", "%1180 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k618_sum", "%1181 reduce [1,40,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0},
+    {"convirt_k931_scatter_add", "%1183 scatter_add [1024,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k278_sum", "%1184 reduce [1,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k281_matmul", "%1187 matmul [128,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k282_matmul_scale", "%1188 matmul+scale [B,128]", "graphs/lib/image_encoder.lua:35", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k285_sum", "%1191 reduce [1,64,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k287_sum", "%1193 reduce [1,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k290_matmul", "%1196 matmul [64*B,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k291_matmul", "%1197 matmul [128,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k293_fused_add_id", "%1199 fused:add_id [B,64,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k294_permute", "%1200 permute [B,128,64]", "graphs/lib/image_encoder.lua:33", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k297_fused_mul_step", "%1203 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k285_sum", "%1204 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k300_sum", "%1206 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k301_sum", "%1207 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k303_mul", "%1209 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k304_mul", "%1210 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k285_sum", "%1211 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k300_sum", "%1213 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k301_sum", "%1214 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k318_fused_scale_mul_sum_mul", "%1224 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k322_fused_add_mul_mul_id", "%1228 fused:add_mul_mul_id [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k325_fused_scale_sum_neg", "%1231 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k327_fused_add_id", "%1233 fused:add_id [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k330_sum", "%1236 reduce [B,128,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k278_sum", "%1237 reduce [1,128,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k333_conv2d_input_grad", "%1239 conv2d_input_grad [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k334_conv2d_weight_grad", "%1240 conv2d_weight_grad [128,128,3,3]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k297_fused_mul_step", "%1242 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k285_sum", "%1243 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k300_sum", "%1245 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k301_sum", "%1246 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k303_mul", "%1248 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k304_mul", "%1249 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k285_sum", "%1250 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k300_sum", "%1252 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k301_sum", "%1253 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k318_fused_scale_mul_sum_mul", "%1263 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k322_fused_add_mul_mul_id", "%1267 fused:add_mul_mul_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k325_fused_scale_sum_neg", "%1270 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k327_fused_add_id", "%1272 fused:add_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k330_sum", "%1275 reduce [B,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k278_sum", "%1276 reduce [1,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k333_conv2d_input_grad", "%1278 conv2d_input_grad [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k334_conv2d_weight_grad", "%1279 conv2d_weight_grad [128,128,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k376_fused_mul_add_step", "%1282 fused:mul_add_step [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k285_sum", "%1283 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k300_sum", "%1285 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k301_sum", "%1286 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k303_mul", "%1288 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k304_mul", "%1289 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k285_sum", "%1290 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k300_sum", "%1292 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k301_sum", "%1293 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k318_fused_scale_mul_sum_mul", "%1303 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k322_fused_add_mul_mul_id", "%1307 fused:add_mul_mul_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k325_fused_scale_sum_neg", "%1310 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k327_fused_add_id", "%1312 fused:add_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k330_sum", "%1315 reduce [B,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k278_sum", "%1316 reduce [1,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k412_conv2d_input_grad", "%1318 conv2d_input_grad [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k413_conv2d_weight_grad", "%1319 conv2d_weight_grad [128,64,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k415_fused_mul_step", "%1321 fused:mul_step [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k416_sum", "%1322 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k418_sum", "%1324 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k419_sum", "%1325 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k421_mul", "%1327 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k422_mul", "%1328 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k416_sum", "%1329 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k418_sum", "%1331 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k419_sum", "%1332 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k436_fused_scale_mul_sum_mul", "%1342 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k440_fused_add_mul_mul_id", "%1346 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k443_fused_scale_sum_neg", "%1349 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k445_fused_add_id", "%1351 fused:add_id [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k448_sum", "%1354 reduce [B,64,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k449_sum", "%1355 reduce [1,64,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k451_conv2d_input_grad", "%1357 conv2d_input_grad [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k452_conv2d_weight_grad", "%1358 conv2d_weight_grad [64,64,3,3]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k415_fused_mul_step", "%1360 fused:mul_step [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k416_sum", "%1361 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k418_sum", "%1363 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k419_sum", "%1364 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k421_mul", "%1366 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k422_mul", "%1367 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k416_sum", "%1368 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k418_sum", "%1370 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k419_sum", "%1371 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k436_fused_scale_mul_sum_mul", "%1381 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k440_fused_add_mul_mul_id", "%1385 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k443_fused_scale_sum_neg", "%1388 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k445_fused_add_id", "%1390 fused:add_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k448_sum", "%1393 reduce [B,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k449_sum", "%1394 reduce [1,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k451_conv2d_input_grad", "%1396 conv2d_input_grad [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k452_conv2d_weight_grad", "%1397 conv2d_weight_grad [64,64,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k494_fused_mul_add_step", "%1400 fused:mul_add_step [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k416_sum", "%1401 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k418_sum", "%1403 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k419_sum", "%1404 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k421_mul", "%1406 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k422_mul", "%1407 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k416_sum", "%1408 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k418_sum", "%1410 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k419_sum", "%1411 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k436_fused_scale_mul_sum_mul", "%1421 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k440_fused_add_mul_mul_id", "%1425 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k443_fused_scale_sum_neg", "%1428 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k445_fused_add_id", "%1430 fused:add_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k448_sum", "%1433 reduce [B,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k449_sum", "%1434 reduce [1,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k530_conv2d_input_grad", "%1436 conv2d_input_grad [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k531_conv2d_weight_grad", "%1437 conv2d_weight_grad [64,32,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k533_fused_mul_step", "%1439 fused:mul_step [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k534_sum", "%1440 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k536_sum", "%1442 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k537_sum", "%1443 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k539_mul", "%1445 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k540_mul", "%1446 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k534_sum", "%1447 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k536_sum", "%1449 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k537_sum", "%1450 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k554_fused_scale_mul_sum_mul", "%1460 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k558_fused_add_mul_mul_id", "%1464 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k561_fused_scale_sum_neg", "%1467 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k563_fused_add_id", "%1469 fused:add_id [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k566_sum", "%1472 reduce [B,32,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k567_sum", "%1473 reduce [1,32,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k569_conv2d_input_grad", "%1475 conv2d_input_grad [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k570_conv2d_weight_grad", "%1476 conv2d_weight_grad [32,32,3,3]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k533_fused_mul_step", "%1478 fused:mul_step [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k534_sum", "%1479 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k536_sum", "%1481 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k537_sum", "%1482 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k539_mul", "%1484 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k540_mul", "%1485 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k534_sum", "%1486 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k536_sum", "%1488 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k537_sum", "%1489 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k554_fused_scale_mul_sum_mul", "%1499 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k558_fused_add_mul_mul_id", "%1503 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k561_fused_scale_sum_neg", "%1506 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k563_fused_add_id", "%1508 fused:add_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k566_sum", "%1511 reduce [B,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k567_sum", "%1512 reduce [1,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k569_conv2d_input_grad", "%1514 conv2d_input_grad [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k570_conv2d_weight_grad", "%1515 conv2d_weight_grad [32,32,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k612_fused_mul_add_step", "%1518 fused:mul_add_step [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k534_sum", "%1519 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k536_sum", "%1521 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k537_sum", "%1522 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k539_mul", "%1524 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k540_mul", "%1525 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k534_sum", "%1526 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k536_sum", "%1528 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k537_sum", "%1529 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k554_fused_scale_mul_sum_mul", "%1539 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k558_fused_add_mul_mul_id", "%1543 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k561_fused_scale_sum_neg", "%1546 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k563_fused_add_id", "%1548 fused:add_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k566_sum", "%1551 reduce [B,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k567_sum", "%1552 reduce [1,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k648_conv2d_input_grad", "%1554 conv2d_input_grad [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k649_conv2d_weight_grad", "%1555 conv2d_weight_grad [32,32,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k651_fused_mul_step", "%1557 fused:mul_step [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k652_sum", "%1558 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k654_sum", "%1560 reduce [32,1,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k655_sum", "%1561 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k657_mul", "%1563 map:mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k658_mul", "%1564 map:mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k652_sum", "%1565 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k654_sum", "%1567 reduce [32,1,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k655_sum", "%1568 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k672_fused_scale_mul_sum_mul", "%1578 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k676_fused_add_mul_mul_id", "%1582 fused:add_mul_mul_id [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k679_fused_scale_sum_neg", "%1585 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k681_fused_add_id", "%1587 fused:add_id [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k684_sum", "%1590 reduce [B,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k567_sum", "%1591 reduce [1,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k688_conv2d_weight_grad", "%1594 conv2d_weight_grad [32,1,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
 };
-const reclf_prof_table reclf_profile_reclf_nosrm = {633, prof};
+const reclf_prof_table reclf_profile_reclf_nosrm = {574, prof};
 #define CALL(i, fl, by, call) do { double t0_ = reclf_prof_now(); call; prof[i].seconds += reclf_prof_now() - t0_; \
     prof[i].calls++; prof[i].flops += (fl); prof[i].bytes += (double)(by); } while (0)
 #else
@@ -660,738 +601,679 @@ const reclf_prof_table reclf_profile_reclf_nosrm = {633, prof};
 static size_t arena_bytes(const long *dims) {
     const long B = dims[0]; (void)B;
     const long T = dims[1]; (void)T;
-    return sizeof(real) * (size_t)(1255472 + 2425584*B + 30208*B*T + 246688*T);
+    return sizeof(real) * (size_t)(5988336 + 1250032*B + 30208*B*T + 246688*T);
 }
 
 static void forward(void *arena, const real *P, void *const *inputs, const long *dims) {
     const long B = dims[0]; (void)B;
     const long T = dims[1]; (void)T;
     real *A = arena; (void)A; (void)P; (void)inputs;
-    CALL(0, (double)8192*B, sizeof(real)*((double)4096*B + (double)4096*B), convirt_image_k3_fused_scale_addc(A + 1255472, (real *)inputs[0], B)); /* %6 fused:scale_addc [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
-    CALL(1, 0, sizeof(real)*((double)36864*B + (double)4096*B), convirt_image_k6_im2col(A + 1255472 + 1794048*B, A + 1255472, B)); /* %9 im2col [9,4096*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(2, (double)2359296*B, sizeof(real)*((double)131072*B + (double)288 + (double)36864*B), convirt_image_k8_matmul(A + 1255472, (real *)P + 0, A + 1255472 + 1794048*B, B)); /* %11 matmul [32,4096*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(3, 0, sizeof(real)*((double)131072*B + (double)131072*B), convirt_image_k10_permute(A + 1255472 + 131072*B, A + 1255472, B)); /* %13 permute [B,32,4096]  graphs/lib/image_encoder.lua:6 */
-    CALL(4, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), convirt_image_k13_add(A + 1255472, A + 1255472 + 131072*B, (real *)P + 288, B)); /* %16 map:add [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(5, (double)131080*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_k18_fused_scale_sum(A + 1255472 + 1310720*B, A + 1255472, B)); /* %21 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(6, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_k19_sub(A + 1255472 + 1179648*B, A + 1255472, A + 1255472 + 1310720*B, B)); /* %22 map:sub [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(7, (double)262168*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_k24_fused_rsqrt_addc_scale_sum(A + 1255472 + 2425344*B, A + 1255472 + 1179648*B, B)); /* %27 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(8, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_k25_mul(A + 1255472 + 1310720*B, A + 1255472 + 1179648*B, A + 1255472 + 2425344*B, B)); /* %28 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(9, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32 + (double)32), convirt_image_vjp_k30_fused_add_mul(A + 1255472 + 1441792*B, A + 1255472 + 1310720*B, (real *)P + 320, (real *)P + 352, B)); /* %33 fused:add_mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(10, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), convirt_image_vjp_k31_relu(A + 1255472 + 294912*B, A + 1255472 + 1441792*B, B)); /* %34 map:relu [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
-    CALL(11, 0, sizeof(real)*((double)294912*B + (double)131072*B), convirt_image_k34_im2col(A + 1255472, A + 1255472 + 294912*B, B)); /* %37 im2col [288,1024*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(12, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), convirt_image_k36_matmul(A + 1255472 + 1572864*B, (real *)P + 384, A + 1255472, B)); /* %39 matmul [32,1024*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(13, 0, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_k38_permute(A + 1255472 + 1605632*B, A + 1255472 + 1572864*B, B)); /* %41 permute [B,32,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(14, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_k41_add(A + 1255472 + 1572864*B, A + 1255472 + 1605632*B, (real *)P + 9600, B)); /* %44 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(15, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k46_fused_scale_sum(A + 1255472 + 1830912*B, A + 1255472 + 1572864*B, B)); /* %49 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(16, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k47_sub(A + 1255472 + 1867776*B, A + 1255472 + 1572864*B, A + 1255472 + 1830912*B, B)); /* %50 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(17, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k52_fused_rsqrt_addc_scale_sum(A + 1255472 + 2425360*B, A + 1255472 + 1867776*B, B)); /* %55 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(18, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k53_mul(A + 1255472 + 1900544*B, A + 1255472 + 1867776*B, A + 1255472 + 2425360*B, B)); /* %56 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(19, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_vjp_k58_fused_add_mul(A + 1255472 + 1933312*B, A + 1255472 + 1900544*B, (real *)P + 9632, (real *)P + 9664, B)); /* %61 fused:add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(20, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k59_relu(A + 1255472 + 1830912*B, A + 1255472 + 1933312*B, B)); /* %62 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
-    CALL(21, 0, sizeof(real)*((double)294912*B + (double)32768*B), convirt_image_k62_im2col(A + 1255472 + 294912*B, A + 1255472 + 1830912*B, B)); /* %65 im2col [288,1024*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(22, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), convirt_image_k36_matmul(A + 1255472 + 1572864*B, (real *)P + 9696, A + 1255472 + 294912*B, B)); /* %67 matmul [32,1024*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(23, 0, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_k38_permute(A + 1255472 + 1605632*B, A + 1255472 + 1572864*B, B)); /* %69 permute [B,32,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(24, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_k41_add(A + 1255472 + 1572864*B, A + 1255472 + 1605632*B, (real *)P + 18912, B)); /* %72 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(25, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k46_fused_scale_sum(A + 1255472 + 1863680*B, A + 1255472 + 1572864*B, B)); /* %77 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(26, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k47_sub(A + 1255472 + 1966080*B, A + 1255472 + 1572864*B, A + 1255472 + 1863680*B, B)); /* %78 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(27, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k52_fused_rsqrt_addc_scale_sum(A + 1255472 + 2425376*B, A + 1255472 + 1966080*B, B)); /* %83 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(28, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k53_mul(A + 1255472 + 1998848*B, A + 1255472 + 1966080*B, A + 1255472 + 2425376*B, B)); /* %84 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(29, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_vjp_k58_fused_add_mul(A + 1255472 + 2031616*B, A + 1255472 + 1998848*B, (real *)P + 18944, (real *)P + 18976, B)); /* %89 fused:add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(30, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k59_relu(A + 1255472 + 1572864*B, A + 1255472 + 2031616*B, B)); /* %90 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
-    CALL(31, 0, sizeof(real)*((double)294912*B + (double)32768*B), convirt_image_k62_im2col(A + 1255472 + 589824*B, A + 1255472 + 1572864*B, B)); /* %93 im2col [288,1024*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(32, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), convirt_image_k36_matmul(A + 1255472 + 1572864*B, (real *)P + 19008, A + 1255472 + 589824*B, B)); /* %95 matmul [32,1024*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(33, 0, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_k38_permute(A + 1255472 + 1605632*B, A + 1255472 + 1572864*B, B)); /* %97 permute [B,32,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(34, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_k41_add(A + 1255472 + 1572864*B, A + 1255472 + 1605632*B, (real *)P + 28224, B)); /* %100 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(35, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k46_fused_scale_sum(A + 1255472 + 1863680*B, A + 1255472 + 1572864*B, B)); /* %105 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(36, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k47_sub(A + 1255472 + 2064384*B, A + 1255472 + 1572864*B, A + 1255472 + 1863680*B, B)); /* %106 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(37, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k52_fused_rsqrt_addc_scale_sum(A + 1255472 + 2425392*B, A + 1255472 + 2064384*B, B)); /* %111 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(38, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k53_mul(A + 1255472 + 2097152*B, A + 1255472 + 2064384*B, A + 1255472 + 2425392*B, B)); /* %112 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(39, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_vjp_k115_fused_add_add_mul(A + 1255472 + 2129920*B, A + 1255472 + 1830912*B, A + 1255472 + 2097152*B, (real *)P + 28256, (real *)P + 28288, B)); /* %118 fused:add_add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:14 */
-    CALL(40, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k59_relu(A + 1255472 + 1830912*B, A + 1255472 + 2129920*B, B)); /* %119 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
-    CALL(41, 0, sizeof(real)*((double)73728*B + (double)32768*B), convirt_image_k119_im2col(A + 1255472 + 1572864*B, A + 1255472 + 1830912*B, B)); /* %122 im2col [288,256*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(42, (double)9437184*B, sizeof(real)*((double)16384*B + (double)18432 + (double)73728*B), convirt_image_k121_matmul(A + 1255472 + 1830912*B, (real *)P + 28320, A + 1255472 + 1572864*B, B)); /* %124 matmul [64,256*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(43, 0, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_k123_permute(A + 1255472 + 1847296*B, A + 1255472 + 1830912*B, B)); /* %126 permute [B,64,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(44, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_k126_add(A + 1255472 + 1830912*B, A + 1255472 + 1847296*B, (real *)P + 46752, B)); /* %129 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(45, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k131_fused_scale_sum(A + 1255472 + 1847296*B, A + 1255472 + 1830912*B, B)); /* %134 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(46, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k132_sub(A + 1255472 + 2162688*B, A + 1255472 + 1830912*B, A + 1255472 + 1847296*B, B)); /* %135 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(47, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k137_fused_rsqrt_addc_scale_sum(A + 1255472 + 2425408*B, A + 1255472 + 2162688*B, B)); /* %140 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(48, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k138_mul(A + 1255472 + 2179072*B, A + 1255472 + 2162688*B, A + 1255472 + 2425408*B, B)); /* %141 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(49, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_vjp_k143_fused_add_mul(A + 1255472 + 2195456*B, A + 1255472 + 2179072*B, (real *)P + 46816, (real *)P + 46880, B)); /* %146 fused:add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(50, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k144_relu(A + 1255472 + 1830912*B, A + 1255472 + 2195456*B, B)); /* %147 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
-    CALL(51, 0, sizeof(real)*((double)147456*B + (double)16384*B), convirt_image_k147_im2col(A + 1255472 + 884736*B, A + 1255472 + 1830912*B, B)); /* %150 im2col [576,256*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(52, (double)18874368*B, sizeof(real)*((double)16384*B + (double)36864 + (double)147456*B), convirt_image_k149_matmul(A + 1255472 + 1847296*B, (real *)P + 46944, A + 1255472 + 884736*B, B)); /* %152 matmul [64,256*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(53, 0, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_k123_permute(A + 1255472 + 1032192*B, A + 1255472 + 1847296*B, B)); /* %154 permute [B,64,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(54, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_k126_add(A + 1255472 + 1847296*B, A + 1255472 + 1032192*B, (real *)P + 83808, B)); /* %157 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(55, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k131_fused_scale_sum(A + 1255472 + 1863680*B, A + 1255472 + 1847296*B, B)); /* %162 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(56, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k132_sub(A + 1255472 + 2211840*B, A + 1255472 + 1847296*B, A + 1255472 + 1863680*B, B)); /* %163 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(57, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k137_fused_rsqrt_addc_scale_sum(A + 1255472 + 2425424*B, A + 1255472 + 2211840*B, B)); /* %168 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(58, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k138_mul(A + 1255472 + 2228224*B, A + 1255472 + 2211840*B, A + 1255472 + 2425424*B, B)); /* %169 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(59, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_vjp_k143_fused_add_mul(A + 1255472 + 2244608*B, A + 1255472 + 2228224*B, (real *)P + 83872, (real *)P + 83936, B)); /* %174 fused:add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(60, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k144_relu(A + 1255472 + 1847296*B, A + 1255472 + 2244608*B, B)); /* %175 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
-    CALL(61, 0, sizeof(real)*((double)147456*B + (double)16384*B), convirt_image_k147_im2col(A + 1255472 + 1032192*B, A + 1255472 + 1847296*B, B)); /* %178 im2col [576,256*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(62, (double)18874368*B, sizeof(real)*((double)16384*B + (double)36864 + (double)147456*B), convirt_image_k149_matmul(A + 1255472 + 1847296*B, (real *)P + 84000, A + 1255472 + 1032192*B, B)); /* %180 matmul [64,256*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(63, 0, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_k123_permute(A + 1255472 + 1646592*B, A + 1255472 + 1847296*B, B)); /* %182 permute [B,64,256]  graphs/lib/image_encoder.lua:13 */
-    CALL(64, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_k126_add(A + 1255472 + 1847296*B, A + 1255472 + 1646592*B, (real *)P + 120864, B)); /* %185 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(65, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k131_fused_scale_sum(A + 1255472 + 1863680*B, A + 1255472 + 1847296*B, B)); /* %190 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(66, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k132_sub(A + 1255472 + 2260992*B, A + 1255472 + 1847296*B, A + 1255472 + 1863680*B, B)); /* %191 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(67, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k137_fused_rsqrt_addc_scale_sum(A + 1255472 + 2425440*B, A + 1255472 + 2260992*B, B)); /* %196 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(68, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k138_mul(A + 1255472 + 2277376*B, A + 1255472 + 2260992*B, A + 1255472 + 2425440*B, B)); /* %197 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(69, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_vjp_k200_fused_add_add_mul(A + 1255472 + 2293760*B, A + 1255472 + 1830912*B, A + 1255472 + 2277376*B, (real *)P + 120928, (real *)P + 120992, B)); /* %203 fused:add_add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:14 */
-    CALL(70, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k144_relu(A + 1255472 + 1646592*B, A + 1255472 + 2293760*B, B)); /* %204 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
-    CALL(71, 0, sizeof(real)*((double)36864*B + (double)16384*B), convirt_image_k204_im2col(A + 1255472 + 1830912*B, A + 1255472 + 1646592*B, B)); /* %207 im2col [576,64*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(72, (double)9437184*B, sizeof(real)*((double)8192*B + (double)73728 + (double)36864*B), convirt_image_k206_matmul(A + 1255472 + 1646592*B, (real *)P + 121056, A + 1255472 + 1830912*B, B)); /* %209 matmul [128,64*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(73, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k208_permute(A + 1255472 + 1654784*B, A + 1255472 + 1646592*B, B)); /* %211 permute [B,128,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(74, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_k211_add(A + 1255472 + 1646592*B, A + 1255472 + 1654784*B, (real *)P + 194784, B)); /* %214 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(75, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k216_fused_scale_sum(A + 1255472 + 2318336*B, A + 1255472 + 1646592*B, B)); /* %219 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(76, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k217_sub(A + 1255472 + 2310144*B, A + 1255472 + 1646592*B, A + 1255472 + 2318336*B, B)); /* %220 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(77, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k222_fused_rsqrt_addc_scale_sum(A + 1255472 + 2425456*B, A + 1255472 + 2310144*B, B)); /* %225 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(78, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k223_mul(A + 1255472 + 2318336*B, A + 1255472 + 2310144*B, A + 1255472 + 2425456*B, B)); /* %226 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(79, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_vjp_k228_fused_add_mul(A + 1255472 + 2326528*B, A + 1255472 + 2318336*B, (real *)P + 194912, (real *)P + 195040, B)); /* %231 fused:add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(80, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k229_relu(A + 1255472 + 2334720*B, A + 1255472 + 2326528*B, B)); /* %232 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
-    CALL(81, 0, sizeof(real)*((double)73728*B + (double)8192*B), convirt_image_k232_im2col(A + 1255472 + 1646592*B, A + 1255472 + 2334720*B, B)); /* %235 im2col [1152,64*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(82, (double)18874368*B, sizeof(real)*((double)8192*B + (double)147456 + (double)73728*B), convirt_image_k234_matmul(A + 1255472 + 1720320*B, (real *)P + 195168, A + 1255472 + 1646592*B, B)); /* %237 matmul [128,64*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(83, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k208_permute(A + 1255472 + 1728512*B, A + 1255472 + 1720320*B, B)); /* %239 permute [B,128,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(84, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_k211_add(A + 1255472 + 1720320*B, A + 1255472 + 1728512*B, (real *)P + 342624, B)); /* %242 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(85, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k216_fused_scale_sum(A + 1255472 + 1728512*B, A + 1255472 + 1720320*B, B)); /* %247 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(86, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k217_sub(A + 1255472 + 2342912*B, A + 1255472 + 1720320*B, A + 1255472 + 1728512*B, B)); /* %248 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(87, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k222_fused_rsqrt_addc_scale_sum(A + 1255472 + 2425472*B, A + 1255472 + 2342912*B, B)); /* %253 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(88, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k223_mul(A + 1255472 + 2351104*B, A + 1255472 + 2342912*B, A + 1255472 + 2425472*B, B)); /* %254 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(89, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_vjp_k228_fused_add_mul(A + 1255472 + 2359296*B, A + 1255472 + 2351104*B, (real *)P + 342752, (real *)P + 342880, B)); /* %259 fused:add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(90, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k229_relu(A + 1255472 + 2367488*B, A + 1255472 + 2359296*B, B)); /* %260 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
-    CALL(91, 0, sizeof(real)*((double)73728*B + (double)8192*B), convirt_image_k232_im2col(A + 1255472 + 1720320*B, A + 1255472 + 2367488*B, B)); /* %263 im2col [1152,64*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(92, (double)18874368*B, sizeof(real)*((double)8192*B + (double)147456 + (double)73728*B), convirt_image_k234_matmul(A + 1255472 + 2367488*B, (real *)P + 343008, A + 1255472 + 1720320*B, B)); /* %265 matmul [128,64*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(93, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k208_permute(A + 1255472 + 2375680*B, A + 1255472 + 2367488*B, B)); /* %267 permute [B,128,64]  graphs/lib/image_encoder.lua:13 */
-    CALL(94, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_k211_add(A + 1255472 + 2367488*B, A + 1255472 + 2375680*B, (real *)P + 490464, B)); /* %270 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(95, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k216_fused_scale_sum(A + 1255472 + 2383872*B, A + 1255472 + 2367488*B, B)); /* %275 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(96, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k217_sub(A + 1255472 + 2375680*B, A + 1255472 + 2367488*B, A + 1255472 + 2383872*B, B)); /* %276 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(97, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k222_fused_rsqrt_addc_scale_sum(A + 1255472 + 2425488*B, A + 1255472 + 2375680*B, B)); /* %281 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(98, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k223_mul(A + 1255472 + 2367488*B, A + 1255472 + 2375680*B, A + 1255472 + 2425488*B, B)); /* %282 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(99, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_vjp_k285_fused_add_add_mul(A + 1255472 + 2383872*B, A + 1255472 + 2334720*B, A + 1255472 + 2367488*B, (real *)P + 490592, (real *)P + 490720, B)); /* %288 fused:add_add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:14 */
-    CALL(100, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k229_relu(A + 1255472 + 2334720*B, A + 1255472 + 2383872*B, B)); /* %289 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
-    CALL(101, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k288_permute(A + 1255472 + 2392064*B, A + 1255472 + 2334720*B, B)); /* %291 permute [B,64,128]  graphs/lib/image_encoder.lua:33 */
-    CALL(102, (double)2105344*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384 + (double)128), convirt_image_k294_matmul_add(A + 1255472 + 2334720*B, A + 1255472 + 2392064*B, (real *)P + 490848, (real *)P + 507232, B)); /* %297 matmul+add [B,64,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(103, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_k295_sum(A + 1255472 + 2400256*B, A + 1255472 + 2392064*B, B)); /* %298 reduce [B,1,128]  graphs/lib/image_encoder.lua:35 */
-    CALL(104, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), convirt_image_k297_scale(A + 1255472 + 2424832*B, A + 1255472 + 2400256*B, B)); /* %300 map:scale [B,128]  graphs/lib/image_encoder.lua:35 */
-    CALL(105, (double)32896*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384 + (double)128), convirt_image_k301_matmul_add(A + 1255472 + 2424960*B, A + 1255472 + 2424832*B, (real *)P + 507360, (real *)P + 523744, B)); /* %304 matmul+add [B,128]  graphs/lib/image_encoder.lua:36 */
-    CALL(106, 0, sizeof(real)*((double)5120*T + (double)131072 + (double)40*T), convirt_k307_gather(A + 1255472 + 2425584*B + 30208*B*T, (real *)P + 523872, (int32_t *)inputs[1], T)); /* %307 gather [T,40,128]  graphs/lib/text_encoder.lua:32 */
-    CALL(107, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120), convirt_k308_add(A + 1255472 + 2425584*B + 30208*B*T + 6400*T, A + 1255472 + 2425584*B + 30208*B*T, (real *)P + 654944, T)); /* %308 map:add [T,40,128]  graphs/lib/text_encoder.lua:32 */
-    CALL(108, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k312_fused_scale_sum(A + 1255472 + 2425584*B + 30208*B*T, A + 1255472 + 2425584*B + 30208*B*T + 6400*T, T)); /* %312 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(109, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k313_sub(A + 1255472 + 2425584*B + 30208*B*T + 107520*T, A + 1255472 + 2425584*B + 30208*B*T + 6400*T, A + 1255472 + 2425584*B + 30208*B*T, T)); /* %313 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(110, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k318_fused_rsqrt_addc_scale_sum(A + 1255472 + 2425584*B + 30208*B*T + 246272*T, A + 1255472 + 2425584*B + 30208*B*T + 107520*T, T)); /* %318 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(111, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k319_mul(A + 1255472 + 2425584*B + 30208*B*T + 112640*T, A + 1255472 + 2425584*B + 30208*B*T + 107520*T, A + 1255472 + 2425584*B + 30208*B*T + 246272*T, T)); /* %319 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(112, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k321_fused_add_mul(A + 1255472 + 2425584*B + 30208*B*T + 117760*T, A + 1255472 + 2425584*B + 30208*B*T + 112640*T, (real *)P + 660064, (real *)P + 660192, T)); /* %321 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(113, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k327_matmul_add(A + 1255472 + 2425584*B + 30208*B*T, A + 1255472 + 2425584*B + 30208*B*T + 117760*T, (real *)P + 660320, (real *)P + 676704, T)); /* %327 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(114, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k329_permute(A + 1255472 + 2425584*B + 30208*B*T + 122880*T, A + 1255472 + 2425584*B + 30208*B*T, T)); /* %329 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
-    CALL(115, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k327_matmul_add(A + 1255472 + 2425584*B + 30208*B*T, A + 1255472 + 2425584*B + 30208*B*T + 117760*T, (real *)P + 676832, (real *)P + 693216, T)); /* %335 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(116, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k329_permute(A + 1255472 + 2425584*B + 30208*B*T + 128000*T, A + 1255472 + 2425584*B + 30208*B*T, T)); /* %337 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
-    CALL(117, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k327_matmul_add(A + 1255472 + 2425584*B + 30208*B*T, A + 1255472 + 2425584*B + 30208*B*T + 117760*T, (real *)P + 693344, (real *)P + 709728, T)); /* %343 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(118, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k329_permute(A + 1255472 + 2425584*B + 30208*B*T + 133120*T, A + 1255472 + 2425584*B + 30208*B*T, T)); /* %345 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
-    CALL(119, (double)120*T, sizeof(real)*((double)40*T + (double)40*T), convirt_k352_fused_scale_addc_neg(A + 1255472 + 2425584*B + 30208*B*T + 245568*T, (real *)inputs[2], T)); /* %352 fused:scale_addc_neg [T,1,1,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(120, (double)428800*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)40*T + (double)40*T), convirt_k353_matmul_add_mul_scale(A + 1255472 + 2425584*B + 30208*B*T, A + 1255472 + 2425584*B + 30208*B*T + 122880*T, A + 1255472 + 2425584*B + 30208*B*T + 128000*T, (real *)inputs[2], A + 1255472 + 2425584*B + 30208*B*T + 245568*T, T)); /* %353 matmul+add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(121, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), convirt_k354_max(A + 1255472 + 2425584*B + 30208*B*T + 88320*T, A + 1255472 + 2425584*B + 30208*B*T, T)); /* %354 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(122, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), convirt_k357_fused_exp_sub(A + 1255472 + 2425584*B + 30208*B*T + 81920*T, A + 1255472 + 2425584*B + 30208*B*T, A + 1255472 + 2425584*B + 30208*B*T + 88320*T, T)); /* %357 fused:exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(123, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), convirt_k358_mul(A + 1255472 + 2425584*B + 30208*B*T, A + 1255472 + 2425584*B + 30208*B*T + 81920*T, (real *)inputs[2], T)); /* %358 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(124, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), convirt_k359_sum(A + 1255472 + 2425584*B + 30208*B*T + 245248*T, A + 1255472 + 2425584*B + 30208*B*T, T)); /* %359 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(125, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), convirt_k360_clampmin(A + 1255472 + 2425584*B + 30208*B*T + 245408*T, A + 1255472 + 2425584*B + 30208*B*T + 245248*T, T)); /* %360 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(126, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), convirt_k361_div(A + 1255472 + 2425584*B + 30208*B*T + 88320*T, A + 1255472 + 2425584*B + 30208*B*T, A + 1255472 + 2425584*B + 30208*B*T + 245408*T, T)); /* %361 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(127, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k362_matmul(A + 1255472 + 2425584*B + 30208*B*T, A + 1255472 + 2425584*B + 30208*B*T + 88320*T, A + 1255472 + 2425584*B + 30208*B*T + 133120*T, T)); /* %362 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    CALL(128, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k363_permute(A + 1255472 + 2425584*B + 30208*B*T + 138240*T, A + 1255472 + 2425584*B + 30208*B*T, T)); /* %363 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
-    CALL(129, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)128), convirt_k371_matmul_add_add(A + 1255472 + 2425584*B + 30208*B*T + 94720*T, A + 1255472 + 2425584*B + 30208*B*T + 138240*T, (real *)P + 709856, A + 1255472 + 2425584*B + 30208*B*T + 6400*T, (real *)P + 726240, T)); /* %371 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(130, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k312_fused_scale_sum(A + 1255472 + 2425584*B + 30208*B*T + 245616*T, A + 1255472 + 2425584*B + 30208*B*T + 94720*T, T)); /* %375 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(131, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k313_sub(A + 1255472 + 2425584*B + 30208*B*T + 143360*T, A + 1255472 + 2425584*B + 30208*B*T + 94720*T, A + 1255472 + 2425584*B + 30208*B*T + 245616*T, T)); /* %376 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(132, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k318_fused_rsqrt_addc_scale_sum(A + 1255472 + 2425584*B + 30208*B*T + 246320*T, A + 1255472 + 2425584*B + 30208*B*T + 143360*T, T)); /* %381 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(133, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k319_mul(A + 1255472 + 2425584*B + 30208*B*T + 148480*T, A + 1255472 + 2425584*B + 30208*B*T + 143360*T, A + 1255472 + 2425584*B + 30208*B*T + 246320*T, T)); /* %382 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(134, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k321_fused_add_mul(A + 1255472 + 2425584*B + 30208*B*T + 153600*T, A + 1255472 + 2425584*B + 30208*B*T + 148480*T, (real *)P + 726368, (real *)P + 726496, T)); /* %384 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(135, (double)5263360*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)512), convirt_k390_matmul_add(A + 1255472 + 2425584*B + 30208*B*T, A + 1255472 + 2425584*B + 30208*B*T + 153600*T, (real *)P + 726624, (real *)P + 792160, T)); /* %390 matmul+add [T,40,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(136, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), convirt_k391_gelu(A + 1255472 + 2425584*B + 30208*B*T + 20480*T, A + 1255472 + 2425584*B + 30208*B*T, T)); /* %391 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(137, (double)5253120*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536 + (double)5120*T + (double)128), convirt_k398_matmul_add_add(A + 1255472 + 2425584*B + 30208*B*T + 47360*T, A + 1255472 + 2425584*B + 30208*B*T + 20480*T, (real *)P + 792672, A + 1255472 + 2425584*B + 30208*B*T + 94720*T, (real *)P + 858208, T)); /* %398 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(138, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k312_fused_scale_sum(A + 1255472 + 2425584*B + 30208*B*T + 245616*T, A + 1255472 + 2425584*B + 30208*B*T + 47360*T, T)); /* %402 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(139, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k313_sub(A + 1255472 + 2425584*B + 30208*B*T + 158720*T, A + 1255472 + 2425584*B + 30208*B*T + 47360*T, A + 1255472 + 2425584*B + 30208*B*T + 245616*T, T)); /* %403 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(140, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k318_fused_rsqrt_addc_scale_sum(A + 1255472 + 2425584*B + 30208*B*T + 246368*T, A + 1255472 + 2425584*B + 30208*B*T + 158720*T, T)); /* %408 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(141, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k319_mul(A + 1255472 + 2425584*B + 30208*B*T + 163840*T, A + 1255472 + 2425584*B + 30208*B*T + 158720*T, A + 1255472 + 2425584*B + 30208*B*T + 246368*T, T)); /* %409 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(142, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k321_fused_add_mul(A + 1255472 + 2425584*B + 30208*B*T + 168960*T, A + 1255472 + 2425584*B + 30208*B*T + 163840*T, (real *)P + 858336, (real *)P + 858464, T)); /* %411 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(143, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k327_matmul_add(A + 1255472 + 2425584*B + 30208*B*T + 40960*T, A + 1255472 + 2425584*B + 30208*B*T + 168960*T, (real *)P + 858592, (real *)P + 874976, T)); /* %417 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(144, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k329_permute(A + 1255472 + 2425584*B + 30208*B*T + 174080*T, A + 1255472 + 2425584*B + 30208*B*T + 40960*T, T)); /* %419 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
-    CALL(145, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k327_matmul_add(A + 1255472 + 2425584*B + 30208*B*T + 40960*T, A + 1255472 + 2425584*B + 30208*B*T + 168960*T, (real *)P + 875104, (real *)P + 891488, T)); /* %425 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(146, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k329_permute(A + 1255472 + 2425584*B + 30208*B*T + 179200*T, A + 1255472 + 2425584*B + 30208*B*T + 40960*T, T)); /* %427 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
-    CALL(147, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k327_matmul_add(A + 1255472 + 2425584*B + 30208*B*T + 40960*T, A + 1255472 + 2425584*B + 30208*B*T + 168960*T, (real *)P + 891616, (real *)P + 908000, T)); /* %433 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(148, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k329_permute(A + 1255472 + 2425584*B + 30208*B*T + 184320*T, A + 1255472 + 2425584*B + 30208*B*T + 40960*T, T)); /* %435 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
-    CALL(149, (double)428800*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)40*T + (double)40*T), convirt_k353_matmul_add_mul_scale(A + 1255472 + 2425584*B + 30208*B*T + 40960*T, A + 1255472 + 2425584*B + 30208*B*T + 174080*T, A + 1255472 + 2425584*B + 30208*B*T + 179200*T, (real *)inputs[2], A + 1255472 + 2425584*B + 30208*B*T + 245568*T, T)); /* %443 matmul+add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(150, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), convirt_k354_max(A + 1255472 + 2425584*B + 30208*B*T + 101120*T, A + 1255472 + 2425584*B + 30208*B*T + 40960*T, T)); /* %444 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(151, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), convirt_k357_fused_exp_sub(A + 1255472 + 2425584*B + 30208*B*T + 94720*T, A + 1255472 + 2425584*B + 30208*B*T + 40960*T, A + 1255472 + 2425584*B + 30208*B*T + 101120*T, T)); /* %447 fused:exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(152, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), convirt_k358_mul(A + 1255472 + 2425584*B + 30208*B*T + 40960*T, A + 1255472 + 2425584*B + 30208*B*T + 94720*T, (real *)inputs[2], T)); /* %448 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(153, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), convirt_k359_sum(A + 1255472 + 2425584*B + 30208*B*T + 245568*T, A + 1255472 + 2425584*B + 30208*B*T + 40960*T, T)); /* %449 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(154, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), convirt_k360_clampmin(A + 1255472 + 2425584*B + 30208*B*T + 245728*T, A + 1255472 + 2425584*B + 30208*B*T + 245568*T, T)); /* %450 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(155, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), convirt_k361_div(A + 1255472 + 2425584*B + 30208*B*T + 101120*T, A + 1255472 + 2425584*B + 30208*B*T + 40960*T, A + 1255472 + 2425584*B + 30208*B*T + 245728*T, T)); /* %451 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(156, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k362_matmul(A + 1255472 + 2425584*B + 30208*B*T + 40960*T, A + 1255472 + 2425584*B + 30208*B*T + 101120*T, A + 1255472 + 2425584*B + 30208*B*T + 184320*T, T)); /* %452 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    CALL(157, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k363_permute(A + 1255472 + 2425584*B + 30208*B*T + 189440*T, A + 1255472 + 2425584*B + 30208*B*T + 40960*T, T)); /* %453 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
-    CALL(158, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)128), convirt_k371_matmul_add_add(A + 1255472 + 2425584*B + 30208*B*T + 194560*T, A + 1255472 + 2425584*B + 30208*B*T + 189440*T, (real *)P + 908128, A + 1255472 + 2425584*B + 30208*B*T + 47360*T, (real *)P + 924512, T)); /* %461 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(159, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k312_fused_scale_sum(A + 1255472 + 2425584*B + 30208*B*T + 245888*T, A + 1255472 + 2425584*B + 30208*B*T + 194560*T, T)); /* %465 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(160, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k313_sub(A + 1255472 + 2425584*B + 30208*B*T + 199680*T, A + 1255472 + 2425584*B + 30208*B*T + 194560*T, A + 1255472 + 2425584*B + 30208*B*T + 245888*T, T)); /* %466 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(161, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k318_fused_rsqrt_addc_scale_sum(A + 1255472 + 2425584*B + 30208*B*T + 246416*T, A + 1255472 + 2425584*B + 30208*B*T + 199680*T, T)); /* %471 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(162, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k319_mul(A + 1255472 + 2425584*B + 30208*B*T + 204800*T, A + 1255472 + 2425584*B + 30208*B*T + 199680*T, A + 1255472 + 2425584*B + 30208*B*T + 246416*T, T)); /* %472 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(163, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k321_fused_add_mul(A + 1255472 + 2425584*B + 30208*B*T + 209920*T, A + 1255472 + 2425584*B + 30208*B*T + 204800*T, (real *)P + 924640, (real *)P + 924768, T)); /* %474 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(164, (double)5263360*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)512), convirt_k390_matmul_add(A + 1255472 + 2425584*B + 30208*B*T + 40960*T, A + 1255472 + 2425584*B + 30208*B*T + 209920*T, (real *)P + 924896, (real *)P + 990432, T)); /* %480 matmul+add [T,40,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(165, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), convirt_k391_gelu(A + 1255472 + 2425584*B + 30208*B*T + 61440*T, A + 1255472 + 2425584*B + 30208*B*T + 40960*T, T)); /* %481 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(166, (double)5253120*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536 + (double)5120*T + (double)128), convirt_k398_matmul_add_add(A + 1255472 + 2425584*B + 30208*B*T + 215040*T, A + 1255472 + 2425584*B + 30208*B*T + 61440*T, (real *)P + 990944, A + 1255472 + 2425584*B + 30208*B*T + 194560*T, (real *)P + 1056480, T)); /* %488 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(167, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k312_fused_scale_sum(A + 1255472 + 2425584*B + 30208*B*T + 245888*T, A + 1255472 + 2425584*B + 30208*B*T + 215040*T, T)); /* %492 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(168, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k313_sub(A + 1255472 + 2425584*B + 30208*B*T + 194560*T, A + 1255472 + 2425584*B + 30208*B*T + 215040*T, A + 1255472 + 2425584*B + 30208*B*T + 245888*T, T)); /* %493 map:sub [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(169, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k318_fused_rsqrt_addc_scale_sum(A + 1255472 + 2425584*B + 30208*B*T + 246464*T, A + 1255472 + 2425584*B + 30208*B*T + 194560*T, T)); /* %498 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(170, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k319_mul(A + 1255472 + 2425584*B + 30208*B*T + 215040*T, A + 1255472 + 2425584*B + 30208*B*T + 194560*T, A + 1255472 + 2425584*B + 30208*B*T + 246464*T, T)); /* %499 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(171, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k321_fused_add_mul(A + 1255472 + 2425584*B + 30208*B*T + 220160*T, A + 1255472 + 2425584*B + 30208*B*T + 215040*T, (real *)P + 1056608, (real *)P + 1056736, T)); /* %501 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(172, 0, sizeof(real)*((double)128*T + (double)5120*T), convirt_k502_slice(A + 1255472 + 2425584*B + 30208*B*T + 245888*T, A + 1255472 + 2425584*B + 30208*B*T + 220160*T, T)); /* %502 slice [T,1,128]  graphs/lib/text_encoder.lua:35 */
-    CALL(173, (double)32896*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384 + (double)128), convirt_k507_matmul_add(A + 1255472 + 2425584*B + 30208*B*T + 246016*T, A + 1255472 + 2425584*B + 30208*B*T + 245888*T, (real *)P + 1056864, (real *)P + 1073248, T)); /* %507 matmul+add [T,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(174, 0, sizeof(real)*((double)4992*T + (double)5120*T), convirt_text_k206_slice(A + 1255472 + 2425584*B + 30208*B*T + 225280*T, A + 1255472 + 2425584*B + 30208*B*T + 220160*T, T)); /* %508 slice [T,39,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(175, (double)1282944*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384 + (double)128), convirt_text_k212_matmul_add(A + 1255472 + 2425584*B + 30208*B*T + 220160*T, A + 1255472 + 2425584*B + 30208*B*T + 225280*T, (real *)P + 1073376, (real *)P + 1089760, T)); /* %514 matmul+add [T,39,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(176, (double)256*T, sizeof(real)*((double)T + (double)128*T), convirt_features_loss_k7_fused_sum_square(A + 1255472 + 2425584*B + 30208*B*T + 246608*T, A + 1255472 + 2425584*B + 30208*B*T + 246016*T, T)); /* %516 fused:sum_square [T,1]  graphs/lib/losses.lua:21 */
-    CALL(177, (double)2*T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k9_fused_rsqrt_clampmin(A + 1255472 + 2425584*B + 30208*B*T + 246624*T, A + 1255472 + 2425584*B + 30208*B*T + 246608*T, T)); /* %518 fused:rsqrt_clampmin [T,1]  graphs/lib/losses.lua:21 */
-    CALL(178, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)T), convirt_features_loss_k10_mul(A + 1255472 + 2425584*B + 30208*B*T + 225152*T, A + 1255472 + 2425584*B + 30208*B*T + 246016*T, A + 1255472 + 2425584*B + 30208*B*T + 246624*T, T)); /* %519 map:mul [T,128]  graphs/lib/losses.lua:21 */
-    CALL(179, (double)256*B, sizeof(real)*((double)B + (double)128*B), convirt_features_loss_k12_fused_sum_square(A + 1255472 + 2425504*B, A + 1255472 + 2424960*B, B)); /* %521 fused:sum_square [B,1]  graphs/lib/losses.lua:21 */
-    CALL(180, (double)2*B, sizeof(real)*((double)B + (double)B), convirt_features_loss_k14_fused_rsqrt_clampmin(A + 1255472 + 2425520*B, A + 1255472 + 2425504*B, B)); /* %523 fused:rsqrt_clampmin [B,1]  graphs/lib/losses.lua:21 */
-    CALL(181, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), convirt_features_loss_k15_mul(A + 1255472 + 2425088*B, A + 1255472 + 2424960*B, A + 1255472 + 2425520*B, B)); /* %524 map:mul [B,128]  graphs/lib/losses.lua:21 */
-    CALL(182, (double)257*B*T, sizeof(real)*((double)B*T + (double)128*T + (double)128*B), convirt_features_loss_k17_matmul_scale(A + 1255472 + 2425584*B, A + 1255472 + 2425584*B + 30208*B*T + 225152*T, A + 1255472 + 2425088*B, B, T)); /* %526 matmul+scale [T,B]  graphs/lib/losses.lua:21 */
-    CALL(183, 0, sizeof(real)*((double)B*T), convirt_features_loss_k18_eye(A + 1255472 + 2425584*B + 15168*B*T, B, T)); /* %527 eye [T,B]  graphs/lib/losses.lua:9 */
-    CALL(184, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k19_max(A + 1255472 + 2425584*B + 30208*B*T + 246512*T, A + 1255472 + 2425584*B, B, T)); /* %528 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(185, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), convirt_features_loss_k22_fused_exp_sub(A + 1255472 + 2425584*B + 30144*B*T, A + 1255472 + 2425584*B, A + 1255472 + 2425584*B + 30208*B*T + 246512*T, B, T)); /* %531 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
-    CALL(186, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k23_sum(A + 1255472 + 2425584*B + 30208*B*T + 246640*T, A + 1255472 + 2425584*B + 30144*B*T, B, T)); /* %532 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(187, (double)T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k24_clampmin(A + 1255472 + 2425584*B + 30208*B*T + 246656*T, A + 1255472 + 2425584*B + 30208*B*T + 246640*T, T)); /* %533 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
-    CALL(188, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), convirt_features_loss_k27_mul(A + 1255472 + 2425584*B + 15184*B*T, A + 1255472 + 2425584*B, A + 1255472 + 2425584*B + 15168*B*T, B, T)); /* %536 map:mul [T,B]  graphs/lib/losses.lua:10 */
-    CALL(189, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k30_max(A + 1255472 + 2425216*B, A + 1255472 + 2425584*B, B, T)); /* %539 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(190, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), convirt_features_loss_k33_fused_exp_sub(A + 1255472 + 2425584*B + 30160*B*T, A + 1255472 + 2425584*B, A + 1255472 + 2425216*B, B, T)); /* %542 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
-    CALL(191, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k34_sum(A + 1255472 + 2425536*B, A + 1255472 + 2425584*B + 30160*B*T, B, T)); /* %543 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(192, (double)B, sizeof(real)*((double)B + (double)B), convirt_features_loss_k35_clampmin(A + 1255472 + 2425552*B, A + 1255472 + 2425536*B, B)); /* %544 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
-    CALL(193, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k34_sum(A + 1255472 + 2425232*B, A + 1255472 + 2425584*B + 15184*B*T, B, T)); /* %548 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(194, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k23_sum(A + 1255472 + 2425584*B + 30208*B*T + 246192*T, A + 1255472 + 2425584*B + 15168*B*T, B, T)); /* %550 reduce [T,1]  graphs/lib/losses.lua:12 */
-    CALL(195, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), convirt_features_loss_k42_fused_mul_sub_add_log(A + 1255472 + 2425584*B + 30208*B*T + 246144*T, A + 1255472 + 2425584*B + 30208*B*T + 246656*T, A + 1255472 + 2425584*B + 30208*B*T + 246512*T, A + 1255472 + 2425584*B + 15184*B*T, A + 1255472 + 2425584*B + 30208*B*T + 246192*T, B, T)); /* %551 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
-    CALL(196, (double)T, sizeof(real)*((double)1 + (double)T), convirt_features_loss_k43_sum(A + 0, A + 1255472 + 2425584*B + 30208*B*T + 246144*T, T)); /* %552 reduce [1,1]  graphs/lib/losses.lua:13 */
-    CALL(197, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), convirt_features_loss_k46_fused_scale_add_sum_sub(A + 16, A + 0, A + 1255472 + 2425552*B, A + 1255472 + 2425216*B, A + 1255472 + 2425232*B, B)); /* %555 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
-    CALL(198, (double)9984*T, sizeof(real)*((double)39*T + (double)4992*T), gloria_features_loss_k49_fused_sum_square(A + 1255472 + 2425584*B + 30208*B*T + 246512*T, A + 1255472 + 2425584*B + 30208*B*T + 220160*T, T)); /* %558 fused:sum_square [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(199, (double)78*T, sizeof(real)*((double)39*T + (double)39*T), gloria_features_loss_k51_fused_rsqrt_clampmin(A + 1255472 + 2425584*B + 30208*B*T + 246560*T, A + 1255472 + 2425584*B + 30208*B*T + 246512*T, T)); /* %560 fused:rsqrt_clampmin [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(200, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T), gloria_features_loss_k52_mul(A + 1255472 + 2425584*B + 30208*B*T + 230272*T, A + 1255472 + 2425584*B + 30208*B*T + 220160*T, A + 1255472 + 2425584*B + 30208*B*T + 246560*T, T)); /* %561 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
-    CALL(201, (double)16384*B, sizeof(real)*((double)64*B + (double)8192*B), gloria_features_loss_k56_fused_sum_square(A + 1255472 + 2416640*B, A + 1255472 + 2334720*B, B)); /* %565 fused:sum_square [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(202, (double)128*B, sizeof(real)*((double)64*B + (double)64*B), gloria_features_loss_k58_fused_rsqrt_clampmin(A + 1255472 + 2425216*B, A + 1255472 + 2416640*B, B)); /* %567 fused:rsqrt_clampmin [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(203, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)64*B), gloria_features_loss_k59_mul(A + 1255472 + 2400256*B, A + 1255472 + 2334720*B, A + 1255472 + 2425216*B, B)); /* %568 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
-    CALL(204, (double)641472*B*T, sizeof(real)*((double)2496*B*T + (double)4992*T + (double)8192*B), gloria_features_loss_k61_matmul_scale(A + 1255472 + 2425584*B, A + 1255472 + 2425584*B + 30208*B*T + 230272*T, A + 1255472 + 2400256*B, B, T)); /* %570 matmul+scale [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(205, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), gloria_features_loss_k62_max(A + 1255472 + 2425584*B + 2496*B*T, A + 1255472 + 2425584*B, B, T)); /* %571 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
-    CALL(206, (double)4992*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), gloria_features_loss_k65_fused_exp_sub(A + 1255472 + 2425584*B + 24960*B*T, A + 1255472 + 2425584*B, A + 1255472 + 2425584*B + 2496*B*T, B, T)); /* %574 fused:exp_sub [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(207, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), gloria_features_loss_k66_sum(A + 1255472 + 2425584*B + 29952*B*T, A + 1255472 + 2425584*B + 24960*B*T, B, T)); /* %575 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
-    CALL(208, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), gloria_features_loss_k67_div(A + 1255472 + 2425584*B + 27456*B*T, A + 1255472 + 2425584*B + 24960*B*T, A + 1255472 + 2425584*B + 29952*B*T, B, T)); /* %576 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(209, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), gloria_features_loss_k68_matmul(A + 1255472 + 2425584*B, A + 1255472 + 2425584*B + 27456*B*T, A + 1255472 + 2334720*B, B, T)); /* %577 matmul [T,B,39,128]  graphs/lib/matching.lua:11 */
-    CALL(210, (double)9984*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), gloria_features_loss_k70_fused_sum_square(A + 1255472 + 2425584*B + 30000*B*T, A + 1255472 + 2425584*B, B, T)); /* %579 fused:sum_square [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(211, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), gloria_features_loss_k72_fused_rsqrt_clampmin(A + 1255472 + 2425584*B + 30048*B*T, A + 1255472 + 2425584*B + 30000*B*T, B, T)); /* %581 fused:rsqrt_clampmin [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(212, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T), gloria_features_loss_k73_mul(A + 1255472 + 2425584*B + 4992*B*T, A + 1255472 + 2425584*B, A + 1255472 + 2425584*B + 30048*B*T, B, T)); /* %582 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(213, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*T + (double)4992*B*T), reclf_noirm_features_loss_k74_mul(A + 1255472 + 2425584*B + 9984*B*T, A + 1255472 + 2425584*B + 30208*B*T + 230272*T, A + 1255472 + 2425584*B + 4992*B*T, B, T)); /* %583 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(214, (double)4992*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), reclf_nosrm_features_loss_k75_sum(A + 1255472 + 2425584*B + 14976*B*T, A + 1255472 + 2425584*B + 9984*B*T, B, T)); /* %584 reduce [T,B,39,1]  graphs/lib/matching.lua:13 */
-    CALL(215, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), convirt_k684_matmul(A + 1255472 + 2425584*B + 30208*B*T + 240256*T, A + 1255472 + 2425584*B + 30208*B*T + 246016*T, (real *)P + 1089888, T)); /* %588 matmul [T,128]  graphs/lib/irm.lua:9 */
-    CALL(216, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), reclf_nosrm_features_loss_k155_matmul(A + 1255472 + 2425584*B + 30208*B*T + 240384*T, A + 1255472 + 2425584*B + 30208*B*T + 240256*T, (real *)P + 1106272, T)); /* %718 matmul [T,128]  graphs/lib/irm.lua:10 */
-    CALL(217, (double)117*T, sizeof(real)*((double)39*T + (double)39*T), gloria_features_loss_k81_fused_scale_addc_neg(A + 1255472 + 2425584*B + 30208*B*T + 246144*T, (real *)inputs[3], T)); /* %600 fused:scale_addc_neg [T,1,39,1]  graphs/lib/irm.lua:11 */
-    CALL(218, (double)10101*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)128*T + (double)39*T + (double)39*T), reclf_nosrm_features_loss_k92_fused_add_mul_scale_sum(A + 1255472 + 2425584*B + 15024*B*T, A + 1255472 + 2425584*B + 9984*B*T, A + 1255472 + 2425584*B + 30208*B*T + 240384*T, (real *)inputs[3], A + 1255472 + 2425584*B + 30208*B*T + 246144*T, B, T)); /* %601 fused:add_mul_scale_sum [T,B,39,1]  graphs/lib/irm.lua:11 */
-    CALL(219, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), gloria_features_loss_k83_max(A + 1255472 + 2425584*B + 15120*B*T, A + 1255472 + 2425584*B + 15024*B*T, B, T)); /* %602 reduce [T,B,1,1]  graphs/lib/irm.lua:11 */
-    CALL(220, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T), gloria_features_loss_k86_fused_exp_sub(A + 1255472 + 2425584*B + 15072*B*T, A + 1255472 + 2425584*B + 15024*B*T, A + 1255472 + 2425584*B + 15120*B*T, B, T)); /* %605 fused:exp_sub [T,B,39,1]  graphs/lib/irm.lua:11 */
-    CALL(221, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*T), gloria_features_loss_k87_mul(A + 1255472 + 2425584*B + 15024*B*T, A + 1255472 + 2425584*B + 15072*B*T, (real *)inputs[3], B, T)); /* %606 map:mul [T,B,39,1]  graphs/lib/irm.lua:11 */
-    CALL(222, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), gloria_features_loss_k88_sum(A + 1255472 + 2425584*B + 15216*B*T, A + 1255472 + 2425584*B + 15024*B*T, B, T)); /* %607 reduce [T,B,1,1]  graphs/lib/irm.lua:11 */
-    CALL(223, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), gloria_features_loss_k89_clampmin(A + 1255472 + 2425584*B + 15232*B*T, A + 1255472 + 2425584*B + 15216*B*T, B, T)); /* %608 map:clampmin [T,B,1,1]  graphs/lib/irm.lua:11 */
-    CALL(224, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T), reclf_nosrm_features_loss_k100_div(A + 1255472 + 2425584*B + 15120*B*T, A + 1255472 + 2425584*B + 15024*B*T, A + 1255472 + 2425584*B + 15232*B*T, B, T)); /* %609 map:div [T,B,39,1]  graphs/lib/irm.lua:11 */
-    CALL(225, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), reclf_nosrm_features_loss_k101_mul(A + 1255472 + 2425584*B + 15024*B*T, A + 1255472 + 2425584*B + 15120*B*T, A + 1255472 + 2425584*B + 14976*B*T, B, T)); /* %610 map:mul [T,B,39,1]  graphs/lib/irm.lua:12 */
-    CALL(226, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), gloria_features_loss_k88_sum(A + 1255472 + 2425584*B + 15184*B*T, A + 1255472 + 2425584*B + 15024*B*T, B, T)); /* %611 reduce [T,B,1,1]  graphs/lib/irm.lua:12 */
-    CALL(227, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), gloria_features_loss_k94_scale(A + 1255472 + 2425584*B + 15200*B*T, A + 1255472 + 2425584*B + 15184*B*T, B, T)); /* %613 map:scale [T,B]  graphs/lib/model.lua:43 */
-    CALL(228, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k19_max(A + 1255472 + 2425584*B + 30208*B*T + 246144*T, A + 1255472 + 2425584*B + 15200*B*T, B, T)); /* %615 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(229, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), convirt_features_loss_k22_fused_exp_sub(A + 1255472 + 2425584*B + 15184*B*T, A + 1255472 + 2425584*B + 15200*B*T, A + 1255472 + 2425584*B + 30208*B*T + 246144*T, B, T)); /* %618 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
-    CALL(230, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k23_sum(A + 1255472 + 2425584*B + 30208*B*T + 246160*T, A + 1255472 + 2425584*B + 15184*B*T, B, T)); /* %619 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(231, (double)T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k24_clampmin(A + 1255472 + 2425584*B + 30208*B*T + 246176*T, A + 1255472 + 2425584*B + 30208*B*T + 246160*T, T)); /* %620 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
-    CALL(232, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), convirt_features_loss_k27_mul(A + 1255472 + 2425584*B + 15024*B*T, A + 1255472 + 2425584*B + 15200*B*T, A + 1255472 + 2425584*B + 15168*B*T, B, T)); /* %623 map:mul [T,B]  graphs/lib/losses.lua:10 */
-    CALL(233, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k30_max(A + 1255472 + 2425280*B, A + 1255472 + 2425584*B + 15200*B*T, B, T)); /* %626 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(234, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), convirt_features_loss_k33_fused_exp_sub(A + 1255472 + 2425584*B + 15040*B*T, A + 1255472 + 2425584*B + 15200*B*T, A + 1255472 + 2425280*B, B, T)); /* %629 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
-    CALL(235, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k34_sum(A + 1255472 + 2425296*B, A + 1255472 + 2425584*B + 15040*B*T, B, T)); /* %630 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(236, (double)B, sizeof(real)*((double)B + (double)B), convirt_features_loss_k35_clampmin(A + 1255472 + 2425312*B, A + 1255472 + 2425296*B, B)); /* %631 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
-    CALL(237, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k34_sum(A + 1255472 + 2425328*B, A + 1255472 + 2425584*B + 15024*B*T, B, T)); /* %635 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(238, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), convirt_features_loss_k42_fused_mul_sub_add_log(A + 1255472 + 2425584*B + 30208*B*T + 246208*T, A + 1255472 + 2425584*B + 30208*B*T + 246176*T, A + 1255472 + 2425584*B + 30208*B*T + 246144*T, A + 1255472 + 2425584*B + 15024*B*T, A + 1255472 + 2425584*B + 30208*B*T + 246192*T, B, T)); /* %638 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
-    CALL(239, (double)T, sizeof(real)*((double)1 + (double)T), convirt_features_loss_k43_sum(A + 0, A + 1255472 + 2425584*B + 30208*B*T + 246208*T, T)); /* %639 reduce [1,1]  graphs/lib/losses.lua:13 */
-    CALL(240, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), convirt_features_loss_k46_fused_scale_add_sum_sub(A + 32, A + 0, A + 1255472 + 2425312*B, A + 1255472 + 2425280*B, A + 1255472 + 2425328*B, B)); /* %642 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
-    CALL(241, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), convirt_image_vjp_k313_add(A + 1255456, A + 16, A + 32)); /* %644 map:add []  graphs/lib/model.lua:85 */
+    CALL(0, (double)8192*B, sizeof(real)*((double)4096*B + (double)4096*B), convirt_image_k3_fused_scale_addc(A + 5988336 + 1245184*B, (real *)inputs[0], B)); /* %6 fused:scale_addc [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
+    CALL(1, (double)2359296*B, sizeof(real)*((double)131072*B + (double)4096*B + (double)288 + (double)32), convirt_image_k6_conv2d(A + 5988336, A + 5988336 + 1245184*B, (real *)P + 0, (real *)P + 288, A + 0, B)); /* %9 conv2d [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(2, (double)131080*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_k11_fused_scale_sum(A + 5988336 + 262144*B, A + 5988336, B)); /* %14 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(3, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_k12_sub(A + 5988336 + 131072*B, A + 5988336, A + 5988336 + 262144*B, B)); /* %15 map:sub [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(4, (double)262168*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_k17_fused_rsqrt_addc_scale_sum(A + 5988336 + 1249792*B, A + 5988336 + 131072*B, B)); /* %20 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(5, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_k18_mul(A + 5988336, A + 5988336 + 131072*B, A + 5988336 + 1249792*B, B)); /* %21 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(6, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32 + (double)32), convirt_image_vjp_k23_fused_add_mul(A + 5988336 + 262144*B, A + 5988336, (real *)P + 320, (real *)P + 352, B)); /* %26 fused:add_mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(7, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), convirt_image_vjp_k24_relu(A + 5988336 + 393216*B, A + 5988336 + 262144*B, B)); /* %27 map:relu [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
+    CALL(8, (double)18874368*B, sizeof(real)*((double)32768*B + (double)131072*B + (double)9216 + (double)32), convirt_image_k27_conv2d(A + 5988336 + 524288*B, A + 5988336 + 393216*B, (real *)P + 384, (real *)P + 9600, A + 0, B)); /* %30 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(9, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k32_fused_scale_sum(A + 5988336 + 1249280*B, A + 5988336 + 524288*B, B)); /* %35 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(10, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k33_sub(A + 5988336 + 557056*B, A + 5988336 + 524288*B, A + 5988336 + 1249280*B, B)); /* %36 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(11, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k38_fused_rsqrt_addc_scale_sum(A + 5988336 + 1249808*B, A + 5988336 + 557056*B, B)); /* %41 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(12, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k39_mul(A + 5988336 + 524288*B, A + 5988336 + 557056*B, A + 5988336 + 1249808*B, B)); /* %42 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(13, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_vjp_k44_fused_add_mul(A + 5988336 + 589824*B, A + 5988336 + 524288*B, (real *)P + 9632, (real *)P + 9664, B)); /* %47 fused:add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(14, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k45_relu(A + 5988336 + 622592*B, A + 5988336 + 589824*B, B)); /* %48 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
+    CALL(15, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216 + (double)32), convirt_image_k48_conv2d(A + 5988336 + 655360*B, A + 5988336 + 622592*B, (real *)P + 9696, (real *)P + 18912, A + 0, B)); /* %51 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(16, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k32_fused_scale_sum(A + 5988336 + 1249280*B, A + 5988336 + 655360*B, B)); /* %56 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(17, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k33_sub(A + 5988336 + 688128*B, A + 5988336 + 655360*B, A + 5988336 + 1249280*B, B)); /* %57 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(18, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k38_fused_rsqrt_addc_scale_sum(A + 5988336 + 1249824*B, A + 5988336 + 688128*B, B)); /* %62 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(19, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k39_mul(A + 5988336 + 655360*B, A + 5988336 + 688128*B, A + 5988336 + 1249824*B, B)); /* %63 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(20, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_vjp_k44_fused_add_mul(A + 5988336 + 720896*B, A + 5988336 + 655360*B, (real *)P + 18944, (real *)P + 18976, B)); /* %68 fused:add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(21, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k45_relu(A + 5988336 + 753664*B, A + 5988336 + 720896*B, B)); /* %69 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
+    CALL(22, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216 + (double)32), convirt_image_k48_conv2d(A + 5988336 + 786432*B, A + 5988336 + 753664*B, (real *)P + 19008, (real *)P + 28224, A + 0, B)); /* %72 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(23, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k32_fused_scale_sum(A + 5988336 + 1249280*B, A + 5988336 + 786432*B, B)); /* %77 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(24, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k33_sub(A + 5988336 + 819200*B, A + 5988336 + 786432*B, A + 5988336 + 1249280*B, B)); /* %78 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(25, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k38_fused_rsqrt_addc_scale_sum(A + 5988336 + 1249840*B, A + 5988336 + 819200*B, B)); /* %83 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(26, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k39_mul(A + 5988336 + 786432*B, A + 5988336 + 819200*B, A + 5988336 + 1249840*B, B)); /* %84 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(27, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_vjp_k87_fused_add_add_mul(A + 5988336 + 851968*B, A + 5988336 + 622592*B, A + 5988336 + 786432*B, (real *)P + 28256, (real *)P + 28288, B)); /* %90 fused:add_add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:14 */
+    CALL(28, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k45_relu(A + 5988336 + 884736*B, A + 5988336 + 851968*B, B)); /* %91 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
+    CALL(29, (double)9437184*B, sizeof(real)*((double)16384*B + (double)32768*B + (double)18432 + (double)64), convirt_image_k91_conv2d(A + 5988336 + 917504*B, A + 5988336 + 884736*B, (real *)P + 28320, (real *)P + 46752, A + 0, B)); /* %94 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(30, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k96_fused_scale_sum(A + 5988336 + 1249280*B, A + 5988336 + 917504*B, B)); /* %99 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(31, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k97_sub(A + 5988336 + 933888*B, A + 5988336 + 917504*B, A + 5988336 + 1249280*B, B)); /* %100 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(32, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k102_fused_rsqrt_addc_scale_sum(A + 5988336 + 1249856*B, A + 5988336 + 933888*B, B)); /* %105 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(33, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k103_mul(A + 5988336 + 917504*B, A + 5988336 + 933888*B, A + 5988336 + 1249856*B, B)); /* %106 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(34, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_vjp_k108_fused_add_mul(A + 5988336 + 950272*B, A + 5988336 + 917504*B, (real *)P + 46816, (real *)P + 46880, B)); /* %111 fused:add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(35, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k109_relu(A + 5988336 + 966656*B, A + 5988336 + 950272*B, B)); /* %112 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
+    CALL(36, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864 + (double)64), convirt_image_k112_conv2d(A + 5988336 + 983040*B, A + 5988336 + 966656*B, (real *)P + 46944, (real *)P + 83808, A + 0, B)); /* %115 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(37, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k96_fused_scale_sum(A + 5988336 + 1249280*B, A + 5988336 + 983040*B, B)); /* %120 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(38, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k97_sub(A + 5988336 + 999424*B, A + 5988336 + 983040*B, A + 5988336 + 1249280*B, B)); /* %121 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(39, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k102_fused_rsqrt_addc_scale_sum(A + 5988336 + 1249872*B, A + 5988336 + 999424*B, B)); /* %126 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(40, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k103_mul(A + 5988336 + 983040*B, A + 5988336 + 999424*B, A + 5988336 + 1249872*B, B)); /* %127 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(41, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_vjp_k108_fused_add_mul(A + 5988336 + 1015808*B, A + 5988336 + 983040*B, (real *)P + 83872, (real *)P + 83936, B)); /* %132 fused:add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(42, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k109_relu(A + 5988336 + 1032192*B, A + 5988336 + 1015808*B, B)); /* %133 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
+    CALL(43, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864 + (double)64), convirt_image_k112_conv2d(A + 5988336 + 1048576*B, A + 5988336 + 1032192*B, (real *)P + 84000, (real *)P + 120864, A + 0, B)); /* %136 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(44, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k96_fused_scale_sum(A + 5988336 + 1249280*B, A + 5988336 + 1048576*B, B)); /* %141 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(45, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k97_sub(A + 5988336 + 1064960*B, A + 5988336 + 1048576*B, A + 5988336 + 1249280*B, B)); /* %142 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(46, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k102_fused_rsqrt_addc_scale_sum(A + 5988336 + 1249888*B, A + 5988336 + 1064960*B, B)); /* %147 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(47, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k103_mul(A + 5988336 + 1048576*B, A + 5988336 + 1064960*B, A + 5988336 + 1249888*B, B)); /* %148 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(48, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_vjp_k151_fused_add_add_mul(A + 5988336 + 1081344*B, A + 5988336 + 966656*B, A + 5988336 + 1048576*B, (real *)P + 120928, (real *)P + 120992, B)); /* %154 fused:add_add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:14 */
+    CALL(49, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k109_relu(A + 5988336 + 1097728*B, A + 5988336 + 1081344*B, B)); /* %155 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
+    CALL(50, (double)9437184*B, sizeof(real)*((double)8192*B + (double)16384*B + (double)73728 + (double)128), convirt_image_k155_conv2d(A + 5988336 + 1114112*B, A + 5988336 + 1097728*B, (real *)P + 121056, (real *)P + 194784, A + 0, B)); /* %158 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(51, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k160_fused_scale_sum(A + 5988336 + 1249280*B, A + 5988336 + 1114112*B, B)); /* %163 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(52, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k161_sub(A + 5988336 + 1122304*B, A + 5988336 + 1114112*B, A + 5988336 + 1249280*B, B)); /* %164 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(53, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k166_fused_rsqrt_addc_scale_sum(A + 5988336 + 1249904*B, A + 5988336 + 1122304*B, B)); /* %169 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(54, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k167_mul(A + 5988336 + 1114112*B, A + 5988336 + 1122304*B, A + 5988336 + 1249904*B, B)); /* %170 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(55, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_vjp_k172_fused_add_mul(A + 5988336 + 1130496*B, A + 5988336 + 1114112*B, (real *)P + 194912, (real *)P + 195040, B)); /* %175 fused:add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(56, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k173_relu(A + 5988336 + 1138688*B, A + 5988336 + 1130496*B, B)); /* %176 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
+    CALL(57, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456 + (double)128), convirt_image_k176_conv2d(A + 5988336 + 1146880*B, A + 5988336 + 1138688*B, (real *)P + 195168, (real *)P + 342624, A + 0, B)); /* %179 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(58, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k160_fused_scale_sum(A + 5988336 + 1249280*B, A + 5988336 + 1146880*B, B)); /* %184 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(59, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k161_sub(A + 5988336 + 1155072*B, A + 5988336 + 1146880*B, A + 5988336 + 1249280*B, B)); /* %185 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(60, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k166_fused_rsqrt_addc_scale_sum(A + 5988336 + 1249920*B, A + 5988336 + 1155072*B, B)); /* %190 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(61, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k167_mul(A + 5988336 + 1146880*B, A + 5988336 + 1155072*B, A + 5988336 + 1249920*B, B)); /* %191 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(62, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_vjp_k172_fused_add_mul(A + 5988336 + 1163264*B, A + 5988336 + 1146880*B, (real *)P + 342752, (real *)P + 342880, B)); /* %196 fused:add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(63, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k173_relu(A + 5988336 + 1171456*B, A + 5988336 + 1163264*B, B)); /* %197 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
+    CALL(64, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456 + (double)128), convirt_image_k176_conv2d(A + 5988336 + 1179648*B, A + 5988336 + 1171456*B, (real *)P + 343008, (real *)P + 490464, A + 0, B)); /* %200 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(65, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k160_fused_scale_sum(A + 5988336 + 1249280*B, A + 5988336 + 1179648*B, B)); /* %205 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(66, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k161_sub(A + 5988336 + 1187840*B, A + 5988336 + 1179648*B, A + 5988336 + 1249280*B, B)); /* %206 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(67, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k166_fused_rsqrt_addc_scale_sum(A + 5988336 + 1249936*B, A + 5988336 + 1187840*B, B)); /* %211 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(68, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k167_mul(A + 5988336 + 1179648*B, A + 5988336 + 1187840*B, A + 5988336 + 1249936*B, B)); /* %212 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(69, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_vjp_k215_fused_add_add_mul(A + 5988336 + 1196032*B, A + 5988336 + 1138688*B, A + 5988336 + 1179648*B, (real *)P + 490592, (real *)P + 490720, B)); /* %218 fused:add_add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:14 */
+    CALL(70, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k173_relu(A + 5988336 + 1204224*B, A + 5988336 + 1196032*B, B)); /* %219 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
+    CALL(71, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k218_permute(A + 5988336 + 1212416*B, A + 5988336 + 1204224*B, B)); /* %221 permute [B,64,128]  graphs/lib/image_encoder.lua:33 */
+    CALL(72, (double)2105344*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384 + (double)128), convirt_image_k224_matmul_add(A + 5988336 + 1204224*B, A + 5988336 + 1212416*B, (real *)P + 490848, (real *)P + 507232, B)); /* %227 matmul+add [B,64,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(73, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_k225_sum(A + 5988336 + 1220608*B, A + 5988336 + 1212416*B, B)); /* %228 reduce [B,1,128]  graphs/lib/image_encoder.lua:35 */
+    CALL(74, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), convirt_image_k227_scale(A + 5988336 + 1249280*B, A + 5988336 + 1220608*B, B)); /* %230 map:scale [B,128]  graphs/lib/image_encoder.lua:35 */
+    CALL(75, (double)32896*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384 + (double)128), convirt_image_k231_matmul_add(A + 5988336 + 1249408*B, A + 5988336 + 1249280*B, (real *)P + 507360, (real *)P + 523744, B)); /* %234 matmul+add [B,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(76, 0, sizeof(real)*((double)5120*T + (double)131072 + (double)40*T), convirt_k237_gather(A + 5988336 + 1250032*B + 30208*B*T, (real *)P + 523872, (int32_t *)inputs[1], T)); /* %237 gather [T,40,128]  graphs/lib/text_encoder.lua:32 */
+    CALL(77, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120), convirt_k238_add(A + 5988336 + 1250032*B + 30208*B*T + 6400*T, A + 5988336 + 1250032*B + 30208*B*T, (real *)P + 654944, T)); /* %238 map:add [T,40,128]  graphs/lib/text_encoder.lua:32 */
+    CALL(78, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k242_fused_scale_sum(A + 5988336 + 1250032*B + 30208*B*T, A + 5988336 + 1250032*B + 30208*B*T + 6400*T, T)); /* %242 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(79, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k243_sub(A + 5988336 + 1250032*B + 30208*B*T + 107520*T, A + 5988336 + 1250032*B + 30208*B*T + 6400*T, A + 5988336 + 1250032*B + 30208*B*T, T)); /* %243 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(80, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k248_fused_rsqrt_addc_scale_sum(A + 5988336 + 1250032*B + 30208*B*T + 246272*T, A + 5988336 + 1250032*B + 30208*B*T + 107520*T, T)); /* %248 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(81, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k249_mul(A + 5988336 + 1250032*B + 30208*B*T + 112640*T, A + 5988336 + 1250032*B + 30208*B*T + 107520*T, A + 5988336 + 1250032*B + 30208*B*T + 246272*T, T)); /* %249 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(82, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k251_fused_add_mul(A + 5988336 + 1250032*B + 30208*B*T + 117760*T, A + 5988336 + 1250032*B + 30208*B*T + 112640*T, (real *)P + 660064, (real *)P + 660192, T)); /* %251 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(83, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k257_matmul_add(A + 5988336 + 1250032*B + 30208*B*T, A + 5988336 + 1250032*B + 30208*B*T + 117760*T, (real *)P + 660320, (real *)P + 676704, T)); /* %257 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(84, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k259_permute(A + 5988336 + 1250032*B + 30208*B*T + 122880*T, A + 5988336 + 1250032*B + 30208*B*T, T)); /* %259 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(85, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k257_matmul_add(A + 5988336 + 1250032*B + 30208*B*T, A + 5988336 + 1250032*B + 30208*B*T + 117760*T, (real *)P + 676832, (real *)P + 693216, T)); /* %265 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(86, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k259_permute(A + 5988336 + 1250032*B + 30208*B*T + 128000*T, A + 5988336 + 1250032*B + 30208*B*T, T)); /* %267 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(87, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k257_matmul_add(A + 5988336 + 1250032*B + 30208*B*T, A + 5988336 + 1250032*B + 30208*B*T + 117760*T, (real *)P + 693344, (real *)P + 709728, T)); /* %273 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(88, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k259_permute(A + 5988336 + 1250032*B + 30208*B*T + 133120*T, A + 5988336 + 1250032*B + 30208*B*T, T)); /* %275 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(89, (double)120*T, sizeof(real)*((double)40*T + (double)40*T), convirt_k282_fused_scale_addc_neg(A + 5988336 + 1250032*B + 30208*B*T + 245568*T, (real *)inputs[2], T)); /* %282 fused:scale_addc_neg [T,1,1,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(90, (double)428800*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)40*T + (double)40*T), convirt_k283_matmul_add_mul_scale(A + 5988336 + 1250032*B + 30208*B*T, A + 5988336 + 1250032*B + 30208*B*T + 122880*T, A + 5988336 + 1250032*B + 30208*B*T + 128000*T, (real *)inputs[2], A + 5988336 + 1250032*B + 30208*B*T + 245568*T, T)); /* %283 matmul+add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(91, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), convirt_k284_max(A + 5988336 + 1250032*B + 30208*B*T + 88320*T, A + 5988336 + 1250032*B + 30208*B*T, T)); /* %284 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(92, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), convirt_k287_fused_exp_sub(A + 5988336 + 1250032*B + 30208*B*T + 81920*T, A + 5988336 + 1250032*B + 30208*B*T, A + 5988336 + 1250032*B + 30208*B*T + 88320*T, T)); /* %287 fused:exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(93, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), convirt_k288_mul(A + 5988336 + 1250032*B + 30208*B*T, A + 5988336 + 1250032*B + 30208*B*T + 81920*T, (real *)inputs[2], T)); /* %288 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(94, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), convirt_k289_sum(A + 5988336 + 1250032*B + 30208*B*T + 245248*T, A + 5988336 + 1250032*B + 30208*B*T, T)); /* %289 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(95, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), convirt_k290_clampmin(A + 5988336 + 1250032*B + 30208*B*T + 245408*T, A + 5988336 + 1250032*B + 30208*B*T + 245248*T, T)); /* %290 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(96, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), convirt_k291_div(A + 5988336 + 1250032*B + 30208*B*T + 88320*T, A + 5988336 + 1250032*B + 30208*B*T, A + 5988336 + 1250032*B + 30208*B*T + 245408*T, T)); /* %291 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(97, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k292_matmul(A + 5988336 + 1250032*B + 30208*B*T, A + 5988336 + 1250032*B + 30208*B*T + 88320*T, A + 5988336 + 1250032*B + 30208*B*T + 133120*T, T)); /* %292 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(98, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k293_permute(A + 5988336 + 1250032*B + 30208*B*T + 138240*T, A + 5988336 + 1250032*B + 30208*B*T, T)); /* %293 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(99, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)128), convirt_k301_matmul_add_add(A + 5988336 + 1250032*B + 30208*B*T + 94720*T, A + 5988336 + 1250032*B + 30208*B*T + 138240*T, (real *)P + 709856, A + 5988336 + 1250032*B + 30208*B*T + 6400*T, (real *)P + 726240, T)); /* %301 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(100, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k242_fused_scale_sum(A + 5988336 + 1250032*B + 30208*B*T + 245616*T, A + 5988336 + 1250032*B + 30208*B*T + 94720*T, T)); /* %305 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(101, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k243_sub(A + 5988336 + 1250032*B + 30208*B*T + 143360*T, A + 5988336 + 1250032*B + 30208*B*T + 94720*T, A + 5988336 + 1250032*B + 30208*B*T + 245616*T, T)); /* %306 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(102, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k248_fused_rsqrt_addc_scale_sum(A + 5988336 + 1250032*B + 30208*B*T + 246320*T, A + 5988336 + 1250032*B + 30208*B*T + 143360*T, T)); /* %311 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(103, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k249_mul(A + 5988336 + 1250032*B + 30208*B*T + 148480*T, A + 5988336 + 1250032*B + 30208*B*T + 143360*T, A + 5988336 + 1250032*B + 30208*B*T + 246320*T, T)); /* %312 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(104, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k251_fused_add_mul(A + 5988336 + 1250032*B + 30208*B*T + 153600*T, A + 5988336 + 1250032*B + 30208*B*T + 148480*T, (real *)P + 726368, (real *)P + 726496, T)); /* %314 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(105, (double)5263360*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)512), convirt_k320_matmul_add(A + 5988336 + 1250032*B + 30208*B*T, A + 5988336 + 1250032*B + 30208*B*T + 153600*T, (real *)P + 726624, (real *)P + 792160, T)); /* %320 matmul+add [T,40,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(106, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), convirt_k321_gelu(A + 5988336 + 1250032*B + 30208*B*T + 20480*T, A + 5988336 + 1250032*B + 30208*B*T, T)); /* %321 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(107, (double)5253120*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536 + (double)5120*T + (double)128), convirt_k328_matmul_add_add(A + 5988336 + 1250032*B + 30208*B*T + 47360*T, A + 5988336 + 1250032*B + 30208*B*T + 20480*T, (real *)P + 792672, A + 5988336 + 1250032*B + 30208*B*T + 94720*T, (real *)P + 858208, T)); /* %328 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(108, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k242_fused_scale_sum(A + 5988336 + 1250032*B + 30208*B*T + 245616*T, A + 5988336 + 1250032*B + 30208*B*T + 47360*T, T)); /* %332 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(109, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k243_sub(A + 5988336 + 1250032*B + 30208*B*T + 158720*T, A + 5988336 + 1250032*B + 30208*B*T + 47360*T, A + 5988336 + 1250032*B + 30208*B*T + 245616*T, T)); /* %333 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(110, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k248_fused_rsqrt_addc_scale_sum(A + 5988336 + 1250032*B + 30208*B*T + 246368*T, A + 5988336 + 1250032*B + 30208*B*T + 158720*T, T)); /* %338 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(111, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k249_mul(A + 5988336 + 1250032*B + 30208*B*T + 163840*T, A + 5988336 + 1250032*B + 30208*B*T + 158720*T, A + 5988336 + 1250032*B + 30208*B*T + 246368*T, T)); /* %339 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(112, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k251_fused_add_mul(A + 5988336 + 1250032*B + 30208*B*T + 168960*T, A + 5988336 + 1250032*B + 30208*B*T + 163840*T, (real *)P + 858336, (real *)P + 858464, T)); /* %341 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(113, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k257_matmul_add(A + 5988336 + 1250032*B + 30208*B*T + 40960*T, A + 5988336 + 1250032*B + 30208*B*T + 168960*T, (real *)P + 858592, (real *)P + 874976, T)); /* %347 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(114, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k259_permute(A + 5988336 + 1250032*B + 30208*B*T + 174080*T, A + 5988336 + 1250032*B + 30208*B*T + 40960*T, T)); /* %349 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(115, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k257_matmul_add(A + 5988336 + 1250032*B + 30208*B*T + 40960*T, A + 5988336 + 1250032*B + 30208*B*T + 168960*T, (real *)P + 875104, (real *)P + 891488, T)); /* %355 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(116, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k259_permute(A + 5988336 + 1250032*B + 30208*B*T + 179200*T, A + 5988336 + 1250032*B + 30208*B*T + 40960*T, T)); /* %357 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(117, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k257_matmul_add(A + 5988336 + 1250032*B + 30208*B*T + 40960*T, A + 5988336 + 1250032*B + 30208*B*T + 168960*T, (real *)P + 891616, (real *)P + 908000, T)); /* %363 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(118, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k259_permute(A + 5988336 + 1250032*B + 30208*B*T + 184320*T, A + 5988336 + 1250032*B + 30208*B*T + 40960*T, T)); /* %365 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(119, (double)428800*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)40*T + (double)40*T), convirt_k283_matmul_add_mul_scale(A + 5988336 + 1250032*B + 30208*B*T + 40960*T, A + 5988336 + 1250032*B + 30208*B*T + 174080*T, A + 5988336 + 1250032*B + 30208*B*T + 179200*T, (real *)inputs[2], A + 5988336 + 1250032*B + 30208*B*T + 245568*T, T)); /* %373 matmul+add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(120, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), convirt_k284_max(A + 5988336 + 1250032*B + 30208*B*T + 101120*T, A + 5988336 + 1250032*B + 30208*B*T + 40960*T, T)); /* %374 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(121, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), convirt_k287_fused_exp_sub(A + 5988336 + 1250032*B + 30208*B*T + 94720*T, A + 5988336 + 1250032*B + 30208*B*T + 40960*T, A + 5988336 + 1250032*B + 30208*B*T + 101120*T, T)); /* %377 fused:exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(122, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), convirt_k288_mul(A + 5988336 + 1250032*B + 30208*B*T + 40960*T, A + 5988336 + 1250032*B + 30208*B*T + 94720*T, (real *)inputs[2], T)); /* %378 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(123, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), convirt_k289_sum(A + 5988336 + 1250032*B + 30208*B*T + 245568*T, A + 5988336 + 1250032*B + 30208*B*T + 40960*T, T)); /* %379 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(124, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), convirt_k290_clampmin(A + 5988336 + 1250032*B + 30208*B*T + 245728*T, A + 5988336 + 1250032*B + 30208*B*T + 245568*T, T)); /* %380 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(125, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), convirt_k291_div(A + 5988336 + 1250032*B + 30208*B*T + 101120*T, A + 5988336 + 1250032*B + 30208*B*T + 40960*T, A + 5988336 + 1250032*B + 30208*B*T + 245728*T, T)); /* %381 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(126, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k292_matmul(A + 5988336 + 1250032*B + 30208*B*T + 40960*T, A + 5988336 + 1250032*B + 30208*B*T + 101120*T, A + 5988336 + 1250032*B + 30208*B*T + 184320*T, T)); /* %382 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(127, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k293_permute(A + 5988336 + 1250032*B + 30208*B*T + 189440*T, A + 5988336 + 1250032*B + 30208*B*T + 40960*T, T)); /* %383 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(128, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)128), convirt_k301_matmul_add_add(A + 5988336 + 1250032*B + 30208*B*T + 194560*T, A + 5988336 + 1250032*B + 30208*B*T + 189440*T, (real *)P + 908128, A + 5988336 + 1250032*B + 30208*B*T + 47360*T, (real *)P + 924512, T)); /* %391 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(129, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k242_fused_scale_sum(A + 5988336 + 1250032*B + 30208*B*T + 245888*T, A + 5988336 + 1250032*B + 30208*B*T + 194560*T, T)); /* %395 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(130, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k243_sub(A + 5988336 + 1250032*B + 30208*B*T + 199680*T, A + 5988336 + 1250032*B + 30208*B*T + 194560*T, A + 5988336 + 1250032*B + 30208*B*T + 245888*T, T)); /* %396 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(131, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k248_fused_rsqrt_addc_scale_sum(A + 5988336 + 1250032*B + 30208*B*T + 246416*T, A + 5988336 + 1250032*B + 30208*B*T + 199680*T, T)); /* %401 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(132, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k249_mul(A + 5988336 + 1250032*B + 30208*B*T + 204800*T, A + 5988336 + 1250032*B + 30208*B*T + 199680*T, A + 5988336 + 1250032*B + 30208*B*T + 246416*T, T)); /* %402 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(133, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k251_fused_add_mul(A + 5988336 + 1250032*B + 30208*B*T + 209920*T, A + 5988336 + 1250032*B + 30208*B*T + 204800*T, (real *)P + 924640, (real *)P + 924768, T)); /* %404 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(134, (double)5263360*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)512), convirt_k320_matmul_add(A + 5988336 + 1250032*B + 30208*B*T + 40960*T, A + 5988336 + 1250032*B + 30208*B*T + 209920*T, (real *)P + 924896, (real *)P + 990432, T)); /* %410 matmul+add [T,40,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(135, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), convirt_k321_gelu(A + 5988336 + 1250032*B + 30208*B*T + 61440*T, A + 5988336 + 1250032*B + 30208*B*T + 40960*T, T)); /* %411 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(136, (double)5253120*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536 + (double)5120*T + (double)128), convirt_k328_matmul_add_add(A + 5988336 + 1250032*B + 30208*B*T + 215040*T, A + 5988336 + 1250032*B + 30208*B*T + 61440*T, (real *)P + 990944, A + 5988336 + 1250032*B + 30208*B*T + 194560*T, (real *)P + 1056480, T)); /* %418 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(137, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k242_fused_scale_sum(A + 5988336 + 1250032*B + 30208*B*T + 245888*T, A + 5988336 + 1250032*B + 30208*B*T + 215040*T, T)); /* %422 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(138, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k243_sub(A + 5988336 + 1250032*B + 30208*B*T + 194560*T, A + 5988336 + 1250032*B + 30208*B*T + 215040*T, A + 5988336 + 1250032*B + 30208*B*T + 245888*T, T)); /* %423 map:sub [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(139, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k248_fused_rsqrt_addc_scale_sum(A + 5988336 + 1250032*B + 30208*B*T + 246464*T, A + 5988336 + 1250032*B + 30208*B*T + 194560*T, T)); /* %428 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(140, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k249_mul(A + 5988336 + 1250032*B + 30208*B*T + 215040*T, A + 5988336 + 1250032*B + 30208*B*T + 194560*T, A + 5988336 + 1250032*B + 30208*B*T + 246464*T, T)); /* %429 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(141, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k251_fused_add_mul(A + 5988336 + 1250032*B + 30208*B*T + 220160*T, A + 5988336 + 1250032*B + 30208*B*T + 215040*T, (real *)P + 1056608, (real *)P + 1056736, T)); /* %431 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(142, 0, sizeof(real)*((double)128*T + (double)5120*T), convirt_k432_slice(A + 5988336 + 1250032*B + 30208*B*T + 245888*T, A + 5988336 + 1250032*B + 30208*B*T + 220160*T, T)); /* %432 slice [T,1,128]  graphs/lib/text_encoder.lua:35 */
+    CALL(143, (double)32896*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384 + (double)128), convirt_k437_matmul_add(A + 5988336 + 1250032*B + 30208*B*T + 246016*T, A + 5988336 + 1250032*B + 30208*B*T + 245888*T, (real *)P + 1056864, (real *)P + 1073248, T)); /* %437 matmul+add [T,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(144, 0, sizeof(real)*((double)4992*T + (double)5120*T), convirt_text_k206_slice(A + 5988336 + 1250032*B + 30208*B*T + 225280*T, A + 5988336 + 1250032*B + 30208*B*T + 220160*T, T)); /* %438 slice [T,39,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(145, (double)1282944*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384 + (double)128), convirt_text_k212_matmul_add(A + 5988336 + 1250032*B + 30208*B*T + 220160*T, A + 5988336 + 1250032*B + 30208*B*T + 225280*T, (real *)P + 1073376, (real *)P + 1089760, T)); /* %444 matmul+add [T,39,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(146, (double)256*T, sizeof(real)*((double)T + (double)128*T), convirt_features_loss_k7_fused_sum_square(A + 5988336 + 1250032*B + 30208*B*T + 246608*T, A + 5988336 + 1250032*B + 30208*B*T + 246016*T, T)); /* %446 fused:sum_square [T,1]  graphs/lib/losses.lua:21 */
+    CALL(147, (double)2*T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k9_fused_rsqrt_clampmin(A + 5988336 + 1250032*B + 30208*B*T + 246624*T, A + 5988336 + 1250032*B + 30208*B*T + 246608*T, T)); /* %448 fused:rsqrt_clampmin [T,1]  graphs/lib/losses.lua:21 */
+    CALL(148, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)T), convirt_features_loss_k10_mul(A + 5988336 + 1250032*B + 30208*B*T + 225152*T, A + 5988336 + 1250032*B + 30208*B*T + 246016*T, A + 5988336 + 1250032*B + 30208*B*T + 246624*T, T)); /* %449 map:mul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(149, (double)256*B, sizeof(real)*((double)B + (double)128*B), convirt_features_loss_k12_fused_sum_square(A + 5988336 + 1249952*B, A + 5988336 + 1249408*B, B)); /* %451 fused:sum_square [B,1]  graphs/lib/losses.lua:21 */
+    CALL(150, (double)2*B, sizeof(real)*((double)B + (double)B), convirt_features_loss_k14_fused_rsqrt_clampmin(A + 5988336 + 1249968*B, A + 5988336 + 1249952*B, B)); /* %453 fused:rsqrt_clampmin [B,1]  graphs/lib/losses.lua:21 */
+    CALL(151, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), convirt_features_loss_k15_mul(A + 5988336 + 1249536*B, A + 5988336 + 1249408*B, A + 5988336 + 1249968*B, B)); /* %454 map:mul [B,128]  graphs/lib/losses.lua:21 */
+    CALL(152, (double)257*B*T, sizeof(real)*((double)B*T + (double)128*T + (double)128*B), convirt_features_loss_k17_matmul_scale(A + 5988336 + 1250032*B, A + 5988336 + 1250032*B + 30208*B*T + 225152*T, A + 5988336 + 1249536*B, B, T)); /* %456 matmul+scale [T,B]  graphs/lib/losses.lua:21 */
+    CALL(153, 0, sizeof(real)*((double)B*T), convirt_features_loss_k18_eye(A + 5988336 + 1250032*B + 15168*B*T, B, T)); /* %457 eye [T,B]  graphs/lib/losses.lua:9 */
+    CALL(154, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k19_max(A + 5988336 + 1250032*B + 30208*B*T + 246512*T, A + 5988336 + 1250032*B, B, T)); /* %458 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(155, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), convirt_features_loss_k22_fused_exp_sub(A + 5988336 + 1250032*B + 30144*B*T, A + 5988336 + 1250032*B, A + 5988336 + 1250032*B + 30208*B*T + 246512*T, B, T)); /* %461 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
+    CALL(156, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k23_sum(A + 5988336 + 1250032*B + 30208*B*T + 246640*T, A + 5988336 + 1250032*B + 30144*B*T, B, T)); /* %462 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(157, (double)T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k24_clampmin(A + 5988336 + 1250032*B + 30208*B*T + 246656*T, A + 5988336 + 1250032*B + 30208*B*T + 246640*T, T)); /* %463 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
+    CALL(158, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), convirt_features_loss_k27_mul(A + 5988336 + 1250032*B + 15184*B*T, A + 5988336 + 1250032*B, A + 5988336 + 1250032*B + 15168*B*T, B, T)); /* %466 map:mul [T,B]  graphs/lib/losses.lua:10 */
+    CALL(159, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k30_max(A + 5988336 + 1249664*B, A + 5988336 + 1250032*B, B, T)); /* %469 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(160, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), convirt_features_loss_k33_fused_exp_sub(A + 5988336 + 1250032*B + 30160*B*T, A + 5988336 + 1250032*B, A + 5988336 + 1249664*B, B, T)); /* %472 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
+    CALL(161, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k34_sum(A + 5988336 + 1249984*B, A + 5988336 + 1250032*B + 30160*B*T, B, T)); /* %473 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(162, (double)B, sizeof(real)*((double)B + (double)B), convirt_features_loss_k35_clampmin(A + 5988336 + 1250000*B, A + 5988336 + 1249984*B, B)); /* %474 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
+    CALL(163, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k34_sum(A + 5988336 + 1249680*B, A + 5988336 + 1250032*B + 15184*B*T, B, T)); /* %478 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(164, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k23_sum(A + 5988336 + 1250032*B + 30208*B*T + 246192*T, A + 5988336 + 1250032*B + 15168*B*T, B, T)); /* %480 reduce [T,1]  graphs/lib/losses.lua:12 */
+    CALL(165, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), convirt_features_loss_k42_fused_mul_sub_add_log(A + 5988336 + 1250032*B + 30208*B*T + 246144*T, A + 5988336 + 1250032*B + 30208*B*T + 246656*T, A + 5988336 + 1250032*B + 30208*B*T + 246512*T, A + 5988336 + 1250032*B + 15184*B*T, A + 5988336 + 1250032*B + 30208*B*T + 246192*T, B, T)); /* %481 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
+    CALL(166, (double)T, sizeof(real)*((double)1 + (double)T), convirt_features_loss_k43_sum(A + 0, A + 5988336 + 1250032*B + 30208*B*T + 246144*T, T)); /* %482 reduce [1,1]  graphs/lib/losses.lua:13 */
+    CALL(167, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), convirt_features_loss_k46_fused_scale_add_sum_sub(A + 16, A + 0, A + 5988336 + 1250000*B, A + 5988336 + 1249664*B, A + 5988336 + 1249680*B, B)); /* %485 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
+    CALL(168, (double)9984*T, sizeof(real)*((double)39*T + (double)4992*T), gloria_features_loss_k49_fused_sum_square(A + 5988336 + 1250032*B + 30208*B*T + 246512*T, A + 5988336 + 1250032*B + 30208*B*T + 220160*T, T)); /* %488 fused:sum_square [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(169, (double)78*T, sizeof(real)*((double)39*T + (double)39*T), gloria_features_loss_k51_fused_rsqrt_clampmin(A + 5988336 + 1250032*B + 30208*B*T + 246560*T, A + 5988336 + 1250032*B + 30208*B*T + 246512*T, T)); /* %490 fused:rsqrt_clampmin [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(170, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T), gloria_features_loss_k52_mul(A + 5988336 + 1250032*B + 30208*B*T + 230272*T, A + 5988336 + 1250032*B + 30208*B*T + 220160*T, A + 5988336 + 1250032*B + 30208*B*T + 246560*T, T)); /* %491 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
+    CALL(171, (double)16384*B, sizeof(real)*((double)64*B + (double)8192*B), gloria_features_loss_k56_fused_sum_square(A + 5988336 + 1236992*B, A + 5988336 + 1204224*B, B)); /* %495 fused:sum_square [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(172, (double)128*B, sizeof(real)*((double)64*B + (double)64*B), gloria_features_loss_k58_fused_rsqrt_clampmin(A + 5988336 + 1249664*B, A + 5988336 + 1236992*B, B)); /* %497 fused:rsqrt_clampmin [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(173, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)64*B), gloria_features_loss_k59_mul(A + 5988336 + 1220608*B, A + 5988336 + 1204224*B, A + 5988336 + 1249664*B, B)); /* %498 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
+    CALL(174, (double)641472*B*T, sizeof(real)*((double)2496*B*T + (double)4992*T + (double)8192*B), gloria_features_loss_k61_matmul_scale(A + 5988336 + 1250032*B, A + 5988336 + 1250032*B + 30208*B*T + 230272*T, A + 5988336 + 1220608*B, B, T)); /* %500 matmul+scale [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(175, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), gloria_features_loss_k62_max(A + 5988336 + 1250032*B + 2496*B*T, A + 5988336 + 1250032*B, B, T)); /* %501 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(176, (double)4992*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), gloria_features_loss_k65_fused_exp_sub(A + 5988336 + 1250032*B + 24960*B*T, A + 5988336 + 1250032*B, A + 5988336 + 1250032*B + 2496*B*T, B, T)); /* %504 fused:exp_sub [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(177, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), gloria_features_loss_k66_sum(A + 5988336 + 1250032*B + 29952*B*T, A + 5988336 + 1250032*B + 24960*B*T, B, T)); /* %505 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(178, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), gloria_features_loss_k67_div(A + 5988336 + 1250032*B + 27456*B*T, A + 5988336 + 1250032*B + 24960*B*T, A + 5988336 + 1250032*B + 29952*B*T, B, T)); /* %506 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(179, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), gloria_features_loss_k68_matmul(A + 5988336 + 1250032*B, A + 5988336 + 1250032*B + 27456*B*T, A + 5988336 + 1204224*B, B, T)); /* %507 matmul [T,B,39,128]  graphs/lib/matching.lua:11 */
+    CALL(180, (double)9984*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), gloria_features_loss_k70_fused_sum_square(A + 5988336 + 1250032*B + 30000*B*T, A + 5988336 + 1250032*B, B, T)); /* %509 fused:sum_square [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(181, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), gloria_features_loss_k72_fused_rsqrt_clampmin(A + 5988336 + 1250032*B + 30048*B*T, A + 5988336 + 1250032*B + 30000*B*T, B, T)); /* %511 fused:rsqrt_clampmin [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(182, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T), gloria_features_loss_k73_mul(A + 5988336 + 1250032*B + 4992*B*T, A + 5988336 + 1250032*B, A + 5988336 + 1250032*B + 30048*B*T, B, T)); /* %512 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(183, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*T + (double)4992*B*T), reclf_noirm_features_loss_k74_mul(A + 5988336 + 1250032*B + 9984*B*T, A + 5988336 + 1250032*B + 30208*B*T + 230272*T, A + 5988336 + 1250032*B + 4992*B*T, B, T)); /* %513 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(184, (double)4992*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), reclf_nosrm_features_loss_k75_sum(A + 5988336 + 1250032*B + 14976*B*T, A + 5988336 + 1250032*B + 9984*B*T, B, T)); /* %514 reduce [T,B,39,1]  graphs/lib/matching.lua:13 */
+    CALL(185, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), convirt_k614_matmul(A + 5988336 + 1250032*B + 30208*B*T + 240256*T, A + 5988336 + 1250032*B + 30208*B*T + 246016*T, (real *)P + 1089888, T)); /* %518 matmul [T,128]  graphs/lib/irm.lua:9 */
+    CALL(186, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), reclf_nosrm_features_loss_k155_matmul(A + 5988336 + 1250032*B + 30208*B*T + 240384*T, A + 5988336 + 1250032*B + 30208*B*T + 240256*T, (real *)P + 1106272, T)); /* %648 matmul [T,128]  graphs/lib/irm.lua:10 */
+    CALL(187, (double)117*T, sizeof(real)*((double)39*T + (double)39*T), gloria_features_loss_k81_fused_scale_addc_neg(A + 5988336 + 1250032*B + 30208*B*T + 246144*T, (real *)inputs[3], T)); /* %530 fused:scale_addc_neg [T,1,39,1]  graphs/lib/irm.lua:11 */
+    CALL(188, (double)10101*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)128*T + (double)39*T + (double)39*T), reclf_nosrm_features_loss_k92_fused_add_mul_scale_sum(A + 5988336 + 1250032*B + 15024*B*T, A + 5988336 + 1250032*B + 9984*B*T, A + 5988336 + 1250032*B + 30208*B*T + 240384*T, (real *)inputs[3], A + 5988336 + 1250032*B + 30208*B*T + 246144*T, B, T)); /* %531 fused:add_mul_scale_sum [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(189, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), gloria_features_loss_k83_max(A + 5988336 + 1250032*B + 15120*B*T, A + 5988336 + 1250032*B + 15024*B*T, B, T)); /* %532 reduce [T,B,1,1]  graphs/lib/irm.lua:11 */
+    CALL(190, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T), gloria_features_loss_k86_fused_exp_sub(A + 5988336 + 1250032*B + 15072*B*T, A + 5988336 + 1250032*B + 15024*B*T, A + 5988336 + 1250032*B + 15120*B*T, B, T)); /* %535 fused:exp_sub [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(191, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*T), gloria_features_loss_k87_mul(A + 5988336 + 1250032*B + 15024*B*T, A + 5988336 + 1250032*B + 15072*B*T, (real *)inputs[3], B, T)); /* %536 map:mul [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(192, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), gloria_features_loss_k88_sum(A + 5988336 + 1250032*B + 15216*B*T, A + 5988336 + 1250032*B + 15024*B*T, B, T)); /* %537 reduce [T,B,1,1]  graphs/lib/irm.lua:11 */
+    CALL(193, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), gloria_features_loss_k89_clampmin(A + 5988336 + 1250032*B + 15232*B*T, A + 5988336 + 1250032*B + 15216*B*T, B, T)); /* %538 map:clampmin [T,B,1,1]  graphs/lib/irm.lua:11 */
+    CALL(194, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T), reclf_nosrm_features_loss_k100_div(A + 5988336 + 1250032*B + 15120*B*T, A + 5988336 + 1250032*B + 15024*B*T, A + 5988336 + 1250032*B + 15232*B*T, B, T)); /* %539 map:div [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(195, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), reclf_nosrm_features_loss_k101_mul(A + 5988336 + 1250032*B + 15024*B*T, A + 5988336 + 1250032*B + 15120*B*T, A + 5988336 + 1250032*B + 14976*B*T, B, T)); /* %540 map:mul [T,B,39,1]  graphs/lib/irm.lua:12 */
+    CALL(196, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), gloria_features_loss_k88_sum(A + 5988336 + 1250032*B + 15184*B*T, A + 5988336 + 1250032*B + 15024*B*T, B, T)); /* %541 reduce [T,B,1,1]  graphs/lib/irm.lua:12 */
+    CALL(197, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), gloria_features_loss_k94_scale(A + 5988336 + 1250032*B + 15200*B*T, A + 5988336 + 1250032*B + 15184*B*T, B, T)); /* %543 map:scale [T,B]  graphs/lib/model.lua:43 */
+    CALL(198, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k19_max(A + 5988336 + 1250032*B + 30208*B*T + 246144*T, A + 5988336 + 1250032*B + 15200*B*T, B, T)); /* %545 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(199, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), convirt_features_loss_k22_fused_exp_sub(A + 5988336 + 1250032*B + 15184*B*T, A + 5988336 + 1250032*B + 15200*B*T, A + 5988336 + 1250032*B + 30208*B*T + 246144*T, B, T)); /* %548 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
+    CALL(200, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k23_sum(A + 5988336 + 1250032*B + 30208*B*T + 246160*T, A + 5988336 + 1250032*B + 15184*B*T, B, T)); /* %549 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(201, (double)T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k24_clampmin(A + 5988336 + 1250032*B + 30208*B*T + 246176*T, A + 5988336 + 1250032*B + 30208*B*T + 246160*T, T)); /* %550 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
+    CALL(202, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), convirt_features_loss_k27_mul(A + 5988336 + 1250032*B + 15024*B*T, A + 5988336 + 1250032*B + 15200*B*T, A + 5988336 + 1250032*B + 15168*B*T, B, T)); /* %553 map:mul [T,B]  graphs/lib/losses.lua:10 */
+    CALL(203, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k30_max(A + 5988336 + 1249728*B, A + 5988336 + 1250032*B + 15200*B*T, B, T)); /* %556 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(204, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), convirt_features_loss_k33_fused_exp_sub(A + 5988336 + 1250032*B + 15040*B*T, A + 5988336 + 1250032*B + 15200*B*T, A + 5988336 + 1249728*B, B, T)); /* %559 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
+    CALL(205, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k34_sum(A + 5988336 + 1249744*B, A + 5988336 + 1250032*B + 15040*B*T, B, T)); /* %560 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(206, (double)B, sizeof(real)*((double)B + (double)B), convirt_features_loss_k35_clampmin(A + 5988336 + 1249760*B, A + 5988336 + 1249744*B, B)); /* %561 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
+    CALL(207, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k34_sum(A + 5988336 + 1249776*B, A + 5988336 + 1250032*B + 15024*B*T, B, T)); /* %565 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(208, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), convirt_features_loss_k42_fused_mul_sub_add_log(A + 5988336 + 1250032*B + 30208*B*T + 246208*T, A + 5988336 + 1250032*B + 30208*B*T + 246176*T, A + 5988336 + 1250032*B + 30208*B*T + 246144*T, A + 5988336 + 1250032*B + 15024*B*T, A + 5988336 + 1250032*B + 30208*B*T + 246192*T, B, T)); /* %568 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
+    CALL(209, (double)T, sizeof(real)*((double)1 + (double)T), convirt_features_loss_k43_sum(A + 0, A + 5988336 + 1250032*B + 30208*B*T + 246208*T, T)); /* %569 reduce [1,1]  graphs/lib/losses.lua:13 */
+    CALL(210, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), convirt_features_loss_k46_fused_scale_add_sum_sub(A + 32, A + 0, A + 5988336 + 1249760*B, A + 5988336 + 1249728*B, A + 5988336 + 1249776*B, B)); /* %572 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
+    CALL(211, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), convirt_image_vjp_k243_add(A + 5988320, A + 16, A + 32)); /* %574 map:add []  graphs/lib/model.lua:85 */
 }
 
 static void backward(void *arena, real *grads, const real *P, void *const *inputs, real *const *input_grads, const long *dims) {
     const long B = dims[0]; (void)B;
     const long T = dims[1]; (void)T;
     real *A = arena; (void)A; (void)P; (void)inputs; (void)grads; (void)input_grads;
-    CALL(242, 0, sizeof(real)*((double)1), convirt_features_loss_k58_fill(A + 0)); /* %730 fill []  graphs/lib/model.lua:87 */
-    CALL(243, (double)1, sizeof(real)*((double)1 + (double)1), convirt_features_loss_k60_scale(A + 16, A + 0, B)); /* %732 map:scale [1,1]  graphs/lib/losses.lua:16 */
-    CALL(244, (double)B, sizeof(real)*((double)B + (double)1), convirt_features_loss_k61_id(A + 1255472 + 2425568*B, A + 16, B)); /* %733 map:id [1,B]  graphs/lib/losses.lua:14 */
-    CALL(245, (double)2*T, sizeof(real)*((double)T + (double)1 + (double)T), convirt_features_loss_k63_fused_mul_id(A + 1255472 + 2425584*B + 30208*B*T + 246672*T, A + 16, A + 1255472 + 2425584*B + 30208*B*T + 246192*T, T)); /* %735 fused:mul_id [T,1]  graphs/lib/losses.lua:13 */
-    CALL(246, (double)B, sizeof(real)*((double)B + (double)B), convirt_features_loss_k65_neg(A + 1255472 + 2425280*B, A + 1255472 + 2425568*B, B)); /* %737 map:neg [1,B]  graphs/lib/losses.lua:11 */
-    CALL(247, (double)2*B*T, sizeof(real)*((double)B*T + (double)B + (double)B*T), gloria_features_loss_k159_fused_mul_id(A + 1255472 + 2425584*B + 30176*B*T, A + 1255472 + 2425280*B, A + 1255472 + 2425584*B + 15168*B*T, B, T)); /* %739 fused:mul_id [T,B]  graphs/lib/losses.lua:11 */
-    CALL(248, (double)3*B, sizeof(real)*((double)B + (double)B + (double)B + (double)B), convirt_features_loss_k71_fused_mul_div_step(A + 1255472 + 2425280*B, A + 1255472 + 2425568*B, A + 1255472 + 2425312*B, A + 1255472 + 2425296*B, B)); /* %743 fused:mul_div_step [1,B]  graphs/lib/losses.lua:11 */
-    CALL(249, (double)T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k77_neg(A + 1255472 + 2425584*B + 30208*B*T + 246144*T, A + 1255472 + 2425584*B + 30208*B*T + 246672*T, T)); /* %749 map:neg [T,1]  graphs/lib/losses.lua:10 */
-    CALL(250, (double)2*B*T, sizeof(real)*((double)B*T + (double)T + (double)B*T), gloria_features_loss_k171_fused_mul_id(A + 1255472 + 2425584*B + 30192*B*T, A + 1255472 + 2425584*B + 30208*B*T + 246144*T, A + 1255472 + 2425584*B + 15168*B*T, B, T)); /* %751 fused:mul_id [T,B]  graphs/lib/losses.lua:10 */
-    CALL(251, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), convirt_features_loss_k84_fused_mul_div_step(A + 1255472 + 2425584*B + 30208*B*T + 246144*T, A + 1255472 + 2425584*B + 30208*B*T + 246672*T, A + 1255472 + 2425584*B + 30208*B*T + 246176*T, A + 1255472 + 2425584*B + 30208*B*T + 246160*T, T)); /* %756 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
-    CALL(252, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), gloria_features_loss_k182_fused_scale_add_add_add(A + 1255472 + 2425584*B + 15168*B*T, A + 1255472 + 2425584*B + 30176*B*T, A + 1255472 + 2425280*B, A + 1255472 + 2425584*B + 15040*B*T, A + 1255472 + 2425584*B + 30192*B*T, A + 1255472 + 2425584*B + 30208*B*T + 246144*T, A + 1255472 + 2425584*B + 15184*B*T, B, T)); /* %762 fused:scale_add_add_add [T,B]  graphs/lib/model.lua:43 */
-    CALL(253, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)B*T), reclf_nosrm_features_loss_k201_id(A + 1255472 + 2425584*B + 15024*B*T, A + 1255472 + 2425584*B + 15168*B*T, B, T)); /* %764 map:id [T,B,39,1]  graphs/lib/irm.lua:12 */
-    CALL(254, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), reclf_nosrm_features_loss_k101_mul(A + 1255472 + 2425584*B + 30096*B*T, A + 1255472 + 2425584*B + 15024*B*T, A + 1255472 + 2425584*B + 15120*B*T, B, T)); /* %766 map:mul [T,B,39,1]  graphs/lib/irm.lua:12 */
-    CALL(255, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T + (double)B*T), reclf_nosrm_features_loss_k204_fused_div_mul(A + 1255472 + 2425584*B + 15168*B*T, A + 1255472 + 2425584*B + 15024*B*T, A + 1255472 + 2425584*B + 14976*B*T, A + 1255472 + 2425584*B + 15232*B*T, B, T)); /* %767 fused:div_mul [T,B,39,1]  graphs/lib/irm.lua:11 */
-    CALL(256, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), reclf_nosrm_features_loss_k206_fused_neg_mul(A + 1255472 + 2425584*B + 14976*B*T, A + 1255472 + 2425584*B + 15168*B*T, A + 1255472 + 2425584*B + 15120*B*T, B, T)); /* %769 fused:neg_mul [T,B,39,1]  graphs/lib/irm.lua:11 */
-    CALL(257, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), gloria_features_loss_k88_sum(A + 1255472 + 2425584*B + 15024*B*T, A + 1255472 + 2425584*B + 14976*B*T, B, T)); /* %770 reduce [T,B,1,1]  graphs/lib/irm.lua:11 */
-    CALL(258, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), reclf_nosrm_features_loss_k209_fused_mul_step(A + 1255472 + 2425584*B + 15040*B*T, A + 1255472 + 2425584*B + 15024*B*T, A + 1255472 + 2425584*B + 15216*B*T, B, T)); /* %772 fused:mul_step [T,B,1,1]  graphs/lib/irm.lua:11 */
-    CALL(259, (double)234*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T + (double)39*T + (double)39*B*T), reclf_nosrm_features_loss_k222_fused_scale_mul_mul_mul(A + 1255472 + 2425584*B + 19968*B*T, A + 1255472 + 2425584*B + 15168*B*T, A + 1255472 + 2425584*B + 15040*B*T, (real *)inputs[3], A + 1255472 + 2425584*B + 15072*B*T, B, T)); /* %785 fused:scale_mul_mul_mul [T,B,39,1]  graphs/lib/irm.lua:10 */
-    CALL(260, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T), gloria_features_loss_k200_id(A + 1255472 + 2425584*B + 14976*B*T, A + 1255472 + 2425584*B + 19968*B*T, B, T)); /* %786 map:id [T,B,39,128]  graphs/lib/irm.lua:10 */
-    CALL(261, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), gloria_features_loss_k201_mul(A + 1255472 + 2425584*B + 19968*B*T, A + 1255472 + 2425584*B + 14976*B*T, A + 1255472 + 2425584*B + 9984*B*T, B, T)); /* %788 map:mul [T,B,39,128]  graphs/lib/irm.lua:10 */
-    CALL(262, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), gloria_features_loss_k203_sum(A + 1255472 + 2425584*B + 30208*B*T + 235264*T, A + 1255472 + 2425584*B + 19968*B*T, B, T)); /* %789 reduce [T,1,39,128]  graphs/lib/irm.lua:10 */
-    CALL(263, (double)4992*T, sizeof(real)*((double)128*T + (double)4992*T), reclf_nosrm_features_loss_k227_sum(A + 1255472 + 2425584*B + 30208*B*T + 240512*T, A + 1255472 + 2425584*B + 30208*B*T + 235264*T, T)); /* %790 reduce [T,1,1,128]  graphs/lib/irm.lua:10 */
-    CALL(264, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), convirt_k684_matmul(A + 1255472 + 2425584*B + 30208*B*T + 246144*T, A + 1255472 + 2425584*B + 30208*B*T + 240512*T, (real *)P + 1106272, T)); /* %792 matmul [T,128]  graphs/lib/irm.lua:10 */
-    CALL(265, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), convirt_k685_matmul(A + 985088, A + 1255472 + 2425584*B + 30208*B*T + 240512*T, A + 1255472 + 2425584*B + 30208*B*T + 240256*T, T)); /* %793 matmul [128,128]  graphs/lib/irm.lua:10 */
-    CALL(266, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), convirt_k685_matmul(A + 1001472, A + 1255472 + 2425584*B + 30208*B*T + 246016*T, A + 1255472 + 2425584*B + 30208*B*T + 246144*T, T)); /* %797 matmul [128,128]  graphs/lib/irm.lua:9 */
-    CALL(267, (double)14976*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)128*T + (double)39*B*T), reclf_nosrm_features_loss_k236_fused_add_mul_id(A + 1255472 + 2425584*B + 9984*B*T, A + 1255472 + 2425584*B + 14976*B*T, A + 1255472 + 2425584*B + 30208*B*T + 240384*T, A + 1255472 + 2425584*B + 30096*B*T, B, T)); /* %799 fused:add_mul_id [T,B,39,128]  graphs/lib/model.lua:33 */
-    CALL(268, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), gloria_features_loss_k201_mul(A + 1255472 + 2425584*B + 14976*B*T, A + 1255472 + 2425584*B + 9984*B*T, A + 1255472 + 2425584*B + 4992*B*T, B, T)); /* %800 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(269, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*T), gloria_features_loss_k202_mul(A + 1255472 + 2425584*B + 4992*B*T, A + 1255472 + 2425584*B + 9984*B*T, A + 1255472 + 2425584*B + 30208*B*T + 230272*T, B, T)); /* %801 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(270, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), gloria_features_loss_k203_sum(A + 1255472 + 2425584*B + 30208*B*T + 235264*T, A + 1255472 + 2425584*B + 14976*B*T, B, T)); /* %802 reduce [T,1,39,128]  graphs/lib/matching.lua:12 */
-    CALL(271, (double)10218*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)4992*B*T + (double)39*B*T + (double)39*B*T), gloria_features_loss_k212_fused_mul_mul_sum_mul(A + 1255472 + 2425584*B + 14976*B*T, A + 1255472 + 2425584*B + 4992*B*T, A + 1255472 + 2425584*B, A + 1255472 + 2425584*B + 30048*B*T, A + 1255472 + 2425584*B + 30000*B*T, B, T)); /* %811 fused:mul_mul_sum_mul [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(272, (double)24960*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T + (double)39*B*T + (double)4992*B*T), gloria_features_loss_k216_fused_add_mul_mul_id(A + 1255472 + 2425584*B + 9984*B*T, A + 1255472 + 2425584*B + 4992*B*T, A + 1255472 + 2425584*B + 30048*B*T, A + 1255472 + 2425584*B + 14976*B*T, A + 1255472 + 2425584*B, B, T)); /* %815 fused:add_mul_mul_id [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(273, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*B*T), gloria_features_loss_k218_matmul(A + 1255472 + 2425584*B, A + 1255472 + 2425584*B + 27456*B*T, A + 1255472 + 2425584*B + 9984*B*T, B, T)); /* %817 matmul [T,B,64,128]  graphs/lib/matching.lua:11 */
-    CALL(274, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), gloria_features_loss_k219_sum(A + 1255472 + 2408448*B, A + 1255472 + 2425584*B, B, T)); /* %818 reduce [1,B,64,128]  graphs/lib/matching.lua:11 */
-    CALL(275, (double)641472*B*T, sizeof(real)*((double)2496*B*T + (double)4992*B*T + (double)8192*B + (double)39*B*T), gloria_features_loss_k220_matmul_div(A + 1255472 + 2425584*B, A + 1255472 + 2425584*B + 9984*B*T, A + 1255472 + 2334720*B, A + 1255472 + 2425584*B + 29952*B*T, B, T)); /* %819 matmul+div [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(276, (double)7488*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T + (double)2496*B*T), gloria_features_loss_k223_fused_sum_neg_mul(A + 1255472 + 2425584*B + 15680*B*T, A + 1255472 + 2425584*B, A + 1255472 + 2425584*B + 27456*B*T, B, T)); /* %822 fused:sum_neg_mul [T,B,39,1]  graphs/lib/matching.lua:10 */
-    CALL(277, (double)9984*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T + (double)2496*B*T), gloria_features_loss_k229_fused_scale_mul_add_id(A + 1255472 + 2425584*B + 13184*B*T, A + 1255472 + 2425584*B, A + 1255472 + 2425584*B + 15680*B*T, A + 1255472 + 2425584*B + 24960*B*T, B, T)); /* %828 fused:scale_mul_add_id [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(278, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), gloria_features_loss_k68_matmul(A + 1255472 + 2425584*B + 8192*B*T, A + 1255472 + 2425584*B + 13184*B*T, A + 1255472 + 2400256*B, B, T)); /* %829 matmul [T,B,39,128]  graphs/lib/matching.lua:10 */
-    CALL(279, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*T), gloria_features_loss_k231_matmul(A + 1255472 + 2425584*B, A + 1255472 + 2425584*B + 13184*B*T, A + 1255472 + 2425584*B + 30208*B*T + 230272*T, B, T)); /* %830 matmul [T,B,64,128]  graphs/lib/matching.lua:10 */
-    CALL(280, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), gloria_features_loss_k203_sum(A + 1255472 + 2425584*B + 30208*B*T + 230272*T, A + 1255472 + 2425584*B + 8192*B*T, B, T)); /* %831 reduce [T,1,39,128]  graphs/lib/matching.lua:10 */
-    CALL(281, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), gloria_features_loss_k219_sum(A + 1255472 + 2400256*B, A + 1255472 + 2425584*B, B, T)); /* %832 reduce [1,B,64,128]  graphs/lib/matching.lua:10 */
-    CALL(282, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T), gloria_features_loss_k234_add(A + 1255472 + 2425584*B + 30208*B*T + 240256*T, A + 1255472 + 2425584*B + 30208*B*T + 235264*T, A + 1255472 + 2425584*B + 30208*B*T + 230272*T, T)); /* %833 map:add [T,1,39,128]  graphs/lib/matching.lua:10 */
-    CALL(283, (double)16768*B, sizeof(real)*((double)64*B + (double)8192*B + (double)8192*B + (double)64*B + (double)64*B), gloria_features_loss_k244_fused_mul_mul_sum_mul(A + 1255472 + 2425280*B, A + 1255472 + 2400256*B, A + 1255472 + 2334720*B, A + 1255472 + 2425216*B, A + 1255472 + 2416640*B, B)); /* %843 fused:mul_mul_sum_mul [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(284, (double)49152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)64*B + (double)64*B + (double)8192*B), gloria_features_loss_k248_fused_add_add_mul_mul(A + 1255472 + 2416640*B, A + 1255472 + 2408448*B, A + 1255472 + 2400256*B, A + 1255472 + 2425216*B, A + 1255472 + 2425280*B, A + 1255472 + 2334720*B, B)); /* %847 fused:add_add_mul_mul [1,B,64,128]  graphs/lib/matching.lua:9 */
-    CALL(285, (double)10218*T, sizeof(real)*((double)39*T + (double)4992*T + (double)4992*T + (double)39*T + (double)39*T), gloria_features_loss_k259_fused_mul_mul_sum_mul(A + 1255472 + 2425584*B + 30208*B*T + 235264*T, A + 1255472 + 2425584*B + 30208*B*T + 240256*T, A + 1255472 + 2425584*B + 30208*B*T + 220160*T, A + 1255472 + 2425584*B + 30208*B*T + 246560*T, A + 1255472 + 2425584*B + 30208*B*T + 246512*T, T)); /* %858 fused:mul_mul_sum_mul [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(286, (double)24960*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T + (double)39*T + (double)4992*T), gloria_features_loss_k263_fused_add_mul_mul_id(A + 1255472 + 2425584*B + 30208*B*T + 230272*T, A + 1255472 + 2425584*B + 30208*B*T + 240256*T, A + 1255472 + 2425584*B + 30208*B*T + 246560*T, A + 1255472 + 2425584*B + 30208*B*T + 235264*T, A + 1255472 + 2425584*B + 30208*B*T + 220160*T, T)); /* %862 fused:add_mul_mul_id [T,39,128]  graphs/lib/matching.lua:7 */
-    CALL(287, (double)3*B, sizeof(real)*((double)B + (double)B + (double)B + (double)B), convirt_features_loss_k71_fused_mul_div_step(A + 1255472 + 2425216*B, A + 1255472 + 2425568*B, A + 1255472 + 2425552*B, A + 1255472 + 2425536*B, B)); /* %875 fused:mul_div_step [1,B]  graphs/lib/losses.lua:11 */
-    CALL(288, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), convirt_features_loss_k84_fused_mul_div_step(A + 1255472 + 2425584*B + 30208*B*T + 246512*T, A + 1255472 + 2425584*B + 30208*B*T + 246672*T, A + 1255472 + 2425584*B + 30208*B*T + 246656*T, A + 1255472 + 2425584*B + 30208*B*T + 246640*T, T)); /* %888 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
-    CALL(289, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), gloria_features_loss_k295_fused_scale_add_add_add(A + 1255472 + 2425584*B, A + 1255472 + 2425584*B + 30176*B*T, A + 1255472 + 2425216*B, A + 1255472 + 2425584*B + 30160*B*T, A + 1255472 + 2425584*B + 30192*B*T, A + 1255472 + 2425584*B + 30208*B*T + 246512*T, A + 1255472 + 2425584*B + 30144*B*T, B, T)); /* %894 fused:scale_add_add_add [T,B]  graphs/lib/losses.lua:21 */
-    CALL(290, (double)256*B*T, sizeof(real)*((double)128*T + (double)B*T + (double)128*B), convirt_features_loss_k91_matmul(A + 1255472 + 2425584*B + 30208*B*T + 220160*T, A + 1255472 + 2425584*B, A + 1255472 + 2425088*B, B, T)); /* %895 matmul [T,128]  graphs/lib/losses.lua:21 */
-    CALL(291, (double)256*B*T, sizeof(real)*((double)128*B + (double)B*T + (double)128*T), convirt_features_loss_k92_matmul(A + 1255472 + 2334720*B, A + 1255472 + 2425584*B, A + 1255472 + 2425584*B + 30208*B*T + 225152*T, B, T)); /* %896 matmul [B,128]  graphs/lib/losses.lua:21 */
-    CALL(292, (double)262*B, sizeof(real)*((double)B + (double)128*B + (double)128*B + (double)B + (double)B), convirt_features_loss_k101_fused_mul_mul_sum_mul(A + 1255472 + 2425088*B, A + 1255472 + 2334720*B, A + 1255472 + 2424960*B, A + 1255472 + 2425520*B, A + 1255472 + 2425504*B, B)); /* %905 fused:mul_mul_sum_mul [B,1]  graphs/lib/losses.lua:21 */
-    CALL(293, (double)640*B, sizeof(real)*((double)128*B + (double)128*B + (double)B + (double)B + (double)128*B), convirt_features_loss_k105_fused_add_mul_mul_id(A + 1255472 + 2334848*B, A + 1255472 + 2334720*B, A + 1255472 + 2425520*B, A + 1255472 + 2425088*B, A + 1255472 + 2424960*B, B)); /* %909 fused:add_mul_mul_id [B,128]  graphs/lib/losses.lua:21 */
-    CALL(294, (double)262*T, sizeof(real)*((double)T + (double)128*T + (double)128*T + (double)T + (double)T), convirt_features_loss_k114_fused_mul_mul_sum_mul(A + 1255472 + 2425584*B + 30208*B*T + 246512*T, A + 1255472 + 2425584*B + 30208*B*T + 220160*T, A + 1255472 + 2425584*B + 30208*B*T + 246016*T, A + 1255472 + 2425584*B + 30208*B*T + 246624*T, A + 1255472 + 2425584*B + 30208*B*T + 246608*T, T)); /* %919 fused:mul_mul_sum_mul [T,1]  graphs/lib/losses.lua:21 */
-    CALL(295, (double)33536*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384 + (double)128*T + (double)T + (double)T + (double)128*T), reclf_nosrm_features_loss_k360_matmul_add_add_mul_mul(A + 1255472 + 2425584*B + 30208*B*T + 240256*T, A + 1255472 + 2425584*B + 30208*B*T + 246144*T, (real *)P + 1089888, A + 1255472 + 2425584*B + 30208*B*T + 220160*T, A + 1255472 + 2425584*B + 30208*B*T + 246624*T, A + 1255472 + 2425584*B + 30208*B*T + 246512*T, A + 1255472 + 2425584*B + 30208*B*T + 246016*T, T)); /* %923 matmul+add_add_mul_mul [T,128]  graphs/lib/losses.lua:21 */
-    CALL(296, (double)4992*T, sizeof(real)*((double)4992 + (double)4992*T), convirt_text_vjp_k273_sum(A + 0, A + 1255472 + 2425584*B + 30208*B*T + 230272*T, T)); /* %924 reduce [1,39,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(297, (double)4992, sizeof(real)*((double)128 + (double)4992), convirt_text_vjp_k275_sum(A + 1250304, A + 0)); /* %926 reduce [1,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(298, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), convirt_text_vjp_k278_matmul(A + 1255472 + 2425584*B + 30208*B*T + 235264*T, A + 1255472 + 2425584*B + 30208*B*T + 230272*T, (real *)P + 1073376, T)); /* %929 matmul [39*T,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(299, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), convirt_text_vjp_k279_matmul(A + 1017856, A + 1255472 + 2425584*B + 30208*B*T + 230272*T, A + 1255472 + 2425584*B + 30208*B*T + 225280*T, T)); /* %930 matmul [128,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(300, 0, sizeof(real)*((double)5120*T + (double)4992*T), convirt_text_vjp_k281_pad(A + 1255472 + 2425584*B + 30208*B*T + 220160*T, A + 1255472 + 2425584*B + 30208*B*T + 235264*T, T)); /* %932 pad [T,40,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(301, (double)128*T, sizeof(real)*((double)128 + (double)128*T), convirt_k682_sum(A + 1250432, A + 1255472 + 2425584*B + 30208*B*T + 240256*T, T)); /* %933 reduce [1,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(302, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), convirt_k684_matmul(A + 1255472 + 2425584*B + 30208*B*T + 240384*T, A + 1255472 + 2425584*B + 30208*B*T + 240256*T, (real *)P + 1056864, T)); /* %935 matmul [T,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(303, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), convirt_k685_matmul(A + 1034240, A + 1255472 + 2425584*B + 30208*B*T + 240256*T, A + 1255472 + 2425584*B + 30208*B*T + 245888*T, T)); /* %936 matmul [128,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(304, 0, sizeof(real)*((double)5120*T + (double)128*T), convirt_k687_pad(A + 1255472 + 2425584*B + 30208*B*T + 225280*T, A + 1255472 + 2425584*B + 30208*B*T + 240384*T, T)); /* %938 pad [T,40,128]  graphs/lib/text_encoder.lua:35 */
-    CALL(305, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_text_vjp_k288_add(A + 1255472 + 2425584*B + 30208*B*T + 230400*T, A + 1255472 + 2425584*B + 30208*B*T + 220160*T, A + 1255472 + 2425584*B + 30208*B*T + 225280*T, T)); /* %939 map:add [T,40,128]  graphs/lib/text_encoder.lua:35 */
-    CALL(306, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 0, A + 1255472 + 2425584*B + 30208*B*T + 230400*T, T)); /* %940 reduce [1,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(307, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1250560, A + 0)); /* %942 reduce [1,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(308, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), convirt_k692_mul(A + 1255472 + 2425584*B + 30208*B*T + 220160*T, A + 1255472 + 2425584*B + 30208*B*T + 230400*T, (real *)P + 1056608, T)); /* %944 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(309, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k693_mul(A + 1255472 + 2425584*B + 30208*B*T + 225280*T, A + 1255472 + 2425584*B + 30208*B*T + 230400*T, A + 1255472 + 2425584*B + 30208*B*T + 215040*T, T)); /* %945 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(310, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 0, A + 1255472 + 2425584*B + 30208*B*T + 225280*T, T)); /* %946 reduce [1,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(311, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1250688, A + 0)); /* %948 reduce [1,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(312, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k705_fused_scale_mul_sum_mul(A + 1255472 + 2425584*B + 30208*B*T + 245888*T, A + 1255472 + 2425584*B + 30208*B*T + 220160*T, A + 1255472 + 2425584*B + 30208*B*T + 194560*T, A + 1255472 + 2425584*B + 30208*B*T + 246464*T, T)); /* %957 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(313, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), convirt_k709_fused_add_mul_mul_id(A + 1255472 + 2425584*B + 30208*B*T + 215040*T, A + 1255472 + 2425584*B + 30208*B*T + 220160*T, A + 1255472 + 2425584*B + 30208*B*T + 246464*T, A + 1255472 + 2425584*B + 30208*B*T + 245888*T, A + 1255472 + 2425584*B + 30208*B*T + 194560*T, T)); /* %961 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(314, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k712_fused_scale_sum_neg(A + 1255472 + 2425584*B + 30208*B*T + 245888*T, A + 1255472 + 2425584*B + 30208*B*T + 215040*T, T)); /* %964 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(315, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k714_fused_add_id(A + 1255472 + 2425584*B + 30208*B*T + 194560*T, A + 1255472 + 2425584*B + 30208*B*T + 215040*T, A + 1255472 + 2425584*B + 30208*B*T + 245888*T, T)); /* %966 fused:add_id [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(316, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 0, A + 1255472 + 2425584*B + 30208*B*T + 194560*T, T)); /* %967 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(317, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1250816, A + 0)); /* %969 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(318, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), convirt_k721_matmul(A + 630784, A + 1255472 + 2425584*B + 30208*B*T + 194560*T, A + 1255472 + 2425584*B + 30208*B*T + 61440*T, T)); /* %973 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(319, (double)5283840*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)20480*T), convirt_k724_matmul_mul_gelu_grad(A + 1255472 + 2425584*B + 30208*B*T + 61440*T, A + 1255472 + 2425584*B + 30208*B*T + 194560*T, (real *)P + 990944, A + 1255472 + 2425584*B + 30208*B*T + 40960*T, T)); /* %976 matmul+mul_gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(320, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), convirt_k725_sum(A + 0, A + 1255472 + 2425584*B + 30208*B*T + 61440*T, T)); /* %977 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(321, (double)20480, sizeof(real)*((double)512 + (double)20480), convirt_k727_sum(A + 1249280, A + 0)); /* %979 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(322, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), convirt_k730_matmul(A + 1255472 + 2425584*B + 30208*B*T + 40960*T, A + 1255472 + 2425584*B + 30208*B*T + 61440*T, (real *)P + 924896, T)); /* %982 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(323, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), convirt_k731_matmul(A + 696320, A + 1255472 + 2425584*B + 30208*B*T + 61440*T, A + 1255472 + 2425584*B + 30208*B*T + 209920*T, T)); /* %983 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(324, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 761856, A + 1255472 + 2425584*B + 30208*B*T + 40960*T, T)); /* %985 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(325, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1250944, A + 761856)); /* %987 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(326, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), convirt_k692_mul(A + 1255472 + 2425584*B + 30208*B*T + 46080*T, A + 1255472 + 2425584*B + 30208*B*T + 40960*T, (real *)P + 924640, T)); /* %989 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(327, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k693_mul(A + 1255472 + 2425584*B + 30208*B*T + 51200*T, A + 1255472 + 2425584*B + 30208*B*T + 40960*T, A + 1255472 + 2425584*B + 30208*B*T + 204800*T, T)); /* %990 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(328, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 761856, A + 1255472 + 2425584*B + 30208*B*T + 51200*T, T)); /* %991 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(329, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1251072, A + 761856)); /* %993 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(330, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k705_fused_scale_mul_sum_mul(A + 1255472 + 2425584*B + 30208*B*T + 245888*T, A + 1255472 + 2425584*B + 30208*B*T + 46080*T, A + 1255472 + 2425584*B + 30208*B*T + 199680*T, A + 1255472 + 2425584*B + 30208*B*T + 246416*T, T)); /* %1002 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(331, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), convirt_k709_fused_add_mul_mul_id(A + 1255472 + 2425584*B + 30208*B*T + 40960*T, A + 1255472 + 2425584*B + 30208*B*T + 46080*T, A + 1255472 + 2425584*B + 30208*B*T + 246416*T, A + 1255472 + 2425584*B + 30208*B*T + 245888*T, A + 1255472 + 2425584*B + 30208*B*T + 199680*T, T)); /* %1006 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(332, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k712_fused_scale_sum_neg(A + 1255472 + 2425584*B + 30208*B*T + 245888*T, A + 1255472 + 2425584*B + 30208*B*T + 40960*T, T)); /* %1010 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(333, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k760_fused_add_add_id(A + 1255472 + 2425584*B + 30208*B*T + 53760*T, A + 1255472 + 2425584*B + 30208*B*T + 194560*T, A + 1255472 + 2425584*B + 30208*B*T + 40960*T, A + 1255472 + 2425584*B + 30208*B*T + 245888*T, T)); /* %1012 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(334, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 761856, A + 1255472 + 2425584*B + 30208*B*T + 53760*T, T)); /* %1013 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(335, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1251200, A + 761856)); /* %1015 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(336, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k766_matmul(A + 1255472 + 2425584*B + 30208*B*T + 40960*T, A + 1255472 + 2425584*B + 30208*B*T + 53760*T, (real *)P + 908128, T)); /* %1018 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(337, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k767_matmul(A + 1050624, A + 1255472 + 2425584*B + 30208*B*T + 53760*T, A + 1255472 + 2425584*B + 30208*B*T + 189440*T, T)); /* %1019 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(338, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k329_permute(A + 1255472 + 2425584*B + 30208*B*T + 47360*T, A + 1255472 + 2425584*B + 30208*B*T + 40960*T, T)); /* %1022 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
-    CALL(339, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k772_matmul(A + 1255472 + 2425584*B + 30208*B*T + 58880*T, A + 1255472 + 2425584*B + 30208*B*T + 101120*T, A + 1255472 + 2425584*B + 30208*B*T + 47360*T, T)); /* %1024 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    CALL(340, (double)416000*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)160*T), convirt_k773_matmul_div(A + 1255472 + 2425584*B + 30208*B*T + 40960*T, A + 1255472 + 2425584*B + 30208*B*T + 47360*T, A + 1255472 + 2425584*B + 30208*B*T + 184320*T, A + 1255472 + 2425584*B + 30208*B*T + 245728*T, T)); /* %1025 matmul+div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(341, (double)19520*T, sizeof(real)*((double)160*T + (double)6400*T + (double)6400*T + (double)160*T), convirt_k778_fused_mul_sum_neg_mul(A + 1255472 + 2425584*B + 30208*B*T + 64000*T, A + 1255472 + 2425584*B + 30208*B*T + 40960*T, A + 1255472 + 2425584*B + 30208*B*T + 101120*T, A + 1255472 + 2425584*B + 30208*B*T + 245568*T, T)); /* %1030 fused:mul_sum_neg_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(342, (double)38400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T + (double)6400*T), convirt_k794_fused_scale_mul_mul_mul(A + 1255472 + 2425584*B + 30208*B*T + 47360*T, A + 1255472 + 2425584*B + 30208*B*T + 40960*T, A + 1255472 + 2425584*B + 30208*B*T + 64000*T, (real *)inputs[2], A + 1255472 + 2425584*B + 30208*B*T + 94720*T, T)); /* %1046 fused:scale_mul_mul_mul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
-    CALL(343, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k362_matmul(A + 1255472 + 2425584*B + 30208*B*T + 40960*T, A + 1255472 + 2425584*B + 30208*B*T + 47360*T, A + 1255472 + 2425584*B + 30208*B*T + 179200*T, T)); /* %1047 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
-    CALL(344, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k772_matmul(A + 1255472 + 2425584*B + 30208*B*T + 94720*T, A + 1255472 + 2425584*B + 30208*B*T + 47360*T, A + 1255472 + 2425584*B + 30208*B*T + 174080*T, T)); /* %1048 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
-    CALL(345, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k363_permute(A + 1255472 + 2425584*B + 30208*B*T + 46080*T, A + 1255472 + 2425584*B + 30208*B*T + 58880*T, T)); /* %1049 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
-    CALL(346, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 761856, A + 1255472 + 2425584*B + 30208*B*T + 46080*T, T)); /* %1051 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(347, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1251328, A + 761856)); /* %1053 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(348, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k767_matmul(A + 1067008, A + 1255472 + 2425584*B + 30208*B*T + 46080*T, A + 1255472 + 2425584*B + 30208*B*T + 168960*T, T)); /* %1057 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(349, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k363_permute(A + 1255472 + 2425584*B + 30208*B*T + 99840*T, A + 1255472 + 2425584*B + 30208*B*T + 94720*T, T)); /* %1059 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
-    CALL(350, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 761856, A + 1255472 + 2425584*B + 30208*B*T + 99840*T, T)); /* %1061 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(351, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1251456, A + 761856)); /* %1063 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(352, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k766_matmul(A + 1255472 + 2425584*B + 30208*B*T + 94720*T, A + 1255472 + 2425584*B + 30208*B*T + 99840*T, (real *)P + 875104, T)); /* %1066 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(353, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k767_matmul(A + 1083392, A + 1255472 + 2425584*B + 30208*B*T + 99840*T, A + 1255472 + 2425584*B + 30208*B*T + 168960*T, T)); /* %1067 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(354, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k363_permute(A + 1255472 + 2425584*B + 30208*B*T + 99840*T, A + 1255472 + 2425584*B + 30208*B*T + 40960*T, T)); /* %1070 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
-    CALL(355, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 761856, A + 1255472 + 2425584*B + 30208*B*T + 99840*T, T)); /* %1072 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(356, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1251584, A + 761856)); /* %1074 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(357, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k766_matmul(A + 1255472 + 2425584*B + 30208*B*T + 40960*T, A + 1255472 + 2425584*B + 30208*B*T + 99840*T, (real *)P + 858592, T)); /* %1077 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(358, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k767_matmul(A + 1099776, A + 1255472 + 2425584*B + 30208*B*T + 99840*T, A + 1255472 + 2425584*B + 30208*B*T + 168960*T, T)); /* %1078 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(359, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)5120*T), convirt_k828_matmul_add_add(A + 1255472 + 2425584*B + 30208*B*T + 99840*T, A + 1255472 + 2425584*B + 30208*B*T + 46080*T, (real *)P + 891616, A + 1255472 + 2425584*B + 30208*B*T + 94720*T, A + 1255472 + 2425584*B + 30208*B*T + 40960*T, T)); /* %1080 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(360, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 761856, A + 1255472 + 2425584*B + 30208*B*T + 99840*T, T)); /* %1081 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(361, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1251712, A + 761856)); /* %1083 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(362, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), convirt_k692_mul(A + 1255472 + 2425584*B + 30208*B*T + 94720*T, A + 1255472 + 2425584*B + 30208*B*T + 99840*T, (real *)P + 858336, T)); /* %1085 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(363, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k693_mul(A + 1255472 + 2425584*B + 30208*B*T + 40960*T, A + 1255472 + 2425584*B + 30208*B*T + 99840*T, A + 1255472 + 2425584*B + 30208*B*T + 163840*T, T)); /* %1086 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(364, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 761856, A + 1255472 + 2425584*B + 30208*B*T + 40960*T, T)); /* %1087 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(365, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1251840, A + 761856)); /* %1089 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(366, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k705_fused_scale_mul_sum_mul(A + 1255472 + 2425584*B + 30208*B*T + 245568*T, A + 1255472 + 2425584*B + 30208*B*T + 94720*T, A + 1255472 + 2425584*B + 30208*B*T + 158720*T, A + 1255472 + 2425584*B + 30208*B*T + 246368*T, T)); /* %1098 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(367, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), convirt_k709_fused_add_mul_mul_id(A + 1255472 + 2425584*B + 30208*B*T + 99840*T, A + 1255472 + 2425584*B + 30208*B*T + 94720*T, A + 1255472 + 2425584*B + 30208*B*T + 246368*T, A + 1255472 + 2425584*B + 30208*B*T + 245568*T, A + 1255472 + 2425584*B + 30208*B*T + 158720*T, T)); /* %1102 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(368, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k712_fused_scale_sum_neg(A + 1255472 + 2425584*B + 30208*B*T + 245568*T, A + 1255472 + 2425584*B + 30208*B*T + 99840*T, T)); /* %1106 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(369, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k760_fused_add_add_id(A + 1255472 + 2425584*B + 30208*B*T + 94720*T, A + 1255472 + 2425584*B + 30208*B*T + 53760*T, A + 1255472 + 2425584*B + 30208*B*T + 99840*T, A + 1255472 + 2425584*B + 30208*B*T + 245568*T, T)); /* %1108 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(370, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 761856, A + 1255472 + 2425584*B + 30208*B*T + 94720*T, T)); /* %1109 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(371, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1251968, A + 761856)); /* %1111 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(372, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), convirt_k721_matmul(A + 761856, A + 1255472 + 2425584*B + 30208*B*T + 94720*T, A + 1255472 + 2425584*B + 30208*B*T + 20480*T, T)); /* %1115 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(373, (double)5283840*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)20480*T), convirt_k724_matmul_mul_gelu_grad(A + 1255472 + 2425584*B + 30208*B*T + 20480*T, A + 1255472 + 2425584*B + 30208*B*T + 94720*T, (real *)P + 792672, A + 1255472 + 2425584*B + 30208*B*T, T)); /* %1118 matmul+mul_gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(374, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), convirt_k725_sum(A + 0, A + 1255472 + 2425584*B + 30208*B*T + 20480*T, T)); /* %1119 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(375, (double)20480, sizeof(real)*((double)512 + (double)20480), convirt_k727_sum(A + 1249792, A + 0)); /* %1121 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(376, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), convirt_k730_matmul(A + 1255472 + 2425584*B + 30208*B*T + 99840*T, A + 1255472 + 2425584*B + 30208*B*T + 20480*T, (real *)P + 726624, T)); /* %1124 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(377, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), convirt_k731_matmul(A + 827392, A + 1255472 + 2425584*B + 30208*B*T + 20480*T, A + 1255472 + 2425584*B + 30208*B*T + 153600*T, T)); /* %1125 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(378, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 892928, A + 1255472 + 2425584*B + 30208*B*T + 99840*T, T)); /* %1127 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(379, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1252096, A + 892928)); /* %1129 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(380, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), convirt_k692_mul(A + 1255472 + 2425584*B + 30208*B*T, A + 1255472 + 2425584*B + 30208*B*T + 99840*T, (real *)P + 726368, T)); /* %1131 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(381, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k693_mul(A + 1255472 + 2425584*B + 30208*B*T + 5120*T, A + 1255472 + 2425584*B + 30208*B*T + 99840*T, A + 1255472 + 2425584*B + 30208*B*T + 148480*T, T)); /* %1132 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(382, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 892928, A + 1255472 + 2425584*B + 30208*B*T + 5120*T, T)); /* %1133 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(383, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1252224, A + 892928)); /* %1135 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(384, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k705_fused_scale_mul_sum_mul(A + 1255472 + 2425584*B + 30208*B*T + 245568*T, A + 1255472 + 2425584*B + 30208*B*T, A + 1255472 + 2425584*B + 30208*B*T + 143360*T, A + 1255472 + 2425584*B + 30208*B*T + 246320*T, T)); /* %1144 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(385, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), convirt_k709_fused_add_mul_mul_id(A + 1255472 + 2425584*B + 30208*B*T + 99840*T, A + 1255472 + 2425584*B + 30208*B*T, A + 1255472 + 2425584*B + 30208*B*T + 246320*T, A + 1255472 + 2425584*B + 30208*B*T + 245568*T, A + 1255472 + 2425584*B + 30208*B*T + 143360*T, T)); /* %1148 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(386, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k712_fused_scale_sum_neg(A + 1255472 + 2425584*B + 30208*B*T + 245568*T, A + 1255472 + 2425584*B + 30208*B*T + 99840*T, T)); /* %1152 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(387, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k760_fused_add_add_id(A + 1255472 + 2425584*B + 30208*B*T + 12800*T, A + 1255472 + 2425584*B + 30208*B*T + 94720*T, A + 1255472 + 2425584*B + 30208*B*T + 99840*T, A + 1255472 + 2425584*B + 30208*B*T + 245568*T, T)); /* %1154 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(388, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 892928, A + 1255472 + 2425584*B + 30208*B*T + 12800*T, T)); /* %1155 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(389, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1252352, A + 892928)); /* %1157 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(390, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k766_matmul(A + 1255472 + 2425584*B + 30208*B*T, A + 1255472 + 2425584*B + 30208*B*T + 12800*T, (real *)P + 709856, T)); /* %1160 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(391, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k767_matmul(A + 1116160, A + 1255472 + 2425584*B + 30208*B*T + 12800*T, A + 1255472 + 2425584*B + 30208*B*T + 138240*T, T)); /* %1161 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(392, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k329_permute(A + 1255472 + 2425584*B + 30208*B*T + 6400*T, A + 1255472 + 2425584*B + 30208*B*T, T)); /* %1164 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
-    CALL(393, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k772_matmul(A + 1255472 + 2425584*B + 30208*B*T + 94720*T, A + 1255472 + 2425584*B + 30208*B*T + 88320*T, A + 1255472 + 2425584*B + 30208*B*T + 6400*T, T)); /* %1166 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    CALL(394, (double)416000*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)160*T), convirt_k773_matmul_div(A + 1255472 + 2425584*B + 30208*B*T, A + 1255472 + 2425584*B + 30208*B*T + 6400*T, A + 1255472 + 2425584*B + 30208*B*T + 133120*T, A + 1255472 + 2425584*B + 30208*B*T + 245408*T, T)); /* %1167 matmul+div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(395, (double)19520*T, sizeof(real)*((double)160*T + (double)6400*T + (double)6400*T + (double)160*T), convirt_k778_fused_mul_sum_neg_mul(A + 1255472 + 2425584*B + 30208*B*T + 99840*T, A + 1255472 + 2425584*B + 30208*B*T, A + 1255472 + 2425584*B + 30208*B*T + 88320*T, A + 1255472 + 2425584*B + 30208*B*T + 245248*T, T)); /* %1172 fused:mul_sum_neg_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(396, (double)38400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T + (double)6400*T), convirt_k794_fused_scale_mul_mul_mul(A + 1255472 + 2425584*B + 30208*B*T + 6400*T, A + 1255472 + 2425584*B + 30208*B*T, A + 1255472 + 2425584*B + 30208*B*T + 99840*T, (real *)inputs[2], A + 1255472 + 2425584*B + 30208*B*T + 81920*T, T)); /* %1188 fused:scale_mul_mul_mul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
-    CALL(397, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k362_matmul(A + 1255472 + 2425584*B + 30208*B*T, A + 1255472 + 2425584*B + 30208*B*T + 6400*T, A + 1255472 + 2425584*B + 30208*B*T + 128000*T, T)); /* %1189 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
-    CALL(398, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k772_matmul(A + 1255472 + 2425584*B + 30208*B*T + 99840*T, A + 1255472 + 2425584*B + 30208*B*T + 6400*T, A + 1255472 + 2425584*B + 30208*B*T + 122880*T, T)); /* %1190 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
-    CALL(399, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k363_permute(A + 1255472 + 2425584*B + 30208*B*T + 5120*T, A + 1255472 + 2425584*B + 30208*B*T + 94720*T, T)); /* %1191 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
-    CALL(400, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 892928, A + 1255472 + 2425584*B + 30208*B*T + 5120*T, T)); /* %1193 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(401, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1252480, A + 892928)); /* %1195 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(402, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k767_matmul(A + 1132544, A + 1255472 + 2425584*B + 30208*B*T + 5120*T, A + 1255472 + 2425584*B + 30208*B*T + 117760*T, T)); /* %1199 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(403, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k363_permute(A + 1255472 + 2425584*B + 30208*B*T + 17920*T, A + 1255472 + 2425584*B + 30208*B*T + 99840*T, T)); /* %1201 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
-    CALL(404, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 892928, A + 1255472 + 2425584*B + 30208*B*T + 17920*T, T)); /* %1203 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(405, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1252608, A + 892928)); /* %1205 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(406, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k766_matmul(A + 1255472 + 2425584*B + 30208*B*T + 23040*T, A + 1255472 + 2425584*B + 30208*B*T + 17920*T, (real *)P + 676832, T)); /* %1208 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(407, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k767_matmul(A + 1148928, A + 1255472 + 2425584*B + 30208*B*T + 17920*T, A + 1255472 + 2425584*B + 30208*B*T + 117760*T, T)); /* %1209 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(408, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k363_permute(A + 1255472 + 2425584*B + 30208*B*T + 17920*T, A + 1255472 + 2425584*B + 30208*B*T, T)); /* %1212 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
-    CALL(409, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 892928, A + 1255472 + 2425584*B + 30208*B*T + 17920*T, T)); /* %1214 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(410, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1252736, A + 892928)); /* %1216 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(411, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k766_matmul(A + 1255472 + 2425584*B + 30208*B*T, A + 1255472 + 2425584*B + 30208*B*T + 17920*T, (real *)P + 660320, T)); /* %1219 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(412, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k767_matmul(A + 1165312, A + 1255472 + 2425584*B + 30208*B*T + 17920*T, A + 1255472 + 2425584*B + 30208*B*T + 117760*T, T)); /* %1220 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(413, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)5120*T), convirt_k828_matmul_add_add(A + 1255472 + 2425584*B + 30208*B*T + 17920*T, A + 1255472 + 2425584*B + 30208*B*T + 5120*T, (real *)P + 693344, A + 1255472 + 2425584*B + 30208*B*T + 23040*T, A + 1255472 + 2425584*B + 30208*B*T, T)); /* %1222 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(414, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 892928, A + 1255472 + 2425584*B + 30208*B*T + 17920*T, T)); /* %1223 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(415, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1252864, A + 892928)); /* %1225 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(416, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), convirt_k692_mul(A + 1255472 + 2425584*B + 30208*B*T, A + 1255472 + 2425584*B + 30208*B*T + 17920*T, (real *)P + 660064, T)); /* %1227 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(417, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k693_mul(A + 1255472 + 2425584*B + 30208*B*T + 5120*T, A + 1255472 + 2425584*B + 30208*B*T + 17920*T, A + 1255472 + 2425584*B + 30208*B*T + 112640*T, T)); /* %1228 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(418, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 892928, A + 1255472 + 2425584*B + 30208*B*T + 5120*T, T)); /* %1229 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(419, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1252992, A + 892928)); /* %1231 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(420, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k705_fused_scale_mul_sum_mul(A + 1255472 + 2425584*B + 30208*B*T + 10240*T, A + 1255472 + 2425584*B + 30208*B*T, A + 1255472 + 2425584*B + 30208*B*T + 107520*T, A + 1255472 + 2425584*B + 30208*B*T + 246272*T, T)); /* %1240 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(421, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), convirt_k709_fused_add_mul_mul_id(A + 1255472 + 2425584*B + 30208*B*T + 5120*T, A + 1255472 + 2425584*B + 30208*B*T, A + 1255472 + 2425584*B + 30208*B*T + 246272*T, A + 1255472 + 2425584*B + 30208*B*T + 10240*T, A + 1255472 + 2425584*B + 30208*B*T + 107520*T, T)); /* %1244 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(422, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k712_fused_scale_sum_neg(A + 1255472 + 2425584*B + 30208*B*T + 10240*T, A + 1255472 + 2425584*B + 30208*B*T + 5120*T, T)); /* %1248 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(423, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k760_fused_add_add_id(A + 1255472 + 2425584*B + 30208*B*T, A + 1255472 + 2425584*B + 30208*B*T + 12800*T, A + 1255472 + 2425584*B + 30208*B*T + 5120*T, A + 1255472 + 2425584*B + 30208*B*T + 10240*T, T)); /* %1250 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(424, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 1242112, A + 1255472 + 2425584*B + 30208*B*T, T)); /* %1251 reduce [1,40,128]  graphs/lib/text_encoder.lua:32 */
-    CALL(425, 0, sizeof(real)*((double)131072 + (double)5120*T + (double)40*T), convirt_k1001_scatter_add(A + 294912, A + 1255472 + 2425584*B + 30208*B*T, (int32_t *)inputs[1], T)); /* %1253 scatter_add [1024,128]  graphs/lib/text_encoder.lua:32 */
-    CALL(426, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k348_sum(A + 1253120, A + 1255472 + 2334848*B, B)); /* %1254 reduce [1,128]  graphs/lib/image_encoder.lua:36 */
-    CALL(427, (double)32768*B, sizeof(real)*((double)16384 + (double)128*B + (double)128*B), convirt_image_vjp_k351_matmul(A + 1181696, A + 1255472 + 2334848*B, A + 1255472 + 2424832*B, B)); /* %1257 matmul [128,128]  graphs/lib/image_encoder.lua:36 */
-    CALL(428, (double)32896*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384), convirt_image_vjp_k352_matmul_scale(A + 1255472 + 2400256*B, A + 1255472 + 2334848*B, (real *)P + 507360, B)); /* %1258 matmul+scale [B,128]  graphs/lib/image_encoder.lua:35 */
-    CALL(429, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 892928, A + 1255472 + 2416640*B, B)); /* %1261 reduce [1,64,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(430, (double)8192, sizeof(real)*((double)128 + (double)8192), convirt_image_vjp_k357_sum(A + 1253248, A + 892928)); /* %1263 reduce [1,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(431, (double)2097152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384), convirt_image_vjp_k360_matmul(A + 1255472 + 2334720*B, A + 1255472 + 2416640*B, (real *)P + 490848, B)); /* %1266 matmul [64*B,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(432, (double)2097152*B, sizeof(real)*((double)16384 + (double)8192*B + (double)8192*B), convirt_image_vjp_k361_matmul(A + 1198080, A + 1255472 + 2416640*B, A + 1255472 + 2392064*B, B)); /* %1267 matmul [128,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(433, (double)16384*B, sizeof(real)*((double)8192*B + (double)128*B + (double)8192*B), convirt_image_vjp_k363_fused_add_id(A + 1255472 + 2392064*B, A + 1255472 + 2400256*B, A + 1255472 + 2334720*B, B)); /* %1269 fused:add_id [B,64,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(434, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k364_permute(A + 1255472 + 2334720*B, A + 1255472 + 2392064*B, B)); /* %1270 permute [B,128,64]  graphs/lib/image_encoder.lua:33 */
-    CALL(435, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k367_fused_mul_step(A + 1255472 + 2392064*B, A + 1255472 + 2334720*B, A + 1255472 + 2383872*B, B)); /* %1273 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
-    CALL(436, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 892928, A + 1255472 + 2392064*B, B)); /* %1274 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(437, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k370_sum(A + 1214464, A + 892928)); /* %1276 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(438, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k371_sum(A + 1253376, A + 1214464)); /* %1277 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(439, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_vjp_k373_mul(A + 1255472 + 2334720*B, A + 1255472 + 2392064*B, (real *)P + 490592, B)); /* %1279 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(440, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k374_mul(A + 1255472 + 2383872*B, A + 1255472 + 2392064*B, A + 1255472 + 2367488*B, B)); /* %1280 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(441, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 892928, A + 1255472 + 2383872*B, B)); /* %1281 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(442, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k370_sum(A + 1214464, A + 892928)); /* %1283 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(443, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k371_sum(A + 1253504, A + 1214464)); /* %1284 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(444, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k388_fused_scale_mul_sum_mul(A + 1255472 + 2383872*B, A + 1255472 + 2334720*B, A + 1255472 + 2375680*B, A + 1255472 + 2425488*B, B)); /* %1294 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(445, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), convirt_image_vjp_k392_fused_add_mul_mul_id(A + 1255472 + 2367488*B, A + 1255472 + 2334720*B, A + 1255472 + 2425488*B, A + 1255472 + 2383872*B, A + 1255472 + 2375680*B, B)); /* %1298 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(446, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_vjp_k395_fused_scale_sum_neg(A + 1255472 + 2375680*B, A + 1255472 + 2367488*B, B)); /* %1301 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(447, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k397_fused_add_id(A + 1255472 + 2334720*B, A + 1255472 + 2367488*B, A + 1255472 + 2375680*B, B)); /* %1303 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(448, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 892928, A + 1255472 + 2334720*B, B)); /* %1305 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(449, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k370_sum(A + 1214464, A + 892928)); /* %1307 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(450, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k371_sum(A + 1253632, A + 1214464)); /* %1308 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(451, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k405_permute(A + 1255472 + 2367488*B, A + 1255472 + 2334720*B, B)); /* %1311 permute [128,B,64]  graphs/lib/image_encoder.lua:13 */
-    CALL(452, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)73728*B), convirt_image_vjp_k407_matmul(A + 0, A + 1255472 + 2367488*B, A + 1255472 + 1720320*B, B)); /* %1313 matmul [128,1152]  graphs/lib/image_encoder.lua:13 */
-    CALL(453, (double)18874368*B, sizeof(real)*((double)73728*B + (double)147456 + (double)8192*B), convirt_image_vjp_k408_matmul(A + 1255472 + 1720320*B, (real *)P + 343008, A + 1255472 + 2367488*B, B)); /* %1314 matmul [1152,64*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(454, 0, sizeof(real)*((double)8192*B + (double)73728*B), convirt_image_vjp_k410_col2im(A + 1255472 + 2334720*B, A + 1255472 + 1720320*B, B)); /* %1316 col2im [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(455, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k367_fused_mul_step(A + 1255472 + 2367488*B, A + 1255472 + 2334720*B, A + 1255472 + 2359296*B, B)); /* %1318 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
-    CALL(456, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 892928, A + 1255472 + 2367488*B, B)); /* %1319 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(457, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k370_sum(A + 1214464, A + 892928)); /* %1321 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(458, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k371_sum(A + 1253760, A + 1214464)); /* %1322 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(459, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_vjp_k373_mul(A + 1255472 + 2334720*B, A + 1255472 + 2367488*B, (real *)P + 342752, B)); /* %1324 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(460, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k374_mul(A + 1255472 + 2359296*B, A + 1255472 + 2367488*B, A + 1255472 + 2351104*B, B)); /* %1325 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(461, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 892928, A + 1255472 + 2359296*B, B)); /* %1326 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(462, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k370_sum(A + 1214464, A + 892928)); /* %1328 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(463, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k371_sum(A + 1253888, A + 1214464)); /* %1329 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(464, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k388_fused_scale_mul_sum_mul(A + 1255472 + 2400256*B, A + 1255472 + 2334720*B, A + 1255472 + 2342912*B, A + 1255472 + 2425472*B, B)); /* %1339 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(465, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), convirt_image_vjp_k392_fused_add_mul_mul_id(A + 1255472 + 2351104*B, A + 1255472 + 2334720*B, A + 1255472 + 2425472*B, A + 1255472 + 2400256*B, A + 1255472 + 2342912*B, B)); /* %1343 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(466, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_vjp_k395_fused_scale_sum_neg(A + 1255472 + 2342912*B, A + 1255472 + 2351104*B, B)); /* %1346 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(467, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k397_fused_add_id(A + 1255472 + 2334720*B, A + 1255472 + 2351104*B, A + 1255472 + 2342912*B, B)); /* %1348 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(468, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 892928, A + 1255472 + 2334720*B, B)); /* %1350 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(469, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k370_sum(A + 1214464, A + 892928)); /* %1352 reduce [128,1,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(470, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k371_sum(A + 1254016, A + 1214464)); /* %1353 reduce [128,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(471, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k405_permute(A + 1255472 + 2342912*B, A + 1255472 + 2334720*B, B)); /* %1356 permute [128,B,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(472, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)73728*B), convirt_image_vjp_k407_matmul(A + 147456, A + 1255472 + 2342912*B, A + 1255472 + 1646592*B, B)); /* %1358 matmul [128,1152]  graphs/lib/image_encoder.lua:6 */
-    CALL(473, (double)18874368*B, sizeof(real)*((double)73728*B + (double)147456 + (double)8192*B), convirt_image_vjp_k408_matmul(A + 1255472 + 1646592*B, (real *)P + 195168, A + 1255472 + 2342912*B, B)); /* %1359 matmul [1152,64*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(474, 0, sizeof(real)*((double)8192*B + (double)73728*B), convirt_image_vjp_k410_col2im(A + 1255472 + 2334720*B, A + 1255472 + 1646592*B, B)); /* %1361 col2im [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(475, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k458_fused_mul_add_step(A + 1255472 + 2342912*B, A + 1255472 + 2392064*B, A + 1255472 + 2334720*B, A + 1255472 + 2326528*B, B)); /* %1364 fused:mul_add_step [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
-    CALL(476, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 892928, A + 1255472 + 2342912*B, B)); /* %1365 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(477, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k370_sum(A + 1214464, A + 892928)); /* %1367 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(478, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k371_sum(A + 1254144, A + 1214464)); /* %1368 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(479, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_vjp_k373_mul(A + 1255472 + 2326528*B, A + 1255472 + 2342912*B, (real *)P + 194912, B)); /* %1370 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(480, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k374_mul(A + 1255472 + 2334720*B, A + 1255472 + 2342912*B, A + 1255472 + 2318336*B, B)); /* %1371 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(481, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 892928, A + 1255472 + 2334720*B, B)); /* %1372 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(482, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k370_sum(A + 1214464, A + 892928)); /* %1374 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(483, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k371_sum(A + 1254272, A + 1214464)); /* %1375 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(484, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k388_fused_scale_mul_sum_mul(A + 1255472 + 2334720*B, A + 1255472 + 2326528*B, A + 1255472 + 2310144*B, A + 1255472 + 2425456*B, B)); /* %1385 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(485, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), convirt_image_vjp_k392_fused_add_mul_mul_id(A + 1255472 + 2318336*B, A + 1255472 + 2326528*B, A + 1255472 + 2425456*B, A + 1255472 + 2334720*B, A + 1255472 + 2310144*B, B)); /* %1389 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(486, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_vjp_k395_fused_scale_sum_neg(A + 1255472 + 2326528*B, A + 1255472 + 2318336*B, B)); /* %1392 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(487, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k397_fused_add_id(A + 1255472 + 2310144*B, A + 1255472 + 2318336*B, A + 1255472 + 2326528*B, B)); /* %1394 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(488, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 892928, A + 1255472 + 2310144*B, B)); /* %1396 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(489, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k370_sum(A + 1214464, A + 892928)); /* %1398 reduce [128,1,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(490, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k371_sum(A + 1254400, A + 1214464)); /* %1399 reduce [128,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(491, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k405_permute(A + 1255472 + 1683456*B, A + 1255472 + 2310144*B, B)); /* %1402 permute [128,B,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(492, (double)9437184*B, sizeof(real)*((double)73728 + (double)8192*B + (double)36864*B), convirt_image_vjp_k498_matmul(A + 557056, A + 1255472 + 1683456*B, A + 1255472 + 1830912*B, B)); /* %1404 matmul [128,576]  graphs/lib/image_encoder.lua:6 */
-    CALL(493, (double)9437184*B, sizeof(real)*((double)36864*B + (double)73728 + (double)8192*B), convirt_image_vjp_k499_matmul(A + 1255472 + 1646592*B, (real *)P + 121056, A + 1255472 + 1683456*B, B)); /* %1405 matmul [576,64*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(494, 0, sizeof(real)*((double)16384*B + (double)36864*B), convirt_image_vjp_k501_col2im(A + 1255472 + 1830912*B, A + 1255472 + 1646592*B, B)); /* %1407 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(495, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k503_fused_mul_step(A + 1255472 + 1847296*B, A + 1255472 + 1830912*B, A + 1255472 + 2293760*B, B)); /* %1409 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
-    CALL(496, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 892928, A + 1255472 + 1847296*B, B)); /* %1410 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(497, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 1214464, A + 892928)); /* %1412 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(498, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 1254528, A + 1214464)); /* %1413 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(499, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_vjp_k509_mul(A + 1255472 + 1830912*B, A + 1255472 + 1847296*B, (real *)P + 120928, B)); /* %1415 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(500, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k510_mul(A + 1255472 + 1646592*B, A + 1255472 + 1847296*B, A + 1255472 + 2277376*B, B)); /* %1416 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(501, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 892928, A + 1255472 + 1646592*B, B)); /* %1417 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(502, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 1214464, A + 892928)); /* %1419 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(503, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 1254592, A + 1214464)); /* %1420 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(504, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k524_fused_scale_mul_sum_mul(A + 1255472 + 1863680*B, A + 1255472 + 1830912*B, A + 1255472 + 2260992*B, A + 1255472 + 2425440*B, B)); /* %1430 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(505, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), convirt_image_vjp_k528_fused_add_mul_mul_id(A + 1255472 + 1646592*B, A + 1255472 + 1830912*B, A + 1255472 + 2425440*B, A + 1255472 + 1863680*B, A + 1255472 + 2260992*B, B)); /* %1434 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(506, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_vjp_k531_fused_scale_sum_neg(A + 1255472 + 1863680*B, A + 1255472 + 1646592*B, B)); /* %1437 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(507, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k533_fused_add_id(A + 1255472 + 1830912*B, A + 1255472 + 1646592*B, A + 1255472 + 1863680*B, B)); /* %1439 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(508, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 892928, A + 1255472 + 1830912*B, B)); /* %1441 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(509, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 1214464, A + 892928)); /* %1443 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(510, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 1254656, A + 1214464)); /* %1444 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(511, 0, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k541_permute(A + 1255472 + 1646592*B, A + 1255472 + 1830912*B, B)); /* %1447 permute [64,B,256]  graphs/lib/image_encoder.lua:13 */
-    CALL(512, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)147456*B), convirt_image_vjp_k543_matmul(A + 892928, A + 1255472 + 1646592*B, A + 1255472 + 1032192*B, B)); /* %1449 matmul [64,576]  graphs/lib/image_encoder.lua:13 */
-    CALL(513, (double)18874368*B, sizeof(real)*((double)147456*B + (double)36864 + (double)16384*B), convirt_image_vjp_k544_matmul(A + 1255472 + 1032192*B, (real *)P + 84000, A + 1255472 + 1646592*B, B)); /* %1450 matmul [576,256*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(514, 0, sizeof(real)*((double)16384*B + (double)147456*B), convirt_image_vjp_k546_col2im(A + 1255472 + 1830912*B, A + 1255472 + 1032192*B, B)); /* %1452 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(515, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k503_fused_mul_step(A + 1255472 + 1032192*B, A + 1255472 + 1830912*B, A + 1255472 + 2244608*B, B)); /* %1454 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
-    CALL(516, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 929792, A + 1255472 + 1032192*B, B)); /* %1455 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(517, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 1214464, A + 929792)); /* %1457 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(518, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 1254720, A + 1214464)); /* %1458 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(519, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_vjp_k509_mul(A + 1255472 + 1830912*B, A + 1255472 + 1032192*B, (real *)P + 83872, B)); /* %1460 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(520, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k510_mul(A + 1255472 + 1048576*B, A + 1255472 + 1032192*B, A + 1255472 + 2228224*B, B)); /* %1461 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(521, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 929792, A + 1255472 + 1048576*B, B)); /* %1462 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(522, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 1214464, A + 929792)); /* %1464 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(523, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 1254784, A + 1214464)); /* %1465 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(524, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k524_fused_scale_mul_sum_mul(A + 1255472 + 1863680*B, A + 1255472 + 1830912*B, A + 1255472 + 2211840*B, A + 1255472 + 2425424*B, B)); /* %1475 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(525, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), convirt_image_vjp_k528_fused_add_mul_mul_id(A + 1255472 + 1032192*B, A + 1255472 + 1830912*B, A + 1255472 + 2425424*B, A + 1255472 + 1863680*B, A + 1255472 + 2211840*B, B)); /* %1479 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(526, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_vjp_k531_fused_scale_sum_neg(A + 1255472 + 1863680*B, A + 1255472 + 1032192*B, B)); /* %1482 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(527, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k533_fused_add_id(A + 1255472 + 1830912*B, A + 1255472 + 1032192*B, A + 1255472 + 1863680*B, B)); /* %1484 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(528, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 929792, A + 1255472 + 1830912*B, B)); /* %1486 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(529, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 1214464, A + 929792)); /* %1488 reduce [64,1,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(530, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 1254848, A + 1214464)); /* %1489 reduce [64,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(531, 0, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k541_permute(A + 1255472 + 1032192*B, A + 1255472 + 1830912*B, B)); /* %1492 permute [64,B,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(532, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)147456*B), convirt_image_vjp_k543_matmul(A + 929792, A + 1255472 + 1032192*B, A + 1255472 + 884736*B, B)); /* %1494 matmul [64,576]  graphs/lib/image_encoder.lua:6 */
-    CALL(533, (double)18874368*B, sizeof(real)*((double)147456*B + (double)36864 + (double)16384*B), convirt_image_vjp_k544_matmul(A + 1255472 + 884736*B, (real *)P + 46944, A + 1255472 + 1032192*B, B)); /* %1495 matmul [576,256*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(534, 0, sizeof(real)*((double)16384*B + (double)147456*B), convirt_image_vjp_k546_col2im(A + 1255472 + 1830912*B, A + 1255472 + 884736*B, B)); /* %1497 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(535, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k594_fused_mul_add_step(A + 1255472 + 1646592*B, A + 1255472 + 1847296*B, A + 1255472 + 1830912*B, A + 1255472 + 2195456*B, B)); /* %1500 fused:mul_add_step [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
-    CALL(536, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 966656, A + 1255472 + 1646592*B, B)); /* %1501 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(537, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 983040, A + 966656)); /* %1503 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(538, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 1254912, A + 983040)); /* %1504 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(539, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_vjp_k509_mul(A + 1255472 + 1830912*B, A + 1255472 + 1646592*B, (real *)P + 46816, B)); /* %1506 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(540, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k510_mul(A + 1255472 + 1847296*B, A + 1255472 + 1646592*B, A + 1255472 + 2179072*B, B)); /* %1507 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(541, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 966656, A + 1255472 + 1847296*B, B)); /* %1508 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(542, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 983040, A + 966656)); /* %1510 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(543, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 1254976, A + 983040)); /* %1511 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(544, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k524_fused_scale_mul_sum_mul(A + 1255472 + 1863680*B, A + 1255472 + 1830912*B, A + 1255472 + 2162688*B, A + 1255472 + 2425408*B, B)); /* %1521 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(545, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), convirt_image_vjp_k528_fused_add_mul_mul_id(A + 1255472 + 1847296*B, A + 1255472 + 1830912*B, A + 1255472 + 2425408*B, A + 1255472 + 1863680*B, A + 1255472 + 2162688*B, B)); /* %1525 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(546, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_vjp_k531_fused_scale_sum_neg(A + 1255472 + 1863680*B, A + 1255472 + 1847296*B, B)); /* %1528 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(547, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k533_fused_add_id(A + 1255472 + 1830912*B, A + 1255472 + 1847296*B, A + 1255472 + 1863680*B, B)); /* %1530 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(548, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 966656, A + 1255472 + 1830912*B, B)); /* %1532 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(549, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 983040, A + 966656)); /* %1534 reduce [64,1,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(550, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 1255040, A + 983040)); /* %1535 reduce [64,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(551, 0, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k541_permute(A + 1255472 + 1847296*B, A + 1255472 + 1830912*B, B)); /* %1538 permute [64,B,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(552, (double)9437184*B, sizeof(real)*((double)18432 + (double)16384*B + (double)73728*B), convirt_image_vjp_k634_matmul(A + 966656, A + 1255472 + 1847296*B, A + 1255472 + 1572864*B, B)); /* %1540 matmul [64,288]  graphs/lib/image_encoder.lua:6 */
-    CALL(553, (double)9437184*B, sizeof(real)*((double)73728*B + (double)18432 + (double)16384*B), convirt_image_vjp_k635_matmul(A + 1255472 + 884736*B, (real *)P + 28320, A + 1255472 + 1847296*B, B)); /* %1541 matmul [288,256*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(554, 0, sizeof(real)*((double)32768*B + (double)73728*B), convirt_image_vjp_k637_col2im(A + 1255472 + 1830912*B, A + 1255472 + 884736*B, B)); /* %1543 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(555, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k639_fused_mul_step(A + 1255472 + 1572864*B, A + 1255472 + 1830912*B, A + 1255472 + 2129920*B, B)); /* %1545 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
-    CALL(556, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 425984, A + 1255472 + 1572864*B, B)); /* %1546 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(557, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 1214464, A + 425984)); /* %1548 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(558, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 1255104, A + 1214464)); /* %1549 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(559, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_vjp_k645_mul(A + 1255472 + 1830912*B, A + 1255472 + 1572864*B, (real *)P + 28256, B)); /* %1551 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(560, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k646_mul(A + 1255472 + 1605632*B, A + 1255472 + 1572864*B, A + 1255472 + 2097152*B, B)); /* %1552 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(561, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 425984, A + 1255472 + 1605632*B, B)); /* %1553 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(562, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 1214464, A + 425984)); /* %1555 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(563, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 1255136, A + 1214464)); /* %1556 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(564, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k660_fused_scale_mul_sum_mul(A + 1255472 + 1863680*B, A + 1255472 + 1830912*B, A + 1255472 + 2064384*B, A + 1255472 + 2425392*B, B)); /* %1566 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(565, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), convirt_image_vjp_k664_fused_add_mul_mul_id(A + 1255472 + 1605632*B, A + 1255472 + 1830912*B, A + 1255472 + 2425392*B, A + 1255472 + 1863680*B, A + 1255472 + 2064384*B, B)); /* %1570 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(566, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_vjp_k667_fused_scale_sum_neg(A + 1255472 + 1863680*B, A + 1255472 + 1605632*B, B)); /* %1573 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(567, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k669_fused_add_id(A + 1255472 + 1830912*B, A + 1255472 + 1605632*B, A + 1255472 + 1863680*B, B)); /* %1575 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(568, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 425984, A + 1255472 + 1830912*B, B)); /* %1577 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(569, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 1214464, A + 425984)); /* %1579 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(570, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 1255168, A + 1214464)); /* %1580 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(571, 0, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k677_permute(A + 1255472 + 1605632*B, A + 1255472 + 1830912*B, B)); /* %1583 permute [32,B,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(572, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)294912*B), convirt_image_vjp_k679_matmul(A + 1214464, A + 1255472 + 1605632*B, A + 1255472 + 589824*B, B)); /* %1585 matmul [32,288]  graphs/lib/image_encoder.lua:13 */
-    CALL(573, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), convirt_image_vjp_k680_matmul(A + 1255472 + 589824*B, (real *)P + 19008, A + 1255472 + 1605632*B, B)); /* %1586 matmul [288,1024*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(574, 0, sizeof(real)*((double)32768*B + (double)294912*B), convirt_image_vjp_k682_col2im(A + 1255472 + 1830912*B, A + 1255472 + 589824*B, B)); /* %1588 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(575, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k639_fused_mul_step(A + 1255472 + 1605632*B, A + 1255472 + 1830912*B, A + 1255472 + 2031616*B, B)); /* %1590 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
-    CALL(576, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 425984, A + 1255472 + 1605632*B, B)); /* %1591 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(577, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 1223680, A + 425984)); /* %1593 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(578, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 1255200, A + 1223680)); /* %1594 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(579, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_vjp_k645_mul(A + 1255472 + 1830912*B, A + 1255472 + 1605632*B, (real *)P + 18944, B)); /* %1596 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(580, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k646_mul(A + 1255472 + 1638400*B, A + 1255472 + 1605632*B, A + 1255472 + 1998848*B, B)); /* %1597 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(581, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 425984, A + 1255472 + 1638400*B, B)); /* %1598 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(582, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 1223680, A + 425984)); /* %1600 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(583, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 1255232, A + 1223680)); /* %1601 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(584, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k660_fused_scale_mul_sum_mul(A + 1255472 + 1863680*B, A + 1255472 + 1830912*B, A + 1255472 + 1966080*B, A + 1255472 + 2425376*B, B)); /* %1611 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(585, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), convirt_image_vjp_k664_fused_add_mul_mul_id(A + 1255472 + 1605632*B, A + 1255472 + 1830912*B, A + 1255472 + 2425376*B, A + 1255472 + 1863680*B, A + 1255472 + 1966080*B, B)); /* %1615 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(586, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_vjp_k667_fused_scale_sum_neg(A + 1255472 + 1863680*B, A + 1255472 + 1605632*B, B)); /* %1618 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(587, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k669_fused_add_id(A + 1255472 + 1830912*B, A + 1255472 + 1605632*B, A + 1255472 + 1863680*B, B)); /* %1620 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(588, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 425984, A + 1255472 + 1830912*B, B)); /* %1622 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(589, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 1223680, A + 425984)); /* %1624 reduce [32,1,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(590, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 1255264, A + 1223680)); /* %1625 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(591, 0, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k677_permute(A + 1255472 + 1605632*B, A + 1255472 + 1830912*B, B)); /* %1628 permute [32,B,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(592, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)294912*B), convirt_image_vjp_k679_matmul(A + 1223680, A + 1255472 + 1605632*B, A + 1255472 + 294912*B, B)); /* %1630 matmul [32,288]  graphs/lib/image_encoder.lua:6 */
-    CALL(593, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), convirt_image_vjp_k680_matmul(A + 1255472 + 294912*B, (real *)P + 9696, A + 1255472 + 1605632*B, B)); /* %1631 matmul [288,1024*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(594, 0, sizeof(real)*((double)32768*B + (double)294912*B), convirt_image_vjp_k682_col2im(A + 1255472 + 1830912*B, A + 1255472 + 294912*B, B)); /* %1633 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(595, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k730_fused_mul_add_step(A + 1255472 + 1605632*B, A + 1255472 + 1572864*B, A + 1255472 + 1830912*B, A + 1255472 + 1933312*B, B)); /* %1636 fused:mul_add_step [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
-    CALL(596, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 425984, A + 1255472 + 1605632*B, B)); /* %1637 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(597, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 1232896, A + 425984)); /* %1639 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(598, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 1255296, A + 1232896)); /* %1640 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(599, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_vjp_k645_mul(A + 1255472 + 1572864*B, A + 1255472 + 1605632*B, (real *)P + 9632, B)); /* %1642 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(600, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k646_mul(A + 1255472 + 1830912*B, A + 1255472 + 1605632*B, A + 1255472 + 1900544*B, B)); /* %1643 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(601, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 425984, A + 1255472 + 1830912*B, B)); /* %1644 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(602, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 1232896, A + 425984)); /* %1646 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(603, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 1255328, A + 1232896)); /* %1647 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(604, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k660_fused_scale_mul_sum_mul(A + 1255472 + 1863680*B, A + 1255472 + 1572864*B, A + 1255472 + 1867776*B, A + 1255472 + 2425360*B, B)); /* %1657 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(605, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), convirt_image_vjp_k664_fused_add_mul_mul_id(A + 1255472 + 1830912*B, A + 1255472 + 1572864*B, A + 1255472 + 2425360*B, A + 1255472 + 1863680*B, A + 1255472 + 1867776*B, B)); /* %1661 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(606, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_vjp_k667_fused_scale_sum_neg(A + 1255472 + 1605632*B, A + 1255472 + 1830912*B, B)); /* %1664 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(607, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k669_fused_add_id(A + 1255472 + 1572864*B, A + 1255472 + 1830912*B, A + 1255472 + 1605632*B, B)); /* %1666 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(608, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 425984, A + 1255472 + 1572864*B, B)); /* %1668 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(609, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 1232896, A + 425984)); /* %1670 reduce [32,1,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(610, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 1255360, A + 1232896)); /* %1671 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(611, 0, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k677_permute(A + 1255472 + 1605632*B, A + 1255472 + 1572864*B, B)); /* %1674 permute [32,B,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(612, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)294912*B), convirt_image_vjp_k679_matmul(A + 1232896, A + 1255472 + 1605632*B, A + 1255472, B)); /* %1676 matmul [32,288]  graphs/lib/image_encoder.lua:6 */
-    CALL(613, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), convirt_image_vjp_k680_matmul(A + 1255472, (real *)P + 384, A + 1255472 + 1605632*B, B)); /* %1677 matmul [288,1024*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(614, 0, sizeof(real)*((double)131072*B + (double)294912*B), convirt_image_vjp_k773_col2im(A + 1255472 + 294912*B, A + 1255472, B)); /* %1679 col2im [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(615, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), convirt_image_vjp_k775_fused_mul_step(A + 1255472, A + 1255472 + 294912*B, A + 1255472 + 1441792*B, B)); /* %1681 fused:mul_step [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
-    CALL(616, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), convirt_image_vjp_k776_sum(A + 425984, A + 1255472, B)); /* %1682 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(617, (double)131072, sizeof(real)*((double)2048 + (double)131072), convirt_image_vjp_k778_sum(A + 1247232, A + 425984)); /* %1684 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(618, (double)2048, sizeof(real)*((double)32 + (double)2048), convirt_image_vjp_k779_sum(A + 1255392, A + 1247232)); /* %1685 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(619, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), convirt_image_vjp_k781_mul(A + 1255472 + 131072*B, A + 1255472, (real *)P + 320, B)); /* %1687 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(620, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), convirt_image_vjp_k782_mul(A + 1255472 + 262144*B, A + 1255472, A + 1255472 + 1310720*B, B)); /* %1688 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(621, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), convirt_image_vjp_k776_sum(A + 425984, A + 1255472 + 262144*B, B)); /* %1689 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(622, (double)131072, sizeof(real)*((double)2048 + (double)131072), convirt_image_vjp_k778_sum(A + 1247232, A + 425984)); /* %1691 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(623, (double)2048, sizeof(real)*((double)32 + (double)2048), convirt_image_vjp_k779_sum(A + 1255424, A + 1247232)); /* %1692 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(624, (double)262184*B, sizeof(real)*((double)8*B + (double)131072*B + (double)131072*B + (double)8*B), convirt_image_vjp_k796_fused_scale_mul_sum_mul(A + 1255472 + 1310720*B, A + 1255472 + 131072*B, A + 1255472 + 1179648*B, A + 1255472 + 2425344*B, B)); /* %1702 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(625, (double)655360*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B + (double)8*B + (double)131072*B), convirt_image_vjp_k800_fused_add_mul_mul_id(A + 1255472, A + 1255472 + 131072*B, A + 1255472 + 2425344*B, A + 1255472 + 1310720*B, A + 1255472 + 1179648*B, B)); /* %1706 fused:add_mul_mul_id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(626, (double)262152*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_vjp_k803_fused_scale_sum_neg(A + 1255472 + 262144*B, A + 1255472, B)); /* %1709 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(627, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_vjp_k805_fused_add_id(A + 1255472 + 131072*B, A + 1255472, A + 1255472 + 262144*B, B)); /* %1711 fused:add_id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(628, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), convirt_image_vjp_k776_sum(A + 425984, A + 1255472 + 131072*B, B)); /* %1713 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(629, (double)131072, sizeof(real)*((double)2048 + (double)131072), convirt_image_vjp_k778_sum(A + 1247232, A + 425984)); /* %1715 reduce [32,1,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(630, (double)2048, sizeof(real)*((double)32 + (double)2048), convirt_image_vjp_k779_sum(A + 425984, A + 1247232)); /* %1716 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(631, 0, sizeof(real)*((double)131072*B + (double)131072*B), convirt_image_vjp_k813_permute(A + 1255472, A + 1255472 + 131072*B, B)); /* %1719 permute [32,B,4096]  graphs/lib/image_encoder.lua:6 */
-    CALL(632, (double)2359296*B, sizeof(real)*((double)288 + (double)131072*B + (double)36864*B), convirt_image_vjp_k815_matmul(A + 1247232, A + 1255472, A + 1255472 + 1794048*B, B)); /* %1721 matmul [32,9]  graphs/lib/image_encoder.lua:6 */
-    memcpy(grads + 0, A + 1247232, sizeof(real)*288); /* d loss / d image.stem.weight */
-    memcpy(grads + 288, A + 425984, sizeof(real)*32); /* d loss / d image.stem.bias */
-    memcpy(grads + 320, A + 1255424, sizeof(real)*32); /* d loss / d image.stem_gn.weight */
-    memcpy(grads + 352, A + 1255392, sizeof(real)*32); /* d loss / d image.stem_gn.bias */
-    memcpy(grads + 384, A + 1232896, sizeof(real)*9216); /* d loss / d image.stage1.down.weight */
-    memcpy(grads + 9600, A + 1255360, sizeof(real)*32); /* d loss / d image.stage1.down.bias */
-    memcpy(grads + 9632, A + 1255328, sizeof(real)*32); /* d loss / d image.stage1.gn.weight */
-    memcpy(grads + 9664, A + 1255296, sizeof(real)*32); /* d loss / d image.stage1.gn.bias */
-    memcpy(grads + 9696, A + 1223680, sizeof(real)*9216); /* d loss / d image.stage1.res.conv1.weight */
-    memcpy(grads + 18912, A + 1255264, sizeof(real)*32); /* d loss / d image.stage1.res.conv1.bias */
-    memcpy(grads + 18944, A + 1255232, sizeof(real)*32); /* d loss / d image.stage1.res.gn1.weight */
-    memcpy(grads + 18976, A + 1255200, sizeof(real)*32); /* d loss / d image.stage1.res.gn1.bias */
-    memcpy(grads + 19008, A + 1214464, sizeof(real)*9216); /* d loss / d image.stage1.res.conv2.weight */
-    memcpy(grads + 28224, A + 1255168, sizeof(real)*32); /* d loss / d image.stage1.res.conv2.bias */
-    memcpy(grads + 28256, A + 1255136, sizeof(real)*32); /* d loss / d image.stage1.res.gn2.weight */
-    memcpy(grads + 28288, A + 1255104, sizeof(real)*32); /* d loss / d image.stage1.res.gn2.bias */
-    memcpy(grads + 28320, A + 966656, sizeof(real)*18432); /* d loss / d image.stage2.down.weight */
-    memcpy(grads + 46752, A + 1255040, sizeof(real)*64); /* d loss / d image.stage2.down.bias */
-    memcpy(grads + 46816, A + 1254976, sizeof(real)*64); /* d loss / d image.stage2.gn.weight */
-    memcpy(grads + 46880, A + 1254912, sizeof(real)*64); /* d loss / d image.stage2.gn.bias */
-    memcpy(grads + 46944, A + 929792, sizeof(real)*36864); /* d loss / d image.stage2.res.conv1.weight */
-    memcpy(grads + 83808, A + 1254848, sizeof(real)*64); /* d loss / d image.stage2.res.conv1.bias */
-    memcpy(grads + 83872, A + 1254784, sizeof(real)*64); /* d loss / d image.stage2.res.gn1.weight */
-    memcpy(grads + 83936, A + 1254720, sizeof(real)*64); /* d loss / d image.stage2.res.gn1.bias */
-    memcpy(grads + 84000, A + 892928, sizeof(real)*36864); /* d loss / d image.stage2.res.conv2.weight */
-    memcpy(grads + 120864, A + 1254656, sizeof(real)*64); /* d loss / d image.stage2.res.conv2.bias */
-    memcpy(grads + 120928, A + 1254592, sizeof(real)*64); /* d loss / d image.stage2.res.gn2.weight */
-    memcpy(grads + 120992, A + 1254528, sizeof(real)*64); /* d loss / d image.stage2.res.gn2.bias */
-    memcpy(grads + 121056, A + 557056, sizeof(real)*73728); /* d loss / d image.stage3.down.weight */
-    memcpy(grads + 194784, A + 1254400, sizeof(real)*128); /* d loss / d image.stage3.down.bias */
-    memcpy(grads + 194912, A + 1254272, sizeof(real)*128); /* d loss / d image.stage3.gn.weight */
-    memcpy(grads + 195040, A + 1254144, sizeof(real)*128); /* d loss / d image.stage3.gn.bias */
-    memcpy(grads + 195168, A + 147456, sizeof(real)*147456); /* d loss / d image.stage3.res.conv1.weight */
-    memcpy(grads + 342624, A + 1254016, sizeof(real)*128); /* d loss / d image.stage3.res.conv1.bias */
-    memcpy(grads + 342752, A + 1253888, sizeof(real)*128); /* d loss / d image.stage3.res.gn1.weight */
-    memcpy(grads + 342880, A + 1253760, sizeof(real)*128); /* d loss / d image.stage3.res.gn1.bias */
-    memcpy(grads + 343008, A + 0, sizeof(real)*147456); /* d loss / d image.stage3.res.conv2.weight */
-    memcpy(grads + 490464, A + 1253632, sizeof(real)*128); /* d loss / d image.stage3.res.conv2.bias */
-    memcpy(grads + 490592, A + 1253504, sizeof(real)*128); /* d loss / d image.stage3.res.gn2.weight */
-    memcpy(grads + 490720, A + 1253376, sizeof(real)*128); /* d loss / d image.stage3.res.gn2.bias */
-    memcpy(grads + 490848, A + 1198080, sizeof(real)*16384); /* d loss / d image.region_proj.weight */
-    memcpy(grads + 507232, A + 1253248, sizeof(real)*128); /* d loss / d image.region_proj.bias */
-    memcpy(grads + 507360, A + 1181696, sizeof(real)*16384); /* d loss / d image.global_proj.weight */
-    memcpy(grads + 523744, A + 1253120, sizeof(real)*128); /* d loss / d image.global_proj.bias */
-    memcpy(grads + 523872, A + 294912, sizeof(real)*131072); /* d loss / d text.tok_emb */
-    memcpy(grads + 654944, A + 1242112, sizeof(real)*5120); /* d loss / d text.pos_emb */
-    memcpy(grads + 660064, A + 1252992, sizeof(real)*128); /* d loss / d text.blocks.0.ln1.weight */
-    memcpy(grads + 660192, A + 1252864, sizeof(real)*128); /* d loss / d text.blocks.0.ln1.bias */
-    memcpy(grads + 660320, A + 1165312, sizeof(real)*16384); /* d loss / d text.blocks.0.q.weight */
-    memcpy(grads + 676704, A + 1252736, sizeof(real)*128); /* d loss / d text.blocks.0.q.bias */
-    memcpy(grads + 676832, A + 1148928, sizeof(real)*16384); /* d loss / d text.blocks.0.k.weight */
-    memcpy(grads + 693216, A + 1252608, sizeof(real)*128); /* d loss / d text.blocks.0.k.bias */
-    memcpy(grads + 693344, A + 1132544, sizeof(real)*16384); /* d loss / d text.blocks.0.v.weight */
-    memcpy(grads + 709728, A + 1252480, sizeof(real)*128); /* d loss / d text.blocks.0.v.bias */
-    memcpy(grads + 709856, A + 1116160, sizeof(real)*16384); /* d loss / d text.blocks.0.o.weight */
-    memcpy(grads + 726240, A + 1252352, sizeof(real)*128); /* d loss / d text.blocks.0.o.bias */
-    memcpy(grads + 726368, A + 1252224, sizeof(real)*128); /* d loss / d text.blocks.0.ln2.weight */
-    memcpy(grads + 726496, A + 1252096, sizeof(real)*128); /* d loss / d text.blocks.0.ln2.bias */
-    memcpy(grads + 726624, A + 827392, sizeof(real)*65536); /* d loss / d text.blocks.0.fc1.weight */
-    memcpy(grads + 792160, A + 1249792, sizeof(real)*512); /* d loss / d text.blocks.0.fc1.bias */
-    memcpy(grads + 792672, A + 761856, sizeof(real)*65536); /* d loss / d text.blocks.0.fc2.weight */
-    memcpy(grads + 858208, A + 1251968, sizeof(real)*128); /* d loss / d text.blocks.0.fc2.bias */
-    memcpy(grads + 858336, A + 1251840, sizeof(real)*128); /* d loss / d text.blocks.1.ln1.weight */
-    memcpy(grads + 858464, A + 1251712, sizeof(real)*128); /* d loss / d text.blocks.1.ln1.bias */
-    memcpy(grads + 858592, A + 1099776, sizeof(real)*16384); /* d loss / d text.blocks.1.q.weight */
-    memcpy(grads + 874976, A + 1251584, sizeof(real)*128); /* d loss / d text.blocks.1.q.bias */
-    memcpy(grads + 875104, A + 1083392, sizeof(real)*16384); /* d loss / d text.blocks.1.k.weight */
-    memcpy(grads + 891488, A + 1251456, sizeof(real)*128); /* d loss / d text.blocks.1.k.bias */
-    memcpy(grads + 891616, A + 1067008, sizeof(real)*16384); /* d loss / d text.blocks.1.v.weight */
-    memcpy(grads + 908000, A + 1251328, sizeof(real)*128); /* d loss / d text.blocks.1.v.bias */
-    memcpy(grads + 908128, A + 1050624, sizeof(real)*16384); /* d loss / d text.blocks.1.o.weight */
-    memcpy(grads + 924512, A + 1251200, sizeof(real)*128); /* d loss / d text.blocks.1.o.bias */
-    memcpy(grads + 924640, A + 1251072, sizeof(real)*128); /* d loss / d text.blocks.1.ln2.weight */
-    memcpy(grads + 924768, A + 1250944, sizeof(real)*128); /* d loss / d text.blocks.1.ln2.bias */
-    memcpy(grads + 924896, A + 696320, sizeof(real)*65536); /* d loss / d text.blocks.1.fc1.weight */
-    memcpy(grads + 990432, A + 1249280, sizeof(real)*512); /* d loss / d text.blocks.1.fc1.bias */
-    memcpy(grads + 990944, A + 630784, sizeof(real)*65536); /* d loss / d text.blocks.1.fc2.weight */
-    memcpy(grads + 1056480, A + 1250816, sizeof(real)*128); /* d loss / d text.blocks.1.fc2.bias */
-    memcpy(grads + 1056608, A + 1250688, sizeof(real)*128); /* d loss / d text.ln_f.weight */
-    memcpy(grads + 1056736, A + 1250560, sizeof(real)*128); /* d loss / d text.ln_f.bias */
-    memcpy(grads + 1056864, A + 1034240, sizeof(real)*16384); /* d loss / d text.global_proj.weight */
-    memcpy(grads + 1073248, A + 1250432, sizeof(real)*128); /* d loss / d text.global_proj.bias */
-    memcpy(grads + 1073376, A + 1017856, sizeof(real)*16384); /* d loss / d text.word_proj.weight */
-    memcpy(grads + 1089760, A + 1250304, sizeof(real)*128); /* d loss / d text.word_proj.bias */
-    memcpy(grads + 1089888, A + 1001472, sizeof(real)*16384); /* d loss / d irm.Wa */
-    memcpy(grads + 1106272, A + 985088, sizeof(real)*16384); /* d loss / d irm.Wb */
+    CALL(212, 0, sizeof(real)*((double)1), convirt_features_loss_k58_fill(A + 0)); /* %660 fill []  graphs/lib/model.lua:87 */
+    CALL(213, (double)1, sizeof(real)*((double)1 + (double)1), convirt_features_loss_k60_scale(A + 16, A + 0, B)); /* %662 map:scale [1,1]  graphs/lib/losses.lua:16 */
+    CALL(214, (double)B, sizeof(real)*((double)B + (double)1), convirt_features_loss_k61_id(A + 5988336 + 1250016*B, A + 16, B)); /* %663 map:id [1,B]  graphs/lib/losses.lua:14 */
+    CALL(215, (double)2*T, sizeof(real)*((double)T + (double)1 + (double)T), convirt_features_loss_k63_fused_mul_id(A + 5988336 + 1250032*B + 30208*B*T + 246672*T, A + 16, A + 5988336 + 1250032*B + 30208*B*T + 246192*T, T)); /* %665 fused:mul_id [T,1]  graphs/lib/losses.lua:13 */
+    CALL(216, (double)B, sizeof(real)*((double)B + (double)B), convirt_features_loss_k65_neg(A + 5988336 + 1249728*B, A + 5988336 + 1250016*B, B)); /* %667 map:neg [1,B]  graphs/lib/losses.lua:11 */
+    CALL(217, (double)2*B*T, sizeof(real)*((double)B*T + (double)B + (double)B*T), gloria_features_loss_k159_fused_mul_id(A + 5988336 + 1250032*B + 30176*B*T, A + 5988336 + 1249728*B, A + 5988336 + 1250032*B + 15168*B*T, B, T)); /* %669 fused:mul_id [T,B]  graphs/lib/losses.lua:11 */
+    CALL(218, (double)3*B, sizeof(real)*((double)B + (double)B + (double)B + (double)B), convirt_features_loss_k71_fused_mul_div_step(A + 5988336 + 1249728*B, A + 5988336 + 1250016*B, A + 5988336 + 1249760*B, A + 5988336 + 1249744*B, B)); /* %673 fused:mul_div_step [1,B]  graphs/lib/losses.lua:11 */
+    CALL(219, (double)T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k77_neg(A + 5988336 + 1250032*B + 30208*B*T + 246144*T, A + 5988336 + 1250032*B + 30208*B*T + 246672*T, T)); /* %679 map:neg [T,1]  graphs/lib/losses.lua:10 */
+    CALL(220, (double)2*B*T, sizeof(real)*((double)B*T + (double)T + (double)B*T), gloria_features_loss_k171_fused_mul_id(A + 5988336 + 1250032*B + 30192*B*T, A + 5988336 + 1250032*B + 30208*B*T + 246144*T, A + 5988336 + 1250032*B + 15168*B*T, B, T)); /* %681 fused:mul_id [T,B]  graphs/lib/losses.lua:10 */
+    CALL(221, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), convirt_features_loss_k84_fused_mul_div_step(A + 5988336 + 1250032*B + 30208*B*T + 246144*T, A + 5988336 + 1250032*B + 30208*B*T + 246672*T, A + 5988336 + 1250032*B + 30208*B*T + 246176*T, A + 5988336 + 1250032*B + 30208*B*T + 246160*T, T)); /* %686 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
+    CALL(222, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), gloria_features_loss_k182_fused_scale_add_add_add(A + 5988336 + 1250032*B + 15168*B*T, A + 5988336 + 1250032*B + 30176*B*T, A + 5988336 + 1249728*B, A + 5988336 + 1250032*B + 15040*B*T, A + 5988336 + 1250032*B + 30192*B*T, A + 5988336 + 1250032*B + 30208*B*T + 246144*T, A + 5988336 + 1250032*B + 15184*B*T, B, T)); /* %692 fused:scale_add_add_add [T,B]  graphs/lib/model.lua:43 */
+    CALL(223, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)B*T), reclf_nosrm_features_loss_k201_id(A + 5988336 + 1250032*B + 15024*B*T, A + 5988336 + 1250032*B + 15168*B*T, B, T)); /* %694 map:id [T,B,39,1]  graphs/lib/irm.lua:12 */
+    CALL(224, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), reclf_nosrm_features_loss_k101_mul(A + 5988336 + 1250032*B + 30096*B*T, A + 5988336 + 1250032*B + 15024*B*T, A + 5988336 + 1250032*B + 15120*B*T, B, T)); /* %696 map:mul [T,B,39,1]  graphs/lib/irm.lua:12 */
+    CALL(225, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T + (double)B*T), reclf_nosrm_features_loss_k204_fused_div_mul(A + 5988336 + 1250032*B + 15168*B*T, A + 5988336 + 1250032*B + 15024*B*T, A + 5988336 + 1250032*B + 14976*B*T, A + 5988336 + 1250032*B + 15232*B*T, B, T)); /* %697 fused:div_mul [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(226, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), reclf_nosrm_features_loss_k206_fused_neg_mul(A + 5988336 + 1250032*B + 14976*B*T, A + 5988336 + 1250032*B + 15168*B*T, A + 5988336 + 1250032*B + 15120*B*T, B, T)); /* %699 fused:neg_mul [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(227, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), gloria_features_loss_k88_sum(A + 5988336 + 1250032*B + 15024*B*T, A + 5988336 + 1250032*B + 14976*B*T, B, T)); /* %700 reduce [T,B,1,1]  graphs/lib/irm.lua:11 */
+    CALL(228, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), reclf_nosrm_features_loss_k209_fused_mul_step(A + 5988336 + 1250032*B + 15040*B*T, A + 5988336 + 1250032*B + 15024*B*T, A + 5988336 + 1250032*B + 15216*B*T, B, T)); /* %702 fused:mul_step [T,B,1,1]  graphs/lib/irm.lua:11 */
+    CALL(229, (double)234*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T + (double)39*T + (double)39*B*T), reclf_nosrm_features_loss_k222_fused_scale_mul_mul_mul(A + 5988336 + 1250032*B + 19968*B*T, A + 5988336 + 1250032*B + 15168*B*T, A + 5988336 + 1250032*B + 15040*B*T, (real *)inputs[3], A + 5988336 + 1250032*B + 15072*B*T, B, T)); /* %715 fused:scale_mul_mul_mul [T,B,39,1]  graphs/lib/irm.lua:10 */
+    CALL(230, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T), gloria_features_loss_k200_id(A + 5988336 + 1250032*B + 14976*B*T, A + 5988336 + 1250032*B + 19968*B*T, B, T)); /* %716 map:id [T,B,39,128]  graphs/lib/irm.lua:10 */
+    CALL(231, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), gloria_features_loss_k201_mul(A + 5988336 + 1250032*B + 19968*B*T, A + 5988336 + 1250032*B + 14976*B*T, A + 5988336 + 1250032*B + 9984*B*T, B, T)); /* %718 map:mul [T,B,39,128]  graphs/lib/irm.lua:10 */
+    CALL(232, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), gloria_features_loss_k203_sum(A + 5988336 + 1250032*B + 30208*B*T + 235264*T, A + 5988336 + 1250032*B + 19968*B*T, B, T)); /* %719 reduce [T,1,39,128]  graphs/lib/irm.lua:10 */
+    CALL(233, (double)4992*T, sizeof(real)*((double)128*T + (double)4992*T), reclf_nosrm_features_loss_k227_sum(A + 5988336 + 1250032*B + 30208*B*T + 240512*T, A + 5988336 + 1250032*B + 30208*B*T + 235264*T, T)); /* %720 reduce [T,1,1,128]  graphs/lib/irm.lua:10 */
+    CALL(234, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), convirt_k614_matmul(A + 5988336 + 1250032*B + 30208*B*T + 246144*T, A + 5988336 + 1250032*B + 30208*B*T + 240512*T, (real *)P + 1106272, T)); /* %722 matmul [T,128]  graphs/lib/irm.lua:10 */
+    CALL(235, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), convirt_k615_matmul(A + 5720064, A + 5988336 + 1250032*B + 30208*B*T + 240512*T, A + 5988336 + 1250032*B + 30208*B*T + 240256*T, T)); /* %723 matmul [128,128]  graphs/lib/irm.lua:10 */
+    CALL(236, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), convirt_k615_matmul(A + 5736448, A + 5988336 + 1250032*B + 30208*B*T + 246016*T, A + 5988336 + 1250032*B + 30208*B*T + 246144*T, T)); /* %727 matmul [128,128]  graphs/lib/irm.lua:9 */
+    CALL(237, (double)14976*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)128*T + (double)39*B*T), reclf_nosrm_features_loss_k236_fused_add_mul_id(A + 5988336 + 1250032*B + 9984*B*T, A + 5988336 + 1250032*B + 14976*B*T, A + 5988336 + 1250032*B + 30208*B*T + 240384*T, A + 5988336 + 1250032*B + 30096*B*T, B, T)); /* %729 fused:add_mul_id [T,B,39,128]  graphs/lib/model.lua:33 */
+    CALL(238, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), gloria_features_loss_k201_mul(A + 5988336 + 1250032*B + 14976*B*T, A + 5988336 + 1250032*B + 9984*B*T, A + 5988336 + 1250032*B + 4992*B*T, B, T)); /* %730 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(239, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*T), gloria_features_loss_k202_mul(A + 5988336 + 1250032*B + 4992*B*T, A + 5988336 + 1250032*B + 9984*B*T, A + 5988336 + 1250032*B + 30208*B*T + 230272*T, B, T)); /* %731 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(240, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), gloria_features_loss_k203_sum(A + 5988336 + 1250032*B + 30208*B*T + 235264*T, A + 5988336 + 1250032*B + 14976*B*T, B, T)); /* %732 reduce [T,1,39,128]  graphs/lib/matching.lua:12 */
+    CALL(241, (double)10218*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)4992*B*T + (double)39*B*T + (double)39*B*T), gloria_features_loss_k212_fused_mul_mul_sum_mul(A + 5988336 + 1250032*B + 14976*B*T, A + 5988336 + 1250032*B + 4992*B*T, A + 5988336 + 1250032*B, A + 5988336 + 1250032*B + 30048*B*T, A + 5988336 + 1250032*B + 30000*B*T, B, T)); /* %741 fused:mul_mul_sum_mul [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(242, (double)24960*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T + (double)39*B*T + (double)4992*B*T), gloria_features_loss_k216_fused_add_mul_mul_id(A + 5988336 + 1250032*B + 9984*B*T, A + 5988336 + 1250032*B + 4992*B*T, A + 5988336 + 1250032*B + 30048*B*T, A + 5988336 + 1250032*B + 14976*B*T, A + 5988336 + 1250032*B, B, T)); /* %745 fused:add_mul_mul_id [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(243, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*B*T), gloria_features_loss_k218_matmul(A + 5988336 + 1250032*B, A + 5988336 + 1250032*B + 27456*B*T, A + 5988336 + 1250032*B + 9984*B*T, B, T)); /* %747 matmul [T,B,64,128]  graphs/lib/matching.lua:11 */
+    CALL(244, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), gloria_features_loss_k219_sum(A + 5988336 + 1228800*B, A + 5988336 + 1250032*B, B, T)); /* %748 reduce [1,B,64,128]  graphs/lib/matching.lua:11 */
+    CALL(245, (double)641472*B*T, sizeof(real)*((double)2496*B*T + (double)4992*B*T + (double)8192*B + (double)39*B*T), gloria_features_loss_k220_matmul_div(A + 5988336 + 1250032*B, A + 5988336 + 1250032*B + 9984*B*T, A + 5988336 + 1204224*B, A + 5988336 + 1250032*B + 29952*B*T, B, T)); /* %749 matmul+div [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(246, (double)7488*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T + (double)2496*B*T), gloria_features_loss_k223_fused_sum_neg_mul(A + 5988336 + 1250032*B + 15680*B*T, A + 5988336 + 1250032*B, A + 5988336 + 1250032*B + 27456*B*T, B, T)); /* %752 fused:sum_neg_mul [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(247, (double)9984*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T + (double)2496*B*T), gloria_features_loss_k229_fused_scale_mul_add_id(A + 5988336 + 1250032*B + 13184*B*T, A + 5988336 + 1250032*B, A + 5988336 + 1250032*B + 15680*B*T, A + 5988336 + 1250032*B + 24960*B*T, B, T)); /* %758 fused:scale_mul_add_id [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(248, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), gloria_features_loss_k68_matmul(A + 5988336 + 1250032*B + 8192*B*T, A + 5988336 + 1250032*B + 13184*B*T, A + 5988336 + 1220608*B, B, T)); /* %759 matmul [T,B,39,128]  graphs/lib/matching.lua:10 */
+    CALL(249, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*T), gloria_features_loss_k231_matmul(A + 5988336 + 1250032*B, A + 5988336 + 1250032*B + 13184*B*T, A + 5988336 + 1250032*B + 30208*B*T + 230272*T, B, T)); /* %760 matmul [T,B,64,128]  graphs/lib/matching.lua:10 */
+    CALL(250, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), gloria_features_loss_k203_sum(A + 5988336 + 1250032*B + 30208*B*T + 230272*T, A + 5988336 + 1250032*B + 8192*B*T, B, T)); /* %761 reduce [T,1,39,128]  graphs/lib/matching.lua:10 */
+    CALL(251, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), gloria_features_loss_k219_sum(A + 5988336 + 1220608*B, A + 5988336 + 1250032*B, B, T)); /* %762 reduce [1,B,64,128]  graphs/lib/matching.lua:10 */
+    CALL(252, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T), gloria_features_loss_k234_add(A + 5988336 + 1250032*B + 30208*B*T + 240256*T, A + 5988336 + 1250032*B + 30208*B*T + 235264*T, A + 5988336 + 1250032*B + 30208*B*T + 230272*T, T)); /* %763 map:add [T,1,39,128]  graphs/lib/matching.lua:10 */
+    CALL(253, (double)16768*B, sizeof(real)*((double)64*B + (double)8192*B + (double)8192*B + (double)64*B + (double)64*B), gloria_features_loss_k244_fused_mul_mul_sum_mul(A + 5988336 + 1249728*B, A + 5988336 + 1220608*B, A + 5988336 + 1204224*B, A + 5988336 + 1249664*B, A + 5988336 + 1236992*B, B)); /* %773 fused:mul_mul_sum_mul [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(254, (double)49152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)64*B + (double)64*B + (double)8192*B), gloria_features_loss_k248_fused_add_add_mul_mul(A + 5988336 + 1236992*B, A + 5988336 + 1228800*B, A + 5988336 + 1220608*B, A + 5988336 + 1249664*B, A + 5988336 + 1249728*B, A + 5988336 + 1204224*B, B)); /* %777 fused:add_add_mul_mul [1,B,64,128]  graphs/lib/matching.lua:9 */
+    CALL(255, (double)10218*T, sizeof(real)*((double)39*T + (double)4992*T + (double)4992*T + (double)39*T + (double)39*T), gloria_features_loss_k259_fused_mul_mul_sum_mul(A + 5988336 + 1250032*B + 30208*B*T + 235264*T, A + 5988336 + 1250032*B + 30208*B*T + 240256*T, A + 5988336 + 1250032*B + 30208*B*T + 220160*T, A + 5988336 + 1250032*B + 30208*B*T + 246560*T, A + 5988336 + 1250032*B + 30208*B*T + 246512*T, T)); /* %788 fused:mul_mul_sum_mul [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(256, (double)24960*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T + (double)39*T + (double)4992*T), gloria_features_loss_k263_fused_add_mul_mul_id(A + 5988336 + 1250032*B + 30208*B*T + 230272*T, A + 5988336 + 1250032*B + 30208*B*T + 240256*T, A + 5988336 + 1250032*B + 30208*B*T + 246560*T, A + 5988336 + 1250032*B + 30208*B*T + 235264*T, A + 5988336 + 1250032*B + 30208*B*T + 220160*T, T)); /* %792 fused:add_mul_mul_id [T,39,128]  graphs/lib/matching.lua:7 */
+    CALL(257, (double)3*B, sizeof(real)*((double)B + (double)B + (double)B + (double)B), convirt_features_loss_k71_fused_mul_div_step(A + 5988336 + 1249664*B, A + 5988336 + 1250016*B, A + 5988336 + 1250000*B, A + 5988336 + 1249984*B, B)); /* %805 fused:mul_div_step [1,B]  graphs/lib/losses.lua:11 */
+    CALL(258, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), convirt_features_loss_k84_fused_mul_div_step(A + 5988336 + 1250032*B + 30208*B*T + 246512*T, A + 5988336 + 1250032*B + 30208*B*T + 246672*T, A + 5988336 + 1250032*B + 30208*B*T + 246656*T, A + 5988336 + 1250032*B + 30208*B*T + 246640*T, T)); /* %818 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
+    CALL(259, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), gloria_features_loss_k295_fused_scale_add_add_add(A + 5988336 + 1250032*B, A + 5988336 + 1250032*B + 30176*B*T, A + 5988336 + 1249664*B, A + 5988336 + 1250032*B + 30160*B*T, A + 5988336 + 1250032*B + 30192*B*T, A + 5988336 + 1250032*B + 30208*B*T + 246512*T, A + 5988336 + 1250032*B + 30144*B*T, B, T)); /* %824 fused:scale_add_add_add [T,B]  graphs/lib/losses.lua:21 */
+    CALL(260, (double)256*B*T, sizeof(real)*((double)128*T + (double)B*T + (double)128*B), convirt_features_loss_k91_matmul(A + 5988336 + 1250032*B + 30208*B*T + 220160*T, A + 5988336 + 1250032*B, A + 5988336 + 1249536*B, B, T)); /* %825 matmul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(261, (double)256*B*T, sizeof(real)*((double)128*B + (double)B*T + (double)128*T), convirt_features_loss_k92_matmul(A + 5988336 + 1204224*B, A + 5988336 + 1250032*B, A + 5988336 + 1250032*B + 30208*B*T + 225152*T, B, T)); /* %826 matmul [B,128]  graphs/lib/losses.lua:21 */
+    CALL(262, (double)262*B, sizeof(real)*((double)B + (double)128*B + (double)128*B + (double)B + (double)B), convirt_features_loss_k101_fused_mul_mul_sum_mul(A + 5988336 + 1249536*B, A + 5988336 + 1204224*B, A + 5988336 + 1249408*B, A + 5988336 + 1249968*B, A + 5988336 + 1249952*B, B)); /* %835 fused:mul_mul_sum_mul [B,1]  graphs/lib/losses.lua:21 */
+    CALL(263, (double)640*B, sizeof(real)*((double)128*B + (double)128*B + (double)B + (double)B + (double)128*B), convirt_features_loss_k105_fused_add_mul_mul_id(A + 5988336 + 1204352*B, A + 5988336 + 1204224*B, A + 5988336 + 1249968*B, A + 5988336 + 1249536*B, A + 5988336 + 1249408*B, B)); /* %839 fused:add_mul_mul_id [B,128]  graphs/lib/losses.lua:21 */
+    CALL(264, (double)262*T, sizeof(real)*((double)T + (double)128*T + (double)128*T + (double)T + (double)T), convirt_features_loss_k114_fused_mul_mul_sum_mul(A + 5988336 + 1250032*B + 30208*B*T + 246512*T, A + 5988336 + 1250032*B + 30208*B*T + 220160*T, A + 5988336 + 1250032*B + 30208*B*T + 246016*T, A + 5988336 + 1250032*B + 30208*B*T + 246624*T, A + 5988336 + 1250032*B + 30208*B*T + 246608*T, T)); /* %849 fused:mul_mul_sum_mul [T,1]  graphs/lib/losses.lua:21 */
+    CALL(265, (double)33536*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384 + (double)128*T + (double)T + (double)T + (double)128*T), reclf_nosrm_features_loss_k360_matmul_add_add_mul_mul(A + 5988336 + 1250032*B + 30208*B*T + 240256*T, A + 5988336 + 1250032*B + 30208*B*T + 246144*T, (real *)P + 1089888, A + 5988336 + 1250032*B + 30208*B*T + 220160*T, A + 5988336 + 1250032*B + 30208*B*T + 246624*T, A + 5988336 + 1250032*B + 30208*B*T + 246512*T, A + 5988336 + 1250032*B + 30208*B*T + 246016*T, T)); /* %853 matmul+add_add_mul_mul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(266, (double)4992*T, sizeof(real)*((double)4992 + (double)4992*T), convirt_text_vjp_k273_sum(A + 0, A + 5988336 + 1250032*B + 30208*B*T + 230272*T, T)); /* %854 reduce [1,39,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(267, (double)4992, sizeof(real)*((double)128 + (double)4992), convirt_text_vjp_k275_sum(A + 5983232, A + 0)); /* %856 reduce [1,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(268, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), convirt_text_vjp_k278_matmul(A + 5988336 + 1250032*B + 30208*B*T + 235264*T, A + 5988336 + 1250032*B + 30208*B*T + 230272*T, (real *)P + 1073376, T)); /* %859 matmul [39*T,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(269, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), convirt_text_vjp_k279_matmul(A + 5752832, A + 5988336 + 1250032*B + 30208*B*T + 230272*T, A + 5988336 + 1250032*B + 30208*B*T + 225280*T, T)); /* %860 matmul [128,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(270, 0, sizeof(real)*((double)5120*T + (double)4992*T), convirt_text_vjp_k281_pad(A + 5988336 + 1250032*B + 30208*B*T + 220160*T, A + 5988336 + 1250032*B + 30208*B*T + 235264*T, T)); /* %862 pad [T,40,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(271, (double)128*T, sizeof(real)*((double)128 + (double)128*T), convirt_k612_sum(A + 5983360, A + 5988336 + 1250032*B + 30208*B*T + 240256*T, T)); /* %863 reduce [1,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(272, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), convirt_k614_matmul(A + 5988336 + 1250032*B + 30208*B*T + 240384*T, A + 5988336 + 1250032*B + 30208*B*T + 240256*T, (real *)P + 1056864, T)); /* %865 matmul [T,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(273, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), convirt_k615_matmul(A + 5769216, A + 5988336 + 1250032*B + 30208*B*T + 240256*T, A + 5988336 + 1250032*B + 30208*B*T + 245888*T, T)); /* %866 matmul [128,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(274, 0, sizeof(real)*((double)5120*T + (double)128*T), convirt_k617_pad(A + 5988336 + 1250032*B + 30208*B*T + 225280*T, A + 5988336 + 1250032*B + 30208*B*T + 240384*T, T)); /* %868 pad [T,40,128]  graphs/lib/text_encoder.lua:35 */
+    CALL(275, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_text_vjp_k288_add(A + 5988336 + 1250032*B + 30208*B*T + 230400*T, A + 5988336 + 1250032*B + 30208*B*T + 220160*T, A + 5988336 + 1250032*B + 30208*B*T + 225280*T, T)); /* %869 map:add [T,40,128]  graphs/lib/text_encoder.lua:35 */
+    CALL(276, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 0, A + 5988336 + 1250032*B + 30208*B*T + 230400*T, T)); /* %870 reduce [1,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(277, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5983488, A + 0)); /* %872 reduce [1,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(278, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), convirt_k622_mul(A + 5988336 + 1250032*B + 30208*B*T + 220160*T, A + 5988336 + 1250032*B + 30208*B*T + 230400*T, (real *)P + 1056608, T)); /* %874 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(279, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k623_mul(A + 5988336 + 1250032*B + 30208*B*T + 225280*T, A + 5988336 + 1250032*B + 30208*B*T + 230400*T, A + 5988336 + 1250032*B + 30208*B*T + 215040*T, T)); /* %875 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(280, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 0, A + 5988336 + 1250032*B + 30208*B*T + 225280*T, T)); /* %876 reduce [1,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(281, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5983616, A + 0)); /* %878 reduce [1,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(282, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k635_fused_scale_mul_sum_mul(A + 5988336 + 1250032*B + 30208*B*T + 245888*T, A + 5988336 + 1250032*B + 30208*B*T + 220160*T, A + 5988336 + 1250032*B + 30208*B*T + 194560*T, A + 5988336 + 1250032*B + 30208*B*T + 246464*T, T)); /* %887 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(283, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), convirt_k639_fused_add_mul_mul_id(A + 5988336 + 1250032*B + 30208*B*T + 215040*T, A + 5988336 + 1250032*B + 30208*B*T + 220160*T, A + 5988336 + 1250032*B + 30208*B*T + 246464*T, A + 5988336 + 1250032*B + 30208*B*T + 245888*T, A + 5988336 + 1250032*B + 30208*B*T + 194560*T, T)); /* %891 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(284, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k642_fused_scale_sum_neg(A + 5988336 + 1250032*B + 30208*B*T + 245888*T, A + 5988336 + 1250032*B + 30208*B*T + 215040*T, T)); /* %894 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(285, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k644_fused_add_id(A + 5988336 + 1250032*B + 30208*B*T + 194560*T, A + 5988336 + 1250032*B + 30208*B*T + 215040*T, A + 5988336 + 1250032*B + 30208*B*T + 245888*T, T)); /* %896 fused:add_id [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(286, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 0, A + 5988336 + 1250032*B + 30208*B*T + 194560*T, T)); /* %897 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(287, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5983744, A + 0)); /* %899 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(288, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), convirt_k651_matmul(A + 5365760, A + 5988336 + 1250032*B + 30208*B*T + 194560*T, A + 5988336 + 1250032*B + 30208*B*T + 61440*T, T)); /* %903 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(289, (double)5283840*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)20480*T), convirt_k654_matmul_mul_gelu_grad(A + 5988336 + 1250032*B + 30208*B*T + 61440*T, A + 5988336 + 1250032*B + 30208*B*T + 194560*T, (real *)P + 990944, A + 5988336 + 1250032*B + 30208*B*T + 40960*T, T)); /* %906 matmul+mul_gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(290, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), convirt_k655_sum(A + 0, A + 5988336 + 1250032*B + 30208*B*T + 61440*T, T)); /* %907 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(291, (double)20480, sizeof(real)*((double)512 + (double)20480), convirt_k657_sum(A + 5982208, A + 0)); /* %909 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(292, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), convirt_k660_matmul(A + 5988336 + 1250032*B + 30208*B*T + 40960*T, A + 5988336 + 1250032*B + 30208*B*T + 61440*T, (real *)P + 924896, T)); /* %912 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(293, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), convirt_k661_matmul(A + 5431296, A + 5988336 + 1250032*B + 30208*B*T + 61440*T, A + 5988336 + 1250032*B + 30208*B*T + 209920*T, T)); /* %913 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(294, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5496832, A + 5988336 + 1250032*B + 30208*B*T + 40960*T, T)); /* %915 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(295, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5983872, A + 5496832)); /* %917 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(296, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), convirt_k622_mul(A + 5988336 + 1250032*B + 30208*B*T + 46080*T, A + 5988336 + 1250032*B + 30208*B*T + 40960*T, (real *)P + 924640, T)); /* %919 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(297, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k623_mul(A + 5988336 + 1250032*B + 30208*B*T + 51200*T, A + 5988336 + 1250032*B + 30208*B*T + 40960*T, A + 5988336 + 1250032*B + 30208*B*T + 204800*T, T)); /* %920 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(298, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5496832, A + 5988336 + 1250032*B + 30208*B*T + 51200*T, T)); /* %921 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(299, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5984000, A + 5496832)); /* %923 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(300, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k635_fused_scale_mul_sum_mul(A + 5988336 + 1250032*B + 30208*B*T + 245888*T, A + 5988336 + 1250032*B + 30208*B*T + 46080*T, A + 5988336 + 1250032*B + 30208*B*T + 199680*T, A + 5988336 + 1250032*B + 30208*B*T + 246416*T, T)); /* %932 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(301, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), convirt_k639_fused_add_mul_mul_id(A + 5988336 + 1250032*B + 30208*B*T + 40960*T, A + 5988336 + 1250032*B + 30208*B*T + 46080*T, A + 5988336 + 1250032*B + 30208*B*T + 246416*T, A + 5988336 + 1250032*B + 30208*B*T + 245888*T, A + 5988336 + 1250032*B + 30208*B*T + 199680*T, T)); /* %936 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(302, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k642_fused_scale_sum_neg(A + 5988336 + 1250032*B + 30208*B*T + 245888*T, A + 5988336 + 1250032*B + 30208*B*T + 40960*T, T)); /* %940 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(303, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k690_fused_add_add_id(A + 5988336 + 1250032*B + 30208*B*T + 53760*T, A + 5988336 + 1250032*B + 30208*B*T + 194560*T, A + 5988336 + 1250032*B + 30208*B*T + 40960*T, A + 5988336 + 1250032*B + 30208*B*T + 245888*T, T)); /* %942 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(304, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5496832, A + 5988336 + 1250032*B + 30208*B*T + 53760*T, T)); /* %943 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(305, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5984128, A + 5496832)); /* %945 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(306, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k696_matmul(A + 5988336 + 1250032*B + 30208*B*T + 40960*T, A + 5988336 + 1250032*B + 30208*B*T + 53760*T, (real *)P + 908128, T)); /* %948 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(307, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k697_matmul(A + 5785600, A + 5988336 + 1250032*B + 30208*B*T + 53760*T, A + 5988336 + 1250032*B + 30208*B*T + 189440*T, T)); /* %949 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(308, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k259_permute(A + 5988336 + 1250032*B + 30208*B*T + 47360*T, A + 5988336 + 1250032*B + 30208*B*T + 40960*T, T)); /* %952 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(309, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k702_matmul(A + 5988336 + 1250032*B + 30208*B*T + 58880*T, A + 5988336 + 1250032*B + 30208*B*T + 101120*T, A + 5988336 + 1250032*B + 30208*B*T + 47360*T, T)); /* %954 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(310, (double)416000*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)160*T), convirt_k703_matmul_div(A + 5988336 + 1250032*B + 30208*B*T + 40960*T, A + 5988336 + 1250032*B + 30208*B*T + 47360*T, A + 5988336 + 1250032*B + 30208*B*T + 184320*T, A + 5988336 + 1250032*B + 30208*B*T + 245728*T, T)); /* %955 matmul+div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(311, (double)19520*T, sizeof(real)*((double)160*T + (double)6400*T + (double)6400*T + (double)160*T), convirt_k708_fused_mul_sum_neg_mul(A + 5988336 + 1250032*B + 30208*B*T + 64000*T, A + 5988336 + 1250032*B + 30208*B*T + 40960*T, A + 5988336 + 1250032*B + 30208*B*T + 101120*T, A + 5988336 + 1250032*B + 30208*B*T + 245568*T, T)); /* %960 fused:mul_sum_neg_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(312, (double)38400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T + (double)6400*T), convirt_k724_fused_scale_mul_mul_mul(A + 5988336 + 1250032*B + 30208*B*T + 47360*T, A + 5988336 + 1250032*B + 30208*B*T + 40960*T, A + 5988336 + 1250032*B + 30208*B*T + 64000*T, (real *)inputs[2], A + 5988336 + 1250032*B + 30208*B*T + 94720*T, T)); /* %976 fused:scale_mul_mul_mul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
+    CALL(313, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k292_matmul(A + 5988336 + 1250032*B + 30208*B*T + 40960*T, A + 5988336 + 1250032*B + 30208*B*T + 47360*T, A + 5988336 + 1250032*B + 30208*B*T + 179200*T, T)); /* %977 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    CALL(314, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k702_matmul(A + 5988336 + 1250032*B + 30208*B*T + 94720*T, A + 5988336 + 1250032*B + 30208*B*T + 47360*T, A + 5988336 + 1250032*B + 30208*B*T + 174080*T, T)); /* %978 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    CALL(315, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k293_permute(A + 5988336 + 1250032*B + 30208*B*T + 46080*T, A + 5988336 + 1250032*B + 30208*B*T + 58880*T, T)); /* %979 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(316, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5496832, A + 5988336 + 1250032*B + 30208*B*T + 46080*T, T)); /* %981 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(317, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5984256, A + 5496832)); /* %983 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(318, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k697_matmul(A + 5801984, A + 5988336 + 1250032*B + 30208*B*T + 46080*T, A + 5988336 + 1250032*B + 30208*B*T + 168960*T, T)); /* %987 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(319, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k293_permute(A + 5988336 + 1250032*B + 30208*B*T + 99840*T, A + 5988336 + 1250032*B + 30208*B*T + 94720*T, T)); /* %989 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(320, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5496832, A + 5988336 + 1250032*B + 30208*B*T + 99840*T, T)); /* %991 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(321, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5984384, A + 5496832)); /* %993 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(322, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k696_matmul(A + 5988336 + 1250032*B + 30208*B*T + 94720*T, A + 5988336 + 1250032*B + 30208*B*T + 99840*T, (real *)P + 875104, T)); /* %996 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(323, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k697_matmul(A + 5818368, A + 5988336 + 1250032*B + 30208*B*T + 99840*T, A + 5988336 + 1250032*B + 30208*B*T + 168960*T, T)); /* %997 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(324, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k293_permute(A + 5988336 + 1250032*B + 30208*B*T + 99840*T, A + 5988336 + 1250032*B + 30208*B*T + 40960*T, T)); /* %1000 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(325, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5496832, A + 5988336 + 1250032*B + 30208*B*T + 99840*T, T)); /* %1002 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(326, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5984512, A + 5496832)); /* %1004 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(327, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k696_matmul(A + 5988336 + 1250032*B + 30208*B*T + 40960*T, A + 5988336 + 1250032*B + 30208*B*T + 99840*T, (real *)P + 858592, T)); /* %1007 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(328, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k697_matmul(A + 5834752, A + 5988336 + 1250032*B + 30208*B*T + 99840*T, A + 5988336 + 1250032*B + 30208*B*T + 168960*T, T)); /* %1008 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(329, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)5120*T), convirt_k758_matmul_add_add(A + 5988336 + 1250032*B + 30208*B*T + 99840*T, A + 5988336 + 1250032*B + 30208*B*T + 46080*T, (real *)P + 891616, A + 5988336 + 1250032*B + 30208*B*T + 94720*T, A + 5988336 + 1250032*B + 30208*B*T + 40960*T, T)); /* %1010 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(330, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5496832, A + 5988336 + 1250032*B + 30208*B*T + 99840*T, T)); /* %1011 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(331, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5984640, A + 5496832)); /* %1013 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(332, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), convirt_k622_mul(A + 5988336 + 1250032*B + 30208*B*T + 94720*T, A + 5988336 + 1250032*B + 30208*B*T + 99840*T, (real *)P + 858336, T)); /* %1015 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(333, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k623_mul(A + 5988336 + 1250032*B + 30208*B*T + 40960*T, A + 5988336 + 1250032*B + 30208*B*T + 99840*T, A + 5988336 + 1250032*B + 30208*B*T + 163840*T, T)); /* %1016 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(334, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5496832, A + 5988336 + 1250032*B + 30208*B*T + 40960*T, T)); /* %1017 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(335, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5984768, A + 5496832)); /* %1019 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(336, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k635_fused_scale_mul_sum_mul(A + 5988336 + 1250032*B + 30208*B*T + 245568*T, A + 5988336 + 1250032*B + 30208*B*T + 94720*T, A + 5988336 + 1250032*B + 30208*B*T + 158720*T, A + 5988336 + 1250032*B + 30208*B*T + 246368*T, T)); /* %1028 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(337, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), convirt_k639_fused_add_mul_mul_id(A + 5988336 + 1250032*B + 30208*B*T + 99840*T, A + 5988336 + 1250032*B + 30208*B*T + 94720*T, A + 5988336 + 1250032*B + 30208*B*T + 246368*T, A + 5988336 + 1250032*B + 30208*B*T + 245568*T, A + 5988336 + 1250032*B + 30208*B*T + 158720*T, T)); /* %1032 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(338, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k642_fused_scale_sum_neg(A + 5988336 + 1250032*B + 30208*B*T + 245568*T, A + 5988336 + 1250032*B + 30208*B*T + 99840*T, T)); /* %1036 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(339, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k690_fused_add_add_id(A + 5988336 + 1250032*B + 30208*B*T + 94720*T, A + 5988336 + 1250032*B + 30208*B*T + 53760*T, A + 5988336 + 1250032*B + 30208*B*T + 99840*T, A + 5988336 + 1250032*B + 30208*B*T + 245568*T, T)); /* %1038 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(340, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5496832, A + 5988336 + 1250032*B + 30208*B*T + 94720*T, T)); /* %1039 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(341, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5984896, A + 5496832)); /* %1041 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(342, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), convirt_k651_matmul(A + 5496832, A + 5988336 + 1250032*B + 30208*B*T + 94720*T, A + 5988336 + 1250032*B + 30208*B*T + 20480*T, T)); /* %1045 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(343, (double)5283840*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)20480*T), convirt_k654_matmul_mul_gelu_grad(A + 5988336 + 1250032*B + 30208*B*T + 20480*T, A + 5988336 + 1250032*B + 30208*B*T + 94720*T, (real *)P + 792672, A + 5988336 + 1250032*B + 30208*B*T, T)); /* %1048 matmul+mul_gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(344, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), convirt_k655_sum(A + 0, A + 5988336 + 1250032*B + 30208*B*T + 20480*T, T)); /* %1049 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(345, (double)20480, sizeof(real)*((double)512 + (double)20480), convirt_k657_sum(A + 5982720, A + 0)); /* %1051 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(346, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), convirt_k660_matmul(A + 5988336 + 1250032*B + 30208*B*T + 99840*T, A + 5988336 + 1250032*B + 30208*B*T + 20480*T, (real *)P + 726624, T)); /* %1054 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(347, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), convirt_k661_matmul(A + 5562368, A + 5988336 + 1250032*B + 30208*B*T + 20480*T, A + 5988336 + 1250032*B + 30208*B*T + 153600*T, T)); /* %1055 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(348, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5627904, A + 5988336 + 1250032*B + 30208*B*T + 99840*T, T)); /* %1057 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(349, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5985024, A + 5627904)); /* %1059 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(350, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), convirt_k622_mul(A + 5988336 + 1250032*B + 30208*B*T, A + 5988336 + 1250032*B + 30208*B*T + 99840*T, (real *)P + 726368, T)); /* %1061 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(351, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k623_mul(A + 5988336 + 1250032*B + 30208*B*T + 5120*T, A + 5988336 + 1250032*B + 30208*B*T + 99840*T, A + 5988336 + 1250032*B + 30208*B*T + 148480*T, T)); /* %1062 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(352, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5627904, A + 5988336 + 1250032*B + 30208*B*T + 5120*T, T)); /* %1063 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(353, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5985152, A + 5627904)); /* %1065 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(354, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k635_fused_scale_mul_sum_mul(A + 5988336 + 1250032*B + 30208*B*T + 245568*T, A + 5988336 + 1250032*B + 30208*B*T, A + 5988336 + 1250032*B + 30208*B*T + 143360*T, A + 5988336 + 1250032*B + 30208*B*T + 246320*T, T)); /* %1074 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(355, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), convirt_k639_fused_add_mul_mul_id(A + 5988336 + 1250032*B + 30208*B*T + 99840*T, A + 5988336 + 1250032*B + 30208*B*T, A + 5988336 + 1250032*B + 30208*B*T + 246320*T, A + 5988336 + 1250032*B + 30208*B*T + 245568*T, A + 5988336 + 1250032*B + 30208*B*T + 143360*T, T)); /* %1078 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(356, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k642_fused_scale_sum_neg(A + 5988336 + 1250032*B + 30208*B*T + 245568*T, A + 5988336 + 1250032*B + 30208*B*T + 99840*T, T)); /* %1082 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(357, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k690_fused_add_add_id(A + 5988336 + 1250032*B + 30208*B*T + 12800*T, A + 5988336 + 1250032*B + 30208*B*T + 94720*T, A + 5988336 + 1250032*B + 30208*B*T + 99840*T, A + 5988336 + 1250032*B + 30208*B*T + 245568*T, T)); /* %1084 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(358, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5627904, A + 5988336 + 1250032*B + 30208*B*T + 12800*T, T)); /* %1085 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(359, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5985280, A + 5627904)); /* %1087 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(360, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k696_matmul(A + 5988336 + 1250032*B + 30208*B*T, A + 5988336 + 1250032*B + 30208*B*T + 12800*T, (real *)P + 709856, T)); /* %1090 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(361, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k697_matmul(A + 5851136, A + 5988336 + 1250032*B + 30208*B*T + 12800*T, A + 5988336 + 1250032*B + 30208*B*T + 138240*T, T)); /* %1091 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(362, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k259_permute(A + 5988336 + 1250032*B + 30208*B*T + 6400*T, A + 5988336 + 1250032*B + 30208*B*T, T)); /* %1094 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(363, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k702_matmul(A + 5988336 + 1250032*B + 30208*B*T + 94720*T, A + 5988336 + 1250032*B + 30208*B*T + 88320*T, A + 5988336 + 1250032*B + 30208*B*T + 6400*T, T)); /* %1096 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(364, (double)416000*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)160*T), convirt_k703_matmul_div(A + 5988336 + 1250032*B + 30208*B*T, A + 5988336 + 1250032*B + 30208*B*T + 6400*T, A + 5988336 + 1250032*B + 30208*B*T + 133120*T, A + 5988336 + 1250032*B + 30208*B*T + 245408*T, T)); /* %1097 matmul+div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(365, (double)19520*T, sizeof(real)*((double)160*T + (double)6400*T + (double)6400*T + (double)160*T), convirt_k708_fused_mul_sum_neg_mul(A + 5988336 + 1250032*B + 30208*B*T + 99840*T, A + 5988336 + 1250032*B + 30208*B*T, A + 5988336 + 1250032*B + 30208*B*T + 88320*T, A + 5988336 + 1250032*B + 30208*B*T + 245248*T, T)); /* %1102 fused:mul_sum_neg_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(366, (double)38400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T + (double)6400*T), convirt_k724_fused_scale_mul_mul_mul(A + 5988336 + 1250032*B + 30208*B*T + 6400*T, A + 5988336 + 1250032*B + 30208*B*T, A + 5988336 + 1250032*B + 30208*B*T + 99840*T, (real *)inputs[2], A + 5988336 + 1250032*B + 30208*B*T + 81920*T, T)); /* %1118 fused:scale_mul_mul_mul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
+    CALL(367, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k292_matmul(A + 5988336 + 1250032*B + 30208*B*T, A + 5988336 + 1250032*B + 30208*B*T + 6400*T, A + 5988336 + 1250032*B + 30208*B*T + 128000*T, T)); /* %1119 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    CALL(368, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k702_matmul(A + 5988336 + 1250032*B + 30208*B*T + 99840*T, A + 5988336 + 1250032*B + 30208*B*T + 6400*T, A + 5988336 + 1250032*B + 30208*B*T + 122880*T, T)); /* %1120 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    CALL(369, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k293_permute(A + 5988336 + 1250032*B + 30208*B*T + 5120*T, A + 5988336 + 1250032*B + 30208*B*T + 94720*T, T)); /* %1121 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(370, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5627904, A + 5988336 + 1250032*B + 30208*B*T + 5120*T, T)); /* %1123 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(371, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5985408, A + 5627904)); /* %1125 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(372, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k697_matmul(A + 5867520, A + 5988336 + 1250032*B + 30208*B*T + 5120*T, A + 5988336 + 1250032*B + 30208*B*T + 117760*T, T)); /* %1129 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(373, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k293_permute(A + 5988336 + 1250032*B + 30208*B*T + 17920*T, A + 5988336 + 1250032*B + 30208*B*T + 99840*T, T)); /* %1131 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(374, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5627904, A + 5988336 + 1250032*B + 30208*B*T + 17920*T, T)); /* %1133 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(375, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5985536, A + 5627904)); /* %1135 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(376, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k696_matmul(A + 5988336 + 1250032*B + 30208*B*T + 23040*T, A + 5988336 + 1250032*B + 30208*B*T + 17920*T, (real *)P + 676832, T)); /* %1138 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(377, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k697_matmul(A + 5883904, A + 5988336 + 1250032*B + 30208*B*T + 17920*T, A + 5988336 + 1250032*B + 30208*B*T + 117760*T, T)); /* %1139 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(378, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k293_permute(A + 5988336 + 1250032*B + 30208*B*T + 17920*T, A + 5988336 + 1250032*B + 30208*B*T, T)); /* %1142 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(379, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5627904, A + 5988336 + 1250032*B + 30208*B*T + 17920*T, T)); /* %1144 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(380, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5985664, A + 5627904)); /* %1146 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(381, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k696_matmul(A + 5988336 + 1250032*B + 30208*B*T, A + 5988336 + 1250032*B + 30208*B*T + 17920*T, (real *)P + 660320, T)); /* %1149 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(382, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k697_matmul(A + 5900288, A + 5988336 + 1250032*B + 30208*B*T + 17920*T, A + 5988336 + 1250032*B + 30208*B*T + 117760*T, T)); /* %1150 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(383, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)5120*T), convirt_k758_matmul_add_add(A + 5988336 + 1250032*B + 30208*B*T + 17920*T, A + 5988336 + 1250032*B + 30208*B*T + 5120*T, (real *)P + 693344, A + 5988336 + 1250032*B + 30208*B*T + 23040*T, A + 5988336 + 1250032*B + 30208*B*T, T)); /* %1152 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(384, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5627904, A + 5988336 + 1250032*B + 30208*B*T + 17920*T, T)); /* %1153 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(385, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5985792, A + 5627904)); /* %1155 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(386, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), convirt_k622_mul(A + 5988336 + 1250032*B + 30208*B*T, A + 5988336 + 1250032*B + 30208*B*T + 17920*T, (real *)P + 660064, T)); /* %1157 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(387, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k623_mul(A + 5988336 + 1250032*B + 30208*B*T + 5120*T, A + 5988336 + 1250032*B + 30208*B*T + 17920*T, A + 5988336 + 1250032*B + 30208*B*T + 112640*T, T)); /* %1158 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(388, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5627904, A + 5988336 + 1250032*B + 30208*B*T + 5120*T, T)); /* %1159 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(389, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5985920, A + 5627904)); /* %1161 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(390, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k635_fused_scale_mul_sum_mul(A + 5988336 + 1250032*B + 30208*B*T + 10240*T, A + 5988336 + 1250032*B + 30208*B*T, A + 5988336 + 1250032*B + 30208*B*T + 107520*T, A + 5988336 + 1250032*B + 30208*B*T + 246272*T, T)); /* %1170 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(391, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), convirt_k639_fused_add_mul_mul_id(A + 5988336 + 1250032*B + 30208*B*T + 5120*T, A + 5988336 + 1250032*B + 30208*B*T, A + 5988336 + 1250032*B + 30208*B*T + 246272*T, A + 5988336 + 1250032*B + 30208*B*T + 10240*T, A + 5988336 + 1250032*B + 30208*B*T + 107520*T, T)); /* %1174 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(392, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k642_fused_scale_sum_neg(A + 5988336 + 1250032*B + 30208*B*T + 10240*T, A + 5988336 + 1250032*B + 30208*B*T + 5120*T, T)); /* %1178 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(393, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k690_fused_add_add_id(A + 5988336 + 1250032*B + 30208*B*T, A + 5988336 + 1250032*B + 30208*B*T + 12800*T, A + 5988336 + 1250032*B + 30208*B*T + 5120*T, A + 5988336 + 1250032*B + 30208*B*T + 10240*T, T)); /* %1180 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(394, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5977088, A + 5988336 + 1250032*B + 30208*B*T, T)); /* %1181 reduce [1,40,128]  graphs/lib/text_encoder.lua:32 */
+    CALL(395, 0, sizeof(real)*((double)131072 + (double)5120*T + (double)40*T), convirt_k931_scatter_add(A + 5160960, A + 5988336 + 1250032*B + 30208*B*T, (int32_t *)inputs[1], T)); /* %1183 scatter_add [1024,128]  graphs/lib/text_encoder.lua:32 */
+    CALL(396, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k278_sum(A + 5986048, A + 5988336 + 1204352*B, B)); /* %1184 reduce [1,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(397, (double)32768*B, sizeof(real)*((double)16384 + (double)128*B + (double)128*B), convirt_image_vjp_k281_matmul(A + 5916672, A + 5988336 + 1204352*B, A + 5988336 + 1249280*B, B)); /* %1187 matmul [128,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(398, (double)32896*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384), convirt_image_vjp_k282_matmul_scale(A + 5988336 + 1220608*B, A + 5988336 + 1204352*B, (real *)P + 507360, B)); /* %1188 matmul+scale [B,128]  graphs/lib/image_encoder.lua:35 */
+    CALL(399, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k285_sum(A + 5292032, A + 5988336 + 1236992*B, B)); /* %1191 reduce [1,64,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(400, (double)8192, sizeof(real)*((double)128 + (double)8192), convirt_image_vjp_k287_sum(A + 5986176, A + 5292032)); /* %1193 reduce [1,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(401, (double)2097152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384), convirt_image_vjp_k290_matmul(A + 5988336 + 1204224*B, A + 5988336 + 1236992*B, (real *)P + 490848, B)); /* %1196 matmul [64*B,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(402, (double)2097152*B, sizeof(real)*((double)16384 + (double)8192*B + (double)8192*B), convirt_image_vjp_k291_matmul(A + 5933056, A + 5988336 + 1236992*B, A + 5988336 + 1212416*B, B)); /* %1197 matmul [128,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(403, (double)16384*B, sizeof(real)*((double)8192*B + (double)128*B + (double)8192*B), convirt_image_vjp_k293_fused_add_id(A + 5988336 + 1212416*B, A + 5988336 + 1220608*B, A + 5988336 + 1204224*B, B)); /* %1199 fused:add_id [B,64,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(404, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k294_permute(A + 5988336 + 1204224*B, A + 5988336 + 1212416*B, B)); /* %1200 permute [B,128,64]  graphs/lib/image_encoder.lua:33 */
+    CALL(405, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k297_fused_mul_step(A + 5988336 + 1212416*B, A + 5988336 + 1204224*B, A + 5988336 + 1196032*B, B)); /* %1203 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
+    CALL(406, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k285_sum(A + 5292032, A + 5988336 + 1212416*B, B)); /* %1204 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(407, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k300_sum(A + 5949440, A + 5292032)); /* %1206 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(408, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k301_sum(A + 5986304, A + 5949440)); /* %1207 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(409, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_vjp_k303_mul(A + 5988336 + 1196032*B, A + 5988336 + 1212416*B, (real *)P + 490592, B)); /* %1209 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(410, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k304_mul(A + 5988336 + 1204224*B, A + 5988336 + 1212416*B, A + 5988336 + 1179648*B, B)); /* %1210 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(411, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k285_sum(A + 5292032, A + 5988336 + 1204224*B, B)); /* %1211 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(412, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k300_sum(A + 5949440, A + 5292032)); /* %1213 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(413, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k301_sum(A + 5986432, A + 5949440)); /* %1214 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(414, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k318_fused_scale_mul_sum_mul(A + 5988336 + 1249280*B, A + 5988336 + 1196032*B, A + 5988336 + 1187840*B, A + 5988336 + 1249936*B, B)); /* %1224 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(415, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), convirt_image_vjp_k322_fused_add_mul_mul_id(A + 5988336 + 1179648*B, A + 5988336 + 1196032*B, A + 5988336 + 1249936*B, A + 5988336 + 1249280*B, A + 5988336 + 1187840*B, B)); /* %1228 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(416, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_vjp_k325_fused_scale_sum_neg(A + 5988336 + 1249280*B, A + 5988336 + 1179648*B, B)); /* %1231 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(417, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k327_fused_add_id(A + 5988336 + 1187840*B, A + 5988336 + 1179648*B, A + 5988336 + 1249280*B, B)); /* %1233 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(418, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k330_sum(A + 5988336 + 1179648*B, A + 5988336 + 1187840*B, B)); /* %1236 reduce [B,128,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(419, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k278_sum(A + 5986560, A + 5988336 + 1179648*B, B)); /* %1237 reduce [1,128,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(420, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456), convirt_image_vjp_k333_conv2d_input_grad(A + 5988336 + 1179648*B, A + 5988336 + 1187840*B, (real *)P + 343008, A + 0, B)); /* %1239 conv2d_input_grad [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(421, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)8192*B), convirt_image_vjp_k334_conv2d_weight_grad(A + 4866048, A + 5988336 + 1187840*B, A + 5988336 + 1171456*B, A + 0, B)); /* %1240 conv2d_weight_grad [128,128,3,3]  graphs/lib/image_encoder.lua:13 */
+    CALL(422, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k297_fused_mul_step(A + 5988336 + 1171456*B, A + 5988336 + 1179648*B, A + 5988336 + 1163264*B, B)); /* %1242 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
+    CALL(423, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k285_sum(A + 5292032, A + 5988336 + 1171456*B, B)); /* %1243 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(424, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k300_sum(A + 5949440, A + 5292032)); /* %1245 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(425, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k301_sum(A + 5986688, A + 5949440)); /* %1246 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(426, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_vjp_k303_mul(A + 5988336 + 1163264*B, A + 5988336 + 1171456*B, (real *)P + 342752, B)); /* %1248 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(427, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k304_mul(A + 5988336 + 1179648*B, A + 5988336 + 1171456*B, A + 5988336 + 1146880*B, B)); /* %1249 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(428, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k285_sum(A + 5292032, A + 5988336 + 1179648*B, B)); /* %1250 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(429, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k300_sum(A + 5949440, A + 5292032)); /* %1252 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(430, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k301_sum(A + 5986816, A + 5949440)); /* %1253 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(431, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k318_fused_scale_mul_sum_mul(A + 5988336 + 1249280*B, A + 5988336 + 1163264*B, A + 5988336 + 1155072*B, A + 5988336 + 1249920*B, B)); /* %1263 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(432, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), convirt_image_vjp_k322_fused_add_mul_mul_id(A + 5988336 + 1146880*B, A + 5988336 + 1163264*B, A + 5988336 + 1249920*B, A + 5988336 + 1249280*B, A + 5988336 + 1155072*B, B)); /* %1267 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(433, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_vjp_k325_fused_scale_sum_neg(A + 5988336 + 1249280*B, A + 5988336 + 1146880*B, B)); /* %1270 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(434, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k327_fused_add_id(A + 5988336 + 1155072*B, A + 5988336 + 1146880*B, A + 5988336 + 1249280*B, B)); /* %1272 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(435, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k330_sum(A + 5988336 + 1146880*B, A + 5988336 + 1155072*B, B)); /* %1275 reduce [B,128,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(436, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k278_sum(A + 5986944, A + 5988336 + 1146880*B, B)); /* %1276 reduce [1,128,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(437, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456), convirt_image_vjp_k333_conv2d_input_grad(A + 5988336 + 1146880*B, A + 5988336 + 1155072*B, (real *)P + 195168, A + 0, B)); /* %1278 conv2d_input_grad [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(438, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)8192*B), convirt_image_vjp_k334_conv2d_weight_grad(A + 5013504, A + 5988336 + 1155072*B, A + 5988336 + 1138688*B, A + 0, B)); /* %1279 conv2d_weight_grad [128,128,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(439, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k376_fused_mul_add_step(A + 5988336 + 1138688*B, A + 5988336 + 1212416*B, A + 5988336 + 1146880*B, A + 5988336 + 1130496*B, B)); /* %1282 fused:mul_add_step [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
+    CALL(440, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k285_sum(A + 5292032, A + 5988336 + 1138688*B, B)); /* %1283 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(441, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k300_sum(A + 5949440, A + 5292032)); /* %1285 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(442, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k301_sum(A + 5987072, A + 5949440)); /* %1286 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(443, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_vjp_k303_mul(A + 5988336 + 1130496*B, A + 5988336 + 1138688*B, (real *)P + 194912, B)); /* %1288 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(444, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k304_mul(A + 5988336 + 1146880*B, A + 5988336 + 1138688*B, A + 5988336 + 1114112*B, B)); /* %1289 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(445, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k285_sum(A + 5292032, A + 5988336 + 1146880*B, B)); /* %1290 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(446, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k300_sum(A + 5949440, A + 5292032)); /* %1292 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(447, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k301_sum(A + 5987200, A + 5949440)); /* %1293 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(448, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k318_fused_scale_mul_sum_mul(A + 5988336 + 1249280*B, A + 5988336 + 1130496*B, A + 5988336 + 1122304*B, A + 5988336 + 1249904*B, B)); /* %1303 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(449, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), convirt_image_vjp_k322_fused_add_mul_mul_id(A + 5988336 + 1114112*B, A + 5988336 + 1130496*B, A + 5988336 + 1249904*B, A + 5988336 + 1249280*B, A + 5988336 + 1122304*B, B)); /* %1307 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(450, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_vjp_k325_fused_scale_sum_neg(A + 5988336 + 1249280*B, A + 5988336 + 1114112*B, B)); /* %1310 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(451, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k327_fused_add_id(A + 5988336 + 1130496*B, A + 5988336 + 1114112*B, A + 5988336 + 1249280*B, B)); /* %1312 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(452, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k330_sum(A + 5988336 + 1114112*B, A + 5988336 + 1130496*B, B)); /* %1315 reduce [B,128,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(453, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k278_sum(A + 5987328, A + 5988336 + 1114112*B, B)); /* %1316 reduce [1,128,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(454, (double)9437184*B, sizeof(real)*((double)16384*B + (double)8192*B + (double)73728), convirt_image_vjp_k412_conv2d_input_grad(A + 5988336 + 1114112*B, A + 5988336 + 1130496*B, (real *)P + 121056, A + 0, B)); /* %1318 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(455, (double)9437184*B, sizeof(real)*((double)73728 + (double)8192*B + (double)16384*B), convirt_image_vjp_k413_conv2d_weight_grad(A + 5292032, A + 5988336 + 1130496*B, A + 5988336 + 1097728*B, A + 0, B)); /* %1319 conv2d_weight_grad [128,64,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(456, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k415_fused_mul_step(A + 5988336 + 1097728*B, A + 5988336 + 1114112*B, A + 5988336 + 1081344*B, B)); /* %1321 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
+    CALL(457, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k416_sum(A + 5627904, A + 5988336 + 1097728*B, B)); /* %1322 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(458, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k418_sum(A + 5949440, A + 5627904)); /* %1324 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(459, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k419_sum(A + 5987456, A + 5949440)); /* %1325 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(460, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_vjp_k421_mul(A + 5988336 + 1081344*B, A + 5988336 + 1097728*B, (real *)P + 120928, B)); /* %1327 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(461, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k422_mul(A + 5988336 + 1114112*B, A + 5988336 + 1097728*B, A + 5988336 + 1048576*B, B)); /* %1328 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(462, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k416_sum(A + 5627904, A + 5988336 + 1114112*B, B)); /* %1329 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(463, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k418_sum(A + 5949440, A + 5627904)); /* %1331 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(464, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k419_sum(A + 5987520, A + 5949440)); /* %1332 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(465, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k436_fused_scale_mul_sum_mul(A + 5988336 + 1249280*B, A + 5988336 + 1081344*B, A + 5988336 + 1064960*B, A + 5988336 + 1249888*B, B)); /* %1342 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(466, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), convirt_image_vjp_k440_fused_add_mul_mul_id(A + 5988336 + 1048576*B, A + 5988336 + 1081344*B, A + 5988336 + 1249888*B, A + 5988336 + 1249280*B, A + 5988336 + 1064960*B, B)); /* %1346 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(467, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_vjp_k443_fused_scale_sum_neg(A + 5988336 + 1249280*B, A + 5988336 + 1048576*B, B)); /* %1349 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(468, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k445_fused_add_id(A + 5988336 + 1064960*B, A + 5988336 + 1048576*B, A + 5988336 + 1249280*B, B)); /* %1351 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(469, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k448_sum(A + 5988336 + 1048576*B, A + 5988336 + 1064960*B, B)); /* %1354 reduce [B,64,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(470, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k449_sum(A + 5987584, A + 5988336 + 1048576*B, B)); /* %1355 reduce [1,64,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(471, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864), convirt_image_vjp_k451_conv2d_input_grad(A + 5988336 + 1048576*B, A + 5988336 + 1064960*B, (real *)P + 84000, A + 0, B)); /* %1357 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(472, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)16384*B), convirt_image_vjp_k452_conv2d_weight_grad(A + 5627904, A + 5988336 + 1064960*B, A + 5988336 + 1032192*B, A + 0, B)); /* %1358 conv2d_weight_grad [64,64,3,3]  graphs/lib/image_encoder.lua:13 */
+    CALL(473, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k415_fused_mul_step(A + 5988336 + 1032192*B, A + 5988336 + 1048576*B, A + 5988336 + 1015808*B, B)); /* %1360 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
+    CALL(474, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k416_sum(A + 5664768, A + 5988336 + 1032192*B, B)); /* %1361 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(475, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k418_sum(A + 5949440, A + 5664768)); /* %1363 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(476, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k419_sum(A + 5987648, A + 5949440)); /* %1364 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(477, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_vjp_k421_mul(A + 5988336 + 1015808*B, A + 5988336 + 1032192*B, (real *)P + 83872, B)); /* %1366 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(478, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k422_mul(A + 5988336 + 1048576*B, A + 5988336 + 1032192*B, A + 5988336 + 983040*B, B)); /* %1367 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(479, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k416_sum(A + 5664768, A + 5988336 + 1048576*B, B)); /* %1368 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(480, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k418_sum(A + 5949440, A + 5664768)); /* %1370 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(481, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k419_sum(A + 5987712, A + 5949440)); /* %1371 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(482, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k436_fused_scale_mul_sum_mul(A + 5988336 + 1249280*B, A + 5988336 + 1015808*B, A + 5988336 + 999424*B, A + 5988336 + 1249872*B, B)); /* %1381 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(483, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), convirt_image_vjp_k440_fused_add_mul_mul_id(A + 5988336 + 983040*B, A + 5988336 + 1015808*B, A + 5988336 + 1249872*B, A + 5988336 + 1249280*B, A + 5988336 + 999424*B, B)); /* %1385 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(484, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_vjp_k443_fused_scale_sum_neg(A + 5988336 + 1249280*B, A + 5988336 + 983040*B, B)); /* %1388 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(485, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k445_fused_add_id(A + 5988336 + 999424*B, A + 5988336 + 983040*B, A + 5988336 + 1249280*B, B)); /* %1390 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(486, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k448_sum(A + 5988336 + 983040*B, A + 5988336 + 999424*B, B)); /* %1393 reduce [B,64,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(487, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k449_sum(A + 5987776, A + 5988336 + 983040*B, B)); /* %1394 reduce [1,64,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(488, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864), convirt_image_vjp_k451_conv2d_input_grad(A + 5988336 + 983040*B, A + 5988336 + 999424*B, (real *)P + 46944, A + 0, B)); /* %1396 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(489, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)16384*B), convirt_image_vjp_k452_conv2d_weight_grad(A + 5664768, A + 5988336 + 999424*B, A + 5988336 + 966656*B, A + 0, B)); /* %1397 conv2d_weight_grad [64,64,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(490, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k494_fused_mul_add_step(A + 5988336 + 966656*B, A + 5988336 + 1097728*B, A + 5988336 + 983040*B, A + 5988336 + 950272*B, B)); /* %1400 fused:mul_add_step [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
+    CALL(491, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k416_sum(A + 5701632, A + 5988336 + 966656*B, B)); /* %1401 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(492, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k418_sum(A + 5718016, A + 5701632)); /* %1403 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(493, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k419_sum(A + 5987840, A + 5718016)); /* %1404 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(494, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_vjp_k421_mul(A + 5988336 + 950272*B, A + 5988336 + 966656*B, (real *)P + 46816, B)); /* %1406 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(495, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k422_mul(A + 5988336 + 983040*B, A + 5988336 + 966656*B, A + 5988336 + 917504*B, B)); /* %1407 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(496, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k416_sum(A + 5701632, A + 5988336 + 983040*B, B)); /* %1408 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(497, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k418_sum(A + 5718016, A + 5701632)); /* %1410 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(498, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k419_sum(A + 5987904, A + 5718016)); /* %1411 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(499, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k436_fused_scale_mul_sum_mul(A + 5988336 + 1249280*B, A + 5988336 + 950272*B, A + 5988336 + 933888*B, A + 5988336 + 1249856*B, B)); /* %1421 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(500, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), convirt_image_vjp_k440_fused_add_mul_mul_id(A + 5988336 + 917504*B, A + 5988336 + 950272*B, A + 5988336 + 1249856*B, A + 5988336 + 1249280*B, A + 5988336 + 933888*B, B)); /* %1425 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(501, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_vjp_k443_fused_scale_sum_neg(A + 5988336 + 1249280*B, A + 5988336 + 917504*B, B)); /* %1428 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(502, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k445_fused_add_id(A + 5988336 + 950272*B, A + 5988336 + 917504*B, A + 5988336 + 1249280*B, B)); /* %1430 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(503, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k448_sum(A + 5988336 + 917504*B, A + 5988336 + 950272*B, B)); /* %1433 reduce [B,64,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(504, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k449_sum(A + 5987968, A + 5988336 + 917504*B, B)); /* %1434 reduce [1,64,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(505, (double)9437184*B, sizeof(real)*((double)32768*B + (double)16384*B + (double)18432), convirt_image_vjp_k530_conv2d_input_grad(A + 5988336 + 917504*B, A + 5988336 + 950272*B, (real *)P + 28320, A + 0, B)); /* %1436 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(506, (double)9437184*B, sizeof(real)*((double)18432 + (double)16384*B + (double)32768*B), convirt_image_vjp_k531_conv2d_weight_grad(A + 5701632, A + 5988336 + 950272*B, A + 5988336 + 884736*B, A + 0, B)); /* %1437 conv2d_weight_grad [64,32,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(507, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k533_fused_mul_step(A + 5988336 + 884736*B, A + 5988336 + 917504*B, A + 5988336 + 851968*B, B)); /* %1439 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
+    CALL(508, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k534_sum(A + 0, A + 5988336 + 884736*B, B)); /* %1440 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(509, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k536_sum(A + 5949440, A + 0)); /* %1442 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(510, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k537_sum(A + 5988032, A + 5949440)); /* %1443 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(511, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_vjp_k539_mul(A + 5988336 + 851968*B, A + 5988336 + 884736*B, (real *)P + 28256, B)); /* %1445 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(512, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k540_mul(A + 5988336 + 917504*B, A + 5988336 + 884736*B, A + 5988336 + 786432*B, B)); /* %1446 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(513, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k534_sum(A + 0, A + 5988336 + 917504*B, B)); /* %1447 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(514, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k536_sum(A + 5949440, A + 0)); /* %1449 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(515, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k537_sum(A + 5988064, A + 5949440)); /* %1450 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(516, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k554_fused_scale_mul_sum_mul(A + 5988336 + 1249280*B, A + 5988336 + 851968*B, A + 5988336 + 819200*B, A + 5988336 + 1249840*B, B)); /* %1460 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(517, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), convirt_image_vjp_k558_fused_add_mul_mul_id(A + 5988336 + 786432*B, A + 5988336 + 851968*B, A + 5988336 + 1249840*B, A + 5988336 + 1249280*B, A + 5988336 + 819200*B, B)); /* %1464 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(518, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_vjp_k561_fused_scale_sum_neg(A + 5988336 + 1249280*B, A + 5988336 + 786432*B, B)); /* %1467 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(519, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k563_fused_add_id(A + 5988336 + 819200*B, A + 5988336 + 786432*B, A + 5988336 + 1249280*B, B)); /* %1469 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(520, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k566_sum(A + 5988336 + 786432*B, A + 5988336 + 819200*B, B)); /* %1472 reduce [B,32,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(521, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k567_sum(A + 5988096, A + 5988336 + 786432*B, B)); /* %1473 reduce [1,32,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(522, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216), convirt_image_vjp_k569_conv2d_input_grad(A + 5988336 + 786432*B, A + 5988336 + 819200*B, (real *)P + 19008, A + 0, B)); /* %1475 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(523, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)32768*B), convirt_image_vjp_k570_conv2d_weight_grad(A + 5949440, A + 5988336 + 819200*B, A + 5988336 + 753664*B, A + 0, B)); /* %1476 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:13 */
+    CALL(524, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k533_fused_mul_step(A + 5988336 + 753664*B, A + 5988336 + 786432*B, A + 5988336 + 720896*B, B)); /* %1478 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
+    CALL(525, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k534_sum(A + 0, A + 5988336 + 753664*B, B)); /* %1479 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(526, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k536_sum(A + 5958656, A + 0)); /* %1481 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(527, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k537_sum(A + 5988128, A + 5958656)); /* %1482 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(528, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_vjp_k539_mul(A + 5988336 + 720896*B, A + 5988336 + 753664*B, (real *)P + 18944, B)); /* %1484 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(529, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k540_mul(A + 5988336 + 786432*B, A + 5988336 + 753664*B, A + 5988336 + 655360*B, B)); /* %1485 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(530, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k534_sum(A + 0, A + 5988336 + 786432*B, B)); /* %1486 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(531, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k536_sum(A + 5958656, A + 0)); /* %1488 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(532, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k537_sum(A + 5988160, A + 5958656)); /* %1489 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(533, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k554_fused_scale_mul_sum_mul(A + 5988336 + 1249280*B, A + 5988336 + 720896*B, A + 5988336 + 688128*B, A + 5988336 + 1249824*B, B)); /* %1499 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(534, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), convirt_image_vjp_k558_fused_add_mul_mul_id(A + 5988336 + 655360*B, A + 5988336 + 720896*B, A + 5988336 + 1249824*B, A + 5988336 + 1249280*B, A + 5988336 + 688128*B, B)); /* %1503 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(535, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_vjp_k561_fused_scale_sum_neg(A + 5988336 + 1249280*B, A + 5988336 + 655360*B, B)); /* %1506 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(536, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k563_fused_add_id(A + 5988336 + 688128*B, A + 5988336 + 655360*B, A + 5988336 + 1249280*B, B)); /* %1508 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(537, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k566_sum(A + 5988336 + 655360*B, A + 5988336 + 688128*B, B)); /* %1511 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(538, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k567_sum(A + 5988192, A + 5988336 + 655360*B, B)); /* %1512 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(539, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216), convirt_image_vjp_k569_conv2d_input_grad(A + 5988336 + 655360*B, A + 5988336 + 688128*B, (real *)P + 9696, A + 0, B)); /* %1514 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(540, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)32768*B), convirt_image_vjp_k570_conv2d_weight_grad(A + 5958656, A + 5988336 + 688128*B, A + 5988336 + 622592*B, A + 0, B)); /* %1515 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(541, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k612_fused_mul_add_step(A + 5988336 + 622592*B, A + 5988336 + 884736*B, A + 5988336 + 655360*B, A + 5988336 + 589824*B, B)); /* %1518 fused:mul_add_step [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
+    CALL(542, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k534_sum(A + 0, A + 5988336 + 622592*B, B)); /* %1519 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(543, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k536_sum(A + 5967872, A + 0)); /* %1521 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(544, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k537_sum(A + 5988224, A + 5967872)); /* %1522 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(545, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_vjp_k539_mul(A + 5988336 + 589824*B, A + 5988336 + 622592*B, (real *)P + 9632, B)); /* %1524 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(546, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k540_mul(A + 5988336 + 655360*B, A + 5988336 + 622592*B, A + 5988336 + 524288*B, B)); /* %1525 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(547, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k534_sum(A + 0, A + 5988336 + 655360*B, B)); /* %1526 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(548, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k536_sum(A + 5967872, A + 0)); /* %1528 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(549, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k537_sum(A + 5988256, A + 5967872)); /* %1529 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(550, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k554_fused_scale_mul_sum_mul(A + 5988336 + 1249280*B, A + 5988336 + 589824*B, A + 5988336 + 557056*B, A + 5988336 + 1249808*B, B)); /* %1539 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(551, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), convirt_image_vjp_k558_fused_add_mul_mul_id(A + 5988336 + 524288*B, A + 5988336 + 589824*B, A + 5988336 + 1249808*B, A + 5988336 + 1249280*B, A + 5988336 + 557056*B, B)); /* %1543 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(552, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_vjp_k561_fused_scale_sum_neg(A + 5988336 + 1249280*B, A + 5988336 + 524288*B, B)); /* %1546 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(553, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k563_fused_add_id(A + 5988336 + 655360*B, A + 5988336 + 524288*B, A + 5988336 + 1249280*B, B)); /* %1548 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(554, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k566_sum(A + 5988336 + 524288*B, A + 5988336 + 655360*B, B)); /* %1551 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(555, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k567_sum(A + 5988288, A + 5988336 + 524288*B, B)); /* %1552 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(556, (double)18874368*B, sizeof(real)*((double)131072*B + (double)32768*B + (double)9216), convirt_image_vjp_k648_conv2d_input_grad(A + 5988336 + 524288*B, A + 5988336 + 655360*B, (real *)P + 384, A + 0, B)); /* %1554 conv2d_input_grad [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(557, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)131072*B), convirt_image_vjp_k649_conv2d_weight_grad(A + 5967872, A + 5988336 + 655360*B, A + 5988336 + 393216*B, A + 0, B)); /* %1555 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(558, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), convirt_image_vjp_k651_fused_mul_step(A + 5988336 + 393216*B, A + 5988336 + 524288*B, A + 5988336 + 262144*B, B)); /* %1557 fused:mul_step [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
+    CALL(559, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), convirt_image_vjp_k652_sum(A + 0, A + 5988336 + 393216*B, B)); /* %1558 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(560, (double)131072, sizeof(real)*((double)2048 + (double)131072), convirt_image_vjp_k654_sum(A + 131072, A + 0)); /* %1560 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(561, (double)2048, sizeof(real)*((double)32 + (double)2048), convirt_image_vjp_k655_sum(A + 594720, A + 131072)); /* %1561 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(562, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), convirt_image_vjp_k657_mul(A + 5988336 + 262144*B, A + 5988336 + 393216*B, (real *)P + 320, B)); /* %1563 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(563, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), convirt_image_vjp_k658_mul(A + 5988336 + 524288*B, A + 5988336 + 393216*B, A + 5988336, B)); /* %1564 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(564, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), convirt_image_vjp_k652_sum(A + 0, A + 5988336 + 524288*B, B)); /* %1565 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(565, (double)131072, sizeof(real)*((double)2048 + (double)131072), convirt_image_vjp_k654_sum(A + 131072, A + 0)); /* %1567 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(566, (double)2048, sizeof(real)*((double)32 + (double)2048), convirt_image_vjp_k655_sum(A + 594752, A + 131072)); /* %1568 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(567, (double)262184*B, sizeof(real)*((double)8*B + (double)131072*B + (double)131072*B + (double)8*B), convirt_image_vjp_k672_fused_scale_mul_sum_mul(A + 5988336 + 1249280*B, A + 5988336 + 262144*B, A + 5988336 + 131072*B, A + 5988336 + 1249792*B, B)); /* %1578 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(568, (double)655360*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B + (double)8*B + (double)131072*B), convirt_image_vjp_k676_fused_add_mul_mul_id(A + 5988336, A + 5988336 + 262144*B, A + 5988336 + 1249792*B, A + 5988336 + 1249280*B, A + 5988336 + 131072*B, B)); /* %1582 fused:add_mul_mul_id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(569, (double)262152*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_vjp_k679_fused_scale_sum_neg(A + 5988336 + 262144*B, A + 5988336, B)); /* %1585 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(570, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_vjp_k681_fused_add_id(A + 5988336 + 131072*B, A + 5988336, A + 5988336 + 262144*B, B)); /* %1587 fused:add_id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(571, (double)131072*B, sizeof(real)*((double)32*B + (double)131072*B), convirt_image_vjp_k684_sum(A + 5988336, A + 5988336 + 131072*B, B)); /* %1590 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(572, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k567_sum(A + 594784, A + 5988336, B)); /* %1591 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(573, (double)2359296*B, sizeof(real)*((double)288 + (double)131072*B + (double)4096*B), convirt_image_vjp_k688_conv2d_weight_grad(A + 594432, A + 5988336 + 131072*B, A + 5988336 + 1245184*B, A + 0, B)); /* %1594 conv2d_weight_grad [32,1,3,3]  graphs/lib/image_encoder.lua:6 */
+    memcpy(grads + 0, A + 594432, sizeof(real)*288); /* d loss / d image.stem.weight */
+    memcpy(grads + 288, A + 594784, sizeof(real)*32); /* d loss / d image.stem.bias */
+    memcpy(grads + 320, A + 594752, sizeof(real)*32); /* d loss / d image.stem_gn.weight */
+    memcpy(grads + 352, A + 594720, sizeof(real)*32); /* d loss / d image.stem_gn.bias */
+    memcpy(grads + 384, A + 5967872, sizeof(real)*9216); /* d loss / d image.stage1.down.weight */
+    memcpy(grads + 9600, A + 5988288, sizeof(real)*32); /* d loss / d image.stage1.down.bias */
+    memcpy(grads + 9632, A + 5988256, sizeof(real)*32); /* d loss / d image.stage1.gn.weight */
+    memcpy(grads + 9664, A + 5988224, sizeof(real)*32); /* d loss / d image.stage1.gn.bias */
+    memcpy(grads + 9696, A + 5958656, sizeof(real)*9216); /* d loss / d image.stage1.res.conv1.weight */
+    memcpy(grads + 18912, A + 5988192, sizeof(real)*32); /* d loss / d image.stage1.res.conv1.bias */
+    memcpy(grads + 18944, A + 5988160, sizeof(real)*32); /* d loss / d image.stage1.res.gn1.weight */
+    memcpy(grads + 18976, A + 5988128, sizeof(real)*32); /* d loss / d image.stage1.res.gn1.bias */
+    memcpy(grads + 19008, A + 5949440, sizeof(real)*9216); /* d loss / d image.stage1.res.conv2.weight */
+    memcpy(grads + 28224, A + 5988096, sizeof(real)*32); /* d loss / d image.stage1.res.conv2.bias */
+    memcpy(grads + 28256, A + 5988064, sizeof(real)*32); /* d loss / d image.stage1.res.gn2.weight */
+    memcpy(grads + 28288, A + 5988032, sizeof(real)*32); /* d loss / d image.stage1.res.gn2.bias */
+    memcpy(grads + 28320, A + 5701632, sizeof(real)*18432); /* d loss / d image.stage2.down.weight */
+    memcpy(grads + 46752, A + 5987968, sizeof(real)*64); /* d loss / d image.stage2.down.bias */
+    memcpy(grads + 46816, A + 5987904, sizeof(real)*64); /* d loss / d image.stage2.gn.weight */
+    memcpy(grads + 46880, A + 5987840, sizeof(real)*64); /* d loss / d image.stage2.gn.bias */
+    memcpy(grads + 46944, A + 5664768, sizeof(real)*36864); /* d loss / d image.stage2.res.conv1.weight */
+    memcpy(grads + 83808, A + 5987776, sizeof(real)*64); /* d loss / d image.stage2.res.conv1.bias */
+    memcpy(grads + 83872, A + 5987712, sizeof(real)*64); /* d loss / d image.stage2.res.gn1.weight */
+    memcpy(grads + 83936, A + 5987648, sizeof(real)*64); /* d loss / d image.stage2.res.gn1.bias */
+    memcpy(grads + 84000, A + 5627904, sizeof(real)*36864); /* d loss / d image.stage2.res.conv2.weight */
+    memcpy(grads + 120864, A + 5987584, sizeof(real)*64); /* d loss / d image.stage2.res.conv2.bias */
+    memcpy(grads + 120928, A + 5987520, sizeof(real)*64); /* d loss / d image.stage2.res.gn2.weight */
+    memcpy(grads + 120992, A + 5987456, sizeof(real)*64); /* d loss / d image.stage2.res.gn2.bias */
+    memcpy(grads + 121056, A + 5292032, sizeof(real)*73728); /* d loss / d image.stage3.down.weight */
+    memcpy(grads + 194784, A + 5987328, sizeof(real)*128); /* d loss / d image.stage3.down.bias */
+    memcpy(grads + 194912, A + 5987200, sizeof(real)*128); /* d loss / d image.stage3.gn.weight */
+    memcpy(grads + 195040, A + 5987072, sizeof(real)*128); /* d loss / d image.stage3.gn.bias */
+    memcpy(grads + 195168, A + 5013504, sizeof(real)*147456); /* d loss / d image.stage3.res.conv1.weight */
+    memcpy(grads + 342624, A + 5986944, sizeof(real)*128); /* d loss / d image.stage3.res.conv1.bias */
+    memcpy(grads + 342752, A + 5986816, sizeof(real)*128); /* d loss / d image.stage3.res.gn1.weight */
+    memcpy(grads + 342880, A + 5986688, sizeof(real)*128); /* d loss / d image.stage3.res.gn1.bias */
+    memcpy(grads + 343008, A + 4866048, sizeof(real)*147456); /* d loss / d image.stage3.res.conv2.weight */
+    memcpy(grads + 490464, A + 5986560, sizeof(real)*128); /* d loss / d image.stage3.res.conv2.bias */
+    memcpy(grads + 490592, A + 5986432, sizeof(real)*128); /* d loss / d image.stage3.res.gn2.weight */
+    memcpy(grads + 490720, A + 5986304, sizeof(real)*128); /* d loss / d image.stage3.res.gn2.bias */
+    memcpy(grads + 490848, A + 5933056, sizeof(real)*16384); /* d loss / d image.region_proj.weight */
+    memcpy(grads + 507232, A + 5986176, sizeof(real)*128); /* d loss / d image.region_proj.bias */
+    memcpy(grads + 507360, A + 5916672, sizeof(real)*16384); /* d loss / d image.global_proj.weight */
+    memcpy(grads + 523744, A + 5986048, sizeof(real)*128); /* d loss / d image.global_proj.bias */
+    memcpy(grads + 523872, A + 5160960, sizeof(real)*131072); /* d loss / d text.tok_emb */
+    memcpy(grads + 654944, A + 5977088, sizeof(real)*5120); /* d loss / d text.pos_emb */
+    memcpy(grads + 660064, A + 5985920, sizeof(real)*128); /* d loss / d text.blocks.0.ln1.weight */
+    memcpy(grads + 660192, A + 5985792, sizeof(real)*128); /* d loss / d text.blocks.0.ln1.bias */
+    memcpy(grads + 660320, A + 5900288, sizeof(real)*16384); /* d loss / d text.blocks.0.q.weight */
+    memcpy(grads + 676704, A + 5985664, sizeof(real)*128); /* d loss / d text.blocks.0.q.bias */
+    memcpy(grads + 676832, A + 5883904, sizeof(real)*16384); /* d loss / d text.blocks.0.k.weight */
+    memcpy(grads + 693216, A + 5985536, sizeof(real)*128); /* d loss / d text.blocks.0.k.bias */
+    memcpy(grads + 693344, A + 5867520, sizeof(real)*16384); /* d loss / d text.blocks.0.v.weight */
+    memcpy(grads + 709728, A + 5985408, sizeof(real)*128); /* d loss / d text.blocks.0.v.bias */
+    memcpy(grads + 709856, A + 5851136, sizeof(real)*16384); /* d loss / d text.blocks.0.o.weight */
+    memcpy(grads + 726240, A + 5985280, sizeof(real)*128); /* d loss / d text.blocks.0.o.bias */
+    memcpy(grads + 726368, A + 5985152, sizeof(real)*128); /* d loss / d text.blocks.0.ln2.weight */
+    memcpy(grads + 726496, A + 5985024, sizeof(real)*128); /* d loss / d text.blocks.0.ln2.bias */
+    memcpy(grads + 726624, A + 5562368, sizeof(real)*65536); /* d loss / d text.blocks.0.fc1.weight */
+    memcpy(grads + 792160, A + 5982720, sizeof(real)*512); /* d loss / d text.blocks.0.fc1.bias */
+    memcpy(grads + 792672, A + 5496832, sizeof(real)*65536); /* d loss / d text.blocks.0.fc2.weight */
+    memcpy(grads + 858208, A + 5984896, sizeof(real)*128); /* d loss / d text.blocks.0.fc2.bias */
+    memcpy(grads + 858336, A + 5984768, sizeof(real)*128); /* d loss / d text.blocks.1.ln1.weight */
+    memcpy(grads + 858464, A + 5984640, sizeof(real)*128); /* d loss / d text.blocks.1.ln1.bias */
+    memcpy(grads + 858592, A + 5834752, sizeof(real)*16384); /* d loss / d text.blocks.1.q.weight */
+    memcpy(grads + 874976, A + 5984512, sizeof(real)*128); /* d loss / d text.blocks.1.q.bias */
+    memcpy(grads + 875104, A + 5818368, sizeof(real)*16384); /* d loss / d text.blocks.1.k.weight */
+    memcpy(grads + 891488, A + 5984384, sizeof(real)*128); /* d loss / d text.blocks.1.k.bias */
+    memcpy(grads + 891616, A + 5801984, sizeof(real)*16384); /* d loss / d text.blocks.1.v.weight */
+    memcpy(grads + 908000, A + 5984256, sizeof(real)*128); /* d loss / d text.blocks.1.v.bias */
+    memcpy(grads + 908128, A + 5785600, sizeof(real)*16384); /* d loss / d text.blocks.1.o.weight */
+    memcpy(grads + 924512, A + 5984128, sizeof(real)*128); /* d loss / d text.blocks.1.o.bias */
+    memcpy(grads + 924640, A + 5984000, sizeof(real)*128); /* d loss / d text.blocks.1.ln2.weight */
+    memcpy(grads + 924768, A + 5983872, sizeof(real)*128); /* d loss / d text.blocks.1.ln2.bias */
+    memcpy(grads + 924896, A + 5431296, sizeof(real)*65536); /* d loss / d text.blocks.1.fc1.weight */
+    memcpy(grads + 990432, A + 5982208, sizeof(real)*512); /* d loss / d text.blocks.1.fc1.bias */
+    memcpy(grads + 990944, A + 5365760, sizeof(real)*65536); /* d loss / d text.blocks.1.fc2.weight */
+    memcpy(grads + 1056480, A + 5983744, sizeof(real)*128); /* d loss / d text.blocks.1.fc2.bias */
+    memcpy(grads + 1056608, A + 5983616, sizeof(real)*128); /* d loss / d text.ln_f.weight */
+    memcpy(grads + 1056736, A + 5983488, sizeof(real)*128); /* d loss / d text.ln_f.bias */
+    memcpy(grads + 1056864, A + 5769216, sizeof(real)*16384); /* d loss / d text.global_proj.weight */
+    memcpy(grads + 1073248, A + 5983360, sizeof(real)*128); /* d loss / d text.global_proj.bias */
+    memcpy(grads + 1073376, A + 5752832, sizeof(real)*16384); /* d loss / d text.word_proj.weight */
+    memcpy(grads + 1089760, A + 5983232, sizeof(real)*128); /* d loss / d text.word_proj.bias */
+    memcpy(grads + 1089888, A + 5736448, sizeof(real)*16384); /* d loss / d irm.Wa */
+    memcpy(grads + 1106272, A + 5720064, sizeof(real)*16384); /* d loss / d irm.Wb */
 }
 
 static const real *output(const void *arena, int k, const long *dims) {
@@ -1399,7 +1281,7 @@ static const real *output(const void *arena, int k, const long *dims) {
     const long T = dims[1]; (void)T;
     const real *A = arena;
     switch (k) {
-    case 0: return A + 1255456; /* loss */
+    case 0: return A + 5988320; /* loss */
     default: return 0;
     }
 }

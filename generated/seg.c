@@ -15,237 +15,184 @@
 
 #ifdef RECLF_PROFILE
 #include "profile.h"
-static reclf_prof_entry prof[228] = {
+static reclf_prof_entry prof[175] = {
     {"convirt_image_k3_fused_scale_addc", "%4 fused:scale_addc [B,1,64,64]", "graphs/lib/image_encoder.lua:19", 0, 0, 0, 0, 0},
-    {"convirt_image_k6_im2col", "%7 im2col [9,4096*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k8_matmul", "%9 matmul [32,4096*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k10_permute", "%11 permute [B,32,4096]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k13_add", "%14 map:add [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k18_fused_scale_sum", "%19 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k19_sub", "%20 map:sub [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k24_fused_rsqrt_addc_scale_sum", "%25 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k25_mul", "%26 map:mul [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k31_fused_relu_add_mul", "%32 fused:relu_add_mul [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 0, 0, 0, 0, 0},
-    {"convirt_image_k34_im2col", "%35 im2col [288,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k36_matmul", "%37 matmul [32,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k38_permute", "%39 permute [B,32,1024]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k41_add", "%42 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k46_fused_scale_sum", "%47 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k47_sub", "%48 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k52_fused_rsqrt_addc_scale_sum", "%53 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k53_mul", "%54 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k59_fused_relu_add_mul", "%60 fused:relu_add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"convirt_image_k62_im2col", "%63 im2col [288,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k36_matmul", "%65 matmul [32,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k38_permute", "%67 permute [B,32,1024]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k41_add", "%70 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k46_fused_scale_sum", "%75 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k47_sub", "%76 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k52_fused_rsqrt_addc_scale_sum", "%81 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k53_mul", "%82 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k59_fused_relu_add_mul", "%88 fused:relu_add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_image_k62_im2col", "%91 im2col [288,1024*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k36_matmul", "%93 matmul [32,1024*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k38_permute", "%95 permute [B,32,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k41_add", "%98 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k46_fused_scale_sum", "%103 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k47_sub", "%104 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k52_fused_rsqrt_addc_scale_sum", "%109 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k53_mul", "%110 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k116_fused_relu_add_add_mul", "%117 fused:relu_add_add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"convirt_image_k119_im2col", "%120 im2col [288,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k121_matmul", "%122 matmul [64,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k123_permute", "%124 permute [B,64,256]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k126_add", "%127 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k131_fused_scale_sum", "%132 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k132_sub", "%133 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k137_fused_rsqrt_addc_scale_sum", "%138 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k138_mul", "%139 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k144_fused_relu_add_mul", "%145 fused:relu_add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"convirt_image_k147_im2col", "%148 im2col [576,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k149_matmul", "%150 matmul [64,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k123_permute", "%152 permute [B,64,256]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k126_add", "%155 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k131_fused_scale_sum", "%160 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k132_sub", "%161 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k137_fused_rsqrt_addc_scale_sum", "%166 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k138_mul", "%167 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k144_fused_relu_add_mul", "%173 fused:relu_add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_image_k147_im2col", "%176 im2col [576,256*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k149_matmul", "%178 matmul [64,256*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k123_permute", "%180 permute [B,64,256]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k126_add", "%183 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k131_fused_scale_sum", "%188 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k132_sub", "%189 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k137_fused_rsqrt_addc_scale_sum", "%194 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k138_mul", "%195 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k201_fused_relu_add_add_mul", "%202 fused:relu_add_add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"convirt_image_k204_im2col", "%205 im2col [576,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k206_matmul", "%207 matmul [128,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k208_permute", "%209 permute [B,128,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k211_add", "%212 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k216_fused_scale_sum", "%217 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k217_sub", "%218 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k222_fused_rsqrt_addc_scale_sum", "%223 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k223_mul", "%224 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k229_fused_relu_add_mul", "%230 fused:relu_add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"convirt_image_k232_im2col", "%233 im2col [1152,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k234_matmul", "%235 matmul [128,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k208_permute", "%237 permute [B,128,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k211_add", "%240 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k216_fused_scale_sum", "%245 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k217_sub", "%246 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k222_fused_rsqrt_addc_scale_sum", "%251 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k223_mul", "%252 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k229_fused_relu_add_mul", "%258 fused:relu_add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_image_k232_im2col", "%261 im2col [1152,64*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k234_matmul", "%263 matmul [128,64*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k208_permute", "%265 permute [B,128,64]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k211_add", "%268 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k216_fused_scale_sum", "%273 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k217_sub", "%274 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k222_fused_rsqrt_addc_scale_sum", "%279 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k223_mul", "%280 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k286_fused_relu_add_add_mul", "%287 fused:relu_add_add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"seg_finetune_k304_id", "%308 map:id [B,128,8,2,8,2]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
-    {"seg_finetune_k306_concat", "%310 concat [B,192,16,16]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
-    {"seg_finetune_k309_im2col", "%313 im2col [1728,256*B]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
-    {"seg_finetune_k311_matmul", "%315 matmul [64,256*B]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_image_k123_permute", "%317 permute [B,64,256]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_image_k126_add", "%320 map:add [B,64,16,16]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_image_k131_fused_scale_sum", "%325 fused:scale_sum [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"convirt_image_k132_sub", "%326 map:sub [B,8,2048]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"convirt_image_k137_fused_rsqrt_addc_scale_sum", "%331 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"convirt_image_k138_mul", "%332 map:mul [B,8,2048]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k143_fused_add_mul", "%337 fused:add_mul [B,64,16,16]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k144_relu", "%338 map:relu [B,64,16,16]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"seg_finetune_k336_id", "%340 map:id [B,64,16,2,16,2]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
-    {"seg_finetune_k338_concat", "%342 concat [B,96,32,32]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
-    {"seg_finetune_k341_im2col", "%345 im2col [864,1024*B]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
-    {"seg_finetune_k343_matmul", "%347 matmul [32,1024*B]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_image_k38_permute", "%349 permute [B,32,1024]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_image_k41_add", "%352 map:add [B,32,32,32]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_image_k46_fused_scale_sum", "%357 fused:scale_sum [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"convirt_image_k47_sub", "%358 map:sub [B,8,4096]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"convirt_image_k52_fused_rsqrt_addc_scale_sum", "%363 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"convirt_image_k53_mul", "%364 map:mul [B,8,4096]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k58_fused_add_mul", "%369 fused:add_mul [B,32,32,32]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k59_relu", "%370 map:relu [B,32,32,32]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"seg_finetune_k368_id", "%372 map:id [B,32,32,2,32,2]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
-    {"seg_finetune_k370_concat", "%374 concat [B,64,64,64]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
-    {"seg_finetune_k373_im2col", "%377 im2col [576,4096*B]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
-    {"seg_finetune_k375_matmul", "%379 matmul [32,4096*B]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_image_k10_permute", "%381 permute [B,32,4096]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_image_k13_add", "%384 map:add [B,32,64,64]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_image_k18_fused_scale_sum", "%389 fused:scale_sum [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"convirt_image_k19_sub", "%390 map:sub [B,8,16384]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"convirt_image_k24_fused_rsqrt_addc_scale_sum", "%395 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"convirt_image_k25_mul", "%396 map:mul [B,8,16384]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k30_fused_add_mul", "%401 fused:add_mul [B,32,64,64]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k31_relu", "%402 map:relu [B,32,64,64]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"seg_finetune_k401_im2col", "%405 im2col [32,4096*B]", "graphs/seg.lua:52", 0, 0, 0, 0, 0},
-    {"seg_finetune_k403_matmul", "%407 matmul [1,4096*B]", "graphs/seg.lua:52", 0, 0, 0, 0, 0},
-    {"seg_finetune_k405_permute", "%409 permute [B,1,4096]", "graphs/seg.lua:52", 0, 0, 0, 0, 0},
-    {"seg_finetune_k408_add", "%412 map:add [B,1,64,64]", "graphs/seg.lua:52", 0, 0, 0, 0, 0},
-    {"seg_finetune_k414_fused_exp_neg_abs", "%418 fused:exp_neg_abs [B,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
-    {"seg_finetune_k415_addc", "%419 map:addc [B,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
-    {"seg_finetune_k417_fused_add_sub_relu_mul", "%421 fused:add_sub_relu_mul [B,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
-    {"seg_finetune_k418_sum", "%422 reduce [1,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
-    {"seg_finetune_k419_scale", "%423 map:scale [1,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
-    {"seg_finetune_k420_sum", "%424 reduce [1,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
-    {"seg_finetune_k421_scale", "%425 map:scale [1,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
-    {"seg_finetune_k422_sum", "%426 reduce [1,1,1,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
-    {"seg_finetune_k425_fused_scale_sum_scale", "%429 fused:scale_sum_scale [1,1,1,1]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
-    {"seg_finetune_k426_sigmoid", "%430 map:sigmoid [B,1,64,64]", "graphs/lib/unet.lua:32", 0, 0, 0, 0, 0},
-    {"seg_finetune_k436_fused_addc_add_sum_sum", "%440 fused:addc_add_sum_sum [B,1]", "graphs/lib/unet.lua:35", 0, 0, 0, 0, 0},
-    {"seg_finetune_k437_fused_div_addc_scale_sum", "%441 fused:div_addc_scale_sum [B,1]", "graphs/lib/unet.lua:35", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k306_sum", "%442 reduce [1,1]", "graphs/lib/unet.lua:36", 0, 0, 0, 0, 0},
-    {"seg_finetune_k441_fused_addc_neg_scale", "%445 fused:addc_neg_scale [1,1]", "graphs/lib/unet.lua:36", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k313_add", "%448 map:add []", "graphs/lib/unet.lua:37", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k58_fill", "%479 fill []", "graphs/seg.lua:52", 1, 0, 0, 0, 0},
-    {"seg_finetune_k479_fused_scale_neg", "%483 fused:scale_neg [1,1]", "graphs/lib/unet.lua:36", 1, 0, 0, 0, 0},
-    {"seg_finetune_k481_fused_div_id", "%485 fused:div_id [B,1]", "graphs/lib/unet.lua:35", 1, 0, 0, 0, 0},
-    {"seg_finetune_k483_fused_neg_mul", "%487 fused:neg_mul [B,1]", "graphs/lib/unet.lua:35", 1, 0, 0, 0, 0},
-    {"seg_finetune_k485_scale", "%489 map:scale [B,1]", "graphs/lib/unet.lua:35", 1, 0, 0, 0, 0},
-    {"seg_finetune_k489_fused_add_id_mul_id", "%493 fused:add_id_mul_id [B,4096]", "graphs/lib/unet.lua:34", 1, 0, 0, 0, 0},
-    {"seg_finetune_k495_scale", "%499 map:scale [1,1,1,1]", "graphs/lib/unet.lua:31", 1, 0, 0, 0, 0},
-    {"seg_finetune_k497_fused_scale_id", "%501 fused:scale_id [1,1,1,64]", "graphs/lib/unet.lua:31", 1, 0, 0, 0, 0},
-    {"seg_finetune_k500_fused_scale_scale_id", "%504 fused:scale_scale_id [1,1,64,64]", "graphs/lib/unet.lua:31", 1, 0, 0, 0, 0},
-    {"seg_finetune_k501_id", "%505 map:id [B,1,64,64]", "graphs/lib/unet.lua:31", 1, 0, 0, 0, 0},
-    {"seg_finetune_k514_fused_add_add_add_mul", "%518 fused:add_add_add_mul [B,1,64,64]", "graphs/lib/unet.lua:31", 1, 0, 0, 0, 0},
-    {"seg_finetune_k418_sum", "%519 reduce [1,1,64,64]", "graphs/seg.lua:52", 1, 0, 0, 0, 0},
-    {"seg_finetune_k422_sum", "%521 reduce [1,1,64]", "graphs/seg.lua:52", 1, 0, 0, 0, 0},
-    {"seg_finetune_k518_sum", "%522 reduce [1,1,1]", "graphs/seg.lua:52", 1, 0, 0, 0, 0},
-    {"seg_finetune_k405_permute", "%525 permute [1,B,4096]", "graphs/seg.lua:52", 1, 0, 0, 0, 0},
-    {"seg_finetune_k523_matmul", "%527 matmul [1,32]", "graphs/seg.lua:52", 1, 0, 0, 0, 0},
-    {"seg_finetune_k524_matmul", "%528 matmul [32,4096*B]", "graphs/seg.lua:52", 1, 0, 0, 0, 0},
-    {"seg_finetune_k526_col2im", "%530 col2im [B,32,64,64]", "graphs/seg.lua:52", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k775_fused_mul_step", "%532 fused:mul_step [B,32,64,64]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k776_sum", "%533 reduce [1,32,64,64]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k778_sum", "%535 reduce [32,1,64]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k779_sum", "%536 reduce [32,1,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k781_mul", "%538 map:mul [B,32,64,64]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k782_mul", "%539 map:mul [B,32,64,64]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k776_sum", "%540 reduce [1,32,64,64]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k778_sum", "%542 reduce [32,1,64]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k779_sum", "%543 reduce [32,1,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k796_fused_scale_mul_sum_mul", "%553 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k800_fused_add_mul_mul_id", "%557 fused:add_mul_mul_id [B,8,16384]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k803_fused_scale_sum_neg", "%560 fused:scale_sum_neg [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k805_fused_add_id", "%562 fused:add_id [B,8,16384]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k776_sum", "%564 reduce [1,32,64,64]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k778_sum", "%566 reduce [32,1,64]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k779_sum", "%567 reduce [32,1,1]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k813_permute", "%570 permute [32,B,4096]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"seg_finetune_k568_matmul", "%572 matmul [32,576]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"seg_finetune_k569_matmul", "%573 matmul [576,4096*B]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"seg_finetune_k571_col2im", "%575 col2im [B,64,64,64]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"seg_finetune_k572_slice", "%576 slice [B,32,64,64]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
-    {"seg_finetune_k575_sum", "%579 reduce [B,32,32,1,32,2]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
-    {"seg_finetune_k576_sum", "%580 reduce [B,32,32,1,32,1]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k639_fused_mul_step", "%583 fused:mul_step [B,32,32,32]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k640_sum", "%584 reduce [1,32,32,32]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k642_sum", "%586 reduce [32,1,32]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k643_sum", "%587 reduce [32,1,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k645_mul", "%589 map:mul [B,32,32,32]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k646_mul", "%590 map:mul [B,32,32,32]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k640_sum", "%591 reduce [1,32,32,32]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k642_sum", "%593 reduce [32,1,32]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k643_sum", "%594 reduce [32,1,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k660_fused_scale_mul_sum_mul", "%604 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k664_fused_add_mul_mul_id", "%608 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k667_fused_scale_sum_neg", "%611 fused:scale_sum_neg [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k669_fused_add_id", "%613 fused:add_id [B,8,4096]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k640_sum", "%615 reduce [1,32,32,32]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k642_sum", "%617 reduce [32,1,32]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k643_sum", "%618 reduce [32,1,1]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k677_permute", "%621 permute [32,B,1024]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"seg_finetune_k619_matmul", "%623 matmul [32,864]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"seg_finetune_k620_matmul", "%624 matmul [864,1024*B]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"seg_finetune_k622_col2im", "%626 col2im [B,96,32,32]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"seg_finetune_k623_slice", "%627 slice [B,64,32,32]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
-    {"seg_finetune_k626_sum", "%630 reduce [B,64,16,1,16,2]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
-    {"seg_finetune_k627_sum", "%631 reduce [B,64,16,1,16,1]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k503_fused_mul_step", "%634 fused:mul_step [B,64,16,16]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k504_sum", "%635 reduce [1,64,16,16]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k506_sum", "%637 reduce [64,1,16]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k507_sum", "%638 reduce [64,1,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k509_mul", "%640 map:mul [B,64,16,16]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k510_mul", "%641 map:mul [B,64,16,16]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k504_sum", "%642 reduce [1,64,16,16]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k506_sum", "%644 reduce [64,1,16]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k507_sum", "%645 reduce [64,1,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k524_fused_scale_mul_sum_mul", "%655 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k528_fused_add_mul_mul_id", "%659 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k531_fused_scale_sum_neg", "%662 fused:scale_sum_neg [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k533_fused_add_id", "%664 fused:add_id [B,8,2048]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k504_sum", "%666 reduce [1,64,16,16]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k506_sum", "%668 reduce [64,1,16]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k507_sum", "%669 reduce [64,1,1]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k541_permute", "%672 permute [64,B,256]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"seg_finetune_k670_matmul", "%674 matmul [64,1728]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"convirt_image_k6_conv2d", "%7 conv2d [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k11_fused_scale_sum", "%12 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k12_sub", "%13 map:sub [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k17_fused_rsqrt_addc_scale_sum", "%18 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k18_mul", "%19 map:mul [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k24_fused_relu_add_mul", "%25 fused:relu_add_mul [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 0, 0, 0, 0, 0},
+    {"convirt_image_k27_conv2d", "%28 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k32_fused_scale_sum", "%33 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k33_sub", "%34 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k38_fused_rsqrt_addc_scale_sum", "%39 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k39_mul", "%40 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k45_fused_relu_add_mul", "%46 fused:relu_add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"convirt_image_k48_conv2d", "%49 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k32_fused_scale_sum", "%54 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k33_sub", "%55 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k38_fused_rsqrt_addc_scale_sum", "%60 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k39_mul", "%61 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k45_fused_relu_add_mul", "%67 fused:relu_add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_image_k48_conv2d", "%70 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k32_fused_scale_sum", "%75 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k33_sub", "%76 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k38_fused_rsqrt_addc_scale_sum", "%81 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k39_mul", "%82 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k88_fused_relu_add_add_mul", "%89 fused:relu_add_add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"convirt_image_k91_conv2d", "%92 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k96_fused_scale_sum", "%97 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k97_sub", "%98 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k102_fused_rsqrt_addc_scale_sum", "%103 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k103_mul", "%104 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k109_fused_relu_add_mul", "%110 fused:relu_add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"convirt_image_k112_conv2d", "%113 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k96_fused_scale_sum", "%118 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k97_sub", "%119 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k102_fused_rsqrt_addc_scale_sum", "%124 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k103_mul", "%125 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k109_fused_relu_add_mul", "%131 fused:relu_add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_image_k112_conv2d", "%134 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k96_fused_scale_sum", "%139 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k97_sub", "%140 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k102_fused_rsqrt_addc_scale_sum", "%145 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k103_mul", "%146 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k152_fused_relu_add_add_mul", "%153 fused:relu_add_add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"convirt_image_k155_conv2d", "%156 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k160_fused_scale_sum", "%161 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k161_sub", "%162 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k166_fused_rsqrt_addc_scale_sum", "%167 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k167_mul", "%168 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k173_fused_relu_add_mul", "%174 fused:relu_add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"convirt_image_k176_conv2d", "%177 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k160_fused_scale_sum", "%182 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k161_sub", "%183 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k166_fused_rsqrt_addc_scale_sum", "%188 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k167_mul", "%189 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k173_fused_relu_add_mul", "%195 fused:relu_add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_image_k176_conv2d", "%198 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k160_fused_scale_sum", "%203 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k161_sub", "%204 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k166_fused_rsqrt_addc_scale_sum", "%209 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k167_mul", "%210 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k216_fused_relu_add_add_mul", "%217 fused:relu_add_add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"seg_finetune_k234_id", "%238 map:id [B,128,8,2,8,2]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
+    {"seg_finetune_k236_concat", "%240 concat [B,192,16,16]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
+    {"seg_finetune_k239_conv2d", "%243 conv2d [B,64,16,16]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_image_k96_fused_scale_sum", "%248 fused:scale_sum [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_image_k97_sub", "%249 map:sub [B,8,2048]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_image_k102_fused_rsqrt_addc_scale_sum", "%254 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_image_k103_mul", "%255 map:mul [B,8,2048]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k108_fused_add_mul", "%260 fused:add_mul [B,64,16,16]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k109_relu", "%261 map:relu [B,64,16,16]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"seg_finetune_k259_id", "%263 map:id [B,64,16,2,16,2]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
+    {"seg_finetune_k261_concat", "%265 concat [B,96,32,32]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
+    {"seg_finetune_k264_conv2d", "%268 conv2d [B,32,32,32]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_image_k32_fused_scale_sum", "%273 fused:scale_sum [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_image_k33_sub", "%274 map:sub [B,8,4096]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_image_k38_fused_rsqrt_addc_scale_sum", "%279 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_image_k39_mul", "%280 map:mul [B,8,4096]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k44_fused_add_mul", "%285 fused:add_mul [B,32,32,32]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k45_relu", "%286 map:relu [B,32,32,32]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"seg_finetune_k284_id", "%288 map:id [B,32,32,2,32,2]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
+    {"seg_finetune_k286_concat", "%290 concat [B,64,64,64]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
+    {"seg_finetune_k289_conv2d", "%293 conv2d [B,32,64,64]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_image_k11_fused_scale_sum", "%298 fused:scale_sum [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_image_k12_sub", "%299 map:sub [B,8,16384]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_image_k17_fused_rsqrt_addc_scale_sum", "%304 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_image_k18_mul", "%305 map:mul [B,8,16384]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k23_fused_add_mul", "%310 fused:add_mul [B,32,64,64]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k24_relu", "%311 map:relu [B,32,64,64]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"seg_finetune_k310_conv2d", "%314 conv2d [B,1,64,64]", "graphs/seg.lua:52", 0, 0, 0, 0, 0},
+    {"seg_finetune_k316_fused_exp_neg_abs", "%320 fused:exp_neg_abs [B,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
+    {"seg_finetune_k317_addc", "%321 map:addc [B,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
+    {"seg_finetune_k319_fused_add_sub_relu_mul", "%323 fused:add_sub_relu_mul [B,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
+    {"seg_finetune_k320_sum", "%324 reduce [1,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
+    {"seg_finetune_k321_scale", "%325 map:scale [1,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
+    {"seg_finetune_k322_sum", "%326 reduce [1,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
+    {"seg_finetune_k323_scale", "%327 map:scale [1,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
+    {"seg_finetune_k324_sum", "%328 reduce [1,1,1,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
+    {"seg_finetune_k327_fused_scale_sum_scale", "%331 fused:scale_sum_scale [1,1,1,1]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
+    {"seg_finetune_k328_sigmoid", "%332 map:sigmoid [B,1,64,64]", "graphs/lib/unet.lua:32", 0, 0, 0, 0, 0},
+    {"seg_finetune_k338_fused_addc_add_sum_sum", "%342 fused:addc_add_sum_sum [B,1]", "graphs/lib/unet.lua:35", 0, 0, 0, 0, 0},
+    {"seg_finetune_k339_fused_div_addc_scale_sum", "%343 fused:div_addc_scale_sum [B,1]", "graphs/lib/unet.lua:35", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k236_sum", "%344 reduce [1,1]", "graphs/lib/unet.lua:36", 0, 0, 0, 0, 0},
+    {"seg_finetune_k343_fused_addc_neg_scale", "%347 fused:addc_neg_scale [1,1]", "graphs/lib/unet.lua:36", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k243_add", "%350 map:add []", "graphs/lib/unet.lua:37", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k58_fill", "%381 fill []", "graphs/seg.lua:52", 1, 0, 0, 0, 0},
+    {"seg_finetune_k381_fused_scale_neg", "%385 fused:scale_neg [1,1]", "graphs/lib/unet.lua:36", 1, 0, 0, 0, 0},
+    {"seg_finetune_k383_fused_div_id", "%387 fused:div_id [B,1]", "graphs/lib/unet.lua:35", 1, 0, 0, 0, 0},
+    {"seg_finetune_k385_fused_neg_mul", "%389 fused:neg_mul [B,1]", "graphs/lib/unet.lua:35", 1, 0, 0, 0, 0},
+    {"seg_finetune_k387_scale", "%391 map:scale [B,1]", "graphs/lib/unet.lua:35", 1, 0, 0, 0, 0},
+    {"seg_finetune_k391_fused_add_id_mul_id", "%395 fused:add_id_mul_id [B,4096]", "graphs/lib/unet.lua:34", 1, 0, 0, 0, 0},
+    {"seg_finetune_k397_scale", "%401 map:scale [1,1,1,1]", "graphs/lib/unet.lua:31", 1, 0, 0, 0, 0},
+    {"seg_finetune_k399_fused_scale_id", "%403 fused:scale_id [1,1,1,64]", "graphs/lib/unet.lua:31", 1, 0, 0, 0, 0},
+    {"seg_finetune_k402_fused_scale_scale_id", "%406 fused:scale_scale_id [1,1,64,64]", "graphs/lib/unet.lua:31", 1, 0, 0, 0, 0},
+    {"seg_finetune_k403_id", "%407 map:id [B,1,64,64]", "graphs/lib/unet.lua:31", 1, 0, 0, 0, 0},
+    {"seg_finetune_k416_fused_add_add_add_mul", "%420 fused:add_add_add_mul [B,1,64,64]", "graphs/lib/unet.lua:31", 1, 0, 0, 0, 0},
+    {"seg_finetune_k418_sum", "%422 reduce [B,1,1]", "graphs/seg.lua:52", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k236_sum", "%423 reduce [1,1,1]", "graphs/seg.lua:52", 1, 0, 0, 0, 0},
+    {"seg_finetune_k421_conv2d_input_grad", "%425 conv2d_input_grad [B,32,64,64]", "graphs/seg.lua:52", 1, 0, 0, 0, 0},
+    {"seg_finetune_k422_conv2d_weight_grad", "%426 conv2d_weight_grad [1,32,1,1]", "graphs/seg.lua:52", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k651_fused_mul_step", "%428 fused:mul_step [B,32,64,64]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k652_sum", "%429 reduce [1,32,64,64]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k654_sum", "%431 reduce [32,1,64]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k655_sum", "%432 reduce [32,1,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k657_mul", "%434 map:mul [B,32,64,64]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k658_mul", "%435 map:mul [B,32,64,64]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k652_sum", "%436 reduce [1,32,64,64]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k654_sum", "%438 reduce [32,1,64]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k655_sum", "%439 reduce [32,1,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k672_fused_scale_mul_sum_mul", "%449 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k676_fused_add_mul_mul_id", "%453 fused:add_mul_mul_id [B,8,16384]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k679_fused_scale_sum_neg", "%456 fused:scale_sum_neg [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k681_fused_add_id", "%458 fused:add_id [B,8,16384]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k684_sum", "%461 reduce [B,32,1]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k567_sum", "%462 reduce [1,32,1]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"seg_finetune_k460_conv2d_input_grad", "%464 conv2d_input_grad [B,64,64,64]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"seg_finetune_k461_conv2d_weight_grad", "%465 conv2d_weight_grad [32,64,3,3]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"seg_finetune_k462_slice", "%466 slice [B,32,64,64]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
+    {"seg_finetune_k465_sum", "%469 reduce [B,32,32,1,32,2]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
+    {"seg_finetune_k466_sum", "%470 reduce [B,32,32,1,32,1]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k533_fused_mul_step", "%473 fused:mul_step [B,32,32,32]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k534_sum", "%474 reduce [1,32,32,32]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k536_sum", "%476 reduce [32,1,32]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k537_sum", "%477 reduce [32,1,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k539_mul", "%479 map:mul [B,32,32,32]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k540_mul", "%480 map:mul [B,32,32,32]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k534_sum", "%481 reduce [1,32,32,32]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k536_sum", "%483 reduce [32,1,32]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k537_sum", "%484 reduce [32,1,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k554_fused_scale_mul_sum_mul", "%494 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k558_fused_add_mul_mul_id", "%498 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k561_fused_scale_sum_neg", "%501 fused:scale_sum_neg [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k563_fused_add_id", "%503 fused:add_id [B,8,4096]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k566_sum", "%506 reduce [B,32,1]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k567_sum", "%507 reduce [1,32,1]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"seg_finetune_k505_conv2d_input_grad", "%509 conv2d_input_grad [B,96,32,32]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"seg_finetune_k506_conv2d_weight_grad", "%510 conv2d_weight_grad [32,96,3,3]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"seg_finetune_k507_slice", "%511 slice [B,64,32,32]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
+    {"seg_finetune_k510_sum", "%514 reduce [B,64,16,1,16,2]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
+    {"seg_finetune_k511_sum", "%515 reduce [B,64,16,1,16,1]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k415_fused_mul_step", "%518 fused:mul_step [B,64,16,16]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k416_sum", "%519 reduce [1,64,16,16]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k418_sum", "%521 reduce [64,1,16]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k419_sum", "%522 reduce [64,1,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k421_mul", "%524 map:mul [B,64,16,16]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k422_mul", "%525 map:mul [B,64,16,16]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k416_sum", "%526 reduce [1,64,16,16]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k418_sum", "%528 reduce [64,1,16]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k419_sum", "%529 reduce [64,1,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k436_fused_scale_mul_sum_mul", "%539 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k440_fused_add_mul_mul_id", "%543 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k443_fused_scale_sum_neg", "%546 fused:scale_sum_neg [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k445_fused_add_id", "%548 fused:add_id [B,8,2048]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k448_sum", "%551 reduce [B,64,1]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k449_sum", "%552 reduce [1,64,1]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"seg_finetune_k551_conv2d_weight_grad", "%555 conv2d_weight_grad [64,192,3,3]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
 };
-const reclf_prof_table reclf_profile_seg = {228, prof};
+const reclf_prof_table reclf_profile_seg = {175, prof};
 #define CALL(i, fl, by, call) do { double t0_ = reclf_prof_now(); call; prof[i].seconds += reclf_prof_now() - t0_; \
     prof[i].calls++; prof[i].flops += (fl); prof[i].bytes += (double)(by); } while (0)
 #else
@@ -254,245 +201,192 @@ const reclf_prof_table reclf_profile_seg = {228, prof};
 
 static size_t arena_bytes(const long *dims) {
     const long B = dims[0]; (void)B;
-    return sizeof(real) * (size_t)(157120 + 4493360*B);
+    return sizeof(real) * (size_t)(38062240 + 1216560*B);
 }
 
 static void forward(void *arena, const real *P, void *const *inputs, const long *dims) {
     const long B = dims[0]; (void)B;
     real *A = arena; (void)A; (void)P; (void)inputs;
-    CALL(0, (double)8192*B, sizeof(real)*((double)4096*B + (double)4096*B), convirt_image_k3_fused_scale_addc(A + 157120, (real *)inputs[0], B)); /* %4 fused:scale_addc [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
-    CALL(1, 0, sizeof(real)*((double)36864*B + (double)4096*B), convirt_image_k6_im2col(A + 157120 + 131072*B, A + 157120, B)); /* %7 im2col [9,4096*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(2, (double)2359296*B, sizeof(real)*((double)131072*B + (double)288 + (double)36864*B), convirt_image_k8_matmul(A + 157120, (real *)P + 0, A + 157120 + 131072*B, B)); /* %9 matmul [32,4096*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(3, 0, sizeof(real)*((double)131072*B + (double)131072*B), convirt_image_k10_permute(A + 157120 + 131072*B, A + 157120, B)); /* %11 permute [B,32,4096]  graphs/lib/image_encoder.lua:6 */
-    CALL(4, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), convirt_image_k13_add(A + 157120, A + 157120 + 131072*B, (real *)P + 288, B)); /* %14 map:add [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(5, (double)131080*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_k18_fused_scale_sum(A + 157120 + 262144*B, A + 157120, B)); /* %19 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(6, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_k19_sub(A + 157120 + 131072*B, A + 157120, A + 157120 + 262144*B, B)); /* %20 map:sub [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(7, (double)262168*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_k24_fused_rsqrt_addc_scale_sum(A + 157120 + 262144*B, A + 157120 + 131072*B, B)); /* %25 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(8, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_k25_mul(A + 157120, A + 157120 + 131072*B, A + 157120 + 262144*B, B)); /* %26 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(9, (double)393216*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32 + (double)32), convirt_image_k31_fused_relu_add_mul(A + 157120 + 294912*B, A + 157120, (real *)P + 320, (real *)P + 352, B)); /* %32 fused:relu_add_mul [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
-    CALL(10, 0, sizeof(real)*((double)294912*B + (double)131072*B), convirt_image_k34_im2col(A + 157120, A + 157120 + 294912*B, B)); /* %35 im2col [288,1024*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(11, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), convirt_image_k36_matmul(A + 157120 + 425984*B, (real *)P + 384, A + 157120, B)); /* %37 matmul [32,1024*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(12, 0, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_k38_permute(A + 157120, A + 157120 + 425984*B, B)); /* %39 permute [B,32,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(13, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_k41_add(A + 157120 + 32768*B, A + 157120, (real *)P + 9600, B)); /* %42 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(14, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k46_fused_scale_sum(A + 157120 + 65536*B, A + 157120 + 32768*B, B)); /* %47 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(15, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k47_sub(A + 157120, A + 157120 + 32768*B, A + 157120 + 65536*B, B)); /* %48 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(16, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k52_fused_rsqrt_addc_scale_sum(A + 157120 + 65536*B, A + 157120, B)); /* %53 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(17, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k53_mul(A + 157120 + 32768*B, A + 157120, A + 157120 + 65536*B, B)); /* %54 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(18, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_k59_fused_relu_add_mul(A + 157120 + 425984*B, A + 157120 + 32768*B, (real *)P + 9632, (real *)P + 9664, B)); /* %60 fused:relu_add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
-    CALL(19, 0, sizeof(real)*((double)294912*B + (double)32768*B), convirt_image_k62_im2col(A + 157120, A + 157120 + 425984*B, B)); /* %63 im2col [288,1024*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(20, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), convirt_image_k36_matmul(A + 157120 + 458752*B, (real *)P + 9696, A + 157120, B)); /* %65 matmul [32,1024*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(21, 0, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_k38_permute(A + 157120, A + 157120 + 458752*B, B)); /* %67 permute [B,32,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(22, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_k41_add(A + 157120 + 32768*B, A + 157120, (real *)P + 18912, B)); /* %70 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(23, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k46_fused_scale_sum(A + 157120 + 65536*B, A + 157120 + 32768*B, B)); /* %75 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(24, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k47_sub(A + 157120, A + 157120 + 32768*B, A + 157120 + 65536*B, B)); /* %76 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(25, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k52_fused_rsqrt_addc_scale_sum(A + 157120 + 65536*B, A + 157120, B)); /* %81 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(26, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k53_mul(A + 157120 + 32768*B, A + 157120, A + 157120 + 65536*B, B)); /* %82 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(27, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_k59_fused_relu_add_mul(A + 157120 + 458752*B, A + 157120 + 32768*B, (real *)P + 18944, (real *)P + 18976, B)); /* %88 fused:relu_add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
-    CALL(28, 0, sizeof(real)*((double)294912*B + (double)32768*B), convirt_image_k62_im2col(A + 157120, A + 157120 + 458752*B, B)); /* %91 im2col [288,1024*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(29, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), convirt_image_k36_matmul(A + 157120 + 458752*B, (real *)P + 19008, A + 157120, B)); /* %93 matmul [32,1024*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(30, 0, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_k38_permute(A + 157120, A + 157120 + 458752*B, B)); /* %95 permute [B,32,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(31, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_k41_add(A + 157120 + 32768*B, A + 157120, (real *)P + 28224, B)); /* %98 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(32, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k46_fused_scale_sum(A + 157120 + 65536*B, A + 157120 + 32768*B, B)); /* %103 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(33, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k47_sub(A + 157120, A + 157120 + 32768*B, A + 157120 + 65536*B, B)); /* %104 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(34, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k52_fused_rsqrt_addc_scale_sum(A + 157120 + 65536*B, A + 157120, B)); /* %109 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(35, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k53_mul(A + 157120 + 32768*B, A + 157120, A + 157120 + 65536*B, B)); /* %110 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(36, (double)131072*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_k116_fused_relu_add_add_mul(A + 157120 + 163840*B, A + 157120 + 425984*B, A + 157120 + 32768*B, (real *)P + 28256, (real *)P + 28288, B)); /* %117 fused:relu_add_add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
-    CALL(37, 0, sizeof(real)*((double)73728*B + (double)32768*B), convirt_image_k119_im2col(A + 157120, A + 157120 + 163840*B, B)); /* %120 im2col [288,256*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(38, (double)9437184*B, sizeof(real)*((double)16384*B + (double)18432 + (double)73728*B), convirt_image_k121_matmul(A + 157120 + 73728*B, (real *)P + 28320, A + 157120, B)); /* %122 matmul [64,256*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(39, 0, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_k123_permute(A + 157120, A + 157120 + 73728*B, B)); /* %124 permute [B,64,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(40, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_k126_add(A + 157120 + 196608*B, A + 157120, (real *)P + 46752, B)); /* %127 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(41, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k131_fused_scale_sum(A + 157120 + 229376*B, A + 157120 + 196608*B, B)); /* %132 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(42, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k132_sub(A + 157120 + 212992*B, A + 157120 + 196608*B, A + 157120 + 229376*B, B)); /* %133 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(43, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k137_fused_rsqrt_addc_scale_sum(A + 157120 + 229376*B, A + 157120 + 212992*B, B)); /* %138 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(44, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k138_mul(A + 157120 + 196608*B, A + 157120 + 212992*B, A + 157120 + 229376*B, B)); /* %139 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(45, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_k144_fused_relu_add_mul(A + 157120 + 147456*B, A + 157120 + 196608*B, (real *)P + 46816, (real *)P + 46880, B)); /* %145 fused:relu_add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
-    CALL(46, 0, sizeof(real)*((double)147456*B + (double)16384*B), convirt_image_k147_im2col(A + 157120, A + 157120 + 147456*B, B)); /* %148 im2col [576,256*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(47, (double)18874368*B, sizeof(real)*((double)16384*B + (double)36864 + (double)147456*B), convirt_image_k149_matmul(A + 157120 + 196608*B, (real *)P + 46944, A + 157120, B)); /* %150 matmul [64,256*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(48, 0, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_k123_permute(A + 157120 + 212992*B, A + 157120 + 196608*B, B)); /* %152 permute [B,64,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(49, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_k126_add(A + 157120 + 196608*B, A + 157120 + 212992*B, (real *)P + 83808, B)); /* %155 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(50, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k131_fused_scale_sum(A + 157120 + 229376*B, A + 157120 + 196608*B, B)); /* %160 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(51, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k132_sub(A + 157120 + 212992*B, A + 157120 + 196608*B, A + 157120 + 229376*B, B)); /* %161 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(52, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k137_fused_rsqrt_addc_scale_sum(A + 157120 + 229376*B, A + 157120 + 212992*B, B)); /* %166 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(53, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k138_mul(A + 157120 + 196608*B, A + 157120 + 212992*B, A + 157120 + 229376*B, B)); /* %167 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(54, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_k144_fused_relu_add_mul(A + 157120 + 212992*B, A + 157120 + 196608*B, (real *)P + 83872, (real *)P + 83936, B)); /* %173 fused:relu_add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
-    CALL(55, 0, sizeof(real)*((double)147456*B + (double)16384*B), convirt_image_k147_im2col(A + 157120, A + 157120 + 212992*B, B)); /* %176 im2col [576,256*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(56, (double)18874368*B, sizeof(real)*((double)16384*B + (double)36864 + (double)147456*B), convirt_image_k149_matmul(A + 157120 + 196608*B, (real *)P + 84000, A + 157120, B)); /* %178 matmul [64,256*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(57, 0, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_k123_permute(A + 157120 + 212992*B, A + 157120 + 196608*B, B)); /* %180 permute [B,64,256]  graphs/lib/image_encoder.lua:13 */
-    CALL(58, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_k126_add(A + 157120 + 196608*B, A + 157120 + 212992*B, (real *)P + 120864, B)); /* %183 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(59, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k131_fused_scale_sum(A + 157120 + 229376*B, A + 157120 + 196608*B, B)); /* %188 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(60, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k132_sub(A + 157120 + 212992*B, A + 157120 + 196608*B, A + 157120 + 229376*B, B)); /* %189 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(61, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k137_fused_rsqrt_addc_scale_sum(A + 157120 + 229376*B, A + 157120 + 212992*B, B)); /* %194 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(62, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k138_mul(A + 157120 + 196608*B, A + 157120 + 212992*B, A + 157120 + 229376*B, B)); /* %195 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(63, (double)65536*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_k201_fused_relu_add_add_mul(A + 157120 + 229376*B, A + 157120 + 147456*B, A + 157120 + 196608*B, (real *)P + 120928, (real *)P + 120992, B)); /* %202 fused:relu_add_add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
-    CALL(64, 0, sizeof(real)*((double)36864*B + (double)16384*B), convirt_image_k204_im2col(A + 157120, A + 157120 + 229376*B, B)); /* %205 im2col [576,64*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(65, (double)9437184*B, sizeof(real)*((double)8192*B + (double)73728 + (double)36864*B), convirt_image_k206_matmul(A + 157120 + 196608*B, (real *)P + 121056, A + 157120, B)); /* %207 matmul [128,64*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(66, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k208_permute(A + 157120 + 204800*B, A + 157120 + 196608*B, B)); /* %209 permute [B,128,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(67, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_k211_add(A + 157120 + 196608*B, A + 157120 + 204800*B, (real *)P + 194784, B)); /* %212 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(68, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k216_fused_scale_sum(A + 157120 + 212992*B, A + 157120 + 196608*B, B)); /* %217 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(69, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k217_sub(A + 157120 + 204800*B, A + 157120 + 196608*B, A + 157120 + 212992*B, B)); /* %218 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(70, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k222_fused_rsqrt_addc_scale_sum(A + 157120 + 212992*B, A + 157120 + 204800*B, B)); /* %223 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(71, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k223_mul(A + 157120 + 196608*B, A + 157120 + 204800*B, A + 157120 + 212992*B, B)); /* %224 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(72, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_k229_fused_relu_add_mul(A + 157120 + 204800*B, A + 157120 + 196608*B, (real *)P + 194912, (real *)P + 195040, B)); /* %230 fused:relu_add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
-    CALL(73, 0, sizeof(real)*((double)73728*B + (double)8192*B), convirt_image_k232_im2col(A + 157120, A + 157120 + 204800*B, B)); /* %233 im2col [1152,64*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(74, (double)18874368*B, sizeof(real)*((double)8192*B + (double)147456 + (double)73728*B), convirt_image_k234_matmul(A + 157120 + 196608*B, (real *)P + 195168, A + 157120, B)); /* %235 matmul [128,64*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(75, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k208_permute(A + 157120 + 212992*B, A + 157120 + 196608*B, B)); /* %237 permute [B,128,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(76, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_k211_add(A + 157120 + 196608*B, A + 157120 + 212992*B, (real *)P + 342624, B)); /* %240 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(77, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k216_fused_scale_sum(A + 157120 + 221184*B, A + 157120 + 196608*B, B)); /* %245 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(78, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k217_sub(A + 157120 + 212992*B, A + 157120 + 196608*B, A + 157120 + 221184*B, B)); /* %246 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(79, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k222_fused_rsqrt_addc_scale_sum(A + 157120 + 221184*B, A + 157120 + 212992*B, B)); /* %251 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(80, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k223_mul(A + 157120 + 196608*B, A + 157120 + 212992*B, A + 157120 + 221184*B, B)); /* %252 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(81, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_k229_fused_relu_add_mul(A + 157120 + 212992*B, A + 157120 + 196608*B, (real *)P + 342752, (real *)P + 342880, B)); /* %258 fused:relu_add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
-    CALL(82, 0, sizeof(real)*((double)73728*B + (double)8192*B), convirt_image_k232_im2col(A + 157120, A + 157120 + 212992*B, B)); /* %261 im2col [1152,64*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(83, (double)18874368*B, sizeof(real)*((double)8192*B + (double)147456 + (double)73728*B), convirt_image_k234_matmul(A + 157120 + 196608*B, (real *)P + 343008, A + 157120, B)); /* %263 matmul [128,64*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(84, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k208_permute(A + 157120 + 212992*B, A + 157120 + 196608*B, B)); /* %265 permute [B,128,64]  graphs/lib/image_encoder.lua:13 */
-    CALL(85, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_k211_add(A + 157120 + 196608*B, A + 157120 + 212992*B, (real *)P + 490464, B)); /* %268 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(86, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k216_fused_scale_sum(A + 157120 + 221184*B, A + 157120 + 196608*B, B)); /* %273 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(87, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k217_sub(A + 157120 + 212992*B, A + 157120 + 196608*B, A + 157120 + 221184*B, B)); /* %274 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(88, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k222_fused_rsqrt_addc_scale_sum(A + 157120 + 221184*B, A + 157120 + 212992*B, B)); /* %279 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(89, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k223_mul(A + 157120 + 196608*B, A + 157120 + 212992*B, A + 157120 + 221184*B, B)); /* %280 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(90, (double)32768*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_k286_fused_relu_add_add_mul(A + 157120 + 245760*B, A + 157120 + 204800*B, A + 157120 + 196608*B, (real *)P + 490592, (real *)P + 490720, B)); /* %287 fused:relu_add_add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
-    CALL(91, (double)32768*B, sizeof(real)*((double)32768*B + (double)8192*B), seg_finetune_k304_id(A + 157120 + 196608*B, A + 157120 + 245760*B, B)); /* %308 map:id [B,128,8,2,8,2]  graphs/lib/unet.lua:15 */
-    CALL(92, 0, sizeof(real)*((double)49152*B + (double)32768*B + (double)16384*B), seg_finetune_k306_concat(A + 157120, A + 157120 + 196608*B, A + 157120 + 229376*B, B)); /* %310 concat [B,192,16,16]  graphs/lib/unet.lua:15 */
-    CALL(93, 0, sizeof(real)*((double)442368*B + (double)49152*B), seg_finetune_k309_im2col(A + 157120 + 3244032*B, A + 157120, B)); /* %313 im2col [1728,256*B]  graphs/lib/unet.lua:16 */
-    CALL(94, (double)56623104*B, sizeof(real)*((double)16384*B + (double)110592 + (double)442368*B), seg_finetune_k311_matmul(A + 157120 + 196608*B, (real *)P + 523872, A + 157120 + 3244032*B, B)); /* %315 matmul [64,256*B]  graphs/lib/unet.lua:16 */
-    CALL(95, 0, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_k123_permute(A + 157120 + 212992*B, A + 157120 + 196608*B, B)); /* %317 permute [B,64,256]  graphs/lib/unet.lua:16 */
-    CALL(96, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_k126_add(A + 157120 + 196608*B, A + 157120 + 212992*B, (real *)P + 634464, B)); /* %320 map:add [B,64,16,16]  graphs/lib/unet.lua:16 */
-    CALL(97, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k131_fused_scale_sum(A + 157120 + 212992*B, A + 157120 + 196608*B, B)); /* %325 fused:scale_sum [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(98, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k132_sub(A + 157120 + 4440064*B, A + 157120 + 196608*B, A + 157120 + 212992*B, B)); /* %326 map:sub [B,8,2048]  graphs/lib/unet.lua:17 */
-    CALL(99, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k137_fused_rsqrt_addc_scale_sum(A + 157120 + 4493312*B, A + 157120 + 4440064*B, B)); /* %331 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(100, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k138_mul(A + 157120 + 4456448*B, A + 157120 + 4440064*B, A + 157120 + 4493312*B, B)); /* %332 map:mul [B,8,2048]  graphs/lib/unet.lua:17 */
-    CALL(101, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_vjp_k143_fused_add_mul(A + 157120 + 4472832*B, A + 157120 + 4456448*B, (real *)P + 634528, (real *)P + 634592, B)); /* %337 fused:add_mul [B,64,16,16]  graphs/lib/unet.lua:17 */
-    CALL(102, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k144_relu(A + 157120, A + 157120 + 4472832*B, B)); /* %338 map:relu [B,64,16,16]  graphs/lib/unet.lua:17 */
-    CALL(103, (double)65536*B, sizeof(real)*((double)65536*B + (double)16384*B), seg_finetune_k336_id(A + 157120 + 98304*B, A + 157120, B)); /* %340 map:id [B,64,16,2,16,2]  graphs/lib/unet.lua:15 */
-    CALL(104, 0, sizeof(real)*((double)98304*B + (double)65536*B + (double)32768*B), seg_finetune_k338_concat(A + 157120, A + 157120 + 98304*B, A + 157120 + 163840*B, B)); /* %342 concat [B,96,32,32]  graphs/lib/unet.lua:15 */
-    CALL(105, 0, sizeof(real)*((double)884736*B + (double)98304*B), seg_finetune_k341_im2col(A + 157120 + 2359296*B, A + 157120, B)); /* %345 im2col [864,1024*B]  graphs/lib/unet.lua:16 */
-    CALL(106, (double)56623104*B, sizeof(real)*((double)32768*B + (double)27648 + (double)884736*B), seg_finetune_k343_matmul(A + 157120, (real *)P + 634656, A + 157120 + 2359296*B, B)); /* %347 matmul [32,1024*B]  graphs/lib/unet.lua:16 */
-    CALL(107, 0, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_k38_permute(A + 157120 + 32768*B, A + 157120, B)); /* %349 permute [B,32,1024]  graphs/lib/unet.lua:16 */
-    CALL(108, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_k41_add(A + 157120, A + 157120 + 32768*B, (real *)P + 662304, B)); /* %352 map:add [B,32,32,32]  graphs/lib/unet.lua:16 */
-    CALL(109, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k46_fused_scale_sum(A + 157120 + 4489216*B, A + 157120, B)); /* %357 fused:scale_sum [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(110, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k47_sub(A + 157120 + 4341760*B, A + 157120, A + 157120 + 4489216*B, B)); /* %358 map:sub [B,8,4096]  graphs/lib/unet.lua:17 */
-    CALL(111, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k52_fused_rsqrt_addc_scale_sum(A + 157120 + 4493328*B, A + 157120 + 4341760*B, B)); /* %363 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(112, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k53_mul(A + 157120 + 4374528*B, A + 157120 + 4341760*B, A + 157120 + 4493328*B, B)); /* %364 map:mul [B,8,4096]  graphs/lib/unet.lua:17 */
-    CALL(113, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_vjp_k58_fused_add_mul(A + 157120 + 4407296*B, A + 157120 + 4374528*B, (real *)P + 662336, (real *)P + 662368, B)); /* %369 fused:add_mul [B,32,32,32]  graphs/lib/unet.lua:17 */
-    CALL(114, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k59_relu(A + 157120 + 131072*B, A + 157120 + 4407296*B, B)); /* %370 map:relu [B,32,32,32]  graphs/lib/unet.lua:17 */
-    CALL(115, (double)131072*B, sizeof(real)*((double)131072*B + (double)32768*B), seg_finetune_k368_id(A + 157120, A + 157120 + 131072*B, B)); /* %372 map:id [B,32,32,2,32,2]  graphs/lib/unet.lua:15 */
-    CALL(116, 0, sizeof(real)*((double)262144*B + (double)131072*B + (double)131072*B), seg_finetune_k370_concat(A + 157120 + 3686400*B, A + 157120, A + 157120 + 294912*B, B)); /* %374 concat [B,64,64,64]  graphs/lib/unet.lua:15 */
-    CALL(117, 0, sizeof(real)*((double)2359296*B + (double)262144*B), seg_finetune_k373_im2col(A + 157120, A + 157120 + 3686400*B, B)); /* %377 im2col [576,4096*B]  graphs/lib/unet.lua:16 */
-    CALL(118, (double)150994944*B, sizeof(real)*((double)131072*B + (double)18432 + (double)2359296*B), seg_finetune_k375_matmul(A + 157120 + 3686400*B, (real *)P + 662400, A + 157120, B)); /* %379 matmul [32,4096*B]  graphs/lib/unet.lua:16 */
-    CALL(119, 0, sizeof(real)*((double)131072*B + (double)131072*B), convirt_image_k10_permute(A + 157120 + 3817472*B, A + 157120 + 3686400*B, B)); /* %381 permute [B,32,4096]  graphs/lib/unet.lua:16 */
-    CALL(120, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), convirt_image_k13_add(A + 157120 + 3686400*B, A + 157120 + 3817472*B, (real *)P + 680832, B)); /* %384 map:add [B,32,64,64]  graphs/lib/unet.lua:16 */
-    CALL(121, (double)131080*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_k18_fused_scale_sum(A + 157120 + 4489216*B, A + 157120 + 3686400*B, B)); /* %389 fused:scale_sum [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(122, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_k19_sub(A + 157120 + 3817472*B, A + 157120 + 3686400*B, A + 157120 + 4489216*B, B)); /* %390 map:sub [B,8,16384]  graphs/lib/unet.lua:17 */
-    CALL(123, (double)262168*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_k24_fused_rsqrt_addc_scale_sum(A + 157120 + 4493344*B, A + 157120 + 3817472*B, B)); /* %395 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(124, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_k25_mul(A + 157120 + 3686400*B, A + 157120 + 3817472*B, A + 157120 + 4493344*B, B)); /* %396 map:mul [B,8,16384]  graphs/lib/unet.lua:17 */
-    CALL(125, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32 + (double)32), convirt_image_vjp_k30_fused_add_mul(A + 157120 + 3948544*B, A + 157120 + 3686400*B, (real *)P + 680864, (real *)P + 680896, B)); /* %401 fused:add_mul [B,32,64,64]  graphs/lib/unet.lua:17 */
-    CALL(126, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), convirt_image_vjp_k31_relu(A + 157120 + 4079616*B, A + 157120 + 3948544*B, B)); /* %402 map:relu [B,32,64,64]  graphs/lib/unet.lua:17 */
-    CALL(127, 0, sizeof(real)*((double)131072*B + (double)131072*B), seg_finetune_k401_im2col(A + 157120 + 4210688*B, A + 157120 + 4079616*B, B)); /* %405 im2col [32,4096*B]  graphs/seg.lua:52 */
-    CALL(128, (double)262144*B, sizeof(real)*((double)4096*B + (double)32 + (double)131072*B), seg_finetune_k403_matmul(A + 157120 + 4079616*B, (real *)P + 680928, A + 157120 + 4210688*B, B)); /* %407 matmul [1,4096*B]  graphs/seg.lua:52 */
-    CALL(129, 0, sizeof(real)*((double)4096*B + (double)4096*B), seg_finetune_k405_permute(A + 157120 + 4083712*B, A + 157120 + 4079616*B, B)); /* %409 permute [B,1,4096]  graphs/seg.lua:52 */
-    CALL(130, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B + (double)1), seg_finetune_k408_add(A + 157120 + 4079616*B, A + 157120 + 4083712*B, (real *)P + 680960, B)); /* %412 map:add [B,1,64,64]  graphs/seg.lua:52 */
-    CALL(131, (double)12288*B, sizeof(real)*((double)4096*B + (double)4096*B), seg_finetune_k414_fused_exp_neg_abs(A + 157120 + 4083712*B, A + 157120 + 4079616*B, B)); /* %418 fused:exp_neg_abs [B,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(132, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B), seg_finetune_k415_addc(A + 157120 + 4087808*B, A + 157120 + 4083712*B, B)); /* %419 map:addc [B,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(133, (double)20480*B, sizeof(real)*((double)4096*B + (double)4096*B + (double)4096*B + (double)4096*B), seg_finetune_k417_fused_add_sub_relu_mul(A + 157120 + 4091904*B, A + 157120 + 4079616*B, (real *)inputs[1], A + 157120 + 4087808*B, B)); /* %421 fused:add_sub_relu_mul [B,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(134, (double)4096*B, sizeof(real)*((double)4096 + (double)4096*B), seg_finetune_k418_sum(A + 0, A + 157120 + 4091904*B, B)); /* %422 reduce [1,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(135, (double)4096, sizeof(real)*((double)4096 + (double)4096), seg_finetune_k419_scale(A + 4096, A + 0, B)); /* %423 map:scale [1,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(136, (double)4096, sizeof(real)*((double)4096 + (double)4096), seg_finetune_k420_sum(A + 0, A + 4096)); /* %424 reduce [1,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(137, (double)4096, sizeof(real)*((double)4096 + (double)4096), seg_finetune_k421_scale(A + 4096, A + 0)); /* %425 map:scale [1,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(138, (double)4096, sizeof(real)*((double)64 + (double)4096), seg_finetune_k422_sum(A + 0, A + 4096)); /* %426 reduce [1,1,1,64]  graphs/lib/unet.lua:31 */
-    CALL(139, (double)129, sizeof(real)*((double)1 + (double)64), seg_finetune_k425_fused_scale_sum_scale(A + 64, A + 0)); /* %429 fused:scale_sum_scale [1,1,1,1]  graphs/lib/unet.lua:31 */
-    CALL(140, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B), seg_finetune_k426_sigmoid(A + 157120 + 4091904*B, A + 157120 + 4079616*B, B)); /* %430 map:sigmoid [B,1,64,64]  graphs/lib/unet.lua:32 */
-    CALL(141, (double)8194*B, sizeof(real)*((double)B + (double)4096*B + (double)4096*B), seg_finetune_k436_fused_addc_add_sum_sum(A + 157120 + 4489216*B, A + 157120 + 4091904*B, (real *)inputs[1], B)); /* %440 fused:addc_add_sum_sum [B,1]  graphs/lib/unet.lua:35 */
-    CALL(142, (double)8195*B, sizeof(real)*((double)B + (double)4096*B + (double)4096*B + (double)B), seg_finetune_k437_fused_div_addc_scale_sum(A + 157120 + 4489232*B, A + 157120 + 4091904*B, (real *)inputs[1], A + 157120 + 4489216*B, B)); /* %441 fused:div_addc_scale_sum [B,1]  graphs/lib/unet.lua:35 */
-    CALL(143, (double)B, sizeof(real)*((double)1 + (double)B), convirt_image_vjp_k306_sum(A + 0, A + 157120 + 4489232*B, B)); /* %442 reduce [1,1]  graphs/lib/unet.lua:36 */
-    CALL(144, (double)3, sizeof(real)*((double)1 + (double)1), seg_finetune_k441_fused_addc_neg_scale(A + 16, A + 0, B)); /* %445 fused:addc_neg_scale [1,1]  graphs/lib/unet.lua:36 */
-    CALL(145, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), convirt_image_vjp_k313_add(A + 157088, A + 64, A + 16)); /* %448 map:add []  graphs/lib/unet.lua:37 */
+    CALL(0, (double)8192*B, sizeof(real)*((double)4096*B + (double)4096*B), convirt_image_k3_fused_scale_addc(A + 38062240 + 131072*B, (real *)inputs[0], B)); /* %4 fused:scale_addc [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
+    CALL(1, (double)2359296*B, sizeof(real)*((double)131072*B + (double)4096*B + (double)288 + (double)32), convirt_image_k6_conv2d(A + 38062240, A + 38062240 + 131072*B, (real *)P + 0, (real *)P + 288, A + 0, B)); /* %7 conv2d [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(2, (double)131080*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_k11_fused_scale_sum(A + 38062240 + 262144*B, A + 38062240, B)); /* %12 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(3, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_k12_sub(A + 38062240 + 131072*B, A + 38062240, A + 38062240 + 262144*B, B)); /* %13 map:sub [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(4, (double)262168*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_k17_fused_rsqrt_addc_scale_sum(A + 38062240 + 262144*B, A + 38062240 + 131072*B, B)); /* %18 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(5, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_k18_mul(A + 38062240, A + 38062240 + 131072*B, A + 38062240 + 262144*B, B)); /* %19 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(6, (double)393216*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32 + (double)32), convirt_image_k24_fused_relu_add_mul(A + 38062240 + 262144*B, A + 38062240, (real *)P + 320, (real *)P + 352, B)); /* %25 fused:relu_add_mul [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
+    CALL(7, (double)18874368*B, sizeof(real)*((double)32768*B + (double)131072*B + (double)9216 + (double)32), convirt_image_k27_conv2d(A + 38062240, A + 38062240 + 262144*B, (real *)P + 384, (real *)P + 9600, A + 0, B)); /* %28 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(8, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k32_fused_scale_sum(A + 38062240 + 65536*B, A + 38062240, B)); /* %33 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(9, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k33_sub(A + 38062240 + 32768*B, A + 38062240, A + 38062240 + 65536*B, B)); /* %34 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(10, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k38_fused_rsqrt_addc_scale_sum(A + 38062240 + 65536*B, A + 38062240 + 32768*B, B)); /* %39 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(11, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k39_mul(A + 38062240, A + 38062240 + 32768*B, A + 38062240 + 65536*B, B)); /* %40 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(12, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_k45_fused_relu_add_mul(A + 38062240 + 32768*B, A + 38062240, (real *)P + 9632, (real *)P + 9664, B)); /* %46 fused:relu_add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
+    CALL(13, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216 + (double)32), convirt_image_k48_conv2d(A + 38062240, A + 38062240 + 32768*B, (real *)P + 9696, (real *)P + 18912, A + 0, B)); /* %49 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(14, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k32_fused_scale_sum(A + 38062240 + 98304*B, A + 38062240, B)); /* %54 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(15, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k33_sub(A + 38062240 + 65536*B, A + 38062240, A + 38062240 + 98304*B, B)); /* %55 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(16, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k38_fused_rsqrt_addc_scale_sum(A + 38062240 + 98304*B, A + 38062240 + 65536*B, B)); /* %60 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(17, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k39_mul(A + 38062240, A + 38062240 + 65536*B, A + 38062240 + 98304*B, B)); /* %61 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(18, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_k45_fused_relu_add_mul(A + 38062240 + 65536*B, A + 38062240, (real *)P + 18944, (real *)P + 18976, B)); /* %67 fused:relu_add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
+    CALL(19, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216 + (double)32), convirt_image_k48_conv2d(A + 38062240, A + 38062240 + 65536*B, (real *)P + 19008, (real *)P + 28224, A + 0, B)); /* %70 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(20, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k32_fused_scale_sum(A + 38062240 + 98304*B, A + 38062240, B)); /* %75 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(21, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k33_sub(A + 38062240 + 65536*B, A + 38062240, A + 38062240 + 98304*B, B)); /* %76 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(22, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k38_fused_rsqrt_addc_scale_sum(A + 38062240 + 98304*B, A + 38062240 + 65536*B, B)); /* %81 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(23, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k39_mul(A + 38062240, A + 38062240 + 65536*B, A + 38062240 + 98304*B, B)); /* %82 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(24, (double)131072*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_k88_fused_relu_add_add_mul(A + 38062240 + 65536*B, A + 38062240 + 32768*B, A + 38062240, (real *)P + 28256, (real *)P + 28288, B)); /* %89 fused:relu_add_add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
+    CALL(25, (double)9437184*B, sizeof(real)*((double)16384*B + (double)32768*B + (double)18432 + (double)64), convirt_image_k91_conv2d(A + 38062240, A + 38062240 + 65536*B, (real *)P + 28320, (real *)P + 46752, A + 0, B)); /* %92 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(26, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k96_fused_scale_sum(A + 38062240 + 32768*B, A + 38062240, B)); /* %97 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(27, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k97_sub(A + 38062240 + 16384*B, A + 38062240, A + 38062240 + 32768*B, B)); /* %98 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(28, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k102_fused_rsqrt_addc_scale_sum(A + 38062240 + 32768*B, A + 38062240 + 16384*B, B)); /* %103 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(29, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k103_mul(A + 38062240, A + 38062240 + 16384*B, A + 38062240 + 32768*B, B)); /* %104 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(30, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_k109_fused_relu_add_mul(A + 38062240 + 16384*B, A + 38062240, (real *)P + 46816, (real *)P + 46880, B)); /* %110 fused:relu_add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
+    CALL(31, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864 + (double)64), convirt_image_k112_conv2d(A + 38062240, A + 38062240 + 16384*B, (real *)P + 46944, (real *)P + 83808, A + 0, B)); /* %113 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(32, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k96_fused_scale_sum(A + 38062240 + 49152*B, A + 38062240, B)); /* %118 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(33, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k97_sub(A + 38062240 + 32768*B, A + 38062240, A + 38062240 + 49152*B, B)); /* %119 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(34, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k102_fused_rsqrt_addc_scale_sum(A + 38062240 + 49152*B, A + 38062240 + 32768*B, B)); /* %124 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(35, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k103_mul(A + 38062240, A + 38062240 + 32768*B, A + 38062240 + 49152*B, B)); /* %125 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(36, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_k109_fused_relu_add_mul(A + 38062240 + 32768*B, A + 38062240, (real *)P + 83872, (real *)P + 83936, B)); /* %131 fused:relu_add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
+    CALL(37, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864 + (double)64), convirt_image_k112_conv2d(A + 38062240, A + 38062240 + 32768*B, (real *)P + 84000, (real *)P + 120864, A + 0, B)); /* %134 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(38, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k96_fused_scale_sum(A + 38062240 + 49152*B, A + 38062240, B)); /* %139 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(39, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k97_sub(A + 38062240 + 32768*B, A + 38062240, A + 38062240 + 49152*B, B)); /* %140 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(40, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k102_fused_rsqrt_addc_scale_sum(A + 38062240 + 49152*B, A + 38062240 + 32768*B, B)); /* %145 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(41, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k103_mul(A + 38062240, A + 38062240 + 32768*B, A + 38062240 + 49152*B, B)); /* %146 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(42, (double)65536*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_k152_fused_relu_add_add_mul(A + 38062240 + 32768*B, A + 38062240 + 16384*B, A + 38062240, (real *)P + 120928, (real *)P + 120992, B)); /* %153 fused:relu_add_add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
+    CALL(43, (double)9437184*B, sizeof(real)*((double)8192*B + (double)16384*B + (double)73728 + (double)128), convirt_image_k155_conv2d(A + 38062240 + 49152*B, A + 38062240 + 32768*B, (real *)P + 121056, (real *)P + 194784, A + 0, B)); /* %156 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(44, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k160_fused_scale_sum(A + 38062240, A + 38062240 + 49152*B, B)); /* %161 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(45, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k161_sub(A + 38062240 + 57344*B, A + 38062240 + 49152*B, A + 38062240, B)); /* %162 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(46, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k166_fused_rsqrt_addc_scale_sum(A + 38062240, A + 38062240 + 57344*B, B)); /* %167 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(47, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k167_mul(A + 38062240 + 49152*B, A + 38062240 + 57344*B, A + 38062240, B)); /* %168 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(48, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_k173_fused_relu_add_mul(A + 38062240 + 57344*B, A + 38062240 + 49152*B, (real *)P + 194912, (real *)P + 195040, B)); /* %174 fused:relu_add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
+    CALL(49, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456 + (double)128), convirt_image_k176_conv2d(A + 38062240 + 49152*B, A + 38062240 + 57344*B, (real *)P + 195168, (real *)P + 342624, A + 0, B)); /* %177 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(50, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k160_fused_scale_sum(A + 38062240 + 8192*B, A + 38062240 + 49152*B, B)); /* %182 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(51, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k161_sub(A + 38062240, A + 38062240 + 49152*B, A + 38062240 + 8192*B, B)); /* %183 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(52, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k166_fused_rsqrt_addc_scale_sum(A + 38062240 + 8192*B, A + 38062240, B)); /* %188 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(53, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k167_mul(A + 38062240 + 49152*B, A + 38062240, A + 38062240 + 8192*B, B)); /* %189 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(54, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_k173_fused_relu_add_mul(A + 38062240, A + 38062240 + 49152*B, (real *)P + 342752, (real *)P + 342880, B)); /* %195 fused:relu_add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
+    CALL(55, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456 + (double)128), convirt_image_k176_conv2d(A + 38062240 + 49152*B, A + 38062240, (real *)P + 343008, (real *)P + 490464, A + 0, B)); /* %198 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(56, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k160_fused_scale_sum(A + 38062240 + 8192*B, A + 38062240 + 49152*B, B)); /* %203 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(57, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k161_sub(A + 38062240, A + 38062240 + 49152*B, A + 38062240 + 8192*B, B)); /* %204 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(58, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k166_fused_rsqrt_addc_scale_sum(A + 38062240 + 8192*B, A + 38062240, B)); /* %209 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(59, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k167_mul(A + 38062240 + 49152*B, A + 38062240, A + 38062240 + 8192*B, B)); /* %210 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(60, (double)32768*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_k216_fused_relu_add_add_mul(A + 38062240 + 98304*B, A + 38062240 + 57344*B, A + 38062240 + 49152*B, (real *)P + 490592, (real *)P + 490720, B)); /* %217 fused:relu_add_add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
+    CALL(61, (double)32768*B, sizeof(real)*((double)32768*B + (double)8192*B), seg_finetune_k234_id(A + 38062240, A + 38062240 + 98304*B, B)); /* %238 map:id [B,128,8,2,8,2]  graphs/lib/unet.lua:15 */
+    CALL(62, 0, sizeof(real)*((double)49152*B + (double)32768*B + (double)16384*B), seg_finetune_k236_concat(A + 38062240 + 1015808*B, A + 38062240, A + 38062240 + 32768*B, B)); /* %240 concat [B,192,16,16]  graphs/lib/unet.lua:15 */
+    CALL(63, (double)56623104*B, sizeof(real)*((double)16384*B + (double)49152*B + (double)110592 + (double)64), seg_finetune_k239_conv2d(A + 38062240, A + 38062240 + 1015808*B, (real *)P + 523872, (real *)P + 634464, A + 0, B)); /* %243 conv2d [B,64,16,16]  graphs/lib/unet.lua:16 */
+    CALL(64, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k96_fused_scale_sum(A + 38062240 + 16384*B, A + 38062240, B)); /* %248 fused:scale_sum [B,8,1]  graphs/lib/unet.lua:17 */
+    CALL(65, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k97_sub(A + 38062240 + 1163264*B, A + 38062240, A + 38062240 + 16384*B, B)); /* %249 map:sub [B,8,2048]  graphs/lib/unet.lua:17 */
+    CALL(66, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k102_fused_rsqrt_addc_scale_sum(A + 38062240 + 1216512*B, A + 38062240 + 1163264*B, B)); /* %254 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/unet.lua:17 */
+    CALL(67, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k103_mul(A + 38062240 + 1179648*B, A + 38062240 + 1163264*B, A + 38062240 + 1216512*B, B)); /* %255 map:mul [B,8,2048]  graphs/lib/unet.lua:17 */
+    CALL(68, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_vjp_k108_fused_add_mul(A + 38062240 + 1196032*B, A + 38062240 + 1179648*B, (real *)P + 634528, (real *)P + 634592, B)); /* %260 fused:add_mul [B,64,16,16]  graphs/lib/unet.lua:17 */
+    CALL(69, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k109_relu(A + 38062240 + 1064960*B, A + 38062240 + 1196032*B, B)); /* %261 map:relu [B,64,16,16]  graphs/lib/unet.lua:17 */
+    CALL(70, (double)65536*B, sizeof(real)*((double)65536*B + (double)16384*B), seg_finetune_k259_id(A + 38062240, A + 38062240 + 1064960*B, B)); /* %263 map:id [B,64,16,2,16,2]  graphs/lib/unet.lua:15 */
+    CALL(71, 0, sizeof(real)*((double)98304*B + (double)65536*B + (double)32768*B), seg_finetune_k261_concat(A + 38062240 + 917504*B, A + 38062240, A + 38062240 + 65536*B, B)); /* %265 concat [B,96,32,32]  graphs/lib/unet.lua:15 */
+    CALL(72, (double)56623104*B, sizeof(real)*((double)32768*B + (double)98304*B + (double)27648 + (double)32), seg_finetune_k264_conv2d(A + 38062240, A + 38062240 + 917504*B, (real *)P + 634656, (real *)P + 662304, A + 0, B)); /* %268 conv2d [B,32,32,32]  graphs/lib/unet.lua:16 */
+    CALL(73, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k32_fused_scale_sum(A + 38062240 + 1212416*B, A + 38062240, B)); /* %273 fused:scale_sum [B,8,1]  graphs/lib/unet.lua:17 */
+    CALL(74, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k33_sub(A + 38062240 + 1064960*B, A + 38062240, A + 38062240 + 1212416*B, B)); /* %274 map:sub [B,8,4096]  graphs/lib/unet.lua:17 */
+    CALL(75, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k38_fused_rsqrt_addc_scale_sum(A + 38062240 + 1216528*B, A + 38062240 + 1064960*B, B)); /* %279 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/unet.lua:17 */
+    CALL(76, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k39_mul(A + 38062240 + 1097728*B, A + 38062240 + 1064960*B, A + 38062240 + 1216528*B, B)); /* %280 map:mul [B,8,4096]  graphs/lib/unet.lua:17 */
+    CALL(77, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_vjp_k44_fused_add_mul(A + 38062240 + 1130496*B, A + 38062240 + 1097728*B, (real *)P + 662336, (real *)P + 662368, B)); /* %285 fused:add_mul [B,32,32,32]  graphs/lib/unet.lua:17 */
+    CALL(78, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k45_relu(A + 38062240, A + 38062240 + 1130496*B, B)); /* %286 map:relu [B,32,32,32]  graphs/lib/unet.lua:17 */
+    CALL(79, (double)131072*B, sizeof(real)*((double)131072*B + (double)32768*B), seg_finetune_k284_id(A + 38062240 + 393216*B, A + 38062240, B)); /* %288 map:id [B,32,32,2,32,2]  graphs/lib/unet.lua:15 */
+    CALL(80, 0, sizeof(real)*((double)262144*B + (double)131072*B + (double)131072*B), seg_finetune_k286_concat(A + 38062240, A + 38062240 + 393216*B, A + 38062240 + 262144*B, B)); /* %290 concat [B,64,64,64]  graphs/lib/unet.lua:15 */
+    CALL(81, (double)150994944*B, sizeof(real)*((double)131072*B + (double)262144*B + (double)18432 + (double)32), seg_finetune_k289_conv2d(A + 38062240 + 262144*B, A + 38062240, (real *)P + 662400, (real *)P + 680832, A + 0, B)); /* %293 conv2d [B,32,64,64]  graphs/lib/unet.lua:16 */
+    CALL(82, (double)131080*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_k11_fused_scale_sum(A + 38062240 + 1212416*B, A + 38062240 + 262144*B, B)); /* %298 fused:scale_sum [B,8,1]  graphs/lib/unet.lua:17 */
+    CALL(83, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_k12_sub(A + 38062240 + 393216*B, A + 38062240 + 262144*B, A + 38062240 + 1212416*B, B)); /* %299 map:sub [B,8,16384]  graphs/lib/unet.lua:17 */
+    CALL(84, (double)262168*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_k17_fused_rsqrt_addc_scale_sum(A + 38062240 + 1216544*B, A + 38062240 + 393216*B, B)); /* %304 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/unet.lua:17 */
+    CALL(85, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_k18_mul(A + 38062240 + 262144*B, A + 38062240 + 393216*B, A + 38062240 + 1216544*B, B)); /* %305 map:mul [B,8,16384]  graphs/lib/unet.lua:17 */
+    CALL(86, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32 + (double)32), convirt_image_vjp_k23_fused_add_mul(A + 38062240 + 524288*B, A + 38062240 + 262144*B, (real *)P + 680864, (real *)P + 680896, B)); /* %310 fused:add_mul [B,32,64,64]  graphs/lib/unet.lua:17 */
+    CALL(87, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), convirt_image_vjp_k24_relu(A + 38062240 + 655360*B, A + 38062240 + 524288*B, B)); /* %311 map:relu [B,32,64,64]  graphs/lib/unet.lua:17 */
+    CALL(88, (double)262144*B, sizeof(real)*((double)4096*B + (double)131072*B + (double)32 + (double)1), seg_finetune_k310_conv2d(A + 38062240 + 786432*B, A + 38062240 + 655360*B, (real *)P + 680928, (real *)P + 680960, B)); /* %314 conv2d [B,1,64,64]  graphs/seg.lua:52 */
+    CALL(89, (double)12288*B, sizeof(real)*((double)4096*B + (double)4096*B), seg_finetune_k316_fused_exp_neg_abs(A + 38062240 + 790528*B, A + 38062240 + 786432*B, B)); /* %320 fused:exp_neg_abs [B,1,64,64]  graphs/lib/unet.lua:31 */
+    CALL(90, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B), seg_finetune_k317_addc(A + 38062240 + 794624*B, A + 38062240 + 790528*B, B)); /* %321 map:addc [B,1,64,64]  graphs/lib/unet.lua:31 */
+    CALL(91, (double)20480*B, sizeof(real)*((double)4096*B + (double)4096*B + (double)4096*B + (double)4096*B), seg_finetune_k319_fused_add_sub_relu_mul(A + 38062240 + 798720*B, A + 38062240 + 786432*B, (real *)inputs[1], A + 38062240 + 794624*B, B)); /* %323 fused:add_sub_relu_mul [B,1,64,64]  graphs/lib/unet.lua:31 */
+    CALL(92, (double)4096*B, sizeof(real)*((double)4096 + (double)4096*B), seg_finetune_k320_sum(A + 0, A + 38062240 + 798720*B, B)); /* %324 reduce [1,1,64,64]  graphs/lib/unet.lua:31 */
+    CALL(93, (double)4096, sizeof(real)*((double)4096 + (double)4096), seg_finetune_k321_scale(A + 4096, A + 0, B)); /* %325 map:scale [1,1,64,64]  graphs/lib/unet.lua:31 */
+    CALL(94, (double)4096, sizeof(real)*((double)4096 + (double)4096), seg_finetune_k322_sum(A + 0, A + 4096)); /* %326 reduce [1,1,64,64]  graphs/lib/unet.lua:31 */
+    CALL(95, (double)4096, sizeof(real)*((double)4096 + (double)4096), seg_finetune_k323_scale(A + 4096, A + 0)); /* %327 map:scale [1,1,64,64]  graphs/lib/unet.lua:31 */
+    CALL(96, (double)4096, sizeof(real)*((double)64 + (double)4096), seg_finetune_k324_sum(A + 0, A + 4096)); /* %328 reduce [1,1,1,64]  graphs/lib/unet.lua:31 */
+    CALL(97, (double)129, sizeof(real)*((double)1 + (double)64), seg_finetune_k327_fused_scale_sum_scale(A + 64, A + 0)); /* %331 fused:scale_sum_scale [1,1,1,1]  graphs/lib/unet.lua:31 */
+    CALL(98, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B), seg_finetune_k328_sigmoid(A + 38062240 + 798720*B, A + 38062240 + 786432*B, B)); /* %332 map:sigmoid [B,1,64,64]  graphs/lib/unet.lua:32 */
+    CALL(99, (double)8194*B, sizeof(real)*((double)B + (double)4096*B + (double)4096*B), seg_finetune_k338_fused_addc_add_sum_sum(A + 38062240 + 1212416*B, A + 38062240 + 798720*B, (real *)inputs[1], B)); /* %342 fused:addc_add_sum_sum [B,1]  graphs/lib/unet.lua:35 */
+    CALL(100, (double)8195*B, sizeof(real)*((double)B + (double)4096*B + (double)4096*B + (double)B), seg_finetune_k339_fused_div_addc_scale_sum(A + 38062240 + 1212432*B, A + 38062240 + 798720*B, (real *)inputs[1], A + 38062240 + 1212416*B, B)); /* %343 fused:div_addc_scale_sum [B,1]  graphs/lib/unet.lua:35 */
+    CALL(101, (double)B, sizeof(real)*((double)1 + (double)B), convirt_image_vjp_k236_sum(A + 0, A + 38062240 + 1212432*B, B)); /* %344 reduce [1,1]  graphs/lib/unet.lua:36 */
+    CALL(102, (double)3, sizeof(real)*((double)1 + (double)1), seg_finetune_k343_fused_addc_neg_scale(A + 16, A + 0, B)); /* %347 fused:addc_neg_scale [1,1]  graphs/lib/unet.lua:36 */
+    CALL(103, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), convirt_image_vjp_k243_add(A + 38062208, A + 64, A + 16)); /* %350 map:add []  graphs/lib/unet.lua:37 */
 }
 
 static void backward(void *arena, real *grads, const real *P, void *const *inputs, real *const *input_grads, const long *dims) {
     const long B = dims[0]; (void)B;
     real *A = arena; (void)A; (void)P; (void)inputs; (void)grads; (void)input_grads;
-    CALL(146, 0, sizeof(real)*((double)1), convirt_features_loss_k58_fill(A + 0)); /* %479 fill []  graphs/seg.lua:52 */
-    CALL(147, (double)2, sizeof(real)*((double)1 + (double)1), seg_finetune_k479_fused_scale_neg(A + 16, A + 0, B)); /* %483 fused:scale_neg [1,1]  graphs/lib/unet.lua:36 */
-    CALL(148, (double)2*B, sizeof(real)*((double)B + (double)1 + (double)B), seg_finetune_k481_fused_div_id(A + 157120 + 4489248*B, A + 16, A + 157120 + 4489216*B, B)); /* %485 fused:div_id [B,1]  graphs/lib/unet.lua:35 */
-    CALL(149, (double)2*B, sizeof(real)*((double)B + (double)B + (double)B), seg_finetune_k483_fused_neg_mul(A + 157120 + 4489216*B, A + 157120 + 4489248*B, A + 157120 + 4489232*B, B)); /* %487 fused:neg_mul [B,1]  graphs/lib/unet.lua:35 */
-    CALL(150, (double)B, sizeof(real)*((double)B + (double)B), seg_finetune_k485_scale(A + 157120 + 4489232*B, A + 157120 + 4489248*B, B)); /* %489 map:scale [B,1]  graphs/lib/unet.lua:35 */
-    CALL(151, (double)16384*B, sizeof(real)*((double)4096*B + (double)B + (double)B + (double)4096*B), seg_finetune_k489_fused_add_id_mul_id(A + 157120 + 4096000*B, A + 157120 + 4489216*B, A + 157120 + 4489232*B, (real *)inputs[1], B)); /* %493 fused:add_id_mul_id [B,4096]  graphs/lib/unet.lua:34 */
-    CALL(152, (double)1, sizeof(real)*((double)1 + (double)1), seg_finetune_k495_scale(A + 16, A + 0)); /* %499 map:scale [1,1,1,1]  graphs/lib/unet.lua:31 */
-    CALL(153, (double)128, sizeof(real)*((double)64 + (double)1), seg_finetune_k497_fused_scale_id(A + 4096, A + 16)); /* %501 fused:scale_id [1,1,1,64]  graphs/lib/unet.lua:31 */
-    CALL(154, (double)12288, sizeof(real)*((double)4096 + (double)64), seg_finetune_k500_fused_scale_scale_id(A + 0, A + 4096, B)); /* %504 fused:scale_scale_id [1,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(155, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096), seg_finetune_k501_id(A + 157120 + 4100096*B, A + 0, B)); /* %505 map:id [B,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(156, (double)65536*B, sizeof(real)*((double)4096*B + (double)4096*B + (double)4096*B + (double)4096*B + (double)4096*B + (double)4096*B + (double)4096*B + (double)4096*B), seg_finetune_k514_fused_add_add_add_mul(A + 157120 + 4104192*B, A + 157120 + 4096000*B, A + 157120 + 4091904*B, A + 157120 + 4100096*B, A + 157120 + 4087808*B, A + 157120 + 4083712*B, A + 157120 + 4079616*B, (real *)inputs[1], B)); /* %518 fused:add_add_add_mul [B,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(157, (double)4096*B, sizeof(real)*((double)4096 + (double)4096*B), seg_finetune_k418_sum(A + 0, A + 157120 + 4104192*B, B)); /* %519 reduce [1,1,64,64]  graphs/seg.lua:52 */
-    CALL(158, (double)4096, sizeof(real)*((double)64 + (double)4096), seg_finetune_k422_sum(A + 4096, A + 0)); /* %521 reduce [1,1,64]  graphs/seg.lua:52 */
-    CALL(159, (double)64, sizeof(real)*((double)1 + (double)64), seg_finetune_k518_sum(A + 157104, A + 4096)); /* %522 reduce [1,1,1]  graphs/seg.lua:52 */
-    CALL(160, 0, sizeof(real)*((double)4096*B + (double)4096*B), seg_finetune_k405_permute(A + 157120 + 4489216*B, A + 157120 + 4104192*B, B)); /* %525 permute [1,B,4096]  graphs/seg.lua:52 */
-    CALL(161, (double)262144*B, sizeof(real)*((double)32 + (double)4096*B + (double)131072*B), seg_finetune_k523_matmul(A + 156864, A + 157120 + 4489216*B, A + 157120 + 4210688*B, B)); /* %527 matmul [1,32]  graphs/seg.lua:52 */
-    CALL(162, (double)262144*B, sizeof(real)*((double)131072*B + (double)32 + (double)4096*B), seg_finetune_k524_matmul(A + 157120 + 4079616*B, (real *)P + 680928, A + 157120 + 4489216*B, B)); /* %528 matmul [32,4096*B]  graphs/seg.lua:52 */
-    CALL(163, 0, sizeof(real)*((double)131072*B + (double)131072*B), seg_finetune_k526_col2im(A + 157120 + 4210688*B, A + 157120 + 4079616*B, B)); /* %530 col2im [B,32,64,64]  graphs/seg.lua:52 */
-    CALL(164, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), convirt_image_vjp_k775_fused_mul_step(A + 157120 + 4079616*B, A + 157120 + 4210688*B, A + 157120 + 3948544*B, B)); /* %532 fused:mul_step [B,32,64,64]  graphs/lib/unet.lua:17 */
-    CALL(165, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), convirt_image_vjp_k776_sum(A + 0, A + 157120 + 4079616*B, B)); /* %533 reduce [1,32,64,64]  graphs/lib/unet.lua:17 */
-    CALL(166, (double)131072, sizeof(real)*((double)2048 + (double)131072), convirt_image_vjp_k778_sum(A + 131072, A + 0)); /* %535 reduce [32,1,64]  graphs/lib/unet.lua:17 */
-    CALL(167, (double)2048, sizeof(real)*((double)32 + (double)2048), convirt_image_vjp_k779_sum(A + 156896, A + 131072)); /* %536 reduce [32,1,1]  graphs/lib/unet.lua:17 */
-    CALL(168, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), convirt_image_vjp_k781_mul(A + 157120 + 3948544*B, A + 157120 + 4079616*B, (real *)P + 680864, B)); /* %538 map:mul [B,32,64,64]  graphs/lib/unet.lua:17 */
-    CALL(169, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), convirt_image_vjp_k782_mul(A + 157120 + 4210688*B, A + 157120 + 4079616*B, A + 157120 + 3686400*B, B)); /* %539 map:mul [B,32,64,64]  graphs/lib/unet.lua:17 */
-    CALL(170, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), convirt_image_vjp_k776_sum(A + 0, A + 157120 + 4210688*B, B)); /* %540 reduce [1,32,64,64]  graphs/lib/unet.lua:17 */
-    CALL(171, (double)131072, sizeof(real)*((double)2048 + (double)131072), convirt_image_vjp_k778_sum(A + 131072, A + 0)); /* %542 reduce [32,1,64]  graphs/lib/unet.lua:17 */
-    CALL(172, (double)2048, sizeof(real)*((double)32 + (double)2048), convirt_image_vjp_k779_sum(A + 156928, A + 131072)); /* %543 reduce [32,1,1]  graphs/lib/unet.lua:17 */
-    CALL(173, (double)262184*B, sizeof(real)*((double)8*B + (double)131072*B + (double)131072*B + (double)8*B), convirt_image_vjp_k796_fused_scale_mul_sum_mul(A + 157120 + 4489216*B, A + 157120 + 3948544*B, A + 157120 + 3817472*B, A + 157120 + 4493344*B, B)); /* %553 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(174, (double)655360*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B + (double)8*B + (double)131072*B), convirt_image_vjp_k800_fused_add_mul_mul_id(A + 157120 + 3686400*B, A + 157120 + 3948544*B, A + 157120 + 4493344*B, A + 157120 + 4489216*B, A + 157120 + 3817472*B, B)); /* %557 fused:add_mul_mul_id [B,8,16384]  graphs/lib/unet.lua:17 */
-    CALL(175, (double)262152*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_vjp_k803_fused_scale_sum_neg(A + 157120 + 4489216*B, A + 157120 + 3686400*B, B)); /* %560 fused:scale_sum_neg [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(176, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_vjp_k805_fused_add_id(A + 157120 + 3817472*B, A + 157120 + 3686400*B, A + 157120 + 4489216*B, B)); /* %562 fused:add_id [B,8,16384]  graphs/lib/unet.lua:17 */
-    CALL(177, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), convirt_image_vjp_k776_sum(A + 0, A + 157120 + 3817472*B, B)); /* %564 reduce [1,32,64,64]  graphs/lib/unet.lua:16 */
-    CALL(178, (double)131072, sizeof(real)*((double)2048 + (double)131072), convirt_image_vjp_k778_sum(A + 131072, A + 0)); /* %566 reduce [32,1,64]  graphs/lib/unet.lua:16 */
-    CALL(179, (double)2048, sizeof(real)*((double)32 + (double)2048), convirt_image_vjp_k779_sum(A + 156960, A + 131072)); /* %567 reduce [32,1,1]  graphs/lib/unet.lua:16 */
-    CALL(180, 0, sizeof(real)*((double)131072*B + (double)131072*B), convirt_image_vjp_k813_permute(A + 157120 + 3686400*B, A + 157120 + 3817472*B, B)); /* %570 permute [32,B,4096]  graphs/lib/unet.lua:16 */
-    CALL(181, (double)150994944*B, sizeof(real)*((double)18432 + (double)131072*B + (double)2359296*B), seg_finetune_k568_matmul(A + 138240, A + 157120 + 3686400*B, A + 157120, B)); /* %572 matmul [32,576]  graphs/lib/unet.lua:16 */
-    CALL(182, (double)150994944*B, sizeof(real)*((double)2359296*B + (double)18432 + (double)131072*B), seg_finetune_k569_matmul(A + 157120, (real *)P + 662400, A + 157120 + 3686400*B, B)); /* %573 matmul [576,4096*B]  graphs/lib/unet.lua:16 */
-    CALL(183, 0, sizeof(real)*((double)262144*B + (double)2359296*B), seg_finetune_k571_col2im(A + 157120 + 3686400*B, A + 157120, B)); /* %575 col2im [B,64,64,64]  graphs/lib/unet.lua:16 */
-    CALL(184, 0, sizeof(real)*((double)131072*B + (double)262144*B), seg_finetune_k572_slice(A + 157120, A + 157120 + 3686400*B, B)); /* %576 slice [B,32,64,64]  graphs/lib/unet.lua:15 */
-    CALL(185, (double)131072*B, sizeof(real)*((double)65536*B + (double)131072*B), seg_finetune_k575_sum(A + 157120 + 131072*B, A + 157120, B)); /* %579 reduce [B,32,32,1,32,2]  graphs/lib/unet.lua:15 */
-    CALL(186, (double)65536*B, sizeof(real)*((double)32768*B + (double)65536*B), seg_finetune_k576_sum(A + 157120, A + 157120 + 131072*B, B)); /* %580 reduce [B,32,32,1,32,1]  graphs/lib/unet.lua:15 */
-    CALL(187, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k639_fused_mul_step(A + 157120 + 3686400*B, A + 157120, A + 157120 + 4407296*B, B)); /* %583 fused:mul_step [B,32,32,32]  graphs/lib/unet.lua:17 */
-    CALL(188, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 0, A + 157120 + 3686400*B, B)); /* %584 reduce [1,32,32,32]  graphs/lib/unet.lua:17 */
-    CALL(189, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 32768, A + 0)); /* %586 reduce [32,1,32]  graphs/lib/unet.lua:17 */
-    CALL(190, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 156992, A + 32768)); /* %587 reduce [32,1,1]  graphs/lib/unet.lua:17 */
-    CALL(191, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_vjp_k645_mul(A + 157120 + 3719168*B, A + 157120 + 3686400*B, (real *)P + 662336, B)); /* %589 map:mul [B,32,32,32]  graphs/lib/unet.lua:17 */
-    CALL(192, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k646_mul(A + 157120 + 3751936*B, A + 157120 + 3686400*B, A + 157120 + 4374528*B, B)); /* %590 map:mul [B,32,32,32]  graphs/lib/unet.lua:17 */
-    CALL(193, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 0, A + 157120 + 3751936*B, B)); /* %591 reduce [1,32,32,32]  graphs/lib/unet.lua:17 */
-    CALL(194, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 32768, A + 0)); /* %593 reduce [32,1,32]  graphs/lib/unet.lua:17 */
-    CALL(195, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 157024, A + 32768)); /* %594 reduce [32,1,1]  graphs/lib/unet.lua:17 */
-    CALL(196, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k660_fused_scale_mul_sum_mul(A + 157120 + 4489216*B, A + 157120 + 3719168*B, A + 157120 + 4341760*B, A + 157120 + 4493328*B, B)); /* %604 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(197, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), convirt_image_vjp_k664_fused_add_mul_mul_id(A + 157120 + 3686400*B, A + 157120 + 3719168*B, A + 157120 + 4493328*B, A + 157120 + 4489216*B, A + 157120 + 4341760*B, B)); /* %608 fused:add_mul_mul_id [B,8,4096]  graphs/lib/unet.lua:17 */
-    CALL(198, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_vjp_k667_fused_scale_sum_neg(A + 157120 + 4489216*B, A + 157120 + 3686400*B, B)); /* %611 fused:scale_sum_neg [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(199, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k669_fused_add_id(A + 157120, A + 157120 + 3686400*B, A + 157120 + 4489216*B, B)); /* %613 fused:add_id [B,8,4096]  graphs/lib/unet.lua:17 */
-    CALL(200, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 0, A + 157120, B)); /* %615 reduce [1,32,32,32]  graphs/lib/unet.lua:16 */
-    CALL(201, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 32768, A + 0)); /* %617 reduce [32,1,32]  graphs/lib/unet.lua:16 */
-    CALL(202, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 157056, A + 32768)); /* %618 reduce [32,1,1]  graphs/lib/unet.lua:16 */
-    CALL(203, 0, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k677_permute(A + 157120 + 884736*B, A + 157120, B)); /* %621 permute [32,B,1024]  graphs/lib/unet.lua:16 */
-    CALL(204, (double)56623104*B, sizeof(real)*((double)27648 + (double)32768*B + (double)884736*B), seg_finetune_k619_matmul(A + 110592, A + 157120 + 884736*B, A + 157120 + 2359296*B, B)); /* %623 matmul [32,864]  graphs/lib/unet.lua:16 */
-    CALL(205, (double)56623104*B, sizeof(real)*((double)884736*B + (double)27648 + (double)32768*B), seg_finetune_k620_matmul(A + 157120, (real *)P + 634656, A + 157120 + 884736*B, B)); /* %624 matmul [864,1024*B]  graphs/lib/unet.lua:16 */
-    CALL(206, 0, sizeof(real)*((double)98304*B + (double)884736*B), seg_finetune_k622_col2im(A + 157120 + 884736*B, A + 157120, B)); /* %626 col2im [B,96,32,32]  graphs/lib/unet.lua:16 */
-    CALL(207, 0, sizeof(real)*((double)65536*B + (double)98304*B), seg_finetune_k623_slice(A + 157120, A + 157120 + 884736*B, B)); /* %627 slice [B,64,32,32]  graphs/lib/unet.lua:15 */
-    CALL(208, (double)65536*B, sizeof(real)*((double)32768*B + (double)65536*B), seg_finetune_k626_sum(A + 157120 + 65536*B, A + 157120, B)); /* %630 reduce [B,64,16,1,16,2]  graphs/lib/unet.lua:15 */
-    CALL(209, (double)32768*B, sizeof(real)*((double)16384*B + (double)32768*B), seg_finetune_k627_sum(A + 157120, A + 157120 + 65536*B, B)); /* %631 reduce [B,64,16,1,16,1]  graphs/lib/unet.lua:15 */
-    CALL(210, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k503_fused_mul_step(A + 157120 + 3686400*B, A + 157120, A + 157120 + 4472832*B, B)); /* %634 fused:mul_step [B,64,16,16]  graphs/lib/unet.lua:17 */
-    CALL(211, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 0, A + 157120 + 3686400*B, B)); /* %635 reduce [1,64,16,16]  graphs/lib/unet.lua:17 */
-    CALL(212, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 16384, A + 0)); /* %637 reduce [64,1,16]  graphs/lib/unet.lua:17 */
-    CALL(213, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 156672, A + 16384)); /* %638 reduce [64,1,1]  graphs/lib/unet.lua:17 */
-    CALL(214, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_vjp_k509_mul(A + 157120 + 3702784*B, A + 157120 + 3686400*B, (real *)P + 634528, B)); /* %640 map:mul [B,64,16,16]  graphs/lib/unet.lua:17 */
-    CALL(215, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k510_mul(A + 157120 + 3719168*B, A + 157120 + 3686400*B, A + 157120 + 4456448*B, B)); /* %641 map:mul [B,64,16,16]  graphs/lib/unet.lua:17 */
-    CALL(216, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 0, A + 157120 + 3719168*B, B)); /* %642 reduce [1,64,16,16]  graphs/lib/unet.lua:17 */
-    CALL(217, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 16384, A + 0)); /* %644 reduce [64,1,16]  graphs/lib/unet.lua:17 */
-    CALL(218, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 156736, A + 16384)); /* %645 reduce [64,1,1]  graphs/lib/unet.lua:17 */
-    CALL(219, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k524_fused_scale_mul_sum_mul(A + 157120 + 4456448*B, A + 157120 + 3702784*B, A + 157120 + 4440064*B, A + 157120 + 4493312*B, B)); /* %655 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(220, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), convirt_image_vjp_k528_fused_add_mul_mul_id(A + 157120 + 3686400*B, A + 157120 + 3702784*B, A + 157120 + 4493312*B, A + 157120 + 4456448*B, A + 157120 + 4440064*B, B)); /* %659 fused:add_mul_mul_id [B,8,2048]  graphs/lib/unet.lua:17 */
-    CALL(221, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_vjp_k531_fused_scale_sum_neg(A + 157120 + 16384*B, A + 157120 + 3686400*B, B)); /* %662 fused:scale_sum_neg [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(222, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k533_fused_add_id(A + 157120, A + 157120 + 3686400*B, A + 157120 + 16384*B, B)); /* %664 fused:add_id [B,8,2048]  graphs/lib/unet.lua:17 */
-    CALL(223, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 0, A + 157120, B)); /* %666 reduce [1,64,16,16]  graphs/lib/unet.lua:16 */
-    CALL(224, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 16384, A + 0)); /* %668 reduce [64,1,16]  graphs/lib/unet.lua:16 */
-    CALL(225, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 156800, A + 16384)); /* %669 reduce [64,1,1]  graphs/lib/unet.lua:16 */
-    CALL(226, 0, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k541_permute(A + 157120 + 16384*B, A + 157120, B)); /* %672 permute [64,B,256]  graphs/lib/unet.lua:16 */
-    CALL(227, (double)56623104*B, sizeof(real)*((double)110592 + (double)16384*B + (double)442368*B), seg_finetune_k670_matmul(A + 0, A + 157120 + 16384*B, A + 157120 + 3244032*B, B)); /* %674 matmul [64,1728]  graphs/lib/unet.lua:16 */
+    CALL(104, 0, sizeof(real)*((double)1), convirt_features_loss_k58_fill(A + 0)); /* %381 fill []  graphs/seg.lua:52 */
+    CALL(105, (double)2, sizeof(real)*((double)1 + (double)1), seg_finetune_k381_fused_scale_neg(A + 16, A + 0, B)); /* %385 fused:scale_neg [1,1]  graphs/lib/unet.lua:36 */
+    CALL(106, (double)2*B, sizeof(real)*((double)B + (double)1 + (double)B), seg_finetune_k383_fused_div_id(A + 38062240 + 1212448*B, A + 16, A + 38062240 + 1212416*B, B)); /* %387 fused:div_id [B,1]  graphs/lib/unet.lua:35 */
+    CALL(107, (double)2*B, sizeof(real)*((double)B + (double)B + (double)B), seg_finetune_k385_fused_neg_mul(A + 38062240 + 1212416*B, A + 38062240 + 1212448*B, A + 38062240 + 1212432*B, B)); /* %389 fused:neg_mul [B,1]  graphs/lib/unet.lua:35 */
+    CALL(108, (double)B, sizeof(real)*((double)B + (double)B), seg_finetune_k387_scale(A + 38062240 + 1212432*B, A + 38062240 + 1212448*B, B)); /* %391 map:scale [B,1]  graphs/lib/unet.lua:35 */
+    CALL(109, (double)16384*B, sizeof(real)*((double)4096*B + (double)B + (double)B + (double)4096*B), seg_finetune_k391_fused_add_id_mul_id(A + 38062240 + 802816*B, A + 38062240 + 1212416*B, A + 38062240 + 1212432*B, (real *)inputs[1], B)); /* %395 fused:add_id_mul_id [B,4096]  graphs/lib/unet.lua:34 */
+    CALL(110, (double)1, sizeof(real)*((double)1 + (double)1), seg_finetune_k397_scale(A + 16, A + 0)); /* %401 map:scale [1,1,1,1]  graphs/lib/unet.lua:31 */
+    CALL(111, (double)128, sizeof(real)*((double)64 + (double)1), seg_finetune_k399_fused_scale_id(A + 4096, A + 16)); /* %403 fused:scale_id [1,1,1,64]  graphs/lib/unet.lua:31 */
+    CALL(112, (double)12288, sizeof(real)*((double)4096 + (double)64), seg_finetune_k402_fused_scale_scale_id(A + 0, A + 4096, B)); /* %406 fused:scale_scale_id [1,1,64,64]  graphs/lib/unet.lua:31 */
+    CALL(113, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096), seg_finetune_k403_id(A + 38062240 + 806912*B, A + 0, B)); /* %407 map:id [B,1,64,64]  graphs/lib/unet.lua:31 */
+    CALL(114, (double)65536*B, sizeof(real)*((double)4096*B + (double)4096*B + (double)4096*B + (double)4096*B + (double)4096*B + (double)4096*B + (double)4096*B + (double)4096*B), seg_finetune_k416_fused_add_add_add_mul(A + 38062240 + 1212416*B, A + 38062240 + 802816*B, A + 38062240 + 798720*B, A + 38062240 + 806912*B, A + 38062240 + 794624*B, A + 38062240 + 790528*B, A + 38062240 + 786432*B, (real *)inputs[1], B)); /* %420 fused:add_add_add_mul [B,1,64,64]  graphs/lib/unet.lua:31 */
+    CALL(115, (double)4096*B, sizeof(real)*((double)B + (double)4096*B), seg_finetune_k418_sum(A + 38062240 + 786432*B, A + 38062240 + 1212416*B, B)); /* %422 reduce [B,1,1]  graphs/seg.lua:52 */
+    CALL(116, (double)B, sizeof(real)*((double)1 + (double)B), convirt_image_vjp_k236_sum(A + 38062224, A + 38062240 + 786432*B, B)); /* %423 reduce [1,1,1]  graphs/seg.lua:52 */
+    CALL(117, (double)262144*B, sizeof(real)*((double)131072*B + (double)4096*B + (double)32), seg_finetune_k421_conv2d_input_grad(A + 38062240 + 786432*B, A + 38062240 + 1212416*B, (real *)P + 680928, B)); /* %425 conv2d_input_grad [B,32,64,64]  graphs/seg.lua:52 */
+    CALL(118, (double)262144*B, sizeof(real)*((double)32 + (double)4096*B + (double)131072*B), seg_finetune_k422_conv2d_weight_grad(A + 38062080, A + 38062240 + 1212416*B, A + 38062240 + 655360*B, A + 0, B)); /* %426 conv2d_weight_grad [1,32,1,1]  graphs/seg.lua:52 */
+    CALL(119, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), convirt_image_vjp_k651_fused_mul_step(A + 38062240 + 655360*B, A + 38062240 + 786432*B, A + 38062240 + 524288*B, B)); /* %428 fused:mul_step [B,32,64,64]  graphs/lib/unet.lua:17 */
+    CALL(120, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), convirt_image_vjp_k652_sum(A + 0, A + 38062240 + 655360*B, B)); /* %429 reduce [1,32,64,64]  graphs/lib/unet.lua:17 */
+    CALL(121, (double)131072, sizeof(real)*((double)2048 + (double)131072), convirt_image_vjp_k654_sum(A + 131072, A + 0)); /* %431 reduce [32,1,64]  graphs/lib/unet.lua:17 */
+    CALL(122, (double)2048, sizeof(real)*((double)32 + (double)2048), convirt_image_vjp_k655_sum(A + 38062112, A + 131072)); /* %432 reduce [32,1,1]  graphs/lib/unet.lua:17 */
+    CALL(123, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), convirt_image_vjp_k657_mul(A + 38062240 + 524288*B, A + 38062240 + 655360*B, (real *)P + 680864, B)); /* %434 map:mul [B,32,64,64]  graphs/lib/unet.lua:17 */
+    CALL(124, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), convirt_image_vjp_k658_mul(A + 38062240 + 786432*B, A + 38062240 + 655360*B, A + 38062240 + 262144*B, B)); /* %435 map:mul [B,32,64,64]  graphs/lib/unet.lua:17 */
+    CALL(125, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), convirt_image_vjp_k652_sum(A + 0, A + 38062240 + 786432*B, B)); /* %436 reduce [1,32,64,64]  graphs/lib/unet.lua:17 */
+    CALL(126, (double)131072, sizeof(real)*((double)2048 + (double)131072), convirt_image_vjp_k654_sum(A + 131072, A + 0)); /* %438 reduce [32,1,64]  graphs/lib/unet.lua:17 */
+    CALL(127, (double)2048, sizeof(real)*((double)32 + (double)2048), convirt_image_vjp_k655_sum(A + 38062144, A + 131072)); /* %439 reduce [32,1,1]  graphs/lib/unet.lua:17 */
+    CALL(128, (double)262184*B, sizeof(real)*((double)8*B + (double)131072*B + (double)131072*B + (double)8*B), convirt_image_vjp_k672_fused_scale_mul_sum_mul(A + 38062240 + 1212416*B, A + 38062240 + 524288*B, A + 38062240 + 393216*B, A + 38062240 + 1216544*B, B)); /* %449 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/unet.lua:17 */
+    CALL(129, (double)655360*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B + (double)8*B + (double)131072*B), convirt_image_vjp_k676_fused_add_mul_mul_id(A + 38062240 + 262144*B, A + 38062240 + 524288*B, A + 38062240 + 1216544*B, A + 38062240 + 1212416*B, A + 38062240 + 393216*B, B)); /* %453 fused:add_mul_mul_id [B,8,16384]  graphs/lib/unet.lua:17 */
+    CALL(130, (double)262152*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_vjp_k679_fused_scale_sum_neg(A + 38062240 + 1212416*B, A + 38062240 + 262144*B, B)); /* %456 fused:scale_sum_neg [B,8,1]  graphs/lib/unet.lua:17 */
+    CALL(131, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_vjp_k681_fused_add_id(A + 38062240 + 524288*B, A + 38062240 + 262144*B, A + 38062240 + 1212416*B, B)); /* %458 fused:add_id [B,8,16384]  graphs/lib/unet.lua:17 */
+    CALL(132, (double)131072*B, sizeof(real)*((double)32*B + (double)131072*B), convirt_image_vjp_k684_sum(A + 38062240 + 262144*B, A + 38062240 + 524288*B, B)); /* %461 reduce [B,32,1]  graphs/lib/unet.lua:16 */
+    CALL(133, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k567_sum(A + 38062176, A + 38062240 + 262144*B, B)); /* %462 reduce [1,32,1]  graphs/lib/unet.lua:16 */
+    CALL(134, (double)150994944*B, sizeof(real)*((double)262144*B + (double)131072*B + (double)18432), seg_finetune_k460_conv2d_input_grad(A + 38062240 + 262144*B, A + 38062240 + 524288*B, (real *)P + 662400, A + 0, B)); /* %464 conv2d_input_grad [B,64,64,64]  graphs/lib/unet.lua:16 */
+    CALL(135, (double)150994944*B, sizeof(real)*((double)18432 + (double)131072*B + (double)262144*B), seg_finetune_k461_conv2d_weight_grad(A + 38043648, A + 38062240 + 524288*B, A + 38062240, A + 0, B)); /* %465 conv2d_weight_grad [32,64,3,3]  graphs/lib/unet.lua:16 */
+    CALL(136, 0, sizeof(real)*((double)131072*B + (double)262144*B), seg_finetune_k462_slice(A + 38062240, A + 38062240 + 262144*B, B)); /* %466 slice [B,32,64,64]  graphs/lib/unet.lua:15 */
+    CALL(137, (double)131072*B, sizeof(real)*((double)65536*B + (double)131072*B), seg_finetune_k465_sum(A + 38062240 + 131072*B, A + 38062240, B)); /* %469 reduce [B,32,32,1,32,2]  graphs/lib/unet.lua:15 */
+    CALL(138, (double)65536*B, sizeof(real)*((double)32768*B + (double)65536*B), seg_finetune_k466_sum(A + 38062240, A + 38062240 + 131072*B, B)); /* %470 reduce [B,32,32,1,32,1]  graphs/lib/unet.lua:15 */
+    CALL(139, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k533_fused_mul_step(A + 38062240 + 32768*B, A + 38062240, A + 38062240 + 1130496*B, B)); /* %473 fused:mul_step [B,32,32,32]  graphs/lib/unet.lua:17 */
+    CALL(140, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k534_sum(A + 0, A + 38062240 + 32768*B, B)); /* %474 reduce [1,32,32,32]  graphs/lib/unet.lua:17 */
+    CALL(141, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k536_sum(A + 32768, A + 0)); /* %476 reduce [32,1,32]  graphs/lib/unet.lua:17 */
+    CALL(142, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k537_sum(A + 14625792, A + 32768)); /* %477 reduce [32,1,1]  graphs/lib/unet.lua:17 */
+    CALL(143, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_vjp_k539_mul(A + 38062240, A + 38062240 + 32768*B, (real *)P + 662336, B)); /* %479 map:mul [B,32,32,32]  graphs/lib/unet.lua:17 */
+    CALL(144, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k540_mul(A + 38062240 + 65536*B, A + 38062240 + 32768*B, A + 38062240 + 1097728*B, B)); /* %480 map:mul [B,32,32,32]  graphs/lib/unet.lua:17 */
+    CALL(145, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k534_sum(A + 0, A + 38062240 + 65536*B, B)); /* %481 reduce [1,32,32,32]  graphs/lib/unet.lua:17 */
+    CALL(146, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k536_sum(A + 32768, A + 0)); /* %483 reduce [32,1,32]  graphs/lib/unet.lua:17 */
+    CALL(147, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k537_sum(A + 14625824, A + 32768)); /* %484 reduce [32,1,1]  graphs/lib/unet.lua:17 */
+    CALL(148, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k554_fused_scale_mul_sum_mul(A + 38062240 + 1212416*B, A + 38062240, A + 38062240 + 1064960*B, A + 38062240 + 1216528*B, B)); /* %494 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/unet.lua:17 */
+    CALL(149, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), convirt_image_vjp_k558_fused_add_mul_mul_id(A + 38062240 + 32768*B, A + 38062240, A + 38062240 + 1216528*B, A + 38062240 + 1212416*B, A + 38062240 + 1064960*B, B)); /* %498 fused:add_mul_mul_id [B,8,4096]  graphs/lib/unet.lua:17 */
+    CALL(150, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_vjp_k561_fused_scale_sum_neg(A + 38062240 + 1212416*B, A + 38062240 + 32768*B, B)); /* %501 fused:scale_sum_neg [B,8,1]  graphs/lib/unet.lua:17 */
+    CALL(151, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k563_fused_add_id(A + 38062240 + 98304*B, A + 38062240 + 32768*B, A + 38062240 + 1212416*B, B)); /* %503 fused:add_id [B,8,4096]  graphs/lib/unet.lua:17 */
+    CALL(152, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k566_sum(A + 38062240, A + 38062240 + 98304*B, B)); /* %506 reduce [B,32,1]  graphs/lib/unet.lua:16 */
+    CALL(153, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k567_sum(A + 14625856, A + 38062240, B)); /* %507 reduce [1,32,1]  graphs/lib/unet.lua:16 */
+    CALL(154, (double)56623104*B, sizeof(real)*((double)98304*B + (double)32768*B + (double)27648), seg_finetune_k505_conv2d_input_grad(A + 38062240, A + 38062240 + 98304*B, (real *)P + 634656, A + 0, B)); /* %509 conv2d_input_grad [B,96,32,32]  graphs/lib/unet.lua:16 */
+    CALL(155, (double)56623104*B, sizeof(real)*((double)27648 + (double)32768*B + (double)98304*B), seg_finetune_k506_conv2d_weight_grad(A + 14598144, A + 38062240 + 98304*B, A + 38062240 + 917504*B, A + 0, B)); /* %510 conv2d_weight_grad [32,96,3,3]  graphs/lib/unet.lua:16 */
+    CALL(156, 0, sizeof(real)*((double)65536*B + (double)98304*B), seg_finetune_k507_slice(A + 38062240 + 98304*B, A + 38062240, B)); /* %511 slice [B,64,32,32]  graphs/lib/unet.lua:15 */
+    CALL(157, (double)65536*B, sizeof(real)*((double)32768*B + (double)65536*B), seg_finetune_k510_sum(A + 38062240, A + 38062240 + 98304*B, B)); /* %514 reduce [B,64,16,1,16,2]  graphs/lib/unet.lua:15 */
+    CALL(158, (double)32768*B, sizeof(real)*((double)16384*B + (double)32768*B), seg_finetune_k511_sum(A + 38062240 + 1064960*B, A + 38062240, B)); /* %515 reduce [B,64,16,1,16,1]  graphs/lib/unet.lua:15 */
+    CALL(159, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k415_fused_mul_step(A + 38062240 + 1081344*B, A + 38062240 + 1064960*B, A + 38062240 + 1196032*B, B)); /* %518 fused:mul_step [B,64,16,16]  graphs/lib/unet.lua:17 */
+    CALL(160, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k416_sum(A + 0, A + 38062240 + 1081344*B, B)); /* %519 reduce [1,64,16,16]  graphs/lib/unet.lua:17 */
+    CALL(161, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k418_sum(A + 16384, A + 0)); /* %521 reduce [64,1,16]  graphs/lib/unet.lua:17 */
+    CALL(162, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k419_sum(A + 8957952, A + 16384)); /* %522 reduce [64,1,1]  graphs/lib/unet.lua:17 */
+    CALL(163, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_vjp_k421_mul(A + 38062240 + 1064960*B, A + 38062240 + 1081344*B, (real *)P + 634528, B)); /* %524 map:mul [B,64,16,16]  graphs/lib/unet.lua:17 */
+    CALL(164, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k422_mul(A + 38062240 + 1097728*B, A + 38062240 + 1081344*B, A + 38062240 + 1179648*B, B)); /* %525 map:mul [B,64,16,16]  graphs/lib/unet.lua:17 */
+    CALL(165, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k416_sum(A + 0, A + 38062240 + 1097728*B, B)); /* %526 reduce [1,64,16,16]  graphs/lib/unet.lua:17 */
+    CALL(166, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k418_sum(A + 16384, A + 0)); /* %528 reduce [64,1,16]  graphs/lib/unet.lua:17 */
+    CALL(167, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k419_sum(A + 8958016, A + 16384)); /* %529 reduce [64,1,1]  graphs/lib/unet.lua:17 */
+    CALL(168, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k436_fused_scale_mul_sum_mul(A + 38062240 + 1179648*B, A + 38062240 + 1064960*B, A + 38062240 + 1163264*B, A + 38062240 + 1216512*B, B)); /* %539 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/unet.lua:17 */
+    CALL(169, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), convirt_image_vjp_k440_fused_add_mul_mul_id(A + 38062240 + 1081344*B, A + 38062240 + 1064960*B, A + 38062240 + 1216512*B, A + 38062240 + 1179648*B, A + 38062240 + 1163264*B, B)); /* %543 fused:add_mul_mul_id [B,8,2048]  graphs/lib/unet.lua:17 */
+    CALL(170, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_vjp_k443_fused_scale_sum_neg(A + 38062240, A + 38062240 + 1081344*B, B)); /* %546 fused:scale_sum_neg [B,8,1]  graphs/lib/unet.lua:17 */
+    CALL(171, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k445_fused_add_id(A + 38062240 + 1064960*B, A + 38062240 + 1081344*B, A + 38062240, B)); /* %548 fused:add_id [B,8,2048]  graphs/lib/unet.lua:17 */
+    CALL(172, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k448_sum(A + 38062240, A + 38062240 + 1064960*B, B)); /* %551 reduce [B,64,1]  graphs/lib/unet.lua:16 */
+    CALL(173, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k449_sum(A + 8958080, A + 38062240, B)); /* %552 reduce [1,64,1]  graphs/lib/unet.lua:16 */
+    CALL(174, (double)56623104*B, sizeof(real)*((double)110592 + (double)16384*B + (double)49152*B), seg_finetune_k551_conv2d_weight_grad(A + 8847360, A + 38062240 + 1064960*B, A + 38062240 + 1015808*B, A + 0, B)); /* %555 conv2d_weight_grad [64,192,3,3]  graphs/lib/unet.lua:16 */
     memset(grads + 0, 0, sizeof(real)*288); /* image.stem.weight: the loss does not depend on it */
     memset(grads + 288, 0, sizeof(real)*32); /* image.stem.bias: the loss does not depend on it */
     memset(grads + 320, 0, sizeof(real)*32); /* image.stem_gn.weight: the loss does not depend on it */
@@ -537,27 +431,27 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     memset(grads + 507232, 0, sizeof(real)*128); /* image.region_proj.bias: the loss does not depend on it */
     memset(grads + 507360, 0, sizeof(real)*16384); /* image.global_proj.weight: the loss does not depend on it */
     memset(grads + 523744, 0, sizeof(real)*128); /* image.global_proj.bias: the loss does not depend on it */
-    memcpy(grads + 523872, A + 0, sizeof(real)*110592); /* d loss / d seg.dec2.conv.weight */
-    memcpy(grads + 634464, A + 156800, sizeof(real)*64); /* d loss / d seg.dec2.conv.bias */
-    memcpy(grads + 634528, A + 156736, sizeof(real)*64); /* d loss / d seg.dec2.gn.weight */
-    memcpy(grads + 634592, A + 156672, sizeof(real)*64); /* d loss / d seg.dec2.gn.bias */
-    memcpy(grads + 634656, A + 110592, sizeof(real)*27648); /* d loss / d seg.dec1.conv.weight */
-    memcpy(grads + 662304, A + 157056, sizeof(real)*32); /* d loss / d seg.dec1.conv.bias */
-    memcpy(grads + 662336, A + 157024, sizeof(real)*32); /* d loss / d seg.dec1.gn.weight */
-    memcpy(grads + 662368, A + 156992, sizeof(real)*32); /* d loss / d seg.dec1.gn.bias */
-    memcpy(grads + 662400, A + 138240, sizeof(real)*18432); /* d loss / d seg.dec0.conv.weight */
-    memcpy(grads + 680832, A + 156960, sizeof(real)*32); /* d loss / d seg.dec0.conv.bias */
-    memcpy(grads + 680864, A + 156928, sizeof(real)*32); /* d loss / d seg.dec0.gn.weight */
-    memcpy(grads + 680896, A + 156896, sizeof(real)*32); /* d loss / d seg.dec0.gn.bias */
-    memcpy(grads + 680928, A + 156864, sizeof(real)*32); /* d loss / d seg.head.weight */
-    memcpy(grads + 680960, A + 157104, sizeof(real)*1); /* d loss / d seg.head.bias */
+    memcpy(grads + 523872, A + 8847360, sizeof(real)*110592); /* d loss / d seg.dec2.conv.weight */
+    memcpy(grads + 634464, A + 8958080, sizeof(real)*64); /* d loss / d seg.dec2.conv.bias */
+    memcpy(grads + 634528, A + 8958016, sizeof(real)*64); /* d loss / d seg.dec2.gn.weight */
+    memcpy(grads + 634592, A + 8957952, sizeof(real)*64); /* d loss / d seg.dec2.gn.bias */
+    memcpy(grads + 634656, A + 14598144, sizeof(real)*27648); /* d loss / d seg.dec1.conv.weight */
+    memcpy(grads + 662304, A + 14625856, sizeof(real)*32); /* d loss / d seg.dec1.conv.bias */
+    memcpy(grads + 662336, A + 14625824, sizeof(real)*32); /* d loss / d seg.dec1.gn.weight */
+    memcpy(grads + 662368, A + 14625792, sizeof(real)*32); /* d loss / d seg.dec1.gn.bias */
+    memcpy(grads + 662400, A + 38043648, sizeof(real)*18432); /* d loss / d seg.dec0.conv.weight */
+    memcpy(grads + 680832, A + 38062176, sizeof(real)*32); /* d loss / d seg.dec0.conv.bias */
+    memcpy(grads + 680864, A + 38062144, sizeof(real)*32); /* d loss / d seg.dec0.gn.weight */
+    memcpy(grads + 680896, A + 38062112, sizeof(real)*32); /* d loss / d seg.dec0.gn.bias */
+    memcpy(grads + 680928, A + 38062080, sizeof(real)*32); /* d loss / d seg.head.weight */
+    memcpy(grads + 680960, A + 38062224, sizeof(real)*1); /* d loss / d seg.head.bias */
 }
 
 static const real *output(const void *arena, int k, const long *dims) {
     const long B = dims[0]; (void)B;
     const real *A = arena;
     switch (k) {
-    case 0: return A + 157088; /* loss */
+    case 0: return A + 38062208; /* loss */
     default: return 0;
     }
 }

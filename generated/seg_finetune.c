@@ -15,453 +15,370 @@
 
 #ifdef RECLF_PROFILE
 #include "profile.h"
-static reclf_prof_entry prof[444] = {
+static reclf_prof_entry prof[361] = {
     {"convirt_image_k3_fused_scale_addc", "%4 fused:scale_addc [B,1,64,64]", "graphs/lib/image_encoder.lua:19", 0, 0, 0, 0, 0},
-    {"convirt_image_k6_im2col", "%7 im2col [9,4096*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k8_matmul", "%9 matmul [32,4096*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k10_permute", "%11 permute [B,32,4096]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k13_add", "%14 map:add [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k18_fused_scale_sum", "%19 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k19_sub", "%20 map:sub [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k24_fused_rsqrt_addc_scale_sum", "%25 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k25_mul", "%26 map:mul [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k30_fused_add_mul", "%31 fused:add_mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k31_relu", "%32 map:relu [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 0, 0, 0, 0, 0},
-    {"convirt_image_k34_im2col", "%35 im2col [288,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k36_matmul", "%37 matmul [32,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k38_permute", "%39 permute [B,32,1024]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k41_add", "%42 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k46_fused_scale_sum", "%47 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k47_sub", "%48 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k52_fused_rsqrt_addc_scale_sum", "%53 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k53_mul", "%54 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k58_fused_add_mul", "%59 fused:add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k59_relu", "%60 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"convirt_image_k62_im2col", "%63 im2col [288,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k36_matmul", "%65 matmul [32,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k38_permute", "%67 permute [B,32,1024]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k41_add", "%70 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k46_fused_scale_sum", "%75 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k47_sub", "%76 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k52_fused_rsqrt_addc_scale_sum", "%81 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k53_mul", "%82 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k58_fused_add_mul", "%87 fused:add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k59_relu", "%88 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_image_k62_im2col", "%91 im2col [288,1024*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k36_matmul", "%93 matmul [32,1024*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k38_permute", "%95 permute [B,32,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k41_add", "%98 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k46_fused_scale_sum", "%103 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k47_sub", "%104 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k52_fused_rsqrt_addc_scale_sum", "%109 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k53_mul", "%110 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k115_fused_add_add_mul", "%116 fused:add_add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k59_relu", "%117 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"convirt_image_k119_im2col", "%120 im2col [288,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k121_matmul", "%122 matmul [64,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k123_permute", "%124 permute [B,64,256]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k126_add", "%127 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k131_fused_scale_sum", "%132 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k132_sub", "%133 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k137_fused_rsqrt_addc_scale_sum", "%138 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k138_mul", "%139 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k143_fused_add_mul", "%144 fused:add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k144_relu", "%145 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"convirt_image_k147_im2col", "%148 im2col [576,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k149_matmul", "%150 matmul [64,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k123_permute", "%152 permute [B,64,256]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k126_add", "%155 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k131_fused_scale_sum", "%160 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k132_sub", "%161 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k137_fused_rsqrt_addc_scale_sum", "%166 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k138_mul", "%167 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k143_fused_add_mul", "%172 fused:add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k144_relu", "%173 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_image_k147_im2col", "%176 im2col [576,256*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k149_matmul", "%178 matmul [64,256*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k123_permute", "%180 permute [B,64,256]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k126_add", "%183 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k131_fused_scale_sum", "%188 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k132_sub", "%189 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k137_fused_rsqrt_addc_scale_sum", "%194 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k138_mul", "%195 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k200_fused_add_add_mul", "%201 fused:add_add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k144_relu", "%202 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"convirt_image_k204_im2col", "%205 im2col [576,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k206_matmul", "%207 matmul [128,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k208_permute", "%209 permute [B,128,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k211_add", "%212 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k216_fused_scale_sum", "%217 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k217_sub", "%218 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k222_fused_rsqrt_addc_scale_sum", "%223 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k223_mul", "%224 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k228_fused_add_mul", "%229 fused:add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k229_relu", "%230 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"convirt_image_k232_im2col", "%233 im2col [1152,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k234_matmul", "%235 matmul [128,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k208_permute", "%237 permute [B,128,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k211_add", "%240 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k216_fused_scale_sum", "%245 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k217_sub", "%246 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k222_fused_rsqrt_addc_scale_sum", "%251 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k223_mul", "%252 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k228_fused_add_mul", "%257 fused:add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k229_relu", "%258 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_image_k232_im2col", "%261 im2col [1152,64*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k234_matmul", "%263 matmul [128,64*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k208_permute", "%265 permute [B,128,64]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k211_add", "%268 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k216_fused_scale_sum", "%273 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k217_sub", "%274 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k222_fused_rsqrt_addc_scale_sum", "%279 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k223_mul", "%280 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k285_fused_add_add_mul", "%286 fused:add_add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k229_relu", "%287 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"seg_finetune_k304_id", "%304 map:id [B,128,8,2,8,2]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
-    {"seg_finetune_k306_concat", "%306 concat [B,192,16,16]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
-    {"seg_finetune_k309_im2col", "%309 im2col [1728,256*B]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
-    {"seg_finetune_k311_matmul", "%311 matmul [64,256*B]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_image_k123_permute", "%313 permute [B,64,256]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_image_k126_add", "%316 map:add [B,64,16,16]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_image_k131_fused_scale_sum", "%321 fused:scale_sum [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"convirt_image_k132_sub", "%322 map:sub [B,8,2048]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"convirt_image_k137_fused_rsqrt_addc_scale_sum", "%327 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"convirt_image_k138_mul", "%328 map:mul [B,8,2048]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k143_fused_add_mul", "%333 fused:add_mul [B,64,16,16]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k144_relu", "%334 map:relu [B,64,16,16]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"seg_finetune_k336_id", "%336 map:id [B,64,16,2,16,2]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
-    {"seg_finetune_k338_concat", "%338 concat [B,96,32,32]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
-    {"seg_finetune_k341_im2col", "%341 im2col [864,1024*B]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
-    {"seg_finetune_k343_matmul", "%343 matmul [32,1024*B]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_image_k38_permute", "%345 permute [B,32,1024]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_image_k41_add", "%348 map:add [B,32,32,32]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_image_k46_fused_scale_sum", "%353 fused:scale_sum [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"convirt_image_k47_sub", "%354 map:sub [B,8,4096]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"convirt_image_k52_fused_rsqrt_addc_scale_sum", "%359 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"convirt_image_k53_mul", "%360 map:mul [B,8,4096]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k58_fused_add_mul", "%365 fused:add_mul [B,32,32,32]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k59_relu", "%366 map:relu [B,32,32,32]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"seg_finetune_k368_id", "%368 map:id [B,32,32,2,32,2]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
-    {"seg_finetune_k370_concat", "%370 concat [B,64,64,64]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
-    {"seg_finetune_k373_im2col", "%373 im2col [576,4096*B]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
-    {"seg_finetune_k375_matmul", "%375 matmul [32,4096*B]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_image_k10_permute", "%377 permute [B,32,4096]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_image_k13_add", "%380 map:add [B,32,64,64]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_image_k18_fused_scale_sum", "%385 fused:scale_sum [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"convirt_image_k19_sub", "%386 map:sub [B,8,16384]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"convirt_image_k24_fused_rsqrt_addc_scale_sum", "%391 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"convirt_image_k25_mul", "%392 map:mul [B,8,16384]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k30_fused_add_mul", "%397 fused:add_mul [B,32,64,64]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k31_relu", "%398 map:relu [B,32,64,64]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"seg_finetune_k401_im2col", "%401 im2col [32,4096*B]", "graphs/seg.lua:52", 0, 0, 0, 0, 0},
-    {"seg_finetune_k403_matmul", "%403 matmul [1,4096*B]", "graphs/seg.lua:52", 0, 0, 0, 0, 0},
-    {"seg_finetune_k405_permute", "%405 permute [B,1,4096]", "graphs/seg.lua:52", 0, 0, 0, 0, 0},
-    {"seg_finetune_k408_add", "%408 map:add [B,1,64,64]", "graphs/seg.lua:52", 0, 0, 0, 0, 0},
-    {"seg_finetune_k414_fused_exp_neg_abs", "%414 fused:exp_neg_abs [B,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
-    {"seg_finetune_k415_addc", "%415 map:addc [B,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
-    {"seg_finetune_k417_fused_add_sub_relu_mul", "%417 fused:add_sub_relu_mul [B,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
-    {"seg_finetune_k418_sum", "%418 reduce [1,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
-    {"seg_finetune_k419_scale", "%419 map:scale [1,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
-    {"seg_finetune_k420_sum", "%420 reduce [1,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
-    {"seg_finetune_k421_scale", "%421 map:scale [1,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
-    {"seg_finetune_k422_sum", "%422 reduce [1,1,1,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
-    {"seg_finetune_k425_fused_scale_sum_scale", "%425 fused:scale_sum_scale [1,1,1,1]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
-    {"seg_finetune_k426_sigmoid", "%426 map:sigmoid [B,1,64,64]", "graphs/lib/unet.lua:32", 0, 0, 0, 0, 0},
-    {"seg_finetune_k436_fused_addc_add_sum_sum", "%436 fused:addc_add_sum_sum [B,1]", "graphs/lib/unet.lua:35", 0, 0, 0, 0, 0},
-    {"seg_finetune_k437_fused_div_addc_scale_sum", "%437 fused:div_addc_scale_sum [B,1]", "graphs/lib/unet.lua:35", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k306_sum", "%438 reduce [1,1]", "graphs/lib/unet.lua:36", 0, 0, 0, 0, 0},
-    {"seg_finetune_k441_fused_addc_neg_scale", "%441 fused:addc_neg_scale [1,1]", "graphs/lib/unet.lua:36", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k313_add", "%444 map:add []", "graphs/lib/unet.lua:37", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k58_fill", "%475 fill []", "graphs/seg.lua:52", 1, 0, 0, 0, 0},
-    {"seg_finetune_k479_fused_scale_neg", "%479 fused:scale_neg [1,1]", "graphs/lib/unet.lua:36", 1, 0, 0, 0, 0},
-    {"seg_finetune_k481_fused_div_id", "%481 fused:div_id [B,1]", "graphs/lib/unet.lua:35", 1, 0, 0, 0, 0},
-    {"seg_finetune_k483_fused_neg_mul", "%483 fused:neg_mul [B,1]", "graphs/lib/unet.lua:35", 1, 0, 0, 0, 0},
-    {"seg_finetune_k485_scale", "%485 map:scale [B,1]", "graphs/lib/unet.lua:35", 1, 0, 0, 0, 0},
-    {"seg_finetune_k489_fused_add_id_mul_id", "%489 fused:add_id_mul_id [B,4096]", "graphs/lib/unet.lua:34", 1, 0, 0, 0, 0},
-    {"seg_finetune_k495_scale", "%495 map:scale [1,1,1,1]", "graphs/lib/unet.lua:31", 1, 0, 0, 0, 0},
-    {"seg_finetune_k497_fused_scale_id", "%497 fused:scale_id [1,1,1,64]", "graphs/lib/unet.lua:31", 1, 0, 0, 0, 0},
-    {"seg_finetune_k500_fused_scale_scale_id", "%500 fused:scale_scale_id [1,1,64,64]", "graphs/lib/unet.lua:31", 1, 0, 0, 0, 0},
-    {"seg_finetune_k501_id", "%501 map:id [B,1,64,64]", "graphs/lib/unet.lua:31", 1, 0, 0, 0, 0},
-    {"seg_finetune_k514_fused_add_add_add_mul", "%514 fused:add_add_add_mul [B,1,64,64]", "graphs/lib/unet.lua:31", 1, 0, 0, 0, 0},
-    {"seg_finetune_k418_sum", "%515 reduce [1,1,64,64]", "graphs/seg.lua:52", 1, 0, 0, 0, 0},
-    {"seg_finetune_k422_sum", "%517 reduce [1,1,64]", "graphs/seg.lua:52", 1, 0, 0, 0, 0},
-    {"seg_finetune_k518_sum", "%518 reduce [1,1,1]", "graphs/seg.lua:52", 1, 0, 0, 0, 0},
-    {"seg_finetune_k405_permute", "%521 permute [1,B,4096]", "graphs/seg.lua:52", 1, 0, 0, 0, 0},
-    {"seg_finetune_k523_matmul", "%523 matmul [1,32]", "graphs/seg.lua:52", 1, 0, 0, 0, 0},
-    {"seg_finetune_k524_matmul", "%524 matmul [32,4096*B]", "graphs/seg.lua:52", 1, 0, 0, 0, 0},
-    {"seg_finetune_k526_col2im", "%526 col2im [B,32,64,64]", "graphs/seg.lua:52", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k775_fused_mul_step", "%528 fused:mul_step [B,32,64,64]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k776_sum", "%529 reduce [1,32,64,64]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k778_sum", "%531 reduce [32,1,64]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k779_sum", "%532 reduce [32,1,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k781_mul", "%534 map:mul [B,32,64,64]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k782_mul", "%535 map:mul [B,32,64,64]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k776_sum", "%536 reduce [1,32,64,64]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k778_sum", "%538 reduce [32,1,64]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k779_sum", "%539 reduce [32,1,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k796_fused_scale_mul_sum_mul", "%549 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k800_fused_add_mul_mul_id", "%553 fused:add_mul_mul_id [B,8,16384]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k803_fused_scale_sum_neg", "%556 fused:scale_sum_neg [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k805_fused_add_id", "%558 fused:add_id [B,8,16384]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k776_sum", "%560 reduce [1,32,64,64]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k778_sum", "%562 reduce [32,1,64]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k779_sum", "%563 reduce [32,1,1]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k813_permute", "%566 permute [32,B,4096]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"seg_finetune_k568_matmul", "%568 matmul [32,576]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"seg_finetune_k569_matmul", "%569 matmul [576,4096*B]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"seg_finetune_k571_col2im", "%571 col2im [B,64,64,64]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"seg_finetune_k572_slice", "%572 slice [B,32,64,64]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
-    {"seg_finetune_k573_slice", "%573 slice [B,32,64,64]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
-    {"seg_finetune_k575_sum", "%575 reduce [B,32,32,1,32,2]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
-    {"seg_finetune_k576_sum", "%576 reduce [B,32,32,1,32,1]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k639_fused_mul_step", "%579 fused:mul_step [B,32,32,32]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k640_sum", "%580 reduce [1,32,32,32]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k642_sum", "%582 reduce [32,1,32]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k643_sum", "%583 reduce [32,1,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k645_mul", "%585 map:mul [B,32,32,32]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k646_mul", "%586 map:mul [B,32,32,32]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k640_sum", "%587 reduce [1,32,32,32]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k642_sum", "%589 reduce [32,1,32]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k643_sum", "%590 reduce [32,1,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k660_fused_scale_mul_sum_mul", "%600 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k664_fused_add_mul_mul_id", "%604 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k667_fused_scale_sum_neg", "%607 fused:scale_sum_neg [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k669_fused_add_id", "%609 fused:add_id [B,8,4096]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k640_sum", "%611 reduce [1,32,32,32]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k642_sum", "%613 reduce [32,1,32]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k643_sum", "%614 reduce [32,1,1]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k677_permute", "%617 permute [32,B,1024]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"seg_finetune_k619_matmul", "%619 matmul [32,864]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"seg_finetune_k620_matmul", "%620 matmul [864,1024*B]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"seg_finetune_k622_col2im", "%622 col2im [B,96,32,32]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"seg_finetune_k623_slice", "%623 slice [B,64,32,32]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
-    {"seg_finetune_k624_slice", "%624 slice [B,32,32,32]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
-    {"seg_finetune_k626_sum", "%626 reduce [B,64,16,1,16,2]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
-    {"seg_finetune_k627_sum", "%627 reduce [B,64,16,1,16,1]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k503_fused_mul_step", "%630 fused:mul_step [B,64,16,16]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k504_sum", "%631 reduce [1,64,16,16]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k506_sum", "%633 reduce [64,1,16]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k507_sum", "%634 reduce [64,1,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k509_mul", "%636 map:mul [B,64,16,16]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k510_mul", "%637 map:mul [B,64,16,16]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k504_sum", "%638 reduce [1,64,16,16]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k506_sum", "%640 reduce [64,1,16]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k507_sum", "%641 reduce [64,1,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k524_fused_scale_mul_sum_mul", "%651 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k528_fused_add_mul_mul_id", "%655 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k531_fused_scale_sum_neg", "%658 fused:scale_sum_neg [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k533_fused_add_id", "%660 fused:add_id [B,8,2048]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k504_sum", "%662 reduce [1,64,16,16]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k506_sum", "%664 reduce [64,1,16]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k507_sum", "%665 reduce [64,1,1]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k541_permute", "%668 permute [64,B,256]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"seg_finetune_k670_matmul", "%670 matmul [64,1728]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"seg_finetune_k671_matmul", "%671 matmul [1728,256*B]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"seg_finetune_k673_col2im", "%673 col2im [B,192,16,16]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"seg_finetune_k674_slice", "%674 slice [B,128,16,16]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
-    {"seg_finetune_k675_slice", "%675 slice [B,64,16,16]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
-    {"seg_finetune_k677_sum", "%677 reduce [B,128,8,1,8,2]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
-    {"seg_finetune_k678_sum", "%678 reduce [B,128,8,1,8,1]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k367_fused_mul_step", "%681 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k355_sum", "%682 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k370_sum", "%684 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k371_sum", "%685 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k373_mul", "%687 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k374_mul", "%688 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k355_sum", "%689 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k370_sum", "%691 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k371_sum", "%692 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k388_fused_scale_mul_sum_mul", "%702 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k392_fused_add_mul_mul_id", "%706 fused:add_mul_mul_id [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k395_fused_scale_sum_neg", "%709 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k397_fused_add_id", "%711 fused:add_id [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k355_sum", "%713 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k370_sum", "%715 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k371_sum", "%716 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k405_permute", "%719 permute [128,B,64]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k407_matmul", "%721 matmul [128,1152]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k408_matmul", "%722 matmul [1152,64*B]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k410_col2im", "%724 col2im [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k367_fused_mul_step", "%726 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k355_sum", "%727 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k370_sum", "%729 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k371_sum", "%730 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k373_mul", "%732 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k374_mul", "%733 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k355_sum", "%734 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k370_sum", "%736 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k371_sum", "%737 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k388_fused_scale_mul_sum_mul", "%747 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k392_fused_add_mul_mul_id", "%751 fused:add_mul_mul_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k395_fused_scale_sum_neg", "%754 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k397_fused_add_id", "%756 fused:add_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k355_sum", "%758 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k370_sum", "%760 reduce [128,1,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k371_sum", "%761 reduce [128,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k405_permute", "%764 permute [128,B,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k407_matmul", "%766 matmul [128,1152]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k408_matmul", "%767 matmul [1152,64*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k410_col2im", "%769 col2im [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k458_fused_mul_add_step", "%772 fused:mul_add_step [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k355_sum", "%773 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k370_sum", "%775 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k371_sum", "%776 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k373_mul", "%778 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k374_mul", "%779 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k355_sum", "%780 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k370_sum", "%782 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k371_sum", "%783 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k388_fused_scale_mul_sum_mul", "%793 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k392_fused_add_mul_mul_id", "%797 fused:add_mul_mul_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k395_fused_scale_sum_neg", "%800 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k397_fused_add_id", "%802 fused:add_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k355_sum", "%804 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k370_sum", "%806 reduce [128,1,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k371_sum", "%807 reduce [128,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k405_permute", "%810 permute [128,B,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k498_matmul", "%812 matmul [128,576]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k499_matmul", "%813 matmul [576,64*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k501_col2im", "%815 col2im [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k594_fused_mul_add_step", "%818 fused:mul_add_step [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k504_sum", "%819 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k506_sum", "%821 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k507_sum", "%822 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k509_mul", "%824 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k510_mul", "%825 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k504_sum", "%826 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k506_sum", "%828 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k507_sum", "%829 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k524_fused_scale_mul_sum_mul", "%839 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k528_fused_add_mul_mul_id", "%843 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k531_fused_scale_sum_neg", "%846 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k533_fused_add_id", "%848 fused:add_id [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k504_sum", "%850 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k506_sum", "%852 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k507_sum", "%853 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k541_permute", "%856 permute [64,B,256]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k543_matmul", "%858 matmul [64,576]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k544_matmul", "%859 matmul [576,256*B]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k546_col2im", "%861 col2im [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k503_fused_mul_step", "%863 fused:mul_step [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k504_sum", "%864 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k506_sum", "%866 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k507_sum", "%867 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k509_mul", "%869 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k510_mul", "%870 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k504_sum", "%871 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k506_sum", "%873 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k507_sum", "%874 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k524_fused_scale_mul_sum_mul", "%884 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k528_fused_add_mul_mul_id", "%888 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k531_fused_scale_sum_neg", "%891 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k533_fused_add_id", "%893 fused:add_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k504_sum", "%895 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k506_sum", "%897 reduce [64,1,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k507_sum", "%898 reduce [64,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k541_permute", "%901 permute [64,B,256]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k543_matmul", "%903 matmul [64,576]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k544_matmul", "%904 matmul [576,256*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k546_col2im", "%906 col2im [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k594_fused_mul_add_step", "%909 fused:mul_add_step [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k504_sum", "%910 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k506_sum", "%912 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k507_sum", "%913 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k509_mul", "%915 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k510_mul", "%916 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k504_sum", "%917 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k506_sum", "%919 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k507_sum", "%920 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k524_fused_scale_mul_sum_mul", "%930 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k528_fused_add_mul_mul_id", "%934 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k531_fused_scale_sum_neg", "%937 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k533_fused_add_id", "%939 fused:add_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k504_sum", "%941 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k506_sum", "%943 reduce [64,1,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k507_sum", "%944 reduce [64,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k541_permute", "%947 permute [64,B,256]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k634_matmul", "%949 matmul [64,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k635_matmul", "%950 matmul [288,256*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k637_col2im", "%952 col2im [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k730_fused_mul_add_step", "%955 fused:mul_add_step [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k640_sum", "%956 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k642_sum", "%958 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k643_sum", "%959 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k645_mul", "%961 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k646_mul", "%962 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k640_sum", "%963 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k642_sum", "%965 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k643_sum", "%966 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k660_fused_scale_mul_sum_mul", "%976 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k664_fused_add_mul_mul_id", "%980 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k667_fused_scale_sum_neg", "%983 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k669_fused_add_id", "%985 fused:add_id [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k640_sum", "%987 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k642_sum", "%989 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k643_sum", "%990 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k677_permute", "%993 permute [32,B,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k679_matmul", "%995 matmul [32,288]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k680_matmul", "%996 matmul [288,1024*B]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k682_col2im", "%998 col2im [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k639_fused_mul_step", "%1000 fused:mul_step [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k640_sum", "%1001 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k642_sum", "%1003 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k643_sum", "%1004 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k645_mul", "%1006 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k646_mul", "%1007 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k640_sum", "%1008 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k642_sum", "%1010 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k643_sum", "%1011 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k660_fused_scale_mul_sum_mul", "%1021 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k664_fused_add_mul_mul_id", "%1025 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k667_fused_scale_sum_neg", "%1028 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k669_fused_add_id", "%1030 fused:add_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k640_sum", "%1032 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k642_sum", "%1034 reduce [32,1,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k643_sum", "%1035 reduce [32,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k677_permute", "%1038 permute [32,B,1024]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k679_matmul", "%1040 matmul [32,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k680_matmul", "%1041 matmul [288,1024*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k682_col2im", "%1043 col2im [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k730_fused_mul_add_step", "%1046 fused:mul_add_step [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k640_sum", "%1047 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k642_sum", "%1049 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k643_sum", "%1050 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k645_mul", "%1052 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k646_mul", "%1053 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k640_sum", "%1054 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k642_sum", "%1056 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k643_sum", "%1057 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k660_fused_scale_mul_sum_mul", "%1067 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k664_fused_add_mul_mul_id", "%1071 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k667_fused_scale_sum_neg", "%1074 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k669_fused_add_id", "%1076 fused:add_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k640_sum", "%1078 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k642_sum", "%1080 reduce [32,1,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k643_sum", "%1081 reduce [32,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k677_permute", "%1084 permute [32,B,1024]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k679_matmul", "%1086 matmul [32,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k680_matmul", "%1087 matmul [288,1024*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k773_col2im", "%1089 col2im [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"seg_finetune_k1092_fused_mul_add_step", "%1092 fused:mul_add_step [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k776_sum", "%1093 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k778_sum", "%1095 reduce [32,1,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k779_sum", "%1096 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k781_mul", "%1098 map:mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k782_mul", "%1099 map:mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k776_sum", "%1100 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k778_sum", "%1102 reduce [32,1,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k779_sum", "%1103 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k796_fused_scale_mul_sum_mul", "%1113 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k800_fused_add_mul_mul_id", "%1117 fused:add_mul_mul_id [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k803_fused_scale_sum_neg", "%1120 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k805_fused_add_id", "%1122 fused:add_id [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k776_sum", "%1124 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k778_sum", "%1126 reduce [32,1,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k779_sum", "%1127 reduce [32,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k813_permute", "%1130 permute [32,B,4096]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k815_matmul", "%1132 matmul [32,9]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_k6_conv2d", "%7 conv2d [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k11_fused_scale_sum", "%12 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k12_sub", "%13 map:sub [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k17_fused_rsqrt_addc_scale_sum", "%18 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k18_mul", "%19 map:mul [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k23_fused_add_mul", "%24 fused:add_mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k24_relu", "%25 map:relu [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 0, 0, 0, 0, 0},
+    {"convirt_image_k27_conv2d", "%28 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k32_fused_scale_sum", "%33 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k33_sub", "%34 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k38_fused_rsqrt_addc_scale_sum", "%39 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k39_mul", "%40 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k44_fused_add_mul", "%45 fused:add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k45_relu", "%46 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"convirt_image_k48_conv2d", "%49 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k32_fused_scale_sum", "%54 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k33_sub", "%55 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k38_fused_rsqrt_addc_scale_sum", "%60 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k39_mul", "%61 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k44_fused_add_mul", "%66 fused:add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k45_relu", "%67 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_image_k48_conv2d", "%70 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k32_fused_scale_sum", "%75 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k33_sub", "%76 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k38_fused_rsqrt_addc_scale_sum", "%81 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k39_mul", "%82 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k87_fused_add_add_mul", "%88 fused:add_add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k45_relu", "%89 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"convirt_image_k91_conv2d", "%92 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k96_fused_scale_sum", "%97 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k97_sub", "%98 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k102_fused_rsqrt_addc_scale_sum", "%103 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k103_mul", "%104 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k108_fused_add_mul", "%109 fused:add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k109_relu", "%110 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"convirt_image_k112_conv2d", "%113 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k96_fused_scale_sum", "%118 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k97_sub", "%119 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k102_fused_rsqrt_addc_scale_sum", "%124 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k103_mul", "%125 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k108_fused_add_mul", "%130 fused:add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k109_relu", "%131 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_image_k112_conv2d", "%134 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k96_fused_scale_sum", "%139 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k97_sub", "%140 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k102_fused_rsqrt_addc_scale_sum", "%145 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k103_mul", "%146 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k151_fused_add_add_mul", "%152 fused:add_add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k109_relu", "%153 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"convirt_image_k155_conv2d", "%156 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k160_fused_scale_sum", "%161 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k161_sub", "%162 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k166_fused_rsqrt_addc_scale_sum", "%167 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k167_mul", "%168 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k172_fused_add_mul", "%173 fused:add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k173_relu", "%174 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"convirt_image_k176_conv2d", "%177 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k160_fused_scale_sum", "%182 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k161_sub", "%183 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k166_fused_rsqrt_addc_scale_sum", "%188 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k167_mul", "%189 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k172_fused_add_mul", "%194 fused:add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k173_relu", "%195 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_image_k176_conv2d", "%198 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k160_fused_scale_sum", "%203 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k161_sub", "%204 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k166_fused_rsqrt_addc_scale_sum", "%209 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k167_mul", "%210 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k215_fused_add_add_mul", "%216 fused:add_add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k173_relu", "%217 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"seg_finetune_k234_id", "%234 map:id [B,128,8,2,8,2]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
+    {"seg_finetune_k236_concat", "%236 concat [B,192,16,16]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
+    {"seg_finetune_k239_conv2d", "%239 conv2d [B,64,16,16]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_image_k96_fused_scale_sum", "%244 fused:scale_sum [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_image_k97_sub", "%245 map:sub [B,8,2048]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_image_k102_fused_rsqrt_addc_scale_sum", "%250 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_image_k103_mul", "%251 map:mul [B,8,2048]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k108_fused_add_mul", "%256 fused:add_mul [B,64,16,16]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k109_relu", "%257 map:relu [B,64,16,16]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"seg_finetune_k259_id", "%259 map:id [B,64,16,2,16,2]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
+    {"seg_finetune_k261_concat", "%261 concat [B,96,32,32]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
+    {"seg_finetune_k264_conv2d", "%264 conv2d [B,32,32,32]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_image_k32_fused_scale_sum", "%269 fused:scale_sum [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_image_k33_sub", "%270 map:sub [B,8,4096]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_image_k38_fused_rsqrt_addc_scale_sum", "%275 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_image_k39_mul", "%276 map:mul [B,8,4096]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k44_fused_add_mul", "%281 fused:add_mul [B,32,32,32]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k45_relu", "%282 map:relu [B,32,32,32]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"seg_finetune_k284_id", "%284 map:id [B,32,32,2,32,2]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
+    {"seg_finetune_k286_concat", "%286 concat [B,64,64,64]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
+    {"seg_finetune_k289_conv2d", "%289 conv2d [B,32,64,64]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_image_k11_fused_scale_sum", "%294 fused:scale_sum [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_image_k12_sub", "%295 map:sub [B,8,16384]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_image_k17_fused_rsqrt_addc_scale_sum", "%300 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_image_k18_mul", "%301 map:mul [B,8,16384]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k23_fused_add_mul", "%306 fused:add_mul [B,32,64,64]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k24_relu", "%307 map:relu [B,32,64,64]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"seg_finetune_k310_conv2d", "%310 conv2d [B,1,64,64]", "graphs/seg.lua:52", 0, 0, 0, 0, 0},
+    {"seg_finetune_k316_fused_exp_neg_abs", "%316 fused:exp_neg_abs [B,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
+    {"seg_finetune_k317_addc", "%317 map:addc [B,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
+    {"seg_finetune_k319_fused_add_sub_relu_mul", "%319 fused:add_sub_relu_mul [B,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
+    {"seg_finetune_k320_sum", "%320 reduce [1,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
+    {"seg_finetune_k321_scale", "%321 map:scale [1,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
+    {"seg_finetune_k322_sum", "%322 reduce [1,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
+    {"seg_finetune_k323_scale", "%323 map:scale [1,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
+    {"seg_finetune_k324_sum", "%324 reduce [1,1,1,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
+    {"seg_finetune_k327_fused_scale_sum_scale", "%327 fused:scale_sum_scale [1,1,1,1]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
+    {"seg_finetune_k328_sigmoid", "%328 map:sigmoid [B,1,64,64]", "graphs/lib/unet.lua:32", 0, 0, 0, 0, 0},
+    {"seg_finetune_k338_fused_addc_add_sum_sum", "%338 fused:addc_add_sum_sum [B,1]", "graphs/lib/unet.lua:35", 0, 0, 0, 0, 0},
+    {"seg_finetune_k339_fused_div_addc_scale_sum", "%339 fused:div_addc_scale_sum [B,1]", "graphs/lib/unet.lua:35", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k236_sum", "%340 reduce [1,1]", "graphs/lib/unet.lua:36", 0, 0, 0, 0, 0},
+    {"seg_finetune_k343_fused_addc_neg_scale", "%343 fused:addc_neg_scale [1,1]", "graphs/lib/unet.lua:36", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k243_add", "%346 map:add []", "graphs/lib/unet.lua:37", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k58_fill", "%377 fill []", "graphs/seg.lua:52", 1, 0, 0, 0, 0},
+    {"seg_finetune_k381_fused_scale_neg", "%381 fused:scale_neg [1,1]", "graphs/lib/unet.lua:36", 1, 0, 0, 0, 0},
+    {"seg_finetune_k383_fused_div_id", "%383 fused:div_id [B,1]", "graphs/lib/unet.lua:35", 1, 0, 0, 0, 0},
+    {"seg_finetune_k385_fused_neg_mul", "%385 fused:neg_mul [B,1]", "graphs/lib/unet.lua:35", 1, 0, 0, 0, 0},
+    {"seg_finetune_k387_scale", "%387 map:scale [B,1]", "graphs/lib/unet.lua:35", 1, 0, 0, 0, 0},
+    {"seg_finetune_k391_fused_add_id_mul_id", "%391 fused:add_id_mul_id [B,4096]", "graphs/lib/unet.lua:34", 1, 0, 0, 0, 0},
+    {"seg_finetune_k397_scale", "%397 map:scale [1,1,1,1]", "graphs/lib/unet.lua:31", 1, 0, 0, 0, 0},
+    {"seg_finetune_k399_fused_scale_id", "%399 fused:scale_id [1,1,1,64]", "graphs/lib/unet.lua:31", 1, 0, 0, 0, 0},
+    {"seg_finetune_k402_fused_scale_scale_id", "%402 fused:scale_scale_id [1,1,64,64]", "graphs/lib/unet.lua:31", 1, 0, 0, 0, 0},
+    {"seg_finetune_k403_id", "%403 map:id [B,1,64,64]", "graphs/lib/unet.lua:31", 1, 0, 0, 0, 0},
+    {"seg_finetune_k416_fused_add_add_add_mul", "%416 fused:add_add_add_mul [B,1,64,64]", "graphs/lib/unet.lua:31", 1, 0, 0, 0, 0},
+    {"seg_finetune_k418_sum", "%418 reduce [B,1,1]", "graphs/seg.lua:52", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k236_sum", "%419 reduce [1,1,1]", "graphs/seg.lua:52", 1, 0, 0, 0, 0},
+    {"seg_finetune_k421_conv2d_input_grad", "%421 conv2d_input_grad [B,32,64,64]", "graphs/seg.lua:52", 1, 0, 0, 0, 0},
+    {"seg_finetune_k422_conv2d_weight_grad", "%422 conv2d_weight_grad [1,32,1,1]", "graphs/seg.lua:52", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k651_fused_mul_step", "%424 fused:mul_step [B,32,64,64]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k652_sum", "%425 reduce [1,32,64,64]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k654_sum", "%427 reduce [32,1,64]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k655_sum", "%428 reduce [32,1,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k657_mul", "%430 map:mul [B,32,64,64]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k658_mul", "%431 map:mul [B,32,64,64]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k652_sum", "%432 reduce [1,32,64,64]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k654_sum", "%434 reduce [32,1,64]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k655_sum", "%435 reduce [32,1,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k672_fused_scale_mul_sum_mul", "%445 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k676_fused_add_mul_mul_id", "%449 fused:add_mul_mul_id [B,8,16384]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k679_fused_scale_sum_neg", "%452 fused:scale_sum_neg [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k681_fused_add_id", "%454 fused:add_id [B,8,16384]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k684_sum", "%457 reduce [B,32,1]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k567_sum", "%458 reduce [1,32,1]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"seg_finetune_k460_conv2d_input_grad", "%460 conv2d_input_grad [B,64,64,64]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"seg_finetune_k461_conv2d_weight_grad", "%461 conv2d_weight_grad [32,64,3,3]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"seg_finetune_k462_slice", "%462 slice [B,32,64,64]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
+    {"seg_finetune_k463_slice", "%463 slice [B,32,64,64]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
+    {"seg_finetune_k465_sum", "%465 reduce [B,32,32,1,32,2]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
+    {"seg_finetune_k466_sum", "%466 reduce [B,32,32,1,32,1]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k533_fused_mul_step", "%469 fused:mul_step [B,32,32,32]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k534_sum", "%470 reduce [1,32,32,32]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k536_sum", "%472 reduce [32,1,32]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k537_sum", "%473 reduce [32,1,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k539_mul", "%475 map:mul [B,32,32,32]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k540_mul", "%476 map:mul [B,32,32,32]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k534_sum", "%477 reduce [1,32,32,32]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k536_sum", "%479 reduce [32,1,32]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k537_sum", "%480 reduce [32,1,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k554_fused_scale_mul_sum_mul", "%490 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k558_fused_add_mul_mul_id", "%494 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k561_fused_scale_sum_neg", "%497 fused:scale_sum_neg [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k563_fused_add_id", "%499 fused:add_id [B,8,4096]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k566_sum", "%502 reduce [B,32,1]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k567_sum", "%503 reduce [1,32,1]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"seg_finetune_k505_conv2d_input_grad", "%505 conv2d_input_grad [B,96,32,32]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"seg_finetune_k506_conv2d_weight_grad", "%506 conv2d_weight_grad [32,96,3,3]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"seg_finetune_k507_slice", "%507 slice [B,64,32,32]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
+    {"seg_finetune_k508_slice", "%508 slice [B,32,32,32]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
+    {"seg_finetune_k510_sum", "%510 reduce [B,64,16,1,16,2]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
+    {"seg_finetune_k511_sum", "%511 reduce [B,64,16,1,16,1]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k415_fused_mul_step", "%514 fused:mul_step [B,64,16,16]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k416_sum", "%515 reduce [1,64,16,16]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k418_sum", "%517 reduce [64,1,16]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k419_sum", "%518 reduce [64,1,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k421_mul", "%520 map:mul [B,64,16,16]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k422_mul", "%521 map:mul [B,64,16,16]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k416_sum", "%522 reduce [1,64,16,16]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k418_sum", "%524 reduce [64,1,16]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k419_sum", "%525 reduce [64,1,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k436_fused_scale_mul_sum_mul", "%535 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k440_fused_add_mul_mul_id", "%539 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k443_fused_scale_sum_neg", "%542 fused:scale_sum_neg [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k445_fused_add_id", "%544 fused:add_id [B,8,2048]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k448_sum", "%547 reduce [B,64,1]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k449_sum", "%548 reduce [1,64,1]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"seg_finetune_k550_conv2d_input_grad", "%550 conv2d_input_grad [B,192,16,16]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"seg_finetune_k551_conv2d_weight_grad", "%551 conv2d_weight_grad [64,192,3,3]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"seg_finetune_k552_slice", "%552 slice [B,128,16,16]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
+    {"seg_finetune_k553_slice", "%553 slice [B,64,16,16]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
+    {"seg_finetune_k555_sum", "%555 reduce [B,128,8,1,8,2]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
+    {"seg_finetune_k556_sum", "%556 reduce [B,128,8,1,8,1]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k297_fused_mul_step", "%559 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k285_sum", "%560 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k300_sum", "%562 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k301_sum", "%563 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k303_mul", "%565 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k304_mul", "%566 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k285_sum", "%567 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k300_sum", "%569 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k301_sum", "%570 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k318_fused_scale_mul_sum_mul", "%580 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k322_fused_add_mul_mul_id", "%584 fused:add_mul_mul_id [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k325_fused_scale_sum_neg", "%587 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k327_fused_add_id", "%589 fused:add_id [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k330_sum", "%592 reduce [B,128,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k278_sum", "%593 reduce [1,128,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k333_conv2d_input_grad", "%595 conv2d_input_grad [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k334_conv2d_weight_grad", "%596 conv2d_weight_grad [128,128,3,3]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k297_fused_mul_step", "%598 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k285_sum", "%599 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k300_sum", "%601 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k301_sum", "%602 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k303_mul", "%604 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k304_mul", "%605 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k285_sum", "%606 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k300_sum", "%608 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k301_sum", "%609 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k318_fused_scale_mul_sum_mul", "%619 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k322_fused_add_mul_mul_id", "%623 fused:add_mul_mul_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k325_fused_scale_sum_neg", "%626 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k327_fused_add_id", "%628 fused:add_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k330_sum", "%631 reduce [B,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k278_sum", "%632 reduce [1,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k333_conv2d_input_grad", "%634 conv2d_input_grad [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k334_conv2d_weight_grad", "%635 conv2d_weight_grad [128,128,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k376_fused_mul_add_step", "%638 fused:mul_add_step [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k285_sum", "%639 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k300_sum", "%641 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k301_sum", "%642 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k303_mul", "%644 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k304_mul", "%645 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k285_sum", "%646 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k300_sum", "%648 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k301_sum", "%649 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k318_fused_scale_mul_sum_mul", "%659 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k322_fused_add_mul_mul_id", "%663 fused:add_mul_mul_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k325_fused_scale_sum_neg", "%666 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k327_fused_add_id", "%668 fused:add_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k330_sum", "%671 reduce [B,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k278_sum", "%672 reduce [1,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k412_conv2d_input_grad", "%674 conv2d_input_grad [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k413_conv2d_weight_grad", "%675 conv2d_weight_grad [128,64,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k494_fused_mul_add_step", "%678 fused:mul_add_step [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k416_sum", "%679 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k418_sum", "%681 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k419_sum", "%682 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k421_mul", "%684 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k422_mul", "%685 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k416_sum", "%686 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k418_sum", "%688 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k419_sum", "%689 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k436_fused_scale_mul_sum_mul", "%699 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k440_fused_add_mul_mul_id", "%703 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k443_fused_scale_sum_neg", "%706 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k445_fused_add_id", "%708 fused:add_id [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k448_sum", "%711 reduce [B,64,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k449_sum", "%712 reduce [1,64,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k451_conv2d_input_grad", "%714 conv2d_input_grad [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k452_conv2d_weight_grad", "%715 conv2d_weight_grad [64,64,3,3]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k415_fused_mul_step", "%717 fused:mul_step [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k416_sum", "%718 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k418_sum", "%720 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k419_sum", "%721 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k421_mul", "%723 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k422_mul", "%724 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k416_sum", "%725 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k418_sum", "%727 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k419_sum", "%728 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k436_fused_scale_mul_sum_mul", "%738 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k440_fused_add_mul_mul_id", "%742 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k443_fused_scale_sum_neg", "%745 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k445_fused_add_id", "%747 fused:add_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k448_sum", "%750 reduce [B,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k449_sum", "%751 reduce [1,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k451_conv2d_input_grad", "%753 conv2d_input_grad [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k452_conv2d_weight_grad", "%754 conv2d_weight_grad [64,64,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k494_fused_mul_add_step", "%757 fused:mul_add_step [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k416_sum", "%758 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k418_sum", "%760 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k419_sum", "%761 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k421_mul", "%763 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k422_mul", "%764 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k416_sum", "%765 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k418_sum", "%767 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k419_sum", "%768 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k436_fused_scale_mul_sum_mul", "%778 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k440_fused_add_mul_mul_id", "%782 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k443_fused_scale_sum_neg", "%785 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k445_fused_add_id", "%787 fused:add_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k448_sum", "%790 reduce [B,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k449_sum", "%791 reduce [1,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k530_conv2d_input_grad", "%793 conv2d_input_grad [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k531_conv2d_weight_grad", "%794 conv2d_weight_grad [64,32,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k612_fused_mul_add_step", "%797 fused:mul_add_step [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k534_sum", "%798 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k536_sum", "%800 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k537_sum", "%801 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k539_mul", "%803 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k540_mul", "%804 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k534_sum", "%805 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k536_sum", "%807 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k537_sum", "%808 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k554_fused_scale_mul_sum_mul", "%818 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k558_fused_add_mul_mul_id", "%822 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k561_fused_scale_sum_neg", "%825 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k563_fused_add_id", "%827 fused:add_id [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k566_sum", "%830 reduce [B,32,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k567_sum", "%831 reduce [1,32,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k569_conv2d_input_grad", "%833 conv2d_input_grad [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k570_conv2d_weight_grad", "%834 conv2d_weight_grad [32,32,3,3]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k533_fused_mul_step", "%836 fused:mul_step [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k534_sum", "%837 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k536_sum", "%839 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k537_sum", "%840 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k539_mul", "%842 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k540_mul", "%843 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k534_sum", "%844 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k536_sum", "%846 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k537_sum", "%847 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k554_fused_scale_mul_sum_mul", "%857 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k558_fused_add_mul_mul_id", "%861 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k561_fused_scale_sum_neg", "%864 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k563_fused_add_id", "%866 fused:add_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k566_sum", "%869 reduce [B,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k567_sum", "%870 reduce [1,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k569_conv2d_input_grad", "%872 conv2d_input_grad [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k570_conv2d_weight_grad", "%873 conv2d_weight_grad [32,32,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k612_fused_mul_add_step", "%876 fused:mul_add_step [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k534_sum", "%877 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k536_sum", "%879 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k537_sum", "%880 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k539_mul", "%882 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k540_mul", "%883 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k534_sum", "%884 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k536_sum", "%886 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k537_sum", "%887 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k554_fused_scale_mul_sum_mul", "%897 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k558_fused_add_mul_mul_id", "%901 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k561_fused_scale_sum_neg", "%904 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k563_fused_add_id", "%906 fused:add_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k566_sum", "%909 reduce [B,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k567_sum", "%910 reduce [1,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k648_conv2d_input_grad", "%912 conv2d_input_grad [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k649_conv2d_weight_grad", "%913 conv2d_weight_grad [32,32,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"seg_finetune_k916_fused_mul_add_step", "%916 fused:mul_add_step [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k652_sum", "%917 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k654_sum", "%919 reduce [32,1,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k655_sum", "%920 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k657_mul", "%922 map:mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k658_mul", "%923 map:mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k652_sum", "%924 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k654_sum", "%926 reduce [32,1,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k655_sum", "%927 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k672_fused_scale_mul_sum_mul", "%937 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k676_fused_add_mul_mul_id", "%941 fused:add_mul_mul_id [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k679_fused_scale_sum_neg", "%944 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k681_fused_add_id", "%946 fused:add_id [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k684_sum", "%949 reduce [B,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k567_sum", "%950 reduce [1,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k688_conv2d_weight_grad", "%953 conv2d_weight_grad [32,1,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
 };
-const reclf_prof_table reclf_profile_seg_finetune = {444, prof};
+const reclf_prof_table reclf_profile_seg_finetune = {361, prof};
 #define CALL(i, fl, by, call) do { double t0_ = reclf_prof_now(); call; prof[i].seconds += reclf_prof_now() - t0_; \
     prof[i].calls++; prof[i].flops += (fl); prof[i].bytes += (double)(by); } while (0)
 #else
@@ -470,526 +387,443 @@ const reclf_prof_table reclf_profile_seg_finetune = {444, prof};
 
 static size_t arena_bytes(const long *dims) {
     const long B = dims[0]; (void)B;
-    return sizeof(real) * (size_t)(780768 + 6877392*B);
+    return sizeof(real) * (size_t)(38062240 + 2425040*B);
 }
 
 static void forward(void *arena, const real *P, void *const *inputs, const long *dims) {
     const long B = dims[0]; (void)B;
     real *A = arena; (void)A; (void)P; (void)inputs;
-    CALL(0, (double)8192*B, sizeof(real)*((double)4096*B + (double)4096*B), convirt_image_k3_fused_scale_addc(A + 780768, (real *)inputs[0], B)); /* %4 fused:scale_addc [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
-    CALL(1, 0, sizeof(real)*((double)36864*B + (double)4096*B), convirt_image_k6_im2col(A + 780768 + 6135808*B, A + 780768, B)); /* %7 im2col [9,4096*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(2, (double)2359296*B, sizeof(real)*((double)131072*B + (double)288 + (double)36864*B), convirt_image_k8_matmul(A + 780768, (real *)P + 0, A + 780768 + 6135808*B, B)); /* %9 matmul [32,4096*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(3, 0, sizeof(real)*((double)131072*B + (double)131072*B), convirt_image_k10_permute(A + 780768 + 131072*B, A + 780768, B)); /* %11 permute [B,32,4096]  graphs/lib/image_encoder.lua:6 */
-    CALL(4, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), convirt_image_k13_add(A + 780768, A + 780768 + 131072*B, (real *)P + 288, B)); /* %14 map:add [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(5, (double)131080*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_k18_fused_scale_sum(A + 780768 + 5259264*B, A + 780768, B)); /* %19 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(6, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_k19_sub(A + 780768 + 5128192*B, A + 780768, A + 780768 + 5259264*B, B)); /* %20 map:sub [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(7, (double)262168*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_k24_fused_rsqrt_addc_scale_sum(A + 780768 + 6877184*B, A + 780768 + 5128192*B, B)); /* %25 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(8, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_k25_mul(A + 780768 + 5259264*B, A + 780768 + 5128192*B, A + 780768 + 6877184*B, B)); /* %26 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(9, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32 + (double)32), convirt_image_vjp_k30_fused_add_mul(A + 780768 + 5390336*B, A + 780768 + 5259264*B, (real *)P + 320, (real *)P + 352, B)); /* %31 fused:add_mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(10, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), convirt_image_vjp_k31_relu(A + 780768, A + 780768 + 5390336*B, B)); /* %32 map:relu [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
-    CALL(11, 0, sizeof(real)*((double)294912*B + (double)131072*B), convirt_image_k34_im2col(A + 780768 + 3686400*B, A + 780768, B)); /* %35 im2col [288,1024*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(12, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), convirt_image_k36_matmul(A + 780768 + 5521408*B, (real *)P + 384, A + 780768 + 3686400*B, B)); /* %37 matmul [32,1024*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(13, 0, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_k38_permute(A + 780768 + 5554176*B, A + 780768 + 5521408*B, B)); /* %39 permute [B,32,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(14, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_k41_add(A + 780768 + 5521408*B, A + 780768 + 5554176*B, (real *)P + 9600, B)); /* %42 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(15, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k46_fused_scale_sum(A + 780768 + 6172672*B, A + 780768 + 5521408*B, B)); /* %47 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(16, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k47_sub(A + 780768 + 6209536*B, A + 780768 + 5521408*B, A + 780768 + 6172672*B, B)); /* %48 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(17, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k52_fused_rsqrt_addc_scale_sum(A + 780768 + 6877200*B, A + 780768 + 6209536*B, B)); /* %53 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(18, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k53_mul(A + 780768 + 6242304*B, A + 780768 + 6209536*B, A + 780768 + 6877200*B, B)); /* %54 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(19, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_vjp_k58_fused_add_mul(A + 780768 + 6275072*B, A + 780768 + 6242304*B, (real *)P + 9632, (real *)P + 9664, B)); /* %59 fused:add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(20, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k59_relu(A + 780768 + 6172672*B, A + 780768 + 6275072*B, B)); /* %60 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
-    CALL(21, 0, sizeof(real)*((double)294912*B + (double)32768*B), convirt_image_k62_im2col(A + 780768 + 3981312*B, A + 780768 + 6172672*B, B)); /* %63 im2col [288,1024*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(22, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), convirt_image_k36_matmul(A + 780768 + 5521408*B, (real *)P + 9696, A + 780768 + 3981312*B, B)); /* %65 matmul [32,1024*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(23, 0, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_k38_permute(A + 780768 + 5554176*B, A + 780768 + 5521408*B, B)); /* %67 permute [B,32,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(24, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_k41_add(A + 780768 + 5521408*B, A + 780768 + 5554176*B, (real *)P + 18912, B)); /* %70 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(25, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k46_fused_scale_sum(A + 780768 + 6205440*B, A + 780768 + 5521408*B, B)); /* %75 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(26, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k47_sub(A + 780768 + 6307840*B, A + 780768 + 5521408*B, A + 780768 + 6205440*B, B)); /* %76 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(27, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k52_fused_rsqrt_addc_scale_sum(A + 780768 + 6877216*B, A + 780768 + 6307840*B, B)); /* %81 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(28, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k53_mul(A + 780768 + 6340608*B, A + 780768 + 6307840*B, A + 780768 + 6877216*B, B)); /* %82 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(29, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_vjp_k58_fused_add_mul(A + 780768 + 6373376*B, A + 780768 + 6340608*B, (real *)P + 18944, (real *)P + 18976, B)); /* %87 fused:add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(30, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k59_relu(A + 780768 + 4571136*B, A + 780768 + 6373376*B, B)); /* %88 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
-    CALL(31, 0, sizeof(real)*((double)294912*B + (double)32768*B), convirt_image_k62_im2col(A + 780768 + 4276224*B, A + 780768 + 4571136*B, B)); /* %91 im2col [288,1024*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(32, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), convirt_image_k36_matmul(A + 780768 + 4571136*B, (real *)P + 19008, A + 780768 + 4276224*B, B)); /* %93 matmul [32,1024*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(33, 0, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_k38_permute(A + 780768 + 4603904*B, A + 780768 + 4571136*B, B)); /* %95 permute [B,32,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(34, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_k41_add(A + 780768 + 4571136*B, A + 780768 + 4603904*B, (real *)P + 28224, B)); /* %98 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(35, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k46_fused_scale_sum(A + 780768 + 6205440*B, A + 780768 + 4571136*B, B)); /* %103 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(36, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k47_sub(A + 780768 + 6406144*B, A + 780768 + 4571136*B, A + 780768 + 6205440*B, B)); /* %104 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(37, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k52_fused_rsqrt_addc_scale_sum(A + 780768 + 6877232*B, A + 780768 + 6406144*B, B)); /* %109 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(38, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k53_mul(A + 780768 + 6438912*B, A + 780768 + 6406144*B, A + 780768 + 6877232*B, B)); /* %110 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(39, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_vjp_k115_fused_add_add_mul(A + 780768 + 6471680*B, A + 780768 + 6172672*B, A + 780768 + 6438912*B, (real *)P + 28256, (real *)P + 28288, B)); /* %116 fused:add_add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:14 */
-    CALL(40, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k59_relu(A + 780768 + 4734976*B, A + 780768 + 6471680*B, B)); /* %117 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
-    CALL(41, 0, sizeof(real)*((double)73728*B + (double)32768*B), convirt_image_k119_im2col(A + 780768 + 5914624*B, A + 780768 + 4734976*B, B)); /* %120 im2col [288,256*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(42, (double)9437184*B, sizeof(real)*((double)16384*B + (double)18432 + (double)73728*B), convirt_image_k121_matmul(A + 780768 + 6172672*B, (real *)P + 28320, A + 780768 + 5914624*B, B)); /* %122 matmul [64,256*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(43, 0, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_k123_permute(A + 780768 + 6189056*B, A + 780768 + 6172672*B, B)); /* %124 permute [B,64,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(44, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_k126_add(A + 780768 + 6172672*B, A + 780768 + 6189056*B, (real *)P + 46752, B)); /* %127 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(45, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k131_fused_scale_sum(A + 780768 + 6189056*B, A + 780768 + 6172672*B, B)); /* %132 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(46, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k132_sub(A + 780768 + 6602752*B, A + 780768 + 6172672*B, A + 780768 + 6189056*B, B)); /* %133 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(47, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k137_fused_rsqrt_addc_scale_sum(A + 780768 + 6877248*B, A + 780768 + 6602752*B, B)); /* %138 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(48, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k138_mul(A + 780768 + 6619136*B, A + 780768 + 6602752*B, A + 780768 + 6877248*B, B)); /* %139 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(49, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_vjp_k143_fused_add_mul(A + 780768 + 6635520*B, A + 780768 + 6619136*B, (real *)P + 46816, (real *)P + 46880, B)); /* %144 fused:add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(50, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k144_relu(A + 780768 + 6172672*B, A + 780768 + 6635520*B, B)); /* %145 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
-    CALL(51, 0, sizeof(real)*((double)147456*B + (double)16384*B), convirt_image_k147_im2col(A + 780768 + 4833280*B, A + 780768 + 6172672*B, B)); /* %148 im2col [576,256*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(52, (double)18874368*B, sizeof(real)*((double)16384*B + (double)36864 + (double)147456*B), convirt_image_k149_matmul(A + 780768 + 6189056*B, (real *)P + 46944, A + 780768 + 4833280*B, B)); /* %150 matmul [64,256*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(53, 0, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_k123_permute(A + 780768 + 4767744*B, A + 780768 + 6189056*B, B)); /* %152 permute [B,64,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(54, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_k126_add(A + 780768 + 6189056*B, A + 780768 + 4767744*B, (real *)P + 83808, B)); /* %155 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(55, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k131_fused_scale_sum(A + 780768 + 6205440*B, A + 780768 + 6189056*B, B)); /* %160 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(56, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k132_sub(A + 780768 + 6651904*B, A + 780768 + 6189056*B, A + 780768 + 6205440*B, B)); /* %161 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(57, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k137_fused_rsqrt_addc_scale_sum(A + 780768 + 6877264*B, A + 780768 + 6651904*B, B)); /* %166 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(58, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k138_mul(A + 780768 + 6668288*B, A + 780768 + 6651904*B, A + 780768 + 6877264*B, B)); /* %167 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(59, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_vjp_k143_fused_add_mul(A + 780768 + 6684672*B, A + 780768 + 6668288*B, (real *)P + 83872, (real *)P + 83936, B)); /* %172 fused:add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(60, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k144_relu(A + 780768 + 6189056*B, A + 780768 + 6684672*B, B)); /* %173 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
-    CALL(61, 0, sizeof(real)*((double)147456*B + (double)16384*B), convirt_image_k147_im2col(A + 780768 + 4980736*B, A + 780768 + 6189056*B, B)); /* %176 im2col [576,256*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(62, (double)18874368*B, sizeof(real)*((double)16384*B + (double)36864 + (double)147456*B), convirt_image_k149_matmul(A + 780768 + 6189056*B, (real *)P + 84000, A + 780768 + 4980736*B, B)); /* %178 matmul [64,256*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(63, 0, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_k123_permute(A + 780768 + 4767744*B, A + 780768 + 6189056*B, B)); /* %180 permute [B,64,256]  graphs/lib/image_encoder.lua:13 */
-    CALL(64, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_k126_add(A + 780768 + 6189056*B, A + 780768 + 4767744*B, (real *)P + 120864, B)); /* %183 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(65, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k131_fused_scale_sum(A + 780768 + 6205440*B, A + 780768 + 6189056*B, B)); /* %188 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(66, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k132_sub(A + 780768 + 6701056*B, A + 780768 + 6189056*B, A + 780768 + 6205440*B, B)); /* %189 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(67, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k137_fused_rsqrt_addc_scale_sum(A + 780768 + 6877280*B, A + 780768 + 6701056*B, B)); /* %194 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(68, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k138_mul(A + 780768 + 6717440*B, A + 780768 + 6701056*B, A + 780768 + 6877280*B, B)); /* %195 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(69, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_vjp_k200_fused_add_add_mul(A + 780768 + 6733824*B, A + 780768 + 6172672*B, A + 780768 + 6717440*B, (real *)P + 120928, (real *)P + 120992, B)); /* %201 fused:add_add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:14 */
-    CALL(70, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k144_relu(A + 780768 + 4800512*B, A + 780768 + 6733824*B, B)); /* %202 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
-    CALL(71, 0, sizeof(real)*((double)36864*B + (double)16384*B), convirt_image_k204_im2col(A + 780768 + 6172672*B, A + 780768 + 4800512*B, B)); /* %205 im2col [576,64*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(72, (double)9437184*B, sizeof(real)*((double)8192*B + (double)73728 + (double)36864*B), convirt_image_k206_matmul(A + 780768 + 4816896*B, (real *)P + 121056, A + 780768 + 6172672*B, B)); /* %207 matmul [128,64*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(73, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k208_permute(A + 780768 + 4825088*B, A + 780768 + 4816896*B, B)); /* %209 permute [B,128,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(74, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_k211_add(A + 780768 + 4816896*B, A + 780768 + 4825088*B, (real *)P + 194784, B)); /* %212 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(75, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k216_fused_scale_sum(A + 780768 + 4825088*B, A + 780768 + 4816896*B, B)); /* %217 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(76, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k217_sub(A + 780768 + 6799360*B, A + 780768 + 4816896*B, A + 780768 + 4825088*B, B)); /* %218 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(77, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k222_fused_rsqrt_addc_scale_sum(A + 780768 + 6877296*B, A + 780768 + 6799360*B, B)); /* %223 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(78, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k223_mul(A + 780768 + 6807552*B, A + 780768 + 6799360*B, A + 780768 + 6877296*B, B)); /* %224 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(79, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_vjp_k228_fused_add_mul(A + 780768 + 6815744*B, A + 780768 + 6807552*B, (real *)P + 194912, (real *)P + 195040, B)); /* %229 fused:add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(80, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k229_relu(A + 780768 + 4816896*B, A + 780768 + 6815744*B, B)); /* %230 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
-    CALL(81, 0, sizeof(real)*((double)73728*B + (double)8192*B), convirt_image_k232_im2col(A + 780768 + 5988352*B, A + 780768 + 4816896*B, B)); /* %233 im2col [1152,64*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(82, (double)18874368*B, sizeof(real)*((double)8192*B + (double)147456 + (double)73728*B), convirt_image_k234_matmul(A + 780768 + 4825088*B, (real *)P + 195168, A + 780768 + 5988352*B, B)); /* %235 matmul [128,64*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(83, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k208_permute(A + 780768 + 4767744*B, A + 780768 + 4825088*B, B)); /* %237 permute [B,128,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(84, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_k211_add(A + 780768 + 4825088*B, A + 780768 + 4767744*B, (real *)P + 342624, B)); /* %240 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(85, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k216_fused_scale_sum(A + 780768 + 4767744*B, A + 780768 + 4825088*B, B)); /* %245 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(86, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k217_sub(A + 780768 + 6823936*B, A + 780768 + 4825088*B, A + 780768 + 4767744*B, B)); /* %246 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(87, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k222_fused_rsqrt_addc_scale_sum(A + 780768 + 6877312*B, A + 780768 + 6823936*B, B)); /* %251 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(88, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k223_mul(A + 780768 + 6832128*B, A + 780768 + 6823936*B, A + 780768 + 6877312*B, B)); /* %252 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(89, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_vjp_k228_fused_add_mul(A + 780768 + 6840320*B, A + 780768 + 6832128*B, (real *)P + 342752, (real *)P + 342880, B)); /* %257 fused:add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(90, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k229_relu(A + 780768 + 4825088*B, A + 780768 + 6840320*B, B)); /* %258 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
-    CALL(91, 0, sizeof(real)*((double)73728*B + (double)8192*B), convirt_image_k232_im2col(A + 780768 + 6062080*B, A + 780768 + 4825088*B, B)); /* %261 im2col [1152,64*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(92, (double)18874368*B, sizeof(real)*((double)8192*B + (double)147456 + (double)73728*B), convirt_image_k234_matmul(A + 780768 + 4825088*B, (real *)P + 343008, A + 780768 + 6062080*B, B)); /* %263 matmul [128,64*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(93, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k208_permute(A + 780768 + 4767744*B, A + 780768 + 4825088*B, B)); /* %265 permute [B,128,64]  graphs/lib/image_encoder.lua:13 */
-    CALL(94, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_k211_add(A + 780768 + 4825088*B, A + 780768 + 4767744*B, (real *)P + 490464, B)); /* %268 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(95, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k216_fused_scale_sum(A + 780768 + 6856704*B, A + 780768 + 4825088*B, B)); /* %273 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(96, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k217_sub(A + 780768 + 6848512*B, A + 780768 + 4825088*B, A + 780768 + 6856704*B, B)); /* %274 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(97, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k222_fused_rsqrt_addc_scale_sum(A + 780768 + 6877328*B, A + 780768 + 6848512*B, B)); /* %279 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(98, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k223_mul(A + 780768 + 6856704*B, A + 780768 + 6848512*B, A + 780768 + 6877328*B, B)); /* %280 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(99, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_vjp_k285_fused_add_add_mul(A + 780768 + 6864896*B, A + 780768 + 4816896*B, A + 780768 + 6856704*B, (real *)P + 490592, (real *)P + 490720, B)); /* %286 fused:add_add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:14 */
-    CALL(100, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k229_relu(A + 780768 + 4816896*B, A + 780768 + 6864896*B, B)); /* %287 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
-    CALL(101, (double)32768*B, sizeof(real)*((double)32768*B + (double)8192*B), seg_finetune_k304_id(A + 780768 + 4767744*B, A + 780768 + 4816896*B, B)); /* %304 map:id [B,128,8,2,8,2]  graphs/lib/unet.lua:15 */
-    CALL(102, 0, sizeof(real)*((double)49152*B + (double)32768*B + (double)16384*B), seg_finetune_k306_concat(A + 780768 + 4571136*B, A + 780768 + 4767744*B, A + 780768 + 4800512*B, B)); /* %306 concat [B,192,16,16]  graphs/lib/unet.lua:15 */
-    CALL(103, 0, sizeof(real)*((double)442368*B + (double)49152*B), seg_finetune_k309_im2col(A + 780768 + 3244032*B, A + 780768 + 4571136*B, B)); /* %309 im2col [1728,256*B]  graphs/lib/unet.lua:16 */
-    CALL(104, (double)56623104*B, sizeof(real)*((double)16384*B + (double)110592 + (double)442368*B), seg_finetune_k311_matmul(A + 780768 + 4767744*B, (real *)P + 523872, A + 780768 + 3244032*B, B)); /* %311 matmul [64,256*B]  graphs/lib/unet.lua:16 */
-    CALL(105, 0, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_k123_permute(A + 780768 + 4784128*B, A + 780768 + 4767744*B, B)); /* %313 permute [B,64,256]  graphs/lib/unet.lua:16 */
-    CALL(106, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_k126_add(A + 780768 + 4767744*B, A + 780768 + 4784128*B, (real *)P + 634464, B)); /* %316 map:add [B,64,16,16]  graphs/lib/unet.lua:16 */
-    CALL(107, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k131_fused_scale_sum(A + 780768 + 6873088*B, A + 780768 + 4767744*B, B)); /* %321 fused:scale_sum [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(108, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k132_sub(A + 780768 + 6750208*B, A + 780768 + 4767744*B, A + 780768 + 6873088*B, B)); /* %322 map:sub [B,8,2048]  graphs/lib/unet.lua:17 */
-    CALL(109, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k137_fused_rsqrt_addc_scale_sum(A + 780768 + 6877344*B, A + 780768 + 6750208*B, B)); /* %327 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(110, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k138_mul(A + 780768 + 6766592*B, A + 780768 + 6750208*B, A + 780768 + 6877344*B, B)); /* %328 map:mul [B,8,2048]  graphs/lib/unet.lua:17 */
-    CALL(111, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_vjp_k143_fused_add_mul(A + 780768 + 6782976*B, A + 780768 + 6766592*B, (real *)P + 634528, (real *)P + 634592, B)); /* %333 fused:add_mul [B,64,16,16]  graphs/lib/unet.lua:17 */
-    CALL(112, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k144_relu(A + 780768 + 4767744*B, A + 780768 + 6782976*B, B)); /* %334 map:relu [B,64,16,16]  graphs/lib/unet.lua:17 */
-    CALL(113, (double)65536*B, sizeof(real)*((double)65536*B + (double)16384*B), seg_finetune_k336_id(A + 780768 + 4669440*B, A + 780768 + 4767744*B, B)); /* %336 map:id [B,64,16,2,16,2]  graphs/lib/unet.lua:15 */
-    CALL(114, 0, sizeof(real)*((double)98304*B + (double)65536*B + (double)32768*B), seg_finetune_k338_concat(A + 780768 + 4571136*B, A + 780768 + 4669440*B, A + 780768 + 4734976*B, B)); /* %338 concat [B,96,32,32]  graphs/lib/unet.lua:15 */
-    CALL(115, 0, sizeof(real)*((double)884736*B + (double)98304*B), seg_finetune_k341_im2col(A + 780768 + 2359296*B, A + 780768 + 4571136*B, B)); /* %341 im2col [864,1024*B]  graphs/lib/unet.lua:16 */
-    CALL(116, (double)56623104*B, sizeof(real)*((double)32768*B + (double)27648 + (double)884736*B), seg_finetune_k343_matmul(A + 780768 + 4571136*B, (real *)P + 634656, A + 780768 + 2359296*B, B)); /* %343 matmul [32,1024*B]  graphs/lib/unet.lua:16 */
-    CALL(117, 0, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_k38_permute(A + 780768 + 4603904*B, A + 780768 + 4571136*B, B)); /* %345 permute [B,32,1024]  graphs/lib/unet.lua:16 */
-    CALL(118, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_k41_add(A + 780768 + 4571136*B, A + 780768 + 4603904*B, (real *)P + 662304, B)); /* %348 map:add [B,32,32,32]  graphs/lib/unet.lua:16 */
-    CALL(119, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k46_fused_scale_sum(A + 780768 + 6873088*B, A + 780768 + 4571136*B, B)); /* %353 fused:scale_sum [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(120, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k47_sub(A + 780768 + 6504448*B, A + 780768 + 4571136*B, A + 780768 + 6873088*B, B)); /* %354 map:sub [B,8,4096]  graphs/lib/unet.lua:17 */
-    CALL(121, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k52_fused_rsqrt_addc_scale_sum(A + 780768 + 6877360*B, A + 780768 + 6504448*B, B)); /* %359 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(122, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k53_mul(A + 780768 + 6537216*B, A + 780768 + 6504448*B, A + 780768 + 6877360*B, B)); /* %360 map:mul [B,8,4096]  graphs/lib/unet.lua:17 */
-    CALL(123, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_vjp_k58_fused_add_mul(A + 780768 + 6569984*B, A + 780768 + 6537216*B, (real *)P + 662336, (real *)P + 662368, B)); /* %365 fused:add_mul [B,32,32,32]  graphs/lib/unet.lua:17 */
-    CALL(124, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k59_relu(A + 780768 + 4571136*B, A + 780768 + 6569984*B, B)); /* %366 map:relu [B,32,32,32]  graphs/lib/unet.lua:17 */
-    CALL(125, (double)131072*B, sizeof(real)*((double)131072*B + (double)32768*B), seg_finetune_k368_id(A + 780768 + 131072*B, A + 780768 + 4571136*B, B)); /* %368 map:id [B,32,32,2,32,2]  graphs/lib/unet.lua:15 */
-    CALL(126, 0, sizeof(real)*((double)262144*B + (double)131072*B + (double)131072*B), seg_finetune_k370_concat(A + 780768 + 4571136*B, A + 780768 + 131072*B, A + 780768, B)); /* %370 concat [B,64,64,64]  graphs/lib/unet.lua:15 */
-    CALL(127, 0, sizeof(real)*((double)2359296*B + (double)262144*B), seg_finetune_k373_im2col(A + 780768, A + 780768 + 4571136*B, B)); /* %373 im2col [576,4096*B]  graphs/lib/unet.lua:16 */
-    CALL(128, (double)150994944*B, sizeof(real)*((double)131072*B + (double)18432 + (double)2359296*B), seg_finetune_k375_matmul(A + 780768 + 4571136*B, (real *)P + 662400, A + 780768, B)); /* %375 matmul [32,4096*B]  graphs/lib/unet.lua:16 */
-    CALL(129, 0, sizeof(real)*((double)131072*B + (double)131072*B), convirt_image_k10_permute(A + 780768 + 4702208*B, A + 780768 + 4571136*B, B)); /* %377 permute [B,32,4096]  graphs/lib/unet.lua:16 */
-    CALL(130, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), convirt_image_k13_add(A + 780768 + 4571136*B, A + 780768 + 4702208*B, (real *)P + 680832, B)); /* %380 map:add [B,32,64,64]  graphs/lib/unet.lua:16 */
-    CALL(131, (double)131080*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_k18_fused_scale_sum(A + 780768 + 6873088*B, A + 780768 + 4571136*B, B)); /* %385 fused:scale_sum [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(132, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_k19_sub(A + 780768 + 4702208*B, A + 780768 + 4571136*B, A + 780768 + 6873088*B, B)); /* %386 map:sub [B,8,16384]  graphs/lib/unet.lua:17 */
-    CALL(133, (double)262168*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_k24_fused_rsqrt_addc_scale_sum(A + 780768 + 6877376*B, A + 780768 + 4702208*B, B)); /* %391 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(134, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_k25_mul(A + 780768 + 4571136*B, A + 780768 + 4702208*B, A + 780768 + 6877376*B, B)); /* %392 map:mul [B,8,16384]  graphs/lib/unet.lua:17 */
-    CALL(135, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32 + (double)32), convirt_image_vjp_k30_fused_add_mul(A + 780768 + 5521408*B, A + 780768 + 4571136*B, (real *)P + 680864, (real *)P + 680896, B)); /* %397 fused:add_mul [B,32,64,64]  graphs/lib/unet.lua:17 */
-    CALL(136, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), convirt_image_vjp_k31_relu(A + 780768 + 5652480*B, A + 780768 + 5521408*B, B)); /* %398 map:relu [B,32,64,64]  graphs/lib/unet.lua:17 */
-    CALL(137, 0, sizeof(real)*((double)131072*B + (double)131072*B), seg_finetune_k401_im2col(A + 780768 + 5783552*B, A + 780768 + 5652480*B, B)); /* %401 im2col [32,4096*B]  graphs/seg.lua:52 */
-    CALL(138, (double)262144*B, sizeof(real)*((double)4096*B + (double)32 + (double)131072*B), seg_finetune_k403_matmul(A + 780768 + 5652480*B, (real *)P + 680928, A + 780768 + 5783552*B, B)); /* %403 matmul [1,4096*B]  graphs/seg.lua:52 */
-    CALL(139, 0, sizeof(real)*((double)4096*B + (double)4096*B), seg_finetune_k405_permute(A + 780768 + 5656576*B, A + 780768 + 5652480*B, B)); /* %405 permute [B,1,4096]  graphs/seg.lua:52 */
-    CALL(140, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B + (double)1), seg_finetune_k408_add(A + 780768 + 5652480*B, A + 780768 + 5656576*B, (real *)P + 680960, B)); /* %408 map:add [B,1,64,64]  graphs/seg.lua:52 */
-    CALL(141, (double)12288*B, sizeof(real)*((double)4096*B + (double)4096*B), seg_finetune_k414_fused_exp_neg_abs(A + 780768 + 5656576*B, A + 780768 + 5652480*B, B)); /* %414 fused:exp_neg_abs [B,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(142, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B), seg_finetune_k415_addc(A + 780768 + 5660672*B, A + 780768 + 5656576*B, B)); /* %415 map:addc [B,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(143, (double)20480*B, sizeof(real)*((double)4096*B + (double)4096*B + (double)4096*B + (double)4096*B), seg_finetune_k417_fused_add_sub_relu_mul(A + 780768 + 5664768*B, A + 780768 + 5652480*B, (real *)inputs[1], A + 780768 + 5660672*B, B)); /* %417 fused:add_sub_relu_mul [B,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(144, (double)4096*B, sizeof(real)*((double)4096 + (double)4096*B), seg_finetune_k418_sum(A + 0, A + 780768 + 5664768*B, B)); /* %418 reduce [1,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(145, (double)4096, sizeof(real)*((double)4096 + (double)4096), seg_finetune_k419_scale(A + 4096, A + 0, B)); /* %419 map:scale [1,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(146, (double)4096, sizeof(real)*((double)4096 + (double)4096), seg_finetune_k420_sum(A + 0, A + 4096)); /* %420 reduce [1,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(147, (double)4096, sizeof(real)*((double)4096 + (double)4096), seg_finetune_k421_scale(A + 4096, A + 0)); /* %421 map:scale [1,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(148, (double)4096, sizeof(real)*((double)64 + (double)4096), seg_finetune_k422_sum(A + 0, A + 4096)); /* %422 reduce [1,1,1,64]  graphs/lib/unet.lua:31 */
-    CALL(149, (double)129, sizeof(real)*((double)1 + (double)64), seg_finetune_k425_fused_scale_sum_scale(A + 64, A + 0)); /* %425 fused:scale_sum_scale [1,1,1,1]  graphs/lib/unet.lua:31 */
-    CALL(150, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B), seg_finetune_k426_sigmoid(A + 780768 + 5664768*B, A + 780768 + 5652480*B, B)); /* %426 map:sigmoid [B,1,64,64]  graphs/lib/unet.lua:32 */
-    CALL(151, (double)8194*B, sizeof(real)*((double)B + (double)4096*B + (double)4096*B), seg_finetune_k436_fused_addc_add_sum_sum(A + 780768 + 6873088*B, A + 780768 + 5664768*B, (real *)inputs[1], B)); /* %436 fused:addc_add_sum_sum [B,1]  graphs/lib/unet.lua:35 */
-    CALL(152, (double)8195*B, sizeof(real)*((double)B + (double)4096*B + (double)4096*B + (double)B), seg_finetune_k437_fused_div_addc_scale_sum(A + 780768 + 6873104*B, A + 780768 + 5664768*B, (real *)inputs[1], A + 780768 + 6873088*B, B)); /* %437 fused:div_addc_scale_sum [B,1]  graphs/lib/unet.lua:35 */
-    CALL(153, (double)B, sizeof(real)*((double)1 + (double)B), convirt_image_vjp_k306_sum(A + 0, A + 780768 + 6873104*B, B)); /* %438 reduce [1,1]  graphs/lib/unet.lua:36 */
-    CALL(154, (double)3, sizeof(real)*((double)1 + (double)1), seg_finetune_k441_fused_addc_neg_scale(A + 16, A + 0, B)); /* %441 fused:addc_neg_scale [1,1]  graphs/lib/unet.lua:36 */
-    CALL(155, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), convirt_image_vjp_k313_add(A + 780736, A + 64, A + 16)); /* %444 map:add []  graphs/lib/unet.lua:37 */
+    CALL(0, (double)8192*B, sizeof(real)*((double)4096*B + (double)4096*B), convirt_image_k3_fused_scale_addc(A + 38062240 + 2416640*B, (real *)inputs[0], B)); /* %4 fused:scale_addc [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
+    CALL(1, (double)2359296*B, sizeof(real)*((double)131072*B + (double)4096*B + (double)288 + (double)32), convirt_image_k6_conv2d(A + 38062240, A + 38062240 + 2416640*B, (real *)P + 0, (real *)P + 288, A + 0, B)); /* %7 conv2d [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(2, (double)131080*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_k11_fused_scale_sum(A + 38062240 + 131072*B, A + 38062240, B)); /* %12 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(3, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_k12_sub(A + 38062240 + 524288*B, A + 38062240, A + 38062240 + 131072*B, B)); /* %13 map:sub [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(4, (double)262168*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_k17_fused_rsqrt_addc_scale_sum(A + 38062240 + 2424832*B, A + 38062240 + 524288*B, B)); /* %18 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(5, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_k18_mul(A + 38062240 + 655360*B, A + 38062240 + 524288*B, A + 38062240 + 2424832*B, B)); /* %19 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(6, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32 + (double)32), convirt_image_vjp_k23_fused_add_mul(A + 38062240 + 786432*B, A + 38062240 + 655360*B, (real *)P + 320, (real *)P + 352, B)); /* %24 fused:add_mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(7, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), convirt_image_vjp_k24_relu(A + 38062240 + 917504*B, A + 38062240 + 786432*B, B)); /* %25 map:relu [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
+    CALL(8, (double)18874368*B, sizeof(real)*((double)32768*B + (double)131072*B + (double)9216 + (double)32), convirt_image_k27_conv2d(A + 38062240, A + 38062240 + 917504*B, (real *)P + 384, (real *)P + 9600, A + 0, B)); /* %28 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(9, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k32_fused_scale_sum(A + 38062240 + 2420736*B, A + 38062240, B)); /* %33 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(10, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k33_sub(A + 38062240 + 1589248*B, A + 38062240, A + 38062240 + 2420736*B, B)); /* %34 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(11, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k38_fused_rsqrt_addc_scale_sum(A + 38062240 + 2424848*B, A + 38062240 + 1589248*B, B)); /* %39 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(12, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k39_mul(A + 38062240 + 1622016*B, A + 38062240 + 1589248*B, A + 38062240 + 2424848*B, B)); /* %40 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(13, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_vjp_k44_fused_add_mul(A + 38062240 + 1654784*B, A + 38062240 + 1622016*B, (real *)P + 9632, (real *)P + 9664, B)); /* %45 fused:add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(14, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k45_relu(A + 38062240 + 1687552*B, A + 38062240 + 1654784*B, B)); /* %46 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
+    CALL(15, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216 + (double)32), convirt_image_k48_conv2d(A + 38062240, A + 38062240 + 1687552*B, (real *)P + 9696, (real *)P + 18912, A + 0, B)); /* %49 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(16, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k32_fused_scale_sum(A + 38062240 + 2420736*B, A + 38062240, B)); /* %54 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(17, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k33_sub(A + 38062240 + 1720320*B, A + 38062240, A + 38062240 + 2420736*B, B)); /* %55 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(18, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k38_fused_rsqrt_addc_scale_sum(A + 38062240 + 2424864*B, A + 38062240 + 1720320*B, B)); /* %60 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(19, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k39_mul(A + 38062240 + 1753088*B, A + 38062240 + 1720320*B, A + 38062240 + 2424864*B, B)); /* %61 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(20, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_vjp_k44_fused_add_mul(A + 38062240 + 1785856*B, A + 38062240 + 1753088*B, (real *)P + 18944, (real *)P + 18976, B)); /* %66 fused:add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(21, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k45_relu(A + 38062240 + 1818624*B, A + 38062240 + 1785856*B, B)); /* %67 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
+    CALL(22, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216 + (double)32), convirt_image_k48_conv2d(A + 38062240, A + 38062240 + 1818624*B, (real *)P + 19008, (real *)P + 28224, A + 0, B)); /* %70 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(23, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k32_fused_scale_sum(A + 38062240 + 2420736*B, A + 38062240, B)); /* %75 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(24, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k33_sub(A + 38062240 + 1851392*B, A + 38062240, A + 38062240 + 2420736*B, B)); /* %76 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(25, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k38_fused_rsqrt_addc_scale_sum(A + 38062240 + 2424880*B, A + 38062240 + 1851392*B, B)); /* %81 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(26, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k39_mul(A + 38062240 + 1884160*B, A + 38062240 + 1851392*B, A + 38062240 + 2424880*B, B)); /* %82 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(27, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_vjp_k87_fused_add_add_mul(A + 38062240 + 1916928*B, A + 38062240 + 1687552*B, A + 38062240 + 1884160*B, (real *)P + 28256, (real *)P + 28288, B)); /* %88 fused:add_add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:14 */
+    CALL(28, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k45_relu(A + 38062240 + 1949696*B, A + 38062240 + 1916928*B, B)); /* %89 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
+    CALL(29, (double)9437184*B, sizeof(real)*((double)16384*B + (double)32768*B + (double)18432 + (double)64), convirt_image_k91_conv2d(A + 38062240, A + 38062240 + 1949696*B, (real *)P + 28320, (real *)P + 46752, A + 0, B)); /* %92 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(30, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k96_fused_scale_sum(A + 38062240 + 2420736*B, A + 38062240, B)); /* %97 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(31, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k97_sub(A + 38062240 + 2080768*B, A + 38062240, A + 38062240 + 2420736*B, B)); /* %98 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(32, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k102_fused_rsqrt_addc_scale_sum(A + 38062240 + 2424896*B, A + 38062240 + 2080768*B, B)); /* %103 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(33, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k103_mul(A + 38062240 + 2097152*B, A + 38062240 + 2080768*B, A + 38062240 + 2424896*B, B)); /* %104 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(34, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_vjp_k108_fused_add_mul(A + 38062240 + 2113536*B, A + 38062240 + 2097152*B, (real *)P + 46816, (real *)P + 46880, B)); /* %109 fused:add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(35, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k109_relu(A + 38062240 + 2129920*B, A + 38062240 + 2113536*B, B)); /* %110 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
+    CALL(36, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864 + (double)64), convirt_image_k112_conv2d(A + 38062240 + 1982464*B, A + 38062240 + 2129920*B, (real *)P + 46944, (real *)P + 83808, A + 0, B)); /* %113 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(37, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k96_fused_scale_sum(A + 38062240 + 2420736*B, A + 38062240 + 1982464*B, B)); /* %118 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(38, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k97_sub(A + 38062240 + 2146304*B, A + 38062240 + 1982464*B, A + 38062240 + 2420736*B, B)); /* %119 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(39, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k102_fused_rsqrt_addc_scale_sum(A + 38062240 + 2424912*B, A + 38062240 + 2146304*B, B)); /* %124 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(40, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k103_mul(A + 38062240 + 2162688*B, A + 38062240 + 2146304*B, A + 38062240 + 2424912*B, B)); /* %125 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(41, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_vjp_k108_fused_add_mul(A + 38062240 + 2179072*B, A + 38062240 + 2162688*B, (real *)P + 83872, (real *)P + 83936, B)); /* %130 fused:add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(42, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k109_relu(A + 38062240 + 2195456*B, A + 38062240 + 2179072*B, B)); /* %131 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
+    CALL(43, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864 + (double)64), convirt_image_k112_conv2d(A + 38062240 + 1982464*B, A + 38062240 + 2195456*B, (real *)P + 84000, (real *)P + 120864, A + 0, B)); /* %134 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(44, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k96_fused_scale_sum(A + 38062240 + 2420736*B, A + 38062240 + 1982464*B, B)); /* %139 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(45, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k97_sub(A + 38062240 + 2211840*B, A + 38062240 + 1982464*B, A + 38062240 + 2420736*B, B)); /* %140 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(46, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k102_fused_rsqrt_addc_scale_sum(A + 38062240 + 2424928*B, A + 38062240 + 2211840*B, B)); /* %145 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(47, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k103_mul(A + 38062240 + 2228224*B, A + 38062240 + 2211840*B, A + 38062240 + 2424928*B, B)); /* %146 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(48, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_vjp_k151_fused_add_add_mul(A + 38062240 + 2244608*B, A + 38062240 + 2129920*B, A + 38062240 + 2228224*B, (real *)P + 120928, (real *)P + 120992, B)); /* %152 fused:add_add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:14 */
+    CALL(49, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k109_relu(A + 38062240 + 2260992*B, A + 38062240 + 2244608*B, B)); /* %153 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
+    CALL(50, (double)9437184*B, sizeof(real)*((double)8192*B + (double)16384*B + (double)73728 + (double)128), convirt_image_k155_conv2d(A + 38062240 + 1982464*B, A + 38062240 + 2260992*B, (real *)P + 121056, (real *)P + 194784, A + 0, B)); /* %156 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(51, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k160_fused_scale_sum(A + 38062240 + 2420736*B, A + 38062240 + 1982464*B, B)); /* %161 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(52, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k161_sub(A + 38062240 + 2326528*B, A + 38062240 + 1982464*B, A + 38062240 + 2420736*B, B)); /* %162 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(53, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k166_fused_rsqrt_addc_scale_sum(A + 38062240 + 2424944*B, A + 38062240 + 2326528*B, B)); /* %167 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(54, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k167_mul(A + 38062240 + 2334720*B, A + 38062240 + 2326528*B, A + 38062240 + 2424944*B, B)); /* %168 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(55, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_vjp_k172_fused_add_mul(A + 38062240 + 2342912*B, A + 38062240 + 2334720*B, (real *)P + 194912, (real *)P + 195040, B)); /* %173 fused:add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(56, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k173_relu(A + 38062240 + 2351104*B, A + 38062240 + 2342912*B, B)); /* %174 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
+    CALL(57, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456 + (double)128), convirt_image_k176_conv2d(A + 38062240 + 2277376*B, A + 38062240 + 2351104*B, (real *)P + 195168, (real *)P + 342624, A + 0, B)); /* %177 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(58, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k160_fused_scale_sum(A + 38062240 + 2420736*B, A + 38062240 + 2277376*B, B)); /* %182 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(59, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k161_sub(A + 38062240 + 2359296*B, A + 38062240 + 2277376*B, A + 38062240 + 2420736*B, B)); /* %183 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(60, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k166_fused_rsqrt_addc_scale_sum(A + 38062240 + 2424960*B, A + 38062240 + 2359296*B, B)); /* %188 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(61, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k167_mul(A + 38062240 + 2367488*B, A + 38062240 + 2359296*B, A + 38062240 + 2424960*B, B)); /* %189 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(62, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_vjp_k172_fused_add_mul(A + 38062240 + 2375680*B, A + 38062240 + 2367488*B, (real *)P + 342752, (real *)P + 342880, B)); /* %194 fused:add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(63, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k173_relu(A + 38062240 + 2383872*B, A + 38062240 + 2375680*B, B)); /* %195 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
+    CALL(64, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456 + (double)128), convirt_image_k176_conv2d(A + 38062240 + 2277376*B, A + 38062240 + 2383872*B, (real *)P + 343008, (real *)P + 490464, A + 0, B)); /* %198 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(65, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k160_fused_scale_sum(A + 38062240 + 2420736*B, A + 38062240 + 2277376*B, B)); /* %203 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(66, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k161_sub(A + 38062240 + 2392064*B, A + 38062240 + 2277376*B, A + 38062240 + 2420736*B, B)); /* %204 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(67, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k166_fused_rsqrt_addc_scale_sum(A + 38062240 + 2424976*B, A + 38062240 + 2392064*B, B)); /* %209 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(68, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k167_mul(A + 38062240 + 2400256*B, A + 38062240 + 2392064*B, A + 38062240 + 2424976*B, B)); /* %210 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(69, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_vjp_k215_fused_add_add_mul(A + 38062240 + 2408448*B, A + 38062240 + 2351104*B, A + 38062240 + 2400256*B, (real *)P + 490592, (real *)P + 490720, B)); /* %216 fused:add_add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:14 */
+    CALL(70, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k173_relu(A + 38062240 + 2277376*B, A + 38062240 + 2408448*B, B)); /* %217 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
+    CALL(71, (double)32768*B, sizeof(real)*((double)32768*B + (double)8192*B), seg_finetune_k234_id(A + 38062240 + 1048576*B, A + 38062240 + 2277376*B, B)); /* %234 map:id [B,128,8,2,8,2]  graphs/lib/unet.lua:15 */
+    CALL(72, 0, sizeof(real)*((double)49152*B + (double)32768*B + (double)16384*B), seg_finetune_k236_concat(A + 38062240 + 1540096*B, A + 38062240 + 1048576*B, A + 38062240 + 2260992*B, B)); /* %236 concat [B,192,16,16]  graphs/lib/unet.lua:15 */
+    CALL(73, (double)56623104*B, sizeof(real)*((double)16384*B + (double)49152*B + (double)110592 + (double)64), seg_finetune_k239_conv2d(A + 38062240 + 1982464*B, A + 38062240 + 1540096*B, (real *)P + 523872, (real *)P + 634464, A + 0, B)); /* %239 conv2d [B,64,16,16]  graphs/lib/unet.lua:16 */
+    CALL(74, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k96_fused_scale_sum(A + 38062240 + 2420736*B, A + 38062240 + 1982464*B, B)); /* %244 fused:scale_sum [B,8,1]  graphs/lib/unet.lua:17 */
+    CALL(75, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k97_sub(A + 38062240 + 2277376*B, A + 38062240 + 1982464*B, A + 38062240 + 2420736*B, B)); /* %245 map:sub [B,8,2048]  graphs/lib/unet.lua:17 */
+    CALL(76, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k102_fused_rsqrt_addc_scale_sum(A + 38062240 + 2424992*B, A + 38062240 + 2277376*B, B)); /* %250 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/unet.lua:17 */
+    CALL(77, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k103_mul(A + 38062240 + 2293760*B, A + 38062240 + 2277376*B, A + 38062240 + 2424992*B, B)); /* %251 map:mul [B,8,2048]  graphs/lib/unet.lua:17 */
+    CALL(78, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_vjp_k108_fused_add_mul(A + 38062240 + 2310144*B, A + 38062240 + 2293760*B, (real *)P + 634528, (real *)P + 634592, B)); /* %256 fused:add_mul [B,64,16,16]  graphs/lib/unet.lua:17 */
+    CALL(79, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k109_relu(A + 38062240 + 1982464*B, A + 38062240 + 2310144*B, B)); /* %257 map:relu [B,64,16,16]  graphs/lib/unet.lua:17 */
+    CALL(80, (double)65536*B, sizeof(real)*((double)65536*B + (double)16384*B), seg_finetune_k259_id(A + 38062240 + 1048576*B, A + 38062240 + 1982464*B, B)); /* %259 map:id [B,64,16,2,16,2]  graphs/lib/unet.lua:15 */
+    CALL(81, 0, sizeof(real)*((double)98304*B + (double)65536*B + (double)32768*B), seg_finetune_k261_concat(A + 38062240 + 1441792*B, A + 38062240 + 1048576*B, A + 38062240 + 1949696*B, B)); /* %261 concat [B,96,32,32]  graphs/lib/unet.lua:15 */
+    CALL(82, (double)56623104*B, sizeof(real)*((double)32768*B + (double)98304*B + (double)27648 + (double)32), seg_finetune_k264_conv2d(A + 38062240 + 1048576*B, A + 38062240 + 1441792*B, (real *)P + 634656, (real *)P + 662304, A + 0, B)); /* %264 conv2d [B,32,32,32]  graphs/lib/unet.lua:16 */
+    CALL(83, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k32_fused_scale_sum(A + 38062240 + 2420736*B, A + 38062240 + 1048576*B, B)); /* %269 fused:scale_sum [B,8,1]  graphs/lib/unet.lua:17 */
+    CALL(84, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k33_sub(A + 38062240 + 1982464*B, A + 38062240 + 1048576*B, A + 38062240 + 2420736*B, B)); /* %270 map:sub [B,8,4096]  graphs/lib/unet.lua:17 */
+    CALL(85, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k38_fused_rsqrt_addc_scale_sum(A + 38062240 + 2425008*B, A + 38062240 + 1982464*B, B)); /* %275 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/unet.lua:17 */
+    CALL(86, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k39_mul(A + 38062240 + 2015232*B, A + 38062240 + 1982464*B, A + 38062240 + 2425008*B, B)); /* %276 map:mul [B,8,4096]  graphs/lib/unet.lua:17 */
+    CALL(87, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_vjp_k44_fused_add_mul(A + 38062240 + 2048000*B, A + 38062240 + 2015232*B, (real *)P + 662336, (real *)P + 662368, B)); /* %281 fused:add_mul [B,32,32,32]  graphs/lib/unet.lua:17 */
+    CALL(88, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k45_relu(A + 38062240 + 393216*B, A + 38062240 + 2048000*B, B)); /* %282 map:relu [B,32,32,32]  graphs/lib/unet.lua:17 */
+    CALL(89, (double)131072*B, sizeof(real)*((double)131072*B + (double)32768*B), seg_finetune_k284_id(A + 38062240 + 262144*B, A + 38062240 + 393216*B, B)); /* %284 map:id [B,32,32,2,32,2]  graphs/lib/unet.lua:15 */
+    CALL(90, 0, sizeof(real)*((double)262144*B + (double)131072*B + (double)131072*B), seg_finetune_k286_concat(A + 38062240, A + 38062240 + 262144*B, A + 38062240 + 917504*B, B)); /* %286 concat [B,64,64,64]  graphs/lib/unet.lua:15 */
+    CALL(91, (double)150994944*B, sizeof(real)*((double)131072*B + (double)262144*B + (double)18432 + (double)32), seg_finetune_k289_conv2d(A + 38062240 + 262144*B, A + 38062240, (real *)P + 662400, (real *)P + 680832, A + 0, B)); /* %289 conv2d [B,32,64,64]  graphs/lib/unet.lua:16 */
+    CALL(92, (double)131080*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_k11_fused_scale_sum(A + 38062240 + 2420736*B, A + 38062240 + 262144*B, B)); /* %294 fused:scale_sum [B,8,1]  graphs/lib/unet.lua:17 */
+    CALL(93, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_k12_sub(A + 38062240 + 393216*B, A + 38062240 + 262144*B, A + 38062240 + 2420736*B, B)); /* %295 map:sub [B,8,16384]  graphs/lib/unet.lua:17 */
+    CALL(94, (double)262168*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_k17_fused_rsqrt_addc_scale_sum(A + 38062240 + 2425024*B, A + 38062240 + 393216*B, B)); /* %300 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/unet.lua:17 */
+    CALL(95, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_k18_mul(A + 38062240 + 262144*B, A + 38062240 + 393216*B, A + 38062240 + 2425024*B, B)); /* %301 map:mul [B,8,16384]  graphs/lib/unet.lua:17 */
+    CALL(96, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32 + (double)32), convirt_image_vjp_k23_fused_add_mul(A + 38062240 + 1048576*B, A + 38062240 + 262144*B, (real *)P + 680864, (real *)P + 680896, B)); /* %306 fused:add_mul [B,32,64,64]  graphs/lib/unet.lua:17 */
+    CALL(97, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), convirt_image_vjp_k24_relu(A + 38062240 + 1179648*B, A + 38062240 + 1048576*B, B)); /* %307 map:relu [B,32,64,64]  graphs/lib/unet.lua:17 */
+    CALL(98, (double)262144*B, sizeof(real)*((double)4096*B + (double)131072*B + (double)32 + (double)1), seg_finetune_k310_conv2d(A + 38062240 + 1310720*B, A + 38062240 + 1179648*B, (real *)P + 680928, (real *)P + 680960, B)); /* %310 conv2d [B,1,64,64]  graphs/seg.lua:52 */
+    CALL(99, (double)12288*B, sizeof(real)*((double)4096*B + (double)4096*B), seg_finetune_k316_fused_exp_neg_abs(A + 38062240 + 1314816*B, A + 38062240 + 1310720*B, B)); /* %316 fused:exp_neg_abs [B,1,64,64]  graphs/lib/unet.lua:31 */
+    CALL(100, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B), seg_finetune_k317_addc(A + 38062240 + 1318912*B, A + 38062240 + 1314816*B, B)); /* %317 map:addc [B,1,64,64]  graphs/lib/unet.lua:31 */
+    CALL(101, (double)20480*B, sizeof(real)*((double)4096*B + (double)4096*B + (double)4096*B + (double)4096*B), seg_finetune_k319_fused_add_sub_relu_mul(A + 38062240 + 1323008*B, A + 38062240 + 1310720*B, (real *)inputs[1], A + 38062240 + 1318912*B, B)); /* %319 fused:add_sub_relu_mul [B,1,64,64]  graphs/lib/unet.lua:31 */
+    CALL(102, (double)4096*B, sizeof(real)*((double)4096 + (double)4096*B), seg_finetune_k320_sum(A + 0, A + 38062240 + 1323008*B, B)); /* %320 reduce [1,1,64,64]  graphs/lib/unet.lua:31 */
+    CALL(103, (double)4096, sizeof(real)*((double)4096 + (double)4096), seg_finetune_k321_scale(A + 4096, A + 0, B)); /* %321 map:scale [1,1,64,64]  graphs/lib/unet.lua:31 */
+    CALL(104, (double)4096, sizeof(real)*((double)4096 + (double)4096), seg_finetune_k322_sum(A + 0, A + 4096)); /* %322 reduce [1,1,64,64]  graphs/lib/unet.lua:31 */
+    CALL(105, (double)4096, sizeof(real)*((double)4096 + (double)4096), seg_finetune_k323_scale(A + 4096, A + 0)); /* %323 map:scale [1,1,64,64]  graphs/lib/unet.lua:31 */
+    CALL(106, (double)4096, sizeof(real)*((double)64 + (double)4096), seg_finetune_k324_sum(A + 0, A + 4096)); /* %324 reduce [1,1,1,64]  graphs/lib/unet.lua:31 */
+    CALL(107, (double)129, sizeof(real)*((double)1 + (double)64), seg_finetune_k327_fused_scale_sum_scale(A + 64, A + 0)); /* %327 fused:scale_sum_scale [1,1,1,1]  graphs/lib/unet.lua:31 */
+    CALL(108, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B), seg_finetune_k328_sigmoid(A + 38062240 + 1323008*B, A + 38062240 + 1310720*B, B)); /* %328 map:sigmoid [B,1,64,64]  graphs/lib/unet.lua:32 */
+    CALL(109, (double)8194*B, sizeof(real)*((double)B + (double)4096*B + (double)4096*B), seg_finetune_k338_fused_addc_add_sum_sum(A + 38062240 + 2420736*B, A + 38062240 + 1323008*B, (real *)inputs[1], B)); /* %338 fused:addc_add_sum_sum [B,1]  graphs/lib/unet.lua:35 */
+    CALL(110, (double)8195*B, sizeof(real)*((double)B + (double)4096*B + (double)4096*B + (double)B), seg_finetune_k339_fused_div_addc_scale_sum(A + 38062240 + 2420752*B, A + 38062240 + 1323008*B, (real *)inputs[1], A + 38062240 + 2420736*B, B)); /* %339 fused:div_addc_scale_sum [B,1]  graphs/lib/unet.lua:35 */
+    CALL(111, (double)B, sizeof(real)*((double)1 + (double)B), convirt_image_vjp_k236_sum(A + 0, A + 38062240 + 2420752*B, B)); /* %340 reduce [1,1]  graphs/lib/unet.lua:36 */
+    CALL(112, (double)3, sizeof(real)*((double)1 + (double)1), seg_finetune_k343_fused_addc_neg_scale(A + 16, A + 0, B)); /* %343 fused:addc_neg_scale [1,1]  graphs/lib/unet.lua:36 */
+    CALL(113, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), convirt_image_vjp_k243_add(A + 38062208, A + 64, A + 16)); /* %346 map:add []  graphs/lib/unet.lua:37 */
 }
 
 static void backward(void *arena, real *grads, const real *P, void *const *inputs, real *const *input_grads, const long *dims) {
     const long B = dims[0]; (void)B;
     real *A = arena; (void)A; (void)P; (void)inputs; (void)grads; (void)input_grads;
-    CALL(156, 0, sizeof(real)*((double)1), convirt_features_loss_k58_fill(A + 0)); /* %475 fill []  graphs/seg.lua:52 */
-    CALL(157, (double)2, sizeof(real)*((double)1 + (double)1), seg_finetune_k479_fused_scale_neg(A + 16, A + 0, B)); /* %479 fused:scale_neg [1,1]  graphs/lib/unet.lua:36 */
-    CALL(158, (double)2*B, sizeof(real)*((double)B + (double)1 + (double)B), seg_finetune_k481_fused_div_id(A + 780768 + 6873120*B, A + 16, A + 780768 + 6873088*B, B)); /* %481 fused:div_id [B,1]  graphs/lib/unet.lua:35 */
-    CALL(159, (double)2*B, sizeof(real)*((double)B + (double)B + (double)B), seg_finetune_k483_fused_neg_mul(A + 780768 + 6873088*B, A + 780768 + 6873120*B, A + 780768 + 6873104*B, B)); /* %483 fused:neg_mul [B,1]  graphs/lib/unet.lua:35 */
-    CALL(160, (double)B, sizeof(real)*((double)B + (double)B), seg_finetune_k485_scale(A + 780768 + 6873104*B, A + 780768 + 6873120*B, B)); /* %485 map:scale [B,1]  graphs/lib/unet.lua:35 */
-    CALL(161, (double)16384*B, sizeof(real)*((double)4096*B + (double)B + (double)B + (double)4096*B), seg_finetune_k489_fused_add_id_mul_id(A + 780768 + 5668864*B, A + 780768 + 6873088*B, A + 780768 + 6873104*B, (real *)inputs[1], B)); /* %489 fused:add_id_mul_id [B,4096]  graphs/lib/unet.lua:34 */
-    CALL(162, (double)1, sizeof(real)*((double)1 + (double)1), seg_finetune_k495_scale(A + 16, A + 0)); /* %495 map:scale [1,1,1,1]  graphs/lib/unet.lua:31 */
-    CALL(163, (double)128, sizeof(real)*((double)64 + (double)1), seg_finetune_k497_fused_scale_id(A + 4096, A + 16)); /* %497 fused:scale_id [1,1,1,64]  graphs/lib/unet.lua:31 */
-    CALL(164, (double)12288, sizeof(real)*((double)4096 + (double)64), seg_finetune_k500_fused_scale_scale_id(A + 0, A + 4096, B)); /* %500 fused:scale_scale_id [1,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(165, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096), seg_finetune_k501_id(A + 780768 + 5672960*B, A + 0, B)); /* %501 map:id [B,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(166, (double)65536*B, sizeof(real)*((double)4096*B + (double)4096*B + (double)4096*B + (double)4096*B + (double)4096*B + (double)4096*B + (double)4096*B + (double)4096*B), seg_finetune_k514_fused_add_add_add_mul(A + 780768 + 5677056*B, A + 780768 + 5668864*B, A + 780768 + 5664768*B, A + 780768 + 5672960*B, A + 780768 + 5660672*B, A + 780768 + 5656576*B, A + 780768 + 5652480*B, (real *)inputs[1], B)); /* %514 fused:add_add_add_mul [B,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(167, (double)4096*B, sizeof(real)*((double)4096 + (double)4096*B), seg_finetune_k418_sum(A + 0, A + 780768 + 5677056*B, B)); /* %515 reduce [1,1,64,64]  graphs/seg.lua:52 */
-    CALL(168, (double)4096, sizeof(real)*((double)64 + (double)4096), seg_finetune_k422_sum(A + 4096, A + 0)); /* %517 reduce [1,1,64]  graphs/seg.lua:52 */
-    CALL(169, (double)64, sizeof(real)*((double)1 + (double)64), seg_finetune_k518_sum(A + 780752, A + 4096)); /* %518 reduce [1,1,1]  graphs/seg.lua:52 */
-    CALL(170, 0, sizeof(real)*((double)4096*B + (double)4096*B), seg_finetune_k405_permute(A + 780768 + 6873088*B, A + 780768 + 5677056*B, B)); /* %521 permute [1,B,4096]  graphs/seg.lua:52 */
-    CALL(171, (double)262144*B, sizeof(real)*((double)32 + (double)4096*B + (double)131072*B), seg_finetune_k523_matmul(A + 780160, A + 780768 + 6873088*B, A + 780768 + 5783552*B, B)); /* %523 matmul [1,32]  graphs/seg.lua:52 */
-    CALL(172, (double)262144*B, sizeof(real)*((double)131072*B + (double)32 + (double)4096*B), seg_finetune_k524_matmul(A + 780768 + 5652480*B, (real *)P + 680928, A + 780768 + 6873088*B, B)); /* %524 matmul [32,4096*B]  graphs/seg.lua:52 */
-    CALL(173, 0, sizeof(real)*((double)131072*B + (double)131072*B), seg_finetune_k526_col2im(A + 780768 + 5783552*B, A + 780768 + 5652480*B, B)); /* %526 col2im [B,32,64,64]  graphs/seg.lua:52 */
-    CALL(174, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), convirt_image_vjp_k775_fused_mul_step(A + 780768 + 5652480*B, A + 780768 + 5783552*B, A + 780768 + 5521408*B, B)); /* %528 fused:mul_step [B,32,64,64]  graphs/lib/unet.lua:17 */
-    CALL(175, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), convirt_image_vjp_k776_sum(A + 0, A + 780768 + 5652480*B, B)); /* %529 reduce [1,32,64,64]  graphs/lib/unet.lua:17 */
-    CALL(176, (double)131072, sizeof(real)*((double)2048 + (double)131072), convirt_image_vjp_k778_sum(A + 131072, A + 0)); /* %531 reduce [32,1,64]  graphs/lib/unet.lua:17 */
-    CALL(177, (double)2048, sizeof(real)*((double)32 + (double)2048), convirt_image_vjp_k779_sum(A + 780192, A + 131072)); /* %532 reduce [32,1,1]  graphs/lib/unet.lua:17 */
-    CALL(178, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), convirt_image_vjp_k781_mul(A + 780768 + 5521408*B, A + 780768 + 5652480*B, (real *)P + 680864, B)); /* %534 map:mul [B,32,64,64]  graphs/lib/unet.lua:17 */
-    CALL(179, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), convirt_image_vjp_k782_mul(A + 780768 + 5783552*B, A + 780768 + 5652480*B, A + 780768 + 4571136*B, B)); /* %535 map:mul [B,32,64,64]  graphs/lib/unet.lua:17 */
-    CALL(180, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), convirt_image_vjp_k776_sum(A + 0, A + 780768 + 5783552*B, B)); /* %536 reduce [1,32,64,64]  graphs/lib/unet.lua:17 */
-    CALL(181, (double)131072, sizeof(real)*((double)2048 + (double)131072), convirt_image_vjp_k778_sum(A + 131072, A + 0)); /* %538 reduce [32,1,64]  graphs/lib/unet.lua:17 */
-    CALL(182, (double)2048, sizeof(real)*((double)32 + (double)2048), convirt_image_vjp_k779_sum(A + 780224, A + 131072)); /* %539 reduce [32,1,1]  graphs/lib/unet.lua:17 */
-    CALL(183, (double)262184*B, sizeof(real)*((double)8*B + (double)131072*B + (double)131072*B + (double)8*B), convirt_image_vjp_k796_fused_scale_mul_sum_mul(A + 780768 + 6873088*B, A + 780768 + 5521408*B, A + 780768 + 4702208*B, A + 780768 + 6877376*B, B)); /* %549 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(184, (double)655360*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B + (double)8*B + (double)131072*B), convirt_image_vjp_k800_fused_add_mul_mul_id(A + 780768 + 4571136*B, A + 780768 + 5521408*B, A + 780768 + 6877376*B, A + 780768 + 6873088*B, A + 780768 + 4702208*B, B)); /* %553 fused:add_mul_mul_id [B,8,16384]  graphs/lib/unet.lua:17 */
-    CALL(185, (double)262152*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_vjp_k803_fused_scale_sum_neg(A + 780768 + 6873088*B, A + 780768 + 4571136*B, B)); /* %556 fused:scale_sum_neg [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(186, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_vjp_k805_fused_add_id(A + 780768 + 4702208*B, A + 780768 + 4571136*B, A + 780768 + 6873088*B, B)); /* %558 fused:add_id [B,8,16384]  graphs/lib/unet.lua:17 */
-    CALL(187, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), convirt_image_vjp_k776_sum(A + 0, A + 780768 + 4702208*B, B)); /* %560 reduce [1,32,64,64]  graphs/lib/unet.lua:16 */
-    CALL(188, (double)131072, sizeof(real)*((double)2048 + (double)131072), convirt_image_vjp_k778_sum(A + 131072, A + 0)); /* %562 reduce [32,1,64]  graphs/lib/unet.lua:16 */
-    CALL(189, (double)2048, sizeof(real)*((double)32 + (double)2048), convirt_image_vjp_k779_sum(A + 780256, A + 131072)); /* %563 reduce [32,1,1]  graphs/lib/unet.lua:16 */
-    CALL(190, 0, sizeof(real)*((double)131072*B + (double)131072*B), convirt_image_vjp_k813_permute(A + 780768 + 4571136*B, A + 780768 + 4702208*B, B)); /* %566 permute [32,B,4096]  graphs/lib/unet.lua:16 */
-    CALL(191, (double)150994944*B, sizeof(real)*((double)18432 + (double)131072*B + (double)2359296*B), seg_finetune_k568_matmul(A + 711680, A + 780768 + 4571136*B, A + 780768, B)); /* %568 matmul [32,576]  graphs/lib/unet.lua:16 */
-    CALL(192, (double)150994944*B, sizeof(real)*((double)2359296*B + (double)18432 + (double)131072*B), seg_finetune_k569_matmul(A + 780768, (real *)P + 662400, A + 780768 + 4571136*B, B)); /* %569 matmul [576,4096*B]  graphs/lib/unet.lua:16 */
-    CALL(193, 0, sizeof(real)*((double)262144*B + (double)2359296*B), seg_finetune_k571_col2im(A + 780768 + 4571136*B, A + 780768, B)); /* %571 col2im [B,64,64,64]  graphs/lib/unet.lua:16 */
-    CALL(194, 0, sizeof(real)*((double)131072*B + (double)262144*B), seg_finetune_k572_slice(A + 780768, A + 780768 + 4571136*B, B)); /* %572 slice [B,32,64,64]  graphs/lib/unet.lua:15 */
-    CALL(195, 0, sizeof(real)*((double)131072*B + (double)262144*B), seg_finetune_k573_slice(A + 780768 + 884736*B, A + 780768 + 4571136*B, B)); /* %573 slice [B,32,64,64]  graphs/lib/unet.lua:15 */
-    CALL(196, (double)131072*B, sizeof(real)*((double)65536*B + (double)131072*B), seg_finetune_k575_sum(A + 780768 + 4571136*B, A + 780768, B)); /* %575 reduce [B,32,32,1,32,2]  graphs/lib/unet.lua:15 */
-    CALL(197, (double)65536*B, sizeof(real)*((double)32768*B + (double)65536*B), seg_finetune_k576_sum(A + 780768 + 4636672*B, A + 780768 + 4571136*B, B)); /* %576 reduce [B,32,32,1,32,1]  graphs/lib/unet.lua:15 */
-    CALL(198, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k639_fused_mul_step(A + 780768 + 4571136*B, A + 780768 + 4636672*B, A + 780768 + 6569984*B, B)); /* %579 fused:mul_step [B,32,32,32]  graphs/lib/unet.lua:17 */
-    CALL(199, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 0, A + 780768 + 4571136*B, B)); /* %580 reduce [1,32,32,32]  graphs/lib/unet.lua:17 */
-    CALL(200, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 32768, A + 0)); /* %582 reduce [32,1,32]  graphs/lib/unet.lua:17 */
-    CALL(201, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 780288, A + 32768)); /* %583 reduce [32,1,1]  graphs/lib/unet.lua:17 */
-    CALL(202, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_vjp_k645_mul(A + 780768 + 4603904*B, A + 780768 + 4571136*B, (real *)P + 662336, B)); /* %585 map:mul [B,32,32,32]  graphs/lib/unet.lua:17 */
-    CALL(203, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k646_mul(A + 780768 + 4636672*B, A + 780768 + 4571136*B, A + 780768 + 6537216*B, B)); /* %586 map:mul [B,32,32,32]  graphs/lib/unet.lua:17 */
-    CALL(204, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 0, A + 780768 + 4636672*B, B)); /* %587 reduce [1,32,32,32]  graphs/lib/unet.lua:17 */
-    CALL(205, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 32768, A + 0)); /* %589 reduce [32,1,32]  graphs/lib/unet.lua:17 */
-    CALL(206, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 780320, A + 32768)); /* %590 reduce [32,1,1]  graphs/lib/unet.lua:17 */
-    CALL(207, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k660_fused_scale_mul_sum_mul(A + 780768 + 6873088*B, A + 780768 + 4603904*B, A + 780768 + 6504448*B, A + 780768 + 6877360*B, B)); /* %600 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(208, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), convirt_image_vjp_k664_fused_add_mul_mul_id(A + 780768 + 4571136*B, A + 780768 + 4603904*B, A + 780768 + 6877360*B, A + 780768 + 6873088*B, A + 780768 + 6504448*B, B)); /* %604 fused:add_mul_mul_id [B,8,4096]  graphs/lib/unet.lua:17 */
-    CALL(209, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_vjp_k667_fused_scale_sum_neg(A + 780768 + 6873088*B, A + 780768 + 4571136*B, B)); /* %607 fused:scale_sum_neg [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(210, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k669_fused_add_id(A + 780768 + 4603904*B, A + 780768 + 4571136*B, A + 780768 + 6873088*B, B)); /* %609 fused:add_id [B,8,4096]  graphs/lib/unet.lua:17 */
-    CALL(211, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 0, A + 780768 + 4603904*B, B)); /* %611 reduce [1,32,32,32]  graphs/lib/unet.lua:16 */
-    CALL(212, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 32768, A + 0)); /* %613 reduce [32,1,32]  graphs/lib/unet.lua:16 */
-    CALL(213, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 780352, A + 32768)); /* %614 reduce [32,1,1]  graphs/lib/unet.lua:16 */
-    CALL(214, 0, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k677_permute(A + 780768 + 4571136*B, A + 780768 + 4603904*B, B)); /* %617 permute [32,B,1024]  graphs/lib/unet.lua:16 */
-    CALL(215, (double)56623104*B, sizeof(real)*((double)27648 + (double)32768*B + (double)884736*B), seg_finetune_k619_matmul(A + 684032, A + 780768 + 4571136*B, A + 780768 + 2359296*B, B)); /* %619 matmul [32,864]  graphs/lib/unet.lua:16 */
-    CALL(216, (double)56623104*B, sizeof(real)*((double)884736*B + (double)27648 + (double)32768*B), seg_finetune_k620_matmul(A + 780768, (real *)P + 634656, A + 780768 + 4571136*B, B)); /* %620 matmul [864,1024*B]  graphs/lib/unet.lua:16 */
-    CALL(217, 0, sizeof(real)*((double)98304*B + (double)884736*B), seg_finetune_k622_col2im(A + 780768 + 4571136*B, A + 780768, B)); /* %622 col2im [B,96,32,32]  graphs/lib/unet.lua:16 */
-    CALL(218, 0, sizeof(real)*((double)65536*B + (double)98304*B), seg_finetune_k623_slice(A + 780768 + 4669440*B, A + 780768 + 4571136*B, B)); /* %623 slice [B,64,32,32]  graphs/lib/unet.lua:15 */
-    CALL(219, 0, sizeof(real)*((double)32768*B + (double)98304*B), seg_finetune_k624_slice(A + 780768 + 4734976*B, A + 780768 + 4571136*B, B)); /* %624 slice [B,32,32,32]  graphs/lib/unet.lua:15 */
-    CALL(220, (double)65536*B, sizeof(real)*((double)32768*B + (double)65536*B), seg_finetune_k626_sum(A + 780768 + 4767744*B, A + 780768 + 4669440*B, B)); /* %626 reduce [B,64,16,1,16,2]  graphs/lib/unet.lua:15 */
-    CALL(221, (double)32768*B, sizeof(real)*((double)16384*B + (double)32768*B), seg_finetune_k627_sum(A + 780768 + 4800512*B, A + 780768 + 4767744*B, B)); /* %627 reduce [B,64,16,1,16,1]  graphs/lib/unet.lua:15 */
-    CALL(222, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k503_fused_mul_step(A + 780768 + 4816896*B, A + 780768 + 4800512*B, A + 780768 + 6782976*B, B)); /* %630 fused:mul_step [B,64,16,16]  graphs/lib/unet.lua:17 */
-    CALL(223, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 0, A + 780768 + 4816896*B, B)); /* %631 reduce [1,64,16,16]  graphs/lib/unet.lua:17 */
-    CALL(224, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 16384, A + 0)); /* %633 reduce [64,1,16]  graphs/lib/unet.lua:17 */
-    CALL(225, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 779392, A + 16384)); /* %634 reduce [64,1,1]  graphs/lib/unet.lua:17 */
-    CALL(226, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_vjp_k509_mul(A + 780768 + 4767744*B, A + 780768 + 4816896*B, (real *)P + 634528, B)); /* %636 map:mul [B,64,16,16]  graphs/lib/unet.lua:17 */
-    CALL(227, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k510_mul(A + 780768 + 4784128*B, A + 780768 + 4816896*B, A + 780768 + 6766592*B, B)); /* %637 map:mul [B,64,16,16]  graphs/lib/unet.lua:17 */
-    CALL(228, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 0, A + 780768 + 4784128*B, B)); /* %638 reduce [1,64,16,16]  graphs/lib/unet.lua:17 */
-    CALL(229, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 16384, A + 0)); /* %640 reduce [64,1,16]  graphs/lib/unet.lua:17 */
-    CALL(230, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 779456, A + 16384)); /* %641 reduce [64,1,1]  graphs/lib/unet.lua:17 */
-    CALL(231, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k524_fused_scale_mul_sum_mul(A + 780768 + 6873088*B, A + 780768 + 4767744*B, A + 780768 + 6750208*B, A + 780768 + 6877344*B, B)); /* %651 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(232, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), convirt_image_vjp_k528_fused_add_mul_mul_id(A + 780768 + 4784128*B, A + 780768 + 4767744*B, A + 780768 + 6877344*B, A + 780768 + 6873088*B, A + 780768 + 6750208*B, B)); /* %655 fused:add_mul_mul_id [B,8,2048]  graphs/lib/unet.lua:17 */
-    CALL(233, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_vjp_k531_fused_scale_sum_neg(A + 780768 + 6873088*B, A + 780768 + 4784128*B, B)); /* %658 fused:scale_sum_neg [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(234, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k533_fused_add_id(A + 780768 + 4767744*B, A + 780768 + 4784128*B, A + 780768 + 6873088*B, B)); /* %660 fused:add_id [B,8,2048]  graphs/lib/unet.lua:17 */
-    CALL(235, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 0, A + 780768 + 4767744*B, B)); /* %662 reduce [1,64,16,16]  graphs/lib/unet.lua:16 */
-    CALL(236, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 16384, A + 0)); /* %664 reduce [64,1,16]  graphs/lib/unet.lua:16 */
-    CALL(237, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 779520, A + 16384)); /* %665 reduce [64,1,1]  graphs/lib/unet.lua:16 */
-    CALL(238, 0, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k541_permute(A + 780768 + 4784128*B, A + 780768 + 4767744*B, B)); /* %668 permute [64,B,256]  graphs/lib/unet.lua:16 */
-    CALL(239, (double)56623104*B, sizeof(real)*((double)110592 + (double)16384*B + (double)442368*B), seg_finetune_k670_matmul(A + 425984, A + 780768 + 4784128*B, A + 780768 + 3244032*B, B)); /* %670 matmul [64,1728]  graphs/lib/unet.lua:16 */
-    CALL(240, (double)56623104*B, sizeof(real)*((double)442368*B + (double)110592 + (double)16384*B), seg_finetune_k671_matmul(A + 780768, (real *)P + 523872, A + 780768 + 4784128*B, B)); /* %671 matmul [1728,256*B]  graphs/lib/unet.lua:16 */
-    CALL(241, 0, sizeof(real)*((double)49152*B + (double)442368*B), seg_finetune_k673_col2im(A + 780768 + 4571136*B, A + 780768, B)); /* %673 col2im [B,192,16,16]  graphs/lib/unet.lua:16 */
-    CALL(242, 0, sizeof(real)*((double)32768*B + (double)49152*B), seg_finetune_k674_slice(A + 780768 + 4767744*B, A + 780768 + 4571136*B, B)); /* %674 slice [B,128,16,16]  graphs/lib/unet.lua:15 */
-    CALL(243, 0, sizeof(real)*((double)16384*B + (double)49152*B), seg_finetune_k675_slice(A + 780768 + 4800512*B, A + 780768 + 4571136*B, B)); /* %675 slice [B,64,16,16]  graphs/lib/unet.lua:15 */
-    CALL(244, (double)32768*B, sizeof(real)*((double)16384*B + (double)32768*B), seg_finetune_k677_sum(A + 780768 + 4816896*B, A + 780768 + 4767744*B, B)); /* %677 reduce [B,128,8,1,8,2]  graphs/lib/unet.lua:15 */
-    CALL(245, (double)16384*B, sizeof(real)*((double)8192*B + (double)16384*B), seg_finetune_k678_sum(A + 780768 + 4767744*B, A + 780768 + 4816896*B, B)); /* %678 reduce [B,128,8,1,8,1]  graphs/lib/unet.lua:15 */
-    CALL(246, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k367_fused_mul_step(A + 780768 + 4816896*B, A + 780768 + 4767744*B, A + 780768 + 6864896*B, B)); /* %681 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
-    CALL(247, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 536576, A + 780768 + 4816896*B, B)); /* %682 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(248, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k370_sum(A + 544768, A + 536576)); /* %684 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(249, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k371_sum(A + 778240, A + 544768)); /* %685 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(250, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_vjp_k373_mul(A + 780768 + 4825088*B, A + 780768 + 4816896*B, (real *)P + 490592, B)); /* %687 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(251, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k374_mul(A + 780768 + 4767744*B, A + 780768 + 4816896*B, A + 780768 + 6856704*B, B)); /* %688 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(252, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 536576, A + 780768 + 4767744*B, B)); /* %689 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(253, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k370_sum(A + 544768, A + 536576)); /* %691 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(254, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k371_sum(A + 778368, A + 544768)); /* %692 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(255, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k388_fused_scale_mul_sum_mul(A + 780768 + 6856704*B, A + 780768 + 4825088*B, A + 780768 + 6848512*B, A + 780768 + 6877328*B, B)); /* %702 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(256, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), convirt_image_vjp_k392_fused_add_mul_mul_id(A + 780768 + 4767744*B, A + 780768 + 4825088*B, A + 780768 + 6877328*B, A + 780768 + 6856704*B, A + 780768 + 6848512*B, B)); /* %706 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(257, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_vjp_k395_fused_scale_sum_neg(A + 780768 + 4775936*B, A + 780768 + 4767744*B, B)); /* %709 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(258, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k397_fused_add_id(A + 780768 + 4825088*B, A + 780768 + 4767744*B, A + 780768 + 4775936*B, B)); /* %711 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(259, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 536576, A + 780768 + 4825088*B, B)); /* %713 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(260, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k370_sum(A + 544768, A + 536576)); /* %715 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(261, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k371_sum(A + 778496, A + 544768)); /* %716 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(262, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k405_permute(A + 780768 + 4767744*B, A + 780768 + 4825088*B, B)); /* %719 permute [128,B,64]  graphs/lib/image_encoder.lua:13 */
-    CALL(263, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)73728*B), convirt_image_vjp_k407_matmul(A + 0, A + 780768 + 4767744*B, A + 780768 + 6062080*B, B)); /* %721 matmul [128,1152]  graphs/lib/image_encoder.lua:13 */
-    CALL(264, (double)18874368*B, sizeof(real)*((double)73728*B + (double)147456 + (double)8192*B), convirt_image_vjp_k408_matmul(A + 780768 + 4571136*B, (real *)P + 343008, A + 780768 + 4767744*B, B)); /* %722 matmul [1152,64*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(265, 0, sizeof(real)*((double)8192*B + (double)73728*B), convirt_image_vjp_k410_col2im(A + 780768 + 4825088*B, A + 780768 + 4571136*B, B)); /* %724 col2im [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(266, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k367_fused_mul_step(A + 780768 + 4767744*B, A + 780768 + 4825088*B, A + 780768 + 6840320*B, B)); /* %726 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
-    CALL(267, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 536576, A + 780768 + 4767744*B, B)); /* %727 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(268, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k370_sum(A + 544768, A + 536576)); /* %729 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(269, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k371_sum(A + 778624, A + 544768)); /* %730 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(270, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_vjp_k373_mul(A + 780768 + 4825088*B, A + 780768 + 4767744*B, (real *)P + 342752, B)); /* %732 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(271, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k374_mul(A + 780768 + 4775936*B, A + 780768 + 4767744*B, A + 780768 + 6832128*B, B)); /* %733 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(272, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 536576, A + 780768 + 4775936*B, B)); /* %734 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(273, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k370_sum(A + 544768, A + 536576)); /* %736 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(274, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k371_sum(A + 778752, A + 544768)); /* %737 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(275, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k388_fused_scale_mul_sum_mul(A + 780768 + 4775936*B, A + 780768 + 4825088*B, A + 780768 + 6823936*B, A + 780768 + 6877312*B, B)); /* %747 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(276, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), convirt_image_vjp_k392_fused_add_mul_mul_id(A + 780768 + 4767744*B, A + 780768 + 4825088*B, A + 780768 + 6877312*B, A + 780768 + 4775936*B, A + 780768 + 6823936*B, B)); /* %751 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(277, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_vjp_k395_fused_scale_sum_neg(A + 780768 + 4775936*B, A + 780768 + 4767744*B, B)); /* %754 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(278, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k397_fused_add_id(A + 780768 + 4825088*B, A + 780768 + 4767744*B, A + 780768 + 4775936*B, B)); /* %756 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(279, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 536576, A + 780768 + 4825088*B, B)); /* %758 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(280, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k370_sum(A + 544768, A + 536576)); /* %760 reduce [128,1,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(281, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k371_sum(A + 778880, A + 544768)); /* %761 reduce [128,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(282, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k405_permute(A + 780768 + 4767744*B, A + 780768 + 4825088*B, B)); /* %764 permute [128,B,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(283, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)73728*B), convirt_image_vjp_k407_matmul(A + 147456, A + 780768 + 4767744*B, A + 780768 + 5988352*B, B)); /* %766 matmul [128,1152]  graphs/lib/image_encoder.lua:6 */
-    CALL(284, (double)18874368*B, sizeof(real)*((double)73728*B + (double)147456 + (double)8192*B), convirt_image_vjp_k408_matmul(A + 780768 + 4571136*B, (real *)P + 195168, A + 780768 + 4767744*B, B)); /* %767 matmul [1152,64*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(285, 0, sizeof(real)*((double)8192*B + (double)73728*B), convirt_image_vjp_k410_col2im(A + 780768 + 4825088*B, A + 780768 + 4571136*B, B)); /* %769 col2im [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(286, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k458_fused_mul_add_step(A + 780768 + 4767744*B, A + 780768 + 4816896*B, A + 780768 + 4825088*B, A + 780768 + 6815744*B, B)); /* %772 fused:mul_add_step [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
-    CALL(287, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 294912, A + 780768 + 4767744*B, B)); /* %773 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(288, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k370_sum(A + 303104, A + 294912)); /* %775 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(289, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k371_sum(A + 779008, A + 303104)); /* %776 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(290, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_vjp_k373_mul(A + 780768 + 4816896*B, A + 780768 + 4767744*B, (real *)P + 194912, B)); /* %778 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(291, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k374_mul(A + 780768 + 4825088*B, A + 780768 + 4767744*B, A + 780768 + 6807552*B, B)); /* %779 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(292, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 294912, A + 780768 + 4825088*B, B)); /* %780 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(293, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k370_sum(A + 303104, A + 294912)); /* %782 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(294, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k371_sum(A + 779136, A + 303104)); /* %783 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(295, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k388_fused_scale_mul_sum_mul(A + 780768 + 4767744*B, A + 780768 + 4816896*B, A + 780768 + 6799360*B, A + 780768 + 6877296*B, B)); /* %793 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(296, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), convirt_image_vjp_k392_fused_add_mul_mul_id(A + 780768 + 4825088*B, A + 780768 + 4816896*B, A + 780768 + 6877296*B, A + 780768 + 4767744*B, A + 780768 + 6799360*B, B)); /* %797 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(297, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_vjp_k395_fused_scale_sum_neg(A + 780768 + 4767744*B, A + 780768 + 4825088*B, B)); /* %800 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(298, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k397_fused_add_id(A + 780768 + 4816896*B, A + 780768 + 4825088*B, A + 780768 + 4767744*B, B)); /* %802 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(299, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 294912, A + 780768 + 4816896*B, B)); /* %804 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(300, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k370_sum(A + 303104, A + 294912)); /* %806 reduce [128,1,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(301, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k371_sum(A + 779264, A + 303104)); /* %807 reduce [128,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(302, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k405_permute(A + 780768 + 4825088*B, A + 780768 + 4816896*B, B)); /* %810 permute [128,B,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(303, (double)9437184*B, sizeof(real)*((double)73728 + (double)8192*B + (double)36864*B), convirt_image_vjp_k498_matmul(A + 536576, A + 780768 + 4825088*B, A + 780768 + 6172672*B, B)); /* %812 matmul [128,576]  graphs/lib/image_encoder.lua:6 */
-    CALL(304, (double)9437184*B, sizeof(real)*((double)36864*B + (double)73728 + (double)8192*B), convirt_image_vjp_k499_matmul(A + 780768 + 5988352*B, (real *)P + 121056, A + 780768 + 4825088*B, B)); /* %813 matmul [576,64*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(305, 0, sizeof(real)*((double)16384*B + (double)36864*B), convirt_image_vjp_k501_col2im(A + 780768 + 4816896*B, A + 780768 + 5988352*B, B)); /* %815 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(306, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k594_fused_mul_add_step(A + 780768 + 4718592*B, A + 780768 + 4800512*B, A + 780768 + 4816896*B, A + 780768 + 6733824*B, B)); /* %818 fused:mul_add_step [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
-    CALL(307, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 610304, A + 780768 + 4718592*B, B)); /* %819 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(308, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 626688, A + 610304)); /* %821 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(309, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 779584, A + 626688)); /* %822 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(310, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_vjp_k509_mul(A + 780768 + 6172672*B, A + 780768 + 4718592*B, (real *)P + 120928, B)); /* %824 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(311, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k510_mul(A + 780768 + 6189056*B, A + 780768 + 4718592*B, A + 780768 + 6717440*B, B)); /* %825 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(312, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 610304, A + 780768 + 6189056*B, B)); /* %826 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(313, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 626688, A + 610304)); /* %828 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(314, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 779648, A + 626688)); /* %829 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(315, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k524_fused_scale_mul_sum_mul(A + 780768 + 6205440*B, A + 780768 + 6172672*B, A + 780768 + 6701056*B, A + 780768 + 6877280*B, B)); /* %839 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(316, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), convirt_image_vjp_k528_fused_add_mul_mul_id(A + 780768 + 6189056*B, A + 780768 + 6172672*B, A + 780768 + 6877280*B, A + 780768 + 6205440*B, A + 780768 + 6701056*B, B)); /* %843 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(317, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_vjp_k531_fused_scale_sum_neg(A + 780768 + 6205440*B, A + 780768 + 6189056*B, B)); /* %846 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(318, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k533_fused_add_id(A + 780768 + 6172672*B, A + 780768 + 6189056*B, A + 780768 + 6205440*B, B)); /* %848 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(319, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 610304, A + 780768 + 6172672*B, B)); /* %850 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(320, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 626688, A + 610304)); /* %852 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(321, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 779712, A + 626688)); /* %853 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(322, 0, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k541_permute(A + 780768 + 6189056*B, A + 780768 + 6172672*B, B)); /* %856 permute [64,B,256]  graphs/lib/image_encoder.lua:13 */
-    CALL(323, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)147456*B), convirt_image_vjp_k543_matmul(A + 610304, A + 780768 + 6189056*B, A + 780768 + 4980736*B, B)); /* %858 matmul [64,576]  graphs/lib/image_encoder.lua:13 */
-    CALL(324, (double)18874368*B, sizeof(real)*((double)147456*B + (double)36864 + (double)16384*B), convirt_image_vjp_k544_matmul(A + 780768 + 4571136*B, (real *)P + 84000, A + 780768 + 6189056*B, B)); /* %859 matmul [576,256*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(325, 0, sizeof(real)*((double)16384*B + (double)147456*B), convirt_image_vjp_k546_col2im(A + 780768 + 6172672*B, A + 780768 + 4571136*B, B)); /* %861 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(326, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k503_fused_mul_step(A + 780768 + 6189056*B, A + 780768 + 6172672*B, A + 780768 + 6684672*B, B)); /* %863 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
-    CALL(327, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 647168, A + 780768 + 6189056*B, B)); /* %864 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(328, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 663552, A + 647168)); /* %866 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(329, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 779776, A + 663552)); /* %867 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(330, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_vjp_k509_mul(A + 780768 + 6172672*B, A + 780768 + 6189056*B, (real *)P + 83872, B)); /* %869 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(331, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k510_mul(A + 780768 + 4767744*B, A + 780768 + 6189056*B, A + 780768 + 6668288*B, B)); /* %870 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(332, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 647168, A + 780768 + 4767744*B, B)); /* %871 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(333, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 663552, A + 647168)); /* %873 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(334, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 779840, A + 663552)); /* %874 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(335, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k524_fused_scale_mul_sum_mul(A + 780768 + 6205440*B, A + 780768 + 6172672*B, A + 780768 + 6651904*B, A + 780768 + 6877264*B, B)); /* %884 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(336, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), convirt_image_vjp_k528_fused_add_mul_mul_id(A + 780768 + 6189056*B, A + 780768 + 6172672*B, A + 780768 + 6877264*B, A + 780768 + 6205440*B, A + 780768 + 6651904*B, B)); /* %888 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(337, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_vjp_k531_fused_scale_sum_neg(A + 780768 + 6205440*B, A + 780768 + 6189056*B, B)); /* %891 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(338, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k533_fused_add_id(A + 780768 + 6172672*B, A + 780768 + 6189056*B, A + 780768 + 6205440*B, B)); /* %893 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(339, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 647168, A + 780768 + 6172672*B, B)); /* %895 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(340, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 663552, A + 647168)); /* %897 reduce [64,1,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(341, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 779904, A + 663552)); /* %898 reduce [64,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(342, 0, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k541_permute(A + 780768 + 6189056*B, A + 780768 + 6172672*B, B)); /* %901 permute [64,B,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(343, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)147456*B), convirt_image_vjp_k543_matmul(A + 647168, A + 780768 + 6189056*B, A + 780768 + 4833280*B, B)); /* %903 matmul [64,576]  graphs/lib/image_encoder.lua:6 */
-    CALL(344, (double)18874368*B, sizeof(real)*((double)147456*B + (double)36864 + (double)16384*B), convirt_image_vjp_k544_matmul(A + 780768, (real *)P + 46944, A + 780768 + 6189056*B, B)); /* %904 matmul [576,256*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(345, 0, sizeof(real)*((double)16384*B + (double)147456*B), convirt_image_vjp_k546_col2im(A + 780768 + 6172672*B, A + 780768, B)); /* %906 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(346, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k594_fused_mul_add_step(A + 780768 + 6189056*B, A + 780768 + 4718592*B, A + 780768 + 6172672*B, A + 780768 + 6635520*B, B)); /* %909 fused:mul_add_step [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
-    CALL(347, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 294912, A + 780768 + 6189056*B, B)); /* %910 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(348, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 311296, A + 294912)); /* %912 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(349, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 779968, A + 311296)); /* %913 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(350, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_vjp_k509_mul(A + 780768 + 6172672*B, A + 780768 + 6189056*B, (real *)P + 46816, B)); /* %915 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(351, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k510_mul(A + 780768 + 6504448*B, A + 780768 + 6189056*B, A + 780768 + 6619136*B, B)); /* %916 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(352, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 294912, A + 780768 + 6504448*B, B)); /* %917 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(353, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 311296, A + 294912)); /* %919 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(354, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 780032, A + 311296)); /* %920 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(355, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k524_fused_scale_mul_sum_mul(A + 780768 + 6205440*B, A + 780768 + 6172672*B, A + 780768 + 6602752*B, A + 780768 + 6877248*B, B)); /* %930 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(356, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), convirt_image_vjp_k528_fused_add_mul_mul_id(A + 780768 + 6189056*B, A + 780768 + 6172672*B, A + 780768 + 6877248*B, A + 780768 + 6205440*B, A + 780768 + 6602752*B, B)); /* %934 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(357, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_vjp_k531_fused_scale_sum_neg(A + 780768 + 6205440*B, A + 780768 + 6189056*B, B)); /* %937 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(358, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k533_fused_add_id(A + 780768 + 6172672*B, A + 780768 + 6189056*B, A + 780768 + 6205440*B, B)); /* %939 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(359, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 294912, A + 780768 + 6172672*B, B)); /* %941 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(360, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 311296, A + 294912)); /* %943 reduce [64,1,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(361, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 780096, A + 311296)); /* %944 reduce [64,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(362, 0, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k541_permute(A + 780768 + 6189056*B, A + 780768 + 6172672*B, B)); /* %947 permute [64,B,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(363, (double)9437184*B, sizeof(real)*((double)18432 + (double)16384*B + (double)73728*B), convirt_image_vjp_k634_matmul(A + 730112, A + 780768 + 6189056*B, A + 780768 + 5914624*B, B)); /* %949 matmul [64,288]  graphs/lib/image_encoder.lua:6 */
-    CALL(364, (double)9437184*B, sizeof(real)*((double)73728*B + (double)18432 + (double)16384*B), convirt_image_vjp_k635_matmul(A + 780768 + 4571136*B, (real *)P + 28320, A + 780768 + 6189056*B, B)); /* %950 matmul [288,256*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(365, 0, sizeof(real)*((double)32768*B + (double)73728*B), convirt_image_vjp_k637_col2im(A + 780768 + 6172672*B, A + 780768 + 4571136*B, B)); /* %952 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(366, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k730_fused_mul_add_step(A + 780768 + 4571136*B, A + 780768 + 4734976*B, A + 780768 + 6172672*B, A + 780768 + 6471680*B, B)); /* %955 fused:mul_add_step [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
-    CALL(367, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 294912, A + 780768 + 4571136*B, B)); /* %956 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(368, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 327680, A + 294912)); /* %958 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(369, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 780384, A + 327680)); /* %959 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(370, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_vjp_k645_mul(A + 780768 + 6172672*B, A + 780768 + 4571136*B, (real *)P + 28256, B)); /* %961 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(371, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k646_mul(A + 780768 + 4603904*B, A + 780768 + 4571136*B, A + 780768 + 6438912*B, B)); /* %962 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(372, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 294912, A + 780768 + 4603904*B, B)); /* %963 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(373, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 327680, A + 294912)); /* %965 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(374, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 780416, A + 327680)); /* %966 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(375, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k660_fused_scale_mul_sum_mul(A + 780768 + 6205440*B, A + 780768 + 6172672*B, A + 780768 + 6406144*B, A + 780768 + 6877232*B, B)); /* %976 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(376, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), convirt_image_vjp_k664_fused_add_mul_mul_id(A + 780768 + 4603904*B, A + 780768 + 6172672*B, A + 780768 + 6877232*B, A + 780768 + 6205440*B, A + 780768 + 6406144*B, B)); /* %980 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(377, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_vjp_k667_fused_scale_sum_neg(A + 780768 + 6205440*B, A + 780768 + 4603904*B, B)); /* %983 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(378, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k669_fused_add_id(A + 780768 + 6172672*B, A + 780768 + 4603904*B, A + 780768 + 6205440*B, B)); /* %985 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(379, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 294912, A + 780768 + 6172672*B, B)); /* %987 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(380, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 327680, A + 294912)); /* %989 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(381, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 780448, A + 327680)); /* %990 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(382, 0, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k677_permute(A + 780768 + 4603904*B, A + 780768 + 6172672*B, B)); /* %993 permute [32,B,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(383, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)294912*B), convirt_image_vjp_k679_matmul(A + 748544, A + 780768 + 4603904*B, A + 780768 + 4276224*B, B)); /* %995 matmul [32,288]  graphs/lib/image_encoder.lua:13 */
-    CALL(384, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), convirt_image_vjp_k680_matmul(A + 780768, (real *)P + 19008, A + 780768 + 4603904*B, B)); /* %996 matmul [288,1024*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(385, 0, sizeof(real)*((double)32768*B + (double)294912*B), convirt_image_vjp_k682_col2im(A + 780768 + 6172672*B, A + 780768, B)); /* %998 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(386, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k639_fused_mul_step(A + 780768 + 4276224*B, A + 780768 + 6172672*B, A + 780768 + 6373376*B, B)); /* %1000 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
-    CALL(387, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 294912, A + 780768 + 4276224*B, B)); /* %1001 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(388, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 327680, A + 294912)); /* %1003 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(389, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 780480, A + 327680)); /* %1004 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(390, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_vjp_k645_mul(A + 780768 + 6172672*B, A + 780768 + 4276224*B, (real *)P + 18944, B)); /* %1006 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(391, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k646_mul(A + 780768 + 4308992*B, A + 780768 + 4276224*B, A + 780768 + 6340608*B, B)); /* %1007 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(392, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 294912, A + 780768 + 4308992*B, B)); /* %1008 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(393, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 327680, A + 294912)); /* %1010 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(394, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 780512, A + 327680)); /* %1011 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(395, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k660_fused_scale_mul_sum_mul(A + 780768 + 6205440*B, A + 780768 + 6172672*B, A + 780768 + 6307840*B, A + 780768 + 6877216*B, B)); /* %1021 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(396, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), convirt_image_vjp_k664_fused_add_mul_mul_id(A + 780768 + 4276224*B, A + 780768 + 6172672*B, A + 780768 + 6877216*B, A + 780768 + 6205440*B, A + 780768 + 6307840*B, B)); /* %1025 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(397, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_vjp_k667_fused_scale_sum_neg(A + 780768 + 6205440*B, A + 780768 + 4276224*B, B)); /* %1028 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(398, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k669_fused_add_id(A + 780768 + 6172672*B, A + 780768 + 4276224*B, A + 780768 + 6205440*B, B)); /* %1030 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(399, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 294912, A + 780768 + 6172672*B, B)); /* %1032 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(400, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 327680, A + 294912)); /* %1034 reduce [32,1,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(401, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 780544, A + 327680)); /* %1035 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(402, 0, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k677_permute(A + 780768 + 4276224*B, A + 780768 + 6172672*B, B)); /* %1038 permute [32,B,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(403, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)294912*B), convirt_image_vjp_k679_matmul(A + 757760, A + 780768 + 4276224*B, A + 780768 + 3981312*B, B)); /* %1040 matmul [32,288]  graphs/lib/image_encoder.lua:6 */
-    CALL(404, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), convirt_image_vjp_k680_matmul(A + 780768, (real *)P + 9696, A + 780768 + 4276224*B, B)); /* %1041 matmul [288,1024*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(405, 0, sizeof(real)*((double)32768*B + (double)294912*B), convirt_image_vjp_k682_col2im(A + 780768 + 6172672*B, A + 780768, B)); /* %1043 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(406, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k730_fused_mul_add_step(A + 780768 + 4603904*B, A + 780768 + 4571136*B, A + 780768 + 6172672*B, A + 780768 + 6275072*B, B)); /* %1046 fused:mul_add_step [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
-    CALL(407, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 294912, A + 780768 + 4603904*B, B)); /* %1047 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(408, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 327680, A + 294912)); /* %1049 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(409, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 780576, A + 327680)); /* %1050 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(410, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_vjp_k645_mul(A + 780768 + 6172672*B, A + 780768 + 4603904*B, (real *)P + 9632, B)); /* %1052 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(411, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k646_mul(A + 780768 + 4636672*B, A + 780768 + 4603904*B, A + 780768 + 6242304*B, B)); /* %1053 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(412, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 294912, A + 780768 + 4636672*B, B)); /* %1054 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(413, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 327680, A + 294912)); /* %1056 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(414, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 780608, A + 327680)); /* %1057 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(415, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k660_fused_scale_mul_sum_mul(A + 780768 + 6205440*B, A + 780768 + 6172672*B, A + 780768 + 6209536*B, A + 780768 + 6877200*B, B)); /* %1067 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(416, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), convirt_image_vjp_k664_fused_add_mul_mul_id(A + 780768 + 5521408*B, A + 780768 + 6172672*B, A + 780768 + 6877200*B, A + 780768 + 6205440*B, A + 780768 + 6209536*B, B)); /* %1071 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(417, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_vjp_k667_fused_scale_sum_neg(A + 780768 + 5586944*B, A + 780768 + 5521408*B, B)); /* %1074 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(418, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k669_fused_add_id(A + 780768 + 5554176*B, A + 780768 + 5521408*B, A + 780768 + 5586944*B, B)); /* %1076 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(419, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 294912, A + 780768 + 5554176*B, B)); /* %1078 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(420, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 327680, A + 294912)); /* %1080 reduce [32,1,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(421, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 780640, A + 327680)); /* %1081 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(422, 0, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k677_permute(A + 780768 + 5521408*B, A + 780768 + 5554176*B, B)); /* %1084 permute [32,B,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(423, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)294912*B), convirt_image_vjp_k679_matmul(A + 766976, A + 780768 + 5521408*B, A + 780768 + 3686400*B, B)); /* %1086 matmul [32,288]  graphs/lib/image_encoder.lua:6 */
-    CALL(424, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), convirt_image_vjp_k680_matmul(A + 780768, (real *)P + 384, A + 780768 + 5521408*B, B)); /* %1087 matmul [288,1024*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(425, 0, sizeof(real)*((double)131072*B + (double)294912*B), convirt_image_vjp_k773_col2im(A + 780768 + 294912*B, A + 780768, B)); /* %1089 col2im [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(426, (double)393216*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B + (double)131072*B), seg_finetune_k1092_fused_mul_add_step(A + 780768, A + 780768 + 884736*B, A + 780768 + 294912*B, A + 780768 + 5390336*B, B)); /* %1092 fused:mul_add_step [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
-    CALL(427, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), convirt_image_vjp_k776_sum(A + 294912, A + 780768, B)); /* %1093 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(428, (double)131072, sizeof(real)*((double)2048 + (double)131072), convirt_image_vjp_k778_sum(A + 776192, A + 294912)); /* %1095 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(429, (double)2048, sizeof(real)*((double)32 + (double)2048), convirt_image_vjp_k779_sum(A + 780672, A + 776192)); /* %1096 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(430, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), convirt_image_vjp_k781_mul(A + 780768 + 131072*B, A + 780768, (real *)P + 320, B)); /* %1098 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(431, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), convirt_image_vjp_k782_mul(A + 780768 + 262144*B, A + 780768, A + 780768 + 5259264*B, B)); /* %1099 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(432, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), convirt_image_vjp_k776_sum(A + 294912, A + 780768 + 262144*B, B)); /* %1100 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(433, (double)131072, sizeof(real)*((double)2048 + (double)131072), convirt_image_vjp_k778_sum(A + 776192, A + 294912)); /* %1102 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(434, (double)2048, sizeof(real)*((double)32 + (double)2048), convirt_image_vjp_k779_sum(A + 780704, A + 776192)); /* %1103 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(435, (double)262184*B, sizeof(real)*((double)8*B + (double)131072*B + (double)131072*B + (double)8*B), convirt_image_vjp_k796_fused_scale_mul_sum_mul(A + 780768 + 6172672*B, A + 780768 + 131072*B, A + 780768 + 5128192*B, A + 780768 + 6877184*B, B)); /* %1113 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(436, (double)655360*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B + (double)8*B + (double)131072*B), convirt_image_vjp_k800_fused_add_mul_mul_id(A + 780768, A + 780768 + 131072*B, A + 780768 + 6877184*B, A + 780768 + 6172672*B, A + 780768 + 5128192*B, B)); /* %1117 fused:add_mul_mul_id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(437, (double)262152*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_vjp_k803_fused_scale_sum_neg(A + 780768 + 262144*B, A + 780768, B)); /* %1120 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(438, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_vjp_k805_fused_add_id(A + 780768 + 131072*B, A + 780768, A + 780768 + 262144*B, B)); /* %1122 fused:add_id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(439, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), convirt_image_vjp_k776_sum(A + 294912, A + 780768 + 131072*B, B)); /* %1124 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(440, (double)131072, sizeof(real)*((double)2048 + (double)131072), convirt_image_vjp_k778_sum(A + 776192, A + 294912)); /* %1126 reduce [32,1,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(441, (double)2048, sizeof(real)*((double)32 + (double)2048), convirt_image_vjp_k779_sum(A + 295200, A + 776192)); /* %1127 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(442, 0, sizeof(real)*((double)131072*B + (double)131072*B), convirt_image_vjp_k813_permute(A + 780768, A + 780768 + 131072*B, B)); /* %1130 permute [32,B,4096]  graphs/lib/image_encoder.lua:6 */
-    CALL(443, (double)2359296*B, sizeof(real)*((double)288 + (double)131072*B + (double)36864*B), convirt_image_vjp_k815_matmul(A + 294912, A + 780768, A + 780768 + 6135808*B, B)); /* %1132 matmul [32,9]  graphs/lib/image_encoder.lua:6 */
-    memcpy(grads + 0, A + 294912, sizeof(real)*288); /* d loss / d image.stem.weight */
-    memcpy(grads + 288, A + 295200, sizeof(real)*32); /* d loss / d image.stem.bias */
-    memcpy(grads + 320, A + 780704, sizeof(real)*32); /* d loss / d image.stem_gn.weight */
-    memcpy(grads + 352, A + 780672, sizeof(real)*32); /* d loss / d image.stem_gn.bias */
-    memcpy(grads + 384, A + 766976, sizeof(real)*9216); /* d loss / d image.stage1.down.weight */
-    memcpy(grads + 9600, A + 780640, sizeof(real)*32); /* d loss / d image.stage1.down.bias */
-    memcpy(grads + 9632, A + 780608, sizeof(real)*32); /* d loss / d image.stage1.gn.weight */
-    memcpy(grads + 9664, A + 780576, sizeof(real)*32); /* d loss / d image.stage1.gn.bias */
-    memcpy(grads + 9696, A + 757760, sizeof(real)*9216); /* d loss / d image.stage1.res.conv1.weight */
-    memcpy(grads + 18912, A + 780544, sizeof(real)*32); /* d loss / d image.stage1.res.conv1.bias */
-    memcpy(grads + 18944, A + 780512, sizeof(real)*32); /* d loss / d image.stage1.res.gn1.weight */
-    memcpy(grads + 18976, A + 780480, sizeof(real)*32); /* d loss / d image.stage1.res.gn1.bias */
-    memcpy(grads + 19008, A + 748544, sizeof(real)*9216); /* d loss / d image.stage1.res.conv2.weight */
-    memcpy(grads + 28224, A + 780448, sizeof(real)*32); /* d loss / d image.stage1.res.conv2.bias */
-    memcpy(grads + 28256, A + 780416, sizeof(real)*32); /* d loss / d image.stage1.res.gn2.weight */
-    memcpy(grads + 28288, A + 780384, sizeof(real)*32); /* d loss / d image.stage1.res.gn2.bias */
-    memcpy(grads + 28320, A + 730112, sizeof(real)*18432); /* d loss / d image.stage2.down.weight */
-    memcpy(grads + 46752, A + 780096, sizeof(real)*64); /* d loss / d image.stage2.down.bias */
-    memcpy(grads + 46816, A + 780032, sizeof(real)*64); /* d loss / d image.stage2.gn.weight */
-    memcpy(grads + 46880, A + 779968, sizeof(real)*64); /* d loss / d image.stage2.gn.bias */
-    memcpy(grads + 46944, A + 647168, sizeof(real)*36864); /* d loss / d image.stage2.res.conv1.weight */
-    memcpy(grads + 83808, A + 779904, sizeof(real)*64); /* d loss / d image.stage2.res.conv1.bias */
-    memcpy(grads + 83872, A + 779840, sizeof(real)*64); /* d loss / d image.stage2.res.gn1.weight */
-    memcpy(grads + 83936, A + 779776, sizeof(real)*64); /* d loss / d image.stage2.res.gn1.bias */
-    memcpy(grads + 84000, A + 610304, sizeof(real)*36864); /* d loss / d image.stage2.res.conv2.weight */
-    memcpy(grads + 120864, A + 779712, sizeof(real)*64); /* d loss / d image.stage2.res.conv2.bias */
-    memcpy(grads + 120928, A + 779648, sizeof(real)*64); /* d loss / d image.stage2.res.gn2.weight */
-    memcpy(grads + 120992, A + 779584, sizeof(real)*64); /* d loss / d image.stage2.res.gn2.bias */
-    memcpy(grads + 121056, A + 536576, sizeof(real)*73728); /* d loss / d image.stage3.down.weight */
-    memcpy(grads + 194784, A + 779264, sizeof(real)*128); /* d loss / d image.stage3.down.bias */
-    memcpy(grads + 194912, A + 779136, sizeof(real)*128); /* d loss / d image.stage3.gn.weight */
-    memcpy(grads + 195040, A + 779008, sizeof(real)*128); /* d loss / d image.stage3.gn.bias */
-    memcpy(grads + 195168, A + 147456, sizeof(real)*147456); /* d loss / d image.stage3.res.conv1.weight */
-    memcpy(grads + 342624, A + 778880, sizeof(real)*128); /* d loss / d image.stage3.res.conv1.bias */
-    memcpy(grads + 342752, A + 778752, sizeof(real)*128); /* d loss / d image.stage3.res.gn1.weight */
-    memcpy(grads + 342880, A + 778624, sizeof(real)*128); /* d loss / d image.stage3.res.gn1.bias */
-    memcpy(grads + 343008, A + 0, sizeof(real)*147456); /* d loss / d image.stage3.res.conv2.weight */
-    memcpy(grads + 490464, A + 778496, sizeof(real)*128); /* d loss / d image.stage3.res.conv2.bias */
-    memcpy(grads + 490592, A + 778368, sizeof(real)*128); /* d loss / d image.stage3.res.gn2.weight */
-    memcpy(grads + 490720, A + 778240, sizeof(real)*128); /* d loss / d image.stage3.res.gn2.bias */
+    CALL(114, 0, sizeof(real)*((double)1), convirt_features_loss_k58_fill(A + 0)); /* %377 fill []  graphs/seg.lua:52 */
+    CALL(115, (double)2, sizeof(real)*((double)1 + (double)1), seg_finetune_k381_fused_scale_neg(A + 16, A + 0, B)); /* %381 fused:scale_neg [1,1]  graphs/lib/unet.lua:36 */
+    CALL(116, (double)2*B, sizeof(real)*((double)B + (double)1 + (double)B), seg_finetune_k383_fused_div_id(A + 38062240 + 2420768*B, A + 16, A + 38062240 + 2420736*B, B)); /* %383 fused:div_id [B,1]  graphs/lib/unet.lua:35 */
+    CALL(117, (double)2*B, sizeof(real)*((double)B + (double)B + (double)B), seg_finetune_k385_fused_neg_mul(A + 38062240 + 2420736*B, A + 38062240 + 2420768*B, A + 38062240 + 2420752*B, B)); /* %385 fused:neg_mul [B,1]  graphs/lib/unet.lua:35 */
+    CALL(118, (double)B, sizeof(real)*((double)B + (double)B), seg_finetune_k387_scale(A + 38062240 + 2420752*B, A + 38062240 + 2420768*B, B)); /* %387 map:scale [B,1]  graphs/lib/unet.lua:35 */
+    CALL(119, (double)16384*B, sizeof(real)*((double)4096*B + (double)B + (double)B + (double)4096*B), seg_finetune_k391_fused_add_id_mul_id(A + 38062240 + 1327104*B, A + 38062240 + 2420736*B, A + 38062240 + 2420752*B, (real *)inputs[1], B)); /* %391 fused:add_id_mul_id [B,4096]  graphs/lib/unet.lua:34 */
+    CALL(120, (double)1, sizeof(real)*((double)1 + (double)1), seg_finetune_k397_scale(A + 16, A + 0)); /* %397 map:scale [1,1,1,1]  graphs/lib/unet.lua:31 */
+    CALL(121, (double)128, sizeof(real)*((double)64 + (double)1), seg_finetune_k399_fused_scale_id(A + 4096, A + 16)); /* %399 fused:scale_id [1,1,1,64]  graphs/lib/unet.lua:31 */
+    CALL(122, (double)12288, sizeof(real)*((double)4096 + (double)64), seg_finetune_k402_fused_scale_scale_id(A + 0, A + 4096, B)); /* %402 fused:scale_scale_id [1,1,64,64]  graphs/lib/unet.lua:31 */
+    CALL(123, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096), seg_finetune_k403_id(A + 38062240 + 1331200*B, A + 0, B)); /* %403 map:id [B,1,64,64]  graphs/lib/unet.lua:31 */
+    CALL(124, (double)65536*B, sizeof(real)*((double)4096*B + (double)4096*B + (double)4096*B + (double)4096*B + (double)4096*B + (double)4096*B + (double)4096*B + (double)4096*B), seg_finetune_k416_fused_add_add_add_mul(A + 38062240 + 2420736*B, A + 38062240 + 1327104*B, A + 38062240 + 1323008*B, A + 38062240 + 1331200*B, A + 38062240 + 1318912*B, A + 38062240 + 1314816*B, A + 38062240 + 1310720*B, (real *)inputs[1], B)); /* %416 fused:add_add_add_mul [B,1,64,64]  graphs/lib/unet.lua:31 */
+    CALL(125, (double)4096*B, sizeof(real)*((double)B + (double)4096*B), seg_finetune_k418_sum(A + 38062240 + 1310720*B, A + 38062240 + 2420736*B, B)); /* %418 reduce [B,1,1]  graphs/seg.lua:52 */
+    CALL(126, (double)B, sizeof(real)*((double)1 + (double)B), convirt_image_vjp_k236_sum(A + 38062224, A + 38062240 + 1310720*B, B)); /* %419 reduce [1,1,1]  graphs/seg.lua:52 */
+    CALL(127, (double)262144*B, sizeof(real)*((double)131072*B + (double)4096*B + (double)32), seg_finetune_k421_conv2d_input_grad(A + 38062240 + 1310720*B, A + 38062240 + 2420736*B, (real *)P + 680928, B)); /* %421 conv2d_input_grad [B,32,64,64]  graphs/seg.lua:52 */
+    CALL(128, (double)262144*B, sizeof(real)*((double)32 + (double)4096*B + (double)131072*B), seg_finetune_k422_conv2d_weight_grad(A + 38062080, A + 38062240 + 2420736*B, A + 38062240 + 1179648*B, A + 0, B)); /* %422 conv2d_weight_grad [1,32,1,1]  graphs/seg.lua:52 */
+    CALL(129, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), convirt_image_vjp_k651_fused_mul_step(A + 38062240 + 1179648*B, A + 38062240 + 1310720*B, A + 38062240 + 1048576*B, B)); /* %424 fused:mul_step [B,32,64,64]  graphs/lib/unet.lua:17 */
+    CALL(130, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), convirt_image_vjp_k652_sum(A + 0, A + 38062240 + 1179648*B, B)); /* %425 reduce [1,32,64,64]  graphs/lib/unet.lua:17 */
+    CALL(131, (double)131072, sizeof(real)*((double)2048 + (double)131072), convirt_image_vjp_k654_sum(A + 131072, A + 0)); /* %427 reduce [32,1,64]  graphs/lib/unet.lua:17 */
+    CALL(132, (double)2048, sizeof(real)*((double)32 + (double)2048), convirt_image_vjp_k655_sum(A + 38062112, A + 131072)); /* %428 reduce [32,1,1]  graphs/lib/unet.lua:17 */
+    CALL(133, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), convirt_image_vjp_k657_mul(A + 38062240 + 1048576*B, A + 38062240 + 1179648*B, (real *)P + 680864, B)); /* %430 map:mul [B,32,64,64]  graphs/lib/unet.lua:17 */
+    CALL(134, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), convirt_image_vjp_k658_mul(A + 38062240 + 1310720*B, A + 38062240 + 1179648*B, A + 38062240 + 262144*B, B)); /* %431 map:mul [B,32,64,64]  graphs/lib/unet.lua:17 */
+    CALL(135, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), convirt_image_vjp_k652_sum(A + 0, A + 38062240 + 1310720*B, B)); /* %432 reduce [1,32,64,64]  graphs/lib/unet.lua:17 */
+    CALL(136, (double)131072, sizeof(real)*((double)2048 + (double)131072), convirt_image_vjp_k654_sum(A + 131072, A + 0)); /* %434 reduce [32,1,64]  graphs/lib/unet.lua:17 */
+    CALL(137, (double)2048, sizeof(real)*((double)32 + (double)2048), convirt_image_vjp_k655_sum(A + 38062144, A + 131072)); /* %435 reduce [32,1,1]  graphs/lib/unet.lua:17 */
+    CALL(138, (double)262184*B, sizeof(real)*((double)8*B + (double)131072*B + (double)131072*B + (double)8*B), convirt_image_vjp_k672_fused_scale_mul_sum_mul(A + 38062240 + 2420736*B, A + 38062240 + 1048576*B, A + 38062240 + 393216*B, A + 38062240 + 2425024*B, B)); /* %445 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/unet.lua:17 */
+    CALL(139, (double)655360*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B + (double)8*B + (double)131072*B), convirt_image_vjp_k676_fused_add_mul_mul_id(A + 38062240 + 262144*B, A + 38062240 + 1048576*B, A + 38062240 + 2425024*B, A + 38062240 + 2420736*B, A + 38062240 + 393216*B, B)); /* %449 fused:add_mul_mul_id [B,8,16384]  graphs/lib/unet.lua:17 */
+    CALL(140, (double)262152*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_vjp_k679_fused_scale_sum_neg(A + 38062240 + 2420736*B, A + 38062240 + 262144*B, B)); /* %452 fused:scale_sum_neg [B,8,1]  graphs/lib/unet.lua:17 */
+    CALL(141, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_vjp_k681_fused_add_id(A + 38062240 + 1048576*B, A + 38062240 + 262144*B, A + 38062240 + 2420736*B, B)); /* %454 fused:add_id [B,8,16384]  graphs/lib/unet.lua:17 */
+    CALL(142, (double)131072*B, sizeof(real)*((double)32*B + (double)131072*B), convirt_image_vjp_k684_sum(A + 38062240 + 262144*B, A + 38062240 + 1048576*B, B)); /* %457 reduce [B,32,1]  graphs/lib/unet.lua:16 */
+    CALL(143, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k567_sum(A + 38062176, A + 38062240 + 262144*B, B)); /* %458 reduce [1,32,1]  graphs/lib/unet.lua:16 */
+    CALL(144, (double)150994944*B, sizeof(real)*((double)262144*B + (double)131072*B + (double)18432), seg_finetune_k460_conv2d_input_grad(A + 38062240 + 262144*B, A + 38062240 + 1048576*B, (real *)P + 662400, A + 0, B)); /* %460 conv2d_input_grad [B,64,64,64]  graphs/lib/unet.lua:16 */
+    CALL(145, (double)150994944*B, sizeof(real)*((double)18432 + (double)131072*B + (double)262144*B), seg_finetune_k461_conv2d_weight_grad(A + 38043648, A + 38062240 + 1048576*B, A + 38062240, A + 0, B)); /* %461 conv2d_weight_grad [32,64,3,3]  graphs/lib/unet.lua:16 */
+    CALL(146, 0, sizeof(real)*((double)131072*B + (double)262144*B), seg_finetune_k462_slice(A + 38062240, A + 38062240 + 262144*B, B)); /* %462 slice [B,32,64,64]  graphs/lib/unet.lua:15 */
+    CALL(147, 0, sizeof(real)*((double)131072*B + (double)262144*B), seg_finetune_k463_slice(A + 38062240 + 131072*B, A + 38062240 + 262144*B, B)); /* %463 slice [B,32,64,64]  graphs/lib/unet.lua:15 */
+    CALL(148, (double)131072*B, sizeof(real)*((double)65536*B + (double)131072*B), seg_finetune_k465_sum(A + 38062240 + 262144*B, A + 38062240, B)); /* %465 reduce [B,32,32,1,32,2]  graphs/lib/unet.lua:15 */
+    CALL(149, (double)65536*B, sizeof(real)*((double)32768*B + (double)65536*B), seg_finetune_k466_sum(A + 38062240, A + 38062240 + 262144*B, B)); /* %466 reduce [B,32,32,1,32,1]  graphs/lib/unet.lua:15 */
+    CALL(150, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k533_fused_mul_step(A + 38062240 + 32768*B, A + 38062240, A + 38062240 + 2048000*B, B)); /* %469 fused:mul_step [B,32,32,32]  graphs/lib/unet.lua:17 */
+    CALL(151, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k534_sum(A + 0, A + 38062240 + 32768*B, B)); /* %470 reduce [1,32,32,32]  graphs/lib/unet.lua:17 */
+    CALL(152, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k536_sum(A + 32768, A + 0)); /* %472 reduce [32,1,32]  graphs/lib/unet.lua:17 */
+    CALL(153, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k537_sum(A + 14625792, A + 32768)); /* %473 reduce [32,1,1]  graphs/lib/unet.lua:17 */
+    CALL(154, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_vjp_k539_mul(A + 38062240, A + 38062240 + 32768*B, (real *)P + 662336, B)); /* %475 map:mul [B,32,32,32]  graphs/lib/unet.lua:17 */
+    CALL(155, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k540_mul(A + 38062240 + 65536*B, A + 38062240 + 32768*B, A + 38062240 + 2015232*B, B)); /* %476 map:mul [B,32,32,32]  graphs/lib/unet.lua:17 */
+    CALL(156, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k534_sum(A + 0, A + 38062240 + 65536*B, B)); /* %477 reduce [1,32,32,32]  graphs/lib/unet.lua:17 */
+    CALL(157, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k536_sum(A + 32768, A + 0)); /* %479 reduce [32,1,32]  graphs/lib/unet.lua:17 */
+    CALL(158, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k537_sum(A + 14625824, A + 32768)); /* %480 reduce [32,1,1]  graphs/lib/unet.lua:17 */
+    CALL(159, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k554_fused_scale_mul_sum_mul(A + 38062240 + 2420736*B, A + 38062240, A + 38062240 + 1982464*B, A + 38062240 + 2425008*B, B)); /* %490 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/unet.lua:17 */
+    CALL(160, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), convirt_image_vjp_k558_fused_add_mul_mul_id(A + 38062240 + 32768*B, A + 38062240, A + 38062240 + 2425008*B, A + 38062240 + 2420736*B, A + 38062240 + 1982464*B, B)); /* %494 fused:add_mul_mul_id [B,8,4096]  graphs/lib/unet.lua:17 */
+    CALL(161, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_vjp_k561_fused_scale_sum_neg(A + 38062240 + 2420736*B, A + 38062240 + 32768*B, B)); /* %497 fused:scale_sum_neg [B,8,1]  graphs/lib/unet.lua:17 */
+    CALL(162, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k563_fused_add_id(A + 38062240 + 98304*B, A + 38062240 + 32768*B, A + 38062240 + 2420736*B, B)); /* %499 fused:add_id [B,8,4096]  graphs/lib/unet.lua:17 */
+    CALL(163, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k566_sum(A + 38062240, A + 38062240 + 98304*B, B)); /* %502 reduce [B,32,1]  graphs/lib/unet.lua:16 */
+    CALL(164, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k567_sum(A + 14625856, A + 38062240, B)); /* %503 reduce [1,32,1]  graphs/lib/unet.lua:16 */
+    CALL(165, (double)56623104*B, sizeof(real)*((double)98304*B + (double)32768*B + (double)27648), seg_finetune_k505_conv2d_input_grad(A + 38062240, A + 38062240 + 98304*B, (real *)P + 634656, A + 0, B)); /* %505 conv2d_input_grad [B,96,32,32]  graphs/lib/unet.lua:16 */
+    CALL(166, (double)56623104*B, sizeof(real)*((double)27648 + (double)32768*B + (double)98304*B), seg_finetune_k506_conv2d_weight_grad(A + 14598144, A + 38062240 + 98304*B, A + 38062240 + 1441792*B, A + 0, B)); /* %506 conv2d_weight_grad [32,96,3,3]  graphs/lib/unet.lua:16 */
+    CALL(167, 0, sizeof(real)*((double)65536*B + (double)98304*B), seg_finetune_k507_slice(A + 38062240 + 262144*B, A + 38062240, B)); /* %507 slice [B,64,32,32]  graphs/lib/unet.lua:15 */
+    CALL(168, 0, sizeof(real)*((double)32768*B + (double)98304*B), seg_finetune_k508_slice(A + 38062240 + 98304*B, A + 38062240, B)); /* %508 slice [B,32,32,32]  graphs/lib/unet.lua:15 */
+    CALL(169, (double)65536*B, sizeof(real)*((double)32768*B + (double)65536*B), seg_finetune_k510_sum(A + 38062240, A + 38062240 + 262144*B, B)); /* %510 reduce [B,64,16,1,16,2]  graphs/lib/unet.lua:15 */
+    CALL(170, (double)32768*B, sizeof(real)*((double)16384*B + (double)32768*B), seg_finetune_k511_sum(A + 38062240 + 32768*B, A + 38062240, B)); /* %511 reduce [B,64,16,1,16,1]  graphs/lib/unet.lua:15 */
+    CALL(171, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k415_fused_mul_step(A + 38062240, A + 38062240 + 32768*B, A + 38062240 + 2310144*B, B)); /* %514 fused:mul_step [B,64,16,16]  graphs/lib/unet.lua:17 */
+    CALL(172, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k416_sum(A + 0, A + 38062240, B)); /* %515 reduce [1,64,16,16]  graphs/lib/unet.lua:17 */
+    CALL(173, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k418_sum(A + 16384, A + 0)); /* %517 reduce [64,1,16]  graphs/lib/unet.lua:17 */
+    CALL(174, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k419_sum(A + 8967168, A + 16384)); /* %518 reduce [64,1,1]  graphs/lib/unet.lua:17 */
+    CALL(175, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_vjp_k421_mul(A + 38062240 + 16384*B, A + 38062240, (real *)P + 634528, B)); /* %520 map:mul [B,64,16,16]  graphs/lib/unet.lua:17 */
+    CALL(176, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k422_mul(A + 38062240 + 32768*B, A + 38062240, A + 38062240 + 2293760*B, B)); /* %521 map:mul [B,64,16,16]  graphs/lib/unet.lua:17 */
+    CALL(177, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k416_sum(A + 0, A + 38062240 + 32768*B, B)); /* %522 reduce [1,64,16,16]  graphs/lib/unet.lua:17 */
+    CALL(178, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k418_sum(A + 16384, A + 0)); /* %524 reduce [64,1,16]  graphs/lib/unet.lua:17 */
+    CALL(179, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k419_sum(A + 8967232, A + 16384)); /* %525 reduce [64,1,1]  graphs/lib/unet.lua:17 */
+    CALL(180, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k436_fused_scale_mul_sum_mul(A + 38062240 + 2420736*B, A + 38062240 + 16384*B, A + 38062240 + 2277376*B, A + 38062240 + 2424992*B, B)); /* %535 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/unet.lua:17 */
+    CALL(181, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), convirt_image_vjp_k440_fused_add_mul_mul_id(A + 38062240, A + 38062240 + 16384*B, A + 38062240 + 2424992*B, A + 38062240 + 2420736*B, A + 38062240 + 2277376*B, B)); /* %539 fused:add_mul_mul_id [B,8,2048]  graphs/lib/unet.lua:17 */
+    CALL(182, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_vjp_k443_fused_scale_sum_neg(A + 38062240 + 2420736*B, A + 38062240, B)); /* %542 fused:scale_sum_neg [B,8,1]  graphs/lib/unet.lua:17 */
+    CALL(183, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k445_fused_add_id(A + 38062240 + 49152*B, A + 38062240, A + 38062240 + 2420736*B, B)); /* %544 fused:add_id [B,8,2048]  graphs/lib/unet.lua:17 */
+    CALL(184, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k448_sum(A + 38062240 + 65536*B, A + 38062240 + 49152*B, B)); /* %547 reduce [B,64,1]  graphs/lib/unet.lua:16 */
+    CALL(185, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k449_sum(A + 8967296, A + 38062240 + 65536*B, B)); /* %548 reduce [1,64,1]  graphs/lib/unet.lua:16 */
+    CALL(186, (double)56623104*B, sizeof(real)*((double)49152*B + (double)16384*B + (double)110592), seg_finetune_k550_conv2d_input_grad(A + 38062240, A + 38062240 + 49152*B, (real *)P + 523872, A + 0, B)); /* %550 conv2d_input_grad [B,192,16,16]  graphs/lib/unet.lua:16 */
+    CALL(187, (double)56623104*B, sizeof(real)*((double)110592 + (double)16384*B + (double)49152*B), seg_finetune_k551_conv2d_weight_grad(A + 8847360, A + 38062240 + 49152*B, A + 38062240 + 1540096*B, A + 0, B)); /* %551 conv2d_weight_grad [64,192,3,3]  graphs/lib/unet.lua:16 */
+    CALL(188, 0, sizeof(real)*((double)32768*B + (double)49152*B), seg_finetune_k552_slice(A + 38062240 + 49152*B, A + 38062240, B)); /* %552 slice [B,128,16,16]  graphs/lib/unet.lua:15 */
+    CALL(189, 0, sizeof(real)*((double)16384*B + (double)49152*B), seg_finetune_k553_slice(A + 38062240 + 81920*B, A + 38062240, B)); /* %553 slice [B,64,16,16]  graphs/lib/unet.lua:15 */
+    CALL(190, (double)32768*B, sizeof(real)*((double)16384*B + (double)32768*B), seg_finetune_k555_sum(A + 38062240, A + 38062240 + 49152*B, B)); /* %555 reduce [B,128,8,1,8,2]  graphs/lib/unet.lua:15 */
+    CALL(191, (double)16384*B, sizeof(real)*((double)8192*B + (double)16384*B), seg_finetune_k556_sum(A + 38062240 + 2277376*B, A + 38062240, B)); /* %556 reduce [B,128,8,1,8,1]  graphs/lib/unet.lua:15 */
+    CALL(192, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k297_fused_mul_step(A + 38062240 + 2285568*B, A + 38062240 + 2277376*B, A + 38062240 + 2408448*B, B)); /* %559 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
+    CALL(193, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k285_sum(A + 8957952, A + 38062240 + 2285568*B, B)); /* %560 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(194, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k300_sum(A + 8966144, A + 8957952)); /* %562 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(195, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k301_sum(A + 5379072, A + 8966144)); /* %563 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(196, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_vjp_k303_mul(A + 38062240 + 2277376*B, A + 38062240 + 2285568*B, (real *)P + 490592, B)); /* %565 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(197, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k304_mul(A + 38062240 + 2293760*B, A + 38062240 + 2285568*B, A + 38062240 + 2400256*B, B)); /* %566 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(198, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k285_sum(A + 8957952, A + 38062240 + 2293760*B, B)); /* %567 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(199, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k300_sum(A + 8966144, A + 8957952)); /* %569 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(200, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k301_sum(A + 8957952, A + 8966144)); /* %570 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(201, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k318_fused_scale_mul_sum_mul(A + 38062240 + 2420736*B, A + 38062240 + 2277376*B, A + 38062240 + 2392064*B, A + 38062240 + 2424976*B, B)); /* %580 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(202, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), convirt_image_vjp_k322_fused_add_mul_mul_id(A + 38062240 + 2293760*B, A + 38062240 + 2277376*B, A + 38062240 + 2424976*B, A + 38062240 + 2420736*B, A + 38062240 + 2392064*B, B)); /* %584 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(203, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_vjp_k325_fused_scale_sum_neg(A + 38062240 + 2420736*B, A + 38062240 + 2293760*B, B)); /* %587 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(204, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k327_fused_add_id(A + 38062240 + 2277376*B, A + 38062240 + 2293760*B, A + 38062240 + 2420736*B, B)); /* %589 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(205, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k330_sum(A + 38062240 + 2392064*B, A + 38062240 + 2277376*B, B)); /* %592 reduce [B,128,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(206, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k278_sum(A + 5379200, A + 38062240 + 2392064*B, B)); /* %593 reduce [1,128,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(207, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456), convirt_image_vjp_k333_conv2d_input_grad(A + 38062240 + 2293760*B, A + 38062240 + 2277376*B, (real *)P + 343008, A + 0, B)); /* %595 conv2d_input_grad [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(208, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)8192*B), convirt_image_vjp_k334_conv2d_weight_grad(A + 4866048, A + 38062240 + 2277376*B, A + 38062240 + 2383872*B, A + 0, B)); /* %596 conv2d_weight_grad [128,128,3,3]  graphs/lib/image_encoder.lua:13 */
+    CALL(209, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k297_fused_mul_step(A + 38062240 + 2277376*B, A + 38062240 + 2293760*B, A + 38062240 + 2375680*B, B)); /* %598 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
+    CALL(210, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k285_sum(A + 5013504, A + 38062240 + 2277376*B, B)); /* %599 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(211, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k300_sum(A + 5021696, A + 5013504)); /* %601 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(212, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k301_sum(A + 5379328, A + 5021696)); /* %602 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(213, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_vjp_k303_mul(A + 38062240 + 2293760*B, A + 38062240 + 2277376*B, (real *)P + 342752, B)); /* %604 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(214, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k304_mul(A + 38062240 + 2301952*B, A + 38062240 + 2277376*B, A + 38062240 + 2367488*B, B)); /* %605 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(215, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k285_sum(A + 5013504, A + 38062240 + 2301952*B, B)); /* %606 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(216, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k300_sum(A + 5021696, A + 5013504)); /* %608 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(217, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k301_sum(A + 5379456, A + 5021696)); /* %609 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(218, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k318_fused_scale_mul_sum_mul(A + 38062240 + 2420736*B, A + 38062240 + 2293760*B, A + 38062240 + 2359296*B, A + 38062240 + 2424960*B, B)); /* %619 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(219, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), convirt_image_vjp_k322_fused_add_mul_mul_id(A + 38062240 + 2277376*B, A + 38062240 + 2293760*B, A + 38062240 + 2424960*B, A + 38062240 + 2420736*B, A + 38062240 + 2359296*B, B)); /* %623 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(220, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_vjp_k325_fused_scale_sum_neg(A + 38062240 + 2420736*B, A + 38062240 + 2277376*B, B)); /* %626 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(221, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k327_fused_add_id(A + 38062240 + 2293760*B, A + 38062240 + 2277376*B, A + 38062240 + 2420736*B, B)); /* %628 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(222, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k330_sum(A + 38062240 + 2277376*B, A + 38062240 + 2293760*B, B)); /* %631 reduce [B,128,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(223, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k278_sum(A + 5379584, A + 38062240 + 2277376*B, B)); /* %632 reduce [1,128,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(224, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456), convirt_image_vjp_k333_conv2d_input_grad(A + 38062240 + 2277376*B, A + 38062240 + 2293760*B, (real *)P + 195168, A + 0, B)); /* %634 conv2d_input_grad [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(225, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)8192*B), convirt_image_vjp_k334_conv2d_weight_grad(A + 5013504, A + 38062240 + 2293760*B, A + 38062240 + 2351104*B, A + 0, B)); /* %635 conv2d_weight_grad [128,128,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(226, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k376_fused_mul_add_step(A + 38062240 + 2293760*B, A + 38062240 + 2285568*B, A + 38062240 + 2277376*B, A + 38062240 + 2342912*B, B)); /* %638 fused:mul_add_step [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
+    CALL(227, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k285_sum(A + 5160960, A + 38062240 + 2293760*B, B)); /* %639 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(228, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k300_sum(A + 5169152, A + 5160960)); /* %641 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(229, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k301_sum(A + 5379712, A + 5169152)); /* %642 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(230, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_vjp_k303_mul(A + 38062240 + 2277376*B, A + 38062240 + 2293760*B, (real *)P + 194912, B)); /* %644 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(231, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k304_mul(A + 38062240 + 2285568*B, A + 38062240 + 2293760*B, A + 38062240 + 2334720*B, B)); /* %645 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(232, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k285_sum(A + 5160960, A + 38062240 + 2285568*B, B)); /* %646 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(233, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k300_sum(A + 5169152, A + 5160960)); /* %648 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(234, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k301_sum(A + 5379840, A + 5169152)); /* %649 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(235, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k318_fused_scale_mul_sum_mul(A + 38062240 + 2420736*B, A + 38062240 + 2277376*B, A + 38062240 + 2326528*B, A + 38062240 + 2424944*B, B)); /* %659 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(236, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), convirt_image_vjp_k322_fused_add_mul_mul_id(A + 38062240 + 2285568*B, A + 38062240 + 2277376*B, A + 38062240 + 2424944*B, A + 38062240 + 2420736*B, A + 38062240 + 2326528*B, B)); /* %663 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(237, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_vjp_k325_fused_scale_sum_neg(A + 38062240 + 2420736*B, A + 38062240 + 2285568*B, B)); /* %666 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(238, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k327_fused_add_id(A + 38062240 + 2277376*B, A + 38062240 + 2285568*B, A + 38062240 + 2420736*B, B)); /* %668 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(239, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k330_sum(A + 38062240, A + 38062240 + 2277376*B, B)); /* %671 reduce [B,128,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(240, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k278_sum(A + 5379968, A + 38062240, B)); /* %672 reduce [1,128,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(241, (double)9437184*B, sizeof(real)*((double)16384*B + (double)8192*B + (double)73728), convirt_image_vjp_k412_conv2d_input_grad(A + 38062240, A + 38062240 + 2277376*B, (real *)P + 121056, A + 0, B)); /* %674 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(242, (double)9437184*B, sizeof(real)*((double)73728 + (double)8192*B + (double)16384*B), convirt_image_vjp_k413_conv2d_weight_grad(A + 5160960, A + 38062240 + 2277376*B, A + 38062240 + 2260992*B, A + 0, B)); /* %675 conv2d_weight_grad [128,64,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(243, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k494_fused_mul_add_step(A + 38062240 + 16384*B, A + 38062240 + 81920*B, A + 38062240, A + 38062240 + 2244608*B, B)); /* %678 fused:mul_add_step [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
+    CALL(244, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k416_sum(A + 5234688, A + 38062240 + 16384*B, B)); /* %679 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(245, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k418_sum(A + 5251072, A + 5234688)); /* %681 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(246, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k419_sum(A + 8958080, A + 5251072)); /* %682 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(247, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_vjp_k421_mul(A + 38062240, A + 38062240 + 16384*B, (real *)P + 120928, B)); /* %684 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(248, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k422_mul(A + 38062240 + 32768*B, A + 38062240 + 16384*B, A + 38062240 + 2228224*B, B)); /* %685 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(249, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k416_sum(A + 5234688, A + 38062240 + 32768*B, B)); /* %686 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(250, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k418_sum(A + 5251072, A + 5234688)); /* %688 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(251, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k419_sum(A + 8958144, A + 5251072)); /* %689 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(252, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k436_fused_scale_mul_sum_mul(A + 38062240 + 2420736*B, A + 38062240, A + 38062240 + 2211840*B, A + 38062240 + 2424928*B, B)); /* %699 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(253, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), convirt_image_vjp_k440_fused_add_mul_mul_id(A + 38062240 + 32768*B, A + 38062240, A + 38062240 + 2424928*B, A + 38062240 + 2420736*B, A + 38062240 + 2211840*B, B)); /* %703 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(254, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_vjp_k443_fused_scale_sum_neg(A + 38062240 + 2420736*B, A + 38062240 + 32768*B, B)); /* %706 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(255, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k445_fused_add_id(A + 38062240, A + 38062240 + 32768*B, A + 38062240 + 2420736*B, B)); /* %708 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(256, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k448_sum(A + 38062240 + 32768*B, A + 38062240, B)); /* %711 reduce [B,64,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(257, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k449_sum(A + 8958208, A + 38062240 + 32768*B, B)); /* %712 reduce [1,64,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(258, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864), convirt_image_vjp_k451_conv2d_input_grad(A + 38062240 + 32768*B, A + 38062240, (real *)P + 84000, A + 0, B)); /* %714 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(259, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)16384*B), convirt_image_vjp_k452_conv2d_weight_grad(A + 5234688, A + 38062240, A + 38062240 + 2195456*B, A + 0, B)); /* %715 conv2d_weight_grad [64,64,3,3]  graphs/lib/image_encoder.lua:13 */
+    CALL(260, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k415_fused_mul_step(A + 38062240, A + 38062240 + 32768*B, A + 38062240 + 2179072*B, B)); /* %717 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
+    CALL(261, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k416_sum(A + 5271552, A + 38062240, B)); /* %718 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(262, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k418_sum(A + 5287936, A + 5271552)); /* %720 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(263, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k419_sum(A + 8958272, A + 5287936)); /* %721 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(264, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_vjp_k421_mul(A + 38062240 + 32768*B, A + 38062240, (real *)P + 83872, B)); /* %723 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(265, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k422_mul(A + 38062240 + 49152*B, A + 38062240, A + 38062240 + 2162688*B, B)); /* %724 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(266, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k416_sum(A + 5271552, A + 38062240 + 49152*B, B)); /* %725 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(267, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k418_sum(A + 5287936, A + 5271552)); /* %727 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(268, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k419_sum(A + 8958336, A + 5287936)); /* %728 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(269, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k436_fused_scale_mul_sum_mul(A + 38062240 + 2420736*B, A + 38062240 + 32768*B, A + 38062240 + 2146304*B, A + 38062240 + 2424912*B, B)); /* %738 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(270, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), convirt_image_vjp_k440_fused_add_mul_mul_id(A + 38062240, A + 38062240 + 32768*B, A + 38062240 + 2424912*B, A + 38062240 + 2420736*B, A + 38062240 + 2146304*B, B)); /* %742 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(271, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_vjp_k443_fused_scale_sum_neg(A + 38062240 + 2420736*B, A + 38062240, B)); /* %745 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(272, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k445_fused_add_id(A + 38062240 + 32768*B, A + 38062240, A + 38062240 + 2420736*B, B)); /* %747 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(273, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k448_sum(A + 38062240, A + 38062240 + 32768*B, B)); /* %750 reduce [B,64,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(274, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k449_sum(A + 8958400, A + 38062240, B)); /* %751 reduce [1,64,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(275, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864), convirt_image_vjp_k451_conv2d_input_grad(A + 38062240, A + 38062240 + 32768*B, (real *)P + 46944, A + 0, B)); /* %753 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(276, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)16384*B), convirt_image_vjp_k452_conv2d_weight_grad(A + 5271552, A + 38062240 + 32768*B, A + 38062240 + 2129920*B, A + 0, B)); /* %754 conv2d_weight_grad [64,64,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(277, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k494_fused_mul_add_step(A + 38062240 + 32768*B, A + 38062240 + 16384*B, A + 38062240, A + 38062240 + 2113536*B, B)); /* %757 fused:mul_add_step [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
+    CALL(278, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k416_sum(A + 5308416, A + 38062240 + 32768*B, B)); /* %758 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(279, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k418_sum(A + 5324800, A + 5308416)); /* %760 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(280, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k419_sum(A + 8958464, A + 5324800)); /* %761 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(281, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_vjp_k421_mul(A + 38062240, A + 38062240 + 32768*B, (real *)P + 46816, B)); /* %763 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(282, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k422_mul(A + 38062240 + 16384*B, A + 38062240 + 32768*B, A + 38062240 + 2097152*B, B)); /* %764 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(283, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k416_sum(A + 5308416, A + 38062240 + 16384*B, B)); /* %765 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(284, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k418_sum(A + 5324800, A + 5308416)); /* %767 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(285, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k419_sum(A + 8958528, A + 5324800)); /* %768 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(286, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k436_fused_scale_mul_sum_mul(A + 38062240 + 2420736*B, A + 38062240, A + 38062240 + 2080768*B, A + 38062240 + 2424896*B, B)); /* %778 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(287, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), convirt_image_vjp_k440_fused_add_mul_mul_id(A + 38062240 + 16384*B, A + 38062240, A + 38062240 + 2424896*B, A + 38062240 + 2420736*B, A + 38062240 + 2080768*B, B)); /* %782 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(288, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_vjp_k443_fused_scale_sum_neg(A + 38062240 + 2420736*B, A + 38062240 + 16384*B, B)); /* %785 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(289, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k445_fused_add_id(A + 38062240 + 32768*B, A + 38062240 + 16384*B, A + 38062240 + 2420736*B, B)); /* %787 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(290, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k448_sum(A + 38062240, A + 38062240 + 32768*B, B)); /* %790 reduce [B,64,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(291, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k449_sum(A + 8958592, A + 38062240, B)); /* %791 reduce [1,64,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(292, (double)9437184*B, sizeof(real)*((double)32768*B + (double)16384*B + (double)18432), convirt_image_vjp_k530_conv2d_input_grad(A + 38062240, A + 38062240 + 32768*B, (real *)P + 28320, A + 0, B)); /* %793 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(293, (double)9437184*B, sizeof(real)*((double)18432 + (double)16384*B + (double)32768*B), convirt_image_vjp_k531_conv2d_weight_grad(A + 5341184, A + 38062240 + 32768*B, A + 38062240 + 1949696*B, A + 0, B)); /* %794 conv2d_weight_grad [64,32,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(294, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k612_fused_mul_add_step(A + 38062240 + 32768*B, A + 38062240 + 98304*B, A + 38062240, A + 38062240 + 1916928*B, B)); /* %797 fused:mul_add_step [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
+    CALL(295, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k534_sum(A + 5308416, A + 38062240 + 32768*B, B)); /* %798 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(296, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k536_sum(A + 5359616, A + 5308416)); /* %800 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(297, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k537_sum(A + 8958656, A + 5359616)); /* %801 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(298, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_vjp_k539_mul(A + 38062240, A + 38062240 + 32768*B, (real *)P + 28256, B)); /* %803 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(299, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k540_mul(A + 38062240 + 65536*B, A + 38062240 + 32768*B, A + 38062240 + 1884160*B, B)); /* %804 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(300, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k534_sum(A + 5308416, A + 38062240 + 65536*B, B)); /* %805 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(301, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k536_sum(A + 5359616, A + 5308416)); /* %807 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(302, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k537_sum(A + 8958688, A + 5359616)); /* %808 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(303, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k554_fused_scale_mul_sum_mul(A + 38062240 + 2420736*B, A + 38062240, A + 38062240 + 1851392*B, A + 38062240 + 2424880*B, B)); /* %818 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(304, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), convirt_image_vjp_k558_fused_add_mul_mul_id(A + 38062240 + 65536*B, A + 38062240, A + 38062240 + 2424880*B, A + 38062240 + 2420736*B, A + 38062240 + 1851392*B, B)); /* %822 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(305, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_vjp_k561_fused_scale_sum_neg(A + 38062240 + 2420736*B, A + 38062240 + 65536*B, B)); /* %825 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(306, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k563_fused_add_id(A + 38062240, A + 38062240 + 65536*B, A + 38062240 + 2420736*B, B)); /* %827 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(307, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k566_sum(A + 38062240 + 65536*B, A + 38062240, B)); /* %830 reduce [B,32,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(308, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k567_sum(A + 8958720, A + 38062240 + 65536*B, B)); /* %831 reduce [1,32,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(309, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216), convirt_image_vjp_k569_conv2d_input_grad(A + 38062240 + 65536*B, A + 38062240, (real *)P + 19008, A + 0, B)); /* %833 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(310, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)32768*B), convirt_image_vjp_k570_conv2d_weight_grad(A + 5359616, A + 38062240, A + 38062240 + 1818624*B, A + 0, B)); /* %834 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:13 */
+    CALL(311, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k533_fused_mul_step(A + 38062240, A + 38062240 + 65536*B, A + 38062240 + 1785856*B, B)); /* %836 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
+    CALL(312, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k534_sum(A + 5308416, A + 38062240, B)); /* %837 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(313, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k536_sum(A + 5368832, A + 5308416)); /* %839 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(314, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k537_sum(A + 8958752, A + 5368832)); /* %840 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(315, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_vjp_k539_mul(A + 38062240 + 65536*B, A + 38062240, (real *)P + 18944, B)); /* %842 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(316, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k540_mul(A + 38062240 + 98304*B, A + 38062240, A + 38062240 + 1753088*B, B)); /* %843 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(317, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k534_sum(A + 5308416, A + 38062240 + 98304*B, B)); /* %844 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(318, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k536_sum(A + 5368832, A + 5308416)); /* %846 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(319, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k537_sum(A + 8958784, A + 5368832)); /* %847 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(320, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k554_fused_scale_mul_sum_mul(A + 38062240 + 2420736*B, A + 38062240 + 65536*B, A + 38062240 + 1720320*B, A + 38062240 + 2424864*B, B)); /* %857 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(321, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), convirt_image_vjp_k558_fused_add_mul_mul_id(A + 38062240, A + 38062240 + 65536*B, A + 38062240 + 2424864*B, A + 38062240 + 2420736*B, A + 38062240 + 1720320*B, B)); /* %861 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(322, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_vjp_k561_fused_scale_sum_neg(A + 38062240 + 2420736*B, A + 38062240, B)); /* %864 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(323, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k563_fused_add_id(A + 38062240 + 65536*B, A + 38062240, A + 38062240 + 2420736*B, B)); /* %866 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(324, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k566_sum(A + 38062240, A + 38062240 + 65536*B, B)); /* %869 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(325, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k567_sum(A + 8958816, A + 38062240, B)); /* %870 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(326, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216), convirt_image_vjp_k569_conv2d_input_grad(A + 38062240, A + 38062240 + 65536*B, (real *)P + 9696, A + 0, B)); /* %872 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(327, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)32768*B), convirt_image_vjp_k570_conv2d_weight_grad(A + 5368832, A + 38062240 + 65536*B, A + 38062240 + 1687552*B, A + 0, B)); /* %873 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(328, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k612_fused_mul_add_step(A + 38062240 + 65536*B, A + 38062240 + 32768*B, A + 38062240, A + 38062240 + 1654784*B, B)); /* %876 fused:mul_add_step [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
+    CALL(329, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k534_sum(A + 5308416, A + 38062240 + 65536*B, B)); /* %877 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(330, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k536_sum(A + 5378048, A + 5308416)); /* %879 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(331, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k537_sum(A + 8958848, A + 5378048)); /* %880 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(332, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_vjp_k539_mul(A + 38062240 + 98304*B, A + 38062240 + 65536*B, (real *)P + 9632, B)); /* %882 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(333, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k540_mul(A + 38062240, A + 38062240 + 65536*B, A + 38062240 + 1622016*B, B)); /* %883 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(334, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k534_sum(A + 5308416, A + 38062240, B)); /* %884 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(335, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k536_sum(A + 5378048, A + 5308416)); /* %886 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(336, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k537_sum(A + 8958880, A + 5378048)); /* %887 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(337, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k554_fused_scale_mul_sum_mul(A + 38062240 + 2420736*B, A + 38062240 + 98304*B, A + 38062240 + 1589248*B, A + 38062240 + 2424848*B, B)); /* %897 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(338, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), convirt_image_vjp_k558_fused_add_mul_mul_id(A + 38062240, A + 38062240 + 98304*B, A + 38062240 + 2424848*B, A + 38062240 + 2420736*B, A + 38062240 + 1589248*B, B)); /* %901 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(339, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_vjp_k561_fused_scale_sum_neg(A + 38062240 + 2420736*B, A + 38062240, B)); /* %904 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(340, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k563_fused_add_id(A + 38062240 + 262144*B, A + 38062240, A + 38062240 + 2420736*B, B)); /* %906 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(341, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k566_sum(A + 38062240, A + 38062240 + 262144*B, B)); /* %909 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(342, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k567_sum(A + 5378048, A + 38062240, B)); /* %910 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(343, (double)18874368*B, sizeof(real)*((double)131072*B + (double)32768*B + (double)9216), convirt_image_vjp_k648_conv2d_input_grad(A + 38062240, A + 38062240 + 262144*B, (real *)P + 384, A + 0, B)); /* %912 conv2d_input_grad [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(344, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)131072*B), convirt_image_vjp_k649_conv2d_weight_grad(A + 5308416, A + 38062240 + 262144*B, A + 38062240 + 917504*B, A + 0, B)); /* %913 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(345, (double)393216*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B + (double)131072*B), seg_finetune_k916_fused_mul_add_step(A + 38062240 + 262144*B, A + 38062240 + 131072*B, A + 38062240, A + 38062240 + 786432*B, B)); /* %916 fused:mul_add_step [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
+    CALL(346, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), convirt_image_vjp_k652_sum(A + 0, A + 38062240 + 262144*B, B)); /* %917 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(347, (double)131072, sizeof(real)*((double)2048 + (double)131072), convirt_image_vjp_k654_sum(A + 5317632, A + 0)); /* %919 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(348, (double)2048, sizeof(real)*((double)32 + (double)2048), convirt_image_vjp_k655_sum(A + 5378080, A + 5317632)); /* %920 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(349, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), convirt_image_vjp_k657_mul(A + 38062240 + 393216*B, A + 38062240 + 262144*B, (real *)P + 320, B)); /* %922 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(350, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), convirt_image_vjp_k658_mul(A + 38062240, A + 38062240 + 262144*B, A + 38062240 + 655360*B, B)); /* %923 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(351, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), convirt_image_vjp_k652_sum(A + 0, A + 38062240, B)); /* %924 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(352, (double)131072, sizeof(real)*((double)2048 + (double)131072), convirt_image_vjp_k654_sum(A + 5317632, A + 0)); /* %926 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(353, (double)2048, sizeof(real)*((double)32 + (double)2048), convirt_image_vjp_k655_sum(A + 5378112, A + 5317632)); /* %927 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(354, (double)262184*B, sizeof(real)*((double)8*B + (double)131072*B + (double)131072*B + (double)8*B), convirt_image_vjp_k672_fused_scale_mul_sum_mul(A + 38062240 + 2420736*B, A + 38062240 + 393216*B, A + 38062240 + 524288*B, A + 38062240 + 2424832*B, B)); /* %937 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(355, (double)655360*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B + (double)8*B + (double)131072*B), convirt_image_vjp_k676_fused_add_mul_mul_id(A + 38062240, A + 38062240 + 393216*B, A + 38062240 + 2424832*B, A + 38062240 + 2420736*B, A + 38062240 + 524288*B, B)); /* %941 fused:add_mul_mul_id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(356, (double)262152*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_vjp_k679_fused_scale_sum_neg(A + 38062240 + 262144*B, A + 38062240, B)); /* %944 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(357, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_vjp_k681_fused_add_id(A + 38062240 + 131072*B, A + 38062240, A + 38062240 + 262144*B, B)); /* %946 fused:add_id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(358, (double)131072*B, sizeof(real)*((double)32*B + (double)131072*B), convirt_image_vjp_k684_sum(A + 38062240, A + 38062240 + 131072*B, B)); /* %949 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(359, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k567_sum(A + 5378144, A + 38062240, B)); /* %950 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(360, (double)2359296*B, sizeof(real)*((double)288 + (double)131072*B + (double)4096*B), convirt_image_vjp_k688_conv2d_weight_grad(A + 5317632, A + 38062240 + 131072*B, A + 38062240 + 2416640*B, A + 0, B)); /* %953 conv2d_weight_grad [32,1,3,3]  graphs/lib/image_encoder.lua:6 */
+    memcpy(grads + 0, A + 5317632, sizeof(real)*288); /* d loss / d image.stem.weight */
+    memcpy(grads + 288, A + 5378144, sizeof(real)*32); /* d loss / d image.stem.bias */
+    memcpy(grads + 320, A + 5378112, sizeof(real)*32); /* d loss / d image.stem_gn.weight */
+    memcpy(grads + 352, A + 5378080, sizeof(real)*32); /* d loss / d image.stem_gn.bias */
+    memcpy(grads + 384, A + 5308416, sizeof(real)*9216); /* d loss / d image.stage1.down.weight */
+    memcpy(grads + 9600, A + 5378048, sizeof(real)*32); /* d loss / d image.stage1.down.bias */
+    memcpy(grads + 9632, A + 8958880, sizeof(real)*32); /* d loss / d image.stage1.gn.weight */
+    memcpy(grads + 9664, A + 8958848, sizeof(real)*32); /* d loss / d image.stage1.gn.bias */
+    memcpy(grads + 9696, A + 5368832, sizeof(real)*9216); /* d loss / d image.stage1.res.conv1.weight */
+    memcpy(grads + 18912, A + 8958816, sizeof(real)*32); /* d loss / d image.stage1.res.conv1.bias */
+    memcpy(grads + 18944, A + 8958784, sizeof(real)*32); /* d loss / d image.stage1.res.gn1.weight */
+    memcpy(grads + 18976, A + 8958752, sizeof(real)*32); /* d loss / d image.stage1.res.gn1.bias */
+    memcpy(grads + 19008, A + 5359616, sizeof(real)*9216); /* d loss / d image.stage1.res.conv2.weight */
+    memcpy(grads + 28224, A + 8958720, sizeof(real)*32); /* d loss / d image.stage1.res.conv2.bias */
+    memcpy(grads + 28256, A + 8958688, sizeof(real)*32); /* d loss / d image.stage1.res.gn2.weight */
+    memcpy(grads + 28288, A + 8958656, sizeof(real)*32); /* d loss / d image.stage1.res.gn2.bias */
+    memcpy(grads + 28320, A + 5341184, sizeof(real)*18432); /* d loss / d image.stage2.down.weight */
+    memcpy(grads + 46752, A + 8958592, sizeof(real)*64); /* d loss / d image.stage2.down.bias */
+    memcpy(grads + 46816, A + 8958528, sizeof(real)*64); /* d loss / d image.stage2.gn.weight */
+    memcpy(grads + 46880, A + 8958464, sizeof(real)*64); /* d loss / d image.stage2.gn.bias */
+    memcpy(grads + 46944, A + 5271552, sizeof(real)*36864); /* d loss / d image.stage2.res.conv1.weight */
+    memcpy(grads + 83808, A + 8958400, sizeof(real)*64); /* d loss / d image.stage2.res.conv1.bias */
+    memcpy(grads + 83872, A + 8958336, sizeof(real)*64); /* d loss / d image.stage2.res.gn1.weight */
+    memcpy(grads + 83936, A + 8958272, sizeof(real)*64); /* d loss / d image.stage2.res.gn1.bias */
+    memcpy(grads + 84000, A + 5234688, sizeof(real)*36864); /* d loss / d image.stage2.res.conv2.weight */
+    memcpy(grads + 120864, A + 8958208, sizeof(real)*64); /* d loss / d image.stage2.res.conv2.bias */
+    memcpy(grads + 120928, A + 8958144, sizeof(real)*64); /* d loss / d image.stage2.res.gn2.weight */
+    memcpy(grads + 120992, A + 8958080, sizeof(real)*64); /* d loss / d image.stage2.res.gn2.bias */
+    memcpy(grads + 121056, A + 5160960, sizeof(real)*73728); /* d loss / d image.stage3.down.weight */
+    memcpy(grads + 194784, A + 5379968, sizeof(real)*128); /* d loss / d image.stage3.down.bias */
+    memcpy(grads + 194912, A + 5379840, sizeof(real)*128); /* d loss / d image.stage3.gn.weight */
+    memcpy(grads + 195040, A + 5379712, sizeof(real)*128); /* d loss / d image.stage3.gn.bias */
+    memcpy(grads + 195168, A + 5013504, sizeof(real)*147456); /* d loss / d image.stage3.res.conv1.weight */
+    memcpy(grads + 342624, A + 5379584, sizeof(real)*128); /* d loss / d image.stage3.res.conv1.bias */
+    memcpy(grads + 342752, A + 5379456, sizeof(real)*128); /* d loss / d image.stage3.res.gn1.weight */
+    memcpy(grads + 342880, A + 5379328, sizeof(real)*128); /* d loss / d image.stage3.res.gn1.bias */
+    memcpy(grads + 343008, A + 4866048, sizeof(real)*147456); /* d loss / d image.stage3.res.conv2.weight */
+    memcpy(grads + 490464, A + 5379200, sizeof(real)*128); /* d loss / d image.stage3.res.conv2.bias */
+    memcpy(grads + 490592, A + 8957952, sizeof(real)*128); /* d loss / d image.stage3.res.gn2.weight */
+    memcpy(grads + 490720, A + 5379072, sizeof(real)*128); /* d loss / d image.stage3.res.gn2.bias */
     memset(grads + 490848, 0, sizeof(real)*16384); /* image.region_proj.weight: the loss does not depend on it */
     memset(grads + 507232, 0, sizeof(real)*128); /* image.region_proj.bias: the loss does not depend on it */
     memset(grads + 507360, 0, sizeof(real)*16384); /* image.global_proj.weight: the loss does not depend on it */
     memset(grads + 523744, 0, sizeof(real)*128); /* image.global_proj.bias: the loss does not depend on it */
-    memcpy(grads + 523872, A + 425984, sizeof(real)*110592); /* d loss / d seg.dec2.conv.weight */
-    memcpy(grads + 634464, A + 779520, sizeof(real)*64); /* d loss / d seg.dec2.conv.bias */
-    memcpy(grads + 634528, A + 779456, sizeof(real)*64); /* d loss / d seg.dec2.gn.weight */
-    memcpy(grads + 634592, A + 779392, sizeof(real)*64); /* d loss / d seg.dec2.gn.bias */
-    memcpy(grads + 634656, A + 684032, sizeof(real)*27648); /* d loss / d seg.dec1.conv.weight */
-    memcpy(grads + 662304, A + 780352, sizeof(real)*32); /* d loss / d seg.dec1.conv.bias */
-    memcpy(grads + 662336, A + 780320, sizeof(real)*32); /* d loss / d seg.dec1.gn.weight */
-    memcpy(grads + 662368, A + 780288, sizeof(real)*32); /* d loss / d seg.dec1.gn.bias */
-    memcpy(grads + 662400, A + 711680, sizeof(real)*18432); /* d loss / d seg.dec0.conv.weight */
-    memcpy(grads + 680832, A + 780256, sizeof(real)*32); /* d loss / d seg.dec0.conv.bias */
-    memcpy(grads + 680864, A + 780224, sizeof(real)*32); /* d loss / d seg.dec0.gn.weight */
-    memcpy(grads + 680896, A + 780192, sizeof(real)*32); /* d loss / d seg.dec0.gn.bias */
-    memcpy(grads + 680928, A + 780160, sizeof(real)*32); /* d loss / d seg.head.weight */
-    memcpy(grads + 680960, A + 780752, sizeof(real)*1); /* d loss / d seg.head.bias */
+    memcpy(grads + 523872, A + 8847360, sizeof(real)*110592); /* d loss / d seg.dec2.conv.weight */
+    memcpy(grads + 634464, A + 8967296, sizeof(real)*64); /* d loss / d seg.dec2.conv.bias */
+    memcpy(grads + 634528, A + 8967232, sizeof(real)*64); /* d loss / d seg.dec2.gn.weight */
+    memcpy(grads + 634592, A + 8967168, sizeof(real)*64); /* d loss / d seg.dec2.gn.bias */
+    memcpy(grads + 634656, A + 14598144, sizeof(real)*27648); /* d loss / d seg.dec1.conv.weight */
+    memcpy(grads + 662304, A + 14625856, sizeof(real)*32); /* d loss / d seg.dec1.conv.bias */
+    memcpy(grads + 662336, A + 14625824, sizeof(real)*32); /* d loss / d seg.dec1.gn.weight */
+    memcpy(grads + 662368, A + 14625792, sizeof(real)*32); /* d loss / d seg.dec1.gn.bias */
+    memcpy(grads + 662400, A + 38043648, sizeof(real)*18432); /* d loss / d seg.dec0.conv.weight */
+    memcpy(grads + 680832, A + 38062176, sizeof(real)*32); /* d loss / d seg.dec0.conv.bias */
+    memcpy(grads + 680864, A + 38062144, sizeof(real)*32); /* d loss / d seg.dec0.gn.weight */
+    memcpy(grads + 680896, A + 38062112, sizeof(real)*32); /* d loss / d seg.dec0.gn.bias */
+    memcpy(grads + 680928, A + 38062080, sizeof(real)*32); /* d loss / d seg.head.weight */
+    memcpy(grads + 680960, A + 38062224, sizeof(real)*1); /* d loss / d seg.head.bias */
 }
 
 static const real *output(const void *arena, int k, const long *dims) {
     const long B = dims[0]; (void)B;
     const real *A = arena;
     switch (k) {
-    case 0: return A + 780736; /* loss */
+    case 0: return A + 38062208; /* loss */
     default: return 0;
     }
 }

@@ -15,137 +15,96 @@
 
 #ifdef RECLF_PROFILE
 #include "profile.h"
-static reclf_prof_entry prof[128] = {
+static reclf_prof_entry prof[87] = {
     {"convirt_image_k3_fused_scale_addc", "%3 fused:scale_addc [B,1,64,64]", "graphs/lib/image_encoder.lua:19", 0, 0, 0, 0, 0},
-    {"convirt_image_k6_im2col", "%6 im2col [9,4096*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k8_matmul", "%8 matmul [32,4096*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k10_permute", "%10 permute [B,32,4096]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k13_add", "%13 map:add [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k18_fused_scale_sum", "%18 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k19_sub", "%19 map:sub [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k24_fused_rsqrt_addc_scale_sum", "%24 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k25_mul", "%25 map:mul [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k31_fused_relu_add_mul", "%31 fused:relu_add_mul [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 0, 0, 0, 0, 0},
-    {"convirt_image_k34_im2col", "%34 im2col [288,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k36_matmul", "%36 matmul [32,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k38_permute", "%38 permute [B,32,1024]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k41_add", "%41 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k46_fused_scale_sum", "%46 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k47_sub", "%47 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k52_fused_rsqrt_addc_scale_sum", "%52 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k53_mul", "%53 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k59_fused_relu_add_mul", "%59 fused:relu_add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"convirt_image_k62_im2col", "%62 im2col [288,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k36_matmul", "%64 matmul [32,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k38_permute", "%66 permute [B,32,1024]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k41_add", "%69 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k46_fused_scale_sum", "%74 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k47_sub", "%75 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k52_fused_rsqrt_addc_scale_sum", "%80 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k53_mul", "%81 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k59_fused_relu_add_mul", "%87 fused:relu_add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_image_k62_im2col", "%90 im2col [288,1024*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k36_matmul", "%92 matmul [32,1024*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k38_permute", "%94 permute [B,32,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k41_add", "%97 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k46_fused_scale_sum", "%102 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k47_sub", "%103 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k52_fused_rsqrt_addc_scale_sum", "%108 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k53_mul", "%109 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k116_fused_relu_add_add_mul", "%116 fused:relu_add_add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"convirt_image_k119_im2col", "%119 im2col [288,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k121_matmul", "%121 matmul [64,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k123_permute", "%123 permute [B,64,256]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k126_add", "%126 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k131_fused_scale_sum", "%131 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k132_sub", "%132 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k137_fused_rsqrt_addc_scale_sum", "%137 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k138_mul", "%138 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k144_fused_relu_add_mul", "%144 fused:relu_add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"convirt_image_k147_im2col", "%147 im2col [576,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k149_matmul", "%149 matmul [64,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k123_permute", "%151 permute [B,64,256]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k126_add", "%154 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k131_fused_scale_sum", "%159 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k132_sub", "%160 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k137_fused_rsqrt_addc_scale_sum", "%165 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k138_mul", "%166 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k144_fused_relu_add_mul", "%172 fused:relu_add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_image_k147_im2col", "%175 im2col [576,256*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k149_matmul", "%177 matmul [64,256*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k123_permute", "%179 permute [B,64,256]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k126_add", "%182 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k131_fused_scale_sum", "%187 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k132_sub", "%188 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k137_fused_rsqrt_addc_scale_sum", "%193 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k138_mul", "%194 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k201_fused_relu_add_add_mul", "%201 fused:relu_add_add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"convirt_image_k204_im2col", "%204 im2col [576,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k206_matmul", "%206 matmul [128,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k208_permute", "%208 permute [B,128,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k211_add", "%211 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k216_fused_scale_sum", "%216 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k217_sub", "%217 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k222_fused_rsqrt_addc_scale_sum", "%222 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k223_mul", "%223 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k229_fused_relu_add_mul", "%229 fused:relu_add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"convirt_image_k232_im2col", "%232 im2col [1152,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k234_matmul", "%234 matmul [128,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k208_permute", "%236 permute [B,128,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k211_add", "%239 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k216_fused_scale_sum", "%244 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k217_sub", "%245 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k222_fused_rsqrt_addc_scale_sum", "%250 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k223_mul", "%251 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k229_fused_relu_add_mul", "%257 fused:relu_add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_image_k232_im2col", "%260 im2col [1152,64*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k234_matmul", "%262 matmul [128,64*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k208_permute", "%264 permute [B,128,64]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k211_add", "%267 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k216_fused_scale_sum", "%272 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k217_sub", "%273 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k222_fused_rsqrt_addc_scale_sum", "%278 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k223_mul", "%279 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k286_fused_relu_add_add_mul", "%286 fused:relu_add_add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"seg_finetune_k304_id", "%307 map:id [B,128,8,2,8,2]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
-    {"seg_finetune_k306_concat", "%309 concat [B,192,16,16]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
-    {"seg_finetune_k309_im2col", "%312 im2col [1728,256*B]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
-    {"seg_finetune_k311_matmul", "%314 matmul [64,256*B]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_image_k123_permute", "%316 permute [B,64,256]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_image_k126_add", "%319 map:add [B,64,16,16]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_image_k131_fused_scale_sum", "%324 fused:scale_sum [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"convirt_image_k132_sub", "%325 map:sub [B,8,2048]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"convirt_image_k137_fused_rsqrt_addc_scale_sum", "%330 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"convirt_image_k138_mul", "%331 map:mul [B,8,2048]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"convirt_image_k144_fused_relu_add_mul", "%337 fused:relu_add_mul [B,64,16,16]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"seg_finetune_k336_id", "%339 map:id [B,64,16,2,16,2]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
-    {"seg_finetune_k338_concat", "%341 concat [B,96,32,32]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
-    {"seg_finetune_k341_im2col", "%344 im2col [864,1024*B]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
-    {"seg_finetune_k343_matmul", "%346 matmul [32,1024*B]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_image_k38_permute", "%348 permute [B,32,1024]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_image_k41_add", "%351 map:add [B,32,32,32]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_image_k46_fused_scale_sum", "%356 fused:scale_sum [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"convirt_image_k47_sub", "%357 map:sub [B,8,4096]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"convirt_image_k52_fused_rsqrt_addc_scale_sum", "%362 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"convirt_image_k53_mul", "%363 map:mul [B,8,4096]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"convirt_image_k59_fused_relu_add_mul", "%369 fused:relu_add_mul [B,32,32,32]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"seg_finetune_k368_id", "%371 map:id [B,32,32,2,32,2]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
-    {"seg_finetune_k370_concat", "%373 concat [B,64,64,64]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
-    {"seg_finetune_k373_im2col", "%376 im2col [576,4096*B]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
-    {"seg_finetune_k375_matmul", "%378 matmul [32,4096*B]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_image_k10_permute", "%380 permute [B,32,4096]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_image_k13_add", "%383 map:add [B,32,64,64]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_image_k18_fused_scale_sum", "%388 fused:scale_sum [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"convirt_image_k19_sub", "%389 map:sub [B,8,16384]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"convirt_image_k24_fused_rsqrt_addc_scale_sum", "%394 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"convirt_image_k25_mul", "%395 map:mul [B,8,16384]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"convirt_image_k31_fused_relu_add_mul", "%401 fused:relu_add_mul [B,32,64,64]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"seg_finetune_k401_im2col", "%404 im2col [32,4096*B]", "graphs/seg.lua:58", 0, 0, 0, 0, 0},
-    {"seg_finetune_k403_matmul", "%406 matmul [1,4096*B]", "graphs/seg.lua:58", 0, 0, 0, 0, 0},
-    {"seg_finetune_k405_permute", "%408 permute [B,1,4096]", "graphs/seg.lua:58", 0, 0, 0, 0, 0},
-    {"seg_predict_k412_fused_sigmoid_add", "%412 fused:sigmoid_add [B,1,64,64]", "graphs/seg.lua:58", 0, 0, 0, 0, 0},
+    {"convirt_image_k6_conv2d", "%6 conv2d [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k11_fused_scale_sum", "%11 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k12_sub", "%12 map:sub [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k17_fused_rsqrt_addc_scale_sum", "%17 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k18_mul", "%18 map:mul [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k24_fused_relu_add_mul", "%24 fused:relu_add_mul [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 0, 0, 0, 0, 0},
+    {"convirt_image_k27_conv2d", "%27 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k32_fused_scale_sum", "%32 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k33_sub", "%33 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k38_fused_rsqrt_addc_scale_sum", "%38 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k39_mul", "%39 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k45_fused_relu_add_mul", "%45 fused:relu_add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"convirt_image_k48_conv2d", "%48 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k32_fused_scale_sum", "%53 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k33_sub", "%54 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k38_fused_rsqrt_addc_scale_sum", "%59 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k39_mul", "%60 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k45_fused_relu_add_mul", "%66 fused:relu_add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_image_k48_conv2d", "%69 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k32_fused_scale_sum", "%74 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k33_sub", "%75 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k38_fused_rsqrt_addc_scale_sum", "%80 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k39_mul", "%81 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k88_fused_relu_add_add_mul", "%88 fused:relu_add_add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"convirt_image_k91_conv2d", "%91 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k96_fused_scale_sum", "%96 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k97_sub", "%97 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k102_fused_rsqrt_addc_scale_sum", "%102 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k103_mul", "%103 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k109_fused_relu_add_mul", "%109 fused:relu_add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"convirt_image_k112_conv2d", "%112 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k96_fused_scale_sum", "%117 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k97_sub", "%118 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k102_fused_rsqrt_addc_scale_sum", "%123 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k103_mul", "%124 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k109_fused_relu_add_mul", "%130 fused:relu_add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_image_k112_conv2d", "%133 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k96_fused_scale_sum", "%138 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k97_sub", "%139 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k102_fused_rsqrt_addc_scale_sum", "%144 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k103_mul", "%145 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k152_fused_relu_add_add_mul", "%152 fused:relu_add_add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"convirt_image_k155_conv2d", "%155 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k160_fused_scale_sum", "%160 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k161_sub", "%161 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k166_fused_rsqrt_addc_scale_sum", "%166 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k167_mul", "%167 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k173_fused_relu_add_mul", "%173 fused:relu_add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"convirt_image_k176_conv2d", "%176 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k160_fused_scale_sum", "%181 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k161_sub", "%182 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k166_fused_rsqrt_addc_scale_sum", "%187 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k167_mul", "%188 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k173_fused_relu_add_mul", "%194 fused:relu_add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_image_k176_conv2d", "%197 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k160_fused_scale_sum", "%202 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k161_sub", "%203 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k166_fused_rsqrt_addc_scale_sum", "%208 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k167_mul", "%209 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k216_fused_relu_add_add_mul", "%216 fused:relu_add_add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"seg_finetune_k234_id", "%237 map:id [B,128,8,2,8,2]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
+    {"seg_finetune_k236_concat", "%239 concat [B,192,16,16]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
+    {"seg_finetune_k239_conv2d", "%242 conv2d [B,64,16,16]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_image_k96_fused_scale_sum", "%247 fused:scale_sum [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_image_k97_sub", "%248 map:sub [B,8,2048]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_image_k102_fused_rsqrt_addc_scale_sum", "%253 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_image_k103_mul", "%254 map:mul [B,8,2048]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_image_k109_fused_relu_add_mul", "%260 fused:relu_add_mul [B,64,16,16]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"seg_finetune_k259_id", "%262 map:id [B,64,16,2,16,2]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
+    {"seg_finetune_k261_concat", "%264 concat [B,96,32,32]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
+    {"seg_finetune_k264_conv2d", "%267 conv2d [B,32,32,32]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_image_k32_fused_scale_sum", "%272 fused:scale_sum [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_image_k33_sub", "%273 map:sub [B,8,4096]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_image_k38_fused_rsqrt_addc_scale_sum", "%278 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_image_k39_mul", "%279 map:mul [B,8,4096]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_image_k45_fused_relu_add_mul", "%285 fused:relu_add_mul [B,32,32,32]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"seg_finetune_k284_id", "%287 map:id [B,32,32,2,32,2]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
+    {"seg_finetune_k286_concat", "%289 concat [B,64,64,64]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
+    {"seg_finetune_k289_conv2d", "%292 conv2d [B,32,64,64]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_image_k11_fused_scale_sum", "%297 fused:scale_sum [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_image_k12_sub", "%298 map:sub [B,8,16384]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_image_k17_fused_rsqrt_addc_scale_sum", "%303 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_image_k18_mul", "%304 map:mul [B,8,16384]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_image_k24_fused_relu_add_mul", "%310 fused:relu_add_mul [B,32,64,64]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"seg_finetune_k310_conv2d", "%313 conv2d [B,1,64,64]", "graphs/seg.lua:58", 0, 0, 0, 0, 0},
+    {"seg_finetune_k328_sigmoid", "%314 map:sigmoid [B,1,64,64]", "graphs/seg.lua:58", 0, 0, 0, 0, 0},
 };
-const reclf_prof_table reclf_profile_seg_predict = {128, prof};
+const reclf_prof_table reclf_profile_seg_predict = {87, prof};
 #define CALL(i, fl, by, call) do { double t0_ = reclf_prof_now(); call; prof[i].seconds += reclf_prof_now() - t0_; \
     prof[i].calls++; prof[i].flops += (fl); prof[i].bytes += (double)(by); } while (0)
 #else
@@ -154,140 +113,99 @@ const reclf_prof_table reclf_profile_seg_predict = {128, prof};
 
 static size_t arena_bytes(const long *dims) {
     const long B = dims[0]; (void)B;
-    return sizeof(real) * (size_t)(2621440*B);
+    return sizeof(real) * (size_t)(37748736 + 524288*B);
 }
 
 static void forward(void *arena, const real *P, void *const *inputs, const long *dims) {
     const long B = dims[0]; (void)B;
     real *A = arena; (void)A; (void)P; (void)inputs;
-    CALL(0, (double)8192*B, sizeof(real)*((double)4096*B + (double)4096*B), convirt_image_k3_fused_scale_addc(A + 0, (real *)inputs[0], B)); /* %3 fused:scale_addc [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
-    CALL(1, 0, sizeof(real)*((double)36864*B + (double)4096*B), convirt_image_k6_im2col(A + 131072*B, A + 0, B)); /* %6 im2col [9,4096*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(2, (double)2359296*B, sizeof(real)*((double)131072*B + (double)288 + (double)36864*B), convirt_image_k8_matmul(A + 0, (real *)P + 0, A + 131072*B, B)); /* %8 matmul [32,4096*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(3, 0, sizeof(real)*((double)131072*B + (double)131072*B), convirt_image_k10_permute(A + 131072*B, A + 0, B)); /* %10 permute [B,32,4096]  graphs/lib/image_encoder.lua:6 */
-    CALL(4, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), convirt_image_k13_add(A + 0, A + 131072*B, (real *)P + 288, B)); /* %13 map:add [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(5, (double)131080*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_k18_fused_scale_sum(A + 262144*B, A + 0, B)); /* %18 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(6, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_k19_sub(A + 131072*B, A + 0, A + 262144*B, B)); /* %19 map:sub [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(7, (double)262168*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_k24_fused_rsqrt_addc_scale_sum(A + 262144*B, A + 131072*B, B)); /* %24 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(8, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_k25_mul(A + 0, A + 131072*B, A + 262144*B, B)); /* %25 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(9, (double)393216*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32 + (double)32), convirt_image_k31_fused_relu_add_mul(A + 884736*B, A + 0, (real *)P + 320, (real *)P + 352, B)); /* %31 fused:relu_add_mul [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
-    CALL(10, 0, sizeof(real)*((double)294912*B + (double)131072*B), convirt_image_k34_im2col(A + 0, A + 884736*B, B)); /* %34 im2col [288,1024*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(11, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), convirt_image_k36_matmul(A + 294912*B, (real *)P + 384, A + 0, B)); /* %36 matmul [32,1024*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(12, 0, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_k38_permute(A + 0, A + 294912*B, B)); /* %38 permute [B,32,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(13, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_k41_add(A + 32768*B, A + 0, (real *)P + 9600, B)); /* %41 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(14, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k46_fused_scale_sum(A + 65536*B, A + 32768*B, B)); /* %46 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(15, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k47_sub(A + 0, A + 32768*B, A + 65536*B, B)); /* %47 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(16, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k52_fused_rsqrt_addc_scale_sum(A + 65536*B, A + 0, B)); /* %52 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(17, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k53_mul(A + 32768*B, A + 0, A + 65536*B, B)); /* %53 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(18, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_k59_fused_relu_add_mul(A + 294912*B, A + 32768*B, (real *)P + 9632, (real *)P + 9664, B)); /* %59 fused:relu_add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
-    CALL(19, 0, sizeof(real)*((double)294912*B + (double)32768*B), convirt_image_k62_im2col(A + 0, A + 294912*B, B)); /* %62 im2col [288,1024*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(20, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), convirt_image_k36_matmul(A + 327680*B, (real *)P + 9696, A + 0, B)); /* %64 matmul [32,1024*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(21, 0, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_k38_permute(A + 0, A + 327680*B, B)); /* %66 permute [B,32,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(22, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_k41_add(A + 32768*B, A + 0, (real *)P + 18912, B)); /* %69 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(23, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k46_fused_scale_sum(A + 65536*B, A + 32768*B, B)); /* %74 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(24, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k47_sub(A + 0, A + 32768*B, A + 65536*B, B)); /* %75 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(25, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k52_fused_rsqrt_addc_scale_sum(A + 65536*B, A + 0, B)); /* %80 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(26, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k53_mul(A + 32768*B, A + 0, A + 65536*B, B)); /* %81 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(27, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_k59_fused_relu_add_mul(A + 327680*B, A + 32768*B, (real *)P + 18944, (real *)P + 18976, B)); /* %87 fused:relu_add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
-    CALL(28, 0, sizeof(real)*((double)294912*B + (double)32768*B), convirt_image_k62_im2col(A + 0, A + 327680*B, B)); /* %90 im2col [288,1024*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(29, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), convirt_image_k36_matmul(A + 327680*B, (real *)P + 19008, A + 0, B)); /* %92 matmul [32,1024*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(30, 0, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_k38_permute(A + 0, A + 327680*B, B)); /* %94 permute [B,32,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(31, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_k41_add(A + 32768*B, A + 0, (real *)P + 28224, B)); /* %97 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(32, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k46_fused_scale_sum(A + 65536*B, A + 32768*B, B)); /* %102 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(33, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k47_sub(A + 0, A + 32768*B, A + 65536*B, B)); /* %103 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(34, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k52_fused_rsqrt_addc_scale_sum(A + 65536*B, A + 0, B)); /* %108 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(35, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k53_mul(A + 32768*B, A + 0, A + 65536*B, B)); /* %109 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(36, (double)131072*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_k116_fused_relu_add_add_mul(A + 491520*B, A + 294912*B, A + 32768*B, (real *)P + 28256, (real *)P + 28288, B)); /* %116 fused:relu_add_add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
-    CALL(37, 0, sizeof(real)*((double)73728*B + (double)32768*B), convirt_image_k119_im2col(A + 0, A + 491520*B, B)); /* %119 im2col [288,256*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(38, (double)9437184*B, sizeof(real)*((double)16384*B + (double)18432 + (double)73728*B), convirt_image_k121_matmul(A + 524288*B, (real *)P + 28320, A + 0, B)); /* %121 matmul [64,256*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(39, 0, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_k123_permute(A + 540672*B, A + 524288*B, B)); /* %123 permute [B,64,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(40, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_k126_add(A + 524288*B, A + 540672*B, (real *)P + 46752, B)); /* %126 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(41, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k131_fused_scale_sum(A + 557056*B, A + 524288*B, B)); /* %131 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(42, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k132_sub(A + 540672*B, A + 524288*B, A + 557056*B, B)); /* %132 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(43, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k137_fused_rsqrt_addc_scale_sum(A + 557056*B, A + 540672*B, B)); /* %137 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(44, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k138_mul(A + 524288*B, A + 540672*B, A + 557056*B, B)); /* %138 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(45, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_k144_fused_relu_add_mul(A + 147456*B, A + 524288*B, (real *)P + 46816, (real *)P + 46880, B)); /* %144 fused:relu_add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
-    CALL(46, 0, sizeof(real)*((double)147456*B + (double)16384*B), convirt_image_k147_im2col(A + 0, A + 147456*B, B)); /* %147 im2col [576,256*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(47, (double)18874368*B, sizeof(real)*((double)16384*B + (double)36864 + (double)147456*B), convirt_image_k149_matmul(A + 163840*B, (real *)P + 46944, A + 0, B)); /* %149 matmul [64,256*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(48, 0, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_k123_permute(A + 0, A + 163840*B, B)); /* %151 permute [B,64,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(49, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_k126_add(A + 16384*B, A + 0, (real *)P + 83808, B)); /* %154 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(50, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k131_fused_scale_sum(A + 32768*B, A + 16384*B, B)); /* %159 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(51, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k132_sub(A + 0, A + 16384*B, A + 32768*B, B)); /* %160 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(52, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k137_fused_rsqrt_addc_scale_sum(A + 32768*B, A + 0, B)); /* %165 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(53, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k138_mul(A + 16384*B, A + 0, A + 32768*B, B)); /* %166 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(54, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_k144_fused_relu_add_mul(A + 163840*B, A + 16384*B, (real *)P + 83872, (real *)P + 83936, B)); /* %172 fused:relu_add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
-    CALL(55, 0, sizeof(real)*((double)147456*B + (double)16384*B), convirt_image_k147_im2col(A + 0, A + 163840*B, B)); /* %175 im2col [576,256*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(56, (double)18874368*B, sizeof(real)*((double)16384*B + (double)36864 + (double)147456*B), convirt_image_k149_matmul(A + 163840*B, (real *)P + 84000, A + 0, B)); /* %177 matmul [64,256*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(57, 0, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_k123_permute(A + 0, A + 163840*B, B)); /* %179 permute [B,64,256]  graphs/lib/image_encoder.lua:13 */
-    CALL(58, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_k126_add(A + 16384*B, A + 0, (real *)P + 120864, B)); /* %182 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(59, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k131_fused_scale_sum(A + 32768*B, A + 16384*B, B)); /* %187 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(60, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k132_sub(A + 0, A + 16384*B, A + 32768*B, B)); /* %188 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(61, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k137_fused_rsqrt_addc_scale_sum(A + 32768*B, A + 0, B)); /* %193 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(62, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k138_mul(A + 16384*B, A + 0, A + 32768*B, B)); /* %194 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(63, (double)65536*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_k201_fused_relu_add_add_mul(A + 73728*B, A + 147456*B, A + 16384*B, (real *)P + 120928, (real *)P + 120992, B)); /* %201 fused:relu_add_add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
-    CALL(64, 0, sizeof(real)*((double)36864*B + (double)16384*B), convirt_image_k204_im2col(A + 0, A + 73728*B, B)); /* %204 im2col [576,64*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(65, (double)9437184*B, sizeof(real)*((double)8192*B + (double)73728 + (double)36864*B), convirt_image_k206_matmul(A + 36864*B, (real *)P + 121056, A + 0, B)); /* %206 matmul [128,64*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(66, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k208_permute(A + 45056*B, A + 36864*B, B)); /* %208 permute [B,128,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(67, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_k211_add(A + 53248*B, A + 45056*B, (real *)P + 194784, B)); /* %211 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(68, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k216_fused_scale_sum(A + 69632*B, A + 53248*B, B)); /* %216 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(69, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k217_sub(A + 61440*B, A + 53248*B, A + 69632*B, B)); /* %217 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(70, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k222_fused_rsqrt_addc_scale_sum(A + 69632*B, A + 61440*B, B)); /* %222 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(71, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k223_mul(A + 0, A + 61440*B, A + 69632*B, B)); /* %223 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(72, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_k229_fused_relu_add_mul(A + 524288*B, A + 0, (real *)P + 194912, (real *)P + 195040, B)); /* %229 fused:relu_add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
-    CALL(73, 0, sizeof(real)*((double)73728*B + (double)8192*B), convirt_image_k232_im2col(A + 0, A + 524288*B, B)); /* %232 im2col [1152,64*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(74, (double)18874368*B, sizeof(real)*((double)8192*B + (double)147456 + (double)73728*B), convirt_image_k234_matmul(A + 532480*B, (real *)P + 195168, A + 0, B)); /* %234 matmul [128,64*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(75, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k208_permute(A + 0, A + 532480*B, B)); /* %236 permute [B,128,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(76, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_k211_add(A + 8192*B, A + 0, (real *)P + 342624, B)); /* %239 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(77, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k216_fused_scale_sum(A + 16384*B, A + 8192*B, B)); /* %244 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(78, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k217_sub(A + 0, A + 8192*B, A + 16384*B, B)); /* %245 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(79, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k222_fused_rsqrt_addc_scale_sum(A + 16384*B, A + 0, B)); /* %250 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(80, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k223_mul(A + 8192*B, A + 0, A + 16384*B, B)); /* %251 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(81, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_k229_fused_relu_add_mul(A + 532480*B, A + 8192*B, (real *)P + 342752, (real *)P + 342880, B)); /* %257 fused:relu_add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
-    CALL(82, 0, sizeof(real)*((double)73728*B + (double)8192*B), convirt_image_k232_im2col(A + 0, A + 532480*B, B)); /* %260 im2col [1152,64*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(83, (double)18874368*B, sizeof(real)*((double)8192*B + (double)147456 + (double)73728*B), convirt_image_k234_matmul(A + 532480*B, (real *)P + 343008, A + 0, B)); /* %262 matmul [128,64*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(84, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k208_permute(A + 0, A + 532480*B, B)); /* %264 permute [B,128,64]  graphs/lib/image_encoder.lua:13 */
-    CALL(85, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_k211_add(A + 8192*B, A + 0, (real *)P + 490464, B)); /* %267 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(86, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k216_fused_scale_sum(A + 16384*B, A + 8192*B, B)); /* %272 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(87, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k217_sub(A + 0, A + 8192*B, A + 16384*B, B)); /* %273 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(88, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k222_fused_rsqrt_addc_scale_sum(A + 16384*B, A + 0, B)); /* %278 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(89, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k223_mul(A + 8192*B, A + 0, A + 16384*B, B)); /* %279 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(90, (double)32768*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_k286_fused_relu_add_add_mul(A + 0, A + 524288*B, A + 8192*B, (real *)P + 490592, (real *)P + 490720, B)); /* %286 fused:relu_add_add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
-    CALL(91, (double)32768*B, sizeof(real)*((double)32768*B + (double)8192*B), seg_finetune_k304_id(A + 524288*B, A + 0, B)); /* %307 map:id [B,128,8,2,8,2]  graphs/lib/unet.lua:15 */
-    CALL(92, 0, sizeof(real)*((double)49152*B + (double)32768*B + (double)16384*B), seg_finetune_k306_concat(A + 442368*B, A + 524288*B, A + 73728*B, B)); /* %309 concat [B,192,16,16]  graphs/lib/unet.lua:15 */
-    CALL(93, 0, sizeof(real)*((double)442368*B + (double)49152*B), seg_finetune_k309_im2col(A + 0, A + 442368*B, B)); /* %312 im2col [1728,256*B]  graphs/lib/unet.lua:16 */
-    CALL(94, (double)56623104*B, sizeof(real)*((double)16384*B + (double)110592 + (double)442368*B), seg_finetune_k311_matmul(A + 442368*B, (real *)P + 523872, A + 0, B)); /* %314 matmul [64,256*B]  graphs/lib/unet.lua:16 */
-    CALL(95, 0, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_k123_permute(A + 458752*B, A + 442368*B, B)); /* %316 permute [B,64,256]  graphs/lib/unet.lua:16 */
-    CALL(96, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_k126_add(A + 475136*B, A + 458752*B, (real *)P + 634464, B)); /* %319 map:add [B,64,16,16]  graphs/lib/unet.lua:16 */
-    CALL(97, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k131_fused_scale_sum(A + 540672*B, A + 475136*B, B)); /* %324 fused:scale_sum [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(98, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k132_sub(A + 524288*B, A + 475136*B, A + 540672*B, B)); /* %325 map:sub [B,8,2048]  graphs/lib/unet.lua:17 */
-    CALL(99, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k137_fused_rsqrt_addc_scale_sum(A + 557056*B, A + 524288*B, B)); /* %330 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(100, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k138_mul(A + 540672*B, A + 524288*B, A + 557056*B, B)); /* %331 map:mul [B,8,2048]  graphs/lib/unet.lua:17 */
-    CALL(101, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_k144_fused_relu_add_mul(A + 524288*B, A + 540672*B, (real *)P + 634528, (real *)P + 634592, B)); /* %337 fused:relu_add_mul [B,64,16,16]  graphs/lib/unet.lua:17 */
-    CALL(102, (double)65536*B, sizeof(real)*((double)65536*B + (double)16384*B), seg_finetune_k336_id(A + 0, A + 524288*B, B)); /* %339 map:id [B,64,16,2,16,2]  graphs/lib/unet.lua:15 */
-    CALL(103, 0, sizeof(real)*((double)98304*B + (double)65536*B + (double)32768*B), seg_finetune_k338_concat(A + 1015808*B, A + 0, A + 491520*B, B)); /* %341 concat [B,96,32,32]  graphs/lib/unet.lua:15 */
-    CALL(104, 0, sizeof(real)*((double)884736*B + (double)98304*B), seg_finetune_k341_im2col(A + 0, A + 1015808*B, B)); /* %344 im2col [864,1024*B]  graphs/lib/unet.lua:16 */
-    CALL(105, (double)56623104*B, sizeof(real)*((double)32768*B + (double)27648 + (double)884736*B), seg_finetune_k343_matmul(A + 1015808*B, (real *)P + 634656, A + 0, B)); /* %346 matmul [32,1024*B]  graphs/lib/unet.lua:16 */
-    CALL(106, 0, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_k38_permute(A + 0, A + 1015808*B, B)); /* %348 permute [B,32,1024]  graphs/lib/unet.lua:16 */
-    CALL(107, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_k41_add(A + 32768*B, A + 0, (real *)P + 662304, B)); /* %351 map:add [B,32,32,32]  graphs/lib/unet.lua:16 */
-    CALL(108, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k46_fused_scale_sum(A + 65536*B, A + 32768*B, B)); /* %356 fused:scale_sum [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(109, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k47_sub(A + 0, A + 32768*B, A + 65536*B, B)); /* %357 map:sub [B,8,4096]  graphs/lib/unet.lua:17 */
-    CALL(110, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k52_fused_rsqrt_addc_scale_sum(A + 65536*B, A + 0, B)); /* %362 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(111, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k53_mul(A + 32768*B, A + 0, A + 65536*B, B)); /* %363 map:mul [B,8,4096]  graphs/lib/unet.lua:17 */
-    CALL(112, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_k59_fused_relu_add_mul(A + 131072*B, A + 32768*B, (real *)P + 662336, (real *)P + 662368, B)); /* %369 fused:relu_add_mul [B,32,32,32]  graphs/lib/unet.lua:17 */
-    CALL(113, (double)131072*B, sizeof(real)*((double)131072*B + (double)32768*B), seg_finetune_k368_id(A + 0, A + 131072*B, B)); /* %371 map:id [B,32,32,2,32,2]  graphs/lib/unet.lua:15 */
-    CALL(114, 0, sizeof(real)*((double)262144*B + (double)131072*B + (double)131072*B), seg_finetune_k370_concat(A + 2359296*B, A + 0, A + 884736*B, B)); /* %373 concat [B,64,64,64]  graphs/lib/unet.lua:15 */
-    CALL(115, 0, sizeof(real)*((double)2359296*B + (double)262144*B), seg_finetune_k373_im2col(A + 0, A + 2359296*B, B)); /* %376 im2col [576,4096*B]  graphs/lib/unet.lua:16 */
-    CALL(116, (double)150994944*B, sizeof(real)*((double)131072*B + (double)18432 + (double)2359296*B), seg_finetune_k375_matmul(A + 2359296*B, (real *)P + 662400, A + 0, B)); /* %378 matmul [32,4096*B]  graphs/lib/unet.lua:16 */
-    CALL(117, 0, sizeof(real)*((double)131072*B + (double)131072*B), convirt_image_k10_permute(A + 0, A + 2359296*B, B)); /* %380 permute [B,32,4096]  graphs/lib/unet.lua:16 */
-    CALL(118, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), convirt_image_k13_add(A + 131072*B, A + 0, (real *)P + 680832, B)); /* %383 map:add [B,32,64,64]  graphs/lib/unet.lua:16 */
-    CALL(119, (double)131080*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_k18_fused_scale_sum(A + 262144*B, A + 131072*B, B)); /* %388 fused:scale_sum [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(120, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_k19_sub(A + 0, A + 131072*B, A + 262144*B, B)); /* %389 map:sub [B,8,16384]  graphs/lib/unet.lua:17 */
-    CALL(121, (double)262168*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_k24_fused_rsqrt_addc_scale_sum(A + 262144*B, A + 0, B)); /* %394 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(122, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_k25_mul(A + 131072*B, A + 0, A + 262144*B, B)); /* %395 map:mul [B,8,16384]  graphs/lib/unet.lua:17 */
-    CALL(123, (double)393216*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32 + (double)32), convirt_image_k31_fused_relu_add_mul(A + 0, A + 131072*B, (real *)P + 680864, (real *)P + 680896, B)); /* %401 fused:relu_add_mul [B,32,64,64]  graphs/lib/unet.lua:17 */
-    CALL(124, 0, sizeof(real)*((double)131072*B + (double)131072*B), seg_finetune_k401_im2col(A + 131072*B, A + 0, B)); /* %404 im2col [32,4096*B]  graphs/seg.lua:58 */
-    CALL(125, (double)262144*B, sizeof(real)*((double)4096*B + (double)32 + (double)131072*B), seg_finetune_k403_matmul(A + 0, (real *)P + 680928, A + 131072*B, B)); /* %406 matmul [1,4096*B]  graphs/seg.lua:58 */
-    CALL(126, 0, sizeof(real)*((double)4096*B + (double)4096*B), seg_finetune_k405_permute(A + 4096*B, A + 0, B)); /* %408 permute [B,1,4096]  graphs/seg.lua:58 */
-    CALL(127, (double)8192*B, sizeof(real)*((double)4096*B + (double)4096*B + (double)1), seg_predict_k412_fused_sigmoid_add(A + 0, A + 4096*B, (real *)P + 680960, B)); /* %412 fused:sigmoid_add [B,1,64,64]  graphs/seg.lua:58 */
+    CALL(0, (double)8192*B, sizeof(real)*((double)4096*B + (double)4096*B), convirt_image_k3_fused_scale_addc(A + 37748736 + 131072*B, (real *)inputs[0], B)); /* %3 fused:scale_addc [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
+    CALL(1, (double)2359296*B, sizeof(real)*((double)131072*B + (double)4096*B + (double)288 + (double)32), convirt_image_k6_conv2d(A + 37748736, A + 37748736 + 131072*B, (real *)P + 0, (real *)P + 288, A + 0, B)); /* %6 conv2d [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(2, (double)131080*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_k11_fused_scale_sum(A + 37748736 + 262144*B, A + 37748736, B)); /* %11 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(3, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_k12_sub(A + 37748736 + 131072*B, A + 37748736, A + 37748736 + 262144*B, B)); /* %12 map:sub [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(4, (double)262168*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_k17_fused_rsqrt_addc_scale_sum(A + 37748736 + 262144*B, A + 37748736 + 131072*B, B)); /* %17 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(5, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_k18_mul(A + 37748736, A + 37748736 + 131072*B, A + 37748736 + 262144*B, B)); /* %18 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(6, (double)393216*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32 + (double)32), convirt_image_k24_fused_relu_add_mul(A + 37748736 + 262144*B, A + 37748736, (real *)P + 320, (real *)P + 352, B)); /* %24 fused:relu_add_mul [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
+    CALL(7, (double)18874368*B, sizeof(real)*((double)32768*B + (double)131072*B + (double)9216 + (double)32), convirt_image_k27_conv2d(A + 37748736, A + 37748736 + 262144*B, (real *)P + 384, (real *)P + 9600, A + 0, B)); /* %27 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(8, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k32_fused_scale_sum(A + 37748736 + 65536*B, A + 37748736, B)); /* %32 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(9, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k33_sub(A + 37748736 + 32768*B, A + 37748736, A + 37748736 + 65536*B, B)); /* %33 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(10, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k38_fused_rsqrt_addc_scale_sum(A + 37748736 + 65536*B, A + 37748736 + 32768*B, B)); /* %38 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(11, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k39_mul(A + 37748736, A + 37748736 + 32768*B, A + 37748736 + 65536*B, B)); /* %39 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(12, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_k45_fused_relu_add_mul(A + 37748736 + 32768*B, A + 37748736, (real *)P + 9632, (real *)P + 9664, B)); /* %45 fused:relu_add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
+    CALL(13, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216 + (double)32), convirt_image_k48_conv2d(A + 37748736, A + 37748736 + 32768*B, (real *)P + 9696, (real *)P + 18912, A + 0, B)); /* %48 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(14, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k32_fused_scale_sum(A + 37748736 + 98304*B, A + 37748736, B)); /* %53 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(15, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k33_sub(A + 37748736 + 65536*B, A + 37748736, A + 37748736 + 98304*B, B)); /* %54 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(16, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k38_fused_rsqrt_addc_scale_sum(A + 37748736 + 98304*B, A + 37748736 + 65536*B, B)); /* %59 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(17, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k39_mul(A + 37748736, A + 37748736 + 65536*B, A + 37748736 + 98304*B, B)); /* %60 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(18, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_k45_fused_relu_add_mul(A + 37748736 + 65536*B, A + 37748736, (real *)P + 18944, (real *)P + 18976, B)); /* %66 fused:relu_add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
+    CALL(19, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216 + (double)32), convirt_image_k48_conv2d(A + 37748736, A + 37748736 + 65536*B, (real *)P + 19008, (real *)P + 28224, A + 0, B)); /* %69 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(20, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k32_fused_scale_sum(A + 37748736 + 98304*B, A + 37748736, B)); /* %74 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(21, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k33_sub(A + 37748736 + 65536*B, A + 37748736, A + 37748736 + 98304*B, B)); /* %75 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(22, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k38_fused_rsqrt_addc_scale_sum(A + 37748736 + 98304*B, A + 37748736 + 65536*B, B)); /* %80 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(23, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k39_mul(A + 37748736, A + 37748736 + 65536*B, A + 37748736 + 98304*B, B)); /* %81 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(24, (double)131072*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_k88_fused_relu_add_add_mul(A + 37748736 + 163840*B, A + 37748736 + 32768*B, A + 37748736, (real *)P + 28256, (real *)P + 28288, B)); /* %88 fused:relu_add_add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
+    CALL(25, (double)9437184*B, sizeof(real)*((double)16384*B + (double)32768*B + (double)18432 + (double)64), convirt_image_k91_conv2d(A + 37748736 + 196608*B, A + 37748736 + 163840*B, (real *)P + 28320, (real *)P + 46752, A + 0, B)); /* %91 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(26, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k96_fused_scale_sum(A + 37748736 + 229376*B, A + 37748736 + 196608*B, B)); /* %96 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(27, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k97_sub(A + 37748736 + 212992*B, A + 37748736 + 196608*B, A + 37748736 + 229376*B, B)); /* %97 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(28, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k102_fused_rsqrt_addc_scale_sum(A + 37748736 + 229376*B, A + 37748736 + 212992*B, B)); /* %102 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(29, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k103_mul(A + 37748736 + 196608*B, A + 37748736 + 212992*B, A + 37748736 + 229376*B, B)); /* %103 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(30, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_k109_fused_relu_add_mul(A + 37748736 + 212992*B, A + 37748736 + 196608*B, (real *)P + 46816, (real *)P + 46880, B)); /* %109 fused:relu_add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
+    CALL(31, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864 + (double)64), convirt_image_k112_conv2d(A + 37748736 + 196608*B, A + 37748736 + 212992*B, (real *)P + 46944, (real *)P + 83808, A + 0, B)); /* %112 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(32, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k96_fused_scale_sum(A + 37748736 + 245760*B, A + 37748736 + 196608*B, B)); /* %117 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(33, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k97_sub(A + 37748736 + 229376*B, A + 37748736 + 196608*B, A + 37748736 + 245760*B, B)); /* %118 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(34, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k102_fused_rsqrt_addc_scale_sum(A + 37748736 + 245760*B, A + 37748736 + 229376*B, B)); /* %123 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(35, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k103_mul(A + 37748736 + 196608*B, A + 37748736 + 229376*B, A + 37748736 + 245760*B, B)); /* %124 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(36, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_k109_fused_relu_add_mul(A + 37748736 + 229376*B, A + 37748736 + 196608*B, (real *)P + 83872, (real *)P + 83936, B)); /* %130 fused:relu_add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
+    CALL(37, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864 + (double)64), convirt_image_k112_conv2d(A + 37748736 + 196608*B, A + 37748736 + 229376*B, (real *)P + 84000, (real *)P + 120864, A + 0, B)); /* %133 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(38, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k96_fused_scale_sum(A + 37748736 + 245760*B, A + 37748736 + 196608*B, B)); /* %138 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(39, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k97_sub(A + 37748736 + 229376*B, A + 37748736 + 196608*B, A + 37748736 + 245760*B, B)); /* %139 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(40, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k102_fused_rsqrt_addc_scale_sum(A + 37748736 + 245760*B, A + 37748736 + 229376*B, B)); /* %144 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(41, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k103_mul(A + 37748736 + 196608*B, A + 37748736 + 229376*B, A + 37748736 + 245760*B, B)); /* %145 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(42, (double)65536*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_k152_fused_relu_add_add_mul(A + 37748736 + 229376*B, A + 37748736 + 212992*B, A + 37748736 + 196608*B, (real *)P + 120928, (real *)P + 120992, B)); /* %152 fused:relu_add_add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
+    CALL(43, (double)9437184*B, sizeof(real)*((double)8192*B + (double)16384*B + (double)73728 + (double)128), convirt_image_k155_conv2d(A + 37748736 + 245760*B, A + 37748736 + 229376*B, (real *)P + 121056, (real *)P + 194784, A + 0, B)); /* %155 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(44, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k160_fused_scale_sum(A + 37748736 + 196608*B, A + 37748736 + 245760*B, B)); /* %160 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(45, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k161_sub(A + 37748736 + 253952*B, A + 37748736 + 245760*B, A + 37748736 + 196608*B, B)); /* %161 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(46, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k166_fused_rsqrt_addc_scale_sum(A + 37748736 + 196608*B, A + 37748736 + 253952*B, B)); /* %166 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(47, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k167_mul(A + 37748736 + 245760*B, A + 37748736 + 253952*B, A + 37748736 + 196608*B, B)); /* %167 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(48, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_k173_fused_relu_add_mul(A + 37748736 + 253952*B, A + 37748736 + 245760*B, (real *)P + 194912, (real *)P + 195040, B)); /* %173 fused:relu_add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
+    CALL(49, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456 + (double)128), convirt_image_k176_conv2d(A + 37748736 + 245760*B, A + 37748736 + 253952*B, (real *)P + 195168, (real *)P + 342624, A + 0, B)); /* %176 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(50, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k160_fused_scale_sum(A + 37748736 + 204800*B, A + 37748736 + 245760*B, B)); /* %181 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(51, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k161_sub(A + 37748736 + 196608*B, A + 37748736 + 245760*B, A + 37748736 + 204800*B, B)); /* %182 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(52, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k166_fused_rsqrt_addc_scale_sum(A + 37748736 + 204800*B, A + 37748736 + 196608*B, B)); /* %187 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(53, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k167_mul(A + 37748736 + 245760*B, A + 37748736 + 196608*B, A + 37748736 + 204800*B, B)); /* %188 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(54, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_k173_fused_relu_add_mul(A + 37748736 + 196608*B, A + 37748736 + 245760*B, (real *)P + 342752, (real *)P + 342880, B)); /* %194 fused:relu_add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
+    CALL(55, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456 + (double)128), convirt_image_k176_conv2d(A + 37748736 + 245760*B, A + 37748736 + 196608*B, (real *)P + 343008, (real *)P + 490464, A + 0, B)); /* %197 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(56, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k160_fused_scale_sum(A + 37748736 + 204800*B, A + 37748736 + 245760*B, B)); /* %202 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(57, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k161_sub(A + 37748736 + 196608*B, A + 37748736 + 245760*B, A + 37748736 + 204800*B, B)); /* %203 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(58, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k166_fused_rsqrt_addc_scale_sum(A + 37748736 + 204800*B, A + 37748736 + 196608*B, B)); /* %208 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(59, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k167_mul(A + 37748736 + 245760*B, A + 37748736 + 196608*B, A + 37748736 + 204800*B, B)); /* %209 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(60, (double)32768*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_k216_fused_relu_add_add_mul(A + 37748736, A + 37748736 + 253952*B, A + 37748736 + 245760*B, (real *)P + 490592, (real *)P + 490720, B)); /* %216 fused:relu_add_add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
+    CALL(61, (double)32768*B, sizeof(real)*((double)32768*B + (double)8192*B), seg_finetune_k234_id(A + 37748736 + 196608*B, A + 37748736, B)); /* %237 map:id [B,128,8,2,8,2]  graphs/lib/unet.lua:15 */
+    CALL(62, 0, sizeof(real)*((double)49152*B + (double)32768*B + (double)16384*B), seg_finetune_k236_concat(A + 37748736, A + 37748736 + 196608*B, A + 37748736 + 229376*B, B)); /* %239 concat [B,192,16,16]  graphs/lib/unet.lua:15 */
+    CALL(63, (double)56623104*B, sizeof(real)*((double)16384*B + (double)49152*B + (double)110592 + (double)64), seg_finetune_k239_conv2d(A + 37748736 + 196608*B, A + 37748736, (real *)P + 523872, (real *)P + 634464, A + 0, B)); /* %242 conv2d [B,64,16,16]  graphs/lib/unet.lua:16 */
+    CALL(64, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k96_fused_scale_sum(A + 37748736 + 229376*B, A + 37748736 + 196608*B, B)); /* %247 fused:scale_sum [B,8,1]  graphs/lib/unet.lua:17 */
+    CALL(65, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k97_sub(A + 37748736 + 212992*B, A + 37748736 + 196608*B, A + 37748736 + 229376*B, B)); /* %248 map:sub [B,8,2048]  graphs/lib/unet.lua:17 */
+    CALL(66, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k102_fused_rsqrt_addc_scale_sum(A + 37748736 + 229376*B, A + 37748736 + 212992*B, B)); /* %253 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/unet.lua:17 */
+    CALL(67, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k103_mul(A + 37748736 + 196608*B, A + 37748736 + 212992*B, A + 37748736 + 229376*B, B)); /* %254 map:mul [B,8,2048]  graphs/lib/unet.lua:17 */
+    CALL(68, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_k109_fused_relu_add_mul(A + 37748736 + 212992*B, A + 37748736 + 196608*B, (real *)P + 634528, (real *)P + 634592, B)); /* %260 fused:relu_add_mul [B,64,16,16]  graphs/lib/unet.lua:17 */
+    CALL(69, (double)65536*B, sizeof(real)*((double)65536*B + (double)16384*B), seg_finetune_k259_id(A + 37748736 + 98304*B, A + 37748736 + 212992*B, B)); /* %262 map:id [B,64,16,2,16,2]  graphs/lib/unet.lua:15 */
+    CALL(70, 0, sizeof(real)*((double)98304*B + (double)65536*B + (double)32768*B), seg_finetune_k261_concat(A + 37748736, A + 37748736 + 98304*B, A + 37748736 + 163840*B, B)); /* %264 concat [B,96,32,32]  graphs/lib/unet.lua:15 */
+    CALL(71, (double)56623104*B, sizeof(real)*((double)32768*B + (double)98304*B + (double)27648 + (double)32), seg_finetune_k264_conv2d(A + 37748736 + 98304*B, A + 37748736, (real *)P + 634656, (real *)P + 662304, A + 0, B)); /* %267 conv2d [B,32,32,32]  graphs/lib/unet.lua:16 */
+    CALL(72, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k32_fused_scale_sum(A + 37748736 + 32768*B, A + 37748736 + 98304*B, B)); /* %272 fused:scale_sum [B,8,1]  graphs/lib/unet.lua:17 */
+    CALL(73, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k33_sub(A + 37748736, A + 37748736 + 98304*B, A + 37748736 + 32768*B, B)); /* %273 map:sub [B,8,4096]  graphs/lib/unet.lua:17 */
+    CALL(74, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k38_fused_rsqrt_addc_scale_sum(A + 37748736 + 65536*B, A + 37748736, B)); /* %278 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/unet.lua:17 */
+    CALL(75, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k39_mul(A + 37748736 + 32768*B, A + 37748736, A + 37748736 + 65536*B, B)); /* %279 map:mul [B,8,4096]  graphs/lib/unet.lua:17 */
+    CALL(76, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_k45_fused_relu_add_mul(A + 37748736, A + 37748736 + 32768*B, (real *)P + 662336, (real *)P + 662368, B)); /* %285 fused:relu_add_mul [B,32,32,32]  graphs/lib/unet.lua:17 */
+    CALL(77, (double)131072*B, sizeof(real)*((double)131072*B + (double)32768*B), seg_finetune_k284_id(A + 37748736 + 393216*B, A + 37748736, B)); /* %287 map:id [B,32,32,2,32,2]  graphs/lib/unet.lua:15 */
+    CALL(78, 0, sizeof(real)*((double)262144*B + (double)131072*B + (double)131072*B), seg_finetune_k286_concat(A + 37748736, A + 37748736 + 393216*B, A + 37748736 + 262144*B, B)); /* %289 concat [B,64,64,64]  graphs/lib/unet.lua:15 */
+    CALL(79, (double)150994944*B, sizeof(real)*((double)131072*B + (double)262144*B + (double)18432 + (double)32), seg_finetune_k289_conv2d(A + 37748736 + 262144*B, A + 37748736, (real *)P + 662400, (real *)P + 680832, A + 0, B)); /* %292 conv2d [B,32,64,64]  graphs/lib/unet.lua:16 */
+    CALL(80, (double)131080*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_k11_fused_scale_sum(A + 37748736 + 131072*B, A + 37748736 + 262144*B, B)); /* %297 fused:scale_sum [B,8,1]  graphs/lib/unet.lua:17 */
+    CALL(81, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_k12_sub(A + 37748736, A + 37748736 + 262144*B, A + 37748736 + 131072*B, B)); /* %298 map:sub [B,8,16384]  graphs/lib/unet.lua:17 */
+    CALL(82, (double)262168*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_k17_fused_rsqrt_addc_scale_sum(A + 37748736 + 262144*B, A + 37748736, B)); /* %303 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/unet.lua:17 */
+    CALL(83, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_k18_mul(A + 37748736 + 131072*B, A + 37748736, A + 37748736 + 262144*B, B)); /* %304 map:mul [B,8,16384]  graphs/lib/unet.lua:17 */
+    CALL(84, (double)393216*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32 + (double)32), convirt_image_k24_fused_relu_add_mul(A + 37748736, A + 37748736 + 131072*B, (real *)P + 680864, (real *)P + 680896, B)); /* %310 fused:relu_add_mul [B,32,64,64]  graphs/lib/unet.lua:17 */
+    CALL(85, (double)262144*B, sizeof(real)*((double)4096*B + (double)131072*B + (double)32 + (double)1), seg_finetune_k310_conv2d(A + 37748736 + 131072*B, A + 37748736, (real *)P + 680928, (real *)P + 680960, B)); /* %313 conv2d [B,1,64,64]  graphs/seg.lua:58 */
+    CALL(86, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B), seg_finetune_k328_sigmoid(A + 37748736, A + 37748736 + 131072*B, B)); /* %314 map:sigmoid [B,1,64,64]  graphs/seg.lua:58 */
 }
 
 static void backward(void *arena, real *grads, const real *P, void *const *inputs, real *const *input_grads, const long *dims) {
@@ -357,7 +275,7 @@ static const real *output(const void *arena, int k, const long *dims) {
     const long B = dims[0]; (void)B;
     const real *A = arena;
     switch (k) {
-    case 0: return A + 0; /* prob */
+    case 0: return A + 37748736; /* prob */
     default: return 0;
     }
 }

@@ -1,4 +1,10 @@
--- Convolutions lower to im2col + GEMM; col2im is im2col's adjoint (their gradients are each other).
+-- Convolutions. conv2d and its two gradients run image by image: each image's columns (im2col)
+-- are built in a scratch block the size of one image's columns and consumed by a GEMM while they
+-- are still in cache, so the batch's columns never go through memory. The images are split into
+-- at most LANES groups, run in parallel (OpenBLAS runs single-threaded inside), each group with
+-- its own scratch block; the weight gradient sums the groups' partial results in a fixed order,
+-- so results do not depend on the thread count.
+-- The im2col and col2im ops remain for graphs that use them directly; col2im is im2col's adjoint.
 -- x [N, C, H, W] <-> col [N, C*kh*kw, Ho*Wo], with Ho = (H + 2 pad - kh) / stride + 1, or with
 -- rows_outer, col [C*kh*kw, N*Ho*Wo]: the whole batch's columns side by side, so that the
 -- convolution is one GEMM (weights [O, C*kh*kw] x col) rather than one small GEMM per image.
@@ -12,54 +18,73 @@ local function out_hw(a, H, W)
 end
 M.out_hw = out_hw
 
--- the loops shared by both directions. Per kernel offset (ky, kx) and output row, the output
--- columns that read inside the image form one range [lo, hi): the loop over it has no branch
--- and vectorises; padding is the columns outside it. `gather` moves x into col (im2col), else
--- col is added into x (col2im).
-local function emit_loops(n, names, C, H, W, N, gather)
-  local a = n.attrs
-  local Ho, Wo = out_hw(a, H, W)
-  local K = C * a.kh * a.kw
+-- the loops shared by both directions, for one channel plane: `xp` points at the plane of x,
+-- `cp0` at the column row of (this channel, ky = 0, kx = 0), and `LDC` is the distance between
+-- column rows. Per kernel offset (ky, kx) and output row, the output columns that read inside the
+-- image form one range [lo, hi): the loop over it has no branch and vectorises; padding is the
+-- columns outside it. `gather` moves x into col (im2col), else col is added into x (col2im).
+local function plane_loops(gather, indent)
   local row
   if gather then
     row = {
-      "                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }",
-      "                        const real *xrow = xp + iy*W;",
-      "                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;",
-      "                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];",
-      "                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;",
+      "            if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }",
+      "            const real *xrow = xp + iy*W;",
+      "            for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;",
+      "            for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];",
+      "            for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;",
     }
   else
     row = {
-      "                        if (iy < 0 || iy >= H) continue;",
-      "                        real *xrow = xp + iy*W;",
-      "                        for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];",
+      "            if (iy < 0 || iy >= H) continue;",
+      "            real *xrow = xp + iy*W;",
+      "            for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];",
     }
   end
   local lines = {
-    string.format("    const long C = %d, H = %d, W = %d, KH = %d, KW = %d, S = %d, P = %d, HO = %d, WO = %d, KC = %d, NB = %s;",
-      C, H, W, a.kh, a.kw, a.stride, a.pad, Ho, Wo, K, N),
-    "    (void)KC; (void)NB;",
-    "    #pragma omp parallel for collapse(2)",
-    string.format("    for (long n = 0; n < %s; n++)", N),
-    "        for (long c = 0; c < C; c++) {",
-    "            " .. (gather and "const " or "") .. "real *xp = X + (n*C + c)*H*W;",
-    "            for (long ky = 0; ky < KH; ky++)",
-    "                for (long kx = 0; kx < KW; kx++) {",
-    "                    " .. (gather and "" or "const ") .. "real *cp = COL + " .. (n.attrs.rows_outer and "(((c*KH + ky)*KW + kx)*NB + n)*HO*WO;" or "(n*KC + (c*KH + ky)*KW + kx)*HO*WO;"),
-    "                    /* columns ox with 0 <= ox*S - P + kx < W */",
-    "                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;",
-    "                    if (hi > WO) hi = WO;",
-    "                    if (lo > hi) lo = hi;",
-    "                    for (long oy = 0; oy < HO; oy++) {",
-    "                        long iy = oy*S - P + ky;",
-    "                        " .. (gather and "" or "const ") .. "real *crow = cp + oy*WO;",
+    "for (long ky = 0; ky < KH; ky++)",
+    "    for (long kx = 0; kx < KW; kx++) {",
+    "        " .. (gather and "" or "const ") .. "real *cp = cp0 + (ky*KW + kx)*LDC;",
+    "        /* columns ox with 0 <= ox*S - P + kx < W */",
+    "        long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;",
+    "        if (hi > WO) hi = WO;",
+    "        if (lo > hi) lo = hi;",
+    "        for (long oy = 0; oy < HO; oy++) {",
+    "            long iy = oy*S - P + ky;",
+    "            " .. (gather and "" or "const ") .. "real *crow = cp + oy*WO;",
   }
   for _, l in ipairs(row) do lines[#lines + 1] = l end
-  lines[#lines + 1] = "                    }"
-  lines[#lines + 1] = "                }"
   lines[#lines + 1] = "        }"
-  return (table.concat(lines, "\n"):gsub("X %+", "(" .. names.x .. ") +"):gsub("COL %+", "(" .. names.col .. ") +"))
+  lines[#lines + 1] = "    }"
+  for i, l in ipairs(lines) do lines[i] = indent .. l end
+  return table.concat(lines, "\n")
+end
+
+local function constants(a, C, H, W, N)
+  local Ho, Wo = out_hw(a, H, W)
+  return string.format("    const long C = %d, H = %d, W = %d, KH = %d, KW = %d, S = %d, P = %d, HO = %d, WO = %d, KC = %d, NB = %s;\n" ..
+    "    (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;", C, H, W, a.kh, a.kw, a.stride, a.pad, Ho, Wo, C * a.kh * a.kw, N)
+end
+
+-- im2col / col2im over the whole batch, one (image, channel) plane per iteration
+local function emit_loops(n, names, C, H, W, N, gather)
+  local a = n.attrs
+  local lines = {
+    constants(a, C, H, W, N),
+    "    #pragma omp parallel for collapse(2)",
+    "    for (long n = 0; n < NB; n++)",
+    "        for (long c = 0; c < C; c++) {",
+    "            " .. (gather and "const " or "") .. "real *xp = (" .. names.x .. ") + (n*C + c)*H*W;",
+  }
+  if a.rows_outer then
+    lines[#lines + 1] = "            " .. (gather and "" or "const ") .. "real *cp0 = (" .. names.col .. ") + (c*KH*KW*NB + n)*HO*WO;"
+    lines[#lines + 1] = "            const long LDC = NB*HO*WO;"
+  else
+    lines[#lines + 1] = "            " .. (gather and "" or "const ") .. "real *cp0 = (" .. names.col .. ") + (n*KC + c*KH*KW)*HO*WO;"
+    lines[#lines + 1] = "            const long LDC = HO*WO;"
+  end
+  lines[#lines + 1] = plane_loops(gather, "            ")
+  lines[#lines + 1] = "        }"
+  return table.concat(lines, "\n")
 end
 
 M.ops.im2col = {
@@ -115,6 +140,168 @@ M.ops.col2im = {
     return zero .. emit_loops(n, { x = names.out, col = names.inputs[1] }, xs[2], xs[3], xs[4],
       size.c(size.of_dim(n.shape[1])), false)
   end,
+}
+
+local LANES = 16
+M.LANES = LANES
+
+local function conv_sizes(n, x_shape, w_shape)
+  local a = n.attrs
+  local C, H, W = x_shape[2], x_shape[3], x_shape[4]
+  local Ho, Wo = out_hw(a, H, W)
+  return { N = size.c(size.of_dim(x_shape[1])), C = C, H = H, W = W, O = w_shape[1], K = C * a.kh * a.kw, HW = Ho * Wo,
+    -- a 1x1 kernel with stride 1 and no padding reads the image as its own columns
+    identity = a.kh == 1 and a.kw == 1 and a.stride == 1 and a.pad == 0 }
+end
+
+-- the lane loop: images [l*NB/L, (l+1)*NB/L) of lane l; `body` sees n, and col (this lane's block)
+local function lanes(z, names, per_lane, body, col_expr)
+  local lines = {
+    string.format("    const long L = NB < %d ? NB : %d;", LANES, LANES),
+    "    #pragma omp parallel for schedule(static)",
+    "    for (long l = 0; l < L; l++) {",
+  }
+  if not z.identity then
+    lines[#lines + 1] = string.format("        real *col = %s + l*%s; /* this lane's columns [K, HO*WO] */", names.work, per_lane)
+  end
+  lines[#lines + 1] = "        for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {"
+  if z.identity and col_expr then lines[#lines + 1] = "            " .. col_expr end
+  for _, b in ipairs(body) do lines[#lines + 1] = "            " .. b:gsub("\n", "\n            ") end
+  lines[#lines + 1] = "        }"
+  lines[#lines + 1] = "    }"
+  return lines
+end
+
+-- one image's columns: col [K, HO*WO] from image n of x
+local function im2col_image(x)
+  return {
+    "for (long c = 0; c < C; c++) {",
+    "    const real *xp = " .. x .. " + (n*C + c)*H*W;",
+    "    real *cp0 = col + c*KH*KW*HO*WO;",
+    "    const long LDC = HO*WO;",
+    plane_loops(true, "    "),
+    "}",
+  }
+end
+
+local function conv_flops(n, x_shape, w_shape)
+  local z = conv_sizes(n, x_shape, w_shape)
+  return size.mul(size.of_dim(x_shape[1]), size.mono(2 * z.O * z.K * z.HW))
+end
+
+-- y [N, O, Ho, Wo] = conv(x [N, C, H, W], w [O, C, kh, kw]) + b [O]
+M.ops.conv2d = {
+  infer = function(n)
+    local x, w, a = n.inputs[1], n.inputs[2], n.attrs
+    if #x.shape ~= 4 or size.is_sym(x.shape[2]) or size.is_sym(x.shape[3]) or size.is_sym(x.shape[4]) then
+      ir.fail(n, "conv2d: input must be [N, C, H, W] with fixed C, H, W, got %s", size.shape_str(x.shape))
+    end
+    local Ho, Wo = out_hw(a, x.shape[3], x.shape[4])
+    if Ho < 1 or Wo < 1 then
+      ir.fail(n, "conv2d: a %dx%d kernel does not fit input %s with padding %d", a.kh, a.kw, size.shape_str(x.shape), a.pad)
+    end
+    local b = n.inputs[3]
+    if b and not (#b.shape == 1 and b.shape[1] == w.shape[1]) then
+      ir.fail(n, "conv2d: bias %s does not match the kernel's %s output channels", size.shape_str(b.shape), tostring(w.shape[1]))
+    end
+    return { x.shape[1], w.shape[1], Ho, Wo }, "real"
+  end,
+  grad = function(F, n, g)
+    local x, w, b = n.inputs[1], n.inputs[2], n.inputs[3]
+    local gb
+    if b then
+      local O = w.shape[1]
+      gb = F.reshape(F.sum(F.sum(F.reshape(g, { g.shape[1], O, g.shape[3] * g.shape[4] }), 3), 1), { O })
+    end
+    return { F.conv2d_input_grad(g, w, n.attrs, x.shape), F.conv2d_weight_grad(g, x, n.attrs, w.shape), gb }
+  end,
+  workspace = function(n)
+    local z = conv_sizes(n, n.inputs[1].shape, n.inputs[2].shape)
+    return size.mono(z.identity and 0 or LANES * z.K * z.HW)
+  end,
+  emit = function(n, names)
+    local x, w = n.inputs[1], n.inputs[2]
+    local z = conv_sizes(n, x.shape, w.shape)
+    local body = z.identity and {} or im2col_image(names.inputs[1])
+    body[#body + 1] = string.format("GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, %d, HO*WO, KC, 1, %s, KC, col, HO*WO, 0, %s + n*%d*HO*WO, HO*WO);",
+      z.O, names.inputs[2], names.out, z.O)
+    if n.inputs[3] then
+      body[#body + 1] = string.format("for (long o = 0; o < %d; o++) {", z.O)
+      body[#body + 1] = string.format("    real *yp = %s + (n*%d + o)*HO*WO; const real bo = %s[o];", names.out, z.O, names.inputs[3])
+      body[#body + 1] = "    for (long p = 0; p < HO*WO; p++) yp[p] += bo;"
+      body[#body + 1] = "}"
+    end
+    local lines = { constants(n.attrs, z.C, z.H, z.W, z.N) }
+    for _, l in ipairs(lanes(z, names, z.K * z.HW, body, "const real *col = " .. names.inputs[1] .. " + n*C*H*W;")) do lines[#lines + 1] = l end
+    return table.concat(lines, "\n")
+  end,
+  flops = function(n) return conv_flops(n, n.inputs[1].shape, n.inputs[2].shape) end,
+}
+
+-- dx [N, C, H, W] from dy [N, O, Ho, Wo] and w [O, C, kh, kw]: per image, col = w^T . dy, then col2im
+M.ops.conv2d_input_grad = {
+  infer = function(n) return n.attrs.x_shape, "real" end,
+  workspace = function(n)
+    local z = conv_sizes(n, n.attrs.x_shape, n.inputs[2].shape)
+    return size.mono(z.identity and 0 or LANES * z.K * z.HW)
+  end,
+  emit = function(n, names)
+    local z = conv_sizes(n, n.attrs.x_shape, n.inputs[2].shape)
+    local body
+    if z.identity then
+      body = { string.format("GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, KC, HO*WO, %d, 1, %s, KC, %s + n*%d*HO*WO, HO*WO, 0, %s + n*C*H*W, HO*WO);",
+        z.O, names.inputs[2], names.inputs[1], z.O, names.out) }
+    else
+      body = {
+        string.format("GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, KC, HO*WO, %d, 1, %s, KC, %s + n*%d*HO*WO, HO*WO, 0, col, HO*WO);",
+          z.O, names.inputs[2], names.inputs[1], z.O),
+        "memset(" .. names.out .. " + n*C*H*W, 0, sizeof(real)*(size_t)(C*H*W));",
+        "for (long c = 0; c < C; c++) {",
+        "    real *xp = " .. names.out .. " + (n*C + c)*H*W;",
+        "    const real *cp0 = col + c*KH*KW*HO*WO;",
+        "    const long LDC = HO*WO;",
+        plane_loops(false, "    "),
+        "}",
+      }
+    end
+    local lines = { constants(n.attrs, z.C, z.H, z.W, z.N) }
+    for _, l in ipairs(lanes(z, names, z.K * z.HW, body)) do lines[#lines + 1] = l end
+    return table.concat(lines, "\n")
+  end,
+  flops = function(n) return conv_flops(n, n.attrs.x_shape, n.inputs[2].shape) end,
+}
+
+-- dw [O, C, kh, kw] from dy [N, O, Ho, Wo] and x [N, C, H, W]: per lane, the sum over its images
+-- of dy_n . col_n^T (col_n rebuilt from x), then the lanes' partial sums added in lane order
+M.ops.conv2d_weight_grad = {
+  infer = function(n) return n.attrs.w_shape, "real" end,
+  workspace = function(n)
+    local z = conv_sizes(n, n.inputs[2].shape, n.attrs.w_shape)
+    return size.mono(LANES * ((z.identity and 0 or z.K * z.HW) + z.O * z.K))
+  end,
+  emit = function(n, names)
+    local x = n.inputs[2]
+    local z = conv_sizes(n, x.shape, n.attrs.w_shape)
+    local per_lane = (z.identity and 0 or z.K * z.HW) + z.O * z.K
+    local body = z.identity and {} or im2col_image(names.inputs[2])
+    body[#body + 1] = string.format("GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, %d, KC, HO*WO, 1, %s + n*%d*HO*WO, HO*WO, col, HO*WO, n == l*NB/L ? 0 : 1, part, KC);",
+      z.O, names.inputs[1], z.O)
+    local lines = { constants(n.attrs, z.C, z.H, z.W, z.N) }
+    local lane = lanes(z, names, per_lane, body, "const real *col = " .. names.inputs[2] .. " + n*C*H*W;")
+    -- this lane's partial sum [O, KC] follows its columns
+    table.insert(lane, 4 + (z.identity and 0 or 1), string.format("        real *part = %s + l*%d + %d; /* [O, KC] */", names.work, per_lane,
+      z.identity and 0 or z.K * z.HW))
+    for _, l in ipairs(lane) do lines[#lines + 1] = l end
+    lines[#lines + 1] = string.format("    #pragma omp parallel for simd if(%d > 32768)", z.O * z.K * LANES)
+    lines[#lines + 1] = string.format("    for (long i = 0; i < %d; i++) {", z.O * z.K)
+    local first = z.identity and 0 or z.K * z.HW
+    lines[#lines + 1] = string.format("        real s = %s[%d + i];", names.work, first)
+    lines[#lines + 1] = string.format("        for (long l = 1; l < L; l++) s += %s[l*%d + %d + i];", names.work, per_lane, first)
+    lines[#lines + 1] = string.format("        %s[i] = s;", names.out)
+    lines[#lines + 1] = "    }"
+    return table.concat(lines, "\n")
+  end,
+  flops = function(n) return conv_flops(n, n.inputs[2].shape, n.attrs.w_shape) end,
 }
 
 return M

@@ -4,6 +4,8 @@
 -- gradients to the end). Buffers whose sizes scale alike (the same monomial in the run-time
 -- sizes: B, T, B*T, none) share one region of the arena, where they are placed best-fit by
 -- lifetime, so every offset is (constant) x (monomial): exact for any batch size.
+-- An op that needs scratch memory while it runs (op.workspace(n): elements, a monomial) gets a
+-- second buffer that lives for its own kernel only.
 local size = require("compiler.size")
 local ops = require("compiler.ops")
 
@@ -21,13 +23,20 @@ function M.run(graph, reference)
   end
   graph.root = root
   local last = #sched + 1
-  local bufs, by_root = {}, {}
+  local bufs, by_root, by_work = {}, {}, {}
   for _, n in ipairs(sched) do
     if not ops[n.op].leaf and not ops[n.op].alias then
       local m = size.numel(n.shape)
       local b = { node = n, start = pos[n.id], stop = pos[n.id], class = size.signature(m), mono = size.mono(1, m.s), units = align(m.c) }
       bufs[#bufs + 1] = b
       by_root[n.id] = b
+    end
+    local ws = ops[n.op].workspace and ops[n.op].workspace(n)
+    if ws and not (size.is_const(ws) and ws.c == 0) then
+      local b = { node = n, workspace = ws, start = pos[n.id], stop = pos[n.id], class = size.signature(ws), mono = size.mono(1, ws.s),
+        units = align(ws.c) }
+      bufs[#bufs + 1] = b
+      by_work[n.id] = b
     end
   end
   local function use(n, at)
@@ -84,7 +93,7 @@ function M.run(graph, reference)
     nb[#nb + 1] = size.mul(size.mono(c.units), c.mono)
     base = nb
   end
-  graph.plan = { bufs = bufs, by_root = by_root, classes = class_list, total_terms = base }
+  graph.plan = { bufs = bufs, by_root = by_root, by_work = by_work, classes = class_list, total_terms = base }
 
   -- report at reference sizes
   local env = reference or {}
@@ -103,9 +112,7 @@ function M.terms_c(terms)
   return table.concat(p, " + ")
 end
 
--- C expression (elements) of the offset of the buffer holding node n
-function M.offset_c(graph, n)
-  local b = graph.plan.by_root[graph.root[n.id].id]
+local function buffer_offset_c(graph, b)
   local terms = {}
   for _, c in ipairs(graph.plan.classes) do
     if c.sig == b.class then
@@ -115,6 +122,15 @@ function M.offset_c(graph, n)
     end
   end
   return M.terms_c(terms)
+end
+
+-- C expression (elements) of the offset of the buffer holding node n
+function M.offset_c(graph, n) return buffer_offset_c(graph, graph.plan.by_root[graph.root[n.id].id]) end
+
+-- C expression (elements) of the offset of node n's workspace, or nil when its op needs none
+function M.workspace_offset_c(graph, n)
+  local b = graph.plan.by_work[n.id]
+  return b and buffer_offset_c(graph, b)
 end
 
 -- checks that no two buffers that live at the same time overlap, for concrete sizes
@@ -128,7 +144,7 @@ function M.verify(graph, env)
         off = off + size.eval(size.mul(size.mono(b.offset), b.mono), env)
       end
     end
-    local len = size.eval(size.numel(b.node.shape), env)
+    local len = size.eval(b.workspace or size.numel(b.node.shape), env)
     spans[#spans + 1] = { b = b, lo = off, hi = off + len }
   end
   for i = 1, #spans do

@@ -1,8 +1,8 @@
 -- One small graph per op (and per interesting variant of it). Each returns a tensor y; the
 -- runner makes the loss sum(y * R) with a fixed random R, so every element of y matters.
--- Inputs take gradients unless marked; run-time sizes are B = 3, T = 2.
+-- Inputs take gradients unless marked; run-time sizes are B = 3, T = 2 unless a case sets them.
 local cases = {}
-local function case(name, build) cases[#cases + 1] = { name = name, build = build } end
+local function case(name, build, dims) cases[#cases + 1] = { name = name, build = build, dims = dims } end
 
 local function x(g, name, shape, opt) return g.input(name, shape, opt) end
 
@@ -89,6 +89,17 @@ end)
 case("conv2d_k1s2p0", function(g)
   local B = g.dim("B")
   return g.conv2d(x(g, "x", { B, 2, 5, 5 }), g.param("w", { 3, 2, 1, 1 }), nil, 2, 0)
+end)
+-- more images than conv2d's 16 lanes: lanes of 2 and 3 images, whose weight gradients are summed
+-- within the lane and then across lanes
+case("conv2d_s2p1_35_images", function(g)
+  local B = g.dim("B")
+  return g.conv2d(x(g, "x", { B, 2, 4, 4 }), g.param("w", { 3, 2, 3, 3 }), g.param("b", { 3 }), 2, 1)
+end, { B = 35 })
+-- a 1x1 kernel with stride 1 and no padding: the image is its own columns (no im2col)
+case("conv2d_k1s1p0", function(g)
+  local B = g.dim("B")
+  return g.conv2d(x(g, "x", { B, 3, 4, 5 }), g.param("w", { 2, 3, 1, 1 }), g.param("b", { 2 }), 1, 0)
 end)
 case("avg_pool_mean_over", function(g)
   local B = g.dim("B")

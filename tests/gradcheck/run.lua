@@ -23,7 +23,7 @@ for _, c in ipairs(cases) do
       local graph = compile.compile_entry("tests/gradcheck/ops.lua", "op_" .. c.name .. "_" .. mode, build, {},
         { optimize = mode == "fused" })
       print("op " .. c.name .. " (" .. mode .. ")")
-      local ok = gradcheck.run(graph, root, { dims = { B = 3, T = 2 }, samples = 60, tol = 1e-6, workdir = work })
+      local ok = gradcheck.run(graph, root, { dims = c.dims or { B = 3, T = 2 }, samples = 60, tol = 1e-6, workdir = work })
       if ok then passed = passed + 1 else failed[#failed + 1] = c.name .. " (" .. mode .. ")" end
     end
   end

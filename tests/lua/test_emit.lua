@@ -61,8 +61,9 @@ function T.kernels_name_their_graph_lines(t)
   local c = out[1].c
   local conv = t.line_of(CONV, "-- CONV")
   -- every kernel call in forward/backward carries its node and graph line, and the conv line
-  -- shows up in the comment of its kernels (im2col, the GEMM) and of their gradients
-  t.contains(c, "im2col [18,9*B]  " .. conv)
+  -- shows up in the comment of its kernel and of its gradients' kernels
+  t.contains(c, "conv2d [B,4,3,3]  " .. conv)
+  t.contains(c, "conv2d_weight_grad [4,2,3,3] (backward)  " .. conv)
   t.contains(c, "(backward)  " .. conv)
   local calls = 0
   for line in c:gmatch("[^\n]+") do
@@ -149,7 +150,7 @@ function T.dot_has_shapes_on_edges(t)
   end
   t.eq(got_nodes, nodes, "nodes")
   t.eq(got_edges, edges, "edges")
-  -- a few exact edges: the input image into im2col, the conv kernel reshaped for the GEMM
+  -- a few exact edges: the input image and the kernel into the convolution
   t.contains(s, '[label="[B,2,6,6]"];')
   t.contains(s, '[label="[4,2,3,3]"];')
   -- node labels carry the graph line; backward nodes are shaded

@@ -25,7 +25,8 @@ local function env_str(env)
 end
 
 -- our own liveness: a buffer (a non-view node) lives from its position in the schedule to the
--- last node that reads it or a view of it; outputs and gradients live to the end
+-- last node that reads it or a view of it; outputs and gradients live to the end. An op's
+-- workspace lives during its own kernel only.
 local function lifetimes(g)
   local pos, root = {}, {}
   for i, n in ipairs(g.schedule) do
@@ -49,6 +50,10 @@ local function lifetimes(g)
     local def = ops[n.op]
     if not def.leaf and not def.alias then
       bufs[#bufs + 1] = { node = n, start = pos[n.id], stop = math.max(stop[n.id] or pos[n.id], pos[n.id]) }
+      local ws = def.workspace and def.workspace(n)
+      if ws and size.eval(ws, { B = 1, T = 1 }) > 0 then
+        bufs[#bufs + 1] = { node = n, workspace = ws, start = pos[n.id], stop = pos[n.id] }
+      end
     end
   end
   return bufs
@@ -65,8 +70,8 @@ local function check_plan(t, g, env)
   local sum, biggest = 0, 0
   for _, b in ipairs(bufs) do
     local n = b.node
-    b.lo = eval_c(plan.offset_c(g, n), env)
-    local m = size.numel(n.shape)
+    b.lo = eval_c(b.workspace and plan.workspace_offset_c(g, n) or plan.offset_c(g, n), env)
+    local m = b.workspace or size.numel(n.shape)
     b.len = size.eval(m, env)
     b.hi = b.lo + b.len
     t.ok(b.lo >= 0 and b.hi <= arena, string.format("%s: %%%d [%d, %d) outside the arena of %d", what, n.id, b.lo, b.hi, arena))
