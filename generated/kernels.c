@@ -2178,12 +2178,13 @@ void convirt_image_vjp_k334_conv2d_weight_grad(real *restrict out, const real *r
             GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 128, KC, HO*WO, 1, in0 + n*128*HO*WO, HO*WO, col, HO*WO, n == l*NB/L ? 0 : 1, part, KC);
         }
     }
-    #pragma omp parallel for simd if(2359296 > 32768)
-    for (long i = 0; i < 147456; i++) {
-        real s = work[73728 + i];
-        for (long l = 1; l < L; l++) s += work[l*221184 + 73728 + i];
-        out[i] = s;
-    }
+    #pragma omp parallel for collapse(2) if(2359296 > 32768)
+    for (long o = 0; o < 128; o++)
+        for (long k = 0; k < KC; k++) {
+            real s = work[73728 + o*KC + k];
+            for (long l = 1; l < L; l++) s += work[l*221184 + 73728 + o*KC + k];
+            out[o*KC + k] = s;
+        }
 }
 
 /* convirt_image_vjp_k376_fused_mul_add_step:
@@ -2286,12 +2287,13 @@ void convirt_image_vjp_k413_conv2d_weight_grad(real *restrict out, const real *r
             GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 128, KC, HO*WO, 1, in0 + n*128*HO*WO, HO*WO, col, HO*WO, n == l*NB/L ? 0 : 1, part, KC);
         }
     }
-    #pragma omp parallel for simd if(1179648 > 32768)
-    for (long i = 0; i < 73728; i++) {
-        real s = work[36864 + i];
-        for (long l = 1; l < L; l++) s += work[l*110592 + 36864 + i];
-        out[i] = s;
-    }
+    #pragma omp parallel for collapse(2) if(1179648 > 32768)
+    for (long o = 0; o < 128; o++)
+        for (long k = 0; k < KC; k++) {
+            real s = work[36864 + o*KC + k];
+            for (long l = 1; l < L; l++) s += work[l*110592 + 36864 + o*KC + k];
+            out[o*KC + k] = s;
+        }
 }
 
 /* convirt_image_vjp_k415_fused_mul_step:
@@ -2614,12 +2616,13 @@ void convirt_image_vjp_k452_conv2d_weight_grad(real *restrict out, const real *r
             GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 64, KC, HO*WO, 1, in0 + n*64*HO*WO, HO*WO, col, HO*WO, n == l*NB/L ? 0 : 1, part, KC);
         }
     }
-    #pragma omp parallel for simd if(589824 > 32768)
-    for (long i = 0; i < 36864; i++) {
-        real s = work[147456 + i];
-        for (long l = 1; l < L; l++) s += work[l*184320 + 147456 + i];
-        out[i] = s;
-    }
+    #pragma omp parallel for collapse(2) if(589824 > 32768)
+    for (long o = 0; o < 64; o++)
+        for (long k = 0; k < KC; k++) {
+            real s = work[147456 + o*KC + k];
+            for (long l = 1; l < L; l++) s += work[l*184320 + 147456 + o*KC + k];
+            out[o*KC + k] = s;
+        }
 }
 
 /* convirt_image_vjp_k494_fused_mul_add_step:
@@ -2722,12 +2725,13 @@ void convirt_image_vjp_k531_conv2d_weight_grad(real *restrict out, const real *r
             GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 64, KC, HO*WO, 1, in0 + n*64*HO*WO, HO*WO, col, HO*WO, n == l*NB/L ? 0 : 1, part, KC);
         }
     }
-    #pragma omp parallel for simd if(294912 > 32768)
-    for (long i = 0; i < 18432; i++) {
-        real s = work[73728 + i];
-        for (long l = 1; l < L; l++) s += work[l*92160 + 73728 + i];
-        out[i] = s;
-    }
+    #pragma omp parallel for collapse(2) if(294912 > 32768)
+    for (long o = 0; o < 64; o++)
+        for (long k = 0; k < KC; k++) {
+            real s = work[73728 + o*KC + k];
+            for (long l = 1; l < L; l++) s += work[l*92160 + 73728 + o*KC + k];
+            out[o*KC + k] = s;
+        }
 }
 
 /* convirt_image_vjp_k533_fused_mul_step:
@@ -3023,7 +3027,7 @@ void convirt_image_vjp_k570_conv2d_weight_grad(real *restrict out, const real *r
     #pragma omp parallel for schedule(static)
     for (long l = 0; l < L; l++) {
         real *col = work + l*304128; /* this lane's columns [K, HO*WO] */
-        real *part = work + l*304128 + 294912; /* [O, KC] */
+        real *part = work + l*304128 + 294912; /* [KC, O] */
         for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
             for (long c = 0; c < C; c++) {
                 const real *xp = in1 + (n*C + c)*H*W;
@@ -3047,15 +3051,16 @@ void convirt_image_vjp_k570_conv2d_weight_grad(real *restrict out, const real *r
                         }
                     }
             }
-            GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 32, KC, HO*WO, 1, in0 + n*32*HO*WO, HO*WO, col, HO*WO, n == l*NB/L ? 0 : 1, part, KC);
+            GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, KC, 32, HO*WO, 1, col, HO*WO, in0 + n*32*HO*WO, HO*WO, n == l*NB/L ? 0 : 1, part, 32);
         }
     }
-    #pragma omp parallel for simd if(147456 > 32768)
-    for (long i = 0; i < 9216; i++) {
-        real s = work[294912 + i];
-        for (long l = 1; l < L; l++) s += work[l*304128 + 294912 + i];
-        out[i] = s;
-    }
+    #pragma omp parallel for collapse(2) if(147456 > 32768)
+    for (long o = 0; o < 32; o++)
+        for (long k = 0; k < KC; k++) {
+            real s = work[294912 + k*32 + o];
+            for (long l = 1; l < L; l++) s += work[l*304128 + 294912 + k*32 + o];
+            out[o*KC + k] = s;
+        }
 }
 
 /* convirt_image_vjp_k612_fused_mul_add_step:
@@ -3131,7 +3136,7 @@ void convirt_image_vjp_k649_conv2d_weight_grad(real *restrict out, const real *r
     #pragma omp parallel for schedule(static)
     for (long l = 0; l < L; l++) {
         real *col = work + l*304128; /* this lane's columns [K, HO*WO] */
-        real *part = work + l*304128 + 294912; /* [O, KC] */
+        real *part = work + l*304128 + 294912; /* [KC, O] */
         for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
             for (long c = 0; c < C; c++) {
                 const real *xp = in1 + (n*C + c)*H*W;
@@ -3155,15 +3160,16 @@ void convirt_image_vjp_k649_conv2d_weight_grad(real *restrict out, const real *r
                         }
                     }
             }
-            GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 32, KC, HO*WO, 1, in0 + n*32*HO*WO, HO*WO, col, HO*WO, n == l*NB/L ? 0 : 1, part, KC);
+            GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, KC, 32, HO*WO, 1, col, HO*WO, in0 + n*32*HO*WO, HO*WO, n == l*NB/L ? 0 : 1, part, 32);
         }
     }
-    #pragma omp parallel for simd if(147456 > 32768)
-    for (long i = 0; i < 9216; i++) {
-        real s = work[294912 + i];
-        for (long l = 1; l < L; l++) s += work[l*304128 + 294912 + i];
-        out[i] = s;
-    }
+    #pragma omp parallel for collapse(2) if(147456 > 32768)
+    for (long o = 0; o < 32; o++)
+        for (long k = 0; k < KC; k++) {
+            real s = work[294912 + k*32 + o];
+            for (long l = 1; l < L; l++) s += work[l*304128 + 294912 + k*32 + o];
+            out[o*KC + k] = s;
+        }
 }
 
 /* convirt_image_vjp_k651_fused_mul_step:
@@ -3420,12 +3426,13 @@ void convirt_image_vjp_k688_conv2d_weight_grad(real *restrict out, const real *r
             GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 32, KC, HO*WO, 1, in0 + n*32*HO*WO, HO*WO, col, HO*WO, n == l*NB/L ? 0 : 1, part, KC);
         }
     }
-    #pragma omp parallel for simd if(4608 > 32768)
-    for (long i = 0; i < 288; i++) {
-        real s = work[36864 + i];
-        for (long l = 1; l < L; l++) s += work[l*37152 + 36864 + i];
-        out[i] = s;
-    }
+    #pragma omp parallel for collapse(2) if(4608 > 32768)
+    for (long o = 0; o < 32; o++)
+        for (long k = 0; k < KC; k++) {
+            real s = work[36864 + o*KC + k];
+            for (long l = 1; l < L; l++) s += work[l*37152 + 36864 + o*KC + k];
+            out[o*KC + k] = s;
+        }
 }
 
 /* convirt_k237_gather:
@@ -7205,18 +7212,19 @@ void seg_finetune_k422_conv2d_weight_grad(real *restrict out, const real *restri
     const long L = NB < 16 ? NB : 16;
     #pragma omp parallel for schedule(static)
     for (long l = 0; l < L; l++) {
-        real *part = work + l*32 + 0; /* [O, KC] */
+        real *part = work + l*32 + 0; /* [KC, O] */
         for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
             const real *col = in1 + n*C*H*W;
-            GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 1, KC, HO*WO, 1, in0 + n*1*HO*WO, HO*WO, col, HO*WO, n == l*NB/L ? 0 : 1, part, KC);
+            GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, KC, 1, HO*WO, 1, col, HO*WO, in0 + n*1*HO*WO, HO*WO, n == l*NB/L ? 0 : 1, part, 1);
         }
     }
-    #pragma omp parallel for simd if(512 > 32768)
-    for (long i = 0; i < 32; i++) {
-        real s = work[0 + i];
-        for (long l = 1; l < L; l++) s += work[l*32 + 0 + i];
-        out[i] = s;
-    }
+    #pragma omp parallel for collapse(2) if(512 > 32768)
+    for (long o = 0; o < 1; o++)
+        for (long k = 0; k < KC; k++) {
+            real s = work[0 + k*1 + o];
+            for (long l = 1; l < L; l++) s += work[l*32 + 0 + k*1 + o];
+            out[o*KC + k] = s;
+        }
 }
 
 /* seg_finetune_k460_conv2d_input_grad:
@@ -7266,7 +7274,7 @@ void seg_finetune_k461_conv2d_weight_grad(real *restrict out, const real *restri
     #pragma omp parallel for schedule(static)
     for (long l = 0; l < L; l++) {
         real *col = work + l*2377728; /* this lane's columns [K, HO*WO] */
-        real *part = work + l*2377728 + 2359296; /* [O, KC] */
+        real *part = work + l*2377728 + 2359296; /* [KC, O] */
         for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
             for (long c = 0; c < C; c++) {
                 const real *xp = in1 + (n*C + c)*H*W;
@@ -7290,15 +7298,16 @@ void seg_finetune_k461_conv2d_weight_grad(real *restrict out, const real *restri
                         }
                     }
             }
-            GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 32, KC, HO*WO, 1, in0 + n*32*HO*WO, HO*WO, col, HO*WO, n == l*NB/L ? 0 : 1, part, KC);
+            GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, KC, 32, HO*WO, 1, col, HO*WO, in0 + n*32*HO*WO, HO*WO, n == l*NB/L ? 0 : 1, part, 32);
         }
     }
-    #pragma omp parallel for simd if(294912 > 32768)
-    for (long i = 0; i < 18432; i++) {
-        real s = work[2359296 + i];
-        for (long l = 1; l < L; l++) s += work[l*2377728 + 2359296 + i];
-        out[i] = s;
-    }
+    #pragma omp parallel for collapse(2) if(294912 > 32768)
+    for (long o = 0; o < 32; o++)
+        for (long k = 0; k < KC; k++) {
+            real s = work[2359296 + k*32 + o];
+            for (long l = 1; l < L; l++) s += work[l*2377728 + 2359296 + k*32 + o];
+            out[o*KC + k] = s;
+        }
 }
 
 /* seg_finetune_k462_slice:
@@ -7400,7 +7409,7 @@ void seg_finetune_k506_conv2d_weight_grad(real *restrict out, const real *restri
     #pragma omp parallel for schedule(static)
     for (long l = 0; l < L; l++) {
         real *col = work + l*912384; /* this lane's columns [K, HO*WO] */
-        real *part = work + l*912384 + 884736; /* [O, KC] */
+        real *part = work + l*912384 + 884736; /* [KC, O] */
         for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
             for (long c = 0; c < C; c++) {
                 const real *xp = in1 + (n*C + c)*H*W;
@@ -7424,15 +7433,16 @@ void seg_finetune_k506_conv2d_weight_grad(real *restrict out, const real *restri
                         }
                     }
             }
-            GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 32, KC, HO*WO, 1, in0 + n*32*HO*WO, HO*WO, col, HO*WO, n == l*NB/L ? 0 : 1, part, KC);
+            GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, KC, 32, HO*WO, 1, col, HO*WO, in0 + n*32*HO*WO, HO*WO, n == l*NB/L ? 0 : 1, part, 32);
         }
     }
-    #pragma omp parallel for simd if(442368 > 32768)
-    for (long i = 0; i < 27648; i++) {
-        real s = work[884736 + i];
-        for (long l = 1; l < L; l++) s += work[l*912384 + 884736 + i];
-        out[i] = s;
-    }
+    #pragma omp parallel for collapse(2) if(442368 > 32768)
+    for (long o = 0; o < 32; o++)
+        for (long k = 0; k < KC; k++) {
+            real s = work[884736 + k*32 + o];
+            for (long l = 1; l < L; l++) s += work[l*912384 + 884736 + k*32 + o];
+            out[o*KC + k] = s;
+        }
 }
 
 /* seg_finetune_k507_slice:
@@ -7560,12 +7570,13 @@ void seg_finetune_k551_conv2d_weight_grad(real *restrict out, const real *restri
             GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 64, KC, HO*WO, 1, in0 + n*64*HO*WO, HO*WO, col, HO*WO, n == l*NB/L ? 0 : 1, part, KC);
         }
     }
-    #pragma omp parallel for simd if(1769472 > 32768)
-    for (long i = 0; i < 110592; i++) {
-        real s = work[442368 + i];
-        for (long l = 1; l < L; l++) s += work[l*552960 + 442368 + i];
-        out[i] = s;
-    }
+    #pragma omp parallel for collapse(2) if(1769472 > 32768)
+    for (long o = 0; o < 64; o++)
+        for (long k = 0; k < KC; k++) {
+            real s = work[442368 + o*KC + k];
+            for (long l = 1; l < L; l++) s += work[l*552960 + 442368 + o*KC + k];
+            out[o*KC + k] = s;
+        }
 }
 
 /* seg_finetune_k552_slice:

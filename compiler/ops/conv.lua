@@ -284,21 +284,33 @@ M.ops.conv2d_weight_grad = {
     local z = conv_sizes(n, x.shape, n.attrs.w_shape)
     local per_lane = (z.identity and 0 or z.K * z.HW) + z.O * z.K
     local body = z.identity and {} or im2col_image(names.inputs[2])
-    body[#body + 1] = string.format("GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, %d, KC, HO*WO, 1, %s + n*%d*HO*WO, HO*WO, col, HO*WO, n == l*NB/L ? 0 : 1, part, KC);",
-      z.O, names.inputs[1], z.O)
+    -- with few output channels, the product is computed transposed, [KC, O] = col . dy^T:
+    -- OpenBLAS then packs the small operand, not the large one (measured 1.4x faster for 32
+    -- channels at 32x32; slower for 128)
+    local transposed = z.O < 64 and z.K > z.O
+    if transposed then
+      body[#body + 1] = string.format("GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, KC, %d, HO*WO, 1, col, HO*WO, %s + n*%d*HO*WO, HO*WO, n == l*NB/L ? 0 : 1, part, %d);",
+        z.O, names.inputs[1], z.O, z.O)
+    else
+      body[#body + 1] = string.format("GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, %d, KC, HO*WO, 1, %s + n*%d*HO*WO, HO*WO, col, HO*WO, n == l*NB/L ? 0 : 1, part, KC);",
+        z.O, names.inputs[1], z.O)
+    end
     local lines = { constants(n.attrs, z.C, z.H, z.W, z.N) }
     local lane = lanes(z, names, per_lane, body, "const real *col = " .. names.inputs[2] .. " + n*C*H*W;")
-    -- this lane's partial sum [O, KC] follows its columns
-    table.insert(lane, 4 + (z.identity and 0 or 1), string.format("        real *part = %s + l*%d + %d; /* [O, KC] */", names.work, per_lane,
-      z.identity and 0 or z.K * z.HW))
+    -- this lane's partial sum follows its columns
+    table.insert(lane, 4 + (z.identity and 0 or 1), string.format("        real *part = %s + l*%d + %d; /* %s */", names.work, per_lane,
+      z.identity and 0 or z.K * z.HW, transposed and "[KC, O]" or "[O, KC]"))
     for _, l in ipairs(lane) do lines[#lines + 1] = l end
-    lines[#lines + 1] = string.format("    #pragma omp parallel for simd if(%d > 32768)", z.O * z.K * LANES)
-    lines[#lines + 1] = string.format("    for (long i = 0; i < %d; i++) {", z.O * z.K)
+    -- the lanes' partial sums, added in lane order
     local first = z.identity and 0 or z.K * z.HW
-    lines[#lines + 1] = string.format("        real s = %s[%d + i];", names.work, first)
-    lines[#lines + 1] = string.format("        for (long l = 1; l < L; l++) s += %s[l*%d + %d + i];", names.work, per_lane, first)
-    lines[#lines + 1] = string.format("        %s[i] = s;", names.out)
-    lines[#lines + 1] = "    }"
+    local at = transposed and string.format("k*%d + o", z.O) or "o*KC + k"
+    lines[#lines + 1] = string.format("    #pragma omp parallel for collapse(2) if(%d > 32768)", z.O * z.K * LANES)
+    lines[#lines + 1] = string.format("    for (long o = 0; o < %d; o++)", z.O)
+    lines[#lines + 1] = "        for (long k = 0; k < KC; k++) {"
+    lines[#lines + 1] = string.format("            real s = %s[%d + %s];", names.work, first, at)
+    lines[#lines + 1] = string.format("            for (long l = 1; l < L; l++) s += %s[l*%d + %d + %s];", names.work, per_lane, first, at)
+    lines[#lines + 1] = string.format("            %s[o*KC + k] = s;", names.out)
+    lines[#lines + 1] = "        }"
     return table.concat(lines, "\n")
   end,
   flops = function(n) return conv_flops(n, n.inputs[2].shape, n.attrs.w_shape) end,
