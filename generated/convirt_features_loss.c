@@ -15,7 +15,7 @@
 
 #ifdef RECLF_PROFILE
 #include "profile.h"
-static reclf_prof_entry prof[37] = {
+static reclf_prof_entry prof[36] = {
     {"convirt_features_loss_k7_fused_sum_square", "%7 fused:sum_square [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
     {"convirt_features_loss_k9_fused_rsqrt_clampmin", "%9 fused:rsqrt_clampmin [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
     {"convirt_features_loss_k10_mul", "%10 map:mul [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
@@ -40,10 +40,9 @@ static reclf_prof_entry prof[37] = {
     {"convirt_features_loss_k46_fused_scale_add_sum_sub", "%46 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
     {"convirt_features_loss_k58_fill", "%58 fill []", "graphs/lib/model.lua:137", 1, 0, 0, 0, 0},
     {"convirt_features_loss_k60_scale", "%60 map:scale [1,1]", "graphs/lib/losses.lua:16", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k61_id", "%61 map:id [1,B]", "graphs/lib/losses.lua:14", 1, 0, 0, 0, 0},
     {"convirt_features_loss_k63_fused_mul_id", "%63 fused:mul_id [T,1]", "graphs/lib/losses.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k65_neg", "%65 map:neg [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k71_fused_mul_div_step", "%71 fused:mul_div_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k65_fused_neg_id", "%65 fused:neg_id [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k71_fused_mul_div_id_step", "%71 fused:mul_div_id_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
     {"convirt_features_loss_k77_neg", "%77 map:neg [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
     {"convirt_features_loss_k84_fused_mul_div_step", "%84 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
     {"convirt_features_loss_k90_fused_scale_add_add_add", "%90 fused:scale_add_add_add [T,B]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
@@ -54,7 +53,7 @@ static reclf_prof_entry prof[37] = {
     {"convirt_features_loss_k114_fused_mul_mul_sum_mul", "%114 fused:mul_mul_sum_mul [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
     {"convirt_features_loss_k118_fused_add_mul_mul_id", "%118 fused:add_mul_mul_id [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
 };
-const reclf_prof_table reclf_profile_convirt_features_loss = {37, prof};
+const reclf_prof_table reclf_profile_convirt_features_loss = {36, prof};
 #define CALL(i, fl, by, call) do { double t0_ = reclf_prof_now(); call; prof[i].seconds += reclf_prof_now() - t0_; \
     prof[i].calls++; prof[i].flops += (fl); prof[i].bytes += (double)(by); } while (0)
 #else
@@ -101,19 +100,18 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     real *A = arena; (void)A; (void)P; (void)inputs; (void)grads; (void)input_grads;
     CALL(22, 0, sizeof(real)*((double)1), convirt_features_loss_k58_fill(A + 0)); /* %58 fill []  graphs/lib/model.lua:137 */
     CALL(23, (double)1, sizeof(real)*((double)1 + (double)1), convirt_features_loss_k60_scale(A + 32, A + 0, B)); /* %60 map:scale [1,1]  graphs/lib/losses.lua:16 */
-    CALL(24, (double)B, sizeof(real)*((double)B + (double)1), convirt_features_loss_k61_id(A + 48 + 144*B, A + 32, B)); /* %61 map:id [1,B]  graphs/lib/losses.lua:14 */
-    CALL(25, (double)2*T, sizeof(real)*((double)T + (double)1 + (double)T), convirt_features_loss_k63_fused_mul_id(A + 48 + 288*B + 80*B*T + 128*T, A + 32, A + 48 + 288*B + 80*B*T + 176*T, T)); /* %63 fused:mul_id [T,1]  graphs/lib/losses.lua:13 */
-    CALL(26, (double)B, sizeof(real)*((double)B + (double)B), convirt_features_loss_k65_neg(A + 48 + 192*B, A + 48 + 144*B, B)); /* %65 map:neg [1,B]  graphs/lib/losses.lua:11 */
-    CALL(27, (double)3*B, sizeof(real)*((double)B + (double)B + (double)B + (double)B), convirt_features_loss_k71_fused_mul_div_step(A + 48 + 208*B, A + 48 + 144*B, A + 48 + 176*B, A + 48 + 160*B, B)); /* %71 fused:mul_div_step [1,B]  graphs/lib/losses.lua:11 */
-    CALL(28, (double)T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k77_neg(A + 48 + 288*B + 80*B*T + 176*T, A + 48 + 288*B + 80*B*T + 128*T, T)); /* %77 map:neg [T,1]  graphs/lib/losses.lua:10 */
-    CALL(29, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), convirt_features_loss_k84_fused_mul_div_step(A + 48 + 288*B + 80*B*T + 192*T, A + 48 + 288*B + 80*B*T + 128*T, A + 48 + 288*B + 80*B*T + 160*T, A + 48 + 288*B + 80*B*T + 144*T, T)); /* %84 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
-    CALL(30, (double)12*B*T, sizeof(real)*((double)B*T + (double)B + (double)B*T + (double)B + (double)B*T + (double)T + (double)T + (double)B*T), convirt_features_loss_k90_fused_scale_add_add_add(A + 48 + 288*B, A + 48 + 192*B, A + 48 + 288*B + 16*B*T, A + 48 + 208*B, A + 48 + 288*B + 64*B*T, A + 48 + 288*B + 80*B*T + 176*T, A + 48 + 288*B + 80*B*T + 192*T, A + 48 + 288*B + 32*B*T, B, T)); /* %90 fused:scale_add_add_add [T,B]  graphs/lib/losses.lua:21 */
-    CALL(31, (double)256*B*T, sizeof(real)*((double)128*T + (double)B*T + (double)128*B), convirt_features_loss_k91_matmul(A + 48 + 288*B + 80*B*T + 128*T, A + 48 + 288*B, A + 48, B, T)); /* %91 matmul [T,128]  graphs/lib/losses.lua:21 */
-    CALL(32, (double)256*B*T, sizeof(real)*((double)128*B + (double)B*T + (double)128*T), convirt_features_loss_k92_matmul(A + 48, A + 48 + 288*B, A + 48 + 288*B + 80*B*T, B, T)); /* %92 matmul [B,128]  graphs/lib/losses.lua:21 */
-    CALL(33, (double)262*B, sizeof(real)*((double)B + (double)128*B + (double)128*B + (double)B + (double)B), convirt_features_loss_k101_fused_mul_mul_sum_mul(A + 48 + 272*B, A + 48, (real *)inputs[2], A + 48 + 256*B, A + 48 + 128*B, B)); /* %101 fused:mul_mul_sum_mul [B,1]  graphs/lib/losses.lua:21 */
-    CALL(34, (double)640*B, sizeof(real)*((double)128*B + (double)128*B + (double)B + (double)B + (double)128*B), convirt_features_loss_k105_fused_add_mul_mul_id(A + 48 + 128*B, A + 48, A + 48 + 256*B, A + 48 + 272*B, (real *)inputs[2], B)); /* %105 fused:add_mul_mul_id [B,128]  graphs/lib/losses.lua:21 */
-    CALL(35, (double)262*T, sizeof(real)*((double)T + (double)128*T + (double)128*T + (double)T + (double)T), convirt_features_loss_k114_fused_mul_mul_sum_mul(A + 48 + 288*B + 80*B*T + 288*T, A + 48 + 288*B + 80*B*T + 128*T, (real *)inputs[0], A + 48 + 288*B + 80*B*T + 272*T, A + 48 + 288*B + 80*B*T + 256*T, T)); /* %114 fused:mul_mul_sum_mul [T,1]  graphs/lib/losses.lua:21 */
-    CALL(36, (double)640*T, sizeof(real)*((double)128*T + (double)128*T + (double)T + (double)T + (double)128*T), convirt_features_loss_k118_fused_add_mul_mul_id(A + 48 + 288*B + 80*B*T, A + 48 + 288*B + 80*B*T + 128*T, A + 48 + 288*B + 80*B*T + 272*T, A + 48 + 288*B + 80*B*T + 288*T, (real *)inputs[0], T)); /* %118 fused:add_mul_mul_id [T,128]  graphs/lib/losses.lua:21 */
+    CALL(24, (double)2*T, sizeof(real)*((double)T + (double)1 + (double)T), convirt_features_loss_k63_fused_mul_id(A + 48 + 288*B + 80*B*T + 128*T, A + 32, A + 48 + 288*B + 80*B*T + 176*T, T)); /* %63 fused:mul_id [T,1]  graphs/lib/losses.lua:13 */
+    CALL(25, (double)2*B, sizeof(real)*((double)B + (double)1), convirt_features_loss_k65_fused_neg_id(A + 48 + 144*B, A + 32, B)); /* %65 fused:neg_id [1,B]  graphs/lib/losses.lua:11 */
+    CALL(26, (double)4*B, sizeof(real)*((double)B + (double)1 + (double)B + (double)B), convirt_features_loss_k71_fused_mul_div_id_step(A + 48 + 192*B, A + 32, A + 48 + 176*B, A + 48 + 160*B, B)); /* %71 fused:mul_div_id_step [1,B]  graphs/lib/losses.lua:11 */
+    CALL(27, (double)T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k77_neg(A + 48 + 288*B + 80*B*T + 176*T, A + 48 + 288*B + 80*B*T + 128*T, T)); /* %77 map:neg [T,1]  graphs/lib/losses.lua:10 */
+    CALL(28, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), convirt_features_loss_k84_fused_mul_div_step(A + 48 + 288*B + 80*B*T + 192*T, A + 48 + 288*B + 80*B*T + 128*T, A + 48 + 288*B + 80*B*T + 160*T, A + 48 + 288*B + 80*B*T + 144*T, T)); /* %84 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
+    CALL(29, (double)12*B*T, sizeof(real)*((double)B*T + (double)B + (double)B*T + (double)B + (double)B*T + (double)T + (double)T + (double)B*T), convirt_features_loss_k90_fused_scale_add_add_add(A + 48 + 288*B, A + 48 + 144*B, A + 48 + 288*B + 16*B*T, A + 48 + 192*B, A + 48 + 288*B + 64*B*T, A + 48 + 288*B + 80*B*T + 176*T, A + 48 + 288*B + 80*B*T + 192*T, A + 48 + 288*B + 32*B*T, B, T)); /* %90 fused:scale_add_add_add [T,B]  graphs/lib/losses.lua:21 */
+    CALL(30, (double)256*B*T, sizeof(real)*((double)128*T + (double)B*T + (double)128*B), convirt_features_loss_k91_matmul(A + 48 + 288*B + 80*B*T + 128*T, A + 48 + 288*B, A + 48, B, T)); /* %91 matmul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(31, (double)256*B*T, sizeof(real)*((double)128*B + (double)B*T + (double)128*T), convirt_features_loss_k92_matmul(A + 48, A + 48 + 288*B, A + 48 + 288*B + 80*B*T, B, T)); /* %92 matmul [B,128]  graphs/lib/losses.lua:21 */
+    CALL(32, (double)262*B, sizeof(real)*((double)B + (double)128*B + (double)128*B + (double)B + (double)B), convirt_features_loss_k101_fused_mul_mul_sum_mul(A + 48 + 272*B, A + 48, (real *)inputs[2], A + 48 + 256*B, A + 48 + 128*B, B)); /* %101 fused:mul_mul_sum_mul [B,1]  graphs/lib/losses.lua:21 */
+    CALL(33, (double)640*B, sizeof(real)*((double)128*B + (double)128*B + (double)B + (double)B + (double)128*B), convirt_features_loss_k105_fused_add_mul_mul_id(A + 48 + 128*B, A + 48, A + 48 + 256*B, A + 48 + 272*B, (real *)inputs[2], B)); /* %105 fused:add_mul_mul_id [B,128]  graphs/lib/losses.lua:21 */
+    CALL(34, (double)262*T, sizeof(real)*((double)T + (double)128*T + (double)128*T + (double)T + (double)T), convirt_features_loss_k114_fused_mul_mul_sum_mul(A + 48 + 288*B + 80*B*T + 288*T, A + 48 + 288*B + 80*B*T + 128*T, (real *)inputs[0], A + 48 + 288*B + 80*B*T + 272*T, A + 48 + 288*B + 80*B*T + 256*T, T)); /* %114 fused:mul_mul_sum_mul [T,1]  graphs/lib/losses.lua:21 */
+    CALL(35, (double)640*T, sizeof(real)*((double)128*T + (double)128*T + (double)T + (double)T + (double)128*T), convirt_features_loss_k118_fused_add_mul_mul_id(A + 48 + 288*B + 80*B*T, A + 48 + 288*B + 80*B*T + 128*T, A + 48 + 288*B + 80*B*T + 272*T, A + 48 + 288*B + 80*B*T + 288*T, (real *)inputs[0], T)); /* %118 fused:add_mul_mul_id [T,128]  graphs/lib/losses.lua:21 */
     if (input_grads && input_grads[0]) memcpy(input_grads[0], A + 48 + 288*B + 80*B*T, sizeof(real)*(size_t)(128*T));
     if (input_grads && input_grads[2]) memcpy(input_grads[2], A + 48 + 128*B, sizeof(real)*(size_t)(128*B));
 }

@@ -15,67 +15,57 @@
 
 #ifdef RECLF_PROFILE
 #include "profile.h"
-static reclf_prof_entry prof[66] = {
+static reclf_prof_entry prof[56] = {
     {"convirt_image_k3_fused_scale_addc", "%3 fused:scale_addc [B,1,64,64]", "graphs/lib/image_encoder.lua:19", 0, 0, 0, 0, 0},
     {"convirt_image_k6_conv2d", "%6 conv2d [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
     {"convirt_image_k11_fused_scale_sum", "%11 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k12_sub", "%12 map:sub [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
     {"convirt_image_k17_fused_rsqrt_addc_scale_sum", "%17 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k18_mul", "%18 map:mul [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k18_fused_mul_sub", "%18 fused:mul_sub [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
     {"convirt_image_k24_fused_relu_add_mul", "%24 fused:relu_add_mul [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 0, 0, 0, 0, 0},
     {"convirt_image_k27_conv2d", "%27 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
     {"convirt_image_k32_fused_scale_sum", "%32 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k33_sub", "%33 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
     {"convirt_image_k38_fused_rsqrt_addc_scale_sum", "%38 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k39_mul", "%39 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k39_fused_mul_sub", "%39 fused:mul_sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
     {"convirt_image_k45_fused_relu_add_mul", "%45 fused:relu_add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
     {"convirt_image_k48_conv2d", "%48 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
     {"convirt_image_k32_fused_scale_sum", "%53 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k33_sub", "%54 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
     {"convirt_image_k38_fused_rsqrt_addc_scale_sum", "%59 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k39_mul", "%60 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k39_fused_mul_sub", "%60 fused:mul_sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
     {"convirt_image_k45_fused_relu_add_mul", "%66 fused:relu_add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
     {"convirt_image_k48_conv2d", "%69 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
     {"convirt_image_k32_fused_scale_sum", "%74 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k33_sub", "%75 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
     {"convirt_image_k38_fused_rsqrt_addc_scale_sum", "%80 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k39_mul", "%81 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k39_fused_mul_sub", "%81 fused:mul_sub [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
     {"convirt_image_k88_fused_relu_add_add_mul", "%88 fused:relu_add_add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
     {"convirt_image_k91_conv2d", "%91 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
     {"convirt_image_k96_fused_scale_sum", "%96 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k97_sub", "%97 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
     {"convirt_image_k102_fused_rsqrt_addc_scale_sum", "%102 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k103_mul", "%103 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k103_fused_mul_sub", "%103 fused:mul_sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
     {"convirt_image_k109_fused_relu_add_mul", "%109 fused:relu_add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
     {"convirt_image_k112_conv2d", "%112 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
     {"convirt_image_k96_fused_scale_sum", "%117 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k97_sub", "%118 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
     {"convirt_image_k102_fused_rsqrt_addc_scale_sum", "%123 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k103_mul", "%124 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k103_fused_mul_sub", "%124 fused:mul_sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
     {"convirt_image_k109_fused_relu_add_mul", "%130 fused:relu_add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
     {"convirt_image_k112_conv2d", "%133 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
     {"convirt_image_k96_fused_scale_sum", "%138 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k97_sub", "%139 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
     {"convirt_image_k102_fused_rsqrt_addc_scale_sum", "%144 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k103_mul", "%145 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k103_fused_mul_sub", "%145 fused:mul_sub [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
     {"convirt_image_k152_fused_relu_add_add_mul", "%152 fused:relu_add_add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
     {"convirt_image_k155_conv2d", "%155 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
     {"convirt_image_k160_fused_scale_sum", "%160 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k161_sub", "%161 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
     {"convirt_image_k166_fused_rsqrt_addc_scale_sum", "%166 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k167_mul", "%167 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k167_fused_mul_sub", "%167 fused:mul_sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
     {"convirt_image_k173_fused_relu_add_mul", "%173 fused:relu_add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
     {"convirt_image_k176_conv2d", "%176 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
     {"convirt_image_k160_fused_scale_sum", "%181 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k161_sub", "%182 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
     {"convirt_image_k166_fused_rsqrt_addc_scale_sum", "%187 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k167_mul", "%188 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k167_fused_mul_sub", "%188 fused:mul_sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
     {"convirt_image_k173_fused_relu_add_mul", "%194 fused:relu_add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
     {"convirt_image_k176_conv2d", "%197 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
     {"convirt_image_k160_fused_scale_sum", "%202 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k161_sub", "%203 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
     {"convirt_image_k166_fused_rsqrt_addc_scale_sum", "%208 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k167_mul", "%209 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k167_fused_mul_sub", "%209 fused:mul_sub [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
     {"convirt_image_k216_fused_relu_add_add_mul", "%216 fused:relu_add_add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
     {"convirt_image_k218_permute", "%218 permute [B,64,128]", "graphs/lib/image_encoder.lua:33", 0, 0, 0, 0, 0},
     {"convirt_image_k224_matmul_add", "%224 matmul+add [B,64,128]", "graphs/lib/image_encoder.lua:34", 0, 0, 0, 0, 0},
@@ -83,7 +73,7 @@ static reclf_prof_entry prof[66] = {
     {"convirt_image_k227_scale", "%227 map:scale [B,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
     {"convirt_image_k231_matmul_add", "%231 matmul+add [B,128]", "graphs/lib/image_encoder.lua:36", 0, 0, 0, 0, 0},
 };
-const reclf_prof_table reclf_profile_convirt_image = {66, prof};
+const reclf_prof_table reclf_profile_convirt_image = {56, prof};
 #define CALL(i, fl, by, call) do { double t0_ = reclf_prof_now(); call; prof[i].seconds += reclf_prof_now() - t0_; \
     prof[i].calls++; prof[i].flops += (fl); prof[i].bytes += (double)(by); } while (0)
 #else
@@ -92,7 +82,7 @@ const reclf_prof_table reclf_profile_convirt_image = {66, prof};
 
 static size_t arena_bytes(const long *dims) {
     const long B = dims[0]; (void)B;
-    return sizeof(real) * (size_t)(4718592 + 262160*B);
+    return sizeof(real) * (size_t)(4718592 + 262176*B);
 }
 
 static void forward(void *arena, const real *P, void *const *inputs, const long *dims) {
@@ -101,69 +91,59 @@ static void forward(void *arena, const real *P, void *const *inputs, const long 
     CALL(0, (double)8192*B, sizeof(real)*((double)4096*B + (double)4096*B), convirt_image_k3_fused_scale_addc(A + 4718592 + 131072*B, (real *)inputs[0], B)); /* %3 fused:scale_addc [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
     CALL(1, (double)2359296*B, sizeof(real)*((double)131072*B + (double)4096*B + (double)288 + (double)32), convirt_image_k6_conv2d(A + 4718592, A + 4718592 + 131072*B, (real *)P + 0, (real *)P + 288, A + 0, B)); /* %6 conv2d [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
     CALL(2, (double)131080*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_k11_fused_scale_sum(A + 4718592 + 262144*B, A + 4718592, B)); /* %11 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(3, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_k12_sub(A + 4718592 + 131072*B, A + 4718592, A + 4718592 + 262144*B, B)); /* %12 map:sub [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(4, (double)262168*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_k17_fused_rsqrt_addc_scale_sum(A + 4718592 + 262144*B, A + 4718592 + 131072*B, B)); /* %17 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(5, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_k18_mul(A + 4718592, A + 4718592 + 131072*B, A + 4718592 + 262144*B, B)); /* %18 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(6, (double)393216*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32 + (double)32), convirt_image_k24_fused_relu_add_mul(A + 4718592 + 131072*B, A + 4718592, (real *)P + 320, (real *)P + 352, B)); /* %24 fused:relu_add_mul [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
-    CALL(7, (double)18874368*B, sizeof(real)*((double)32768*B + (double)131072*B + (double)9216 + (double)32), convirt_image_k27_conv2d(A + 4718592, A + 4718592 + 131072*B, (real *)P + 384, (real *)P + 9600, A + 0, B)); /* %27 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(8, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k32_fused_scale_sum(A + 4718592 + 65536*B, A + 4718592, B)); /* %32 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(9, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k33_sub(A + 4718592 + 32768*B, A + 4718592, A + 4718592 + 65536*B, B)); /* %33 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(10, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k38_fused_rsqrt_addc_scale_sum(A + 4718592 + 65536*B, A + 4718592 + 32768*B, B)); /* %38 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(11, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k39_mul(A + 4718592, A + 4718592 + 32768*B, A + 4718592 + 65536*B, B)); /* %39 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(12, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_k45_fused_relu_add_mul(A + 4718592 + 32768*B, A + 4718592, (real *)P + 9632, (real *)P + 9664, B)); /* %45 fused:relu_add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
-    CALL(13, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216 + (double)32), convirt_image_k48_conv2d(A + 4718592, A + 4718592 + 32768*B, (real *)P + 9696, (real *)P + 18912, A + 0, B)); /* %48 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(14, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k32_fused_scale_sum(A + 4718592 + 98304*B, A + 4718592, B)); /* %53 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(15, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k33_sub(A + 4718592 + 65536*B, A + 4718592, A + 4718592 + 98304*B, B)); /* %54 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(16, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k38_fused_rsqrt_addc_scale_sum(A + 4718592 + 98304*B, A + 4718592 + 65536*B, B)); /* %59 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(17, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k39_mul(A + 4718592, A + 4718592 + 65536*B, A + 4718592 + 98304*B, B)); /* %60 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(18, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_k45_fused_relu_add_mul(A + 4718592 + 65536*B, A + 4718592, (real *)P + 18944, (real *)P + 18976, B)); /* %66 fused:relu_add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
-    CALL(19, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216 + (double)32), convirt_image_k48_conv2d(A + 4718592, A + 4718592 + 65536*B, (real *)P + 19008, (real *)P + 28224, A + 0, B)); /* %69 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(20, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k32_fused_scale_sum(A + 4718592 + 98304*B, A + 4718592, B)); /* %74 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(21, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k33_sub(A + 4718592 + 65536*B, A + 4718592, A + 4718592 + 98304*B, B)); /* %75 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(22, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k38_fused_rsqrt_addc_scale_sum(A + 4718592 + 98304*B, A + 4718592 + 65536*B, B)); /* %80 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(23, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k39_mul(A + 4718592, A + 4718592 + 65536*B, A + 4718592 + 98304*B, B)); /* %81 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(24, (double)131072*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_k88_fused_relu_add_add_mul(A + 4718592 + 65536*B, A + 4718592 + 32768*B, A + 4718592, (real *)P + 28256, (real *)P + 28288, B)); /* %88 fused:relu_add_add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
-    CALL(25, (double)9437184*B, sizeof(real)*((double)16384*B + (double)32768*B + (double)18432 + (double)64), convirt_image_k91_conv2d(A + 4718592 + 98304*B, A + 4718592 + 65536*B, (real *)P + 28320, (real *)P + 46752, A + 0, B)); /* %91 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(26, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k96_fused_scale_sum(A + 4718592, A + 4718592 + 98304*B, B)); /* %96 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(27, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k97_sub(A + 4718592 + 114688*B, A + 4718592 + 98304*B, A + 4718592, B)); /* %97 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(28, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k102_fused_rsqrt_addc_scale_sum(A + 4718592, A + 4718592 + 114688*B, B)); /* %102 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(29, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k103_mul(A + 4718592 + 98304*B, A + 4718592 + 114688*B, A + 4718592, B)); /* %103 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(30, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_k109_fused_relu_add_mul(A + 4718592 + 114688*B, A + 4718592 + 98304*B, (real *)P + 46816, (real *)P + 46880, B)); /* %109 fused:relu_add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
-    CALL(31, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864 + (double)64), convirt_image_k112_conv2d(A + 4718592 + 98304*B, A + 4718592 + 114688*B, (real *)P + 46944, (real *)P + 83808, A + 0, B)); /* %112 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(32, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k96_fused_scale_sum(A + 4718592 + 16384*B, A + 4718592 + 98304*B, B)); /* %117 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(33, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k97_sub(A + 4718592, A + 4718592 + 98304*B, A + 4718592 + 16384*B, B)); /* %118 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(34, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k102_fused_rsqrt_addc_scale_sum(A + 4718592 + 16384*B, A + 4718592, B)); /* %123 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(35, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k103_mul(A + 4718592 + 98304*B, A + 4718592, A + 4718592 + 16384*B, B)); /* %124 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(36, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_k109_fused_relu_add_mul(A + 4718592, A + 4718592 + 98304*B, (real *)P + 83872, (real *)P + 83936, B)); /* %130 fused:relu_add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
-    CALL(37, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864 + (double)64), convirt_image_k112_conv2d(A + 4718592 + 98304*B, A + 4718592, (real *)P + 84000, (real *)P + 120864, A + 0, B)); /* %133 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(38, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k96_fused_scale_sum(A + 4718592 + 16384*B, A + 4718592 + 98304*B, B)); /* %138 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(39, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k97_sub(A + 4718592, A + 4718592 + 98304*B, A + 4718592 + 16384*B, B)); /* %139 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(40, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k102_fused_rsqrt_addc_scale_sum(A + 4718592 + 16384*B, A + 4718592, B)); /* %144 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(41, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k103_mul(A + 4718592 + 98304*B, A + 4718592, A + 4718592 + 16384*B, B)); /* %145 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(42, (double)65536*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_k152_fused_relu_add_add_mul(A + 4718592, A + 4718592 + 114688*B, A + 4718592 + 98304*B, (real *)P + 120928, (real *)P + 120992, B)); /* %152 fused:relu_add_add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
-    CALL(43, (double)9437184*B, sizeof(real)*((double)8192*B + (double)16384*B + (double)73728 + (double)128), convirt_image_k155_conv2d(A + 4718592 + 98304*B, A + 4718592, (real *)P + 121056, (real *)P + 194784, A + 0, B)); /* %155 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(44, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k160_fused_scale_sum(A + 4718592 + 114688*B, A + 4718592 + 98304*B, B)); /* %160 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(45, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k161_sub(A + 4718592 + 106496*B, A + 4718592 + 98304*B, A + 4718592 + 114688*B, B)); /* %161 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(46, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k166_fused_rsqrt_addc_scale_sum(A + 4718592 + 114688*B, A + 4718592 + 106496*B, B)); /* %166 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(47, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k167_mul(A + 4718592 + 98304*B, A + 4718592 + 106496*B, A + 4718592 + 114688*B, B)); /* %167 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(48, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_k173_fused_relu_add_mul(A + 4718592 + 106496*B, A + 4718592 + 98304*B, (real *)P + 194912, (real *)P + 195040, B)); /* %173 fused:relu_add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
-    CALL(49, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456 + (double)128), convirt_image_k176_conv2d(A + 4718592 + 98304*B, A + 4718592 + 106496*B, (real *)P + 195168, (real *)P + 342624, A + 0, B)); /* %176 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(50, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k160_fused_scale_sum(A + 4718592 + 122880*B, A + 4718592 + 98304*B, B)); /* %181 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(51, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k161_sub(A + 4718592 + 114688*B, A + 4718592 + 98304*B, A + 4718592 + 122880*B, B)); /* %182 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(52, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k166_fused_rsqrt_addc_scale_sum(A + 4718592 + 122880*B, A + 4718592 + 114688*B, B)); /* %187 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(53, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k167_mul(A + 4718592 + 98304*B, A + 4718592 + 114688*B, A + 4718592 + 122880*B, B)); /* %188 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(54, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_k173_fused_relu_add_mul(A + 4718592 + 114688*B, A + 4718592 + 98304*B, (real *)P + 342752, (real *)P + 342880, B)); /* %194 fused:relu_add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
-    CALL(55, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456 + (double)128), convirt_image_k176_conv2d(A + 4718592 + 98304*B, A + 4718592 + 114688*B, (real *)P + 343008, (real *)P + 490464, A + 0, B)); /* %197 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(56, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k160_fused_scale_sum(A + 4718592 + 122880*B, A + 4718592 + 98304*B, B)); /* %202 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(57, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k161_sub(A + 4718592 + 114688*B, A + 4718592 + 98304*B, A + 4718592 + 122880*B, B)); /* %203 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(58, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k166_fused_rsqrt_addc_scale_sum(A + 4718592 + 122880*B, A + 4718592 + 114688*B, B)); /* %208 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(59, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k167_mul(A + 4718592 + 98304*B, A + 4718592 + 114688*B, A + 4718592 + 122880*B, B)); /* %209 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(60, (double)32768*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_k216_fused_relu_add_add_mul(A + 4718592 + 114688*B, A + 4718592 + 106496*B, A + 4718592 + 98304*B, (real *)P + 490592, (real *)P + 490720, B)); /* %216 fused:relu_add_add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
-    CALL(61, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k218_permute(A + 4718592 + 122880*B, A + 4718592 + 114688*B, B)); /* %218 permute [B,64,128]  graphs/lib/image_encoder.lua:33 */
-    CALL(62, (double)2105344*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384 + (double)128), convirt_image_k224_matmul_add(A + 4718592 + 98304*B, A + 4718592 + 122880*B, (real *)P + 490848, (real *)P + 507232, B)); /* %224 matmul+add [B,64,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(63, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_k225_sum(A + 4718592 + 106496*B, A + 4718592 + 122880*B, B)); /* %225 reduce [B,1,128]  graphs/lib/image_encoder.lua:35 */
-    CALL(64, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), convirt_image_k227_scale(A + 4718592 + 106624*B, A + 4718592 + 106496*B, B)); /* %227 map:scale [B,128]  graphs/lib/image_encoder.lua:35 */
-    CALL(65, (double)32896*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384 + (double)128), convirt_image_k231_matmul_add(A + 4718592 + 106496*B, A + 4718592 + 106624*B, (real *)P + 507360, (real *)P + 523744, B)); /* %231 matmul+add [B,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(3, (double)393240*B, sizeof(real)*((double)8*B + (double)131072*B + (double)8*B), convirt_image_k17_fused_rsqrt_addc_scale_sum(A + 4718592 + 262160*B, A + 4718592, A + 4718592 + 262144*B, B)); /* %17 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(4, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B + (double)8*B), convirt_image_k18_fused_mul_sub(A + 4718592 + 131072*B, A + 4718592, A + 4718592 + 262144*B, A + 4718592 + 262160*B, B)); /* %18 fused:mul_sub [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(5, (double)393216*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32 + (double)32), convirt_image_k24_fused_relu_add_mul(A + 4718592, A + 4718592 + 131072*B, (real *)P + 320, (real *)P + 352, B)); /* %24 fused:relu_add_mul [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
+    CALL(6, (double)18874368*B, sizeof(real)*((double)32768*B + (double)131072*B + (double)9216 + (double)32), convirt_image_k27_conv2d(A + 4718592 + 131072*B, A + 4718592, (real *)P + 384, (real *)P + 9600, A + 0, B)); /* %27 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(7, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k32_fused_scale_sum(A + 4718592 + 196608*B, A + 4718592 + 131072*B, B)); /* %32 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(8, (double)98328*B, sizeof(real)*((double)8*B + (double)32768*B + (double)8*B), convirt_image_k38_fused_rsqrt_addc_scale_sum(A + 4718592 + 196624*B, A + 4718592 + 131072*B, A + 4718592 + 196608*B, B)); /* %38 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(9, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B), convirt_image_k39_fused_mul_sub(A + 4718592 + 163840*B, A + 4718592 + 131072*B, A + 4718592 + 196608*B, A + 4718592 + 196624*B, B)); /* %39 fused:mul_sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(10, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_k45_fused_relu_add_mul(A + 4718592 + 131072*B, A + 4718592 + 163840*B, (real *)P + 9632, (real *)P + 9664, B)); /* %45 fused:relu_add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
+    CALL(11, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216 + (double)32), convirt_image_k48_conv2d(A + 4718592 + 163840*B, A + 4718592 + 131072*B, (real *)P + 9696, (real *)P + 18912, A + 0, B)); /* %48 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(12, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k32_fused_scale_sum(A + 4718592 + 229376*B, A + 4718592 + 163840*B, B)); /* %53 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(13, (double)98328*B, sizeof(real)*((double)8*B + (double)32768*B + (double)8*B), convirt_image_k38_fused_rsqrt_addc_scale_sum(A + 4718592 + 229392*B, A + 4718592 + 163840*B, A + 4718592 + 229376*B, B)); /* %59 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(14, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B), convirt_image_k39_fused_mul_sub(A + 4718592 + 196608*B, A + 4718592 + 163840*B, A + 4718592 + 229376*B, A + 4718592 + 229392*B, B)); /* %60 fused:mul_sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(15, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_k45_fused_relu_add_mul(A + 4718592 + 163840*B, A + 4718592 + 196608*B, (real *)P + 18944, (real *)P + 18976, B)); /* %66 fused:relu_add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
+    CALL(16, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216 + (double)32), convirt_image_k48_conv2d(A + 4718592 + 196608*B, A + 4718592 + 163840*B, (real *)P + 19008, (real *)P + 28224, A + 0, B)); /* %69 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(17, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k32_fused_scale_sum(A + 4718592 + 229376*B, A + 4718592 + 196608*B, B)); /* %74 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(18, (double)98328*B, sizeof(real)*((double)8*B + (double)32768*B + (double)8*B), convirt_image_k38_fused_rsqrt_addc_scale_sum(A + 4718592 + 229392*B, A + 4718592 + 196608*B, A + 4718592 + 229376*B, B)); /* %80 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(19, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B), convirt_image_k39_fused_mul_sub(A + 4718592 + 163840*B, A + 4718592 + 196608*B, A + 4718592 + 229376*B, A + 4718592 + 229392*B, B)); /* %81 fused:mul_sub [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(20, (double)131072*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_k88_fused_relu_add_add_mul(A + 4718592 + 196608*B, A + 4718592 + 131072*B, A + 4718592 + 163840*B, (real *)P + 28256, (real *)P + 28288, B)); /* %88 fused:relu_add_add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
+    CALL(21, (double)9437184*B, sizeof(real)*((double)16384*B + (double)32768*B + (double)18432 + (double)64), convirt_image_k91_conv2d(A + 4718592 + 131072*B, A + 4718592 + 196608*B, (real *)P + 28320, (real *)P + 46752, A + 0, B)); /* %91 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(22, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k96_fused_scale_sum(A + 4718592 + 163840*B, A + 4718592 + 131072*B, B)); /* %96 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(23, (double)49176*B, sizeof(real)*((double)8*B + (double)16384*B + (double)8*B), convirt_image_k102_fused_rsqrt_addc_scale_sum(A + 4718592 + 163856*B, A + 4718592 + 131072*B, A + 4718592 + 163840*B, B)); /* %102 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(24, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B), convirt_image_k103_fused_mul_sub(A + 4718592 + 147456*B, A + 4718592 + 131072*B, A + 4718592 + 163840*B, A + 4718592 + 163856*B, B)); /* %103 fused:mul_sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(25, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_k109_fused_relu_add_mul(A + 4718592 + 131072*B, A + 4718592 + 147456*B, (real *)P + 46816, (real *)P + 46880, B)); /* %109 fused:relu_add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
+    CALL(26, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864 + (double)64), convirt_image_k112_conv2d(A + 4718592 + 147456*B, A + 4718592 + 131072*B, (real *)P + 46944, (real *)P + 83808, A + 0, B)); /* %112 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(27, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k96_fused_scale_sum(A + 4718592 + 180224*B, A + 4718592 + 147456*B, B)); /* %117 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(28, (double)49176*B, sizeof(real)*((double)8*B + (double)16384*B + (double)8*B), convirt_image_k102_fused_rsqrt_addc_scale_sum(A + 4718592 + 180240*B, A + 4718592 + 147456*B, A + 4718592 + 180224*B, B)); /* %123 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(29, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B), convirt_image_k103_fused_mul_sub(A + 4718592 + 163840*B, A + 4718592 + 147456*B, A + 4718592 + 180224*B, A + 4718592 + 180240*B, B)); /* %124 fused:mul_sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(30, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_k109_fused_relu_add_mul(A + 4718592 + 147456*B, A + 4718592 + 163840*B, (real *)P + 83872, (real *)P + 83936, B)); /* %130 fused:relu_add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
+    CALL(31, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864 + (double)64), convirt_image_k112_conv2d(A + 4718592 + 163840*B, A + 4718592 + 147456*B, (real *)P + 84000, (real *)P + 120864, A + 0, B)); /* %133 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(32, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k96_fused_scale_sum(A + 4718592 + 180224*B, A + 4718592 + 163840*B, B)); /* %138 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(33, (double)49176*B, sizeof(real)*((double)8*B + (double)16384*B + (double)8*B), convirt_image_k102_fused_rsqrt_addc_scale_sum(A + 4718592 + 180240*B, A + 4718592 + 163840*B, A + 4718592 + 180224*B, B)); /* %144 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(34, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B), convirt_image_k103_fused_mul_sub(A + 4718592 + 147456*B, A + 4718592 + 163840*B, A + 4718592 + 180224*B, A + 4718592 + 180240*B, B)); /* %145 fused:mul_sub [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(35, (double)65536*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_k152_fused_relu_add_add_mul(A + 4718592 + 163840*B, A + 4718592 + 131072*B, A + 4718592 + 147456*B, (real *)P + 120928, (real *)P + 120992, B)); /* %152 fused:relu_add_add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
+    CALL(36, (double)9437184*B, sizeof(real)*((double)8192*B + (double)16384*B + (double)73728 + (double)128), convirt_image_k155_conv2d(A + 4718592 + 180224*B, A + 4718592 + 163840*B, (real *)P + 121056, (real *)P + 194784, A + 0, B)); /* %155 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(37, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k160_fused_scale_sum(A + 4718592 + 131072*B, A + 4718592 + 180224*B, B)); /* %160 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(38, (double)24600*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8*B), convirt_image_k166_fused_rsqrt_addc_scale_sum(A + 4718592 + 131088*B, A + 4718592 + 180224*B, A + 4718592 + 131072*B, B)); /* %166 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(39, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B), convirt_image_k167_fused_mul_sub(A + 4718592 + 188416*B, A + 4718592 + 180224*B, A + 4718592 + 131072*B, A + 4718592 + 131088*B, B)); /* %167 fused:mul_sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(40, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_k173_fused_relu_add_mul(A + 4718592 + 180224*B, A + 4718592 + 188416*B, (real *)P + 194912, (real *)P + 195040, B)); /* %173 fused:relu_add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
+    CALL(41, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456 + (double)128), convirt_image_k176_conv2d(A + 4718592 + 188416*B, A + 4718592 + 180224*B, (real *)P + 195168, (real *)P + 342624, A + 0, B)); /* %176 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(42, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k160_fused_scale_sum(A + 4718592 + 139264*B, A + 4718592 + 188416*B, B)); /* %181 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(43, (double)24600*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8*B), convirt_image_k166_fused_rsqrt_addc_scale_sum(A + 4718592 + 139280*B, A + 4718592 + 188416*B, A + 4718592 + 139264*B, B)); /* %187 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(44, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B), convirt_image_k167_fused_mul_sub(A + 4718592 + 131072*B, A + 4718592 + 188416*B, A + 4718592 + 139264*B, A + 4718592 + 139280*B, B)); /* %188 fused:mul_sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(45, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_k173_fused_relu_add_mul(A + 4718592 + 188416*B, A + 4718592 + 131072*B, (real *)P + 342752, (real *)P + 342880, B)); /* %194 fused:relu_add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
+    CALL(46, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456 + (double)128), convirt_image_k176_conv2d(A + 4718592 + 131072*B, A + 4718592 + 188416*B, (real *)P + 343008, (real *)P + 490464, A + 0, B)); /* %197 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(47, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k160_fused_scale_sum(A + 4718592 + 139264*B, A + 4718592 + 131072*B, B)); /* %202 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(48, (double)24600*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8*B), convirt_image_k166_fused_rsqrt_addc_scale_sum(A + 4718592 + 139280*B, A + 4718592 + 131072*B, A + 4718592 + 139264*B, B)); /* %208 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(49, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B), convirt_image_k167_fused_mul_sub(A + 4718592 + 188416*B, A + 4718592 + 131072*B, A + 4718592 + 139264*B, A + 4718592 + 139280*B, B)); /* %209 fused:mul_sub [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(50, (double)32768*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_k216_fused_relu_add_add_mul(A + 4718592 + 131072*B, A + 4718592 + 180224*B, A + 4718592 + 188416*B, (real *)P + 490592, (real *)P + 490720, B)); /* %216 fused:relu_add_add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
+    CALL(51, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k218_permute(A + 4718592 + 180224*B, A + 4718592 + 131072*B, B)); /* %218 permute [B,64,128]  graphs/lib/image_encoder.lua:33 */
+    CALL(52, (double)2105344*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384 + (double)128), convirt_image_k224_matmul_add(A + 4718592 + 188416*B, A + 4718592 + 180224*B, (real *)P + 490848, (real *)P + 507232, B)); /* %224 matmul+add [B,64,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(53, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_k225_sum(A + 4718592 + 139264*B, A + 4718592 + 180224*B, B)); /* %225 reduce [B,1,128]  graphs/lib/image_encoder.lua:35 */
+    CALL(54, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), convirt_image_k227_scale(A + 4718592 + 180224*B, A + 4718592 + 139264*B, B)); /* %227 map:scale [B,128]  graphs/lib/image_encoder.lua:35 */
+    CALL(55, (double)32896*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384 + (double)128), convirt_image_k231_matmul_add(A + 4718592 + 180352*B, A + 4718592 + 180224*B, (real *)P + 507360, (real *)P + 523744, B)); /* %231 matmul+add [B,128]  graphs/lib/image_encoder.lua:36 */
 }
 
 static void backward(void *arena, real *grads, const real *P, void *const *inputs, real *const *input_grads, const long *dims) {
@@ -219,12 +199,12 @@ static const real *output(const void *arena, int k, const long *dims) {
     const long B = dims[0]; (void)B;
     const real *A = arena;
     switch (k) {
-    case 0: return A + 4718592 + 106496*B; /* vg */
-    case 1: return A + 4718592 + 98304*B; /* V */
-    case 2: return A + 4718592 + 131072*B; /* F0 */
-    case 3: return A + 4718592 + 65536*B; /* F1 */
-    case 4: return A + 4718592; /* F2 */
-    case 5: return A + 4718592 + 114688*B; /* F3 */
+    case 0: return A + 4718592 + 180352*B; /* vg */
+    case 1: return A + 4718592 + 188416*B; /* V */
+    case 2: return A + 4718592; /* F0 */
+    case 3: return A + 4718592 + 196608*B; /* F1 */
+    case 4: return A + 4718592 + 163840*B; /* F2 */
+    case 5: return A + 4718592 + 131072*B; /* F3 */
     default: return 0;
     }
 }

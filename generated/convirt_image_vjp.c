@@ -19,72 +19,72 @@ static reclf_prof_entry prof[266] = {
     {"convirt_image_k3_fused_scale_addc", "%3 fused:scale_addc [B,1,64,64]", "graphs/lib/image_encoder.lua:19", 0, 0, 0, 0, 0},
     {"convirt_image_k6_conv2d", "%6 conv2d [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
     {"convirt_image_k11_fused_scale_sum", "%11 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k12_sub", "%12 map:sub [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k17_fused_rsqrt_addc_scale_sum", "%17 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k18_mul", "%18 map:mul [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k12_sub", "%12 map:sub [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k17_fused_rsqrt_addc_scale_sum", "%17 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k18_mul", "%18 map:mul [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k23_fused_add_mul", "%23 fused:add_mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k24_relu", "%24 map:relu [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 0, 0, 0, 0, 0},
     {"convirt_image_k27_conv2d", "%27 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
     {"convirt_image_k32_fused_scale_sum", "%32 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k33_sub", "%33 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k38_fused_rsqrt_addc_scale_sum", "%38 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k39_mul", "%39 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k33_sub", "%33 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k38_fused_rsqrt_addc_scale_sum", "%38 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k39_mul", "%39 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k44_fused_add_mul", "%44 fused:add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k45_relu", "%45 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
     {"convirt_image_k48_conv2d", "%48 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
     {"convirt_image_k32_fused_scale_sum", "%53 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k33_sub", "%54 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k38_fused_rsqrt_addc_scale_sum", "%59 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k39_mul", "%60 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k33_sub", "%54 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k38_fused_rsqrt_addc_scale_sum", "%59 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k39_mul", "%60 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k44_fused_add_mul", "%65 fused:add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k45_relu", "%66 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
     {"convirt_image_k48_conv2d", "%69 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
     {"convirt_image_k32_fused_scale_sum", "%74 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k33_sub", "%75 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k38_fused_rsqrt_addc_scale_sum", "%80 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k39_mul", "%81 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k33_sub", "%75 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k38_fused_rsqrt_addc_scale_sum", "%80 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k39_mul", "%81 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k87_fused_add_add_mul", "%87 fused:add_add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k45_relu", "%88 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
     {"convirt_image_k91_conv2d", "%91 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
     {"convirt_image_k96_fused_scale_sum", "%96 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k97_sub", "%97 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k102_fused_rsqrt_addc_scale_sum", "%102 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k103_mul", "%103 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k97_sub", "%97 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k102_fused_rsqrt_addc_scale_sum", "%102 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k103_mul", "%103 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k108_fused_add_mul", "%108 fused:add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k109_relu", "%109 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
     {"convirt_image_k112_conv2d", "%112 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
     {"convirt_image_k96_fused_scale_sum", "%117 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k97_sub", "%118 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k102_fused_rsqrt_addc_scale_sum", "%123 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k103_mul", "%124 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k97_sub", "%118 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k102_fused_rsqrt_addc_scale_sum", "%123 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k103_mul", "%124 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k108_fused_add_mul", "%129 fused:add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k109_relu", "%130 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
     {"convirt_image_k112_conv2d", "%133 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
     {"convirt_image_k96_fused_scale_sum", "%138 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k97_sub", "%139 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k102_fused_rsqrt_addc_scale_sum", "%144 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k103_mul", "%145 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k97_sub", "%139 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k102_fused_rsqrt_addc_scale_sum", "%144 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k103_mul", "%145 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k151_fused_add_add_mul", "%151 fused:add_add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k109_relu", "%152 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
     {"convirt_image_k155_conv2d", "%155 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
     {"convirt_image_k160_fused_scale_sum", "%160 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k161_sub", "%161 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k166_fused_rsqrt_addc_scale_sum", "%166 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k167_mul", "%167 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k161_sub", "%161 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k166_fused_rsqrt_addc_scale_sum", "%166 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k167_mul", "%167 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k172_fused_add_mul", "%172 fused:add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k173_relu", "%173 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
     {"convirt_image_k176_conv2d", "%176 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
     {"convirt_image_k160_fused_scale_sum", "%181 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k161_sub", "%182 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k166_fused_rsqrt_addc_scale_sum", "%187 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k167_mul", "%188 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k161_sub", "%182 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k166_fused_rsqrt_addc_scale_sum", "%187 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k167_mul", "%188 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k172_fused_add_mul", "%193 fused:add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k173_relu", "%194 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
     {"convirt_image_k176_conv2d", "%197 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
     {"convirt_image_k160_fused_scale_sum", "%202 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k161_sub", "%203 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k166_fused_rsqrt_addc_scale_sum", "%208 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k167_mul", "%209 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k161_sub", "%203 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k166_fused_rsqrt_addc_scale_sum", "%208 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k167_mul", "%209 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k215_fused_add_add_mul", "%215 fused:add_add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k173_relu", "%216 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
     {"convirt_image_k218_permute", "%218 permute [B,64,128]", "graphs/lib/image_encoder.lua:33", 0, 0, 0, 0, 0},
@@ -99,10 +99,10 @@ static reclf_prof_entry prof[266] = {
     {"convirt_image_vjp_k236_sum", "%241 reduce [1,1,1]", "graphs/lib/model.lua:147", 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k243_add", "%243 map:add []", "graphs/lib/model.lua:147", 0, 0, 0, 0, 0},
     {"convirt_features_loss_k58_fill", "%266 fill []", "graphs/lib/model.lua:147", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k61_id", "%268 map:id [B,1,1]", "graphs/lib/model.lua:147", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k268_id", "%268 map:id [B,1,1]", "graphs/lib/model.lua:147", 1, 0, 0, 0, 0},
     {"convirt_image_vjp_k269_id", "%269 map:id [B,64,1]", "graphs/lib/model.lua:147", 1, 0, 0, 0, 0},
     {"convirt_image_vjp_k271_fused_mul_id", "%271 fused:mul_id [B,64,128]", "graphs/lib/model.lua:147", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k61_id", "%274 map:id [B,1]", "graphs/lib/model.lua:147", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k268_id", "%274 map:id [B,1]", "graphs/lib/model.lua:147", 1, 0, 0, 0, 0},
     {"convirt_image_vjp_k276_fused_mul_id", "%276 fused:mul_id [B,128]", "graphs/lib/model.lua:147", 1, 0, 0, 0, 0},
     {"convirt_image_vjp_k278_sum", "%278 reduce [1,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
     {"convirt_image_vjp_k281_matmul", "%281 matmul [128,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
@@ -301,72 +301,72 @@ static void forward(void *arena, const real *P, void *const *inputs, const long 
     CALL(0, (double)8192*B, sizeof(real)*((double)4096*B + (double)4096*B), convirt_image_k3_fused_scale_addc(A + 5389552 + 1236992*B, (real *)inputs[0], B)); /* %3 fused:scale_addc [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
     CALL(1, (double)2359296*B, sizeof(real)*((double)131072*B + (double)4096*B + (double)288 + (double)32), convirt_image_k6_conv2d(A + 5389552, A + 5389552 + 1236992*B, (real *)P + 0, (real *)P + 288, A + 0, B)); /* %6 conv2d [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
     CALL(2, (double)131080*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_k11_fused_scale_sum(A + 5389552 + 262144*B, A + 5389552, B)); /* %11 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(3, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_k12_sub(A + 5389552 + 131072*B, A + 5389552, A + 5389552 + 262144*B, B)); /* %12 map:sub [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(4, (double)262168*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_k17_fused_rsqrt_addc_scale_sum(A + 5389552 + 1241344*B, A + 5389552 + 131072*B, B)); /* %17 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(5, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_k18_mul(A + 5389552, A + 5389552 + 131072*B, A + 5389552 + 1241344*B, B)); /* %18 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(3, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_vjp_k12_sub(A + 5389552 + 131072*B, A + 5389552, A + 5389552 + 262144*B, B)); /* %12 map:sub [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(4, (double)262168*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_vjp_k17_fused_rsqrt_addc_scale_sum(A + 5389552 + 1241344*B, A + 5389552 + 131072*B, B)); /* %17 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(5, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_vjp_k18_mul(A + 5389552, A + 5389552 + 131072*B, A + 5389552 + 1241344*B, B)); /* %18 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7 */
     CALL(6, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32 + (double)32), convirt_image_vjp_k23_fused_add_mul(A + 5389552 + 262144*B, A + 5389552, (real *)P + 320, (real *)P + 352, B)); /* %23 fused:add_mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
     CALL(7, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), convirt_image_vjp_k24_relu(A + 5389552 + 393216*B, A + 5389552 + 262144*B, B)); /* %24 map:relu [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
     CALL(8, (double)18874368*B, sizeof(real)*((double)32768*B + (double)131072*B + (double)9216 + (double)32), convirt_image_k27_conv2d(A + 5389552 + 524288*B, A + 5389552 + 393216*B, (real *)P + 384, (real *)P + 9600, A + 0, B)); /* %27 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
     CALL(9, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k32_fused_scale_sum(A + 5389552 + 1241088*B, A + 5389552 + 524288*B, B)); /* %32 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(10, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k33_sub(A + 5389552 + 557056*B, A + 5389552 + 524288*B, A + 5389552 + 1241088*B, B)); /* %33 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(11, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k38_fused_rsqrt_addc_scale_sum(A + 5389552 + 1241360*B, A + 5389552 + 557056*B, B)); /* %38 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(12, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k39_mul(A + 5389552 + 524288*B, A + 5389552 + 557056*B, A + 5389552 + 1241360*B, B)); /* %39 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(10, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k33_sub(A + 5389552 + 557056*B, A + 5389552 + 524288*B, A + 5389552 + 1241088*B, B)); /* %33 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(11, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_vjp_k38_fused_rsqrt_addc_scale_sum(A + 5389552 + 1241360*B, A + 5389552 + 557056*B, B)); /* %38 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(12, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k39_mul(A + 5389552 + 524288*B, A + 5389552 + 557056*B, A + 5389552 + 1241360*B, B)); /* %39 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
     CALL(13, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_vjp_k44_fused_add_mul(A + 5389552 + 589824*B, A + 5389552 + 524288*B, (real *)P + 9632, (real *)P + 9664, B)); /* %44 fused:add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
     CALL(14, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k45_relu(A + 5389552 + 622592*B, A + 5389552 + 589824*B, B)); /* %45 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
     CALL(15, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216 + (double)32), convirt_image_k48_conv2d(A + 5389552 + 655360*B, A + 5389552 + 622592*B, (real *)P + 9696, (real *)P + 18912, A + 0, B)); /* %48 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
     CALL(16, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k32_fused_scale_sum(A + 5389552 + 1241088*B, A + 5389552 + 655360*B, B)); /* %53 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(17, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k33_sub(A + 5389552 + 688128*B, A + 5389552 + 655360*B, A + 5389552 + 1241088*B, B)); /* %54 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(18, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k38_fused_rsqrt_addc_scale_sum(A + 5389552 + 1241376*B, A + 5389552 + 688128*B, B)); /* %59 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(19, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k39_mul(A + 5389552 + 655360*B, A + 5389552 + 688128*B, A + 5389552 + 1241376*B, B)); /* %60 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(17, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k33_sub(A + 5389552 + 688128*B, A + 5389552 + 655360*B, A + 5389552 + 1241088*B, B)); /* %54 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(18, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_vjp_k38_fused_rsqrt_addc_scale_sum(A + 5389552 + 1241376*B, A + 5389552 + 688128*B, B)); /* %59 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(19, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k39_mul(A + 5389552 + 655360*B, A + 5389552 + 688128*B, A + 5389552 + 1241376*B, B)); /* %60 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
     CALL(20, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_vjp_k44_fused_add_mul(A + 5389552 + 720896*B, A + 5389552 + 655360*B, (real *)P + 18944, (real *)P + 18976, B)); /* %65 fused:add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
     CALL(21, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k45_relu(A + 5389552 + 753664*B, A + 5389552 + 720896*B, B)); /* %66 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
     CALL(22, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216 + (double)32), convirt_image_k48_conv2d(A + 5389552 + 786432*B, A + 5389552 + 753664*B, (real *)P + 19008, (real *)P + 28224, A + 0, B)); /* %69 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
     CALL(23, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k32_fused_scale_sum(A + 5389552 + 1241088*B, A + 5389552 + 786432*B, B)); /* %74 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(24, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k33_sub(A + 5389552 + 819200*B, A + 5389552 + 786432*B, A + 5389552 + 1241088*B, B)); /* %75 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(25, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k38_fused_rsqrt_addc_scale_sum(A + 5389552 + 1241392*B, A + 5389552 + 819200*B, B)); /* %80 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(26, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k39_mul(A + 5389552 + 786432*B, A + 5389552 + 819200*B, A + 5389552 + 1241392*B, B)); /* %81 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(24, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k33_sub(A + 5389552 + 819200*B, A + 5389552 + 786432*B, A + 5389552 + 1241088*B, B)); /* %75 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(25, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_vjp_k38_fused_rsqrt_addc_scale_sum(A + 5389552 + 1241392*B, A + 5389552 + 819200*B, B)); /* %80 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(26, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k39_mul(A + 5389552 + 786432*B, A + 5389552 + 819200*B, A + 5389552 + 1241392*B, B)); /* %81 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13 */
     CALL(27, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_vjp_k87_fused_add_add_mul(A + 5389552 + 851968*B, A + 5389552 + 622592*B, A + 5389552 + 786432*B, (real *)P + 28256, (real *)P + 28288, B)); /* %87 fused:add_add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:14 */
     CALL(28, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k45_relu(A + 5389552 + 884736*B, A + 5389552 + 851968*B, B)); /* %88 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
     CALL(29, (double)9437184*B, sizeof(real)*((double)16384*B + (double)32768*B + (double)18432 + (double)64), convirt_image_k91_conv2d(A + 5389552 + 917504*B, A + 5389552 + 884736*B, (real *)P + 28320, (real *)P + 46752, A + 0, B)); /* %91 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
     CALL(30, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k96_fused_scale_sum(A + 5389552 + 1241088*B, A + 5389552 + 917504*B, B)); /* %96 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(31, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k97_sub(A + 5389552 + 933888*B, A + 5389552 + 917504*B, A + 5389552 + 1241088*B, B)); /* %97 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(32, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k102_fused_rsqrt_addc_scale_sum(A + 5389552 + 1241408*B, A + 5389552 + 933888*B, B)); /* %102 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(33, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k103_mul(A + 5389552 + 917504*B, A + 5389552 + 933888*B, A + 5389552 + 1241408*B, B)); /* %103 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(31, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k97_sub(A + 5389552 + 933888*B, A + 5389552 + 917504*B, A + 5389552 + 1241088*B, B)); /* %97 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(32, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_vjp_k102_fused_rsqrt_addc_scale_sum(A + 5389552 + 1241408*B, A + 5389552 + 933888*B, B)); /* %102 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(33, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k103_mul(A + 5389552 + 917504*B, A + 5389552 + 933888*B, A + 5389552 + 1241408*B, B)); /* %103 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
     CALL(34, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_vjp_k108_fused_add_mul(A + 5389552 + 950272*B, A + 5389552 + 917504*B, (real *)P + 46816, (real *)P + 46880, B)); /* %108 fused:add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
     CALL(35, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k109_relu(A + 5389552 + 966656*B, A + 5389552 + 950272*B, B)); /* %109 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
     CALL(36, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864 + (double)64), convirt_image_k112_conv2d(A + 5389552 + 983040*B, A + 5389552 + 966656*B, (real *)P + 46944, (real *)P + 83808, A + 0, B)); /* %112 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
     CALL(37, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k96_fused_scale_sum(A + 5389552 + 1241088*B, A + 5389552 + 983040*B, B)); /* %117 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(38, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k97_sub(A + 5389552 + 999424*B, A + 5389552 + 983040*B, A + 5389552 + 1241088*B, B)); /* %118 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(39, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k102_fused_rsqrt_addc_scale_sum(A + 5389552 + 1241424*B, A + 5389552 + 999424*B, B)); /* %123 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(40, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k103_mul(A + 5389552 + 983040*B, A + 5389552 + 999424*B, A + 5389552 + 1241424*B, B)); /* %124 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(38, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k97_sub(A + 5389552 + 999424*B, A + 5389552 + 983040*B, A + 5389552 + 1241088*B, B)); /* %118 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(39, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_vjp_k102_fused_rsqrt_addc_scale_sum(A + 5389552 + 1241424*B, A + 5389552 + 999424*B, B)); /* %123 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(40, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k103_mul(A + 5389552 + 983040*B, A + 5389552 + 999424*B, A + 5389552 + 1241424*B, B)); /* %124 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
     CALL(41, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_vjp_k108_fused_add_mul(A + 5389552 + 1015808*B, A + 5389552 + 983040*B, (real *)P + 83872, (real *)P + 83936, B)); /* %129 fused:add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
     CALL(42, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k109_relu(A + 5389552 + 1032192*B, A + 5389552 + 1015808*B, B)); /* %130 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
     CALL(43, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864 + (double)64), convirt_image_k112_conv2d(A + 5389552 + 1048576*B, A + 5389552 + 1032192*B, (real *)P + 84000, (real *)P + 120864, A + 0, B)); /* %133 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
     CALL(44, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k96_fused_scale_sum(A + 5389552 + 1241088*B, A + 5389552 + 1048576*B, B)); /* %138 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(45, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k97_sub(A + 5389552 + 1064960*B, A + 5389552 + 1048576*B, A + 5389552 + 1241088*B, B)); /* %139 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(46, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k102_fused_rsqrt_addc_scale_sum(A + 5389552 + 1241440*B, A + 5389552 + 1064960*B, B)); /* %144 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(47, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k103_mul(A + 5389552 + 1048576*B, A + 5389552 + 1064960*B, A + 5389552 + 1241440*B, B)); /* %145 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(45, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k97_sub(A + 5389552 + 1064960*B, A + 5389552 + 1048576*B, A + 5389552 + 1241088*B, B)); /* %139 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(46, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_vjp_k102_fused_rsqrt_addc_scale_sum(A + 5389552 + 1241440*B, A + 5389552 + 1064960*B, B)); /* %144 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(47, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k103_mul(A + 5389552 + 1048576*B, A + 5389552 + 1064960*B, A + 5389552 + 1241440*B, B)); /* %145 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13 */
     CALL(48, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_vjp_k151_fused_add_add_mul(A + 5389552 + 1081344*B, A + 5389552 + 966656*B, A + 5389552 + 1048576*B, (real *)P + 120928, (real *)P + 120992, B)); /* %151 fused:add_add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:14 */
     CALL(49, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k109_relu(A + 5389552 + 1097728*B, A + 5389552 + 1081344*B, B)); /* %152 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
     CALL(50, (double)9437184*B, sizeof(real)*((double)8192*B + (double)16384*B + (double)73728 + (double)128), convirt_image_k155_conv2d(A + 5389552 + 1114112*B, A + 5389552 + 1097728*B, (real *)P + 121056, (real *)P + 194784, A + 0, B)); /* %155 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
     CALL(51, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k160_fused_scale_sum(A + 5389552 + 1241088*B, A + 5389552 + 1114112*B, B)); /* %160 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(52, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k161_sub(A + 5389552 + 1122304*B, A + 5389552 + 1114112*B, A + 5389552 + 1241088*B, B)); /* %161 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(53, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k166_fused_rsqrt_addc_scale_sum(A + 5389552 + 1241456*B, A + 5389552 + 1122304*B, B)); /* %166 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(54, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k167_mul(A + 5389552 + 1114112*B, A + 5389552 + 1122304*B, A + 5389552 + 1241456*B, B)); /* %167 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(52, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k161_sub(A + 5389552 + 1122304*B, A + 5389552 + 1114112*B, A + 5389552 + 1241088*B, B)); /* %161 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(53, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_vjp_k166_fused_rsqrt_addc_scale_sum(A + 5389552 + 1241456*B, A + 5389552 + 1122304*B, B)); /* %166 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(54, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k167_mul(A + 5389552 + 1114112*B, A + 5389552 + 1122304*B, A + 5389552 + 1241456*B, B)); /* %167 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
     CALL(55, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_vjp_k172_fused_add_mul(A + 5389552 + 1130496*B, A + 5389552 + 1114112*B, (real *)P + 194912, (real *)P + 195040, B)); /* %172 fused:add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
     CALL(56, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k173_relu(A + 5389552 + 1138688*B, A + 5389552 + 1130496*B, B)); /* %173 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
     CALL(57, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456 + (double)128), convirt_image_k176_conv2d(A + 5389552 + 1146880*B, A + 5389552 + 1138688*B, (real *)P + 195168, (real *)P + 342624, A + 0, B)); /* %176 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
     CALL(58, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k160_fused_scale_sum(A + 5389552 + 1241088*B, A + 5389552 + 1146880*B, B)); /* %181 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(59, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k161_sub(A + 5389552 + 1155072*B, A + 5389552 + 1146880*B, A + 5389552 + 1241088*B, B)); /* %182 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(60, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k166_fused_rsqrt_addc_scale_sum(A + 5389552 + 1241472*B, A + 5389552 + 1155072*B, B)); /* %187 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(61, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k167_mul(A + 5389552 + 1146880*B, A + 5389552 + 1155072*B, A + 5389552 + 1241472*B, B)); /* %188 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(59, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k161_sub(A + 5389552 + 1155072*B, A + 5389552 + 1146880*B, A + 5389552 + 1241088*B, B)); /* %182 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(60, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_vjp_k166_fused_rsqrt_addc_scale_sum(A + 5389552 + 1241472*B, A + 5389552 + 1155072*B, B)); /* %187 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(61, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k167_mul(A + 5389552 + 1146880*B, A + 5389552 + 1155072*B, A + 5389552 + 1241472*B, B)); /* %188 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
     CALL(62, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_vjp_k172_fused_add_mul(A + 5389552 + 1163264*B, A + 5389552 + 1146880*B, (real *)P + 342752, (real *)P + 342880, B)); /* %193 fused:add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
     CALL(63, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k173_relu(A + 5389552 + 1171456*B, A + 5389552 + 1163264*B, B)); /* %194 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
     CALL(64, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456 + (double)128), convirt_image_k176_conv2d(A + 5389552 + 1179648*B, A + 5389552 + 1171456*B, (real *)P + 343008, (real *)P + 490464, A + 0, B)); /* %197 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
     CALL(65, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k160_fused_scale_sum(A + 5389552 + 1241088*B, A + 5389552 + 1179648*B, B)); /* %202 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(66, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k161_sub(A + 5389552 + 1187840*B, A + 5389552 + 1179648*B, A + 5389552 + 1241088*B, B)); /* %203 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(67, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k166_fused_rsqrt_addc_scale_sum(A + 5389552 + 1241488*B, A + 5389552 + 1187840*B, B)); /* %208 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(68, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k167_mul(A + 5389552 + 1179648*B, A + 5389552 + 1187840*B, A + 5389552 + 1241488*B, B)); /* %209 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(66, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k161_sub(A + 5389552 + 1187840*B, A + 5389552 + 1179648*B, A + 5389552 + 1241088*B, B)); /* %203 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(67, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_vjp_k166_fused_rsqrt_addc_scale_sum(A + 5389552 + 1241488*B, A + 5389552 + 1187840*B, B)); /* %208 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(68, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k167_mul(A + 5389552 + 1179648*B, A + 5389552 + 1187840*B, A + 5389552 + 1241488*B, B)); /* %209 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13 */
     CALL(69, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_vjp_k215_fused_add_add_mul(A + 5389552 + 1196032*B, A + 5389552 + 1138688*B, A + 5389552 + 1179648*B, (real *)P + 490592, (real *)P + 490720, B)); /* %215 fused:add_add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:14 */
     CALL(70, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k173_relu(A + 5389552 + 1204224*B, A + 5389552 + 1196032*B, B)); /* %216 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
     CALL(71, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k218_permute(A + 5389552 + 1212416*B, A + 5389552 + 1204224*B, B)); /* %218 permute [B,64,128]  graphs/lib/image_encoder.lua:33 */
@@ -386,10 +386,10 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     const long B = dims[0]; (void)B;
     real *A = arena; (void)A; (void)P; (void)inputs; (void)grads; (void)input_grads;
     CALL(82, 0, sizeof(real)*((double)1), convirt_features_loss_k58_fill(A + 0)); /* %266 fill []  graphs/lib/model.lua:147 */
-    CALL(83, (double)B, sizeof(real)*((double)B + (double)1), convirt_features_loss_k61_id(A + 5389552 + 1241216*B, A + 0, B)); /* %268 map:id [B,1,1]  graphs/lib/model.lua:147 */
+    CALL(83, (double)B, sizeof(real)*((double)B + (double)1), convirt_image_vjp_k268_id(A + 5389552 + 1241216*B, A + 0, B)); /* %268 map:id [B,1,1]  graphs/lib/model.lua:147 */
     CALL(84, (double)64*B, sizeof(real)*((double)64*B + (double)B), convirt_image_vjp_k269_id(A + 5389552 + 1228928*B, A + 5389552 + 1241216*B, B)); /* %269 map:id [B,64,1]  graphs/lib/model.lua:147 */
     CALL(85, (double)16384*B, sizeof(real)*((double)8192*B + (double)64*B + (double)8192*B), convirt_image_vjp_k271_fused_mul_id(A + 5389552 + 1220608*B, A + 5389552 + 1228928*B, (real *)inputs[2], B)); /* %271 fused:mul_id [B,64,128]  graphs/lib/model.lua:147 */
-    CALL(86, (double)B, sizeof(real)*((double)B + (double)1), convirt_features_loss_k61_id(A + 5389552 + 1241216*B, A + 0, B)); /* %274 map:id [B,1]  graphs/lib/model.lua:147 */
+    CALL(86, (double)B, sizeof(real)*((double)B + (double)1), convirt_image_vjp_k268_id(A + 5389552 + 1241216*B, A + 0, B)); /* %274 map:id [B,1]  graphs/lib/model.lua:147 */
     CALL(87, (double)256*B, sizeof(real)*((double)128*B + (double)B + (double)128*B), convirt_image_vjp_k276_fused_mul_id(A + 5389552 + 1228928*B, A + 5389552 + 1241216*B, (real *)inputs[1], B)); /* %276 fused:mul_id [B,128]  graphs/lib/model.lua:147 */
     CALL(88, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k278_sum(A + 5387264, A + 5389552 + 1228928*B, B)); /* %278 reduce [1,128]  graphs/lib/image_encoder.lua:36 */
     CALL(89, (double)32768*B, sizeof(real)*((double)16384 + (double)128*B + (double)128*B), convirt_image_vjp_k281_matmul(A + 5326848, A + 5389552 + 1228928*B, A + 5389552 + 1228800*B, B)); /* %281 matmul [128,128]  graphs/lib/image_encoder.lua:36 */

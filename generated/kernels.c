@@ -399,20 +399,6 @@ void convirt_features_loss_k60_scale(real *restrict out, const real *restrict in
     out[0] = in0[0] * ((real)0.5/(real)(B));
 }
 
-/* convirt_features_loss_k61_id:
- *   %61 map:id [1,B] (backward)  graphs/lib/losses.lua:14
- *   %268 map:id [B,1,1] (backward)  graphs/lib/model.lua:147
- *   %274 map:id [B,1] (backward)  graphs/lib/model.lua:147
- *   %554 map:id [1,B] (backward)  graphs/lib/losses.lua:14
- *   %153 map:id [1,B] (backward)  graphs/lib/losses.lua:14
- *   %646 map:id [1,B] (backward)  graphs/lib/losses.lua:14
- *   ... and 6 more */
-void convirt_features_loss_k61_id(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[0];
-}
-
 /* convirt_features_loss_k63_fused_mul_id:
  *   %63 fused:mul_id [T,1] (backward)  graphs/lib/losses.lua:13
  *     + %62 map:id [T,1]  graphs/lib/losses.lua:13
@@ -428,34 +414,36 @@ void convirt_features_loss_k63_fused_mul_id(real *restrict out, const real *rest
         out[i0] = ((in0[0])) * (in1[i0]);
 }
 
-/* convirt_features_loss_k65_neg:
- *   %65 map:neg [1,B] (backward)  graphs/lib/losses.lua:11
- *   %558 map:neg [1,B] (backward)  graphs/lib/losses.lua:11
- *   %157 map:neg [1,B] (backward)  graphs/lib/losses.lua:11
- *   %650 map:neg [1,B] (backward)  graphs/lib/losses.lua:11
- *   %194 map:neg [1,B] (backward)  graphs/lib/losses.lua:11
- *   %687 map:neg [1,B] (backward)  graphs/lib/losses.lua:11
+/* convirt_features_loss_k65_fused_neg_id:
+ *   %65 fused:neg_id [1,B] (backward)  graphs/lib/losses.lua:11
+ *     + %61 map:id [1,B]  graphs/lib/losses.lua:14
+ *   %558 fused:neg_id [1,B] (backward)  graphs/lib/losses.lua:11
+ *   %157 fused:neg_id [1,B] (backward)  graphs/lib/losses.lua:11
+ *   %650 fused:neg_id [1,B] (backward)  graphs/lib/losses.lua:11
+ *   %194 fused:neg_id [1,B] (backward)  graphs/lib/losses.lua:11
+ *   %687 fused:neg_id [1,B] (backward)  graphs/lib/losses.lua:11
  *   ... and 4 more */
-void convirt_features_loss_k65_neg(real *restrict out, const real *restrict in0, long B) {
+void convirt_features_loss_k65_fused_neg_id(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
-        out[i0] = -in0[i0];
+        out[i0] = -((in0[0]));
 }
 
-/* convirt_features_loss_k71_fused_mul_div_step:
- *   %71 fused:mul_div_step [1,B] (backward)  graphs/lib/losses.lua:11
+/* convirt_features_loss_k71_fused_mul_div_id_step:
+ *   %71 fused:mul_div_id_step [1,B] (backward)  graphs/lib/losses.lua:11
  *     + %69 map:div [1,B]  graphs/lib/losses.lua:11
+ *     + %61 map:id [1,B]  graphs/lib/losses.lua:14
  *     + %70 map:step [1,B]  graphs/lib/losses.lua:11
- *   %564 fused:mul_div_step [1,B] (backward)  graphs/lib/losses.lua:11
- *   %163 fused:mul_div_step [1,B] (backward)  graphs/lib/losses.lua:11
- *   %276 fused:mul_div_step [1,B] (backward)  graphs/lib/losses.lua:11
- *   %656 fused:mul_div_step [1,B] (backward)  graphs/lib/losses.lua:11
- *   %769 fused:mul_div_step [1,B] (backward)  graphs/lib/losses.lua:11
+ *   %564 fused:mul_div_id_step [1,B] (backward)  graphs/lib/losses.lua:11
+ *   %163 fused:mul_div_id_step [1,B] (backward)  graphs/lib/losses.lua:11
+ *   %276 fused:mul_div_id_step [1,B] (backward)  graphs/lib/losses.lua:11
+ *   %656 fused:mul_div_id_step [1,B] (backward)  graphs/lib/losses.lua:11
+ *   %769 fused:mul_div_id_step [1,B] (backward)  graphs/lib/losses.lua:11
  *   ... and 12 more */
-void convirt_features_loss_k71_fused_mul_div_step(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
+void convirt_features_loss_k71_fused_mul_div_id_step(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
-        out[i0] = ((in0[i0]) / (in1[i0])) * ((in2[i0]) > (real)1.0000000000000001e-30 ? (real)1 : (real)0);
+        out[i0] = (((in0[0])) / (in1[i0])) * ((in2[i0]) > (real)1.0000000000000001e-30 ? (real)1 : (real)0);
 }
 
 /* convirt_features_loss_k77_neg:
@@ -704,57 +692,38 @@ void convirt_image_k11_fused_scale_sum(real *restrict out, const real *restrict 
         }
 }
 
-/* convirt_image_k12_sub:
- *   %12 map:sub [B,8,16384]   graphs/lib/image_encoder.lua:7
- *   %12 map:sub [B,8,16384]   graphs/lib/image_encoder.lua:7
- *   %15 map:sub [B,8,16384]   graphs/lib/image_encoder.lua:7
- *   %15 map:sub [B,8,16384]   graphs/lib/image_encoder.lua:7
- *   %15 map:sub [B,8,16384]   graphs/lib/image_encoder.lua:7
- *   %15 map:sub [B,8,16384]   graphs/lib/image_encoder.lua:7
- *   ... and 7 more */
-void convirt_image_k12_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 16384; i1++)
-            out[i0*16384 + i1] = in0[i0*16384 + i1] - in1[i0];
-}
-
 /* convirt_image_k17_fused_rsqrt_addc_scale_sum:
  *   %17 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
  *     + %16 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7
  *     + %15 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7
  *     + %14 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
  *     + %13 map:square [B,8,16384]  graphs/lib/image_encoder.lua:7
+ *     + %12 map:sub [B,8,16384]  graphs/lib/image_encoder.lua:7
+ *   %18 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
  *   %17 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %20 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %20 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %20 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %20 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   ... and 7 more */
-void convirt_image_k17_fused_rsqrt_addc_scale_sum(real *restrict out, const real *restrict in0, long B) {
+ *   %303 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/unet.lua:17 */
+void convirt_image_k17_fused_rsqrt_addc_scale_sum(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for if((long)(131072*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         {
             real r1 = (real)0;
             #pragma omp simd reduction(+:r1)
-            for (long j1 = 0; j1 < 16384; j1++) r1 += (in0[i0*16384 + j1*1]) * (in0[i0*16384 + j1*1]);
+            for (long j1 = 0; j1 < 16384; j1++) r1 += ((in0[i0*16384 + j1*1]) - (in1[i0])) * ((in0[i0*16384 + j1*1]) - (in1[i0]));
             out[i0] = (real)1 / sqrt((((r1) * (real)6.103515625e-05) + (real)1.0000000000000001e-05));
         }
 }
 
-/* convirt_image_k18_mul:
- *   %18 map:mul [B,8,16384]   graphs/lib/image_encoder.lua:7
- *   %18 map:mul [B,8,16384]   graphs/lib/image_encoder.lua:7
- *   %21 map:mul [B,8,16384]   graphs/lib/image_encoder.lua:7
- *   %21 map:mul [B,8,16384]   graphs/lib/image_encoder.lua:7
- *   %21 map:mul [B,8,16384]   graphs/lib/image_encoder.lua:7
- *   %21 map:mul [B,8,16384]   graphs/lib/image_encoder.lua:7
- *   ... and 7 more */
-void convirt_image_k18_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* convirt_image_k18_fused_mul_sub:
+ *   %18 fused:mul_sub [B,8,16384]   graphs/lib/image_encoder.lua:7
+ *     + %12 map:sub [B,8,16384]  graphs/lib/image_encoder.lua:7
+ *   %19 fused:mul_sub [B,8,16384]   graphs/lib/image_encoder.lua:7
+ *   %18 fused:mul_sub [B,8,16384]   graphs/lib/image_encoder.lua:7
+ *   %304 fused:mul_sub [B,8,16384]   graphs/lib/unet.lua:17 */
+void convirt_image_k18_fused_mul_sub(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
     #pragma omp parallel for collapse(1) if((long)(131072*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         for (long i1 = 0; i1 < 16384; i1++)
-            out[i0*16384 + i1] = in0[i0*16384 + i1] * in1[i0];
+            out[i0*16384 + i1] = ((in0[i0*16384 + i1]) - (in1[i0])) * (in2[i0]);
 }
 
 /* convirt_image_k24_fused_relu_add_mul:
@@ -839,57 +808,44 @@ void convirt_image_k32_fused_scale_sum(real *restrict out, const real *restrict 
         }
 }
 
-/* convirt_image_k33_sub:
- *   %33 map:sub [B,8,4096]   graphs/lib/image_encoder.lua:7
- *   %54 map:sub [B,8,4096]   graphs/lib/image_encoder.lua:7
- *   %75 map:sub [B,8,4096]   graphs/lib/image_encoder.lua:13
- *   %33 map:sub [B,8,4096]   graphs/lib/image_encoder.lua:7
- *   %54 map:sub [B,8,4096]   graphs/lib/image_encoder.lua:7
- *   %75 map:sub [B,8,4096]   graphs/lib/image_encoder.lua:13
- *   ... and 27 more */
-void convirt_image_k33_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 4096; i1++)
-            out[i0*4096 + i1] = in0[i0*4096 + i1] - in1[i0];
-}
-
 /* convirt_image_k38_fused_rsqrt_addc_scale_sum:
  *   %38 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
  *     + %37 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7
  *     + %36 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7
  *     + %35 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
  *     + %34 map:square [B,8,4096]  graphs/lib/image_encoder.lua:7
+ *     + %33 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7
  *   %59 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
  *   %80 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13
- *   %38 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %59 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %80 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13
- *   ... and 27 more */
-void convirt_image_k38_fused_rsqrt_addc_scale_sum(real *restrict out, const real *restrict in0, long B) {
+ *   %39 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *   %60 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *   %81 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13
+ *   ... and 4 more */
+void convirt_image_k38_fused_rsqrt_addc_scale_sum(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for if((long)(32768*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         {
             real r1 = (real)0;
             #pragma omp simd reduction(+:r1)
-            for (long j1 = 0; j1 < 4096; j1++) r1 += (in0[i0*4096 + j1*1]) * (in0[i0*4096 + j1*1]);
+            for (long j1 = 0; j1 < 4096; j1++) r1 += ((in0[i0*4096 + j1*1]) - (in1[i0])) * ((in0[i0*4096 + j1*1]) - (in1[i0]));
             out[i0] = (real)1 / sqrt((((r1) * (real)0.000244140625) + (real)1.0000000000000001e-05));
         }
 }
 
-/* convirt_image_k39_mul:
- *   %39 map:mul [B,8,4096]   graphs/lib/image_encoder.lua:7
- *   %60 map:mul [B,8,4096]   graphs/lib/image_encoder.lua:7
- *   %81 map:mul [B,8,4096]   graphs/lib/image_encoder.lua:13
- *   %39 map:mul [B,8,4096]   graphs/lib/image_encoder.lua:7
- *   %60 map:mul [B,8,4096]   graphs/lib/image_encoder.lua:7
- *   %81 map:mul [B,8,4096]   graphs/lib/image_encoder.lua:13
- *   ... and 27 more */
-void convirt_image_k39_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* convirt_image_k39_fused_mul_sub:
+ *   %39 fused:mul_sub [B,8,4096]   graphs/lib/image_encoder.lua:7
+ *     + %33 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7
+ *   %60 fused:mul_sub [B,8,4096]   graphs/lib/image_encoder.lua:7
+ *   %81 fused:mul_sub [B,8,4096]   graphs/lib/image_encoder.lua:13
+ *   %40 fused:mul_sub [B,8,4096]   graphs/lib/image_encoder.lua:7
+ *   %61 fused:mul_sub [B,8,4096]   graphs/lib/image_encoder.lua:7
+ *   %82 fused:mul_sub [B,8,4096]   graphs/lib/image_encoder.lua:13
+ *   ... and 4 more */
+void convirt_image_k39_fused_mul_sub(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
     #pragma omp parallel for collapse(1) if((long)(32768*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         for (long i1 = 0; i1 < 4096; i1++)
-            out[i0*4096 + i1] = in0[i0*4096 + i1] * in1[i0];
+            out[i0*4096 + i1] = ((in0[i0*4096 + i1]) - (in1[i0])) * (in2[i0]);
 }
 
 /* convirt_image_k45_fused_relu_add_mul:
@@ -1039,57 +995,44 @@ void convirt_image_k96_fused_scale_sum(real *restrict out, const real *restrict 
         }
 }
 
-/* convirt_image_k97_sub:
- *   %97 map:sub [B,8,2048]   graphs/lib/image_encoder.lua:7
- *   %118 map:sub [B,8,2048]   graphs/lib/image_encoder.lua:7
- *   %139 map:sub [B,8,2048]   graphs/lib/image_encoder.lua:13
- *   %97 map:sub [B,8,2048]   graphs/lib/image_encoder.lua:7
- *   %118 map:sub [B,8,2048]   graphs/lib/image_encoder.lua:7
- *   %139 map:sub [B,8,2048]   graphs/lib/image_encoder.lua:13
- *   ... and 27 more */
-void convirt_image_k97_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 2048; i1++)
-            out[i0*2048 + i1] = in0[i0*2048 + i1] - in1[i0];
-}
-
 /* convirt_image_k102_fused_rsqrt_addc_scale_sum:
  *   %102 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
  *     + %101 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7
  *     + %100 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7
  *     + %99 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
  *     + %98 map:square [B,8,2048]  graphs/lib/image_encoder.lua:7
+ *     + %97 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7
  *   %123 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
  *   %144 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13
- *   %102 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %123 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %144 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13
- *   ... and 27 more */
-void convirt_image_k102_fused_rsqrt_addc_scale_sum(real *restrict out, const real *restrict in0, long B) {
+ *   %103 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *   %124 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *   %145 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13
+ *   ... and 4 more */
+void convirt_image_k102_fused_rsqrt_addc_scale_sum(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for if((long)(16384*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         {
             real r1 = (real)0;
             #pragma omp simd reduction(+:r1)
-            for (long j1 = 0; j1 < 2048; j1++) r1 += (in0[i0*2048 + j1*1]) * (in0[i0*2048 + j1*1]);
+            for (long j1 = 0; j1 < 2048; j1++) r1 += ((in0[i0*2048 + j1*1]) - (in1[i0])) * ((in0[i0*2048 + j1*1]) - (in1[i0]));
             out[i0] = (real)1 / sqrt((((r1) * (real)0.00048828125) + (real)1.0000000000000001e-05));
         }
 }
 
-/* convirt_image_k103_mul:
- *   %103 map:mul [B,8,2048]   graphs/lib/image_encoder.lua:7
- *   %124 map:mul [B,8,2048]   graphs/lib/image_encoder.lua:7
- *   %145 map:mul [B,8,2048]   graphs/lib/image_encoder.lua:13
- *   %103 map:mul [B,8,2048]   graphs/lib/image_encoder.lua:7
- *   %124 map:mul [B,8,2048]   graphs/lib/image_encoder.lua:7
- *   %145 map:mul [B,8,2048]   graphs/lib/image_encoder.lua:13
- *   ... and 27 more */
-void convirt_image_k103_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* convirt_image_k103_fused_mul_sub:
+ *   %103 fused:mul_sub [B,8,2048]   graphs/lib/image_encoder.lua:7
+ *     + %97 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7
+ *   %124 fused:mul_sub [B,8,2048]   graphs/lib/image_encoder.lua:7
+ *   %145 fused:mul_sub [B,8,2048]   graphs/lib/image_encoder.lua:13
+ *   %104 fused:mul_sub [B,8,2048]   graphs/lib/image_encoder.lua:7
+ *   %125 fused:mul_sub [B,8,2048]   graphs/lib/image_encoder.lua:7
+ *   %146 fused:mul_sub [B,8,2048]   graphs/lib/image_encoder.lua:13
+ *   ... and 4 more */
+void convirt_image_k103_fused_mul_sub(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
     #pragma omp parallel for collapse(1) if((long)(16384*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         for (long i1 = 0; i1 < 2048; i1++)
-            out[i0*2048 + i1] = in0[i0*2048 + i1] * in1[i0];
+            out[i0*2048 + i1] = ((in0[i0*2048 + i1]) - (in1[i0])) * (in2[i0]);
 }
 
 /* convirt_image_k109_fused_relu_add_mul:
@@ -1239,57 +1182,44 @@ void convirt_image_k160_fused_scale_sum(real *restrict out, const real *restrict
         }
 }
 
-/* convirt_image_k161_sub:
- *   %161 map:sub [B,8,1024]   graphs/lib/image_encoder.lua:7
- *   %182 map:sub [B,8,1024]   graphs/lib/image_encoder.lua:7
- *   %203 map:sub [B,8,1024]   graphs/lib/image_encoder.lua:13
- *   %161 map:sub [B,8,1024]   graphs/lib/image_encoder.lua:7
- *   %182 map:sub [B,8,1024]   graphs/lib/image_encoder.lua:7
- *   %203 map:sub [B,8,1024]   graphs/lib/image_encoder.lua:13
- *   ... and 24 more */
-void convirt_image_k161_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 1024; i1++)
-            out[i0*1024 + i1] = in0[i0*1024 + i1] - in1[i0];
-}
-
 /* convirt_image_k166_fused_rsqrt_addc_scale_sum:
  *   %166 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
  *     + %165 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7
  *     + %164 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7
  *     + %163 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
  *     + %162 map:square [B,8,1024]  graphs/lib/image_encoder.lua:7
+ *     + %161 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7
  *   %187 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
  *   %208 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13
- *   %166 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %187 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %208 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13
- *   ... and 24 more */
-void convirt_image_k166_fused_rsqrt_addc_scale_sum(real *restrict out, const real *restrict in0, long B) {
+ *   %167 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *   %188 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *   %209 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13
+ *   ... and 3 more */
+void convirt_image_k166_fused_rsqrt_addc_scale_sum(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         {
             real r1 = (real)0;
             #pragma omp simd reduction(+:r1)
-            for (long j1 = 0; j1 < 1024; j1++) r1 += (in0[i0*1024 + j1*1]) * (in0[i0*1024 + j1*1]);
+            for (long j1 = 0; j1 < 1024; j1++) r1 += ((in0[i0*1024 + j1*1]) - (in1[i0])) * ((in0[i0*1024 + j1*1]) - (in1[i0]));
             out[i0] = (real)1 / sqrt((((r1) * (real)0.0009765625) + (real)1.0000000000000001e-05));
         }
 }
 
-/* convirt_image_k167_mul:
- *   %167 map:mul [B,8,1024]   graphs/lib/image_encoder.lua:7
- *   %188 map:mul [B,8,1024]   graphs/lib/image_encoder.lua:7
- *   %209 map:mul [B,8,1024]   graphs/lib/image_encoder.lua:13
- *   %167 map:mul [B,8,1024]   graphs/lib/image_encoder.lua:7
- *   %188 map:mul [B,8,1024]   graphs/lib/image_encoder.lua:7
- *   %209 map:mul [B,8,1024]   graphs/lib/image_encoder.lua:13
- *   ... and 24 more */
-void convirt_image_k167_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* convirt_image_k167_fused_mul_sub:
+ *   %167 fused:mul_sub [B,8,1024]   graphs/lib/image_encoder.lua:7
+ *     + %161 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7
+ *   %188 fused:mul_sub [B,8,1024]   graphs/lib/image_encoder.lua:7
+ *   %209 fused:mul_sub [B,8,1024]   graphs/lib/image_encoder.lua:13
+ *   %168 fused:mul_sub [B,8,1024]   graphs/lib/image_encoder.lua:7
+ *   %189 fused:mul_sub [B,8,1024]   graphs/lib/image_encoder.lua:7
+ *   %210 fused:mul_sub [B,8,1024]   graphs/lib/image_encoder.lua:13
+ *   ... and 3 more */
+void convirt_image_k167_fused_mul_sub(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
     #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         for (long i1 = 0; i1 < 1024; i1++)
-            out[i0*1024 + i1] = in0[i0*1024 + i1] * in1[i0];
+            out[i0*1024 + i1] = ((in0[i0*1024 + i1]) - (in1[i0])) * (in2[i0]);
 }
 
 /* convirt_image_k173_fused_relu_add_mul:
@@ -1474,6 +1404,59 @@ void convirt_image_k231_matmul_add(real *restrict out, const real *restrict in0,
     }
 }
 
+/* convirt_image_vjp_k12_sub:
+ *   %12 map:sub [B,8,16384]   graphs/lib/image_encoder.lua:7
+ *   %15 map:sub [B,8,16384]   graphs/lib/image_encoder.lua:7
+ *   %15 map:sub [B,8,16384]   graphs/lib/image_encoder.lua:7
+ *   %15 map:sub [B,8,16384]   graphs/lib/image_encoder.lua:7
+ *   %15 map:sub [B,8,16384]   graphs/lib/image_encoder.lua:7
+ *   %15 map:sub [B,8,16384]   graphs/lib/image_encoder.lua:7
+ *   ... and 3 more */
+void convirt_image_vjp_k12_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    #pragma omp parallel for collapse(1) if((long)(131072*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        for (long i1 = 0; i1 < 16384; i1++)
+            out[i0*16384 + i1] = in0[i0*16384 + i1] - in1[i0];
+}
+
+/* convirt_image_vjp_k17_fused_rsqrt_addc_scale_sum:
+ *   %17 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *     + %16 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %15 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %14 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %13 map:square [B,8,16384]  graphs/lib/image_encoder.lua:7
+ *   %20 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *   %20 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *   %20 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *   %20 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *   %20 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *   ... and 3 more */
+void convirt_image_vjp_k17_fused_rsqrt_addc_scale_sum(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for if((long)(131072*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        {
+            real r1 = (real)0;
+            #pragma omp simd reduction(+:r1)
+            for (long j1 = 0; j1 < 16384; j1++) r1 += (in0[i0*16384 + j1*1]) * (in0[i0*16384 + j1*1]);
+            out[i0] = (real)1 / sqrt((((r1) * (real)6.103515625e-05) + (real)1.0000000000000001e-05));
+        }
+}
+
+/* convirt_image_vjp_k18_mul:
+ *   %18 map:mul [B,8,16384]   graphs/lib/image_encoder.lua:7
+ *   %21 map:mul [B,8,16384]   graphs/lib/image_encoder.lua:7
+ *   %21 map:mul [B,8,16384]   graphs/lib/image_encoder.lua:7
+ *   %21 map:mul [B,8,16384]   graphs/lib/image_encoder.lua:7
+ *   %21 map:mul [B,8,16384]   graphs/lib/image_encoder.lua:7
+ *   %21 map:mul [B,8,16384]   graphs/lib/image_encoder.lua:7
+ *   ... and 3 more */
+void convirt_image_vjp_k18_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    #pragma omp parallel for collapse(1) if((long)(131072*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        for (long i1 = 0; i1 < 16384; i1++)
+            out[i0*16384 + i1] = in0[i0*16384 + i1] * in1[i0];
+}
+
 /* convirt_image_vjp_k23_fused_add_mul:
  *   %23 fused:add_mul [B,32,64,64]   graphs/lib/image_encoder.lua:7
  *     + %21 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7
@@ -1503,6 +1486,59 @@ void convirt_image_vjp_k24_relu(real *restrict out, const real *restrict in0, lo
     #pragma omp parallel for simd if((long)(131072*B) > 32768)
     for (long i0 = 0; i0 < 131072*B; i0++)
         out[i0] = in0[i0] > 0 ? in0[i0] : (real)0;
+}
+
+/* convirt_image_vjp_k33_sub:
+ *   %33 map:sub [B,8,4096]   graphs/lib/image_encoder.lua:7
+ *   %54 map:sub [B,8,4096]   graphs/lib/image_encoder.lua:7
+ *   %75 map:sub [B,8,4096]   graphs/lib/image_encoder.lua:13
+ *   %36 map:sub [B,8,4096]   graphs/lib/image_encoder.lua:7
+ *   %57 map:sub [B,8,4096]   graphs/lib/image_encoder.lua:7
+ *   %78 map:sub [B,8,4096]   graphs/lib/image_encoder.lua:13
+ *   ... and 17 more */
+void convirt_image_vjp_k33_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    #pragma omp parallel for collapse(1) if((long)(32768*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        for (long i1 = 0; i1 < 4096; i1++)
+            out[i0*4096 + i1] = in0[i0*4096 + i1] - in1[i0];
+}
+
+/* convirt_image_vjp_k38_fused_rsqrt_addc_scale_sum:
+ *   %38 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *     + %37 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %36 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %35 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %34 map:square [B,8,4096]  graphs/lib/image_encoder.lua:7
+ *   %59 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *   %80 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13
+ *   %41 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *   %62 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *   %83 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13
+ *   ... and 17 more */
+void convirt_image_vjp_k38_fused_rsqrt_addc_scale_sum(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for if((long)(32768*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        {
+            real r1 = (real)0;
+            #pragma omp simd reduction(+:r1)
+            for (long j1 = 0; j1 < 4096; j1++) r1 += (in0[i0*4096 + j1*1]) * (in0[i0*4096 + j1*1]);
+            out[i0] = (real)1 / sqrt((((r1) * (real)0.000244140625) + (real)1.0000000000000001e-05));
+        }
+}
+
+/* convirt_image_vjp_k39_mul:
+ *   %39 map:mul [B,8,4096]   graphs/lib/image_encoder.lua:7
+ *   %60 map:mul [B,8,4096]   graphs/lib/image_encoder.lua:7
+ *   %81 map:mul [B,8,4096]   graphs/lib/image_encoder.lua:13
+ *   %42 map:mul [B,8,4096]   graphs/lib/image_encoder.lua:7
+ *   %63 map:mul [B,8,4096]   graphs/lib/image_encoder.lua:7
+ *   %84 map:mul [B,8,4096]   graphs/lib/image_encoder.lua:13
+ *   ... and 17 more */
+void convirt_image_vjp_k39_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    #pragma omp parallel for collapse(1) if((long)(32768*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        for (long i1 = 0; i1 < 4096; i1++)
+            out[i0*4096 + i1] = in0[i0*4096 + i1] * in1[i0];
 }
 
 /* convirt_image_vjp_k44_fused_add_mul:
@@ -1554,6 +1590,59 @@ void convirt_image_vjp_k87_fused_add_add_mul(real *restrict out, const real *res
                 out[i0*32768 + i1*1024 + i2] = (in0[i0*32768 + i1*1024 + i2]) + (((in1[i0*32768 + i1*1024 + i2]) * (in2[i1])) + (in3[i1]));
 }
 
+/* convirt_image_vjp_k97_sub:
+ *   %97 map:sub [B,8,2048]   graphs/lib/image_encoder.lua:7
+ *   %118 map:sub [B,8,2048]   graphs/lib/image_encoder.lua:7
+ *   %139 map:sub [B,8,2048]   graphs/lib/image_encoder.lua:13
+ *   %100 map:sub [B,8,2048]   graphs/lib/image_encoder.lua:7
+ *   %121 map:sub [B,8,2048]   graphs/lib/image_encoder.lua:7
+ *   %142 map:sub [B,8,2048]   graphs/lib/image_encoder.lua:13
+ *   ... and 17 more */
+void convirt_image_vjp_k97_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    #pragma omp parallel for collapse(1) if((long)(16384*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        for (long i1 = 0; i1 < 2048; i1++)
+            out[i0*2048 + i1] = in0[i0*2048 + i1] - in1[i0];
+}
+
+/* convirt_image_vjp_k102_fused_rsqrt_addc_scale_sum:
+ *   %102 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *     + %101 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %100 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %99 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %98 map:square [B,8,2048]  graphs/lib/image_encoder.lua:7
+ *   %123 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *   %144 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13
+ *   %105 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *   %126 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *   %147 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13
+ *   ... and 17 more */
+void convirt_image_vjp_k102_fused_rsqrt_addc_scale_sum(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for if((long)(16384*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        {
+            real r1 = (real)0;
+            #pragma omp simd reduction(+:r1)
+            for (long j1 = 0; j1 < 2048; j1++) r1 += (in0[i0*2048 + j1*1]) * (in0[i0*2048 + j1*1]);
+            out[i0] = (real)1 / sqrt((((r1) * (real)0.00048828125) + (real)1.0000000000000001e-05));
+        }
+}
+
+/* convirt_image_vjp_k103_mul:
+ *   %103 map:mul [B,8,2048]   graphs/lib/image_encoder.lua:7
+ *   %124 map:mul [B,8,2048]   graphs/lib/image_encoder.lua:7
+ *   %145 map:mul [B,8,2048]   graphs/lib/image_encoder.lua:13
+ *   %106 map:mul [B,8,2048]   graphs/lib/image_encoder.lua:7
+ *   %127 map:mul [B,8,2048]   graphs/lib/image_encoder.lua:7
+ *   %148 map:mul [B,8,2048]   graphs/lib/image_encoder.lua:13
+ *   ... and 17 more */
+void convirt_image_vjp_k103_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    #pragma omp parallel for collapse(1) if((long)(16384*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        for (long i1 = 0; i1 < 2048; i1++)
+            out[i0*2048 + i1] = in0[i0*2048 + i1] * in1[i0];
+}
+
 /* convirt_image_vjp_k108_fused_add_mul:
  *   %108 fused:add_mul [B,64,16,16]   graphs/lib/image_encoder.lua:7
  *     + %106 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7
@@ -1601,6 +1690,59 @@ void convirt_image_vjp_k151_fused_add_add_mul(real *restrict out, const real *re
         for (long i1 = 0; i1 < 64; i1++)
             for (long i2 = 0; i2 < 256; i2++)
                 out[i0*16384 + i1*256 + i2] = (in0[i0*16384 + i1*256 + i2]) + (((in1[i0*16384 + i1*256 + i2]) * (in2[i1])) + (in3[i1]));
+}
+
+/* convirt_image_vjp_k161_sub:
+ *   %161 map:sub [B,8,1024]   graphs/lib/image_encoder.lua:7
+ *   %182 map:sub [B,8,1024]   graphs/lib/image_encoder.lua:7
+ *   %203 map:sub [B,8,1024]   graphs/lib/image_encoder.lua:13
+ *   %164 map:sub [B,8,1024]   graphs/lib/image_encoder.lua:7
+ *   %185 map:sub [B,8,1024]   graphs/lib/image_encoder.lua:7
+ *   %206 map:sub [B,8,1024]   graphs/lib/image_encoder.lua:13
+ *   ... and 15 more */
+void convirt_image_vjp_k161_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        for (long i1 = 0; i1 < 1024; i1++)
+            out[i0*1024 + i1] = in0[i0*1024 + i1] - in1[i0];
+}
+
+/* convirt_image_vjp_k166_fused_rsqrt_addc_scale_sum:
+ *   %166 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *     + %165 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %164 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %163 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %162 map:square [B,8,1024]  graphs/lib/image_encoder.lua:7
+ *   %187 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *   %208 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13
+ *   %169 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *   %190 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *   %211 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13
+ *   ... and 15 more */
+void convirt_image_vjp_k166_fused_rsqrt_addc_scale_sum(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for if((long)(8192*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        {
+            real r1 = (real)0;
+            #pragma omp simd reduction(+:r1)
+            for (long j1 = 0; j1 < 1024; j1++) r1 += (in0[i0*1024 + j1*1]) * (in0[i0*1024 + j1*1]);
+            out[i0] = (real)1 / sqrt((((r1) * (real)0.0009765625) + (real)1.0000000000000001e-05));
+        }
+}
+
+/* convirt_image_vjp_k167_mul:
+ *   %167 map:mul [B,8,1024]   graphs/lib/image_encoder.lua:7
+ *   %188 map:mul [B,8,1024]   graphs/lib/image_encoder.lua:7
+ *   %209 map:mul [B,8,1024]   graphs/lib/image_encoder.lua:13
+ *   %170 map:mul [B,8,1024]   graphs/lib/image_encoder.lua:7
+ *   %191 map:mul [B,8,1024]   graphs/lib/image_encoder.lua:7
+ *   %212 map:mul [B,8,1024]   graphs/lib/image_encoder.lua:13
+ *   ... and 15 more */
+void convirt_image_vjp_k167_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        for (long i1 = 0; i1 < 1024; i1++)
+            out[i0*1024 + i1] = in0[i0*1024 + i1] * in1[i0];
 }
 
 /* convirt_image_vjp_k172_fused_add_mul:
@@ -1721,6 +1863,15 @@ void convirt_image_vjp_k240_sum(real *restrict out, const real *restrict in0, lo
  *   ... and 6 more */
 void convirt_image_vjp_k243_add(real *restrict out, const real *restrict in0, const real *restrict in1) {
     out[0] = in0[0] + in1[0];
+}
+
+/* convirt_image_vjp_k268_id:
+ *   %268 map:id [B,1,1] (backward)  graphs/lib/model.lua:147
+ *   %274 map:id [B,1] (backward)  graphs/lib/model.lua:147 */
+void convirt_image_vjp_k268_id(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for simd if((long)(B) > 32768)
+    for (long i0 = 0; i0 < B; i0++)
+        out[i0] = in0[0];
 }
 
 /* convirt_image_vjp_k269_id:
@@ -3451,54 +3602,42 @@ void convirt_k237_gather(real *restrict out, const real *restrict in0, const int
     }
 }
 
-/* convirt_k238_add:
- *   %238 map:add [T,40,128]   graphs/lib/text_encoder.lua:32
- *   %6 map:add [T,40,128]   graphs/lib/text_encoder.lua:32
- *   %6 map:add [T,40,128]   graphs/lib/text_encoder.lua:32
- *   %238 map:add [T,40,128]   graphs/lib/text_encoder.lua:32
- *   %238 map:add [T,40,128]   graphs/lib/text_encoder.lua:32
- *   %238 map:add [T,40,128]   graphs/lib/text_encoder.lua:32
+/* convirt_k242_fused_scale_sum_add:
+ *   %242 fused:scale_sum_add [T,40,1]   graphs/lib/text_encoder.lua:23
+ *     + %241 reduce [T,40,1]  graphs/lib/text_encoder.lua:23
+ *     + %238 map:add [T,40,128]  graphs/lib/text_encoder.lua:32
+ *   %10 fused:scale_sum_add [T,40,1]   graphs/lib/text_encoder.lua:23
+ *   %10 fused:scale_sum_add [T,40,1]   graphs/lib/text_encoder.lua:23
+ *   %242 fused:scale_sum_add [T,40,1]   graphs/lib/text_encoder.lua:23
+ *   %242 fused:scale_sum_add [T,40,1]   graphs/lib/text_encoder.lua:23
+ *   %242 fused:scale_sum_add [T,40,1]   graphs/lib/text_encoder.lua:23
  *   ... and 1 more */
-void convirt_k238_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+void convirt_k242_fused_scale_sum_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 5120; i1++)
-            out[i0*5120 + i1] = in0[i0*5120 + i1] + in1[i1];
+        for (long i1 = 0; i1 < 40; i1++)
+            {
+                real r1 = (real)0;
+                #pragma omp simd reduction(+:r1)
+                for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*5120 + i1*128 + j1*1]) + (in1[i1*128 + j1*1]);
+                out[i0*40 + i1] = (r1) * (real)0.0078125;
+            }
 }
 
-/* convirt_k242_fused_scale_sum:
- *   %242 fused:scale_sum [T,40,1]   graphs/lib/text_encoder.lua:23
- *     + %241 reduce [T,40,1]  graphs/lib/text_encoder.lua:23
- *   %305 fused:scale_sum [T,40,1]   graphs/lib/text_encoder.lua:24
- *   %332 fused:scale_sum [T,40,1]   graphs/lib/text_encoder.lua:23
- *   %395 fused:scale_sum [T,40,1]   graphs/lib/text_encoder.lua:24
- *   %422 fused:scale_sum [T,40,1]   graphs/lib/text_encoder.lua:34
- *   %10 fused:scale_sum [T,40,1]   graphs/lib/text_encoder.lua:23
- *   ... and 29 more */
-void convirt_k242_fused_scale_sum(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for if((long)(5120*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        {
-            real r1 = (real)0;
-            #pragma omp simd reduction(+:r1)
-            for (long j1 = 0; j1 < 128; j1++) r1 += in0[i0*128 + j1*1];
-            out[i0] = (r1) * (real)0.0078125;
-        }
-}
-
-/* convirt_k243_sub:
- *   %243 map:sub [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %306 map:sub [T,40,128]   graphs/lib/text_encoder.lua:24
- *   %333 map:sub [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %396 map:sub [T,40,128]   graphs/lib/text_encoder.lua:24
- *   %423 map:sub [T,40,128]   graphs/lib/text_encoder.lua:34
- *   %11 map:sub [T,40,128]   graphs/lib/text_encoder.lua:23
- *   ... and 29 more */
-void convirt_k243_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*128 + i1] - in1[i0];
+/* convirt_k243_fused_sub_add:
+ *   %243 fused:sub_add [T,40,128]   graphs/lib/text_encoder.lua:23
+ *     + %238 map:add [T,40,128]  graphs/lib/text_encoder.lua:32
+ *   %11 fused:sub_add [T,40,128]   graphs/lib/text_encoder.lua:23
+ *   %243 fused:sub_add [T,40,128]   graphs/lib/text_encoder.lua:23
+ *   %243 fused:sub_add [T,40,128]   graphs/lib/text_encoder.lua:23
+ *   %243 fused:sub_add [T,40,128]   graphs/lib/text_encoder.lua:23
+ *   %243 fused:sub_add [T,40,128]   graphs/lib/text_encoder.lua:23 */
+void convirt_k243_fused_sub_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
+    #pragma omp parallel for collapse(2) if((long)(5120*T) > 32768)
+    for (long i0 = 0; i0 < T; i0++)
+        for (long i1 = 0; i1 < 40; i1++)
+            for (long i2 = 0; i2 < 128; i2++)
+                out[i0*5120 + i1*128 + i2] = ((in0[i0*5120 + i1*128 + i2]) + (in1[i1*128 + i2])) - (in2[i0*40 + i1]);
 }
 
 /* convirt_k248_fused_rsqrt_addc_scale_sum:
@@ -3512,7 +3651,7 @@ void convirt_k243_sub(real *restrict out, const real *restrict in0, const real *
  *   %401 fused:rsqrt_addc_scale_sum [T,40,1]   graphs/lib/text_encoder.lua:24
  *   %428 fused:rsqrt_addc_scale_sum [T,40,1]   graphs/lib/text_encoder.lua:34
  *   %16 fused:rsqrt_addc_scale_sum [T,40,1]   graphs/lib/text_encoder.lua:23
- *   ... and 29 more */
+ *   ... and 24 more */
 void convirt_k248_fused_rsqrt_addc_scale_sum(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for if((long)(5120*T) > 32768)
     for (long i0 = 0; i0 < 40*T; i0++)
@@ -3680,39 +3819,25 @@ void convirt_k287_fused_exp_sub(real *restrict out, const real *restrict in0, co
             out[i0*40 + i1] = exp_real(((in0[i0*40 + i1]) - (in1[i0])));
 }
 
-/* convirt_k288_mul:
- *   %288 map:mul [T,4,40,40]   graphs/lib/text_encoder.lua:16
- *   %378 map:mul [T,4,40,40]   graphs/lib/text_encoder.lua:16
- *   %56 map:mul [T,4,40,40]   graphs/lib/text_encoder.lua:16
- *   %146 map:mul [T,4,40,40]   graphs/lib/text_encoder.lua:16
- *   %288 map:mul [T,4,40,40]   graphs/lib/text_encoder.lua:16
- *   %378 map:mul [T,4,40,40]   graphs/lib/text_encoder.lua:16
+/* convirt_k289_fused_sum_mul:
+ *   %289 fused:sum_mul [T,4,40,1]   graphs/lib/text_encoder.lua:16
+ *     + %288 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16
+ *   %379 fused:sum_mul [T,4,40,1]   graphs/lib/text_encoder.lua:16
+ *   %57 fused:sum_mul [T,4,40,1]   graphs/lib/text_encoder.lua:16
+ *   %147 fused:sum_mul [T,4,40,1]   graphs/lib/text_encoder.lua:16
+ *   %289 fused:sum_mul [T,4,40,1]   graphs/lib/text_encoder.lua:16
+ *   %379 fused:sum_mul [T,4,40,1]   graphs/lib/text_encoder.lua:16
  *   ... and 6 more */
-void convirt_k288_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(2) if((long)(6400*T) > 32768)
+void convirt_k289_fused_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+    #pragma omp parallel for collapse(1) if((long)(6400*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < 160; i1++)
-            for (long i2 = 0; i2 < 40; i2++)
-                out[i0*6400 + i1*40 + i2] = in0[i0*6400 + i1*40 + i2] * in1[i0*40 + i2];
-}
-
-/* convirt_k289_sum:
- *   %289 reduce [T,4,40,1]   graphs/lib/text_encoder.lua:16
- *   %379 reduce [T,4,40,1]   graphs/lib/text_encoder.lua:16
- *   %57 reduce [T,4,40,1]   graphs/lib/text_encoder.lua:16
- *   %147 reduce [T,4,40,1]   graphs/lib/text_encoder.lua:16
- *   %289 reduce [T,4,40,1]   graphs/lib/text_encoder.lua:16
- *   %379 reduce [T,4,40,1]   graphs/lib/text_encoder.lua:16
- *   ... and 6 more */
-void convirt_k289_sum(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for if((long)(6400*T) > 32768)
-    for (long o = 0; o < 160*T; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*40;
-        #pragma omp simd reduction(+:a)
-        for (long j = 0; j < 40; j++) a += row[j];
-        out[o] = a;
-    }
+            {
+                real r1 = (real)0;
+                #pragma omp simd reduction(+:r1)
+                for (long j1 = 0; j1 < 40; j1++) r1 += (in0[i0*6400 + i1*40 + j1*1]) * (in1[i0*40 + j1*1]);
+                out[i0*160 + i1] = r1;
+            }
 }
 
 /* convirt_k290_clampmin:
@@ -3729,19 +3854,21 @@ void convirt_k290_clampmin(real *restrict out, const real *restrict in0, long T)
         out[i0] = in0[i0] > (real)1.0000000000000001e-30 ? in0[i0] : (real)1.0000000000000001e-30;
 }
 
-/* convirt_k291_div:
- *   %291 map:div [T,4,40,40]   graphs/lib/text_encoder.lua:16
- *   %381 map:div [T,4,40,40]   graphs/lib/text_encoder.lua:16
- *   %59 map:div [T,4,40,40]   graphs/lib/text_encoder.lua:16
- *   %149 map:div [T,4,40,40]   graphs/lib/text_encoder.lua:16
- *   %59 map:div [T,4,40,40]   graphs/lib/text_encoder.lua:16
- *   %149 map:div [T,4,40,40]   graphs/lib/text_encoder.lua:16
- *   ... and 8 more */
-void convirt_k291_div(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(1) if((long)(6400*T) > 32768)
-    for (long i0 = 0; i0 < 160*T; i0++)
-        for (long i1 = 0; i1 < 40; i1++)
-            out[i0*40 + i1] = in0[i0*40 + i1] / in1[i0];
+/* convirt_k291_fused_div_mul:
+ *   %291 fused:div_mul [T,4,40,40]   graphs/lib/text_encoder.lua:16
+ *     + %288 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16
+ *   %381 fused:div_mul [T,4,40,40]   graphs/lib/text_encoder.lua:16
+ *   %59 fused:div_mul [T,4,40,40]   graphs/lib/text_encoder.lua:16
+ *   %149 fused:div_mul [T,4,40,40]   graphs/lib/text_encoder.lua:16
+ *   %291 fused:div_mul [T,4,40,40]   graphs/lib/text_encoder.lua:16
+ *   %381 fused:div_mul [T,4,40,40]   graphs/lib/text_encoder.lua:16
+ *   ... and 6 more */
+void convirt_k291_fused_div_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
+    #pragma omp parallel for collapse(2) if((long)(6400*T) > 32768)
+    for (long i0 = 0; i0 < T; i0++)
+        for (long i1 = 0; i1 < 160; i1++)
+            for (long i2 = 0; i2 < 40; i2++)
+                out[i0*6400 + i1*40 + i2] = ((in0[i0*6400 + i1*40 + i2]) * (in1[i0*40 + i2])) / (in2[i0*160 + i1]);
 }
 
 /* convirt_k292_matmul:
@@ -3783,31 +3910,69 @@ void convirt_k293_permute(real *restrict out, const real *restrict in0, long T) 
                     out[i0*5120 + i1*128 + i2*32 + i3] = in0[i0*5120 + i1*32 + i2*1280 + i3];
 }
 
-/* convirt_k301_matmul_add_add:
- *   %301 matmul+add_add [T,40,128]   graphs/lib/text_encoder.lua:23
- *     + %298 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 (the product; the rest is its epilogue)
+/* convirt_k298_matmul:
+ *   %298 matmul [40*T,128]   graphs/lib/text_encoder.lua:23
+ *   %66 matmul [40*T,128]   graphs/lib/text_encoder.lua:23
+ *   %66 matmul [40*T,128]   graphs/lib/text_encoder.lua:23
+ *   %298 matmul [40*T,128]   graphs/lib/text_encoder.lua:23
+ *   %298 matmul [40*T,128]   graphs/lib/text_encoder.lua:23
+ *   %298 matmul [40*T,128]   graphs/lib/text_encoder.lua:23
+ *   ... and 1 more */
+void convirt_k298_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 40*T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
+}
+
+/* convirt_k301_fused_add_add_add:
+ *   %301 fused:add_add_add [T,40,128]   graphs/lib/text_encoder.lua:23
+ *     + %238 map:add [T,40,128]  graphs/lib/text_encoder.lua:32
  *     + %300 map:add [T,40,128]  graphs/lib/text_encoder.lua:23
- *   %391 matmul+add_add [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %69 matmul+add_add [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %159 matmul+add_add [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %69 matmul+add_add [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %159 matmul+add_add [T,40,128]   graphs/lib/text_encoder.lua:23
- *   ... and 8 more */
-void convirt_k301_matmul_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
-    long panel = 131072 / (128); if (panel < 64) panel = 64;
-    for (long r0 = 0; r0 < 40*T; r0 += panel) {
-        const long pm = 40*T - r0 < panel ? 40*T - r0 : panel;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
-        const long lb1 = 0;
-        const long lb3 = 0;
-        /* epilogue (add_add), in place while the block is in cache */
-        #pragma omp parallel for if(pm*(128) > 32768)
-        for (long r = r0; r < r0 + pm; r++) {
-            real *o = out + 0 + r*128;
-            #pragma omp simd
-            for (long c = 0; c < 128; c++) o[c] = (in2[lb1 + r*128 + c]) + ((o[c]) + (in3[lb3 + c]));
+ *   %69 fused:add_add_add [T,40,128]   graphs/lib/text_encoder.lua:23
+ *   %69 fused:add_add_add [T,40,128]   graphs/lib/text_encoder.lua:23
+ *   %301 fused:add_add_add [T,40,128]   graphs/lib/text_encoder.lua:23
+ *   %301 fused:add_add_add [T,40,128]   graphs/lib/text_encoder.lua:23
+ *   %301 fused:add_add_add [T,40,128]   graphs/lib/text_encoder.lua:23
+ *   ... and 1 more */
+void convirt_k301_fused_add_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
+    #pragma omp parallel for collapse(2) if((long)(5120*T) > 32768)
+    for (long i0 = 0; i0 < T; i0++)
+        for (long i1 = 0; i1 < 40; i1++)
+            for (long i2 = 0; i2 < 128; i2++)
+                out[i0*5120 + i1*128 + i2] = ((in0[i0*5120 + i1*128 + i2]) + (in1[i1*128 + i2])) + ((in2[i0*5120 + i1*128 + i2]) + (in3[i2]));
+}
+
+/* convirt_k305_fused_scale_sum:
+ *   %305 fused:scale_sum [T,40,1]   graphs/lib/text_encoder.lua:24
+ *     + %304 reduce [T,40,1]  graphs/lib/text_encoder.lua:24
+ *   %332 fused:scale_sum [T,40,1]   graphs/lib/text_encoder.lua:23
+ *   %395 fused:scale_sum [T,40,1]   graphs/lib/text_encoder.lua:24
+ *   %422 fused:scale_sum [T,40,1]   graphs/lib/text_encoder.lua:34
+ *   %73 fused:scale_sum [T,40,1]   graphs/lib/text_encoder.lua:24
+ *   %100 fused:scale_sum [T,40,1]   graphs/lib/text_encoder.lua:23
+ *   ... and 22 more */
+void convirt_k305_fused_scale_sum(real *restrict out, const real *restrict in0, long T) {
+    #pragma omp parallel for if((long)(5120*T) > 32768)
+    for (long i0 = 0; i0 < 40*T; i0++)
+        {
+            real r1 = (real)0;
+            #pragma omp simd reduction(+:r1)
+            for (long j1 = 0; j1 < 128; j1++) r1 += in0[i0*128 + j1*1];
+            out[i0] = (r1) * (real)0.0078125;
         }
-    }
+}
+
+/* convirt_k306_sub:
+ *   %306 map:sub [T,40,128]   graphs/lib/text_encoder.lua:24
+ *   %333 map:sub [T,40,128]   graphs/lib/text_encoder.lua:23
+ *   %396 map:sub [T,40,128]   graphs/lib/text_encoder.lua:24
+ *   %423 map:sub [T,40,128]   graphs/lib/text_encoder.lua:34
+ *   %74 map:sub [T,40,128]   graphs/lib/text_encoder.lua:24
+ *   %101 map:sub [T,40,128]   graphs/lib/text_encoder.lua:23
+ *   ... and 18 more */
+void convirt_k306_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+    #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
+    for (long i0 = 0; i0 < 40*T; i0++)
+        for (long i1 = 0; i1 < 128; i1++)
+            out[i0*128 + i1] = in0[i0*128 + i1] - in1[i0];
 }
 
 /* convirt_k320_matmul_add:
@@ -3864,6 +4029,33 @@ void convirt_k328_matmul_add_add(real *restrict out, const real *restrict in0, c
     for (long r0 = 0; r0 < 40*T; r0 += panel) {
         const long pm = 40*T - r0 < panel ? 40*T - r0 : panel;
         GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 128, 512, (real)1, in0 + r0*512, 512, in1 + 0, 512, (real)0, out + r0*128, 128);
+        const long lb1 = 0;
+        const long lb3 = 0;
+        /* epilogue (add_add), in place while the block is in cache */
+        #pragma omp parallel for if(pm*(128) > 32768)
+        for (long r = r0; r < r0 + pm; r++) {
+            real *o = out + 0 + r*128;
+            #pragma omp simd
+            for (long c = 0; c < 128; c++) o[c] = (in2[lb1 + r*128 + c]) + ((o[c]) + (in3[lb3 + c]));
+        }
+    }
+}
+
+/* convirt_k391_matmul_add_add:
+ *   %391 matmul+add_add [T,40,128]   graphs/lib/text_encoder.lua:23
+ *     + %388 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 (the product; the rest is its epilogue)
+ *     + %390 map:add [T,40,128]  graphs/lib/text_encoder.lua:23
+ *   %159 matmul+add_add [T,40,128]   graphs/lib/text_encoder.lua:23
+ *   %159 matmul+add_add [T,40,128]   graphs/lib/text_encoder.lua:23
+ *   %391 matmul+add_add [T,40,128]   graphs/lib/text_encoder.lua:23
+ *   %391 matmul+add_add [T,40,128]   graphs/lib/text_encoder.lua:23
+ *   %391 matmul+add_add [T,40,128]   graphs/lib/text_encoder.lua:23
+ *   ... and 1 more */
+void convirt_k391_matmul_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
+    long panel = 131072 / (128); if (panel < 64) panel = 64;
+    for (long r0 = 0; r0 < 40*T; r0 += panel) {
+        const long pm = 40*T - r0 < panel ? 40*T - r0 : panel;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
         const long lb1 = 0;
         const long lb3 = 0;
         /* epilogue (add_add), in place while the block is in cache */
@@ -4026,21 +4218,6 @@ void convirt_k620_sum(real *restrict out, const real *restrict in0) {
         }
 }
 
-/* convirt_k622_mul:
- *   %622 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %667 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %763 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:23
- *   %809 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %905 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:23
- *   %293 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *   ... and 24 more */
-void convirt_k622_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*128 + i1] * in1[i1];
-}
-
 /* convirt_k623_mul:
  *   %623 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
  *   %668 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
@@ -4060,6 +4237,7 @@ void convirt_k623_mul(real *restrict out, const real *restrict in0, const real *
  *     + %634 map:mul [T,40,1]  graphs/lib/text_encoder.lua:34
  *     + %630 reduce [T,40,1]  graphs/lib/text_encoder.lua:34
  *     + %629 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34
+ *     + %622 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34
  *     + %633 map:scale [T,40,1]  graphs/lib/text_encoder.lua:34
  *     + %632 map:mul [T,40,1]  graphs/lib/text_encoder.lua:34
  *     + %631 map:square [T,40,1]  graphs/lib/text_encoder.lua:34
@@ -4069,34 +4247,35 @@ void convirt_k623_mul(real *restrict out, const real *restrict in0, const real *
  *   %918 fused:scale_mul_sum_mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:23
  *   %306 fused:scale_mul_sum_mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:34
  *   ... and 24 more */
-void convirt_k635_fused_scale_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
+void convirt_k635_fused_scale_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
     #pragma omp parallel for if((long)(5120*T) > 32768)
     for (long i0 = 0; i0 < 40*T; i0++)
         {
             real r1 = (real)0;
             #pragma omp simd reduction(+:r1)
-            for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]);
-            out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * (real)0.0078125;
+            for (long j1 = 0; j1 < 128; j1++) r1 += ((in0[i0*128 + j1*1]) * (in1[0 + j1*1])) * (in2[i0*128 + j1*1]);
+            out[i0] = ((r1) * (((in3[i0]) * ((in3[i0]) * (in3[i0]))) * (real)-0.5)) * (real)0.0078125;
         }
 }
 
-/* convirt_k639_fused_add_mul_mul_id:
- *   %639 fused:add_mul_mul_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
+/* convirt_k639_fused_add_mul_mul_mul:
+ *   %639 fused:add_mul_mul_mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
  *     + %628 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34
+ *     + %622 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34
  *     + %638 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34
  *     + %636 map:id [T,40,128]  graphs/lib/text_encoder.lua:34
  *     + %637 map:scale [T,40,128]  graphs/lib/text_encoder.lua:34
- *   %684 fused:add_mul_mul_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %780 fused:add_mul_mul_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:23
- *   %826 fused:add_mul_mul_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %922 fused:add_mul_mul_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:23
- *   %310 fused:add_mul_mul_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
+ *   %684 fused:add_mul_mul_mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %780 fused:add_mul_mul_mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:23
+ *   %826 fused:add_mul_mul_mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %922 fused:add_mul_mul_mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:23
+ *   %310 fused:add_mul_mul_mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
  *   ... and 24 more */
-void convirt_k639_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
+void convirt_k639_fused_add_mul_mul_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, long T) {
     #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
     for (long i0 = 0; i0 < 40*T; i0++)
         for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = ((in0[i0*128 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*128 + i1]) * (real)2));
+            out[i0*128 + i1] = (((in0[i0*128 + i1]) * (in1[i1])) * (in2[i0])) + (((in3[i0])) * ((in4[i0*128 + i1]) * (real)2));
 }
 
 /* convirt_k642_fused_scale_sum_neg:
@@ -4474,19 +4653,38 @@ void convirt_score_k14_fused_rsqrt_clampmin_sum_square(real *restrict out, const
         }
 }
 
-/* convirt_text_k19_fused_add_mul_mul:
- *   %19 fused:add_mul_mul [T,40,128]   graphs/lib/text_encoder.lua:23
+/* convirt_text_k16_fused_rsqrt_addc_scale_sum:
+ *   %16 fused:rsqrt_addc_scale_sum [T,40,1]   graphs/lib/text_encoder.lua:23
+ *     + %15 map:addc [T,40,1]  graphs/lib/text_encoder.lua:23
+ *     + %14 map:scale [T,40,1]  graphs/lib/text_encoder.lua:23
+ *     + %13 reduce [T,40,1]  graphs/lib/text_encoder.lua:23
+ *     + %12 map:square [T,40,128]  graphs/lib/text_encoder.lua:23
+ *     + %11 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23
+ *     + %6 map:add [T,40,128]  graphs/lib/text_encoder.lua:32 */
+void convirt_text_k16_fused_rsqrt_addc_scale_sum(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
+    #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
+    for (long i0 = 0; i0 < T; i0++)
+        for (long i1 = 0; i1 < 40; i1++)
+            {
+                real r1 = (real)0;
+                #pragma omp simd reduction(+:r1)
+                for (long j1 = 0; j1 < 128; j1++) r1 += (((in0[i0*5120 + i1*128 + j1*1]) + (in1[i1*128 + j1*1])) - (in2[i0*40 + i1])) * (((in0[i0*5120 + i1*128 + j1*1]) + (in1[i1*128 + j1*1])) - (in2[i0*40 + i1]));
+                out[i0*40 + i1] = (real)1 / sqrt((((r1) * (real)0.0078125) + (real)1.0000000000000001e-05));
+            }
+}
+
+/* convirt_text_k19_fused_add_mul_mul_sub:
+ *   %19 fused:add_mul_mul_sub [T,40,128]   graphs/lib/text_encoder.lua:23
  *     + %18 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23
  *     + %17 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23
- *   %82 fused:add_mul_mul [T,40,128]   graphs/lib/text_encoder.lua:24
- *   %109 fused:add_mul_mul [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %172 fused:add_mul_mul [T,40,128]   graphs/lib/text_encoder.lua:24
- *   %199 fused:add_mul_mul [T,40,128]   graphs/lib/text_encoder.lua:34 */
-void convirt_text_k19_fused_add_mul_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
-    #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = (((in0[i0*128 + i1]) * (in1[i0])) * (in2[i1])) + (in3[i1]);
+ *     + %11 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23
+ *     + %6 map:add [T,40,128]  graphs/lib/text_encoder.lua:32 */
+void convirt_text_k19_fused_add_mul_mul_sub(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, const real *restrict in5, long T) {
+    #pragma omp parallel for collapse(2) if((long)(5120*T) > 32768)
+    for (long i0 = 0; i0 < T; i0++)
+        for (long i1 = 0; i1 < 40; i1++)
+            for (long i2 = 0; i2 < 128; i2++)
+                out[i0*5120 + i1*128 + i2] = (((((in0[i0*5120 + i1*128 + i2]) + (in1[i1*128 + i2])) - (in2[i0*40 + i1])) * (in3[i0*40 + i1])) * (in4[i2])) + (in5[i2]);
 }
 
 /* convirt_text_k56_fused_mul_exp_sub:
@@ -4515,6 +4713,52 @@ void convirt_text_k58_fused_clampmin_sum(real *restrict out, const real *restric
             for (long j1 = 0; j1 < 40; j1++) r1 += in0[i0*40 + j1*1];
             out[i0] = (r1) > (real)1.0000000000000001e-30 ? (r1) : (real)1.0000000000000001e-30;
         }
+}
+
+/* convirt_text_k59_div:
+ *   %59 map:div [T,4,40,40]   graphs/lib/text_encoder.lua:16
+ *   %149 map:div [T,4,40,40]   graphs/lib/text_encoder.lua:16 */
+void convirt_text_k59_div(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+    #pragma omp parallel for collapse(1) if((long)(6400*T) > 32768)
+    for (long i0 = 0; i0 < 160*T; i0++)
+        for (long i1 = 0; i1 < 40; i1++)
+            out[i0*40 + i1] = in0[i0*40 + i1] / in1[i0];
+}
+
+/* convirt_text_k79_fused_rsqrt_addc_scale_sum:
+ *   %79 fused:rsqrt_addc_scale_sum [T,40,1]   graphs/lib/text_encoder.lua:24
+ *     + %78 map:addc [T,40,1]  graphs/lib/text_encoder.lua:24
+ *     + %77 map:scale [T,40,1]  graphs/lib/text_encoder.lua:24
+ *     + %76 reduce [T,40,1]  graphs/lib/text_encoder.lua:24
+ *     + %75 map:square [T,40,128]  graphs/lib/text_encoder.lua:24
+ *     + %74 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24
+ *   %106 fused:rsqrt_addc_scale_sum [T,40,1]   graphs/lib/text_encoder.lua:23
+ *   %169 fused:rsqrt_addc_scale_sum [T,40,1]   graphs/lib/text_encoder.lua:24
+ *   %196 fused:rsqrt_addc_scale_sum [T,40,1]   graphs/lib/text_encoder.lua:34 */
+void convirt_text_k79_fused_rsqrt_addc_scale_sum(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+    #pragma omp parallel for if((long)(5120*T) > 32768)
+    for (long i0 = 0; i0 < 40*T; i0++)
+        {
+            real r1 = (real)0;
+            #pragma omp simd reduction(+:r1)
+            for (long j1 = 0; j1 < 128; j1++) r1 += ((in0[i0*128 + j1*1]) - (in1[i0])) * ((in0[i0*128 + j1*1]) - (in1[i0]));
+            out[i0] = (real)1 / sqrt((((r1) * (real)0.0078125) + (real)1.0000000000000001e-05));
+        }
+}
+
+/* convirt_text_k82_fused_add_mul_mul_sub:
+ *   %82 fused:add_mul_mul_sub [T,40,128]   graphs/lib/text_encoder.lua:24
+ *     + %81 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24
+ *     + %80 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24
+ *     + %74 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24
+ *   %109 fused:add_mul_mul_sub [T,40,128]   graphs/lib/text_encoder.lua:23
+ *   %172 fused:add_mul_mul_sub [T,40,128]   graphs/lib/text_encoder.lua:24
+ *   %199 fused:add_mul_mul_sub [T,40,128]   graphs/lib/text_encoder.lua:34 */
+void convirt_text_k82_fused_add_mul_mul_sub(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, long T) {
+    #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
+    for (long i0 = 0; i0 < 40*T; i0++)
+        for (long i1 = 0; i1 < 128; i1++)
+            out[i0*128 + i1] = ((((in0[i0*128 + i1]) - (in1[i0])) * (in2[i0])) * (in3[i1])) + (in4[i1]);
 }
 
 /* convirt_text_k89_matmul_gelu_add:
@@ -4854,16 +5098,15 @@ void gloria_features_loss_k59_mul(real *restrict out, const real *restrict in0, 
             out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
 }
 
-/* gloria_features_loss_k61_matmul_scale:
- *   %61 matmul+scale [T,B,39,64]   graphs/lib/matching.lua:10
- *     + %60 matmul [T,B,39,64]  graphs/lib/matching.lua:10 (the product; the rest is its epilogue)
- *   %500 matmul+scale [T,B,39,64]   graphs/lib/matching.lua:10
- *   %31 matmul+scale [T,B,39,64]   graphs/lib/matching.lua:10
- *   %61 matmul+scale [T,B,39,64]   graphs/lib/matching.lua:10
- *   %500 matmul+scale [T,B,39,64]   graphs/lib/matching.lua:10
- *   %31 matmul+scale [T,B,39,64]   graphs/lib/matching.lua:10
+/* gloria_features_loss_k60_matmul:
+ *   %60 matmul [T,B,39,64]   graphs/lib/matching.lua:10
+ *   %499 matmul [T,B,39,64]   graphs/lib/matching.lua:10
+ *   %30 matmul [T,B,39,64]   graphs/lib/matching.lua:10
+ *   %60 matmul [T,B,39,64]   graphs/lib/matching.lua:10
+ *   %499 matmul [T,B,39,64]   graphs/lib/matching.lua:10
+ *   %30 matmul [T,B,39,64]   graphs/lib/matching.lua:10
  *   ... and 6 more */
-void gloria_features_loss_k61_matmul_scale(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+void gloria_features_loss_k60_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     const long nb = B*T;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
      * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
@@ -4874,49 +5117,44 @@ void gloria_features_loss_k61_matmul_scale(real *restrict out, const real *restr
         { long i1 = r % T; r /= T; ao += i1*4992; }
         (void)r;
         GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 39, 64, 128, (real)1, in0 + ao, 128, in1 + bo, 128, (real)0, out + p*2496, 64);
-        /* epilogue (scale), in place while the block is in cache */
-        /* (the batch loop holds the threads) */
-        for (long r = 0; r < 39; r++) {
-            real *o = out + p*2496 + r*64;
-            #pragma omp simd
-            for (long c = 0; c < 64; c++) o[c] = (o[c]) * (real)10;
-        }
     }
 }
 
-/* gloria_features_loss_k62_max:
- *   %62 reduce [T,B,39,1]   graphs/lib/matching.lua:10
- *   %501 reduce [T,B,39,1]   graphs/lib/matching.lua:10
- *   %32 reduce [T,B,39,1]   graphs/lib/matching.lua:10
- *   %62 reduce [T,B,39,1]   graphs/lib/matching.lua:10
- *   %501 reduce [T,B,39,1]   graphs/lib/matching.lua:10
- *   %32 reduce [T,B,39,1]   graphs/lib/matching.lua:10
+/* gloria_features_loss_k62_fused_max_scale:
+ *   %62 fused:max_scale [T,B,39,1]   graphs/lib/matching.lua:10
+ *     + %61 map:scale [T,B,39,64]  graphs/lib/matching.lua:10
+ *   %501 fused:max_scale [T,B,39,1]   graphs/lib/matching.lua:10
+ *   %32 fused:max_scale [T,B,39,1]   graphs/lib/matching.lua:10
+ *   %62 fused:max_scale [T,B,39,1]   graphs/lib/matching.lua:10
+ *   %501 fused:max_scale [T,B,39,1]   graphs/lib/matching.lua:10
+ *   %32 fused:max_scale [T,B,39,1]   graphs/lib/matching.lua:10
  *   ... and 6 more */
-void gloria_features_loss_k62_max(real *restrict out, const real *restrict in0, long B, long T) {
+void gloria_features_loss_k62_fused_max_scale(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for if((long)(2496*B*T) > 32768)
-    for (long o = 0; o < 39*B*T; o++) {
-        real a = -INFINITY;
-        const real *row = in0 + o*64;
-        #pragma omp simd reduction(max:a)
-        for (long j = 0; j < 64; j++) if (row[j] > a) a = row[j];
-        out[o] = a;
-    }
+    for (long i0 = 0; i0 < 39*B*T; i0++)
+        {
+            real r1 = -INFINITY;
+            #pragma omp simd reduction(max:r1)
+            for (long j1 = 0; j1 < 64; j1++) { real e_ = (in0[i0*64 + j1*1]) * (real)10; if (e_ > r1) r1 = e_; }
+            out[i0] = r1;
+        }
 }
 
-/* gloria_features_loss_k65_fused_exp_sub:
- *   %65 fused:exp_sub [T,B,39,64]   graphs/lib/matching.lua:10
+/* gloria_features_loss_k65_fused_exp_sub_scale:
+ *   %65 fused:exp_sub_scale [T,B,39,64]   graphs/lib/matching.lua:10
  *     + %64 map:sub [T,B,39,64]  graphs/lib/matching.lua:10
- *   %504 fused:exp_sub [T,B,39,64]   graphs/lib/matching.lua:10
- *   %35 fused:exp_sub [T,B,39,64]   graphs/lib/matching.lua:10
- *   %65 fused:exp_sub [T,B,39,64]   graphs/lib/matching.lua:10
- *   %504 fused:exp_sub [T,B,39,64]   graphs/lib/matching.lua:10
- *   %35 fused:exp_sub [T,B,39,64]   graphs/lib/matching.lua:10
+ *     + %61 map:scale [T,B,39,64]  graphs/lib/matching.lua:10
+ *   %504 fused:exp_sub_scale [T,B,39,64]   graphs/lib/matching.lua:10
+ *   %35 fused:exp_sub_scale [T,B,39,64]   graphs/lib/matching.lua:10
+ *   %65 fused:exp_sub_scale [T,B,39,64]   graphs/lib/matching.lua:10
+ *   %504 fused:exp_sub_scale [T,B,39,64]   graphs/lib/matching.lua:10
+ *   %35 fused:exp_sub_scale [T,B,39,64]   graphs/lib/matching.lua:10
  *   ... and 6 more */
-void gloria_features_loss_k65_fused_exp_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+void gloria_features_loss_k65_fused_exp_sub_scale(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(2496*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
         for (long i1 = 0; i1 < 64; i1++)
-            out[i0*64 + i1] = exp_real(((in0[i0*64 + i1]) - (in1[i0])));
+            out[i0*64 + i1] = exp_real((((in0[i0*64 + i1]) * (real)10) - (in1[i0])));
 }
 
 /* gloria_features_loss_k66_sum:
@@ -5249,49 +5487,20 @@ void gloria_features_loss_k199_fused_scale_mul_mul_mul(real *restrict out, const
                 out[i0*39*B + i1*39 + i2] = (((((in0[i0*B + i1])) * (in1[i0*39 + i2])) * (in2[i0*39*B + i1*39 + i2])) * (in1[i0*39 + i2])) * (real)5;
 }
 
-/* gloria_features_loss_k200_id:
- *   %200 map:id [T,B,39,128] (backward)  graphs/lib/matching.lua:13
- *   %693 map:id [T,B,39,128] (backward)  graphs/lib/matching.lua:13
- *   %228 map:id [T,B,39,128] (backward)  graphs/lib/model.lua:33
- *   %721 map:id [T,B,39,128] (backward)  graphs/lib/model.lua:33
- *   %223 map:id [T,B,39,128] (backward)  graphs/lib/irm.lua:10
- *   %716 map:id [T,B,39,128] (backward)  graphs/lib/irm.lua:10
+/* gloria_features_loss_k201_fused_mul_id:
+ *   %201 fused:mul_id [T,B,39,128] (backward)  graphs/lib/matching.lua:12
+ *     + %200 map:id [T,B,39,128]  graphs/lib/matching.lua:13
+ *   %694 fused:mul_id [T,B,39,128] (backward)  graphs/lib/matching.lua:12
+ *   %230 fused:mul_id [T,B,39,128] (backward)  graphs/lib/model.lua:33
+ *   %723 fused:mul_id [T,B,39,128] (backward)  graphs/lib/model.lua:33
+ *   %225 fused:mul_id [T,B,39,128] (backward)  graphs/lib/irm.lua:10
+ *   %718 fused:mul_id [T,B,39,128] (backward)  graphs/lib/irm.lua:10
  *   ... and 6 more */
-void gloria_features_loss_k200_id(real *restrict out, const real *restrict in0, long B, long T) {
+void gloria_features_loss_k201_fused_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(4992*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
         for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0];
-}
-
-/* gloria_features_loss_k201_mul:
- *   %201 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12
- *   %694 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12
- *   %230 map:mul [T,B,39,128] (backward)  graphs/lib/model.lua:33
- *   %276 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12
- *   %723 map:mul [T,B,39,128] (backward)  graphs/lib/model.lua:33
- *   %769 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12
- *   ... and 12 more */
-void gloria_features_loss_k201_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for simd if((long)(4992*B*T) > 32768)
-    for (long i0 = 0; i0 < 4992*B*T; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* gloria_features_loss_k202_mul:
- *   %202 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12
- *   %695 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12
- *   %277 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12
- *   %770 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12
- *   %238 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12
- *   %731 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12
- *   ... and 2 more */
-void gloria_features_loss_k202_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for collapse(2) if((long)(4992*B*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            for (long i2 = 0; i2 < 4992; i2++)
-                out[i0*4992*B + i1*4992 + i2] = in0[i0*4992*B + i1*4992 + i2] * in1[i0*4992 + i2];
+            out[i0*128 + i1] = ((in0[i0])) * (in1[i0*128 + i1]);
 }
 
 /* gloria_features_loss_k203_sum:
@@ -5323,44 +5532,42 @@ void gloria_features_loss_k203_sum(real *restrict out, const real *restrict in0,
  *     + %210 map:mul [T,B,39,1]  graphs/lib/matching.lua:12
  *     + %206 reduce [T,B,39,1]  graphs/lib/matching.lua:12
  *     + %205 map:mul [T,B,39,128]  graphs/lib/matching.lua:12
+ *     + %202 map:mul [T,B,39,128]  graphs/lib/matching.lua:12
+ *     + %200 map:id [T,B,39,128]  graphs/lib/matching.lua:13
  *     + %209 map:scale [T,B,39,1]  graphs/lib/matching.lua:12
  *     + %208 map:mul [T,B,39,1]  graphs/lib/matching.lua:12
  *     + %207 map:square [T,B,39,1]  graphs/lib/matching.lua:12
  *     + %211 map:step [T,B,39,1]  graphs/lib/matching.lua:12
- *   %705 fused:mul_mul_sum_mul [T,B,39,1] (backward)  graphs/lib/matching.lua:12
- *   %287 fused:mul_mul_sum_mul [T,B,39,1] (backward)  graphs/lib/matching.lua:12
- *   %780 fused:mul_mul_sum_mul [T,B,39,1] (backward)  graphs/lib/matching.lua:12
- *   %248 fused:mul_mul_sum_mul [T,B,39,1] (backward)  graphs/lib/matching.lua:12
- *   %741 fused:mul_mul_sum_mul [T,B,39,1] (backward)  graphs/lib/matching.lua:12
- *   ... and 2 more */
-void gloria_features_loss_k212_fused_mul_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B, long T) {
-    #pragma omp parallel for if((long)(4992*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        {
-            real r1 = (real)0;
-            #pragma omp simd reduction(+:r1)
-            for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]);
-            out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * ((in3[i0]) > (real)9.9999999999999998e-13 ? (real)1 : (real)0);
-        }
+ *   %705 fused:mul_mul_sum_mul [T,B,39,1] (backward)  graphs/lib/matching.lua:12 */
+void gloria_features_loss_k212_fused_mul_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, long B, long T) {
+    #pragma omp parallel for collapse(2) if((long)(4992*B*T) > 32768)
+    for (long i0 = 0; i0 < T; i0++)
+        for (long i1 = 0; i1 < B; i1++)
+            for (long i2 = 0; i2 < 39; i2++)
+                {
+                    real r1 = (real)0;
+                    #pragma omp simd reduction(+:r1)
+                    for (long j1 = 0; j1 < 128; j1++) r1 += (((in0[i0*39*B + i1*39 + i2])) * (in1[i0*4992 + i2*128 + j1*1])) * (in2[i0*4992*B + i1*4992 + i2*128 + j1*1]);
+                    out[i0*39*B + i1*39 + i2] = ((r1) * (((in3[i0*39*B + i1*39 + i2]) * ((in3[i0*39*B + i1*39 + i2]) * (in3[i0*39*B + i1*39 + i2]))) * (real)-0.5)) * ((in4[i0*39*B + i1*39 + i2]) > (real)9.9999999999999998e-13 ? (real)1 : (real)0);
+                }
 }
 
 /* gloria_features_loss_k216_fused_add_mul_mul_id:
  *   %216 fused:add_mul_mul_id [T,B,39,128] (backward)  graphs/lib/matching.lua:12
  *     + %204 map:mul [T,B,39,128]  graphs/lib/matching.lua:12
+ *     + %202 map:mul [T,B,39,128]  graphs/lib/matching.lua:12
+ *     + %200 map:id [T,B,39,128]  graphs/lib/matching.lua:13
  *     + %215 map:mul [T,B,39,128]  graphs/lib/matching.lua:12
  *     + %213 map:id [T,B,39,128]  graphs/lib/matching.lua:12
  *     + %214 map:scale [T,B,39,128]  graphs/lib/matching.lua:12
- *   %709 fused:add_mul_mul_id [T,B,39,128] (backward)  graphs/lib/matching.lua:12
- *   %291 fused:add_mul_mul_id [T,B,39,128] (backward)  graphs/lib/matching.lua:12
- *   %784 fused:add_mul_mul_id [T,B,39,128] (backward)  graphs/lib/matching.lua:12
- *   %252 fused:add_mul_mul_id [T,B,39,128] (backward)  graphs/lib/matching.lua:12
- *   %745 fused:add_mul_mul_id [T,B,39,128] (backward)  graphs/lib/matching.lua:12
- *   ... and 2 more */
-void gloria_features_loss_k216_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(4992*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = ((in0[i0*128 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*128 + i1]) * (real)2));
+ *   %709 fused:add_mul_mul_id [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
+void gloria_features_loss_k216_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, long B, long T) {
+    #pragma omp parallel for collapse(3) if((long)(4992*B*T) > 32768)
+    for (long i0 = 0; i0 < T; i0++)
+        for (long i1 = 0; i1 < B; i1++)
+            for (long i2 = 0; i2 < 39; i2++)
+                for (long i3 = 0; i3 < 128; i3++)
+                    out[i0*4992*B + i1*4992 + i2*128 + i3] = ((((in0[i0*39*B + i1*39 + i2])) * (in1[i0*4992 + i2*128 + i3])) * (in2[i0*39*B + i1*39 + i2])) + (((in3[i0*39*B + i1*39 + i2])) * ((in4[i0*4992*B + i1*4992 + i2*128 + i3]) * (real)2));
 }
 
 /* gloria_features_loss_k218_matmul:
@@ -5802,33 +6009,22 @@ void reclf_noirm_features_loss_k97_fused_exp_sub(real *restrict out, const real 
             out[i0*39 + i1] = exp_real(((in0[i0*39 + i1]) - (in1[i0])));
 }
 
-/* reclf_noirm_features_loss_k98_mul:
- *   %98 map:mul [T,39,39]   graphs/lib/srm.lua:12
- *   %537 map:mul [T,39,39]   graphs/lib/srm.lua:12
- *   %98 map:mul [T,39,39]   graphs/lib/srm.lua:12
- *   %537 map:mul [T,39,39]   graphs/lib/srm.lua:12 */
-void reclf_noirm_features_loss_k98_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(2) if((long)(1521*T) > 32768)
+/* reclf_noirm_features_loss_k99_fused_sum_mul:
+ *   %99 fused:sum_mul [T,39,1]   graphs/lib/srm.lua:12
+ *     + %98 map:mul [T,39,39]  graphs/lib/srm.lua:12
+ *   %538 fused:sum_mul [T,39,1]   graphs/lib/srm.lua:12
+ *   %99 fused:sum_mul [T,39,1]   graphs/lib/srm.lua:12
+ *   %538 fused:sum_mul [T,39,1]   graphs/lib/srm.lua:12 */
+void reclf_noirm_features_loss_k99_fused_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+    #pragma omp parallel for collapse(1) if((long)(1521*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < 39; i1++)
-            for (long i2 = 0; i2 < 39; i2++)
-                out[i0*1521 + i1*39 + i2] = in0[i0*1521 + i1*39 + i2] * in1[i0*39 + i2];
-}
-
-/* reclf_noirm_features_loss_k99_sum:
- *   %99 reduce [T,39,1]   graphs/lib/srm.lua:12
- *   %538 reduce [T,39,1]   graphs/lib/srm.lua:12
- *   %99 reduce [T,39,1]   graphs/lib/srm.lua:12
- *   %538 reduce [T,39,1]   graphs/lib/srm.lua:12 */
-void reclf_noirm_features_loss_k99_sum(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for if((long)(1521*T) > 32768)
-    for (long o = 0; o < 39*T; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*39;
-        #pragma omp simd reduction(+:a)
-        for (long j = 0; j < 39; j++) a += row[j];
-        out[o] = a;
-    }
+            {
+                real r1 = (real)0;
+                #pragma omp simd reduction(+:r1)
+                for (long j1 = 0; j1 < 39; j1++) r1 += (in0[i0*1521 + i1*39 + j1*1]) * (in1[i0*39 + j1*1]);
+                out[i0*39 + i1] = r1;
+            }
 }
 
 /* reclf_noirm_features_loss_k100_clampmin:
@@ -5842,19 +6038,18 @@ void reclf_noirm_features_loss_k100_clampmin(real *restrict out, const real *res
         out[i0] = in0[i0] > (real)1.0000000000000001e-30 ? in0[i0] : (real)1.0000000000000001e-30;
 }
 
-/* reclf_noirm_features_loss_k101_div:
- *   %101 map:div [T,39,39]   graphs/lib/srm.lua:12
- *   %246 map:div [T,39,39] (backward)  graphs/lib/srm.lua:12
- *   %540 map:div [T,39,39]   graphs/lib/srm.lua:12
- *   %739 map:div [T,39,39] (backward)  graphs/lib/srm.lua:12
- *   %71 map:div [T,39,39]   graphs/lib/srm.lua:12
- *   %101 map:div [T,39,39]   graphs/lib/srm.lua:12
- *   ... and 4 more */
-void reclf_noirm_features_loss_k101_div(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(1) if((long)(1521*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
+/* reclf_noirm_features_loss_k101_fused_div_mul:
+ *   %101 fused:div_mul [T,39,39]   graphs/lib/srm.lua:12
+ *     + %98 map:mul [T,39,39]  graphs/lib/srm.lua:12
+ *   %540 fused:div_mul [T,39,39]   graphs/lib/srm.lua:12
+ *   %101 fused:div_mul [T,39,39]   graphs/lib/srm.lua:12
+ *   %540 fused:div_mul [T,39,39]   graphs/lib/srm.lua:12 */
+void reclf_noirm_features_loss_k101_fused_div_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
+    #pragma omp parallel for collapse(2) if((long)(1521*T) > 32768)
+    for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < 39; i1++)
-            out[i0*39 + i1] = in0[i0*39 + i1] / in1[i0];
+            for (long i2 = 0; i2 < 39; i2++)
+                out[i0*1521 + i1*39 + i2] = ((in0[i0*1521 + i1*39 + i2]) * (in1[i0*39 + i2])) / (in2[i0*39 + i1]);
 }
 
 /* reclf_noirm_features_loss_k114_clampmin:
@@ -6112,16 +6307,31 @@ void reclf_noirm_features_loss_k242_id(real *restrict out, const real *restrict 
             out[i0*128 + i1] = in0[i0];
 }
 
-/* reclf_noirm_features_loss_k244_fused_add_mul_id:
- *   %244 fused:add_mul_id [T,B,39,128] (backward)  graphs/lib/model.lua:33
+/* reclf_noirm_features_loss_k244_fused_add_mul_id_id:
+ *   %244 fused:add_mul_id_id [T,B,39,128] (backward)  graphs/lib/model.lua:33
  *     + %229 map:mul [T,B,39,128]  graphs/lib/model.lua:33
+ *     + %228 map:id [T,B,39,128]  graphs/lib/model.lua:33
  *     + %243 map:id [T,B,39,128]  graphs/lib/model.lua:33
- *   %737 fused:add_mul_id [T,B,39,128] (backward)  graphs/lib/model.lua:33 */
-void reclf_noirm_features_loss_k244_fused_add_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B, long T) {
+ *   %737 fused:add_mul_id_id [T,B,39,128] (backward)  graphs/lib/model.lua:33 */
+void reclf_noirm_features_loss_k244_fused_add_mul_id_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(4992*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
         for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = ((in0[i0*128 + i1]) * (in1[i1])) + ((in2[i0]));
+            out[i0*128 + i1] = (((in0[i0])) * (in1[i1])) + ((in2[i0]));
+}
+
+/* reclf_noirm_features_loss_k246_div:
+ *   %246 map:div [T,39,39] (backward)  graphs/lib/srm.lua:12
+ *   %739 map:div [T,39,39] (backward)  graphs/lib/srm.lua:12
+ *   %71 map:div [T,39,39]   graphs/lib/srm.lua:12
+ *   %333 map:div [T,39,39] (backward)  graphs/lib/srm.lua:12
+ *   %826 map:div [T,39,39] (backward)  graphs/lib/srm.lua:12
+ *   %71 map:div [T,39,39]   graphs/lib/srm.lua:12 */
+void reclf_noirm_features_loss_k246_div(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+    #pragma omp parallel for collapse(1) if((long)(1521*T) > 32768)
+    for (long i0 = 0; i0 < 39*T; i0++)
+        for (long i1 = 0; i1 < 39; i1++)
+            out[i0*39 + i1] = in0[i0*39 + i1] / in1[i0];
 }
 
 /* reclf_noirm_features_loss_k251_fused_mul_sum_neg_mul:
@@ -6208,6 +6418,68 @@ void reclf_noirm_features_loss_k266_matmul(real *restrict out, const real *restr
  *   ... and 2 more */
 void reclf_noirm_features_loss_k268_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 39*T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
+}
+
+/* reclf_noirm_features_loss_k276_mul:
+ *   %276 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12
+ *   %769 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12
+ *   %237 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12
+ *   %730 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12
+ *   %363 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12
+ *   %856 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
+void reclf_noirm_features_loss_k276_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+    #pragma omp parallel for simd if((long)(4992*B*T) > 32768)
+    for (long i0 = 0; i0 < 4992*B*T; i0++)
+        out[i0] = in0[i0] * in1[i0];
+}
+
+/* reclf_noirm_features_loss_k287_fused_mul_mul_sum_mul:
+ *   %287 fused:mul_mul_sum_mul [T,B,39,1] (backward)  graphs/lib/matching.lua:12
+ *     + %285 map:mul [T,B,39,1]  graphs/lib/matching.lua:12
+ *     + %281 reduce [T,B,39,1]  graphs/lib/matching.lua:12
+ *     + %280 map:mul [T,B,39,128]  graphs/lib/matching.lua:12
+ *     + %277 map:mul [T,B,39,128]  graphs/lib/matching.lua:12
+ *     + %284 map:scale [T,B,39,1]  graphs/lib/matching.lua:12
+ *     + %283 map:mul [T,B,39,1]  graphs/lib/matching.lua:12
+ *     + %282 map:square [T,B,39,1]  graphs/lib/matching.lua:12
+ *     + %286 map:step [T,B,39,1]  graphs/lib/matching.lua:12
+ *   %780 fused:mul_mul_sum_mul [T,B,39,1] (backward)  graphs/lib/matching.lua:12
+ *   %248 fused:mul_mul_sum_mul [T,B,39,1] (backward)  graphs/lib/matching.lua:12
+ *   %741 fused:mul_mul_sum_mul [T,B,39,1] (backward)  graphs/lib/matching.lua:12
+ *   %374 fused:mul_mul_sum_mul [T,B,39,1] (backward)  graphs/lib/matching.lua:12
+ *   %867 fused:mul_mul_sum_mul [T,B,39,1] (backward)  graphs/lib/matching.lua:12 */
+void reclf_noirm_features_loss_k287_fused_mul_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, long B, long T) {
+    #pragma omp parallel for collapse(2) if((long)(4992*B*T) > 32768)
+    for (long i0 = 0; i0 < T; i0++)
+        for (long i1 = 0; i1 < B; i1++)
+            for (long i2 = 0; i2 < 39; i2++)
+                {
+                    real r1 = (real)0;
+                    #pragma omp simd reduction(+:r1)
+                    for (long j1 = 0; j1 < 128; j1++) r1 += ((in0[i0*4992*B + i1*4992 + i2*128 + j1*1]) * (in1[i0*4992 + i2*128 + j1*1])) * (in2[i0*4992*B + i1*4992 + i2*128 + j1*1]);
+                    out[i0*39*B + i1*39 + i2] = ((r1) * (((in3[i0*39*B + i1*39 + i2]) * ((in3[i0*39*B + i1*39 + i2]) * (in3[i0*39*B + i1*39 + i2]))) * (real)-0.5)) * ((in4[i0*39*B + i1*39 + i2]) > (real)9.9999999999999998e-13 ? (real)1 : (real)0);
+                }
+}
+
+/* reclf_noirm_features_loss_k291_fused_add_mul_mul_mul:
+ *   %291 fused:add_mul_mul_mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12
+ *     + %279 map:mul [T,B,39,128]  graphs/lib/matching.lua:12
+ *     + %277 map:mul [T,B,39,128]  graphs/lib/matching.lua:12
+ *     + %290 map:mul [T,B,39,128]  graphs/lib/matching.lua:12
+ *     + %288 map:id [T,B,39,128]  graphs/lib/matching.lua:12
+ *     + %289 map:scale [T,B,39,128]  graphs/lib/matching.lua:12
+ *   %784 fused:add_mul_mul_mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12
+ *   %252 fused:add_mul_mul_mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12
+ *   %745 fused:add_mul_mul_mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12
+ *   %378 fused:add_mul_mul_mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12
+ *   %871 fused:add_mul_mul_mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
+void reclf_noirm_features_loss_k291_fused_add_mul_mul_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, long B, long T) {
+    #pragma omp parallel for collapse(3) if((long)(4992*B*T) > 32768)
+    for (long i0 = 0; i0 < T; i0++)
+        for (long i1 = 0; i1 < B; i1++)
+            for (long i2 = 0; i2 < 39; i2++)
+                for (long i3 = 0; i3 < 128; i3++)
+                    out[i0*4992*B + i1*4992 + i2*128 + i3] = (((in0[i0*4992*B + i1*4992 + i2*128 + i3]) * (in1[i0*4992 + i2*128 + i3])) * (in2[i0*39*B + i1*39 + i2])) + (((in3[i0*39*B + i1*39 + i2])) * ((in4[i0*4992*B + i1*4992 + i2*128 + i3]) * (real)2));
 }
 
 /* reclf_noirm_features_loss_k339_fused_add_add_add_mul:
@@ -6333,41 +6605,40 @@ void reclf_nosrm_features_loss_k100_div(real *restrict out, const real *restrict
 
 /* reclf_nosrm_features_loss_k101_mul:
  *   %101 map:mul [T,B,39,1]   graphs/lib/irm.lua:12
- *   %203 map:mul [T,B,39,1] (backward)  graphs/lib/irm.lua:12
  *   %540 map:mul [T,B,39,1]   graphs/lib/irm.lua:12
- *   %696 map:mul [T,B,39,1] (backward)  graphs/lib/irm.lua:12
  *   %136 map:mul [T,B,39,1]   graphs/lib/irm.lua:12
- *   %258 map:mul [T,B,39,1] (backward)  graphs/lib/irm.lua:12
- *   ... and 2 more */
+ *   %575 map:mul [T,B,39,1]   graphs/lib/irm.lua:12 */
 void reclf_nosrm_features_loss_k101_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for simd if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
         out[i0] = in0[i0] * in1[i0];
 }
 
-/* reclf_nosrm_features_loss_k201_id:
- *   %201 map:id [T,B,39,1] (backward)  graphs/lib/irm.lua:12
- *   %694 map:id [T,B,39,1] (backward)  graphs/lib/irm.lua:12
- *   %256 map:id [T,B,39,1] (backward)  graphs/lib/irm.lua:12
- *   %749 map:id [T,B,39,1] (backward)  graphs/lib/irm.lua:12 */
-void reclf_nosrm_features_loss_k201_id(real *restrict out, const real *restrict in0, long B, long T) {
+/* reclf_nosrm_features_loss_k203_fused_mul_id:
+ *   %203 fused:mul_id [T,B,39,1] (backward)  graphs/lib/irm.lua:12
+ *     + %201 map:id [T,B,39,1]  graphs/lib/irm.lua:12
+ *   %696 fused:mul_id [T,B,39,1] (backward)  graphs/lib/irm.lua:12
+ *   %258 fused:mul_id [T,B,39,1] (backward)  graphs/lib/irm.lua:12
+ *   %751 fused:mul_id [T,B,39,1] (backward)  graphs/lib/irm.lua:12 */
+void reclf_nosrm_features_loss_k203_fused_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < B*T; i0++)
         for (long i1 = 0; i1 < 39; i1++)
-            out[i0*39 + i1] = in0[i0];
+            out[i0*39 + i1] = ((in0[i0])) * (in1[i0*39 + i1]);
 }
 
-/* reclf_nosrm_features_loss_k204_fused_div_mul:
- *   %204 fused:div_mul [T,B,39,1] (backward)  graphs/lib/irm.lua:11
+/* reclf_nosrm_features_loss_k204_fused_div_mul_id:
+ *   %204 fused:div_mul_id [T,B,39,1] (backward)  graphs/lib/irm.lua:11
  *     + %202 map:mul [T,B,39,1]  graphs/lib/irm.lua:12
- *   %697 fused:div_mul [T,B,39,1] (backward)  graphs/lib/irm.lua:11
- *   %279 fused:div_mul [T,B,39,1] (backward)  graphs/lib/irm.lua:11
- *   %772 fused:div_mul [T,B,39,1] (backward)  graphs/lib/irm.lua:11 */
-void reclf_nosrm_features_loss_k204_fused_div_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B, long T) {
+ *     + %201 map:id [T,B,39,1]  graphs/lib/irm.lua:12
+ *   %697 fused:div_mul_id [T,B,39,1] (backward)  graphs/lib/irm.lua:11
+ *   %279 fused:div_mul_id [T,B,39,1] (backward)  graphs/lib/irm.lua:11
+ *   %772 fused:div_mul_id [T,B,39,1] (backward)  graphs/lib/irm.lua:11 */
+void reclf_nosrm_features_loss_k204_fused_div_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < B*T; i0++)
         for (long i1 = 0; i1 < 39; i1++)
-            out[i0*39 + i1] = ((in0[i0*39 + i1]) * (in1[i0*39 + i1])) / (in2[i0]);
+            out[i0*39 + i1] = (((in0[i0])) * (in1[i0*39 + i1])) / (in2[i0]);
 }
 
 /* reclf_nosrm_features_loss_k206_fused_neg_mul:
@@ -6435,17 +6706,18 @@ void reclf_nosrm_features_loss_k227_sum(real *restrict out, const real *restrict
         }
 }
 
-/* reclf_nosrm_features_loss_k236_fused_add_mul_id:
- *   %236 fused:add_mul_id [T,B,39,128] (backward)  graphs/lib/model.lua:33
+/* reclf_nosrm_features_loss_k236_fused_add_mul_id_id:
+ *   %236 fused:add_mul_id_id [T,B,39,128] (backward)  graphs/lib/model.lua:33
  *     + %224 map:mul [T,B,39,128]  graphs/lib/irm.lua:10
+ *     + %223 map:id [T,B,39,128]  graphs/lib/irm.lua:10
  *     + %235 map:id [T,B,39,128]  graphs/lib/model.lua:33
- *   %729 fused:add_mul_id [T,B,39,128] (backward)  graphs/lib/model.lua:33 */
-void reclf_nosrm_features_loss_k236_fused_add_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B, long T) {
+ *   %729 fused:add_mul_id_id [T,B,39,128] (backward)  graphs/lib/model.lua:33 */
+void reclf_nosrm_features_loss_k236_fused_add_mul_id_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B, long T) {
     #pragma omp parallel for collapse(2) if((long)(4992*B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < 39*B; i1++)
             for (long i2 = 0; i2 < 128; i2++)
-                out[i0*4992*B + i1*128 + i2] = ((in0[i0*4992*B + i1*128 + i2]) * (in1[i0*128 + i2])) + ((in2[i0*39*B + i1]));
+                out[i0*4992*B + i1*128 + i2] = (((in0[i0*39*B + i1])) * (in1[i0*128 + i2])) + ((in2[i0*39*B + i1]));
 }
 
 /* reclf_nosrm_features_loss_k360_matmul_add_add_mul_mul:
@@ -6601,16 +6873,19 @@ void reclf_features_loss_k316_matmul_add_id(real *restrict out, const real *rest
  *     + %307 map:add [T,B,39,128]  graphs/lib/irm.lua:10
  *     + %278 map:add [T,B,39,128]  graphs/lib/model.lua:33
  *     + %263 map:mul [T,B,39,128]  graphs/lib/model.lua:33
+ *     + %262 map:id [T,B,39,128]  graphs/lib/model.lua:33
  *     + %277 map:id [T,B,39,128]  graphs/lib/model.lua:33
  *     + %303 map:mul [T,B,39,128]  graphs/lib/irm.lua:10
+ *     + %302 map:id [T,B,39,128]  graphs/lib/irm.lua:10
  *     + %319 map:mul [T,B,39,128]  graphs/lib/irm.lua:10
+ *     + %318 map:id [T,B,39,128]  graphs/lib/irm.lua:10
  *   %816 fused:add_add_add_mul [T,B,39,128] (backward)  graphs/lib/irm.lua:10 */
 void reclf_features_loss_k323_fused_add_add_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, const real *restrict in5, const real *restrict in6, long B, long T) {
     #pragma omp parallel for collapse(2) if((long)(4992*B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < 39*B; i1++)
             for (long i2 = 0; i2 < 128; i2++)
-                out[i0*4992*B + i1*128 + i2] = ((((in0[i0*4992*B + i1*128 + i2]) * (in1[i2])) + ((in2[i0*39*B + i1]))) + ((in3[i0*4992*B + i1*128 + i2]) * (in4[i0*128 + i2]))) + ((in5[i0*4992*B + i1*128 + i2]) * (in6[i0*128 + i2]));
+                out[i0*4992*B + i1*128 + i2] = (((((in0[i0*39*B + i1])) * (in1[i2])) + ((in2[i0*39*B + i1]))) + (((in3[i0*39*B + i1])) * (in4[i0*128 + i2]))) + (((in5[i0*39*B + i1])) * (in6[i0*128 + i2]));
 }
 
 /* reclf_features_loss_k324_matmul_add:
@@ -7140,16 +7415,6 @@ void seg_finetune_k402_fused_scale_scale_id(real *restrict out, const real *rest
             out[i0*64 + i1] = (((in0[i1])) * (real)1) * ((real)1/(real)(B));
 }
 
-/* seg_finetune_k403_id:
- *   %403 map:id [B,1,64,64] (backward)  graphs/lib/unet.lua:31
- *   %407 map:id [B,1,64,64] (backward)  graphs/lib/unet.lua:31 */
-void seg_finetune_k403_id(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(1) if((long)(4096*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 4096; i1++)
-            out[i0*4096 + i1] = in0[i1];
-}
-
 /* seg_finetune_k416_fused_add_add_add_mul:
  *   %416 fused:add_add_add_mul [B,1,64,64] (backward)  graphs/lib/unet.lua:31
  *     + %413 map:add [B,1,64,64]  graphs/lib/unet.lua:31
@@ -7162,16 +7427,20 @@ void seg_finetune_k403_id(real *restrict out, const real *restrict in0, long B) 
  *     + %406 map:neg [B,1,64,64]  graphs/lib/unet.lua:31
  *     + %405 map:mul [B,1,64,64]  graphs/lib/unet.lua:31
  *     + %404 map:div [B,1,64,64]  graphs/lib/unet.lua:31
+ *     + %403 map:id [B,1,64,64]  graphs/lib/unet.lua:31
  *     + %407 map:sign [B,1,64,64]  graphs/lib/unet.lua:31
  *     + %411 map:mul [B,1,64,64]  graphs/lib/unet.lua:31
  *     + %410 map:neg [B,1,64,64]  graphs/lib/unet.lua:31
+ *     + %403 map:id [B,1,64,64]  graphs/lib/unet.lua:31
  *     + %415 map:mul [B,1,64,64]  graphs/lib/unet.lua:31
+ *     + %403 map:id [B,1,64,64]  graphs/lib/unet.lua:31
  *     + %414 map:step [B,1,64,64]  graphs/lib/unet.lua:31
  *   %420 fused:add_add_add_mul [B,1,64,64] (backward)  graphs/lib/unet.lua:31 */
 void seg_finetune_k416_fused_add_add_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, const real *restrict in5, const real *restrict in6, long B) {
-    #pragma omp parallel for simd if((long)(4096*B) > 32768)
-    for (long i0 = 0; i0 < 4096*B; i0++)
-        out[i0] = ((((in0[i0]) * ((in1[i0]) * ((-(in1[i0])) + (real)1))) + ((-(((in2[i0]) / (in3[i0])) * (in4[i0]))) * ((real)(((in5[i0]) > 0) - ((in5[i0]) < 0))))) + ((-(in2[i0])) * (in6[i0]))) + ((in2[i0]) * ((in5[i0]) > (real)0 ? (real)1 : (real)0));
+    #pragma omp parallel for collapse(1) if((long)(4096*B) > 32768)
+    for (long i0 = 0; i0 < B; i0++)
+        for (long i1 = 0; i1 < 4096; i1++)
+            out[i0*4096 + i1] = ((((in0[i0*4096 + i1]) * ((in1[i0*4096 + i1]) * ((-(in1[i0*4096 + i1])) + (real)1))) + ((-((((in2[i1])) / (in3[i0*4096 + i1])) * (in4[i0*4096 + i1]))) * ((real)(((in5[i0*4096 + i1]) > 0) - ((in5[i0*4096 + i1]) < 0))))) + ((-((in2[i1]))) * (in6[i0*4096 + i1]))) + (((in2[i1])) * ((in5[i0*4096 + i1]) > (real)0 ? (real)1 : (real)0));
 }
 
 /* seg_finetune_k418_sum:

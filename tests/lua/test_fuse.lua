@@ -77,6 +77,27 @@ function T.fused_reductions_vectorise_and_weigh_their_length(t)
   t.ok(not c:find("parallel for simd if%(%(long%)%(8%*B%)"), "the outer loop of a kernel with a reduction loop is not simd")
 end
 
+-- x - mean(x) is read by the variance and by the normalisation: both recompute it, so it is not
+-- stored; exp(x) read twice is not cheap and stays a kernel of its own
+function T.cheap_value_read_twice_is_recomputed(t)
+  local g = t.compile_optimized(function(g)
+    local B = g.dim("B")
+    local x = g.input("x", { B, 4, 16 })
+    local xc = x - g.mean(x, -1)
+    g.output("y", xc * g.rsqrt(g.mean(g.square(xc), -1) + 1e-5))
+  end, "fuse_recompute")
+  local k = kinds(g)
+  t.eq(count(k, "sub"), 0, table.concat(k, " "))
+  t.eq(count(k, "fused"), #k, table.concat(k, " "))
+  t.eq(#k, 3, table.concat(k, " ")) -- mean; variance (recomputing x - mean); normalisation
+  local g2 = t.compile_optimized(function(g)
+    local B = g.dim("B")
+    local e = g.exp(g.input("x", { B, 4, 16 }))
+    g.output("y", e * g.sum(e, -1))
+  end, "fuse_no_recompute")
+  t.eq(count(kinds(g2), "exp"), 1, table.concat(kinds(g2), " "))
+end
+
 function T.reductions_across_rows_keep_their_kernel(t)
   local g = t.compile_optimized(function(g)
     local B = g.dim("B")
