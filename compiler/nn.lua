@@ -60,6 +60,11 @@ function M.new(F)
     local N, C, H, W = x.shape[1], x.shape[2], x.shape[3], x.shape[4]
     if #x.shape ~= 4 then ir.fail(nil, "group_norm: expected [N, C, H, W], got %s", size.shape_str(x.shape)) end
     if C % groups ~= 0 then ir.fail(nil, "group_norm: %d channels do not split into %d groups", C, groups) end
+    -- with both affine parameters: the GroupNorm kernels (compiler/ops/norm.lua)
+    if gamma and beta then
+      local stats = F.make("group_norm_stats", { x }, { groups = groups, eps = eps })
+      return F.make("group_norm", { x, stats, gamma, beta }, { groups = groups })
+    end
     local xg = F.reshape(x, { N, groups, math.floor(C / groups) * H * W })
     local xc = F.sub(xg, F.mean(xg, -1))
     local y = F.mul(xc, F.rsqrt(F.addc(F.mean(F.square(xc), -1), eps)))

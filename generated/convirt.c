@@ -15,479 +15,382 @@
 
 #ifdef RECLF_PROFILE
 #include "profile.h"
-static reclf_prof_entry prof[470] = {
+static reclf_prof_entry prof[373] = {
     {"convirt_image_k3_fused_scale_addc", "%6 fused:scale_addc [B,1,64,64]", "graphs/lib/image_encoder.lua:19", 0, 0, 0, 0, 0},
     {"convirt_image_k6_conv2d", "%9 conv2d [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k11_fused_scale_sum", "%14 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k12_sub", "%15 map:sub [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k17_fused_rsqrt_addc_scale_sum", "%20 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k18_mul", "%21 map:mul [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k23_fused_add_mul", "%26 fused:add_mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k24_relu", "%27 map:relu [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 0, 0, 0, 0, 0},
-    {"convirt_image_k27_conv2d", "%30 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k32_fused_scale_sum", "%35 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k33_sub", "%36 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k38_fused_rsqrt_addc_scale_sum", "%41 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k39_mul", "%42 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k44_fused_add_mul", "%47 fused:add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k45_relu", "%48 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"convirt_image_k48_conv2d", "%51 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k32_fused_scale_sum", "%56 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k33_sub", "%57 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k38_fused_rsqrt_addc_scale_sum", "%62 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k39_mul", "%63 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k44_fused_add_mul", "%68 fused:add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k45_relu", "%69 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_image_k48_conv2d", "%72 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k32_fused_scale_sum", "%77 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k33_sub", "%78 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k38_fused_rsqrt_addc_scale_sum", "%83 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k39_mul", "%84 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k87_fused_add_add_mul", "%90 fused:add_add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k45_relu", "%91 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"convirt_image_k91_conv2d", "%94 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k96_fused_scale_sum", "%99 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k97_sub", "%100 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k102_fused_rsqrt_addc_scale_sum", "%105 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k103_mul", "%106 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k108_fused_add_mul", "%111 fused:add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k109_relu", "%112 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"convirt_image_k112_conv2d", "%115 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k96_fused_scale_sum", "%120 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k97_sub", "%121 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k102_fused_rsqrt_addc_scale_sum", "%126 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k103_mul", "%127 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k108_fused_add_mul", "%132 fused:add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k109_relu", "%133 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_image_k112_conv2d", "%136 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k96_fused_scale_sum", "%141 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k97_sub", "%142 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k102_fused_rsqrt_addc_scale_sum", "%147 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k103_mul", "%148 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k151_fused_add_add_mul", "%154 fused:add_add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k109_relu", "%155 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"convirt_image_k155_conv2d", "%158 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k160_fused_scale_sum", "%163 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k161_sub", "%164 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k166_fused_rsqrt_addc_scale_sum", "%169 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k167_mul", "%170 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k172_fused_add_mul", "%175 fused:add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k173_relu", "%176 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"convirt_image_k176_conv2d", "%179 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k160_fused_scale_sum", "%184 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k161_sub", "%185 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k166_fused_rsqrt_addc_scale_sum", "%190 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k167_mul", "%191 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k172_fused_add_mul", "%196 fused:add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k173_relu", "%197 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_image_k176_conv2d", "%200 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k160_fused_scale_sum", "%205 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k161_sub", "%206 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k166_fused_rsqrt_addc_scale_sum", "%211 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k167_mul", "%212 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k215_fused_add_add_mul", "%218 fused:add_add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k173_relu", "%219 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"convirt_image_k218_permute", "%221 permute [B,64,128]", "graphs/lib/image_encoder.lua:33", 0, 0, 0, 0, 0},
-    {"convirt_image_k225_sum", "%228 reduce [B,1,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
-    {"convirt_image_k227_scale", "%230 map:scale [B,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
-    {"convirt_image_k231_matmul_add", "%234 matmul+add [B,128]", "graphs/lib/image_encoder.lua:36", 0, 0, 0, 0, 0},
-    {"convirt_k237_gather", "%237 gather [T,40,128]", "graphs/lib/text_encoder.lua:32", 0, 0, 0, 0, 0},
-    {"convirt_k242_fused_scale_sum_add", "%242 fused:scale_sum_add [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k243_fused_sub_add", "%243 fused:sub_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k248_fused_rsqrt_addc_scale_sum", "%248 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k249_mul", "%249 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k251_fused_add_mul", "%251 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k257_matmul_add", "%257 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_k259_permute", "%259 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_k257_matmul_add", "%265 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_k259_permute", "%267 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_k257_matmul_add", "%273 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_k259_permute", "%275 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_k282_fused_scale_addc_neg", "%282 fused:scale_addc_neg [T,1,1,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k283_matmul_add_mul_scale", "%283 matmul+add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k284_max", "%284 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k287_fused_exp_sub", "%287 fused:exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k289_fused_sum_mul", "%289 fused:sum_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k290_clampmin", "%290 map:clampmin [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k291_fused_div_mul", "%291 fused:div_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k292_matmul", "%292 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0},
-    {"convirt_k293_permute", "%293 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0},
-    {"convirt_k298_matmul", "%298 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k301_fused_add_add_add", "%301 fused:add_add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k305_fused_scale_sum", "%305 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k306_sub", "%306 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k248_fused_rsqrt_addc_scale_sum", "%311 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k249_mul", "%312 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k251_fused_add_mul", "%314 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k320_matmul_add", "%320 matmul+add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k321_gelu", "%321 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"convirt_k328_matmul_add_add", "%328 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"convirt_k305_fused_scale_sum", "%332 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k306_sub", "%333 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k248_fused_rsqrt_addc_scale_sum", "%338 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k249_mul", "%339 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k251_fused_add_mul", "%341 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k257_matmul_add", "%347 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_k259_permute", "%349 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_k257_matmul_add", "%355 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_k259_permute", "%357 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_k257_matmul_add", "%363 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_k259_permute", "%365 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_k283_matmul_add_mul_scale", "%373 matmul+add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k284_max", "%374 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k287_fused_exp_sub", "%377 fused:exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k289_fused_sum_mul", "%379 fused:sum_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k290_clampmin", "%380 map:clampmin [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k291_fused_div_mul", "%381 fused:div_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k292_matmul", "%382 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0},
-    {"convirt_k293_permute", "%383 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0},
-    {"convirt_k391_matmul_add_add", "%391 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k305_fused_scale_sum", "%395 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k306_sub", "%396 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k248_fused_rsqrt_addc_scale_sum", "%401 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k249_mul", "%402 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k251_fused_add_mul", "%404 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k320_matmul_add", "%410 matmul+add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k321_gelu", "%411 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"convirt_k328_matmul_add_add", "%418 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"convirt_k305_fused_scale_sum", "%422 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"convirt_k306_sub", "%423 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"convirt_k248_fused_rsqrt_addc_scale_sum", "%428 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"convirt_k249_mul", "%429 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"convirt_k251_fused_add_mul", "%431 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"convirt_k432_slice", "%432 slice [T,1,128]", "graphs/lib/text_encoder.lua:35", 0, 0, 0, 0, 0},
-    {"convirt_k437_matmul_add", "%437 matmul+add [T,128]", "graphs/lib/text_encoder.lua:36", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k7_fused_sum_square", "%446 fused:sum_square [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k9_fused_rsqrt_clampmin", "%448 fused:rsqrt_clampmin [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k10_mul", "%449 map:mul [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k12_fused_sum_square", "%451 fused:sum_square [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k14_fused_rsqrt_clampmin", "%453 fused:rsqrt_clampmin [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k15_mul", "%454 map:mul [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k17_matmul_scale", "%456 matmul+scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k18_eye", "%457 eye [T,B]", "graphs/lib/losses.lua:9", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k19_max", "%458 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k22_fused_exp_sub", "%461 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k23_sum", "%462 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k24_clampmin", "%463 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k27_mul", "%466 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k30_max", "%469 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k33_fused_exp_sub", "%472 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k34_sum", "%473 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k35_clampmin", "%474 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k34_sum", "%478 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k23_sum", "%480 reduce [T,1]", "graphs/lib/losses.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k42_fused_mul_sub_add_log", "%481 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k43_sum", "%482 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k46_fused_scale_add_sum_sub", "%485 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k58_fill", "%551 fill []", "graphs/lib/model.lua:87", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k60_scale", "%553 map:scale [1,1]", "graphs/lib/losses.lua:16", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k63_fused_mul_id", "%556 fused:mul_id [T,1]", "graphs/lib/losses.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k65_fused_neg_id", "%558 fused:neg_id [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k71_fused_mul_div_id_step", "%564 fused:mul_div_id_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k77_neg", "%570 map:neg [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k84_fused_mul_div_step", "%577 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k90_fused_scale_add_add_add", "%583 fused:scale_add_add_add [T,B]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k91_matmul", "%584 matmul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k92_matmul", "%585 matmul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k101_fused_mul_mul_sum_mul", "%594 fused:mul_mul_sum_mul [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k105_fused_add_mul_mul_id", "%598 fused:add_mul_mul_id [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k114_fused_mul_mul_sum_mul", "%607 fused:mul_mul_sum_mul [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k118_fused_add_mul_mul_id", "%611 fused:add_mul_mul_id [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_k612_sum", "%612 reduce [1,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"convirt_k614_matmul", "%614 matmul [T,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"convirt_k615_matmul", "%615 matmul [128,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"convirt_k617_pad", "%617 pad [T,40,128]", "graphs/lib/text_encoder.lua:35", 1, 0, 0, 0, 0},
-    {"convirt_k618_sum", "%618 reduce [1,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k620_sum", "%620 reduce [1,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k623_mul", "%623 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k618_sum", "%624 reduce [1,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k620_sum", "%626 reduce [1,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k635_fused_scale_mul_sum_mul", "%635 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k639_fused_add_mul_mul_mul", "%639 fused:add_mul_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k642_fused_scale_sum_neg", "%642 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k644_fused_add_id", "%644 fused:add_id [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k618_sum", "%645 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k620_sum", "%647 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k651_matmul", "%651 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k654_matmul_mul_gelu_grad", "%654 matmul+mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k655_sum", "%655 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k657_sum", "%657 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k660_matmul", "%660 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k661_matmul", "%661 matmul [512,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k618_sum", "%663 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k620_sum", "%665 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k623_mul", "%668 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k618_sum", "%669 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k620_sum", "%671 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k635_fused_scale_mul_sum_mul", "%680 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k639_fused_add_mul_mul_mul", "%684 fused:add_mul_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k642_fused_scale_sum_neg", "%688 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k690_fused_add_add_id", "%690 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k618_sum", "%691 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k620_sum", "%693 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k696_matmul", "%696 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k697_matmul", "%697 matmul [128,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k259_permute", "%700 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:18", 1, 0, 0, 0, 0},
-    {"convirt_k702_matmul", "%702 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_k703_matmul_div", "%703 matmul+div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"convirt_k708_fused_mul_sum_neg_mul", "%708 fused:mul_sum_neg_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"convirt_k724_fused_scale_mul_mul_mul", "%724 fused:scale_mul_mul_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"convirt_k292_matmul", "%725 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"convirt_k702_matmul", "%726 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"convirt_k293_permute", "%727 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k618_sum", "%729 reduce [1,40,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k620_sum", "%731 reduce [1,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k697_matmul", "%735 matmul [128,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k293_permute", "%737 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k618_sum", "%739 reduce [1,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k620_sum", "%741 reduce [1,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k696_matmul", "%744 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k697_matmul", "%745 matmul [128,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k293_permute", "%748 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k618_sum", "%750 reduce [1,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k620_sum", "%752 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k696_matmul", "%755 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k697_matmul", "%756 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k758_matmul_add_add", "%758 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k618_sum", "%759 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k620_sum", "%761 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k623_mul", "%764 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k618_sum", "%765 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k620_sum", "%767 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k635_fused_scale_mul_sum_mul", "%776 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k639_fused_add_mul_mul_mul", "%780 fused:add_mul_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k642_fused_scale_sum_neg", "%784 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k690_fused_add_add_id", "%786 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k618_sum", "%787 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k620_sum", "%789 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k651_matmul", "%793 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k654_matmul_mul_gelu_grad", "%796 matmul+mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k655_sum", "%797 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k657_sum", "%799 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k660_matmul", "%802 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k661_matmul", "%803 matmul [512,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k618_sum", "%805 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k620_sum", "%807 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k623_mul", "%810 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k618_sum", "%811 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k620_sum", "%813 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k635_fused_scale_mul_sum_mul", "%822 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k639_fused_add_mul_mul_mul", "%826 fused:add_mul_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k642_fused_scale_sum_neg", "%830 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k690_fused_add_add_id", "%832 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k618_sum", "%833 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k620_sum", "%835 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k696_matmul", "%838 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k697_matmul", "%839 matmul [128,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k259_permute", "%842 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:18", 1, 0, 0, 0, 0},
-    {"convirt_k702_matmul", "%844 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_k703_matmul_div", "%845 matmul+div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"convirt_k708_fused_mul_sum_neg_mul", "%850 fused:mul_sum_neg_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"convirt_k724_fused_scale_mul_mul_mul", "%866 fused:scale_mul_mul_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"convirt_k292_matmul", "%867 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"convirt_k702_matmul", "%868 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"convirt_k293_permute", "%869 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k618_sum", "%871 reduce [1,40,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k620_sum", "%873 reduce [1,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k697_matmul", "%877 matmul [128,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k293_permute", "%879 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k618_sum", "%881 reduce [1,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k620_sum", "%883 reduce [1,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k696_matmul", "%886 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k697_matmul", "%887 matmul [128,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k293_permute", "%890 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k618_sum", "%892 reduce [1,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k620_sum", "%894 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k696_matmul", "%897 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k697_matmul", "%898 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k758_matmul_add_add", "%900 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k618_sum", "%901 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k620_sum", "%903 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k623_mul", "%906 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k618_sum", "%907 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k620_sum", "%909 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k635_fused_scale_mul_sum_mul", "%918 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k639_fused_add_mul_mul_mul", "%922 fused:add_mul_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k642_fused_scale_sum_neg", "%926 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k690_fused_add_add_id", "%928 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k618_sum", "%929 reduce [1,40,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0},
-    {"convirt_k931_scatter_add", "%931 scatter_add [1024,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k278_sum", "%932 reduce [1,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k281_matmul", "%935 matmul [128,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k282_matmul_scale", "%936 matmul+scale [B,128]", "graphs/lib/image_encoder.lua:35", 1, 0, 0, 0, 0},
-    {"convirt_k938_id", "%938 map:id [B,64,128]", "graphs/lib/image_encoder.lua:35", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k294_permute", "%939 permute [B,128,64]", "graphs/lib/image_encoder.lua:33", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k297_fused_mul_step", "%942 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k285_sum", "%943 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k300_sum", "%945 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k301_sum", "%946 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k303_mul", "%948 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k304_mul", "%949 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k285_sum", "%950 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k300_sum", "%952 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k301_sum", "%953 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k318_fused_scale_mul_sum_mul", "%963 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k322_fused_add_mul_mul_id", "%967 fused:add_mul_mul_id [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k325_fused_scale_sum_neg", "%970 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k327_fused_add_id", "%972 fused:add_id [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k330_sum", "%975 reduce [B,128,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k278_sum", "%976 reduce [1,128,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k333_conv2d_input_grad", "%978 conv2d_input_grad [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k334_conv2d_weight_grad", "%979 conv2d_weight_grad [128,128,3,3]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k297_fused_mul_step", "%981 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k285_sum", "%982 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k300_sum", "%984 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k301_sum", "%985 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k303_mul", "%987 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k304_mul", "%988 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k285_sum", "%989 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k300_sum", "%991 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k301_sum", "%992 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k318_fused_scale_mul_sum_mul", "%1002 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k322_fused_add_mul_mul_id", "%1006 fused:add_mul_mul_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k325_fused_scale_sum_neg", "%1009 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k327_fused_add_id", "%1011 fused:add_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k330_sum", "%1014 reduce [B,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k278_sum", "%1015 reduce [1,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k333_conv2d_input_grad", "%1017 conv2d_input_grad [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k334_conv2d_weight_grad", "%1018 conv2d_weight_grad [128,128,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k376_fused_mul_add_step", "%1021 fused:mul_add_step [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k285_sum", "%1022 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k300_sum", "%1024 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k301_sum", "%1025 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k303_mul", "%1027 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k304_mul", "%1028 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k285_sum", "%1029 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k300_sum", "%1031 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k301_sum", "%1032 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k318_fused_scale_mul_sum_mul", "%1042 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k322_fused_add_mul_mul_id", "%1046 fused:add_mul_mul_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k325_fused_scale_sum_neg", "%1049 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k327_fused_add_id", "%1051 fused:add_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k330_sum", "%1054 reduce [B,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k278_sum", "%1055 reduce [1,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k412_conv2d_input_grad", "%1057 conv2d_input_grad [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k413_conv2d_weight_grad", "%1058 conv2d_weight_grad [128,64,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k415_fused_mul_step", "%1060 fused:mul_step [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k416_sum", "%1061 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k418_sum", "%1063 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k419_sum", "%1064 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k421_mul", "%1066 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k422_mul", "%1067 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k416_sum", "%1068 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k418_sum", "%1070 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k419_sum", "%1071 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k436_fused_scale_mul_sum_mul", "%1081 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k440_fused_add_mul_mul_id", "%1085 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k443_fused_scale_sum_neg", "%1088 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k445_fused_add_id", "%1090 fused:add_id [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k448_sum", "%1093 reduce [B,64,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k449_sum", "%1094 reduce [1,64,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k451_conv2d_input_grad", "%1096 conv2d_input_grad [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k452_conv2d_weight_grad", "%1097 conv2d_weight_grad [64,64,3,3]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k415_fused_mul_step", "%1099 fused:mul_step [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k416_sum", "%1100 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k418_sum", "%1102 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k419_sum", "%1103 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k421_mul", "%1105 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k422_mul", "%1106 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k416_sum", "%1107 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k418_sum", "%1109 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k419_sum", "%1110 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k436_fused_scale_mul_sum_mul", "%1120 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k440_fused_add_mul_mul_id", "%1124 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k443_fused_scale_sum_neg", "%1127 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k445_fused_add_id", "%1129 fused:add_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k448_sum", "%1132 reduce [B,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k449_sum", "%1133 reduce [1,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k451_conv2d_input_grad", "%1135 conv2d_input_grad [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k452_conv2d_weight_grad", "%1136 conv2d_weight_grad [64,64,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k494_fused_mul_add_step", "%1139 fused:mul_add_step [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k416_sum", "%1140 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k418_sum", "%1142 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k419_sum", "%1143 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k421_mul", "%1145 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k422_mul", "%1146 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k416_sum", "%1147 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k418_sum", "%1149 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k419_sum", "%1150 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k436_fused_scale_mul_sum_mul", "%1160 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k440_fused_add_mul_mul_id", "%1164 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k443_fused_scale_sum_neg", "%1167 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k445_fused_add_id", "%1169 fused:add_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k448_sum", "%1172 reduce [B,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k449_sum", "%1173 reduce [1,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k530_conv2d_input_grad", "%1175 conv2d_input_grad [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k531_conv2d_weight_grad", "%1176 conv2d_weight_grad [64,32,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k533_fused_mul_step", "%1178 fused:mul_step [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k534_sum", "%1179 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k536_sum", "%1181 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k537_sum", "%1182 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k539_mul", "%1184 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k540_mul", "%1185 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k534_sum", "%1186 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k536_sum", "%1188 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k537_sum", "%1189 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k554_fused_scale_mul_sum_mul", "%1199 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k558_fused_add_mul_mul_id", "%1203 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k561_fused_scale_sum_neg", "%1206 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k563_fused_add_id", "%1208 fused:add_id [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k566_sum", "%1211 reduce [B,32,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k567_sum", "%1212 reduce [1,32,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k569_conv2d_input_grad", "%1214 conv2d_input_grad [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k570_conv2d_weight_grad", "%1215 conv2d_weight_grad [32,32,3,3]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k533_fused_mul_step", "%1217 fused:mul_step [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k534_sum", "%1218 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k536_sum", "%1220 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k537_sum", "%1221 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k539_mul", "%1223 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k540_mul", "%1224 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k534_sum", "%1225 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k536_sum", "%1227 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k537_sum", "%1228 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k554_fused_scale_mul_sum_mul", "%1238 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k558_fused_add_mul_mul_id", "%1242 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k561_fused_scale_sum_neg", "%1245 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k563_fused_add_id", "%1247 fused:add_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k566_sum", "%1250 reduce [B,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k567_sum", "%1251 reduce [1,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k569_conv2d_input_grad", "%1253 conv2d_input_grad [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k570_conv2d_weight_grad", "%1254 conv2d_weight_grad [32,32,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k612_fused_mul_add_step", "%1257 fused:mul_add_step [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k534_sum", "%1258 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k536_sum", "%1260 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k537_sum", "%1261 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k539_mul", "%1263 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k540_mul", "%1264 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k534_sum", "%1265 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k536_sum", "%1267 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k537_sum", "%1268 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k554_fused_scale_mul_sum_mul", "%1278 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k558_fused_add_mul_mul_id", "%1282 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k561_fused_scale_sum_neg", "%1285 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k563_fused_add_id", "%1287 fused:add_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k566_sum", "%1290 reduce [B,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k567_sum", "%1291 reduce [1,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k648_conv2d_input_grad", "%1293 conv2d_input_grad [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k649_conv2d_weight_grad", "%1294 conv2d_weight_grad [32,32,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k651_fused_mul_step", "%1296 fused:mul_step [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k652_sum", "%1297 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k654_sum", "%1299 reduce [32,1,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k655_sum", "%1300 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k657_mul", "%1302 map:mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k658_mul", "%1303 map:mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k652_sum", "%1304 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k654_sum", "%1306 reduce [32,1,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k655_sum", "%1307 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k672_fused_scale_mul_sum_mul", "%1317 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k676_fused_add_mul_mul_id", "%1321 fused:add_mul_mul_id [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k679_fused_scale_sum_neg", "%1324 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k681_fused_add_id", "%1326 fused:add_id [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k684_sum", "%1329 reduce [B,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k567_sum", "%1330 reduce [1,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k688_conv2d_weight_grad", "%1333 conv2d_weight_grad [32,1,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_k9_group_norm_stats", "%12 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k10_group_norm", "%13 group_norm [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k11_relu", "%14 map:relu [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 0, 0, 0, 0, 0},
+    {"convirt_image_k14_conv2d", "%17 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k17_group_norm_stats", "%20 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k18_group_norm", "%21 group_norm [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k19_relu", "%22 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"convirt_image_k22_conv2d", "%25 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k17_group_norm_stats", "%28 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k18_group_norm", "%29 group_norm [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k19_relu", "%30 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_image_k22_conv2d", "%33 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k17_group_norm_stats", "%36 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k18_group_norm", "%37 group_norm [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k35_add", "%38 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_image_k19_relu", "%39 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"convirt_image_k39_conv2d", "%42 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k42_group_norm_stats", "%45 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k43_group_norm", "%46 group_norm [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k44_relu", "%47 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"convirt_image_k47_conv2d", "%50 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k42_group_norm_stats", "%53 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k43_group_norm", "%54 group_norm [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k44_relu", "%55 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_image_k47_conv2d", "%58 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k42_group_norm_stats", "%61 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k43_group_norm", "%62 group_norm [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k60_add", "%63 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_image_k44_relu", "%64 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"convirt_image_k64_conv2d", "%67 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k67_group_norm_stats", "%70 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k68_group_norm", "%71 group_norm [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k69_relu", "%72 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"convirt_image_k72_conv2d", "%75 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k67_group_norm_stats", "%78 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k68_group_norm", "%79 group_norm [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k69_relu", "%80 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_image_k72_conv2d", "%83 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k67_group_norm_stats", "%86 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k68_group_norm", "%87 group_norm [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k85_add", "%88 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_image_k69_relu", "%89 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"convirt_image_k88_permute", "%91 permute [B,64,128]", "graphs/lib/image_encoder.lua:33", 0, 0, 0, 0, 0},
+    {"convirt_image_k95_sum", "%98 reduce [B,1,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
+    {"convirt_image_k97_scale", "%100 map:scale [B,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
+    {"convirt_image_k101_matmul_add", "%104 matmul+add [B,128]", "graphs/lib/image_encoder.lua:36", 0, 0, 0, 0, 0},
+    {"convirt_k107_gather", "%107 gather [T,40,128]", "graphs/lib/text_encoder.lua:32", 0, 0, 0, 0, 0},
+    {"convirt_k112_fused_scale_sum_add", "%112 fused:scale_sum_add [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k113_fused_sub_add", "%113 fused:sub_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k118_fused_rsqrt_addc_scale_sum", "%118 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k119_mul", "%119 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k121_fused_add_mul", "%121 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k127_matmul_add", "%127 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_k129_permute", "%129 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_k127_matmul_add", "%135 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_k129_permute", "%137 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_k127_matmul_add", "%143 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_k129_permute", "%145 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_k152_fused_scale_addc_neg", "%152 fused:scale_addc_neg [T,1,1,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k153_matmul_add_mul_scale", "%153 matmul+add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k154_max", "%154 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k157_fused_exp_sub", "%157 fused:exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k159_fused_sum_mul", "%159 fused:sum_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k160_clampmin", "%160 map:clampmin [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k161_fused_div_mul", "%161 fused:div_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k162_matmul", "%162 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_k163_permute", "%163 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0},
+    {"convirt_k168_matmul", "%168 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k171_fused_add_add_add", "%171 fused:add_add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k175_fused_scale_sum", "%175 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k176_sub", "%176 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k118_fused_rsqrt_addc_scale_sum", "%181 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k119_mul", "%182 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k121_fused_add_mul", "%184 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k190_matmul_add", "%190 matmul+add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k191_gelu", "%191 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"convirt_k198_matmul_add_add", "%198 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"convirt_k175_fused_scale_sum", "%202 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k176_sub", "%203 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k118_fused_rsqrt_addc_scale_sum", "%208 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k119_mul", "%209 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k121_fused_add_mul", "%211 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k127_matmul_add", "%217 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_k129_permute", "%219 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_k127_matmul_add", "%225 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_k129_permute", "%227 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_k127_matmul_add", "%233 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_k129_permute", "%235 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_k153_matmul_add_mul_scale", "%243 matmul+add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k154_max", "%244 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k157_fused_exp_sub", "%247 fused:exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k159_fused_sum_mul", "%249 fused:sum_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k160_clampmin", "%250 map:clampmin [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k161_fused_div_mul", "%251 fused:div_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k162_matmul", "%252 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_k163_permute", "%253 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0},
+    {"convirt_k261_matmul_add_add", "%261 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k175_fused_scale_sum", "%265 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k176_sub", "%266 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k118_fused_rsqrt_addc_scale_sum", "%271 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k119_mul", "%272 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k121_fused_add_mul", "%274 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k190_matmul_add", "%280 matmul+add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k191_gelu", "%281 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"convirt_k198_matmul_add_add", "%288 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"convirt_k175_fused_scale_sum", "%292 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"convirt_k176_sub", "%293 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"convirt_k118_fused_rsqrt_addc_scale_sum", "%298 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"convirt_k119_mul", "%299 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"convirt_k121_fused_add_mul", "%301 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"convirt_k302_slice", "%302 slice [T,1,128]", "graphs/lib/text_encoder.lua:35", 0, 0, 0, 0, 0},
+    {"convirt_k307_matmul_add", "%307 matmul+add [T,128]", "graphs/lib/text_encoder.lua:36", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k7_fused_sum_square", "%316 fused:sum_square [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k9_fused_rsqrt_clampmin", "%318 fused:rsqrt_clampmin [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k10_mul", "%319 map:mul [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k12_fused_sum_square", "%321 fused:sum_square [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k14_fused_rsqrt_clampmin", "%323 fused:rsqrt_clampmin [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k15_mul", "%324 map:mul [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k17_matmul_scale", "%326 matmul+scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k18_eye", "%327 eye [T,B]", "graphs/lib/losses.lua:9", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k19_max", "%328 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k22_fused_exp_sub", "%331 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k23_sum", "%332 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k24_clampmin", "%333 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k27_mul", "%336 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k30_max", "%339 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k33_fused_exp_sub", "%342 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k34_sum", "%343 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k35_clampmin", "%344 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k34_sum", "%348 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k23_sum", "%350 reduce [T,1]", "graphs/lib/losses.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k42_fused_mul_sub_add_log", "%351 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k43_sum", "%352 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k46_fused_scale_add_sum_sub", "%355 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k58_fill", "%401 fill []", "graphs/lib/model.lua:87", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k60_scale", "%403 map:scale [1,1]", "graphs/lib/losses.lua:16", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k63_fused_mul_id", "%406 fused:mul_id [T,1]", "graphs/lib/losses.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k65_fused_neg_id", "%408 fused:neg_id [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k71_fused_mul_div_id_step", "%414 fused:mul_div_id_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k77_neg", "%420 map:neg [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k84_fused_mul_div_step", "%427 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k90_fused_scale_add_add_add", "%433 fused:scale_add_add_add [T,B]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k91_matmul", "%434 matmul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k92_matmul", "%435 matmul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k101_fused_mul_mul_sum_mul", "%444 fused:mul_mul_sum_mul [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k105_fused_add_mul_mul_id", "%448 fused:add_mul_mul_id [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k114_fused_mul_mul_sum_mul", "%457 fused:mul_mul_sum_mul [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k118_fused_add_mul_mul_id", "%461 fused:add_mul_mul_id [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_k462_sum", "%462 reduce [1,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"convirt_k464_matmul", "%464 matmul [T,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"convirt_k465_matmul", "%465 matmul [128,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"convirt_k467_pad", "%467 pad [T,40,128]", "graphs/lib/text_encoder.lua:35", 1, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%468 reduce [1,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%470 reduce [1,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k473_mul", "%473 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%474 reduce [1,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%476 reduce [1,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k485_fused_scale_mul_sum_mul", "%485 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k489_fused_add_mul_mul_mul", "%489 fused:add_mul_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k492_fused_scale_sum_neg", "%492 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k494_fused_add_id", "%494 fused:add_id [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%495 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%497 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k501_matmul", "%501 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k504_matmul_mul_gelu_grad", "%504 matmul+mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k505_sum", "%505 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k507_sum", "%507 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k510_matmul", "%510 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k511_matmul", "%511 matmul [512,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%513 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%515 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k473_mul", "%518 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%519 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%521 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k485_fused_scale_mul_sum_mul", "%530 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k489_fused_add_mul_mul_mul", "%534 fused:add_mul_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k492_fused_scale_sum_neg", "%538 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k540_fused_add_add_id", "%540 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%541 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%543 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k546_matmul", "%546 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k547_matmul", "%547 matmul [128,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k129_permute", "%550 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:18", 1, 0, 0, 0, 0},
+    {"convirt_k552_matmul", "%552 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_k553_matmul_div", "%553 matmul+div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"convirt_k558_fused_mul_sum_neg_mul", "%558 fused:mul_sum_neg_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"convirt_k574_fused_scale_mul_mul_mul", "%574 fused:scale_mul_mul_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"convirt_k162_matmul", "%575 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"convirt_k552_matmul", "%576 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"convirt_k163_permute", "%577 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%579 reduce [1,40,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%581 reduce [1,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k547_matmul", "%585 matmul [128,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k163_permute", "%587 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%589 reduce [1,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%591 reduce [1,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k546_matmul", "%594 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k547_matmul", "%595 matmul [128,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k163_permute", "%598 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%600 reduce [1,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%602 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k546_matmul", "%605 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k547_matmul", "%606 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k608_matmul_add_add", "%608 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%609 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%611 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k473_mul", "%614 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%615 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%617 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k485_fused_scale_mul_sum_mul", "%626 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k489_fused_add_mul_mul_mul", "%630 fused:add_mul_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k492_fused_scale_sum_neg", "%634 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k540_fused_add_add_id", "%636 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%637 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%639 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k501_matmul", "%643 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k504_matmul_mul_gelu_grad", "%646 matmul+mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k505_sum", "%647 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k507_sum", "%649 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k510_matmul", "%652 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k511_matmul", "%653 matmul [512,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%655 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%657 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k473_mul", "%660 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%661 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%663 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k485_fused_scale_mul_sum_mul", "%672 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k489_fused_add_mul_mul_mul", "%676 fused:add_mul_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k492_fused_scale_sum_neg", "%680 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k540_fused_add_add_id", "%682 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%683 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%685 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k546_matmul", "%688 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k547_matmul", "%689 matmul [128,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k129_permute", "%692 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:18", 1, 0, 0, 0, 0},
+    {"convirt_k552_matmul", "%694 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_k553_matmul_div", "%695 matmul+div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"convirt_k558_fused_mul_sum_neg_mul", "%700 fused:mul_sum_neg_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"convirt_k574_fused_scale_mul_mul_mul", "%716 fused:scale_mul_mul_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"convirt_k162_matmul", "%717 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"convirt_k552_matmul", "%718 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"convirt_k163_permute", "%719 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%721 reduce [1,40,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%723 reduce [1,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k547_matmul", "%727 matmul [128,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k163_permute", "%729 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%731 reduce [1,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%733 reduce [1,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k546_matmul", "%736 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k547_matmul", "%737 matmul [128,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k163_permute", "%740 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%742 reduce [1,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%744 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k546_matmul", "%747 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k547_matmul", "%748 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k608_matmul_add_add", "%750 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%751 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%753 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k473_mul", "%756 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%757 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%759 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k485_fused_scale_mul_sum_mul", "%768 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k489_fused_add_mul_mul_mul", "%772 fused:add_mul_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k492_fused_scale_sum_neg", "%776 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k540_fused_add_add_id", "%778 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%779 reduce [1,40,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0},
+    {"convirt_k781_scatter_add", "%781 scatter_add [1024,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k128_sum", "%782 reduce [1,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k131_matmul", "%785 matmul [128,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k132_matmul_scale", "%786 matmul+scale [B,128]", "graphs/lib/image_encoder.lua:35", 1, 0, 0, 0, 0},
+    {"convirt_k788_id", "%788 map:id [B,64,128]", "graphs/lib/image_encoder.lua:35", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k144_permute", "%789 permute [B,128,64]", "graphs/lib/image_encoder.lua:33", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k147_fused_mul_step", "%792 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k148_group_norm_sums", "%793 group_norm_sums [B,128,2]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k149_group_norm_grad_x", "%794 group_norm_grad_x [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k150_sum", "%795 reduce [1,128,2]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k152_slice", "%797 slice [128,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k154_slice", "%799 slice [128,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k157_sum", "%802 reduce [B,128,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k128_sum", "%803 reduce [1,128,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k160_conv2d_input_grad", "%805 conv2d_input_grad [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k161_conv2d_weight_grad", "%806 conv2d_weight_grad [128,128,3,3]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k147_fused_mul_step", "%808 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k148_group_norm_sums", "%809 group_norm_sums [B,128,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k149_group_norm_grad_x", "%810 group_norm_grad_x [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k150_sum", "%811 reduce [1,128,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k152_slice", "%813 slice [128,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k154_slice", "%815 slice [128,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k157_sum", "%818 reduce [B,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k128_sum", "%819 reduce [1,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k160_conv2d_input_grad", "%821 conv2d_input_grad [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k161_conv2d_weight_grad", "%822 conv2d_weight_grad [128,128,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k180_fused_mul_add_step", "%825 fused:mul_add_step [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k148_group_norm_sums", "%826 group_norm_sums [B,128,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k149_group_norm_grad_x", "%827 group_norm_grad_x [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k150_sum", "%828 reduce [1,128,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k152_slice", "%830 slice [128,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k154_slice", "%832 slice [128,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k157_sum", "%835 reduce [B,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k128_sum", "%836 reduce [1,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k193_conv2d_input_grad", "%838 conv2d_input_grad [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k194_conv2d_weight_grad", "%839 conv2d_weight_grad [128,64,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k196_fused_mul_step", "%841 fused:mul_step [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k197_group_norm_sums", "%842 group_norm_sums [B,64,2]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k198_group_norm_grad_x", "%843 group_norm_grad_x [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k128_sum", "%844 reduce [1,64,2]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k201_slice", "%846 slice [64,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k203_slice", "%848 slice [64,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k206_sum", "%851 reduce [B,64,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k207_sum", "%852 reduce [1,64,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k209_conv2d_input_grad", "%854 conv2d_input_grad [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k210_conv2d_weight_grad", "%855 conv2d_weight_grad [64,64,3,3]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k196_fused_mul_step", "%857 fused:mul_step [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k197_group_norm_sums", "%858 group_norm_sums [B,64,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k198_group_norm_grad_x", "%859 group_norm_grad_x [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k128_sum", "%860 reduce [1,64,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k201_slice", "%862 slice [64,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k203_slice", "%864 slice [64,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k206_sum", "%867 reduce [B,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k207_sum", "%868 reduce [1,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k209_conv2d_input_grad", "%870 conv2d_input_grad [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k210_conv2d_weight_grad", "%871 conv2d_weight_grad [64,64,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k229_fused_mul_add_step", "%874 fused:mul_add_step [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k197_group_norm_sums", "%875 group_norm_sums [B,64,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k198_group_norm_grad_x", "%876 group_norm_grad_x [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k128_sum", "%877 reduce [1,64,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k201_slice", "%879 slice [64,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k203_slice", "%881 slice [64,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k206_sum", "%884 reduce [B,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k207_sum", "%885 reduce [1,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k242_conv2d_input_grad", "%887 conv2d_input_grad [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k243_conv2d_weight_grad", "%888 conv2d_weight_grad [64,32,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k245_fused_mul_step", "%890 fused:mul_step [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k246_group_norm_sums", "%891 group_norm_sums [B,32,2]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k247_group_norm_grad_x", "%892 group_norm_grad_x [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k207_sum", "%893 reduce [1,32,2]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k250_slice", "%895 slice [32,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k252_slice", "%897 slice [32,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k255_sum", "%900 reduce [B,32,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k256_sum", "%901 reduce [1,32,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k258_conv2d_input_grad", "%903 conv2d_input_grad [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k259_conv2d_weight_grad", "%904 conv2d_weight_grad [32,32,3,3]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k245_fused_mul_step", "%906 fused:mul_step [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k246_group_norm_sums", "%907 group_norm_sums [B,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k247_group_norm_grad_x", "%908 group_norm_grad_x [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k207_sum", "%909 reduce [1,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k250_slice", "%911 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k252_slice", "%913 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k255_sum", "%916 reduce [B,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k256_sum", "%917 reduce [1,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k258_conv2d_input_grad", "%919 conv2d_input_grad [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k259_conv2d_weight_grad", "%920 conv2d_weight_grad [32,32,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k278_fused_mul_add_step", "%923 fused:mul_add_step [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k246_group_norm_sums", "%924 group_norm_sums [B,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k247_group_norm_grad_x", "%925 group_norm_grad_x [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k207_sum", "%926 reduce [1,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k250_slice", "%928 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k252_slice", "%930 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k255_sum", "%933 reduce [B,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k256_sum", "%934 reduce [1,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k291_conv2d_input_grad", "%936 conv2d_input_grad [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k292_conv2d_weight_grad", "%937 conv2d_weight_grad [32,32,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k294_fused_mul_step", "%939 fused:mul_step [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k295_group_norm_sums", "%940 group_norm_sums [B,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k296_group_norm_grad_x", "%941 group_norm_grad_x [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k207_sum", "%942 reduce [1,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k250_slice", "%944 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k252_slice", "%946 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k304_sum", "%949 reduce [B,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k256_sum", "%950 reduce [1,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k308_conv2d_weight_grad", "%953 conv2d_weight_grad [32,1,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
 };
-const reclf_prof_table reclf_profile_convirt = {470, prof};
+const reclf_prof_table reclf_profile_convirt = {373, prof};
 #define CALL(i, fl, by, call) do { double t0_ = reclf_prof_now(); call; prof[i].seconds += reclf_prof_now() - t0_; \
     prof[i].calls++; prof[i].flops += (fl); prof[i].bytes += (double)(by); } while (0)
 #else
@@ -497,489 +400,392 @@ const reclf_prof_table reclf_profile_convirt = {470, prof};
 static size_t arena_bytes(const long *dims) {
     const long B = dims[0]; (void)B;
     const long T = dims[1]; (void)T;
-    return sizeof(real) * (size_t)(5922544 + 1224864*B + 80*B*T + 231280*T);
+    return sizeof(real) * (size_t)(5922544 + 921760*B + 80*B*T + 231280*T);
 }
 
 static void forward(void *arena, const real *P, void *const *inputs, const long *dims) {
     const long B = dims[0]; (void)B;
     const long T = dims[1]; (void)T;
     real *A = arena; (void)A; (void)P; (void)inputs;
-    CALL(0, (double)8192*B, sizeof(real)*((double)4096*B + (double)4096*B), convirt_image_k3_fused_scale_addc(A + 5922544 + 1220608*B, (real *)inputs[0], B)); /* %6 fused:scale_addc [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
-    CALL(1, (double)2359296*B, sizeof(real)*((double)131072*B + (double)4096*B + (double)288 + (double)32), convirt_image_k6_conv2d(A + 5922544, A + 5922544 + 1220608*B, (real *)P + 0, (real *)P + 288, A + 0, B)); /* %9 conv2d [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(2, (double)131080*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_k11_fused_scale_sum(A + 5922544 + 262144*B, A + 5922544, B)); /* %14 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(3, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_vjp_k12_sub(A + 5922544 + 131072*B, A + 5922544, A + 5922544 + 262144*B, B)); /* %15 map:sub [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(4, (double)262168*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_vjp_k17_fused_rsqrt_addc_scale_sum(A + 5922544 + 1224704*B, A + 5922544 + 131072*B, B)); /* %20 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(5, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_vjp_k18_mul(A + 5922544, A + 5922544 + 131072*B, A + 5922544 + 1224704*B, B)); /* %21 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(6, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32 + (double)32), convirt_image_vjp_k23_fused_add_mul(A + 5922544 + 262144*B, A + 5922544, (real *)P + 320, (real *)P + 352, B)); /* %26 fused:add_mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(7, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), convirt_image_vjp_k24_relu(A + 5922544 + 393216*B, A + 5922544 + 262144*B, B)); /* %27 map:relu [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
-    CALL(8, (double)18874368*B, sizeof(real)*((double)32768*B + (double)131072*B + (double)9216 + (double)32), convirt_image_k27_conv2d(A + 5922544 + 524288*B, A + 5922544 + 393216*B, (real *)P + 384, (real *)P + 9600, A + 0, B)); /* %30 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(9, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k32_fused_scale_sum(A + 5922544 + 589824*B, A + 5922544 + 524288*B, B)); /* %35 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(10, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k33_sub(A + 5922544 + 557056*B, A + 5922544 + 524288*B, A + 5922544 + 589824*B, B)); /* %36 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(11, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_vjp_k38_fused_rsqrt_addc_scale_sum(A + 5922544 + 1224720*B, A + 5922544 + 557056*B, B)); /* %41 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(12, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k39_mul(A + 5922544 + 524288*B, A + 5922544 + 557056*B, A + 5922544 + 1224720*B, B)); /* %42 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(13, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_vjp_k44_fused_add_mul(A + 5922544 + 589824*B, A + 5922544 + 524288*B, (real *)P + 9632, (real *)P + 9664, B)); /* %47 fused:add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(14, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k45_relu(A + 5922544 + 622592*B, A + 5922544 + 589824*B, B)); /* %48 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
-    CALL(15, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216 + (double)32), convirt_image_k48_conv2d(A + 5922544 + 655360*B, A + 5922544 + 622592*B, (real *)P + 9696, (real *)P + 18912, A + 0, B)); /* %51 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(16, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k32_fused_scale_sum(A + 5922544 + 720896*B, A + 5922544 + 655360*B, B)); /* %56 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(17, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k33_sub(A + 5922544 + 688128*B, A + 5922544 + 655360*B, A + 5922544 + 720896*B, B)); /* %57 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(18, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_vjp_k38_fused_rsqrt_addc_scale_sum(A + 5922544 + 1224736*B, A + 5922544 + 688128*B, B)); /* %62 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(19, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k39_mul(A + 5922544 + 655360*B, A + 5922544 + 688128*B, A + 5922544 + 1224736*B, B)); /* %63 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(20, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_vjp_k44_fused_add_mul(A + 5922544 + 720896*B, A + 5922544 + 655360*B, (real *)P + 18944, (real *)P + 18976, B)); /* %68 fused:add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(21, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k45_relu(A + 5922544 + 753664*B, A + 5922544 + 720896*B, B)); /* %69 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
-    CALL(22, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216 + (double)32), convirt_image_k48_conv2d(A + 5922544 + 786432*B, A + 5922544 + 753664*B, (real *)P + 19008, (real *)P + 28224, A + 0, B)); /* %72 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(23, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k32_fused_scale_sum(A + 5922544 + 851968*B, A + 5922544 + 786432*B, B)); /* %77 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(24, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k33_sub(A + 5922544 + 819200*B, A + 5922544 + 786432*B, A + 5922544 + 851968*B, B)); /* %78 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(25, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_vjp_k38_fused_rsqrt_addc_scale_sum(A + 5922544 + 1224752*B, A + 5922544 + 819200*B, B)); /* %83 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(26, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k39_mul(A + 5922544 + 786432*B, A + 5922544 + 819200*B, A + 5922544 + 1224752*B, B)); /* %84 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(27, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_vjp_k87_fused_add_add_mul(A + 5922544 + 851968*B, A + 5922544 + 622592*B, A + 5922544 + 786432*B, (real *)P + 28256, (real *)P + 28288, B)); /* %90 fused:add_add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:14 */
-    CALL(28, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k45_relu(A + 5922544 + 884736*B, A + 5922544 + 851968*B, B)); /* %91 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
-    CALL(29, (double)9437184*B, sizeof(real)*((double)16384*B + (double)32768*B + (double)18432 + (double)64), convirt_image_k91_conv2d(A + 5922544 + 917504*B, A + 5922544 + 884736*B, (real *)P + 28320, (real *)P + 46752, A + 0, B)); /* %94 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(30, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k96_fused_scale_sum(A + 5922544 + 950272*B, A + 5922544 + 917504*B, B)); /* %99 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(31, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k97_sub(A + 5922544 + 933888*B, A + 5922544 + 917504*B, A + 5922544 + 950272*B, B)); /* %100 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(32, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_vjp_k102_fused_rsqrt_addc_scale_sum(A + 5922544 + 1224768*B, A + 5922544 + 933888*B, B)); /* %105 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(33, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k103_mul(A + 5922544 + 917504*B, A + 5922544 + 933888*B, A + 5922544 + 1224768*B, B)); /* %106 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(34, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_vjp_k108_fused_add_mul(A + 5922544 + 950272*B, A + 5922544 + 917504*B, (real *)P + 46816, (real *)P + 46880, B)); /* %111 fused:add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(35, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k109_relu(A + 5922544 + 966656*B, A + 5922544 + 950272*B, B)); /* %112 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
-    CALL(36, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864 + (double)64), convirt_image_k112_conv2d(A + 5922544 + 983040*B, A + 5922544 + 966656*B, (real *)P + 46944, (real *)P + 83808, A + 0, B)); /* %115 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(37, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k96_fused_scale_sum(A + 5922544 + 1015808*B, A + 5922544 + 983040*B, B)); /* %120 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(38, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k97_sub(A + 5922544 + 999424*B, A + 5922544 + 983040*B, A + 5922544 + 1015808*B, B)); /* %121 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(39, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_vjp_k102_fused_rsqrt_addc_scale_sum(A + 5922544 + 1224784*B, A + 5922544 + 999424*B, B)); /* %126 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(40, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k103_mul(A + 5922544 + 983040*B, A + 5922544 + 999424*B, A + 5922544 + 1224784*B, B)); /* %127 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(41, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_vjp_k108_fused_add_mul(A + 5922544 + 1015808*B, A + 5922544 + 983040*B, (real *)P + 83872, (real *)P + 83936, B)); /* %132 fused:add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(42, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k109_relu(A + 5922544 + 1032192*B, A + 5922544 + 1015808*B, B)); /* %133 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
-    CALL(43, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864 + (double)64), convirt_image_k112_conv2d(A + 5922544 + 1048576*B, A + 5922544 + 1032192*B, (real *)P + 84000, (real *)P + 120864, A + 0, B)); /* %136 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(44, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k96_fused_scale_sum(A + 5922544 + 1081344*B, A + 5922544 + 1048576*B, B)); /* %141 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(45, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k97_sub(A + 5922544 + 1064960*B, A + 5922544 + 1048576*B, A + 5922544 + 1081344*B, B)); /* %142 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(46, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_vjp_k102_fused_rsqrt_addc_scale_sum(A + 5922544 + 1224800*B, A + 5922544 + 1064960*B, B)); /* %147 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(47, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k103_mul(A + 5922544 + 1048576*B, A + 5922544 + 1064960*B, A + 5922544 + 1224800*B, B)); /* %148 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(48, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_vjp_k151_fused_add_add_mul(A + 5922544 + 1081344*B, A + 5922544 + 966656*B, A + 5922544 + 1048576*B, (real *)P + 120928, (real *)P + 120992, B)); /* %154 fused:add_add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:14 */
-    CALL(49, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k109_relu(A + 5922544 + 1097728*B, A + 5922544 + 1081344*B, B)); /* %155 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
-    CALL(50, (double)9437184*B, sizeof(real)*((double)8192*B + (double)16384*B + (double)73728 + (double)128), convirt_image_k155_conv2d(A + 5922544 + 1114112*B, A + 5922544 + 1097728*B, (real *)P + 121056, (real *)P + 194784, A + 0, B)); /* %158 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(51, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k160_fused_scale_sum(A + 5922544 + 1130496*B, A + 5922544 + 1114112*B, B)); /* %163 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(52, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k161_sub(A + 5922544 + 1122304*B, A + 5922544 + 1114112*B, A + 5922544 + 1130496*B, B)); /* %164 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(53, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_vjp_k166_fused_rsqrt_addc_scale_sum(A + 5922544 + 1224816*B, A + 5922544 + 1122304*B, B)); /* %169 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(54, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k167_mul(A + 5922544 + 1114112*B, A + 5922544 + 1122304*B, A + 5922544 + 1224816*B, B)); /* %170 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(55, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_vjp_k172_fused_add_mul(A + 5922544 + 1130496*B, A + 5922544 + 1114112*B, (real *)P + 194912, (real *)P + 195040, B)); /* %175 fused:add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(56, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k173_relu(A + 5922544 + 1138688*B, A + 5922544 + 1130496*B, B)); /* %176 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
-    CALL(57, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456 + (double)128), convirt_image_k176_conv2d(A + 5922544 + 1146880*B, A + 5922544 + 1138688*B, (real *)P + 195168, (real *)P + 342624, A + 0, B)); /* %179 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(58, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k160_fused_scale_sum(A + 5922544 + 1163264*B, A + 5922544 + 1146880*B, B)); /* %184 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(59, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k161_sub(A + 5922544 + 1155072*B, A + 5922544 + 1146880*B, A + 5922544 + 1163264*B, B)); /* %185 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(60, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_vjp_k166_fused_rsqrt_addc_scale_sum(A + 5922544 + 1224832*B, A + 5922544 + 1155072*B, B)); /* %190 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(61, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k167_mul(A + 5922544 + 1146880*B, A + 5922544 + 1155072*B, A + 5922544 + 1224832*B, B)); /* %191 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(62, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_vjp_k172_fused_add_mul(A + 5922544 + 1163264*B, A + 5922544 + 1146880*B, (real *)P + 342752, (real *)P + 342880, B)); /* %196 fused:add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(63, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k173_relu(A + 5922544 + 1171456*B, A + 5922544 + 1163264*B, B)); /* %197 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
-    CALL(64, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456 + (double)128), convirt_image_k176_conv2d(A + 5922544 + 1179648*B, A + 5922544 + 1171456*B, (real *)P + 343008, (real *)P + 490464, A + 0, B)); /* %200 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(65, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k160_fused_scale_sum(A + 5922544 + 1196032*B, A + 5922544 + 1179648*B, B)); /* %205 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(66, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k161_sub(A + 5922544 + 1187840*B, A + 5922544 + 1179648*B, A + 5922544 + 1196032*B, B)); /* %206 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(67, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_vjp_k166_fused_rsqrt_addc_scale_sum(A + 5922544 + 1224848*B, A + 5922544 + 1187840*B, B)); /* %211 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(68, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k167_mul(A + 5922544 + 1179648*B, A + 5922544 + 1187840*B, A + 5922544 + 1224848*B, B)); /* %212 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(69, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_vjp_k215_fused_add_add_mul(A + 5922544 + 1196032*B, A + 5922544 + 1138688*B, A + 5922544 + 1179648*B, (real *)P + 490592, (real *)P + 490720, B)); /* %218 fused:add_add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:14 */
-    CALL(70, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k173_relu(A + 5922544 + 1204224*B, A + 5922544 + 1196032*B, B)); /* %219 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
-    CALL(71, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k218_permute(A + 5922544 + 1212416*B, A + 5922544 + 1204224*B, B)); /* %221 permute [B,64,128]  graphs/lib/image_encoder.lua:33 */
-    CALL(72, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_k225_sum(A + 5922544 + 1204224*B, A + 5922544 + 1212416*B, B)); /* %228 reduce [B,1,128]  graphs/lib/image_encoder.lua:35 */
-    CALL(73, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), convirt_image_k227_scale(A + 5922544 + 1204352*B, A + 5922544 + 1204224*B, B)); /* %230 map:scale [B,128]  graphs/lib/image_encoder.lua:35 */
-    CALL(74, (double)32896*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384 + (double)128), convirt_image_k231_matmul_add(A + 5922544 + 1204224*B, A + 5922544 + 1204352*B, (real *)P + 507360, (real *)P + 523744, B)); /* %234 matmul+add [B,128]  graphs/lib/image_encoder.lua:36 */
-    CALL(75, 0, sizeof(real)*((double)5120*T + (double)131072 + (double)40*T), convirt_k237_gather(A + 5922544 + 1224864*B + 80*B*T + 6400*T, (real *)P + 523872, (int32_t *)inputs[1], T)); /* %237 gather [T,40,128]  graphs/lib/text_encoder.lua:32 */
-    CALL(76, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120), convirt_k242_fused_scale_sum_add(A + 5922544 + 1224864*B + 80*B*T, A + 5922544 + 1224864*B + 80*B*T + 6400*T, (real *)P + 654944, T)); /* %242 fused:scale_sum_add [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(77, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120 + (double)40*T), convirt_k243_fused_sub_add(A + 5922544 + 1224864*B + 80*B*T + 107520*T, A + 5922544 + 1224864*B + 80*B*T + 6400*T, (real *)P + 654944, A + 5922544 + 1224864*B + 80*B*T, T)); /* %243 fused:sub_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(78, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k248_fused_rsqrt_addc_scale_sum(A + 5922544 + 1224864*B + 80*B*T + 231040*T, A + 5922544 + 1224864*B + 80*B*T + 107520*T, T)); /* %248 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(79, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k249_mul(A + 5922544 + 1224864*B + 80*B*T + 112640*T, A + 5922544 + 1224864*B + 80*B*T + 107520*T, A + 5922544 + 1224864*B + 80*B*T + 231040*T, T)); /* %249 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(80, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k251_fused_add_mul(A + 5922544 + 1224864*B + 80*B*T + 117760*T, A + 5922544 + 1224864*B + 80*B*T + 112640*T, (real *)P + 660064, (real *)P + 660192, T)); /* %251 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(81, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k257_matmul_add(A + 5922544 + 1224864*B + 80*B*T, A + 5922544 + 1224864*B + 80*B*T + 117760*T, (real *)P + 660320, (real *)P + 676704, T)); /* %257 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(82, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k259_permute(A + 5922544 + 1224864*B + 80*B*T + 122880*T, A + 5922544 + 1224864*B + 80*B*T, T)); /* %259 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
-    CALL(83, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k257_matmul_add(A + 5922544 + 1224864*B + 80*B*T, A + 5922544 + 1224864*B + 80*B*T + 117760*T, (real *)P + 676832, (real *)P + 693216, T)); /* %265 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(84, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k259_permute(A + 5922544 + 1224864*B + 80*B*T + 128000*T, A + 5922544 + 1224864*B + 80*B*T, T)); /* %267 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
-    CALL(85, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k257_matmul_add(A + 5922544 + 1224864*B + 80*B*T, A + 5922544 + 1224864*B + 80*B*T + 117760*T, (real *)P + 693344, (real *)P + 709728, T)); /* %273 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(86, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k259_permute(A + 5922544 + 1224864*B + 80*B*T + 133120*T, A + 5922544 + 1224864*B + 80*B*T, T)); /* %275 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
-    CALL(87, (double)120*T, sizeof(real)*((double)40*T + (double)40*T), convirt_k282_fused_scale_addc_neg(A + 5922544 + 1224864*B + 80*B*T + 230720*T, (real *)inputs[2], T)); /* %282 fused:scale_addc_neg [T,1,1,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(88, (double)428800*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)40*T + (double)40*T), convirt_k283_matmul_add_mul_scale(A + 5922544 + 1224864*B + 80*B*T, A + 5922544 + 1224864*B + 80*B*T + 122880*T, A + 5922544 + 1224864*B + 80*B*T + 128000*T, (real *)inputs[2], A + 5922544 + 1224864*B + 80*B*T + 230720*T, T)); /* %283 matmul+add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(89, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), convirt_k284_max(A + 5922544 + 1224864*B + 80*B*T + 88320*T, A + 5922544 + 1224864*B + 80*B*T, T)); /* %284 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(90, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), convirt_k287_fused_exp_sub(A + 5922544 + 1224864*B + 80*B*T + 81920*T, A + 5922544 + 1224864*B + 80*B*T, A + 5922544 + 1224864*B + 80*B*T + 88320*T, T)); /* %287 fused:exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(91, (double)12800*T, sizeof(real)*((double)160*T + (double)6400*T + (double)40*T), convirt_k289_fused_sum_mul(A + 5922544 + 1224864*B + 80*B*T + 230400*T, A + 5922544 + 1224864*B + 80*B*T + 81920*T, (real *)inputs[2], T)); /* %289 fused:sum_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(92, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), convirt_k290_clampmin(A + 5922544 + 1224864*B + 80*B*T + 230560*T, A + 5922544 + 1224864*B + 80*B*T + 230400*T, T)); /* %290 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(93, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T + (double)160*T), convirt_k291_fused_div_mul(A + 5922544 + 1224864*B + 80*B*T + 88320*T, A + 5922544 + 1224864*B + 80*B*T + 81920*T, (real *)inputs[2], A + 5922544 + 1224864*B + 80*B*T + 230560*T, T)); /* %291 fused:div_mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(94, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k292_matmul(A + 5922544 + 1224864*B + 80*B*T, A + 5922544 + 1224864*B + 80*B*T + 88320*T, A + 5922544 + 1224864*B + 80*B*T + 133120*T, T)); /* %292 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    CALL(95, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k293_permute(A + 5922544 + 1224864*B + 80*B*T + 138240*T, A + 5922544 + 1224864*B + 80*B*T, T)); /* %293 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
-    CALL(96, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k298_matmul(A + 5922544 + 1224864*B + 80*B*T, A + 5922544 + 1224864*B + 80*B*T + 138240*T, (real *)P + 709856, T)); /* %298 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(97, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120 + (double)5120*T + (double)128), convirt_k301_fused_add_add_add(A + 5922544 + 1224864*B + 80*B*T + 94720*T, A + 5922544 + 1224864*B + 80*B*T + 6400*T, (real *)P + 654944, A + 5922544 + 1224864*B + 80*B*T, (real *)P + 726240, T)); /* %301 fused:add_add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(98, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k305_fused_scale_sum(A + 5922544 + 1224864*B + 80*B*T + 230768*T, A + 5922544 + 1224864*B + 80*B*T + 94720*T, T)); /* %305 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(99, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k306_sub(A + 5922544 + 1224864*B + 80*B*T + 143360*T, A + 5922544 + 1224864*B + 80*B*T + 94720*T, A + 5922544 + 1224864*B + 80*B*T + 230768*T, T)); /* %306 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(100, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k248_fused_rsqrt_addc_scale_sum(A + 5922544 + 1224864*B + 80*B*T + 231088*T, A + 5922544 + 1224864*B + 80*B*T + 143360*T, T)); /* %311 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(101, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k249_mul(A + 5922544 + 1224864*B + 80*B*T + 148480*T, A + 5922544 + 1224864*B + 80*B*T + 143360*T, A + 5922544 + 1224864*B + 80*B*T + 231088*T, T)); /* %312 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(102, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k251_fused_add_mul(A + 5922544 + 1224864*B + 80*B*T + 153600*T, A + 5922544 + 1224864*B + 80*B*T + 148480*T, (real *)P + 726368, (real *)P + 726496, T)); /* %314 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(103, (double)5263360*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)512), convirt_k320_matmul_add(A + 5922544 + 1224864*B + 80*B*T, A + 5922544 + 1224864*B + 80*B*T + 153600*T, (real *)P + 726624, (real *)P + 792160, T)); /* %320 matmul+add [T,40,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(104, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), convirt_k321_gelu(A + 5922544 + 1224864*B + 80*B*T + 20480*T, A + 5922544 + 1224864*B + 80*B*T, T)); /* %321 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(105, (double)5253120*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536 + (double)5120*T + (double)128), convirt_k328_matmul_add_add(A + 5922544 + 1224864*B + 80*B*T + 47360*T, A + 5922544 + 1224864*B + 80*B*T + 20480*T, (real *)P + 792672, A + 5922544 + 1224864*B + 80*B*T + 94720*T, (real *)P + 858208, T)); /* %328 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(106, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k305_fused_scale_sum(A + 5922544 + 1224864*B + 80*B*T + 230768*T, A + 5922544 + 1224864*B + 80*B*T + 47360*T, T)); /* %332 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(107, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k306_sub(A + 5922544 + 1224864*B + 80*B*T + 158720*T, A + 5922544 + 1224864*B + 80*B*T + 47360*T, A + 5922544 + 1224864*B + 80*B*T + 230768*T, T)); /* %333 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(108, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k248_fused_rsqrt_addc_scale_sum(A + 5922544 + 1224864*B + 80*B*T + 231136*T, A + 5922544 + 1224864*B + 80*B*T + 158720*T, T)); /* %338 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(109, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k249_mul(A + 5922544 + 1224864*B + 80*B*T + 163840*T, A + 5922544 + 1224864*B + 80*B*T + 158720*T, A + 5922544 + 1224864*B + 80*B*T + 231136*T, T)); /* %339 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(110, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k251_fused_add_mul(A + 5922544 + 1224864*B + 80*B*T + 168960*T, A + 5922544 + 1224864*B + 80*B*T + 163840*T, (real *)P + 858336, (real *)P + 858464, T)); /* %341 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(111, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k257_matmul_add(A + 5922544 + 1224864*B + 80*B*T + 40960*T, A + 5922544 + 1224864*B + 80*B*T + 168960*T, (real *)P + 858592, (real *)P + 874976, T)); /* %347 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(112, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k259_permute(A + 5922544 + 1224864*B + 80*B*T + 174080*T, A + 5922544 + 1224864*B + 80*B*T + 40960*T, T)); /* %349 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
-    CALL(113, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k257_matmul_add(A + 5922544 + 1224864*B + 80*B*T + 40960*T, A + 5922544 + 1224864*B + 80*B*T + 168960*T, (real *)P + 875104, (real *)P + 891488, T)); /* %355 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(114, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k259_permute(A + 5922544 + 1224864*B + 80*B*T + 179200*T, A + 5922544 + 1224864*B + 80*B*T + 40960*T, T)); /* %357 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
-    CALL(115, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k257_matmul_add(A + 5922544 + 1224864*B + 80*B*T + 40960*T, A + 5922544 + 1224864*B + 80*B*T + 168960*T, (real *)P + 891616, (real *)P + 908000, T)); /* %363 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(116, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k259_permute(A + 5922544 + 1224864*B + 80*B*T + 184320*T, A + 5922544 + 1224864*B + 80*B*T + 40960*T, T)); /* %365 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
-    CALL(117, (double)428800*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)40*T + (double)40*T), convirt_k283_matmul_add_mul_scale(A + 5922544 + 1224864*B + 80*B*T + 40960*T, A + 5922544 + 1224864*B + 80*B*T + 174080*T, A + 5922544 + 1224864*B + 80*B*T + 179200*T, (real *)inputs[2], A + 5922544 + 1224864*B + 80*B*T + 230720*T, T)); /* %373 matmul+add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(118, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), convirt_k284_max(A + 5922544 + 1224864*B + 80*B*T + 101120*T, A + 5922544 + 1224864*B + 80*B*T + 40960*T, T)); /* %374 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(119, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), convirt_k287_fused_exp_sub(A + 5922544 + 1224864*B + 80*B*T + 94720*T, A + 5922544 + 1224864*B + 80*B*T + 40960*T, A + 5922544 + 1224864*B + 80*B*T + 101120*T, T)); /* %377 fused:exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(120, (double)12800*T, sizeof(real)*((double)160*T + (double)6400*T + (double)40*T), convirt_k289_fused_sum_mul(A + 5922544 + 1224864*B + 80*B*T + 230720*T, A + 5922544 + 1224864*B + 80*B*T + 94720*T, (real *)inputs[2], T)); /* %379 fused:sum_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(121, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), convirt_k290_clampmin(A + 5922544 + 1224864*B + 80*B*T + 230880*T, A + 5922544 + 1224864*B + 80*B*T + 230720*T, T)); /* %380 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(122, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T + (double)160*T), convirt_k291_fused_div_mul(A + 5922544 + 1224864*B + 80*B*T + 101120*T, A + 5922544 + 1224864*B + 80*B*T + 94720*T, (real *)inputs[2], A + 5922544 + 1224864*B + 80*B*T + 230880*T, T)); /* %381 fused:div_mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(123, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k292_matmul(A + 5922544 + 1224864*B + 80*B*T + 40960*T, A + 5922544 + 1224864*B + 80*B*T + 101120*T, A + 5922544 + 1224864*B + 80*B*T + 184320*T, T)); /* %382 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    CALL(124, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k293_permute(A + 5922544 + 1224864*B + 80*B*T + 189440*T, A + 5922544 + 1224864*B + 80*B*T + 40960*T, T)); /* %383 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
-    CALL(125, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)128), convirt_k391_matmul_add_add(A + 5922544 + 1224864*B + 80*B*T + 194560*T, A + 5922544 + 1224864*B + 80*B*T + 189440*T, (real *)P + 908128, A + 5922544 + 1224864*B + 80*B*T + 47360*T, (real *)P + 924512, T)); /* %391 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(126, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k305_fused_scale_sum(A + 5922544 + 1224864*B + 80*B*T + 204800*T, A + 5922544 + 1224864*B + 80*B*T + 194560*T, T)); /* %395 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(127, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k306_sub(A + 5922544 + 1224864*B + 80*B*T + 199680*T, A + 5922544 + 1224864*B + 80*B*T + 194560*T, A + 5922544 + 1224864*B + 80*B*T + 204800*T, T)); /* %396 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(128, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k248_fused_rsqrt_addc_scale_sum(A + 5922544 + 1224864*B + 80*B*T + 231184*T, A + 5922544 + 1224864*B + 80*B*T + 199680*T, T)); /* %401 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(129, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k249_mul(A + 5922544 + 1224864*B + 80*B*T + 204800*T, A + 5922544 + 1224864*B + 80*B*T + 199680*T, A + 5922544 + 1224864*B + 80*B*T + 231184*T, T)); /* %402 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(130, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k251_fused_add_mul(A + 5922544 + 1224864*B + 80*B*T + 209920*T, A + 5922544 + 1224864*B + 80*B*T + 204800*T, (real *)P + 924640, (real *)P + 924768, T)); /* %404 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(131, (double)5263360*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)512), convirt_k320_matmul_add(A + 5922544 + 1224864*B + 80*B*T + 40960*T, A + 5922544 + 1224864*B + 80*B*T + 209920*T, (real *)P + 924896, (real *)P + 990432, T)); /* %410 matmul+add [T,40,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(132, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), convirt_k321_gelu(A + 5922544 + 1224864*B + 80*B*T + 61440*T, A + 5922544 + 1224864*B + 80*B*T + 40960*T, T)); /* %411 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(133, (double)5253120*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536 + (double)5120*T + (double)128), convirt_k328_matmul_add_add(A + 5922544 + 1224864*B + 80*B*T + 215040*T, A + 5922544 + 1224864*B + 80*B*T + 61440*T, (real *)P + 990944, A + 5922544 + 1224864*B + 80*B*T + 194560*T, (real *)P + 1056480, T)); /* %418 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(134, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k305_fused_scale_sum(A + 5922544 + 1224864*B + 80*B*T + 220160*T, A + 5922544 + 1224864*B + 80*B*T + 215040*T, T)); /* %422 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(135, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k306_sub(A + 5922544 + 1224864*B + 80*B*T + 194560*T, A + 5922544 + 1224864*B + 80*B*T + 215040*T, A + 5922544 + 1224864*B + 80*B*T + 220160*T, T)); /* %423 map:sub [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(136, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k248_fused_rsqrt_addc_scale_sum(A + 5922544 + 1224864*B + 80*B*T + 231232*T, A + 5922544 + 1224864*B + 80*B*T + 194560*T, T)); /* %428 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(137, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k249_mul(A + 5922544 + 1224864*B + 80*B*T + 215040*T, A + 5922544 + 1224864*B + 80*B*T + 194560*T, A + 5922544 + 1224864*B + 80*B*T + 231232*T, T)); /* %429 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(138, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k251_fused_add_mul(A + 5922544 + 1224864*B + 80*B*T + 220160*T, A + 5922544 + 1224864*B + 80*B*T + 215040*T, (real *)P + 1056608, (real *)P + 1056736, T)); /* %431 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(139, 0, sizeof(real)*((double)128*T + (double)5120*T), convirt_k432_slice(A + 5922544 + 1224864*B + 80*B*T + 225280*T, A + 5922544 + 1224864*B + 80*B*T + 220160*T, T)); /* %432 slice [T,1,128]  graphs/lib/text_encoder.lua:35 */
-    CALL(140, (double)32896*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384 + (double)128), convirt_k437_matmul_add(A + 5922544 + 1224864*B + 80*B*T + 225408*T, A + 5922544 + 1224864*B + 80*B*T + 225280*T, (real *)P + 1056864, (real *)P + 1073248, T)); /* %437 matmul+add [T,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(141, (double)256*T, sizeof(real)*((double)T + (double)128*T), convirt_features_loss_k7_fused_sum_square(A + 5922544 + 1224864*B + 80*B*T + 225792*T, A + 5922544 + 1224864*B + 80*B*T + 225408*T, T)); /* %446 fused:sum_square [T,1]  graphs/lib/losses.lua:21 */
-    CALL(142, (double)2*T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k9_fused_rsqrt_clampmin(A + 5922544 + 1224864*B + 80*B*T + 225808*T, A + 5922544 + 1224864*B + 80*B*T + 225792*T, T)); /* %448 fused:rsqrt_clampmin [T,1]  graphs/lib/losses.lua:21 */
-    CALL(143, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)T), convirt_features_loss_k10_mul(A + 5922544 + 1224864*B + 80*B*T + 225536*T, A + 5922544 + 1224864*B + 80*B*T + 225408*T, A + 5922544 + 1224864*B + 80*B*T + 225808*T, T)); /* %449 map:mul [T,128]  graphs/lib/losses.lua:21 */
-    CALL(144, (double)256*B, sizeof(real)*((double)B + (double)128*B), convirt_features_loss_k12_fused_sum_square(A + 5922544 + 1204608*B, A + 5922544 + 1204224*B, B)); /* %451 fused:sum_square [B,1]  graphs/lib/losses.lua:21 */
-    CALL(145, (double)2*B, sizeof(real)*((double)B + (double)B), convirt_features_loss_k14_fused_rsqrt_clampmin(A + 5922544 + 1204736*B, A + 5922544 + 1204608*B, B)); /* %453 fused:rsqrt_clampmin [B,1]  graphs/lib/losses.lua:21 */
-    CALL(146, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), convirt_features_loss_k15_mul(A + 5922544 + 1204480*B, A + 5922544 + 1204224*B, A + 5922544 + 1204736*B, B)); /* %454 map:mul [B,128]  graphs/lib/losses.lua:21 */
-    CALL(147, (double)257*B*T, sizeof(real)*((double)B*T + (double)128*T + (double)128*B), convirt_features_loss_k17_matmul_scale(A + 5922544 + 1224864*B, A + 5922544 + 1224864*B + 80*B*T + 225536*T, A + 5922544 + 1204480*B, B, T)); /* %456 matmul+scale [T,B]  graphs/lib/losses.lua:21 */
-    CALL(148, 0, sizeof(real)*((double)B*T), convirt_features_loss_k18_eye(A + 5922544 + 1224864*B + 16*B*T, B, T)); /* %457 eye [T,B]  graphs/lib/losses.lua:9 */
-    CALL(149, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k19_max(A + 5922544 + 1224864*B + 80*B*T + 225664*T, A + 5922544 + 1224864*B, B, T)); /* %458 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(150, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), convirt_features_loss_k22_fused_exp_sub(A + 5922544 + 1224864*B + 32*B*T, A + 5922544 + 1224864*B, A + 5922544 + 1224864*B + 80*B*T + 225664*T, B, T)); /* %461 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
-    CALL(151, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k23_sum(A + 5922544 + 1224864*B + 80*B*T + 225680*T, A + 5922544 + 1224864*B + 32*B*T, B, T)); /* %462 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(152, (double)T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k24_clampmin(A + 5922544 + 1224864*B + 80*B*T + 225696*T, A + 5922544 + 1224864*B + 80*B*T + 225680*T, T)); /* %463 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
-    CALL(153, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), convirt_features_loss_k27_mul(A + 5922544 + 1224864*B + 48*B*T, A + 5922544 + 1224864*B, A + 5922544 + 1224864*B + 16*B*T, B, T)); /* %466 map:mul [T,B]  graphs/lib/losses.lua:10 */
-    CALL(154, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k30_max(A + 5922544 + 1204624*B, A + 5922544 + 1224864*B, B, T)); /* %469 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(155, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), convirt_features_loss_k33_fused_exp_sub(A + 5922544 + 1224864*B + 64*B*T, A + 5922544 + 1224864*B, A + 5922544 + 1204624*B, B, T)); /* %472 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
-    CALL(156, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k34_sum(A + 5922544 + 1204640*B, A + 5922544 + 1224864*B + 64*B*T, B, T)); /* %473 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(157, (double)B, sizeof(real)*((double)B + (double)B), convirt_features_loss_k35_clampmin(A + 5922544 + 1204656*B, A + 5922544 + 1204640*B, B)); /* %474 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
-    CALL(158, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k34_sum(A + 5922544 + 1204672*B, A + 5922544 + 1224864*B + 48*B*T, B, T)); /* %478 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(159, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k23_sum(A + 5922544 + 1224864*B + 80*B*T + 225712*T, A + 5922544 + 1224864*B + 16*B*T, B, T)); /* %480 reduce [T,1]  graphs/lib/losses.lua:12 */
-    CALL(160, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), convirt_features_loss_k42_fused_mul_sub_add_log(A + 5922544 + 1224864*B + 80*B*T + 225728*T, A + 5922544 + 1224864*B + 80*B*T + 225696*T, A + 5922544 + 1224864*B + 80*B*T + 225664*T, A + 5922544 + 1224864*B + 48*B*T, A + 5922544 + 1224864*B + 80*B*T + 225712*T, B, T)); /* %481 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
-    CALL(161, (double)T, sizeof(real)*((double)1 + (double)T), convirt_features_loss_k43_sum(A + 0, A + 5922544 + 1224864*B + 80*B*T + 225728*T, T)); /* %482 reduce [1,1]  graphs/lib/losses.lua:13 */
-    CALL(162, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), convirt_features_loss_k46_fused_scale_add_sum_sub(A + 5922528, A + 0, A + 5922544 + 1204656*B, A + 5922544 + 1204624*B, A + 5922544 + 1204672*B, B)); /* %485 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
+    CALL(0, (double)8192*B, sizeof(real)*((double)4096*B + (double)4096*B), convirt_image_k3_fused_scale_addc(A + 5922544 + 917504*B, (real *)inputs[0], B)); /* %6 fused:scale_addc [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
+    CALL(1, (double)2359296*B, sizeof(real)*((double)131072*B + (double)4096*B + (double)288 + (double)32), convirt_image_k6_conv2d(A + 5922544, A + 5922544 + 917504*B, (real *)P + 0, (real *)P + 288, A + 0, B)); /* %9 conv2d [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(2, (double)524288*B, sizeof(real)*((double)16*B + (double)131072*B), convirt_image_k9_group_norm_stats(A + 5922544 + 921600*B, A + 5922544, B)); /* %12 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(3, (double)524288*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)16*B + (double)32 + (double)32), convirt_image_k10_group_norm(A + 5922544 + 131072*B, A + 5922544, A + 5922544 + 921600*B, (real *)P + 320, (real *)P + 352, B)); /* %13 group_norm [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(4, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), convirt_image_k11_relu(A + 5922544 + 262144*B, A + 5922544 + 131072*B, B)); /* %14 map:relu [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
+    CALL(5, (double)18874368*B, sizeof(real)*((double)32768*B + (double)131072*B + (double)9216 + (double)32), convirt_image_k14_conv2d(A + 5922544 + 393216*B, A + 5922544 + 262144*B, (real *)P + 384, (real *)P + 9600, A + 0, B)); /* %17 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(6, (double)131072*B, sizeof(real)*((double)16*B + (double)32768*B), convirt_image_k17_group_norm_stats(A + 5922544 + 921616*B, A + 5922544 + 393216*B, B)); /* %20 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(7, (double)131072*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)32), convirt_image_k18_group_norm(A + 5922544 + 425984*B, A + 5922544 + 393216*B, A + 5922544 + 921616*B, (real *)P + 9632, (real *)P + 9664, B)); /* %21 group_norm [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(8, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_k19_relu(A + 5922544 + 458752*B, A + 5922544 + 425984*B, B)); /* %22 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
+    CALL(9, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216 + (double)32), convirt_image_k22_conv2d(A + 5922544 + 491520*B, A + 5922544 + 458752*B, (real *)P + 9696, (real *)P + 18912, A + 0, B)); /* %25 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(10, (double)131072*B, sizeof(real)*((double)16*B + (double)32768*B), convirt_image_k17_group_norm_stats(A + 5922544 + 921632*B, A + 5922544 + 491520*B, B)); /* %28 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(11, (double)131072*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)32), convirt_image_k18_group_norm(A + 5922544 + 524288*B, A + 5922544 + 491520*B, A + 5922544 + 921632*B, (real *)P + 18944, (real *)P + 18976, B)); /* %29 group_norm [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(12, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_k19_relu(A + 5922544 + 557056*B, A + 5922544 + 524288*B, B)); /* %30 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
+    CALL(13, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216 + (double)32), convirt_image_k22_conv2d(A + 5922544 + 589824*B, A + 5922544 + 557056*B, (real *)P + 19008, (real *)P + 28224, A + 0, B)); /* %33 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(14, (double)131072*B, sizeof(real)*((double)16*B + (double)32768*B), convirt_image_k17_group_norm_stats(A + 5922544 + 921648*B, A + 5922544 + 589824*B, B)); /* %36 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(15, (double)131072*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)32), convirt_image_k18_group_norm(A + 5922544 + 622592*B, A + 5922544 + 589824*B, A + 5922544 + 921648*B, (real *)P + 28256, (real *)P + 28288, B)); /* %37 group_norm [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(16, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k35_add(A + 5922544 + 655360*B, A + 5922544 + 458752*B, A + 5922544 + 622592*B, B)); /* %38 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:14 */
+    CALL(17, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_k19_relu(A + 5922544 + 622592*B, A + 5922544 + 655360*B, B)); /* %39 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
+    CALL(18, (double)9437184*B, sizeof(real)*((double)16384*B + (double)32768*B + (double)18432 + (double)64), convirt_image_k39_conv2d(A + 5922544 + 688128*B, A + 5922544 + 622592*B, (real *)P + 28320, (real *)P + 46752, A + 0, B)); /* %42 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(19, (double)65536*B, sizeof(real)*((double)16*B + (double)16384*B), convirt_image_k42_group_norm_stats(A + 5922544 + 921664*B, A + 5922544 + 688128*B, B)); /* %45 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(20, (double)65536*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)64), convirt_image_k43_group_norm(A + 5922544 + 704512*B, A + 5922544 + 688128*B, A + 5922544 + 921664*B, (real *)P + 46816, (real *)P + 46880, B)); /* %46 group_norm [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(21, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_k44_relu(A + 5922544 + 720896*B, A + 5922544 + 704512*B, B)); /* %47 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
+    CALL(22, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864 + (double)64), convirt_image_k47_conv2d(A + 5922544 + 737280*B, A + 5922544 + 720896*B, (real *)P + 46944, (real *)P + 83808, A + 0, B)); /* %50 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(23, (double)65536*B, sizeof(real)*((double)16*B + (double)16384*B), convirt_image_k42_group_norm_stats(A + 5922544 + 921680*B, A + 5922544 + 737280*B, B)); /* %53 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(24, (double)65536*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)64), convirt_image_k43_group_norm(A + 5922544 + 753664*B, A + 5922544 + 737280*B, A + 5922544 + 921680*B, (real *)P + 83872, (real *)P + 83936, B)); /* %54 group_norm [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(25, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_k44_relu(A + 5922544 + 770048*B, A + 5922544 + 753664*B, B)); /* %55 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
+    CALL(26, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864 + (double)64), convirt_image_k47_conv2d(A + 5922544 + 786432*B, A + 5922544 + 770048*B, (real *)P + 84000, (real *)P + 120864, A + 0, B)); /* %58 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(27, (double)65536*B, sizeof(real)*((double)16*B + (double)16384*B), convirt_image_k42_group_norm_stats(A + 5922544 + 921696*B, A + 5922544 + 786432*B, B)); /* %61 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(28, (double)65536*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)64), convirt_image_k43_group_norm(A + 5922544 + 802816*B, A + 5922544 + 786432*B, A + 5922544 + 921696*B, (real *)P + 120928, (real *)P + 120992, B)); /* %62 group_norm [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(29, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k60_add(A + 5922544 + 819200*B, A + 5922544 + 720896*B, A + 5922544 + 802816*B, B)); /* %63 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:14 */
+    CALL(30, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_k44_relu(A + 5922544 + 802816*B, A + 5922544 + 819200*B, B)); /* %64 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
+    CALL(31, (double)9437184*B, sizeof(real)*((double)8192*B + (double)16384*B + (double)73728 + (double)128), convirt_image_k64_conv2d(A + 5922544 + 835584*B, A + 5922544 + 802816*B, (real *)P + 121056, (real *)P + 194784, A + 0, B)); /* %67 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(32, (double)32768*B, sizeof(real)*((double)16*B + (double)8192*B), convirt_image_k67_group_norm_stats(A + 5922544 + 921712*B, A + 5922544 + 835584*B, B)); /* %70 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(33, (double)32768*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)128), convirt_image_k68_group_norm(A + 5922544 + 843776*B, A + 5922544 + 835584*B, A + 5922544 + 921712*B, (real *)P + 194912, (real *)P + 195040, B)); /* %71 group_norm [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(34, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k69_relu(A + 5922544 + 851968*B, A + 5922544 + 843776*B, B)); /* %72 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
+    CALL(35, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456 + (double)128), convirt_image_k72_conv2d(A + 5922544 + 860160*B, A + 5922544 + 851968*B, (real *)P + 195168, (real *)P + 342624, A + 0, B)); /* %75 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(36, (double)32768*B, sizeof(real)*((double)16*B + (double)8192*B), convirt_image_k67_group_norm_stats(A + 5922544 + 921728*B, A + 5922544 + 860160*B, B)); /* %78 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(37, (double)32768*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)128), convirt_image_k68_group_norm(A + 5922544 + 868352*B, A + 5922544 + 860160*B, A + 5922544 + 921728*B, (real *)P + 342752, (real *)P + 342880, B)); /* %79 group_norm [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(38, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k69_relu(A + 5922544 + 876544*B, A + 5922544 + 868352*B, B)); /* %80 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
+    CALL(39, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456 + (double)128), convirt_image_k72_conv2d(A + 5922544 + 884736*B, A + 5922544 + 876544*B, (real *)P + 343008, (real *)P + 490464, A + 0, B)); /* %83 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(40, (double)32768*B, sizeof(real)*((double)16*B + (double)8192*B), convirt_image_k67_group_norm_stats(A + 5922544 + 921744*B, A + 5922544 + 884736*B, B)); /* %86 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(41, (double)32768*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)128), convirt_image_k68_group_norm(A + 5922544 + 892928*B, A + 5922544 + 884736*B, A + 5922544 + 921744*B, (real *)P + 490592, (real *)P + 490720, B)); /* %87 group_norm [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(42, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k85_add(A + 5922544 + 901120*B, A + 5922544 + 851968*B, A + 5922544 + 892928*B, B)); /* %88 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:14 */
+    CALL(43, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k69_relu(A + 5922544 + 892928*B, A + 5922544 + 901120*B, B)); /* %89 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
+    CALL(44, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k88_permute(A + 5922544 + 909312*B, A + 5922544 + 892928*B, B)); /* %91 permute [B,64,128]  graphs/lib/image_encoder.lua:33 */
+    CALL(45, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_k95_sum(A + 5922544 + 892928*B, A + 5922544 + 909312*B, B)); /* %98 reduce [B,1,128]  graphs/lib/image_encoder.lua:35 */
+    CALL(46, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), convirt_image_k97_scale(A + 5922544 + 893056*B, A + 5922544 + 892928*B, B)); /* %100 map:scale [B,128]  graphs/lib/image_encoder.lua:35 */
+    CALL(47, (double)32896*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384 + (double)128), convirt_image_k101_matmul_add(A + 5922544 + 892928*B, A + 5922544 + 893056*B, (real *)P + 507360, (real *)P + 523744, B)); /* %104 matmul+add [B,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(48, 0, sizeof(real)*((double)5120*T + (double)131072 + (double)40*T), convirt_k107_gather(A + 5922544 + 921760*B + 80*B*T + 6400*T, (real *)P + 523872, (int32_t *)inputs[1], T)); /* %107 gather [T,40,128]  graphs/lib/text_encoder.lua:32 */
+    CALL(49, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120), convirt_k112_fused_scale_sum_add(A + 5922544 + 921760*B + 80*B*T, A + 5922544 + 921760*B + 80*B*T + 6400*T, (real *)P + 654944, T)); /* %112 fused:scale_sum_add [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(50, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120 + (double)40*T), convirt_k113_fused_sub_add(A + 5922544 + 921760*B + 80*B*T + 107520*T, A + 5922544 + 921760*B + 80*B*T + 6400*T, (real *)P + 654944, A + 5922544 + 921760*B + 80*B*T, T)); /* %113 fused:sub_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(51, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k118_fused_rsqrt_addc_scale_sum(A + 5922544 + 921760*B + 80*B*T + 231040*T, A + 5922544 + 921760*B + 80*B*T + 107520*T, T)); /* %118 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(52, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k119_mul(A + 5922544 + 921760*B + 80*B*T + 112640*T, A + 5922544 + 921760*B + 80*B*T + 107520*T, A + 5922544 + 921760*B + 80*B*T + 231040*T, T)); /* %119 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(53, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k121_fused_add_mul(A + 5922544 + 921760*B + 80*B*T + 117760*T, A + 5922544 + 921760*B + 80*B*T + 112640*T, (real *)P + 660064, (real *)P + 660192, T)); /* %121 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(54, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k127_matmul_add(A + 5922544 + 921760*B + 80*B*T, A + 5922544 + 921760*B + 80*B*T + 117760*T, (real *)P + 660320, (real *)P + 676704, T)); /* %127 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(55, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k129_permute(A + 5922544 + 921760*B + 80*B*T + 122880*T, A + 5922544 + 921760*B + 80*B*T, T)); /* %129 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(56, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k127_matmul_add(A + 5922544 + 921760*B + 80*B*T, A + 5922544 + 921760*B + 80*B*T + 117760*T, (real *)P + 676832, (real *)P + 693216, T)); /* %135 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(57, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k129_permute(A + 5922544 + 921760*B + 80*B*T + 128000*T, A + 5922544 + 921760*B + 80*B*T, T)); /* %137 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(58, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k127_matmul_add(A + 5922544 + 921760*B + 80*B*T, A + 5922544 + 921760*B + 80*B*T + 117760*T, (real *)P + 693344, (real *)P + 709728, T)); /* %143 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(59, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k129_permute(A + 5922544 + 921760*B + 80*B*T + 133120*T, A + 5922544 + 921760*B + 80*B*T, T)); /* %145 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(60, (double)120*T, sizeof(real)*((double)40*T + (double)40*T), convirt_k152_fused_scale_addc_neg(A + 5922544 + 921760*B + 80*B*T + 230720*T, (real *)inputs[2], T)); /* %152 fused:scale_addc_neg [T,1,1,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(61, (double)428800*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)40*T + (double)40*T), convirt_k153_matmul_add_mul_scale(A + 5922544 + 921760*B + 80*B*T, A + 5922544 + 921760*B + 80*B*T + 122880*T, A + 5922544 + 921760*B + 80*B*T + 128000*T, (real *)inputs[2], A + 5922544 + 921760*B + 80*B*T + 230720*T, T)); /* %153 matmul+add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(62, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), convirt_k154_max(A + 5922544 + 921760*B + 80*B*T + 88320*T, A + 5922544 + 921760*B + 80*B*T, T)); /* %154 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(63, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), convirt_k157_fused_exp_sub(A + 5922544 + 921760*B + 80*B*T + 81920*T, A + 5922544 + 921760*B + 80*B*T, A + 5922544 + 921760*B + 80*B*T + 88320*T, T)); /* %157 fused:exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(64, (double)12800*T, sizeof(real)*((double)160*T + (double)6400*T + (double)40*T), convirt_k159_fused_sum_mul(A + 5922544 + 921760*B + 80*B*T + 230400*T, A + 5922544 + 921760*B + 80*B*T + 81920*T, (real *)inputs[2], T)); /* %159 fused:sum_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(65, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), convirt_k160_clampmin(A + 5922544 + 921760*B + 80*B*T + 230560*T, A + 5922544 + 921760*B + 80*B*T + 230400*T, T)); /* %160 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(66, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T + (double)160*T), convirt_k161_fused_div_mul(A + 5922544 + 921760*B + 80*B*T + 88320*T, A + 5922544 + 921760*B + 80*B*T + 81920*T, (real *)inputs[2], A + 5922544 + 921760*B + 80*B*T + 230560*T, T)); /* %161 fused:div_mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(67, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k162_matmul(A + 5922544 + 921760*B + 80*B*T, A + 5922544 + 921760*B + 80*B*T + 88320*T, A + 5922544 + 921760*B + 80*B*T + 133120*T, T)); /* %162 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(68, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k163_permute(A + 5922544 + 921760*B + 80*B*T + 138240*T, A + 5922544 + 921760*B + 80*B*T, T)); /* %163 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(69, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k168_matmul(A + 5922544 + 921760*B + 80*B*T, A + 5922544 + 921760*B + 80*B*T + 138240*T, (real *)P + 709856, T)); /* %168 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(70, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120 + (double)5120*T + (double)128), convirt_k171_fused_add_add_add(A + 5922544 + 921760*B + 80*B*T + 94720*T, A + 5922544 + 921760*B + 80*B*T + 6400*T, (real *)P + 654944, A + 5922544 + 921760*B + 80*B*T, (real *)P + 726240, T)); /* %171 fused:add_add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(71, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k175_fused_scale_sum(A + 5922544 + 921760*B + 80*B*T + 230768*T, A + 5922544 + 921760*B + 80*B*T + 94720*T, T)); /* %175 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(72, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k176_sub(A + 5922544 + 921760*B + 80*B*T + 143360*T, A + 5922544 + 921760*B + 80*B*T + 94720*T, A + 5922544 + 921760*B + 80*B*T + 230768*T, T)); /* %176 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(73, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k118_fused_rsqrt_addc_scale_sum(A + 5922544 + 921760*B + 80*B*T + 231088*T, A + 5922544 + 921760*B + 80*B*T + 143360*T, T)); /* %181 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(74, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k119_mul(A + 5922544 + 921760*B + 80*B*T + 148480*T, A + 5922544 + 921760*B + 80*B*T + 143360*T, A + 5922544 + 921760*B + 80*B*T + 231088*T, T)); /* %182 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(75, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k121_fused_add_mul(A + 5922544 + 921760*B + 80*B*T + 153600*T, A + 5922544 + 921760*B + 80*B*T + 148480*T, (real *)P + 726368, (real *)P + 726496, T)); /* %184 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(76, (double)5263360*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)512), convirt_k190_matmul_add(A + 5922544 + 921760*B + 80*B*T, A + 5922544 + 921760*B + 80*B*T + 153600*T, (real *)P + 726624, (real *)P + 792160, T)); /* %190 matmul+add [T,40,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(77, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), convirt_k191_gelu(A + 5922544 + 921760*B + 80*B*T + 20480*T, A + 5922544 + 921760*B + 80*B*T, T)); /* %191 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(78, (double)5253120*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536 + (double)5120*T + (double)128), convirt_k198_matmul_add_add(A + 5922544 + 921760*B + 80*B*T + 47360*T, A + 5922544 + 921760*B + 80*B*T + 20480*T, (real *)P + 792672, A + 5922544 + 921760*B + 80*B*T + 94720*T, (real *)P + 858208, T)); /* %198 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(79, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k175_fused_scale_sum(A + 5922544 + 921760*B + 80*B*T + 230768*T, A + 5922544 + 921760*B + 80*B*T + 47360*T, T)); /* %202 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(80, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k176_sub(A + 5922544 + 921760*B + 80*B*T + 158720*T, A + 5922544 + 921760*B + 80*B*T + 47360*T, A + 5922544 + 921760*B + 80*B*T + 230768*T, T)); /* %203 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(81, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k118_fused_rsqrt_addc_scale_sum(A + 5922544 + 921760*B + 80*B*T + 231136*T, A + 5922544 + 921760*B + 80*B*T + 158720*T, T)); /* %208 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(82, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k119_mul(A + 5922544 + 921760*B + 80*B*T + 163840*T, A + 5922544 + 921760*B + 80*B*T + 158720*T, A + 5922544 + 921760*B + 80*B*T + 231136*T, T)); /* %209 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(83, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k121_fused_add_mul(A + 5922544 + 921760*B + 80*B*T + 168960*T, A + 5922544 + 921760*B + 80*B*T + 163840*T, (real *)P + 858336, (real *)P + 858464, T)); /* %211 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(84, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k127_matmul_add(A + 5922544 + 921760*B + 80*B*T + 40960*T, A + 5922544 + 921760*B + 80*B*T + 168960*T, (real *)P + 858592, (real *)P + 874976, T)); /* %217 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(85, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k129_permute(A + 5922544 + 921760*B + 80*B*T + 174080*T, A + 5922544 + 921760*B + 80*B*T + 40960*T, T)); /* %219 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(86, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k127_matmul_add(A + 5922544 + 921760*B + 80*B*T + 40960*T, A + 5922544 + 921760*B + 80*B*T + 168960*T, (real *)P + 875104, (real *)P + 891488, T)); /* %225 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(87, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k129_permute(A + 5922544 + 921760*B + 80*B*T + 179200*T, A + 5922544 + 921760*B + 80*B*T + 40960*T, T)); /* %227 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(88, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k127_matmul_add(A + 5922544 + 921760*B + 80*B*T + 40960*T, A + 5922544 + 921760*B + 80*B*T + 168960*T, (real *)P + 891616, (real *)P + 908000, T)); /* %233 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(89, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k129_permute(A + 5922544 + 921760*B + 80*B*T + 184320*T, A + 5922544 + 921760*B + 80*B*T + 40960*T, T)); /* %235 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(90, (double)428800*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)40*T + (double)40*T), convirt_k153_matmul_add_mul_scale(A + 5922544 + 921760*B + 80*B*T + 40960*T, A + 5922544 + 921760*B + 80*B*T + 174080*T, A + 5922544 + 921760*B + 80*B*T + 179200*T, (real *)inputs[2], A + 5922544 + 921760*B + 80*B*T + 230720*T, T)); /* %243 matmul+add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(91, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), convirt_k154_max(A + 5922544 + 921760*B + 80*B*T + 101120*T, A + 5922544 + 921760*B + 80*B*T + 40960*T, T)); /* %244 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(92, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), convirt_k157_fused_exp_sub(A + 5922544 + 921760*B + 80*B*T + 94720*T, A + 5922544 + 921760*B + 80*B*T + 40960*T, A + 5922544 + 921760*B + 80*B*T + 101120*T, T)); /* %247 fused:exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(93, (double)12800*T, sizeof(real)*((double)160*T + (double)6400*T + (double)40*T), convirt_k159_fused_sum_mul(A + 5922544 + 921760*B + 80*B*T + 230720*T, A + 5922544 + 921760*B + 80*B*T + 94720*T, (real *)inputs[2], T)); /* %249 fused:sum_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(94, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), convirt_k160_clampmin(A + 5922544 + 921760*B + 80*B*T + 230880*T, A + 5922544 + 921760*B + 80*B*T + 230720*T, T)); /* %250 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(95, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T + (double)160*T), convirt_k161_fused_div_mul(A + 5922544 + 921760*B + 80*B*T + 101120*T, A + 5922544 + 921760*B + 80*B*T + 94720*T, (real *)inputs[2], A + 5922544 + 921760*B + 80*B*T + 230880*T, T)); /* %251 fused:div_mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(96, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k162_matmul(A + 5922544 + 921760*B + 80*B*T + 40960*T, A + 5922544 + 921760*B + 80*B*T + 101120*T, A + 5922544 + 921760*B + 80*B*T + 184320*T, T)); /* %252 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(97, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k163_permute(A + 5922544 + 921760*B + 80*B*T + 189440*T, A + 5922544 + 921760*B + 80*B*T + 40960*T, T)); /* %253 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(98, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)128), convirt_k261_matmul_add_add(A + 5922544 + 921760*B + 80*B*T + 194560*T, A + 5922544 + 921760*B + 80*B*T + 189440*T, (real *)P + 908128, A + 5922544 + 921760*B + 80*B*T + 47360*T, (real *)P + 924512, T)); /* %261 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(99, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k175_fused_scale_sum(A + 5922544 + 921760*B + 80*B*T + 204800*T, A + 5922544 + 921760*B + 80*B*T + 194560*T, T)); /* %265 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(100, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k176_sub(A + 5922544 + 921760*B + 80*B*T + 199680*T, A + 5922544 + 921760*B + 80*B*T + 194560*T, A + 5922544 + 921760*B + 80*B*T + 204800*T, T)); /* %266 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(101, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k118_fused_rsqrt_addc_scale_sum(A + 5922544 + 921760*B + 80*B*T + 231184*T, A + 5922544 + 921760*B + 80*B*T + 199680*T, T)); /* %271 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(102, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k119_mul(A + 5922544 + 921760*B + 80*B*T + 204800*T, A + 5922544 + 921760*B + 80*B*T + 199680*T, A + 5922544 + 921760*B + 80*B*T + 231184*T, T)); /* %272 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(103, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k121_fused_add_mul(A + 5922544 + 921760*B + 80*B*T + 209920*T, A + 5922544 + 921760*B + 80*B*T + 204800*T, (real *)P + 924640, (real *)P + 924768, T)); /* %274 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(104, (double)5263360*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)512), convirt_k190_matmul_add(A + 5922544 + 921760*B + 80*B*T + 40960*T, A + 5922544 + 921760*B + 80*B*T + 209920*T, (real *)P + 924896, (real *)P + 990432, T)); /* %280 matmul+add [T,40,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(105, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), convirt_k191_gelu(A + 5922544 + 921760*B + 80*B*T + 61440*T, A + 5922544 + 921760*B + 80*B*T + 40960*T, T)); /* %281 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(106, (double)5253120*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536 + (double)5120*T + (double)128), convirt_k198_matmul_add_add(A + 5922544 + 921760*B + 80*B*T + 215040*T, A + 5922544 + 921760*B + 80*B*T + 61440*T, (real *)P + 990944, A + 5922544 + 921760*B + 80*B*T + 194560*T, (real *)P + 1056480, T)); /* %288 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(107, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k175_fused_scale_sum(A + 5922544 + 921760*B + 80*B*T + 220160*T, A + 5922544 + 921760*B + 80*B*T + 215040*T, T)); /* %292 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(108, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k176_sub(A + 5922544 + 921760*B + 80*B*T + 194560*T, A + 5922544 + 921760*B + 80*B*T + 215040*T, A + 5922544 + 921760*B + 80*B*T + 220160*T, T)); /* %293 map:sub [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(109, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k118_fused_rsqrt_addc_scale_sum(A + 5922544 + 921760*B + 80*B*T + 231232*T, A + 5922544 + 921760*B + 80*B*T + 194560*T, T)); /* %298 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(110, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k119_mul(A + 5922544 + 921760*B + 80*B*T + 215040*T, A + 5922544 + 921760*B + 80*B*T + 194560*T, A + 5922544 + 921760*B + 80*B*T + 231232*T, T)); /* %299 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(111, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k121_fused_add_mul(A + 5922544 + 921760*B + 80*B*T + 220160*T, A + 5922544 + 921760*B + 80*B*T + 215040*T, (real *)P + 1056608, (real *)P + 1056736, T)); /* %301 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(112, 0, sizeof(real)*((double)128*T + (double)5120*T), convirt_k302_slice(A + 5922544 + 921760*B + 80*B*T + 225280*T, A + 5922544 + 921760*B + 80*B*T + 220160*T, T)); /* %302 slice [T,1,128]  graphs/lib/text_encoder.lua:35 */
+    CALL(113, (double)32896*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384 + (double)128), convirt_k307_matmul_add(A + 5922544 + 921760*B + 80*B*T + 225408*T, A + 5922544 + 921760*B + 80*B*T + 225280*T, (real *)P + 1056864, (real *)P + 1073248, T)); /* %307 matmul+add [T,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(114, (double)256*T, sizeof(real)*((double)T + (double)128*T), convirt_features_loss_k7_fused_sum_square(A + 5922544 + 921760*B + 80*B*T + 225792*T, A + 5922544 + 921760*B + 80*B*T + 225408*T, T)); /* %316 fused:sum_square [T,1]  graphs/lib/losses.lua:21 */
+    CALL(115, (double)2*T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k9_fused_rsqrt_clampmin(A + 5922544 + 921760*B + 80*B*T + 225808*T, A + 5922544 + 921760*B + 80*B*T + 225792*T, T)); /* %318 fused:rsqrt_clampmin [T,1]  graphs/lib/losses.lua:21 */
+    CALL(116, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)T), convirt_features_loss_k10_mul(A + 5922544 + 921760*B + 80*B*T + 225536*T, A + 5922544 + 921760*B + 80*B*T + 225408*T, A + 5922544 + 921760*B + 80*B*T + 225808*T, T)); /* %319 map:mul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(117, (double)256*B, sizeof(real)*((double)B + (double)128*B), convirt_features_loss_k12_fused_sum_square(A + 5922544 + 893312*B, A + 5922544 + 892928*B, B)); /* %321 fused:sum_square [B,1]  graphs/lib/losses.lua:21 */
+    CALL(118, (double)2*B, sizeof(real)*((double)B + (double)B), convirt_features_loss_k14_fused_rsqrt_clampmin(A + 5922544 + 893440*B, A + 5922544 + 893312*B, B)); /* %323 fused:rsqrt_clampmin [B,1]  graphs/lib/losses.lua:21 */
+    CALL(119, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), convirt_features_loss_k15_mul(A + 5922544 + 893184*B, A + 5922544 + 892928*B, A + 5922544 + 893440*B, B)); /* %324 map:mul [B,128]  graphs/lib/losses.lua:21 */
+    CALL(120, (double)257*B*T, sizeof(real)*((double)B*T + (double)128*T + (double)128*B), convirt_features_loss_k17_matmul_scale(A + 5922544 + 921760*B, A + 5922544 + 921760*B + 80*B*T + 225536*T, A + 5922544 + 893184*B, B, T)); /* %326 matmul+scale [T,B]  graphs/lib/losses.lua:21 */
+    CALL(121, 0, sizeof(real)*((double)B*T), convirt_features_loss_k18_eye(A + 5922544 + 921760*B + 16*B*T, B, T)); /* %327 eye [T,B]  graphs/lib/losses.lua:9 */
+    CALL(122, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k19_max(A + 5922544 + 921760*B + 80*B*T + 225664*T, A + 5922544 + 921760*B, B, T)); /* %328 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(123, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), convirt_features_loss_k22_fused_exp_sub(A + 5922544 + 921760*B + 32*B*T, A + 5922544 + 921760*B, A + 5922544 + 921760*B + 80*B*T + 225664*T, B, T)); /* %331 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
+    CALL(124, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k23_sum(A + 5922544 + 921760*B + 80*B*T + 225680*T, A + 5922544 + 921760*B + 32*B*T, B, T)); /* %332 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(125, (double)T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k24_clampmin(A + 5922544 + 921760*B + 80*B*T + 225696*T, A + 5922544 + 921760*B + 80*B*T + 225680*T, T)); /* %333 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
+    CALL(126, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), convirt_features_loss_k27_mul(A + 5922544 + 921760*B + 48*B*T, A + 5922544 + 921760*B, A + 5922544 + 921760*B + 16*B*T, B, T)); /* %336 map:mul [T,B]  graphs/lib/losses.lua:10 */
+    CALL(127, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k30_max(A + 5922544 + 893328*B, A + 5922544 + 921760*B, B, T)); /* %339 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(128, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), convirt_features_loss_k33_fused_exp_sub(A + 5922544 + 921760*B + 64*B*T, A + 5922544 + 921760*B, A + 5922544 + 893328*B, B, T)); /* %342 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
+    CALL(129, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k34_sum(A + 5922544 + 893344*B, A + 5922544 + 921760*B + 64*B*T, B, T)); /* %343 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(130, (double)B, sizeof(real)*((double)B + (double)B), convirt_features_loss_k35_clampmin(A + 5922544 + 893360*B, A + 5922544 + 893344*B, B)); /* %344 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
+    CALL(131, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k34_sum(A + 5922544 + 893376*B, A + 5922544 + 921760*B + 48*B*T, B, T)); /* %348 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(132, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k23_sum(A + 5922544 + 921760*B + 80*B*T + 225712*T, A + 5922544 + 921760*B + 16*B*T, B, T)); /* %350 reduce [T,1]  graphs/lib/losses.lua:12 */
+    CALL(133, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), convirt_features_loss_k42_fused_mul_sub_add_log(A + 5922544 + 921760*B + 80*B*T + 225728*T, A + 5922544 + 921760*B + 80*B*T + 225696*T, A + 5922544 + 921760*B + 80*B*T + 225664*T, A + 5922544 + 921760*B + 48*B*T, A + 5922544 + 921760*B + 80*B*T + 225712*T, B, T)); /* %351 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
+    CALL(134, (double)T, sizeof(real)*((double)1 + (double)T), convirt_features_loss_k43_sum(A + 0, A + 5922544 + 921760*B + 80*B*T + 225728*T, T)); /* %352 reduce [1,1]  graphs/lib/losses.lua:13 */
+    CALL(135, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), convirt_features_loss_k46_fused_scale_add_sum_sub(A + 5922528, A + 0, A + 5922544 + 893360*B, A + 5922544 + 893328*B, A + 5922544 + 893376*B, B)); /* %355 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
 }
 
 static void backward(void *arena, real *grads, const real *P, void *const *inputs, real *const *input_grads, const long *dims) {
     const long B = dims[0]; (void)B;
     const long T = dims[1]; (void)T;
     real *A = arena; (void)A; (void)P; (void)inputs; (void)grads; (void)input_grads;
-    CALL(163, 0, sizeof(real)*((double)1), convirt_features_loss_k58_fill(A + 0)); /* %551 fill []  graphs/lib/model.lua:87 */
-    CALL(164, (double)1, sizeof(real)*((double)1 + (double)1), convirt_features_loss_k60_scale(A + 16, A + 0, B)); /* %553 map:scale [1,1]  graphs/lib/losses.lua:16 */
-    CALL(165, (double)2*T, sizeof(real)*((double)T + (double)1 + (double)T), convirt_features_loss_k63_fused_mul_id(A + 5922544 + 1224864*B + 80*B*T + 225664*T, A + 16, A + 5922544 + 1224864*B + 80*B*T + 225712*T, T)); /* %556 fused:mul_id [T,1]  graphs/lib/losses.lua:13 */
-    CALL(166, (double)2*B, sizeof(real)*((double)B + (double)1), convirt_features_loss_k65_fused_neg_id(A + 5922544 + 1204624*B, A + 16, B)); /* %558 fused:neg_id [1,B]  graphs/lib/losses.lua:11 */
-    CALL(167, (double)4*B, sizeof(real)*((double)B + (double)1 + (double)B + (double)B), convirt_features_loss_k71_fused_mul_div_id_step(A + 5922544 + 1204672*B, A + 16, A + 5922544 + 1204656*B, A + 5922544 + 1204640*B, B)); /* %564 fused:mul_div_id_step [1,B]  graphs/lib/losses.lua:11 */
-    CALL(168, (double)T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k77_neg(A + 5922544 + 1224864*B + 80*B*T + 225712*T, A + 5922544 + 1224864*B + 80*B*T + 225664*T, T)); /* %570 map:neg [T,1]  graphs/lib/losses.lua:10 */
-    CALL(169, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), convirt_features_loss_k84_fused_mul_div_step(A + 5922544 + 1224864*B + 80*B*T + 225728*T, A + 5922544 + 1224864*B + 80*B*T + 225664*T, A + 5922544 + 1224864*B + 80*B*T + 225696*T, A + 5922544 + 1224864*B + 80*B*T + 225680*T, T)); /* %577 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
-    CALL(170, (double)12*B*T, sizeof(real)*((double)B*T + (double)B + (double)B*T + (double)B + (double)B*T + (double)T + (double)T + (double)B*T), convirt_features_loss_k90_fused_scale_add_add_add(A + 5922544 + 1224864*B, A + 5922544 + 1204624*B, A + 5922544 + 1224864*B + 16*B*T, A + 5922544 + 1204672*B, A + 5922544 + 1224864*B + 64*B*T, A + 5922544 + 1224864*B + 80*B*T + 225712*T, A + 5922544 + 1224864*B + 80*B*T + 225728*T, A + 5922544 + 1224864*B + 32*B*T, B, T)); /* %583 fused:scale_add_add_add [T,B]  graphs/lib/losses.lua:21 */
-    CALL(171, (double)256*B*T, sizeof(real)*((double)128*T + (double)B*T + (double)128*B), convirt_features_loss_k91_matmul(A + 5922544 + 1224864*B + 80*B*T + 225664*T, A + 5922544 + 1224864*B, A + 5922544 + 1204480*B, B, T)); /* %584 matmul [T,128]  graphs/lib/losses.lua:21 */
-    CALL(172, (double)256*B*T, sizeof(real)*((double)128*B + (double)B*T + (double)128*T), convirt_features_loss_k92_matmul(A + 5922544 + 1204480*B, A + 5922544 + 1224864*B, A + 5922544 + 1224864*B + 80*B*T + 225536*T, B, T)); /* %585 matmul [B,128]  graphs/lib/losses.lua:21 */
-    CALL(173, (double)262*B, sizeof(real)*((double)B + (double)128*B + (double)128*B + (double)B + (double)B), convirt_features_loss_k101_fused_mul_mul_sum_mul(A + 5922544 + 1204752*B, A + 5922544 + 1204480*B, A + 5922544 + 1204224*B, A + 5922544 + 1204736*B, A + 5922544 + 1204608*B, B)); /* %594 fused:mul_mul_sum_mul [B,1]  graphs/lib/losses.lua:21 */
-    CALL(174, (double)640*B, sizeof(real)*((double)128*B + (double)128*B + (double)B + (double)B + (double)128*B), convirt_features_loss_k105_fused_add_mul_mul_id(A + 5922544 + 1204608*B, A + 5922544 + 1204480*B, A + 5922544 + 1204736*B, A + 5922544 + 1204752*B, A + 5922544 + 1204224*B, B)); /* %598 fused:add_mul_mul_id [B,128]  graphs/lib/losses.lua:21 */
-    CALL(175, (double)262*T, sizeof(real)*((double)T + (double)128*T + (double)128*T + (double)T + (double)T), convirt_features_loss_k114_fused_mul_mul_sum_mul(A + 5922544 + 1224864*B + 80*B*T + 225824*T, A + 5922544 + 1224864*B + 80*B*T + 225664*T, A + 5922544 + 1224864*B + 80*B*T + 225408*T, A + 5922544 + 1224864*B + 80*B*T + 225808*T, A + 5922544 + 1224864*B + 80*B*T + 225792*T, T)); /* %607 fused:mul_mul_sum_mul [T,1]  graphs/lib/losses.lua:21 */
-    CALL(176, (double)640*T, sizeof(real)*((double)128*T + (double)128*T + (double)T + (double)T + (double)128*T), convirt_features_loss_k118_fused_add_mul_mul_id(A + 5922544 + 1224864*B + 80*B*T + 225536*T, A + 5922544 + 1224864*B + 80*B*T + 225664*T, A + 5922544 + 1224864*B + 80*B*T + 225808*T, A + 5922544 + 1224864*B + 80*B*T + 225824*T, A + 5922544 + 1224864*B + 80*B*T + 225408*T, T)); /* %611 fused:add_mul_mul_id [T,128]  graphs/lib/losses.lua:21 */
-    CALL(177, (double)128*T, sizeof(real)*((double)128 + (double)128*T), convirt_k612_sum(A + 5917696, A + 5922544 + 1224864*B + 80*B*T + 225536*T, T)); /* %612 reduce [1,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(178, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), convirt_k614_matmul(A + 5922544 + 1224864*B + 80*B*T + 225408*T, A + 5922544 + 1224864*B + 80*B*T + 225536*T, (real *)P + 1056864, T)); /* %614 matmul [T,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(179, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), convirt_k615_matmul(A + 5720064, A + 5922544 + 1224864*B + 80*B*T + 225536*T, A + 5922544 + 1224864*B + 80*B*T + 225280*T, T)); /* %615 matmul [128,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(180, 0, sizeof(real)*((double)5120*T + (double)128*T), convirt_k617_pad(A + 5922544 + 1224864*B + 80*B*T + 220160*T, A + 5922544 + 1224864*B + 80*B*T + 225408*T, T)); /* %617 pad [T,40,128]  graphs/lib/text_encoder.lua:35 */
-    CALL(181, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 0, A + 5922544 + 1224864*B + 80*B*T + 220160*T, T)); /* %618 reduce [1,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(182, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5917824, A + 0)); /* %620 reduce [1,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(183, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k623_mul(A + 5922544 + 1224864*B + 80*B*T + 225280*T, A + 5922544 + 1224864*B + 80*B*T + 220160*T, A + 5922544 + 1224864*B + 80*B*T + 215040*T, T)); /* %623 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(184, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 0, A + 5922544 + 1224864*B + 80*B*T + 225280*T, T)); /* %624 reduce [1,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(185, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5917952, A + 0)); /* %626 reduce [1,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(186, (double)15560*T, sizeof(real)*((double)40*T + (double)5120*T + (double)128 + (double)5120*T + (double)40*T), convirt_k635_fused_scale_mul_sum_mul(A + 5922544 + 1224864*B + 80*B*T + 225280*T, A + 5922544 + 1224864*B + 80*B*T + 220160*T, (real *)P + 1056608, A + 5922544 + 1224864*B + 80*B*T + 194560*T, A + 5922544 + 1224864*B + 80*B*T + 231232*T, T)); /* %635 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(187, (double)30720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)40*T + (double)40*T + (double)5120*T), convirt_k639_fused_add_mul_mul_mul(A + 5922544 + 1224864*B + 80*B*T + 215040*T, A + 5922544 + 1224864*B + 80*B*T + 220160*T, (real *)P + 1056608, A + 5922544 + 1224864*B + 80*B*T + 231232*T, A + 5922544 + 1224864*B + 80*B*T + 225280*T, A + 5922544 + 1224864*B + 80*B*T + 194560*T, T)); /* %639 fused:add_mul_mul_mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(188, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k642_fused_scale_sum_neg(A + 5922544 + 1224864*B + 80*B*T + 220160*T, A + 5922544 + 1224864*B + 80*B*T + 215040*T, T)); /* %642 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(189, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k644_fused_add_id(A + 5922544 + 1224864*B + 80*B*T + 194560*T, A + 5922544 + 1224864*B + 80*B*T + 215040*T, A + 5922544 + 1224864*B + 80*B*T + 220160*T, T)); /* %644 fused:add_id [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(190, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 0, A + 5922544 + 1224864*B + 80*B*T + 194560*T, T)); /* %645 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(191, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5918080, A + 0)); /* %647 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(192, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), convirt_k651_matmul(A + 5365760, A + 5922544 + 1224864*B + 80*B*T + 194560*T, A + 5922544 + 1224864*B + 80*B*T + 61440*T, T)); /* %651 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(193, (double)5283840*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)20480*T), convirt_k654_matmul_mul_gelu_grad(A + 5922544 + 1224864*B + 80*B*T + 61440*T, A + 5922544 + 1224864*B + 80*B*T + 194560*T, (real *)P + 990944, A + 5922544 + 1224864*B + 80*B*T + 40960*T, T)); /* %654 matmul+mul_gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(194, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), convirt_k655_sum(A + 0, A + 5922544 + 1224864*B + 80*B*T + 61440*T, T)); /* %655 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(195, (double)20480, sizeof(real)*((double)512 + (double)20480), convirt_k657_sum(A + 5916672, A + 0)); /* %657 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(196, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), convirt_k660_matmul(A + 5922544 + 1224864*B + 80*B*T + 40960*T, A + 5922544 + 1224864*B + 80*B*T + 61440*T, (real *)P + 924896, T)); /* %660 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(197, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), convirt_k661_matmul(A + 5431296, A + 5922544 + 1224864*B + 80*B*T + 61440*T, A + 5922544 + 1224864*B + 80*B*T + 209920*T, T)); /* %661 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(198, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5496832, A + 5922544 + 1224864*B + 80*B*T + 40960*T, T)); /* %663 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(199, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5918208, A + 5496832)); /* %665 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(200, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k623_mul(A + 5922544 + 1224864*B + 80*B*T + 46080*T, A + 5922544 + 1224864*B + 80*B*T + 40960*T, A + 5922544 + 1224864*B + 80*B*T + 204800*T, T)); /* %668 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(201, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5496832, A + 5922544 + 1224864*B + 80*B*T + 46080*T, T)); /* %669 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(202, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5918336, A + 5496832)); /* %671 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(203, (double)15560*T, sizeof(real)*((double)40*T + (double)5120*T + (double)128 + (double)5120*T + (double)40*T), convirt_k635_fused_scale_mul_sum_mul(A + 5922544 + 1224864*B + 80*B*T + 204800*T, A + 5922544 + 1224864*B + 80*B*T + 40960*T, (real *)P + 924640, A + 5922544 + 1224864*B + 80*B*T + 199680*T, A + 5922544 + 1224864*B + 80*B*T + 231184*T, T)); /* %680 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(204, (double)30720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)40*T + (double)40*T + (double)5120*T), convirt_k639_fused_add_mul_mul_mul(A + 5922544 + 1224864*B + 80*B*T + 46080*T, A + 5922544 + 1224864*B + 80*B*T + 40960*T, (real *)P + 924640, A + 5922544 + 1224864*B + 80*B*T + 231184*T, A + 5922544 + 1224864*B + 80*B*T + 204800*T, A + 5922544 + 1224864*B + 80*B*T + 199680*T, T)); /* %684 fused:add_mul_mul_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(205, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k642_fused_scale_sum_neg(A + 5922544 + 1224864*B + 80*B*T + 51200*T, A + 5922544 + 1224864*B + 80*B*T + 46080*T, T)); /* %688 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(206, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k690_fused_add_add_id(A + 5922544 + 1224864*B + 80*B*T + 53760*T, A + 5922544 + 1224864*B + 80*B*T + 194560*T, A + 5922544 + 1224864*B + 80*B*T + 46080*T, A + 5922544 + 1224864*B + 80*B*T + 51200*T, T)); /* %690 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(207, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5496832, A + 5922544 + 1224864*B + 80*B*T + 53760*T, T)); /* %691 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(208, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5918464, A + 5496832)); /* %693 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(209, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k696_matmul(A + 5922544 + 1224864*B + 80*B*T + 40960*T, A + 5922544 + 1224864*B + 80*B*T + 53760*T, (real *)P + 908128, T)); /* %696 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(210, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k697_matmul(A + 5736448, A + 5922544 + 1224864*B + 80*B*T + 53760*T, A + 5922544 + 1224864*B + 80*B*T + 189440*T, T)); /* %697 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(211, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k259_permute(A + 5922544 + 1224864*B + 80*B*T + 47360*T, A + 5922544 + 1224864*B + 80*B*T + 40960*T, T)); /* %700 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
-    CALL(212, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k702_matmul(A + 5922544 + 1224864*B + 80*B*T + 58880*T, A + 5922544 + 1224864*B + 80*B*T + 101120*T, A + 5922544 + 1224864*B + 80*B*T + 47360*T, T)); /* %702 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    CALL(213, (double)416000*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)160*T), convirt_k703_matmul_div(A + 5922544 + 1224864*B + 80*B*T + 40960*T, A + 5922544 + 1224864*B + 80*B*T + 47360*T, A + 5922544 + 1224864*B + 80*B*T + 184320*T, A + 5922544 + 1224864*B + 80*B*T + 230880*T, T)); /* %703 matmul+div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(214, (double)19520*T, sizeof(real)*((double)160*T + (double)6400*T + (double)6400*T + (double)160*T), convirt_k708_fused_mul_sum_neg_mul(A + 5922544 + 1224864*B + 80*B*T + 64000*T, A + 5922544 + 1224864*B + 80*B*T + 40960*T, A + 5922544 + 1224864*B + 80*B*T + 101120*T, A + 5922544 + 1224864*B + 80*B*T + 230720*T, T)); /* %708 fused:mul_sum_neg_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(215, (double)38400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T + (double)6400*T), convirt_k724_fused_scale_mul_mul_mul(A + 5922544 + 1224864*B + 80*B*T + 47360*T, A + 5922544 + 1224864*B + 80*B*T + 40960*T, A + 5922544 + 1224864*B + 80*B*T + 64000*T, (real *)inputs[2], A + 5922544 + 1224864*B + 80*B*T + 94720*T, T)); /* %724 fused:scale_mul_mul_mul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
-    CALL(216, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k292_matmul(A + 5922544 + 1224864*B + 80*B*T + 40960*T, A + 5922544 + 1224864*B + 80*B*T + 47360*T, A + 5922544 + 1224864*B + 80*B*T + 179200*T, T)); /* %725 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
-    CALL(217, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k702_matmul(A + 5922544 + 1224864*B + 80*B*T + 94720*T, A + 5922544 + 1224864*B + 80*B*T + 47360*T, A + 5922544 + 1224864*B + 80*B*T + 174080*T, T)); /* %726 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
-    CALL(218, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k293_permute(A + 5922544 + 1224864*B + 80*B*T + 46080*T, A + 5922544 + 1224864*B + 80*B*T + 58880*T, T)); /* %727 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
-    CALL(219, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5496832, A + 5922544 + 1224864*B + 80*B*T + 46080*T, T)); /* %729 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(220, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5918592, A + 5496832)); /* %731 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(221, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k697_matmul(A + 5752832, A + 5922544 + 1224864*B + 80*B*T + 46080*T, A + 5922544 + 1224864*B + 80*B*T + 168960*T, T)); /* %735 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(222, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k293_permute(A + 5922544 + 1224864*B + 80*B*T + 99840*T, A + 5922544 + 1224864*B + 80*B*T + 94720*T, T)); /* %737 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
-    CALL(223, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5496832, A + 5922544 + 1224864*B + 80*B*T + 99840*T, T)); /* %739 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(224, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5918720, A + 5496832)); /* %741 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(225, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k696_matmul(A + 5922544 + 1224864*B + 80*B*T + 94720*T, A + 5922544 + 1224864*B + 80*B*T + 99840*T, (real *)P + 875104, T)); /* %744 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(226, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k697_matmul(A + 5769216, A + 5922544 + 1224864*B + 80*B*T + 99840*T, A + 5922544 + 1224864*B + 80*B*T + 168960*T, T)); /* %745 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(227, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k293_permute(A + 5922544 + 1224864*B + 80*B*T + 99840*T, A + 5922544 + 1224864*B + 80*B*T + 40960*T, T)); /* %748 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
-    CALL(228, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5496832, A + 5922544 + 1224864*B + 80*B*T + 99840*T, T)); /* %750 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(229, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5918848, A + 5496832)); /* %752 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(230, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k696_matmul(A + 5922544 + 1224864*B + 80*B*T + 40960*T, A + 5922544 + 1224864*B + 80*B*T + 99840*T, (real *)P + 858592, T)); /* %755 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(231, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k697_matmul(A + 5785600, A + 5922544 + 1224864*B + 80*B*T + 99840*T, A + 5922544 + 1224864*B + 80*B*T + 168960*T, T)); /* %756 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(232, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)5120*T), convirt_k758_matmul_add_add(A + 5922544 + 1224864*B + 80*B*T + 99840*T, A + 5922544 + 1224864*B + 80*B*T + 46080*T, (real *)P + 891616, A + 5922544 + 1224864*B + 80*B*T + 94720*T, A + 5922544 + 1224864*B + 80*B*T + 40960*T, T)); /* %758 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(233, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5496832, A + 5922544 + 1224864*B + 80*B*T + 99840*T, T)); /* %759 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(234, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5918976, A + 5496832)); /* %761 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(235, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k623_mul(A + 5922544 + 1224864*B + 80*B*T + 94720*T, A + 5922544 + 1224864*B + 80*B*T + 99840*T, A + 5922544 + 1224864*B + 80*B*T + 163840*T, T)); /* %764 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(236, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5496832, A + 5922544 + 1224864*B + 80*B*T + 94720*T, T)); /* %765 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(237, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5919104, A + 5496832)); /* %767 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(238, (double)15560*T, sizeof(real)*((double)40*T + (double)5120*T + (double)128 + (double)5120*T + (double)40*T), convirt_k635_fused_scale_mul_sum_mul(A + 5922544 + 1224864*B + 80*B*T + 230720*T, A + 5922544 + 1224864*B + 80*B*T + 99840*T, (real *)P + 858336, A + 5922544 + 1224864*B + 80*B*T + 158720*T, A + 5922544 + 1224864*B + 80*B*T + 231136*T, T)); /* %776 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(239, (double)30720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)40*T + (double)40*T + (double)5120*T), convirt_k639_fused_add_mul_mul_mul(A + 5922544 + 1224864*B + 80*B*T + 94720*T, A + 5922544 + 1224864*B + 80*B*T + 99840*T, (real *)P + 858336, A + 5922544 + 1224864*B + 80*B*T + 231136*T, A + 5922544 + 1224864*B + 80*B*T + 230720*T, A + 5922544 + 1224864*B + 80*B*T + 158720*T, T)); /* %780 fused:add_mul_mul_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(240, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k642_fused_scale_sum_neg(A + 5922544 + 1224864*B + 80*B*T + 230720*T, A + 5922544 + 1224864*B + 80*B*T + 94720*T, T)); /* %784 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(241, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k690_fused_add_add_id(A + 5922544 + 1224864*B + 80*B*T + 99840*T, A + 5922544 + 1224864*B + 80*B*T + 53760*T, A + 5922544 + 1224864*B + 80*B*T + 94720*T, A + 5922544 + 1224864*B + 80*B*T + 230720*T, T)); /* %786 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(242, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5496832, A + 5922544 + 1224864*B + 80*B*T + 99840*T, T)); /* %787 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(243, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5919232, A + 5496832)); /* %789 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(244, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), convirt_k651_matmul(A + 5496832, A + 5922544 + 1224864*B + 80*B*T + 99840*T, A + 5922544 + 1224864*B + 80*B*T + 20480*T, T)); /* %793 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(245, (double)5283840*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)20480*T), convirt_k654_matmul_mul_gelu_grad(A + 5922544 + 1224864*B + 80*B*T + 20480*T, A + 5922544 + 1224864*B + 80*B*T + 99840*T, (real *)P + 792672, A + 5922544 + 1224864*B + 80*B*T, T)); /* %796 matmul+mul_gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(246, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), convirt_k655_sum(A + 0, A + 5922544 + 1224864*B + 80*B*T + 20480*T, T)); /* %797 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(247, (double)20480, sizeof(real)*((double)512 + (double)20480), convirt_k657_sum(A + 5917184, A + 0)); /* %799 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(248, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), convirt_k660_matmul(A + 5922544 + 1224864*B + 80*B*T + 94720*T, A + 5922544 + 1224864*B + 80*B*T + 20480*T, (real *)P + 726624, T)); /* %802 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(249, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), convirt_k661_matmul(A + 5562368, A + 5922544 + 1224864*B + 80*B*T + 20480*T, A + 5922544 + 1224864*B + 80*B*T + 153600*T, T)); /* %803 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(250, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5627904, A + 5922544 + 1224864*B + 80*B*T + 94720*T, T)); /* %805 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(251, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5919360, A + 5627904)); /* %807 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(252, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k623_mul(A + 5922544 + 1224864*B + 80*B*T, A + 5922544 + 1224864*B + 80*B*T + 94720*T, A + 5922544 + 1224864*B + 80*B*T + 148480*T, T)); /* %810 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(253, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5627904, A + 5922544 + 1224864*B + 80*B*T, T)); /* %811 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(254, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5919488, A + 5627904)); /* %813 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(255, (double)15560*T, sizeof(real)*((double)40*T + (double)5120*T + (double)128 + (double)5120*T + (double)40*T), convirt_k635_fused_scale_mul_sum_mul(A + 5922544 + 1224864*B + 80*B*T + 230720*T, A + 5922544 + 1224864*B + 80*B*T + 94720*T, (real *)P + 726368, A + 5922544 + 1224864*B + 80*B*T + 143360*T, A + 5922544 + 1224864*B + 80*B*T + 231088*T, T)); /* %822 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(256, (double)30720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)40*T + (double)40*T + (double)5120*T), convirt_k639_fused_add_mul_mul_mul(A + 5922544 + 1224864*B + 80*B*T, A + 5922544 + 1224864*B + 80*B*T + 94720*T, (real *)P + 726368, A + 5922544 + 1224864*B + 80*B*T + 231088*T, A + 5922544 + 1224864*B + 80*B*T + 230720*T, A + 5922544 + 1224864*B + 80*B*T + 143360*T, T)); /* %826 fused:add_mul_mul_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(257, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k642_fused_scale_sum_neg(A + 5922544 + 1224864*B + 80*B*T + 230720*T, A + 5922544 + 1224864*B + 80*B*T, T)); /* %830 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(258, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k690_fused_add_add_id(A + 5922544 + 1224864*B + 80*B*T + 94720*T, A + 5922544 + 1224864*B + 80*B*T + 99840*T, A + 5922544 + 1224864*B + 80*B*T, A + 5922544 + 1224864*B + 80*B*T + 230720*T, T)); /* %832 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(259, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5627904, A + 5922544 + 1224864*B + 80*B*T + 94720*T, T)); /* %833 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(260, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5919616, A + 5627904)); /* %835 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(261, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k696_matmul(A + 5922544 + 1224864*B + 80*B*T + 99840*T, A + 5922544 + 1224864*B + 80*B*T + 94720*T, (real *)P + 709856, T)); /* %838 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(262, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k697_matmul(A + 5801984, A + 5922544 + 1224864*B + 80*B*T + 94720*T, A + 5922544 + 1224864*B + 80*B*T + 138240*T, T)); /* %839 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(263, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k259_permute(A + 5922544 + 1224864*B + 80*B*T + 6400*T, A + 5922544 + 1224864*B + 80*B*T + 99840*T, T)); /* %842 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
-    CALL(264, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k702_matmul(A + 5922544 + 1224864*B + 80*B*T + 99840*T, A + 5922544 + 1224864*B + 80*B*T + 88320*T, A + 5922544 + 1224864*B + 80*B*T + 6400*T, T)); /* %844 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    CALL(265, (double)416000*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)160*T), convirt_k703_matmul_div(A + 5922544 + 1224864*B + 80*B*T, A + 5922544 + 1224864*B + 80*B*T + 6400*T, A + 5922544 + 1224864*B + 80*B*T + 133120*T, A + 5922544 + 1224864*B + 80*B*T + 230560*T, T)); /* %845 matmul+div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(266, (double)19520*T, sizeof(real)*((double)160*T + (double)6400*T + (double)6400*T + (double)160*T), convirt_k708_fused_mul_sum_neg_mul(A + 5922544 + 1224864*B + 80*B*T + 104960*T, A + 5922544 + 1224864*B + 80*B*T, A + 5922544 + 1224864*B + 80*B*T + 88320*T, A + 5922544 + 1224864*B + 80*B*T + 230400*T, T)); /* %850 fused:mul_sum_neg_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(267, (double)38400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T + (double)6400*T), convirt_k724_fused_scale_mul_mul_mul(A + 5922544 + 1224864*B + 80*B*T + 6400*T, A + 5922544 + 1224864*B + 80*B*T, A + 5922544 + 1224864*B + 80*B*T + 104960*T, (real *)inputs[2], A + 5922544 + 1224864*B + 80*B*T + 81920*T, T)); /* %866 fused:scale_mul_mul_mul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
-    CALL(268, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k292_matmul(A + 5922544 + 1224864*B + 80*B*T, A + 5922544 + 1224864*B + 80*B*T + 6400*T, A + 5922544 + 1224864*B + 80*B*T + 128000*T, T)); /* %867 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
-    CALL(269, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k702_matmul(A + 5922544 + 1224864*B + 80*B*T + 12800*T, A + 5922544 + 1224864*B + 80*B*T + 6400*T, A + 5922544 + 1224864*B + 80*B*T + 122880*T, T)); /* %868 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
-    CALL(270, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k293_permute(A + 5922544 + 1224864*B + 80*B*T + 5120*T, A + 5922544 + 1224864*B + 80*B*T + 99840*T, T)); /* %869 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
-    CALL(271, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5627904, A + 5922544 + 1224864*B + 80*B*T + 5120*T, T)); /* %871 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(272, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5919744, A + 5627904)); /* %873 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(273, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k697_matmul(A + 5818368, A + 5922544 + 1224864*B + 80*B*T + 5120*T, A + 5922544 + 1224864*B + 80*B*T + 117760*T, T)); /* %877 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(274, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k293_permute(A + 5922544 + 1224864*B + 80*B*T + 99840*T, A + 5922544 + 1224864*B + 80*B*T + 12800*T, T)); /* %879 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
-    CALL(275, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5627904, A + 5922544 + 1224864*B + 80*B*T + 99840*T, T)); /* %881 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(276, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5919872, A + 5627904)); /* %883 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(277, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k696_matmul(A + 5922544 + 1224864*B + 80*B*T + 10240*T, A + 5922544 + 1224864*B + 80*B*T + 99840*T, (real *)P + 676832, T)); /* %886 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(278, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k697_matmul(A + 5834752, A + 5922544 + 1224864*B + 80*B*T + 99840*T, A + 5922544 + 1224864*B + 80*B*T + 117760*T, T)); /* %887 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(279, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k293_permute(A + 5922544 + 1224864*B + 80*B*T + 99840*T, A + 5922544 + 1224864*B + 80*B*T, T)); /* %890 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
-    CALL(280, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5627904, A + 5922544 + 1224864*B + 80*B*T + 99840*T, T)); /* %892 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(281, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5920000, A + 5627904)); /* %894 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(282, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k696_matmul(A + 5922544 + 1224864*B + 80*B*T, A + 5922544 + 1224864*B + 80*B*T + 99840*T, (real *)P + 660320, T)); /* %897 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(283, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k697_matmul(A + 5851136, A + 5922544 + 1224864*B + 80*B*T + 99840*T, A + 5922544 + 1224864*B + 80*B*T + 117760*T, T)); /* %898 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(284, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)5120*T), convirt_k758_matmul_add_add(A + 5922544 + 1224864*B + 80*B*T + 99840*T, A + 5922544 + 1224864*B + 80*B*T + 5120*T, (real *)P + 693344, A + 5922544 + 1224864*B + 80*B*T + 10240*T, A + 5922544 + 1224864*B + 80*B*T, T)); /* %900 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(285, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5627904, A + 5922544 + 1224864*B + 80*B*T + 99840*T, T)); /* %901 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(286, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5920128, A + 5627904)); /* %903 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(287, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k623_mul(A + 5922544 + 1224864*B + 80*B*T, A + 5922544 + 1224864*B + 80*B*T + 99840*T, A + 5922544 + 1224864*B + 80*B*T + 112640*T, T)); /* %906 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(288, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5627904, A + 5922544 + 1224864*B + 80*B*T, T)); /* %907 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(289, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5920256, A + 5627904)); /* %909 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(290, (double)15560*T, sizeof(real)*((double)40*T + (double)5120*T + (double)128 + (double)5120*T + (double)40*T), convirt_k635_fused_scale_mul_sum_mul(A + 5922544 + 1224864*B + 80*B*T + 104960*T, A + 5922544 + 1224864*B + 80*B*T + 99840*T, (real *)P + 660064, A + 5922544 + 1224864*B + 80*B*T + 107520*T, A + 5922544 + 1224864*B + 80*B*T + 231040*T, T)); /* %918 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(291, (double)30720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)40*T + (double)40*T + (double)5120*T), convirt_k639_fused_add_mul_mul_mul(A + 5922544 + 1224864*B + 80*B*T, A + 5922544 + 1224864*B + 80*B*T + 99840*T, (real *)P + 660064, A + 5922544 + 1224864*B + 80*B*T + 231040*T, A + 5922544 + 1224864*B + 80*B*T + 104960*T, A + 5922544 + 1224864*B + 80*B*T + 107520*T, T)); /* %922 fused:add_mul_mul_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(292, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k642_fused_scale_sum_neg(A + 5922544 + 1224864*B + 80*B*T + 10240*T, A + 5922544 + 1224864*B + 80*B*T, T)); /* %926 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(293, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k690_fused_add_add_id(A + 5922544 + 1224864*B + 80*B*T + 5120*T, A + 5922544 + 1224864*B + 80*B*T + 94720*T, A + 5922544 + 1224864*B + 80*B*T, A + 5922544 + 1224864*B + 80*B*T + 10240*T, T)); /* %928 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(294, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5911552, A + 5922544 + 1224864*B + 80*B*T + 5120*T, T)); /* %929 reduce [1,40,128]  graphs/lib/text_encoder.lua:32 */
-    CALL(295, 0, sizeof(real)*((double)131072 + (double)5120*T + (double)40*T), convirt_k931_scatter_add(A + 5160960, A + 5922544 + 1224864*B + 80*B*T + 5120*T, (int32_t *)inputs[1], T)); /* %931 scatter_add [1024,128]  graphs/lib/text_encoder.lua:32 */
-    CALL(296, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k278_sum(A + 5920384, A + 5922544 + 1204608*B, B)); /* %932 reduce [1,128]  graphs/lib/image_encoder.lua:36 */
-    CALL(297, (double)32768*B, sizeof(real)*((double)16384 + (double)128*B + (double)128*B), convirt_image_vjp_k281_matmul(A + 5867520, A + 5922544 + 1204608*B, A + 5922544 + 1204352*B, B)); /* %935 matmul [128,128]  graphs/lib/image_encoder.lua:36 */
-    CALL(298, (double)32896*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384), convirt_image_vjp_k282_matmul_scale(A + 5922544 + 1212416*B, A + 5922544 + 1204608*B, (real *)P + 507360, B)); /* %936 matmul+scale [B,128]  graphs/lib/image_encoder.lua:35 */
-    CALL(299, (double)8192*B, sizeof(real)*((double)8192*B + (double)128*B), convirt_k938_id(A + 5922544 + 1204224*B, A + 5922544 + 1212416*B, B)); /* %938 map:id [B,64,128]  graphs/lib/image_encoder.lua:35 */
-    CALL(300, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k294_permute(A + 5922544 + 1212416*B, A + 5922544 + 1204224*B, B)); /* %939 permute [B,128,64]  graphs/lib/image_encoder.lua:33 */
-    CALL(301, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k297_fused_mul_step(A + 5922544 + 1204224*B, A + 5922544 + 1212416*B, A + 5922544 + 1196032*B, B)); /* %942 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
-    CALL(302, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k285_sum(A + 5292032, A + 5922544 + 1204224*B, B)); /* %943 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(303, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k300_sum(A + 5883904, A + 5292032)); /* %945 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(304, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k301_sum(A + 5920512, A + 5883904)); /* %946 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(305, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_vjp_k303_mul(A + 5922544 + 1196032*B, A + 5922544 + 1204224*B, (real *)P + 490592, B)); /* %948 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(306, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k304_mul(A + 5922544 + 1212416*B, A + 5922544 + 1204224*B, A + 5922544 + 1179648*B, B)); /* %949 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(307, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k285_sum(A + 5292032, A + 5922544 + 1212416*B, B)); /* %950 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(308, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k300_sum(A + 5883904, A + 5292032)); /* %952 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(309, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k301_sum(A + 5920640, A + 5883904)); /* %953 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(310, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k318_fused_scale_mul_sum_mul(A + 5922544 + 1212416*B, A + 5922544 + 1196032*B, A + 5922544 + 1187840*B, A + 5922544 + 1224848*B, B)); /* %963 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(311, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), convirt_image_vjp_k322_fused_add_mul_mul_id(A + 5922544 + 1179648*B, A + 5922544 + 1196032*B, A + 5922544 + 1224848*B, A + 5922544 + 1212416*B, A + 5922544 + 1187840*B, B)); /* %967 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(312, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_vjp_k325_fused_scale_sum_neg(A + 5922544 + 1196032*B, A + 5922544 + 1179648*B, B)); /* %970 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(313, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k327_fused_add_id(A + 5922544 + 1187840*B, A + 5922544 + 1179648*B, A + 5922544 + 1196032*B, B)); /* %972 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(314, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k330_sum(A + 5922544 + 1179648*B, A + 5922544 + 1187840*B, B)); /* %975 reduce [B,128,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(315, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k278_sum(A + 5920768, A + 5922544 + 1179648*B, B)); /* %976 reduce [1,128,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(316, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456), convirt_image_vjp_k333_conv2d_input_grad(A + 5922544 + 1179648*B, A + 5922544 + 1187840*B, (real *)P + 343008, A + 0, B)); /* %978 conv2d_input_grad [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(317, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)8192*B), convirt_image_vjp_k334_conv2d_weight_grad(A + 4866048, A + 5922544 + 1187840*B, A + 5922544 + 1171456*B, A + 0, B)); /* %979 conv2d_weight_grad [128,128,3,3]  graphs/lib/image_encoder.lua:13 */
-    CALL(318, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k297_fused_mul_step(A + 5922544 + 1171456*B, A + 5922544 + 1179648*B, A + 5922544 + 1163264*B, B)); /* %981 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
-    CALL(319, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k285_sum(A + 5292032, A + 5922544 + 1171456*B, B)); /* %982 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(320, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k300_sum(A + 5883904, A + 5292032)); /* %984 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(321, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k301_sum(A + 5920896, A + 5883904)); /* %985 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(322, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_vjp_k303_mul(A + 5922544 + 1163264*B, A + 5922544 + 1171456*B, (real *)P + 342752, B)); /* %987 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(323, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k304_mul(A + 5922544 + 1179648*B, A + 5922544 + 1171456*B, A + 5922544 + 1146880*B, B)); /* %988 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(324, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k285_sum(A + 5292032, A + 5922544 + 1179648*B, B)); /* %989 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(325, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k300_sum(A + 5883904, A + 5292032)); /* %991 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(326, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k301_sum(A + 5921024, A + 5883904)); /* %992 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(327, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k318_fused_scale_mul_sum_mul(A + 5922544 + 1212416*B, A + 5922544 + 1163264*B, A + 5922544 + 1155072*B, A + 5922544 + 1224832*B, B)); /* %1002 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(328, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), convirt_image_vjp_k322_fused_add_mul_mul_id(A + 5922544 + 1146880*B, A + 5922544 + 1163264*B, A + 5922544 + 1224832*B, A + 5922544 + 1212416*B, A + 5922544 + 1155072*B, B)); /* %1006 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(329, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_vjp_k325_fused_scale_sum_neg(A + 5922544 + 1212416*B, A + 5922544 + 1146880*B, B)); /* %1009 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(330, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k327_fused_add_id(A + 5922544 + 1155072*B, A + 5922544 + 1146880*B, A + 5922544 + 1212416*B, B)); /* %1011 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(331, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k330_sum(A + 5922544 + 1146880*B, A + 5922544 + 1155072*B, B)); /* %1014 reduce [B,128,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(332, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k278_sum(A + 5921152, A + 5922544 + 1146880*B, B)); /* %1015 reduce [1,128,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(333, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456), convirt_image_vjp_k333_conv2d_input_grad(A + 5922544 + 1146880*B, A + 5922544 + 1155072*B, (real *)P + 195168, A + 0, B)); /* %1017 conv2d_input_grad [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(334, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)8192*B), convirt_image_vjp_k334_conv2d_weight_grad(A + 5013504, A + 5922544 + 1155072*B, A + 5922544 + 1138688*B, A + 0, B)); /* %1018 conv2d_weight_grad [128,128,3,3]  graphs/lib/image_encoder.lua:6 */
-    CALL(335, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k376_fused_mul_add_step(A + 5922544 + 1138688*B, A + 5922544 + 1204224*B, A + 5922544 + 1146880*B, A + 5922544 + 1130496*B, B)); /* %1021 fused:mul_add_step [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
-    CALL(336, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k285_sum(A + 5292032, A + 5922544 + 1138688*B, B)); /* %1022 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(337, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k300_sum(A + 5883904, A + 5292032)); /* %1024 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(338, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k301_sum(A + 5921280, A + 5883904)); /* %1025 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(339, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_vjp_k303_mul(A + 5922544 + 1130496*B, A + 5922544 + 1138688*B, (real *)P + 194912, B)); /* %1027 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(340, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k304_mul(A + 5922544 + 1146880*B, A + 5922544 + 1138688*B, A + 5922544 + 1114112*B, B)); /* %1028 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(341, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k285_sum(A + 5292032, A + 5922544 + 1146880*B, B)); /* %1029 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(342, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k300_sum(A + 5883904, A + 5292032)); /* %1031 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(343, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k301_sum(A + 5921408, A + 5883904)); /* %1032 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(344, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k318_fused_scale_mul_sum_mul(A + 5922544 + 1138688*B, A + 5922544 + 1130496*B, A + 5922544 + 1122304*B, A + 5922544 + 1224816*B, B)); /* %1042 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(345, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), convirt_image_vjp_k322_fused_add_mul_mul_id(A + 5922544 + 1114112*B, A + 5922544 + 1130496*B, A + 5922544 + 1224816*B, A + 5922544 + 1138688*B, A + 5922544 + 1122304*B, B)); /* %1046 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(346, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_vjp_k325_fused_scale_sum_neg(A + 5922544 + 1122304*B, A + 5922544 + 1114112*B, B)); /* %1049 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(347, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k327_fused_add_id(A + 5922544 + 1130496*B, A + 5922544 + 1114112*B, A + 5922544 + 1122304*B, B)); /* %1051 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(348, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k330_sum(A + 5922544 + 1114112*B, A + 5922544 + 1130496*B, B)); /* %1054 reduce [B,128,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(349, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k278_sum(A + 5921536, A + 5922544 + 1114112*B, B)); /* %1055 reduce [1,128,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(350, (double)9437184*B, sizeof(real)*((double)16384*B + (double)8192*B + (double)73728), convirt_image_vjp_k412_conv2d_input_grad(A + 5922544 + 1114112*B, A + 5922544 + 1130496*B, (real *)P + 121056, A + 0, B)); /* %1057 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(351, (double)9437184*B, sizeof(real)*((double)73728 + (double)8192*B + (double)16384*B), convirt_image_vjp_k413_conv2d_weight_grad(A + 5292032, A + 5922544 + 1130496*B, A + 5922544 + 1097728*B, A + 0, B)); /* %1058 conv2d_weight_grad [128,64,3,3]  graphs/lib/image_encoder.lua:6 */
-    CALL(352, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k415_fused_mul_step(A + 5922544 + 1097728*B, A + 5922544 + 1114112*B, A + 5922544 + 1081344*B, B)); /* %1060 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
-    CALL(353, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k416_sum(A + 5627904, A + 5922544 + 1097728*B, B)); /* %1061 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(354, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k418_sum(A + 5883904, A + 5627904)); /* %1063 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(355, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k419_sum(A + 5921664, A + 5883904)); /* %1064 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(356, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_vjp_k421_mul(A + 5922544 + 1081344*B, A + 5922544 + 1097728*B, (real *)P + 120928, B)); /* %1066 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(357, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k422_mul(A + 5922544 + 1114112*B, A + 5922544 + 1097728*B, A + 5922544 + 1048576*B, B)); /* %1067 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(358, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k416_sum(A + 5627904, A + 5922544 + 1114112*B, B)); /* %1068 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(359, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k418_sum(A + 5883904, A + 5627904)); /* %1070 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(360, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k419_sum(A + 5921728, A + 5883904)); /* %1071 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(361, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k436_fused_scale_mul_sum_mul(A + 5922544 + 1114112*B, A + 5922544 + 1081344*B, A + 5922544 + 1064960*B, A + 5922544 + 1224800*B, B)); /* %1081 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(362, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), convirt_image_vjp_k440_fused_add_mul_mul_id(A + 5922544 + 1048576*B, A + 5922544 + 1081344*B, A + 5922544 + 1224800*B, A + 5922544 + 1114112*B, A + 5922544 + 1064960*B, B)); /* %1085 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(363, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_vjp_k443_fused_scale_sum_neg(A + 5922544 + 1081344*B, A + 5922544 + 1048576*B, B)); /* %1088 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(364, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k445_fused_add_id(A + 5922544 + 1064960*B, A + 5922544 + 1048576*B, A + 5922544 + 1081344*B, B)); /* %1090 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(365, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k448_sum(A + 5922544 + 1048576*B, A + 5922544 + 1064960*B, B)); /* %1093 reduce [B,64,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(366, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k449_sum(A + 5921792, A + 5922544 + 1048576*B, B)); /* %1094 reduce [1,64,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(367, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864), convirt_image_vjp_k451_conv2d_input_grad(A + 5922544 + 1048576*B, A + 5922544 + 1064960*B, (real *)P + 84000, A + 0, B)); /* %1096 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(368, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)16384*B), convirt_image_vjp_k452_conv2d_weight_grad(A + 5627904, A + 5922544 + 1064960*B, A + 5922544 + 1032192*B, A + 0, B)); /* %1097 conv2d_weight_grad [64,64,3,3]  graphs/lib/image_encoder.lua:13 */
-    CALL(369, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k415_fused_mul_step(A + 5922544 + 1032192*B, A + 5922544 + 1048576*B, A + 5922544 + 1015808*B, B)); /* %1099 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
-    CALL(370, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k416_sum(A + 5664768, A + 5922544 + 1032192*B, B)); /* %1100 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(371, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k418_sum(A + 5883904, A + 5664768)); /* %1102 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(372, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k419_sum(A + 5921856, A + 5883904)); /* %1103 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(373, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_vjp_k421_mul(A + 5922544 + 1015808*B, A + 5922544 + 1032192*B, (real *)P + 83872, B)); /* %1105 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(374, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k422_mul(A + 5922544 + 1048576*B, A + 5922544 + 1032192*B, A + 5922544 + 983040*B, B)); /* %1106 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(375, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k416_sum(A + 5664768, A + 5922544 + 1048576*B, B)); /* %1107 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(376, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k418_sum(A + 5883904, A + 5664768)); /* %1109 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(377, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k419_sum(A + 5921920, A + 5883904)); /* %1110 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(378, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k436_fused_scale_mul_sum_mul(A + 5922544 + 1032192*B, A + 5922544 + 1015808*B, A + 5922544 + 999424*B, A + 5922544 + 1224784*B, B)); /* %1120 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(379, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), convirt_image_vjp_k440_fused_add_mul_mul_id(A + 5922544 + 983040*B, A + 5922544 + 1015808*B, A + 5922544 + 1224784*B, A + 5922544 + 1032192*B, A + 5922544 + 999424*B, B)); /* %1124 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(380, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_vjp_k443_fused_scale_sum_neg(A + 5922544 + 1015808*B, A + 5922544 + 983040*B, B)); /* %1127 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(381, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k445_fused_add_id(A + 5922544 + 999424*B, A + 5922544 + 983040*B, A + 5922544 + 1015808*B, B)); /* %1129 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(382, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k448_sum(A + 5922544 + 983040*B, A + 5922544 + 999424*B, B)); /* %1132 reduce [B,64,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(383, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k449_sum(A + 5921984, A + 5922544 + 983040*B, B)); /* %1133 reduce [1,64,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(384, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864), convirt_image_vjp_k451_conv2d_input_grad(A + 5922544 + 983040*B, A + 5922544 + 999424*B, (real *)P + 46944, A + 0, B)); /* %1135 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(385, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)16384*B), convirt_image_vjp_k452_conv2d_weight_grad(A + 5664768, A + 5922544 + 999424*B, A + 5922544 + 966656*B, A + 0, B)); /* %1136 conv2d_weight_grad [64,64,3,3]  graphs/lib/image_encoder.lua:6 */
-    CALL(386, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k494_fused_mul_add_step(A + 5922544 + 966656*B, A + 5922544 + 1097728*B, A + 5922544 + 983040*B, A + 5922544 + 950272*B, B)); /* %1139 fused:mul_add_step [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
-    CALL(387, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k416_sum(A + 5701632, A + 5922544 + 966656*B, B)); /* %1140 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(388, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k418_sum(A + 5718016, A + 5701632)); /* %1142 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(389, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k419_sum(A + 5922048, A + 5718016)); /* %1143 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(390, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_vjp_k421_mul(A + 5922544 + 950272*B, A + 5922544 + 966656*B, (real *)P + 46816, B)); /* %1145 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(391, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k422_mul(A + 5922544 + 983040*B, A + 5922544 + 966656*B, A + 5922544 + 917504*B, B)); /* %1146 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(392, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k416_sum(A + 5701632, A + 5922544 + 983040*B, B)); /* %1147 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(393, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k418_sum(A + 5718016, A + 5701632)); /* %1149 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(394, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k419_sum(A + 5922112, A + 5718016)); /* %1150 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(395, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k436_fused_scale_mul_sum_mul(A + 5922544 + 966656*B, A + 5922544 + 950272*B, A + 5922544 + 933888*B, A + 5922544 + 1224768*B, B)); /* %1160 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(396, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), convirt_image_vjp_k440_fused_add_mul_mul_id(A + 5922544 + 917504*B, A + 5922544 + 950272*B, A + 5922544 + 1224768*B, A + 5922544 + 966656*B, A + 5922544 + 933888*B, B)); /* %1164 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(397, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_vjp_k443_fused_scale_sum_neg(A + 5922544 + 933888*B, A + 5922544 + 917504*B, B)); /* %1167 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(398, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k445_fused_add_id(A + 5922544 + 950272*B, A + 5922544 + 917504*B, A + 5922544 + 933888*B, B)); /* %1169 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(399, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k448_sum(A + 5922544 + 917504*B, A + 5922544 + 950272*B, B)); /* %1172 reduce [B,64,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(400, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k449_sum(A + 5922176, A + 5922544 + 917504*B, B)); /* %1173 reduce [1,64,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(401, (double)9437184*B, sizeof(real)*((double)32768*B + (double)16384*B + (double)18432), convirt_image_vjp_k530_conv2d_input_grad(A + 5922544 + 917504*B, A + 5922544 + 950272*B, (real *)P + 28320, A + 0, B)); /* %1175 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(402, (double)9437184*B, sizeof(real)*((double)18432 + (double)16384*B + (double)32768*B), convirt_image_vjp_k531_conv2d_weight_grad(A + 5701632, A + 5922544 + 950272*B, A + 5922544 + 884736*B, A + 0, B)); /* %1176 conv2d_weight_grad [64,32,3,3]  graphs/lib/image_encoder.lua:6 */
-    CALL(403, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k533_fused_mul_step(A + 5922544 + 884736*B, A + 5922544 + 917504*B, A + 5922544 + 851968*B, B)); /* %1178 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
-    CALL(404, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k534_sum(A + 0, A + 5922544 + 884736*B, B)); /* %1179 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(405, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k536_sum(A + 5883904, A + 0)); /* %1181 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(406, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k537_sum(A + 5922240, A + 5883904)); /* %1182 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(407, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_vjp_k539_mul(A + 5922544 + 851968*B, A + 5922544 + 884736*B, (real *)P + 28256, B)); /* %1184 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(408, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k540_mul(A + 5922544 + 917504*B, A + 5922544 + 884736*B, A + 5922544 + 786432*B, B)); /* %1185 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(409, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k534_sum(A + 0, A + 5922544 + 917504*B, B)); /* %1186 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(410, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k536_sum(A + 5883904, A + 0)); /* %1188 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(411, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k537_sum(A + 5922272, A + 5883904)); /* %1189 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(412, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k554_fused_scale_mul_sum_mul(A + 5922544 + 917504*B, A + 5922544 + 851968*B, A + 5922544 + 819200*B, A + 5922544 + 1224752*B, B)); /* %1199 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(413, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), convirt_image_vjp_k558_fused_add_mul_mul_id(A + 5922544 + 786432*B, A + 5922544 + 851968*B, A + 5922544 + 1224752*B, A + 5922544 + 917504*B, A + 5922544 + 819200*B, B)); /* %1203 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(414, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_vjp_k561_fused_scale_sum_neg(A + 5922544 + 851968*B, A + 5922544 + 786432*B, B)); /* %1206 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(415, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k563_fused_add_id(A + 5922544 + 819200*B, A + 5922544 + 786432*B, A + 5922544 + 851968*B, B)); /* %1208 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(416, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k566_sum(A + 5922544 + 786432*B, A + 5922544 + 819200*B, B)); /* %1211 reduce [B,32,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(417, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k567_sum(A + 5922304, A + 5922544 + 786432*B, B)); /* %1212 reduce [1,32,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(418, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216), convirt_image_vjp_k569_conv2d_input_grad(A + 5922544 + 786432*B, A + 5922544 + 819200*B, (real *)P + 19008, A + 0, B)); /* %1214 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(419, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)32768*B), convirt_image_vjp_k570_conv2d_weight_grad(A + 5883904, A + 5922544 + 819200*B, A + 5922544 + 753664*B, A + 0, B)); /* %1215 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:13 */
-    CALL(420, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k533_fused_mul_step(A + 5922544 + 753664*B, A + 5922544 + 786432*B, A + 5922544 + 720896*B, B)); /* %1217 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
-    CALL(421, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k534_sum(A + 0, A + 5922544 + 753664*B, B)); /* %1218 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(422, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k536_sum(A + 5893120, A + 0)); /* %1220 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(423, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k537_sum(A + 5922336, A + 5893120)); /* %1221 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(424, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_vjp_k539_mul(A + 5922544 + 720896*B, A + 5922544 + 753664*B, (real *)P + 18944, B)); /* %1223 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(425, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k540_mul(A + 5922544 + 786432*B, A + 5922544 + 753664*B, A + 5922544 + 655360*B, B)); /* %1224 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(426, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k534_sum(A + 0, A + 5922544 + 786432*B, B)); /* %1225 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(427, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k536_sum(A + 5893120, A + 0)); /* %1227 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(428, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k537_sum(A + 5922368, A + 5893120)); /* %1228 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(429, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k554_fused_scale_mul_sum_mul(A + 5922544 + 753664*B, A + 5922544 + 720896*B, A + 5922544 + 688128*B, A + 5922544 + 1224736*B, B)); /* %1238 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(430, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), convirt_image_vjp_k558_fused_add_mul_mul_id(A + 5922544 + 655360*B, A + 5922544 + 720896*B, A + 5922544 + 1224736*B, A + 5922544 + 753664*B, A + 5922544 + 688128*B, B)); /* %1242 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(431, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_vjp_k561_fused_scale_sum_neg(A + 5922544 + 720896*B, A + 5922544 + 655360*B, B)); /* %1245 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(432, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k563_fused_add_id(A + 5922544 + 688128*B, A + 5922544 + 655360*B, A + 5922544 + 720896*B, B)); /* %1247 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(433, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k566_sum(A + 5922544 + 655360*B, A + 5922544 + 688128*B, B)); /* %1250 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(434, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k567_sum(A + 5922400, A + 5922544 + 655360*B, B)); /* %1251 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(435, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216), convirt_image_vjp_k569_conv2d_input_grad(A + 5922544 + 655360*B, A + 5922544 + 688128*B, (real *)P + 9696, A + 0, B)); /* %1253 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(436, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)32768*B), convirt_image_vjp_k570_conv2d_weight_grad(A + 5893120, A + 5922544 + 688128*B, A + 5922544 + 622592*B, A + 0, B)); /* %1254 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:6 */
-    CALL(437, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k612_fused_mul_add_step(A + 5922544 + 622592*B, A + 5922544 + 884736*B, A + 5922544 + 655360*B, A + 5922544 + 589824*B, B)); /* %1257 fused:mul_add_step [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
-    CALL(438, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k534_sum(A + 0, A + 5922544 + 622592*B, B)); /* %1258 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(439, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k536_sum(A + 5902336, A + 0)); /* %1260 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(440, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k537_sum(A + 5922432, A + 5902336)); /* %1261 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(441, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_vjp_k539_mul(A + 5922544 + 589824*B, A + 5922544 + 622592*B, (real *)P + 9632, B)); /* %1263 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(442, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k540_mul(A + 5922544 + 655360*B, A + 5922544 + 622592*B, A + 5922544 + 524288*B, B)); /* %1264 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(443, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k534_sum(A + 0, A + 5922544 + 655360*B, B)); /* %1265 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(444, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k536_sum(A + 5902336, A + 0)); /* %1267 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(445, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k537_sum(A + 5922464, A + 5902336)); /* %1268 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(446, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k554_fused_scale_mul_sum_mul(A + 5922544 + 622592*B, A + 5922544 + 589824*B, A + 5922544 + 557056*B, A + 5922544 + 1224720*B, B)); /* %1278 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(447, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), convirt_image_vjp_k558_fused_add_mul_mul_id(A + 5922544 + 524288*B, A + 5922544 + 589824*B, A + 5922544 + 1224720*B, A + 5922544 + 622592*B, A + 5922544 + 557056*B, B)); /* %1282 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(448, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_vjp_k561_fused_scale_sum_neg(A + 5922544 + 557056*B, A + 5922544 + 524288*B, B)); /* %1285 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(449, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k563_fused_add_id(A + 5922544 + 655360*B, A + 5922544 + 524288*B, A + 5922544 + 557056*B, B)); /* %1287 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(450, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k566_sum(A + 5922544 + 524288*B, A + 5922544 + 655360*B, B)); /* %1290 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(451, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k567_sum(A + 5922496, A + 5922544 + 524288*B, B)); /* %1291 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(452, (double)18874368*B, sizeof(real)*((double)131072*B + (double)32768*B + (double)9216), convirt_image_vjp_k648_conv2d_input_grad(A + 5922544 + 524288*B, A + 5922544 + 655360*B, (real *)P + 384, A + 0, B)); /* %1293 conv2d_input_grad [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(453, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)131072*B), convirt_image_vjp_k649_conv2d_weight_grad(A + 5902336, A + 5922544 + 655360*B, A + 5922544 + 393216*B, A + 0, B)); /* %1294 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:6 */
-    CALL(454, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), convirt_image_vjp_k651_fused_mul_step(A + 5922544 + 393216*B, A + 5922544 + 524288*B, A + 5922544 + 262144*B, B)); /* %1296 fused:mul_step [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
-    CALL(455, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), convirt_image_vjp_k652_sum(A + 0, A + 5922544 + 393216*B, B)); /* %1297 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(456, (double)131072, sizeof(real)*((double)2048 + (double)131072), convirt_image_vjp_k654_sum(A + 131072, A + 0)); /* %1299 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(457, (double)2048, sizeof(real)*((double)32 + (double)2048), convirt_image_vjp_k655_sum(A + 594720, A + 131072)); /* %1300 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(458, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), convirt_image_vjp_k657_mul(A + 5922544 + 262144*B, A + 5922544 + 393216*B, (real *)P + 320, B)); /* %1302 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(459, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), convirt_image_vjp_k658_mul(A + 5922544 + 524288*B, A + 5922544 + 393216*B, A + 5922544, B)); /* %1303 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(460, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), convirt_image_vjp_k652_sum(A + 0, A + 5922544 + 524288*B, B)); /* %1304 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(461, (double)131072, sizeof(real)*((double)2048 + (double)131072), convirt_image_vjp_k654_sum(A + 131072, A + 0)); /* %1306 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(462, (double)2048, sizeof(real)*((double)32 + (double)2048), convirt_image_vjp_k655_sum(A + 594752, A + 131072)); /* %1307 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(463, (double)262184*B, sizeof(real)*((double)8*B + (double)131072*B + (double)131072*B + (double)8*B), convirt_image_vjp_k672_fused_scale_mul_sum_mul(A + 5922544 + 393216*B, A + 5922544 + 262144*B, A + 5922544 + 131072*B, A + 5922544 + 1224704*B, B)); /* %1317 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(464, (double)655360*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B + (double)8*B + (double)131072*B), convirt_image_vjp_k676_fused_add_mul_mul_id(A + 5922544, A + 5922544 + 262144*B, A + 5922544 + 1224704*B, A + 5922544 + 393216*B, A + 5922544 + 131072*B, B)); /* %1321 fused:add_mul_mul_id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(465, (double)262152*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_vjp_k679_fused_scale_sum_neg(A + 5922544 + 262144*B, A + 5922544, B)); /* %1324 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(466, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_vjp_k681_fused_add_id(A + 5922544 + 131072*B, A + 5922544, A + 5922544 + 262144*B, B)); /* %1326 fused:add_id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(467, (double)131072*B, sizeof(real)*((double)32*B + (double)131072*B), convirt_image_vjp_k684_sum(A + 5922544, A + 5922544 + 131072*B, B)); /* %1329 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(468, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k567_sum(A + 594784, A + 5922544, B)); /* %1330 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(469, (double)2359296*B, sizeof(real)*((double)288 + (double)131072*B + (double)4096*B), convirt_image_vjp_k688_conv2d_weight_grad(A + 594432, A + 5922544 + 131072*B, A + 5922544 + 1220608*B, A + 0, B)); /* %1333 conv2d_weight_grad [32,1,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(136, 0, sizeof(real)*((double)1), convirt_features_loss_k58_fill(A + 0)); /* %401 fill []  graphs/lib/model.lua:87 */
+    CALL(137, (double)1, sizeof(real)*((double)1 + (double)1), convirt_features_loss_k60_scale(A + 16, A + 0, B)); /* %403 map:scale [1,1]  graphs/lib/losses.lua:16 */
+    CALL(138, (double)2*T, sizeof(real)*((double)T + (double)1 + (double)T), convirt_features_loss_k63_fused_mul_id(A + 5922544 + 921760*B + 80*B*T + 225664*T, A + 16, A + 5922544 + 921760*B + 80*B*T + 225712*T, T)); /* %406 fused:mul_id [T,1]  graphs/lib/losses.lua:13 */
+    CALL(139, (double)2*B, sizeof(real)*((double)B + (double)1), convirt_features_loss_k65_fused_neg_id(A + 5922544 + 893328*B, A + 16, B)); /* %408 fused:neg_id [1,B]  graphs/lib/losses.lua:11 */
+    CALL(140, (double)4*B, sizeof(real)*((double)B + (double)1 + (double)B + (double)B), convirt_features_loss_k71_fused_mul_div_id_step(A + 5922544 + 893376*B, A + 16, A + 5922544 + 893360*B, A + 5922544 + 893344*B, B)); /* %414 fused:mul_div_id_step [1,B]  graphs/lib/losses.lua:11 */
+    CALL(141, (double)T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k77_neg(A + 5922544 + 921760*B + 80*B*T + 225712*T, A + 5922544 + 921760*B + 80*B*T + 225664*T, T)); /* %420 map:neg [T,1]  graphs/lib/losses.lua:10 */
+    CALL(142, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), convirt_features_loss_k84_fused_mul_div_step(A + 5922544 + 921760*B + 80*B*T + 225728*T, A + 5922544 + 921760*B + 80*B*T + 225664*T, A + 5922544 + 921760*B + 80*B*T + 225696*T, A + 5922544 + 921760*B + 80*B*T + 225680*T, T)); /* %427 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
+    CALL(143, (double)12*B*T, sizeof(real)*((double)B*T + (double)B + (double)B*T + (double)B + (double)B*T + (double)T + (double)T + (double)B*T), convirt_features_loss_k90_fused_scale_add_add_add(A + 5922544 + 921760*B, A + 5922544 + 893328*B, A + 5922544 + 921760*B + 16*B*T, A + 5922544 + 893376*B, A + 5922544 + 921760*B + 64*B*T, A + 5922544 + 921760*B + 80*B*T + 225712*T, A + 5922544 + 921760*B + 80*B*T + 225728*T, A + 5922544 + 921760*B + 32*B*T, B, T)); /* %433 fused:scale_add_add_add [T,B]  graphs/lib/losses.lua:21 */
+    CALL(144, (double)256*B*T, sizeof(real)*((double)128*T + (double)B*T + (double)128*B), convirt_features_loss_k91_matmul(A + 5922544 + 921760*B + 80*B*T + 225664*T, A + 5922544 + 921760*B, A + 5922544 + 893184*B, B, T)); /* %434 matmul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(145, (double)256*B*T, sizeof(real)*((double)128*B + (double)B*T + (double)128*T), convirt_features_loss_k92_matmul(A + 5922544 + 893184*B, A + 5922544 + 921760*B, A + 5922544 + 921760*B + 80*B*T + 225536*T, B, T)); /* %435 matmul [B,128]  graphs/lib/losses.lua:21 */
+    CALL(146, (double)262*B, sizeof(real)*((double)B + (double)128*B + (double)128*B + (double)B + (double)B), convirt_features_loss_k101_fused_mul_mul_sum_mul(A + 5922544 + 893456*B, A + 5922544 + 893184*B, A + 5922544 + 892928*B, A + 5922544 + 893440*B, A + 5922544 + 893312*B, B)); /* %444 fused:mul_mul_sum_mul [B,1]  graphs/lib/losses.lua:21 */
+    CALL(147, (double)640*B, sizeof(real)*((double)128*B + (double)128*B + (double)B + (double)B + (double)128*B), convirt_features_loss_k105_fused_add_mul_mul_id(A + 5922544 + 893312*B, A + 5922544 + 893184*B, A + 5922544 + 893440*B, A + 5922544 + 893456*B, A + 5922544 + 892928*B, B)); /* %448 fused:add_mul_mul_id [B,128]  graphs/lib/losses.lua:21 */
+    CALL(148, (double)262*T, sizeof(real)*((double)T + (double)128*T + (double)128*T + (double)T + (double)T), convirt_features_loss_k114_fused_mul_mul_sum_mul(A + 5922544 + 921760*B + 80*B*T + 225824*T, A + 5922544 + 921760*B + 80*B*T + 225664*T, A + 5922544 + 921760*B + 80*B*T + 225408*T, A + 5922544 + 921760*B + 80*B*T + 225808*T, A + 5922544 + 921760*B + 80*B*T + 225792*T, T)); /* %457 fused:mul_mul_sum_mul [T,1]  graphs/lib/losses.lua:21 */
+    CALL(149, (double)640*T, sizeof(real)*((double)128*T + (double)128*T + (double)T + (double)T + (double)128*T), convirt_features_loss_k118_fused_add_mul_mul_id(A + 5922544 + 921760*B + 80*B*T + 225536*T, A + 5922544 + 921760*B + 80*B*T + 225664*T, A + 5922544 + 921760*B + 80*B*T + 225808*T, A + 5922544 + 921760*B + 80*B*T + 225824*T, A + 5922544 + 921760*B + 80*B*T + 225408*T, T)); /* %461 fused:add_mul_mul_id [T,128]  graphs/lib/losses.lua:21 */
+    CALL(150, (double)128*T, sizeof(real)*((double)128 + (double)128*T), convirt_k462_sum(A + 5917696, A + 5922544 + 921760*B + 80*B*T + 225536*T, T)); /* %462 reduce [1,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(151, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), convirt_k464_matmul(A + 5922544 + 921760*B + 80*B*T + 225408*T, A + 5922544 + 921760*B + 80*B*T + 225536*T, (real *)P + 1056864, T)); /* %464 matmul [T,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(152, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), convirt_k465_matmul(A + 5720064, A + 5922544 + 921760*B + 80*B*T + 225536*T, A + 5922544 + 921760*B + 80*B*T + 225280*T, T)); /* %465 matmul [128,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(153, 0, sizeof(real)*((double)5120*T + (double)128*T), convirt_k467_pad(A + 5922544 + 921760*B + 80*B*T + 220160*T, A + 5922544 + 921760*B + 80*B*T + 225408*T, T)); /* %467 pad [T,40,128]  graphs/lib/text_encoder.lua:35 */
+    CALL(154, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 0, A + 5922544 + 921760*B + 80*B*T + 220160*T, T)); /* %468 reduce [1,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(155, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5917824, A + 0)); /* %470 reduce [1,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(156, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k473_mul(A + 5922544 + 921760*B + 80*B*T + 225280*T, A + 5922544 + 921760*B + 80*B*T + 220160*T, A + 5922544 + 921760*B + 80*B*T + 215040*T, T)); /* %473 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(157, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 0, A + 5922544 + 921760*B + 80*B*T + 225280*T, T)); /* %474 reduce [1,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(158, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5917952, A + 0)); /* %476 reduce [1,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(159, (double)15560*T, sizeof(real)*((double)40*T + (double)5120*T + (double)128 + (double)5120*T + (double)40*T), convirt_k485_fused_scale_mul_sum_mul(A + 5922544 + 921760*B + 80*B*T + 225280*T, A + 5922544 + 921760*B + 80*B*T + 220160*T, (real *)P + 1056608, A + 5922544 + 921760*B + 80*B*T + 194560*T, A + 5922544 + 921760*B + 80*B*T + 231232*T, T)); /* %485 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(160, (double)30720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)40*T + (double)40*T + (double)5120*T), convirt_k489_fused_add_mul_mul_mul(A + 5922544 + 921760*B + 80*B*T + 215040*T, A + 5922544 + 921760*B + 80*B*T + 220160*T, (real *)P + 1056608, A + 5922544 + 921760*B + 80*B*T + 231232*T, A + 5922544 + 921760*B + 80*B*T + 225280*T, A + 5922544 + 921760*B + 80*B*T + 194560*T, T)); /* %489 fused:add_mul_mul_mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(161, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k492_fused_scale_sum_neg(A + 5922544 + 921760*B + 80*B*T + 220160*T, A + 5922544 + 921760*B + 80*B*T + 215040*T, T)); /* %492 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(162, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k494_fused_add_id(A + 5922544 + 921760*B + 80*B*T + 194560*T, A + 5922544 + 921760*B + 80*B*T + 215040*T, A + 5922544 + 921760*B + 80*B*T + 220160*T, T)); /* %494 fused:add_id [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(163, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 0, A + 5922544 + 921760*B + 80*B*T + 194560*T, T)); /* %495 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(164, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5918080, A + 0)); /* %497 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(165, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), convirt_k501_matmul(A + 5365760, A + 5922544 + 921760*B + 80*B*T + 194560*T, A + 5922544 + 921760*B + 80*B*T + 61440*T, T)); /* %501 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(166, (double)5283840*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)20480*T), convirt_k504_matmul_mul_gelu_grad(A + 5922544 + 921760*B + 80*B*T + 61440*T, A + 5922544 + 921760*B + 80*B*T + 194560*T, (real *)P + 990944, A + 5922544 + 921760*B + 80*B*T + 40960*T, T)); /* %504 matmul+mul_gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(167, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), convirt_k505_sum(A + 0, A + 5922544 + 921760*B + 80*B*T + 61440*T, T)); /* %505 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(168, (double)20480, sizeof(real)*((double)512 + (double)20480), convirt_k507_sum(A + 5916672, A + 0)); /* %507 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(169, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), convirt_k510_matmul(A + 5922544 + 921760*B + 80*B*T + 40960*T, A + 5922544 + 921760*B + 80*B*T + 61440*T, (real *)P + 924896, T)); /* %510 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(170, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), convirt_k511_matmul(A + 5431296, A + 5922544 + 921760*B + 80*B*T + 61440*T, A + 5922544 + 921760*B + 80*B*T + 209920*T, T)); /* %511 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(171, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5496832, A + 5922544 + 921760*B + 80*B*T + 40960*T, T)); /* %513 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(172, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5918208, A + 5496832)); /* %515 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(173, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k473_mul(A + 5922544 + 921760*B + 80*B*T + 46080*T, A + 5922544 + 921760*B + 80*B*T + 40960*T, A + 5922544 + 921760*B + 80*B*T + 204800*T, T)); /* %518 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(174, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5496832, A + 5922544 + 921760*B + 80*B*T + 46080*T, T)); /* %519 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(175, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5918336, A + 5496832)); /* %521 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(176, (double)15560*T, sizeof(real)*((double)40*T + (double)5120*T + (double)128 + (double)5120*T + (double)40*T), convirt_k485_fused_scale_mul_sum_mul(A + 5922544 + 921760*B + 80*B*T + 204800*T, A + 5922544 + 921760*B + 80*B*T + 40960*T, (real *)P + 924640, A + 5922544 + 921760*B + 80*B*T + 199680*T, A + 5922544 + 921760*B + 80*B*T + 231184*T, T)); /* %530 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(177, (double)30720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)40*T + (double)40*T + (double)5120*T), convirt_k489_fused_add_mul_mul_mul(A + 5922544 + 921760*B + 80*B*T + 46080*T, A + 5922544 + 921760*B + 80*B*T + 40960*T, (real *)P + 924640, A + 5922544 + 921760*B + 80*B*T + 231184*T, A + 5922544 + 921760*B + 80*B*T + 204800*T, A + 5922544 + 921760*B + 80*B*T + 199680*T, T)); /* %534 fused:add_mul_mul_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(178, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k492_fused_scale_sum_neg(A + 5922544 + 921760*B + 80*B*T + 51200*T, A + 5922544 + 921760*B + 80*B*T + 46080*T, T)); /* %538 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(179, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k540_fused_add_add_id(A + 5922544 + 921760*B + 80*B*T + 53760*T, A + 5922544 + 921760*B + 80*B*T + 194560*T, A + 5922544 + 921760*B + 80*B*T + 46080*T, A + 5922544 + 921760*B + 80*B*T + 51200*T, T)); /* %540 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(180, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5496832, A + 5922544 + 921760*B + 80*B*T + 53760*T, T)); /* %541 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(181, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5918464, A + 5496832)); /* %543 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(182, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k546_matmul(A + 5922544 + 921760*B + 80*B*T + 40960*T, A + 5922544 + 921760*B + 80*B*T + 53760*T, (real *)P + 908128, T)); /* %546 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(183, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k547_matmul(A + 5736448, A + 5922544 + 921760*B + 80*B*T + 53760*T, A + 5922544 + 921760*B + 80*B*T + 189440*T, T)); /* %547 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(184, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k129_permute(A + 5922544 + 921760*B + 80*B*T + 47360*T, A + 5922544 + 921760*B + 80*B*T + 40960*T, T)); /* %550 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(185, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k552_matmul(A + 5922544 + 921760*B + 80*B*T + 58880*T, A + 5922544 + 921760*B + 80*B*T + 101120*T, A + 5922544 + 921760*B + 80*B*T + 47360*T, T)); /* %552 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(186, (double)416000*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)160*T), convirt_k553_matmul_div(A + 5922544 + 921760*B + 80*B*T + 40960*T, A + 5922544 + 921760*B + 80*B*T + 47360*T, A + 5922544 + 921760*B + 80*B*T + 184320*T, A + 5922544 + 921760*B + 80*B*T + 230880*T, T)); /* %553 matmul+div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(187, (double)19520*T, sizeof(real)*((double)160*T + (double)6400*T + (double)6400*T + (double)160*T), convirt_k558_fused_mul_sum_neg_mul(A + 5922544 + 921760*B + 80*B*T + 64000*T, A + 5922544 + 921760*B + 80*B*T + 40960*T, A + 5922544 + 921760*B + 80*B*T + 101120*T, A + 5922544 + 921760*B + 80*B*T + 230720*T, T)); /* %558 fused:mul_sum_neg_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(188, (double)38400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T + (double)6400*T), convirt_k574_fused_scale_mul_mul_mul(A + 5922544 + 921760*B + 80*B*T + 47360*T, A + 5922544 + 921760*B + 80*B*T + 40960*T, A + 5922544 + 921760*B + 80*B*T + 64000*T, (real *)inputs[2], A + 5922544 + 921760*B + 80*B*T + 94720*T, T)); /* %574 fused:scale_mul_mul_mul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
+    CALL(189, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k162_matmul(A + 5922544 + 921760*B + 80*B*T + 40960*T, A + 5922544 + 921760*B + 80*B*T + 47360*T, A + 5922544 + 921760*B + 80*B*T + 179200*T, T)); /* %575 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    CALL(190, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k552_matmul(A + 5922544 + 921760*B + 80*B*T + 94720*T, A + 5922544 + 921760*B + 80*B*T + 47360*T, A + 5922544 + 921760*B + 80*B*T + 174080*T, T)); /* %576 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    CALL(191, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k163_permute(A + 5922544 + 921760*B + 80*B*T + 46080*T, A + 5922544 + 921760*B + 80*B*T + 58880*T, T)); /* %577 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(192, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5496832, A + 5922544 + 921760*B + 80*B*T + 46080*T, T)); /* %579 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(193, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5918592, A + 5496832)); /* %581 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(194, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k547_matmul(A + 5752832, A + 5922544 + 921760*B + 80*B*T + 46080*T, A + 5922544 + 921760*B + 80*B*T + 168960*T, T)); /* %585 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(195, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k163_permute(A + 5922544 + 921760*B + 80*B*T + 99840*T, A + 5922544 + 921760*B + 80*B*T + 94720*T, T)); /* %587 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(196, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5496832, A + 5922544 + 921760*B + 80*B*T + 99840*T, T)); /* %589 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(197, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5918720, A + 5496832)); /* %591 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(198, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k546_matmul(A + 5922544 + 921760*B + 80*B*T + 94720*T, A + 5922544 + 921760*B + 80*B*T + 99840*T, (real *)P + 875104, T)); /* %594 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(199, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k547_matmul(A + 5769216, A + 5922544 + 921760*B + 80*B*T + 99840*T, A + 5922544 + 921760*B + 80*B*T + 168960*T, T)); /* %595 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(200, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k163_permute(A + 5922544 + 921760*B + 80*B*T + 99840*T, A + 5922544 + 921760*B + 80*B*T + 40960*T, T)); /* %598 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(201, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5496832, A + 5922544 + 921760*B + 80*B*T + 99840*T, T)); /* %600 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(202, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5918848, A + 5496832)); /* %602 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(203, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k546_matmul(A + 5922544 + 921760*B + 80*B*T + 40960*T, A + 5922544 + 921760*B + 80*B*T + 99840*T, (real *)P + 858592, T)); /* %605 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(204, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k547_matmul(A + 5785600, A + 5922544 + 921760*B + 80*B*T + 99840*T, A + 5922544 + 921760*B + 80*B*T + 168960*T, T)); /* %606 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(205, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)5120*T), convirt_k608_matmul_add_add(A + 5922544 + 921760*B + 80*B*T + 99840*T, A + 5922544 + 921760*B + 80*B*T + 46080*T, (real *)P + 891616, A + 5922544 + 921760*B + 80*B*T + 94720*T, A + 5922544 + 921760*B + 80*B*T + 40960*T, T)); /* %608 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(206, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5496832, A + 5922544 + 921760*B + 80*B*T + 99840*T, T)); /* %609 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(207, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5918976, A + 5496832)); /* %611 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(208, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k473_mul(A + 5922544 + 921760*B + 80*B*T + 94720*T, A + 5922544 + 921760*B + 80*B*T + 99840*T, A + 5922544 + 921760*B + 80*B*T + 163840*T, T)); /* %614 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(209, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5496832, A + 5922544 + 921760*B + 80*B*T + 94720*T, T)); /* %615 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(210, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5919104, A + 5496832)); /* %617 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(211, (double)15560*T, sizeof(real)*((double)40*T + (double)5120*T + (double)128 + (double)5120*T + (double)40*T), convirt_k485_fused_scale_mul_sum_mul(A + 5922544 + 921760*B + 80*B*T + 230720*T, A + 5922544 + 921760*B + 80*B*T + 99840*T, (real *)P + 858336, A + 5922544 + 921760*B + 80*B*T + 158720*T, A + 5922544 + 921760*B + 80*B*T + 231136*T, T)); /* %626 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(212, (double)30720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)40*T + (double)40*T + (double)5120*T), convirt_k489_fused_add_mul_mul_mul(A + 5922544 + 921760*B + 80*B*T + 94720*T, A + 5922544 + 921760*B + 80*B*T + 99840*T, (real *)P + 858336, A + 5922544 + 921760*B + 80*B*T + 231136*T, A + 5922544 + 921760*B + 80*B*T + 230720*T, A + 5922544 + 921760*B + 80*B*T + 158720*T, T)); /* %630 fused:add_mul_mul_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(213, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k492_fused_scale_sum_neg(A + 5922544 + 921760*B + 80*B*T + 230720*T, A + 5922544 + 921760*B + 80*B*T + 94720*T, T)); /* %634 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(214, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k540_fused_add_add_id(A + 5922544 + 921760*B + 80*B*T + 99840*T, A + 5922544 + 921760*B + 80*B*T + 53760*T, A + 5922544 + 921760*B + 80*B*T + 94720*T, A + 5922544 + 921760*B + 80*B*T + 230720*T, T)); /* %636 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(215, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5496832, A + 5922544 + 921760*B + 80*B*T + 99840*T, T)); /* %637 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(216, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5919232, A + 5496832)); /* %639 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(217, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), convirt_k501_matmul(A + 5496832, A + 5922544 + 921760*B + 80*B*T + 99840*T, A + 5922544 + 921760*B + 80*B*T + 20480*T, T)); /* %643 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(218, (double)5283840*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)20480*T), convirt_k504_matmul_mul_gelu_grad(A + 5922544 + 921760*B + 80*B*T + 20480*T, A + 5922544 + 921760*B + 80*B*T + 99840*T, (real *)P + 792672, A + 5922544 + 921760*B + 80*B*T, T)); /* %646 matmul+mul_gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(219, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), convirt_k505_sum(A + 0, A + 5922544 + 921760*B + 80*B*T + 20480*T, T)); /* %647 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(220, (double)20480, sizeof(real)*((double)512 + (double)20480), convirt_k507_sum(A + 5917184, A + 0)); /* %649 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(221, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), convirt_k510_matmul(A + 5922544 + 921760*B + 80*B*T + 94720*T, A + 5922544 + 921760*B + 80*B*T + 20480*T, (real *)P + 726624, T)); /* %652 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(222, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), convirt_k511_matmul(A + 5562368, A + 5922544 + 921760*B + 80*B*T + 20480*T, A + 5922544 + 921760*B + 80*B*T + 153600*T, T)); /* %653 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(223, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5627904, A + 5922544 + 921760*B + 80*B*T + 94720*T, T)); /* %655 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(224, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5919360, A + 5627904)); /* %657 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(225, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k473_mul(A + 5922544 + 921760*B + 80*B*T, A + 5922544 + 921760*B + 80*B*T + 94720*T, A + 5922544 + 921760*B + 80*B*T + 148480*T, T)); /* %660 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(226, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5627904, A + 5922544 + 921760*B + 80*B*T, T)); /* %661 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(227, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5919488, A + 5627904)); /* %663 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(228, (double)15560*T, sizeof(real)*((double)40*T + (double)5120*T + (double)128 + (double)5120*T + (double)40*T), convirt_k485_fused_scale_mul_sum_mul(A + 5922544 + 921760*B + 80*B*T + 230720*T, A + 5922544 + 921760*B + 80*B*T + 94720*T, (real *)P + 726368, A + 5922544 + 921760*B + 80*B*T + 143360*T, A + 5922544 + 921760*B + 80*B*T + 231088*T, T)); /* %672 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(229, (double)30720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)40*T + (double)40*T + (double)5120*T), convirt_k489_fused_add_mul_mul_mul(A + 5922544 + 921760*B + 80*B*T, A + 5922544 + 921760*B + 80*B*T + 94720*T, (real *)P + 726368, A + 5922544 + 921760*B + 80*B*T + 231088*T, A + 5922544 + 921760*B + 80*B*T + 230720*T, A + 5922544 + 921760*B + 80*B*T + 143360*T, T)); /* %676 fused:add_mul_mul_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(230, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k492_fused_scale_sum_neg(A + 5922544 + 921760*B + 80*B*T + 230720*T, A + 5922544 + 921760*B + 80*B*T, T)); /* %680 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(231, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k540_fused_add_add_id(A + 5922544 + 921760*B + 80*B*T + 94720*T, A + 5922544 + 921760*B + 80*B*T + 99840*T, A + 5922544 + 921760*B + 80*B*T, A + 5922544 + 921760*B + 80*B*T + 230720*T, T)); /* %682 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(232, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5627904, A + 5922544 + 921760*B + 80*B*T + 94720*T, T)); /* %683 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(233, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5919616, A + 5627904)); /* %685 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(234, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k546_matmul(A + 5922544 + 921760*B + 80*B*T + 99840*T, A + 5922544 + 921760*B + 80*B*T + 94720*T, (real *)P + 709856, T)); /* %688 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(235, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k547_matmul(A + 5801984, A + 5922544 + 921760*B + 80*B*T + 94720*T, A + 5922544 + 921760*B + 80*B*T + 138240*T, T)); /* %689 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(236, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k129_permute(A + 5922544 + 921760*B + 80*B*T + 6400*T, A + 5922544 + 921760*B + 80*B*T + 99840*T, T)); /* %692 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(237, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k552_matmul(A + 5922544 + 921760*B + 80*B*T + 99840*T, A + 5922544 + 921760*B + 80*B*T + 88320*T, A + 5922544 + 921760*B + 80*B*T + 6400*T, T)); /* %694 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(238, (double)416000*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)160*T), convirt_k553_matmul_div(A + 5922544 + 921760*B + 80*B*T, A + 5922544 + 921760*B + 80*B*T + 6400*T, A + 5922544 + 921760*B + 80*B*T + 133120*T, A + 5922544 + 921760*B + 80*B*T + 230560*T, T)); /* %695 matmul+div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(239, (double)19520*T, sizeof(real)*((double)160*T + (double)6400*T + (double)6400*T + (double)160*T), convirt_k558_fused_mul_sum_neg_mul(A + 5922544 + 921760*B + 80*B*T + 104960*T, A + 5922544 + 921760*B + 80*B*T, A + 5922544 + 921760*B + 80*B*T + 88320*T, A + 5922544 + 921760*B + 80*B*T + 230400*T, T)); /* %700 fused:mul_sum_neg_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(240, (double)38400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T + (double)6400*T), convirt_k574_fused_scale_mul_mul_mul(A + 5922544 + 921760*B + 80*B*T + 6400*T, A + 5922544 + 921760*B + 80*B*T, A + 5922544 + 921760*B + 80*B*T + 104960*T, (real *)inputs[2], A + 5922544 + 921760*B + 80*B*T + 81920*T, T)); /* %716 fused:scale_mul_mul_mul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
+    CALL(241, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k162_matmul(A + 5922544 + 921760*B + 80*B*T, A + 5922544 + 921760*B + 80*B*T + 6400*T, A + 5922544 + 921760*B + 80*B*T + 128000*T, T)); /* %717 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    CALL(242, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k552_matmul(A + 5922544 + 921760*B + 80*B*T + 12800*T, A + 5922544 + 921760*B + 80*B*T + 6400*T, A + 5922544 + 921760*B + 80*B*T + 122880*T, T)); /* %718 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    CALL(243, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k163_permute(A + 5922544 + 921760*B + 80*B*T + 5120*T, A + 5922544 + 921760*B + 80*B*T + 99840*T, T)); /* %719 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(244, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5627904, A + 5922544 + 921760*B + 80*B*T + 5120*T, T)); /* %721 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(245, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5919744, A + 5627904)); /* %723 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(246, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k547_matmul(A + 5818368, A + 5922544 + 921760*B + 80*B*T + 5120*T, A + 5922544 + 921760*B + 80*B*T + 117760*T, T)); /* %727 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(247, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k163_permute(A + 5922544 + 921760*B + 80*B*T + 99840*T, A + 5922544 + 921760*B + 80*B*T + 12800*T, T)); /* %729 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(248, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5627904, A + 5922544 + 921760*B + 80*B*T + 99840*T, T)); /* %731 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(249, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5919872, A + 5627904)); /* %733 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(250, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k546_matmul(A + 5922544 + 921760*B + 80*B*T + 10240*T, A + 5922544 + 921760*B + 80*B*T + 99840*T, (real *)P + 676832, T)); /* %736 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(251, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k547_matmul(A + 5834752, A + 5922544 + 921760*B + 80*B*T + 99840*T, A + 5922544 + 921760*B + 80*B*T + 117760*T, T)); /* %737 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(252, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k163_permute(A + 5922544 + 921760*B + 80*B*T + 99840*T, A + 5922544 + 921760*B + 80*B*T, T)); /* %740 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(253, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5627904, A + 5922544 + 921760*B + 80*B*T + 99840*T, T)); /* %742 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(254, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5920000, A + 5627904)); /* %744 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(255, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k546_matmul(A + 5922544 + 921760*B + 80*B*T, A + 5922544 + 921760*B + 80*B*T + 99840*T, (real *)P + 660320, T)); /* %747 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(256, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k547_matmul(A + 5851136, A + 5922544 + 921760*B + 80*B*T + 99840*T, A + 5922544 + 921760*B + 80*B*T + 117760*T, T)); /* %748 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(257, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)5120*T), convirt_k608_matmul_add_add(A + 5922544 + 921760*B + 80*B*T + 99840*T, A + 5922544 + 921760*B + 80*B*T + 5120*T, (real *)P + 693344, A + 5922544 + 921760*B + 80*B*T + 10240*T, A + 5922544 + 921760*B + 80*B*T, T)); /* %750 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(258, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5627904, A + 5922544 + 921760*B + 80*B*T + 99840*T, T)); /* %751 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(259, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5920128, A + 5627904)); /* %753 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(260, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k473_mul(A + 5922544 + 921760*B + 80*B*T, A + 5922544 + 921760*B + 80*B*T + 99840*T, A + 5922544 + 921760*B + 80*B*T + 112640*T, T)); /* %756 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(261, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5627904, A + 5922544 + 921760*B + 80*B*T, T)); /* %757 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(262, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5920256, A + 5627904)); /* %759 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(263, (double)15560*T, sizeof(real)*((double)40*T + (double)5120*T + (double)128 + (double)5120*T + (double)40*T), convirt_k485_fused_scale_mul_sum_mul(A + 5922544 + 921760*B + 80*B*T + 104960*T, A + 5922544 + 921760*B + 80*B*T + 99840*T, (real *)P + 660064, A + 5922544 + 921760*B + 80*B*T + 107520*T, A + 5922544 + 921760*B + 80*B*T + 231040*T, T)); /* %768 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(264, (double)30720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)40*T + (double)40*T + (double)5120*T), convirt_k489_fused_add_mul_mul_mul(A + 5922544 + 921760*B + 80*B*T, A + 5922544 + 921760*B + 80*B*T + 99840*T, (real *)P + 660064, A + 5922544 + 921760*B + 80*B*T + 231040*T, A + 5922544 + 921760*B + 80*B*T + 104960*T, A + 5922544 + 921760*B + 80*B*T + 107520*T, T)); /* %772 fused:add_mul_mul_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(265, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k492_fused_scale_sum_neg(A + 5922544 + 921760*B + 80*B*T + 10240*T, A + 5922544 + 921760*B + 80*B*T, T)); /* %776 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(266, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k540_fused_add_add_id(A + 5922544 + 921760*B + 80*B*T + 5120*T, A + 5922544 + 921760*B + 80*B*T + 94720*T, A + 5922544 + 921760*B + 80*B*T, A + 5922544 + 921760*B + 80*B*T + 10240*T, T)); /* %778 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(267, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5911552, A + 5922544 + 921760*B + 80*B*T + 5120*T, T)); /* %779 reduce [1,40,128]  graphs/lib/text_encoder.lua:32 */
+    CALL(268, 0, sizeof(real)*((double)131072 + (double)5120*T + (double)40*T), convirt_k781_scatter_add(A + 5160960, A + 5922544 + 921760*B + 80*B*T + 5120*T, (int32_t *)inputs[1], T)); /* %781 scatter_add [1024,128]  graphs/lib/text_encoder.lua:32 */
+    CALL(269, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5920384, A + 5922544 + 893312*B, B)); /* %782 reduce [1,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(270, (double)32768*B, sizeof(real)*((double)16384 + (double)128*B + (double)128*B), convirt_image_vjp_k131_matmul(A + 5867520, A + 5922544 + 893312*B, A + 5922544 + 893056*B, B)); /* %785 matmul [128,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(271, (double)32896*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384), convirt_image_vjp_k132_matmul_scale(A + 5922544 + 909312*B, A + 5922544 + 893312*B, (real *)P + 507360, B)); /* %786 matmul+scale [B,128]  graphs/lib/image_encoder.lua:35 */
+    CALL(272, (double)8192*B, sizeof(real)*((double)8192*B + (double)128*B), convirt_k788_id(A + 5922544 + 892928*B, A + 5922544 + 909312*B, B)); /* %788 map:id [B,64,128]  graphs/lib/image_encoder.lua:35 */
+    CALL(273, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k144_permute(A + 5922544 + 909312*B, A + 5922544 + 892928*B, B)); /* %789 permute [B,128,64]  graphs/lib/image_encoder.lua:33 */
+    CALL(274, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k147_fused_mul_step(A + 5922544 + 892928*B, A + 5922544 + 909312*B, A + 5922544 + 901120*B, B)); /* %792 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
+    CALL(275, (double)40960*B, sizeof(real)*((double)256*B + (double)8192*B + (double)8192*B + (double)16*B), convirt_image_vjp_k148_group_norm_sums(A + 5922544 + 909312*B, A + 5922544 + 892928*B, A + 5922544 + 884736*B, A + 5922544 + 921744*B, B)); /* %793 group_norm_sums [B,128,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(276, (double)57344*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)256*B), convirt_image_vjp_k149_group_norm_grad_x(A + 5922544 + 901120*B, A + 5922544 + 892928*B, A + 5922544 + 884736*B, A + 5922544 + 921744*B, (real *)P + 490592, A + 5922544 + 909312*B, B)); /* %794 group_norm_grad_x [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(277, (double)256*B, sizeof(real)*((double)256 + (double)256*B), convirt_image_vjp_k150_sum(A + 5883904, A + 5922544 + 909312*B, B)); /* %795 reduce [1,128,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(278, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k152_slice(A + 5920512, A + 5883904)); /* %797 slice [128,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(279, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k154_slice(A + 5920640, A + 5883904)); /* %799 slice [128,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(280, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k157_sum(A + 5922544 + 884736*B, A + 5922544 + 901120*B, B)); /* %802 reduce [B,128,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(281, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5920768, A + 5922544 + 884736*B, B)); /* %803 reduce [1,128,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(282, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456), convirt_image_vjp_k160_conv2d_input_grad(A + 5922544 + 884736*B, A + 5922544 + 901120*B, (real *)P + 343008, A + 0, B)); /* %805 conv2d_input_grad [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(283, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)8192*B), convirt_image_vjp_k161_conv2d_weight_grad(A + 4866048, A + 5922544 + 901120*B, A + 5922544 + 876544*B, A + 0, B)); /* %806 conv2d_weight_grad [128,128,3,3]  graphs/lib/image_encoder.lua:13 */
+    CALL(284, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k147_fused_mul_step(A + 5922544 + 876544*B, A + 5922544 + 884736*B, A + 5922544 + 868352*B, B)); /* %808 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
+    CALL(285, (double)40960*B, sizeof(real)*((double)256*B + (double)8192*B + (double)8192*B + (double)16*B), convirt_image_vjp_k148_group_norm_sums(A + 5922544 + 884736*B, A + 5922544 + 876544*B, A + 5922544 + 860160*B, A + 5922544 + 921728*B, B)); /* %809 group_norm_sums [B,128,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(286, (double)57344*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)256*B), convirt_image_vjp_k149_group_norm_grad_x(A + 5922544 + 868352*B, A + 5922544 + 876544*B, A + 5922544 + 860160*B, A + 5922544 + 921728*B, (real *)P + 342752, A + 5922544 + 884736*B, B)); /* %810 group_norm_grad_x [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(287, (double)256*B, sizeof(real)*((double)256 + (double)256*B), convirt_image_vjp_k150_sum(A + 5883904, A + 5922544 + 884736*B, B)); /* %811 reduce [1,128,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(288, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k152_slice(A + 5920896, A + 5883904)); /* %813 slice [128,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(289, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k154_slice(A + 5921024, A + 5883904)); /* %815 slice [128,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(290, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k157_sum(A + 5922544 + 860160*B, A + 5922544 + 868352*B, B)); /* %818 reduce [B,128,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(291, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5921152, A + 5922544 + 860160*B, B)); /* %819 reduce [1,128,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(292, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456), convirt_image_vjp_k160_conv2d_input_grad(A + 5922544 + 860160*B, A + 5922544 + 868352*B, (real *)P + 195168, A + 0, B)); /* %821 conv2d_input_grad [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(293, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)8192*B), convirt_image_vjp_k161_conv2d_weight_grad(A + 5013504, A + 5922544 + 868352*B, A + 5922544 + 851968*B, A + 0, B)); /* %822 conv2d_weight_grad [128,128,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(294, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k180_fused_mul_add_step(A + 5922544 + 851968*B, A + 5922544 + 892928*B, A + 5922544 + 860160*B, A + 5922544 + 843776*B, B)); /* %825 fused:mul_add_step [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
+    CALL(295, (double)40960*B, sizeof(real)*((double)256*B + (double)8192*B + (double)8192*B + (double)16*B), convirt_image_vjp_k148_group_norm_sums(A + 5922544 + 843776*B, A + 5922544 + 851968*B, A + 5922544 + 835584*B, A + 5922544 + 921712*B, B)); /* %826 group_norm_sums [B,128,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(296, (double)57344*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)256*B), convirt_image_vjp_k149_group_norm_grad_x(A + 5922544 + 860160*B, A + 5922544 + 851968*B, A + 5922544 + 835584*B, A + 5922544 + 921712*B, (real *)P + 194912, A + 5922544 + 843776*B, B)); /* %827 group_norm_grad_x [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(297, (double)256*B, sizeof(real)*((double)256 + (double)256*B), convirt_image_vjp_k150_sum(A + 5883904, A + 5922544 + 843776*B, B)); /* %828 reduce [1,128,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(298, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k152_slice(A + 5921280, A + 5883904)); /* %830 slice [128,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(299, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k154_slice(A + 5921408, A + 5883904)); /* %832 slice [128,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(300, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k157_sum(A + 5922544 + 835584*B, A + 5922544 + 860160*B, B)); /* %835 reduce [B,128,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(301, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5921536, A + 5922544 + 835584*B, B)); /* %836 reduce [1,128,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(302, (double)9437184*B, sizeof(real)*((double)16384*B + (double)8192*B + (double)73728), convirt_image_vjp_k193_conv2d_input_grad(A + 5922544 + 835584*B, A + 5922544 + 860160*B, (real *)P + 121056, A + 0, B)); /* %838 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(303, (double)9437184*B, sizeof(real)*((double)73728 + (double)8192*B + (double)16384*B), convirt_image_vjp_k194_conv2d_weight_grad(A + 5292032, A + 5922544 + 860160*B, A + 5922544 + 802816*B, A + 0, B)); /* %839 conv2d_weight_grad [128,64,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(304, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k196_fused_mul_step(A + 5922544 + 802816*B, A + 5922544 + 835584*B, A + 5922544 + 819200*B, B)); /* %841 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
+    CALL(305, (double)81920*B, sizeof(real)*((double)128*B + (double)16384*B + (double)16384*B + (double)16*B), convirt_image_vjp_k197_group_norm_sums(A + 5922544 + 835584*B, A + 5922544 + 802816*B, A + 5922544 + 786432*B, A + 5922544 + 921696*B, B)); /* %842 group_norm_sums [B,64,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(306, (double)114688*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)128*B), convirt_image_vjp_k198_group_norm_grad_x(A + 5922544 + 819200*B, A + 5922544 + 802816*B, A + 5922544 + 786432*B, A + 5922544 + 921696*B, (real *)P + 120928, A + 5922544 + 835584*B, B)); /* %843 group_norm_grad_x [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(307, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5883904, A + 5922544 + 835584*B, B)); /* %844 reduce [1,64,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(308, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k201_slice(A + 5921664, A + 5883904)); /* %846 slice [64,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(309, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k203_slice(A + 5921728, A + 5883904)); /* %848 slice [64,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(310, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k206_sum(A + 5922544 + 786432*B, A + 5922544 + 819200*B, B)); /* %851 reduce [B,64,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(311, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5921792, A + 5922544 + 786432*B, B)); /* %852 reduce [1,64,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(312, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864), convirt_image_vjp_k209_conv2d_input_grad(A + 5922544 + 786432*B, A + 5922544 + 819200*B, (real *)P + 84000, A + 0, B)); /* %854 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(313, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)16384*B), convirt_image_vjp_k210_conv2d_weight_grad(A + 5627904, A + 5922544 + 819200*B, A + 5922544 + 770048*B, A + 0, B)); /* %855 conv2d_weight_grad [64,64,3,3]  graphs/lib/image_encoder.lua:13 */
+    CALL(314, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k196_fused_mul_step(A + 5922544 + 770048*B, A + 5922544 + 786432*B, A + 5922544 + 753664*B, B)); /* %857 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
+    CALL(315, (double)81920*B, sizeof(real)*((double)128*B + (double)16384*B + (double)16384*B + (double)16*B), convirt_image_vjp_k197_group_norm_sums(A + 5922544 + 786432*B, A + 5922544 + 770048*B, A + 5922544 + 737280*B, A + 5922544 + 921680*B, B)); /* %858 group_norm_sums [B,64,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(316, (double)114688*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)128*B), convirt_image_vjp_k198_group_norm_grad_x(A + 5922544 + 753664*B, A + 5922544 + 770048*B, A + 5922544 + 737280*B, A + 5922544 + 921680*B, (real *)P + 83872, A + 5922544 + 786432*B, B)); /* %859 group_norm_grad_x [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(317, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5883904, A + 5922544 + 786432*B, B)); /* %860 reduce [1,64,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(318, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k201_slice(A + 5921856, A + 5883904)); /* %862 slice [64,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(319, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k203_slice(A + 5921920, A + 5883904)); /* %864 slice [64,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(320, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k206_sum(A + 5922544 + 737280*B, A + 5922544 + 753664*B, B)); /* %867 reduce [B,64,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(321, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5921984, A + 5922544 + 737280*B, B)); /* %868 reduce [1,64,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(322, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864), convirt_image_vjp_k209_conv2d_input_grad(A + 5922544 + 737280*B, A + 5922544 + 753664*B, (real *)P + 46944, A + 0, B)); /* %870 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(323, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)16384*B), convirt_image_vjp_k210_conv2d_weight_grad(A + 5664768, A + 5922544 + 753664*B, A + 5922544 + 720896*B, A + 0, B)); /* %871 conv2d_weight_grad [64,64,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(324, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k229_fused_mul_add_step(A + 5922544 + 720896*B, A + 5922544 + 802816*B, A + 5922544 + 737280*B, A + 5922544 + 704512*B, B)); /* %874 fused:mul_add_step [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
+    CALL(325, (double)81920*B, sizeof(real)*((double)128*B + (double)16384*B + (double)16384*B + (double)16*B), convirt_image_vjp_k197_group_norm_sums(A + 5922544 + 704512*B, A + 5922544 + 720896*B, A + 5922544 + 688128*B, A + 5922544 + 921664*B, B)); /* %875 group_norm_sums [B,64,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(326, (double)114688*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)128*B), convirt_image_vjp_k198_group_norm_grad_x(A + 5922544 + 737280*B, A + 5922544 + 720896*B, A + 5922544 + 688128*B, A + 5922544 + 921664*B, (real *)P + 46816, A + 5922544 + 704512*B, B)); /* %876 group_norm_grad_x [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(327, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5701632, A + 5922544 + 704512*B, B)); /* %877 reduce [1,64,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(328, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k201_slice(A + 5922048, A + 5701632)); /* %879 slice [64,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(329, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k203_slice(A + 5922112, A + 5701632)); /* %881 slice [64,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(330, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k206_sum(A + 5922544 + 688128*B, A + 5922544 + 737280*B, B)); /* %884 reduce [B,64,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(331, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5922176, A + 5922544 + 688128*B, B)); /* %885 reduce [1,64,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(332, (double)9437184*B, sizeof(real)*((double)32768*B + (double)16384*B + (double)18432), convirt_image_vjp_k242_conv2d_input_grad(A + 5922544 + 688128*B, A + 5922544 + 737280*B, (real *)P + 28320, A + 0, B)); /* %887 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(333, (double)9437184*B, sizeof(real)*((double)18432 + (double)16384*B + (double)32768*B), convirt_image_vjp_k243_conv2d_weight_grad(A + 5701632, A + 5922544 + 737280*B, A + 5922544 + 622592*B, A + 0, B)); /* %888 conv2d_weight_grad [64,32,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(334, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k245_fused_mul_step(A + 5922544 + 622592*B, A + 5922544 + 688128*B, A + 5922544 + 655360*B, B)); /* %890 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
+    CALL(335, (double)163840*B, sizeof(real)*((double)64*B + (double)32768*B + (double)32768*B + (double)16*B), convirt_image_vjp_k246_group_norm_sums(A + 5922544 + 688128*B, A + 5922544 + 622592*B, A + 5922544 + 589824*B, A + 5922544 + 921648*B, B)); /* %891 group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(336, (double)229376*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)64*B), convirt_image_vjp_k247_group_norm_grad_x(A + 5922544 + 655360*B, A + 5922544 + 622592*B, A + 5922544 + 589824*B, A + 5922544 + 921648*B, (real *)P + 28256, A + 5922544 + 688128*B, B)); /* %892 group_norm_grad_x [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(337, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5883904, A + 5922544 + 688128*B, B)); /* %893 reduce [1,32,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(338, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 5922240, A + 5883904)); /* %895 slice [32,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(339, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 5922272, A + 5883904)); /* %897 slice [32,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(340, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k255_sum(A + 5922544 + 589824*B, A + 5922544 + 655360*B, B)); /* %900 reduce [B,32,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(341, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 5922304, A + 5922544 + 589824*B, B)); /* %901 reduce [1,32,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(342, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216), convirt_image_vjp_k258_conv2d_input_grad(A + 5922544 + 589824*B, A + 5922544 + 655360*B, (real *)P + 19008, A + 0, B)); /* %903 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(343, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)32768*B), convirt_image_vjp_k259_conv2d_weight_grad(A + 5883904, A + 5922544 + 655360*B, A + 5922544 + 557056*B, A + 0, B)); /* %904 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:13 */
+    CALL(344, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k245_fused_mul_step(A + 5922544 + 557056*B, A + 5922544 + 589824*B, A + 5922544 + 524288*B, B)); /* %906 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
+    CALL(345, (double)163840*B, sizeof(real)*((double)64*B + (double)32768*B + (double)32768*B + (double)16*B), convirt_image_vjp_k246_group_norm_sums(A + 5922544 + 589824*B, A + 5922544 + 557056*B, A + 5922544 + 491520*B, A + 5922544 + 921632*B, B)); /* %907 group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(346, (double)229376*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)64*B), convirt_image_vjp_k247_group_norm_grad_x(A + 5922544 + 524288*B, A + 5922544 + 557056*B, A + 5922544 + 491520*B, A + 5922544 + 921632*B, (real *)P + 18944, A + 5922544 + 589824*B, B)); /* %908 group_norm_grad_x [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(347, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5893120, A + 5922544 + 589824*B, B)); /* %909 reduce [1,32,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(348, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 5922336, A + 5893120)); /* %911 slice [32,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(349, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 5922368, A + 5893120)); /* %913 slice [32,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(350, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k255_sum(A + 5922544 + 491520*B, A + 5922544 + 524288*B, B)); /* %916 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(351, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 5922400, A + 5922544 + 491520*B, B)); /* %917 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(352, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216), convirt_image_vjp_k258_conv2d_input_grad(A + 5922544 + 491520*B, A + 5922544 + 524288*B, (real *)P + 9696, A + 0, B)); /* %919 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(353, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)32768*B), convirt_image_vjp_k259_conv2d_weight_grad(A + 5893120, A + 5922544 + 524288*B, A + 5922544 + 458752*B, A + 0, B)); /* %920 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(354, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k278_fused_mul_add_step(A + 5922544 + 458752*B, A + 5922544 + 622592*B, A + 5922544 + 491520*B, A + 5922544 + 425984*B, B)); /* %923 fused:mul_add_step [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
+    CALL(355, (double)163840*B, sizeof(real)*((double)64*B + (double)32768*B + (double)32768*B + (double)16*B), convirt_image_vjp_k246_group_norm_sums(A + 5922544 + 425984*B, A + 5922544 + 458752*B, A + 5922544 + 393216*B, A + 5922544 + 921616*B, B)); /* %924 group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(356, (double)229376*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)64*B), convirt_image_vjp_k247_group_norm_grad_x(A + 5922544 + 524288*B, A + 5922544 + 458752*B, A + 5922544 + 393216*B, A + 5922544 + 921616*B, (real *)P + 9632, A + 5922544 + 425984*B, B)); /* %925 group_norm_grad_x [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(357, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5902336, A + 5922544 + 425984*B, B)); /* %926 reduce [1,32,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(358, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 5922432, A + 5902336)); /* %928 slice [32,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(359, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 5922464, A + 5902336)); /* %930 slice [32,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(360, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k255_sum(A + 5922544 + 393216*B, A + 5922544 + 524288*B, B)); /* %933 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(361, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 5922496, A + 5922544 + 393216*B, B)); /* %934 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(362, (double)18874368*B, sizeof(real)*((double)131072*B + (double)32768*B + (double)9216), convirt_image_vjp_k291_conv2d_input_grad(A + 5922544 + 393216*B, A + 5922544 + 524288*B, (real *)P + 384, A + 0, B)); /* %936 conv2d_input_grad [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(363, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)131072*B), convirt_image_vjp_k292_conv2d_weight_grad(A + 5902336, A + 5922544 + 524288*B, A + 5922544 + 262144*B, A + 0, B)); /* %937 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(364, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), convirt_image_vjp_k294_fused_mul_step(A + 5922544 + 262144*B, A + 5922544 + 393216*B, A + 5922544 + 131072*B, B)); /* %939 fused:mul_step [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
+    CALL(365, (double)655360*B, sizeof(real)*((double)64*B + (double)131072*B + (double)131072*B + (double)16*B), convirt_image_vjp_k295_group_norm_sums(A + 5922544 + 393216*B, A + 5922544 + 262144*B, A + 5922544, A + 5922544 + 921600*B, B)); /* %940 group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(366, (double)917504*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B + (double)16*B + (double)32 + (double)64*B), convirt_image_vjp_k296_group_norm_grad_x(A + 5922544 + 131072*B, A + 5922544 + 262144*B, A + 5922544, A + 5922544 + 921600*B, (real *)P + 320, A + 5922544 + 393216*B, B)); /* %941 group_norm_grad_x [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(367, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 0, A + 5922544 + 393216*B, B)); /* %942 reduce [1,32,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(368, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 594720, A + 0)); /* %944 slice [32,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(369, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 594752, A + 0)); /* %946 slice [32,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(370, (double)131072*B, sizeof(real)*((double)32*B + (double)131072*B), convirt_image_vjp_k304_sum(A + 5922544, A + 5922544 + 131072*B, B)); /* %949 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(371, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 594784, A + 5922544, B)); /* %950 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(372, (double)2359296*B, sizeof(real)*((double)288 + (double)131072*B + (double)4096*B), convirt_image_vjp_k308_conv2d_weight_grad(A + 594432, A + 5922544 + 131072*B, A + 5922544 + 917504*B, A + 0, B)); /* %953 conv2d_weight_grad [32,1,3,3]  graphs/lib/image_encoder.lua:6 */
     memcpy(grads + 0, A + 594432, sizeof(real)*288); /* d loss / d image.stem.weight */
     memcpy(grads + 288, A + 594784, sizeof(real)*32); /* d loss / d image.stem.bias */
     memcpy(grads + 320, A + 594752, sizeof(real)*32); /* d loss / d image.stem_gn.weight */

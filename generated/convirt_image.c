@@ -15,65 +15,55 @@
 
 #ifdef RECLF_PROFILE
 #include "profile.h"
-static reclf_prof_entry prof[56] = {
+static reclf_prof_entry prof[46] = {
     {"convirt_image_k3_fused_scale_addc", "%3 fused:scale_addc [B,1,64,64]", "graphs/lib/image_encoder.lua:19", 0, 0, 0, 0, 0},
     {"convirt_image_k6_conv2d", "%6 conv2d [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k11_fused_scale_sum", "%11 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k17_fused_rsqrt_addc_scale_sum", "%17 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k18_fused_mul_sub", "%18 fused:mul_sub [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k24_fused_relu_add_mul", "%24 fused:relu_add_mul [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 0, 0, 0, 0, 0},
-    {"convirt_image_k27_conv2d", "%27 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k32_fused_scale_sum", "%32 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k38_fused_rsqrt_addc_scale_sum", "%38 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k39_fused_mul_sub", "%39 fused:mul_sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k45_fused_relu_add_mul", "%45 fused:relu_add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"convirt_image_k48_conv2d", "%48 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k32_fused_scale_sum", "%53 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k38_fused_rsqrt_addc_scale_sum", "%59 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k39_fused_mul_sub", "%60 fused:mul_sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k45_fused_relu_add_mul", "%66 fused:relu_add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_image_k48_conv2d", "%69 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k32_fused_scale_sum", "%74 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k38_fused_rsqrt_addc_scale_sum", "%80 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k39_fused_mul_sub", "%81 fused:mul_sub [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k88_fused_relu_add_add_mul", "%88 fused:relu_add_add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"convirt_image_k91_conv2d", "%91 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k96_fused_scale_sum", "%96 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k102_fused_rsqrt_addc_scale_sum", "%102 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k103_fused_mul_sub", "%103 fused:mul_sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k109_fused_relu_add_mul", "%109 fused:relu_add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"convirt_image_k112_conv2d", "%112 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k96_fused_scale_sum", "%117 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k102_fused_rsqrt_addc_scale_sum", "%123 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k103_fused_mul_sub", "%124 fused:mul_sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k109_fused_relu_add_mul", "%130 fused:relu_add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_image_k112_conv2d", "%133 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k96_fused_scale_sum", "%138 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k102_fused_rsqrt_addc_scale_sum", "%144 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k103_fused_mul_sub", "%145 fused:mul_sub [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k152_fused_relu_add_add_mul", "%152 fused:relu_add_add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"convirt_image_k155_conv2d", "%155 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k160_fused_scale_sum", "%160 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k166_fused_rsqrt_addc_scale_sum", "%166 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k167_fused_mul_sub", "%167 fused:mul_sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k173_fused_relu_add_mul", "%173 fused:relu_add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"convirt_image_k176_conv2d", "%176 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k160_fused_scale_sum", "%181 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k166_fused_rsqrt_addc_scale_sum", "%187 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k167_fused_mul_sub", "%188 fused:mul_sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k173_fused_relu_add_mul", "%194 fused:relu_add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_image_k176_conv2d", "%197 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k160_fused_scale_sum", "%202 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k166_fused_rsqrt_addc_scale_sum", "%208 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k167_fused_mul_sub", "%209 fused:mul_sub [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k216_fused_relu_add_add_mul", "%216 fused:relu_add_add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"convirt_image_k218_permute", "%218 permute [B,64,128]", "graphs/lib/image_encoder.lua:33", 0, 0, 0, 0, 0},
-    {"convirt_image_k224_matmul_add", "%224 matmul+add [B,64,128]", "graphs/lib/image_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"convirt_image_k225_sum", "%225 reduce [B,1,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
-    {"convirt_image_k227_scale", "%227 map:scale [B,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
-    {"convirt_image_k231_matmul_add", "%231 matmul+add [B,128]", "graphs/lib/image_encoder.lua:36", 0, 0, 0, 0, 0},
+    {"convirt_image_k9_group_norm_stats", "%9 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k10_group_norm", "%10 group_norm [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k11_relu", "%11 map:relu [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 0, 0, 0, 0, 0},
+    {"convirt_image_k14_conv2d", "%14 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k17_group_norm_stats", "%17 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k18_group_norm", "%18 group_norm [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k19_relu", "%19 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"convirt_image_k22_conv2d", "%22 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k17_group_norm_stats", "%25 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k18_group_norm", "%26 group_norm [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k19_relu", "%27 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_image_k22_conv2d", "%30 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k17_group_norm_stats", "%33 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k18_group_norm", "%34 group_norm [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k36_fused_relu_add", "%36 fused:relu_add [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"convirt_image_k39_conv2d", "%39 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k42_group_norm_stats", "%42 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k43_group_norm", "%43 group_norm [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k44_relu", "%44 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"convirt_image_k47_conv2d", "%47 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k42_group_norm_stats", "%50 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k43_group_norm", "%51 group_norm [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k44_relu", "%52 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_image_k47_conv2d", "%55 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k42_group_norm_stats", "%58 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k43_group_norm", "%59 group_norm [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k61_fused_relu_add", "%61 fused:relu_add [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"convirt_image_k64_conv2d", "%64 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k67_group_norm_stats", "%67 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k68_group_norm", "%68 group_norm [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k69_relu", "%69 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"convirt_image_k72_conv2d", "%72 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k67_group_norm_stats", "%75 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k68_group_norm", "%76 group_norm [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k69_relu", "%77 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_image_k72_conv2d", "%80 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k67_group_norm_stats", "%83 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k68_group_norm", "%84 group_norm [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k86_fused_relu_add", "%86 fused:relu_add [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"convirt_image_k88_permute", "%88 permute [B,64,128]", "graphs/lib/image_encoder.lua:33", 0, 0, 0, 0, 0},
+    {"convirt_image_k94_matmul_add", "%94 matmul+add [B,64,128]", "graphs/lib/image_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"convirt_image_k95_sum", "%95 reduce [B,1,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
+    {"convirt_image_k97_scale", "%97 map:scale [B,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
+    {"convirt_image_k101_matmul_add", "%101 matmul+add [B,128]", "graphs/lib/image_encoder.lua:36", 0, 0, 0, 0, 0},
 };
-const reclf_prof_table reclf_profile_convirt_image = {56, prof};
+const reclf_prof_table reclf_profile_convirt_image = {46, prof};
 #define CALL(i, fl, by, call) do { double t0_ = reclf_prof_now(); call; prof[i].seconds += reclf_prof_now() - t0_; \
     prof[i].calls++; prof[i].flops += (fl); prof[i].bytes += (double)(by); } while (0)
 #else
@@ -82,7 +72,7 @@ const reclf_prof_table reclf_profile_convirt_image = {56, prof};
 
 static size_t arena_bytes(const long *dims) {
     const long B = dims[0]; (void)B;
-    return sizeof(real) * (size_t)(4718592 + 262176*B);
+    return sizeof(real) * (size_t)(4718592 + 262160*B);
 }
 
 static void forward(void *arena, const real *P, void *const *inputs, const long *dims) {
@@ -90,60 +80,50 @@ static void forward(void *arena, const real *P, void *const *inputs, const long 
     real *A = arena; (void)A; (void)P; (void)inputs;
     CALL(0, (double)8192*B, sizeof(real)*((double)4096*B + (double)4096*B), convirt_image_k3_fused_scale_addc(A + 4718592 + 131072*B, (real *)inputs[0], B)); /* %3 fused:scale_addc [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
     CALL(1, (double)2359296*B, sizeof(real)*((double)131072*B + (double)4096*B + (double)288 + (double)32), convirt_image_k6_conv2d(A + 4718592, A + 4718592 + 131072*B, (real *)P + 0, (real *)P + 288, A + 0, B)); /* %6 conv2d [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(2, (double)131080*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_k11_fused_scale_sum(A + 4718592 + 262144*B, A + 4718592, B)); /* %11 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(3, (double)393240*B, sizeof(real)*((double)8*B + (double)131072*B + (double)8*B), convirt_image_k17_fused_rsqrt_addc_scale_sum(A + 4718592 + 262160*B, A + 4718592, A + 4718592 + 262144*B, B)); /* %17 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(4, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B + (double)8*B), convirt_image_k18_fused_mul_sub(A + 4718592 + 131072*B, A + 4718592, A + 4718592 + 262144*B, A + 4718592 + 262160*B, B)); /* %18 fused:mul_sub [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(5, (double)393216*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32 + (double)32), convirt_image_k24_fused_relu_add_mul(A + 4718592, A + 4718592 + 131072*B, (real *)P + 320, (real *)P + 352, B)); /* %24 fused:relu_add_mul [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
-    CALL(6, (double)18874368*B, sizeof(real)*((double)32768*B + (double)131072*B + (double)9216 + (double)32), convirt_image_k27_conv2d(A + 4718592 + 131072*B, A + 4718592, (real *)P + 384, (real *)P + 9600, A + 0, B)); /* %27 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(7, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k32_fused_scale_sum(A + 4718592 + 196608*B, A + 4718592 + 131072*B, B)); /* %32 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(8, (double)98328*B, sizeof(real)*((double)8*B + (double)32768*B + (double)8*B), convirt_image_k38_fused_rsqrt_addc_scale_sum(A + 4718592 + 196624*B, A + 4718592 + 131072*B, A + 4718592 + 196608*B, B)); /* %38 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(9, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B), convirt_image_k39_fused_mul_sub(A + 4718592 + 163840*B, A + 4718592 + 131072*B, A + 4718592 + 196608*B, A + 4718592 + 196624*B, B)); /* %39 fused:mul_sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(10, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_k45_fused_relu_add_mul(A + 4718592 + 131072*B, A + 4718592 + 163840*B, (real *)P + 9632, (real *)P + 9664, B)); /* %45 fused:relu_add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
-    CALL(11, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216 + (double)32), convirt_image_k48_conv2d(A + 4718592 + 163840*B, A + 4718592 + 131072*B, (real *)P + 9696, (real *)P + 18912, A + 0, B)); /* %48 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(12, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k32_fused_scale_sum(A + 4718592 + 229376*B, A + 4718592 + 163840*B, B)); /* %53 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(13, (double)98328*B, sizeof(real)*((double)8*B + (double)32768*B + (double)8*B), convirt_image_k38_fused_rsqrt_addc_scale_sum(A + 4718592 + 229392*B, A + 4718592 + 163840*B, A + 4718592 + 229376*B, B)); /* %59 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(14, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B), convirt_image_k39_fused_mul_sub(A + 4718592 + 196608*B, A + 4718592 + 163840*B, A + 4718592 + 229376*B, A + 4718592 + 229392*B, B)); /* %60 fused:mul_sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(15, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_k45_fused_relu_add_mul(A + 4718592 + 163840*B, A + 4718592 + 196608*B, (real *)P + 18944, (real *)P + 18976, B)); /* %66 fused:relu_add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
-    CALL(16, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216 + (double)32), convirt_image_k48_conv2d(A + 4718592 + 196608*B, A + 4718592 + 163840*B, (real *)P + 19008, (real *)P + 28224, A + 0, B)); /* %69 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(17, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k32_fused_scale_sum(A + 4718592 + 229376*B, A + 4718592 + 196608*B, B)); /* %74 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(18, (double)98328*B, sizeof(real)*((double)8*B + (double)32768*B + (double)8*B), convirt_image_k38_fused_rsqrt_addc_scale_sum(A + 4718592 + 229392*B, A + 4718592 + 196608*B, A + 4718592 + 229376*B, B)); /* %80 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(19, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B), convirt_image_k39_fused_mul_sub(A + 4718592 + 163840*B, A + 4718592 + 196608*B, A + 4718592 + 229376*B, A + 4718592 + 229392*B, B)); /* %81 fused:mul_sub [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(20, (double)131072*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_k88_fused_relu_add_add_mul(A + 4718592 + 196608*B, A + 4718592 + 131072*B, A + 4718592 + 163840*B, (real *)P + 28256, (real *)P + 28288, B)); /* %88 fused:relu_add_add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
-    CALL(21, (double)9437184*B, sizeof(real)*((double)16384*B + (double)32768*B + (double)18432 + (double)64), convirt_image_k91_conv2d(A + 4718592 + 131072*B, A + 4718592 + 196608*B, (real *)P + 28320, (real *)P + 46752, A + 0, B)); /* %91 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(22, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k96_fused_scale_sum(A + 4718592 + 163840*B, A + 4718592 + 131072*B, B)); /* %96 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(23, (double)49176*B, sizeof(real)*((double)8*B + (double)16384*B + (double)8*B), convirt_image_k102_fused_rsqrt_addc_scale_sum(A + 4718592 + 163856*B, A + 4718592 + 131072*B, A + 4718592 + 163840*B, B)); /* %102 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(24, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B), convirt_image_k103_fused_mul_sub(A + 4718592 + 147456*B, A + 4718592 + 131072*B, A + 4718592 + 163840*B, A + 4718592 + 163856*B, B)); /* %103 fused:mul_sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(25, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_k109_fused_relu_add_mul(A + 4718592 + 131072*B, A + 4718592 + 147456*B, (real *)P + 46816, (real *)P + 46880, B)); /* %109 fused:relu_add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
-    CALL(26, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864 + (double)64), convirt_image_k112_conv2d(A + 4718592 + 147456*B, A + 4718592 + 131072*B, (real *)P + 46944, (real *)P + 83808, A + 0, B)); /* %112 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(27, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k96_fused_scale_sum(A + 4718592 + 180224*B, A + 4718592 + 147456*B, B)); /* %117 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(28, (double)49176*B, sizeof(real)*((double)8*B + (double)16384*B + (double)8*B), convirt_image_k102_fused_rsqrt_addc_scale_sum(A + 4718592 + 180240*B, A + 4718592 + 147456*B, A + 4718592 + 180224*B, B)); /* %123 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(29, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B), convirt_image_k103_fused_mul_sub(A + 4718592 + 163840*B, A + 4718592 + 147456*B, A + 4718592 + 180224*B, A + 4718592 + 180240*B, B)); /* %124 fused:mul_sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(30, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_k109_fused_relu_add_mul(A + 4718592 + 147456*B, A + 4718592 + 163840*B, (real *)P + 83872, (real *)P + 83936, B)); /* %130 fused:relu_add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
-    CALL(31, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864 + (double)64), convirt_image_k112_conv2d(A + 4718592 + 163840*B, A + 4718592 + 147456*B, (real *)P + 84000, (real *)P + 120864, A + 0, B)); /* %133 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(32, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k96_fused_scale_sum(A + 4718592 + 180224*B, A + 4718592 + 163840*B, B)); /* %138 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(33, (double)49176*B, sizeof(real)*((double)8*B + (double)16384*B + (double)8*B), convirt_image_k102_fused_rsqrt_addc_scale_sum(A + 4718592 + 180240*B, A + 4718592 + 163840*B, A + 4718592 + 180224*B, B)); /* %144 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(34, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B), convirt_image_k103_fused_mul_sub(A + 4718592 + 147456*B, A + 4718592 + 163840*B, A + 4718592 + 180224*B, A + 4718592 + 180240*B, B)); /* %145 fused:mul_sub [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(35, (double)65536*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_k152_fused_relu_add_add_mul(A + 4718592 + 163840*B, A + 4718592 + 131072*B, A + 4718592 + 147456*B, (real *)P + 120928, (real *)P + 120992, B)); /* %152 fused:relu_add_add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
-    CALL(36, (double)9437184*B, sizeof(real)*((double)8192*B + (double)16384*B + (double)73728 + (double)128), convirt_image_k155_conv2d(A + 4718592 + 180224*B, A + 4718592 + 163840*B, (real *)P + 121056, (real *)P + 194784, A + 0, B)); /* %155 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(37, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k160_fused_scale_sum(A + 4718592 + 131072*B, A + 4718592 + 180224*B, B)); /* %160 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(38, (double)24600*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8*B), convirt_image_k166_fused_rsqrt_addc_scale_sum(A + 4718592 + 131088*B, A + 4718592 + 180224*B, A + 4718592 + 131072*B, B)); /* %166 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(39, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B), convirt_image_k167_fused_mul_sub(A + 4718592 + 188416*B, A + 4718592 + 180224*B, A + 4718592 + 131072*B, A + 4718592 + 131088*B, B)); /* %167 fused:mul_sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(40, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_k173_fused_relu_add_mul(A + 4718592 + 180224*B, A + 4718592 + 188416*B, (real *)P + 194912, (real *)P + 195040, B)); /* %173 fused:relu_add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
-    CALL(41, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456 + (double)128), convirt_image_k176_conv2d(A + 4718592 + 188416*B, A + 4718592 + 180224*B, (real *)P + 195168, (real *)P + 342624, A + 0, B)); /* %176 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(42, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k160_fused_scale_sum(A + 4718592 + 139264*B, A + 4718592 + 188416*B, B)); /* %181 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(43, (double)24600*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8*B), convirt_image_k166_fused_rsqrt_addc_scale_sum(A + 4718592 + 139280*B, A + 4718592 + 188416*B, A + 4718592 + 139264*B, B)); /* %187 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(44, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B), convirt_image_k167_fused_mul_sub(A + 4718592 + 131072*B, A + 4718592 + 188416*B, A + 4718592 + 139264*B, A + 4718592 + 139280*B, B)); /* %188 fused:mul_sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(45, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_k173_fused_relu_add_mul(A + 4718592 + 188416*B, A + 4718592 + 131072*B, (real *)P + 342752, (real *)P + 342880, B)); /* %194 fused:relu_add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
-    CALL(46, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456 + (double)128), convirt_image_k176_conv2d(A + 4718592 + 131072*B, A + 4718592 + 188416*B, (real *)P + 343008, (real *)P + 490464, A + 0, B)); /* %197 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(47, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k160_fused_scale_sum(A + 4718592 + 139264*B, A + 4718592 + 131072*B, B)); /* %202 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(48, (double)24600*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8*B), convirt_image_k166_fused_rsqrt_addc_scale_sum(A + 4718592 + 139280*B, A + 4718592 + 131072*B, A + 4718592 + 139264*B, B)); /* %208 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(49, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B), convirt_image_k167_fused_mul_sub(A + 4718592 + 188416*B, A + 4718592 + 131072*B, A + 4718592 + 139264*B, A + 4718592 + 139280*B, B)); /* %209 fused:mul_sub [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(50, (double)32768*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_k216_fused_relu_add_add_mul(A + 4718592 + 131072*B, A + 4718592 + 180224*B, A + 4718592 + 188416*B, (real *)P + 490592, (real *)P + 490720, B)); /* %216 fused:relu_add_add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
-    CALL(51, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k218_permute(A + 4718592 + 180224*B, A + 4718592 + 131072*B, B)); /* %218 permute [B,64,128]  graphs/lib/image_encoder.lua:33 */
-    CALL(52, (double)2105344*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384 + (double)128), convirt_image_k224_matmul_add(A + 4718592 + 188416*B, A + 4718592 + 180224*B, (real *)P + 490848, (real *)P + 507232, B)); /* %224 matmul+add [B,64,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(53, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_k225_sum(A + 4718592 + 139264*B, A + 4718592 + 180224*B, B)); /* %225 reduce [B,1,128]  graphs/lib/image_encoder.lua:35 */
-    CALL(54, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), convirt_image_k227_scale(A + 4718592 + 180224*B, A + 4718592 + 139264*B, B)); /* %227 map:scale [B,128]  graphs/lib/image_encoder.lua:35 */
-    CALL(55, (double)32896*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384 + (double)128), convirt_image_k231_matmul_add(A + 4718592 + 180352*B, A + 4718592 + 180224*B, (real *)P + 507360, (real *)P + 523744, B)); /* %231 matmul+add [B,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(2, (double)524288*B, sizeof(real)*((double)16*B + (double)131072*B), convirt_image_k9_group_norm_stats(A + 4718592 + 262144*B, A + 4718592, B)); /* %9 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(3, (double)524288*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)16*B + (double)32 + (double)32), convirt_image_k10_group_norm(A + 4718592 + 131072*B, A + 4718592, A + 4718592 + 262144*B, (real *)P + 320, (real *)P + 352, B)); /* %10 group_norm [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(4, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), convirt_image_k11_relu(A + 4718592, A + 4718592 + 131072*B, B)); /* %11 map:relu [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
+    CALL(5, (double)18874368*B, sizeof(real)*((double)32768*B + (double)131072*B + (double)9216 + (double)32), convirt_image_k14_conv2d(A + 4718592 + 131072*B, A + 4718592, (real *)P + 384, (real *)P + 9600, A + 0, B)); /* %14 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(6, (double)131072*B, sizeof(real)*((double)16*B + (double)32768*B), convirt_image_k17_group_norm_stats(A + 4718592 + 196608*B, A + 4718592 + 131072*B, B)); /* %17 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(7, (double)131072*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)32), convirt_image_k18_group_norm(A + 4718592 + 163840*B, A + 4718592 + 131072*B, A + 4718592 + 196608*B, (real *)P + 9632, (real *)P + 9664, B)); /* %18 group_norm [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(8, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_k19_relu(A + 4718592 + 131072*B, A + 4718592 + 163840*B, B)); /* %19 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
+    CALL(9, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216 + (double)32), convirt_image_k22_conv2d(A + 4718592 + 163840*B, A + 4718592 + 131072*B, (real *)P + 9696, (real *)P + 18912, A + 0, B)); /* %22 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(10, (double)131072*B, sizeof(real)*((double)16*B + (double)32768*B), convirt_image_k17_group_norm_stats(A + 4718592 + 229376*B, A + 4718592 + 163840*B, B)); /* %25 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(11, (double)131072*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)32), convirt_image_k18_group_norm(A + 4718592 + 196608*B, A + 4718592 + 163840*B, A + 4718592 + 229376*B, (real *)P + 18944, (real *)P + 18976, B)); /* %26 group_norm [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(12, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_k19_relu(A + 4718592 + 163840*B, A + 4718592 + 196608*B, B)); /* %27 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
+    CALL(13, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216 + (double)32), convirt_image_k22_conv2d(A + 4718592 + 196608*B, A + 4718592 + 163840*B, (real *)P + 19008, (real *)P + 28224, A + 0, B)); /* %30 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(14, (double)131072*B, sizeof(real)*((double)16*B + (double)32768*B), convirt_image_k17_group_norm_stats(A + 4718592 + 229376*B, A + 4718592 + 196608*B, B)); /* %33 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(15, (double)131072*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)32), convirt_image_k18_group_norm(A + 4718592 + 163840*B, A + 4718592 + 196608*B, A + 4718592 + 229376*B, (real *)P + 28256, (real *)P + 28288, B)); /* %34 group_norm [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(16, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_k36_fused_relu_add(A + 4718592 + 196608*B, A + 4718592 + 131072*B, A + 4718592 + 163840*B, B)); /* %36 fused:relu_add [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
+    CALL(17, (double)9437184*B, sizeof(real)*((double)16384*B + (double)32768*B + (double)18432 + (double)64), convirt_image_k39_conv2d(A + 4718592 + 131072*B, A + 4718592 + 196608*B, (real *)P + 28320, (real *)P + 46752, A + 0, B)); /* %39 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(18, (double)65536*B, sizeof(real)*((double)16*B + (double)16384*B), convirt_image_k42_group_norm_stats(A + 4718592 + 163840*B, A + 4718592 + 131072*B, B)); /* %42 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(19, (double)65536*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)64), convirt_image_k43_group_norm(A + 4718592 + 147456*B, A + 4718592 + 131072*B, A + 4718592 + 163840*B, (real *)P + 46816, (real *)P + 46880, B)); /* %43 group_norm [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(20, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_k44_relu(A + 4718592 + 131072*B, A + 4718592 + 147456*B, B)); /* %44 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
+    CALL(21, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864 + (double)64), convirt_image_k47_conv2d(A + 4718592 + 147456*B, A + 4718592 + 131072*B, (real *)P + 46944, (real *)P + 83808, A + 0, B)); /* %47 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(22, (double)65536*B, sizeof(real)*((double)16*B + (double)16384*B), convirt_image_k42_group_norm_stats(A + 4718592 + 180224*B, A + 4718592 + 147456*B, B)); /* %50 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(23, (double)65536*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)64), convirt_image_k43_group_norm(A + 4718592 + 163840*B, A + 4718592 + 147456*B, A + 4718592 + 180224*B, (real *)P + 83872, (real *)P + 83936, B)); /* %51 group_norm [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(24, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_k44_relu(A + 4718592 + 147456*B, A + 4718592 + 163840*B, B)); /* %52 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
+    CALL(25, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864 + (double)64), convirt_image_k47_conv2d(A + 4718592 + 163840*B, A + 4718592 + 147456*B, (real *)P + 84000, (real *)P + 120864, A + 0, B)); /* %55 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(26, (double)65536*B, sizeof(real)*((double)16*B + (double)16384*B), convirt_image_k42_group_norm_stats(A + 4718592 + 180224*B, A + 4718592 + 163840*B, B)); /* %58 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(27, (double)65536*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)64), convirt_image_k43_group_norm(A + 4718592 + 147456*B, A + 4718592 + 163840*B, A + 4718592 + 180224*B, (real *)P + 120928, (real *)P + 120992, B)); /* %59 group_norm [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(28, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_k61_fused_relu_add(A + 4718592 + 163840*B, A + 4718592 + 131072*B, A + 4718592 + 147456*B, B)); /* %61 fused:relu_add [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
+    CALL(29, (double)9437184*B, sizeof(real)*((double)8192*B + (double)16384*B + (double)73728 + (double)128), convirt_image_k64_conv2d(A + 4718592 + 180224*B, A + 4718592 + 163840*B, (real *)P + 121056, (real *)P + 194784, A + 0, B)); /* %64 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(30, (double)32768*B, sizeof(real)*((double)16*B + (double)8192*B), convirt_image_k67_group_norm_stats(A + 4718592 + 131072*B, A + 4718592 + 180224*B, B)); /* %67 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(31, (double)32768*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)128), convirt_image_k68_group_norm(A + 4718592 + 188416*B, A + 4718592 + 180224*B, A + 4718592 + 131072*B, (real *)P + 194912, (real *)P + 195040, B)); /* %68 group_norm [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(32, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k69_relu(A + 4718592 + 180224*B, A + 4718592 + 188416*B, B)); /* %69 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
+    CALL(33, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456 + (double)128), convirt_image_k72_conv2d(A + 4718592 + 188416*B, A + 4718592 + 180224*B, (real *)P + 195168, (real *)P + 342624, A + 0, B)); /* %72 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(34, (double)32768*B, sizeof(real)*((double)16*B + (double)8192*B), convirt_image_k67_group_norm_stats(A + 4718592 + 139264*B, A + 4718592 + 188416*B, B)); /* %75 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(35, (double)32768*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)128), convirt_image_k68_group_norm(A + 4718592 + 131072*B, A + 4718592 + 188416*B, A + 4718592 + 139264*B, (real *)P + 342752, (real *)P + 342880, B)); /* %76 group_norm [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(36, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k69_relu(A + 4718592 + 188416*B, A + 4718592 + 131072*B, B)); /* %77 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
+    CALL(37, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456 + (double)128), convirt_image_k72_conv2d(A + 4718592 + 131072*B, A + 4718592 + 188416*B, (real *)P + 343008, (real *)P + 490464, A + 0, B)); /* %80 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(38, (double)32768*B, sizeof(real)*((double)16*B + (double)8192*B), convirt_image_k67_group_norm_stats(A + 4718592 + 139264*B, A + 4718592 + 131072*B, B)); /* %83 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(39, (double)32768*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)128), convirt_image_k68_group_norm(A + 4718592 + 188416*B, A + 4718592 + 131072*B, A + 4718592 + 139264*B, (real *)P + 490592, (real *)P + 490720, B)); /* %84 group_norm [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(40, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_k86_fused_relu_add(A + 4718592 + 131072*B, A + 4718592 + 180224*B, A + 4718592 + 188416*B, B)); /* %86 fused:relu_add [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
+    CALL(41, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k88_permute(A + 4718592 + 180224*B, A + 4718592 + 131072*B, B)); /* %88 permute [B,64,128]  graphs/lib/image_encoder.lua:33 */
+    CALL(42, (double)2105344*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384 + (double)128), convirt_image_k94_matmul_add(A + 4718592 + 188416*B, A + 4718592 + 180224*B, (real *)P + 490848, (real *)P + 507232, B)); /* %94 matmul+add [B,64,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(43, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_k95_sum(A + 4718592 + 139264*B, A + 4718592 + 180224*B, B)); /* %95 reduce [B,1,128]  graphs/lib/image_encoder.lua:35 */
+    CALL(44, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), convirt_image_k97_scale(A + 4718592 + 180224*B, A + 4718592 + 139264*B, B)); /* %97 map:scale [B,128]  graphs/lib/image_encoder.lua:35 */
+    CALL(45, (double)32896*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384 + (double)128), convirt_image_k101_matmul_add(A + 4718592 + 180352*B, A + 4718592 + 180224*B, (real *)P + 507360, (real *)P + 523744, B)); /* %101 matmul+add [B,128]  graphs/lib/image_encoder.lua:36 */
 }
 
 static void backward(void *arena, real *grads, const real *P, void *const *inputs, real *const *input_grads, const long *dims) {

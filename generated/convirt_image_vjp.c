@@ -15,275 +15,178 @@
 
 #ifdef RECLF_PROFILE
 #include "profile.h"
-static reclf_prof_entry prof[266] = {
+static reclf_prof_entry prof[169] = {
     {"convirt_image_k3_fused_scale_addc", "%3 fused:scale_addc [B,1,64,64]", "graphs/lib/image_encoder.lua:19", 0, 0, 0, 0, 0},
     {"convirt_image_k6_conv2d", "%6 conv2d [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k11_fused_scale_sum", "%11 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k12_sub", "%12 map:sub [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k17_fused_rsqrt_addc_scale_sum", "%17 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k18_mul", "%18 map:mul [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k23_fused_add_mul", "%23 fused:add_mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k24_relu", "%24 map:relu [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 0, 0, 0, 0, 0},
-    {"convirt_image_k27_conv2d", "%27 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k32_fused_scale_sum", "%32 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k33_sub", "%33 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k38_fused_rsqrt_addc_scale_sum", "%38 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k39_mul", "%39 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k44_fused_add_mul", "%44 fused:add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k45_relu", "%45 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"convirt_image_k48_conv2d", "%48 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k32_fused_scale_sum", "%53 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k33_sub", "%54 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k38_fused_rsqrt_addc_scale_sum", "%59 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k39_mul", "%60 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k44_fused_add_mul", "%65 fused:add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k45_relu", "%66 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_image_k48_conv2d", "%69 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k32_fused_scale_sum", "%74 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k33_sub", "%75 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k38_fused_rsqrt_addc_scale_sum", "%80 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k39_mul", "%81 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k87_fused_add_add_mul", "%87 fused:add_add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k45_relu", "%88 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"convirt_image_k91_conv2d", "%91 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k96_fused_scale_sum", "%96 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k97_sub", "%97 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k102_fused_rsqrt_addc_scale_sum", "%102 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k103_mul", "%103 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k108_fused_add_mul", "%108 fused:add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k109_relu", "%109 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"convirt_image_k112_conv2d", "%112 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k96_fused_scale_sum", "%117 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k97_sub", "%118 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k102_fused_rsqrt_addc_scale_sum", "%123 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k103_mul", "%124 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k108_fused_add_mul", "%129 fused:add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k109_relu", "%130 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_image_k112_conv2d", "%133 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k96_fused_scale_sum", "%138 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k97_sub", "%139 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k102_fused_rsqrt_addc_scale_sum", "%144 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k103_mul", "%145 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k151_fused_add_add_mul", "%151 fused:add_add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k109_relu", "%152 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"convirt_image_k155_conv2d", "%155 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k160_fused_scale_sum", "%160 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k161_sub", "%161 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k166_fused_rsqrt_addc_scale_sum", "%166 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k167_mul", "%167 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k172_fused_add_mul", "%172 fused:add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k173_relu", "%173 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"convirt_image_k176_conv2d", "%176 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k160_fused_scale_sum", "%181 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k161_sub", "%182 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k166_fused_rsqrt_addc_scale_sum", "%187 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k167_mul", "%188 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k172_fused_add_mul", "%193 fused:add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k173_relu", "%194 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_image_k176_conv2d", "%197 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k160_fused_scale_sum", "%202 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k161_sub", "%203 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k166_fused_rsqrt_addc_scale_sum", "%208 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k167_mul", "%209 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k215_fused_add_add_mul", "%215 fused:add_add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k173_relu", "%216 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"convirt_image_k218_permute", "%218 permute [B,64,128]", "graphs/lib/image_encoder.lua:33", 0, 0, 0, 0, 0},
-    {"convirt_image_k224_matmul_add", "%224 matmul+add [B,64,128]", "graphs/lib/image_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"convirt_image_k225_sum", "%225 reduce [B,1,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
-    {"convirt_image_k227_scale", "%227 map:scale [B,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
-    {"convirt_image_k231_matmul_add", "%231 matmul+add [B,128]", "graphs/lib/image_encoder.lua:36", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k235_fused_sum_mul", "%235 fused:sum_mul [B,1]", "graphs/lib/model.lua:147", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k236_sum", "%236 reduce [1,1]", "graphs/lib/model.lua:147", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k239_fused_sum_mul", "%239 fused:sum_mul [B,64,1]", "graphs/lib/model.lua:147", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k240_sum", "%240 reduce [B,1,1]", "graphs/lib/model.lua:147", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k236_sum", "%241 reduce [1,1,1]", "graphs/lib/model.lua:147", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k243_add", "%243 map:add []", "graphs/lib/model.lua:147", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k58_fill", "%266 fill []", "graphs/lib/model.lua:147", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k268_id", "%268 map:id [B,1,1]", "graphs/lib/model.lua:147", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k269_id", "%269 map:id [B,64,1]", "graphs/lib/model.lua:147", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k271_fused_mul_id", "%271 fused:mul_id [B,64,128]", "graphs/lib/model.lua:147", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k268_id", "%274 map:id [B,1]", "graphs/lib/model.lua:147", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k276_fused_mul_id", "%276 fused:mul_id [B,128]", "graphs/lib/model.lua:147", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k278_sum", "%278 reduce [1,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k281_matmul", "%281 matmul [128,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k282_matmul_scale", "%282 matmul+scale [B,128]", "graphs/lib/image_encoder.lua:35", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k285_sum", "%285 reduce [1,64,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k287_sum", "%287 reduce [1,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k290_matmul", "%290 matmul [64*B,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k291_matmul", "%291 matmul [128,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k293_fused_add_id", "%293 fused:add_id [B,64,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k294_permute", "%294 permute [B,128,64]", "graphs/lib/image_encoder.lua:33", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k297_fused_mul_step", "%297 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k285_sum", "%298 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k300_sum", "%300 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k301_sum", "%301 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k303_mul", "%303 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k304_mul", "%304 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k285_sum", "%305 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k300_sum", "%307 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k301_sum", "%308 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k318_fused_scale_mul_sum_mul", "%318 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k322_fused_add_mul_mul_id", "%322 fused:add_mul_mul_id [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k325_fused_scale_sum_neg", "%325 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k327_fused_add_id", "%327 fused:add_id [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k330_sum", "%330 reduce [B,128,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k278_sum", "%331 reduce [1,128,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k333_conv2d_input_grad", "%333 conv2d_input_grad [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k334_conv2d_weight_grad", "%334 conv2d_weight_grad [128,128,3,3]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k297_fused_mul_step", "%336 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k285_sum", "%337 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k300_sum", "%339 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k301_sum", "%340 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k303_mul", "%342 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k304_mul", "%343 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k285_sum", "%344 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k300_sum", "%346 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k301_sum", "%347 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k318_fused_scale_mul_sum_mul", "%357 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k322_fused_add_mul_mul_id", "%361 fused:add_mul_mul_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k325_fused_scale_sum_neg", "%364 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k327_fused_add_id", "%366 fused:add_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k330_sum", "%369 reduce [B,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k278_sum", "%370 reduce [1,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k333_conv2d_input_grad", "%372 conv2d_input_grad [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k334_conv2d_weight_grad", "%373 conv2d_weight_grad [128,128,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k376_fused_mul_add_step", "%376 fused:mul_add_step [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k285_sum", "%377 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k300_sum", "%379 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k301_sum", "%380 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k303_mul", "%382 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k304_mul", "%383 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k285_sum", "%384 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k300_sum", "%386 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k301_sum", "%387 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k318_fused_scale_mul_sum_mul", "%397 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k322_fused_add_mul_mul_id", "%401 fused:add_mul_mul_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k325_fused_scale_sum_neg", "%404 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k327_fused_add_id", "%406 fused:add_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k330_sum", "%409 reduce [B,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k278_sum", "%410 reduce [1,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k412_conv2d_input_grad", "%412 conv2d_input_grad [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k413_conv2d_weight_grad", "%413 conv2d_weight_grad [128,64,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k415_fused_mul_step", "%415 fused:mul_step [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k416_sum", "%416 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k418_sum", "%418 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k419_sum", "%419 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k421_mul", "%421 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k422_mul", "%422 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k416_sum", "%423 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k418_sum", "%425 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k419_sum", "%426 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k436_fused_scale_mul_sum_mul", "%436 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k440_fused_add_mul_mul_id", "%440 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k443_fused_scale_sum_neg", "%443 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k445_fused_add_id", "%445 fused:add_id [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k448_sum", "%448 reduce [B,64,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k449_sum", "%449 reduce [1,64,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k451_conv2d_input_grad", "%451 conv2d_input_grad [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k452_conv2d_weight_grad", "%452 conv2d_weight_grad [64,64,3,3]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k415_fused_mul_step", "%454 fused:mul_step [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k416_sum", "%455 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k418_sum", "%457 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k419_sum", "%458 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k421_mul", "%460 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k422_mul", "%461 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k416_sum", "%462 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k418_sum", "%464 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k419_sum", "%465 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k436_fused_scale_mul_sum_mul", "%475 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k440_fused_add_mul_mul_id", "%479 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k443_fused_scale_sum_neg", "%482 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k445_fused_add_id", "%484 fused:add_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k448_sum", "%487 reduce [B,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k449_sum", "%488 reduce [1,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k451_conv2d_input_grad", "%490 conv2d_input_grad [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k452_conv2d_weight_grad", "%491 conv2d_weight_grad [64,64,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k494_fused_mul_add_step", "%494 fused:mul_add_step [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k416_sum", "%495 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k418_sum", "%497 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k419_sum", "%498 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k421_mul", "%500 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k422_mul", "%501 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k416_sum", "%502 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k418_sum", "%504 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k419_sum", "%505 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k436_fused_scale_mul_sum_mul", "%515 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k440_fused_add_mul_mul_id", "%519 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k443_fused_scale_sum_neg", "%522 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k445_fused_add_id", "%524 fused:add_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k448_sum", "%527 reduce [B,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k449_sum", "%528 reduce [1,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k530_conv2d_input_grad", "%530 conv2d_input_grad [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k531_conv2d_weight_grad", "%531 conv2d_weight_grad [64,32,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k533_fused_mul_step", "%533 fused:mul_step [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k534_sum", "%534 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k536_sum", "%536 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k537_sum", "%537 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k539_mul", "%539 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k540_mul", "%540 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k534_sum", "%541 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k536_sum", "%543 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k537_sum", "%544 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k554_fused_scale_mul_sum_mul", "%554 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k558_fused_add_mul_mul_id", "%558 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k561_fused_scale_sum_neg", "%561 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k563_fused_add_id", "%563 fused:add_id [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k566_sum", "%566 reduce [B,32,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k567_sum", "%567 reduce [1,32,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k569_conv2d_input_grad", "%569 conv2d_input_grad [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k570_conv2d_weight_grad", "%570 conv2d_weight_grad [32,32,3,3]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k533_fused_mul_step", "%572 fused:mul_step [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k534_sum", "%573 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k536_sum", "%575 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k537_sum", "%576 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k539_mul", "%578 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k540_mul", "%579 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k534_sum", "%580 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k536_sum", "%582 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k537_sum", "%583 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k554_fused_scale_mul_sum_mul", "%593 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k558_fused_add_mul_mul_id", "%597 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k561_fused_scale_sum_neg", "%600 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k563_fused_add_id", "%602 fused:add_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k566_sum", "%605 reduce [B,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k567_sum", "%606 reduce [1,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k569_conv2d_input_grad", "%608 conv2d_input_grad [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k570_conv2d_weight_grad", "%609 conv2d_weight_grad [32,32,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k612_fused_mul_add_step", "%612 fused:mul_add_step [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k534_sum", "%613 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k536_sum", "%615 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k537_sum", "%616 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k539_mul", "%618 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k540_mul", "%619 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k534_sum", "%620 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k536_sum", "%622 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k537_sum", "%623 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k554_fused_scale_mul_sum_mul", "%633 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k558_fused_add_mul_mul_id", "%637 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k561_fused_scale_sum_neg", "%640 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k563_fused_add_id", "%642 fused:add_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k566_sum", "%645 reduce [B,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k567_sum", "%646 reduce [1,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k648_conv2d_input_grad", "%648 conv2d_input_grad [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k649_conv2d_weight_grad", "%649 conv2d_weight_grad [32,32,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k651_fused_mul_step", "%651 fused:mul_step [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k652_sum", "%652 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k654_sum", "%654 reduce [32,1,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k655_sum", "%655 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k657_mul", "%657 map:mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k658_mul", "%658 map:mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k652_sum", "%659 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k654_sum", "%661 reduce [32,1,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k655_sum", "%662 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k672_fused_scale_mul_sum_mul", "%672 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k676_fused_add_mul_mul_id", "%676 fused:add_mul_mul_id [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k679_fused_scale_sum_neg", "%679 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k681_fused_add_id", "%681 fused:add_id [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k684_sum", "%684 reduce [B,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k567_sum", "%685 reduce [1,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k688_conv2d_weight_grad", "%688 conv2d_weight_grad [32,1,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_k9_group_norm_stats", "%9 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k10_group_norm", "%10 group_norm [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k11_relu", "%11 map:relu [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 0, 0, 0, 0, 0},
+    {"convirt_image_k14_conv2d", "%14 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k17_group_norm_stats", "%17 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k18_group_norm", "%18 group_norm [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k19_relu", "%19 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"convirt_image_k22_conv2d", "%22 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k17_group_norm_stats", "%25 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k18_group_norm", "%26 group_norm [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k19_relu", "%27 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_image_k22_conv2d", "%30 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k17_group_norm_stats", "%33 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k18_group_norm", "%34 group_norm [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k35_add", "%35 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_image_k19_relu", "%36 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"convirt_image_k39_conv2d", "%39 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k42_group_norm_stats", "%42 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k43_group_norm", "%43 group_norm [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k44_relu", "%44 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"convirt_image_k47_conv2d", "%47 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k42_group_norm_stats", "%50 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k43_group_norm", "%51 group_norm [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k44_relu", "%52 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_image_k47_conv2d", "%55 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k42_group_norm_stats", "%58 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k43_group_norm", "%59 group_norm [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k60_add", "%60 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_image_k44_relu", "%61 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"convirt_image_k64_conv2d", "%64 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k67_group_norm_stats", "%67 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k68_group_norm", "%68 group_norm [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k69_relu", "%69 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"convirt_image_k72_conv2d", "%72 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k67_group_norm_stats", "%75 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k68_group_norm", "%76 group_norm [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k69_relu", "%77 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_image_k72_conv2d", "%80 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k67_group_norm_stats", "%83 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k68_group_norm", "%84 group_norm [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k85_add", "%85 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_image_k69_relu", "%86 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"convirt_image_k88_permute", "%88 permute [B,64,128]", "graphs/lib/image_encoder.lua:33", 0, 0, 0, 0, 0},
+    {"convirt_image_k94_matmul_add", "%94 matmul+add [B,64,128]", "graphs/lib/image_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"convirt_image_k95_sum", "%95 reduce [B,1,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
+    {"convirt_image_k97_scale", "%97 map:scale [B,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
+    {"convirt_image_k101_matmul_add", "%101 matmul+add [B,128]", "graphs/lib/image_encoder.lua:36", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k105_fused_sum_mul", "%105 fused:sum_mul [B,1]", "graphs/lib/model.lua:147", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k106_sum", "%106 reduce [1,1]", "graphs/lib/model.lua:147", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k109_fused_sum_mul", "%109 fused:sum_mul [B,64,1]", "graphs/lib/model.lua:147", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k110_sum", "%110 reduce [B,1,1]", "graphs/lib/model.lua:147", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k106_sum", "%111 reduce [1,1,1]", "graphs/lib/model.lua:147", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k113_add", "%113 map:add []", "graphs/lib/model.lua:147", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k58_fill", "%116 fill []", "graphs/lib/model.lua:147", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k118_id", "%118 map:id [B,1,1]", "graphs/lib/model.lua:147", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k119_id", "%119 map:id [B,64,1]", "graphs/lib/model.lua:147", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k121_fused_mul_id", "%121 fused:mul_id [B,64,128]", "graphs/lib/model.lua:147", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k118_id", "%124 map:id [B,1]", "graphs/lib/model.lua:147", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k126_fused_mul_id", "%126 fused:mul_id [B,128]", "graphs/lib/model.lua:147", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k128_sum", "%128 reduce [1,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k131_matmul", "%131 matmul [128,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k132_matmul_scale", "%132 matmul+scale [B,128]", "graphs/lib/image_encoder.lua:35", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k135_sum", "%135 reduce [1,64,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k137_sum", "%137 reduce [1,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k140_matmul", "%140 matmul [64*B,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k141_matmul", "%141 matmul [128,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k143_fused_add_id", "%143 fused:add_id [B,64,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k144_permute", "%144 permute [B,128,64]", "graphs/lib/image_encoder.lua:33", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k147_fused_mul_step", "%147 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k148_group_norm_sums", "%148 group_norm_sums [B,128,2]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k149_group_norm_grad_x", "%149 group_norm_grad_x [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k150_sum", "%150 reduce [1,128,2]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k152_slice", "%152 slice [128,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k154_slice", "%154 slice [128,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k157_sum", "%157 reduce [B,128,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k128_sum", "%158 reduce [1,128,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k160_conv2d_input_grad", "%160 conv2d_input_grad [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k161_conv2d_weight_grad", "%161 conv2d_weight_grad [128,128,3,3]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k147_fused_mul_step", "%163 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k148_group_norm_sums", "%164 group_norm_sums [B,128,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k149_group_norm_grad_x", "%165 group_norm_grad_x [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k150_sum", "%166 reduce [1,128,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k152_slice", "%168 slice [128,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k154_slice", "%170 slice [128,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k157_sum", "%173 reduce [B,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k128_sum", "%174 reduce [1,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k160_conv2d_input_grad", "%176 conv2d_input_grad [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k161_conv2d_weight_grad", "%177 conv2d_weight_grad [128,128,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k180_fused_mul_add_step", "%180 fused:mul_add_step [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k148_group_norm_sums", "%181 group_norm_sums [B,128,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k149_group_norm_grad_x", "%182 group_norm_grad_x [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k150_sum", "%183 reduce [1,128,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k152_slice", "%185 slice [128,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k154_slice", "%187 slice [128,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k157_sum", "%190 reduce [B,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k128_sum", "%191 reduce [1,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k193_conv2d_input_grad", "%193 conv2d_input_grad [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k194_conv2d_weight_grad", "%194 conv2d_weight_grad [128,64,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k196_fused_mul_step", "%196 fused:mul_step [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k197_group_norm_sums", "%197 group_norm_sums [B,64,2]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k198_group_norm_grad_x", "%198 group_norm_grad_x [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k128_sum", "%199 reduce [1,64,2]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k201_slice", "%201 slice [64,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k203_slice", "%203 slice [64,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k206_sum", "%206 reduce [B,64,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k207_sum", "%207 reduce [1,64,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k209_conv2d_input_grad", "%209 conv2d_input_grad [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k210_conv2d_weight_grad", "%210 conv2d_weight_grad [64,64,3,3]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k196_fused_mul_step", "%212 fused:mul_step [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k197_group_norm_sums", "%213 group_norm_sums [B,64,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k198_group_norm_grad_x", "%214 group_norm_grad_x [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k128_sum", "%215 reduce [1,64,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k201_slice", "%217 slice [64,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k203_slice", "%219 slice [64,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k206_sum", "%222 reduce [B,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k207_sum", "%223 reduce [1,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k209_conv2d_input_grad", "%225 conv2d_input_grad [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k210_conv2d_weight_grad", "%226 conv2d_weight_grad [64,64,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k229_fused_mul_add_step", "%229 fused:mul_add_step [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k197_group_norm_sums", "%230 group_norm_sums [B,64,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k198_group_norm_grad_x", "%231 group_norm_grad_x [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k128_sum", "%232 reduce [1,64,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k201_slice", "%234 slice [64,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k203_slice", "%236 slice [64,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k206_sum", "%239 reduce [B,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k207_sum", "%240 reduce [1,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k242_conv2d_input_grad", "%242 conv2d_input_grad [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k243_conv2d_weight_grad", "%243 conv2d_weight_grad [64,32,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k245_fused_mul_step", "%245 fused:mul_step [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k246_group_norm_sums", "%246 group_norm_sums [B,32,2]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k247_group_norm_grad_x", "%247 group_norm_grad_x [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k207_sum", "%248 reduce [1,32,2]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k250_slice", "%250 slice [32,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k252_slice", "%252 slice [32,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k255_sum", "%255 reduce [B,32,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k256_sum", "%256 reduce [1,32,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k258_conv2d_input_grad", "%258 conv2d_input_grad [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k259_conv2d_weight_grad", "%259 conv2d_weight_grad [32,32,3,3]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k245_fused_mul_step", "%261 fused:mul_step [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k246_group_norm_sums", "%262 group_norm_sums [B,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k247_group_norm_grad_x", "%263 group_norm_grad_x [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k207_sum", "%264 reduce [1,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k250_slice", "%266 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k252_slice", "%268 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k255_sum", "%271 reduce [B,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k256_sum", "%272 reduce [1,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k258_conv2d_input_grad", "%274 conv2d_input_grad [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k259_conv2d_weight_grad", "%275 conv2d_weight_grad [32,32,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k278_fused_mul_add_step", "%278 fused:mul_add_step [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k246_group_norm_sums", "%279 group_norm_sums [B,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k247_group_norm_grad_x", "%280 group_norm_grad_x [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k207_sum", "%281 reduce [1,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k250_slice", "%283 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k252_slice", "%285 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k255_sum", "%288 reduce [B,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k256_sum", "%289 reduce [1,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k291_conv2d_input_grad", "%291 conv2d_input_grad [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k292_conv2d_weight_grad", "%292 conv2d_weight_grad [32,32,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k294_fused_mul_step", "%294 fused:mul_step [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k295_group_norm_sums", "%295 group_norm_sums [B,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k296_group_norm_grad_x", "%296 group_norm_grad_x [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k207_sum", "%297 reduce [1,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k250_slice", "%299 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k252_slice", "%301 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k304_sum", "%304 reduce [B,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k256_sum", "%305 reduce [1,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k308_conv2d_weight_grad", "%308 conv2d_weight_grad [32,1,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
 };
-const reclf_prof_table reclf_profile_convirt_image_vjp = {266, prof};
+const reclf_prof_table reclf_profile_convirt_image_vjp = {169, prof};
 #define CALL(i, fl, by, call) do { double t0_ = reclf_prof_now(); call; prof[i].seconds += reclf_prof_now() - t0_; \
     prof[i].calls++; prof[i].flops += (fl); prof[i].bytes += (double)(by); } while (0)
 #else
@@ -292,283 +195,186 @@ const reclf_prof_table reclf_profile_convirt_image_vjp = {266, prof};
 
 static size_t arena_bytes(const long *dims) {
     const long B = dims[0]; (void)B;
-    return sizeof(real) * (size_t)(5389552 + 1241504*B);
+    return sizeof(real) * (size_t)(5389552 + 938400*B);
 }
 
 static void forward(void *arena, const real *P, void *const *inputs, const long *dims) {
     const long B = dims[0]; (void)B;
     real *A = arena; (void)A; (void)P; (void)inputs;
-    CALL(0, (double)8192*B, sizeof(real)*((double)4096*B + (double)4096*B), convirt_image_k3_fused_scale_addc(A + 5389552 + 1236992*B, (real *)inputs[0], B)); /* %3 fused:scale_addc [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
-    CALL(1, (double)2359296*B, sizeof(real)*((double)131072*B + (double)4096*B + (double)288 + (double)32), convirt_image_k6_conv2d(A + 5389552, A + 5389552 + 1236992*B, (real *)P + 0, (real *)P + 288, A + 0, B)); /* %6 conv2d [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(2, (double)131080*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_k11_fused_scale_sum(A + 5389552 + 262144*B, A + 5389552, B)); /* %11 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(3, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_vjp_k12_sub(A + 5389552 + 131072*B, A + 5389552, A + 5389552 + 262144*B, B)); /* %12 map:sub [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(4, (double)262168*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_vjp_k17_fused_rsqrt_addc_scale_sum(A + 5389552 + 1241344*B, A + 5389552 + 131072*B, B)); /* %17 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(5, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_vjp_k18_mul(A + 5389552, A + 5389552 + 131072*B, A + 5389552 + 1241344*B, B)); /* %18 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(6, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32 + (double)32), convirt_image_vjp_k23_fused_add_mul(A + 5389552 + 262144*B, A + 5389552, (real *)P + 320, (real *)P + 352, B)); /* %23 fused:add_mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(7, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), convirt_image_vjp_k24_relu(A + 5389552 + 393216*B, A + 5389552 + 262144*B, B)); /* %24 map:relu [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
-    CALL(8, (double)18874368*B, sizeof(real)*((double)32768*B + (double)131072*B + (double)9216 + (double)32), convirt_image_k27_conv2d(A + 5389552 + 524288*B, A + 5389552 + 393216*B, (real *)P + 384, (real *)P + 9600, A + 0, B)); /* %27 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(9, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k32_fused_scale_sum(A + 5389552 + 1241088*B, A + 5389552 + 524288*B, B)); /* %32 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(10, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k33_sub(A + 5389552 + 557056*B, A + 5389552 + 524288*B, A + 5389552 + 1241088*B, B)); /* %33 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(11, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_vjp_k38_fused_rsqrt_addc_scale_sum(A + 5389552 + 1241360*B, A + 5389552 + 557056*B, B)); /* %38 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(12, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k39_mul(A + 5389552 + 524288*B, A + 5389552 + 557056*B, A + 5389552 + 1241360*B, B)); /* %39 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(13, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_vjp_k44_fused_add_mul(A + 5389552 + 589824*B, A + 5389552 + 524288*B, (real *)P + 9632, (real *)P + 9664, B)); /* %44 fused:add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(14, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k45_relu(A + 5389552 + 622592*B, A + 5389552 + 589824*B, B)); /* %45 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
-    CALL(15, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216 + (double)32), convirt_image_k48_conv2d(A + 5389552 + 655360*B, A + 5389552 + 622592*B, (real *)P + 9696, (real *)P + 18912, A + 0, B)); /* %48 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(16, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k32_fused_scale_sum(A + 5389552 + 1241088*B, A + 5389552 + 655360*B, B)); /* %53 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(17, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k33_sub(A + 5389552 + 688128*B, A + 5389552 + 655360*B, A + 5389552 + 1241088*B, B)); /* %54 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(18, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_vjp_k38_fused_rsqrt_addc_scale_sum(A + 5389552 + 1241376*B, A + 5389552 + 688128*B, B)); /* %59 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(19, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k39_mul(A + 5389552 + 655360*B, A + 5389552 + 688128*B, A + 5389552 + 1241376*B, B)); /* %60 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(20, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_vjp_k44_fused_add_mul(A + 5389552 + 720896*B, A + 5389552 + 655360*B, (real *)P + 18944, (real *)P + 18976, B)); /* %65 fused:add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(21, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k45_relu(A + 5389552 + 753664*B, A + 5389552 + 720896*B, B)); /* %66 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
-    CALL(22, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216 + (double)32), convirt_image_k48_conv2d(A + 5389552 + 786432*B, A + 5389552 + 753664*B, (real *)P + 19008, (real *)P + 28224, A + 0, B)); /* %69 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(23, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k32_fused_scale_sum(A + 5389552 + 1241088*B, A + 5389552 + 786432*B, B)); /* %74 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(24, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k33_sub(A + 5389552 + 819200*B, A + 5389552 + 786432*B, A + 5389552 + 1241088*B, B)); /* %75 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(25, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_vjp_k38_fused_rsqrt_addc_scale_sum(A + 5389552 + 1241392*B, A + 5389552 + 819200*B, B)); /* %80 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(26, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k39_mul(A + 5389552 + 786432*B, A + 5389552 + 819200*B, A + 5389552 + 1241392*B, B)); /* %81 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(27, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_vjp_k87_fused_add_add_mul(A + 5389552 + 851968*B, A + 5389552 + 622592*B, A + 5389552 + 786432*B, (real *)P + 28256, (real *)P + 28288, B)); /* %87 fused:add_add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:14 */
-    CALL(28, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k45_relu(A + 5389552 + 884736*B, A + 5389552 + 851968*B, B)); /* %88 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
-    CALL(29, (double)9437184*B, sizeof(real)*((double)16384*B + (double)32768*B + (double)18432 + (double)64), convirt_image_k91_conv2d(A + 5389552 + 917504*B, A + 5389552 + 884736*B, (real *)P + 28320, (real *)P + 46752, A + 0, B)); /* %91 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(30, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k96_fused_scale_sum(A + 5389552 + 1241088*B, A + 5389552 + 917504*B, B)); /* %96 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(31, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k97_sub(A + 5389552 + 933888*B, A + 5389552 + 917504*B, A + 5389552 + 1241088*B, B)); /* %97 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(32, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_vjp_k102_fused_rsqrt_addc_scale_sum(A + 5389552 + 1241408*B, A + 5389552 + 933888*B, B)); /* %102 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(33, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k103_mul(A + 5389552 + 917504*B, A + 5389552 + 933888*B, A + 5389552 + 1241408*B, B)); /* %103 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(34, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_vjp_k108_fused_add_mul(A + 5389552 + 950272*B, A + 5389552 + 917504*B, (real *)P + 46816, (real *)P + 46880, B)); /* %108 fused:add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(35, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k109_relu(A + 5389552 + 966656*B, A + 5389552 + 950272*B, B)); /* %109 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
-    CALL(36, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864 + (double)64), convirt_image_k112_conv2d(A + 5389552 + 983040*B, A + 5389552 + 966656*B, (real *)P + 46944, (real *)P + 83808, A + 0, B)); /* %112 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(37, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k96_fused_scale_sum(A + 5389552 + 1241088*B, A + 5389552 + 983040*B, B)); /* %117 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(38, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k97_sub(A + 5389552 + 999424*B, A + 5389552 + 983040*B, A + 5389552 + 1241088*B, B)); /* %118 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(39, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_vjp_k102_fused_rsqrt_addc_scale_sum(A + 5389552 + 1241424*B, A + 5389552 + 999424*B, B)); /* %123 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(40, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k103_mul(A + 5389552 + 983040*B, A + 5389552 + 999424*B, A + 5389552 + 1241424*B, B)); /* %124 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(41, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_vjp_k108_fused_add_mul(A + 5389552 + 1015808*B, A + 5389552 + 983040*B, (real *)P + 83872, (real *)P + 83936, B)); /* %129 fused:add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(42, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k109_relu(A + 5389552 + 1032192*B, A + 5389552 + 1015808*B, B)); /* %130 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
-    CALL(43, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864 + (double)64), convirt_image_k112_conv2d(A + 5389552 + 1048576*B, A + 5389552 + 1032192*B, (real *)P + 84000, (real *)P + 120864, A + 0, B)); /* %133 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(44, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k96_fused_scale_sum(A + 5389552 + 1241088*B, A + 5389552 + 1048576*B, B)); /* %138 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(45, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k97_sub(A + 5389552 + 1064960*B, A + 5389552 + 1048576*B, A + 5389552 + 1241088*B, B)); /* %139 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(46, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_vjp_k102_fused_rsqrt_addc_scale_sum(A + 5389552 + 1241440*B, A + 5389552 + 1064960*B, B)); /* %144 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(47, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k103_mul(A + 5389552 + 1048576*B, A + 5389552 + 1064960*B, A + 5389552 + 1241440*B, B)); /* %145 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(48, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_vjp_k151_fused_add_add_mul(A + 5389552 + 1081344*B, A + 5389552 + 966656*B, A + 5389552 + 1048576*B, (real *)P + 120928, (real *)P + 120992, B)); /* %151 fused:add_add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:14 */
-    CALL(49, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k109_relu(A + 5389552 + 1097728*B, A + 5389552 + 1081344*B, B)); /* %152 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
-    CALL(50, (double)9437184*B, sizeof(real)*((double)8192*B + (double)16384*B + (double)73728 + (double)128), convirt_image_k155_conv2d(A + 5389552 + 1114112*B, A + 5389552 + 1097728*B, (real *)P + 121056, (real *)P + 194784, A + 0, B)); /* %155 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(51, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k160_fused_scale_sum(A + 5389552 + 1241088*B, A + 5389552 + 1114112*B, B)); /* %160 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(52, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k161_sub(A + 5389552 + 1122304*B, A + 5389552 + 1114112*B, A + 5389552 + 1241088*B, B)); /* %161 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(53, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_vjp_k166_fused_rsqrt_addc_scale_sum(A + 5389552 + 1241456*B, A + 5389552 + 1122304*B, B)); /* %166 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(54, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k167_mul(A + 5389552 + 1114112*B, A + 5389552 + 1122304*B, A + 5389552 + 1241456*B, B)); /* %167 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(55, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_vjp_k172_fused_add_mul(A + 5389552 + 1130496*B, A + 5389552 + 1114112*B, (real *)P + 194912, (real *)P + 195040, B)); /* %172 fused:add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(56, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k173_relu(A + 5389552 + 1138688*B, A + 5389552 + 1130496*B, B)); /* %173 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
-    CALL(57, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456 + (double)128), convirt_image_k176_conv2d(A + 5389552 + 1146880*B, A + 5389552 + 1138688*B, (real *)P + 195168, (real *)P + 342624, A + 0, B)); /* %176 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(58, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k160_fused_scale_sum(A + 5389552 + 1241088*B, A + 5389552 + 1146880*B, B)); /* %181 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(59, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k161_sub(A + 5389552 + 1155072*B, A + 5389552 + 1146880*B, A + 5389552 + 1241088*B, B)); /* %182 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(60, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_vjp_k166_fused_rsqrt_addc_scale_sum(A + 5389552 + 1241472*B, A + 5389552 + 1155072*B, B)); /* %187 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(61, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k167_mul(A + 5389552 + 1146880*B, A + 5389552 + 1155072*B, A + 5389552 + 1241472*B, B)); /* %188 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(62, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_vjp_k172_fused_add_mul(A + 5389552 + 1163264*B, A + 5389552 + 1146880*B, (real *)P + 342752, (real *)P + 342880, B)); /* %193 fused:add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(63, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k173_relu(A + 5389552 + 1171456*B, A + 5389552 + 1163264*B, B)); /* %194 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
-    CALL(64, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456 + (double)128), convirt_image_k176_conv2d(A + 5389552 + 1179648*B, A + 5389552 + 1171456*B, (real *)P + 343008, (real *)P + 490464, A + 0, B)); /* %197 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(65, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k160_fused_scale_sum(A + 5389552 + 1241088*B, A + 5389552 + 1179648*B, B)); /* %202 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(66, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k161_sub(A + 5389552 + 1187840*B, A + 5389552 + 1179648*B, A + 5389552 + 1241088*B, B)); /* %203 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(67, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_vjp_k166_fused_rsqrt_addc_scale_sum(A + 5389552 + 1241488*B, A + 5389552 + 1187840*B, B)); /* %208 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(68, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k167_mul(A + 5389552 + 1179648*B, A + 5389552 + 1187840*B, A + 5389552 + 1241488*B, B)); /* %209 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(69, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_vjp_k215_fused_add_add_mul(A + 5389552 + 1196032*B, A + 5389552 + 1138688*B, A + 5389552 + 1179648*B, (real *)P + 490592, (real *)P + 490720, B)); /* %215 fused:add_add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:14 */
-    CALL(70, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k173_relu(A + 5389552 + 1204224*B, A + 5389552 + 1196032*B, B)); /* %216 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
-    CALL(71, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k218_permute(A + 5389552 + 1212416*B, A + 5389552 + 1204224*B, B)); /* %218 permute [B,64,128]  graphs/lib/image_encoder.lua:33 */
-    CALL(72, (double)2105344*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384 + (double)128), convirt_image_k224_matmul_add(A + 5389552 + 1204224*B, A + 5389552 + 1212416*B, (real *)P + 490848, (real *)P + 507232, B)); /* %224 matmul+add [B,64,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(73, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_k225_sum(A + 5389552 + 1220608*B, A + 5389552 + 1212416*B, B)); /* %225 reduce [B,1,128]  graphs/lib/image_encoder.lua:35 */
-    CALL(74, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), convirt_image_k227_scale(A + 5389552 + 1228800*B, A + 5389552 + 1220608*B, B)); /* %227 map:scale [B,128]  graphs/lib/image_encoder.lua:35 */
-    CALL(75, (double)32896*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384 + (double)128), convirt_image_k231_matmul_add(A + 5389552 + 1241088*B, A + 5389552 + 1228800*B, (real *)P + 507360, (real *)P + 523744, B)); /* %231 matmul+add [B,128]  graphs/lib/image_encoder.lua:36 */
-    CALL(76, (double)256*B, sizeof(real)*((double)B + (double)128*B + (double)128*B), convirt_image_vjp_k235_fused_sum_mul(A + 5389552 + 1241216*B, A + 5389552 + 1241088*B, (real *)inputs[1], B)); /* %235 fused:sum_mul [B,1]  graphs/lib/model.lua:147 */
-    CALL(77, (double)B, sizeof(real)*((double)1 + (double)B), convirt_image_vjp_k236_sum(A + 0, A + 5389552 + 1241216*B, B)); /* %236 reduce [1,1]  graphs/lib/model.lua:147 */
-    CALL(78, (double)16384*B, sizeof(real)*((double)64*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k239_fused_sum_mul(A + 5389552 + 1228928*B, A + 5389552 + 1204224*B, (real *)inputs[2], B)); /* %239 fused:sum_mul [B,64,1]  graphs/lib/model.lua:147 */
-    CALL(79, (double)64*B, sizeof(real)*((double)B + (double)64*B), convirt_image_vjp_k240_sum(A + 5389552 + 1241216*B, A + 5389552 + 1228928*B, B)); /* %240 reduce [B,1,1]  graphs/lib/model.lua:147 */
-    CALL(80, (double)B, sizeof(real)*((double)1 + (double)B), convirt_image_vjp_k236_sum(A + 16, A + 5389552 + 1241216*B, B)); /* %241 reduce [1,1,1]  graphs/lib/model.lua:147 */
-    CALL(81, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), convirt_image_vjp_k243_add(A + 5389536, A + 0, A + 16)); /* %243 map:add []  graphs/lib/model.lua:147 */
+    CALL(0, (double)8192*B, sizeof(real)*((double)4096*B + (double)4096*B), convirt_image_k3_fused_scale_addc(A + 5389552 + 933888*B, (real *)inputs[0], B)); /* %3 fused:scale_addc [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
+    CALL(1, (double)2359296*B, sizeof(real)*((double)131072*B + (double)4096*B + (double)288 + (double)32), convirt_image_k6_conv2d(A + 5389552, A + 5389552 + 933888*B, (real *)P + 0, (real *)P + 288, A + 0, B)); /* %6 conv2d [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(2, (double)524288*B, sizeof(real)*((double)16*B + (double)131072*B), convirt_image_k9_group_norm_stats(A + 5389552 + 938240*B, A + 5389552, B)); /* %9 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(3, (double)524288*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)16*B + (double)32 + (double)32), convirt_image_k10_group_norm(A + 5389552 + 131072*B, A + 5389552, A + 5389552 + 938240*B, (real *)P + 320, (real *)P + 352, B)); /* %10 group_norm [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(4, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), convirt_image_k11_relu(A + 5389552 + 262144*B, A + 5389552 + 131072*B, B)); /* %11 map:relu [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
+    CALL(5, (double)18874368*B, sizeof(real)*((double)32768*B + (double)131072*B + (double)9216 + (double)32), convirt_image_k14_conv2d(A + 5389552 + 393216*B, A + 5389552 + 262144*B, (real *)P + 384, (real *)P + 9600, A + 0, B)); /* %14 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(6, (double)131072*B, sizeof(real)*((double)16*B + (double)32768*B), convirt_image_k17_group_norm_stats(A + 5389552 + 938256*B, A + 5389552 + 393216*B, B)); /* %17 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(7, (double)131072*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)32), convirt_image_k18_group_norm(A + 5389552 + 425984*B, A + 5389552 + 393216*B, A + 5389552 + 938256*B, (real *)P + 9632, (real *)P + 9664, B)); /* %18 group_norm [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(8, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_k19_relu(A + 5389552 + 458752*B, A + 5389552 + 425984*B, B)); /* %19 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
+    CALL(9, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216 + (double)32), convirt_image_k22_conv2d(A + 5389552 + 491520*B, A + 5389552 + 458752*B, (real *)P + 9696, (real *)P + 18912, A + 0, B)); /* %22 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(10, (double)131072*B, sizeof(real)*((double)16*B + (double)32768*B), convirt_image_k17_group_norm_stats(A + 5389552 + 938272*B, A + 5389552 + 491520*B, B)); /* %25 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(11, (double)131072*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)32), convirt_image_k18_group_norm(A + 5389552 + 524288*B, A + 5389552 + 491520*B, A + 5389552 + 938272*B, (real *)P + 18944, (real *)P + 18976, B)); /* %26 group_norm [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(12, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_k19_relu(A + 5389552 + 557056*B, A + 5389552 + 524288*B, B)); /* %27 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
+    CALL(13, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216 + (double)32), convirt_image_k22_conv2d(A + 5389552 + 589824*B, A + 5389552 + 557056*B, (real *)P + 19008, (real *)P + 28224, A + 0, B)); /* %30 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(14, (double)131072*B, sizeof(real)*((double)16*B + (double)32768*B), convirt_image_k17_group_norm_stats(A + 5389552 + 938288*B, A + 5389552 + 589824*B, B)); /* %33 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(15, (double)131072*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)32), convirt_image_k18_group_norm(A + 5389552 + 622592*B, A + 5389552 + 589824*B, A + 5389552 + 938288*B, (real *)P + 28256, (real *)P + 28288, B)); /* %34 group_norm [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(16, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k35_add(A + 5389552 + 655360*B, A + 5389552 + 458752*B, A + 5389552 + 622592*B, B)); /* %35 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:14 */
+    CALL(17, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_k19_relu(A + 5389552 + 622592*B, A + 5389552 + 655360*B, B)); /* %36 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
+    CALL(18, (double)9437184*B, sizeof(real)*((double)16384*B + (double)32768*B + (double)18432 + (double)64), convirt_image_k39_conv2d(A + 5389552 + 688128*B, A + 5389552 + 622592*B, (real *)P + 28320, (real *)P + 46752, A + 0, B)); /* %39 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(19, (double)65536*B, sizeof(real)*((double)16*B + (double)16384*B), convirt_image_k42_group_norm_stats(A + 5389552 + 938304*B, A + 5389552 + 688128*B, B)); /* %42 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(20, (double)65536*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)64), convirt_image_k43_group_norm(A + 5389552 + 704512*B, A + 5389552 + 688128*B, A + 5389552 + 938304*B, (real *)P + 46816, (real *)P + 46880, B)); /* %43 group_norm [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(21, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_k44_relu(A + 5389552 + 720896*B, A + 5389552 + 704512*B, B)); /* %44 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
+    CALL(22, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864 + (double)64), convirt_image_k47_conv2d(A + 5389552 + 737280*B, A + 5389552 + 720896*B, (real *)P + 46944, (real *)P + 83808, A + 0, B)); /* %47 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(23, (double)65536*B, sizeof(real)*((double)16*B + (double)16384*B), convirt_image_k42_group_norm_stats(A + 5389552 + 938320*B, A + 5389552 + 737280*B, B)); /* %50 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(24, (double)65536*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)64), convirt_image_k43_group_norm(A + 5389552 + 753664*B, A + 5389552 + 737280*B, A + 5389552 + 938320*B, (real *)P + 83872, (real *)P + 83936, B)); /* %51 group_norm [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(25, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_k44_relu(A + 5389552 + 770048*B, A + 5389552 + 753664*B, B)); /* %52 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
+    CALL(26, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864 + (double)64), convirt_image_k47_conv2d(A + 5389552 + 786432*B, A + 5389552 + 770048*B, (real *)P + 84000, (real *)P + 120864, A + 0, B)); /* %55 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(27, (double)65536*B, sizeof(real)*((double)16*B + (double)16384*B), convirt_image_k42_group_norm_stats(A + 5389552 + 938336*B, A + 5389552 + 786432*B, B)); /* %58 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(28, (double)65536*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)64), convirt_image_k43_group_norm(A + 5389552 + 802816*B, A + 5389552 + 786432*B, A + 5389552 + 938336*B, (real *)P + 120928, (real *)P + 120992, B)); /* %59 group_norm [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(29, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k60_add(A + 5389552 + 819200*B, A + 5389552 + 720896*B, A + 5389552 + 802816*B, B)); /* %60 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:14 */
+    CALL(30, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_k44_relu(A + 5389552 + 802816*B, A + 5389552 + 819200*B, B)); /* %61 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
+    CALL(31, (double)9437184*B, sizeof(real)*((double)8192*B + (double)16384*B + (double)73728 + (double)128), convirt_image_k64_conv2d(A + 5389552 + 835584*B, A + 5389552 + 802816*B, (real *)P + 121056, (real *)P + 194784, A + 0, B)); /* %64 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(32, (double)32768*B, sizeof(real)*((double)16*B + (double)8192*B), convirt_image_k67_group_norm_stats(A + 5389552 + 938352*B, A + 5389552 + 835584*B, B)); /* %67 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(33, (double)32768*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)128), convirt_image_k68_group_norm(A + 5389552 + 843776*B, A + 5389552 + 835584*B, A + 5389552 + 938352*B, (real *)P + 194912, (real *)P + 195040, B)); /* %68 group_norm [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(34, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k69_relu(A + 5389552 + 851968*B, A + 5389552 + 843776*B, B)); /* %69 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
+    CALL(35, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456 + (double)128), convirt_image_k72_conv2d(A + 5389552 + 860160*B, A + 5389552 + 851968*B, (real *)P + 195168, (real *)P + 342624, A + 0, B)); /* %72 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(36, (double)32768*B, sizeof(real)*((double)16*B + (double)8192*B), convirt_image_k67_group_norm_stats(A + 5389552 + 938368*B, A + 5389552 + 860160*B, B)); /* %75 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(37, (double)32768*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)128), convirt_image_k68_group_norm(A + 5389552 + 868352*B, A + 5389552 + 860160*B, A + 5389552 + 938368*B, (real *)P + 342752, (real *)P + 342880, B)); /* %76 group_norm [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(38, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k69_relu(A + 5389552 + 876544*B, A + 5389552 + 868352*B, B)); /* %77 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
+    CALL(39, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456 + (double)128), convirt_image_k72_conv2d(A + 5389552 + 884736*B, A + 5389552 + 876544*B, (real *)P + 343008, (real *)P + 490464, A + 0, B)); /* %80 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(40, (double)32768*B, sizeof(real)*((double)16*B + (double)8192*B), convirt_image_k67_group_norm_stats(A + 5389552 + 938384*B, A + 5389552 + 884736*B, B)); /* %83 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(41, (double)32768*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)128), convirt_image_k68_group_norm(A + 5389552 + 892928*B, A + 5389552 + 884736*B, A + 5389552 + 938384*B, (real *)P + 490592, (real *)P + 490720, B)); /* %84 group_norm [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(42, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k85_add(A + 5389552 + 901120*B, A + 5389552 + 851968*B, A + 5389552 + 892928*B, B)); /* %85 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:14 */
+    CALL(43, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k69_relu(A + 5389552 + 892928*B, A + 5389552 + 901120*B, B)); /* %86 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
+    CALL(44, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k88_permute(A + 5389552 + 909312*B, A + 5389552 + 892928*B, B)); /* %88 permute [B,64,128]  graphs/lib/image_encoder.lua:33 */
+    CALL(45, (double)2105344*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384 + (double)128), convirt_image_k94_matmul_add(A + 5389552 + 892928*B, A + 5389552 + 909312*B, (real *)P + 490848, (real *)P + 507232, B)); /* %94 matmul+add [B,64,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(46, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_k95_sum(A + 5389552 + 917504*B, A + 5389552 + 909312*B, B)); /* %95 reduce [B,1,128]  graphs/lib/image_encoder.lua:35 */
+    CALL(47, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), convirt_image_k97_scale(A + 5389552 + 925696*B, A + 5389552 + 917504*B, B)); /* %97 map:scale [B,128]  graphs/lib/image_encoder.lua:35 */
+    CALL(48, (double)32896*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384 + (double)128), convirt_image_k101_matmul_add(A + 5389552 + 937984*B, A + 5389552 + 925696*B, (real *)P + 507360, (real *)P + 523744, B)); /* %101 matmul+add [B,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(49, (double)256*B, sizeof(real)*((double)B + (double)128*B + (double)128*B), convirt_image_vjp_k105_fused_sum_mul(A + 5389552 + 938112*B, A + 5389552 + 937984*B, (real *)inputs[1], B)); /* %105 fused:sum_mul [B,1]  graphs/lib/model.lua:147 */
+    CALL(50, (double)B, sizeof(real)*((double)1 + (double)B), convirt_image_vjp_k106_sum(A + 0, A + 5389552 + 938112*B, B)); /* %106 reduce [1,1]  graphs/lib/model.lua:147 */
+    CALL(51, (double)16384*B, sizeof(real)*((double)64*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k109_fused_sum_mul(A + 5389552 + 925824*B, A + 5389552 + 892928*B, (real *)inputs[2], B)); /* %109 fused:sum_mul [B,64,1]  graphs/lib/model.lua:147 */
+    CALL(52, (double)64*B, sizeof(real)*((double)B + (double)64*B), convirt_image_vjp_k110_sum(A + 5389552 + 938112*B, A + 5389552 + 925824*B, B)); /* %110 reduce [B,1,1]  graphs/lib/model.lua:147 */
+    CALL(53, (double)B, sizeof(real)*((double)1 + (double)B), convirt_image_vjp_k106_sum(A + 16, A + 5389552 + 938112*B, B)); /* %111 reduce [1,1,1]  graphs/lib/model.lua:147 */
+    CALL(54, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), convirt_image_vjp_k113_add(A + 5389536, A + 0, A + 16)); /* %113 map:add []  graphs/lib/model.lua:147 */
 }
 
 static void backward(void *arena, real *grads, const real *P, void *const *inputs, real *const *input_grads, const long *dims) {
     const long B = dims[0]; (void)B;
     real *A = arena; (void)A; (void)P; (void)inputs; (void)grads; (void)input_grads;
-    CALL(82, 0, sizeof(real)*((double)1), convirt_features_loss_k58_fill(A + 0)); /* %266 fill []  graphs/lib/model.lua:147 */
-    CALL(83, (double)B, sizeof(real)*((double)B + (double)1), convirt_image_vjp_k268_id(A + 5389552 + 1241216*B, A + 0, B)); /* %268 map:id [B,1,1]  graphs/lib/model.lua:147 */
-    CALL(84, (double)64*B, sizeof(real)*((double)64*B + (double)B), convirt_image_vjp_k269_id(A + 5389552 + 1228928*B, A + 5389552 + 1241216*B, B)); /* %269 map:id [B,64,1]  graphs/lib/model.lua:147 */
-    CALL(85, (double)16384*B, sizeof(real)*((double)8192*B + (double)64*B + (double)8192*B), convirt_image_vjp_k271_fused_mul_id(A + 5389552 + 1220608*B, A + 5389552 + 1228928*B, (real *)inputs[2], B)); /* %271 fused:mul_id [B,64,128]  graphs/lib/model.lua:147 */
-    CALL(86, (double)B, sizeof(real)*((double)B + (double)1), convirt_image_vjp_k268_id(A + 5389552 + 1241216*B, A + 0, B)); /* %274 map:id [B,1]  graphs/lib/model.lua:147 */
-    CALL(87, (double)256*B, sizeof(real)*((double)128*B + (double)B + (double)128*B), convirt_image_vjp_k276_fused_mul_id(A + 5389552 + 1228928*B, A + 5389552 + 1241216*B, (real *)inputs[1], B)); /* %276 fused:mul_id [B,128]  graphs/lib/model.lua:147 */
-    CALL(88, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k278_sum(A + 5387264, A + 5389552 + 1228928*B, B)); /* %278 reduce [1,128]  graphs/lib/image_encoder.lua:36 */
-    CALL(89, (double)32768*B, sizeof(real)*((double)16384 + (double)128*B + (double)128*B), convirt_image_vjp_k281_matmul(A + 5326848, A + 5389552 + 1228928*B, A + 5389552 + 1228800*B, B)); /* %281 matmul [128,128]  graphs/lib/image_encoder.lua:36 */
-    CALL(90, (double)32896*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384), convirt_image_vjp_k282_matmul_scale(A + 5389552 + 1241216*B, A + 5389552 + 1228928*B, (real *)P + 507360, B)); /* %282 matmul+scale [B,128]  graphs/lib/image_encoder.lua:35 */
-    CALL(91, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k285_sum(A + 0, A + 5389552 + 1220608*B, B)); /* %285 reduce [1,64,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(92, (double)8192, sizeof(real)*((double)128 + (double)8192), convirt_image_vjp_k287_sum(A + 5387392, A + 0)); /* %287 reduce [1,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(93, (double)2097152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384), convirt_image_vjp_k290_matmul(A + 5389552 + 1228800*B, A + 5389552 + 1220608*B, (real *)P + 490848, B)); /* %290 matmul [64*B,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(94, (double)2097152*B, sizeof(real)*((double)16384 + (double)8192*B + (double)8192*B), convirt_image_vjp_k291_matmul(A + 5343232, A + 5389552 + 1220608*B, A + 5389552 + 1212416*B, B)); /* %291 matmul [128,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(95, (double)16384*B, sizeof(real)*((double)8192*B + (double)128*B + (double)8192*B), convirt_image_vjp_k293_fused_add_id(A + 5389552 + 1212416*B, A + 5389552 + 1241216*B, A + 5389552 + 1228800*B, B)); /* %293 fused:add_id [B,64,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(96, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k294_permute(A + 5389552 + 1220608*B, A + 5389552 + 1212416*B, B)); /* %294 permute [B,128,64]  graphs/lib/image_encoder.lua:33 */
-    CALL(97, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k297_fused_mul_step(A + 5389552 + 1212416*B, A + 5389552 + 1220608*B, A + 5389552 + 1196032*B, B)); /* %297 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
-    CALL(98, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k285_sum(A + 0, A + 5389552 + 1212416*B, B)); /* %298 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(99, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k300_sum(A + 8192, A + 0)); /* %300 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(100, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k301_sum(A + 5387520, A + 8192)); /* %301 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(101, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_vjp_k303_mul(A + 5389552 + 1196032*B, A + 5389552 + 1212416*B, (real *)P + 490592, B)); /* %303 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(102, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k304_mul(A + 5389552 + 1220608*B, A + 5389552 + 1212416*B, A + 5389552 + 1179648*B, B)); /* %304 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(103, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k285_sum(A + 0, A + 5389552 + 1220608*B, B)); /* %305 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(104, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k300_sum(A + 8192, A + 0)); /* %307 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(105, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k301_sum(A + 5387648, A + 8192)); /* %308 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(106, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k318_fused_scale_mul_sum_mul(A + 5389552 + 1241216*B, A + 5389552 + 1196032*B, A + 5389552 + 1187840*B, A + 5389552 + 1241488*B, B)); /* %318 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(107, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), convirt_image_vjp_k322_fused_add_mul_mul_id(A + 5389552 + 1179648*B, A + 5389552 + 1196032*B, A + 5389552 + 1241488*B, A + 5389552 + 1241216*B, A + 5389552 + 1187840*B, B)); /* %322 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(108, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_vjp_k325_fused_scale_sum_neg(A + 5389552 + 1241216*B, A + 5389552 + 1179648*B, B)); /* %325 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(109, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k327_fused_add_id(A + 5389552 + 1187840*B, A + 5389552 + 1179648*B, A + 5389552 + 1241216*B, B)); /* %327 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(110, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k330_sum(A + 5389552 + 1179648*B, A + 5389552 + 1187840*B, B)); /* %330 reduce [B,128,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(111, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k278_sum(A + 5387776, A + 5389552 + 1179648*B, B)); /* %331 reduce [1,128,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(112, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456), convirt_image_vjp_k333_conv2d_input_grad(A + 5389552 + 1179648*B, A + 5389552 + 1187840*B, (real *)P + 343008, A + 0, B)); /* %333 conv2d_input_grad [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(113, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)8192*B), convirt_image_vjp_k334_conv2d_weight_grad(A + 4866048, A + 5389552 + 1187840*B, A + 5389552 + 1171456*B, A + 0, B)); /* %334 conv2d_weight_grad [128,128,3,3]  graphs/lib/image_encoder.lua:13 */
-    CALL(114, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k297_fused_mul_step(A + 5389552 + 1171456*B, A + 5389552 + 1179648*B, A + 5389552 + 1163264*B, B)); /* %336 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
-    CALL(115, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k285_sum(A + 5013504, A + 5389552 + 1171456*B, B)); /* %337 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(116, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k300_sum(A + 5021696, A + 5013504)); /* %339 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(117, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k301_sum(A + 5387904, A + 5021696)); /* %340 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(118, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_vjp_k303_mul(A + 5389552 + 1163264*B, A + 5389552 + 1171456*B, (real *)P + 342752, B)); /* %342 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(119, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k304_mul(A + 5389552 + 1179648*B, A + 5389552 + 1171456*B, A + 5389552 + 1146880*B, B)); /* %343 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(120, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k285_sum(A + 5013504, A + 5389552 + 1179648*B, B)); /* %344 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(121, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k300_sum(A + 5021696, A + 5013504)); /* %346 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(122, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k301_sum(A + 5388032, A + 5021696)); /* %347 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(123, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k318_fused_scale_mul_sum_mul(A + 5389552 + 1241216*B, A + 5389552 + 1163264*B, A + 5389552 + 1155072*B, A + 5389552 + 1241472*B, B)); /* %357 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(124, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), convirt_image_vjp_k322_fused_add_mul_mul_id(A + 5389552 + 1146880*B, A + 5389552 + 1163264*B, A + 5389552 + 1241472*B, A + 5389552 + 1241216*B, A + 5389552 + 1155072*B, B)); /* %361 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(125, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_vjp_k325_fused_scale_sum_neg(A + 5389552 + 1241216*B, A + 5389552 + 1146880*B, B)); /* %364 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(126, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k327_fused_add_id(A + 5389552 + 1155072*B, A + 5389552 + 1146880*B, A + 5389552 + 1241216*B, B)); /* %366 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(127, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k330_sum(A + 5389552 + 1146880*B, A + 5389552 + 1155072*B, B)); /* %369 reduce [B,128,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(128, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k278_sum(A + 5388160, A + 5389552 + 1146880*B, B)); /* %370 reduce [1,128,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(129, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456), convirt_image_vjp_k333_conv2d_input_grad(A + 5389552 + 1146880*B, A + 5389552 + 1155072*B, (real *)P + 195168, A + 0, B)); /* %372 conv2d_input_grad [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(130, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)8192*B), convirt_image_vjp_k334_conv2d_weight_grad(A + 5013504, A + 5389552 + 1155072*B, A + 5389552 + 1138688*B, A + 0, B)); /* %373 conv2d_weight_grad [128,128,3,3]  graphs/lib/image_encoder.lua:6 */
-    CALL(131, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k376_fused_mul_add_step(A + 5389552 + 1138688*B, A + 5389552 + 1212416*B, A + 5389552 + 1146880*B, A + 5389552 + 1130496*B, B)); /* %376 fused:mul_add_step [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
-    CALL(132, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k285_sum(A + 5160960, A + 5389552 + 1138688*B, B)); /* %377 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(133, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k300_sum(A + 5169152, A + 5160960)); /* %379 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(134, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k301_sum(A + 5388288, A + 5169152)); /* %380 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(135, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_vjp_k303_mul(A + 5389552 + 1130496*B, A + 5389552 + 1138688*B, (real *)P + 194912, B)); /* %382 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(136, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k304_mul(A + 5389552 + 1146880*B, A + 5389552 + 1138688*B, A + 5389552 + 1114112*B, B)); /* %383 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(137, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k285_sum(A + 5160960, A + 5389552 + 1146880*B, B)); /* %384 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(138, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k300_sum(A + 5169152, A + 5160960)); /* %386 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(139, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k301_sum(A + 5388416, A + 5169152)); /* %387 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(140, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k318_fused_scale_mul_sum_mul(A + 5389552 + 1241216*B, A + 5389552 + 1130496*B, A + 5389552 + 1122304*B, A + 5389552 + 1241456*B, B)); /* %397 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(141, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), convirt_image_vjp_k322_fused_add_mul_mul_id(A + 5389552 + 1114112*B, A + 5389552 + 1130496*B, A + 5389552 + 1241456*B, A + 5389552 + 1241216*B, A + 5389552 + 1122304*B, B)); /* %401 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(142, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_vjp_k325_fused_scale_sum_neg(A + 5389552 + 1241216*B, A + 5389552 + 1114112*B, B)); /* %404 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(143, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k327_fused_add_id(A + 5389552 + 1130496*B, A + 5389552 + 1114112*B, A + 5389552 + 1241216*B, B)); /* %406 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(144, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k330_sum(A + 5389552 + 1114112*B, A + 5389552 + 1130496*B, B)); /* %409 reduce [B,128,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(145, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k278_sum(A + 5388544, A + 5389552 + 1114112*B, B)); /* %410 reduce [1,128,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(146, (double)9437184*B, sizeof(real)*((double)16384*B + (double)8192*B + (double)73728), convirt_image_vjp_k412_conv2d_input_grad(A + 5389552 + 1114112*B, A + 5389552 + 1130496*B, (real *)P + 121056, A + 0, B)); /* %412 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(147, (double)9437184*B, sizeof(real)*((double)73728 + (double)8192*B + (double)16384*B), convirt_image_vjp_k413_conv2d_weight_grad(A + 5160960, A + 5389552 + 1130496*B, A + 5389552 + 1097728*B, A + 0, B)); /* %413 conv2d_weight_grad [128,64,3,3]  graphs/lib/image_encoder.lua:6 */
-    CALL(148, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k415_fused_mul_step(A + 5389552 + 1097728*B, A + 5389552 + 1114112*B, A + 5389552 + 1081344*B, B)); /* %415 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
-    CALL(149, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k416_sum(A + 5234688, A + 5389552 + 1097728*B, B)); /* %416 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(150, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k418_sum(A + 5251072, A + 5234688)); /* %418 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(151, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k419_sum(A + 5388672, A + 5251072)); /* %419 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(152, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_vjp_k421_mul(A + 5389552 + 1081344*B, A + 5389552 + 1097728*B, (real *)P + 120928, B)); /* %421 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(153, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k422_mul(A + 5389552 + 1114112*B, A + 5389552 + 1097728*B, A + 5389552 + 1048576*B, B)); /* %422 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(154, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k416_sum(A + 5234688, A + 5389552 + 1114112*B, B)); /* %423 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(155, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k418_sum(A + 5251072, A + 5234688)); /* %425 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(156, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k419_sum(A + 5388736, A + 5251072)); /* %426 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(157, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k436_fused_scale_mul_sum_mul(A + 5389552 + 1241216*B, A + 5389552 + 1081344*B, A + 5389552 + 1064960*B, A + 5389552 + 1241440*B, B)); /* %436 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(158, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), convirt_image_vjp_k440_fused_add_mul_mul_id(A + 5389552 + 1048576*B, A + 5389552 + 1081344*B, A + 5389552 + 1241440*B, A + 5389552 + 1241216*B, A + 5389552 + 1064960*B, B)); /* %440 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(159, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_vjp_k443_fused_scale_sum_neg(A + 5389552 + 1241216*B, A + 5389552 + 1048576*B, B)); /* %443 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(160, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k445_fused_add_id(A + 5389552 + 1064960*B, A + 5389552 + 1048576*B, A + 5389552 + 1241216*B, B)); /* %445 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(161, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k448_sum(A + 5389552 + 1048576*B, A + 5389552 + 1064960*B, B)); /* %448 reduce [B,64,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(162, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k449_sum(A + 5388800, A + 5389552 + 1048576*B, B)); /* %449 reduce [1,64,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(163, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864), convirt_image_vjp_k451_conv2d_input_grad(A + 5389552 + 1048576*B, A + 5389552 + 1064960*B, (real *)P + 84000, A + 0, B)); /* %451 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(164, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)16384*B), convirt_image_vjp_k452_conv2d_weight_grad(A + 5234688, A + 5389552 + 1064960*B, A + 5389552 + 1032192*B, A + 0, B)); /* %452 conv2d_weight_grad [64,64,3,3]  graphs/lib/image_encoder.lua:13 */
-    CALL(165, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k415_fused_mul_step(A + 5389552 + 1032192*B, A + 5389552 + 1048576*B, A + 5389552 + 1015808*B, B)); /* %454 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
-    CALL(166, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k416_sum(A + 5271552, A + 5389552 + 1032192*B, B)); /* %455 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(167, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k418_sum(A + 5287936, A + 5271552)); /* %457 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(168, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k419_sum(A + 5388864, A + 5287936)); /* %458 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(169, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_vjp_k421_mul(A + 5389552 + 1015808*B, A + 5389552 + 1032192*B, (real *)P + 83872, B)); /* %460 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(170, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k422_mul(A + 5389552 + 1048576*B, A + 5389552 + 1032192*B, A + 5389552 + 983040*B, B)); /* %461 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(171, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k416_sum(A + 5271552, A + 5389552 + 1048576*B, B)); /* %462 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(172, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k418_sum(A + 5287936, A + 5271552)); /* %464 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(173, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k419_sum(A + 5388928, A + 5287936)); /* %465 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(174, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k436_fused_scale_mul_sum_mul(A + 5389552 + 1241216*B, A + 5389552 + 1015808*B, A + 5389552 + 999424*B, A + 5389552 + 1241424*B, B)); /* %475 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(175, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), convirt_image_vjp_k440_fused_add_mul_mul_id(A + 5389552 + 983040*B, A + 5389552 + 1015808*B, A + 5389552 + 1241424*B, A + 5389552 + 1241216*B, A + 5389552 + 999424*B, B)); /* %479 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(176, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_vjp_k443_fused_scale_sum_neg(A + 5389552 + 1241216*B, A + 5389552 + 983040*B, B)); /* %482 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(177, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k445_fused_add_id(A + 5389552 + 999424*B, A + 5389552 + 983040*B, A + 5389552 + 1241216*B, B)); /* %484 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(178, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k448_sum(A + 5389552 + 983040*B, A + 5389552 + 999424*B, B)); /* %487 reduce [B,64,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(179, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k449_sum(A + 5388992, A + 5389552 + 983040*B, B)); /* %488 reduce [1,64,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(180, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864), convirt_image_vjp_k451_conv2d_input_grad(A + 5389552 + 983040*B, A + 5389552 + 999424*B, (real *)P + 46944, A + 0, B)); /* %490 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(181, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)16384*B), convirt_image_vjp_k452_conv2d_weight_grad(A + 5271552, A + 5389552 + 999424*B, A + 5389552 + 966656*B, A + 0, B)); /* %491 conv2d_weight_grad [64,64,3,3]  graphs/lib/image_encoder.lua:6 */
-    CALL(182, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k494_fused_mul_add_step(A + 5389552 + 966656*B, A + 5389552 + 1097728*B, A + 5389552 + 983040*B, A + 5389552 + 950272*B, B)); /* %494 fused:mul_add_step [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
-    CALL(183, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k416_sum(A + 5308416, A + 5389552 + 966656*B, B)); /* %495 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(184, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k418_sum(A + 5324800, A + 5308416)); /* %497 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(185, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k419_sum(A + 5389056, A + 5324800)); /* %498 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(186, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_vjp_k421_mul(A + 5389552 + 950272*B, A + 5389552 + 966656*B, (real *)P + 46816, B)); /* %500 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(187, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k422_mul(A + 5389552 + 983040*B, A + 5389552 + 966656*B, A + 5389552 + 917504*B, B)); /* %501 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(188, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k416_sum(A + 5308416, A + 5389552 + 983040*B, B)); /* %502 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(189, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k418_sum(A + 5324800, A + 5308416)); /* %504 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(190, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k419_sum(A + 5389120, A + 5324800)); /* %505 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(191, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k436_fused_scale_mul_sum_mul(A + 5389552 + 1241216*B, A + 5389552 + 950272*B, A + 5389552 + 933888*B, A + 5389552 + 1241408*B, B)); /* %515 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(192, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), convirt_image_vjp_k440_fused_add_mul_mul_id(A + 5389552 + 917504*B, A + 5389552 + 950272*B, A + 5389552 + 1241408*B, A + 5389552 + 1241216*B, A + 5389552 + 933888*B, B)); /* %519 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(193, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_vjp_k443_fused_scale_sum_neg(A + 5389552 + 1241216*B, A + 5389552 + 917504*B, B)); /* %522 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(194, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k445_fused_add_id(A + 5389552 + 950272*B, A + 5389552 + 917504*B, A + 5389552 + 1241216*B, B)); /* %524 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(195, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k448_sum(A + 5389552 + 1212416*B, A + 5389552 + 950272*B, B)); /* %527 reduce [B,64,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(196, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k449_sum(A + 5389184, A + 5389552 + 1212416*B, B)); /* %528 reduce [1,64,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(197, (double)9437184*B, sizeof(real)*((double)32768*B + (double)16384*B + (double)18432), convirt_image_vjp_k530_conv2d_input_grad(A + 5389552 + 917504*B, A + 5389552 + 950272*B, (real *)P + 28320, A + 0, B)); /* %530 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(198, (double)9437184*B, sizeof(real)*((double)18432 + (double)16384*B + (double)32768*B), convirt_image_vjp_k531_conv2d_weight_grad(A + 5308416, A + 5389552 + 950272*B, A + 5389552 + 884736*B, A + 0, B)); /* %531 conv2d_weight_grad [64,32,3,3]  graphs/lib/image_encoder.lua:6 */
-    CALL(199, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k533_fused_mul_step(A + 5389552 + 884736*B, A + 5389552 + 917504*B, A + 5389552 + 851968*B, B)); /* %533 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
-    CALL(200, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k534_sum(A + 0, A + 5389552 + 884736*B, B)); /* %534 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(201, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k536_sum(A + 32768, A + 0)); /* %536 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(202, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k537_sum(A + 5389248, A + 32768)); /* %537 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(203, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_vjp_k539_mul(A + 5389552 + 851968*B, A + 5389552 + 884736*B, (real *)P + 28256, B)); /* %539 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(204, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k540_mul(A + 5389552 + 917504*B, A + 5389552 + 884736*B, A + 5389552 + 786432*B, B)); /* %540 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(205, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k534_sum(A + 0, A + 5389552 + 917504*B, B)); /* %541 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(206, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k536_sum(A + 32768, A + 0)); /* %543 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(207, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k537_sum(A + 5389280, A + 32768)); /* %544 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(208, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k554_fused_scale_mul_sum_mul(A + 5389552 + 1241216*B, A + 5389552 + 851968*B, A + 5389552 + 819200*B, A + 5389552 + 1241392*B, B)); /* %554 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(209, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), convirt_image_vjp_k558_fused_add_mul_mul_id(A + 5389552 + 786432*B, A + 5389552 + 851968*B, A + 5389552 + 1241392*B, A + 5389552 + 1241216*B, A + 5389552 + 819200*B, B)); /* %558 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(210, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_vjp_k561_fused_scale_sum_neg(A + 5389552 + 1241216*B, A + 5389552 + 786432*B, B)); /* %561 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(211, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k563_fused_add_id(A + 5389552 + 819200*B, A + 5389552 + 786432*B, A + 5389552 + 1241216*B, B)); /* %563 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(212, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k566_sum(A + 5389552 + 1212416*B, A + 5389552 + 819200*B, B)); /* %566 reduce [B,32,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(213, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k567_sum(A + 5389312, A + 5389552 + 1212416*B, B)); /* %567 reduce [1,32,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(214, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216), convirt_image_vjp_k569_conv2d_input_grad(A + 5389552 + 786432*B, A + 5389552 + 819200*B, (real *)P + 19008, A + 0, B)); /* %569 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(215, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)32768*B), convirt_image_vjp_k570_conv2d_weight_grad(A + 5359616, A + 5389552 + 819200*B, A + 5389552 + 753664*B, A + 0, B)); /* %570 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:13 */
-    CALL(216, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k533_fused_mul_step(A + 5389552 + 753664*B, A + 5389552 + 786432*B, A + 5389552 + 720896*B, B)); /* %572 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
-    CALL(217, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k534_sum(A + 0, A + 5389552 + 753664*B, B)); /* %573 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(218, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k536_sum(A + 32768, A + 0)); /* %575 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(219, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k537_sum(A + 5389344, A + 32768)); /* %576 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(220, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_vjp_k539_mul(A + 5389552 + 720896*B, A + 5389552 + 753664*B, (real *)P + 18944, B)); /* %578 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(221, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k540_mul(A + 5389552 + 786432*B, A + 5389552 + 753664*B, A + 5389552 + 655360*B, B)); /* %579 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(222, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k534_sum(A + 0, A + 5389552 + 786432*B, B)); /* %580 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(223, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k536_sum(A + 32768, A + 0)); /* %582 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(224, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k537_sum(A + 5389376, A + 32768)); /* %583 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(225, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k554_fused_scale_mul_sum_mul(A + 5389552 + 1241216*B, A + 5389552 + 720896*B, A + 5389552 + 688128*B, A + 5389552 + 1241376*B, B)); /* %593 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(226, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), convirt_image_vjp_k558_fused_add_mul_mul_id(A + 5389552 + 655360*B, A + 5389552 + 720896*B, A + 5389552 + 1241376*B, A + 5389552 + 1241216*B, A + 5389552 + 688128*B, B)); /* %597 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(227, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_vjp_k561_fused_scale_sum_neg(A + 5389552 + 1241216*B, A + 5389552 + 655360*B, B)); /* %600 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(228, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k563_fused_add_id(A + 5389552 + 688128*B, A + 5389552 + 655360*B, A + 5389552 + 1241216*B, B)); /* %602 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(229, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k566_sum(A + 5389552 + 1212416*B, A + 5389552 + 688128*B, B)); /* %605 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(230, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k567_sum(A + 5389408, A + 5389552 + 1212416*B, B)); /* %606 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(231, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216), convirt_image_vjp_k569_conv2d_input_grad(A + 5389552 + 655360*B, A + 5389552 + 688128*B, (real *)P + 9696, A + 0, B)); /* %608 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(232, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)32768*B), convirt_image_vjp_k570_conv2d_weight_grad(A + 5368832, A + 5389552 + 688128*B, A + 5389552 + 622592*B, A + 0, B)); /* %609 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:6 */
-    CALL(233, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k612_fused_mul_add_step(A + 5389552 + 622592*B, A + 5389552 + 884736*B, A + 5389552 + 655360*B, A + 5389552 + 589824*B, B)); /* %612 fused:mul_add_step [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
-    CALL(234, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k534_sum(A + 0, A + 5389552 + 622592*B, B)); /* %613 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(235, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k536_sum(A + 32768, A + 0)); /* %615 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(236, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k537_sum(A + 5389440, A + 32768)); /* %616 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(237, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_vjp_k539_mul(A + 5389552 + 589824*B, A + 5389552 + 622592*B, (real *)P + 9632, B)); /* %618 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(238, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k540_mul(A + 5389552 + 655360*B, A + 5389552 + 622592*B, A + 5389552 + 524288*B, B)); /* %619 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(239, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k534_sum(A + 0, A + 5389552 + 655360*B, B)); /* %620 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(240, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k536_sum(A + 32768, A + 0)); /* %622 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(241, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k537_sum(A + 5389472, A + 32768)); /* %623 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(242, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k554_fused_scale_mul_sum_mul(A + 5389552 + 1241216*B, A + 5389552 + 589824*B, A + 5389552 + 557056*B, A + 5389552 + 1241360*B, B)); /* %633 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(243, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), convirt_image_vjp_k558_fused_add_mul_mul_id(A + 5389552 + 524288*B, A + 5389552 + 589824*B, A + 5389552 + 1241360*B, A + 5389552 + 1241216*B, A + 5389552 + 557056*B, B)); /* %637 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(244, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_vjp_k561_fused_scale_sum_neg(A + 5389552 + 1241216*B, A + 5389552 + 524288*B, B)); /* %640 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(245, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k563_fused_add_id(A + 5389552 + 655360*B, A + 5389552 + 524288*B, A + 5389552 + 1241216*B, B)); /* %642 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(246, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k566_sum(A + 5389552 + 1212416*B, A + 5389552 + 655360*B, B)); /* %645 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(247, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k567_sum(A + 5389504, A + 5389552 + 1212416*B, B)); /* %646 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(248, (double)18874368*B, sizeof(real)*((double)131072*B + (double)32768*B + (double)9216), convirt_image_vjp_k648_conv2d_input_grad(A + 5389552 + 524288*B, A + 5389552 + 655360*B, (real *)P + 384, A + 0, B)); /* %648 conv2d_input_grad [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(249, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)131072*B), convirt_image_vjp_k649_conv2d_weight_grad(A + 5378048, A + 5389552 + 655360*B, A + 5389552 + 393216*B, A + 0, B)); /* %649 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:6 */
-    CALL(250, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), convirt_image_vjp_k651_fused_mul_step(A + 5389552 + 393216*B, A + 5389552 + 524288*B, A + 5389552 + 262144*B, B)); /* %651 fused:mul_step [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
-    CALL(251, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), convirt_image_vjp_k652_sum(A + 0, A + 5389552 + 393216*B, B)); /* %652 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(252, (double)131072, sizeof(real)*((double)2048 + (double)131072), convirt_image_vjp_k654_sum(A + 131072, A + 0)); /* %654 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(253, (double)2048, sizeof(real)*((double)32 + (double)2048), convirt_image_vjp_k655_sum(A + 594720, A + 131072)); /* %655 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(254, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), convirt_image_vjp_k657_mul(A + 5389552 + 262144*B, A + 5389552 + 393216*B, (real *)P + 320, B)); /* %657 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(255, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), convirt_image_vjp_k658_mul(A + 5389552 + 524288*B, A + 5389552 + 393216*B, A + 5389552, B)); /* %658 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(256, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), convirt_image_vjp_k652_sum(A + 0, A + 5389552 + 524288*B, B)); /* %659 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(257, (double)131072, sizeof(real)*((double)2048 + (double)131072), convirt_image_vjp_k654_sum(A + 131072, A + 0)); /* %661 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(258, (double)2048, sizeof(real)*((double)32 + (double)2048), convirt_image_vjp_k655_sum(A + 594752, A + 131072)); /* %662 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(259, (double)262184*B, sizeof(real)*((double)8*B + (double)131072*B + (double)131072*B + (double)8*B), convirt_image_vjp_k672_fused_scale_mul_sum_mul(A + 5389552 + 1241216*B, A + 5389552 + 262144*B, A + 5389552 + 131072*B, A + 5389552 + 1241344*B, B)); /* %672 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(260, (double)655360*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B + (double)8*B + (double)131072*B), convirt_image_vjp_k676_fused_add_mul_mul_id(A + 5389552, A + 5389552 + 262144*B, A + 5389552 + 1241344*B, A + 5389552 + 1241216*B, A + 5389552 + 131072*B, B)); /* %676 fused:add_mul_mul_id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(261, (double)262152*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_vjp_k679_fused_scale_sum_neg(A + 5389552 + 1212416*B, A + 5389552, B)); /* %679 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(262, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_vjp_k681_fused_add_id(A + 5389552 + 131072*B, A + 5389552, A + 5389552 + 1212416*B, B)); /* %681 fused:add_id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(263, (double)131072*B, sizeof(real)*((double)32*B + (double)131072*B), convirt_image_vjp_k684_sum(A + 5389552 + 1212416*B, A + 5389552 + 131072*B, B)); /* %684 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(264, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k567_sum(A + 594784, A + 5389552 + 1212416*B, B)); /* %685 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(265, (double)2359296*B, sizeof(real)*((double)288 + (double)131072*B + (double)4096*B), convirt_image_vjp_k688_conv2d_weight_grad(A + 594432, A + 5389552 + 131072*B, A + 5389552 + 1236992*B, A + 0, B)); /* %688 conv2d_weight_grad [32,1,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(55, 0, sizeof(real)*((double)1), convirt_features_loss_k58_fill(A + 0)); /* %116 fill []  graphs/lib/model.lua:147 */
+    CALL(56, (double)B, sizeof(real)*((double)B + (double)1), convirt_image_vjp_k118_id(A + 5389552 + 938112*B, A + 0, B)); /* %118 map:id [B,1,1]  graphs/lib/model.lua:147 */
+    CALL(57, (double)64*B, sizeof(real)*((double)64*B + (double)B), convirt_image_vjp_k119_id(A + 5389552 + 925824*B, A + 5389552 + 938112*B, B)); /* %119 map:id [B,64,1]  graphs/lib/model.lua:147 */
+    CALL(58, (double)16384*B, sizeof(real)*((double)8192*B + (double)64*B + (double)8192*B), convirt_image_vjp_k121_fused_mul_id(A + 5389552 + 917504*B, A + 5389552 + 925824*B, (real *)inputs[2], B)); /* %121 fused:mul_id [B,64,128]  graphs/lib/model.lua:147 */
+    CALL(59, (double)B, sizeof(real)*((double)B + (double)1), convirt_image_vjp_k118_id(A + 5389552 + 938112*B, A + 0, B)); /* %124 map:id [B,1]  graphs/lib/model.lua:147 */
+    CALL(60, (double)256*B, sizeof(real)*((double)128*B + (double)B + (double)128*B), convirt_image_vjp_k126_fused_mul_id(A + 5389552 + 925824*B, A + 5389552 + 938112*B, (real *)inputs[1], B)); /* %126 fused:mul_id [B,128]  graphs/lib/model.lua:147 */
+    CALL(61, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5387264, A + 5389552 + 925824*B, B)); /* %128 reduce [1,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(62, (double)32768*B, sizeof(real)*((double)16384 + (double)128*B + (double)128*B), convirt_image_vjp_k131_matmul(A + 5326848, A + 5389552 + 925824*B, A + 5389552 + 925696*B, B)); /* %131 matmul [128,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(63, (double)32896*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384), convirt_image_vjp_k132_matmul_scale(A + 5389552 + 938112*B, A + 5389552 + 925824*B, (real *)P + 507360, B)); /* %132 matmul+scale [B,128]  graphs/lib/image_encoder.lua:35 */
+    CALL(64, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k135_sum(A + 0, A + 5389552 + 917504*B, B)); /* %135 reduce [1,64,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(65, (double)8192, sizeof(real)*((double)128 + (double)8192), convirt_image_vjp_k137_sum(A + 5387392, A + 0)); /* %137 reduce [1,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(66, (double)2097152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384), convirt_image_vjp_k140_matmul(A + 5389552 + 925696*B, A + 5389552 + 917504*B, (real *)P + 490848, B)); /* %140 matmul [64*B,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(67, (double)2097152*B, sizeof(real)*((double)16384 + (double)8192*B + (double)8192*B), convirt_image_vjp_k141_matmul(A + 5343232, A + 5389552 + 917504*B, A + 5389552 + 909312*B, B)); /* %141 matmul [128,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(68, (double)16384*B, sizeof(real)*((double)8192*B + (double)128*B + (double)8192*B), convirt_image_vjp_k143_fused_add_id(A + 5389552 + 909312*B, A + 5389552 + 938112*B, A + 5389552 + 925696*B, B)); /* %143 fused:add_id [B,64,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(69, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k144_permute(A + 5389552 + 917504*B, A + 5389552 + 909312*B, B)); /* %144 permute [B,128,64]  graphs/lib/image_encoder.lua:33 */
+    CALL(70, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k147_fused_mul_step(A + 5389552 + 909312*B, A + 5389552 + 917504*B, A + 5389552 + 901120*B, B)); /* %147 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
+    CALL(71, (double)40960*B, sizeof(real)*((double)256*B + (double)8192*B + (double)8192*B + (double)16*B), convirt_image_vjp_k148_group_norm_sums(A + 5389552 + 917504*B, A + 5389552 + 909312*B, A + 5389552 + 884736*B, A + 5389552 + 938384*B, B)); /* %148 group_norm_sums [B,128,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(72, (double)57344*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)256*B), convirt_image_vjp_k149_group_norm_grad_x(A + 5389552 + 901120*B, A + 5389552 + 909312*B, A + 5389552 + 884736*B, A + 5389552 + 938384*B, (real *)P + 490592, A + 5389552 + 917504*B, B)); /* %149 group_norm_grad_x [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(73, (double)256*B, sizeof(real)*((double)256 + (double)256*B), convirt_image_vjp_k150_sum(A + 0, A + 5389552 + 917504*B, B)); /* %150 reduce [1,128,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(74, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k152_slice(A + 5387520, A + 0)); /* %152 slice [128,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(75, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k154_slice(A + 5387648, A + 0)); /* %154 slice [128,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(76, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k157_sum(A + 5389552 + 884736*B, A + 5389552 + 901120*B, B)); /* %157 reduce [B,128,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(77, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5387776, A + 5389552 + 884736*B, B)); /* %158 reduce [1,128,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(78, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456), convirt_image_vjp_k160_conv2d_input_grad(A + 5389552 + 884736*B, A + 5389552 + 901120*B, (real *)P + 343008, A + 0, B)); /* %160 conv2d_input_grad [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(79, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)8192*B), convirt_image_vjp_k161_conv2d_weight_grad(A + 4866048, A + 5389552 + 901120*B, A + 5389552 + 876544*B, A + 0, B)); /* %161 conv2d_weight_grad [128,128,3,3]  graphs/lib/image_encoder.lua:13 */
+    CALL(80, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k147_fused_mul_step(A + 5389552 + 876544*B, A + 5389552 + 884736*B, A + 5389552 + 868352*B, B)); /* %163 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
+    CALL(81, (double)40960*B, sizeof(real)*((double)256*B + (double)8192*B + (double)8192*B + (double)16*B), convirt_image_vjp_k148_group_norm_sums(A + 5389552 + 884736*B, A + 5389552 + 876544*B, A + 5389552 + 860160*B, A + 5389552 + 938368*B, B)); /* %164 group_norm_sums [B,128,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(82, (double)57344*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)256*B), convirt_image_vjp_k149_group_norm_grad_x(A + 5389552 + 868352*B, A + 5389552 + 876544*B, A + 5389552 + 860160*B, A + 5389552 + 938368*B, (real *)P + 342752, A + 5389552 + 884736*B, B)); /* %165 group_norm_grad_x [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(83, (double)256*B, sizeof(real)*((double)256 + (double)256*B), convirt_image_vjp_k150_sum(A + 5013504, A + 5389552 + 884736*B, B)); /* %166 reduce [1,128,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(84, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k152_slice(A + 5387904, A + 5013504)); /* %168 slice [128,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(85, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k154_slice(A + 5388032, A + 5013504)); /* %170 slice [128,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(86, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k157_sum(A + 5389552 + 860160*B, A + 5389552 + 868352*B, B)); /* %173 reduce [B,128,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(87, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5388160, A + 5389552 + 860160*B, B)); /* %174 reduce [1,128,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(88, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456), convirt_image_vjp_k160_conv2d_input_grad(A + 5389552 + 860160*B, A + 5389552 + 868352*B, (real *)P + 195168, A + 0, B)); /* %176 conv2d_input_grad [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(89, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)8192*B), convirt_image_vjp_k161_conv2d_weight_grad(A + 5013504, A + 5389552 + 868352*B, A + 5389552 + 851968*B, A + 0, B)); /* %177 conv2d_weight_grad [128,128,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(90, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k180_fused_mul_add_step(A + 5389552 + 851968*B, A + 5389552 + 909312*B, A + 5389552 + 860160*B, A + 5389552 + 843776*B, B)); /* %180 fused:mul_add_step [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
+    CALL(91, (double)40960*B, sizeof(real)*((double)256*B + (double)8192*B + (double)8192*B + (double)16*B), convirt_image_vjp_k148_group_norm_sums(A + 5389552 + 843776*B, A + 5389552 + 851968*B, A + 5389552 + 835584*B, A + 5389552 + 938352*B, B)); /* %181 group_norm_sums [B,128,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(92, (double)57344*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)256*B), convirt_image_vjp_k149_group_norm_grad_x(A + 5389552 + 860160*B, A + 5389552 + 851968*B, A + 5389552 + 835584*B, A + 5389552 + 938352*B, (real *)P + 194912, A + 5389552 + 843776*B, B)); /* %182 group_norm_grad_x [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(93, (double)256*B, sizeof(real)*((double)256 + (double)256*B), convirt_image_vjp_k150_sum(A + 5160960, A + 5389552 + 843776*B, B)); /* %183 reduce [1,128,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(94, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k152_slice(A + 5388288, A + 5160960)); /* %185 slice [128,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(95, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k154_slice(A + 5388416, A + 5160960)); /* %187 slice [128,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(96, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k157_sum(A + 5389552 + 835584*B, A + 5389552 + 860160*B, B)); /* %190 reduce [B,128,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(97, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5388544, A + 5389552 + 835584*B, B)); /* %191 reduce [1,128,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(98, (double)9437184*B, sizeof(real)*((double)16384*B + (double)8192*B + (double)73728), convirt_image_vjp_k193_conv2d_input_grad(A + 5389552 + 835584*B, A + 5389552 + 860160*B, (real *)P + 121056, A + 0, B)); /* %193 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(99, (double)9437184*B, sizeof(real)*((double)73728 + (double)8192*B + (double)16384*B), convirt_image_vjp_k194_conv2d_weight_grad(A + 5160960, A + 5389552 + 860160*B, A + 5389552 + 802816*B, A + 0, B)); /* %194 conv2d_weight_grad [128,64,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(100, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k196_fused_mul_step(A + 5389552 + 802816*B, A + 5389552 + 835584*B, A + 5389552 + 819200*B, B)); /* %196 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
+    CALL(101, (double)81920*B, sizeof(real)*((double)128*B + (double)16384*B + (double)16384*B + (double)16*B), convirt_image_vjp_k197_group_norm_sums(A + 5389552 + 901120*B, A + 5389552 + 802816*B, A + 5389552 + 786432*B, A + 5389552 + 938336*B, B)); /* %197 group_norm_sums [B,64,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(102, (double)114688*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)128*B), convirt_image_vjp_k198_group_norm_grad_x(A + 5389552 + 819200*B, A + 5389552 + 802816*B, A + 5389552 + 786432*B, A + 5389552 + 938336*B, (real *)P + 120928, A + 5389552 + 901120*B, B)); /* %198 group_norm_grad_x [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(103, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5359616, A + 5389552 + 901120*B, B)); /* %199 reduce [1,64,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(104, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k201_slice(A + 5388672, A + 5359616)); /* %201 slice [64,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(105, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k203_slice(A + 5388736, A + 5359616)); /* %203 slice [64,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(106, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k206_sum(A + 5389552 + 786432*B, A + 5389552 + 819200*B, B)); /* %206 reduce [B,64,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(107, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5388800, A + 5389552 + 786432*B, B)); /* %207 reduce [1,64,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(108, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864), convirt_image_vjp_k209_conv2d_input_grad(A + 5389552 + 786432*B, A + 5389552 + 819200*B, (real *)P + 84000, A + 0, B)); /* %209 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(109, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)16384*B), convirt_image_vjp_k210_conv2d_weight_grad(A + 5234688, A + 5389552 + 819200*B, A + 5389552 + 770048*B, A + 0, B)); /* %210 conv2d_weight_grad [64,64,3,3]  graphs/lib/image_encoder.lua:13 */
+    CALL(110, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k196_fused_mul_step(A + 5389552 + 770048*B, A + 5389552 + 786432*B, A + 5389552 + 753664*B, B)); /* %212 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
+    CALL(111, (double)81920*B, sizeof(real)*((double)128*B + (double)16384*B + (double)16384*B + (double)16*B), convirt_image_vjp_k197_group_norm_sums(A + 5389552 + 786432*B, A + 5389552 + 770048*B, A + 5389552 + 737280*B, A + 5389552 + 938320*B, B)); /* %213 group_norm_sums [B,64,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(112, (double)114688*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)128*B), convirt_image_vjp_k198_group_norm_grad_x(A + 5389552 + 753664*B, A + 5389552 + 770048*B, A + 5389552 + 737280*B, A + 5389552 + 938320*B, (real *)P + 83872, A + 5389552 + 786432*B, B)); /* %214 group_norm_grad_x [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(113, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5359616, A + 5389552 + 786432*B, B)); /* %215 reduce [1,64,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(114, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k201_slice(A + 5388864, A + 5359616)); /* %217 slice [64,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(115, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k203_slice(A + 5388928, A + 5359616)); /* %219 slice [64,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(116, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k206_sum(A + 5389552 + 737280*B, A + 5389552 + 753664*B, B)); /* %222 reduce [B,64,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(117, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5388992, A + 5389552 + 737280*B, B)); /* %223 reduce [1,64,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(118, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864), convirt_image_vjp_k209_conv2d_input_grad(A + 5389552 + 737280*B, A + 5389552 + 753664*B, (real *)P + 46944, A + 0, B)); /* %225 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(119, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)16384*B), convirt_image_vjp_k210_conv2d_weight_grad(A + 5271552, A + 5389552 + 753664*B, A + 5389552 + 720896*B, A + 0, B)); /* %226 conv2d_weight_grad [64,64,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(120, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k229_fused_mul_add_step(A + 5389552 + 720896*B, A + 5389552 + 802816*B, A + 5389552 + 737280*B, A + 5389552 + 704512*B, B)); /* %229 fused:mul_add_step [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
+    CALL(121, (double)81920*B, sizeof(real)*((double)128*B + (double)16384*B + (double)16384*B + (double)16*B), convirt_image_vjp_k197_group_norm_sums(A + 5389552 + 704512*B, A + 5389552 + 720896*B, A + 5389552 + 688128*B, A + 5389552 + 938304*B, B)); /* %230 group_norm_sums [B,64,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(122, (double)114688*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)128*B), convirt_image_vjp_k198_group_norm_grad_x(A + 5389552 + 737280*B, A + 5389552 + 720896*B, A + 5389552 + 688128*B, A + 5389552 + 938304*B, (real *)P + 46816, A + 5389552 + 704512*B, B)); /* %231 group_norm_grad_x [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(123, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5308416, A + 5389552 + 704512*B, B)); /* %232 reduce [1,64,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(124, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k201_slice(A + 5389056, A + 5308416)); /* %234 slice [64,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(125, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k203_slice(A + 5389120, A + 5308416)); /* %236 slice [64,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(126, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k206_sum(A + 5389552 + 901120*B, A + 5389552 + 737280*B, B)); /* %239 reduce [B,64,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(127, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5389184, A + 5389552 + 901120*B, B)); /* %240 reduce [1,64,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(128, (double)9437184*B, sizeof(real)*((double)32768*B + (double)16384*B + (double)18432), convirt_image_vjp_k242_conv2d_input_grad(A + 5389552 + 688128*B, A + 5389552 + 737280*B, (real *)P + 28320, A + 0, B)); /* %242 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(129, (double)9437184*B, sizeof(real)*((double)18432 + (double)16384*B + (double)32768*B), convirt_image_vjp_k243_conv2d_weight_grad(A + 5308416, A + 5389552 + 737280*B, A + 5389552 + 622592*B, A + 0, B)); /* %243 conv2d_weight_grad [64,32,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(130, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k245_fused_mul_step(A + 5389552 + 622592*B, A + 5389552 + 688128*B, A + 5389552 + 655360*B, B)); /* %245 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
+    CALL(131, (double)163840*B, sizeof(real)*((double)64*B + (double)32768*B + (double)32768*B + (double)16*B), convirt_image_vjp_k246_group_norm_sums(A + 5389552 + 901120*B, A + 5389552 + 622592*B, A + 5389552 + 589824*B, A + 5389552 + 938288*B, B)); /* %246 group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(132, (double)229376*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)64*B), convirt_image_vjp_k247_group_norm_grad_x(A + 5389552 + 655360*B, A + 5389552 + 622592*B, A + 5389552 + 589824*B, A + 5389552 + 938288*B, (real *)P + 28256, A + 5389552 + 901120*B, B)); /* %247 group_norm_grad_x [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(133, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5359616, A + 5389552 + 901120*B, B)); /* %248 reduce [1,32,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(134, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 5389248, A + 5359616)); /* %250 slice [32,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(135, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 5389280, A + 5359616)); /* %252 slice [32,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(136, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k255_sum(A + 5389552 + 589824*B, A + 5389552 + 655360*B, B)); /* %255 reduce [B,32,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(137, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 5389312, A + 5389552 + 589824*B, B)); /* %256 reduce [1,32,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(138, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216), convirt_image_vjp_k258_conv2d_input_grad(A + 5389552 + 589824*B, A + 5389552 + 655360*B, (real *)P + 19008, A + 0, B)); /* %258 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(139, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)32768*B), convirt_image_vjp_k259_conv2d_weight_grad(A + 5359616, A + 5389552 + 655360*B, A + 5389552 + 557056*B, A + 0, B)); /* %259 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:13 */
+    CALL(140, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k245_fused_mul_step(A + 5389552 + 557056*B, A + 5389552 + 589824*B, A + 5389552 + 524288*B, B)); /* %261 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
+    CALL(141, (double)163840*B, sizeof(real)*((double)64*B + (double)32768*B + (double)32768*B + (double)16*B), convirt_image_vjp_k246_group_norm_sums(A + 5389552 + 589824*B, A + 5389552 + 557056*B, A + 5389552 + 491520*B, A + 5389552 + 938272*B, B)); /* %262 group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(142, (double)229376*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)64*B), convirt_image_vjp_k247_group_norm_grad_x(A + 5389552 + 524288*B, A + 5389552 + 557056*B, A + 5389552 + 491520*B, A + 5389552 + 938272*B, (real *)P + 18944, A + 5389552 + 589824*B, B)); /* %263 group_norm_grad_x [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(143, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5368832, A + 5389552 + 589824*B, B)); /* %264 reduce [1,32,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(144, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 5389344, A + 5368832)); /* %266 slice [32,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(145, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 5389376, A + 5368832)); /* %268 slice [32,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(146, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k255_sum(A + 5389552 + 491520*B, A + 5389552 + 524288*B, B)); /* %271 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(147, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 5389408, A + 5389552 + 491520*B, B)); /* %272 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(148, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216), convirt_image_vjp_k258_conv2d_input_grad(A + 5389552 + 491520*B, A + 5389552 + 524288*B, (real *)P + 9696, A + 0, B)); /* %274 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(149, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)32768*B), convirt_image_vjp_k259_conv2d_weight_grad(A + 5368832, A + 5389552 + 524288*B, A + 5389552 + 458752*B, A + 0, B)); /* %275 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(150, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k278_fused_mul_add_step(A + 5389552 + 458752*B, A + 5389552 + 622592*B, A + 5389552 + 491520*B, A + 5389552 + 425984*B, B)); /* %278 fused:mul_add_step [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
+    CALL(151, (double)163840*B, sizeof(real)*((double)64*B + (double)32768*B + (double)32768*B + (double)16*B), convirt_image_vjp_k246_group_norm_sums(A + 5389552 + 425984*B, A + 5389552 + 458752*B, A + 5389552 + 393216*B, A + 5389552 + 938256*B, B)); /* %279 group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(152, (double)229376*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)64*B), convirt_image_vjp_k247_group_norm_grad_x(A + 5389552 + 524288*B, A + 5389552 + 458752*B, A + 5389552 + 393216*B, A + 5389552 + 938256*B, (real *)P + 9632, A + 5389552 + 425984*B, B)); /* %280 group_norm_grad_x [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(153, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5378048, A + 5389552 + 425984*B, B)); /* %281 reduce [1,32,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(154, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 5389440, A + 5378048)); /* %283 slice [32,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(155, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 5389472, A + 5378048)); /* %285 slice [32,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(156, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k255_sum(A + 5389552 + 901120*B, A + 5389552 + 524288*B, B)); /* %288 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(157, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 5389504, A + 5389552 + 901120*B, B)); /* %289 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(158, (double)18874368*B, sizeof(real)*((double)131072*B + (double)32768*B + (double)9216), convirt_image_vjp_k291_conv2d_input_grad(A + 5389552 + 393216*B, A + 5389552 + 524288*B, (real *)P + 384, A + 0, B)); /* %291 conv2d_input_grad [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(159, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)131072*B), convirt_image_vjp_k292_conv2d_weight_grad(A + 5378048, A + 5389552 + 524288*B, A + 5389552 + 262144*B, A + 0, B)); /* %292 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(160, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), convirt_image_vjp_k294_fused_mul_step(A + 5389552 + 262144*B, A + 5389552 + 393216*B, A + 5389552 + 131072*B, B)); /* %294 fused:mul_step [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
+    CALL(161, (double)655360*B, sizeof(real)*((double)64*B + (double)131072*B + (double)131072*B + (double)16*B), convirt_image_vjp_k295_group_norm_sums(A + 5389552 + 901120*B, A + 5389552 + 262144*B, A + 5389552, A + 5389552 + 938240*B, B)); /* %295 group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(162, (double)917504*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B + (double)16*B + (double)32 + (double)64*B), convirt_image_vjp_k296_group_norm_grad_x(A + 5389552 + 131072*B, A + 5389552 + 262144*B, A + 5389552, A + 5389552 + 938240*B, (real *)P + 320, A + 5389552 + 901120*B, B)); /* %296 group_norm_grad_x [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(163, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 0, A + 5389552 + 901120*B, B)); /* %297 reduce [1,32,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(164, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 594720, A + 0)); /* %299 slice [32,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(165, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 594752, A + 0)); /* %301 slice [32,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(166, (double)131072*B, sizeof(real)*((double)32*B + (double)131072*B), convirt_image_vjp_k304_sum(A + 5389552 + 901120*B, A + 5389552 + 131072*B, B)); /* %304 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(167, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 594784, A + 5389552 + 901120*B, B)); /* %305 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(168, (double)2359296*B, sizeof(real)*((double)288 + (double)131072*B + (double)4096*B), convirt_image_vjp_k308_conv2d_weight_grad(A + 594432, A + 5389552 + 131072*B, A + 5389552 + 933888*B, A + 0, B)); /* %308 conv2d_weight_grad [32,1,3,3]  graphs/lib/image_encoder.lua:6 */
     memcpy(grads + 0, A + 594432, sizeof(real)*288); /* d loss / d image.stem.weight */
     memcpy(grads + 288, A + 594784, sizeof(real)*32); /* d loss / d image.stem.bias */
     memcpy(grads + 320, A + 594752, sizeof(real)*32); /* d loss / d image.stem_gn.weight */
@@ -620,8 +426,8 @@ static const real *output(const void *arena, int k, const long *dims) {
     const real *A = arena;
     switch (k) {
     case 0: return A + 5389536; /* loss */
-    case 1: return A + 5389552 + 1241088*B; /* vg */
-    case 2: return A + 5389552 + 1204224*B; /* V */
+    case 1: return A + 5389552 + 937984*B; /* vg */
+    case 2: return A + 5389552 + 892928*B; /* V */
     default: return 0;
     }
 }

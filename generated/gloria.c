@@ -15,555 +15,458 @@
 
 #ifdef RECLF_PROFILE
 #include "profile.h"
-static reclf_prof_entry prof[546] = {
+static reclf_prof_entry prof[449] = {
     {"convirt_image_k3_fused_scale_addc", "%6 fused:scale_addc [B,1,64,64]", "graphs/lib/image_encoder.lua:19", 0, 0, 0, 0, 0},
     {"convirt_image_k6_conv2d", "%9 conv2d [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k11_fused_scale_sum", "%14 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k12_sub", "%15 map:sub [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k17_fused_rsqrt_addc_scale_sum", "%20 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k18_mul", "%21 map:mul [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k23_fused_add_mul", "%26 fused:add_mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k24_relu", "%27 map:relu [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 0, 0, 0, 0, 0},
-    {"convirt_image_k27_conv2d", "%30 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k32_fused_scale_sum", "%35 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k33_sub", "%36 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k38_fused_rsqrt_addc_scale_sum", "%41 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k39_mul", "%42 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k44_fused_add_mul", "%47 fused:add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k45_relu", "%48 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"convirt_image_k48_conv2d", "%51 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k32_fused_scale_sum", "%56 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k33_sub", "%57 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k38_fused_rsqrt_addc_scale_sum", "%62 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k39_mul", "%63 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k44_fused_add_mul", "%68 fused:add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k45_relu", "%69 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_image_k48_conv2d", "%72 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k32_fused_scale_sum", "%77 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k33_sub", "%78 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k38_fused_rsqrt_addc_scale_sum", "%83 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k39_mul", "%84 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k87_fused_add_add_mul", "%90 fused:add_add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k45_relu", "%91 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"convirt_image_k91_conv2d", "%94 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k96_fused_scale_sum", "%99 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k97_sub", "%100 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k102_fused_rsqrt_addc_scale_sum", "%105 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k103_mul", "%106 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k108_fused_add_mul", "%111 fused:add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k109_relu", "%112 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"convirt_image_k112_conv2d", "%115 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k96_fused_scale_sum", "%120 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k97_sub", "%121 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k102_fused_rsqrt_addc_scale_sum", "%126 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k103_mul", "%127 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k108_fused_add_mul", "%132 fused:add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k109_relu", "%133 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_image_k112_conv2d", "%136 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k96_fused_scale_sum", "%141 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k97_sub", "%142 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k102_fused_rsqrt_addc_scale_sum", "%147 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k103_mul", "%148 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k151_fused_add_add_mul", "%154 fused:add_add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k109_relu", "%155 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"convirt_image_k155_conv2d", "%158 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k160_fused_scale_sum", "%163 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k161_sub", "%164 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k166_fused_rsqrt_addc_scale_sum", "%169 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k167_mul", "%170 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k172_fused_add_mul", "%175 fused:add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k173_relu", "%176 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"convirt_image_k176_conv2d", "%179 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k160_fused_scale_sum", "%184 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k161_sub", "%185 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k166_fused_rsqrt_addc_scale_sum", "%190 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k167_mul", "%191 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k172_fused_add_mul", "%196 fused:add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k173_relu", "%197 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_image_k176_conv2d", "%200 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k160_fused_scale_sum", "%205 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k161_sub", "%206 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k166_fused_rsqrt_addc_scale_sum", "%211 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k167_mul", "%212 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k215_fused_add_add_mul", "%218 fused:add_add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k173_relu", "%219 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"convirt_image_k218_permute", "%221 permute [B,64,128]", "graphs/lib/image_encoder.lua:33", 0, 0, 0, 0, 0},
-    {"convirt_image_k224_matmul_add", "%227 matmul+add [B,64,128]", "graphs/lib/image_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"convirt_image_k225_sum", "%228 reduce [B,1,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
-    {"convirt_image_k227_scale", "%230 map:scale [B,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
-    {"convirt_image_k231_matmul_add", "%234 matmul+add [B,128]", "graphs/lib/image_encoder.lua:36", 0, 0, 0, 0, 0},
-    {"convirt_k237_gather", "%237 gather [T,40,128]", "graphs/lib/text_encoder.lua:32", 0, 0, 0, 0, 0},
-    {"convirt_k242_fused_scale_sum_add", "%242 fused:scale_sum_add [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k243_fused_sub_add", "%243 fused:sub_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k248_fused_rsqrt_addc_scale_sum", "%248 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k249_mul", "%249 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k251_fused_add_mul", "%251 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k257_matmul_add", "%257 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_k259_permute", "%259 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_k257_matmul_add", "%265 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_k259_permute", "%267 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_k257_matmul_add", "%273 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_k259_permute", "%275 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_k282_fused_scale_addc_neg", "%282 fused:scale_addc_neg [T,1,1,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k283_matmul_add_mul_scale", "%283 matmul+add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k284_max", "%284 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k287_fused_exp_sub", "%287 fused:exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k289_fused_sum_mul", "%289 fused:sum_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k290_clampmin", "%290 map:clampmin [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k291_fused_div_mul", "%291 fused:div_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k292_matmul", "%292 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0},
-    {"convirt_k293_permute", "%293 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0},
-    {"convirt_k298_matmul", "%298 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k301_fused_add_add_add", "%301 fused:add_add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k305_fused_scale_sum", "%305 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k306_sub", "%306 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k248_fused_rsqrt_addc_scale_sum", "%311 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k249_mul", "%312 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k251_fused_add_mul", "%314 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k320_matmul_add", "%320 matmul+add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k321_gelu", "%321 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"convirt_k328_matmul_add_add", "%328 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"convirt_k305_fused_scale_sum", "%332 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k306_sub", "%333 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k248_fused_rsqrt_addc_scale_sum", "%338 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k249_mul", "%339 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k251_fused_add_mul", "%341 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k257_matmul_add", "%347 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_k259_permute", "%349 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_k257_matmul_add", "%355 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_k259_permute", "%357 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_k257_matmul_add", "%363 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_k259_permute", "%365 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_k283_matmul_add_mul_scale", "%373 matmul+add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k284_max", "%374 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k287_fused_exp_sub", "%377 fused:exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k289_fused_sum_mul", "%379 fused:sum_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k290_clampmin", "%380 map:clampmin [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k291_fused_div_mul", "%381 fused:div_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k292_matmul", "%382 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0},
-    {"convirt_k293_permute", "%383 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0},
-    {"convirt_k391_matmul_add_add", "%391 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k305_fused_scale_sum", "%395 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k306_sub", "%396 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k248_fused_rsqrt_addc_scale_sum", "%401 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k249_mul", "%402 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k251_fused_add_mul", "%404 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k320_matmul_add", "%410 matmul+add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k321_gelu", "%411 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"convirt_k328_matmul_add_add", "%418 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"convirt_k305_fused_scale_sum", "%422 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"convirt_k306_sub", "%423 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"convirt_k248_fused_rsqrt_addc_scale_sum", "%428 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"convirt_k249_mul", "%429 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"convirt_k251_fused_add_mul", "%431 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"convirt_k432_slice", "%432 slice [T,1,128]", "graphs/lib/text_encoder.lua:35", 0, 0, 0, 0, 0},
-    {"convirt_k437_matmul_add", "%437 matmul+add [T,128]", "graphs/lib/text_encoder.lua:36", 0, 0, 0, 0, 0},
-    {"convirt_text_k206_slice", "%438 slice [T,39,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0},
-    {"convirt_text_k212_matmul_add", "%444 matmul+add [T,39,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k7_fused_sum_square", "%446 fused:sum_square [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k9_fused_rsqrt_clampmin", "%448 fused:rsqrt_clampmin [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k10_mul", "%449 map:mul [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k12_fused_sum_square", "%451 fused:sum_square [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k14_fused_rsqrt_clampmin", "%453 fused:rsqrt_clampmin [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k15_mul", "%454 map:mul [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k17_matmul_scale", "%456 matmul+scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k18_eye", "%457 eye [T,B]", "graphs/lib/losses.lua:9", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k19_max", "%458 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k22_fused_exp_sub", "%461 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k23_sum", "%462 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k24_clampmin", "%463 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k27_mul", "%466 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k30_max", "%469 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k33_fused_exp_sub", "%472 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k34_sum", "%473 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k35_clampmin", "%474 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k34_sum", "%478 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k23_sum", "%480 reduce [T,1]", "graphs/lib/losses.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k42_fused_mul_sub_add_log", "%481 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k43_sum", "%482 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k46_fused_scale_add_sum_sub", "%485 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k49_fused_sum_square", "%488 fused:sum_square [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k51_fused_rsqrt_clampmin", "%490 fused:rsqrt_clampmin [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k52_mul", "%491 map:mul [T,39,128]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k56_fused_sum_square", "%495 fused:sum_square [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k58_fused_rsqrt_clampmin", "%497 fused:rsqrt_clampmin [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k59_mul", "%498 map:mul [1,B,64,128]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k60_matmul", "%499 matmul [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k62_fused_max_scale", "%501 fused:max_scale [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k65_fused_exp_sub_scale", "%504 fused:exp_sub_scale [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k66_sum", "%505 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k67_div", "%506 map:div [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k68_matmul", "%507 matmul [T,B,39,128]", "graphs/lib/matching.lua:11", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k70_fused_sum_square", "%509 fused:sum_square [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k72_fused_rsqrt_clampmin", "%511 fused:rsqrt_clampmin [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k73_mul", "%512 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k81_fused_scale_addc_neg", "%520 fused:scale_addc_neg [T,1,39,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k82_fused_add_mul_scale_sum", "%521 fused:add_mul_scale_sum [T,B,39,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k83_max", "%522 reduce [T,B,1,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k86_fused_exp_sub", "%525 fused:exp_sub [T,B,39,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k87_mul", "%526 map:mul [T,B,39,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k88_sum", "%527 reduce [T,B,1,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k89_clampmin", "%528 map:clampmin [T,B,1,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k92_fused_scale_add_log", "%531 fused:scale_add_log [T,B,1,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k94_scale", "%533 map:scale [T,B]", "graphs/lib/model.lua:50", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k19_max", "%535 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k22_fused_exp_sub", "%538 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k23_sum", "%539 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k24_clampmin", "%540 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k27_mul", "%543 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k30_max", "%546 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k33_fused_exp_sub", "%549 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k34_sum", "%550 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k35_clampmin", "%551 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k34_sum", "%555 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k42_fused_mul_sub_add_log", "%558 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k43_sum", "%559 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k46_fused_scale_add_sum_sub", "%562 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k243_add", "%564 map:add []", "graphs/lib/model.lua:85", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k58_fill", "%643 fill []", "graphs/lib/model.lua:87", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k60_scale", "%645 map:scale [1,1]", "graphs/lib/losses.lua:16", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k63_fused_mul_id", "%648 fused:mul_id [T,1]", "graphs/lib/losses.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k65_fused_neg_id", "%650 fused:neg_id [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k159_fused_mul_id", "%652 fused:mul_id [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k71_fused_mul_div_id_step", "%656 fused:mul_div_id_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k77_neg", "%662 map:neg [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k171_fused_mul_id", "%664 fused:mul_id [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k84_fused_mul_div_step", "%669 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k182_fused_scale_add_add_add", "%675 fused:scale_add_add_add [T,B]", "graphs/lib/model.lua:50", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k187_fused_mul_div_scale_step", "%680 fused:mul_div_scale_step [T,B,1,1]", "graphs/lib/model.lua:49", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k199_fused_scale_mul_mul_mul", "%692 fused:scale_mul_mul_mul [T,B,39,1]", "graphs/lib/model.lua:49", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k201_fused_mul_id", "%694 fused:mul_id [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k203_sum", "%696 reduce [T,1,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k212_fused_mul_mul_sum_mul", "%705 fused:mul_mul_sum_mul [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k216_fused_add_mul_mul_id", "%709 fused:add_mul_mul_id [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k218_matmul", "%711 matmul [T,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k219_sum", "%712 reduce [1,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k220_matmul_div", "%713 matmul+div [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k223_fused_sum_neg_mul", "%716 fused:sum_neg_mul [T,B,39,1]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k229_fused_scale_mul_add_id", "%722 fused:scale_mul_add_id [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k68_matmul", "%723 matmul [T,B,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k231_matmul", "%724 matmul [T,B,64,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k203_sum", "%725 reduce [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k219_sum", "%726 reduce [1,B,64,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k234_add", "%727 map:add [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k244_fused_mul_mul_sum_mul", "%737 fused:mul_mul_sum_mul [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k248_fused_add_add_mul_mul", "%741 fused:add_add_mul_mul [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k259_fused_mul_mul_sum_mul", "%752 fused:mul_mul_sum_mul [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k263_fused_add_mul_mul_id", "%756 fused:add_mul_mul_id [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k71_fused_mul_div_id_step", "%769 fused:mul_div_id_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k84_fused_mul_div_step", "%782 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k295_fused_scale_add_add_add", "%788 fused:scale_add_add_add [T,B]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k91_matmul", "%789 matmul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k92_matmul", "%790 matmul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k101_fused_mul_mul_sum_mul", "%799 fused:mul_mul_sum_mul [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k105_fused_add_mul_mul_id", "%803 fused:add_mul_mul_id [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k114_fused_mul_mul_sum_mul", "%812 fused:mul_mul_sum_mul [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k118_fused_add_mul_mul_id", "%816 fused:add_mul_mul_id [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_text_vjp_k273_sum", "%817 reduce [1,39,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
-    {"convirt_text_vjp_k275_sum", "%819 reduce [1,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
-    {"convirt_text_vjp_k278_matmul", "%822 matmul [39*T,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
-    {"convirt_text_vjp_k279_matmul", "%823 matmul [128,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
-    {"convirt_text_vjp_k281_pad", "%825 pad [T,40,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
-    {"convirt_k612_sum", "%826 reduce [1,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"convirt_k614_matmul", "%828 matmul [T,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"convirt_k615_matmul", "%829 matmul [128,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"convirt_k617_pad", "%831 pad [T,40,128]", "graphs/lib/text_encoder.lua:35", 1, 0, 0, 0, 0},
-    {"convirt_text_vjp_k288_add", "%832 map:add [T,40,128]", "graphs/lib/text_encoder.lua:35", 1, 0, 0, 0, 0},
-    {"convirt_k618_sum", "%833 reduce [1,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k620_sum", "%835 reduce [1,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k623_mul", "%838 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k618_sum", "%839 reduce [1,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k620_sum", "%841 reduce [1,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k635_fused_scale_mul_sum_mul", "%850 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k639_fused_add_mul_mul_mul", "%854 fused:add_mul_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k642_fused_scale_sum_neg", "%857 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k644_fused_add_id", "%859 fused:add_id [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k618_sum", "%860 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k620_sum", "%862 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k651_matmul", "%866 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k654_matmul_mul_gelu_grad", "%869 matmul+mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k655_sum", "%870 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k657_sum", "%872 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k660_matmul", "%875 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k661_matmul", "%876 matmul [512,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k618_sum", "%878 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k620_sum", "%880 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k623_mul", "%883 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k618_sum", "%884 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k620_sum", "%886 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k635_fused_scale_mul_sum_mul", "%895 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k639_fused_add_mul_mul_mul", "%899 fused:add_mul_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k642_fused_scale_sum_neg", "%903 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k690_fused_add_add_id", "%905 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k618_sum", "%906 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k620_sum", "%908 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k696_matmul", "%911 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k697_matmul", "%912 matmul [128,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k259_permute", "%915 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:18", 1, 0, 0, 0, 0},
-    {"convirt_k702_matmul", "%917 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_k703_matmul_div", "%918 matmul+div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"convirt_k708_fused_mul_sum_neg_mul", "%923 fused:mul_sum_neg_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"convirt_k724_fused_scale_mul_mul_mul", "%939 fused:scale_mul_mul_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"convirt_k292_matmul", "%940 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"convirt_k702_matmul", "%941 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"convirt_k293_permute", "%942 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k618_sum", "%944 reduce [1,40,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k620_sum", "%946 reduce [1,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k697_matmul", "%950 matmul [128,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k293_permute", "%952 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k618_sum", "%954 reduce [1,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k620_sum", "%956 reduce [1,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k696_matmul", "%959 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k697_matmul", "%960 matmul [128,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k293_permute", "%963 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k618_sum", "%965 reduce [1,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k620_sum", "%967 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k696_matmul", "%970 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k697_matmul", "%971 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k758_matmul_add_add", "%973 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k618_sum", "%974 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k620_sum", "%976 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k623_mul", "%979 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k618_sum", "%980 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k620_sum", "%982 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k635_fused_scale_mul_sum_mul", "%991 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k639_fused_add_mul_mul_mul", "%995 fused:add_mul_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k642_fused_scale_sum_neg", "%999 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k690_fused_add_add_id", "%1001 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k618_sum", "%1002 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k620_sum", "%1004 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k651_matmul", "%1008 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k654_matmul_mul_gelu_grad", "%1011 matmul+mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k655_sum", "%1012 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k657_sum", "%1014 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k660_matmul", "%1017 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k661_matmul", "%1018 matmul [512,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k618_sum", "%1020 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k620_sum", "%1022 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k623_mul", "%1025 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k618_sum", "%1026 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k620_sum", "%1028 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k635_fused_scale_mul_sum_mul", "%1037 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k639_fused_add_mul_mul_mul", "%1041 fused:add_mul_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k642_fused_scale_sum_neg", "%1045 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k690_fused_add_add_id", "%1047 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k618_sum", "%1048 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k620_sum", "%1050 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k696_matmul", "%1053 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k697_matmul", "%1054 matmul [128,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k259_permute", "%1057 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:18", 1, 0, 0, 0, 0},
-    {"convirt_k702_matmul", "%1059 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_k703_matmul_div", "%1060 matmul+div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"convirt_k708_fused_mul_sum_neg_mul", "%1065 fused:mul_sum_neg_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"convirt_k724_fused_scale_mul_mul_mul", "%1081 fused:scale_mul_mul_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"convirt_k292_matmul", "%1082 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"convirt_k702_matmul", "%1083 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"convirt_k293_permute", "%1084 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k618_sum", "%1086 reduce [1,40,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k620_sum", "%1088 reduce [1,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k697_matmul", "%1092 matmul [128,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k293_permute", "%1094 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k618_sum", "%1096 reduce [1,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k620_sum", "%1098 reduce [1,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k696_matmul", "%1101 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k697_matmul", "%1102 matmul [128,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k293_permute", "%1105 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k618_sum", "%1107 reduce [1,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k620_sum", "%1109 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k696_matmul", "%1112 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k697_matmul", "%1113 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k758_matmul_add_add", "%1115 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k618_sum", "%1116 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k620_sum", "%1118 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k623_mul", "%1121 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k618_sum", "%1122 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k620_sum", "%1124 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k635_fused_scale_mul_sum_mul", "%1133 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k639_fused_add_mul_mul_mul", "%1137 fused:add_mul_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k642_fused_scale_sum_neg", "%1141 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k690_fused_add_add_id", "%1143 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k618_sum", "%1144 reduce [1,40,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0},
-    {"convirt_k931_scatter_add", "%1146 scatter_add [1024,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k278_sum", "%1147 reduce [1,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k281_matmul", "%1150 matmul [128,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k282_matmul_scale", "%1151 matmul+scale [B,128]", "graphs/lib/image_encoder.lua:35", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k285_sum", "%1154 reduce [1,64,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k287_sum", "%1156 reduce [1,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k290_matmul", "%1159 matmul [64*B,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k291_matmul", "%1160 matmul [128,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k293_fused_add_id", "%1162 fused:add_id [B,64,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k294_permute", "%1163 permute [B,128,64]", "graphs/lib/image_encoder.lua:33", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k297_fused_mul_step", "%1166 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k285_sum", "%1167 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k300_sum", "%1169 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k301_sum", "%1170 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k303_mul", "%1172 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k304_mul", "%1173 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k285_sum", "%1174 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k300_sum", "%1176 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k301_sum", "%1177 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k318_fused_scale_mul_sum_mul", "%1187 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k322_fused_add_mul_mul_id", "%1191 fused:add_mul_mul_id [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k325_fused_scale_sum_neg", "%1194 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k327_fused_add_id", "%1196 fused:add_id [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k330_sum", "%1199 reduce [B,128,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k278_sum", "%1200 reduce [1,128,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k333_conv2d_input_grad", "%1202 conv2d_input_grad [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k334_conv2d_weight_grad", "%1203 conv2d_weight_grad [128,128,3,3]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k297_fused_mul_step", "%1205 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k285_sum", "%1206 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k300_sum", "%1208 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k301_sum", "%1209 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k303_mul", "%1211 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k304_mul", "%1212 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k285_sum", "%1213 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k300_sum", "%1215 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k301_sum", "%1216 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k318_fused_scale_mul_sum_mul", "%1226 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k322_fused_add_mul_mul_id", "%1230 fused:add_mul_mul_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k325_fused_scale_sum_neg", "%1233 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k327_fused_add_id", "%1235 fused:add_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k330_sum", "%1238 reduce [B,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k278_sum", "%1239 reduce [1,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k333_conv2d_input_grad", "%1241 conv2d_input_grad [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k334_conv2d_weight_grad", "%1242 conv2d_weight_grad [128,128,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k376_fused_mul_add_step", "%1245 fused:mul_add_step [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k285_sum", "%1246 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k300_sum", "%1248 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k301_sum", "%1249 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k303_mul", "%1251 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k304_mul", "%1252 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k285_sum", "%1253 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k300_sum", "%1255 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k301_sum", "%1256 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k318_fused_scale_mul_sum_mul", "%1266 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k322_fused_add_mul_mul_id", "%1270 fused:add_mul_mul_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k325_fused_scale_sum_neg", "%1273 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k327_fused_add_id", "%1275 fused:add_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k330_sum", "%1278 reduce [B,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k278_sum", "%1279 reduce [1,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k412_conv2d_input_grad", "%1281 conv2d_input_grad [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k413_conv2d_weight_grad", "%1282 conv2d_weight_grad [128,64,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k415_fused_mul_step", "%1284 fused:mul_step [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k416_sum", "%1285 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k418_sum", "%1287 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k419_sum", "%1288 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k421_mul", "%1290 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k422_mul", "%1291 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k416_sum", "%1292 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k418_sum", "%1294 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k419_sum", "%1295 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k436_fused_scale_mul_sum_mul", "%1305 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k440_fused_add_mul_mul_id", "%1309 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k443_fused_scale_sum_neg", "%1312 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k445_fused_add_id", "%1314 fused:add_id [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k448_sum", "%1317 reduce [B,64,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k449_sum", "%1318 reduce [1,64,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k451_conv2d_input_grad", "%1320 conv2d_input_grad [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k452_conv2d_weight_grad", "%1321 conv2d_weight_grad [64,64,3,3]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k415_fused_mul_step", "%1323 fused:mul_step [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k416_sum", "%1324 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k418_sum", "%1326 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k419_sum", "%1327 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k421_mul", "%1329 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k422_mul", "%1330 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k416_sum", "%1331 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k418_sum", "%1333 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k419_sum", "%1334 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k436_fused_scale_mul_sum_mul", "%1344 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k440_fused_add_mul_mul_id", "%1348 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k443_fused_scale_sum_neg", "%1351 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k445_fused_add_id", "%1353 fused:add_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k448_sum", "%1356 reduce [B,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k449_sum", "%1357 reduce [1,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k451_conv2d_input_grad", "%1359 conv2d_input_grad [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k452_conv2d_weight_grad", "%1360 conv2d_weight_grad [64,64,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k494_fused_mul_add_step", "%1363 fused:mul_add_step [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k416_sum", "%1364 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k418_sum", "%1366 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k419_sum", "%1367 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k421_mul", "%1369 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k422_mul", "%1370 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k416_sum", "%1371 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k418_sum", "%1373 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k419_sum", "%1374 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k436_fused_scale_mul_sum_mul", "%1384 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k440_fused_add_mul_mul_id", "%1388 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k443_fused_scale_sum_neg", "%1391 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k445_fused_add_id", "%1393 fused:add_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k448_sum", "%1396 reduce [B,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k449_sum", "%1397 reduce [1,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k530_conv2d_input_grad", "%1399 conv2d_input_grad [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k531_conv2d_weight_grad", "%1400 conv2d_weight_grad [64,32,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k533_fused_mul_step", "%1402 fused:mul_step [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k534_sum", "%1403 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k536_sum", "%1405 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k537_sum", "%1406 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k539_mul", "%1408 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k540_mul", "%1409 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k534_sum", "%1410 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k536_sum", "%1412 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k537_sum", "%1413 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k554_fused_scale_mul_sum_mul", "%1423 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k558_fused_add_mul_mul_id", "%1427 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k561_fused_scale_sum_neg", "%1430 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k563_fused_add_id", "%1432 fused:add_id [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k566_sum", "%1435 reduce [B,32,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k567_sum", "%1436 reduce [1,32,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k569_conv2d_input_grad", "%1438 conv2d_input_grad [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k570_conv2d_weight_grad", "%1439 conv2d_weight_grad [32,32,3,3]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k533_fused_mul_step", "%1441 fused:mul_step [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k534_sum", "%1442 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k536_sum", "%1444 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k537_sum", "%1445 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k539_mul", "%1447 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k540_mul", "%1448 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k534_sum", "%1449 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k536_sum", "%1451 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k537_sum", "%1452 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k554_fused_scale_mul_sum_mul", "%1462 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k558_fused_add_mul_mul_id", "%1466 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k561_fused_scale_sum_neg", "%1469 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k563_fused_add_id", "%1471 fused:add_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k566_sum", "%1474 reduce [B,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k567_sum", "%1475 reduce [1,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k569_conv2d_input_grad", "%1477 conv2d_input_grad [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k570_conv2d_weight_grad", "%1478 conv2d_weight_grad [32,32,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k612_fused_mul_add_step", "%1481 fused:mul_add_step [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k534_sum", "%1482 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k536_sum", "%1484 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k537_sum", "%1485 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k539_mul", "%1487 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k540_mul", "%1488 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k534_sum", "%1489 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k536_sum", "%1491 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k537_sum", "%1492 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k554_fused_scale_mul_sum_mul", "%1502 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k558_fused_add_mul_mul_id", "%1506 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k561_fused_scale_sum_neg", "%1509 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k563_fused_add_id", "%1511 fused:add_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k566_sum", "%1514 reduce [B,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k567_sum", "%1515 reduce [1,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k648_conv2d_input_grad", "%1517 conv2d_input_grad [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k649_conv2d_weight_grad", "%1518 conv2d_weight_grad [32,32,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k651_fused_mul_step", "%1520 fused:mul_step [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k652_sum", "%1521 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k654_sum", "%1523 reduce [32,1,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k655_sum", "%1524 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k657_mul", "%1526 map:mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k658_mul", "%1527 map:mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k652_sum", "%1528 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k654_sum", "%1530 reduce [32,1,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k655_sum", "%1531 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k672_fused_scale_mul_sum_mul", "%1541 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k676_fused_add_mul_mul_id", "%1545 fused:add_mul_mul_id [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k679_fused_scale_sum_neg", "%1548 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k681_fused_add_id", "%1550 fused:add_id [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k684_sum", "%1553 reduce [B,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k567_sum", "%1554 reduce [1,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k688_conv2d_weight_grad", "%1557 conv2d_weight_grad [32,1,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_k9_group_norm_stats", "%12 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k10_group_norm", "%13 group_norm [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k11_relu", "%14 map:relu [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 0, 0, 0, 0, 0},
+    {"convirt_image_k14_conv2d", "%17 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k17_group_norm_stats", "%20 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k18_group_norm", "%21 group_norm [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k19_relu", "%22 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"convirt_image_k22_conv2d", "%25 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k17_group_norm_stats", "%28 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k18_group_norm", "%29 group_norm [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k19_relu", "%30 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_image_k22_conv2d", "%33 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k17_group_norm_stats", "%36 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k18_group_norm", "%37 group_norm [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k35_add", "%38 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_image_k19_relu", "%39 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"convirt_image_k39_conv2d", "%42 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k42_group_norm_stats", "%45 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k43_group_norm", "%46 group_norm [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k44_relu", "%47 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"convirt_image_k47_conv2d", "%50 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k42_group_norm_stats", "%53 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k43_group_norm", "%54 group_norm [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k44_relu", "%55 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_image_k47_conv2d", "%58 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k42_group_norm_stats", "%61 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k43_group_norm", "%62 group_norm [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k60_add", "%63 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_image_k44_relu", "%64 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"convirt_image_k64_conv2d", "%67 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k67_group_norm_stats", "%70 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k68_group_norm", "%71 group_norm [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k69_relu", "%72 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"convirt_image_k72_conv2d", "%75 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k67_group_norm_stats", "%78 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k68_group_norm", "%79 group_norm [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k69_relu", "%80 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_image_k72_conv2d", "%83 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k67_group_norm_stats", "%86 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k68_group_norm", "%87 group_norm [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k85_add", "%88 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_image_k69_relu", "%89 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"convirt_image_k88_permute", "%91 permute [B,64,128]", "graphs/lib/image_encoder.lua:33", 0, 0, 0, 0, 0},
+    {"convirt_image_k94_matmul_add", "%97 matmul+add [B,64,128]", "graphs/lib/image_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"convirt_image_k95_sum", "%98 reduce [B,1,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
+    {"convirt_image_k97_scale", "%100 map:scale [B,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
+    {"convirt_image_k101_matmul_add", "%104 matmul+add [B,128]", "graphs/lib/image_encoder.lua:36", 0, 0, 0, 0, 0},
+    {"convirt_k107_gather", "%107 gather [T,40,128]", "graphs/lib/text_encoder.lua:32", 0, 0, 0, 0, 0},
+    {"convirt_k112_fused_scale_sum_add", "%112 fused:scale_sum_add [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k113_fused_sub_add", "%113 fused:sub_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k118_fused_rsqrt_addc_scale_sum", "%118 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k119_mul", "%119 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k121_fused_add_mul", "%121 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k127_matmul_add", "%127 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_k129_permute", "%129 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_k127_matmul_add", "%135 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_k129_permute", "%137 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_k127_matmul_add", "%143 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_k129_permute", "%145 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_k152_fused_scale_addc_neg", "%152 fused:scale_addc_neg [T,1,1,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k153_matmul_add_mul_scale", "%153 matmul+add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k154_max", "%154 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k157_fused_exp_sub", "%157 fused:exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k159_fused_sum_mul", "%159 fused:sum_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k160_clampmin", "%160 map:clampmin [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k161_fused_div_mul", "%161 fused:div_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k162_matmul", "%162 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_k163_permute", "%163 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0},
+    {"convirt_k168_matmul", "%168 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k171_fused_add_add_add", "%171 fused:add_add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k175_fused_scale_sum", "%175 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k176_sub", "%176 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k118_fused_rsqrt_addc_scale_sum", "%181 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k119_mul", "%182 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k121_fused_add_mul", "%184 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k190_matmul_add", "%190 matmul+add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k191_gelu", "%191 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"convirt_k198_matmul_add_add", "%198 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"convirt_k175_fused_scale_sum", "%202 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k176_sub", "%203 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k118_fused_rsqrt_addc_scale_sum", "%208 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k119_mul", "%209 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k121_fused_add_mul", "%211 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k127_matmul_add", "%217 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_k129_permute", "%219 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_k127_matmul_add", "%225 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_k129_permute", "%227 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_k127_matmul_add", "%233 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_k129_permute", "%235 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_k153_matmul_add_mul_scale", "%243 matmul+add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k154_max", "%244 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k157_fused_exp_sub", "%247 fused:exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k159_fused_sum_mul", "%249 fused:sum_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k160_clampmin", "%250 map:clampmin [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k161_fused_div_mul", "%251 fused:div_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k162_matmul", "%252 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_k163_permute", "%253 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0},
+    {"convirt_k261_matmul_add_add", "%261 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k175_fused_scale_sum", "%265 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k176_sub", "%266 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k118_fused_rsqrt_addc_scale_sum", "%271 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k119_mul", "%272 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k121_fused_add_mul", "%274 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k190_matmul_add", "%280 matmul+add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k191_gelu", "%281 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"convirt_k198_matmul_add_add", "%288 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"convirt_k175_fused_scale_sum", "%292 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"convirt_k176_sub", "%293 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"convirt_k118_fused_rsqrt_addc_scale_sum", "%298 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"convirt_k119_mul", "%299 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"convirt_k121_fused_add_mul", "%301 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"convirt_k302_slice", "%302 slice [T,1,128]", "graphs/lib/text_encoder.lua:35", 0, 0, 0, 0, 0},
+    {"convirt_k307_matmul_add", "%307 matmul+add [T,128]", "graphs/lib/text_encoder.lua:36", 0, 0, 0, 0, 0},
+    {"convirt_text_k206_slice", "%308 slice [T,39,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0},
+    {"convirt_text_k212_matmul_add", "%314 matmul+add [T,39,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k7_fused_sum_square", "%316 fused:sum_square [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k9_fused_rsqrt_clampmin", "%318 fused:rsqrt_clampmin [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k10_mul", "%319 map:mul [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k12_fused_sum_square", "%321 fused:sum_square [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k14_fused_rsqrt_clampmin", "%323 fused:rsqrt_clampmin [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k15_mul", "%324 map:mul [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k17_matmul_scale", "%326 matmul+scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k18_eye", "%327 eye [T,B]", "graphs/lib/losses.lua:9", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k19_max", "%328 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k22_fused_exp_sub", "%331 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k23_sum", "%332 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k24_clampmin", "%333 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k27_mul", "%336 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k30_max", "%339 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k33_fused_exp_sub", "%342 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k34_sum", "%343 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k35_clampmin", "%344 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k34_sum", "%348 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k23_sum", "%350 reduce [T,1]", "graphs/lib/losses.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k42_fused_mul_sub_add_log", "%351 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k43_sum", "%352 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k46_fused_scale_add_sum_sub", "%355 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k49_fused_sum_square", "%358 fused:sum_square [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k51_fused_rsqrt_clampmin", "%360 fused:rsqrt_clampmin [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k52_mul", "%361 map:mul [T,39,128]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k56_fused_sum_square", "%365 fused:sum_square [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k58_fused_rsqrt_clampmin", "%367 fused:rsqrt_clampmin [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k59_mul", "%368 map:mul [1,B,64,128]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k60_matmul", "%369 matmul [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k62_fused_max_scale", "%371 fused:max_scale [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k65_fused_exp_sub_scale", "%374 fused:exp_sub_scale [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k66_sum", "%375 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k67_div", "%376 map:div [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k68_matmul", "%377 matmul [T,B,39,128]", "graphs/lib/matching.lua:11", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k70_fused_sum_square", "%379 fused:sum_square [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k72_fused_rsqrt_clampmin", "%381 fused:rsqrt_clampmin [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k73_mul", "%382 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k81_fused_scale_addc_neg", "%390 fused:scale_addc_neg [T,1,39,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k82_fused_add_mul_scale_sum", "%391 fused:add_mul_scale_sum [T,B,39,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k83_max", "%392 reduce [T,B,1,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k86_fused_exp_sub", "%395 fused:exp_sub [T,B,39,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k87_mul", "%396 map:mul [T,B,39,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k88_sum", "%397 reduce [T,B,1,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k89_clampmin", "%398 map:clampmin [T,B,1,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k92_fused_scale_add_log", "%401 fused:scale_add_log [T,B,1,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k94_scale", "%403 map:scale [T,B]", "graphs/lib/model.lua:50", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k19_max", "%405 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k22_fused_exp_sub", "%408 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k23_sum", "%409 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k24_clampmin", "%410 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k27_mul", "%413 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k30_max", "%416 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k33_fused_exp_sub", "%419 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k34_sum", "%420 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k35_clampmin", "%421 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k34_sum", "%425 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k42_fused_mul_sub_add_log", "%428 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k43_sum", "%429 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k46_fused_scale_add_sum_sub", "%432 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k113_add", "%434 map:add []", "graphs/lib/model.lua:85", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k58_fill", "%493 fill []", "graphs/lib/model.lua:87", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k60_scale", "%495 map:scale [1,1]", "graphs/lib/losses.lua:16", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k63_fused_mul_id", "%498 fused:mul_id [T,1]", "graphs/lib/losses.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k65_fused_neg_id", "%500 fused:neg_id [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k159_fused_mul_id", "%502 fused:mul_id [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k71_fused_mul_div_id_step", "%506 fused:mul_div_id_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k77_neg", "%512 map:neg [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k171_fused_mul_id", "%514 fused:mul_id [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k84_fused_mul_div_step", "%519 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k182_fused_scale_add_add_add", "%525 fused:scale_add_add_add [T,B]", "graphs/lib/model.lua:50", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k187_fused_mul_div_scale_step", "%530 fused:mul_div_scale_step [T,B,1,1]", "graphs/lib/model.lua:49", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k199_fused_scale_mul_mul_mul", "%542 fused:scale_mul_mul_mul [T,B,39,1]", "graphs/lib/model.lua:49", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k201_fused_mul_id", "%544 fused:mul_id [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k203_sum", "%546 reduce [T,1,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k212_fused_mul_mul_sum_mul", "%555 fused:mul_mul_sum_mul [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k216_fused_add_mul_mul_id", "%559 fused:add_mul_mul_id [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k218_matmul", "%561 matmul [T,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k219_sum", "%562 reduce [1,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k220_matmul_div", "%563 matmul+div [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k223_fused_sum_neg_mul", "%566 fused:sum_neg_mul [T,B,39,1]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k229_fused_scale_mul_add_id", "%572 fused:scale_mul_add_id [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k68_matmul", "%573 matmul [T,B,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k231_matmul", "%574 matmul [T,B,64,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k203_sum", "%575 reduce [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k219_sum", "%576 reduce [1,B,64,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k234_add", "%577 map:add [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k244_fused_mul_mul_sum_mul", "%587 fused:mul_mul_sum_mul [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k248_fused_add_add_mul_mul", "%591 fused:add_add_mul_mul [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k259_fused_mul_mul_sum_mul", "%602 fused:mul_mul_sum_mul [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k263_fused_add_mul_mul_id", "%606 fused:add_mul_mul_id [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k71_fused_mul_div_id_step", "%619 fused:mul_div_id_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k84_fused_mul_div_step", "%632 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k295_fused_scale_add_add_add", "%638 fused:scale_add_add_add [T,B]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k91_matmul", "%639 matmul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k92_matmul", "%640 matmul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k101_fused_mul_mul_sum_mul", "%649 fused:mul_mul_sum_mul [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k105_fused_add_mul_mul_id", "%653 fused:add_mul_mul_id [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k114_fused_mul_mul_sum_mul", "%662 fused:mul_mul_sum_mul [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k118_fused_add_mul_mul_id", "%666 fused:add_mul_mul_id [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_text_vjp_k273_sum", "%667 reduce [1,39,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
+    {"convirt_text_vjp_k275_sum", "%669 reduce [1,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
+    {"convirt_text_vjp_k278_matmul", "%672 matmul [39*T,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
+    {"convirt_text_vjp_k279_matmul", "%673 matmul [128,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
+    {"convirt_text_vjp_k281_pad", "%675 pad [T,40,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
+    {"convirt_k462_sum", "%676 reduce [1,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"convirt_k464_matmul", "%678 matmul [T,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"convirt_k465_matmul", "%679 matmul [128,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"convirt_k467_pad", "%681 pad [T,40,128]", "graphs/lib/text_encoder.lua:35", 1, 0, 0, 0, 0},
+    {"convirt_text_vjp_k288_add", "%682 map:add [T,40,128]", "graphs/lib/text_encoder.lua:35", 1, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%683 reduce [1,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%685 reduce [1,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k473_mul", "%688 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%689 reduce [1,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%691 reduce [1,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k485_fused_scale_mul_sum_mul", "%700 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k489_fused_add_mul_mul_mul", "%704 fused:add_mul_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k492_fused_scale_sum_neg", "%707 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k494_fused_add_id", "%709 fused:add_id [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%710 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%712 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k501_matmul", "%716 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k504_matmul_mul_gelu_grad", "%719 matmul+mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k505_sum", "%720 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k507_sum", "%722 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k510_matmul", "%725 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k511_matmul", "%726 matmul [512,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%728 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%730 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k473_mul", "%733 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%734 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%736 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k485_fused_scale_mul_sum_mul", "%745 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k489_fused_add_mul_mul_mul", "%749 fused:add_mul_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k492_fused_scale_sum_neg", "%753 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k540_fused_add_add_id", "%755 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%756 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%758 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k546_matmul", "%761 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k547_matmul", "%762 matmul [128,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k129_permute", "%765 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:18", 1, 0, 0, 0, 0},
+    {"convirt_k552_matmul", "%767 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_k553_matmul_div", "%768 matmul+div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"convirt_k558_fused_mul_sum_neg_mul", "%773 fused:mul_sum_neg_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"convirt_k574_fused_scale_mul_mul_mul", "%789 fused:scale_mul_mul_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"convirt_k162_matmul", "%790 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"convirt_k552_matmul", "%791 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"convirt_k163_permute", "%792 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%794 reduce [1,40,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%796 reduce [1,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k547_matmul", "%800 matmul [128,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k163_permute", "%802 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%804 reduce [1,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%806 reduce [1,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k546_matmul", "%809 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k547_matmul", "%810 matmul [128,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k163_permute", "%813 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%815 reduce [1,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%817 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k546_matmul", "%820 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k547_matmul", "%821 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k608_matmul_add_add", "%823 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%824 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%826 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k473_mul", "%829 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%830 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%832 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k485_fused_scale_mul_sum_mul", "%841 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k489_fused_add_mul_mul_mul", "%845 fused:add_mul_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k492_fused_scale_sum_neg", "%849 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k540_fused_add_add_id", "%851 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%852 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%854 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k501_matmul", "%858 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k504_matmul_mul_gelu_grad", "%861 matmul+mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k505_sum", "%862 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k507_sum", "%864 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k510_matmul", "%867 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k511_matmul", "%868 matmul [512,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%870 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%872 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k473_mul", "%875 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%876 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%878 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k485_fused_scale_mul_sum_mul", "%887 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k489_fused_add_mul_mul_mul", "%891 fused:add_mul_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k492_fused_scale_sum_neg", "%895 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k540_fused_add_add_id", "%897 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%898 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%900 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k546_matmul", "%903 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k547_matmul", "%904 matmul [128,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k129_permute", "%907 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:18", 1, 0, 0, 0, 0},
+    {"convirt_k552_matmul", "%909 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_k553_matmul_div", "%910 matmul+div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"convirt_k558_fused_mul_sum_neg_mul", "%915 fused:mul_sum_neg_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"convirt_k574_fused_scale_mul_mul_mul", "%931 fused:scale_mul_mul_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"convirt_k162_matmul", "%932 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"convirt_k552_matmul", "%933 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"convirt_k163_permute", "%934 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%936 reduce [1,40,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%938 reduce [1,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k547_matmul", "%942 matmul [128,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k163_permute", "%944 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%946 reduce [1,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%948 reduce [1,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k546_matmul", "%951 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k547_matmul", "%952 matmul [128,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k163_permute", "%955 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%957 reduce [1,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%959 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k546_matmul", "%962 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k547_matmul", "%963 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k608_matmul_add_add", "%965 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%966 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%968 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k473_mul", "%971 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%972 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%974 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k485_fused_scale_mul_sum_mul", "%983 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k489_fused_add_mul_mul_mul", "%987 fused:add_mul_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k492_fused_scale_sum_neg", "%991 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k540_fused_add_add_id", "%993 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%994 reduce [1,40,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0},
+    {"convirt_k781_scatter_add", "%996 scatter_add [1024,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k128_sum", "%997 reduce [1,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k131_matmul", "%1000 matmul [128,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k132_matmul_scale", "%1001 matmul+scale [B,128]", "graphs/lib/image_encoder.lua:35", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k135_sum", "%1004 reduce [1,64,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k137_sum", "%1006 reduce [1,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k140_matmul", "%1009 matmul [64*B,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k141_matmul", "%1010 matmul [128,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k143_fused_add_id", "%1012 fused:add_id [B,64,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k144_permute", "%1013 permute [B,128,64]", "graphs/lib/image_encoder.lua:33", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k147_fused_mul_step", "%1016 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k148_group_norm_sums", "%1017 group_norm_sums [B,128,2]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k149_group_norm_grad_x", "%1018 group_norm_grad_x [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k150_sum", "%1019 reduce [1,128,2]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k152_slice", "%1021 slice [128,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k154_slice", "%1023 slice [128,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k157_sum", "%1026 reduce [B,128,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k128_sum", "%1027 reduce [1,128,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k160_conv2d_input_grad", "%1029 conv2d_input_grad [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k161_conv2d_weight_grad", "%1030 conv2d_weight_grad [128,128,3,3]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k147_fused_mul_step", "%1032 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k148_group_norm_sums", "%1033 group_norm_sums [B,128,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k149_group_norm_grad_x", "%1034 group_norm_grad_x [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k150_sum", "%1035 reduce [1,128,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k152_slice", "%1037 slice [128,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k154_slice", "%1039 slice [128,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k157_sum", "%1042 reduce [B,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k128_sum", "%1043 reduce [1,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k160_conv2d_input_grad", "%1045 conv2d_input_grad [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k161_conv2d_weight_grad", "%1046 conv2d_weight_grad [128,128,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k180_fused_mul_add_step", "%1049 fused:mul_add_step [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k148_group_norm_sums", "%1050 group_norm_sums [B,128,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k149_group_norm_grad_x", "%1051 group_norm_grad_x [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k150_sum", "%1052 reduce [1,128,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k152_slice", "%1054 slice [128,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k154_slice", "%1056 slice [128,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k157_sum", "%1059 reduce [B,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k128_sum", "%1060 reduce [1,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k193_conv2d_input_grad", "%1062 conv2d_input_grad [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k194_conv2d_weight_grad", "%1063 conv2d_weight_grad [128,64,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k196_fused_mul_step", "%1065 fused:mul_step [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k197_group_norm_sums", "%1066 group_norm_sums [B,64,2]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k198_group_norm_grad_x", "%1067 group_norm_grad_x [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k128_sum", "%1068 reduce [1,64,2]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k201_slice", "%1070 slice [64,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k203_slice", "%1072 slice [64,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k206_sum", "%1075 reduce [B,64,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k207_sum", "%1076 reduce [1,64,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k209_conv2d_input_grad", "%1078 conv2d_input_grad [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k210_conv2d_weight_grad", "%1079 conv2d_weight_grad [64,64,3,3]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k196_fused_mul_step", "%1081 fused:mul_step [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k197_group_norm_sums", "%1082 group_norm_sums [B,64,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k198_group_norm_grad_x", "%1083 group_norm_grad_x [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k128_sum", "%1084 reduce [1,64,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k201_slice", "%1086 slice [64,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k203_slice", "%1088 slice [64,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k206_sum", "%1091 reduce [B,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k207_sum", "%1092 reduce [1,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k209_conv2d_input_grad", "%1094 conv2d_input_grad [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k210_conv2d_weight_grad", "%1095 conv2d_weight_grad [64,64,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k229_fused_mul_add_step", "%1098 fused:mul_add_step [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k197_group_norm_sums", "%1099 group_norm_sums [B,64,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k198_group_norm_grad_x", "%1100 group_norm_grad_x [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k128_sum", "%1101 reduce [1,64,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k201_slice", "%1103 slice [64,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k203_slice", "%1105 slice [64,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k206_sum", "%1108 reduce [B,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k207_sum", "%1109 reduce [1,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k242_conv2d_input_grad", "%1111 conv2d_input_grad [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k243_conv2d_weight_grad", "%1112 conv2d_weight_grad [64,32,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k245_fused_mul_step", "%1114 fused:mul_step [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k246_group_norm_sums", "%1115 group_norm_sums [B,32,2]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k247_group_norm_grad_x", "%1116 group_norm_grad_x [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k207_sum", "%1117 reduce [1,32,2]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k250_slice", "%1119 slice [32,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k252_slice", "%1121 slice [32,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k255_sum", "%1124 reduce [B,32,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k256_sum", "%1125 reduce [1,32,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k258_conv2d_input_grad", "%1127 conv2d_input_grad [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k259_conv2d_weight_grad", "%1128 conv2d_weight_grad [32,32,3,3]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k245_fused_mul_step", "%1130 fused:mul_step [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k246_group_norm_sums", "%1131 group_norm_sums [B,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k247_group_norm_grad_x", "%1132 group_norm_grad_x [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k207_sum", "%1133 reduce [1,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k250_slice", "%1135 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k252_slice", "%1137 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k255_sum", "%1140 reduce [B,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k256_sum", "%1141 reduce [1,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k258_conv2d_input_grad", "%1143 conv2d_input_grad [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k259_conv2d_weight_grad", "%1144 conv2d_weight_grad [32,32,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k278_fused_mul_add_step", "%1147 fused:mul_add_step [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k246_group_norm_sums", "%1148 group_norm_sums [B,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k247_group_norm_grad_x", "%1149 group_norm_grad_x [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k207_sum", "%1150 reduce [1,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k250_slice", "%1152 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k252_slice", "%1154 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k255_sum", "%1157 reduce [B,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k256_sum", "%1158 reduce [1,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k291_conv2d_input_grad", "%1160 conv2d_input_grad [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k292_conv2d_weight_grad", "%1161 conv2d_weight_grad [32,32,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k294_fused_mul_step", "%1163 fused:mul_step [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k295_group_norm_sums", "%1164 group_norm_sums [B,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k296_group_norm_grad_x", "%1165 group_norm_grad_x [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k207_sum", "%1166 reduce [1,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k250_slice", "%1168 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k252_slice", "%1170 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k304_sum", "%1173 reduce [B,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k256_sum", "%1174 reduce [1,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k308_conv2d_weight_grad", "%1177 conv2d_weight_grad [32,1,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
 };
-const reclf_prof_table reclf_profile_gloria = {546, prof};
+const reclf_prof_table reclf_profile_gloria = {449, prof};
 #define CALL(i, fl, by, call) do { double t0_ = reclf_prof_now(); call; prof[i].seconds += reclf_prof_now() - t0_; \
     prof[i].calls++; prof[i].flops += (fl); prof[i].bytes += (double)(by); } while (0)
 #else
@@ -573,565 +476,468 @@ const reclf_prof_table reclf_profile_gloria = {546, prof};
 static size_t arena_bytes(const long *dims) {
     const long B = dims[0]; (void)B;
     const long T = dims[1]; (void)T;
-    return sizeof(real) * (size_t)(5955568 + 1250016*B + 20224*B*T + 246560*T);
+    return sizeof(real) * (size_t)(5955568 + 946912*B + 20224*B*T + 246560*T);
 }
 
 static void forward(void *arena, const real *P, void *const *inputs, const long *dims) {
     const long B = dims[0]; (void)B;
     const long T = dims[1]; (void)T;
     real *A = arena; (void)A; (void)P; (void)inputs;
-    CALL(0, (double)8192*B, sizeof(real)*((double)4096*B + (double)4096*B), convirt_image_k3_fused_scale_addc(A + 5955568 + 1245184*B, (real *)inputs[0], B)); /* %6 fused:scale_addc [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
-    CALL(1, (double)2359296*B, sizeof(real)*((double)131072*B + (double)4096*B + (double)288 + (double)32), convirt_image_k6_conv2d(A + 5955568, A + 5955568 + 1245184*B, (real *)P + 0, (real *)P + 288, A + 0, B)); /* %9 conv2d [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(2, (double)131080*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_k11_fused_scale_sum(A + 5955568 + 262144*B, A + 5955568, B)); /* %14 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(3, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_vjp_k12_sub(A + 5955568 + 131072*B, A + 5955568, A + 5955568 + 262144*B, B)); /* %15 map:sub [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(4, (double)262168*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_vjp_k17_fused_rsqrt_addc_scale_sum(A + 5955568 + 1249792*B, A + 5955568 + 131072*B, B)); /* %20 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(5, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_vjp_k18_mul(A + 5955568, A + 5955568 + 131072*B, A + 5955568 + 1249792*B, B)); /* %21 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(6, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32 + (double)32), convirt_image_vjp_k23_fused_add_mul(A + 5955568 + 262144*B, A + 5955568, (real *)P + 320, (real *)P + 352, B)); /* %26 fused:add_mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(7, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), convirt_image_vjp_k24_relu(A + 5955568 + 393216*B, A + 5955568 + 262144*B, B)); /* %27 map:relu [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
-    CALL(8, (double)18874368*B, sizeof(real)*((double)32768*B + (double)131072*B + (double)9216 + (double)32), convirt_image_k27_conv2d(A + 5955568 + 524288*B, A + 5955568 + 393216*B, (real *)P + 384, (real *)P + 9600, A + 0, B)); /* %30 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(9, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k32_fused_scale_sum(A + 5955568 + 1249280*B, A + 5955568 + 524288*B, B)); /* %35 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(10, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k33_sub(A + 5955568 + 557056*B, A + 5955568 + 524288*B, A + 5955568 + 1249280*B, B)); /* %36 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(11, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_vjp_k38_fused_rsqrt_addc_scale_sum(A + 5955568 + 1249808*B, A + 5955568 + 557056*B, B)); /* %41 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(12, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k39_mul(A + 5955568 + 524288*B, A + 5955568 + 557056*B, A + 5955568 + 1249808*B, B)); /* %42 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(13, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_vjp_k44_fused_add_mul(A + 5955568 + 589824*B, A + 5955568 + 524288*B, (real *)P + 9632, (real *)P + 9664, B)); /* %47 fused:add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(14, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k45_relu(A + 5955568 + 622592*B, A + 5955568 + 589824*B, B)); /* %48 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
-    CALL(15, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216 + (double)32), convirt_image_k48_conv2d(A + 5955568 + 655360*B, A + 5955568 + 622592*B, (real *)P + 9696, (real *)P + 18912, A + 0, B)); /* %51 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(16, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k32_fused_scale_sum(A + 5955568 + 1249280*B, A + 5955568 + 655360*B, B)); /* %56 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(17, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k33_sub(A + 5955568 + 688128*B, A + 5955568 + 655360*B, A + 5955568 + 1249280*B, B)); /* %57 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(18, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_vjp_k38_fused_rsqrt_addc_scale_sum(A + 5955568 + 1249824*B, A + 5955568 + 688128*B, B)); /* %62 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(19, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k39_mul(A + 5955568 + 655360*B, A + 5955568 + 688128*B, A + 5955568 + 1249824*B, B)); /* %63 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(20, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_vjp_k44_fused_add_mul(A + 5955568 + 720896*B, A + 5955568 + 655360*B, (real *)P + 18944, (real *)P + 18976, B)); /* %68 fused:add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(21, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k45_relu(A + 5955568 + 753664*B, A + 5955568 + 720896*B, B)); /* %69 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
-    CALL(22, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216 + (double)32), convirt_image_k48_conv2d(A + 5955568 + 786432*B, A + 5955568 + 753664*B, (real *)P + 19008, (real *)P + 28224, A + 0, B)); /* %72 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(23, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k32_fused_scale_sum(A + 5955568 + 1249280*B, A + 5955568 + 786432*B, B)); /* %77 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(24, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k33_sub(A + 5955568 + 819200*B, A + 5955568 + 786432*B, A + 5955568 + 1249280*B, B)); /* %78 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(25, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_vjp_k38_fused_rsqrt_addc_scale_sum(A + 5955568 + 1249840*B, A + 5955568 + 819200*B, B)); /* %83 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(26, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k39_mul(A + 5955568 + 786432*B, A + 5955568 + 819200*B, A + 5955568 + 1249840*B, B)); /* %84 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(27, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_vjp_k87_fused_add_add_mul(A + 5955568 + 851968*B, A + 5955568 + 622592*B, A + 5955568 + 786432*B, (real *)P + 28256, (real *)P + 28288, B)); /* %90 fused:add_add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:14 */
-    CALL(28, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k45_relu(A + 5955568 + 884736*B, A + 5955568 + 851968*B, B)); /* %91 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
-    CALL(29, (double)9437184*B, sizeof(real)*((double)16384*B + (double)32768*B + (double)18432 + (double)64), convirt_image_k91_conv2d(A + 5955568 + 917504*B, A + 5955568 + 884736*B, (real *)P + 28320, (real *)P + 46752, A + 0, B)); /* %94 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(30, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k96_fused_scale_sum(A + 5955568 + 1249280*B, A + 5955568 + 917504*B, B)); /* %99 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(31, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k97_sub(A + 5955568 + 933888*B, A + 5955568 + 917504*B, A + 5955568 + 1249280*B, B)); /* %100 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(32, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_vjp_k102_fused_rsqrt_addc_scale_sum(A + 5955568 + 1249856*B, A + 5955568 + 933888*B, B)); /* %105 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(33, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k103_mul(A + 5955568 + 917504*B, A + 5955568 + 933888*B, A + 5955568 + 1249856*B, B)); /* %106 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(34, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_vjp_k108_fused_add_mul(A + 5955568 + 950272*B, A + 5955568 + 917504*B, (real *)P + 46816, (real *)P + 46880, B)); /* %111 fused:add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(35, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k109_relu(A + 5955568 + 966656*B, A + 5955568 + 950272*B, B)); /* %112 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
-    CALL(36, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864 + (double)64), convirt_image_k112_conv2d(A + 5955568 + 983040*B, A + 5955568 + 966656*B, (real *)P + 46944, (real *)P + 83808, A + 0, B)); /* %115 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(37, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k96_fused_scale_sum(A + 5955568 + 1249280*B, A + 5955568 + 983040*B, B)); /* %120 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(38, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k97_sub(A + 5955568 + 999424*B, A + 5955568 + 983040*B, A + 5955568 + 1249280*B, B)); /* %121 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(39, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_vjp_k102_fused_rsqrt_addc_scale_sum(A + 5955568 + 1249872*B, A + 5955568 + 999424*B, B)); /* %126 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(40, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k103_mul(A + 5955568 + 983040*B, A + 5955568 + 999424*B, A + 5955568 + 1249872*B, B)); /* %127 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(41, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_vjp_k108_fused_add_mul(A + 5955568 + 1015808*B, A + 5955568 + 983040*B, (real *)P + 83872, (real *)P + 83936, B)); /* %132 fused:add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(42, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k109_relu(A + 5955568 + 1032192*B, A + 5955568 + 1015808*B, B)); /* %133 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
-    CALL(43, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864 + (double)64), convirt_image_k112_conv2d(A + 5955568 + 1048576*B, A + 5955568 + 1032192*B, (real *)P + 84000, (real *)P + 120864, A + 0, B)); /* %136 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(44, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k96_fused_scale_sum(A + 5955568 + 1249280*B, A + 5955568 + 1048576*B, B)); /* %141 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(45, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k97_sub(A + 5955568 + 1064960*B, A + 5955568 + 1048576*B, A + 5955568 + 1249280*B, B)); /* %142 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(46, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_vjp_k102_fused_rsqrt_addc_scale_sum(A + 5955568 + 1249888*B, A + 5955568 + 1064960*B, B)); /* %147 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(47, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k103_mul(A + 5955568 + 1048576*B, A + 5955568 + 1064960*B, A + 5955568 + 1249888*B, B)); /* %148 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(48, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_vjp_k151_fused_add_add_mul(A + 5955568 + 1081344*B, A + 5955568 + 966656*B, A + 5955568 + 1048576*B, (real *)P + 120928, (real *)P + 120992, B)); /* %154 fused:add_add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:14 */
-    CALL(49, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k109_relu(A + 5955568 + 1097728*B, A + 5955568 + 1081344*B, B)); /* %155 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
-    CALL(50, (double)9437184*B, sizeof(real)*((double)8192*B + (double)16384*B + (double)73728 + (double)128), convirt_image_k155_conv2d(A + 5955568 + 1114112*B, A + 5955568 + 1097728*B, (real *)P + 121056, (real *)P + 194784, A + 0, B)); /* %158 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(51, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k160_fused_scale_sum(A + 5955568 + 1249280*B, A + 5955568 + 1114112*B, B)); /* %163 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(52, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k161_sub(A + 5955568 + 1122304*B, A + 5955568 + 1114112*B, A + 5955568 + 1249280*B, B)); /* %164 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(53, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_vjp_k166_fused_rsqrt_addc_scale_sum(A + 5955568 + 1249904*B, A + 5955568 + 1122304*B, B)); /* %169 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(54, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k167_mul(A + 5955568 + 1114112*B, A + 5955568 + 1122304*B, A + 5955568 + 1249904*B, B)); /* %170 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(55, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_vjp_k172_fused_add_mul(A + 5955568 + 1130496*B, A + 5955568 + 1114112*B, (real *)P + 194912, (real *)P + 195040, B)); /* %175 fused:add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(56, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k173_relu(A + 5955568 + 1138688*B, A + 5955568 + 1130496*B, B)); /* %176 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
-    CALL(57, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456 + (double)128), convirt_image_k176_conv2d(A + 5955568 + 1146880*B, A + 5955568 + 1138688*B, (real *)P + 195168, (real *)P + 342624, A + 0, B)); /* %179 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(58, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k160_fused_scale_sum(A + 5955568 + 1249280*B, A + 5955568 + 1146880*B, B)); /* %184 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(59, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k161_sub(A + 5955568 + 1155072*B, A + 5955568 + 1146880*B, A + 5955568 + 1249280*B, B)); /* %185 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(60, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_vjp_k166_fused_rsqrt_addc_scale_sum(A + 5955568 + 1249920*B, A + 5955568 + 1155072*B, B)); /* %190 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(61, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k167_mul(A + 5955568 + 1146880*B, A + 5955568 + 1155072*B, A + 5955568 + 1249920*B, B)); /* %191 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(62, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_vjp_k172_fused_add_mul(A + 5955568 + 1163264*B, A + 5955568 + 1146880*B, (real *)P + 342752, (real *)P + 342880, B)); /* %196 fused:add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(63, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k173_relu(A + 5955568 + 1171456*B, A + 5955568 + 1163264*B, B)); /* %197 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
-    CALL(64, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456 + (double)128), convirt_image_k176_conv2d(A + 5955568 + 1179648*B, A + 5955568 + 1171456*B, (real *)P + 343008, (real *)P + 490464, A + 0, B)); /* %200 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(65, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k160_fused_scale_sum(A + 5955568 + 1249280*B, A + 5955568 + 1179648*B, B)); /* %205 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(66, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k161_sub(A + 5955568 + 1187840*B, A + 5955568 + 1179648*B, A + 5955568 + 1249280*B, B)); /* %206 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(67, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_vjp_k166_fused_rsqrt_addc_scale_sum(A + 5955568 + 1249936*B, A + 5955568 + 1187840*B, B)); /* %211 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(68, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k167_mul(A + 5955568 + 1179648*B, A + 5955568 + 1187840*B, A + 5955568 + 1249936*B, B)); /* %212 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(69, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_vjp_k215_fused_add_add_mul(A + 5955568 + 1196032*B, A + 5955568 + 1138688*B, A + 5955568 + 1179648*B, (real *)P + 490592, (real *)P + 490720, B)); /* %218 fused:add_add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:14 */
-    CALL(70, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k173_relu(A + 5955568 + 1204224*B, A + 5955568 + 1196032*B, B)); /* %219 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
-    CALL(71, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k218_permute(A + 5955568 + 1212416*B, A + 5955568 + 1204224*B, B)); /* %221 permute [B,64,128]  graphs/lib/image_encoder.lua:33 */
-    CALL(72, (double)2105344*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384 + (double)128), convirt_image_k224_matmul_add(A + 5955568 + 1204224*B, A + 5955568 + 1212416*B, (real *)P + 490848, (real *)P + 507232, B)); /* %227 matmul+add [B,64,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(73, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_k225_sum(A + 5955568 + 1220608*B, A + 5955568 + 1212416*B, B)); /* %228 reduce [B,1,128]  graphs/lib/image_encoder.lua:35 */
-    CALL(74, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), convirt_image_k227_scale(A + 5955568 + 1249280*B, A + 5955568 + 1220608*B, B)); /* %230 map:scale [B,128]  graphs/lib/image_encoder.lua:35 */
-    CALL(75, (double)32896*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384 + (double)128), convirt_image_k231_matmul_add(A + 5955568 + 1249408*B, A + 5955568 + 1249280*B, (real *)P + 507360, (real *)P + 523744, B)); /* %234 matmul+add [B,128]  graphs/lib/image_encoder.lua:36 */
-    CALL(76, 0, sizeof(real)*((double)5120*T + (double)131072 + (double)40*T), convirt_k237_gather(A + 5955568 + 1250016*B + 20224*B*T + 6400*T, (real *)P + 523872, (int32_t *)inputs[1], T)); /* %237 gather [T,40,128]  graphs/lib/text_encoder.lua:32 */
-    CALL(77, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120), convirt_k242_fused_scale_sum_add(A + 5955568 + 1250016*B + 20224*B*T, A + 5955568 + 1250016*B + 20224*B*T + 6400*T, (real *)P + 654944, T)); /* %242 fused:scale_sum_add [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(78, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120 + (double)40*T), convirt_k243_fused_sub_add(A + 5955568 + 1250016*B + 20224*B*T + 107520*T, A + 5955568 + 1250016*B + 20224*B*T + 6400*T, (real *)P + 654944, A + 5955568 + 1250016*B + 20224*B*T, T)); /* %243 fused:sub_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(79, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k248_fused_rsqrt_addc_scale_sum(A + 5955568 + 1250016*B + 20224*B*T + 246144*T, A + 5955568 + 1250016*B + 20224*B*T + 107520*T, T)); /* %248 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(80, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k249_mul(A + 5955568 + 1250016*B + 20224*B*T + 112640*T, A + 5955568 + 1250016*B + 20224*B*T + 107520*T, A + 5955568 + 1250016*B + 20224*B*T + 246144*T, T)); /* %249 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(81, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k251_fused_add_mul(A + 5955568 + 1250016*B + 20224*B*T + 117760*T, A + 5955568 + 1250016*B + 20224*B*T + 112640*T, (real *)P + 660064, (real *)P + 660192, T)); /* %251 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(82, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k257_matmul_add(A + 5955568 + 1250016*B + 20224*B*T, A + 5955568 + 1250016*B + 20224*B*T + 117760*T, (real *)P + 660320, (real *)P + 676704, T)); /* %257 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(83, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k259_permute(A + 5955568 + 1250016*B + 20224*B*T + 122880*T, A + 5955568 + 1250016*B + 20224*B*T, T)); /* %259 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
-    CALL(84, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k257_matmul_add(A + 5955568 + 1250016*B + 20224*B*T, A + 5955568 + 1250016*B + 20224*B*T + 117760*T, (real *)P + 676832, (real *)P + 693216, T)); /* %265 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(85, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k259_permute(A + 5955568 + 1250016*B + 20224*B*T + 128000*T, A + 5955568 + 1250016*B + 20224*B*T, T)); /* %267 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
-    CALL(86, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k257_matmul_add(A + 5955568 + 1250016*B + 20224*B*T, A + 5955568 + 1250016*B + 20224*B*T + 117760*T, (real *)P + 693344, (real *)P + 709728, T)); /* %273 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(87, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k259_permute(A + 5955568 + 1250016*B + 20224*B*T + 133120*T, A + 5955568 + 1250016*B + 20224*B*T, T)); /* %275 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
-    CALL(88, (double)120*T, sizeof(real)*((double)40*T + (double)40*T), convirt_k282_fused_scale_addc_neg(A + 5955568 + 1250016*B + 20224*B*T + 245568*T, (real *)inputs[2], T)); /* %282 fused:scale_addc_neg [T,1,1,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(89, (double)428800*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)40*T + (double)40*T), convirt_k283_matmul_add_mul_scale(A + 5955568 + 1250016*B + 20224*B*T, A + 5955568 + 1250016*B + 20224*B*T + 122880*T, A + 5955568 + 1250016*B + 20224*B*T + 128000*T, (real *)inputs[2], A + 5955568 + 1250016*B + 20224*B*T + 245568*T, T)); /* %283 matmul+add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(90, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), convirt_k284_max(A + 5955568 + 1250016*B + 20224*B*T + 88320*T, A + 5955568 + 1250016*B + 20224*B*T, T)); /* %284 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(91, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), convirt_k287_fused_exp_sub(A + 5955568 + 1250016*B + 20224*B*T + 81920*T, A + 5955568 + 1250016*B + 20224*B*T, A + 5955568 + 1250016*B + 20224*B*T + 88320*T, T)); /* %287 fused:exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(92, (double)12800*T, sizeof(real)*((double)160*T + (double)6400*T + (double)40*T), convirt_k289_fused_sum_mul(A + 5955568 + 1250016*B + 20224*B*T + 245248*T, A + 5955568 + 1250016*B + 20224*B*T + 81920*T, (real *)inputs[2], T)); /* %289 fused:sum_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(93, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), convirt_k290_clampmin(A + 5955568 + 1250016*B + 20224*B*T + 245408*T, A + 5955568 + 1250016*B + 20224*B*T + 245248*T, T)); /* %290 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(94, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T + (double)160*T), convirt_k291_fused_div_mul(A + 5955568 + 1250016*B + 20224*B*T + 88320*T, A + 5955568 + 1250016*B + 20224*B*T + 81920*T, (real *)inputs[2], A + 5955568 + 1250016*B + 20224*B*T + 245408*T, T)); /* %291 fused:div_mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(95, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k292_matmul(A + 5955568 + 1250016*B + 20224*B*T, A + 5955568 + 1250016*B + 20224*B*T + 88320*T, A + 5955568 + 1250016*B + 20224*B*T + 133120*T, T)); /* %292 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    CALL(96, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k293_permute(A + 5955568 + 1250016*B + 20224*B*T + 138240*T, A + 5955568 + 1250016*B + 20224*B*T, T)); /* %293 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
-    CALL(97, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k298_matmul(A + 5955568 + 1250016*B + 20224*B*T, A + 5955568 + 1250016*B + 20224*B*T + 138240*T, (real *)P + 709856, T)); /* %298 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(98, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120 + (double)5120*T + (double)128), convirt_k301_fused_add_add_add(A + 5955568 + 1250016*B + 20224*B*T + 94720*T, A + 5955568 + 1250016*B + 20224*B*T + 6400*T, (real *)P + 654944, A + 5955568 + 1250016*B + 20224*B*T, (real *)P + 726240, T)); /* %301 fused:add_add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(99, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k305_fused_scale_sum(A + 5955568 + 1250016*B + 20224*B*T + 245616*T, A + 5955568 + 1250016*B + 20224*B*T + 94720*T, T)); /* %305 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(100, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k306_sub(A + 5955568 + 1250016*B + 20224*B*T + 143360*T, A + 5955568 + 1250016*B + 20224*B*T + 94720*T, A + 5955568 + 1250016*B + 20224*B*T + 245616*T, T)); /* %306 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(101, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k248_fused_rsqrt_addc_scale_sum(A + 5955568 + 1250016*B + 20224*B*T + 246192*T, A + 5955568 + 1250016*B + 20224*B*T + 143360*T, T)); /* %311 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(102, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k249_mul(A + 5955568 + 1250016*B + 20224*B*T + 148480*T, A + 5955568 + 1250016*B + 20224*B*T + 143360*T, A + 5955568 + 1250016*B + 20224*B*T + 246192*T, T)); /* %312 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(103, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k251_fused_add_mul(A + 5955568 + 1250016*B + 20224*B*T + 153600*T, A + 5955568 + 1250016*B + 20224*B*T + 148480*T, (real *)P + 726368, (real *)P + 726496, T)); /* %314 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(104, (double)5263360*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)512), convirt_k320_matmul_add(A + 5955568 + 1250016*B + 20224*B*T, A + 5955568 + 1250016*B + 20224*B*T + 153600*T, (real *)P + 726624, (real *)P + 792160, T)); /* %320 matmul+add [T,40,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(105, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), convirt_k321_gelu(A + 5955568 + 1250016*B + 20224*B*T + 20480*T, A + 5955568 + 1250016*B + 20224*B*T, T)); /* %321 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(106, (double)5253120*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536 + (double)5120*T + (double)128), convirt_k328_matmul_add_add(A + 5955568 + 1250016*B + 20224*B*T + 47360*T, A + 5955568 + 1250016*B + 20224*B*T + 20480*T, (real *)P + 792672, A + 5955568 + 1250016*B + 20224*B*T + 94720*T, (real *)P + 858208, T)); /* %328 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(107, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k305_fused_scale_sum(A + 5955568 + 1250016*B + 20224*B*T + 245616*T, A + 5955568 + 1250016*B + 20224*B*T + 47360*T, T)); /* %332 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(108, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k306_sub(A + 5955568 + 1250016*B + 20224*B*T + 158720*T, A + 5955568 + 1250016*B + 20224*B*T + 47360*T, A + 5955568 + 1250016*B + 20224*B*T + 245616*T, T)); /* %333 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(109, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k248_fused_rsqrt_addc_scale_sum(A + 5955568 + 1250016*B + 20224*B*T + 246240*T, A + 5955568 + 1250016*B + 20224*B*T + 158720*T, T)); /* %338 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(110, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k249_mul(A + 5955568 + 1250016*B + 20224*B*T + 163840*T, A + 5955568 + 1250016*B + 20224*B*T + 158720*T, A + 5955568 + 1250016*B + 20224*B*T + 246240*T, T)); /* %339 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(111, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k251_fused_add_mul(A + 5955568 + 1250016*B + 20224*B*T + 168960*T, A + 5955568 + 1250016*B + 20224*B*T + 163840*T, (real *)P + 858336, (real *)P + 858464, T)); /* %341 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(112, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k257_matmul_add(A + 5955568 + 1250016*B + 20224*B*T + 40960*T, A + 5955568 + 1250016*B + 20224*B*T + 168960*T, (real *)P + 858592, (real *)P + 874976, T)); /* %347 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(113, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k259_permute(A + 5955568 + 1250016*B + 20224*B*T + 174080*T, A + 5955568 + 1250016*B + 20224*B*T + 40960*T, T)); /* %349 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
-    CALL(114, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k257_matmul_add(A + 5955568 + 1250016*B + 20224*B*T + 40960*T, A + 5955568 + 1250016*B + 20224*B*T + 168960*T, (real *)P + 875104, (real *)P + 891488, T)); /* %355 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(115, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k259_permute(A + 5955568 + 1250016*B + 20224*B*T + 179200*T, A + 5955568 + 1250016*B + 20224*B*T + 40960*T, T)); /* %357 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
-    CALL(116, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k257_matmul_add(A + 5955568 + 1250016*B + 20224*B*T + 40960*T, A + 5955568 + 1250016*B + 20224*B*T + 168960*T, (real *)P + 891616, (real *)P + 908000, T)); /* %363 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(117, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k259_permute(A + 5955568 + 1250016*B + 20224*B*T + 184320*T, A + 5955568 + 1250016*B + 20224*B*T + 40960*T, T)); /* %365 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
-    CALL(118, (double)428800*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)40*T + (double)40*T), convirt_k283_matmul_add_mul_scale(A + 5955568 + 1250016*B + 20224*B*T + 40960*T, A + 5955568 + 1250016*B + 20224*B*T + 174080*T, A + 5955568 + 1250016*B + 20224*B*T + 179200*T, (real *)inputs[2], A + 5955568 + 1250016*B + 20224*B*T + 245568*T, T)); /* %373 matmul+add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(119, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), convirt_k284_max(A + 5955568 + 1250016*B + 20224*B*T + 101120*T, A + 5955568 + 1250016*B + 20224*B*T + 40960*T, T)); /* %374 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(120, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), convirt_k287_fused_exp_sub(A + 5955568 + 1250016*B + 20224*B*T + 94720*T, A + 5955568 + 1250016*B + 20224*B*T + 40960*T, A + 5955568 + 1250016*B + 20224*B*T + 101120*T, T)); /* %377 fused:exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(121, (double)12800*T, sizeof(real)*((double)160*T + (double)6400*T + (double)40*T), convirt_k289_fused_sum_mul(A + 5955568 + 1250016*B + 20224*B*T + 245568*T, A + 5955568 + 1250016*B + 20224*B*T + 94720*T, (real *)inputs[2], T)); /* %379 fused:sum_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(122, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), convirt_k290_clampmin(A + 5955568 + 1250016*B + 20224*B*T + 245728*T, A + 5955568 + 1250016*B + 20224*B*T + 245568*T, T)); /* %380 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(123, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T + (double)160*T), convirt_k291_fused_div_mul(A + 5955568 + 1250016*B + 20224*B*T + 101120*T, A + 5955568 + 1250016*B + 20224*B*T + 94720*T, (real *)inputs[2], A + 5955568 + 1250016*B + 20224*B*T + 245728*T, T)); /* %381 fused:div_mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(124, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k292_matmul(A + 5955568 + 1250016*B + 20224*B*T + 40960*T, A + 5955568 + 1250016*B + 20224*B*T + 101120*T, A + 5955568 + 1250016*B + 20224*B*T + 184320*T, T)); /* %382 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    CALL(125, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k293_permute(A + 5955568 + 1250016*B + 20224*B*T + 189440*T, A + 5955568 + 1250016*B + 20224*B*T + 40960*T, T)); /* %383 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
-    CALL(126, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)128), convirt_k391_matmul_add_add(A + 5955568 + 1250016*B + 20224*B*T + 194560*T, A + 5955568 + 1250016*B + 20224*B*T + 189440*T, (real *)P + 908128, A + 5955568 + 1250016*B + 20224*B*T + 47360*T, (real *)P + 924512, T)); /* %391 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(127, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k305_fused_scale_sum(A + 5955568 + 1250016*B + 20224*B*T + 245888*T, A + 5955568 + 1250016*B + 20224*B*T + 194560*T, T)); /* %395 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(128, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k306_sub(A + 5955568 + 1250016*B + 20224*B*T + 199680*T, A + 5955568 + 1250016*B + 20224*B*T + 194560*T, A + 5955568 + 1250016*B + 20224*B*T + 245888*T, T)); /* %396 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(129, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k248_fused_rsqrt_addc_scale_sum(A + 5955568 + 1250016*B + 20224*B*T + 246288*T, A + 5955568 + 1250016*B + 20224*B*T + 199680*T, T)); /* %401 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(130, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k249_mul(A + 5955568 + 1250016*B + 20224*B*T + 204800*T, A + 5955568 + 1250016*B + 20224*B*T + 199680*T, A + 5955568 + 1250016*B + 20224*B*T + 246288*T, T)); /* %402 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(131, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k251_fused_add_mul(A + 5955568 + 1250016*B + 20224*B*T + 209920*T, A + 5955568 + 1250016*B + 20224*B*T + 204800*T, (real *)P + 924640, (real *)P + 924768, T)); /* %404 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(132, (double)5263360*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)512), convirt_k320_matmul_add(A + 5955568 + 1250016*B + 20224*B*T + 40960*T, A + 5955568 + 1250016*B + 20224*B*T + 209920*T, (real *)P + 924896, (real *)P + 990432, T)); /* %410 matmul+add [T,40,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(133, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), convirt_k321_gelu(A + 5955568 + 1250016*B + 20224*B*T + 61440*T, A + 5955568 + 1250016*B + 20224*B*T + 40960*T, T)); /* %411 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(134, (double)5253120*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536 + (double)5120*T + (double)128), convirt_k328_matmul_add_add(A + 5955568 + 1250016*B + 20224*B*T + 215040*T, A + 5955568 + 1250016*B + 20224*B*T + 61440*T, (real *)P + 990944, A + 5955568 + 1250016*B + 20224*B*T + 194560*T, (real *)P + 1056480, T)); /* %418 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(135, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k305_fused_scale_sum(A + 5955568 + 1250016*B + 20224*B*T + 245888*T, A + 5955568 + 1250016*B + 20224*B*T + 215040*T, T)); /* %422 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(136, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k306_sub(A + 5955568 + 1250016*B + 20224*B*T + 194560*T, A + 5955568 + 1250016*B + 20224*B*T + 215040*T, A + 5955568 + 1250016*B + 20224*B*T + 245888*T, T)); /* %423 map:sub [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(137, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k248_fused_rsqrt_addc_scale_sum(A + 5955568 + 1250016*B + 20224*B*T + 246336*T, A + 5955568 + 1250016*B + 20224*B*T + 194560*T, T)); /* %428 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(138, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k249_mul(A + 5955568 + 1250016*B + 20224*B*T + 215040*T, A + 5955568 + 1250016*B + 20224*B*T + 194560*T, A + 5955568 + 1250016*B + 20224*B*T + 246336*T, T)); /* %429 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(139, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k251_fused_add_mul(A + 5955568 + 1250016*B + 20224*B*T + 220160*T, A + 5955568 + 1250016*B + 20224*B*T + 215040*T, (real *)P + 1056608, (real *)P + 1056736, T)); /* %431 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(140, 0, sizeof(real)*((double)128*T + (double)5120*T), convirt_k432_slice(A + 5955568 + 1250016*B + 20224*B*T + 245888*T, A + 5955568 + 1250016*B + 20224*B*T + 220160*T, T)); /* %432 slice [T,1,128]  graphs/lib/text_encoder.lua:35 */
-    CALL(141, (double)32896*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384 + (double)128), convirt_k437_matmul_add(A + 5955568 + 1250016*B + 20224*B*T + 246016*T, A + 5955568 + 1250016*B + 20224*B*T + 245888*T, (real *)P + 1056864, (real *)P + 1073248, T)); /* %437 matmul+add [T,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(142, 0, sizeof(real)*((double)4992*T + (double)5120*T), convirt_text_k206_slice(A + 5955568 + 1250016*B + 20224*B*T + 225280*T, A + 5955568 + 1250016*B + 20224*B*T + 220160*T, T)); /* %438 slice [T,39,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(143, (double)1282944*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384 + (double)128), convirt_text_k212_matmul_add(A + 5955568 + 1250016*B + 20224*B*T + 220160*T, A + 5955568 + 1250016*B + 20224*B*T + 225280*T, (real *)P + 1073376, (real *)P + 1089760, T)); /* %444 matmul+add [T,39,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(144, (double)256*T, sizeof(real)*((double)T + (double)128*T), convirt_features_loss_k7_fused_sum_square(A + 5955568 + 1250016*B + 20224*B*T + 246480*T, A + 5955568 + 1250016*B + 20224*B*T + 246016*T, T)); /* %446 fused:sum_square [T,1]  graphs/lib/losses.lua:21 */
-    CALL(145, (double)2*T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k9_fused_rsqrt_clampmin(A + 5955568 + 1250016*B + 20224*B*T + 246496*T, A + 5955568 + 1250016*B + 20224*B*T + 246480*T, T)); /* %448 fused:rsqrt_clampmin [T,1]  graphs/lib/losses.lua:21 */
-    CALL(146, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)T), convirt_features_loss_k10_mul(A + 5955568 + 1250016*B + 20224*B*T + 225152*T, A + 5955568 + 1250016*B + 20224*B*T + 246016*T, A + 5955568 + 1250016*B + 20224*B*T + 246496*T, T)); /* %449 map:mul [T,128]  graphs/lib/losses.lua:21 */
-    CALL(147, (double)256*B, sizeof(real)*((double)B + (double)128*B), convirt_features_loss_k12_fused_sum_square(A + 5955568 + 1249952*B, A + 5955568 + 1249408*B, B)); /* %451 fused:sum_square [B,1]  graphs/lib/losses.lua:21 */
-    CALL(148, (double)2*B, sizeof(real)*((double)B + (double)B), convirt_features_loss_k14_fused_rsqrt_clampmin(A + 5955568 + 1249968*B, A + 5955568 + 1249952*B, B)); /* %453 fused:rsqrt_clampmin [B,1]  graphs/lib/losses.lua:21 */
-    CALL(149, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), convirt_features_loss_k15_mul(A + 5955568 + 1249536*B, A + 5955568 + 1249408*B, A + 5955568 + 1249968*B, B)); /* %454 map:mul [B,128]  graphs/lib/losses.lua:21 */
-    CALL(150, (double)257*B*T, sizeof(real)*((double)B*T + (double)128*T + (double)128*B), convirt_features_loss_k17_matmul_scale(A + 5955568 + 1250016*B, A + 5955568 + 1250016*B + 20224*B*T + 225152*T, A + 5955568 + 1249536*B, B, T)); /* %456 matmul+scale [T,B]  graphs/lib/losses.lua:21 */
-    CALL(151, 0, sizeof(real)*((double)B*T), convirt_features_loss_k18_eye(A + 5955568 + 1250016*B + 10080*B*T, B, T)); /* %457 eye [T,B]  graphs/lib/losses.lua:9 */
-    CALL(152, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k19_max(A + 5955568 + 1250016*B + 20224*B*T + 246384*T, A + 5955568 + 1250016*B, B, T)); /* %458 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(153, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), convirt_features_loss_k22_fused_exp_sub(A + 5955568 + 1250016*B + 20160*B*T, A + 5955568 + 1250016*B, A + 5955568 + 1250016*B + 20224*B*T + 246384*T, B, T)); /* %461 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
-    CALL(154, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k23_sum(A + 5955568 + 1250016*B + 20224*B*T + 246512*T, A + 5955568 + 1250016*B + 20160*B*T, B, T)); /* %462 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(155, (double)T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k24_clampmin(A + 5955568 + 1250016*B + 20224*B*T + 246528*T, A + 5955568 + 1250016*B + 20224*B*T + 246512*T, T)); /* %463 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
-    CALL(156, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), convirt_features_loss_k27_mul(A + 5955568 + 1250016*B + 16*B*T, A + 5955568 + 1250016*B, A + 5955568 + 1250016*B + 10080*B*T, B, T)); /* %466 map:mul [T,B]  graphs/lib/losses.lua:10 */
-    CALL(157, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k30_max(A + 5955568 + 1249664*B, A + 5955568 + 1250016*B, B, T)); /* %469 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(158, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), convirt_features_loss_k33_fused_exp_sub(A + 5955568 + 1250016*B + 20176*B*T, A + 5955568 + 1250016*B, A + 5955568 + 1249664*B, B, T)); /* %472 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
-    CALL(159, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k34_sum(A + 5955568 + 1249984*B, A + 5955568 + 1250016*B + 20176*B*T, B, T)); /* %473 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(160, (double)B, sizeof(real)*((double)B + (double)B), convirt_features_loss_k35_clampmin(A + 5955568 + 1250000*B, A + 5955568 + 1249984*B, B)); /* %474 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
-    CALL(161, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k34_sum(A + 5955568 + 1249680*B, A + 5955568 + 1250016*B + 16*B*T, B, T)); /* %478 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(162, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k23_sum(A + 5955568 + 1250016*B + 20224*B*T + 235312*T, A + 5955568 + 1250016*B + 10080*B*T, B, T)); /* %480 reduce [T,1]  graphs/lib/losses.lua:12 */
-    CALL(163, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), convirt_features_loss_k42_fused_mul_sub_add_log(A + 5955568 + 1250016*B + 20224*B*T + 246400*T, A + 5955568 + 1250016*B + 20224*B*T + 246528*T, A + 5955568 + 1250016*B + 20224*B*T + 246384*T, A + 5955568 + 1250016*B + 16*B*T, A + 5955568 + 1250016*B + 20224*B*T + 235312*T, B, T)); /* %481 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
-    CALL(164, (double)T, sizeof(real)*((double)1 + (double)T), convirt_features_loss_k43_sum(A + 0, A + 5955568 + 1250016*B + 20224*B*T + 246400*T, T)); /* %482 reduce [1,1]  graphs/lib/losses.lua:13 */
-    CALL(165, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), convirt_features_loss_k46_fused_scale_add_sum_sub(A + 16, A + 0, A + 5955568 + 1250000*B, A + 5955568 + 1249664*B, A + 5955568 + 1249680*B, B)); /* %485 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
-    CALL(166, (double)9984*T, sizeof(real)*((double)39*T + (double)4992*T), gloria_features_loss_k49_fused_sum_square(A + 5955568 + 1250016*B + 20224*B*T + 246384*T, A + 5955568 + 1250016*B + 20224*B*T + 220160*T, T)); /* %488 fused:sum_square [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(167, (double)78*T, sizeof(real)*((double)39*T + (double)39*T), gloria_features_loss_k51_fused_rsqrt_clampmin(A + 5955568 + 1250016*B + 20224*B*T + 246432*T, A + 5955568 + 1250016*B + 20224*B*T + 246384*T, T)); /* %490 fused:rsqrt_clampmin [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(168, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T), gloria_features_loss_k52_mul(A + 5955568 + 1250016*B + 20224*B*T + 230272*T, A + 5955568 + 1250016*B + 20224*B*T + 220160*T, A + 5955568 + 1250016*B + 20224*B*T + 246432*T, T)); /* %491 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
-    CALL(169, (double)16384*B, sizeof(real)*((double)64*B + (double)8192*B), gloria_features_loss_k56_fused_sum_square(A + 5955568 + 1236992*B, A + 5955568 + 1204224*B, B)); /* %495 fused:sum_square [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(170, (double)128*B, sizeof(real)*((double)64*B + (double)64*B), gloria_features_loss_k58_fused_rsqrt_clampmin(A + 5955568 + 1249664*B, A + 5955568 + 1236992*B, B)); /* %497 fused:rsqrt_clampmin [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(171, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)64*B), gloria_features_loss_k59_mul(A + 5955568 + 1220608*B, A + 5955568 + 1204224*B, A + 5955568 + 1249664*B, B)); /* %498 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
-    CALL(172, (double)638976*B*T, sizeof(real)*((double)2496*B*T + (double)4992*T + (double)8192*B), gloria_features_loss_k60_matmul(A + 5955568 + 1250016*B, A + 5955568 + 1250016*B + 20224*B*T + 230272*T, A + 5955568 + 1220608*B, B, T)); /* %499 matmul [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(173, (double)4992*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), gloria_features_loss_k62_fused_max_scale(A + 5955568 + 1250016*B + 2496*B*T, A + 5955568 + 1250016*B, B, T)); /* %501 fused:max_scale [T,B,39,1]  graphs/lib/matching.lua:10 */
-    CALL(174, (double)7488*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), gloria_features_loss_k65_fused_exp_sub_scale(A + 5955568 + 1250016*B + 14976*B*T, A + 5955568 + 1250016*B, A + 5955568 + 1250016*B + 2496*B*T, B, T)); /* %504 fused:exp_sub_scale [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(175, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), gloria_features_loss_k66_sum(A + 5955568 + 1250016*B + 19968*B*T, A + 5955568 + 1250016*B + 14976*B*T, B, T)); /* %505 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
-    CALL(176, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), gloria_features_loss_k67_div(A + 5955568 + 1250016*B + 17472*B*T, A + 5955568 + 1250016*B + 14976*B*T, A + 5955568 + 1250016*B + 19968*B*T, B, T)); /* %506 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(177, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), gloria_features_loss_k68_matmul(A + 5955568 + 1250016*B, A + 5955568 + 1250016*B + 17472*B*T, A + 5955568 + 1204224*B, B, T)); /* %507 matmul [T,B,39,128]  graphs/lib/matching.lua:11 */
-    CALL(178, (double)9984*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), gloria_features_loss_k70_fused_sum_square(A + 5955568 + 1250016*B + 20016*B*T, A + 5955568 + 1250016*B, B, T)); /* %509 fused:sum_square [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(179, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), gloria_features_loss_k72_fused_rsqrt_clampmin(A + 5955568 + 1250016*B + 20064*B*T, A + 5955568 + 1250016*B + 20016*B*T, B, T)); /* %511 fused:rsqrt_clampmin [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(180, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T), gloria_features_loss_k73_mul(A + 5955568 + 1250016*B + 4992*B*T, A + 5955568 + 1250016*B, A + 5955568 + 1250016*B + 20064*B*T, B, T)); /* %512 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(181, (double)117*T, sizeof(real)*((double)39*T + (double)39*T), gloria_features_loss_k81_fused_scale_addc_neg(A + 5955568 + 1250016*B + 20224*B*T + 235264*T, (real *)inputs[3], T)); /* %520 fused:scale_addc_neg [T,1,39,1]  graphs/lib/model.lua:49 */
-    CALL(182, (double)10101*B*T, sizeof(real)*((double)39*B*T + (double)4992*T + (double)4992*B*T + (double)39*T + (double)39*T), gloria_features_loss_k82_fused_add_mul_scale_sum(A + 5955568 + 1250016*B + 9984*B*T, A + 5955568 + 1250016*B + 20224*B*T + 230272*T, A + 5955568 + 1250016*B + 4992*B*T, (real *)inputs[3], A + 5955568 + 1250016*B + 20224*B*T + 235264*T, B, T)); /* %521 fused:add_mul_scale_sum [T,B,39,1]  graphs/lib/model.lua:49 */
-    CALL(183, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), gloria_features_loss_k83_max(A + 5955568 + 1250016*B + 20112*B*T, A + 5955568 + 1250016*B + 9984*B*T, B, T)); /* %522 reduce [T,B,1,1]  graphs/lib/model.lua:49 */
-    CALL(184, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T), gloria_features_loss_k86_fused_exp_sub(A + 5955568 + 1250016*B + 10032*B*T, A + 5955568 + 1250016*B + 9984*B*T, A + 5955568 + 1250016*B + 20112*B*T, B, T)); /* %525 fused:exp_sub [T,B,39,1]  graphs/lib/model.lua:49 */
-    CALL(185, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*T), gloria_features_loss_k87_mul(A + 5955568 + 1250016*B + 9984*B*T, A + 5955568 + 1250016*B + 10032*B*T, (real *)inputs[3], B, T)); /* %526 map:mul [T,B,39,1]  graphs/lib/model.lua:49 */
-    CALL(186, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), gloria_features_loss_k88_sum(A + 5955568 + 1250016*B + 20128*B*T, A + 5955568 + 1250016*B + 9984*B*T, B, T)); /* %527 reduce [T,B,1,1]  graphs/lib/model.lua:49 */
-    CALL(187, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), gloria_features_loss_k89_clampmin(A + 5955568 + 1250016*B + 20144*B*T, A + 5955568 + 1250016*B + 20128*B*T, B, T)); /* %528 map:clampmin [T,B,1,1]  graphs/lib/model.lua:49 */
-    CALL(188, (double)3*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), gloria_features_loss_k92_fused_scale_add_log(A + 5955568 + 1250016*B + 9984*B*T, A + 5955568 + 1250016*B + 20144*B*T, A + 5955568 + 1250016*B + 20112*B*T, B, T)); /* %531 fused:scale_add_log [T,B,1,1]  graphs/lib/model.lua:49 */
-    CALL(189, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), gloria_features_loss_k94_scale(A + 5955568 + 1250016*B + 20112*B*T, A + 5955568 + 1250016*B + 9984*B*T, B, T)); /* %533 map:scale [T,B]  graphs/lib/model.lua:50 */
-    CALL(190, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k19_max(A + 5955568 + 1250016*B + 20224*B*T + 235264*T, A + 5955568 + 1250016*B + 20112*B*T, B, T)); /* %535 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(191, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), convirt_features_loss_k22_fused_exp_sub(A + 5955568 + 1250016*B + 9984*B*T, A + 5955568 + 1250016*B + 20112*B*T, A + 5955568 + 1250016*B + 20224*B*T + 235264*T, B, T)); /* %538 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
-    CALL(192, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k23_sum(A + 5955568 + 1250016*B + 20224*B*T + 235280*T, A + 5955568 + 1250016*B + 9984*B*T, B, T)); /* %539 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(193, (double)T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k24_clampmin(A + 5955568 + 1250016*B + 20224*B*T + 235296*T, A + 5955568 + 1250016*B + 20224*B*T + 235280*T, T)); /* %540 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
-    CALL(194, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), convirt_features_loss_k27_mul(A + 5955568 + 1250016*B + 10000*B*T, A + 5955568 + 1250016*B + 20112*B*T, A + 5955568 + 1250016*B + 10080*B*T, B, T)); /* %543 map:mul [T,B]  graphs/lib/losses.lua:10 */
-    CALL(195, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k30_max(A + 5955568 + 1249728*B, A + 5955568 + 1250016*B + 20112*B*T, B, T)); /* %546 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(196, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), convirt_features_loss_k33_fused_exp_sub(A + 5955568 + 1250016*B + 10016*B*T, A + 5955568 + 1250016*B + 20112*B*T, A + 5955568 + 1249728*B, B, T)); /* %549 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
-    CALL(197, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k34_sum(A + 5955568 + 1249744*B, A + 5955568 + 1250016*B + 10016*B*T, B, T)); /* %550 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(198, (double)B, sizeof(real)*((double)B + (double)B), convirt_features_loss_k35_clampmin(A + 5955568 + 1249760*B, A + 5955568 + 1249744*B, B)); /* %551 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
-    CALL(199, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k34_sum(A + 5955568 + 1249776*B, A + 5955568 + 1250016*B + 10000*B*T, B, T)); /* %555 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(200, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), convirt_features_loss_k42_fused_mul_sub_add_log(A + 5955568 + 1250016*B + 20224*B*T + 235328*T, A + 5955568 + 1250016*B + 20224*B*T + 235296*T, A + 5955568 + 1250016*B + 20224*B*T + 235264*T, A + 5955568 + 1250016*B + 10000*B*T, A + 5955568 + 1250016*B + 20224*B*T + 235312*T, B, T)); /* %558 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
-    CALL(201, (double)T, sizeof(real)*((double)1 + (double)T), convirt_features_loss_k43_sum(A + 0, A + 5955568 + 1250016*B + 20224*B*T + 235328*T, T)); /* %559 reduce [1,1]  graphs/lib/losses.lua:13 */
-    CALL(202, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), convirt_features_loss_k46_fused_scale_add_sum_sub(A + 32, A + 0, A + 5955568 + 1249760*B, A + 5955568 + 1249728*B, A + 5955568 + 1249776*B, B)); /* %562 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
-    CALL(203, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), convirt_image_vjp_k243_add(A + 5955552, A + 16, A + 32)); /* %564 map:add []  graphs/lib/model.lua:85 */
+    CALL(0, (double)8192*B, sizeof(real)*((double)4096*B + (double)4096*B), convirt_image_k3_fused_scale_addc(A + 5955568 + 942080*B, (real *)inputs[0], B)); /* %6 fused:scale_addc [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
+    CALL(1, (double)2359296*B, sizeof(real)*((double)131072*B + (double)4096*B + (double)288 + (double)32), convirt_image_k6_conv2d(A + 5955568, A + 5955568 + 942080*B, (real *)P + 0, (real *)P + 288, A + 0, B)); /* %9 conv2d [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(2, (double)524288*B, sizeof(real)*((double)16*B + (double)131072*B), convirt_image_k9_group_norm_stats(A + 5955568 + 946688*B, A + 5955568, B)); /* %12 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(3, (double)524288*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)16*B + (double)32 + (double)32), convirt_image_k10_group_norm(A + 5955568 + 131072*B, A + 5955568, A + 5955568 + 946688*B, (real *)P + 320, (real *)P + 352, B)); /* %13 group_norm [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(4, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), convirt_image_k11_relu(A + 5955568 + 262144*B, A + 5955568 + 131072*B, B)); /* %14 map:relu [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
+    CALL(5, (double)18874368*B, sizeof(real)*((double)32768*B + (double)131072*B + (double)9216 + (double)32), convirt_image_k14_conv2d(A + 5955568 + 393216*B, A + 5955568 + 262144*B, (real *)P + 384, (real *)P + 9600, A + 0, B)); /* %17 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(6, (double)131072*B, sizeof(real)*((double)16*B + (double)32768*B), convirt_image_k17_group_norm_stats(A + 5955568 + 946704*B, A + 5955568 + 393216*B, B)); /* %20 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(7, (double)131072*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)32), convirt_image_k18_group_norm(A + 5955568 + 425984*B, A + 5955568 + 393216*B, A + 5955568 + 946704*B, (real *)P + 9632, (real *)P + 9664, B)); /* %21 group_norm [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(8, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_k19_relu(A + 5955568 + 458752*B, A + 5955568 + 425984*B, B)); /* %22 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
+    CALL(9, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216 + (double)32), convirt_image_k22_conv2d(A + 5955568 + 491520*B, A + 5955568 + 458752*B, (real *)P + 9696, (real *)P + 18912, A + 0, B)); /* %25 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(10, (double)131072*B, sizeof(real)*((double)16*B + (double)32768*B), convirt_image_k17_group_norm_stats(A + 5955568 + 946720*B, A + 5955568 + 491520*B, B)); /* %28 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(11, (double)131072*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)32), convirt_image_k18_group_norm(A + 5955568 + 524288*B, A + 5955568 + 491520*B, A + 5955568 + 946720*B, (real *)P + 18944, (real *)P + 18976, B)); /* %29 group_norm [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(12, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_k19_relu(A + 5955568 + 557056*B, A + 5955568 + 524288*B, B)); /* %30 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
+    CALL(13, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216 + (double)32), convirt_image_k22_conv2d(A + 5955568 + 589824*B, A + 5955568 + 557056*B, (real *)P + 19008, (real *)P + 28224, A + 0, B)); /* %33 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(14, (double)131072*B, sizeof(real)*((double)16*B + (double)32768*B), convirt_image_k17_group_norm_stats(A + 5955568 + 946736*B, A + 5955568 + 589824*B, B)); /* %36 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(15, (double)131072*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)32), convirt_image_k18_group_norm(A + 5955568 + 622592*B, A + 5955568 + 589824*B, A + 5955568 + 946736*B, (real *)P + 28256, (real *)P + 28288, B)); /* %37 group_norm [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(16, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k35_add(A + 5955568 + 655360*B, A + 5955568 + 458752*B, A + 5955568 + 622592*B, B)); /* %38 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:14 */
+    CALL(17, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_k19_relu(A + 5955568 + 622592*B, A + 5955568 + 655360*B, B)); /* %39 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
+    CALL(18, (double)9437184*B, sizeof(real)*((double)16384*B + (double)32768*B + (double)18432 + (double)64), convirt_image_k39_conv2d(A + 5955568 + 688128*B, A + 5955568 + 622592*B, (real *)P + 28320, (real *)P + 46752, A + 0, B)); /* %42 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(19, (double)65536*B, sizeof(real)*((double)16*B + (double)16384*B), convirt_image_k42_group_norm_stats(A + 5955568 + 946752*B, A + 5955568 + 688128*B, B)); /* %45 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(20, (double)65536*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)64), convirt_image_k43_group_norm(A + 5955568 + 704512*B, A + 5955568 + 688128*B, A + 5955568 + 946752*B, (real *)P + 46816, (real *)P + 46880, B)); /* %46 group_norm [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(21, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_k44_relu(A + 5955568 + 720896*B, A + 5955568 + 704512*B, B)); /* %47 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
+    CALL(22, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864 + (double)64), convirt_image_k47_conv2d(A + 5955568 + 737280*B, A + 5955568 + 720896*B, (real *)P + 46944, (real *)P + 83808, A + 0, B)); /* %50 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(23, (double)65536*B, sizeof(real)*((double)16*B + (double)16384*B), convirt_image_k42_group_norm_stats(A + 5955568 + 946768*B, A + 5955568 + 737280*B, B)); /* %53 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(24, (double)65536*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)64), convirt_image_k43_group_norm(A + 5955568 + 753664*B, A + 5955568 + 737280*B, A + 5955568 + 946768*B, (real *)P + 83872, (real *)P + 83936, B)); /* %54 group_norm [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(25, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_k44_relu(A + 5955568 + 770048*B, A + 5955568 + 753664*B, B)); /* %55 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
+    CALL(26, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864 + (double)64), convirt_image_k47_conv2d(A + 5955568 + 786432*B, A + 5955568 + 770048*B, (real *)P + 84000, (real *)P + 120864, A + 0, B)); /* %58 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(27, (double)65536*B, sizeof(real)*((double)16*B + (double)16384*B), convirt_image_k42_group_norm_stats(A + 5955568 + 946784*B, A + 5955568 + 786432*B, B)); /* %61 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(28, (double)65536*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)64), convirt_image_k43_group_norm(A + 5955568 + 802816*B, A + 5955568 + 786432*B, A + 5955568 + 946784*B, (real *)P + 120928, (real *)P + 120992, B)); /* %62 group_norm [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(29, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k60_add(A + 5955568 + 819200*B, A + 5955568 + 720896*B, A + 5955568 + 802816*B, B)); /* %63 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:14 */
+    CALL(30, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_k44_relu(A + 5955568 + 802816*B, A + 5955568 + 819200*B, B)); /* %64 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
+    CALL(31, (double)9437184*B, sizeof(real)*((double)8192*B + (double)16384*B + (double)73728 + (double)128), convirt_image_k64_conv2d(A + 5955568 + 835584*B, A + 5955568 + 802816*B, (real *)P + 121056, (real *)P + 194784, A + 0, B)); /* %67 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(32, (double)32768*B, sizeof(real)*((double)16*B + (double)8192*B), convirt_image_k67_group_norm_stats(A + 5955568 + 946800*B, A + 5955568 + 835584*B, B)); /* %70 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(33, (double)32768*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)128), convirt_image_k68_group_norm(A + 5955568 + 843776*B, A + 5955568 + 835584*B, A + 5955568 + 946800*B, (real *)P + 194912, (real *)P + 195040, B)); /* %71 group_norm [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(34, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k69_relu(A + 5955568 + 851968*B, A + 5955568 + 843776*B, B)); /* %72 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
+    CALL(35, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456 + (double)128), convirt_image_k72_conv2d(A + 5955568 + 860160*B, A + 5955568 + 851968*B, (real *)P + 195168, (real *)P + 342624, A + 0, B)); /* %75 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(36, (double)32768*B, sizeof(real)*((double)16*B + (double)8192*B), convirt_image_k67_group_norm_stats(A + 5955568 + 946816*B, A + 5955568 + 860160*B, B)); /* %78 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(37, (double)32768*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)128), convirt_image_k68_group_norm(A + 5955568 + 868352*B, A + 5955568 + 860160*B, A + 5955568 + 946816*B, (real *)P + 342752, (real *)P + 342880, B)); /* %79 group_norm [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(38, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k69_relu(A + 5955568 + 876544*B, A + 5955568 + 868352*B, B)); /* %80 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
+    CALL(39, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456 + (double)128), convirt_image_k72_conv2d(A + 5955568 + 884736*B, A + 5955568 + 876544*B, (real *)P + 343008, (real *)P + 490464, A + 0, B)); /* %83 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(40, (double)32768*B, sizeof(real)*((double)16*B + (double)8192*B), convirt_image_k67_group_norm_stats(A + 5955568 + 946832*B, A + 5955568 + 884736*B, B)); /* %86 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(41, (double)32768*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)128), convirt_image_k68_group_norm(A + 5955568 + 892928*B, A + 5955568 + 884736*B, A + 5955568 + 946832*B, (real *)P + 490592, (real *)P + 490720, B)); /* %87 group_norm [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(42, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k85_add(A + 5955568 + 901120*B, A + 5955568 + 851968*B, A + 5955568 + 892928*B, B)); /* %88 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:14 */
+    CALL(43, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k69_relu(A + 5955568 + 892928*B, A + 5955568 + 901120*B, B)); /* %89 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
+    CALL(44, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k88_permute(A + 5955568 + 909312*B, A + 5955568 + 892928*B, B)); /* %91 permute [B,64,128]  graphs/lib/image_encoder.lua:33 */
+    CALL(45, (double)2105344*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384 + (double)128), convirt_image_k94_matmul_add(A + 5955568 + 892928*B, A + 5955568 + 909312*B, (real *)P + 490848, (real *)P + 507232, B)); /* %97 matmul+add [B,64,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(46, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_k95_sum(A + 5955568 + 917504*B, A + 5955568 + 909312*B, B)); /* %98 reduce [B,1,128]  graphs/lib/image_encoder.lua:35 */
+    CALL(47, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), convirt_image_k97_scale(A + 5955568 + 946176*B, A + 5955568 + 917504*B, B)); /* %100 map:scale [B,128]  graphs/lib/image_encoder.lua:35 */
+    CALL(48, (double)32896*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384 + (double)128), convirt_image_k101_matmul_add(A + 5955568 + 946304*B, A + 5955568 + 946176*B, (real *)P + 507360, (real *)P + 523744, B)); /* %104 matmul+add [B,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(49, 0, sizeof(real)*((double)5120*T + (double)131072 + (double)40*T), convirt_k107_gather(A + 5955568 + 946912*B + 20224*B*T + 6400*T, (real *)P + 523872, (int32_t *)inputs[1], T)); /* %107 gather [T,40,128]  graphs/lib/text_encoder.lua:32 */
+    CALL(50, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120), convirt_k112_fused_scale_sum_add(A + 5955568 + 946912*B + 20224*B*T, A + 5955568 + 946912*B + 20224*B*T + 6400*T, (real *)P + 654944, T)); /* %112 fused:scale_sum_add [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(51, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120 + (double)40*T), convirt_k113_fused_sub_add(A + 5955568 + 946912*B + 20224*B*T + 107520*T, A + 5955568 + 946912*B + 20224*B*T + 6400*T, (real *)P + 654944, A + 5955568 + 946912*B + 20224*B*T, T)); /* %113 fused:sub_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(52, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k118_fused_rsqrt_addc_scale_sum(A + 5955568 + 946912*B + 20224*B*T + 246144*T, A + 5955568 + 946912*B + 20224*B*T + 107520*T, T)); /* %118 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(53, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k119_mul(A + 5955568 + 946912*B + 20224*B*T + 112640*T, A + 5955568 + 946912*B + 20224*B*T + 107520*T, A + 5955568 + 946912*B + 20224*B*T + 246144*T, T)); /* %119 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(54, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k121_fused_add_mul(A + 5955568 + 946912*B + 20224*B*T + 117760*T, A + 5955568 + 946912*B + 20224*B*T + 112640*T, (real *)P + 660064, (real *)P + 660192, T)); /* %121 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(55, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k127_matmul_add(A + 5955568 + 946912*B + 20224*B*T, A + 5955568 + 946912*B + 20224*B*T + 117760*T, (real *)P + 660320, (real *)P + 676704, T)); /* %127 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(56, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k129_permute(A + 5955568 + 946912*B + 20224*B*T + 122880*T, A + 5955568 + 946912*B + 20224*B*T, T)); /* %129 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(57, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k127_matmul_add(A + 5955568 + 946912*B + 20224*B*T, A + 5955568 + 946912*B + 20224*B*T + 117760*T, (real *)P + 676832, (real *)P + 693216, T)); /* %135 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(58, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k129_permute(A + 5955568 + 946912*B + 20224*B*T + 128000*T, A + 5955568 + 946912*B + 20224*B*T, T)); /* %137 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(59, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k127_matmul_add(A + 5955568 + 946912*B + 20224*B*T, A + 5955568 + 946912*B + 20224*B*T + 117760*T, (real *)P + 693344, (real *)P + 709728, T)); /* %143 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(60, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k129_permute(A + 5955568 + 946912*B + 20224*B*T + 133120*T, A + 5955568 + 946912*B + 20224*B*T, T)); /* %145 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(61, (double)120*T, sizeof(real)*((double)40*T + (double)40*T), convirt_k152_fused_scale_addc_neg(A + 5955568 + 946912*B + 20224*B*T + 245568*T, (real *)inputs[2], T)); /* %152 fused:scale_addc_neg [T,1,1,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(62, (double)428800*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)40*T + (double)40*T), convirt_k153_matmul_add_mul_scale(A + 5955568 + 946912*B + 20224*B*T, A + 5955568 + 946912*B + 20224*B*T + 122880*T, A + 5955568 + 946912*B + 20224*B*T + 128000*T, (real *)inputs[2], A + 5955568 + 946912*B + 20224*B*T + 245568*T, T)); /* %153 matmul+add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(63, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), convirt_k154_max(A + 5955568 + 946912*B + 20224*B*T + 88320*T, A + 5955568 + 946912*B + 20224*B*T, T)); /* %154 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(64, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), convirt_k157_fused_exp_sub(A + 5955568 + 946912*B + 20224*B*T + 81920*T, A + 5955568 + 946912*B + 20224*B*T, A + 5955568 + 946912*B + 20224*B*T + 88320*T, T)); /* %157 fused:exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(65, (double)12800*T, sizeof(real)*((double)160*T + (double)6400*T + (double)40*T), convirt_k159_fused_sum_mul(A + 5955568 + 946912*B + 20224*B*T + 245248*T, A + 5955568 + 946912*B + 20224*B*T + 81920*T, (real *)inputs[2], T)); /* %159 fused:sum_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(66, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), convirt_k160_clampmin(A + 5955568 + 946912*B + 20224*B*T + 245408*T, A + 5955568 + 946912*B + 20224*B*T + 245248*T, T)); /* %160 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(67, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T + (double)160*T), convirt_k161_fused_div_mul(A + 5955568 + 946912*B + 20224*B*T + 88320*T, A + 5955568 + 946912*B + 20224*B*T + 81920*T, (real *)inputs[2], A + 5955568 + 946912*B + 20224*B*T + 245408*T, T)); /* %161 fused:div_mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(68, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k162_matmul(A + 5955568 + 946912*B + 20224*B*T, A + 5955568 + 946912*B + 20224*B*T + 88320*T, A + 5955568 + 946912*B + 20224*B*T + 133120*T, T)); /* %162 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(69, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k163_permute(A + 5955568 + 946912*B + 20224*B*T + 138240*T, A + 5955568 + 946912*B + 20224*B*T, T)); /* %163 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(70, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k168_matmul(A + 5955568 + 946912*B + 20224*B*T, A + 5955568 + 946912*B + 20224*B*T + 138240*T, (real *)P + 709856, T)); /* %168 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(71, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120 + (double)5120*T + (double)128), convirt_k171_fused_add_add_add(A + 5955568 + 946912*B + 20224*B*T + 94720*T, A + 5955568 + 946912*B + 20224*B*T + 6400*T, (real *)P + 654944, A + 5955568 + 946912*B + 20224*B*T, (real *)P + 726240, T)); /* %171 fused:add_add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(72, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k175_fused_scale_sum(A + 5955568 + 946912*B + 20224*B*T + 245616*T, A + 5955568 + 946912*B + 20224*B*T + 94720*T, T)); /* %175 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(73, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k176_sub(A + 5955568 + 946912*B + 20224*B*T + 143360*T, A + 5955568 + 946912*B + 20224*B*T + 94720*T, A + 5955568 + 946912*B + 20224*B*T + 245616*T, T)); /* %176 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(74, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k118_fused_rsqrt_addc_scale_sum(A + 5955568 + 946912*B + 20224*B*T + 246192*T, A + 5955568 + 946912*B + 20224*B*T + 143360*T, T)); /* %181 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(75, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k119_mul(A + 5955568 + 946912*B + 20224*B*T + 148480*T, A + 5955568 + 946912*B + 20224*B*T + 143360*T, A + 5955568 + 946912*B + 20224*B*T + 246192*T, T)); /* %182 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(76, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k121_fused_add_mul(A + 5955568 + 946912*B + 20224*B*T + 153600*T, A + 5955568 + 946912*B + 20224*B*T + 148480*T, (real *)P + 726368, (real *)P + 726496, T)); /* %184 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(77, (double)5263360*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)512), convirt_k190_matmul_add(A + 5955568 + 946912*B + 20224*B*T, A + 5955568 + 946912*B + 20224*B*T + 153600*T, (real *)P + 726624, (real *)P + 792160, T)); /* %190 matmul+add [T,40,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(78, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), convirt_k191_gelu(A + 5955568 + 946912*B + 20224*B*T + 20480*T, A + 5955568 + 946912*B + 20224*B*T, T)); /* %191 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(79, (double)5253120*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536 + (double)5120*T + (double)128), convirt_k198_matmul_add_add(A + 5955568 + 946912*B + 20224*B*T + 47360*T, A + 5955568 + 946912*B + 20224*B*T + 20480*T, (real *)P + 792672, A + 5955568 + 946912*B + 20224*B*T + 94720*T, (real *)P + 858208, T)); /* %198 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(80, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k175_fused_scale_sum(A + 5955568 + 946912*B + 20224*B*T + 245616*T, A + 5955568 + 946912*B + 20224*B*T + 47360*T, T)); /* %202 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(81, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k176_sub(A + 5955568 + 946912*B + 20224*B*T + 158720*T, A + 5955568 + 946912*B + 20224*B*T + 47360*T, A + 5955568 + 946912*B + 20224*B*T + 245616*T, T)); /* %203 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(82, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k118_fused_rsqrt_addc_scale_sum(A + 5955568 + 946912*B + 20224*B*T + 246240*T, A + 5955568 + 946912*B + 20224*B*T + 158720*T, T)); /* %208 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(83, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k119_mul(A + 5955568 + 946912*B + 20224*B*T + 163840*T, A + 5955568 + 946912*B + 20224*B*T + 158720*T, A + 5955568 + 946912*B + 20224*B*T + 246240*T, T)); /* %209 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(84, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k121_fused_add_mul(A + 5955568 + 946912*B + 20224*B*T + 168960*T, A + 5955568 + 946912*B + 20224*B*T + 163840*T, (real *)P + 858336, (real *)P + 858464, T)); /* %211 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(85, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k127_matmul_add(A + 5955568 + 946912*B + 20224*B*T + 40960*T, A + 5955568 + 946912*B + 20224*B*T + 168960*T, (real *)P + 858592, (real *)P + 874976, T)); /* %217 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(86, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k129_permute(A + 5955568 + 946912*B + 20224*B*T + 174080*T, A + 5955568 + 946912*B + 20224*B*T + 40960*T, T)); /* %219 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(87, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k127_matmul_add(A + 5955568 + 946912*B + 20224*B*T + 40960*T, A + 5955568 + 946912*B + 20224*B*T + 168960*T, (real *)P + 875104, (real *)P + 891488, T)); /* %225 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(88, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k129_permute(A + 5955568 + 946912*B + 20224*B*T + 179200*T, A + 5955568 + 946912*B + 20224*B*T + 40960*T, T)); /* %227 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(89, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k127_matmul_add(A + 5955568 + 946912*B + 20224*B*T + 40960*T, A + 5955568 + 946912*B + 20224*B*T + 168960*T, (real *)P + 891616, (real *)P + 908000, T)); /* %233 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(90, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k129_permute(A + 5955568 + 946912*B + 20224*B*T + 184320*T, A + 5955568 + 946912*B + 20224*B*T + 40960*T, T)); /* %235 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(91, (double)428800*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)40*T + (double)40*T), convirt_k153_matmul_add_mul_scale(A + 5955568 + 946912*B + 20224*B*T + 40960*T, A + 5955568 + 946912*B + 20224*B*T + 174080*T, A + 5955568 + 946912*B + 20224*B*T + 179200*T, (real *)inputs[2], A + 5955568 + 946912*B + 20224*B*T + 245568*T, T)); /* %243 matmul+add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(92, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), convirt_k154_max(A + 5955568 + 946912*B + 20224*B*T + 101120*T, A + 5955568 + 946912*B + 20224*B*T + 40960*T, T)); /* %244 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(93, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), convirt_k157_fused_exp_sub(A + 5955568 + 946912*B + 20224*B*T + 94720*T, A + 5955568 + 946912*B + 20224*B*T + 40960*T, A + 5955568 + 946912*B + 20224*B*T + 101120*T, T)); /* %247 fused:exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(94, (double)12800*T, sizeof(real)*((double)160*T + (double)6400*T + (double)40*T), convirt_k159_fused_sum_mul(A + 5955568 + 946912*B + 20224*B*T + 245568*T, A + 5955568 + 946912*B + 20224*B*T + 94720*T, (real *)inputs[2], T)); /* %249 fused:sum_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(95, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), convirt_k160_clampmin(A + 5955568 + 946912*B + 20224*B*T + 245728*T, A + 5955568 + 946912*B + 20224*B*T + 245568*T, T)); /* %250 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(96, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T + (double)160*T), convirt_k161_fused_div_mul(A + 5955568 + 946912*B + 20224*B*T + 101120*T, A + 5955568 + 946912*B + 20224*B*T + 94720*T, (real *)inputs[2], A + 5955568 + 946912*B + 20224*B*T + 245728*T, T)); /* %251 fused:div_mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(97, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k162_matmul(A + 5955568 + 946912*B + 20224*B*T + 40960*T, A + 5955568 + 946912*B + 20224*B*T + 101120*T, A + 5955568 + 946912*B + 20224*B*T + 184320*T, T)); /* %252 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(98, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k163_permute(A + 5955568 + 946912*B + 20224*B*T + 189440*T, A + 5955568 + 946912*B + 20224*B*T + 40960*T, T)); /* %253 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(99, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)128), convirt_k261_matmul_add_add(A + 5955568 + 946912*B + 20224*B*T + 194560*T, A + 5955568 + 946912*B + 20224*B*T + 189440*T, (real *)P + 908128, A + 5955568 + 946912*B + 20224*B*T + 47360*T, (real *)P + 924512, T)); /* %261 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(100, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k175_fused_scale_sum(A + 5955568 + 946912*B + 20224*B*T + 245888*T, A + 5955568 + 946912*B + 20224*B*T + 194560*T, T)); /* %265 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(101, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k176_sub(A + 5955568 + 946912*B + 20224*B*T + 199680*T, A + 5955568 + 946912*B + 20224*B*T + 194560*T, A + 5955568 + 946912*B + 20224*B*T + 245888*T, T)); /* %266 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(102, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k118_fused_rsqrt_addc_scale_sum(A + 5955568 + 946912*B + 20224*B*T + 246288*T, A + 5955568 + 946912*B + 20224*B*T + 199680*T, T)); /* %271 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(103, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k119_mul(A + 5955568 + 946912*B + 20224*B*T + 204800*T, A + 5955568 + 946912*B + 20224*B*T + 199680*T, A + 5955568 + 946912*B + 20224*B*T + 246288*T, T)); /* %272 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(104, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k121_fused_add_mul(A + 5955568 + 946912*B + 20224*B*T + 209920*T, A + 5955568 + 946912*B + 20224*B*T + 204800*T, (real *)P + 924640, (real *)P + 924768, T)); /* %274 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(105, (double)5263360*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)512), convirt_k190_matmul_add(A + 5955568 + 946912*B + 20224*B*T + 40960*T, A + 5955568 + 946912*B + 20224*B*T + 209920*T, (real *)P + 924896, (real *)P + 990432, T)); /* %280 matmul+add [T,40,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(106, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), convirt_k191_gelu(A + 5955568 + 946912*B + 20224*B*T + 61440*T, A + 5955568 + 946912*B + 20224*B*T + 40960*T, T)); /* %281 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(107, (double)5253120*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536 + (double)5120*T + (double)128), convirt_k198_matmul_add_add(A + 5955568 + 946912*B + 20224*B*T + 215040*T, A + 5955568 + 946912*B + 20224*B*T + 61440*T, (real *)P + 990944, A + 5955568 + 946912*B + 20224*B*T + 194560*T, (real *)P + 1056480, T)); /* %288 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(108, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k175_fused_scale_sum(A + 5955568 + 946912*B + 20224*B*T + 245888*T, A + 5955568 + 946912*B + 20224*B*T + 215040*T, T)); /* %292 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(109, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k176_sub(A + 5955568 + 946912*B + 20224*B*T + 194560*T, A + 5955568 + 946912*B + 20224*B*T + 215040*T, A + 5955568 + 946912*B + 20224*B*T + 245888*T, T)); /* %293 map:sub [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(110, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k118_fused_rsqrt_addc_scale_sum(A + 5955568 + 946912*B + 20224*B*T + 246336*T, A + 5955568 + 946912*B + 20224*B*T + 194560*T, T)); /* %298 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(111, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k119_mul(A + 5955568 + 946912*B + 20224*B*T + 215040*T, A + 5955568 + 946912*B + 20224*B*T + 194560*T, A + 5955568 + 946912*B + 20224*B*T + 246336*T, T)); /* %299 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(112, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k121_fused_add_mul(A + 5955568 + 946912*B + 20224*B*T + 220160*T, A + 5955568 + 946912*B + 20224*B*T + 215040*T, (real *)P + 1056608, (real *)P + 1056736, T)); /* %301 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(113, 0, sizeof(real)*((double)128*T + (double)5120*T), convirt_k302_slice(A + 5955568 + 946912*B + 20224*B*T + 245888*T, A + 5955568 + 946912*B + 20224*B*T + 220160*T, T)); /* %302 slice [T,1,128]  graphs/lib/text_encoder.lua:35 */
+    CALL(114, (double)32896*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384 + (double)128), convirt_k307_matmul_add(A + 5955568 + 946912*B + 20224*B*T + 246016*T, A + 5955568 + 946912*B + 20224*B*T + 245888*T, (real *)P + 1056864, (real *)P + 1073248, T)); /* %307 matmul+add [T,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(115, 0, sizeof(real)*((double)4992*T + (double)5120*T), convirt_text_k206_slice(A + 5955568 + 946912*B + 20224*B*T + 225280*T, A + 5955568 + 946912*B + 20224*B*T + 220160*T, T)); /* %308 slice [T,39,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(116, (double)1282944*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384 + (double)128), convirt_text_k212_matmul_add(A + 5955568 + 946912*B + 20224*B*T + 220160*T, A + 5955568 + 946912*B + 20224*B*T + 225280*T, (real *)P + 1073376, (real *)P + 1089760, T)); /* %314 matmul+add [T,39,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(117, (double)256*T, sizeof(real)*((double)T + (double)128*T), convirt_features_loss_k7_fused_sum_square(A + 5955568 + 946912*B + 20224*B*T + 246480*T, A + 5955568 + 946912*B + 20224*B*T + 246016*T, T)); /* %316 fused:sum_square [T,1]  graphs/lib/losses.lua:21 */
+    CALL(118, (double)2*T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k9_fused_rsqrt_clampmin(A + 5955568 + 946912*B + 20224*B*T + 246496*T, A + 5955568 + 946912*B + 20224*B*T + 246480*T, T)); /* %318 fused:rsqrt_clampmin [T,1]  graphs/lib/losses.lua:21 */
+    CALL(119, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)T), convirt_features_loss_k10_mul(A + 5955568 + 946912*B + 20224*B*T + 225152*T, A + 5955568 + 946912*B + 20224*B*T + 246016*T, A + 5955568 + 946912*B + 20224*B*T + 246496*T, T)); /* %319 map:mul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(120, (double)256*B, sizeof(real)*((double)B + (double)128*B), convirt_features_loss_k12_fused_sum_square(A + 5955568 + 946848*B, A + 5955568 + 946304*B, B)); /* %321 fused:sum_square [B,1]  graphs/lib/losses.lua:21 */
+    CALL(121, (double)2*B, sizeof(real)*((double)B + (double)B), convirt_features_loss_k14_fused_rsqrt_clampmin(A + 5955568 + 946864*B, A + 5955568 + 946848*B, B)); /* %323 fused:rsqrt_clampmin [B,1]  graphs/lib/losses.lua:21 */
+    CALL(122, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), convirt_features_loss_k15_mul(A + 5955568 + 946432*B, A + 5955568 + 946304*B, A + 5955568 + 946864*B, B)); /* %324 map:mul [B,128]  graphs/lib/losses.lua:21 */
+    CALL(123, (double)257*B*T, sizeof(real)*((double)B*T + (double)128*T + (double)128*B), convirt_features_loss_k17_matmul_scale(A + 5955568 + 946912*B, A + 5955568 + 946912*B + 20224*B*T + 225152*T, A + 5955568 + 946432*B, B, T)); /* %326 matmul+scale [T,B]  graphs/lib/losses.lua:21 */
+    CALL(124, 0, sizeof(real)*((double)B*T), convirt_features_loss_k18_eye(A + 5955568 + 946912*B + 10080*B*T, B, T)); /* %327 eye [T,B]  graphs/lib/losses.lua:9 */
+    CALL(125, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k19_max(A + 5955568 + 946912*B + 20224*B*T + 246384*T, A + 5955568 + 946912*B, B, T)); /* %328 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(126, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), convirt_features_loss_k22_fused_exp_sub(A + 5955568 + 946912*B + 20160*B*T, A + 5955568 + 946912*B, A + 5955568 + 946912*B + 20224*B*T + 246384*T, B, T)); /* %331 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
+    CALL(127, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k23_sum(A + 5955568 + 946912*B + 20224*B*T + 246512*T, A + 5955568 + 946912*B + 20160*B*T, B, T)); /* %332 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(128, (double)T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k24_clampmin(A + 5955568 + 946912*B + 20224*B*T + 246528*T, A + 5955568 + 946912*B + 20224*B*T + 246512*T, T)); /* %333 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
+    CALL(129, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), convirt_features_loss_k27_mul(A + 5955568 + 946912*B + 16*B*T, A + 5955568 + 946912*B, A + 5955568 + 946912*B + 10080*B*T, B, T)); /* %336 map:mul [T,B]  graphs/lib/losses.lua:10 */
+    CALL(130, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k30_max(A + 5955568 + 946560*B, A + 5955568 + 946912*B, B, T)); /* %339 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(131, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), convirt_features_loss_k33_fused_exp_sub(A + 5955568 + 946912*B + 20176*B*T, A + 5955568 + 946912*B, A + 5955568 + 946560*B, B, T)); /* %342 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
+    CALL(132, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k34_sum(A + 5955568 + 946880*B, A + 5955568 + 946912*B + 20176*B*T, B, T)); /* %343 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(133, (double)B, sizeof(real)*((double)B + (double)B), convirt_features_loss_k35_clampmin(A + 5955568 + 946896*B, A + 5955568 + 946880*B, B)); /* %344 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
+    CALL(134, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k34_sum(A + 5955568 + 946576*B, A + 5955568 + 946912*B + 16*B*T, B, T)); /* %348 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(135, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k23_sum(A + 5955568 + 946912*B + 20224*B*T + 235312*T, A + 5955568 + 946912*B + 10080*B*T, B, T)); /* %350 reduce [T,1]  graphs/lib/losses.lua:12 */
+    CALL(136, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), convirt_features_loss_k42_fused_mul_sub_add_log(A + 5955568 + 946912*B + 20224*B*T + 246400*T, A + 5955568 + 946912*B + 20224*B*T + 246528*T, A + 5955568 + 946912*B + 20224*B*T + 246384*T, A + 5955568 + 946912*B + 16*B*T, A + 5955568 + 946912*B + 20224*B*T + 235312*T, B, T)); /* %351 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
+    CALL(137, (double)T, sizeof(real)*((double)1 + (double)T), convirt_features_loss_k43_sum(A + 0, A + 5955568 + 946912*B + 20224*B*T + 246400*T, T)); /* %352 reduce [1,1]  graphs/lib/losses.lua:13 */
+    CALL(138, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), convirt_features_loss_k46_fused_scale_add_sum_sub(A + 16, A + 0, A + 5955568 + 946896*B, A + 5955568 + 946560*B, A + 5955568 + 946576*B, B)); /* %355 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
+    CALL(139, (double)9984*T, sizeof(real)*((double)39*T + (double)4992*T), gloria_features_loss_k49_fused_sum_square(A + 5955568 + 946912*B + 20224*B*T + 246384*T, A + 5955568 + 946912*B + 20224*B*T + 220160*T, T)); /* %358 fused:sum_square [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(140, (double)78*T, sizeof(real)*((double)39*T + (double)39*T), gloria_features_loss_k51_fused_rsqrt_clampmin(A + 5955568 + 946912*B + 20224*B*T + 246432*T, A + 5955568 + 946912*B + 20224*B*T + 246384*T, T)); /* %360 fused:rsqrt_clampmin [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(141, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T), gloria_features_loss_k52_mul(A + 5955568 + 946912*B + 20224*B*T + 230272*T, A + 5955568 + 946912*B + 20224*B*T + 220160*T, A + 5955568 + 946912*B + 20224*B*T + 246432*T, T)); /* %361 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
+    CALL(142, (double)16384*B, sizeof(real)*((double)64*B + (double)8192*B), gloria_features_loss_k56_fused_sum_square(A + 5955568 + 933888*B, A + 5955568 + 892928*B, B)); /* %365 fused:sum_square [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(143, (double)128*B, sizeof(real)*((double)64*B + (double)64*B), gloria_features_loss_k58_fused_rsqrt_clampmin(A + 5955568 + 946560*B, A + 5955568 + 933888*B, B)); /* %367 fused:rsqrt_clampmin [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(144, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)64*B), gloria_features_loss_k59_mul(A + 5955568 + 917504*B, A + 5955568 + 892928*B, A + 5955568 + 946560*B, B)); /* %368 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
+    CALL(145, (double)638976*B*T, sizeof(real)*((double)2496*B*T + (double)4992*T + (double)8192*B), gloria_features_loss_k60_matmul(A + 5955568 + 946912*B, A + 5955568 + 946912*B + 20224*B*T + 230272*T, A + 5955568 + 917504*B, B, T)); /* %369 matmul [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(146, (double)4992*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), gloria_features_loss_k62_fused_max_scale(A + 5955568 + 946912*B + 2496*B*T, A + 5955568 + 946912*B, B, T)); /* %371 fused:max_scale [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(147, (double)7488*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), gloria_features_loss_k65_fused_exp_sub_scale(A + 5955568 + 946912*B + 14976*B*T, A + 5955568 + 946912*B, A + 5955568 + 946912*B + 2496*B*T, B, T)); /* %374 fused:exp_sub_scale [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(148, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), gloria_features_loss_k66_sum(A + 5955568 + 946912*B + 19968*B*T, A + 5955568 + 946912*B + 14976*B*T, B, T)); /* %375 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(149, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), gloria_features_loss_k67_div(A + 5955568 + 946912*B + 17472*B*T, A + 5955568 + 946912*B + 14976*B*T, A + 5955568 + 946912*B + 19968*B*T, B, T)); /* %376 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(150, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), gloria_features_loss_k68_matmul(A + 5955568 + 946912*B, A + 5955568 + 946912*B + 17472*B*T, A + 5955568 + 892928*B, B, T)); /* %377 matmul [T,B,39,128]  graphs/lib/matching.lua:11 */
+    CALL(151, (double)9984*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), gloria_features_loss_k70_fused_sum_square(A + 5955568 + 946912*B + 20016*B*T, A + 5955568 + 946912*B, B, T)); /* %379 fused:sum_square [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(152, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), gloria_features_loss_k72_fused_rsqrt_clampmin(A + 5955568 + 946912*B + 20064*B*T, A + 5955568 + 946912*B + 20016*B*T, B, T)); /* %381 fused:rsqrt_clampmin [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(153, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T), gloria_features_loss_k73_mul(A + 5955568 + 946912*B + 4992*B*T, A + 5955568 + 946912*B, A + 5955568 + 946912*B + 20064*B*T, B, T)); /* %382 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(154, (double)117*T, sizeof(real)*((double)39*T + (double)39*T), gloria_features_loss_k81_fused_scale_addc_neg(A + 5955568 + 946912*B + 20224*B*T + 235264*T, (real *)inputs[3], T)); /* %390 fused:scale_addc_neg [T,1,39,1]  graphs/lib/model.lua:49 */
+    CALL(155, (double)10101*B*T, sizeof(real)*((double)39*B*T + (double)4992*T + (double)4992*B*T + (double)39*T + (double)39*T), gloria_features_loss_k82_fused_add_mul_scale_sum(A + 5955568 + 946912*B + 9984*B*T, A + 5955568 + 946912*B + 20224*B*T + 230272*T, A + 5955568 + 946912*B + 4992*B*T, (real *)inputs[3], A + 5955568 + 946912*B + 20224*B*T + 235264*T, B, T)); /* %391 fused:add_mul_scale_sum [T,B,39,1]  graphs/lib/model.lua:49 */
+    CALL(156, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), gloria_features_loss_k83_max(A + 5955568 + 946912*B + 20112*B*T, A + 5955568 + 946912*B + 9984*B*T, B, T)); /* %392 reduce [T,B,1,1]  graphs/lib/model.lua:49 */
+    CALL(157, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T), gloria_features_loss_k86_fused_exp_sub(A + 5955568 + 946912*B + 10032*B*T, A + 5955568 + 946912*B + 9984*B*T, A + 5955568 + 946912*B + 20112*B*T, B, T)); /* %395 fused:exp_sub [T,B,39,1]  graphs/lib/model.lua:49 */
+    CALL(158, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*T), gloria_features_loss_k87_mul(A + 5955568 + 946912*B + 9984*B*T, A + 5955568 + 946912*B + 10032*B*T, (real *)inputs[3], B, T)); /* %396 map:mul [T,B,39,1]  graphs/lib/model.lua:49 */
+    CALL(159, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), gloria_features_loss_k88_sum(A + 5955568 + 946912*B + 20128*B*T, A + 5955568 + 946912*B + 9984*B*T, B, T)); /* %397 reduce [T,B,1,1]  graphs/lib/model.lua:49 */
+    CALL(160, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), gloria_features_loss_k89_clampmin(A + 5955568 + 946912*B + 20144*B*T, A + 5955568 + 946912*B + 20128*B*T, B, T)); /* %398 map:clampmin [T,B,1,1]  graphs/lib/model.lua:49 */
+    CALL(161, (double)3*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), gloria_features_loss_k92_fused_scale_add_log(A + 5955568 + 946912*B + 9984*B*T, A + 5955568 + 946912*B + 20144*B*T, A + 5955568 + 946912*B + 20112*B*T, B, T)); /* %401 fused:scale_add_log [T,B,1,1]  graphs/lib/model.lua:49 */
+    CALL(162, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), gloria_features_loss_k94_scale(A + 5955568 + 946912*B + 20112*B*T, A + 5955568 + 946912*B + 9984*B*T, B, T)); /* %403 map:scale [T,B]  graphs/lib/model.lua:50 */
+    CALL(163, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k19_max(A + 5955568 + 946912*B + 20224*B*T + 235264*T, A + 5955568 + 946912*B + 20112*B*T, B, T)); /* %405 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(164, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), convirt_features_loss_k22_fused_exp_sub(A + 5955568 + 946912*B + 9984*B*T, A + 5955568 + 946912*B + 20112*B*T, A + 5955568 + 946912*B + 20224*B*T + 235264*T, B, T)); /* %408 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
+    CALL(165, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k23_sum(A + 5955568 + 946912*B + 20224*B*T + 235280*T, A + 5955568 + 946912*B + 9984*B*T, B, T)); /* %409 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(166, (double)T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k24_clampmin(A + 5955568 + 946912*B + 20224*B*T + 235296*T, A + 5955568 + 946912*B + 20224*B*T + 235280*T, T)); /* %410 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
+    CALL(167, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), convirt_features_loss_k27_mul(A + 5955568 + 946912*B + 10000*B*T, A + 5955568 + 946912*B + 20112*B*T, A + 5955568 + 946912*B + 10080*B*T, B, T)); /* %413 map:mul [T,B]  graphs/lib/losses.lua:10 */
+    CALL(168, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k30_max(A + 5955568 + 946624*B, A + 5955568 + 946912*B + 20112*B*T, B, T)); /* %416 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(169, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), convirt_features_loss_k33_fused_exp_sub(A + 5955568 + 946912*B + 10016*B*T, A + 5955568 + 946912*B + 20112*B*T, A + 5955568 + 946624*B, B, T)); /* %419 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
+    CALL(170, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k34_sum(A + 5955568 + 946640*B, A + 5955568 + 946912*B + 10016*B*T, B, T)); /* %420 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(171, (double)B, sizeof(real)*((double)B + (double)B), convirt_features_loss_k35_clampmin(A + 5955568 + 946656*B, A + 5955568 + 946640*B, B)); /* %421 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
+    CALL(172, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k34_sum(A + 5955568 + 946672*B, A + 5955568 + 946912*B + 10000*B*T, B, T)); /* %425 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(173, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), convirt_features_loss_k42_fused_mul_sub_add_log(A + 5955568 + 946912*B + 20224*B*T + 235328*T, A + 5955568 + 946912*B + 20224*B*T + 235296*T, A + 5955568 + 946912*B + 20224*B*T + 235264*T, A + 5955568 + 946912*B + 10000*B*T, A + 5955568 + 946912*B + 20224*B*T + 235312*T, B, T)); /* %428 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
+    CALL(174, (double)T, sizeof(real)*((double)1 + (double)T), convirt_features_loss_k43_sum(A + 0, A + 5955568 + 946912*B + 20224*B*T + 235328*T, T)); /* %429 reduce [1,1]  graphs/lib/losses.lua:13 */
+    CALL(175, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), convirt_features_loss_k46_fused_scale_add_sum_sub(A + 32, A + 0, A + 5955568 + 946656*B, A + 5955568 + 946624*B, A + 5955568 + 946672*B, B)); /* %432 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
+    CALL(176, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), convirt_image_vjp_k113_add(A + 5955552, A + 16, A + 32)); /* %434 map:add []  graphs/lib/model.lua:85 */
 }
 
 static void backward(void *arena, real *grads, const real *P, void *const *inputs, real *const *input_grads, const long *dims) {
     const long B = dims[0]; (void)B;
     const long T = dims[1]; (void)T;
     real *A = arena; (void)A; (void)P; (void)inputs; (void)grads; (void)input_grads;
-    CALL(204, 0, sizeof(real)*((double)1), convirt_features_loss_k58_fill(A + 0)); /* %643 fill []  graphs/lib/model.lua:87 */
-    CALL(205, (double)1, sizeof(real)*((double)1 + (double)1), convirt_features_loss_k60_scale(A + 16, A + 0, B)); /* %645 map:scale [1,1]  graphs/lib/losses.lua:16 */
-    CALL(206, (double)2*T, sizeof(real)*((double)T + (double)1 + (double)T), convirt_features_loss_k63_fused_mul_id(A + 5955568 + 1250016*B + 20224*B*T + 246544*T, A + 16, A + 5955568 + 1250016*B + 20224*B*T + 235312*T, T)); /* %648 fused:mul_id [T,1]  graphs/lib/losses.lua:13 */
-    CALL(207, (double)2*B, sizeof(real)*((double)B + (double)1), convirt_features_loss_k65_fused_neg_id(A + 5955568 + 1249728*B, A + 16, B)); /* %650 fused:neg_id [1,B]  graphs/lib/losses.lua:11 */
-    CALL(208, (double)2*B*T, sizeof(real)*((double)B*T + (double)B + (double)B*T), gloria_features_loss_k159_fused_mul_id(A + 5955568 + 1250016*B + 20192*B*T, A + 5955568 + 1249728*B, A + 5955568 + 1250016*B + 10080*B*T, B, T)); /* %652 fused:mul_id [T,B]  graphs/lib/losses.lua:11 */
-    CALL(209, (double)4*B, sizeof(real)*((double)B + (double)1 + (double)B + (double)B), convirt_features_loss_k71_fused_mul_div_id_step(A + 5955568 + 1249728*B, A + 16, A + 5955568 + 1249760*B, A + 5955568 + 1249744*B, B)); /* %656 fused:mul_div_id_step [1,B]  graphs/lib/losses.lua:11 */
-    CALL(210, (double)T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k77_neg(A + 5955568 + 1250016*B + 20224*B*T + 235264*T, A + 5955568 + 1250016*B + 20224*B*T + 246544*T, T)); /* %662 map:neg [T,1]  graphs/lib/losses.lua:10 */
-    CALL(211, (double)2*B*T, sizeof(real)*((double)B*T + (double)T + (double)B*T), gloria_features_loss_k171_fused_mul_id(A + 5955568 + 1250016*B + 20208*B*T, A + 5955568 + 1250016*B + 20224*B*T + 235264*T, A + 5955568 + 1250016*B + 10080*B*T, B, T)); /* %664 fused:mul_id [T,B]  graphs/lib/losses.lua:10 */
-    CALL(212, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), convirt_features_loss_k84_fused_mul_div_step(A + 5955568 + 1250016*B + 20224*B*T + 235264*T, A + 5955568 + 1250016*B + 20224*B*T + 246544*T, A + 5955568 + 1250016*B + 20224*B*T + 235296*T, A + 5955568 + 1250016*B + 20224*B*T + 235280*T, T)); /* %669 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
-    CALL(213, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), gloria_features_loss_k182_fused_scale_add_add_add(A + 5955568 + 1250016*B + 10000*B*T, A + 5955568 + 1250016*B + 20192*B*T, A + 5955568 + 1249728*B, A + 5955568 + 1250016*B + 10016*B*T, A + 5955568 + 1250016*B + 20208*B*T, A + 5955568 + 1250016*B + 20224*B*T + 235264*T, A + 5955568 + 1250016*B + 9984*B*T, B, T)); /* %675 fused:scale_add_add_add [T,B]  graphs/lib/model.lua:50 */
-    CALL(214, (double)4*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T + (double)B*T), gloria_features_loss_k187_fused_mul_div_scale_step(A + 5955568 + 1250016*B + 9984*B*T, A + 5955568 + 1250016*B + 10000*B*T, A + 5955568 + 1250016*B + 20144*B*T, A + 5955568 + 1250016*B + 20128*B*T, B, T)); /* %680 fused:mul_div_scale_step [T,B,1,1]  graphs/lib/model.lua:49 */
-    CALL(215, (double)195*B*T, sizeof(real)*((double)39*B*T + (double)B*T + (double)39*T + (double)39*B*T), gloria_features_loss_k199_fused_scale_mul_mul_mul(A + 5955568 + 1250016*B + 20112*B*T, A + 5955568 + 1250016*B + 9984*B*T, (real *)inputs[3], A + 5955568 + 1250016*B + 10032*B*T, B, T)); /* %692 fused:scale_mul_mul_mul [T,B,39,1]  graphs/lib/model.lua:49 */
-    CALL(216, (double)9984*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T + (double)4992*B*T), gloria_features_loss_k201_fused_mul_id(A + 5955568 + 1250016*B + 9984*B*T, A + 5955568 + 1250016*B + 20112*B*T, A + 5955568 + 1250016*B + 4992*B*T, B, T)); /* %694 fused:mul_id [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(217, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), gloria_features_loss_k203_sum(A + 5955568 + 1250016*B + 20224*B*T + 235264*T, A + 5955568 + 1250016*B + 9984*B*T, B, T)); /* %696 reduce [T,1,39,128]  graphs/lib/matching.lua:12 */
-    CALL(218, (double)20202*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)4992*T + (double)4992*B*T + (double)39*B*T + (double)39*B*T), gloria_features_loss_k212_fused_mul_mul_sum_mul(A + 5955568 + 1250016*B + 13184*B*T, A + 5955568 + 1250016*B + 20112*B*T, A + 5955568 + 1250016*B + 20224*B*T + 230272*T, A + 5955568 + 1250016*B, A + 5955568 + 1250016*B + 20064*B*T, A + 5955568 + 1250016*B + 20016*B*T, B, T)); /* %705 fused:mul_mul_sum_mul [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(219, (double)34944*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T + (double)4992*T + (double)39*B*T + (double)39*B*T + (double)4992*B*T), gloria_features_loss_k216_fused_add_mul_mul_id(A + 5955568 + 1250016*B + 8192*B*T, A + 5955568 + 1250016*B + 20112*B*T, A + 5955568 + 1250016*B + 20224*B*T + 230272*T, A + 5955568 + 1250016*B + 20064*B*T, A + 5955568 + 1250016*B + 13184*B*T, A + 5955568 + 1250016*B, B, T)); /* %709 fused:add_mul_mul_id [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(220, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*B*T), gloria_features_loss_k218_matmul(A + 5955568 + 1250016*B, A + 5955568 + 1250016*B + 17472*B*T, A + 5955568 + 1250016*B + 8192*B*T, B, T)); /* %711 matmul [T,B,64,128]  graphs/lib/matching.lua:11 */
-    CALL(221, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), gloria_features_loss_k219_sum(A + 5955568 + 1228800*B, A + 5955568 + 1250016*B, B, T)); /* %712 reduce [1,B,64,128]  graphs/lib/matching.lua:11 */
-    CALL(222, (double)641472*B*T, sizeof(real)*((double)2496*B*T + (double)4992*B*T + (double)8192*B + (double)39*B*T), gloria_features_loss_k220_matmul_div(A + 5955568 + 1250016*B, A + 5955568 + 1250016*B + 8192*B*T, A + 5955568 + 1204224*B, A + 5955568 + 1250016*B + 19968*B*T, B, T)); /* %713 matmul+div [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(223, (double)7488*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T + (double)2496*B*T), gloria_features_loss_k223_fused_sum_neg_mul(A + 5955568 + 1250016*B + 2496*B*T, A + 5955568 + 1250016*B, A + 5955568 + 1250016*B + 17472*B*T, B, T)); /* %716 fused:sum_neg_mul [T,B,39,1]  graphs/lib/matching.lua:10 */
-    CALL(224, (double)9984*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T + (double)2496*B*T), gloria_features_loss_k229_fused_scale_mul_add_id(A + 5955568 + 1250016*B + 17472*B*T, A + 5955568 + 1250016*B, A + 5955568 + 1250016*B + 2496*B*T, A + 5955568 + 1250016*B + 14976*B*T, B, T)); /* %722 fused:scale_mul_add_id [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(225, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), gloria_features_loss_k68_matmul(A + 5955568 + 1250016*B + 8192*B*T, A + 5955568 + 1250016*B + 17472*B*T, A + 5955568 + 1220608*B, B, T)); /* %723 matmul [T,B,39,128]  graphs/lib/matching.lua:10 */
-    CALL(226, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*T), gloria_features_loss_k231_matmul(A + 5955568 + 1250016*B, A + 5955568 + 1250016*B + 17472*B*T, A + 5955568 + 1250016*B + 20224*B*T + 230272*T, B, T)); /* %724 matmul [T,B,64,128]  graphs/lib/matching.lua:10 */
-    CALL(227, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), gloria_features_loss_k203_sum(A + 5955568 + 1250016*B + 20224*B*T + 230272*T, A + 5955568 + 1250016*B + 8192*B*T, B, T)); /* %725 reduce [T,1,39,128]  graphs/lib/matching.lua:10 */
-    CALL(228, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), gloria_features_loss_k219_sum(A + 5955568 + 1220608*B, A + 5955568 + 1250016*B, B, T)); /* %726 reduce [1,B,64,128]  graphs/lib/matching.lua:10 */
-    CALL(229, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T), gloria_features_loss_k234_add(A + 5955568 + 1250016*B + 20224*B*T + 240256*T, A + 5955568 + 1250016*B + 20224*B*T + 235264*T, A + 5955568 + 1250016*B + 20224*B*T + 230272*T, T)); /* %727 map:add [T,1,39,128]  graphs/lib/matching.lua:10 */
-    CALL(230, (double)16768*B, sizeof(real)*((double)64*B + (double)8192*B + (double)8192*B + (double)64*B + (double)64*B), gloria_features_loss_k244_fused_mul_mul_sum_mul(A + 5955568 + 1249728*B, A + 5955568 + 1220608*B, A + 5955568 + 1204224*B, A + 5955568 + 1249664*B, A + 5955568 + 1236992*B, B)); /* %737 fused:mul_mul_sum_mul [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(231, (double)49152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)64*B + (double)64*B + (double)8192*B), gloria_features_loss_k248_fused_add_add_mul_mul(A + 5955568 + 1236992*B, A + 5955568 + 1228800*B, A + 5955568 + 1220608*B, A + 5955568 + 1249664*B, A + 5955568 + 1249728*B, A + 5955568 + 1204224*B, B)); /* %741 fused:add_add_mul_mul [1,B,64,128]  graphs/lib/matching.lua:9 */
-    CALL(232, (double)10218*T, sizeof(real)*((double)39*T + (double)4992*T + (double)4992*T + (double)39*T + (double)39*T), gloria_features_loss_k259_fused_mul_mul_sum_mul(A + 5955568 + 1250016*B + 20224*B*T + 235264*T, A + 5955568 + 1250016*B + 20224*B*T + 240256*T, A + 5955568 + 1250016*B + 20224*B*T + 220160*T, A + 5955568 + 1250016*B + 20224*B*T + 246432*T, A + 5955568 + 1250016*B + 20224*B*T + 246384*T, T)); /* %752 fused:mul_mul_sum_mul [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(233, (double)24960*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T + (double)39*T + (double)4992*T), gloria_features_loss_k263_fused_add_mul_mul_id(A + 5955568 + 1250016*B + 20224*B*T + 230272*T, A + 5955568 + 1250016*B + 20224*B*T + 240256*T, A + 5955568 + 1250016*B + 20224*B*T + 246432*T, A + 5955568 + 1250016*B + 20224*B*T + 235264*T, A + 5955568 + 1250016*B + 20224*B*T + 220160*T, T)); /* %756 fused:add_mul_mul_id [T,39,128]  graphs/lib/matching.lua:7 */
-    CALL(234, (double)4*B, sizeof(real)*((double)B + (double)1 + (double)B + (double)B), convirt_features_loss_k71_fused_mul_div_id_step(A + 5955568 + 1249664*B, A + 16, A + 5955568 + 1250000*B, A + 5955568 + 1249984*B, B)); /* %769 fused:mul_div_id_step [1,B]  graphs/lib/losses.lua:11 */
-    CALL(235, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), convirt_features_loss_k84_fused_mul_div_step(A + 5955568 + 1250016*B + 20224*B*T + 246384*T, A + 5955568 + 1250016*B + 20224*B*T + 246544*T, A + 5955568 + 1250016*B + 20224*B*T + 246528*T, A + 5955568 + 1250016*B + 20224*B*T + 246512*T, T)); /* %782 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
-    CALL(236, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), gloria_features_loss_k295_fused_scale_add_add_add(A + 5955568 + 1250016*B, A + 5955568 + 1250016*B + 20192*B*T, A + 5955568 + 1249664*B, A + 5955568 + 1250016*B + 20176*B*T, A + 5955568 + 1250016*B + 20208*B*T, A + 5955568 + 1250016*B + 20224*B*T + 246384*T, A + 5955568 + 1250016*B + 20160*B*T, B, T)); /* %788 fused:scale_add_add_add [T,B]  graphs/lib/losses.lua:21 */
-    CALL(237, (double)256*B*T, sizeof(real)*((double)128*T + (double)B*T + (double)128*B), convirt_features_loss_k91_matmul(A + 5955568 + 1250016*B + 20224*B*T + 220160*T, A + 5955568 + 1250016*B, A + 5955568 + 1249536*B, B, T)); /* %789 matmul [T,128]  graphs/lib/losses.lua:21 */
-    CALL(238, (double)256*B*T, sizeof(real)*((double)128*B + (double)B*T + (double)128*T), convirt_features_loss_k92_matmul(A + 5955568 + 1204224*B, A + 5955568 + 1250016*B, A + 5955568 + 1250016*B + 20224*B*T + 225152*T, B, T)); /* %790 matmul [B,128]  graphs/lib/losses.lua:21 */
-    CALL(239, (double)262*B, sizeof(real)*((double)B + (double)128*B + (double)128*B + (double)B + (double)B), convirt_features_loss_k101_fused_mul_mul_sum_mul(A + 5955568 + 1249536*B, A + 5955568 + 1204224*B, A + 5955568 + 1249408*B, A + 5955568 + 1249968*B, A + 5955568 + 1249952*B, B)); /* %799 fused:mul_mul_sum_mul [B,1]  graphs/lib/losses.lua:21 */
-    CALL(240, (double)640*B, sizeof(real)*((double)128*B + (double)128*B + (double)B + (double)B + (double)128*B), convirt_features_loss_k105_fused_add_mul_mul_id(A + 5955568 + 1204352*B, A + 5955568 + 1204224*B, A + 5955568 + 1249968*B, A + 5955568 + 1249536*B, A + 5955568 + 1249408*B, B)); /* %803 fused:add_mul_mul_id [B,128]  graphs/lib/losses.lua:21 */
-    CALL(241, (double)262*T, sizeof(real)*((double)T + (double)128*T + (double)128*T + (double)T + (double)T), convirt_features_loss_k114_fused_mul_mul_sum_mul(A + 5955568 + 1250016*B + 20224*B*T + 246384*T, A + 5955568 + 1250016*B + 20224*B*T + 220160*T, A + 5955568 + 1250016*B + 20224*B*T + 246016*T, A + 5955568 + 1250016*B + 20224*B*T + 246496*T, A + 5955568 + 1250016*B + 20224*B*T + 246480*T, T)); /* %812 fused:mul_mul_sum_mul [T,1]  graphs/lib/losses.lua:21 */
-    CALL(242, (double)640*T, sizeof(real)*((double)128*T + (double)128*T + (double)T + (double)T + (double)128*T), convirt_features_loss_k118_fused_add_mul_mul_id(A + 5955568 + 1250016*B + 20224*B*T + 240256*T, A + 5955568 + 1250016*B + 20224*B*T + 220160*T, A + 5955568 + 1250016*B + 20224*B*T + 246496*T, A + 5955568 + 1250016*B + 20224*B*T + 246384*T, A + 5955568 + 1250016*B + 20224*B*T + 246016*T, T)); /* %816 fused:add_mul_mul_id [T,128]  graphs/lib/losses.lua:21 */
-    CALL(243, (double)4992*T, sizeof(real)*((double)4992 + (double)4992*T), convirt_text_vjp_k273_sum(A + 0, A + 5955568 + 1250016*B + 20224*B*T + 230272*T, T)); /* %817 reduce [1,39,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(244, (double)4992, sizeof(real)*((double)128 + (double)4992), convirt_text_vjp_k275_sum(A + 5950464, A + 0)); /* %819 reduce [1,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(245, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), convirt_text_vjp_k278_matmul(A + 5955568 + 1250016*B + 20224*B*T + 235264*T, A + 5955568 + 1250016*B + 20224*B*T + 230272*T, (real *)P + 1073376, T)); /* %822 matmul [39*T,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(246, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), convirt_text_vjp_k279_matmul(A + 5720064, A + 5955568 + 1250016*B + 20224*B*T + 230272*T, A + 5955568 + 1250016*B + 20224*B*T + 225280*T, T)); /* %823 matmul [128,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(247, 0, sizeof(real)*((double)5120*T + (double)4992*T), convirt_text_vjp_k281_pad(A + 5955568 + 1250016*B + 20224*B*T + 220160*T, A + 5955568 + 1250016*B + 20224*B*T + 235264*T, T)); /* %825 pad [T,40,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(248, (double)128*T, sizeof(real)*((double)128 + (double)128*T), convirt_k612_sum(A + 5950592, A + 5955568 + 1250016*B + 20224*B*T + 240256*T, T)); /* %826 reduce [1,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(249, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), convirt_k614_matmul(A + 5955568 + 1250016*B + 20224*B*T + 240384*T, A + 5955568 + 1250016*B + 20224*B*T + 240256*T, (real *)P + 1056864, T)); /* %828 matmul [T,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(250, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), convirt_k615_matmul(A + 5736448, A + 5955568 + 1250016*B + 20224*B*T + 240256*T, A + 5955568 + 1250016*B + 20224*B*T + 245888*T, T)); /* %829 matmul [128,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(251, 0, sizeof(real)*((double)5120*T + (double)128*T), convirt_k617_pad(A + 5955568 + 1250016*B + 20224*B*T + 225280*T, A + 5955568 + 1250016*B + 20224*B*T + 240384*T, T)); /* %831 pad [T,40,128]  graphs/lib/text_encoder.lua:35 */
-    CALL(252, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_text_vjp_k288_add(A + 5955568 + 1250016*B + 20224*B*T + 230400*T, A + 5955568 + 1250016*B + 20224*B*T + 220160*T, A + 5955568 + 1250016*B + 20224*B*T + 225280*T, T)); /* %832 map:add [T,40,128]  graphs/lib/text_encoder.lua:35 */
-    CALL(253, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 0, A + 5955568 + 1250016*B + 20224*B*T + 230400*T, T)); /* %833 reduce [1,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(254, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5950720, A + 0)); /* %835 reduce [1,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(255, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k623_mul(A + 5955568 + 1250016*B + 20224*B*T + 220160*T, A + 5955568 + 1250016*B + 20224*B*T + 230400*T, A + 5955568 + 1250016*B + 20224*B*T + 215040*T, T)); /* %838 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(256, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 0, A + 5955568 + 1250016*B + 20224*B*T + 220160*T, T)); /* %839 reduce [1,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(257, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5950848, A + 0)); /* %841 reduce [1,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(258, (double)15560*T, sizeof(real)*((double)40*T + (double)5120*T + (double)128 + (double)5120*T + (double)40*T), convirt_k635_fused_scale_mul_sum_mul(A + 5955568 + 1250016*B + 20224*B*T + 245888*T, A + 5955568 + 1250016*B + 20224*B*T + 230400*T, (real *)P + 1056608, A + 5955568 + 1250016*B + 20224*B*T + 194560*T, A + 5955568 + 1250016*B + 20224*B*T + 246336*T, T)); /* %850 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(259, (double)30720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)40*T + (double)40*T + (double)5120*T), convirt_k639_fused_add_mul_mul_mul(A + 5955568 + 1250016*B + 20224*B*T + 215040*T, A + 5955568 + 1250016*B + 20224*B*T + 230400*T, (real *)P + 1056608, A + 5955568 + 1250016*B + 20224*B*T + 246336*T, A + 5955568 + 1250016*B + 20224*B*T + 245888*T, A + 5955568 + 1250016*B + 20224*B*T + 194560*T, T)); /* %854 fused:add_mul_mul_mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(260, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k642_fused_scale_sum_neg(A + 5955568 + 1250016*B + 20224*B*T + 245888*T, A + 5955568 + 1250016*B + 20224*B*T + 215040*T, T)); /* %857 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(261, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k644_fused_add_id(A + 5955568 + 1250016*B + 20224*B*T + 194560*T, A + 5955568 + 1250016*B + 20224*B*T + 215040*T, A + 5955568 + 1250016*B + 20224*B*T + 245888*T, T)); /* %859 fused:add_id [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(262, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 0, A + 5955568 + 1250016*B + 20224*B*T + 194560*T, T)); /* %860 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(263, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5950976, A + 0)); /* %862 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(264, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), convirt_k651_matmul(A + 5365760, A + 5955568 + 1250016*B + 20224*B*T + 194560*T, A + 5955568 + 1250016*B + 20224*B*T + 61440*T, T)); /* %866 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(265, (double)5283840*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)20480*T), convirt_k654_matmul_mul_gelu_grad(A + 5955568 + 1250016*B + 20224*B*T + 61440*T, A + 5955568 + 1250016*B + 20224*B*T + 194560*T, (real *)P + 990944, A + 5955568 + 1250016*B + 20224*B*T + 40960*T, T)); /* %869 matmul+mul_gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(266, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), convirt_k655_sum(A + 0, A + 5955568 + 1250016*B + 20224*B*T + 61440*T, T)); /* %870 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(267, (double)20480, sizeof(real)*((double)512 + (double)20480), convirt_k657_sum(A + 5949440, A + 0)); /* %872 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(268, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), convirt_k660_matmul(A + 5955568 + 1250016*B + 20224*B*T + 40960*T, A + 5955568 + 1250016*B + 20224*B*T + 61440*T, (real *)P + 924896, T)); /* %875 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(269, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), convirt_k661_matmul(A + 5431296, A + 5955568 + 1250016*B + 20224*B*T + 61440*T, A + 5955568 + 1250016*B + 20224*B*T + 209920*T, T)); /* %876 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(270, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5496832, A + 5955568 + 1250016*B + 20224*B*T + 40960*T, T)); /* %878 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(271, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5951104, A + 5496832)); /* %880 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(272, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k623_mul(A + 5955568 + 1250016*B + 20224*B*T + 46080*T, A + 5955568 + 1250016*B + 20224*B*T + 40960*T, A + 5955568 + 1250016*B + 20224*B*T + 204800*T, T)); /* %883 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(273, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5496832, A + 5955568 + 1250016*B + 20224*B*T + 46080*T, T)); /* %884 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(274, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5951232, A + 5496832)); /* %886 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(275, (double)15560*T, sizeof(real)*((double)40*T + (double)5120*T + (double)128 + (double)5120*T + (double)40*T), convirt_k635_fused_scale_mul_sum_mul(A + 5955568 + 1250016*B + 20224*B*T + 245888*T, A + 5955568 + 1250016*B + 20224*B*T + 40960*T, (real *)P + 924640, A + 5955568 + 1250016*B + 20224*B*T + 199680*T, A + 5955568 + 1250016*B + 20224*B*T + 246288*T, T)); /* %895 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(276, (double)30720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)40*T + (double)40*T + (double)5120*T), convirt_k639_fused_add_mul_mul_mul(A + 5955568 + 1250016*B + 20224*B*T + 46080*T, A + 5955568 + 1250016*B + 20224*B*T + 40960*T, (real *)P + 924640, A + 5955568 + 1250016*B + 20224*B*T + 246288*T, A + 5955568 + 1250016*B + 20224*B*T + 245888*T, A + 5955568 + 1250016*B + 20224*B*T + 199680*T, T)); /* %899 fused:add_mul_mul_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(277, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k642_fused_scale_sum_neg(A + 5955568 + 1250016*B + 20224*B*T + 245888*T, A + 5955568 + 1250016*B + 20224*B*T + 46080*T, T)); /* %903 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(278, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k690_fused_add_add_id(A + 5955568 + 1250016*B + 20224*B*T + 53760*T, A + 5955568 + 1250016*B + 20224*B*T + 194560*T, A + 5955568 + 1250016*B + 20224*B*T + 46080*T, A + 5955568 + 1250016*B + 20224*B*T + 245888*T, T)); /* %905 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(279, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5496832, A + 5955568 + 1250016*B + 20224*B*T + 53760*T, T)); /* %906 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(280, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5951360, A + 5496832)); /* %908 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(281, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k696_matmul(A + 5955568 + 1250016*B + 20224*B*T + 40960*T, A + 5955568 + 1250016*B + 20224*B*T + 53760*T, (real *)P + 908128, T)); /* %911 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(282, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k697_matmul(A + 5752832, A + 5955568 + 1250016*B + 20224*B*T + 53760*T, A + 5955568 + 1250016*B + 20224*B*T + 189440*T, T)); /* %912 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(283, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k259_permute(A + 5955568 + 1250016*B + 20224*B*T + 47360*T, A + 5955568 + 1250016*B + 20224*B*T + 40960*T, T)); /* %915 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
-    CALL(284, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k702_matmul(A + 5955568 + 1250016*B + 20224*B*T + 58880*T, A + 5955568 + 1250016*B + 20224*B*T + 101120*T, A + 5955568 + 1250016*B + 20224*B*T + 47360*T, T)); /* %917 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    CALL(285, (double)416000*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)160*T), convirt_k703_matmul_div(A + 5955568 + 1250016*B + 20224*B*T + 40960*T, A + 5955568 + 1250016*B + 20224*B*T + 47360*T, A + 5955568 + 1250016*B + 20224*B*T + 184320*T, A + 5955568 + 1250016*B + 20224*B*T + 245728*T, T)); /* %918 matmul+div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(286, (double)19520*T, sizeof(real)*((double)160*T + (double)6400*T + (double)6400*T + (double)160*T), convirt_k708_fused_mul_sum_neg_mul(A + 5955568 + 1250016*B + 20224*B*T + 64000*T, A + 5955568 + 1250016*B + 20224*B*T + 40960*T, A + 5955568 + 1250016*B + 20224*B*T + 101120*T, A + 5955568 + 1250016*B + 20224*B*T + 245568*T, T)); /* %923 fused:mul_sum_neg_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(287, (double)38400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T + (double)6400*T), convirt_k724_fused_scale_mul_mul_mul(A + 5955568 + 1250016*B + 20224*B*T + 47360*T, A + 5955568 + 1250016*B + 20224*B*T + 40960*T, A + 5955568 + 1250016*B + 20224*B*T + 64000*T, (real *)inputs[2], A + 5955568 + 1250016*B + 20224*B*T + 94720*T, T)); /* %939 fused:scale_mul_mul_mul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
-    CALL(288, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k292_matmul(A + 5955568 + 1250016*B + 20224*B*T + 40960*T, A + 5955568 + 1250016*B + 20224*B*T + 47360*T, A + 5955568 + 1250016*B + 20224*B*T + 179200*T, T)); /* %940 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
-    CALL(289, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k702_matmul(A + 5955568 + 1250016*B + 20224*B*T + 94720*T, A + 5955568 + 1250016*B + 20224*B*T + 47360*T, A + 5955568 + 1250016*B + 20224*B*T + 174080*T, T)); /* %941 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
-    CALL(290, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k293_permute(A + 5955568 + 1250016*B + 20224*B*T + 46080*T, A + 5955568 + 1250016*B + 20224*B*T + 58880*T, T)); /* %942 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
-    CALL(291, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5496832, A + 5955568 + 1250016*B + 20224*B*T + 46080*T, T)); /* %944 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(292, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5951488, A + 5496832)); /* %946 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(293, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k697_matmul(A + 5769216, A + 5955568 + 1250016*B + 20224*B*T + 46080*T, A + 5955568 + 1250016*B + 20224*B*T + 168960*T, T)); /* %950 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(294, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k293_permute(A + 5955568 + 1250016*B + 20224*B*T + 99840*T, A + 5955568 + 1250016*B + 20224*B*T + 94720*T, T)); /* %952 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
-    CALL(295, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5496832, A + 5955568 + 1250016*B + 20224*B*T + 99840*T, T)); /* %954 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(296, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5951616, A + 5496832)); /* %956 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(297, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k696_matmul(A + 5955568 + 1250016*B + 20224*B*T + 94720*T, A + 5955568 + 1250016*B + 20224*B*T + 99840*T, (real *)P + 875104, T)); /* %959 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(298, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k697_matmul(A + 5785600, A + 5955568 + 1250016*B + 20224*B*T + 99840*T, A + 5955568 + 1250016*B + 20224*B*T + 168960*T, T)); /* %960 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(299, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k293_permute(A + 5955568 + 1250016*B + 20224*B*T + 99840*T, A + 5955568 + 1250016*B + 20224*B*T + 40960*T, T)); /* %963 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
-    CALL(300, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5496832, A + 5955568 + 1250016*B + 20224*B*T + 99840*T, T)); /* %965 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(301, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5951744, A + 5496832)); /* %967 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(302, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k696_matmul(A + 5955568 + 1250016*B + 20224*B*T + 40960*T, A + 5955568 + 1250016*B + 20224*B*T + 99840*T, (real *)P + 858592, T)); /* %970 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(303, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k697_matmul(A + 5801984, A + 5955568 + 1250016*B + 20224*B*T + 99840*T, A + 5955568 + 1250016*B + 20224*B*T + 168960*T, T)); /* %971 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(304, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)5120*T), convirt_k758_matmul_add_add(A + 5955568 + 1250016*B + 20224*B*T + 99840*T, A + 5955568 + 1250016*B + 20224*B*T + 46080*T, (real *)P + 891616, A + 5955568 + 1250016*B + 20224*B*T + 94720*T, A + 5955568 + 1250016*B + 20224*B*T + 40960*T, T)); /* %973 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(305, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5496832, A + 5955568 + 1250016*B + 20224*B*T + 99840*T, T)); /* %974 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(306, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5951872, A + 5496832)); /* %976 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(307, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k623_mul(A + 5955568 + 1250016*B + 20224*B*T + 94720*T, A + 5955568 + 1250016*B + 20224*B*T + 99840*T, A + 5955568 + 1250016*B + 20224*B*T + 163840*T, T)); /* %979 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(308, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5496832, A + 5955568 + 1250016*B + 20224*B*T + 94720*T, T)); /* %980 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(309, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5952000, A + 5496832)); /* %982 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(310, (double)15560*T, sizeof(real)*((double)40*T + (double)5120*T + (double)128 + (double)5120*T + (double)40*T), convirt_k635_fused_scale_mul_sum_mul(A + 5955568 + 1250016*B + 20224*B*T + 245568*T, A + 5955568 + 1250016*B + 20224*B*T + 99840*T, (real *)P + 858336, A + 5955568 + 1250016*B + 20224*B*T + 158720*T, A + 5955568 + 1250016*B + 20224*B*T + 246240*T, T)); /* %991 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(311, (double)30720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)40*T + (double)40*T + (double)5120*T), convirt_k639_fused_add_mul_mul_mul(A + 5955568 + 1250016*B + 20224*B*T + 94720*T, A + 5955568 + 1250016*B + 20224*B*T + 99840*T, (real *)P + 858336, A + 5955568 + 1250016*B + 20224*B*T + 246240*T, A + 5955568 + 1250016*B + 20224*B*T + 245568*T, A + 5955568 + 1250016*B + 20224*B*T + 158720*T, T)); /* %995 fused:add_mul_mul_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(312, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k642_fused_scale_sum_neg(A + 5955568 + 1250016*B + 20224*B*T + 245568*T, A + 5955568 + 1250016*B + 20224*B*T + 94720*T, T)); /* %999 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(313, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k690_fused_add_add_id(A + 5955568 + 1250016*B + 20224*B*T + 99840*T, A + 5955568 + 1250016*B + 20224*B*T + 53760*T, A + 5955568 + 1250016*B + 20224*B*T + 94720*T, A + 5955568 + 1250016*B + 20224*B*T + 245568*T, T)); /* %1001 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(314, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5496832, A + 5955568 + 1250016*B + 20224*B*T + 99840*T, T)); /* %1002 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(315, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5952128, A + 5496832)); /* %1004 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(316, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), convirt_k651_matmul(A + 5496832, A + 5955568 + 1250016*B + 20224*B*T + 99840*T, A + 5955568 + 1250016*B + 20224*B*T + 20480*T, T)); /* %1008 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(317, (double)5283840*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)20480*T), convirt_k654_matmul_mul_gelu_grad(A + 5955568 + 1250016*B + 20224*B*T + 20480*T, A + 5955568 + 1250016*B + 20224*B*T + 99840*T, (real *)P + 792672, A + 5955568 + 1250016*B + 20224*B*T, T)); /* %1011 matmul+mul_gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(318, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), convirt_k655_sum(A + 0, A + 5955568 + 1250016*B + 20224*B*T + 20480*T, T)); /* %1012 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(319, (double)20480, sizeof(real)*((double)512 + (double)20480), convirt_k657_sum(A + 5949952, A + 0)); /* %1014 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(320, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), convirt_k660_matmul(A + 5955568 + 1250016*B + 20224*B*T + 94720*T, A + 5955568 + 1250016*B + 20224*B*T + 20480*T, (real *)P + 726624, T)); /* %1017 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(321, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), convirt_k661_matmul(A + 5562368, A + 5955568 + 1250016*B + 20224*B*T + 20480*T, A + 5955568 + 1250016*B + 20224*B*T + 153600*T, T)); /* %1018 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(322, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5627904, A + 5955568 + 1250016*B + 20224*B*T + 94720*T, T)); /* %1020 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(323, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5952256, A + 5627904)); /* %1022 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(324, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k623_mul(A + 5955568 + 1250016*B + 20224*B*T, A + 5955568 + 1250016*B + 20224*B*T + 94720*T, A + 5955568 + 1250016*B + 20224*B*T + 148480*T, T)); /* %1025 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(325, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5627904, A + 5955568 + 1250016*B + 20224*B*T, T)); /* %1026 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(326, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5952384, A + 5627904)); /* %1028 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(327, (double)15560*T, sizeof(real)*((double)40*T + (double)5120*T + (double)128 + (double)5120*T + (double)40*T), convirt_k635_fused_scale_mul_sum_mul(A + 5955568 + 1250016*B + 20224*B*T + 245568*T, A + 5955568 + 1250016*B + 20224*B*T + 94720*T, (real *)P + 726368, A + 5955568 + 1250016*B + 20224*B*T + 143360*T, A + 5955568 + 1250016*B + 20224*B*T + 246192*T, T)); /* %1037 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(328, (double)30720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)40*T + (double)40*T + (double)5120*T), convirt_k639_fused_add_mul_mul_mul(A + 5955568 + 1250016*B + 20224*B*T, A + 5955568 + 1250016*B + 20224*B*T + 94720*T, (real *)P + 726368, A + 5955568 + 1250016*B + 20224*B*T + 246192*T, A + 5955568 + 1250016*B + 20224*B*T + 245568*T, A + 5955568 + 1250016*B + 20224*B*T + 143360*T, T)); /* %1041 fused:add_mul_mul_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(329, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k642_fused_scale_sum_neg(A + 5955568 + 1250016*B + 20224*B*T + 245568*T, A + 5955568 + 1250016*B + 20224*B*T, T)); /* %1045 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(330, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k690_fused_add_add_id(A + 5955568 + 1250016*B + 20224*B*T + 94720*T, A + 5955568 + 1250016*B + 20224*B*T + 99840*T, A + 5955568 + 1250016*B + 20224*B*T, A + 5955568 + 1250016*B + 20224*B*T + 245568*T, T)); /* %1047 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(331, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5627904, A + 5955568 + 1250016*B + 20224*B*T + 94720*T, T)); /* %1048 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(332, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5952512, A + 5627904)); /* %1050 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(333, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k696_matmul(A + 5955568 + 1250016*B + 20224*B*T + 99840*T, A + 5955568 + 1250016*B + 20224*B*T + 94720*T, (real *)P + 709856, T)); /* %1053 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(334, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k697_matmul(A + 5818368, A + 5955568 + 1250016*B + 20224*B*T + 94720*T, A + 5955568 + 1250016*B + 20224*B*T + 138240*T, T)); /* %1054 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(335, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k259_permute(A + 5955568 + 1250016*B + 20224*B*T + 6400*T, A + 5955568 + 1250016*B + 20224*B*T + 99840*T, T)); /* %1057 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
-    CALL(336, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k702_matmul(A + 5955568 + 1250016*B + 20224*B*T + 99840*T, A + 5955568 + 1250016*B + 20224*B*T + 88320*T, A + 5955568 + 1250016*B + 20224*B*T + 6400*T, T)); /* %1059 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    CALL(337, (double)416000*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)160*T), convirt_k703_matmul_div(A + 5955568 + 1250016*B + 20224*B*T, A + 5955568 + 1250016*B + 20224*B*T + 6400*T, A + 5955568 + 1250016*B + 20224*B*T + 133120*T, A + 5955568 + 1250016*B + 20224*B*T + 245408*T, T)); /* %1060 matmul+div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(338, (double)19520*T, sizeof(real)*((double)160*T + (double)6400*T + (double)6400*T + (double)160*T), convirt_k708_fused_mul_sum_neg_mul(A + 5955568 + 1250016*B + 20224*B*T + 104960*T, A + 5955568 + 1250016*B + 20224*B*T, A + 5955568 + 1250016*B + 20224*B*T + 88320*T, A + 5955568 + 1250016*B + 20224*B*T + 245248*T, T)); /* %1065 fused:mul_sum_neg_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(339, (double)38400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T + (double)6400*T), convirt_k724_fused_scale_mul_mul_mul(A + 5955568 + 1250016*B + 20224*B*T + 6400*T, A + 5955568 + 1250016*B + 20224*B*T, A + 5955568 + 1250016*B + 20224*B*T + 104960*T, (real *)inputs[2], A + 5955568 + 1250016*B + 20224*B*T + 81920*T, T)); /* %1081 fused:scale_mul_mul_mul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
-    CALL(340, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k292_matmul(A + 5955568 + 1250016*B + 20224*B*T, A + 5955568 + 1250016*B + 20224*B*T + 6400*T, A + 5955568 + 1250016*B + 20224*B*T + 128000*T, T)); /* %1082 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
-    CALL(341, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k702_matmul(A + 5955568 + 1250016*B + 20224*B*T + 12800*T, A + 5955568 + 1250016*B + 20224*B*T + 6400*T, A + 5955568 + 1250016*B + 20224*B*T + 122880*T, T)); /* %1083 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
-    CALL(342, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k293_permute(A + 5955568 + 1250016*B + 20224*B*T + 5120*T, A + 5955568 + 1250016*B + 20224*B*T + 99840*T, T)); /* %1084 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
-    CALL(343, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5627904, A + 5955568 + 1250016*B + 20224*B*T + 5120*T, T)); /* %1086 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(344, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5952640, A + 5627904)); /* %1088 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(345, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k697_matmul(A + 5834752, A + 5955568 + 1250016*B + 20224*B*T + 5120*T, A + 5955568 + 1250016*B + 20224*B*T + 117760*T, T)); /* %1092 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(346, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k293_permute(A + 5955568 + 1250016*B + 20224*B*T + 99840*T, A + 5955568 + 1250016*B + 20224*B*T + 12800*T, T)); /* %1094 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
-    CALL(347, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5627904, A + 5955568 + 1250016*B + 20224*B*T + 99840*T, T)); /* %1096 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(348, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5952768, A + 5627904)); /* %1098 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(349, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k696_matmul(A + 5955568 + 1250016*B + 20224*B*T + 10240*T, A + 5955568 + 1250016*B + 20224*B*T + 99840*T, (real *)P + 676832, T)); /* %1101 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(350, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k697_matmul(A + 5851136, A + 5955568 + 1250016*B + 20224*B*T + 99840*T, A + 5955568 + 1250016*B + 20224*B*T + 117760*T, T)); /* %1102 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(351, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k293_permute(A + 5955568 + 1250016*B + 20224*B*T + 99840*T, A + 5955568 + 1250016*B + 20224*B*T, T)); /* %1105 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
-    CALL(352, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5627904, A + 5955568 + 1250016*B + 20224*B*T + 99840*T, T)); /* %1107 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(353, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5952896, A + 5627904)); /* %1109 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(354, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k696_matmul(A + 5955568 + 1250016*B + 20224*B*T, A + 5955568 + 1250016*B + 20224*B*T + 99840*T, (real *)P + 660320, T)); /* %1112 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(355, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k697_matmul(A + 5867520, A + 5955568 + 1250016*B + 20224*B*T + 99840*T, A + 5955568 + 1250016*B + 20224*B*T + 117760*T, T)); /* %1113 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(356, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)5120*T), convirt_k758_matmul_add_add(A + 5955568 + 1250016*B + 20224*B*T + 99840*T, A + 5955568 + 1250016*B + 20224*B*T + 5120*T, (real *)P + 693344, A + 5955568 + 1250016*B + 20224*B*T + 10240*T, A + 5955568 + 1250016*B + 20224*B*T, T)); /* %1115 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(357, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5627904, A + 5955568 + 1250016*B + 20224*B*T + 99840*T, T)); /* %1116 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(358, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5953024, A + 5627904)); /* %1118 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(359, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k623_mul(A + 5955568 + 1250016*B + 20224*B*T, A + 5955568 + 1250016*B + 20224*B*T + 99840*T, A + 5955568 + 1250016*B + 20224*B*T + 112640*T, T)); /* %1121 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(360, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5627904, A + 5955568 + 1250016*B + 20224*B*T, T)); /* %1122 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(361, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5953152, A + 5627904)); /* %1124 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(362, (double)15560*T, sizeof(real)*((double)40*T + (double)5120*T + (double)128 + (double)5120*T + (double)40*T), convirt_k635_fused_scale_mul_sum_mul(A + 5955568 + 1250016*B + 20224*B*T + 104960*T, A + 5955568 + 1250016*B + 20224*B*T + 99840*T, (real *)P + 660064, A + 5955568 + 1250016*B + 20224*B*T + 107520*T, A + 5955568 + 1250016*B + 20224*B*T + 246144*T, T)); /* %1133 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(363, (double)30720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)40*T + (double)40*T + (double)5120*T), convirt_k639_fused_add_mul_mul_mul(A + 5955568 + 1250016*B + 20224*B*T, A + 5955568 + 1250016*B + 20224*B*T + 99840*T, (real *)P + 660064, A + 5955568 + 1250016*B + 20224*B*T + 246144*T, A + 5955568 + 1250016*B + 20224*B*T + 104960*T, A + 5955568 + 1250016*B + 20224*B*T + 107520*T, T)); /* %1137 fused:add_mul_mul_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(364, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k642_fused_scale_sum_neg(A + 5955568 + 1250016*B + 20224*B*T + 10240*T, A + 5955568 + 1250016*B + 20224*B*T, T)); /* %1141 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(365, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k690_fused_add_add_id(A + 5955568 + 1250016*B + 20224*B*T + 5120*T, A + 5955568 + 1250016*B + 20224*B*T + 94720*T, A + 5955568 + 1250016*B + 20224*B*T, A + 5955568 + 1250016*B + 20224*B*T + 10240*T, T)); /* %1143 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(366, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5944320, A + 5955568 + 1250016*B + 20224*B*T + 5120*T, T)); /* %1144 reduce [1,40,128]  graphs/lib/text_encoder.lua:32 */
-    CALL(367, 0, sizeof(real)*((double)131072 + (double)5120*T + (double)40*T), convirt_k931_scatter_add(A + 5160960, A + 5955568 + 1250016*B + 20224*B*T + 5120*T, (int32_t *)inputs[1], T)); /* %1146 scatter_add [1024,128]  graphs/lib/text_encoder.lua:32 */
-    CALL(368, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k278_sum(A + 5953280, A + 5955568 + 1204352*B, B)); /* %1147 reduce [1,128]  graphs/lib/image_encoder.lua:36 */
-    CALL(369, (double)32768*B, sizeof(real)*((double)16384 + (double)128*B + (double)128*B), convirt_image_vjp_k281_matmul(A + 5883904, A + 5955568 + 1204352*B, A + 5955568 + 1249280*B, B)); /* %1150 matmul [128,128]  graphs/lib/image_encoder.lua:36 */
-    CALL(370, (double)32896*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384), convirt_image_vjp_k282_matmul_scale(A + 5955568 + 1220608*B, A + 5955568 + 1204352*B, (real *)P + 507360, B)); /* %1151 matmul+scale [B,128]  graphs/lib/image_encoder.lua:35 */
-    CALL(371, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k285_sum(A + 5292032, A + 5955568 + 1236992*B, B)); /* %1154 reduce [1,64,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(372, (double)8192, sizeof(real)*((double)128 + (double)8192), convirt_image_vjp_k287_sum(A + 5953408, A + 5292032)); /* %1156 reduce [1,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(373, (double)2097152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384), convirt_image_vjp_k290_matmul(A + 5955568 + 1204224*B, A + 5955568 + 1236992*B, (real *)P + 490848, B)); /* %1159 matmul [64*B,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(374, (double)2097152*B, sizeof(real)*((double)16384 + (double)8192*B + (double)8192*B), convirt_image_vjp_k291_matmul(A + 5900288, A + 5955568 + 1236992*B, A + 5955568 + 1212416*B, B)); /* %1160 matmul [128,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(375, (double)16384*B, sizeof(real)*((double)8192*B + (double)128*B + (double)8192*B), convirt_image_vjp_k293_fused_add_id(A + 5955568 + 1212416*B, A + 5955568 + 1220608*B, A + 5955568 + 1204224*B, B)); /* %1162 fused:add_id [B,64,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(376, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k294_permute(A + 5955568 + 1204224*B, A + 5955568 + 1212416*B, B)); /* %1163 permute [B,128,64]  graphs/lib/image_encoder.lua:33 */
-    CALL(377, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k297_fused_mul_step(A + 5955568 + 1212416*B, A + 5955568 + 1204224*B, A + 5955568 + 1196032*B, B)); /* %1166 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
-    CALL(378, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k285_sum(A + 5292032, A + 5955568 + 1212416*B, B)); /* %1167 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(379, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k300_sum(A + 5916672, A + 5292032)); /* %1169 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(380, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k301_sum(A + 5953536, A + 5916672)); /* %1170 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(381, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_vjp_k303_mul(A + 5955568 + 1196032*B, A + 5955568 + 1212416*B, (real *)P + 490592, B)); /* %1172 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(382, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k304_mul(A + 5955568 + 1204224*B, A + 5955568 + 1212416*B, A + 5955568 + 1179648*B, B)); /* %1173 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(383, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k285_sum(A + 5292032, A + 5955568 + 1204224*B, B)); /* %1174 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(384, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k300_sum(A + 5916672, A + 5292032)); /* %1176 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(385, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k301_sum(A + 5953664, A + 5916672)); /* %1177 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(386, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k318_fused_scale_mul_sum_mul(A + 5955568 + 1249280*B, A + 5955568 + 1196032*B, A + 5955568 + 1187840*B, A + 5955568 + 1249936*B, B)); /* %1187 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(387, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), convirt_image_vjp_k322_fused_add_mul_mul_id(A + 5955568 + 1179648*B, A + 5955568 + 1196032*B, A + 5955568 + 1249936*B, A + 5955568 + 1249280*B, A + 5955568 + 1187840*B, B)); /* %1191 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(388, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_vjp_k325_fused_scale_sum_neg(A + 5955568 + 1249280*B, A + 5955568 + 1179648*B, B)); /* %1194 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(389, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k327_fused_add_id(A + 5955568 + 1187840*B, A + 5955568 + 1179648*B, A + 5955568 + 1249280*B, B)); /* %1196 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(390, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k330_sum(A + 5955568 + 1179648*B, A + 5955568 + 1187840*B, B)); /* %1199 reduce [B,128,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(391, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k278_sum(A + 5953792, A + 5955568 + 1179648*B, B)); /* %1200 reduce [1,128,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(392, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456), convirt_image_vjp_k333_conv2d_input_grad(A + 5955568 + 1179648*B, A + 5955568 + 1187840*B, (real *)P + 343008, A + 0, B)); /* %1202 conv2d_input_grad [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(393, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)8192*B), convirt_image_vjp_k334_conv2d_weight_grad(A + 4866048, A + 5955568 + 1187840*B, A + 5955568 + 1171456*B, A + 0, B)); /* %1203 conv2d_weight_grad [128,128,3,3]  graphs/lib/image_encoder.lua:13 */
-    CALL(394, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k297_fused_mul_step(A + 5955568 + 1171456*B, A + 5955568 + 1179648*B, A + 5955568 + 1163264*B, B)); /* %1205 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
-    CALL(395, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k285_sum(A + 5292032, A + 5955568 + 1171456*B, B)); /* %1206 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(396, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k300_sum(A + 5916672, A + 5292032)); /* %1208 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(397, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k301_sum(A + 5953920, A + 5916672)); /* %1209 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(398, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_vjp_k303_mul(A + 5955568 + 1163264*B, A + 5955568 + 1171456*B, (real *)P + 342752, B)); /* %1211 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(399, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k304_mul(A + 5955568 + 1179648*B, A + 5955568 + 1171456*B, A + 5955568 + 1146880*B, B)); /* %1212 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(400, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k285_sum(A + 5292032, A + 5955568 + 1179648*B, B)); /* %1213 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(401, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k300_sum(A + 5916672, A + 5292032)); /* %1215 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(402, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k301_sum(A + 5954048, A + 5916672)); /* %1216 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(403, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k318_fused_scale_mul_sum_mul(A + 5955568 + 1249280*B, A + 5955568 + 1163264*B, A + 5955568 + 1155072*B, A + 5955568 + 1249920*B, B)); /* %1226 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(404, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), convirt_image_vjp_k322_fused_add_mul_mul_id(A + 5955568 + 1146880*B, A + 5955568 + 1163264*B, A + 5955568 + 1249920*B, A + 5955568 + 1249280*B, A + 5955568 + 1155072*B, B)); /* %1230 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(405, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_vjp_k325_fused_scale_sum_neg(A + 5955568 + 1249280*B, A + 5955568 + 1146880*B, B)); /* %1233 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(406, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k327_fused_add_id(A + 5955568 + 1155072*B, A + 5955568 + 1146880*B, A + 5955568 + 1249280*B, B)); /* %1235 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(407, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k330_sum(A + 5955568 + 1146880*B, A + 5955568 + 1155072*B, B)); /* %1238 reduce [B,128,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(408, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k278_sum(A + 5954176, A + 5955568 + 1146880*B, B)); /* %1239 reduce [1,128,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(409, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456), convirt_image_vjp_k333_conv2d_input_grad(A + 5955568 + 1146880*B, A + 5955568 + 1155072*B, (real *)P + 195168, A + 0, B)); /* %1241 conv2d_input_grad [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(410, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)8192*B), convirt_image_vjp_k334_conv2d_weight_grad(A + 5013504, A + 5955568 + 1155072*B, A + 5955568 + 1138688*B, A + 0, B)); /* %1242 conv2d_weight_grad [128,128,3,3]  graphs/lib/image_encoder.lua:6 */
-    CALL(411, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k376_fused_mul_add_step(A + 5955568 + 1138688*B, A + 5955568 + 1212416*B, A + 5955568 + 1146880*B, A + 5955568 + 1130496*B, B)); /* %1245 fused:mul_add_step [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
-    CALL(412, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k285_sum(A + 5292032, A + 5955568 + 1138688*B, B)); /* %1246 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(413, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k300_sum(A + 5916672, A + 5292032)); /* %1248 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(414, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k301_sum(A + 5954304, A + 5916672)); /* %1249 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(415, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_vjp_k303_mul(A + 5955568 + 1130496*B, A + 5955568 + 1138688*B, (real *)P + 194912, B)); /* %1251 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(416, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k304_mul(A + 5955568 + 1146880*B, A + 5955568 + 1138688*B, A + 5955568 + 1114112*B, B)); /* %1252 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(417, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k285_sum(A + 5292032, A + 5955568 + 1146880*B, B)); /* %1253 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(418, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k300_sum(A + 5916672, A + 5292032)); /* %1255 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(419, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k301_sum(A + 5954432, A + 5916672)); /* %1256 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(420, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k318_fused_scale_mul_sum_mul(A + 5955568 + 1249280*B, A + 5955568 + 1130496*B, A + 5955568 + 1122304*B, A + 5955568 + 1249904*B, B)); /* %1266 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(421, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), convirt_image_vjp_k322_fused_add_mul_mul_id(A + 5955568 + 1114112*B, A + 5955568 + 1130496*B, A + 5955568 + 1249904*B, A + 5955568 + 1249280*B, A + 5955568 + 1122304*B, B)); /* %1270 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(422, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_vjp_k325_fused_scale_sum_neg(A + 5955568 + 1249280*B, A + 5955568 + 1114112*B, B)); /* %1273 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(423, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k327_fused_add_id(A + 5955568 + 1130496*B, A + 5955568 + 1114112*B, A + 5955568 + 1249280*B, B)); /* %1275 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(424, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k330_sum(A + 5955568 + 1114112*B, A + 5955568 + 1130496*B, B)); /* %1278 reduce [B,128,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(425, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k278_sum(A + 5954560, A + 5955568 + 1114112*B, B)); /* %1279 reduce [1,128,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(426, (double)9437184*B, sizeof(real)*((double)16384*B + (double)8192*B + (double)73728), convirt_image_vjp_k412_conv2d_input_grad(A + 5955568 + 1114112*B, A + 5955568 + 1130496*B, (real *)P + 121056, A + 0, B)); /* %1281 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(427, (double)9437184*B, sizeof(real)*((double)73728 + (double)8192*B + (double)16384*B), convirt_image_vjp_k413_conv2d_weight_grad(A + 5292032, A + 5955568 + 1130496*B, A + 5955568 + 1097728*B, A + 0, B)); /* %1282 conv2d_weight_grad [128,64,3,3]  graphs/lib/image_encoder.lua:6 */
-    CALL(428, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k415_fused_mul_step(A + 5955568 + 1097728*B, A + 5955568 + 1114112*B, A + 5955568 + 1081344*B, B)); /* %1284 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
-    CALL(429, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k416_sum(A + 5627904, A + 5955568 + 1097728*B, B)); /* %1285 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(430, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k418_sum(A + 5916672, A + 5627904)); /* %1287 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(431, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k419_sum(A + 5954688, A + 5916672)); /* %1288 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(432, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_vjp_k421_mul(A + 5955568 + 1081344*B, A + 5955568 + 1097728*B, (real *)P + 120928, B)); /* %1290 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(433, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k422_mul(A + 5955568 + 1114112*B, A + 5955568 + 1097728*B, A + 5955568 + 1048576*B, B)); /* %1291 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(434, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k416_sum(A + 5627904, A + 5955568 + 1114112*B, B)); /* %1292 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(435, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k418_sum(A + 5916672, A + 5627904)); /* %1294 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(436, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k419_sum(A + 5954752, A + 5916672)); /* %1295 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(437, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k436_fused_scale_mul_sum_mul(A + 5955568 + 1249280*B, A + 5955568 + 1081344*B, A + 5955568 + 1064960*B, A + 5955568 + 1249888*B, B)); /* %1305 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(438, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), convirt_image_vjp_k440_fused_add_mul_mul_id(A + 5955568 + 1048576*B, A + 5955568 + 1081344*B, A + 5955568 + 1249888*B, A + 5955568 + 1249280*B, A + 5955568 + 1064960*B, B)); /* %1309 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(439, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_vjp_k443_fused_scale_sum_neg(A + 5955568 + 1249280*B, A + 5955568 + 1048576*B, B)); /* %1312 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(440, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k445_fused_add_id(A + 5955568 + 1064960*B, A + 5955568 + 1048576*B, A + 5955568 + 1249280*B, B)); /* %1314 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(441, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k448_sum(A + 5955568 + 1048576*B, A + 5955568 + 1064960*B, B)); /* %1317 reduce [B,64,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(442, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k449_sum(A + 5954816, A + 5955568 + 1048576*B, B)); /* %1318 reduce [1,64,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(443, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864), convirt_image_vjp_k451_conv2d_input_grad(A + 5955568 + 1048576*B, A + 5955568 + 1064960*B, (real *)P + 84000, A + 0, B)); /* %1320 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(444, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)16384*B), convirt_image_vjp_k452_conv2d_weight_grad(A + 5627904, A + 5955568 + 1064960*B, A + 5955568 + 1032192*B, A + 0, B)); /* %1321 conv2d_weight_grad [64,64,3,3]  graphs/lib/image_encoder.lua:13 */
-    CALL(445, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k415_fused_mul_step(A + 5955568 + 1032192*B, A + 5955568 + 1048576*B, A + 5955568 + 1015808*B, B)); /* %1323 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
-    CALL(446, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k416_sum(A + 5664768, A + 5955568 + 1032192*B, B)); /* %1324 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(447, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k418_sum(A + 5916672, A + 5664768)); /* %1326 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(448, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k419_sum(A + 5954880, A + 5916672)); /* %1327 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(449, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_vjp_k421_mul(A + 5955568 + 1015808*B, A + 5955568 + 1032192*B, (real *)P + 83872, B)); /* %1329 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(450, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k422_mul(A + 5955568 + 1048576*B, A + 5955568 + 1032192*B, A + 5955568 + 983040*B, B)); /* %1330 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(451, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k416_sum(A + 5664768, A + 5955568 + 1048576*B, B)); /* %1331 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(452, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k418_sum(A + 5916672, A + 5664768)); /* %1333 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(453, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k419_sum(A + 5954944, A + 5916672)); /* %1334 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(454, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k436_fused_scale_mul_sum_mul(A + 5955568 + 1249280*B, A + 5955568 + 1015808*B, A + 5955568 + 999424*B, A + 5955568 + 1249872*B, B)); /* %1344 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(455, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), convirt_image_vjp_k440_fused_add_mul_mul_id(A + 5955568 + 983040*B, A + 5955568 + 1015808*B, A + 5955568 + 1249872*B, A + 5955568 + 1249280*B, A + 5955568 + 999424*B, B)); /* %1348 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(456, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_vjp_k443_fused_scale_sum_neg(A + 5955568 + 1249280*B, A + 5955568 + 983040*B, B)); /* %1351 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(457, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k445_fused_add_id(A + 5955568 + 999424*B, A + 5955568 + 983040*B, A + 5955568 + 1249280*B, B)); /* %1353 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(458, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k448_sum(A + 5955568 + 983040*B, A + 5955568 + 999424*B, B)); /* %1356 reduce [B,64,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(459, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k449_sum(A + 5955008, A + 5955568 + 983040*B, B)); /* %1357 reduce [1,64,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(460, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864), convirt_image_vjp_k451_conv2d_input_grad(A + 5955568 + 983040*B, A + 5955568 + 999424*B, (real *)P + 46944, A + 0, B)); /* %1359 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(461, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)16384*B), convirt_image_vjp_k452_conv2d_weight_grad(A + 5664768, A + 5955568 + 999424*B, A + 5955568 + 966656*B, A + 0, B)); /* %1360 conv2d_weight_grad [64,64,3,3]  graphs/lib/image_encoder.lua:6 */
-    CALL(462, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k494_fused_mul_add_step(A + 5955568 + 966656*B, A + 5955568 + 1097728*B, A + 5955568 + 983040*B, A + 5955568 + 950272*B, B)); /* %1363 fused:mul_add_step [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
-    CALL(463, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k416_sum(A + 5701632, A + 5955568 + 966656*B, B)); /* %1364 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(464, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k418_sum(A + 5718016, A + 5701632)); /* %1366 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(465, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k419_sum(A + 5955072, A + 5718016)); /* %1367 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(466, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_vjp_k421_mul(A + 5955568 + 950272*B, A + 5955568 + 966656*B, (real *)P + 46816, B)); /* %1369 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(467, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k422_mul(A + 5955568 + 983040*B, A + 5955568 + 966656*B, A + 5955568 + 917504*B, B)); /* %1370 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(468, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k416_sum(A + 5701632, A + 5955568 + 983040*B, B)); /* %1371 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(469, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k418_sum(A + 5718016, A + 5701632)); /* %1373 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(470, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k419_sum(A + 5955136, A + 5718016)); /* %1374 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(471, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k436_fused_scale_mul_sum_mul(A + 5955568 + 1249280*B, A + 5955568 + 950272*B, A + 5955568 + 933888*B, A + 5955568 + 1249856*B, B)); /* %1384 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(472, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), convirt_image_vjp_k440_fused_add_mul_mul_id(A + 5955568 + 917504*B, A + 5955568 + 950272*B, A + 5955568 + 1249856*B, A + 5955568 + 1249280*B, A + 5955568 + 933888*B, B)); /* %1388 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(473, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_vjp_k443_fused_scale_sum_neg(A + 5955568 + 1249280*B, A + 5955568 + 917504*B, B)); /* %1391 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(474, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k445_fused_add_id(A + 5955568 + 950272*B, A + 5955568 + 917504*B, A + 5955568 + 1249280*B, B)); /* %1393 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(475, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k448_sum(A + 5955568 + 917504*B, A + 5955568 + 950272*B, B)); /* %1396 reduce [B,64,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(476, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k449_sum(A + 5955200, A + 5955568 + 917504*B, B)); /* %1397 reduce [1,64,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(477, (double)9437184*B, sizeof(real)*((double)32768*B + (double)16384*B + (double)18432), convirt_image_vjp_k530_conv2d_input_grad(A + 5955568 + 917504*B, A + 5955568 + 950272*B, (real *)P + 28320, A + 0, B)); /* %1399 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(478, (double)9437184*B, sizeof(real)*((double)18432 + (double)16384*B + (double)32768*B), convirt_image_vjp_k531_conv2d_weight_grad(A + 5701632, A + 5955568 + 950272*B, A + 5955568 + 884736*B, A + 0, B)); /* %1400 conv2d_weight_grad [64,32,3,3]  graphs/lib/image_encoder.lua:6 */
-    CALL(479, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k533_fused_mul_step(A + 5955568 + 884736*B, A + 5955568 + 917504*B, A + 5955568 + 851968*B, B)); /* %1402 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
-    CALL(480, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k534_sum(A + 0, A + 5955568 + 884736*B, B)); /* %1403 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(481, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k536_sum(A + 5916672, A + 0)); /* %1405 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(482, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k537_sum(A + 5955264, A + 5916672)); /* %1406 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(483, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_vjp_k539_mul(A + 5955568 + 851968*B, A + 5955568 + 884736*B, (real *)P + 28256, B)); /* %1408 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(484, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k540_mul(A + 5955568 + 917504*B, A + 5955568 + 884736*B, A + 5955568 + 786432*B, B)); /* %1409 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(485, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k534_sum(A + 0, A + 5955568 + 917504*B, B)); /* %1410 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(486, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k536_sum(A + 5916672, A + 0)); /* %1412 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(487, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k537_sum(A + 5955296, A + 5916672)); /* %1413 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(488, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k554_fused_scale_mul_sum_mul(A + 5955568 + 1249280*B, A + 5955568 + 851968*B, A + 5955568 + 819200*B, A + 5955568 + 1249840*B, B)); /* %1423 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(489, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), convirt_image_vjp_k558_fused_add_mul_mul_id(A + 5955568 + 786432*B, A + 5955568 + 851968*B, A + 5955568 + 1249840*B, A + 5955568 + 1249280*B, A + 5955568 + 819200*B, B)); /* %1427 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(490, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_vjp_k561_fused_scale_sum_neg(A + 5955568 + 1249280*B, A + 5955568 + 786432*B, B)); /* %1430 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(491, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k563_fused_add_id(A + 5955568 + 819200*B, A + 5955568 + 786432*B, A + 5955568 + 1249280*B, B)); /* %1432 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(492, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k566_sum(A + 5955568 + 786432*B, A + 5955568 + 819200*B, B)); /* %1435 reduce [B,32,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(493, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k567_sum(A + 5955328, A + 5955568 + 786432*B, B)); /* %1436 reduce [1,32,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(494, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216), convirt_image_vjp_k569_conv2d_input_grad(A + 5955568 + 786432*B, A + 5955568 + 819200*B, (real *)P + 19008, A + 0, B)); /* %1438 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(495, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)32768*B), convirt_image_vjp_k570_conv2d_weight_grad(A + 5916672, A + 5955568 + 819200*B, A + 5955568 + 753664*B, A + 0, B)); /* %1439 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:13 */
-    CALL(496, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k533_fused_mul_step(A + 5955568 + 753664*B, A + 5955568 + 786432*B, A + 5955568 + 720896*B, B)); /* %1441 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
-    CALL(497, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k534_sum(A + 0, A + 5955568 + 753664*B, B)); /* %1442 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(498, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k536_sum(A + 5925888, A + 0)); /* %1444 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(499, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k537_sum(A + 5955360, A + 5925888)); /* %1445 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(500, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_vjp_k539_mul(A + 5955568 + 720896*B, A + 5955568 + 753664*B, (real *)P + 18944, B)); /* %1447 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(501, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k540_mul(A + 5955568 + 786432*B, A + 5955568 + 753664*B, A + 5955568 + 655360*B, B)); /* %1448 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(502, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k534_sum(A + 0, A + 5955568 + 786432*B, B)); /* %1449 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(503, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k536_sum(A + 5925888, A + 0)); /* %1451 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(504, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k537_sum(A + 5955392, A + 5925888)); /* %1452 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(505, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k554_fused_scale_mul_sum_mul(A + 5955568 + 1249280*B, A + 5955568 + 720896*B, A + 5955568 + 688128*B, A + 5955568 + 1249824*B, B)); /* %1462 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(506, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), convirt_image_vjp_k558_fused_add_mul_mul_id(A + 5955568 + 655360*B, A + 5955568 + 720896*B, A + 5955568 + 1249824*B, A + 5955568 + 1249280*B, A + 5955568 + 688128*B, B)); /* %1466 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(507, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_vjp_k561_fused_scale_sum_neg(A + 5955568 + 1249280*B, A + 5955568 + 655360*B, B)); /* %1469 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(508, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k563_fused_add_id(A + 5955568 + 688128*B, A + 5955568 + 655360*B, A + 5955568 + 1249280*B, B)); /* %1471 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(509, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k566_sum(A + 5955568 + 655360*B, A + 5955568 + 688128*B, B)); /* %1474 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(510, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k567_sum(A + 5955424, A + 5955568 + 655360*B, B)); /* %1475 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(511, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216), convirt_image_vjp_k569_conv2d_input_grad(A + 5955568 + 655360*B, A + 5955568 + 688128*B, (real *)P + 9696, A + 0, B)); /* %1477 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(512, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)32768*B), convirt_image_vjp_k570_conv2d_weight_grad(A + 5925888, A + 5955568 + 688128*B, A + 5955568 + 622592*B, A + 0, B)); /* %1478 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:6 */
-    CALL(513, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k612_fused_mul_add_step(A + 5955568 + 622592*B, A + 5955568 + 884736*B, A + 5955568 + 655360*B, A + 5955568 + 589824*B, B)); /* %1481 fused:mul_add_step [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
-    CALL(514, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k534_sum(A + 0, A + 5955568 + 622592*B, B)); /* %1482 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(515, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k536_sum(A + 5935104, A + 0)); /* %1484 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(516, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k537_sum(A + 5955456, A + 5935104)); /* %1485 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(517, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_vjp_k539_mul(A + 5955568 + 589824*B, A + 5955568 + 622592*B, (real *)P + 9632, B)); /* %1487 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(518, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k540_mul(A + 5955568 + 655360*B, A + 5955568 + 622592*B, A + 5955568 + 524288*B, B)); /* %1488 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(519, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k534_sum(A + 0, A + 5955568 + 655360*B, B)); /* %1489 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(520, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k536_sum(A + 5935104, A + 0)); /* %1491 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(521, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k537_sum(A + 5955488, A + 5935104)); /* %1492 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(522, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k554_fused_scale_mul_sum_mul(A + 5955568 + 1249280*B, A + 5955568 + 589824*B, A + 5955568 + 557056*B, A + 5955568 + 1249808*B, B)); /* %1502 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(523, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), convirt_image_vjp_k558_fused_add_mul_mul_id(A + 5955568 + 524288*B, A + 5955568 + 589824*B, A + 5955568 + 1249808*B, A + 5955568 + 1249280*B, A + 5955568 + 557056*B, B)); /* %1506 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(524, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_vjp_k561_fused_scale_sum_neg(A + 5955568 + 1249280*B, A + 5955568 + 524288*B, B)); /* %1509 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(525, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k563_fused_add_id(A + 5955568 + 655360*B, A + 5955568 + 524288*B, A + 5955568 + 1249280*B, B)); /* %1511 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(526, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k566_sum(A + 5955568 + 524288*B, A + 5955568 + 655360*B, B)); /* %1514 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(527, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k567_sum(A + 5955520, A + 5955568 + 524288*B, B)); /* %1515 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(528, (double)18874368*B, sizeof(real)*((double)131072*B + (double)32768*B + (double)9216), convirt_image_vjp_k648_conv2d_input_grad(A + 5955568 + 524288*B, A + 5955568 + 655360*B, (real *)P + 384, A + 0, B)); /* %1517 conv2d_input_grad [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(529, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)131072*B), convirt_image_vjp_k649_conv2d_weight_grad(A + 5935104, A + 5955568 + 655360*B, A + 5955568 + 393216*B, A + 0, B)); /* %1518 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:6 */
-    CALL(530, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), convirt_image_vjp_k651_fused_mul_step(A + 5955568 + 393216*B, A + 5955568 + 524288*B, A + 5955568 + 262144*B, B)); /* %1520 fused:mul_step [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
-    CALL(531, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), convirt_image_vjp_k652_sum(A + 0, A + 5955568 + 393216*B, B)); /* %1521 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(532, (double)131072, sizeof(real)*((double)2048 + (double)131072), convirt_image_vjp_k654_sum(A + 131072, A + 0)); /* %1523 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(533, (double)2048, sizeof(real)*((double)32 + (double)2048), convirt_image_vjp_k655_sum(A + 594720, A + 131072)); /* %1524 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(534, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), convirt_image_vjp_k657_mul(A + 5955568 + 262144*B, A + 5955568 + 393216*B, (real *)P + 320, B)); /* %1526 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(535, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), convirt_image_vjp_k658_mul(A + 5955568 + 524288*B, A + 5955568 + 393216*B, A + 5955568, B)); /* %1527 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(536, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), convirt_image_vjp_k652_sum(A + 0, A + 5955568 + 524288*B, B)); /* %1528 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(537, (double)131072, sizeof(real)*((double)2048 + (double)131072), convirt_image_vjp_k654_sum(A + 131072, A + 0)); /* %1530 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(538, (double)2048, sizeof(real)*((double)32 + (double)2048), convirt_image_vjp_k655_sum(A + 594752, A + 131072)); /* %1531 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(539, (double)262184*B, sizeof(real)*((double)8*B + (double)131072*B + (double)131072*B + (double)8*B), convirt_image_vjp_k672_fused_scale_mul_sum_mul(A + 5955568 + 1249280*B, A + 5955568 + 262144*B, A + 5955568 + 131072*B, A + 5955568 + 1249792*B, B)); /* %1541 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(540, (double)655360*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B + (double)8*B + (double)131072*B), convirt_image_vjp_k676_fused_add_mul_mul_id(A + 5955568, A + 5955568 + 262144*B, A + 5955568 + 1249792*B, A + 5955568 + 1249280*B, A + 5955568 + 131072*B, B)); /* %1545 fused:add_mul_mul_id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(541, (double)262152*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_vjp_k679_fused_scale_sum_neg(A + 5955568 + 262144*B, A + 5955568, B)); /* %1548 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(542, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_vjp_k681_fused_add_id(A + 5955568 + 131072*B, A + 5955568, A + 5955568 + 262144*B, B)); /* %1550 fused:add_id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(543, (double)131072*B, sizeof(real)*((double)32*B + (double)131072*B), convirt_image_vjp_k684_sum(A + 5955568, A + 5955568 + 131072*B, B)); /* %1553 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(544, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k567_sum(A + 594784, A + 5955568, B)); /* %1554 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(545, (double)2359296*B, sizeof(real)*((double)288 + (double)131072*B + (double)4096*B), convirt_image_vjp_k688_conv2d_weight_grad(A + 594432, A + 5955568 + 131072*B, A + 5955568 + 1245184*B, A + 0, B)); /* %1557 conv2d_weight_grad [32,1,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(177, 0, sizeof(real)*((double)1), convirt_features_loss_k58_fill(A + 0)); /* %493 fill []  graphs/lib/model.lua:87 */
+    CALL(178, (double)1, sizeof(real)*((double)1 + (double)1), convirt_features_loss_k60_scale(A + 16, A + 0, B)); /* %495 map:scale [1,1]  graphs/lib/losses.lua:16 */
+    CALL(179, (double)2*T, sizeof(real)*((double)T + (double)1 + (double)T), convirt_features_loss_k63_fused_mul_id(A + 5955568 + 946912*B + 20224*B*T + 246544*T, A + 16, A + 5955568 + 946912*B + 20224*B*T + 235312*T, T)); /* %498 fused:mul_id [T,1]  graphs/lib/losses.lua:13 */
+    CALL(180, (double)2*B, sizeof(real)*((double)B + (double)1), convirt_features_loss_k65_fused_neg_id(A + 5955568 + 946624*B, A + 16, B)); /* %500 fused:neg_id [1,B]  graphs/lib/losses.lua:11 */
+    CALL(181, (double)2*B*T, sizeof(real)*((double)B*T + (double)B + (double)B*T), gloria_features_loss_k159_fused_mul_id(A + 5955568 + 946912*B + 20192*B*T, A + 5955568 + 946624*B, A + 5955568 + 946912*B + 10080*B*T, B, T)); /* %502 fused:mul_id [T,B]  graphs/lib/losses.lua:11 */
+    CALL(182, (double)4*B, sizeof(real)*((double)B + (double)1 + (double)B + (double)B), convirt_features_loss_k71_fused_mul_div_id_step(A + 5955568 + 946624*B, A + 16, A + 5955568 + 946656*B, A + 5955568 + 946640*B, B)); /* %506 fused:mul_div_id_step [1,B]  graphs/lib/losses.lua:11 */
+    CALL(183, (double)T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k77_neg(A + 5955568 + 946912*B + 20224*B*T + 235264*T, A + 5955568 + 946912*B + 20224*B*T + 246544*T, T)); /* %512 map:neg [T,1]  graphs/lib/losses.lua:10 */
+    CALL(184, (double)2*B*T, sizeof(real)*((double)B*T + (double)T + (double)B*T), gloria_features_loss_k171_fused_mul_id(A + 5955568 + 946912*B + 20208*B*T, A + 5955568 + 946912*B + 20224*B*T + 235264*T, A + 5955568 + 946912*B + 10080*B*T, B, T)); /* %514 fused:mul_id [T,B]  graphs/lib/losses.lua:10 */
+    CALL(185, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), convirt_features_loss_k84_fused_mul_div_step(A + 5955568 + 946912*B + 20224*B*T + 235264*T, A + 5955568 + 946912*B + 20224*B*T + 246544*T, A + 5955568 + 946912*B + 20224*B*T + 235296*T, A + 5955568 + 946912*B + 20224*B*T + 235280*T, T)); /* %519 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
+    CALL(186, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), gloria_features_loss_k182_fused_scale_add_add_add(A + 5955568 + 946912*B + 10000*B*T, A + 5955568 + 946912*B + 20192*B*T, A + 5955568 + 946624*B, A + 5955568 + 946912*B + 10016*B*T, A + 5955568 + 946912*B + 20208*B*T, A + 5955568 + 946912*B + 20224*B*T + 235264*T, A + 5955568 + 946912*B + 9984*B*T, B, T)); /* %525 fused:scale_add_add_add [T,B]  graphs/lib/model.lua:50 */
+    CALL(187, (double)4*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T + (double)B*T), gloria_features_loss_k187_fused_mul_div_scale_step(A + 5955568 + 946912*B + 9984*B*T, A + 5955568 + 946912*B + 10000*B*T, A + 5955568 + 946912*B + 20144*B*T, A + 5955568 + 946912*B + 20128*B*T, B, T)); /* %530 fused:mul_div_scale_step [T,B,1,1]  graphs/lib/model.lua:49 */
+    CALL(188, (double)195*B*T, sizeof(real)*((double)39*B*T + (double)B*T + (double)39*T + (double)39*B*T), gloria_features_loss_k199_fused_scale_mul_mul_mul(A + 5955568 + 946912*B + 20112*B*T, A + 5955568 + 946912*B + 9984*B*T, (real *)inputs[3], A + 5955568 + 946912*B + 10032*B*T, B, T)); /* %542 fused:scale_mul_mul_mul [T,B,39,1]  graphs/lib/model.lua:49 */
+    CALL(189, (double)9984*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T + (double)4992*B*T), gloria_features_loss_k201_fused_mul_id(A + 5955568 + 946912*B + 9984*B*T, A + 5955568 + 946912*B + 20112*B*T, A + 5955568 + 946912*B + 4992*B*T, B, T)); /* %544 fused:mul_id [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(190, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), gloria_features_loss_k203_sum(A + 5955568 + 946912*B + 20224*B*T + 235264*T, A + 5955568 + 946912*B + 9984*B*T, B, T)); /* %546 reduce [T,1,39,128]  graphs/lib/matching.lua:12 */
+    CALL(191, (double)20202*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)4992*T + (double)4992*B*T + (double)39*B*T + (double)39*B*T), gloria_features_loss_k212_fused_mul_mul_sum_mul(A + 5955568 + 946912*B + 13184*B*T, A + 5955568 + 946912*B + 20112*B*T, A + 5955568 + 946912*B + 20224*B*T + 230272*T, A + 5955568 + 946912*B, A + 5955568 + 946912*B + 20064*B*T, A + 5955568 + 946912*B + 20016*B*T, B, T)); /* %555 fused:mul_mul_sum_mul [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(192, (double)34944*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T + (double)4992*T + (double)39*B*T + (double)39*B*T + (double)4992*B*T), gloria_features_loss_k216_fused_add_mul_mul_id(A + 5955568 + 946912*B + 8192*B*T, A + 5955568 + 946912*B + 20112*B*T, A + 5955568 + 946912*B + 20224*B*T + 230272*T, A + 5955568 + 946912*B + 20064*B*T, A + 5955568 + 946912*B + 13184*B*T, A + 5955568 + 946912*B, B, T)); /* %559 fused:add_mul_mul_id [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(193, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*B*T), gloria_features_loss_k218_matmul(A + 5955568 + 946912*B, A + 5955568 + 946912*B + 17472*B*T, A + 5955568 + 946912*B + 8192*B*T, B, T)); /* %561 matmul [T,B,64,128]  graphs/lib/matching.lua:11 */
+    CALL(194, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), gloria_features_loss_k219_sum(A + 5955568 + 925696*B, A + 5955568 + 946912*B, B, T)); /* %562 reduce [1,B,64,128]  graphs/lib/matching.lua:11 */
+    CALL(195, (double)641472*B*T, sizeof(real)*((double)2496*B*T + (double)4992*B*T + (double)8192*B + (double)39*B*T), gloria_features_loss_k220_matmul_div(A + 5955568 + 946912*B, A + 5955568 + 946912*B + 8192*B*T, A + 5955568 + 892928*B, A + 5955568 + 946912*B + 19968*B*T, B, T)); /* %563 matmul+div [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(196, (double)7488*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T + (double)2496*B*T), gloria_features_loss_k223_fused_sum_neg_mul(A + 5955568 + 946912*B + 2496*B*T, A + 5955568 + 946912*B, A + 5955568 + 946912*B + 17472*B*T, B, T)); /* %566 fused:sum_neg_mul [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(197, (double)9984*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T + (double)2496*B*T), gloria_features_loss_k229_fused_scale_mul_add_id(A + 5955568 + 946912*B + 17472*B*T, A + 5955568 + 946912*B, A + 5955568 + 946912*B + 2496*B*T, A + 5955568 + 946912*B + 14976*B*T, B, T)); /* %572 fused:scale_mul_add_id [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(198, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), gloria_features_loss_k68_matmul(A + 5955568 + 946912*B + 8192*B*T, A + 5955568 + 946912*B + 17472*B*T, A + 5955568 + 917504*B, B, T)); /* %573 matmul [T,B,39,128]  graphs/lib/matching.lua:10 */
+    CALL(199, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*T), gloria_features_loss_k231_matmul(A + 5955568 + 946912*B, A + 5955568 + 946912*B + 17472*B*T, A + 5955568 + 946912*B + 20224*B*T + 230272*T, B, T)); /* %574 matmul [T,B,64,128]  graphs/lib/matching.lua:10 */
+    CALL(200, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), gloria_features_loss_k203_sum(A + 5955568 + 946912*B + 20224*B*T + 230272*T, A + 5955568 + 946912*B + 8192*B*T, B, T)); /* %575 reduce [T,1,39,128]  graphs/lib/matching.lua:10 */
+    CALL(201, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), gloria_features_loss_k219_sum(A + 5955568 + 917504*B, A + 5955568 + 946912*B, B, T)); /* %576 reduce [1,B,64,128]  graphs/lib/matching.lua:10 */
+    CALL(202, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T), gloria_features_loss_k234_add(A + 5955568 + 946912*B + 20224*B*T + 240256*T, A + 5955568 + 946912*B + 20224*B*T + 235264*T, A + 5955568 + 946912*B + 20224*B*T + 230272*T, T)); /* %577 map:add [T,1,39,128]  graphs/lib/matching.lua:10 */
+    CALL(203, (double)16768*B, sizeof(real)*((double)64*B + (double)8192*B + (double)8192*B + (double)64*B + (double)64*B), gloria_features_loss_k244_fused_mul_mul_sum_mul(A + 5955568 + 946624*B, A + 5955568 + 917504*B, A + 5955568 + 892928*B, A + 5955568 + 946560*B, A + 5955568 + 933888*B, B)); /* %587 fused:mul_mul_sum_mul [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(204, (double)49152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)64*B + (double)64*B + (double)8192*B), gloria_features_loss_k248_fused_add_add_mul_mul(A + 5955568 + 933888*B, A + 5955568 + 925696*B, A + 5955568 + 917504*B, A + 5955568 + 946560*B, A + 5955568 + 946624*B, A + 5955568 + 892928*B, B)); /* %591 fused:add_add_mul_mul [1,B,64,128]  graphs/lib/matching.lua:9 */
+    CALL(205, (double)10218*T, sizeof(real)*((double)39*T + (double)4992*T + (double)4992*T + (double)39*T + (double)39*T), gloria_features_loss_k259_fused_mul_mul_sum_mul(A + 5955568 + 946912*B + 20224*B*T + 235264*T, A + 5955568 + 946912*B + 20224*B*T + 240256*T, A + 5955568 + 946912*B + 20224*B*T + 220160*T, A + 5955568 + 946912*B + 20224*B*T + 246432*T, A + 5955568 + 946912*B + 20224*B*T + 246384*T, T)); /* %602 fused:mul_mul_sum_mul [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(206, (double)24960*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T + (double)39*T + (double)4992*T), gloria_features_loss_k263_fused_add_mul_mul_id(A + 5955568 + 946912*B + 20224*B*T + 230272*T, A + 5955568 + 946912*B + 20224*B*T + 240256*T, A + 5955568 + 946912*B + 20224*B*T + 246432*T, A + 5955568 + 946912*B + 20224*B*T + 235264*T, A + 5955568 + 946912*B + 20224*B*T + 220160*T, T)); /* %606 fused:add_mul_mul_id [T,39,128]  graphs/lib/matching.lua:7 */
+    CALL(207, (double)4*B, sizeof(real)*((double)B + (double)1 + (double)B + (double)B), convirt_features_loss_k71_fused_mul_div_id_step(A + 5955568 + 946560*B, A + 16, A + 5955568 + 946896*B, A + 5955568 + 946880*B, B)); /* %619 fused:mul_div_id_step [1,B]  graphs/lib/losses.lua:11 */
+    CALL(208, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), convirt_features_loss_k84_fused_mul_div_step(A + 5955568 + 946912*B + 20224*B*T + 246384*T, A + 5955568 + 946912*B + 20224*B*T + 246544*T, A + 5955568 + 946912*B + 20224*B*T + 246528*T, A + 5955568 + 946912*B + 20224*B*T + 246512*T, T)); /* %632 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
+    CALL(209, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), gloria_features_loss_k295_fused_scale_add_add_add(A + 5955568 + 946912*B, A + 5955568 + 946912*B + 20192*B*T, A + 5955568 + 946560*B, A + 5955568 + 946912*B + 20176*B*T, A + 5955568 + 946912*B + 20208*B*T, A + 5955568 + 946912*B + 20224*B*T + 246384*T, A + 5955568 + 946912*B + 20160*B*T, B, T)); /* %638 fused:scale_add_add_add [T,B]  graphs/lib/losses.lua:21 */
+    CALL(210, (double)256*B*T, sizeof(real)*((double)128*T + (double)B*T + (double)128*B), convirt_features_loss_k91_matmul(A + 5955568 + 946912*B + 20224*B*T + 220160*T, A + 5955568 + 946912*B, A + 5955568 + 946432*B, B, T)); /* %639 matmul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(211, (double)256*B*T, sizeof(real)*((double)128*B + (double)B*T + (double)128*T), convirt_features_loss_k92_matmul(A + 5955568 + 892928*B, A + 5955568 + 946912*B, A + 5955568 + 946912*B + 20224*B*T + 225152*T, B, T)); /* %640 matmul [B,128]  graphs/lib/losses.lua:21 */
+    CALL(212, (double)262*B, sizeof(real)*((double)B + (double)128*B + (double)128*B + (double)B + (double)B), convirt_features_loss_k101_fused_mul_mul_sum_mul(A + 5955568 + 946432*B, A + 5955568 + 892928*B, A + 5955568 + 946304*B, A + 5955568 + 946864*B, A + 5955568 + 946848*B, B)); /* %649 fused:mul_mul_sum_mul [B,1]  graphs/lib/losses.lua:21 */
+    CALL(213, (double)640*B, sizeof(real)*((double)128*B + (double)128*B + (double)B + (double)B + (double)128*B), convirt_features_loss_k105_fused_add_mul_mul_id(A + 5955568 + 893056*B, A + 5955568 + 892928*B, A + 5955568 + 946864*B, A + 5955568 + 946432*B, A + 5955568 + 946304*B, B)); /* %653 fused:add_mul_mul_id [B,128]  graphs/lib/losses.lua:21 */
+    CALL(214, (double)262*T, sizeof(real)*((double)T + (double)128*T + (double)128*T + (double)T + (double)T), convirt_features_loss_k114_fused_mul_mul_sum_mul(A + 5955568 + 946912*B + 20224*B*T + 246384*T, A + 5955568 + 946912*B + 20224*B*T + 220160*T, A + 5955568 + 946912*B + 20224*B*T + 246016*T, A + 5955568 + 946912*B + 20224*B*T + 246496*T, A + 5955568 + 946912*B + 20224*B*T + 246480*T, T)); /* %662 fused:mul_mul_sum_mul [T,1]  graphs/lib/losses.lua:21 */
+    CALL(215, (double)640*T, sizeof(real)*((double)128*T + (double)128*T + (double)T + (double)T + (double)128*T), convirt_features_loss_k118_fused_add_mul_mul_id(A + 5955568 + 946912*B + 20224*B*T + 240256*T, A + 5955568 + 946912*B + 20224*B*T + 220160*T, A + 5955568 + 946912*B + 20224*B*T + 246496*T, A + 5955568 + 946912*B + 20224*B*T + 246384*T, A + 5955568 + 946912*B + 20224*B*T + 246016*T, T)); /* %666 fused:add_mul_mul_id [T,128]  graphs/lib/losses.lua:21 */
+    CALL(216, (double)4992*T, sizeof(real)*((double)4992 + (double)4992*T), convirt_text_vjp_k273_sum(A + 0, A + 5955568 + 946912*B + 20224*B*T + 230272*T, T)); /* %667 reduce [1,39,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(217, (double)4992, sizeof(real)*((double)128 + (double)4992), convirt_text_vjp_k275_sum(A + 5950464, A + 0)); /* %669 reduce [1,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(218, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), convirt_text_vjp_k278_matmul(A + 5955568 + 946912*B + 20224*B*T + 235264*T, A + 5955568 + 946912*B + 20224*B*T + 230272*T, (real *)P + 1073376, T)); /* %672 matmul [39*T,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(219, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), convirt_text_vjp_k279_matmul(A + 5720064, A + 5955568 + 946912*B + 20224*B*T + 230272*T, A + 5955568 + 946912*B + 20224*B*T + 225280*T, T)); /* %673 matmul [128,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(220, 0, sizeof(real)*((double)5120*T + (double)4992*T), convirt_text_vjp_k281_pad(A + 5955568 + 946912*B + 20224*B*T + 220160*T, A + 5955568 + 946912*B + 20224*B*T + 235264*T, T)); /* %675 pad [T,40,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(221, (double)128*T, sizeof(real)*((double)128 + (double)128*T), convirt_k462_sum(A + 5950592, A + 5955568 + 946912*B + 20224*B*T + 240256*T, T)); /* %676 reduce [1,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(222, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), convirt_k464_matmul(A + 5955568 + 946912*B + 20224*B*T + 240384*T, A + 5955568 + 946912*B + 20224*B*T + 240256*T, (real *)P + 1056864, T)); /* %678 matmul [T,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(223, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), convirt_k465_matmul(A + 5736448, A + 5955568 + 946912*B + 20224*B*T + 240256*T, A + 5955568 + 946912*B + 20224*B*T + 245888*T, T)); /* %679 matmul [128,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(224, 0, sizeof(real)*((double)5120*T + (double)128*T), convirt_k467_pad(A + 5955568 + 946912*B + 20224*B*T + 225280*T, A + 5955568 + 946912*B + 20224*B*T + 240384*T, T)); /* %681 pad [T,40,128]  graphs/lib/text_encoder.lua:35 */
+    CALL(225, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_text_vjp_k288_add(A + 5955568 + 946912*B + 20224*B*T + 230400*T, A + 5955568 + 946912*B + 20224*B*T + 220160*T, A + 5955568 + 946912*B + 20224*B*T + 225280*T, T)); /* %682 map:add [T,40,128]  graphs/lib/text_encoder.lua:35 */
+    CALL(226, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 0, A + 5955568 + 946912*B + 20224*B*T + 230400*T, T)); /* %683 reduce [1,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(227, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5950720, A + 0)); /* %685 reduce [1,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(228, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k473_mul(A + 5955568 + 946912*B + 20224*B*T + 220160*T, A + 5955568 + 946912*B + 20224*B*T + 230400*T, A + 5955568 + 946912*B + 20224*B*T + 215040*T, T)); /* %688 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(229, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 0, A + 5955568 + 946912*B + 20224*B*T + 220160*T, T)); /* %689 reduce [1,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(230, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5950848, A + 0)); /* %691 reduce [1,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(231, (double)15560*T, sizeof(real)*((double)40*T + (double)5120*T + (double)128 + (double)5120*T + (double)40*T), convirt_k485_fused_scale_mul_sum_mul(A + 5955568 + 946912*B + 20224*B*T + 245888*T, A + 5955568 + 946912*B + 20224*B*T + 230400*T, (real *)P + 1056608, A + 5955568 + 946912*B + 20224*B*T + 194560*T, A + 5955568 + 946912*B + 20224*B*T + 246336*T, T)); /* %700 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(232, (double)30720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)40*T + (double)40*T + (double)5120*T), convirt_k489_fused_add_mul_mul_mul(A + 5955568 + 946912*B + 20224*B*T + 215040*T, A + 5955568 + 946912*B + 20224*B*T + 230400*T, (real *)P + 1056608, A + 5955568 + 946912*B + 20224*B*T + 246336*T, A + 5955568 + 946912*B + 20224*B*T + 245888*T, A + 5955568 + 946912*B + 20224*B*T + 194560*T, T)); /* %704 fused:add_mul_mul_mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(233, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k492_fused_scale_sum_neg(A + 5955568 + 946912*B + 20224*B*T + 245888*T, A + 5955568 + 946912*B + 20224*B*T + 215040*T, T)); /* %707 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(234, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k494_fused_add_id(A + 5955568 + 946912*B + 20224*B*T + 194560*T, A + 5955568 + 946912*B + 20224*B*T + 215040*T, A + 5955568 + 946912*B + 20224*B*T + 245888*T, T)); /* %709 fused:add_id [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(235, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 0, A + 5955568 + 946912*B + 20224*B*T + 194560*T, T)); /* %710 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(236, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5950976, A + 0)); /* %712 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(237, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), convirt_k501_matmul(A + 5365760, A + 5955568 + 946912*B + 20224*B*T + 194560*T, A + 5955568 + 946912*B + 20224*B*T + 61440*T, T)); /* %716 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(238, (double)5283840*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)20480*T), convirt_k504_matmul_mul_gelu_grad(A + 5955568 + 946912*B + 20224*B*T + 61440*T, A + 5955568 + 946912*B + 20224*B*T + 194560*T, (real *)P + 990944, A + 5955568 + 946912*B + 20224*B*T + 40960*T, T)); /* %719 matmul+mul_gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(239, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), convirt_k505_sum(A + 0, A + 5955568 + 946912*B + 20224*B*T + 61440*T, T)); /* %720 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(240, (double)20480, sizeof(real)*((double)512 + (double)20480), convirt_k507_sum(A + 5949440, A + 0)); /* %722 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(241, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), convirt_k510_matmul(A + 5955568 + 946912*B + 20224*B*T + 40960*T, A + 5955568 + 946912*B + 20224*B*T + 61440*T, (real *)P + 924896, T)); /* %725 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(242, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), convirt_k511_matmul(A + 5431296, A + 5955568 + 946912*B + 20224*B*T + 61440*T, A + 5955568 + 946912*B + 20224*B*T + 209920*T, T)); /* %726 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(243, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5496832, A + 5955568 + 946912*B + 20224*B*T + 40960*T, T)); /* %728 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(244, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5951104, A + 5496832)); /* %730 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(245, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k473_mul(A + 5955568 + 946912*B + 20224*B*T + 46080*T, A + 5955568 + 946912*B + 20224*B*T + 40960*T, A + 5955568 + 946912*B + 20224*B*T + 204800*T, T)); /* %733 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(246, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5496832, A + 5955568 + 946912*B + 20224*B*T + 46080*T, T)); /* %734 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(247, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5951232, A + 5496832)); /* %736 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(248, (double)15560*T, sizeof(real)*((double)40*T + (double)5120*T + (double)128 + (double)5120*T + (double)40*T), convirt_k485_fused_scale_mul_sum_mul(A + 5955568 + 946912*B + 20224*B*T + 245888*T, A + 5955568 + 946912*B + 20224*B*T + 40960*T, (real *)P + 924640, A + 5955568 + 946912*B + 20224*B*T + 199680*T, A + 5955568 + 946912*B + 20224*B*T + 246288*T, T)); /* %745 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(249, (double)30720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)40*T + (double)40*T + (double)5120*T), convirt_k489_fused_add_mul_mul_mul(A + 5955568 + 946912*B + 20224*B*T + 46080*T, A + 5955568 + 946912*B + 20224*B*T + 40960*T, (real *)P + 924640, A + 5955568 + 946912*B + 20224*B*T + 246288*T, A + 5955568 + 946912*B + 20224*B*T + 245888*T, A + 5955568 + 946912*B + 20224*B*T + 199680*T, T)); /* %749 fused:add_mul_mul_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(250, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k492_fused_scale_sum_neg(A + 5955568 + 946912*B + 20224*B*T + 245888*T, A + 5955568 + 946912*B + 20224*B*T + 46080*T, T)); /* %753 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(251, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k540_fused_add_add_id(A + 5955568 + 946912*B + 20224*B*T + 53760*T, A + 5955568 + 946912*B + 20224*B*T + 194560*T, A + 5955568 + 946912*B + 20224*B*T + 46080*T, A + 5955568 + 946912*B + 20224*B*T + 245888*T, T)); /* %755 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(252, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5496832, A + 5955568 + 946912*B + 20224*B*T + 53760*T, T)); /* %756 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(253, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5951360, A + 5496832)); /* %758 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(254, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k546_matmul(A + 5955568 + 946912*B + 20224*B*T + 40960*T, A + 5955568 + 946912*B + 20224*B*T + 53760*T, (real *)P + 908128, T)); /* %761 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(255, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k547_matmul(A + 5752832, A + 5955568 + 946912*B + 20224*B*T + 53760*T, A + 5955568 + 946912*B + 20224*B*T + 189440*T, T)); /* %762 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(256, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k129_permute(A + 5955568 + 946912*B + 20224*B*T + 47360*T, A + 5955568 + 946912*B + 20224*B*T + 40960*T, T)); /* %765 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(257, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k552_matmul(A + 5955568 + 946912*B + 20224*B*T + 58880*T, A + 5955568 + 946912*B + 20224*B*T + 101120*T, A + 5955568 + 946912*B + 20224*B*T + 47360*T, T)); /* %767 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(258, (double)416000*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)160*T), convirt_k553_matmul_div(A + 5955568 + 946912*B + 20224*B*T + 40960*T, A + 5955568 + 946912*B + 20224*B*T + 47360*T, A + 5955568 + 946912*B + 20224*B*T + 184320*T, A + 5955568 + 946912*B + 20224*B*T + 245728*T, T)); /* %768 matmul+div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(259, (double)19520*T, sizeof(real)*((double)160*T + (double)6400*T + (double)6400*T + (double)160*T), convirt_k558_fused_mul_sum_neg_mul(A + 5955568 + 946912*B + 20224*B*T + 64000*T, A + 5955568 + 946912*B + 20224*B*T + 40960*T, A + 5955568 + 946912*B + 20224*B*T + 101120*T, A + 5955568 + 946912*B + 20224*B*T + 245568*T, T)); /* %773 fused:mul_sum_neg_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(260, (double)38400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T + (double)6400*T), convirt_k574_fused_scale_mul_mul_mul(A + 5955568 + 946912*B + 20224*B*T + 47360*T, A + 5955568 + 946912*B + 20224*B*T + 40960*T, A + 5955568 + 946912*B + 20224*B*T + 64000*T, (real *)inputs[2], A + 5955568 + 946912*B + 20224*B*T + 94720*T, T)); /* %789 fused:scale_mul_mul_mul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
+    CALL(261, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k162_matmul(A + 5955568 + 946912*B + 20224*B*T + 40960*T, A + 5955568 + 946912*B + 20224*B*T + 47360*T, A + 5955568 + 946912*B + 20224*B*T + 179200*T, T)); /* %790 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    CALL(262, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k552_matmul(A + 5955568 + 946912*B + 20224*B*T + 94720*T, A + 5955568 + 946912*B + 20224*B*T + 47360*T, A + 5955568 + 946912*B + 20224*B*T + 174080*T, T)); /* %791 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    CALL(263, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k163_permute(A + 5955568 + 946912*B + 20224*B*T + 46080*T, A + 5955568 + 946912*B + 20224*B*T + 58880*T, T)); /* %792 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(264, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5496832, A + 5955568 + 946912*B + 20224*B*T + 46080*T, T)); /* %794 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(265, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5951488, A + 5496832)); /* %796 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(266, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k547_matmul(A + 5769216, A + 5955568 + 946912*B + 20224*B*T + 46080*T, A + 5955568 + 946912*B + 20224*B*T + 168960*T, T)); /* %800 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(267, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k163_permute(A + 5955568 + 946912*B + 20224*B*T + 99840*T, A + 5955568 + 946912*B + 20224*B*T + 94720*T, T)); /* %802 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(268, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5496832, A + 5955568 + 946912*B + 20224*B*T + 99840*T, T)); /* %804 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(269, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5951616, A + 5496832)); /* %806 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(270, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k546_matmul(A + 5955568 + 946912*B + 20224*B*T + 94720*T, A + 5955568 + 946912*B + 20224*B*T + 99840*T, (real *)P + 875104, T)); /* %809 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(271, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k547_matmul(A + 5785600, A + 5955568 + 946912*B + 20224*B*T + 99840*T, A + 5955568 + 946912*B + 20224*B*T + 168960*T, T)); /* %810 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(272, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k163_permute(A + 5955568 + 946912*B + 20224*B*T + 99840*T, A + 5955568 + 946912*B + 20224*B*T + 40960*T, T)); /* %813 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(273, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5496832, A + 5955568 + 946912*B + 20224*B*T + 99840*T, T)); /* %815 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(274, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5951744, A + 5496832)); /* %817 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(275, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k546_matmul(A + 5955568 + 946912*B + 20224*B*T + 40960*T, A + 5955568 + 946912*B + 20224*B*T + 99840*T, (real *)P + 858592, T)); /* %820 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(276, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k547_matmul(A + 5801984, A + 5955568 + 946912*B + 20224*B*T + 99840*T, A + 5955568 + 946912*B + 20224*B*T + 168960*T, T)); /* %821 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(277, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)5120*T), convirt_k608_matmul_add_add(A + 5955568 + 946912*B + 20224*B*T + 99840*T, A + 5955568 + 946912*B + 20224*B*T + 46080*T, (real *)P + 891616, A + 5955568 + 946912*B + 20224*B*T + 94720*T, A + 5955568 + 946912*B + 20224*B*T + 40960*T, T)); /* %823 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(278, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5496832, A + 5955568 + 946912*B + 20224*B*T + 99840*T, T)); /* %824 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(279, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5951872, A + 5496832)); /* %826 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(280, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k473_mul(A + 5955568 + 946912*B + 20224*B*T + 94720*T, A + 5955568 + 946912*B + 20224*B*T + 99840*T, A + 5955568 + 946912*B + 20224*B*T + 163840*T, T)); /* %829 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(281, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5496832, A + 5955568 + 946912*B + 20224*B*T + 94720*T, T)); /* %830 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(282, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5952000, A + 5496832)); /* %832 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(283, (double)15560*T, sizeof(real)*((double)40*T + (double)5120*T + (double)128 + (double)5120*T + (double)40*T), convirt_k485_fused_scale_mul_sum_mul(A + 5955568 + 946912*B + 20224*B*T + 245568*T, A + 5955568 + 946912*B + 20224*B*T + 99840*T, (real *)P + 858336, A + 5955568 + 946912*B + 20224*B*T + 158720*T, A + 5955568 + 946912*B + 20224*B*T + 246240*T, T)); /* %841 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(284, (double)30720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)40*T + (double)40*T + (double)5120*T), convirt_k489_fused_add_mul_mul_mul(A + 5955568 + 946912*B + 20224*B*T + 94720*T, A + 5955568 + 946912*B + 20224*B*T + 99840*T, (real *)P + 858336, A + 5955568 + 946912*B + 20224*B*T + 246240*T, A + 5955568 + 946912*B + 20224*B*T + 245568*T, A + 5955568 + 946912*B + 20224*B*T + 158720*T, T)); /* %845 fused:add_mul_mul_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(285, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k492_fused_scale_sum_neg(A + 5955568 + 946912*B + 20224*B*T + 245568*T, A + 5955568 + 946912*B + 20224*B*T + 94720*T, T)); /* %849 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(286, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k540_fused_add_add_id(A + 5955568 + 946912*B + 20224*B*T + 99840*T, A + 5955568 + 946912*B + 20224*B*T + 53760*T, A + 5955568 + 946912*B + 20224*B*T + 94720*T, A + 5955568 + 946912*B + 20224*B*T + 245568*T, T)); /* %851 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(287, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5496832, A + 5955568 + 946912*B + 20224*B*T + 99840*T, T)); /* %852 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(288, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5952128, A + 5496832)); /* %854 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(289, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), convirt_k501_matmul(A + 5496832, A + 5955568 + 946912*B + 20224*B*T + 99840*T, A + 5955568 + 946912*B + 20224*B*T + 20480*T, T)); /* %858 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(290, (double)5283840*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)20480*T), convirt_k504_matmul_mul_gelu_grad(A + 5955568 + 946912*B + 20224*B*T + 20480*T, A + 5955568 + 946912*B + 20224*B*T + 99840*T, (real *)P + 792672, A + 5955568 + 946912*B + 20224*B*T, T)); /* %861 matmul+mul_gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(291, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), convirt_k505_sum(A + 0, A + 5955568 + 946912*B + 20224*B*T + 20480*T, T)); /* %862 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(292, (double)20480, sizeof(real)*((double)512 + (double)20480), convirt_k507_sum(A + 5949952, A + 0)); /* %864 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(293, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), convirt_k510_matmul(A + 5955568 + 946912*B + 20224*B*T + 94720*T, A + 5955568 + 946912*B + 20224*B*T + 20480*T, (real *)P + 726624, T)); /* %867 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(294, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), convirt_k511_matmul(A + 5562368, A + 5955568 + 946912*B + 20224*B*T + 20480*T, A + 5955568 + 946912*B + 20224*B*T + 153600*T, T)); /* %868 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(295, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5627904, A + 5955568 + 946912*B + 20224*B*T + 94720*T, T)); /* %870 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(296, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5952256, A + 5627904)); /* %872 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(297, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k473_mul(A + 5955568 + 946912*B + 20224*B*T, A + 5955568 + 946912*B + 20224*B*T + 94720*T, A + 5955568 + 946912*B + 20224*B*T + 148480*T, T)); /* %875 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(298, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5627904, A + 5955568 + 946912*B + 20224*B*T, T)); /* %876 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(299, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5952384, A + 5627904)); /* %878 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(300, (double)15560*T, sizeof(real)*((double)40*T + (double)5120*T + (double)128 + (double)5120*T + (double)40*T), convirt_k485_fused_scale_mul_sum_mul(A + 5955568 + 946912*B + 20224*B*T + 245568*T, A + 5955568 + 946912*B + 20224*B*T + 94720*T, (real *)P + 726368, A + 5955568 + 946912*B + 20224*B*T + 143360*T, A + 5955568 + 946912*B + 20224*B*T + 246192*T, T)); /* %887 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(301, (double)30720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)40*T + (double)40*T + (double)5120*T), convirt_k489_fused_add_mul_mul_mul(A + 5955568 + 946912*B + 20224*B*T, A + 5955568 + 946912*B + 20224*B*T + 94720*T, (real *)P + 726368, A + 5955568 + 946912*B + 20224*B*T + 246192*T, A + 5955568 + 946912*B + 20224*B*T + 245568*T, A + 5955568 + 946912*B + 20224*B*T + 143360*T, T)); /* %891 fused:add_mul_mul_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(302, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k492_fused_scale_sum_neg(A + 5955568 + 946912*B + 20224*B*T + 245568*T, A + 5955568 + 946912*B + 20224*B*T, T)); /* %895 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(303, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k540_fused_add_add_id(A + 5955568 + 946912*B + 20224*B*T + 94720*T, A + 5955568 + 946912*B + 20224*B*T + 99840*T, A + 5955568 + 946912*B + 20224*B*T, A + 5955568 + 946912*B + 20224*B*T + 245568*T, T)); /* %897 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(304, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5627904, A + 5955568 + 946912*B + 20224*B*T + 94720*T, T)); /* %898 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(305, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5952512, A + 5627904)); /* %900 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(306, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k546_matmul(A + 5955568 + 946912*B + 20224*B*T + 99840*T, A + 5955568 + 946912*B + 20224*B*T + 94720*T, (real *)P + 709856, T)); /* %903 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(307, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k547_matmul(A + 5818368, A + 5955568 + 946912*B + 20224*B*T + 94720*T, A + 5955568 + 946912*B + 20224*B*T + 138240*T, T)); /* %904 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(308, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k129_permute(A + 5955568 + 946912*B + 20224*B*T + 6400*T, A + 5955568 + 946912*B + 20224*B*T + 99840*T, T)); /* %907 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(309, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k552_matmul(A + 5955568 + 946912*B + 20224*B*T + 99840*T, A + 5955568 + 946912*B + 20224*B*T + 88320*T, A + 5955568 + 946912*B + 20224*B*T + 6400*T, T)); /* %909 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(310, (double)416000*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)160*T), convirt_k553_matmul_div(A + 5955568 + 946912*B + 20224*B*T, A + 5955568 + 946912*B + 20224*B*T + 6400*T, A + 5955568 + 946912*B + 20224*B*T + 133120*T, A + 5955568 + 946912*B + 20224*B*T + 245408*T, T)); /* %910 matmul+div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(311, (double)19520*T, sizeof(real)*((double)160*T + (double)6400*T + (double)6400*T + (double)160*T), convirt_k558_fused_mul_sum_neg_mul(A + 5955568 + 946912*B + 20224*B*T + 104960*T, A + 5955568 + 946912*B + 20224*B*T, A + 5955568 + 946912*B + 20224*B*T + 88320*T, A + 5955568 + 946912*B + 20224*B*T + 245248*T, T)); /* %915 fused:mul_sum_neg_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(312, (double)38400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T + (double)6400*T), convirt_k574_fused_scale_mul_mul_mul(A + 5955568 + 946912*B + 20224*B*T + 6400*T, A + 5955568 + 946912*B + 20224*B*T, A + 5955568 + 946912*B + 20224*B*T + 104960*T, (real *)inputs[2], A + 5955568 + 946912*B + 20224*B*T + 81920*T, T)); /* %931 fused:scale_mul_mul_mul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
+    CALL(313, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k162_matmul(A + 5955568 + 946912*B + 20224*B*T, A + 5955568 + 946912*B + 20224*B*T + 6400*T, A + 5955568 + 946912*B + 20224*B*T + 128000*T, T)); /* %932 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    CALL(314, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k552_matmul(A + 5955568 + 946912*B + 20224*B*T + 12800*T, A + 5955568 + 946912*B + 20224*B*T + 6400*T, A + 5955568 + 946912*B + 20224*B*T + 122880*T, T)); /* %933 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    CALL(315, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k163_permute(A + 5955568 + 946912*B + 20224*B*T + 5120*T, A + 5955568 + 946912*B + 20224*B*T + 99840*T, T)); /* %934 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(316, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5627904, A + 5955568 + 946912*B + 20224*B*T + 5120*T, T)); /* %936 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(317, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5952640, A + 5627904)); /* %938 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(318, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k547_matmul(A + 5834752, A + 5955568 + 946912*B + 20224*B*T + 5120*T, A + 5955568 + 946912*B + 20224*B*T + 117760*T, T)); /* %942 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(319, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k163_permute(A + 5955568 + 946912*B + 20224*B*T + 99840*T, A + 5955568 + 946912*B + 20224*B*T + 12800*T, T)); /* %944 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(320, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5627904, A + 5955568 + 946912*B + 20224*B*T + 99840*T, T)); /* %946 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(321, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5952768, A + 5627904)); /* %948 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(322, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k546_matmul(A + 5955568 + 946912*B + 20224*B*T + 10240*T, A + 5955568 + 946912*B + 20224*B*T + 99840*T, (real *)P + 676832, T)); /* %951 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(323, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k547_matmul(A + 5851136, A + 5955568 + 946912*B + 20224*B*T + 99840*T, A + 5955568 + 946912*B + 20224*B*T + 117760*T, T)); /* %952 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(324, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k163_permute(A + 5955568 + 946912*B + 20224*B*T + 99840*T, A + 5955568 + 946912*B + 20224*B*T, T)); /* %955 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(325, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5627904, A + 5955568 + 946912*B + 20224*B*T + 99840*T, T)); /* %957 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(326, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5952896, A + 5627904)); /* %959 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(327, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k546_matmul(A + 5955568 + 946912*B + 20224*B*T, A + 5955568 + 946912*B + 20224*B*T + 99840*T, (real *)P + 660320, T)); /* %962 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(328, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k547_matmul(A + 5867520, A + 5955568 + 946912*B + 20224*B*T + 99840*T, A + 5955568 + 946912*B + 20224*B*T + 117760*T, T)); /* %963 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(329, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)5120*T), convirt_k608_matmul_add_add(A + 5955568 + 946912*B + 20224*B*T + 99840*T, A + 5955568 + 946912*B + 20224*B*T + 5120*T, (real *)P + 693344, A + 5955568 + 946912*B + 20224*B*T + 10240*T, A + 5955568 + 946912*B + 20224*B*T, T)); /* %965 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(330, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5627904, A + 5955568 + 946912*B + 20224*B*T + 99840*T, T)); /* %966 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(331, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5953024, A + 5627904)); /* %968 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(332, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k473_mul(A + 5955568 + 946912*B + 20224*B*T, A + 5955568 + 946912*B + 20224*B*T + 99840*T, A + 5955568 + 946912*B + 20224*B*T + 112640*T, T)); /* %971 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(333, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5627904, A + 5955568 + 946912*B + 20224*B*T, T)); /* %972 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(334, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5953152, A + 5627904)); /* %974 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(335, (double)15560*T, sizeof(real)*((double)40*T + (double)5120*T + (double)128 + (double)5120*T + (double)40*T), convirt_k485_fused_scale_mul_sum_mul(A + 5955568 + 946912*B + 20224*B*T + 104960*T, A + 5955568 + 946912*B + 20224*B*T + 99840*T, (real *)P + 660064, A + 5955568 + 946912*B + 20224*B*T + 107520*T, A + 5955568 + 946912*B + 20224*B*T + 246144*T, T)); /* %983 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(336, (double)30720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)40*T + (double)40*T + (double)5120*T), convirt_k489_fused_add_mul_mul_mul(A + 5955568 + 946912*B + 20224*B*T, A + 5955568 + 946912*B + 20224*B*T + 99840*T, (real *)P + 660064, A + 5955568 + 946912*B + 20224*B*T + 246144*T, A + 5955568 + 946912*B + 20224*B*T + 104960*T, A + 5955568 + 946912*B + 20224*B*T + 107520*T, T)); /* %987 fused:add_mul_mul_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(337, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k492_fused_scale_sum_neg(A + 5955568 + 946912*B + 20224*B*T + 10240*T, A + 5955568 + 946912*B + 20224*B*T, T)); /* %991 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(338, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k540_fused_add_add_id(A + 5955568 + 946912*B + 20224*B*T + 5120*T, A + 5955568 + 946912*B + 20224*B*T + 94720*T, A + 5955568 + 946912*B + 20224*B*T, A + 5955568 + 946912*B + 20224*B*T + 10240*T, T)); /* %993 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(339, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5944320, A + 5955568 + 946912*B + 20224*B*T + 5120*T, T)); /* %994 reduce [1,40,128]  graphs/lib/text_encoder.lua:32 */
+    CALL(340, 0, sizeof(real)*((double)131072 + (double)5120*T + (double)40*T), convirt_k781_scatter_add(A + 5160960, A + 5955568 + 946912*B + 20224*B*T + 5120*T, (int32_t *)inputs[1], T)); /* %996 scatter_add [1024,128]  graphs/lib/text_encoder.lua:32 */
+    CALL(341, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5953280, A + 5955568 + 893056*B, B)); /* %997 reduce [1,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(342, (double)32768*B, sizeof(real)*((double)16384 + (double)128*B + (double)128*B), convirt_image_vjp_k131_matmul(A + 5883904, A + 5955568 + 893056*B, A + 5955568 + 946176*B, B)); /* %1000 matmul [128,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(343, (double)32896*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384), convirt_image_vjp_k132_matmul_scale(A + 5955568 + 917504*B, A + 5955568 + 893056*B, (real *)P + 507360, B)); /* %1001 matmul+scale [B,128]  graphs/lib/image_encoder.lua:35 */
+    CALL(344, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k135_sum(A + 5292032, A + 5955568 + 933888*B, B)); /* %1004 reduce [1,64,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(345, (double)8192, sizeof(real)*((double)128 + (double)8192), convirt_image_vjp_k137_sum(A + 5953408, A + 5292032)); /* %1006 reduce [1,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(346, (double)2097152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384), convirt_image_vjp_k140_matmul(A + 5955568 + 892928*B, A + 5955568 + 933888*B, (real *)P + 490848, B)); /* %1009 matmul [64*B,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(347, (double)2097152*B, sizeof(real)*((double)16384 + (double)8192*B + (double)8192*B), convirt_image_vjp_k141_matmul(A + 5900288, A + 5955568 + 933888*B, A + 5955568 + 909312*B, B)); /* %1010 matmul [128,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(348, (double)16384*B, sizeof(real)*((double)8192*B + (double)128*B + (double)8192*B), convirt_image_vjp_k143_fused_add_id(A + 5955568 + 909312*B, A + 5955568 + 917504*B, A + 5955568 + 892928*B, B)); /* %1012 fused:add_id [B,64,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(349, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k144_permute(A + 5955568 + 892928*B, A + 5955568 + 909312*B, B)); /* %1013 permute [B,128,64]  graphs/lib/image_encoder.lua:33 */
+    CALL(350, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k147_fused_mul_step(A + 5955568 + 909312*B, A + 5955568 + 892928*B, A + 5955568 + 901120*B, B)); /* %1016 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
+    CALL(351, (double)40960*B, sizeof(real)*((double)256*B + (double)8192*B + (double)8192*B + (double)16*B), convirt_image_vjp_k148_group_norm_sums(A + 5955568 + 901120*B, A + 5955568 + 909312*B, A + 5955568 + 884736*B, A + 5955568 + 946832*B, B)); /* %1017 group_norm_sums [B,128,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(352, (double)57344*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)256*B), convirt_image_vjp_k149_group_norm_grad_x(A + 5955568 + 892928*B, A + 5955568 + 909312*B, A + 5955568 + 884736*B, A + 5955568 + 946832*B, (real *)P + 490592, A + 5955568 + 901120*B, B)); /* %1018 group_norm_grad_x [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(353, (double)256*B, sizeof(real)*((double)256 + (double)256*B), convirt_image_vjp_k150_sum(A + 5916672, A + 5955568 + 901120*B, B)); /* %1019 reduce [1,128,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(354, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k152_slice(A + 5953536, A + 5916672)); /* %1021 slice [128,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(355, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k154_slice(A + 5953664, A + 5916672)); /* %1023 slice [128,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(356, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k157_sum(A + 5955568 + 884736*B, A + 5955568 + 892928*B, B)); /* %1026 reduce [B,128,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(357, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5953792, A + 5955568 + 884736*B, B)); /* %1027 reduce [1,128,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(358, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456), convirt_image_vjp_k160_conv2d_input_grad(A + 5955568 + 884736*B, A + 5955568 + 892928*B, (real *)P + 343008, A + 0, B)); /* %1029 conv2d_input_grad [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(359, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)8192*B), convirt_image_vjp_k161_conv2d_weight_grad(A + 4866048, A + 5955568 + 892928*B, A + 5955568 + 876544*B, A + 0, B)); /* %1030 conv2d_weight_grad [128,128,3,3]  graphs/lib/image_encoder.lua:13 */
+    CALL(360, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k147_fused_mul_step(A + 5955568 + 876544*B, A + 5955568 + 884736*B, A + 5955568 + 868352*B, B)); /* %1032 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
+    CALL(361, (double)40960*B, sizeof(real)*((double)256*B + (double)8192*B + (double)8192*B + (double)16*B), convirt_image_vjp_k148_group_norm_sums(A + 5955568 + 884736*B, A + 5955568 + 876544*B, A + 5955568 + 860160*B, A + 5955568 + 946816*B, B)); /* %1033 group_norm_sums [B,128,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(362, (double)57344*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)256*B), convirt_image_vjp_k149_group_norm_grad_x(A + 5955568 + 868352*B, A + 5955568 + 876544*B, A + 5955568 + 860160*B, A + 5955568 + 946816*B, (real *)P + 342752, A + 5955568 + 884736*B, B)); /* %1034 group_norm_grad_x [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(363, (double)256*B, sizeof(real)*((double)256 + (double)256*B), convirt_image_vjp_k150_sum(A + 5916672, A + 5955568 + 884736*B, B)); /* %1035 reduce [1,128,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(364, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k152_slice(A + 5953920, A + 5916672)); /* %1037 slice [128,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(365, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k154_slice(A + 5954048, A + 5916672)); /* %1039 slice [128,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(366, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k157_sum(A + 5955568 + 860160*B, A + 5955568 + 868352*B, B)); /* %1042 reduce [B,128,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(367, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5954176, A + 5955568 + 860160*B, B)); /* %1043 reduce [1,128,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(368, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456), convirt_image_vjp_k160_conv2d_input_grad(A + 5955568 + 860160*B, A + 5955568 + 868352*B, (real *)P + 195168, A + 0, B)); /* %1045 conv2d_input_grad [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(369, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)8192*B), convirt_image_vjp_k161_conv2d_weight_grad(A + 5013504, A + 5955568 + 868352*B, A + 5955568 + 851968*B, A + 0, B)); /* %1046 conv2d_weight_grad [128,128,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(370, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k180_fused_mul_add_step(A + 5955568 + 851968*B, A + 5955568 + 909312*B, A + 5955568 + 860160*B, A + 5955568 + 843776*B, B)); /* %1049 fused:mul_add_step [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
+    CALL(371, (double)40960*B, sizeof(real)*((double)256*B + (double)8192*B + (double)8192*B + (double)16*B), convirt_image_vjp_k148_group_norm_sums(A + 5955568 + 843776*B, A + 5955568 + 851968*B, A + 5955568 + 835584*B, A + 5955568 + 946800*B, B)); /* %1050 group_norm_sums [B,128,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(372, (double)57344*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)256*B), convirt_image_vjp_k149_group_norm_grad_x(A + 5955568 + 860160*B, A + 5955568 + 851968*B, A + 5955568 + 835584*B, A + 5955568 + 946800*B, (real *)P + 194912, A + 5955568 + 843776*B, B)); /* %1051 group_norm_grad_x [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(373, (double)256*B, sizeof(real)*((double)256 + (double)256*B), convirt_image_vjp_k150_sum(A + 5916672, A + 5955568 + 843776*B, B)); /* %1052 reduce [1,128,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(374, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k152_slice(A + 5954304, A + 5916672)); /* %1054 slice [128,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(375, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k154_slice(A + 5954432, A + 5916672)); /* %1056 slice [128,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(376, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k157_sum(A + 5955568 + 835584*B, A + 5955568 + 860160*B, B)); /* %1059 reduce [B,128,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(377, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5954560, A + 5955568 + 835584*B, B)); /* %1060 reduce [1,128,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(378, (double)9437184*B, sizeof(real)*((double)16384*B + (double)8192*B + (double)73728), convirt_image_vjp_k193_conv2d_input_grad(A + 5955568 + 835584*B, A + 5955568 + 860160*B, (real *)P + 121056, A + 0, B)); /* %1062 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(379, (double)9437184*B, sizeof(real)*((double)73728 + (double)8192*B + (double)16384*B), convirt_image_vjp_k194_conv2d_weight_grad(A + 5292032, A + 5955568 + 860160*B, A + 5955568 + 802816*B, A + 0, B)); /* %1063 conv2d_weight_grad [128,64,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(380, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k196_fused_mul_step(A + 5955568 + 802816*B, A + 5955568 + 835584*B, A + 5955568 + 819200*B, B)); /* %1065 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
+    CALL(381, (double)81920*B, sizeof(real)*((double)128*B + (double)16384*B + (double)16384*B + (double)16*B), convirt_image_vjp_k197_group_norm_sums(A + 5955568 + 835584*B, A + 5955568 + 802816*B, A + 5955568 + 786432*B, A + 5955568 + 946784*B, B)); /* %1066 group_norm_sums [B,64,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(382, (double)114688*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)128*B), convirt_image_vjp_k198_group_norm_grad_x(A + 5955568 + 819200*B, A + 5955568 + 802816*B, A + 5955568 + 786432*B, A + 5955568 + 946784*B, (real *)P + 120928, A + 5955568 + 835584*B, B)); /* %1067 group_norm_grad_x [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(383, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5916672, A + 5955568 + 835584*B, B)); /* %1068 reduce [1,64,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(384, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k201_slice(A + 5954688, A + 5916672)); /* %1070 slice [64,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(385, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k203_slice(A + 5954752, A + 5916672)); /* %1072 slice [64,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(386, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k206_sum(A + 5955568 + 786432*B, A + 5955568 + 819200*B, B)); /* %1075 reduce [B,64,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(387, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5954816, A + 5955568 + 786432*B, B)); /* %1076 reduce [1,64,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(388, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864), convirt_image_vjp_k209_conv2d_input_grad(A + 5955568 + 786432*B, A + 5955568 + 819200*B, (real *)P + 84000, A + 0, B)); /* %1078 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(389, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)16384*B), convirt_image_vjp_k210_conv2d_weight_grad(A + 5627904, A + 5955568 + 819200*B, A + 5955568 + 770048*B, A + 0, B)); /* %1079 conv2d_weight_grad [64,64,3,3]  graphs/lib/image_encoder.lua:13 */
+    CALL(390, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k196_fused_mul_step(A + 5955568 + 770048*B, A + 5955568 + 786432*B, A + 5955568 + 753664*B, B)); /* %1081 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
+    CALL(391, (double)81920*B, sizeof(real)*((double)128*B + (double)16384*B + (double)16384*B + (double)16*B), convirt_image_vjp_k197_group_norm_sums(A + 5955568 + 786432*B, A + 5955568 + 770048*B, A + 5955568 + 737280*B, A + 5955568 + 946768*B, B)); /* %1082 group_norm_sums [B,64,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(392, (double)114688*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)128*B), convirt_image_vjp_k198_group_norm_grad_x(A + 5955568 + 753664*B, A + 5955568 + 770048*B, A + 5955568 + 737280*B, A + 5955568 + 946768*B, (real *)P + 83872, A + 5955568 + 786432*B, B)); /* %1083 group_norm_grad_x [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(393, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5916672, A + 5955568 + 786432*B, B)); /* %1084 reduce [1,64,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(394, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k201_slice(A + 5954880, A + 5916672)); /* %1086 slice [64,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(395, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k203_slice(A + 5954944, A + 5916672)); /* %1088 slice [64,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(396, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k206_sum(A + 5955568 + 737280*B, A + 5955568 + 753664*B, B)); /* %1091 reduce [B,64,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(397, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5955008, A + 5955568 + 737280*B, B)); /* %1092 reduce [1,64,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(398, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864), convirt_image_vjp_k209_conv2d_input_grad(A + 5955568 + 737280*B, A + 5955568 + 753664*B, (real *)P + 46944, A + 0, B)); /* %1094 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(399, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)16384*B), convirt_image_vjp_k210_conv2d_weight_grad(A + 5664768, A + 5955568 + 753664*B, A + 5955568 + 720896*B, A + 0, B)); /* %1095 conv2d_weight_grad [64,64,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(400, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k229_fused_mul_add_step(A + 5955568 + 720896*B, A + 5955568 + 802816*B, A + 5955568 + 737280*B, A + 5955568 + 704512*B, B)); /* %1098 fused:mul_add_step [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
+    CALL(401, (double)81920*B, sizeof(real)*((double)128*B + (double)16384*B + (double)16384*B + (double)16*B), convirt_image_vjp_k197_group_norm_sums(A + 5955568 + 704512*B, A + 5955568 + 720896*B, A + 5955568 + 688128*B, A + 5955568 + 946752*B, B)); /* %1099 group_norm_sums [B,64,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(402, (double)114688*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)128*B), convirt_image_vjp_k198_group_norm_grad_x(A + 5955568 + 737280*B, A + 5955568 + 720896*B, A + 5955568 + 688128*B, A + 5955568 + 946752*B, (real *)P + 46816, A + 5955568 + 704512*B, B)); /* %1100 group_norm_grad_x [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(403, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5701632, A + 5955568 + 704512*B, B)); /* %1101 reduce [1,64,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(404, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k201_slice(A + 5955072, A + 5701632)); /* %1103 slice [64,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(405, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k203_slice(A + 5955136, A + 5701632)); /* %1105 slice [64,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(406, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k206_sum(A + 5955568 + 688128*B, A + 5955568 + 737280*B, B)); /* %1108 reduce [B,64,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(407, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5955200, A + 5955568 + 688128*B, B)); /* %1109 reduce [1,64,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(408, (double)9437184*B, sizeof(real)*((double)32768*B + (double)16384*B + (double)18432), convirt_image_vjp_k242_conv2d_input_grad(A + 5955568 + 688128*B, A + 5955568 + 737280*B, (real *)P + 28320, A + 0, B)); /* %1111 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(409, (double)9437184*B, sizeof(real)*((double)18432 + (double)16384*B + (double)32768*B), convirt_image_vjp_k243_conv2d_weight_grad(A + 5701632, A + 5955568 + 737280*B, A + 5955568 + 622592*B, A + 0, B)); /* %1112 conv2d_weight_grad [64,32,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(410, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k245_fused_mul_step(A + 5955568 + 622592*B, A + 5955568 + 688128*B, A + 5955568 + 655360*B, B)); /* %1114 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
+    CALL(411, (double)163840*B, sizeof(real)*((double)64*B + (double)32768*B + (double)32768*B + (double)16*B), convirt_image_vjp_k246_group_norm_sums(A + 5955568 + 688128*B, A + 5955568 + 622592*B, A + 5955568 + 589824*B, A + 5955568 + 946736*B, B)); /* %1115 group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(412, (double)229376*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)64*B), convirt_image_vjp_k247_group_norm_grad_x(A + 5955568 + 655360*B, A + 5955568 + 622592*B, A + 5955568 + 589824*B, A + 5955568 + 946736*B, (real *)P + 28256, A + 5955568 + 688128*B, B)); /* %1116 group_norm_grad_x [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(413, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5916672, A + 5955568 + 688128*B, B)); /* %1117 reduce [1,32,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(414, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 5955264, A + 5916672)); /* %1119 slice [32,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(415, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 5955296, A + 5916672)); /* %1121 slice [32,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(416, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k255_sum(A + 5955568 + 589824*B, A + 5955568 + 655360*B, B)); /* %1124 reduce [B,32,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(417, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 5955328, A + 5955568 + 589824*B, B)); /* %1125 reduce [1,32,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(418, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216), convirt_image_vjp_k258_conv2d_input_grad(A + 5955568 + 589824*B, A + 5955568 + 655360*B, (real *)P + 19008, A + 0, B)); /* %1127 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(419, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)32768*B), convirt_image_vjp_k259_conv2d_weight_grad(A + 5916672, A + 5955568 + 655360*B, A + 5955568 + 557056*B, A + 0, B)); /* %1128 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:13 */
+    CALL(420, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k245_fused_mul_step(A + 5955568 + 557056*B, A + 5955568 + 589824*B, A + 5955568 + 524288*B, B)); /* %1130 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
+    CALL(421, (double)163840*B, sizeof(real)*((double)64*B + (double)32768*B + (double)32768*B + (double)16*B), convirt_image_vjp_k246_group_norm_sums(A + 5955568 + 589824*B, A + 5955568 + 557056*B, A + 5955568 + 491520*B, A + 5955568 + 946720*B, B)); /* %1131 group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(422, (double)229376*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)64*B), convirt_image_vjp_k247_group_norm_grad_x(A + 5955568 + 524288*B, A + 5955568 + 557056*B, A + 5955568 + 491520*B, A + 5955568 + 946720*B, (real *)P + 18944, A + 5955568 + 589824*B, B)); /* %1132 group_norm_grad_x [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(423, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5925888, A + 5955568 + 589824*B, B)); /* %1133 reduce [1,32,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(424, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 5955360, A + 5925888)); /* %1135 slice [32,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(425, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 5955392, A + 5925888)); /* %1137 slice [32,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(426, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k255_sum(A + 5955568 + 491520*B, A + 5955568 + 524288*B, B)); /* %1140 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(427, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 5955424, A + 5955568 + 491520*B, B)); /* %1141 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(428, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216), convirt_image_vjp_k258_conv2d_input_grad(A + 5955568 + 491520*B, A + 5955568 + 524288*B, (real *)P + 9696, A + 0, B)); /* %1143 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(429, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)32768*B), convirt_image_vjp_k259_conv2d_weight_grad(A + 5925888, A + 5955568 + 524288*B, A + 5955568 + 458752*B, A + 0, B)); /* %1144 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(430, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k278_fused_mul_add_step(A + 5955568 + 458752*B, A + 5955568 + 622592*B, A + 5955568 + 491520*B, A + 5955568 + 425984*B, B)); /* %1147 fused:mul_add_step [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
+    CALL(431, (double)163840*B, sizeof(real)*((double)64*B + (double)32768*B + (double)32768*B + (double)16*B), convirt_image_vjp_k246_group_norm_sums(A + 5955568 + 425984*B, A + 5955568 + 458752*B, A + 5955568 + 393216*B, A + 5955568 + 946704*B, B)); /* %1148 group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(432, (double)229376*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)64*B), convirt_image_vjp_k247_group_norm_grad_x(A + 5955568 + 524288*B, A + 5955568 + 458752*B, A + 5955568 + 393216*B, A + 5955568 + 946704*B, (real *)P + 9632, A + 5955568 + 425984*B, B)); /* %1149 group_norm_grad_x [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(433, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5935104, A + 5955568 + 425984*B, B)); /* %1150 reduce [1,32,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(434, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 5955456, A + 5935104)); /* %1152 slice [32,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(435, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 5955488, A + 5935104)); /* %1154 slice [32,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(436, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k255_sum(A + 5955568 + 393216*B, A + 5955568 + 524288*B, B)); /* %1157 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(437, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 5955520, A + 5955568 + 393216*B, B)); /* %1158 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(438, (double)18874368*B, sizeof(real)*((double)131072*B + (double)32768*B + (double)9216), convirt_image_vjp_k291_conv2d_input_grad(A + 5955568 + 393216*B, A + 5955568 + 524288*B, (real *)P + 384, A + 0, B)); /* %1160 conv2d_input_grad [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(439, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)131072*B), convirt_image_vjp_k292_conv2d_weight_grad(A + 5935104, A + 5955568 + 524288*B, A + 5955568 + 262144*B, A + 0, B)); /* %1161 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(440, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), convirt_image_vjp_k294_fused_mul_step(A + 5955568 + 262144*B, A + 5955568 + 393216*B, A + 5955568 + 131072*B, B)); /* %1163 fused:mul_step [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
+    CALL(441, (double)655360*B, sizeof(real)*((double)64*B + (double)131072*B + (double)131072*B + (double)16*B), convirt_image_vjp_k295_group_norm_sums(A + 5955568 + 393216*B, A + 5955568 + 262144*B, A + 5955568, A + 5955568 + 946688*B, B)); /* %1164 group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(442, (double)917504*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B + (double)16*B + (double)32 + (double)64*B), convirt_image_vjp_k296_group_norm_grad_x(A + 5955568 + 131072*B, A + 5955568 + 262144*B, A + 5955568, A + 5955568 + 946688*B, (real *)P + 320, A + 5955568 + 393216*B, B)); /* %1165 group_norm_grad_x [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(443, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 0, A + 5955568 + 393216*B, B)); /* %1166 reduce [1,32,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(444, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 594720, A + 0)); /* %1168 slice [32,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(445, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 594752, A + 0)); /* %1170 slice [32,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(446, (double)131072*B, sizeof(real)*((double)32*B + (double)131072*B), convirt_image_vjp_k304_sum(A + 5955568, A + 5955568 + 131072*B, B)); /* %1173 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(447, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 594784, A + 5955568, B)); /* %1174 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(448, (double)2359296*B, sizeof(real)*((double)288 + (double)131072*B + (double)4096*B), convirt_image_vjp_k308_conv2d_weight_grad(A + 594432, A + 5955568 + 131072*B, A + 5955568 + 942080*B, A + 0, B)); /* %1177 conv2d_weight_grad [32,1,3,3]  graphs/lib/image_encoder.lua:6 */
     memcpy(grads + 0, A + 594432, sizeof(real)*288); /* d loss / d image.stem.weight */
     memcpy(grads + 288, A + 594784, sizeof(real)*32); /* d loss / d image.stem.bias */
     memcpy(grads + 320, A + 594752, sizeof(real)*32); /* d loss / d image.stem_gn.weight */

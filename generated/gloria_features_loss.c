@@ -75,7 +75,7 @@ static reclf_prof_entry prof[99] = {
     {"convirt_features_loss_k42_fused_mul_sub_add_log", "%119 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
     {"convirt_features_loss_k43_sum", "%120 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
     {"convirt_features_loss_k46_fused_scale_add_sum_sub", "%123 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k243_add", "%125 map:add []", "graphs/lib/model.lua:136", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k113_add", "%125 map:add []", "graphs/lib/model.lua:136", 0, 0, 0, 0, 0},
     {"convirt_features_loss_k58_fill", "%150 fill []", "graphs/lib/model.lua:137", 1, 0, 0, 0, 0},
     {"convirt_features_loss_k60_scale", "%152 map:scale [1,1]", "graphs/lib/losses.lua:16", 1, 0, 0, 0, 0},
     {"convirt_features_loss_k63_fused_mul_id", "%155 fused:mul_id [T,1]", "graphs/lib/losses.lua:13", 1, 0, 0, 0, 0},
@@ -192,7 +192,7 @@ static void forward(void *arena, const real *P, void *const *inputs, const long 
     CALL(56, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), convirt_features_loss_k42_fused_mul_sub_add_log(A + 48 + 24896*B + 20224*B*T + 5056*T, A + 48 + 24896*B + 20224*B*T + 5024*T, A + 48 + 24896*B + 20224*B*T + 4992*T, A + 48 + 24896*B + 10000*B*T, A + 48 + 24896*B + 20224*B*T + 5040*T, B, T)); /* %119 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
     CALL(57, (double)T, sizeof(real)*((double)1 + (double)T), convirt_features_loss_k43_sum(A + 0, A + 48 + 24896*B + 20224*B*T + 5056*T, T)); /* %120 reduce [1,1]  graphs/lib/losses.lua:13 */
     CALL(58, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), convirt_features_loss_k46_fused_scale_add_sum_sub(A + 32, A + 0, A + 48 + 24800*B, A + 48 + 24768*B, A + 48 + 24816*B, B)); /* %123 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
-    CALL(59, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), convirt_image_vjp_k243_add(A + 0, A + 16, A + 32)); /* %125 map:add []  graphs/lib/model.lua:136 */
+    CALL(59, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), convirt_image_vjp_k113_add(A + 0, A + 16, A + 32)); /* %125 map:add []  graphs/lib/model.lua:136 */
 }
 
 static void backward(void *arena, real *grads, const real *P, void *const *inputs, real *const *input_grads, const long *dims) {

@@ -17,11 +17,11 @@
 /* convirt_features_loss_k7_fused_sum_square:
  *   %7 fused:sum_square [T,1]   graphs/lib/losses.lua:21
  *     + %6 map:square [T,128]  graphs/lib/losses.lua:21
- *   %446 fused:sum_square [T,1]   graphs/lib/losses.lua:21
+ *   %316 fused:sum_square [T,1]   graphs/lib/losses.lua:21
  *   %7 fused:sum_square [T,1]   graphs/lib/losses.lua:21
- *   %446 fused:sum_square [T,1]   graphs/lib/losses.lua:21
+ *   %316 fused:sum_square [T,1]   graphs/lib/losses.lua:21
  *   %7 fused:sum_square [T,1]   graphs/lib/losses.lua:21
- *   %446 fused:sum_square [T,1]   graphs/lib/losses.lua:21
+ *   %316 fused:sum_square [T,1]   graphs/lib/losses.lua:21
  *   ... and 4 more */
 void convirt_features_loss_k7_fused_sum_square(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for if((long)(128*T) > 32768)
@@ -37,11 +37,11 @@ void convirt_features_loss_k7_fused_sum_square(real *restrict out, const real *r
 /* convirt_features_loss_k9_fused_rsqrt_clampmin:
  *   %9 fused:rsqrt_clampmin [T,1]   graphs/lib/losses.lua:21
  *     + %8 map:clampmin [T,1]  graphs/lib/losses.lua:21
- *   %448 fused:rsqrt_clampmin [T,1]   graphs/lib/losses.lua:21
+ *   %318 fused:rsqrt_clampmin [T,1]   graphs/lib/losses.lua:21
  *   %9 fused:rsqrt_clampmin [T,1]   graphs/lib/losses.lua:21
- *   %448 fused:rsqrt_clampmin [T,1]   graphs/lib/losses.lua:21
+ *   %318 fused:rsqrt_clampmin [T,1]   graphs/lib/losses.lua:21
  *   %9 fused:rsqrt_clampmin [T,1]   graphs/lib/losses.lua:21
- *   %448 fused:rsqrt_clampmin [T,1]   graphs/lib/losses.lua:21
+ *   %318 fused:rsqrt_clampmin [T,1]   graphs/lib/losses.lua:21
  *   ... and 4 more */
 void convirt_features_loss_k9_fused_rsqrt_clampmin(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
@@ -51,10 +51,10 @@ void convirt_features_loss_k9_fused_rsqrt_clampmin(real *restrict out, const rea
 
 /* convirt_features_loss_k10_mul:
  *   %10 map:mul [T,128]   graphs/lib/losses.lua:21
- *   %449 map:mul [T,128]   graphs/lib/losses.lua:21
+ *   %319 map:mul [T,128]   graphs/lib/losses.lua:21
  *   %10 map:mul [T,128]   graphs/lib/losses.lua:21
  *   %10 map:mul [T,128]   graphs/lib/losses.lua:21
- *   %449 map:mul [T,128]   graphs/lib/losses.lua:21
+ *   %319 map:mul [T,128]   graphs/lib/losses.lua:21
  *   %10 map:mul [T,128]   graphs/lib/losses.lua:21
  *   ... and 9 more */
 void convirt_features_loss_k10_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
@@ -67,11 +67,11 @@ void convirt_features_loss_k10_mul(real *restrict out, const real *restrict in0,
 /* convirt_features_loss_k12_fused_sum_square:
  *   %12 fused:sum_square [B,1]   graphs/lib/losses.lua:21
  *     + %11 map:square [B,128]  graphs/lib/losses.lua:21
- *   %451 fused:sum_square [B,1]   graphs/lib/losses.lua:21
+ *   %321 fused:sum_square [B,1]   graphs/lib/losses.lua:21
  *   %12 fused:sum_square [B,1]   graphs/lib/losses.lua:21
- *   %451 fused:sum_square [B,1]   graphs/lib/losses.lua:21
+ *   %321 fused:sum_square [B,1]   graphs/lib/losses.lua:21
  *   %12 fused:sum_square [B,1]   graphs/lib/losses.lua:21
- *   %451 fused:sum_square [B,1]   graphs/lib/losses.lua:21
+ *   %321 fused:sum_square [B,1]   graphs/lib/losses.lua:21
  *   ... and 4 more */
 void convirt_features_loss_k12_fused_sum_square(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for if((long)(128*B) > 32768)
@@ -87,11 +87,11 @@ void convirt_features_loss_k12_fused_sum_square(real *restrict out, const real *
 /* convirt_features_loss_k14_fused_rsqrt_clampmin:
  *   %14 fused:rsqrt_clampmin [B,1]   graphs/lib/losses.lua:21
  *     + %13 map:clampmin [B,1]  graphs/lib/losses.lua:21
- *   %453 fused:rsqrt_clampmin [B,1]   graphs/lib/losses.lua:21
+ *   %323 fused:rsqrt_clampmin [B,1]   graphs/lib/losses.lua:21
  *   %14 fused:rsqrt_clampmin [B,1]   graphs/lib/losses.lua:21
- *   %453 fused:rsqrt_clampmin [B,1]   graphs/lib/losses.lua:21
+ *   %323 fused:rsqrt_clampmin [B,1]   graphs/lib/losses.lua:21
  *   %14 fused:rsqrt_clampmin [B,1]   graphs/lib/losses.lua:21
- *   %453 fused:rsqrt_clampmin [B,1]   graphs/lib/losses.lua:21
+ *   %323 fused:rsqrt_clampmin [B,1]   graphs/lib/losses.lua:21
  *   ... and 4 more */
 void convirt_features_loss_k14_fused_rsqrt_clampmin(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
@@ -101,10 +101,10 @@ void convirt_features_loss_k14_fused_rsqrt_clampmin(real *restrict out, const re
 
 /* convirt_features_loss_k15_mul:
  *   %15 map:mul [B,128]   graphs/lib/losses.lua:21
- *   %454 map:mul [B,128]   graphs/lib/losses.lua:21
+ *   %324 map:mul [B,128]   graphs/lib/losses.lua:21
  *   %15 map:mul [B,128]   graphs/lib/losses.lua:21
  *   %15 map:mul [B,128]   graphs/lib/losses.lua:21
- *   %454 map:mul [B,128]   graphs/lib/losses.lua:21
+ *   %324 map:mul [B,128]   graphs/lib/losses.lua:21
  *   %15 map:mul [B,128]   graphs/lib/losses.lua:21
  *   ... and 9 more */
 void convirt_features_loss_k15_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
@@ -117,10 +117,10 @@ void convirt_features_loss_k15_mul(real *restrict out, const real *restrict in0,
 /* convirt_features_loss_k17_matmul_scale:
  *   %17 matmul+scale [T,B]   graphs/lib/losses.lua:21
  *     + %16 matmul [T,B]  graphs/lib/losses.lua:21 (the product; the rest is its epilogue)
- *   %456 matmul+scale [T,B]   graphs/lib/losses.lua:21
+ *   %326 matmul+scale [T,B]   graphs/lib/losses.lua:21
  *   %17 matmul+scale [T,B]   graphs/lib/losses.lua:21
  *   %17 matmul+scale [T,B]   graphs/lib/losses.lua:21
- *   %456 matmul+scale [T,B]   graphs/lib/losses.lua:21
+ *   %326 matmul+scale [T,B]   graphs/lib/losses.lua:21
  *   %17 matmul+scale [T,B]   graphs/lib/losses.lua:21
  *   ... and 9 more */
 void convirt_features_loss_k17_matmul_scale(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
@@ -140,11 +140,11 @@ void convirt_features_loss_k17_matmul_scale(real *restrict out, const real *rest
 
 /* convirt_features_loss_k18_eye:
  *   %18 eye [T,B]   graphs/lib/losses.lua:9
- *   %457 eye [T,B]   graphs/lib/losses.lua:9
+ *   %327 eye [T,B]   graphs/lib/losses.lua:9
  *   %18 eye [T,B]   graphs/lib/losses.lua:9
- *   %457 eye [T,B]   graphs/lib/losses.lua:9
+ *   %327 eye [T,B]   graphs/lib/losses.lua:9
  *   %18 eye [T,B]   graphs/lib/losses.lua:9
- *   %457 eye [T,B]   graphs/lib/losses.lua:9
+ *   %327 eye [T,B]   graphs/lib/losses.lua:9
  *   ... and 4 more */
 void convirt_features_loss_k18_eye(real *restrict out, long B, long T) {
     for (long r = 0; r < T; r++)
@@ -153,11 +153,11 @@ void convirt_features_loss_k18_eye(real *restrict out, long B, long T) {
 
 /* convirt_features_loss_k19_max:
  *   %19 reduce [T,1]   graphs/lib/losses.lua:10
- *   %458 reduce [T,1]   graphs/lib/losses.lua:10
+ *   %328 reduce [T,1]   graphs/lib/losses.lua:10
  *   %19 reduce [T,1]   graphs/lib/losses.lua:10
  *   %96 reduce [T,1]   graphs/lib/losses.lua:10
- *   %458 reduce [T,1]   graphs/lib/losses.lua:10
- *   %535 reduce [T,1]   graphs/lib/losses.lua:10
+ *   %328 reduce [T,1]   graphs/lib/losses.lua:10
+ *   %405 reduce [T,1]   graphs/lib/losses.lua:10
  *   ... and 12 more */
 void convirt_features_loss_k19_max(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for if((long)(B*T) > 32768)
@@ -173,11 +173,11 @@ void convirt_features_loss_k19_max(real *restrict out, const real *restrict in0,
 /* convirt_features_loss_k22_fused_exp_sub:
  *   %22 fused:exp_sub [T,B]   graphs/lib/losses.lua:10
  *     + %21 map:sub [T,B]  graphs/lib/losses.lua:10
- *   %461 fused:exp_sub [T,B]   graphs/lib/losses.lua:10
+ *   %331 fused:exp_sub [T,B]   graphs/lib/losses.lua:10
  *   %22 fused:exp_sub [T,B]   graphs/lib/losses.lua:10
  *   %99 fused:exp_sub [T,B]   graphs/lib/losses.lua:10
- *   %461 fused:exp_sub [T,B]   graphs/lib/losses.lua:10
- *   %538 fused:exp_sub [T,B]   graphs/lib/losses.lua:10
+ *   %331 fused:exp_sub [T,B]   graphs/lib/losses.lua:10
+ *   %408 fused:exp_sub [T,B]   graphs/lib/losses.lua:10
  *   ... and 12 more */
 void convirt_features_loss_k22_fused_exp_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
@@ -189,8 +189,8 @@ void convirt_features_loss_k22_fused_exp_sub(real *restrict out, const real *res
 /* convirt_features_loss_k23_sum:
  *   %23 reduce [T,1]   graphs/lib/losses.lua:10
  *   %41 reduce [T,1]   graphs/lib/losses.lua:12
- *   %462 reduce [T,1]   graphs/lib/losses.lua:10
- *   %480 reduce [T,1]   graphs/lib/losses.lua:12
+ *   %332 reduce [T,1]   graphs/lib/losses.lua:10
+ *   %350 reduce [T,1]   graphs/lib/losses.lua:12
  *   %23 reduce [T,1]   graphs/lib/losses.lua:10
  *   %41 reduce [T,1]   graphs/lib/losses.lua:12
  *   ... and 22 more */
@@ -207,11 +207,11 @@ void convirt_features_loss_k23_sum(real *restrict out, const real *restrict in0,
 
 /* convirt_features_loss_k24_clampmin:
  *   %24 map:clampmin [T,1]   graphs/lib/losses.lua:10
- *   %463 map:clampmin [T,1]   graphs/lib/losses.lua:10
+ *   %333 map:clampmin [T,1]   graphs/lib/losses.lua:10
  *   %24 map:clampmin [T,1]   graphs/lib/losses.lua:10
  *   %101 map:clampmin [T,1]   graphs/lib/losses.lua:10
- *   %463 map:clampmin [T,1]   graphs/lib/losses.lua:10
- *   %540 map:clampmin [T,1]   graphs/lib/losses.lua:10
+ *   %333 map:clampmin [T,1]   graphs/lib/losses.lua:10
+ *   %410 map:clampmin [T,1]   graphs/lib/losses.lua:10
  *   ... and 12 more */
 void convirt_features_loss_k24_clampmin(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
@@ -221,11 +221,11 @@ void convirt_features_loss_k24_clampmin(real *restrict out, const real *restrict
 
 /* convirt_features_loss_k27_mul:
  *   %27 map:mul [T,B]   graphs/lib/losses.lua:10
- *   %466 map:mul [T,B]   graphs/lib/losses.lua:10
+ *   %336 map:mul [T,B]   graphs/lib/losses.lua:10
  *   %27 map:mul [T,B]   graphs/lib/losses.lua:10
  *   %104 map:mul [T,B]   graphs/lib/losses.lua:10
- *   %466 map:mul [T,B]   graphs/lib/losses.lua:10
- *   %543 map:mul [T,B]   graphs/lib/losses.lua:10
+ *   %336 map:mul [T,B]   graphs/lib/losses.lua:10
+ *   %413 map:mul [T,B]   graphs/lib/losses.lua:10
  *   ... and 12 more */
 void convirt_features_loss_k27_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for simd if((long)(B*T) > 32768)
@@ -235,11 +235,11 @@ void convirt_features_loss_k27_mul(real *restrict out, const real *restrict in0,
 
 /* convirt_features_loss_k30_max:
  *   %30 reduce [1,B]   graphs/lib/losses.lua:11
- *   %469 reduce [1,B]   graphs/lib/losses.lua:11
+ *   %339 reduce [1,B]   graphs/lib/losses.lua:11
  *   %30 reduce [1,B]   graphs/lib/losses.lua:11
  *   %107 reduce [1,B]   graphs/lib/losses.lua:11
- *   %469 reduce [1,B]   graphs/lib/losses.lua:11
- *   %546 reduce [1,B]   graphs/lib/losses.lua:11
+ *   %339 reduce [1,B]   graphs/lib/losses.lua:11
+ *   %416 reduce [1,B]   graphs/lib/losses.lua:11
  *   ... and 12 more */
 void convirt_features_loss_k30_max(real *restrict out, const real *restrict in0, long B, long T) {
     const long nblk = (B + 255) / 256;
@@ -260,11 +260,11 @@ void convirt_features_loss_k30_max(real *restrict out, const real *restrict in0,
 /* convirt_features_loss_k33_fused_exp_sub:
  *   %33 fused:exp_sub [T,B]   graphs/lib/losses.lua:11
  *     + %32 map:sub [T,B]  graphs/lib/losses.lua:11
- *   %472 fused:exp_sub [T,B]   graphs/lib/losses.lua:11
+ *   %342 fused:exp_sub [T,B]   graphs/lib/losses.lua:11
  *   %33 fused:exp_sub [T,B]   graphs/lib/losses.lua:11
  *   %110 fused:exp_sub [T,B]   graphs/lib/losses.lua:11
- *   %472 fused:exp_sub [T,B]   graphs/lib/losses.lua:11
- *   %549 fused:exp_sub [T,B]   graphs/lib/losses.lua:11
+ *   %342 fused:exp_sub [T,B]   graphs/lib/losses.lua:11
+ *   %419 fused:exp_sub [T,B]   graphs/lib/losses.lua:11
  *   ... and 12 more */
 void convirt_features_loss_k33_fused_exp_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
@@ -276,8 +276,8 @@ void convirt_features_loss_k33_fused_exp_sub(real *restrict out, const real *res
 /* convirt_features_loss_k34_sum:
  *   %34 reduce [1,B]   graphs/lib/losses.lua:11
  *   %39 reduce [1,B]   graphs/lib/losses.lua:11
- *   %473 reduce [1,B]   graphs/lib/losses.lua:11
- *   %478 reduce [1,B]   graphs/lib/losses.lua:11
+ *   %343 reduce [1,B]   graphs/lib/losses.lua:11
+ *   %348 reduce [1,B]   graphs/lib/losses.lua:11
  *   %34 reduce [1,B]   graphs/lib/losses.lua:11
  *   %39 reduce [1,B]   graphs/lib/losses.lua:11
  *   ... and 30 more */
@@ -299,11 +299,11 @@ void convirt_features_loss_k34_sum(real *restrict out, const real *restrict in0,
 
 /* convirt_features_loss_k35_clampmin:
  *   %35 map:clampmin [1,B]   graphs/lib/losses.lua:11
- *   %474 map:clampmin [1,B]   graphs/lib/losses.lua:11
+ *   %344 map:clampmin [1,B]   graphs/lib/losses.lua:11
  *   %35 map:clampmin [1,B]   graphs/lib/losses.lua:11
  *   %112 map:clampmin [1,B]   graphs/lib/losses.lua:11
- *   %474 map:clampmin [1,B]   graphs/lib/losses.lua:11
- *   %551 map:clampmin [1,B]   graphs/lib/losses.lua:11
+ *   %344 map:clampmin [1,B]   graphs/lib/losses.lua:11
+ *   %421 map:clampmin [1,B]   graphs/lib/losses.lua:11
  *   ... and 12 more */
 void convirt_features_loss_k35_clampmin(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
@@ -317,11 +317,11 @@ void convirt_features_loss_k35_clampmin(real *restrict out, const real *restrict
  *     + %26 map:add [T,1]  graphs/lib/losses.lua:10
  *     + %25 map:log [T,1]  graphs/lib/losses.lua:10
  *     + %28 reduce [T,1]  graphs/lib/losses.lua:10
- *   %481 fused:mul_sub_add_log [T,1]   graphs/lib/losses.lua:13
+ *   %351 fused:mul_sub_add_log [T,1]   graphs/lib/losses.lua:13
  *   %42 fused:mul_sub_add_log [T,1]   graphs/lib/losses.lua:13
  *   %119 fused:mul_sub_add_log [T,1]   graphs/lib/losses.lua:13
- *   %481 fused:mul_sub_add_log [T,1]   graphs/lib/losses.lua:13
- *   %558 fused:mul_sub_add_log [T,1]   graphs/lib/losses.lua:13
+ *   %351 fused:mul_sub_add_log [T,1]   graphs/lib/losses.lua:13
+ *   %428 fused:mul_sub_add_log [T,1]   graphs/lib/losses.lua:13
  *   ... and 12 more */
 void convirt_features_loss_k42_fused_mul_sub_add_log(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B, long T) {
     #pragma omp parallel for if((long)(B*T) > 32768)
@@ -336,7 +336,7 @@ void convirt_features_loss_k42_fused_mul_sub_add_log(real *restrict out, const r
 
 /* convirt_features_loss_k43_sum:
  *   %43 reduce [1,1]   graphs/lib/losses.lua:13
- *   %482 reduce [1,1]   graphs/lib/losses.lua:13
+ *   %352 reduce [1,1]   graphs/lib/losses.lua:13
  *   %217 reduce [1,1]   graphs/lib/model.lua:157
  *   %222 reduce [1,1,1]   graphs/lib/model.lua:157
  *   %43 reduce [1,1]   graphs/lib/losses.lua:13
@@ -360,11 +360,11 @@ void convirt_features_loss_k43_sum(real *restrict out, const real *restrict in0,
  *     + %40 map:sub [1,B]  graphs/lib/losses.lua:11
  *     + %37 map:add [1,B]  graphs/lib/losses.lua:11
  *     + %36 map:log [1,B]  graphs/lib/losses.lua:11
- *   %485 fused:scale_add_sum_sub [1,1]   graphs/lib/losses.lua:16
+ *   %355 fused:scale_add_sum_sub [1,1]   graphs/lib/losses.lua:16
  *   %46 fused:scale_add_sum_sub [1,1]   graphs/lib/losses.lua:16
  *   %123 fused:scale_add_sum_sub [1,1]   graphs/lib/losses.lua:16
- *   %485 fused:scale_add_sum_sub [1,1]   graphs/lib/losses.lua:16
- *   %562 fused:scale_add_sum_sub [1,1]   graphs/lib/losses.lua:16
+ *   %355 fused:scale_add_sum_sub [1,1]   graphs/lib/losses.lua:16
+ *   %432 fused:scale_add_sum_sub [1,1]   graphs/lib/losses.lua:16
  *   ... and 12 more */
 void convirt_features_loss_k46_fused_scale_add_sum_sub(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
     {
@@ -377,11 +377,11 @@ void convirt_features_loss_k46_fused_scale_add_sum_sub(real *restrict out, const
 
 /* convirt_features_loss_k58_fill:
  *   %58 fill [] (backward)  graphs/lib/model.lua:137
- *   %266 fill [] (backward)  graphs/lib/model.lua:147
- *   %551 fill [] (backward)  graphs/lib/model.lua:87
+ *   %116 fill [] (backward)  graphs/lib/model.lua:147
+ *   %401 fill [] (backward)  graphs/lib/model.lua:87
  *   %261 fill [] (backward)  graphs/lib/model.lua:157
  *   %150 fill [] (backward)  graphs/lib/model.lua:137
- *   %643 fill [] (backward)  graphs/lib/model.lua:87
+ *   %493 fill [] (backward)  graphs/lib/model.lua:87
  *   ... and 8 more */
 void convirt_features_loss_k58_fill(real *restrict out) {
     for (long i = 0; i < 1; i++) out[i] = (real)1;
@@ -389,11 +389,11 @@ void convirt_features_loss_k58_fill(real *restrict out) {
 
 /* convirt_features_loss_k60_scale:
  *   %60 map:scale [1,1] (backward)  graphs/lib/losses.lua:16
- *   %553 map:scale [1,1] (backward)  graphs/lib/losses.lua:16
+ *   %403 map:scale [1,1] (backward)  graphs/lib/losses.lua:16
  *   %152 map:scale [1,1] (backward)  graphs/lib/losses.lua:16
- *   %645 map:scale [1,1] (backward)  graphs/lib/losses.lua:16
+ *   %495 map:scale [1,1] (backward)  graphs/lib/losses.lua:16
  *   %189 map:scale [1,1] (backward)  graphs/lib/losses.lua:16
- *   %682 map:scale [1,1] (backward)  graphs/lib/losses.lua:16
+ *   %532 map:scale [1,1] (backward)  graphs/lib/losses.lua:16
  *   ... and 4 more */
 void convirt_features_loss_k60_scale(real *restrict out, const real *restrict in0, long B) {
     out[0] = in0[0] * ((real)0.5/(real)(B));
@@ -402,11 +402,11 @@ void convirt_features_loss_k60_scale(real *restrict out, const real *restrict in
 /* convirt_features_loss_k63_fused_mul_id:
  *   %63 fused:mul_id [T,1] (backward)  graphs/lib/losses.lua:13
  *     + %62 map:id [T,1]  graphs/lib/losses.lua:13
- *   %556 fused:mul_id [T,1] (backward)  graphs/lib/losses.lua:13
+ *   %406 fused:mul_id [T,1] (backward)  graphs/lib/losses.lua:13
  *   %155 fused:mul_id [T,1] (backward)  graphs/lib/losses.lua:13
- *   %648 fused:mul_id [T,1] (backward)  graphs/lib/losses.lua:13
+ *   %498 fused:mul_id [T,1] (backward)  graphs/lib/losses.lua:13
  *   %192 fused:mul_id [T,1] (backward)  graphs/lib/losses.lua:13
- *   %685 fused:mul_id [T,1] (backward)  graphs/lib/losses.lua:13
+ *   %535 fused:mul_id [T,1] (backward)  graphs/lib/losses.lua:13
  *   ... and 4 more */
 void convirt_features_loss_k63_fused_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
@@ -417,11 +417,11 @@ void convirt_features_loss_k63_fused_mul_id(real *restrict out, const real *rest
 /* convirt_features_loss_k65_fused_neg_id:
  *   %65 fused:neg_id [1,B] (backward)  graphs/lib/losses.lua:11
  *     + %61 map:id [1,B]  graphs/lib/losses.lua:14
- *   %558 fused:neg_id [1,B] (backward)  graphs/lib/losses.lua:11
+ *   %408 fused:neg_id [1,B] (backward)  graphs/lib/losses.lua:11
  *   %157 fused:neg_id [1,B] (backward)  graphs/lib/losses.lua:11
- *   %650 fused:neg_id [1,B] (backward)  graphs/lib/losses.lua:11
+ *   %500 fused:neg_id [1,B] (backward)  graphs/lib/losses.lua:11
  *   %194 fused:neg_id [1,B] (backward)  graphs/lib/losses.lua:11
- *   %687 fused:neg_id [1,B] (backward)  graphs/lib/losses.lua:11
+ *   %537 fused:neg_id [1,B] (backward)  graphs/lib/losses.lua:11
  *   ... and 4 more */
 void convirt_features_loss_k65_fused_neg_id(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
@@ -434,11 +434,11 @@ void convirt_features_loss_k65_fused_neg_id(real *restrict out, const real *rest
  *     + %69 map:div [1,B]  graphs/lib/losses.lua:11
  *     + %61 map:id [1,B]  graphs/lib/losses.lua:14
  *     + %70 map:step [1,B]  graphs/lib/losses.lua:11
- *   %564 fused:mul_div_id_step [1,B] (backward)  graphs/lib/losses.lua:11
+ *   %414 fused:mul_div_id_step [1,B] (backward)  graphs/lib/losses.lua:11
  *   %163 fused:mul_div_id_step [1,B] (backward)  graphs/lib/losses.lua:11
  *   %276 fused:mul_div_id_step [1,B] (backward)  graphs/lib/losses.lua:11
- *   %656 fused:mul_div_id_step [1,B] (backward)  graphs/lib/losses.lua:11
- *   %769 fused:mul_div_id_step [1,B] (backward)  graphs/lib/losses.lua:11
+ *   %506 fused:mul_div_id_step [1,B] (backward)  graphs/lib/losses.lua:11
+ *   %619 fused:mul_div_id_step [1,B] (backward)  graphs/lib/losses.lua:11
  *   ... and 12 more */
 void convirt_features_loss_k71_fused_mul_div_id_step(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
@@ -448,11 +448,11 @@ void convirt_features_loss_k71_fused_mul_div_id_step(real *restrict out, const r
 
 /* convirt_features_loss_k77_neg:
  *   %77 map:neg [T,1] (backward)  graphs/lib/losses.lua:10
- *   %570 map:neg [T,1] (backward)  graphs/lib/losses.lua:10
+ *   %420 map:neg [T,1] (backward)  graphs/lib/losses.lua:10
  *   %169 map:neg [T,1] (backward)  graphs/lib/losses.lua:10
- *   %662 map:neg [T,1] (backward)  graphs/lib/losses.lua:10
+ *   %512 map:neg [T,1] (backward)  graphs/lib/losses.lua:10
  *   %206 map:neg [T,1] (backward)  graphs/lib/losses.lua:10
- *   %699 map:neg [T,1] (backward)  graphs/lib/losses.lua:10
+ *   %549 map:neg [T,1] (backward)  graphs/lib/losses.lua:10
  *   ... and 4 more */
 void convirt_features_loss_k77_neg(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
@@ -464,11 +464,11 @@ void convirt_features_loss_k77_neg(real *restrict out, const real *restrict in0,
  *   %84 fused:mul_div_step [T,1] (backward)  graphs/lib/losses.lua:10
  *     + %82 map:div [T,1]  graphs/lib/losses.lua:10
  *     + %83 map:step [T,1]  graphs/lib/losses.lua:10
- *   %577 fused:mul_div_step [T,1] (backward)  graphs/lib/losses.lua:10
+ *   %427 fused:mul_div_step [T,1] (backward)  graphs/lib/losses.lua:10
  *   %176 fused:mul_div_step [T,1] (backward)  graphs/lib/losses.lua:10
  *   %289 fused:mul_div_step [T,1] (backward)  graphs/lib/losses.lua:10
- *   %669 fused:mul_div_step [T,1] (backward)  graphs/lib/losses.lua:10
- *   %782 fused:mul_div_step [T,1] (backward)  graphs/lib/losses.lua:10
+ *   %519 fused:mul_div_step [T,1] (backward)  graphs/lib/losses.lua:10
+ *   %632 fused:mul_div_step [T,1] (backward)  graphs/lib/losses.lua:10
  *   ... and 12 more */
 void convirt_features_loss_k84_fused_mul_div_step(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
@@ -489,7 +489,7 @@ void convirt_features_loss_k84_fused_mul_div_step(real *restrict out, const real
  *     + %78 map:id [T,B]  graphs/lib/losses.lua:10
  *     + %86 map:mul [T,B]  graphs/lib/losses.lua:10
  *     + %85 map:id [T,B]  graphs/lib/losses.lua:10
- *   %583 fused:scale_add_add_add [T,B] (backward)  graphs/lib/losses.lua:21 */
+ *   %433 fused:scale_add_add_add [T,B] (backward)  graphs/lib/losses.lua:21 */
 void convirt_features_loss_k90_fused_scale_add_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, const real *restrict in5, const real *restrict in6, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
@@ -499,11 +499,11 @@ void convirt_features_loss_k90_fused_scale_add_add_add(real *restrict out, const
 
 /* convirt_features_loss_k91_matmul:
  *   %91 matmul [T,128] (backward)  graphs/lib/losses.lua:21
- *   %584 matmul [T,128] (backward)  graphs/lib/losses.lua:21
+ *   %434 matmul [T,128] (backward)  graphs/lib/losses.lua:21
  *   %296 matmul [T,128] (backward)  graphs/lib/losses.lua:21
- *   %789 matmul [T,128] (backward)  graphs/lib/losses.lua:21
+ *   %639 matmul [T,128] (backward)  graphs/lib/losses.lua:21
  *   %372 matmul [T,128] (backward)  graphs/lib/losses.lua:21
- *   %865 matmul [T,128] (backward)  graphs/lib/losses.lua:21
+ *   %715 matmul [T,128] (backward)  graphs/lib/losses.lua:21
  *   ... and 4 more */
 void convirt_features_loss_k91_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 128, B, (real)1, in0 + 0, B, in1 + 0, 128, (real)0, out + 0, 128);
@@ -511,11 +511,11 @@ void convirt_features_loss_k91_matmul(real *restrict out, const real *restrict i
 
 /* convirt_features_loss_k92_matmul:
  *   %92 matmul [B,128] (backward)  graphs/lib/losses.lua:21
- *   %585 matmul [B,128] (backward)  graphs/lib/losses.lua:21
+ *   %435 matmul [B,128] (backward)  graphs/lib/losses.lua:21
  *   %297 matmul [B,128] (backward)  graphs/lib/losses.lua:21
- *   %790 matmul [B,128] (backward)  graphs/lib/losses.lua:21
+ *   %640 matmul [B,128] (backward)  graphs/lib/losses.lua:21
  *   %373 matmul [B,128] (backward)  graphs/lib/losses.lua:21
- *   %866 matmul [B,128] (backward)  graphs/lib/losses.lua:21
+ *   %716 matmul [B,128] (backward)  graphs/lib/losses.lua:21
  *   ... and 4 more */
 void convirt_features_loss_k92_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, B, 128, T, (real)1, in0 + 0, B, in1 + 0, 128, (real)0, out + 0, 128);
@@ -530,11 +530,11 @@ void convirt_features_loss_k92_matmul(real *restrict out, const real *restrict i
  *     + %97 map:mul [B,1]  graphs/lib/losses.lua:21
  *     + %96 map:square [B,1]  graphs/lib/losses.lua:21
  *     + %100 map:step [B,1]  graphs/lib/losses.lua:21
- *   %594 fused:mul_mul_sum_mul [B,1] (backward)  graphs/lib/losses.lua:21
+ *   %444 fused:mul_mul_sum_mul [B,1] (backward)  graphs/lib/losses.lua:21
  *   %306 fused:mul_mul_sum_mul [B,1] (backward)  graphs/lib/losses.lua:21
- *   %799 fused:mul_mul_sum_mul [B,1] (backward)  graphs/lib/losses.lua:21
+ *   %649 fused:mul_mul_sum_mul [B,1] (backward)  graphs/lib/losses.lua:21
  *   %382 fused:mul_mul_sum_mul [B,1] (backward)  graphs/lib/losses.lua:21
- *   %875 fused:mul_mul_sum_mul [B,1] (backward)  graphs/lib/losses.lua:21
+ *   %725 fused:mul_mul_sum_mul [B,1] (backward)  graphs/lib/losses.lua:21
  *   ... and 4 more */
 void convirt_features_loss_k101_fused_mul_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
     #pragma omp parallel for if((long)(128*B) > 32768)
@@ -553,11 +553,11 @@ void convirt_features_loss_k101_fused_mul_mul_sum_mul(real *restrict out, const 
  *     + %104 map:mul [B,128]  graphs/lib/losses.lua:21
  *     + %102 map:id [B,128]  graphs/lib/losses.lua:21
  *     + %103 map:scale [B,128]  graphs/lib/losses.lua:21
- *   %598 fused:add_mul_mul_id [B,128] (backward)  graphs/lib/losses.lua:21
+ *   %448 fused:add_mul_mul_id [B,128] (backward)  graphs/lib/losses.lua:21
  *   %310 fused:add_mul_mul_id [B,128] (backward)  graphs/lib/losses.lua:21
- *   %803 fused:add_mul_mul_id [B,128] (backward)  graphs/lib/losses.lua:21
+ *   %653 fused:add_mul_mul_id [B,128] (backward)  graphs/lib/losses.lua:21
  *   %386 fused:add_mul_mul_id [B,128] (backward)  graphs/lib/losses.lua:21
- *   %879 fused:add_mul_mul_id [B,128] (backward)  graphs/lib/losses.lua:21
+ *   %729 fused:add_mul_mul_id [B,128] (backward)  graphs/lib/losses.lua:21
  *   ... and 4 more */
 void convirt_features_loss_k105_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
     #pragma omp parallel for collapse(1) if((long)(128*B) > 32768)
@@ -575,11 +575,11 @@ void convirt_features_loss_k105_fused_add_mul_mul_id(real *restrict out, const r
  *     + %110 map:mul [T,1]  graphs/lib/losses.lua:21
  *     + %109 map:square [T,1]  graphs/lib/losses.lua:21
  *     + %113 map:step [T,1]  graphs/lib/losses.lua:21
- *   %607 fused:mul_mul_sum_mul [T,1] (backward)  graphs/lib/losses.lua:21
+ *   %457 fused:mul_mul_sum_mul [T,1] (backward)  graphs/lib/losses.lua:21
  *   %319 fused:mul_mul_sum_mul [T,1] (backward)  graphs/lib/losses.lua:21
- *   %812 fused:mul_mul_sum_mul [T,1] (backward)  graphs/lib/losses.lua:21
+ *   %662 fused:mul_mul_sum_mul [T,1] (backward)  graphs/lib/losses.lua:21
  *   %395 fused:mul_mul_sum_mul [T,1] (backward)  graphs/lib/losses.lua:21
- *   %888 fused:mul_mul_sum_mul [T,1] (backward)  graphs/lib/losses.lua:21
+ *   %738 fused:mul_mul_sum_mul [T,1] (backward)  graphs/lib/losses.lua:21
  *   ... and 4 more */
 void convirt_features_loss_k114_fused_mul_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
     #pragma omp parallel for if((long)(128*T) > 32768)
@@ -598,11 +598,11 @@ void convirt_features_loss_k114_fused_mul_mul_sum_mul(real *restrict out, const 
  *     + %117 map:mul [T,128]  graphs/lib/losses.lua:21
  *     + %115 map:id [T,128]  graphs/lib/losses.lua:21
  *     + %116 map:scale [T,128]  graphs/lib/losses.lua:21
- *   %611 fused:add_mul_mul_id [T,128] (backward)  graphs/lib/losses.lua:21
+ *   %461 fused:add_mul_mul_id [T,128] (backward)  graphs/lib/losses.lua:21
  *   %323 fused:add_mul_mul_id [T,128] (backward)  graphs/lib/losses.lua:21
- *   %816 fused:add_mul_mul_id [T,128] (backward)  graphs/lib/losses.lua:21
+ *   %666 fused:add_mul_mul_id [T,128] (backward)  graphs/lib/losses.lua:21
  *   %399 fused:add_mul_mul_id [T,128] (backward)  graphs/lib/losses.lua:21
- *   %892 fused:add_mul_mul_id [T,128] (backward)  graphs/lib/losses.lua:21 */
+ *   %742 fused:add_mul_mul_id [T,128] (backward)  graphs/lib/losses.lua:21 */
 void convirt_features_loss_k118_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
     #pragma omp parallel for collapse(1) if((long)(128*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
@@ -672,84 +672,76 @@ void convirt_image_k6_conv2d(real *restrict out, const real *restrict in0, const
     }
 }
 
-/* convirt_image_k11_fused_scale_sum:
- *   %11 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *     + %10 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
- *   %11 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %14 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %14 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %14 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %14 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+/* convirt_image_k9_group_norm_stats:
+ *   %9 group_norm_stats [B,8,2]   graphs/lib/image_encoder.lua:7
+ *   %9 group_norm_stats [B,8,2]   graphs/lib/image_encoder.lua:7
+ *   %12 group_norm_stats [B,8,2]   graphs/lib/image_encoder.lua:7
+ *   %12 group_norm_stats [B,8,2]   graphs/lib/image_encoder.lua:7
+ *   %12 group_norm_stats [B,8,2]   graphs/lib/image_encoder.lua:7
+ *   %12 group_norm_stats [B,8,2]   graphs/lib/image_encoder.lua:7
  *   ... and 7 more */
-void convirt_image_k11_fused_scale_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        {
-            real r1 = (real)0;
-            #pragma omp simd reduction(+:r1)
-            for (long j1 = 0; j1 < 16384; j1++) r1 += in0[i0*16384 + j1*1];
-            out[i0] = (r1) * (real)6.103515625e-05;
-        }
+void convirt_image_k9_group_norm_stats(real *restrict out, const real *restrict in0, long B) {
+    const long N = B, C = 32, G = 8, CG = 4, S = 4096; /* images, channels, groups, channels per group, elements per channel */
+    (void)C;
+    #pragma omp parallel for
+    for (long ng = 0; ng < N*G; ng++) {
+        const real *xp = in0 + ng*CG*S; /* the group's CG*S elements are contiguous */
+        real sum = 0, sq = 0;
+        #pragma omp simd reduction(+:sum)
+        for (long i = 0; i < CG*S; i++) sum += xp[i];
+        const real mean = sum * ((real)1 / (real)(CG*S));
+        /* the variance from the centred values: no cancellation when the mean is large */
+        #pragma omp simd reduction(+:sq)
+        for (long i = 0; i < CG*S; i++) sq += (xp[i] - mean) * (xp[i] - mean);
+        out[ng*2] = mean;
+        out[ng*2 + 1] = (real)1 / sqrt(sq * ((real)1 / (real)(CG*S)) + (real)1.0000000000000001e-05);
+    }
 }
 
-/* convirt_image_k17_fused_rsqrt_addc_scale_sum:
- *   %17 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *     + %16 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %15 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %14 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %13 map:square [B,8,16384]  graphs/lib/image_encoder.lua:7
- *     + %12 map:sub [B,8,16384]  graphs/lib/image_encoder.lua:7
- *   %18 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %17 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %303 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/unet.lua:17 */
-void convirt_image_k17_fused_rsqrt_addc_scale_sum(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        {
-            real r1 = (real)0;
-            #pragma omp simd reduction(+:r1)
-            for (long j1 = 0; j1 < 16384; j1++) r1 += ((in0[i0*16384 + j1*1]) - (in1[i0])) * ((in0[i0*16384 + j1*1]) - (in1[i0]));
-            out[i0] = (real)1 / sqrt((((r1) * (real)6.103515625e-05) + (real)1.0000000000000001e-05));
-        }
+/* convirt_image_k10_group_norm:
+ *   %10 group_norm [B,32,64,64]   graphs/lib/image_encoder.lua:7
+ *   %10 group_norm [B,32,64,64]   graphs/lib/image_encoder.lua:7
+ *   %13 group_norm [B,32,64,64]   graphs/lib/image_encoder.lua:7
+ *   %13 group_norm [B,32,64,64]   graphs/lib/image_encoder.lua:7
+ *   %13 group_norm [B,32,64,64]   graphs/lib/image_encoder.lua:7
+ *   %13 group_norm [B,32,64,64]   graphs/lib/image_encoder.lua:7
+ *   ... and 7 more */
+void convirt_image_k10_group_norm(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
+    const long N = B, C = 32, G = 8, CG = 4, S = 4096; /* images, channels, groups, channels per group, elements per channel */
+    (void)C;
+    #pragma omp parallel for
+    for (long nc = 0; nc < N*C; nc++) {
+        const long c = nc % C, ng = (nc / C)*G + c / CG;
+        const real mean = in1[ng*2], rstd = in1[ng*2 + 1], gc = in2[c], bc = in3[c];
+        const real *xp = in0 + nc*S;
+        real *yp = out + nc*S;
+        for (long i = 0; i < S; i++) yp[i] = (xp[i] - mean) * rstd * gc + bc;
+    }
 }
 
-/* convirt_image_k18_fused_mul_sub:
- *   %18 fused:mul_sub [B,8,16384]   graphs/lib/image_encoder.lua:7
- *     + %12 map:sub [B,8,16384]  graphs/lib/image_encoder.lua:7
- *   %19 fused:mul_sub [B,8,16384]   graphs/lib/image_encoder.lua:7
- *   %18 fused:mul_sub [B,8,16384]   graphs/lib/image_encoder.lua:7
- *   %304 fused:mul_sub [B,8,16384]   graphs/lib/unet.lua:17 */
-void convirt_image_k18_fused_mul_sub(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    #pragma omp parallel for collapse(1) if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 16384; i1++)
-            out[i0*16384 + i1] = ((in0[i0*16384 + i1]) - (in1[i0])) * (in2[i0]);
+/* convirt_image_k11_relu:
+ *   %11 map:relu [B,32,64,64]   graphs/lib/image_encoder.lua:22
+ *   %11 map:relu [B,32,64,64]   graphs/lib/image_encoder.lua:22
+ *   %14 map:relu [B,32,64,64]   graphs/lib/image_encoder.lua:22
+ *   %14 map:relu [B,32,64,64]   graphs/lib/image_encoder.lua:22
+ *   %14 map:relu [B,32,64,64]   graphs/lib/image_encoder.lua:22
+ *   %14 map:relu [B,32,64,64]   graphs/lib/image_encoder.lua:22
+ *   ... and 7 more */
+void convirt_image_k11_relu(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for simd if((long)(131072*B) > 32768)
+    for (long i0 = 0; i0 < 131072*B; i0++)
+        out[i0] = in0[i0] > 0 ? in0[i0] : (real)0;
 }
 
-/* convirt_image_k24_fused_relu_add_mul:
- *   %24 fused:relu_add_mul [B,32,64,64]   graphs/lib/image_encoder.lua:22
- *     + %23 map:add [B,32,64,64]  graphs/lib/image_encoder.lua:7
- *     + %21 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7
- *   %25 fused:relu_add_mul [B,32,64,64]   graphs/lib/image_encoder.lua:22
- *   %24 fused:relu_add_mul [B,32,64,64]   graphs/lib/image_encoder.lua:22
- *   %310 fused:relu_add_mul [B,32,64,64]   graphs/lib/unet.lua:17 */
-void convirt_image_k24_fused_relu_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    #pragma omp parallel for collapse(2) if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 32; i1++)
-            for (long i2 = 0; i2 < 4096; i2++)
-                out[i0*131072 + i1*4096 + i2] = (((in0[i0*131072 + i1*4096 + i2]) * (in1[i1])) + (in2[i1])) > 0 ? (((in0[i0*131072 + i1*4096 + i2]) * (in1[i1])) + (in2[i1])) : (real)0;
-}
-
-/* convirt_image_k27_conv2d:
- *   %27 conv2d [B,32,32,32]   graphs/lib/image_encoder.lua:6
- *   %27 conv2d [B,32,32,32]   graphs/lib/image_encoder.lua:6
- *   %30 conv2d [B,32,32,32]   graphs/lib/image_encoder.lua:6
- *   %30 conv2d [B,32,32,32]   graphs/lib/image_encoder.lua:6
- *   %30 conv2d [B,32,32,32]   graphs/lib/image_encoder.lua:6
- *   %30 conv2d [B,32,32,32]   graphs/lib/image_encoder.lua:6
+/* convirt_image_k14_conv2d:
+ *   %14 conv2d [B,32,32,32]   graphs/lib/image_encoder.lua:6
+ *   %14 conv2d [B,32,32,32]   graphs/lib/image_encoder.lua:6
+ *   %17 conv2d [B,32,32,32]   graphs/lib/image_encoder.lua:6
+ *   %17 conv2d [B,32,32,32]   graphs/lib/image_encoder.lua:6
+ *   %17 conv2d [B,32,32,32]   graphs/lib/image_encoder.lua:6
+ *   %17 conv2d [B,32,32,32]   graphs/lib/image_encoder.lua:6
  *   ... and 4 more */
-void convirt_image_k27_conv2d(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, real *restrict work, long B) {
+void convirt_image_k14_conv2d(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, real *restrict work, long B) {
     const long C = 32, H = 64, W = 64, KH = 3, KW = 3, S = 2, P = 1, HO = 32, WO = 32, KC = 288, NB = B;
     (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
     const long L = NB < 16 ? NB : 16;
@@ -788,93 +780,76 @@ void convirt_image_k27_conv2d(real *restrict out, const real *restrict in0, cons
     }
 }
 
-/* convirt_image_k32_fused_scale_sum:
- *   %32 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *     + %31 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
- *   %53 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %74 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13
- *   %32 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %53 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %74 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13
+/* convirt_image_k17_group_norm_stats:
+ *   %17 group_norm_stats [B,8,2]   graphs/lib/image_encoder.lua:7
+ *   %25 group_norm_stats [B,8,2]   graphs/lib/image_encoder.lua:7
+ *   %33 group_norm_stats [B,8,2]   graphs/lib/image_encoder.lua:13
+ *   %17 group_norm_stats [B,8,2]   graphs/lib/image_encoder.lua:7
+ *   %25 group_norm_stats [B,8,2]   graphs/lib/image_encoder.lua:7
+ *   %33 group_norm_stats [B,8,2]   graphs/lib/image_encoder.lua:13
  *   ... and 27 more */
-void convirt_image_k32_fused_scale_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        {
-            real r1 = (real)0;
-            #pragma omp simd reduction(+:r1)
-            for (long j1 = 0; j1 < 4096; j1++) r1 += in0[i0*4096 + j1*1];
-            out[i0] = (r1) * (real)0.000244140625;
-        }
+void convirt_image_k17_group_norm_stats(real *restrict out, const real *restrict in0, long B) {
+    const long N = B, C = 32, G = 8, CG = 4, S = 1024; /* images, channels, groups, channels per group, elements per channel */
+    (void)C;
+    #pragma omp parallel for
+    for (long ng = 0; ng < N*G; ng++) {
+        const real *xp = in0 + ng*CG*S; /* the group's CG*S elements are contiguous */
+        real sum = 0, sq = 0;
+        #pragma omp simd reduction(+:sum)
+        for (long i = 0; i < CG*S; i++) sum += xp[i];
+        const real mean = sum * ((real)1 / (real)(CG*S));
+        /* the variance from the centred values: no cancellation when the mean is large */
+        #pragma omp simd reduction(+:sq)
+        for (long i = 0; i < CG*S; i++) sq += (xp[i] - mean) * (xp[i] - mean);
+        out[ng*2] = mean;
+        out[ng*2 + 1] = (real)1 / sqrt(sq * ((real)1 / (real)(CG*S)) + (real)1.0000000000000001e-05);
+    }
 }
 
-/* convirt_image_k38_fused_rsqrt_addc_scale_sum:
- *   %38 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *     + %37 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %36 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %35 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %34 map:square [B,8,4096]  graphs/lib/image_encoder.lua:7
- *     + %33 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7
- *   %59 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %80 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13
- *   %39 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %60 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %81 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13
- *   ... and 4 more */
-void convirt_image_k38_fused_rsqrt_addc_scale_sum(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        {
-            real r1 = (real)0;
-            #pragma omp simd reduction(+:r1)
-            for (long j1 = 0; j1 < 4096; j1++) r1 += ((in0[i0*4096 + j1*1]) - (in1[i0])) * ((in0[i0*4096 + j1*1]) - (in1[i0]));
-            out[i0] = (real)1 / sqrt((((r1) * (real)0.000244140625) + (real)1.0000000000000001e-05));
-        }
+/* convirt_image_k18_group_norm:
+ *   %18 group_norm [B,32,32,32]   graphs/lib/image_encoder.lua:7
+ *   %26 group_norm [B,32,32,32]   graphs/lib/image_encoder.lua:7
+ *   %34 group_norm [B,32,32,32]   graphs/lib/image_encoder.lua:13
+ *   %18 group_norm [B,32,32,32]   graphs/lib/image_encoder.lua:7
+ *   %26 group_norm [B,32,32,32]   graphs/lib/image_encoder.lua:7
+ *   %34 group_norm [B,32,32,32]   graphs/lib/image_encoder.lua:13
+ *   ... and 27 more */
+void convirt_image_k18_group_norm(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
+    const long N = B, C = 32, G = 8, CG = 4, S = 1024; /* images, channels, groups, channels per group, elements per channel */
+    (void)C;
+    #pragma omp parallel for
+    for (long nc = 0; nc < N*C; nc++) {
+        const long c = nc % C, ng = (nc / C)*G + c / CG;
+        const real mean = in1[ng*2], rstd = in1[ng*2 + 1], gc = in2[c], bc = in3[c];
+        const real *xp = in0 + nc*S;
+        real *yp = out + nc*S;
+        for (long i = 0; i < S; i++) yp[i] = (xp[i] - mean) * rstd * gc + bc;
+    }
 }
 
-/* convirt_image_k39_fused_mul_sub:
- *   %39 fused:mul_sub [B,8,4096]   graphs/lib/image_encoder.lua:7
- *     + %33 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7
- *   %60 fused:mul_sub [B,8,4096]   graphs/lib/image_encoder.lua:7
- *   %81 fused:mul_sub [B,8,4096]   graphs/lib/image_encoder.lua:13
- *   %40 fused:mul_sub [B,8,4096]   graphs/lib/image_encoder.lua:7
- *   %61 fused:mul_sub [B,8,4096]   graphs/lib/image_encoder.lua:7
- *   %82 fused:mul_sub [B,8,4096]   graphs/lib/image_encoder.lua:13
- *   ... and 4 more */
-void convirt_image_k39_fused_mul_sub(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    #pragma omp parallel for collapse(1) if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 4096; i1++)
-            out[i0*4096 + i1] = ((in0[i0*4096 + i1]) - (in1[i0])) * (in2[i0]);
+/* convirt_image_k19_relu:
+ *   %19 map:relu [B,32,32,32]   graphs/lib/image_encoder.lua:26
+ *   %27 map:relu [B,32,32,32]   graphs/lib/image_encoder.lua:12
+ *   %19 map:relu [B,32,32,32]   graphs/lib/image_encoder.lua:26
+ *   %27 map:relu [B,32,32,32]   graphs/lib/image_encoder.lua:12
+ *   %36 map:relu [B,32,32,32]   graphs/lib/image_encoder.lua:27
+ *   %22 map:relu [B,32,32,32]   graphs/lib/image_encoder.lua:26
+ *   ... and 24 more */
+void convirt_image_k19_relu(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for simd if((long)(32768*B) > 32768)
+    for (long i0 = 0; i0 < 32768*B; i0++)
+        out[i0] = in0[i0] > 0 ? in0[i0] : (real)0;
 }
 
-/* convirt_image_k45_fused_relu_add_mul:
- *   %45 fused:relu_add_mul [B,32,32,32]   graphs/lib/image_encoder.lua:26
- *     + %44 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:7
- *     + %42 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7
- *   %66 fused:relu_add_mul [B,32,32,32]   graphs/lib/image_encoder.lua:12
- *   %46 fused:relu_add_mul [B,32,32,32]   graphs/lib/image_encoder.lua:26
- *   %67 fused:relu_add_mul [B,32,32,32]   graphs/lib/image_encoder.lua:12
- *   %45 fused:relu_add_mul [B,32,32,32]   graphs/lib/image_encoder.lua:26
- *   %66 fused:relu_add_mul [B,32,32,32]   graphs/lib/image_encoder.lua:12
- *   ... and 1 more */
-void convirt_image_k45_fused_relu_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 32; i1++)
-            for (long i2 = 0; i2 < 1024; i2++)
-                out[i0*32768 + i1*1024 + i2] = (((in0[i0*32768 + i1*1024 + i2]) * (in1[i1])) + (in2[i1])) > 0 ? (((in0[i0*32768 + i1*1024 + i2]) * (in1[i1])) + (in2[i1])) : (real)0;
-}
-
-/* convirt_image_k48_conv2d:
- *   %48 conv2d [B,32,32,32]   graphs/lib/image_encoder.lua:6
- *   %69 conv2d [B,32,32,32]   graphs/lib/image_encoder.lua:13
- *   %48 conv2d [B,32,32,32]   graphs/lib/image_encoder.lua:6
- *   %69 conv2d [B,32,32,32]   graphs/lib/image_encoder.lua:13
- *   %51 conv2d [B,32,32,32]   graphs/lib/image_encoder.lua:6
- *   %72 conv2d [B,32,32,32]   graphs/lib/image_encoder.lua:13
+/* convirt_image_k22_conv2d:
+ *   %22 conv2d [B,32,32,32]   graphs/lib/image_encoder.lua:6
+ *   %30 conv2d [B,32,32,32]   graphs/lib/image_encoder.lua:13
+ *   %22 conv2d [B,32,32,32]   graphs/lib/image_encoder.lua:6
+ *   %30 conv2d [B,32,32,32]   graphs/lib/image_encoder.lua:13
+ *   %25 conv2d [B,32,32,32]   graphs/lib/image_encoder.lua:6
+ *   %33 conv2d [B,32,32,32]   graphs/lib/image_encoder.lua:13
  *   ... and 14 more */
-void convirt_image_k48_conv2d(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, real *restrict work, long B) {
+void convirt_image_k22_conv2d(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, real *restrict work, long B) {
     const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 1, P = 1, HO = 32, WO = 32, KC = 288, NB = B;
     (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
     const long L = NB < 16 ? NB : 16;
@@ -913,30 +888,26 @@ void convirt_image_k48_conv2d(real *restrict out, const real *restrict in0, cons
     }
 }
 
-/* convirt_image_k88_fused_relu_add_add_mul:
- *   %88 fused:relu_add_add_mul [B,32,32,32]   graphs/lib/image_encoder.lua:27
- *     + %87 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:14
- *     + %86 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:13
- *     + %84 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13
- *   %89 fused:relu_add_add_mul [B,32,32,32]   graphs/lib/image_encoder.lua:27
- *   %88 fused:relu_add_add_mul [B,32,32,32]   graphs/lib/image_encoder.lua:27 */
-void convirt_image_k88_fused_relu_add_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
-    #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 32; i1++)
-            for (long i2 = 0; i2 < 1024; i2++)
-                out[i0*32768 + i1*1024 + i2] = ((in0[i0*32768 + i1*1024 + i2]) + (((in1[i0*32768 + i1*1024 + i2]) * (in2[i1])) + (in3[i1]))) > 0 ? ((in0[i0*32768 + i1*1024 + i2]) + (((in1[i0*32768 + i1*1024 + i2]) * (in2[i1])) + (in3[i1]))) : (real)0;
+/* convirt_image_k36_fused_relu_add:
+ *   %36 fused:relu_add [B,32,32,32]   graphs/lib/image_encoder.lua:27
+ *     + %35 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:14
+ *   %37 fused:relu_add [B,32,32,32]   graphs/lib/image_encoder.lua:27
+ *   %36 fused:relu_add [B,32,32,32]   graphs/lib/image_encoder.lua:27 */
+void convirt_image_k36_fused_relu_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    #pragma omp parallel for simd if((long)(32768*B) > 32768)
+    for (long i0 = 0; i0 < 32768*B; i0++)
+        out[i0] = ((in0[i0]) + (in1[i0])) > 0 ? ((in0[i0]) + (in1[i0])) : (real)0;
 }
 
-/* convirt_image_k91_conv2d:
- *   %91 conv2d [B,64,16,16]   graphs/lib/image_encoder.lua:6
- *   %91 conv2d [B,64,16,16]   graphs/lib/image_encoder.lua:6
- *   %94 conv2d [B,64,16,16]   graphs/lib/image_encoder.lua:6
- *   %94 conv2d [B,64,16,16]   graphs/lib/image_encoder.lua:6
- *   %94 conv2d [B,64,16,16]   graphs/lib/image_encoder.lua:6
- *   %94 conv2d [B,64,16,16]   graphs/lib/image_encoder.lua:6
+/* convirt_image_k39_conv2d:
+ *   %39 conv2d [B,64,16,16]   graphs/lib/image_encoder.lua:6
+ *   %39 conv2d [B,64,16,16]   graphs/lib/image_encoder.lua:6
+ *   %42 conv2d [B,64,16,16]   graphs/lib/image_encoder.lua:6
+ *   %42 conv2d [B,64,16,16]   graphs/lib/image_encoder.lua:6
+ *   %42 conv2d [B,64,16,16]   graphs/lib/image_encoder.lua:6
+ *   %42 conv2d [B,64,16,16]   graphs/lib/image_encoder.lua:6
  *   ... and 4 more */
-void convirt_image_k91_conv2d(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, real *restrict work, long B) {
+void convirt_image_k39_conv2d(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, real *restrict work, long B) {
     const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 2, P = 1, HO = 16, WO = 16, KC = 288, NB = B;
     (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
     const long L = NB < 16 ? NB : 16;
@@ -975,93 +946,76 @@ void convirt_image_k91_conv2d(real *restrict out, const real *restrict in0, cons
     }
 }
 
-/* convirt_image_k96_fused_scale_sum:
- *   %96 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *     + %95 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
- *   %117 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %138 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13
- *   %96 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %117 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %138 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13
+/* convirt_image_k42_group_norm_stats:
+ *   %42 group_norm_stats [B,8,2]   graphs/lib/image_encoder.lua:7
+ *   %50 group_norm_stats [B,8,2]   graphs/lib/image_encoder.lua:7
+ *   %58 group_norm_stats [B,8,2]   graphs/lib/image_encoder.lua:13
+ *   %42 group_norm_stats [B,8,2]   graphs/lib/image_encoder.lua:7
+ *   %50 group_norm_stats [B,8,2]   graphs/lib/image_encoder.lua:7
+ *   %58 group_norm_stats [B,8,2]   graphs/lib/image_encoder.lua:13
  *   ... and 27 more */
-void convirt_image_k96_fused_scale_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        {
-            real r1 = (real)0;
-            #pragma omp simd reduction(+:r1)
-            for (long j1 = 0; j1 < 2048; j1++) r1 += in0[i0*2048 + j1*1];
-            out[i0] = (r1) * (real)0.00048828125;
-        }
+void convirt_image_k42_group_norm_stats(real *restrict out, const real *restrict in0, long B) {
+    const long N = B, C = 64, G = 8, CG = 8, S = 256; /* images, channels, groups, channels per group, elements per channel */
+    (void)C;
+    #pragma omp parallel for
+    for (long ng = 0; ng < N*G; ng++) {
+        const real *xp = in0 + ng*CG*S; /* the group's CG*S elements are contiguous */
+        real sum = 0, sq = 0;
+        #pragma omp simd reduction(+:sum)
+        for (long i = 0; i < CG*S; i++) sum += xp[i];
+        const real mean = sum * ((real)1 / (real)(CG*S));
+        /* the variance from the centred values: no cancellation when the mean is large */
+        #pragma omp simd reduction(+:sq)
+        for (long i = 0; i < CG*S; i++) sq += (xp[i] - mean) * (xp[i] - mean);
+        out[ng*2] = mean;
+        out[ng*2 + 1] = (real)1 / sqrt(sq * ((real)1 / (real)(CG*S)) + (real)1.0000000000000001e-05);
+    }
 }
 
-/* convirt_image_k102_fused_rsqrt_addc_scale_sum:
- *   %102 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *     + %101 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %100 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %99 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %98 map:square [B,8,2048]  graphs/lib/image_encoder.lua:7
- *     + %97 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7
- *   %123 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %144 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13
- *   %103 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %124 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %145 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13
- *   ... and 4 more */
-void convirt_image_k102_fused_rsqrt_addc_scale_sum(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        {
-            real r1 = (real)0;
-            #pragma omp simd reduction(+:r1)
-            for (long j1 = 0; j1 < 2048; j1++) r1 += ((in0[i0*2048 + j1*1]) - (in1[i0])) * ((in0[i0*2048 + j1*1]) - (in1[i0]));
-            out[i0] = (real)1 / sqrt((((r1) * (real)0.00048828125) + (real)1.0000000000000001e-05));
-        }
+/* convirt_image_k43_group_norm:
+ *   %43 group_norm [B,64,16,16]   graphs/lib/image_encoder.lua:7
+ *   %51 group_norm [B,64,16,16]   graphs/lib/image_encoder.lua:7
+ *   %59 group_norm [B,64,16,16]   graphs/lib/image_encoder.lua:13
+ *   %43 group_norm [B,64,16,16]   graphs/lib/image_encoder.lua:7
+ *   %51 group_norm [B,64,16,16]   graphs/lib/image_encoder.lua:7
+ *   %59 group_norm [B,64,16,16]   graphs/lib/image_encoder.lua:13
+ *   ... and 27 more */
+void convirt_image_k43_group_norm(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
+    const long N = B, C = 64, G = 8, CG = 8, S = 256; /* images, channels, groups, channels per group, elements per channel */
+    (void)C;
+    #pragma omp parallel for
+    for (long nc = 0; nc < N*C; nc++) {
+        const long c = nc % C, ng = (nc / C)*G + c / CG;
+        const real mean = in1[ng*2], rstd = in1[ng*2 + 1], gc = in2[c], bc = in3[c];
+        const real *xp = in0 + nc*S;
+        real *yp = out + nc*S;
+        for (long i = 0; i < S; i++) yp[i] = (xp[i] - mean) * rstd * gc + bc;
+    }
 }
 
-/* convirt_image_k103_fused_mul_sub:
- *   %103 fused:mul_sub [B,8,2048]   graphs/lib/image_encoder.lua:7
- *     + %97 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7
- *   %124 fused:mul_sub [B,8,2048]   graphs/lib/image_encoder.lua:7
- *   %145 fused:mul_sub [B,8,2048]   graphs/lib/image_encoder.lua:13
- *   %104 fused:mul_sub [B,8,2048]   graphs/lib/image_encoder.lua:7
- *   %125 fused:mul_sub [B,8,2048]   graphs/lib/image_encoder.lua:7
- *   %146 fused:mul_sub [B,8,2048]   graphs/lib/image_encoder.lua:13
- *   ... and 4 more */
-void convirt_image_k103_fused_mul_sub(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    #pragma omp parallel for collapse(1) if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 2048; i1++)
-            out[i0*2048 + i1] = ((in0[i0*2048 + i1]) - (in1[i0])) * (in2[i0]);
+/* convirt_image_k44_relu:
+ *   %44 map:relu [B,64,16,16]   graphs/lib/image_encoder.lua:26
+ *   %52 map:relu [B,64,16,16]   graphs/lib/image_encoder.lua:12
+ *   %44 map:relu [B,64,16,16]   graphs/lib/image_encoder.lua:26
+ *   %52 map:relu [B,64,16,16]   graphs/lib/image_encoder.lua:12
+ *   %61 map:relu [B,64,16,16]   graphs/lib/image_encoder.lua:27
+ *   %47 map:relu [B,64,16,16]   graphs/lib/image_encoder.lua:26
+ *   ... and 24 more */
+void convirt_image_k44_relu(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for simd if((long)(16384*B) > 32768)
+    for (long i0 = 0; i0 < 16384*B; i0++)
+        out[i0] = in0[i0] > 0 ? in0[i0] : (real)0;
 }
 
-/* convirt_image_k109_fused_relu_add_mul:
- *   %109 fused:relu_add_mul [B,64,16,16]   graphs/lib/image_encoder.lua:26
- *     + %108 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:7
- *     + %106 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7
- *   %130 fused:relu_add_mul [B,64,16,16]   graphs/lib/image_encoder.lua:12
- *   %110 fused:relu_add_mul [B,64,16,16]   graphs/lib/image_encoder.lua:26
- *   %131 fused:relu_add_mul [B,64,16,16]   graphs/lib/image_encoder.lua:12
- *   %109 fused:relu_add_mul [B,64,16,16]   graphs/lib/image_encoder.lua:26
- *   %130 fused:relu_add_mul [B,64,16,16]   graphs/lib/image_encoder.lua:12
- *   ... and 1 more */
-void convirt_image_k109_fused_relu_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 64; i1++)
-            for (long i2 = 0; i2 < 256; i2++)
-                out[i0*16384 + i1*256 + i2] = (((in0[i0*16384 + i1*256 + i2]) * (in1[i1])) + (in2[i1])) > 0 ? (((in0[i0*16384 + i1*256 + i2]) * (in1[i1])) + (in2[i1])) : (real)0;
-}
-
-/* convirt_image_k112_conv2d:
- *   %112 conv2d [B,64,16,16]   graphs/lib/image_encoder.lua:6
- *   %133 conv2d [B,64,16,16]   graphs/lib/image_encoder.lua:13
- *   %112 conv2d [B,64,16,16]   graphs/lib/image_encoder.lua:6
- *   %133 conv2d [B,64,16,16]   graphs/lib/image_encoder.lua:13
- *   %115 conv2d [B,64,16,16]   graphs/lib/image_encoder.lua:6
- *   %136 conv2d [B,64,16,16]   graphs/lib/image_encoder.lua:13
+/* convirt_image_k47_conv2d:
+ *   %47 conv2d [B,64,16,16]   graphs/lib/image_encoder.lua:6
+ *   %55 conv2d [B,64,16,16]   graphs/lib/image_encoder.lua:13
+ *   %47 conv2d [B,64,16,16]   graphs/lib/image_encoder.lua:6
+ *   %55 conv2d [B,64,16,16]   graphs/lib/image_encoder.lua:13
+ *   %50 conv2d [B,64,16,16]   graphs/lib/image_encoder.lua:6
+ *   %58 conv2d [B,64,16,16]   graphs/lib/image_encoder.lua:13
  *   ... and 14 more */
-void convirt_image_k112_conv2d(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, real *restrict work, long B) {
+void convirt_image_k47_conv2d(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, real *restrict work, long B) {
     const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 1, P = 1, HO = 16, WO = 16, KC = 576, NB = B;
     (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
     const long L = NB < 16 ? NB : 16;
@@ -1100,30 +1054,26 @@ void convirt_image_k112_conv2d(real *restrict out, const real *restrict in0, con
     }
 }
 
-/* convirt_image_k152_fused_relu_add_add_mul:
- *   %152 fused:relu_add_add_mul [B,64,16,16]   graphs/lib/image_encoder.lua:27
- *     + %151 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:14
- *     + %150 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:13
- *     + %148 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13
- *   %153 fused:relu_add_add_mul [B,64,16,16]   graphs/lib/image_encoder.lua:27
- *   %152 fused:relu_add_add_mul [B,64,16,16]   graphs/lib/image_encoder.lua:27 */
-void convirt_image_k152_fused_relu_add_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
-    #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 64; i1++)
-            for (long i2 = 0; i2 < 256; i2++)
-                out[i0*16384 + i1*256 + i2] = ((in0[i0*16384 + i1*256 + i2]) + (((in1[i0*16384 + i1*256 + i2]) * (in2[i1])) + (in3[i1]))) > 0 ? ((in0[i0*16384 + i1*256 + i2]) + (((in1[i0*16384 + i1*256 + i2]) * (in2[i1])) + (in3[i1]))) : (real)0;
+/* convirt_image_k61_fused_relu_add:
+ *   %61 fused:relu_add [B,64,16,16]   graphs/lib/image_encoder.lua:27
+ *     + %60 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:14
+ *   %62 fused:relu_add [B,64,16,16]   graphs/lib/image_encoder.lua:27
+ *   %61 fused:relu_add [B,64,16,16]   graphs/lib/image_encoder.lua:27 */
+void convirt_image_k61_fused_relu_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    #pragma omp parallel for simd if((long)(16384*B) > 32768)
+    for (long i0 = 0; i0 < 16384*B; i0++)
+        out[i0] = ((in0[i0]) + (in1[i0])) > 0 ? ((in0[i0]) + (in1[i0])) : (real)0;
 }
 
-/* convirt_image_k155_conv2d:
- *   %155 conv2d [B,128,8,8]   graphs/lib/image_encoder.lua:6
- *   %155 conv2d [B,128,8,8]   graphs/lib/image_encoder.lua:6
- *   %158 conv2d [B,128,8,8]   graphs/lib/image_encoder.lua:6
- *   %158 conv2d [B,128,8,8]   graphs/lib/image_encoder.lua:6
- *   %158 conv2d [B,128,8,8]   graphs/lib/image_encoder.lua:6
- *   %158 conv2d [B,128,8,8]   graphs/lib/image_encoder.lua:6
+/* convirt_image_k64_conv2d:
+ *   %64 conv2d [B,128,8,8]   graphs/lib/image_encoder.lua:6
+ *   %64 conv2d [B,128,8,8]   graphs/lib/image_encoder.lua:6
+ *   %67 conv2d [B,128,8,8]   graphs/lib/image_encoder.lua:6
+ *   %67 conv2d [B,128,8,8]   graphs/lib/image_encoder.lua:6
+ *   %67 conv2d [B,128,8,8]   graphs/lib/image_encoder.lua:6
+ *   %67 conv2d [B,128,8,8]   graphs/lib/image_encoder.lua:6
  *   ... and 4 more */
-void convirt_image_k155_conv2d(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, real *restrict work, long B) {
+void convirt_image_k64_conv2d(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, real *restrict work, long B) {
     const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 2, P = 1, HO = 8, WO = 8, KC = 576, NB = B;
     (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
     const long L = NB < 16 ? NB : 16;
@@ -1162,92 +1112,76 @@ void convirt_image_k155_conv2d(real *restrict out, const real *restrict in0, con
     }
 }
 
-/* convirt_image_k160_fused_scale_sum:
- *   %160 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *     + %159 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
- *   %181 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %202 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13
- *   %160 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %181 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %202 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13
+/* convirt_image_k67_group_norm_stats:
+ *   %67 group_norm_stats [B,8,2]   graphs/lib/image_encoder.lua:7
+ *   %75 group_norm_stats [B,8,2]   graphs/lib/image_encoder.lua:7
+ *   %83 group_norm_stats [B,8,2]   graphs/lib/image_encoder.lua:13
+ *   %67 group_norm_stats [B,8,2]   graphs/lib/image_encoder.lua:7
+ *   %75 group_norm_stats [B,8,2]   graphs/lib/image_encoder.lua:7
+ *   %83 group_norm_stats [B,8,2]   graphs/lib/image_encoder.lua:13
  *   ... and 24 more */
-void convirt_image_k160_fused_scale_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        {
-            real r1 = (real)0;
-            #pragma omp simd reduction(+:r1)
-            for (long j1 = 0; j1 < 1024; j1++) r1 += in0[i0*1024 + j1*1];
-            out[i0] = (r1) * (real)0.0009765625;
-        }
+void convirt_image_k67_group_norm_stats(real *restrict out, const real *restrict in0, long B) {
+    const long N = B, C = 128, G = 8, CG = 16, S = 64; /* images, channels, groups, channels per group, elements per channel */
+    (void)C;
+    #pragma omp parallel for
+    for (long ng = 0; ng < N*G; ng++) {
+        const real *xp = in0 + ng*CG*S; /* the group's CG*S elements are contiguous */
+        real sum = 0, sq = 0;
+        #pragma omp simd reduction(+:sum)
+        for (long i = 0; i < CG*S; i++) sum += xp[i];
+        const real mean = sum * ((real)1 / (real)(CG*S));
+        /* the variance from the centred values: no cancellation when the mean is large */
+        #pragma omp simd reduction(+:sq)
+        for (long i = 0; i < CG*S; i++) sq += (xp[i] - mean) * (xp[i] - mean);
+        out[ng*2] = mean;
+        out[ng*2 + 1] = (real)1 / sqrt(sq * ((real)1 / (real)(CG*S)) + (real)1.0000000000000001e-05);
+    }
 }
 
-/* convirt_image_k166_fused_rsqrt_addc_scale_sum:
- *   %166 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *     + %165 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %164 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %163 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %162 map:square [B,8,1024]  graphs/lib/image_encoder.lua:7
- *     + %161 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7
- *   %187 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %208 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13
- *   %167 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %188 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %209 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13
- *   ... and 3 more */
-void convirt_image_k166_fused_rsqrt_addc_scale_sum(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        {
-            real r1 = (real)0;
-            #pragma omp simd reduction(+:r1)
-            for (long j1 = 0; j1 < 1024; j1++) r1 += ((in0[i0*1024 + j1*1]) - (in1[i0])) * ((in0[i0*1024 + j1*1]) - (in1[i0]));
-            out[i0] = (real)1 / sqrt((((r1) * (real)0.0009765625) + (real)1.0000000000000001e-05));
-        }
+/* convirt_image_k68_group_norm:
+ *   %68 group_norm [B,128,8,8]   graphs/lib/image_encoder.lua:7
+ *   %76 group_norm [B,128,8,8]   graphs/lib/image_encoder.lua:7
+ *   %84 group_norm [B,128,8,8]   graphs/lib/image_encoder.lua:13
+ *   %68 group_norm [B,128,8,8]   graphs/lib/image_encoder.lua:7
+ *   %76 group_norm [B,128,8,8]   graphs/lib/image_encoder.lua:7
+ *   %84 group_norm [B,128,8,8]   graphs/lib/image_encoder.lua:13
+ *   ... and 24 more */
+void convirt_image_k68_group_norm(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
+    const long N = B, C = 128, G = 8, CG = 16, S = 64; /* images, channels, groups, channels per group, elements per channel */
+    (void)C;
+    #pragma omp parallel for
+    for (long nc = 0; nc < N*C; nc++) {
+        const long c = nc % C, ng = (nc / C)*G + c / CG;
+        const real mean = in1[ng*2], rstd = in1[ng*2 + 1], gc = in2[c], bc = in3[c];
+        const real *xp = in0 + nc*S;
+        real *yp = out + nc*S;
+        for (long i = 0; i < S; i++) yp[i] = (xp[i] - mean) * rstd * gc + bc;
+    }
 }
 
-/* convirt_image_k167_fused_mul_sub:
- *   %167 fused:mul_sub [B,8,1024]   graphs/lib/image_encoder.lua:7
- *     + %161 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7
- *   %188 fused:mul_sub [B,8,1024]   graphs/lib/image_encoder.lua:7
- *   %209 fused:mul_sub [B,8,1024]   graphs/lib/image_encoder.lua:13
- *   %168 fused:mul_sub [B,8,1024]   graphs/lib/image_encoder.lua:7
- *   %189 fused:mul_sub [B,8,1024]   graphs/lib/image_encoder.lua:7
- *   %210 fused:mul_sub [B,8,1024]   graphs/lib/image_encoder.lua:13
- *   ... and 3 more */
-void convirt_image_k167_fused_mul_sub(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 1024; i1++)
-            out[i0*1024 + i1] = ((in0[i0*1024 + i1]) - (in1[i0])) * (in2[i0]);
+/* convirt_image_k69_relu:
+ *   %69 map:relu [B,128,8,8]   graphs/lib/image_encoder.lua:26
+ *   %77 map:relu [B,128,8,8]   graphs/lib/image_encoder.lua:12
+ *   %69 map:relu [B,128,8,8]   graphs/lib/image_encoder.lua:26
+ *   %77 map:relu [B,128,8,8]   graphs/lib/image_encoder.lua:12
+ *   %86 map:relu [B,128,8,8]   graphs/lib/image_encoder.lua:27
+ *   %72 map:relu [B,128,8,8]   graphs/lib/image_encoder.lua:26
+ *   ... and 21 more */
+void convirt_image_k69_relu(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for simd if((long)(8192*B) > 32768)
+    for (long i0 = 0; i0 < 8192*B; i0++)
+        out[i0] = in0[i0] > 0 ? in0[i0] : (real)0;
 }
 
-/* convirt_image_k173_fused_relu_add_mul:
- *   %173 fused:relu_add_mul [B,128,8,8]   graphs/lib/image_encoder.lua:26
- *     + %172 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:7
- *     + %170 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7
- *   %194 fused:relu_add_mul [B,128,8,8]   graphs/lib/image_encoder.lua:12
- *   %174 fused:relu_add_mul [B,128,8,8]   graphs/lib/image_encoder.lua:26
- *   %195 fused:relu_add_mul [B,128,8,8]   graphs/lib/image_encoder.lua:12
- *   %173 fused:relu_add_mul [B,128,8,8]   graphs/lib/image_encoder.lua:26
- *   %194 fused:relu_add_mul [B,128,8,8]   graphs/lib/image_encoder.lua:12 */
-void convirt_image_k173_fused_relu_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            for (long i2 = 0; i2 < 64; i2++)
-                out[i0*8192 + i1*64 + i2] = (((in0[i0*8192 + i1*64 + i2]) * (in1[i1])) + (in2[i1])) > 0 ? (((in0[i0*8192 + i1*64 + i2]) * (in1[i1])) + (in2[i1])) : (real)0;
-}
-
-/* convirt_image_k176_conv2d:
- *   %176 conv2d [B,128,8,8]   graphs/lib/image_encoder.lua:6
- *   %197 conv2d [B,128,8,8]   graphs/lib/image_encoder.lua:13
- *   %176 conv2d [B,128,8,8]   graphs/lib/image_encoder.lua:6
- *   %197 conv2d [B,128,8,8]   graphs/lib/image_encoder.lua:13
- *   %179 conv2d [B,128,8,8]   graphs/lib/image_encoder.lua:6
- *   %200 conv2d [B,128,8,8]   graphs/lib/image_encoder.lua:13
+/* convirt_image_k72_conv2d:
+ *   %72 conv2d [B,128,8,8]   graphs/lib/image_encoder.lua:6
+ *   %80 conv2d [B,128,8,8]   graphs/lib/image_encoder.lua:13
+ *   %72 conv2d [B,128,8,8]   graphs/lib/image_encoder.lua:6
+ *   %80 conv2d [B,128,8,8]   graphs/lib/image_encoder.lua:13
+ *   %75 conv2d [B,128,8,8]   graphs/lib/image_encoder.lua:6
+ *   %83 conv2d [B,128,8,8]   graphs/lib/image_encoder.lua:13
  *   ... and 14 more */
-void convirt_image_k176_conv2d(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, real *restrict work, long B) {
+void convirt_image_k72_conv2d(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, real *restrict work, long B) {
     const long C = 128, H = 8, W = 8, KH = 3, KW = 3, S = 1, P = 1, HO = 8, WO = 8, KC = 1152, NB = B;
     (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
     const long L = NB < 16 ? NB : 16;
@@ -1286,30 +1220,26 @@ void convirt_image_k176_conv2d(real *restrict out, const real *restrict in0, con
     }
 }
 
-/* convirt_image_k216_fused_relu_add_add_mul:
- *   %216 fused:relu_add_add_mul [B,128,8,8]   graphs/lib/image_encoder.lua:27
- *     + %215 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:14
- *     + %214 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:13
- *     + %212 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13
- *   %217 fused:relu_add_add_mul [B,128,8,8]   graphs/lib/image_encoder.lua:27
- *   %216 fused:relu_add_add_mul [B,128,8,8]   graphs/lib/image_encoder.lua:27 */
-void convirt_image_k216_fused_relu_add_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
-    #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            for (long i2 = 0; i2 < 64; i2++)
-                out[i0*8192 + i1*64 + i2] = ((in0[i0*8192 + i1*64 + i2]) + (((in1[i0*8192 + i1*64 + i2]) * (in2[i1])) + (in3[i1]))) > 0 ? ((in0[i0*8192 + i1*64 + i2]) + (((in1[i0*8192 + i1*64 + i2]) * (in2[i1])) + (in3[i1]))) : (real)0;
+/* convirt_image_k86_fused_relu_add:
+ *   %86 fused:relu_add [B,128,8,8]   graphs/lib/image_encoder.lua:27
+ *     + %85 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:14
+ *   %87 fused:relu_add [B,128,8,8]   graphs/lib/image_encoder.lua:27
+ *   %86 fused:relu_add [B,128,8,8]   graphs/lib/image_encoder.lua:27 */
+void convirt_image_k86_fused_relu_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    #pragma omp parallel for simd if((long)(8192*B) > 32768)
+    for (long i0 = 0; i0 < 8192*B; i0++)
+        out[i0] = ((in0[i0]) + (in1[i0])) > 0 ? ((in0[i0]) + (in1[i0])) : (real)0;
 }
 
-/* convirt_image_k218_permute:
- *   %218 permute [B,64,128]   graphs/lib/image_encoder.lua:33
- *   %218 permute [B,64,128]   graphs/lib/image_encoder.lua:33
- *   %221 permute [B,64,128]   graphs/lib/image_encoder.lua:33
- *   %221 permute [B,64,128]   graphs/lib/image_encoder.lua:33
- *   %221 permute [B,64,128]   graphs/lib/image_encoder.lua:33
- *   %221 permute [B,64,128]   graphs/lib/image_encoder.lua:33
+/* convirt_image_k88_permute:
+ *   %88 permute [B,64,128]   graphs/lib/image_encoder.lua:33
+ *   %88 permute [B,64,128]   graphs/lib/image_encoder.lua:33
+ *   %91 permute [B,64,128]   graphs/lib/image_encoder.lua:33
+ *   %91 permute [B,64,128]   graphs/lib/image_encoder.lua:33
+ *   %91 permute [B,64,128]   graphs/lib/image_encoder.lua:33
+ *   %91 permute [B,64,128]   graphs/lib/image_encoder.lua:33
  *   ... and 1 more */
-void convirt_image_k218_permute(real *restrict out, const real *restrict in0, long B) {
+void convirt_image_k88_permute(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 64; i1++)
@@ -1317,15 +1247,15 @@ void convirt_image_k218_permute(real *restrict out, const real *restrict in0, lo
                 out[i0*8192 + i1*128 + i2] = in0[i0*8192 + i1 + i2*64];
 }
 
-/* convirt_image_k224_matmul_add:
- *   %224 matmul+add [B,64,128]   graphs/lib/image_encoder.lua:34
- *     + %222 matmul [64*B,128]  graphs/lib/image_encoder.lua:34 (the product; the rest is its epilogue)
- *   %224 matmul+add [B,64,128]   graphs/lib/image_encoder.lua:34
- *   %227 matmul+add [B,64,128]   graphs/lib/image_encoder.lua:34
- *   %227 matmul+add [B,64,128]   graphs/lib/image_encoder.lua:34
- *   %227 matmul+add [B,64,128]   graphs/lib/image_encoder.lua:34
- *   %227 matmul+add [B,64,128]   graphs/lib/image_encoder.lua:34 */
-void convirt_image_k224_matmul_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
+/* convirt_image_k94_matmul_add:
+ *   %94 matmul+add [B,64,128]   graphs/lib/image_encoder.lua:34
+ *     + %92 matmul [64*B,128]  graphs/lib/image_encoder.lua:34 (the product; the rest is its epilogue)
+ *   %94 matmul+add [B,64,128]   graphs/lib/image_encoder.lua:34
+ *   %97 matmul+add [B,64,128]   graphs/lib/image_encoder.lua:34
+ *   %97 matmul+add [B,64,128]   graphs/lib/image_encoder.lua:34
+ *   %97 matmul+add [B,64,128]   graphs/lib/image_encoder.lua:34
+ *   %97 matmul+add [B,64,128]   graphs/lib/image_encoder.lua:34 */
+void convirt_image_k94_matmul_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
     long panel = 131072 / (128); if (panel < 64) panel = 64;
     for (long r0 = 0; r0 < 64*B; r0 += panel) {
         const long pm = 64*B - r0 < panel ? 64*B - r0 : panel;
@@ -1341,15 +1271,15 @@ void convirt_image_k224_matmul_add(real *restrict out, const real *restrict in0,
     }
 }
 
-/* convirt_image_k225_sum:
- *   %225 reduce [B,1,128]   graphs/lib/image_encoder.lua:35
- *   %225 reduce [B,1,128]   graphs/lib/image_encoder.lua:35
- *   %228 reduce [B,1,128]   graphs/lib/image_encoder.lua:35
- *   %228 reduce [B,1,128]   graphs/lib/image_encoder.lua:35
- *   %228 reduce [B,1,128]   graphs/lib/image_encoder.lua:35
- *   %228 reduce [B,1,128]   graphs/lib/image_encoder.lua:35
+/* convirt_image_k95_sum:
+ *   %95 reduce [B,1,128]   graphs/lib/image_encoder.lua:35
+ *   %95 reduce [B,1,128]   graphs/lib/image_encoder.lua:35
+ *   %98 reduce [B,1,128]   graphs/lib/image_encoder.lua:35
+ *   %98 reduce [B,1,128]   graphs/lib/image_encoder.lua:35
+ *   %98 reduce [B,1,128]   graphs/lib/image_encoder.lua:35
+ *   %98 reduce [B,1,128]   graphs/lib/image_encoder.lua:35
  *   ... and 1 more */
-void convirt_image_k225_sum(real *restrict out, const real *restrict in0, long B) {
+void convirt_image_k95_sum(real *restrict out, const real *restrict in0, long B) {
     const long nblk = (128 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
     for (long o = 0; o < B; o++)
@@ -1365,30 +1295,30 @@ void convirt_image_k225_sum(real *restrict out, const real *restrict in0, long B
         }
 }
 
-/* convirt_image_k227_scale:
- *   %227 map:scale [B,128]   graphs/lib/image_encoder.lua:35
- *   %227 map:scale [B,128]   graphs/lib/image_encoder.lua:35
- *   %230 map:scale [B,128]   graphs/lib/image_encoder.lua:35
- *   %230 map:scale [B,128]   graphs/lib/image_encoder.lua:35
- *   %230 map:scale [B,128]   graphs/lib/image_encoder.lua:35
- *   %230 map:scale [B,128]   graphs/lib/image_encoder.lua:35
+/* convirt_image_k97_scale:
+ *   %97 map:scale [B,128]   graphs/lib/image_encoder.lua:35
+ *   %97 map:scale [B,128]   graphs/lib/image_encoder.lua:35
+ *   %100 map:scale [B,128]   graphs/lib/image_encoder.lua:35
+ *   %100 map:scale [B,128]   graphs/lib/image_encoder.lua:35
+ *   %100 map:scale [B,128]   graphs/lib/image_encoder.lua:35
+ *   %100 map:scale [B,128]   graphs/lib/image_encoder.lua:35
  *   ... and 1 more */
-void convirt_image_k227_scale(real *restrict out, const real *restrict in0, long B) {
+void convirt_image_k97_scale(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(128*B) > 32768)
     for (long i0 = 0; i0 < 128*B; i0++)
         out[i0] = in0[i0] * (real)0.015625;
 }
 
-/* convirt_image_k231_matmul_add:
- *   %231 matmul+add [B,128]   graphs/lib/image_encoder.lua:36
- *     + %230 matmul [B,128]  graphs/lib/image_encoder.lua:36 (the product; the rest is its epilogue)
- *   %231 matmul+add [B,128]   graphs/lib/image_encoder.lua:36
- *   %234 matmul+add [B,128]   graphs/lib/image_encoder.lua:36
- *   %234 matmul+add [B,128]   graphs/lib/image_encoder.lua:36
- *   %234 matmul+add [B,128]   graphs/lib/image_encoder.lua:36
- *   %234 matmul+add [B,128]   graphs/lib/image_encoder.lua:36
+/* convirt_image_k101_matmul_add:
+ *   %101 matmul+add [B,128]   graphs/lib/image_encoder.lua:36
+ *     + %100 matmul [B,128]  graphs/lib/image_encoder.lua:36 (the product; the rest is its epilogue)
+ *   %101 matmul+add [B,128]   graphs/lib/image_encoder.lua:36
+ *   %104 matmul+add [B,128]   graphs/lib/image_encoder.lua:36
+ *   %104 matmul+add [B,128]   graphs/lib/image_encoder.lua:36
+ *   %104 matmul+add [B,128]   graphs/lib/image_encoder.lua:36
+ *   %104 matmul+add [B,128]   graphs/lib/image_encoder.lua:36
  *   ... and 1 more */
-void convirt_image_k231_matmul_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
+void convirt_image_k101_matmul_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
     long panel = 131072 / (128); if (panel < 64) panel = 64;
     for (long r0 = 0; r0 < B; r0 += panel) {
         const long pm = B - r0 < panel ? B - r0 : panel;
@@ -1404,400 +1334,52 @@ void convirt_image_k231_matmul_add(real *restrict out, const real *restrict in0,
     }
 }
 
-/* convirt_image_vjp_k12_sub:
- *   %12 map:sub [B,8,16384]   graphs/lib/image_encoder.lua:7
- *   %15 map:sub [B,8,16384]   graphs/lib/image_encoder.lua:7
- *   %15 map:sub [B,8,16384]   graphs/lib/image_encoder.lua:7
- *   %15 map:sub [B,8,16384]   graphs/lib/image_encoder.lua:7
- *   %15 map:sub [B,8,16384]   graphs/lib/image_encoder.lua:7
- *   %15 map:sub [B,8,16384]   graphs/lib/image_encoder.lua:7
- *   ... and 3 more */
-void convirt_image_vjp_k12_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 16384; i1++)
-            out[i0*16384 + i1] = in0[i0*16384 + i1] - in1[i0];
-}
-
-/* convirt_image_vjp_k17_fused_rsqrt_addc_scale_sum:
- *   %17 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *     + %16 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %15 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %14 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %13 map:square [B,8,16384]  graphs/lib/image_encoder.lua:7
- *   %20 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %20 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %20 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %20 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %20 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   ... and 3 more */
-void convirt_image_vjp_k17_fused_rsqrt_addc_scale_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        {
-            real r1 = (real)0;
-            #pragma omp simd reduction(+:r1)
-            for (long j1 = 0; j1 < 16384; j1++) r1 += (in0[i0*16384 + j1*1]) * (in0[i0*16384 + j1*1]);
-            out[i0] = (real)1 / sqrt((((r1) * (real)6.103515625e-05) + (real)1.0000000000000001e-05));
-        }
-}
-
-/* convirt_image_vjp_k18_mul:
- *   %18 map:mul [B,8,16384]   graphs/lib/image_encoder.lua:7
- *   %21 map:mul [B,8,16384]   graphs/lib/image_encoder.lua:7
- *   %21 map:mul [B,8,16384]   graphs/lib/image_encoder.lua:7
- *   %21 map:mul [B,8,16384]   graphs/lib/image_encoder.lua:7
- *   %21 map:mul [B,8,16384]   graphs/lib/image_encoder.lua:7
- *   %21 map:mul [B,8,16384]   graphs/lib/image_encoder.lua:7
- *   ... and 3 more */
-void convirt_image_vjp_k18_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 16384; i1++)
-            out[i0*16384 + i1] = in0[i0*16384 + i1] * in1[i0];
-}
-
-/* convirt_image_vjp_k23_fused_add_mul:
- *   %23 fused:add_mul [B,32,64,64]   graphs/lib/image_encoder.lua:7
- *     + %21 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7
- *   %26 fused:add_mul [B,32,64,64]   graphs/lib/image_encoder.lua:7
- *   %26 fused:add_mul [B,32,64,64]   graphs/lib/image_encoder.lua:7
- *   %26 fused:add_mul [B,32,64,64]   graphs/lib/image_encoder.lua:7
- *   %26 fused:add_mul [B,32,64,64]   graphs/lib/image_encoder.lua:7
- *   %26 fused:add_mul [B,32,64,64]   graphs/lib/image_encoder.lua:7
- *   ... and 3 more */
-void convirt_image_vjp_k23_fused_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    #pragma omp parallel for collapse(2) if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 32; i1++)
-            for (long i2 = 0; i2 < 4096; i2++)
-                out[i0*131072 + i1*4096 + i2] = ((in0[i0*131072 + i1*4096 + i2]) * (in1[i1])) + (in2[i1]);
-}
-
-/* convirt_image_vjp_k24_relu:
- *   %24 map:relu [B,32,64,64]   graphs/lib/image_encoder.lua:22
- *   %27 map:relu [B,32,64,64]   graphs/lib/image_encoder.lua:22
- *   %27 map:relu [B,32,64,64]   graphs/lib/image_encoder.lua:22
- *   %27 map:relu [B,32,64,64]   graphs/lib/image_encoder.lua:22
- *   %27 map:relu [B,32,64,64]   graphs/lib/image_encoder.lua:22
- *   %27 map:relu [B,32,64,64]   graphs/lib/image_encoder.lua:22
- *   ... and 3 more */
-void convirt_image_vjp_k24_relu(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 131072*B; i0++)
-        out[i0] = in0[i0] > 0 ? in0[i0] : (real)0;
-}
-
-/* convirt_image_vjp_k33_sub:
- *   %33 map:sub [B,8,4096]   graphs/lib/image_encoder.lua:7
- *   %54 map:sub [B,8,4096]   graphs/lib/image_encoder.lua:7
- *   %75 map:sub [B,8,4096]   graphs/lib/image_encoder.lua:13
- *   %36 map:sub [B,8,4096]   graphs/lib/image_encoder.lua:7
- *   %57 map:sub [B,8,4096]   graphs/lib/image_encoder.lua:7
- *   %78 map:sub [B,8,4096]   graphs/lib/image_encoder.lua:13
- *   ... and 17 more */
-void convirt_image_vjp_k33_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 4096; i1++)
-            out[i0*4096 + i1] = in0[i0*4096 + i1] - in1[i0];
-}
-
-/* convirt_image_vjp_k38_fused_rsqrt_addc_scale_sum:
- *   %38 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *     + %37 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %36 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %35 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %34 map:square [B,8,4096]  graphs/lib/image_encoder.lua:7
- *   %59 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %80 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13
- *   %41 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %62 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %83 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13
- *   ... and 17 more */
-void convirt_image_vjp_k38_fused_rsqrt_addc_scale_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        {
-            real r1 = (real)0;
-            #pragma omp simd reduction(+:r1)
-            for (long j1 = 0; j1 < 4096; j1++) r1 += (in0[i0*4096 + j1*1]) * (in0[i0*4096 + j1*1]);
-            out[i0] = (real)1 / sqrt((((r1) * (real)0.000244140625) + (real)1.0000000000000001e-05));
-        }
-}
-
-/* convirt_image_vjp_k39_mul:
- *   %39 map:mul [B,8,4096]   graphs/lib/image_encoder.lua:7
- *   %60 map:mul [B,8,4096]   graphs/lib/image_encoder.lua:7
- *   %81 map:mul [B,8,4096]   graphs/lib/image_encoder.lua:13
- *   %42 map:mul [B,8,4096]   graphs/lib/image_encoder.lua:7
- *   %63 map:mul [B,8,4096]   graphs/lib/image_encoder.lua:7
- *   %84 map:mul [B,8,4096]   graphs/lib/image_encoder.lua:13
- *   ... and 17 more */
-void convirt_image_vjp_k39_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 4096; i1++)
-            out[i0*4096 + i1] = in0[i0*4096 + i1] * in1[i0];
-}
-
-/* convirt_image_vjp_k44_fused_add_mul:
- *   %44 fused:add_mul [B,32,32,32]   graphs/lib/image_encoder.lua:7
- *     + %42 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7
- *   %65 fused:add_mul [B,32,32,32]   graphs/lib/image_encoder.lua:7
- *   %47 fused:add_mul [B,32,32,32]   graphs/lib/image_encoder.lua:7
- *   %68 fused:add_mul [B,32,32,32]   graphs/lib/image_encoder.lua:7
- *   %47 fused:add_mul [B,32,32,32]   graphs/lib/image_encoder.lua:7
- *   %68 fused:add_mul [B,32,32,32]   graphs/lib/image_encoder.lua:7
- *   ... and 10 more */
-void convirt_image_vjp_k44_fused_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 32; i1++)
-            for (long i2 = 0; i2 < 1024; i2++)
-                out[i0*32768 + i1*1024 + i2] = ((in0[i0*32768 + i1*1024 + i2]) * (in1[i1])) + (in2[i1]);
-}
-
-/* convirt_image_vjp_k45_relu:
- *   %45 map:relu [B,32,32,32]   graphs/lib/image_encoder.lua:26
- *   %66 map:relu [B,32,32,32]   graphs/lib/image_encoder.lua:12
- *   %88 map:relu [B,32,32,32]   graphs/lib/image_encoder.lua:27
- *   %48 map:relu [B,32,32,32]   graphs/lib/image_encoder.lua:26
- *   %69 map:relu [B,32,32,32]   graphs/lib/image_encoder.lua:12
- *   %91 map:relu [B,32,32,32]   graphs/lib/image_encoder.lua:27
- *   ... and 17 more */
-void convirt_image_vjp_k45_relu(real *restrict out, const real *restrict in0, long B) {
+/* convirt_image_vjp_k35_add:
+ *   %35 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:14
+ *   %38 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:14
+ *   %38 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:14
+ *   %38 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:14
+ *   %38 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:14
+ *   %38 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:14
+ *   ... and 1 more */
+void convirt_image_vjp_k35_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for simd if((long)(32768*B) > 32768)
     for (long i0 = 0; i0 < 32768*B; i0++)
-        out[i0] = in0[i0] > 0 ? in0[i0] : (real)0;
+        out[i0] = in0[i0] + in1[i0];
 }
 
-/* convirt_image_vjp_k87_fused_add_add_mul:
- *   %87 fused:add_add_mul [B,32,32,32]   graphs/lib/image_encoder.lua:14
- *     + %86 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:13
- *     + %84 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13
- *   %90 fused:add_add_mul [B,32,32,32]   graphs/lib/image_encoder.lua:14
- *   %90 fused:add_add_mul [B,32,32,32]   graphs/lib/image_encoder.lua:14
- *   %90 fused:add_add_mul [B,32,32,32]   graphs/lib/image_encoder.lua:14
- *   %90 fused:add_add_mul [B,32,32,32]   graphs/lib/image_encoder.lua:14
- *   %90 fused:add_add_mul [B,32,32,32]   graphs/lib/image_encoder.lua:14
+/* convirt_image_vjp_k60_add:
+ *   %60 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:14
+ *   %63 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:14
+ *   %63 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:14
+ *   %63 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:14
+ *   %63 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:14
+ *   %63 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:14
  *   ... and 1 more */
-void convirt_image_vjp_k87_fused_add_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
-    #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 32; i1++)
-            for (long i2 = 0; i2 < 1024; i2++)
-                out[i0*32768 + i1*1024 + i2] = (in0[i0*32768 + i1*1024 + i2]) + (((in1[i0*32768 + i1*1024 + i2]) * (in2[i1])) + (in3[i1]));
-}
-
-/* convirt_image_vjp_k97_sub:
- *   %97 map:sub [B,8,2048]   graphs/lib/image_encoder.lua:7
- *   %118 map:sub [B,8,2048]   graphs/lib/image_encoder.lua:7
- *   %139 map:sub [B,8,2048]   graphs/lib/image_encoder.lua:13
- *   %100 map:sub [B,8,2048]   graphs/lib/image_encoder.lua:7
- *   %121 map:sub [B,8,2048]   graphs/lib/image_encoder.lua:7
- *   %142 map:sub [B,8,2048]   graphs/lib/image_encoder.lua:13
- *   ... and 17 more */
-void convirt_image_vjp_k97_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 2048; i1++)
-            out[i0*2048 + i1] = in0[i0*2048 + i1] - in1[i0];
-}
-
-/* convirt_image_vjp_k102_fused_rsqrt_addc_scale_sum:
- *   %102 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *     + %101 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %100 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %99 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %98 map:square [B,8,2048]  graphs/lib/image_encoder.lua:7
- *   %123 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %144 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13
- *   %105 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %126 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %147 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13
- *   ... and 17 more */
-void convirt_image_vjp_k102_fused_rsqrt_addc_scale_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        {
-            real r1 = (real)0;
-            #pragma omp simd reduction(+:r1)
-            for (long j1 = 0; j1 < 2048; j1++) r1 += (in0[i0*2048 + j1*1]) * (in0[i0*2048 + j1*1]);
-            out[i0] = (real)1 / sqrt((((r1) * (real)0.00048828125) + (real)1.0000000000000001e-05));
-        }
-}
-
-/* convirt_image_vjp_k103_mul:
- *   %103 map:mul [B,8,2048]   graphs/lib/image_encoder.lua:7
- *   %124 map:mul [B,8,2048]   graphs/lib/image_encoder.lua:7
- *   %145 map:mul [B,8,2048]   graphs/lib/image_encoder.lua:13
- *   %106 map:mul [B,8,2048]   graphs/lib/image_encoder.lua:7
- *   %127 map:mul [B,8,2048]   graphs/lib/image_encoder.lua:7
- *   %148 map:mul [B,8,2048]   graphs/lib/image_encoder.lua:13
- *   ... and 17 more */
-void convirt_image_vjp_k103_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 2048; i1++)
-            out[i0*2048 + i1] = in0[i0*2048 + i1] * in1[i0];
-}
-
-/* convirt_image_vjp_k108_fused_add_mul:
- *   %108 fused:add_mul [B,64,16,16]   graphs/lib/image_encoder.lua:7
- *     + %106 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7
- *   %129 fused:add_mul [B,64,16,16]   graphs/lib/image_encoder.lua:7
- *   %111 fused:add_mul [B,64,16,16]   graphs/lib/image_encoder.lua:7
- *   %132 fused:add_mul [B,64,16,16]   graphs/lib/image_encoder.lua:7
- *   %111 fused:add_mul [B,64,16,16]   graphs/lib/image_encoder.lua:7
- *   %132 fused:add_mul [B,64,16,16]   graphs/lib/image_encoder.lua:7
- *   ... and 10 more */
-void convirt_image_vjp_k108_fused_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 64; i1++)
-            for (long i2 = 0; i2 < 256; i2++)
-                out[i0*16384 + i1*256 + i2] = ((in0[i0*16384 + i1*256 + i2]) * (in1[i1])) + (in2[i1]);
-}
-
-/* convirt_image_vjp_k109_relu:
- *   %109 map:relu [B,64,16,16]   graphs/lib/image_encoder.lua:26
- *   %130 map:relu [B,64,16,16]   graphs/lib/image_encoder.lua:12
- *   %152 map:relu [B,64,16,16]   graphs/lib/image_encoder.lua:27
- *   %112 map:relu [B,64,16,16]   graphs/lib/image_encoder.lua:26
- *   %133 map:relu [B,64,16,16]   graphs/lib/image_encoder.lua:12
- *   %155 map:relu [B,64,16,16]   graphs/lib/image_encoder.lua:27
- *   ... and 17 more */
-void convirt_image_vjp_k109_relu(real *restrict out, const real *restrict in0, long B) {
+void convirt_image_vjp_k60_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for simd if((long)(16384*B) > 32768)
     for (long i0 = 0; i0 < 16384*B; i0++)
-        out[i0] = in0[i0] > 0 ? in0[i0] : (real)0;
+        out[i0] = in0[i0] + in1[i0];
 }
 
-/* convirt_image_vjp_k151_fused_add_add_mul:
- *   %151 fused:add_add_mul [B,64,16,16]   graphs/lib/image_encoder.lua:14
- *     + %150 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:13
- *     + %148 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13
- *   %154 fused:add_add_mul [B,64,16,16]   graphs/lib/image_encoder.lua:14
- *   %154 fused:add_add_mul [B,64,16,16]   graphs/lib/image_encoder.lua:14
- *   %154 fused:add_add_mul [B,64,16,16]   graphs/lib/image_encoder.lua:14
- *   %154 fused:add_add_mul [B,64,16,16]   graphs/lib/image_encoder.lua:14
- *   %154 fused:add_add_mul [B,64,16,16]   graphs/lib/image_encoder.lua:14
+/* convirt_image_vjp_k85_add:
+ *   %85 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:14
+ *   %88 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:14
+ *   %88 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:14
+ *   %88 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:14
+ *   %88 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:14
+ *   %88 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:14
  *   ... and 1 more */
-void convirt_image_vjp_k151_fused_add_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
-    #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 64; i1++)
-            for (long i2 = 0; i2 < 256; i2++)
-                out[i0*16384 + i1*256 + i2] = (in0[i0*16384 + i1*256 + i2]) + (((in1[i0*16384 + i1*256 + i2]) * (in2[i1])) + (in3[i1]));
-}
-
-/* convirt_image_vjp_k161_sub:
- *   %161 map:sub [B,8,1024]   graphs/lib/image_encoder.lua:7
- *   %182 map:sub [B,8,1024]   graphs/lib/image_encoder.lua:7
- *   %203 map:sub [B,8,1024]   graphs/lib/image_encoder.lua:13
- *   %164 map:sub [B,8,1024]   graphs/lib/image_encoder.lua:7
- *   %185 map:sub [B,8,1024]   graphs/lib/image_encoder.lua:7
- *   %206 map:sub [B,8,1024]   graphs/lib/image_encoder.lua:13
- *   ... and 15 more */
-void convirt_image_vjp_k161_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 1024; i1++)
-            out[i0*1024 + i1] = in0[i0*1024 + i1] - in1[i0];
-}
-
-/* convirt_image_vjp_k166_fused_rsqrt_addc_scale_sum:
- *   %166 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *     + %165 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %164 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %163 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %162 map:square [B,8,1024]  graphs/lib/image_encoder.lua:7
- *   %187 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %208 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13
- *   %169 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %190 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %211 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13
- *   ... and 15 more */
-void convirt_image_vjp_k166_fused_rsqrt_addc_scale_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        {
-            real r1 = (real)0;
-            #pragma omp simd reduction(+:r1)
-            for (long j1 = 0; j1 < 1024; j1++) r1 += (in0[i0*1024 + j1*1]) * (in0[i0*1024 + j1*1]);
-            out[i0] = (real)1 / sqrt((((r1) * (real)0.0009765625) + (real)1.0000000000000001e-05));
-        }
-}
-
-/* convirt_image_vjp_k167_mul:
- *   %167 map:mul [B,8,1024]   graphs/lib/image_encoder.lua:7
- *   %188 map:mul [B,8,1024]   graphs/lib/image_encoder.lua:7
- *   %209 map:mul [B,8,1024]   graphs/lib/image_encoder.lua:13
- *   %170 map:mul [B,8,1024]   graphs/lib/image_encoder.lua:7
- *   %191 map:mul [B,8,1024]   graphs/lib/image_encoder.lua:7
- *   %212 map:mul [B,8,1024]   graphs/lib/image_encoder.lua:13
- *   ... and 15 more */
-void convirt_image_vjp_k167_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 1024; i1++)
-            out[i0*1024 + i1] = in0[i0*1024 + i1] * in1[i0];
-}
-
-/* convirt_image_vjp_k172_fused_add_mul:
- *   %172 fused:add_mul [B,128,8,8]   graphs/lib/image_encoder.lua:7
- *     + %170 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7
- *   %193 fused:add_mul [B,128,8,8]   graphs/lib/image_encoder.lua:7
- *   %175 fused:add_mul [B,128,8,8]   graphs/lib/image_encoder.lua:7
- *   %196 fused:add_mul [B,128,8,8]   graphs/lib/image_encoder.lua:7
- *   %175 fused:add_mul [B,128,8,8]   graphs/lib/image_encoder.lua:7
- *   %196 fused:add_mul [B,128,8,8]   graphs/lib/image_encoder.lua:7
- *   ... and 8 more */
-void convirt_image_vjp_k172_fused_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            for (long i2 = 0; i2 < 64; i2++)
-                out[i0*8192 + i1*64 + i2] = ((in0[i0*8192 + i1*64 + i2]) * (in1[i1])) + (in2[i1]);
-}
-
-/* convirt_image_vjp_k173_relu:
- *   %173 map:relu [B,128,8,8]   graphs/lib/image_encoder.lua:26
- *   %194 map:relu [B,128,8,8]   graphs/lib/image_encoder.lua:12
- *   %216 map:relu [B,128,8,8]   graphs/lib/image_encoder.lua:27
- *   %176 map:relu [B,128,8,8]   graphs/lib/image_encoder.lua:26
- *   %197 map:relu [B,128,8,8]   graphs/lib/image_encoder.lua:12
- *   %219 map:relu [B,128,8,8]   graphs/lib/image_encoder.lua:27
- *   ... and 15 more */
-void convirt_image_vjp_k173_relu(real *restrict out, const real *restrict in0, long B) {
+void convirt_image_vjp_k85_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for simd if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 8192*B; i0++)
-        out[i0] = in0[i0] > 0 ? in0[i0] : (real)0;
+        out[i0] = in0[i0] + in1[i0];
 }
 
-/* convirt_image_vjp_k215_fused_add_add_mul:
- *   %215 fused:add_add_mul [B,128,8,8]   graphs/lib/image_encoder.lua:14
- *     + %214 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:13
- *     + %212 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13
- *   %218 fused:add_add_mul [B,128,8,8]   graphs/lib/image_encoder.lua:14
- *   %218 fused:add_add_mul [B,128,8,8]   graphs/lib/image_encoder.lua:14
- *   %218 fused:add_add_mul [B,128,8,8]   graphs/lib/image_encoder.lua:14
- *   %218 fused:add_add_mul [B,128,8,8]   graphs/lib/image_encoder.lua:14
- *   %218 fused:add_add_mul [B,128,8,8]   graphs/lib/image_encoder.lua:14
- *   ... and 1 more */
-void convirt_image_vjp_k215_fused_add_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
-    #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            for (long i2 = 0; i2 < 64; i2++)
-                out[i0*8192 + i1*64 + i2] = (in0[i0*8192 + i1*64 + i2]) + (((in1[i0*8192 + i1*64 + i2]) * (in2[i1])) + (in3[i1]));
-}
-
-/* convirt_image_vjp_k235_fused_sum_mul:
- *   %235 fused:sum_mul [B,1]   graphs/lib/model.lua:147
- *     + %234 map:mul [B,128]  graphs/lib/model.lua:147 */
-void convirt_image_vjp_k235_fused_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* convirt_image_vjp_k105_fused_sum_mul:
+ *   %105 fused:sum_mul [B,1]   graphs/lib/model.lua:147
+ *     + %104 map:mul [B,128]  graphs/lib/model.lua:147 */
+void convirt_image_vjp_k105_fused_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for if((long)(128*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         {
@@ -1808,14 +1390,14 @@ void convirt_image_vjp_k235_fused_sum_mul(real *restrict out, const real *restri
         }
 }
 
-/* convirt_image_vjp_k236_sum:
- *   %236 reduce [1,1]   graphs/lib/model.lua:147
- *   %241 reduce [1,1,1]   graphs/lib/model.lua:147
- *   %340 reduce [1,1]   graphs/lib/unet.lua:36
- *   %419 reduce [1,1,1] (backward)  graphs/seg.lua:52
- *   %344 reduce [1,1]   graphs/lib/unet.lua:36
- *   %423 reduce [1,1,1] (backward)  graphs/seg.lua:52 */
-void convirt_image_vjp_k236_sum(real *restrict out, const real *restrict in0, long B) {
+/* convirt_image_vjp_k106_sum:
+ *   %106 reduce [1,1]   graphs/lib/model.lua:147
+ *   %111 reduce [1,1,1]   graphs/lib/model.lua:147
+ *   %171 reduce [1,1]   graphs/lib/unet.lua:36
+ *   %224 reduce [1,1,1] (backward)  graphs/seg.lua:52
+ *   %175 reduce [1,1]   graphs/lib/unet.lua:36
+ *   %228 reduce [1,1,1] (backward)  graphs/seg.lua:52 */
+void convirt_image_vjp_k106_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for if((long)(B) > 32768)
     for (long o = 0; o < 1; o++) {
         real a = (real)0;
@@ -1826,10 +1408,10 @@ void convirt_image_vjp_k236_sum(real *restrict out, const real *restrict in0, lo
     }
 }
 
-/* convirt_image_vjp_k239_fused_sum_mul:
- *   %239 fused:sum_mul [B,64,1]   graphs/lib/model.lua:147
- *     + %238 map:mul [B,64,128]  graphs/lib/model.lua:147 */
-void convirt_image_vjp_k239_fused_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* convirt_image_vjp_k109_fused_sum_mul:
+ *   %109 fused:sum_mul [B,64,1]   graphs/lib/model.lua:147
+ *     + %108 map:mul [B,64,128]  graphs/lib/model.lua:147 */
+void convirt_image_vjp_k109_fused_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 64*B; i0++)
         {
@@ -1840,9 +1422,9 @@ void convirt_image_vjp_k239_fused_sum_mul(real *restrict out, const real *restri
         }
 }
 
-/* convirt_image_vjp_k240_sum:
- *   %240 reduce [B,1,1]   graphs/lib/model.lua:147 */
-void convirt_image_vjp_k240_sum(real *restrict out, const real *restrict in0, long B) {
+/* convirt_image_vjp_k110_sum:
+ *   %110 reduce [B,1,1]   graphs/lib/model.lua:147 */
+void convirt_image_vjp_k110_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for if((long)(64*B) > 32768)
     for (long o = 0; o < B; o++) {
         real a = (real)0;
@@ -1853,65 +1435,65 @@ void convirt_image_vjp_k240_sum(real *restrict out, const real *restrict in0, lo
     }
 }
 
-/* convirt_image_vjp_k243_add:
- *   %243 map:add []   graphs/lib/model.lua:147
+/* convirt_image_vjp_k113_add:
+ *   %113 map:add []   graphs/lib/model.lua:147
  *   %224 map:add []   graphs/lib/model.lua:157
  *   %125 map:add []   graphs/lib/model.lua:136
- *   %564 map:add []   graphs/lib/model.lua:85
+ *   %434 map:add []   graphs/lib/model.lua:85
  *   %150 map:add []   graphs/lib/model.lua:136
- *   %589 map:add []   graphs/lib/model.lua:85
+ *   %459 map:add []   graphs/lib/model.lua:85
  *   ... and 6 more */
-void convirt_image_vjp_k243_add(real *restrict out, const real *restrict in0, const real *restrict in1) {
+void convirt_image_vjp_k113_add(real *restrict out, const real *restrict in0, const real *restrict in1) {
     out[0] = in0[0] + in1[0];
 }
 
-/* convirt_image_vjp_k268_id:
- *   %268 map:id [B,1,1] (backward)  graphs/lib/model.lua:147
- *   %274 map:id [B,1] (backward)  graphs/lib/model.lua:147 */
-void convirt_image_vjp_k268_id(real *restrict out, const real *restrict in0, long B) {
+/* convirt_image_vjp_k118_id:
+ *   %118 map:id [B,1,1] (backward)  graphs/lib/model.lua:147
+ *   %124 map:id [B,1] (backward)  graphs/lib/model.lua:147 */
+void convirt_image_vjp_k118_id(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         out[i0] = in0[0];
 }
 
-/* convirt_image_vjp_k269_id:
- *   %269 map:id [B,64,1] (backward)  graphs/lib/model.lua:147 */
-void convirt_image_vjp_k269_id(real *restrict out, const real *restrict in0, long B) {
+/* convirt_image_vjp_k119_id:
+ *   %119 map:id [B,64,1] (backward)  graphs/lib/model.lua:147 */
+void convirt_image_vjp_k119_id(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(1) if((long)(64*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 64; i1++)
             out[i0*64 + i1] = in0[i0];
 }
 
-/* convirt_image_vjp_k271_fused_mul_id:
- *   %271 fused:mul_id [B,64,128] (backward)  graphs/lib/model.lua:147
- *     + %270 map:id [B,64,128]  graphs/lib/model.lua:147 */
-void convirt_image_vjp_k271_fused_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* convirt_image_vjp_k121_fused_mul_id:
+ *   %121 fused:mul_id [B,64,128] (backward)  graphs/lib/model.lua:147
+ *     + %120 map:id [B,64,128]  graphs/lib/model.lua:147 */
+void convirt_image_vjp_k121_fused_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 64*B; i0++)
         for (long i1 = 0; i1 < 128; i1++)
             out[i0*128 + i1] = ((in0[i0])) * (in1[i0*128 + i1]);
 }
 
-/* convirt_image_vjp_k276_fused_mul_id:
- *   %276 fused:mul_id [B,128] (backward)  graphs/lib/model.lua:147
- *     + %275 map:id [B,128]  graphs/lib/model.lua:147 */
-void convirt_image_vjp_k276_fused_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* convirt_image_vjp_k126_fused_mul_id:
+ *   %126 fused:mul_id [B,128] (backward)  graphs/lib/model.lua:147
+ *     + %125 map:id [B,128]  graphs/lib/model.lua:147 */
+void convirt_image_vjp_k126_fused_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(128*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 128; i1++)
             out[i0*128 + i1] = ((in0[i0])) * (in1[i0*128 + i1]);
 }
 
-/* convirt_image_vjp_k278_sum:
- *   %278 reduce [1,128] (backward)  graphs/lib/image_encoder.lua:36
- *   %331 reduce [1,128,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %370 reduce [1,128,1] (backward)  graphs/lib/image_encoder.lua:6
- *   %410 reduce [1,128,1] (backward)  graphs/lib/image_encoder.lua:6
- *   %932 reduce [1,128] (backward)  graphs/lib/image_encoder.lua:36
- *   %976 reduce [1,128,1] (backward)  graphs/lib/image_encoder.lua:13
- *   ... and 21 more */
-void convirt_image_vjp_k278_sum(real *restrict out, const real *restrict in0, long B) {
+/* convirt_image_vjp_k128_sum:
+ *   %128 reduce [1,128] (backward)  graphs/lib/image_encoder.lua:36
+ *   %158 reduce [1,128,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %174 reduce [1,128,1] (backward)  graphs/lib/image_encoder.lua:6
+ *   %191 reduce [1,128,1] (backward)  graphs/lib/image_encoder.lua:6
+ *   %199 reduce [1,64,2] (backward)  graphs/lib/image_encoder.lua:13
+ *   %215 reduce [1,64,2] (backward)  graphs/lib/image_encoder.lua:7
+ *   ... and 44 more */
+void convirt_image_vjp_k128_sum(real *restrict out, const real *restrict in0, long B) {
     const long nblk = (128 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(128*B) > 32768)
     for (long o = 0; o < 1; o++)
@@ -1927,26 +1509,26 @@ void convirt_image_vjp_k278_sum(real *restrict out, const real *restrict in0, lo
         }
 }
 
-/* convirt_image_vjp_k281_matmul:
- *   %281 matmul [128,128] (backward)  graphs/lib/image_encoder.lua:36
- *   %935 matmul [128,128] (backward)  graphs/lib/image_encoder.lua:36
- *   %1150 matmul [128,128] (backward)  graphs/lib/image_encoder.lua:36
- *   %1226 matmul [128,128] (backward)  graphs/lib/image_encoder.lua:36
- *   %1187 matmul [128,128] (backward)  graphs/lib/image_encoder.lua:36
- *   %1314 matmul [128,128] (backward)  graphs/lib/image_encoder.lua:36 */
-void convirt_image_vjp_k281_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* convirt_image_vjp_k131_matmul:
+ *   %131 matmul [128,128] (backward)  graphs/lib/image_encoder.lua:36
+ *   %785 matmul [128,128] (backward)  graphs/lib/image_encoder.lua:36
+ *   %1000 matmul [128,128] (backward)  graphs/lib/image_encoder.lua:36
+ *   %1076 matmul [128,128] (backward)  graphs/lib/image_encoder.lua:36
+ *   %1037 matmul [128,128] (backward)  graphs/lib/image_encoder.lua:36
+ *   %1164 matmul [128,128] (backward)  graphs/lib/image_encoder.lua:36 */
+void convirt_image_vjp_k131_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, B, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* convirt_image_vjp_k282_matmul_scale:
- *   %282 matmul+scale [B,128] (backward)  graphs/lib/image_encoder.lua:35
- *     + %280 matmul [B,128]  graphs/lib/image_encoder.lua:36 (the product; the rest is its epilogue)
- *   %936 matmul+scale [B,128] (backward)  graphs/lib/image_encoder.lua:35
- *   %1151 matmul+scale [B,128] (backward)  graphs/lib/image_encoder.lua:35
- *   %1227 matmul+scale [B,128] (backward)  graphs/lib/image_encoder.lua:35
- *   %1188 matmul+scale [B,128] (backward)  graphs/lib/image_encoder.lua:35
- *   %1315 matmul+scale [B,128] (backward)  graphs/lib/image_encoder.lua:35 */
-void convirt_image_vjp_k282_matmul_scale(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* convirt_image_vjp_k132_matmul_scale:
+ *   %132 matmul+scale [B,128] (backward)  graphs/lib/image_encoder.lua:35
+ *     + %130 matmul [B,128]  graphs/lib/image_encoder.lua:36 (the product; the rest is its epilogue)
+ *   %786 matmul+scale [B,128] (backward)  graphs/lib/image_encoder.lua:35
+ *   %1001 matmul+scale [B,128] (backward)  graphs/lib/image_encoder.lua:35
+ *   %1077 matmul+scale [B,128] (backward)  graphs/lib/image_encoder.lua:35
+ *   %1038 matmul+scale [B,128] (backward)  graphs/lib/image_encoder.lua:35
+ *   %1165 matmul+scale [B,128] (backward)  graphs/lib/image_encoder.lua:35 */
+void convirt_image_vjp_k132_matmul_scale(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     long panel = 131072 / (128); if (panel < 64) panel = 64;
     for (long r0 = 0; r0 < B; r0 += panel) {
         const long pm = B - r0 < panel ? B - r0 : panel;
@@ -1961,15 +1543,13 @@ void convirt_image_vjp_k282_matmul_scale(real *restrict out, const real *restric
     }
 }
 
-/* convirt_image_vjp_k285_sum:
- *   %285 reduce [1,64,128] (backward)  graphs/lib/image_encoder.lua:34
- *   %298 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %305 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %337 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
- *   %344 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
- *   %377 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
- *   ... and 41 more */
-void convirt_image_vjp_k285_sum(real *restrict out, const real *restrict in0, long B) {
+/* convirt_image_vjp_k135_sum:
+ *   %135 reduce [1,64,128] (backward)  graphs/lib/image_encoder.lua:34
+ *   %1004 reduce [1,64,128] (backward)  graphs/lib/image_encoder.lua:34
+ *   %1080 reduce [1,64,128] (backward)  graphs/lib/image_encoder.lua:34
+ *   %1041 reduce [1,64,128] (backward)  graphs/lib/image_encoder.lua:34
+ *   %1168 reduce [1,64,128] (backward)  graphs/lib/image_encoder.lua:34 */
+void convirt_image_vjp_k135_sum(real *restrict out, const real *restrict in0, long B) {
     const long nblk = (8192 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
     for (long o = 0; o < 1; o++)
@@ -1985,13 +1565,13 @@ void convirt_image_vjp_k285_sum(real *restrict out, const real *restrict in0, lo
         }
 }
 
-/* convirt_image_vjp_k287_sum:
- *   %287 reduce [1,128] (backward)  graphs/lib/image_encoder.lua:34
- *   %1156 reduce [1,128] (backward)  graphs/lib/image_encoder.lua:34
- *   %1232 reduce [1,128] (backward)  graphs/lib/image_encoder.lua:34
- *   %1193 reduce [1,128] (backward)  graphs/lib/image_encoder.lua:34
- *   %1320 reduce [1,128] (backward)  graphs/lib/image_encoder.lua:34 */
-void convirt_image_vjp_k287_sum(real *restrict out, const real *restrict in0) {
+/* convirt_image_vjp_k137_sum:
+ *   %137 reduce [1,128] (backward)  graphs/lib/image_encoder.lua:34
+ *   %1006 reduce [1,128] (backward)  graphs/lib/image_encoder.lua:34
+ *   %1082 reduce [1,128] (backward)  graphs/lib/image_encoder.lua:34
+ *   %1043 reduce [1,128] (backward)  graphs/lib/image_encoder.lua:34
+ *   %1170 reduce [1,128] (backward)  graphs/lib/image_encoder.lua:34 */
+void convirt_image_vjp_k137_sum(real *restrict out, const real *restrict in0) {
     const long nblk = (128 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(8192) > 32768)
     for (long o = 0; o < 1; o++)
@@ -2007,34 +1587,34 @@ void convirt_image_vjp_k287_sum(real *restrict out, const real *restrict in0) {
         }
 }
 
-/* convirt_image_vjp_k290_matmul:
- *   %290 matmul [64*B,128] (backward)  graphs/lib/image_encoder.lua:34
- *   %1159 matmul [64*B,128] (backward)  graphs/lib/image_encoder.lua:34
- *   %1235 matmul [64*B,128] (backward)  graphs/lib/image_encoder.lua:34
- *   %1196 matmul [64*B,128] (backward)  graphs/lib/image_encoder.lua:34
- *   %1323 matmul [64*B,128] (backward)  graphs/lib/image_encoder.lua:34 */
-void convirt_image_vjp_k290_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* convirt_image_vjp_k140_matmul:
+ *   %140 matmul [64*B,128] (backward)  graphs/lib/image_encoder.lua:34
+ *   %1009 matmul [64*B,128] (backward)  graphs/lib/image_encoder.lua:34
+ *   %1085 matmul [64*B,128] (backward)  graphs/lib/image_encoder.lua:34
+ *   %1046 matmul [64*B,128] (backward)  graphs/lib/image_encoder.lua:34
+ *   %1173 matmul [64*B,128] (backward)  graphs/lib/image_encoder.lua:34 */
+void convirt_image_vjp_k140_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64*B, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* convirt_image_vjp_k291_matmul:
- *   %291 matmul [128,128] (backward)  graphs/lib/image_encoder.lua:34
- *   %1160 matmul [128,128] (backward)  graphs/lib/image_encoder.lua:34
- *   %1236 matmul [128,128] (backward)  graphs/lib/image_encoder.lua:34
- *   %1197 matmul [128,128] (backward)  graphs/lib/image_encoder.lua:34
- *   %1324 matmul [128,128] (backward)  graphs/lib/image_encoder.lua:34 */
-void convirt_image_vjp_k291_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* convirt_image_vjp_k141_matmul:
+ *   %141 matmul [128,128] (backward)  graphs/lib/image_encoder.lua:34
+ *   %1010 matmul [128,128] (backward)  graphs/lib/image_encoder.lua:34
+ *   %1086 matmul [128,128] (backward)  graphs/lib/image_encoder.lua:34
+ *   %1047 matmul [128,128] (backward)  graphs/lib/image_encoder.lua:34
+ *   %1174 matmul [128,128] (backward)  graphs/lib/image_encoder.lua:34 */
+void convirt_image_vjp_k141_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, 64*B, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* convirt_image_vjp_k293_fused_add_id:
- *   %293 fused:add_id [B,64,128] (backward)  graphs/lib/image_encoder.lua:34
- *     + %284 map:id [B,64,128]  graphs/lib/image_encoder.lua:35
- *   %1162 fused:add_id [B,64,128] (backward)  graphs/lib/image_encoder.lua:34
- *   %1238 fused:add_id [B,64,128] (backward)  graphs/lib/image_encoder.lua:34
- *   %1199 fused:add_id [B,64,128] (backward)  graphs/lib/image_encoder.lua:34
- *   %1326 fused:add_id [B,64,128] (backward)  graphs/lib/image_encoder.lua:34 */
-void convirt_image_vjp_k293_fused_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* convirt_image_vjp_k143_fused_add_id:
+ *   %143 fused:add_id [B,64,128] (backward)  graphs/lib/image_encoder.lua:34
+ *     + %134 map:id [B,64,128]  graphs/lib/image_encoder.lua:35
+ *   %1012 fused:add_id [B,64,128] (backward)  graphs/lib/image_encoder.lua:34
+ *   %1088 fused:add_id [B,64,128] (backward)  graphs/lib/image_encoder.lua:34
+ *   %1049 fused:add_id [B,64,128] (backward)  graphs/lib/image_encoder.lua:34
+ *   %1176 fused:add_id [B,64,128] (backward)  graphs/lib/image_encoder.lua:34 */
+void convirt_image_vjp_k143_fused_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 64; i1++)
@@ -2042,14 +1622,14 @@ void convirt_image_vjp_k293_fused_add_id(real *restrict out, const real *restric
                 out[i0*8192 + i1*128 + i2] = ((in0[i0*128 + i2])) + (in1[i0*8192 + i1*128 + i2]);
 }
 
-/* convirt_image_vjp_k294_permute:
- *   %294 permute [B,128,64] (backward)  graphs/lib/image_encoder.lua:33
- *   %939 permute [B,128,64] (backward)  graphs/lib/image_encoder.lua:33
- *   %1163 permute [B,128,64] (backward)  graphs/lib/image_encoder.lua:33
- *   %1239 permute [B,128,64] (backward)  graphs/lib/image_encoder.lua:33
- *   %1200 permute [B,128,64] (backward)  graphs/lib/image_encoder.lua:33
- *   %1327 permute [B,128,64] (backward)  graphs/lib/image_encoder.lua:33 */
-void convirt_image_vjp_k294_permute(real *restrict out, const real *restrict in0, long B) {
+/* convirt_image_vjp_k144_permute:
+ *   %144 permute [B,128,64] (backward)  graphs/lib/image_encoder.lua:33
+ *   %789 permute [B,128,64] (backward)  graphs/lib/image_encoder.lua:33
+ *   %1013 permute [B,128,64] (backward)  graphs/lib/image_encoder.lua:33
+ *   %1089 permute [B,128,64] (backward)  graphs/lib/image_encoder.lua:33
+ *   %1050 permute [B,128,64] (backward)  graphs/lib/image_encoder.lua:33
+ *   %1177 permute [B,128,64] (backward)  graphs/lib/image_encoder.lua:33 */
+void convirt_image_vjp_k144_permute(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 128; i1++)
@@ -2057,184 +1637,139 @@ void convirt_image_vjp_k294_permute(real *restrict out, const real *restrict in0
                 out[i0*8192 + i1*64 + i2] = in0[i0*8192 + i1 + i2*128];
 }
 
-/* convirt_image_vjp_k297_fused_mul_step:
- *   %297 fused:mul_step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:27
- *     + %296 map:step [B,128,8,8]  graphs/lib/image_encoder.lua:27
- *   %336 fused:mul_step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:12
- *   %942 fused:mul_step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:27
- *   %981 fused:mul_step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:12
- *   %1166 fused:mul_step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:27
- *   %1205 fused:mul_step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:12
+/* convirt_image_vjp_k147_fused_mul_step:
+ *   %147 fused:mul_step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:27
+ *     + %146 map:step [B,128,8,8]  graphs/lib/image_encoder.lua:27
+ *   %163 fused:mul_step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:12
+ *   %792 fused:mul_step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:27
+ *   %808 fused:mul_step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:12
+ *   %1016 fused:mul_step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:27
+ *   %1032 fused:mul_step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:12
  *   ... and 8 more */
-void convirt_image_vjp_k297_fused_mul_step(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+void convirt_image_vjp_k147_fused_mul_step(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for simd if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 8192*B; i0++)
         out[i0] = (in0[i0]) * ((in1[i0]) > (real)0 ? (real)1 : (real)0);
 }
 
-/* convirt_image_vjp_k300_sum:
- *   %300 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %307 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %339 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:7
- *   %346 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:7
- *   %379 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:7
- *   %386 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:7
- *   ... and 36 more */
-void convirt_image_vjp_k300_sum(real *restrict out, const real *restrict in0) {
-    const long nblk = (8 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(8192) > 32768)
-    for (long o = 0; o < 128; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 8 ? ib + 256 : 8;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < 8; j++) {
-                const real *row = in0 + (o*8 + j)*8;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*8 + i] = a[i - ib];
-        }
-}
-
-/* convirt_image_vjp_k301_sum:
- *   %301 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %308 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %340 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %347 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %380 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %387 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   ... and 36 more */
-void convirt_image_vjp_k301_sum(real *restrict out, const real *restrict in0) {
-    #pragma omp parallel for if((long)(1024) > 32768)
-    for (long o = 0; o < 128; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*8;
-        #pragma omp simd reduction(+:a)
-        for (long j = 0; j < 8; j++) a += row[j];
-        out[o] = a;
+/* convirt_image_vjp_k148_group_norm_sums:
+ *   %148 group_norm_sums [B,128,2] (backward)  graphs/lib/image_encoder.lua:13
+ *   %164 group_norm_sums [B,128,2] (backward)  graphs/lib/image_encoder.lua:7
+ *   %181 group_norm_sums [B,128,2] (backward)  graphs/lib/image_encoder.lua:7
+ *   %793 group_norm_sums [B,128,2] (backward)  graphs/lib/image_encoder.lua:13
+ *   %809 group_norm_sums [B,128,2] (backward)  graphs/lib/image_encoder.lua:7
+ *   %826 group_norm_sums [B,128,2] (backward)  graphs/lib/image_encoder.lua:7
+ *   ... and 15 more */
+void convirt_image_vjp_k148_group_norm_sums(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
+    const long N = B, C = 128, G = 8, CG = 16, S = 64; /* images, channels, groups, channels per group, elements per channel */
+    (void)C;
+    #pragma omp parallel for
+    for (long nc = 0; nc < N*C; nc++) {
+        const long c = nc % C, ng = (nc / C)*G + c / CG;
+        const real mean = in2[ng*2], rstd = in2[ng*2 + 1];
+        const real *gp = in0 + nc*S, *xp = in1 + nc*S;
+        real s0 = 0, s1 = 0;
+        #pragma omp simd reduction(+:s0, s1)
+        for (long i = 0; i < S; i++) { s0 += gp[i]; s1 += gp[i] * ((xp[i] - mean) * rstd); }
+        out[nc*2] = s0;
+        out[nc*2 + 1] = s1;
     }
 }
 
-/* convirt_image_vjp_k303_mul:
- *   %303 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %342 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
- *   %382 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
- *   %948 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %987 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
- *   %1027 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
+/* convirt_image_vjp_k149_group_norm_grad_x:
+ *   %149 group_norm_grad_x [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
+ *   %165 group_norm_grad_x [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
+ *   %182 group_norm_grad_x [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
+ *   %794 group_norm_grad_x [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
+ *   %810 group_norm_grad_x [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
+ *   %827 group_norm_grad_x [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
  *   ... and 15 more */
-void convirt_image_vjp_k303_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            for (long i2 = 0; i2 < 64; i2++)
-                out[i0*8192 + i1*64 + i2] = in0[i0*8192 + i1*64 + i2] * in1[i1];
+void convirt_image_vjp_k149_group_norm_grad_x(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, long B) {
+    const long N = B, C = 128, G = 8, CG = 16, S = 64; /* images, channels, groups, channels per group, elements per channel */
+    (void)C;
+    #pragma omp parallel for
+    for (long ng = 0; ng < N*G; ng++) {
+        const long n = ng / G, g = ng % G;
+        const real mean = in2[ng*2], rstd = in2[ng*2 + 1];
+        real a = 0, b = 0; /* mean(dxhat), mean(dxhat * xhat) over the group */
+        for (long k = 0; k < CG; k++) {
+            const long c = g*CG + k;
+            a += in3[c] * in4[(n*C + c)*2];
+            b += in3[c] * in4[(n*C + c)*2 + 1];
+        }
+        a *= (real)1 / (real)(CG*S);
+        b *= (real)1 / (real)(CG*S);
+        for (long k = 0; k < CG; k++) {
+            const long c = g*CG + k;
+            const real gc = in3[c];
+            const real *gp = in0 + (n*C + c)*S, *xp = in1 + (n*C + c)*S;
+            real *dp = out + (n*C + c)*S;
+            for (long i = 0; i < S; i++) dp[i] = rstd * (gp[i] * gc - a - ((xp[i] - mean) * rstd) * b);
+        }
+    }
 }
 
-/* convirt_image_vjp_k304_mul:
- *   %304 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %343 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
- *   %383 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
- *   %949 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %988 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
- *   %1028 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
+/* convirt_image_vjp_k150_sum:
+ *   %150 reduce [1,128,2] (backward)  graphs/lib/image_encoder.lua:13
+ *   %166 reduce [1,128,2] (backward)  graphs/lib/image_encoder.lua:7
+ *   %183 reduce [1,128,2] (backward)  graphs/lib/image_encoder.lua:7
+ *   %795 reduce [1,128,2] (backward)  graphs/lib/image_encoder.lua:13
+ *   %811 reduce [1,128,2] (backward)  graphs/lib/image_encoder.lua:7
+ *   %828 reduce [1,128,2] (backward)  graphs/lib/image_encoder.lua:7
  *   ... and 15 more */
-void convirt_image_vjp_k304_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 8192*B; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* convirt_image_vjp_k318_fused_scale_mul_sum_mul:
- *   %318 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
- *     + %317 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13
- *     + %313 reduce [B,8,1]  graphs/lib/image_encoder.lua:13
- *     + %312 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13
- *     + %316 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13
- *     + %315 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13
- *     + %314 map:square [B,8,1]  graphs/lib/image_encoder.lua:13
- *   %357 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %397 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %963 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1002 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1042 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   ... and 15 more */
-void convirt_image_vjp_k318_fused_scale_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    #pragma omp parallel for if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        {
-            real r1 = (real)0;
-            #pragma omp simd reduction(+:r1)
-            for (long j1 = 0; j1 < 1024; j1++) r1 += (in0[i0*1024 + j1*1]) * (in1[i0*1024 + j1*1]);
-            out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * (real)0.0009765625;
+void convirt_image_vjp_k150_sum(real *restrict out, const real *restrict in0, long B) {
+    const long nblk = (256 + 255) / 256;
+    #pragma omp parallel for collapse(2) if((long)(256*B) > 32768)
+    for (long o = 0; o < 1; o++)
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 256 ? ib + 256 : 256;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < B; j++) {
+                const real *row = in0 + (o*B + j)*256;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*256 + i] = a[i - ib];
         }
 }
 
-/* convirt_image_vjp_k322_fused_add_mul_mul_id:
- *   %322 fused:add_mul_mul_id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
- *     + %311 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13
- *     + %321 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13
- *     + %319 map:id [B,8,1024]  graphs/lib/image_encoder.lua:13
- *     + %320 map:scale [B,8,1024]  graphs/lib/image_encoder.lua:13
- *   %361 fused:add_mul_mul_id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
- *   %401 fused:add_mul_mul_id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
- *   %967 fused:add_mul_mul_id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
- *   %1006 fused:add_mul_mul_id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
- *   %1046 fused:add_mul_mul_id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
+/* convirt_image_vjp_k152_slice:
+ *   %152 slice [128,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %168 slice [128,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %185 slice [128,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %797 slice [128,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %813 slice [128,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %830 slice [128,1] (backward)  graphs/lib/image_encoder.lua:7
  *   ... and 15 more */
-void convirt_image_vjp_k322_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
-    #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 1024; i1++)
-            out[i0*1024 + i1] = ((in0[i0*1024 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*1024 + i1]) * (real)2));
+void convirt_image_vjp_k152_slice(real *restrict out, const real *restrict in0) {
+    #pragma omp parallel for simd if((long)(128) > 32768)
+    for (long i0 = 0; i0 < 128; i0++)
+        out[i0] = in0[i0*2];
 }
 
-/* convirt_image_vjp_k325_fused_scale_sum_neg:
- *   %325 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
- *     + %324 reduce [B,8,1]  graphs/lib/image_encoder.lua:13
- *     + %323 map:neg [B,8,1024]  graphs/lib/image_encoder.lua:13
- *   %364 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %404 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %970 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1009 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1049 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+/* convirt_image_vjp_k154_slice:
+ *   %154 slice [128,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %170 slice [128,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %187 slice [128,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %799 slice [128,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %815 slice [128,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %832 slice [128,1] (backward)  graphs/lib/image_encoder.lua:7
  *   ... and 15 more */
-void convirt_image_vjp_k325_fused_scale_sum_neg(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        {
-            real r1 = (real)0;
-            #pragma omp simd reduction(+:r1)
-            for (long j1 = 0; j1 < 1024; j1++) r1 += -(in0[i0*1024 + j1*1]);
-            out[i0] = (r1) * (real)0.0009765625;
-        }
+void convirt_image_vjp_k154_slice(real *restrict out, const real *restrict in0) {
+    #pragma omp parallel for simd if((long)(128) > 32768)
+    for (long i0 = 0; i0 < 128; i0++)
+        out[i0] = in0[1 + i0*2];
 }
 
-/* convirt_image_vjp_k327_fused_add_id:
- *   %327 fused:add_id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
- *     + %326 map:id [B,8,1024]  graphs/lib/image_encoder.lua:13
- *   %366 fused:add_id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
- *   %406 fused:add_id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
- *   %972 fused:add_id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
- *   %1011 fused:add_id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
- *   %1051 fused:add_id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
+/* convirt_image_vjp_k157_sum:
+ *   %157 reduce [B,128,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %173 reduce [B,128,1] (backward)  graphs/lib/image_encoder.lua:6
+ *   %190 reduce [B,128,1] (backward)  graphs/lib/image_encoder.lua:6
+ *   %802 reduce [B,128,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %818 reduce [B,128,1] (backward)  graphs/lib/image_encoder.lua:6
+ *   %835 reduce [B,128,1] (backward)  graphs/lib/image_encoder.lua:6
  *   ... and 15 more */
-void convirt_image_vjp_k327_fused_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 1024; i1++)
-            out[i0*1024 + i1] = (in0[i0*1024 + i1]) + ((in1[i0]));
-}
-
-/* convirt_image_vjp_k330_sum:
- *   %330 reduce [B,128,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %369 reduce [B,128,1] (backward)  graphs/lib/image_encoder.lua:6
- *   %409 reduce [B,128,1] (backward)  graphs/lib/image_encoder.lua:6
- *   %975 reduce [B,128,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1014 reduce [B,128,1] (backward)  graphs/lib/image_encoder.lua:6
- *   %1054 reduce [B,128,1] (backward)  graphs/lib/image_encoder.lua:6
- *   ... and 15 more */
-void convirt_image_vjp_k330_sum(real *restrict out, const real *restrict in0, long B) {
+void convirt_image_vjp_k157_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for if((long)(8192*B) > 32768)
     for (long o = 0; o < 128*B; o++) {
         real a = (real)0;
@@ -2245,15 +1780,15 @@ void convirt_image_vjp_k330_sum(real *restrict out, const real *restrict in0, lo
     }
 }
 
-/* convirt_image_vjp_k333_conv2d_input_grad:
- *   %333 conv2d_input_grad [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %372 conv2d_input_grad [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:6
- *   %978 conv2d_input_grad [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %1017 conv2d_input_grad [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:6
- *   %1202 conv2d_input_grad [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %1241 conv2d_input_grad [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:6
+/* convirt_image_vjp_k160_conv2d_input_grad:
+ *   %160 conv2d_input_grad [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
+ *   %176 conv2d_input_grad [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:6
+ *   %805 conv2d_input_grad [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
+ *   %821 conv2d_input_grad [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1029 conv2d_input_grad [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1045 conv2d_input_grad [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:6
  *   ... and 8 more */
-void convirt_image_vjp_k333_conv2d_input_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B) {
+void convirt_image_vjp_k160_conv2d_input_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B) {
     const long C = 128, H = 8, W = 8, KH = 3, KW = 3, S = 1, P = 1, HO = 8, WO = 8, KC = 1152, NB = B;
     (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
     const long L = NB < 16 ? NB : 16;
@@ -2287,15 +1822,15 @@ void convirt_image_vjp_k333_conv2d_input_grad(real *restrict out, const real *re
     }
 }
 
-/* convirt_image_vjp_k334_conv2d_weight_grad:
- *   %334 conv2d_weight_grad [128,128,3,3] (backward)  graphs/lib/image_encoder.lua:13
- *   %373 conv2d_weight_grad [128,128,3,3] (backward)  graphs/lib/image_encoder.lua:6
- *   %979 conv2d_weight_grad [128,128,3,3] (backward)  graphs/lib/image_encoder.lua:13
- *   %1018 conv2d_weight_grad [128,128,3,3] (backward)  graphs/lib/image_encoder.lua:6
- *   %1203 conv2d_weight_grad [128,128,3,3] (backward)  graphs/lib/image_encoder.lua:13
- *   %1242 conv2d_weight_grad [128,128,3,3] (backward)  graphs/lib/image_encoder.lua:6
+/* convirt_image_vjp_k161_conv2d_weight_grad:
+ *   %161 conv2d_weight_grad [128,128,3,3] (backward)  graphs/lib/image_encoder.lua:13
+ *   %177 conv2d_weight_grad [128,128,3,3] (backward)  graphs/lib/image_encoder.lua:6
+ *   %806 conv2d_weight_grad [128,128,3,3] (backward)  graphs/lib/image_encoder.lua:13
+ *   %822 conv2d_weight_grad [128,128,3,3] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1030 conv2d_weight_grad [128,128,3,3] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1046 conv2d_weight_grad [128,128,3,3] (backward)  graphs/lib/image_encoder.lua:6
  *   ... and 8 more */
-void convirt_image_vjp_k334_conv2d_weight_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B) {
+void convirt_image_vjp_k161_conv2d_weight_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B) {
     const long C = 128, H = 8, W = 8, KH = 3, KW = 3, S = 1, P = 1, HO = 8, WO = 8, KC = 1152, NB = B;
     (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
     const long L = NB < 16 ? NB : 16;
@@ -2338,31 +1873,31 @@ void convirt_image_vjp_k334_conv2d_weight_grad(real *restrict out, const real *r
         }
 }
 
-/* convirt_image_vjp_k376_fused_mul_add_step:
- *   %376 fused:mul_add_step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:26
- *     + %374 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6
- *     + %375 map:step [B,128,8,8]  graphs/lib/image_encoder.lua:26
- *   %1021 fused:mul_add_step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:26
- *   %1245 fused:mul_add_step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:26
- *   %1321 fused:mul_add_step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:26
- *   %1282 fused:mul_add_step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:26
- *   %1409 fused:mul_add_step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:26
+/* convirt_image_vjp_k180_fused_mul_add_step:
+ *   %180 fused:mul_add_step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:26
+ *     + %178 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6
+ *     + %179 map:step [B,128,8,8]  graphs/lib/image_encoder.lua:26
+ *   %825 fused:mul_add_step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:26
+ *   %1049 fused:mul_add_step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:26
+ *   %1125 fused:mul_add_step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:26
+ *   %1086 fused:mul_add_step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:26
+ *   %1213 fused:mul_add_step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:26
  *   ... and 1 more */
-void convirt_image_vjp_k376_fused_mul_add_step(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
+void convirt_image_vjp_k180_fused_mul_add_step(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
     #pragma omp parallel for simd if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 8192*B; i0++)
         out[i0] = ((in0[i0]) + (in1[i0])) * ((in2[i0]) > (real)0 ? (real)1 : (real)0);
 }
 
-/* convirt_image_vjp_k412_conv2d_input_grad:
- *   %412 conv2d_input_grad [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:6
- *   %1057 conv2d_input_grad [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:6
- *   %1281 conv2d_input_grad [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:6
- *   %1357 conv2d_input_grad [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:6
- *   %1318 conv2d_input_grad [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:6
- *   %1445 conv2d_input_grad [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:6
+/* convirt_image_vjp_k193_conv2d_input_grad:
+ *   %193 conv2d_input_grad [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:6
+ *   %838 conv2d_input_grad [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1062 conv2d_input_grad [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1138 conv2d_input_grad [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1099 conv2d_input_grad [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1226 conv2d_input_grad [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:6
  *   ... and 1 more */
-void convirt_image_vjp_k412_conv2d_input_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B) {
+void convirt_image_vjp_k193_conv2d_input_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B) {
     const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 2, P = 1, HO = 8, WO = 8, KC = 576, NB = B;
     (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
     const long L = NB < 16 ? NB : 16;
@@ -2396,15 +1931,15 @@ void convirt_image_vjp_k412_conv2d_input_grad(real *restrict out, const real *re
     }
 }
 
-/* convirt_image_vjp_k413_conv2d_weight_grad:
- *   %413 conv2d_weight_grad [128,64,3,3] (backward)  graphs/lib/image_encoder.lua:6
- *   %1058 conv2d_weight_grad [128,64,3,3] (backward)  graphs/lib/image_encoder.lua:6
- *   %1282 conv2d_weight_grad [128,64,3,3] (backward)  graphs/lib/image_encoder.lua:6
- *   %1358 conv2d_weight_grad [128,64,3,3] (backward)  graphs/lib/image_encoder.lua:6
- *   %1319 conv2d_weight_grad [128,64,3,3] (backward)  graphs/lib/image_encoder.lua:6
- *   %1446 conv2d_weight_grad [128,64,3,3] (backward)  graphs/lib/image_encoder.lua:6
+/* convirt_image_vjp_k194_conv2d_weight_grad:
+ *   %194 conv2d_weight_grad [128,64,3,3] (backward)  graphs/lib/image_encoder.lua:6
+ *   %839 conv2d_weight_grad [128,64,3,3] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1063 conv2d_weight_grad [128,64,3,3] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1139 conv2d_weight_grad [128,64,3,3] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1100 conv2d_weight_grad [128,64,3,3] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1227 conv2d_weight_grad [128,64,3,3] (backward)  graphs/lib/image_encoder.lua:6
  *   ... and 1 more */
-void convirt_image_vjp_k413_conv2d_weight_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B) {
+void convirt_image_vjp_k194_conv2d_weight_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B) {
     const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 2, P = 1, HO = 8, WO = 8, KC = 576, NB = B;
     (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
     const long L = NB < 16 ? NB : 16;
@@ -2447,208 +1982,115 @@ void convirt_image_vjp_k413_conv2d_weight_grad(real *restrict out, const real *r
         }
 }
 
-/* convirt_image_vjp_k415_fused_mul_step:
- *   %415 fused:mul_step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:27
- *     + %414 map:step [B,64,16,16]  graphs/lib/image_encoder.lua:27
- *   %454 fused:mul_step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:12
- *   %1060 fused:mul_step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:27
- *   %1099 fused:mul_step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:12
- *   %1284 fused:mul_step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:27
- *   %1323 fused:mul_step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:12
+/* convirt_image_vjp_k196_fused_mul_step:
+ *   %196 fused:mul_step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:27
+ *     + %195 map:step [B,64,16,16]  graphs/lib/image_encoder.lua:27
+ *   %212 fused:mul_step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:12
+ *   %841 fused:mul_step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:27
+ *   %857 fused:mul_step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:12
+ *   %1065 fused:mul_step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:27
+ *   %1081 fused:mul_step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:12
  *   ... and 9 more */
-void convirt_image_vjp_k415_fused_mul_step(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+void convirt_image_vjp_k196_fused_mul_step(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for simd if((long)(16384*B) > 32768)
     for (long i0 = 0; i0 < 16384*B; i0++)
         out[i0] = (in0[i0]) * ((in1[i0]) > (real)0 ? (real)1 : (real)0);
 }
 
-/* convirt_image_vjp_k416_sum:
- *   %416 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %423 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %455 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
- *   %462 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
- *   %495 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
- *   %502 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
- *   ... and 40 more */
-void convirt_image_vjp_k416_sum(real *restrict out, const real *restrict in0, long B) {
-    const long nblk = (16384 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 16384 ? ib + 256 : 16384;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < B; j++) {
-                const real *row = in0 + (o*B + j)*16384;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*16384 + i] = a[i - ib];
-        }
-}
-
-/* convirt_image_vjp_k418_sum:
- *   %418 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %425 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %457 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:7
- *   %464 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:7
- *   %497 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:7
- *   %504 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:7
- *   ... and 40 more */
-void convirt_image_vjp_k418_sum(real *restrict out, const real *restrict in0) {
-    const long nblk = (16 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(16384) > 32768)
-    for (long o = 0; o < 64; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 16 ? ib + 256 : 16;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < 16; j++) {
-                const real *row = in0 + (o*16 + j)*16;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*16 + i] = a[i - ib];
-        }
-}
-
-/* convirt_image_vjp_k419_sum:
- *   %419 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %426 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %458 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %465 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %498 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %505 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   ... and 40 more */
-void convirt_image_vjp_k419_sum(real *restrict out, const real *restrict in0) {
-    #pragma omp parallel for if((long)(1024) > 32768)
-    for (long o = 0; o < 64; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*16;
-        #pragma omp simd reduction(+:a)
-        for (long j = 0; j < 16; j++) a += row[j];
-        out[o] = a;
+/* convirt_image_vjp_k197_group_norm_sums:
+ *   %197 group_norm_sums [B,64,2] (backward)  graphs/lib/image_encoder.lua:13
+ *   %213 group_norm_sums [B,64,2] (backward)  graphs/lib/image_encoder.lua:7
+ *   %230 group_norm_sums [B,64,2] (backward)  graphs/lib/image_encoder.lua:7
+ *   %842 group_norm_sums [B,64,2] (backward)  graphs/lib/image_encoder.lua:13
+ *   %858 group_norm_sums [B,64,2] (backward)  graphs/lib/image_encoder.lua:7
+ *   %875 group_norm_sums [B,64,2] (backward)  graphs/lib/image_encoder.lua:7
+ *   ... and 17 more */
+void convirt_image_vjp_k197_group_norm_sums(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
+    const long N = B, C = 64, G = 8, CG = 8, S = 256; /* images, channels, groups, channels per group, elements per channel */
+    (void)C;
+    #pragma omp parallel for
+    for (long nc = 0; nc < N*C; nc++) {
+        const long c = nc % C, ng = (nc / C)*G + c / CG;
+        const real mean = in2[ng*2], rstd = in2[ng*2 + 1];
+        const real *gp = in0 + nc*S, *xp = in1 + nc*S;
+        real s0 = 0, s1 = 0;
+        #pragma omp simd reduction(+:s0, s1)
+        for (long i = 0; i < S; i++) { s0 += gp[i]; s1 += gp[i] * ((xp[i] - mean) * rstd); }
+        out[nc*2] = s0;
+        out[nc*2 + 1] = s1;
     }
 }
 
-/* convirt_image_vjp_k421_mul:
- *   %421 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %460 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
- *   %500 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
- *   %1066 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %1105 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
- *   %1145 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
+/* convirt_image_vjp_k198_group_norm_grad_x:
+ *   %198 group_norm_grad_x [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
+ *   %214 group_norm_grad_x [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
+ *   %231 group_norm_grad_x [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
+ *   %843 group_norm_grad_x [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
+ *   %859 group_norm_grad_x [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
+ *   %876 group_norm_grad_x [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
  *   ... and 17 more */
-void convirt_image_vjp_k421_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 64; i1++)
-            for (long i2 = 0; i2 < 256; i2++)
-                out[i0*16384 + i1*256 + i2] = in0[i0*16384 + i1*256 + i2] * in1[i1];
-}
-
-/* convirt_image_vjp_k422_mul:
- *   %422 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %461 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
- *   %501 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
- *   %1067 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %1106 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
- *   %1146 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
- *   ... and 17 more */
-void convirt_image_vjp_k422_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 16384*B; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* convirt_image_vjp_k436_fused_scale_mul_sum_mul:
- *   %436 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
- *     + %435 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13
- *     + %431 reduce [B,8,1]  graphs/lib/image_encoder.lua:13
- *     + %430 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13
- *     + %434 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13
- *     + %433 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13
- *     + %432 map:square [B,8,1]  graphs/lib/image_encoder.lua:13
- *   %475 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %515 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1081 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1120 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1160 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   ... and 17 more */
-void convirt_image_vjp_k436_fused_scale_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    #pragma omp parallel for if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        {
-            real r1 = (real)0;
-            #pragma omp simd reduction(+:r1)
-            for (long j1 = 0; j1 < 2048; j1++) r1 += (in0[i0*2048 + j1*1]) * (in1[i0*2048 + j1*1]);
-            out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * (real)0.00048828125;
+void convirt_image_vjp_k198_group_norm_grad_x(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, long B) {
+    const long N = B, C = 64, G = 8, CG = 8, S = 256; /* images, channels, groups, channels per group, elements per channel */
+    (void)C;
+    #pragma omp parallel for
+    for (long ng = 0; ng < N*G; ng++) {
+        const long n = ng / G, g = ng % G;
+        const real mean = in2[ng*2], rstd = in2[ng*2 + 1];
+        real a = 0, b = 0; /* mean(dxhat), mean(dxhat * xhat) over the group */
+        for (long k = 0; k < CG; k++) {
+            const long c = g*CG + k;
+            a += in3[c] * in4[(n*C + c)*2];
+            b += in3[c] * in4[(n*C + c)*2 + 1];
         }
-}
-
-/* convirt_image_vjp_k440_fused_add_mul_mul_id:
- *   %440 fused:add_mul_mul_id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
- *     + %429 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13
- *     + %439 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13
- *     + %437 map:id [B,8,2048]  graphs/lib/image_encoder.lua:13
- *     + %438 map:scale [B,8,2048]  graphs/lib/image_encoder.lua:13
- *   %479 fused:add_mul_mul_id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
- *   %519 fused:add_mul_mul_id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
- *   %1085 fused:add_mul_mul_id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
- *   %1124 fused:add_mul_mul_id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
- *   %1164 fused:add_mul_mul_id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
- *   ... and 17 more */
-void convirt_image_vjp_k440_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
-    #pragma omp parallel for collapse(1) if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 2048; i1++)
-            out[i0*2048 + i1] = ((in0[i0*2048 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*2048 + i1]) * (real)2));
-}
-
-/* convirt_image_vjp_k443_fused_scale_sum_neg:
- *   %443 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
- *     + %442 reduce [B,8,1]  graphs/lib/image_encoder.lua:13
- *     + %441 map:neg [B,8,2048]  graphs/lib/image_encoder.lua:13
- *   %482 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %522 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1088 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1127 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1167 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   ... and 17 more */
-void convirt_image_vjp_k443_fused_scale_sum_neg(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        {
-            real r1 = (real)0;
-            #pragma omp simd reduction(+:r1)
-            for (long j1 = 0; j1 < 2048; j1++) r1 += -(in0[i0*2048 + j1*1]);
-            out[i0] = (r1) * (real)0.00048828125;
+        a *= (real)1 / (real)(CG*S);
+        b *= (real)1 / (real)(CG*S);
+        for (long k = 0; k < CG; k++) {
+            const long c = g*CG + k;
+            const real gc = in3[c];
+            const real *gp = in0 + (n*C + c)*S, *xp = in1 + (n*C + c)*S;
+            real *dp = out + (n*C + c)*S;
+            for (long i = 0; i < S; i++) dp[i] = rstd * (gp[i] * gc - a - ((xp[i] - mean) * rstd) * b);
         }
+    }
 }
 
-/* convirt_image_vjp_k445_fused_add_id:
- *   %445 fused:add_id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
- *     + %444 map:id [B,8,2048]  graphs/lib/image_encoder.lua:13
- *   %484 fused:add_id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
- *   %524 fused:add_id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
- *   %1090 fused:add_id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
- *   %1129 fused:add_id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
- *   %1169 fused:add_id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
+/* convirt_image_vjp_k201_slice:
+ *   %201 slice [64,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %217 slice [64,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %234 slice [64,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %846 slice [64,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %862 slice [64,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %879 slice [64,1] (backward)  graphs/lib/image_encoder.lua:7
  *   ... and 17 more */
-void convirt_image_vjp_k445_fused_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 2048; i1++)
-            out[i0*2048 + i1] = (in0[i0*2048 + i1]) + ((in1[i0]));
+void convirt_image_vjp_k201_slice(real *restrict out, const real *restrict in0) {
+    #pragma omp parallel for simd if((long)(64) > 32768)
+    for (long i0 = 0; i0 < 64; i0++)
+        out[i0] = in0[i0*2];
 }
 
-/* convirt_image_vjp_k448_sum:
- *   %448 reduce [B,64,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %487 reduce [B,64,1] (backward)  graphs/lib/image_encoder.lua:6
- *   %527 reduce [B,64,1] (backward)  graphs/lib/image_encoder.lua:6
- *   %1093 reduce [B,64,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1132 reduce [B,64,1] (backward)  graphs/lib/image_encoder.lua:6
- *   %1172 reduce [B,64,1] (backward)  graphs/lib/image_encoder.lua:6
+/* convirt_image_vjp_k203_slice:
+ *   %203 slice [64,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %219 slice [64,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %236 slice [64,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %848 slice [64,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %864 slice [64,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %881 slice [64,1] (backward)  graphs/lib/image_encoder.lua:7
  *   ... and 17 more */
-void convirt_image_vjp_k448_sum(real *restrict out, const real *restrict in0, long B) {
+void convirt_image_vjp_k203_slice(real *restrict out, const real *restrict in0) {
+    #pragma omp parallel for simd if((long)(64) > 32768)
+    for (long i0 = 0; i0 < 64; i0++)
+        out[i0] = in0[1 + i0*2];
+}
+
+/* convirt_image_vjp_k206_sum:
+ *   %206 reduce [B,64,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %222 reduce [B,64,1] (backward)  graphs/lib/image_encoder.lua:6
+ *   %239 reduce [B,64,1] (backward)  graphs/lib/image_encoder.lua:6
+ *   %851 reduce [B,64,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %867 reduce [B,64,1] (backward)  graphs/lib/image_encoder.lua:6
+ *   %884 reduce [B,64,1] (backward)  graphs/lib/image_encoder.lua:6
+ *   ... and 17 more */
+void convirt_image_vjp_k206_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for if((long)(16384*B) > 32768)
     for (long o = 0; o < 64*B; o++) {
         real a = (real)0;
@@ -2659,15 +2101,15 @@ void convirt_image_vjp_k448_sum(real *restrict out, const real *restrict in0, lo
     }
 }
 
-/* convirt_image_vjp_k449_sum:
- *   %449 reduce [1,64,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %488 reduce [1,64,1] (backward)  graphs/lib/image_encoder.lua:6
- *   %528 reduce [1,64,1] (backward)  graphs/lib/image_encoder.lua:6
- *   %1094 reduce [1,64,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1133 reduce [1,64,1] (backward)  graphs/lib/image_encoder.lua:6
- *   %1173 reduce [1,64,1] (backward)  graphs/lib/image_encoder.lua:6
- *   ... and 17 more */
-void convirt_image_vjp_k449_sum(real *restrict out, const real *restrict in0, long B) {
+/* convirt_image_vjp_k207_sum:
+ *   %207 reduce [1,64,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %223 reduce [1,64,1] (backward)  graphs/lib/image_encoder.lua:6
+ *   %240 reduce [1,64,1] (backward)  graphs/lib/image_encoder.lua:6
+ *   %248 reduce [1,32,2] (backward)  graphs/lib/image_encoder.lua:13
+ *   %264 reduce [1,32,2] (backward)  graphs/lib/image_encoder.lua:7
+ *   %281 reduce [1,32,2] (backward)  graphs/lib/image_encoder.lua:7
+ *   ... and 49 more */
+void convirt_image_vjp_k207_sum(real *restrict out, const real *restrict in0, long B) {
     const long nblk = (64 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(64*B) > 32768)
     for (long o = 0; o < 1; o++)
@@ -2683,15 +2125,15 @@ void convirt_image_vjp_k449_sum(real *restrict out, const real *restrict in0, lo
         }
 }
 
-/* convirt_image_vjp_k451_conv2d_input_grad:
- *   %451 conv2d_input_grad [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %490 conv2d_input_grad [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:6
- *   %1096 conv2d_input_grad [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %1135 conv2d_input_grad [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:6
- *   %1320 conv2d_input_grad [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %1359 conv2d_input_grad [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:6
+/* convirt_image_vjp_k209_conv2d_input_grad:
+ *   %209 conv2d_input_grad [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
+ *   %225 conv2d_input_grad [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:6
+ *   %854 conv2d_input_grad [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
+ *   %870 conv2d_input_grad [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1078 conv2d_input_grad [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1094 conv2d_input_grad [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:6
  *   ... and 8 more */
-void convirt_image_vjp_k451_conv2d_input_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B) {
+void convirt_image_vjp_k209_conv2d_input_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B) {
     const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 1, P = 1, HO = 16, WO = 16, KC = 576, NB = B;
     (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
     const long L = NB < 16 ? NB : 16;
@@ -2725,15 +2167,15 @@ void convirt_image_vjp_k451_conv2d_input_grad(real *restrict out, const real *re
     }
 }
 
-/* convirt_image_vjp_k452_conv2d_weight_grad:
- *   %452 conv2d_weight_grad [64,64,3,3] (backward)  graphs/lib/image_encoder.lua:13
- *   %491 conv2d_weight_grad [64,64,3,3] (backward)  graphs/lib/image_encoder.lua:6
- *   %1097 conv2d_weight_grad [64,64,3,3] (backward)  graphs/lib/image_encoder.lua:13
- *   %1136 conv2d_weight_grad [64,64,3,3] (backward)  graphs/lib/image_encoder.lua:6
- *   %1321 conv2d_weight_grad [64,64,3,3] (backward)  graphs/lib/image_encoder.lua:13
- *   %1360 conv2d_weight_grad [64,64,3,3] (backward)  graphs/lib/image_encoder.lua:6
+/* convirt_image_vjp_k210_conv2d_weight_grad:
+ *   %210 conv2d_weight_grad [64,64,3,3] (backward)  graphs/lib/image_encoder.lua:13
+ *   %226 conv2d_weight_grad [64,64,3,3] (backward)  graphs/lib/image_encoder.lua:6
+ *   %855 conv2d_weight_grad [64,64,3,3] (backward)  graphs/lib/image_encoder.lua:13
+ *   %871 conv2d_weight_grad [64,64,3,3] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1079 conv2d_weight_grad [64,64,3,3] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1095 conv2d_weight_grad [64,64,3,3] (backward)  graphs/lib/image_encoder.lua:6
  *   ... and 8 more */
-void convirt_image_vjp_k452_conv2d_weight_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B) {
+void convirt_image_vjp_k210_conv2d_weight_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B) {
     const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 1, P = 1, HO = 16, WO = 16, KC = 576, NB = B;
     (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
     const long L = NB < 16 ? NB : 16;
@@ -2776,31 +2218,31 @@ void convirt_image_vjp_k452_conv2d_weight_grad(real *restrict out, const real *r
         }
 }
 
-/* convirt_image_vjp_k494_fused_mul_add_step:
- *   %494 fused:mul_add_step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:26
- *     + %492 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6
- *     + %493 map:step [B,64,16,16]  graphs/lib/image_encoder.lua:26
- *   %1139 fused:mul_add_step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:26
- *   %1363 fused:mul_add_step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:26
- *   %1439 fused:mul_add_step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:26
- *   %1400 fused:mul_add_step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:26
- *   %1527 fused:mul_add_step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:26
+/* convirt_image_vjp_k229_fused_mul_add_step:
+ *   %229 fused:mul_add_step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:26
+ *     + %227 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6
+ *     + %228 map:step [B,64,16,16]  graphs/lib/image_encoder.lua:26
+ *   %874 fused:mul_add_step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:26
+ *   %1098 fused:mul_add_step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:26
+ *   %1174 fused:mul_add_step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:26
+ *   %1135 fused:mul_add_step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:26
+ *   %1262 fused:mul_add_step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:26
  *   ... and 2 more */
-void convirt_image_vjp_k494_fused_mul_add_step(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
+void convirt_image_vjp_k229_fused_mul_add_step(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
     #pragma omp parallel for simd if((long)(16384*B) > 32768)
     for (long i0 = 0; i0 < 16384*B; i0++)
         out[i0] = ((in0[i0]) + (in1[i0])) * ((in2[i0]) > (real)0 ? (real)1 : (real)0);
 }
 
-/* convirt_image_vjp_k530_conv2d_input_grad:
- *   %530 conv2d_input_grad [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:6
- *   %1175 conv2d_input_grad [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:6
- *   %1399 conv2d_input_grad [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:6
- *   %1475 conv2d_input_grad [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:6
- *   %1436 conv2d_input_grad [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:6
- *   %1563 conv2d_input_grad [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:6
+/* convirt_image_vjp_k242_conv2d_input_grad:
+ *   %242 conv2d_input_grad [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:6
+ *   %887 conv2d_input_grad [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1111 conv2d_input_grad [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1187 conv2d_input_grad [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1148 conv2d_input_grad [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1275 conv2d_input_grad [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:6
  *   ... and 1 more */
-void convirt_image_vjp_k530_conv2d_input_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B) {
+void convirt_image_vjp_k242_conv2d_input_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B) {
     const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 2, P = 1, HO = 16, WO = 16, KC = 288, NB = B;
     (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
     const long L = NB < 16 ? NB : 16;
@@ -2834,15 +2276,15 @@ void convirt_image_vjp_k530_conv2d_input_grad(real *restrict out, const real *re
     }
 }
 
-/* convirt_image_vjp_k531_conv2d_weight_grad:
- *   %531 conv2d_weight_grad [64,32,3,3] (backward)  graphs/lib/image_encoder.lua:6
- *   %1176 conv2d_weight_grad [64,32,3,3] (backward)  graphs/lib/image_encoder.lua:6
- *   %1400 conv2d_weight_grad [64,32,3,3] (backward)  graphs/lib/image_encoder.lua:6
- *   %1476 conv2d_weight_grad [64,32,3,3] (backward)  graphs/lib/image_encoder.lua:6
- *   %1437 conv2d_weight_grad [64,32,3,3] (backward)  graphs/lib/image_encoder.lua:6
- *   %1564 conv2d_weight_grad [64,32,3,3] (backward)  graphs/lib/image_encoder.lua:6
+/* convirt_image_vjp_k243_conv2d_weight_grad:
+ *   %243 conv2d_weight_grad [64,32,3,3] (backward)  graphs/lib/image_encoder.lua:6
+ *   %888 conv2d_weight_grad [64,32,3,3] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1112 conv2d_weight_grad [64,32,3,3] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1188 conv2d_weight_grad [64,32,3,3] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1149 conv2d_weight_grad [64,32,3,3] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1276 conv2d_weight_grad [64,32,3,3] (backward)  graphs/lib/image_encoder.lua:6
  *   ... and 1 more */
-void convirt_image_vjp_k531_conv2d_weight_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B) {
+void convirt_image_vjp_k243_conv2d_weight_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B) {
     const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 2, P = 1, HO = 16, WO = 16, KC = 288, NB = B;
     (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
     const long L = NB < 16 ? NB : 16;
@@ -2885,208 +2327,115 @@ void convirt_image_vjp_k531_conv2d_weight_grad(real *restrict out, const real *r
         }
 }
 
-/* convirt_image_vjp_k533_fused_mul_step:
- *   %533 fused:mul_step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:27
- *     + %532 map:step [B,32,32,32]  graphs/lib/image_encoder.lua:27
- *   %572 fused:mul_step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:12
- *   %1178 fused:mul_step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:27
- *   %1217 fused:mul_step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:12
- *   %1402 fused:mul_step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:27
- *   %1441 fused:mul_step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:12
+/* convirt_image_vjp_k245_fused_mul_step:
+ *   %245 fused:mul_step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:27
+ *     + %244 map:step [B,32,32,32]  graphs/lib/image_encoder.lua:27
+ *   %261 fused:mul_step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:12
+ *   %890 fused:mul_step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:27
+ *   %906 fused:mul_step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:12
+ *   %1114 fused:mul_step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:27
+ *   %1130 fused:mul_step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:12
  *   ... and 9 more */
-void convirt_image_vjp_k533_fused_mul_step(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+void convirt_image_vjp_k245_fused_mul_step(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for simd if((long)(32768*B) > 32768)
     for (long i0 = 0; i0 < 32768*B; i0++)
         out[i0] = (in0[i0]) * ((in1[i0]) > (real)0 ? (real)1 : (real)0);
 }
 
-/* convirt_image_vjp_k534_sum:
- *   %534 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %541 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %573 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
- *   %580 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
- *   %613 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
- *   %620 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
- *   ... and 40 more */
-void convirt_image_vjp_k534_sum(real *restrict out, const real *restrict in0, long B) {
-    const long nblk = (32768 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 32768 ? ib + 256 : 32768;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < B; j++) {
-                const real *row = in0 + (o*B + j)*32768;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*32768 + i] = a[i - ib];
-        }
-}
-
-/* convirt_image_vjp_k536_sum:
- *   %536 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %543 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %575 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:7
- *   %582 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:7
- *   %615 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:7
- *   %622 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:7
- *   ... and 40 more */
-void convirt_image_vjp_k536_sum(real *restrict out, const real *restrict in0) {
-    const long nblk = (32 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(32768) > 32768)
-    for (long o = 0; o < 32; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 32 ? ib + 256 : 32;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < 32; j++) {
-                const real *row = in0 + (o*32 + j)*32;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*32 + i] = a[i - ib];
-        }
-}
-
-/* convirt_image_vjp_k537_sum:
- *   %537 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %544 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %576 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %583 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %616 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %623 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   ... and 40 more */
-void convirt_image_vjp_k537_sum(real *restrict out, const real *restrict in0) {
-    #pragma omp parallel for if((long)(1024) > 32768)
-    for (long o = 0; o < 32; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*32;
-        #pragma omp simd reduction(+:a)
-        for (long j = 0; j < 32; j++) a += row[j];
-        out[o] = a;
+/* convirt_image_vjp_k246_group_norm_sums:
+ *   %246 group_norm_sums [B,32,2] (backward)  graphs/lib/image_encoder.lua:13
+ *   %262 group_norm_sums [B,32,2] (backward)  graphs/lib/image_encoder.lua:7
+ *   %279 group_norm_sums [B,32,2] (backward)  graphs/lib/image_encoder.lua:7
+ *   %891 group_norm_sums [B,32,2] (backward)  graphs/lib/image_encoder.lua:13
+ *   %907 group_norm_sums [B,32,2] (backward)  graphs/lib/image_encoder.lua:7
+ *   %924 group_norm_sums [B,32,2] (backward)  graphs/lib/image_encoder.lua:7
+ *   ... and 17 more */
+void convirt_image_vjp_k246_group_norm_sums(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
+    const long N = B, C = 32, G = 8, CG = 4, S = 1024; /* images, channels, groups, channels per group, elements per channel */
+    (void)C;
+    #pragma omp parallel for
+    for (long nc = 0; nc < N*C; nc++) {
+        const long c = nc % C, ng = (nc / C)*G + c / CG;
+        const real mean = in2[ng*2], rstd = in2[ng*2 + 1];
+        const real *gp = in0 + nc*S, *xp = in1 + nc*S;
+        real s0 = 0, s1 = 0;
+        #pragma omp simd reduction(+:s0, s1)
+        for (long i = 0; i < S; i++) { s0 += gp[i]; s1 += gp[i] * ((xp[i] - mean) * rstd); }
+        out[nc*2] = s0;
+        out[nc*2 + 1] = s1;
     }
 }
 
-/* convirt_image_vjp_k539_mul:
- *   %539 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %578 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
- *   %618 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
- *   %1184 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %1223 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
- *   %1263 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
+/* convirt_image_vjp_k247_group_norm_grad_x:
+ *   %247 group_norm_grad_x [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
+ *   %263 group_norm_grad_x [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
+ *   %280 group_norm_grad_x [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
+ *   %892 group_norm_grad_x [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
+ *   %908 group_norm_grad_x [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
+ *   %925 group_norm_grad_x [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
  *   ... and 17 more */
-void convirt_image_vjp_k539_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 32; i1++)
-            for (long i2 = 0; i2 < 1024; i2++)
-                out[i0*32768 + i1*1024 + i2] = in0[i0*32768 + i1*1024 + i2] * in1[i1];
-}
-
-/* convirt_image_vjp_k540_mul:
- *   %540 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %579 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
- *   %619 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
- *   %1185 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %1224 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
- *   %1264 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
- *   ... and 17 more */
-void convirt_image_vjp_k540_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 32768*B; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* convirt_image_vjp_k554_fused_scale_mul_sum_mul:
- *   %554 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
- *     + %553 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13
- *     + %549 reduce [B,8,1]  graphs/lib/image_encoder.lua:13
- *     + %548 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13
- *     + %552 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13
- *     + %551 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13
- *     + %550 map:square [B,8,1]  graphs/lib/image_encoder.lua:13
- *   %593 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %633 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1199 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1238 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1278 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   ... and 17 more */
-void convirt_image_vjp_k554_fused_scale_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    #pragma omp parallel for if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        {
-            real r1 = (real)0;
-            #pragma omp simd reduction(+:r1)
-            for (long j1 = 0; j1 < 4096; j1++) r1 += (in0[i0*4096 + j1*1]) * (in1[i0*4096 + j1*1]);
-            out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * (real)0.000244140625;
+void convirt_image_vjp_k247_group_norm_grad_x(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, long B) {
+    const long N = B, C = 32, G = 8, CG = 4, S = 1024; /* images, channels, groups, channels per group, elements per channel */
+    (void)C;
+    #pragma omp parallel for
+    for (long ng = 0; ng < N*G; ng++) {
+        const long n = ng / G, g = ng % G;
+        const real mean = in2[ng*2], rstd = in2[ng*2 + 1];
+        real a = 0, b = 0; /* mean(dxhat), mean(dxhat * xhat) over the group */
+        for (long k = 0; k < CG; k++) {
+            const long c = g*CG + k;
+            a += in3[c] * in4[(n*C + c)*2];
+            b += in3[c] * in4[(n*C + c)*2 + 1];
         }
-}
-
-/* convirt_image_vjp_k558_fused_add_mul_mul_id:
- *   %558 fused:add_mul_mul_id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
- *     + %547 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13
- *     + %557 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13
- *     + %555 map:id [B,8,4096]  graphs/lib/image_encoder.lua:13
- *     + %556 map:scale [B,8,4096]  graphs/lib/image_encoder.lua:13
- *   %597 fused:add_mul_mul_id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
- *   %637 fused:add_mul_mul_id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
- *   %1203 fused:add_mul_mul_id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
- *   %1242 fused:add_mul_mul_id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
- *   %1282 fused:add_mul_mul_id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
- *   ... and 17 more */
-void convirt_image_vjp_k558_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
-    #pragma omp parallel for collapse(1) if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 4096; i1++)
-            out[i0*4096 + i1] = ((in0[i0*4096 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*4096 + i1]) * (real)2));
-}
-
-/* convirt_image_vjp_k561_fused_scale_sum_neg:
- *   %561 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
- *     + %560 reduce [B,8,1]  graphs/lib/image_encoder.lua:13
- *     + %559 map:neg [B,8,4096]  graphs/lib/image_encoder.lua:13
- *   %600 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %640 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1206 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1245 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1285 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   ... and 17 more */
-void convirt_image_vjp_k561_fused_scale_sum_neg(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        {
-            real r1 = (real)0;
-            #pragma omp simd reduction(+:r1)
-            for (long j1 = 0; j1 < 4096; j1++) r1 += -(in0[i0*4096 + j1*1]);
-            out[i0] = (r1) * (real)0.000244140625;
+        a *= (real)1 / (real)(CG*S);
+        b *= (real)1 / (real)(CG*S);
+        for (long k = 0; k < CG; k++) {
+            const long c = g*CG + k;
+            const real gc = in3[c];
+            const real *gp = in0 + (n*C + c)*S, *xp = in1 + (n*C + c)*S;
+            real *dp = out + (n*C + c)*S;
+            for (long i = 0; i < S; i++) dp[i] = rstd * (gp[i] * gc - a - ((xp[i] - mean) * rstd) * b);
         }
+    }
 }
 
-/* convirt_image_vjp_k563_fused_add_id:
- *   %563 fused:add_id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
- *     + %562 map:id [B,8,4096]  graphs/lib/image_encoder.lua:13
- *   %602 fused:add_id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
- *   %642 fused:add_id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
- *   %1208 fused:add_id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
- *   %1247 fused:add_id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
- *   %1287 fused:add_id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
- *   ... and 17 more */
-void convirt_image_vjp_k563_fused_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 4096; i1++)
-            out[i0*4096 + i1] = (in0[i0*4096 + i1]) + ((in1[i0]));
+/* convirt_image_vjp_k250_slice:
+ *   %250 slice [32,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %266 slice [32,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %283 slice [32,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %299 slice [32,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %895 slice [32,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %911 slice [32,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   ... and 26 more */
+void convirt_image_vjp_k250_slice(real *restrict out, const real *restrict in0) {
+    #pragma omp parallel for simd if((long)(32) > 32768)
+    for (long i0 = 0; i0 < 32; i0++)
+        out[i0] = in0[i0*2];
 }
 
-/* convirt_image_vjp_k566_sum:
- *   %566 reduce [B,32,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %605 reduce [B,32,1] (backward)  graphs/lib/image_encoder.lua:6
- *   %645 reduce [B,32,1] (backward)  graphs/lib/image_encoder.lua:6
- *   %1211 reduce [B,32,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1250 reduce [B,32,1] (backward)  graphs/lib/image_encoder.lua:6
- *   %1290 reduce [B,32,1] (backward)  graphs/lib/image_encoder.lua:6
+/* convirt_image_vjp_k252_slice:
+ *   %252 slice [32,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %268 slice [32,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %285 slice [32,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %301 slice [32,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %897 slice [32,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %913 slice [32,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   ... and 26 more */
+void convirt_image_vjp_k252_slice(real *restrict out, const real *restrict in0) {
+    #pragma omp parallel for simd if((long)(32) > 32768)
+    for (long i0 = 0; i0 < 32; i0++)
+        out[i0] = in0[1 + i0*2];
+}
+
+/* convirt_image_vjp_k255_sum:
+ *   %255 reduce [B,32,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %271 reduce [B,32,1] (backward)  graphs/lib/image_encoder.lua:6
+ *   %288 reduce [B,32,1] (backward)  graphs/lib/image_encoder.lua:6
+ *   %900 reduce [B,32,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %916 reduce [B,32,1] (backward)  graphs/lib/image_encoder.lua:6
+ *   %933 reduce [B,32,1] (backward)  graphs/lib/image_encoder.lua:6
  *   ... and 17 more */
-void convirt_image_vjp_k566_sum(real *restrict out, const real *restrict in0, long B) {
+void convirt_image_vjp_k255_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for if((long)(32768*B) > 32768)
     for (long o = 0; o < 32*B; o++) {
         real a = (real)0;
@@ -3097,15 +2446,15 @@ void convirt_image_vjp_k566_sum(real *restrict out, const real *restrict in0, lo
     }
 }
 
-/* convirt_image_vjp_k567_sum:
- *   %567 reduce [1,32,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %606 reduce [1,32,1] (backward)  graphs/lib/image_encoder.lua:6
- *   %646 reduce [1,32,1] (backward)  graphs/lib/image_encoder.lua:6
- *   %685 reduce [1,32,1] (backward)  graphs/lib/image_encoder.lua:6
- *   %1212 reduce [1,32,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1251 reduce [1,32,1] (backward)  graphs/lib/image_encoder.lua:6
+/* convirt_image_vjp_k256_sum:
+ *   %256 reduce [1,32,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %272 reduce [1,32,1] (backward)  graphs/lib/image_encoder.lua:6
+ *   %289 reduce [1,32,1] (backward)  graphs/lib/image_encoder.lua:6
+ *   %305 reduce [1,32,1] (backward)  graphs/lib/image_encoder.lua:6
+ *   %901 reduce [1,32,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %917 reduce [1,32,1] (backward)  graphs/lib/image_encoder.lua:6
  *   ... and 26 more */
-void convirt_image_vjp_k567_sum(real *restrict out, const real *restrict in0, long B) {
+void convirt_image_vjp_k256_sum(real *restrict out, const real *restrict in0, long B) {
     const long nblk = (32 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(32*B) > 32768)
     for (long o = 0; o < 1; o++)
@@ -3121,15 +2470,15 @@ void convirt_image_vjp_k567_sum(real *restrict out, const real *restrict in0, lo
         }
 }
 
-/* convirt_image_vjp_k569_conv2d_input_grad:
- *   %569 conv2d_input_grad [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %608 conv2d_input_grad [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:6
- *   %1214 conv2d_input_grad [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %1253 conv2d_input_grad [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:6
- *   %1438 conv2d_input_grad [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %1477 conv2d_input_grad [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:6
+/* convirt_image_vjp_k258_conv2d_input_grad:
+ *   %258 conv2d_input_grad [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
+ *   %274 conv2d_input_grad [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:6
+ *   %903 conv2d_input_grad [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
+ *   %919 conv2d_input_grad [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1127 conv2d_input_grad [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1143 conv2d_input_grad [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:6
  *   ... and 8 more */
-void convirt_image_vjp_k569_conv2d_input_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B) {
+void convirt_image_vjp_k258_conv2d_input_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B) {
     const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 1, P = 1, HO = 32, WO = 32, KC = 288, NB = B;
     (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
     const long L = NB < 16 ? NB : 16;
@@ -3163,15 +2512,15 @@ void convirt_image_vjp_k569_conv2d_input_grad(real *restrict out, const real *re
     }
 }
 
-/* convirt_image_vjp_k570_conv2d_weight_grad:
- *   %570 conv2d_weight_grad [32,32,3,3] (backward)  graphs/lib/image_encoder.lua:13
- *   %609 conv2d_weight_grad [32,32,3,3] (backward)  graphs/lib/image_encoder.lua:6
- *   %1215 conv2d_weight_grad [32,32,3,3] (backward)  graphs/lib/image_encoder.lua:13
- *   %1254 conv2d_weight_grad [32,32,3,3] (backward)  graphs/lib/image_encoder.lua:6
- *   %1439 conv2d_weight_grad [32,32,3,3] (backward)  graphs/lib/image_encoder.lua:13
- *   %1478 conv2d_weight_grad [32,32,3,3] (backward)  graphs/lib/image_encoder.lua:6
+/* convirt_image_vjp_k259_conv2d_weight_grad:
+ *   %259 conv2d_weight_grad [32,32,3,3] (backward)  graphs/lib/image_encoder.lua:13
+ *   %275 conv2d_weight_grad [32,32,3,3] (backward)  graphs/lib/image_encoder.lua:6
+ *   %904 conv2d_weight_grad [32,32,3,3] (backward)  graphs/lib/image_encoder.lua:13
+ *   %920 conv2d_weight_grad [32,32,3,3] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1128 conv2d_weight_grad [32,32,3,3] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1144 conv2d_weight_grad [32,32,3,3] (backward)  graphs/lib/image_encoder.lua:6
  *   ... and 8 more */
-void convirt_image_vjp_k570_conv2d_weight_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B) {
+void convirt_image_vjp_k259_conv2d_weight_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B) {
     const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 1, P = 1, HO = 32, WO = 32, KC = 288, NB = B;
     (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
     const long L = NB < 16 ? NB : 16;
@@ -3214,31 +2563,31 @@ void convirt_image_vjp_k570_conv2d_weight_grad(real *restrict out, const real *r
         }
 }
 
-/* convirt_image_vjp_k612_fused_mul_add_step:
- *   %612 fused:mul_add_step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:26
- *     + %610 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6
- *     + %611 map:step [B,32,32,32]  graphs/lib/image_encoder.lua:26
- *   %1257 fused:mul_add_step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:26
- *   %1481 fused:mul_add_step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:26
- *   %1557 fused:mul_add_step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:26
- *   %1518 fused:mul_add_step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:26
- *   %1645 fused:mul_add_step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:26
+/* convirt_image_vjp_k278_fused_mul_add_step:
+ *   %278 fused:mul_add_step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:26
+ *     + %276 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6
+ *     + %277 map:step [B,32,32,32]  graphs/lib/image_encoder.lua:26
+ *   %923 fused:mul_add_step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:26
+ *   %1147 fused:mul_add_step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:26
+ *   %1223 fused:mul_add_step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:26
+ *   %1184 fused:mul_add_step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:26
+ *   %1311 fused:mul_add_step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:26
  *   ... and 2 more */
-void convirt_image_vjp_k612_fused_mul_add_step(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
+void convirt_image_vjp_k278_fused_mul_add_step(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
     #pragma omp parallel for simd if((long)(32768*B) > 32768)
     for (long i0 = 0; i0 < 32768*B; i0++)
         out[i0] = ((in0[i0]) + (in1[i0])) * ((in2[i0]) > (real)0 ? (real)1 : (real)0);
 }
 
-/* convirt_image_vjp_k648_conv2d_input_grad:
- *   %648 conv2d_input_grad [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:6
- *   %1293 conv2d_input_grad [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:6
- *   %1517 conv2d_input_grad [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:6
- *   %1593 conv2d_input_grad [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:6
- *   %1554 conv2d_input_grad [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:6
- *   %1681 conv2d_input_grad [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:6
+/* convirt_image_vjp_k291_conv2d_input_grad:
+ *   %291 conv2d_input_grad [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:6
+ *   %936 conv2d_input_grad [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1160 conv2d_input_grad [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1236 conv2d_input_grad [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1197 conv2d_input_grad [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1324 conv2d_input_grad [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:6
  *   ... and 1 more */
-void convirt_image_vjp_k648_conv2d_input_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B) {
+void convirt_image_vjp_k291_conv2d_input_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B) {
     const long C = 32, H = 64, W = 64, KH = 3, KW = 3, S = 2, P = 1, HO = 32, WO = 32, KC = 288, NB = B;
     (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
     const long L = NB < 16 ? NB : 16;
@@ -3272,15 +2621,15 @@ void convirt_image_vjp_k648_conv2d_input_grad(real *restrict out, const real *re
     }
 }
 
-/* convirt_image_vjp_k649_conv2d_weight_grad:
- *   %649 conv2d_weight_grad [32,32,3,3] (backward)  graphs/lib/image_encoder.lua:6
- *   %1294 conv2d_weight_grad [32,32,3,3] (backward)  graphs/lib/image_encoder.lua:6
- *   %1518 conv2d_weight_grad [32,32,3,3] (backward)  graphs/lib/image_encoder.lua:6
- *   %1594 conv2d_weight_grad [32,32,3,3] (backward)  graphs/lib/image_encoder.lua:6
- *   %1555 conv2d_weight_grad [32,32,3,3] (backward)  graphs/lib/image_encoder.lua:6
- *   %1682 conv2d_weight_grad [32,32,3,3] (backward)  graphs/lib/image_encoder.lua:6
+/* convirt_image_vjp_k292_conv2d_weight_grad:
+ *   %292 conv2d_weight_grad [32,32,3,3] (backward)  graphs/lib/image_encoder.lua:6
+ *   %937 conv2d_weight_grad [32,32,3,3] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1161 conv2d_weight_grad [32,32,3,3] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1237 conv2d_weight_grad [32,32,3,3] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1198 conv2d_weight_grad [32,32,3,3] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1325 conv2d_weight_grad [32,32,3,3] (backward)  graphs/lib/image_encoder.lua:6
  *   ... and 1 more */
-void convirt_image_vjp_k649_conv2d_weight_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B) {
+void convirt_image_vjp_k292_conv2d_weight_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B) {
     const long C = 32, H = 64, W = 64, KH = 3, KW = 3, S = 2, P = 1, HO = 32, WO = 32, KC = 288, NB = B;
     (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
     const long L = NB < 16 ? NB : 16;
@@ -3323,208 +2672,87 @@ void convirt_image_vjp_k649_conv2d_weight_grad(real *restrict out, const real *r
         }
 }
 
-/* convirt_image_vjp_k651_fused_mul_step:
- *   %651 fused:mul_step [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:22
- *     + %650 map:step [B,32,64,64]  graphs/lib/image_encoder.lua:22
- *   %1296 fused:mul_step [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:22
- *   %1520 fused:mul_step [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:22
- *   %1596 fused:mul_step [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:22
- *   %1557 fused:mul_step [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:22
- *   %1684 fused:mul_step [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:22
+/* convirt_image_vjp_k294_fused_mul_step:
+ *   %294 fused:mul_step [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:22
+ *     + %293 map:step [B,32,64,64]  graphs/lib/image_encoder.lua:22
+ *   %939 fused:mul_step [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:22
+ *   %1163 fused:mul_step [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:22
+ *   %1239 fused:mul_step [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:22
+ *   %1200 fused:mul_step [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:22
+ *   %1327 fused:mul_step [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:22
  *   ... and 2 more */
-void convirt_image_vjp_k651_fused_mul_step(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+void convirt_image_vjp_k294_fused_mul_step(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for simd if((long)(131072*B) > 32768)
     for (long i0 = 0; i0 < 131072*B; i0++)
         out[i0] = (in0[i0]) * ((in1[i0]) > (real)0 ? (real)1 : (real)0);
 }
 
-/* convirt_image_vjp_k652_sum:
- *   %652 reduce [1,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
- *   %659 reduce [1,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
- *   %1297 reduce [1,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
- *   %1304 reduce [1,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
- *   %1521 reduce [1,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
- *   %1528 reduce [1,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
- *   ... and 12 more */
-void convirt_image_vjp_k652_sum(real *restrict out, const real *restrict in0, long B) {
-    const long nblk = (131072 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(131072*B) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 131072 ? ib + 256 : 131072;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < B; j++) {
-                const real *row = in0 + (o*B + j)*131072;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*131072 + i] = a[i - ib];
-        }
-}
-
-/* convirt_image_vjp_k654_sum:
- *   %654 reduce [32,1,64] (backward)  graphs/lib/image_encoder.lua:7
- *   %661 reduce [32,1,64] (backward)  graphs/lib/image_encoder.lua:7
- *   %1299 reduce [32,1,64] (backward)  graphs/lib/image_encoder.lua:7
- *   %1306 reduce [32,1,64] (backward)  graphs/lib/image_encoder.lua:7
- *   %1523 reduce [32,1,64] (backward)  graphs/lib/image_encoder.lua:7
- *   %1530 reduce [32,1,64] (backward)  graphs/lib/image_encoder.lua:7
- *   ... and 12 more */
-void convirt_image_vjp_k654_sum(real *restrict out, const real *restrict in0) {
-    const long nblk = (64 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(131072) > 32768)
-    for (long o = 0; o < 32; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 64 ? ib + 256 : 64;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < 64; j++) {
-                const real *row = in0 + (o*64 + j)*64;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*64 + i] = a[i - ib];
-        }
-}
-
-/* convirt_image_vjp_k655_sum:
- *   %655 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %662 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1300 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1307 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1524 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1531 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   ... and 12 more */
-void convirt_image_vjp_k655_sum(real *restrict out, const real *restrict in0) {
-    #pragma omp parallel for if((long)(2048) > 32768)
-    for (long o = 0; o < 32; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*64;
-        #pragma omp simd reduction(+:a)
-        for (long j = 0; j < 64; j++) a += row[j];
-        out[o] = a;
+/* convirt_image_vjp_k295_group_norm_sums:
+ *   %295 group_norm_sums [B,32,2] (backward)  graphs/lib/image_encoder.lua:7
+ *   %940 group_norm_sums [B,32,2] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1164 group_norm_sums [B,32,2] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1240 group_norm_sums [B,32,2] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1201 group_norm_sums [B,32,2] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1328 group_norm_sums [B,32,2] (backward)  graphs/lib/image_encoder.lua:7
+ *   ... and 3 more */
+void convirt_image_vjp_k295_group_norm_sums(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
+    const long N = B, C = 32, G = 8, CG = 4, S = 4096; /* images, channels, groups, channels per group, elements per channel */
+    (void)C;
+    #pragma omp parallel for
+    for (long nc = 0; nc < N*C; nc++) {
+        const long c = nc % C, ng = (nc / C)*G + c / CG;
+        const real mean = in2[ng*2], rstd = in2[ng*2 + 1];
+        const real *gp = in0 + nc*S, *xp = in1 + nc*S;
+        real s0 = 0, s1 = 0;
+        #pragma omp simd reduction(+:s0, s1)
+        for (long i = 0; i < S; i++) { s0 += gp[i]; s1 += gp[i] * ((xp[i] - mean) * rstd); }
+        out[nc*2] = s0;
+        out[nc*2 + 1] = s1;
     }
 }
 
-/* convirt_image_vjp_k657_mul:
- *   %657 map:mul [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
- *   %1302 map:mul [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
- *   %1526 map:mul [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
- *   %1602 map:mul [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
- *   %1563 map:mul [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
- *   %1690 map:mul [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
+/* convirt_image_vjp_k296_group_norm_grad_x:
+ *   %296 group_norm_grad_x [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
+ *   %941 group_norm_grad_x [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1165 group_norm_grad_x [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1241 group_norm_grad_x [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1202 group_norm_grad_x [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1329 group_norm_grad_x [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
  *   ... and 3 more */
-void convirt_image_vjp_k657_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(2) if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 32; i1++)
-            for (long i2 = 0; i2 < 4096; i2++)
-                out[i0*131072 + i1*4096 + i2] = in0[i0*131072 + i1*4096 + i2] * in1[i1];
-}
-
-/* convirt_image_vjp_k658_mul:
- *   %658 map:mul [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
- *   %1303 map:mul [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
- *   %1527 map:mul [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
- *   %1603 map:mul [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
- *   %1564 map:mul [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
- *   %1691 map:mul [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
- *   ... and 3 more */
-void convirt_image_vjp_k658_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 131072*B; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* convirt_image_vjp_k672_fused_scale_mul_sum_mul:
- *   %672 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *     + %671 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %667 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %666 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7
- *     + %670 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %669 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %668 map:square [B,8,1]  graphs/lib/image_encoder.lua:7
- *   %1317 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1541 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1617 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1578 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1705 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   ... and 3 more */
-void convirt_image_vjp_k672_fused_scale_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    #pragma omp parallel for if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        {
-            real r1 = (real)0;
-            #pragma omp simd reduction(+:r1)
-            for (long j1 = 0; j1 < 16384; j1++) r1 += (in0[i0*16384 + j1*1]) * (in1[i0*16384 + j1*1]);
-            out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * (real)6.103515625e-05;
+void convirt_image_vjp_k296_group_norm_grad_x(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, long B) {
+    const long N = B, C = 32, G = 8, CG = 4, S = 4096; /* images, channels, groups, channels per group, elements per channel */
+    (void)C;
+    #pragma omp parallel for
+    for (long ng = 0; ng < N*G; ng++) {
+        const long n = ng / G, g = ng % G;
+        const real mean = in2[ng*2], rstd = in2[ng*2 + 1];
+        real a = 0, b = 0; /* mean(dxhat), mean(dxhat * xhat) over the group */
+        for (long k = 0; k < CG; k++) {
+            const long c = g*CG + k;
+            a += in3[c] * in4[(n*C + c)*2];
+            b += in3[c] * in4[(n*C + c)*2 + 1];
         }
-}
-
-/* convirt_image_vjp_k676_fused_add_mul_mul_id:
- *   %676 fused:add_mul_mul_id [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7
- *     + %665 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7
- *     + %675 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7
- *     + %673 map:id [B,8,16384]  graphs/lib/image_encoder.lua:7
- *     + %674 map:scale [B,8,16384]  graphs/lib/image_encoder.lua:7
- *   %1321 fused:add_mul_mul_id [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7
- *   %1545 fused:add_mul_mul_id [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7
- *   %1621 fused:add_mul_mul_id [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7
- *   %1582 fused:add_mul_mul_id [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7
- *   %1709 fused:add_mul_mul_id [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7
- *   ... and 3 more */
-void convirt_image_vjp_k676_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
-    #pragma omp parallel for collapse(1) if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 16384; i1++)
-            out[i0*16384 + i1] = ((in0[i0*16384 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*16384 + i1]) * (real)2));
-}
-
-/* convirt_image_vjp_k679_fused_scale_sum_neg:
- *   %679 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *     + %678 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %677 map:neg [B,8,16384]  graphs/lib/image_encoder.lua:7
- *   %1324 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1548 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1624 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1585 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1712 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   ... and 3 more */
-void convirt_image_vjp_k679_fused_scale_sum_neg(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        {
-            real r1 = (real)0;
-            #pragma omp simd reduction(+:r1)
-            for (long j1 = 0; j1 < 16384; j1++) r1 += -(in0[i0*16384 + j1*1]);
-            out[i0] = (r1) * (real)6.103515625e-05;
+        a *= (real)1 / (real)(CG*S);
+        b *= (real)1 / (real)(CG*S);
+        for (long k = 0; k < CG; k++) {
+            const long c = g*CG + k;
+            const real gc = in3[c];
+            const real *gp = in0 + (n*C + c)*S, *xp = in1 + (n*C + c)*S;
+            real *dp = out + (n*C + c)*S;
+            for (long i = 0; i < S; i++) dp[i] = rstd * (gp[i] * gc - a - ((xp[i] - mean) * rstd) * b);
         }
+    }
 }
 
-/* convirt_image_vjp_k681_fused_add_id:
- *   %681 fused:add_id [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7
- *     + %680 map:id [B,8,16384]  graphs/lib/image_encoder.lua:7
- *   %1326 fused:add_id [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7
- *   %1550 fused:add_id [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7
- *   %1626 fused:add_id [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7
- *   %1587 fused:add_id [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7
- *   %1714 fused:add_id [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7
+/* convirt_image_vjp_k304_sum:
+ *   %304 reduce [B,32,1] (backward)  graphs/lib/image_encoder.lua:6
+ *   %949 reduce [B,32,1] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1173 reduce [B,32,1] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1249 reduce [B,32,1] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1210 reduce [B,32,1] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1337 reduce [B,32,1] (backward)  graphs/lib/image_encoder.lua:6
  *   ... and 3 more */
-void convirt_image_vjp_k681_fused_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 16384; i1++)
-            out[i0*16384 + i1] = (in0[i0*16384 + i1]) + ((in1[i0]));
-}
-
-/* convirt_image_vjp_k684_sum:
- *   %684 reduce [B,32,1] (backward)  graphs/lib/image_encoder.lua:6
- *   %1329 reduce [B,32,1] (backward)  graphs/lib/image_encoder.lua:6
- *   %1553 reduce [B,32,1] (backward)  graphs/lib/image_encoder.lua:6
- *   %1629 reduce [B,32,1] (backward)  graphs/lib/image_encoder.lua:6
- *   %1590 reduce [B,32,1] (backward)  graphs/lib/image_encoder.lua:6
- *   %1717 reduce [B,32,1] (backward)  graphs/lib/image_encoder.lua:6
- *   ... and 3 more */
-void convirt_image_vjp_k684_sum(real *restrict out, const real *restrict in0, long B) {
+void convirt_image_vjp_k304_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for if((long)(131072*B) > 32768)
     for (long o = 0; o < 32*B; o++) {
         real a = (real)0;
@@ -3535,15 +2763,15 @@ void convirt_image_vjp_k684_sum(real *restrict out, const real *restrict in0, lo
     }
 }
 
-/* convirt_image_vjp_k688_conv2d_weight_grad:
- *   %688 conv2d_weight_grad [32,1,3,3] (backward)  graphs/lib/image_encoder.lua:6
- *   %1333 conv2d_weight_grad [32,1,3,3] (backward)  graphs/lib/image_encoder.lua:6
- *   %1557 conv2d_weight_grad [32,1,3,3] (backward)  graphs/lib/image_encoder.lua:6
- *   %1633 conv2d_weight_grad [32,1,3,3] (backward)  graphs/lib/image_encoder.lua:6
- *   %1594 conv2d_weight_grad [32,1,3,3] (backward)  graphs/lib/image_encoder.lua:6
- *   %1721 conv2d_weight_grad [32,1,3,3] (backward)  graphs/lib/image_encoder.lua:6
+/* convirt_image_vjp_k308_conv2d_weight_grad:
+ *   %308 conv2d_weight_grad [32,1,3,3] (backward)  graphs/lib/image_encoder.lua:6
+ *   %953 conv2d_weight_grad [32,1,3,3] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1177 conv2d_weight_grad [32,1,3,3] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1253 conv2d_weight_grad [32,1,3,3] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1214 conv2d_weight_grad [32,1,3,3] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1341 conv2d_weight_grad [32,1,3,3] (backward)  graphs/lib/image_encoder.lua:6
  *   ... and 1 more */
-void convirt_image_vjp_k688_conv2d_weight_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B) {
+void convirt_image_vjp_k308_conv2d_weight_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B) {
     const long C = 1, H = 64, W = 64, KH = 3, KW = 3, S = 1, P = 1, HO = 64, WO = 64, KC = 9, NB = B;
     (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
     const long L = NB < 16 ? NB : 16;
@@ -3586,15 +2814,15 @@ void convirt_image_vjp_k688_conv2d_weight_grad(real *restrict out, const real *r
         }
 }
 
-/* convirt_k237_gather:
- *   %237 gather [T,40,128]   graphs/lib/text_encoder.lua:32
+/* convirt_k107_gather:
+ *   %107 gather [T,40,128]   graphs/lib/text_encoder.lua:32
  *   %5 gather [T,40,128]   graphs/lib/text_encoder.lua:32
  *   %5 gather [T,40,128]   graphs/lib/text_encoder.lua:32
- *   %237 gather [T,40,128]   graphs/lib/text_encoder.lua:32
- *   %237 gather [T,40,128]   graphs/lib/text_encoder.lua:32
- *   %237 gather [T,40,128]   graphs/lib/text_encoder.lua:32
+ *   %107 gather [T,40,128]   graphs/lib/text_encoder.lua:32
+ *   %107 gather [T,40,128]   graphs/lib/text_encoder.lua:32
+ *   %107 gather [T,40,128]   graphs/lib/text_encoder.lua:32
  *   ... and 1 more */
-void convirt_k237_gather(real *restrict out, const real *restrict in0, const int32_t *restrict in1, long T) {
+void convirt_k107_gather(real *restrict out, const real *restrict in0, const int32_t *restrict in1, long T) {
     #pragma omp parallel for if((long)(40*T) > 256)
     for (long r = 0; r < 40*T; r++) {
         const real *src = in0 + (long)in1[r]*128;
@@ -3602,17 +2830,17 @@ void convirt_k237_gather(real *restrict out, const real *restrict in0, const int
     }
 }
 
-/* convirt_k242_fused_scale_sum_add:
- *   %242 fused:scale_sum_add [T,40,1]   graphs/lib/text_encoder.lua:23
- *     + %241 reduce [T,40,1]  graphs/lib/text_encoder.lua:23
- *     + %238 map:add [T,40,128]  graphs/lib/text_encoder.lua:32
+/* convirt_k112_fused_scale_sum_add:
+ *   %112 fused:scale_sum_add [T,40,1]   graphs/lib/text_encoder.lua:23
+ *     + %111 reduce [T,40,1]  graphs/lib/text_encoder.lua:23
+ *     + %108 map:add [T,40,128]  graphs/lib/text_encoder.lua:32
  *   %10 fused:scale_sum_add [T,40,1]   graphs/lib/text_encoder.lua:23
  *   %10 fused:scale_sum_add [T,40,1]   graphs/lib/text_encoder.lua:23
- *   %242 fused:scale_sum_add [T,40,1]   graphs/lib/text_encoder.lua:23
- *   %242 fused:scale_sum_add [T,40,1]   graphs/lib/text_encoder.lua:23
- *   %242 fused:scale_sum_add [T,40,1]   graphs/lib/text_encoder.lua:23
+ *   %112 fused:scale_sum_add [T,40,1]   graphs/lib/text_encoder.lua:23
+ *   %112 fused:scale_sum_add [T,40,1]   graphs/lib/text_encoder.lua:23
+ *   %112 fused:scale_sum_add [T,40,1]   graphs/lib/text_encoder.lua:23
  *   ... and 1 more */
-void convirt_k242_fused_scale_sum_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+void convirt_k112_fused_scale_sum_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < 40; i1++)
@@ -3624,15 +2852,15 @@ void convirt_k242_fused_scale_sum_add(real *restrict out, const real *restrict i
             }
 }
 
-/* convirt_k243_fused_sub_add:
- *   %243 fused:sub_add [T,40,128]   graphs/lib/text_encoder.lua:23
- *     + %238 map:add [T,40,128]  graphs/lib/text_encoder.lua:32
+/* convirt_k113_fused_sub_add:
+ *   %113 fused:sub_add [T,40,128]   graphs/lib/text_encoder.lua:23
+ *     + %108 map:add [T,40,128]  graphs/lib/text_encoder.lua:32
  *   %11 fused:sub_add [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %243 fused:sub_add [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %243 fused:sub_add [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %243 fused:sub_add [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %243 fused:sub_add [T,40,128]   graphs/lib/text_encoder.lua:23 */
-void convirt_k243_fused_sub_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
+ *   %113 fused:sub_add [T,40,128]   graphs/lib/text_encoder.lua:23
+ *   %113 fused:sub_add [T,40,128]   graphs/lib/text_encoder.lua:23
+ *   %113 fused:sub_add [T,40,128]   graphs/lib/text_encoder.lua:23
+ *   %113 fused:sub_add [T,40,128]   graphs/lib/text_encoder.lua:23 */
+void convirt_k113_fused_sub_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
     #pragma omp parallel for collapse(2) if((long)(5120*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < 40; i1++)
@@ -3640,19 +2868,19 @@ void convirt_k243_fused_sub_add(real *restrict out, const real *restrict in0, co
                 out[i0*5120 + i1*128 + i2] = ((in0[i0*5120 + i1*128 + i2]) + (in1[i1*128 + i2])) - (in2[i0*40 + i1]);
 }
 
-/* convirt_k248_fused_rsqrt_addc_scale_sum:
- *   %248 fused:rsqrt_addc_scale_sum [T,40,1]   graphs/lib/text_encoder.lua:23
- *     + %247 map:addc [T,40,1]  graphs/lib/text_encoder.lua:23
- *     + %246 map:scale [T,40,1]  graphs/lib/text_encoder.lua:23
- *     + %245 reduce [T,40,1]  graphs/lib/text_encoder.lua:23
- *     + %244 map:square [T,40,128]  graphs/lib/text_encoder.lua:23
- *   %311 fused:rsqrt_addc_scale_sum [T,40,1]   graphs/lib/text_encoder.lua:24
- *   %338 fused:rsqrt_addc_scale_sum [T,40,1]   graphs/lib/text_encoder.lua:23
- *   %401 fused:rsqrt_addc_scale_sum [T,40,1]   graphs/lib/text_encoder.lua:24
- *   %428 fused:rsqrt_addc_scale_sum [T,40,1]   graphs/lib/text_encoder.lua:34
+/* convirt_k118_fused_rsqrt_addc_scale_sum:
+ *   %118 fused:rsqrt_addc_scale_sum [T,40,1]   graphs/lib/text_encoder.lua:23
+ *     + %117 map:addc [T,40,1]  graphs/lib/text_encoder.lua:23
+ *     + %116 map:scale [T,40,1]  graphs/lib/text_encoder.lua:23
+ *     + %115 reduce [T,40,1]  graphs/lib/text_encoder.lua:23
+ *     + %114 map:square [T,40,128]  graphs/lib/text_encoder.lua:23
+ *   %181 fused:rsqrt_addc_scale_sum [T,40,1]   graphs/lib/text_encoder.lua:24
+ *   %208 fused:rsqrt_addc_scale_sum [T,40,1]   graphs/lib/text_encoder.lua:23
+ *   %271 fused:rsqrt_addc_scale_sum [T,40,1]   graphs/lib/text_encoder.lua:24
+ *   %298 fused:rsqrt_addc_scale_sum [T,40,1]   graphs/lib/text_encoder.lua:34
  *   %16 fused:rsqrt_addc_scale_sum [T,40,1]   graphs/lib/text_encoder.lua:23
  *   ... and 24 more */
-void convirt_k248_fused_rsqrt_addc_scale_sum(real *restrict out, const real *restrict in0, long T) {
+void convirt_k118_fused_rsqrt_addc_scale_sum(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for if((long)(5120*T) > 32768)
     for (long i0 = 0; i0 < 40*T; i0++)
         {
@@ -3663,47 +2891,47 @@ void convirt_k248_fused_rsqrt_addc_scale_sum(real *restrict out, const real *res
         }
 }
 
-/* convirt_k249_mul:
- *   %249 map:mul [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %312 map:mul [T,40,128]   graphs/lib/text_encoder.lua:24
- *   %339 map:mul [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %402 map:mul [T,40,128]   graphs/lib/text_encoder.lua:24
- *   %429 map:mul [T,40,128]   graphs/lib/text_encoder.lua:34
+/* convirt_k119_mul:
+ *   %119 map:mul [T,40,128]   graphs/lib/text_encoder.lua:23
+ *   %182 map:mul [T,40,128]   graphs/lib/text_encoder.lua:24
+ *   %209 map:mul [T,40,128]   graphs/lib/text_encoder.lua:23
+ *   %272 map:mul [T,40,128]   graphs/lib/text_encoder.lua:24
+ *   %299 map:mul [T,40,128]   graphs/lib/text_encoder.lua:34
  *   %17 map:mul [T,40,128]   graphs/lib/text_encoder.lua:23
  *   ... and 24 more */
-void convirt_k249_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+void convirt_k119_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
     for (long i0 = 0; i0 < 40*T; i0++)
         for (long i1 = 0; i1 < 128; i1++)
             out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
 }
 
-/* convirt_k251_fused_add_mul:
- *   %251 fused:add_mul [T,40,128]   graphs/lib/text_encoder.lua:23
- *     + %250 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23
- *   %314 fused:add_mul [T,40,128]   graphs/lib/text_encoder.lua:24
- *   %341 fused:add_mul [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %404 fused:add_mul [T,40,128]   graphs/lib/text_encoder.lua:24
- *   %431 fused:add_mul [T,40,128]   graphs/lib/text_encoder.lua:34
+/* convirt_k121_fused_add_mul:
+ *   %121 fused:add_mul [T,40,128]   graphs/lib/text_encoder.lua:23
+ *     + %120 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23
+ *   %184 fused:add_mul [T,40,128]   graphs/lib/text_encoder.lua:24
+ *   %211 fused:add_mul [T,40,128]   graphs/lib/text_encoder.lua:23
+ *   %274 fused:add_mul [T,40,128]   graphs/lib/text_encoder.lua:24
+ *   %301 fused:add_mul [T,40,128]   graphs/lib/text_encoder.lua:34
  *   %19 fused:add_mul [T,40,128]   graphs/lib/text_encoder.lua:23
  *   ... and 24 more */
-void convirt_k251_fused_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
+void convirt_k121_fused_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
     #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
     for (long i0 = 0; i0 < 40*T; i0++)
         for (long i1 = 0; i1 < 128; i1++)
             out[i0*128 + i1] = ((in0[i0*128 + i1]) * (in1[i1])) + (in2[i1]);
 }
 
-/* convirt_k257_matmul_add:
- *   %257 matmul+add [T,40,128]   graphs/lib/text_encoder.lua:12
- *     + %255 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 (the product; the rest is its epilogue)
- *   %265 matmul+add [T,40,128]   graphs/lib/text_encoder.lua:13
- *   %273 matmul+add [T,40,128]   graphs/lib/text_encoder.lua:14
- *   %347 matmul+add [T,40,128]   graphs/lib/text_encoder.lua:12
- *   %355 matmul+add [T,40,128]   graphs/lib/text_encoder.lua:13
- *   %363 matmul+add [T,40,128]   graphs/lib/text_encoder.lua:14
+/* convirt_k127_matmul_add:
+ *   %127 matmul+add [T,40,128]   graphs/lib/text_encoder.lua:12
+ *     + %125 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 (the product; the rest is its epilogue)
+ *   %135 matmul+add [T,40,128]   graphs/lib/text_encoder.lua:13
+ *   %143 matmul+add [T,40,128]   graphs/lib/text_encoder.lua:14
+ *   %217 matmul+add [T,40,128]   graphs/lib/text_encoder.lua:12
+ *   %225 matmul+add [T,40,128]   graphs/lib/text_encoder.lua:13
+ *   %233 matmul+add [T,40,128]   graphs/lib/text_encoder.lua:14
  *   ... and 36 more */
-void convirt_k257_matmul_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
+void convirt_k127_matmul_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
     long panel = 131072 / (128); if (panel < 64) panel = 64;
     for (long r0 = 0; r0 < 40*T; r0 += panel) {
         const long pm = 40*T - r0 < panel ? 40*T - r0 : panel;
@@ -3719,15 +2947,15 @@ void convirt_k257_matmul_add(real *restrict out, const real *restrict in0, const
     }
 }
 
-/* convirt_k259_permute:
- *   %259 permute [T,4,40,32]   graphs/lib/text_encoder.lua:12
- *   %267 permute [T,4,40,32]   graphs/lib/text_encoder.lua:13
- *   %275 permute [T,4,40,32]   graphs/lib/text_encoder.lua:14
- *   %349 permute [T,4,40,32]   graphs/lib/text_encoder.lua:12
- *   %357 permute [T,4,40,32]   graphs/lib/text_encoder.lua:13
- *   %365 permute [T,4,40,32]   graphs/lib/text_encoder.lua:14
+/* convirt_k129_permute:
+ *   %129 permute [T,4,40,32]   graphs/lib/text_encoder.lua:12
+ *   %137 permute [T,4,40,32]   graphs/lib/text_encoder.lua:13
+ *   %145 permute [T,4,40,32]   graphs/lib/text_encoder.lua:14
+ *   %219 permute [T,4,40,32]   graphs/lib/text_encoder.lua:12
+ *   %227 permute [T,4,40,32]   graphs/lib/text_encoder.lua:13
+ *   %235 permute [T,4,40,32]   graphs/lib/text_encoder.lua:14
  *   ... and 48 more */
-void convirt_k259_permute(real *restrict out, const real *restrict in0, long T) {
+void convirt_k129_permute(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for collapse(3) if((long)(5120*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < 4; i1++)
@@ -3736,34 +2964,34 @@ void convirt_k259_permute(real *restrict out, const real *restrict in0, long T) 
                     out[i0*5120 + i1*1280 + i2*32 + i3] = in0[i0*5120 + i1*32 + i2*128 + i3];
 }
 
-/* convirt_k282_fused_scale_addc_neg:
- *   %282 fused:scale_addc_neg [T,1,1,40]   graphs/lib/text_encoder.lua:16
- *     + %281 map:addc [T,1,1,40]  graphs/lib/text_encoder.lua:16
- *     + %280 map:neg [T,1,1,40]  graphs/lib/text_encoder.lua:16
+/* convirt_k152_fused_scale_addc_neg:
+ *   %152 fused:scale_addc_neg [T,1,1,40]   graphs/lib/text_encoder.lua:16
+ *     + %151 map:addc [T,1,1,40]  graphs/lib/text_encoder.lua:16
+ *     + %150 map:neg [T,1,1,40]  graphs/lib/text_encoder.lua:16
  *   %50 fused:scale_addc_neg [T,1,1,40]   graphs/lib/text_encoder.lua:16
  *   %50 fused:scale_addc_neg [T,1,1,40]   graphs/lib/text_encoder.lua:16
- *   %282 fused:scale_addc_neg [T,1,1,40]   graphs/lib/text_encoder.lua:16
- *   %282 fused:scale_addc_neg [T,1,1,40]   graphs/lib/text_encoder.lua:16
- *   %282 fused:scale_addc_neg [T,1,1,40]   graphs/lib/text_encoder.lua:16
+ *   %152 fused:scale_addc_neg [T,1,1,40]   graphs/lib/text_encoder.lua:16
+ *   %152 fused:scale_addc_neg [T,1,1,40]   graphs/lib/text_encoder.lua:16
+ *   %152 fused:scale_addc_neg [T,1,1,40]   graphs/lib/text_encoder.lua:16
  *   ... and 1 more */
-void convirt_k282_fused_scale_addc_neg(real *restrict out, const real *restrict in0, long T) {
+void convirt_k152_fused_scale_addc_neg(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(40*T) > 32768)
     for (long i0 = 0; i0 < 40*T; i0++)
         out[i0] = ((-(in0[i0])) + (real)1) * (real)-1000000000;
 }
 
-/* convirt_k283_matmul_add_mul_scale:
- *   %283 matmul+add_mul_scale [T,4,40,40]   graphs/lib/text_encoder.lua:16
- *     + %276 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:15 (the product; the rest is its epilogue)
- *     + %279 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16
- *     + %277 map:scale [T,4,40,40]  graphs/lib/text_encoder.lua:15
- *   %373 matmul+add_mul_scale [T,4,40,40]   graphs/lib/text_encoder.lua:16
+/* convirt_k153_matmul_add_mul_scale:
+ *   %153 matmul+add_mul_scale [T,4,40,40]   graphs/lib/text_encoder.lua:16
+ *     + %146 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:15 (the product; the rest is its epilogue)
+ *     + %149 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16
+ *     + %147 map:scale [T,4,40,40]  graphs/lib/text_encoder.lua:15
+ *   %243 matmul+add_mul_scale [T,4,40,40]   graphs/lib/text_encoder.lua:16
  *   %51 matmul+add_mul_scale [T,4,40,40]   graphs/lib/text_encoder.lua:16
  *   %141 matmul+add_mul_scale [T,4,40,40]   graphs/lib/text_encoder.lua:16
  *   %51 matmul+add_mul_scale [T,4,40,40]   graphs/lib/text_encoder.lua:16
  *   %141 matmul+add_mul_scale [T,4,40,40]   graphs/lib/text_encoder.lua:16
  *   ... and 8 more */
-void convirt_k283_matmul_add_mul_scale(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
+void convirt_k153_matmul_add_mul_scale(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
     const long nb = 4*T;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
      * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
@@ -3784,15 +3012,15 @@ void convirt_k283_matmul_add_mul_scale(real *restrict out, const real *restrict 
     }
 }
 
-/* convirt_k284_max:
- *   %284 reduce [T,4,40,1]   graphs/lib/text_encoder.lua:16
- *   %374 reduce [T,4,40,1]   graphs/lib/text_encoder.lua:16
+/* convirt_k154_max:
+ *   %154 reduce [T,4,40,1]   graphs/lib/text_encoder.lua:16
+ *   %244 reduce [T,4,40,1]   graphs/lib/text_encoder.lua:16
  *   %52 reduce [T,4,40,1]   graphs/lib/text_encoder.lua:16
  *   %142 reduce [T,4,40,1]   graphs/lib/text_encoder.lua:16
  *   %52 reduce [T,4,40,1]   graphs/lib/text_encoder.lua:16
  *   %142 reduce [T,4,40,1]   graphs/lib/text_encoder.lua:16
  *   ... and 8 more */
-void convirt_k284_max(real *restrict out, const real *restrict in0, long T) {
+void convirt_k154_max(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for if((long)(6400*T) > 32768)
     for (long o = 0; o < 160*T; o++) {
         real a = -INFINITY;
@@ -3803,32 +3031,32 @@ void convirt_k284_max(real *restrict out, const real *restrict in0, long T) {
     }
 }
 
-/* convirt_k287_fused_exp_sub:
- *   %287 fused:exp_sub [T,4,40,40]   graphs/lib/text_encoder.lua:16
- *     + %286 map:sub [T,4,40,40]  graphs/lib/text_encoder.lua:16
- *   %377 fused:exp_sub [T,4,40,40]   graphs/lib/text_encoder.lua:16
+/* convirt_k157_fused_exp_sub:
+ *   %157 fused:exp_sub [T,4,40,40]   graphs/lib/text_encoder.lua:16
+ *     + %156 map:sub [T,4,40,40]  graphs/lib/text_encoder.lua:16
+ *   %247 fused:exp_sub [T,4,40,40]   graphs/lib/text_encoder.lua:16
  *   %55 fused:exp_sub [T,4,40,40]   graphs/lib/text_encoder.lua:16
  *   %145 fused:exp_sub [T,4,40,40]   graphs/lib/text_encoder.lua:16
- *   %287 fused:exp_sub [T,4,40,40]   graphs/lib/text_encoder.lua:16
- *   %377 fused:exp_sub [T,4,40,40]   graphs/lib/text_encoder.lua:16
+ *   %157 fused:exp_sub [T,4,40,40]   graphs/lib/text_encoder.lua:16
+ *   %247 fused:exp_sub [T,4,40,40]   graphs/lib/text_encoder.lua:16
  *   ... and 6 more */
-void convirt_k287_fused_exp_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+void convirt_k157_fused_exp_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for collapse(1) if((long)(6400*T) > 32768)
     for (long i0 = 0; i0 < 160*T; i0++)
         for (long i1 = 0; i1 < 40; i1++)
             out[i0*40 + i1] = exp_real(((in0[i0*40 + i1]) - (in1[i0])));
 }
 
-/* convirt_k289_fused_sum_mul:
- *   %289 fused:sum_mul [T,4,40,1]   graphs/lib/text_encoder.lua:16
- *     + %288 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16
- *   %379 fused:sum_mul [T,4,40,1]   graphs/lib/text_encoder.lua:16
+/* convirt_k159_fused_sum_mul:
+ *   %159 fused:sum_mul [T,4,40,1]   graphs/lib/text_encoder.lua:16
+ *     + %158 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16
+ *   %249 fused:sum_mul [T,4,40,1]   graphs/lib/text_encoder.lua:16
  *   %57 fused:sum_mul [T,4,40,1]   graphs/lib/text_encoder.lua:16
  *   %147 fused:sum_mul [T,4,40,1]   graphs/lib/text_encoder.lua:16
- *   %289 fused:sum_mul [T,4,40,1]   graphs/lib/text_encoder.lua:16
- *   %379 fused:sum_mul [T,4,40,1]   graphs/lib/text_encoder.lua:16
+ *   %159 fused:sum_mul [T,4,40,1]   graphs/lib/text_encoder.lua:16
+ *   %249 fused:sum_mul [T,4,40,1]   graphs/lib/text_encoder.lua:16
  *   ... and 6 more */
-void convirt_k289_fused_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+void convirt_k159_fused_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for collapse(1) if((long)(6400*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < 160; i1++)
@@ -3840,30 +3068,30 @@ void convirt_k289_fused_sum_mul(real *restrict out, const real *restrict in0, co
             }
 }
 
-/* convirt_k290_clampmin:
- *   %290 map:clampmin [T,4,40,1]   graphs/lib/text_encoder.lua:16
- *   %380 map:clampmin [T,4,40,1]   graphs/lib/text_encoder.lua:16
+/* convirt_k160_clampmin:
+ *   %160 map:clampmin [T,4,40,1]   graphs/lib/text_encoder.lua:16
+ *   %250 map:clampmin [T,4,40,1]   graphs/lib/text_encoder.lua:16
  *   %58 map:clampmin [T,4,40,1]   graphs/lib/text_encoder.lua:16
  *   %148 map:clampmin [T,4,40,1]   graphs/lib/text_encoder.lua:16
- *   %290 map:clampmin [T,4,40,1]   graphs/lib/text_encoder.lua:16
- *   %380 map:clampmin [T,4,40,1]   graphs/lib/text_encoder.lua:16
+ *   %160 map:clampmin [T,4,40,1]   graphs/lib/text_encoder.lua:16
+ *   %250 map:clampmin [T,4,40,1]   graphs/lib/text_encoder.lua:16
  *   ... and 6 more */
-void convirt_k290_clampmin(real *restrict out, const real *restrict in0, long T) {
+void convirt_k160_clampmin(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(160*T) > 32768)
     for (long i0 = 0; i0 < 160*T; i0++)
         out[i0] = in0[i0] > (real)1.0000000000000001e-30 ? in0[i0] : (real)1.0000000000000001e-30;
 }
 
-/* convirt_k291_fused_div_mul:
- *   %291 fused:div_mul [T,4,40,40]   graphs/lib/text_encoder.lua:16
- *     + %288 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16
- *   %381 fused:div_mul [T,4,40,40]   graphs/lib/text_encoder.lua:16
+/* convirt_k161_fused_div_mul:
+ *   %161 fused:div_mul [T,4,40,40]   graphs/lib/text_encoder.lua:16
+ *     + %158 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16
+ *   %251 fused:div_mul [T,4,40,40]   graphs/lib/text_encoder.lua:16
  *   %59 fused:div_mul [T,4,40,40]   graphs/lib/text_encoder.lua:16
  *   %149 fused:div_mul [T,4,40,40]   graphs/lib/text_encoder.lua:16
- *   %291 fused:div_mul [T,4,40,40]   graphs/lib/text_encoder.lua:16
- *   %381 fused:div_mul [T,4,40,40]   graphs/lib/text_encoder.lua:16
+ *   %161 fused:div_mul [T,4,40,40]   graphs/lib/text_encoder.lua:16
+ *   %251 fused:div_mul [T,4,40,40]   graphs/lib/text_encoder.lua:16
  *   ... and 6 more */
-void convirt_k291_fused_div_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
+void convirt_k161_fused_div_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
     #pragma omp parallel for collapse(2) if((long)(6400*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < 160; i1++)
@@ -3871,15 +3099,15 @@ void convirt_k291_fused_div_mul(real *restrict out, const real *restrict in0, co
                 out[i0*6400 + i1*40 + i2] = ((in0[i0*6400 + i1*40 + i2]) * (in1[i0*40 + i2])) / (in2[i0*160 + i1]);
 }
 
-/* convirt_k292_matmul:
- *   %292 matmul [T,4,40,32]   graphs/lib/text_encoder.lua:17
- *   %382 matmul [T,4,40,32]   graphs/lib/text_encoder.lua:17
- *   %725 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:15
- *   %867 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:15
+/* convirt_k162_matmul:
+ *   %162 matmul [T,4,40,32]   graphs/lib/text_encoder.lua:17
+ *   %252 matmul [T,4,40,32]   graphs/lib/text_encoder.lua:17
+ *   %575 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:15
+ *   %717 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:15
  *   %60 matmul [T,4,40,32]   graphs/lib/text_encoder.lua:17
  *   %150 matmul [T,4,40,32]   graphs/lib/text_encoder.lua:17
  *   ... and 20 more */
-void convirt_k292_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+void convirt_k162_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     const long nb = 4*T;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
      * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
@@ -3893,15 +3121,15 @@ void convirt_k292_matmul(real *restrict out, const real *restrict in0, const rea
     }
 }
 
-/* convirt_k293_permute:
- *   %293 permute [T,40,4,32]   graphs/lib/text_encoder.lua:18
- *   %383 permute [T,40,4,32]   graphs/lib/text_encoder.lua:18
- *   %727 permute [T,40,4,32] (backward)  graphs/lib/text_encoder.lua:14
- *   %737 permute [T,40,4,32] (backward)  graphs/lib/text_encoder.lua:13
- *   %748 permute [T,40,4,32] (backward)  graphs/lib/text_encoder.lua:12
- *   %869 permute [T,40,4,32] (backward)  graphs/lib/text_encoder.lua:14
+/* convirt_k163_permute:
+ *   %163 permute [T,40,4,32]   graphs/lib/text_encoder.lua:18
+ *   %253 permute [T,40,4,32]   graphs/lib/text_encoder.lua:18
+ *   %577 permute [T,40,4,32] (backward)  graphs/lib/text_encoder.lua:14
+ *   %587 permute [T,40,4,32] (backward)  graphs/lib/text_encoder.lua:13
+ *   %598 permute [T,40,4,32] (backward)  graphs/lib/text_encoder.lua:12
+ *   %719 permute [T,40,4,32] (backward)  graphs/lib/text_encoder.lua:14
  *   ... and 44 more */
-void convirt_k293_permute(real *restrict out, const real *restrict in0, long T) {
+void convirt_k163_permute(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for collapse(3) if((long)(5120*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < 40; i1++)
@@ -3910,29 +3138,29 @@ void convirt_k293_permute(real *restrict out, const real *restrict in0, long T) 
                     out[i0*5120 + i1*128 + i2*32 + i3] = in0[i0*5120 + i1*32 + i2*1280 + i3];
 }
 
-/* convirt_k298_matmul:
- *   %298 matmul [40*T,128]   graphs/lib/text_encoder.lua:23
+/* convirt_k168_matmul:
+ *   %168 matmul [40*T,128]   graphs/lib/text_encoder.lua:23
  *   %66 matmul [40*T,128]   graphs/lib/text_encoder.lua:23
  *   %66 matmul [40*T,128]   graphs/lib/text_encoder.lua:23
- *   %298 matmul [40*T,128]   graphs/lib/text_encoder.lua:23
- *   %298 matmul [40*T,128]   graphs/lib/text_encoder.lua:23
- *   %298 matmul [40*T,128]   graphs/lib/text_encoder.lua:23
+ *   %168 matmul [40*T,128]   graphs/lib/text_encoder.lua:23
+ *   %168 matmul [40*T,128]   graphs/lib/text_encoder.lua:23
+ *   %168 matmul [40*T,128]   graphs/lib/text_encoder.lua:23
  *   ... and 1 more */
-void convirt_k298_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+void convirt_k168_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 40*T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* convirt_k301_fused_add_add_add:
- *   %301 fused:add_add_add [T,40,128]   graphs/lib/text_encoder.lua:23
- *     + %238 map:add [T,40,128]  graphs/lib/text_encoder.lua:32
- *     + %300 map:add [T,40,128]  graphs/lib/text_encoder.lua:23
+/* convirt_k171_fused_add_add_add:
+ *   %171 fused:add_add_add [T,40,128]   graphs/lib/text_encoder.lua:23
+ *     + %108 map:add [T,40,128]  graphs/lib/text_encoder.lua:32
+ *     + %170 map:add [T,40,128]  graphs/lib/text_encoder.lua:23
  *   %69 fused:add_add_add [T,40,128]   graphs/lib/text_encoder.lua:23
  *   %69 fused:add_add_add [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %301 fused:add_add_add [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %301 fused:add_add_add [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %301 fused:add_add_add [T,40,128]   graphs/lib/text_encoder.lua:23
+ *   %171 fused:add_add_add [T,40,128]   graphs/lib/text_encoder.lua:23
+ *   %171 fused:add_add_add [T,40,128]   graphs/lib/text_encoder.lua:23
+ *   %171 fused:add_add_add [T,40,128]   graphs/lib/text_encoder.lua:23
  *   ... and 1 more */
-void convirt_k301_fused_add_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
+void convirt_k171_fused_add_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
     #pragma omp parallel for collapse(2) if((long)(5120*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < 40; i1++)
@@ -3940,16 +3168,16 @@ void convirt_k301_fused_add_add_add(real *restrict out, const real *restrict in0
                 out[i0*5120 + i1*128 + i2] = ((in0[i0*5120 + i1*128 + i2]) + (in1[i1*128 + i2])) + ((in2[i0*5120 + i1*128 + i2]) + (in3[i2]));
 }
 
-/* convirt_k305_fused_scale_sum:
- *   %305 fused:scale_sum [T,40,1]   graphs/lib/text_encoder.lua:24
- *     + %304 reduce [T,40,1]  graphs/lib/text_encoder.lua:24
- *   %332 fused:scale_sum [T,40,1]   graphs/lib/text_encoder.lua:23
- *   %395 fused:scale_sum [T,40,1]   graphs/lib/text_encoder.lua:24
- *   %422 fused:scale_sum [T,40,1]   graphs/lib/text_encoder.lua:34
+/* convirt_k175_fused_scale_sum:
+ *   %175 fused:scale_sum [T,40,1]   graphs/lib/text_encoder.lua:24
+ *     + %174 reduce [T,40,1]  graphs/lib/text_encoder.lua:24
+ *   %202 fused:scale_sum [T,40,1]   graphs/lib/text_encoder.lua:23
+ *   %265 fused:scale_sum [T,40,1]   graphs/lib/text_encoder.lua:24
+ *   %292 fused:scale_sum [T,40,1]   graphs/lib/text_encoder.lua:34
  *   %73 fused:scale_sum [T,40,1]   graphs/lib/text_encoder.lua:24
  *   %100 fused:scale_sum [T,40,1]   graphs/lib/text_encoder.lua:23
  *   ... and 22 more */
-void convirt_k305_fused_scale_sum(real *restrict out, const real *restrict in0, long T) {
+void convirt_k175_fused_scale_sum(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for if((long)(5120*T) > 32768)
     for (long i0 = 0; i0 < 40*T; i0++)
         {
@@ -3960,31 +3188,31 @@ void convirt_k305_fused_scale_sum(real *restrict out, const real *restrict in0, 
         }
 }
 
-/* convirt_k306_sub:
- *   %306 map:sub [T,40,128]   graphs/lib/text_encoder.lua:24
- *   %333 map:sub [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %396 map:sub [T,40,128]   graphs/lib/text_encoder.lua:24
- *   %423 map:sub [T,40,128]   graphs/lib/text_encoder.lua:34
+/* convirt_k176_sub:
+ *   %176 map:sub [T,40,128]   graphs/lib/text_encoder.lua:24
+ *   %203 map:sub [T,40,128]   graphs/lib/text_encoder.lua:23
+ *   %266 map:sub [T,40,128]   graphs/lib/text_encoder.lua:24
+ *   %293 map:sub [T,40,128]   graphs/lib/text_encoder.lua:34
  *   %74 map:sub [T,40,128]   graphs/lib/text_encoder.lua:24
  *   %101 map:sub [T,40,128]   graphs/lib/text_encoder.lua:23
  *   ... and 18 more */
-void convirt_k306_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+void convirt_k176_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
     for (long i0 = 0; i0 < 40*T; i0++)
         for (long i1 = 0; i1 < 128; i1++)
             out[i0*128 + i1] = in0[i0*128 + i1] - in1[i0];
 }
 
-/* convirt_k320_matmul_add:
- *   %320 matmul+add [T,40,512]   graphs/lib/text_encoder.lua:24
- *     + %318 matmul [40*T,512]  graphs/lib/text_encoder.lua:24 (the product; the rest is its epilogue)
- *   %410 matmul+add [T,40,512]   graphs/lib/text_encoder.lua:24
+/* convirt_k190_matmul_add:
+ *   %190 matmul+add [T,40,512]   graphs/lib/text_encoder.lua:24
+ *     + %188 matmul [40*T,512]  graphs/lib/text_encoder.lua:24 (the product; the rest is its epilogue)
+ *   %280 matmul+add [T,40,512]   graphs/lib/text_encoder.lua:24
  *   %88 matmul+add [T,40,512]   graphs/lib/text_encoder.lua:24
  *   %178 matmul+add [T,40,512]   graphs/lib/text_encoder.lua:24
- *   %320 matmul+add [T,40,512]   graphs/lib/text_encoder.lua:24
- *   %410 matmul+add [T,40,512]   graphs/lib/text_encoder.lua:24
+ *   %190 matmul+add [T,40,512]   graphs/lib/text_encoder.lua:24
+ *   %280 matmul+add [T,40,512]   graphs/lib/text_encoder.lua:24
  *   ... and 6 more */
-void convirt_k320_matmul_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
+void convirt_k190_matmul_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
     long panel = 131072 / (512); if (panel < 64) panel = 64;
     for (long r0 = 0; r0 < 40*T; r0 += panel) {
         const long pm = 40*T - r0 < panel ? 40*T - r0 : panel;
@@ -4000,31 +3228,31 @@ void convirt_k320_matmul_add(real *restrict out, const real *restrict in0, const
     }
 }
 
-/* convirt_k321_gelu:
- *   %321 map:gelu [T,40,512]   graphs/lib/text_encoder.lua:25
- *   %411 map:gelu [T,40,512]   graphs/lib/text_encoder.lua:25
+/* convirt_k191_gelu:
+ *   %191 map:gelu [T,40,512]   graphs/lib/text_encoder.lua:25
+ *   %281 map:gelu [T,40,512]   graphs/lib/text_encoder.lua:25
  *   %89 map:gelu [T,40,512]   graphs/lib/text_encoder.lua:25
  *   %179 map:gelu [T,40,512]   graphs/lib/text_encoder.lua:25
- *   %321 map:gelu [T,40,512]   graphs/lib/text_encoder.lua:25
- *   %411 map:gelu [T,40,512]   graphs/lib/text_encoder.lua:25
+ *   %191 map:gelu [T,40,512]   graphs/lib/text_encoder.lua:25
+ *   %281 map:gelu [T,40,512]   graphs/lib/text_encoder.lua:25
  *   ... and 6 more */
-void convirt_k321_gelu(real *restrict out, const real *restrict in0, long T) {
+void convirt_k191_gelu(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(20480*T) > 32768)
     for (long i0 = 0; i0 < 20480*T; i0++)
         out[i0] = gelu_tanh(in0[i0]);
 }
 
-/* convirt_k328_matmul_add_add:
- *   %328 matmul+add_add [T,40,128]   graphs/lib/text_encoder.lua:25
- *     + %325 matmul [40*T,128]  graphs/lib/text_encoder.lua:25 (the product; the rest is its epilogue)
- *     + %327 map:add [T,40,128]  graphs/lib/text_encoder.lua:25
- *   %418 matmul+add_add [T,40,128]   graphs/lib/text_encoder.lua:25
+/* convirt_k198_matmul_add_add:
+ *   %198 matmul+add_add [T,40,128]   graphs/lib/text_encoder.lua:25
+ *     + %195 matmul [40*T,128]  graphs/lib/text_encoder.lua:25 (the product; the rest is its epilogue)
+ *     + %197 map:add [T,40,128]  graphs/lib/text_encoder.lua:25
+ *   %288 matmul+add_add [T,40,128]   graphs/lib/text_encoder.lua:25
  *   %96 matmul+add_add [T,40,128]   graphs/lib/text_encoder.lua:25
  *   %186 matmul+add_add [T,40,128]   graphs/lib/text_encoder.lua:25
  *   %96 matmul+add_add [T,40,128]   graphs/lib/text_encoder.lua:25
  *   %186 matmul+add_add [T,40,128]   graphs/lib/text_encoder.lua:25
  *   ... and 8 more */
-void convirt_k328_matmul_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
+void convirt_k198_matmul_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
     long panel = 131072 / (128); if (panel < 64) panel = 64;
     for (long r0 = 0; r0 < 40*T; r0 += panel) {
         const long pm = 40*T - r0 < panel ? 40*T - r0 : panel;
@@ -4041,17 +3269,17 @@ void convirt_k328_matmul_add_add(real *restrict out, const real *restrict in0, c
     }
 }
 
-/* convirt_k391_matmul_add_add:
- *   %391 matmul+add_add [T,40,128]   graphs/lib/text_encoder.lua:23
- *     + %388 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 (the product; the rest is its epilogue)
- *     + %390 map:add [T,40,128]  graphs/lib/text_encoder.lua:23
+/* convirt_k261_matmul_add_add:
+ *   %261 matmul+add_add [T,40,128]   graphs/lib/text_encoder.lua:23
+ *     + %258 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 (the product; the rest is its epilogue)
+ *     + %260 map:add [T,40,128]  graphs/lib/text_encoder.lua:23
  *   %159 matmul+add_add [T,40,128]   graphs/lib/text_encoder.lua:23
  *   %159 matmul+add_add [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %391 matmul+add_add [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %391 matmul+add_add [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %391 matmul+add_add [T,40,128]   graphs/lib/text_encoder.lua:23
+ *   %261 matmul+add_add [T,40,128]   graphs/lib/text_encoder.lua:23
+ *   %261 matmul+add_add [T,40,128]   graphs/lib/text_encoder.lua:23
+ *   %261 matmul+add_add [T,40,128]   graphs/lib/text_encoder.lua:23
  *   ... and 1 more */
-void convirt_k391_matmul_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
+void convirt_k261_matmul_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
     long panel = 131072 / (128); if (panel < 64) panel = 64;
     for (long r0 = 0; r0 < 40*T; r0 += panel) {
         const long pm = 40*T - r0 < panel ? 40*T - r0 : panel;
@@ -4068,31 +3296,31 @@ void convirt_k391_matmul_add_add(real *restrict out, const real *restrict in0, c
     }
 }
 
-/* convirt_k432_slice:
- *   %432 slice [T,1,128]   graphs/lib/text_encoder.lua:35
+/* convirt_k302_slice:
+ *   %302 slice [T,1,128]   graphs/lib/text_encoder.lua:35
  *   %200 slice [T,1,128]   graphs/lib/text_encoder.lua:35
  *   %200 slice [T,1,128]   graphs/lib/text_encoder.lua:35
- *   %432 slice [T,1,128]   graphs/lib/text_encoder.lua:35
- *   %432 slice [T,1,128]   graphs/lib/text_encoder.lua:35
- *   %432 slice [T,1,128]   graphs/lib/text_encoder.lua:35
+ *   %302 slice [T,1,128]   graphs/lib/text_encoder.lua:35
+ *   %302 slice [T,1,128]   graphs/lib/text_encoder.lua:35
+ *   %302 slice [T,1,128]   graphs/lib/text_encoder.lua:35
  *   ... and 1 more */
-void convirt_k432_slice(real *restrict out, const real *restrict in0, long T) {
+void convirt_k302_slice(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for collapse(1) if((long)(128*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < 128; i1++)
             out[i0*128 + i1] = in0[i0*5120 + i1];
 }
 
-/* convirt_k437_matmul_add:
- *   %437 matmul+add [T,128]   graphs/lib/text_encoder.lua:36
- *     + %436 matmul [T,128]  graphs/lib/text_encoder.lua:36 (the product; the rest is its epilogue)
+/* convirt_k307_matmul_add:
+ *   %307 matmul+add [T,128]   graphs/lib/text_encoder.lua:36
+ *     + %306 matmul [T,128]  graphs/lib/text_encoder.lua:36 (the product; the rest is its epilogue)
  *   %205 matmul+add [T,128]   graphs/lib/text_encoder.lua:36
  *   %205 matmul+add [T,128]   graphs/lib/text_encoder.lua:36
- *   %437 matmul+add [T,128]   graphs/lib/text_encoder.lua:36
- *   %437 matmul+add [T,128]   graphs/lib/text_encoder.lua:36
- *   %437 matmul+add [T,128]   graphs/lib/text_encoder.lua:36
+ *   %307 matmul+add [T,128]   graphs/lib/text_encoder.lua:36
+ *   %307 matmul+add [T,128]   graphs/lib/text_encoder.lua:36
+ *   %307 matmul+add [T,128]   graphs/lib/text_encoder.lua:36
  *   ... and 1 more */
-void convirt_k437_matmul_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
+void convirt_k307_matmul_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
     long panel = 131072 / (128); if (panel < 64) panel = 64;
     for (long r0 = 0; r0 < T; r0 += panel) {
         const long pm = T - r0 < panel ? T - r0 : panel;
@@ -4108,14 +3336,14 @@ void convirt_k437_matmul_add(real *restrict out, const real *restrict in0, const
     }
 }
 
-/* convirt_k612_sum:
- *   %612 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:36
+/* convirt_k462_sum:
+ *   %462 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:36
  *   %282 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:36
- *   %826 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:36
- *   %902 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:36
- *   %863 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:36
- *   %990 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:36 */
-void convirt_k612_sum(real *restrict out, const real *restrict in0, long T) {
+ *   %676 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:36
+ *   %752 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:36
+ *   %713 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:36
+ *   %840 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:36 */
+void convirt_k462_sum(real *restrict out, const real *restrict in0, long T) {
     const long nblk = (128 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(128*T) > 32768)
     for (long o = 0; o < 1; o++)
@@ -4131,38 +3359,38 @@ void convirt_k612_sum(real *restrict out, const real *restrict in0, long T) {
         }
 }
 
-/* convirt_k614_matmul:
- *   %614 matmul [T,128] (backward)  graphs/lib/text_encoder.lua:36
+/* convirt_k464_matmul:
+ *   %464 matmul [T,128] (backward)  graphs/lib/text_encoder.lua:36
  *   %284 matmul [T,128] (backward)  graphs/lib/text_encoder.lua:36
- *   %828 matmul [T,128] (backward)  graphs/lib/text_encoder.lua:36
- *   %904 matmul [T,128] (backward)  graphs/lib/text_encoder.lua:36
+ *   %678 matmul [T,128] (backward)  graphs/lib/text_encoder.lua:36
+ *   %754 matmul [T,128] (backward)  graphs/lib/text_encoder.lua:36
  *   %79 matmul [T,128]   graphs/lib/irm.lua:9
  *   %229 matmul [T,128] (backward)  graphs/lib/irm.lua:10
  *   ... and 12 more */
-void convirt_k614_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+void convirt_k464_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* convirt_k615_matmul:
- *   %615 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:36
+/* convirt_k465_matmul:
+ *   %465 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:36
  *   %285 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:36
- *   %829 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:36
- *   %905 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:36
+ *   %679 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:36
+ *   %755 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:36
  *   %230 matmul [128,128] (backward)  graphs/lib/irm.lua:10
  *   %234 matmul [128,128] (backward)  graphs/lib/irm.lua:9
  *   ... and 10 more */
-void convirt_k615_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+void convirt_k465_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, T, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* convirt_k617_pad:
- *   %617 pad [T,40,128] (backward)  graphs/lib/text_encoder.lua:35
+/* convirt_k467_pad:
+ *   %467 pad [T,40,128] (backward)  graphs/lib/text_encoder.lua:35
  *   %287 pad [T,40,128] (backward)  graphs/lib/text_encoder.lua:35
- *   %831 pad [T,40,128] (backward)  graphs/lib/text_encoder.lua:35
- *   %907 pad [T,40,128] (backward)  graphs/lib/text_encoder.lua:35
- *   %868 pad [T,40,128] (backward)  graphs/lib/text_encoder.lua:35
- *   %995 pad [T,40,128] (backward)  graphs/lib/text_encoder.lua:35 */
-void convirt_k617_pad(real *restrict out, const real *restrict in0, long T) {
+ *   %681 pad [T,40,128] (backward)  graphs/lib/text_encoder.lua:35
+ *   %757 pad [T,40,128] (backward)  graphs/lib/text_encoder.lua:35
+ *   %718 pad [T,40,128] (backward)  graphs/lib/text_encoder.lua:35
+ *   %845 pad [T,40,128] (backward)  graphs/lib/text_encoder.lua:35 */
+void convirt_k467_pad(real *restrict out, const real *restrict in0, long T) {
     memset(out, 0, sizeof(real)*(size_t)(5120*T));
     #pragma omp parallel for collapse(1) if((long)(128*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
@@ -4170,15 +3398,15 @@ void convirt_k617_pad(real *restrict out, const real *restrict in0, long T) {
             out[i0*5120 + i1] = in0[i0*128 + i1];
 }
 
-/* convirt_k618_sum:
- *   %618 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %624 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %645 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:25
- *   %663 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %669 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %691 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:23
+/* convirt_k468_sum:
+ *   %468 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:34
+ *   %474 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:34
+ *   %495 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:25
+ *   %513 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %519 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %541 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:23
  *   ... and 120 more */
-void convirt_k618_sum(real *restrict out, const real *restrict in0, long T) {
+void convirt_k468_sum(real *restrict out, const real *restrict in0, long T) {
     const long nblk = (5120 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(5120*T) > 32768)
     for (long o = 0; o < 1; o++)
@@ -4194,15 +3422,15 @@ void convirt_k618_sum(real *restrict out, const real *restrict in0, long T) {
         }
 }
 
-/* convirt_k620_sum:
- *   %620 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %626 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %647 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:25
- *   %665 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %671 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %693 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:23
+/* convirt_k470_sum:
+ *   %470 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:34
+ *   %476 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:34
+ *   %497 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:25
+ *   %515 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %521 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %543 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:23
  *   ... and 114 more */
-void convirt_k620_sum(real *restrict out, const real *restrict in0) {
+void convirt_k470_sum(real *restrict out, const real *restrict in0) {
     const long nblk = (128 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(5120) > 32768)
     for (long o = 0; o < 1; o++)
@@ -4218,36 +3446,36 @@ void convirt_k620_sum(real *restrict out, const real *restrict in0) {
         }
 }
 
-/* convirt_k623_mul:
- *   %623 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %668 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %764 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:23
- *   %810 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %906 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:23
+/* convirt_k473_mul:
+ *   %473 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
+ *   %518 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %614 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:23
+ *   %660 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %756 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:23
  *   %294 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
  *   ... and 24 more */
-void convirt_k623_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+void convirt_k473_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for simd if((long)(5120*T) > 32768)
     for (long i0 = 0; i0 < 5120*T; i0++)
         out[i0] = in0[i0] * in1[i0];
 }
 
-/* convirt_k635_fused_scale_mul_sum_mul:
- *   %635 fused:scale_mul_sum_mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:34
- *     + %634 map:mul [T,40,1]  graphs/lib/text_encoder.lua:34
- *     + %630 reduce [T,40,1]  graphs/lib/text_encoder.lua:34
- *     + %629 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34
- *     + %622 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34
- *     + %633 map:scale [T,40,1]  graphs/lib/text_encoder.lua:34
- *     + %632 map:mul [T,40,1]  graphs/lib/text_encoder.lua:34
- *     + %631 map:square [T,40,1]  graphs/lib/text_encoder.lua:34
- *   %680 fused:scale_mul_sum_mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:24
- *   %776 fused:scale_mul_sum_mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:23
- *   %822 fused:scale_mul_sum_mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:24
- *   %918 fused:scale_mul_sum_mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:23
+/* convirt_k485_fused_scale_mul_sum_mul:
+ *   %485 fused:scale_mul_sum_mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:34
+ *     + %484 map:mul [T,40,1]  graphs/lib/text_encoder.lua:34
+ *     + %480 reduce [T,40,1]  graphs/lib/text_encoder.lua:34
+ *     + %479 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34
+ *     + %472 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34
+ *     + %483 map:scale [T,40,1]  graphs/lib/text_encoder.lua:34
+ *     + %482 map:mul [T,40,1]  graphs/lib/text_encoder.lua:34
+ *     + %481 map:square [T,40,1]  graphs/lib/text_encoder.lua:34
+ *   %530 fused:scale_mul_sum_mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:24
+ *   %626 fused:scale_mul_sum_mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:23
+ *   %672 fused:scale_mul_sum_mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:24
+ *   %768 fused:scale_mul_sum_mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:23
  *   %306 fused:scale_mul_sum_mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:34
  *   ... and 24 more */
-void convirt_k635_fused_scale_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
+void convirt_k485_fused_scale_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
     #pragma omp parallel for if((long)(5120*T) > 32768)
     for (long i0 = 0; i0 < 40*T; i0++)
         {
@@ -4258,37 +3486,37 @@ void convirt_k635_fused_scale_mul_sum_mul(real *restrict out, const real *restri
         }
 }
 
-/* convirt_k639_fused_add_mul_mul_mul:
- *   %639 fused:add_mul_mul_mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *     + %628 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34
- *     + %622 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34
- *     + %638 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34
- *     + %636 map:id [T,40,128]  graphs/lib/text_encoder.lua:34
- *     + %637 map:scale [T,40,128]  graphs/lib/text_encoder.lua:34
- *   %684 fused:add_mul_mul_mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %780 fused:add_mul_mul_mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:23
- *   %826 fused:add_mul_mul_mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %922 fused:add_mul_mul_mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:23
+/* convirt_k489_fused_add_mul_mul_mul:
+ *   %489 fused:add_mul_mul_mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
+ *     + %478 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34
+ *     + %472 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34
+ *     + %488 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34
+ *     + %486 map:id [T,40,128]  graphs/lib/text_encoder.lua:34
+ *     + %487 map:scale [T,40,128]  graphs/lib/text_encoder.lua:34
+ *   %534 fused:add_mul_mul_mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %630 fused:add_mul_mul_mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:23
+ *   %676 fused:add_mul_mul_mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %772 fused:add_mul_mul_mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:23
  *   %310 fused:add_mul_mul_mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
  *   ... and 24 more */
-void convirt_k639_fused_add_mul_mul_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, long T) {
+void convirt_k489_fused_add_mul_mul_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, long T) {
     #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
     for (long i0 = 0; i0 < 40*T; i0++)
         for (long i1 = 0; i1 < 128; i1++)
             out[i0*128 + i1] = (((in0[i0*128 + i1]) * (in1[i1])) * (in2[i0])) + (((in3[i0])) * ((in4[i0*128 + i1]) * (real)2));
 }
 
-/* convirt_k642_fused_scale_sum_neg:
- *   %642 fused:scale_sum_neg [T,40,1] (backward)  graphs/lib/text_encoder.lua:34
- *     + %641 reduce [T,40,1]  graphs/lib/text_encoder.lua:34
- *     + %640 map:neg [T,40,128]  graphs/lib/text_encoder.lua:34
- *   %688 fused:scale_sum_neg [T,40,1] (backward)  graphs/lib/text_encoder.lua:24
- *   %784 fused:scale_sum_neg [T,40,1] (backward)  graphs/lib/text_encoder.lua:23
- *   %830 fused:scale_sum_neg [T,40,1] (backward)  graphs/lib/text_encoder.lua:24
- *   %926 fused:scale_sum_neg [T,40,1] (backward)  graphs/lib/text_encoder.lua:23
+/* convirt_k492_fused_scale_sum_neg:
+ *   %492 fused:scale_sum_neg [T,40,1] (backward)  graphs/lib/text_encoder.lua:34
+ *     + %491 reduce [T,40,1]  graphs/lib/text_encoder.lua:34
+ *     + %490 map:neg [T,40,128]  graphs/lib/text_encoder.lua:34
+ *   %538 fused:scale_sum_neg [T,40,1] (backward)  graphs/lib/text_encoder.lua:24
+ *   %634 fused:scale_sum_neg [T,40,1] (backward)  graphs/lib/text_encoder.lua:23
+ *   %680 fused:scale_sum_neg [T,40,1] (backward)  graphs/lib/text_encoder.lua:24
+ *   %776 fused:scale_sum_neg [T,40,1] (backward)  graphs/lib/text_encoder.lua:23
  *   %313 fused:scale_sum_neg [T,40,1] (backward)  graphs/lib/text_encoder.lua:34
  *   ... and 24 more */
-void convirt_k642_fused_scale_sum_neg(real *restrict out, const real *restrict in0, long T) {
+void convirt_k492_fused_scale_sum_neg(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for if((long)(5120*T) > 32768)
     for (long i0 = 0; i0 < 40*T; i0++)
         {
@@ -4299,44 +3527,44 @@ void convirt_k642_fused_scale_sum_neg(real *restrict out, const real *restrict i
         }
 }
 
-/* convirt_k644_fused_add_id:
- *   %644 fused:add_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *     + %643 map:id [T,40,128]  graphs/lib/text_encoder.lua:34
+/* convirt_k494_fused_add_id:
+ *   %494 fused:add_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
+ *     + %493 map:id [T,40,128]  graphs/lib/text_encoder.lua:34
  *   %315 fused:add_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %859 fused:add_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %935 fused:add_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %896 fused:add_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %1023 fused:add_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:34 */
-void convirt_k644_fused_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+ *   %709 fused:add_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
+ *   %785 fused:add_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
+ *   %746 fused:add_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
+ *   %873 fused:add_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:34 */
+void convirt_k494_fused_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
     for (long i0 = 0; i0 < 40*T; i0++)
         for (long i1 = 0; i1 < 128; i1++)
             out[i0*128 + i1] = (in0[i0*128 + i1]) + ((in1[i0]));
 }
 
-/* convirt_k651_matmul:
- *   %651 matmul [128,512] (backward)  graphs/lib/text_encoder.lua:25
- *   %793 matmul [128,512] (backward)  graphs/lib/text_encoder.lua:25
+/* convirt_k501_matmul:
+ *   %501 matmul [128,512] (backward)  graphs/lib/text_encoder.lua:25
+ *   %643 matmul [128,512] (backward)  graphs/lib/text_encoder.lua:25
  *   %322 matmul [128,512] (backward)  graphs/lib/text_encoder.lua:25
  *   %464 matmul [128,512] (backward)  graphs/lib/text_encoder.lua:25
- *   %866 matmul [128,512] (backward)  graphs/lib/text_encoder.lua:25
- *   %1008 matmul [128,512] (backward)  graphs/lib/text_encoder.lua:25
+ *   %716 matmul [128,512] (backward)  graphs/lib/text_encoder.lua:25
+ *   %858 matmul [128,512] (backward)  graphs/lib/text_encoder.lua:25
  *   ... and 6 more */
-void convirt_k651_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+void convirt_k501_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 512, 40*T, (real)1, in0 + 0, 128, in1 + 0, 512, (real)0, out + 0, 512);
 }
 
-/* convirt_k654_matmul_mul_gelu_grad:
- *   %654 matmul+mul_gelu_grad [T,40,512] (backward)  graphs/lib/text_encoder.lua:25
- *     + %650 matmul [40*T,512]  graphs/lib/text_encoder.lua:25 (the product; the rest is its epilogue)
- *     + %653 map:gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25
- *   %796 matmul+mul_gelu_grad [T,40,512] (backward)  graphs/lib/text_encoder.lua:25
+/* convirt_k504_matmul_mul_gelu_grad:
+ *   %504 matmul+mul_gelu_grad [T,40,512] (backward)  graphs/lib/text_encoder.lua:25
+ *     + %500 matmul [40*T,512]  graphs/lib/text_encoder.lua:25 (the product; the rest is its epilogue)
+ *     + %503 map:gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25
+ *   %646 matmul+mul_gelu_grad [T,40,512] (backward)  graphs/lib/text_encoder.lua:25
  *   %325 matmul+mul_gelu_grad [T,40,512] (backward)  graphs/lib/text_encoder.lua:25
  *   %467 matmul+mul_gelu_grad [T,40,512] (backward)  graphs/lib/text_encoder.lua:25
- *   %869 matmul+mul_gelu_grad [T,40,512] (backward)  graphs/lib/text_encoder.lua:25
- *   %1011 matmul+mul_gelu_grad [T,40,512] (backward)  graphs/lib/text_encoder.lua:25
+ *   %719 matmul+mul_gelu_grad [T,40,512] (backward)  graphs/lib/text_encoder.lua:25
+ *   %861 matmul+mul_gelu_grad [T,40,512] (backward)  graphs/lib/text_encoder.lua:25
  *   ... and 6 more */
-void convirt_k654_matmul_mul_gelu_grad(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
+void convirt_k504_matmul_mul_gelu_grad(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
     long panel = 131072 / (512); if (panel < 64) panel = 64;
     for (long r0 = 0; r0 < 40*T; r0 += panel) {
         const long pm = 40*T - r0 < panel ? 40*T - r0 : panel;
@@ -4352,15 +3580,15 @@ void convirt_k654_matmul_mul_gelu_grad(real *restrict out, const real *restrict 
     }
 }
 
-/* convirt_k655_sum:
- *   %655 reduce [1,40,512] (backward)  graphs/lib/text_encoder.lua:24
- *   %797 reduce [1,40,512] (backward)  graphs/lib/text_encoder.lua:24
+/* convirt_k505_sum:
+ *   %505 reduce [1,40,512] (backward)  graphs/lib/text_encoder.lua:24
+ *   %647 reduce [1,40,512] (backward)  graphs/lib/text_encoder.lua:24
  *   %326 reduce [1,40,512] (backward)  graphs/lib/text_encoder.lua:24
  *   %468 reduce [1,40,512] (backward)  graphs/lib/text_encoder.lua:24
- *   %870 reduce [1,40,512] (backward)  graphs/lib/text_encoder.lua:24
- *   %1012 reduce [1,40,512] (backward)  graphs/lib/text_encoder.lua:24
+ *   %720 reduce [1,40,512] (backward)  graphs/lib/text_encoder.lua:24
+ *   %862 reduce [1,40,512] (backward)  graphs/lib/text_encoder.lua:24
  *   ... and 6 more */
-void convirt_k655_sum(real *restrict out, const real *restrict in0, long T) {
+void convirt_k505_sum(real *restrict out, const real *restrict in0, long T) {
     const long nblk = (20480 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(20480*T) > 32768)
     for (long o = 0; o < 1; o++)
@@ -4376,15 +3604,15 @@ void convirt_k655_sum(real *restrict out, const real *restrict in0, long T) {
         }
 }
 
-/* convirt_k657_sum:
- *   %657 reduce [1,512] (backward)  graphs/lib/text_encoder.lua:24
- *   %799 reduce [1,512] (backward)  graphs/lib/text_encoder.lua:24
+/* convirt_k507_sum:
+ *   %507 reduce [1,512] (backward)  graphs/lib/text_encoder.lua:24
+ *   %649 reduce [1,512] (backward)  graphs/lib/text_encoder.lua:24
  *   %328 reduce [1,512] (backward)  graphs/lib/text_encoder.lua:24
  *   %470 reduce [1,512] (backward)  graphs/lib/text_encoder.lua:24
- *   %872 reduce [1,512] (backward)  graphs/lib/text_encoder.lua:24
- *   %1014 reduce [1,512] (backward)  graphs/lib/text_encoder.lua:24
+ *   %722 reduce [1,512] (backward)  graphs/lib/text_encoder.lua:24
+ *   %864 reduce [1,512] (backward)  graphs/lib/text_encoder.lua:24
  *   ... and 6 more */
-void convirt_k657_sum(real *restrict out, const real *restrict in0) {
+void convirt_k507_sum(real *restrict out, const real *restrict in0) {
     const long nblk = (512 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(20480) > 32768)
     for (long o = 0; o < 1; o++)
@@ -4400,80 +3628,80 @@ void convirt_k657_sum(real *restrict out, const real *restrict in0) {
         }
 }
 
-/* convirt_k660_matmul:
- *   %660 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %802 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:24
+/* convirt_k510_matmul:
+ *   %510 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %652 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:24
  *   %331 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:24
  *   %473 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %875 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %1017 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %725 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %867 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:24
  *   ... and 6 more */
-void convirt_k660_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+void convirt_k510_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 40*T, 128, 512, (real)1, in0 + 0, 512, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* convirt_k661_matmul:
- *   %661 matmul [512,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %803 matmul [512,128] (backward)  graphs/lib/text_encoder.lua:24
+/* convirt_k511_matmul:
+ *   %511 matmul [512,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %653 matmul [512,128] (backward)  graphs/lib/text_encoder.lua:24
  *   %332 matmul [512,128] (backward)  graphs/lib/text_encoder.lua:24
  *   %474 matmul [512,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %876 matmul [512,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %1018 matmul [512,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %726 matmul [512,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %868 matmul [512,128] (backward)  graphs/lib/text_encoder.lua:24
  *   ... and 6 more */
-void convirt_k661_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+void convirt_k511_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 512, 128, 40*T, (real)1, in0 + 0, 512, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* convirt_k690_fused_add_add_id:
- *   %690 fused:add_add_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *     + %687 map:add [T,40,128]  graphs/lib/text_encoder.lua:24
- *     + %689 map:id [T,40,128]  graphs/lib/text_encoder.lua:24
- *   %786 fused:add_add_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:23
- *   %832 fused:add_add_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %928 fused:add_add_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:23
+/* convirt_k540_fused_add_add_id:
+ *   %540 fused:add_add_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
+ *     + %537 map:add [T,40,128]  graphs/lib/text_encoder.lua:24
+ *     + %539 map:id [T,40,128]  graphs/lib/text_encoder.lua:24
+ *   %636 fused:add_add_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:23
+ *   %682 fused:add_add_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %778 fused:add_add_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:23
  *   %361 fused:add_add_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
  *   %457 fused:add_add_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:23
  *   ... and 18 more */
-void convirt_k690_fused_add_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
+void convirt_k540_fused_add_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
     #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
     for (long i0 = 0; i0 < 40*T; i0++)
         for (long i1 = 0; i1 < 128; i1++)
             out[i0*128 + i1] = ((in0[i0*128 + i1]) + (in1[i0*128 + i1])) + ((in2[i0]));
 }
 
-/* convirt_k696_matmul:
- *   %696 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:23
- *   %744 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:13
- *   %755 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:12
- *   %838 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:23
- *   %886 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:13
- *   %897 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:12
+/* convirt_k546_matmul:
+ *   %546 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:23
+ *   %594 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:13
+ *   %605 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:12
+ *   %688 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:23
+ *   %736 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:13
+ *   %747 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:12
  *   ... and 30 more */
-void convirt_k696_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+void convirt_k546_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 40*T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* convirt_k697_matmul:
- *   %697 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:23
- *   %735 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:14
- *   %745 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:13
- *   %756 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:12
- *   %839 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:23
- *   %877 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:14
+/* convirt_k547_matmul:
+ *   %547 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:23
+ *   %585 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:14
+ *   %595 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:13
+ *   %606 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:12
+ *   %689 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:23
+ *   %727 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:14
  *   ... and 42 more */
-void convirt_k697_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+void convirt_k547_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, 40*T, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* convirt_k702_matmul:
- *   %702 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:17
- *   %726 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:15
- *   %844 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:17
- *   %868 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:15
+/* convirt_k552_matmul:
+ *   %552 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:17
+ *   %576 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:15
+ *   %694 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:17
+ *   %718 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:15
  *   %373 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:17
  *   %397 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:15
  *   ... and 18 more */
-void convirt_k702_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+void convirt_k552_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     const long nb = 4*T;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
      * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
@@ -4487,16 +3715,16 @@ void convirt_k702_matmul(real *restrict out, const real *restrict in0, const rea
     }
 }
 
-/* convirt_k703_matmul_div:
- *   %703 matmul+div [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
- *     + %701 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:17 (the product; the rest is its epilogue)
- *   %845 matmul+div [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
+/* convirt_k553_matmul_div:
+ *   %553 matmul+div [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
+ *     + %551 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:17 (the product; the rest is its epilogue)
+ *   %695 matmul+div [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
  *   %374 matmul+div [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
  *   %516 matmul+div [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
- *   %918 matmul+div [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
- *   %1060 matmul+div [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
+ *   %768 matmul+div [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
+ *   %910 matmul+div [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
  *   ... and 6 more */
-void convirt_k703_matmul_div(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
+void convirt_k553_matmul_div(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
     const long nb = 4*T;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
      * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
@@ -4517,19 +3745,19 @@ void convirt_k703_matmul_div(real *restrict out, const real *restrict in0, const
     }
 }
 
-/* convirt_k708_fused_mul_sum_neg_mul:
- *   %708 fused:mul_sum_neg_mul [T,4,40,1] (backward)  graphs/lib/text_encoder.lua:16
- *     + %706 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16
- *     + %705 map:neg [T,4,40,40]  graphs/lib/text_encoder.lua:16
- *     + %704 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16
- *     + %707 map:step [T,4,40,1]  graphs/lib/text_encoder.lua:16
- *   %850 fused:mul_sum_neg_mul [T,4,40,1] (backward)  graphs/lib/text_encoder.lua:16
+/* convirt_k558_fused_mul_sum_neg_mul:
+ *   %558 fused:mul_sum_neg_mul [T,4,40,1] (backward)  graphs/lib/text_encoder.lua:16
+ *     + %556 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16
+ *     + %555 map:neg [T,4,40,40]  graphs/lib/text_encoder.lua:16
+ *     + %554 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16
+ *     + %557 map:step [T,4,40,1]  graphs/lib/text_encoder.lua:16
+ *   %700 fused:mul_sum_neg_mul [T,4,40,1] (backward)  graphs/lib/text_encoder.lua:16
  *   %379 fused:mul_sum_neg_mul [T,4,40,1] (backward)  graphs/lib/text_encoder.lua:16
  *   %521 fused:mul_sum_neg_mul [T,4,40,1] (backward)  graphs/lib/text_encoder.lua:16
- *   %923 fused:mul_sum_neg_mul [T,4,40,1] (backward)  graphs/lib/text_encoder.lua:16
- *   %1065 fused:mul_sum_neg_mul [T,4,40,1] (backward)  graphs/lib/text_encoder.lua:16
+ *   %773 fused:mul_sum_neg_mul [T,4,40,1] (backward)  graphs/lib/text_encoder.lua:16
+ *   %915 fused:mul_sum_neg_mul [T,4,40,1] (backward)  graphs/lib/text_encoder.lua:16
  *   ... and 6 more */
-void convirt_k708_fused_mul_sum_neg_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
+void convirt_k558_fused_mul_sum_neg_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
     #pragma omp parallel for if((long)(6400*T) > 32768)
     for (long i0 = 0; i0 < 160*T; i0++)
         {
@@ -4540,20 +3768,20 @@ void convirt_k708_fused_mul_sum_neg_mul(real *restrict out, const real *restrict
         }
 }
 
-/* convirt_k724_fused_scale_mul_mul_mul:
- *   %724 fused:scale_mul_mul_mul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:15
- *     + %720 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16
- *     + %715 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16
- *     + %711 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16
- *     + %710 map:add [T,4,40,40]  graphs/lib/text_encoder.lua:16
- *     + %709 map:id [T,4,40,40]  graphs/lib/text_encoder.lua:16
- *   %866 fused:scale_mul_mul_mul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:15
+/* convirt_k574_fused_scale_mul_mul_mul:
+ *   %574 fused:scale_mul_mul_mul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:15
+ *     + %570 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16
+ *     + %565 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16
+ *     + %561 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16
+ *     + %560 map:add [T,4,40,40]  graphs/lib/text_encoder.lua:16
+ *     + %559 map:id [T,4,40,40]  graphs/lib/text_encoder.lua:16
+ *   %716 fused:scale_mul_mul_mul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:15
  *   %395 fused:scale_mul_mul_mul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:15
  *   %537 fused:scale_mul_mul_mul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:15
- *   %939 fused:scale_mul_mul_mul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:15
- *   %1081 fused:scale_mul_mul_mul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:15
+ *   %789 fused:scale_mul_mul_mul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:15
+ *   %931 fused:scale_mul_mul_mul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:15
  *   ... and 6 more */
-void convirt_k724_fused_scale_mul_mul_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
+void convirt_k574_fused_scale_mul_mul_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
     #pragma omp parallel for collapse(2) if((long)(6400*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < 160; i1++)
@@ -4561,17 +3789,17 @@ void convirt_k724_fused_scale_mul_mul_mul(real *restrict out, const real *restri
                 out[i0*6400 + i1*40 + i2] = (((((in0[i0*6400 + i1*40 + i2]) + ((in1[i0*160 + i1]))) * (in2[i0*40 + i2])) * (in3[i0*6400 + i1*40 + i2])) * (in2[i0*40 + i2])) * (real)0.17677669529663687;
 }
 
-/* convirt_k758_matmul_add_add:
- *   %758 matmul+add_add [T,40,128] (backward)  graphs/lib/text_encoder.lua:12
- *     + %734 matmul [40*T,128]  graphs/lib/text_encoder.lua:14 (the product; the rest is its epilogue)
- *     + %747 map:add [T,40,128]  graphs/lib/text_encoder.lua:13
- *   %900 matmul+add_add [T,40,128] (backward)  graphs/lib/text_encoder.lua:12
+/* convirt_k608_matmul_add_add:
+ *   %608 matmul+add_add [T,40,128] (backward)  graphs/lib/text_encoder.lua:12
+ *     + %584 matmul [40*T,128]  graphs/lib/text_encoder.lua:14 (the product; the rest is its epilogue)
+ *     + %597 map:add [T,40,128]  graphs/lib/text_encoder.lua:13
+ *   %750 matmul+add_add [T,40,128] (backward)  graphs/lib/text_encoder.lua:12
  *   %429 matmul+add_add [T,40,128] (backward)  graphs/lib/text_encoder.lua:12
  *   %571 matmul+add_add [T,40,128] (backward)  graphs/lib/text_encoder.lua:12
- *   %973 matmul+add_add [T,40,128] (backward)  graphs/lib/text_encoder.lua:12
- *   %1115 matmul+add_add [T,40,128] (backward)  graphs/lib/text_encoder.lua:12
+ *   %823 matmul+add_add [T,40,128] (backward)  graphs/lib/text_encoder.lua:12
+ *   %965 matmul+add_add [T,40,128] (backward)  graphs/lib/text_encoder.lua:12
  *   ... and 6 more */
-void convirt_k758_matmul_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
+void convirt_k608_matmul_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
     long panel = 131072 / (128); if (panel < 64) panel = 64;
     for (long r0 = 0; r0 < 40*T; r0 += panel) {
         const long pm = 40*T - r0 < panel ? 40*T - r0 : panel;
@@ -4588,14 +3816,14 @@ void convirt_k758_matmul_add_add(real *restrict out, const real *restrict in0, c
     }
 }
 
-/* convirt_k931_scatter_add:
- *   %931 scatter_add [1024,128] (backward)  graphs/lib/text_encoder.lua:32
+/* convirt_k781_scatter_add:
+ *   %781 scatter_add [1024,128] (backward)  graphs/lib/text_encoder.lua:32
  *   %602 scatter_add [1024,128] (backward)  graphs/lib/text_encoder.lua:32
- *   %1146 scatter_add [1024,128] (backward)  graphs/lib/text_encoder.lua:32
- *   %1222 scatter_add [1024,128] (backward)  graphs/lib/text_encoder.lua:32
- *   %1183 scatter_add [1024,128] (backward)  graphs/lib/text_encoder.lua:32
- *   %1310 scatter_add [1024,128] (backward)  graphs/lib/text_encoder.lua:32 */
-void convirt_k931_scatter_add(real *restrict out, const real *restrict in0, const int32_t *restrict in1, long T) {
+ *   %996 scatter_add [1024,128] (backward)  graphs/lib/text_encoder.lua:32
+ *   %1072 scatter_add [1024,128] (backward)  graphs/lib/text_encoder.lua:32
+ *   %1033 scatter_add [1024,128] (backward)  graphs/lib/text_encoder.lua:32
+ *   %1160 scatter_add [1024,128] (backward)  graphs/lib/text_encoder.lua:32 */
+void convirt_k781_scatter_add(real *restrict out, const real *restrict in0, const int32_t *restrict in1, long T) {
     memset(out, 0, sizeof(real)*(size_t)(131072));
     #pragma omp parallel for if((long)(5120*T) > 65536)
     for (long j = 0; j < 128; j++)
@@ -4603,9 +3831,9 @@ void convirt_k931_scatter_add(real *restrict out, const real *restrict in0, cons
             out[(long)in1[r]*128 + j] += in0[r*128 + j];
 }
 
-/* convirt_k938_id:
- *   %938 map:id [B,64,128] (backward)  graphs/lib/image_encoder.lua:35 */
-void convirt_k938_id(real *restrict out, const real *restrict in0, long B) {
+/* convirt_k788_id:
+ *   %788 map:id [B,64,128] (backward)  graphs/lib/image_encoder.lua:35 */
+void convirt_k788_id(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 64; i1++)
@@ -4785,10 +4013,10 @@ void convirt_text_k89_matmul_gelu_add(real *restrict out, const real *restrict i
 /* convirt_text_k206_slice:
  *   %206 slice [T,39,128]   graphs/lib/text_encoder.lua:37
  *   %206 slice [T,39,128]   graphs/lib/text_encoder.lua:37
- *   %438 slice [T,39,128]   graphs/lib/text_encoder.lua:37
- *   %438 slice [T,39,128]   graphs/lib/text_encoder.lua:37
- *   %438 slice [T,39,128]   graphs/lib/text_encoder.lua:37
- *   %438 slice [T,39,128]   graphs/lib/text_encoder.lua:37 */
+ *   %308 slice [T,39,128]   graphs/lib/text_encoder.lua:37
+ *   %308 slice [T,39,128]   graphs/lib/text_encoder.lua:37
+ *   %308 slice [T,39,128]   graphs/lib/text_encoder.lua:37
+ *   %308 slice [T,39,128]   graphs/lib/text_encoder.lua:37 */
 void convirt_text_k206_slice(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for collapse(1) if((long)(4992*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
@@ -4800,10 +4028,10 @@ void convirt_text_k206_slice(real *restrict out, const real *restrict in0, long 
  *   %212 matmul+add [T,39,128]   graphs/lib/text_encoder.lua:37
  *     + %210 matmul [39*T,128]  graphs/lib/text_encoder.lua:37 (the product; the rest is its epilogue)
  *   %212 matmul+add [T,39,128]   graphs/lib/text_encoder.lua:37
- *   %444 matmul+add [T,39,128]   graphs/lib/text_encoder.lua:37
- *   %444 matmul+add [T,39,128]   graphs/lib/text_encoder.lua:37
- *   %444 matmul+add [T,39,128]   graphs/lib/text_encoder.lua:37
- *   %444 matmul+add [T,39,128]   graphs/lib/text_encoder.lua:37 */
+ *   %314 matmul+add [T,39,128]   graphs/lib/text_encoder.lua:37
+ *   %314 matmul+add [T,39,128]   graphs/lib/text_encoder.lua:37
+ *   %314 matmul+add [T,39,128]   graphs/lib/text_encoder.lua:37
+ *   %314 matmul+add [T,39,128]   graphs/lib/text_encoder.lua:37 */
 void convirt_text_k212_matmul_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
     long panel = 131072 / (128); if (panel < 64) panel = 64;
     for (long r0 = 0; r0 < 39*T; r0 += panel) {
@@ -4851,7 +4079,7 @@ void convirt_text_vjp_k220_fused_sum_mul(real *restrict out, const real *restric
 /* convirt_text_vjp_k221_sum:
  *   %221 reduce [T,1,1]   graphs/lib/model.lua:157
  *   %113 reduce [T,1,1,1]   graphs/lib/model.lua:40
- *   %552 reduce [T,1,1,1]   graphs/lib/model.lua:40
+ *   %422 reduce [T,1,1,1]   graphs/lib/model.lua:40
  *   %83 reduce [T,1,1,1]   graphs/lib/model.lua:40 */
 void convirt_text_vjp_k221_sum(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for if((long)(39*T) > 32768)
@@ -4904,10 +4132,10 @@ void convirt_text_vjp_k271_fused_mul_id(real *restrict out, const real *restrict
 
 /* convirt_text_vjp_k273_sum:
  *   %273 reduce [1,39,128] (backward)  graphs/lib/text_encoder.lua:37
- *   %817 reduce [1,39,128] (backward)  graphs/lib/text_encoder.lua:37
- *   %893 reduce [1,39,128] (backward)  graphs/lib/text_encoder.lua:37
- *   %854 reduce [1,39,128] (backward)  graphs/lib/text_encoder.lua:37
- *   %981 reduce [1,39,128] (backward)  graphs/lib/text_encoder.lua:37 */
+ *   %667 reduce [1,39,128] (backward)  graphs/lib/text_encoder.lua:37
+ *   %743 reduce [1,39,128] (backward)  graphs/lib/text_encoder.lua:37
+ *   %704 reduce [1,39,128] (backward)  graphs/lib/text_encoder.lua:37
+ *   %831 reduce [1,39,128] (backward)  graphs/lib/text_encoder.lua:37 */
 void convirt_text_vjp_k273_sum(real *restrict out, const real *restrict in0, long T) {
     const long nblk = (4992 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(4992*T) > 32768)
@@ -4926,11 +4154,11 @@ void convirt_text_vjp_k273_sum(real *restrict out, const real *restrict in0, lon
 
 /* convirt_text_vjp_k275_sum:
  *   %275 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:37
- *   %819 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:37
+ *   %669 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:37
  *   %235 reduce [1,128] (backward)  graphs/lib/model.lua:33
- *   %728 reduce [1,128] (backward)  graphs/lib/model.lua:33
- *   %895 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:37
- *   %856 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:37
+ *   %578 reduce [1,128] (backward)  graphs/lib/model.lua:33
+ *   %745 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:37
+ *   %706 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:37
  *   ... and 3 more */
 void convirt_text_vjp_k275_sum(real *restrict out, const real *restrict in0) {
     const long nblk = (128 + 255) / 256;
@@ -4950,11 +4178,11 @@ void convirt_text_vjp_k275_sum(real *restrict out, const real *restrict in0) {
 
 /* convirt_text_vjp_k278_matmul:
  *   %278 matmul [39*T,128] (backward)  graphs/lib/text_encoder.lua:37
- *   %822 matmul [39*T,128] (backward)  graphs/lib/text_encoder.lua:37
+ *   %672 matmul [39*T,128] (backward)  graphs/lib/text_encoder.lua:37
  *   %81 matmul [39*T,128]   graphs/lib/srm.lua:11
  *   %84 matmul [39*T,128]   graphs/lib/srm.lua:11
- *   %520 matmul [39*T,128]   graphs/lib/srm.lua:11
- *   %523 matmul [39*T,128]   graphs/lib/srm.lua:11
+ *   %390 matmul [39*T,128]   graphs/lib/srm.lua:11
+ *   %393 matmul [39*T,128]   graphs/lib/srm.lua:11
  *   ... and 11 more */
 void convirt_text_vjp_k278_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 39*T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
@@ -4962,11 +4190,11 @@ void convirt_text_vjp_k278_matmul(real *restrict out, const real *restrict in0, 
 
 /* convirt_text_vjp_k279_matmul:
  *   %279 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:37
- *   %823 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:37
+ *   %673 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:37
  *   %269 matmul [128,128] (backward)  graphs/lib/srm.lua:11
  *   %273 matmul [128,128] (backward)  graphs/lib/srm.lua:11
- *   %762 matmul [128,128] (backward)  graphs/lib/srm.lua:11
- *   %766 matmul [128,128] (backward)  graphs/lib/srm.lua:11
+ *   %612 matmul [128,128] (backward)  graphs/lib/srm.lua:11
+ *   %616 matmul [128,128] (backward)  graphs/lib/srm.lua:11
  *   ... and 7 more */
 void convirt_text_vjp_k279_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, 39*T, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
@@ -4974,10 +4202,10 @@ void convirt_text_vjp_k279_matmul(real *restrict out, const real *restrict in0, 
 
 /* convirt_text_vjp_k281_pad:
  *   %281 pad [T,40,128] (backward)  graphs/lib/text_encoder.lua:37
- *   %825 pad [T,40,128] (backward)  graphs/lib/text_encoder.lua:37
- *   %901 pad [T,40,128] (backward)  graphs/lib/text_encoder.lua:37
- *   %862 pad [T,40,128] (backward)  graphs/lib/text_encoder.lua:37
- *   %989 pad [T,40,128] (backward)  graphs/lib/text_encoder.lua:37 */
+ *   %675 pad [T,40,128] (backward)  graphs/lib/text_encoder.lua:37
+ *   %751 pad [T,40,128] (backward)  graphs/lib/text_encoder.lua:37
+ *   %712 pad [T,40,128] (backward)  graphs/lib/text_encoder.lua:37
+ *   %839 pad [T,40,128] (backward)  graphs/lib/text_encoder.lua:37 */
 void convirt_text_vjp_k281_pad(real *restrict out, const real *restrict in0, long T) {
     memset(out, 0, sizeof(real)*(size_t)(5120*T));
     #pragma omp parallel for collapse(1) if((long)(4992*T) > 32768)
@@ -4988,10 +4216,10 @@ void convirt_text_vjp_k281_pad(real *restrict out, const real *restrict in0, lon
 
 /* convirt_text_vjp_k288_add:
  *   %288 map:add [T,40,128] (backward)  graphs/lib/text_encoder.lua:35
- *   %832 map:add [T,40,128] (backward)  graphs/lib/text_encoder.lua:35
- *   %908 map:add [T,40,128] (backward)  graphs/lib/text_encoder.lua:35
- *   %869 map:add [T,40,128] (backward)  graphs/lib/text_encoder.lua:35
- *   %996 map:add [T,40,128] (backward)  graphs/lib/text_encoder.lua:35 */
+ *   %682 map:add [T,40,128] (backward)  graphs/lib/text_encoder.lua:35
+ *   %758 map:add [T,40,128] (backward)  graphs/lib/text_encoder.lua:35
+ *   %719 map:add [T,40,128] (backward)  graphs/lib/text_encoder.lua:35
+ *   %846 map:add [T,40,128] (backward)  graphs/lib/text_encoder.lua:35 */
 void convirt_text_vjp_k288_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for simd if((long)(5120*T) > 32768)
     for (long i0 = 0; i0 < 5120*T; i0++)
@@ -5001,11 +4229,11 @@ void convirt_text_vjp_k288_add(real *restrict out, const real *restrict in0, con
 /* gloria_features_loss_k49_fused_sum_square:
  *   %49 fused:sum_square [T,39,1]   graphs/lib/matching.lua:7
  *     + %48 map:square [T,39,128]  graphs/lib/matching.lua:7
- *   %488 fused:sum_square [T,39,1]   graphs/lib/matching.lua:7
+ *   %358 fused:sum_square [T,39,1]   graphs/lib/matching.lua:7
  *   %49 fused:sum_square [T,39,1]   graphs/lib/matching.lua:7
- *   %488 fused:sum_square [T,39,1]   graphs/lib/matching.lua:7
+ *   %358 fused:sum_square [T,39,1]   graphs/lib/matching.lua:7
  *   %49 fused:sum_square [T,39,1]   graphs/lib/matching.lua:7
- *   %488 fused:sum_square [T,39,1]   graphs/lib/matching.lua:7
+ *   %358 fused:sum_square [T,39,1]   graphs/lib/matching.lua:7
  *   ... and 2 more */
 void gloria_features_loss_k49_fused_sum_square(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for if((long)(4992*T) > 32768)
@@ -5021,11 +4249,11 @@ void gloria_features_loss_k49_fused_sum_square(real *restrict out, const real *r
 /* gloria_features_loss_k51_fused_rsqrt_clampmin:
  *   %51 fused:rsqrt_clampmin [T,39,1]   graphs/lib/matching.lua:7
  *     + %50 map:clampmin [T,39,1]  graphs/lib/matching.lua:7
- *   %490 fused:rsqrt_clampmin [T,39,1]   graphs/lib/matching.lua:7
+ *   %360 fused:rsqrt_clampmin [T,39,1]   graphs/lib/matching.lua:7
  *   %51 fused:rsqrt_clampmin [T,39,1]   graphs/lib/matching.lua:7
- *   %490 fused:rsqrt_clampmin [T,39,1]   graphs/lib/matching.lua:7
+ *   %360 fused:rsqrt_clampmin [T,39,1]   graphs/lib/matching.lua:7
  *   %51 fused:rsqrt_clampmin [T,39,1]   graphs/lib/matching.lua:7
- *   %490 fused:rsqrt_clampmin [T,39,1]   graphs/lib/matching.lua:7
+ *   %360 fused:rsqrt_clampmin [T,39,1]   graphs/lib/matching.lua:7
  *   ... and 2 more */
 void gloria_features_loss_k51_fused_rsqrt_clampmin(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(39*T) > 32768)
@@ -5035,10 +4263,10 @@ void gloria_features_loss_k51_fused_rsqrt_clampmin(real *restrict out, const rea
 
 /* gloria_features_loss_k52_mul:
  *   %52 map:mul [T,39,128]   graphs/lib/matching.lua:7
- *   %491 map:mul [T,39,128]   graphs/lib/matching.lua:7
+ *   %361 map:mul [T,39,128]   graphs/lib/matching.lua:7
  *   %22 map:mul [T,39,128]   graphs/lib/matching.lua:7
  *   %52 map:mul [T,39,128]   graphs/lib/matching.lua:7
- *   %491 map:mul [T,39,128]   graphs/lib/matching.lua:7
+ *   %361 map:mul [T,39,128]   graphs/lib/matching.lua:7
  *   %22 map:mul [T,39,128]   graphs/lib/matching.lua:7
  *   ... and 6 more */
 void gloria_features_loss_k52_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
@@ -5051,11 +4279,11 @@ void gloria_features_loss_k52_mul(real *restrict out, const real *restrict in0, 
 /* gloria_features_loss_k56_fused_sum_square:
  *   %56 fused:sum_square [1,B,64,1]   graphs/lib/matching.lua:9
  *     + %55 map:square [1,B,64,128]  graphs/lib/matching.lua:9
- *   %495 fused:sum_square [1,B,64,1]   graphs/lib/matching.lua:9
+ *   %365 fused:sum_square [1,B,64,1]   graphs/lib/matching.lua:9
  *   %56 fused:sum_square [1,B,64,1]   graphs/lib/matching.lua:9
- *   %495 fused:sum_square [1,B,64,1]   graphs/lib/matching.lua:9
+ *   %365 fused:sum_square [1,B,64,1]   graphs/lib/matching.lua:9
  *   %56 fused:sum_square [1,B,64,1]   graphs/lib/matching.lua:9
- *   %495 fused:sum_square [1,B,64,1]   graphs/lib/matching.lua:9
+ *   %365 fused:sum_square [1,B,64,1]   graphs/lib/matching.lua:9
  *   ... and 2 more */
 void gloria_features_loss_k56_fused_sum_square(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for if((long)(8192*B) > 32768)
@@ -5071,11 +4299,11 @@ void gloria_features_loss_k56_fused_sum_square(real *restrict out, const real *r
 /* gloria_features_loss_k58_fused_rsqrt_clampmin:
  *   %58 fused:rsqrt_clampmin [1,B,64,1]   graphs/lib/matching.lua:9
  *     + %57 map:clampmin [1,B,64,1]  graphs/lib/matching.lua:9
- *   %497 fused:rsqrt_clampmin [1,B,64,1]   graphs/lib/matching.lua:9
+ *   %367 fused:rsqrt_clampmin [1,B,64,1]   graphs/lib/matching.lua:9
  *   %58 fused:rsqrt_clampmin [1,B,64,1]   graphs/lib/matching.lua:9
- *   %497 fused:rsqrt_clampmin [1,B,64,1]   graphs/lib/matching.lua:9
+ *   %367 fused:rsqrt_clampmin [1,B,64,1]   graphs/lib/matching.lua:9
  *   %58 fused:rsqrt_clampmin [1,B,64,1]   graphs/lib/matching.lua:9
- *   %497 fused:rsqrt_clampmin [1,B,64,1]   graphs/lib/matching.lua:9
+ *   %367 fused:rsqrt_clampmin [1,B,64,1]   graphs/lib/matching.lua:9
  *   ... and 2 more */
 void gloria_features_loss_k58_fused_rsqrt_clampmin(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(64*B) > 32768)
@@ -5085,10 +4313,10 @@ void gloria_features_loss_k58_fused_rsqrt_clampmin(real *restrict out, const rea
 
 /* gloria_features_loss_k59_mul:
  *   %59 map:mul [1,B,64,128]   graphs/lib/matching.lua:9
- *   %498 map:mul [1,B,64,128]   graphs/lib/matching.lua:9
+ *   %368 map:mul [1,B,64,128]   graphs/lib/matching.lua:9
  *   %29 map:mul [1,B,64,128]   graphs/lib/matching.lua:9
  *   %59 map:mul [1,B,64,128]   graphs/lib/matching.lua:9
- *   %498 map:mul [1,B,64,128]   graphs/lib/matching.lua:9
+ *   %368 map:mul [1,B,64,128]   graphs/lib/matching.lua:9
  *   %29 map:mul [1,B,64,128]   graphs/lib/matching.lua:9
  *   ... and 6 more */
 void gloria_features_loss_k59_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
@@ -5100,10 +4328,10 @@ void gloria_features_loss_k59_mul(real *restrict out, const real *restrict in0, 
 
 /* gloria_features_loss_k60_matmul:
  *   %60 matmul [T,B,39,64]   graphs/lib/matching.lua:10
- *   %499 matmul [T,B,39,64]   graphs/lib/matching.lua:10
+ *   %369 matmul [T,B,39,64]   graphs/lib/matching.lua:10
  *   %30 matmul [T,B,39,64]   graphs/lib/matching.lua:10
  *   %60 matmul [T,B,39,64]   graphs/lib/matching.lua:10
- *   %499 matmul [T,B,39,64]   graphs/lib/matching.lua:10
+ *   %369 matmul [T,B,39,64]   graphs/lib/matching.lua:10
  *   %30 matmul [T,B,39,64]   graphs/lib/matching.lua:10
  *   ... and 6 more */
 void gloria_features_loss_k60_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
@@ -5123,10 +4351,10 @@ void gloria_features_loss_k60_matmul(real *restrict out, const real *restrict in
 /* gloria_features_loss_k62_fused_max_scale:
  *   %62 fused:max_scale [T,B,39,1]   graphs/lib/matching.lua:10
  *     + %61 map:scale [T,B,39,64]  graphs/lib/matching.lua:10
- *   %501 fused:max_scale [T,B,39,1]   graphs/lib/matching.lua:10
+ *   %371 fused:max_scale [T,B,39,1]   graphs/lib/matching.lua:10
  *   %32 fused:max_scale [T,B,39,1]   graphs/lib/matching.lua:10
  *   %62 fused:max_scale [T,B,39,1]   graphs/lib/matching.lua:10
- *   %501 fused:max_scale [T,B,39,1]   graphs/lib/matching.lua:10
+ *   %371 fused:max_scale [T,B,39,1]   graphs/lib/matching.lua:10
  *   %32 fused:max_scale [T,B,39,1]   graphs/lib/matching.lua:10
  *   ... and 6 more */
 void gloria_features_loss_k62_fused_max_scale(real *restrict out, const real *restrict in0, long B, long T) {
@@ -5144,10 +4372,10 @@ void gloria_features_loss_k62_fused_max_scale(real *restrict out, const real *re
  *   %65 fused:exp_sub_scale [T,B,39,64]   graphs/lib/matching.lua:10
  *     + %64 map:sub [T,B,39,64]  graphs/lib/matching.lua:10
  *     + %61 map:scale [T,B,39,64]  graphs/lib/matching.lua:10
- *   %504 fused:exp_sub_scale [T,B,39,64]   graphs/lib/matching.lua:10
+ *   %374 fused:exp_sub_scale [T,B,39,64]   graphs/lib/matching.lua:10
  *   %35 fused:exp_sub_scale [T,B,39,64]   graphs/lib/matching.lua:10
  *   %65 fused:exp_sub_scale [T,B,39,64]   graphs/lib/matching.lua:10
- *   %504 fused:exp_sub_scale [T,B,39,64]   graphs/lib/matching.lua:10
+ *   %374 fused:exp_sub_scale [T,B,39,64]   graphs/lib/matching.lua:10
  *   %35 fused:exp_sub_scale [T,B,39,64]   graphs/lib/matching.lua:10
  *   ... and 6 more */
 void gloria_features_loss_k65_fused_exp_sub_scale(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
@@ -5159,10 +4387,10 @@ void gloria_features_loss_k65_fused_exp_sub_scale(real *restrict out, const real
 
 /* gloria_features_loss_k66_sum:
  *   %66 reduce [T,B,39,1]   graphs/lib/matching.lua:10
- *   %505 reduce [T,B,39,1]   graphs/lib/matching.lua:10
+ *   %375 reduce [T,B,39,1]   graphs/lib/matching.lua:10
  *   %36 reduce [T,B,39,1]   graphs/lib/matching.lua:10
  *   %66 reduce [T,B,39,1]   graphs/lib/matching.lua:10
- *   %505 reduce [T,B,39,1]   graphs/lib/matching.lua:10
+ *   %375 reduce [T,B,39,1]   graphs/lib/matching.lua:10
  *   %36 reduce [T,B,39,1]   graphs/lib/matching.lua:10
  *   ... and 6 more */
 void gloria_features_loss_k66_sum(real *restrict out, const real *restrict in0, long B, long T) {
@@ -5178,10 +4406,10 @@ void gloria_features_loss_k66_sum(real *restrict out, const real *restrict in0, 
 
 /* gloria_features_loss_k67_div:
  *   %67 map:div [T,B,39,64]   graphs/lib/matching.lua:10
- *   %506 map:div [T,B,39,64]   graphs/lib/matching.lua:10
+ *   %376 map:div [T,B,39,64]   graphs/lib/matching.lua:10
  *   %37 map:div [T,B,39,64]   graphs/lib/matching.lua:10
  *   %67 map:div [T,B,39,64]   graphs/lib/matching.lua:10
- *   %506 map:div [T,B,39,64]   graphs/lib/matching.lua:10
+ *   %376 map:div [T,B,39,64]   graphs/lib/matching.lua:10
  *   %37 map:div [T,B,39,64]   graphs/lib/matching.lua:10
  *   ... and 6 more */
 void gloria_features_loss_k67_div(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
@@ -5194,8 +4422,8 @@ void gloria_features_loss_k67_div(real *restrict out, const real *restrict in0, 
 /* gloria_features_loss_k68_matmul:
  *   %68 matmul [T,B,39,128]   graphs/lib/matching.lua:11
  *   %230 matmul [T,B,39,128] (backward)  graphs/lib/matching.lua:10
- *   %507 matmul [T,B,39,128]   graphs/lib/matching.lua:11
- *   %723 matmul [T,B,39,128] (backward)  graphs/lib/matching.lua:10
+ *   %377 matmul [T,B,39,128]   graphs/lib/matching.lua:11
+ *   %573 matmul [T,B,39,128] (backward)  graphs/lib/matching.lua:10
  *   %38 matmul [T,B,39,128]   graphs/lib/matching.lua:11
  *   %68 matmul [T,B,39,128]   graphs/lib/matching.lua:11
  *   ... and 14 more */
@@ -5216,11 +4444,11 @@ void gloria_features_loss_k68_matmul(real *restrict out, const real *restrict in
 /* gloria_features_loss_k70_fused_sum_square:
  *   %70 fused:sum_square [T,B,39,1]   graphs/lib/matching.lua:12
  *     + %69 map:square [T,B,39,128]  graphs/lib/matching.lua:12
- *   %509 fused:sum_square [T,B,39,1]   graphs/lib/matching.lua:12
+ *   %379 fused:sum_square [T,B,39,1]   graphs/lib/matching.lua:12
  *   %70 fused:sum_square [T,B,39,1]   graphs/lib/matching.lua:12
- *   %509 fused:sum_square [T,B,39,1]   graphs/lib/matching.lua:12
+ *   %379 fused:sum_square [T,B,39,1]   graphs/lib/matching.lua:12
  *   %70 fused:sum_square [T,B,39,1]   graphs/lib/matching.lua:12
- *   %509 fused:sum_square [T,B,39,1]   graphs/lib/matching.lua:12
+ *   %379 fused:sum_square [T,B,39,1]   graphs/lib/matching.lua:12
  *   ... and 2 more */
 void gloria_features_loss_k70_fused_sum_square(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for if((long)(4992*B*T) > 32768)
@@ -5236,11 +4464,11 @@ void gloria_features_loss_k70_fused_sum_square(real *restrict out, const real *r
 /* gloria_features_loss_k72_fused_rsqrt_clampmin:
  *   %72 fused:rsqrt_clampmin [T,B,39,1]   graphs/lib/matching.lua:12
  *     + %71 map:clampmin [T,B,39,1]  graphs/lib/matching.lua:12
- *   %511 fused:rsqrt_clampmin [T,B,39,1]   graphs/lib/matching.lua:12
+ *   %381 fused:rsqrt_clampmin [T,B,39,1]   graphs/lib/matching.lua:12
  *   %72 fused:rsqrt_clampmin [T,B,39,1]   graphs/lib/matching.lua:12
- *   %511 fused:rsqrt_clampmin [T,B,39,1]   graphs/lib/matching.lua:12
+ *   %381 fused:rsqrt_clampmin [T,B,39,1]   graphs/lib/matching.lua:12
  *   %72 fused:rsqrt_clampmin [T,B,39,1]   graphs/lib/matching.lua:12
- *   %511 fused:rsqrt_clampmin [T,B,39,1]   graphs/lib/matching.lua:12
+ *   %381 fused:rsqrt_clampmin [T,B,39,1]   graphs/lib/matching.lua:12
  *   ... and 2 more */
 void gloria_features_loss_k72_fused_rsqrt_clampmin(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for simd if((long)(39*B*T) > 32768)
@@ -5250,11 +4478,11 @@ void gloria_features_loss_k72_fused_rsqrt_clampmin(real *restrict out, const rea
 
 /* gloria_features_loss_k73_mul:
  *   %73 map:mul [T,B,39,128]   graphs/lib/matching.lua:12
- *   %512 map:mul [T,B,39,128]   graphs/lib/matching.lua:12
+ *   %382 map:mul [T,B,39,128]   graphs/lib/matching.lua:12
  *   %73 map:mul [T,B,39,128]   graphs/lib/matching.lua:12
- *   %512 map:mul [T,B,39,128]   graphs/lib/matching.lua:12
+ *   %382 map:mul [T,B,39,128]   graphs/lib/matching.lua:12
  *   %73 map:mul [T,B,39,128]   graphs/lib/matching.lua:12
- *   %512 map:mul [T,B,39,128]   graphs/lib/matching.lua:12
+ *   %382 map:mul [T,B,39,128]   graphs/lib/matching.lua:12
  *   ... and 2 more */
 void gloria_features_loss_k73_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(4992*B*T) > 32768)
@@ -5267,10 +4495,10 @@ void gloria_features_loss_k73_mul(real *restrict out, const real *restrict in0, 
  *   %81 fused:scale_addc_neg [T,1,39,1]   graphs/lib/model.lua:49
  *     + %80 map:addc [T,1,39,1]  graphs/lib/model.lua:49
  *     + %79 map:neg [T,1,39,1]  graphs/lib/model.lua:49
- *   %520 fused:scale_addc_neg [T,1,39,1]   graphs/lib/model.lua:49
+ *   %390 fused:scale_addc_neg [T,1,39,1]   graphs/lib/model.lua:49
  *   %51 fused:scale_addc_neg [T,1,39,1]   graphs/lib/model.lua:49
  *   %92 fused:scale_addc_neg [T,1,39]   graphs/lib/srm.lua:12
- *   %531 fused:scale_addc_neg [T,1,39]   graphs/lib/srm.lua:12
+ *   %401 fused:scale_addc_neg [T,1,39]   graphs/lib/srm.lua:12
  *   %62 fused:scale_addc_neg [T,1,39]   graphs/lib/srm.lua:12
  *   ... and 9 more */
 void gloria_features_loss_k81_fused_scale_addc_neg(real *restrict out, const real *restrict in0, long T) {
@@ -5285,7 +4513,7 @@ void gloria_features_loss_k81_fused_scale_addc_neg(real *restrict out, const rea
  *     + %76 map:scale [T,B,39,1]  graphs/lib/model.lua:49
  *     + %75 reduce [T,B,39,1]  graphs/lib/matching.lua:13
  *     + %74 map:mul [T,B,39,128]  graphs/lib/matching.lua:12
- *   %521 fused:add_mul_scale_sum [T,B,39,1]   graphs/lib/model.lua:49 */
+ *   %391 fused:add_mul_scale_sum [T,B,39,1]   graphs/lib/model.lua:49 */
 void gloria_features_loss_k82_fused_add_mul_scale_sum(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B, long T) {
     #pragma omp parallel for collapse(2) if((long)(4992*B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
@@ -5301,10 +4529,10 @@ void gloria_features_loss_k82_fused_add_mul_scale_sum(real *restrict out, const 
 
 /* gloria_features_loss_k83_max:
  *   %83 reduce [T,B,1,1]   graphs/lib/model.lua:49
- *   %522 reduce [T,B,1,1]   graphs/lib/model.lua:49
+ *   %392 reduce [T,B,1,1]   graphs/lib/model.lua:49
  *   %53 reduce [T,B,1,1]   graphs/lib/model.lua:49
  *   %93 reduce [T,B,1,1]   graphs/lib/irm.lua:11
- *   %532 reduce [T,B,1,1]   graphs/lib/irm.lua:11
+ *   %402 reduce [T,B,1,1]   graphs/lib/irm.lua:11
  *   %63 reduce [T,B,1,1]   graphs/lib/irm.lua:11
  *   ... and 3 more */
 void gloria_features_loss_k83_max(real *restrict out, const real *restrict in0, long B, long T) {
@@ -5321,11 +4549,11 @@ void gloria_features_loss_k83_max(real *restrict out, const real *restrict in0, 
 /* gloria_features_loss_k86_fused_exp_sub:
  *   %86 fused:exp_sub [T,B,39,1]   graphs/lib/model.lua:49
  *     + %85 map:sub [T,B,39,1]  graphs/lib/model.lua:49
- *   %525 fused:exp_sub [T,B,39,1]   graphs/lib/model.lua:49
+ *   %395 fused:exp_sub [T,B,39,1]   graphs/lib/model.lua:49
  *   %96 fused:exp_sub [T,B,39,1]   graphs/lib/irm.lua:11
- *   %535 fused:exp_sub [T,B,39,1]   graphs/lib/irm.lua:11
+ *   %405 fused:exp_sub [T,B,39,1]   graphs/lib/irm.lua:11
  *   %131 fused:exp_sub [T,B,39,1]   graphs/lib/irm.lua:11
- *   %570 fused:exp_sub [T,B,39,1]   graphs/lib/irm.lua:11 */
+ *   %440 fused:exp_sub [T,B,39,1]   graphs/lib/irm.lua:11 */
 void gloria_features_loss_k86_fused_exp_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < B*T; i0++)
@@ -5335,11 +4563,11 @@ void gloria_features_loss_k86_fused_exp_sub(real *restrict out, const real *rest
 
 /* gloria_features_loss_k87_mul:
  *   %87 map:mul [T,B,39,1]   graphs/lib/model.lua:49
- *   %526 map:mul [T,B,39,1]   graphs/lib/model.lua:49
+ *   %396 map:mul [T,B,39,1]   graphs/lib/model.lua:49
  *   %97 map:mul [T,B,39,1]   graphs/lib/irm.lua:11
- *   %536 map:mul [T,B,39,1]   graphs/lib/irm.lua:11
+ *   %406 map:mul [T,B,39,1]   graphs/lib/irm.lua:11
  *   %132 map:mul [T,B,39,1]   graphs/lib/irm.lua:11
- *   %571 map:mul [T,B,39,1]   graphs/lib/irm.lua:11 */
+ *   %441 map:mul [T,B,39,1]   graphs/lib/irm.lua:11 */
 void gloria_features_loss_k87_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(2) if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
@@ -5350,10 +4578,10 @@ void gloria_features_loss_k87_mul(real *restrict out, const real *restrict in0, 
 
 /* gloria_features_loss_k88_sum:
  *   %88 reduce [T,B,1,1]   graphs/lib/model.lua:49
- *   %527 reduce [T,B,1,1]   graphs/lib/model.lua:49
+ *   %397 reduce [T,B,1,1]   graphs/lib/model.lua:49
  *   %58 reduce [T,B,1,1]   graphs/lib/model.lua:49
  *   %117 reduce [T,B,1,1]   graphs/lib/model.lua:41
- *   %556 reduce [T,B,1,1]   graphs/lib/model.lua:41
+ *   %426 reduce [T,B,1,1]   graphs/lib/model.lua:41
  *   %87 reduce [T,B,1,1]   graphs/lib/model.lua:41
  *   ... and 16 more */
 void gloria_features_loss_k88_sum(real *restrict out, const real *restrict in0, long B, long T) {
@@ -5369,9 +4597,9 @@ void gloria_features_loss_k88_sum(real *restrict out, const real *restrict in0, 
 
 /* gloria_features_loss_k89_clampmin:
  *   %89 map:clampmin [T,B,1,1]   graphs/lib/model.lua:49
- *   %528 map:clampmin [T,B,1,1]   graphs/lib/model.lua:49
+ *   %398 map:clampmin [T,B,1,1]   graphs/lib/model.lua:49
  *   %99 map:clampmin [T,B,1,1]   graphs/lib/irm.lua:11
- *   %538 map:clampmin [T,B,1,1]   graphs/lib/irm.lua:11
+ *   %408 map:clampmin [T,B,1,1]   graphs/lib/irm.lua:11
  *   %69 map:clampmin [T,B,1,1]   graphs/lib/irm.lua:11
  *   %134 map:clampmin [T,B,1,1]   graphs/lib/irm.lua:11
  *   ... and 2 more */
@@ -5385,7 +4613,7 @@ void gloria_features_loss_k89_clampmin(real *restrict out, const real *restrict 
  *   %92 fused:scale_add_log [T,B,1,1]   graphs/lib/model.lua:49
  *     + %91 map:add [T,B,1,1]  graphs/lib/model.lua:49
  *     + %90 map:log [T,B,1,1]  graphs/lib/model.lua:49
- *   %531 fused:scale_add_log [T,B,1,1]   graphs/lib/model.lua:49 */
+ *   %401 fused:scale_add_log [T,B,1,1]   graphs/lib/model.lua:49 */
 void gloria_features_loss_k92_fused_scale_add_log(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for simd if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < B*T; i0++)
@@ -5394,10 +4622,10 @@ void gloria_features_loss_k92_fused_scale_add_log(real *restrict out, const real
 
 /* gloria_features_loss_k94_scale:
  *   %94 map:scale [T,B]   graphs/lib/model.lua:50
- *   %533 map:scale [T,B]   graphs/lib/model.lua:50
+ *   %403 map:scale [T,B]   graphs/lib/model.lua:50
  *   %64 map:scale [T,B]   graphs/lib/model.lua:50
  *   %119 map:scale [T,B]   graphs/lib/model.lua:43
- *   %558 map:scale [T,B]   graphs/lib/model.lua:43
+ *   %428 map:scale [T,B]   graphs/lib/model.lua:43
  *   %89 map:scale [T,B]   graphs/lib/model.lua:43
  *   ... and 6 more */
 void gloria_features_loss_k94_scale(real *restrict out, const real *restrict in0, long B, long T) {
@@ -5409,11 +4637,11 @@ void gloria_features_loss_k94_scale(real *restrict out, const real *restrict in0
 /* gloria_features_loss_k159_fused_mul_id:
  *   %159 fused:mul_id [T,B] (backward)  graphs/lib/losses.lua:11
  *     + %158 map:id [T,B]  graphs/lib/losses.lua:11
- *   %652 fused:mul_id [T,B] (backward)  graphs/lib/losses.lua:11
+ *   %502 fused:mul_id [T,B] (backward)  graphs/lib/losses.lua:11
  *   %196 fused:mul_id [T,B] (backward)  graphs/lib/losses.lua:11
- *   %689 fused:mul_id [T,B] (backward)  graphs/lib/losses.lua:11
+ *   %539 fused:mul_id [T,B] (backward)  graphs/lib/losses.lua:11
  *   %176 fused:mul_id [T,B] (backward)  graphs/lib/losses.lua:11
- *   %669 fused:mul_id [T,B] (backward)  graphs/lib/losses.lua:11
+ *   %519 fused:mul_id [T,B] (backward)  graphs/lib/losses.lua:11
  *   ... and 2 more */
 void gloria_features_loss_k159_fused_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
@@ -5425,11 +4653,11 @@ void gloria_features_loss_k159_fused_mul_id(real *restrict out, const real *rest
 /* gloria_features_loss_k171_fused_mul_id:
  *   %171 fused:mul_id [T,B] (backward)  graphs/lib/losses.lua:10
  *     + %170 map:id [T,B]  graphs/lib/losses.lua:10
- *   %664 fused:mul_id [T,B] (backward)  graphs/lib/losses.lua:10
+ *   %514 fused:mul_id [T,B] (backward)  graphs/lib/losses.lua:10
  *   %208 fused:mul_id [T,B] (backward)  graphs/lib/losses.lua:10
- *   %701 fused:mul_id [T,B] (backward)  graphs/lib/losses.lua:10
+ *   %551 fused:mul_id [T,B] (backward)  graphs/lib/losses.lua:10
  *   %188 fused:mul_id [T,B] (backward)  graphs/lib/losses.lua:10
- *   %681 fused:mul_id [T,B] (backward)  graphs/lib/losses.lua:10
+ *   %531 fused:mul_id [T,B] (backward)  graphs/lib/losses.lua:10
  *   ... and 2 more */
 void gloria_features_loss_k171_fused_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
@@ -5447,11 +4675,11 @@ void gloria_features_loss_k171_fused_mul_id(real *restrict out, const real *rest
  *     + %164 map:id [T,B]  graphs/lib/losses.lua:11
  *     + %178 map:mul [T,B]  graphs/lib/losses.lua:10
  *     + %177 map:id [T,B]  graphs/lib/losses.lua:10
- *   %675 fused:scale_add_add_add [T,B] (backward)  graphs/lib/model.lua:50
+ *   %525 fused:scale_add_add_add [T,B] (backward)  graphs/lib/model.lua:50
  *   %219 fused:scale_add_add_add [T,B] (backward)  graphs/lib/model.lua:43
- *   %712 fused:scale_add_add_add [T,B] (backward)  graphs/lib/model.lua:43
+ *   %562 fused:scale_add_add_add [T,B] (backward)  graphs/lib/model.lua:43
  *   %199 fused:scale_add_add_add [T,B] (backward)  graphs/lib/model.lua:43
- *   %692 fused:scale_add_add_add [T,B] (backward)  graphs/lib/model.lua:43
+ *   %542 fused:scale_add_add_add [T,B] (backward)  graphs/lib/model.lua:43
  *   ... and 2 more */
 void gloria_features_loss_k182_fused_scale_add_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, const real *restrict in5, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
@@ -5465,7 +4693,7 @@ void gloria_features_loss_k182_fused_scale_add_add_add(real *restrict out, const
  *     + %185 map:div [T,B,1,1]  graphs/lib/model.lua:49
  *     + %184 map:scale [T,B,1,1]  graphs/lib/model.lua:49
  *     + %186 map:step [T,B,1,1]  graphs/lib/model.lua:49
- *   %680 fused:mul_div_scale_step [T,B,1,1] (backward)  graphs/lib/model.lua:49 */
+ *   %530 fused:mul_div_scale_step [T,B,1,1] (backward)  graphs/lib/model.lua:49 */
 void gloria_features_loss_k187_fused_mul_div_scale_step(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B, long T) {
     #pragma omp parallel for simd if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < B*T; i0++)
@@ -5478,7 +4706,7 @@ void gloria_features_loss_k187_fused_mul_div_scale_step(real *restrict out, cons
  *     + %192 map:mul [T,B,39,1]  graphs/lib/model.lua:49
  *     + %189 map:mul [T,B,39,1]  graphs/lib/model.lua:49
  *     + %188 map:id [T,B,39,1]  graphs/lib/model.lua:49
- *   %692 fused:scale_mul_mul_mul [T,B,39,1] (backward)  graphs/lib/model.lua:49 */
+ *   %542 fused:scale_mul_mul_mul [T,B,39,1] (backward)  graphs/lib/model.lua:49 */
 void gloria_features_loss_k199_fused_scale_mul_mul_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B, long T) {
     #pragma omp parallel for collapse(2) if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
@@ -5490,11 +4718,11 @@ void gloria_features_loss_k199_fused_scale_mul_mul_mul(real *restrict out, const
 /* gloria_features_loss_k201_fused_mul_id:
  *   %201 fused:mul_id [T,B,39,128] (backward)  graphs/lib/matching.lua:12
  *     + %200 map:id [T,B,39,128]  graphs/lib/matching.lua:13
- *   %694 fused:mul_id [T,B,39,128] (backward)  graphs/lib/matching.lua:12
+ *   %544 fused:mul_id [T,B,39,128] (backward)  graphs/lib/matching.lua:12
  *   %230 fused:mul_id [T,B,39,128] (backward)  graphs/lib/model.lua:33
- *   %723 fused:mul_id [T,B,39,128] (backward)  graphs/lib/model.lua:33
+ *   %573 fused:mul_id [T,B,39,128] (backward)  graphs/lib/model.lua:33
  *   %225 fused:mul_id [T,B,39,128] (backward)  graphs/lib/irm.lua:10
- *   %718 fused:mul_id [T,B,39,128] (backward)  graphs/lib/irm.lua:10
+ *   %568 fused:mul_id [T,B,39,128] (backward)  graphs/lib/irm.lua:10
  *   ... and 6 more */
 void gloria_features_loss_k201_fused_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(4992*B*T) > 32768)
@@ -5506,8 +4734,8 @@ void gloria_features_loss_k201_fused_mul_id(real *restrict out, const real *rest
 /* gloria_features_loss_k203_sum:
  *   %203 reduce [T,1,39,128] (backward)  graphs/lib/matching.lua:12
  *   %232 reduce [T,1,39,128] (backward)  graphs/lib/matching.lua:10
- *   %696 reduce [T,1,39,128] (backward)  graphs/lib/matching.lua:12
- *   %725 reduce [T,1,39,128] (backward)  graphs/lib/matching.lua:10
+ *   %546 reduce [T,1,39,128] (backward)  graphs/lib/matching.lua:12
+ *   %575 reduce [T,1,39,128] (backward)  graphs/lib/matching.lua:10
  *   %278 reduce [T,1,39,128] (backward)  graphs/lib/matching.lua:12
  *   %307 reduce [T,1,39,128] (backward)  graphs/lib/matching.lua:10
  *   ... and 16 more */
@@ -5538,7 +4766,7 @@ void gloria_features_loss_k203_sum(real *restrict out, const real *restrict in0,
  *     + %208 map:mul [T,B,39,1]  graphs/lib/matching.lua:12
  *     + %207 map:square [T,B,39,1]  graphs/lib/matching.lua:12
  *     + %211 map:step [T,B,39,1]  graphs/lib/matching.lua:12
- *   %705 fused:mul_mul_sum_mul [T,B,39,1] (backward)  graphs/lib/matching.lua:12 */
+ *   %555 fused:mul_mul_sum_mul [T,B,39,1] (backward)  graphs/lib/matching.lua:12 */
 void gloria_features_loss_k212_fused_mul_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, long B, long T) {
     #pragma omp parallel for collapse(2) if((long)(4992*B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
@@ -5560,7 +4788,7 @@ void gloria_features_loss_k212_fused_mul_mul_sum_mul(real *restrict out, const r
  *     + %215 map:mul [T,B,39,128]  graphs/lib/matching.lua:12
  *     + %213 map:id [T,B,39,128]  graphs/lib/matching.lua:12
  *     + %214 map:scale [T,B,39,128]  graphs/lib/matching.lua:12
- *   %709 fused:add_mul_mul_id [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
+ *   %559 fused:add_mul_mul_id [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
 void gloria_features_loss_k216_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, long B, long T) {
     #pragma omp parallel for collapse(3) if((long)(4992*B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
@@ -5572,11 +4800,11 @@ void gloria_features_loss_k216_fused_add_mul_mul_id(real *restrict out, const re
 
 /* gloria_features_loss_k218_matmul:
  *   %218 matmul [T,B,64,128] (backward)  graphs/lib/matching.lua:11
- *   %711 matmul [T,B,64,128] (backward)  graphs/lib/matching.lua:11
+ *   %561 matmul [T,B,64,128] (backward)  graphs/lib/matching.lua:11
  *   %293 matmul [T,B,64,128] (backward)  graphs/lib/matching.lua:11
- *   %786 matmul [T,B,64,128] (backward)  graphs/lib/matching.lua:11
+ *   %636 matmul [T,B,64,128] (backward)  graphs/lib/matching.lua:11
  *   %254 matmul [T,B,64,128] (backward)  graphs/lib/matching.lua:11
- *   %747 matmul [T,B,64,128] (backward)  graphs/lib/matching.lua:11
+ *   %597 matmul [T,B,64,128] (backward)  graphs/lib/matching.lua:11
  *   ... and 2 more */
 void gloria_features_loss_k218_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     const long nb = B*T;
@@ -5595,8 +4823,8 @@ void gloria_features_loss_k218_matmul(real *restrict out, const real *restrict i
 /* gloria_features_loss_k219_sum:
  *   %219 reduce [1,B,64,128] (backward)  graphs/lib/matching.lua:11
  *   %233 reduce [1,B,64,128] (backward)  graphs/lib/matching.lua:10
- *   %712 reduce [1,B,64,128] (backward)  graphs/lib/matching.lua:11
- *   %726 reduce [1,B,64,128] (backward)  graphs/lib/matching.lua:10
+ *   %562 reduce [1,B,64,128] (backward)  graphs/lib/matching.lua:11
+ *   %576 reduce [1,B,64,128] (backward)  graphs/lib/matching.lua:10
  *   %294 reduce [1,B,64,128] (backward)  graphs/lib/matching.lua:11
  *   %308 reduce [1,B,64,128] (backward)  graphs/lib/matching.lua:10
  *   ... and 10 more */
@@ -5619,11 +4847,11 @@ void gloria_features_loss_k219_sum(real *restrict out, const real *restrict in0,
 /* gloria_features_loss_k220_matmul_div:
  *   %220 matmul+div [T,B,39,64] (backward)  graphs/lib/matching.lua:10
  *     + %217 matmul [T,B,39,64]  graphs/lib/matching.lua:11 (the product; the rest is its epilogue)
- *   %713 matmul+div [T,B,39,64] (backward)  graphs/lib/matching.lua:10
+ *   %563 matmul+div [T,B,39,64] (backward)  graphs/lib/matching.lua:10
  *   %295 matmul+div [T,B,39,64] (backward)  graphs/lib/matching.lua:10
- *   %788 matmul+div [T,B,39,64] (backward)  graphs/lib/matching.lua:10
+ *   %638 matmul+div [T,B,39,64] (backward)  graphs/lib/matching.lua:10
  *   %256 matmul+div [T,B,39,64] (backward)  graphs/lib/matching.lua:10
- *   %749 matmul+div [T,B,39,64] (backward)  graphs/lib/matching.lua:10
+ *   %599 matmul+div [T,B,39,64] (backward)  graphs/lib/matching.lua:10
  *   ... and 2 more */
 void gloria_features_loss_k220_matmul_div(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B, long T) {
     const long nb = B*T;
@@ -5650,11 +4878,11 @@ void gloria_features_loss_k220_matmul_div(real *restrict out, const real *restri
  *   %223 fused:sum_neg_mul [T,B,39,1] (backward)  graphs/lib/matching.lua:10
  *     + %222 map:neg [T,B,39,64]  graphs/lib/matching.lua:10
  *     + %221 map:mul [T,B,39,64]  graphs/lib/matching.lua:10
- *   %716 fused:sum_neg_mul [T,B,39,1] (backward)  graphs/lib/matching.lua:10
+ *   %566 fused:sum_neg_mul [T,B,39,1] (backward)  graphs/lib/matching.lua:10
  *   %298 fused:sum_neg_mul [T,B,39,1] (backward)  graphs/lib/matching.lua:10
- *   %791 fused:sum_neg_mul [T,B,39,1] (backward)  graphs/lib/matching.lua:10
+ *   %641 fused:sum_neg_mul [T,B,39,1] (backward)  graphs/lib/matching.lua:10
  *   %259 fused:sum_neg_mul [T,B,39,1] (backward)  graphs/lib/matching.lua:10
- *   %752 fused:sum_neg_mul [T,B,39,1] (backward)  graphs/lib/matching.lua:10
+ *   %602 fused:sum_neg_mul [T,B,39,1] (backward)  graphs/lib/matching.lua:10
  *   ... and 2 more */
 void gloria_features_loss_k223_fused_sum_neg_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for if((long)(2496*B*T) > 32768)
@@ -5672,11 +4900,11 @@ void gloria_features_loss_k223_fused_sum_neg_mul(real *restrict out, const real 
  *     + %226 map:mul [T,B,39,64]  graphs/lib/matching.lua:10
  *     + %225 map:add [T,B,39,64]  graphs/lib/matching.lua:10
  *     + %224 map:id [T,B,39,64]  graphs/lib/matching.lua:10
- *   %722 fused:scale_mul_add_id [T,B,39,64] (backward)  graphs/lib/matching.lua:10
+ *   %572 fused:scale_mul_add_id [T,B,39,64] (backward)  graphs/lib/matching.lua:10
  *   %304 fused:scale_mul_add_id [T,B,39,64] (backward)  graphs/lib/matching.lua:10
- *   %797 fused:scale_mul_add_id [T,B,39,64] (backward)  graphs/lib/matching.lua:10
+ *   %647 fused:scale_mul_add_id [T,B,39,64] (backward)  graphs/lib/matching.lua:10
  *   %265 fused:scale_mul_add_id [T,B,39,64] (backward)  graphs/lib/matching.lua:10
- *   %758 fused:scale_mul_add_id [T,B,39,64] (backward)  graphs/lib/matching.lua:10
+ *   %608 fused:scale_mul_add_id [T,B,39,64] (backward)  graphs/lib/matching.lua:10
  *   ... and 2 more */
 void gloria_features_loss_k229_fused_scale_mul_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(2496*B*T) > 32768)
@@ -5687,11 +4915,11 @@ void gloria_features_loss_k229_fused_scale_mul_add_id(real *restrict out, const 
 
 /* gloria_features_loss_k231_matmul:
  *   %231 matmul [T,B,64,128] (backward)  graphs/lib/matching.lua:10
- *   %724 matmul [T,B,64,128] (backward)  graphs/lib/matching.lua:10
+ *   %574 matmul [T,B,64,128] (backward)  graphs/lib/matching.lua:10
  *   %306 matmul [T,B,64,128] (backward)  graphs/lib/matching.lua:10
- *   %799 matmul [T,B,64,128] (backward)  graphs/lib/matching.lua:10
+ *   %649 matmul [T,B,64,128] (backward)  graphs/lib/matching.lua:10
  *   %267 matmul [T,B,64,128] (backward)  graphs/lib/matching.lua:10
- *   %760 matmul [T,B,64,128] (backward)  graphs/lib/matching.lua:10
+ *   %610 matmul [T,B,64,128] (backward)  graphs/lib/matching.lua:10
  *   ... and 2 more */
 void gloria_features_loss_k231_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     const long nb = B*T;
@@ -5709,11 +4937,11 @@ void gloria_features_loss_k231_matmul(real *restrict out, const real *restrict i
 
 /* gloria_features_loss_k234_add:
  *   %234 map:add [T,1,39,128] (backward)  graphs/lib/matching.lua:10
- *   %727 map:add [T,1,39,128] (backward)  graphs/lib/matching.lua:10
+ *   %577 map:add [T,1,39,128] (backward)  graphs/lib/matching.lua:10
  *   %309 map:add [T,1,39,128] (backward)  graphs/lib/matching.lua:10
- *   %802 map:add [T,1,39,128] (backward)  graphs/lib/matching.lua:10
+ *   %652 map:add [T,1,39,128] (backward)  graphs/lib/matching.lua:10
  *   %270 map:add [T,1,39,128] (backward)  graphs/lib/matching.lua:10
- *   %763 map:add [T,1,39,128] (backward)  graphs/lib/matching.lua:10
+ *   %613 map:add [T,1,39,128] (backward)  graphs/lib/matching.lua:10
  *   ... and 2 more */
 void gloria_features_loss_k234_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for simd if((long)(4992*T) > 32768)
@@ -5730,11 +4958,11 @@ void gloria_features_loss_k234_add(real *restrict out, const real *restrict in0,
  *     + %240 map:mul [1,B,64,1]  graphs/lib/matching.lua:9
  *     + %239 map:square [1,B,64,1]  graphs/lib/matching.lua:9
  *     + %243 map:step [1,B,64,1]  graphs/lib/matching.lua:9
- *   %737 fused:mul_mul_sum_mul [1,B,64,1] (backward)  graphs/lib/matching.lua:9
+ *   %587 fused:mul_mul_sum_mul [1,B,64,1] (backward)  graphs/lib/matching.lua:9
  *   %319 fused:mul_mul_sum_mul [1,B,64,1] (backward)  graphs/lib/matching.lua:9
- *   %812 fused:mul_mul_sum_mul [1,B,64,1] (backward)  graphs/lib/matching.lua:9
+ *   %662 fused:mul_mul_sum_mul [1,B,64,1] (backward)  graphs/lib/matching.lua:9
  *   %280 fused:mul_mul_sum_mul [1,B,64,1] (backward)  graphs/lib/matching.lua:9
- *   %773 fused:mul_mul_sum_mul [1,B,64,1] (backward)  graphs/lib/matching.lua:9
+ *   %623 fused:mul_mul_sum_mul [1,B,64,1] (backward)  graphs/lib/matching.lua:9
  *   ... and 2 more */
 void gloria_features_loss_k244_fused_mul_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
     #pragma omp parallel for if((long)(8192*B) > 32768)
@@ -5754,11 +4982,11 @@ void gloria_features_loss_k244_fused_mul_mul_sum_mul(real *restrict out, const r
  *     + %247 map:mul [1,B,64,128]  graphs/lib/matching.lua:9
  *     + %245 map:id [1,B,64,128]  graphs/lib/matching.lua:9
  *     + %246 map:scale [1,B,64,128]  graphs/lib/matching.lua:9
- *   %741 fused:add_add_mul_mul [1,B,64,128] (backward)  graphs/lib/matching.lua:9
+ *   %591 fused:add_add_mul_mul [1,B,64,128] (backward)  graphs/lib/matching.lua:9
  *   %323 fused:add_add_mul_mul [1,B,64,128] (backward)  graphs/lib/matching.lua:9
- *   %816 fused:add_add_mul_mul [1,B,64,128] (backward)  graphs/lib/matching.lua:9
+ *   %666 fused:add_add_mul_mul [1,B,64,128] (backward)  graphs/lib/matching.lua:9
  *   %284 fused:add_add_mul_mul [1,B,64,128] (backward)  graphs/lib/matching.lua:9
- *   %777 fused:add_add_mul_mul [1,B,64,128] (backward)  graphs/lib/matching.lua:9
+ *   %627 fused:add_add_mul_mul [1,B,64,128] (backward)  graphs/lib/matching.lua:9
  *   ... and 2 more */
 void gloria_features_loss_k248_fused_add_add_mul_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, long B) {
     #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
@@ -5776,11 +5004,11 @@ void gloria_features_loss_k248_fused_add_add_mul_mul(real *restrict out, const r
  *     + %255 map:mul [T,39,1]  graphs/lib/matching.lua:7
  *     + %254 map:square [T,39,1]  graphs/lib/matching.lua:7
  *     + %258 map:step [T,39,1]  graphs/lib/matching.lua:7
- *   %752 fused:mul_mul_sum_mul [T,39,1] (backward)  graphs/lib/matching.lua:7
+ *   %602 fused:mul_mul_sum_mul [T,39,1] (backward)  graphs/lib/matching.lua:7
  *   %335 fused:mul_mul_sum_mul [T,39,1] (backward)  graphs/lib/matching.lua:7
- *   %828 fused:mul_mul_sum_mul [T,39,1] (backward)  graphs/lib/matching.lua:7
+ *   %678 fused:mul_mul_sum_mul [T,39,1] (backward)  graphs/lib/matching.lua:7
  *   %295 fused:mul_mul_sum_mul [T,39,1] (backward)  graphs/lib/matching.lua:7
- *   %788 fused:mul_mul_sum_mul [T,39,1] (backward)  graphs/lib/matching.lua:7
+ *   %638 fused:mul_mul_sum_mul [T,39,1] (backward)  graphs/lib/matching.lua:7
  *   ... and 2 more */
 void gloria_features_loss_k259_fused_mul_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
     #pragma omp parallel for if((long)(4992*T) > 32768)
@@ -5799,9 +5027,9 @@ void gloria_features_loss_k259_fused_mul_mul_sum_mul(real *restrict out, const r
  *     + %262 map:mul [T,39,128]  graphs/lib/matching.lua:7
  *     + %260 map:id [T,39,128]  graphs/lib/matching.lua:7
  *     + %261 map:scale [T,39,128]  graphs/lib/matching.lua:7
- *   %756 fused:add_mul_mul_id [T,39,128] (backward)  graphs/lib/matching.lua:7
+ *   %606 fused:add_mul_mul_id [T,39,128] (backward)  graphs/lib/matching.lua:7
  *   %299 fused:add_mul_mul_id [T,39,128] (backward)  graphs/lib/matching.lua:7
- *   %792 fused:add_mul_mul_id [T,39,128] (backward)  graphs/lib/matching.lua:7 */
+ *   %642 fused:add_mul_mul_id [T,39,128] (backward)  graphs/lib/matching.lua:7 */
 void gloria_features_loss_k263_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
     #pragma omp parallel for collapse(1) if((long)(4992*T) > 32768)
     for (long i0 = 0; i0 < 39*T; i0++)
@@ -5818,11 +5046,11 @@ void gloria_features_loss_k263_fused_add_mul_mul_id(real *restrict out, const re
  *     + %277 map:id [T,B]  graphs/lib/losses.lua:11
  *     + %291 map:mul [T,B]  graphs/lib/losses.lua:10
  *     + %290 map:id [T,B]  graphs/lib/losses.lua:10
- *   %788 fused:scale_add_add_add [T,B] (backward)  graphs/lib/losses.lua:21
+ *   %638 fused:scale_add_add_add [T,B] (backward)  graphs/lib/losses.lua:21
  *   %371 fused:scale_add_add_add [T,B] (backward)  graphs/lib/losses.lua:21
- *   %864 fused:scale_add_add_add [T,B] (backward)  graphs/lib/losses.lua:21
+ *   %714 fused:scale_add_add_add [T,B] (backward)  graphs/lib/losses.lua:21
  *   %331 fused:scale_add_add_add [T,B] (backward)  graphs/lib/losses.lua:21
- *   %824 fused:scale_add_add_add [T,B] (backward)  graphs/lib/losses.lua:21
+ *   %674 fused:scale_add_add_add [T,B] (backward)  graphs/lib/losses.lua:21
  *   ... and 2 more */
 void gloria_features_loss_k295_fused_scale_add_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, const real *restrict in5, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
@@ -5935,11 +5163,11 @@ void gloria_score_k62_fused_scale_add_log_clampmin(real *restrict out, const rea
 
 /* reclf_noirm_features_loss_k74_mul:
  *   %74 map:mul [T,B,39,128]   graphs/lib/matching.lua:12
- *   %513 map:mul [T,B,39,128]   graphs/lib/matching.lua:12
+ *   %383 map:mul [T,B,39,128]   graphs/lib/matching.lua:12
  *   %74 map:mul [T,B,39,128]   graphs/lib/matching.lua:12
- *   %513 map:mul [T,B,39,128]   graphs/lib/matching.lua:12
+ *   %383 map:mul [T,B,39,128]   graphs/lib/matching.lua:12
  *   %74 map:mul [T,B,39,128]   graphs/lib/matching.lua:12
- *   %513 map:mul [T,B,39,128]   graphs/lib/matching.lua:12 */
+ *   %383 map:mul [T,B,39,128]   graphs/lib/matching.lua:12 */
 void reclf_noirm_features_loss_k74_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(2) if((long)(4992*B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
@@ -5953,10 +5181,10 @@ void reclf_noirm_features_loss_k74_mul(real *restrict out, const real *restrict 
  *     + %86 matmul [T,39,39]  graphs/lib/srm.lua:11 (the product; the rest is its epilogue)
  *     + %89 map:mul [T,39,39]  graphs/lib/srm.lua:12
  *     + %87 map:scale [T,39,39]  graphs/lib/srm.lua:11
- *   %532 matmul+add_mul_scale [T,39,39]   graphs/lib/srm.lua:12
+ *   %402 matmul+add_mul_scale [T,39,39]   graphs/lib/srm.lua:12
  *   %63 matmul+add_mul_scale [T,39,39]   graphs/lib/srm.lua:12
  *   %93 matmul+add_mul_scale [T,39,39]   graphs/lib/srm.lua:12
- *   %532 matmul+add_mul_scale [T,39,39]   graphs/lib/srm.lua:12
+ *   %402 matmul+add_mul_scale [T,39,39]   graphs/lib/srm.lua:12
  *   %63 matmul+add_mul_scale [T,39,39]   graphs/lib/srm.lua:12 */
 void reclf_noirm_features_loss_k93_matmul_add_mul_scale(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
     const long nb = T;
@@ -5980,10 +5208,10 @@ void reclf_noirm_features_loss_k93_matmul_add_mul_scale(real *restrict out, cons
 
 /* reclf_noirm_features_loss_k94_max:
  *   %94 reduce [T,39,1]   graphs/lib/srm.lua:12
- *   %533 reduce [T,39,1]   graphs/lib/srm.lua:12
+ *   %403 reduce [T,39,1]   graphs/lib/srm.lua:12
  *   %64 reduce [T,39,1]   graphs/lib/srm.lua:12
  *   %94 reduce [T,39,1]   graphs/lib/srm.lua:12
- *   %533 reduce [T,39,1]   graphs/lib/srm.lua:12
+ *   %403 reduce [T,39,1]   graphs/lib/srm.lua:12
  *   %64 reduce [T,39,1]   graphs/lib/srm.lua:12 */
 void reclf_noirm_features_loss_k94_max(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for if((long)(1521*T) > 32768)
@@ -5999,9 +5227,9 @@ void reclf_noirm_features_loss_k94_max(real *restrict out, const real *restrict 
 /* reclf_noirm_features_loss_k97_fused_exp_sub:
  *   %97 fused:exp_sub [T,39,39]   graphs/lib/srm.lua:12
  *     + %96 map:sub [T,39,39]  graphs/lib/srm.lua:12
- *   %536 fused:exp_sub [T,39,39]   graphs/lib/srm.lua:12
+ *   %406 fused:exp_sub [T,39,39]   graphs/lib/srm.lua:12
  *   %97 fused:exp_sub [T,39,39]   graphs/lib/srm.lua:12
- *   %536 fused:exp_sub [T,39,39]   graphs/lib/srm.lua:12 */
+ *   %406 fused:exp_sub [T,39,39]   graphs/lib/srm.lua:12 */
 void reclf_noirm_features_loss_k97_fused_exp_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for collapse(1) if((long)(1521*T) > 32768)
     for (long i0 = 0; i0 < 39*T; i0++)
@@ -6012,9 +5240,9 @@ void reclf_noirm_features_loss_k97_fused_exp_sub(real *restrict out, const real 
 /* reclf_noirm_features_loss_k99_fused_sum_mul:
  *   %99 fused:sum_mul [T,39,1]   graphs/lib/srm.lua:12
  *     + %98 map:mul [T,39,39]  graphs/lib/srm.lua:12
- *   %538 fused:sum_mul [T,39,1]   graphs/lib/srm.lua:12
+ *   %408 fused:sum_mul [T,39,1]   graphs/lib/srm.lua:12
  *   %99 fused:sum_mul [T,39,1]   graphs/lib/srm.lua:12
- *   %538 fused:sum_mul [T,39,1]   graphs/lib/srm.lua:12 */
+ *   %408 fused:sum_mul [T,39,1]   graphs/lib/srm.lua:12 */
 void reclf_noirm_features_loss_k99_fused_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for collapse(1) if((long)(1521*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
@@ -6029,9 +5257,9 @@ void reclf_noirm_features_loss_k99_fused_sum_mul(real *restrict out, const real 
 
 /* reclf_noirm_features_loss_k100_clampmin:
  *   %100 map:clampmin [T,39,1]   graphs/lib/srm.lua:12
- *   %539 map:clampmin [T,39,1]   graphs/lib/srm.lua:12
+ *   %409 map:clampmin [T,39,1]   graphs/lib/srm.lua:12
  *   %100 map:clampmin [T,39,1]   graphs/lib/srm.lua:12
- *   %539 map:clampmin [T,39,1]   graphs/lib/srm.lua:12 */
+ *   %409 map:clampmin [T,39,1]   graphs/lib/srm.lua:12 */
 void reclf_noirm_features_loss_k100_clampmin(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(39*T) > 32768)
     for (long i0 = 0; i0 < 39*T; i0++)
@@ -6041,9 +5269,9 @@ void reclf_noirm_features_loss_k100_clampmin(real *restrict out, const real *res
 /* reclf_noirm_features_loss_k101_fused_div_mul:
  *   %101 fused:div_mul [T,39,39]   graphs/lib/srm.lua:12
  *     + %98 map:mul [T,39,39]  graphs/lib/srm.lua:12
- *   %540 fused:div_mul [T,39,39]   graphs/lib/srm.lua:12
+ *   %410 fused:div_mul [T,39,39]   graphs/lib/srm.lua:12
  *   %101 fused:div_mul [T,39,39]   graphs/lib/srm.lua:12
- *   %540 fused:div_mul [T,39,39]   graphs/lib/srm.lua:12 */
+ *   %410 fused:div_mul [T,39,39]   graphs/lib/srm.lua:12 */
 void reclf_noirm_features_loss_k101_fused_div_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
     #pragma omp parallel for collapse(2) if((long)(1521*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
@@ -6054,7 +5282,7 @@ void reclf_noirm_features_loss_k101_fused_div_mul(real *restrict out, const real
 
 /* reclf_noirm_features_loss_k114_clampmin:
  *   %114 map:clampmin [T,1,1,1]   graphs/lib/model.lua:40
- *   %553 map:clampmin [T,1,1,1]   graphs/lib/model.lua:40
+ *   %423 map:clampmin [T,1,1,1]   graphs/lib/model.lua:40
  *   %84 map:clampmin [T,1,1,1]   graphs/lib/model.lua:40 */
 void reclf_noirm_features_loss_k114_clampmin(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
@@ -6064,7 +5292,7 @@ void reclf_noirm_features_loss_k114_clampmin(real *restrict out, const real *res
 
 /* reclf_noirm_features_loss_k115_div:
  *   %115 map:div [T,1,39,1]   graphs/lib/model.lua:40
- *   %554 map:div [T,1,39,1]   graphs/lib/model.lua:40
+ *   %424 map:div [T,1,39,1]   graphs/lib/model.lua:40
  *   %85 map:div [T,1,39,1]   graphs/lib/model.lua:40 */
 void reclf_noirm_features_loss_k115_div(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for collapse(1) if((long)(39*T) > 32768)
@@ -6075,10 +5303,10 @@ void reclf_noirm_features_loss_k115_div(real *restrict out, const real *restrict
 
 /* reclf_noirm_features_loss_k170_sum:
  *   %170 reduce [128,1]   graphs/lib/model.lua:33
- *   %663 reduce [128,1]   graphs/lib/model.lua:33
+ *   %513 reduce [128,1]   graphs/lib/model.lua:33
  *   %101 reduce [128,1]   graphs/lib/model.lua:33
  *   %190 reduce [128,1]   graphs/lib/model.lua:33
- *   %683 reduce [128,1]   graphs/lib/model.lua:33
+ *   %533 reduce [128,1]   graphs/lib/model.lua:33
  *   %121 reduce [128,1]   graphs/lib/model.lua:33 */
 void reclf_noirm_features_loss_k170_sum(real *restrict out, const real *restrict in0) {
     #pragma omp parallel for if((long)(16384) > 32768)
@@ -6093,10 +5321,10 @@ void reclf_noirm_features_loss_k170_sum(real *restrict out, const real *restrict
 
 /* reclf_noirm_features_loss_k173_matmul:
  *   %173 matmul [1,128]   graphs/lib/model.lua:33
- *   %666 matmul [1,128]   graphs/lib/model.lua:33
+ *   %516 matmul [1,128]   graphs/lib/model.lua:33
  *   %104 matmul [1,128]   graphs/lib/model.lua:33
  *   %193 matmul [1,128]   graphs/lib/model.lua:33
- *   %686 matmul [1,128]   graphs/lib/model.lua:33
+ *   %536 matmul [1,128]   graphs/lib/model.lua:33
  *   %124 matmul [1,128]   graphs/lib/model.lua:33 */
 void reclf_noirm_features_loss_k173_matmul(real *restrict out, const real *restrict in0, const real *restrict in1) {
     GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 1, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
@@ -6105,10 +5333,10 @@ void reclf_noirm_features_loss_k173_matmul(real *restrict out, const real *restr
 /* reclf_noirm_features_loss_k176_fused_sum_mul:
  *   %176 fused:sum_mul [T,B,39,1]   graphs/lib/model.lua:33
  *     + %175 map:mul [T,B,39,128]  graphs/lib/model.lua:33
- *   %669 fused:sum_mul [T,B,39,1]   graphs/lib/model.lua:33
+ *   %519 fused:sum_mul [T,B,39,1]   graphs/lib/model.lua:33
  *   %107 fused:sum_mul [T,B,39,1]   graphs/lib/model.lua:33
  *   %196 fused:sum_mul [T,B,39,1]   graphs/lib/model.lua:33
- *   %689 fused:sum_mul [T,B,39,1]   graphs/lib/model.lua:33
+ *   %539 fused:sum_mul [T,B,39,1]   graphs/lib/model.lua:33
  *   %127 fused:sum_mul [T,B,39,1]   graphs/lib/model.lua:33 */
 void reclf_noirm_features_loss_k176_fused_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for if((long)(4992*B*T) > 32768)
@@ -6123,11 +5351,11 @@ void reclf_noirm_features_loss_k176_fused_sum_mul(real *restrict out, const real
 
 /* reclf_noirm_features_loss_k177_matmul:
  *   %177 matmul [T,B,39,1]   graphs/lib/model.lua:33
- *   %670 matmul [T,B,39,1]   graphs/lib/model.lua:33
+ *   %520 matmul [T,B,39,1]   graphs/lib/model.lua:33
  *   %108 matmul [T,B,39,1]   graphs/lib/model.lua:33
  *   %212 matmul [T,B,39,1]   graphs/lib/irm.lua:10
  *   %197 matmul [T,B,39,1]   graphs/lib/model.lua:33
- *   %705 matmul [T,B,39,1]   graphs/lib/irm.lua:10
+ *   %555 matmul [T,B,39,1]   graphs/lib/irm.lua:10
  *   ... and 3 more */
 void reclf_noirm_features_loss_k177_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     const long nb = B*T;
@@ -6147,7 +5375,7 @@ void reclf_noirm_features_loss_k177_matmul(real *restrict out, const real *restr
  *   %116 fused:mul_add_sum [T,B,39,1]   graphs/lib/model.lua:41
  *     + %178 map:add [T,B,39,1]  graphs/lib/model.lua:33
  *     + %75 reduce [T,B,39,1]  graphs/lib/matching.lua:13
- *   %555 fused:mul_add_sum [T,B,39,1]   graphs/lib/model.lua:41
+ *   %425 fused:mul_add_sum [T,B,39,1]   graphs/lib/model.lua:41
  *   %86 fused:mul_add_sum [T,B,39,1]   graphs/lib/model.lua:41 */
 void reclf_noirm_features_loss_k116_fused_mul_add_sum(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B, long T) {
     #pragma omp parallel for collapse(2) if((long)(4992*B*T) > 32768)
@@ -6165,7 +5393,7 @@ void reclf_noirm_features_loss_k116_fused_mul_add_sum(real *restrict out, const 
 /* reclf_noirm_features_loss_k223_fused_mul_id:
  *   %223 fused:mul_id [T,B,39,1] (backward)  graphs/lib/model.lua:41
  *     + %221 map:id [T,B,39,1]  graphs/lib/model.lua:41
- *   %716 fused:mul_id [T,B,39,1] (backward)  graphs/lib/model.lua:41 */
+ *   %566 fused:mul_id [T,B,39,1] (backward)  graphs/lib/model.lua:41 */
 void reclf_noirm_features_loss_k223_fused_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(2) if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
@@ -6176,11 +5404,11 @@ void reclf_noirm_features_loss_k223_fused_mul_id(real *restrict out, const real 
 
 /* reclf_noirm_features_loss_k225_matmul:
  *   %225 matmul [T,B,39,39] (backward)  graphs/lib/model.lua:33
- *   %718 matmul [T,B,39,39] (backward)  graphs/lib/model.lua:33
+ *   %568 matmul [T,B,39,39] (backward)  graphs/lib/model.lua:33
  *   %259 matmul [T,B,39,39] (backward)  graphs/lib/model.lua:33
  *   %298 matmul [T,B,39,39] (backward)  graphs/lib/irm.lua:10
- *   %752 matmul [T,B,39,39] (backward)  graphs/lib/model.lua:33
- *   %791 matmul [T,B,39,39] (backward)  graphs/lib/irm.lua:10 */
+ *   %602 matmul [T,B,39,39] (backward)  graphs/lib/model.lua:33
+ *   %641 matmul [T,B,39,39] (backward)  graphs/lib/irm.lua:10 */
 void reclf_noirm_features_loss_k225_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     const long nb = B*T;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
@@ -6197,11 +5425,11 @@ void reclf_noirm_features_loss_k225_matmul(real *restrict out, const real *restr
 
 /* reclf_noirm_features_loss_k226_matmul:
  *   %226 matmul [T,B,39,1] (backward)  graphs/lib/model.lua:33
- *   %719 matmul [T,B,39,1] (backward)  graphs/lib/model.lua:33
+ *   %569 matmul [T,B,39,1] (backward)  graphs/lib/model.lua:33
  *   %260 matmul [T,B,39,1] (backward)  graphs/lib/model.lua:33
  *   %299 matmul [T,B,39,1] (backward)  graphs/lib/irm.lua:10
- *   %753 matmul [T,B,39,1] (backward)  graphs/lib/model.lua:33
- *   %792 matmul [T,B,39,1] (backward)  graphs/lib/irm.lua:10 */
+ *   %603 matmul [T,B,39,1] (backward)  graphs/lib/model.lua:33
+ *   %642 matmul [T,B,39,1] (backward)  graphs/lib/irm.lua:10 */
 void reclf_noirm_features_loss_k226_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     const long nb = B*T;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
@@ -6218,11 +5446,11 @@ void reclf_noirm_features_loss_k226_matmul(real *restrict out, const real *restr
 
 /* reclf_noirm_features_loss_k227_sum:
  *   %227 reduce [T,1,39,39] (backward)  graphs/lib/model.lua:33
- *   %720 reduce [T,1,39,39] (backward)  graphs/lib/model.lua:33
+ *   %570 reduce [T,1,39,39] (backward)  graphs/lib/model.lua:33
  *   %261 reduce [T,1,39,39] (backward)  graphs/lib/model.lua:33
  *   %300 reduce [T,1,39,39] (backward)  graphs/lib/irm.lua:10
- *   %754 reduce [T,1,39,39] (backward)  graphs/lib/model.lua:33
- *   %793 reduce [T,1,39,39] (backward)  graphs/lib/irm.lua:10 */
+ *   %604 reduce [T,1,39,39] (backward)  graphs/lib/model.lua:33
+ *   %643 reduce [T,1,39,39] (backward)  graphs/lib/irm.lua:10 */
 void reclf_noirm_features_loss_k227_sum(real *restrict out, const real *restrict in0, long B, long T) {
     const long nblk = (1521 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(1521*B*T) > 32768)
@@ -6241,9 +5469,9 @@ void reclf_noirm_features_loss_k227_sum(real *restrict out, const real *restrict
 
 /* reclf_noirm_features_loss_k231_sum:
  *   %231 reduce [1,B,39,128] (backward)  graphs/lib/model.lua:33
- *   %724 reduce [1,B,39,128] (backward)  graphs/lib/model.lua:33
+ *   %574 reduce [1,B,39,128] (backward)  graphs/lib/model.lua:33
  *   %265 reduce [1,B,39,128] (backward)  graphs/lib/model.lua:33
- *   %758 reduce [1,B,39,128] (backward)  graphs/lib/model.lua:33 */
+ *   %608 reduce [1,B,39,128] (backward)  graphs/lib/model.lua:33 */
 void reclf_noirm_features_loss_k231_sum(real *restrict out, const real *restrict in0, long B, long T) {
     const long nblk = (4992*B + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(4992*B*T) > 32768)
@@ -6262,9 +5490,9 @@ void reclf_noirm_features_loss_k231_sum(real *restrict out, const real *restrict
 
 /* reclf_noirm_features_loss_k233_sum:
  *   %233 reduce [1,39,128] (backward)  graphs/lib/model.lua:33
- *   %726 reduce [1,39,128] (backward)  graphs/lib/model.lua:33
+ *   %576 reduce [1,39,128] (backward)  graphs/lib/model.lua:33
  *   %267 reduce [1,39,128] (backward)  graphs/lib/model.lua:33
- *   %760 reduce [1,39,128] (backward)  graphs/lib/model.lua:33 */
+ *   %610 reduce [1,39,128] (backward)  graphs/lib/model.lua:33 */
 void reclf_noirm_features_loss_k233_sum(real *restrict out, const real *restrict in0, long B) {
     const long nblk = (4992 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(4992*B) > 32768)
@@ -6283,23 +5511,23 @@ void reclf_noirm_features_loss_k233_sum(real *restrict out, const real *restrict
 
 /* reclf_noirm_features_loss_k238_matmul:
  *   %238 matmul [1,128] (backward)  graphs/lib/model.lua:33
- *   %731 matmul [1,128] (backward)  graphs/lib/model.lua:33
+ *   %581 matmul [1,128] (backward)  graphs/lib/model.lua:33
  *   %272 matmul [1,128] (backward)  graphs/lib/model.lua:33
- *   %765 matmul [1,128] (backward)  graphs/lib/model.lua:33 */
+ *   %615 matmul [1,128] (backward)  graphs/lib/model.lua:33 */
 void reclf_noirm_features_loss_k238_matmul(real *restrict out, const real *restrict in0, const real *restrict in1) {
     GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
 /* reclf_noirm_features_loss_k239_matmul:
  *   %239 matmul [128,128] (backward)  graphs/lib/model.lua:33
- *   %732 matmul [128,128] (backward)  graphs/lib/model.lua:33 */
+ *   %582 matmul [128,128] (backward)  graphs/lib/model.lua:33 */
 void reclf_noirm_features_loss_k239_matmul(real *restrict out, const real *restrict in0, const real *restrict in1) {
     GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, 1, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
 /* reclf_noirm_features_loss_k242_id:
  *   %242 map:id [128,128] (backward)  graphs/lib/model.lua:33
- *   %735 map:id [128,128] (backward)  graphs/lib/model.lua:33 */
+ *   %585 map:id [128,128] (backward)  graphs/lib/model.lua:33 */
 void reclf_noirm_features_loss_k242_id(real *restrict out, const real *restrict in0) {
     #pragma omp parallel for collapse(1) if((long)(16384) > 32768)
     for (long i0 = 0; i0 < 128; i0++)
@@ -6312,7 +5540,7 @@ void reclf_noirm_features_loss_k242_id(real *restrict out, const real *restrict 
  *     + %229 map:mul [T,B,39,128]  graphs/lib/model.lua:33
  *     + %228 map:id [T,B,39,128]  graphs/lib/model.lua:33
  *     + %243 map:id [T,B,39,128]  graphs/lib/model.lua:33
- *   %737 fused:add_mul_id_id [T,B,39,128] (backward)  graphs/lib/model.lua:33 */
+ *   %587 fused:add_mul_id_id [T,B,39,128] (backward)  graphs/lib/model.lua:33 */
 void reclf_noirm_features_loss_k244_fused_add_mul_id_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(4992*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
@@ -6322,10 +5550,10 @@ void reclf_noirm_features_loss_k244_fused_add_mul_id_id(real *restrict out, cons
 
 /* reclf_noirm_features_loss_k246_div:
  *   %246 map:div [T,39,39] (backward)  graphs/lib/srm.lua:12
- *   %739 map:div [T,39,39] (backward)  graphs/lib/srm.lua:12
+ *   %589 map:div [T,39,39] (backward)  graphs/lib/srm.lua:12
  *   %71 map:div [T,39,39]   graphs/lib/srm.lua:12
  *   %333 map:div [T,39,39] (backward)  graphs/lib/srm.lua:12
- *   %826 map:div [T,39,39] (backward)  graphs/lib/srm.lua:12
+ *   %676 map:div [T,39,39] (backward)  graphs/lib/srm.lua:12
  *   %71 map:div [T,39,39]   graphs/lib/srm.lua:12 */
 void reclf_noirm_features_loss_k246_div(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for collapse(1) if((long)(1521*T) > 32768)
@@ -6340,9 +5568,9 @@ void reclf_noirm_features_loss_k246_div(real *restrict out, const real *restrict
  *     + %248 map:neg [T,39,39]  graphs/lib/srm.lua:12
  *     + %247 map:mul [T,39,39]  graphs/lib/srm.lua:12
  *     + %250 map:step [T,39,1]  graphs/lib/srm.lua:12
- *   %744 fused:mul_sum_neg_mul [T,39,1] (backward)  graphs/lib/srm.lua:12
+ *   %594 fused:mul_sum_neg_mul [T,39,1] (backward)  graphs/lib/srm.lua:12
  *   %338 fused:mul_sum_neg_mul [T,39,1] (backward)  graphs/lib/srm.lua:12
- *   %831 fused:mul_sum_neg_mul [T,39,1] (backward)  graphs/lib/srm.lua:12 */
+ *   %681 fused:mul_sum_neg_mul [T,39,1] (backward)  graphs/lib/srm.lua:12 */
 void reclf_noirm_features_loss_k251_fused_mul_sum_neg_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
     #pragma omp parallel for if((long)(1521*T) > 32768)
     for (long i0 = 0; i0 < 39*T; i0++)
@@ -6361,9 +5589,9 @@ void reclf_noirm_features_loss_k251_fused_mul_sum_neg_mul(real *restrict out, co
  *     + %254 map:mul [T,39,39]  graphs/lib/srm.lua:12
  *     + %253 map:add [T,39,39]  graphs/lib/srm.lua:12
  *     + %252 map:id [T,39,39]  graphs/lib/srm.lua:12
- *   %757 fused:scale_mul_mul_mul [T,39,39] (backward)  graphs/lib/srm.lua:11
+ *   %607 fused:scale_mul_mul_mul [T,39,39] (backward)  graphs/lib/srm.lua:11
  *   %351 fused:scale_mul_mul_mul [T,39,39] (backward)  graphs/lib/srm.lua:11
- *   %844 fused:scale_mul_mul_mul [T,39,39] (backward)  graphs/lib/srm.lua:11 */
+ *   %694 fused:scale_mul_mul_mul [T,39,39] (backward)  graphs/lib/srm.lua:11 */
 void reclf_noirm_features_loss_k264_fused_scale_mul_mul_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
     #pragma omp parallel for collapse(2) if((long)(1521*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
@@ -6374,9 +5602,9 @@ void reclf_noirm_features_loss_k264_fused_scale_mul_mul_mul(real *restrict out, 
 
 /* reclf_noirm_features_loss_k265_matmul:
  *   %265 matmul [T,39,128] (backward)  graphs/lib/srm.lua:11
- *   %758 matmul [T,39,128] (backward)  graphs/lib/srm.lua:11
+ *   %608 matmul [T,39,128] (backward)  graphs/lib/srm.lua:11
  *   %352 matmul [T,39,128] (backward)  graphs/lib/srm.lua:11
- *   %845 matmul [T,39,128] (backward)  graphs/lib/srm.lua:11 */
+ *   %695 matmul [T,39,128] (backward)  graphs/lib/srm.lua:11 */
 void reclf_noirm_features_loss_k265_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     const long nb = T;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
@@ -6392,9 +5620,9 @@ void reclf_noirm_features_loss_k265_matmul(real *restrict out, const real *restr
 
 /* reclf_noirm_features_loss_k266_matmul:
  *   %266 matmul [T,39,128] (backward)  graphs/lib/srm.lua:11
- *   %759 matmul [T,39,128] (backward)  graphs/lib/srm.lua:11
+ *   %609 matmul [T,39,128] (backward)  graphs/lib/srm.lua:11
  *   %353 matmul [T,39,128] (backward)  graphs/lib/srm.lua:11
- *   %846 matmul [T,39,128] (backward)  graphs/lib/srm.lua:11 */
+ *   %696 matmul [T,39,128] (backward)  graphs/lib/srm.lua:11 */
 void reclf_noirm_features_loss_k266_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     const long nb = T;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
@@ -6411,8 +5639,8 @@ void reclf_noirm_features_loss_k266_matmul(real *restrict out, const real *restr
 /* reclf_noirm_features_loss_k268_matmul:
  *   %268 matmul [39*T,128] (backward)  graphs/lib/srm.lua:11
  *   %272 matmul [39*T,128] (backward)  graphs/lib/srm.lua:11
- *   %761 matmul [39*T,128] (backward)  graphs/lib/srm.lua:11
- *   %765 matmul [39*T,128] (backward)  graphs/lib/srm.lua:11
+ *   %611 matmul [39*T,128] (backward)  graphs/lib/srm.lua:11
+ *   %615 matmul [39*T,128] (backward)  graphs/lib/srm.lua:11
  *   %355 matmul [39*T,128] (backward)  graphs/lib/srm.lua:11
  *   %359 matmul [39*T,128] (backward)  graphs/lib/srm.lua:11
  *   ... and 2 more */
@@ -6422,11 +5650,11 @@ void reclf_noirm_features_loss_k268_matmul(real *restrict out, const real *restr
 
 /* reclf_noirm_features_loss_k276_mul:
  *   %276 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12
- *   %769 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12
+ *   %619 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12
  *   %237 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12
- *   %730 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12
+ *   %580 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12
  *   %363 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12
- *   %856 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
+ *   %706 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
 void reclf_noirm_features_loss_k276_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for simd if((long)(4992*B*T) > 32768)
     for (long i0 = 0; i0 < 4992*B*T; i0++)
@@ -6443,11 +5671,11 @@ void reclf_noirm_features_loss_k276_mul(real *restrict out, const real *restrict
  *     + %283 map:mul [T,B,39,1]  graphs/lib/matching.lua:12
  *     + %282 map:square [T,B,39,1]  graphs/lib/matching.lua:12
  *     + %286 map:step [T,B,39,1]  graphs/lib/matching.lua:12
- *   %780 fused:mul_mul_sum_mul [T,B,39,1] (backward)  graphs/lib/matching.lua:12
+ *   %630 fused:mul_mul_sum_mul [T,B,39,1] (backward)  graphs/lib/matching.lua:12
  *   %248 fused:mul_mul_sum_mul [T,B,39,1] (backward)  graphs/lib/matching.lua:12
- *   %741 fused:mul_mul_sum_mul [T,B,39,1] (backward)  graphs/lib/matching.lua:12
+ *   %591 fused:mul_mul_sum_mul [T,B,39,1] (backward)  graphs/lib/matching.lua:12
  *   %374 fused:mul_mul_sum_mul [T,B,39,1] (backward)  graphs/lib/matching.lua:12
- *   %867 fused:mul_mul_sum_mul [T,B,39,1] (backward)  graphs/lib/matching.lua:12 */
+ *   %717 fused:mul_mul_sum_mul [T,B,39,1] (backward)  graphs/lib/matching.lua:12 */
 void reclf_noirm_features_loss_k287_fused_mul_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, long B, long T) {
     #pragma omp parallel for collapse(2) if((long)(4992*B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
@@ -6468,11 +5696,11 @@ void reclf_noirm_features_loss_k287_fused_mul_mul_sum_mul(real *restrict out, co
  *     + %290 map:mul [T,B,39,128]  graphs/lib/matching.lua:12
  *     + %288 map:id [T,B,39,128]  graphs/lib/matching.lua:12
  *     + %289 map:scale [T,B,39,128]  graphs/lib/matching.lua:12
- *   %784 fused:add_mul_mul_mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12
+ *   %634 fused:add_mul_mul_mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12
  *   %252 fused:add_mul_mul_mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12
- *   %745 fused:add_mul_mul_mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12
+ *   %595 fused:add_mul_mul_mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12
  *   %378 fused:add_mul_mul_mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12
- *   %871 fused:add_mul_mul_mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
+ *   %721 fused:add_mul_mul_mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
 void reclf_noirm_features_loss_k291_fused_add_mul_mul_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, long B, long T) {
     #pragma omp parallel for collapse(3) if((long)(4992*B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
@@ -6490,9 +5718,9 @@ void reclf_noirm_features_loss_k291_fused_add_mul_mul_mul(real *restrict out, co
  *     + %338 map:mul [T,39,128]  graphs/lib/matching.lua:7
  *     + %336 map:id [T,39,128]  graphs/lib/matching.lua:7
  *     + %337 map:scale [T,39,128]  graphs/lib/matching.lua:7
- *   %832 fused:add_add_add_mul [T,39,128] (backward)  graphs/lib/matching.lua:7
+ *   %682 fused:add_add_add_mul [T,39,128] (backward)  graphs/lib/matching.lua:7
  *   %426 fused:add_add_add_mul [T,39,128] (backward)  graphs/lib/matching.lua:7
- *   %919 fused:add_add_add_mul [T,39,128] (backward)  graphs/lib/matching.lua:7 */
+ *   %769 fused:add_add_add_mul [T,39,128] (backward)  graphs/lib/matching.lua:7 */
 void reclf_noirm_features_loss_k339_fused_add_add_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, const real *restrict in5, long T) {
     #pragma omp parallel for collapse(1) if((long)(4992*T) > 32768)
     for (long i0 = 0; i0 < 39*T; i0++)
@@ -6544,7 +5772,7 @@ void reclf_noirm_score_k70_fused_clampmin_sum(real *restrict out, const real *re
 
 /* reclf_nosrm_features_loss_k75_sum:
  *   %75 reduce [T,B,39,1]   graphs/lib/matching.lua:13
- *   %514 reduce [T,B,39,1]   graphs/lib/matching.lua:13 */
+ *   %384 reduce [T,B,39,1]   graphs/lib/matching.lua:13 */
 void reclf_nosrm_features_loss_k75_sum(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for if((long)(4992*B*T) > 32768)
     for (long o = 0; o < 39*B*T; o++) {
@@ -6558,7 +5786,7 @@ void reclf_nosrm_features_loss_k75_sum(real *restrict out, const real *restrict 
 
 /* reclf_nosrm_features_loss_k155_matmul:
  *   %155 matmul [T,128]   graphs/lib/irm.lua:10
- *   %648 matmul [T,128]   graphs/lib/irm.lua:10
+ *   %498 matmul [T,128]   graphs/lib/irm.lua:10
  *   %86 matmul [T,128]   graphs/lib/irm.lua:10
  *   %200 matmul [T,128]   graphs/lib/irm.lua:10
  *   %205 matmul [T,128]   graphs/lib/irm.lua:10
@@ -6574,7 +5802,7 @@ void reclf_nosrm_features_loss_k155_matmul(real *restrict out, const real *restr
  *     + %86 map:scale [T,B,39,1]  graphs/lib/irm.lua:10
  *     + %158 reduce [T,B,39,1]  graphs/lib/irm.lua:10
  *     + %157 map:mul [T,B,39,128]  graphs/lib/irm.lua:10
- *   %531 fused:add_mul_scale_sum [T,B,39,1]   graphs/lib/irm.lua:11
+ *   %401 fused:add_mul_scale_sum [T,B,39,1]   graphs/lib/irm.lua:11
  *   %62 fused:add_mul_scale_sum [T,B,39,1]   graphs/lib/irm.lua:11 */
 void reclf_nosrm_features_loss_k92_fused_add_mul_scale_sum(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B, long T) {
     #pragma omp parallel for collapse(2) if((long)(4992*B*T) > 32768)
@@ -6591,10 +5819,10 @@ void reclf_nosrm_features_loss_k92_fused_add_mul_scale_sum(real *restrict out, c
 
 /* reclf_nosrm_features_loss_k100_div:
  *   %100 map:div [T,B,39,1]   graphs/lib/irm.lua:11
- *   %539 map:div [T,B,39,1]   graphs/lib/irm.lua:11
+ *   %409 map:div [T,B,39,1]   graphs/lib/irm.lua:11
  *   %70 map:div [T,B,39,1]   graphs/lib/irm.lua:11
  *   %135 map:div [T,B,39,1]   graphs/lib/irm.lua:11
- *   %574 map:div [T,B,39,1]   graphs/lib/irm.lua:11
+ *   %444 map:div [T,B,39,1]   graphs/lib/irm.lua:11
  *   %105 map:div [T,B,39,1]   graphs/lib/irm.lua:11 */
 void reclf_nosrm_features_loss_k100_div(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(39*B*T) > 32768)
@@ -6605,9 +5833,9 @@ void reclf_nosrm_features_loss_k100_div(real *restrict out, const real *restrict
 
 /* reclf_nosrm_features_loss_k101_mul:
  *   %101 map:mul [T,B,39,1]   graphs/lib/irm.lua:12
- *   %540 map:mul [T,B,39,1]   graphs/lib/irm.lua:12
+ *   %410 map:mul [T,B,39,1]   graphs/lib/irm.lua:12
  *   %136 map:mul [T,B,39,1]   graphs/lib/irm.lua:12
- *   %575 map:mul [T,B,39,1]   graphs/lib/irm.lua:12 */
+ *   %445 map:mul [T,B,39,1]   graphs/lib/irm.lua:12 */
 void reclf_nosrm_features_loss_k101_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for simd if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
@@ -6617,9 +5845,9 @@ void reclf_nosrm_features_loss_k101_mul(real *restrict out, const real *restrict
 /* reclf_nosrm_features_loss_k203_fused_mul_id:
  *   %203 fused:mul_id [T,B,39,1] (backward)  graphs/lib/irm.lua:12
  *     + %201 map:id [T,B,39,1]  graphs/lib/irm.lua:12
- *   %696 fused:mul_id [T,B,39,1] (backward)  graphs/lib/irm.lua:12
+ *   %546 fused:mul_id [T,B,39,1] (backward)  graphs/lib/irm.lua:12
  *   %258 fused:mul_id [T,B,39,1] (backward)  graphs/lib/irm.lua:12
- *   %751 fused:mul_id [T,B,39,1] (backward)  graphs/lib/irm.lua:12 */
+ *   %601 fused:mul_id [T,B,39,1] (backward)  graphs/lib/irm.lua:12 */
 void reclf_nosrm_features_loss_k203_fused_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < B*T; i0++)
@@ -6631,9 +5859,9 @@ void reclf_nosrm_features_loss_k203_fused_mul_id(real *restrict out, const real 
  *   %204 fused:div_mul_id [T,B,39,1] (backward)  graphs/lib/irm.lua:11
  *     + %202 map:mul [T,B,39,1]  graphs/lib/irm.lua:12
  *     + %201 map:id [T,B,39,1]  graphs/lib/irm.lua:12
- *   %697 fused:div_mul_id [T,B,39,1] (backward)  graphs/lib/irm.lua:11
+ *   %547 fused:div_mul_id [T,B,39,1] (backward)  graphs/lib/irm.lua:11
  *   %279 fused:div_mul_id [T,B,39,1] (backward)  graphs/lib/irm.lua:11
- *   %772 fused:div_mul_id [T,B,39,1] (backward)  graphs/lib/irm.lua:11 */
+ *   %622 fused:div_mul_id [T,B,39,1] (backward)  graphs/lib/irm.lua:11 */
 void reclf_nosrm_features_loss_k204_fused_div_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < B*T; i0++)
@@ -6644,9 +5872,9 @@ void reclf_nosrm_features_loss_k204_fused_div_mul_id(real *restrict out, const r
 /* reclf_nosrm_features_loss_k206_fused_neg_mul:
  *   %206 fused:neg_mul [T,B,39,1] (backward)  graphs/lib/irm.lua:11
  *     + %205 map:mul [T,B,39,1]  graphs/lib/irm.lua:11
- *   %699 fused:neg_mul [T,B,39,1] (backward)  graphs/lib/irm.lua:11
+ *   %549 fused:neg_mul [T,B,39,1] (backward)  graphs/lib/irm.lua:11
  *   %281 fused:neg_mul [T,B,39,1] (backward)  graphs/lib/irm.lua:11
- *   %774 fused:neg_mul [T,B,39,1] (backward)  graphs/lib/irm.lua:11 */
+ *   %624 fused:neg_mul [T,B,39,1] (backward)  graphs/lib/irm.lua:11 */
 void reclf_nosrm_features_loss_k206_fused_neg_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for simd if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
@@ -6656,9 +5884,9 @@ void reclf_nosrm_features_loss_k206_fused_neg_mul(real *restrict out, const real
 /* reclf_nosrm_features_loss_k209_fused_mul_step:
  *   %209 fused:mul_step [T,B,1,1] (backward)  graphs/lib/irm.lua:11
  *     + %208 map:step [T,B,1,1]  graphs/lib/irm.lua:11
- *   %702 fused:mul_step [T,B,1,1] (backward)  graphs/lib/irm.lua:11
+ *   %552 fused:mul_step [T,B,1,1] (backward)  graphs/lib/irm.lua:11
  *   %284 fused:mul_step [T,B,1,1] (backward)  graphs/lib/irm.lua:11
- *   %777 fused:mul_step [T,B,1,1] (backward)  graphs/lib/irm.lua:11 */
+ *   %627 fused:mul_step [T,B,1,1] (backward)  graphs/lib/irm.lua:11 */
 void reclf_nosrm_features_loss_k209_fused_mul_step(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for simd if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < B*T; i0++)
@@ -6672,9 +5900,9 @@ void reclf_nosrm_features_loss_k209_fused_mul_step(real *restrict out, const rea
  *     + %212 map:mul [T,B,39,1]  graphs/lib/irm.lua:11
  *     + %211 map:add [T,B,39,1]  graphs/lib/irm.lua:11
  *     + %210 map:id [T,B,39,1]  graphs/lib/irm.lua:11
- *   %715 fused:scale_mul_mul_mul [T,B,39,1] (backward)  graphs/lib/irm.lua:10
+ *   %565 fused:scale_mul_mul_mul [T,B,39,1] (backward)  graphs/lib/irm.lua:10
  *   %297 fused:scale_mul_mul_mul [T,B,39,1] (backward)  graphs/lib/irm.lua:10
- *   %790 fused:scale_mul_mul_mul [T,B,39,1] (backward)  graphs/lib/irm.lua:10 */
+ *   %640 fused:scale_mul_mul_mul [T,B,39,1] (backward)  graphs/lib/irm.lua:10 */
 void reclf_nosrm_features_loss_k222_fused_scale_mul_mul_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B, long T) {
     #pragma omp parallel for collapse(2) if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
@@ -6685,11 +5913,11 @@ void reclf_nosrm_features_loss_k222_fused_scale_mul_mul_mul(real *restrict out, 
 
 /* reclf_nosrm_features_loss_k227_sum:
  *   %227 reduce [T,1,1,128] (backward)  graphs/lib/irm.lua:10
- *   %720 reduce [T,1,1,128] (backward)  graphs/lib/irm.lua:10
+ *   %570 reduce [T,1,1,128] (backward)  graphs/lib/irm.lua:10
  *   %306 reduce [T,1,1,128] (backward)  graphs/lib/irm.lua:10
  *   %322 reduce [T,1,1,128] (backward)  graphs/lib/irm.lua:10
- *   %799 reduce [T,1,1,128] (backward)  graphs/lib/irm.lua:10
- *   %815 reduce [T,1,1,128] (backward)  graphs/lib/irm.lua:10 */
+ *   %649 reduce [T,1,1,128] (backward)  graphs/lib/irm.lua:10
+ *   %665 reduce [T,1,1,128] (backward)  graphs/lib/irm.lua:10 */
 void reclf_nosrm_features_loss_k227_sum(real *restrict out, const real *restrict in0, long T) {
     const long nblk = (128 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(4992*T) > 32768)
@@ -6711,7 +5939,7 @@ void reclf_nosrm_features_loss_k227_sum(real *restrict out, const real *restrict
  *     + %224 map:mul [T,B,39,128]  graphs/lib/irm.lua:10
  *     + %223 map:id [T,B,39,128]  graphs/lib/irm.lua:10
  *     + %235 map:id [T,B,39,128]  graphs/lib/model.lua:33
- *   %729 fused:add_mul_id_id [T,B,39,128] (backward)  graphs/lib/model.lua:33 */
+ *   %579 fused:add_mul_id_id [T,B,39,128] (backward)  graphs/lib/model.lua:33 */
 void reclf_nosrm_features_loss_k236_fused_add_mul_id_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B, long T) {
     #pragma omp parallel for collapse(2) if((long)(4992*B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
@@ -6728,9 +5956,9 @@ void reclf_nosrm_features_loss_k236_fused_add_mul_id_id(real *restrict out, cons
  *     + %359 map:mul [T,128]  graphs/lib/losses.lua:21
  *     + %357 map:id [T,128]  graphs/lib/losses.lua:21
  *     + %358 map:scale [T,128]  graphs/lib/losses.lua:21
- *   %853 matmul+add_add_mul_mul [T,128] (backward)  graphs/lib/losses.lua:21
+ *   %703 matmul+add_add_mul_mul [T,128] (backward)  graphs/lib/losses.lua:21
  *   %487 matmul+add_add_mul_mul [T,128] (backward)  graphs/lib/losses.lua:21
- *   %980 matmul+add_add_mul_mul [T,128] (backward)  graphs/lib/losses.lua:21 */
+ *   %830 matmul+add_add_mul_mul [T,128] (backward)  graphs/lib/losses.lua:21 */
 void reclf_nosrm_features_loss_k360_matmul_add_add_mul_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, const real *restrict in5, long T) {
     long panel = 131072 / (128); if (panel < 64) panel = 64;
     for (long r0 = 0; r0 < T; r0 += panel) {
@@ -6767,7 +5995,7 @@ void reclf_nosrm_score_k71_fused_mul_sum(real *restrict out, const real *restric
 /* reclf_features_loss_k211_fused_sum_mul:
  *   %211 fused:sum_mul [T,B,39,1]   graphs/lib/irm.lua:10
  *     + %210 map:mul [T,B,39,128]  graphs/lib/irm.lua:10
- *   %704 fused:sum_mul [T,B,39,1]   graphs/lib/irm.lua:10
+ *   %554 fused:sum_mul [T,B,39,1]   graphs/lib/irm.lua:10
  *   %142 fused:sum_mul [T,B,39,1]   graphs/lib/irm.lua:10 */
 void reclf_features_loss_k211_fused_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(4992*B*T) > 32768)
@@ -6788,7 +6016,7 @@ void reclf_features_loss_k211_fused_sum_mul(real *restrict out, const real *rest
  *     + %213 map:add [T,B,39,1]  graphs/lib/irm.lua:10
  *     + %203 reduce [T,B,39,1]  graphs/lib/irm.lua:10
  *     + %202 map:mul [T,B,39,128]  graphs/lib/irm.lua:10
- *   %566 fused:add_mul_scale_add [T,B,39,1]   graphs/lib/irm.lua:11
+ *   %436 fused:add_mul_scale_add [T,B,39,1]   graphs/lib/irm.lua:11
  *   %97 fused:add_mul_scale_add [T,B,39,1]   graphs/lib/irm.lua:11 */
 void reclf_features_loss_k127_fused_add_mul_scale_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, long B, long T) {
     #pragma omp parallel for collapse(2) if((long)(4992*B*T) > 32768)
@@ -6806,7 +6034,7 @@ void reclf_features_loss_k127_fused_add_mul_scale_add(real *restrict out, const 
 /* reclf_features_loss_k198_fused_add_sum:
  *   %198 fused:add_sum [T,B,39,1]   graphs/lib/model.lua:33
  *     + %75 reduce [T,B,39,1]  graphs/lib/matching.lua:13
- *   %691 fused:add_sum [T,B,39,1]   graphs/lib/model.lua:33 */
+ *   %541 fused:add_sum [T,B,39,1]   graphs/lib/model.lua:33 */
 void reclf_features_loss_k198_fused_add_sum(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for if((long)(4992*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
@@ -6820,7 +6048,7 @@ void reclf_features_loss_k198_fused_add_sum(real *restrict out, const real *rest
 
 /* reclf_features_loss_k301_add:
  *   %301 map:add [T,1,39,39] (backward)  graphs/lib/irm.lua:10
- *   %794 map:add [T,1,39,39] (backward)  graphs/lib/irm.lua:10 */
+ *   %644 map:add [T,1,39,39] (backward)  graphs/lib/irm.lua:10 */
 void reclf_features_loss_k301_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for simd if((long)(1521*T) > 32768)
     for (long i0 = 0; i0 < 1521*T; i0++)
@@ -6830,7 +6058,7 @@ void reclf_features_loss_k301_add(real *restrict out, const real *restrict in0, 
 /* reclf_features_loss_k311_matmul_add:
  *   %311 matmul+add [128,128] (backward)  graphs/lib/irm.lua:10
  *     + %273 matmul [128,128]  graphs/lib/model.lua:33 (the product; the rest is its epilogue)
- *   %804 matmul+add [128,128] (backward)  graphs/lib/irm.lua:10 */
+ *   %654 matmul+add [128,128] (backward)  graphs/lib/irm.lua:10 */
 void reclf_features_loss_k311_matmul_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2) {
     long panel = 131072 / (128); if (panel < 64) panel = 64;
     for (long r0 = 0; r0 < 128; r0 += panel) {
@@ -6851,7 +6079,7 @@ void reclf_features_loss_k311_matmul_add(real *restrict out, const real *restric
  *   %316 matmul+add_id [128,128] (backward)  graphs/lib/irm.lua:10
  *     + %315 matmul [128,128]  graphs/lib/irm.lua:10 (the product; the rest is its epilogue)
  *     + %276 map:id [128,128]  graphs/lib/model.lua:33
- *   %809 matmul+add_id [128,128] (backward)  graphs/lib/irm.lua:10 */
+ *   %659 matmul+add_id [128,128] (backward)  graphs/lib/irm.lua:10 */
 void reclf_features_loss_k316_matmul_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
     long panel = 131072 / (128); if (panel < 64) panel = 64;
     for (long r0 = 0; r0 < 128; r0 += panel) {
@@ -6879,7 +6107,7 @@ void reclf_features_loss_k316_matmul_add_id(real *restrict out, const real *rest
  *     + %302 map:id [T,B,39,128]  graphs/lib/irm.lua:10
  *     + %319 map:mul [T,B,39,128]  graphs/lib/irm.lua:10
  *     + %318 map:id [T,B,39,128]  graphs/lib/irm.lua:10
- *   %816 fused:add_add_add_mul [T,B,39,128] (backward)  graphs/lib/irm.lua:10 */
+ *   %666 fused:add_add_add_mul [T,B,39,128] (backward)  graphs/lib/irm.lua:10 */
 void reclf_features_loss_k323_fused_add_add_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, const real *restrict in5, const real *restrict in6, long B, long T) {
     #pragma omp parallel for collapse(2) if((long)(4992*B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
@@ -6891,7 +6119,7 @@ void reclf_features_loss_k323_fused_add_add_add_mul(real *restrict out, const re
 /* reclf_features_loss_k324_matmul_add:
  *   %324 matmul+add [T,1,1,128] (backward)  graphs/lib/irm.lua:10
  *     + %314 matmul [T,128]  graphs/lib/irm.lua:10 (the product; the rest is its epilogue)
- *   %817 matmul+add [T,1,1,128] (backward)  graphs/lib/irm.lua:10 */
+ *   %667 matmul+add [T,1,1,128] (backward)  graphs/lib/irm.lua:10 */
 void reclf_features_loss_k324_matmul_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
     long panel = 131072 / (128); if (panel < 64) panel = 64;
     for (long r0 = 0; r0 < T; r0 += panel) {
@@ -6923,11 +6151,11 @@ void reclf_score_k106_fused_mul_add_sum(real *restrict out, const real *restrict
         }
 }
 
-/* seg_finetune_k234_id:
- *   %234 map:id [B,128,8,2,8,2]   graphs/lib/unet.lua:15
- *   %238 map:id [B,128,8,2,8,2]   graphs/lib/unet.lua:15
- *   %237 map:id [B,128,8,2,8,2]   graphs/lib/unet.lua:15 */
-void seg_finetune_k234_id(real *restrict out, const real *restrict in0, long B) {
+/* seg_finetune_k104_id:
+ *   %104 map:id [B,128,8,2,8,2]   graphs/lib/unet.lua:15
+ *   %108 map:id [B,128,8,2,8,2]   graphs/lib/unet.lua:15
+ *   %107 map:id [B,128,8,2,8,2]   graphs/lib/unet.lua:15 */
+void seg_finetune_k104_id(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(3) if((long)(32768*B) > 32768)
     for (long i0 = 0; i0 < 1024*B; i0++)
         for (long i1 = 0; i1 < 2; i1++)
@@ -6936,11 +6164,11 @@ void seg_finetune_k234_id(real *restrict out, const real *restrict in0, long B) 
                     out[i0*32 + i1*16 + i2*2 + i3] = in0[i0*8 + i2];
 }
 
-/* seg_finetune_k236_concat:
- *   %236 concat [B,192,16,16]   graphs/lib/unet.lua:15
- *   %240 concat [B,192,16,16]   graphs/lib/unet.lua:15
- *   %239 concat [B,192,16,16]   graphs/lib/unet.lua:15 */
-void seg_finetune_k236_concat(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* seg_finetune_k106_concat:
+ *   %106 concat [B,192,16,16]   graphs/lib/unet.lua:15
+ *   %110 concat [B,192,16,16]   graphs/lib/unet.lua:15
+ *   %109 concat [B,192,16,16]   graphs/lib/unet.lua:15 */
+void seg_finetune_k106_concat(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(32768*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 32768; i1++)
@@ -6951,11 +6179,11 @@ void seg_finetune_k236_concat(real *restrict out, const real *restrict in0, cons
             out[32768 + i0*49152 + i1] = in1[i0*16384 + i1];
 }
 
-/* seg_finetune_k239_conv2d:
- *   %239 conv2d [B,64,16,16]   graphs/lib/unet.lua:16
- *   %243 conv2d [B,64,16,16]   graphs/lib/unet.lua:16
- *   %242 conv2d [B,64,16,16]   graphs/lib/unet.lua:16 */
-void seg_finetune_k239_conv2d(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, real *restrict work, long B) {
+/* seg_finetune_k109_conv2d:
+ *   %109 conv2d [B,64,16,16]   graphs/lib/unet.lua:16
+ *   %113 conv2d [B,64,16,16]   graphs/lib/unet.lua:16
+ *   %112 conv2d [B,64,16,16]   graphs/lib/unet.lua:16 */
+void seg_finetune_k109_conv2d(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, real *restrict work, long B) {
     const long C = 192, H = 16, W = 16, KH = 3, KW = 3, S = 1, P = 1, HO = 16, WO = 16, KC = 1728, NB = B;
     (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
     const long L = NB < 16 ? NB : 16;
@@ -6994,11 +6222,11 @@ void seg_finetune_k239_conv2d(real *restrict out, const real *restrict in0, cons
     }
 }
 
-/* seg_finetune_k259_id:
- *   %259 map:id [B,64,16,2,16,2]   graphs/lib/unet.lua:15
- *   %263 map:id [B,64,16,2,16,2]   graphs/lib/unet.lua:15
- *   %262 map:id [B,64,16,2,16,2]   graphs/lib/unet.lua:15 */
-void seg_finetune_k259_id(real *restrict out, const real *restrict in0, long B) {
+/* seg_finetune_k116_id:
+ *   %116 map:id [B,64,16,2,16,2]   graphs/lib/unet.lua:15
+ *   %120 map:id [B,64,16,2,16,2]   graphs/lib/unet.lua:15
+ *   %119 map:id [B,64,16,2,16,2]   graphs/lib/unet.lua:15 */
+void seg_finetune_k116_id(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(3) if((long)(65536*B) > 32768)
     for (long i0 = 0; i0 < 1024*B; i0++)
         for (long i1 = 0; i1 < 2; i1++)
@@ -7007,11 +6235,11 @@ void seg_finetune_k259_id(real *restrict out, const real *restrict in0, long B) 
                     out[i0*64 + i1*32 + i2*2 + i3] = in0[i0*16 + i2];
 }
 
-/* seg_finetune_k261_concat:
- *   %261 concat [B,96,32,32]   graphs/lib/unet.lua:15
- *   %265 concat [B,96,32,32]   graphs/lib/unet.lua:15
- *   %264 concat [B,96,32,32]   graphs/lib/unet.lua:15 */
-void seg_finetune_k261_concat(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* seg_finetune_k118_concat:
+ *   %118 concat [B,96,32,32]   graphs/lib/unet.lua:15
+ *   %122 concat [B,96,32,32]   graphs/lib/unet.lua:15
+ *   %121 concat [B,96,32,32]   graphs/lib/unet.lua:15 */
+void seg_finetune_k118_concat(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(65536*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 65536; i1++)
@@ -7022,11 +6250,11 @@ void seg_finetune_k261_concat(real *restrict out, const real *restrict in0, cons
             out[65536 + i0*98304 + i1] = in1[i0*32768 + i1];
 }
 
-/* seg_finetune_k264_conv2d:
- *   %264 conv2d [B,32,32,32]   graphs/lib/unet.lua:16
- *   %268 conv2d [B,32,32,32]   graphs/lib/unet.lua:16
- *   %267 conv2d [B,32,32,32]   graphs/lib/unet.lua:16 */
-void seg_finetune_k264_conv2d(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, real *restrict work, long B) {
+/* seg_finetune_k121_conv2d:
+ *   %121 conv2d [B,32,32,32]   graphs/lib/unet.lua:16
+ *   %125 conv2d [B,32,32,32]   graphs/lib/unet.lua:16
+ *   %124 conv2d [B,32,32,32]   graphs/lib/unet.lua:16 */
+void seg_finetune_k121_conv2d(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, real *restrict work, long B) {
     const long C = 96, H = 32, W = 32, KH = 3, KW = 3, S = 1, P = 1, HO = 32, WO = 32, KC = 864, NB = B;
     (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
     const long L = NB < 16 ? NB : 16;
@@ -7065,11 +6293,11 @@ void seg_finetune_k264_conv2d(real *restrict out, const real *restrict in0, cons
     }
 }
 
-/* seg_finetune_k284_id:
- *   %284 map:id [B,32,32,2,32,2]   graphs/lib/unet.lua:15
- *   %288 map:id [B,32,32,2,32,2]   graphs/lib/unet.lua:15
- *   %287 map:id [B,32,32,2,32,2]   graphs/lib/unet.lua:15 */
-void seg_finetune_k284_id(real *restrict out, const real *restrict in0, long B) {
+/* seg_finetune_k128_id:
+ *   %128 map:id [B,32,32,2,32,2]   graphs/lib/unet.lua:15
+ *   %132 map:id [B,32,32,2,32,2]   graphs/lib/unet.lua:15
+ *   %131 map:id [B,32,32,2,32,2]   graphs/lib/unet.lua:15 */
+void seg_finetune_k128_id(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(3) if((long)(131072*B) > 32768)
     for (long i0 = 0; i0 < 1024*B; i0++)
         for (long i1 = 0; i1 < 2; i1++)
@@ -7078,11 +6306,11 @@ void seg_finetune_k284_id(real *restrict out, const real *restrict in0, long B) 
                     out[i0*128 + i1*64 + i2*2 + i3] = in0[i0*32 + i2];
 }
 
-/* seg_finetune_k286_concat:
- *   %286 concat [B,64,64,64]   graphs/lib/unet.lua:15
- *   %290 concat [B,64,64,64]   graphs/lib/unet.lua:15
- *   %289 concat [B,64,64,64]   graphs/lib/unet.lua:15 */
-void seg_finetune_k286_concat(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* seg_finetune_k130_concat:
+ *   %130 concat [B,64,64,64]   graphs/lib/unet.lua:15
+ *   %134 concat [B,64,64,64]   graphs/lib/unet.lua:15
+ *   %133 concat [B,64,64,64]   graphs/lib/unet.lua:15 */
+void seg_finetune_k130_concat(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(131072*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 131072; i1++)
@@ -7093,11 +6321,11 @@ void seg_finetune_k286_concat(real *restrict out, const real *restrict in0, cons
             out[131072 + i0*262144 + i1] = in1[i0*131072 + i1];
 }
 
-/* seg_finetune_k289_conv2d:
- *   %289 conv2d [B,32,64,64]   graphs/lib/unet.lua:16
- *   %293 conv2d [B,32,64,64]   graphs/lib/unet.lua:16
- *   %292 conv2d [B,32,64,64]   graphs/lib/unet.lua:16 */
-void seg_finetune_k289_conv2d(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, real *restrict work, long B) {
+/* seg_finetune_k133_conv2d:
+ *   %133 conv2d [B,32,64,64]   graphs/lib/unet.lua:16
+ *   %137 conv2d [B,32,64,64]   graphs/lib/unet.lua:16
+ *   %136 conv2d [B,32,64,64]   graphs/lib/unet.lua:16 */
+void seg_finetune_k133_conv2d(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, real *restrict work, long B) {
     const long C = 64, H = 64, W = 64, KH = 3, KW = 3, S = 1, P = 1, HO = 64, WO = 64, KC = 576, NB = B;
     (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
     const long L = NB < 16 ? NB : 16;
@@ -7136,11 +6364,11 @@ void seg_finetune_k289_conv2d(real *restrict out, const real *restrict in0, cons
     }
 }
 
-/* seg_finetune_k310_conv2d:
- *   %310 conv2d [B,1,64,64]   graphs/seg.lua:52
- *   %314 conv2d [B,1,64,64]   graphs/seg.lua:52
- *   %313 conv2d [B,1,64,64]   graphs/seg.lua:58 */
-void seg_finetune_k310_conv2d(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
+/* seg_finetune_k141_conv2d:
+ *   %141 conv2d [B,1,64,64]   graphs/seg.lua:52
+ *   %145 conv2d [B,1,64,64]   graphs/seg.lua:52
+ *   %144 conv2d [B,1,64,64]   graphs/seg.lua:58 */
+void seg_finetune_k141_conv2d(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
     const long C = 32, H = 64, W = 64, KH = 1, KW = 1, S = 1, P = 0, HO = 64, WO = 64, KC = 32, NB = B;
     (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
     const long L = NB < 16 ? NB : 16;
@@ -7157,43 +6385,43 @@ void seg_finetune_k310_conv2d(real *restrict out, const real *restrict in0, cons
     }
 }
 
-/* seg_finetune_k316_fused_exp_neg_abs:
- *   %316 fused:exp_neg_abs [B,1,64,64]   graphs/lib/unet.lua:31
- *     + %315 map:neg [B,1,64,64]  graphs/lib/unet.lua:31
- *     + %314 map:abs [B,1,64,64]  graphs/lib/unet.lua:31
- *   %320 fused:exp_neg_abs [B,1,64,64]   graphs/lib/unet.lua:31 */
-void seg_finetune_k316_fused_exp_neg_abs(real *restrict out, const real *restrict in0, long B) {
+/* seg_finetune_k147_fused_exp_neg_abs:
+ *   %147 fused:exp_neg_abs [B,1,64,64]   graphs/lib/unet.lua:31
+ *     + %146 map:neg [B,1,64,64]  graphs/lib/unet.lua:31
+ *     + %145 map:abs [B,1,64,64]  graphs/lib/unet.lua:31
+ *   %151 fused:exp_neg_abs [B,1,64,64]   graphs/lib/unet.lua:31 */
+void seg_finetune_k147_fused_exp_neg_abs(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(4096*B) > 32768)
     for (long i0 = 0; i0 < 4096*B; i0++)
         out[i0] = exp_real((-(fabs((in0[i0])))));
 }
 
-/* seg_finetune_k317_addc:
- *   %317 map:addc [B,1,64,64]   graphs/lib/unet.lua:31
- *   %321 map:addc [B,1,64,64]   graphs/lib/unet.lua:31 */
-void seg_finetune_k317_addc(real *restrict out, const real *restrict in0, long B) {
+/* seg_finetune_k148_addc:
+ *   %148 map:addc [B,1,64,64]   graphs/lib/unet.lua:31
+ *   %152 map:addc [B,1,64,64]   graphs/lib/unet.lua:31 */
+void seg_finetune_k148_addc(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(4096*B) > 32768)
     for (long i0 = 0; i0 < 4096*B; i0++)
         out[i0] = in0[i0] + (real)1;
 }
 
-/* seg_finetune_k319_fused_add_sub_relu_mul:
- *   %319 fused:add_sub_relu_mul [B,1,64,64]   graphs/lib/unet.lua:31
- *     + %313 map:sub [B,1,64,64]  graphs/lib/unet.lua:31
- *     + %311 map:relu [B,1,64,64]  graphs/lib/unet.lua:31
- *     + %312 map:mul [B,1,64,64]  graphs/lib/unet.lua:31
- *     + %318 map:log [B,1,64,64]  graphs/lib/unet.lua:31
- *   %323 fused:add_sub_relu_mul [B,1,64,64]   graphs/lib/unet.lua:31 */
-void seg_finetune_k319_fused_add_sub_relu_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
+/* seg_finetune_k150_fused_add_sub_relu_mul:
+ *   %150 fused:add_sub_relu_mul [B,1,64,64]   graphs/lib/unet.lua:31
+ *     + %144 map:sub [B,1,64,64]  graphs/lib/unet.lua:31
+ *     + %142 map:relu [B,1,64,64]  graphs/lib/unet.lua:31
+ *     + %143 map:mul [B,1,64,64]  graphs/lib/unet.lua:31
+ *     + %149 map:log [B,1,64,64]  graphs/lib/unet.lua:31
+ *   %154 fused:add_sub_relu_mul [B,1,64,64]   graphs/lib/unet.lua:31 */
+void seg_finetune_k150_fused_add_sub_relu_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
     #pragma omp parallel for simd if((long)(4096*B) > 32768)
     for (long i0 = 0; i0 < 4096*B; i0++)
         out[i0] = (((in0[i0]) > 0 ? (in0[i0]) : (real)0) - ((in0[i0]) * (in1[i0]))) + (log((in2[i0])));
 }
 
-/* seg_finetune_k320_sum:
- *   %320 reduce [1,1,64,64]   graphs/lib/unet.lua:31
- *   %324 reduce [1,1,64,64]   graphs/lib/unet.lua:31 */
-void seg_finetune_k320_sum(real *restrict out, const real *restrict in0, long B) {
+/* seg_finetune_k151_sum:
+ *   %151 reduce [1,1,64,64]   graphs/lib/unet.lua:31
+ *   %155 reduce [1,1,64,64]   graphs/lib/unet.lua:31 */
+void seg_finetune_k151_sum(real *restrict out, const real *restrict in0, long B) {
     const long nblk = (4096 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(4096*B) > 32768)
     for (long o = 0; o < 1; o++)
@@ -7209,19 +6437,19 @@ void seg_finetune_k320_sum(real *restrict out, const real *restrict in0, long B)
         }
 }
 
-/* seg_finetune_k321_scale:
- *   %321 map:scale [1,1,64,64]   graphs/lib/unet.lua:31
- *   %325 map:scale [1,1,64,64]   graphs/lib/unet.lua:31 */
-void seg_finetune_k321_scale(real *restrict out, const real *restrict in0, long B) {
+/* seg_finetune_k152_scale:
+ *   %152 map:scale [1,1,64,64]   graphs/lib/unet.lua:31
+ *   %156 map:scale [1,1,64,64]   graphs/lib/unet.lua:31 */
+void seg_finetune_k152_scale(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(4096) > 32768)
     for (long i0 = 0; i0 < 4096; i0++)
         out[i0] = in0[i0] * ((real)1/(real)(B));
 }
 
-/* seg_finetune_k322_sum:
- *   %322 reduce [1,1,64,64]   graphs/lib/unet.lua:31
- *   %326 reduce [1,1,64,64]   graphs/lib/unet.lua:31 */
-void seg_finetune_k322_sum(real *restrict out, const real *restrict in0) {
+/* seg_finetune_k153_sum:
+ *   %153 reduce [1,1,64,64]   graphs/lib/unet.lua:31
+ *   %157 reduce [1,1,64,64]   graphs/lib/unet.lua:31 */
+void seg_finetune_k153_sum(real *restrict out, const real *restrict in0) {
     const long nblk = (4096 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(4096) > 32768)
     for (long o = 0; o < 1; o++)
@@ -7237,19 +6465,19 @@ void seg_finetune_k322_sum(real *restrict out, const real *restrict in0) {
         }
 }
 
-/* seg_finetune_k323_scale:
- *   %323 map:scale [1,1,64,64]   graphs/lib/unet.lua:31
- *   %327 map:scale [1,1,64,64]   graphs/lib/unet.lua:31 */
-void seg_finetune_k323_scale(real *restrict out, const real *restrict in0) {
+/* seg_finetune_k154_scale:
+ *   %154 map:scale [1,1,64,64]   graphs/lib/unet.lua:31
+ *   %158 map:scale [1,1,64,64]   graphs/lib/unet.lua:31 */
+void seg_finetune_k154_scale(real *restrict out, const real *restrict in0) {
     #pragma omp parallel for simd if((long)(4096) > 32768)
     for (long i0 = 0; i0 < 4096; i0++)
         out[i0] = in0[i0] * (real)1;
 }
 
-/* seg_finetune_k324_sum:
- *   %324 reduce [1,1,1,64]   graphs/lib/unet.lua:31
- *   %328 reduce [1,1,1,64]   graphs/lib/unet.lua:31 */
-void seg_finetune_k324_sum(real *restrict out, const real *restrict in0) {
+/* seg_finetune_k155_sum:
+ *   %155 reduce [1,1,1,64]   graphs/lib/unet.lua:31
+ *   %159 reduce [1,1,1,64]   graphs/lib/unet.lua:31 */
+void seg_finetune_k155_sum(real *restrict out, const real *restrict in0) {
     const long nblk = (64 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(4096) > 32768)
     for (long o = 0; o < 1; o++)
@@ -7265,12 +6493,12 @@ void seg_finetune_k324_sum(real *restrict out, const real *restrict in0) {
         }
 }
 
-/* seg_finetune_k327_fused_scale_sum_scale:
- *   %327 fused:scale_sum_scale [1,1,1,1]   graphs/lib/unet.lua:31
- *     + %326 reduce [1,1,1,1]  graphs/lib/unet.lua:31
- *     + %325 map:scale [1,1,1,64]  graphs/lib/unet.lua:31
- *   %331 fused:scale_sum_scale [1,1,1,1]   graphs/lib/unet.lua:31 */
-void seg_finetune_k327_fused_scale_sum_scale(real *restrict out, const real *restrict in0) {
+/* seg_finetune_k158_fused_scale_sum_scale:
+ *   %158 fused:scale_sum_scale [1,1,1,1]   graphs/lib/unet.lua:31
+ *     + %157 reduce [1,1,1,1]  graphs/lib/unet.lua:31
+ *     + %156 map:scale [1,1,1,64]  graphs/lib/unet.lua:31
+ *   %162 fused:scale_sum_scale [1,1,1,1]   graphs/lib/unet.lua:31 */
+void seg_finetune_k158_fused_scale_sum_scale(real *restrict out, const real *restrict in0) {
     {
         real r1 = (real)0;
         #pragma omp simd reduction(+:r1)
@@ -7279,23 +6507,23 @@ void seg_finetune_k327_fused_scale_sum_scale(real *restrict out, const real *res
     }
 }
 
-/* seg_finetune_k328_sigmoid:
- *   %328 map:sigmoid [B,1,64,64]   graphs/lib/unet.lua:32
- *   %332 map:sigmoid [B,1,64,64]   graphs/lib/unet.lua:32
- *   %314 map:sigmoid [B,1,64,64]   graphs/seg.lua:58 */
-void seg_finetune_k328_sigmoid(real *restrict out, const real *restrict in0, long B) {
+/* seg_finetune_k159_sigmoid:
+ *   %159 map:sigmoid [B,1,64,64]   graphs/lib/unet.lua:32
+ *   %163 map:sigmoid [B,1,64,64]   graphs/lib/unet.lua:32
+ *   %145 map:sigmoid [B,1,64,64]   graphs/seg.lua:58 */
+void seg_finetune_k159_sigmoid(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(4096*B) > 32768)
     for (long i0 = 0; i0 < 4096*B; i0++)
         out[i0] = (real)1 / ((real)1 + exp_real(-in0[i0]));
 }
 
-/* seg_finetune_k338_fused_addc_add_sum_sum:
- *   %338 fused:addc_add_sum_sum [B,1]   graphs/lib/unet.lua:35
- *     + %337 map:add [B,1]  graphs/lib/unet.lua:35
- *     + %335 reduce [B,1]  graphs/lib/unet.lua:35
- *     + %336 reduce [B,1]  graphs/lib/unet.lua:35
- *   %342 fused:addc_add_sum_sum [B,1]   graphs/lib/unet.lua:35 */
-void seg_finetune_k338_fused_addc_add_sum_sum(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* seg_finetune_k169_fused_addc_add_sum_sum:
+ *   %169 fused:addc_add_sum_sum [B,1]   graphs/lib/unet.lua:35
+ *     + %168 map:add [B,1]  graphs/lib/unet.lua:35
+ *     + %166 reduce [B,1]  graphs/lib/unet.lua:35
+ *     + %167 reduce [B,1]  graphs/lib/unet.lua:35
+ *   %173 fused:addc_add_sum_sum [B,1]   graphs/lib/unet.lua:35 */
+void seg_finetune_k169_fused_addc_add_sum_sum(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for if((long)(4096*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         {
@@ -7309,14 +6537,14 @@ void seg_finetune_k338_fused_addc_add_sum_sum(real *restrict out, const real *re
         }
 }
 
-/* seg_finetune_k339_fused_div_addc_scale_sum:
- *   %339 fused:div_addc_scale_sum [B,1]   graphs/lib/unet.lua:35
- *     + %334 map:addc [B,1]  graphs/lib/unet.lua:35
- *     + %333 map:scale [B,1]  graphs/lib/unet.lua:35
- *     + %332 reduce [B,1]  graphs/lib/unet.lua:34
- *     + %331 map:mul [B,4096]  graphs/lib/unet.lua:34
- *   %343 fused:div_addc_scale_sum [B,1]   graphs/lib/unet.lua:35 */
-void seg_finetune_k339_fused_div_addc_scale_sum(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
+/* seg_finetune_k170_fused_div_addc_scale_sum:
+ *   %170 fused:div_addc_scale_sum [B,1]   graphs/lib/unet.lua:35
+ *     + %165 map:addc [B,1]  graphs/lib/unet.lua:35
+ *     + %164 map:scale [B,1]  graphs/lib/unet.lua:35
+ *     + %163 reduce [B,1]  graphs/lib/unet.lua:34
+ *     + %162 map:mul [B,4096]  graphs/lib/unet.lua:34
+ *   %174 fused:div_addc_scale_sum [B,1]   graphs/lib/unet.lua:35 */
+void seg_finetune_k170_fused_div_addc_scale_sum(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
     #pragma omp parallel for if((long)(4096*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         {
@@ -7327,126 +6555,126 @@ void seg_finetune_k339_fused_div_addc_scale_sum(real *restrict out, const real *
         }
 }
 
-/* seg_finetune_k343_fused_addc_neg_scale:
- *   %343 fused:addc_neg_scale [1,1]   graphs/lib/unet.lua:36
- *     + %342 map:neg [1,1]  graphs/lib/unet.lua:36
- *     + %341 map:scale [1,1]  graphs/lib/unet.lua:36
- *   %347 fused:addc_neg_scale [1,1]   graphs/lib/unet.lua:36 */
-void seg_finetune_k343_fused_addc_neg_scale(real *restrict out, const real *restrict in0, long B) {
+/* seg_finetune_k174_fused_addc_neg_scale:
+ *   %174 fused:addc_neg_scale [1,1]   graphs/lib/unet.lua:36
+ *     + %173 map:neg [1,1]  graphs/lib/unet.lua:36
+ *     + %172 map:scale [1,1]  graphs/lib/unet.lua:36
+ *   %178 fused:addc_neg_scale [1,1]   graphs/lib/unet.lua:36 */
+void seg_finetune_k174_fused_addc_neg_scale(real *restrict out, const real *restrict in0, long B) {
     out[0] = (-((in0[0]) * ((real)1/(real)(B)))) + (real)1;
 }
 
-/* seg_finetune_k381_fused_scale_neg:
- *   %381 fused:scale_neg [1,1] (backward)  graphs/lib/unet.lua:36
- *     + %380 map:neg [1,1]  graphs/lib/unet.lua:36
- *   %385 fused:scale_neg [1,1] (backward)  graphs/lib/unet.lua:36 */
-void seg_finetune_k381_fused_scale_neg(real *restrict out, const real *restrict in0, long B) {
+/* seg_finetune_k186_fused_scale_neg:
+ *   %186 fused:scale_neg [1,1] (backward)  graphs/lib/unet.lua:36
+ *     + %185 map:neg [1,1]  graphs/lib/unet.lua:36
+ *   %190 fused:scale_neg [1,1] (backward)  graphs/lib/unet.lua:36 */
+void seg_finetune_k186_fused_scale_neg(real *restrict out, const real *restrict in0, long B) {
     out[0] = (-(in0[0])) * ((real)1/(real)(B));
 }
 
-/* seg_finetune_k383_fused_div_id:
- *   %383 fused:div_id [B,1] (backward)  graphs/lib/unet.lua:35
- *     + %382 map:id [B,1]  graphs/lib/unet.lua:36
- *   %387 fused:div_id [B,1] (backward)  graphs/lib/unet.lua:35 */
-void seg_finetune_k383_fused_div_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* seg_finetune_k188_fused_div_id:
+ *   %188 fused:div_id [B,1] (backward)  graphs/lib/unet.lua:35
+ *     + %187 map:id [B,1]  graphs/lib/unet.lua:36
+ *   %192 fused:div_id [B,1] (backward)  graphs/lib/unet.lua:35 */
+void seg_finetune_k188_fused_div_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         out[i0] = ((in0[0])) / (in1[i0]);
 }
 
-/* seg_finetune_k385_fused_neg_mul:
- *   %385 fused:neg_mul [B,1] (backward)  graphs/lib/unet.lua:35
- *     + %384 map:mul [B,1]  graphs/lib/unet.lua:35
- *   %389 fused:neg_mul [B,1] (backward)  graphs/lib/unet.lua:35 */
-void seg_finetune_k385_fused_neg_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* seg_finetune_k190_fused_neg_mul:
+ *   %190 fused:neg_mul [B,1] (backward)  graphs/lib/unet.lua:35
+ *     + %189 map:mul [B,1]  graphs/lib/unet.lua:35
+ *   %194 fused:neg_mul [B,1] (backward)  graphs/lib/unet.lua:35 */
+void seg_finetune_k190_fused_neg_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         out[i0] = -((in0[i0]) * (in1[i0]));
 }
 
-/* seg_finetune_k387_scale:
- *   %387 map:scale [B,1] (backward)  graphs/lib/unet.lua:35
- *   %391 map:scale [B,1] (backward)  graphs/lib/unet.lua:35 */
-void seg_finetune_k387_scale(real *restrict out, const real *restrict in0, long B) {
+/* seg_finetune_k192_scale:
+ *   %192 map:scale [B,1] (backward)  graphs/lib/unet.lua:35
+ *   %196 map:scale [B,1] (backward)  graphs/lib/unet.lua:35 */
+void seg_finetune_k192_scale(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         out[i0] = in0[i0] * (real)2;
 }
 
-/* seg_finetune_k391_fused_add_id_mul_id:
- *   %391 fused:add_id_mul_id [B,4096] (backward)  graphs/lib/unet.lua:34
- *     + %386 map:id [B,4096]  graphs/lib/unet.lua:35
- *     + %389 map:mul [B,4096]  graphs/lib/unet.lua:34
- *     + %388 map:id [B,4096]  graphs/lib/unet.lua:34
- *   %395 fused:add_id_mul_id [B,4096] (backward)  graphs/lib/unet.lua:34 */
-void seg_finetune_k391_fused_add_id_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
+/* seg_finetune_k196_fused_add_id_mul_id:
+ *   %196 fused:add_id_mul_id [B,4096] (backward)  graphs/lib/unet.lua:34
+ *     + %191 map:id [B,4096]  graphs/lib/unet.lua:35
+ *     + %194 map:mul [B,4096]  graphs/lib/unet.lua:34
+ *     + %193 map:id [B,4096]  graphs/lib/unet.lua:34
+ *   %200 fused:add_id_mul_id [B,4096] (backward)  graphs/lib/unet.lua:34 */
+void seg_finetune_k196_fused_add_id_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
     #pragma omp parallel for collapse(1) if((long)(4096*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 4096; i1++)
             out[i0*4096 + i1] = ((in0[i0])) + (((in1[i0])) * (in2[i0*4096 + i1]));
 }
 
-/* seg_finetune_k397_scale:
- *   %397 map:scale [1,1,1,1] (backward)  graphs/lib/unet.lua:31
- *   %401 map:scale [1,1,1,1] (backward)  graphs/lib/unet.lua:31 */
-void seg_finetune_k397_scale(real *restrict out, const real *restrict in0) {
+/* seg_finetune_k202_scale:
+ *   %202 map:scale [1,1,1,1] (backward)  graphs/lib/unet.lua:31
+ *   %206 map:scale [1,1,1,1] (backward)  graphs/lib/unet.lua:31 */
+void seg_finetune_k202_scale(real *restrict out, const real *restrict in0) {
     out[0] = in0[0] * (real)0.015625;
 }
 
-/* seg_finetune_k399_fused_scale_id:
- *   %399 fused:scale_id [1,1,1,64] (backward)  graphs/lib/unet.lua:31
- *     + %398 map:id [1,1,1,64]  graphs/lib/unet.lua:31
- *   %403 fused:scale_id [1,1,1,64] (backward)  graphs/lib/unet.lua:31 */
-void seg_finetune_k399_fused_scale_id(real *restrict out, const real *restrict in0) {
+/* seg_finetune_k204_fused_scale_id:
+ *   %204 fused:scale_id [1,1,1,64] (backward)  graphs/lib/unet.lua:31
+ *     + %203 map:id [1,1,1,64]  graphs/lib/unet.lua:31
+ *   %208 fused:scale_id [1,1,1,64] (backward)  graphs/lib/unet.lua:31 */
+void seg_finetune_k204_fused_scale_id(real *restrict out, const real *restrict in0) {
     #pragma omp parallel for simd if((long)(64) > 32768)
     for (long i0 = 0; i0 < 64; i0++)
         out[i0] = ((in0[0])) * (real)0.015625;
 }
 
-/* seg_finetune_k402_fused_scale_scale_id:
- *   %402 fused:scale_scale_id [1,1,64,64] (backward)  graphs/lib/unet.lua:31
- *     + %401 map:scale [1,1,64,64]  graphs/lib/unet.lua:31
- *     + %400 map:id [1,1,64,64]  graphs/lib/unet.lua:31
- *   %406 fused:scale_scale_id [1,1,64,64] (backward)  graphs/lib/unet.lua:31 */
-void seg_finetune_k402_fused_scale_scale_id(real *restrict out, const real *restrict in0, long B) {
+/* seg_finetune_k207_fused_scale_scale_id:
+ *   %207 fused:scale_scale_id [1,1,64,64] (backward)  graphs/lib/unet.lua:31
+ *     + %206 map:scale [1,1,64,64]  graphs/lib/unet.lua:31
+ *     + %205 map:id [1,1,64,64]  graphs/lib/unet.lua:31
+ *   %211 fused:scale_scale_id [1,1,64,64] (backward)  graphs/lib/unet.lua:31 */
+void seg_finetune_k207_fused_scale_scale_id(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(1) if((long)(4096) > 32768)
     for (long i0 = 0; i0 < 64; i0++)
         for (long i1 = 0; i1 < 64; i1++)
             out[i0*64 + i1] = (((in0[i1])) * (real)1) * ((real)1/(real)(B));
 }
 
-/* seg_finetune_k416_fused_add_add_add_mul:
- *   %416 fused:add_add_add_mul [B,1,64,64] (backward)  graphs/lib/unet.lua:31
- *     + %413 map:add [B,1,64,64]  graphs/lib/unet.lua:31
- *     + %409 map:add [B,1,64,64]  graphs/lib/unet.lua:31
- *     + %396 map:mul [B,1,64,64]  graphs/lib/unet.lua:32
- *     + %395 map:mul [B,1,64,64]  graphs/lib/unet.lua:32
- *     + %394 map:addc [B,1,64,64]  graphs/lib/unet.lua:32
- *     + %393 map:neg [B,1,64,64]  graphs/lib/unet.lua:32
- *     + %408 map:mul [B,1,64,64]  graphs/lib/unet.lua:31
- *     + %406 map:neg [B,1,64,64]  graphs/lib/unet.lua:31
- *     + %405 map:mul [B,1,64,64]  graphs/lib/unet.lua:31
- *     + %404 map:div [B,1,64,64]  graphs/lib/unet.lua:31
- *     + %403 map:id [B,1,64,64]  graphs/lib/unet.lua:31
- *     + %407 map:sign [B,1,64,64]  graphs/lib/unet.lua:31
- *     + %411 map:mul [B,1,64,64]  graphs/lib/unet.lua:31
- *     + %410 map:neg [B,1,64,64]  graphs/lib/unet.lua:31
- *     + %403 map:id [B,1,64,64]  graphs/lib/unet.lua:31
- *     + %415 map:mul [B,1,64,64]  graphs/lib/unet.lua:31
- *     + %403 map:id [B,1,64,64]  graphs/lib/unet.lua:31
- *     + %414 map:step [B,1,64,64]  graphs/lib/unet.lua:31
- *   %420 fused:add_add_add_mul [B,1,64,64] (backward)  graphs/lib/unet.lua:31 */
-void seg_finetune_k416_fused_add_add_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, const real *restrict in5, const real *restrict in6, long B) {
+/* seg_finetune_k221_fused_add_add_add_mul:
+ *   %221 fused:add_add_add_mul [B,1,64,64] (backward)  graphs/lib/unet.lua:31
+ *     + %218 map:add [B,1,64,64]  graphs/lib/unet.lua:31
+ *     + %214 map:add [B,1,64,64]  graphs/lib/unet.lua:31
+ *     + %201 map:mul [B,1,64,64]  graphs/lib/unet.lua:32
+ *     + %200 map:mul [B,1,64,64]  graphs/lib/unet.lua:32
+ *     + %199 map:addc [B,1,64,64]  graphs/lib/unet.lua:32
+ *     + %198 map:neg [B,1,64,64]  graphs/lib/unet.lua:32
+ *     + %213 map:mul [B,1,64,64]  graphs/lib/unet.lua:31
+ *     + %211 map:neg [B,1,64,64]  graphs/lib/unet.lua:31
+ *     + %210 map:mul [B,1,64,64]  graphs/lib/unet.lua:31
+ *     + %209 map:div [B,1,64,64]  graphs/lib/unet.lua:31
+ *     + %208 map:id [B,1,64,64]  graphs/lib/unet.lua:31
+ *     + %212 map:sign [B,1,64,64]  graphs/lib/unet.lua:31
+ *     + %216 map:mul [B,1,64,64]  graphs/lib/unet.lua:31
+ *     + %215 map:neg [B,1,64,64]  graphs/lib/unet.lua:31
+ *     + %208 map:id [B,1,64,64]  graphs/lib/unet.lua:31
+ *     + %220 map:mul [B,1,64,64]  graphs/lib/unet.lua:31
+ *     + %208 map:id [B,1,64,64]  graphs/lib/unet.lua:31
+ *     + %219 map:step [B,1,64,64]  graphs/lib/unet.lua:31
+ *   %225 fused:add_add_add_mul [B,1,64,64] (backward)  graphs/lib/unet.lua:31 */
+void seg_finetune_k221_fused_add_add_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, const real *restrict in5, const real *restrict in6, long B) {
     #pragma omp parallel for collapse(1) if((long)(4096*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 4096; i1++)
             out[i0*4096 + i1] = ((((in0[i0*4096 + i1]) * ((in1[i0*4096 + i1]) * ((-(in1[i0*4096 + i1])) + (real)1))) + ((-((((in2[i1])) / (in3[i0*4096 + i1])) * (in4[i0*4096 + i1]))) * ((real)(((in5[i0*4096 + i1]) > 0) - ((in5[i0*4096 + i1]) < 0))))) + ((-((in2[i1]))) * (in6[i0*4096 + i1]))) + (((in2[i1])) * ((in5[i0*4096 + i1]) > (real)0 ? (real)1 : (real)0));
 }
 
-/* seg_finetune_k418_sum:
- *   %418 reduce [B,1,1] (backward)  graphs/seg.lua:52
- *   %422 reduce [B,1,1] (backward)  graphs/seg.lua:52 */
-void seg_finetune_k418_sum(real *restrict out, const real *restrict in0, long B) {
+/* seg_finetune_k223_sum:
+ *   %223 reduce [B,1,1] (backward)  graphs/seg.lua:52
+ *   %227 reduce [B,1,1] (backward)  graphs/seg.lua:52 */
+void seg_finetune_k223_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for if((long)(4096*B) > 32768)
     for (long o = 0; o < B; o++) {
         real a = (real)0;
@@ -7457,10 +6685,10 @@ void seg_finetune_k418_sum(real *restrict out, const real *restrict in0, long B)
     }
 }
 
-/* seg_finetune_k421_conv2d_input_grad:
- *   %421 conv2d_input_grad [B,32,64,64] (backward)  graphs/seg.lua:52
- *   %425 conv2d_input_grad [B,32,64,64] (backward)  graphs/seg.lua:52 */
-void seg_finetune_k421_conv2d_input_grad(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* seg_finetune_k226_conv2d_input_grad:
+ *   %226 conv2d_input_grad [B,32,64,64] (backward)  graphs/seg.lua:52
+ *   %230 conv2d_input_grad [B,32,64,64] (backward)  graphs/seg.lua:52 */
+void seg_finetune_k226_conv2d_input_grad(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     const long C = 32, H = 64, W = 64, KH = 1, KW = 1, S = 1, P = 0, HO = 64, WO = 64, KC = 32, NB = B;
     (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
     const long L = NB < 16 ? NB : 16;
@@ -7472,10 +6700,10 @@ void seg_finetune_k421_conv2d_input_grad(real *restrict out, const real *restric
     }
 }
 
-/* seg_finetune_k422_conv2d_weight_grad:
- *   %422 conv2d_weight_grad [1,32,1,1] (backward)  graphs/seg.lua:52
- *   %426 conv2d_weight_grad [1,32,1,1] (backward)  graphs/seg.lua:52 */
-void seg_finetune_k422_conv2d_weight_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B) {
+/* seg_finetune_k227_conv2d_weight_grad:
+ *   %227 conv2d_weight_grad [1,32,1,1] (backward)  graphs/seg.lua:52
+ *   %231 conv2d_weight_grad [1,32,1,1] (backward)  graphs/seg.lua:52 */
+void seg_finetune_k227_conv2d_weight_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B) {
     const long C = 32, H = 64, W = 64, KH = 1, KW = 1, S = 1, P = 0, HO = 64, WO = 64, KC = 32, NB = B;
     (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
     const long L = NB < 16 ? NB : 16;
@@ -7496,10 +6724,10 @@ void seg_finetune_k422_conv2d_weight_grad(real *restrict out, const real *restri
         }
 }
 
-/* seg_finetune_k460_conv2d_input_grad:
- *   %460 conv2d_input_grad [B,64,64,64] (backward)  graphs/lib/unet.lua:16
- *   %464 conv2d_input_grad [B,64,64,64] (backward)  graphs/lib/unet.lua:16 */
-void seg_finetune_k460_conv2d_input_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B) {
+/* seg_finetune_k242_conv2d_input_grad:
+ *   %242 conv2d_input_grad [B,64,64,64] (backward)  graphs/lib/unet.lua:16
+ *   %246 conv2d_input_grad [B,64,64,64] (backward)  graphs/lib/unet.lua:16 */
+void seg_finetune_k242_conv2d_input_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B) {
     const long C = 64, H = 64, W = 64, KH = 3, KW = 3, S = 1, P = 1, HO = 64, WO = 64, KC = 576, NB = B;
     (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
     const long L = NB < 16 ? NB : 16;
@@ -7533,10 +6761,10 @@ void seg_finetune_k460_conv2d_input_grad(real *restrict out, const real *restric
     }
 }
 
-/* seg_finetune_k461_conv2d_weight_grad:
- *   %461 conv2d_weight_grad [32,64,3,3] (backward)  graphs/lib/unet.lua:16
- *   %465 conv2d_weight_grad [32,64,3,3] (backward)  graphs/lib/unet.lua:16 */
-void seg_finetune_k461_conv2d_weight_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B) {
+/* seg_finetune_k243_conv2d_weight_grad:
+ *   %243 conv2d_weight_grad [32,64,3,3] (backward)  graphs/lib/unet.lua:16
+ *   %247 conv2d_weight_grad [32,64,3,3] (backward)  graphs/lib/unet.lua:16 */
+void seg_finetune_k243_conv2d_weight_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B) {
     const long C = 64, H = 64, W = 64, KH = 3, KW = 3, S = 1, P = 1, HO = 64, WO = 64, KC = 576, NB = B;
     (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
     const long L = NB < 16 ? NB : 16;
@@ -7579,29 +6807,29 @@ void seg_finetune_k461_conv2d_weight_grad(real *restrict out, const real *restri
         }
 }
 
-/* seg_finetune_k462_slice:
- *   %462 slice [B,32,64,64] (backward)  graphs/lib/unet.lua:15
- *   %466 slice [B,32,64,64] (backward)  graphs/lib/unet.lua:15 */
-void seg_finetune_k462_slice(real *restrict out, const real *restrict in0, long B) {
+/* seg_finetune_k244_slice:
+ *   %244 slice [B,32,64,64] (backward)  graphs/lib/unet.lua:15
+ *   %248 slice [B,32,64,64] (backward)  graphs/lib/unet.lua:15 */
+void seg_finetune_k244_slice(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(1) if((long)(131072*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 131072; i1++)
             out[i0*131072 + i1] = in0[i0*262144 + i1];
 }
 
-/* seg_finetune_k463_slice:
- *   %463 slice [B,32,64,64] (backward)  graphs/lib/unet.lua:15 */
-void seg_finetune_k463_slice(real *restrict out, const real *restrict in0, long B) {
+/* seg_finetune_k245_slice:
+ *   %245 slice [B,32,64,64] (backward)  graphs/lib/unet.lua:15 */
+void seg_finetune_k245_slice(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(1) if((long)(131072*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 131072; i1++)
             out[i0*131072 + i1] = in0[131072 + i0*262144 + i1];
 }
 
-/* seg_finetune_k465_sum:
- *   %465 reduce [B,32,32,1,32,2] (backward)  graphs/lib/unet.lua:15
- *   %469 reduce [B,32,32,1,32,2] (backward)  graphs/lib/unet.lua:15 */
-void seg_finetune_k465_sum(real *restrict out, const real *restrict in0, long B) {
+/* seg_finetune_k247_sum:
+ *   %247 reduce [B,32,32,1,32,2] (backward)  graphs/lib/unet.lua:15
+ *   %251 reduce [B,32,32,1,32,2] (backward)  graphs/lib/unet.lua:15 */
+void seg_finetune_k247_sum(real *restrict out, const real *restrict in0, long B) {
     const long nblk = (64 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(131072*B) > 32768)
     for (long o = 0; o < 1024*B; o++)
@@ -7617,10 +6845,10 @@ void seg_finetune_k465_sum(real *restrict out, const real *restrict in0, long B)
         }
 }
 
-/* seg_finetune_k466_sum:
- *   %466 reduce [B,32,32,1,32,1] (backward)  graphs/lib/unet.lua:15
- *   %470 reduce [B,32,32,1,32,1] (backward)  graphs/lib/unet.lua:15 */
-void seg_finetune_k466_sum(real *restrict out, const real *restrict in0, long B) {
+/* seg_finetune_k248_sum:
+ *   %248 reduce [B,32,32,1,32,1] (backward)  graphs/lib/unet.lua:15
+ *   %252 reduce [B,32,32,1,32,1] (backward)  graphs/lib/unet.lua:15 */
+void seg_finetune_k248_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for if((long)(65536*B) > 32768)
     for (long o = 0; o < 32768*B; o++) {
         real a = (real)0;
@@ -7631,10 +6859,10 @@ void seg_finetune_k466_sum(real *restrict out, const real *restrict in0, long B)
     }
 }
 
-/* seg_finetune_k505_conv2d_input_grad:
- *   %505 conv2d_input_grad [B,96,32,32] (backward)  graphs/lib/unet.lua:16
- *   %509 conv2d_input_grad [B,96,32,32] (backward)  graphs/lib/unet.lua:16 */
-void seg_finetune_k505_conv2d_input_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B) {
+/* seg_finetune_k264_conv2d_input_grad:
+ *   %264 conv2d_input_grad [B,96,32,32] (backward)  graphs/lib/unet.lua:16
+ *   %268 conv2d_input_grad [B,96,32,32] (backward)  graphs/lib/unet.lua:16 */
+void seg_finetune_k264_conv2d_input_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B) {
     const long C = 96, H = 32, W = 32, KH = 3, KW = 3, S = 1, P = 1, HO = 32, WO = 32, KC = 864, NB = B;
     (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
     const long L = NB < 16 ? NB : 16;
@@ -7668,10 +6896,10 @@ void seg_finetune_k505_conv2d_input_grad(real *restrict out, const real *restric
     }
 }
 
-/* seg_finetune_k506_conv2d_weight_grad:
- *   %506 conv2d_weight_grad [32,96,3,3] (backward)  graphs/lib/unet.lua:16
- *   %510 conv2d_weight_grad [32,96,3,3] (backward)  graphs/lib/unet.lua:16 */
-void seg_finetune_k506_conv2d_weight_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B) {
+/* seg_finetune_k265_conv2d_weight_grad:
+ *   %265 conv2d_weight_grad [32,96,3,3] (backward)  graphs/lib/unet.lua:16
+ *   %269 conv2d_weight_grad [32,96,3,3] (backward)  graphs/lib/unet.lua:16 */
+void seg_finetune_k265_conv2d_weight_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B) {
     const long C = 96, H = 32, W = 32, KH = 3, KW = 3, S = 1, P = 1, HO = 32, WO = 32, KC = 864, NB = B;
     (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
     const long L = NB < 16 ? NB : 16;
@@ -7714,29 +6942,29 @@ void seg_finetune_k506_conv2d_weight_grad(real *restrict out, const real *restri
         }
 }
 
-/* seg_finetune_k507_slice:
- *   %507 slice [B,64,32,32] (backward)  graphs/lib/unet.lua:15
- *   %511 slice [B,64,32,32] (backward)  graphs/lib/unet.lua:15 */
-void seg_finetune_k507_slice(real *restrict out, const real *restrict in0, long B) {
+/* seg_finetune_k266_slice:
+ *   %266 slice [B,64,32,32] (backward)  graphs/lib/unet.lua:15
+ *   %270 slice [B,64,32,32] (backward)  graphs/lib/unet.lua:15 */
+void seg_finetune_k266_slice(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(1) if((long)(65536*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 65536; i1++)
             out[i0*65536 + i1] = in0[i0*98304 + i1];
 }
 
-/* seg_finetune_k508_slice:
- *   %508 slice [B,32,32,32] (backward)  graphs/lib/unet.lua:15 */
-void seg_finetune_k508_slice(real *restrict out, const real *restrict in0, long B) {
+/* seg_finetune_k267_slice:
+ *   %267 slice [B,32,32,32] (backward)  graphs/lib/unet.lua:15 */
+void seg_finetune_k267_slice(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(1) if((long)(32768*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 32768; i1++)
             out[i0*32768 + i1] = in0[65536 + i0*98304 + i1];
 }
 
-/* seg_finetune_k510_sum:
- *   %510 reduce [B,64,16,1,16,2] (backward)  graphs/lib/unet.lua:15
- *   %514 reduce [B,64,16,1,16,2] (backward)  graphs/lib/unet.lua:15 */
-void seg_finetune_k510_sum(real *restrict out, const real *restrict in0, long B) {
+/* seg_finetune_k269_sum:
+ *   %269 reduce [B,64,16,1,16,2] (backward)  graphs/lib/unet.lua:15
+ *   %273 reduce [B,64,16,1,16,2] (backward)  graphs/lib/unet.lua:15 */
+void seg_finetune_k269_sum(real *restrict out, const real *restrict in0, long B) {
     const long nblk = (32 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(65536*B) > 32768)
     for (long o = 0; o < 1024*B; o++)
@@ -7752,10 +6980,10 @@ void seg_finetune_k510_sum(real *restrict out, const real *restrict in0, long B)
         }
 }
 
-/* seg_finetune_k511_sum:
- *   %511 reduce [B,64,16,1,16,1] (backward)  graphs/lib/unet.lua:15
- *   %515 reduce [B,64,16,1,16,1] (backward)  graphs/lib/unet.lua:15 */
-void seg_finetune_k511_sum(real *restrict out, const real *restrict in0, long B) {
+/* seg_finetune_k270_sum:
+ *   %270 reduce [B,64,16,1,16,1] (backward)  graphs/lib/unet.lua:15
+ *   %274 reduce [B,64,16,1,16,1] (backward)  graphs/lib/unet.lua:15 */
+void seg_finetune_k270_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for if((long)(32768*B) > 32768)
     for (long o = 0; o < 16384*B; o++) {
         real a = (real)0;
@@ -7766,9 +6994,9 @@ void seg_finetune_k511_sum(real *restrict out, const real *restrict in0, long B)
     }
 }
 
-/* seg_finetune_k550_conv2d_input_grad:
- *   %550 conv2d_input_grad [B,192,16,16] (backward)  graphs/lib/unet.lua:16 */
-void seg_finetune_k550_conv2d_input_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B) {
+/* seg_finetune_k286_conv2d_input_grad:
+ *   %286 conv2d_input_grad [B,192,16,16] (backward)  graphs/lib/unet.lua:16 */
+void seg_finetune_k286_conv2d_input_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B) {
     const long C = 192, H = 16, W = 16, KH = 3, KW = 3, S = 1, P = 1, HO = 16, WO = 16, KC = 1728, NB = B;
     (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
     const long L = NB < 16 ? NB : 16;
@@ -7802,10 +7030,10 @@ void seg_finetune_k550_conv2d_input_grad(real *restrict out, const real *restric
     }
 }
 
-/* seg_finetune_k551_conv2d_weight_grad:
- *   %551 conv2d_weight_grad [64,192,3,3] (backward)  graphs/lib/unet.lua:16
- *   %555 conv2d_weight_grad [64,192,3,3] (backward)  graphs/lib/unet.lua:16 */
-void seg_finetune_k551_conv2d_weight_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B) {
+/* seg_finetune_k287_conv2d_weight_grad:
+ *   %287 conv2d_weight_grad [64,192,3,3] (backward)  graphs/lib/unet.lua:16
+ *   %291 conv2d_weight_grad [64,192,3,3] (backward)  graphs/lib/unet.lua:16 */
+void seg_finetune_k287_conv2d_weight_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B) {
     const long C = 192, H = 16, W = 16, KH = 3, KW = 3, S = 1, P = 1, HO = 16, WO = 16, KC = 1728, NB = B;
     (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
     const long L = NB < 16 ? NB : 16;
@@ -7848,27 +7076,27 @@ void seg_finetune_k551_conv2d_weight_grad(real *restrict out, const real *restri
         }
 }
 
-/* seg_finetune_k552_slice:
- *   %552 slice [B,128,16,16] (backward)  graphs/lib/unet.lua:15 */
-void seg_finetune_k552_slice(real *restrict out, const real *restrict in0, long B) {
+/* seg_finetune_k288_slice:
+ *   %288 slice [B,128,16,16] (backward)  graphs/lib/unet.lua:15 */
+void seg_finetune_k288_slice(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(1) if((long)(32768*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 32768; i1++)
             out[i0*32768 + i1] = in0[i0*49152 + i1];
 }
 
-/* seg_finetune_k553_slice:
- *   %553 slice [B,64,16,16] (backward)  graphs/lib/unet.lua:15 */
-void seg_finetune_k553_slice(real *restrict out, const real *restrict in0, long B) {
+/* seg_finetune_k289_slice:
+ *   %289 slice [B,64,16,16] (backward)  graphs/lib/unet.lua:15 */
+void seg_finetune_k289_slice(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(1) if((long)(16384*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 16384; i1++)
             out[i0*16384 + i1] = in0[32768 + i0*49152 + i1];
 }
 
-/* seg_finetune_k555_sum:
- *   %555 reduce [B,128,8,1,8,2] (backward)  graphs/lib/unet.lua:15 */
-void seg_finetune_k555_sum(real *restrict out, const real *restrict in0, long B) {
+/* seg_finetune_k291_sum:
+ *   %291 reduce [B,128,8,1,8,2] (backward)  graphs/lib/unet.lua:15 */
+void seg_finetune_k291_sum(real *restrict out, const real *restrict in0, long B) {
     const long nblk = (16 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
     for (long o = 0; o < 1024*B; o++)
@@ -7884,9 +7112,9 @@ void seg_finetune_k555_sum(real *restrict out, const real *restrict in0, long B)
         }
 }
 
-/* seg_finetune_k556_sum:
- *   %556 reduce [B,128,8,1,8,1] (backward)  graphs/lib/unet.lua:15 */
-void seg_finetune_k556_sum(real *restrict out, const real *restrict in0, long B) {
+/* seg_finetune_k292_sum:
+ *   %292 reduce [B,128,8,1,8,1] (backward)  graphs/lib/unet.lua:15 */
+void seg_finetune_k292_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for if((long)(16384*B) > 32768)
     for (long o = 0; o < 8192*B; o++) {
         real a = (real)0;
@@ -7897,11 +7125,11 @@ void seg_finetune_k556_sum(real *restrict out, const real *restrict in0, long B)
     }
 }
 
-/* seg_finetune_k916_fused_mul_add_step:
- *   %916 fused:mul_add_step [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:22
- *     + %914 map:add [B,32,64,64]  graphs/lib/image_encoder.lua:6
- *     + %915 map:step [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
-void seg_finetune_k916_fused_mul_add_step(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
+/* seg_finetune_k445_fused_mul_add_step:
+ *   %445 fused:mul_add_step [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:22
+ *     + %443 map:add [B,32,64,64]  graphs/lib/image_encoder.lua:6
+ *     + %444 map:step [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
+void seg_finetune_k445_fused_mul_add_step(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
     #pragma omp parallel for simd if((long)(131072*B) > 32768)
     for (long i0 = 0; i0 < 131072*B; i0++)
         out[i0] = ((in0[i0]) + (in1[i0])) * ((in2[i0]) > (real)0 ? (real)1 : (real)0);

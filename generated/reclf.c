@@ -15,618 +15,521 @@
 
 #ifdef RECLF_PROFILE
 #include "profile.h"
-static reclf_prof_entry prof[609] = {
+static reclf_prof_entry prof[512] = {
     {"convirt_image_k3_fused_scale_addc", "%6 fused:scale_addc [B,1,64,64]", "graphs/lib/image_encoder.lua:19", 0, 0, 0, 0, 0},
     {"convirt_image_k6_conv2d", "%9 conv2d [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k11_fused_scale_sum", "%14 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k12_sub", "%15 map:sub [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k17_fused_rsqrt_addc_scale_sum", "%20 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k18_mul", "%21 map:mul [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k23_fused_add_mul", "%26 fused:add_mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k24_relu", "%27 map:relu [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 0, 0, 0, 0, 0},
-    {"convirt_image_k27_conv2d", "%30 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k32_fused_scale_sum", "%35 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k33_sub", "%36 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k38_fused_rsqrt_addc_scale_sum", "%41 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k39_mul", "%42 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k44_fused_add_mul", "%47 fused:add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k45_relu", "%48 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"convirt_image_k48_conv2d", "%51 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k32_fused_scale_sum", "%56 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k33_sub", "%57 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k38_fused_rsqrt_addc_scale_sum", "%62 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k39_mul", "%63 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k44_fused_add_mul", "%68 fused:add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k45_relu", "%69 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_image_k48_conv2d", "%72 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k32_fused_scale_sum", "%77 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k33_sub", "%78 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k38_fused_rsqrt_addc_scale_sum", "%83 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k39_mul", "%84 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k87_fused_add_add_mul", "%90 fused:add_add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k45_relu", "%91 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"convirt_image_k91_conv2d", "%94 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k96_fused_scale_sum", "%99 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k97_sub", "%100 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k102_fused_rsqrt_addc_scale_sum", "%105 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k103_mul", "%106 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k108_fused_add_mul", "%111 fused:add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k109_relu", "%112 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"convirt_image_k112_conv2d", "%115 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k96_fused_scale_sum", "%120 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k97_sub", "%121 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k102_fused_rsqrt_addc_scale_sum", "%126 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k103_mul", "%127 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k108_fused_add_mul", "%132 fused:add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k109_relu", "%133 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_image_k112_conv2d", "%136 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k96_fused_scale_sum", "%141 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k97_sub", "%142 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k102_fused_rsqrt_addc_scale_sum", "%147 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k103_mul", "%148 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k151_fused_add_add_mul", "%154 fused:add_add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k109_relu", "%155 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"convirt_image_k155_conv2d", "%158 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k160_fused_scale_sum", "%163 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k161_sub", "%164 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k166_fused_rsqrt_addc_scale_sum", "%169 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k167_mul", "%170 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k172_fused_add_mul", "%175 fused:add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k173_relu", "%176 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"convirt_image_k176_conv2d", "%179 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k160_fused_scale_sum", "%184 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k161_sub", "%185 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k166_fused_rsqrt_addc_scale_sum", "%190 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k167_mul", "%191 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k172_fused_add_mul", "%196 fused:add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k173_relu", "%197 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_image_k176_conv2d", "%200 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k160_fused_scale_sum", "%205 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k161_sub", "%206 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k166_fused_rsqrt_addc_scale_sum", "%211 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k167_mul", "%212 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k215_fused_add_add_mul", "%218 fused:add_add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k173_relu", "%219 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"convirt_image_k218_permute", "%221 permute [B,64,128]", "graphs/lib/image_encoder.lua:33", 0, 0, 0, 0, 0},
-    {"convirt_image_k224_matmul_add", "%227 matmul+add [B,64,128]", "graphs/lib/image_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"convirt_image_k225_sum", "%228 reduce [B,1,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
-    {"convirt_image_k227_scale", "%230 map:scale [B,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
-    {"convirt_image_k231_matmul_add", "%234 matmul+add [B,128]", "graphs/lib/image_encoder.lua:36", 0, 0, 0, 0, 0},
-    {"convirt_k237_gather", "%237 gather [T,40,128]", "graphs/lib/text_encoder.lua:32", 0, 0, 0, 0, 0},
-    {"convirt_k242_fused_scale_sum_add", "%242 fused:scale_sum_add [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k243_fused_sub_add", "%243 fused:sub_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k248_fused_rsqrt_addc_scale_sum", "%248 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k249_mul", "%249 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k251_fused_add_mul", "%251 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k257_matmul_add", "%257 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_k259_permute", "%259 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_k257_matmul_add", "%265 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_k259_permute", "%267 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_k257_matmul_add", "%273 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_k259_permute", "%275 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_k282_fused_scale_addc_neg", "%282 fused:scale_addc_neg [T,1,1,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k283_matmul_add_mul_scale", "%283 matmul+add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k284_max", "%284 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k287_fused_exp_sub", "%287 fused:exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k289_fused_sum_mul", "%289 fused:sum_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k290_clampmin", "%290 map:clampmin [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k291_fused_div_mul", "%291 fused:div_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k292_matmul", "%292 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0},
-    {"convirt_k293_permute", "%293 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0},
-    {"convirt_k298_matmul", "%298 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k301_fused_add_add_add", "%301 fused:add_add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k305_fused_scale_sum", "%305 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k306_sub", "%306 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k248_fused_rsqrt_addc_scale_sum", "%311 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k249_mul", "%312 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k251_fused_add_mul", "%314 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k320_matmul_add", "%320 matmul+add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k321_gelu", "%321 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"convirt_k328_matmul_add_add", "%328 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"convirt_k305_fused_scale_sum", "%332 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k306_sub", "%333 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k248_fused_rsqrt_addc_scale_sum", "%338 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k249_mul", "%339 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k251_fused_add_mul", "%341 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k257_matmul_add", "%347 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_k259_permute", "%349 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_k257_matmul_add", "%355 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_k259_permute", "%357 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_k257_matmul_add", "%363 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_k259_permute", "%365 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_k283_matmul_add_mul_scale", "%373 matmul+add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k284_max", "%374 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k287_fused_exp_sub", "%377 fused:exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k289_fused_sum_mul", "%379 fused:sum_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k290_clampmin", "%380 map:clampmin [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k291_fused_div_mul", "%381 fused:div_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k292_matmul", "%382 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0},
-    {"convirt_k293_permute", "%383 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0},
-    {"convirt_k391_matmul_add_add", "%391 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k305_fused_scale_sum", "%395 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k306_sub", "%396 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k248_fused_rsqrt_addc_scale_sum", "%401 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k249_mul", "%402 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k251_fused_add_mul", "%404 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k320_matmul_add", "%410 matmul+add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k321_gelu", "%411 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"convirt_k328_matmul_add_add", "%418 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"convirt_k305_fused_scale_sum", "%422 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"convirt_k306_sub", "%423 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"convirt_k248_fused_rsqrt_addc_scale_sum", "%428 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"convirt_k249_mul", "%429 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"convirt_k251_fused_add_mul", "%431 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"convirt_k432_slice", "%432 slice [T,1,128]", "graphs/lib/text_encoder.lua:35", 0, 0, 0, 0, 0},
-    {"convirt_k437_matmul_add", "%437 matmul+add [T,128]", "graphs/lib/text_encoder.lua:36", 0, 0, 0, 0, 0},
-    {"convirt_text_k206_slice", "%438 slice [T,39,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0},
-    {"convirt_text_k212_matmul_add", "%444 matmul+add [T,39,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k7_fused_sum_square", "%446 fused:sum_square [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k9_fused_rsqrt_clampmin", "%448 fused:rsqrt_clampmin [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k10_mul", "%449 map:mul [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k12_fused_sum_square", "%451 fused:sum_square [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k14_fused_rsqrt_clampmin", "%453 fused:rsqrt_clampmin [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k15_mul", "%454 map:mul [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k17_matmul_scale", "%456 matmul+scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k18_eye", "%457 eye [T,B]", "graphs/lib/losses.lua:9", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k19_max", "%458 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k22_fused_exp_sub", "%461 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k23_sum", "%462 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k24_clampmin", "%463 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k27_mul", "%466 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k30_max", "%469 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k33_fused_exp_sub", "%472 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k34_sum", "%473 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k35_clampmin", "%474 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k34_sum", "%478 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k23_sum", "%480 reduce [T,1]", "graphs/lib/losses.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k42_fused_mul_sub_add_log", "%481 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k43_sum", "%482 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k46_fused_scale_add_sum_sub", "%485 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k49_fused_sum_square", "%488 fused:sum_square [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k51_fused_rsqrt_clampmin", "%490 fused:rsqrt_clampmin [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k52_mul", "%491 map:mul [T,39,128]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k56_fused_sum_square", "%495 fused:sum_square [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k58_fused_rsqrt_clampmin", "%497 fused:rsqrt_clampmin [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k59_mul", "%498 map:mul [1,B,64,128]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k60_matmul", "%499 matmul [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k62_fused_max_scale", "%501 fused:max_scale [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k65_fused_exp_sub_scale", "%504 fused:exp_sub_scale [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k66_sum", "%505 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k67_div", "%506 map:div [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k68_matmul", "%507 matmul [T,B,39,128]", "graphs/lib/matching.lua:11", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k70_fused_sum_square", "%509 fused:sum_square [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k72_fused_rsqrt_clampmin", "%511 fused:rsqrt_clampmin [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k73_mul", "%512 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k74_mul", "%513 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_text_vjp_k278_matmul", "%520 matmul [39*T,128]", "graphs/lib/srm.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_text_vjp_k278_matmul", "%523 matmul [39*T,128]", "graphs/lib/srm.lua:11", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k81_fused_scale_addc_neg", "%531 fused:scale_addc_neg [T,1,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k93_matmul_add_mul_scale", "%532 matmul+add_mul_scale [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k94_max", "%533 reduce [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k97_fused_exp_sub", "%536 fused:exp_sub [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k99_fused_sum_mul", "%538 fused:sum_mul [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k100_clampmin", "%539 map:clampmin [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k101_fused_div_mul", "%540 fused:div_mul [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_k614_matmul", "%553 matmul [T,128]", "graphs/lib/irm.lua:9", 0, 0, 0, 0, 0},
-    {"reclf_nosrm_features_loss_k155_matmul", "%693 matmul [T,128]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
-    {"reclf_nosrm_features_loss_k155_matmul", "%698 matmul [T,128]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
-    {"reclf_nosrm_features_loss_k155_matmul", "%701 matmul [T,128]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
-    {"reclf_features_loss_k211_fused_sum_mul", "%704 fused:sum_mul [T,B,39,1]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k177_matmul", "%705 matmul [T,B,39,1]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k81_fused_scale_addc_neg", "%565 fused:scale_addc_neg [T,1,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"reclf_features_loss_k127_fused_add_mul_scale_add", "%566 fused:add_mul_scale_add [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k83_max", "%567 reduce [T,B,1,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k86_fused_exp_sub", "%570 fused:exp_sub [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k87_mul", "%571 map:mul [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k88_sum", "%572 reduce [T,B,1,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k89_clampmin", "%573 map:clampmin [T,B,1,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"reclf_nosrm_features_loss_k100_div", "%574 map:div [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k170_sum", "%683 reduce [128,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k173_matmul", "%686 matmul [1,128]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k176_fused_sum_mul", "%689 fused:sum_mul [T,B,39,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k177_matmul", "%690 matmul [T,B,39,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
-    {"reclf_features_loss_k198_fused_add_sum", "%691 fused:add_sum [T,B,39,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
-    {"reclf_nosrm_features_loss_k101_mul", "%575 map:mul [T,B,39,1]", "graphs/lib/irm.lua:12", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k88_sum", "%576 reduce [T,B,1,1]", "graphs/lib/irm.lua:12", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k94_scale", "%578 map:scale [T,B]", "graphs/lib/model.lua:43", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k19_max", "%580 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k22_fused_exp_sub", "%583 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k23_sum", "%584 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k24_clampmin", "%585 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k27_mul", "%588 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k30_max", "%591 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k33_fused_exp_sub", "%594 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k34_sum", "%595 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k35_clampmin", "%596 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k34_sum", "%600 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k42_fused_mul_sub_add_log", "%603 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k43_sum", "%604 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k46_fused_scale_add_sum_sub", "%607 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k243_add", "%609 map:add []", "graphs/lib/model.lua:85", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k58_fill", "%715 fill []", "graphs/lib/model.lua:87", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k60_scale", "%717 map:scale [1,1]", "graphs/lib/losses.lua:16", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k63_fused_mul_id", "%720 fused:mul_id [T,1]", "graphs/lib/losses.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k65_fused_neg_id", "%722 fused:neg_id [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k159_fused_mul_id", "%724 fused:mul_id [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k71_fused_mul_div_id_step", "%728 fused:mul_div_id_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k77_neg", "%734 map:neg [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k171_fused_mul_id", "%736 fused:mul_id [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k84_fused_mul_div_step", "%741 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k182_fused_scale_add_add_add", "%747 fused:scale_add_add_add [T,B]", "graphs/lib/model.lua:43", 1, 0, 0, 0, 0},
-    {"reclf_nosrm_features_loss_k203_fused_mul_id", "%751 fused:mul_id [T,B,39,1]", "graphs/lib/irm.lua:12", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k225_matmul", "%752 matmul [T,B,39,39]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k226_matmul", "%753 matmul [T,B,39,1]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k227_sum", "%754 reduce [T,1,39,39]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k201_fused_mul_id", "%757 fused:mul_id [T,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k231_sum", "%758 reduce [1,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k233_sum", "%760 reduce [1,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"convirt_text_vjp_k275_sum", "%762 reduce [1,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k238_matmul", "%765 matmul [1,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"reclf_nosrm_features_loss_k204_fused_div_mul_id", "%772 fused:div_mul_id [T,B,39,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
-    {"reclf_nosrm_features_loss_k206_fused_neg_mul", "%774 fused:neg_mul [T,B,39,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k88_sum", "%775 reduce [T,B,1,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
-    {"reclf_nosrm_features_loss_k209_fused_mul_step", "%777 fused:mul_step [T,B,1,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
-    {"reclf_nosrm_features_loss_k222_fused_scale_mul_mul_mul", "%790 fused:scale_mul_mul_mul [T,B,39,1]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k225_matmul", "%791 matmul [T,B,39,39]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k226_matmul", "%792 matmul [T,B,39,1]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k227_sum", "%793 reduce [T,1,39,39]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"reclf_features_loss_k301_add", "%794 map:add [T,1,39,39]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k201_fused_mul_id", "%797 fused:mul_id [T,B,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k203_sum", "%798 reduce [T,1,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"reclf_nosrm_features_loss_k227_sum", "%799 reduce [T,1,1,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"convirt_k614_matmul", "%802 matmul [T,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"convirt_k615_matmul", "%803 matmul [128,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"reclf_features_loss_k311_matmul_add", "%804 matmul+add [128,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"reclf_features_loss_k316_matmul_add_id", "%809 matmul+add_id [128,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k201_fused_mul_id", "%813 fused:mul_id [T,B,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k203_sum", "%814 reduce [T,1,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"reclf_nosrm_features_loss_k227_sum", "%815 reduce [T,1,1,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"reclf_features_loss_k323_fused_add_add_add_mul", "%816 fused:add_add_add_mul [T,B,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"reclf_features_loss_k324_matmul_add", "%817 matmul+add [T,1,1,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"convirt_k614_matmul", "%819 matmul [T,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"convirt_k615_matmul", "%820 matmul [128,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"convirt_k615_matmul", "%824 matmul [128,128]", "graphs/lib/irm.lua:9", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k246_div", "%826 map:div [T,39,39]", "graphs/lib/srm.lua:12", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k251_fused_mul_sum_neg_mul", "%831 fused:mul_sum_neg_mul [T,39,1]", "graphs/lib/srm.lua:12", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k264_fused_scale_mul_mul_mul", "%844 fused:scale_mul_mul_mul [T,39,39]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k265_matmul", "%845 matmul [T,39,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k266_matmul", "%846 matmul [T,39,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k268_matmul", "%848 matmul [39*T,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
-    {"convirt_text_vjp_k279_matmul", "%849 matmul [128,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k268_matmul", "%852 matmul [39*T,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
-    {"convirt_text_vjp_k279_matmul", "%853 matmul [128,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k276_mul", "%856 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k203_sum", "%858 reduce [T,1,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k287_fused_mul_mul_sum_mul", "%867 fused:mul_mul_sum_mul [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k291_fused_add_mul_mul_mul", "%871 fused:add_mul_mul_mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k218_matmul", "%873 matmul [T,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k219_sum", "%874 reduce [1,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k220_matmul_div", "%875 matmul+div [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k223_fused_sum_neg_mul", "%878 fused:sum_neg_mul [T,B,39,1]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k229_fused_scale_mul_add_id", "%884 fused:scale_mul_add_id [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k68_matmul", "%885 matmul [T,B,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k231_matmul", "%886 matmul [T,B,64,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k203_sum", "%887 reduce [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k219_sum", "%888 reduce [1,B,64,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k234_add", "%889 map:add [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k244_fused_mul_mul_sum_mul", "%899 fused:mul_mul_sum_mul [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k248_fused_add_add_mul_mul", "%903 fused:add_add_mul_mul [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k259_fused_mul_mul_sum_mul", "%915 fused:mul_mul_sum_mul [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k339_fused_add_add_add_mul", "%919 fused:add_add_add_mul [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k71_fused_mul_div_id_step", "%932 fused:mul_div_id_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k84_fused_mul_div_step", "%945 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k295_fused_scale_add_add_add", "%951 fused:scale_add_add_add [T,B]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k91_matmul", "%952 matmul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k92_matmul", "%953 matmul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k101_fused_mul_mul_sum_mul", "%962 fused:mul_mul_sum_mul [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k105_fused_add_mul_mul_id", "%966 fused:add_mul_mul_id [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k114_fused_mul_mul_sum_mul", "%976 fused:mul_mul_sum_mul [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"reclf_nosrm_features_loss_k360_matmul_add_add_mul_mul", "%980 matmul+add_add_mul_mul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_text_vjp_k273_sum", "%981 reduce [1,39,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
-    {"convirt_text_vjp_k275_sum", "%983 reduce [1,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
-    {"convirt_text_vjp_k278_matmul", "%986 matmul [39*T,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
-    {"convirt_text_vjp_k279_matmul", "%987 matmul [128,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
-    {"convirt_text_vjp_k281_pad", "%989 pad [T,40,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
-    {"convirt_k612_sum", "%990 reduce [1,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"convirt_k614_matmul", "%992 matmul [T,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"convirt_k615_matmul", "%993 matmul [128,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"convirt_k617_pad", "%995 pad [T,40,128]", "graphs/lib/text_encoder.lua:35", 1, 0, 0, 0, 0},
-    {"convirt_text_vjp_k288_add", "%996 map:add [T,40,128]", "graphs/lib/text_encoder.lua:35", 1, 0, 0, 0, 0},
-    {"convirt_k618_sum", "%997 reduce [1,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k620_sum", "%999 reduce [1,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k623_mul", "%1002 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k618_sum", "%1003 reduce [1,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k620_sum", "%1005 reduce [1,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k635_fused_scale_mul_sum_mul", "%1014 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k639_fused_add_mul_mul_mul", "%1018 fused:add_mul_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k642_fused_scale_sum_neg", "%1021 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k644_fused_add_id", "%1023 fused:add_id [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k618_sum", "%1024 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k620_sum", "%1026 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k651_matmul", "%1030 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k654_matmul_mul_gelu_grad", "%1033 matmul+mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k655_sum", "%1034 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k657_sum", "%1036 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k660_matmul", "%1039 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k661_matmul", "%1040 matmul [512,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k618_sum", "%1042 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k620_sum", "%1044 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k623_mul", "%1047 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k618_sum", "%1048 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k620_sum", "%1050 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k635_fused_scale_mul_sum_mul", "%1059 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k639_fused_add_mul_mul_mul", "%1063 fused:add_mul_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k642_fused_scale_sum_neg", "%1067 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k690_fused_add_add_id", "%1069 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k618_sum", "%1070 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k620_sum", "%1072 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k696_matmul", "%1075 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k697_matmul", "%1076 matmul [128,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k259_permute", "%1079 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:18", 1, 0, 0, 0, 0},
-    {"convirt_k702_matmul", "%1081 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_k703_matmul_div", "%1082 matmul+div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"convirt_k708_fused_mul_sum_neg_mul", "%1087 fused:mul_sum_neg_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"convirt_k724_fused_scale_mul_mul_mul", "%1103 fused:scale_mul_mul_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"convirt_k292_matmul", "%1104 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"convirt_k702_matmul", "%1105 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"convirt_k293_permute", "%1106 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k618_sum", "%1108 reduce [1,40,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k620_sum", "%1110 reduce [1,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k697_matmul", "%1114 matmul [128,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k293_permute", "%1116 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k618_sum", "%1118 reduce [1,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k620_sum", "%1120 reduce [1,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k696_matmul", "%1123 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k697_matmul", "%1124 matmul [128,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k293_permute", "%1127 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k618_sum", "%1129 reduce [1,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k620_sum", "%1131 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k696_matmul", "%1134 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k697_matmul", "%1135 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k758_matmul_add_add", "%1137 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k618_sum", "%1138 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k620_sum", "%1140 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k623_mul", "%1143 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k618_sum", "%1144 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k620_sum", "%1146 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k635_fused_scale_mul_sum_mul", "%1155 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k639_fused_add_mul_mul_mul", "%1159 fused:add_mul_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k642_fused_scale_sum_neg", "%1163 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k690_fused_add_add_id", "%1165 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k618_sum", "%1166 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k620_sum", "%1168 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k651_matmul", "%1172 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k654_matmul_mul_gelu_grad", "%1175 matmul+mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k655_sum", "%1176 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k657_sum", "%1178 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k660_matmul", "%1181 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k661_matmul", "%1182 matmul [512,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k618_sum", "%1184 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k620_sum", "%1186 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k623_mul", "%1189 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k618_sum", "%1190 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k620_sum", "%1192 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k635_fused_scale_mul_sum_mul", "%1201 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k639_fused_add_mul_mul_mul", "%1205 fused:add_mul_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k642_fused_scale_sum_neg", "%1209 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k690_fused_add_add_id", "%1211 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k618_sum", "%1212 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k620_sum", "%1214 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k696_matmul", "%1217 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k697_matmul", "%1218 matmul [128,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k259_permute", "%1221 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:18", 1, 0, 0, 0, 0},
-    {"convirt_k702_matmul", "%1223 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_k703_matmul_div", "%1224 matmul+div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"convirt_k708_fused_mul_sum_neg_mul", "%1229 fused:mul_sum_neg_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"convirt_k724_fused_scale_mul_mul_mul", "%1245 fused:scale_mul_mul_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"convirt_k292_matmul", "%1246 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"convirt_k702_matmul", "%1247 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"convirt_k293_permute", "%1248 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k618_sum", "%1250 reduce [1,40,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k620_sum", "%1252 reduce [1,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k697_matmul", "%1256 matmul [128,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k293_permute", "%1258 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k618_sum", "%1260 reduce [1,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k620_sum", "%1262 reduce [1,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k696_matmul", "%1265 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k697_matmul", "%1266 matmul [128,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k293_permute", "%1269 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k618_sum", "%1271 reduce [1,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k620_sum", "%1273 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k696_matmul", "%1276 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k697_matmul", "%1277 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k758_matmul_add_add", "%1279 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k618_sum", "%1280 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k620_sum", "%1282 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k623_mul", "%1285 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k618_sum", "%1286 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k620_sum", "%1288 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k635_fused_scale_mul_sum_mul", "%1297 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k639_fused_add_mul_mul_mul", "%1301 fused:add_mul_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k642_fused_scale_sum_neg", "%1305 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k690_fused_add_add_id", "%1307 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k618_sum", "%1308 reduce [1,40,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0},
-    {"convirt_k931_scatter_add", "%1310 scatter_add [1024,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k278_sum", "%1311 reduce [1,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k281_matmul", "%1314 matmul [128,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k282_matmul_scale", "%1315 matmul+scale [B,128]", "graphs/lib/image_encoder.lua:35", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k285_sum", "%1318 reduce [1,64,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k287_sum", "%1320 reduce [1,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k290_matmul", "%1323 matmul [64*B,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k291_matmul", "%1324 matmul [128,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k293_fused_add_id", "%1326 fused:add_id [B,64,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k294_permute", "%1327 permute [B,128,64]", "graphs/lib/image_encoder.lua:33", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k297_fused_mul_step", "%1330 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k285_sum", "%1331 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k300_sum", "%1333 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k301_sum", "%1334 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k303_mul", "%1336 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k304_mul", "%1337 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k285_sum", "%1338 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k300_sum", "%1340 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k301_sum", "%1341 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k318_fused_scale_mul_sum_mul", "%1351 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k322_fused_add_mul_mul_id", "%1355 fused:add_mul_mul_id [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k325_fused_scale_sum_neg", "%1358 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k327_fused_add_id", "%1360 fused:add_id [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k330_sum", "%1363 reduce [B,128,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k278_sum", "%1364 reduce [1,128,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k333_conv2d_input_grad", "%1366 conv2d_input_grad [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k334_conv2d_weight_grad", "%1367 conv2d_weight_grad [128,128,3,3]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k297_fused_mul_step", "%1369 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k285_sum", "%1370 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k300_sum", "%1372 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k301_sum", "%1373 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k303_mul", "%1375 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k304_mul", "%1376 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k285_sum", "%1377 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k300_sum", "%1379 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k301_sum", "%1380 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k318_fused_scale_mul_sum_mul", "%1390 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k322_fused_add_mul_mul_id", "%1394 fused:add_mul_mul_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k325_fused_scale_sum_neg", "%1397 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k327_fused_add_id", "%1399 fused:add_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k330_sum", "%1402 reduce [B,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k278_sum", "%1403 reduce [1,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k333_conv2d_input_grad", "%1405 conv2d_input_grad [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k334_conv2d_weight_grad", "%1406 conv2d_weight_grad [128,128,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k376_fused_mul_add_step", "%1409 fused:mul_add_step [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k285_sum", "%1410 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k300_sum", "%1412 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k301_sum", "%1413 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k303_mul", "%1415 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k304_mul", "%1416 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k285_sum", "%1417 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k300_sum", "%1419 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k301_sum", "%1420 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k318_fused_scale_mul_sum_mul", "%1430 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k322_fused_add_mul_mul_id", "%1434 fused:add_mul_mul_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k325_fused_scale_sum_neg", "%1437 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k327_fused_add_id", "%1439 fused:add_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k330_sum", "%1442 reduce [B,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k278_sum", "%1443 reduce [1,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k412_conv2d_input_grad", "%1445 conv2d_input_grad [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k413_conv2d_weight_grad", "%1446 conv2d_weight_grad [128,64,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k415_fused_mul_step", "%1448 fused:mul_step [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k416_sum", "%1449 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k418_sum", "%1451 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k419_sum", "%1452 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k421_mul", "%1454 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k422_mul", "%1455 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k416_sum", "%1456 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k418_sum", "%1458 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k419_sum", "%1459 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k436_fused_scale_mul_sum_mul", "%1469 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k440_fused_add_mul_mul_id", "%1473 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k443_fused_scale_sum_neg", "%1476 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k445_fused_add_id", "%1478 fused:add_id [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k448_sum", "%1481 reduce [B,64,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k449_sum", "%1482 reduce [1,64,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k451_conv2d_input_grad", "%1484 conv2d_input_grad [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k452_conv2d_weight_grad", "%1485 conv2d_weight_grad [64,64,3,3]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k415_fused_mul_step", "%1487 fused:mul_step [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k416_sum", "%1488 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k418_sum", "%1490 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k419_sum", "%1491 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k421_mul", "%1493 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k422_mul", "%1494 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k416_sum", "%1495 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k418_sum", "%1497 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k419_sum", "%1498 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k436_fused_scale_mul_sum_mul", "%1508 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k440_fused_add_mul_mul_id", "%1512 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k443_fused_scale_sum_neg", "%1515 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k445_fused_add_id", "%1517 fused:add_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k448_sum", "%1520 reduce [B,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k449_sum", "%1521 reduce [1,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k451_conv2d_input_grad", "%1523 conv2d_input_grad [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k452_conv2d_weight_grad", "%1524 conv2d_weight_grad [64,64,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k494_fused_mul_add_step", "%1527 fused:mul_add_step [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k416_sum", "%1528 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k418_sum", "%1530 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k419_sum", "%1531 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k421_mul", "%1533 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k422_mul", "%1534 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k416_sum", "%1535 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k418_sum", "%1537 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k419_sum", "%1538 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k436_fused_scale_mul_sum_mul", "%1548 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k440_fused_add_mul_mul_id", "%1552 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k443_fused_scale_sum_neg", "%1555 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k445_fused_add_id", "%1557 fused:add_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k448_sum", "%1560 reduce [B,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k449_sum", "%1561 reduce [1,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k530_conv2d_input_grad", "%1563 conv2d_input_grad [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k531_conv2d_weight_grad", "%1564 conv2d_weight_grad [64,32,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k533_fused_mul_step", "%1566 fused:mul_step [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k534_sum", "%1567 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k536_sum", "%1569 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k537_sum", "%1570 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k539_mul", "%1572 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k540_mul", "%1573 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k534_sum", "%1574 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k536_sum", "%1576 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k537_sum", "%1577 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k554_fused_scale_mul_sum_mul", "%1587 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k558_fused_add_mul_mul_id", "%1591 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k561_fused_scale_sum_neg", "%1594 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k563_fused_add_id", "%1596 fused:add_id [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k566_sum", "%1599 reduce [B,32,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k567_sum", "%1600 reduce [1,32,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k569_conv2d_input_grad", "%1602 conv2d_input_grad [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k570_conv2d_weight_grad", "%1603 conv2d_weight_grad [32,32,3,3]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k533_fused_mul_step", "%1605 fused:mul_step [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k534_sum", "%1606 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k536_sum", "%1608 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k537_sum", "%1609 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k539_mul", "%1611 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k540_mul", "%1612 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k534_sum", "%1613 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k536_sum", "%1615 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k537_sum", "%1616 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k554_fused_scale_mul_sum_mul", "%1626 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k558_fused_add_mul_mul_id", "%1630 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k561_fused_scale_sum_neg", "%1633 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k563_fused_add_id", "%1635 fused:add_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k566_sum", "%1638 reduce [B,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k567_sum", "%1639 reduce [1,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k569_conv2d_input_grad", "%1641 conv2d_input_grad [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k570_conv2d_weight_grad", "%1642 conv2d_weight_grad [32,32,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k612_fused_mul_add_step", "%1645 fused:mul_add_step [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k534_sum", "%1646 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k536_sum", "%1648 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k537_sum", "%1649 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k539_mul", "%1651 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k540_mul", "%1652 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k534_sum", "%1653 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k536_sum", "%1655 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k537_sum", "%1656 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k554_fused_scale_mul_sum_mul", "%1666 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k558_fused_add_mul_mul_id", "%1670 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k561_fused_scale_sum_neg", "%1673 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k563_fused_add_id", "%1675 fused:add_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k566_sum", "%1678 reduce [B,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k567_sum", "%1679 reduce [1,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k648_conv2d_input_grad", "%1681 conv2d_input_grad [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k649_conv2d_weight_grad", "%1682 conv2d_weight_grad [32,32,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k651_fused_mul_step", "%1684 fused:mul_step [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k652_sum", "%1685 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k654_sum", "%1687 reduce [32,1,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k655_sum", "%1688 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k657_mul", "%1690 map:mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k658_mul", "%1691 map:mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k652_sum", "%1692 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k654_sum", "%1694 reduce [32,1,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k655_sum", "%1695 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k672_fused_scale_mul_sum_mul", "%1705 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k676_fused_add_mul_mul_id", "%1709 fused:add_mul_mul_id [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k679_fused_scale_sum_neg", "%1712 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k681_fused_add_id", "%1714 fused:add_id [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k684_sum", "%1717 reduce [B,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k567_sum", "%1718 reduce [1,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k688_conv2d_weight_grad", "%1721 conv2d_weight_grad [32,1,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_k9_group_norm_stats", "%12 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k10_group_norm", "%13 group_norm [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k11_relu", "%14 map:relu [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 0, 0, 0, 0, 0},
+    {"convirt_image_k14_conv2d", "%17 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k17_group_norm_stats", "%20 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k18_group_norm", "%21 group_norm [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k19_relu", "%22 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"convirt_image_k22_conv2d", "%25 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k17_group_norm_stats", "%28 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k18_group_norm", "%29 group_norm [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k19_relu", "%30 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_image_k22_conv2d", "%33 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k17_group_norm_stats", "%36 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k18_group_norm", "%37 group_norm [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k35_add", "%38 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_image_k19_relu", "%39 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"convirt_image_k39_conv2d", "%42 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k42_group_norm_stats", "%45 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k43_group_norm", "%46 group_norm [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k44_relu", "%47 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"convirt_image_k47_conv2d", "%50 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k42_group_norm_stats", "%53 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k43_group_norm", "%54 group_norm [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k44_relu", "%55 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_image_k47_conv2d", "%58 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k42_group_norm_stats", "%61 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k43_group_norm", "%62 group_norm [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k60_add", "%63 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_image_k44_relu", "%64 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"convirt_image_k64_conv2d", "%67 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k67_group_norm_stats", "%70 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k68_group_norm", "%71 group_norm [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k69_relu", "%72 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"convirt_image_k72_conv2d", "%75 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k67_group_norm_stats", "%78 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k68_group_norm", "%79 group_norm [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k69_relu", "%80 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_image_k72_conv2d", "%83 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k67_group_norm_stats", "%86 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k68_group_norm", "%87 group_norm [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k85_add", "%88 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_image_k69_relu", "%89 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"convirt_image_k88_permute", "%91 permute [B,64,128]", "graphs/lib/image_encoder.lua:33", 0, 0, 0, 0, 0},
+    {"convirt_image_k94_matmul_add", "%97 matmul+add [B,64,128]", "graphs/lib/image_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"convirt_image_k95_sum", "%98 reduce [B,1,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
+    {"convirt_image_k97_scale", "%100 map:scale [B,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
+    {"convirt_image_k101_matmul_add", "%104 matmul+add [B,128]", "graphs/lib/image_encoder.lua:36", 0, 0, 0, 0, 0},
+    {"convirt_k107_gather", "%107 gather [T,40,128]", "graphs/lib/text_encoder.lua:32", 0, 0, 0, 0, 0},
+    {"convirt_k112_fused_scale_sum_add", "%112 fused:scale_sum_add [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k113_fused_sub_add", "%113 fused:sub_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k118_fused_rsqrt_addc_scale_sum", "%118 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k119_mul", "%119 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k121_fused_add_mul", "%121 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k127_matmul_add", "%127 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_k129_permute", "%129 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_k127_matmul_add", "%135 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_k129_permute", "%137 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_k127_matmul_add", "%143 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_k129_permute", "%145 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_k152_fused_scale_addc_neg", "%152 fused:scale_addc_neg [T,1,1,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k153_matmul_add_mul_scale", "%153 matmul+add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k154_max", "%154 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k157_fused_exp_sub", "%157 fused:exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k159_fused_sum_mul", "%159 fused:sum_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k160_clampmin", "%160 map:clampmin [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k161_fused_div_mul", "%161 fused:div_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k162_matmul", "%162 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_k163_permute", "%163 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0},
+    {"convirt_k168_matmul", "%168 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k171_fused_add_add_add", "%171 fused:add_add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k175_fused_scale_sum", "%175 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k176_sub", "%176 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k118_fused_rsqrt_addc_scale_sum", "%181 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k119_mul", "%182 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k121_fused_add_mul", "%184 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k190_matmul_add", "%190 matmul+add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k191_gelu", "%191 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"convirt_k198_matmul_add_add", "%198 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"convirt_k175_fused_scale_sum", "%202 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k176_sub", "%203 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k118_fused_rsqrt_addc_scale_sum", "%208 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k119_mul", "%209 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k121_fused_add_mul", "%211 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k127_matmul_add", "%217 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_k129_permute", "%219 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_k127_matmul_add", "%225 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_k129_permute", "%227 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_k127_matmul_add", "%233 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_k129_permute", "%235 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_k153_matmul_add_mul_scale", "%243 matmul+add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k154_max", "%244 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k157_fused_exp_sub", "%247 fused:exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k159_fused_sum_mul", "%249 fused:sum_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k160_clampmin", "%250 map:clampmin [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k161_fused_div_mul", "%251 fused:div_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k162_matmul", "%252 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_k163_permute", "%253 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0},
+    {"convirt_k261_matmul_add_add", "%261 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k175_fused_scale_sum", "%265 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k176_sub", "%266 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k118_fused_rsqrt_addc_scale_sum", "%271 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k119_mul", "%272 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k121_fused_add_mul", "%274 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k190_matmul_add", "%280 matmul+add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k191_gelu", "%281 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"convirt_k198_matmul_add_add", "%288 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"convirt_k175_fused_scale_sum", "%292 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"convirt_k176_sub", "%293 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"convirt_k118_fused_rsqrt_addc_scale_sum", "%298 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"convirt_k119_mul", "%299 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"convirt_k121_fused_add_mul", "%301 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"convirt_k302_slice", "%302 slice [T,1,128]", "graphs/lib/text_encoder.lua:35", 0, 0, 0, 0, 0},
+    {"convirt_k307_matmul_add", "%307 matmul+add [T,128]", "graphs/lib/text_encoder.lua:36", 0, 0, 0, 0, 0},
+    {"convirt_text_k206_slice", "%308 slice [T,39,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0},
+    {"convirt_text_k212_matmul_add", "%314 matmul+add [T,39,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k7_fused_sum_square", "%316 fused:sum_square [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k9_fused_rsqrt_clampmin", "%318 fused:rsqrt_clampmin [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k10_mul", "%319 map:mul [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k12_fused_sum_square", "%321 fused:sum_square [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k14_fused_rsqrt_clampmin", "%323 fused:rsqrt_clampmin [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k15_mul", "%324 map:mul [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k17_matmul_scale", "%326 matmul+scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k18_eye", "%327 eye [T,B]", "graphs/lib/losses.lua:9", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k19_max", "%328 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k22_fused_exp_sub", "%331 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k23_sum", "%332 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k24_clampmin", "%333 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k27_mul", "%336 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k30_max", "%339 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k33_fused_exp_sub", "%342 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k34_sum", "%343 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k35_clampmin", "%344 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k34_sum", "%348 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k23_sum", "%350 reduce [T,1]", "graphs/lib/losses.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k42_fused_mul_sub_add_log", "%351 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k43_sum", "%352 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k46_fused_scale_add_sum_sub", "%355 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k49_fused_sum_square", "%358 fused:sum_square [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k51_fused_rsqrt_clampmin", "%360 fused:rsqrt_clampmin [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k52_mul", "%361 map:mul [T,39,128]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k56_fused_sum_square", "%365 fused:sum_square [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k58_fused_rsqrt_clampmin", "%367 fused:rsqrt_clampmin [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k59_mul", "%368 map:mul [1,B,64,128]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k60_matmul", "%369 matmul [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k62_fused_max_scale", "%371 fused:max_scale [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k65_fused_exp_sub_scale", "%374 fused:exp_sub_scale [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k66_sum", "%375 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k67_div", "%376 map:div [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k68_matmul", "%377 matmul [T,B,39,128]", "graphs/lib/matching.lua:11", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k70_fused_sum_square", "%379 fused:sum_square [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k72_fused_rsqrt_clampmin", "%381 fused:rsqrt_clampmin [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k73_mul", "%382 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k74_mul", "%383 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_text_vjp_k278_matmul", "%390 matmul [39*T,128]", "graphs/lib/srm.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_text_vjp_k278_matmul", "%393 matmul [39*T,128]", "graphs/lib/srm.lua:11", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k81_fused_scale_addc_neg", "%401 fused:scale_addc_neg [T,1,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k93_matmul_add_mul_scale", "%402 matmul+add_mul_scale [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k94_max", "%403 reduce [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k97_fused_exp_sub", "%406 fused:exp_sub [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k99_fused_sum_mul", "%408 fused:sum_mul [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k100_clampmin", "%409 map:clampmin [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k101_fused_div_mul", "%410 fused:div_mul [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_k464_matmul", "%423 matmul [T,128]", "graphs/lib/irm.lua:9", 0, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k155_matmul", "%543 matmul [T,128]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k155_matmul", "%548 matmul [T,128]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k155_matmul", "%551 matmul [T,128]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
+    {"reclf_features_loss_k211_fused_sum_mul", "%554 fused:sum_mul [T,B,39,1]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k177_matmul", "%555 matmul [T,B,39,1]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k81_fused_scale_addc_neg", "%435 fused:scale_addc_neg [T,1,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
+    {"reclf_features_loss_k127_fused_add_mul_scale_add", "%436 fused:add_mul_scale_add [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k83_max", "%437 reduce [T,B,1,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k86_fused_exp_sub", "%440 fused:exp_sub [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k87_mul", "%441 map:mul [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k88_sum", "%442 reduce [T,B,1,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k89_clampmin", "%443 map:clampmin [T,B,1,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k100_div", "%444 map:div [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k170_sum", "%533 reduce [128,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k173_matmul", "%536 matmul [1,128]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k176_fused_sum_mul", "%539 fused:sum_mul [T,B,39,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k177_matmul", "%540 matmul [T,B,39,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
+    {"reclf_features_loss_k198_fused_add_sum", "%541 fused:add_sum [T,B,39,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k101_mul", "%445 map:mul [T,B,39,1]", "graphs/lib/irm.lua:12", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k88_sum", "%446 reduce [T,B,1,1]", "graphs/lib/irm.lua:12", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k94_scale", "%448 map:scale [T,B]", "graphs/lib/model.lua:43", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k19_max", "%450 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k22_fused_exp_sub", "%453 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k23_sum", "%454 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k24_clampmin", "%455 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k27_mul", "%458 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k30_max", "%461 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k33_fused_exp_sub", "%464 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k34_sum", "%465 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k35_clampmin", "%466 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k34_sum", "%470 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k42_fused_mul_sub_add_log", "%473 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k43_sum", "%474 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k46_fused_scale_add_sum_sub", "%477 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k113_add", "%479 map:add []", "graphs/lib/model.lua:85", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k58_fill", "%565 fill []", "graphs/lib/model.lua:87", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k60_scale", "%567 map:scale [1,1]", "graphs/lib/losses.lua:16", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k63_fused_mul_id", "%570 fused:mul_id [T,1]", "graphs/lib/losses.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k65_fused_neg_id", "%572 fused:neg_id [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k159_fused_mul_id", "%574 fused:mul_id [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k71_fused_mul_div_id_step", "%578 fused:mul_div_id_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k77_neg", "%584 map:neg [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k171_fused_mul_id", "%586 fused:mul_id [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k84_fused_mul_div_step", "%591 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k182_fused_scale_add_add_add", "%597 fused:scale_add_add_add [T,B]", "graphs/lib/model.lua:43", 1, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k203_fused_mul_id", "%601 fused:mul_id [T,B,39,1]", "graphs/lib/irm.lua:12", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k225_matmul", "%602 matmul [T,B,39,39]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k226_matmul", "%603 matmul [T,B,39,1]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k227_sum", "%604 reduce [T,1,39,39]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k201_fused_mul_id", "%607 fused:mul_id [T,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k231_sum", "%608 reduce [1,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k233_sum", "%610 reduce [1,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"convirt_text_vjp_k275_sum", "%612 reduce [1,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k238_matmul", "%615 matmul [1,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k204_fused_div_mul_id", "%622 fused:div_mul_id [T,B,39,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k206_fused_neg_mul", "%624 fused:neg_mul [T,B,39,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k88_sum", "%625 reduce [T,B,1,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k209_fused_mul_step", "%627 fused:mul_step [T,B,1,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k222_fused_scale_mul_mul_mul", "%640 fused:scale_mul_mul_mul [T,B,39,1]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k225_matmul", "%641 matmul [T,B,39,39]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k226_matmul", "%642 matmul [T,B,39,1]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k227_sum", "%643 reduce [T,1,39,39]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"reclf_features_loss_k301_add", "%644 map:add [T,1,39,39]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k201_fused_mul_id", "%647 fused:mul_id [T,B,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k203_sum", "%648 reduce [T,1,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k227_sum", "%649 reduce [T,1,1,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"convirt_k464_matmul", "%652 matmul [T,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"convirt_k465_matmul", "%653 matmul [128,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"reclf_features_loss_k311_matmul_add", "%654 matmul+add [128,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"reclf_features_loss_k316_matmul_add_id", "%659 matmul+add_id [128,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k201_fused_mul_id", "%663 fused:mul_id [T,B,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k203_sum", "%664 reduce [T,1,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k227_sum", "%665 reduce [T,1,1,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"reclf_features_loss_k323_fused_add_add_add_mul", "%666 fused:add_add_add_mul [T,B,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"reclf_features_loss_k324_matmul_add", "%667 matmul+add [T,1,1,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"convirt_k464_matmul", "%669 matmul [T,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"convirt_k465_matmul", "%670 matmul [128,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"convirt_k465_matmul", "%674 matmul [128,128]", "graphs/lib/irm.lua:9", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k246_div", "%676 map:div [T,39,39]", "graphs/lib/srm.lua:12", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k251_fused_mul_sum_neg_mul", "%681 fused:mul_sum_neg_mul [T,39,1]", "graphs/lib/srm.lua:12", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k264_fused_scale_mul_mul_mul", "%694 fused:scale_mul_mul_mul [T,39,39]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k265_matmul", "%695 matmul [T,39,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k266_matmul", "%696 matmul [T,39,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k268_matmul", "%698 matmul [39*T,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
+    {"convirt_text_vjp_k279_matmul", "%699 matmul [128,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k268_matmul", "%702 matmul [39*T,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
+    {"convirt_text_vjp_k279_matmul", "%703 matmul [128,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k276_mul", "%706 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k203_sum", "%708 reduce [T,1,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k287_fused_mul_mul_sum_mul", "%717 fused:mul_mul_sum_mul [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k291_fused_add_mul_mul_mul", "%721 fused:add_mul_mul_mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k218_matmul", "%723 matmul [T,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k219_sum", "%724 reduce [1,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k220_matmul_div", "%725 matmul+div [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k223_fused_sum_neg_mul", "%728 fused:sum_neg_mul [T,B,39,1]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k229_fused_scale_mul_add_id", "%734 fused:scale_mul_add_id [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k68_matmul", "%735 matmul [T,B,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k231_matmul", "%736 matmul [T,B,64,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k203_sum", "%737 reduce [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k219_sum", "%738 reduce [1,B,64,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k234_add", "%739 map:add [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k244_fused_mul_mul_sum_mul", "%749 fused:mul_mul_sum_mul [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k248_fused_add_add_mul_mul", "%753 fused:add_add_mul_mul [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k259_fused_mul_mul_sum_mul", "%765 fused:mul_mul_sum_mul [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k339_fused_add_add_add_mul", "%769 fused:add_add_add_mul [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k71_fused_mul_div_id_step", "%782 fused:mul_div_id_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k84_fused_mul_div_step", "%795 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k295_fused_scale_add_add_add", "%801 fused:scale_add_add_add [T,B]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k91_matmul", "%802 matmul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k92_matmul", "%803 matmul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k101_fused_mul_mul_sum_mul", "%812 fused:mul_mul_sum_mul [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k105_fused_add_mul_mul_id", "%816 fused:add_mul_mul_id [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k114_fused_mul_mul_sum_mul", "%826 fused:mul_mul_sum_mul [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k360_matmul_add_add_mul_mul", "%830 matmul+add_add_mul_mul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_text_vjp_k273_sum", "%831 reduce [1,39,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
+    {"convirt_text_vjp_k275_sum", "%833 reduce [1,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
+    {"convirt_text_vjp_k278_matmul", "%836 matmul [39*T,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
+    {"convirt_text_vjp_k279_matmul", "%837 matmul [128,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
+    {"convirt_text_vjp_k281_pad", "%839 pad [T,40,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
+    {"convirt_k462_sum", "%840 reduce [1,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"convirt_k464_matmul", "%842 matmul [T,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"convirt_k465_matmul", "%843 matmul [128,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"convirt_k467_pad", "%845 pad [T,40,128]", "graphs/lib/text_encoder.lua:35", 1, 0, 0, 0, 0},
+    {"convirt_text_vjp_k288_add", "%846 map:add [T,40,128]", "graphs/lib/text_encoder.lua:35", 1, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%847 reduce [1,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%849 reduce [1,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k473_mul", "%852 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%853 reduce [1,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%855 reduce [1,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k485_fused_scale_mul_sum_mul", "%864 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k489_fused_add_mul_mul_mul", "%868 fused:add_mul_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k492_fused_scale_sum_neg", "%871 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k494_fused_add_id", "%873 fused:add_id [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%874 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%876 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k501_matmul", "%880 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k504_matmul_mul_gelu_grad", "%883 matmul+mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k505_sum", "%884 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k507_sum", "%886 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k510_matmul", "%889 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k511_matmul", "%890 matmul [512,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%892 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%894 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k473_mul", "%897 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%898 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%900 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k485_fused_scale_mul_sum_mul", "%909 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k489_fused_add_mul_mul_mul", "%913 fused:add_mul_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k492_fused_scale_sum_neg", "%917 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k540_fused_add_add_id", "%919 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%920 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%922 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k546_matmul", "%925 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k547_matmul", "%926 matmul [128,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k129_permute", "%929 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:18", 1, 0, 0, 0, 0},
+    {"convirt_k552_matmul", "%931 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_k553_matmul_div", "%932 matmul+div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"convirt_k558_fused_mul_sum_neg_mul", "%937 fused:mul_sum_neg_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"convirt_k574_fused_scale_mul_mul_mul", "%953 fused:scale_mul_mul_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"convirt_k162_matmul", "%954 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"convirt_k552_matmul", "%955 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"convirt_k163_permute", "%956 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%958 reduce [1,40,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%960 reduce [1,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k547_matmul", "%964 matmul [128,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k163_permute", "%966 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%968 reduce [1,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%970 reduce [1,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k546_matmul", "%973 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k547_matmul", "%974 matmul [128,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k163_permute", "%977 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%979 reduce [1,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%981 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k546_matmul", "%984 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k547_matmul", "%985 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k608_matmul_add_add", "%987 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%988 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%990 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k473_mul", "%993 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%994 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%996 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k485_fused_scale_mul_sum_mul", "%1005 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k489_fused_add_mul_mul_mul", "%1009 fused:add_mul_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k492_fused_scale_sum_neg", "%1013 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k540_fused_add_add_id", "%1015 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%1016 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%1018 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k501_matmul", "%1022 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k504_matmul_mul_gelu_grad", "%1025 matmul+mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k505_sum", "%1026 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k507_sum", "%1028 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k510_matmul", "%1031 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k511_matmul", "%1032 matmul [512,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%1034 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%1036 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k473_mul", "%1039 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%1040 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%1042 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k485_fused_scale_mul_sum_mul", "%1051 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k489_fused_add_mul_mul_mul", "%1055 fused:add_mul_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k492_fused_scale_sum_neg", "%1059 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k540_fused_add_add_id", "%1061 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%1062 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%1064 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k546_matmul", "%1067 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k547_matmul", "%1068 matmul [128,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k129_permute", "%1071 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:18", 1, 0, 0, 0, 0},
+    {"convirt_k552_matmul", "%1073 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_k553_matmul_div", "%1074 matmul+div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"convirt_k558_fused_mul_sum_neg_mul", "%1079 fused:mul_sum_neg_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"convirt_k574_fused_scale_mul_mul_mul", "%1095 fused:scale_mul_mul_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"convirt_k162_matmul", "%1096 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"convirt_k552_matmul", "%1097 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"convirt_k163_permute", "%1098 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%1100 reduce [1,40,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%1102 reduce [1,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k547_matmul", "%1106 matmul [128,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k163_permute", "%1108 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%1110 reduce [1,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%1112 reduce [1,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k546_matmul", "%1115 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k547_matmul", "%1116 matmul [128,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k163_permute", "%1119 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%1121 reduce [1,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%1123 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k546_matmul", "%1126 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k547_matmul", "%1127 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k608_matmul_add_add", "%1129 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%1130 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%1132 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k473_mul", "%1135 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%1136 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%1138 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k485_fused_scale_mul_sum_mul", "%1147 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k489_fused_add_mul_mul_mul", "%1151 fused:add_mul_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k492_fused_scale_sum_neg", "%1155 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k540_fused_add_add_id", "%1157 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%1158 reduce [1,40,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0},
+    {"convirt_k781_scatter_add", "%1160 scatter_add [1024,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k128_sum", "%1161 reduce [1,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k131_matmul", "%1164 matmul [128,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k132_matmul_scale", "%1165 matmul+scale [B,128]", "graphs/lib/image_encoder.lua:35", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k135_sum", "%1168 reduce [1,64,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k137_sum", "%1170 reduce [1,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k140_matmul", "%1173 matmul [64*B,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k141_matmul", "%1174 matmul [128,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k143_fused_add_id", "%1176 fused:add_id [B,64,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k144_permute", "%1177 permute [B,128,64]", "graphs/lib/image_encoder.lua:33", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k147_fused_mul_step", "%1180 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k148_group_norm_sums", "%1181 group_norm_sums [B,128,2]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k149_group_norm_grad_x", "%1182 group_norm_grad_x [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k150_sum", "%1183 reduce [1,128,2]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k152_slice", "%1185 slice [128,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k154_slice", "%1187 slice [128,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k157_sum", "%1190 reduce [B,128,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k128_sum", "%1191 reduce [1,128,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k160_conv2d_input_grad", "%1193 conv2d_input_grad [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k161_conv2d_weight_grad", "%1194 conv2d_weight_grad [128,128,3,3]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k147_fused_mul_step", "%1196 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k148_group_norm_sums", "%1197 group_norm_sums [B,128,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k149_group_norm_grad_x", "%1198 group_norm_grad_x [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k150_sum", "%1199 reduce [1,128,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k152_slice", "%1201 slice [128,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k154_slice", "%1203 slice [128,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k157_sum", "%1206 reduce [B,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k128_sum", "%1207 reduce [1,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k160_conv2d_input_grad", "%1209 conv2d_input_grad [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k161_conv2d_weight_grad", "%1210 conv2d_weight_grad [128,128,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k180_fused_mul_add_step", "%1213 fused:mul_add_step [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k148_group_norm_sums", "%1214 group_norm_sums [B,128,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k149_group_norm_grad_x", "%1215 group_norm_grad_x [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k150_sum", "%1216 reduce [1,128,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k152_slice", "%1218 slice [128,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k154_slice", "%1220 slice [128,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k157_sum", "%1223 reduce [B,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k128_sum", "%1224 reduce [1,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k193_conv2d_input_grad", "%1226 conv2d_input_grad [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k194_conv2d_weight_grad", "%1227 conv2d_weight_grad [128,64,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k196_fused_mul_step", "%1229 fused:mul_step [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k197_group_norm_sums", "%1230 group_norm_sums [B,64,2]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k198_group_norm_grad_x", "%1231 group_norm_grad_x [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k128_sum", "%1232 reduce [1,64,2]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k201_slice", "%1234 slice [64,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k203_slice", "%1236 slice [64,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k206_sum", "%1239 reduce [B,64,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k207_sum", "%1240 reduce [1,64,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k209_conv2d_input_grad", "%1242 conv2d_input_grad [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k210_conv2d_weight_grad", "%1243 conv2d_weight_grad [64,64,3,3]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k196_fused_mul_step", "%1245 fused:mul_step [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k197_group_norm_sums", "%1246 group_norm_sums [B,64,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k198_group_norm_grad_x", "%1247 group_norm_grad_x [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k128_sum", "%1248 reduce [1,64,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k201_slice", "%1250 slice [64,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k203_slice", "%1252 slice [64,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k206_sum", "%1255 reduce [B,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k207_sum", "%1256 reduce [1,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k209_conv2d_input_grad", "%1258 conv2d_input_grad [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k210_conv2d_weight_grad", "%1259 conv2d_weight_grad [64,64,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k229_fused_mul_add_step", "%1262 fused:mul_add_step [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k197_group_norm_sums", "%1263 group_norm_sums [B,64,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k198_group_norm_grad_x", "%1264 group_norm_grad_x [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k128_sum", "%1265 reduce [1,64,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k201_slice", "%1267 slice [64,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k203_slice", "%1269 slice [64,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k206_sum", "%1272 reduce [B,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k207_sum", "%1273 reduce [1,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k242_conv2d_input_grad", "%1275 conv2d_input_grad [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k243_conv2d_weight_grad", "%1276 conv2d_weight_grad [64,32,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k245_fused_mul_step", "%1278 fused:mul_step [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k246_group_norm_sums", "%1279 group_norm_sums [B,32,2]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k247_group_norm_grad_x", "%1280 group_norm_grad_x [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k207_sum", "%1281 reduce [1,32,2]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k250_slice", "%1283 slice [32,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k252_slice", "%1285 slice [32,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k255_sum", "%1288 reduce [B,32,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k256_sum", "%1289 reduce [1,32,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k258_conv2d_input_grad", "%1291 conv2d_input_grad [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k259_conv2d_weight_grad", "%1292 conv2d_weight_grad [32,32,3,3]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k245_fused_mul_step", "%1294 fused:mul_step [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k246_group_norm_sums", "%1295 group_norm_sums [B,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k247_group_norm_grad_x", "%1296 group_norm_grad_x [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k207_sum", "%1297 reduce [1,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k250_slice", "%1299 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k252_slice", "%1301 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k255_sum", "%1304 reduce [B,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k256_sum", "%1305 reduce [1,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k258_conv2d_input_grad", "%1307 conv2d_input_grad [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k259_conv2d_weight_grad", "%1308 conv2d_weight_grad [32,32,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k278_fused_mul_add_step", "%1311 fused:mul_add_step [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k246_group_norm_sums", "%1312 group_norm_sums [B,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k247_group_norm_grad_x", "%1313 group_norm_grad_x [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k207_sum", "%1314 reduce [1,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k250_slice", "%1316 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k252_slice", "%1318 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k255_sum", "%1321 reduce [B,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k256_sum", "%1322 reduce [1,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k291_conv2d_input_grad", "%1324 conv2d_input_grad [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k292_conv2d_weight_grad", "%1325 conv2d_weight_grad [32,32,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k294_fused_mul_step", "%1327 fused:mul_step [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k295_group_norm_sums", "%1328 group_norm_sums [B,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k296_group_norm_grad_x", "%1329 group_norm_grad_x [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k207_sum", "%1330 reduce [1,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k250_slice", "%1332 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k252_slice", "%1334 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k304_sum", "%1337 reduce [B,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k256_sum", "%1338 reduce [1,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k308_conv2d_weight_grad", "%1341 conv2d_weight_grad [32,1,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
 };
-const reclf_prof_table reclf_profile_reclf = {609, prof};
+const reclf_prof_table reclf_profile_reclf = {512, prof};
 #define CALL(i, fl, by, call) do { double t0_ = reclf_prof_now(); call; prof[i].seconds += reclf_prof_now() - t0_; \
     prof[i].calls++; prof[i].flops += (fl); prof[i].bytes += (double)(by); } while (0)
 #else
@@ -636,628 +539,531 @@ const reclf_prof_table reclf_profile_reclf = {609, prof};
 static size_t arena_bytes(const long *dims) {
     const long B = dims[0]; (void)B;
     const long T = dims[1]; (void)T;
-    return sizeof(real) * (size_t)(6053872 + 1250016*B + 25504*B*T + 257024*T);
+    return sizeof(real) * (size_t)(6053872 + 946912*B + 25504*B*T + 257024*T);
 }
 
 static void forward(void *arena, const real *P, void *const *inputs, const long *dims) {
     const long B = dims[0]; (void)B;
     const long T = dims[1]; (void)T;
     real *A = arena; (void)A; (void)P; (void)inputs;
-    CALL(0, (double)8192*B, sizeof(real)*((double)4096*B + (double)4096*B), convirt_image_k3_fused_scale_addc(A + 6053872 + 1245184*B, (real *)inputs[0], B)); /* %6 fused:scale_addc [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
-    CALL(1, (double)2359296*B, sizeof(real)*((double)131072*B + (double)4096*B + (double)288 + (double)32), convirt_image_k6_conv2d(A + 6053872, A + 6053872 + 1245184*B, (real *)P + 0, (real *)P + 288, A + 0, B)); /* %9 conv2d [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(2, (double)131080*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_k11_fused_scale_sum(A + 6053872 + 262144*B, A + 6053872, B)); /* %14 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(3, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_vjp_k12_sub(A + 6053872 + 131072*B, A + 6053872, A + 6053872 + 262144*B, B)); /* %15 map:sub [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(4, (double)262168*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_vjp_k17_fused_rsqrt_addc_scale_sum(A + 6053872 + 1249792*B, A + 6053872 + 131072*B, B)); /* %20 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(5, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_vjp_k18_mul(A + 6053872, A + 6053872 + 131072*B, A + 6053872 + 1249792*B, B)); /* %21 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(6, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32 + (double)32), convirt_image_vjp_k23_fused_add_mul(A + 6053872 + 262144*B, A + 6053872, (real *)P + 320, (real *)P + 352, B)); /* %26 fused:add_mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(7, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), convirt_image_vjp_k24_relu(A + 6053872 + 393216*B, A + 6053872 + 262144*B, B)); /* %27 map:relu [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
-    CALL(8, (double)18874368*B, sizeof(real)*((double)32768*B + (double)131072*B + (double)9216 + (double)32), convirt_image_k27_conv2d(A + 6053872 + 524288*B, A + 6053872 + 393216*B, (real *)P + 384, (real *)P + 9600, A + 0, B)); /* %30 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(9, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k32_fused_scale_sum(A + 6053872 + 1249280*B, A + 6053872 + 524288*B, B)); /* %35 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(10, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k33_sub(A + 6053872 + 557056*B, A + 6053872 + 524288*B, A + 6053872 + 1249280*B, B)); /* %36 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(11, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_vjp_k38_fused_rsqrt_addc_scale_sum(A + 6053872 + 1249808*B, A + 6053872 + 557056*B, B)); /* %41 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(12, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k39_mul(A + 6053872 + 524288*B, A + 6053872 + 557056*B, A + 6053872 + 1249808*B, B)); /* %42 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(13, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_vjp_k44_fused_add_mul(A + 6053872 + 589824*B, A + 6053872 + 524288*B, (real *)P + 9632, (real *)P + 9664, B)); /* %47 fused:add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(14, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k45_relu(A + 6053872 + 622592*B, A + 6053872 + 589824*B, B)); /* %48 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
-    CALL(15, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216 + (double)32), convirt_image_k48_conv2d(A + 6053872 + 655360*B, A + 6053872 + 622592*B, (real *)P + 9696, (real *)P + 18912, A + 0, B)); /* %51 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(16, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k32_fused_scale_sum(A + 6053872 + 1249280*B, A + 6053872 + 655360*B, B)); /* %56 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(17, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k33_sub(A + 6053872 + 688128*B, A + 6053872 + 655360*B, A + 6053872 + 1249280*B, B)); /* %57 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(18, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_vjp_k38_fused_rsqrt_addc_scale_sum(A + 6053872 + 1249824*B, A + 6053872 + 688128*B, B)); /* %62 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(19, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k39_mul(A + 6053872 + 655360*B, A + 6053872 + 688128*B, A + 6053872 + 1249824*B, B)); /* %63 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(20, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_vjp_k44_fused_add_mul(A + 6053872 + 720896*B, A + 6053872 + 655360*B, (real *)P + 18944, (real *)P + 18976, B)); /* %68 fused:add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(21, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k45_relu(A + 6053872 + 753664*B, A + 6053872 + 720896*B, B)); /* %69 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
-    CALL(22, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216 + (double)32), convirt_image_k48_conv2d(A + 6053872 + 786432*B, A + 6053872 + 753664*B, (real *)P + 19008, (real *)P + 28224, A + 0, B)); /* %72 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(23, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k32_fused_scale_sum(A + 6053872 + 1249280*B, A + 6053872 + 786432*B, B)); /* %77 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(24, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k33_sub(A + 6053872 + 819200*B, A + 6053872 + 786432*B, A + 6053872 + 1249280*B, B)); /* %78 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(25, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_vjp_k38_fused_rsqrt_addc_scale_sum(A + 6053872 + 1249840*B, A + 6053872 + 819200*B, B)); /* %83 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(26, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k39_mul(A + 6053872 + 786432*B, A + 6053872 + 819200*B, A + 6053872 + 1249840*B, B)); /* %84 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(27, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_vjp_k87_fused_add_add_mul(A + 6053872 + 851968*B, A + 6053872 + 622592*B, A + 6053872 + 786432*B, (real *)P + 28256, (real *)P + 28288, B)); /* %90 fused:add_add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:14 */
-    CALL(28, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k45_relu(A + 6053872 + 884736*B, A + 6053872 + 851968*B, B)); /* %91 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
-    CALL(29, (double)9437184*B, sizeof(real)*((double)16384*B + (double)32768*B + (double)18432 + (double)64), convirt_image_k91_conv2d(A + 6053872 + 917504*B, A + 6053872 + 884736*B, (real *)P + 28320, (real *)P + 46752, A + 0, B)); /* %94 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(30, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k96_fused_scale_sum(A + 6053872 + 1249280*B, A + 6053872 + 917504*B, B)); /* %99 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(31, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k97_sub(A + 6053872 + 933888*B, A + 6053872 + 917504*B, A + 6053872 + 1249280*B, B)); /* %100 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(32, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_vjp_k102_fused_rsqrt_addc_scale_sum(A + 6053872 + 1249856*B, A + 6053872 + 933888*B, B)); /* %105 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(33, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k103_mul(A + 6053872 + 917504*B, A + 6053872 + 933888*B, A + 6053872 + 1249856*B, B)); /* %106 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(34, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_vjp_k108_fused_add_mul(A + 6053872 + 950272*B, A + 6053872 + 917504*B, (real *)P + 46816, (real *)P + 46880, B)); /* %111 fused:add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(35, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k109_relu(A + 6053872 + 966656*B, A + 6053872 + 950272*B, B)); /* %112 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
-    CALL(36, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864 + (double)64), convirt_image_k112_conv2d(A + 6053872 + 983040*B, A + 6053872 + 966656*B, (real *)P + 46944, (real *)P + 83808, A + 0, B)); /* %115 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(37, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k96_fused_scale_sum(A + 6053872 + 1249280*B, A + 6053872 + 983040*B, B)); /* %120 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(38, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k97_sub(A + 6053872 + 999424*B, A + 6053872 + 983040*B, A + 6053872 + 1249280*B, B)); /* %121 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(39, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_vjp_k102_fused_rsqrt_addc_scale_sum(A + 6053872 + 1249872*B, A + 6053872 + 999424*B, B)); /* %126 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(40, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k103_mul(A + 6053872 + 983040*B, A + 6053872 + 999424*B, A + 6053872 + 1249872*B, B)); /* %127 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(41, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_vjp_k108_fused_add_mul(A + 6053872 + 1015808*B, A + 6053872 + 983040*B, (real *)P + 83872, (real *)P + 83936, B)); /* %132 fused:add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(42, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k109_relu(A + 6053872 + 1032192*B, A + 6053872 + 1015808*B, B)); /* %133 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
-    CALL(43, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864 + (double)64), convirt_image_k112_conv2d(A + 6053872 + 1048576*B, A + 6053872 + 1032192*B, (real *)P + 84000, (real *)P + 120864, A + 0, B)); /* %136 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(44, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k96_fused_scale_sum(A + 6053872 + 1249280*B, A + 6053872 + 1048576*B, B)); /* %141 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(45, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k97_sub(A + 6053872 + 1064960*B, A + 6053872 + 1048576*B, A + 6053872 + 1249280*B, B)); /* %142 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(46, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_vjp_k102_fused_rsqrt_addc_scale_sum(A + 6053872 + 1249888*B, A + 6053872 + 1064960*B, B)); /* %147 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(47, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k103_mul(A + 6053872 + 1048576*B, A + 6053872 + 1064960*B, A + 6053872 + 1249888*B, B)); /* %148 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(48, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_vjp_k151_fused_add_add_mul(A + 6053872 + 1081344*B, A + 6053872 + 966656*B, A + 6053872 + 1048576*B, (real *)P + 120928, (real *)P + 120992, B)); /* %154 fused:add_add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:14 */
-    CALL(49, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k109_relu(A + 6053872 + 1097728*B, A + 6053872 + 1081344*B, B)); /* %155 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
-    CALL(50, (double)9437184*B, sizeof(real)*((double)8192*B + (double)16384*B + (double)73728 + (double)128), convirt_image_k155_conv2d(A + 6053872 + 1114112*B, A + 6053872 + 1097728*B, (real *)P + 121056, (real *)P + 194784, A + 0, B)); /* %158 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(51, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k160_fused_scale_sum(A + 6053872 + 1249280*B, A + 6053872 + 1114112*B, B)); /* %163 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(52, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k161_sub(A + 6053872 + 1122304*B, A + 6053872 + 1114112*B, A + 6053872 + 1249280*B, B)); /* %164 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(53, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_vjp_k166_fused_rsqrt_addc_scale_sum(A + 6053872 + 1249904*B, A + 6053872 + 1122304*B, B)); /* %169 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(54, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k167_mul(A + 6053872 + 1114112*B, A + 6053872 + 1122304*B, A + 6053872 + 1249904*B, B)); /* %170 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(55, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_vjp_k172_fused_add_mul(A + 6053872 + 1130496*B, A + 6053872 + 1114112*B, (real *)P + 194912, (real *)P + 195040, B)); /* %175 fused:add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(56, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k173_relu(A + 6053872 + 1138688*B, A + 6053872 + 1130496*B, B)); /* %176 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
-    CALL(57, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456 + (double)128), convirt_image_k176_conv2d(A + 6053872 + 1146880*B, A + 6053872 + 1138688*B, (real *)P + 195168, (real *)P + 342624, A + 0, B)); /* %179 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(58, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k160_fused_scale_sum(A + 6053872 + 1249280*B, A + 6053872 + 1146880*B, B)); /* %184 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(59, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k161_sub(A + 6053872 + 1155072*B, A + 6053872 + 1146880*B, A + 6053872 + 1249280*B, B)); /* %185 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(60, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_vjp_k166_fused_rsqrt_addc_scale_sum(A + 6053872 + 1249920*B, A + 6053872 + 1155072*B, B)); /* %190 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(61, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k167_mul(A + 6053872 + 1146880*B, A + 6053872 + 1155072*B, A + 6053872 + 1249920*B, B)); /* %191 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(62, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_vjp_k172_fused_add_mul(A + 6053872 + 1163264*B, A + 6053872 + 1146880*B, (real *)P + 342752, (real *)P + 342880, B)); /* %196 fused:add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(63, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k173_relu(A + 6053872 + 1171456*B, A + 6053872 + 1163264*B, B)); /* %197 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
-    CALL(64, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456 + (double)128), convirt_image_k176_conv2d(A + 6053872 + 1179648*B, A + 6053872 + 1171456*B, (real *)P + 343008, (real *)P + 490464, A + 0, B)); /* %200 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(65, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k160_fused_scale_sum(A + 6053872 + 1249280*B, A + 6053872 + 1179648*B, B)); /* %205 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(66, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k161_sub(A + 6053872 + 1187840*B, A + 6053872 + 1179648*B, A + 6053872 + 1249280*B, B)); /* %206 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(67, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_vjp_k166_fused_rsqrt_addc_scale_sum(A + 6053872 + 1249936*B, A + 6053872 + 1187840*B, B)); /* %211 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(68, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k167_mul(A + 6053872 + 1179648*B, A + 6053872 + 1187840*B, A + 6053872 + 1249936*B, B)); /* %212 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(69, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_vjp_k215_fused_add_add_mul(A + 6053872 + 1196032*B, A + 6053872 + 1138688*B, A + 6053872 + 1179648*B, (real *)P + 490592, (real *)P + 490720, B)); /* %218 fused:add_add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:14 */
-    CALL(70, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k173_relu(A + 6053872 + 1204224*B, A + 6053872 + 1196032*B, B)); /* %219 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
-    CALL(71, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k218_permute(A + 6053872 + 1212416*B, A + 6053872 + 1204224*B, B)); /* %221 permute [B,64,128]  graphs/lib/image_encoder.lua:33 */
-    CALL(72, (double)2105344*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384 + (double)128), convirt_image_k224_matmul_add(A + 6053872 + 1204224*B, A + 6053872 + 1212416*B, (real *)P + 490848, (real *)P + 507232, B)); /* %227 matmul+add [B,64,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(73, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_k225_sum(A + 6053872 + 1220608*B, A + 6053872 + 1212416*B, B)); /* %228 reduce [B,1,128]  graphs/lib/image_encoder.lua:35 */
-    CALL(74, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), convirt_image_k227_scale(A + 6053872 + 1249280*B, A + 6053872 + 1220608*B, B)); /* %230 map:scale [B,128]  graphs/lib/image_encoder.lua:35 */
-    CALL(75, (double)32896*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384 + (double)128), convirt_image_k231_matmul_add(A + 6053872 + 1249408*B, A + 6053872 + 1249280*B, (real *)P + 507360, (real *)P + 523744, B)); /* %234 matmul+add [B,128]  graphs/lib/image_encoder.lua:36 */
-    CALL(76, 0, sizeof(real)*((double)5120*T + (double)131072 + (double)40*T), convirt_k237_gather(A + 6053872 + 1250016*B + 25504*B*T + 6400*T, (real *)P + 523872, (int32_t *)inputs[1], T)); /* %237 gather [T,40,128]  graphs/lib/text_encoder.lua:32 */
-    CALL(77, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120), convirt_k242_fused_scale_sum_add(A + 6053872 + 1250016*B + 25504*B*T, A + 6053872 + 1250016*B + 25504*B*T + 6400*T, (real *)P + 654944, T)); /* %242 fused:scale_sum_add [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(78, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120 + (double)40*T), convirt_k243_fused_sub_add(A + 6053872 + 1250016*B + 25504*B*T + 107520*T, A + 6053872 + 1250016*B + 25504*B*T + 6400*T, (real *)P + 654944, A + 6053872 + 1250016*B + 25504*B*T, T)); /* %243 fused:sub_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(79, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k248_fused_rsqrt_addc_scale_sum(A + 6053872 + 1250016*B + 25504*B*T + 256512*T, A + 6053872 + 1250016*B + 25504*B*T + 107520*T, T)); /* %248 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(80, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k249_mul(A + 6053872 + 1250016*B + 25504*B*T + 112640*T, A + 6053872 + 1250016*B + 25504*B*T + 107520*T, A + 6053872 + 1250016*B + 25504*B*T + 256512*T, T)); /* %249 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(81, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k251_fused_add_mul(A + 6053872 + 1250016*B + 25504*B*T + 117760*T, A + 6053872 + 1250016*B + 25504*B*T + 112640*T, (real *)P + 660064, (real *)P + 660192, T)); /* %251 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(82, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k257_matmul_add(A + 6053872 + 1250016*B + 25504*B*T, A + 6053872 + 1250016*B + 25504*B*T + 117760*T, (real *)P + 660320, (real *)P + 676704, T)); /* %257 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(83, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k259_permute(A + 6053872 + 1250016*B + 25504*B*T + 122880*T, A + 6053872 + 1250016*B + 25504*B*T, T)); /* %259 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
-    CALL(84, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k257_matmul_add(A + 6053872 + 1250016*B + 25504*B*T, A + 6053872 + 1250016*B + 25504*B*T + 117760*T, (real *)P + 676832, (real *)P + 693216, T)); /* %265 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(85, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k259_permute(A + 6053872 + 1250016*B + 25504*B*T + 128000*T, A + 6053872 + 1250016*B + 25504*B*T, T)); /* %267 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
-    CALL(86, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k257_matmul_add(A + 6053872 + 1250016*B + 25504*B*T, A + 6053872 + 1250016*B + 25504*B*T + 117760*T, (real *)P + 693344, (real *)P + 709728, T)); /* %273 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(87, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k259_permute(A + 6053872 + 1250016*B + 25504*B*T + 133120*T, A + 6053872 + 1250016*B + 25504*B*T, T)); /* %275 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
-    CALL(88, (double)120*T, sizeof(real)*((double)40*T + (double)40*T), convirt_k282_fused_scale_addc_neg(A + 6053872 + 1250016*B + 25504*B*T + 255552*T, (real *)inputs[2], T)); /* %282 fused:scale_addc_neg [T,1,1,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(89, (double)428800*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)40*T + (double)40*T), convirt_k283_matmul_add_mul_scale(A + 6053872 + 1250016*B + 25504*B*T, A + 6053872 + 1250016*B + 25504*B*T + 122880*T, A + 6053872 + 1250016*B + 25504*B*T + 128000*T, (real *)inputs[2], A + 6053872 + 1250016*B + 25504*B*T + 255552*T, T)); /* %283 matmul+add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(90, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), convirt_k284_max(A + 6053872 + 1250016*B + 25504*B*T + 88320*T, A + 6053872 + 1250016*B + 25504*B*T, T)); /* %284 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(91, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), convirt_k287_fused_exp_sub(A + 6053872 + 1250016*B + 25504*B*T + 81920*T, A + 6053872 + 1250016*B + 25504*B*T, A + 6053872 + 1250016*B + 25504*B*T + 88320*T, T)); /* %287 fused:exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(92, (double)12800*T, sizeof(real)*((double)160*T + (double)6400*T + (double)40*T), convirt_k289_fused_sum_mul(A + 6053872 + 1250016*B + 25504*B*T + 255232*T, A + 6053872 + 1250016*B + 25504*B*T + 81920*T, (real *)inputs[2], T)); /* %289 fused:sum_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(93, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), convirt_k290_clampmin(A + 6053872 + 1250016*B + 25504*B*T + 255392*T, A + 6053872 + 1250016*B + 25504*B*T + 255232*T, T)); /* %290 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(94, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T + (double)160*T), convirt_k291_fused_div_mul(A + 6053872 + 1250016*B + 25504*B*T + 88320*T, A + 6053872 + 1250016*B + 25504*B*T + 81920*T, (real *)inputs[2], A + 6053872 + 1250016*B + 25504*B*T + 255392*T, T)); /* %291 fused:div_mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(95, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k292_matmul(A + 6053872 + 1250016*B + 25504*B*T, A + 6053872 + 1250016*B + 25504*B*T + 88320*T, A + 6053872 + 1250016*B + 25504*B*T + 133120*T, T)); /* %292 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    CALL(96, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k293_permute(A + 6053872 + 1250016*B + 25504*B*T + 138240*T, A + 6053872 + 1250016*B + 25504*B*T, T)); /* %293 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
-    CALL(97, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k298_matmul(A + 6053872 + 1250016*B + 25504*B*T, A + 6053872 + 1250016*B + 25504*B*T + 138240*T, (real *)P + 709856, T)); /* %298 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(98, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120 + (double)5120*T + (double)128), convirt_k301_fused_add_add_add(A + 6053872 + 1250016*B + 25504*B*T + 94720*T, A + 6053872 + 1250016*B + 25504*B*T + 6400*T, (real *)P + 654944, A + 6053872 + 1250016*B + 25504*B*T, (real *)P + 726240, T)); /* %301 fused:add_add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(99, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k305_fused_scale_sum(A + 6053872 + 1250016*B + 25504*B*T + 255600*T, A + 6053872 + 1250016*B + 25504*B*T + 94720*T, T)); /* %305 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(100, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k306_sub(A + 6053872 + 1250016*B + 25504*B*T + 143360*T, A + 6053872 + 1250016*B + 25504*B*T + 94720*T, A + 6053872 + 1250016*B + 25504*B*T + 255600*T, T)); /* %306 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(101, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k248_fused_rsqrt_addc_scale_sum(A + 6053872 + 1250016*B + 25504*B*T + 256560*T, A + 6053872 + 1250016*B + 25504*B*T + 143360*T, T)); /* %311 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(102, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k249_mul(A + 6053872 + 1250016*B + 25504*B*T + 148480*T, A + 6053872 + 1250016*B + 25504*B*T + 143360*T, A + 6053872 + 1250016*B + 25504*B*T + 256560*T, T)); /* %312 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(103, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k251_fused_add_mul(A + 6053872 + 1250016*B + 25504*B*T + 153600*T, A + 6053872 + 1250016*B + 25504*B*T + 148480*T, (real *)P + 726368, (real *)P + 726496, T)); /* %314 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(104, (double)5263360*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)512), convirt_k320_matmul_add(A + 6053872 + 1250016*B + 25504*B*T, A + 6053872 + 1250016*B + 25504*B*T + 153600*T, (real *)P + 726624, (real *)P + 792160, T)); /* %320 matmul+add [T,40,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(105, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), convirt_k321_gelu(A + 6053872 + 1250016*B + 25504*B*T + 20480*T, A + 6053872 + 1250016*B + 25504*B*T, T)); /* %321 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(106, (double)5253120*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536 + (double)5120*T + (double)128), convirt_k328_matmul_add_add(A + 6053872 + 1250016*B + 25504*B*T + 47360*T, A + 6053872 + 1250016*B + 25504*B*T + 20480*T, (real *)P + 792672, A + 6053872 + 1250016*B + 25504*B*T + 94720*T, (real *)P + 858208, T)); /* %328 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(107, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k305_fused_scale_sum(A + 6053872 + 1250016*B + 25504*B*T + 255600*T, A + 6053872 + 1250016*B + 25504*B*T + 47360*T, T)); /* %332 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(108, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k306_sub(A + 6053872 + 1250016*B + 25504*B*T + 158720*T, A + 6053872 + 1250016*B + 25504*B*T + 47360*T, A + 6053872 + 1250016*B + 25504*B*T + 255600*T, T)); /* %333 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(109, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k248_fused_rsqrt_addc_scale_sum(A + 6053872 + 1250016*B + 25504*B*T + 256608*T, A + 6053872 + 1250016*B + 25504*B*T + 158720*T, T)); /* %338 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(110, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k249_mul(A + 6053872 + 1250016*B + 25504*B*T + 163840*T, A + 6053872 + 1250016*B + 25504*B*T + 158720*T, A + 6053872 + 1250016*B + 25504*B*T + 256608*T, T)); /* %339 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(111, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k251_fused_add_mul(A + 6053872 + 1250016*B + 25504*B*T + 168960*T, A + 6053872 + 1250016*B + 25504*B*T + 163840*T, (real *)P + 858336, (real *)P + 858464, T)); /* %341 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(112, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k257_matmul_add(A + 6053872 + 1250016*B + 25504*B*T + 40960*T, A + 6053872 + 1250016*B + 25504*B*T + 168960*T, (real *)P + 858592, (real *)P + 874976, T)); /* %347 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(113, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k259_permute(A + 6053872 + 1250016*B + 25504*B*T + 174080*T, A + 6053872 + 1250016*B + 25504*B*T + 40960*T, T)); /* %349 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
-    CALL(114, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k257_matmul_add(A + 6053872 + 1250016*B + 25504*B*T + 40960*T, A + 6053872 + 1250016*B + 25504*B*T + 168960*T, (real *)P + 875104, (real *)P + 891488, T)); /* %355 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(115, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k259_permute(A + 6053872 + 1250016*B + 25504*B*T + 179200*T, A + 6053872 + 1250016*B + 25504*B*T + 40960*T, T)); /* %357 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
-    CALL(116, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k257_matmul_add(A + 6053872 + 1250016*B + 25504*B*T + 40960*T, A + 6053872 + 1250016*B + 25504*B*T + 168960*T, (real *)P + 891616, (real *)P + 908000, T)); /* %363 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(117, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k259_permute(A + 6053872 + 1250016*B + 25504*B*T + 184320*T, A + 6053872 + 1250016*B + 25504*B*T + 40960*T, T)); /* %365 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
-    CALL(118, (double)428800*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)40*T + (double)40*T), convirt_k283_matmul_add_mul_scale(A + 6053872 + 1250016*B + 25504*B*T + 40960*T, A + 6053872 + 1250016*B + 25504*B*T + 174080*T, A + 6053872 + 1250016*B + 25504*B*T + 179200*T, (real *)inputs[2], A + 6053872 + 1250016*B + 25504*B*T + 255552*T, T)); /* %373 matmul+add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(119, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), convirt_k284_max(A + 6053872 + 1250016*B + 25504*B*T + 101120*T, A + 6053872 + 1250016*B + 25504*B*T + 40960*T, T)); /* %374 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(120, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), convirt_k287_fused_exp_sub(A + 6053872 + 1250016*B + 25504*B*T + 94720*T, A + 6053872 + 1250016*B + 25504*B*T + 40960*T, A + 6053872 + 1250016*B + 25504*B*T + 101120*T, T)); /* %377 fused:exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(121, (double)12800*T, sizeof(real)*((double)160*T + (double)6400*T + (double)40*T), convirt_k289_fused_sum_mul(A + 6053872 + 1250016*B + 25504*B*T + 255552*T, A + 6053872 + 1250016*B + 25504*B*T + 94720*T, (real *)inputs[2], T)); /* %379 fused:sum_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(122, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), convirt_k290_clampmin(A + 6053872 + 1250016*B + 25504*B*T + 255712*T, A + 6053872 + 1250016*B + 25504*B*T + 255552*T, T)); /* %380 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(123, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T + (double)160*T), convirt_k291_fused_div_mul(A + 6053872 + 1250016*B + 25504*B*T + 101120*T, A + 6053872 + 1250016*B + 25504*B*T + 94720*T, (real *)inputs[2], A + 6053872 + 1250016*B + 25504*B*T + 255712*T, T)); /* %381 fused:div_mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(124, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k292_matmul(A + 6053872 + 1250016*B + 25504*B*T + 40960*T, A + 6053872 + 1250016*B + 25504*B*T + 101120*T, A + 6053872 + 1250016*B + 25504*B*T + 184320*T, T)); /* %382 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    CALL(125, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k293_permute(A + 6053872 + 1250016*B + 25504*B*T + 189440*T, A + 6053872 + 1250016*B + 25504*B*T + 40960*T, T)); /* %383 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
-    CALL(126, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)128), convirt_k391_matmul_add_add(A + 6053872 + 1250016*B + 25504*B*T + 194560*T, A + 6053872 + 1250016*B + 25504*B*T + 189440*T, (real *)P + 908128, A + 6053872 + 1250016*B + 25504*B*T + 47360*T, (real *)P + 924512, T)); /* %391 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(127, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k305_fused_scale_sum(A + 6053872 + 1250016*B + 25504*B*T + 255872*T, A + 6053872 + 1250016*B + 25504*B*T + 194560*T, T)); /* %395 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(128, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k306_sub(A + 6053872 + 1250016*B + 25504*B*T + 199680*T, A + 6053872 + 1250016*B + 25504*B*T + 194560*T, A + 6053872 + 1250016*B + 25504*B*T + 255872*T, T)); /* %396 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(129, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k248_fused_rsqrt_addc_scale_sum(A + 6053872 + 1250016*B + 25504*B*T + 256656*T, A + 6053872 + 1250016*B + 25504*B*T + 199680*T, T)); /* %401 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(130, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k249_mul(A + 6053872 + 1250016*B + 25504*B*T + 204800*T, A + 6053872 + 1250016*B + 25504*B*T + 199680*T, A + 6053872 + 1250016*B + 25504*B*T + 256656*T, T)); /* %402 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(131, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k251_fused_add_mul(A + 6053872 + 1250016*B + 25504*B*T + 209920*T, A + 6053872 + 1250016*B + 25504*B*T + 204800*T, (real *)P + 924640, (real *)P + 924768, T)); /* %404 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(132, (double)5263360*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)512), convirt_k320_matmul_add(A + 6053872 + 1250016*B + 25504*B*T + 40960*T, A + 6053872 + 1250016*B + 25504*B*T + 209920*T, (real *)P + 924896, (real *)P + 990432, T)); /* %410 matmul+add [T,40,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(133, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), convirt_k321_gelu(A + 6053872 + 1250016*B + 25504*B*T + 61440*T, A + 6053872 + 1250016*B + 25504*B*T + 40960*T, T)); /* %411 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(134, (double)5253120*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536 + (double)5120*T + (double)128), convirt_k328_matmul_add_add(A + 6053872 + 1250016*B + 25504*B*T + 215040*T, A + 6053872 + 1250016*B + 25504*B*T + 61440*T, (real *)P + 990944, A + 6053872 + 1250016*B + 25504*B*T + 194560*T, (real *)P + 1056480, T)); /* %418 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(135, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k305_fused_scale_sum(A + 6053872 + 1250016*B + 25504*B*T + 255872*T, A + 6053872 + 1250016*B + 25504*B*T + 215040*T, T)); /* %422 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(136, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k306_sub(A + 6053872 + 1250016*B + 25504*B*T + 194560*T, A + 6053872 + 1250016*B + 25504*B*T + 215040*T, A + 6053872 + 1250016*B + 25504*B*T + 255872*T, T)); /* %423 map:sub [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(137, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k248_fused_rsqrt_addc_scale_sum(A + 6053872 + 1250016*B + 25504*B*T + 256704*T, A + 6053872 + 1250016*B + 25504*B*T + 194560*T, T)); /* %428 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(138, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k249_mul(A + 6053872 + 1250016*B + 25504*B*T + 215040*T, A + 6053872 + 1250016*B + 25504*B*T + 194560*T, A + 6053872 + 1250016*B + 25504*B*T + 256704*T, T)); /* %429 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(139, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k251_fused_add_mul(A + 6053872 + 1250016*B + 25504*B*T + 220160*T, A + 6053872 + 1250016*B + 25504*B*T + 215040*T, (real *)P + 1056608, (real *)P + 1056736, T)); /* %431 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(140, 0, sizeof(real)*((double)128*T + (double)5120*T), convirt_k432_slice(A + 6053872 + 1250016*B + 25504*B*T + 255872*T, A + 6053872 + 1250016*B + 25504*B*T + 220160*T, T)); /* %432 slice [T,1,128]  graphs/lib/text_encoder.lua:35 */
-    CALL(141, (double)32896*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384 + (double)128), convirt_k437_matmul_add(A + 6053872 + 1250016*B + 25504*B*T + 256000*T, A + 6053872 + 1250016*B + 25504*B*T + 255872*T, (real *)P + 1056864, (real *)P + 1073248, T)); /* %437 matmul+add [T,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(142, 0, sizeof(real)*((double)4992*T + (double)5120*T), convirt_text_k206_slice(A + 6053872 + 1250016*B + 25504*B*T + 225280*T, A + 6053872 + 1250016*B + 25504*B*T + 220160*T, T)); /* %438 slice [T,39,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(143, (double)1282944*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384 + (double)128), convirt_text_k212_matmul_add(A + 6053872 + 1250016*B + 25504*B*T + 220160*T, A + 6053872 + 1250016*B + 25504*B*T + 225280*T, (real *)P + 1073376, (real *)P + 1089760, T)); /* %444 matmul+add [T,39,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(144, (double)256*T, sizeof(real)*((double)T + (double)128*T), convirt_features_loss_k7_fused_sum_square(A + 6053872 + 1250016*B + 25504*B*T + 256944*T, A + 6053872 + 1250016*B + 25504*B*T + 256000*T, T)); /* %446 fused:sum_square [T,1]  graphs/lib/losses.lua:21 */
-    CALL(145, (double)2*T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k9_fused_rsqrt_clampmin(A + 6053872 + 1250016*B + 25504*B*T + 256960*T, A + 6053872 + 1250016*B + 25504*B*T + 256944*T, T)); /* %448 fused:rsqrt_clampmin [T,1]  graphs/lib/losses.lua:21 */
-    CALL(146, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)T), convirt_features_loss_k10_mul(A + 6053872 + 1250016*B + 25504*B*T + 225152*T, A + 6053872 + 1250016*B + 25504*B*T + 256000*T, A + 6053872 + 1250016*B + 25504*B*T + 256960*T, T)); /* %449 map:mul [T,128]  graphs/lib/losses.lua:21 */
-    CALL(147, (double)256*B, sizeof(real)*((double)B + (double)128*B), convirt_features_loss_k12_fused_sum_square(A + 6053872 + 1249952*B, A + 6053872 + 1249408*B, B)); /* %451 fused:sum_square [B,1]  graphs/lib/losses.lua:21 */
-    CALL(148, (double)2*B, sizeof(real)*((double)B + (double)B), convirt_features_loss_k14_fused_rsqrt_clampmin(A + 6053872 + 1249968*B, A + 6053872 + 1249952*B, B)); /* %453 fused:rsqrt_clampmin [B,1]  graphs/lib/losses.lua:21 */
-    CALL(149, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), convirt_features_loss_k15_mul(A + 6053872 + 1249536*B, A + 6053872 + 1249408*B, A + 6053872 + 1249968*B, B)); /* %454 map:mul [B,128]  graphs/lib/losses.lua:21 */
-    CALL(150, (double)257*B*T, sizeof(real)*((double)B*T + (double)128*T + (double)128*B), convirt_features_loss_k17_matmul_scale(A + 6053872 + 1250016*B, A + 6053872 + 1250016*B + 25504*B*T + 225152*T, A + 6053872 + 1249536*B, B, T)); /* %456 matmul+scale [T,B]  graphs/lib/losses.lua:21 */
-    CALL(151, 0, sizeof(real)*((double)B*T), convirt_features_loss_k18_eye(A + 6053872 + 1250016*B + 15072*B*T, B, T)); /* %457 eye [T,B]  graphs/lib/losses.lua:9 */
-    CALL(152, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k19_max(A + 6053872 + 1250016*B + 25504*B*T + 256752*T, A + 6053872 + 1250016*B, B, T)); /* %458 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(153, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), convirt_features_loss_k22_fused_exp_sub(A + 6053872 + 1250016*B + 25392*B*T, A + 6053872 + 1250016*B, A + 6053872 + 1250016*B + 25504*B*T + 256752*T, B, T)); /* %461 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
-    CALL(154, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k23_sum(A + 6053872 + 1250016*B + 25504*B*T + 256976*T, A + 6053872 + 1250016*B + 25392*B*T, B, T)); /* %462 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(155, (double)T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k24_clampmin(A + 6053872 + 1250016*B + 25504*B*T + 256992*T, A + 6053872 + 1250016*B + 25504*B*T + 256976*T, T)); /* %463 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
-    CALL(156, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), convirt_features_loss_k27_mul(A + 6053872 + 1250016*B + 15088*B*T, A + 6053872 + 1250016*B, A + 6053872 + 1250016*B + 15072*B*T, B, T)); /* %466 map:mul [T,B]  graphs/lib/losses.lua:10 */
-    CALL(157, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k30_max(A + 6053872 + 1249664*B, A + 6053872 + 1250016*B, B, T)); /* %469 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(158, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), convirt_features_loss_k33_fused_exp_sub(A + 6053872 + 1250016*B + 25408*B*T, A + 6053872 + 1250016*B, A + 6053872 + 1249664*B, B, T)); /* %472 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
-    CALL(159, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k34_sum(A + 6053872 + 1249984*B, A + 6053872 + 1250016*B + 25408*B*T, B, T)); /* %473 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(160, (double)B, sizeof(real)*((double)B + (double)B), convirt_features_loss_k35_clampmin(A + 6053872 + 1250000*B, A + 6053872 + 1249984*B, B)); /* %474 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
-    CALL(161, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k34_sum(A + 6053872 + 1249680*B, A + 6053872 + 1250016*B + 15088*B*T, B, T)); /* %478 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(162, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k23_sum(A + 6053872 + 1250016*B + 25504*B*T + 256304*T, A + 6053872 + 1250016*B + 15072*B*T, B, T)); /* %480 reduce [T,1]  graphs/lib/losses.lua:12 */
-    CALL(163, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), convirt_features_loss_k42_fused_mul_sub_add_log(A + 6053872 + 1250016*B + 25504*B*T + 256128*T, A + 6053872 + 1250016*B + 25504*B*T + 256992*T, A + 6053872 + 1250016*B + 25504*B*T + 256752*T, A + 6053872 + 1250016*B + 15088*B*T, A + 6053872 + 1250016*B + 25504*B*T + 256304*T, B, T)); /* %481 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
-    CALL(164, (double)T, sizeof(real)*((double)1 + (double)T), convirt_features_loss_k43_sum(A + 0, A + 6053872 + 1250016*B + 25504*B*T + 256128*T, T)); /* %482 reduce [1,1]  graphs/lib/losses.lua:13 */
-    CALL(165, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), convirt_features_loss_k46_fused_scale_add_sum_sub(A + 16, A + 0, A + 6053872 + 1250000*B, A + 6053872 + 1249664*B, A + 6053872 + 1249680*B, B)); /* %485 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
-    CALL(166, (double)9984*T, sizeof(real)*((double)39*T + (double)4992*T), gloria_features_loss_k49_fused_sum_square(A + 6053872 + 1250016*B + 25504*B*T + 256752*T, A + 6053872 + 1250016*B + 25504*B*T + 220160*T, T)); /* %488 fused:sum_square [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(167, (double)78*T, sizeof(real)*((double)39*T + (double)39*T), gloria_features_loss_k51_fused_rsqrt_clampmin(A + 6053872 + 1250016*B + 25504*B*T + 256800*T, A + 6053872 + 1250016*B + 25504*B*T + 256752*T, T)); /* %490 fused:rsqrt_clampmin [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(168, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T), gloria_features_loss_k52_mul(A + 6053872 + 1250016*B + 25504*B*T + 230272*T, A + 6053872 + 1250016*B + 25504*B*T + 220160*T, A + 6053872 + 1250016*B + 25504*B*T + 256800*T, T)); /* %491 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
-    CALL(169, (double)16384*B, sizeof(real)*((double)64*B + (double)8192*B), gloria_features_loss_k56_fused_sum_square(A + 6053872 + 1236992*B, A + 6053872 + 1204224*B, B)); /* %495 fused:sum_square [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(170, (double)128*B, sizeof(real)*((double)64*B + (double)64*B), gloria_features_loss_k58_fused_rsqrt_clampmin(A + 6053872 + 1249664*B, A + 6053872 + 1236992*B, B)); /* %497 fused:rsqrt_clampmin [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(171, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)64*B), gloria_features_loss_k59_mul(A + 6053872 + 1220608*B, A + 6053872 + 1204224*B, A + 6053872 + 1249664*B, B)); /* %498 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
-    CALL(172, (double)638976*B*T, sizeof(real)*((double)2496*B*T + (double)4992*T + (double)8192*B), gloria_features_loss_k60_matmul(A + 6053872 + 1250016*B, A + 6053872 + 1250016*B + 25504*B*T + 230272*T, A + 6053872 + 1220608*B, B, T)); /* %499 matmul [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(173, (double)4992*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), gloria_features_loss_k62_fused_max_scale(A + 6053872 + 1250016*B + 2496*B*T, A + 6053872 + 1250016*B, B, T)); /* %501 fused:max_scale [T,B,39,1]  graphs/lib/matching.lua:10 */
-    CALL(174, (double)7488*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), gloria_features_loss_k65_fused_exp_sub_scale(A + 6053872 + 1250016*B + 19968*B*T, A + 6053872 + 1250016*B, A + 6053872 + 1250016*B + 2496*B*T, B, T)); /* %504 fused:exp_sub_scale [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(175, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), gloria_features_loss_k66_sum(A + 6053872 + 1250016*B + 24960*B*T, A + 6053872 + 1250016*B + 19968*B*T, B, T)); /* %505 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
-    CALL(176, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), gloria_features_loss_k67_div(A + 6053872 + 1250016*B + 22464*B*T, A + 6053872 + 1250016*B + 19968*B*T, A + 6053872 + 1250016*B + 24960*B*T, B, T)); /* %506 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(177, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), gloria_features_loss_k68_matmul(A + 6053872 + 1250016*B, A + 6053872 + 1250016*B + 22464*B*T, A + 6053872 + 1204224*B, B, T)); /* %507 matmul [T,B,39,128]  graphs/lib/matching.lua:11 */
-    CALL(178, (double)9984*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), gloria_features_loss_k70_fused_sum_square(A + 6053872 + 1250016*B + 25008*B*T, A + 6053872 + 1250016*B, B, T)); /* %509 fused:sum_square [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(179, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), gloria_features_loss_k72_fused_rsqrt_clampmin(A + 6053872 + 1250016*B + 25056*B*T, A + 6053872 + 1250016*B + 25008*B*T, B, T)); /* %511 fused:rsqrt_clampmin [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(180, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T), gloria_features_loss_k73_mul(A + 6053872 + 1250016*B + 4992*B*T, A + 6053872 + 1250016*B, A + 6053872 + 1250016*B + 25056*B*T, B, T)); /* %512 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(181, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*T + (double)4992*B*T), reclf_noirm_features_loss_k74_mul(A + 6053872 + 1250016*B + 9984*B*T, A + 6053872 + 1250016*B + 25504*B*T + 230272*T, A + 6053872 + 1250016*B + 4992*B*T, B, T)); /* %513 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(182, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), convirt_text_vjp_k278_matmul(A + 6053872 + 1250016*B + 25504*B*T + 235264*T, A + 6053872 + 1250016*B + 25504*B*T + 220160*T, (real *)P + 1089888, T)); /* %520 matmul [39*T,128]  graphs/lib/srm.lua:11 */
-    CALL(183, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), convirt_text_vjp_k278_matmul(A + 6053872 + 1250016*B + 25504*B*T + 240256*T, A + 6053872 + 1250016*B + 25504*B*T + 220160*T, (real *)P + 1106272, T)); /* %523 matmul [39*T,128]  graphs/lib/srm.lua:11 */
-    CALL(184, (double)117*T, sizeof(real)*((double)39*T + (double)39*T), gloria_features_loss_k81_fused_scale_addc_neg(A + 6053872 + 1250016*B + 25504*B*T + 256128*T, (real *)inputs[3], T)); /* %531 fused:scale_addc_neg [T,1,39]  graphs/lib/srm.lua:12 */
-    CALL(185, (double)393939*T, sizeof(real)*((double)1521*T + (double)4992*T + (double)4992*T + (double)39*T + (double)39*T), reclf_noirm_features_loss_k93_matmul_add_mul_scale(A + 6053872 + 1250016*B + 25504*B*T + 245248*T, A + 6053872 + 1250016*B + 25504*B*T + 235264*T, A + 6053872 + 1250016*B + 25504*B*T + 240256*T, (real *)inputs[3], A + 6053872 + 1250016*B + 25504*B*T + 256128*T, T)); /* %532 matmul+add_mul_scale [T,39,39]  graphs/lib/srm.lua:12 */
-    CALL(186, (double)1521*T, sizeof(real)*((double)39*T + (double)1521*T), reclf_noirm_features_loss_k94_max(A + 6053872 + 1250016*B + 25504*B*T + 256128*T, A + 6053872 + 1250016*B + 25504*B*T + 245248*T, T)); /* %533 reduce [T,39,1]  graphs/lib/srm.lua:12 */
-    CALL(187, (double)3042*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), reclf_noirm_features_loss_k97_fused_exp_sub(A + 6053872 + 1250016*B + 25504*B*T + 250240*T, A + 6053872 + 1250016*B + 25504*B*T + 245248*T, A + 6053872 + 1250016*B + 25504*B*T + 256128*T, T)); /* %536 fused:exp_sub [T,39,39]  graphs/lib/srm.lua:12 */
-    CALL(188, (double)3042*T, sizeof(real)*((double)39*T + (double)1521*T + (double)39*T), reclf_noirm_features_loss_k99_fused_sum_mul(A + 6053872 + 1250016*B + 25504*B*T + 256848*T, A + 6053872 + 1250016*B + 25504*B*T + 250240*T, (real *)inputs[3], T)); /* %538 fused:sum_mul [T,39,1]  graphs/lib/srm.lua:12 */
-    CALL(189, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), reclf_noirm_features_loss_k100_clampmin(A + 6053872 + 1250016*B + 25504*B*T + 256896*T, A + 6053872 + 1250016*B + 25504*B*T + 256848*T, T)); /* %539 map:clampmin [T,39,1]  graphs/lib/srm.lua:12 */
-    CALL(190, (double)3042*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T + (double)39*T), reclf_noirm_features_loss_k101_fused_div_mul(A + 6053872 + 1250016*B + 25504*B*T + 251776*T, A + 6053872 + 1250016*B + 25504*B*T + 250240*T, (real *)inputs[3], A + 6053872 + 1250016*B + 25504*B*T + 256896*T, T)); /* %540 fused:div_mul [T,39,39]  graphs/lib/srm.lua:12 */
-    CALL(191, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), convirt_k614_matmul(A + 6053872 + 1250016*B + 25504*B*T + 254848*T, A + 6053872 + 1250016*B + 25504*B*T + 256000*T, (real *)P + 1155424, T)); /* %553 matmul [T,128]  graphs/lib/irm.lua:9 */
-    CALL(192, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), reclf_nosrm_features_loss_k155_matmul(A + 6053872 + 1250016*B + 25504*B*T + 254976*T, A + 6053872 + 1250016*B + 25504*B*T + 254848*T, (real *)P + 1171808, T)); /* %693 matmul [T,128]  graphs/lib/irm.lua:10 */
-    CALL(193, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), reclf_nosrm_features_loss_k155_matmul(A + 6053872 + 1250016*B + 25504*B*T + 255104*T, A + 6053872 + 1250016*B + 25504*B*T + 254976*T, (real *)P + 1139040, T)); /* %698 matmul [T,128]  graphs/lib/irm.lua:10 */
-    CALL(194, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), reclf_nosrm_features_loss_k155_matmul(A + 6053872 + 1250016*B + 25504*B*T + 256128*T, A + 6053872 + 1250016*B + 25504*B*T + 255104*T, (real *)P + 1122656, T)); /* %701 matmul [T,128]  graphs/lib/irm.lua:10 */
-    CALL(195, (double)9984*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)128*T), reclf_features_loss_k211_fused_sum_mul(A + 6053872 + 1250016*B + 25104*B*T, A + 6053872 + 1250016*B + 9984*B*T, A + 6053872 + 1250016*B + 25504*B*T + 256128*T, B, T)); /* %704 fused:sum_mul [T,B,39,1]  graphs/lib/irm.lua:10 */
-    CALL(196, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), reclf_noirm_features_loss_k177_matmul(A + 6053872 + 1250016*B + 14976*B*T, A + 6053872 + 1250016*B + 25504*B*T + 251776*T, A + 6053872 + 1250016*B + 25104*B*T, B, T)); /* %705 matmul [T,B,39,1]  graphs/lib/irm.lua:10 */
-    CALL(197, (double)117*T, sizeof(real)*((double)39*T + (double)39*T), gloria_features_loss_k81_fused_scale_addc_neg(A + 6053872 + 1250016*B + 25504*B*T + 256256*T, (real *)inputs[3], T)); /* %565 fused:scale_addc_neg [T,1,39,1]  graphs/lib/irm.lua:11 */
-    CALL(198, (double)10140*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)128*T + (double)39*B*T + (double)39*T + (double)39*T), reclf_features_loss_k127_fused_add_mul_scale_add(A + 6053872 + 1250016*B + 15024*B*T, A + 6053872 + 1250016*B + 9984*B*T, A + 6053872 + 1250016*B + 25504*B*T + 254976*T, A + 6053872 + 1250016*B + 14976*B*T, (real *)inputs[3], A + 6053872 + 1250016*B + 25504*B*T + 256256*T, B, T)); /* %566 fused:add_mul_scale_add [T,B,39,1]  graphs/lib/irm.lua:11 */
-    CALL(199, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), gloria_features_loss_k83_max(A + 6053872 + 1250016*B + 14976*B*T, A + 6053872 + 1250016*B + 15024*B*T, B, T)); /* %567 reduce [T,B,1,1]  graphs/lib/irm.lua:11 */
-    CALL(200, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T), gloria_features_loss_k86_fused_exp_sub(A + 6053872 + 1250016*B + 25152*B*T, A + 6053872 + 1250016*B + 15024*B*T, A + 6053872 + 1250016*B + 14976*B*T, B, T)); /* %570 fused:exp_sub [T,B,39,1]  graphs/lib/irm.lua:11 */
-    CALL(201, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*T), gloria_features_loss_k87_mul(A + 6053872 + 1250016*B + 14976*B*T, A + 6053872 + 1250016*B + 25152*B*T, (real *)inputs[3], B, T)); /* %571 map:mul [T,B,39,1]  graphs/lib/irm.lua:11 */
-    CALL(202, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), gloria_features_loss_k88_sum(A + 6053872 + 1250016*B + 25424*B*T, A + 6053872 + 1250016*B + 14976*B*T, B, T)); /* %572 reduce [T,B,1,1]  graphs/lib/irm.lua:11 */
-    CALL(203, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), gloria_features_loss_k89_clampmin(A + 6053872 + 1250016*B + 25440*B*T, A + 6053872 + 1250016*B + 25424*B*T, B, T)); /* %573 map:clampmin [T,B,1,1]  graphs/lib/irm.lua:11 */
-    CALL(204, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T), reclf_nosrm_features_loss_k100_div(A + 6053872 + 1250016*B + 25200*B*T, A + 6053872 + 1250016*B + 14976*B*T, A + 6053872 + 1250016*B + 25440*B*T, B, T)); /* %574 map:div [T,B,39,1]  graphs/lib/irm.lua:11 */
-    CALL(205, (double)16384, sizeof(real)*((double)128 + (double)16384), reclf_noirm_features_loss_k170_sum(A + 16384, (real *)P + 1139040)); /* %683 reduce [128,1]  graphs/lib/model.lua:33 */
-    CALL(206, (double)32768, sizeof(real)*((double)128 + (double)128 + (double)16384), reclf_noirm_features_loss_k173_matmul(A + 16512, A + 16384, (real *)P + 1122656)); /* %686 matmul [1,128]  graphs/lib/model.lua:33 */
-    CALL(207, (double)9984*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)128), reclf_noirm_features_loss_k176_fused_sum_mul(A + 6053872 + 1250016*B + 16512*B*T, A + 6053872 + 1250016*B + 9984*B*T, A + 16512, B, T)); /* %689 fused:sum_mul [T,B,39,1]  graphs/lib/model.lua:33 */
-    CALL(208, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), reclf_noirm_features_loss_k177_matmul(A + 6053872 + 1250016*B + 14976*B*T, A + 6053872 + 1250016*B + 25504*B*T + 251776*T, A + 6053872 + 1250016*B + 16512*B*T, B, T)); /* %690 matmul [T,B,39,1]  graphs/lib/model.lua:33 */
-    CALL(209, (double)5031*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)39*B*T), reclf_features_loss_k198_fused_add_sum(A + 6053872 + 1250016*B + 25248*B*T, A + 6053872 + 1250016*B + 9984*B*T, A + 6053872 + 1250016*B + 14976*B*T, B, T)); /* %691 fused:add_sum [T,B,39,1]  graphs/lib/model.lua:33 */
-    CALL(210, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), reclf_nosrm_features_loss_k101_mul(A + 6053872 + 1250016*B + 14976*B*T, A + 6053872 + 1250016*B + 25200*B*T, A + 6053872 + 1250016*B + 25248*B*T, B, T)); /* %575 map:mul [T,B,39,1]  graphs/lib/irm.lua:12 */
-    CALL(211, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), gloria_features_loss_k88_sum(A + 6053872 + 1250016*B + 15024*B*T, A + 6053872 + 1250016*B + 14976*B*T, B, T)); /* %576 reduce [T,B,1,1]  graphs/lib/irm.lua:12 */
-    CALL(212, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), gloria_features_loss_k94_scale(A + 6053872 + 1250016*B + 15040*B*T, A + 6053872 + 1250016*B + 15024*B*T, B, T)); /* %578 map:scale [T,B]  graphs/lib/model.lua:43 */
-    CALL(213, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k19_max(A + 6053872 + 1250016*B + 25504*B*T + 256256*T, A + 6053872 + 1250016*B + 15040*B*T, B, T)); /* %580 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(214, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), convirt_features_loss_k22_fused_exp_sub(A + 6053872 + 1250016*B + 15056*B*T, A + 6053872 + 1250016*B + 15040*B*T, A + 6053872 + 1250016*B + 25504*B*T + 256256*T, B, T)); /* %583 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
-    CALL(215, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k23_sum(A + 6053872 + 1250016*B + 25504*B*T + 256272*T, A + 6053872 + 1250016*B + 15056*B*T, B, T)); /* %584 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(216, (double)T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k24_clampmin(A + 6053872 + 1250016*B + 25504*B*T + 256288*T, A + 6053872 + 1250016*B + 25504*B*T + 256272*T, T)); /* %585 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
-    CALL(217, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), convirt_features_loss_k27_mul(A + 6053872 + 1250016*B + 14976*B*T, A + 6053872 + 1250016*B + 15040*B*T, A + 6053872 + 1250016*B + 15072*B*T, B, T)); /* %588 map:mul [T,B]  graphs/lib/losses.lua:10 */
-    CALL(218, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k30_max(A + 6053872 + 1249728*B, A + 6053872 + 1250016*B + 15040*B*T, B, T)); /* %591 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(219, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), convirt_features_loss_k33_fused_exp_sub(A + 6053872 + 1250016*B + 14992*B*T, A + 6053872 + 1250016*B + 15040*B*T, A + 6053872 + 1249728*B, B, T)); /* %594 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
-    CALL(220, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k34_sum(A + 6053872 + 1249744*B, A + 6053872 + 1250016*B + 14992*B*T, B, T)); /* %595 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(221, (double)B, sizeof(real)*((double)B + (double)B), convirt_features_loss_k35_clampmin(A + 6053872 + 1249760*B, A + 6053872 + 1249744*B, B)); /* %596 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
-    CALL(222, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k34_sum(A + 6053872 + 1249776*B, A + 6053872 + 1250016*B + 14976*B*T, B, T)); /* %600 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(223, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), convirt_features_loss_k42_fused_mul_sub_add_log(A + 6053872 + 1250016*B + 25504*B*T + 256320*T, A + 6053872 + 1250016*B + 25504*B*T + 256288*T, A + 6053872 + 1250016*B + 25504*B*T + 256256*T, A + 6053872 + 1250016*B + 14976*B*T, A + 6053872 + 1250016*B + 25504*B*T + 256304*T, B, T)); /* %603 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
-    CALL(224, (double)T, sizeof(real)*((double)1 + (double)T), convirt_features_loss_k43_sum(A + 0, A + 6053872 + 1250016*B + 25504*B*T + 256320*T, T)); /* %604 reduce [1,1]  graphs/lib/losses.lua:13 */
-    CALL(225, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), convirt_features_loss_k46_fused_scale_add_sum_sub(A + 32, A + 0, A + 6053872 + 1249760*B, A + 6053872 + 1249728*B, A + 6053872 + 1249776*B, B)); /* %607 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
-    CALL(226, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), convirt_image_vjp_k243_add(A + 6053856, A + 16, A + 32)); /* %609 map:add []  graphs/lib/model.lua:85 */
+    CALL(0, (double)8192*B, sizeof(real)*((double)4096*B + (double)4096*B), convirt_image_k3_fused_scale_addc(A + 6053872 + 942080*B, (real *)inputs[0], B)); /* %6 fused:scale_addc [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
+    CALL(1, (double)2359296*B, sizeof(real)*((double)131072*B + (double)4096*B + (double)288 + (double)32), convirt_image_k6_conv2d(A + 6053872, A + 6053872 + 942080*B, (real *)P + 0, (real *)P + 288, A + 0, B)); /* %9 conv2d [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(2, (double)524288*B, sizeof(real)*((double)16*B + (double)131072*B), convirt_image_k9_group_norm_stats(A + 6053872 + 946688*B, A + 6053872, B)); /* %12 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(3, (double)524288*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)16*B + (double)32 + (double)32), convirt_image_k10_group_norm(A + 6053872 + 131072*B, A + 6053872, A + 6053872 + 946688*B, (real *)P + 320, (real *)P + 352, B)); /* %13 group_norm [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(4, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), convirt_image_k11_relu(A + 6053872 + 262144*B, A + 6053872 + 131072*B, B)); /* %14 map:relu [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
+    CALL(5, (double)18874368*B, sizeof(real)*((double)32768*B + (double)131072*B + (double)9216 + (double)32), convirt_image_k14_conv2d(A + 6053872 + 393216*B, A + 6053872 + 262144*B, (real *)P + 384, (real *)P + 9600, A + 0, B)); /* %17 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(6, (double)131072*B, sizeof(real)*((double)16*B + (double)32768*B), convirt_image_k17_group_norm_stats(A + 6053872 + 946704*B, A + 6053872 + 393216*B, B)); /* %20 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(7, (double)131072*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)32), convirt_image_k18_group_norm(A + 6053872 + 425984*B, A + 6053872 + 393216*B, A + 6053872 + 946704*B, (real *)P + 9632, (real *)P + 9664, B)); /* %21 group_norm [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(8, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_k19_relu(A + 6053872 + 458752*B, A + 6053872 + 425984*B, B)); /* %22 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
+    CALL(9, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216 + (double)32), convirt_image_k22_conv2d(A + 6053872 + 491520*B, A + 6053872 + 458752*B, (real *)P + 9696, (real *)P + 18912, A + 0, B)); /* %25 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(10, (double)131072*B, sizeof(real)*((double)16*B + (double)32768*B), convirt_image_k17_group_norm_stats(A + 6053872 + 946720*B, A + 6053872 + 491520*B, B)); /* %28 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(11, (double)131072*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)32), convirt_image_k18_group_norm(A + 6053872 + 524288*B, A + 6053872 + 491520*B, A + 6053872 + 946720*B, (real *)P + 18944, (real *)P + 18976, B)); /* %29 group_norm [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(12, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_k19_relu(A + 6053872 + 557056*B, A + 6053872 + 524288*B, B)); /* %30 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
+    CALL(13, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216 + (double)32), convirt_image_k22_conv2d(A + 6053872 + 589824*B, A + 6053872 + 557056*B, (real *)P + 19008, (real *)P + 28224, A + 0, B)); /* %33 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(14, (double)131072*B, sizeof(real)*((double)16*B + (double)32768*B), convirt_image_k17_group_norm_stats(A + 6053872 + 946736*B, A + 6053872 + 589824*B, B)); /* %36 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(15, (double)131072*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)32), convirt_image_k18_group_norm(A + 6053872 + 622592*B, A + 6053872 + 589824*B, A + 6053872 + 946736*B, (real *)P + 28256, (real *)P + 28288, B)); /* %37 group_norm [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(16, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k35_add(A + 6053872 + 655360*B, A + 6053872 + 458752*B, A + 6053872 + 622592*B, B)); /* %38 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:14 */
+    CALL(17, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_k19_relu(A + 6053872 + 622592*B, A + 6053872 + 655360*B, B)); /* %39 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
+    CALL(18, (double)9437184*B, sizeof(real)*((double)16384*B + (double)32768*B + (double)18432 + (double)64), convirt_image_k39_conv2d(A + 6053872 + 688128*B, A + 6053872 + 622592*B, (real *)P + 28320, (real *)P + 46752, A + 0, B)); /* %42 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(19, (double)65536*B, sizeof(real)*((double)16*B + (double)16384*B), convirt_image_k42_group_norm_stats(A + 6053872 + 946752*B, A + 6053872 + 688128*B, B)); /* %45 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(20, (double)65536*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)64), convirt_image_k43_group_norm(A + 6053872 + 704512*B, A + 6053872 + 688128*B, A + 6053872 + 946752*B, (real *)P + 46816, (real *)P + 46880, B)); /* %46 group_norm [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(21, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_k44_relu(A + 6053872 + 720896*B, A + 6053872 + 704512*B, B)); /* %47 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
+    CALL(22, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864 + (double)64), convirt_image_k47_conv2d(A + 6053872 + 737280*B, A + 6053872 + 720896*B, (real *)P + 46944, (real *)P + 83808, A + 0, B)); /* %50 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(23, (double)65536*B, sizeof(real)*((double)16*B + (double)16384*B), convirt_image_k42_group_norm_stats(A + 6053872 + 946768*B, A + 6053872 + 737280*B, B)); /* %53 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(24, (double)65536*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)64), convirt_image_k43_group_norm(A + 6053872 + 753664*B, A + 6053872 + 737280*B, A + 6053872 + 946768*B, (real *)P + 83872, (real *)P + 83936, B)); /* %54 group_norm [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(25, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_k44_relu(A + 6053872 + 770048*B, A + 6053872 + 753664*B, B)); /* %55 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
+    CALL(26, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864 + (double)64), convirt_image_k47_conv2d(A + 6053872 + 786432*B, A + 6053872 + 770048*B, (real *)P + 84000, (real *)P + 120864, A + 0, B)); /* %58 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(27, (double)65536*B, sizeof(real)*((double)16*B + (double)16384*B), convirt_image_k42_group_norm_stats(A + 6053872 + 946784*B, A + 6053872 + 786432*B, B)); /* %61 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(28, (double)65536*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)64), convirt_image_k43_group_norm(A + 6053872 + 802816*B, A + 6053872 + 786432*B, A + 6053872 + 946784*B, (real *)P + 120928, (real *)P + 120992, B)); /* %62 group_norm [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(29, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k60_add(A + 6053872 + 819200*B, A + 6053872 + 720896*B, A + 6053872 + 802816*B, B)); /* %63 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:14 */
+    CALL(30, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_k44_relu(A + 6053872 + 802816*B, A + 6053872 + 819200*B, B)); /* %64 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
+    CALL(31, (double)9437184*B, sizeof(real)*((double)8192*B + (double)16384*B + (double)73728 + (double)128), convirt_image_k64_conv2d(A + 6053872 + 835584*B, A + 6053872 + 802816*B, (real *)P + 121056, (real *)P + 194784, A + 0, B)); /* %67 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(32, (double)32768*B, sizeof(real)*((double)16*B + (double)8192*B), convirt_image_k67_group_norm_stats(A + 6053872 + 946800*B, A + 6053872 + 835584*B, B)); /* %70 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(33, (double)32768*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)128), convirt_image_k68_group_norm(A + 6053872 + 843776*B, A + 6053872 + 835584*B, A + 6053872 + 946800*B, (real *)P + 194912, (real *)P + 195040, B)); /* %71 group_norm [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(34, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k69_relu(A + 6053872 + 851968*B, A + 6053872 + 843776*B, B)); /* %72 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
+    CALL(35, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456 + (double)128), convirt_image_k72_conv2d(A + 6053872 + 860160*B, A + 6053872 + 851968*B, (real *)P + 195168, (real *)P + 342624, A + 0, B)); /* %75 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(36, (double)32768*B, sizeof(real)*((double)16*B + (double)8192*B), convirt_image_k67_group_norm_stats(A + 6053872 + 946816*B, A + 6053872 + 860160*B, B)); /* %78 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(37, (double)32768*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)128), convirt_image_k68_group_norm(A + 6053872 + 868352*B, A + 6053872 + 860160*B, A + 6053872 + 946816*B, (real *)P + 342752, (real *)P + 342880, B)); /* %79 group_norm [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(38, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k69_relu(A + 6053872 + 876544*B, A + 6053872 + 868352*B, B)); /* %80 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
+    CALL(39, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456 + (double)128), convirt_image_k72_conv2d(A + 6053872 + 884736*B, A + 6053872 + 876544*B, (real *)P + 343008, (real *)P + 490464, A + 0, B)); /* %83 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(40, (double)32768*B, sizeof(real)*((double)16*B + (double)8192*B), convirt_image_k67_group_norm_stats(A + 6053872 + 946832*B, A + 6053872 + 884736*B, B)); /* %86 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(41, (double)32768*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)128), convirt_image_k68_group_norm(A + 6053872 + 892928*B, A + 6053872 + 884736*B, A + 6053872 + 946832*B, (real *)P + 490592, (real *)P + 490720, B)); /* %87 group_norm [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(42, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k85_add(A + 6053872 + 901120*B, A + 6053872 + 851968*B, A + 6053872 + 892928*B, B)); /* %88 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:14 */
+    CALL(43, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k69_relu(A + 6053872 + 892928*B, A + 6053872 + 901120*B, B)); /* %89 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
+    CALL(44, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k88_permute(A + 6053872 + 909312*B, A + 6053872 + 892928*B, B)); /* %91 permute [B,64,128]  graphs/lib/image_encoder.lua:33 */
+    CALL(45, (double)2105344*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384 + (double)128), convirt_image_k94_matmul_add(A + 6053872 + 892928*B, A + 6053872 + 909312*B, (real *)P + 490848, (real *)P + 507232, B)); /* %97 matmul+add [B,64,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(46, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_k95_sum(A + 6053872 + 917504*B, A + 6053872 + 909312*B, B)); /* %98 reduce [B,1,128]  graphs/lib/image_encoder.lua:35 */
+    CALL(47, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), convirt_image_k97_scale(A + 6053872 + 946176*B, A + 6053872 + 917504*B, B)); /* %100 map:scale [B,128]  graphs/lib/image_encoder.lua:35 */
+    CALL(48, (double)32896*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384 + (double)128), convirt_image_k101_matmul_add(A + 6053872 + 946304*B, A + 6053872 + 946176*B, (real *)P + 507360, (real *)P + 523744, B)); /* %104 matmul+add [B,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(49, 0, sizeof(real)*((double)5120*T + (double)131072 + (double)40*T), convirt_k107_gather(A + 6053872 + 946912*B + 25504*B*T + 6400*T, (real *)P + 523872, (int32_t *)inputs[1], T)); /* %107 gather [T,40,128]  graphs/lib/text_encoder.lua:32 */
+    CALL(50, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120), convirt_k112_fused_scale_sum_add(A + 6053872 + 946912*B + 25504*B*T, A + 6053872 + 946912*B + 25504*B*T + 6400*T, (real *)P + 654944, T)); /* %112 fused:scale_sum_add [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(51, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120 + (double)40*T), convirt_k113_fused_sub_add(A + 6053872 + 946912*B + 25504*B*T + 107520*T, A + 6053872 + 946912*B + 25504*B*T + 6400*T, (real *)P + 654944, A + 6053872 + 946912*B + 25504*B*T, T)); /* %113 fused:sub_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(52, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k118_fused_rsqrt_addc_scale_sum(A + 6053872 + 946912*B + 25504*B*T + 256512*T, A + 6053872 + 946912*B + 25504*B*T + 107520*T, T)); /* %118 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(53, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k119_mul(A + 6053872 + 946912*B + 25504*B*T + 112640*T, A + 6053872 + 946912*B + 25504*B*T + 107520*T, A + 6053872 + 946912*B + 25504*B*T + 256512*T, T)); /* %119 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(54, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k121_fused_add_mul(A + 6053872 + 946912*B + 25504*B*T + 117760*T, A + 6053872 + 946912*B + 25504*B*T + 112640*T, (real *)P + 660064, (real *)P + 660192, T)); /* %121 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(55, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k127_matmul_add(A + 6053872 + 946912*B + 25504*B*T, A + 6053872 + 946912*B + 25504*B*T + 117760*T, (real *)P + 660320, (real *)P + 676704, T)); /* %127 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(56, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k129_permute(A + 6053872 + 946912*B + 25504*B*T + 122880*T, A + 6053872 + 946912*B + 25504*B*T, T)); /* %129 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(57, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k127_matmul_add(A + 6053872 + 946912*B + 25504*B*T, A + 6053872 + 946912*B + 25504*B*T + 117760*T, (real *)P + 676832, (real *)P + 693216, T)); /* %135 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(58, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k129_permute(A + 6053872 + 946912*B + 25504*B*T + 128000*T, A + 6053872 + 946912*B + 25504*B*T, T)); /* %137 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(59, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k127_matmul_add(A + 6053872 + 946912*B + 25504*B*T, A + 6053872 + 946912*B + 25504*B*T + 117760*T, (real *)P + 693344, (real *)P + 709728, T)); /* %143 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(60, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k129_permute(A + 6053872 + 946912*B + 25504*B*T + 133120*T, A + 6053872 + 946912*B + 25504*B*T, T)); /* %145 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(61, (double)120*T, sizeof(real)*((double)40*T + (double)40*T), convirt_k152_fused_scale_addc_neg(A + 6053872 + 946912*B + 25504*B*T + 255552*T, (real *)inputs[2], T)); /* %152 fused:scale_addc_neg [T,1,1,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(62, (double)428800*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)40*T + (double)40*T), convirt_k153_matmul_add_mul_scale(A + 6053872 + 946912*B + 25504*B*T, A + 6053872 + 946912*B + 25504*B*T + 122880*T, A + 6053872 + 946912*B + 25504*B*T + 128000*T, (real *)inputs[2], A + 6053872 + 946912*B + 25504*B*T + 255552*T, T)); /* %153 matmul+add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(63, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), convirt_k154_max(A + 6053872 + 946912*B + 25504*B*T + 88320*T, A + 6053872 + 946912*B + 25504*B*T, T)); /* %154 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(64, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), convirt_k157_fused_exp_sub(A + 6053872 + 946912*B + 25504*B*T + 81920*T, A + 6053872 + 946912*B + 25504*B*T, A + 6053872 + 946912*B + 25504*B*T + 88320*T, T)); /* %157 fused:exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(65, (double)12800*T, sizeof(real)*((double)160*T + (double)6400*T + (double)40*T), convirt_k159_fused_sum_mul(A + 6053872 + 946912*B + 25504*B*T + 255232*T, A + 6053872 + 946912*B + 25504*B*T + 81920*T, (real *)inputs[2], T)); /* %159 fused:sum_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(66, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), convirt_k160_clampmin(A + 6053872 + 946912*B + 25504*B*T + 255392*T, A + 6053872 + 946912*B + 25504*B*T + 255232*T, T)); /* %160 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(67, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T + (double)160*T), convirt_k161_fused_div_mul(A + 6053872 + 946912*B + 25504*B*T + 88320*T, A + 6053872 + 946912*B + 25504*B*T + 81920*T, (real *)inputs[2], A + 6053872 + 946912*B + 25504*B*T + 255392*T, T)); /* %161 fused:div_mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(68, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k162_matmul(A + 6053872 + 946912*B + 25504*B*T, A + 6053872 + 946912*B + 25504*B*T + 88320*T, A + 6053872 + 946912*B + 25504*B*T + 133120*T, T)); /* %162 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(69, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k163_permute(A + 6053872 + 946912*B + 25504*B*T + 138240*T, A + 6053872 + 946912*B + 25504*B*T, T)); /* %163 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(70, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k168_matmul(A + 6053872 + 946912*B + 25504*B*T, A + 6053872 + 946912*B + 25504*B*T + 138240*T, (real *)P + 709856, T)); /* %168 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(71, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120 + (double)5120*T + (double)128), convirt_k171_fused_add_add_add(A + 6053872 + 946912*B + 25504*B*T + 94720*T, A + 6053872 + 946912*B + 25504*B*T + 6400*T, (real *)P + 654944, A + 6053872 + 946912*B + 25504*B*T, (real *)P + 726240, T)); /* %171 fused:add_add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(72, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k175_fused_scale_sum(A + 6053872 + 946912*B + 25504*B*T + 255600*T, A + 6053872 + 946912*B + 25504*B*T + 94720*T, T)); /* %175 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(73, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k176_sub(A + 6053872 + 946912*B + 25504*B*T + 143360*T, A + 6053872 + 946912*B + 25504*B*T + 94720*T, A + 6053872 + 946912*B + 25504*B*T + 255600*T, T)); /* %176 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(74, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k118_fused_rsqrt_addc_scale_sum(A + 6053872 + 946912*B + 25504*B*T + 256560*T, A + 6053872 + 946912*B + 25504*B*T + 143360*T, T)); /* %181 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(75, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k119_mul(A + 6053872 + 946912*B + 25504*B*T + 148480*T, A + 6053872 + 946912*B + 25504*B*T + 143360*T, A + 6053872 + 946912*B + 25504*B*T + 256560*T, T)); /* %182 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(76, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k121_fused_add_mul(A + 6053872 + 946912*B + 25504*B*T + 153600*T, A + 6053872 + 946912*B + 25504*B*T + 148480*T, (real *)P + 726368, (real *)P + 726496, T)); /* %184 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(77, (double)5263360*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)512), convirt_k190_matmul_add(A + 6053872 + 946912*B + 25504*B*T, A + 6053872 + 946912*B + 25504*B*T + 153600*T, (real *)P + 726624, (real *)P + 792160, T)); /* %190 matmul+add [T,40,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(78, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), convirt_k191_gelu(A + 6053872 + 946912*B + 25504*B*T + 20480*T, A + 6053872 + 946912*B + 25504*B*T, T)); /* %191 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(79, (double)5253120*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536 + (double)5120*T + (double)128), convirt_k198_matmul_add_add(A + 6053872 + 946912*B + 25504*B*T + 47360*T, A + 6053872 + 946912*B + 25504*B*T + 20480*T, (real *)P + 792672, A + 6053872 + 946912*B + 25504*B*T + 94720*T, (real *)P + 858208, T)); /* %198 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(80, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k175_fused_scale_sum(A + 6053872 + 946912*B + 25504*B*T + 255600*T, A + 6053872 + 946912*B + 25504*B*T + 47360*T, T)); /* %202 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(81, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k176_sub(A + 6053872 + 946912*B + 25504*B*T + 158720*T, A + 6053872 + 946912*B + 25504*B*T + 47360*T, A + 6053872 + 946912*B + 25504*B*T + 255600*T, T)); /* %203 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(82, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k118_fused_rsqrt_addc_scale_sum(A + 6053872 + 946912*B + 25504*B*T + 256608*T, A + 6053872 + 946912*B + 25504*B*T + 158720*T, T)); /* %208 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(83, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k119_mul(A + 6053872 + 946912*B + 25504*B*T + 163840*T, A + 6053872 + 946912*B + 25504*B*T + 158720*T, A + 6053872 + 946912*B + 25504*B*T + 256608*T, T)); /* %209 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(84, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k121_fused_add_mul(A + 6053872 + 946912*B + 25504*B*T + 168960*T, A + 6053872 + 946912*B + 25504*B*T + 163840*T, (real *)P + 858336, (real *)P + 858464, T)); /* %211 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(85, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k127_matmul_add(A + 6053872 + 946912*B + 25504*B*T + 40960*T, A + 6053872 + 946912*B + 25504*B*T + 168960*T, (real *)P + 858592, (real *)P + 874976, T)); /* %217 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(86, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k129_permute(A + 6053872 + 946912*B + 25504*B*T + 174080*T, A + 6053872 + 946912*B + 25504*B*T + 40960*T, T)); /* %219 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(87, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k127_matmul_add(A + 6053872 + 946912*B + 25504*B*T + 40960*T, A + 6053872 + 946912*B + 25504*B*T + 168960*T, (real *)P + 875104, (real *)P + 891488, T)); /* %225 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(88, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k129_permute(A + 6053872 + 946912*B + 25504*B*T + 179200*T, A + 6053872 + 946912*B + 25504*B*T + 40960*T, T)); /* %227 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(89, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k127_matmul_add(A + 6053872 + 946912*B + 25504*B*T + 40960*T, A + 6053872 + 946912*B + 25504*B*T + 168960*T, (real *)P + 891616, (real *)P + 908000, T)); /* %233 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(90, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k129_permute(A + 6053872 + 946912*B + 25504*B*T + 184320*T, A + 6053872 + 946912*B + 25504*B*T + 40960*T, T)); /* %235 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(91, (double)428800*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)40*T + (double)40*T), convirt_k153_matmul_add_mul_scale(A + 6053872 + 946912*B + 25504*B*T + 40960*T, A + 6053872 + 946912*B + 25504*B*T + 174080*T, A + 6053872 + 946912*B + 25504*B*T + 179200*T, (real *)inputs[2], A + 6053872 + 946912*B + 25504*B*T + 255552*T, T)); /* %243 matmul+add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(92, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), convirt_k154_max(A + 6053872 + 946912*B + 25504*B*T + 101120*T, A + 6053872 + 946912*B + 25504*B*T + 40960*T, T)); /* %244 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(93, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), convirt_k157_fused_exp_sub(A + 6053872 + 946912*B + 25504*B*T + 94720*T, A + 6053872 + 946912*B + 25504*B*T + 40960*T, A + 6053872 + 946912*B + 25504*B*T + 101120*T, T)); /* %247 fused:exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(94, (double)12800*T, sizeof(real)*((double)160*T + (double)6400*T + (double)40*T), convirt_k159_fused_sum_mul(A + 6053872 + 946912*B + 25504*B*T + 255552*T, A + 6053872 + 946912*B + 25504*B*T + 94720*T, (real *)inputs[2], T)); /* %249 fused:sum_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(95, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), convirt_k160_clampmin(A + 6053872 + 946912*B + 25504*B*T + 255712*T, A + 6053872 + 946912*B + 25504*B*T + 255552*T, T)); /* %250 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(96, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T + (double)160*T), convirt_k161_fused_div_mul(A + 6053872 + 946912*B + 25504*B*T + 101120*T, A + 6053872 + 946912*B + 25504*B*T + 94720*T, (real *)inputs[2], A + 6053872 + 946912*B + 25504*B*T + 255712*T, T)); /* %251 fused:div_mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(97, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k162_matmul(A + 6053872 + 946912*B + 25504*B*T + 40960*T, A + 6053872 + 946912*B + 25504*B*T + 101120*T, A + 6053872 + 946912*B + 25504*B*T + 184320*T, T)); /* %252 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(98, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k163_permute(A + 6053872 + 946912*B + 25504*B*T + 189440*T, A + 6053872 + 946912*B + 25504*B*T + 40960*T, T)); /* %253 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(99, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)128), convirt_k261_matmul_add_add(A + 6053872 + 946912*B + 25504*B*T + 194560*T, A + 6053872 + 946912*B + 25504*B*T + 189440*T, (real *)P + 908128, A + 6053872 + 946912*B + 25504*B*T + 47360*T, (real *)P + 924512, T)); /* %261 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(100, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k175_fused_scale_sum(A + 6053872 + 946912*B + 25504*B*T + 255872*T, A + 6053872 + 946912*B + 25504*B*T + 194560*T, T)); /* %265 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(101, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k176_sub(A + 6053872 + 946912*B + 25504*B*T + 199680*T, A + 6053872 + 946912*B + 25504*B*T + 194560*T, A + 6053872 + 946912*B + 25504*B*T + 255872*T, T)); /* %266 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(102, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k118_fused_rsqrt_addc_scale_sum(A + 6053872 + 946912*B + 25504*B*T + 256656*T, A + 6053872 + 946912*B + 25504*B*T + 199680*T, T)); /* %271 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(103, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k119_mul(A + 6053872 + 946912*B + 25504*B*T + 204800*T, A + 6053872 + 946912*B + 25504*B*T + 199680*T, A + 6053872 + 946912*B + 25504*B*T + 256656*T, T)); /* %272 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(104, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k121_fused_add_mul(A + 6053872 + 946912*B + 25504*B*T + 209920*T, A + 6053872 + 946912*B + 25504*B*T + 204800*T, (real *)P + 924640, (real *)P + 924768, T)); /* %274 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(105, (double)5263360*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)512), convirt_k190_matmul_add(A + 6053872 + 946912*B + 25504*B*T + 40960*T, A + 6053872 + 946912*B + 25504*B*T + 209920*T, (real *)P + 924896, (real *)P + 990432, T)); /* %280 matmul+add [T,40,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(106, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), convirt_k191_gelu(A + 6053872 + 946912*B + 25504*B*T + 61440*T, A + 6053872 + 946912*B + 25504*B*T + 40960*T, T)); /* %281 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(107, (double)5253120*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536 + (double)5120*T + (double)128), convirt_k198_matmul_add_add(A + 6053872 + 946912*B + 25504*B*T + 215040*T, A + 6053872 + 946912*B + 25504*B*T + 61440*T, (real *)P + 990944, A + 6053872 + 946912*B + 25504*B*T + 194560*T, (real *)P + 1056480, T)); /* %288 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(108, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k175_fused_scale_sum(A + 6053872 + 946912*B + 25504*B*T + 255872*T, A + 6053872 + 946912*B + 25504*B*T + 215040*T, T)); /* %292 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(109, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k176_sub(A + 6053872 + 946912*B + 25504*B*T + 194560*T, A + 6053872 + 946912*B + 25504*B*T + 215040*T, A + 6053872 + 946912*B + 25504*B*T + 255872*T, T)); /* %293 map:sub [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(110, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k118_fused_rsqrt_addc_scale_sum(A + 6053872 + 946912*B + 25504*B*T + 256704*T, A + 6053872 + 946912*B + 25504*B*T + 194560*T, T)); /* %298 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(111, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k119_mul(A + 6053872 + 946912*B + 25504*B*T + 215040*T, A + 6053872 + 946912*B + 25504*B*T + 194560*T, A + 6053872 + 946912*B + 25504*B*T + 256704*T, T)); /* %299 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(112, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k121_fused_add_mul(A + 6053872 + 946912*B + 25504*B*T + 220160*T, A + 6053872 + 946912*B + 25504*B*T + 215040*T, (real *)P + 1056608, (real *)P + 1056736, T)); /* %301 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(113, 0, sizeof(real)*((double)128*T + (double)5120*T), convirt_k302_slice(A + 6053872 + 946912*B + 25504*B*T + 255872*T, A + 6053872 + 946912*B + 25504*B*T + 220160*T, T)); /* %302 slice [T,1,128]  graphs/lib/text_encoder.lua:35 */
+    CALL(114, (double)32896*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384 + (double)128), convirt_k307_matmul_add(A + 6053872 + 946912*B + 25504*B*T + 256000*T, A + 6053872 + 946912*B + 25504*B*T + 255872*T, (real *)P + 1056864, (real *)P + 1073248, T)); /* %307 matmul+add [T,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(115, 0, sizeof(real)*((double)4992*T + (double)5120*T), convirt_text_k206_slice(A + 6053872 + 946912*B + 25504*B*T + 225280*T, A + 6053872 + 946912*B + 25504*B*T + 220160*T, T)); /* %308 slice [T,39,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(116, (double)1282944*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384 + (double)128), convirt_text_k212_matmul_add(A + 6053872 + 946912*B + 25504*B*T + 220160*T, A + 6053872 + 946912*B + 25504*B*T + 225280*T, (real *)P + 1073376, (real *)P + 1089760, T)); /* %314 matmul+add [T,39,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(117, (double)256*T, sizeof(real)*((double)T + (double)128*T), convirt_features_loss_k7_fused_sum_square(A + 6053872 + 946912*B + 25504*B*T + 256944*T, A + 6053872 + 946912*B + 25504*B*T + 256000*T, T)); /* %316 fused:sum_square [T,1]  graphs/lib/losses.lua:21 */
+    CALL(118, (double)2*T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k9_fused_rsqrt_clampmin(A + 6053872 + 946912*B + 25504*B*T + 256960*T, A + 6053872 + 946912*B + 25504*B*T + 256944*T, T)); /* %318 fused:rsqrt_clampmin [T,1]  graphs/lib/losses.lua:21 */
+    CALL(119, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)T), convirt_features_loss_k10_mul(A + 6053872 + 946912*B + 25504*B*T + 225152*T, A + 6053872 + 946912*B + 25504*B*T + 256000*T, A + 6053872 + 946912*B + 25504*B*T + 256960*T, T)); /* %319 map:mul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(120, (double)256*B, sizeof(real)*((double)B + (double)128*B), convirt_features_loss_k12_fused_sum_square(A + 6053872 + 946848*B, A + 6053872 + 946304*B, B)); /* %321 fused:sum_square [B,1]  graphs/lib/losses.lua:21 */
+    CALL(121, (double)2*B, sizeof(real)*((double)B + (double)B), convirt_features_loss_k14_fused_rsqrt_clampmin(A + 6053872 + 946864*B, A + 6053872 + 946848*B, B)); /* %323 fused:rsqrt_clampmin [B,1]  graphs/lib/losses.lua:21 */
+    CALL(122, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), convirt_features_loss_k15_mul(A + 6053872 + 946432*B, A + 6053872 + 946304*B, A + 6053872 + 946864*B, B)); /* %324 map:mul [B,128]  graphs/lib/losses.lua:21 */
+    CALL(123, (double)257*B*T, sizeof(real)*((double)B*T + (double)128*T + (double)128*B), convirt_features_loss_k17_matmul_scale(A + 6053872 + 946912*B, A + 6053872 + 946912*B + 25504*B*T + 225152*T, A + 6053872 + 946432*B, B, T)); /* %326 matmul+scale [T,B]  graphs/lib/losses.lua:21 */
+    CALL(124, 0, sizeof(real)*((double)B*T), convirt_features_loss_k18_eye(A + 6053872 + 946912*B + 15072*B*T, B, T)); /* %327 eye [T,B]  graphs/lib/losses.lua:9 */
+    CALL(125, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k19_max(A + 6053872 + 946912*B + 25504*B*T + 256752*T, A + 6053872 + 946912*B, B, T)); /* %328 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(126, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), convirt_features_loss_k22_fused_exp_sub(A + 6053872 + 946912*B + 25392*B*T, A + 6053872 + 946912*B, A + 6053872 + 946912*B + 25504*B*T + 256752*T, B, T)); /* %331 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
+    CALL(127, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k23_sum(A + 6053872 + 946912*B + 25504*B*T + 256976*T, A + 6053872 + 946912*B + 25392*B*T, B, T)); /* %332 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(128, (double)T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k24_clampmin(A + 6053872 + 946912*B + 25504*B*T + 256992*T, A + 6053872 + 946912*B + 25504*B*T + 256976*T, T)); /* %333 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
+    CALL(129, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), convirt_features_loss_k27_mul(A + 6053872 + 946912*B + 15088*B*T, A + 6053872 + 946912*B, A + 6053872 + 946912*B + 15072*B*T, B, T)); /* %336 map:mul [T,B]  graphs/lib/losses.lua:10 */
+    CALL(130, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k30_max(A + 6053872 + 946560*B, A + 6053872 + 946912*B, B, T)); /* %339 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(131, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), convirt_features_loss_k33_fused_exp_sub(A + 6053872 + 946912*B + 25408*B*T, A + 6053872 + 946912*B, A + 6053872 + 946560*B, B, T)); /* %342 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
+    CALL(132, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k34_sum(A + 6053872 + 946880*B, A + 6053872 + 946912*B + 25408*B*T, B, T)); /* %343 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(133, (double)B, sizeof(real)*((double)B + (double)B), convirt_features_loss_k35_clampmin(A + 6053872 + 946896*B, A + 6053872 + 946880*B, B)); /* %344 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
+    CALL(134, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k34_sum(A + 6053872 + 946576*B, A + 6053872 + 946912*B + 15088*B*T, B, T)); /* %348 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(135, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k23_sum(A + 6053872 + 946912*B + 25504*B*T + 256304*T, A + 6053872 + 946912*B + 15072*B*T, B, T)); /* %350 reduce [T,1]  graphs/lib/losses.lua:12 */
+    CALL(136, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), convirt_features_loss_k42_fused_mul_sub_add_log(A + 6053872 + 946912*B + 25504*B*T + 256128*T, A + 6053872 + 946912*B + 25504*B*T + 256992*T, A + 6053872 + 946912*B + 25504*B*T + 256752*T, A + 6053872 + 946912*B + 15088*B*T, A + 6053872 + 946912*B + 25504*B*T + 256304*T, B, T)); /* %351 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
+    CALL(137, (double)T, sizeof(real)*((double)1 + (double)T), convirt_features_loss_k43_sum(A + 0, A + 6053872 + 946912*B + 25504*B*T + 256128*T, T)); /* %352 reduce [1,1]  graphs/lib/losses.lua:13 */
+    CALL(138, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), convirt_features_loss_k46_fused_scale_add_sum_sub(A + 16, A + 0, A + 6053872 + 946896*B, A + 6053872 + 946560*B, A + 6053872 + 946576*B, B)); /* %355 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
+    CALL(139, (double)9984*T, sizeof(real)*((double)39*T + (double)4992*T), gloria_features_loss_k49_fused_sum_square(A + 6053872 + 946912*B + 25504*B*T + 256752*T, A + 6053872 + 946912*B + 25504*B*T + 220160*T, T)); /* %358 fused:sum_square [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(140, (double)78*T, sizeof(real)*((double)39*T + (double)39*T), gloria_features_loss_k51_fused_rsqrt_clampmin(A + 6053872 + 946912*B + 25504*B*T + 256800*T, A + 6053872 + 946912*B + 25504*B*T + 256752*T, T)); /* %360 fused:rsqrt_clampmin [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(141, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T), gloria_features_loss_k52_mul(A + 6053872 + 946912*B + 25504*B*T + 230272*T, A + 6053872 + 946912*B + 25504*B*T + 220160*T, A + 6053872 + 946912*B + 25504*B*T + 256800*T, T)); /* %361 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
+    CALL(142, (double)16384*B, sizeof(real)*((double)64*B + (double)8192*B), gloria_features_loss_k56_fused_sum_square(A + 6053872 + 933888*B, A + 6053872 + 892928*B, B)); /* %365 fused:sum_square [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(143, (double)128*B, sizeof(real)*((double)64*B + (double)64*B), gloria_features_loss_k58_fused_rsqrt_clampmin(A + 6053872 + 946560*B, A + 6053872 + 933888*B, B)); /* %367 fused:rsqrt_clampmin [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(144, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)64*B), gloria_features_loss_k59_mul(A + 6053872 + 917504*B, A + 6053872 + 892928*B, A + 6053872 + 946560*B, B)); /* %368 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
+    CALL(145, (double)638976*B*T, sizeof(real)*((double)2496*B*T + (double)4992*T + (double)8192*B), gloria_features_loss_k60_matmul(A + 6053872 + 946912*B, A + 6053872 + 946912*B + 25504*B*T + 230272*T, A + 6053872 + 917504*B, B, T)); /* %369 matmul [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(146, (double)4992*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), gloria_features_loss_k62_fused_max_scale(A + 6053872 + 946912*B + 2496*B*T, A + 6053872 + 946912*B, B, T)); /* %371 fused:max_scale [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(147, (double)7488*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), gloria_features_loss_k65_fused_exp_sub_scale(A + 6053872 + 946912*B + 19968*B*T, A + 6053872 + 946912*B, A + 6053872 + 946912*B + 2496*B*T, B, T)); /* %374 fused:exp_sub_scale [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(148, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), gloria_features_loss_k66_sum(A + 6053872 + 946912*B + 24960*B*T, A + 6053872 + 946912*B + 19968*B*T, B, T)); /* %375 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(149, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), gloria_features_loss_k67_div(A + 6053872 + 946912*B + 22464*B*T, A + 6053872 + 946912*B + 19968*B*T, A + 6053872 + 946912*B + 24960*B*T, B, T)); /* %376 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(150, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), gloria_features_loss_k68_matmul(A + 6053872 + 946912*B, A + 6053872 + 946912*B + 22464*B*T, A + 6053872 + 892928*B, B, T)); /* %377 matmul [T,B,39,128]  graphs/lib/matching.lua:11 */
+    CALL(151, (double)9984*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), gloria_features_loss_k70_fused_sum_square(A + 6053872 + 946912*B + 25008*B*T, A + 6053872 + 946912*B, B, T)); /* %379 fused:sum_square [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(152, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), gloria_features_loss_k72_fused_rsqrt_clampmin(A + 6053872 + 946912*B + 25056*B*T, A + 6053872 + 946912*B + 25008*B*T, B, T)); /* %381 fused:rsqrt_clampmin [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(153, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T), gloria_features_loss_k73_mul(A + 6053872 + 946912*B + 4992*B*T, A + 6053872 + 946912*B, A + 6053872 + 946912*B + 25056*B*T, B, T)); /* %382 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(154, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*T + (double)4992*B*T), reclf_noirm_features_loss_k74_mul(A + 6053872 + 946912*B + 9984*B*T, A + 6053872 + 946912*B + 25504*B*T + 230272*T, A + 6053872 + 946912*B + 4992*B*T, B, T)); /* %383 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(155, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), convirt_text_vjp_k278_matmul(A + 6053872 + 946912*B + 25504*B*T + 235264*T, A + 6053872 + 946912*B + 25504*B*T + 220160*T, (real *)P + 1089888, T)); /* %390 matmul [39*T,128]  graphs/lib/srm.lua:11 */
+    CALL(156, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), convirt_text_vjp_k278_matmul(A + 6053872 + 946912*B + 25504*B*T + 240256*T, A + 6053872 + 946912*B + 25504*B*T + 220160*T, (real *)P + 1106272, T)); /* %393 matmul [39*T,128]  graphs/lib/srm.lua:11 */
+    CALL(157, (double)117*T, sizeof(real)*((double)39*T + (double)39*T), gloria_features_loss_k81_fused_scale_addc_neg(A + 6053872 + 946912*B + 25504*B*T + 256128*T, (real *)inputs[3], T)); /* %401 fused:scale_addc_neg [T,1,39]  graphs/lib/srm.lua:12 */
+    CALL(158, (double)393939*T, sizeof(real)*((double)1521*T + (double)4992*T + (double)4992*T + (double)39*T + (double)39*T), reclf_noirm_features_loss_k93_matmul_add_mul_scale(A + 6053872 + 946912*B + 25504*B*T + 245248*T, A + 6053872 + 946912*B + 25504*B*T + 235264*T, A + 6053872 + 946912*B + 25504*B*T + 240256*T, (real *)inputs[3], A + 6053872 + 946912*B + 25504*B*T + 256128*T, T)); /* %402 matmul+add_mul_scale [T,39,39]  graphs/lib/srm.lua:12 */
+    CALL(159, (double)1521*T, sizeof(real)*((double)39*T + (double)1521*T), reclf_noirm_features_loss_k94_max(A + 6053872 + 946912*B + 25504*B*T + 256128*T, A + 6053872 + 946912*B + 25504*B*T + 245248*T, T)); /* %403 reduce [T,39,1]  graphs/lib/srm.lua:12 */
+    CALL(160, (double)3042*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), reclf_noirm_features_loss_k97_fused_exp_sub(A + 6053872 + 946912*B + 25504*B*T + 250240*T, A + 6053872 + 946912*B + 25504*B*T + 245248*T, A + 6053872 + 946912*B + 25504*B*T + 256128*T, T)); /* %406 fused:exp_sub [T,39,39]  graphs/lib/srm.lua:12 */
+    CALL(161, (double)3042*T, sizeof(real)*((double)39*T + (double)1521*T + (double)39*T), reclf_noirm_features_loss_k99_fused_sum_mul(A + 6053872 + 946912*B + 25504*B*T + 256848*T, A + 6053872 + 946912*B + 25504*B*T + 250240*T, (real *)inputs[3], T)); /* %408 fused:sum_mul [T,39,1]  graphs/lib/srm.lua:12 */
+    CALL(162, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), reclf_noirm_features_loss_k100_clampmin(A + 6053872 + 946912*B + 25504*B*T + 256896*T, A + 6053872 + 946912*B + 25504*B*T + 256848*T, T)); /* %409 map:clampmin [T,39,1]  graphs/lib/srm.lua:12 */
+    CALL(163, (double)3042*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T + (double)39*T), reclf_noirm_features_loss_k101_fused_div_mul(A + 6053872 + 946912*B + 25504*B*T + 251776*T, A + 6053872 + 946912*B + 25504*B*T + 250240*T, (real *)inputs[3], A + 6053872 + 946912*B + 25504*B*T + 256896*T, T)); /* %410 fused:div_mul [T,39,39]  graphs/lib/srm.lua:12 */
+    CALL(164, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), convirt_k464_matmul(A + 6053872 + 946912*B + 25504*B*T + 254848*T, A + 6053872 + 946912*B + 25504*B*T + 256000*T, (real *)P + 1155424, T)); /* %423 matmul [T,128]  graphs/lib/irm.lua:9 */
+    CALL(165, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), reclf_nosrm_features_loss_k155_matmul(A + 6053872 + 946912*B + 25504*B*T + 254976*T, A + 6053872 + 946912*B + 25504*B*T + 254848*T, (real *)P + 1171808, T)); /* %543 matmul [T,128]  graphs/lib/irm.lua:10 */
+    CALL(166, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), reclf_nosrm_features_loss_k155_matmul(A + 6053872 + 946912*B + 25504*B*T + 255104*T, A + 6053872 + 946912*B + 25504*B*T + 254976*T, (real *)P + 1139040, T)); /* %548 matmul [T,128]  graphs/lib/irm.lua:10 */
+    CALL(167, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), reclf_nosrm_features_loss_k155_matmul(A + 6053872 + 946912*B + 25504*B*T + 256128*T, A + 6053872 + 946912*B + 25504*B*T + 255104*T, (real *)P + 1122656, T)); /* %551 matmul [T,128]  graphs/lib/irm.lua:10 */
+    CALL(168, (double)9984*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)128*T), reclf_features_loss_k211_fused_sum_mul(A + 6053872 + 946912*B + 25104*B*T, A + 6053872 + 946912*B + 9984*B*T, A + 6053872 + 946912*B + 25504*B*T + 256128*T, B, T)); /* %554 fused:sum_mul [T,B,39,1]  graphs/lib/irm.lua:10 */
+    CALL(169, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), reclf_noirm_features_loss_k177_matmul(A + 6053872 + 946912*B + 14976*B*T, A + 6053872 + 946912*B + 25504*B*T + 251776*T, A + 6053872 + 946912*B + 25104*B*T, B, T)); /* %555 matmul [T,B,39,1]  graphs/lib/irm.lua:10 */
+    CALL(170, (double)117*T, sizeof(real)*((double)39*T + (double)39*T), gloria_features_loss_k81_fused_scale_addc_neg(A + 6053872 + 946912*B + 25504*B*T + 256256*T, (real *)inputs[3], T)); /* %435 fused:scale_addc_neg [T,1,39,1]  graphs/lib/irm.lua:11 */
+    CALL(171, (double)10140*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)128*T + (double)39*B*T + (double)39*T + (double)39*T), reclf_features_loss_k127_fused_add_mul_scale_add(A + 6053872 + 946912*B + 15024*B*T, A + 6053872 + 946912*B + 9984*B*T, A + 6053872 + 946912*B + 25504*B*T + 254976*T, A + 6053872 + 946912*B + 14976*B*T, (real *)inputs[3], A + 6053872 + 946912*B + 25504*B*T + 256256*T, B, T)); /* %436 fused:add_mul_scale_add [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(172, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), gloria_features_loss_k83_max(A + 6053872 + 946912*B + 14976*B*T, A + 6053872 + 946912*B + 15024*B*T, B, T)); /* %437 reduce [T,B,1,1]  graphs/lib/irm.lua:11 */
+    CALL(173, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T), gloria_features_loss_k86_fused_exp_sub(A + 6053872 + 946912*B + 25152*B*T, A + 6053872 + 946912*B + 15024*B*T, A + 6053872 + 946912*B + 14976*B*T, B, T)); /* %440 fused:exp_sub [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(174, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*T), gloria_features_loss_k87_mul(A + 6053872 + 946912*B + 14976*B*T, A + 6053872 + 946912*B + 25152*B*T, (real *)inputs[3], B, T)); /* %441 map:mul [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(175, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), gloria_features_loss_k88_sum(A + 6053872 + 946912*B + 25424*B*T, A + 6053872 + 946912*B + 14976*B*T, B, T)); /* %442 reduce [T,B,1,1]  graphs/lib/irm.lua:11 */
+    CALL(176, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), gloria_features_loss_k89_clampmin(A + 6053872 + 946912*B + 25440*B*T, A + 6053872 + 946912*B + 25424*B*T, B, T)); /* %443 map:clampmin [T,B,1,1]  graphs/lib/irm.lua:11 */
+    CALL(177, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T), reclf_nosrm_features_loss_k100_div(A + 6053872 + 946912*B + 25200*B*T, A + 6053872 + 946912*B + 14976*B*T, A + 6053872 + 946912*B + 25440*B*T, B, T)); /* %444 map:div [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(178, (double)16384, sizeof(real)*((double)128 + (double)16384), reclf_noirm_features_loss_k170_sum(A + 16384, (real *)P + 1139040)); /* %533 reduce [128,1]  graphs/lib/model.lua:33 */
+    CALL(179, (double)32768, sizeof(real)*((double)128 + (double)128 + (double)16384), reclf_noirm_features_loss_k173_matmul(A + 16512, A + 16384, (real *)P + 1122656)); /* %536 matmul [1,128]  graphs/lib/model.lua:33 */
+    CALL(180, (double)9984*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)128), reclf_noirm_features_loss_k176_fused_sum_mul(A + 6053872 + 946912*B + 16512*B*T, A + 6053872 + 946912*B + 9984*B*T, A + 16512, B, T)); /* %539 fused:sum_mul [T,B,39,1]  graphs/lib/model.lua:33 */
+    CALL(181, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), reclf_noirm_features_loss_k177_matmul(A + 6053872 + 946912*B + 14976*B*T, A + 6053872 + 946912*B + 25504*B*T + 251776*T, A + 6053872 + 946912*B + 16512*B*T, B, T)); /* %540 matmul [T,B,39,1]  graphs/lib/model.lua:33 */
+    CALL(182, (double)5031*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)39*B*T), reclf_features_loss_k198_fused_add_sum(A + 6053872 + 946912*B + 25248*B*T, A + 6053872 + 946912*B + 9984*B*T, A + 6053872 + 946912*B + 14976*B*T, B, T)); /* %541 fused:add_sum [T,B,39,1]  graphs/lib/model.lua:33 */
+    CALL(183, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), reclf_nosrm_features_loss_k101_mul(A + 6053872 + 946912*B + 14976*B*T, A + 6053872 + 946912*B + 25200*B*T, A + 6053872 + 946912*B + 25248*B*T, B, T)); /* %445 map:mul [T,B,39,1]  graphs/lib/irm.lua:12 */
+    CALL(184, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), gloria_features_loss_k88_sum(A + 6053872 + 946912*B + 15024*B*T, A + 6053872 + 946912*B + 14976*B*T, B, T)); /* %446 reduce [T,B,1,1]  graphs/lib/irm.lua:12 */
+    CALL(185, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), gloria_features_loss_k94_scale(A + 6053872 + 946912*B + 15040*B*T, A + 6053872 + 946912*B + 15024*B*T, B, T)); /* %448 map:scale [T,B]  graphs/lib/model.lua:43 */
+    CALL(186, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k19_max(A + 6053872 + 946912*B + 25504*B*T + 256256*T, A + 6053872 + 946912*B + 15040*B*T, B, T)); /* %450 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(187, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), convirt_features_loss_k22_fused_exp_sub(A + 6053872 + 946912*B + 15056*B*T, A + 6053872 + 946912*B + 15040*B*T, A + 6053872 + 946912*B + 25504*B*T + 256256*T, B, T)); /* %453 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
+    CALL(188, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k23_sum(A + 6053872 + 946912*B + 25504*B*T + 256272*T, A + 6053872 + 946912*B + 15056*B*T, B, T)); /* %454 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(189, (double)T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k24_clampmin(A + 6053872 + 946912*B + 25504*B*T + 256288*T, A + 6053872 + 946912*B + 25504*B*T + 256272*T, T)); /* %455 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
+    CALL(190, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), convirt_features_loss_k27_mul(A + 6053872 + 946912*B + 14976*B*T, A + 6053872 + 946912*B + 15040*B*T, A + 6053872 + 946912*B + 15072*B*T, B, T)); /* %458 map:mul [T,B]  graphs/lib/losses.lua:10 */
+    CALL(191, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k30_max(A + 6053872 + 946624*B, A + 6053872 + 946912*B + 15040*B*T, B, T)); /* %461 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(192, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), convirt_features_loss_k33_fused_exp_sub(A + 6053872 + 946912*B + 14992*B*T, A + 6053872 + 946912*B + 15040*B*T, A + 6053872 + 946624*B, B, T)); /* %464 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
+    CALL(193, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k34_sum(A + 6053872 + 946640*B, A + 6053872 + 946912*B + 14992*B*T, B, T)); /* %465 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(194, (double)B, sizeof(real)*((double)B + (double)B), convirt_features_loss_k35_clampmin(A + 6053872 + 946656*B, A + 6053872 + 946640*B, B)); /* %466 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
+    CALL(195, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k34_sum(A + 6053872 + 946672*B, A + 6053872 + 946912*B + 14976*B*T, B, T)); /* %470 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(196, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), convirt_features_loss_k42_fused_mul_sub_add_log(A + 6053872 + 946912*B + 25504*B*T + 256320*T, A + 6053872 + 946912*B + 25504*B*T + 256288*T, A + 6053872 + 946912*B + 25504*B*T + 256256*T, A + 6053872 + 946912*B + 14976*B*T, A + 6053872 + 946912*B + 25504*B*T + 256304*T, B, T)); /* %473 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
+    CALL(197, (double)T, sizeof(real)*((double)1 + (double)T), convirt_features_loss_k43_sum(A + 0, A + 6053872 + 946912*B + 25504*B*T + 256320*T, T)); /* %474 reduce [1,1]  graphs/lib/losses.lua:13 */
+    CALL(198, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), convirt_features_loss_k46_fused_scale_add_sum_sub(A + 32, A + 0, A + 6053872 + 946656*B, A + 6053872 + 946624*B, A + 6053872 + 946672*B, B)); /* %477 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
+    CALL(199, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), convirt_image_vjp_k113_add(A + 6053856, A + 16, A + 32)); /* %479 map:add []  graphs/lib/model.lua:85 */
 }
 
 static void backward(void *arena, real *grads, const real *P, void *const *inputs, real *const *input_grads, const long *dims) {
     const long B = dims[0]; (void)B;
     const long T = dims[1]; (void)T;
     real *A = arena; (void)A; (void)P; (void)inputs; (void)grads; (void)input_grads;
-    CALL(227, 0, sizeof(real)*((double)1), convirt_features_loss_k58_fill(A + 0)); /* %715 fill []  graphs/lib/model.lua:87 */
-    CALL(228, (double)1, sizeof(real)*((double)1 + (double)1), convirt_features_loss_k60_scale(A + 5818368, A + 0, B)); /* %717 map:scale [1,1]  graphs/lib/losses.lua:16 */
-    CALL(229, (double)2*T, sizeof(real)*((double)T + (double)1 + (double)T), convirt_features_loss_k63_fused_mul_id(A + 6053872 + 1250016*B + 25504*B*T + 257008*T, A + 5818368, A + 6053872 + 1250016*B + 25504*B*T + 256304*T, T)); /* %720 fused:mul_id [T,1]  graphs/lib/losses.lua:13 */
-    CALL(230, (double)2*B, sizeof(real)*((double)B + (double)1), convirt_features_loss_k65_fused_neg_id(A + 6053872 + 1249728*B, A + 5818368, B)); /* %722 fused:neg_id [1,B]  graphs/lib/losses.lua:11 */
-    CALL(231, (double)2*B*T, sizeof(real)*((double)B*T + (double)B + (double)B*T), gloria_features_loss_k159_fused_mul_id(A + 6053872 + 1250016*B + 25456*B*T, A + 6053872 + 1249728*B, A + 6053872 + 1250016*B + 15072*B*T, B, T)); /* %724 fused:mul_id [T,B]  graphs/lib/losses.lua:11 */
-    CALL(232, (double)4*B, sizeof(real)*((double)B + (double)1 + (double)B + (double)B), convirt_features_loss_k71_fused_mul_div_id_step(A + 6053872 + 1249728*B, A + 5818368, A + 6053872 + 1249760*B, A + 6053872 + 1249744*B, B)); /* %728 fused:mul_div_id_step [1,B]  graphs/lib/losses.lua:11 */
-    CALL(233, (double)T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k77_neg(A + 6053872 + 1250016*B + 25504*B*T + 256256*T, A + 6053872 + 1250016*B + 25504*B*T + 257008*T, T)); /* %734 map:neg [T,1]  graphs/lib/losses.lua:10 */
-    CALL(234, (double)2*B*T, sizeof(real)*((double)B*T + (double)T + (double)B*T), gloria_features_loss_k171_fused_mul_id(A + 6053872 + 1250016*B + 25472*B*T, A + 6053872 + 1250016*B + 25504*B*T + 256256*T, A + 6053872 + 1250016*B + 15072*B*T, B, T)); /* %736 fused:mul_id [T,B]  graphs/lib/losses.lua:10 */
-    CALL(235, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), convirt_features_loss_k84_fused_mul_div_step(A + 6053872 + 1250016*B + 25504*B*T + 256256*T, A + 6053872 + 1250016*B + 25504*B*T + 257008*T, A + 6053872 + 1250016*B + 25504*B*T + 256288*T, A + 6053872 + 1250016*B + 25504*B*T + 256272*T, T)); /* %741 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
-    CALL(236, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), gloria_features_loss_k182_fused_scale_add_add_add(A + 6053872 + 1250016*B + 25488*B*T, A + 6053872 + 1250016*B + 25456*B*T, A + 6053872 + 1249728*B, A + 6053872 + 1250016*B + 14992*B*T, A + 6053872 + 1250016*B + 25472*B*T, A + 6053872 + 1250016*B + 25504*B*T + 256256*T, A + 6053872 + 1250016*B + 15056*B*T, B, T)); /* %747 fused:scale_add_add_add [T,B]  graphs/lib/model.lua:43 */
-    CALL(237, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)B*T + (double)39*B*T), reclf_nosrm_features_loss_k203_fused_mul_id(A + 6053872 + 1250016*B + 25296*B*T, A + 6053872 + 1250016*B + 25488*B*T, A + 6053872 + 1250016*B + 25200*B*T, B, T)); /* %751 fused:mul_id [T,B,39,1]  graphs/lib/irm.lua:12 */
-    CALL(238, (double)3042*B*T, sizeof(real)*((double)1521*B*T + (double)39*B*T + (double)39*B*T), reclf_noirm_features_loss_k225_matmul(A + 6053872 + 1250016*B + 14976*B*T, A + 6053872 + 1250016*B + 25296*B*T, A + 6053872 + 1250016*B + 16512*B*T, B, T)); /* %752 matmul [T,B,39,39]  graphs/lib/model.lua:33 */
-    CALL(239, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), reclf_noirm_features_loss_k226_matmul(A + 6053872 + 1250016*B + 25344*B*T, A + 6053872 + 1250016*B + 25504*B*T + 251776*T, A + 6053872 + 1250016*B + 25296*B*T, B, T)); /* %753 matmul [T,B,39,1]  graphs/lib/model.lua:33 */
-    CALL(240, (double)1521*B*T, sizeof(real)*((double)1521*T + (double)1521*B*T), reclf_noirm_features_loss_k227_sum(A + 6053872 + 1250016*B + 25504*B*T + 245248*T, A + 6053872 + 1250016*B + 14976*B*T, B, T)); /* %754 reduce [T,1,39,39]  graphs/lib/model.lua:33 */
-    CALL(241, (double)9984*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T + (double)4992*B*T), gloria_features_loss_k201_fused_mul_id(A + 6053872 + 1250016*B + 14976*B*T, A + 6053872 + 1250016*B + 25344*B*T, A + 6053872 + 1250016*B + 9984*B*T, B, T)); /* %757 fused:mul_id [T,B,39,128]  graphs/lib/model.lua:33 */
-    CALL(242, (double)4992*B*T, sizeof(real)*((double)4992*B + (double)4992*B*T), reclf_noirm_features_loss_k231_sum(A + 6053872 + 1228800*B, A + 6053872 + 1250016*B + 14976*B*T, B, T)); /* %758 reduce [1,B,39,128]  graphs/lib/model.lua:33 */
-    CALL(243, (double)4992*B, sizeof(real)*((double)4992 + (double)4992*B), reclf_noirm_features_loss_k233_sum(A + 0, A + 6053872 + 1228800*B, B)); /* %760 reduce [1,39,128]  graphs/lib/model.lua:33 */
-    CALL(244, (double)4992, sizeof(real)*((double)128 + (double)4992), convirt_text_vjp_k275_sum(A + 16640, A + 0)); /* %762 reduce [1,128]  graphs/lib/model.lua:33 */
-    CALL(245, (double)32768, sizeof(real)*((double)128 + (double)128 + (double)16384), reclf_noirm_features_loss_k238_matmul(A + 16768, A + 16640, (real *)P + 1122656)); /* %765 matmul [1,128]  graphs/lib/model.lua:33 */
-    CALL(246, (double)117*B*T, sizeof(real)*((double)39*B*T + (double)B*T + (double)39*B*T + (double)B*T), reclf_nosrm_features_loss_k204_fused_div_mul_id(A + 6053872 + 1250016*B + 14976*B*T, A + 6053872 + 1250016*B + 25488*B*T, A + 6053872 + 1250016*B + 25248*B*T, A + 6053872 + 1250016*B + 25440*B*T, B, T)); /* %772 fused:div_mul_id [T,B,39,1]  graphs/lib/irm.lua:11 */
-    CALL(247, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), reclf_nosrm_features_loss_k206_fused_neg_mul(A + 6053872 + 1250016*B + 25248*B*T, A + 6053872 + 1250016*B + 14976*B*T, A + 6053872 + 1250016*B + 25200*B*T, B, T)); /* %774 fused:neg_mul [T,B,39,1]  graphs/lib/irm.lua:11 */
-    CALL(248, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), gloria_features_loss_k88_sum(A + 6053872 + 1250016*B + 25440*B*T, A + 6053872 + 1250016*B + 25248*B*T, B, T)); /* %775 reduce [T,B,1,1]  graphs/lib/irm.lua:11 */
-    CALL(249, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), reclf_nosrm_features_loss_k209_fused_mul_step(A + 6053872 + 1250016*B + 25248*B*T, A + 6053872 + 1250016*B + 25440*B*T, A + 6053872 + 1250016*B + 25424*B*T, B, T)); /* %777 fused:mul_step [T,B,1,1]  graphs/lib/irm.lua:11 */
-    CALL(250, (double)234*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T + (double)39*T + (double)39*B*T), reclf_nosrm_features_loss_k222_fused_scale_mul_mul_mul(A + 6053872 + 1250016*B + 25200*B*T, A + 6053872 + 1250016*B + 14976*B*T, A + 6053872 + 1250016*B + 25248*B*T, (real *)inputs[3], A + 6053872 + 1250016*B + 25152*B*T, B, T)); /* %790 fused:scale_mul_mul_mul [T,B,39,1]  graphs/lib/irm.lua:10 */
-    CALL(251, (double)3042*B*T, sizeof(real)*((double)1521*B*T + (double)39*B*T + (double)39*B*T), reclf_noirm_features_loss_k225_matmul(A + 6053872 + 1250016*B + 14976*B*T, A + 6053872 + 1250016*B + 25200*B*T, A + 6053872 + 1250016*B + 25104*B*T, B, T)); /* %791 matmul [T,B,39,39]  graphs/lib/irm.lua:10 */
-    CALL(252, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), reclf_noirm_features_loss_k226_matmul(A + 6053872 + 1250016*B + 25248*B*T, A + 6053872 + 1250016*B + 25504*B*T + 251776*T, A + 6053872 + 1250016*B + 25200*B*T, B, T)); /* %792 matmul [T,B,39,1]  graphs/lib/irm.lua:10 */
-    CALL(253, (double)1521*B*T, sizeof(real)*((double)1521*T + (double)1521*B*T), reclf_noirm_features_loss_k227_sum(A + 6053872 + 1250016*B + 25504*B*T + 246784*T, A + 6053872 + 1250016*B + 14976*B*T, B, T)); /* %793 reduce [T,1,39,39]  graphs/lib/irm.lua:10 */
-    CALL(254, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)1521*T), reclf_features_loss_k301_add(A + 6053872 + 1250016*B + 25504*B*T + 253312*T, A + 6053872 + 1250016*B + 25504*B*T + 245248*T, A + 6053872 + 1250016*B + 25504*B*T + 246784*T, T)); /* %794 map:add [T,1,39,39]  graphs/lib/irm.lua:10 */
-    CALL(255, (double)9984*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T + (double)4992*B*T), gloria_features_loss_k201_fused_mul_id(A + 6053872 + 1250016*B + 14976*B*T, A + 6053872 + 1250016*B + 25248*B*T, A + 6053872 + 1250016*B + 9984*B*T, B, T)); /* %797 fused:mul_id [T,B,39,128]  graphs/lib/irm.lua:10 */
-    CALL(256, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), gloria_features_loss_k203_sum(A + 6053872 + 1250016*B + 25504*B*T + 245248*T, A + 6053872 + 1250016*B + 14976*B*T, B, T)); /* %798 reduce [T,1,39,128]  graphs/lib/irm.lua:10 */
-    CALL(257, (double)4992*T, sizeof(real)*((double)128*T + (double)4992*T), reclf_nosrm_features_loss_k227_sum(A + 6053872 + 1250016*B + 25504*B*T + 256256*T, A + 6053872 + 1250016*B + 25504*B*T + 245248*T, T)); /* %799 reduce [T,1,1,128]  graphs/lib/irm.lua:10 */
-    CALL(258, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), convirt_k614_matmul(A + 6053872 + 1250016*B + 25504*B*T + 256384*T, A + 6053872 + 1250016*B + 25504*B*T + 256256*T, (real *)P + 1122656, T)); /* %802 matmul [T,128]  graphs/lib/irm.lua:10 */
-    CALL(259, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), convirt_k615_matmul(A + 0, A + 6053872 + 1250016*B + 25504*B*T + 256256*T, A + 6053872 + 1250016*B + 25504*B*T + 255104*T, T)); /* %803 matmul [128,128]  graphs/lib/irm.lua:10 */
-    CALL(260, (double)49152, sizeof(real)*((double)16384 + (double)128 + (double)128 + (double)16384), reclf_features_loss_k311_matmul_add(A + 5720064, A + 16640, A + 16384, A + 0)); /* %804 matmul+add [128,128]  graphs/lib/irm.lua:10 */
-    CALL(261, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T + (double)128), reclf_features_loss_k316_matmul_add_id(A + 5736448, A + 6053872 + 1250016*B + 25504*B*T + 256384*T, A + 6053872 + 1250016*B + 25504*B*T + 254976*T, A + 16768, T)); /* %809 matmul+add_id [128,128]  graphs/lib/irm.lua:10 */
-    CALL(262, (double)9984*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T + (double)4992*B*T), gloria_features_loss_k201_fused_mul_id(A + 6053872 + 1250016*B + 14976*B*T, A + 6053872 + 1250016*B + 25200*B*T, A + 6053872 + 1250016*B + 9984*B*T, B, T)); /* %813 fused:mul_id [T,B,39,128]  graphs/lib/irm.lua:10 */
-    CALL(263, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), gloria_features_loss_k203_sum(A + 6053872 + 1250016*B + 25504*B*T + 245248*T, A + 6053872 + 1250016*B + 14976*B*T, B, T)); /* %814 reduce [T,1,39,128]  graphs/lib/irm.lua:10 */
-    CALL(264, (double)4992*T, sizeof(real)*((double)128*T + (double)4992*T), reclf_nosrm_features_loss_k227_sum(A + 6053872 + 1250016*B + 25504*B*T + 255104*T, A + 6053872 + 1250016*B + 25504*B*T + 245248*T, T)); /* %815 reduce [T,1,1,128]  graphs/lib/irm.lua:10 */
-    CALL(265, (double)49920*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T + (double)128 + (double)39*B*T + (double)39*B*T + (double)128*T + (double)39*B*T + (double)128*T), reclf_features_loss_k323_fused_add_add_add_mul(A + 6053872 + 1250016*B + 9984*B*T, A + 6053872 + 1250016*B + 25344*B*T, A + 16512, A + 6053872 + 1250016*B + 25296*B*T, A + 6053872 + 1250016*B + 25248*B*T, A + 6053872 + 1250016*B + 25504*B*T + 256128*T, A + 6053872 + 1250016*B + 25200*B*T, A + 6053872 + 1250016*B + 25504*B*T + 254976*T, B, T)); /* %816 fused:add_add_add_mul [T,B,39,128]  graphs/lib/irm.lua:10 */
-    CALL(266, (double)32896*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384 + (double)128*T), reclf_features_loss_k324_matmul_add(A + 6053872 + 1250016*B + 25504*B*T + 254976*T, A + 6053872 + 1250016*B + 25504*B*T + 256384*T, (real *)P + 1139040, A + 6053872 + 1250016*B + 25504*B*T + 255104*T, T)); /* %817 matmul+add [T,1,1,128]  graphs/lib/irm.lua:10 */
-    CALL(267, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), convirt_k614_matmul(A + 6053872 + 1250016*B + 25504*B*T + 256128*T, A + 6053872 + 1250016*B + 25504*B*T + 254976*T, (real *)P + 1171808, T)); /* %819 matmul [T,128]  graphs/lib/irm.lua:10 */
-    CALL(268, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), convirt_k615_matmul(A + 5752832, A + 6053872 + 1250016*B + 25504*B*T + 254976*T, A + 6053872 + 1250016*B + 25504*B*T + 254848*T, T)); /* %820 matmul [128,128]  graphs/lib/irm.lua:10 */
-    CALL(269, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), convirt_k615_matmul(A + 5769216, A + 6053872 + 1250016*B + 25504*B*T + 256000*T, A + 6053872 + 1250016*B + 25504*B*T + 256128*T, T)); /* %824 matmul [128,128]  graphs/lib/irm.lua:9 */
-    CALL(270, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), reclf_noirm_features_loss_k246_div(A + 6053872 + 1250016*B + 25504*B*T + 245248*T, A + 6053872 + 1250016*B + 25504*B*T + 253312*T, A + 6053872 + 1250016*B + 25504*B*T + 256896*T, T)); /* %826 map:div [T,39,39]  graphs/lib/srm.lua:12 */
-    CALL(271, (double)4641*T, sizeof(real)*((double)39*T + (double)1521*T + (double)1521*T + (double)39*T), reclf_noirm_features_loss_k251_fused_mul_sum_neg_mul(A + 6053872 + 1250016*B + 25504*B*T + 256256*T, A + 6053872 + 1250016*B + 25504*B*T + 245248*T, A + 6053872 + 1250016*B + 25504*B*T + 251776*T, A + 6053872 + 1250016*B + 25504*B*T + 256848*T, T)); /* %831 fused:mul_sum_neg_mul [T,39,1]  graphs/lib/srm.lua:12 */
-    CALL(272, (double)9126*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T + (double)39*T + (double)1521*T), reclf_noirm_features_loss_k264_fused_scale_mul_mul_mul(A + 6053872 + 1250016*B + 25504*B*T + 251776*T, A + 6053872 + 1250016*B + 25504*B*T + 245248*T, A + 6053872 + 1250016*B + 25504*B*T + 256256*T, (real *)inputs[3], A + 6053872 + 1250016*B + 25504*B*T + 250240*T, T)); /* %844 fused:scale_mul_mul_mul [T,39,39]  graphs/lib/srm.lua:11 */
-    CALL(273, (double)389376*T, sizeof(real)*((double)4992*T + (double)1521*T + (double)4992*T), reclf_noirm_features_loss_k265_matmul(A + 6053872 + 1250016*B + 25504*B*T + 245248*T, A + 6053872 + 1250016*B + 25504*B*T + 251776*T, A + 6053872 + 1250016*B + 25504*B*T + 240256*T, T)); /* %845 matmul [T,39,128]  graphs/lib/srm.lua:11 */
-    CALL(274, (double)389376*T, sizeof(real)*((double)4992*T + (double)1521*T + (double)4992*T), reclf_noirm_features_loss_k266_matmul(A + 6053872 + 1250016*B + 25504*B*T + 240256*T, A + 6053872 + 1250016*B + 25504*B*T + 251776*T, A + 6053872 + 1250016*B + 25504*B*T + 235264*T, T)); /* %846 matmul [T,39,128]  graphs/lib/srm.lua:11 */
-    CALL(275, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), reclf_noirm_features_loss_k268_matmul(A + 6053872 + 1250016*B + 25504*B*T + 235264*T, A + 6053872 + 1250016*B + 25504*B*T + 240256*T, (real *)P + 1106272, T)); /* %848 matmul [39*T,128]  graphs/lib/srm.lua:11 */
-    CALL(276, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), convirt_text_vjp_k279_matmul(A + 5785600, A + 6053872 + 1250016*B + 25504*B*T + 220160*T, A + 6053872 + 1250016*B + 25504*B*T + 240256*T, T)); /* %849 matmul [128,128]  graphs/lib/srm.lua:11 */
-    CALL(277, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), reclf_noirm_features_loss_k268_matmul(A + 6053872 + 1250016*B + 25504*B*T + 240256*T, A + 6053872 + 1250016*B + 25504*B*T + 245248*T, (real *)P + 1089888, T)); /* %852 matmul [39*T,128]  graphs/lib/srm.lua:11 */
-    CALL(278, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), convirt_text_vjp_k279_matmul(A + 5801984, A + 6053872 + 1250016*B + 25504*B*T + 220160*T, A + 6053872 + 1250016*B + 25504*B*T + 245248*T, T)); /* %853 matmul [128,128]  graphs/lib/srm.lua:11 */
-    CALL(279, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), reclf_noirm_features_loss_k276_mul(A + 6053872 + 1250016*B + 14976*B*T, A + 6053872 + 1250016*B + 9984*B*T, A + 6053872 + 1250016*B + 4992*B*T, B, T)); /* %856 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(280, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), gloria_features_loss_k203_sum(A + 6053872 + 1250016*B + 25504*B*T + 245248*T, A + 6053872 + 1250016*B + 14976*B*T, B, T)); /* %858 reduce [T,1,39,128]  graphs/lib/matching.lua:12 */
-    CALL(281, (double)15210*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)4992*T + (double)4992*B*T + (double)39*B*T + (double)39*B*T), reclf_noirm_features_loss_k287_fused_mul_mul_sum_mul(A + 6053872 + 1250016*B + 4992*B*T, A + 6053872 + 1250016*B + 9984*B*T, A + 6053872 + 1250016*B + 25504*B*T + 230272*T, A + 6053872 + 1250016*B, A + 6053872 + 1250016*B + 25056*B*T, A + 6053872 + 1250016*B + 25008*B*T, B, T)); /* %867 fused:mul_mul_sum_mul [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(282, (double)29952*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*T + (double)39*B*T + (double)39*B*T + (double)4992*B*T), reclf_noirm_features_loss_k291_fused_add_mul_mul_mul(A + 6053872 + 1250016*B + 14976*B*T, A + 6053872 + 1250016*B + 9984*B*T, A + 6053872 + 1250016*B + 25504*B*T + 230272*T, A + 6053872 + 1250016*B + 25056*B*T, A + 6053872 + 1250016*B + 4992*B*T, A + 6053872 + 1250016*B, B, T)); /* %871 fused:add_mul_mul_mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(283, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*B*T), gloria_features_loss_k218_matmul(A + 6053872 + 1250016*B, A + 6053872 + 1250016*B + 22464*B*T, A + 6053872 + 1250016*B + 14976*B*T, B, T)); /* %873 matmul [T,B,64,128]  graphs/lib/matching.lua:11 */
-    CALL(284, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), gloria_features_loss_k219_sum(A + 6053872 + 1228800*B, A + 6053872 + 1250016*B, B, T)); /* %874 reduce [1,B,64,128]  graphs/lib/matching.lua:11 */
-    CALL(285, (double)641472*B*T, sizeof(real)*((double)2496*B*T + (double)4992*B*T + (double)8192*B + (double)39*B*T), gloria_features_loss_k220_matmul_div(A + 6053872 + 1250016*B, A + 6053872 + 1250016*B + 14976*B*T, A + 6053872 + 1204224*B, A + 6053872 + 1250016*B + 24960*B*T, B, T)); /* %875 matmul+div [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(286, (double)7488*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T + (double)2496*B*T), gloria_features_loss_k223_fused_sum_neg_mul(A + 6053872 + 1250016*B + 15680*B*T, A + 6053872 + 1250016*B, A + 6053872 + 1250016*B + 22464*B*T, B, T)); /* %878 fused:sum_neg_mul [T,B,39,1]  graphs/lib/matching.lua:10 */
-    CALL(287, (double)9984*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T + (double)2496*B*T), gloria_features_loss_k229_fused_scale_mul_add_id(A + 6053872 + 1250016*B + 13184*B*T, A + 6053872 + 1250016*B, A + 6053872 + 1250016*B + 15680*B*T, A + 6053872 + 1250016*B + 19968*B*T, B, T)); /* %884 fused:scale_mul_add_id [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(288, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), gloria_features_loss_k68_matmul(A + 6053872 + 1250016*B + 8192*B*T, A + 6053872 + 1250016*B + 13184*B*T, A + 6053872 + 1220608*B, B, T)); /* %885 matmul [T,B,39,128]  graphs/lib/matching.lua:10 */
-    CALL(289, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*T), gloria_features_loss_k231_matmul(A + 6053872 + 1250016*B, A + 6053872 + 1250016*B + 13184*B*T, A + 6053872 + 1250016*B + 25504*B*T + 230272*T, B, T)); /* %886 matmul [T,B,64,128]  graphs/lib/matching.lua:10 */
-    CALL(290, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), gloria_features_loss_k203_sum(A + 6053872 + 1250016*B + 25504*B*T + 230272*T, A + 6053872 + 1250016*B + 8192*B*T, B, T)); /* %887 reduce [T,1,39,128]  graphs/lib/matching.lua:10 */
-    CALL(291, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), gloria_features_loss_k219_sum(A + 6053872 + 1220608*B, A + 6053872 + 1250016*B, B, T)); /* %888 reduce [1,B,64,128]  graphs/lib/matching.lua:10 */
-    CALL(292, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T), gloria_features_loss_k234_add(A + 6053872 + 1250016*B + 25504*B*T + 250240*T, A + 6053872 + 1250016*B + 25504*B*T + 245248*T, A + 6053872 + 1250016*B + 25504*B*T + 230272*T, T)); /* %889 map:add [T,1,39,128]  graphs/lib/matching.lua:10 */
-    CALL(293, (double)16768*B, sizeof(real)*((double)64*B + (double)8192*B + (double)8192*B + (double)64*B + (double)64*B), gloria_features_loss_k244_fused_mul_mul_sum_mul(A + 6053872 + 1249728*B, A + 6053872 + 1220608*B, A + 6053872 + 1204224*B, A + 6053872 + 1249664*B, A + 6053872 + 1236992*B, B)); /* %899 fused:mul_mul_sum_mul [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(294, (double)49152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)64*B + (double)64*B + (double)8192*B), gloria_features_loss_k248_fused_add_add_mul_mul(A + 6053872 + 1236992*B, A + 6053872 + 1228800*B, A + 6053872 + 1220608*B, A + 6053872 + 1249664*B, A + 6053872 + 1249728*B, A + 6053872 + 1204224*B, B)); /* %903 fused:add_add_mul_mul [1,B,64,128]  graphs/lib/matching.lua:9 */
-    CALL(295, (double)10218*T, sizeof(real)*((double)39*T + (double)4992*T + (double)4992*T + (double)39*T + (double)39*T), gloria_features_loss_k259_fused_mul_mul_sum_mul(A + 6053872 + 1250016*B + 25504*B*T + 256256*T, A + 6053872 + 1250016*B + 25504*B*T + 250240*T, A + 6053872 + 1250016*B + 25504*B*T + 220160*T, A + 6053872 + 1250016*B + 25504*B*T + 256800*T, A + 6053872 + 1250016*B + 25504*B*T + 256752*T, T)); /* %915 fused:mul_mul_sum_mul [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(296, (double)34944*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T + (double)4992*T + (double)39*T + (double)39*T + (double)4992*T), reclf_noirm_features_loss_k339_fused_add_add_add_mul(A + 6053872 + 1250016*B + 25504*B*T + 230272*T, A + 6053872 + 1250016*B + 25504*B*T + 235264*T, A + 6053872 + 1250016*B + 25504*B*T + 240256*T, A + 6053872 + 1250016*B + 25504*B*T + 250240*T, A + 6053872 + 1250016*B + 25504*B*T + 256800*T, A + 6053872 + 1250016*B + 25504*B*T + 256256*T, A + 6053872 + 1250016*B + 25504*B*T + 220160*T, T)); /* %919 fused:add_add_add_mul [T,39,128]  graphs/lib/matching.lua:7 */
-    CALL(297, (double)4*B, sizeof(real)*((double)B + (double)1 + (double)B + (double)B), convirt_features_loss_k71_fused_mul_div_id_step(A + 6053872 + 1249664*B, A + 5818368, A + 6053872 + 1250000*B, A + 6053872 + 1249984*B, B)); /* %932 fused:mul_div_id_step [1,B]  graphs/lib/losses.lua:11 */
-    CALL(298, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), convirt_features_loss_k84_fused_mul_div_step(A + 6053872 + 1250016*B + 25504*B*T + 256752*T, A + 6053872 + 1250016*B + 25504*B*T + 257008*T, A + 6053872 + 1250016*B + 25504*B*T + 256992*T, A + 6053872 + 1250016*B + 25504*B*T + 256976*T, T)); /* %945 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
-    CALL(299, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), gloria_features_loss_k295_fused_scale_add_add_add(A + 6053872 + 1250016*B + 25424*B*T, A + 6053872 + 1250016*B + 25456*B*T, A + 6053872 + 1249664*B, A + 6053872 + 1250016*B + 25408*B*T, A + 6053872 + 1250016*B + 25472*B*T, A + 6053872 + 1250016*B + 25504*B*T + 256752*T, A + 6053872 + 1250016*B + 25392*B*T, B, T)); /* %951 fused:scale_add_add_add [T,B]  graphs/lib/losses.lua:21 */
-    CALL(300, (double)256*B*T, sizeof(real)*((double)128*T + (double)B*T + (double)128*B), convirt_features_loss_k91_matmul(A + 6053872 + 1250016*B + 25504*B*T + 220160*T, A + 6053872 + 1250016*B + 25424*B*T, A + 6053872 + 1249536*B, B, T)); /* %952 matmul [T,128]  graphs/lib/losses.lua:21 */
-    CALL(301, (double)256*B*T, sizeof(real)*((double)128*B + (double)B*T + (double)128*T), convirt_features_loss_k92_matmul(A + 6053872 + 1204224*B, A + 6053872 + 1250016*B + 25424*B*T, A + 6053872 + 1250016*B + 25504*B*T + 225152*T, B, T)); /* %953 matmul [B,128]  graphs/lib/losses.lua:21 */
-    CALL(302, (double)262*B, sizeof(real)*((double)B + (double)128*B + (double)128*B + (double)B + (double)B), convirt_features_loss_k101_fused_mul_mul_sum_mul(A + 6053872 + 1249536*B, A + 6053872 + 1204224*B, A + 6053872 + 1249408*B, A + 6053872 + 1249968*B, A + 6053872 + 1249952*B, B)); /* %962 fused:mul_mul_sum_mul [B,1]  graphs/lib/losses.lua:21 */
-    CALL(303, (double)640*B, sizeof(real)*((double)128*B + (double)128*B + (double)B + (double)B + (double)128*B), convirt_features_loss_k105_fused_add_mul_mul_id(A + 6053872 + 1204352*B, A + 6053872 + 1204224*B, A + 6053872 + 1249968*B, A + 6053872 + 1249536*B, A + 6053872 + 1249408*B, B)); /* %966 fused:add_mul_mul_id [B,128]  graphs/lib/losses.lua:21 */
-    CALL(304, (double)262*T, sizeof(real)*((double)T + (double)128*T + (double)128*T + (double)T + (double)T), convirt_features_loss_k114_fused_mul_mul_sum_mul(A + 6053872 + 1250016*B + 25504*B*T + 256752*T, A + 6053872 + 1250016*B + 25504*B*T + 220160*T, A + 6053872 + 1250016*B + 25504*B*T + 256000*T, A + 6053872 + 1250016*B + 25504*B*T + 256960*T, A + 6053872 + 1250016*B + 25504*B*T + 256944*T, T)); /* %976 fused:mul_mul_sum_mul [T,1]  graphs/lib/losses.lua:21 */
-    CALL(305, (double)33536*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384 + (double)128*T + (double)T + (double)T + (double)128*T), reclf_nosrm_features_loss_k360_matmul_add_add_mul_mul(A + 6053872 + 1250016*B + 25504*B*T + 240256*T, A + 6053872 + 1250016*B + 25504*B*T + 256128*T, (real *)P + 1155424, A + 6053872 + 1250016*B + 25504*B*T + 220160*T, A + 6053872 + 1250016*B + 25504*B*T + 256960*T, A + 6053872 + 1250016*B + 25504*B*T + 256752*T, A + 6053872 + 1250016*B + 25504*B*T + 256000*T, T)); /* %980 matmul+add_add_mul_mul [T,128]  graphs/lib/losses.lua:21 */
-    CALL(306, (double)4992*T, sizeof(real)*((double)4992 + (double)4992*T), convirt_text_vjp_k273_sum(A + 0, A + 6053872 + 1250016*B + 25504*B*T + 230272*T, T)); /* %981 reduce [1,39,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(307, (double)4992, sizeof(real)*((double)128 + (double)4992), convirt_text_vjp_k275_sum(A + 6048768, A + 0)); /* %983 reduce [1,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(308, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), convirt_text_vjp_k278_matmul(A + 6053872 + 1250016*B + 25504*B*T + 235264*T, A + 6053872 + 1250016*B + 25504*B*T + 230272*T, (real *)P + 1073376, T)); /* %986 matmul [39*T,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(309, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), convirt_text_vjp_k279_matmul(A + 5818368, A + 6053872 + 1250016*B + 25504*B*T + 230272*T, A + 6053872 + 1250016*B + 25504*B*T + 225280*T, T)); /* %987 matmul [128,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(310, 0, sizeof(real)*((double)5120*T + (double)4992*T), convirt_text_vjp_k281_pad(A + 6053872 + 1250016*B + 25504*B*T + 220160*T, A + 6053872 + 1250016*B + 25504*B*T + 235264*T, T)); /* %989 pad [T,40,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(311, (double)128*T, sizeof(real)*((double)128 + (double)128*T), convirt_k612_sum(A + 6048896, A + 6053872 + 1250016*B + 25504*B*T + 240256*T, T)); /* %990 reduce [1,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(312, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), convirt_k614_matmul(A + 6053872 + 1250016*B + 25504*B*T + 230400*T, A + 6053872 + 1250016*B + 25504*B*T + 240256*T, (real *)P + 1056864, T)); /* %992 matmul [T,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(313, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), convirt_k615_matmul(A + 5834752, A + 6053872 + 1250016*B + 25504*B*T + 240256*T, A + 6053872 + 1250016*B + 25504*B*T + 255872*T, T)); /* %993 matmul [128,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(314, 0, sizeof(real)*((double)5120*T + (double)128*T), convirt_k617_pad(A + 6053872 + 1250016*B + 25504*B*T + 225280*T, A + 6053872 + 1250016*B + 25504*B*T + 230400*T, T)); /* %995 pad [T,40,128]  graphs/lib/text_encoder.lua:35 */
-    CALL(315, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_text_vjp_k288_add(A + 6053872 + 1250016*B + 25504*B*T + 230400*T, A + 6053872 + 1250016*B + 25504*B*T + 220160*T, A + 6053872 + 1250016*B + 25504*B*T + 225280*T, T)); /* %996 map:add [T,40,128]  graphs/lib/text_encoder.lua:35 */
-    CALL(316, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 0, A + 6053872 + 1250016*B + 25504*B*T + 230400*T, T)); /* %997 reduce [1,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(317, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 6049024, A + 0)); /* %999 reduce [1,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(318, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k623_mul(A + 6053872 + 1250016*B + 25504*B*T + 220160*T, A + 6053872 + 1250016*B + 25504*B*T + 230400*T, A + 6053872 + 1250016*B + 25504*B*T + 215040*T, T)); /* %1002 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(319, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 0, A + 6053872 + 1250016*B + 25504*B*T + 220160*T, T)); /* %1003 reduce [1,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(320, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 6049152, A + 0)); /* %1005 reduce [1,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(321, (double)15560*T, sizeof(real)*((double)40*T + (double)5120*T + (double)128 + (double)5120*T + (double)40*T), convirt_k635_fused_scale_mul_sum_mul(A + 6053872 + 1250016*B + 25504*B*T + 255872*T, A + 6053872 + 1250016*B + 25504*B*T + 230400*T, (real *)P + 1056608, A + 6053872 + 1250016*B + 25504*B*T + 194560*T, A + 6053872 + 1250016*B + 25504*B*T + 256704*T, T)); /* %1014 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(322, (double)30720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)40*T + (double)40*T + (double)5120*T), convirt_k639_fused_add_mul_mul_mul(A + 6053872 + 1250016*B + 25504*B*T + 215040*T, A + 6053872 + 1250016*B + 25504*B*T + 230400*T, (real *)P + 1056608, A + 6053872 + 1250016*B + 25504*B*T + 256704*T, A + 6053872 + 1250016*B + 25504*B*T + 255872*T, A + 6053872 + 1250016*B + 25504*B*T + 194560*T, T)); /* %1018 fused:add_mul_mul_mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(323, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k642_fused_scale_sum_neg(A + 6053872 + 1250016*B + 25504*B*T + 255872*T, A + 6053872 + 1250016*B + 25504*B*T + 215040*T, T)); /* %1021 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(324, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k644_fused_add_id(A + 6053872 + 1250016*B + 25504*B*T + 194560*T, A + 6053872 + 1250016*B + 25504*B*T + 215040*T, A + 6053872 + 1250016*B + 25504*B*T + 255872*T, T)); /* %1023 fused:add_id [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(325, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 0, A + 6053872 + 1250016*B + 25504*B*T + 194560*T, T)); /* %1024 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(326, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 6049280, A + 0)); /* %1026 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(327, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), convirt_k651_matmul(A + 5365760, A + 6053872 + 1250016*B + 25504*B*T + 194560*T, A + 6053872 + 1250016*B + 25504*B*T + 61440*T, T)); /* %1030 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(328, (double)5283840*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)20480*T), convirt_k654_matmul_mul_gelu_grad(A + 6053872 + 1250016*B + 25504*B*T + 61440*T, A + 6053872 + 1250016*B + 25504*B*T + 194560*T, (real *)P + 990944, A + 6053872 + 1250016*B + 25504*B*T + 40960*T, T)); /* %1033 matmul+mul_gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(329, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), convirt_k655_sum(A + 0, A + 6053872 + 1250016*B + 25504*B*T + 61440*T, T)); /* %1034 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(330, (double)20480, sizeof(real)*((double)512 + (double)20480), convirt_k657_sum(A + 6047744, A + 0)); /* %1036 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(331, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), convirt_k660_matmul(A + 6053872 + 1250016*B + 25504*B*T + 40960*T, A + 6053872 + 1250016*B + 25504*B*T + 61440*T, (real *)P + 924896, T)); /* %1039 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(332, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), convirt_k661_matmul(A + 5431296, A + 6053872 + 1250016*B + 25504*B*T + 61440*T, A + 6053872 + 1250016*B + 25504*B*T + 209920*T, T)); /* %1040 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(333, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5496832, A + 6053872 + 1250016*B + 25504*B*T + 40960*T, T)); /* %1042 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(334, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 6049408, A + 5496832)); /* %1044 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(335, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k623_mul(A + 6053872 + 1250016*B + 25504*B*T + 46080*T, A + 6053872 + 1250016*B + 25504*B*T + 40960*T, A + 6053872 + 1250016*B + 25504*B*T + 204800*T, T)); /* %1047 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(336, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5496832, A + 6053872 + 1250016*B + 25504*B*T + 46080*T, T)); /* %1048 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(337, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 6049536, A + 5496832)); /* %1050 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(338, (double)15560*T, sizeof(real)*((double)40*T + (double)5120*T + (double)128 + (double)5120*T + (double)40*T), convirt_k635_fused_scale_mul_sum_mul(A + 6053872 + 1250016*B + 25504*B*T + 255872*T, A + 6053872 + 1250016*B + 25504*B*T + 40960*T, (real *)P + 924640, A + 6053872 + 1250016*B + 25504*B*T + 199680*T, A + 6053872 + 1250016*B + 25504*B*T + 256656*T, T)); /* %1059 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(339, (double)30720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)40*T + (double)40*T + (double)5120*T), convirt_k639_fused_add_mul_mul_mul(A + 6053872 + 1250016*B + 25504*B*T + 46080*T, A + 6053872 + 1250016*B + 25504*B*T + 40960*T, (real *)P + 924640, A + 6053872 + 1250016*B + 25504*B*T + 256656*T, A + 6053872 + 1250016*B + 25504*B*T + 255872*T, A + 6053872 + 1250016*B + 25504*B*T + 199680*T, T)); /* %1063 fused:add_mul_mul_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(340, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k642_fused_scale_sum_neg(A + 6053872 + 1250016*B + 25504*B*T + 255872*T, A + 6053872 + 1250016*B + 25504*B*T + 46080*T, T)); /* %1067 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(341, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k690_fused_add_add_id(A + 6053872 + 1250016*B + 25504*B*T + 53760*T, A + 6053872 + 1250016*B + 25504*B*T + 194560*T, A + 6053872 + 1250016*B + 25504*B*T + 46080*T, A + 6053872 + 1250016*B + 25504*B*T + 255872*T, T)); /* %1069 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(342, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5496832, A + 6053872 + 1250016*B + 25504*B*T + 53760*T, T)); /* %1070 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(343, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 6049664, A + 5496832)); /* %1072 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(344, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k696_matmul(A + 6053872 + 1250016*B + 25504*B*T + 40960*T, A + 6053872 + 1250016*B + 25504*B*T + 53760*T, (real *)P + 908128, T)); /* %1075 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(345, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k697_matmul(A + 5851136, A + 6053872 + 1250016*B + 25504*B*T + 53760*T, A + 6053872 + 1250016*B + 25504*B*T + 189440*T, T)); /* %1076 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(346, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k259_permute(A + 6053872 + 1250016*B + 25504*B*T + 47360*T, A + 6053872 + 1250016*B + 25504*B*T + 40960*T, T)); /* %1079 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
-    CALL(347, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k702_matmul(A + 6053872 + 1250016*B + 25504*B*T + 58880*T, A + 6053872 + 1250016*B + 25504*B*T + 101120*T, A + 6053872 + 1250016*B + 25504*B*T + 47360*T, T)); /* %1081 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    CALL(348, (double)416000*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)160*T), convirt_k703_matmul_div(A + 6053872 + 1250016*B + 25504*B*T + 40960*T, A + 6053872 + 1250016*B + 25504*B*T + 47360*T, A + 6053872 + 1250016*B + 25504*B*T + 184320*T, A + 6053872 + 1250016*B + 25504*B*T + 255712*T, T)); /* %1082 matmul+div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(349, (double)19520*T, sizeof(real)*((double)160*T + (double)6400*T + (double)6400*T + (double)160*T), convirt_k708_fused_mul_sum_neg_mul(A + 6053872 + 1250016*B + 25504*B*T + 64000*T, A + 6053872 + 1250016*B + 25504*B*T + 40960*T, A + 6053872 + 1250016*B + 25504*B*T + 101120*T, A + 6053872 + 1250016*B + 25504*B*T + 255552*T, T)); /* %1087 fused:mul_sum_neg_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(350, (double)38400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T + (double)6400*T), convirt_k724_fused_scale_mul_mul_mul(A + 6053872 + 1250016*B + 25504*B*T + 47360*T, A + 6053872 + 1250016*B + 25504*B*T + 40960*T, A + 6053872 + 1250016*B + 25504*B*T + 64000*T, (real *)inputs[2], A + 6053872 + 1250016*B + 25504*B*T + 94720*T, T)); /* %1103 fused:scale_mul_mul_mul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
-    CALL(351, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k292_matmul(A + 6053872 + 1250016*B + 25504*B*T + 40960*T, A + 6053872 + 1250016*B + 25504*B*T + 47360*T, A + 6053872 + 1250016*B + 25504*B*T + 179200*T, T)); /* %1104 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
-    CALL(352, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k702_matmul(A + 6053872 + 1250016*B + 25504*B*T + 94720*T, A + 6053872 + 1250016*B + 25504*B*T + 47360*T, A + 6053872 + 1250016*B + 25504*B*T + 174080*T, T)); /* %1105 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
-    CALL(353, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k293_permute(A + 6053872 + 1250016*B + 25504*B*T + 46080*T, A + 6053872 + 1250016*B + 25504*B*T + 58880*T, T)); /* %1106 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
-    CALL(354, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5496832, A + 6053872 + 1250016*B + 25504*B*T + 46080*T, T)); /* %1108 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(355, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 6049792, A + 5496832)); /* %1110 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(356, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k697_matmul(A + 5867520, A + 6053872 + 1250016*B + 25504*B*T + 46080*T, A + 6053872 + 1250016*B + 25504*B*T + 168960*T, T)); /* %1114 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(357, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k293_permute(A + 6053872 + 1250016*B + 25504*B*T + 99840*T, A + 6053872 + 1250016*B + 25504*B*T + 94720*T, T)); /* %1116 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
-    CALL(358, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5496832, A + 6053872 + 1250016*B + 25504*B*T + 99840*T, T)); /* %1118 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(359, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 6049920, A + 5496832)); /* %1120 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(360, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k696_matmul(A + 6053872 + 1250016*B + 25504*B*T + 94720*T, A + 6053872 + 1250016*B + 25504*B*T + 99840*T, (real *)P + 875104, T)); /* %1123 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(361, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k697_matmul(A + 5883904, A + 6053872 + 1250016*B + 25504*B*T + 99840*T, A + 6053872 + 1250016*B + 25504*B*T + 168960*T, T)); /* %1124 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(362, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k293_permute(A + 6053872 + 1250016*B + 25504*B*T + 99840*T, A + 6053872 + 1250016*B + 25504*B*T + 40960*T, T)); /* %1127 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
-    CALL(363, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5496832, A + 6053872 + 1250016*B + 25504*B*T + 99840*T, T)); /* %1129 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(364, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 6050048, A + 5496832)); /* %1131 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(365, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k696_matmul(A + 6053872 + 1250016*B + 25504*B*T + 40960*T, A + 6053872 + 1250016*B + 25504*B*T + 99840*T, (real *)P + 858592, T)); /* %1134 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(366, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k697_matmul(A + 5900288, A + 6053872 + 1250016*B + 25504*B*T + 99840*T, A + 6053872 + 1250016*B + 25504*B*T + 168960*T, T)); /* %1135 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(367, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)5120*T), convirt_k758_matmul_add_add(A + 6053872 + 1250016*B + 25504*B*T + 99840*T, A + 6053872 + 1250016*B + 25504*B*T + 46080*T, (real *)P + 891616, A + 6053872 + 1250016*B + 25504*B*T + 94720*T, A + 6053872 + 1250016*B + 25504*B*T + 40960*T, T)); /* %1137 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(368, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5496832, A + 6053872 + 1250016*B + 25504*B*T + 99840*T, T)); /* %1138 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(369, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 6050176, A + 5496832)); /* %1140 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(370, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k623_mul(A + 6053872 + 1250016*B + 25504*B*T + 94720*T, A + 6053872 + 1250016*B + 25504*B*T + 99840*T, A + 6053872 + 1250016*B + 25504*B*T + 163840*T, T)); /* %1143 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(371, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5496832, A + 6053872 + 1250016*B + 25504*B*T + 94720*T, T)); /* %1144 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(372, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 6050304, A + 5496832)); /* %1146 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(373, (double)15560*T, sizeof(real)*((double)40*T + (double)5120*T + (double)128 + (double)5120*T + (double)40*T), convirt_k635_fused_scale_mul_sum_mul(A + 6053872 + 1250016*B + 25504*B*T + 255552*T, A + 6053872 + 1250016*B + 25504*B*T + 99840*T, (real *)P + 858336, A + 6053872 + 1250016*B + 25504*B*T + 158720*T, A + 6053872 + 1250016*B + 25504*B*T + 256608*T, T)); /* %1155 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(374, (double)30720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)40*T + (double)40*T + (double)5120*T), convirt_k639_fused_add_mul_mul_mul(A + 6053872 + 1250016*B + 25504*B*T + 94720*T, A + 6053872 + 1250016*B + 25504*B*T + 99840*T, (real *)P + 858336, A + 6053872 + 1250016*B + 25504*B*T + 256608*T, A + 6053872 + 1250016*B + 25504*B*T + 255552*T, A + 6053872 + 1250016*B + 25504*B*T + 158720*T, T)); /* %1159 fused:add_mul_mul_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(375, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k642_fused_scale_sum_neg(A + 6053872 + 1250016*B + 25504*B*T + 255552*T, A + 6053872 + 1250016*B + 25504*B*T + 94720*T, T)); /* %1163 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(376, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k690_fused_add_add_id(A + 6053872 + 1250016*B + 25504*B*T + 99840*T, A + 6053872 + 1250016*B + 25504*B*T + 53760*T, A + 6053872 + 1250016*B + 25504*B*T + 94720*T, A + 6053872 + 1250016*B + 25504*B*T + 255552*T, T)); /* %1165 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(377, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5496832, A + 6053872 + 1250016*B + 25504*B*T + 99840*T, T)); /* %1166 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(378, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 6050432, A + 5496832)); /* %1168 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(379, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), convirt_k651_matmul(A + 5496832, A + 6053872 + 1250016*B + 25504*B*T + 99840*T, A + 6053872 + 1250016*B + 25504*B*T + 20480*T, T)); /* %1172 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(380, (double)5283840*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)20480*T), convirt_k654_matmul_mul_gelu_grad(A + 6053872 + 1250016*B + 25504*B*T + 20480*T, A + 6053872 + 1250016*B + 25504*B*T + 99840*T, (real *)P + 792672, A + 6053872 + 1250016*B + 25504*B*T, T)); /* %1175 matmul+mul_gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(381, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), convirt_k655_sum(A + 0, A + 6053872 + 1250016*B + 25504*B*T + 20480*T, T)); /* %1176 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(382, (double)20480, sizeof(real)*((double)512 + (double)20480), convirt_k657_sum(A + 6048256, A + 0)); /* %1178 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(383, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), convirt_k660_matmul(A + 6053872 + 1250016*B + 25504*B*T + 94720*T, A + 6053872 + 1250016*B + 25504*B*T + 20480*T, (real *)P + 726624, T)); /* %1181 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(384, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), convirt_k661_matmul(A + 5562368, A + 6053872 + 1250016*B + 25504*B*T + 20480*T, A + 6053872 + 1250016*B + 25504*B*T + 153600*T, T)); /* %1182 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(385, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5627904, A + 6053872 + 1250016*B + 25504*B*T + 94720*T, T)); /* %1184 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(386, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 6050560, A + 5627904)); /* %1186 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(387, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k623_mul(A + 6053872 + 1250016*B + 25504*B*T, A + 6053872 + 1250016*B + 25504*B*T + 94720*T, A + 6053872 + 1250016*B + 25504*B*T + 148480*T, T)); /* %1189 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(388, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5627904, A + 6053872 + 1250016*B + 25504*B*T, T)); /* %1190 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(389, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 6050688, A + 5627904)); /* %1192 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(390, (double)15560*T, sizeof(real)*((double)40*T + (double)5120*T + (double)128 + (double)5120*T + (double)40*T), convirt_k635_fused_scale_mul_sum_mul(A + 6053872 + 1250016*B + 25504*B*T + 255552*T, A + 6053872 + 1250016*B + 25504*B*T + 94720*T, (real *)P + 726368, A + 6053872 + 1250016*B + 25504*B*T + 143360*T, A + 6053872 + 1250016*B + 25504*B*T + 256560*T, T)); /* %1201 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(391, (double)30720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)40*T + (double)40*T + (double)5120*T), convirt_k639_fused_add_mul_mul_mul(A + 6053872 + 1250016*B + 25504*B*T, A + 6053872 + 1250016*B + 25504*B*T + 94720*T, (real *)P + 726368, A + 6053872 + 1250016*B + 25504*B*T + 256560*T, A + 6053872 + 1250016*B + 25504*B*T + 255552*T, A + 6053872 + 1250016*B + 25504*B*T + 143360*T, T)); /* %1205 fused:add_mul_mul_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(392, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k642_fused_scale_sum_neg(A + 6053872 + 1250016*B + 25504*B*T + 255552*T, A + 6053872 + 1250016*B + 25504*B*T, T)); /* %1209 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(393, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k690_fused_add_add_id(A + 6053872 + 1250016*B + 25504*B*T + 94720*T, A + 6053872 + 1250016*B + 25504*B*T + 99840*T, A + 6053872 + 1250016*B + 25504*B*T, A + 6053872 + 1250016*B + 25504*B*T + 255552*T, T)); /* %1211 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(394, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5627904, A + 6053872 + 1250016*B + 25504*B*T + 94720*T, T)); /* %1212 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(395, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 6050816, A + 5627904)); /* %1214 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(396, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k696_matmul(A + 6053872 + 1250016*B + 25504*B*T + 99840*T, A + 6053872 + 1250016*B + 25504*B*T + 94720*T, (real *)P + 709856, T)); /* %1217 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(397, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k697_matmul(A + 5916672, A + 6053872 + 1250016*B + 25504*B*T + 94720*T, A + 6053872 + 1250016*B + 25504*B*T + 138240*T, T)); /* %1218 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(398, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k259_permute(A + 6053872 + 1250016*B + 25504*B*T + 6400*T, A + 6053872 + 1250016*B + 25504*B*T + 99840*T, T)); /* %1221 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
-    CALL(399, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k702_matmul(A + 6053872 + 1250016*B + 25504*B*T + 99840*T, A + 6053872 + 1250016*B + 25504*B*T + 88320*T, A + 6053872 + 1250016*B + 25504*B*T + 6400*T, T)); /* %1223 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    CALL(400, (double)416000*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)160*T), convirt_k703_matmul_div(A + 6053872 + 1250016*B + 25504*B*T, A + 6053872 + 1250016*B + 25504*B*T + 6400*T, A + 6053872 + 1250016*B + 25504*B*T + 133120*T, A + 6053872 + 1250016*B + 25504*B*T + 255392*T, T)); /* %1224 matmul+div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(401, (double)19520*T, sizeof(real)*((double)160*T + (double)6400*T + (double)6400*T + (double)160*T), convirt_k708_fused_mul_sum_neg_mul(A + 6053872 + 1250016*B + 25504*B*T + 104960*T, A + 6053872 + 1250016*B + 25504*B*T, A + 6053872 + 1250016*B + 25504*B*T + 88320*T, A + 6053872 + 1250016*B + 25504*B*T + 255232*T, T)); /* %1229 fused:mul_sum_neg_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(402, (double)38400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T + (double)6400*T), convirt_k724_fused_scale_mul_mul_mul(A + 6053872 + 1250016*B + 25504*B*T + 6400*T, A + 6053872 + 1250016*B + 25504*B*T, A + 6053872 + 1250016*B + 25504*B*T + 104960*T, (real *)inputs[2], A + 6053872 + 1250016*B + 25504*B*T + 81920*T, T)); /* %1245 fused:scale_mul_mul_mul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
-    CALL(403, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k292_matmul(A + 6053872 + 1250016*B + 25504*B*T, A + 6053872 + 1250016*B + 25504*B*T + 6400*T, A + 6053872 + 1250016*B + 25504*B*T + 128000*T, T)); /* %1246 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
-    CALL(404, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k702_matmul(A + 6053872 + 1250016*B + 25504*B*T + 12800*T, A + 6053872 + 1250016*B + 25504*B*T + 6400*T, A + 6053872 + 1250016*B + 25504*B*T + 122880*T, T)); /* %1247 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
-    CALL(405, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k293_permute(A + 6053872 + 1250016*B + 25504*B*T + 5120*T, A + 6053872 + 1250016*B + 25504*B*T + 99840*T, T)); /* %1248 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
-    CALL(406, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5627904, A + 6053872 + 1250016*B + 25504*B*T + 5120*T, T)); /* %1250 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(407, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 6050944, A + 5627904)); /* %1252 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(408, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k697_matmul(A + 5933056, A + 6053872 + 1250016*B + 25504*B*T + 5120*T, A + 6053872 + 1250016*B + 25504*B*T + 117760*T, T)); /* %1256 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(409, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k293_permute(A + 6053872 + 1250016*B + 25504*B*T + 99840*T, A + 6053872 + 1250016*B + 25504*B*T + 12800*T, T)); /* %1258 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
-    CALL(410, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5627904, A + 6053872 + 1250016*B + 25504*B*T + 99840*T, T)); /* %1260 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(411, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 6051072, A + 5627904)); /* %1262 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(412, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k696_matmul(A + 6053872 + 1250016*B + 25504*B*T + 10240*T, A + 6053872 + 1250016*B + 25504*B*T + 99840*T, (real *)P + 676832, T)); /* %1265 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(413, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k697_matmul(A + 5949440, A + 6053872 + 1250016*B + 25504*B*T + 99840*T, A + 6053872 + 1250016*B + 25504*B*T + 117760*T, T)); /* %1266 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(414, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k293_permute(A + 6053872 + 1250016*B + 25504*B*T + 99840*T, A + 6053872 + 1250016*B + 25504*B*T, T)); /* %1269 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
-    CALL(415, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5627904, A + 6053872 + 1250016*B + 25504*B*T + 99840*T, T)); /* %1271 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(416, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 6051200, A + 5627904)); /* %1273 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(417, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k696_matmul(A + 6053872 + 1250016*B + 25504*B*T, A + 6053872 + 1250016*B + 25504*B*T + 99840*T, (real *)P + 660320, T)); /* %1276 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(418, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k697_matmul(A + 5965824, A + 6053872 + 1250016*B + 25504*B*T + 99840*T, A + 6053872 + 1250016*B + 25504*B*T + 117760*T, T)); /* %1277 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(419, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)5120*T), convirt_k758_matmul_add_add(A + 6053872 + 1250016*B + 25504*B*T + 99840*T, A + 6053872 + 1250016*B + 25504*B*T + 5120*T, (real *)P + 693344, A + 6053872 + 1250016*B + 25504*B*T + 10240*T, A + 6053872 + 1250016*B + 25504*B*T, T)); /* %1279 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(420, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5627904, A + 6053872 + 1250016*B + 25504*B*T + 99840*T, T)); /* %1280 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(421, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 6051328, A + 5627904)); /* %1282 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(422, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k623_mul(A + 6053872 + 1250016*B + 25504*B*T, A + 6053872 + 1250016*B + 25504*B*T + 99840*T, A + 6053872 + 1250016*B + 25504*B*T + 112640*T, T)); /* %1285 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(423, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5627904, A + 6053872 + 1250016*B + 25504*B*T, T)); /* %1286 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(424, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 6051456, A + 5627904)); /* %1288 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(425, (double)15560*T, sizeof(real)*((double)40*T + (double)5120*T + (double)128 + (double)5120*T + (double)40*T), convirt_k635_fused_scale_mul_sum_mul(A + 6053872 + 1250016*B + 25504*B*T + 104960*T, A + 6053872 + 1250016*B + 25504*B*T + 99840*T, (real *)P + 660064, A + 6053872 + 1250016*B + 25504*B*T + 107520*T, A + 6053872 + 1250016*B + 25504*B*T + 256512*T, T)); /* %1297 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(426, (double)30720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)40*T + (double)40*T + (double)5120*T), convirt_k639_fused_add_mul_mul_mul(A + 6053872 + 1250016*B + 25504*B*T, A + 6053872 + 1250016*B + 25504*B*T + 99840*T, (real *)P + 660064, A + 6053872 + 1250016*B + 25504*B*T + 256512*T, A + 6053872 + 1250016*B + 25504*B*T + 104960*T, A + 6053872 + 1250016*B + 25504*B*T + 107520*T, T)); /* %1301 fused:add_mul_mul_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(427, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k642_fused_scale_sum_neg(A + 6053872 + 1250016*B + 25504*B*T + 10240*T, A + 6053872 + 1250016*B + 25504*B*T, T)); /* %1305 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(428, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k690_fused_add_add_id(A + 6053872 + 1250016*B + 25504*B*T + 5120*T, A + 6053872 + 1250016*B + 25504*B*T + 94720*T, A + 6053872 + 1250016*B + 25504*B*T, A + 6053872 + 1250016*B + 25504*B*T + 10240*T, T)); /* %1307 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(429, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 6042624, A + 6053872 + 1250016*B + 25504*B*T + 5120*T, T)); /* %1308 reduce [1,40,128]  graphs/lib/text_encoder.lua:32 */
-    CALL(430, 0, sizeof(real)*((double)131072 + (double)5120*T + (double)40*T), convirt_k931_scatter_add(A + 5160960, A + 6053872 + 1250016*B + 25504*B*T + 5120*T, (int32_t *)inputs[1], T)); /* %1310 scatter_add [1024,128]  graphs/lib/text_encoder.lua:32 */
-    CALL(431, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k278_sum(A + 6051584, A + 6053872 + 1204352*B, B)); /* %1311 reduce [1,128]  graphs/lib/image_encoder.lua:36 */
-    CALL(432, (double)32768*B, sizeof(real)*((double)16384 + (double)128*B + (double)128*B), convirt_image_vjp_k281_matmul(A + 5982208, A + 6053872 + 1204352*B, A + 6053872 + 1249280*B, B)); /* %1314 matmul [128,128]  graphs/lib/image_encoder.lua:36 */
-    CALL(433, (double)32896*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384), convirt_image_vjp_k282_matmul_scale(A + 6053872 + 1220608*B, A + 6053872 + 1204352*B, (real *)P + 507360, B)); /* %1315 matmul+scale [B,128]  graphs/lib/image_encoder.lua:35 */
-    CALL(434, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k285_sum(A + 5292032, A + 6053872 + 1236992*B, B)); /* %1318 reduce [1,64,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(435, (double)8192, sizeof(real)*((double)128 + (double)8192), convirt_image_vjp_k287_sum(A + 6051712, A + 5292032)); /* %1320 reduce [1,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(436, (double)2097152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384), convirt_image_vjp_k290_matmul(A + 6053872 + 1204224*B, A + 6053872 + 1236992*B, (real *)P + 490848, B)); /* %1323 matmul [64*B,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(437, (double)2097152*B, sizeof(real)*((double)16384 + (double)8192*B + (double)8192*B), convirt_image_vjp_k291_matmul(A + 5998592, A + 6053872 + 1236992*B, A + 6053872 + 1212416*B, B)); /* %1324 matmul [128,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(438, (double)16384*B, sizeof(real)*((double)8192*B + (double)128*B + (double)8192*B), convirt_image_vjp_k293_fused_add_id(A + 6053872 + 1212416*B, A + 6053872 + 1220608*B, A + 6053872 + 1204224*B, B)); /* %1326 fused:add_id [B,64,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(439, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k294_permute(A + 6053872 + 1204224*B, A + 6053872 + 1212416*B, B)); /* %1327 permute [B,128,64]  graphs/lib/image_encoder.lua:33 */
-    CALL(440, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k297_fused_mul_step(A + 6053872 + 1212416*B, A + 6053872 + 1204224*B, A + 6053872 + 1196032*B, B)); /* %1330 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
-    CALL(441, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k285_sum(A + 5292032, A + 6053872 + 1212416*B, B)); /* %1331 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(442, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k300_sum(A + 6014976, A + 5292032)); /* %1333 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(443, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k301_sum(A + 6051840, A + 6014976)); /* %1334 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(444, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_vjp_k303_mul(A + 6053872 + 1196032*B, A + 6053872 + 1212416*B, (real *)P + 490592, B)); /* %1336 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(445, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k304_mul(A + 6053872 + 1204224*B, A + 6053872 + 1212416*B, A + 6053872 + 1179648*B, B)); /* %1337 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(446, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k285_sum(A + 5292032, A + 6053872 + 1204224*B, B)); /* %1338 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(447, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k300_sum(A + 6014976, A + 5292032)); /* %1340 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(448, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k301_sum(A + 6051968, A + 6014976)); /* %1341 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(449, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k318_fused_scale_mul_sum_mul(A + 6053872 + 1249280*B, A + 6053872 + 1196032*B, A + 6053872 + 1187840*B, A + 6053872 + 1249936*B, B)); /* %1351 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(450, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), convirt_image_vjp_k322_fused_add_mul_mul_id(A + 6053872 + 1179648*B, A + 6053872 + 1196032*B, A + 6053872 + 1249936*B, A + 6053872 + 1249280*B, A + 6053872 + 1187840*B, B)); /* %1355 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(451, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_vjp_k325_fused_scale_sum_neg(A + 6053872 + 1249280*B, A + 6053872 + 1179648*B, B)); /* %1358 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(452, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k327_fused_add_id(A + 6053872 + 1187840*B, A + 6053872 + 1179648*B, A + 6053872 + 1249280*B, B)); /* %1360 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(453, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k330_sum(A + 6053872 + 1179648*B, A + 6053872 + 1187840*B, B)); /* %1363 reduce [B,128,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(454, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k278_sum(A + 6052096, A + 6053872 + 1179648*B, B)); /* %1364 reduce [1,128,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(455, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456), convirt_image_vjp_k333_conv2d_input_grad(A + 6053872 + 1179648*B, A + 6053872 + 1187840*B, (real *)P + 343008, A + 0, B)); /* %1366 conv2d_input_grad [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(456, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)8192*B), convirt_image_vjp_k334_conv2d_weight_grad(A + 4866048, A + 6053872 + 1187840*B, A + 6053872 + 1171456*B, A + 0, B)); /* %1367 conv2d_weight_grad [128,128,3,3]  graphs/lib/image_encoder.lua:13 */
-    CALL(457, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k297_fused_mul_step(A + 6053872 + 1171456*B, A + 6053872 + 1179648*B, A + 6053872 + 1163264*B, B)); /* %1369 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
-    CALL(458, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k285_sum(A + 5292032, A + 6053872 + 1171456*B, B)); /* %1370 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(459, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k300_sum(A + 6014976, A + 5292032)); /* %1372 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(460, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k301_sum(A + 6052224, A + 6014976)); /* %1373 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(461, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_vjp_k303_mul(A + 6053872 + 1163264*B, A + 6053872 + 1171456*B, (real *)P + 342752, B)); /* %1375 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(462, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k304_mul(A + 6053872 + 1179648*B, A + 6053872 + 1171456*B, A + 6053872 + 1146880*B, B)); /* %1376 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(463, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k285_sum(A + 5292032, A + 6053872 + 1179648*B, B)); /* %1377 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(464, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k300_sum(A + 6014976, A + 5292032)); /* %1379 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(465, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k301_sum(A + 6052352, A + 6014976)); /* %1380 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(466, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k318_fused_scale_mul_sum_mul(A + 6053872 + 1249280*B, A + 6053872 + 1163264*B, A + 6053872 + 1155072*B, A + 6053872 + 1249920*B, B)); /* %1390 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(467, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), convirt_image_vjp_k322_fused_add_mul_mul_id(A + 6053872 + 1146880*B, A + 6053872 + 1163264*B, A + 6053872 + 1249920*B, A + 6053872 + 1249280*B, A + 6053872 + 1155072*B, B)); /* %1394 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(468, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_vjp_k325_fused_scale_sum_neg(A + 6053872 + 1249280*B, A + 6053872 + 1146880*B, B)); /* %1397 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(469, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k327_fused_add_id(A + 6053872 + 1155072*B, A + 6053872 + 1146880*B, A + 6053872 + 1249280*B, B)); /* %1399 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(470, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k330_sum(A + 6053872 + 1146880*B, A + 6053872 + 1155072*B, B)); /* %1402 reduce [B,128,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(471, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k278_sum(A + 6052480, A + 6053872 + 1146880*B, B)); /* %1403 reduce [1,128,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(472, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456), convirt_image_vjp_k333_conv2d_input_grad(A + 6053872 + 1146880*B, A + 6053872 + 1155072*B, (real *)P + 195168, A + 0, B)); /* %1405 conv2d_input_grad [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(473, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)8192*B), convirt_image_vjp_k334_conv2d_weight_grad(A + 5013504, A + 6053872 + 1155072*B, A + 6053872 + 1138688*B, A + 0, B)); /* %1406 conv2d_weight_grad [128,128,3,3]  graphs/lib/image_encoder.lua:6 */
-    CALL(474, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k376_fused_mul_add_step(A + 6053872 + 1138688*B, A + 6053872 + 1212416*B, A + 6053872 + 1146880*B, A + 6053872 + 1130496*B, B)); /* %1409 fused:mul_add_step [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
-    CALL(475, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k285_sum(A + 5292032, A + 6053872 + 1138688*B, B)); /* %1410 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(476, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k300_sum(A + 6014976, A + 5292032)); /* %1412 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(477, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k301_sum(A + 6052608, A + 6014976)); /* %1413 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(478, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_vjp_k303_mul(A + 6053872 + 1130496*B, A + 6053872 + 1138688*B, (real *)P + 194912, B)); /* %1415 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(479, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k304_mul(A + 6053872 + 1146880*B, A + 6053872 + 1138688*B, A + 6053872 + 1114112*B, B)); /* %1416 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(480, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k285_sum(A + 5292032, A + 6053872 + 1146880*B, B)); /* %1417 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(481, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k300_sum(A + 6014976, A + 5292032)); /* %1419 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(482, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k301_sum(A + 6052736, A + 6014976)); /* %1420 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(483, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k318_fused_scale_mul_sum_mul(A + 6053872 + 1249280*B, A + 6053872 + 1130496*B, A + 6053872 + 1122304*B, A + 6053872 + 1249904*B, B)); /* %1430 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(484, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), convirt_image_vjp_k322_fused_add_mul_mul_id(A + 6053872 + 1114112*B, A + 6053872 + 1130496*B, A + 6053872 + 1249904*B, A + 6053872 + 1249280*B, A + 6053872 + 1122304*B, B)); /* %1434 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(485, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_vjp_k325_fused_scale_sum_neg(A + 6053872 + 1249280*B, A + 6053872 + 1114112*B, B)); /* %1437 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(486, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k327_fused_add_id(A + 6053872 + 1130496*B, A + 6053872 + 1114112*B, A + 6053872 + 1249280*B, B)); /* %1439 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(487, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k330_sum(A + 6053872 + 1114112*B, A + 6053872 + 1130496*B, B)); /* %1442 reduce [B,128,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(488, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k278_sum(A + 6052864, A + 6053872 + 1114112*B, B)); /* %1443 reduce [1,128,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(489, (double)9437184*B, sizeof(real)*((double)16384*B + (double)8192*B + (double)73728), convirt_image_vjp_k412_conv2d_input_grad(A + 6053872 + 1114112*B, A + 6053872 + 1130496*B, (real *)P + 121056, A + 0, B)); /* %1445 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(490, (double)9437184*B, sizeof(real)*((double)73728 + (double)8192*B + (double)16384*B), convirt_image_vjp_k413_conv2d_weight_grad(A + 5292032, A + 6053872 + 1130496*B, A + 6053872 + 1097728*B, A + 0, B)); /* %1446 conv2d_weight_grad [128,64,3,3]  graphs/lib/image_encoder.lua:6 */
-    CALL(491, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k415_fused_mul_step(A + 6053872 + 1097728*B, A + 6053872 + 1114112*B, A + 6053872 + 1081344*B, B)); /* %1448 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
-    CALL(492, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k416_sum(A + 5627904, A + 6053872 + 1097728*B, B)); /* %1449 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(493, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k418_sum(A + 6014976, A + 5627904)); /* %1451 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(494, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k419_sum(A + 6052992, A + 6014976)); /* %1452 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(495, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_vjp_k421_mul(A + 6053872 + 1081344*B, A + 6053872 + 1097728*B, (real *)P + 120928, B)); /* %1454 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(496, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k422_mul(A + 6053872 + 1114112*B, A + 6053872 + 1097728*B, A + 6053872 + 1048576*B, B)); /* %1455 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(497, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k416_sum(A + 5627904, A + 6053872 + 1114112*B, B)); /* %1456 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(498, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k418_sum(A + 6014976, A + 5627904)); /* %1458 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(499, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k419_sum(A + 6053056, A + 6014976)); /* %1459 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(500, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k436_fused_scale_mul_sum_mul(A + 6053872 + 1249280*B, A + 6053872 + 1081344*B, A + 6053872 + 1064960*B, A + 6053872 + 1249888*B, B)); /* %1469 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(501, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), convirt_image_vjp_k440_fused_add_mul_mul_id(A + 6053872 + 1048576*B, A + 6053872 + 1081344*B, A + 6053872 + 1249888*B, A + 6053872 + 1249280*B, A + 6053872 + 1064960*B, B)); /* %1473 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(502, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_vjp_k443_fused_scale_sum_neg(A + 6053872 + 1249280*B, A + 6053872 + 1048576*B, B)); /* %1476 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(503, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k445_fused_add_id(A + 6053872 + 1064960*B, A + 6053872 + 1048576*B, A + 6053872 + 1249280*B, B)); /* %1478 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(504, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k448_sum(A + 6053872 + 1048576*B, A + 6053872 + 1064960*B, B)); /* %1481 reduce [B,64,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(505, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k449_sum(A + 6053120, A + 6053872 + 1048576*B, B)); /* %1482 reduce [1,64,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(506, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864), convirt_image_vjp_k451_conv2d_input_grad(A + 6053872 + 1048576*B, A + 6053872 + 1064960*B, (real *)P + 84000, A + 0, B)); /* %1484 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(507, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)16384*B), convirt_image_vjp_k452_conv2d_weight_grad(A + 5627904, A + 6053872 + 1064960*B, A + 6053872 + 1032192*B, A + 0, B)); /* %1485 conv2d_weight_grad [64,64,3,3]  graphs/lib/image_encoder.lua:13 */
-    CALL(508, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k415_fused_mul_step(A + 6053872 + 1032192*B, A + 6053872 + 1048576*B, A + 6053872 + 1015808*B, B)); /* %1487 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
-    CALL(509, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k416_sum(A + 5664768, A + 6053872 + 1032192*B, B)); /* %1488 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(510, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k418_sum(A + 6014976, A + 5664768)); /* %1490 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(511, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k419_sum(A + 6053184, A + 6014976)); /* %1491 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(512, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_vjp_k421_mul(A + 6053872 + 1015808*B, A + 6053872 + 1032192*B, (real *)P + 83872, B)); /* %1493 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(513, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k422_mul(A + 6053872 + 1048576*B, A + 6053872 + 1032192*B, A + 6053872 + 983040*B, B)); /* %1494 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(514, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k416_sum(A + 5664768, A + 6053872 + 1048576*B, B)); /* %1495 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(515, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k418_sum(A + 6014976, A + 5664768)); /* %1497 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(516, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k419_sum(A + 6053248, A + 6014976)); /* %1498 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(517, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k436_fused_scale_mul_sum_mul(A + 6053872 + 1249280*B, A + 6053872 + 1015808*B, A + 6053872 + 999424*B, A + 6053872 + 1249872*B, B)); /* %1508 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(518, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), convirt_image_vjp_k440_fused_add_mul_mul_id(A + 6053872 + 983040*B, A + 6053872 + 1015808*B, A + 6053872 + 1249872*B, A + 6053872 + 1249280*B, A + 6053872 + 999424*B, B)); /* %1512 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(519, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_vjp_k443_fused_scale_sum_neg(A + 6053872 + 1249280*B, A + 6053872 + 983040*B, B)); /* %1515 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(520, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k445_fused_add_id(A + 6053872 + 999424*B, A + 6053872 + 983040*B, A + 6053872 + 1249280*B, B)); /* %1517 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(521, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k448_sum(A + 6053872 + 983040*B, A + 6053872 + 999424*B, B)); /* %1520 reduce [B,64,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(522, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k449_sum(A + 6053312, A + 6053872 + 983040*B, B)); /* %1521 reduce [1,64,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(523, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864), convirt_image_vjp_k451_conv2d_input_grad(A + 6053872 + 983040*B, A + 6053872 + 999424*B, (real *)P + 46944, A + 0, B)); /* %1523 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(524, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)16384*B), convirt_image_vjp_k452_conv2d_weight_grad(A + 5664768, A + 6053872 + 999424*B, A + 6053872 + 966656*B, A + 0, B)); /* %1524 conv2d_weight_grad [64,64,3,3]  graphs/lib/image_encoder.lua:6 */
-    CALL(525, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k494_fused_mul_add_step(A + 6053872 + 966656*B, A + 6053872 + 1097728*B, A + 6053872 + 983040*B, A + 6053872 + 950272*B, B)); /* %1527 fused:mul_add_step [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
-    CALL(526, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k416_sum(A + 5701632, A + 6053872 + 966656*B, B)); /* %1528 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(527, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k418_sum(A + 5718016, A + 5701632)); /* %1530 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(528, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k419_sum(A + 6053376, A + 5718016)); /* %1531 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(529, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_vjp_k421_mul(A + 6053872 + 950272*B, A + 6053872 + 966656*B, (real *)P + 46816, B)); /* %1533 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(530, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k422_mul(A + 6053872 + 983040*B, A + 6053872 + 966656*B, A + 6053872 + 917504*B, B)); /* %1534 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(531, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k416_sum(A + 5701632, A + 6053872 + 983040*B, B)); /* %1535 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(532, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k418_sum(A + 5718016, A + 5701632)); /* %1537 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(533, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k419_sum(A + 6053440, A + 5718016)); /* %1538 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(534, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k436_fused_scale_mul_sum_mul(A + 6053872 + 1249280*B, A + 6053872 + 950272*B, A + 6053872 + 933888*B, A + 6053872 + 1249856*B, B)); /* %1548 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(535, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), convirt_image_vjp_k440_fused_add_mul_mul_id(A + 6053872 + 917504*B, A + 6053872 + 950272*B, A + 6053872 + 1249856*B, A + 6053872 + 1249280*B, A + 6053872 + 933888*B, B)); /* %1552 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(536, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_vjp_k443_fused_scale_sum_neg(A + 6053872 + 1249280*B, A + 6053872 + 917504*B, B)); /* %1555 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(537, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k445_fused_add_id(A + 6053872 + 950272*B, A + 6053872 + 917504*B, A + 6053872 + 1249280*B, B)); /* %1557 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(538, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k448_sum(A + 6053872 + 917504*B, A + 6053872 + 950272*B, B)); /* %1560 reduce [B,64,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(539, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k449_sum(A + 6053504, A + 6053872 + 917504*B, B)); /* %1561 reduce [1,64,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(540, (double)9437184*B, sizeof(real)*((double)32768*B + (double)16384*B + (double)18432), convirt_image_vjp_k530_conv2d_input_grad(A + 6053872 + 917504*B, A + 6053872 + 950272*B, (real *)P + 28320, A + 0, B)); /* %1563 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(541, (double)9437184*B, sizeof(real)*((double)18432 + (double)16384*B + (double)32768*B), convirt_image_vjp_k531_conv2d_weight_grad(A + 5701632, A + 6053872 + 950272*B, A + 6053872 + 884736*B, A + 0, B)); /* %1564 conv2d_weight_grad [64,32,3,3]  graphs/lib/image_encoder.lua:6 */
-    CALL(542, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k533_fused_mul_step(A + 6053872 + 884736*B, A + 6053872 + 917504*B, A + 6053872 + 851968*B, B)); /* %1566 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
-    CALL(543, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k534_sum(A + 0, A + 6053872 + 884736*B, B)); /* %1567 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(544, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k536_sum(A + 6014976, A + 0)); /* %1569 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(545, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k537_sum(A + 6053568, A + 6014976)); /* %1570 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(546, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_vjp_k539_mul(A + 6053872 + 851968*B, A + 6053872 + 884736*B, (real *)P + 28256, B)); /* %1572 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(547, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k540_mul(A + 6053872 + 917504*B, A + 6053872 + 884736*B, A + 6053872 + 786432*B, B)); /* %1573 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(548, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k534_sum(A + 0, A + 6053872 + 917504*B, B)); /* %1574 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(549, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k536_sum(A + 6014976, A + 0)); /* %1576 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(550, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k537_sum(A + 6053600, A + 6014976)); /* %1577 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(551, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k554_fused_scale_mul_sum_mul(A + 6053872 + 1249280*B, A + 6053872 + 851968*B, A + 6053872 + 819200*B, A + 6053872 + 1249840*B, B)); /* %1587 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(552, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), convirt_image_vjp_k558_fused_add_mul_mul_id(A + 6053872 + 786432*B, A + 6053872 + 851968*B, A + 6053872 + 1249840*B, A + 6053872 + 1249280*B, A + 6053872 + 819200*B, B)); /* %1591 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(553, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_vjp_k561_fused_scale_sum_neg(A + 6053872 + 1249280*B, A + 6053872 + 786432*B, B)); /* %1594 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(554, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k563_fused_add_id(A + 6053872 + 819200*B, A + 6053872 + 786432*B, A + 6053872 + 1249280*B, B)); /* %1596 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(555, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k566_sum(A + 6053872 + 786432*B, A + 6053872 + 819200*B, B)); /* %1599 reduce [B,32,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(556, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k567_sum(A + 6053632, A + 6053872 + 786432*B, B)); /* %1600 reduce [1,32,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(557, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216), convirt_image_vjp_k569_conv2d_input_grad(A + 6053872 + 786432*B, A + 6053872 + 819200*B, (real *)P + 19008, A + 0, B)); /* %1602 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(558, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)32768*B), convirt_image_vjp_k570_conv2d_weight_grad(A + 6014976, A + 6053872 + 819200*B, A + 6053872 + 753664*B, A + 0, B)); /* %1603 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:13 */
-    CALL(559, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k533_fused_mul_step(A + 6053872 + 753664*B, A + 6053872 + 786432*B, A + 6053872 + 720896*B, B)); /* %1605 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
-    CALL(560, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k534_sum(A + 0, A + 6053872 + 753664*B, B)); /* %1606 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(561, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k536_sum(A + 6024192, A + 0)); /* %1608 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(562, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k537_sum(A + 6053664, A + 6024192)); /* %1609 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(563, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_vjp_k539_mul(A + 6053872 + 720896*B, A + 6053872 + 753664*B, (real *)P + 18944, B)); /* %1611 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(564, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k540_mul(A + 6053872 + 786432*B, A + 6053872 + 753664*B, A + 6053872 + 655360*B, B)); /* %1612 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(565, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k534_sum(A + 0, A + 6053872 + 786432*B, B)); /* %1613 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(566, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k536_sum(A + 6024192, A + 0)); /* %1615 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(567, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k537_sum(A + 6053696, A + 6024192)); /* %1616 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(568, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k554_fused_scale_mul_sum_mul(A + 6053872 + 1249280*B, A + 6053872 + 720896*B, A + 6053872 + 688128*B, A + 6053872 + 1249824*B, B)); /* %1626 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(569, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), convirt_image_vjp_k558_fused_add_mul_mul_id(A + 6053872 + 655360*B, A + 6053872 + 720896*B, A + 6053872 + 1249824*B, A + 6053872 + 1249280*B, A + 6053872 + 688128*B, B)); /* %1630 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(570, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_vjp_k561_fused_scale_sum_neg(A + 6053872 + 1249280*B, A + 6053872 + 655360*B, B)); /* %1633 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(571, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k563_fused_add_id(A + 6053872 + 688128*B, A + 6053872 + 655360*B, A + 6053872 + 1249280*B, B)); /* %1635 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(572, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k566_sum(A + 6053872 + 655360*B, A + 6053872 + 688128*B, B)); /* %1638 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(573, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k567_sum(A + 6053728, A + 6053872 + 655360*B, B)); /* %1639 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(574, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216), convirt_image_vjp_k569_conv2d_input_grad(A + 6053872 + 655360*B, A + 6053872 + 688128*B, (real *)P + 9696, A + 0, B)); /* %1641 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(575, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)32768*B), convirt_image_vjp_k570_conv2d_weight_grad(A + 6024192, A + 6053872 + 688128*B, A + 6053872 + 622592*B, A + 0, B)); /* %1642 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:6 */
-    CALL(576, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k612_fused_mul_add_step(A + 6053872 + 622592*B, A + 6053872 + 884736*B, A + 6053872 + 655360*B, A + 6053872 + 589824*B, B)); /* %1645 fused:mul_add_step [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
-    CALL(577, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k534_sum(A + 0, A + 6053872 + 622592*B, B)); /* %1646 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(578, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k536_sum(A + 6033408, A + 0)); /* %1648 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(579, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k537_sum(A + 6053760, A + 6033408)); /* %1649 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(580, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_vjp_k539_mul(A + 6053872 + 589824*B, A + 6053872 + 622592*B, (real *)P + 9632, B)); /* %1651 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(581, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k540_mul(A + 6053872 + 655360*B, A + 6053872 + 622592*B, A + 6053872 + 524288*B, B)); /* %1652 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(582, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k534_sum(A + 0, A + 6053872 + 655360*B, B)); /* %1653 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(583, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k536_sum(A + 6033408, A + 0)); /* %1655 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(584, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k537_sum(A + 6053792, A + 6033408)); /* %1656 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(585, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k554_fused_scale_mul_sum_mul(A + 6053872 + 1249280*B, A + 6053872 + 589824*B, A + 6053872 + 557056*B, A + 6053872 + 1249808*B, B)); /* %1666 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(586, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), convirt_image_vjp_k558_fused_add_mul_mul_id(A + 6053872 + 524288*B, A + 6053872 + 589824*B, A + 6053872 + 1249808*B, A + 6053872 + 1249280*B, A + 6053872 + 557056*B, B)); /* %1670 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(587, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_vjp_k561_fused_scale_sum_neg(A + 6053872 + 1249280*B, A + 6053872 + 524288*B, B)); /* %1673 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(588, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k563_fused_add_id(A + 6053872 + 655360*B, A + 6053872 + 524288*B, A + 6053872 + 1249280*B, B)); /* %1675 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(589, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k566_sum(A + 6053872 + 524288*B, A + 6053872 + 655360*B, B)); /* %1678 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(590, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k567_sum(A + 6053824, A + 6053872 + 524288*B, B)); /* %1679 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(591, (double)18874368*B, sizeof(real)*((double)131072*B + (double)32768*B + (double)9216), convirt_image_vjp_k648_conv2d_input_grad(A + 6053872 + 524288*B, A + 6053872 + 655360*B, (real *)P + 384, A + 0, B)); /* %1681 conv2d_input_grad [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(592, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)131072*B), convirt_image_vjp_k649_conv2d_weight_grad(A + 6033408, A + 6053872 + 655360*B, A + 6053872 + 393216*B, A + 0, B)); /* %1682 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:6 */
-    CALL(593, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), convirt_image_vjp_k651_fused_mul_step(A + 6053872 + 393216*B, A + 6053872 + 524288*B, A + 6053872 + 262144*B, B)); /* %1684 fused:mul_step [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
-    CALL(594, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), convirt_image_vjp_k652_sum(A + 0, A + 6053872 + 393216*B, B)); /* %1685 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(595, (double)131072, sizeof(real)*((double)2048 + (double)131072), convirt_image_vjp_k654_sum(A + 131072, A + 0)); /* %1687 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(596, (double)2048, sizeof(real)*((double)32 + (double)2048), convirt_image_vjp_k655_sum(A + 594720, A + 131072)); /* %1688 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(597, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), convirt_image_vjp_k657_mul(A + 6053872 + 262144*B, A + 6053872 + 393216*B, (real *)P + 320, B)); /* %1690 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(598, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), convirt_image_vjp_k658_mul(A + 6053872 + 524288*B, A + 6053872 + 393216*B, A + 6053872, B)); /* %1691 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(599, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), convirt_image_vjp_k652_sum(A + 0, A + 6053872 + 524288*B, B)); /* %1692 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(600, (double)131072, sizeof(real)*((double)2048 + (double)131072), convirt_image_vjp_k654_sum(A + 131072, A + 0)); /* %1694 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(601, (double)2048, sizeof(real)*((double)32 + (double)2048), convirt_image_vjp_k655_sum(A + 594752, A + 131072)); /* %1695 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(602, (double)262184*B, sizeof(real)*((double)8*B + (double)131072*B + (double)131072*B + (double)8*B), convirt_image_vjp_k672_fused_scale_mul_sum_mul(A + 6053872 + 1249280*B, A + 6053872 + 262144*B, A + 6053872 + 131072*B, A + 6053872 + 1249792*B, B)); /* %1705 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(603, (double)655360*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B + (double)8*B + (double)131072*B), convirt_image_vjp_k676_fused_add_mul_mul_id(A + 6053872, A + 6053872 + 262144*B, A + 6053872 + 1249792*B, A + 6053872 + 1249280*B, A + 6053872 + 131072*B, B)); /* %1709 fused:add_mul_mul_id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(604, (double)262152*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_vjp_k679_fused_scale_sum_neg(A + 6053872 + 262144*B, A + 6053872, B)); /* %1712 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(605, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_vjp_k681_fused_add_id(A + 6053872 + 131072*B, A + 6053872, A + 6053872 + 262144*B, B)); /* %1714 fused:add_id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(606, (double)131072*B, sizeof(real)*((double)32*B + (double)131072*B), convirt_image_vjp_k684_sum(A + 6053872, A + 6053872 + 131072*B, B)); /* %1717 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(607, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k567_sum(A + 594784, A + 6053872, B)); /* %1718 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(608, (double)2359296*B, sizeof(real)*((double)288 + (double)131072*B + (double)4096*B), convirt_image_vjp_k688_conv2d_weight_grad(A + 594432, A + 6053872 + 131072*B, A + 6053872 + 1245184*B, A + 0, B)); /* %1721 conv2d_weight_grad [32,1,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(200, 0, sizeof(real)*((double)1), convirt_features_loss_k58_fill(A + 0)); /* %565 fill []  graphs/lib/model.lua:87 */
+    CALL(201, (double)1, sizeof(real)*((double)1 + (double)1), convirt_features_loss_k60_scale(A + 5818368, A + 0, B)); /* %567 map:scale [1,1]  graphs/lib/losses.lua:16 */
+    CALL(202, (double)2*T, sizeof(real)*((double)T + (double)1 + (double)T), convirt_features_loss_k63_fused_mul_id(A + 6053872 + 946912*B + 25504*B*T + 257008*T, A + 5818368, A + 6053872 + 946912*B + 25504*B*T + 256304*T, T)); /* %570 fused:mul_id [T,1]  graphs/lib/losses.lua:13 */
+    CALL(203, (double)2*B, sizeof(real)*((double)B + (double)1), convirt_features_loss_k65_fused_neg_id(A + 6053872 + 946624*B, A + 5818368, B)); /* %572 fused:neg_id [1,B]  graphs/lib/losses.lua:11 */
+    CALL(204, (double)2*B*T, sizeof(real)*((double)B*T + (double)B + (double)B*T), gloria_features_loss_k159_fused_mul_id(A + 6053872 + 946912*B + 25456*B*T, A + 6053872 + 946624*B, A + 6053872 + 946912*B + 15072*B*T, B, T)); /* %574 fused:mul_id [T,B]  graphs/lib/losses.lua:11 */
+    CALL(205, (double)4*B, sizeof(real)*((double)B + (double)1 + (double)B + (double)B), convirt_features_loss_k71_fused_mul_div_id_step(A + 6053872 + 946624*B, A + 5818368, A + 6053872 + 946656*B, A + 6053872 + 946640*B, B)); /* %578 fused:mul_div_id_step [1,B]  graphs/lib/losses.lua:11 */
+    CALL(206, (double)T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k77_neg(A + 6053872 + 946912*B + 25504*B*T + 256256*T, A + 6053872 + 946912*B + 25504*B*T + 257008*T, T)); /* %584 map:neg [T,1]  graphs/lib/losses.lua:10 */
+    CALL(207, (double)2*B*T, sizeof(real)*((double)B*T + (double)T + (double)B*T), gloria_features_loss_k171_fused_mul_id(A + 6053872 + 946912*B + 25472*B*T, A + 6053872 + 946912*B + 25504*B*T + 256256*T, A + 6053872 + 946912*B + 15072*B*T, B, T)); /* %586 fused:mul_id [T,B]  graphs/lib/losses.lua:10 */
+    CALL(208, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), convirt_features_loss_k84_fused_mul_div_step(A + 6053872 + 946912*B + 25504*B*T + 256256*T, A + 6053872 + 946912*B + 25504*B*T + 257008*T, A + 6053872 + 946912*B + 25504*B*T + 256288*T, A + 6053872 + 946912*B + 25504*B*T + 256272*T, T)); /* %591 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
+    CALL(209, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), gloria_features_loss_k182_fused_scale_add_add_add(A + 6053872 + 946912*B + 25488*B*T, A + 6053872 + 946912*B + 25456*B*T, A + 6053872 + 946624*B, A + 6053872 + 946912*B + 14992*B*T, A + 6053872 + 946912*B + 25472*B*T, A + 6053872 + 946912*B + 25504*B*T + 256256*T, A + 6053872 + 946912*B + 15056*B*T, B, T)); /* %597 fused:scale_add_add_add [T,B]  graphs/lib/model.lua:43 */
+    CALL(210, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)B*T + (double)39*B*T), reclf_nosrm_features_loss_k203_fused_mul_id(A + 6053872 + 946912*B + 25296*B*T, A + 6053872 + 946912*B + 25488*B*T, A + 6053872 + 946912*B + 25200*B*T, B, T)); /* %601 fused:mul_id [T,B,39,1]  graphs/lib/irm.lua:12 */
+    CALL(211, (double)3042*B*T, sizeof(real)*((double)1521*B*T + (double)39*B*T + (double)39*B*T), reclf_noirm_features_loss_k225_matmul(A + 6053872 + 946912*B + 14976*B*T, A + 6053872 + 946912*B + 25296*B*T, A + 6053872 + 946912*B + 16512*B*T, B, T)); /* %602 matmul [T,B,39,39]  graphs/lib/model.lua:33 */
+    CALL(212, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), reclf_noirm_features_loss_k226_matmul(A + 6053872 + 946912*B + 25344*B*T, A + 6053872 + 946912*B + 25504*B*T + 251776*T, A + 6053872 + 946912*B + 25296*B*T, B, T)); /* %603 matmul [T,B,39,1]  graphs/lib/model.lua:33 */
+    CALL(213, (double)1521*B*T, sizeof(real)*((double)1521*T + (double)1521*B*T), reclf_noirm_features_loss_k227_sum(A + 6053872 + 946912*B + 25504*B*T + 245248*T, A + 6053872 + 946912*B + 14976*B*T, B, T)); /* %604 reduce [T,1,39,39]  graphs/lib/model.lua:33 */
+    CALL(214, (double)9984*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T + (double)4992*B*T), gloria_features_loss_k201_fused_mul_id(A + 6053872 + 946912*B + 14976*B*T, A + 6053872 + 946912*B + 25344*B*T, A + 6053872 + 946912*B + 9984*B*T, B, T)); /* %607 fused:mul_id [T,B,39,128]  graphs/lib/model.lua:33 */
+    CALL(215, (double)4992*B*T, sizeof(real)*((double)4992*B + (double)4992*B*T), reclf_noirm_features_loss_k231_sum(A + 6053872 + 925696*B, A + 6053872 + 946912*B + 14976*B*T, B, T)); /* %608 reduce [1,B,39,128]  graphs/lib/model.lua:33 */
+    CALL(216, (double)4992*B, sizeof(real)*((double)4992 + (double)4992*B), reclf_noirm_features_loss_k233_sum(A + 0, A + 6053872 + 925696*B, B)); /* %610 reduce [1,39,128]  graphs/lib/model.lua:33 */
+    CALL(217, (double)4992, sizeof(real)*((double)128 + (double)4992), convirt_text_vjp_k275_sum(A + 16640, A + 0)); /* %612 reduce [1,128]  graphs/lib/model.lua:33 */
+    CALL(218, (double)32768, sizeof(real)*((double)128 + (double)128 + (double)16384), reclf_noirm_features_loss_k238_matmul(A + 16768, A + 16640, (real *)P + 1122656)); /* %615 matmul [1,128]  graphs/lib/model.lua:33 */
+    CALL(219, (double)117*B*T, sizeof(real)*((double)39*B*T + (double)B*T + (double)39*B*T + (double)B*T), reclf_nosrm_features_loss_k204_fused_div_mul_id(A + 6053872 + 946912*B + 14976*B*T, A + 6053872 + 946912*B + 25488*B*T, A + 6053872 + 946912*B + 25248*B*T, A + 6053872 + 946912*B + 25440*B*T, B, T)); /* %622 fused:div_mul_id [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(220, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), reclf_nosrm_features_loss_k206_fused_neg_mul(A + 6053872 + 946912*B + 25248*B*T, A + 6053872 + 946912*B + 14976*B*T, A + 6053872 + 946912*B + 25200*B*T, B, T)); /* %624 fused:neg_mul [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(221, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), gloria_features_loss_k88_sum(A + 6053872 + 946912*B + 25440*B*T, A + 6053872 + 946912*B + 25248*B*T, B, T)); /* %625 reduce [T,B,1,1]  graphs/lib/irm.lua:11 */
+    CALL(222, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), reclf_nosrm_features_loss_k209_fused_mul_step(A + 6053872 + 946912*B + 25248*B*T, A + 6053872 + 946912*B + 25440*B*T, A + 6053872 + 946912*B + 25424*B*T, B, T)); /* %627 fused:mul_step [T,B,1,1]  graphs/lib/irm.lua:11 */
+    CALL(223, (double)234*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T + (double)39*T + (double)39*B*T), reclf_nosrm_features_loss_k222_fused_scale_mul_mul_mul(A + 6053872 + 946912*B + 25200*B*T, A + 6053872 + 946912*B + 14976*B*T, A + 6053872 + 946912*B + 25248*B*T, (real *)inputs[3], A + 6053872 + 946912*B + 25152*B*T, B, T)); /* %640 fused:scale_mul_mul_mul [T,B,39,1]  graphs/lib/irm.lua:10 */
+    CALL(224, (double)3042*B*T, sizeof(real)*((double)1521*B*T + (double)39*B*T + (double)39*B*T), reclf_noirm_features_loss_k225_matmul(A + 6053872 + 946912*B + 14976*B*T, A + 6053872 + 946912*B + 25200*B*T, A + 6053872 + 946912*B + 25104*B*T, B, T)); /* %641 matmul [T,B,39,39]  graphs/lib/irm.lua:10 */
+    CALL(225, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), reclf_noirm_features_loss_k226_matmul(A + 6053872 + 946912*B + 25248*B*T, A + 6053872 + 946912*B + 25504*B*T + 251776*T, A + 6053872 + 946912*B + 25200*B*T, B, T)); /* %642 matmul [T,B,39,1]  graphs/lib/irm.lua:10 */
+    CALL(226, (double)1521*B*T, sizeof(real)*((double)1521*T + (double)1521*B*T), reclf_noirm_features_loss_k227_sum(A + 6053872 + 946912*B + 25504*B*T + 246784*T, A + 6053872 + 946912*B + 14976*B*T, B, T)); /* %643 reduce [T,1,39,39]  graphs/lib/irm.lua:10 */
+    CALL(227, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)1521*T), reclf_features_loss_k301_add(A + 6053872 + 946912*B + 25504*B*T + 253312*T, A + 6053872 + 946912*B + 25504*B*T + 245248*T, A + 6053872 + 946912*B + 25504*B*T + 246784*T, T)); /* %644 map:add [T,1,39,39]  graphs/lib/irm.lua:10 */
+    CALL(228, (double)9984*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T + (double)4992*B*T), gloria_features_loss_k201_fused_mul_id(A + 6053872 + 946912*B + 14976*B*T, A + 6053872 + 946912*B + 25248*B*T, A + 6053872 + 946912*B + 9984*B*T, B, T)); /* %647 fused:mul_id [T,B,39,128]  graphs/lib/irm.lua:10 */
+    CALL(229, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), gloria_features_loss_k203_sum(A + 6053872 + 946912*B + 25504*B*T + 245248*T, A + 6053872 + 946912*B + 14976*B*T, B, T)); /* %648 reduce [T,1,39,128]  graphs/lib/irm.lua:10 */
+    CALL(230, (double)4992*T, sizeof(real)*((double)128*T + (double)4992*T), reclf_nosrm_features_loss_k227_sum(A + 6053872 + 946912*B + 25504*B*T + 256256*T, A + 6053872 + 946912*B + 25504*B*T + 245248*T, T)); /* %649 reduce [T,1,1,128]  graphs/lib/irm.lua:10 */
+    CALL(231, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), convirt_k464_matmul(A + 6053872 + 946912*B + 25504*B*T + 256384*T, A + 6053872 + 946912*B + 25504*B*T + 256256*T, (real *)P + 1122656, T)); /* %652 matmul [T,128]  graphs/lib/irm.lua:10 */
+    CALL(232, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), convirt_k465_matmul(A + 0, A + 6053872 + 946912*B + 25504*B*T + 256256*T, A + 6053872 + 946912*B + 25504*B*T + 255104*T, T)); /* %653 matmul [128,128]  graphs/lib/irm.lua:10 */
+    CALL(233, (double)49152, sizeof(real)*((double)16384 + (double)128 + (double)128 + (double)16384), reclf_features_loss_k311_matmul_add(A + 5720064, A + 16640, A + 16384, A + 0)); /* %654 matmul+add [128,128]  graphs/lib/irm.lua:10 */
+    CALL(234, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T + (double)128), reclf_features_loss_k316_matmul_add_id(A + 5736448, A + 6053872 + 946912*B + 25504*B*T + 256384*T, A + 6053872 + 946912*B + 25504*B*T + 254976*T, A + 16768, T)); /* %659 matmul+add_id [128,128]  graphs/lib/irm.lua:10 */
+    CALL(235, (double)9984*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T + (double)4992*B*T), gloria_features_loss_k201_fused_mul_id(A + 6053872 + 946912*B + 14976*B*T, A + 6053872 + 946912*B + 25200*B*T, A + 6053872 + 946912*B + 9984*B*T, B, T)); /* %663 fused:mul_id [T,B,39,128]  graphs/lib/irm.lua:10 */
+    CALL(236, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), gloria_features_loss_k203_sum(A + 6053872 + 946912*B + 25504*B*T + 245248*T, A + 6053872 + 946912*B + 14976*B*T, B, T)); /* %664 reduce [T,1,39,128]  graphs/lib/irm.lua:10 */
+    CALL(237, (double)4992*T, sizeof(real)*((double)128*T + (double)4992*T), reclf_nosrm_features_loss_k227_sum(A + 6053872 + 946912*B + 25504*B*T + 255104*T, A + 6053872 + 946912*B + 25504*B*T + 245248*T, T)); /* %665 reduce [T,1,1,128]  graphs/lib/irm.lua:10 */
+    CALL(238, (double)49920*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T + (double)128 + (double)39*B*T + (double)39*B*T + (double)128*T + (double)39*B*T + (double)128*T), reclf_features_loss_k323_fused_add_add_add_mul(A + 6053872 + 946912*B + 9984*B*T, A + 6053872 + 946912*B + 25344*B*T, A + 16512, A + 6053872 + 946912*B + 25296*B*T, A + 6053872 + 946912*B + 25248*B*T, A + 6053872 + 946912*B + 25504*B*T + 256128*T, A + 6053872 + 946912*B + 25200*B*T, A + 6053872 + 946912*B + 25504*B*T + 254976*T, B, T)); /* %666 fused:add_add_add_mul [T,B,39,128]  graphs/lib/irm.lua:10 */
+    CALL(239, (double)32896*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384 + (double)128*T), reclf_features_loss_k324_matmul_add(A + 6053872 + 946912*B + 25504*B*T + 254976*T, A + 6053872 + 946912*B + 25504*B*T + 256384*T, (real *)P + 1139040, A + 6053872 + 946912*B + 25504*B*T + 255104*T, T)); /* %667 matmul+add [T,1,1,128]  graphs/lib/irm.lua:10 */
+    CALL(240, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), convirt_k464_matmul(A + 6053872 + 946912*B + 25504*B*T + 256128*T, A + 6053872 + 946912*B + 25504*B*T + 254976*T, (real *)P + 1171808, T)); /* %669 matmul [T,128]  graphs/lib/irm.lua:10 */
+    CALL(241, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), convirt_k465_matmul(A + 5752832, A + 6053872 + 946912*B + 25504*B*T + 254976*T, A + 6053872 + 946912*B + 25504*B*T + 254848*T, T)); /* %670 matmul [128,128]  graphs/lib/irm.lua:10 */
+    CALL(242, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), convirt_k465_matmul(A + 5769216, A + 6053872 + 946912*B + 25504*B*T + 256000*T, A + 6053872 + 946912*B + 25504*B*T + 256128*T, T)); /* %674 matmul [128,128]  graphs/lib/irm.lua:9 */
+    CALL(243, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), reclf_noirm_features_loss_k246_div(A + 6053872 + 946912*B + 25504*B*T + 245248*T, A + 6053872 + 946912*B + 25504*B*T + 253312*T, A + 6053872 + 946912*B + 25504*B*T + 256896*T, T)); /* %676 map:div [T,39,39]  graphs/lib/srm.lua:12 */
+    CALL(244, (double)4641*T, sizeof(real)*((double)39*T + (double)1521*T + (double)1521*T + (double)39*T), reclf_noirm_features_loss_k251_fused_mul_sum_neg_mul(A + 6053872 + 946912*B + 25504*B*T + 256256*T, A + 6053872 + 946912*B + 25504*B*T + 245248*T, A + 6053872 + 946912*B + 25504*B*T + 251776*T, A + 6053872 + 946912*B + 25504*B*T + 256848*T, T)); /* %681 fused:mul_sum_neg_mul [T,39,1]  graphs/lib/srm.lua:12 */
+    CALL(245, (double)9126*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T + (double)39*T + (double)1521*T), reclf_noirm_features_loss_k264_fused_scale_mul_mul_mul(A + 6053872 + 946912*B + 25504*B*T + 251776*T, A + 6053872 + 946912*B + 25504*B*T + 245248*T, A + 6053872 + 946912*B + 25504*B*T + 256256*T, (real *)inputs[3], A + 6053872 + 946912*B + 25504*B*T + 250240*T, T)); /* %694 fused:scale_mul_mul_mul [T,39,39]  graphs/lib/srm.lua:11 */
+    CALL(246, (double)389376*T, sizeof(real)*((double)4992*T + (double)1521*T + (double)4992*T), reclf_noirm_features_loss_k265_matmul(A + 6053872 + 946912*B + 25504*B*T + 245248*T, A + 6053872 + 946912*B + 25504*B*T + 251776*T, A + 6053872 + 946912*B + 25504*B*T + 240256*T, T)); /* %695 matmul [T,39,128]  graphs/lib/srm.lua:11 */
+    CALL(247, (double)389376*T, sizeof(real)*((double)4992*T + (double)1521*T + (double)4992*T), reclf_noirm_features_loss_k266_matmul(A + 6053872 + 946912*B + 25504*B*T + 240256*T, A + 6053872 + 946912*B + 25504*B*T + 251776*T, A + 6053872 + 946912*B + 25504*B*T + 235264*T, T)); /* %696 matmul [T,39,128]  graphs/lib/srm.lua:11 */
+    CALL(248, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), reclf_noirm_features_loss_k268_matmul(A + 6053872 + 946912*B + 25504*B*T + 235264*T, A + 6053872 + 946912*B + 25504*B*T + 240256*T, (real *)P + 1106272, T)); /* %698 matmul [39*T,128]  graphs/lib/srm.lua:11 */
+    CALL(249, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), convirt_text_vjp_k279_matmul(A + 5785600, A + 6053872 + 946912*B + 25504*B*T + 220160*T, A + 6053872 + 946912*B + 25504*B*T + 240256*T, T)); /* %699 matmul [128,128]  graphs/lib/srm.lua:11 */
+    CALL(250, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), reclf_noirm_features_loss_k268_matmul(A + 6053872 + 946912*B + 25504*B*T + 240256*T, A + 6053872 + 946912*B + 25504*B*T + 245248*T, (real *)P + 1089888, T)); /* %702 matmul [39*T,128]  graphs/lib/srm.lua:11 */
+    CALL(251, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), convirt_text_vjp_k279_matmul(A + 5801984, A + 6053872 + 946912*B + 25504*B*T + 220160*T, A + 6053872 + 946912*B + 25504*B*T + 245248*T, T)); /* %703 matmul [128,128]  graphs/lib/srm.lua:11 */
+    CALL(252, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), reclf_noirm_features_loss_k276_mul(A + 6053872 + 946912*B + 14976*B*T, A + 6053872 + 946912*B + 9984*B*T, A + 6053872 + 946912*B + 4992*B*T, B, T)); /* %706 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(253, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), gloria_features_loss_k203_sum(A + 6053872 + 946912*B + 25504*B*T + 245248*T, A + 6053872 + 946912*B + 14976*B*T, B, T)); /* %708 reduce [T,1,39,128]  graphs/lib/matching.lua:12 */
+    CALL(254, (double)15210*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)4992*T + (double)4992*B*T + (double)39*B*T + (double)39*B*T), reclf_noirm_features_loss_k287_fused_mul_mul_sum_mul(A + 6053872 + 946912*B + 4992*B*T, A + 6053872 + 946912*B + 9984*B*T, A + 6053872 + 946912*B + 25504*B*T + 230272*T, A + 6053872 + 946912*B, A + 6053872 + 946912*B + 25056*B*T, A + 6053872 + 946912*B + 25008*B*T, B, T)); /* %717 fused:mul_mul_sum_mul [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(255, (double)29952*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*T + (double)39*B*T + (double)39*B*T + (double)4992*B*T), reclf_noirm_features_loss_k291_fused_add_mul_mul_mul(A + 6053872 + 946912*B + 14976*B*T, A + 6053872 + 946912*B + 9984*B*T, A + 6053872 + 946912*B + 25504*B*T + 230272*T, A + 6053872 + 946912*B + 25056*B*T, A + 6053872 + 946912*B + 4992*B*T, A + 6053872 + 946912*B, B, T)); /* %721 fused:add_mul_mul_mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(256, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*B*T), gloria_features_loss_k218_matmul(A + 6053872 + 946912*B, A + 6053872 + 946912*B + 22464*B*T, A + 6053872 + 946912*B + 14976*B*T, B, T)); /* %723 matmul [T,B,64,128]  graphs/lib/matching.lua:11 */
+    CALL(257, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), gloria_features_loss_k219_sum(A + 6053872 + 925696*B, A + 6053872 + 946912*B, B, T)); /* %724 reduce [1,B,64,128]  graphs/lib/matching.lua:11 */
+    CALL(258, (double)641472*B*T, sizeof(real)*((double)2496*B*T + (double)4992*B*T + (double)8192*B + (double)39*B*T), gloria_features_loss_k220_matmul_div(A + 6053872 + 946912*B, A + 6053872 + 946912*B + 14976*B*T, A + 6053872 + 892928*B, A + 6053872 + 946912*B + 24960*B*T, B, T)); /* %725 matmul+div [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(259, (double)7488*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T + (double)2496*B*T), gloria_features_loss_k223_fused_sum_neg_mul(A + 6053872 + 946912*B + 15680*B*T, A + 6053872 + 946912*B, A + 6053872 + 946912*B + 22464*B*T, B, T)); /* %728 fused:sum_neg_mul [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(260, (double)9984*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T + (double)2496*B*T), gloria_features_loss_k229_fused_scale_mul_add_id(A + 6053872 + 946912*B + 13184*B*T, A + 6053872 + 946912*B, A + 6053872 + 946912*B + 15680*B*T, A + 6053872 + 946912*B + 19968*B*T, B, T)); /* %734 fused:scale_mul_add_id [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(261, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), gloria_features_loss_k68_matmul(A + 6053872 + 946912*B + 8192*B*T, A + 6053872 + 946912*B + 13184*B*T, A + 6053872 + 917504*B, B, T)); /* %735 matmul [T,B,39,128]  graphs/lib/matching.lua:10 */
+    CALL(262, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*T), gloria_features_loss_k231_matmul(A + 6053872 + 946912*B, A + 6053872 + 946912*B + 13184*B*T, A + 6053872 + 946912*B + 25504*B*T + 230272*T, B, T)); /* %736 matmul [T,B,64,128]  graphs/lib/matching.lua:10 */
+    CALL(263, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), gloria_features_loss_k203_sum(A + 6053872 + 946912*B + 25504*B*T + 230272*T, A + 6053872 + 946912*B + 8192*B*T, B, T)); /* %737 reduce [T,1,39,128]  graphs/lib/matching.lua:10 */
+    CALL(264, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), gloria_features_loss_k219_sum(A + 6053872 + 917504*B, A + 6053872 + 946912*B, B, T)); /* %738 reduce [1,B,64,128]  graphs/lib/matching.lua:10 */
+    CALL(265, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T), gloria_features_loss_k234_add(A + 6053872 + 946912*B + 25504*B*T + 250240*T, A + 6053872 + 946912*B + 25504*B*T + 245248*T, A + 6053872 + 946912*B + 25504*B*T + 230272*T, T)); /* %739 map:add [T,1,39,128]  graphs/lib/matching.lua:10 */
+    CALL(266, (double)16768*B, sizeof(real)*((double)64*B + (double)8192*B + (double)8192*B + (double)64*B + (double)64*B), gloria_features_loss_k244_fused_mul_mul_sum_mul(A + 6053872 + 946624*B, A + 6053872 + 917504*B, A + 6053872 + 892928*B, A + 6053872 + 946560*B, A + 6053872 + 933888*B, B)); /* %749 fused:mul_mul_sum_mul [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(267, (double)49152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)64*B + (double)64*B + (double)8192*B), gloria_features_loss_k248_fused_add_add_mul_mul(A + 6053872 + 933888*B, A + 6053872 + 925696*B, A + 6053872 + 917504*B, A + 6053872 + 946560*B, A + 6053872 + 946624*B, A + 6053872 + 892928*B, B)); /* %753 fused:add_add_mul_mul [1,B,64,128]  graphs/lib/matching.lua:9 */
+    CALL(268, (double)10218*T, sizeof(real)*((double)39*T + (double)4992*T + (double)4992*T + (double)39*T + (double)39*T), gloria_features_loss_k259_fused_mul_mul_sum_mul(A + 6053872 + 946912*B + 25504*B*T + 256256*T, A + 6053872 + 946912*B + 25504*B*T + 250240*T, A + 6053872 + 946912*B + 25504*B*T + 220160*T, A + 6053872 + 946912*B + 25504*B*T + 256800*T, A + 6053872 + 946912*B + 25504*B*T + 256752*T, T)); /* %765 fused:mul_mul_sum_mul [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(269, (double)34944*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T + (double)4992*T + (double)39*T + (double)39*T + (double)4992*T), reclf_noirm_features_loss_k339_fused_add_add_add_mul(A + 6053872 + 946912*B + 25504*B*T + 230272*T, A + 6053872 + 946912*B + 25504*B*T + 235264*T, A + 6053872 + 946912*B + 25504*B*T + 240256*T, A + 6053872 + 946912*B + 25504*B*T + 250240*T, A + 6053872 + 946912*B + 25504*B*T + 256800*T, A + 6053872 + 946912*B + 25504*B*T + 256256*T, A + 6053872 + 946912*B + 25504*B*T + 220160*T, T)); /* %769 fused:add_add_add_mul [T,39,128]  graphs/lib/matching.lua:7 */
+    CALL(270, (double)4*B, sizeof(real)*((double)B + (double)1 + (double)B + (double)B), convirt_features_loss_k71_fused_mul_div_id_step(A + 6053872 + 946560*B, A + 5818368, A + 6053872 + 946896*B, A + 6053872 + 946880*B, B)); /* %782 fused:mul_div_id_step [1,B]  graphs/lib/losses.lua:11 */
+    CALL(271, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), convirt_features_loss_k84_fused_mul_div_step(A + 6053872 + 946912*B + 25504*B*T + 256752*T, A + 6053872 + 946912*B + 25504*B*T + 257008*T, A + 6053872 + 946912*B + 25504*B*T + 256992*T, A + 6053872 + 946912*B + 25504*B*T + 256976*T, T)); /* %795 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
+    CALL(272, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), gloria_features_loss_k295_fused_scale_add_add_add(A + 6053872 + 946912*B + 25424*B*T, A + 6053872 + 946912*B + 25456*B*T, A + 6053872 + 946560*B, A + 6053872 + 946912*B + 25408*B*T, A + 6053872 + 946912*B + 25472*B*T, A + 6053872 + 946912*B + 25504*B*T + 256752*T, A + 6053872 + 946912*B + 25392*B*T, B, T)); /* %801 fused:scale_add_add_add [T,B]  graphs/lib/losses.lua:21 */
+    CALL(273, (double)256*B*T, sizeof(real)*((double)128*T + (double)B*T + (double)128*B), convirt_features_loss_k91_matmul(A + 6053872 + 946912*B + 25504*B*T + 220160*T, A + 6053872 + 946912*B + 25424*B*T, A + 6053872 + 946432*B, B, T)); /* %802 matmul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(274, (double)256*B*T, sizeof(real)*((double)128*B + (double)B*T + (double)128*T), convirt_features_loss_k92_matmul(A + 6053872 + 892928*B, A + 6053872 + 946912*B + 25424*B*T, A + 6053872 + 946912*B + 25504*B*T + 225152*T, B, T)); /* %803 matmul [B,128]  graphs/lib/losses.lua:21 */
+    CALL(275, (double)262*B, sizeof(real)*((double)B + (double)128*B + (double)128*B + (double)B + (double)B), convirt_features_loss_k101_fused_mul_mul_sum_mul(A + 6053872 + 946432*B, A + 6053872 + 892928*B, A + 6053872 + 946304*B, A + 6053872 + 946864*B, A + 6053872 + 946848*B, B)); /* %812 fused:mul_mul_sum_mul [B,1]  graphs/lib/losses.lua:21 */
+    CALL(276, (double)640*B, sizeof(real)*((double)128*B + (double)128*B + (double)B + (double)B + (double)128*B), convirt_features_loss_k105_fused_add_mul_mul_id(A + 6053872 + 893056*B, A + 6053872 + 892928*B, A + 6053872 + 946864*B, A + 6053872 + 946432*B, A + 6053872 + 946304*B, B)); /* %816 fused:add_mul_mul_id [B,128]  graphs/lib/losses.lua:21 */
+    CALL(277, (double)262*T, sizeof(real)*((double)T + (double)128*T + (double)128*T + (double)T + (double)T), convirt_features_loss_k114_fused_mul_mul_sum_mul(A + 6053872 + 946912*B + 25504*B*T + 256752*T, A + 6053872 + 946912*B + 25504*B*T + 220160*T, A + 6053872 + 946912*B + 25504*B*T + 256000*T, A + 6053872 + 946912*B + 25504*B*T + 256960*T, A + 6053872 + 946912*B + 25504*B*T + 256944*T, T)); /* %826 fused:mul_mul_sum_mul [T,1]  graphs/lib/losses.lua:21 */
+    CALL(278, (double)33536*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384 + (double)128*T + (double)T + (double)T + (double)128*T), reclf_nosrm_features_loss_k360_matmul_add_add_mul_mul(A + 6053872 + 946912*B + 25504*B*T + 240256*T, A + 6053872 + 946912*B + 25504*B*T + 256128*T, (real *)P + 1155424, A + 6053872 + 946912*B + 25504*B*T + 220160*T, A + 6053872 + 946912*B + 25504*B*T + 256960*T, A + 6053872 + 946912*B + 25504*B*T + 256752*T, A + 6053872 + 946912*B + 25504*B*T + 256000*T, T)); /* %830 matmul+add_add_mul_mul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(279, (double)4992*T, sizeof(real)*((double)4992 + (double)4992*T), convirt_text_vjp_k273_sum(A + 0, A + 6053872 + 946912*B + 25504*B*T + 230272*T, T)); /* %831 reduce [1,39,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(280, (double)4992, sizeof(real)*((double)128 + (double)4992), convirt_text_vjp_k275_sum(A + 6048768, A + 0)); /* %833 reduce [1,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(281, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), convirt_text_vjp_k278_matmul(A + 6053872 + 946912*B + 25504*B*T + 235264*T, A + 6053872 + 946912*B + 25504*B*T + 230272*T, (real *)P + 1073376, T)); /* %836 matmul [39*T,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(282, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), convirt_text_vjp_k279_matmul(A + 5818368, A + 6053872 + 946912*B + 25504*B*T + 230272*T, A + 6053872 + 946912*B + 25504*B*T + 225280*T, T)); /* %837 matmul [128,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(283, 0, sizeof(real)*((double)5120*T + (double)4992*T), convirt_text_vjp_k281_pad(A + 6053872 + 946912*B + 25504*B*T + 220160*T, A + 6053872 + 946912*B + 25504*B*T + 235264*T, T)); /* %839 pad [T,40,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(284, (double)128*T, sizeof(real)*((double)128 + (double)128*T), convirt_k462_sum(A + 6048896, A + 6053872 + 946912*B + 25504*B*T + 240256*T, T)); /* %840 reduce [1,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(285, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), convirt_k464_matmul(A + 6053872 + 946912*B + 25504*B*T + 230400*T, A + 6053872 + 946912*B + 25504*B*T + 240256*T, (real *)P + 1056864, T)); /* %842 matmul [T,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(286, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), convirt_k465_matmul(A + 5834752, A + 6053872 + 946912*B + 25504*B*T + 240256*T, A + 6053872 + 946912*B + 25504*B*T + 255872*T, T)); /* %843 matmul [128,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(287, 0, sizeof(real)*((double)5120*T + (double)128*T), convirt_k467_pad(A + 6053872 + 946912*B + 25504*B*T + 225280*T, A + 6053872 + 946912*B + 25504*B*T + 230400*T, T)); /* %845 pad [T,40,128]  graphs/lib/text_encoder.lua:35 */
+    CALL(288, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_text_vjp_k288_add(A + 6053872 + 946912*B + 25504*B*T + 230400*T, A + 6053872 + 946912*B + 25504*B*T + 220160*T, A + 6053872 + 946912*B + 25504*B*T + 225280*T, T)); /* %846 map:add [T,40,128]  graphs/lib/text_encoder.lua:35 */
+    CALL(289, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 0, A + 6053872 + 946912*B + 25504*B*T + 230400*T, T)); /* %847 reduce [1,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(290, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 6049024, A + 0)); /* %849 reduce [1,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(291, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k473_mul(A + 6053872 + 946912*B + 25504*B*T + 220160*T, A + 6053872 + 946912*B + 25504*B*T + 230400*T, A + 6053872 + 946912*B + 25504*B*T + 215040*T, T)); /* %852 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(292, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 0, A + 6053872 + 946912*B + 25504*B*T + 220160*T, T)); /* %853 reduce [1,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(293, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 6049152, A + 0)); /* %855 reduce [1,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(294, (double)15560*T, sizeof(real)*((double)40*T + (double)5120*T + (double)128 + (double)5120*T + (double)40*T), convirt_k485_fused_scale_mul_sum_mul(A + 6053872 + 946912*B + 25504*B*T + 255872*T, A + 6053872 + 946912*B + 25504*B*T + 230400*T, (real *)P + 1056608, A + 6053872 + 946912*B + 25504*B*T + 194560*T, A + 6053872 + 946912*B + 25504*B*T + 256704*T, T)); /* %864 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(295, (double)30720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)40*T + (double)40*T + (double)5120*T), convirt_k489_fused_add_mul_mul_mul(A + 6053872 + 946912*B + 25504*B*T + 215040*T, A + 6053872 + 946912*B + 25504*B*T + 230400*T, (real *)P + 1056608, A + 6053872 + 946912*B + 25504*B*T + 256704*T, A + 6053872 + 946912*B + 25504*B*T + 255872*T, A + 6053872 + 946912*B + 25504*B*T + 194560*T, T)); /* %868 fused:add_mul_mul_mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(296, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k492_fused_scale_sum_neg(A + 6053872 + 946912*B + 25504*B*T + 255872*T, A + 6053872 + 946912*B + 25504*B*T + 215040*T, T)); /* %871 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(297, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k494_fused_add_id(A + 6053872 + 946912*B + 25504*B*T + 194560*T, A + 6053872 + 946912*B + 25504*B*T + 215040*T, A + 6053872 + 946912*B + 25504*B*T + 255872*T, T)); /* %873 fused:add_id [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(298, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 0, A + 6053872 + 946912*B + 25504*B*T + 194560*T, T)); /* %874 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(299, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 6049280, A + 0)); /* %876 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(300, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), convirt_k501_matmul(A + 5365760, A + 6053872 + 946912*B + 25504*B*T + 194560*T, A + 6053872 + 946912*B + 25504*B*T + 61440*T, T)); /* %880 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(301, (double)5283840*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)20480*T), convirt_k504_matmul_mul_gelu_grad(A + 6053872 + 946912*B + 25504*B*T + 61440*T, A + 6053872 + 946912*B + 25504*B*T + 194560*T, (real *)P + 990944, A + 6053872 + 946912*B + 25504*B*T + 40960*T, T)); /* %883 matmul+mul_gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(302, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), convirt_k505_sum(A + 0, A + 6053872 + 946912*B + 25504*B*T + 61440*T, T)); /* %884 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(303, (double)20480, sizeof(real)*((double)512 + (double)20480), convirt_k507_sum(A + 6047744, A + 0)); /* %886 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(304, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), convirt_k510_matmul(A + 6053872 + 946912*B + 25504*B*T + 40960*T, A + 6053872 + 946912*B + 25504*B*T + 61440*T, (real *)P + 924896, T)); /* %889 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(305, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), convirt_k511_matmul(A + 5431296, A + 6053872 + 946912*B + 25504*B*T + 61440*T, A + 6053872 + 946912*B + 25504*B*T + 209920*T, T)); /* %890 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(306, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5496832, A + 6053872 + 946912*B + 25504*B*T + 40960*T, T)); /* %892 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(307, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 6049408, A + 5496832)); /* %894 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(308, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k473_mul(A + 6053872 + 946912*B + 25504*B*T + 46080*T, A + 6053872 + 946912*B + 25504*B*T + 40960*T, A + 6053872 + 946912*B + 25504*B*T + 204800*T, T)); /* %897 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(309, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5496832, A + 6053872 + 946912*B + 25504*B*T + 46080*T, T)); /* %898 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(310, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 6049536, A + 5496832)); /* %900 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(311, (double)15560*T, sizeof(real)*((double)40*T + (double)5120*T + (double)128 + (double)5120*T + (double)40*T), convirt_k485_fused_scale_mul_sum_mul(A + 6053872 + 946912*B + 25504*B*T + 255872*T, A + 6053872 + 946912*B + 25504*B*T + 40960*T, (real *)P + 924640, A + 6053872 + 946912*B + 25504*B*T + 199680*T, A + 6053872 + 946912*B + 25504*B*T + 256656*T, T)); /* %909 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(312, (double)30720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)40*T + (double)40*T + (double)5120*T), convirt_k489_fused_add_mul_mul_mul(A + 6053872 + 946912*B + 25504*B*T + 46080*T, A + 6053872 + 946912*B + 25504*B*T + 40960*T, (real *)P + 924640, A + 6053872 + 946912*B + 25504*B*T + 256656*T, A + 6053872 + 946912*B + 25504*B*T + 255872*T, A + 6053872 + 946912*B + 25504*B*T + 199680*T, T)); /* %913 fused:add_mul_mul_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(313, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k492_fused_scale_sum_neg(A + 6053872 + 946912*B + 25504*B*T + 255872*T, A + 6053872 + 946912*B + 25504*B*T + 46080*T, T)); /* %917 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(314, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k540_fused_add_add_id(A + 6053872 + 946912*B + 25504*B*T + 53760*T, A + 6053872 + 946912*B + 25504*B*T + 194560*T, A + 6053872 + 946912*B + 25504*B*T + 46080*T, A + 6053872 + 946912*B + 25504*B*T + 255872*T, T)); /* %919 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(315, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5496832, A + 6053872 + 946912*B + 25504*B*T + 53760*T, T)); /* %920 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(316, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 6049664, A + 5496832)); /* %922 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(317, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k546_matmul(A + 6053872 + 946912*B + 25504*B*T + 40960*T, A + 6053872 + 946912*B + 25504*B*T + 53760*T, (real *)P + 908128, T)); /* %925 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(318, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k547_matmul(A + 5851136, A + 6053872 + 946912*B + 25504*B*T + 53760*T, A + 6053872 + 946912*B + 25504*B*T + 189440*T, T)); /* %926 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(319, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k129_permute(A + 6053872 + 946912*B + 25504*B*T + 47360*T, A + 6053872 + 946912*B + 25504*B*T + 40960*T, T)); /* %929 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(320, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k552_matmul(A + 6053872 + 946912*B + 25504*B*T + 58880*T, A + 6053872 + 946912*B + 25504*B*T + 101120*T, A + 6053872 + 946912*B + 25504*B*T + 47360*T, T)); /* %931 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(321, (double)416000*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)160*T), convirt_k553_matmul_div(A + 6053872 + 946912*B + 25504*B*T + 40960*T, A + 6053872 + 946912*B + 25504*B*T + 47360*T, A + 6053872 + 946912*B + 25504*B*T + 184320*T, A + 6053872 + 946912*B + 25504*B*T + 255712*T, T)); /* %932 matmul+div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(322, (double)19520*T, sizeof(real)*((double)160*T + (double)6400*T + (double)6400*T + (double)160*T), convirt_k558_fused_mul_sum_neg_mul(A + 6053872 + 946912*B + 25504*B*T + 64000*T, A + 6053872 + 946912*B + 25504*B*T + 40960*T, A + 6053872 + 946912*B + 25504*B*T + 101120*T, A + 6053872 + 946912*B + 25504*B*T + 255552*T, T)); /* %937 fused:mul_sum_neg_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(323, (double)38400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T + (double)6400*T), convirt_k574_fused_scale_mul_mul_mul(A + 6053872 + 946912*B + 25504*B*T + 47360*T, A + 6053872 + 946912*B + 25504*B*T + 40960*T, A + 6053872 + 946912*B + 25504*B*T + 64000*T, (real *)inputs[2], A + 6053872 + 946912*B + 25504*B*T + 94720*T, T)); /* %953 fused:scale_mul_mul_mul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
+    CALL(324, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k162_matmul(A + 6053872 + 946912*B + 25504*B*T + 40960*T, A + 6053872 + 946912*B + 25504*B*T + 47360*T, A + 6053872 + 946912*B + 25504*B*T + 179200*T, T)); /* %954 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    CALL(325, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k552_matmul(A + 6053872 + 946912*B + 25504*B*T + 94720*T, A + 6053872 + 946912*B + 25504*B*T + 47360*T, A + 6053872 + 946912*B + 25504*B*T + 174080*T, T)); /* %955 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    CALL(326, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k163_permute(A + 6053872 + 946912*B + 25504*B*T + 46080*T, A + 6053872 + 946912*B + 25504*B*T + 58880*T, T)); /* %956 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(327, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5496832, A + 6053872 + 946912*B + 25504*B*T + 46080*T, T)); /* %958 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(328, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 6049792, A + 5496832)); /* %960 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(329, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k547_matmul(A + 5867520, A + 6053872 + 946912*B + 25504*B*T + 46080*T, A + 6053872 + 946912*B + 25504*B*T + 168960*T, T)); /* %964 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(330, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k163_permute(A + 6053872 + 946912*B + 25504*B*T + 99840*T, A + 6053872 + 946912*B + 25504*B*T + 94720*T, T)); /* %966 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(331, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5496832, A + 6053872 + 946912*B + 25504*B*T + 99840*T, T)); /* %968 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(332, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 6049920, A + 5496832)); /* %970 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(333, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k546_matmul(A + 6053872 + 946912*B + 25504*B*T + 94720*T, A + 6053872 + 946912*B + 25504*B*T + 99840*T, (real *)P + 875104, T)); /* %973 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(334, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k547_matmul(A + 5883904, A + 6053872 + 946912*B + 25504*B*T + 99840*T, A + 6053872 + 946912*B + 25504*B*T + 168960*T, T)); /* %974 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(335, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k163_permute(A + 6053872 + 946912*B + 25504*B*T + 99840*T, A + 6053872 + 946912*B + 25504*B*T + 40960*T, T)); /* %977 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(336, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5496832, A + 6053872 + 946912*B + 25504*B*T + 99840*T, T)); /* %979 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(337, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 6050048, A + 5496832)); /* %981 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(338, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k546_matmul(A + 6053872 + 946912*B + 25504*B*T + 40960*T, A + 6053872 + 946912*B + 25504*B*T + 99840*T, (real *)P + 858592, T)); /* %984 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(339, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k547_matmul(A + 5900288, A + 6053872 + 946912*B + 25504*B*T + 99840*T, A + 6053872 + 946912*B + 25504*B*T + 168960*T, T)); /* %985 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(340, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)5120*T), convirt_k608_matmul_add_add(A + 6053872 + 946912*B + 25504*B*T + 99840*T, A + 6053872 + 946912*B + 25504*B*T + 46080*T, (real *)P + 891616, A + 6053872 + 946912*B + 25504*B*T + 94720*T, A + 6053872 + 946912*B + 25504*B*T + 40960*T, T)); /* %987 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(341, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5496832, A + 6053872 + 946912*B + 25504*B*T + 99840*T, T)); /* %988 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(342, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 6050176, A + 5496832)); /* %990 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(343, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k473_mul(A + 6053872 + 946912*B + 25504*B*T + 94720*T, A + 6053872 + 946912*B + 25504*B*T + 99840*T, A + 6053872 + 946912*B + 25504*B*T + 163840*T, T)); /* %993 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(344, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5496832, A + 6053872 + 946912*B + 25504*B*T + 94720*T, T)); /* %994 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(345, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 6050304, A + 5496832)); /* %996 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(346, (double)15560*T, sizeof(real)*((double)40*T + (double)5120*T + (double)128 + (double)5120*T + (double)40*T), convirt_k485_fused_scale_mul_sum_mul(A + 6053872 + 946912*B + 25504*B*T + 255552*T, A + 6053872 + 946912*B + 25504*B*T + 99840*T, (real *)P + 858336, A + 6053872 + 946912*B + 25504*B*T + 158720*T, A + 6053872 + 946912*B + 25504*B*T + 256608*T, T)); /* %1005 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(347, (double)30720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)40*T + (double)40*T + (double)5120*T), convirt_k489_fused_add_mul_mul_mul(A + 6053872 + 946912*B + 25504*B*T + 94720*T, A + 6053872 + 946912*B + 25504*B*T + 99840*T, (real *)P + 858336, A + 6053872 + 946912*B + 25504*B*T + 256608*T, A + 6053872 + 946912*B + 25504*B*T + 255552*T, A + 6053872 + 946912*B + 25504*B*T + 158720*T, T)); /* %1009 fused:add_mul_mul_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(348, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k492_fused_scale_sum_neg(A + 6053872 + 946912*B + 25504*B*T + 255552*T, A + 6053872 + 946912*B + 25504*B*T + 94720*T, T)); /* %1013 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(349, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k540_fused_add_add_id(A + 6053872 + 946912*B + 25504*B*T + 99840*T, A + 6053872 + 946912*B + 25504*B*T + 53760*T, A + 6053872 + 946912*B + 25504*B*T + 94720*T, A + 6053872 + 946912*B + 25504*B*T + 255552*T, T)); /* %1015 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(350, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5496832, A + 6053872 + 946912*B + 25504*B*T + 99840*T, T)); /* %1016 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(351, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 6050432, A + 5496832)); /* %1018 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(352, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), convirt_k501_matmul(A + 5496832, A + 6053872 + 946912*B + 25504*B*T + 99840*T, A + 6053872 + 946912*B + 25504*B*T + 20480*T, T)); /* %1022 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(353, (double)5283840*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)20480*T), convirt_k504_matmul_mul_gelu_grad(A + 6053872 + 946912*B + 25504*B*T + 20480*T, A + 6053872 + 946912*B + 25504*B*T + 99840*T, (real *)P + 792672, A + 6053872 + 946912*B + 25504*B*T, T)); /* %1025 matmul+mul_gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(354, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), convirt_k505_sum(A + 0, A + 6053872 + 946912*B + 25504*B*T + 20480*T, T)); /* %1026 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(355, (double)20480, sizeof(real)*((double)512 + (double)20480), convirt_k507_sum(A + 6048256, A + 0)); /* %1028 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(356, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), convirt_k510_matmul(A + 6053872 + 946912*B + 25504*B*T + 94720*T, A + 6053872 + 946912*B + 25504*B*T + 20480*T, (real *)P + 726624, T)); /* %1031 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(357, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), convirt_k511_matmul(A + 5562368, A + 6053872 + 946912*B + 25504*B*T + 20480*T, A + 6053872 + 946912*B + 25504*B*T + 153600*T, T)); /* %1032 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(358, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5627904, A + 6053872 + 946912*B + 25504*B*T + 94720*T, T)); /* %1034 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(359, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 6050560, A + 5627904)); /* %1036 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(360, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k473_mul(A + 6053872 + 946912*B + 25504*B*T, A + 6053872 + 946912*B + 25504*B*T + 94720*T, A + 6053872 + 946912*B + 25504*B*T + 148480*T, T)); /* %1039 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(361, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5627904, A + 6053872 + 946912*B + 25504*B*T, T)); /* %1040 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(362, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 6050688, A + 5627904)); /* %1042 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(363, (double)15560*T, sizeof(real)*((double)40*T + (double)5120*T + (double)128 + (double)5120*T + (double)40*T), convirt_k485_fused_scale_mul_sum_mul(A + 6053872 + 946912*B + 25504*B*T + 255552*T, A + 6053872 + 946912*B + 25504*B*T + 94720*T, (real *)P + 726368, A + 6053872 + 946912*B + 25504*B*T + 143360*T, A + 6053872 + 946912*B + 25504*B*T + 256560*T, T)); /* %1051 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(364, (double)30720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)40*T + (double)40*T + (double)5120*T), convirt_k489_fused_add_mul_mul_mul(A + 6053872 + 946912*B + 25504*B*T, A + 6053872 + 946912*B + 25504*B*T + 94720*T, (real *)P + 726368, A + 6053872 + 946912*B + 25504*B*T + 256560*T, A + 6053872 + 946912*B + 25504*B*T + 255552*T, A + 6053872 + 946912*B + 25504*B*T + 143360*T, T)); /* %1055 fused:add_mul_mul_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(365, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k492_fused_scale_sum_neg(A + 6053872 + 946912*B + 25504*B*T + 255552*T, A + 6053872 + 946912*B + 25504*B*T, T)); /* %1059 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(366, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k540_fused_add_add_id(A + 6053872 + 946912*B + 25504*B*T + 94720*T, A + 6053872 + 946912*B + 25504*B*T + 99840*T, A + 6053872 + 946912*B + 25504*B*T, A + 6053872 + 946912*B + 25504*B*T + 255552*T, T)); /* %1061 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(367, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5627904, A + 6053872 + 946912*B + 25504*B*T + 94720*T, T)); /* %1062 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(368, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 6050816, A + 5627904)); /* %1064 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(369, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k546_matmul(A + 6053872 + 946912*B + 25504*B*T + 99840*T, A + 6053872 + 946912*B + 25504*B*T + 94720*T, (real *)P + 709856, T)); /* %1067 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(370, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k547_matmul(A + 5916672, A + 6053872 + 946912*B + 25504*B*T + 94720*T, A + 6053872 + 946912*B + 25504*B*T + 138240*T, T)); /* %1068 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(371, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k129_permute(A + 6053872 + 946912*B + 25504*B*T + 6400*T, A + 6053872 + 946912*B + 25504*B*T + 99840*T, T)); /* %1071 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(372, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k552_matmul(A + 6053872 + 946912*B + 25504*B*T + 99840*T, A + 6053872 + 946912*B + 25504*B*T + 88320*T, A + 6053872 + 946912*B + 25504*B*T + 6400*T, T)); /* %1073 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(373, (double)416000*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)160*T), convirt_k553_matmul_div(A + 6053872 + 946912*B + 25504*B*T, A + 6053872 + 946912*B + 25504*B*T + 6400*T, A + 6053872 + 946912*B + 25504*B*T + 133120*T, A + 6053872 + 946912*B + 25504*B*T + 255392*T, T)); /* %1074 matmul+div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(374, (double)19520*T, sizeof(real)*((double)160*T + (double)6400*T + (double)6400*T + (double)160*T), convirt_k558_fused_mul_sum_neg_mul(A + 6053872 + 946912*B + 25504*B*T + 104960*T, A + 6053872 + 946912*B + 25504*B*T, A + 6053872 + 946912*B + 25504*B*T + 88320*T, A + 6053872 + 946912*B + 25504*B*T + 255232*T, T)); /* %1079 fused:mul_sum_neg_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(375, (double)38400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T + (double)6400*T), convirt_k574_fused_scale_mul_mul_mul(A + 6053872 + 946912*B + 25504*B*T + 6400*T, A + 6053872 + 946912*B + 25504*B*T, A + 6053872 + 946912*B + 25504*B*T + 104960*T, (real *)inputs[2], A + 6053872 + 946912*B + 25504*B*T + 81920*T, T)); /* %1095 fused:scale_mul_mul_mul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
+    CALL(376, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k162_matmul(A + 6053872 + 946912*B + 25504*B*T, A + 6053872 + 946912*B + 25504*B*T + 6400*T, A + 6053872 + 946912*B + 25504*B*T + 128000*T, T)); /* %1096 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    CALL(377, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k552_matmul(A + 6053872 + 946912*B + 25504*B*T + 12800*T, A + 6053872 + 946912*B + 25504*B*T + 6400*T, A + 6053872 + 946912*B + 25504*B*T + 122880*T, T)); /* %1097 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    CALL(378, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k163_permute(A + 6053872 + 946912*B + 25504*B*T + 5120*T, A + 6053872 + 946912*B + 25504*B*T + 99840*T, T)); /* %1098 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(379, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5627904, A + 6053872 + 946912*B + 25504*B*T + 5120*T, T)); /* %1100 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(380, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 6050944, A + 5627904)); /* %1102 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(381, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k547_matmul(A + 5933056, A + 6053872 + 946912*B + 25504*B*T + 5120*T, A + 6053872 + 946912*B + 25504*B*T + 117760*T, T)); /* %1106 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(382, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k163_permute(A + 6053872 + 946912*B + 25504*B*T + 99840*T, A + 6053872 + 946912*B + 25504*B*T + 12800*T, T)); /* %1108 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(383, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5627904, A + 6053872 + 946912*B + 25504*B*T + 99840*T, T)); /* %1110 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(384, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 6051072, A + 5627904)); /* %1112 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(385, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k546_matmul(A + 6053872 + 946912*B + 25504*B*T + 10240*T, A + 6053872 + 946912*B + 25504*B*T + 99840*T, (real *)P + 676832, T)); /* %1115 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(386, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k547_matmul(A + 5949440, A + 6053872 + 946912*B + 25504*B*T + 99840*T, A + 6053872 + 946912*B + 25504*B*T + 117760*T, T)); /* %1116 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(387, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k163_permute(A + 6053872 + 946912*B + 25504*B*T + 99840*T, A + 6053872 + 946912*B + 25504*B*T, T)); /* %1119 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(388, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5627904, A + 6053872 + 946912*B + 25504*B*T + 99840*T, T)); /* %1121 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(389, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 6051200, A + 5627904)); /* %1123 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(390, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k546_matmul(A + 6053872 + 946912*B + 25504*B*T, A + 6053872 + 946912*B + 25504*B*T + 99840*T, (real *)P + 660320, T)); /* %1126 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(391, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k547_matmul(A + 5965824, A + 6053872 + 946912*B + 25504*B*T + 99840*T, A + 6053872 + 946912*B + 25504*B*T + 117760*T, T)); /* %1127 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(392, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)5120*T), convirt_k608_matmul_add_add(A + 6053872 + 946912*B + 25504*B*T + 99840*T, A + 6053872 + 946912*B + 25504*B*T + 5120*T, (real *)P + 693344, A + 6053872 + 946912*B + 25504*B*T + 10240*T, A + 6053872 + 946912*B + 25504*B*T, T)); /* %1129 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(393, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5627904, A + 6053872 + 946912*B + 25504*B*T + 99840*T, T)); /* %1130 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(394, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 6051328, A + 5627904)); /* %1132 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(395, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k473_mul(A + 6053872 + 946912*B + 25504*B*T, A + 6053872 + 946912*B + 25504*B*T + 99840*T, A + 6053872 + 946912*B + 25504*B*T + 112640*T, T)); /* %1135 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(396, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5627904, A + 6053872 + 946912*B + 25504*B*T, T)); /* %1136 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(397, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 6051456, A + 5627904)); /* %1138 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(398, (double)15560*T, sizeof(real)*((double)40*T + (double)5120*T + (double)128 + (double)5120*T + (double)40*T), convirt_k485_fused_scale_mul_sum_mul(A + 6053872 + 946912*B + 25504*B*T + 104960*T, A + 6053872 + 946912*B + 25504*B*T + 99840*T, (real *)P + 660064, A + 6053872 + 946912*B + 25504*B*T + 107520*T, A + 6053872 + 946912*B + 25504*B*T + 256512*T, T)); /* %1147 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(399, (double)30720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)40*T + (double)40*T + (double)5120*T), convirt_k489_fused_add_mul_mul_mul(A + 6053872 + 946912*B + 25504*B*T, A + 6053872 + 946912*B + 25504*B*T + 99840*T, (real *)P + 660064, A + 6053872 + 946912*B + 25504*B*T + 256512*T, A + 6053872 + 946912*B + 25504*B*T + 104960*T, A + 6053872 + 946912*B + 25504*B*T + 107520*T, T)); /* %1151 fused:add_mul_mul_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(400, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k492_fused_scale_sum_neg(A + 6053872 + 946912*B + 25504*B*T + 10240*T, A + 6053872 + 946912*B + 25504*B*T, T)); /* %1155 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(401, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k540_fused_add_add_id(A + 6053872 + 946912*B + 25504*B*T + 5120*T, A + 6053872 + 946912*B + 25504*B*T + 94720*T, A + 6053872 + 946912*B + 25504*B*T, A + 6053872 + 946912*B + 25504*B*T + 10240*T, T)); /* %1157 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(402, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 6042624, A + 6053872 + 946912*B + 25504*B*T + 5120*T, T)); /* %1158 reduce [1,40,128]  graphs/lib/text_encoder.lua:32 */
+    CALL(403, 0, sizeof(real)*((double)131072 + (double)5120*T + (double)40*T), convirt_k781_scatter_add(A + 5160960, A + 6053872 + 946912*B + 25504*B*T + 5120*T, (int32_t *)inputs[1], T)); /* %1160 scatter_add [1024,128]  graphs/lib/text_encoder.lua:32 */
+    CALL(404, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 6051584, A + 6053872 + 893056*B, B)); /* %1161 reduce [1,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(405, (double)32768*B, sizeof(real)*((double)16384 + (double)128*B + (double)128*B), convirt_image_vjp_k131_matmul(A + 5982208, A + 6053872 + 893056*B, A + 6053872 + 946176*B, B)); /* %1164 matmul [128,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(406, (double)32896*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384), convirt_image_vjp_k132_matmul_scale(A + 6053872 + 917504*B, A + 6053872 + 893056*B, (real *)P + 507360, B)); /* %1165 matmul+scale [B,128]  graphs/lib/image_encoder.lua:35 */
+    CALL(407, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k135_sum(A + 5292032, A + 6053872 + 933888*B, B)); /* %1168 reduce [1,64,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(408, (double)8192, sizeof(real)*((double)128 + (double)8192), convirt_image_vjp_k137_sum(A + 6051712, A + 5292032)); /* %1170 reduce [1,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(409, (double)2097152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384), convirt_image_vjp_k140_matmul(A + 6053872 + 892928*B, A + 6053872 + 933888*B, (real *)P + 490848, B)); /* %1173 matmul [64*B,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(410, (double)2097152*B, sizeof(real)*((double)16384 + (double)8192*B + (double)8192*B), convirt_image_vjp_k141_matmul(A + 5998592, A + 6053872 + 933888*B, A + 6053872 + 909312*B, B)); /* %1174 matmul [128,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(411, (double)16384*B, sizeof(real)*((double)8192*B + (double)128*B + (double)8192*B), convirt_image_vjp_k143_fused_add_id(A + 6053872 + 909312*B, A + 6053872 + 917504*B, A + 6053872 + 892928*B, B)); /* %1176 fused:add_id [B,64,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(412, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k144_permute(A + 6053872 + 892928*B, A + 6053872 + 909312*B, B)); /* %1177 permute [B,128,64]  graphs/lib/image_encoder.lua:33 */
+    CALL(413, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k147_fused_mul_step(A + 6053872 + 909312*B, A + 6053872 + 892928*B, A + 6053872 + 901120*B, B)); /* %1180 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
+    CALL(414, (double)40960*B, sizeof(real)*((double)256*B + (double)8192*B + (double)8192*B + (double)16*B), convirt_image_vjp_k148_group_norm_sums(A + 6053872 + 901120*B, A + 6053872 + 909312*B, A + 6053872 + 884736*B, A + 6053872 + 946832*B, B)); /* %1181 group_norm_sums [B,128,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(415, (double)57344*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)256*B), convirt_image_vjp_k149_group_norm_grad_x(A + 6053872 + 892928*B, A + 6053872 + 909312*B, A + 6053872 + 884736*B, A + 6053872 + 946832*B, (real *)P + 490592, A + 6053872 + 901120*B, B)); /* %1182 group_norm_grad_x [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(416, (double)256*B, sizeof(real)*((double)256 + (double)256*B), convirt_image_vjp_k150_sum(A + 6014976, A + 6053872 + 901120*B, B)); /* %1183 reduce [1,128,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(417, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k152_slice(A + 6051840, A + 6014976)); /* %1185 slice [128,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(418, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k154_slice(A + 6051968, A + 6014976)); /* %1187 slice [128,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(419, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k157_sum(A + 6053872 + 884736*B, A + 6053872 + 892928*B, B)); /* %1190 reduce [B,128,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(420, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 6052096, A + 6053872 + 884736*B, B)); /* %1191 reduce [1,128,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(421, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456), convirt_image_vjp_k160_conv2d_input_grad(A + 6053872 + 884736*B, A + 6053872 + 892928*B, (real *)P + 343008, A + 0, B)); /* %1193 conv2d_input_grad [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(422, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)8192*B), convirt_image_vjp_k161_conv2d_weight_grad(A + 4866048, A + 6053872 + 892928*B, A + 6053872 + 876544*B, A + 0, B)); /* %1194 conv2d_weight_grad [128,128,3,3]  graphs/lib/image_encoder.lua:13 */
+    CALL(423, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k147_fused_mul_step(A + 6053872 + 876544*B, A + 6053872 + 884736*B, A + 6053872 + 868352*B, B)); /* %1196 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
+    CALL(424, (double)40960*B, sizeof(real)*((double)256*B + (double)8192*B + (double)8192*B + (double)16*B), convirt_image_vjp_k148_group_norm_sums(A + 6053872 + 884736*B, A + 6053872 + 876544*B, A + 6053872 + 860160*B, A + 6053872 + 946816*B, B)); /* %1197 group_norm_sums [B,128,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(425, (double)57344*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)256*B), convirt_image_vjp_k149_group_norm_grad_x(A + 6053872 + 868352*B, A + 6053872 + 876544*B, A + 6053872 + 860160*B, A + 6053872 + 946816*B, (real *)P + 342752, A + 6053872 + 884736*B, B)); /* %1198 group_norm_grad_x [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(426, (double)256*B, sizeof(real)*((double)256 + (double)256*B), convirt_image_vjp_k150_sum(A + 6014976, A + 6053872 + 884736*B, B)); /* %1199 reduce [1,128,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(427, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k152_slice(A + 6052224, A + 6014976)); /* %1201 slice [128,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(428, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k154_slice(A + 6052352, A + 6014976)); /* %1203 slice [128,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(429, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k157_sum(A + 6053872 + 860160*B, A + 6053872 + 868352*B, B)); /* %1206 reduce [B,128,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(430, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 6052480, A + 6053872 + 860160*B, B)); /* %1207 reduce [1,128,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(431, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456), convirt_image_vjp_k160_conv2d_input_grad(A + 6053872 + 860160*B, A + 6053872 + 868352*B, (real *)P + 195168, A + 0, B)); /* %1209 conv2d_input_grad [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(432, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)8192*B), convirt_image_vjp_k161_conv2d_weight_grad(A + 5013504, A + 6053872 + 868352*B, A + 6053872 + 851968*B, A + 0, B)); /* %1210 conv2d_weight_grad [128,128,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(433, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k180_fused_mul_add_step(A + 6053872 + 851968*B, A + 6053872 + 909312*B, A + 6053872 + 860160*B, A + 6053872 + 843776*B, B)); /* %1213 fused:mul_add_step [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
+    CALL(434, (double)40960*B, sizeof(real)*((double)256*B + (double)8192*B + (double)8192*B + (double)16*B), convirt_image_vjp_k148_group_norm_sums(A + 6053872 + 843776*B, A + 6053872 + 851968*B, A + 6053872 + 835584*B, A + 6053872 + 946800*B, B)); /* %1214 group_norm_sums [B,128,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(435, (double)57344*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)256*B), convirt_image_vjp_k149_group_norm_grad_x(A + 6053872 + 860160*B, A + 6053872 + 851968*B, A + 6053872 + 835584*B, A + 6053872 + 946800*B, (real *)P + 194912, A + 6053872 + 843776*B, B)); /* %1215 group_norm_grad_x [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(436, (double)256*B, sizeof(real)*((double)256 + (double)256*B), convirt_image_vjp_k150_sum(A + 6014976, A + 6053872 + 843776*B, B)); /* %1216 reduce [1,128,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(437, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k152_slice(A + 6052608, A + 6014976)); /* %1218 slice [128,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(438, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k154_slice(A + 6052736, A + 6014976)); /* %1220 slice [128,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(439, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k157_sum(A + 6053872 + 835584*B, A + 6053872 + 860160*B, B)); /* %1223 reduce [B,128,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(440, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 6052864, A + 6053872 + 835584*B, B)); /* %1224 reduce [1,128,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(441, (double)9437184*B, sizeof(real)*((double)16384*B + (double)8192*B + (double)73728), convirt_image_vjp_k193_conv2d_input_grad(A + 6053872 + 835584*B, A + 6053872 + 860160*B, (real *)P + 121056, A + 0, B)); /* %1226 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(442, (double)9437184*B, sizeof(real)*((double)73728 + (double)8192*B + (double)16384*B), convirt_image_vjp_k194_conv2d_weight_grad(A + 5292032, A + 6053872 + 860160*B, A + 6053872 + 802816*B, A + 0, B)); /* %1227 conv2d_weight_grad [128,64,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(443, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k196_fused_mul_step(A + 6053872 + 802816*B, A + 6053872 + 835584*B, A + 6053872 + 819200*B, B)); /* %1229 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
+    CALL(444, (double)81920*B, sizeof(real)*((double)128*B + (double)16384*B + (double)16384*B + (double)16*B), convirt_image_vjp_k197_group_norm_sums(A + 6053872 + 835584*B, A + 6053872 + 802816*B, A + 6053872 + 786432*B, A + 6053872 + 946784*B, B)); /* %1230 group_norm_sums [B,64,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(445, (double)114688*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)128*B), convirt_image_vjp_k198_group_norm_grad_x(A + 6053872 + 819200*B, A + 6053872 + 802816*B, A + 6053872 + 786432*B, A + 6053872 + 946784*B, (real *)P + 120928, A + 6053872 + 835584*B, B)); /* %1231 group_norm_grad_x [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(446, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 6014976, A + 6053872 + 835584*B, B)); /* %1232 reduce [1,64,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(447, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k201_slice(A + 6052992, A + 6014976)); /* %1234 slice [64,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(448, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k203_slice(A + 6053056, A + 6014976)); /* %1236 slice [64,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(449, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k206_sum(A + 6053872 + 786432*B, A + 6053872 + 819200*B, B)); /* %1239 reduce [B,64,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(450, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 6053120, A + 6053872 + 786432*B, B)); /* %1240 reduce [1,64,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(451, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864), convirt_image_vjp_k209_conv2d_input_grad(A + 6053872 + 786432*B, A + 6053872 + 819200*B, (real *)P + 84000, A + 0, B)); /* %1242 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(452, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)16384*B), convirt_image_vjp_k210_conv2d_weight_grad(A + 5627904, A + 6053872 + 819200*B, A + 6053872 + 770048*B, A + 0, B)); /* %1243 conv2d_weight_grad [64,64,3,3]  graphs/lib/image_encoder.lua:13 */
+    CALL(453, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k196_fused_mul_step(A + 6053872 + 770048*B, A + 6053872 + 786432*B, A + 6053872 + 753664*B, B)); /* %1245 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
+    CALL(454, (double)81920*B, sizeof(real)*((double)128*B + (double)16384*B + (double)16384*B + (double)16*B), convirt_image_vjp_k197_group_norm_sums(A + 6053872 + 786432*B, A + 6053872 + 770048*B, A + 6053872 + 737280*B, A + 6053872 + 946768*B, B)); /* %1246 group_norm_sums [B,64,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(455, (double)114688*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)128*B), convirt_image_vjp_k198_group_norm_grad_x(A + 6053872 + 753664*B, A + 6053872 + 770048*B, A + 6053872 + 737280*B, A + 6053872 + 946768*B, (real *)P + 83872, A + 6053872 + 786432*B, B)); /* %1247 group_norm_grad_x [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(456, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 6014976, A + 6053872 + 786432*B, B)); /* %1248 reduce [1,64,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(457, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k201_slice(A + 6053184, A + 6014976)); /* %1250 slice [64,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(458, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k203_slice(A + 6053248, A + 6014976)); /* %1252 slice [64,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(459, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k206_sum(A + 6053872 + 737280*B, A + 6053872 + 753664*B, B)); /* %1255 reduce [B,64,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(460, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 6053312, A + 6053872 + 737280*B, B)); /* %1256 reduce [1,64,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(461, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864), convirt_image_vjp_k209_conv2d_input_grad(A + 6053872 + 737280*B, A + 6053872 + 753664*B, (real *)P + 46944, A + 0, B)); /* %1258 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(462, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)16384*B), convirt_image_vjp_k210_conv2d_weight_grad(A + 5664768, A + 6053872 + 753664*B, A + 6053872 + 720896*B, A + 0, B)); /* %1259 conv2d_weight_grad [64,64,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(463, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k229_fused_mul_add_step(A + 6053872 + 720896*B, A + 6053872 + 802816*B, A + 6053872 + 737280*B, A + 6053872 + 704512*B, B)); /* %1262 fused:mul_add_step [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
+    CALL(464, (double)81920*B, sizeof(real)*((double)128*B + (double)16384*B + (double)16384*B + (double)16*B), convirt_image_vjp_k197_group_norm_sums(A + 6053872 + 704512*B, A + 6053872 + 720896*B, A + 6053872 + 688128*B, A + 6053872 + 946752*B, B)); /* %1263 group_norm_sums [B,64,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(465, (double)114688*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)128*B), convirt_image_vjp_k198_group_norm_grad_x(A + 6053872 + 737280*B, A + 6053872 + 720896*B, A + 6053872 + 688128*B, A + 6053872 + 946752*B, (real *)P + 46816, A + 6053872 + 704512*B, B)); /* %1264 group_norm_grad_x [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(466, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5701632, A + 6053872 + 704512*B, B)); /* %1265 reduce [1,64,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(467, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k201_slice(A + 6053376, A + 5701632)); /* %1267 slice [64,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(468, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k203_slice(A + 6053440, A + 5701632)); /* %1269 slice [64,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(469, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k206_sum(A + 6053872 + 688128*B, A + 6053872 + 737280*B, B)); /* %1272 reduce [B,64,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(470, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 6053504, A + 6053872 + 688128*B, B)); /* %1273 reduce [1,64,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(471, (double)9437184*B, sizeof(real)*((double)32768*B + (double)16384*B + (double)18432), convirt_image_vjp_k242_conv2d_input_grad(A + 6053872 + 688128*B, A + 6053872 + 737280*B, (real *)P + 28320, A + 0, B)); /* %1275 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(472, (double)9437184*B, sizeof(real)*((double)18432 + (double)16384*B + (double)32768*B), convirt_image_vjp_k243_conv2d_weight_grad(A + 5701632, A + 6053872 + 737280*B, A + 6053872 + 622592*B, A + 0, B)); /* %1276 conv2d_weight_grad [64,32,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(473, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k245_fused_mul_step(A + 6053872 + 622592*B, A + 6053872 + 688128*B, A + 6053872 + 655360*B, B)); /* %1278 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
+    CALL(474, (double)163840*B, sizeof(real)*((double)64*B + (double)32768*B + (double)32768*B + (double)16*B), convirt_image_vjp_k246_group_norm_sums(A + 6053872 + 688128*B, A + 6053872 + 622592*B, A + 6053872 + 589824*B, A + 6053872 + 946736*B, B)); /* %1279 group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(475, (double)229376*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)64*B), convirt_image_vjp_k247_group_norm_grad_x(A + 6053872 + 655360*B, A + 6053872 + 622592*B, A + 6053872 + 589824*B, A + 6053872 + 946736*B, (real *)P + 28256, A + 6053872 + 688128*B, B)); /* %1280 group_norm_grad_x [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(476, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 6014976, A + 6053872 + 688128*B, B)); /* %1281 reduce [1,32,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(477, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 6053568, A + 6014976)); /* %1283 slice [32,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(478, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 6053600, A + 6014976)); /* %1285 slice [32,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(479, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k255_sum(A + 6053872 + 589824*B, A + 6053872 + 655360*B, B)); /* %1288 reduce [B,32,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(480, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 6053632, A + 6053872 + 589824*B, B)); /* %1289 reduce [1,32,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(481, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216), convirt_image_vjp_k258_conv2d_input_grad(A + 6053872 + 589824*B, A + 6053872 + 655360*B, (real *)P + 19008, A + 0, B)); /* %1291 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(482, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)32768*B), convirt_image_vjp_k259_conv2d_weight_grad(A + 6014976, A + 6053872 + 655360*B, A + 6053872 + 557056*B, A + 0, B)); /* %1292 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:13 */
+    CALL(483, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k245_fused_mul_step(A + 6053872 + 557056*B, A + 6053872 + 589824*B, A + 6053872 + 524288*B, B)); /* %1294 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
+    CALL(484, (double)163840*B, sizeof(real)*((double)64*B + (double)32768*B + (double)32768*B + (double)16*B), convirt_image_vjp_k246_group_norm_sums(A + 6053872 + 589824*B, A + 6053872 + 557056*B, A + 6053872 + 491520*B, A + 6053872 + 946720*B, B)); /* %1295 group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(485, (double)229376*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)64*B), convirt_image_vjp_k247_group_norm_grad_x(A + 6053872 + 524288*B, A + 6053872 + 557056*B, A + 6053872 + 491520*B, A + 6053872 + 946720*B, (real *)P + 18944, A + 6053872 + 589824*B, B)); /* %1296 group_norm_grad_x [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(486, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 6024192, A + 6053872 + 589824*B, B)); /* %1297 reduce [1,32,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(487, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 6053664, A + 6024192)); /* %1299 slice [32,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(488, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 6053696, A + 6024192)); /* %1301 slice [32,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(489, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k255_sum(A + 6053872 + 491520*B, A + 6053872 + 524288*B, B)); /* %1304 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(490, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 6053728, A + 6053872 + 491520*B, B)); /* %1305 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(491, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216), convirt_image_vjp_k258_conv2d_input_grad(A + 6053872 + 491520*B, A + 6053872 + 524288*B, (real *)P + 9696, A + 0, B)); /* %1307 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(492, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)32768*B), convirt_image_vjp_k259_conv2d_weight_grad(A + 6024192, A + 6053872 + 524288*B, A + 6053872 + 458752*B, A + 0, B)); /* %1308 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(493, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k278_fused_mul_add_step(A + 6053872 + 458752*B, A + 6053872 + 622592*B, A + 6053872 + 491520*B, A + 6053872 + 425984*B, B)); /* %1311 fused:mul_add_step [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
+    CALL(494, (double)163840*B, sizeof(real)*((double)64*B + (double)32768*B + (double)32768*B + (double)16*B), convirt_image_vjp_k246_group_norm_sums(A + 6053872 + 425984*B, A + 6053872 + 458752*B, A + 6053872 + 393216*B, A + 6053872 + 946704*B, B)); /* %1312 group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(495, (double)229376*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)64*B), convirt_image_vjp_k247_group_norm_grad_x(A + 6053872 + 524288*B, A + 6053872 + 458752*B, A + 6053872 + 393216*B, A + 6053872 + 946704*B, (real *)P + 9632, A + 6053872 + 425984*B, B)); /* %1313 group_norm_grad_x [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(496, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 6033408, A + 6053872 + 425984*B, B)); /* %1314 reduce [1,32,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(497, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 6053760, A + 6033408)); /* %1316 slice [32,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(498, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 6053792, A + 6033408)); /* %1318 slice [32,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(499, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k255_sum(A + 6053872 + 393216*B, A + 6053872 + 524288*B, B)); /* %1321 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(500, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 6053824, A + 6053872 + 393216*B, B)); /* %1322 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(501, (double)18874368*B, sizeof(real)*((double)131072*B + (double)32768*B + (double)9216), convirt_image_vjp_k291_conv2d_input_grad(A + 6053872 + 393216*B, A + 6053872 + 524288*B, (real *)P + 384, A + 0, B)); /* %1324 conv2d_input_grad [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(502, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)131072*B), convirt_image_vjp_k292_conv2d_weight_grad(A + 6033408, A + 6053872 + 524288*B, A + 6053872 + 262144*B, A + 0, B)); /* %1325 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(503, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), convirt_image_vjp_k294_fused_mul_step(A + 6053872 + 262144*B, A + 6053872 + 393216*B, A + 6053872 + 131072*B, B)); /* %1327 fused:mul_step [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
+    CALL(504, (double)655360*B, sizeof(real)*((double)64*B + (double)131072*B + (double)131072*B + (double)16*B), convirt_image_vjp_k295_group_norm_sums(A + 6053872 + 393216*B, A + 6053872 + 262144*B, A + 6053872, A + 6053872 + 946688*B, B)); /* %1328 group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(505, (double)917504*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B + (double)16*B + (double)32 + (double)64*B), convirt_image_vjp_k296_group_norm_grad_x(A + 6053872 + 131072*B, A + 6053872 + 262144*B, A + 6053872, A + 6053872 + 946688*B, (real *)P + 320, A + 6053872 + 393216*B, B)); /* %1329 group_norm_grad_x [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(506, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 0, A + 6053872 + 393216*B, B)); /* %1330 reduce [1,32,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(507, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 594720, A + 0)); /* %1332 slice [32,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(508, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 594752, A + 0)); /* %1334 slice [32,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(509, (double)131072*B, sizeof(real)*((double)32*B + (double)131072*B), convirt_image_vjp_k304_sum(A + 6053872, A + 6053872 + 131072*B, B)); /* %1337 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(510, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 594784, A + 6053872, B)); /* %1338 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(511, (double)2359296*B, sizeof(real)*((double)288 + (double)131072*B + (double)4096*B), convirt_image_vjp_k308_conv2d_weight_grad(A + 594432, A + 6053872 + 131072*B, A + 6053872 + 942080*B, A + 0, B)); /* %1341 conv2d_weight_grad [32,1,3,3]  graphs/lib/image_encoder.lua:6 */
     memcpy(grads + 0, A + 594432, sizeof(real)*288); /* d loss / d image.stem.weight */
     memcpy(grads + 288, A + 594784, sizeof(real)*32); /* d loss / d image.stem.bias */
     memcpy(grads + 320, A + 594752, sizeof(real)*32); /* d loss / d image.stem_gn.weight */

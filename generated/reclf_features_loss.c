@@ -63,7 +63,7 @@ static reclf_prof_entry prof[162] = {
     {"reclf_noirm_features_loss_k99_fused_sum_mul", "%99 fused:sum_mul [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
     {"reclf_noirm_features_loss_k100_clampmin", "%100 map:clampmin [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
     {"reclf_noirm_features_loss_k101_fused_div_mul", "%101 fused:div_mul [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_k614_matmul", "%114 matmul [T,128]", "graphs/lib/irm.lua:9", 0, 0, 0, 0, 0},
+    {"convirt_k464_matmul", "%114 matmul [T,128]", "graphs/lib/irm.lua:9", 0, 0, 0, 0, 0},
     {"reclf_nosrm_features_loss_k155_matmul", "%200 matmul [T,128]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
     {"reclf_nosrm_features_loss_k155_matmul", "%205 matmul [T,128]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
     {"reclf_nosrm_features_loss_k155_matmul", "%208 matmul [T,128]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
@@ -98,7 +98,7 @@ static reclf_prof_entry prof[162] = {
     {"convirt_features_loss_k42_fused_mul_sub_add_log", "%164 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
     {"convirt_features_loss_k43_sum", "%165 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
     {"convirt_features_loss_k46_fused_scale_add_sum_sub", "%168 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k243_add", "%170 map:add []", "graphs/lib/model.lua:136", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k113_add", "%170 map:add []", "graphs/lib/model.lua:136", 0, 0, 0, 0, 0},
     {"convirt_features_loss_k58_fill", "%222 fill []", "graphs/lib/model.lua:137", 1, 0, 0, 0, 0},
     {"convirt_features_loss_k60_scale", "%224 map:scale [1,1]", "graphs/lib/losses.lua:16", 1, 0, 0, 0, 0},
     {"convirt_features_loss_k63_fused_mul_id", "%227 fused:mul_id [T,1]", "graphs/lib/losses.lua:13", 1, 0, 0, 0, 0},
@@ -130,8 +130,8 @@ static reclf_prof_entry prof[162] = {
     {"gloria_features_loss_k201_fused_mul_id", "%304 fused:mul_id [T,B,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
     {"gloria_features_loss_k203_sum", "%305 reduce [T,1,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
     {"reclf_nosrm_features_loss_k227_sum", "%306 reduce [T,1,1,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"convirt_k614_matmul", "%309 matmul [T,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"convirt_k615_matmul", "%310 matmul [128,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"convirt_k464_matmul", "%309 matmul [T,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"convirt_k465_matmul", "%310 matmul [128,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
     {"reclf_features_loss_k311_matmul_add", "%311 matmul+add [128,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
     {"reclf_features_loss_k316_matmul_add_id", "%316 matmul+add_id [128,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
     {"gloria_features_loss_k201_fused_mul_id", "%320 fused:mul_id [T,B,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
@@ -139,9 +139,9 @@ static reclf_prof_entry prof[162] = {
     {"reclf_nosrm_features_loss_k227_sum", "%322 reduce [T,1,1,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
     {"reclf_features_loss_k323_fused_add_add_add_mul", "%323 fused:add_add_add_mul [T,B,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
     {"reclf_features_loss_k324_matmul_add", "%324 matmul+add [T,1,1,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"convirt_k614_matmul", "%326 matmul [T,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"convirt_k615_matmul", "%327 matmul [128,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"convirt_k615_matmul", "%331 matmul [128,128]", "graphs/lib/irm.lua:9", 1, 0, 0, 0, 0},
+    {"convirt_k464_matmul", "%326 matmul [T,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"convirt_k465_matmul", "%327 matmul [128,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"convirt_k465_matmul", "%331 matmul [128,128]", "graphs/lib/irm.lua:9", 1, 0, 0, 0, 0},
     {"reclf_noirm_features_loss_k246_div", "%333 map:div [T,39,39]", "graphs/lib/srm.lua:12", 1, 0, 0, 0, 0},
     {"reclf_noirm_features_loss_k251_fused_mul_sum_neg_mul", "%338 fused:mul_sum_neg_mul [T,39,1]", "graphs/lib/srm.lua:12", 1, 0, 0, 0, 0},
     {"reclf_noirm_features_loss_k264_fused_scale_mul_mul_mul", "%351 fused:scale_mul_mul_mul [T,39,39]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
@@ -243,7 +243,7 @@ static void forward(void *arena, const real *P, void *const *inputs, const long 
     CALL(44, (double)3042*T, sizeof(real)*((double)39*T + (double)1521*T + (double)39*T), reclf_noirm_features_loss_k99_fused_sum_mul(A + 98336 + 24896*B + 25504*B*T + 25568*T, A + 98336 + 24896*B + 25504*B*T + 19968*T, (real *)inputs[4], T)); /* %99 fused:sum_mul [T,39,1]  graphs/lib/srm.lua:12 */
     CALL(45, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), reclf_noirm_features_loss_k100_clampmin(A + 98336 + 24896*B + 25504*B*T + 25616*T, A + 98336 + 24896*B + 25504*B*T + 25568*T, T)); /* %100 map:clampmin [T,39,1]  graphs/lib/srm.lua:12 */
     CALL(46, (double)3042*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T + (double)39*T), reclf_noirm_features_loss_k101_fused_div_mul(A + 98336 + 24896*B + 25504*B*T + 21504*T, A + 98336 + 24896*B + 25504*B*T + 19968*T, (real *)inputs[4], A + 98336 + 24896*B + 25504*B*T + 25616*T, T)); /* %101 fused:div_mul [T,39,39]  graphs/lib/srm.lua:12 */
-    CALL(47, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), convirt_k614_matmul(A + 98336 + 24896*B + 25504*B*T + 24576*T, (real *)inputs[0], (real *)P + 65536, T)); /* %114 matmul [T,128]  graphs/lib/irm.lua:9 */
+    CALL(47, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), convirt_k464_matmul(A + 98336 + 24896*B + 25504*B*T + 24576*T, (real *)inputs[0], (real *)P + 65536, T)); /* %114 matmul [T,128]  graphs/lib/irm.lua:9 */
     CALL(48, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), reclf_nosrm_features_loss_k155_matmul(A + 98336 + 24896*B + 25504*B*T + 24704*T, A + 98336 + 24896*B + 25504*B*T + 24576*T, (real *)P + 81920, T)); /* %200 matmul [T,128]  graphs/lib/irm.lua:10 */
     CALL(49, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), reclf_nosrm_features_loss_k155_matmul(A + 98336 + 24896*B + 25504*B*T + 24832*T, A + 98336 + 24896*B + 25504*B*T + 24704*T, (real *)P + 49152, T)); /* %205 matmul [T,128]  graphs/lib/irm.lua:10 */
     CALL(50, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), reclf_nosrm_features_loss_k155_matmul(A + 98336 + 24896*B + 25504*B*T + 25088*T, A + 98336 + 24896*B + 25504*B*T + 24832*T, (real *)P + 32768, T)); /* %208 matmul [T,128]  graphs/lib/irm.lua:10 */
@@ -278,7 +278,7 @@ static void forward(void *arena, const real *P, void *const *inputs, const long 
     CALL(79, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), convirt_features_loss_k42_fused_mul_sub_add_log(A + 98336 + 24896*B + 25504*B*T + 25280*T, A + 98336 + 24896*B + 25504*B*T + 25248*T, A + 98336 + 24896*B + 25504*B*T + 25216*T, A + 98336 + 24896*B + 14976*B*T, A + 98336 + 24896*B + 25504*B*T + 25264*T, B, T)); /* %164 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
     CALL(80, (double)T, sizeof(real)*((double)1 + (double)T), convirt_features_loss_k43_sum(A + 0, A + 98336 + 24896*B + 25504*B*T + 25280*T, T)); /* %165 reduce [1,1]  graphs/lib/losses.lua:13 */
     CALL(81, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), convirt_features_loss_k46_fused_scale_add_sum_sub(A + 32, A + 0, A + 98336 + 24800*B, A + 98336 + 24768*B, A + 98336 + 24816*B, B)); /* %168 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
-    CALL(82, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), convirt_image_vjp_k243_add(A + 98304, A + 16, A + 32)); /* %170 map:add []  graphs/lib/model.lua:136 */
+    CALL(82, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), convirt_image_vjp_k113_add(A + 98304, A + 16, A + 32)); /* %170 map:add []  graphs/lib/model.lua:136 */
 }
 
 static void backward(void *arena, real *grads, const real *P, void *const *inputs, real *const *input_grads, const long *dims) {
@@ -316,8 +316,8 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     CALL(111, (double)9984*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T + (double)4992*B*T), gloria_features_loss_k201_fused_mul_id(A + 98336 + 24896*B + 14976*B*T, A + 98336 + 24896*B + 25248*B*T, A + 98336 + 24896*B + 9984*B*T, B, T)); /* %304 fused:mul_id [T,B,39,128]  graphs/lib/irm.lua:10 */
     CALL(112, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), gloria_features_loss_k203_sum(A + 98336 + 24896*B + 25504*B*T + 14976*T, A + 98336 + 24896*B + 14976*B*T, B, T)); /* %305 reduce [T,1,39,128]  graphs/lib/irm.lua:10 */
     CALL(113, (double)4992*T, sizeof(real)*((double)128*T + (double)4992*T), reclf_nosrm_features_loss_k227_sum(A + 98336 + 24896*B + 25504*B*T + 25216*T, A + 98336 + 24896*B + 25504*B*T + 14976*T, T)); /* %306 reduce [T,1,1,128]  graphs/lib/irm.lua:10 */
-    CALL(114, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), convirt_k614_matmul(A + 98336 + 24896*B + 25504*B*T + 25344*T, A + 98336 + 24896*B + 25504*B*T + 25216*T, (real *)P + 32768, T)); /* %309 matmul [T,128]  graphs/lib/irm.lua:10 */
-    CALL(115, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), convirt_k615_matmul(A + 0, A + 98336 + 24896*B + 25504*B*T + 25216*T, A + 98336 + 24896*B + 25504*B*T + 24832*T, T)); /* %310 matmul [128,128]  graphs/lib/irm.lua:10 */
+    CALL(114, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), convirt_k464_matmul(A + 98336 + 24896*B + 25504*B*T + 25344*T, A + 98336 + 24896*B + 25504*B*T + 25216*T, (real *)P + 32768, T)); /* %309 matmul [T,128]  graphs/lib/irm.lua:10 */
+    CALL(115, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), convirt_k465_matmul(A + 0, A + 98336 + 24896*B + 25504*B*T + 25216*T, A + 98336 + 24896*B + 25504*B*T + 24832*T, T)); /* %310 matmul [128,128]  graphs/lib/irm.lua:10 */
     CALL(116, (double)49152, sizeof(real)*((double)16384 + (double)128 + (double)128 + (double)16384), reclf_features_loss_k311_matmul_add(A + 16384, A + 33024, A + 32768, A + 0)); /* %311 matmul+add [128,128]  graphs/lib/irm.lua:10 */
     CALL(117, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T + (double)128), reclf_features_loss_k316_matmul_add_id(A + 0, A + 98336 + 24896*B + 25504*B*T + 25344*T, A + 98336 + 24896*B + 25504*B*T + 24704*T, A + 33152, T)); /* %316 matmul+add_id [128,128]  graphs/lib/irm.lua:10 */
     CALL(118, (double)9984*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T + (double)4992*B*T), gloria_features_loss_k201_fused_mul_id(A + 98336 + 24896*B + 14976*B*T, A + 98336 + 24896*B + 25200*B*T, A + 98336 + 24896*B + 9984*B*T, B, T)); /* %320 fused:mul_id [T,B,39,128]  graphs/lib/irm.lua:10 */
@@ -325,9 +325,9 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     CALL(120, (double)4992*T, sizeof(real)*((double)128*T + (double)4992*T), reclf_nosrm_features_loss_k227_sum(A + 98336 + 24896*B + 25504*B*T + 24832*T, A + 98336 + 24896*B + 25504*B*T + 14976*T, T)); /* %322 reduce [T,1,1,128]  graphs/lib/irm.lua:10 */
     CALL(121, (double)49920*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T + (double)128 + (double)39*B*T + (double)39*B*T + (double)128*T + (double)39*B*T + (double)128*T), reclf_features_loss_k323_fused_add_add_add_mul(A + 98336 + 24896*B + 9984*B*T, A + 98336 + 24896*B + 25344*B*T, A + 32896, A + 98336 + 24896*B + 25296*B*T, A + 98336 + 24896*B + 25248*B*T, A + 98336 + 24896*B + 25504*B*T + 25088*T, A + 98336 + 24896*B + 25200*B*T, A + 98336 + 24896*B + 25504*B*T + 24704*T, B, T)); /* %323 fused:add_add_add_mul [T,B,39,128]  graphs/lib/irm.lua:10 */
     CALL(122, (double)32896*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384 + (double)128*T), reclf_features_loss_k324_matmul_add(A + 98336 + 24896*B + 25504*B*T + 24704*T, A + 98336 + 24896*B + 25504*B*T + 25344*T, (real *)P + 49152, A + 98336 + 24896*B + 25504*B*T + 24832*T, T)); /* %324 matmul+add [T,1,1,128]  graphs/lib/irm.lua:10 */
-    CALL(123, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), convirt_k614_matmul(A + 98336 + 24896*B + 25504*B*T + 25088*T, A + 98336 + 24896*B + 25504*B*T + 24704*T, (real *)P + 81920, T)); /* %326 matmul [T,128]  graphs/lib/irm.lua:10 */
-    CALL(124, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), convirt_k615_matmul(A + 32768, A + 98336 + 24896*B + 25504*B*T + 24704*T, A + 98336 + 24896*B + 25504*B*T + 24576*T, T)); /* %327 matmul [128,128]  graphs/lib/irm.lua:10 */
-    CALL(125, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), convirt_k615_matmul(A + 49152, (real *)inputs[0], A + 98336 + 24896*B + 25504*B*T + 25088*T, T)); /* %331 matmul [128,128]  graphs/lib/irm.lua:9 */
+    CALL(123, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), convirt_k464_matmul(A + 98336 + 24896*B + 25504*B*T + 25088*T, A + 98336 + 24896*B + 25504*B*T + 24704*T, (real *)P + 81920, T)); /* %326 matmul [T,128]  graphs/lib/irm.lua:10 */
+    CALL(124, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), convirt_k465_matmul(A + 32768, A + 98336 + 24896*B + 25504*B*T + 24704*T, A + 98336 + 24896*B + 25504*B*T + 24576*T, T)); /* %327 matmul [128,128]  graphs/lib/irm.lua:10 */
+    CALL(125, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), convirt_k465_matmul(A + 49152, (real *)inputs[0], A + 98336 + 24896*B + 25504*B*T + 25088*T, T)); /* %331 matmul [128,128]  graphs/lib/irm.lua:9 */
     CALL(126, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), reclf_noirm_features_loss_k246_div(A + 98336 + 24896*B + 25504*B*T + 14976*T, A + 98336 + 24896*B + 25504*B*T + 23040*T, A + 98336 + 24896*B + 25504*B*T + 25616*T, T)); /* %333 map:div [T,39,39]  graphs/lib/srm.lua:12 */
     CALL(127, (double)4641*T, sizeof(real)*((double)39*T + (double)1521*T + (double)1521*T + (double)39*T), reclf_noirm_features_loss_k251_fused_mul_sum_neg_mul(A + 98336 + 24896*B + 25504*B*T + 25216*T, A + 98336 + 24896*B + 25504*B*T + 14976*T, A + 98336 + 24896*B + 25504*B*T + 21504*T, A + 98336 + 24896*B + 25504*B*T + 25568*T, T)); /* %338 fused:mul_sum_neg_mul [T,39,1]  graphs/lib/srm.lua:12 */
     CALL(128, (double)9126*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T + (double)39*T + (double)1521*T), reclf_noirm_features_loss_k264_fused_scale_mul_mul_mul(A + 98336 + 24896*B + 25504*B*T + 21504*T, A + 98336 + 24896*B + 25504*B*T + 14976*T, A + 98336 + 24896*B + 25504*B*T + 25216*T, (real *)inputs[4], A + 98336 + 24896*B + 25504*B*T + 19968*T, T)); /* %351 fused:scale_mul_mul_mul [T,39,39]  graphs/lib/srm.lua:11 */

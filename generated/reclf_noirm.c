@@ -15,585 +15,488 @@
 
 #ifdef RECLF_PROFILE
 #include "profile.h"
-static reclf_prof_entry prof[576] = {
+static reclf_prof_entry prof[479] = {
     {"convirt_image_k3_fused_scale_addc", "%6 fused:scale_addc [B,1,64,64]", "graphs/lib/image_encoder.lua:19", 0, 0, 0, 0, 0},
     {"convirt_image_k6_conv2d", "%9 conv2d [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k11_fused_scale_sum", "%14 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k12_sub", "%15 map:sub [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k17_fused_rsqrt_addc_scale_sum", "%20 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k18_mul", "%21 map:mul [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k23_fused_add_mul", "%26 fused:add_mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k24_relu", "%27 map:relu [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 0, 0, 0, 0, 0},
-    {"convirt_image_k27_conv2d", "%30 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k32_fused_scale_sum", "%35 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k33_sub", "%36 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k38_fused_rsqrt_addc_scale_sum", "%41 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k39_mul", "%42 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k44_fused_add_mul", "%47 fused:add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k45_relu", "%48 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"convirt_image_k48_conv2d", "%51 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k32_fused_scale_sum", "%56 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k33_sub", "%57 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k38_fused_rsqrt_addc_scale_sum", "%62 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k39_mul", "%63 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k44_fused_add_mul", "%68 fused:add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k45_relu", "%69 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_image_k48_conv2d", "%72 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k32_fused_scale_sum", "%77 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k33_sub", "%78 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k38_fused_rsqrt_addc_scale_sum", "%83 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k39_mul", "%84 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k87_fused_add_add_mul", "%90 fused:add_add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k45_relu", "%91 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"convirt_image_k91_conv2d", "%94 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k96_fused_scale_sum", "%99 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k97_sub", "%100 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k102_fused_rsqrt_addc_scale_sum", "%105 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k103_mul", "%106 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k108_fused_add_mul", "%111 fused:add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k109_relu", "%112 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"convirt_image_k112_conv2d", "%115 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k96_fused_scale_sum", "%120 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k97_sub", "%121 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k102_fused_rsqrt_addc_scale_sum", "%126 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k103_mul", "%127 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k108_fused_add_mul", "%132 fused:add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k109_relu", "%133 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_image_k112_conv2d", "%136 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k96_fused_scale_sum", "%141 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k97_sub", "%142 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k102_fused_rsqrt_addc_scale_sum", "%147 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k103_mul", "%148 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k151_fused_add_add_mul", "%154 fused:add_add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k109_relu", "%155 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"convirt_image_k155_conv2d", "%158 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k160_fused_scale_sum", "%163 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k161_sub", "%164 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k166_fused_rsqrt_addc_scale_sum", "%169 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k167_mul", "%170 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k172_fused_add_mul", "%175 fused:add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k173_relu", "%176 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"convirt_image_k176_conv2d", "%179 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k160_fused_scale_sum", "%184 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k161_sub", "%185 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k166_fused_rsqrt_addc_scale_sum", "%190 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k167_mul", "%191 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k172_fused_add_mul", "%196 fused:add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k173_relu", "%197 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_image_k176_conv2d", "%200 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k160_fused_scale_sum", "%205 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k161_sub", "%206 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k166_fused_rsqrt_addc_scale_sum", "%211 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k167_mul", "%212 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k215_fused_add_add_mul", "%218 fused:add_add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k173_relu", "%219 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"convirt_image_k218_permute", "%221 permute [B,64,128]", "graphs/lib/image_encoder.lua:33", 0, 0, 0, 0, 0},
-    {"convirt_image_k224_matmul_add", "%227 matmul+add [B,64,128]", "graphs/lib/image_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"convirt_image_k225_sum", "%228 reduce [B,1,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
-    {"convirt_image_k227_scale", "%230 map:scale [B,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
-    {"convirt_image_k231_matmul_add", "%234 matmul+add [B,128]", "graphs/lib/image_encoder.lua:36", 0, 0, 0, 0, 0},
-    {"convirt_k237_gather", "%237 gather [T,40,128]", "graphs/lib/text_encoder.lua:32", 0, 0, 0, 0, 0},
-    {"convirt_k242_fused_scale_sum_add", "%242 fused:scale_sum_add [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k243_fused_sub_add", "%243 fused:sub_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k248_fused_rsqrt_addc_scale_sum", "%248 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k249_mul", "%249 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k251_fused_add_mul", "%251 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k257_matmul_add", "%257 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_k259_permute", "%259 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_k257_matmul_add", "%265 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_k259_permute", "%267 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_k257_matmul_add", "%273 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_k259_permute", "%275 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_k282_fused_scale_addc_neg", "%282 fused:scale_addc_neg [T,1,1,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k283_matmul_add_mul_scale", "%283 matmul+add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k284_max", "%284 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k287_fused_exp_sub", "%287 fused:exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k289_fused_sum_mul", "%289 fused:sum_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k290_clampmin", "%290 map:clampmin [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k291_fused_div_mul", "%291 fused:div_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k292_matmul", "%292 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0},
-    {"convirt_k293_permute", "%293 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0},
-    {"convirt_k298_matmul", "%298 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k301_fused_add_add_add", "%301 fused:add_add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k305_fused_scale_sum", "%305 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k306_sub", "%306 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k248_fused_rsqrt_addc_scale_sum", "%311 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k249_mul", "%312 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k251_fused_add_mul", "%314 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k320_matmul_add", "%320 matmul+add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k321_gelu", "%321 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"convirt_k328_matmul_add_add", "%328 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"convirt_k305_fused_scale_sum", "%332 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k306_sub", "%333 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k248_fused_rsqrt_addc_scale_sum", "%338 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k249_mul", "%339 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k251_fused_add_mul", "%341 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k257_matmul_add", "%347 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_k259_permute", "%349 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_k257_matmul_add", "%355 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_k259_permute", "%357 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_k257_matmul_add", "%363 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_k259_permute", "%365 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_k283_matmul_add_mul_scale", "%373 matmul+add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k284_max", "%374 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k287_fused_exp_sub", "%377 fused:exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k289_fused_sum_mul", "%379 fused:sum_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k290_clampmin", "%380 map:clampmin [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k291_fused_div_mul", "%381 fused:div_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k292_matmul", "%382 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0},
-    {"convirt_k293_permute", "%383 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0},
-    {"convirt_k391_matmul_add_add", "%391 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k305_fused_scale_sum", "%395 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k306_sub", "%396 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k248_fused_rsqrt_addc_scale_sum", "%401 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k249_mul", "%402 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k251_fused_add_mul", "%404 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k320_matmul_add", "%410 matmul+add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k321_gelu", "%411 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"convirt_k328_matmul_add_add", "%418 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"convirt_k305_fused_scale_sum", "%422 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"convirt_k306_sub", "%423 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"convirt_k248_fused_rsqrt_addc_scale_sum", "%428 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"convirt_k249_mul", "%429 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"convirt_k251_fused_add_mul", "%431 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"convirt_k432_slice", "%432 slice [T,1,128]", "graphs/lib/text_encoder.lua:35", 0, 0, 0, 0, 0},
-    {"convirt_k437_matmul_add", "%437 matmul+add [T,128]", "graphs/lib/text_encoder.lua:36", 0, 0, 0, 0, 0},
-    {"convirt_text_k206_slice", "%438 slice [T,39,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0},
-    {"convirt_text_k212_matmul_add", "%444 matmul+add [T,39,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k7_fused_sum_square", "%446 fused:sum_square [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k9_fused_rsqrt_clampmin", "%448 fused:rsqrt_clampmin [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k10_mul", "%449 map:mul [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k12_fused_sum_square", "%451 fused:sum_square [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k14_fused_rsqrt_clampmin", "%453 fused:rsqrt_clampmin [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k15_mul", "%454 map:mul [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k17_matmul_scale", "%456 matmul+scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k18_eye", "%457 eye [T,B]", "graphs/lib/losses.lua:9", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k19_max", "%458 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k22_fused_exp_sub", "%461 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k23_sum", "%462 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k24_clampmin", "%463 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k27_mul", "%466 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k30_max", "%469 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k33_fused_exp_sub", "%472 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k34_sum", "%473 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k35_clampmin", "%474 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k34_sum", "%478 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k23_sum", "%480 reduce [T,1]", "graphs/lib/losses.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k42_fused_mul_sub_add_log", "%481 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k43_sum", "%482 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k46_fused_scale_add_sum_sub", "%485 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k49_fused_sum_square", "%488 fused:sum_square [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k51_fused_rsqrt_clampmin", "%490 fused:rsqrt_clampmin [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k52_mul", "%491 map:mul [T,39,128]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k56_fused_sum_square", "%495 fused:sum_square [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k58_fused_rsqrt_clampmin", "%497 fused:rsqrt_clampmin [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k59_mul", "%498 map:mul [1,B,64,128]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k60_matmul", "%499 matmul [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k62_fused_max_scale", "%501 fused:max_scale [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k65_fused_exp_sub_scale", "%504 fused:exp_sub_scale [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k66_sum", "%505 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k67_div", "%506 map:div [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k68_matmul", "%507 matmul [T,B,39,128]", "graphs/lib/matching.lua:11", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k70_fused_sum_square", "%509 fused:sum_square [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k72_fused_rsqrt_clampmin", "%511 fused:rsqrt_clampmin [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k73_mul", "%512 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k74_mul", "%513 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_text_vjp_k278_matmul", "%520 matmul [39*T,128]", "graphs/lib/srm.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_text_vjp_k278_matmul", "%523 matmul [39*T,128]", "graphs/lib/srm.lua:11", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k81_fused_scale_addc_neg", "%531 fused:scale_addc_neg [T,1,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k93_matmul_add_mul_scale", "%532 matmul+add_mul_scale [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k94_max", "%533 reduce [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k97_fused_exp_sub", "%536 fused:exp_sub [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k99_fused_sum_mul", "%538 fused:sum_mul [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k100_clampmin", "%539 map:clampmin [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k101_fused_div_mul", "%540 fused:div_mul [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_text_vjp_k221_sum", "%552 reduce [T,1,1,1]", "graphs/lib/model.lua:40", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k114_clampmin", "%553 map:clampmin [T,1,1,1]", "graphs/lib/model.lua:40", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k115_div", "%554 map:div [T,1,39,1]", "graphs/lib/model.lua:40", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k170_sum", "%663 reduce [128,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k173_matmul", "%666 matmul [1,128]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k176_fused_sum_mul", "%669 fused:sum_mul [T,B,39,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k177_matmul", "%670 matmul [T,B,39,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k116_fused_mul_add_sum", "%555 fused:mul_add_sum [T,B,39,1]", "graphs/lib/model.lua:41", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k88_sum", "%556 reduce [T,B,1,1]", "graphs/lib/model.lua:41", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k94_scale", "%558 map:scale [T,B]", "graphs/lib/model.lua:43", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k19_max", "%560 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k22_fused_exp_sub", "%563 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k23_sum", "%564 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k24_clampmin", "%565 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k27_mul", "%568 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k30_max", "%571 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k33_fused_exp_sub", "%574 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k34_sum", "%575 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k35_clampmin", "%576 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k34_sum", "%580 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k42_fused_mul_sub_add_log", "%583 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k43_sum", "%584 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k46_fused_scale_add_sum_sub", "%587 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k243_add", "%589 map:add []", "graphs/lib/model.lua:85", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k58_fill", "%680 fill []", "graphs/lib/model.lua:87", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k60_scale", "%682 map:scale [1,1]", "graphs/lib/losses.lua:16", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k63_fused_mul_id", "%685 fused:mul_id [T,1]", "graphs/lib/losses.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k65_fused_neg_id", "%687 fused:neg_id [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k159_fused_mul_id", "%689 fused:mul_id [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k71_fused_mul_div_id_step", "%693 fused:mul_div_id_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k77_neg", "%699 map:neg [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k171_fused_mul_id", "%701 fused:mul_id [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k84_fused_mul_div_step", "%706 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k182_fused_scale_add_add_add", "%712 fused:scale_add_add_add [T,B]", "graphs/lib/model.lua:43", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k223_fused_mul_id", "%716 fused:mul_id [T,B,39,1]", "graphs/lib/model.lua:41", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k225_matmul", "%718 matmul [T,B,39,39]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k226_matmul", "%719 matmul [T,B,39,1]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k227_sum", "%720 reduce [T,1,39,39]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k201_fused_mul_id", "%723 fused:mul_id [T,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k231_sum", "%724 reduce [1,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k233_sum", "%726 reduce [1,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"convirt_text_vjp_k275_sum", "%728 reduce [1,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k238_matmul", "%731 matmul [1,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k239_matmul", "%732 matmul [128,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k242_id", "%735 map:id [128,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k244_fused_add_mul_id_id", "%737 fused:add_mul_id_id [T,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k246_div", "%739 map:div [T,39,39]", "graphs/lib/srm.lua:12", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k251_fused_mul_sum_neg_mul", "%744 fused:mul_sum_neg_mul [T,39,1]", "graphs/lib/srm.lua:12", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k264_fused_scale_mul_mul_mul", "%757 fused:scale_mul_mul_mul [T,39,39]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k265_matmul", "%758 matmul [T,39,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k266_matmul", "%759 matmul [T,39,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k268_matmul", "%761 matmul [39*T,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
-    {"convirt_text_vjp_k279_matmul", "%762 matmul [128,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k268_matmul", "%765 matmul [39*T,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
-    {"convirt_text_vjp_k279_matmul", "%766 matmul [128,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k276_mul", "%769 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k203_sum", "%771 reduce [T,1,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k287_fused_mul_mul_sum_mul", "%780 fused:mul_mul_sum_mul [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k291_fused_add_mul_mul_mul", "%784 fused:add_mul_mul_mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k218_matmul", "%786 matmul [T,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k219_sum", "%787 reduce [1,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k220_matmul_div", "%788 matmul+div [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k223_fused_sum_neg_mul", "%791 fused:sum_neg_mul [T,B,39,1]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k229_fused_scale_mul_add_id", "%797 fused:scale_mul_add_id [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k68_matmul", "%798 matmul [T,B,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k231_matmul", "%799 matmul [T,B,64,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k203_sum", "%800 reduce [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k219_sum", "%801 reduce [1,B,64,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k234_add", "%802 map:add [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k244_fused_mul_mul_sum_mul", "%812 fused:mul_mul_sum_mul [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k248_fused_add_add_mul_mul", "%816 fused:add_add_mul_mul [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k259_fused_mul_mul_sum_mul", "%828 fused:mul_mul_sum_mul [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k339_fused_add_add_add_mul", "%832 fused:add_add_add_mul [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k71_fused_mul_div_id_step", "%845 fused:mul_div_id_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k84_fused_mul_div_step", "%858 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k295_fused_scale_add_add_add", "%864 fused:scale_add_add_add [T,B]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k91_matmul", "%865 matmul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k92_matmul", "%866 matmul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k101_fused_mul_mul_sum_mul", "%875 fused:mul_mul_sum_mul [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k105_fused_add_mul_mul_id", "%879 fused:add_mul_mul_id [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k114_fused_mul_mul_sum_mul", "%888 fused:mul_mul_sum_mul [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k118_fused_add_mul_mul_id", "%892 fused:add_mul_mul_id [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_text_vjp_k273_sum", "%893 reduce [1,39,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
-    {"convirt_text_vjp_k275_sum", "%895 reduce [1,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
-    {"convirt_text_vjp_k278_matmul", "%898 matmul [39*T,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
-    {"convirt_text_vjp_k279_matmul", "%899 matmul [128,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
-    {"convirt_text_vjp_k281_pad", "%901 pad [T,40,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
-    {"convirt_k612_sum", "%902 reduce [1,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"convirt_k614_matmul", "%904 matmul [T,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"convirt_k615_matmul", "%905 matmul [128,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"convirt_k617_pad", "%907 pad [T,40,128]", "graphs/lib/text_encoder.lua:35", 1, 0, 0, 0, 0},
-    {"convirt_text_vjp_k288_add", "%908 map:add [T,40,128]", "graphs/lib/text_encoder.lua:35", 1, 0, 0, 0, 0},
-    {"convirt_k618_sum", "%909 reduce [1,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k620_sum", "%911 reduce [1,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k623_mul", "%914 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k618_sum", "%915 reduce [1,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k620_sum", "%917 reduce [1,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k635_fused_scale_mul_sum_mul", "%926 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k639_fused_add_mul_mul_mul", "%930 fused:add_mul_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k642_fused_scale_sum_neg", "%933 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k644_fused_add_id", "%935 fused:add_id [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k618_sum", "%936 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k620_sum", "%938 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k651_matmul", "%942 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k654_matmul_mul_gelu_grad", "%945 matmul+mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k655_sum", "%946 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k657_sum", "%948 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k660_matmul", "%951 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k661_matmul", "%952 matmul [512,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k618_sum", "%954 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k620_sum", "%956 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k623_mul", "%959 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k618_sum", "%960 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k620_sum", "%962 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k635_fused_scale_mul_sum_mul", "%971 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k639_fused_add_mul_mul_mul", "%975 fused:add_mul_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k642_fused_scale_sum_neg", "%979 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k690_fused_add_add_id", "%981 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k618_sum", "%982 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k620_sum", "%984 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k696_matmul", "%987 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k697_matmul", "%988 matmul [128,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k259_permute", "%991 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:18", 1, 0, 0, 0, 0},
-    {"convirt_k702_matmul", "%993 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_k703_matmul_div", "%994 matmul+div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"convirt_k708_fused_mul_sum_neg_mul", "%999 fused:mul_sum_neg_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"convirt_k724_fused_scale_mul_mul_mul", "%1015 fused:scale_mul_mul_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"convirt_k292_matmul", "%1016 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"convirt_k702_matmul", "%1017 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"convirt_k293_permute", "%1018 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k618_sum", "%1020 reduce [1,40,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k620_sum", "%1022 reduce [1,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k697_matmul", "%1026 matmul [128,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k293_permute", "%1028 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k618_sum", "%1030 reduce [1,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k620_sum", "%1032 reduce [1,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k696_matmul", "%1035 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k697_matmul", "%1036 matmul [128,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k293_permute", "%1039 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k618_sum", "%1041 reduce [1,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k620_sum", "%1043 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k696_matmul", "%1046 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k697_matmul", "%1047 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k758_matmul_add_add", "%1049 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k618_sum", "%1050 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k620_sum", "%1052 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k623_mul", "%1055 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k618_sum", "%1056 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k620_sum", "%1058 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k635_fused_scale_mul_sum_mul", "%1067 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k639_fused_add_mul_mul_mul", "%1071 fused:add_mul_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k642_fused_scale_sum_neg", "%1075 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k690_fused_add_add_id", "%1077 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k618_sum", "%1078 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k620_sum", "%1080 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k651_matmul", "%1084 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k654_matmul_mul_gelu_grad", "%1087 matmul+mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k655_sum", "%1088 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k657_sum", "%1090 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k660_matmul", "%1093 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k661_matmul", "%1094 matmul [512,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k618_sum", "%1096 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k620_sum", "%1098 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k623_mul", "%1101 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k618_sum", "%1102 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k620_sum", "%1104 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k635_fused_scale_mul_sum_mul", "%1113 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k639_fused_add_mul_mul_mul", "%1117 fused:add_mul_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k642_fused_scale_sum_neg", "%1121 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k690_fused_add_add_id", "%1123 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k618_sum", "%1124 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k620_sum", "%1126 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k696_matmul", "%1129 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k697_matmul", "%1130 matmul [128,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k259_permute", "%1133 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:18", 1, 0, 0, 0, 0},
-    {"convirt_k702_matmul", "%1135 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_k703_matmul_div", "%1136 matmul+div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"convirt_k708_fused_mul_sum_neg_mul", "%1141 fused:mul_sum_neg_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"convirt_k724_fused_scale_mul_mul_mul", "%1157 fused:scale_mul_mul_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"convirt_k292_matmul", "%1158 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"convirt_k702_matmul", "%1159 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"convirt_k293_permute", "%1160 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k618_sum", "%1162 reduce [1,40,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k620_sum", "%1164 reduce [1,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k697_matmul", "%1168 matmul [128,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k293_permute", "%1170 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k618_sum", "%1172 reduce [1,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k620_sum", "%1174 reduce [1,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k696_matmul", "%1177 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k697_matmul", "%1178 matmul [128,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k293_permute", "%1181 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k618_sum", "%1183 reduce [1,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k620_sum", "%1185 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k696_matmul", "%1188 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k697_matmul", "%1189 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k758_matmul_add_add", "%1191 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k618_sum", "%1192 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k620_sum", "%1194 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k623_mul", "%1197 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k618_sum", "%1198 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k620_sum", "%1200 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k635_fused_scale_mul_sum_mul", "%1209 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k639_fused_add_mul_mul_mul", "%1213 fused:add_mul_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k642_fused_scale_sum_neg", "%1217 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k690_fused_add_add_id", "%1219 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k618_sum", "%1220 reduce [1,40,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0},
-    {"convirt_k931_scatter_add", "%1222 scatter_add [1024,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k278_sum", "%1223 reduce [1,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k281_matmul", "%1226 matmul [128,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k282_matmul_scale", "%1227 matmul+scale [B,128]", "graphs/lib/image_encoder.lua:35", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k285_sum", "%1230 reduce [1,64,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k287_sum", "%1232 reduce [1,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k290_matmul", "%1235 matmul [64*B,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k291_matmul", "%1236 matmul [128,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k293_fused_add_id", "%1238 fused:add_id [B,64,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k294_permute", "%1239 permute [B,128,64]", "graphs/lib/image_encoder.lua:33", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k297_fused_mul_step", "%1242 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k285_sum", "%1243 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k300_sum", "%1245 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k301_sum", "%1246 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k303_mul", "%1248 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k304_mul", "%1249 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k285_sum", "%1250 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k300_sum", "%1252 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k301_sum", "%1253 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k318_fused_scale_mul_sum_mul", "%1263 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k322_fused_add_mul_mul_id", "%1267 fused:add_mul_mul_id [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k325_fused_scale_sum_neg", "%1270 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k327_fused_add_id", "%1272 fused:add_id [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k330_sum", "%1275 reduce [B,128,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k278_sum", "%1276 reduce [1,128,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k333_conv2d_input_grad", "%1278 conv2d_input_grad [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k334_conv2d_weight_grad", "%1279 conv2d_weight_grad [128,128,3,3]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k297_fused_mul_step", "%1281 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k285_sum", "%1282 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k300_sum", "%1284 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k301_sum", "%1285 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k303_mul", "%1287 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k304_mul", "%1288 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k285_sum", "%1289 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k300_sum", "%1291 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k301_sum", "%1292 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k318_fused_scale_mul_sum_mul", "%1302 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k322_fused_add_mul_mul_id", "%1306 fused:add_mul_mul_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k325_fused_scale_sum_neg", "%1309 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k327_fused_add_id", "%1311 fused:add_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k330_sum", "%1314 reduce [B,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k278_sum", "%1315 reduce [1,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k333_conv2d_input_grad", "%1317 conv2d_input_grad [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k334_conv2d_weight_grad", "%1318 conv2d_weight_grad [128,128,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k376_fused_mul_add_step", "%1321 fused:mul_add_step [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k285_sum", "%1322 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k300_sum", "%1324 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k301_sum", "%1325 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k303_mul", "%1327 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k304_mul", "%1328 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k285_sum", "%1329 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k300_sum", "%1331 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k301_sum", "%1332 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k318_fused_scale_mul_sum_mul", "%1342 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k322_fused_add_mul_mul_id", "%1346 fused:add_mul_mul_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k325_fused_scale_sum_neg", "%1349 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k327_fused_add_id", "%1351 fused:add_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k330_sum", "%1354 reduce [B,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k278_sum", "%1355 reduce [1,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k412_conv2d_input_grad", "%1357 conv2d_input_grad [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k413_conv2d_weight_grad", "%1358 conv2d_weight_grad [128,64,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k415_fused_mul_step", "%1360 fused:mul_step [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k416_sum", "%1361 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k418_sum", "%1363 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k419_sum", "%1364 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k421_mul", "%1366 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k422_mul", "%1367 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k416_sum", "%1368 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k418_sum", "%1370 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k419_sum", "%1371 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k436_fused_scale_mul_sum_mul", "%1381 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k440_fused_add_mul_mul_id", "%1385 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k443_fused_scale_sum_neg", "%1388 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k445_fused_add_id", "%1390 fused:add_id [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k448_sum", "%1393 reduce [B,64,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k449_sum", "%1394 reduce [1,64,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k451_conv2d_input_grad", "%1396 conv2d_input_grad [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k452_conv2d_weight_grad", "%1397 conv2d_weight_grad [64,64,3,3]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k415_fused_mul_step", "%1399 fused:mul_step [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k416_sum", "%1400 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k418_sum", "%1402 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k419_sum", "%1403 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k421_mul", "%1405 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k422_mul", "%1406 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k416_sum", "%1407 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k418_sum", "%1409 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k419_sum", "%1410 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k436_fused_scale_mul_sum_mul", "%1420 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k440_fused_add_mul_mul_id", "%1424 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k443_fused_scale_sum_neg", "%1427 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k445_fused_add_id", "%1429 fused:add_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k448_sum", "%1432 reduce [B,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k449_sum", "%1433 reduce [1,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k451_conv2d_input_grad", "%1435 conv2d_input_grad [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k452_conv2d_weight_grad", "%1436 conv2d_weight_grad [64,64,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k494_fused_mul_add_step", "%1439 fused:mul_add_step [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k416_sum", "%1440 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k418_sum", "%1442 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k419_sum", "%1443 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k421_mul", "%1445 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k422_mul", "%1446 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k416_sum", "%1447 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k418_sum", "%1449 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k419_sum", "%1450 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k436_fused_scale_mul_sum_mul", "%1460 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k440_fused_add_mul_mul_id", "%1464 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k443_fused_scale_sum_neg", "%1467 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k445_fused_add_id", "%1469 fused:add_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k448_sum", "%1472 reduce [B,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k449_sum", "%1473 reduce [1,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k530_conv2d_input_grad", "%1475 conv2d_input_grad [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k531_conv2d_weight_grad", "%1476 conv2d_weight_grad [64,32,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k533_fused_mul_step", "%1478 fused:mul_step [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k534_sum", "%1479 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k536_sum", "%1481 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k537_sum", "%1482 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k539_mul", "%1484 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k540_mul", "%1485 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k534_sum", "%1486 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k536_sum", "%1488 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k537_sum", "%1489 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k554_fused_scale_mul_sum_mul", "%1499 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k558_fused_add_mul_mul_id", "%1503 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k561_fused_scale_sum_neg", "%1506 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k563_fused_add_id", "%1508 fused:add_id [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k566_sum", "%1511 reduce [B,32,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k567_sum", "%1512 reduce [1,32,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k569_conv2d_input_grad", "%1514 conv2d_input_grad [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k570_conv2d_weight_grad", "%1515 conv2d_weight_grad [32,32,3,3]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k533_fused_mul_step", "%1517 fused:mul_step [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k534_sum", "%1518 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k536_sum", "%1520 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k537_sum", "%1521 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k539_mul", "%1523 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k540_mul", "%1524 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k534_sum", "%1525 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k536_sum", "%1527 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k537_sum", "%1528 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k554_fused_scale_mul_sum_mul", "%1538 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k558_fused_add_mul_mul_id", "%1542 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k561_fused_scale_sum_neg", "%1545 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k563_fused_add_id", "%1547 fused:add_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k566_sum", "%1550 reduce [B,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k567_sum", "%1551 reduce [1,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k569_conv2d_input_grad", "%1553 conv2d_input_grad [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k570_conv2d_weight_grad", "%1554 conv2d_weight_grad [32,32,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k612_fused_mul_add_step", "%1557 fused:mul_add_step [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k534_sum", "%1558 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k536_sum", "%1560 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k537_sum", "%1561 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k539_mul", "%1563 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k540_mul", "%1564 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k534_sum", "%1565 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k536_sum", "%1567 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k537_sum", "%1568 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k554_fused_scale_mul_sum_mul", "%1578 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k558_fused_add_mul_mul_id", "%1582 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k561_fused_scale_sum_neg", "%1585 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k563_fused_add_id", "%1587 fused:add_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k566_sum", "%1590 reduce [B,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k567_sum", "%1591 reduce [1,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k648_conv2d_input_grad", "%1593 conv2d_input_grad [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k649_conv2d_weight_grad", "%1594 conv2d_weight_grad [32,32,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k651_fused_mul_step", "%1596 fused:mul_step [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k652_sum", "%1597 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k654_sum", "%1599 reduce [32,1,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k655_sum", "%1600 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k657_mul", "%1602 map:mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k658_mul", "%1603 map:mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k652_sum", "%1604 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k654_sum", "%1606 reduce [32,1,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k655_sum", "%1607 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k672_fused_scale_mul_sum_mul", "%1617 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k676_fused_add_mul_mul_id", "%1621 fused:add_mul_mul_id [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k679_fused_scale_sum_neg", "%1624 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k681_fused_add_id", "%1626 fused:add_id [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k684_sum", "%1629 reduce [B,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k567_sum", "%1630 reduce [1,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k688_conv2d_weight_grad", "%1633 conv2d_weight_grad [32,1,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_k9_group_norm_stats", "%12 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k10_group_norm", "%13 group_norm [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k11_relu", "%14 map:relu [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 0, 0, 0, 0, 0},
+    {"convirt_image_k14_conv2d", "%17 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k17_group_norm_stats", "%20 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k18_group_norm", "%21 group_norm [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k19_relu", "%22 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"convirt_image_k22_conv2d", "%25 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k17_group_norm_stats", "%28 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k18_group_norm", "%29 group_norm [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k19_relu", "%30 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_image_k22_conv2d", "%33 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k17_group_norm_stats", "%36 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k18_group_norm", "%37 group_norm [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k35_add", "%38 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_image_k19_relu", "%39 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"convirt_image_k39_conv2d", "%42 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k42_group_norm_stats", "%45 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k43_group_norm", "%46 group_norm [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k44_relu", "%47 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"convirt_image_k47_conv2d", "%50 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k42_group_norm_stats", "%53 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k43_group_norm", "%54 group_norm [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k44_relu", "%55 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_image_k47_conv2d", "%58 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k42_group_norm_stats", "%61 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k43_group_norm", "%62 group_norm [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k60_add", "%63 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_image_k44_relu", "%64 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"convirt_image_k64_conv2d", "%67 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k67_group_norm_stats", "%70 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k68_group_norm", "%71 group_norm [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k69_relu", "%72 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"convirt_image_k72_conv2d", "%75 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k67_group_norm_stats", "%78 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k68_group_norm", "%79 group_norm [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k69_relu", "%80 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_image_k72_conv2d", "%83 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k67_group_norm_stats", "%86 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k68_group_norm", "%87 group_norm [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k85_add", "%88 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_image_k69_relu", "%89 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"convirt_image_k88_permute", "%91 permute [B,64,128]", "graphs/lib/image_encoder.lua:33", 0, 0, 0, 0, 0},
+    {"convirt_image_k94_matmul_add", "%97 matmul+add [B,64,128]", "graphs/lib/image_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"convirt_image_k95_sum", "%98 reduce [B,1,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
+    {"convirt_image_k97_scale", "%100 map:scale [B,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
+    {"convirt_image_k101_matmul_add", "%104 matmul+add [B,128]", "graphs/lib/image_encoder.lua:36", 0, 0, 0, 0, 0},
+    {"convirt_k107_gather", "%107 gather [T,40,128]", "graphs/lib/text_encoder.lua:32", 0, 0, 0, 0, 0},
+    {"convirt_k112_fused_scale_sum_add", "%112 fused:scale_sum_add [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k113_fused_sub_add", "%113 fused:sub_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k118_fused_rsqrt_addc_scale_sum", "%118 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k119_mul", "%119 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k121_fused_add_mul", "%121 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k127_matmul_add", "%127 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_k129_permute", "%129 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_k127_matmul_add", "%135 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_k129_permute", "%137 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_k127_matmul_add", "%143 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_k129_permute", "%145 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_k152_fused_scale_addc_neg", "%152 fused:scale_addc_neg [T,1,1,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k153_matmul_add_mul_scale", "%153 matmul+add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k154_max", "%154 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k157_fused_exp_sub", "%157 fused:exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k159_fused_sum_mul", "%159 fused:sum_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k160_clampmin", "%160 map:clampmin [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k161_fused_div_mul", "%161 fused:div_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k162_matmul", "%162 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_k163_permute", "%163 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0},
+    {"convirt_k168_matmul", "%168 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k171_fused_add_add_add", "%171 fused:add_add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k175_fused_scale_sum", "%175 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k176_sub", "%176 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k118_fused_rsqrt_addc_scale_sum", "%181 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k119_mul", "%182 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k121_fused_add_mul", "%184 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k190_matmul_add", "%190 matmul+add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k191_gelu", "%191 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"convirt_k198_matmul_add_add", "%198 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"convirt_k175_fused_scale_sum", "%202 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k176_sub", "%203 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k118_fused_rsqrt_addc_scale_sum", "%208 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k119_mul", "%209 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k121_fused_add_mul", "%211 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k127_matmul_add", "%217 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_k129_permute", "%219 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_k127_matmul_add", "%225 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_k129_permute", "%227 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_k127_matmul_add", "%233 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_k129_permute", "%235 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_k153_matmul_add_mul_scale", "%243 matmul+add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k154_max", "%244 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k157_fused_exp_sub", "%247 fused:exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k159_fused_sum_mul", "%249 fused:sum_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k160_clampmin", "%250 map:clampmin [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k161_fused_div_mul", "%251 fused:div_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k162_matmul", "%252 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_k163_permute", "%253 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0},
+    {"convirt_k261_matmul_add_add", "%261 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k175_fused_scale_sum", "%265 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k176_sub", "%266 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k118_fused_rsqrt_addc_scale_sum", "%271 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k119_mul", "%272 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k121_fused_add_mul", "%274 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k190_matmul_add", "%280 matmul+add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k191_gelu", "%281 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"convirt_k198_matmul_add_add", "%288 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"convirt_k175_fused_scale_sum", "%292 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"convirt_k176_sub", "%293 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"convirt_k118_fused_rsqrt_addc_scale_sum", "%298 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"convirt_k119_mul", "%299 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"convirt_k121_fused_add_mul", "%301 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"convirt_k302_slice", "%302 slice [T,1,128]", "graphs/lib/text_encoder.lua:35", 0, 0, 0, 0, 0},
+    {"convirt_k307_matmul_add", "%307 matmul+add [T,128]", "graphs/lib/text_encoder.lua:36", 0, 0, 0, 0, 0},
+    {"convirt_text_k206_slice", "%308 slice [T,39,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0},
+    {"convirt_text_k212_matmul_add", "%314 matmul+add [T,39,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k7_fused_sum_square", "%316 fused:sum_square [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k9_fused_rsqrt_clampmin", "%318 fused:rsqrt_clampmin [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k10_mul", "%319 map:mul [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k12_fused_sum_square", "%321 fused:sum_square [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k14_fused_rsqrt_clampmin", "%323 fused:rsqrt_clampmin [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k15_mul", "%324 map:mul [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k17_matmul_scale", "%326 matmul+scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k18_eye", "%327 eye [T,B]", "graphs/lib/losses.lua:9", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k19_max", "%328 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k22_fused_exp_sub", "%331 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k23_sum", "%332 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k24_clampmin", "%333 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k27_mul", "%336 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k30_max", "%339 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k33_fused_exp_sub", "%342 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k34_sum", "%343 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k35_clampmin", "%344 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k34_sum", "%348 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k23_sum", "%350 reduce [T,1]", "graphs/lib/losses.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k42_fused_mul_sub_add_log", "%351 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k43_sum", "%352 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k46_fused_scale_add_sum_sub", "%355 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k49_fused_sum_square", "%358 fused:sum_square [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k51_fused_rsqrt_clampmin", "%360 fused:rsqrt_clampmin [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k52_mul", "%361 map:mul [T,39,128]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k56_fused_sum_square", "%365 fused:sum_square [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k58_fused_rsqrt_clampmin", "%367 fused:rsqrt_clampmin [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k59_mul", "%368 map:mul [1,B,64,128]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k60_matmul", "%369 matmul [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k62_fused_max_scale", "%371 fused:max_scale [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k65_fused_exp_sub_scale", "%374 fused:exp_sub_scale [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k66_sum", "%375 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k67_div", "%376 map:div [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k68_matmul", "%377 matmul [T,B,39,128]", "graphs/lib/matching.lua:11", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k70_fused_sum_square", "%379 fused:sum_square [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k72_fused_rsqrt_clampmin", "%381 fused:rsqrt_clampmin [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k73_mul", "%382 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k74_mul", "%383 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_text_vjp_k278_matmul", "%390 matmul [39*T,128]", "graphs/lib/srm.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_text_vjp_k278_matmul", "%393 matmul [39*T,128]", "graphs/lib/srm.lua:11", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k81_fused_scale_addc_neg", "%401 fused:scale_addc_neg [T,1,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k93_matmul_add_mul_scale", "%402 matmul+add_mul_scale [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k94_max", "%403 reduce [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k97_fused_exp_sub", "%406 fused:exp_sub [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k99_fused_sum_mul", "%408 fused:sum_mul [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k100_clampmin", "%409 map:clampmin [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k101_fused_div_mul", "%410 fused:div_mul [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_text_vjp_k221_sum", "%422 reduce [T,1,1,1]", "graphs/lib/model.lua:40", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k114_clampmin", "%423 map:clampmin [T,1,1,1]", "graphs/lib/model.lua:40", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k115_div", "%424 map:div [T,1,39,1]", "graphs/lib/model.lua:40", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k170_sum", "%513 reduce [128,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k173_matmul", "%516 matmul [1,128]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k176_fused_sum_mul", "%519 fused:sum_mul [T,B,39,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k177_matmul", "%520 matmul [T,B,39,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k116_fused_mul_add_sum", "%425 fused:mul_add_sum [T,B,39,1]", "graphs/lib/model.lua:41", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k88_sum", "%426 reduce [T,B,1,1]", "graphs/lib/model.lua:41", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k94_scale", "%428 map:scale [T,B]", "graphs/lib/model.lua:43", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k19_max", "%430 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k22_fused_exp_sub", "%433 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k23_sum", "%434 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k24_clampmin", "%435 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k27_mul", "%438 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k30_max", "%441 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k33_fused_exp_sub", "%444 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k34_sum", "%445 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k35_clampmin", "%446 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k34_sum", "%450 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k42_fused_mul_sub_add_log", "%453 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k43_sum", "%454 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k46_fused_scale_add_sum_sub", "%457 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k113_add", "%459 map:add []", "graphs/lib/model.lua:85", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k58_fill", "%530 fill []", "graphs/lib/model.lua:87", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k60_scale", "%532 map:scale [1,1]", "graphs/lib/losses.lua:16", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k63_fused_mul_id", "%535 fused:mul_id [T,1]", "graphs/lib/losses.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k65_fused_neg_id", "%537 fused:neg_id [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k159_fused_mul_id", "%539 fused:mul_id [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k71_fused_mul_div_id_step", "%543 fused:mul_div_id_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k77_neg", "%549 map:neg [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k171_fused_mul_id", "%551 fused:mul_id [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k84_fused_mul_div_step", "%556 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k182_fused_scale_add_add_add", "%562 fused:scale_add_add_add [T,B]", "graphs/lib/model.lua:43", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k223_fused_mul_id", "%566 fused:mul_id [T,B,39,1]", "graphs/lib/model.lua:41", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k225_matmul", "%568 matmul [T,B,39,39]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k226_matmul", "%569 matmul [T,B,39,1]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k227_sum", "%570 reduce [T,1,39,39]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k201_fused_mul_id", "%573 fused:mul_id [T,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k231_sum", "%574 reduce [1,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k233_sum", "%576 reduce [1,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"convirt_text_vjp_k275_sum", "%578 reduce [1,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k238_matmul", "%581 matmul [1,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k239_matmul", "%582 matmul [128,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k242_id", "%585 map:id [128,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k244_fused_add_mul_id_id", "%587 fused:add_mul_id_id [T,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k246_div", "%589 map:div [T,39,39]", "graphs/lib/srm.lua:12", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k251_fused_mul_sum_neg_mul", "%594 fused:mul_sum_neg_mul [T,39,1]", "graphs/lib/srm.lua:12", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k264_fused_scale_mul_mul_mul", "%607 fused:scale_mul_mul_mul [T,39,39]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k265_matmul", "%608 matmul [T,39,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k266_matmul", "%609 matmul [T,39,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k268_matmul", "%611 matmul [39*T,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
+    {"convirt_text_vjp_k279_matmul", "%612 matmul [128,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k268_matmul", "%615 matmul [39*T,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
+    {"convirt_text_vjp_k279_matmul", "%616 matmul [128,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k276_mul", "%619 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k203_sum", "%621 reduce [T,1,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k287_fused_mul_mul_sum_mul", "%630 fused:mul_mul_sum_mul [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k291_fused_add_mul_mul_mul", "%634 fused:add_mul_mul_mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k218_matmul", "%636 matmul [T,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k219_sum", "%637 reduce [1,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k220_matmul_div", "%638 matmul+div [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k223_fused_sum_neg_mul", "%641 fused:sum_neg_mul [T,B,39,1]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k229_fused_scale_mul_add_id", "%647 fused:scale_mul_add_id [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k68_matmul", "%648 matmul [T,B,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k231_matmul", "%649 matmul [T,B,64,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k203_sum", "%650 reduce [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k219_sum", "%651 reduce [1,B,64,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k234_add", "%652 map:add [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k244_fused_mul_mul_sum_mul", "%662 fused:mul_mul_sum_mul [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k248_fused_add_add_mul_mul", "%666 fused:add_add_mul_mul [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k259_fused_mul_mul_sum_mul", "%678 fused:mul_mul_sum_mul [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k339_fused_add_add_add_mul", "%682 fused:add_add_add_mul [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k71_fused_mul_div_id_step", "%695 fused:mul_div_id_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k84_fused_mul_div_step", "%708 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k295_fused_scale_add_add_add", "%714 fused:scale_add_add_add [T,B]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k91_matmul", "%715 matmul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k92_matmul", "%716 matmul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k101_fused_mul_mul_sum_mul", "%725 fused:mul_mul_sum_mul [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k105_fused_add_mul_mul_id", "%729 fused:add_mul_mul_id [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k114_fused_mul_mul_sum_mul", "%738 fused:mul_mul_sum_mul [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k118_fused_add_mul_mul_id", "%742 fused:add_mul_mul_id [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_text_vjp_k273_sum", "%743 reduce [1,39,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
+    {"convirt_text_vjp_k275_sum", "%745 reduce [1,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
+    {"convirt_text_vjp_k278_matmul", "%748 matmul [39*T,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
+    {"convirt_text_vjp_k279_matmul", "%749 matmul [128,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
+    {"convirt_text_vjp_k281_pad", "%751 pad [T,40,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
+    {"convirt_k462_sum", "%752 reduce [1,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"convirt_k464_matmul", "%754 matmul [T,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"convirt_k465_matmul", "%755 matmul [128,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"convirt_k467_pad", "%757 pad [T,40,128]", "graphs/lib/text_encoder.lua:35", 1, 0, 0, 0, 0},
+    {"convirt_text_vjp_k288_add", "%758 map:add [T,40,128]", "graphs/lib/text_encoder.lua:35", 1, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%759 reduce [1,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%761 reduce [1,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k473_mul", "%764 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%765 reduce [1,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%767 reduce [1,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k485_fused_scale_mul_sum_mul", "%776 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k489_fused_add_mul_mul_mul", "%780 fused:add_mul_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k492_fused_scale_sum_neg", "%783 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k494_fused_add_id", "%785 fused:add_id [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%786 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%788 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k501_matmul", "%792 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k504_matmul_mul_gelu_grad", "%795 matmul+mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k505_sum", "%796 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k507_sum", "%798 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k510_matmul", "%801 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k511_matmul", "%802 matmul [512,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%804 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%806 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k473_mul", "%809 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%810 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%812 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k485_fused_scale_mul_sum_mul", "%821 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k489_fused_add_mul_mul_mul", "%825 fused:add_mul_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k492_fused_scale_sum_neg", "%829 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k540_fused_add_add_id", "%831 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%832 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%834 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k546_matmul", "%837 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k547_matmul", "%838 matmul [128,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k129_permute", "%841 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:18", 1, 0, 0, 0, 0},
+    {"convirt_k552_matmul", "%843 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_k553_matmul_div", "%844 matmul+div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"convirt_k558_fused_mul_sum_neg_mul", "%849 fused:mul_sum_neg_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"convirt_k574_fused_scale_mul_mul_mul", "%865 fused:scale_mul_mul_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"convirt_k162_matmul", "%866 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"convirt_k552_matmul", "%867 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"convirt_k163_permute", "%868 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%870 reduce [1,40,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%872 reduce [1,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k547_matmul", "%876 matmul [128,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k163_permute", "%878 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%880 reduce [1,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%882 reduce [1,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k546_matmul", "%885 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k547_matmul", "%886 matmul [128,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k163_permute", "%889 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%891 reduce [1,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%893 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k546_matmul", "%896 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k547_matmul", "%897 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k608_matmul_add_add", "%899 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%900 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%902 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k473_mul", "%905 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%906 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%908 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k485_fused_scale_mul_sum_mul", "%917 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k489_fused_add_mul_mul_mul", "%921 fused:add_mul_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k492_fused_scale_sum_neg", "%925 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k540_fused_add_add_id", "%927 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%928 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%930 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k501_matmul", "%934 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k504_matmul_mul_gelu_grad", "%937 matmul+mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k505_sum", "%938 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k507_sum", "%940 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k510_matmul", "%943 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k511_matmul", "%944 matmul [512,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%946 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%948 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k473_mul", "%951 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%952 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%954 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k485_fused_scale_mul_sum_mul", "%963 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k489_fused_add_mul_mul_mul", "%967 fused:add_mul_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k492_fused_scale_sum_neg", "%971 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k540_fused_add_add_id", "%973 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%974 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%976 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k546_matmul", "%979 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k547_matmul", "%980 matmul [128,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k129_permute", "%983 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:18", 1, 0, 0, 0, 0},
+    {"convirt_k552_matmul", "%985 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_k553_matmul_div", "%986 matmul+div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"convirt_k558_fused_mul_sum_neg_mul", "%991 fused:mul_sum_neg_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"convirt_k574_fused_scale_mul_mul_mul", "%1007 fused:scale_mul_mul_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"convirt_k162_matmul", "%1008 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"convirt_k552_matmul", "%1009 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"convirt_k163_permute", "%1010 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%1012 reduce [1,40,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%1014 reduce [1,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k547_matmul", "%1018 matmul [128,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k163_permute", "%1020 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%1022 reduce [1,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%1024 reduce [1,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k546_matmul", "%1027 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k547_matmul", "%1028 matmul [128,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k163_permute", "%1031 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%1033 reduce [1,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%1035 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k546_matmul", "%1038 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k547_matmul", "%1039 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k608_matmul_add_add", "%1041 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%1042 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%1044 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k473_mul", "%1047 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%1048 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%1050 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k485_fused_scale_mul_sum_mul", "%1059 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k489_fused_add_mul_mul_mul", "%1063 fused:add_mul_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k492_fused_scale_sum_neg", "%1067 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k540_fused_add_add_id", "%1069 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%1070 reduce [1,40,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0},
+    {"convirt_k781_scatter_add", "%1072 scatter_add [1024,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k128_sum", "%1073 reduce [1,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k131_matmul", "%1076 matmul [128,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k132_matmul_scale", "%1077 matmul+scale [B,128]", "graphs/lib/image_encoder.lua:35", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k135_sum", "%1080 reduce [1,64,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k137_sum", "%1082 reduce [1,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k140_matmul", "%1085 matmul [64*B,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k141_matmul", "%1086 matmul [128,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k143_fused_add_id", "%1088 fused:add_id [B,64,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k144_permute", "%1089 permute [B,128,64]", "graphs/lib/image_encoder.lua:33", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k147_fused_mul_step", "%1092 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k148_group_norm_sums", "%1093 group_norm_sums [B,128,2]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k149_group_norm_grad_x", "%1094 group_norm_grad_x [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k150_sum", "%1095 reduce [1,128,2]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k152_slice", "%1097 slice [128,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k154_slice", "%1099 slice [128,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k157_sum", "%1102 reduce [B,128,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k128_sum", "%1103 reduce [1,128,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k160_conv2d_input_grad", "%1105 conv2d_input_grad [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k161_conv2d_weight_grad", "%1106 conv2d_weight_grad [128,128,3,3]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k147_fused_mul_step", "%1108 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k148_group_norm_sums", "%1109 group_norm_sums [B,128,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k149_group_norm_grad_x", "%1110 group_norm_grad_x [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k150_sum", "%1111 reduce [1,128,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k152_slice", "%1113 slice [128,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k154_slice", "%1115 slice [128,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k157_sum", "%1118 reduce [B,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k128_sum", "%1119 reduce [1,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k160_conv2d_input_grad", "%1121 conv2d_input_grad [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k161_conv2d_weight_grad", "%1122 conv2d_weight_grad [128,128,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k180_fused_mul_add_step", "%1125 fused:mul_add_step [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k148_group_norm_sums", "%1126 group_norm_sums [B,128,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k149_group_norm_grad_x", "%1127 group_norm_grad_x [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k150_sum", "%1128 reduce [1,128,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k152_slice", "%1130 slice [128,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k154_slice", "%1132 slice [128,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k157_sum", "%1135 reduce [B,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k128_sum", "%1136 reduce [1,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k193_conv2d_input_grad", "%1138 conv2d_input_grad [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k194_conv2d_weight_grad", "%1139 conv2d_weight_grad [128,64,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k196_fused_mul_step", "%1141 fused:mul_step [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k197_group_norm_sums", "%1142 group_norm_sums [B,64,2]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k198_group_norm_grad_x", "%1143 group_norm_grad_x [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k128_sum", "%1144 reduce [1,64,2]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k201_slice", "%1146 slice [64,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k203_slice", "%1148 slice [64,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k206_sum", "%1151 reduce [B,64,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k207_sum", "%1152 reduce [1,64,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k209_conv2d_input_grad", "%1154 conv2d_input_grad [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k210_conv2d_weight_grad", "%1155 conv2d_weight_grad [64,64,3,3]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k196_fused_mul_step", "%1157 fused:mul_step [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k197_group_norm_sums", "%1158 group_norm_sums [B,64,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k198_group_norm_grad_x", "%1159 group_norm_grad_x [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k128_sum", "%1160 reduce [1,64,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k201_slice", "%1162 slice [64,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k203_slice", "%1164 slice [64,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k206_sum", "%1167 reduce [B,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k207_sum", "%1168 reduce [1,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k209_conv2d_input_grad", "%1170 conv2d_input_grad [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k210_conv2d_weight_grad", "%1171 conv2d_weight_grad [64,64,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k229_fused_mul_add_step", "%1174 fused:mul_add_step [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k197_group_norm_sums", "%1175 group_norm_sums [B,64,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k198_group_norm_grad_x", "%1176 group_norm_grad_x [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k128_sum", "%1177 reduce [1,64,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k201_slice", "%1179 slice [64,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k203_slice", "%1181 slice [64,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k206_sum", "%1184 reduce [B,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k207_sum", "%1185 reduce [1,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k242_conv2d_input_grad", "%1187 conv2d_input_grad [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k243_conv2d_weight_grad", "%1188 conv2d_weight_grad [64,32,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k245_fused_mul_step", "%1190 fused:mul_step [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k246_group_norm_sums", "%1191 group_norm_sums [B,32,2]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k247_group_norm_grad_x", "%1192 group_norm_grad_x [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k207_sum", "%1193 reduce [1,32,2]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k250_slice", "%1195 slice [32,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k252_slice", "%1197 slice [32,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k255_sum", "%1200 reduce [B,32,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k256_sum", "%1201 reduce [1,32,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k258_conv2d_input_grad", "%1203 conv2d_input_grad [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k259_conv2d_weight_grad", "%1204 conv2d_weight_grad [32,32,3,3]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k245_fused_mul_step", "%1206 fused:mul_step [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k246_group_norm_sums", "%1207 group_norm_sums [B,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k247_group_norm_grad_x", "%1208 group_norm_grad_x [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k207_sum", "%1209 reduce [1,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k250_slice", "%1211 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k252_slice", "%1213 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k255_sum", "%1216 reduce [B,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k256_sum", "%1217 reduce [1,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k258_conv2d_input_grad", "%1219 conv2d_input_grad [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k259_conv2d_weight_grad", "%1220 conv2d_weight_grad [32,32,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k278_fused_mul_add_step", "%1223 fused:mul_add_step [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k246_group_norm_sums", "%1224 group_norm_sums [B,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k247_group_norm_grad_x", "%1225 group_norm_grad_x [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k207_sum", "%1226 reduce [1,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k250_slice", "%1228 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k252_slice", "%1230 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k255_sum", "%1233 reduce [B,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k256_sum", "%1234 reduce [1,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k291_conv2d_input_grad", "%1236 conv2d_input_grad [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k292_conv2d_weight_grad", "%1237 conv2d_weight_grad [32,32,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k294_fused_mul_step", "%1239 fused:mul_step [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k295_group_norm_sums", "%1240 group_norm_sums [B,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k296_group_norm_grad_x", "%1241 group_norm_grad_x [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k207_sum", "%1242 reduce [1,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k250_slice", "%1244 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k252_slice", "%1246 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k304_sum", "%1249 reduce [B,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k256_sum", "%1250 reduce [1,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k308_conv2d_weight_grad", "%1253 conv2d_weight_grad [32,1,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
 };
-const reclf_prof_table reclf_profile_reclf_noirm = {576, prof};
+const reclf_prof_table reclf_profile_reclf_noirm = {479, prof};
 #define CALL(i, fl, by, call) do { double t0_ = reclf_prof_now(); call; prof[i].seconds += reclf_prof_now() - t0_; \
     prof[i].calls++; prof[i].flops += (fl); prof[i].bytes += (double)(by); } while (0)
 #else
@@ -603,595 +506,498 @@ const reclf_prof_table reclf_profile_reclf_noirm = {576, prof};
 static size_t arena_bytes(const long *dims) {
     const long B = dims[0]; (void)B;
     const long T = dims[1]; (void)T;
-    return sizeof(real) * (size_t)(6021104 + 1250016*B + 25264*B*T + 256544*T);
+    return sizeof(real) * (size_t)(6021104 + 946912*B + 25264*B*T + 256544*T);
 }
 
 static void forward(void *arena, const real *P, void *const *inputs, const long *dims) {
     const long B = dims[0]; (void)B;
     const long T = dims[1]; (void)T;
     real *A = arena; (void)A; (void)P; (void)inputs;
-    CALL(0, (double)8192*B, sizeof(real)*((double)4096*B + (double)4096*B), convirt_image_k3_fused_scale_addc(A + 6021104 + 1245184*B, (real *)inputs[0], B)); /* %6 fused:scale_addc [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
-    CALL(1, (double)2359296*B, sizeof(real)*((double)131072*B + (double)4096*B + (double)288 + (double)32), convirt_image_k6_conv2d(A + 6021104, A + 6021104 + 1245184*B, (real *)P + 0, (real *)P + 288, A + 0, B)); /* %9 conv2d [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(2, (double)131080*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_k11_fused_scale_sum(A + 6021104 + 262144*B, A + 6021104, B)); /* %14 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(3, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_vjp_k12_sub(A + 6021104 + 131072*B, A + 6021104, A + 6021104 + 262144*B, B)); /* %15 map:sub [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(4, (double)262168*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_vjp_k17_fused_rsqrt_addc_scale_sum(A + 6021104 + 1249792*B, A + 6021104 + 131072*B, B)); /* %20 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(5, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_vjp_k18_mul(A + 6021104, A + 6021104 + 131072*B, A + 6021104 + 1249792*B, B)); /* %21 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(6, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32 + (double)32), convirt_image_vjp_k23_fused_add_mul(A + 6021104 + 262144*B, A + 6021104, (real *)P + 320, (real *)P + 352, B)); /* %26 fused:add_mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(7, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), convirt_image_vjp_k24_relu(A + 6021104 + 393216*B, A + 6021104 + 262144*B, B)); /* %27 map:relu [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
-    CALL(8, (double)18874368*B, sizeof(real)*((double)32768*B + (double)131072*B + (double)9216 + (double)32), convirt_image_k27_conv2d(A + 6021104 + 524288*B, A + 6021104 + 393216*B, (real *)P + 384, (real *)P + 9600, A + 0, B)); /* %30 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(9, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k32_fused_scale_sum(A + 6021104 + 1249280*B, A + 6021104 + 524288*B, B)); /* %35 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(10, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k33_sub(A + 6021104 + 557056*B, A + 6021104 + 524288*B, A + 6021104 + 1249280*B, B)); /* %36 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(11, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_vjp_k38_fused_rsqrt_addc_scale_sum(A + 6021104 + 1249808*B, A + 6021104 + 557056*B, B)); /* %41 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(12, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k39_mul(A + 6021104 + 524288*B, A + 6021104 + 557056*B, A + 6021104 + 1249808*B, B)); /* %42 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(13, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_vjp_k44_fused_add_mul(A + 6021104 + 589824*B, A + 6021104 + 524288*B, (real *)P + 9632, (real *)P + 9664, B)); /* %47 fused:add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(14, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k45_relu(A + 6021104 + 622592*B, A + 6021104 + 589824*B, B)); /* %48 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
-    CALL(15, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216 + (double)32), convirt_image_k48_conv2d(A + 6021104 + 655360*B, A + 6021104 + 622592*B, (real *)P + 9696, (real *)P + 18912, A + 0, B)); /* %51 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(16, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k32_fused_scale_sum(A + 6021104 + 1249280*B, A + 6021104 + 655360*B, B)); /* %56 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(17, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k33_sub(A + 6021104 + 688128*B, A + 6021104 + 655360*B, A + 6021104 + 1249280*B, B)); /* %57 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(18, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_vjp_k38_fused_rsqrt_addc_scale_sum(A + 6021104 + 1249824*B, A + 6021104 + 688128*B, B)); /* %62 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(19, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k39_mul(A + 6021104 + 655360*B, A + 6021104 + 688128*B, A + 6021104 + 1249824*B, B)); /* %63 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(20, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_vjp_k44_fused_add_mul(A + 6021104 + 720896*B, A + 6021104 + 655360*B, (real *)P + 18944, (real *)P + 18976, B)); /* %68 fused:add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(21, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k45_relu(A + 6021104 + 753664*B, A + 6021104 + 720896*B, B)); /* %69 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
-    CALL(22, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216 + (double)32), convirt_image_k48_conv2d(A + 6021104 + 786432*B, A + 6021104 + 753664*B, (real *)P + 19008, (real *)P + 28224, A + 0, B)); /* %72 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(23, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k32_fused_scale_sum(A + 6021104 + 1249280*B, A + 6021104 + 786432*B, B)); /* %77 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(24, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k33_sub(A + 6021104 + 819200*B, A + 6021104 + 786432*B, A + 6021104 + 1249280*B, B)); /* %78 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(25, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_vjp_k38_fused_rsqrt_addc_scale_sum(A + 6021104 + 1249840*B, A + 6021104 + 819200*B, B)); /* %83 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(26, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k39_mul(A + 6021104 + 786432*B, A + 6021104 + 819200*B, A + 6021104 + 1249840*B, B)); /* %84 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(27, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_vjp_k87_fused_add_add_mul(A + 6021104 + 851968*B, A + 6021104 + 622592*B, A + 6021104 + 786432*B, (real *)P + 28256, (real *)P + 28288, B)); /* %90 fused:add_add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:14 */
-    CALL(28, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k45_relu(A + 6021104 + 884736*B, A + 6021104 + 851968*B, B)); /* %91 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
-    CALL(29, (double)9437184*B, sizeof(real)*((double)16384*B + (double)32768*B + (double)18432 + (double)64), convirt_image_k91_conv2d(A + 6021104 + 917504*B, A + 6021104 + 884736*B, (real *)P + 28320, (real *)P + 46752, A + 0, B)); /* %94 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(30, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k96_fused_scale_sum(A + 6021104 + 1249280*B, A + 6021104 + 917504*B, B)); /* %99 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(31, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k97_sub(A + 6021104 + 933888*B, A + 6021104 + 917504*B, A + 6021104 + 1249280*B, B)); /* %100 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(32, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_vjp_k102_fused_rsqrt_addc_scale_sum(A + 6021104 + 1249856*B, A + 6021104 + 933888*B, B)); /* %105 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(33, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k103_mul(A + 6021104 + 917504*B, A + 6021104 + 933888*B, A + 6021104 + 1249856*B, B)); /* %106 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(34, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_vjp_k108_fused_add_mul(A + 6021104 + 950272*B, A + 6021104 + 917504*B, (real *)P + 46816, (real *)P + 46880, B)); /* %111 fused:add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(35, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k109_relu(A + 6021104 + 966656*B, A + 6021104 + 950272*B, B)); /* %112 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
-    CALL(36, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864 + (double)64), convirt_image_k112_conv2d(A + 6021104 + 983040*B, A + 6021104 + 966656*B, (real *)P + 46944, (real *)P + 83808, A + 0, B)); /* %115 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(37, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k96_fused_scale_sum(A + 6021104 + 1249280*B, A + 6021104 + 983040*B, B)); /* %120 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(38, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k97_sub(A + 6021104 + 999424*B, A + 6021104 + 983040*B, A + 6021104 + 1249280*B, B)); /* %121 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(39, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_vjp_k102_fused_rsqrt_addc_scale_sum(A + 6021104 + 1249872*B, A + 6021104 + 999424*B, B)); /* %126 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(40, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k103_mul(A + 6021104 + 983040*B, A + 6021104 + 999424*B, A + 6021104 + 1249872*B, B)); /* %127 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(41, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_vjp_k108_fused_add_mul(A + 6021104 + 1015808*B, A + 6021104 + 983040*B, (real *)P + 83872, (real *)P + 83936, B)); /* %132 fused:add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(42, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k109_relu(A + 6021104 + 1032192*B, A + 6021104 + 1015808*B, B)); /* %133 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
-    CALL(43, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864 + (double)64), convirt_image_k112_conv2d(A + 6021104 + 1048576*B, A + 6021104 + 1032192*B, (real *)P + 84000, (real *)P + 120864, A + 0, B)); /* %136 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(44, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k96_fused_scale_sum(A + 6021104 + 1249280*B, A + 6021104 + 1048576*B, B)); /* %141 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(45, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k97_sub(A + 6021104 + 1064960*B, A + 6021104 + 1048576*B, A + 6021104 + 1249280*B, B)); /* %142 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(46, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_vjp_k102_fused_rsqrt_addc_scale_sum(A + 6021104 + 1249888*B, A + 6021104 + 1064960*B, B)); /* %147 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(47, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k103_mul(A + 6021104 + 1048576*B, A + 6021104 + 1064960*B, A + 6021104 + 1249888*B, B)); /* %148 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(48, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_vjp_k151_fused_add_add_mul(A + 6021104 + 1081344*B, A + 6021104 + 966656*B, A + 6021104 + 1048576*B, (real *)P + 120928, (real *)P + 120992, B)); /* %154 fused:add_add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:14 */
-    CALL(49, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k109_relu(A + 6021104 + 1097728*B, A + 6021104 + 1081344*B, B)); /* %155 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
-    CALL(50, (double)9437184*B, sizeof(real)*((double)8192*B + (double)16384*B + (double)73728 + (double)128), convirt_image_k155_conv2d(A + 6021104 + 1114112*B, A + 6021104 + 1097728*B, (real *)P + 121056, (real *)P + 194784, A + 0, B)); /* %158 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(51, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k160_fused_scale_sum(A + 6021104 + 1249280*B, A + 6021104 + 1114112*B, B)); /* %163 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(52, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k161_sub(A + 6021104 + 1122304*B, A + 6021104 + 1114112*B, A + 6021104 + 1249280*B, B)); /* %164 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(53, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_vjp_k166_fused_rsqrt_addc_scale_sum(A + 6021104 + 1249904*B, A + 6021104 + 1122304*B, B)); /* %169 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(54, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k167_mul(A + 6021104 + 1114112*B, A + 6021104 + 1122304*B, A + 6021104 + 1249904*B, B)); /* %170 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(55, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_vjp_k172_fused_add_mul(A + 6021104 + 1130496*B, A + 6021104 + 1114112*B, (real *)P + 194912, (real *)P + 195040, B)); /* %175 fused:add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(56, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k173_relu(A + 6021104 + 1138688*B, A + 6021104 + 1130496*B, B)); /* %176 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
-    CALL(57, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456 + (double)128), convirt_image_k176_conv2d(A + 6021104 + 1146880*B, A + 6021104 + 1138688*B, (real *)P + 195168, (real *)P + 342624, A + 0, B)); /* %179 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(58, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k160_fused_scale_sum(A + 6021104 + 1249280*B, A + 6021104 + 1146880*B, B)); /* %184 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(59, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k161_sub(A + 6021104 + 1155072*B, A + 6021104 + 1146880*B, A + 6021104 + 1249280*B, B)); /* %185 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(60, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_vjp_k166_fused_rsqrt_addc_scale_sum(A + 6021104 + 1249920*B, A + 6021104 + 1155072*B, B)); /* %190 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(61, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k167_mul(A + 6021104 + 1146880*B, A + 6021104 + 1155072*B, A + 6021104 + 1249920*B, B)); /* %191 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(62, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_vjp_k172_fused_add_mul(A + 6021104 + 1163264*B, A + 6021104 + 1146880*B, (real *)P + 342752, (real *)P + 342880, B)); /* %196 fused:add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(63, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k173_relu(A + 6021104 + 1171456*B, A + 6021104 + 1163264*B, B)); /* %197 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
-    CALL(64, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456 + (double)128), convirt_image_k176_conv2d(A + 6021104 + 1179648*B, A + 6021104 + 1171456*B, (real *)P + 343008, (real *)P + 490464, A + 0, B)); /* %200 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(65, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k160_fused_scale_sum(A + 6021104 + 1249280*B, A + 6021104 + 1179648*B, B)); /* %205 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(66, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k161_sub(A + 6021104 + 1187840*B, A + 6021104 + 1179648*B, A + 6021104 + 1249280*B, B)); /* %206 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(67, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_vjp_k166_fused_rsqrt_addc_scale_sum(A + 6021104 + 1249936*B, A + 6021104 + 1187840*B, B)); /* %211 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(68, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k167_mul(A + 6021104 + 1179648*B, A + 6021104 + 1187840*B, A + 6021104 + 1249936*B, B)); /* %212 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(69, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_vjp_k215_fused_add_add_mul(A + 6021104 + 1196032*B, A + 6021104 + 1138688*B, A + 6021104 + 1179648*B, (real *)P + 490592, (real *)P + 490720, B)); /* %218 fused:add_add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:14 */
-    CALL(70, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k173_relu(A + 6021104 + 1204224*B, A + 6021104 + 1196032*B, B)); /* %219 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
-    CALL(71, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k218_permute(A + 6021104 + 1212416*B, A + 6021104 + 1204224*B, B)); /* %221 permute [B,64,128]  graphs/lib/image_encoder.lua:33 */
-    CALL(72, (double)2105344*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384 + (double)128), convirt_image_k224_matmul_add(A + 6021104 + 1204224*B, A + 6021104 + 1212416*B, (real *)P + 490848, (real *)P + 507232, B)); /* %227 matmul+add [B,64,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(73, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_k225_sum(A + 6021104 + 1220608*B, A + 6021104 + 1212416*B, B)); /* %228 reduce [B,1,128]  graphs/lib/image_encoder.lua:35 */
-    CALL(74, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), convirt_image_k227_scale(A + 6021104 + 1249280*B, A + 6021104 + 1220608*B, B)); /* %230 map:scale [B,128]  graphs/lib/image_encoder.lua:35 */
-    CALL(75, (double)32896*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384 + (double)128), convirt_image_k231_matmul_add(A + 6021104 + 1249408*B, A + 6021104 + 1249280*B, (real *)P + 507360, (real *)P + 523744, B)); /* %234 matmul+add [B,128]  graphs/lib/image_encoder.lua:36 */
-    CALL(76, 0, sizeof(real)*((double)5120*T + (double)131072 + (double)40*T), convirt_k237_gather(A + 6021104 + 1250016*B + 25264*B*T + 6400*T, (real *)P + 523872, (int32_t *)inputs[1], T)); /* %237 gather [T,40,128]  graphs/lib/text_encoder.lua:32 */
-    CALL(77, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120), convirt_k242_fused_scale_sum_add(A + 6021104 + 1250016*B + 25264*B*T, A + 6021104 + 1250016*B + 25264*B*T + 6400*T, (real *)P + 654944, T)); /* %242 fused:scale_sum_add [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(78, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120 + (double)40*T), convirt_k243_fused_sub_add(A + 6021104 + 1250016*B + 25264*B*T + 107520*T, A + 6021104 + 1250016*B + 25264*B*T + 6400*T, (real *)P + 654944, A + 6021104 + 1250016*B + 25264*B*T, T)); /* %243 fused:sub_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(79, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k248_fused_rsqrt_addc_scale_sum(A + 6021104 + 1250016*B + 25264*B*T + 256128*T, A + 6021104 + 1250016*B + 25264*B*T + 107520*T, T)); /* %248 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(80, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k249_mul(A + 6021104 + 1250016*B + 25264*B*T + 112640*T, A + 6021104 + 1250016*B + 25264*B*T + 107520*T, A + 6021104 + 1250016*B + 25264*B*T + 256128*T, T)); /* %249 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(81, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k251_fused_add_mul(A + 6021104 + 1250016*B + 25264*B*T + 117760*T, A + 6021104 + 1250016*B + 25264*B*T + 112640*T, (real *)P + 660064, (real *)P + 660192, T)); /* %251 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(82, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k257_matmul_add(A + 6021104 + 1250016*B + 25264*B*T, A + 6021104 + 1250016*B + 25264*B*T + 117760*T, (real *)P + 660320, (real *)P + 676704, T)); /* %257 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(83, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k259_permute(A + 6021104 + 1250016*B + 25264*B*T + 122880*T, A + 6021104 + 1250016*B + 25264*B*T, T)); /* %259 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
-    CALL(84, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k257_matmul_add(A + 6021104 + 1250016*B + 25264*B*T, A + 6021104 + 1250016*B + 25264*B*T + 117760*T, (real *)P + 676832, (real *)P + 693216, T)); /* %265 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(85, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k259_permute(A + 6021104 + 1250016*B + 25264*B*T + 128000*T, A + 6021104 + 1250016*B + 25264*B*T, T)); /* %267 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
-    CALL(86, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k257_matmul_add(A + 6021104 + 1250016*B + 25264*B*T, A + 6021104 + 1250016*B + 25264*B*T + 117760*T, (real *)P + 693344, (real *)P + 709728, T)); /* %273 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(87, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k259_permute(A + 6021104 + 1250016*B + 25264*B*T + 133120*T, A + 6021104 + 1250016*B + 25264*B*T, T)); /* %275 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
-    CALL(88, (double)120*T, sizeof(real)*((double)40*T + (double)40*T), convirt_k282_fused_scale_addc_neg(A + 6021104 + 1250016*B + 25264*B*T + 255552*T, (real *)inputs[2], T)); /* %282 fused:scale_addc_neg [T,1,1,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(89, (double)428800*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)40*T + (double)40*T), convirt_k283_matmul_add_mul_scale(A + 6021104 + 1250016*B + 25264*B*T, A + 6021104 + 1250016*B + 25264*B*T + 122880*T, A + 6021104 + 1250016*B + 25264*B*T + 128000*T, (real *)inputs[2], A + 6021104 + 1250016*B + 25264*B*T + 255552*T, T)); /* %283 matmul+add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(90, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), convirt_k284_max(A + 6021104 + 1250016*B + 25264*B*T + 88320*T, A + 6021104 + 1250016*B + 25264*B*T, T)); /* %284 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(91, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), convirt_k287_fused_exp_sub(A + 6021104 + 1250016*B + 25264*B*T + 81920*T, A + 6021104 + 1250016*B + 25264*B*T, A + 6021104 + 1250016*B + 25264*B*T + 88320*T, T)); /* %287 fused:exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(92, (double)12800*T, sizeof(real)*((double)160*T + (double)6400*T + (double)40*T), convirt_k289_fused_sum_mul(A + 6021104 + 1250016*B + 25264*B*T + 255232*T, A + 6021104 + 1250016*B + 25264*B*T + 81920*T, (real *)inputs[2], T)); /* %289 fused:sum_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(93, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), convirt_k290_clampmin(A + 6021104 + 1250016*B + 25264*B*T + 255392*T, A + 6021104 + 1250016*B + 25264*B*T + 255232*T, T)); /* %290 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(94, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T + (double)160*T), convirt_k291_fused_div_mul(A + 6021104 + 1250016*B + 25264*B*T + 88320*T, A + 6021104 + 1250016*B + 25264*B*T + 81920*T, (real *)inputs[2], A + 6021104 + 1250016*B + 25264*B*T + 255392*T, T)); /* %291 fused:div_mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(95, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k292_matmul(A + 6021104 + 1250016*B + 25264*B*T, A + 6021104 + 1250016*B + 25264*B*T + 88320*T, A + 6021104 + 1250016*B + 25264*B*T + 133120*T, T)); /* %292 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    CALL(96, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k293_permute(A + 6021104 + 1250016*B + 25264*B*T + 138240*T, A + 6021104 + 1250016*B + 25264*B*T, T)); /* %293 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
-    CALL(97, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k298_matmul(A + 6021104 + 1250016*B + 25264*B*T, A + 6021104 + 1250016*B + 25264*B*T + 138240*T, (real *)P + 709856, T)); /* %298 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(98, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120 + (double)5120*T + (double)128), convirt_k301_fused_add_add_add(A + 6021104 + 1250016*B + 25264*B*T + 94720*T, A + 6021104 + 1250016*B + 25264*B*T + 6400*T, (real *)P + 654944, A + 6021104 + 1250016*B + 25264*B*T, (real *)P + 726240, T)); /* %301 fused:add_add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(99, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k305_fused_scale_sum(A + 6021104 + 1250016*B + 25264*B*T + 255600*T, A + 6021104 + 1250016*B + 25264*B*T + 94720*T, T)); /* %305 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(100, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k306_sub(A + 6021104 + 1250016*B + 25264*B*T + 143360*T, A + 6021104 + 1250016*B + 25264*B*T + 94720*T, A + 6021104 + 1250016*B + 25264*B*T + 255600*T, T)); /* %306 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(101, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k248_fused_rsqrt_addc_scale_sum(A + 6021104 + 1250016*B + 25264*B*T + 256176*T, A + 6021104 + 1250016*B + 25264*B*T + 143360*T, T)); /* %311 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(102, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k249_mul(A + 6021104 + 1250016*B + 25264*B*T + 148480*T, A + 6021104 + 1250016*B + 25264*B*T + 143360*T, A + 6021104 + 1250016*B + 25264*B*T + 256176*T, T)); /* %312 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(103, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k251_fused_add_mul(A + 6021104 + 1250016*B + 25264*B*T + 153600*T, A + 6021104 + 1250016*B + 25264*B*T + 148480*T, (real *)P + 726368, (real *)P + 726496, T)); /* %314 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(104, (double)5263360*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)512), convirt_k320_matmul_add(A + 6021104 + 1250016*B + 25264*B*T, A + 6021104 + 1250016*B + 25264*B*T + 153600*T, (real *)P + 726624, (real *)P + 792160, T)); /* %320 matmul+add [T,40,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(105, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), convirt_k321_gelu(A + 6021104 + 1250016*B + 25264*B*T + 20480*T, A + 6021104 + 1250016*B + 25264*B*T, T)); /* %321 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(106, (double)5253120*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536 + (double)5120*T + (double)128), convirt_k328_matmul_add_add(A + 6021104 + 1250016*B + 25264*B*T + 47360*T, A + 6021104 + 1250016*B + 25264*B*T + 20480*T, (real *)P + 792672, A + 6021104 + 1250016*B + 25264*B*T + 94720*T, (real *)P + 858208, T)); /* %328 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(107, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k305_fused_scale_sum(A + 6021104 + 1250016*B + 25264*B*T + 255600*T, A + 6021104 + 1250016*B + 25264*B*T + 47360*T, T)); /* %332 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(108, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k306_sub(A + 6021104 + 1250016*B + 25264*B*T + 158720*T, A + 6021104 + 1250016*B + 25264*B*T + 47360*T, A + 6021104 + 1250016*B + 25264*B*T + 255600*T, T)); /* %333 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(109, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k248_fused_rsqrt_addc_scale_sum(A + 6021104 + 1250016*B + 25264*B*T + 256224*T, A + 6021104 + 1250016*B + 25264*B*T + 158720*T, T)); /* %338 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(110, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k249_mul(A + 6021104 + 1250016*B + 25264*B*T + 163840*T, A + 6021104 + 1250016*B + 25264*B*T + 158720*T, A + 6021104 + 1250016*B + 25264*B*T + 256224*T, T)); /* %339 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(111, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k251_fused_add_mul(A + 6021104 + 1250016*B + 25264*B*T + 168960*T, A + 6021104 + 1250016*B + 25264*B*T + 163840*T, (real *)P + 858336, (real *)P + 858464, T)); /* %341 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(112, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k257_matmul_add(A + 6021104 + 1250016*B + 25264*B*T + 40960*T, A + 6021104 + 1250016*B + 25264*B*T + 168960*T, (real *)P + 858592, (real *)P + 874976, T)); /* %347 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(113, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k259_permute(A + 6021104 + 1250016*B + 25264*B*T + 174080*T, A + 6021104 + 1250016*B + 25264*B*T + 40960*T, T)); /* %349 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
-    CALL(114, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k257_matmul_add(A + 6021104 + 1250016*B + 25264*B*T + 40960*T, A + 6021104 + 1250016*B + 25264*B*T + 168960*T, (real *)P + 875104, (real *)P + 891488, T)); /* %355 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(115, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k259_permute(A + 6021104 + 1250016*B + 25264*B*T + 179200*T, A + 6021104 + 1250016*B + 25264*B*T + 40960*T, T)); /* %357 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
-    CALL(116, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k257_matmul_add(A + 6021104 + 1250016*B + 25264*B*T + 40960*T, A + 6021104 + 1250016*B + 25264*B*T + 168960*T, (real *)P + 891616, (real *)P + 908000, T)); /* %363 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(117, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k259_permute(A + 6021104 + 1250016*B + 25264*B*T + 184320*T, A + 6021104 + 1250016*B + 25264*B*T + 40960*T, T)); /* %365 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
-    CALL(118, (double)428800*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)40*T + (double)40*T), convirt_k283_matmul_add_mul_scale(A + 6021104 + 1250016*B + 25264*B*T + 40960*T, A + 6021104 + 1250016*B + 25264*B*T + 174080*T, A + 6021104 + 1250016*B + 25264*B*T + 179200*T, (real *)inputs[2], A + 6021104 + 1250016*B + 25264*B*T + 255552*T, T)); /* %373 matmul+add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(119, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), convirt_k284_max(A + 6021104 + 1250016*B + 25264*B*T + 101120*T, A + 6021104 + 1250016*B + 25264*B*T + 40960*T, T)); /* %374 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(120, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), convirt_k287_fused_exp_sub(A + 6021104 + 1250016*B + 25264*B*T + 94720*T, A + 6021104 + 1250016*B + 25264*B*T + 40960*T, A + 6021104 + 1250016*B + 25264*B*T + 101120*T, T)); /* %377 fused:exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(121, (double)12800*T, sizeof(real)*((double)160*T + (double)6400*T + (double)40*T), convirt_k289_fused_sum_mul(A + 6021104 + 1250016*B + 25264*B*T + 255552*T, A + 6021104 + 1250016*B + 25264*B*T + 94720*T, (real *)inputs[2], T)); /* %379 fused:sum_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(122, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), convirt_k290_clampmin(A + 6021104 + 1250016*B + 25264*B*T + 255712*T, A + 6021104 + 1250016*B + 25264*B*T + 255552*T, T)); /* %380 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(123, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T + (double)160*T), convirt_k291_fused_div_mul(A + 6021104 + 1250016*B + 25264*B*T + 101120*T, A + 6021104 + 1250016*B + 25264*B*T + 94720*T, (real *)inputs[2], A + 6021104 + 1250016*B + 25264*B*T + 255712*T, T)); /* %381 fused:div_mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(124, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k292_matmul(A + 6021104 + 1250016*B + 25264*B*T + 40960*T, A + 6021104 + 1250016*B + 25264*B*T + 101120*T, A + 6021104 + 1250016*B + 25264*B*T + 184320*T, T)); /* %382 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    CALL(125, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k293_permute(A + 6021104 + 1250016*B + 25264*B*T + 189440*T, A + 6021104 + 1250016*B + 25264*B*T + 40960*T, T)); /* %383 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
-    CALL(126, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)128), convirt_k391_matmul_add_add(A + 6021104 + 1250016*B + 25264*B*T + 194560*T, A + 6021104 + 1250016*B + 25264*B*T + 189440*T, (real *)P + 908128, A + 6021104 + 1250016*B + 25264*B*T + 47360*T, (real *)P + 924512, T)); /* %391 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(127, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k305_fused_scale_sum(A + 6021104 + 1250016*B + 25264*B*T + 255872*T, A + 6021104 + 1250016*B + 25264*B*T + 194560*T, T)); /* %395 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(128, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k306_sub(A + 6021104 + 1250016*B + 25264*B*T + 199680*T, A + 6021104 + 1250016*B + 25264*B*T + 194560*T, A + 6021104 + 1250016*B + 25264*B*T + 255872*T, T)); /* %396 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(129, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k248_fused_rsqrt_addc_scale_sum(A + 6021104 + 1250016*B + 25264*B*T + 256272*T, A + 6021104 + 1250016*B + 25264*B*T + 199680*T, T)); /* %401 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(130, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k249_mul(A + 6021104 + 1250016*B + 25264*B*T + 204800*T, A + 6021104 + 1250016*B + 25264*B*T + 199680*T, A + 6021104 + 1250016*B + 25264*B*T + 256272*T, T)); /* %402 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(131, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k251_fused_add_mul(A + 6021104 + 1250016*B + 25264*B*T + 209920*T, A + 6021104 + 1250016*B + 25264*B*T + 204800*T, (real *)P + 924640, (real *)P + 924768, T)); /* %404 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(132, (double)5263360*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)512), convirt_k320_matmul_add(A + 6021104 + 1250016*B + 25264*B*T + 40960*T, A + 6021104 + 1250016*B + 25264*B*T + 209920*T, (real *)P + 924896, (real *)P + 990432, T)); /* %410 matmul+add [T,40,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(133, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), convirt_k321_gelu(A + 6021104 + 1250016*B + 25264*B*T + 61440*T, A + 6021104 + 1250016*B + 25264*B*T + 40960*T, T)); /* %411 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(134, (double)5253120*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536 + (double)5120*T + (double)128), convirt_k328_matmul_add_add(A + 6021104 + 1250016*B + 25264*B*T + 215040*T, A + 6021104 + 1250016*B + 25264*B*T + 61440*T, (real *)P + 990944, A + 6021104 + 1250016*B + 25264*B*T + 194560*T, (real *)P + 1056480, T)); /* %418 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(135, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k305_fused_scale_sum(A + 6021104 + 1250016*B + 25264*B*T + 255872*T, A + 6021104 + 1250016*B + 25264*B*T + 215040*T, T)); /* %422 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(136, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k306_sub(A + 6021104 + 1250016*B + 25264*B*T + 194560*T, A + 6021104 + 1250016*B + 25264*B*T + 215040*T, A + 6021104 + 1250016*B + 25264*B*T + 255872*T, T)); /* %423 map:sub [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(137, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k248_fused_rsqrt_addc_scale_sum(A + 6021104 + 1250016*B + 25264*B*T + 256320*T, A + 6021104 + 1250016*B + 25264*B*T + 194560*T, T)); /* %428 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(138, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k249_mul(A + 6021104 + 1250016*B + 25264*B*T + 215040*T, A + 6021104 + 1250016*B + 25264*B*T + 194560*T, A + 6021104 + 1250016*B + 25264*B*T + 256320*T, T)); /* %429 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(139, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k251_fused_add_mul(A + 6021104 + 1250016*B + 25264*B*T + 220160*T, A + 6021104 + 1250016*B + 25264*B*T + 215040*T, (real *)P + 1056608, (real *)P + 1056736, T)); /* %431 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(140, 0, sizeof(real)*((double)128*T + (double)5120*T), convirt_k432_slice(A + 6021104 + 1250016*B + 25264*B*T + 255872*T, A + 6021104 + 1250016*B + 25264*B*T + 220160*T, T)); /* %432 slice [T,1,128]  graphs/lib/text_encoder.lua:35 */
-    CALL(141, (double)32896*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384 + (double)128), convirt_k437_matmul_add(A + 6021104 + 1250016*B + 25264*B*T + 256000*T, A + 6021104 + 1250016*B + 25264*B*T + 255872*T, (real *)P + 1056864, (real *)P + 1073248, T)); /* %437 matmul+add [T,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(142, 0, sizeof(real)*((double)4992*T + (double)5120*T), convirt_text_k206_slice(A + 6021104 + 1250016*B + 25264*B*T + 225280*T, A + 6021104 + 1250016*B + 25264*B*T + 220160*T, T)); /* %438 slice [T,39,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(143, (double)1282944*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384 + (double)128), convirt_text_k212_matmul_add(A + 6021104 + 1250016*B + 25264*B*T + 220160*T, A + 6021104 + 1250016*B + 25264*B*T + 225280*T, (real *)P + 1073376, (real *)P + 1089760, T)); /* %444 matmul+add [T,39,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(144, (double)256*T, sizeof(real)*((double)T + (double)128*T), convirt_features_loss_k7_fused_sum_square(A + 6021104 + 1250016*B + 25264*B*T + 256464*T, A + 6021104 + 1250016*B + 25264*B*T + 256000*T, T)); /* %446 fused:sum_square [T,1]  graphs/lib/losses.lua:21 */
-    CALL(145, (double)2*T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k9_fused_rsqrt_clampmin(A + 6021104 + 1250016*B + 25264*B*T + 256480*T, A + 6021104 + 1250016*B + 25264*B*T + 256464*T, T)); /* %448 fused:rsqrt_clampmin [T,1]  graphs/lib/losses.lua:21 */
-    CALL(146, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)T), convirt_features_loss_k10_mul(A + 6021104 + 1250016*B + 25264*B*T + 225152*T, A + 6021104 + 1250016*B + 25264*B*T + 256000*T, A + 6021104 + 1250016*B + 25264*B*T + 256480*T, T)); /* %449 map:mul [T,128]  graphs/lib/losses.lua:21 */
-    CALL(147, (double)256*B, sizeof(real)*((double)B + (double)128*B), convirt_features_loss_k12_fused_sum_square(A + 6021104 + 1249952*B, A + 6021104 + 1249408*B, B)); /* %451 fused:sum_square [B,1]  graphs/lib/losses.lua:21 */
-    CALL(148, (double)2*B, sizeof(real)*((double)B + (double)B), convirt_features_loss_k14_fused_rsqrt_clampmin(A + 6021104 + 1249968*B, A + 6021104 + 1249952*B, B)); /* %453 fused:rsqrt_clampmin [B,1]  graphs/lib/losses.lua:21 */
-    CALL(149, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), convirt_features_loss_k15_mul(A + 6021104 + 1249536*B, A + 6021104 + 1249408*B, A + 6021104 + 1249968*B, B)); /* %454 map:mul [B,128]  graphs/lib/losses.lua:21 */
-    CALL(150, (double)257*B*T, sizeof(real)*((double)B*T + (double)128*T + (double)128*B), convirt_features_loss_k17_matmul_scale(A + 6021104 + 1250016*B, A + 6021104 + 1250016*B + 25264*B*T + 225152*T, A + 6021104 + 1249536*B, B, T)); /* %456 matmul+scale [T,B]  graphs/lib/losses.lua:21 */
-    CALL(151, 0, sizeof(real)*((double)B*T), convirt_features_loss_k18_eye(A + 6021104 + 1250016*B + 15072*B*T, B, T)); /* %457 eye [T,B]  graphs/lib/losses.lua:9 */
-    CALL(152, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k19_max(A + 6021104 + 1250016*B + 25264*B*T + 256368*T, A + 6021104 + 1250016*B, B, T)); /* %458 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(153, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), convirt_features_loss_k22_fused_exp_sub(A + 6021104 + 1250016*B + 25200*B*T, A + 6021104 + 1250016*B, A + 6021104 + 1250016*B + 25264*B*T + 256368*T, B, T)); /* %461 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
-    CALL(154, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k23_sum(A + 6021104 + 1250016*B + 25264*B*T + 256496*T, A + 6021104 + 1250016*B + 25200*B*T, B, T)); /* %462 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(155, (double)T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k24_clampmin(A + 6021104 + 1250016*B + 25264*B*T + 256512*T, A + 6021104 + 1250016*B + 25264*B*T + 256496*T, T)); /* %463 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
-    CALL(156, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), convirt_features_loss_k27_mul(A + 6021104 + 1250016*B + 15088*B*T, A + 6021104 + 1250016*B, A + 6021104 + 1250016*B + 15072*B*T, B, T)); /* %466 map:mul [T,B]  graphs/lib/losses.lua:10 */
-    CALL(157, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k30_max(A + 6021104 + 1249664*B, A + 6021104 + 1250016*B, B, T)); /* %469 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(158, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), convirt_features_loss_k33_fused_exp_sub(A + 6021104 + 1250016*B + 25216*B*T, A + 6021104 + 1250016*B, A + 6021104 + 1249664*B, B, T)); /* %472 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
-    CALL(159, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k34_sum(A + 6021104 + 1249984*B, A + 6021104 + 1250016*B + 25216*B*T, B, T)); /* %473 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(160, (double)B, sizeof(real)*((double)B + (double)B), convirt_features_loss_k35_clampmin(A + 6021104 + 1250000*B, A + 6021104 + 1249984*B, B)); /* %474 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
-    CALL(161, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k34_sum(A + 6021104 + 1249680*B, A + 6021104 + 1250016*B + 15088*B*T, B, T)); /* %478 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(162, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k23_sum(A + 6021104 + 1250016*B + 25264*B*T + 248368*T, A + 6021104 + 1250016*B + 15072*B*T, B, T)); /* %480 reduce [T,1]  graphs/lib/losses.lua:12 */
-    CALL(163, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), convirt_features_loss_k42_fused_mul_sub_add_log(A + 6021104 + 1250016*B + 25264*B*T + 256384*T, A + 6021104 + 1250016*B + 25264*B*T + 256512*T, A + 6021104 + 1250016*B + 25264*B*T + 256368*T, A + 6021104 + 1250016*B + 15088*B*T, A + 6021104 + 1250016*B + 25264*B*T + 248368*T, B, T)); /* %481 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
-    CALL(164, (double)T, sizeof(real)*((double)1 + (double)T), convirt_features_loss_k43_sum(A + 0, A + 6021104 + 1250016*B + 25264*B*T + 256384*T, T)); /* %482 reduce [1,1]  graphs/lib/losses.lua:13 */
-    CALL(165, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), convirt_features_loss_k46_fused_scale_add_sum_sub(A + 16, A + 0, A + 6021104 + 1250000*B, A + 6021104 + 1249664*B, A + 6021104 + 1249680*B, B)); /* %485 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
-    CALL(166, (double)9984*T, sizeof(real)*((double)39*T + (double)4992*T), gloria_features_loss_k49_fused_sum_square(A + 6021104 + 1250016*B + 25264*B*T + 256368*T, A + 6021104 + 1250016*B + 25264*B*T + 220160*T, T)); /* %488 fused:sum_square [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(167, (double)78*T, sizeof(real)*((double)39*T + (double)39*T), gloria_features_loss_k51_fused_rsqrt_clampmin(A + 6021104 + 1250016*B + 25264*B*T + 256416*T, A + 6021104 + 1250016*B + 25264*B*T + 256368*T, T)); /* %490 fused:rsqrt_clampmin [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(168, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T), gloria_features_loss_k52_mul(A + 6021104 + 1250016*B + 25264*B*T + 230272*T, A + 6021104 + 1250016*B + 25264*B*T + 220160*T, A + 6021104 + 1250016*B + 25264*B*T + 256416*T, T)); /* %491 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
-    CALL(169, (double)16384*B, sizeof(real)*((double)64*B + (double)8192*B), gloria_features_loss_k56_fused_sum_square(A + 6021104 + 1236992*B, A + 6021104 + 1204224*B, B)); /* %495 fused:sum_square [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(170, (double)128*B, sizeof(real)*((double)64*B + (double)64*B), gloria_features_loss_k58_fused_rsqrt_clampmin(A + 6021104 + 1249664*B, A + 6021104 + 1236992*B, B)); /* %497 fused:rsqrt_clampmin [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(171, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)64*B), gloria_features_loss_k59_mul(A + 6021104 + 1220608*B, A + 6021104 + 1204224*B, A + 6021104 + 1249664*B, B)); /* %498 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
-    CALL(172, (double)638976*B*T, sizeof(real)*((double)2496*B*T + (double)4992*T + (double)8192*B), gloria_features_loss_k60_matmul(A + 6021104 + 1250016*B, A + 6021104 + 1250016*B + 25264*B*T + 230272*T, A + 6021104 + 1220608*B, B, T)); /* %499 matmul [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(173, (double)4992*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), gloria_features_loss_k62_fused_max_scale(A + 6021104 + 1250016*B + 2496*B*T, A + 6021104 + 1250016*B, B, T)); /* %501 fused:max_scale [T,B,39,1]  graphs/lib/matching.lua:10 */
-    CALL(174, (double)7488*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), gloria_features_loss_k65_fused_exp_sub_scale(A + 6021104 + 1250016*B + 19968*B*T, A + 6021104 + 1250016*B, A + 6021104 + 1250016*B + 2496*B*T, B, T)); /* %504 fused:exp_sub_scale [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(175, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), gloria_features_loss_k66_sum(A + 6021104 + 1250016*B + 24960*B*T, A + 6021104 + 1250016*B + 19968*B*T, B, T)); /* %505 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
-    CALL(176, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), gloria_features_loss_k67_div(A + 6021104 + 1250016*B + 22464*B*T, A + 6021104 + 1250016*B + 19968*B*T, A + 6021104 + 1250016*B + 24960*B*T, B, T)); /* %506 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(177, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), gloria_features_loss_k68_matmul(A + 6021104 + 1250016*B, A + 6021104 + 1250016*B + 22464*B*T, A + 6021104 + 1204224*B, B, T)); /* %507 matmul [T,B,39,128]  graphs/lib/matching.lua:11 */
-    CALL(178, (double)9984*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), gloria_features_loss_k70_fused_sum_square(A + 6021104 + 1250016*B + 25008*B*T, A + 6021104 + 1250016*B, B, T)); /* %509 fused:sum_square [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(179, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), gloria_features_loss_k72_fused_rsqrt_clampmin(A + 6021104 + 1250016*B + 25056*B*T, A + 6021104 + 1250016*B + 25008*B*T, B, T)); /* %511 fused:rsqrt_clampmin [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(180, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T), gloria_features_loss_k73_mul(A + 6021104 + 1250016*B + 4992*B*T, A + 6021104 + 1250016*B, A + 6021104 + 1250016*B + 25056*B*T, B, T)); /* %512 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(181, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*T + (double)4992*B*T), reclf_noirm_features_loss_k74_mul(A + 6021104 + 1250016*B + 9984*B*T, A + 6021104 + 1250016*B + 25264*B*T + 230272*T, A + 6021104 + 1250016*B + 4992*B*T, B, T)); /* %513 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(182, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), convirt_text_vjp_k278_matmul(A + 6021104 + 1250016*B + 25264*B*T + 235264*T, A + 6021104 + 1250016*B + 25264*B*T + 220160*T, (real *)P + 1089888, T)); /* %520 matmul [39*T,128]  graphs/lib/srm.lua:11 */
-    CALL(183, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), convirt_text_vjp_k278_matmul(A + 6021104 + 1250016*B + 25264*B*T + 240256*T, A + 6021104 + 1250016*B + 25264*B*T + 220160*T, (real *)P + 1106272, T)); /* %523 matmul [39*T,128]  graphs/lib/srm.lua:11 */
-    CALL(184, (double)117*T, sizeof(real)*((double)39*T + (double)39*T), gloria_features_loss_k81_fused_scale_addc_neg(A + 6021104 + 1250016*B + 25264*B*T + 246784*T, (real *)inputs[3], T)); /* %531 fused:scale_addc_neg [T,1,39]  graphs/lib/srm.lua:12 */
-    CALL(185, (double)393939*T, sizeof(real)*((double)1521*T + (double)4992*T + (double)4992*T + (double)39*T + (double)39*T), reclf_noirm_features_loss_k93_matmul_add_mul_scale(A + 6021104 + 1250016*B + 25264*B*T + 245248*T, A + 6021104 + 1250016*B + 25264*B*T + 235264*T, A + 6021104 + 1250016*B + 25264*B*T + 240256*T, (real *)inputs[3], A + 6021104 + 1250016*B + 25264*B*T + 246784*T, T)); /* %532 matmul+add_mul_scale [T,39,39]  graphs/lib/srm.lua:12 */
-    CALL(186, (double)1521*T, sizeof(real)*((double)39*T + (double)1521*T), reclf_noirm_features_loss_k94_max(A + 6021104 + 1250016*B + 25264*B*T + 248320*T, A + 6021104 + 1250016*B + 25264*B*T + 245248*T, T)); /* %533 reduce [T,39,1]  graphs/lib/srm.lua:12 */
-    CALL(187, (double)3042*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), reclf_noirm_features_loss_k97_fused_exp_sub(A + 6021104 + 1250016*B + 25264*B*T + 246784*T, A + 6021104 + 1250016*B + 25264*B*T + 245248*T, A + 6021104 + 1250016*B + 25264*B*T + 248320*T, T)); /* %536 fused:exp_sub [T,39,39]  graphs/lib/srm.lua:12 */
-    CALL(188, (double)3042*T, sizeof(real)*((double)39*T + (double)1521*T + (double)39*T), reclf_noirm_features_loss_k99_fused_sum_mul(A + 6021104 + 1250016*B + 25264*B*T + 251392*T, A + 6021104 + 1250016*B + 25264*B*T + 246784*T, (real *)inputs[3], T)); /* %538 fused:sum_mul [T,39,1]  graphs/lib/srm.lua:12 */
-    CALL(189, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), reclf_noirm_features_loss_k100_clampmin(A + 6021104 + 1250016*B + 25264*B*T + 251440*T, A + 6021104 + 1250016*B + 25264*B*T + 251392*T, T)); /* %539 map:clampmin [T,39,1]  graphs/lib/srm.lua:12 */
-    CALL(190, (double)3042*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T + (double)39*T), reclf_noirm_features_loss_k101_fused_div_mul(A + 6021104 + 1250016*B + 25264*B*T + 245248*T, A + 6021104 + 1250016*B + 25264*B*T + 246784*T, (real *)inputs[3], A + 6021104 + 1250016*B + 25264*B*T + 251440*T, T)); /* %540 fused:div_mul [T,39,39]  graphs/lib/srm.lua:12 */
-    CALL(191, (double)39*T, sizeof(real)*((double)T + (double)39*T), convirt_text_vjp_k221_sum(A + 6021104 + 1250016*B + 25264*B*T + 248320*T, (real *)inputs[3], T)); /* %552 reduce [T,1,1,1]  graphs/lib/model.lua:40 */
-    CALL(192, (double)T, sizeof(real)*((double)T + (double)T), reclf_noirm_features_loss_k114_clampmin(A + 6021104 + 1250016*B + 25264*B*T + 248384*T, A + 6021104 + 1250016*B + 25264*B*T + 248320*T, T)); /* %553 map:clampmin [T,1,1,1]  graphs/lib/model.lua:40 */
-    CALL(193, (double)39*T, sizeof(real)*((double)39*T + (double)39*T + (double)T), reclf_noirm_features_loss_k115_div(A + 6021104 + 1250016*B + 25264*B*T + 248320*T, (real *)inputs[3], A + 6021104 + 1250016*B + 25264*B*T + 248384*T, T)); /* %554 map:div [T,1,39,1]  graphs/lib/model.lua:40 */
-    CALL(194, (double)16384, sizeof(real)*((double)128 + (double)16384), reclf_noirm_features_loss_k170_sum(A + 4992, (real *)P + 1139040)); /* %663 reduce [128,1]  graphs/lib/model.lua:33 */
-    CALL(195, (double)32768, sizeof(real)*((double)128 + (double)128 + (double)16384), reclf_noirm_features_loss_k173_matmul(A + 5120, A + 4992, (real *)P + 1122656)); /* %666 matmul [1,128]  graphs/lib/model.lua:33 */
-    CALL(196, (double)9984*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)128), reclf_noirm_features_loss_k176_fused_sum_mul(A + 6021104 + 1250016*B + 16512*B*T, A + 6021104 + 1250016*B + 9984*B*T, A + 5120, B, T)); /* %669 fused:sum_mul [T,B,39,1]  graphs/lib/model.lua:33 */
-    CALL(197, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), reclf_noirm_features_loss_k177_matmul(A + 6021104 + 1250016*B + 14976*B*T, A + 6021104 + 1250016*B + 25264*B*T + 245248*T, A + 6021104 + 1250016*B + 16512*B*T, B, T)); /* %670 matmul [T,B,39,1]  graphs/lib/model.lua:33 */
-    CALL(198, (double)5070*B*T, sizeof(real)*((double)39*B*T + (double)39*T + (double)4992*B*T + (double)39*B*T), reclf_noirm_features_loss_k116_fused_mul_add_sum(A + 6021104 + 1250016*B + 15024*B*T, A + 6021104 + 1250016*B + 25264*B*T + 248320*T, A + 6021104 + 1250016*B + 9984*B*T, A + 6021104 + 1250016*B + 14976*B*T, B, T)); /* %555 fused:mul_add_sum [T,B,39,1]  graphs/lib/model.lua:41 */
-    CALL(199, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), gloria_features_loss_k88_sum(A + 6021104 + 1250016*B + 14976*B*T, A + 6021104 + 1250016*B + 15024*B*T, B, T)); /* %556 reduce [T,B,1,1]  graphs/lib/model.lua:41 */
-    CALL(200, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), gloria_features_loss_k94_scale(A + 6021104 + 1250016*B + 14992*B*T, A + 6021104 + 1250016*B + 14976*B*T, B, T)); /* %558 map:scale [T,B]  graphs/lib/model.lua:43 */
-    CALL(201, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k19_max(A + 6021104 + 1250016*B + 25264*B*T + 248384*T, A + 6021104 + 1250016*B + 14992*B*T, B, T)); /* %560 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(202, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), convirt_features_loss_k22_fused_exp_sub(A + 6021104 + 1250016*B + 14976*B*T, A + 6021104 + 1250016*B + 14992*B*T, A + 6021104 + 1250016*B + 25264*B*T + 248384*T, B, T)); /* %563 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
-    CALL(203, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k23_sum(A + 6021104 + 1250016*B + 25264*B*T + 248400*T, A + 6021104 + 1250016*B + 14976*B*T, B, T)); /* %564 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(204, (double)T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k24_clampmin(A + 6021104 + 1250016*B + 25264*B*T + 248416*T, A + 6021104 + 1250016*B + 25264*B*T + 248400*T, T)); /* %565 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
-    CALL(205, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), convirt_features_loss_k27_mul(A + 6021104 + 1250016*B + 15008*B*T, A + 6021104 + 1250016*B + 14992*B*T, A + 6021104 + 1250016*B + 15072*B*T, B, T)); /* %568 map:mul [T,B]  graphs/lib/losses.lua:10 */
-    CALL(206, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k30_max(A + 6021104 + 1249728*B, A + 6021104 + 1250016*B + 14992*B*T, B, T)); /* %571 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(207, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), convirt_features_loss_k33_fused_exp_sub(A + 6021104 + 1250016*B + 15024*B*T, A + 6021104 + 1250016*B + 14992*B*T, A + 6021104 + 1249728*B, B, T)); /* %574 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
-    CALL(208, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k34_sum(A + 6021104 + 1249744*B, A + 6021104 + 1250016*B + 15024*B*T, B, T)); /* %575 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(209, (double)B, sizeof(real)*((double)B + (double)B), convirt_features_loss_k35_clampmin(A + 6021104 + 1249760*B, A + 6021104 + 1249744*B, B)); /* %576 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
-    CALL(210, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k34_sum(A + 6021104 + 1249776*B, A + 6021104 + 1250016*B + 15008*B*T, B, T)); /* %580 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(211, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), convirt_features_loss_k42_fused_mul_sub_add_log(A + 6021104 + 1250016*B + 25264*B*T + 248432*T, A + 6021104 + 1250016*B + 25264*B*T + 248416*T, A + 6021104 + 1250016*B + 25264*B*T + 248384*T, A + 6021104 + 1250016*B + 15008*B*T, A + 6021104 + 1250016*B + 25264*B*T + 248368*T, B, T)); /* %583 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
-    CALL(212, (double)T, sizeof(real)*((double)1 + (double)T), convirt_features_loss_k43_sum(A + 0, A + 6021104 + 1250016*B + 25264*B*T + 248432*T, T)); /* %584 reduce [1,1]  graphs/lib/losses.lua:13 */
-    CALL(213, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), convirt_features_loss_k46_fused_scale_add_sum_sub(A + 32, A + 0, A + 6021104 + 1249760*B, A + 6021104 + 1249728*B, A + 6021104 + 1249776*B, B)); /* %587 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
-    CALL(214, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), convirt_image_vjp_k243_add(A + 6021088, A + 16, A + 32)); /* %589 map:add []  graphs/lib/model.lua:85 */
+    CALL(0, (double)8192*B, sizeof(real)*((double)4096*B + (double)4096*B), convirt_image_k3_fused_scale_addc(A + 6021104 + 942080*B, (real *)inputs[0], B)); /* %6 fused:scale_addc [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
+    CALL(1, (double)2359296*B, sizeof(real)*((double)131072*B + (double)4096*B + (double)288 + (double)32), convirt_image_k6_conv2d(A + 6021104, A + 6021104 + 942080*B, (real *)P + 0, (real *)P + 288, A + 0, B)); /* %9 conv2d [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(2, (double)524288*B, sizeof(real)*((double)16*B + (double)131072*B), convirt_image_k9_group_norm_stats(A + 6021104 + 946688*B, A + 6021104, B)); /* %12 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(3, (double)524288*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)16*B + (double)32 + (double)32), convirt_image_k10_group_norm(A + 6021104 + 131072*B, A + 6021104, A + 6021104 + 946688*B, (real *)P + 320, (real *)P + 352, B)); /* %13 group_norm [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(4, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), convirt_image_k11_relu(A + 6021104 + 262144*B, A + 6021104 + 131072*B, B)); /* %14 map:relu [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
+    CALL(5, (double)18874368*B, sizeof(real)*((double)32768*B + (double)131072*B + (double)9216 + (double)32), convirt_image_k14_conv2d(A + 6021104 + 393216*B, A + 6021104 + 262144*B, (real *)P + 384, (real *)P + 9600, A + 0, B)); /* %17 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(6, (double)131072*B, sizeof(real)*((double)16*B + (double)32768*B), convirt_image_k17_group_norm_stats(A + 6021104 + 946704*B, A + 6021104 + 393216*B, B)); /* %20 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(7, (double)131072*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)32), convirt_image_k18_group_norm(A + 6021104 + 425984*B, A + 6021104 + 393216*B, A + 6021104 + 946704*B, (real *)P + 9632, (real *)P + 9664, B)); /* %21 group_norm [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(8, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_k19_relu(A + 6021104 + 458752*B, A + 6021104 + 425984*B, B)); /* %22 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
+    CALL(9, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216 + (double)32), convirt_image_k22_conv2d(A + 6021104 + 491520*B, A + 6021104 + 458752*B, (real *)P + 9696, (real *)P + 18912, A + 0, B)); /* %25 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(10, (double)131072*B, sizeof(real)*((double)16*B + (double)32768*B), convirt_image_k17_group_norm_stats(A + 6021104 + 946720*B, A + 6021104 + 491520*B, B)); /* %28 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(11, (double)131072*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)32), convirt_image_k18_group_norm(A + 6021104 + 524288*B, A + 6021104 + 491520*B, A + 6021104 + 946720*B, (real *)P + 18944, (real *)P + 18976, B)); /* %29 group_norm [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(12, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_k19_relu(A + 6021104 + 557056*B, A + 6021104 + 524288*B, B)); /* %30 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
+    CALL(13, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216 + (double)32), convirt_image_k22_conv2d(A + 6021104 + 589824*B, A + 6021104 + 557056*B, (real *)P + 19008, (real *)P + 28224, A + 0, B)); /* %33 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(14, (double)131072*B, sizeof(real)*((double)16*B + (double)32768*B), convirt_image_k17_group_norm_stats(A + 6021104 + 946736*B, A + 6021104 + 589824*B, B)); /* %36 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(15, (double)131072*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)32), convirt_image_k18_group_norm(A + 6021104 + 622592*B, A + 6021104 + 589824*B, A + 6021104 + 946736*B, (real *)P + 28256, (real *)P + 28288, B)); /* %37 group_norm [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(16, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k35_add(A + 6021104 + 655360*B, A + 6021104 + 458752*B, A + 6021104 + 622592*B, B)); /* %38 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:14 */
+    CALL(17, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_k19_relu(A + 6021104 + 622592*B, A + 6021104 + 655360*B, B)); /* %39 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
+    CALL(18, (double)9437184*B, sizeof(real)*((double)16384*B + (double)32768*B + (double)18432 + (double)64), convirt_image_k39_conv2d(A + 6021104 + 688128*B, A + 6021104 + 622592*B, (real *)P + 28320, (real *)P + 46752, A + 0, B)); /* %42 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(19, (double)65536*B, sizeof(real)*((double)16*B + (double)16384*B), convirt_image_k42_group_norm_stats(A + 6021104 + 946752*B, A + 6021104 + 688128*B, B)); /* %45 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(20, (double)65536*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)64), convirt_image_k43_group_norm(A + 6021104 + 704512*B, A + 6021104 + 688128*B, A + 6021104 + 946752*B, (real *)P + 46816, (real *)P + 46880, B)); /* %46 group_norm [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(21, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_k44_relu(A + 6021104 + 720896*B, A + 6021104 + 704512*B, B)); /* %47 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
+    CALL(22, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864 + (double)64), convirt_image_k47_conv2d(A + 6021104 + 737280*B, A + 6021104 + 720896*B, (real *)P + 46944, (real *)P + 83808, A + 0, B)); /* %50 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(23, (double)65536*B, sizeof(real)*((double)16*B + (double)16384*B), convirt_image_k42_group_norm_stats(A + 6021104 + 946768*B, A + 6021104 + 737280*B, B)); /* %53 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(24, (double)65536*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)64), convirt_image_k43_group_norm(A + 6021104 + 753664*B, A + 6021104 + 737280*B, A + 6021104 + 946768*B, (real *)P + 83872, (real *)P + 83936, B)); /* %54 group_norm [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(25, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_k44_relu(A + 6021104 + 770048*B, A + 6021104 + 753664*B, B)); /* %55 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
+    CALL(26, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864 + (double)64), convirt_image_k47_conv2d(A + 6021104 + 786432*B, A + 6021104 + 770048*B, (real *)P + 84000, (real *)P + 120864, A + 0, B)); /* %58 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(27, (double)65536*B, sizeof(real)*((double)16*B + (double)16384*B), convirt_image_k42_group_norm_stats(A + 6021104 + 946784*B, A + 6021104 + 786432*B, B)); /* %61 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(28, (double)65536*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)64), convirt_image_k43_group_norm(A + 6021104 + 802816*B, A + 6021104 + 786432*B, A + 6021104 + 946784*B, (real *)P + 120928, (real *)P + 120992, B)); /* %62 group_norm [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(29, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k60_add(A + 6021104 + 819200*B, A + 6021104 + 720896*B, A + 6021104 + 802816*B, B)); /* %63 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:14 */
+    CALL(30, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_k44_relu(A + 6021104 + 802816*B, A + 6021104 + 819200*B, B)); /* %64 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
+    CALL(31, (double)9437184*B, sizeof(real)*((double)8192*B + (double)16384*B + (double)73728 + (double)128), convirt_image_k64_conv2d(A + 6021104 + 835584*B, A + 6021104 + 802816*B, (real *)P + 121056, (real *)P + 194784, A + 0, B)); /* %67 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(32, (double)32768*B, sizeof(real)*((double)16*B + (double)8192*B), convirt_image_k67_group_norm_stats(A + 6021104 + 946800*B, A + 6021104 + 835584*B, B)); /* %70 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(33, (double)32768*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)128), convirt_image_k68_group_norm(A + 6021104 + 843776*B, A + 6021104 + 835584*B, A + 6021104 + 946800*B, (real *)P + 194912, (real *)P + 195040, B)); /* %71 group_norm [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(34, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k69_relu(A + 6021104 + 851968*B, A + 6021104 + 843776*B, B)); /* %72 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
+    CALL(35, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456 + (double)128), convirt_image_k72_conv2d(A + 6021104 + 860160*B, A + 6021104 + 851968*B, (real *)P + 195168, (real *)P + 342624, A + 0, B)); /* %75 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(36, (double)32768*B, sizeof(real)*((double)16*B + (double)8192*B), convirt_image_k67_group_norm_stats(A + 6021104 + 946816*B, A + 6021104 + 860160*B, B)); /* %78 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(37, (double)32768*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)128), convirt_image_k68_group_norm(A + 6021104 + 868352*B, A + 6021104 + 860160*B, A + 6021104 + 946816*B, (real *)P + 342752, (real *)P + 342880, B)); /* %79 group_norm [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(38, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k69_relu(A + 6021104 + 876544*B, A + 6021104 + 868352*B, B)); /* %80 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
+    CALL(39, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456 + (double)128), convirt_image_k72_conv2d(A + 6021104 + 884736*B, A + 6021104 + 876544*B, (real *)P + 343008, (real *)P + 490464, A + 0, B)); /* %83 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(40, (double)32768*B, sizeof(real)*((double)16*B + (double)8192*B), convirt_image_k67_group_norm_stats(A + 6021104 + 946832*B, A + 6021104 + 884736*B, B)); /* %86 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(41, (double)32768*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)128), convirt_image_k68_group_norm(A + 6021104 + 892928*B, A + 6021104 + 884736*B, A + 6021104 + 946832*B, (real *)P + 490592, (real *)P + 490720, B)); /* %87 group_norm [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(42, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k85_add(A + 6021104 + 901120*B, A + 6021104 + 851968*B, A + 6021104 + 892928*B, B)); /* %88 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:14 */
+    CALL(43, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k69_relu(A + 6021104 + 892928*B, A + 6021104 + 901120*B, B)); /* %89 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
+    CALL(44, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k88_permute(A + 6021104 + 909312*B, A + 6021104 + 892928*B, B)); /* %91 permute [B,64,128]  graphs/lib/image_encoder.lua:33 */
+    CALL(45, (double)2105344*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384 + (double)128), convirt_image_k94_matmul_add(A + 6021104 + 892928*B, A + 6021104 + 909312*B, (real *)P + 490848, (real *)P + 507232, B)); /* %97 matmul+add [B,64,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(46, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_k95_sum(A + 6021104 + 917504*B, A + 6021104 + 909312*B, B)); /* %98 reduce [B,1,128]  graphs/lib/image_encoder.lua:35 */
+    CALL(47, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), convirt_image_k97_scale(A + 6021104 + 946176*B, A + 6021104 + 917504*B, B)); /* %100 map:scale [B,128]  graphs/lib/image_encoder.lua:35 */
+    CALL(48, (double)32896*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384 + (double)128), convirt_image_k101_matmul_add(A + 6021104 + 946304*B, A + 6021104 + 946176*B, (real *)P + 507360, (real *)P + 523744, B)); /* %104 matmul+add [B,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(49, 0, sizeof(real)*((double)5120*T + (double)131072 + (double)40*T), convirt_k107_gather(A + 6021104 + 946912*B + 25264*B*T + 6400*T, (real *)P + 523872, (int32_t *)inputs[1], T)); /* %107 gather [T,40,128]  graphs/lib/text_encoder.lua:32 */
+    CALL(50, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120), convirt_k112_fused_scale_sum_add(A + 6021104 + 946912*B + 25264*B*T, A + 6021104 + 946912*B + 25264*B*T + 6400*T, (real *)P + 654944, T)); /* %112 fused:scale_sum_add [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(51, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120 + (double)40*T), convirt_k113_fused_sub_add(A + 6021104 + 946912*B + 25264*B*T + 107520*T, A + 6021104 + 946912*B + 25264*B*T + 6400*T, (real *)P + 654944, A + 6021104 + 946912*B + 25264*B*T, T)); /* %113 fused:sub_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(52, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k118_fused_rsqrt_addc_scale_sum(A + 6021104 + 946912*B + 25264*B*T + 256128*T, A + 6021104 + 946912*B + 25264*B*T + 107520*T, T)); /* %118 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(53, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k119_mul(A + 6021104 + 946912*B + 25264*B*T + 112640*T, A + 6021104 + 946912*B + 25264*B*T + 107520*T, A + 6021104 + 946912*B + 25264*B*T + 256128*T, T)); /* %119 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(54, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k121_fused_add_mul(A + 6021104 + 946912*B + 25264*B*T + 117760*T, A + 6021104 + 946912*B + 25264*B*T + 112640*T, (real *)P + 660064, (real *)P + 660192, T)); /* %121 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(55, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k127_matmul_add(A + 6021104 + 946912*B + 25264*B*T, A + 6021104 + 946912*B + 25264*B*T + 117760*T, (real *)P + 660320, (real *)P + 676704, T)); /* %127 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(56, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k129_permute(A + 6021104 + 946912*B + 25264*B*T + 122880*T, A + 6021104 + 946912*B + 25264*B*T, T)); /* %129 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(57, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k127_matmul_add(A + 6021104 + 946912*B + 25264*B*T, A + 6021104 + 946912*B + 25264*B*T + 117760*T, (real *)P + 676832, (real *)P + 693216, T)); /* %135 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(58, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k129_permute(A + 6021104 + 946912*B + 25264*B*T + 128000*T, A + 6021104 + 946912*B + 25264*B*T, T)); /* %137 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(59, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k127_matmul_add(A + 6021104 + 946912*B + 25264*B*T, A + 6021104 + 946912*B + 25264*B*T + 117760*T, (real *)P + 693344, (real *)P + 709728, T)); /* %143 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(60, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k129_permute(A + 6021104 + 946912*B + 25264*B*T + 133120*T, A + 6021104 + 946912*B + 25264*B*T, T)); /* %145 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(61, (double)120*T, sizeof(real)*((double)40*T + (double)40*T), convirt_k152_fused_scale_addc_neg(A + 6021104 + 946912*B + 25264*B*T + 255552*T, (real *)inputs[2], T)); /* %152 fused:scale_addc_neg [T,1,1,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(62, (double)428800*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)40*T + (double)40*T), convirt_k153_matmul_add_mul_scale(A + 6021104 + 946912*B + 25264*B*T, A + 6021104 + 946912*B + 25264*B*T + 122880*T, A + 6021104 + 946912*B + 25264*B*T + 128000*T, (real *)inputs[2], A + 6021104 + 946912*B + 25264*B*T + 255552*T, T)); /* %153 matmul+add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(63, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), convirt_k154_max(A + 6021104 + 946912*B + 25264*B*T + 88320*T, A + 6021104 + 946912*B + 25264*B*T, T)); /* %154 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(64, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), convirt_k157_fused_exp_sub(A + 6021104 + 946912*B + 25264*B*T + 81920*T, A + 6021104 + 946912*B + 25264*B*T, A + 6021104 + 946912*B + 25264*B*T + 88320*T, T)); /* %157 fused:exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(65, (double)12800*T, sizeof(real)*((double)160*T + (double)6400*T + (double)40*T), convirt_k159_fused_sum_mul(A + 6021104 + 946912*B + 25264*B*T + 255232*T, A + 6021104 + 946912*B + 25264*B*T + 81920*T, (real *)inputs[2], T)); /* %159 fused:sum_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(66, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), convirt_k160_clampmin(A + 6021104 + 946912*B + 25264*B*T + 255392*T, A + 6021104 + 946912*B + 25264*B*T + 255232*T, T)); /* %160 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(67, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T + (double)160*T), convirt_k161_fused_div_mul(A + 6021104 + 946912*B + 25264*B*T + 88320*T, A + 6021104 + 946912*B + 25264*B*T + 81920*T, (real *)inputs[2], A + 6021104 + 946912*B + 25264*B*T + 255392*T, T)); /* %161 fused:div_mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(68, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k162_matmul(A + 6021104 + 946912*B + 25264*B*T, A + 6021104 + 946912*B + 25264*B*T + 88320*T, A + 6021104 + 946912*B + 25264*B*T + 133120*T, T)); /* %162 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(69, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k163_permute(A + 6021104 + 946912*B + 25264*B*T + 138240*T, A + 6021104 + 946912*B + 25264*B*T, T)); /* %163 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(70, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k168_matmul(A + 6021104 + 946912*B + 25264*B*T, A + 6021104 + 946912*B + 25264*B*T + 138240*T, (real *)P + 709856, T)); /* %168 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(71, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120 + (double)5120*T + (double)128), convirt_k171_fused_add_add_add(A + 6021104 + 946912*B + 25264*B*T + 94720*T, A + 6021104 + 946912*B + 25264*B*T + 6400*T, (real *)P + 654944, A + 6021104 + 946912*B + 25264*B*T, (real *)P + 726240, T)); /* %171 fused:add_add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(72, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k175_fused_scale_sum(A + 6021104 + 946912*B + 25264*B*T + 255600*T, A + 6021104 + 946912*B + 25264*B*T + 94720*T, T)); /* %175 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(73, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k176_sub(A + 6021104 + 946912*B + 25264*B*T + 143360*T, A + 6021104 + 946912*B + 25264*B*T + 94720*T, A + 6021104 + 946912*B + 25264*B*T + 255600*T, T)); /* %176 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(74, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k118_fused_rsqrt_addc_scale_sum(A + 6021104 + 946912*B + 25264*B*T + 256176*T, A + 6021104 + 946912*B + 25264*B*T + 143360*T, T)); /* %181 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(75, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k119_mul(A + 6021104 + 946912*B + 25264*B*T + 148480*T, A + 6021104 + 946912*B + 25264*B*T + 143360*T, A + 6021104 + 946912*B + 25264*B*T + 256176*T, T)); /* %182 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(76, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k121_fused_add_mul(A + 6021104 + 946912*B + 25264*B*T + 153600*T, A + 6021104 + 946912*B + 25264*B*T + 148480*T, (real *)P + 726368, (real *)P + 726496, T)); /* %184 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(77, (double)5263360*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)512), convirt_k190_matmul_add(A + 6021104 + 946912*B + 25264*B*T, A + 6021104 + 946912*B + 25264*B*T + 153600*T, (real *)P + 726624, (real *)P + 792160, T)); /* %190 matmul+add [T,40,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(78, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), convirt_k191_gelu(A + 6021104 + 946912*B + 25264*B*T + 20480*T, A + 6021104 + 946912*B + 25264*B*T, T)); /* %191 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(79, (double)5253120*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536 + (double)5120*T + (double)128), convirt_k198_matmul_add_add(A + 6021104 + 946912*B + 25264*B*T + 47360*T, A + 6021104 + 946912*B + 25264*B*T + 20480*T, (real *)P + 792672, A + 6021104 + 946912*B + 25264*B*T + 94720*T, (real *)P + 858208, T)); /* %198 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(80, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k175_fused_scale_sum(A + 6021104 + 946912*B + 25264*B*T + 255600*T, A + 6021104 + 946912*B + 25264*B*T + 47360*T, T)); /* %202 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(81, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k176_sub(A + 6021104 + 946912*B + 25264*B*T + 158720*T, A + 6021104 + 946912*B + 25264*B*T + 47360*T, A + 6021104 + 946912*B + 25264*B*T + 255600*T, T)); /* %203 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(82, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k118_fused_rsqrt_addc_scale_sum(A + 6021104 + 946912*B + 25264*B*T + 256224*T, A + 6021104 + 946912*B + 25264*B*T + 158720*T, T)); /* %208 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(83, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k119_mul(A + 6021104 + 946912*B + 25264*B*T + 163840*T, A + 6021104 + 946912*B + 25264*B*T + 158720*T, A + 6021104 + 946912*B + 25264*B*T + 256224*T, T)); /* %209 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(84, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k121_fused_add_mul(A + 6021104 + 946912*B + 25264*B*T + 168960*T, A + 6021104 + 946912*B + 25264*B*T + 163840*T, (real *)P + 858336, (real *)P + 858464, T)); /* %211 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(85, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k127_matmul_add(A + 6021104 + 946912*B + 25264*B*T + 40960*T, A + 6021104 + 946912*B + 25264*B*T + 168960*T, (real *)P + 858592, (real *)P + 874976, T)); /* %217 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(86, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k129_permute(A + 6021104 + 946912*B + 25264*B*T + 174080*T, A + 6021104 + 946912*B + 25264*B*T + 40960*T, T)); /* %219 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(87, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k127_matmul_add(A + 6021104 + 946912*B + 25264*B*T + 40960*T, A + 6021104 + 946912*B + 25264*B*T + 168960*T, (real *)P + 875104, (real *)P + 891488, T)); /* %225 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(88, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k129_permute(A + 6021104 + 946912*B + 25264*B*T + 179200*T, A + 6021104 + 946912*B + 25264*B*T + 40960*T, T)); /* %227 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(89, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k127_matmul_add(A + 6021104 + 946912*B + 25264*B*T + 40960*T, A + 6021104 + 946912*B + 25264*B*T + 168960*T, (real *)P + 891616, (real *)P + 908000, T)); /* %233 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(90, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k129_permute(A + 6021104 + 946912*B + 25264*B*T + 184320*T, A + 6021104 + 946912*B + 25264*B*T + 40960*T, T)); /* %235 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(91, (double)428800*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)40*T + (double)40*T), convirt_k153_matmul_add_mul_scale(A + 6021104 + 946912*B + 25264*B*T + 40960*T, A + 6021104 + 946912*B + 25264*B*T + 174080*T, A + 6021104 + 946912*B + 25264*B*T + 179200*T, (real *)inputs[2], A + 6021104 + 946912*B + 25264*B*T + 255552*T, T)); /* %243 matmul+add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(92, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), convirt_k154_max(A + 6021104 + 946912*B + 25264*B*T + 101120*T, A + 6021104 + 946912*B + 25264*B*T + 40960*T, T)); /* %244 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(93, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), convirt_k157_fused_exp_sub(A + 6021104 + 946912*B + 25264*B*T + 94720*T, A + 6021104 + 946912*B + 25264*B*T + 40960*T, A + 6021104 + 946912*B + 25264*B*T + 101120*T, T)); /* %247 fused:exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(94, (double)12800*T, sizeof(real)*((double)160*T + (double)6400*T + (double)40*T), convirt_k159_fused_sum_mul(A + 6021104 + 946912*B + 25264*B*T + 255552*T, A + 6021104 + 946912*B + 25264*B*T + 94720*T, (real *)inputs[2], T)); /* %249 fused:sum_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(95, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), convirt_k160_clampmin(A + 6021104 + 946912*B + 25264*B*T + 255712*T, A + 6021104 + 946912*B + 25264*B*T + 255552*T, T)); /* %250 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(96, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T + (double)160*T), convirt_k161_fused_div_mul(A + 6021104 + 946912*B + 25264*B*T + 101120*T, A + 6021104 + 946912*B + 25264*B*T + 94720*T, (real *)inputs[2], A + 6021104 + 946912*B + 25264*B*T + 255712*T, T)); /* %251 fused:div_mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(97, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k162_matmul(A + 6021104 + 946912*B + 25264*B*T + 40960*T, A + 6021104 + 946912*B + 25264*B*T + 101120*T, A + 6021104 + 946912*B + 25264*B*T + 184320*T, T)); /* %252 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(98, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k163_permute(A + 6021104 + 946912*B + 25264*B*T + 189440*T, A + 6021104 + 946912*B + 25264*B*T + 40960*T, T)); /* %253 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(99, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)128), convirt_k261_matmul_add_add(A + 6021104 + 946912*B + 25264*B*T + 194560*T, A + 6021104 + 946912*B + 25264*B*T + 189440*T, (real *)P + 908128, A + 6021104 + 946912*B + 25264*B*T + 47360*T, (real *)P + 924512, T)); /* %261 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(100, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k175_fused_scale_sum(A + 6021104 + 946912*B + 25264*B*T + 255872*T, A + 6021104 + 946912*B + 25264*B*T + 194560*T, T)); /* %265 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(101, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k176_sub(A + 6021104 + 946912*B + 25264*B*T + 199680*T, A + 6021104 + 946912*B + 25264*B*T + 194560*T, A + 6021104 + 946912*B + 25264*B*T + 255872*T, T)); /* %266 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(102, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k118_fused_rsqrt_addc_scale_sum(A + 6021104 + 946912*B + 25264*B*T + 256272*T, A + 6021104 + 946912*B + 25264*B*T + 199680*T, T)); /* %271 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(103, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k119_mul(A + 6021104 + 946912*B + 25264*B*T + 204800*T, A + 6021104 + 946912*B + 25264*B*T + 199680*T, A + 6021104 + 946912*B + 25264*B*T + 256272*T, T)); /* %272 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(104, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k121_fused_add_mul(A + 6021104 + 946912*B + 25264*B*T + 209920*T, A + 6021104 + 946912*B + 25264*B*T + 204800*T, (real *)P + 924640, (real *)P + 924768, T)); /* %274 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(105, (double)5263360*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)512), convirt_k190_matmul_add(A + 6021104 + 946912*B + 25264*B*T + 40960*T, A + 6021104 + 946912*B + 25264*B*T + 209920*T, (real *)P + 924896, (real *)P + 990432, T)); /* %280 matmul+add [T,40,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(106, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), convirt_k191_gelu(A + 6021104 + 946912*B + 25264*B*T + 61440*T, A + 6021104 + 946912*B + 25264*B*T + 40960*T, T)); /* %281 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(107, (double)5253120*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536 + (double)5120*T + (double)128), convirt_k198_matmul_add_add(A + 6021104 + 946912*B + 25264*B*T + 215040*T, A + 6021104 + 946912*B + 25264*B*T + 61440*T, (real *)P + 990944, A + 6021104 + 946912*B + 25264*B*T + 194560*T, (real *)P + 1056480, T)); /* %288 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(108, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k175_fused_scale_sum(A + 6021104 + 946912*B + 25264*B*T + 255872*T, A + 6021104 + 946912*B + 25264*B*T + 215040*T, T)); /* %292 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(109, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k176_sub(A + 6021104 + 946912*B + 25264*B*T + 194560*T, A + 6021104 + 946912*B + 25264*B*T + 215040*T, A + 6021104 + 946912*B + 25264*B*T + 255872*T, T)); /* %293 map:sub [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(110, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k118_fused_rsqrt_addc_scale_sum(A + 6021104 + 946912*B + 25264*B*T + 256320*T, A + 6021104 + 946912*B + 25264*B*T + 194560*T, T)); /* %298 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(111, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k119_mul(A + 6021104 + 946912*B + 25264*B*T + 215040*T, A + 6021104 + 946912*B + 25264*B*T + 194560*T, A + 6021104 + 946912*B + 25264*B*T + 256320*T, T)); /* %299 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(112, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k121_fused_add_mul(A + 6021104 + 946912*B + 25264*B*T + 220160*T, A + 6021104 + 946912*B + 25264*B*T + 215040*T, (real *)P + 1056608, (real *)P + 1056736, T)); /* %301 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(113, 0, sizeof(real)*((double)128*T + (double)5120*T), convirt_k302_slice(A + 6021104 + 946912*B + 25264*B*T + 255872*T, A + 6021104 + 946912*B + 25264*B*T + 220160*T, T)); /* %302 slice [T,1,128]  graphs/lib/text_encoder.lua:35 */
+    CALL(114, (double)32896*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384 + (double)128), convirt_k307_matmul_add(A + 6021104 + 946912*B + 25264*B*T + 256000*T, A + 6021104 + 946912*B + 25264*B*T + 255872*T, (real *)P + 1056864, (real *)P + 1073248, T)); /* %307 matmul+add [T,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(115, 0, sizeof(real)*((double)4992*T + (double)5120*T), convirt_text_k206_slice(A + 6021104 + 946912*B + 25264*B*T + 225280*T, A + 6021104 + 946912*B + 25264*B*T + 220160*T, T)); /* %308 slice [T,39,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(116, (double)1282944*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384 + (double)128), convirt_text_k212_matmul_add(A + 6021104 + 946912*B + 25264*B*T + 220160*T, A + 6021104 + 946912*B + 25264*B*T + 225280*T, (real *)P + 1073376, (real *)P + 1089760, T)); /* %314 matmul+add [T,39,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(117, (double)256*T, sizeof(real)*((double)T + (double)128*T), convirt_features_loss_k7_fused_sum_square(A + 6021104 + 946912*B + 25264*B*T + 256464*T, A + 6021104 + 946912*B + 25264*B*T + 256000*T, T)); /* %316 fused:sum_square [T,1]  graphs/lib/losses.lua:21 */
+    CALL(118, (double)2*T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k9_fused_rsqrt_clampmin(A + 6021104 + 946912*B + 25264*B*T + 256480*T, A + 6021104 + 946912*B + 25264*B*T + 256464*T, T)); /* %318 fused:rsqrt_clampmin [T,1]  graphs/lib/losses.lua:21 */
+    CALL(119, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)T), convirt_features_loss_k10_mul(A + 6021104 + 946912*B + 25264*B*T + 225152*T, A + 6021104 + 946912*B + 25264*B*T + 256000*T, A + 6021104 + 946912*B + 25264*B*T + 256480*T, T)); /* %319 map:mul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(120, (double)256*B, sizeof(real)*((double)B + (double)128*B), convirt_features_loss_k12_fused_sum_square(A + 6021104 + 946848*B, A + 6021104 + 946304*B, B)); /* %321 fused:sum_square [B,1]  graphs/lib/losses.lua:21 */
+    CALL(121, (double)2*B, sizeof(real)*((double)B + (double)B), convirt_features_loss_k14_fused_rsqrt_clampmin(A + 6021104 + 946864*B, A + 6021104 + 946848*B, B)); /* %323 fused:rsqrt_clampmin [B,1]  graphs/lib/losses.lua:21 */
+    CALL(122, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), convirt_features_loss_k15_mul(A + 6021104 + 946432*B, A + 6021104 + 946304*B, A + 6021104 + 946864*B, B)); /* %324 map:mul [B,128]  graphs/lib/losses.lua:21 */
+    CALL(123, (double)257*B*T, sizeof(real)*((double)B*T + (double)128*T + (double)128*B), convirt_features_loss_k17_matmul_scale(A + 6021104 + 946912*B, A + 6021104 + 946912*B + 25264*B*T + 225152*T, A + 6021104 + 946432*B, B, T)); /* %326 matmul+scale [T,B]  graphs/lib/losses.lua:21 */
+    CALL(124, 0, sizeof(real)*((double)B*T), convirt_features_loss_k18_eye(A + 6021104 + 946912*B + 15072*B*T, B, T)); /* %327 eye [T,B]  graphs/lib/losses.lua:9 */
+    CALL(125, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k19_max(A + 6021104 + 946912*B + 25264*B*T + 256368*T, A + 6021104 + 946912*B, B, T)); /* %328 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(126, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), convirt_features_loss_k22_fused_exp_sub(A + 6021104 + 946912*B + 25200*B*T, A + 6021104 + 946912*B, A + 6021104 + 946912*B + 25264*B*T + 256368*T, B, T)); /* %331 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
+    CALL(127, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k23_sum(A + 6021104 + 946912*B + 25264*B*T + 256496*T, A + 6021104 + 946912*B + 25200*B*T, B, T)); /* %332 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(128, (double)T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k24_clampmin(A + 6021104 + 946912*B + 25264*B*T + 256512*T, A + 6021104 + 946912*B + 25264*B*T + 256496*T, T)); /* %333 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
+    CALL(129, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), convirt_features_loss_k27_mul(A + 6021104 + 946912*B + 15088*B*T, A + 6021104 + 946912*B, A + 6021104 + 946912*B + 15072*B*T, B, T)); /* %336 map:mul [T,B]  graphs/lib/losses.lua:10 */
+    CALL(130, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k30_max(A + 6021104 + 946560*B, A + 6021104 + 946912*B, B, T)); /* %339 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(131, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), convirt_features_loss_k33_fused_exp_sub(A + 6021104 + 946912*B + 25216*B*T, A + 6021104 + 946912*B, A + 6021104 + 946560*B, B, T)); /* %342 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
+    CALL(132, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k34_sum(A + 6021104 + 946880*B, A + 6021104 + 946912*B + 25216*B*T, B, T)); /* %343 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(133, (double)B, sizeof(real)*((double)B + (double)B), convirt_features_loss_k35_clampmin(A + 6021104 + 946896*B, A + 6021104 + 946880*B, B)); /* %344 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
+    CALL(134, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k34_sum(A + 6021104 + 946576*B, A + 6021104 + 946912*B + 15088*B*T, B, T)); /* %348 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(135, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k23_sum(A + 6021104 + 946912*B + 25264*B*T + 248368*T, A + 6021104 + 946912*B + 15072*B*T, B, T)); /* %350 reduce [T,1]  graphs/lib/losses.lua:12 */
+    CALL(136, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), convirt_features_loss_k42_fused_mul_sub_add_log(A + 6021104 + 946912*B + 25264*B*T + 256384*T, A + 6021104 + 946912*B + 25264*B*T + 256512*T, A + 6021104 + 946912*B + 25264*B*T + 256368*T, A + 6021104 + 946912*B + 15088*B*T, A + 6021104 + 946912*B + 25264*B*T + 248368*T, B, T)); /* %351 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
+    CALL(137, (double)T, sizeof(real)*((double)1 + (double)T), convirt_features_loss_k43_sum(A + 0, A + 6021104 + 946912*B + 25264*B*T + 256384*T, T)); /* %352 reduce [1,1]  graphs/lib/losses.lua:13 */
+    CALL(138, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), convirt_features_loss_k46_fused_scale_add_sum_sub(A + 16, A + 0, A + 6021104 + 946896*B, A + 6021104 + 946560*B, A + 6021104 + 946576*B, B)); /* %355 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
+    CALL(139, (double)9984*T, sizeof(real)*((double)39*T + (double)4992*T), gloria_features_loss_k49_fused_sum_square(A + 6021104 + 946912*B + 25264*B*T + 256368*T, A + 6021104 + 946912*B + 25264*B*T + 220160*T, T)); /* %358 fused:sum_square [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(140, (double)78*T, sizeof(real)*((double)39*T + (double)39*T), gloria_features_loss_k51_fused_rsqrt_clampmin(A + 6021104 + 946912*B + 25264*B*T + 256416*T, A + 6021104 + 946912*B + 25264*B*T + 256368*T, T)); /* %360 fused:rsqrt_clampmin [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(141, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T), gloria_features_loss_k52_mul(A + 6021104 + 946912*B + 25264*B*T + 230272*T, A + 6021104 + 946912*B + 25264*B*T + 220160*T, A + 6021104 + 946912*B + 25264*B*T + 256416*T, T)); /* %361 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
+    CALL(142, (double)16384*B, sizeof(real)*((double)64*B + (double)8192*B), gloria_features_loss_k56_fused_sum_square(A + 6021104 + 933888*B, A + 6021104 + 892928*B, B)); /* %365 fused:sum_square [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(143, (double)128*B, sizeof(real)*((double)64*B + (double)64*B), gloria_features_loss_k58_fused_rsqrt_clampmin(A + 6021104 + 946560*B, A + 6021104 + 933888*B, B)); /* %367 fused:rsqrt_clampmin [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(144, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)64*B), gloria_features_loss_k59_mul(A + 6021104 + 917504*B, A + 6021104 + 892928*B, A + 6021104 + 946560*B, B)); /* %368 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
+    CALL(145, (double)638976*B*T, sizeof(real)*((double)2496*B*T + (double)4992*T + (double)8192*B), gloria_features_loss_k60_matmul(A + 6021104 + 946912*B, A + 6021104 + 946912*B + 25264*B*T + 230272*T, A + 6021104 + 917504*B, B, T)); /* %369 matmul [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(146, (double)4992*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), gloria_features_loss_k62_fused_max_scale(A + 6021104 + 946912*B + 2496*B*T, A + 6021104 + 946912*B, B, T)); /* %371 fused:max_scale [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(147, (double)7488*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), gloria_features_loss_k65_fused_exp_sub_scale(A + 6021104 + 946912*B + 19968*B*T, A + 6021104 + 946912*B, A + 6021104 + 946912*B + 2496*B*T, B, T)); /* %374 fused:exp_sub_scale [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(148, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), gloria_features_loss_k66_sum(A + 6021104 + 946912*B + 24960*B*T, A + 6021104 + 946912*B + 19968*B*T, B, T)); /* %375 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(149, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), gloria_features_loss_k67_div(A + 6021104 + 946912*B + 22464*B*T, A + 6021104 + 946912*B + 19968*B*T, A + 6021104 + 946912*B + 24960*B*T, B, T)); /* %376 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(150, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), gloria_features_loss_k68_matmul(A + 6021104 + 946912*B, A + 6021104 + 946912*B + 22464*B*T, A + 6021104 + 892928*B, B, T)); /* %377 matmul [T,B,39,128]  graphs/lib/matching.lua:11 */
+    CALL(151, (double)9984*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), gloria_features_loss_k70_fused_sum_square(A + 6021104 + 946912*B + 25008*B*T, A + 6021104 + 946912*B, B, T)); /* %379 fused:sum_square [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(152, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), gloria_features_loss_k72_fused_rsqrt_clampmin(A + 6021104 + 946912*B + 25056*B*T, A + 6021104 + 946912*B + 25008*B*T, B, T)); /* %381 fused:rsqrt_clampmin [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(153, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T), gloria_features_loss_k73_mul(A + 6021104 + 946912*B + 4992*B*T, A + 6021104 + 946912*B, A + 6021104 + 946912*B + 25056*B*T, B, T)); /* %382 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(154, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*T + (double)4992*B*T), reclf_noirm_features_loss_k74_mul(A + 6021104 + 946912*B + 9984*B*T, A + 6021104 + 946912*B + 25264*B*T + 230272*T, A + 6021104 + 946912*B + 4992*B*T, B, T)); /* %383 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(155, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), convirt_text_vjp_k278_matmul(A + 6021104 + 946912*B + 25264*B*T + 235264*T, A + 6021104 + 946912*B + 25264*B*T + 220160*T, (real *)P + 1089888, T)); /* %390 matmul [39*T,128]  graphs/lib/srm.lua:11 */
+    CALL(156, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), convirt_text_vjp_k278_matmul(A + 6021104 + 946912*B + 25264*B*T + 240256*T, A + 6021104 + 946912*B + 25264*B*T + 220160*T, (real *)P + 1106272, T)); /* %393 matmul [39*T,128]  graphs/lib/srm.lua:11 */
+    CALL(157, (double)117*T, sizeof(real)*((double)39*T + (double)39*T), gloria_features_loss_k81_fused_scale_addc_neg(A + 6021104 + 946912*B + 25264*B*T + 246784*T, (real *)inputs[3], T)); /* %401 fused:scale_addc_neg [T,1,39]  graphs/lib/srm.lua:12 */
+    CALL(158, (double)393939*T, sizeof(real)*((double)1521*T + (double)4992*T + (double)4992*T + (double)39*T + (double)39*T), reclf_noirm_features_loss_k93_matmul_add_mul_scale(A + 6021104 + 946912*B + 25264*B*T + 245248*T, A + 6021104 + 946912*B + 25264*B*T + 235264*T, A + 6021104 + 946912*B + 25264*B*T + 240256*T, (real *)inputs[3], A + 6021104 + 946912*B + 25264*B*T + 246784*T, T)); /* %402 matmul+add_mul_scale [T,39,39]  graphs/lib/srm.lua:12 */
+    CALL(159, (double)1521*T, sizeof(real)*((double)39*T + (double)1521*T), reclf_noirm_features_loss_k94_max(A + 6021104 + 946912*B + 25264*B*T + 248320*T, A + 6021104 + 946912*B + 25264*B*T + 245248*T, T)); /* %403 reduce [T,39,1]  graphs/lib/srm.lua:12 */
+    CALL(160, (double)3042*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), reclf_noirm_features_loss_k97_fused_exp_sub(A + 6021104 + 946912*B + 25264*B*T + 246784*T, A + 6021104 + 946912*B + 25264*B*T + 245248*T, A + 6021104 + 946912*B + 25264*B*T + 248320*T, T)); /* %406 fused:exp_sub [T,39,39]  graphs/lib/srm.lua:12 */
+    CALL(161, (double)3042*T, sizeof(real)*((double)39*T + (double)1521*T + (double)39*T), reclf_noirm_features_loss_k99_fused_sum_mul(A + 6021104 + 946912*B + 25264*B*T + 251392*T, A + 6021104 + 946912*B + 25264*B*T + 246784*T, (real *)inputs[3], T)); /* %408 fused:sum_mul [T,39,1]  graphs/lib/srm.lua:12 */
+    CALL(162, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), reclf_noirm_features_loss_k100_clampmin(A + 6021104 + 946912*B + 25264*B*T + 251440*T, A + 6021104 + 946912*B + 25264*B*T + 251392*T, T)); /* %409 map:clampmin [T,39,1]  graphs/lib/srm.lua:12 */
+    CALL(163, (double)3042*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T + (double)39*T), reclf_noirm_features_loss_k101_fused_div_mul(A + 6021104 + 946912*B + 25264*B*T + 245248*T, A + 6021104 + 946912*B + 25264*B*T + 246784*T, (real *)inputs[3], A + 6021104 + 946912*B + 25264*B*T + 251440*T, T)); /* %410 fused:div_mul [T,39,39]  graphs/lib/srm.lua:12 */
+    CALL(164, (double)39*T, sizeof(real)*((double)T + (double)39*T), convirt_text_vjp_k221_sum(A + 6021104 + 946912*B + 25264*B*T + 248320*T, (real *)inputs[3], T)); /* %422 reduce [T,1,1,1]  graphs/lib/model.lua:40 */
+    CALL(165, (double)T, sizeof(real)*((double)T + (double)T), reclf_noirm_features_loss_k114_clampmin(A + 6021104 + 946912*B + 25264*B*T + 248384*T, A + 6021104 + 946912*B + 25264*B*T + 248320*T, T)); /* %423 map:clampmin [T,1,1,1]  graphs/lib/model.lua:40 */
+    CALL(166, (double)39*T, sizeof(real)*((double)39*T + (double)39*T + (double)T), reclf_noirm_features_loss_k115_div(A + 6021104 + 946912*B + 25264*B*T + 248320*T, (real *)inputs[3], A + 6021104 + 946912*B + 25264*B*T + 248384*T, T)); /* %424 map:div [T,1,39,1]  graphs/lib/model.lua:40 */
+    CALL(167, (double)16384, sizeof(real)*((double)128 + (double)16384), reclf_noirm_features_loss_k170_sum(A + 4992, (real *)P + 1139040)); /* %513 reduce [128,1]  graphs/lib/model.lua:33 */
+    CALL(168, (double)32768, sizeof(real)*((double)128 + (double)128 + (double)16384), reclf_noirm_features_loss_k173_matmul(A + 5120, A + 4992, (real *)P + 1122656)); /* %516 matmul [1,128]  graphs/lib/model.lua:33 */
+    CALL(169, (double)9984*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)128), reclf_noirm_features_loss_k176_fused_sum_mul(A + 6021104 + 946912*B + 16512*B*T, A + 6021104 + 946912*B + 9984*B*T, A + 5120, B, T)); /* %519 fused:sum_mul [T,B,39,1]  graphs/lib/model.lua:33 */
+    CALL(170, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), reclf_noirm_features_loss_k177_matmul(A + 6021104 + 946912*B + 14976*B*T, A + 6021104 + 946912*B + 25264*B*T + 245248*T, A + 6021104 + 946912*B + 16512*B*T, B, T)); /* %520 matmul [T,B,39,1]  graphs/lib/model.lua:33 */
+    CALL(171, (double)5070*B*T, sizeof(real)*((double)39*B*T + (double)39*T + (double)4992*B*T + (double)39*B*T), reclf_noirm_features_loss_k116_fused_mul_add_sum(A + 6021104 + 946912*B + 15024*B*T, A + 6021104 + 946912*B + 25264*B*T + 248320*T, A + 6021104 + 946912*B + 9984*B*T, A + 6021104 + 946912*B + 14976*B*T, B, T)); /* %425 fused:mul_add_sum [T,B,39,1]  graphs/lib/model.lua:41 */
+    CALL(172, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), gloria_features_loss_k88_sum(A + 6021104 + 946912*B + 14976*B*T, A + 6021104 + 946912*B + 15024*B*T, B, T)); /* %426 reduce [T,B,1,1]  graphs/lib/model.lua:41 */
+    CALL(173, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), gloria_features_loss_k94_scale(A + 6021104 + 946912*B + 14992*B*T, A + 6021104 + 946912*B + 14976*B*T, B, T)); /* %428 map:scale [T,B]  graphs/lib/model.lua:43 */
+    CALL(174, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k19_max(A + 6021104 + 946912*B + 25264*B*T + 248384*T, A + 6021104 + 946912*B + 14992*B*T, B, T)); /* %430 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(175, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), convirt_features_loss_k22_fused_exp_sub(A + 6021104 + 946912*B + 14976*B*T, A + 6021104 + 946912*B + 14992*B*T, A + 6021104 + 946912*B + 25264*B*T + 248384*T, B, T)); /* %433 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
+    CALL(176, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k23_sum(A + 6021104 + 946912*B + 25264*B*T + 248400*T, A + 6021104 + 946912*B + 14976*B*T, B, T)); /* %434 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(177, (double)T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k24_clampmin(A + 6021104 + 946912*B + 25264*B*T + 248416*T, A + 6021104 + 946912*B + 25264*B*T + 248400*T, T)); /* %435 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
+    CALL(178, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), convirt_features_loss_k27_mul(A + 6021104 + 946912*B + 15008*B*T, A + 6021104 + 946912*B + 14992*B*T, A + 6021104 + 946912*B + 15072*B*T, B, T)); /* %438 map:mul [T,B]  graphs/lib/losses.lua:10 */
+    CALL(179, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k30_max(A + 6021104 + 946624*B, A + 6021104 + 946912*B + 14992*B*T, B, T)); /* %441 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(180, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), convirt_features_loss_k33_fused_exp_sub(A + 6021104 + 946912*B + 15024*B*T, A + 6021104 + 946912*B + 14992*B*T, A + 6021104 + 946624*B, B, T)); /* %444 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
+    CALL(181, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k34_sum(A + 6021104 + 946640*B, A + 6021104 + 946912*B + 15024*B*T, B, T)); /* %445 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(182, (double)B, sizeof(real)*((double)B + (double)B), convirt_features_loss_k35_clampmin(A + 6021104 + 946656*B, A + 6021104 + 946640*B, B)); /* %446 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
+    CALL(183, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k34_sum(A + 6021104 + 946672*B, A + 6021104 + 946912*B + 15008*B*T, B, T)); /* %450 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(184, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), convirt_features_loss_k42_fused_mul_sub_add_log(A + 6021104 + 946912*B + 25264*B*T + 248432*T, A + 6021104 + 946912*B + 25264*B*T + 248416*T, A + 6021104 + 946912*B + 25264*B*T + 248384*T, A + 6021104 + 946912*B + 15008*B*T, A + 6021104 + 946912*B + 25264*B*T + 248368*T, B, T)); /* %453 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
+    CALL(185, (double)T, sizeof(real)*((double)1 + (double)T), convirt_features_loss_k43_sum(A + 0, A + 6021104 + 946912*B + 25264*B*T + 248432*T, T)); /* %454 reduce [1,1]  graphs/lib/losses.lua:13 */
+    CALL(186, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), convirt_features_loss_k46_fused_scale_add_sum_sub(A + 32, A + 0, A + 6021104 + 946656*B, A + 6021104 + 946624*B, A + 6021104 + 946672*B, B)); /* %457 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
+    CALL(187, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), convirt_image_vjp_k113_add(A + 6021088, A + 16, A + 32)); /* %459 map:add []  graphs/lib/model.lua:85 */
 }
 
 static void backward(void *arena, real *grads, const real *P, void *const *inputs, real *const *input_grads, const long *dims) {
     const long B = dims[0]; (void)B;
     const long T = dims[1]; (void)T;
     real *A = arena; (void)A; (void)P; (void)inputs; (void)grads; (void)input_grads;
-    CALL(215, 0, sizeof(real)*((double)1), convirt_features_loss_k58_fill(A + 0)); /* %680 fill []  graphs/lib/model.lua:87 */
-    CALL(216, (double)1, sizeof(real)*((double)1 + (double)1), convirt_features_loss_k60_scale(A + 5785600, A + 0, B)); /* %682 map:scale [1,1]  graphs/lib/losses.lua:16 */
-    CALL(217, (double)2*T, sizeof(real)*((double)T + (double)1 + (double)T), convirt_features_loss_k63_fused_mul_id(A + 6021104 + 1250016*B + 25264*B*T + 256528*T, A + 5785600, A + 6021104 + 1250016*B + 25264*B*T + 248368*T, T)); /* %685 fused:mul_id [T,1]  graphs/lib/losses.lua:13 */
-    CALL(218, (double)2*B, sizeof(real)*((double)B + (double)1), convirt_features_loss_k65_fused_neg_id(A + 6021104 + 1249728*B, A + 5785600, B)); /* %687 fused:neg_id [1,B]  graphs/lib/losses.lua:11 */
-    CALL(219, (double)2*B*T, sizeof(real)*((double)B*T + (double)B + (double)B*T), gloria_features_loss_k159_fused_mul_id(A + 6021104 + 1250016*B + 25232*B*T, A + 6021104 + 1249728*B, A + 6021104 + 1250016*B + 15072*B*T, B, T)); /* %689 fused:mul_id [T,B]  graphs/lib/losses.lua:11 */
-    CALL(220, (double)4*B, sizeof(real)*((double)B + (double)1 + (double)B + (double)B), convirt_features_loss_k71_fused_mul_div_id_step(A + 6021104 + 1249728*B, A + 5785600, A + 6021104 + 1249760*B, A + 6021104 + 1249744*B, B)); /* %693 fused:mul_div_id_step [1,B]  graphs/lib/losses.lua:11 */
-    CALL(221, (double)T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k77_neg(A + 6021104 + 1250016*B + 25264*B*T + 248368*T, A + 6021104 + 1250016*B + 25264*B*T + 256528*T, T)); /* %699 map:neg [T,1]  graphs/lib/losses.lua:10 */
-    CALL(222, (double)2*B*T, sizeof(real)*((double)B*T + (double)T + (double)B*T), gloria_features_loss_k171_fused_mul_id(A + 6021104 + 1250016*B + 25248*B*T, A + 6021104 + 1250016*B + 25264*B*T + 248368*T, A + 6021104 + 1250016*B + 15072*B*T, B, T)); /* %701 fused:mul_id [T,B]  graphs/lib/losses.lua:10 */
-    CALL(223, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), convirt_features_loss_k84_fused_mul_div_step(A + 6021104 + 1250016*B + 25264*B*T + 248368*T, A + 6021104 + 1250016*B + 25264*B*T + 256528*T, A + 6021104 + 1250016*B + 25264*B*T + 248416*T, A + 6021104 + 1250016*B + 25264*B*T + 248400*T, T)); /* %706 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
-    CALL(224, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), gloria_features_loss_k182_fused_scale_add_add_add(A + 6021104 + 1250016*B + 14992*B*T, A + 6021104 + 1250016*B + 25232*B*T, A + 6021104 + 1249728*B, A + 6021104 + 1250016*B + 15024*B*T, A + 6021104 + 1250016*B + 25248*B*T, A + 6021104 + 1250016*B + 25264*B*T + 248368*T, A + 6021104 + 1250016*B + 14976*B*T, B, T)); /* %712 fused:scale_add_add_add [T,B]  graphs/lib/model.lua:43 */
-    CALL(225, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)B*T + (double)39*T), reclf_noirm_features_loss_k223_fused_mul_id(A + 6021104 + 1250016*B + 25104*B*T, A + 6021104 + 1250016*B + 14992*B*T, A + 6021104 + 1250016*B + 25264*B*T + 248320*T, B, T)); /* %716 fused:mul_id [T,B,39,1]  graphs/lib/model.lua:41 */
-    CALL(226, (double)3042*B*T, sizeof(real)*((double)1521*B*T + (double)39*B*T + (double)39*B*T), reclf_noirm_features_loss_k225_matmul(A + 6021104 + 1250016*B + 14976*B*T, A + 6021104 + 1250016*B + 25104*B*T, A + 6021104 + 1250016*B + 16512*B*T, B, T)); /* %718 matmul [T,B,39,39]  graphs/lib/model.lua:33 */
-    CALL(227, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), reclf_noirm_features_loss_k226_matmul(A + 6021104 + 1250016*B + 25152*B*T, A + 6021104 + 1250016*B + 25264*B*T + 245248*T, A + 6021104 + 1250016*B + 25104*B*T, B, T)); /* %719 matmul [T,B,39,1]  graphs/lib/model.lua:33 */
-    CALL(228, (double)1521*B*T, sizeof(real)*((double)1521*T + (double)1521*B*T), reclf_noirm_features_loss_k227_sum(A + 6021104 + 1250016*B + 25264*B*T + 248320*T, A + 6021104 + 1250016*B + 14976*B*T, B, T)); /* %720 reduce [T,1,39,39]  graphs/lib/model.lua:33 */
-    CALL(229, (double)9984*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T + (double)4992*B*T), gloria_features_loss_k201_fused_mul_id(A + 6021104 + 1250016*B + 14976*B*T, A + 6021104 + 1250016*B + 25152*B*T, A + 6021104 + 1250016*B + 9984*B*T, B, T)); /* %723 fused:mul_id [T,B,39,128]  graphs/lib/model.lua:33 */
-    CALL(230, (double)4992*B*T, sizeof(real)*((double)4992*B + (double)4992*B*T), reclf_noirm_features_loss_k231_sum(A + 6021104 + 1228800*B, A + 6021104 + 1250016*B + 14976*B*T, B, T)); /* %724 reduce [1,B,39,128]  graphs/lib/model.lua:33 */
-    CALL(231, (double)4992*B, sizeof(real)*((double)4992 + (double)4992*B), reclf_noirm_features_loss_k233_sum(A + 0, A + 6021104 + 1228800*B, B)); /* %726 reduce [1,39,128]  graphs/lib/model.lua:33 */
-    CALL(232, (double)4992, sizeof(real)*((double)128 + (double)4992), convirt_text_vjp_k275_sum(A + 5248, A + 0)); /* %728 reduce [1,128]  graphs/lib/model.lua:33 */
-    CALL(233, (double)32768, sizeof(real)*((double)128 + (double)128 + (double)16384), reclf_noirm_features_loss_k238_matmul(A + 0, A + 5248, (real *)P + 1122656)); /* %731 matmul [1,128]  graphs/lib/model.lua:33 */
-    CALL(234, (double)32768, sizeof(real)*((double)16384 + (double)128 + (double)128), reclf_noirm_features_loss_k239_matmul(A + 5720064, A + 5248, A + 4992)); /* %732 matmul [128,128]  graphs/lib/model.lua:33 */
-    CALL(235, (double)16384, sizeof(real)*((double)16384 + (double)128), reclf_noirm_features_loss_k242_id(A + 5736448, A + 0)); /* %735 map:id [128,128]  graphs/lib/model.lua:33 */
-    CALL(236, (double)19968*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T + (double)128 + (double)39*B*T), reclf_noirm_features_loss_k244_fused_add_mul_id_id(A + 6021104 + 1250016*B + 9984*B*T, A + 6021104 + 1250016*B + 25152*B*T, A + 5120, A + 6021104 + 1250016*B + 25104*B*T, B, T)); /* %737 fused:add_mul_id_id [T,B,39,128]  graphs/lib/model.lua:33 */
-    CALL(237, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), reclf_noirm_features_loss_k246_div(A + 6021104 + 1250016*B + 25264*B*T + 249856*T, A + 6021104 + 1250016*B + 25264*B*T + 248320*T, A + 6021104 + 1250016*B + 25264*B*T + 251440*T, T)); /* %739 map:div [T,39,39]  graphs/lib/srm.lua:12 */
-    CALL(238, (double)4641*T, sizeof(real)*((double)39*T + (double)1521*T + (double)1521*T + (double)39*T), reclf_noirm_features_loss_k251_fused_mul_sum_neg_mul(A + 6021104 + 1250016*B + 25264*B*T + 248320*T, A + 6021104 + 1250016*B + 25264*B*T + 249856*T, A + 6021104 + 1250016*B + 25264*B*T + 245248*T, A + 6021104 + 1250016*B + 25264*B*T + 251392*T, T)); /* %744 fused:mul_sum_neg_mul [T,39,1]  graphs/lib/srm.lua:12 */
-    CALL(239, (double)9126*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T + (double)39*T + (double)1521*T), reclf_noirm_features_loss_k264_fused_scale_mul_mul_mul(A + 6021104 + 1250016*B + 25264*B*T + 251392*T, A + 6021104 + 1250016*B + 25264*B*T + 249856*T, A + 6021104 + 1250016*B + 25264*B*T + 248320*T, (real *)inputs[3], A + 6021104 + 1250016*B + 25264*B*T + 246784*T, T)); /* %757 fused:scale_mul_mul_mul [T,39,39]  graphs/lib/srm.lua:11 */
-    CALL(240, (double)389376*T, sizeof(real)*((double)4992*T + (double)1521*T + (double)4992*T), reclf_noirm_features_loss_k265_matmul(A + 6021104 + 1250016*B + 25264*B*T + 245248*T, A + 6021104 + 1250016*B + 25264*B*T + 251392*T, A + 6021104 + 1250016*B + 25264*B*T + 240256*T, T)); /* %758 matmul [T,39,128]  graphs/lib/srm.lua:11 */
-    CALL(241, (double)389376*T, sizeof(real)*((double)4992*T + (double)1521*T + (double)4992*T), reclf_noirm_features_loss_k266_matmul(A + 6021104 + 1250016*B + 25264*B*T + 240256*T, A + 6021104 + 1250016*B + 25264*B*T + 251392*T, A + 6021104 + 1250016*B + 25264*B*T + 235264*T, T)); /* %759 matmul [T,39,128]  graphs/lib/srm.lua:11 */
-    CALL(242, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), reclf_noirm_features_loss_k268_matmul(A + 6021104 + 1250016*B + 25264*B*T + 235264*T, A + 6021104 + 1250016*B + 25264*B*T + 240256*T, (real *)P + 1106272, T)); /* %761 matmul [39*T,128]  graphs/lib/srm.lua:11 */
-    CALL(243, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), convirt_text_vjp_k279_matmul(A + 5752832, A + 6021104 + 1250016*B + 25264*B*T + 220160*T, A + 6021104 + 1250016*B + 25264*B*T + 240256*T, T)); /* %762 matmul [128,128]  graphs/lib/srm.lua:11 */
-    CALL(244, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), reclf_noirm_features_loss_k268_matmul(A + 6021104 + 1250016*B + 25264*B*T + 240256*T, A + 6021104 + 1250016*B + 25264*B*T + 245248*T, (real *)P + 1089888, T)); /* %765 matmul [39*T,128]  graphs/lib/srm.lua:11 */
-    CALL(245, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), convirt_text_vjp_k279_matmul(A + 5769216, A + 6021104 + 1250016*B + 25264*B*T + 220160*T, A + 6021104 + 1250016*B + 25264*B*T + 245248*T, T)); /* %766 matmul [128,128]  graphs/lib/srm.lua:11 */
-    CALL(246, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), reclf_noirm_features_loss_k276_mul(A + 6021104 + 1250016*B + 14976*B*T, A + 6021104 + 1250016*B + 9984*B*T, A + 6021104 + 1250016*B + 4992*B*T, B, T)); /* %769 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(247, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), gloria_features_loss_k203_sum(A + 6021104 + 1250016*B + 25264*B*T + 245248*T, A + 6021104 + 1250016*B + 14976*B*T, B, T)); /* %771 reduce [T,1,39,128]  graphs/lib/matching.lua:12 */
-    CALL(248, (double)15210*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)4992*T + (double)4992*B*T + (double)39*B*T + (double)39*B*T), reclf_noirm_features_loss_k287_fused_mul_mul_sum_mul(A + 6021104 + 1250016*B + 4992*B*T, A + 6021104 + 1250016*B + 9984*B*T, A + 6021104 + 1250016*B + 25264*B*T + 230272*T, A + 6021104 + 1250016*B, A + 6021104 + 1250016*B + 25056*B*T, A + 6021104 + 1250016*B + 25008*B*T, B, T)); /* %780 fused:mul_mul_sum_mul [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(249, (double)29952*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*T + (double)39*B*T + (double)39*B*T + (double)4992*B*T), reclf_noirm_features_loss_k291_fused_add_mul_mul_mul(A + 6021104 + 1250016*B + 14976*B*T, A + 6021104 + 1250016*B + 9984*B*T, A + 6021104 + 1250016*B + 25264*B*T + 230272*T, A + 6021104 + 1250016*B + 25056*B*T, A + 6021104 + 1250016*B + 4992*B*T, A + 6021104 + 1250016*B, B, T)); /* %784 fused:add_mul_mul_mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(250, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*B*T), gloria_features_loss_k218_matmul(A + 6021104 + 1250016*B, A + 6021104 + 1250016*B + 22464*B*T, A + 6021104 + 1250016*B + 14976*B*T, B, T)); /* %786 matmul [T,B,64,128]  graphs/lib/matching.lua:11 */
-    CALL(251, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), gloria_features_loss_k219_sum(A + 6021104 + 1228800*B, A + 6021104 + 1250016*B, B, T)); /* %787 reduce [1,B,64,128]  graphs/lib/matching.lua:11 */
-    CALL(252, (double)641472*B*T, sizeof(real)*((double)2496*B*T + (double)4992*B*T + (double)8192*B + (double)39*B*T), gloria_features_loss_k220_matmul_div(A + 6021104 + 1250016*B, A + 6021104 + 1250016*B + 14976*B*T, A + 6021104 + 1204224*B, A + 6021104 + 1250016*B + 24960*B*T, B, T)); /* %788 matmul+div [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(253, (double)7488*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T + (double)2496*B*T), gloria_features_loss_k223_fused_sum_neg_mul(A + 6021104 + 1250016*B + 15680*B*T, A + 6021104 + 1250016*B, A + 6021104 + 1250016*B + 22464*B*T, B, T)); /* %791 fused:sum_neg_mul [T,B,39,1]  graphs/lib/matching.lua:10 */
-    CALL(254, (double)9984*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T + (double)2496*B*T), gloria_features_loss_k229_fused_scale_mul_add_id(A + 6021104 + 1250016*B + 13184*B*T, A + 6021104 + 1250016*B, A + 6021104 + 1250016*B + 15680*B*T, A + 6021104 + 1250016*B + 19968*B*T, B, T)); /* %797 fused:scale_mul_add_id [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(255, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), gloria_features_loss_k68_matmul(A + 6021104 + 1250016*B + 8192*B*T, A + 6021104 + 1250016*B + 13184*B*T, A + 6021104 + 1220608*B, B, T)); /* %798 matmul [T,B,39,128]  graphs/lib/matching.lua:10 */
-    CALL(256, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*T), gloria_features_loss_k231_matmul(A + 6021104 + 1250016*B, A + 6021104 + 1250016*B + 13184*B*T, A + 6021104 + 1250016*B + 25264*B*T + 230272*T, B, T)); /* %799 matmul [T,B,64,128]  graphs/lib/matching.lua:10 */
-    CALL(257, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), gloria_features_loss_k203_sum(A + 6021104 + 1250016*B + 25264*B*T + 230272*T, A + 6021104 + 1250016*B + 8192*B*T, B, T)); /* %800 reduce [T,1,39,128]  graphs/lib/matching.lua:10 */
-    CALL(258, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), gloria_features_loss_k219_sum(A + 6021104 + 1220608*B, A + 6021104 + 1250016*B, B, T)); /* %801 reduce [1,B,64,128]  graphs/lib/matching.lua:10 */
-    CALL(259, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T), gloria_features_loss_k234_add(A + 6021104 + 1250016*B + 25264*B*T + 250240*T, A + 6021104 + 1250016*B + 25264*B*T + 245248*T, A + 6021104 + 1250016*B + 25264*B*T + 230272*T, T)); /* %802 map:add [T,1,39,128]  graphs/lib/matching.lua:10 */
-    CALL(260, (double)16768*B, sizeof(real)*((double)64*B + (double)8192*B + (double)8192*B + (double)64*B + (double)64*B), gloria_features_loss_k244_fused_mul_mul_sum_mul(A + 6021104 + 1249728*B, A + 6021104 + 1220608*B, A + 6021104 + 1204224*B, A + 6021104 + 1249664*B, A + 6021104 + 1236992*B, B)); /* %812 fused:mul_mul_sum_mul [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(261, (double)49152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)64*B + (double)64*B + (double)8192*B), gloria_features_loss_k248_fused_add_add_mul_mul(A + 6021104 + 1236992*B, A + 6021104 + 1228800*B, A + 6021104 + 1220608*B, A + 6021104 + 1249664*B, A + 6021104 + 1249728*B, A + 6021104 + 1204224*B, B)); /* %816 fused:add_add_mul_mul [1,B,64,128]  graphs/lib/matching.lua:9 */
-    CALL(262, (double)10218*T, sizeof(real)*((double)39*T + (double)4992*T + (double)4992*T + (double)39*T + (double)39*T), gloria_features_loss_k259_fused_mul_mul_sum_mul(A + 6021104 + 1250016*B + 25264*B*T + 245248*T, A + 6021104 + 1250016*B + 25264*B*T + 250240*T, A + 6021104 + 1250016*B + 25264*B*T + 220160*T, A + 6021104 + 1250016*B + 25264*B*T + 256416*T, A + 6021104 + 1250016*B + 25264*B*T + 256368*T, T)); /* %828 fused:mul_mul_sum_mul [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(263, (double)34944*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T + (double)4992*T + (double)39*T + (double)39*T + (double)4992*T), reclf_noirm_features_loss_k339_fused_add_add_add_mul(A + 6021104 + 1250016*B + 25264*B*T + 230272*T, A + 6021104 + 1250016*B + 25264*B*T + 235264*T, A + 6021104 + 1250016*B + 25264*B*T + 240256*T, A + 6021104 + 1250016*B + 25264*B*T + 250240*T, A + 6021104 + 1250016*B + 25264*B*T + 256416*T, A + 6021104 + 1250016*B + 25264*B*T + 245248*T, A + 6021104 + 1250016*B + 25264*B*T + 220160*T, T)); /* %832 fused:add_add_add_mul [T,39,128]  graphs/lib/matching.lua:7 */
-    CALL(264, (double)4*B, sizeof(real)*((double)B + (double)1 + (double)B + (double)B), convirt_features_loss_k71_fused_mul_div_id_step(A + 6021104 + 1249664*B, A + 5785600, A + 6021104 + 1250000*B, A + 6021104 + 1249984*B, B)); /* %845 fused:mul_div_id_step [1,B]  graphs/lib/losses.lua:11 */
-    CALL(265, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), convirt_features_loss_k84_fused_mul_div_step(A + 6021104 + 1250016*B + 25264*B*T + 256368*T, A + 6021104 + 1250016*B + 25264*B*T + 256528*T, A + 6021104 + 1250016*B + 25264*B*T + 256512*T, A + 6021104 + 1250016*B + 25264*B*T + 256496*T, T)); /* %858 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
-    CALL(266, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), gloria_features_loss_k295_fused_scale_add_add_add(A + 6021104 + 1250016*B, A + 6021104 + 1250016*B + 25232*B*T, A + 6021104 + 1249664*B, A + 6021104 + 1250016*B + 25216*B*T, A + 6021104 + 1250016*B + 25248*B*T, A + 6021104 + 1250016*B + 25264*B*T + 256368*T, A + 6021104 + 1250016*B + 25200*B*T, B, T)); /* %864 fused:scale_add_add_add [T,B]  graphs/lib/losses.lua:21 */
-    CALL(267, (double)256*B*T, sizeof(real)*((double)128*T + (double)B*T + (double)128*B), convirt_features_loss_k91_matmul(A + 6021104 + 1250016*B + 25264*B*T + 220160*T, A + 6021104 + 1250016*B, A + 6021104 + 1249536*B, B, T)); /* %865 matmul [T,128]  graphs/lib/losses.lua:21 */
-    CALL(268, (double)256*B*T, sizeof(real)*((double)128*B + (double)B*T + (double)128*T), convirt_features_loss_k92_matmul(A + 6021104 + 1204224*B, A + 6021104 + 1250016*B, A + 6021104 + 1250016*B + 25264*B*T + 225152*T, B, T)); /* %866 matmul [B,128]  graphs/lib/losses.lua:21 */
-    CALL(269, (double)262*B, sizeof(real)*((double)B + (double)128*B + (double)128*B + (double)B + (double)B), convirt_features_loss_k101_fused_mul_mul_sum_mul(A + 6021104 + 1249536*B, A + 6021104 + 1204224*B, A + 6021104 + 1249408*B, A + 6021104 + 1249968*B, A + 6021104 + 1249952*B, B)); /* %875 fused:mul_mul_sum_mul [B,1]  graphs/lib/losses.lua:21 */
-    CALL(270, (double)640*B, sizeof(real)*((double)128*B + (double)128*B + (double)B + (double)B + (double)128*B), convirt_features_loss_k105_fused_add_mul_mul_id(A + 6021104 + 1204352*B, A + 6021104 + 1204224*B, A + 6021104 + 1249968*B, A + 6021104 + 1249536*B, A + 6021104 + 1249408*B, B)); /* %879 fused:add_mul_mul_id [B,128]  graphs/lib/losses.lua:21 */
-    CALL(271, (double)262*T, sizeof(real)*((double)T + (double)128*T + (double)128*T + (double)T + (double)T), convirt_features_loss_k114_fused_mul_mul_sum_mul(A + 6021104 + 1250016*B + 25264*B*T + 256368*T, A + 6021104 + 1250016*B + 25264*B*T + 220160*T, A + 6021104 + 1250016*B + 25264*B*T + 256000*T, A + 6021104 + 1250016*B + 25264*B*T + 256480*T, A + 6021104 + 1250016*B + 25264*B*T + 256464*T, T)); /* %888 fused:mul_mul_sum_mul [T,1]  graphs/lib/losses.lua:21 */
-    CALL(272, (double)640*T, sizeof(real)*((double)128*T + (double)128*T + (double)T + (double)T + (double)128*T), convirt_features_loss_k118_fused_add_mul_mul_id(A + 6021104 + 1250016*B + 25264*B*T + 240256*T, A + 6021104 + 1250016*B + 25264*B*T + 220160*T, A + 6021104 + 1250016*B + 25264*B*T + 256480*T, A + 6021104 + 1250016*B + 25264*B*T + 256368*T, A + 6021104 + 1250016*B + 25264*B*T + 256000*T, T)); /* %892 fused:add_mul_mul_id [T,128]  graphs/lib/losses.lua:21 */
-    CALL(273, (double)4992*T, sizeof(real)*((double)4992 + (double)4992*T), convirt_text_vjp_k273_sum(A + 0, A + 6021104 + 1250016*B + 25264*B*T + 230272*T, T)); /* %893 reduce [1,39,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(274, (double)4992, sizeof(real)*((double)128 + (double)4992), convirt_text_vjp_k275_sum(A + 6016000, A + 0)); /* %895 reduce [1,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(275, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), convirt_text_vjp_k278_matmul(A + 6021104 + 1250016*B + 25264*B*T + 235264*T, A + 6021104 + 1250016*B + 25264*B*T + 230272*T, (real *)P + 1073376, T)); /* %898 matmul [39*T,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(276, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), convirt_text_vjp_k279_matmul(A + 5785600, A + 6021104 + 1250016*B + 25264*B*T + 230272*T, A + 6021104 + 1250016*B + 25264*B*T + 225280*T, T)); /* %899 matmul [128,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(277, 0, sizeof(real)*((double)5120*T + (double)4992*T), convirt_text_vjp_k281_pad(A + 6021104 + 1250016*B + 25264*B*T + 220160*T, A + 6021104 + 1250016*B + 25264*B*T + 235264*T, T)); /* %901 pad [T,40,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(278, (double)128*T, sizeof(real)*((double)128 + (double)128*T), convirt_k612_sum(A + 6016128, A + 6021104 + 1250016*B + 25264*B*T + 240256*T, T)); /* %902 reduce [1,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(279, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), convirt_k614_matmul(A + 6021104 + 1250016*B + 25264*B*T + 230400*T, A + 6021104 + 1250016*B + 25264*B*T + 240256*T, (real *)P + 1056864, T)); /* %904 matmul [T,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(280, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), convirt_k615_matmul(A + 5801984, A + 6021104 + 1250016*B + 25264*B*T + 240256*T, A + 6021104 + 1250016*B + 25264*B*T + 255872*T, T)); /* %905 matmul [128,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(281, 0, sizeof(real)*((double)5120*T + (double)128*T), convirt_k617_pad(A + 6021104 + 1250016*B + 25264*B*T + 225280*T, A + 6021104 + 1250016*B + 25264*B*T + 230400*T, T)); /* %907 pad [T,40,128]  graphs/lib/text_encoder.lua:35 */
-    CALL(282, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_text_vjp_k288_add(A + 6021104 + 1250016*B + 25264*B*T + 230400*T, A + 6021104 + 1250016*B + 25264*B*T + 220160*T, A + 6021104 + 1250016*B + 25264*B*T + 225280*T, T)); /* %908 map:add [T,40,128]  graphs/lib/text_encoder.lua:35 */
-    CALL(283, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 0, A + 6021104 + 1250016*B + 25264*B*T + 230400*T, T)); /* %909 reduce [1,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(284, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 6016256, A + 0)); /* %911 reduce [1,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(285, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k623_mul(A + 6021104 + 1250016*B + 25264*B*T + 220160*T, A + 6021104 + 1250016*B + 25264*B*T + 230400*T, A + 6021104 + 1250016*B + 25264*B*T + 215040*T, T)); /* %914 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(286, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 0, A + 6021104 + 1250016*B + 25264*B*T + 220160*T, T)); /* %915 reduce [1,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(287, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 6016384, A + 0)); /* %917 reduce [1,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(288, (double)15560*T, sizeof(real)*((double)40*T + (double)5120*T + (double)128 + (double)5120*T + (double)40*T), convirt_k635_fused_scale_mul_sum_mul(A + 6021104 + 1250016*B + 25264*B*T + 255872*T, A + 6021104 + 1250016*B + 25264*B*T + 230400*T, (real *)P + 1056608, A + 6021104 + 1250016*B + 25264*B*T + 194560*T, A + 6021104 + 1250016*B + 25264*B*T + 256320*T, T)); /* %926 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(289, (double)30720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)40*T + (double)40*T + (double)5120*T), convirt_k639_fused_add_mul_mul_mul(A + 6021104 + 1250016*B + 25264*B*T + 215040*T, A + 6021104 + 1250016*B + 25264*B*T + 230400*T, (real *)P + 1056608, A + 6021104 + 1250016*B + 25264*B*T + 256320*T, A + 6021104 + 1250016*B + 25264*B*T + 255872*T, A + 6021104 + 1250016*B + 25264*B*T + 194560*T, T)); /* %930 fused:add_mul_mul_mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(290, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k642_fused_scale_sum_neg(A + 6021104 + 1250016*B + 25264*B*T + 255872*T, A + 6021104 + 1250016*B + 25264*B*T + 215040*T, T)); /* %933 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(291, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k644_fused_add_id(A + 6021104 + 1250016*B + 25264*B*T + 194560*T, A + 6021104 + 1250016*B + 25264*B*T + 215040*T, A + 6021104 + 1250016*B + 25264*B*T + 255872*T, T)); /* %935 fused:add_id [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(292, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 0, A + 6021104 + 1250016*B + 25264*B*T + 194560*T, T)); /* %936 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(293, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 6016512, A + 0)); /* %938 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(294, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), convirt_k651_matmul(A + 5365760, A + 6021104 + 1250016*B + 25264*B*T + 194560*T, A + 6021104 + 1250016*B + 25264*B*T + 61440*T, T)); /* %942 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(295, (double)5283840*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)20480*T), convirt_k654_matmul_mul_gelu_grad(A + 6021104 + 1250016*B + 25264*B*T + 61440*T, A + 6021104 + 1250016*B + 25264*B*T + 194560*T, (real *)P + 990944, A + 6021104 + 1250016*B + 25264*B*T + 40960*T, T)); /* %945 matmul+mul_gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(296, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), convirt_k655_sum(A + 0, A + 6021104 + 1250016*B + 25264*B*T + 61440*T, T)); /* %946 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(297, (double)20480, sizeof(real)*((double)512 + (double)20480), convirt_k657_sum(A + 6014976, A + 0)); /* %948 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(298, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), convirt_k660_matmul(A + 6021104 + 1250016*B + 25264*B*T + 40960*T, A + 6021104 + 1250016*B + 25264*B*T + 61440*T, (real *)P + 924896, T)); /* %951 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(299, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), convirt_k661_matmul(A + 5431296, A + 6021104 + 1250016*B + 25264*B*T + 61440*T, A + 6021104 + 1250016*B + 25264*B*T + 209920*T, T)); /* %952 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(300, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5496832, A + 6021104 + 1250016*B + 25264*B*T + 40960*T, T)); /* %954 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(301, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 6016640, A + 5496832)); /* %956 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(302, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k623_mul(A + 6021104 + 1250016*B + 25264*B*T + 46080*T, A + 6021104 + 1250016*B + 25264*B*T + 40960*T, A + 6021104 + 1250016*B + 25264*B*T + 204800*T, T)); /* %959 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(303, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5496832, A + 6021104 + 1250016*B + 25264*B*T + 46080*T, T)); /* %960 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(304, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 6016768, A + 5496832)); /* %962 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(305, (double)15560*T, sizeof(real)*((double)40*T + (double)5120*T + (double)128 + (double)5120*T + (double)40*T), convirt_k635_fused_scale_mul_sum_mul(A + 6021104 + 1250016*B + 25264*B*T + 255872*T, A + 6021104 + 1250016*B + 25264*B*T + 40960*T, (real *)P + 924640, A + 6021104 + 1250016*B + 25264*B*T + 199680*T, A + 6021104 + 1250016*B + 25264*B*T + 256272*T, T)); /* %971 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(306, (double)30720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)40*T + (double)40*T + (double)5120*T), convirt_k639_fused_add_mul_mul_mul(A + 6021104 + 1250016*B + 25264*B*T + 46080*T, A + 6021104 + 1250016*B + 25264*B*T + 40960*T, (real *)P + 924640, A + 6021104 + 1250016*B + 25264*B*T + 256272*T, A + 6021104 + 1250016*B + 25264*B*T + 255872*T, A + 6021104 + 1250016*B + 25264*B*T + 199680*T, T)); /* %975 fused:add_mul_mul_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(307, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k642_fused_scale_sum_neg(A + 6021104 + 1250016*B + 25264*B*T + 255872*T, A + 6021104 + 1250016*B + 25264*B*T + 46080*T, T)); /* %979 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(308, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k690_fused_add_add_id(A + 6021104 + 1250016*B + 25264*B*T + 53760*T, A + 6021104 + 1250016*B + 25264*B*T + 194560*T, A + 6021104 + 1250016*B + 25264*B*T + 46080*T, A + 6021104 + 1250016*B + 25264*B*T + 255872*T, T)); /* %981 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(309, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5496832, A + 6021104 + 1250016*B + 25264*B*T + 53760*T, T)); /* %982 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(310, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 6016896, A + 5496832)); /* %984 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(311, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k696_matmul(A + 6021104 + 1250016*B + 25264*B*T + 40960*T, A + 6021104 + 1250016*B + 25264*B*T + 53760*T, (real *)P + 908128, T)); /* %987 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(312, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k697_matmul(A + 5818368, A + 6021104 + 1250016*B + 25264*B*T + 53760*T, A + 6021104 + 1250016*B + 25264*B*T + 189440*T, T)); /* %988 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(313, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k259_permute(A + 6021104 + 1250016*B + 25264*B*T + 47360*T, A + 6021104 + 1250016*B + 25264*B*T + 40960*T, T)); /* %991 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
-    CALL(314, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k702_matmul(A + 6021104 + 1250016*B + 25264*B*T + 58880*T, A + 6021104 + 1250016*B + 25264*B*T + 101120*T, A + 6021104 + 1250016*B + 25264*B*T + 47360*T, T)); /* %993 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    CALL(315, (double)416000*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)160*T), convirt_k703_matmul_div(A + 6021104 + 1250016*B + 25264*B*T + 40960*T, A + 6021104 + 1250016*B + 25264*B*T + 47360*T, A + 6021104 + 1250016*B + 25264*B*T + 184320*T, A + 6021104 + 1250016*B + 25264*B*T + 255712*T, T)); /* %994 matmul+div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(316, (double)19520*T, sizeof(real)*((double)160*T + (double)6400*T + (double)6400*T + (double)160*T), convirt_k708_fused_mul_sum_neg_mul(A + 6021104 + 1250016*B + 25264*B*T + 64000*T, A + 6021104 + 1250016*B + 25264*B*T + 40960*T, A + 6021104 + 1250016*B + 25264*B*T + 101120*T, A + 6021104 + 1250016*B + 25264*B*T + 255552*T, T)); /* %999 fused:mul_sum_neg_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(317, (double)38400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T + (double)6400*T), convirt_k724_fused_scale_mul_mul_mul(A + 6021104 + 1250016*B + 25264*B*T + 47360*T, A + 6021104 + 1250016*B + 25264*B*T + 40960*T, A + 6021104 + 1250016*B + 25264*B*T + 64000*T, (real *)inputs[2], A + 6021104 + 1250016*B + 25264*B*T + 94720*T, T)); /* %1015 fused:scale_mul_mul_mul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
-    CALL(318, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k292_matmul(A + 6021104 + 1250016*B + 25264*B*T + 40960*T, A + 6021104 + 1250016*B + 25264*B*T + 47360*T, A + 6021104 + 1250016*B + 25264*B*T + 179200*T, T)); /* %1016 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
-    CALL(319, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k702_matmul(A + 6021104 + 1250016*B + 25264*B*T + 94720*T, A + 6021104 + 1250016*B + 25264*B*T + 47360*T, A + 6021104 + 1250016*B + 25264*B*T + 174080*T, T)); /* %1017 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
-    CALL(320, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k293_permute(A + 6021104 + 1250016*B + 25264*B*T + 46080*T, A + 6021104 + 1250016*B + 25264*B*T + 58880*T, T)); /* %1018 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
-    CALL(321, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5496832, A + 6021104 + 1250016*B + 25264*B*T + 46080*T, T)); /* %1020 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(322, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 6017024, A + 5496832)); /* %1022 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(323, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k697_matmul(A + 5834752, A + 6021104 + 1250016*B + 25264*B*T + 46080*T, A + 6021104 + 1250016*B + 25264*B*T + 168960*T, T)); /* %1026 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(324, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k293_permute(A + 6021104 + 1250016*B + 25264*B*T + 99840*T, A + 6021104 + 1250016*B + 25264*B*T + 94720*T, T)); /* %1028 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
-    CALL(325, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5496832, A + 6021104 + 1250016*B + 25264*B*T + 99840*T, T)); /* %1030 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(326, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 6017152, A + 5496832)); /* %1032 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(327, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k696_matmul(A + 6021104 + 1250016*B + 25264*B*T + 94720*T, A + 6021104 + 1250016*B + 25264*B*T + 99840*T, (real *)P + 875104, T)); /* %1035 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(328, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k697_matmul(A + 5851136, A + 6021104 + 1250016*B + 25264*B*T + 99840*T, A + 6021104 + 1250016*B + 25264*B*T + 168960*T, T)); /* %1036 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(329, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k293_permute(A + 6021104 + 1250016*B + 25264*B*T + 99840*T, A + 6021104 + 1250016*B + 25264*B*T + 40960*T, T)); /* %1039 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
-    CALL(330, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5496832, A + 6021104 + 1250016*B + 25264*B*T + 99840*T, T)); /* %1041 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(331, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 6017280, A + 5496832)); /* %1043 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(332, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k696_matmul(A + 6021104 + 1250016*B + 25264*B*T + 40960*T, A + 6021104 + 1250016*B + 25264*B*T + 99840*T, (real *)P + 858592, T)); /* %1046 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(333, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k697_matmul(A + 5867520, A + 6021104 + 1250016*B + 25264*B*T + 99840*T, A + 6021104 + 1250016*B + 25264*B*T + 168960*T, T)); /* %1047 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(334, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)5120*T), convirt_k758_matmul_add_add(A + 6021104 + 1250016*B + 25264*B*T + 99840*T, A + 6021104 + 1250016*B + 25264*B*T + 46080*T, (real *)P + 891616, A + 6021104 + 1250016*B + 25264*B*T + 94720*T, A + 6021104 + 1250016*B + 25264*B*T + 40960*T, T)); /* %1049 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(335, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5496832, A + 6021104 + 1250016*B + 25264*B*T + 99840*T, T)); /* %1050 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(336, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 6017408, A + 5496832)); /* %1052 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(337, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k623_mul(A + 6021104 + 1250016*B + 25264*B*T + 94720*T, A + 6021104 + 1250016*B + 25264*B*T + 99840*T, A + 6021104 + 1250016*B + 25264*B*T + 163840*T, T)); /* %1055 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(338, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5496832, A + 6021104 + 1250016*B + 25264*B*T + 94720*T, T)); /* %1056 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(339, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 6017536, A + 5496832)); /* %1058 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(340, (double)15560*T, sizeof(real)*((double)40*T + (double)5120*T + (double)128 + (double)5120*T + (double)40*T), convirt_k635_fused_scale_mul_sum_mul(A + 6021104 + 1250016*B + 25264*B*T + 255552*T, A + 6021104 + 1250016*B + 25264*B*T + 99840*T, (real *)P + 858336, A + 6021104 + 1250016*B + 25264*B*T + 158720*T, A + 6021104 + 1250016*B + 25264*B*T + 256224*T, T)); /* %1067 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(341, (double)30720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)40*T + (double)40*T + (double)5120*T), convirt_k639_fused_add_mul_mul_mul(A + 6021104 + 1250016*B + 25264*B*T + 94720*T, A + 6021104 + 1250016*B + 25264*B*T + 99840*T, (real *)P + 858336, A + 6021104 + 1250016*B + 25264*B*T + 256224*T, A + 6021104 + 1250016*B + 25264*B*T + 255552*T, A + 6021104 + 1250016*B + 25264*B*T + 158720*T, T)); /* %1071 fused:add_mul_mul_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(342, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k642_fused_scale_sum_neg(A + 6021104 + 1250016*B + 25264*B*T + 255552*T, A + 6021104 + 1250016*B + 25264*B*T + 94720*T, T)); /* %1075 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(343, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k690_fused_add_add_id(A + 6021104 + 1250016*B + 25264*B*T + 99840*T, A + 6021104 + 1250016*B + 25264*B*T + 53760*T, A + 6021104 + 1250016*B + 25264*B*T + 94720*T, A + 6021104 + 1250016*B + 25264*B*T + 255552*T, T)); /* %1077 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(344, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5496832, A + 6021104 + 1250016*B + 25264*B*T + 99840*T, T)); /* %1078 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(345, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 6017664, A + 5496832)); /* %1080 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(346, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), convirt_k651_matmul(A + 5496832, A + 6021104 + 1250016*B + 25264*B*T + 99840*T, A + 6021104 + 1250016*B + 25264*B*T + 20480*T, T)); /* %1084 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(347, (double)5283840*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)20480*T), convirt_k654_matmul_mul_gelu_grad(A + 6021104 + 1250016*B + 25264*B*T + 20480*T, A + 6021104 + 1250016*B + 25264*B*T + 99840*T, (real *)P + 792672, A + 6021104 + 1250016*B + 25264*B*T, T)); /* %1087 matmul+mul_gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(348, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), convirt_k655_sum(A + 0, A + 6021104 + 1250016*B + 25264*B*T + 20480*T, T)); /* %1088 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(349, (double)20480, sizeof(real)*((double)512 + (double)20480), convirt_k657_sum(A + 6015488, A + 0)); /* %1090 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(350, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), convirt_k660_matmul(A + 6021104 + 1250016*B + 25264*B*T + 94720*T, A + 6021104 + 1250016*B + 25264*B*T + 20480*T, (real *)P + 726624, T)); /* %1093 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(351, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), convirt_k661_matmul(A + 5562368, A + 6021104 + 1250016*B + 25264*B*T + 20480*T, A + 6021104 + 1250016*B + 25264*B*T + 153600*T, T)); /* %1094 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(352, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5627904, A + 6021104 + 1250016*B + 25264*B*T + 94720*T, T)); /* %1096 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(353, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 6017792, A + 5627904)); /* %1098 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(354, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k623_mul(A + 6021104 + 1250016*B + 25264*B*T, A + 6021104 + 1250016*B + 25264*B*T + 94720*T, A + 6021104 + 1250016*B + 25264*B*T + 148480*T, T)); /* %1101 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(355, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5627904, A + 6021104 + 1250016*B + 25264*B*T, T)); /* %1102 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(356, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 6017920, A + 5627904)); /* %1104 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(357, (double)15560*T, sizeof(real)*((double)40*T + (double)5120*T + (double)128 + (double)5120*T + (double)40*T), convirt_k635_fused_scale_mul_sum_mul(A + 6021104 + 1250016*B + 25264*B*T + 255552*T, A + 6021104 + 1250016*B + 25264*B*T + 94720*T, (real *)P + 726368, A + 6021104 + 1250016*B + 25264*B*T + 143360*T, A + 6021104 + 1250016*B + 25264*B*T + 256176*T, T)); /* %1113 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(358, (double)30720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)40*T + (double)40*T + (double)5120*T), convirt_k639_fused_add_mul_mul_mul(A + 6021104 + 1250016*B + 25264*B*T, A + 6021104 + 1250016*B + 25264*B*T + 94720*T, (real *)P + 726368, A + 6021104 + 1250016*B + 25264*B*T + 256176*T, A + 6021104 + 1250016*B + 25264*B*T + 255552*T, A + 6021104 + 1250016*B + 25264*B*T + 143360*T, T)); /* %1117 fused:add_mul_mul_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(359, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k642_fused_scale_sum_neg(A + 6021104 + 1250016*B + 25264*B*T + 255552*T, A + 6021104 + 1250016*B + 25264*B*T, T)); /* %1121 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(360, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k690_fused_add_add_id(A + 6021104 + 1250016*B + 25264*B*T + 94720*T, A + 6021104 + 1250016*B + 25264*B*T + 99840*T, A + 6021104 + 1250016*B + 25264*B*T, A + 6021104 + 1250016*B + 25264*B*T + 255552*T, T)); /* %1123 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(361, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5627904, A + 6021104 + 1250016*B + 25264*B*T + 94720*T, T)); /* %1124 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(362, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 6018048, A + 5627904)); /* %1126 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(363, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k696_matmul(A + 6021104 + 1250016*B + 25264*B*T + 99840*T, A + 6021104 + 1250016*B + 25264*B*T + 94720*T, (real *)P + 709856, T)); /* %1129 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(364, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k697_matmul(A + 5883904, A + 6021104 + 1250016*B + 25264*B*T + 94720*T, A + 6021104 + 1250016*B + 25264*B*T + 138240*T, T)); /* %1130 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(365, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k259_permute(A + 6021104 + 1250016*B + 25264*B*T + 6400*T, A + 6021104 + 1250016*B + 25264*B*T + 99840*T, T)); /* %1133 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
-    CALL(366, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k702_matmul(A + 6021104 + 1250016*B + 25264*B*T + 99840*T, A + 6021104 + 1250016*B + 25264*B*T + 88320*T, A + 6021104 + 1250016*B + 25264*B*T + 6400*T, T)); /* %1135 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    CALL(367, (double)416000*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)160*T), convirt_k703_matmul_div(A + 6021104 + 1250016*B + 25264*B*T, A + 6021104 + 1250016*B + 25264*B*T + 6400*T, A + 6021104 + 1250016*B + 25264*B*T + 133120*T, A + 6021104 + 1250016*B + 25264*B*T + 255392*T, T)); /* %1136 matmul+div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(368, (double)19520*T, sizeof(real)*((double)160*T + (double)6400*T + (double)6400*T + (double)160*T), convirt_k708_fused_mul_sum_neg_mul(A + 6021104 + 1250016*B + 25264*B*T + 104960*T, A + 6021104 + 1250016*B + 25264*B*T, A + 6021104 + 1250016*B + 25264*B*T + 88320*T, A + 6021104 + 1250016*B + 25264*B*T + 255232*T, T)); /* %1141 fused:mul_sum_neg_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(369, (double)38400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T + (double)6400*T), convirt_k724_fused_scale_mul_mul_mul(A + 6021104 + 1250016*B + 25264*B*T + 6400*T, A + 6021104 + 1250016*B + 25264*B*T, A + 6021104 + 1250016*B + 25264*B*T + 104960*T, (real *)inputs[2], A + 6021104 + 1250016*B + 25264*B*T + 81920*T, T)); /* %1157 fused:scale_mul_mul_mul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
-    CALL(370, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k292_matmul(A + 6021104 + 1250016*B + 25264*B*T, A + 6021104 + 1250016*B + 25264*B*T + 6400*T, A + 6021104 + 1250016*B + 25264*B*T + 128000*T, T)); /* %1158 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
-    CALL(371, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k702_matmul(A + 6021104 + 1250016*B + 25264*B*T + 12800*T, A + 6021104 + 1250016*B + 25264*B*T + 6400*T, A + 6021104 + 1250016*B + 25264*B*T + 122880*T, T)); /* %1159 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
-    CALL(372, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k293_permute(A + 6021104 + 1250016*B + 25264*B*T + 5120*T, A + 6021104 + 1250016*B + 25264*B*T + 99840*T, T)); /* %1160 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
-    CALL(373, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5627904, A + 6021104 + 1250016*B + 25264*B*T + 5120*T, T)); /* %1162 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(374, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 6018176, A + 5627904)); /* %1164 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(375, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k697_matmul(A + 5900288, A + 6021104 + 1250016*B + 25264*B*T + 5120*T, A + 6021104 + 1250016*B + 25264*B*T + 117760*T, T)); /* %1168 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(376, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k293_permute(A + 6021104 + 1250016*B + 25264*B*T + 99840*T, A + 6021104 + 1250016*B + 25264*B*T + 12800*T, T)); /* %1170 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
-    CALL(377, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5627904, A + 6021104 + 1250016*B + 25264*B*T + 99840*T, T)); /* %1172 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(378, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 6018304, A + 5627904)); /* %1174 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(379, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k696_matmul(A + 6021104 + 1250016*B + 25264*B*T + 10240*T, A + 6021104 + 1250016*B + 25264*B*T + 99840*T, (real *)P + 676832, T)); /* %1177 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(380, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k697_matmul(A + 5916672, A + 6021104 + 1250016*B + 25264*B*T + 99840*T, A + 6021104 + 1250016*B + 25264*B*T + 117760*T, T)); /* %1178 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(381, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k293_permute(A + 6021104 + 1250016*B + 25264*B*T + 99840*T, A + 6021104 + 1250016*B + 25264*B*T, T)); /* %1181 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
-    CALL(382, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5627904, A + 6021104 + 1250016*B + 25264*B*T + 99840*T, T)); /* %1183 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(383, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 6018432, A + 5627904)); /* %1185 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(384, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k696_matmul(A + 6021104 + 1250016*B + 25264*B*T, A + 6021104 + 1250016*B + 25264*B*T + 99840*T, (real *)P + 660320, T)); /* %1188 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(385, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k697_matmul(A + 5933056, A + 6021104 + 1250016*B + 25264*B*T + 99840*T, A + 6021104 + 1250016*B + 25264*B*T + 117760*T, T)); /* %1189 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(386, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)5120*T), convirt_k758_matmul_add_add(A + 6021104 + 1250016*B + 25264*B*T + 99840*T, A + 6021104 + 1250016*B + 25264*B*T + 5120*T, (real *)P + 693344, A + 6021104 + 1250016*B + 25264*B*T + 10240*T, A + 6021104 + 1250016*B + 25264*B*T, T)); /* %1191 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(387, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5627904, A + 6021104 + 1250016*B + 25264*B*T + 99840*T, T)); /* %1192 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(388, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 6018560, A + 5627904)); /* %1194 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(389, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k623_mul(A + 6021104 + 1250016*B + 25264*B*T, A + 6021104 + 1250016*B + 25264*B*T + 99840*T, A + 6021104 + 1250016*B + 25264*B*T + 112640*T, T)); /* %1197 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(390, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5627904, A + 6021104 + 1250016*B + 25264*B*T, T)); /* %1198 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(391, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 6018688, A + 5627904)); /* %1200 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(392, (double)15560*T, sizeof(real)*((double)40*T + (double)5120*T + (double)128 + (double)5120*T + (double)40*T), convirt_k635_fused_scale_mul_sum_mul(A + 6021104 + 1250016*B + 25264*B*T + 104960*T, A + 6021104 + 1250016*B + 25264*B*T + 99840*T, (real *)P + 660064, A + 6021104 + 1250016*B + 25264*B*T + 107520*T, A + 6021104 + 1250016*B + 25264*B*T + 256128*T, T)); /* %1209 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(393, (double)30720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)40*T + (double)40*T + (double)5120*T), convirt_k639_fused_add_mul_mul_mul(A + 6021104 + 1250016*B + 25264*B*T, A + 6021104 + 1250016*B + 25264*B*T + 99840*T, (real *)P + 660064, A + 6021104 + 1250016*B + 25264*B*T + 256128*T, A + 6021104 + 1250016*B + 25264*B*T + 104960*T, A + 6021104 + 1250016*B + 25264*B*T + 107520*T, T)); /* %1213 fused:add_mul_mul_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(394, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k642_fused_scale_sum_neg(A + 6021104 + 1250016*B + 25264*B*T + 10240*T, A + 6021104 + 1250016*B + 25264*B*T, T)); /* %1217 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(395, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k690_fused_add_add_id(A + 6021104 + 1250016*B + 25264*B*T + 5120*T, A + 6021104 + 1250016*B + 25264*B*T + 94720*T, A + 6021104 + 1250016*B + 25264*B*T, A + 6021104 + 1250016*B + 25264*B*T + 10240*T, T)); /* %1219 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(396, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 6009856, A + 6021104 + 1250016*B + 25264*B*T + 5120*T, T)); /* %1220 reduce [1,40,128]  graphs/lib/text_encoder.lua:32 */
-    CALL(397, 0, sizeof(real)*((double)131072 + (double)5120*T + (double)40*T), convirt_k931_scatter_add(A + 5160960, A + 6021104 + 1250016*B + 25264*B*T + 5120*T, (int32_t *)inputs[1], T)); /* %1222 scatter_add [1024,128]  graphs/lib/text_encoder.lua:32 */
-    CALL(398, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k278_sum(A + 6018816, A + 6021104 + 1204352*B, B)); /* %1223 reduce [1,128]  graphs/lib/image_encoder.lua:36 */
-    CALL(399, (double)32768*B, sizeof(real)*((double)16384 + (double)128*B + (double)128*B), convirt_image_vjp_k281_matmul(A + 5949440, A + 6021104 + 1204352*B, A + 6021104 + 1249280*B, B)); /* %1226 matmul [128,128]  graphs/lib/image_encoder.lua:36 */
-    CALL(400, (double)32896*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384), convirt_image_vjp_k282_matmul_scale(A + 6021104 + 1220608*B, A + 6021104 + 1204352*B, (real *)P + 507360, B)); /* %1227 matmul+scale [B,128]  graphs/lib/image_encoder.lua:35 */
-    CALL(401, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k285_sum(A + 5292032, A + 6021104 + 1236992*B, B)); /* %1230 reduce [1,64,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(402, (double)8192, sizeof(real)*((double)128 + (double)8192), convirt_image_vjp_k287_sum(A + 6018944, A + 5292032)); /* %1232 reduce [1,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(403, (double)2097152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384), convirt_image_vjp_k290_matmul(A + 6021104 + 1204224*B, A + 6021104 + 1236992*B, (real *)P + 490848, B)); /* %1235 matmul [64*B,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(404, (double)2097152*B, sizeof(real)*((double)16384 + (double)8192*B + (double)8192*B), convirt_image_vjp_k291_matmul(A + 5965824, A + 6021104 + 1236992*B, A + 6021104 + 1212416*B, B)); /* %1236 matmul [128,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(405, (double)16384*B, sizeof(real)*((double)8192*B + (double)128*B + (double)8192*B), convirt_image_vjp_k293_fused_add_id(A + 6021104 + 1212416*B, A + 6021104 + 1220608*B, A + 6021104 + 1204224*B, B)); /* %1238 fused:add_id [B,64,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(406, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k294_permute(A + 6021104 + 1204224*B, A + 6021104 + 1212416*B, B)); /* %1239 permute [B,128,64]  graphs/lib/image_encoder.lua:33 */
-    CALL(407, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k297_fused_mul_step(A + 6021104 + 1212416*B, A + 6021104 + 1204224*B, A + 6021104 + 1196032*B, B)); /* %1242 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
-    CALL(408, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k285_sum(A + 5292032, A + 6021104 + 1212416*B, B)); /* %1243 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(409, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k300_sum(A + 5982208, A + 5292032)); /* %1245 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(410, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k301_sum(A + 6019072, A + 5982208)); /* %1246 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(411, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_vjp_k303_mul(A + 6021104 + 1196032*B, A + 6021104 + 1212416*B, (real *)P + 490592, B)); /* %1248 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(412, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k304_mul(A + 6021104 + 1204224*B, A + 6021104 + 1212416*B, A + 6021104 + 1179648*B, B)); /* %1249 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(413, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k285_sum(A + 5292032, A + 6021104 + 1204224*B, B)); /* %1250 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(414, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k300_sum(A + 5982208, A + 5292032)); /* %1252 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(415, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k301_sum(A + 6019200, A + 5982208)); /* %1253 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(416, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k318_fused_scale_mul_sum_mul(A + 6021104 + 1249280*B, A + 6021104 + 1196032*B, A + 6021104 + 1187840*B, A + 6021104 + 1249936*B, B)); /* %1263 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(417, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), convirt_image_vjp_k322_fused_add_mul_mul_id(A + 6021104 + 1179648*B, A + 6021104 + 1196032*B, A + 6021104 + 1249936*B, A + 6021104 + 1249280*B, A + 6021104 + 1187840*B, B)); /* %1267 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(418, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_vjp_k325_fused_scale_sum_neg(A + 6021104 + 1249280*B, A + 6021104 + 1179648*B, B)); /* %1270 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(419, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k327_fused_add_id(A + 6021104 + 1187840*B, A + 6021104 + 1179648*B, A + 6021104 + 1249280*B, B)); /* %1272 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(420, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k330_sum(A + 6021104 + 1179648*B, A + 6021104 + 1187840*B, B)); /* %1275 reduce [B,128,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(421, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k278_sum(A + 6019328, A + 6021104 + 1179648*B, B)); /* %1276 reduce [1,128,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(422, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456), convirt_image_vjp_k333_conv2d_input_grad(A + 6021104 + 1179648*B, A + 6021104 + 1187840*B, (real *)P + 343008, A + 0, B)); /* %1278 conv2d_input_grad [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(423, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)8192*B), convirt_image_vjp_k334_conv2d_weight_grad(A + 4866048, A + 6021104 + 1187840*B, A + 6021104 + 1171456*B, A + 0, B)); /* %1279 conv2d_weight_grad [128,128,3,3]  graphs/lib/image_encoder.lua:13 */
-    CALL(424, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k297_fused_mul_step(A + 6021104 + 1171456*B, A + 6021104 + 1179648*B, A + 6021104 + 1163264*B, B)); /* %1281 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
-    CALL(425, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k285_sum(A + 5292032, A + 6021104 + 1171456*B, B)); /* %1282 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(426, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k300_sum(A + 5982208, A + 5292032)); /* %1284 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(427, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k301_sum(A + 6019456, A + 5982208)); /* %1285 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(428, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_vjp_k303_mul(A + 6021104 + 1163264*B, A + 6021104 + 1171456*B, (real *)P + 342752, B)); /* %1287 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(429, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k304_mul(A + 6021104 + 1179648*B, A + 6021104 + 1171456*B, A + 6021104 + 1146880*B, B)); /* %1288 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(430, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k285_sum(A + 5292032, A + 6021104 + 1179648*B, B)); /* %1289 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(431, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k300_sum(A + 5982208, A + 5292032)); /* %1291 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(432, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k301_sum(A + 6019584, A + 5982208)); /* %1292 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(433, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k318_fused_scale_mul_sum_mul(A + 6021104 + 1249280*B, A + 6021104 + 1163264*B, A + 6021104 + 1155072*B, A + 6021104 + 1249920*B, B)); /* %1302 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(434, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), convirt_image_vjp_k322_fused_add_mul_mul_id(A + 6021104 + 1146880*B, A + 6021104 + 1163264*B, A + 6021104 + 1249920*B, A + 6021104 + 1249280*B, A + 6021104 + 1155072*B, B)); /* %1306 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(435, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_vjp_k325_fused_scale_sum_neg(A + 6021104 + 1249280*B, A + 6021104 + 1146880*B, B)); /* %1309 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(436, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k327_fused_add_id(A + 6021104 + 1155072*B, A + 6021104 + 1146880*B, A + 6021104 + 1249280*B, B)); /* %1311 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(437, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k330_sum(A + 6021104 + 1146880*B, A + 6021104 + 1155072*B, B)); /* %1314 reduce [B,128,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(438, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k278_sum(A + 6019712, A + 6021104 + 1146880*B, B)); /* %1315 reduce [1,128,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(439, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456), convirt_image_vjp_k333_conv2d_input_grad(A + 6021104 + 1146880*B, A + 6021104 + 1155072*B, (real *)P + 195168, A + 0, B)); /* %1317 conv2d_input_grad [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(440, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)8192*B), convirt_image_vjp_k334_conv2d_weight_grad(A + 5013504, A + 6021104 + 1155072*B, A + 6021104 + 1138688*B, A + 0, B)); /* %1318 conv2d_weight_grad [128,128,3,3]  graphs/lib/image_encoder.lua:6 */
-    CALL(441, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k376_fused_mul_add_step(A + 6021104 + 1138688*B, A + 6021104 + 1212416*B, A + 6021104 + 1146880*B, A + 6021104 + 1130496*B, B)); /* %1321 fused:mul_add_step [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
-    CALL(442, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k285_sum(A + 5292032, A + 6021104 + 1138688*B, B)); /* %1322 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(443, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k300_sum(A + 5982208, A + 5292032)); /* %1324 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(444, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k301_sum(A + 6019840, A + 5982208)); /* %1325 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(445, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_vjp_k303_mul(A + 6021104 + 1130496*B, A + 6021104 + 1138688*B, (real *)P + 194912, B)); /* %1327 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(446, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k304_mul(A + 6021104 + 1146880*B, A + 6021104 + 1138688*B, A + 6021104 + 1114112*B, B)); /* %1328 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(447, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k285_sum(A + 5292032, A + 6021104 + 1146880*B, B)); /* %1329 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(448, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k300_sum(A + 5982208, A + 5292032)); /* %1331 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(449, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k301_sum(A + 6019968, A + 5982208)); /* %1332 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(450, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k318_fused_scale_mul_sum_mul(A + 6021104 + 1249280*B, A + 6021104 + 1130496*B, A + 6021104 + 1122304*B, A + 6021104 + 1249904*B, B)); /* %1342 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(451, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), convirt_image_vjp_k322_fused_add_mul_mul_id(A + 6021104 + 1114112*B, A + 6021104 + 1130496*B, A + 6021104 + 1249904*B, A + 6021104 + 1249280*B, A + 6021104 + 1122304*B, B)); /* %1346 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(452, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_vjp_k325_fused_scale_sum_neg(A + 6021104 + 1249280*B, A + 6021104 + 1114112*B, B)); /* %1349 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(453, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k327_fused_add_id(A + 6021104 + 1130496*B, A + 6021104 + 1114112*B, A + 6021104 + 1249280*B, B)); /* %1351 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(454, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k330_sum(A + 6021104 + 1114112*B, A + 6021104 + 1130496*B, B)); /* %1354 reduce [B,128,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(455, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k278_sum(A + 6020096, A + 6021104 + 1114112*B, B)); /* %1355 reduce [1,128,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(456, (double)9437184*B, sizeof(real)*((double)16384*B + (double)8192*B + (double)73728), convirt_image_vjp_k412_conv2d_input_grad(A + 6021104 + 1114112*B, A + 6021104 + 1130496*B, (real *)P + 121056, A + 0, B)); /* %1357 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(457, (double)9437184*B, sizeof(real)*((double)73728 + (double)8192*B + (double)16384*B), convirt_image_vjp_k413_conv2d_weight_grad(A + 5292032, A + 6021104 + 1130496*B, A + 6021104 + 1097728*B, A + 0, B)); /* %1358 conv2d_weight_grad [128,64,3,3]  graphs/lib/image_encoder.lua:6 */
-    CALL(458, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k415_fused_mul_step(A + 6021104 + 1097728*B, A + 6021104 + 1114112*B, A + 6021104 + 1081344*B, B)); /* %1360 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
-    CALL(459, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k416_sum(A + 5627904, A + 6021104 + 1097728*B, B)); /* %1361 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(460, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k418_sum(A + 5982208, A + 5627904)); /* %1363 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(461, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k419_sum(A + 6020224, A + 5982208)); /* %1364 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(462, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_vjp_k421_mul(A + 6021104 + 1081344*B, A + 6021104 + 1097728*B, (real *)P + 120928, B)); /* %1366 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(463, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k422_mul(A + 6021104 + 1114112*B, A + 6021104 + 1097728*B, A + 6021104 + 1048576*B, B)); /* %1367 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(464, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k416_sum(A + 5627904, A + 6021104 + 1114112*B, B)); /* %1368 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(465, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k418_sum(A + 5982208, A + 5627904)); /* %1370 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(466, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k419_sum(A + 6020288, A + 5982208)); /* %1371 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(467, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k436_fused_scale_mul_sum_mul(A + 6021104 + 1249280*B, A + 6021104 + 1081344*B, A + 6021104 + 1064960*B, A + 6021104 + 1249888*B, B)); /* %1381 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(468, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), convirt_image_vjp_k440_fused_add_mul_mul_id(A + 6021104 + 1048576*B, A + 6021104 + 1081344*B, A + 6021104 + 1249888*B, A + 6021104 + 1249280*B, A + 6021104 + 1064960*B, B)); /* %1385 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(469, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_vjp_k443_fused_scale_sum_neg(A + 6021104 + 1249280*B, A + 6021104 + 1048576*B, B)); /* %1388 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(470, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k445_fused_add_id(A + 6021104 + 1064960*B, A + 6021104 + 1048576*B, A + 6021104 + 1249280*B, B)); /* %1390 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(471, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k448_sum(A + 6021104 + 1048576*B, A + 6021104 + 1064960*B, B)); /* %1393 reduce [B,64,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(472, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k449_sum(A + 6020352, A + 6021104 + 1048576*B, B)); /* %1394 reduce [1,64,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(473, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864), convirt_image_vjp_k451_conv2d_input_grad(A + 6021104 + 1048576*B, A + 6021104 + 1064960*B, (real *)P + 84000, A + 0, B)); /* %1396 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(474, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)16384*B), convirt_image_vjp_k452_conv2d_weight_grad(A + 5627904, A + 6021104 + 1064960*B, A + 6021104 + 1032192*B, A + 0, B)); /* %1397 conv2d_weight_grad [64,64,3,3]  graphs/lib/image_encoder.lua:13 */
-    CALL(475, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k415_fused_mul_step(A + 6021104 + 1032192*B, A + 6021104 + 1048576*B, A + 6021104 + 1015808*B, B)); /* %1399 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
-    CALL(476, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k416_sum(A + 5664768, A + 6021104 + 1032192*B, B)); /* %1400 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(477, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k418_sum(A + 5982208, A + 5664768)); /* %1402 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(478, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k419_sum(A + 6020416, A + 5982208)); /* %1403 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(479, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_vjp_k421_mul(A + 6021104 + 1015808*B, A + 6021104 + 1032192*B, (real *)P + 83872, B)); /* %1405 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(480, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k422_mul(A + 6021104 + 1048576*B, A + 6021104 + 1032192*B, A + 6021104 + 983040*B, B)); /* %1406 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(481, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k416_sum(A + 5664768, A + 6021104 + 1048576*B, B)); /* %1407 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(482, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k418_sum(A + 5982208, A + 5664768)); /* %1409 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(483, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k419_sum(A + 6020480, A + 5982208)); /* %1410 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(484, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k436_fused_scale_mul_sum_mul(A + 6021104 + 1249280*B, A + 6021104 + 1015808*B, A + 6021104 + 999424*B, A + 6021104 + 1249872*B, B)); /* %1420 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(485, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), convirt_image_vjp_k440_fused_add_mul_mul_id(A + 6021104 + 983040*B, A + 6021104 + 1015808*B, A + 6021104 + 1249872*B, A + 6021104 + 1249280*B, A + 6021104 + 999424*B, B)); /* %1424 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(486, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_vjp_k443_fused_scale_sum_neg(A + 6021104 + 1249280*B, A + 6021104 + 983040*B, B)); /* %1427 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(487, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k445_fused_add_id(A + 6021104 + 999424*B, A + 6021104 + 983040*B, A + 6021104 + 1249280*B, B)); /* %1429 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(488, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k448_sum(A + 6021104 + 983040*B, A + 6021104 + 999424*B, B)); /* %1432 reduce [B,64,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(489, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k449_sum(A + 6020544, A + 6021104 + 983040*B, B)); /* %1433 reduce [1,64,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(490, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864), convirt_image_vjp_k451_conv2d_input_grad(A + 6021104 + 983040*B, A + 6021104 + 999424*B, (real *)P + 46944, A + 0, B)); /* %1435 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(491, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)16384*B), convirt_image_vjp_k452_conv2d_weight_grad(A + 5664768, A + 6021104 + 999424*B, A + 6021104 + 966656*B, A + 0, B)); /* %1436 conv2d_weight_grad [64,64,3,3]  graphs/lib/image_encoder.lua:6 */
-    CALL(492, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k494_fused_mul_add_step(A + 6021104 + 966656*B, A + 6021104 + 1097728*B, A + 6021104 + 983040*B, A + 6021104 + 950272*B, B)); /* %1439 fused:mul_add_step [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
-    CALL(493, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k416_sum(A + 5701632, A + 6021104 + 966656*B, B)); /* %1440 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(494, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k418_sum(A + 5718016, A + 5701632)); /* %1442 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(495, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k419_sum(A + 6020608, A + 5718016)); /* %1443 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(496, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_vjp_k421_mul(A + 6021104 + 950272*B, A + 6021104 + 966656*B, (real *)P + 46816, B)); /* %1445 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(497, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k422_mul(A + 6021104 + 983040*B, A + 6021104 + 966656*B, A + 6021104 + 917504*B, B)); /* %1446 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(498, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k416_sum(A + 5701632, A + 6021104 + 983040*B, B)); /* %1447 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(499, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k418_sum(A + 5718016, A + 5701632)); /* %1449 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(500, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k419_sum(A + 6020672, A + 5718016)); /* %1450 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(501, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k436_fused_scale_mul_sum_mul(A + 6021104 + 1249280*B, A + 6021104 + 950272*B, A + 6021104 + 933888*B, A + 6021104 + 1249856*B, B)); /* %1460 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(502, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), convirt_image_vjp_k440_fused_add_mul_mul_id(A + 6021104 + 917504*B, A + 6021104 + 950272*B, A + 6021104 + 1249856*B, A + 6021104 + 1249280*B, A + 6021104 + 933888*B, B)); /* %1464 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(503, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_vjp_k443_fused_scale_sum_neg(A + 6021104 + 1249280*B, A + 6021104 + 917504*B, B)); /* %1467 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(504, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k445_fused_add_id(A + 6021104 + 950272*B, A + 6021104 + 917504*B, A + 6021104 + 1249280*B, B)); /* %1469 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(505, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k448_sum(A + 6021104 + 917504*B, A + 6021104 + 950272*B, B)); /* %1472 reduce [B,64,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(506, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k449_sum(A + 6020736, A + 6021104 + 917504*B, B)); /* %1473 reduce [1,64,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(507, (double)9437184*B, sizeof(real)*((double)32768*B + (double)16384*B + (double)18432), convirt_image_vjp_k530_conv2d_input_grad(A + 6021104 + 917504*B, A + 6021104 + 950272*B, (real *)P + 28320, A + 0, B)); /* %1475 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(508, (double)9437184*B, sizeof(real)*((double)18432 + (double)16384*B + (double)32768*B), convirt_image_vjp_k531_conv2d_weight_grad(A + 5701632, A + 6021104 + 950272*B, A + 6021104 + 884736*B, A + 0, B)); /* %1476 conv2d_weight_grad [64,32,3,3]  graphs/lib/image_encoder.lua:6 */
-    CALL(509, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k533_fused_mul_step(A + 6021104 + 884736*B, A + 6021104 + 917504*B, A + 6021104 + 851968*B, B)); /* %1478 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
-    CALL(510, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k534_sum(A + 0, A + 6021104 + 884736*B, B)); /* %1479 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(511, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k536_sum(A + 5982208, A + 0)); /* %1481 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(512, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k537_sum(A + 6020800, A + 5982208)); /* %1482 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(513, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_vjp_k539_mul(A + 6021104 + 851968*B, A + 6021104 + 884736*B, (real *)P + 28256, B)); /* %1484 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(514, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k540_mul(A + 6021104 + 917504*B, A + 6021104 + 884736*B, A + 6021104 + 786432*B, B)); /* %1485 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(515, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k534_sum(A + 0, A + 6021104 + 917504*B, B)); /* %1486 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(516, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k536_sum(A + 5982208, A + 0)); /* %1488 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(517, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k537_sum(A + 6020832, A + 5982208)); /* %1489 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(518, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k554_fused_scale_mul_sum_mul(A + 6021104 + 1249280*B, A + 6021104 + 851968*B, A + 6021104 + 819200*B, A + 6021104 + 1249840*B, B)); /* %1499 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(519, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), convirt_image_vjp_k558_fused_add_mul_mul_id(A + 6021104 + 786432*B, A + 6021104 + 851968*B, A + 6021104 + 1249840*B, A + 6021104 + 1249280*B, A + 6021104 + 819200*B, B)); /* %1503 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(520, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_vjp_k561_fused_scale_sum_neg(A + 6021104 + 1249280*B, A + 6021104 + 786432*B, B)); /* %1506 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(521, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k563_fused_add_id(A + 6021104 + 819200*B, A + 6021104 + 786432*B, A + 6021104 + 1249280*B, B)); /* %1508 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(522, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k566_sum(A + 6021104 + 786432*B, A + 6021104 + 819200*B, B)); /* %1511 reduce [B,32,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(523, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k567_sum(A + 6020864, A + 6021104 + 786432*B, B)); /* %1512 reduce [1,32,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(524, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216), convirt_image_vjp_k569_conv2d_input_grad(A + 6021104 + 786432*B, A + 6021104 + 819200*B, (real *)P + 19008, A + 0, B)); /* %1514 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(525, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)32768*B), convirt_image_vjp_k570_conv2d_weight_grad(A + 5982208, A + 6021104 + 819200*B, A + 6021104 + 753664*B, A + 0, B)); /* %1515 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:13 */
-    CALL(526, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k533_fused_mul_step(A + 6021104 + 753664*B, A + 6021104 + 786432*B, A + 6021104 + 720896*B, B)); /* %1517 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
-    CALL(527, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k534_sum(A + 0, A + 6021104 + 753664*B, B)); /* %1518 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(528, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k536_sum(A + 5991424, A + 0)); /* %1520 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(529, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k537_sum(A + 6020896, A + 5991424)); /* %1521 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(530, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_vjp_k539_mul(A + 6021104 + 720896*B, A + 6021104 + 753664*B, (real *)P + 18944, B)); /* %1523 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(531, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k540_mul(A + 6021104 + 786432*B, A + 6021104 + 753664*B, A + 6021104 + 655360*B, B)); /* %1524 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(532, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k534_sum(A + 0, A + 6021104 + 786432*B, B)); /* %1525 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(533, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k536_sum(A + 5991424, A + 0)); /* %1527 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(534, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k537_sum(A + 6020928, A + 5991424)); /* %1528 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(535, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k554_fused_scale_mul_sum_mul(A + 6021104 + 1249280*B, A + 6021104 + 720896*B, A + 6021104 + 688128*B, A + 6021104 + 1249824*B, B)); /* %1538 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(536, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), convirt_image_vjp_k558_fused_add_mul_mul_id(A + 6021104 + 655360*B, A + 6021104 + 720896*B, A + 6021104 + 1249824*B, A + 6021104 + 1249280*B, A + 6021104 + 688128*B, B)); /* %1542 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(537, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_vjp_k561_fused_scale_sum_neg(A + 6021104 + 1249280*B, A + 6021104 + 655360*B, B)); /* %1545 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(538, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k563_fused_add_id(A + 6021104 + 688128*B, A + 6021104 + 655360*B, A + 6021104 + 1249280*B, B)); /* %1547 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(539, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k566_sum(A + 6021104 + 655360*B, A + 6021104 + 688128*B, B)); /* %1550 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(540, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k567_sum(A + 6020960, A + 6021104 + 655360*B, B)); /* %1551 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(541, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216), convirt_image_vjp_k569_conv2d_input_grad(A + 6021104 + 655360*B, A + 6021104 + 688128*B, (real *)P + 9696, A + 0, B)); /* %1553 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(542, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)32768*B), convirt_image_vjp_k570_conv2d_weight_grad(A + 5991424, A + 6021104 + 688128*B, A + 6021104 + 622592*B, A + 0, B)); /* %1554 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:6 */
-    CALL(543, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k612_fused_mul_add_step(A + 6021104 + 622592*B, A + 6021104 + 884736*B, A + 6021104 + 655360*B, A + 6021104 + 589824*B, B)); /* %1557 fused:mul_add_step [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
-    CALL(544, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k534_sum(A + 0, A + 6021104 + 622592*B, B)); /* %1558 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(545, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k536_sum(A + 6000640, A + 0)); /* %1560 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(546, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k537_sum(A + 6020992, A + 6000640)); /* %1561 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(547, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_vjp_k539_mul(A + 6021104 + 589824*B, A + 6021104 + 622592*B, (real *)P + 9632, B)); /* %1563 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(548, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k540_mul(A + 6021104 + 655360*B, A + 6021104 + 622592*B, A + 6021104 + 524288*B, B)); /* %1564 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(549, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k534_sum(A + 0, A + 6021104 + 655360*B, B)); /* %1565 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(550, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k536_sum(A + 6000640, A + 0)); /* %1567 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(551, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k537_sum(A + 6021024, A + 6000640)); /* %1568 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(552, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k554_fused_scale_mul_sum_mul(A + 6021104 + 1249280*B, A + 6021104 + 589824*B, A + 6021104 + 557056*B, A + 6021104 + 1249808*B, B)); /* %1578 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(553, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), convirt_image_vjp_k558_fused_add_mul_mul_id(A + 6021104 + 524288*B, A + 6021104 + 589824*B, A + 6021104 + 1249808*B, A + 6021104 + 1249280*B, A + 6021104 + 557056*B, B)); /* %1582 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(554, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_vjp_k561_fused_scale_sum_neg(A + 6021104 + 1249280*B, A + 6021104 + 524288*B, B)); /* %1585 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(555, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k563_fused_add_id(A + 6021104 + 655360*B, A + 6021104 + 524288*B, A + 6021104 + 1249280*B, B)); /* %1587 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(556, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k566_sum(A + 6021104 + 524288*B, A + 6021104 + 655360*B, B)); /* %1590 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(557, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k567_sum(A + 6021056, A + 6021104 + 524288*B, B)); /* %1591 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(558, (double)18874368*B, sizeof(real)*((double)131072*B + (double)32768*B + (double)9216), convirt_image_vjp_k648_conv2d_input_grad(A + 6021104 + 524288*B, A + 6021104 + 655360*B, (real *)P + 384, A + 0, B)); /* %1593 conv2d_input_grad [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(559, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)131072*B), convirt_image_vjp_k649_conv2d_weight_grad(A + 6000640, A + 6021104 + 655360*B, A + 6021104 + 393216*B, A + 0, B)); /* %1594 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:6 */
-    CALL(560, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), convirt_image_vjp_k651_fused_mul_step(A + 6021104 + 393216*B, A + 6021104 + 524288*B, A + 6021104 + 262144*B, B)); /* %1596 fused:mul_step [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
-    CALL(561, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), convirt_image_vjp_k652_sum(A + 0, A + 6021104 + 393216*B, B)); /* %1597 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(562, (double)131072, sizeof(real)*((double)2048 + (double)131072), convirt_image_vjp_k654_sum(A + 131072, A + 0)); /* %1599 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(563, (double)2048, sizeof(real)*((double)32 + (double)2048), convirt_image_vjp_k655_sum(A + 594720, A + 131072)); /* %1600 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(564, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), convirt_image_vjp_k657_mul(A + 6021104 + 262144*B, A + 6021104 + 393216*B, (real *)P + 320, B)); /* %1602 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(565, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), convirt_image_vjp_k658_mul(A + 6021104 + 524288*B, A + 6021104 + 393216*B, A + 6021104, B)); /* %1603 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(566, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), convirt_image_vjp_k652_sum(A + 0, A + 6021104 + 524288*B, B)); /* %1604 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(567, (double)131072, sizeof(real)*((double)2048 + (double)131072), convirt_image_vjp_k654_sum(A + 131072, A + 0)); /* %1606 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(568, (double)2048, sizeof(real)*((double)32 + (double)2048), convirt_image_vjp_k655_sum(A + 594752, A + 131072)); /* %1607 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(569, (double)262184*B, sizeof(real)*((double)8*B + (double)131072*B + (double)131072*B + (double)8*B), convirt_image_vjp_k672_fused_scale_mul_sum_mul(A + 6021104 + 1249280*B, A + 6021104 + 262144*B, A + 6021104 + 131072*B, A + 6021104 + 1249792*B, B)); /* %1617 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(570, (double)655360*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B + (double)8*B + (double)131072*B), convirt_image_vjp_k676_fused_add_mul_mul_id(A + 6021104, A + 6021104 + 262144*B, A + 6021104 + 1249792*B, A + 6021104 + 1249280*B, A + 6021104 + 131072*B, B)); /* %1621 fused:add_mul_mul_id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(571, (double)262152*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_vjp_k679_fused_scale_sum_neg(A + 6021104 + 262144*B, A + 6021104, B)); /* %1624 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(572, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_vjp_k681_fused_add_id(A + 6021104 + 131072*B, A + 6021104, A + 6021104 + 262144*B, B)); /* %1626 fused:add_id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(573, (double)131072*B, sizeof(real)*((double)32*B + (double)131072*B), convirt_image_vjp_k684_sum(A + 6021104, A + 6021104 + 131072*B, B)); /* %1629 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(574, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k567_sum(A + 594784, A + 6021104, B)); /* %1630 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(575, (double)2359296*B, sizeof(real)*((double)288 + (double)131072*B + (double)4096*B), convirt_image_vjp_k688_conv2d_weight_grad(A + 594432, A + 6021104 + 131072*B, A + 6021104 + 1245184*B, A + 0, B)); /* %1633 conv2d_weight_grad [32,1,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(188, 0, sizeof(real)*((double)1), convirt_features_loss_k58_fill(A + 0)); /* %530 fill []  graphs/lib/model.lua:87 */
+    CALL(189, (double)1, sizeof(real)*((double)1 + (double)1), convirt_features_loss_k60_scale(A + 5785600, A + 0, B)); /* %532 map:scale [1,1]  graphs/lib/losses.lua:16 */
+    CALL(190, (double)2*T, sizeof(real)*((double)T + (double)1 + (double)T), convirt_features_loss_k63_fused_mul_id(A + 6021104 + 946912*B + 25264*B*T + 256528*T, A + 5785600, A + 6021104 + 946912*B + 25264*B*T + 248368*T, T)); /* %535 fused:mul_id [T,1]  graphs/lib/losses.lua:13 */
+    CALL(191, (double)2*B, sizeof(real)*((double)B + (double)1), convirt_features_loss_k65_fused_neg_id(A + 6021104 + 946624*B, A + 5785600, B)); /* %537 fused:neg_id [1,B]  graphs/lib/losses.lua:11 */
+    CALL(192, (double)2*B*T, sizeof(real)*((double)B*T + (double)B + (double)B*T), gloria_features_loss_k159_fused_mul_id(A + 6021104 + 946912*B + 25232*B*T, A + 6021104 + 946624*B, A + 6021104 + 946912*B + 15072*B*T, B, T)); /* %539 fused:mul_id [T,B]  graphs/lib/losses.lua:11 */
+    CALL(193, (double)4*B, sizeof(real)*((double)B + (double)1 + (double)B + (double)B), convirt_features_loss_k71_fused_mul_div_id_step(A + 6021104 + 946624*B, A + 5785600, A + 6021104 + 946656*B, A + 6021104 + 946640*B, B)); /* %543 fused:mul_div_id_step [1,B]  graphs/lib/losses.lua:11 */
+    CALL(194, (double)T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k77_neg(A + 6021104 + 946912*B + 25264*B*T + 248368*T, A + 6021104 + 946912*B + 25264*B*T + 256528*T, T)); /* %549 map:neg [T,1]  graphs/lib/losses.lua:10 */
+    CALL(195, (double)2*B*T, sizeof(real)*((double)B*T + (double)T + (double)B*T), gloria_features_loss_k171_fused_mul_id(A + 6021104 + 946912*B + 25248*B*T, A + 6021104 + 946912*B + 25264*B*T + 248368*T, A + 6021104 + 946912*B + 15072*B*T, B, T)); /* %551 fused:mul_id [T,B]  graphs/lib/losses.lua:10 */
+    CALL(196, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), convirt_features_loss_k84_fused_mul_div_step(A + 6021104 + 946912*B + 25264*B*T + 248368*T, A + 6021104 + 946912*B + 25264*B*T + 256528*T, A + 6021104 + 946912*B + 25264*B*T + 248416*T, A + 6021104 + 946912*B + 25264*B*T + 248400*T, T)); /* %556 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
+    CALL(197, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), gloria_features_loss_k182_fused_scale_add_add_add(A + 6021104 + 946912*B + 14992*B*T, A + 6021104 + 946912*B + 25232*B*T, A + 6021104 + 946624*B, A + 6021104 + 946912*B + 15024*B*T, A + 6021104 + 946912*B + 25248*B*T, A + 6021104 + 946912*B + 25264*B*T + 248368*T, A + 6021104 + 946912*B + 14976*B*T, B, T)); /* %562 fused:scale_add_add_add [T,B]  graphs/lib/model.lua:43 */
+    CALL(198, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)B*T + (double)39*T), reclf_noirm_features_loss_k223_fused_mul_id(A + 6021104 + 946912*B + 25104*B*T, A + 6021104 + 946912*B + 14992*B*T, A + 6021104 + 946912*B + 25264*B*T + 248320*T, B, T)); /* %566 fused:mul_id [T,B,39,1]  graphs/lib/model.lua:41 */
+    CALL(199, (double)3042*B*T, sizeof(real)*((double)1521*B*T + (double)39*B*T + (double)39*B*T), reclf_noirm_features_loss_k225_matmul(A + 6021104 + 946912*B + 14976*B*T, A + 6021104 + 946912*B + 25104*B*T, A + 6021104 + 946912*B + 16512*B*T, B, T)); /* %568 matmul [T,B,39,39]  graphs/lib/model.lua:33 */
+    CALL(200, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), reclf_noirm_features_loss_k226_matmul(A + 6021104 + 946912*B + 25152*B*T, A + 6021104 + 946912*B + 25264*B*T + 245248*T, A + 6021104 + 946912*B + 25104*B*T, B, T)); /* %569 matmul [T,B,39,1]  graphs/lib/model.lua:33 */
+    CALL(201, (double)1521*B*T, sizeof(real)*((double)1521*T + (double)1521*B*T), reclf_noirm_features_loss_k227_sum(A + 6021104 + 946912*B + 25264*B*T + 248320*T, A + 6021104 + 946912*B + 14976*B*T, B, T)); /* %570 reduce [T,1,39,39]  graphs/lib/model.lua:33 */
+    CALL(202, (double)9984*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T + (double)4992*B*T), gloria_features_loss_k201_fused_mul_id(A + 6021104 + 946912*B + 14976*B*T, A + 6021104 + 946912*B + 25152*B*T, A + 6021104 + 946912*B + 9984*B*T, B, T)); /* %573 fused:mul_id [T,B,39,128]  graphs/lib/model.lua:33 */
+    CALL(203, (double)4992*B*T, sizeof(real)*((double)4992*B + (double)4992*B*T), reclf_noirm_features_loss_k231_sum(A + 6021104 + 925696*B, A + 6021104 + 946912*B + 14976*B*T, B, T)); /* %574 reduce [1,B,39,128]  graphs/lib/model.lua:33 */
+    CALL(204, (double)4992*B, sizeof(real)*((double)4992 + (double)4992*B), reclf_noirm_features_loss_k233_sum(A + 0, A + 6021104 + 925696*B, B)); /* %576 reduce [1,39,128]  graphs/lib/model.lua:33 */
+    CALL(205, (double)4992, sizeof(real)*((double)128 + (double)4992), convirt_text_vjp_k275_sum(A + 5248, A + 0)); /* %578 reduce [1,128]  graphs/lib/model.lua:33 */
+    CALL(206, (double)32768, sizeof(real)*((double)128 + (double)128 + (double)16384), reclf_noirm_features_loss_k238_matmul(A + 0, A + 5248, (real *)P + 1122656)); /* %581 matmul [1,128]  graphs/lib/model.lua:33 */
+    CALL(207, (double)32768, sizeof(real)*((double)16384 + (double)128 + (double)128), reclf_noirm_features_loss_k239_matmul(A + 5720064, A + 5248, A + 4992)); /* %582 matmul [128,128]  graphs/lib/model.lua:33 */
+    CALL(208, (double)16384, sizeof(real)*((double)16384 + (double)128), reclf_noirm_features_loss_k242_id(A + 5736448, A + 0)); /* %585 map:id [128,128]  graphs/lib/model.lua:33 */
+    CALL(209, (double)19968*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T + (double)128 + (double)39*B*T), reclf_noirm_features_loss_k244_fused_add_mul_id_id(A + 6021104 + 946912*B + 9984*B*T, A + 6021104 + 946912*B + 25152*B*T, A + 5120, A + 6021104 + 946912*B + 25104*B*T, B, T)); /* %587 fused:add_mul_id_id [T,B,39,128]  graphs/lib/model.lua:33 */
+    CALL(210, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), reclf_noirm_features_loss_k246_div(A + 6021104 + 946912*B + 25264*B*T + 249856*T, A + 6021104 + 946912*B + 25264*B*T + 248320*T, A + 6021104 + 946912*B + 25264*B*T + 251440*T, T)); /* %589 map:div [T,39,39]  graphs/lib/srm.lua:12 */
+    CALL(211, (double)4641*T, sizeof(real)*((double)39*T + (double)1521*T + (double)1521*T + (double)39*T), reclf_noirm_features_loss_k251_fused_mul_sum_neg_mul(A + 6021104 + 946912*B + 25264*B*T + 248320*T, A + 6021104 + 946912*B + 25264*B*T + 249856*T, A + 6021104 + 946912*B + 25264*B*T + 245248*T, A + 6021104 + 946912*B + 25264*B*T + 251392*T, T)); /* %594 fused:mul_sum_neg_mul [T,39,1]  graphs/lib/srm.lua:12 */
+    CALL(212, (double)9126*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T + (double)39*T + (double)1521*T), reclf_noirm_features_loss_k264_fused_scale_mul_mul_mul(A + 6021104 + 946912*B + 25264*B*T + 251392*T, A + 6021104 + 946912*B + 25264*B*T + 249856*T, A + 6021104 + 946912*B + 25264*B*T + 248320*T, (real *)inputs[3], A + 6021104 + 946912*B + 25264*B*T + 246784*T, T)); /* %607 fused:scale_mul_mul_mul [T,39,39]  graphs/lib/srm.lua:11 */
+    CALL(213, (double)389376*T, sizeof(real)*((double)4992*T + (double)1521*T + (double)4992*T), reclf_noirm_features_loss_k265_matmul(A + 6021104 + 946912*B + 25264*B*T + 245248*T, A + 6021104 + 946912*B + 25264*B*T + 251392*T, A + 6021104 + 946912*B + 25264*B*T + 240256*T, T)); /* %608 matmul [T,39,128]  graphs/lib/srm.lua:11 */
+    CALL(214, (double)389376*T, sizeof(real)*((double)4992*T + (double)1521*T + (double)4992*T), reclf_noirm_features_loss_k266_matmul(A + 6021104 + 946912*B + 25264*B*T + 240256*T, A + 6021104 + 946912*B + 25264*B*T + 251392*T, A + 6021104 + 946912*B + 25264*B*T + 235264*T, T)); /* %609 matmul [T,39,128]  graphs/lib/srm.lua:11 */
+    CALL(215, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), reclf_noirm_features_loss_k268_matmul(A + 6021104 + 946912*B + 25264*B*T + 235264*T, A + 6021104 + 946912*B + 25264*B*T + 240256*T, (real *)P + 1106272, T)); /* %611 matmul [39*T,128]  graphs/lib/srm.lua:11 */
+    CALL(216, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), convirt_text_vjp_k279_matmul(A + 5752832, A + 6021104 + 946912*B + 25264*B*T + 220160*T, A + 6021104 + 946912*B + 25264*B*T + 240256*T, T)); /* %612 matmul [128,128]  graphs/lib/srm.lua:11 */
+    CALL(217, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), reclf_noirm_features_loss_k268_matmul(A + 6021104 + 946912*B + 25264*B*T + 240256*T, A + 6021104 + 946912*B + 25264*B*T + 245248*T, (real *)P + 1089888, T)); /* %615 matmul [39*T,128]  graphs/lib/srm.lua:11 */
+    CALL(218, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), convirt_text_vjp_k279_matmul(A + 5769216, A + 6021104 + 946912*B + 25264*B*T + 220160*T, A + 6021104 + 946912*B + 25264*B*T + 245248*T, T)); /* %616 matmul [128,128]  graphs/lib/srm.lua:11 */
+    CALL(219, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), reclf_noirm_features_loss_k276_mul(A + 6021104 + 946912*B + 14976*B*T, A + 6021104 + 946912*B + 9984*B*T, A + 6021104 + 946912*B + 4992*B*T, B, T)); /* %619 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(220, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), gloria_features_loss_k203_sum(A + 6021104 + 946912*B + 25264*B*T + 245248*T, A + 6021104 + 946912*B + 14976*B*T, B, T)); /* %621 reduce [T,1,39,128]  graphs/lib/matching.lua:12 */
+    CALL(221, (double)15210*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)4992*T + (double)4992*B*T + (double)39*B*T + (double)39*B*T), reclf_noirm_features_loss_k287_fused_mul_mul_sum_mul(A + 6021104 + 946912*B + 4992*B*T, A + 6021104 + 946912*B + 9984*B*T, A + 6021104 + 946912*B + 25264*B*T + 230272*T, A + 6021104 + 946912*B, A + 6021104 + 946912*B + 25056*B*T, A + 6021104 + 946912*B + 25008*B*T, B, T)); /* %630 fused:mul_mul_sum_mul [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(222, (double)29952*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*T + (double)39*B*T + (double)39*B*T + (double)4992*B*T), reclf_noirm_features_loss_k291_fused_add_mul_mul_mul(A + 6021104 + 946912*B + 14976*B*T, A + 6021104 + 946912*B + 9984*B*T, A + 6021104 + 946912*B + 25264*B*T + 230272*T, A + 6021104 + 946912*B + 25056*B*T, A + 6021104 + 946912*B + 4992*B*T, A + 6021104 + 946912*B, B, T)); /* %634 fused:add_mul_mul_mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(223, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*B*T), gloria_features_loss_k218_matmul(A + 6021104 + 946912*B, A + 6021104 + 946912*B + 22464*B*T, A + 6021104 + 946912*B + 14976*B*T, B, T)); /* %636 matmul [T,B,64,128]  graphs/lib/matching.lua:11 */
+    CALL(224, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), gloria_features_loss_k219_sum(A + 6021104 + 925696*B, A + 6021104 + 946912*B, B, T)); /* %637 reduce [1,B,64,128]  graphs/lib/matching.lua:11 */
+    CALL(225, (double)641472*B*T, sizeof(real)*((double)2496*B*T + (double)4992*B*T + (double)8192*B + (double)39*B*T), gloria_features_loss_k220_matmul_div(A + 6021104 + 946912*B, A + 6021104 + 946912*B + 14976*B*T, A + 6021104 + 892928*B, A + 6021104 + 946912*B + 24960*B*T, B, T)); /* %638 matmul+div [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(226, (double)7488*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T + (double)2496*B*T), gloria_features_loss_k223_fused_sum_neg_mul(A + 6021104 + 946912*B + 15680*B*T, A + 6021104 + 946912*B, A + 6021104 + 946912*B + 22464*B*T, B, T)); /* %641 fused:sum_neg_mul [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(227, (double)9984*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T + (double)2496*B*T), gloria_features_loss_k229_fused_scale_mul_add_id(A + 6021104 + 946912*B + 13184*B*T, A + 6021104 + 946912*B, A + 6021104 + 946912*B + 15680*B*T, A + 6021104 + 946912*B + 19968*B*T, B, T)); /* %647 fused:scale_mul_add_id [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(228, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), gloria_features_loss_k68_matmul(A + 6021104 + 946912*B + 8192*B*T, A + 6021104 + 946912*B + 13184*B*T, A + 6021104 + 917504*B, B, T)); /* %648 matmul [T,B,39,128]  graphs/lib/matching.lua:10 */
+    CALL(229, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*T), gloria_features_loss_k231_matmul(A + 6021104 + 946912*B, A + 6021104 + 946912*B + 13184*B*T, A + 6021104 + 946912*B + 25264*B*T + 230272*T, B, T)); /* %649 matmul [T,B,64,128]  graphs/lib/matching.lua:10 */
+    CALL(230, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), gloria_features_loss_k203_sum(A + 6021104 + 946912*B + 25264*B*T + 230272*T, A + 6021104 + 946912*B + 8192*B*T, B, T)); /* %650 reduce [T,1,39,128]  graphs/lib/matching.lua:10 */
+    CALL(231, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), gloria_features_loss_k219_sum(A + 6021104 + 917504*B, A + 6021104 + 946912*B, B, T)); /* %651 reduce [1,B,64,128]  graphs/lib/matching.lua:10 */
+    CALL(232, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T), gloria_features_loss_k234_add(A + 6021104 + 946912*B + 25264*B*T + 250240*T, A + 6021104 + 946912*B + 25264*B*T + 245248*T, A + 6021104 + 946912*B + 25264*B*T + 230272*T, T)); /* %652 map:add [T,1,39,128]  graphs/lib/matching.lua:10 */
+    CALL(233, (double)16768*B, sizeof(real)*((double)64*B + (double)8192*B + (double)8192*B + (double)64*B + (double)64*B), gloria_features_loss_k244_fused_mul_mul_sum_mul(A + 6021104 + 946624*B, A + 6021104 + 917504*B, A + 6021104 + 892928*B, A + 6021104 + 946560*B, A + 6021104 + 933888*B, B)); /* %662 fused:mul_mul_sum_mul [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(234, (double)49152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)64*B + (double)64*B + (double)8192*B), gloria_features_loss_k248_fused_add_add_mul_mul(A + 6021104 + 933888*B, A + 6021104 + 925696*B, A + 6021104 + 917504*B, A + 6021104 + 946560*B, A + 6021104 + 946624*B, A + 6021104 + 892928*B, B)); /* %666 fused:add_add_mul_mul [1,B,64,128]  graphs/lib/matching.lua:9 */
+    CALL(235, (double)10218*T, sizeof(real)*((double)39*T + (double)4992*T + (double)4992*T + (double)39*T + (double)39*T), gloria_features_loss_k259_fused_mul_mul_sum_mul(A + 6021104 + 946912*B + 25264*B*T + 245248*T, A + 6021104 + 946912*B + 25264*B*T + 250240*T, A + 6021104 + 946912*B + 25264*B*T + 220160*T, A + 6021104 + 946912*B + 25264*B*T + 256416*T, A + 6021104 + 946912*B + 25264*B*T + 256368*T, T)); /* %678 fused:mul_mul_sum_mul [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(236, (double)34944*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T + (double)4992*T + (double)39*T + (double)39*T + (double)4992*T), reclf_noirm_features_loss_k339_fused_add_add_add_mul(A + 6021104 + 946912*B + 25264*B*T + 230272*T, A + 6021104 + 946912*B + 25264*B*T + 235264*T, A + 6021104 + 946912*B + 25264*B*T + 240256*T, A + 6021104 + 946912*B + 25264*B*T + 250240*T, A + 6021104 + 946912*B + 25264*B*T + 256416*T, A + 6021104 + 946912*B + 25264*B*T + 245248*T, A + 6021104 + 946912*B + 25264*B*T + 220160*T, T)); /* %682 fused:add_add_add_mul [T,39,128]  graphs/lib/matching.lua:7 */
+    CALL(237, (double)4*B, sizeof(real)*((double)B + (double)1 + (double)B + (double)B), convirt_features_loss_k71_fused_mul_div_id_step(A + 6021104 + 946560*B, A + 5785600, A + 6021104 + 946896*B, A + 6021104 + 946880*B, B)); /* %695 fused:mul_div_id_step [1,B]  graphs/lib/losses.lua:11 */
+    CALL(238, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), convirt_features_loss_k84_fused_mul_div_step(A + 6021104 + 946912*B + 25264*B*T + 256368*T, A + 6021104 + 946912*B + 25264*B*T + 256528*T, A + 6021104 + 946912*B + 25264*B*T + 256512*T, A + 6021104 + 946912*B + 25264*B*T + 256496*T, T)); /* %708 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
+    CALL(239, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), gloria_features_loss_k295_fused_scale_add_add_add(A + 6021104 + 946912*B, A + 6021104 + 946912*B + 25232*B*T, A + 6021104 + 946560*B, A + 6021104 + 946912*B + 25216*B*T, A + 6021104 + 946912*B + 25248*B*T, A + 6021104 + 946912*B + 25264*B*T + 256368*T, A + 6021104 + 946912*B + 25200*B*T, B, T)); /* %714 fused:scale_add_add_add [T,B]  graphs/lib/losses.lua:21 */
+    CALL(240, (double)256*B*T, sizeof(real)*((double)128*T + (double)B*T + (double)128*B), convirt_features_loss_k91_matmul(A + 6021104 + 946912*B + 25264*B*T + 220160*T, A + 6021104 + 946912*B, A + 6021104 + 946432*B, B, T)); /* %715 matmul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(241, (double)256*B*T, sizeof(real)*((double)128*B + (double)B*T + (double)128*T), convirt_features_loss_k92_matmul(A + 6021104 + 892928*B, A + 6021104 + 946912*B, A + 6021104 + 946912*B + 25264*B*T + 225152*T, B, T)); /* %716 matmul [B,128]  graphs/lib/losses.lua:21 */
+    CALL(242, (double)262*B, sizeof(real)*((double)B + (double)128*B + (double)128*B + (double)B + (double)B), convirt_features_loss_k101_fused_mul_mul_sum_mul(A + 6021104 + 946432*B, A + 6021104 + 892928*B, A + 6021104 + 946304*B, A + 6021104 + 946864*B, A + 6021104 + 946848*B, B)); /* %725 fused:mul_mul_sum_mul [B,1]  graphs/lib/losses.lua:21 */
+    CALL(243, (double)640*B, sizeof(real)*((double)128*B + (double)128*B + (double)B + (double)B + (double)128*B), convirt_features_loss_k105_fused_add_mul_mul_id(A + 6021104 + 893056*B, A + 6021104 + 892928*B, A + 6021104 + 946864*B, A + 6021104 + 946432*B, A + 6021104 + 946304*B, B)); /* %729 fused:add_mul_mul_id [B,128]  graphs/lib/losses.lua:21 */
+    CALL(244, (double)262*T, sizeof(real)*((double)T + (double)128*T + (double)128*T + (double)T + (double)T), convirt_features_loss_k114_fused_mul_mul_sum_mul(A + 6021104 + 946912*B + 25264*B*T + 256368*T, A + 6021104 + 946912*B + 25264*B*T + 220160*T, A + 6021104 + 946912*B + 25264*B*T + 256000*T, A + 6021104 + 946912*B + 25264*B*T + 256480*T, A + 6021104 + 946912*B + 25264*B*T + 256464*T, T)); /* %738 fused:mul_mul_sum_mul [T,1]  graphs/lib/losses.lua:21 */
+    CALL(245, (double)640*T, sizeof(real)*((double)128*T + (double)128*T + (double)T + (double)T + (double)128*T), convirt_features_loss_k118_fused_add_mul_mul_id(A + 6021104 + 946912*B + 25264*B*T + 240256*T, A + 6021104 + 946912*B + 25264*B*T + 220160*T, A + 6021104 + 946912*B + 25264*B*T + 256480*T, A + 6021104 + 946912*B + 25264*B*T + 256368*T, A + 6021104 + 946912*B + 25264*B*T + 256000*T, T)); /* %742 fused:add_mul_mul_id [T,128]  graphs/lib/losses.lua:21 */
+    CALL(246, (double)4992*T, sizeof(real)*((double)4992 + (double)4992*T), convirt_text_vjp_k273_sum(A + 0, A + 6021104 + 946912*B + 25264*B*T + 230272*T, T)); /* %743 reduce [1,39,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(247, (double)4992, sizeof(real)*((double)128 + (double)4992), convirt_text_vjp_k275_sum(A + 6016000, A + 0)); /* %745 reduce [1,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(248, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), convirt_text_vjp_k278_matmul(A + 6021104 + 946912*B + 25264*B*T + 235264*T, A + 6021104 + 946912*B + 25264*B*T + 230272*T, (real *)P + 1073376, T)); /* %748 matmul [39*T,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(249, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), convirt_text_vjp_k279_matmul(A + 5785600, A + 6021104 + 946912*B + 25264*B*T + 230272*T, A + 6021104 + 946912*B + 25264*B*T + 225280*T, T)); /* %749 matmul [128,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(250, 0, sizeof(real)*((double)5120*T + (double)4992*T), convirt_text_vjp_k281_pad(A + 6021104 + 946912*B + 25264*B*T + 220160*T, A + 6021104 + 946912*B + 25264*B*T + 235264*T, T)); /* %751 pad [T,40,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(251, (double)128*T, sizeof(real)*((double)128 + (double)128*T), convirt_k462_sum(A + 6016128, A + 6021104 + 946912*B + 25264*B*T + 240256*T, T)); /* %752 reduce [1,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(252, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), convirt_k464_matmul(A + 6021104 + 946912*B + 25264*B*T + 230400*T, A + 6021104 + 946912*B + 25264*B*T + 240256*T, (real *)P + 1056864, T)); /* %754 matmul [T,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(253, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), convirt_k465_matmul(A + 5801984, A + 6021104 + 946912*B + 25264*B*T + 240256*T, A + 6021104 + 946912*B + 25264*B*T + 255872*T, T)); /* %755 matmul [128,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(254, 0, sizeof(real)*((double)5120*T + (double)128*T), convirt_k467_pad(A + 6021104 + 946912*B + 25264*B*T + 225280*T, A + 6021104 + 946912*B + 25264*B*T + 230400*T, T)); /* %757 pad [T,40,128]  graphs/lib/text_encoder.lua:35 */
+    CALL(255, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_text_vjp_k288_add(A + 6021104 + 946912*B + 25264*B*T + 230400*T, A + 6021104 + 946912*B + 25264*B*T + 220160*T, A + 6021104 + 946912*B + 25264*B*T + 225280*T, T)); /* %758 map:add [T,40,128]  graphs/lib/text_encoder.lua:35 */
+    CALL(256, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 0, A + 6021104 + 946912*B + 25264*B*T + 230400*T, T)); /* %759 reduce [1,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(257, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 6016256, A + 0)); /* %761 reduce [1,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(258, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k473_mul(A + 6021104 + 946912*B + 25264*B*T + 220160*T, A + 6021104 + 946912*B + 25264*B*T + 230400*T, A + 6021104 + 946912*B + 25264*B*T + 215040*T, T)); /* %764 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(259, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 0, A + 6021104 + 946912*B + 25264*B*T + 220160*T, T)); /* %765 reduce [1,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(260, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 6016384, A + 0)); /* %767 reduce [1,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(261, (double)15560*T, sizeof(real)*((double)40*T + (double)5120*T + (double)128 + (double)5120*T + (double)40*T), convirt_k485_fused_scale_mul_sum_mul(A + 6021104 + 946912*B + 25264*B*T + 255872*T, A + 6021104 + 946912*B + 25264*B*T + 230400*T, (real *)P + 1056608, A + 6021104 + 946912*B + 25264*B*T + 194560*T, A + 6021104 + 946912*B + 25264*B*T + 256320*T, T)); /* %776 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(262, (double)30720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)40*T + (double)40*T + (double)5120*T), convirt_k489_fused_add_mul_mul_mul(A + 6021104 + 946912*B + 25264*B*T + 215040*T, A + 6021104 + 946912*B + 25264*B*T + 230400*T, (real *)P + 1056608, A + 6021104 + 946912*B + 25264*B*T + 256320*T, A + 6021104 + 946912*B + 25264*B*T + 255872*T, A + 6021104 + 946912*B + 25264*B*T + 194560*T, T)); /* %780 fused:add_mul_mul_mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(263, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k492_fused_scale_sum_neg(A + 6021104 + 946912*B + 25264*B*T + 255872*T, A + 6021104 + 946912*B + 25264*B*T + 215040*T, T)); /* %783 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(264, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k494_fused_add_id(A + 6021104 + 946912*B + 25264*B*T + 194560*T, A + 6021104 + 946912*B + 25264*B*T + 215040*T, A + 6021104 + 946912*B + 25264*B*T + 255872*T, T)); /* %785 fused:add_id [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(265, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 0, A + 6021104 + 946912*B + 25264*B*T + 194560*T, T)); /* %786 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(266, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 6016512, A + 0)); /* %788 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(267, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), convirt_k501_matmul(A + 5365760, A + 6021104 + 946912*B + 25264*B*T + 194560*T, A + 6021104 + 946912*B + 25264*B*T + 61440*T, T)); /* %792 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(268, (double)5283840*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)20480*T), convirt_k504_matmul_mul_gelu_grad(A + 6021104 + 946912*B + 25264*B*T + 61440*T, A + 6021104 + 946912*B + 25264*B*T + 194560*T, (real *)P + 990944, A + 6021104 + 946912*B + 25264*B*T + 40960*T, T)); /* %795 matmul+mul_gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(269, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), convirt_k505_sum(A + 0, A + 6021104 + 946912*B + 25264*B*T + 61440*T, T)); /* %796 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(270, (double)20480, sizeof(real)*((double)512 + (double)20480), convirt_k507_sum(A + 6014976, A + 0)); /* %798 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(271, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), convirt_k510_matmul(A + 6021104 + 946912*B + 25264*B*T + 40960*T, A + 6021104 + 946912*B + 25264*B*T + 61440*T, (real *)P + 924896, T)); /* %801 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(272, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), convirt_k511_matmul(A + 5431296, A + 6021104 + 946912*B + 25264*B*T + 61440*T, A + 6021104 + 946912*B + 25264*B*T + 209920*T, T)); /* %802 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(273, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5496832, A + 6021104 + 946912*B + 25264*B*T + 40960*T, T)); /* %804 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(274, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 6016640, A + 5496832)); /* %806 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(275, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k473_mul(A + 6021104 + 946912*B + 25264*B*T + 46080*T, A + 6021104 + 946912*B + 25264*B*T + 40960*T, A + 6021104 + 946912*B + 25264*B*T + 204800*T, T)); /* %809 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(276, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5496832, A + 6021104 + 946912*B + 25264*B*T + 46080*T, T)); /* %810 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(277, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 6016768, A + 5496832)); /* %812 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(278, (double)15560*T, sizeof(real)*((double)40*T + (double)5120*T + (double)128 + (double)5120*T + (double)40*T), convirt_k485_fused_scale_mul_sum_mul(A + 6021104 + 946912*B + 25264*B*T + 255872*T, A + 6021104 + 946912*B + 25264*B*T + 40960*T, (real *)P + 924640, A + 6021104 + 946912*B + 25264*B*T + 199680*T, A + 6021104 + 946912*B + 25264*B*T + 256272*T, T)); /* %821 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(279, (double)30720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)40*T + (double)40*T + (double)5120*T), convirt_k489_fused_add_mul_mul_mul(A + 6021104 + 946912*B + 25264*B*T + 46080*T, A + 6021104 + 946912*B + 25264*B*T + 40960*T, (real *)P + 924640, A + 6021104 + 946912*B + 25264*B*T + 256272*T, A + 6021104 + 946912*B + 25264*B*T + 255872*T, A + 6021104 + 946912*B + 25264*B*T + 199680*T, T)); /* %825 fused:add_mul_mul_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(280, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k492_fused_scale_sum_neg(A + 6021104 + 946912*B + 25264*B*T + 255872*T, A + 6021104 + 946912*B + 25264*B*T + 46080*T, T)); /* %829 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(281, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k540_fused_add_add_id(A + 6021104 + 946912*B + 25264*B*T + 53760*T, A + 6021104 + 946912*B + 25264*B*T + 194560*T, A + 6021104 + 946912*B + 25264*B*T + 46080*T, A + 6021104 + 946912*B + 25264*B*T + 255872*T, T)); /* %831 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(282, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5496832, A + 6021104 + 946912*B + 25264*B*T + 53760*T, T)); /* %832 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(283, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 6016896, A + 5496832)); /* %834 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(284, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k546_matmul(A + 6021104 + 946912*B + 25264*B*T + 40960*T, A + 6021104 + 946912*B + 25264*B*T + 53760*T, (real *)P + 908128, T)); /* %837 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(285, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k547_matmul(A + 5818368, A + 6021104 + 946912*B + 25264*B*T + 53760*T, A + 6021104 + 946912*B + 25264*B*T + 189440*T, T)); /* %838 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(286, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k129_permute(A + 6021104 + 946912*B + 25264*B*T + 47360*T, A + 6021104 + 946912*B + 25264*B*T + 40960*T, T)); /* %841 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(287, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k552_matmul(A + 6021104 + 946912*B + 25264*B*T + 58880*T, A + 6021104 + 946912*B + 25264*B*T + 101120*T, A + 6021104 + 946912*B + 25264*B*T + 47360*T, T)); /* %843 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(288, (double)416000*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)160*T), convirt_k553_matmul_div(A + 6021104 + 946912*B + 25264*B*T + 40960*T, A + 6021104 + 946912*B + 25264*B*T + 47360*T, A + 6021104 + 946912*B + 25264*B*T + 184320*T, A + 6021104 + 946912*B + 25264*B*T + 255712*T, T)); /* %844 matmul+div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(289, (double)19520*T, sizeof(real)*((double)160*T + (double)6400*T + (double)6400*T + (double)160*T), convirt_k558_fused_mul_sum_neg_mul(A + 6021104 + 946912*B + 25264*B*T + 64000*T, A + 6021104 + 946912*B + 25264*B*T + 40960*T, A + 6021104 + 946912*B + 25264*B*T + 101120*T, A + 6021104 + 946912*B + 25264*B*T + 255552*T, T)); /* %849 fused:mul_sum_neg_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(290, (double)38400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T + (double)6400*T), convirt_k574_fused_scale_mul_mul_mul(A + 6021104 + 946912*B + 25264*B*T + 47360*T, A + 6021104 + 946912*B + 25264*B*T + 40960*T, A + 6021104 + 946912*B + 25264*B*T + 64000*T, (real *)inputs[2], A + 6021104 + 946912*B + 25264*B*T + 94720*T, T)); /* %865 fused:scale_mul_mul_mul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
+    CALL(291, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k162_matmul(A + 6021104 + 946912*B + 25264*B*T + 40960*T, A + 6021104 + 946912*B + 25264*B*T + 47360*T, A + 6021104 + 946912*B + 25264*B*T + 179200*T, T)); /* %866 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    CALL(292, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k552_matmul(A + 6021104 + 946912*B + 25264*B*T + 94720*T, A + 6021104 + 946912*B + 25264*B*T + 47360*T, A + 6021104 + 946912*B + 25264*B*T + 174080*T, T)); /* %867 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    CALL(293, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k163_permute(A + 6021104 + 946912*B + 25264*B*T + 46080*T, A + 6021104 + 946912*B + 25264*B*T + 58880*T, T)); /* %868 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(294, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5496832, A + 6021104 + 946912*B + 25264*B*T + 46080*T, T)); /* %870 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(295, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 6017024, A + 5496832)); /* %872 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(296, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k547_matmul(A + 5834752, A + 6021104 + 946912*B + 25264*B*T + 46080*T, A + 6021104 + 946912*B + 25264*B*T + 168960*T, T)); /* %876 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(297, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k163_permute(A + 6021104 + 946912*B + 25264*B*T + 99840*T, A + 6021104 + 946912*B + 25264*B*T + 94720*T, T)); /* %878 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(298, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5496832, A + 6021104 + 946912*B + 25264*B*T + 99840*T, T)); /* %880 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(299, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 6017152, A + 5496832)); /* %882 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(300, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k546_matmul(A + 6021104 + 946912*B + 25264*B*T + 94720*T, A + 6021104 + 946912*B + 25264*B*T + 99840*T, (real *)P + 875104, T)); /* %885 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(301, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k547_matmul(A + 5851136, A + 6021104 + 946912*B + 25264*B*T + 99840*T, A + 6021104 + 946912*B + 25264*B*T + 168960*T, T)); /* %886 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(302, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k163_permute(A + 6021104 + 946912*B + 25264*B*T + 99840*T, A + 6021104 + 946912*B + 25264*B*T + 40960*T, T)); /* %889 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(303, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5496832, A + 6021104 + 946912*B + 25264*B*T + 99840*T, T)); /* %891 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(304, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 6017280, A + 5496832)); /* %893 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(305, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k546_matmul(A + 6021104 + 946912*B + 25264*B*T + 40960*T, A + 6021104 + 946912*B + 25264*B*T + 99840*T, (real *)P + 858592, T)); /* %896 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(306, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k547_matmul(A + 5867520, A + 6021104 + 946912*B + 25264*B*T + 99840*T, A + 6021104 + 946912*B + 25264*B*T + 168960*T, T)); /* %897 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(307, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)5120*T), convirt_k608_matmul_add_add(A + 6021104 + 946912*B + 25264*B*T + 99840*T, A + 6021104 + 946912*B + 25264*B*T + 46080*T, (real *)P + 891616, A + 6021104 + 946912*B + 25264*B*T + 94720*T, A + 6021104 + 946912*B + 25264*B*T + 40960*T, T)); /* %899 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(308, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5496832, A + 6021104 + 946912*B + 25264*B*T + 99840*T, T)); /* %900 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(309, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 6017408, A + 5496832)); /* %902 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(310, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k473_mul(A + 6021104 + 946912*B + 25264*B*T + 94720*T, A + 6021104 + 946912*B + 25264*B*T + 99840*T, A + 6021104 + 946912*B + 25264*B*T + 163840*T, T)); /* %905 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(311, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5496832, A + 6021104 + 946912*B + 25264*B*T + 94720*T, T)); /* %906 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(312, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 6017536, A + 5496832)); /* %908 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(313, (double)15560*T, sizeof(real)*((double)40*T + (double)5120*T + (double)128 + (double)5120*T + (double)40*T), convirt_k485_fused_scale_mul_sum_mul(A + 6021104 + 946912*B + 25264*B*T + 255552*T, A + 6021104 + 946912*B + 25264*B*T + 99840*T, (real *)P + 858336, A + 6021104 + 946912*B + 25264*B*T + 158720*T, A + 6021104 + 946912*B + 25264*B*T + 256224*T, T)); /* %917 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(314, (double)30720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)40*T + (double)40*T + (double)5120*T), convirt_k489_fused_add_mul_mul_mul(A + 6021104 + 946912*B + 25264*B*T + 94720*T, A + 6021104 + 946912*B + 25264*B*T + 99840*T, (real *)P + 858336, A + 6021104 + 946912*B + 25264*B*T + 256224*T, A + 6021104 + 946912*B + 25264*B*T + 255552*T, A + 6021104 + 946912*B + 25264*B*T + 158720*T, T)); /* %921 fused:add_mul_mul_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(315, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k492_fused_scale_sum_neg(A + 6021104 + 946912*B + 25264*B*T + 255552*T, A + 6021104 + 946912*B + 25264*B*T + 94720*T, T)); /* %925 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(316, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k540_fused_add_add_id(A + 6021104 + 946912*B + 25264*B*T + 99840*T, A + 6021104 + 946912*B + 25264*B*T + 53760*T, A + 6021104 + 946912*B + 25264*B*T + 94720*T, A + 6021104 + 946912*B + 25264*B*T + 255552*T, T)); /* %927 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(317, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5496832, A + 6021104 + 946912*B + 25264*B*T + 99840*T, T)); /* %928 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(318, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 6017664, A + 5496832)); /* %930 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(319, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), convirt_k501_matmul(A + 5496832, A + 6021104 + 946912*B + 25264*B*T + 99840*T, A + 6021104 + 946912*B + 25264*B*T + 20480*T, T)); /* %934 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(320, (double)5283840*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)20480*T), convirt_k504_matmul_mul_gelu_grad(A + 6021104 + 946912*B + 25264*B*T + 20480*T, A + 6021104 + 946912*B + 25264*B*T + 99840*T, (real *)P + 792672, A + 6021104 + 946912*B + 25264*B*T, T)); /* %937 matmul+mul_gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(321, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), convirt_k505_sum(A + 0, A + 6021104 + 946912*B + 25264*B*T + 20480*T, T)); /* %938 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(322, (double)20480, sizeof(real)*((double)512 + (double)20480), convirt_k507_sum(A + 6015488, A + 0)); /* %940 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(323, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), convirt_k510_matmul(A + 6021104 + 946912*B + 25264*B*T + 94720*T, A + 6021104 + 946912*B + 25264*B*T + 20480*T, (real *)P + 726624, T)); /* %943 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(324, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), convirt_k511_matmul(A + 5562368, A + 6021104 + 946912*B + 25264*B*T + 20480*T, A + 6021104 + 946912*B + 25264*B*T + 153600*T, T)); /* %944 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(325, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5627904, A + 6021104 + 946912*B + 25264*B*T + 94720*T, T)); /* %946 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(326, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 6017792, A + 5627904)); /* %948 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(327, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k473_mul(A + 6021104 + 946912*B + 25264*B*T, A + 6021104 + 946912*B + 25264*B*T + 94720*T, A + 6021104 + 946912*B + 25264*B*T + 148480*T, T)); /* %951 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(328, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5627904, A + 6021104 + 946912*B + 25264*B*T, T)); /* %952 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(329, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 6017920, A + 5627904)); /* %954 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(330, (double)15560*T, sizeof(real)*((double)40*T + (double)5120*T + (double)128 + (double)5120*T + (double)40*T), convirt_k485_fused_scale_mul_sum_mul(A + 6021104 + 946912*B + 25264*B*T + 255552*T, A + 6021104 + 946912*B + 25264*B*T + 94720*T, (real *)P + 726368, A + 6021104 + 946912*B + 25264*B*T + 143360*T, A + 6021104 + 946912*B + 25264*B*T + 256176*T, T)); /* %963 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(331, (double)30720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)40*T + (double)40*T + (double)5120*T), convirt_k489_fused_add_mul_mul_mul(A + 6021104 + 946912*B + 25264*B*T, A + 6021104 + 946912*B + 25264*B*T + 94720*T, (real *)P + 726368, A + 6021104 + 946912*B + 25264*B*T + 256176*T, A + 6021104 + 946912*B + 25264*B*T + 255552*T, A + 6021104 + 946912*B + 25264*B*T + 143360*T, T)); /* %967 fused:add_mul_mul_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(332, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k492_fused_scale_sum_neg(A + 6021104 + 946912*B + 25264*B*T + 255552*T, A + 6021104 + 946912*B + 25264*B*T, T)); /* %971 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(333, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k540_fused_add_add_id(A + 6021104 + 946912*B + 25264*B*T + 94720*T, A + 6021104 + 946912*B + 25264*B*T + 99840*T, A + 6021104 + 946912*B + 25264*B*T, A + 6021104 + 946912*B + 25264*B*T + 255552*T, T)); /* %973 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(334, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5627904, A + 6021104 + 946912*B + 25264*B*T + 94720*T, T)); /* %974 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(335, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 6018048, A + 5627904)); /* %976 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(336, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k546_matmul(A + 6021104 + 946912*B + 25264*B*T + 99840*T, A + 6021104 + 946912*B + 25264*B*T + 94720*T, (real *)P + 709856, T)); /* %979 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(337, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k547_matmul(A + 5883904, A + 6021104 + 946912*B + 25264*B*T + 94720*T, A + 6021104 + 946912*B + 25264*B*T + 138240*T, T)); /* %980 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(338, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k129_permute(A + 6021104 + 946912*B + 25264*B*T + 6400*T, A + 6021104 + 946912*B + 25264*B*T + 99840*T, T)); /* %983 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(339, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k552_matmul(A + 6021104 + 946912*B + 25264*B*T + 99840*T, A + 6021104 + 946912*B + 25264*B*T + 88320*T, A + 6021104 + 946912*B + 25264*B*T + 6400*T, T)); /* %985 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(340, (double)416000*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)160*T), convirt_k553_matmul_div(A + 6021104 + 946912*B + 25264*B*T, A + 6021104 + 946912*B + 25264*B*T + 6400*T, A + 6021104 + 946912*B + 25264*B*T + 133120*T, A + 6021104 + 946912*B + 25264*B*T + 255392*T, T)); /* %986 matmul+div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(341, (double)19520*T, sizeof(real)*((double)160*T + (double)6400*T + (double)6400*T + (double)160*T), convirt_k558_fused_mul_sum_neg_mul(A + 6021104 + 946912*B + 25264*B*T + 104960*T, A + 6021104 + 946912*B + 25264*B*T, A + 6021104 + 946912*B + 25264*B*T + 88320*T, A + 6021104 + 946912*B + 25264*B*T + 255232*T, T)); /* %991 fused:mul_sum_neg_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(342, (double)38400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T + (double)6400*T), convirt_k574_fused_scale_mul_mul_mul(A + 6021104 + 946912*B + 25264*B*T + 6400*T, A + 6021104 + 946912*B + 25264*B*T, A + 6021104 + 946912*B + 25264*B*T + 104960*T, (real *)inputs[2], A + 6021104 + 946912*B + 25264*B*T + 81920*T, T)); /* %1007 fused:scale_mul_mul_mul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
+    CALL(343, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k162_matmul(A + 6021104 + 946912*B + 25264*B*T, A + 6021104 + 946912*B + 25264*B*T + 6400*T, A + 6021104 + 946912*B + 25264*B*T + 128000*T, T)); /* %1008 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    CALL(344, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k552_matmul(A + 6021104 + 946912*B + 25264*B*T + 12800*T, A + 6021104 + 946912*B + 25264*B*T + 6400*T, A + 6021104 + 946912*B + 25264*B*T + 122880*T, T)); /* %1009 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    CALL(345, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k163_permute(A + 6021104 + 946912*B + 25264*B*T + 5120*T, A + 6021104 + 946912*B + 25264*B*T + 99840*T, T)); /* %1010 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(346, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5627904, A + 6021104 + 946912*B + 25264*B*T + 5120*T, T)); /* %1012 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(347, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 6018176, A + 5627904)); /* %1014 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(348, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k547_matmul(A + 5900288, A + 6021104 + 946912*B + 25264*B*T + 5120*T, A + 6021104 + 946912*B + 25264*B*T + 117760*T, T)); /* %1018 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(349, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k163_permute(A + 6021104 + 946912*B + 25264*B*T + 99840*T, A + 6021104 + 946912*B + 25264*B*T + 12800*T, T)); /* %1020 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(350, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5627904, A + 6021104 + 946912*B + 25264*B*T + 99840*T, T)); /* %1022 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(351, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 6018304, A + 5627904)); /* %1024 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(352, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k546_matmul(A + 6021104 + 946912*B + 25264*B*T + 10240*T, A + 6021104 + 946912*B + 25264*B*T + 99840*T, (real *)P + 676832, T)); /* %1027 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(353, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k547_matmul(A + 5916672, A + 6021104 + 946912*B + 25264*B*T + 99840*T, A + 6021104 + 946912*B + 25264*B*T + 117760*T, T)); /* %1028 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(354, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k163_permute(A + 6021104 + 946912*B + 25264*B*T + 99840*T, A + 6021104 + 946912*B + 25264*B*T, T)); /* %1031 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(355, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5627904, A + 6021104 + 946912*B + 25264*B*T + 99840*T, T)); /* %1033 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(356, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 6018432, A + 5627904)); /* %1035 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(357, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k546_matmul(A + 6021104 + 946912*B + 25264*B*T, A + 6021104 + 946912*B + 25264*B*T + 99840*T, (real *)P + 660320, T)); /* %1038 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(358, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k547_matmul(A + 5933056, A + 6021104 + 946912*B + 25264*B*T + 99840*T, A + 6021104 + 946912*B + 25264*B*T + 117760*T, T)); /* %1039 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(359, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)5120*T), convirt_k608_matmul_add_add(A + 6021104 + 946912*B + 25264*B*T + 99840*T, A + 6021104 + 946912*B + 25264*B*T + 5120*T, (real *)P + 693344, A + 6021104 + 946912*B + 25264*B*T + 10240*T, A + 6021104 + 946912*B + 25264*B*T, T)); /* %1041 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(360, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5627904, A + 6021104 + 946912*B + 25264*B*T + 99840*T, T)); /* %1042 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(361, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 6018560, A + 5627904)); /* %1044 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(362, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k473_mul(A + 6021104 + 946912*B + 25264*B*T, A + 6021104 + 946912*B + 25264*B*T + 99840*T, A + 6021104 + 946912*B + 25264*B*T + 112640*T, T)); /* %1047 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(363, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5627904, A + 6021104 + 946912*B + 25264*B*T, T)); /* %1048 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(364, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 6018688, A + 5627904)); /* %1050 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(365, (double)15560*T, sizeof(real)*((double)40*T + (double)5120*T + (double)128 + (double)5120*T + (double)40*T), convirt_k485_fused_scale_mul_sum_mul(A + 6021104 + 946912*B + 25264*B*T + 104960*T, A + 6021104 + 946912*B + 25264*B*T + 99840*T, (real *)P + 660064, A + 6021104 + 946912*B + 25264*B*T + 107520*T, A + 6021104 + 946912*B + 25264*B*T + 256128*T, T)); /* %1059 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(366, (double)30720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)40*T + (double)40*T + (double)5120*T), convirt_k489_fused_add_mul_mul_mul(A + 6021104 + 946912*B + 25264*B*T, A + 6021104 + 946912*B + 25264*B*T + 99840*T, (real *)P + 660064, A + 6021104 + 946912*B + 25264*B*T + 256128*T, A + 6021104 + 946912*B + 25264*B*T + 104960*T, A + 6021104 + 946912*B + 25264*B*T + 107520*T, T)); /* %1063 fused:add_mul_mul_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(367, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k492_fused_scale_sum_neg(A + 6021104 + 946912*B + 25264*B*T + 10240*T, A + 6021104 + 946912*B + 25264*B*T, T)); /* %1067 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(368, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k540_fused_add_add_id(A + 6021104 + 946912*B + 25264*B*T + 5120*T, A + 6021104 + 946912*B + 25264*B*T + 94720*T, A + 6021104 + 946912*B + 25264*B*T, A + 6021104 + 946912*B + 25264*B*T + 10240*T, T)); /* %1069 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(369, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 6009856, A + 6021104 + 946912*B + 25264*B*T + 5120*T, T)); /* %1070 reduce [1,40,128]  graphs/lib/text_encoder.lua:32 */
+    CALL(370, 0, sizeof(real)*((double)131072 + (double)5120*T + (double)40*T), convirt_k781_scatter_add(A + 5160960, A + 6021104 + 946912*B + 25264*B*T + 5120*T, (int32_t *)inputs[1], T)); /* %1072 scatter_add [1024,128]  graphs/lib/text_encoder.lua:32 */
+    CALL(371, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 6018816, A + 6021104 + 893056*B, B)); /* %1073 reduce [1,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(372, (double)32768*B, sizeof(real)*((double)16384 + (double)128*B + (double)128*B), convirt_image_vjp_k131_matmul(A + 5949440, A + 6021104 + 893056*B, A + 6021104 + 946176*B, B)); /* %1076 matmul [128,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(373, (double)32896*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384), convirt_image_vjp_k132_matmul_scale(A + 6021104 + 917504*B, A + 6021104 + 893056*B, (real *)P + 507360, B)); /* %1077 matmul+scale [B,128]  graphs/lib/image_encoder.lua:35 */
+    CALL(374, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k135_sum(A + 5292032, A + 6021104 + 933888*B, B)); /* %1080 reduce [1,64,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(375, (double)8192, sizeof(real)*((double)128 + (double)8192), convirt_image_vjp_k137_sum(A + 6018944, A + 5292032)); /* %1082 reduce [1,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(376, (double)2097152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384), convirt_image_vjp_k140_matmul(A + 6021104 + 892928*B, A + 6021104 + 933888*B, (real *)P + 490848, B)); /* %1085 matmul [64*B,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(377, (double)2097152*B, sizeof(real)*((double)16384 + (double)8192*B + (double)8192*B), convirt_image_vjp_k141_matmul(A + 5965824, A + 6021104 + 933888*B, A + 6021104 + 909312*B, B)); /* %1086 matmul [128,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(378, (double)16384*B, sizeof(real)*((double)8192*B + (double)128*B + (double)8192*B), convirt_image_vjp_k143_fused_add_id(A + 6021104 + 909312*B, A + 6021104 + 917504*B, A + 6021104 + 892928*B, B)); /* %1088 fused:add_id [B,64,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(379, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k144_permute(A + 6021104 + 892928*B, A + 6021104 + 909312*B, B)); /* %1089 permute [B,128,64]  graphs/lib/image_encoder.lua:33 */
+    CALL(380, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k147_fused_mul_step(A + 6021104 + 909312*B, A + 6021104 + 892928*B, A + 6021104 + 901120*B, B)); /* %1092 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
+    CALL(381, (double)40960*B, sizeof(real)*((double)256*B + (double)8192*B + (double)8192*B + (double)16*B), convirt_image_vjp_k148_group_norm_sums(A + 6021104 + 901120*B, A + 6021104 + 909312*B, A + 6021104 + 884736*B, A + 6021104 + 946832*B, B)); /* %1093 group_norm_sums [B,128,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(382, (double)57344*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)256*B), convirt_image_vjp_k149_group_norm_grad_x(A + 6021104 + 892928*B, A + 6021104 + 909312*B, A + 6021104 + 884736*B, A + 6021104 + 946832*B, (real *)P + 490592, A + 6021104 + 901120*B, B)); /* %1094 group_norm_grad_x [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(383, (double)256*B, sizeof(real)*((double)256 + (double)256*B), convirt_image_vjp_k150_sum(A + 5982208, A + 6021104 + 901120*B, B)); /* %1095 reduce [1,128,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(384, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k152_slice(A + 6019072, A + 5982208)); /* %1097 slice [128,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(385, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k154_slice(A + 6019200, A + 5982208)); /* %1099 slice [128,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(386, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k157_sum(A + 6021104 + 884736*B, A + 6021104 + 892928*B, B)); /* %1102 reduce [B,128,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(387, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 6019328, A + 6021104 + 884736*B, B)); /* %1103 reduce [1,128,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(388, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456), convirt_image_vjp_k160_conv2d_input_grad(A + 6021104 + 884736*B, A + 6021104 + 892928*B, (real *)P + 343008, A + 0, B)); /* %1105 conv2d_input_grad [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(389, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)8192*B), convirt_image_vjp_k161_conv2d_weight_grad(A + 4866048, A + 6021104 + 892928*B, A + 6021104 + 876544*B, A + 0, B)); /* %1106 conv2d_weight_grad [128,128,3,3]  graphs/lib/image_encoder.lua:13 */
+    CALL(390, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k147_fused_mul_step(A + 6021104 + 876544*B, A + 6021104 + 884736*B, A + 6021104 + 868352*B, B)); /* %1108 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
+    CALL(391, (double)40960*B, sizeof(real)*((double)256*B + (double)8192*B + (double)8192*B + (double)16*B), convirt_image_vjp_k148_group_norm_sums(A + 6021104 + 884736*B, A + 6021104 + 876544*B, A + 6021104 + 860160*B, A + 6021104 + 946816*B, B)); /* %1109 group_norm_sums [B,128,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(392, (double)57344*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)256*B), convirt_image_vjp_k149_group_norm_grad_x(A + 6021104 + 868352*B, A + 6021104 + 876544*B, A + 6021104 + 860160*B, A + 6021104 + 946816*B, (real *)P + 342752, A + 6021104 + 884736*B, B)); /* %1110 group_norm_grad_x [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(393, (double)256*B, sizeof(real)*((double)256 + (double)256*B), convirt_image_vjp_k150_sum(A + 5982208, A + 6021104 + 884736*B, B)); /* %1111 reduce [1,128,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(394, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k152_slice(A + 6019456, A + 5982208)); /* %1113 slice [128,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(395, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k154_slice(A + 6019584, A + 5982208)); /* %1115 slice [128,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(396, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k157_sum(A + 6021104 + 860160*B, A + 6021104 + 868352*B, B)); /* %1118 reduce [B,128,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(397, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 6019712, A + 6021104 + 860160*B, B)); /* %1119 reduce [1,128,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(398, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456), convirt_image_vjp_k160_conv2d_input_grad(A + 6021104 + 860160*B, A + 6021104 + 868352*B, (real *)P + 195168, A + 0, B)); /* %1121 conv2d_input_grad [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(399, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)8192*B), convirt_image_vjp_k161_conv2d_weight_grad(A + 5013504, A + 6021104 + 868352*B, A + 6021104 + 851968*B, A + 0, B)); /* %1122 conv2d_weight_grad [128,128,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(400, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k180_fused_mul_add_step(A + 6021104 + 851968*B, A + 6021104 + 909312*B, A + 6021104 + 860160*B, A + 6021104 + 843776*B, B)); /* %1125 fused:mul_add_step [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
+    CALL(401, (double)40960*B, sizeof(real)*((double)256*B + (double)8192*B + (double)8192*B + (double)16*B), convirt_image_vjp_k148_group_norm_sums(A + 6021104 + 843776*B, A + 6021104 + 851968*B, A + 6021104 + 835584*B, A + 6021104 + 946800*B, B)); /* %1126 group_norm_sums [B,128,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(402, (double)57344*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)256*B), convirt_image_vjp_k149_group_norm_grad_x(A + 6021104 + 860160*B, A + 6021104 + 851968*B, A + 6021104 + 835584*B, A + 6021104 + 946800*B, (real *)P + 194912, A + 6021104 + 843776*B, B)); /* %1127 group_norm_grad_x [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(403, (double)256*B, sizeof(real)*((double)256 + (double)256*B), convirt_image_vjp_k150_sum(A + 5982208, A + 6021104 + 843776*B, B)); /* %1128 reduce [1,128,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(404, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k152_slice(A + 6019840, A + 5982208)); /* %1130 slice [128,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(405, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k154_slice(A + 6019968, A + 5982208)); /* %1132 slice [128,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(406, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k157_sum(A + 6021104 + 835584*B, A + 6021104 + 860160*B, B)); /* %1135 reduce [B,128,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(407, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 6020096, A + 6021104 + 835584*B, B)); /* %1136 reduce [1,128,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(408, (double)9437184*B, sizeof(real)*((double)16384*B + (double)8192*B + (double)73728), convirt_image_vjp_k193_conv2d_input_grad(A + 6021104 + 835584*B, A + 6021104 + 860160*B, (real *)P + 121056, A + 0, B)); /* %1138 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(409, (double)9437184*B, sizeof(real)*((double)73728 + (double)8192*B + (double)16384*B), convirt_image_vjp_k194_conv2d_weight_grad(A + 5292032, A + 6021104 + 860160*B, A + 6021104 + 802816*B, A + 0, B)); /* %1139 conv2d_weight_grad [128,64,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(410, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k196_fused_mul_step(A + 6021104 + 802816*B, A + 6021104 + 835584*B, A + 6021104 + 819200*B, B)); /* %1141 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
+    CALL(411, (double)81920*B, sizeof(real)*((double)128*B + (double)16384*B + (double)16384*B + (double)16*B), convirt_image_vjp_k197_group_norm_sums(A + 6021104 + 835584*B, A + 6021104 + 802816*B, A + 6021104 + 786432*B, A + 6021104 + 946784*B, B)); /* %1142 group_norm_sums [B,64,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(412, (double)114688*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)128*B), convirt_image_vjp_k198_group_norm_grad_x(A + 6021104 + 819200*B, A + 6021104 + 802816*B, A + 6021104 + 786432*B, A + 6021104 + 946784*B, (real *)P + 120928, A + 6021104 + 835584*B, B)); /* %1143 group_norm_grad_x [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(413, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5982208, A + 6021104 + 835584*B, B)); /* %1144 reduce [1,64,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(414, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k201_slice(A + 6020224, A + 5982208)); /* %1146 slice [64,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(415, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k203_slice(A + 6020288, A + 5982208)); /* %1148 slice [64,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(416, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k206_sum(A + 6021104 + 786432*B, A + 6021104 + 819200*B, B)); /* %1151 reduce [B,64,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(417, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 6020352, A + 6021104 + 786432*B, B)); /* %1152 reduce [1,64,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(418, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864), convirt_image_vjp_k209_conv2d_input_grad(A + 6021104 + 786432*B, A + 6021104 + 819200*B, (real *)P + 84000, A + 0, B)); /* %1154 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(419, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)16384*B), convirt_image_vjp_k210_conv2d_weight_grad(A + 5627904, A + 6021104 + 819200*B, A + 6021104 + 770048*B, A + 0, B)); /* %1155 conv2d_weight_grad [64,64,3,3]  graphs/lib/image_encoder.lua:13 */
+    CALL(420, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k196_fused_mul_step(A + 6021104 + 770048*B, A + 6021104 + 786432*B, A + 6021104 + 753664*B, B)); /* %1157 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
+    CALL(421, (double)81920*B, sizeof(real)*((double)128*B + (double)16384*B + (double)16384*B + (double)16*B), convirt_image_vjp_k197_group_norm_sums(A + 6021104 + 786432*B, A + 6021104 + 770048*B, A + 6021104 + 737280*B, A + 6021104 + 946768*B, B)); /* %1158 group_norm_sums [B,64,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(422, (double)114688*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)128*B), convirt_image_vjp_k198_group_norm_grad_x(A + 6021104 + 753664*B, A + 6021104 + 770048*B, A + 6021104 + 737280*B, A + 6021104 + 946768*B, (real *)P + 83872, A + 6021104 + 786432*B, B)); /* %1159 group_norm_grad_x [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(423, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5982208, A + 6021104 + 786432*B, B)); /* %1160 reduce [1,64,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(424, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k201_slice(A + 6020416, A + 5982208)); /* %1162 slice [64,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(425, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k203_slice(A + 6020480, A + 5982208)); /* %1164 slice [64,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(426, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k206_sum(A + 6021104 + 737280*B, A + 6021104 + 753664*B, B)); /* %1167 reduce [B,64,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(427, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 6020544, A + 6021104 + 737280*B, B)); /* %1168 reduce [1,64,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(428, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864), convirt_image_vjp_k209_conv2d_input_grad(A + 6021104 + 737280*B, A + 6021104 + 753664*B, (real *)P + 46944, A + 0, B)); /* %1170 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(429, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)16384*B), convirt_image_vjp_k210_conv2d_weight_grad(A + 5664768, A + 6021104 + 753664*B, A + 6021104 + 720896*B, A + 0, B)); /* %1171 conv2d_weight_grad [64,64,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(430, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k229_fused_mul_add_step(A + 6021104 + 720896*B, A + 6021104 + 802816*B, A + 6021104 + 737280*B, A + 6021104 + 704512*B, B)); /* %1174 fused:mul_add_step [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
+    CALL(431, (double)81920*B, sizeof(real)*((double)128*B + (double)16384*B + (double)16384*B + (double)16*B), convirt_image_vjp_k197_group_norm_sums(A + 6021104 + 704512*B, A + 6021104 + 720896*B, A + 6021104 + 688128*B, A + 6021104 + 946752*B, B)); /* %1175 group_norm_sums [B,64,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(432, (double)114688*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)128*B), convirt_image_vjp_k198_group_norm_grad_x(A + 6021104 + 737280*B, A + 6021104 + 720896*B, A + 6021104 + 688128*B, A + 6021104 + 946752*B, (real *)P + 46816, A + 6021104 + 704512*B, B)); /* %1176 group_norm_grad_x [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(433, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5701632, A + 6021104 + 704512*B, B)); /* %1177 reduce [1,64,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(434, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k201_slice(A + 6020608, A + 5701632)); /* %1179 slice [64,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(435, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k203_slice(A + 6020672, A + 5701632)); /* %1181 slice [64,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(436, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k206_sum(A + 6021104 + 688128*B, A + 6021104 + 737280*B, B)); /* %1184 reduce [B,64,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(437, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 6020736, A + 6021104 + 688128*B, B)); /* %1185 reduce [1,64,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(438, (double)9437184*B, sizeof(real)*((double)32768*B + (double)16384*B + (double)18432), convirt_image_vjp_k242_conv2d_input_grad(A + 6021104 + 688128*B, A + 6021104 + 737280*B, (real *)P + 28320, A + 0, B)); /* %1187 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(439, (double)9437184*B, sizeof(real)*((double)18432 + (double)16384*B + (double)32768*B), convirt_image_vjp_k243_conv2d_weight_grad(A + 5701632, A + 6021104 + 737280*B, A + 6021104 + 622592*B, A + 0, B)); /* %1188 conv2d_weight_grad [64,32,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(440, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k245_fused_mul_step(A + 6021104 + 622592*B, A + 6021104 + 688128*B, A + 6021104 + 655360*B, B)); /* %1190 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
+    CALL(441, (double)163840*B, sizeof(real)*((double)64*B + (double)32768*B + (double)32768*B + (double)16*B), convirt_image_vjp_k246_group_norm_sums(A + 6021104 + 688128*B, A + 6021104 + 622592*B, A + 6021104 + 589824*B, A + 6021104 + 946736*B, B)); /* %1191 group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(442, (double)229376*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)64*B), convirt_image_vjp_k247_group_norm_grad_x(A + 6021104 + 655360*B, A + 6021104 + 622592*B, A + 6021104 + 589824*B, A + 6021104 + 946736*B, (real *)P + 28256, A + 6021104 + 688128*B, B)); /* %1192 group_norm_grad_x [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(443, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5982208, A + 6021104 + 688128*B, B)); /* %1193 reduce [1,32,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(444, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 6020800, A + 5982208)); /* %1195 slice [32,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(445, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 6020832, A + 5982208)); /* %1197 slice [32,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(446, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k255_sum(A + 6021104 + 589824*B, A + 6021104 + 655360*B, B)); /* %1200 reduce [B,32,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(447, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 6020864, A + 6021104 + 589824*B, B)); /* %1201 reduce [1,32,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(448, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216), convirt_image_vjp_k258_conv2d_input_grad(A + 6021104 + 589824*B, A + 6021104 + 655360*B, (real *)P + 19008, A + 0, B)); /* %1203 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(449, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)32768*B), convirt_image_vjp_k259_conv2d_weight_grad(A + 5982208, A + 6021104 + 655360*B, A + 6021104 + 557056*B, A + 0, B)); /* %1204 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:13 */
+    CALL(450, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k245_fused_mul_step(A + 6021104 + 557056*B, A + 6021104 + 589824*B, A + 6021104 + 524288*B, B)); /* %1206 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
+    CALL(451, (double)163840*B, sizeof(real)*((double)64*B + (double)32768*B + (double)32768*B + (double)16*B), convirt_image_vjp_k246_group_norm_sums(A + 6021104 + 589824*B, A + 6021104 + 557056*B, A + 6021104 + 491520*B, A + 6021104 + 946720*B, B)); /* %1207 group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(452, (double)229376*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)64*B), convirt_image_vjp_k247_group_norm_grad_x(A + 6021104 + 524288*B, A + 6021104 + 557056*B, A + 6021104 + 491520*B, A + 6021104 + 946720*B, (real *)P + 18944, A + 6021104 + 589824*B, B)); /* %1208 group_norm_grad_x [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(453, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5991424, A + 6021104 + 589824*B, B)); /* %1209 reduce [1,32,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(454, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 6020896, A + 5991424)); /* %1211 slice [32,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(455, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 6020928, A + 5991424)); /* %1213 slice [32,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(456, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k255_sum(A + 6021104 + 491520*B, A + 6021104 + 524288*B, B)); /* %1216 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(457, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 6020960, A + 6021104 + 491520*B, B)); /* %1217 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(458, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216), convirt_image_vjp_k258_conv2d_input_grad(A + 6021104 + 491520*B, A + 6021104 + 524288*B, (real *)P + 9696, A + 0, B)); /* %1219 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(459, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)32768*B), convirt_image_vjp_k259_conv2d_weight_grad(A + 5991424, A + 6021104 + 524288*B, A + 6021104 + 458752*B, A + 0, B)); /* %1220 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(460, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k278_fused_mul_add_step(A + 6021104 + 458752*B, A + 6021104 + 622592*B, A + 6021104 + 491520*B, A + 6021104 + 425984*B, B)); /* %1223 fused:mul_add_step [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
+    CALL(461, (double)163840*B, sizeof(real)*((double)64*B + (double)32768*B + (double)32768*B + (double)16*B), convirt_image_vjp_k246_group_norm_sums(A + 6021104 + 425984*B, A + 6021104 + 458752*B, A + 6021104 + 393216*B, A + 6021104 + 946704*B, B)); /* %1224 group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(462, (double)229376*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)64*B), convirt_image_vjp_k247_group_norm_grad_x(A + 6021104 + 524288*B, A + 6021104 + 458752*B, A + 6021104 + 393216*B, A + 6021104 + 946704*B, (real *)P + 9632, A + 6021104 + 425984*B, B)); /* %1225 group_norm_grad_x [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(463, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 6000640, A + 6021104 + 425984*B, B)); /* %1226 reduce [1,32,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(464, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 6020992, A + 6000640)); /* %1228 slice [32,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(465, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 6021024, A + 6000640)); /* %1230 slice [32,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(466, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k255_sum(A + 6021104 + 393216*B, A + 6021104 + 524288*B, B)); /* %1233 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(467, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 6021056, A + 6021104 + 393216*B, B)); /* %1234 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(468, (double)18874368*B, sizeof(real)*((double)131072*B + (double)32768*B + (double)9216), convirt_image_vjp_k291_conv2d_input_grad(A + 6021104 + 393216*B, A + 6021104 + 524288*B, (real *)P + 384, A + 0, B)); /* %1236 conv2d_input_grad [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(469, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)131072*B), convirt_image_vjp_k292_conv2d_weight_grad(A + 6000640, A + 6021104 + 524288*B, A + 6021104 + 262144*B, A + 0, B)); /* %1237 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(470, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), convirt_image_vjp_k294_fused_mul_step(A + 6021104 + 262144*B, A + 6021104 + 393216*B, A + 6021104 + 131072*B, B)); /* %1239 fused:mul_step [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
+    CALL(471, (double)655360*B, sizeof(real)*((double)64*B + (double)131072*B + (double)131072*B + (double)16*B), convirt_image_vjp_k295_group_norm_sums(A + 6021104 + 393216*B, A + 6021104 + 262144*B, A + 6021104, A + 6021104 + 946688*B, B)); /* %1240 group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(472, (double)917504*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B + (double)16*B + (double)32 + (double)64*B), convirt_image_vjp_k296_group_norm_grad_x(A + 6021104 + 131072*B, A + 6021104 + 262144*B, A + 6021104, A + 6021104 + 946688*B, (real *)P + 320, A + 6021104 + 393216*B, B)); /* %1241 group_norm_grad_x [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(473, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 0, A + 6021104 + 393216*B, B)); /* %1242 reduce [1,32,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(474, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 594720, A + 0)); /* %1244 slice [32,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(475, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 594752, A + 0)); /* %1246 slice [32,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(476, (double)131072*B, sizeof(real)*((double)32*B + (double)131072*B), convirt_image_vjp_k304_sum(A + 6021104, A + 6021104 + 131072*B, B)); /* %1249 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(477, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 594784, A + 6021104, B)); /* %1250 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(478, (double)2359296*B, sizeof(real)*((double)288 + (double)131072*B + (double)4096*B), convirt_image_vjp_k308_conv2d_weight_grad(A + 594432, A + 6021104 + 131072*B, A + 6021104 + 942080*B, A + 0, B)); /* %1253 conv2d_weight_grad [32,1,3,3]  graphs/lib/image_encoder.lua:6 */
     memcpy(grads + 0, A + 594432, sizeof(real)*288); /* d loss / d image.stem.weight */
     memcpy(grads + 288, A + 594784, sizeof(real)*32); /* d loss / d image.stem.bias */
     memcpy(grads + 320, A + 594752, sizeof(real)*32); /* d loss / d image.stem_gn.weight */

@@ -86,7 +86,7 @@ static reclf_prof_entry prof[129] = {
     {"convirt_features_loss_k42_fused_mul_sub_add_log", "%144 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
     {"convirt_features_loss_k43_sum", "%145 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
     {"convirt_features_loss_k46_fused_scale_add_sum_sub", "%148 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k243_add", "%150 map:add []", "graphs/lib/model.lua:136", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k113_add", "%150 map:add []", "graphs/lib/model.lua:136", 0, 0, 0, 0, 0},
     {"convirt_features_loss_k58_fill", "%187 fill []", "graphs/lib/model.lua:137", 1, 0, 0, 0, 0},
     {"convirt_features_loss_k60_scale", "%189 map:scale [1,1]", "graphs/lib/losses.lua:16", 1, 0, 0, 0, 0},
     {"convirt_features_loss_k63_fused_mul_id", "%192 fused:mul_id [T,1]", "graphs/lib/losses.lua:13", 1, 0, 0, 0, 0},
@@ -233,7 +233,7 @@ static void forward(void *arena, const real *P, void *const *inputs, const long 
     CALL(67, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), convirt_features_loss_k42_fused_mul_sub_add_log(A + 65568 + 24896*B + 25264*B*T + 18160*T, A + 65568 + 24896*B + 25264*B*T + 18144*T, A + 65568 + 24896*B + 25264*B*T + 18112*T, A + 65568 + 24896*B + 15008*B*T, A + 65568 + 24896*B + 25264*B*T + 18096*T, B, T)); /* %144 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
     CALL(68, (double)T, sizeof(real)*((double)1 + (double)T), convirt_features_loss_k43_sum(A + 16528, A + 65568 + 24896*B + 25264*B*T + 18160*T, T)); /* %145 reduce [1,1]  graphs/lib/losses.lua:13 */
     CALL(69, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), convirt_features_loss_k46_fused_scale_add_sum_sub(A + 16544, A + 16528, A + 65568 + 24800*B, A + 65568 + 24768*B, A + 65568 + 24816*B, B)); /* %148 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
-    CALL(70, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), convirt_image_vjp_k243_add(A + 65536, A + 16512, A + 16544)); /* %150 map:add []  graphs/lib/model.lua:136 */
+    CALL(70, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), convirt_image_vjp_k113_add(A + 65536, A + 16512, A + 16544)); /* %150 map:add []  graphs/lib/model.lua:136 */
 }
 
 static void backward(void *arena, real *grads, const real *P, void *const *inputs, real *const *input_grads, const long *dims) {

@@ -15,572 +15,475 @@
 
 #ifdef RECLF_PROFILE
 #include "profile.h"
-static reclf_prof_entry prof[563] = {
+static reclf_prof_entry prof[466] = {
     {"convirt_image_k3_fused_scale_addc", "%6 fused:scale_addc [B,1,64,64]", "graphs/lib/image_encoder.lua:19", 0, 0, 0, 0, 0},
     {"convirt_image_k6_conv2d", "%9 conv2d [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k11_fused_scale_sum", "%14 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k12_sub", "%15 map:sub [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k17_fused_rsqrt_addc_scale_sum", "%20 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k18_mul", "%21 map:mul [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k23_fused_add_mul", "%26 fused:add_mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k24_relu", "%27 map:relu [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 0, 0, 0, 0, 0},
-    {"convirt_image_k27_conv2d", "%30 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k32_fused_scale_sum", "%35 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k33_sub", "%36 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k38_fused_rsqrt_addc_scale_sum", "%41 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k39_mul", "%42 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k44_fused_add_mul", "%47 fused:add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k45_relu", "%48 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"convirt_image_k48_conv2d", "%51 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k32_fused_scale_sum", "%56 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k33_sub", "%57 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k38_fused_rsqrt_addc_scale_sum", "%62 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k39_mul", "%63 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k44_fused_add_mul", "%68 fused:add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k45_relu", "%69 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_image_k48_conv2d", "%72 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k32_fused_scale_sum", "%77 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k33_sub", "%78 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k38_fused_rsqrt_addc_scale_sum", "%83 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k39_mul", "%84 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k87_fused_add_add_mul", "%90 fused:add_add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k45_relu", "%91 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"convirt_image_k91_conv2d", "%94 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k96_fused_scale_sum", "%99 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k97_sub", "%100 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k102_fused_rsqrt_addc_scale_sum", "%105 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k103_mul", "%106 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k108_fused_add_mul", "%111 fused:add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k109_relu", "%112 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"convirt_image_k112_conv2d", "%115 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k96_fused_scale_sum", "%120 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k97_sub", "%121 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k102_fused_rsqrt_addc_scale_sum", "%126 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k103_mul", "%127 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k108_fused_add_mul", "%132 fused:add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k109_relu", "%133 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_image_k112_conv2d", "%136 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k96_fused_scale_sum", "%141 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k97_sub", "%142 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k102_fused_rsqrt_addc_scale_sum", "%147 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k103_mul", "%148 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k151_fused_add_add_mul", "%154 fused:add_add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k109_relu", "%155 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"convirt_image_k155_conv2d", "%158 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k160_fused_scale_sum", "%163 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k161_sub", "%164 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k166_fused_rsqrt_addc_scale_sum", "%169 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k167_mul", "%170 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k172_fused_add_mul", "%175 fused:add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k173_relu", "%176 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"convirt_image_k176_conv2d", "%179 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k160_fused_scale_sum", "%184 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k161_sub", "%185 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k166_fused_rsqrt_addc_scale_sum", "%190 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k167_mul", "%191 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k172_fused_add_mul", "%196 fused:add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k173_relu", "%197 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_image_k176_conv2d", "%200 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k160_fused_scale_sum", "%205 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k161_sub", "%206 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k166_fused_rsqrt_addc_scale_sum", "%211 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k167_mul", "%212 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k215_fused_add_add_mul", "%218 fused:add_add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k173_relu", "%219 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"convirt_image_k218_permute", "%221 permute [B,64,128]", "graphs/lib/image_encoder.lua:33", 0, 0, 0, 0, 0},
-    {"convirt_image_k224_matmul_add", "%227 matmul+add [B,64,128]", "graphs/lib/image_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"convirt_image_k225_sum", "%228 reduce [B,1,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
-    {"convirt_image_k227_scale", "%230 map:scale [B,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
-    {"convirt_image_k231_matmul_add", "%234 matmul+add [B,128]", "graphs/lib/image_encoder.lua:36", 0, 0, 0, 0, 0},
-    {"convirt_k237_gather", "%237 gather [T,40,128]", "graphs/lib/text_encoder.lua:32", 0, 0, 0, 0, 0},
-    {"convirt_k242_fused_scale_sum_add", "%242 fused:scale_sum_add [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k243_fused_sub_add", "%243 fused:sub_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k248_fused_rsqrt_addc_scale_sum", "%248 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k249_mul", "%249 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k251_fused_add_mul", "%251 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k257_matmul_add", "%257 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_k259_permute", "%259 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_k257_matmul_add", "%265 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_k259_permute", "%267 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_k257_matmul_add", "%273 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_k259_permute", "%275 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_k282_fused_scale_addc_neg", "%282 fused:scale_addc_neg [T,1,1,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k283_matmul_add_mul_scale", "%283 matmul+add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k284_max", "%284 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k287_fused_exp_sub", "%287 fused:exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k289_fused_sum_mul", "%289 fused:sum_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k290_clampmin", "%290 map:clampmin [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k291_fused_div_mul", "%291 fused:div_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k292_matmul", "%292 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0},
-    {"convirt_k293_permute", "%293 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0},
-    {"convirt_k298_matmul", "%298 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k301_fused_add_add_add", "%301 fused:add_add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k305_fused_scale_sum", "%305 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k306_sub", "%306 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k248_fused_rsqrt_addc_scale_sum", "%311 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k249_mul", "%312 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k251_fused_add_mul", "%314 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k320_matmul_add", "%320 matmul+add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k321_gelu", "%321 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"convirt_k328_matmul_add_add", "%328 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"convirt_k305_fused_scale_sum", "%332 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k306_sub", "%333 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k248_fused_rsqrt_addc_scale_sum", "%338 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k249_mul", "%339 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k251_fused_add_mul", "%341 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k257_matmul_add", "%347 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_k259_permute", "%349 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_k257_matmul_add", "%355 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_k259_permute", "%357 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_k257_matmul_add", "%363 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_k259_permute", "%365 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_k283_matmul_add_mul_scale", "%373 matmul+add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k284_max", "%374 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k287_fused_exp_sub", "%377 fused:exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k289_fused_sum_mul", "%379 fused:sum_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k290_clampmin", "%380 map:clampmin [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k291_fused_div_mul", "%381 fused:div_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k292_matmul", "%382 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0},
-    {"convirt_k293_permute", "%383 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0},
-    {"convirt_k391_matmul_add_add", "%391 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k305_fused_scale_sum", "%395 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k306_sub", "%396 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k248_fused_rsqrt_addc_scale_sum", "%401 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k249_mul", "%402 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k251_fused_add_mul", "%404 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k320_matmul_add", "%410 matmul+add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k321_gelu", "%411 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"convirt_k328_matmul_add_add", "%418 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"convirt_k305_fused_scale_sum", "%422 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"convirt_k306_sub", "%423 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"convirt_k248_fused_rsqrt_addc_scale_sum", "%428 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"convirt_k249_mul", "%429 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"convirt_k251_fused_add_mul", "%431 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"convirt_k432_slice", "%432 slice [T,1,128]", "graphs/lib/text_encoder.lua:35", 0, 0, 0, 0, 0},
-    {"convirt_k437_matmul_add", "%437 matmul+add [T,128]", "graphs/lib/text_encoder.lua:36", 0, 0, 0, 0, 0},
-    {"convirt_text_k206_slice", "%438 slice [T,39,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0},
-    {"convirt_text_k212_matmul_add", "%444 matmul+add [T,39,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k7_fused_sum_square", "%446 fused:sum_square [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k9_fused_rsqrt_clampmin", "%448 fused:rsqrt_clampmin [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k10_mul", "%449 map:mul [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k12_fused_sum_square", "%451 fused:sum_square [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k14_fused_rsqrt_clampmin", "%453 fused:rsqrt_clampmin [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k15_mul", "%454 map:mul [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k17_matmul_scale", "%456 matmul+scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k18_eye", "%457 eye [T,B]", "graphs/lib/losses.lua:9", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k19_max", "%458 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k22_fused_exp_sub", "%461 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k23_sum", "%462 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k24_clampmin", "%463 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k27_mul", "%466 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k30_max", "%469 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k33_fused_exp_sub", "%472 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k34_sum", "%473 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k35_clampmin", "%474 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k34_sum", "%478 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k23_sum", "%480 reduce [T,1]", "graphs/lib/losses.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k42_fused_mul_sub_add_log", "%481 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k43_sum", "%482 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k46_fused_scale_add_sum_sub", "%485 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k49_fused_sum_square", "%488 fused:sum_square [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k51_fused_rsqrt_clampmin", "%490 fused:rsqrt_clampmin [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k52_mul", "%491 map:mul [T,39,128]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k56_fused_sum_square", "%495 fused:sum_square [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k58_fused_rsqrt_clampmin", "%497 fused:rsqrt_clampmin [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k59_mul", "%498 map:mul [1,B,64,128]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k60_matmul", "%499 matmul [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k62_fused_max_scale", "%501 fused:max_scale [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k65_fused_exp_sub_scale", "%504 fused:exp_sub_scale [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k66_sum", "%505 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k67_div", "%506 map:div [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k68_matmul", "%507 matmul [T,B,39,128]", "graphs/lib/matching.lua:11", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k70_fused_sum_square", "%509 fused:sum_square [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k72_fused_rsqrt_clampmin", "%511 fused:rsqrt_clampmin [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k73_mul", "%512 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k74_mul", "%513 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"reclf_nosrm_features_loss_k75_sum", "%514 reduce [T,B,39,1]", "graphs/lib/matching.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_k614_matmul", "%518 matmul [T,128]", "graphs/lib/irm.lua:9", 0, 0, 0, 0, 0},
-    {"reclf_nosrm_features_loss_k155_matmul", "%648 matmul [T,128]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k81_fused_scale_addc_neg", "%530 fused:scale_addc_neg [T,1,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"reclf_nosrm_features_loss_k92_fused_add_mul_scale_sum", "%531 fused:add_mul_scale_sum [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k83_max", "%532 reduce [T,B,1,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k86_fused_exp_sub", "%535 fused:exp_sub [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k87_mul", "%536 map:mul [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k88_sum", "%537 reduce [T,B,1,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k89_clampmin", "%538 map:clampmin [T,B,1,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"reclf_nosrm_features_loss_k100_div", "%539 map:div [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"reclf_nosrm_features_loss_k101_mul", "%540 map:mul [T,B,39,1]", "graphs/lib/irm.lua:12", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k88_sum", "%541 reduce [T,B,1,1]", "graphs/lib/irm.lua:12", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k94_scale", "%543 map:scale [T,B]", "graphs/lib/model.lua:43", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k19_max", "%545 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k22_fused_exp_sub", "%548 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k23_sum", "%549 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k24_clampmin", "%550 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k27_mul", "%553 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k30_max", "%556 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k33_fused_exp_sub", "%559 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k34_sum", "%560 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k35_clampmin", "%561 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k34_sum", "%565 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k42_fused_mul_sub_add_log", "%568 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k43_sum", "%569 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k46_fused_scale_add_sum_sub", "%572 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k243_add", "%574 map:add []", "graphs/lib/model.lua:85", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k58_fill", "%660 fill []", "graphs/lib/model.lua:87", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k60_scale", "%662 map:scale [1,1]", "graphs/lib/losses.lua:16", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k63_fused_mul_id", "%665 fused:mul_id [T,1]", "graphs/lib/losses.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k65_fused_neg_id", "%667 fused:neg_id [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k159_fused_mul_id", "%669 fused:mul_id [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k71_fused_mul_div_id_step", "%673 fused:mul_div_id_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k77_neg", "%679 map:neg [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k171_fused_mul_id", "%681 fused:mul_id [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k84_fused_mul_div_step", "%686 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k182_fused_scale_add_add_add", "%692 fused:scale_add_add_add [T,B]", "graphs/lib/model.lua:43", 1, 0, 0, 0, 0},
-    {"reclf_nosrm_features_loss_k203_fused_mul_id", "%696 fused:mul_id [T,B,39,1]", "graphs/lib/irm.lua:12", 1, 0, 0, 0, 0},
-    {"reclf_nosrm_features_loss_k204_fused_div_mul_id", "%697 fused:div_mul_id [T,B,39,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
-    {"reclf_nosrm_features_loss_k206_fused_neg_mul", "%699 fused:neg_mul [T,B,39,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k88_sum", "%700 reduce [T,B,1,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
-    {"reclf_nosrm_features_loss_k209_fused_mul_step", "%702 fused:mul_step [T,B,1,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
-    {"reclf_nosrm_features_loss_k222_fused_scale_mul_mul_mul", "%715 fused:scale_mul_mul_mul [T,B,39,1]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k201_fused_mul_id", "%718 fused:mul_id [T,B,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k203_sum", "%719 reduce [T,1,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"reclf_nosrm_features_loss_k227_sum", "%720 reduce [T,1,1,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"convirt_k614_matmul", "%722 matmul [T,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"convirt_k615_matmul", "%723 matmul [128,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"convirt_k615_matmul", "%727 matmul [128,128]", "graphs/lib/irm.lua:9", 1, 0, 0, 0, 0},
-    {"reclf_nosrm_features_loss_k236_fused_add_mul_id_id", "%729 fused:add_mul_id_id [T,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k276_mul", "%730 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k203_sum", "%732 reduce [T,1,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k287_fused_mul_mul_sum_mul", "%741 fused:mul_mul_sum_mul [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k291_fused_add_mul_mul_mul", "%745 fused:add_mul_mul_mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k218_matmul", "%747 matmul [T,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k219_sum", "%748 reduce [1,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k220_matmul_div", "%749 matmul+div [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k223_fused_sum_neg_mul", "%752 fused:sum_neg_mul [T,B,39,1]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k229_fused_scale_mul_add_id", "%758 fused:scale_mul_add_id [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k68_matmul", "%759 matmul [T,B,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k231_matmul", "%760 matmul [T,B,64,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k203_sum", "%761 reduce [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k219_sum", "%762 reduce [1,B,64,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k234_add", "%763 map:add [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k244_fused_mul_mul_sum_mul", "%773 fused:mul_mul_sum_mul [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k248_fused_add_add_mul_mul", "%777 fused:add_add_mul_mul [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k259_fused_mul_mul_sum_mul", "%788 fused:mul_mul_sum_mul [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k263_fused_add_mul_mul_id", "%792 fused:add_mul_mul_id [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k71_fused_mul_div_id_step", "%805 fused:mul_div_id_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k84_fused_mul_div_step", "%818 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k295_fused_scale_add_add_add", "%824 fused:scale_add_add_add [T,B]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k91_matmul", "%825 matmul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k92_matmul", "%826 matmul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k101_fused_mul_mul_sum_mul", "%835 fused:mul_mul_sum_mul [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k105_fused_add_mul_mul_id", "%839 fused:add_mul_mul_id [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k114_fused_mul_mul_sum_mul", "%849 fused:mul_mul_sum_mul [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"reclf_nosrm_features_loss_k360_matmul_add_add_mul_mul", "%853 matmul+add_add_mul_mul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_text_vjp_k273_sum", "%854 reduce [1,39,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
-    {"convirt_text_vjp_k275_sum", "%856 reduce [1,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
-    {"convirt_text_vjp_k278_matmul", "%859 matmul [39*T,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
-    {"convirt_text_vjp_k279_matmul", "%860 matmul [128,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
-    {"convirt_text_vjp_k281_pad", "%862 pad [T,40,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
-    {"convirt_k612_sum", "%863 reduce [1,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"convirt_k614_matmul", "%865 matmul [T,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"convirt_k615_matmul", "%866 matmul [128,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"convirt_k617_pad", "%868 pad [T,40,128]", "graphs/lib/text_encoder.lua:35", 1, 0, 0, 0, 0},
-    {"convirt_text_vjp_k288_add", "%869 map:add [T,40,128]", "graphs/lib/text_encoder.lua:35", 1, 0, 0, 0, 0},
-    {"convirt_k618_sum", "%870 reduce [1,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k620_sum", "%872 reduce [1,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k623_mul", "%875 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k618_sum", "%876 reduce [1,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k620_sum", "%878 reduce [1,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k635_fused_scale_mul_sum_mul", "%887 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k639_fused_add_mul_mul_mul", "%891 fused:add_mul_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k642_fused_scale_sum_neg", "%894 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k644_fused_add_id", "%896 fused:add_id [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k618_sum", "%897 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k620_sum", "%899 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k651_matmul", "%903 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k654_matmul_mul_gelu_grad", "%906 matmul+mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k655_sum", "%907 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k657_sum", "%909 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k660_matmul", "%912 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k661_matmul", "%913 matmul [512,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k618_sum", "%915 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k620_sum", "%917 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k623_mul", "%920 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k618_sum", "%921 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k620_sum", "%923 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k635_fused_scale_mul_sum_mul", "%932 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k639_fused_add_mul_mul_mul", "%936 fused:add_mul_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k642_fused_scale_sum_neg", "%940 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k690_fused_add_add_id", "%942 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k618_sum", "%943 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k620_sum", "%945 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k696_matmul", "%948 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k697_matmul", "%949 matmul [128,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k259_permute", "%952 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:18", 1, 0, 0, 0, 0},
-    {"convirt_k702_matmul", "%954 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_k703_matmul_div", "%955 matmul+div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"convirt_k708_fused_mul_sum_neg_mul", "%960 fused:mul_sum_neg_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"convirt_k724_fused_scale_mul_mul_mul", "%976 fused:scale_mul_mul_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"convirt_k292_matmul", "%977 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"convirt_k702_matmul", "%978 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"convirt_k293_permute", "%979 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k618_sum", "%981 reduce [1,40,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k620_sum", "%983 reduce [1,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k697_matmul", "%987 matmul [128,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k293_permute", "%989 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k618_sum", "%991 reduce [1,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k620_sum", "%993 reduce [1,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k696_matmul", "%996 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k697_matmul", "%997 matmul [128,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k293_permute", "%1000 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k618_sum", "%1002 reduce [1,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k620_sum", "%1004 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k696_matmul", "%1007 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k697_matmul", "%1008 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k758_matmul_add_add", "%1010 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k618_sum", "%1011 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k620_sum", "%1013 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k623_mul", "%1016 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k618_sum", "%1017 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k620_sum", "%1019 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k635_fused_scale_mul_sum_mul", "%1028 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k639_fused_add_mul_mul_mul", "%1032 fused:add_mul_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k642_fused_scale_sum_neg", "%1036 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k690_fused_add_add_id", "%1038 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k618_sum", "%1039 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k620_sum", "%1041 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k651_matmul", "%1045 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k654_matmul_mul_gelu_grad", "%1048 matmul+mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k655_sum", "%1049 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k657_sum", "%1051 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k660_matmul", "%1054 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k661_matmul", "%1055 matmul [512,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k618_sum", "%1057 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k620_sum", "%1059 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k623_mul", "%1062 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k618_sum", "%1063 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k620_sum", "%1065 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k635_fused_scale_mul_sum_mul", "%1074 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k639_fused_add_mul_mul_mul", "%1078 fused:add_mul_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k642_fused_scale_sum_neg", "%1082 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k690_fused_add_add_id", "%1084 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k618_sum", "%1085 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k620_sum", "%1087 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k696_matmul", "%1090 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k697_matmul", "%1091 matmul [128,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k259_permute", "%1094 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:18", 1, 0, 0, 0, 0},
-    {"convirt_k702_matmul", "%1096 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_k703_matmul_div", "%1097 matmul+div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"convirt_k708_fused_mul_sum_neg_mul", "%1102 fused:mul_sum_neg_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"convirt_k724_fused_scale_mul_mul_mul", "%1118 fused:scale_mul_mul_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"convirt_k292_matmul", "%1119 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"convirt_k702_matmul", "%1120 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"convirt_k293_permute", "%1121 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k618_sum", "%1123 reduce [1,40,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k620_sum", "%1125 reduce [1,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k697_matmul", "%1129 matmul [128,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k293_permute", "%1131 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k618_sum", "%1133 reduce [1,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k620_sum", "%1135 reduce [1,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k696_matmul", "%1138 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k697_matmul", "%1139 matmul [128,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k293_permute", "%1142 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k618_sum", "%1144 reduce [1,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k620_sum", "%1146 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k696_matmul", "%1149 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k697_matmul", "%1150 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k758_matmul_add_add", "%1152 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k618_sum", "%1153 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k620_sum", "%1155 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k623_mul", "%1158 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k618_sum", "%1159 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k620_sum", "%1161 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k635_fused_scale_mul_sum_mul", "%1170 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k639_fused_add_mul_mul_mul", "%1174 fused:add_mul_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k642_fused_scale_sum_neg", "%1178 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k690_fused_add_add_id", "%1180 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k618_sum", "%1181 reduce [1,40,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0},
-    {"convirt_k931_scatter_add", "%1183 scatter_add [1024,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k278_sum", "%1184 reduce [1,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k281_matmul", "%1187 matmul [128,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k282_matmul_scale", "%1188 matmul+scale [B,128]", "graphs/lib/image_encoder.lua:35", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k285_sum", "%1191 reduce [1,64,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k287_sum", "%1193 reduce [1,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k290_matmul", "%1196 matmul [64*B,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k291_matmul", "%1197 matmul [128,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k293_fused_add_id", "%1199 fused:add_id [B,64,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k294_permute", "%1200 permute [B,128,64]", "graphs/lib/image_encoder.lua:33", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k297_fused_mul_step", "%1203 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k285_sum", "%1204 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k300_sum", "%1206 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k301_sum", "%1207 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k303_mul", "%1209 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k304_mul", "%1210 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k285_sum", "%1211 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k300_sum", "%1213 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k301_sum", "%1214 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k318_fused_scale_mul_sum_mul", "%1224 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k322_fused_add_mul_mul_id", "%1228 fused:add_mul_mul_id [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k325_fused_scale_sum_neg", "%1231 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k327_fused_add_id", "%1233 fused:add_id [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k330_sum", "%1236 reduce [B,128,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k278_sum", "%1237 reduce [1,128,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k333_conv2d_input_grad", "%1239 conv2d_input_grad [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k334_conv2d_weight_grad", "%1240 conv2d_weight_grad [128,128,3,3]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k297_fused_mul_step", "%1242 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k285_sum", "%1243 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k300_sum", "%1245 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k301_sum", "%1246 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k303_mul", "%1248 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k304_mul", "%1249 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k285_sum", "%1250 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k300_sum", "%1252 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k301_sum", "%1253 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k318_fused_scale_mul_sum_mul", "%1263 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k322_fused_add_mul_mul_id", "%1267 fused:add_mul_mul_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k325_fused_scale_sum_neg", "%1270 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k327_fused_add_id", "%1272 fused:add_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k330_sum", "%1275 reduce [B,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k278_sum", "%1276 reduce [1,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k333_conv2d_input_grad", "%1278 conv2d_input_grad [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k334_conv2d_weight_grad", "%1279 conv2d_weight_grad [128,128,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k376_fused_mul_add_step", "%1282 fused:mul_add_step [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k285_sum", "%1283 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k300_sum", "%1285 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k301_sum", "%1286 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k303_mul", "%1288 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k304_mul", "%1289 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k285_sum", "%1290 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k300_sum", "%1292 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k301_sum", "%1293 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k318_fused_scale_mul_sum_mul", "%1303 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k322_fused_add_mul_mul_id", "%1307 fused:add_mul_mul_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k325_fused_scale_sum_neg", "%1310 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k327_fused_add_id", "%1312 fused:add_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k330_sum", "%1315 reduce [B,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k278_sum", "%1316 reduce [1,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k412_conv2d_input_grad", "%1318 conv2d_input_grad [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k413_conv2d_weight_grad", "%1319 conv2d_weight_grad [128,64,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k415_fused_mul_step", "%1321 fused:mul_step [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k416_sum", "%1322 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k418_sum", "%1324 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k419_sum", "%1325 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k421_mul", "%1327 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k422_mul", "%1328 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k416_sum", "%1329 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k418_sum", "%1331 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k419_sum", "%1332 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k436_fused_scale_mul_sum_mul", "%1342 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k440_fused_add_mul_mul_id", "%1346 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k443_fused_scale_sum_neg", "%1349 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k445_fused_add_id", "%1351 fused:add_id [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k448_sum", "%1354 reduce [B,64,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k449_sum", "%1355 reduce [1,64,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k451_conv2d_input_grad", "%1357 conv2d_input_grad [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k452_conv2d_weight_grad", "%1358 conv2d_weight_grad [64,64,3,3]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k415_fused_mul_step", "%1360 fused:mul_step [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k416_sum", "%1361 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k418_sum", "%1363 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k419_sum", "%1364 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k421_mul", "%1366 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k422_mul", "%1367 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k416_sum", "%1368 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k418_sum", "%1370 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k419_sum", "%1371 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k436_fused_scale_mul_sum_mul", "%1381 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k440_fused_add_mul_mul_id", "%1385 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k443_fused_scale_sum_neg", "%1388 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k445_fused_add_id", "%1390 fused:add_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k448_sum", "%1393 reduce [B,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k449_sum", "%1394 reduce [1,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k451_conv2d_input_grad", "%1396 conv2d_input_grad [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k452_conv2d_weight_grad", "%1397 conv2d_weight_grad [64,64,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k494_fused_mul_add_step", "%1400 fused:mul_add_step [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k416_sum", "%1401 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k418_sum", "%1403 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k419_sum", "%1404 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k421_mul", "%1406 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k422_mul", "%1407 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k416_sum", "%1408 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k418_sum", "%1410 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k419_sum", "%1411 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k436_fused_scale_mul_sum_mul", "%1421 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k440_fused_add_mul_mul_id", "%1425 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k443_fused_scale_sum_neg", "%1428 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k445_fused_add_id", "%1430 fused:add_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k448_sum", "%1433 reduce [B,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k449_sum", "%1434 reduce [1,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k530_conv2d_input_grad", "%1436 conv2d_input_grad [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k531_conv2d_weight_grad", "%1437 conv2d_weight_grad [64,32,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k533_fused_mul_step", "%1439 fused:mul_step [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k534_sum", "%1440 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k536_sum", "%1442 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k537_sum", "%1443 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k539_mul", "%1445 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k540_mul", "%1446 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k534_sum", "%1447 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k536_sum", "%1449 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k537_sum", "%1450 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k554_fused_scale_mul_sum_mul", "%1460 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k558_fused_add_mul_mul_id", "%1464 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k561_fused_scale_sum_neg", "%1467 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k563_fused_add_id", "%1469 fused:add_id [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k566_sum", "%1472 reduce [B,32,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k567_sum", "%1473 reduce [1,32,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k569_conv2d_input_grad", "%1475 conv2d_input_grad [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k570_conv2d_weight_grad", "%1476 conv2d_weight_grad [32,32,3,3]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k533_fused_mul_step", "%1478 fused:mul_step [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k534_sum", "%1479 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k536_sum", "%1481 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k537_sum", "%1482 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k539_mul", "%1484 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k540_mul", "%1485 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k534_sum", "%1486 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k536_sum", "%1488 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k537_sum", "%1489 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k554_fused_scale_mul_sum_mul", "%1499 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k558_fused_add_mul_mul_id", "%1503 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k561_fused_scale_sum_neg", "%1506 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k563_fused_add_id", "%1508 fused:add_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k566_sum", "%1511 reduce [B,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k567_sum", "%1512 reduce [1,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k569_conv2d_input_grad", "%1514 conv2d_input_grad [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k570_conv2d_weight_grad", "%1515 conv2d_weight_grad [32,32,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k612_fused_mul_add_step", "%1518 fused:mul_add_step [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k534_sum", "%1519 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k536_sum", "%1521 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k537_sum", "%1522 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k539_mul", "%1524 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k540_mul", "%1525 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k534_sum", "%1526 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k536_sum", "%1528 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k537_sum", "%1529 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k554_fused_scale_mul_sum_mul", "%1539 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k558_fused_add_mul_mul_id", "%1543 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k561_fused_scale_sum_neg", "%1546 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k563_fused_add_id", "%1548 fused:add_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k566_sum", "%1551 reduce [B,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k567_sum", "%1552 reduce [1,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k648_conv2d_input_grad", "%1554 conv2d_input_grad [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k649_conv2d_weight_grad", "%1555 conv2d_weight_grad [32,32,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k651_fused_mul_step", "%1557 fused:mul_step [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k652_sum", "%1558 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k654_sum", "%1560 reduce [32,1,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k655_sum", "%1561 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k657_mul", "%1563 map:mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k658_mul", "%1564 map:mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k652_sum", "%1565 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k654_sum", "%1567 reduce [32,1,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k655_sum", "%1568 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k672_fused_scale_mul_sum_mul", "%1578 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k676_fused_add_mul_mul_id", "%1582 fused:add_mul_mul_id [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k679_fused_scale_sum_neg", "%1585 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k681_fused_add_id", "%1587 fused:add_id [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k684_sum", "%1590 reduce [B,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k567_sum", "%1591 reduce [1,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k688_conv2d_weight_grad", "%1594 conv2d_weight_grad [32,1,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_k9_group_norm_stats", "%12 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k10_group_norm", "%13 group_norm [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k11_relu", "%14 map:relu [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 0, 0, 0, 0, 0},
+    {"convirt_image_k14_conv2d", "%17 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k17_group_norm_stats", "%20 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k18_group_norm", "%21 group_norm [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k19_relu", "%22 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"convirt_image_k22_conv2d", "%25 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k17_group_norm_stats", "%28 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k18_group_norm", "%29 group_norm [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k19_relu", "%30 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_image_k22_conv2d", "%33 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k17_group_norm_stats", "%36 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k18_group_norm", "%37 group_norm [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k35_add", "%38 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_image_k19_relu", "%39 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"convirt_image_k39_conv2d", "%42 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k42_group_norm_stats", "%45 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k43_group_norm", "%46 group_norm [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k44_relu", "%47 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"convirt_image_k47_conv2d", "%50 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k42_group_norm_stats", "%53 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k43_group_norm", "%54 group_norm [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k44_relu", "%55 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_image_k47_conv2d", "%58 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k42_group_norm_stats", "%61 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k43_group_norm", "%62 group_norm [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k60_add", "%63 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_image_k44_relu", "%64 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"convirt_image_k64_conv2d", "%67 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k67_group_norm_stats", "%70 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k68_group_norm", "%71 group_norm [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k69_relu", "%72 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"convirt_image_k72_conv2d", "%75 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k67_group_norm_stats", "%78 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k68_group_norm", "%79 group_norm [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k69_relu", "%80 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_image_k72_conv2d", "%83 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k67_group_norm_stats", "%86 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k68_group_norm", "%87 group_norm [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k85_add", "%88 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_image_k69_relu", "%89 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"convirt_image_k88_permute", "%91 permute [B,64,128]", "graphs/lib/image_encoder.lua:33", 0, 0, 0, 0, 0},
+    {"convirt_image_k94_matmul_add", "%97 matmul+add [B,64,128]", "graphs/lib/image_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"convirt_image_k95_sum", "%98 reduce [B,1,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
+    {"convirt_image_k97_scale", "%100 map:scale [B,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
+    {"convirt_image_k101_matmul_add", "%104 matmul+add [B,128]", "graphs/lib/image_encoder.lua:36", 0, 0, 0, 0, 0},
+    {"convirt_k107_gather", "%107 gather [T,40,128]", "graphs/lib/text_encoder.lua:32", 0, 0, 0, 0, 0},
+    {"convirt_k112_fused_scale_sum_add", "%112 fused:scale_sum_add [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k113_fused_sub_add", "%113 fused:sub_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k118_fused_rsqrt_addc_scale_sum", "%118 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k119_mul", "%119 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k121_fused_add_mul", "%121 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k127_matmul_add", "%127 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_k129_permute", "%129 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_k127_matmul_add", "%135 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_k129_permute", "%137 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_k127_matmul_add", "%143 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_k129_permute", "%145 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_k152_fused_scale_addc_neg", "%152 fused:scale_addc_neg [T,1,1,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k153_matmul_add_mul_scale", "%153 matmul+add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k154_max", "%154 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k157_fused_exp_sub", "%157 fused:exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k159_fused_sum_mul", "%159 fused:sum_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k160_clampmin", "%160 map:clampmin [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k161_fused_div_mul", "%161 fused:div_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k162_matmul", "%162 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_k163_permute", "%163 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0},
+    {"convirt_k168_matmul", "%168 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k171_fused_add_add_add", "%171 fused:add_add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k175_fused_scale_sum", "%175 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k176_sub", "%176 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k118_fused_rsqrt_addc_scale_sum", "%181 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k119_mul", "%182 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k121_fused_add_mul", "%184 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k190_matmul_add", "%190 matmul+add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k191_gelu", "%191 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"convirt_k198_matmul_add_add", "%198 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"convirt_k175_fused_scale_sum", "%202 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k176_sub", "%203 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k118_fused_rsqrt_addc_scale_sum", "%208 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k119_mul", "%209 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k121_fused_add_mul", "%211 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k127_matmul_add", "%217 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_k129_permute", "%219 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_k127_matmul_add", "%225 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_k129_permute", "%227 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_k127_matmul_add", "%233 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_k129_permute", "%235 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_k153_matmul_add_mul_scale", "%243 matmul+add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k154_max", "%244 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k157_fused_exp_sub", "%247 fused:exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k159_fused_sum_mul", "%249 fused:sum_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k160_clampmin", "%250 map:clampmin [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k161_fused_div_mul", "%251 fused:div_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k162_matmul", "%252 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_k163_permute", "%253 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0},
+    {"convirt_k261_matmul_add_add", "%261 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k175_fused_scale_sum", "%265 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k176_sub", "%266 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k118_fused_rsqrt_addc_scale_sum", "%271 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k119_mul", "%272 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k121_fused_add_mul", "%274 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k190_matmul_add", "%280 matmul+add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k191_gelu", "%281 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"convirt_k198_matmul_add_add", "%288 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"convirt_k175_fused_scale_sum", "%292 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"convirt_k176_sub", "%293 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"convirt_k118_fused_rsqrt_addc_scale_sum", "%298 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"convirt_k119_mul", "%299 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"convirt_k121_fused_add_mul", "%301 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"convirt_k302_slice", "%302 slice [T,1,128]", "graphs/lib/text_encoder.lua:35", 0, 0, 0, 0, 0},
+    {"convirt_k307_matmul_add", "%307 matmul+add [T,128]", "graphs/lib/text_encoder.lua:36", 0, 0, 0, 0, 0},
+    {"convirt_text_k206_slice", "%308 slice [T,39,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0},
+    {"convirt_text_k212_matmul_add", "%314 matmul+add [T,39,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k7_fused_sum_square", "%316 fused:sum_square [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k9_fused_rsqrt_clampmin", "%318 fused:rsqrt_clampmin [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k10_mul", "%319 map:mul [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k12_fused_sum_square", "%321 fused:sum_square [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k14_fused_rsqrt_clampmin", "%323 fused:rsqrt_clampmin [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k15_mul", "%324 map:mul [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k17_matmul_scale", "%326 matmul+scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k18_eye", "%327 eye [T,B]", "graphs/lib/losses.lua:9", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k19_max", "%328 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k22_fused_exp_sub", "%331 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k23_sum", "%332 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k24_clampmin", "%333 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k27_mul", "%336 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k30_max", "%339 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k33_fused_exp_sub", "%342 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k34_sum", "%343 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k35_clampmin", "%344 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k34_sum", "%348 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k23_sum", "%350 reduce [T,1]", "graphs/lib/losses.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k42_fused_mul_sub_add_log", "%351 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k43_sum", "%352 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k46_fused_scale_add_sum_sub", "%355 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k49_fused_sum_square", "%358 fused:sum_square [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k51_fused_rsqrt_clampmin", "%360 fused:rsqrt_clampmin [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k52_mul", "%361 map:mul [T,39,128]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k56_fused_sum_square", "%365 fused:sum_square [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k58_fused_rsqrt_clampmin", "%367 fused:rsqrt_clampmin [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k59_mul", "%368 map:mul [1,B,64,128]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k60_matmul", "%369 matmul [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k62_fused_max_scale", "%371 fused:max_scale [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k65_fused_exp_sub_scale", "%374 fused:exp_sub_scale [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k66_sum", "%375 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k67_div", "%376 map:div [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k68_matmul", "%377 matmul [T,B,39,128]", "graphs/lib/matching.lua:11", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k70_fused_sum_square", "%379 fused:sum_square [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k72_fused_rsqrt_clampmin", "%381 fused:rsqrt_clampmin [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k73_mul", "%382 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k74_mul", "%383 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k75_sum", "%384 reduce [T,B,39,1]", "graphs/lib/matching.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_k464_matmul", "%388 matmul [T,128]", "graphs/lib/irm.lua:9", 0, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k155_matmul", "%498 matmul [T,128]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k81_fused_scale_addc_neg", "%400 fused:scale_addc_neg [T,1,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k92_fused_add_mul_scale_sum", "%401 fused:add_mul_scale_sum [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k83_max", "%402 reduce [T,B,1,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k86_fused_exp_sub", "%405 fused:exp_sub [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k87_mul", "%406 map:mul [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k88_sum", "%407 reduce [T,B,1,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k89_clampmin", "%408 map:clampmin [T,B,1,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k100_div", "%409 map:div [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k101_mul", "%410 map:mul [T,B,39,1]", "graphs/lib/irm.lua:12", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k88_sum", "%411 reduce [T,B,1,1]", "graphs/lib/irm.lua:12", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k94_scale", "%413 map:scale [T,B]", "graphs/lib/model.lua:43", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k19_max", "%415 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k22_fused_exp_sub", "%418 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k23_sum", "%419 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k24_clampmin", "%420 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k27_mul", "%423 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k30_max", "%426 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k33_fused_exp_sub", "%429 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k34_sum", "%430 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k35_clampmin", "%431 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k34_sum", "%435 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k42_fused_mul_sub_add_log", "%438 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k43_sum", "%439 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k46_fused_scale_add_sum_sub", "%442 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k113_add", "%444 map:add []", "graphs/lib/model.lua:85", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k58_fill", "%510 fill []", "graphs/lib/model.lua:87", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k60_scale", "%512 map:scale [1,1]", "graphs/lib/losses.lua:16", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k63_fused_mul_id", "%515 fused:mul_id [T,1]", "graphs/lib/losses.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k65_fused_neg_id", "%517 fused:neg_id [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k159_fused_mul_id", "%519 fused:mul_id [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k71_fused_mul_div_id_step", "%523 fused:mul_div_id_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k77_neg", "%529 map:neg [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k171_fused_mul_id", "%531 fused:mul_id [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k84_fused_mul_div_step", "%536 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k182_fused_scale_add_add_add", "%542 fused:scale_add_add_add [T,B]", "graphs/lib/model.lua:43", 1, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k203_fused_mul_id", "%546 fused:mul_id [T,B,39,1]", "graphs/lib/irm.lua:12", 1, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k204_fused_div_mul_id", "%547 fused:div_mul_id [T,B,39,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k206_fused_neg_mul", "%549 fused:neg_mul [T,B,39,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k88_sum", "%550 reduce [T,B,1,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k209_fused_mul_step", "%552 fused:mul_step [T,B,1,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k222_fused_scale_mul_mul_mul", "%565 fused:scale_mul_mul_mul [T,B,39,1]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k201_fused_mul_id", "%568 fused:mul_id [T,B,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k203_sum", "%569 reduce [T,1,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k227_sum", "%570 reduce [T,1,1,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"convirt_k464_matmul", "%572 matmul [T,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"convirt_k465_matmul", "%573 matmul [128,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"convirt_k465_matmul", "%577 matmul [128,128]", "graphs/lib/irm.lua:9", 1, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k236_fused_add_mul_id_id", "%579 fused:add_mul_id_id [T,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k276_mul", "%580 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k203_sum", "%582 reduce [T,1,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k287_fused_mul_mul_sum_mul", "%591 fused:mul_mul_sum_mul [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k291_fused_add_mul_mul_mul", "%595 fused:add_mul_mul_mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k218_matmul", "%597 matmul [T,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k219_sum", "%598 reduce [1,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k220_matmul_div", "%599 matmul+div [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k223_fused_sum_neg_mul", "%602 fused:sum_neg_mul [T,B,39,1]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k229_fused_scale_mul_add_id", "%608 fused:scale_mul_add_id [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k68_matmul", "%609 matmul [T,B,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k231_matmul", "%610 matmul [T,B,64,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k203_sum", "%611 reduce [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k219_sum", "%612 reduce [1,B,64,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k234_add", "%613 map:add [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k244_fused_mul_mul_sum_mul", "%623 fused:mul_mul_sum_mul [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k248_fused_add_add_mul_mul", "%627 fused:add_add_mul_mul [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k259_fused_mul_mul_sum_mul", "%638 fused:mul_mul_sum_mul [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k263_fused_add_mul_mul_id", "%642 fused:add_mul_mul_id [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k71_fused_mul_div_id_step", "%655 fused:mul_div_id_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k84_fused_mul_div_step", "%668 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k295_fused_scale_add_add_add", "%674 fused:scale_add_add_add [T,B]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k91_matmul", "%675 matmul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k92_matmul", "%676 matmul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k101_fused_mul_mul_sum_mul", "%685 fused:mul_mul_sum_mul [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k105_fused_add_mul_mul_id", "%689 fused:add_mul_mul_id [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k114_fused_mul_mul_sum_mul", "%699 fused:mul_mul_sum_mul [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k360_matmul_add_add_mul_mul", "%703 matmul+add_add_mul_mul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_text_vjp_k273_sum", "%704 reduce [1,39,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
+    {"convirt_text_vjp_k275_sum", "%706 reduce [1,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
+    {"convirt_text_vjp_k278_matmul", "%709 matmul [39*T,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
+    {"convirt_text_vjp_k279_matmul", "%710 matmul [128,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
+    {"convirt_text_vjp_k281_pad", "%712 pad [T,40,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
+    {"convirt_k462_sum", "%713 reduce [1,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"convirt_k464_matmul", "%715 matmul [T,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"convirt_k465_matmul", "%716 matmul [128,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"convirt_k467_pad", "%718 pad [T,40,128]", "graphs/lib/text_encoder.lua:35", 1, 0, 0, 0, 0},
+    {"convirt_text_vjp_k288_add", "%719 map:add [T,40,128]", "graphs/lib/text_encoder.lua:35", 1, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%720 reduce [1,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%722 reduce [1,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k473_mul", "%725 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%726 reduce [1,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%728 reduce [1,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k485_fused_scale_mul_sum_mul", "%737 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k489_fused_add_mul_mul_mul", "%741 fused:add_mul_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k492_fused_scale_sum_neg", "%744 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k494_fused_add_id", "%746 fused:add_id [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%747 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%749 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k501_matmul", "%753 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k504_matmul_mul_gelu_grad", "%756 matmul+mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k505_sum", "%757 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k507_sum", "%759 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k510_matmul", "%762 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k511_matmul", "%763 matmul [512,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%765 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%767 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k473_mul", "%770 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%771 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%773 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k485_fused_scale_mul_sum_mul", "%782 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k489_fused_add_mul_mul_mul", "%786 fused:add_mul_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k492_fused_scale_sum_neg", "%790 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k540_fused_add_add_id", "%792 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%793 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%795 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k546_matmul", "%798 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k547_matmul", "%799 matmul [128,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k129_permute", "%802 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:18", 1, 0, 0, 0, 0},
+    {"convirt_k552_matmul", "%804 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_k553_matmul_div", "%805 matmul+div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"convirt_k558_fused_mul_sum_neg_mul", "%810 fused:mul_sum_neg_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"convirt_k574_fused_scale_mul_mul_mul", "%826 fused:scale_mul_mul_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"convirt_k162_matmul", "%827 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"convirt_k552_matmul", "%828 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"convirt_k163_permute", "%829 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%831 reduce [1,40,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%833 reduce [1,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k547_matmul", "%837 matmul [128,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k163_permute", "%839 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%841 reduce [1,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%843 reduce [1,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k546_matmul", "%846 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k547_matmul", "%847 matmul [128,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k163_permute", "%850 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%852 reduce [1,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%854 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k546_matmul", "%857 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k547_matmul", "%858 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k608_matmul_add_add", "%860 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%861 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%863 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k473_mul", "%866 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%867 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%869 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k485_fused_scale_mul_sum_mul", "%878 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k489_fused_add_mul_mul_mul", "%882 fused:add_mul_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k492_fused_scale_sum_neg", "%886 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k540_fused_add_add_id", "%888 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%889 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%891 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k501_matmul", "%895 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k504_matmul_mul_gelu_grad", "%898 matmul+mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k505_sum", "%899 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k507_sum", "%901 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k510_matmul", "%904 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k511_matmul", "%905 matmul [512,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%907 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%909 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k473_mul", "%912 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%913 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%915 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k485_fused_scale_mul_sum_mul", "%924 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k489_fused_add_mul_mul_mul", "%928 fused:add_mul_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k492_fused_scale_sum_neg", "%932 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k540_fused_add_add_id", "%934 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%935 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%937 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k546_matmul", "%940 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k547_matmul", "%941 matmul [128,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k129_permute", "%944 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:18", 1, 0, 0, 0, 0},
+    {"convirt_k552_matmul", "%946 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_k553_matmul_div", "%947 matmul+div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"convirt_k558_fused_mul_sum_neg_mul", "%952 fused:mul_sum_neg_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"convirt_k574_fused_scale_mul_mul_mul", "%968 fused:scale_mul_mul_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"convirt_k162_matmul", "%969 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"convirt_k552_matmul", "%970 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"convirt_k163_permute", "%971 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%973 reduce [1,40,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%975 reduce [1,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k547_matmul", "%979 matmul [128,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k163_permute", "%981 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%983 reduce [1,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%985 reduce [1,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k546_matmul", "%988 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k547_matmul", "%989 matmul [128,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k163_permute", "%992 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%994 reduce [1,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%996 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k546_matmul", "%999 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k547_matmul", "%1000 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k608_matmul_add_add", "%1002 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%1003 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%1005 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k473_mul", "%1008 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%1009 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%1011 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k485_fused_scale_mul_sum_mul", "%1020 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k489_fused_add_mul_mul_mul", "%1024 fused:add_mul_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k492_fused_scale_sum_neg", "%1028 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k540_fused_add_add_id", "%1030 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%1031 reduce [1,40,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0},
+    {"convirt_k781_scatter_add", "%1033 scatter_add [1024,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k128_sum", "%1034 reduce [1,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k131_matmul", "%1037 matmul [128,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k132_matmul_scale", "%1038 matmul+scale [B,128]", "graphs/lib/image_encoder.lua:35", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k135_sum", "%1041 reduce [1,64,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k137_sum", "%1043 reduce [1,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k140_matmul", "%1046 matmul [64*B,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k141_matmul", "%1047 matmul [128,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k143_fused_add_id", "%1049 fused:add_id [B,64,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k144_permute", "%1050 permute [B,128,64]", "graphs/lib/image_encoder.lua:33", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k147_fused_mul_step", "%1053 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k148_group_norm_sums", "%1054 group_norm_sums [B,128,2]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k149_group_norm_grad_x", "%1055 group_norm_grad_x [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k150_sum", "%1056 reduce [1,128,2]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k152_slice", "%1058 slice [128,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k154_slice", "%1060 slice [128,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k157_sum", "%1063 reduce [B,128,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k128_sum", "%1064 reduce [1,128,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k160_conv2d_input_grad", "%1066 conv2d_input_grad [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k161_conv2d_weight_grad", "%1067 conv2d_weight_grad [128,128,3,3]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k147_fused_mul_step", "%1069 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k148_group_norm_sums", "%1070 group_norm_sums [B,128,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k149_group_norm_grad_x", "%1071 group_norm_grad_x [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k150_sum", "%1072 reduce [1,128,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k152_slice", "%1074 slice [128,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k154_slice", "%1076 slice [128,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k157_sum", "%1079 reduce [B,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k128_sum", "%1080 reduce [1,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k160_conv2d_input_grad", "%1082 conv2d_input_grad [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k161_conv2d_weight_grad", "%1083 conv2d_weight_grad [128,128,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k180_fused_mul_add_step", "%1086 fused:mul_add_step [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k148_group_norm_sums", "%1087 group_norm_sums [B,128,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k149_group_norm_grad_x", "%1088 group_norm_grad_x [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k150_sum", "%1089 reduce [1,128,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k152_slice", "%1091 slice [128,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k154_slice", "%1093 slice [128,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k157_sum", "%1096 reduce [B,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k128_sum", "%1097 reduce [1,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k193_conv2d_input_grad", "%1099 conv2d_input_grad [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k194_conv2d_weight_grad", "%1100 conv2d_weight_grad [128,64,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k196_fused_mul_step", "%1102 fused:mul_step [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k197_group_norm_sums", "%1103 group_norm_sums [B,64,2]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k198_group_norm_grad_x", "%1104 group_norm_grad_x [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k128_sum", "%1105 reduce [1,64,2]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k201_slice", "%1107 slice [64,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k203_slice", "%1109 slice [64,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k206_sum", "%1112 reduce [B,64,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k207_sum", "%1113 reduce [1,64,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k209_conv2d_input_grad", "%1115 conv2d_input_grad [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k210_conv2d_weight_grad", "%1116 conv2d_weight_grad [64,64,3,3]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k196_fused_mul_step", "%1118 fused:mul_step [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k197_group_norm_sums", "%1119 group_norm_sums [B,64,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k198_group_norm_grad_x", "%1120 group_norm_grad_x [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k128_sum", "%1121 reduce [1,64,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k201_slice", "%1123 slice [64,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k203_slice", "%1125 slice [64,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k206_sum", "%1128 reduce [B,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k207_sum", "%1129 reduce [1,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k209_conv2d_input_grad", "%1131 conv2d_input_grad [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k210_conv2d_weight_grad", "%1132 conv2d_weight_grad [64,64,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k229_fused_mul_add_step", "%1135 fused:mul_add_step [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k197_group_norm_sums", "%1136 group_norm_sums [B,64,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k198_group_norm_grad_x", "%1137 group_norm_grad_x [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k128_sum", "%1138 reduce [1,64,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k201_slice", "%1140 slice [64,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k203_slice", "%1142 slice [64,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k206_sum", "%1145 reduce [B,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k207_sum", "%1146 reduce [1,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k242_conv2d_input_grad", "%1148 conv2d_input_grad [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k243_conv2d_weight_grad", "%1149 conv2d_weight_grad [64,32,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k245_fused_mul_step", "%1151 fused:mul_step [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k246_group_norm_sums", "%1152 group_norm_sums [B,32,2]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k247_group_norm_grad_x", "%1153 group_norm_grad_x [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k207_sum", "%1154 reduce [1,32,2]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k250_slice", "%1156 slice [32,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k252_slice", "%1158 slice [32,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k255_sum", "%1161 reduce [B,32,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k256_sum", "%1162 reduce [1,32,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k258_conv2d_input_grad", "%1164 conv2d_input_grad [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k259_conv2d_weight_grad", "%1165 conv2d_weight_grad [32,32,3,3]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k245_fused_mul_step", "%1167 fused:mul_step [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k246_group_norm_sums", "%1168 group_norm_sums [B,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k247_group_norm_grad_x", "%1169 group_norm_grad_x [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k207_sum", "%1170 reduce [1,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k250_slice", "%1172 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k252_slice", "%1174 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k255_sum", "%1177 reduce [B,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k256_sum", "%1178 reduce [1,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k258_conv2d_input_grad", "%1180 conv2d_input_grad [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k259_conv2d_weight_grad", "%1181 conv2d_weight_grad [32,32,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k278_fused_mul_add_step", "%1184 fused:mul_add_step [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k246_group_norm_sums", "%1185 group_norm_sums [B,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k247_group_norm_grad_x", "%1186 group_norm_grad_x [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k207_sum", "%1187 reduce [1,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k250_slice", "%1189 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k252_slice", "%1191 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k255_sum", "%1194 reduce [B,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k256_sum", "%1195 reduce [1,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k291_conv2d_input_grad", "%1197 conv2d_input_grad [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k292_conv2d_weight_grad", "%1198 conv2d_weight_grad [32,32,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k294_fused_mul_step", "%1200 fused:mul_step [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k295_group_norm_sums", "%1201 group_norm_sums [B,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k296_group_norm_grad_x", "%1202 group_norm_grad_x [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k207_sum", "%1203 reduce [1,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k250_slice", "%1205 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k252_slice", "%1207 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k304_sum", "%1210 reduce [B,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k256_sum", "%1211 reduce [1,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k308_conv2d_weight_grad", "%1214 conv2d_weight_grad [32,1,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
 };
-const reclf_prof_table reclf_profile_reclf_nosrm = {563, prof};
+const reclf_prof_table reclf_profile_reclf_nosrm = {466, prof};
 #define CALL(i, fl, by, call) do { double t0_ = reclf_prof_now(); call; prof[i].seconds += reclf_prof_now() - t0_; \
     prof[i].calls++; prof[i].flops += (fl); prof[i].bytes += (double)(by); } while (0)
 #else
@@ -590,582 +493,485 @@ const reclf_prof_table reclf_profile_reclf_nosrm = {563, prof};
 static size_t arena_bytes(const long *dims) {
     const long B = dims[0]; (void)B;
     const long T = dims[1]; (void)T;
-    return sizeof(real) * (size_t)(5988336 + 1250016*B + 25264*B*T + 246688*T);
+    return sizeof(real) * (size_t)(5988336 + 946912*B + 25264*B*T + 246688*T);
 }
 
 static void forward(void *arena, const real *P, void *const *inputs, const long *dims) {
     const long B = dims[0]; (void)B;
     const long T = dims[1]; (void)T;
     real *A = arena; (void)A; (void)P; (void)inputs;
-    CALL(0, (double)8192*B, sizeof(real)*((double)4096*B + (double)4096*B), convirt_image_k3_fused_scale_addc(A + 5988336 + 1245184*B, (real *)inputs[0], B)); /* %6 fused:scale_addc [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
-    CALL(1, (double)2359296*B, sizeof(real)*((double)131072*B + (double)4096*B + (double)288 + (double)32), convirt_image_k6_conv2d(A + 5988336, A + 5988336 + 1245184*B, (real *)P + 0, (real *)P + 288, A + 0, B)); /* %9 conv2d [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(2, (double)131080*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_k11_fused_scale_sum(A + 5988336 + 262144*B, A + 5988336, B)); /* %14 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(3, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_vjp_k12_sub(A + 5988336 + 131072*B, A + 5988336, A + 5988336 + 262144*B, B)); /* %15 map:sub [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(4, (double)262168*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_vjp_k17_fused_rsqrt_addc_scale_sum(A + 5988336 + 1249792*B, A + 5988336 + 131072*B, B)); /* %20 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(5, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_vjp_k18_mul(A + 5988336, A + 5988336 + 131072*B, A + 5988336 + 1249792*B, B)); /* %21 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(6, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32 + (double)32), convirt_image_vjp_k23_fused_add_mul(A + 5988336 + 262144*B, A + 5988336, (real *)P + 320, (real *)P + 352, B)); /* %26 fused:add_mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(7, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), convirt_image_vjp_k24_relu(A + 5988336 + 393216*B, A + 5988336 + 262144*B, B)); /* %27 map:relu [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
-    CALL(8, (double)18874368*B, sizeof(real)*((double)32768*B + (double)131072*B + (double)9216 + (double)32), convirt_image_k27_conv2d(A + 5988336 + 524288*B, A + 5988336 + 393216*B, (real *)P + 384, (real *)P + 9600, A + 0, B)); /* %30 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(9, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k32_fused_scale_sum(A + 5988336 + 1249280*B, A + 5988336 + 524288*B, B)); /* %35 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(10, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k33_sub(A + 5988336 + 557056*B, A + 5988336 + 524288*B, A + 5988336 + 1249280*B, B)); /* %36 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(11, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_vjp_k38_fused_rsqrt_addc_scale_sum(A + 5988336 + 1249808*B, A + 5988336 + 557056*B, B)); /* %41 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(12, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k39_mul(A + 5988336 + 524288*B, A + 5988336 + 557056*B, A + 5988336 + 1249808*B, B)); /* %42 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(13, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_vjp_k44_fused_add_mul(A + 5988336 + 589824*B, A + 5988336 + 524288*B, (real *)P + 9632, (real *)P + 9664, B)); /* %47 fused:add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(14, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k45_relu(A + 5988336 + 622592*B, A + 5988336 + 589824*B, B)); /* %48 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
-    CALL(15, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216 + (double)32), convirt_image_k48_conv2d(A + 5988336 + 655360*B, A + 5988336 + 622592*B, (real *)P + 9696, (real *)P + 18912, A + 0, B)); /* %51 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(16, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k32_fused_scale_sum(A + 5988336 + 1249280*B, A + 5988336 + 655360*B, B)); /* %56 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(17, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k33_sub(A + 5988336 + 688128*B, A + 5988336 + 655360*B, A + 5988336 + 1249280*B, B)); /* %57 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(18, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_vjp_k38_fused_rsqrt_addc_scale_sum(A + 5988336 + 1249824*B, A + 5988336 + 688128*B, B)); /* %62 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(19, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k39_mul(A + 5988336 + 655360*B, A + 5988336 + 688128*B, A + 5988336 + 1249824*B, B)); /* %63 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(20, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_vjp_k44_fused_add_mul(A + 5988336 + 720896*B, A + 5988336 + 655360*B, (real *)P + 18944, (real *)P + 18976, B)); /* %68 fused:add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(21, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k45_relu(A + 5988336 + 753664*B, A + 5988336 + 720896*B, B)); /* %69 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
-    CALL(22, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216 + (double)32), convirt_image_k48_conv2d(A + 5988336 + 786432*B, A + 5988336 + 753664*B, (real *)P + 19008, (real *)P + 28224, A + 0, B)); /* %72 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(23, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k32_fused_scale_sum(A + 5988336 + 1249280*B, A + 5988336 + 786432*B, B)); /* %77 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(24, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k33_sub(A + 5988336 + 819200*B, A + 5988336 + 786432*B, A + 5988336 + 1249280*B, B)); /* %78 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(25, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_vjp_k38_fused_rsqrt_addc_scale_sum(A + 5988336 + 1249840*B, A + 5988336 + 819200*B, B)); /* %83 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(26, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k39_mul(A + 5988336 + 786432*B, A + 5988336 + 819200*B, A + 5988336 + 1249840*B, B)); /* %84 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(27, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_vjp_k87_fused_add_add_mul(A + 5988336 + 851968*B, A + 5988336 + 622592*B, A + 5988336 + 786432*B, (real *)P + 28256, (real *)P + 28288, B)); /* %90 fused:add_add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:14 */
-    CALL(28, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k45_relu(A + 5988336 + 884736*B, A + 5988336 + 851968*B, B)); /* %91 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
-    CALL(29, (double)9437184*B, sizeof(real)*((double)16384*B + (double)32768*B + (double)18432 + (double)64), convirt_image_k91_conv2d(A + 5988336 + 917504*B, A + 5988336 + 884736*B, (real *)P + 28320, (real *)P + 46752, A + 0, B)); /* %94 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(30, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k96_fused_scale_sum(A + 5988336 + 1249280*B, A + 5988336 + 917504*B, B)); /* %99 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(31, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k97_sub(A + 5988336 + 933888*B, A + 5988336 + 917504*B, A + 5988336 + 1249280*B, B)); /* %100 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(32, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_vjp_k102_fused_rsqrt_addc_scale_sum(A + 5988336 + 1249856*B, A + 5988336 + 933888*B, B)); /* %105 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(33, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k103_mul(A + 5988336 + 917504*B, A + 5988336 + 933888*B, A + 5988336 + 1249856*B, B)); /* %106 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(34, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_vjp_k108_fused_add_mul(A + 5988336 + 950272*B, A + 5988336 + 917504*B, (real *)P + 46816, (real *)P + 46880, B)); /* %111 fused:add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(35, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k109_relu(A + 5988336 + 966656*B, A + 5988336 + 950272*B, B)); /* %112 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
-    CALL(36, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864 + (double)64), convirt_image_k112_conv2d(A + 5988336 + 983040*B, A + 5988336 + 966656*B, (real *)P + 46944, (real *)P + 83808, A + 0, B)); /* %115 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(37, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k96_fused_scale_sum(A + 5988336 + 1249280*B, A + 5988336 + 983040*B, B)); /* %120 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(38, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k97_sub(A + 5988336 + 999424*B, A + 5988336 + 983040*B, A + 5988336 + 1249280*B, B)); /* %121 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(39, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_vjp_k102_fused_rsqrt_addc_scale_sum(A + 5988336 + 1249872*B, A + 5988336 + 999424*B, B)); /* %126 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(40, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k103_mul(A + 5988336 + 983040*B, A + 5988336 + 999424*B, A + 5988336 + 1249872*B, B)); /* %127 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(41, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_vjp_k108_fused_add_mul(A + 5988336 + 1015808*B, A + 5988336 + 983040*B, (real *)P + 83872, (real *)P + 83936, B)); /* %132 fused:add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(42, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k109_relu(A + 5988336 + 1032192*B, A + 5988336 + 1015808*B, B)); /* %133 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
-    CALL(43, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864 + (double)64), convirt_image_k112_conv2d(A + 5988336 + 1048576*B, A + 5988336 + 1032192*B, (real *)P + 84000, (real *)P + 120864, A + 0, B)); /* %136 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(44, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k96_fused_scale_sum(A + 5988336 + 1249280*B, A + 5988336 + 1048576*B, B)); /* %141 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(45, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k97_sub(A + 5988336 + 1064960*B, A + 5988336 + 1048576*B, A + 5988336 + 1249280*B, B)); /* %142 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(46, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_vjp_k102_fused_rsqrt_addc_scale_sum(A + 5988336 + 1249888*B, A + 5988336 + 1064960*B, B)); /* %147 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(47, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k103_mul(A + 5988336 + 1048576*B, A + 5988336 + 1064960*B, A + 5988336 + 1249888*B, B)); /* %148 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(48, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_vjp_k151_fused_add_add_mul(A + 5988336 + 1081344*B, A + 5988336 + 966656*B, A + 5988336 + 1048576*B, (real *)P + 120928, (real *)P + 120992, B)); /* %154 fused:add_add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:14 */
-    CALL(49, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k109_relu(A + 5988336 + 1097728*B, A + 5988336 + 1081344*B, B)); /* %155 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
-    CALL(50, (double)9437184*B, sizeof(real)*((double)8192*B + (double)16384*B + (double)73728 + (double)128), convirt_image_k155_conv2d(A + 5988336 + 1114112*B, A + 5988336 + 1097728*B, (real *)P + 121056, (real *)P + 194784, A + 0, B)); /* %158 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(51, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k160_fused_scale_sum(A + 5988336 + 1249280*B, A + 5988336 + 1114112*B, B)); /* %163 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(52, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k161_sub(A + 5988336 + 1122304*B, A + 5988336 + 1114112*B, A + 5988336 + 1249280*B, B)); /* %164 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(53, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_vjp_k166_fused_rsqrt_addc_scale_sum(A + 5988336 + 1249904*B, A + 5988336 + 1122304*B, B)); /* %169 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(54, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k167_mul(A + 5988336 + 1114112*B, A + 5988336 + 1122304*B, A + 5988336 + 1249904*B, B)); /* %170 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(55, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_vjp_k172_fused_add_mul(A + 5988336 + 1130496*B, A + 5988336 + 1114112*B, (real *)P + 194912, (real *)P + 195040, B)); /* %175 fused:add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(56, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k173_relu(A + 5988336 + 1138688*B, A + 5988336 + 1130496*B, B)); /* %176 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
-    CALL(57, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456 + (double)128), convirt_image_k176_conv2d(A + 5988336 + 1146880*B, A + 5988336 + 1138688*B, (real *)P + 195168, (real *)P + 342624, A + 0, B)); /* %179 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(58, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k160_fused_scale_sum(A + 5988336 + 1249280*B, A + 5988336 + 1146880*B, B)); /* %184 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(59, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k161_sub(A + 5988336 + 1155072*B, A + 5988336 + 1146880*B, A + 5988336 + 1249280*B, B)); /* %185 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(60, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_vjp_k166_fused_rsqrt_addc_scale_sum(A + 5988336 + 1249920*B, A + 5988336 + 1155072*B, B)); /* %190 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(61, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k167_mul(A + 5988336 + 1146880*B, A + 5988336 + 1155072*B, A + 5988336 + 1249920*B, B)); /* %191 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(62, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_vjp_k172_fused_add_mul(A + 5988336 + 1163264*B, A + 5988336 + 1146880*B, (real *)P + 342752, (real *)P + 342880, B)); /* %196 fused:add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(63, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k173_relu(A + 5988336 + 1171456*B, A + 5988336 + 1163264*B, B)); /* %197 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
-    CALL(64, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456 + (double)128), convirt_image_k176_conv2d(A + 5988336 + 1179648*B, A + 5988336 + 1171456*B, (real *)P + 343008, (real *)P + 490464, A + 0, B)); /* %200 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(65, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k160_fused_scale_sum(A + 5988336 + 1249280*B, A + 5988336 + 1179648*B, B)); /* %205 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(66, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k161_sub(A + 5988336 + 1187840*B, A + 5988336 + 1179648*B, A + 5988336 + 1249280*B, B)); /* %206 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(67, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_vjp_k166_fused_rsqrt_addc_scale_sum(A + 5988336 + 1249936*B, A + 5988336 + 1187840*B, B)); /* %211 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(68, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k167_mul(A + 5988336 + 1179648*B, A + 5988336 + 1187840*B, A + 5988336 + 1249936*B, B)); /* %212 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(69, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_vjp_k215_fused_add_add_mul(A + 5988336 + 1196032*B, A + 5988336 + 1138688*B, A + 5988336 + 1179648*B, (real *)P + 490592, (real *)P + 490720, B)); /* %218 fused:add_add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:14 */
-    CALL(70, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k173_relu(A + 5988336 + 1204224*B, A + 5988336 + 1196032*B, B)); /* %219 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
-    CALL(71, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k218_permute(A + 5988336 + 1212416*B, A + 5988336 + 1204224*B, B)); /* %221 permute [B,64,128]  graphs/lib/image_encoder.lua:33 */
-    CALL(72, (double)2105344*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384 + (double)128), convirt_image_k224_matmul_add(A + 5988336 + 1204224*B, A + 5988336 + 1212416*B, (real *)P + 490848, (real *)P + 507232, B)); /* %227 matmul+add [B,64,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(73, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_k225_sum(A + 5988336 + 1220608*B, A + 5988336 + 1212416*B, B)); /* %228 reduce [B,1,128]  graphs/lib/image_encoder.lua:35 */
-    CALL(74, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), convirt_image_k227_scale(A + 5988336 + 1249280*B, A + 5988336 + 1220608*B, B)); /* %230 map:scale [B,128]  graphs/lib/image_encoder.lua:35 */
-    CALL(75, (double)32896*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384 + (double)128), convirt_image_k231_matmul_add(A + 5988336 + 1249408*B, A + 5988336 + 1249280*B, (real *)P + 507360, (real *)P + 523744, B)); /* %234 matmul+add [B,128]  graphs/lib/image_encoder.lua:36 */
-    CALL(76, 0, sizeof(real)*((double)5120*T + (double)131072 + (double)40*T), convirt_k237_gather(A + 5988336 + 1250016*B + 25264*B*T + 6400*T, (real *)P + 523872, (int32_t *)inputs[1], T)); /* %237 gather [T,40,128]  graphs/lib/text_encoder.lua:32 */
-    CALL(77, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120), convirt_k242_fused_scale_sum_add(A + 5988336 + 1250016*B + 25264*B*T, A + 5988336 + 1250016*B + 25264*B*T + 6400*T, (real *)P + 654944, T)); /* %242 fused:scale_sum_add [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(78, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120 + (double)40*T), convirt_k243_fused_sub_add(A + 5988336 + 1250016*B + 25264*B*T + 107520*T, A + 5988336 + 1250016*B + 25264*B*T + 6400*T, (real *)P + 654944, A + 5988336 + 1250016*B + 25264*B*T, T)); /* %243 fused:sub_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(79, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k248_fused_rsqrt_addc_scale_sum(A + 5988336 + 1250016*B + 25264*B*T + 246272*T, A + 5988336 + 1250016*B + 25264*B*T + 107520*T, T)); /* %248 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(80, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k249_mul(A + 5988336 + 1250016*B + 25264*B*T + 112640*T, A + 5988336 + 1250016*B + 25264*B*T + 107520*T, A + 5988336 + 1250016*B + 25264*B*T + 246272*T, T)); /* %249 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(81, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k251_fused_add_mul(A + 5988336 + 1250016*B + 25264*B*T + 117760*T, A + 5988336 + 1250016*B + 25264*B*T + 112640*T, (real *)P + 660064, (real *)P + 660192, T)); /* %251 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(82, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k257_matmul_add(A + 5988336 + 1250016*B + 25264*B*T, A + 5988336 + 1250016*B + 25264*B*T + 117760*T, (real *)P + 660320, (real *)P + 676704, T)); /* %257 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(83, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k259_permute(A + 5988336 + 1250016*B + 25264*B*T + 122880*T, A + 5988336 + 1250016*B + 25264*B*T, T)); /* %259 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
-    CALL(84, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k257_matmul_add(A + 5988336 + 1250016*B + 25264*B*T, A + 5988336 + 1250016*B + 25264*B*T + 117760*T, (real *)P + 676832, (real *)P + 693216, T)); /* %265 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(85, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k259_permute(A + 5988336 + 1250016*B + 25264*B*T + 128000*T, A + 5988336 + 1250016*B + 25264*B*T, T)); /* %267 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
-    CALL(86, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k257_matmul_add(A + 5988336 + 1250016*B + 25264*B*T, A + 5988336 + 1250016*B + 25264*B*T + 117760*T, (real *)P + 693344, (real *)P + 709728, T)); /* %273 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(87, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k259_permute(A + 5988336 + 1250016*B + 25264*B*T + 133120*T, A + 5988336 + 1250016*B + 25264*B*T, T)); /* %275 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
-    CALL(88, (double)120*T, sizeof(real)*((double)40*T + (double)40*T), convirt_k282_fused_scale_addc_neg(A + 5988336 + 1250016*B + 25264*B*T + 245568*T, (real *)inputs[2], T)); /* %282 fused:scale_addc_neg [T,1,1,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(89, (double)428800*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)40*T + (double)40*T), convirt_k283_matmul_add_mul_scale(A + 5988336 + 1250016*B + 25264*B*T, A + 5988336 + 1250016*B + 25264*B*T + 122880*T, A + 5988336 + 1250016*B + 25264*B*T + 128000*T, (real *)inputs[2], A + 5988336 + 1250016*B + 25264*B*T + 245568*T, T)); /* %283 matmul+add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(90, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), convirt_k284_max(A + 5988336 + 1250016*B + 25264*B*T + 88320*T, A + 5988336 + 1250016*B + 25264*B*T, T)); /* %284 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(91, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), convirt_k287_fused_exp_sub(A + 5988336 + 1250016*B + 25264*B*T + 81920*T, A + 5988336 + 1250016*B + 25264*B*T, A + 5988336 + 1250016*B + 25264*B*T + 88320*T, T)); /* %287 fused:exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(92, (double)12800*T, sizeof(real)*((double)160*T + (double)6400*T + (double)40*T), convirt_k289_fused_sum_mul(A + 5988336 + 1250016*B + 25264*B*T + 245248*T, A + 5988336 + 1250016*B + 25264*B*T + 81920*T, (real *)inputs[2], T)); /* %289 fused:sum_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(93, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), convirt_k290_clampmin(A + 5988336 + 1250016*B + 25264*B*T + 245408*T, A + 5988336 + 1250016*B + 25264*B*T + 245248*T, T)); /* %290 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(94, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T + (double)160*T), convirt_k291_fused_div_mul(A + 5988336 + 1250016*B + 25264*B*T + 88320*T, A + 5988336 + 1250016*B + 25264*B*T + 81920*T, (real *)inputs[2], A + 5988336 + 1250016*B + 25264*B*T + 245408*T, T)); /* %291 fused:div_mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(95, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k292_matmul(A + 5988336 + 1250016*B + 25264*B*T, A + 5988336 + 1250016*B + 25264*B*T + 88320*T, A + 5988336 + 1250016*B + 25264*B*T + 133120*T, T)); /* %292 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    CALL(96, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k293_permute(A + 5988336 + 1250016*B + 25264*B*T + 138240*T, A + 5988336 + 1250016*B + 25264*B*T, T)); /* %293 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
-    CALL(97, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k298_matmul(A + 5988336 + 1250016*B + 25264*B*T, A + 5988336 + 1250016*B + 25264*B*T + 138240*T, (real *)P + 709856, T)); /* %298 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(98, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120 + (double)5120*T + (double)128), convirt_k301_fused_add_add_add(A + 5988336 + 1250016*B + 25264*B*T + 94720*T, A + 5988336 + 1250016*B + 25264*B*T + 6400*T, (real *)P + 654944, A + 5988336 + 1250016*B + 25264*B*T, (real *)P + 726240, T)); /* %301 fused:add_add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(99, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k305_fused_scale_sum(A + 5988336 + 1250016*B + 25264*B*T + 245616*T, A + 5988336 + 1250016*B + 25264*B*T + 94720*T, T)); /* %305 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(100, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k306_sub(A + 5988336 + 1250016*B + 25264*B*T + 143360*T, A + 5988336 + 1250016*B + 25264*B*T + 94720*T, A + 5988336 + 1250016*B + 25264*B*T + 245616*T, T)); /* %306 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(101, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k248_fused_rsqrt_addc_scale_sum(A + 5988336 + 1250016*B + 25264*B*T + 246320*T, A + 5988336 + 1250016*B + 25264*B*T + 143360*T, T)); /* %311 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(102, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k249_mul(A + 5988336 + 1250016*B + 25264*B*T + 148480*T, A + 5988336 + 1250016*B + 25264*B*T + 143360*T, A + 5988336 + 1250016*B + 25264*B*T + 246320*T, T)); /* %312 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(103, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k251_fused_add_mul(A + 5988336 + 1250016*B + 25264*B*T + 153600*T, A + 5988336 + 1250016*B + 25264*B*T + 148480*T, (real *)P + 726368, (real *)P + 726496, T)); /* %314 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(104, (double)5263360*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)512), convirt_k320_matmul_add(A + 5988336 + 1250016*B + 25264*B*T, A + 5988336 + 1250016*B + 25264*B*T + 153600*T, (real *)P + 726624, (real *)P + 792160, T)); /* %320 matmul+add [T,40,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(105, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), convirt_k321_gelu(A + 5988336 + 1250016*B + 25264*B*T + 20480*T, A + 5988336 + 1250016*B + 25264*B*T, T)); /* %321 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(106, (double)5253120*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536 + (double)5120*T + (double)128), convirt_k328_matmul_add_add(A + 5988336 + 1250016*B + 25264*B*T + 47360*T, A + 5988336 + 1250016*B + 25264*B*T + 20480*T, (real *)P + 792672, A + 5988336 + 1250016*B + 25264*B*T + 94720*T, (real *)P + 858208, T)); /* %328 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(107, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k305_fused_scale_sum(A + 5988336 + 1250016*B + 25264*B*T + 245616*T, A + 5988336 + 1250016*B + 25264*B*T + 47360*T, T)); /* %332 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(108, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k306_sub(A + 5988336 + 1250016*B + 25264*B*T + 158720*T, A + 5988336 + 1250016*B + 25264*B*T + 47360*T, A + 5988336 + 1250016*B + 25264*B*T + 245616*T, T)); /* %333 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(109, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k248_fused_rsqrt_addc_scale_sum(A + 5988336 + 1250016*B + 25264*B*T + 246368*T, A + 5988336 + 1250016*B + 25264*B*T + 158720*T, T)); /* %338 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(110, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k249_mul(A + 5988336 + 1250016*B + 25264*B*T + 163840*T, A + 5988336 + 1250016*B + 25264*B*T + 158720*T, A + 5988336 + 1250016*B + 25264*B*T + 246368*T, T)); /* %339 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(111, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k251_fused_add_mul(A + 5988336 + 1250016*B + 25264*B*T + 168960*T, A + 5988336 + 1250016*B + 25264*B*T + 163840*T, (real *)P + 858336, (real *)P + 858464, T)); /* %341 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(112, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k257_matmul_add(A + 5988336 + 1250016*B + 25264*B*T + 40960*T, A + 5988336 + 1250016*B + 25264*B*T + 168960*T, (real *)P + 858592, (real *)P + 874976, T)); /* %347 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(113, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k259_permute(A + 5988336 + 1250016*B + 25264*B*T + 174080*T, A + 5988336 + 1250016*B + 25264*B*T + 40960*T, T)); /* %349 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
-    CALL(114, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k257_matmul_add(A + 5988336 + 1250016*B + 25264*B*T + 40960*T, A + 5988336 + 1250016*B + 25264*B*T + 168960*T, (real *)P + 875104, (real *)P + 891488, T)); /* %355 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(115, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k259_permute(A + 5988336 + 1250016*B + 25264*B*T + 179200*T, A + 5988336 + 1250016*B + 25264*B*T + 40960*T, T)); /* %357 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
-    CALL(116, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k257_matmul_add(A + 5988336 + 1250016*B + 25264*B*T + 40960*T, A + 5988336 + 1250016*B + 25264*B*T + 168960*T, (real *)P + 891616, (real *)P + 908000, T)); /* %363 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(117, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k259_permute(A + 5988336 + 1250016*B + 25264*B*T + 184320*T, A + 5988336 + 1250016*B + 25264*B*T + 40960*T, T)); /* %365 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
-    CALL(118, (double)428800*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)40*T + (double)40*T), convirt_k283_matmul_add_mul_scale(A + 5988336 + 1250016*B + 25264*B*T + 40960*T, A + 5988336 + 1250016*B + 25264*B*T + 174080*T, A + 5988336 + 1250016*B + 25264*B*T + 179200*T, (real *)inputs[2], A + 5988336 + 1250016*B + 25264*B*T + 245568*T, T)); /* %373 matmul+add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(119, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), convirt_k284_max(A + 5988336 + 1250016*B + 25264*B*T + 101120*T, A + 5988336 + 1250016*B + 25264*B*T + 40960*T, T)); /* %374 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(120, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), convirt_k287_fused_exp_sub(A + 5988336 + 1250016*B + 25264*B*T + 94720*T, A + 5988336 + 1250016*B + 25264*B*T + 40960*T, A + 5988336 + 1250016*B + 25264*B*T + 101120*T, T)); /* %377 fused:exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(121, (double)12800*T, sizeof(real)*((double)160*T + (double)6400*T + (double)40*T), convirt_k289_fused_sum_mul(A + 5988336 + 1250016*B + 25264*B*T + 245568*T, A + 5988336 + 1250016*B + 25264*B*T + 94720*T, (real *)inputs[2], T)); /* %379 fused:sum_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(122, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), convirt_k290_clampmin(A + 5988336 + 1250016*B + 25264*B*T + 245728*T, A + 5988336 + 1250016*B + 25264*B*T + 245568*T, T)); /* %380 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(123, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T + (double)160*T), convirt_k291_fused_div_mul(A + 5988336 + 1250016*B + 25264*B*T + 101120*T, A + 5988336 + 1250016*B + 25264*B*T + 94720*T, (real *)inputs[2], A + 5988336 + 1250016*B + 25264*B*T + 245728*T, T)); /* %381 fused:div_mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(124, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k292_matmul(A + 5988336 + 1250016*B + 25264*B*T + 40960*T, A + 5988336 + 1250016*B + 25264*B*T + 101120*T, A + 5988336 + 1250016*B + 25264*B*T + 184320*T, T)); /* %382 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    CALL(125, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k293_permute(A + 5988336 + 1250016*B + 25264*B*T + 189440*T, A + 5988336 + 1250016*B + 25264*B*T + 40960*T, T)); /* %383 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
-    CALL(126, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)128), convirt_k391_matmul_add_add(A + 5988336 + 1250016*B + 25264*B*T + 194560*T, A + 5988336 + 1250016*B + 25264*B*T + 189440*T, (real *)P + 908128, A + 5988336 + 1250016*B + 25264*B*T + 47360*T, (real *)P + 924512, T)); /* %391 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(127, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k305_fused_scale_sum(A + 5988336 + 1250016*B + 25264*B*T + 245888*T, A + 5988336 + 1250016*B + 25264*B*T + 194560*T, T)); /* %395 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(128, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k306_sub(A + 5988336 + 1250016*B + 25264*B*T + 199680*T, A + 5988336 + 1250016*B + 25264*B*T + 194560*T, A + 5988336 + 1250016*B + 25264*B*T + 245888*T, T)); /* %396 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(129, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k248_fused_rsqrt_addc_scale_sum(A + 5988336 + 1250016*B + 25264*B*T + 246416*T, A + 5988336 + 1250016*B + 25264*B*T + 199680*T, T)); /* %401 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(130, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k249_mul(A + 5988336 + 1250016*B + 25264*B*T + 204800*T, A + 5988336 + 1250016*B + 25264*B*T + 199680*T, A + 5988336 + 1250016*B + 25264*B*T + 246416*T, T)); /* %402 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(131, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k251_fused_add_mul(A + 5988336 + 1250016*B + 25264*B*T + 209920*T, A + 5988336 + 1250016*B + 25264*B*T + 204800*T, (real *)P + 924640, (real *)P + 924768, T)); /* %404 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(132, (double)5263360*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)512), convirt_k320_matmul_add(A + 5988336 + 1250016*B + 25264*B*T + 40960*T, A + 5988336 + 1250016*B + 25264*B*T + 209920*T, (real *)P + 924896, (real *)P + 990432, T)); /* %410 matmul+add [T,40,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(133, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), convirt_k321_gelu(A + 5988336 + 1250016*B + 25264*B*T + 61440*T, A + 5988336 + 1250016*B + 25264*B*T + 40960*T, T)); /* %411 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(134, (double)5253120*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536 + (double)5120*T + (double)128), convirt_k328_matmul_add_add(A + 5988336 + 1250016*B + 25264*B*T + 215040*T, A + 5988336 + 1250016*B + 25264*B*T + 61440*T, (real *)P + 990944, A + 5988336 + 1250016*B + 25264*B*T + 194560*T, (real *)P + 1056480, T)); /* %418 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(135, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k305_fused_scale_sum(A + 5988336 + 1250016*B + 25264*B*T + 245888*T, A + 5988336 + 1250016*B + 25264*B*T + 215040*T, T)); /* %422 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(136, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k306_sub(A + 5988336 + 1250016*B + 25264*B*T + 194560*T, A + 5988336 + 1250016*B + 25264*B*T + 215040*T, A + 5988336 + 1250016*B + 25264*B*T + 245888*T, T)); /* %423 map:sub [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(137, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k248_fused_rsqrt_addc_scale_sum(A + 5988336 + 1250016*B + 25264*B*T + 246464*T, A + 5988336 + 1250016*B + 25264*B*T + 194560*T, T)); /* %428 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(138, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k249_mul(A + 5988336 + 1250016*B + 25264*B*T + 215040*T, A + 5988336 + 1250016*B + 25264*B*T + 194560*T, A + 5988336 + 1250016*B + 25264*B*T + 246464*T, T)); /* %429 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(139, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k251_fused_add_mul(A + 5988336 + 1250016*B + 25264*B*T + 220160*T, A + 5988336 + 1250016*B + 25264*B*T + 215040*T, (real *)P + 1056608, (real *)P + 1056736, T)); /* %431 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(140, 0, sizeof(real)*((double)128*T + (double)5120*T), convirt_k432_slice(A + 5988336 + 1250016*B + 25264*B*T + 245888*T, A + 5988336 + 1250016*B + 25264*B*T + 220160*T, T)); /* %432 slice [T,1,128]  graphs/lib/text_encoder.lua:35 */
-    CALL(141, (double)32896*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384 + (double)128), convirt_k437_matmul_add(A + 5988336 + 1250016*B + 25264*B*T + 246016*T, A + 5988336 + 1250016*B + 25264*B*T + 245888*T, (real *)P + 1056864, (real *)P + 1073248, T)); /* %437 matmul+add [T,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(142, 0, sizeof(real)*((double)4992*T + (double)5120*T), convirt_text_k206_slice(A + 5988336 + 1250016*B + 25264*B*T + 225280*T, A + 5988336 + 1250016*B + 25264*B*T + 220160*T, T)); /* %438 slice [T,39,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(143, (double)1282944*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384 + (double)128), convirt_text_k212_matmul_add(A + 5988336 + 1250016*B + 25264*B*T + 220160*T, A + 5988336 + 1250016*B + 25264*B*T + 225280*T, (real *)P + 1073376, (real *)P + 1089760, T)); /* %444 matmul+add [T,39,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(144, (double)256*T, sizeof(real)*((double)T + (double)128*T), convirt_features_loss_k7_fused_sum_square(A + 5988336 + 1250016*B + 25264*B*T + 246608*T, A + 5988336 + 1250016*B + 25264*B*T + 246016*T, T)); /* %446 fused:sum_square [T,1]  graphs/lib/losses.lua:21 */
-    CALL(145, (double)2*T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k9_fused_rsqrt_clampmin(A + 5988336 + 1250016*B + 25264*B*T + 246624*T, A + 5988336 + 1250016*B + 25264*B*T + 246608*T, T)); /* %448 fused:rsqrt_clampmin [T,1]  graphs/lib/losses.lua:21 */
-    CALL(146, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)T), convirt_features_loss_k10_mul(A + 5988336 + 1250016*B + 25264*B*T + 225152*T, A + 5988336 + 1250016*B + 25264*B*T + 246016*T, A + 5988336 + 1250016*B + 25264*B*T + 246624*T, T)); /* %449 map:mul [T,128]  graphs/lib/losses.lua:21 */
-    CALL(147, (double)256*B, sizeof(real)*((double)B + (double)128*B), convirt_features_loss_k12_fused_sum_square(A + 5988336 + 1249952*B, A + 5988336 + 1249408*B, B)); /* %451 fused:sum_square [B,1]  graphs/lib/losses.lua:21 */
-    CALL(148, (double)2*B, sizeof(real)*((double)B + (double)B), convirt_features_loss_k14_fused_rsqrt_clampmin(A + 5988336 + 1249968*B, A + 5988336 + 1249952*B, B)); /* %453 fused:rsqrt_clampmin [B,1]  graphs/lib/losses.lua:21 */
-    CALL(149, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), convirt_features_loss_k15_mul(A + 5988336 + 1249536*B, A + 5988336 + 1249408*B, A + 5988336 + 1249968*B, B)); /* %454 map:mul [B,128]  graphs/lib/losses.lua:21 */
-    CALL(150, (double)257*B*T, sizeof(real)*((double)B*T + (double)128*T + (double)128*B), convirt_features_loss_k17_matmul_scale(A + 5988336 + 1250016*B, A + 5988336 + 1250016*B + 25264*B*T + 225152*T, A + 5988336 + 1249536*B, B, T)); /* %456 matmul+scale [T,B]  graphs/lib/losses.lua:21 */
-    CALL(151, 0, sizeof(real)*((double)B*T), convirt_features_loss_k18_eye(A + 5988336 + 1250016*B + 15168*B*T, B, T)); /* %457 eye [T,B]  graphs/lib/losses.lua:9 */
-    CALL(152, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k19_max(A + 5988336 + 1250016*B + 25264*B*T + 246512*T, A + 5988336 + 1250016*B, B, T)); /* %458 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(153, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), convirt_features_loss_k22_fused_exp_sub(A + 5988336 + 1250016*B + 25200*B*T, A + 5988336 + 1250016*B, A + 5988336 + 1250016*B + 25264*B*T + 246512*T, B, T)); /* %461 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
-    CALL(154, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k23_sum(A + 5988336 + 1250016*B + 25264*B*T + 246640*T, A + 5988336 + 1250016*B + 25200*B*T, B, T)); /* %462 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(155, (double)T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k24_clampmin(A + 5988336 + 1250016*B + 25264*B*T + 246656*T, A + 5988336 + 1250016*B + 25264*B*T + 246640*T, T)); /* %463 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
-    CALL(156, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), convirt_features_loss_k27_mul(A + 5988336 + 1250016*B + 15184*B*T, A + 5988336 + 1250016*B, A + 5988336 + 1250016*B + 15168*B*T, B, T)); /* %466 map:mul [T,B]  graphs/lib/losses.lua:10 */
-    CALL(157, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k30_max(A + 5988336 + 1249664*B, A + 5988336 + 1250016*B, B, T)); /* %469 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(158, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), convirt_features_loss_k33_fused_exp_sub(A + 5988336 + 1250016*B + 25216*B*T, A + 5988336 + 1250016*B, A + 5988336 + 1249664*B, B, T)); /* %472 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
-    CALL(159, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k34_sum(A + 5988336 + 1249984*B, A + 5988336 + 1250016*B + 25216*B*T, B, T)); /* %473 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(160, (double)B, sizeof(real)*((double)B + (double)B), convirt_features_loss_k35_clampmin(A + 5988336 + 1250000*B, A + 5988336 + 1249984*B, B)); /* %474 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
-    CALL(161, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k34_sum(A + 5988336 + 1249680*B, A + 5988336 + 1250016*B + 15184*B*T, B, T)); /* %478 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(162, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k23_sum(A + 5988336 + 1250016*B + 25264*B*T + 246192*T, A + 5988336 + 1250016*B + 15168*B*T, B, T)); /* %480 reduce [T,1]  graphs/lib/losses.lua:12 */
-    CALL(163, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), convirt_features_loss_k42_fused_mul_sub_add_log(A + 5988336 + 1250016*B + 25264*B*T + 246144*T, A + 5988336 + 1250016*B + 25264*B*T + 246656*T, A + 5988336 + 1250016*B + 25264*B*T + 246512*T, A + 5988336 + 1250016*B + 15184*B*T, A + 5988336 + 1250016*B + 25264*B*T + 246192*T, B, T)); /* %481 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
-    CALL(164, (double)T, sizeof(real)*((double)1 + (double)T), convirt_features_loss_k43_sum(A + 0, A + 5988336 + 1250016*B + 25264*B*T + 246144*T, T)); /* %482 reduce [1,1]  graphs/lib/losses.lua:13 */
-    CALL(165, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), convirt_features_loss_k46_fused_scale_add_sum_sub(A + 16, A + 0, A + 5988336 + 1250000*B, A + 5988336 + 1249664*B, A + 5988336 + 1249680*B, B)); /* %485 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
-    CALL(166, (double)9984*T, sizeof(real)*((double)39*T + (double)4992*T), gloria_features_loss_k49_fused_sum_square(A + 5988336 + 1250016*B + 25264*B*T + 246512*T, A + 5988336 + 1250016*B + 25264*B*T + 220160*T, T)); /* %488 fused:sum_square [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(167, (double)78*T, sizeof(real)*((double)39*T + (double)39*T), gloria_features_loss_k51_fused_rsqrt_clampmin(A + 5988336 + 1250016*B + 25264*B*T + 246560*T, A + 5988336 + 1250016*B + 25264*B*T + 246512*T, T)); /* %490 fused:rsqrt_clampmin [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(168, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T), gloria_features_loss_k52_mul(A + 5988336 + 1250016*B + 25264*B*T + 230272*T, A + 5988336 + 1250016*B + 25264*B*T + 220160*T, A + 5988336 + 1250016*B + 25264*B*T + 246560*T, T)); /* %491 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
-    CALL(169, (double)16384*B, sizeof(real)*((double)64*B + (double)8192*B), gloria_features_loss_k56_fused_sum_square(A + 5988336 + 1236992*B, A + 5988336 + 1204224*B, B)); /* %495 fused:sum_square [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(170, (double)128*B, sizeof(real)*((double)64*B + (double)64*B), gloria_features_loss_k58_fused_rsqrt_clampmin(A + 5988336 + 1249664*B, A + 5988336 + 1236992*B, B)); /* %497 fused:rsqrt_clampmin [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(171, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)64*B), gloria_features_loss_k59_mul(A + 5988336 + 1220608*B, A + 5988336 + 1204224*B, A + 5988336 + 1249664*B, B)); /* %498 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
-    CALL(172, (double)638976*B*T, sizeof(real)*((double)2496*B*T + (double)4992*T + (double)8192*B), gloria_features_loss_k60_matmul(A + 5988336 + 1250016*B, A + 5988336 + 1250016*B + 25264*B*T + 230272*T, A + 5988336 + 1220608*B, B, T)); /* %499 matmul [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(173, (double)4992*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), gloria_features_loss_k62_fused_max_scale(A + 5988336 + 1250016*B + 2496*B*T, A + 5988336 + 1250016*B, B, T)); /* %501 fused:max_scale [T,B,39,1]  graphs/lib/matching.lua:10 */
-    CALL(174, (double)7488*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), gloria_features_loss_k65_fused_exp_sub_scale(A + 5988336 + 1250016*B + 19968*B*T, A + 5988336 + 1250016*B, A + 5988336 + 1250016*B + 2496*B*T, B, T)); /* %504 fused:exp_sub_scale [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(175, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), gloria_features_loss_k66_sum(A + 5988336 + 1250016*B + 24960*B*T, A + 5988336 + 1250016*B + 19968*B*T, B, T)); /* %505 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
-    CALL(176, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), gloria_features_loss_k67_div(A + 5988336 + 1250016*B + 22464*B*T, A + 5988336 + 1250016*B + 19968*B*T, A + 5988336 + 1250016*B + 24960*B*T, B, T)); /* %506 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(177, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), gloria_features_loss_k68_matmul(A + 5988336 + 1250016*B, A + 5988336 + 1250016*B + 22464*B*T, A + 5988336 + 1204224*B, B, T)); /* %507 matmul [T,B,39,128]  graphs/lib/matching.lua:11 */
-    CALL(178, (double)9984*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), gloria_features_loss_k70_fused_sum_square(A + 5988336 + 1250016*B + 25008*B*T, A + 5988336 + 1250016*B, B, T)); /* %509 fused:sum_square [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(179, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), gloria_features_loss_k72_fused_rsqrt_clampmin(A + 5988336 + 1250016*B + 25056*B*T, A + 5988336 + 1250016*B + 25008*B*T, B, T)); /* %511 fused:rsqrt_clampmin [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(180, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T), gloria_features_loss_k73_mul(A + 5988336 + 1250016*B + 4992*B*T, A + 5988336 + 1250016*B, A + 5988336 + 1250016*B + 25056*B*T, B, T)); /* %512 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(181, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*T + (double)4992*B*T), reclf_noirm_features_loss_k74_mul(A + 5988336 + 1250016*B + 9984*B*T, A + 5988336 + 1250016*B + 25264*B*T + 230272*T, A + 5988336 + 1250016*B + 4992*B*T, B, T)); /* %513 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(182, (double)4992*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), reclf_nosrm_features_loss_k75_sum(A + 5988336 + 1250016*B + 14976*B*T, A + 5988336 + 1250016*B + 9984*B*T, B, T)); /* %514 reduce [T,B,39,1]  graphs/lib/matching.lua:13 */
-    CALL(183, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), convirt_k614_matmul(A + 5988336 + 1250016*B + 25264*B*T + 240256*T, A + 5988336 + 1250016*B + 25264*B*T + 246016*T, (real *)P + 1089888, T)); /* %518 matmul [T,128]  graphs/lib/irm.lua:9 */
-    CALL(184, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), reclf_nosrm_features_loss_k155_matmul(A + 5988336 + 1250016*B + 25264*B*T + 240384*T, A + 5988336 + 1250016*B + 25264*B*T + 240256*T, (real *)P + 1106272, T)); /* %648 matmul [T,128]  graphs/lib/irm.lua:10 */
-    CALL(185, (double)117*T, sizeof(real)*((double)39*T + (double)39*T), gloria_features_loss_k81_fused_scale_addc_neg(A + 5988336 + 1250016*B + 25264*B*T + 246144*T, (real *)inputs[3], T)); /* %530 fused:scale_addc_neg [T,1,39,1]  graphs/lib/irm.lua:11 */
-    CALL(186, (double)10101*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)128*T + (double)39*T + (double)39*T), reclf_nosrm_features_loss_k92_fused_add_mul_scale_sum(A + 5988336 + 1250016*B + 15024*B*T, A + 5988336 + 1250016*B + 9984*B*T, A + 5988336 + 1250016*B + 25264*B*T + 240384*T, (real *)inputs[3], A + 5988336 + 1250016*B + 25264*B*T + 246144*T, B, T)); /* %531 fused:add_mul_scale_sum [T,B,39,1]  graphs/lib/irm.lua:11 */
-    CALL(187, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), gloria_features_loss_k83_max(A + 5988336 + 1250016*B + 15120*B*T, A + 5988336 + 1250016*B + 15024*B*T, B, T)); /* %532 reduce [T,B,1,1]  graphs/lib/irm.lua:11 */
-    CALL(188, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T), gloria_features_loss_k86_fused_exp_sub(A + 5988336 + 1250016*B + 15072*B*T, A + 5988336 + 1250016*B + 15024*B*T, A + 5988336 + 1250016*B + 15120*B*T, B, T)); /* %535 fused:exp_sub [T,B,39,1]  graphs/lib/irm.lua:11 */
-    CALL(189, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*T), gloria_features_loss_k87_mul(A + 5988336 + 1250016*B + 15024*B*T, A + 5988336 + 1250016*B + 15072*B*T, (real *)inputs[3], B, T)); /* %536 map:mul [T,B,39,1]  graphs/lib/irm.lua:11 */
-    CALL(190, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), gloria_features_loss_k88_sum(A + 5988336 + 1250016*B + 25152*B*T, A + 5988336 + 1250016*B + 15024*B*T, B, T)); /* %537 reduce [T,B,1,1]  graphs/lib/irm.lua:11 */
-    CALL(191, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), gloria_features_loss_k89_clampmin(A + 5988336 + 1250016*B + 25168*B*T, A + 5988336 + 1250016*B + 25152*B*T, B, T)); /* %538 map:clampmin [T,B,1,1]  graphs/lib/irm.lua:11 */
-    CALL(192, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T), reclf_nosrm_features_loss_k100_div(A + 5988336 + 1250016*B + 15120*B*T, A + 5988336 + 1250016*B + 15024*B*T, A + 5988336 + 1250016*B + 25168*B*T, B, T)); /* %539 map:div [T,B,39,1]  graphs/lib/irm.lua:11 */
-    CALL(193, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), reclf_nosrm_features_loss_k101_mul(A + 5988336 + 1250016*B + 15024*B*T, A + 5988336 + 1250016*B + 15120*B*T, A + 5988336 + 1250016*B + 14976*B*T, B, T)); /* %540 map:mul [T,B,39,1]  graphs/lib/irm.lua:12 */
-    CALL(194, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), gloria_features_loss_k88_sum(A + 5988336 + 1250016*B + 25184*B*T, A + 5988336 + 1250016*B + 15024*B*T, B, T)); /* %541 reduce [T,B,1,1]  graphs/lib/irm.lua:12 */
-    CALL(195, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), gloria_features_loss_k94_scale(A + 5988336 + 1250016*B + 15024*B*T, A + 5988336 + 1250016*B + 25184*B*T, B, T)); /* %543 map:scale [T,B]  graphs/lib/model.lua:43 */
-    CALL(196, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k19_max(A + 5988336 + 1250016*B + 25264*B*T + 246144*T, A + 5988336 + 1250016*B + 15024*B*T, B, T)); /* %545 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(197, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), convirt_features_loss_k22_fused_exp_sub(A + 5988336 + 1250016*B + 25184*B*T, A + 5988336 + 1250016*B + 15024*B*T, A + 5988336 + 1250016*B + 25264*B*T + 246144*T, B, T)); /* %548 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
-    CALL(198, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k23_sum(A + 5988336 + 1250016*B + 25264*B*T + 246160*T, A + 5988336 + 1250016*B + 25184*B*T, B, T)); /* %549 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(199, (double)T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k24_clampmin(A + 5988336 + 1250016*B + 25264*B*T + 246176*T, A + 5988336 + 1250016*B + 25264*B*T + 246160*T, T)); /* %550 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
-    CALL(200, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), convirt_features_loss_k27_mul(A + 5988336 + 1250016*B + 15040*B*T, A + 5988336 + 1250016*B + 15024*B*T, A + 5988336 + 1250016*B + 15168*B*T, B, T)); /* %553 map:mul [T,B]  graphs/lib/losses.lua:10 */
-    CALL(201, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k30_max(A + 5988336 + 1249728*B, A + 5988336 + 1250016*B + 15024*B*T, B, T)); /* %556 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(202, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), convirt_features_loss_k33_fused_exp_sub(A + 5988336 + 1250016*B + 15056*B*T, A + 5988336 + 1250016*B + 15024*B*T, A + 5988336 + 1249728*B, B, T)); /* %559 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
-    CALL(203, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k34_sum(A + 5988336 + 1249744*B, A + 5988336 + 1250016*B + 15056*B*T, B, T)); /* %560 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(204, (double)B, sizeof(real)*((double)B + (double)B), convirt_features_loss_k35_clampmin(A + 5988336 + 1249760*B, A + 5988336 + 1249744*B, B)); /* %561 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
-    CALL(205, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k34_sum(A + 5988336 + 1249776*B, A + 5988336 + 1250016*B + 15040*B*T, B, T)); /* %565 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(206, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), convirt_features_loss_k42_fused_mul_sub_add_log(A + 5988336 + 1250016*B + 25264*B*T + 246208*T, A + 5988336 + 1250016*B + 25264*B*T + 246176*T, A + 5988336 + 1250016*B + 25264*B*T + 246144*T, A + 5988336 + 1250016*B + 15040*B*T, A + 5988336 + 1250016*B + 25264*B*T + 246192*T, B, T)); /* %568 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
-    CALL(207, (double)T, sizeof(real)*((double)1 + (double)T), convirt_features_loss_k43_sum(A + 0, A + 5988336 + 1250016*B + 25264*B*T + 246208*T, T)); /* %569 reduce [1,1]  graphs/lib/losses.lua:13 */
-    CALL(208, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), convirt_features_loss_k46_fused_scale_add_sum_sub(A + 32, A + 0, A + 5988336 + 1249760*B, A + 5988336 + 1249728*B, A + 5988336 + 1249776*B, B)); /* %572 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
-    CALL(209, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), convirt_image_vjp_k243_add(A + 5988320, A + 16, A + 32)); /* %574 map:add []  graphs/lib/model.lua:85 */
+    CALL(0, (double)8192*B, sizeof(real)*((double)4096*B + (double)4096*B), convirt_image_k3_fused_scale_addc(A + 5988336 + 942080*B, (real *)inputs[0], B)); /* %6 fused:scale_addc [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
+    CALL(1, (double)2359296*B, sizeof(real)*((double)131072*B + (double)4096*B + (double)288 + (double)32), convirt_image_k6_conv2d(A + 5988336, A + 5988336 + 942080*B, (real *)P + 0, (real *)P + 288, A + 0, B)); /* %9 conv2d [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(2, (double)524288*B, sizeof(real)*((double)16*B + (double)131072*B), convirt_image_k9_group_norm_stats(A + 5988336 + 946688*B, A + 5988336, B)); /* %12 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(3, (double)524288*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)16*B + (double)32 + (double)32), convirt_image_k10_group_norm(A + 5988336 + 131072*B, A + 5988336, A + 5988336 + 946688*B, (real *)P + 320, (real *)P + 352, B)); /* %13 group_norm [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(4, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), convirt_image_k11_relu(A + 5988336 + 262144*B, A + 5988336 + 131072*B, B)); /* %14 map:relu [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
+    CALL(5, (double)18874368*B, sizeof(real)*((double)32768*B + (double)131072*B + (double)9216 + (double)32), convirt_image_k14_conv2d(A + 5988336 + 393216*B, A + 5988336 + 262144*B, (real *)P + 384, (real *)P + 9600, A + 0, B)); /* %17 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(6, (double)131072*B, sizeof(real)*((double)16*B + (double)32768*B), convirt_image_k17_group_norm_stats(A + 5988336 + 946704*B, A + 5988336 + 393216*B, B)); /* %20 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(7, (double)131072*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)32), convirt_image_k18_group_norm(A + 5988336 + 425984*B, A + 5988336 + 393216*B, A + 5988336 + 946704*B, (real *)P + 9632, (real *)P + 9664, B)); /* %21 group_norm [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(8, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_k19_relu(A + 5988336 + 458752*B, A + 5988336 + 425984*B, B)); /* %22 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
+    CALL(9, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216 + (double)32), convirt_image_k22_conv2d(A + 5988336 + 491520*B, A + 5988336 + 458752*B, (real *)P + 9696, (real *)P + 18912, A + 0, B)); /* %25 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(10, (double)131072*B, sizeof(real)*((double)16*B + (double)32768*B), convirt_image_k17_group_norm_stats(A + 5988336 + 946720*B, A + 5988336 + 491520*B, B)); /* %28 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(11, (double)131072*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)32), convirt_image_k18_group_norm(A + 5988336 + 524288*B, A + 5988336 + 491520*B, A + 5988336 + 946720*B, (real *)P + 18944, (real *)P + 18976, B)); /* %29 group_norm [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(12, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_k19_relu(A + 5988336 + 557056*B, A + 5988336 + 524288*B, B)); /* %30 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
+    CALL(13, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216 + (double)32), convirt_image_k22_conv2d(A + 5988336 + 589824*B, A + 5988336 + 557056*B, (real *)P + 19008, (real *)P + 28224, A + 0, B)); /* %33 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(14, (double)131072*B, sizeof(real)*((double)16*B + (double)32768*B), convirt_image_k17_group_norm_stats(A + 5988336 + 946736*B, A + 5988336 + 589824*B, B)); /* %36 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(15, (double)131072*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)32), convirt_image_k18_group_norm(A + 5988336 + 622592*B, A + 5988336 + 589824*B, A + 5988336 + 946736*B, (real *)P + 28256, (real *)P + 28288, B)); /* %37 group_norm [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(16, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k35_add(A + 5988336 + 655360*B, A + 5988336 + 458752*B, A + 5988336 + 622592*B, B)); /* %38 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:14 */
+    CALL(17, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_k19_relu(A + 5988336 + 622592*B, A + 5988336 + 655360*B, B)); /* %39 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
+    CALL(18, (double)9437184*B, sizeof(real)*((double)16384*B + (double)32768*B + (double)18432 + (double)64), convirt_image_k39_conv2d(A + 5988336 + 688128*B, A + 5988336 + 622592*B, (real *)P + 28320, (real *)P + 46752, A + 0, B)); /* %42 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(19, (double)65536*B, sizeof(real)*((double)16*B + (double)16384*B), convirt_image_k42_group_norm_stats(A + 5988336 + 946752*B, A + 5988336 + 688128*B, B)); /* %45 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(20, (double)65536*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)64), convirt_image_k43_group_norm(A + 5988336 + 704512*B, A + 5988336 + 688128*B, A + 5988336 + 946752*B, (real *)P + 46816, (real *)P + 46880, B)); /* %46 group_norm [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(21, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_k44_relu(A + 5988336 + 720896*B, A + 5988336 + 704512*B, B)); /* %47 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
+    CALL(22, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864 + (double)64), convirt_image_k47_conv2d(A + 5988336 + 737280*B, A + 5988336 + 720896*B, (real *)P + 46944, (real *)P + 83808, A + 0, B)); /* %50 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(23, (double)65536*B, sizeof(real)*((double)16*B + (double)16384*B), convirt_image_k42_group_norm_stats(A + 5988336 + 946768*B, A + 5988336 + 737280*B, B)); /* %53 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(24, (double)65536*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)64), convirt_image_k43_group_norm(A + 5988336 + 753664*B, A + 5988336 + 737280*B, A + 5988336 + 946768*B, (real *)P + 83872, (real *)P + 83936, B)); /* %54 group_norm [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(25, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_k44_relu(A + 5988336 + 770048*B, A + 5988336 + 753664*B, B)); /* %55 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
+    CALL(26, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864 + (double)64), convirt_image_k47_conv2d(A + 5988336 + 786432*B, A + 5988336 + 770048*B, (real *)P + 84000, (real *)P + 120864, A + 0, B)); /* %58 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(27, (double)65536*B, sizeof(real)*((double)16*B + (double)16384*B), convirt_image_k42_group_norm_stats(A + 5988336 + 946784*B, A + 5988336 + 786432*B, B)); /* %61 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(28, (double)65536*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)64), convirt_image_k43_group_norm(A + 5988336 + 802816*B, A + 5988336 + 786432*B, A + 5988336 + 946784*B, (real *)P + 120928, (real *)P + 120992, B)); /* %62 group_norm [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(29, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k60_add(A + 5988336 + 819200*B, A + 5988336 + 720896*B, A + 5988336 + 802816*B, B)); /* %63 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:14 */
+    CALL(30, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_k44_relu(A + 5988336 + 802816*B, A + 5988336 + 819200*B, B)); /* %64 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
+    CALL(31, (double)9437184*B, sizeof(real)*((double)8192*B + (double)16384*B + (double)73728 + (double)128), convirt_image_k64_conv2d(A + 5988336 + 835584*B, A + 5988336 + 802816*B, (real *)P + 121056, (real *)P + 194784, A + 0, B)); /* %67 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(32, (double)32768*B, sizeof(real)*((double)16*B + (double)8192*B), convirt_image_k67_group_norm_stats(A + 5988336 + 946800*B, A + 5988336 + 835584*B, B)); /* %70 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(33, (double)32768*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)128), convirt_image_k68_group_norm(A + 5988336 + 843776*B, A + 5988336 + 835584*B, A + 5988336 + 946800*B, (real *)P + 194912, (real *)P + 195040, B)); /* %71 group_norm [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(34, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k69_relu(A + 5988336 + 851968*B, A + 5988336 + 843776*B, B)); /* %72 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
+    CALL(35, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456 + (double)128), convirt_image_k72_conv2d(A + 5988336 + 860160*B, A + 5988336 + 851968*B, (real *)P + 195168, (real *)P + 342624, A + 0, B)); /* %75 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(36, (double)32768*B, sizeof(real)*((double)16*B + (double)8192*B), convirt_image_k67_group_norm_stats(A + 5988336 + 946816*B, A + 5988336 + 860160*B, B)); /* %78 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(37, (double)32768*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)128), convirt_image_k68_group_norm(A + 5988336 + 868352*B, A + 5988336 + 860160*B, A + 5988336 + 946816*B, (real *)P + 342752, (real *)P + 342880, B)); /* %79 group_norm [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(38, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k69_relu(A + 5988336 + 876544*B, A + 5988336 + 868352*B, B)); /* %80 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
+    CALL(39, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456 + (double)128), convirt_image_k72_conv2d(A + 5988336 + 884736*B, A + 5988336 + 876544*B, (real *)P + 343008, (real *)P + 490464, A + 0, B)); /* %83 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(40, (double)32768*B, sizeof(real)*((double)16*B + (double)8192*B), convirt_image_k67_group_norm_stats(A + 5988336 + 946832*B, A + 5988336 + 884736*B, B)); /* %86 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(41, (double)32768*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)128), convirt_image_k68_group_norm(A + 5988336 + 892928*B, A + 5988336 + 884736*B, A + 5988336 + 946832*B, (real *)P + 490592, (real *)P + 490720, B)); /* %87 group_norm [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(42, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k85_add(A + 5988336 + 901120*B, A + 5988336 + 851968*B, A + 5988336 + 892928*B, B)); /* %88 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:14 */
+    CALL(43, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k69_relu(A + 5988336 + 892928*B, A + 5988336 + 901120*B, B)); /* %89 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
+    CALL(44, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k88_permute(A + 5988336 + 909312*B, A + 5988336 + 892928*B, B)); /* %91 permute [B,64,128]  graphs/lib/image_encoder.lua:33 */
+    CALL(45, (double)2105344*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384 + (double)128), convirt_image_k94_matmul_add(A + 5988336 + 892928*B, A + 5988336 + 909312*B, (real *)P + 490848, (real *)P + 507232, B)); /* %97 matmul+add [B,64,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(46, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_k95_sum(A + 5988336 + 917504*B, A + 5988336 + 909312*B, B)); /* %98 reduce [B,1,128]  graphs/lib/image_encoder.lua:35 */
+    CALL(47, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), convirt_image_k97_scale(A + 5988336 + 946176*B, A + 5988336 + 917504*B, B)); /* %100 map:scale [B,128]  graphs/lib/image_encoder.lua:35 */
+    CALL(48, (double)32896*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384 + (double)128), convirt_image_k101_matmul_add(A + 5988336 + 946304*B, A + 5988336 + 946176*B, (real *)P + 507360, (real *)P + 523744, B)); /* %104 matmul+add [B,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(49, 0, sizeof(real)*((double)5120*T + (double)131072 + (double)40*T), convirt_k107_gather(A + 5988336 + 946912*B + 25264*B*T + 6400*T, (real *)P + 523872, (int32_t *)inputs[1], T)); /* %107 gather [T,40,128]  graphs/lib/text_encoder.lua:32 */
+    CALL(50, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120), convirt_k112_fused_scale_sum_add(A + 5988336 + 946912*B + 25264*B*T, A + 5988336 + 946912*B + 25264*B*T + 6400*T, (real *)P + 654944, T)); /* %112 fused:scale_sum_add [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(51, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120 + (double)40*T), convirt_k113_fused_sub_add(A + 5988336 + 946912*B + 25264*B*T + 107520*T, A + 5988336 + 946912*B + 25264*B*T + 6400*T, (real *)P + 654944, A + 5988336 + 946912*B + 25264*B*T, T)); /* %113 fused:sub_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(52, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k118_fused_rsqrt_addc_scale_sum(A + 5988336 + 946912*B + 25264*B*T + 246272*T, A + 5988336 + 946912*B + 25264*B*T + 107520*T, T)); /* %118 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(53, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k119_mul(A + 5988336 + 946912*B + 25264*B*T + 112640*T, A + 5988336 + 946912*B + 25264*B*T + 107520*T, A + 5988336 + 946912*B + 25264*B*T + 246272*T, T)); /* %119 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(54, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k121_fused_add_mul(A + 5988336 + 946912*B + 25264*B*T + 117760*T, A + 5988336 + 946912*B + 25264*B*T + 112640*T, (real *)P + 660064, (real *)P + 660192, T)); /* %121 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(55, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k127_matmul_add(A + 5988336 + 946912*B + 25264*B*T, A + 5988336 + 946912*B + 25264*B*T + 117760*T, (real *)P + 660320, (real *)P + 676704, T)); /* %127 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(56, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k129_permute(A + 5988336 + 946912*B + 25264*B*T + 122880*T, A + 5988336 + 946912*B + 25264*B*T, T)); /* %129 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(57, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k127_matmul_add(A + 5988336 + 946912*B + 25264*B*T, A + 5988336 + 946912*B + 25264*B*T + 117760*T, (real *)P + 676832, (real *)P + 693216, T)); /* %135 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(58, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k129_permute(A + 5988336 + 946912*B + 25264*B*T + 128000*T, A + 5988336 + 946912*B + 25264*B*T, T)); /* %137 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(59, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k127_matmul_add(A + 5988336 + 946912*B + 25264*B*T, A + 5988336 + 946912*B + 25264*B*T + 117760*T, (real *)P + 693344, (real *)P + 709728, T)); /* %143 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(60, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k129_permute(A + 5988336 + 946912*B + 25264*B*T + 133120*T, A + 5988336 + 946912*B + 25264*B*T, T)); /* %145 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(61, (double)120*T, sizeof(real)*((double)40*T + (double)40*T), convirt_k152_fused_scale_addc_neg(A + 5988336 + 946912*B + 25264*B*T + 245568*T, (real *)inputs[2], T)); /* %152 fused:scale_addc_neg [T,1,1,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(62, (double)428800*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)40*T + (double)40*T), convirt_k153_matmul_add_mul_scale(A + 5988336 + 946912*B + 25264*B*T, A + 5988336 + 946912*B + 25264*B*T + 122880*T, A + 5988336 + 946912*B + 25264*B*T + 128000*T, (real *)inputs[2], A + 5988336 + 946912*B + 25264*B*T + 245568*T, T)); /* %153 matmul+add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(63, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), convirt_k154_max(A + 5988336 + 946912*B + 25264*B*T + 88320*T, A + 5988336 + 946912*B + 25264*B*T, T)); /* %154 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(64, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), convirt_k157_fused_exp_sub(A + 5988336 + 946912*B + 25264*B*T + 81920*T, A + 5988336 + 946912*B + 25264*B*T, A + 5988336 + 946912*B + 25264*B*T + 88320*T, T)); /* %157 fused:exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(65, (double)12800*T, sizeof(real)*((double)160*T + (double)6400*T + (double)40*T), convirt_k159_fused_sum_mul(A + 5988336 + 946912*B + 25264*B*T + 245248*T, A + 5988336 + 946912*B + 25264*B*T + 81920*T, (real *)inputs[2], T)); /* %159 fused:sum_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(66, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), convirt_k160_clampmin(A + 5988336 + 946912*B + 25264*B*T + 245408*T, A + 5988336 + 946912*B + 25264*B*T + 245248*T, T)); /* %160 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(67, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T + (double)160*T), convirt_k161_fused_div_mul(A + 5988336 + 946912*B + 25264*B*T + 88320*T, A + 5988336 + 946912*B + 25264*B*T + 81920*T, (real *)inputs[2], A + 5988336 + 946912*B + 25264*B*T + 245408*T, T)); /* %161 fused:div_mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(68, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k162_matmul(A + 5988336 + 946912*B + 25264*B*T, A + 5988336 + 946912*B + 25264*B*T + 88320*T, A + 5988336 + 946912*B + 25264*B*T + 133120*T, T)); /* %162 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(69, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k163_permute(A + 5988336 + 946912*B + 25264*B*T + 138240*T, A + 5988336 + 946912*B + 25264*B*T, T)); /* %163 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(70, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k168_matmul(A + 5988336 + 946912*B + 25264*B*T, A + 5988336 + 946912*B + 25264*B*T + 138240*T, (real *)P + 709856, T)); /* %168 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(71, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120 + (double)5120*T + (double)128), convirt_k171_fused_add_add_add(A + 5988336 + 946912*B + 25264*B*T + 94720*T, A + 5988336 + 946912*B + 25264*B*T + 6400*T, (real *)P + 654944, A + 5988336 + 946912*B + 25264*B*T, (real *)P + 726240, T)); /* %171 fused:add_add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(72, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k175_fused_scale_sum(A + 5988336 + 946912*B + 25264*B*T + 245616*T, A + 5988336 + 946912*B + 25264*B*T + 94720*T, T)); /* %175 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(73, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k176_sub(A + 5988336 + 946912*B + 25264*B*T + 143360*T, A + 5988336 + 946912*B + 25264*B*T + 94720*T, A + 5988336 + 946912*B + 25264*B*T + 245616*T, T)); /* %176 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(74, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k118_fused_rsqrt_addc_scale_sum(A + 5988336 + 946912*B + 25264*B*T + 246320*T, A + 5988336 + 946912*B + 25264*B*T + 143360*T, T)); /* %181 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(75, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k119_mul(A + 5988336 + 946912*B + 25264*B*T + 148480*T, A + 5988336 + 946912*B + 25264*B*T + 143360*T, A + 5988336 + 946912*B + 25264*B*T + 246320*T, T)); /* %182 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(76, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k121_fused_add_mul(A + 5988336 + 946912*B + 25264*B*T + 153600*T, A + 5988336 + 946912*B + 25264*B*T + 148480*T, (real *)P + 726368, (real *)P + 726496, T)); /* %184 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(77, (double)5263360*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)512), convirt_k190_matmul_add(A + 5988336 + 946912*B + 25264*B*T, A + 5988336 + 946912*B + 25264*B*T + 153600*T, (real *)P + 726624, (real *)P + 792160, T)); /* %190 matmul+add [T,40,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(78, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), convirt_k191_gelu(A + 5988336 + 946912*B + 25264*B*T + 20480*T, A + 5988336 + 946912*B + 25264*B*T, T)); /* %191 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(79, (double)5253120*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536 + (double)5120*T + (double)128), convirt_k198_matmul_add_add(A + 5988336 + 946912*B + 25264*B*T + 47360*T, A + 5988336 + 946912*B + 25264*B*T + 20480*T, (real *)P + 792672, A + 5988336 + 946912*B + 25264*B*T + 94720*T, (real *)P + 858208, T)); /* %198 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(80, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k175_fused_scale_sum(A + 5988336 + 946912*B + 25264*B*T + 245616*T, A + 5988336 + 946912*B + 25264*B*T + 47360*T, T)); /* %202 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(81, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k176_sub(A + 5988336 + 946912*B + 25264*B*T + 158720*T, A + 5988336 + 946912*B + 25264*B*T + 47360*T, A + 5988336 + 946912*B + 25264*B*T + 245616*T, T)); /* %203 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(82, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k118_fused_rsqrt_addc_scale_sum(A + 5988336 + 946912*B + 25264*B*T + 246368*T, A + 5988336 + 946912*B + 25264*B*T + 158720*T, T)); /* %208 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(83, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k119_mul(A + 5988336 + 946912*B + 25264*B*T + 163840*T, A + 5988336 + 946912*B + 25264*B*T + 158720*T, A + 5988336 + 946912*B + 25264*B*T + 246368*T, T)); /* %209 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(84, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k121_fused_add_mul(A + 5988336 + 946912*B + 25264*B*T + 168960*T, A + 5988336 + 946912*B + 25264*B*T + 163840*T, (real *)P + 858336, (real *)P + 858464, T)); /* %211 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(85, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k127_matmul_add(A + 5988336 + 946912*B + 25264*B*T + 40960*T, A + 5988336 + 946912*B + 25264*B*T + 168960*T, (real *)P + 858592, (real *)P + 874976, T)); /* %217 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(86, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k129_permute(A + 5988336 + 946912*B + 25264*B*T + 174080*T, A + 5988336 + 946912*B + 25264*B*T + 40960*T, T)); /* %219 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(87, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k127_matmul_add(A + 5988336 + 946912*B + 25264*B*T + 40960*T, A + 5988336 + 946912*B + 25264*B*T + 168960*T, (real *)P + 875104, (real *)P + 891488, T)); /* %225 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(88, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k129_permute(A + 5988336 + 946912*B + 25264*B*T + 179200*T, A + 5988336 + 946912*B + 25264*B*T + 40960*T, T)); /* %227 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(89, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k127_matmul_add(A + 5988336 + 946912*B + 25264*B*T + 40960*T, A + 5988336 + 946912*B + 25264*B*T + 168960*T, (real *)P + 891616, (real *)P + 908000, T)); /* %233 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(90, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k129_permute(A + 5988336 + 946912*B + 25264*B*T + 184320*T, A + 5988336 + 946912*B + 25264*B*T + 40960*T, T)); /* %235 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(91, (double)428800*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)40*T + (double)40*T), convirt_k153_matmul_add_mul_scale(A + 5988336 + 946912*B + 25264*B*T + 40960*T, A + 5988336 + 946912*B + 25264*B*T + 174080*T, A + 5988336 + 946912*B + 25264*B*T + 179200*T, (real *)inputs[2], A + 5988336 + 946912*B + 25264*B*T + 245568*T, T)); /* %243 matmul+add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(92, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), convirt_k154_max(A + 5988336 + 946912*B + 25264*B*T + 101120*T, A + 5988336 + 946912*B + 25264*B*T + 40960*T, T)); /* %244 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(93, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), convirt_k157_fused_exp_sub(A + 5988336 + 946912*B + 25264*B*T + 94720*T, A + 5988336 + 946912*B + 25264*B*T + 40960*T, A + 5988336 + 946912*B + 25264*B*T + 101120*T, T)); /* %247 fused:exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(94, (double)12800*T, sizeof(real)*((double)160*T + (double)6400*T + (double)40*T), convirt_k159_fused_sum_mul(A + 5988336 + 946912*B + 25264*B*T + 245568*T, A + 5988336 + 946912*B + 25264*B*T + 94720*T, (real *)inputs[2], T)); /* %249 fused:sum_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(95, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), convirt_k160_clampmin(A + 5988336 + 946912*B + 25264*B*T + 245728*T, A + 5988336 + 946912*B + 25264*B*T + 245568*T, T)); /* %250 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(96, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T + (double)160*T), convirt_k161_fused_div_mul(A + 5988336 + 946912*B + 25264*B*T + 101120*T, A + 5988336 + 946912*B + 25264*B*T + 94720*T, (real *)inputs[2], A + 5988336 + 946912*B + 25264*B*T + 245728*T, T)); /* %251 fused:div_mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(97, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k162_matmul(A + 5988336 + 946912*B + 25264*B*T + 40960*T, A + 5988336 + 946912*B + 25264*B*T + 101120*T, A + 5988336 + 946912*B + 25264*B*T + 184320*T, T)); /* %252 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(98, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k163_permute(A + 5988336 + 946912*B + 25264*B*T + 189440*T, A + 5988336 + 946912*B + 25264*B*T + 40960*T, T)); /* %253 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(99, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)128), convirt_k261_matmul_add_add(A + 5988336 + 946912*B + 25264*B*T + 194560*T, A + 5988336 + 946912*B + 25264*B*T + 189440*T, (real *)P + 908128, A + 5988336 + 946912*B + 25264*B*T + 47360*T, (real *)P + 924512, T)); /* %261 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(100, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k175_fused_scale_sum(A + 5988336 + 946912*B + 25264*B*T + 245888*T, A + 5988336 + 946912*B + 25264*B*T + 194560*T, T)); /* %265 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(101, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k176_sub(A + 5988336 + 946912*B + 25264*B*T + 199680*T, A + 5988336 + 946912*B + 25264*B*T + 194560*T, A + 5988336 + 946912*B + 25264*B*T + 245888*T, T)); /* %266 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(102, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k118_fused_rsqrt_addc_scale_sum(A + 5988336 + 946912*B + 25264*B*T + 246416*T, A + 5988336 + 946912*B + 25264*B*T + 199680*T, T)); /* %271 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(103, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k119_mul(A + 5988336 + 946912*B + 25264*B*T + 204800*T, A + 5988336 + 946912*B + 25264*B*T + 199680*T, A + 5988336 + 946912*B + 25264*B*T + 246416*T, T)); /* %272 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(104, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k121_fused_add_mul(A + 5988336 + 946912*B + 25264*B*T + 209920*T, A + 5988336 + 946912*B + 25264*B*T + 204800*T, (real *)P + 924640, (real *)P + 924768, T)); /* %274 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(105, (double)5263360*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)512), convirt_k190_matmul_add(A + 5988336 + 946912*B + 25264*B*T + 40960*T, A + 5988336 + 946912*B + 25264*B*T + 209920*T, (real *)P + 924896, (real *)P + 990432, T)); /* %280 matmul+add [T,40,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(106, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), convirt_k191_gelu(A + 5988336 + 946912*B + 25264*B*T + 61440*T, A + 5988336 + 946912*B + 25264*B*T + 40960*T, T)); /* %281 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(107, (double)5253120*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536 + (double)5120*T + (double)128), convirt_k198_matmul_add_add(A + 5988336 + 946912*B + 25264*B*T + 215040*T, A + 5988336 + 946912*B + 25264*B*T + 61440*T, (real *)P + 990944, A + 5988336 + 946912*B + 25264*B*T + 194560*T, (real *)P + 1056480, T)); /* %288 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(108, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k175_fused_scale_sum(A + 5988336 + 946912*B + 25264*B*T + 245888*T, A + 5988336 + 946912*B + 25264*B*T + 215040*T, T)); /* %292 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(109, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k176_sub(A + 5988336 + 946912*B + 25264*B*T + 194560*T, A + 5988336 + 946912*B + 25264*B*T + 215040*T, A + 5988336 + 946912*B + 25264*B*T + 245888*T, T)); /* %293 map:sub [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(110, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k118_fused_rsqrt_addc_scale_sum(A + 5988336 + 946912*B + 25264*B*T + 246464*T, A + 5988336 + 946912*B + 25264*B*T + 194560*T, T)); /* %298 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(111, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k119_mul(A + 5988336 + 946912*B + 25264*B*T + 215040*T, A + 5988336 + 946912*B + 25264*B*T + 194560*T, A + 5988336 + 946912*B + 25264*B*T + 246464*T, T)); /* %299 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(112, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k121_fused_add_mul(A + 5988336 + 946912*B + 25264*B*T + 220160*T, A + 5988336 + 946912*B + 25264*B*T + 215040*T, (real *)P + 1056608, (real *)P + 1056736, T)); /* %301 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(113, 0, sizeof(real)*((double)128*T + (double)5120*T), convirt_k302_slice(A + 5988336 + 946912*B + 25264*B*T + 245888*T, A + 5988336 + 946912*B + 25264*B*T + 220160*T, T)); /* %302 slice [T,1,128]  graphs/lib/text_encoder.lua:35 */
+    CALL(114, (double)32896*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384 + (double)128), convirt_k307_matmul_add(A + 5988336 + 946912*B + 25264*B*T + 246016*T, A + 5988336 + 946912*B + 25264*B*T + 245888*T, (real *)P + 1056864, (real *)P + 1073248, T)); /* %307 matmul+add [T,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(115, 0, sizeof(real)*((double)4992*T + (double)5120*T), convirt_text_k206_slice(A + 5988336 + 946912*B + 25264*B*T + 225280*T, A + 5988336 + 946912*B + 25264*B*T + 220160*T, T)); /* %308 slice [T,39,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(116, (double)1282944*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384 + (double)128), convirt_text_k212_matmul_add(A + 5988336 + 946912*B + 25264*B*T + 220160*T, A + 5988336 + 946912*B + 25264*B*T + 225280*T, (real *)P + 1073376, (real *)P + 1089760, T)); /* %314 matmul+add [T,39,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(117, (double)256*T, sizeof(real)*((double)T + (double)128*T), convirt_features_loss_k7_fused_sum_square(A + 5988336 + 946912*B + 25264*B*T + 246608*T, A + 5988336 + 946912*B + 25264*B*T + 246016*T, T)); /* %316 fused:sum_square [T,1]  graphs/lib/losses.lua:21 */
+    CALL(118, (double)2*T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k9_fused_rsqrt_clampmin(A + 5988336 + 946912*B + 25264*B*T + 246624*T, A + 5988336 + 946912*B + 25264*B*T + 246608*T, T)); /* %318 fused:rsqrt_clampmin [T,1]  graphs/lib/losses.lua:21 */
+    CALL(119, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)T), convirt_features_loss_k10_mul(A + 5988336 + 946912*B + 25264*B*T + 225152*T, A + 5988336 + 946912*B + 25264*B*T + 246016*T, A + 5988336 + 946912*B + 25264*B*T + 246624*T, T)); /* %319 map:mul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(120, (double)256*B, sizeof(real)*((double)B + (double)128*B), convirt_features_loss_k12_fused_sum_square(A + 5988336 + 946848*B, A + 5988336 + 946304*B, B)); /* %321 fused:sum_square [B,1]  graphs/lib/losses.lua:21 */
+    CALL(121, (double)2*B, sizeof(real)*((double)B + (double)B), convirt_features_loss_k14_fused_rsqrt_clampmin(A + 5988336 + 946864*B, A + 5988336 + 946848*B, B)); /* %323 fused:rsqrt_clampmin [B,1]  graphs/lib/losses.lua:21 */
+    CALL(122, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), convirt_features_loss_k15_mul(A + 5988336 + 946432*B, A + 5988336 + 946304*B, A + 5988336 + 946864*B, B)); /* %324 map:mul [B,128]  graphs/lib/losses.lua:21 */
+    CALL(123, (double)257*B*T, sizeof(real)*((double)B*T + (double)128*T + (double)128*B), convirt_features_loss_k17_matmul_scale(A + 5988336 + 946912*B, A + 5988336 + 946912*B + 25264*B*T + 225152*T, A + 5988336 + 946432*B, B, T)); /* %326 matmul+scale [T,B]  graphs/lib/losses.lua:21 */
+    CALL(124, 0, sizeof(real)*((double)B*T), convirt_features_loss_k18_eye(A + 5988336 + 946912*B + 15168*B*T, B, T)); /* %327 eye [T,B]  graphs/lib/losses.lua:9 */
+    CALL(125, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k19_max(A + 5988336 + 946912*B + 25264*B*T + 246512*T, A + 5988336 + 946912*B, B, T)); /* %328 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(126, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), convirt_features_loss_k22_fused_exp_sub(A + 5988336 + 946912*B + 25200*B*T, A + 5988336 + 946912*B, A + 5988336 + 946912*B + 25264*B*T + 246512*T, B, T)); /* %331 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
+    CALL(127, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k23_sum(A + 5988336 + 946912*B + 25264*B*T + 246640*T, A + 5988336 + 946912*B + 25200*B*T, B, T)); /* %332 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(128, (double)T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k24_clampmin(A + 5988336 + 946912*B + 25264*B*T + 246656*T, A + 5988336 + 946912*B + 25264*B*T + 246640*T, T)); /* %333 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
+    CALL(129, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), convirt_features_loss_k27_mul(A + 5988336 + 946912*B + 15184*B*T, A + 5988336 + 946912*B, A + 5988336 + 946912*B + 15168*B*T, B, T)); /* %336 map:mul [T,B]  graphs/lib/losses.lua:10 */
+    CALL(130, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k30_max(A + 5988336 + 946560*B, A + 5988336 + 946912*B, B, T)); /* %339 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(131, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), convirt_features_loss_k33_fused_exp_sub(A + 5988336 + 946912*B + 25216*B*T, A + 5988336 + 946912*B, A + 5988336 + 946560*B, B, T)); /* %342 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
+    CALL(132, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k34_sum(A + 5988336 + 946880*B, A + 5988336 + 946912*B + 25216*B*T, B, T)); /* %343 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(133, (double)B, sizeof(real)*((double)B + (double)B), convirt_features_loss_k35_clampmin(A + 5988336 + 946896*B, A + 5988336 + 946880*B, B)); /* %344 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
+    CALL(134, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k34_sum(A + 5988336 + 946576*B, A + 5988336 + 946912*B + 15184*B*T, B, T)); /* %348 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(135, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k23_sum(A + 5988336 + 946912*B + 25264*B*T + 246192*T, A + 5988336 + 946912*B + 15168*B*T, B, T)); /* %350 reduce [T,1]  graphs/lib/losses.lua:12 */
+    CALL(136, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), convirt_features_loss_k42_fused_mul_sub_add_log(A + 5988336 + 946912*B + 25264*B*T + 246144*T, A + 5988336 + 946912*B + 25264*B*T + 246656*T, A + 5988336 + 946912*B + 25264*B*T + 246512*T, A + 5988336 + 946912*B + 15184*B*T, A + 5988336 + 946912*B + 25264*B*T + 246192*T, B, T)); /* %351 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
+    CALL(137, (double)T, sizeof(real)*((double)1 + (double)T), convirt_features_loss_k43_sum(A + 0, A + 5988336 + 946912*B + 25264*B*T + 246144*T, T)); /* %352 reduce [1,1]  graphs/lib/losses.lua:13 */
+    CALL(138, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), convirt_features_loss_k46_fused_scale_add_sum_sub(A + 16, A + 0, A + 5988336 + 946896*B, A + 5988336 + 946560*B, A + 5988336 + 946576*B, B)); /* %355 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
+    CALL(139, (double)9984*T, sizeof(real)*((double)39*T + (double)4992*T), gloria_features_loss_k49_fused_sum_square(A + 5988336 + 946912*B + 25264*B*T + 246512*T, A + 5988336 + 946912*B + 25264*B*T + 220160*T, T)); /* %358 fused:sum_square [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(140, (double)78*T, sizeof(real)*((double)39*T + (double)39*T), gloria_features_loss_k51_fused_rsqrt_clampmin(A + 5988336 + 946912*B + 25264*B*T + 246560*T, A + 5988336 + 946912*B + 25264*B*T + 246512*T, T)); /* %360 fused:rsqrt_clampmin [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(141, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T), gloria_features_loss_k52_mul(A + 5988336 + 946912*B + 25264*B*T + 230272*T, A + 5988336 + 946912*B + 25264*B*T + 220160*T, A + 5988336 + 946912*B + 25264*B*T + 246560*T, T)); /* %361 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
+    CALL(142, (double)16384*B, sizeof(real)*((double)64*B + (double)8192*B), gloria_features_loss_k56_fused_sum_square(A + 5988336 + 933888*B, A + 5988336 + 892928*B, B)); /* %365 fused:sum_square [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(143, (double)128*B, sizeof(real)*((double)64*B + (double)64*B), gloria_features_loss_k58_fused_rsqrt_clampmin(A + 5988336 + 946560*B, A + 5988336 + 933888*B, B)); /* %367 fused:rsqrt_clampmin [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(144, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)64*B), gloria_features_loss_k59_mul(A + 5988336 + 917504*B, A + 5988336 + 892928*B, A + 5988336 + 946560*B, B)); /* %368 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
+    CALL(145, (double)638976*B*T, sizeof(real)*((double)2496*B*T + (double)4992*T + (double)8192*B), gloria_features_loss_k60_matmul(A + 5988336 + 946912*B, A + 5988336 + 946912*B + 25264*B*T + 230272*T, A + 5988336 + 917504*B, B, T)); /* %369 matmul [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(146, (double)4992*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), gloria_features_loss_k62_fused_max_scale(A + 5988336 + 946912*B + 2496*B*T, A + 5988336 + 946912*B, B, T)); /* %371 fused:max_scale [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(147, (double)7488*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), gloria_features_loss_k65_fused_exp_sub_scale(A + 5988336 + 946912*B + 19968*B*T, A + 5988336 + 946912*B, A + 5988336 + 946912*B + 2496*B*T, B, T)); /* %374 fused:exp_sub_scale [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(148, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), gloria_features_loss_k66_sum(A + 5988336 + 946912*B + 24960*B*T, A + 5988336 + 946912*B + 19968*B*T, B, T)); /* %375 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(149, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), gloria_features_loss_k67_div(A + 5988336 + 946912*B + 22464*B*T, A + 5988336 + 946912*B + 19968*B*T, A + 5988336 + 946912*B + 24960*B*T, B, T)); /* %376 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(150, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), gloria_features_loss_k68_matmul(A + 5988336 + 946912*B, A + 5988336 + 946912*B + 22464*B*T, A + 5988336 + 892928*B, B, T)); /* %377 matmul [T,B,39,128]  graphs/lib/matching.lua:11 */
+    CALL(151, (double)9984*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), gloria_features_loss_k70_fused_sum_square(A + 5988336 + 946912*B + 25008*B*T, A + 5988336 + 946912*B, B, T)); /* %379 fused:sum_square [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(152, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), gloria_features_loss_k72_fused_rsqrt_clampmin(A + 5988336 + 946912*B + 25056*B*T, A + 5988336 + 946912*B + 25008*B*T, B, T)); /* %381 fused:rsqrt_clampmin [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(153, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T), gloria_features_loss_k73_mul(A + 5988336 + 946912*B + 4992*B*T, A + 5988336 + 946912*B, A + 5988336 + 946912*B + 25056*B*T, B, T)); /* %382 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(154, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*T + (double)4992*B*T), reclf_noirm_features_loss_k74_mul(A + 5988336 + 946912*B + 9984*B*T, A + 5988336 + 946912*B + 25264*B*T + 230272*T, A + 5988336 + 946912*B + 4992*B*T, B, T)); /* %383 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(155, (double)4992*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), reclf_nosrm_features_loss_k75_sum(A + 5988336 + 946912*B + 14976*B*T, A + 5988336 + 946912*B + 9984*B*T, B, T)); /* %384 reduce [T,B,39,1]  graphs/lib/matching.lua:13 */
+    CALL(156, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), convirt_k464_matmul(A + 5988336 + 946912*B + 25264*B*T + 240256*T, A + 5988336 + 946912*B + 25264*B*T + 246016*T, (real *)P + 1089888, T)); /* %388 matmul [T,128]  graphs/lib/irm.lua:9 */
+    CALL(157, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), reclf_nosrm_features_loss_k155_matmul(A + 5988336 + 946912*B + 25264*B*T + 240384*T, A + 5988336 + 946912*B + 25264*B*T + 240256*T, (real *)P + 1106272, T)); /* %498 matmul [T,128]  graphs/lib/irm.lua:10 */
+    CALL(158, (double)117*T, sizeof(real)*((double)39*T + (double)39*T), gloria_features_loss_k81_fused_scale_addc_neg(A + 5988336 + 946912*B + 25264*B*T + 246144*T, (real *)inputs[3], T)); /* %400 fused:scale_addc_neg [T,1,39,1]  graphs/lib/irm.lua:11 */
+    CALL(159, (double)10101*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)128*T + (double)39*T + (double)39*T), reclf_nosrm_features_loss_k92_fused_add_mul_scale_sum(A + 5988336 + 946912*B + 15024*B*T, A + 5988336 + 946912*B + 9984*B*T, A + 5988336 + 946912*B + 25264*B*T + 240384*T, (real *)inputs[3], A + 5988336 + 946912*B + 25264*B*T + 246144*T, B, T)); /* %401 fused:add_mul_scale_sum [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(160, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), gloria_features_loss_k83_max(A + 5988336 + 946912*B + 15120*B*T, A + 5988336 + 946912*B + 15024*B*T, B, T)); /* %402 reduce [T,B,1,1]  graphs/lib/irm.lua:11 */
+    CALL(161, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T), gloria_features_loss_k86_fused_exp_sub(A + 5988336 + 946912*B + 15072*B*T, A + 5988336 + 946912*B + 15024*B*T, A + 5988336 + 946912*B + 15120*B*T, B, T)); /* %405 fused:exp_sub [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(162, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*T), gloria_features_loss_k87_mul(A + 5988336 + 946912*B + 15024*B*T, A + 5988336 + 946912*B + 15072*B*T, (real *)inputs[3], B, T)); /* %406 map:mul [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(163, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), gloria_features_loss_k88_sum(A + 5988336 + 946912*B + 25152*B*T, A + 5988336 + 946912*B + 15024*B*T, B, T)); /* %407 reduce [T,B,1,1]  graphs/lib/irm.lua:11 */
+    CALL(164, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), gloria_features_loss_k89_clampmin(A + 5988336 + 946912*B + 25168*B*T, A + 5988336 + 946912*B + 25152*B*T, B, T)); /* %408 map:clampmin [T,B,1,1]  graphs/lib/irm.lua:11 */
+    CALL(165, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T), reclf_nosrm_features_loss_k100_div(A + 5988336 + 946912*B + 15120*B*T, A + 5988336 + 946912*B + 15024*B*T, A + 5988336 + 946912*B + 25168*B*T, B, T)); /* %409 map:div [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(166, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), reclf_nosrm_features_loss_k101_mul(A + 5988336 + 946912*B + 15024*B*T, A + 5988336 + 946912*B + 15120*B*T, A + 5988336 + 946912*B + 14976*B*T, B, T)); /* %410 map:mul [T,B,39,1]  graphs/lib/irm.lua:12 */
+    CALL(167, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), gloria_features_loss_k88_sum(A + 5988336 + 946912*B + 25184*B*T, A + 5988336 + 946912*B + 15024*B*T, B, T)); /* %411 reduce [T,B,1,1]  graphs/lib/irm.lua:12 */
+    CALL(168, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), gloria_features_loss_k94_scale(A + 5988336 + 946912*B + 15024*B*T, A + 5988336 + 946912*B + 25184*B*T, B, T)); /* %413 map:scale [T,B]  graphs/lib/model.lua:43 */
+    CALL(169, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k19_max(A + 5988336 + 946912*B + 25264*B*T + 246144*T, A + 5988336 + 946912*B + 15024*B*T, B, T)); /* %415 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(170, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), convirt_features_loss_k22_fused_exp_sub(A + 5988336 + 946912*B + 25184*B*T, A + 5988336 + 946912*B + 15024*B*T, A + 5988336 + 946912*B + 25264*B*T + 246144*T, B, T)); /* %418 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
+    CALL(171, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k23_sum(A + 5988336 + 946912*B + 25264*B*T + 246160*T, A + 5988336 + 946912*B + 25184*B*T, B, T)); /* %419 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(172, (double)T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k24_clampmin(A + 5988336 + 946912*B + 25264*B*T + 246176*T, A + 5988336 + 946912*B + 25264*B*T + 246160*T, T)); /* %420 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
+    CALL(173, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), convirt_features_loss_k27_mul(A + 5988336 + 946912*B + 15040*B*T, A + 5988336 + 946912*B + 15024*B*T, A + 5988336 + 946912*B + 15168*B*T, B, T)); /* %423 map:mul [T,B]  graphs/lib/losses.lua:10 */
+    CALL(174, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k30_max(A + 5988336 + 946624*B, A + 5988336 + 946912*B + 15024*B*T, B, T)); /* %426 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(175, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), convirt_features_loss_k33_fused_exp_sub(A + 5988336 + 946912*B + 15056*B*T, A + 5988336 + 946912*B + 15024*B*T, A + 5988336 + 946624*B, B, T)); /* %429 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
+    CALL(176, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k34_sum(A + 5988336 + 946640*B, A + 5988336 + 946912*B + 15056*B*T, B, T)); /* %430 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(177, (double)B, sizeof(real)*((double)B + (double)B), convirt_features_loss_k35_clampmin(A + 5988336 + 946656*B, A + 5988336 + 946640*B, B)); /* %431 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
+    CALL(178, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k34_sum(A + 5988336 + 946672*B, A + 5988336 + 946912*B + 15040*B*T, B, T)); /* %435 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(179, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), convirt_features_loss_k42_fused_mul_sub_add_log(A + 5988336 + 946912*B + 25264*B*T + 246208*T, A + 5988336 + 946912*B + 25264*B*T + 246176*T, A + 5988336 + 946912*B + 25264*B*T + 246144*T, A + 5988336 + 946912*B + 15040*B*T, A + 5988336 + 946912*B + 25264*B*T + 246192*T, B, T)); /* %438 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
+    CALL(180, (double)T, sizeof(real)*((double)1 + (double)T), convirt_features_loss_k43_sum(A + 0, A + 5988336 + 946912*B + 25264*B*T + 246208*T, T)); /* %439 reduce [1,1]  graphs/lib/losses.lua:13 */
+    CALL(181, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), convirt_features_loss_k46_fused_scale_add_sum_sub(A + 32, A + 0, A + 5988336 + 946656*B, A + 5988336 + 946624*B, A + 5988336 + 946672*B, B)); /* %442 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
+    CALL(182, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), convirt_image_vjp_k113_add(A + 5988320, A + 16, A + 32)); /* %444 map:add []  graphs/lib/model.lua:85 */
 }
 
 static void backward(void *arena, real *grads, const real *P, void *const *inputs, real *const *input_grads, const long *dims) {
     const long B = dims[0]; (void)B;
     const long T = dims[1]; (void)T;
     real *A = arena; (void)A; (void)P; (void)inputs; (void)grads; (void)input_grads;
-    CALL(210, 0, sizeof(real)*((double)1), convirt_features_loss_k58_fill(A + 0)); /* %660 fill []  graphs/lib/model.lua:87 */
-    CALL(211, (double)1, sizeof(real)*((double)1 + (double)1), convirt_features_loss_k60_scale(A + 5752832, A + 0, B)); /* %662 map:scale [1,1]  graphs/lib/losses.lua:16 */
-    CALL(212, (double)2*T, sizeof(real)*((double)T + (double)1 + (double)T), convirt_features_loss_k63_fused_mul_id(A + 5988336 + 1250016*B + 25264*B*T + 246672*T, A + 5752832, A + 5988336 + 1250016*B + 25264*B*T + 246192*T, T)); /* %665 fused:mul_id [T,1]  graphs/lib/losses.lua:13 */
-    CALL(213, (double)2*B, sizeof(real)*((double)B + (double)1), convirt_features_loss_k65_fused_neg_id(A + 5988336 + 1249728*B, A + 5752832, B)); /* %667 fused:neg_id [1,B]  graphs/lib/losses.lua:11 */
-    CALL(214, (double)2*B*T, sizeof(real)*((double)B*T + (double)B + (double)B*T), gloria_features_loss_k159_fused_mul_id(A + 5988336 + 1250016*B + 25232*B*T, A + 5988336 + 1249728*B, A + 5988336 + 1250016*B + 15168*B*T, B, T)); /* %669 fused:mul_id [T,B]  graphs/lib/losses.lua:11 */
-    CALL(215, (double)4*B, sizeof(real)*((double)B + (double)1 + (double)B + (double)B), convirt_features_loss_k71_fused_mul_div_id_step(A + 5988336 + 1249728*B, A + 5752832, A + 5988336 + 1249760*B, A + 5988336 + 1249744*B, B)); /* %673 fused:mul_div_id_step [1,B]  graphs/lib/losses.lua:11 */
-    CALL(216, (double)T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k77_neg(A + 5988336 + 1250016*B + 25264*B*T + 246144*T, A + 5988336 + 1250016*B + 25264*B*T + 246672*T, T)); /* %679 map:neg [T,1]  graphs/lib/losses.lua:10 */
-    CALL(217, (double)2*B*T, sizeof(real)*((double)B*T + (double)T + (double)B*T), gloria_features_loss_k171_fused_mul_id(A + 5988336 + 1250016*B + 25248*B*T, A + 5988336 + 1250016*B + 25264*B*T + 246144*T, A + 5988336 + 1250016*B + 15168*B*T, B, T)); /* %681 fused:mul_id [T,B]  graphs/lib/losses.lua:10 */
-    CALL(218, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), convirt_features_loss_k84_fused_mul_div_step(A + 5988336 + 1250016*B + 25264*B*T + 246144*T, A + 5988336 + 1250016*B + 25264*B*T + 246672*T, A + 5988336 + 1250016*B + 25264*B*T + 246176*T, A + 5988336 + 1250016*B + 25264*B*T + 246160*T, T)); /* %686 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
-    CALL(219, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), gloria_features_loss_k182_fused_scale_add_add_add(A + 5988336 + 1250016*B + 15168*B*T, A + 5988336 + 1250016*B + 25232*B*T, A + 5988336 + 1249728*B, A + 5988336 + 1250016*B + 15056*B*T, A + 5988336 + 1250016*B + 25248*B*T, A + 5988336 + 1250016*B + 25264*B*T + 246144*T, A + 5988336 + 1250016*B + 25184*B*T, B, T)); /* %692 fused:scale_add_add_add [T,B]  graphs/lib/model.lua:43 */
-    CALL(220, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)B*T + (double)39*B*T), reclf_nosrm_features_loss_k203_fused_mul_id(A + 5988336 + 1250016*B + 25104*B*T, A + 5988336 + 1250016*B + 15168*B*T, A + 5988336 + 1250016*B + 15120*B*T, B, T)); /* %696 fused:mul_id [T,B,39,1]  graphs/lib/irm.lua:12 */
-    CALL(221, (double)117*B*T, sizeof(real)*((double)39*B*T + (double)B*T + (double)39*B*T + (double)B*T), reclf_nosrm_features_loss_k204_fused_div_mul_id(A + 5988336 + 1250016*B + 15024*B*T, A + 5988336 + 1250016*B + 15168*B*T, A + 5988336 + 1250016*B + 14976*B*T, A + 5988336 + 1250016*B + 25168*B*T, B, T)); /* %697 fused:div_mul_id [T,B,39,1]  graphs/lib/irm.lua:11 */
-    CALL(222, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), reclf_nosrm_features_loss_k206_fused_neg_mul(A + 5988336 + 1250016*B + 14976*B*T, A + 5988336 + 1250016*B + 15024*B*T, A + 5988336 + 1250016*B + 15120*B*T, B, T)); /* %699 fused:neg_mul [T,B,39,1]  graphs/lib/irm.lua:11 */
-    CALL(223, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), gloria_features_loss_k88_sum(A + 5988336 + 1250016*B + 25168*B*T, A + 5988336 + 1250016*B + 14976*B*T, B, T)); /* %700 reduce [T,B,1,1]  graphs/lib/irm.lua:11 */
-    CALL(224, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), reclf_nosrm_features_loss_k209_fused_mul_step(A + 5988336 + 1250016*B + 14976*B*T, A + 5988336 + 1250016*B + 25168*B*T, A + 5988336 + 1250016*B + 25152*B*T, B, T)); /* %702 fused:mul_step [T,B,1,1]  graphs/lib/irm.lua:11 */
-    CALL(225, (double)234*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T + (double)39*T + (double)39*B*T), reclf_nosrm_features_loss_k222_fused_scale_mul_mul_mul(A + 5988336 + 1250016*B + 25152*B*T, A + 5988336 + 1250016*B + 15024*B*T, A + 5988336 + 1250016*B + 14976*B*T, (real *)inputs[3], A + 5988336 + 1250016*B + 15072*B*T, B, T)); /* %715 fused:scale_mul_mul_mul [T,B,39,1]  graphs/lib/irm.lua:10 */
-    CALL(226, (double)9984*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T + (double)4992*B*T), gloria_features_loss_k201_fused_mul_id(A + 5988336 + 1250016*B + 14976*B*T, A + 5988336 + 1250016*B + 25152*B*T, A + 5988336 + 1250016*B + 9984*B*T, B, T)); /* %718 fused:mul_id [T,B,39,128]  graphs/lib/irm.lua:10 */
-    CALL(227, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), gloria_features_loss_k203_sum(A + 5988336 + 1250016*B + 25264*B*T + 235264*T, A + 5988336 + 1250016*B + 14976*B*T, B, T)); /* %719 reduce [T,1,39,128]  graphs/lib/irm.lua:10 */
-    CALL(228, (double)4992*T, sizeof(real)*((double)128*T + (double)4992*T), reclf_nosrm_features_loss_k227_sum(A + 5988336 + 1250016*B + 25264*B*T + 240512*T, A + 5988336 + 1250016*B + 25264*B*T + 235264*T, T)); /* %720 reduce [T,1,1,128]  graphs/lib/irm.lua:10 */
-    CALL(229, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), convirt_k614_matmul(A + 5988336 + 1250016*B + 25264*B*T + 246144*T, A + 5988336 + 1250016*B + 25264*B*T + 240512*T, (real *)P + 1106272, T)); /* %722 matmul [T,128]  graphs/lib/irm.lua:10 */
-    CALL(230, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), convirt_k615_matmul(A + 5720064, A + 5988336 + 1250016*B + 25264*B*T + 240512*T, A + 5988336 + 1250016*B + 25264*B*T + 240256*T, T)); /* %723 matmul [128,128]  graphs/lib/irm.lua:10 */
-    CALL(231, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), convirt_k615_matmul(A + 5736448, A + 5988336 + 1250016*B + 25264*B*T + 246016*T, A + 5988336 + 1250016*B + 25264*B*T + 246144*T, T)); /* %727 matmul [128,128]  graphs/lib/irm.lua:9 */
-    CALL(232, (double)19968*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T + (double)128*T + (double)39*B*T), reclf_nosrm_features_loss_k236_fused_add_mul_id_id(A + 5988336 + 1250016*B + 9984*B*T, A + 5988336 + 1250016*B + 25152*B*T, A + 5988336 + 1250016*B + 25264*B*T + 240384*T, A + 5988336 + 1250016*B + 25104*B*T, B, T)); /* %729 fused:add_mul_id_id [T,B,39,128]  graphs/lib/model.lua:33 */
-    CALL(233, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), reclf_noirm_features_loss_k276_mul(A + 5988336 + 1250016*B + 14976*B*T, A + 5988336 + 1250016*B + 9984*B*T, A + 5988336 + 1250016*B + 4992*B*T, B, T)); /* %730 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(234, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), gloria_features_loss_k203_sum(A + 5988336 + 1250016*B + 25264*B*T + 235264*T, A + 5988336 + 1250016*B + 14976*B*T, B, T)); /* %732 reduce [T,1,39,128]  graphs/lib/matching.lua:12 */
-    CALL(235, (double)15210*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)4992*T + (double)4992*B*T + (double)39*B*T + (double)39*B*T), reclf_noirm_features_loss_k287_fused_mul_mul_sum_mul(A + 5988336 + 1250016*B + 4992*B*T, A + 5988336 + 1250016*B + 9984*B*T, A + 5988336 + 1250016*B + 25264*B*T + 230272*T, A + 5988336 + 1250016*B, A + 5988336 + 1250016*B + 25056*B*T, A + 5988336 + 1250016*B + 25008*B*T, B, T)); /* %741 fused:mul_mul_sum_mul [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(236, (double)29952*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*T + (double)39*B*T + (double)39*B*T + (double)4992*B*T), reclf_noirm_features_loss_k291_fused_add_mul_mul_mul(A + 5988336 + 1250016*B + 14976*B*T, A + 5988336 + 1250016*B + 9984*B*T, A + 5988336 + 1250016*B + 25264*B*T + 230272*T, A + 5988336 + 1250016*B + 25056*B*T, A + 5988336 + 1250016*B + 4992*B*T, A + 5988336 + 1250016*B, B, T)); /* %745 fused:add_mul_mul_mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(237, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*B*T), gloria_features_loss_k218_matmul(A + 5988336 + 1250016*B, A + 5988336 + 1250016*B + 22464*B*T, A + 5988336 + 1250016*B + 14976*B*T, B, T)); /* %747 matmul [T,B,64,128]  graphs/lib/matching.lua:11 */
-    CALL(238, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), gloria_features_loss_k219_sum(A + 5988336 + 1228800*B, A + 5988336 + 1250016*B, B, T)); /* %748 reduce [1,B,64,128]  graphs/lib/matching.lua:11 */
-    CALL(239, (double)641472*B*T, sizeof(real)*((double)2496*B*T + (double)4992*B*T + (double)8192*B + (double)39*B*T), gloria_features_loss_k220_matmul_div(A + 5988336 + 1250016*B, A + 5988336 + 1250016*B + 14976*B*T, A + 5988336 + 1204224*B, A + 5988336 + 1250016*B + 24960*B*T, B, T)); /* %749 matmul+div [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(240, (double)7488*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T + (double)2496*B*T), gloria_features_loss_k223_fused_sum_neg_mul(A + 5988336 + 1250016*B + 15680*B*T, A + 5988336 + 1250016*B, A + 5988336 + 1250016*B + 22464*B*T, B, T)); /* %752 fused:sum_neg_mul [T,B,39,1]  graphs/lib/matching.lua:10 */
-    CALL(241, (double)9984*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T + (double)2496*B*T), gloria_features_loss_k229_fused_scale_mul_add_id(A + 5988336 + 1250016*B + 13184*B*T, A + 5988336 + 1250016*B, A + 5988336 + 1250016*B + 15680*B*T, A + 5988336 + 1250016*B + 19968*B*T, B, T)); /* %758 fused:scale_mul_add_id [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(242, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), gloria_features_loss_k68_matmul(A + 5988336 + 1250016*B + 8192*B*T, A + 5988336 + 1250016*B + 13184*B*T, A + 5988336 + 1220608*B, B, T)); /* %759 matmul [T,B,39,128]  graphs/lib/matching.lua:10 */
-    CALL(243, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*T), gloria_features_loss_k231_matmul(A + 5988336 + 1250016*B, A + 5988336 + 1250016*B + 13184*B*T, A + 5988336 + 1250016*B + 25264*B*T + 230272*T, B, T)); /* %760 matmul [T,B,64,128]  graphs/lib/matching.lua:10 */
-    CALL(244, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), gloria_features_loss_k203_sum(A + 5988336 + 1250016*B + 25264*B*T + 230272*T, A + 5988336 + 1250016*B + 8192*B*T, B, T)); /* %761 reduce [T,1,39,128]  graphs/lib/matching.lua:10 */
-    CALL(245, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), gloria_features_loss_k219_sum(A + 5988336 + 1220608*B, A + 5988336 + 1250016*B, B, T)); /* %762 reduce [1,B,64,128]  graphs/lib/matching.lua:10 */
-    CALL(246, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T), gloria_features_loss_k234_add(A + 5988336 + 1250016*B + 25264*B*T + 240256*T, A + 5988336 + 1250016*B + 25264*B*T + 235264*T, A + 5988336 + 1250016*B + 25264*B*T + 230272*T, T)); /* %763 map:add [T,1,39,128]  graphs/lib/matching.lua:10 */
-    CALL(247, (double)16768*B, sizeof(real)*((double)64*B + (double)8192*B + (double)8192*B + (double)64*B + (double)64*B), gloria_features_loss_k244_fused_mul_mul_sum_mul(A + 5988336 + 1249728*B, A + 5988336 + 1220608*B, A + 5988336 + 1204224*B, A + 5988336 + 1249664*B, A + 5988336 + 1236992*B, B)); /* %773 fused:mul_mul_sum_mul [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(248, (double)49152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)64*B + (double)64*B + (double)8192*B), gloria_features_loss_k248_fused_add_add_mul_mul(A + 5988336 + 1236992*B, A + 5988336 + 1228800*B, A + 5988336 + 1220608*B, A + 5988336 + 1249664*B, A + 5988336 + 1249728*B, A + 5988336 + 1204224*B, B)); /* %777 fused:add_add_mul_mul [1,B,64,128]  graphs/lib/matching.lua:9 */
-    CALL(249, (double)10218*T, sizeof(real)*((double)39*T + (double)4992*T + (double)4992*T + (double)39*T + (double)39*T), gloria_features_loss_k259_fused_mul_mul_sum_mul(A + 5988336 + 1250016*B + 25264*B*T + 235264*T, A + 5988336 + 1250016*B + 25264*B*T + 240256*T, A + 5988336 + 1250016*B + 25264*B*T + 220160*T, A + 5988336 + 1250016*B + 25264*B*T + 246560*T, A + 5988336 + 1250016*B + 25264*B*T + 246512*T, T)); /* %788 fused:mul_mul_sum_mul [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(250, (double)24960*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T + (double)39*T + (double)4992*T), gloria_features_loss_k263_fused_add_mul_mul_id(A + 5988336 + 1250016*B + 25264*B*T + 230272*T, A + 5988336 + 1250016*B + 25264*B*T + 240256*T, A + 5988336 + 1250016*B + 25264*B*T + 246560*T, A + 5988336 + 1250016*B + 25264*B*T + 235264*T, A + 5988336 + 1250016*B + 25264*B*T + 220160*T, T)); /* %792 fused:add_mul_mul_id [T,39,128]  graphs/lib/matching.lua:7 */
-    CALL(251, (double)4*B, sizeof(real)*((double)B + (double)1 + (double)B + (double)B), convirt_features_loss_k71_fused_mul_div_id_step(A + 5988336 + 1249664*B, A + 5752832, A + 5988336 + 1250000*B, A + 5988336 + 1249984*B, B)); /* %805 fused:mul_div_id_step [1,B]  graphs/lib/losses.lua:11 */
-    CALL(252, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), convirt_features_loss_k84_fused_mul_div_step(A + 5988336 + 1250016*B + 25264*B*T + 246512*T, A + 5988336 + 1250016*B + 25264*B*T + 246672*T, A + 5988336 + 1250016*B + 25264*B*T + 246656*T, A + 5988336 + 1250016*B + 25264*B*T + 246640*T, T)); /* %818 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
-    CALL(253, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), gloria_features_loss_k295_fused_scale_add_add_add(A + 5988336 + 1250016*B, A + 5988336 + 1250016*B + 25232*B*T, A + 5988336 + 1249664*B, A + 5988336 + 1250016*B + 25216*B*T, A + 5988336 + 1250016*B + 25248*B*T, A + 5988336 + 1250016*B + 25264*B*T + 246512*T, A + 5988336 + 1250016*B + 25200*B*T, B, T)); /* %824 fused:scale_add_add_add [T,B]  graphs/lib/losses.lua:21 */
-    CALL(254, (double)256*B*T, sizeof(real)*((double)128*T + (double)B*T + (double)128*B), convirt_features_loss_k91_matmul(A + 5988336 + 1250016*B + 25264*B*T + 220160*T, A + 5988336 + 1250016*B, A + 5988336 + 1249536*B, B, T)); /* %825 matmul [T,128]  graphs/lib/losses.lua:21 */
-    CALL(255, (double)256*B*T, sizeof(real)*((double)128*B + (double)B*T + (double)128*T), convirt_features_loss_k92_matmul(A + 5988336 + 1204224*B, A + 5988336 + 1250016*B, A + 5988336 + 1250016*B + 25264*B*T + 225152*T, B, T)); /* %826 matmul [B,128]  graphs/lib/losses.lua:21 */
-    CALL(256, (double)262*B, sizeof(real)*((double)B + (double)128*B + (double)128*B + (double)B + (double)B), convirt_features_loss_k101_fused_mul_mul_sum_mul(A + 5988336 + 1249536*B, A + 5988336 + 1204224*B, A + 5988336 + 1249408*B, A + 5988336 + 1249968*B, A + 5988336 + 1249952*B, B)); /* %835 fused:mul_mul_sum_mul [B,1]  graphs/lib/losses.lua:21 */
-    CALL(257, (double)640*B, sizeof(real)*((double)128*B + (double)128*B + (double)B + (double)B + (double)128*B), convirt_features_loss_k105_fused_add_mul_mul_id(A + 5988336 + 1204352*B, A + 5988336 + 1204224*B, A + 5988336 + 1249968*B, A + 5988336 + 1249536*B, A + 5988336 + 1249408*B, B)); /* %839 fused:add_mul_mul_id [B,128]  graphs/lib/losses.lua:21 */
-    CALL(258, (double)262*T, sizeof(real)*((double)T + (double)128*T + (double)128*T + (double)T + (double)T), convirt_features_loss_k114_fused_mul_mul_sum_mul(A + 5988336 + 1250016*B + 25264*B*T + 246512*T, A + 5988336 + 1250016*B + 25264*B*T + 220160*T, A + 5988336 + 1250016*B + 25264*B*T + 246016*T, A + 5988336 + 1250016*B + 25264*B*T + 246624*T, A + 5988336 + 1250016*B + 25264*B*T + 246608*T, T)); /* %849 fused:mul_mul_sum_mul [T,1]  graphs/lib/losses.lua:21 */
-    CALL(259, (double)33536*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384 + (double)128*T + (double)T + (double)T + (double)128*T), reclf_nosrm_features_loss_k360_matmul_add_add_mul_mul(A + 5988336 + 1250016*B + 25264*B*T + 240256*T, A + 5988336 + 1250016*B + 25264*B*T + 246144*T, (real *)P + 1089888, A + 5988336 + 1250016*B + 25264*B*T + 220160*T, A + 5988336 + 1250016*B + 25264*B*T + 246624*T, A + 5988336 + 1250016*B + 25264*B*T + 246512*T, A + 5988336 + 1250016*B + 25264*B*T + 246016*T, T)); /* %853 matmul+add_add_mul_mul [T,128]  graphs/lib/losses.lua:21 */
-    CALL(260, (double)4992*T, sizeof(real)*((double)4992 + (double)4992*T), convirt_text_vjp_k273_sum(A + 0, A + 5988336 + 1250016*B + 25264*B*T + 230272*T, T)); /* %854 reduce [1,39,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(261, (double)4992, sizeof(real)*((double)128 + (double)4992), convirt_text_vjp_k275_sum(A + 5983232, A + 0)); /* %856 reduce [1,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(262, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), convirt_text_vjp_k278_matmul(A + 5988336 + 1250016*B + 25264*B*T + 235264*T, A + 5988336 + 1250016*B + 25264*B*T + 230272*T, (real *)P + 1073376, T)); /* %859 matmul [39*T,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(263, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), convirt_text_vjp_k279_matmul(A + 5752832, A + 5988336 + 1250016*B + 25264*B*T + 230272*T, A + 5988336 + 1250016*B + 25264*B*T + 225280*T, T)); /* %860 matmul [128,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(264, 0, sizeof(real)*((double)5120*T + (double)4992*T), convirt_text_vjp_k281_pad(A + 5988336 + 1250016*B + 25264*B*T + 220160*T, A + 5988336 + 1250016*B + 25264*B*T + 235264*T, T)); /* %862 pad [T,40,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(265, (double)128*T, sizeof(real)*((double)128 + (double)128*T), convirt_k612_sum(A + 5983360, A + 5988336 + 1250016*B + 25264*B*T + 240256*T, T)); /* %863 reduce [1,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(266, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), convirt_k614_matmul(A + 5988336 + 1250016*B + 25264*B*T + 240384*T, A + 5988336 + 1250016*B + 25264*B*T + 240256*T, (real *)P + 1056864, T)); /* %865 matmul [T,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(267, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), convirt_k615_matmul(A + 5769216, A + 5988336 + 1250016*B + 25264*B*T + 240256*T, A + 5988336 + 1250016*B + 25264*B*T + 245888*T, T)); /* %866 matmul [128,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(268, 0, sizeof(real)*((double)5120*T + (double)128*T), convirt_k617_pad(A + 5988336 + 1250016*B + 25264*B*T + 225280*T, A + 5988336 + 1250016*B + 25264*B*T + 240384*T, T)); /* %868 pad [T,40,128]  graphs/lib/text_encoder.lua:35 */
-    CALL(269, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_text_vjp_k288_add(A + 5988336 + 1250016*B + 25264*B*T + 230400*T, A + 5988336 + 1250016*B + 25264*B*T + 220160*T, A + 5988336 + 1250016*B + 25264*B*T + 225280*T, T)); /* %869 map:add [T,40,128]  graphs/lib/text_encoder.lua:35 */
-    CALL(270, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 0, A + 5988336 + 1250016*B + 25264*B*T + 230400*T, T)); /* %870 reduce [1,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(271, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5983488, A + 0)); /* %872 reduce [1,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(272, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k623_mul(A + 5988336 + 1250016*B + 25264*B*T + 220160*T, A + 5988336 + 1250016*B + 25264*B*T + 230400*T, A + 5988336 + 1250016*B + 25264*B*T + 215040*T, T)); /* %875 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(273, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 0, A + 5988336 + 1250016*B + 25264*B*T + 220160*T, T)); /* %876 reduce [1,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(274, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5983616, A + 0)); /* %878 reduce [1,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(275, (double)15560*T, sizeof(real)*((double)40*T + (double)5120*T + (double)128 + (double)5120*T + (double)40*T), convirt_k635_fused_scale_mul_sum_mul(A + 5988336 + 1250016*B + 25264*B*T + 245888*T, A + 5988336 + 1250016*B + 25264*B*T + 230400*T, (real *)P + 1056608, A + 5988336 + 1250016*B + 25264*B*T + 194560*T, A + 5988336 + 1250016*B + 25264*B*T + 246464*T, T)); /* %887 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(276, (double)30720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)40*T + (double)40*T + (double)5120*T), convirt_k639_fused_add_mul_mul_mul(A + 5988336 + 1250016*B + 25264*B*T + 215040*T, A + 5988336 + 1250016*B + 25264*B*T + 230400*T, (real *)P + 1056608, A + 5988336 + 1250016*B + 25264*B*T + 246464*T, A + 5988336 + 1250016*B + 25264*B*T + 245888*T, A + 5988336 + 1250016*B + 25264*B*T + 194560*T, T)); /* %891 fused:add_mul_mul_mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(277, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k642_fused_scale_sum_neg(A + 5988336 + 1250016*B + 25264*B*T + 245888*T, A + 5988336 + 1250016*B + 25264*B*T + 215040*T, T)); /* %894 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(278, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k644_fused_add_id(A + 5988336 + 1250016*B + 25264*B*T + 194560*T, A + 5988336 + 1250016*B + 25264*B*T + 215040*T, A + 5988336 + 1250016*B + 25264*B*T + 245888*T, T)); /* %896 fused:add_id [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(279, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 0, A + 5988336 + 1250016*B + 25264*B*T + 194560*T, T)); /* %897 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(280, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5983744, A + 0)); /* %899 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(281, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), convirt_k651_matmul(A + 5365760, A + 5988336 + 1250016*B + 25264*B*T + 194560*T, A + 5988336 + 1250016*B + 25264*B*T + 61440*T, T)); /* %903 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(282, (double)5283840*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)20480*T), convirt_k654_matmul_mul_gelu_grad(A + 5988336 + 1250016*B + 25264*B*T + 61440*T, A + 5988336 + 1250016*B + 25264*B*T + 194560*T, (real *)P + 990944, A + 5988336 + 1250016*B + 25264*B*T + 40960*T, T)); /* %906 matmul+mul_gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(283, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), convirt_k655_sum(A + 0, A + 5988336 + 1250016*B + 25264*B*T + 61440*T, T)); /* %907 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(284, (double)20480, sizeof(real)*((double)512 + (double)20480), convirt_k657_sum(A + 5982208, A + 0)); /* %909 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(285, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), convirt_k660_matmul(A + 5988336 + 1250016*B + 25264*B*T + 40960*T, A + 5988336 + 1250016*B + 25264*B*T + 61440*T, (real *)P + 924896, T)); /* %912 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(286, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), convirt_k661_matmul(A + 5431296, A + 5988336 + 1250016*B + 25264*B*T + 61440*T, A + 5988336 + 1250016*B + 25264*B*T + 209920*T, T)); /* %913 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(287, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5496832, A + 5988336 + 1250016*B + 25264*B*T + 40960*T, T)); /* %915 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(288, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5983872, A + 5496832)); /* %917 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(289, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k623_mul(A + 5988336 + 1250016*B + 25264*B*T + 46080*T, A + 5988336 + 1250016*B + 25264*B*T + 40960*T, A + 5988336 + 1250016*B + 25264*B*T + 204800*T, T)); /* %920 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(290, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5496832, A + 5988336 + 1250016*B + 25264*B*T + 46080*T, T)); /* %921 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(291, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5984000, A + 5496832)); /* %923 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(292, (double)15560*T, sizeof(real)*((double)40*T + (double)5120*T + (double)128 + (double)5120*T + (double)40*T), convirt_k635_fused_scale_mul_sum_mul(A + 5988336 + 1250016*B + 25264*B*T + 245888*T, A + 5988336 + 1250016*B + 25264*B*T + 40960*T, (real *)P + 924640, A + 5988336 + 1250016*B + 25264*B*T + 199680*T, A + 5988336 + 1250016*B + 25264*B*T + 246416*T, T)); /* %932 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(293, (double)30720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)40*T + (double)40*T + (double)5120*T), convirt_k639_fused_add_mul_mul_mul(A + 5988336 + 1250016*B + 25264*B*T + 46080*T, A + 5988336 + 1250016*B + 25264*B*T + 40960*T, (real *)P + 924640, A + 5988336 + 1250016*B + 25264*B*T + 246416*T, A + 5988336 + 1250016*B + 25264*B*T + 245888*T, A + 5988336 + 1250016*B + 25264*B*T + 199680*T, T)); /* %936 fused:add_mul_mul_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(294, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k642_fused_scale_sum_neg(A + 5988336 + 1250016*B + 25264*B*T + 245888*T, A + 5988336 + 1250016*B + 25264*B*T + 46080*T, T)); /* %940 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(295, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k690_fused_add_add_id(A + 5988336 + 1250016*B + 25264*B*T + 53760*T, A + 5988336 + 1250016*B + 25264*B*T + 194560*T, A + 5988336 + 1250016*B + 25264*B*T + 46080*T, A + 5988336 + 1250016*B + 25264*B*T + 245888*T, T)); /* %942 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(296, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5496832, A + 5988336 + 1250016*B + 25264*B*T + 53760*T, T)); /* %943 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(297, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5984128, A + 5496832)); /* %945 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(298, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k696_matmul(A + 5988336 + 1250016*B + 25264*B*T + 40960*T, A + 5988336 + 1250016*B + 25264*B*T + 53760*T, (real *)P + 908128, T)); /* %948 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(299, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k697_matmul(A + 5785600, A + 5988336 + 1250016*B + 25264*B*T + 53760*T, A + 5988336 + 1250016*B + 25264*B*T + 189440*T, T)); /* %949 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(300, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k259_permute(A + 5988336 + 1250016*B + 25264*B*T + 47360*T, A + 5988336 + 1250016*B + 25264*B*T + 40960*T, T)); /* %952 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
-    CALL(301, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k702_matmul(A + 5988336 + 1250016*B + 25264*B*T + 58880*T, A + 5988336 + 1250016*B + 25264*B*T + 101120*T, A + 5988336 + 1250016*B + 25264*B*T + 47360*T, T)); /* %954 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    CALL(302, (double)416000*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)160*T), convirt_k703_matmul_div(A + 5988336 + 1250016*B + 25264*B*T + 40960*T, A + 5988336 + 1250016*B + 25264*B*T + 47360*T, A + 5988336 + 1250016*B + 25264*B*T + 184320*T, A + 5988336 + 1250016*B + 25264*B*T + 245728*T, T)); /* %955 matmul+div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(303, (double)19520*T, sizeof(real)*((double)160*T + (double)6400*T + (double)6400*T + (double)160*T), convirt_k708_fused_mul_sum_neg_mul(A + 5988336 + 1250016*B + 25264*B*T + 64000*T, A + 5988336 + 1250016*B + 25264*B*T + 40960*T, A + 5988336 + 1250016*B + 25264*B*T + 101120*T, A + 5988336 + 1250016*B + 25264*B*T + 245568*T, T)); /* %960 fused:mul_sum_neg_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(304, (double)38400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T + (double)6400*T), convirt_k724_fused_scale_mul_mul_mul(A + 5988336 + 1250016*B + 25264*B*T + 47360*T, A + 5988336 + 1250016*B + 25264*B*T + 40960*T, A + 5988336 + 1250016*B + 25264*B*T + 64000*T, (real *)inputs[2], A + 5988336 + 1250016*B + 25264*B*T + 94720*T, T)); /* %976 fused:scale_mul_mul_mul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
-    CALL(305, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k292_matmul(A + 5988336 + 1250016*B + 25264*B*T + 40960*T, A + 5988336 + 1250016*B + 25264*B*T + 47360*T, A + 5988336 + 1250016*B + 25264*B*T + 179200*T, T)); /* %977 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
-    CALL(306, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k702_matmul(A + 5988336 + 1250016*B + 25264*B*T + 94720*T, A + 5988336 + 1250016*B + 25264*B*T + 47360*T, A + 5988336 + 1250016*B + 25264*B*T + 174080*T, T)); /* %978 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
-    CALL(307, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k293_permute(A + 5988336 + 1250016*B + 25264*B*T + 46080*T, A + 5988336 + 1250016*B + 25264*B*T + 58880*T, T)); /* %979 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
-    CALL(308, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5496832, A + 5988336 + 1250016*B + 25264*B*T + 46080*T, T)); /* %981 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(309, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5984256, A + 5496832)); /* %983 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(310, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k697_matmul(A + 5801984, A + 5988336 + 1250016*B + 25264*B*T + 46080*T, A + 5988336 + 1250016*B + 25264*B*T + 168960*T, T)); /* %987 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(311, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k293_permute(A + 5988336 + 1250016*B + 25264*B*T + 99840*T, A + 5988336 + 1250016*B + 25264*B*T + 94720*T, T)); /* %989 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
-    CALL(312, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5496832, A + 5988336 + 1250016*B + 25264*B*T + 99840*T, T)); /* %991 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(313, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5984384, A + 5496832)); /* %993 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(314, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k696_matmul(A + 5988336 + 1250016*B + 25264*B*T + 94720*T, A + 5988336 + 1250016*B + 25264*B*T + 99840*T, (real *)P + 875104, T)); /* %996 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(315, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k697_matmul(A + 5818368, A + 5988336 + 1250016*B + 25264*B*T + 99840*T, A + 5988336 + 1250016*B + 25264*B*T + 168960*T, T)); /* %997 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(316, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k293_permute(A + 5988336 + 1250016*B + 25264*B*T + 99840*T, A + 5988336 + 1250016*B + 25264*B*T + 40960*T, T)); /* %1000 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
-    CALL(317, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5496832, A + 5988336 + 1250016*B + 25264*B*T + 99840*T, T)); /* %1002 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(318, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5984512, A + 5496832)); /* %1004 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(319, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k696_matmul(A + 5988336 + 1250016*B + 25264*B*T + 40960*T, A + 5988336 + 1250016*B + 25264*B*T + 99840*T, (real *)P + 858592, T)); /* %1007 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(320, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k697_matmul(A + 5834752, A + 5988336 + 1250016*B + 25264*B*T + 99840*T, A + 5988336 + 1250016*B + 25264*B*T + 168960*T, T)); /* %1008 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(321, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)5120*T), convirt_k758_matmul_add_add(A + 5988336 + 1250016*B + 25264*B*T + 99840*T, A + 5988336 + 1250016*B + 25264*B*T + 46080*T, (real *)P + 891616, A + 5988336 + 1250016*B + 25264*B*T + 94720*T, A + 5988336 + 1250016*B + 25264*B*T + 40960*T, T)); /* %1010 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(322, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5496832, A + 5988336 + 1250016*B + 25264*B*T + 99840*T, T)); /* %1011 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(323, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5984640, A + 5496832)); /* %1013 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(324, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k623_mul(A + 5988336 + 1250016*B + 25264*B*T + 94720*T, A + 5988336 + 1250016*B + 25264*B*T + 99840*T, A + 5988336 + 1250016*B + 25264*B*T + 163840*T, T)); /* %1016 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(325, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5496832, A + 5988336 + 1250016*B + 25264*B*T + 94720*T, T)); /* %1017 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(326, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5984768, A + 5496832)); /* %1019 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(327, (double)15560*T, sizeof(real)*((double)40*T + (double)5120*T + (double)128 + (double)5120*T + (double)40*T), convirt_k635_fused_scale_mul_sum_mul(A + 5988336 + 1250016*B + 25264*B*T + 245568*T, A + 5988336 + 1250016*B + 25264*B*T + 99840*T, (real *)P + 858336, A + 5988336 + 1250016*B + 25264*B*T + 158720*T, A + 5988336 + 1250016*B + 25264*B*T + 246368*T, T)); /* %1028 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(328, (double)30720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)40*T + (double)40*T + (double)5120*T), convirt_k639_fused_add_mul_mul_mul(A + 5988336 + 1250016*B + 25264*B*T + 94720*T, A + 5988336 + 1250016*B + 25264*B*T + 99840*T, (real *)P + 858336, A + 5988336 + 1250016*B + 25264*B*T + 246368*T, A + 5988336 + 1250016*B + 25264*B*T + 245568*T, A + 5988336 + 1250016*B + 25264*B*T + 158720*T, T)); /* %1032 fused:add_mul_mul_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(329, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k642_fused_scale_sum_neg(A + 5988336 + 1250016*B + 25264*B*T + 245568*T, A + 5988336 + 1250016*B + 25264*B*T + 94720*T, T)); /* %1036 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(330, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k690_fused_add_add_id(A + 5988336 + 1250016*B + 25264*B*T + 99840*T, A + 5988336 + 1250016*B + 25264*B*T + 53760*T, A + 5988336 + 1250016*B + 25264*B*T + 94720*T, A + 5988336 + 1250016*B + 25264*B*T + 245568*T, T)); /* %1038 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(331, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5496832, A + 5988336 + 1250016*B + 25264*B*T + 99840*T, T)); /* %1039 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(332, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5984896, A + 5496832)); /* %1041 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(333, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), convirt_k651_matmul(A + 5496832, A + 5988336 + 1250016*B + 25264*B*T + 99840*T, A + 5988336 + 1250016*B + 25264*B*T + 20480*T, T)); /* %1045 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(334, (double)5283840*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)20480*T), convirt_k654_matmul_mul_gelu_grad(A + 5988336 + 1250016*B + 25264*B*T + 20480*T, A + 5988336 + 1250016*B + 25264*B*T + 99840*T, (real *)P + 792672, A + 5988336 + 1250016*B + 25264*B*T, T)); /* %1048 matmul+mul_gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(335, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), convirt_k655_sum(A + 0, A + 5988336 + 1250016*B + 25264*B*T + 20480*T, T)); /* %1049 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(336, (double)20480, sizeof(real)*((double)512 + (double)20480), convirt_k657_sum(A + 5982720, A + 0)); /* %1051 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(337, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), convirt_k660_matmul(A + 5988336 + 1250016*B + 25264*B*T + 94720*T, A + 5988336 + 1250016*B + 25264*B*T + 20480*T, (real *)P + 726624, T)); /* %1054 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(338, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), convirt_k661_matmul(A + 5562368, A + 5988336 + 1250016*B + 25264*B*T + 20480*T, A + 5988336 + 1250016*B + 25264*B*T + 153600*T, T)); /* %1055 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(339, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5627904, A + 5988336 + 1250016*B + 25264*B*T + 94720*T, T)); /* %1057 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(340, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5985024, A + 5627904)); /* %1059 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(341, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k623_mul(A + 5988336 + 1250016*B + 25264*B*T, A + 5988336 + 1250016*B + 25264*B*T + 94720*T, A + 5988336 + 1250016*B + 25264*B*T + 148480*T, T)); /* %1062 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(342, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5627904, A + 5988336 + 1250016*B + 25264*B*T, T)); /* %1063 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(343, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5985152, A + 5627904)); /* %1065 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(344, (double)15560*T, sizeof(real)*((double)40*T + (double)5120*T + (double)128 + (double)5120*T + (double)40*T), convirt_k635_fused_scale_mul_sum_mul(A + 5988336 + 1250016*B + 25264*B*T + 245568*T, A + 5988336 + 1250016*B + 25264*B*T + 94720*T, (real *)P + 726368, A + 5988336 + 1250016*B + 25264*B*T + 143360*T, A + 5988336 + 1250016*B + 25264*B*T + 246320*T, T)); /* %1074 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(345, (double)30720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)40*T + (double)40*T + (double)5120*T), convirt_k639_fused_add_mul_mul_mul(A + 5988336 + 1250016*B + 25264*B*T, A + 5988336 + 1250016*B + 25264*B*T + 94720*T, (real *)P + 726368, A + 5988336 + 1250016*B + 25264*B*T + 246320*T, A + 5988336 + 1250016*B + 25264*B*T + 245568*T, A + 5988336 + 1250016*B + 25264*B*T + 143360*T, T)); /* %1078 fused:add_mul_mul_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(346, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k642_fused_scale_sum_neg(A + 5988336 + 1250016*B + 25264*B*T + 245568*T, A + 5988336 + 1250016*B + 25264*B*T, T)); /* %1082 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(347, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k690_fused_add_add_id(A + 5988336 + 1250016*B + 25264*B*T + 94720*T, A + 5988336 + 1250016*B + 25264*B*T + 99840*T, A + 5988336 + 1250016*B + 25264*B*T, A + 5988336 + 1250016*B + 25264*B*T + 245568*T, T)); /* %1084 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(348, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5627904, A + 5988336 + 1250016*B + 25264*B*T + 94720*T, T)); /* %1085 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(349, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5985280, A + 5627904)); /* %1087 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(350, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k696_matmul(A + 5988336 + 1250016*B + 25264*B*T + 99840*T, A + 5988336 + 1250016*B + 25264*B*T + 94720*T, (real *)P + 709856, T)); /* %1090 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(351, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k697_matmul(A + 5851136, A + 5988336 + 1250016*B + 25264*B*T + 94720*T, A + 5988336 + 1250016*B + 25264*B*T + 138240*T, T)); /* %1091 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(352, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k259_permute(A + 5988336 + 1250016*B + 25264*B*T + 6400*T, A + 5988336 + 1250016*B + 25264*B*T + 99840*T, T)); /* %1094 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
-    CALL(353, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k702_matmul(A + 5988336 + 1250016*B + 25264*B*T + 99840*T, A + 5988336 + 1250016*B + 25264*B*T + 88320*T, A + 5988336 + 1250016*B + 25264*B*T + 6400*T, T)); /* %1096 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    CALL(354, (double)416000*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)160*T), convirt_k703_matmul_div(A + 5988336 + 1250016*B + 25264*B*T, A + 5988336 + 1250016*B + 25264*B*T + 6400*T, A + 5988336 + 1250016*B + 25264*B*T + 133120*T, A + 5988336 + 1250016*B + 25264*B*T + 245408*T, T)); /* %1097 matmul+div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(355, (double)19520*T, sizeof(real)*((double)160*T + (double)6400*T + (double)6400*T + (double)160*T), convirt_k708_fused_mul_sum_neg_mul(A + 5988336 + 1250016*B + 25264*B*T + 104960*T, A + 5988336 + 1250016*B + 25264*B*T, A + 5988336 + 1250016*B + 25264*B*T + 88320*T, A + 5988336 + 1250016*B + 25264*B*T + 245248*T, T)); /* %1102 fused:mul_sum_neg_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(356, (double)38400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T + (double)6400*T), convirt_k724_fused_scale_mul_mul_mul(A + 5988336 + 1250016*B + 25264*B*T + 6400*T, A + 5988336 + 1250016*B + 25264*B*T, A + 5988336 + 1250016*B + 25264*B*T + 104960*T, (real *)inputs[2], A + 5988336 + 1250016*B + 25264*B*T + 81920*T, T)); /* %1118 fused:scale_mul_mul_mul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
-    CALL(357, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k292_matmul(A + 5988336 + 1250016*B + 25264*B*T, A + 5988336 + 1250016*B + 25264*B*T + 6400*T, A + 5988336 + 1250016*B + 25264*B*T + 128000*T, T)); /* %1119 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
-    CALL(358, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k702_matmul(A + 5988336 + 1250016*B + 25264*B*T + 12800*T, A + 5988336 + 1250016*B + 25264*B*T + 6400*T, A + 5988336 + 1250016*B + 25264*B*T + 122880*T, T)); /* %1120 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
-    CALL(359, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k293_permute(A + 5988336 + 1250016*B + 25264*B*T + 5120*T, A + 5988336 + 1250016*B + 25264*B*T + 99840*T, T)); /* %1121 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
-    CALL(360, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5627904, A + 5988336 + 1250016*B + 25264*B*T + 5120*T, T)); /* %1123 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(361, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5985408, A + 5627904)); /* %1125 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(362, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k697_matmul(A + 5867520, A + 5988336 + 1250016*B + 25264*B*T + 5120*T, A + 5988336 + 1250016*B + 25264*B*T + 117760*T, T)); /* %1129 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(363, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k293_permute(A + 5988336 + 1250016*B + 25264*B*T + 99840*T, A + 5988336 + 1250016*B + 25264*B*T + 12800*T, T)); /* %1131 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
-    CALL(364, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5627904, A + 5988336 + 1250016*B + 25264*B*T + 99840*T, T)); /* %1133 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(365, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5985536, A + 5627904)); /* %1135 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(366, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k696_matmul(A + 5988336 + 1250016*B + 25264*B*T + 10240*T, A + 5988336 + 1250016*B + 25264*B*T + 99840*T, (real *)P + 676832, T)); /* %1138 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(367, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k697_matmul(A + 5883904, A + 5988336 + 1250016*B + 25264*B*T + 99840*T, A + 5988336 + 1250016*B + 25264*B*T + 117760*T, T)); /* %1139 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(368, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k293_permute(A + 5988336 + 1250016*B + 25264*B*T + 99840*T, A + 5988336 + 1250016*B + 25264*B*T, T)); /* %1142 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
-    CALL(369, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5627904, A + 5988336 + 1250016*B + 25264*B*T + 99840*T, T)); /* %1144 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(370, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5985664, A + 5627904)); /* %1146 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(371, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k696_matmul(A + 5988336 + 1250016*B + 25264*B*T, A + 5988336 + 1250016*B + 25264*B*T + 99840*T, (real *)P + 660320, T)); /* %1149 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(372, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k697_matmul(A + 5900288, A + 5988336 + 1250016*B + 25264*B*T + 99840*T, A + 5988336 + 1250016*B + 25264*B*T + 117760*T, T)); /* %1150 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(373, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)5120*T), convirt_k758_matmul_add_add(A + 5988336 + 1250016*B + 25264*B*T + 99840*T, A + 5988336 + 1250016*B + 25264*B*T + 5120*T, (real *)P + 693344, A + 5988336 + 1250016*B + 25264*B*T + 10240*T, A + 5988336 + 1250016*B + 25264*B*T, T)); /* %1152 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(374, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5627904, A + 5988336 + 1250016*B + 25264*B*T + 99840*T, T)); /* %1153 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(375, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5985792, A + 5627904)); /* %1155 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(376, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k623_mul(A + 5988336 + 1250016*B + 25264*B*T, A + 5988336 + 1250016*B + 25264*B*T + 99840*T, A + 5988336 + 1250016*B + 25264*B*T + 112640*T, T)); /* %1158 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(377, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5627904, A + 5988336 + 1250016*B + 25264*B*T, T)); /* %1159 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(378, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k620_sum(A + 5985920, A + 5627904)); /* %1161 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(379, (double)15560*T, sizeof(real)*((double)40*T + (double)5120*T + (double)128 + (double)5120*T + (double)40*T), convirt_k635_fused_scale_mul_sum_mul(A + 5988336 + 1250016*B + 25264*B*T + 104960*T, A + 5988336 + 1250016*B + 25264*B*T + 99840*T, (real *)P + 660064, A + 5988336 + 1250016*B + 25264*B*T + 107520*T, A + 5988336 + 1250016*B + 25264*B*T + 246272*T, T)); /* %1170 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(380, (double)30720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)40*T + (double)40*T + (double)5120*T), convirt_k639_fused_add_mul_mul_mul(A + 5988336 + 1250016*B + 25264*B*T, A + 5988336 + 1250016*B + 25264*B*T + 99840*T, (real *)P + 660064, A + 5988336 + 1250016*B + 25264*B*T + 246272*T, A + 5988336 + 1250016*B + 25264*B*T + 104960*T, A + 5988336 + 1250016*B + 25264*B*T + 107520*T, T)); /* %1174 fused:add_mul_mul_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(381, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k642_fused_scale_sum_neg(A + 5988336 + 1250016*B + 25264*B*T + 10240*T, A + 5988336 + 1250016*B + 25264*B*T, T)); /* %1178 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(382, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k690_fused_add_add_id(A + 5988336 + 1250016*B + 25264*B*T + 5120*T, A + 5988336 + 1250016*B + 25264*B*T + 94720*T, A + 5988336 + 1250016*B + 25264*B*T, A + 5988336 + 1250016*B + 25264*B*T + 10240*T, T)); /* %1180 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(383, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k618_sum(A + 5977088, A + 5988336 + 1250016*B + 25264*B*T + 5120*T, T)); /* %1181 reduce [1,40,128]  graphs/lib/text_encoder.lua:32 */
-    CALL(384, 0, sizeof(real)*((double)131072 + (double)5120*T + (double)40*T), convirt_k931_scatter_add(A + 5160960, A + 5988336 + 1250016*B + 25264*B*T + 5120*T, (int32_t *)inputs[1], T)); /* %1183 scatter_add [1024,128]  graphs/lib/text_encoder.lua:32 */
-    CALL(385, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k278_sum(A + 5986048, A + 5988336 + 1204352*B, B)); /* %1184 reduce [1,128]  graphs/lib/image_encoder.lua:36 */
-    CALL(386, (double)32768*B, sizeof(real)*((double)16384 + (double)128*B + (double)128*B), convirt_image_vjp_k281_matmul(A + 5916672, A + 5988336 + 1204352*B, A + 5988336 + 1249280*B, B)); /* %1187 matmul [128,128]  graphs/lib/image_encoder.lua:36 */
-    CALL(387, (double)32896*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384), convirt_image_vjp_k282_matmul_scale(A + 5988336 + 1220608*B, A + 5988336 + 1204352*B, (real *)P + 507360, B)); /* %1188 matmul+scale [B,128]  graphs/lib/image_encoder.lua:35 */
-    CALL(388, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k285_sum(A + 5292032, A + 5988336 + 1236992*B, B)); /* %1191 reduce [1,64,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(389, (double)8192, sizeof(real)*((double)128 + (double)8192), convirt_image_vjp_k287_sum(A + 5986176, A + 5292032)); /* %1193 reduce [1,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(390, (double)2097152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384), convirt_image_vjp_k290_matmul(A + 5988336 + 1204224*B, A + 5988336 + 1236992*B, (real *)P + 490848, B)); /* %1196 matmul [64*B,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(391, (double)2097152*B, sizeof(real)*((double)16384 + (double)8192*B + (double)8192*B), convirt_image_vjp_k291_matmul(A + 5933056, A + 5988336 + 1236992*B, A + 5988336 + 1212416*B, B)); /* %1197 matmul [128,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(392, (double)16384*B, sizeof(real)*((double)8192*B + (double)128*B + (double)8192*B), convirt_image_vjp_k293_fused_add_id(A + 5988336 + 1212416*B, A + 5988336 + 1220608*B, A + 5988336 + 1204224*B, B)); /* %1199 fused:add_id [B,64,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(393, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k294_permute(A + 5988336 + 1204224*B, A + 5988336 + 1212416*B, B)); /* %1200 permute [B,128,64]  graphs/lib/image_encoder.lua:33 */
-    CALL(394, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k297_fused_mul_step(A + 5988336 + 1212416*B, A + 5988336 + 1204224*B, A + 5988336 + 1196032*B, B)); /* %1203 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
-    CALL(395, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k285_sum(A + 5292032, A + 5988336 + 1212416*B, B)); /* %1204 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(396, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k300_sum(A + 5949440, A + 5292032)); /* %1206 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(397, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k301_sum(A + 5986304, A + 5949440)); /* %1207 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(398, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_vjp_k303_mul(A + 5988336 + 1196032*B, A + 5988336 + 1212416*B, (real *)P + 490592, B)); /* %1209 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(399, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k304_mul(A + 5988336 + 1204224*B, A + 5988336 + 1212416*B, A + 5988336 + 1179648*B, B)); /* %1210 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(400, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k285_sum(A + 5292032, A + 5988336 + 1204224*B, B)); /* %1211 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(401, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k300_sum(A + 5949440, A + 5292032)); /* %1213 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(402, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k301_sum(A + 5986432, A + 5949440)); /* %1214 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(403, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k318_fused_scale_mul_sum_mul(A + 5988336 + 1249280*B, A + 5988336 + 1196032*B, A + 5988336 + 1187840*B, A + 5988336 + 1249936*B, B)); /* %1224 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(404, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), convirt_image_vjp_k322_fused_add_mul_mul_id(A + 5988336 + 1179648*B, A + 5988336 + 1196032*B, A + 5988336 + 1249936*B, A + 5988336 + 1249280*B, A + 5988336 + 1187840*B, B)); /* %1228 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(405, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_vjp_k325_fused_scale_sum_neg(A + 5988336 + 1249280*B, A + 5988336 + 1179648*B, B)); /* %1231 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(406, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k327_fused_add_id(A + 5988336 + 1187840*B, A + 5988336 + 1179648*B, A + 5988336 + 1249280*B, B)); /* %1233 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(407, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k330_sum(A + 5988336 + 1179648*B, A + 5988336 + 1187840*B, B)); /* %1236 reduce [B,128,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(408, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k278_sum(A + 5986560, A + 5988336 + 1179648*B, B)); /* %1237 reduce [1,128,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(409, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456), convirt_image_vjp_k333_conv2d_input_grad(A + 5988336 + 1179648*B, A + 5988336 + 1187840*B, (real *)P + 343008, A + 0, B)); /* %1239 conv2d_input_grad [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(410, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)8192*B), convirt_image_vjp_k334_conv2d_weight_grad(A + 4866048, A + 5988336 + 1187840*B, A + 5988336 + 1171456*B, A + 0, B)); /* %1240 conv2d_weight_grad [128,128,3,3]  graphs/lib/image_encoder.lua:13 */
-    CALL(411, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k297_fused_mul_step(A + 5988336 + 1171456*B, A + 5988336 + 1179648*B, A + 5988336 + 1163264*B, B)); /* %1242 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
-    CALL(412, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k285_sum(A + 5292032, A + 5988336 + 1171456*B, B)); /* %1243 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(413, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k300_sum(A + 5949440, A + 5292032)); /* %1245 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(414, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k301_sum(A + 5986688, A + 5949440)); /* %1246 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(415, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_vjp_k303_mul(A + 5988336 + 1163264*B, A + 5988336 + 1171456*B, (real *)P + 342752, B)); /* %1248 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(416, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k304_mul(A + 5988336 + 1179648*B, A + 5988336 + 1171456*B, A + 5988336 + 1146880*B, B)); /* %1249 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(417, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k285_sum(A + 5292032, A + 5988336 + 1179648*B, B)); /* %1250 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(418, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k300_sum(A + 5949440, A + 5292032)); /* %1252 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(419, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k301_sum(A + 5986816, A + 5949440)); /* %1253 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(420, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k318_fused_scale_mul_sum_mul(A + 5988336 + 1249280*B, A + 5988336 + 1163264*B, A + 5988336 + 1155072*B, A + 5988336 + 1249920*B, B)); /* %1263 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(421, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), convirt_image_vjp_k322_fused_add_mul_mul_id(A + 5988336 + 1146880*B, A + 5988336 + 1163264*B, A + 5988336 + 1249920*B, A + 5988336 + 1249280*B, A + 5988336 + 1155072*B, B)); /* %1267 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(422, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_vjp_k325_fused_scale_sum_neg(A + 5988336 + 1249280*B, A + 5988336 + 1146880*B, B)); /* %1270 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(423, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k327_fused_add_id(A + 5988336 + 1155072*B, A + 5988336 + 1146880*B, A + 5988336 + 1249280*B, B)); /* %1272 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(424, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k330_sum(A + 5988336 + 1146880*B, A + 5988336 + 1155072*B, B)); /* %1275 reduce [B,128,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(425, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k278_sum(A + 5986944, A + 5988336 + 1146880*B, B)); /* %1276 reduce [1,128,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(426, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456), convirt_image_vjp_k333_conv2d_input_grad(A + 5988336 + 1146880*B, A + 5988336 + 1155072*B, (real *)P + 195168, A + 0, B)); /* %1278 conv2d_input_grad [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(427, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)8192*B), convirt_image_vjp_k334_conv2d_weight_grad(A + 5013504, A + 5988336 + 1155072*B, A + 5988336 + 1138688*B, A + 0, B)); /* %1279 conv2d_weight_grad [128,128,3,3]  graphs/lib/image_encoder.lua:6 */
-    CALL(428, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k376_fused_mul_add_step(A + 5988336 + 1138688*B, A + 5988336 + 1212416*B, A + 5988336 + 1146880*B, A + 5988336 + 1130496*B, B)); /* %1282 fused:mul_add_step [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
-    CALL(429, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k285_sum(A + 5292032, A + 5988336 + 1138688*B, B)); /* %1283 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(430, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k300_sum(A + 5949440, A + 5292032)); /* %1285 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(431, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k301_sum(A + 5987072, A + 5949440)); /* %1286 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(432, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_vjp_k303_mul(A + 5988336 + 1130496*B, A + 5988336 + 1138688*B, (real *)P + 194912, B)); /* %1288 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(433, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k304_mul(A + 5988336 + 1146880*B, A + 5988336 + 1138688*B, A + 5988336 + 1114112*B, B)); /* %1289 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(434, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k285_sum(A + 5292032, A + 5988336 + 1146880*B, B)); /* %1290 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(435, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k300_sum(A + 5949440, A + 5292032)); /* %1292 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(436, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k301_sum(A + 5987200, A + 5949440)); /* %1293 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(437, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k318_fused_scale_mul_sum_mul(A + 5988336 + 1249280*B, A + 5988336 + 1130496*B, A + 5988336 + 1122304*B, A + 5988336 + 1249904*B, B)); /* %1303 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(438, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), convirt_image_vjp_k322_fused_add_mul_mul_id(A + 5988336 + 1114112*B, A + 5988336 + 1130496*B, A + 5988336 + 1249904*B, A + 5988336 + 1249280*B, A + 5988336 + 1122304*B, B)); /* %1307 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(439, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_vjp_k325_fused_scale_sum_neg(A + 5988336 + 1249280*B, A + 5988336 + 1114112*B, B)); /* %1310 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(440, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k327_fused_add_id(A + 5988336 + 1130496*B, A + 5988336 + 1114112*B, A + 5988336 + 1249280*B, B)); /* %1312 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(441, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k330_sum(A + 5988336 + 1114112*B, A + 5988336 + 1130496*B, B)); /* %1315 reduce [B,128,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(442, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k278_sum(A + 5987328, A + 5988336 + 1114112*B, B)); /* %1316 reduce [1,128,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(443, (double)9437184*B, sizeof(real)*((double)16384*B + (double)8192*B + (double)73728), convirt_image_vjp_k412_conv2d_input_grad(A + 5988336 + 1114112*B, A + 5988336 + 1130496*B, (real *)P + 121056, A + 0, B)); /* %1318 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(444, (double)9437184*B, sizeof(real)*((double)73728 + (double)8192*B + (double)16384*B), convirt_image_vjp_k413_conv2d_weight_grad(A + 5292032, A + 5988336 + 1130496*B, A + 5988336 + 1097728*B, A + 0, B)); /* %1319 conv2d_weight_grad [128,64,3,3]  graphs/lib/image_encoder.lua:6 */
-    CALL(445, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k415_fused_mul_step(A + 5988336 + 1097728*B, A + 5988336 + 1114112*B, A + 5988336 + 1081344*B, B)); /* %1321 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
-    CALL(446, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k416_sum(A + 5627904, A + 5988336 + 1097728*B, B)); /* %1322 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(447, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k418_sum(A + 5949440, A + 5627904)); /* %1324 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(448, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k419_sum(A + 5987456, A + 5949440)); /* %1325 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(449, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_vjp_k421_mul(A + 5988336 + 1081344*B, A + 5988336 + 1097728*B, (real *)P + 120928, B)); /* %1327 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(450, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k422_mul(A + 5988336 + 1114112*B, A + 5988336 + 1097728*B, A + 5988336 + 1048576*B, B)); /* %1328 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(451, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k416_sum(A + 5627904, A + 5988336 + 1114112*B, B)); /* %1329 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(452, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k418_sum(A + 5949440, A + 5627904)); /* %1331 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(453, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k419_sum(A + 5987520, A + 5949440)); /* %1332 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(454, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k436_fused_scale_mul_sum_mul(A + 5988336 + 1249280*B, A + 5988336 + 1081344*B, A + 5988336 + 1064960*B, A + 5988336 + 1249888*B, B)); /* %1342 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(455, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), convirt_image_vjp_k440_fused_add_mul_mul_id(A + 5988336 + 1048576*B, A + 5988336 + 1081344*B, A + 5988336 + 1249888*B, A + 5988336 + 1249280*B, A + 5988336 + 1064960*B, B)); /* %1346 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(456, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_vjp_k443_fused_scale_sum_neg(A + 5988336 + 1249280*B, A + 5988336 + 1048576*B, B)); /* %1349 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(457, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k445_fused_add_id(A + 5988336 + 1064960*B, A + 5988336 + 1048576*B, A + 5988336 + 1249280*B, B)); /* %1351 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(458, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k448_sum(A + 5988336 + 1048576*B, A + 5988336 + 1064960*B, B)); /* %1354 reduce [B,64,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(459, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k449_sum(A + 5987584, A + 5988336 + 1048576*B, B)); /* %1355 reduce [1,64,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(460, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864), convirt_image_vjp_k451_conv2d_input_grad(A + 5988336 + 1048576*B, A + 5988336 + 1064960*B, (real *)P + 84000, A + 0, B)); /* %1357 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(461, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)16384*B), convirt_image_vjp_k452_conv2d_weight_grad(A + 5627904, A + 5988336 + 1064960*B, A + 5988336 + 1032192*B, A + 0, B)); /* %1358 conv2d_weight_grad [64,64,3,3]  graphs/lib/image_encoder.lua:13 */
-    CALL(462, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k415_fused_mul_step(A + 5988336 + 1032192*B, A + 5988336 + 1048576*B, A + 5988336 + 1015808*B, B)); /* %1360 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
-    CALL(463, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k416_sum(A + 5664768, A + 5988336 + 1032192*B, B)); /* %1361 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(464, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k418_sum(A + 5949440, A + 5664768)); /* %1363 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(465, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k419_sum(A + 5987648, A + 5949440)); /* %1364 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(466, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_vjp_k421_mul(A + 5988336 + 1015808*B, A + 5988336 + 1032192*B, (real *)P + 83872, B)); /* %1366 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(467, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k422_mul(A + 5988336 + 1048576*B, A + 5988336 + 1032192*B, A + 5988336 + 983040*B, B)); /* %1367 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(468, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k416_sum(A + 5664768, A + 5988336 + 1048576*B, B)); /* %1368 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(469, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k418_sum(A + 5949440, A + 5664768)); /* %1370 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(470, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k419_sum(A + 5987712, A + 5949440)); /* %1371 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(471, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k436_fused_scale_mul_sum_mul(A + 5988336 + 1249280*B, A + 5988336 + 1015808*B, A + 5988336 + 999424*B, A + 5988336 + 1249872*B, B)); /* %1381 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(472, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), convirt_image_vjp_k440_fused_add_mul_mul_id(A + 5988336 + 983040*B, A + 5988336 + 1015808*B, A + 5988336 + 1249872*B, A + 5988336 + 1249280*B, A + 5988336 + 999424*B, B)); /* %1385 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(473, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_vjp_k443_fused_scale_sum_neg(A + 5988336 + 1249280*B, A + 5988336 + 983040*B, B)); /* %1388 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(474, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k445_fused_add_id(A + 5988336 + 999424*B, A + 5988336 + 983040*B, A + 5988336 + 1249280*B, B)); /* %1390 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(475, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k448_sum(A + 5988336 + 983040*B, A + 5988336 + 999424*B, B)); /* %1393 reduce [B,64,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(476, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k449_sum(A + 5987776, A + 5988336 + 983040*B, B)); /* %1394 reduce [1,64,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(477, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864), convirt_image_vjp_k451_conv2d_input_grad(A + 5988336 + 983040*B, A + 5988336 + 999424*B, (real *)P + 46944, A + 0, B)); /* %1396 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(478, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)16384*B), convirt_image_vjp_k452_conv2d_weight_grad(A + 5664768, A + 5988336 + 999424*B, A + 5988336 + 966656*B, A + 0, B)); /* %1397 conv2d_weight_grad [64,64,3,3]  graphs/lib/image_encoder.lua:6 */
-    CALL(479, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k494_fused_mul_add_step(A + 5988336 + 966656*B, A + 5988336 + 1097728*B, A + 5988336 + 983040*B, A + 5988336 + 950272*B, B)); /* %1400 fused:mul_add_step [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
-    CALL(480, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k416_sum(A + 5701632, A + 5988336 + 966656*B, B)); /* %1401 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(481, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k418_sum(A + 5718016, A + 5701632)); /* %1403 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(482, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k419_sum(A + 5987840, A + 5718016)); /* %1404 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(483, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_vjp_k421_mul(A + 5988336 + 950272*B, A + 5988336 + 966656*B, (real *)P + 46816, B)); /* %1406 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(484, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k422_mul(A + 5988336 + 983040*B, A + 5988336 + 966656*B, A + 5988336 + 917504*B, B)); /* %1407 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(485, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k416_sum(A + 5701632, A + 5988336 + 983040*B, B)); /* %1408 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(486, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k418_sum(A + 5718016, A + 5701632)); /* %1410 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(487, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k419_sum(A + 5987904, A + 5718016)); /* %1411 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(488, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k436_fused_scale_mul_sum_mul(A + 5988336 + 1249280*B, A + 5988336 + 950272*B, A + 5988336 + 933888*B, A + 5988336 + 1249856*B, B)); /* %1421 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(489, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), convirt_image_vjp_k440_fused_add_mul_mul_id(A + 5988336 + 917504*B, A + 5988336 + 950272*B, A + 5988336 + 1249856*B, A + 5988336 + 1249280*B, A + 5988336 + 933888*B, B)); /* %1425 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(490, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_vjp_k443_fused_scale_sum_neg(A + 5988336 + 1249280*B, A + 5988336 + 917504*B, B)); /* %1428 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(491, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k445_fused_add_id(A + 5988336 + 950272*B, A + 5988336 + 917504*B, A + 5988336 + 1249280*B, B)); /* %1430 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(492, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k448_sum(A + 5988336 + 917504*B, A + 5988336 + 950272*B, B)); /* %1433 reduce [B,64,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(493, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k449_sum(A + 5987968, A + 5988336 + 917504*B, B)); /* %1434 reduce [1,64,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(494, (double)9437184*B, sizeof(real)*((double)32768*B + (double)16384*B + (double)18432), convirt_image_vjp_k530_conv2d_input_grad(A + 5988336 + 917504*B, A + 5988336 + 950272*B, (real *)P + 28320, A + 0, B)); /* %1436 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(495, (double)9437184*B, sizeof(real)*((double)18432 + (double)16384*B + (double)32768*B), convirt_image_vjp_k531_conv2d_weight_grad(A + 5701632, A + 5988336 + 950272*B, A + 5988336 + 884736*B, A + 0, B)); /* %1437 conv2d_weight_grad [64,32,3,3]  graphs/lib/image_encoder.lua:6 */
-    CALL(496, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k533_fused_mul_step(A + 5988336 + 884736*B, A + 5988336 + 917504*B, A + 5988336 + 851968*B, B)); /* %1439 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
-    CALL(497, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k534_sum(A + 0, A + 5988336 + 884736*B, B)); /* %1440 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(498, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k536_sum(A + 5949440, A + 0)); /* %1442 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(499, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k537_sum(A + 5988032, A + 5949440)); /* %1443 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(500, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_vjp_k539_mul(A + 5988336 + 851968*B, A + 5988336 + 884736*B, (real *)P + 28256, B)); /* %1445 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(501, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k540_mul(A + 5988336 + 917504*B, A + 5988336 + 884736*B, A + 5988336 + 786432*B, B)); /* %1446 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(502, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k534_sum(A + 0, A + 5988336 + 917504*B, B)); /* %1447 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(503, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k536_sum(A + 5949440, A + 0)); /* %1449 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(504, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k537_sum(A + 5988064, A + 5949440)); /* %1450 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(505, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k554_fused_scale_mul_sum_mul(A + 5988336 + 1249280*B, A + 5988336 + 851968*B, A + 5988336 + 819200*B, A + 5988336 + 1249840*B, B)); /* %1460 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(506, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), convirt_image_vjp_k558_fused_add_mul_mul_id(A + 5988336 + 786432*B, A + 5988336 + 851968*B, A + 5988336 + 1249840*B, A + 5988336 + 1249280*B, A + 5988336 + 819200*B, B)); /* %1464 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(507, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_vjp_k561_fused_scale_sum_neg(A + 5988336 + 1249280*B, A + 5988336 + 786432*B, B)); /* %1467 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(508, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k563_fused_add_id(A + 5988336 + 819200*B, A + 5988336 + 786432*B, A + 5988336 + 1249280*B, B)); /* %1469 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(509, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k566_sum(A + 5988336 + 786432*B, A + 5988336 + 819200*B, B)); /* %1472 reduce [B,32,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(510, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k567_sum(A + 5988096, A + 5988336 + 786432*B, B)); /* %1473 reduce [1,32,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(511, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216), convirt_image_vjp_k569_conv2d_input_grad(A + 5988336 + 786432*B, A + 5988336 + 819200*B, (real *)P + 19008, A + 0, B)); /* %1475 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(512, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)32768*B), convirt_image_vjp_k570_conv2d_weight_grad(A + 5949440, A + 5988336 + 819200*B, A + 5988336 + 753664*B, A + 0, B)); /* %1476 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:13 */
-    CALL(513, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k533_fused_mul_step(A + 5988336 + 753664*B, A + 5988336 + 786432*B, A + 5988336 + 720896*B, B)); /* %1478 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
-    CALL(514, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k534_sum(A + 0, A + 5988336 + 753664*B, B)); /* %1479 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(515, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k536_sum(A + 5958656, A + 0)); /* %1481 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(516, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k537_sum(A + 5988128, A + 5958656)); /* %1482 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(517, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_vjp_k539_mul(A + 5988336 + 720896*B, A + 5988336 + 753664*B, (real *)P + 18944, B)); /* %1484 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(518, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k540_mul(A + 5988336 + 786432*B, A + 5988336 + 753664*B, A + 5988336 + 655360*B, B)); /* %1485 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(519, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k534_sum(A + 0, A + 5988336 + 786432*B, B)); /* %1486 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(520, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k536_sum(A + 5958656, A + 0)); /* %1488 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(521, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k537_sum(A + 5988160, A + 5958656)); /* %1489 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(522, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k554_fused_scale_mul_sum_mul(A + 5988336 + 1249280*B, A + 5988336 + 720896*B, A + 5988336 + 688128*B, A + 5988336 + 1249824*B, B)); /* %1499 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(523, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), convirt_image_vjp_k558_fused_add_mul_mul_id(A + 5988336 + 655360*B, A + 5988336 + 720896*B, A + 5988336 + 1249824*B, A + 5988336 + 1249280*B, A + 5988336 + 688128*B, B)); /* %1503 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(524, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_vjp_k561_fused_scale_sum_neg(A + 5988336 + 1249280*B, A + 5988336 + 655360*B, B)); /* %1506 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(525, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k563_fused_add_id(A + 5988336 + 688128*B, A + 5988336 + 655360*B, A + 5988336 + 1249280*B, B)); /* %1508 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(526, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k566_sum(A + 5988336 + 655360*B, A + 5988336 + 688128*B, B)); /* %1511 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(527, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k567_sum(A + 5988192, A + 5988336 + 655360*B, B)); /* %1512 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(528, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216), convirt_image_vjp_k569_conv2d_input_grad(A + 5988336 + 655360*B, A + 5988336 + 688128*B, (real *)P + 9696, A + 0, B)); /* %1514 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(529, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)32768*B), convirt_image_vjp_k570_conv2d_weight_grad(A + 5958656, A + 5988336 + 688128*B, A + 5988336 + 622592*B, A + 0, B)); /* %1515 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:6 */
-    CALL(530, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k612_fused_mul_add_step(A + 5988336 + 622592*B, A + 5988336 + 884736*B, A + 5988336 + 655360*B, A + 5988336 + 589824*B, B)); /* %1518 fused:mul_add_step [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
-    CALL(531, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k534_sum(A + 0, A + 5988336 + 622592*B, B)); /* %1519 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(532, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k536_sum(A + 5967872, A + 0)); /* %1521 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(533, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k537_sum(A + 5988224, A + 5967872)); /* %1522 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(534, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_vjp_k539_mul(A + 5988336 + 589824*B, A + 5988336 + 622592*B, (real *)P + 9632, B)); /* %1524 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(535, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k540_mul(A + 5988336 + 655360*B, A + 5988336 + 622592*B, A + 5988336 + 524288*B, B)); /* %1525 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(536, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k534_sum(A + 0, A + 5988336 + 655360*B, B)); /* %1526 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(537, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k536_sum(A + 5967872, A + 0)); /* %1528 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(538, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k537_sum(A + 5988256, A + 5967872)); /* %1529 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(539, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k554_fused_scale_mul_sum_mul(A + 5988336 + 1249280*B, A + 5988336 + 589824*B, A + 5988336 + 557056*B, A + 5988336 + 1249808*B, B)); /* %1539 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(540, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), convirt_image_vjp_k558_fused_add_mul_mul_id(A + 5988336 + 524288*B, A + 5988336 + 589824*B, A + 5988336 + 1249808*B, A + 5988336 + 1249280*B, A + 5988336 + 557056*B, B)); /* %1543 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(541, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_vjp_k561_fused_scale_sum_neg(A + 5988336 + 1249280*B, A + 5988336 + 524288*B, B)); /* %1546 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(542, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k563_fused_add_id(A + 5988336 + 655360*B, A + 5988336 + 524288*B, A + 5988336 + 1249280*B, B)); /* %1548 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(543, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k566_sum(A + 5988336 + 524288*B, A + 5988336 + 655360*B, B)); /* %1551 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(544, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k567_sum(A + 5988288, A + 5988336 + 524288*B, B)); /* %1552 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(545, (double)18874368*B, sizeof(real)*((double)131072*B + (double)32768*B + (double)9216), convirt_image_vjp_k648_conv2d_input_grad(A + 5988336 + 524288*B, A + 5988336 + 655360*B, (real *)P + 384, A + 0, B)); /* %1554 conv2d_input_grad [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(546, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)131072*B), convirt_image_vjp_k649_conv2d_weight_grad(A + 5967872, A + 5988336 + 655360*B, A + 5988336 + 393216*B, A + 0, B)); /* %1555 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:6 */
-    CALL(547, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), convirt_image_vjp_k651_fused_mul_step(A + 5988336 + 393216*B, A + 5988336 + 524288*B, A + 5988336 + 262144*B, B)); /* %1557 fused:mul_step [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
-    CALL(548, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), convirt_image_vjp_k652_sum(A + 0, A + 5988336 + 393216*B, B)); /* %1558 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(549, (double)131072, sizeof(real)*((double)2048 + (double)131072), convirt_image_vjp_k654_sum(A + 131072, A + 0)); /* %1560 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(550, (double)2048, sizeof(real)*((double)32 + (double)2048), convirt_image_vjp_k655_sum(A + 594720, A + 131072)); /* %1561 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(551, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), convirt_image_vjp_k657_mul(A + 5988336 + 262144*B, A + 5988336 + 393216*B, (real *)P + 320, B)); /* %1563 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(552, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), convirt_image_vjp_k658_mul(A + 5988336 + 524288*B, A + 5988336 + 393216*B, A + 5988336, B)); /* %1564 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(553, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), convirt_image_vjp_k652_sum(A + 0, A + 5988336 + 524288*B, B)); /* %1565 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(554, (double)131072, sizeof(real)*((double)2048 + (double)131072), convirt_image_vjp_k654_sum(A + 131072, A + 0)); /* %1567 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(555, (double)2048, sizeof(real)*((double)32 + (double)2048), convirt_image_vjp_k655_sum(A + 594752, A + 131072)); /* %1568 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(556, (double)262184*B, sizeof(real)*((double)8*B + (double)131072*B + (double)131072*B + (double)8*B), convirt_image_vjp_k672_fused_scale_mul_sum_mul(A + 5988336 + 1249280*B, A + 5988336 + 262144*B, A + 5988336 + 131072*B, A + 5988336 + 1249792*B, B)); /* %1578 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(557, (double)655360*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B + (double)8*B + (double)131072*B), convirt_image_vjp_k676_fused_add_mul_mul_id(A + 5988336, A + 5988336 + 262144*B, A + 5988336 + 1249792*B, A + 5988336 + 1249280*B, A + 5988336 + 131072*B, B)); /* %1582 fused:add_mul_mul_id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(558, (double)262152*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_vjp_k679_fused_scale_sum_neg(A + 5988336 + 262144*B, A + 5988336, B)); /* %1585 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(559, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_vjp_k681_fused_add_id(A + 5988336 + 131072*B, A + 5988336, A + 5988336 + 262144*B, B)); /* %1587 fused:add_id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(560, (double)131072*B, sizeof(real)*((double)32*B + (double)131072*B), convirt_image_vjp_k684_sum(A + 5988336, A + 5988336 + 131072*B, B)); /* %1590 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(561, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k567_sum(A + 594784, A + 5988336, B)); /* %1591 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(562, (double)2359296*B, sizeof(real)*((double)288 + (double)131072*B + (double)4096*B), convirt_image_vjp_k688_conv2d_weight_grad(A + 594432, A + 5988336 + 131072*B, A + 5988336 + 1245184*B, A + 0, B)); /* %1594 conv2d_weight_grad [32,1,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(183, 0, sizeof(real)*((double)1), convirt_features_loss_k58_fill(A + 0)); /* %510 fill []  graphs/lib/model.lua:87 */
+    CALL(184, (double)1, sizeof(real)*((double)1 + (double)1), convirt_features_loss_k60_scale(A + 5752832, A + 0, B)); /* %512 map:scale [1,1]  graphs/lib/losses.lua:16 */
+    CALL(185, (double)2*T, sizeof(real)*((double)T + (double)1 + (double)T), convirt_features_loss_k63_fused_mul_id(A + 5988336 + 946912*B + 25264*B*T + 246672*T, A + 5752832, A + 5988336 + 946912*B + 25264*B*T + 246192*T, T)); /* %515 fused:mul_id [T,1]  graphs/lib/losses.lua:13 */
+    CALL(186, (double)2*B, sizeof(real)*((double)B + (double)1), convirt_features_loss_k65_fused_neg_id(A + 5988336 + 946624*B, A + 5752832, B)); /* %517 fused:neg_id [1,B]  graphs/lib/losses.lua:11 */
+    CALL(187, (double)2*B*T, sizeof(real)*((double)B*T + (double)B + (double)B*T), gloria_features_loss_k159_fused_mul_id(A + 5988336 + 946912*B + 25232*B*T, A + 5988336 + 946624*B, A + 5988336 + 946912*B + 15168*B*T, B, T)); /* %519 fused:mul_id [T,B]  graphs/lib/losses.lua:11 */
+    CALL(188, (double)4*B, sizeof(real)*((double)B + (double)1 + (double)B + (double)B), convirt_features_loss_k71_fused_mul_div_id_step(A + 5988336 + 946624*B, A + 5752832, A + 5988336 + 946656*B, A + 5988336 + 946640*B, B)); /* %523 fused:mul_div_id_step [1,B]  graphs/lib/losses.lua:11 */
+    CALL(189, (double)T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k77_neg(A + 5988336 + 946912*B + 25264*B*T + 246144*T, A + 5988336 + 946912*B + 25264*B*T + 246672*T, T)); /* %529 map:neg [T,1]  graphs/lib/losses.lua:10 */
+    CALL(190, (double)2*B*T, sizeof(real)*((double)B*T + (double)T + (double)B*T), gloria_features_loss_k171_fused_mul_id(A + 5988336 + 946912*B + 25248*B*T, A + 5988336 + 946912*B + 25264*B*T + 246144*T, A + 5988336 + 946912*B + 15168*B*T, B, T)); /* %531 fused:mul_id [T,B]  graphs/lib/losses.lua:10 */
+    CALL(191, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), convirt_features_loss_k84_fused_mul_div_step(A + 5988336 + 946912*B + 25264*B*T + 246144*T, A + 5988336 + 946912*B + 25264*B*T + 246672*T, A + 5988336 + 946912*B + 25264*B*T + 246176*T, A + 5988336 + 946912*B + 25264*B*T + 246160*T, T)); /* %536 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
+    CALL(192, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), gloria_features_loss_k182_fused_scale_add_add_add(A + 5988336 + 946912*B + 15168*B*T, A + 5988336 + 946912*B + 25232*B*T, A + 5988336 + 946624*B, A + 5988336 + 946912*B + 15056*B*T, A + 5988336 + 946912*B + 25248*B*T, A + 5988336 + 946912*B + 25264*B*T + 246144*T, A + 5988336 + 946912*B + 25184*B*T, B, T)); /* %542 fused:scale_add_add_add [T,B]  graphs/lib/model.lua:43 */
+    CALL(193, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)B*T + (double)39*B*T), reclf_nosrm_features_loss_k203_fused_mul_id(A + 5988336 + 946912*B + 25104*B*T, A + 5988336 + 946912*B + 15168*B*T, A + 5988336 + 946912*B + 15120*B*T, B, T)); /* %546 fused:mul_id [T,B,39,1]  graphs/lib/irm.lua:12 */
+    CALL(194, (double)117*B*T, sizeof(real)*((double)39*B*T + (double)B*T + (double)39*B*T + (double)B*T), reclf_nosrm_features_loss_k204_fused_div_mul_id(A + 5988336 + 946912*B + 15024*B*T, A + 5988336 + 946912*B + 15168*B*T, A + 5988336 + 946912*B + 14976*B*T, A + 5988336 + 946912*B + 25168*B*T, B, T)); /* %547 fused:div_mul_id [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(195, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), reclf_nosrm_features_loss_k206_fused_neg_mul(A + 5988336 + 946912*B + 14976*B*T, A + 5988336 + 946912*B + 15024*B*T, A + 5988336 + 946912*B + 15120*B*T, B, T)); /* %549 fused:neg_mul [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(196, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), gloria_features_loss_k88_sum(A + 5988336 + 946912*B + 25168*B*T, A + 5988336 + 946912*B + 14976*B*T, B, T)); /* %550 reduce [T,B,1,1]  graphs/lib/irm.lua:11 */
+    CALL(197, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), reclf_nosrm_features_loss_k209_fused_mul_step(A + 5988336 + 946912*B + 14976*B*T, A + 5988336 + 946912*B + 25168*B*T, A + 5988336 + 946912*B + 25152*B*T, B, T)); /* %552 fused:mul_step [T,B,1,1]  graphs/lib/irm.lua:11 */
+    CALL(198, (double)234*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T + (double)39*T + (double)39*B*T), reclf_nosrm_features_loss_k222_fused_scale_mul_mul_mul(A + 5988336 + 946912*B + 25152*B*T, A + 5988336 + 946912*B + 15024*B*T, A + 5988336 + 946912*B + 14976*B*T, (real *)inputs[3], A + 5988336 + 946912*B + 15072*B*T, B, T)); /* %565 fused:scale_mul_mul_mul [T,B,39,1]  graphs/lib/irm.lua:10 */
+    CALL(199, (double)9984*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T + (double)4992*B*T), gloria_features_loss_k201_fused_mul_id(A + 5988336 + 946912*B + 14976*B*T, A + 5988336 + 946912*B + 25152*B*T, A + 5988336 + 946912*B + 9984*B*T, B, T)); /* %568 fused:mul_id [T,B,39,128]  graphs/lib/irm.lua:10 */
+    CALL(200, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), gloria_features_loss_k203_sum(A + 5988336 + 946912*B + 25264*B*T + 235264*T, A + 5988336 + 946912*B + 14976*B*T, B, T)); /* %569 reduce [T,1,39,128]  graphs/lib/irm.lua:10 */
+    CALL(201, (double)4992*T, sizeof(real)*((double)128*T + (double)4992*T), reclf_nosrm_features_loss_k227_sum(A + 5988336 + 946912*B + 25264*B*T + 240512*T, A + 5988336 + 946912*B + 25264*B*T + 235264*T, T)); /* %570 reduce [T,1,1,128]  graphs/lib/irm.lua:10 */
+    CALL(202, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), convirt_k464_matmul(A + 5988336 + 946912*B + 25264*B*T + 246144*T, A + 5988336 + 946912*B + 25264*B*T + 240512*T, (real *)P + 1106272, T)); /* %572 matmul [T,128]  graphs/lib/irm.lua:10 */
+    CALL(203, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), convirt_k465_matmul(A + 5720064, A + 5988336 + 946912*B + 25264*B*T + 240512*T, A + 5988336 + 946912*B + 25264*B*T + 240256*T, T)); /* %573 matmul [128,128]  graphs/lib/irm.lua:10 */
+    CALL(204, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), convirt_k465_matmul(A + 5736448, A + 5988336 + 946912*B + 25264*B*T + 246016*T, A + 5988336 + 946912*B + 25264*B*T + 246144*T, T)); /* %577 matmul [128,128]  graphs/lib/irm.lua:9 */
+    CALL(205, (double)19968*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T + (double)128*T + (double)39*B*T), reclf_nosrm_features_loss_k236_fused_add_mul_id_id(A + 5988336 + 946912*B + 9984*B*T, A + 5988336 + 946912*B + 25152*B*T, A + 5988336 + 946912*B + 25264*B*T + 240384*T, A + 5988336 + 946912*B + 25104*B*T, B, T)); /* %579 fused:add_mul_id_id [T,B,39,128]  graphs/lib/model.lua:33 */
+    CALL(206, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), reclf_noirm_features_loss_k276_mul(A + 5988336 + 946912*B + 14976*B*T, A + 5988336 + 946912*B + 9984*B*T, A + 5988336 + 946912*B + 4992*B*T, B, T)); /* %580 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(207, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), gloria_features_loss_k203_sum(A + 5988336 + 946912*B + 25264*B*T + 235264*T, A + 5988336 + 946912*B + 14976*B*T, B, T)); /* %582 reduce [T,1,39,128]  graphs/lib/matching.lua:12 */
+    CALL(208, (double)15210*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)4992*T + (double)4992*B*T + (double)39*B*T + (double)39*B*T), reclf_noirm_features_loss_k287_fused_mul_mul_sum_mul(A + 5988336 + 946912*B + 4992*B*T, A + 5988336 + 946912*B + 9984*B*T, A + 5988336 + 946912*B + 25264*B*T + 230272*T, A + 5988336 + 946912*B, A + 5988336 + 946912*B + 25056*B*T, A + 5988336 + 946912*B + 25008*B*T, B, T)); /* %591 fused:mul_mul_sum_mul [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(209, (double)29952*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*T + (double)39*B*T + (double)39*B*T + (double)4992*B*T), reclf_noirm_features_loss_k291_fused_add_mul_mul_mul(A + 5988336 + 946912*B + 14976*B*T, A + 5988336 + 946912*B + 9984*B*T, A + 5988336 + 946912*B + 25264*B*T + 230272*T, A + 5988336 + 946912*B + 25056*B*T, A + 5988336 + 946912*B + 4992*B*T, A + 5988336 + 946912*B, B, T)); /* %595 fused:add_mul_mul_mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(210, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*B*T), gloria_features_loss_k218_matmul(A + 5988336 + 946912*B, A + 5988336 + 946912*B + 22464*B*T, A + 5988336 + 946912*B + 14976*B*T, B, T)); /* %597 matmul [T,B,64,128]  graphs/lib/matching.lua:11 */
+    CALL(211, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), gloria_features_loss_k219_sum(A + 5988336 + 925696*B, A + 5988336 + 946912*B, B, T)); /* %598 reduce [1,B,64,128]  graphs/lib/matching.lua:11 */
+    CALL(212, (double)641472*B*T, sizeof(real)*((double)2496*B*T + (double)4992*B*T + (double)8192*B + (double)39*B*T), gloria_features_loss_k220_matmul_div(A + 5988336 + 946912*B, A + 5988336 + 946912*B + 14976*B*T, A + 5988336 + 892928*B, A + 5988336 + 946912*B + 24960*B*T, B, T)); /* %599 matmul+div [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(213, (double)7488*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T + (double)2496*B*T), gloria_features_loss_k223_fused_sum_neg_mul(A + 5988336 + 946912*B + 15680*B*T, A + 5988336 + 946912*B, A + 5988336 + 946912*B + 22464*B*T, B, T)); /* %602 fused:sum_neg_mul [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(214, (double)9984*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T + (double)2496*B*T), gloria_features_loss_k229_fused_scale_mul_add_id(A + 5988336 + 946912*B + 13184*B*T, A + 5988336 + 946912*B, A + 5988336 + 946912*B + 15680*B*T, A + 5988336 + 946912*B + 19968*B*T, B, T)); /* %608 fused:scale_mul_add_id [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(215, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), gloria_features_loss_k68_matmul(A + 5988336 + 946912*B + 8192*B*T, A + 5988336 + 946912*B + 13184*B*T, A + 5988336 + 917504*B, B, T)); /* %609 matmul [T,B,39,128]  graphs/lib/matching.lua:10 */
+    CALL(216, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*T), gloria_features_loss_k231_matmul(A + 5988336 + 946912*B, A + 5988336 + 946912*B + 13184*B*T, A + 5988336 + 946912*B + 25264*B*T + 230272*T, B, T)); /* %610 matmul [T,B,64,128]  graphs/lib/matching.lua:10 */
+    CALL(217, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), gloria_features_loss_k203_sum(A + 5988336 + 946912*B + 25264*B*T + 230272*T, A + 5988336 + 946912*B + 8192*B*T, B, T)); /* %611 reduce [T,1,39,128]  graphs/lib/matching.lua:10 */
+    CALL(218, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), gloria_features_loss_k219_sum(A + 5988336 + 917504*B, A + 5988336 + 946912*B, B, T)); /* %612 reduce [1,B,64,128]  graphs/lib/matching.lua:10 */
+    CALL(219, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T), gloria_features_loss_k234_add(A + 5988336 + 946912*B + 25264*B*T + 240256*T, A + 5988336 + 946912*B + 25264*B*T + 235264*T, A + 5988336 + 946912*B + 25264*B*T + 230272*T, T)); /* %613 map:add [T,1,39,128]  graphs/lib/matching.lua:10 */
+    CALL(220, (double)16768*B, sizeof(real)*((double)64*B + (double)8192*B + (double)8192*B + (double)64*B + (double)64*B), gloria_features_loss_k244_fused_mul_mul_sum_mul(A + 5988336 + 946624*B, A + 5988336 + 917504*B, A + 5988336 + 892928*B, A + 5988336 + 946560*B, A + 5988336 + 933888*B, B)); /* %623 fused:mul_mul_sum_mul [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(221, (double)49152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)64*B + (double)64*B + (double)8192*B), gloria_features_loss_k248_fused_add_add_mul_mul(A + 5988336 + 933888*B, A + 5988336 + 925696*B, A + 5988336 + 917504*B, A + 5988336 + 946560*B, A + 5988336 + 946624*B, A + 5988336 + 892928*B, B)); /* %627 fused:add_add_mul_mul [1,B,64,128]  graphs/lib/matching.lua:9 */
+    CALL(222, (double)10218*T, sizeof(real)*((double)39*T + (double)4992*T + (double)4992*T + (double)39*T + (double)39*T), gloria_features_loss_k259_fused_mul_mul_sum_mul(A + 5988336 + 946912*B + 25264*B*T + 235264*T, A + 5988336 + 946912*B + 25264*B*T + 240256*T, A + 5988336 + 946912*B + 25264*B*T + 220160*T, A + 5988336 + 946912*B + 25264*B*T + 246560*T, A + 5988336 + 946912*B + 25264*B*T + 246512*T, T)); /* %638 fused:mul_mul_sum_mul [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(223, (double)24960*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T + (double)39*T + (double)4992*T), gloria_features_loss_k263_fused_add_mul_mul_id(A + 5988336 + 946912*B + 25264*B*T + 230272*T, A + 5988336 + 946912*B + 25264*B*T + 240256*T, A + 5988336 + 946912*B + 25264*B*T + 246560*T, A + 5988336 + 946912*B + 25264*B*T + 235264*T, A + 5988336 + 946912*B + 25264*B*T + 220160*T, T)); /* %642 fused:add_mul_mul_id [T,39,128]  graphs/lib/matching.lua:7 */
+    CALL(224, (double)4*B, sizeof(real)*((double)B + (double)1 + (double)B + (double)B), convirt_features_loss_k71_fused_mul_div_id_step(A + 5988336 + 946560*B, A + 5752832, A + 5988336 + 946896*B, A + 5988336 + 946880*B, B)); /* %655 fused:mul_div_id_step [1,B]  graphs/lib/losses.lua:11 */
+    CALL(225, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), convirt_features_loss_k84_fused_mul_div_step(A + 5988336 + 946912*B + 25264*B*T + 246512*T, A + 5988336 + 946912*B + 25264*B*T + 246672*T, A + 5988336 + 946912*B + 25264*B*T + 246656*T, A + 5988336 + 946912*B + 25264*B*T + 246640*T, T)); /* %668 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
+    CALL(226, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), gloria_features_loss_k295_fused_scale_add_add_add(A + 5988336 + 946912*B, A + 5988336 + 946912*B + 25232*B*T, A + 5988336 + 946560*B, A + 5988336 + 946912*B + 25216*B*T, A + 5988336 + 946912*B + 25248*B*T, A + 5988336 + 946912*B + 25264*B*T + 246512*T, A + 5988336 + 946912*B + 25200*B*T, B, T)); /* %674 fused:scale_add_add_add [T,B]  graphs/lib/losses.lua:21 */
+    CALL(227, (double)256*B*T, sizeof(real)*((double)128*T + (double)B*T + (double)128*B), convirt_features_loss_k91_matmul(A + 5988336 + 946912*B + 25264*B*T + 220160*T, A + 5988336 + 946912*B, A + 5988336 + 946432*B, B, T)); /* %675 matmul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(228, (double)256*B*T, sizeof(real)*((double)128*B + (double)B*T + (double)128*T), convirt_features_loss_k92_matmul(A + 5988336 + 892928*B, A + 5988336 + 946912*B, A + 5988336 + 946912*B + 25264*B*T + 225152*T, B, T)); /* %676 matmul [B,128]  graphs/lib/losses.lua:21 */
+    CALL(229, (double)262*B, sizeof(real)*((double)B + (double)128*B + (double)128*B + (double)B + (double)B), convirt_features_loss_k101_fused_mul_mul_sum_mul(A + 5988336 + 946432*B, A + 5988336 + 892928*B, A + 5988336 + 946304*B, A + 5988336 + 946864*B, A + 5988336 + 946848*B, B)); /* %685 fused:mul_mul_sum_mul [B,1]  graphs/lib/losses.lua:21 */
+    CALL(230, (double)640*B, sizeof(real)*((double)128*B + (double)128*B + (double)B + (double)B + (double)128*B), convirt_features_loss_k105_fused_add_mul_mul_id(A + 5988336 + 893056*B, A + 5988336 + 892928*B, A + 5988336 + 946864*B, A + 5988336 + 946432*B, A + 5988336 + 946304*B, B)); /* %689 fused:add_mul_mul_id [B,128]  graphs/lib/losses.lua:21 */
+    CALL(231, (double)262*T, sizeof(real)*((double)T + (double)128*T + (double)128*T + (double)T + (double)T), convirt_features_loss_k114_fused_mul_mul_sum_mul(A + 5988336 + 946912*B + 25264*B*T + 246512*T, A + 5988336 + 946912*B + 25264*B*T + 220160*T, A + 5988336 + 946912*B + 25264*B*T + 246016*T, A + 5988336 + 946912*B + 25264*B*T + 246624*T, A + 5988336 + 946912*B + 25264*B*T + 246608*T, T)); /* %699 fused:mul_mul_sum_mul [T,1]  graphs/lib/losses.lua:21 */
+    CALL(232, (double)33536*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384 + (double)128*T + (double)T + (double)T + (double)128*T), reclf_nosrm_features_loss_k360_matmul_add_add_mul_mul(A + 5988336 + 946912*B + 25264*B*T + 240256*T, A + 5988336 + 946912*B + 25264*B*T + 246144*T, (real *)P + 1089888, A + 5988336 + 946912*B + 25264*B*T + 220160*T, A + 5988336 + 946912*B + 25264*B*T + 246624*T, A + 5988336 + 946912*B + 25264*B*T + 246512*T, A + 5988336 + 946912*B + 25264*B*T + 246016*T, T)); /* %703 matmul+add_add_mul_mul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(233, (double)4992*T, sizeof(real)*((double)4992 + (double)4992*T), convirt_text_vjp_k273_sum(A + 0, A + 5988336 + 946912*B + 25264*B*T + 230272*T, T)); /* %704 reduce [1,39,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(234, (double)4992, sizeof(real)*((double)128 + (double)4992), convirt_text_vjp_k275_sum(A + 5983232, A + 0)); /* %706 reduce [1,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(235, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), convirt_text_vjp_k278_matmul(A + 5988336 + 946912*B + 25264*B*T + 235264*T, A + 5988336 + 946912*B + 25264*B*T + 230272*T, (real *)P + 1073376, T)); /* %709 matmul [39*T,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(236, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), convirt_text_vjp_k279_matmul(A + 5752832, A + 5988336 + 946912*B + 25264*B*T + 230272*T, A + 5988336 + 946912*B + 25264*B*T + 225280*T, T)); /* %710 matmul [128,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(237, 0, sizeof(real)*((double)5120*T + (double)4992*T), convirt_text_vjp_k281_pad(A + 5988336 + 946912*B + 25264*B*T + 220160*T, A + 5988336 + 946912*B + 25264*B*T + 235264*T, T)); /* %712 pad [T,40,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(238, (double)128*T, sizeof(real)*((double)128 + (double)128*T), convirt_k462_sum(A + 5983360, A + 5988336 + 946912*B + 25264*B*T + 240256*T, T)); /* %713 reduce [1,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(239, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), convirt_k464_matmul(A + 5988336 + 946912*B + 25264*B*T + 240384*T, A + 5988336 + 946912*B + 25264*B*T + 240256*T, (real *)P + 1056864, T)); /* %715 matmul [T,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(240, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), convirt_k465_matmul(A + 5769216, A + 5988336 + 946912*B + 25264*B*T + 240256*T, A + 5988336 + 946912*B + 25264*B*T + 245888*T, T)); /* %716 matmul [128,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(241, 0, sizeof(real)*((double)5120*T + (double)128*T), convirt_k467_pad(A + 5988336 + 946912*B + 25264*B*T + 225280*T, A + 5988336 + 946912*B + 25264*B*T + 240384*T, T)); /* %718 pad [T,40,128]  graphs/lib/text_encoder.lua:35 */
+    CALL(242, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_text_vjp_k288_add(A + 5988336 + 946912*B + 25264*B*T + 230400*T, A + 5988336 + 946912*B + 25264*B*T + 220160*T, A + 5988336 + 946912*B + 25264*B*T + 225280*T, T)); /* %719 map:add [T,40,128]  graphs/lib/text_encoder.lua:35 */
+    CALL(243, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 0, A + 5988336 + 946912*B + 25264*B*T + 230400*T, T)); /* %720 reduce [1,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(244, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5983488, A + 0)); /* %722 reduce [1,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(245, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k473_mul(A + 5988336 + 946912*B + 25264*B*T + 220160*T, A + 5988336 + 946912*B + 25264*B*T + 230400*T, A + 5988336 + 946912*B + 25264*B*T + 215040*T, T)); /* %725 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(246, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 0, A + 5988336 + 946912*B + 25264*B*T + 220160*T, T)); /* %726 reduce [1,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(247, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5983616, A + 0)); /* %728 reduce [1,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(248, (double)15560*T, sizeof(real)*((double)40*T + (double)5120*T + (double)128 + (double)5120*T + (double)40*T), convirt_k485_fused_scale_mul_sum_mul(A + 5988336 + 946912*B + 25264*B*T + 245888*T, A + 5988336 + 946912*B + 25264*B*T + 230400*T, (real *)P + 1056608, A + 5988336 + 946912*B + 25264*B*T + 194560*T, A + 5988336 + 946912*B + 25264*B*T + 246464*T, T)); /* %737 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(249, (double)30720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)40*T + (double)40*T + (double)5120*T), convirt_k489_fused_add_mul_mul_mul(A + 5988336 + 946912*B + 25264*B*T + 215040*T, A + 5988336 + 946912*B + 25264*B*T + 230400*T, (real *)P + 1056608, A + 5988336 + 946912*B + 25264*B*T + 246464*T, A + 5988336 + 946912*B + 25264*B*T + 245888*T, A + 5988336 + 946912*B + 25264*B*T + 194560*T, T)); /* %741 fused:add_mul_mul_mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(250, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k492_fused_scale_sum_neg(A + 5988336 + 946912*B + 25264*B*T + 245888*T, A + 5988336 + 946912*B + 25264*B*T + 215040*T, T)); /* %744 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(251, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k494_fused_add_id(A + 5988336 + 946912*B + 25264*B*T + 194560*T, A + 5988336 + 946912*B + 25264*B*T + 215040*T, A + 5988336 + 946912*B + 25264*B*T + 245888*T, T)); /* %746 fused:add_id [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(252, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 0, A + 5988336 + 946912*B + 25264*B*T + 194560*T, T)); /* %747 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(253, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5983744, A + 0)); /* %749 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(254, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), convirt_k501_matmul(A + 5365760, A + 5988336 + 946912*B + 25264*B*T + 194560*T, A + 5988336 + 946912*B + 25264*B*T + 61440*T, T)); /* %753 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(255, (double)5283840*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)20480*T), convirt_k504_matmul_mul_gelu_grad(A + 5988336 + 946912*B + 25264*B*T + 61440*T, A + 5988336 + 946912*B + 25264*B*T + 194560*T, (real *)P + 990944, A + 5988336 + 946912*B + 25264*B*T + 40960*T, T)); /* %756 matmul+mul_gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(256, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), convirt_k505_sum(A + 0, A + 5988336 + 946912*B + 25264*B*T + 61440*T, T)); /* %757 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(257, (double)20480, sizeof(real)*((double)512 + (double)20480), convirt_k507_sum(A + 5982208, A + 0)); /* %759 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(258, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), convirt_k510_matmul(A + 5988336 + 946912*B + 25264*B*T + 40960*T, A + 5988336 + 946912*B + 25264*B*T + 61440*T, (real *)P + 924896, T)); /* %762 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(259, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), convirt_k511_matmul(A + 5431296, A + 5988336 + 946912*B + 25264*B*T + 61440*T, A + 5988336 + 946912*B + 25264*B*T + 209920*T, T)); /* %763 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(260, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5496832, A + 5988336 + 946912*B + 25264*B*T + 40960*T, T)); /* %765 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(261, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5983872, A + 5496832)); /* %767 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(262, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k473_mul(A + 5988336 + 946912*B + 25264*B*T + 46080*T, A + 5988336 + 946912*B + 25264*B*T + 40960*T, A + 5988336 + 946912*B + 25264*B*T + 204800*T, T)); /* %770 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(263, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5496832, A + 5988336 + 946912*B + 25264*B*T + 46080*T, T)); /* %771 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(264, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5984000, A + 5496832)); /* %773 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(265, (double)15560*T, sizeof(real)*((double)40*T + (double)5120*T + (double)128 + (double)5120*T + (double)40*T), convirt_k485_fused_scale_mul_sum_mul(A + 5988336 + 946912*B + 25264*B*T + 245888*T, A + 5988336 + 946912*B + 25264*B*T + 40960*T, (real *)P + 924640, A + 5988336 + 946912*B + 25264*B*T + 199680*T, A + 5988336 + 946912*B + 25264*B*T + 246416*T, T)); /* %782 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(266, (double)30720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)40*T + (double)40*T + (double)5120*T), convirt_k489_fused_add_mul_mul_mul(A + 5988336 + 946912*B + 25264*B*T + 46080*T, A + 5988336 + 946912*B + 25264*B*T + 40960*T, (real *)P + 924640, A + 5988336 + 946912*B + 25264*B*T + 246416*T, A + 5988336 + 946912*B + 25264*B*T + 245888*T, A + 5988336 + 946912*B + 25264*B*T + 199680*T, T)); /* %786 fused:add_mul_mul_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(267, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k492_fused_scale_sum_neg(A + 5988336 + 946912*B + 25264*B*T + 245888*T, A + 5988336 + 946912*B + 25264*B*T + 46080*T, T)); /* %790 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(268, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k540_fused_add_add_id(A + 5988336 + 946912*B + 25264*B*T + 53760*T, A + 5988336 + 946912*B + 25264*B*T + 194560*T, A + 5988336 + 946912*B + 25264*B*T + 46080*T, A + 5988336 + 946912*B + 25264*B*T + 245888*T, T)); /* %792 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(269, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5496832, A + 5988336 + 946912*B + 25264*B*T + 53760*T, T)); /* %793 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(270, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5984128, A + 5496832)); /* %795 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(271, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k546_matmul(A + 5988336 + 946912*B + 25264*B*T + 40960*T, A + 5988336 + 946912*B + 25264*B*T + 53760*T, (real *)P + 908128, T)); /* %798 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(272, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k547_matmul(A + 5785600, A + 5988336 + 946912*B + 25264*B*T + 53760*T, A + 5988336 + 946912*B + 25264*B*T + 189440*T, T)); /* %799 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(273, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k129_permute(A + 5988336 + 946912*B + 25264*B*T + 47360*T, A + 5988336 + 946912*B + 25264*B*T + 40960*T, T)); /* %802 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(274, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k552_matmul(A + 5988336 + 946912*B + 25264*B*T + 58880*T, A + 5988336 + 946912*B + 25264*B*T + 101120*T, A + 5988336 + 946912*B + 25264*B*T + 47360*T, T)); /* %804 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(275, (double)416000*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)160*T), convirt_k553_matmul_div(A + 5988336 + 946912*B + 25264*B*T + 40960*T, A + 5988336 + 946912*B + 25264*B*T + 47360*T, A + 5988336 + 946912*B + 25264*B*T + 184320*T, A + 5988336 + 946912*B + 25264*B*T + 245728*T, T)); /* %805 matmul+div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(276, (double)19520*T, sizeof(real)*((double)160*T + (double)6400*T + (double)6400*T + (double)160*T), convirt_k558_fused_mul_sum_neg_mul(A + 5988336 + 946912*B + 25264*B*T + 64000*T, A + 5988336 + 946912*B + 25264*B*T + 40960*T, A + 5988336 + 946912*B + 25264*B*T + 101120*T, A + 5988336 + 946912*B + 25264*B*T + 245568*T, T)); /* %810 fused:mul_sum_neg_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(277, (double)38400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T + (double)6400*T), convirt_k574_fused_scale_mul_mul_mul(A + 5988336 + 946912*B + 25264*B*T + 47360*T, A + 5988336 + 946912*B + 25264*B*T + 40960*T, A + 5988336 + 946912*B + 25264*B*T + 64000*T, (real *)inputs[2], A + 5988336 + 946912*B + 25264*B*T + 94720*T, T)); /* %826 fused:scale_mul_mul_mul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
+    CALL(278, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k162_matmul(A + 5988336 + 946912*B + 25264*B*T + 40960*T, A + 5988336 + 946912*B + 25264*B*T + 47360*T, A + 5988336 + 946912*B + 25264*B*T + 179200*T, T)); /* %827 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    CALL(279, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k552_matmul(A + 5988336 + 946912*B + 25264*B*T + 94720*T, A + 5988336 + 946912*B + 25264*B*T + 47360*T, A + 5988336 + 946912*B + 25264*B*T + 174080*T, T)); /* %828 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    CALL(280, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k163_permute(A + 5988336 + 946912*B + 25264*B*T + 46080*T, A + 5988336 + 946912*B + 25264*B*T + 58880*T, T)); /* %829 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(281, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5496832, A + 5988336 + 946912*B + 25264*B*T + 46080*T, T)); /* %831 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(282, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5984256, A + 5496832)); /* %833 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(283, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k547_matmul(A + 5801984, A + 5988336 + 946912*B + 25264*B*T + 46080*T, A + 5988336 + 946912*B + 25264*B*T + 168960*T, T)); /* %837 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(284, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k163_permute(A + 5988336 + 946912*B + 25264*B*T + 99840*T, A + 5988336 + 946912*B + 25264*B*T + 94720*T, T)); /* %839 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(285, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5496832, A + 5988336 + 946912*B + 25264*B*T + 99840*T, T)); /* %841 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(286, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5984384, A + 5496832)); /* %843 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(287, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k546_matmul(A + 5988336 + 946912*B + 25264*B*T + 94720*T, A + 5988336 + 946912*B + 25264*B*T + 99840*T, (real *)P + 875104, T)); /* %846 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(288, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k547_matmul(A + 5818368, A + 5988336 + 946912*B + 25264*B*T + 99840*T, A + 5988336 + 946912*B + 25264*B*T + 168960*T, T)); /* %847 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(289, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k163_permute(A + 5988336 + 946912*B + 25264*B*T + 99840*T, A + 5988336 + 946912*B + 25264*B*T + 40960*T, T)); /* %850 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(290, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5496832, A + 5988336 + 946912*B + 25264*B*T + 99840*T, T)); /* %852 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(291, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5984512, A + 5496832)); /* %854 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(292, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k546_matmul(A + 5988336 + 946912*B + 25264*B*T + 40960*T, A + 5988336 + 946912*B + 25264*B*T + 99840*T, (real *)P + 858592, T)); /* %857 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(293, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k547_matmul(A + 5834752, A + 5988336 + 946912*B + 25264*B*T + 99840*T, A + 5988336 + 946912*B + 25264*B*T + 168960*T, T)); /* %858 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(294, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)5120*T), convirt_k608_matmul_add_add(A + 5988336 + 946912*B + 25264*B*T + 99840*T, A + 5988336 + 946912*B + 25264*B*T + 46080*T, (real *)P + 891616, A + 5988336 + 946912*B + 25264*B*T + 94720*T, A + 5988336 + 946912*B + 25264*B*T + 40960*T, T)); /* %860 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(295, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5496832, A + 5988336 + 946912*B + 25264*B*T + 99840*T, T)); /* %861 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(296, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5984640, A + 5496832)); /* %863 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(297, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k473_mul(A + 5988336 + 946912*B + 25264*B*T + 94720*T, A + 5988336 + 946912*B + 25264*B*T + 99840*T, A + 5988336 + 946912*B + 25264*B*T + 163840*T, T)); /* %866 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(298, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5496832, A + 5988336 + 946912*B + 25264*B*T + 94720*T, T)); /* %867 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(299, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5984768, A + 5496832)); /* %869 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(300, (double)15560*T, sizeof(real)*((double)40*T + (double)5120*T + (double)128 + (double)5120*T + (double)40*T), convirt_k485_fused_scale_mul_sum_mul(A + 5988336 + 946912*B + 25264*B*T + 245568*T, A + 5988336 + 946912*B + 25264*B*T + 99840*T, (real *)P + 858336, A + 5988336 + 946912*B + 25264*B*T + 158720*T, A + 5988336 + 946912*B + 25264*B*T + 246368*T, T)); /* %878 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(301, (double)30720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)40*T + (double)40*T + (double)5120*T), convirt_k489_fused_add_mul_mul_mul(A + 5988336 + 946912*B + 25264*B*T + 94720*T, A + 5988336 + 946912*B + 25264*B*T + 99840*T, (real *)P + 858336, A + 5988336 + 946912*B + 25264*B*T + 246368*T, A + 5988336 + 946912*B + 25264*B*T + 245568*T, A + 5988336 + 946912*B + 25264*B*T + 158720*T, T)); /* %882 fused:add_mul_mul_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(302, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k492_fused_scale_sum_neg(A + 5988336 + 946912*B + 25264*B*T + 245568*T, A + 5988336 + 946912*B + 25264*B*T + 94720*T, T)); /* %886 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(303, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k540_fused_add_add_id(A + 5988336 + 946912*B + 25264*B*T + 99840*T, A + 5988336 + 946912*B + 25264*B*T + 53760*T, A + 5988336 + 946912*B + 25264*B*T + 94720*T, A + 5988336 + 946912*B + 25264*B*T + 245568*T, T)); /* %888 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(304, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5496832, A + 5988336 + 946912*B + 25264*B*T + 99840*T, T)); /* %889 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(305, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5984896, A + 5496832)); /* %891 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(306, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), convirt_k501_matmul(A + 5496832, A + 5988336 + 946912*B + 25264*B*T + 99840*T, A + 5988336 + 946912*B + 25264*B*T + 20480*T, T)); /* %895 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(307, (double)5283840*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)20480*T), convirt_k504_matmul_mul_gelu_grad(A + 5988336 + 946912*B + 25264*B*T + 20480*T, A + 5988336 + 946912*B + 25264*B*T + 99840*T, (real *)P + 792672, A + 5988336 + 946912*B + 25264*B*T, T)); /* %898 matmul+mul_gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(308, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), convirt_k505_sum(A + 0, A + 5988336 + 946912*B + 25264*B*T + 20480*T, T)); /* %899 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(309, (double)20480, sizeof(real)*((double)512 + (double)20480), convirt_k507_sum(A + 5982720, A + 0)); /* %901 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(310, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), convirt_k510_matmul(A + 5988336 + 946912*B + 25264*B*T + 94720*T, A + 5988336 + 946912*B + 25264*B*T + 20480*T, (real *)P + 726624, T)); /* %904 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(311, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), convirt_k511_matmul(A + 5562368, A + 5988336 + 946912*B + 25264*B*T + 20480*T, A + 5988336 + 946912*B + 25264*B*T + 153600*T, T)); /* %905 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(312, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5627904, A + 5988336 + 946912*B + 25264*B*T + 94720*T, T)); /* %907 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(313, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5985024, A + 5627904)); /* %909 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(314, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k473_mul(A + 5988336 + 946912*B + 25264*B*T, A + 5988336 + 946912*B + 25264*B*T + 94720*T, A + 5988336 + 946912*B + 25264*B*T + 148480*T, T)); /* %912 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(315, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5627904, A + 5988336 + 946912*B + 25264*B*T, T)); /* %913 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(316, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5985152, A + 5627904)); /* %915 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(317, (double)15560*T, sizeof(real)*((double)40*T + (double)5120*T + (double)128 + (double)5120*T + (double)40*T), convirt_k485_fused_scale_mul_sum_mul(A + 5988336 + 946912*B + 25264*B*T + 245568*T, A + 5988336 + 946912*B + 25264*B*T + 94720*T, (real *)P + 726368, A + 5988336 + 946912*B + 25264*B*T + 143360*T, A + 5988336 + 946912*B + 25264*B*T + 246320*T, T)); /* %924 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(318, (double)30720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)40*T + (double)40*T + (double)5120*T), convirt_k489_fused_add_mul_mul_mul(A + 5988336 + 946912*B + 25264*B*T, A + 5988336 + 946912*B + 25264*B*T + 94720*T, (real *)P + 726368, A + 5988336 + 946912*B + 25264*B*T + 246320*T, A + 5988336 + 946912*B + 25264*B*T + 245568*T, A + 5988336 + 946912*B + 25264*B*T + 143360*T, T)); /* %928 fused:add_mul_mul_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(319, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k492_fused_scale_sum_neg(A + 5988336 + 946912*B + 25264*B*T + 245568*T, A + 5988336 + 946912*B + 25264*B*T, T)); /* %932 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(320, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k540_fused_add_add_id(A + 5988336 + 946912*B + 25264*B*T + 94720*T, A + 5988336 + 946912*B + 25264*B*T + 99840*T, A + 5988336 + 946912*B + 25264*B*T, A + 5988336 + 946912*B + 25264*B*T + 245568*T, T)); /* %934 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(321, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5627904, A + 5988336 + 946912*B + 25264*B*T + 94720*T, T)); /* %935 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(322, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5985280, A + 5627904)); /* %937 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(323, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k546_matmul(A + 5988336 + 946912*B + 25264*B*T + 99840*T, A + 5988336 + 946912*B + 25264*B*T + 94720*T, (real *)P + 709856, T)); /* %940 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(324, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k547_matmul(A + 5851136, A + 5988336 + 946912*B + 25264*B*T + 94720*T, A + 5988336 + 946912*B + 25264*B*T + 138240*T, T)); /* %941 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(325, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k129_permute(A + 5988336 + 946912*B + 25264*B*T + 6400*T, A + 5988336 + 946912*B + 25264*B*T + 99840*T, T)); /* %944 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(326, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k552_matmul(A + 5988336 + 946912*B + 25264*B*T + 99840*T, A + 5988336 + 946912*B + 25264*B*T + 88320*T, A + 5988336 + 946912*B + 25264*B*T + 6400*T, T)); /* %946 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(327, (double)416000*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)160*T), convirt_k553_matmul_div(A + 5988336 + 946912*B + 25264*B*T, A + 5988336 + 946912*B + 25264*B*T + 6400*T, A + 5988336 + 946912*B + 25264*B*T + 133120*T, A + 5988336 + 946912*B + 25264*B*T + 245408*T, T)); /* %947 matmul+div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(328, (double)19520*T, sizeof(real)*((double)160*T + (double)6400*T + (double)6400*T + (double)160*T), convirt_k558_fused_mul_sum_neg_mul(A + 5988336 + 946912*B + 25264*B*T + 104960*T, A + 5988336 + 946912*B + 25264*B*T, A + 5988336 + 946912*B + 25264*B*T + 88320*T, A + 5988336 + 946912*B + 25264*B*T + 245248*T, T)); /* %952 fused:mul_sum_neg_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(329, (double)38400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T + (double)6400*T), convirt_k574_fused_scale_mul_mul_mul(A + 5988336 + 946912*B + 25264*B*T + 6400*T, A + 5988336 + 946912*B + 25264*B*T, A + 5988336 + 946912*B + 25264*B*T + 104960*T, (real *)inputs[2], A + 5988336 + 946912*B + 25264*B*T + 81920*T, T)); /* %968 fused:scale_mul_mul_mul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
+    CALL(330, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k162_matmul(A + 5988336 + 946912*B + 25264*B*T, A + 5988336 + 946912*B + 25264*B*T + 6400*T, A + 5988336 + 946912*B + 25264*B*T + 128000*T, T)); /* %969 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    CALL(331, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k552_matmul(A + 5988336 + 946912*B + 25264*B*T + 12800*T, A + 5988336 + 946912*B + 25264*B*T + 6400*T, A + 5988336 + 946912*B + 25264*B*T + 122880*T, T)); /* %970 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    CALL(332, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k163_permute(A + 5988336 + 946912*B + 25264*B*T + 5120*T, A + 5988336 + 946912*B + 25264*B*T + 99840*T, T)); /* %971 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(333, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5627904, A + 5988336 + 946912*B + 25264*B*T + 5120*T, T)); /* %973 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(334, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5985408, A + 5627904)); /* %975 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(335, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k547_matmul(A + 5867520, A + 5988336 + 946912*B + 25264*B*T + 5120*T, A + 5988336 + 946912*B + 25264*B*T + 117760*T, T)); /* %979 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(336, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k163_permute(A + 5988336 + 946912*B + 25264*B*T + 99840*T, A + 5988336 + 946912*B + 25264*B*T + 12800*T, T)); /* %981 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(337, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5627904, A + 5988336 + 946912*B + 25264*B*T + 99840*T, T)); /* %983 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(338, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5985536, A + 5627904)); /* %985 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(339, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k546_matmul(A + 5988336 + 946912*B + 25264*B*T + 10240*T, A + 5988336 + 946912*B + 25264*B*T + 99840*T, (real *)P + 676832, T)); /* %988 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(340, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k547_matmul(A + 5883904, A + 5988336 + 946912*B + 25264*B*T + 99840*T, A + 5988336 + 946912*B + 25264*B*T + 117760*T, T)); /* %989 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(341, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k163_permute(A + 5988336 + 946912*B + 25264*B*T + 99840*T, A + 5988336 + 946912*B + 25264*B*T, T)); /* %992 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(342, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5627904, A + 5988336 + 946912*B + 25264*B*T + 99840*T, T)); /* %994 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(343, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5985664, A + 5627904)); /* %996 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(344, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k546_matmul(A + 5988336 + 946912*B + 25264*B*T, A + 5988336 + 946912*B + 25264*B*T + 99840*T, (real *)P + 660320, T)); /* %999 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(345, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k547_matmul(A + 5900288, A + 5988336 + 946912*B + 25264*B*T + 99840*T, A + 5988336 + 946912*B + 25264*B*T + 117760*T, T)); /* %1000 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(346, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)5120*T), convirt_k608_matmul_add_add(A + 5988336 + 946912*B + 25264*B*T + 99840*T, A + 5988336 + 946912*B + 25264*B*T + 5120*T, (real *)P + 693344, A + 5988336 + 946912*B + 25264*B*T + 10240*T, A + 5988336 + 946912*B + 25264*B*T, T)); /* %1002 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(347, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5627904, A + 5988336 + 946912*B + 25264*B*T + 99840*T, T)); /* %1003 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(348, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5985792, A + 5627904)); /* %1005 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(349, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k473_mul(A + 5988336 + 946912*B + 25264*B*T, A + 5988336 + 946912*B + 25264*B*T + 99840*T, A + 5988336 + 946912*B + 25264*B*T + 112640*T, T)); /* %1008 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(350, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5627904, A + 5988336 + 946912*B + 25264*B*T, T)); /* %1009 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(351, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5985920, A + 5627904)); /* %1011 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(352, (double)15560*T, sizeof(real)*((double)40*T + (double)5120*T + (double)128 + (double)5120*T + (double)40*T), convirt_k485_fused_scale_mul_sum_mul(A + 5988336 + 946912*B + 25264*B*T + 104960*T, A + 5988336 + 946912*B + 25264*B*T + 99840*T, (real *)P + 660064, A + 5988336 + 946912*B + 25264*B*T + 107520*T, A + 5988336 + 946912*B + 25264*B*T + 246272*T, T)); /* %1020 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(353, (double)30720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)40*T + (double)40*T + (double)5120*T), convirt_k489_fused_add_mul_mul_mul(A + 5988336 + 946912*B + 25264*B*T, A + 5988336 + 946912*B + 25264*B*T + 99840*T, (real *)P + 660064, A + 5988336 + 946912*B + 25264*B*T + 246272*T, A + 5988336 + 946912*B + 25264*B*T + 104960*T, A + 5988336 + 946912*B + 25264*B*T + 107520*T, T)); /* %1024 fused:add_mul_mul_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(354, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k492_fused_scale_sum_neg(A + 5988336 + 946912*B + 25264*B*T + 10240*T, A + 5988336 + 946912*B + 25264*B*T, T)); /* %1028 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(355, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k540_fused_add_add_id(A + 5988336 + 946912*B + 25264*B*T + 5120*T, A + 5988336 + 946912*B + 25264*B*T + 94720*T, A + 5988336 + 946912*B + 25264*B*T, A + 5988336 + 946912*B + 25264*B*T + 10240*T, T)); /* %1030 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(356, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5977088, A + 5988336 + 946912*B + 25264*B*T + 5120*T, T)); /* %1031 reduce [1,40,128]  graphs/lib/text_encoder.lua:32 */
+    CALL(357, 0, sizeof(real)*((double)131072 + (double)5120*T + (double)40*T), convirt_k781_scatter_add(A + 5160960, A + 5988336 + 946912*B + 25264*B*T + 5120*T, (int32_t *)inputs[1], T)); /* %1033 scatter_add [1024,128]  graphs/lib/text_encoder.lua:32 */
+    CALL(358, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5986048, A + 5988336 + 893056*B, B)); /* %1034 reduce [1,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(359, (double)32768*B, sizeof(real)*((double)16384 + (double)128*B + (double)128*B), convirt_image_vjp_k131_matmul(A + 5916672, A + 5988336 + 893056*B, A + 5988336 + 946176*B, B)); /* %1037 matmul [128,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(360, (double)32896*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384), convirt_image_vjp_k132_matmul_scale(A + 5988336 + 917504*B, A + 5988336 + 893056*B, (real *)P + 507360, B)); /* %1038 matmul+scale [B,128]  graphs/lib/image_encoder.lua:35 */
+    CALL(361, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k135_sum(A + 5292032, A + 5988336 + 933888*B, B)); /* %1041 reduce [1,64,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(362, (double)8192, sizeof(real)*((double)128 + (double)8192), convirt_image_vjp_k137_sum(A + 5986176, A + 5292032)); /* %1043 reduce [1,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(363, (double)2097152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384), convirt_image_vjp_k140_matmul(A + 5988336 + 892928*B, A + 5988336 + 933888*B, (real *)P + 490848, B)); /* %1046 matmul [64*B,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(364, (double)2097152*B, sizeof(real)*((double)16384 + (double)8192*B + (double)8192*B), convirt_image_vjp_k141_matmul(A + 5933056, A + 5988336 + 933888*B, A + 5988336 + 909312*B, B)); /* %1047 matmul [128,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(365, (double)16384*B, sizeof(real)*((double)8192*B + (double)128*B + (double)8192*B), convirt_image_vjp_k143_fused_add_id(A + 5988336 + 909312*B, A + 5988336 + 917504*B, A + 5988336 + 892928*B, B)); /* %1049 fused:add_id [B,64,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(366, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k144_permute(A + 5988336 + 892928*B, A + 5988336 + 909312*B, B)); /* %1050 permute [B,128,64]  graphs/lib/image_encoder.lua:33 */
+    CALL(367, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k147_fused_mul_step(A + 5988336 + 909312*B, A + 5988336 + 892928*B, A + 5988336 + 901120*B, B)); /* %1053 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
+    CALL(368, (double)40960*B, sizeof(real)*((double)256*B + (double)8192*B + (double)8192*B + (double)16*B), convirt_image_vjp_k148_group_norm_sums(A + 5988336 + 901120*B, A + 5988336 + 909312*B, A + 5988336 + 884736*B, A + 5988336 + 946832*B, B)); /* %1054 group_norm_sums [B,128,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(369, (double)57344*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)256*B), convirt_image_vjp_k149_group_norm_grad_x(A + 5988336 + 892928*B, A + 5988336 + 909312*B, A + 5988336 + 884736*B, A + 5988336 + 946832*B, (real *)P + 490592, A + 5988336 + 901120*B, B)); /* %1055 group_norm_grad_x [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(370, (double)256*B, sizeof(real)*((double)256 + (double)256*B), convirt_image_vjp_k150_sum(A + 5949440, A + 5988336 + 901120*B, B)); /* %1056 reduce [1,128,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(371, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k152_slice(A + 5986304, A + 5949440)); /* %1058 slice [128,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(372, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k154_slice(A + 5986432, A + 5949440)); /* %1060 slice [128,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(373, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k157_sum(A + 5988336 + 884736*B, A + 5988336 + 892928*B, B)); /* %1063 reduce [B,128,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(374, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5986560, A + 5988336 + 884736*B, B)); /* %1064 reduce [1,128,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(375, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456), convirt_image_vjp_k160_conv2d_input_grad(A + 5988336 + 884736*B, A + 5988336 + 892928*B, (real *)P + 343008, A + 0, B)); /* %1066 conv2d_input_grad [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(376, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)8192*B), convirt_image_vjp_k161_conv2d_weight_grad(A + 4866048, A + 5988336 + 892928*B, A + 5988336 + 876544*B, A + 0, B)); /* %1067 conv2d_weight_grad [128,128,3,3]  graphs/lib/image_encoder.lua:13 */
+    CALL(377, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k147_fused_mul_step(A + 5988336 + 876544*B, A + 5988336 + 884736*B, A + 5988336 + 868352*B, B)); /* %1069 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
+    CALL(378, (double)40960*B, sizeof(real)*((double)256*B + (double)8192*B + (double)8192*B + (double)16*B), convirt_image_vjp_k148_group_norm_sums(A + 5988336 + 884736*B, A + 5988336 + 876544*B, A + 5988336 + 860160*B, A + 5988336 + 946816*B, B)); /* %1070 group_norm_sums [B,128,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(379, (double)57344*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)256*B), convirt_image_vjp_k149_group_norm_grad_x(A + 5988336 + 868352*B, A + 5988336 + 876544*B, A + 5988336 + 860160*B, A + 5988336 + 946816*B, (real *)P + 342752, A + 5988336 + 884736*B, B)); /* %1071 group_norm_grad_x [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(380, (double)256*B, sizeof(real)*((double)256 + (double)256*B), convirt_image_vjp_k150_sum(A + 5949440, A + 5988336 + 884736*B, B)); /* %1072 reduce [1,128,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(381, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k152_slice(A + 5986688, A + 5949440)); /* %1074 slice [128,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(382, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k154_slice(A + 5986816, A + 5949440)); /* %1076 slice [128,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(383, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k157_sum(A + 5988336 + 860160*B, A + 5988336 + 868352*B, B)); /* %1079 reduce [B,128,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(384, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5986944, A + 5988336 + 860160*B, B)); /* %1080 reduce [1,128,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(385, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456), convirt_image_vjp_k160_conv2d_input_grad(A + 5988336 + 860160*B, A + 5988336 + 868352*B, (real *)P + 195168, A + 0, B)); /* %1082 conv2d_input_grad [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(386, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)8192*B), convirt_image_vjp_k161_conv2d_weight_grad(A + 5013504, A + 5988336 + 868352*B, A + 5988336 + 851968*B, A + 0, B)); /* %1083 conv2d_weight_grad [128,128,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(387, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k180_fused_mul_add_step(A + 5988336 + 851968*B, A + 5988336 + 909312*B, A + 5988336 + 860160*B, A + 5988336 + 843776*B, B)); /* %1086 fused:mul_add_step [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
+    CALL(388, (double)40960*B, sizeof(real)*((double)256*B + (double)8192*B + (double)8192*B + (double)16*B), convirt_image_vjp_k148_group_norm_sums(A + 5988336 + 843776*B, A + 5988336 + 851968*B, A + 5988336 + 835584*B, A + 5988336 + 946800*B, B)); /* %1087 group_norm_sums [B,128,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(389, (double)57344*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)256*B), convirt_image_vjp_k149_group_norm_grad_x(A + 5988336 + 860160*B, A + 5988336 + 851968*B, A + 5988336 + 835584*B, A + 5988336 + 946800*B, (real *)P + 194912, A + 5988336 + 843776*B, B)); /* %1088 group_norm_grad_x [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(390, (double)256*B, sizeof(real)*((double)256 + (double)256*B), convirt_image_vjp_k150_sum(A + 5949440, A + 5988336 + 843776*B, B)); /* %1089 reduce [1,128,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(391, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k152_slice(A + 5987072, A + 5949440)); /* %1091 slice [128,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(392, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k154_slice(A + 5987200, A + 5949440)); /* %1093 slice [128,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(393, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k157_sum(A + 5988336 + 835584*B, A + 5988336 + 860160*B, B)); /* %1096 reduce [B,128,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(394, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5987328, A + 5988336 + 835584*B, B)); /* %1097 reduce [1,128,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(395, (double)9437184*B, sizeof(real)*((double)16384*B + (double)8192*B + (double)73728), convirt_image_vjp_k193_conv2d_input_grad(A + 5988336 + 835584*B, A + 5988336 + 860160*B, (real *)P + 121056, A + 0, B)); /* %1099 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(396, (double)9437184*B, sizeof(real)*((double)73728 + (double)8192*B + (double)16384*B), convirt_image_vjp_k194_conv2d_weight_grad(A + 5292032, A + 5988336 + 860160*B, A + 5988336 + 802816*B, A + 0, B)); /* %1100 conv2d_weight_grad [128,64,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(397, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k196_fused_mul_step(A + 5988336 + 802816*B, A + 5988336 + 835584*B, A + 5988336 + 819200*B, B)); /* %1102 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
+    CALL(398, (double)81920*B, sizeof(real)*((double)128*B + (double)16384*B + (double)16384*B + (double)16*B), convirt_image_vjp_k197_group_norm_sums(A + 5988336 + 835584*B, A + 5988336 + 802816*B, A + 5988336 + 786432*B, A + 5988336 + 946784*B, B)); /* %1103 group_norm_sums [B,64,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(399, (double)114688*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)128*B), convirt_image_vjp_k198_group_norm_grad_x(A + 5988336 + 819200*B, A + 5988336 + 802816*B, A + 5988336 + 786432*B, A + 5988336 + 946784*B, (real *)P + 120928, A + 5988336 + 835584*B, B)); /* %1104 group_norm_grad_x [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(400, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5949440, A + 5988336 + 835584*B, B)); /* %1105 reduce [1,64,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(401, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k201_slice(A + 5987456, A + 5949440)); /* %1107 slice [64,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(402, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k203_slice(A + 5987520, A + 5949440)); /* %1109 slice [64,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(403, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k206_sum(A + 5988336 + 786432*B, A + 5988336 + 819200*B, B)); /* %1112 reduce [B,64,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(404, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5987584, A + 5988336 + 786432*B, B)); /* %1113 reduce [1,64,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(405, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864), convirt_image_vjp_k209_conv2d_input_grad(A + 5988336 + 786432*B, A + 5988336 + 819200*B, (real *)P + 84000, A + 0, B)); /* %1115 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(406, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)16384*B), convirt_image_vjp_k210_conv2d_weight_grad(A + 5627904, A + 5988336 + 819200*B, A + 5988336 + 770048*B, A + 0, B)); /* %1116 conv2d_weight_grad [64,64,3,3]  graphs/lib/image_encoder.lua:13 */
+    CALL(407, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k196_fused_mul_step(A + 5988336 + 770048*B, A + 5988336 + 786432*B, A + 5988336 + 753664*B, B)); /* %1118 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
+    CALL(408, (double)81920*B, sizeof(real)*((double)128*B + (double)16384*B + (double)16384*B + (double)16*B), convirt_image_vjp_k197_group_norm_sums(A + 5988336 + 786432*B, A + 5988336 + 770048*B, A + 5988336 + 737280*B, A + 5988336 + 946768*B, B)); /* %1119 group_norm_sums [B,64,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(409, (double)114688*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)128*B), convirt_image_vjp_k198_group_norm_grad_x(A + 5988336 + 753664*B, A + 5988336 + 770048*B, A + 5988336 + 737280*B, A + 5988336 + 946768*B, (real *)P + 83872, A + 5988336 + 786432*B, B)); /* %1120 group_norm_grad_x [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(410, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5949440, A + 5988336 + 786432*B, B)); /* %1121 reduce [1,64,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(411, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k201_slice(A + 5987648, A + 5949440)); /* %1123 slice [64,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(412, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k203_slice(A + 5987712, A + 5949440)); /* %1125 slice [64,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(413, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k206_sum(A + 5988336 + 737280*B, A + 5988336 + 753664*B, B)); /* %1128 reduce [B,64,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(414, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5987776, A + 5988336 + 737280*B, B)); /* %1129 reduce [1,64,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(415, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864), convirt_image_vjp_k209_conv2d_input_grad(A + 5988336 + 737280*B, A + 5988336 + 753664*B, (real *)P + 46944, A + 0, B)); /* %1131 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(416, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)16384*B), convirt_image_vjp_k210_conv2d_weight_grad(A + 5664768, A + 5988336 + 753664*B, A + 5988336 + 720896*B, A + 0, B)); /* %1132 conv2d_weight_grad [64,64,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(417, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k229_fused_mul_add_step(A + 5988336 + 720896*B, A + 5988336 + 802816*B, A + 5988336 + 737280*B, A + 5988336 + 704512*B, B)); /* %1135 fused:mul_add_step [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
+    CALL(418, (double)81920*B, sizeof(real)*((double)128*B + (double)16384*B + (double)16384*B + (double)16*B), convirt_image_vjp_k197_group_norm_sums(A + 5988336 + 704512*B, A + 5988336 + 720896*B, A + 5988336 + 688128*B, A + 5988336 + 946752*B, B)); /* %1136 group_norm_sums [B,64,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(419, (double)114688*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)128*B), convirt_image_vjp_k198_group_norm_grad_x(A + 5988336 + 737280*B, A + 5988336 + 720896*B, A + 5988336 + 688128*B, A + 5988336 + 946752*B, (real *)P + 46816, A + 5988336 + 704512*B, B)); /* %1137 group_norm_grad_x [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(420, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5701632, A + 5988336 + 704512*B, B)); /* %1138 reduce [1,64,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(421, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k201_slice(A + 5987840, A + 5701632)); /* %1140 slice [64,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(422, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k203_slice(A + 5987904, A + 5701632)); /* %1142 slice [64,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(423, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k206_sum(A + 5988336 + 688128*B, A + 5988336 + 737280*B, B)); /* %1145 reduce [B,64,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(424, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5987968, A + 5988336 + 688128*B, B)); /* %1146 reduce [1,64,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(425, (double)9437184*B, sizeof(real)*((double)32768*B + (double)16384*B + (double)18432), convirt_image_vjp_k242_conv2d_input_grad(A + 5988336 + 688128*B, A + 5988336 + 737280*B, (real *)P + 28320, A + 0, B)); /* %1148 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(426, (double)9437184*B, sizeof(real)*((double)18432 + (double)16384*B + (double)32768*B), convirt_image_vjp_k243_conv2d_weight_grad(A + 5701632, A + 5988336 + 737280*B, A + 5988336 + 622592*B, A + 0, B)); /* %1149 conv2d_weight_grad [64,32,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(427, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k245_fused_mul_step(A + 5988336 + 622592*B, A + 5988336 + 688128*B, A + 5988336 + 655360*B, B)); /* %1151 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
+    CALL(428, (double)163840*B, sizeof(real)*((double)64*B + (double)32768*B + (double)32768*B + (double)16*B), convirt_image_vjp_k246_group_norm_sums(A + 5988336 + 688128*B, A + 5988336 + 622592*B, A + 5988336 + 589824*B, A + 5988336 + 946736*B, B)); /* %1152 group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(429, (double)229376*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)64*B), convirt_image_vjp_k247_group_norm_grad_x(A + 5988336 + 655360*B, A + 5988336 + 622592*B, A + 5988336 + 589824*B, A + 5988336 + 946736*B, (real *)P + 28256, A + 5988336 + 688128*B, B)); /* %1153 group_norm_grad_x [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(430, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5949440, A + 5988336 + 688128*B, B)); /* %1154 reduce [1,32,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(431, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 5988032, A + 5949440)); /* %1156 slice [32,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(432, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 5988064, A + 5949440)); /* %1158 slice [32,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(433, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k255_sum(A + 5988336 + 589824*B, A + 5988336 + 655360*B, B)); /* %1161 reduce [B,32,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(434, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 5988096, A + 5988336 + 589824*B, B)); /* %1162 reduce [1,32,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(435, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216), convirt_image_vjp_k258_conv2d_input_grad(A + 5988336 + 589824*B, A + 5988336 + 655360*B, (real *)P + 19008, A + 0, B)); /* %1164 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(436, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)32768*B), convirt_image_vjp_k259_conv2d_weight_grad(A + 5949440, A + 5988336 + 655360*B, A + 5988336 + 557056*B, A + 0, B)); /* %1165 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:13 */
+    CALL(437, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k245_fused_mul_step(A + 5988336 + 557056*B, A + 5988336 + 589824*B, A + 5988336 + 524288*B, B)); /* %1167 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
+    CALL(438, (double)163840*B, sizeof(real)*((double)64*B + (double)32768*B + (double)32768*B + (double)16*B), convirt_image_vjp_k246_group_norm_sums(A + 5988336 + 589824*B, A + 5988336 + 557056*B, A + 5988336 + 491520*B, A + 5988336 + 946720*B, B)); /* %1168 group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(439, (double)229376*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)64*B), convirt_image_vjp_k247_group_norm_grad_x(A + 5988336 + 524288*B, A + 5988336 + 557056*B, A + 5988336 + 491520*B, A + 5988336 + 946720*B, (real *)P + 18944, A + 5988336 + 589824*B, B)); /* %1169 group_norm_grad_x [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(440, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5958656, A + 5988336 + 589824*B, B)); /* %1170 reduce [1,32,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(441, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 5988128, A + 5958656)); /* %1172 slice [32,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(442, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 5988160, A + 5958656)); /* %1174 slice [32,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(443, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k255_sum(A + 5988336 + 491520*B, A + 5988336 + 524288*B, B)); /* %1177 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(444, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 5988192, A + 5988336 + 491520*B, B)); /* %1178 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(445, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216), convirt_image_vjp_k258_conv2d_input_grad(A + 5988336 + 491520*B, A + 5988336 + 524288*B, (real *)P + 9696, A + 0, B)); /* %1180 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(446, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)32768*B), convirt_image_vjp_k259_conv2d_weight_grad(A + 5958656, A + 5988336 + 524288*B, A + 5988336 + 458752*B, A + 0, B)); /* %1181 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(447, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k278_fused_mul_add_step(A + 5988336 + 458752*B, A + 5988336 + 622592*B, A + 5988336 + 491520*B, A + 5988336 + 425984*B, B)); /* %1184 fused:mul_add_step [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
+    CALL(448, (double)163840*B, sizeof(real)*((double)64*B + (double)32768*B + (double)32768*B + (double)16*B), convirt_image_vjp_k246_group_norm_sums(A + 5988336 + 425984*B, A + 5988336 + 458752*B, A + 5988336 + 393216*B, A + 5988336 + 946704*B, B)); /* %1185 group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(449, (double)229376*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)64*B), convirt_image_vjp_k247_group_norm_grad_x(A + 5988336 + 524288*B, A + 5988336 + 458752*B, A + 5988336 + 393216*B, A + 5988336 + 946704*B, (real *)P + 9632, A + 5988336 + 425984*B, B)); /* %1186 group_norm_grad_x [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(450, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5967872, A + 5988336 + 425984*B, B)); /* %1187 reduce [1,32,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(451, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 5988224, A + 5967872)); /* %1189 slice [32,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(452, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 5988256, A + 5967872)); /* %1191 slice [32,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(453, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k255_sum(A + 5988336 + 393216*B, A + 5988336 + 524288*B, B)); /* %1194 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(454, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 5988288, A + 5988336 + 393216*B, B)); /* %1195 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(455, (double)18874368*B, sizeof(real)*((double)131072*B + (double)32768*B + (double)9216), convirt_image_vjp_k291_conv2d_input_grad(A + 5988336 + 393216*B, A + 5988336 + 524288*B, (real *)P + 384, A + 0, B)); /* %1197 conv2d_input_grad [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(456, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)131072*B), convirt_image_vjp_k292_conv2d_weight_grad(A + 5967872, A + 5988336 + 524288*B, A + 5988336 + 262144*B, A + 0, B)); /* %1198 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(457, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), convirt_image_vjp_k294_fused_mul_step(A + 5988336 + 262144*B, A + 5988336 + 393216*B, A + 5988336 + 131072*B, B)); /* %1200 fused:mul_step [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
+    CALL(458, (double)655360*B, sizeof(real)*((double)64*B + (double)131072*B + (double)131072*B + (double)16*B), convirt_image_vjp_k295_group_norm_sums(A + 5988336 + 393216*B, A + 5988336 + 262144*B, A + 5988336, A + 5988336 + 946688*B, B)); /* %1201 group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(459, (double)917504*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B + (double)16*B + (double)32 + (double)64*B), convirt_image_vjp_k296_group_norm_grad_x(A + 5988336 + 131072*B, A + 5988336 + 262144*B, A + 5988336, A + 5988336 + 946688*B, (real *)P + 320, A + 5988336 + 393216*B, B)); /* %1202 group_norm_grad_x [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(460, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 0, A + 5988336 + 393216*B, B)); /* %1203 reduce [1,32,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(461, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 594720, A + 0)); /* %1205 slice [32,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(462, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 594752, A + 0)); /* %1207 slice [32,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(463, (double)131072*B, sizeof(real)*((double)32*B + (double)131072*B), convirt_image_vjp_k304_sum(A + 5988336, A + 5988336 + 131072*B, B)); /* %1210 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(464, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 594784, A + 5988336, B)); /* %1211 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(465, (double)2359296*B, sizeof(real)*((double)288 + (double)131072*B + (double)4096*B), convirt_image_vjp_k308_conv2d_weight_grad(A + 594432, A + 5988336 + 131072*B, A + 5988336 + 942080*B, A + 0, B)); /* %1214 conv2d_weight_grad [32,1,3,3]  graphs/lib/image_encoder.lua:6 */
     memcpy(grads + 0, A + 594432, sizeof(real)*288); /* d loss / d image.stem.weight */
     memcpy(grads + 288, A + 594784, sizeof(real)*32); /* d loss / d image.stem.bias */
     memcpy(grads + 320, A + 594752, sizeof(real)*32); /* d loss / d image.stem_gn.weight */

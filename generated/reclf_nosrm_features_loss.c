@@ -55,7 +55,7 @@ static reclf_prof_entry prof[116] = {
     {"gloria_features_loss_k73_mul", "%73 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
     {"reclf_noirm_features_loss_k74_mul", "%74 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
     {"reclf_nosrm_features_loss_k75_sum", "%75 reduce [T,B,39,1]", "graphs/lib/matching.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_k614_matmul", "%79 matmul [T,128]", "graphs/lib/irm.lua:9", 0, 0, 0, 0, 0},
+    {"convirt_k464_matmul", "%79 matmul [T,128]", "graphs/lib/irm.lua:9", 0, 0, 0, 0, 0},
     {"reclf_nosrm_features_loss_k155_matmul", "%155 matmul [T,128]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
     {"gloria_features_loss_k81_fused_scale_addc_neg", "%91 fused:scale_addc_neg [T,1,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
     {"reclf_nosrm_features_loss_k92_fused_add_mul_scale_sum", "%92 fused:add_mul_scale_sum [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
@@ -81,7 +81,7 @@ static reclf_prof_entry prof[116] = {
     {"convirt_features_loss_k42_fused_mul_sub_add_log", "%129 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
     {"convirt_features_loss_k43_sum", "%130 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
     {"convirt_features_loss_k46_fused_scale_add_sum_sub", "%133 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k243_add", "%135 map:add []", "graphs/lib/model.lua:136", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k113_add", "%135 map:add []", "graphs/lib/model.lua:136", 0, 0, 0, 0, 0},
     {"convirt_features_loss_k58_fill", "%167 fill []", "graphs/lib/model.lua:137", 1, 0, 0, 0, 0},
     {"convirt_features_loss_k60_scale", "%169 map:scale [1,1]", "graphs/lib/losses.lua:16", 1, 0, 0, 0, 0},
     {"convirt_features_loss_k63_fused_mul_id", "%172 fused:mul_id [T,1]", "graphs/lib/losses.lua:13", 1, 0, 0, 0, 0},
@@ -101,9 +101,9 @@ static reclf_prof_entry prof[116] = {
     {"gloria_features_loss_k201_fused_mul_id", "%225 fused:mul_id [T,B,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
     {"gloria_features_loss_k203_sum", "%226 reduce [T,1,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
     {"reclf_nosrm_features_loss_k227_sum", "%227 reduce [T,1,1,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"convirt_k614_matmul", "%229 matmul [T,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"convirt_k615_matmul", "%230 matmul [128,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"convirt_k615_matmul", "%234 matmul [128,128]", "graphs/lib/irm.lua:9", 1, 0, 0, 0, 0},
+    {"convirt_k464_matmul", "%229 matmul [T,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"convirt_k465_matmul", "%230 matmul [128,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"convirt_k465_matmul", "%234 matmul [128,128]", "graphs/lib/irm.lua:9", 1, 0, 0, 0, 0},
     {"reclf_nosrm_features_loss_k236_fused_add_mul_id_id", "%236 fused:add_mul_id_id [T,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
     {"reclf_noirm_features_loss_k276_mul", "%237 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
     {"gloria_features_loss_k203_sum", "%239 reduce [T,1,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
@@ -189,7 +189,7 @@ static void forward(void *arena, const real *P, void *const *inputs, const long 
     CALL(36, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T), gloria_features_loss_k73_mul(A + 32800 + 24896*B + 4992*B*T, A + 32800 + 24896*B, A + 32800 + 24896*B + 25056*B*T, B, T)); /* %73 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
     CALL(37, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*T + (double)4992*B*T), reclf_noirm_features_loss_k74_mul(A + 32800 + 24896*B + 9984*B*T, A + 32800 + 24896*B + 25264*B*T, A + 32800 + 24896*B + 4992*B*T, B, T)); /* %74 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
     CALL(38, (double)4992*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), reclf_nosrm_features_loss_k75_sum(A + 32800 + 24896*B + 14976*B*T, A + 32800 + 24896*B + 9984*B*T, B, T)); /* %75 reduce [T,B,39,1]  graphs/lib/matching.lua:13 */
-    CALL(39, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), convirt_k614_matmul(A + 32800 + 24896*B + 25264*B*T + 9984*T, (real *)inputs[0], (real *)P + 0, T)); /* %79 matmul [T,128]  graphs/lib/irm.lua:9 */
+    CALL(39, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), convirt_k464_matmul(A + 32800 + 24896*B + 25264*B*T + 9984*T, (real *)inputs[0], (real *)P + 0, T)); /* %79 matmul [T,128]  graphs/lib/irm.lua:9 */
     CALL(40, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), reclf_nosrm_features_loss_k155_matmul(A + 32800 + 24896*B + 25264*B*T + 10112*T, A + 32800 + 24896*B + 25264*B*T + 9984*T, (real *)P + 16384, T)); /* %155 matmul [T,128]  graphs/lib/irm.lua:10 */
     CALL(41, (double)117*T, sizeof(real)*((double)39*T + (double)39*T), gloria_features_loss_k81_fused_scale_addc_neg(A + 32800 + 24896*B + 25264*B*T + 15104*T, (real *)inputs[4], T)); /* %91 fused:scale_addc_neg [T,1,39,1]  graphs/lib/irm.lua:11 */
     CALL(42, (double)10101*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)128*T + (double)39*T + (double)39*T), reclf_nosrm_features_loss_k92_fused_add_mul_scale_sum(A + 32800 + 24896*B + 15024*B*T, A + 32800 + 24896*B + 9984*B*T, A + 32800 + 24896*B + 25264*B*T + 10112*T, (real *)inputs[4], A + 32800 + 24896*B + 25264*B*T + 15104*T, B, T)); /* %92 fused:add_mul_scale_sum [T,B,39,1]  graphs/lib/irm.lua:11 */
@@ -215,7 +215,7 @@ static void forward(void *arena, const real *P, void *const *inputs, const long 
     CALL(62, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), convirt_features_loss_k42_fused_mul_sub_add_log(A + 32800 + 24896*B + 25264*B*T + 15168*T, A + 32800 + 24896*B + 25264*B*T + 15136*T, A + 32800 + 24896*B + 25264*B*T + 15104*T, A + 32800 + 24896*B + 15040*B*T, A + 32800 + 24896*B + 25264*B*T + 15152*T, B, T)); /* %129 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
     CALL(63, (double)T, sizeof(real)*((double)1 + (double)T), convirt_features_loss_k43_sum(A + 0, A + 32800 + 24896*B + 25264*B*T + 15168*T, T)); /* %130 reduce [1,1]  graphs/lib/losses.lua:13 */
     CALL(64, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), convirt_features_loss_k46_fused_scale_add_sum_sub(A + 32, A + 0, A + 32800 + 24800*B, A + 32800 + 24768*B, A + 32800 + 24816*B, B)); /* %133 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
-    CALL(65, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), convirt_image_vjp_k243_add(A + 32768, A + 16, A + 32)); /* %135 map:add []  graphs/lib/model.lua:136 */
+    CALL(65, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), convirt_image_vjp_k113_add(A + 32768, A + 16, A + 32)); /* %135 map:add []  graphs/lib/model.lua:136 */
 }
 
 static void backward(void *arena, real *grads, const real *P, void *const *inputs, real *const *input_grads, const long *dims) {
@@ -241,9 +241,9 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     CALL(82, (double)9984*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T + (double)4992*B*T), gloria_features_loss_k201_fused_mul_id(A + 32800 + 24896*B + 14976*B*T, A + 32800 + 24896*B + 25152*B*T, A + 32800 + 24896*B + 9984*B*T, B, T)); /* %225 fused:mul_id [T,B,39,128]  graphs/lib/irm.lua:10 */
     CALL(83, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), gloria_features_loss_k203_sum(A + 32800 + 24896*B + 25264*B*T + 4992*T, A + 32800 + 24896*B + 14976*B*T, B, T)); /* %226 reduce [T,1,39,128]  graphs/lib/irm.lua:10 */
     CALL(84, (double)4992*T, sizeof(real)*((double)128*T + (double)4992*T), reclf_nosrm_features_loss_k227_sum(A + 32800 + 24896*B + 25264*B*T + 10240*T, A + 32800 + 24896*B + 25264*B*T + 4992*T, T)); /* %227 reduce [T,1,1,128]  graphs/lib/irm.lua:10 */
-    CALL(85, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), convirt_k614_matmul(A + 32800 + 24896*B + 25264*B*T + 15104*T, A + 32800 + 24896*B + 25264*B*T + 10240*T, (real *)P + 16384, T)); /* %229 matmul [T,128]  graphs/lib/irm.lua:10 */
-    CALL(86, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), convirt_k615_matmul(A + 0, A + 32800 + 24896*B + 25264*B*T + 10240*T, A + 32800 + 24896*B + 25264*B*T + 9984*T, T)); /* %230 matmul [128,128]  graphs/lib/irm.lua:10 */
-    CALL(87, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), convirt_k615_matmul(A + 16384, (real *)inputs[0], A + 32800 + 24896*B + 25264*B*T + 15104*T, T)); /* %234 matmul [128,128]  graphs/lib/irm.lua:9 */
+    CALL(85, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), convirt_k464_matmul(A + 32800 + 24896*B + 25264*B*T + 15104*T, A + 32800 + 24896*B + 25264*B*T + 10240*T, (real *)P + 16384, T)); /* %229 matmul [T,128]  graphs/lib/irm.lua:10 */
+    CALL(86, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), convirt_k465_matmul(A + 0, A + 32800 + 24896*B + 25264*B*T + 10240*T, A + 32800 + 24896*B + 25264*B*T + 9984*T, T)); /* %230 matmul [128,128]  graphs/lib/irm.lua:10 */
+    CALL(87, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), convirt_k465_matmul(A + 16384, (real *)inputs[0], A + 32800 + 24896*B + 25264*B*T + 15104*T, T)); /* %234 matmul [128,128]  graphs/lib/irm.lua:9 */
     CALL(88, (double)19968*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T + (double)128*T + (double)39*B*T), reclf_nosrm_features_loss_k236_fused_add_mul_id_id(A + 32800 + 24896*B + 9984*B*T, A + 32800 + 24896*B + 25152*B*T, A + 32800 + 24896*B + 25264*B*T + 10112*T, A + 32800 + 24896*B + 25104*B*T, B, T)); /* %236 fused:add_mul_id_id [T,B,39,128]  graphs/lib/model.lua:33 */
     CALL(89, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), reclf_noirm_features_loss_k276_mul(A + 32800 + 24896*B + 14976*B*T, A + 32800 + 24896*B + 9984*B*T, A + 32800 + 24896*B + 4992*B*T, B, T)); /* %237 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
     CALL(90, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), gloria_features_loss_k203_sum(A + 32800 + 24896*B + 25264*B*T + 4992*T, A + 32800 + 24896*B + 14976*B*T, B, T)); /* %239 reduce [T,1,39,128]  graphs/lib/matching.lua:12 */

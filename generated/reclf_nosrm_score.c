@@ -33,7 +33,7 @@ static reclf_prof_entry prof[29] = {
     {"gloria_features_loss_k68_matmul", "%38 matmul [T,B,39,128]", "graphs/lib/matching.lua:11", 0, 0, 0, 0, 0},
     {"gloria_score_k42_fused_rsqrt_clampmin_sum_square", "%42 fused:rsqrt_clampmin_sum_square [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
     {"reclf_noirm_score_k44_fused_mul_mul", "%44 fused:mul_mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_k614_matmul", "%49 matmul [T,128]", "graphs/lib/irm.lua:9", 0, 0, 0, 0, 0},
+    {"convirt_k464_matmul", "%49 matmul [T,128]", "graphs/lib/irm.lua:9", 0, 0, 0, 0, 0},
     {"reclf_nosrm_features_loss_k155_matmul", "%86 matmul [T,128]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
     {"gloria_features_loss_k81_fused_scale_addc_neg", "%61 fused:scale_addc_neg [T,1,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
     {"reclf_nosrm_features_loss_k92_fused_add_mul_scale_sum", "%62 fused:add_mul_scale_sum [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
@@ -80,7 +80,7 @@ static void forward(void *arena, const real *P, void *const *inputs, const long 
     CALL(14, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), gloria_features_loss_k68_matmul(A + 8256*B, A + 8256*B + 9984*B*T, (real *)inputs[3], B, T)); /* %38 matmul [T,B,39,128]  graphs/lib/matching.lua:11 */
     CALL(15, (double)10062*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), gloria_score_k42_fused_rsqrt_clampmin_sum_square(A + 8256*B + 12480*B*T, A + 8256*B, B, T)); /* %42 fused:rsqrt_clampmin_sum_square [T,B,39,1]  graphs/lib/matching.lua:12 */
     CALL(16, (double)9984*B*T, sizeof(real)*((double)4992*B*T + (double)4992*T + (double)4992*B*T + (double)39*B*T), reclf_noirm_score_k44_fused_mul_mul(A + 8256*B + 4992*B*T, A + 8256*B + 12544*B*T, A + 8256*B, A + 8256*B + 12480*B*T, B, T)); /* %44 fused:mul_mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(17, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), convirt_k614_matmul(A + 8256*B + 12544*B*T, (real *)inputs[0], (real *)P + 0, T)); /* %49 matmul [T,128]  graphs/lib/irm.lua:9 */
+    CALL(17, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), convirt_k464_matmul(A + 8256*B + 12544*B*T, (real *)inputs[0], (real *)P + 0, T)); /* %49 matmul [T,128]  graphs/lib/irm.lua:9 */
     CALL(18, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), reclf_nosrm_features_loss_k155_matmul(A + 8256*B + 12544*B*T + 128*T, A + 8256*B + 12544*B*T, (real *)P + 16384, T)); /* %86 matmul [T,128]  graphs/lib/irm.lua:10 */
     CALL(19, (double)117*T, sizeof(real)*((double)39*T + (double)39*T), gloria_features_loss_k81_fused_scale_addc_neg(A + 8256*B + 12544*B*T, (real *)inputs[4], T)); /* %61 fused:scale_addc_neg [T,1,39,1]  graphs/lib/irm.lua:11 */
     CALL(20, (double)10101*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)128*T + (double)39*T + (double)39*T), reclf_nosrm_features_loss_k92_fused_add_mul_scale_sum(A + 8256*B, A + 8256*B + 4992*B*T, A + 8256*B + 12544*B*T + 128*T, (real *)inputs[4], A + 8256*B + 12544*B*T, B, T)); /* %62 fused:add_mul_scale_sum [T,B,39,1]  graphs/lib/irm.lua:11 */

@@ -41,7 +41,7 @@ static reclf_prof_entry prof[45] = {
     {"reclf_noirm_score_k68_fused_mul_exp_sub", "%68 fused:mul_exp_sub [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
     {"reclf_noirm_score_k70_fused_clampmin_sum", "%70 fused:clampmin_sum [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
     {"reclf_noirm_features_loss_k246_div", "%71 map:div [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_k614_matmul", "%84 matmul [T,128]", "graphs/lib/irm.lua:9", 0, 0, 0, 0, 0},
+    {"convirt_k464_matmul", "%84 matmul [T,128]", "graphs/lib/irm.lua:9", 0, 0, 0, 0, 0},
     {"reclf_nosrm_features_loss_k155_matmul", "%131 matmul [T,128]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
     {"reclf_nosrm_features_loss_k155_matmul", "%136 matmul [T,128]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
     {"reclf_nosrm_features_loss_k155_matmul", "%139 matmul [T,128]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
@@ -104,7 +104,7 @@ static void forward(void *arena, const real *P, void *const *inputs, const long 
     CALL(22, (double)4563*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T + (double)39*T), reclf_noirm_score_k68_fused_mul_exp_sub(A + 256 + 8256*B + 12544*B*T, A + 256 + 8256*B + 12544*B*T + 9984*T, A + 256 + 8256*B + 12544*B*T + 1536*T, (real *)inputs[4], T)); /* %68 fused:mul_exp_sub [T,39,39]  graphs/lib/srm.lua:12 */
     CALL(23, (double)1560*T, sizeof(real)*((double)39*T + (double)1521*T), reclf_noirm_score_k70_fused_clampmin_sum(A + 256 + 8256*B + 12544*B*T + 3072*T, A + 256 + 8256*B + 12544*B*T, T)); /* %70 fused:clampmin_sum [T,39,1]  graphs/lib/srm.lua:12 */
     CALL(24, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), reclf_noirm_features_loss_k246_div(A + 256 + 8256*B + 12544*B*T + 1536*T, A + 256 + 8256*B + 12544*B*T, A + 256 + 8256*B + 12544*B*T + 3072*T, T)); /* %71 map:div [T,39,39]  graphs/lib/srm.lua:12 */
-    CALL(25, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), convirt_k614_matmul(A + 256 + 8256*B + 12544*B*T, (real *)inputs[0], (real *)P + 65536, T)); /* %84 matmul [T,128]  graphs/lib/irm.lua:9 */
+    CALL(25, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), convirt_k464_matmul(A + 256 + 8256*B + 12544*B*T, (real *)inputs[0], (real *)P + 65536, T)); /* %84 matmul [T,128]  graphs/lib/irm.lua:9 */
     CALL(26, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), reclf_nosrm_features_loss_k155_matmul(A + 256 + 8256*B + 12544*B*T + 128*T, A + 256 + 8256*B + 12544*B*T, (real *)P + 81920, T)); /* %131 matmul [T,128]  graphs/lib/irm.lua:10 */
     CALL(27, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), reclf_nosrm_features_loss_k155_matmul(A + 256 + 8256*B + 12544*B*T, A + 256 + 8256*B + 12544*B*T + 128*T, (real *)P + 49152, T)); /* %136 matmul [T,128]  graphs/lib/irm.lua:10 */
     CALL(28, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), reclf_nosrm_features_loss_k155_matmul(A + 256 + 8256*B + 12544*B*T + 256*T, A + 256 + 8256*B + 12544*B*T, (real *)P + 32768, T)); /* %139 matmul [T,128]  graphs/lib/irm.lua:10 */

@@ -15,173 +15,133 @@
 
 #ifdef RECLF_PROFILE
 #include "profile.h"
-static reclf_prof_entry prof[164] = {
+static reclf_prof_entry prof[124] = {
     {"convirt_image_k3_fused_scale_addc", "%4 fused:scale_addc [B,1,64,64]", "graphs/lib/image_encoder.lua:19", 0, 0, 0, 0, 0},
     {"convirt_image_k6_conv2d", "%7 conv2d [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k11_fused_scale_sum", "%12 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k17_fused_rsqrt_addc_scale_sum", "%18 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k18_fused_mul_sub", "%19 fused:mul_sub [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k24_fused_relu_add_mul", "%25 fused:relu_add_mul [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 0, 0, 0, 0, 0},
-    {"convirt_image_k27_conv2d", "%28 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k32_fused_scale_sum", "%33 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k38_fused_rsqrt_addc_scale_sum", "%39 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k39_fused_mul_sub", "%40 fused:mul_sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k45_fused_relu_add_mul", "%46 fused:relu_add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"convirt_image_k48_conv2d", "%49 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k32_fused_scale_sum", "%54 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k38_fused_rsqrt_addc_scale_sum", "%60 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k39_fused_mul_sub", "%61 fused:mul_sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k45_fused_relu_add_mul", "%67 fused:relu_add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_image_k48_conv2d", "%70 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k32_fused_scale_sum", "%75 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k38_fused_rsqrt_addc_scale_sum", "%81 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k39_fused_mul_sub", "%82 fused:mul_sub [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k88_fused_relu_add_add_mul", "%89 fused:relu_add_add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"convirt_image_k91_conv2d", "%92 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k96_fused_scale_sum", "%97 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k102_fused_rsqrt_addc_scale_sum", "%103 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k103_fused_mul_sub", "%104 fused:mul_sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k109_fused_relu_add_mul", "%110 fused:relu_add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"convirt_image_k112_conv2d", "%113 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k96_fused_scale_sum", "%118 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k102_fused_rsqrt_addc_scale_sum", "%124 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k103_fused_mul_sub", "%125 fused:mul_sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k109_fused_relu_add_mul", "%131 fused:relu_add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_image_k112_conv2d", "%134 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k96_fused_scale_sum", "%139 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k102_fused_rsqrt_addc_scale_sum", "%145 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k103_fused_mul_sub", "%146 fused:mul_sub [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k152_fused_relu_add_add_mul", "%153 fused:relu_add_add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"convirt_image_k155_conv2d", "%156 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k160_fused_scale_sum", "%161 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k166_fused_rsqrt_addc_scale_sum", "%167 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k167_fused_mul_sub", "%168 fused:mul_sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k173_fused_relu_add_mul", "%174 fused:relu_add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"convirt_image_k176_conv2d", "%177 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k160_fused_scale_sum", "%182 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k166_fused_rsqrt_addc_scale_sum", "%188 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k167_fused_mul_sub", "%189 fused:mul_sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k173_fused_relu_add_mul", "%195 fused:relu_add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_image_k176_conv2d", "%198 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k160_fused_scale_sum", "%203 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k166_fused_rsqrt_addc_scale_sum", "%209 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k167_fused_mul_sub", "%210 fused:mul_sub [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k216_fused_relu_add_add_mul", "%217 fused:relu_add_add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"seg_finetune_k234_id", "%238 map:id [B,128,8,2,8,2]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
-    {"seg_finetune_k236_concat", "%240 concat [B,192,16,16]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
-    {"seg_finetune_k239_conv2d", "%243 conv2d [B,64,16,16]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_image_k96_fused_scale_sum", "%248 fused:scale_sum [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k97_sub", "%249 map:sub [B,8,2048]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k102_fused_rsqrt_addc_scale_sum", "%254 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k103_mul", "%255 map:mul [B,8,2048]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k108_fused_add_mul", "%260 fused:add_mul [B,64,16,16]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k109_relu", "%261 map:relu [B,64,16,16]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"seg_finetune_k259_id", "%263 map:id [B,64,16,2,16,2]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
-    {"seg_finetune_k261_concat", "%265 concat [B,96,32,32]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
-    {"seg_finetune_k264_conv2d", "%268 conv2d [B,32,32,32]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_image_k32_fused_scale_sum", "%273 fused:scale_sum [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k33_sub", "%274 map:sub [B,8,4096]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k38_fused_rsqrt_addc_scale_sum", "%279 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k39_mul", "%280 map:mul [B,8,4096]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k44_fused_add_mul", "%285 fused:add_mul [B,32,32,32]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k45_relu", "%286 map:relu [B,32,32,32]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"seg_finetune_k284_id", "%288 map:id [B,32,32,2,32,2]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
-    {"seg_finetune_k286_concat", "%290 concat [B,64,64,64]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
-    {"seg_finetune_k289_conv2d", "%293 conv2d [B,32,64,64]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_image_k11_fused_scale_sum", "%298 fused:scale_sum [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k12_sub", "%299 map:sub [B,8,16384]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k17_fused_rsqrt_addc_scale_sum", "%304 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k18_mul", "%305 map:mul [B,8,16384]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k23_fused_add_mul", "%310 fused:add_mul [B,32,64,64]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k24_relu", "%311 map:relu [B,32,64,64]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"seg_finetune_k310_conv2d", "%314 conv2d [B,1,64,64]", "graphs/seg.lua:52", 0, 0, 0, 0, 0},
-    {"seg_finetune_k316_fused_exp_neg_abs", "%320 fused:exp_neg_abs [B,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
-    {"seg_finetune_k317_addc", "%321 map:addc [B,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
-    {"seg_finetune_k319_fused_add_sub_relu_mul", "%323 fused:add_sub_relu_mul [B,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
-    {"seg_finetune_k320_sum", "%324 reduce [1,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
-    {"seg_finetune_k321_scale", "%325 map:scale [1,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
-    {"seg_finetune_k322_sum", "%326 reduce [1,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
-    {"seg_finetune_k323_scale", "%327 map:scale [1,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
-    {"seg_finetune_k324_sum", "%328 reduce [1,1,1,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
-    {"seg_finetune_k327_fused_scale_sum_scale", "%331 fused:scale_sum_scale [1,1,1,1]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
-    {"seg_finetune_k328_sigmoid", "%332 map:sigmoid [B,1,64,64]", "graphs/lib/unet.lua:32", 0, 0, 0, 0, 0},
-    {"seg_finetune_k338_fused_addc_add_sum_sum", "%342 fused:addc_add_sum_sum [B,1]", "graphs/lib/unet.lua:35", 0, 0, 0, 0, 0},
-    {"seg_finetune_k339_fused_div_addc_scale_sum", "%343 fused:div_addc_scale_sum [B,1]", "graphs/lib/unet.lua:35", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k236_sum", "%344 reduce [1,1]", "graphs/lib/unet.lua:36", 0, 0, 0, 0, 0},
-    {"seg_finetune_k343_fused_addc_neg_scale", "%347 fused:addc_neg_scale [1,1]", "graphs/lib/unet.lua:36", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k243_add", "%350 map:add []", "graphs/lib/unet.lua:37", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k58_fill", "%381 fill []", "graphs/seg.lua:52", 1, 0, 0, 0, 0},
-    {"seg_finetune_k381_fused_scale_neg", "%385 fused:scale_neg [1,1]", "graphs/lib/unet.lua:36", 1, 0, 0, 0, 0},
-    {"seg_finetune_k383_fused_div_id", "%387 fused:div_id [B,1]", "graphs/lib/unet.lua:35", 1, 0, 0, 0, 0},
-    {"seg_finetune_k385_fused_neg_mul", "%389 fused:neg_mul [B,1]", "graphs/lib/unet.lua:35", 1, 0, 0, 0, 0},
-    {"seg_finetune_k387_scale", "%391 map:scale [B,1]", "graphs/lib/unet.lua:35", 1, 0, 0, 0, 0},
-    {"seg_finetune_k391_fused_add_id_mul_id", "%395 fused:add_id_mul_id [B,4096]", "graphs/lib/unet.lua:34", 1, 0, 0, 0, 0},
-    {"seg_finetune_k397_scale", "%401 map:scale [1,1,1,1]", "graphs/lib/unet.lua:31", 1, 0, 0, 0, 0},
-    {"seg_finetune_k399_fused_scale_id", "%403 fused:scale_id [1,1,1,64]", "graphs/lib/unet.lua:31", 1, 0, 0, 0, 0},
-    {"seg_finetune_k402_fused_scale_scale_id", "%406 fused:scale_scale_id [1,1,64,64]", "graphs/lib/unet.lua:31", 1, 0, 0, 0, 0},
-    {"seg_finetune_k416_fused_add_add_add_mul", "%420 fused:add_add_add_mul [B,1,64,64]", "graphs/lib/unet.lua:31", 1, 0, 0, 0, 0},
-    {"seg_finetune_k418_sum", "%422 reduce [B,1,1]", "graphs/seg.lua:52", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k236_sum", "%423 reduce [1,1,1]", "graphs/seg.lua:52", 1, 0, 0, 0, 0},
-    {"seg_finetune_k421_conv2d_input_grad", "%425 conv2d_input_grad [B,32,64,64]", "graphs/seg.lua:52", 1, 0, 0, 0, 0},
-    {"seg_finetune_k422_conv2d_weight_grad", "%426 conv2d_weight_grad [1,32,1,1]", "graphs/seg.lua:52", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k651_fused_mul_step", "%428 fused:mul_step [B,32,64,64]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k652_sum", "%429 reduce [1,32,64,64]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k654_sum", "%431 reduce [32,1,64]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k655_sum", "%432 reduce [32,1,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k657_mul", "%434 map:mul [B,32,64,64]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k658_mul", "%435 map:mul [B,32,64,64]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k652_sum", "%436 reduce [1,32,64,64]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k654_sum", "%438 reduce [32,1,64]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k655_sum", "%439 reduce [32,1,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k672_fused_scale_mul_sum_mul", "%449 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k676_fused_add_mul_mul_id", "%453 fused:add_mul_mul_id [B,8,16384]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k679_fused_scale_sum_neg", "%456 fused:scale_sum_neg [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k681_fused_add_id", "%458 fused:add_id [B,8,16384]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k684_sum", "%461 reduce [B,32,1]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k567_sum", "%462 reduce [1,32,1]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"seg_finetune_k460_conv2d_input_grad", "%464 conv2d_input_grad [B,64,64,64]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"seg_finetune_k461_conv2d_weight_grad", "%465 conv2d_weight_grad [32,64,3,3]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"seg_finetune_k462_slice", "%466 slice [B,32,64,64]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
-    {"seg_finetune_k465_sum", "%469 reduce [B,32,32,1,32,2]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
-    {"seg_finetune_k466_sum", "%470 reduce [B,32,32,1,32,1]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k533_fused_mul_step", "%473 fused:mul_step [B,32,32,32]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k534_sum", "%474 reduce [1,32,32,32]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k536_sum", "%476 reduce [32,1,32]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k537_sum", "%477 reduce [32,1,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k539_mul", "%479 map:mul [B,32,32,32]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k540_mul", "%480 map:mul [B,32,32,32]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k534_sum", "%481 reduce [1,32,32,32]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k536_sum", "%483 reduce [32,1,32]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k537_sum", "%484 reduce [32,1,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k554_fused_scale_mul_sum_mul", "%494 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k558_fused_add_mul_mul_id", "%498 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k561_fused_scale_sum_neg", "%501 fused:scale_sum_neg [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k563_fused_add_id", "%503 fused:add_id [B,8,4096]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k566_sum", "%506 reduce [B,32,1]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k567_sum", "%507 reduce [1,32,1]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"seg_finetune_k505_conv2d_input_grad", "%509 conv2d_input_grad [B,96,32,32]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"seg_finetune_k506_conv2d_weight_grad", "%510 conv2d_weight_grad [32,96,3,3]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"seg_finetune_k507_slice", "%511 slice [B,64,32,32]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
-    {"seg_finetune_k510_sum", "%514 reduce [B,64,16,1,16,2]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
-    {"seg_finetune_k511_sum", "%515 reduce [B,64,16,1,16,1]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k415_fused_mul_step", "%518 fused:mul_step [B,64,16,16]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k416_sum", "%519 reduce [1,64,16,16]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k418_sum", "%521 reduce [64,1,16]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k419_sum", "%522 reduce [64,1,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k421_mul", "%524 map:mul [B,64,16,16]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k422_mul", "%525 map:mul [B,64,16,16]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k416_sum", "%526 reduce [1,64,16,16]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k418_sum", "%528 reduce [64,1,16]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k419_sum", "%529 reduce [64,1,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k436_fused_scale_mul_sum_mul", "%539 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k440_fused_add_mul_mul_id", "%543 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k443_fused_scale_sum_neg", "%546 fused:scale_sum_neg [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k445_fused_add_id", "%548 fused:add_id [B,8,2048]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k448_sum", "%551 reduce [B,64,1]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k449_sum", "%552 reduce [1,64,1]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"seg_finetune_k551_conv2d_weight_grad", "%555 conv2d_weight_grad [64,192,3,3]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"convirt_image_k9_group_norm_stats", "%10 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k10_group_norm", "%11 group_norm [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k11_relu", "%12 map:relu [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 0, 0, 0, 0, 0},
+    {"convirt_image_k14_conv2d", "%15 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k17_group_norm_stats", "%18 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k18_group_norm", "%19 group_norm [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k19_relu", "%20 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"convirt_image_k22_conv2d", "%23 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k17_group_norm_stats", "%26 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k18_group_norm", "%27 group_norm [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k19_relu", "%28 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_image_k22_conv2d", "%31 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k17_group_norm_stats", "%34 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k18_group_norm", "%35 group_norm [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k36_fused_relu_add", "%37 fused:relu_add [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"convirt_image_k39_conv2d", "%40 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k42_group_norm_stats", "%43 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k43_group_norm", "%44 group_norm [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k44_relu", "%45 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"convirt_image_k47_conv2d", "%48 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k42_group_norm_stats", "%51 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k43_group_norm", "%52 group_norm [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k44_relu", "%53 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_image_k47_conv2d", "%56 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k42_group_norm_stats", "%59 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k43_group_norm", "%60 group_norm [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k61_fused_relu_add", "%62 fused:relu_add [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"convirt_image_k64_conv2d", "%65 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k67_group_norm_stats", "%68 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k68_group_norm", "%69 group_norm [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k69_relu", "%70 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"convirt_image_k72_conv2d", "%73 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k67_group_norm_stats", "%76 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k68_group_norm", "%77 group_norm [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k69_relu", "%78 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_image_k72_conv2d", "%81 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k67_group_norm_stats", "%84 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k68_group_norm", "%85 group_norm [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k86_fused_relu_add", "%87 fused:relu_add [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"seg_finetune_k104_id", "%108 map:id [B,128,8,2,8,2]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
+    {"seg_finetune_k106_concat", "%110 concat [B,192,16,16]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
+    {"seg_finetune_k109_conv2d", "%113 conv2d [B,64,16,16]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_image_k42_group_norm_stats", "%116 group_norm_stats [B,8,2]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_image_k43_group_norm", "%117 group_norm [B,64,16,16]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_image_k44_relu", "%118 map:relu [B,64,16,16]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"seg_finetune_k116_id", "%120 map:id [B,64,16,2,16,2]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
+    {"seg_finetune_k118_concat", "%122 concat [B,96,32,32]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
+    {"seg_finetune_k121_conv2d", "%125 conv2d [B,32,32,32]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_image_k17_group_norm_stats", "%128 group_norm_stats [B,8,2]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_image_k18_group_norm", "%129 group_norm [B,32,32,32]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_image_k19_relu", "%130 map:relu [B,32,32,32]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"seg_finetune_k128_id", "%132 map:id [B,32,32,2,32,2]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
+    {"seg_finetune_k130_concat", "%134 concat [B,64,64,64]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
+    {"seg_finetune_k133_conv2d", "%137 conv2d [B,32,64,64]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_image_k9_group_norm_stats", "%140 group_norm_stats [B,8,2]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_image_k10_group_norm", "%141 group_norm [B,32,64,64]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_image_k11_relu", "%142 map:relu [B,32,64,64]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"seg_finetune_k141_conv2d", "%145 conv2d [B,1,64,64]", "graphs/seg.lua:52", 0, 0, 0, 0, 0},
+    {"seg_finetune_k147_fused_exp_neg_abs", "%151 fused:exp_neg_abs [B,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
+    {"seg_finetune_k148_addc", "%152 map:addc [B,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
+    {"seg_finetune_k150_fused_add_sub_relu_mul", "%154 fused:add_sub_relu_mul [B,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
+    {"seg_finetune_k151_sum", "%155 reduce [1,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
+    {"seg_finetune_k152_scale", "%156 map:scale [1,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
+    {"seg_finetune_k153_sum", "%157 reduce [1,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
+    {"seg_finetune_k154_scale", "%158 map:scale [1,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
+    {"seg_finetune_k155_sum", "%159 reduce [1,1,1,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
+    {"seg_finetune_k158_fused_scale_sum_scale", "%162 fused:scale_sum_scale [1,1,1,1]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
+    {"seg_finetune_k159_sigmoid", "%163 map:sigmoid [B,1,64,64]", "graphs/lib/unet.lua:32", 0, 0, 0, 0, 0},
+    {"seg_finetune_k169_fused_addc_add_sum_sum", "%173 fused:addc_add_sum_sum [B,1]", "graphs/lib/unet.lua:35", 0, 0, 0, 0, 0},
+    {"seg_finetune_k170_fused_div_addc_scale_sum", "%174 fused:div_addc_scale_sum [B,1]", "graphs/lib/unet.lua:35", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k106_sum", "%175 reduce [1,1]", "graphs/lib/unet.lua:36", 0, 0, 0, 0, 0},
+    {"seg_finetune_k174_fused_addc_neg_scale", "%178 fused:addc_neg_scale [1,1]", "graphs/lib/unet.lua:36", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k113_add", "%181 map:add []", "graphs/lib/unet.lua:37", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k58_fill", "%186 fill []", "graphs/seg.lua:52", 1, 0, 0, 0, 0},
+    {"seg_finetune_k186_fused_scale_neg", "%190 fused:scale_neg [1,1]", "graphs/lib/unet.lua:36", 1, 0, 0, 0, 0},
+    {"seg_finetune_k188_fused_div_id", "%192 fused:div_id [B,1]", "graphs/lib/unet.lua:35", 1, 0, 0, 0, 0},
+    {"seg_finetune_k190_fused_neg_mul", "%194 fused:neg_mul [B,1]", "graphs/lib/unet.lua:35", 1, 0, 0, 0, 0},
+    {"seg_finetune_k192_scale", "%196 map:scale [B,1]", "graphs/lib/unet.lua:35", 1, 0, 0, 0, 0},
+    {"seg_finetune_k196_fused_add_id_mul_id", "%200 fused:add_id_mul_id [B,4096]", "graphs/lib/unet.lua:34", 1, 0, 0, 0, 0},
+    {"seg_finetune_k202_scale", "%206 map:scale [1,1,1,1]", "graphs/lib/unet.lua:31", 1, 0, 0, 0, 0},
+    {"seg_finetune_k204_fused_scale_id", "%208 fused:scale_id [1,1,1,64]", "graphs/lib/unet.lua:31", 1, 0, 0, 0, 0},
+    {"seg_finetune_k207_fused_scale_scale_id", "%211 fused:scale_scale_id [1,1,64,64]", "graphs/lib/unet.lua:31", 1, 0, 0, 0, 0},
+    {"seg_finetune_k221_fused_add_add_add_mul", "%225 fused:add_add_add_mul [B,1,64,64]", "graphs/lib/unet.lua:31", 1, 0, 0, 0, 0},
+    {"seg_finetune_k223_sum", "%227 reduce [B,1,1]", "graphs/seg.lua:52", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k106_sum", "%228 reduce [1,1,1]", "graphs/seg.lua:52", 1, 0, 0, 0, 0},
+    {"seg_finetune_k226_conv2d_input_grad", "%230 conv2d_input_grad [B,32,64,64]", "graphs/seg.lua:52", 1, 0, 0, 0, 0},
+    {"seg_finetune_k227_conv2d_weight_grad", "%231 conv2d_weight_grad [1,32,1,1]", "graphs/seg.lua:52", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k294_fused_mul_step", "%233 fused:mul_step [B,32,64,64]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k295_group_norm_sums", "%234 group_norm_sums [B,32,2]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k296_group_norm_grad_x", "%235 group_norm_grad_x [B,32,64,64]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k207_sum", "%236 reduce [1,32,2]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k250_slice", "%238 slice [32,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k252_slice", "%240 slice [32,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k304_sum", "%243 reduce [B,32,1]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k256_sum", "%244 reduce [1,32,1]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"seg_finetune_k242_conv2d_input_grad", "%246 conv2d_input_grad [B,64,64,64]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"seg_finetune_k243_conv2d_weight_grad", "%247 conv2d_weight_grad [32,64,3,3]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"seg_finetune_k244_slice", "%248 slice [B,32,64,64]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
+    {"seg_finetune_k247_sum", "%251 reduce [B,32,32,1,32,2]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
+    {"seg_finetune_k248_sum", "%252 reduce [B,32,32,1,32,1]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k245_fused_mul_step", "%255 fused:mul_step [B,32,32,32]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k246_group_norm_sums", "%256 group_norm_sums [B,32,2]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k247_group_norm_grad_x", "%257 group_norm_grad_x [B,32,32,32]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k207_sum", "%258 reduce [1,32,2]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k250_slice", "%260 slice [32,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k252_slice", "%262 slice [32,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k255_sum", "%265 reduce [B,32,1]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k256_sum", "%266 reduce [1,32,1]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"seg_finetune_k264_conv2d_input_grad", "%268 conv2d_input_grad [B,96,32,32]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"seg_finetune_k265_conv2d_weight_grad", "%269 conv2d_weight_grad [32,96,3,3]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"seg_finetune_k266_slice", "%270 slice [B,64,32,32]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
+    {"seg_finetune_k269_sum", "%273 reduce [B,64,16,1,16,2]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
+    {"seg_finetune_k270_sum", "%274 reduce [B,64,16,1,16,1]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k196_fused_mul_step", "%277 fused:mul_step [B,64,16,16]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k197_group_norm_sums", "%278 group_norm_sums [B,64,2]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k198_group_norm_grad_x", "%279 group_norm_grad_x [B,64,16,16]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k128_sum", "%280 reduce [1,64,2]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k201_slice", "%282 slice [64,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k203_slice", "%284 slice [64,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k206_sum", "%287 reduce [B,64,1]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k207_sum", "%288 reduce [1,64,1]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"seg_finetune_k287_conv2d_weight_grad", "%291 conv2d_weight_grad [64,192,3,3]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
 };
-const reclf_prof_table reclf_profile_seg = {164, prof};
+const reclf_prof_table reclf_profile_seg = {124, prof};
 #define CALL(i, fl, by, call) do { double t0_ = reclf_prof_now(); call; prof[i].seconds += reclf_prof_now() - t0_; \
     prof[i].calls++; prof[i].flops += (fl); prof[i].bytes += (double)(by); } while (0)
 #else
@@ -190,7 +150,7 @@ const reclf_prof_table reclf_profile_seg = {164, prof};
 
 static size_t arena_bytes(const long *dims) {
     const long B = dims[0]; (void)B;
-    return sizeof(real) * (size_t)(38062240 + 1216560*B);
+    return sizeof(real) * (size_t)(38062240 + 1036336*B);
 }
 
 static void forward(void *arena, const real *P, void *const *inputs, const long *dims) {
@@ -198,173 +158,133 @@ static void forward(void *arena, const real *P, void *const *inputs, const long 
     real *A = arena; (void)A; (void)P; (void)inputs;
     CALL(0, (double)8192*B, sizeof(real)*((double)4096*B + (double)4096*B), convirt_image_k3_fused_scale_addc(A + 38062240 + 131072*B, (real *)inputs[0], B)); /* %4 fused:scale_addc [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
     CALL(1, (double)2359296*B, sizeof(real)*((double)131072*B + (double)4096*B + (double)288 + (double)32), convirt_image_k6_conv2d(A + 38062240, A + 38062240 + 131072*B, (real *)P + 0, (real *)P + 288, A + 0, B)); /* %7 conv2d [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(2, (double)131080*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_k11_fused_scale_sum(A + 38062240 + 262144*B, A + 38062240, B)); /* %12 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(3, (double)393240*B, sizeof(real)*((double)8*B + (double)131072*B + (double)8*B), convirt_image_k17_fused_rsqrt_addc_scale_sum(A + 38062240 + 262160*B, A + 38062240, A + 38062240 + 262144*B, B)); /* %18 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(4, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B + (double)8*B), convirt_image_k18_fused_mul_sub(A + 38062240 + 131072*B, A + 38062240, A + 38062240 + 262144*B, A + 38062240 + 262160*B, B)); /* %19 fused:mul_sub [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(5, (double)393216*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32 + (double)32), convirt_image_k24_fused_relu_add_mul(A + 38062240 + 262144*B, A + 38062240 + 131072*B, (real *)P + 320, (real *)P + 352, B)); /* %25 fused:relu_add_mul [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
-    CALL(6, (double)18874368*B, sizeof(real)*((double)32768*B + (double)131072*B + (double)9216 + (double)32), convirt_image_k27_conv2d(A + 38062240, A + 38062240 + 262144*B, (real *)P + 384, (real *)P + 9600, A + 0, B)); /* %28 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(7, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k32_fused_scale_sum(A + 38062240 + 65536*B, A + 38062240, B)); /* %33 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(8, (double)98328*B, sizeof(real)*((double)8*B + (double)32768*B + (double)8*B), convirt_image_k38_fused_rsqrt_addc_scale_sum(A + 38062240 + 65552*B, A + 38062240, A + 38062240 + 65536*B, B)); /* %39 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(9, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B), convirt_image_k39_fused_mul_sub(A + 38062240 + 32768*B, A + 38062240, A + 38062240 + 65536*B, A + 38062240 + 65552*B, B)); /* %40 fused:mul_sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(10, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_k45_fused_relu_add_mul(A + 38062240, A + 38062240 + 32768*B, (real *)P + 9632, (real *)P + 9664, B)); /* %46 fused:relu_add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
-    CALL(11, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216 + (double)32), convirt_image_k48_conv2d(A + 38062240 + 32768*B, A + 38062240, (real *)P + 9696, (real *)P + 18912, A + 0, B)); /* %49 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(12, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k32_fused_scale_sum(A + 38062240 + 98304*B, A + 38062240 + 32768*B, B)); /* %54 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(13, (double)98328*B, sizeof(real)*((double)8*B + (double)32768*B + (double)8*B), convirt_image_k38_fused_rsqrt_addc_scale_sum(A + 38062240 + 98320*B, A + 38062240 + 32768*B, A + 38062240 + 98304*B, B)); /* %60 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(14, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B), convirt_image_k39_fused_mul_sub(A + 38062240 + 65536*B, A + 38062240 + 32768*B, A + 38062240 + 98304*B, A + 38062240 + 98320*B, B)); /* %61 fused:mul_sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(15, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_k45_fused_relu_add_mul(A + 38062240 + 32768*B, A + 38062240 + 65536*B, (real *)P + 18944, (real *)P + 18976, B)); /* %67 fused:relu_add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
-    CALL(16, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216 + (double)32), convirt_image_k48_conv2d(A + 38062240 + 65536*B, A + 38062240 + 32768*B, (real *)P + 19008, (real *)P + 28224, A + 0, B)); /* %70 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(17, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k32_fused_scale_sum(A + 38062240 + 98304*B, A + 38062240 + 65536*B, B)); /* %75 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(18, (double)98328*B, sizeof(real)*((double)8*B + (double)32768*B + (double)8*B), convirt_image_k38_fused_rsqrt_addc_scale_sum(A + 38062240 + 98320*B, A + 38062240 + 65536*B, A + 38062240 + 98304*B, B)); /* %81 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(19, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B), convirt_image_k39_fused_mul_sub(A + 38062240 + 32768*B, A + 38062240 + 65536*B, A + 38062240 + 98304*B, A + 38062240 + 98320*B, B)); /* %82 fused:mul_sub [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(20, (double)131072*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_k88_fused_relu_add_add_mul(A + 38062240 + 65536*B, A + 38062240, A + 38062240 + 32768*B, (real *)P + 28256, (real *)P + 28288, B)); /* %89 fused:relu_add_add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
-    CALL(21, (double)9437184*B, sizeof(real)*((double)16384*B + (double)32768*B + (double)18432 + (double)64), convirt_image_k91_conv2d(A + 38062240, A + 38062240 + 65536*B, (real *)P + 28320, (real *)P + 46752, A + 0, B)); /* %92 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(22, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k96_fused_scale_sum(A + 38062240 + 32768*B, A + 38062240, B)); /* %97 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(23, (double)49176*B, sizeof(real)*((double)8*B + (double)16384*B + (double)8*B), convirt_image_k102_fused_rsqrt_addc_scale_sum(A + 38062240 + 32784*B, A + 38062240, A + 38062240 + 32768*B, B)); /* %103 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(24, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B), convirt_image_k103_fused_mul_sub(A + 38062240 + 16384*B, A + 38062240, A + 38062240 + 32768*B, A + 38062240 + 32784*B, B)); /* %104 fused:mul_sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(25, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_k109_fused_relu_add_mul(A + 38062240, A + 38062240 + 16384*B, (real *)P + 46816, (real *)P + 46880, B)); /* %110 fused:relu_add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
-    CALL(26, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864 + (double)64), convirt_image_k112_conv2d(A + 38062240 + 16384*B, A + 38062240, (real *)P + 46944, (real *)P + 83808, A + 0, B)); /* %113 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(27, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k96_fused_scale_sum(A + 38062240 + 49152*B, A + 38062240 + 16384*B, B)); /* %118 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(28, (double)49176*B, sizeof(real)*((double)8*B + (double)16384*B + (double)8*B), convirt_image_k102_fused_rsqrt_addc_scale_sum(A + 38062240 + 49168*B, A + 38062240 + 16384*B, A + 38062240 + 49152*B, B)); /* %124 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(29, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B), convirt_image_k103_fused_mul_sub(A + 38062240 + 32768*B, A + 38062240 + 16384*B, A + 38062240 + 49152*B, A + 38062240 + 49168*B, B)); /* %125 fused:mul_sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(30, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_k109_fused_relu_add_mul(A + 38062240 + 16384*B, A + 38062240 + 32768*B, (real *)P + 83872, (real *)P + 83936, B)); /* %131 fused:relu_add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
-    CALL(31, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864 + (double)64), convirt_image_k112_conv2d(A + 38062240 + 32768*B, A + 38062240 + 16384*B, (real *)P + 84000, (real *)P + 120864, A + 0, B)); /* %134 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(32, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k96_fused_scale_sum(A + 38062240 + 49152*B, A + 38062240 + 32768*B, B)); /* %139 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(33, (double)49176*B, sizeof(real)*((double)8*B + (double)16384*B + (double)8*B), convirt_image_k102_fused_rsqrt_addc_scale_sum(A + 38062240 + 49168*B, A + 38062240 + 32768*B, A + 38062240 + 49152*B, B)); /* %145 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(34, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B), convirt_image_k103_fused_mul_sub(A + 38062240 + 16384*B, A + 38062240 + 32768*B, A + 38062240 + 49152*B, A + 38062240 + 49168*B, B)); /* %146 fused:mul_sub [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(35, (double)65536*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_k152_fused_relu_add_add_mul(A + 38062240 + 32768*B, A + 38062240, A + 38062240 + 16384*B, (real *)P + 120928, (real *)P + 120992, B)); /* %153 fused:relu_add_add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
-    CALL(36, (double)9437184*B, sizeof(real)*((double)8192*B + (double)16384*B + (double)73728 + (double)128), convirt_image_k155_conv2d(A + 38062240 + 49152*B, A + 38062240 + 32768*B, (real *)P + 121056, (real *)P + 194784, A + 0, B)); /* %156 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(37, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k160_fused_scale_sum(A + 38062240, A + 38062240 + 49152*B, B)); /* %161 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(38, (double)24600*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8*B), convirt_image_k166_fused_rsqrt_addc_scale_sum(A + 38062240 + 16*B, A + 38062240 + 49152*B, A + 38062240, B)); /* %167 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(39, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B), convirt_image_k167_fused_mul_sub(A + 38062240 + 57344*B, A + 38062240 + 49152*B, A + 38062240, A + 38062240 + 16*B, B)); /* %168 fused:mul_sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(40, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_k173_fused_relu_add_mul(A + 38062240 + 49152*B, A + 38062240 + 57344*B, (real *)P + 194912, (real *)P + 195040, B)); /* %174 fused:relu_add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
-    CALL(41, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456 + (double)128), convirt_image_k176_conv2d(A + 38062240 + 57344*B, A + 38062240 + 49152*B, (real *)P + 195168, (real *)P + 342624, A + 0, B)); /* %177 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(42, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k160_fused_scale_sum(A + 38062240 + 8192*B, A + 38062240 + 57344*B, B)); /* %182 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(43, (double)24600*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8*B), convirt_image_k166_fused_rsqrt_addc_scale_sum(A + 38062240 + 8208*B, A + 38062240 + 57344*B, A + 38062240 + 8192*B, B)); /* %188 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(44, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B), convirt_image_k167_fused_mul_sub(A + 38062240, A + 38062240 + 57344*B, A + 38062240 + 8192*B, A + 38062240 + 8208*B, B)); /* %189 fused:mul_sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(45, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_k173_fused_relu_add_mul(A + 38062240 + 57344*B, A + 38062240, (real *)P + 342752, (real *)P + 342880, B)); /* %195 fused:relu_add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
-    CALL(46, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456 + (double)128), convirt_image_k176_conv2d(A + 38062240, A + 38062240 + 57344*B, (real *)P + 343008, (real *)P + 490464, A + 0, B)); /* %198 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(47, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k160_fused_scale_sum(A + 38062240 + 8192*B, A + 38062240, B)); /* %203 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(48, (double)24600*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8*B), convirt_image_k166_fused_rsqrt_addc_scale_sum(A + 38062240 + 8208*B, A + 38062240, A + 38062240 + 8192*B, B)); /* %209 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(49, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B), convirt_image_k167_fused_mul_sub(A + 38062240 + 57344*B, A + 38062240, A + 38062240 + 8192*B, A + 38062240 + 8208*B, B)); /* %210 fused:mul_sub [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(50, (double)32768*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_k216_fused_relu_add_add_mul(A + 38062240 + 98304*B, A + 38062240 + 49152*B, A + 38062240 + 57344*B, (real *)P + 490592, (real *)P + 490720, B)); /* %217 fused:relu_add_add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
-    CALL(51, (double)32768*B, sizeof(real)*((double)32768*B + (double)8192*B), seg_finetune_k234_id(A + 38062240, A + 38062240 + 98304*B, B)); /* %238 map:id [B,128,8,2,8,2]  graphs/lib/unet.lua:15 */
-    CALL(52, 0, sizeof(real)*((double)49152*B + (double)32768*B + (double)16384*B), seg_finetune_k236_concat(A + 38062240 + 1015808*B, A + 38062240, A + 38062240 + 32768*B, B)); /* %240 concat [B,192,16,16]  graphs/lib/unet.lua:15 */
-    CALL(53, (double)56623104*B, sizeof(real)*((double)16384*B + (double)49152*B + (double)110592 + (double)64), seg_finetune_k239_conv2d(A + 38062240, A + 38062240 + 1015808*B, (real *)P + 523872, (real *)P + 634464, A + 0, B)); /* %243 conv2d [B,64,16,16]  graphs/lib/unet.lua:16 */
-    CALL(54, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k96_fused_scale_sum(A + 38062240 + 16384*B, A + 38062240, B)); /* %248 fused:scale_sum [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(55, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k97_sub(A + 38062240 + 1163264*B, A + 38062240, A + 38062240 + 16384*B, B)); /* %249 map:sub [B,8,2048]  graphs/lib/unet.lua:17 */
-    CALL(56, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_vjp_k102_fused_rsqrt_addc_scale_sum(A + 38062240 + 1216512*B, A + 38062240 + 1163264*B, B)); /* %254 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(57, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k103_mul(A + 38062240 + 1179648*B, A + 38062240 + 1163264*B, A + 38062240 + 1216512*B, B)); /* %255 map:mul [B,8,2048]  graphs/lib/unet.lua:17 */
-    CALL(58, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_vjp_k108_fused_add_mul(A + 38062240 + 1196032*B, A + 38062240 + 1179648*B, (real *)P + 634528, (real *)P + 634592, B)); /* %260 fused:add_mul [B,64,16,16]  graphs/lib/unet.lua:17 */
-    CALL(59, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k109_relu(A + 38062240 + 1064960*B, A + 38062240 + 1196032*B, B)); /* %261 map:relu [B,64,16,16]  graphs/lib/unet.lua:17 */
-    CALL(60, (double)65536*B, sizeof(real)*((double)65536*B + (double)16384*B), seg_finetune_k259_id(A + 38062240, A + 38062240 + 1064960*B, B)); /* %263 map:id [B,64,16,2,16,2]  graphs/lib/unet.lua:15 */
-    CALL(61, 0, sizeof(real)*((double)98304*B + (double)65536*B + (double)32768*B), seg_finetune_k261_concat(A + 38062240 + 917504*B, A + 38062240, A + 38062240 + 65536*B, B)); /* %265 concat [B,96,32,32]  graphs/lib/unet.lua:15 */
-    CALL(62, (double)56623104*B, sizeof(real)*((double)32768*B + (double)98304*B + (double)27648 + (double)32), seg_finetune_k264_conv2d(A + 38062240, A + 38062240 + 917504*B, (real *)P + 634656, (real *)P + 662304, A + 0, B)); /* %268 conv2d [B,32,32,32]  graphs/lib/unet.lua:16 */
-    CALL(63, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k32_fused_scale_sum(A + 38062240 + 1212416*B, A + 38062240, B)); /* %273 fused:scale_sum [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(64, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k33_sub(A + 38062240 + 1064960*B, A + 38062240, A + 38062240 + 1212416*B, B)); /* %274 map:sub [B,8,4096]  graphs/lib/unet.lua:17 */
-    CALL(65, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_vjp_k38_fused_rsqrt_addc_scale_sum(A + 38062240 + 1216528*B, A + 38062240 + 1064960*B, B)); /* %279 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(66, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k39_mul(A + 38062240 + 1097728*B, A + 38062240 + 1064960*B, A + 38062240 + 1216528*B, B)); /* %280 map:mul [B,8,4096]  graphs/lib/unet.lua:17 */
-    CALL(67, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_vjp_k44_fused_add_mul(A + 38062240 + 1130496*B, A + 38062240 + 1097728*B, (real *)P + 662336, (real *)P + 662368, B)); /* %285 fused:add_mul [B,32,32,32]  graphs/lib/unet.lua:17 */
-    CALL(68, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k45_relu(A + 38062240, A + 38062240 + 1130496*B, B)); /* %286 map:relu [B,32,32,32]  graphs/lib/unet.lua:17 */
-    CALL(69, (double)131072*B, sizeof(real)*((double)131072*B + (double)32768*B), seg_finetune_k284_id(A + 38062240 + 393216*B, A + 38062240, B)); /* %288 map:id [B,32,32,2,32,2]  graphs/lib/unet.lua:15 */
-    CALL(70, 0, sizeof(real)*((double)262144*B + (double)131072*B + (double)131072*B), seg_finetune_k286_concat(A + 38062240, A + 38062240 + 393216*B, A + 38062240 + 262144*B, B)); /* %290 concat [B,64,64,64]  graphs/lib/unet.lua:15 */
-    CALL(71, (double)150994944*B, sizeof(real)*((double)131072*B + (double)262144*B + (double)18432 + (double)32), seg_finetune_k289_conv2d(A + 38062240 + 262144*B, A + 38062240, (real *)P + 662400, (real *)P + 680832, A + 0, B)); /* %293 conv2d [B,32,64,64]  graphs/lib/unet.lua:16 */
-    CALL(72, (double)131080*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_k11_fused_scale_sum(A + 38062240 + 1212416*B, A + 38062240 + 262144*B, B)); /* %298 fused:scale_sum [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(73, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_vjp_k12_sub(A + 38062240 + 393216*B, A + 38062240 + 262144*B, A + 38062240 + 1212416*B, B)); /* %299 map:sub [B,8,16384]  graphs/lib/unet.lua:17 */
-    CALL(74, (double)262168*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_vjp_k17_fused_rsqrt_addc_scale_sum(A + 38062240 + 1216544*B, A + 38062240 + 393216*B, B)); /* %304 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(75, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_vjp_k18_mul(A + 38062240 + 262144*B, A + 38062240 + 393216*B, A + 38062240 + 1216544*B, B)); /* %305 map:mul [B,8,16384]  graphs/lib/unet.lua:17 */
-    CALL(76, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32 + (double)32), convirt_image_vjp_k23_fused_add_mul(A + 38062240 + 524288*B, A + 38062240 + 262144*B, (real *)P + 680864, (real *)P + 680896, B)); /* %310 fused:add_mul [B,32,64,64]  graphs/lib/unet.lua:17 */
-    CALL(77, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), convirt_image_vjp_k24_relu(A + 38062240 + 655360*B, A + 38062240 + 524288*B, B)); /* %311 map:relu [B,32,64,64]  graphs/lib/unet.lua:17 */
-    CALL(78, (double)262144*B, sizeof(real)*((double)4096*B + (double)131072*B + (double)32 + (double)1), seg_finetune_k310_conv2d(A + 38062240 + 786432*B, A + 38062240 + 655360*B, (real *)P + 680928, (real *)P + 680960, B)); /* %314 conv2d [B,1,64,64]  graphs/seg.lua:52 */
-    CALL(79, (double)12288*B, sizeof(real)*((double)4096*B + (double)4096*B), seg_finetune_k316_fused_exp_neg_abs(A + 38062240 + 790528*B, A + 38062240 + 786432*B, B)); /* %320 fused:exp_neg_abs [B,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(80, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B), seg_finetune_k317_addc(A + 38062240 + 794624*B, A + 38062240 + 790528*B, B)); /* %321 map:addc [B,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(81, (double)20480*B, sizeof(real)*((double)4096*B + (double)4096*B + (double)4096*B + (double)4096*B), seg_finetune_k319_fused_add_sub_relu_mul(A + 38062240 + 798720*B, A + 38062240 + 786432*B, (real *)inputs[1], A + 38062240 + 794624*B, B)); /* %323 fused:add_sub_relu_mul [B,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(82, (double)4096*B, sizeof(real)*((double)4096 + (double)4096*B), seg_finetune_k320_sum(A + 0, A + 38062240 + 798720*B, B)); /* %324 reduce [1,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(83, (double)4096, sizeof(real)*((double)4096 + (double)4096), seg_finetune_k321_scale(A + 4096, A + 0, B)); /* %325 map:scale [1,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(84, (double)4096, sizeof(real)*((double)4096 + (double)4096), seg_finetune_k322_sum(A + 0, A + 4096)); /* %326 reduce [1,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(85, (double)4096, sizeof(real)*((double)4096 + (double)4096), seg_finetune_k323_scale(A + 4096, A + 0)); /* %327 map:scale [1,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(86, (double)4096, sizeof(real)*((double)64 + (double)4096), seg_finetune_k324_sum(A + 0, A + 4096)); /* %328 reduce [1,1,1,64]  graphs/lib/unet.lua:31 */
-    CALL(87, (double)129, sizeof(real)*((double)1 + (double)64), seg_finetune_k327_fused_scale_sum_scale(A + 64, A + 0)); /* %331 fused:scale_sum_scale [1,1,1,1]  graphs/lib/unet.lua:31 */
-    CALL(88, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B), seg_finetune_k328_sigmoid(A + 38062240 + 798720*B, A + 38062240 + 786432*B, B)); /* %332 map:sigmoid [B,1,64,64]  graphs/lib/unet.lua:32 */
-    CALL(89, (double)8194*B, sizeof(real)*((double)B + (double)4096*B + (double)4096*B), seg_finetune_k338_fused_addc_add_sum_sum(A + 38062240 + 1212416*B, A + 38062240 + 798720*B, (real *)inputs[1], B)); /* %342 fused:addc_add_sum_sum [B,1]  graphs/lib/unet.lua:35 */
-    CALL(90, (double)8195*B, sizeof(real)*((double)B + (double)4096*B + (double)4096*B + (double)B), seg_finetune_k339_fused_div_addc_scale_sum(A + 38062240 + 1212432*B, A + 38062240 + 798720*B, (real *)inputs[1], A + 38062240 + 1212416*B, B)); /* %343 fused:div_addc_scale_sum [B,1]  graphs/lib/unet.lua:35 */
-    CALL(91, (double)B, sizeof(real)*((double)1 + (double)B), convirt_image_vjp_k236_sum(A + 0, A + 38062240 + 1212432*B, B)); /* %344 reduce [1,1]  graphs/lib/unet.lua:36 */
-    CALL(92, (double)3, sizeof(real)*((double)1 + (double)1), seg_finetune_k343_fused_addc_neg_scale(A + 16, A + 0, B)); /* %347 fused:addc_neg_scale [1,1]  graphs/lib/unet.lua:36 */
-    CALL(93, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), convirt_image_vjp_k243_add(A + 38062208, A + 64, A + 16)); /* %350 map:add []  graphs/lib/unet.lua:37 */
+    CALL(2, (double)524288*B, sizeof(real)*((double)16*B + (double)131072*B), convirt_image_k9_group_norm_stats(A + 38062240 + 262144*B, A + 38062240, B)); /* %10 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(3, (double)524288*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)16*B + (double)32 + (double)32), convirt_image_k10_group_norm(A + 38062240 + 131072*B, A + 38062240, A + 38062240 + 262144*B, (real *)P + 320, (real *)P + 352, B)); /* %11 group_norm [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(4, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), convirt_image_k11_relu(A + 38062240 + 262144*B, A + 38062240 + 131072*B, B)); /* %12 map:relu [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
+    CALL(5, (double)18874368*B, sizeof(real)*((double)32768*B + (double)131072*B + (double)9216 + (double)32), convirt_image_k14_conv2d(A + 38062240, A + 38062240 + 262144*B, (real *)P + 384, (real *)P + 9600, A + 0, B)); /* %15 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(6, (double)131072*B, sizeof(real)*((double)16*B + (double)32768*B), convirt_image_k17_group_norm_stats(A + 38062240 + 65536*B, A + 38062240, B)); /* %18 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(7, (double)131072*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)32), convirt_image_k18_group_norm(A + 38062240 + 32768*B, A + 38062240, A + 38062240 + 65536*B, (real *)P + 9632, (real *)P + 9664, B)); /* %19 group_norm [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(8, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_k19_relu(A + 38062240, A + 38062240 + 32768*B, B)); /* %20 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
+    CALL(9, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216 + (double)32), convirt_image_k22_conv2d(A + 38062240 + 32768*B, A + 38062240, (real *)P + 9696, (real *)P + 18912, A + 0, B)); /* %23 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(10, (double)131072*B, sizeof(real)*((double)16*B + (double)32768*B), convirt_image_k17_group_norm_stats(A + 38062240 + 98304*B, A + 38062240 + 32768*B, B)); /* %26 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(11, (double)131072*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)32), convirt_image_k18_group_norm(A + 38062240 + 65536*B, A + 38062240 + 32768*B, A + 38062240 + 98304*B, (real *)P + 18944, (real *)P + 18976, B)); /* %27 group_norm [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(12, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_k19_relu(A + 38062240 + 32768*B, A + 38062240 + 65536*B, B)); /* %28 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
+    CALL(13, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216 + (double)32), convirt_image_k22_conv2d(A + 38062240 + 65536*B, A + 38062240 + 32768*B, (real *)P + 19008, (real *)P + 28224, A + 0, B)); /* %31 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(14, (double)131072*B, sizeof(real)*((double)16*B + (double)32768*B), convirt_image_k17_group_norm_stats(A + 38062240 + 98304*B, A + 38062240 + 65536*B, B)); /* %34 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(15, (double)131072*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)32), convirt_image_k18_group_norm(A + 38062240 + 32768*B, A + 38062240 + 65536*B, A + 38062240 + 98304*B, (real *)P + 28256, (real *)P + 28288, B)); /* %35 group_norm [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(16, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_k36_fused_relu_add(A + 38062240 + 65536*B, A + 38062240, A + 38062240 + 32768*B, B)); /* %37 fused:relu_add [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
+    CALL(17, (double)9437184*B, sizeof(real)*((double)16384*B + (double)32768*B + (double)18432 + (double)64), convirt_image_k39_conv2d(A + 38062240, A + 38062240 + 65536*B, (real *)P + 28320, (real *)P + 46752, A + 0, B)); /* %40 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(18, (double)65536*B, sizeof(real)*((double)16*B + (double)16384*B), convirt_image_k42_group_norm_stats(A + 38062240 + 32768*B, A + 38062240, B)); /* %43 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(19, (double)65536*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)64), convirt_image_k43_group_norm(A + 38062240 + 16384*B, A + 38062240, A + 38062240 + 32768*B, (real *)P + 46816, (real *)P + 46880, B)); /* %44 group_norm [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(20, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_k44_relu(A + 38062240, A + 38062240 + 16384*B, B)); /* %45 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
+    CALL(21, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864 + (double)64), convirt_image_k47_conv2d(A + 38062240 + 16384*B, A + 38062240, (real *)P + 46944, (real *)P + 83808, A + 0, B)); /* %48 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(22, (double)65536*B, sizeof(real)*((double)16*B + (double)16384*B), convirt_image_k42_group_norm_stats(A + 38062240 + 49152*B, A + 38062240 + 16384*B, B)); /* %51 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(23, (double)65536*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)64), convirt_image_k43_group_norm(A + 38062240 + 32768*B, A + 38062240 + 16384*B, A + 38062240 + 49152*B, (real *)P + 83872, (real *)P + 83936, B)); /* %52 group_norm [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(24, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_k44_relu(A + 38062240 + 16384*B, A + 38062240 + 32768*B, B)); /* %53 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
+    CALL(25, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864 + (double)64), convirt_image_k47_conv2d(A + 38062240 + 32768*B, A + 38062240 + 16384*B, (real *)P + 84000, (real *)P + 120864, A + 0, B)); /* %56 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(26, (double)65536*B, sizeof(real)*((double)16*B + (double)16384*B), convirt_image_k42_group_norm_stats(A + 38062240 + 49152*B, A + 38062240 + 32768*B, B)); /* %59 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(27, (double)65536*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)64), convirt_image_k43_group_norm(A + 38062240 + 16384*B, A + 38062240 + 32768*B, A + 38062240 + 49152*B, (real *)P + 120928, (real *)P + 120992, B)); /* %60 group_norm [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(28, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_k61_fused_relu_add(A + 38062240 + 32768*B, A + 38062240, A + 38062240 + 16384*B, B)); /* %62 fused:relu_add [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
+    CALL(29, (double)9437184*B, sizeof(real)*((double)8192*B + (double)16384*B + (double)73728 + (double)128), convirt_image_k64_conv2d(A + 38062240 + 49152*B, A + 38062240 + 32768*B, (real *)P + 121056, (real *)P + 194784, A + 0, B)); /* %65 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(30, (double)32768*B, sizeof(real)*((double)16*B + (double)8192*B), convirt_image_k67_group_norm_stats(A + 38062240, A + 38062240 + 49152*B, B)); /* %68 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(31, (double)32768*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)128), convirt_image_k68_group_norm(A + 38062240 + 57344*B, A + 38062240 + 49152*B, A + 38062240, (real *)P + 194912, (real *)P + 195040, B)); /* %69 group_norm [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(32, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k69_relu(A + 38062240 + 49152*B, A + 38062240 + 57344*B, B)); /* %70 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
+    CALL(33, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456 + (double)128), convirt_image_k72_conv2d(A + 38062240 + 57344*B, A + 38062240 + 49152*B, (real *)P + 195168, (real *)P + 342624, A + 0, B)); /* %73 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(34, (double)32768*B, sizeof(real)*((double)16*B + (double)8192*B), convirt_image_k67_group_norm_stats(A + 38062240 + 8192*B, A + 38062240 + 57344*B, B)); /* %76 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(35, (double)32768*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)128), convirt_image_k68_group_norm(A + 38062240, A + 38062240 + 57344*B, A + 38062240 + 8192*B, (real *)P + 342752, (real *)P + 342880, B)); /* %77 group_norm [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(36, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k69_relu(A + 38062240 + 57344*B, A + 38062240, B)); /* %78 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
+    CALL(37, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456 + (double)128), convirt_image_k72_conv2d(A + 38062240, A + 38062240 + 57344*B, (real *)P + 343008, (real *)P + 490464, A + 0, B)); /* %81 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(38, (double)32768*B, sizeof(real)*((double)16*B + (double)8192*B), convirt_image_k67_group_norm_stats(A + 38062240 + 8192*B, A + 38062240, B)); /* %84 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(39, (double)32768*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)128), convirt_image_k68_group_norm(A + 38062240 + 57344*B, A + 38062240, A + 38062240 + 8192*B, (real *)P + 490592, (real *)P + 490720, B)); /* %85 group_norm [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(40, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_k86_fused_relu_add(A + 38062240 + 98304*B, A + 38062240 + 49152*B, A + 38062240 + 57344*B, B)); /* %87 fused:relu_add [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
+    CALL(41, (double)32768*B, sizeof(real)*((double)32768*B + (double)8192*B), seg_finetune_k104_id(A + 38062240, A + 38062240 + 98304*B, B)); /* %108 map:id [B,128,8,2,8,2]  graphs/lib/unet.lua:15 */
+    CALL(42, 0, sizeof(real)*((double)49152*B + (double)32768*B + (double)16384*B), seg_finetune_k106_concat(A + 38062240 + 884736*B, A + 38062240, A + 38062240 + 32768*B, B)); /* %110 concat [B,192,16,16]  graphs/lib/unet.lua:15 */
+    CALL(43, (double)56623104*B, sizeof(real)*((double)16384*B + (double)49152*B + (double)110592 + (double)64), seg_finetune_k109_conv2d(A + 38062240 + 999424*B, A + 38062240 + 884736*B, (real *)P + 523872, (real *)P + 634464, A + 0, B)); /* %113 conv2d [B,64,16,16]  graphs/lib/unet.lua:16 */
+    CALL(44, (double)65536*B, sizeof(real)*((double)16*B + (double)16384*B), convirt_image_k42_group_norm_stats(A + 38062240 + 1036288*B, A + 38062240 + 999424*B, B)); /* %116 group_norm_stats [B,8,2]  graphs/lib/unet.lua:17 */
+    CALL(45, (double)65536*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)64), convirt_image_k43_group_norm(A + 38062240 + 1015808*B, A + 38062240 + 999424*B, A + 38062240 + 1036288*B, (real *)P + 634528, (real *)P + 634592, B)); /* %117 group_norm [B,64,16,16]  graphs/lib/unet.lua:17 */
+    CALL(46, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_k44_relu(A + 38062240 + 933888*B, A + 38062240 + 1015808*B, B)); /* %118 map:relu [B,64,16,16]  graphs/lib/unet.lua:17 */
+    CALL(47, (double)65536*B, sizeof(real)*((double)65536*B + (double)16384*B), seg_finetune_k116_id(A + 38062240, A + 38062240 + 933888*B, B)); /* %120 map:id [B,64,16,2,16,2]  graphs/lib/unet.lua:15 */
+    CALL(48, 0, sizeof(real)*((double)98304*B + (double)65536*B + (double)32768*B), seg_finetune_k118_concat(A + 38062240 + 786432*B, A + 38062240, A + 38062240 + 65536*B, B)); /* %122 concat [B,96,32,32]  graphs/lib/unet.lua:15 */
+    CALL(49, (double)56623104*B, sizeof(real)*((double)32768*B + (double)98304*B + (double)27648 + (double)32), seg_finetune_k121_conv2d(A + 38062240 + 933888*B, A + 38062240 + 786432*B, (real *)P + 634656, (real *)P + 662304, A + 0, B)); /* %125 conv2d [B,32,32,32]  graphs/lib/unet.lua:16 */
+    CALL(50, (double)131072*B, sizeof(real)*((double)16*B + (double)32768*B), convirt_image_k17_group_norm_stats(A + 38062240 + 1036304*B, A + 38062240 + 933888*B, B)); /* %128 group_norm_stats [B,8,2]  graphs/lib/unet.lua:17 */
+    CALL(51, (double)131072*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)32), convirt_image_k18_group_norm(A + 38062240 + 966656*B, A + 38062240 + 933888*B, A + 38062240 + 1036304*B, (real *)P + 662336, (real *)P + 662368, B)); /* %129 group_norm [B,32,32,32]  graphs/lib/unet.lua:17 */
+    CALL(52, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_k19_relu(A + 38062240, A + 38062240 + 966656*B, B)); /* %130 map:relu [B,32,32,32]  graphs/lib/unet.lua:17 */
+    CALL(53, (double)131072*B, sizeof(real)*((double)131072*B + (double)32768*B), seg_finetune_k128_id(A + 38062240 + 393216*B, A + 38062240, B)); /* %132 map:id [B,32,32,2,32,2]  graphs/lib/unet.lua:15 */
+    CALL(54, 0, sizeof(real)*((double)262144*B + (double)131072*B + (double)131072*B), seg_finetune_k130_concat(A + 38062240, A + 38062240 + 393216*B, A + 38062240 + 262144*B, B)); /* %134 concat [B,64,64,64]  graphs/lib/unet.lua:15 */
+    CALL(55, (double)150994944*B, sizeof(real)*((double)131072*B + (double)262144*B + (double)18432 + (double)32), seg_finetune_k133_conv2d(A + 38062240 + 262144*B, A + 38062240, (real *)P + 662400, (real *)P + 680832, A + 0, B)); /* %137 conv2d [B,32,64,64]  graphs/lib/unet.lua:16 */
+    CALL(56, (double)524288*B, sizeof(real)*((double)16*B + (double)131072*B), convirt_image_k9_group_norm_stats(A + 38062240 + 1036320*B, A + 38062240 + 262144*B, B)); /* %140 group_norm_stats [B,8,2]  graphs/lib/unet.lua:17 */
+    CALL(57, (double)524288*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)16*B + (double)32 + (double)32), convirt_image_k10_group_norm(A + 38062240 + 393216*B, A + 38062240 + 262144*B, A + 38062240 + 1036320*B, (real *)P + 680864, (real *)P + 680896, B)); /* %141 group_norm [B,32,64,64]  graphs/lib/unet.lua:17 */
+    CALL(58, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), convirt_image_k11_relu(A + 38062240 + 524288*B, A + 38062240 + 393216*B, B)); /* %142 map:relu [B,32,64,64]  graphs/lib/unet.lua:17 */
+    CALL(59, (double)262144*B, sizeof(real)*((double)4096*B + (double)131072*B + (double)32 + (double)1), seg_finetune_k141_conv2d(A + 38062240 + 655360*B, A + 38062240 + 524288*B, (real *)P + 680928, (real *)P + 680960, B)); /* %145 conv2d [B,1,64,64]  graphs/seg.lua:52 */
+    CALL(60, (double)12288*B, sizeof(real)*((double)4096*B + (double)4096*B), seg_finetune_k147_fused_exp_neg_abs(A + 38062240 + 659456*B, A + 38062240 + 655360*B, B)); /* %151 fused:exp_neg_abs [B,1,64,64]  graphs/lib/unet.lua:31 */
+    CALL(61, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B), seg_finetune_k148_addc(A + 38062240 + 663552*B, A + 38062240 + 659456*B, B)); /* %152 map:addc [B,1,64,64]  graphs/lib/unet.lua:31 */
+    CALL(62, (double)20480*B, sizeof(real)*((double)4096*B + (double)4096*B + (double)4096*B + (double)4096*B), seg_finetune_k150_fused_add_sub_relu_mul(A + 38062240 + 667648*B, A + 38062240 + 655360*B, (real *)inputs[1], A + 38062240 + 663552*B, B)); /* %154 fused:add_sub_relu_mul [B,1,64,64]  graphs/lib/unet.lua:31 */
+    CALL(63, (double)4096*B, sizeof(real)*((double)4096 + (double)4096*B), seg_finetune_k151_sum(A + 0, A + 38062240 + 667648*B, B)); /* %155 reduce [1,1,64,64]  graphs/lib/unet.lua:31 */
+    CALL(64, (double)4096, sizeof(real)*((double)4096 + (double)4096), seg_finetune_k152_scale(A + 4096, A + 0, B)); /* %156 map:scale [1,1,64,64]  graphs/lib/unet.lua:31 */
+    CALL(65, (double)4096, sizeof(real)*((double)4096 + (double)4096), seg_finetune_k153_sum(A + 0, A + 4096)); /* %157 reduce [1,1,64,64]  graphs/lib/unet.lua:31 */
+    CALL(66, (double)4096, sizeof(real)*((double)4096 + (double)4096), seg_finetune_k154_scale(A + 4096, A + 0)); /* %158 map:scale [1,1,64,64]  graphs/lib/unet.lua:31 */
+    CALL(67, (double)4096, sizeof(real)*((double)64 + (double)4096), seg_finetune_k155_sum(A + 0, A + 4096)); /* %159 reduce [1,1,1,64]  graphs/lib/unet.lua:31 */
+    CALL(68, (double)129, sizeof(real)*((double)1 + (double)64), seg_finetune_k158_fused_scale_sum_scale(A + 64, A + 0)); /* %162 fused:scale_sum_scale [1,1,1,1]  graphs/lib/unet.lua:31 */
+    CALL(69, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B), seg_finetune_k159_sigmoid(A + 38062240 + 667648*B, A + 38062240 + 655360*B, B)); /* %163 map:sigmoid [B,1,64,64]  graphs/lib/unet.lua:32 */
+    CALL(70, (double)8194*B, sizeof(real)*((double)B + (double)4096*B + (double)4096*B), seg_finetune_k169_fused_addc_add_sum_sum(A + 38062240 + 1032192*B, A + 38062240 + 667648*B, (real *)inputs[1], B)); /* %173 fused:addc_add_sum_sum [B,1]  graphs/lib/unet.lua:35 */
+    CALL(71, (double)8195*B, sizeof(real)*((double)B + (double)4096*B + (double)4096*B + (double)B), seg_finetune_k170_fused_div_addc_scale_sum(A + 38062240 + 1032208*B, A + 38062240 + 667648*B, (real *)inputs[1], A + 38062240 + 1032192*B, B)); /* %174 fused:div_addc_scale_sum [B,1]  graphs/lib/unet.lua:35 */
+    CALL(72, (double)B, sizeof(real)*((double)1 + (double)B), convirt_image_vjp_k106_sum(A + 0, A + 38062240 + 1032208*B, B)); /* %175 reduce [1,1]  graphs/lib/unet.lua:36 */
+    CALL(73, (double)3, sizeof(real)*((double)1 + (double)1), seg_finetune_k174_fused_addc_neg_scale(A + 16, A + 0, B)); /* %178 fused:addc_neg_scale [1,1]  graphs/lib/unet.lua:36 */
+    CALL(74, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), convirt_image_vjp_k113_add(A + 38062208, A + 64, A + 16)); /* %181 map:add []  graphs/lib/unet.lua:37 */
 }
 
 static void backward(void *arena, real *grads, const real *P, void *const *inputs, real *const *input_grads, const long *dims) {
     const long B = dims[0]; (void)B;
     real *A = arena; (void)A; (void)P; (void)inputs; (void)grads; (void)input_grads;
-    CALL(94, 0, sizeof(real)*((double)1), convirt_features_loss_k58_fill(A + 0)); /* %381 fill []  graphs/seg.lua:52 */
-    CALL(95, (double)2, sizeof(real)*((double)1 + (double)1), seg_finetune_k381_fused_scale_neg(A + 16, A + 0, B)); /* %385 fused:scale_neg [1,1]  graphs/lib/unet.lua:36 */
-    CALL(96, (double)2*B, sizeof(real)*((double)B + (double)1 + (double)B), seg_finetune_k383_fused_div_id(A + 38062240 + 1212448*B, A + 16, A + 38062240 + 1212416*B, B)); /* %387 fused:div_id [B,1]  graphs/lib/unet.lua:35 */
-    CALL(97, (double)2*B, sizeof(real)*((double)B + (double)B + (double)B), seg_finetune_k385_fused_neg_mul(A + 38062240 + 1212416*B, A + 38062240 + 1212448*B, A + 38062240 + 1212432*B, B)); /* %389 fused:neg_mul [B,1]  graphs/lib/unet.lua:35 */
-    CALL(98, (double)B, sizeof(real)*((double)B + (double)B), seg_finetune_k387_scale(A + 38062240 + 1212432*B, A + 38062240 + 1212448*B, B)); /* %391 map:scale [B,1]  graphs/lib/unet.lua:35 */
-    CALL(99, (double)16384*B, sizeof(real)*((double)4096*B + (double)B + (double)B + (double)4096*B), seg_finetune_k391_fused_add_id_mul_id(A + 38062240 + 802816*B, A + 38062240 + 1212416*B, A + 38062240 + 1212432*B, (real *)inputs[1], B)); /* %395 fused:add_id_mul_id [B,4096]  graphs/lib/unet.lua:34 */
-    CALL(100, (double)1, sizeof(real)*((double)1 + (double)1), seg_finetune_k397_scale(A + 16, A + 0)); /* %401 map:scale [1,1,1,1]  graphs/lib/unet.lua:31 */
-    CALL(101, (double)128, sizeof(real)*((double)64 + (double)1), seg_finetune_k399_fused_scale_id(A + 4096, A + 16)); /* %403 fused:scale_id [1,1,1,64]  graphs/lib/unet.lua:31 */
-    CALL(102, (double)12288, sizeof(real)*((double)4096 + (double)64), seg_finetune_k402_fused_scale_scale_id(A + 0, A + 4096, B)); /* %406 fused:scale_scale_id [1,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(103, (double)77824*B, sizeof(real)*((double)4096*B + (double)4096*B + (double)4096*B + (double)4096 + (double)4096*B + (double)4096*B + (double)4096*B + (double)4096*B), seg_finetune_k416_fused_add_add_add_mul(A + 38062240 + 1212416*B, A + 38062240 + 802816*B, A + 38062240 + 798720*B, A + 0, A + 38062240 + 794624*B, A + 38062240 + 790528*B, A + 38062240 + 786432*B, (real *)inputs[1], B)); /* %420 fused:add_add_add_mul [B,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(104, (double)4096*B, sizeof(real)*((double)B + (double)4096*B), seg_finetune_k418_sum(A + 38062240 + 786432*B, A + 38062240 + 1212416*B, B)); /* %422 reduce [B,1,1]  graphs/seg.lua:52 */
-    CALL(105, (double)B, sizeof(real)*((double)1 + (double)B), convirt_image_vjp_k236_sum(A + 38062224, A + 38062240 + 786432*B, B)); /* %423 reduce [1,1,1]  graphs/seg.lua:52 */
-    CALL(106, (double)262144*B, sizeof(real)*((double)131072*B + (double)4096*B + (double)32), seg_finetune_k421_conv2d_input_grad(A + 38062240 + 786432*B, A + 38062240 + 1212416*B, (real *)P + 680928, B)); /* %425 conv2d_input_grad [B,32,64,64]  graphs/seg.lua:52 */
-    CALL(107, (double)262144*B, sizeof(real)*((double)32 + (double)4096*B + (double)131072*B), seg_finetune_k422_conv2d_weight_grad(A + 38062080, A + 38062240 + 1212416*B, A + 38062240 + 655360*B, A + 0, B)); /* %426 conv2d_weight_grad [1,32,1,1]  graphs/seg.lua:52 */
-    CALL(108, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), convirt_image_vjp_k651_fused_mul_step(A + 38062240 + 655360*B, A + 38062240 + 786432*B, A + 38062240 + 524288*B, B)); /* %428 fused:mul_step [B,32,64,64]  graphs/lib/unet.lua:17 */
-    CALL(109, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), convirt_image_vjp_k652_sum(A + 0, A + 38062240 + 655360*B, B)); /* %429 reduce [1,32,64,64]  graphs/lib/unet.lua:17 */
-    CALL(110, (double)131072, sizeof(real)*((double)2048 + (double)131072), convirt_image_vjp_k654_sum(A + 131072, A + 0)); /* %431 reduce [32,1,64]  graphs/lib/unet.lua:17 */
-    CALL(111, (double)2048, sizeof(real)*((double)32 + (double)2048), convirt_image_vjp_k655_sum(A + 38062112, A + 131072)); /* %432 reduce [32,1,1]  graphs/lib/unet.lua:17 */
-    CALL(112, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), convirt_image_vjp_k657_mul(A + 38062240 + 524288*B, A + 38062240 + 655360*B, (real *)P + 680864, B)); /* %434 map:mul [B,32,64,64]  graphs/lib/unet.lua:17 */
-    CALL(113, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), convirt_image_vjp_k658_mul(A + 38062240 + 786432*B, A + 38062240 + 655360*B, A + 38062240 + 262144*B, B)); /* %435 map:mul [B,32,64,64]  graphs/lib/unet.lua:17 */
-    CALL(114, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), convirt_image_vjp_k652_sum(A + 0, A + 38062240 + 786432*B, B)); /* %436 reduce [1,32,64,64]  graphs/lib/unet.lua:17 */
-    CALL(115, (double)131072, sizeof(real)*((double)2048 + (double)131072), convirt_image_vjp_k654_sum(A + 131072, A + 0)); /* %438 reduce [32,1,64]  graphs/lib/unet.lua:17 */
-    CALL(116, (double)2048, sizeof(real)*((double)32 + (double)2048), convirt_image_vjp_k655_sum(A + 38062144, A + 131072)); /* %439 reduce [32,1,1]  graphs/lib/unet.lua:17 */
-    CALL(117, (double)262184*B, sizeof(real)*((double)8*B + (double)131072*B + (double)131072*B + (double)8*B), convirt_image_vjp_k672_fused_scale_mul_sum_mul(A + 38062240 + 1212416*B, A + 38062240 + 524288*B, A + 38062240 + 393216*B, A + 38062240 + 1216544*B, B)); /* %449 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(118, (double)655360*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B + (double)8*B + (double)131072*B), convirt_image_vjp_k676_fused_add_mul_mul_id(A + 38062240 + 262144*B, A + 38062240 + 524288*B, A + 38062240 + 1216544*B, A + 38062240 + 1212416*B, A + 38062240 + 393216*B, B)); /* %453 fused:add_mul_mul_id [B,8,16384]  graphs/lib/unet.lua:17 */
-    CALL(119, (double)262152*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_vjp_k679_fused_scale_sum_neg(A + 38062240 + 1212416*B, A + 38062240 + 262144*B, B)); /* %456 fused:scale_sum_neg [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(120, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_vjp_k681_fused_add_id(A + 38062240 + 524288*B, A + 38062240 + 262144*B, A + 38062240 + 1212416*B, B)); /* %458 fused:add_id [B,8,16384]  graphs/lib/unet.lua:17 */
-    CALL(121, (double)131072*B, sizeof(real)*((double)32*B + (double)131072*B), convirt_image_vjp_k684_sum(A + 38062240 + 262144*B, A + 38062240 + 524288*B, B)); /* %461 reduce [B,32,1]  graphs/lib/unet.lua:16 */
-    CALL(122, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k567_sum(A + 38062176, A + 38062240 + 262144*B, B)); /* %462 reduce [1,32,1]  graphs/lib/unet.lua:16 */
-    CALL(123, (double)150994944*B, sizeof(real)*((double)262144*B + (double)131072*B + (double)18432), seg_finetune_k460_conv2d_input_grad(A + 38062240 + 262144*B, A + 38062240 + 524288*B, (real *)P + 662400, A + 0, B)); /* %464 conv2d_input_grad [B,64,64,64]  graphs/lib/unet.lua:16 */
-    CALL(124, (double)150994944*B, sizeof(real)*((double)18432 + (double)131072*B + (double)262144*B), seg_finetune_k461_conv2d_weight_grad(A + 38043648, A + 38062240 + 524288*B, A + 38062240, A + 0, B)); /* %465 conv2d_weight_grad [32,64,3,3]  graphs/lib/unet.lua:16 */
-    CALL(125, 0, sizeof(real)*((double)131072*B + (double)262144*B), seg_finetune_k462_slice(A + 38062240, A + 38062240 + 262144*B, B)); /* %466 slice [B,32,64,64]  graphs/lib/unet.lua:15 */
-    CALL(126, (double)131072*B, sizeof(real)*((double)65536*B + (double)131072*B), seg_finetune_k465_sum(A + 38062240 + 131072*B, A + 38062240, B)); /* %469 reduce [B,32,32,1,32,2]  graphs/lib/unet.lua:15 */
-    CALL(127, (double)65536*B, sizeof(real)*((double)32768*B + (double)65536*B), seg_finetune_k466_sum(A + 38062240, A + 38062240 + 131072*B, B)); /* %470 reduce [B,32,32,1,32,1]  graphs/lib/unet.lua:15 */
-    CALL(128, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k533_fused_mul_step(A + 38062240 + 32768*B, A + 38062240, A + 38062240 + 1130496*B, B)); /* %473 fused:mul_step [B,32,32,32]  graphs/lib/unet.lua:17 */
-    CALL(129, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k534_sum(A + 0, A + 38062240 + 32768*B, B)); /* %474 reduce [1,32,32,32]  graphs/lib/unet.lua:17 */
-    CALL(130, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k536_sum(A + 32768, A + 0)); /* %476 reduce [32,1,32]  graphs/lib/unet.lua:17 */
-    CALL(131, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k537_sum(A + 14625792, A + 32768)); /* %477 reduce [32,1,1]  graphs/lib/unet.lua:17 */
-    CALL(132, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_vjp_k539_mul(A + 38062240, A + 38062240 + 32768*B, (real *)P + 662336, B)); /* %479 map:mul [B,32,32,32]  graphs/lib/unet.lua:17 */
-    CALL(133, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k540_mul(A + 38062240 + 65536*B, A + 38062240 + 32768*B, A + 38062240 + 1097728*B, B)); /* %480 map:mul [B,32,32,32]  graphs/lib/unet.lua:17 */
-    CALL(134, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k534_sum(A + 0, A + 38062240 + 65536*B, B)); /* %481 reduce [1,32,32,32]  graphs/lib/unet.lua:17 */
-    CALL(135, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k536_sum(A + 32768, A + 0)); /* %483 reduce [32,1,32]  graphs/lib/unet.lua:17 */
-    CALL(136, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k537_sum(A + 14625824, A + 32768)); /* %484 reduce [32,1,1]  graphs/lib/unet.lua:17 */
-    CALL(137, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k554_fused_scale_mul_sum_mul(A + 38062240 + 1212416*B, A + 38062240, A + 38062240 + 1064960*B, A + 38062240 + 1216528*B, B)); /* %494 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(138, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), convirt_image_vjp_k558_fused_add_mul_mul_id(A + 38062240 + 32768*B, A + 38062240, A + 38062240 + 1216528*B, A + 38062240 + 1212416*B, A + 38062240 + 1064960*B, B)); /* %498 fused:add_mul_mul_id [B,8,4096]  graphs/lib/unet.lua:17 */
-    CALL(139, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_vjp_k561_fused_scale_sum_neg(A + 38062240 + 1212416*B, A + 38062240 + 32768*B, B)); /* %501 fused:scale_sum_neg [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(140, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k563_fused_add_id(A + 38062240 + 98304*B, A + 38062240 + 32768*B, A + 38062240 + 1212416*B, B)); /* %503 fused:add_id [B,8,4096]  graphs/lib/unet.lua:17 */
-    CALL(141, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k566_sum(A + 38062240, A + 38062240 + 98304*B, B)); /* %506 reduce [B,32,1]  graphs/lib/unet.lua:16 */
-    CALL(142, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k567_sum(A + 14625856, A + 38062240, B)); /* %507 reduce [1,32,1]  graphs/lib/unet.lua:16 */
-    CALL(143, (double)56623104*B, sizeof(real)*((double)98304*B + (double)32768*B + (double)27648), seg_finetune_k505_conv2d_input_grad(A + 38062240, A + 38062240 + 98304*B, (real *)P + 634656, A + 0, B)); /* %509 conv2d_input_grad [B,96,32,32]  graphs/lib/unet.lua:16 */
-    CALL(144, (double)56623104*B, sizeof(real)*((double)27648 + (double)32768*B + (double)98304*B), seg_finetune_k506_conv2d_weight_grad(A + 14598144, A + 38062240 + 98304*B, A + 38062240 + 917504*B, A + 0, B)); /* %510 conv2d_weight_grad [32,96,3,3]  graphs/lib/unet.lua:16 */
-    CALL(145, 0, sizeof(real)*((double)65536*B + (double)98304*B), seg_finetune_k507_slice(A + 38062240 + 98304*B, A + 38062240, B)); /* %511 slice [B,64,32,32]  graphs/lib/unet.lua:15 */
-    CALL(146, (double)65536*B, sizeof(real)*((double)32768*B + (double)65536*B), seg_finetune_k510_sum(A + 38062240, A + 38062240 + 98304*B, B)); /* %514 reduce [B,64,16,1,16,2]  graphs/lib/unet.lua:15 */
-    CALL(147, (double)32768*B, sizeof(real)*((double)16384*B + (double)32768*B), seg_finetune_k511_sum(A + 38062240 + 1064960*B, A + 38062240, B)); /* %515 reduce [B,64,16,1,16,1]  graphs/lib/unet.lua:15 */
-    CALL(148, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k415_fused_mul_step(A + 38062240 + 1081344*B, A + 38062240 + 1064960*B, A + 38062240 + 1196032*B, B)); /* %518 fused:mul_step [B,64,16,16]  graphs/lib/unet.lua:17 */
-    CALL(149, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k416_sum(A + 0, A + 38062240 + 1081344*B, B)); /* %519 reduce [1,64,16,16]  graphs/lib/unet.lua:17 */
-    CALL(150, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k418_sum(A + 16384, A + 0)); /* %521 reduce [64,1,16]  graphs/lib/unet.lua:17 */
-    CALL(151, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k419_sum(A + 8957952, A + 16384)); /* %522 reduce [64,1,1]  graphs/lib/unet.lua:17 */
-    CALL(152, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_vjp_k421_mul(A + 38062240 + 1064960*B, A + 38062240 + 1081344*B, (real *)P + 634528, B)); /* %524 map:mul [B,64,16,16]  graphs/lib/unet.lua:17 */
-    CALL(153, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k422_mul(A + 38062240 + 1097728*B, A + 38062240 + 1081344*B, A + 38062240 + 1179648*B, B)); /* %525 map:mul [B,64,16,16]  graphs/lib/unet.lua:17 */
-    CALL(154, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k416_sum(A + 0, A + 38062240 + 1097728*B, B)); /* %526 reduce [1,64,16,16]  graphs/lib/unet.lua:17 */
-    CALL(155, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k418_sum(A + 16384, A + 0)); /* %528 reduce [64,1,16]  graphs/lib/unet.lua:17 */
-    CALL(156, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k419_sum(A + 8958016, A + 16384)); /* %529 reduce [64,1,1]  graphs/lib/unet.lua:17 */
-    CALL(157, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k436_fused_scale_mul_sum_mul(A + 38062240 + 1179648*B, A + 38062240 + 1064960*B, A + 38062240 + 1163264*B, A + 38062240 + 1216512*B, B)); /* %539 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(158, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), convirt_image_vjp_k440_fused_add_mul_mul_id(A + 38062240 + 1081344*B, A + 38062240 + 1064960*B, A + 38062240 + 1216512*B, A + 38062240 + 1179648*B, A + 38062240 + 1163264*B, B)); /* %543 fused:add_mul_mul_id [B,8,2048]  graphs/lib/unet.lua:17 */
-    CALL(159, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_vjp_k443_fused_scale_sum_neg(A + 38062240, A + 38062240 + 1081344*B, B)); /* %546 fused:scale_sum_neg [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(160, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k445_fused_add_id(A + 38062240 + 1064960*B, A + 38062240 + 1081344*B, A + 38062240, B)); /* %548 fused:add_id [B,8,2048]  graphs/lib/unet.lua:17 */
-    CALL(161, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k448_sum(A + 38062240, A + 38062240 + 1064960*B, B)); /* %551 reduce [B,64,1]  graphs/lib/unet.lua:16 */
-    CALL(162, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k449_sum(A + 8958080, A + 38062240, B)); /* %552 reduce [1,64,1]  graphs/lib/unet.lua:16 */
-    CALL(163, (double)56623104*B, sizeof(real)*((double)110592 + (double)16384*B + (double)49152*B), seg_finetune_k551_conv2d_weight_grad(A + 8847360, A + 38062240 + 1064960*B, A + 38062240 + 1015808*B, A + 0, B)); /* %555 conv2d_weight_grad [64,192,3,3]  graphs/lib/unet.lua:16 */
+    CALL(75, 0, sizeof(real)*((double)1), convirt_features_loss_k58_fill(A + 0)); /* %186 fill []  graphs/seg.lua:52 */
+    CALL(76, (double)2, sizeof(real)*((double)1 + (double)1), seg_finetune_k186_fused_scale_neg(A + 16, A + 0, B)); /* %190 fused:scale_neg [1,1]  graphs/lib/unet.lua:36 */
+    CALL(77, (double)2*B, sizeof(real)*((double)B + (double)1 + (double)B), seg_finetune_k188_fused_div_id(A + 38062240 + 1032224*B, A + 16, A + 38062240 + 1032192*B, B)); /* %192 fused:div_id [B,1]  graphs/lib/unet.lua:35 */
+    CALL(78, (double)2*B, sizeof(real)*((double)B + (double)B + (double)B), seg_finetune_k190_fused_neg_mul(A + 38062240 + 1032192*B, A + 38062240 + 1032224*B, A + 38062240 + 1032208*B, B)); /* %194 fused:neg_mul [B,1]  graphs/lib/unet.lua:35 */
+    CALL(79, (double)B, sizeof(real)*((double)B + (double)B), seg_finetune_k192_scale(A + 38062240 + 1032208*B, A + 38062240 + 1032224*B, B)); /* %196 map:scale [B,1]  graphs/lib/unet.lua:35 */
+    CALL(80, (double)16384*B, sizeof(real)*((double)4096*B + (double)B + (double)B + (double)4096*B), seg_finetune_k196_fused_add_id_mul_id(A + 38062240 + 671744*B, A + 38062240 + 1032192*B, A + 38062240 + 1032208*B, (real *)inputs[1], B)); /* %200 fused:add_id_mul_id [B,4096]  graphs/lib/unet.lua:34 */
+    CALL(81, (double)1, sizeof(real)*((double)1 + (double)1), seg_finetune_k202_scale(A + 16, A + 0)); /* %206 map:scale [1,1,1,1]  graphs/lib/unet.lua:31 */
+    CALL(82, (double)128, sizeof(real)*((double)64 + (double)1), seg_finetune_k204_fused_scale_id(A + 4096, A + 16)); /* %208 fused:scale_id [1,1,1,64]  graphs/lib/unet.lua:31 */
+    CALL(83, (double)12288, sizeof(real)*((double)4096 + (double)64), seg_finetune_k207_fused_scale_scale_id(A + 0, A + 4096, B)); /* %211 fused:scale_scale_id [1,1,64,64]  graphs/lib/unet.lua:31 */
+    CALL(84, (double)77824*B, sizeof(real)*((double)4096*B + (double)4096*B + (double)4096*B + (double)4096 + (double)4096*B + (double)4096*B + (double)4096*B + (double)4096*B), seg_finetune_k221_fused_add_add_add_mul(A + 38062240 + 1032192*B, A + 38062240 + 671744*B, A + 38062240 + 667648*B, A + 0, A + 38062240 + 663552*B, A + 38062240 + 659456*B, A + 38062240 + 655360*B, (real *)inputs[1], B)); /* %225 fused:add_add_add_mul [B,1,64,64]  graphs/lib/unet.lua:31 */
+    CALL(85, (double)4096*B, sizeof(real)*((double)B + (double)4096*B), seg_finetune_k223_sum(A + 38062240 + 655360*B, A + 38062240 + 1032192*B, B)); /* %227 reduce [B,1,1]  graphs/seg.lua:52 */
+    CALL(86, (double)B, sizeof(real)*((double)1 + (double)B), convirt_image_vjp_k106_sum(A + 38062224, A + 38062240 + 655360*B, B)); /* %228 reduce [1,1,1]  graphs/seg.lua:52 */
+    CALL(87, (double)262144*B, sizeof(real)*((double)131072*B + (double)4096*B + (double)32), seg_finetune_k226_conv2d_input_grad(A + 38062240 + 655360*B, A + 38062240 + 1032192*B, (real *)P + 680928, B)); /* %230 conv2d_input_grad [B,32,64,64]  graphs/seg.lua:52 */
+    CALL(88, (double)262144*B, sizeof(real)*((double)32 + (double)4096*B + (double)131072*B), seg_finetune_k227_conv2d_weight_grad(A + 38062080, A + 38062240 + 1032192*B, A + 38062240 + 524288*B, A + 0, B)); /* %231 conv2d_weight_grad [1,32,1,1]  graphs/seg.lua:52 */
+    CALL(89, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), convirt_image_vjp_k294_fused_mul_step(A + 38062240 + 524288*B, A + 38062240 + 655360*B, A + 38062240 + 393216*B, B)); /* %233 fused:mul_step [B,32,64,64]  graphs/lib/unet.lua:17 */
+    CALL(90, (double)655360*B, sizeof(real)*((double)64*B + (double)131072*B + (double)131072*B + (double)16*B), convirt_image_vjp_k295_group_norm_sums(A + 38062240 + 393216*B, A + 38062240 + 524288*B, A + 38062240 + 262144*B, A + 38062240 + 1036320*B, B)); /* %234 group_norm_sums [B,32,2]  graphs/lib/unet.lua:17 */
+    CALL(91, (double)917504*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B + (double)16*B + (double)32 + (double)64*B), convirt_image_vjp_k296_group_norm_grad_x(A + 38062240 + 655360*B, A + 38062240 + 524288*B, A + 38062240 + 262144*B, A + 38062240 + 1036320*B, (real *)P + 680864, A + 38062240 + 393216*B, B)); /* %235 group_norm_grad_x [B,32,64,64]  graphs/lib/unet.lua:17 */
+    CALL(92, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 0, A + 38062240 + 393216*B, B)); /* %236 reduce [1,32,2]  graphs/lib/unet.lua:17 */
+    CALL(93, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 38062112, A + 0)); /* %238 slice [32,1]  graphs/lib/unet.lua:17 */
+    CALL(94, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 38062144, A + 0)); /* %240 slice [32,1]  graphs/lib/unet.lua:17 */
+    CALL(95, (double)131072*B, sizeof(real)*((double)32*B + (double)131072*B), convirt_image_vjp_k304_sum(A + 38062240 + 262144*B, A + 38062240 + 655360*B, B)); /* %243 reduce [B,32,1]  graphs/lib/unet.lua:16 */
+    CALL(96, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 38062176, A + 38062240 + 262144*B, B)); /* %244 reduce [1,32,1]  graphs/lib/unet.lua:16 */
+    CALL(97, (double)150994944*B, sizeof(real)*((double)262144*B + (double)131072*B + (double)18432), seg_finetune_k242_conv2d_input_grad(A + 38062240 + 262144*B, A + 38062240 + 655360*B, (real *)P + 662400, A + 0, B)); /* %246 conv2d_input_grad [B,64,64,64]  graphs/lib/unet.lua:16 */
+    CALL(98, (double)150994944*B, sizeof(real)*((double)18432 + (double)131072*B + (double)262144*B), seg_finetune_k243_conv2d_weight_grad(A + 38043648, A + 38062240 + 655360*B, A + 38062240, A + 0, B)); /* %247 conv2d_weight_grad [32,64,3,3]  graphs/lib/unet.lua:16 */
+    CALL(99, 0, sizeof(real)*((double)131072*B + (double)262144*B), seg_finetune_k244_slice(A + 38062240, A + 38062240 + 262144*B, B)); /* %248 slice [B,32,64,64]  graphs/lib/unet.lua:15 */
+    CALL(100, (double)131072*B, sizeof(real)*((double)65536*B + (double)131072*B), seg_finetune_k247_sum(A + 38062240 + 131072*B, A + 38062240, B)); /* %251 reduce [B,32,32,1,32,2]  graphs/lib/unet.lua:15 */
+    CALL(101, (double)65536*B, sizeof(real)*((double)32768*B + (double)65536*B), seg_finetune_k248_sum(A + 38062240, A + 38062240 + 131072*B, B)); /* %252 reduce [B,32,32,1,32,1]  graphs/lib/unet.lua:15 */
+    CALL(102, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k245_fused_mul_step(A + 38062240 + 32768*B, A + 38062240, A + 38062240 + 966656*B, B)); /* %255 fused:mul_step [B,32,32,32]  graphs/lib/unet.lua:17 */
+    CALL(103, (double)163840*B, sizeof(real)*((double)64*B + (double)32768*B + (double)32768*B + (double)16*B), convirt_image_vjp_k246_group_norm_sums(A + 38062240, A + 38062240 + 32768*B, A + 38062240 + 933888*B, A + 38062240 + 1036304*B, B)); /* %256 group_norm_sums [B,32,2]  graphs/lib/unet.lua:17 */
+    CALL(104, (double)229376*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)64*B), convirt_image_vjp_k247_group_norm_grad_x(A + 38062240 + 98304*B, A + 38062240 + 32768*B, A + 38062240 + 933888*B, A + 38062240 + 1036304*B, (real *)P + 662336, A + 38062240, B)); /* %257 group_norm_grad_x [B,32,32,32]  graphs/lib/unet.lua:17 */
+    CALL(105, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 0, A + 38062240, B)); /* %258 reduce [1,32,2]  graphs/lib/unet.lua:17 */
+    CALL(106, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 14625792, A + 0)); /* %260 slice [32,1]  graphs/lib/unet.lua:17 */
+    CALL(107, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 14625824, A + 0)); /* %262 slice [32,1]  graphs/lib/unet.lua:17 */
+    CALL(108, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k255_sum(A + 38062240 + 933888*B, A + 38062240 + 98304*B, B)); /* %265 reduce [B,32,1]  graphs/lib/unet.lua:16 */
+    CALL(109, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 14625856, A + 38062240 + 933888*B, B)); /* %266 reduce [1,32,1]  graphs/lib/unet.lua:16 */
+    CALL(110, (double)56623104*B, sizeof(real)*((double)98304*B + (double)32768*B + (double)27648), seg_finetune_k264_conv2d_input_grad(A + 38062240, A + 38062240 + 98304*B, (real *)P + 634656, A + 0, B)); /* %268 conv2d_input_grad [B,96,32,32]  graphs/lib/unet.lua:16 */
+    CALL(111, (double)56623104*B, sizeof(real)*((double)27648 + (double)32768*B + (double)98304*B), seg_finetune_k265_conv2d_weight_grad(A + 14598144, A + 38062240 + 98304*B, A + 38062240 + 786432*B, A + 0, B)); /* %269 conv2d_weight_grad [32,96,3,3]  graphs/lib/unet.lua:16 */
+    CALL(112, 0, sizeof(real)*((double)65536*B + (double)98304*B), seg_finetune_k266_slice(A + 38062240 + 98304*B, A + 38062240, B)); /* %270 slice [B,64,32,32]  graphs/lib/unet.lua:15 */
+    CALL(113, (double)65536*B, sizeof(real)*((double)32768*B + (double)65536*B), seg_finetune_k269_sum(A + 38062240, A + 38062240 + 98304*B, B)); /* %273 reduce [B,64,16,1,16,2]  graphs/lib/unet.lua:15 */
+    CALL(114, (double)32768*B, sizeof(real)*((double)16384*B + (double)32768*B), seg_finetune_k270_sum(A + 38062240 + 933888*B, A + 38062240, B)); /* %274 reduce [B,64,16,1,16,1]  graphs/lib/unet.lua:15 */
+    CALL(115, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k196_fused_mul_step(A + 38062240 + 950272*B, A + 38062240 + 933888*B, A + 38062240 + 1015808*B, B)); /* %277 fused:mul_step [B,64,16,16]  graphs/lib/unet.lua:17 */
+    CALL(116, (double)81920*B, sizeof(real)*((double)128*B + (double)16384*B + (double)16384*B + (double)16*B), convirt_image_vjp_k197_group_norm_sums(A + 38062240 + 966656*B, A + 38062240 + 950272*B, A + 38062240 + 999424*B, A + 38062240 + 1036288*B, B)); /* %278 group_norm_sums [B,64,2]  graphs/lib/unet.lua:17 */
+    CALL(117, (double)114688*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)128*B), convirt_image_vjp_k198_group_norm_grad_x(A + 38062240 + 933888*B, A + 38062240 + 950272*B, A + 38062240 + 999424*B, A + 38062240 + 1036288*B, (real *)P + 634528, A + 38062240 + 966656*B, B)); /* %279 group_norm_grad_x [B,64,16,16]  graphs/lib/unet.lua:17 */
+    CALL(118, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 0, A + 38062240 + 966656*B, B)); /* %280 reduce [1,64,2]  graphs/lib/unet.lua:17 */
+    CALL(119, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k201_slice(A + 8957952, A + 0)); /* %282 slice [64,1]  graphs/lib/unet.lua:17 */
+    CALL(120, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k203_slice(A + 8958016, A + 0)); /* %284 slice [64,1]  graphs/lib/unet.lua:17 */
+    CALL(121, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k206_sum(A + 38062240, A + 38062240 + 933888*B, B)); /* %287 reduce [B,64,1]  graphs/lib/unet.lua:16 */
+    CALL(122, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 8958080, A + 38062240, B)); /* %288 reduce [1,64,1]  graphs/lib/unet.lua:16 */
+    CALL(123, (double)56623104*B, sizeof(real)*((double)110592 + (double)16384*B + (double)49152*B), seg_finetune_k287_conv2d_weight_grad(A + 8847360, A + 38062240 + 933888*B, A + 38062240 + 884736*B, A + 0, B)); /* %291 conv2d_weight_grad [64,192,3,3]  graphs/lib/unet.lua:16 */
     memset(grads + 0, 0, sizeof(real)*288); /* image.stem.weight: the loss does not depend on it */
     memset(grads + 288, 0, sizeof(real)*32); /* image.stem.bias: the loss does not depend on it */
     memset(grads + 320, 0, sizeof(real)*32); /* image.stem_gn.weight: the loss does not depend on it */

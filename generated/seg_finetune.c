@@ -15,369 +15,242 @@
 
 #ifdef RECLF_PROFILE
 #include "profile.h"
-static reclf_prof_entry prof[360] = {
+static reclf_prof_entry prof[233] = {
     {"convirt_image_k3_fused_scale_addc", "%4 fused:scale_addc [B,1,64,64]", "graphs/lib/image_encoder.lua:19", 0, 0, 0, 0, 0},
     {"convirt_image_k6_conv2d", "%7 conv2d [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k11_fused_scale_sum", "%12 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k12_sub", "%13 map:sub [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k17_fused_rsqrt_addc_scale_sum", "%18 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k18_mul", "%19 map:mul [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k23_fused_add_mul", "%24 fused:add_mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k24_relu", "%25 map:relu [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 0, 0, 0, 0, 0},
-    {"convirt_image_k27_conv2d", "%28 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k32_fused_scale_sum", "%33 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k33_sub", "%34 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k38_fused_rsqrt_addc_scale_sum", "%39 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k39_mul", "%40 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k44_fused_add_mul", "%45 fused:add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k45_relu", "%46 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"convirt_image_k48_conv2d", "%49 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k32_fused_scale_sum", "%54 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k33_sub", "%55 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k38_fused_rsqrt_addc_scale_sum", "%60 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k39_mul", "%61 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k44_fused_add_mul", "%66 fused:add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k45_relu", "%67 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_image_k48_conv2d", "%70 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k32_fused_scale_sum", "%75 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k33_sub", "%76 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k38_fused_rsqrt_addc_scale_sum", "%81 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k39_mul", "%82 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k87_fused_add_add_mul", "%88 fused:add_add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k45_relu", "%89 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"convirt_image_k91_conv2d", "%92 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k96_fused_scale_sum", "%97 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k97_sub", "%98 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k102_fused_rsqrt_addc_scale_sum", "%103 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k103_mul", "%104 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k108_fused_add_mul", "%109 fused:add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k109_relu", "%110 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"convirt_image_k112_conv2d", "%113 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k96_fused_scale_sum", "%118 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k97_sub", "%119 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k102_fused_rsqrt_addc_scale_sum", "%124 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k103_mul", "%125 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k108_fused_add_mul", "%130 fused:add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k109_relu", "%131 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_image_k112_conv2d", "%134 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k96_fused_scale_sum", "%139 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k97_sub", "%140 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k102_fused_rsqrt_addc_scale_sum", "%145 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k103_mul", "%146 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k151_fused_add_add_mul", "%152 fused:add_add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k109_relu", "%153 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"convirt_image_k155_conv2d", "%156 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k160_fused_scale_sum", "%161 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k161_sub", "%162 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k166_fused_rsqrt_addc_scale_sum", "%167 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k167_mul", "%168 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k172_fused_add_mul", "%173 fused:add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k173_relu", "%174 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"convirt_image_k176_conv2d", "%177 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k160_fused_scale_sum", "%182 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k161_sub", "%183 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k166_fused_rsqrt_addc_scale_sum", "%188 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k167_mul", "%189 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k172_fused_add_mul", "%194 fused:add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k173_relu", "%195 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_image_k176_conv2d", "%198 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k160_fused_scale_sum", "%203 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k161_sub", "%204 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k166_fused_rsqrt_addc_scale_sum", "%209 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k167_mul", "%210 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k215_fused_add_add_mul", "%216 fused:add_add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k173_relu", "%217 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"seg_finetune_k234_id", "%234 map:id [B,128,8,2,8,2]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
-    {"seg_finetune_k236_concat", "%236 concat [B,192,16,16]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
-    {"seg_finetune_k239_conv2d", "%239 conv2d [B,64,16,16]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_image_k96_fused_scale_sum", "%244 fused:scale_sum [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k97_sub", "%245 map:sub [B,8,2048]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k102_fused_rsqrt_addc_scale_sum", "%250 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k103_mul", "%251 map:mul [B,8,2048]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k108_fused_add_mul", "%256 fused:add_mul [B,64,16,16]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k109_relu", "%257 map:relu [B,64,16,16]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"seg_finetune_k259_id", "%259 map:id [B,64,16,2,16,2]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
-    {"seg_finetune_k261_concat", "%261 concat [B,96,32,32]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
-    {"seg_finetune_k264_conv2d", "%264 conv2d [B,32,32,32]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_image_k32_fused_scale_sum", "%269 fused:scale_sum [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k33_sub", "%270 map:sub [B,8,4096]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k38_fused_rsqrt_addc_scale_sum", "%275 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k39_mul", "%276 map:mul [B,8,4096]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k44_fused_add_mul", "%281 fused:add_mul [B,32,32,32]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k45_relu", "%282 map:relu [B,32,32,32]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"seg_finetune_k284_id", "%284 map:id [B,32,32,2,32,2]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
-    {"seg_finetune_k286_concat", "%286 concat [B,64,64,64]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
-    {"seg_finetune_k289_conv2d", "%289 conv2d [B,32,64,64]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_image_k11_fused_scale_sum", "%294 fused:scale_sum [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k12_sub", "%295 map:sub [B,8,16384]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k17_fused_rsqrt_addc_scale_sum", "%300 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k18_mul", "%301 map:mul [B,8,16384]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k23_fused_add_mul", "%306 fused:add_mul [B,32,64,64]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k24_relu", "%307 map:relu [B,32,64,64]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"seg_finetune_k310_conv2d", "%310 conv2d [B,1,64,64]", "graphs/seg.lua:52", 0, 0, 0, 0, 0},
-    {"seg_finetune_k316_fused_exp_neg_abs", "%316 fused:exp_neg_abs [B,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
-    {"seg_finetune_k317_addc", "%317 map:addc [B,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
-    {"seg_finetune_k319_fused_add_sub_relu_mul", "%319 fused:add_sub_relu_mul [B,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
-    {"seg_finetune_k320_sum", "%320 reduce [1,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
-    {"seg_finetune_k321_scale", "%321 map:scale [1,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
-    {"seg_finetune_k322_sum", "%322 reduce [1,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
-    {"seg_finetune_k323_scale", "%323 map:scale [1,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
-    {"seg_finetune_k324_sum", "%324 reduce [1,1,1,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
-    {"seg_finetune_k327_fused_scale_sum_scale", "%327 fused:scale_sum_scale [1,1,1,1]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
-    {"seg_finetune_k328_sigmoid", "%328 map:sigmoid [B,1,64,64]", "graphs/lib/unet.lua:32", 0, 0, 0, 0, 0},
-    {"seg_finetune_k338_fused_addc_add_sum_sum", "%338 fused:addc_add_sum_sum [B,1]", "graphs/lib/unet.lua:35", 0, 0, 0, 0, 0},
-    {"seg_finetune_k339_fused_div_addc_scale_sum", "%339 fused:div_addc_scale_sum [B,1]", "graphs/lib/unet.lua:35", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k236_sum", "%340 reduce [1,1]", "graphs/lib/unet.lua:36", 0, 0, 0, 0, 0},
-    {"seg_finetune_k343_fused_addc_neg_scale", "%343 fused:addc_neg_scale [1,1]", "graphs/lib/unet.lua:36", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k243_add", "%346 map:add []", "graphs/lib/unet.lua:37", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k58_fill", "%377 fill []", "graphs/seg.lua:52", 1, 0, 0, 0, 0},
-    {"seg_finetune_k381_fused_scale_neg", "%381 fused:scale_neg [1,1]", "graphs/lib/unet.lua:36", 1, 0, 0, 0, 0},
-    {"seg_finetune_k383_fused_div_id", "%383 fused:div_id [B,1]", "graphs/lib/unet.lua:35", 1, 0, 0, 0, 0},
-    {"seg_finetune_k385_fused_neg_mul", "%385 fused:neg_mul [B,1]", "graphs/lib/unet.lua:35", 1, 0, 0, 0, 0},
-    {"seg_finetune_k387_scale", "%387 map:scale [B,1]", "graphs/lib/unet.lua:35", 1, 0, 0, 0, 0},
-    {"seg_finetune_k391_fused_add_id_mul_id", "%391 fused:add_id_mul_id [B,4096]", "graphs/lib/unet.lua:34", 1, 0, 0, 0, 0},
-    {"seg_finetune_k397_scale", "%397 map:scale [1,1,1,1]", "graphs/lib/unet.lua:31", 1, 0, 0, 0, 0},
-    {"seg_finetune_k399_fused_scale_id", "%399 fused:scale_id [1,1,1,64]", "graphs/lib/unet.lua:31", 1, 0, 0, 0, 0},
-    {"seg_finetune_k402_fused_scale_scale_id", "%402 fused:scale_scale_id [1,1,64,64]", "graphs/lib/unet.lua:31", 1, 0, 0, 0, 0},
-    {"seg_finetune_k416_fused_add_add_add_mul", "%416 fused:add_add_add_mul [B,1,64,64]", "graphs/lib/unet.lua:31", 1, 0, 0, 0, 0},
-    {"seg_finetune_k418_sum", "%418 reduce [B,1,1]", "graphs/seg.lua:52", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k236_sum", "%419 reduce [1,1,1]", "graphs/seg.lua:52", 1, 0, 0, 0, 0},
-    {"seg_finetune_k421_conv2d_input_grad", "%421 conv2d_input_grad [B,32,64,64]", "graphs/seg.lua:52", 1, 0, 0, 0, 0},
-    {"seg_finetune_k422_conv2d_weight_grad", "%422 conv2d_weight_grad [1,32,1,1]", "graphs/seg.lua:52", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k651_fused_mul_step", "%424 fused:mul_step [B,32,64,64]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k652_sum", "%425 reduce [1,32,64,64]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k654_sum", "%427 reduce [32,1,64]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k655_sum", "%428 reduce [32,1,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k657_mul", "%430 map:mul [B,32,64,64]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k658_mul", "%431 map:mul [B,32,64,64]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k652_sum", "%432 reduce [1,32,64,64]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k654_sum", "%434 reduce [32,1,64]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k655_sum", "%435 reduce [32,1,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k672_fused_scale_mul_sum_mul", "%445 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k676_fused_add_mul_mul_id", "%449 fused:add_mul_mul_id [B,8,16384]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k679_fused_scale_sum_neg", "%452 fused:scale_sum_neg [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k681_fused_add_id", "%454 fused:add_id [B,8,16384]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k684_sum", "%457 reduce [B,32,1]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k567_sum", "%458 reduce [1,32,1]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"seg_finetune_k460_conv2d_input_grad", "%460 conv2d_input_grad [B,64,64,64]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"seg_finetune_k461_conv2d_weight_grad", "%461 conv2d_weight_grad [32,64,3,3]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"seg_finetune_k462_slice", "%462 slice [B,32,64,64]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
-    {"seg_finetune_k463_slice", "%463 slice [B,32,64,64]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
-    {"seg_finetune_k465_sum", "%465 reduce [B,32,32,1,32,2]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
-    {"seg_finetune_k466_sum", "%466 reduce [B,32,32,1,32,1]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k533_fused_mul_step", "%469 fused:mul_step [B,32,32,32]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k534_sum", "%470 reduce [1,32,32,32]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k536_sum", "%472 reduce [32,1,32]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k537_sum", "%473 reduce [32,1,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k539_mul", "%475 map:mul [B,32,32,32]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k540_mul", "%476 map:mul [B,32,32,32]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k534_sum", "%477 reduce [1,32,32,32]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k536_sum", "%479 reduce [32,1,32]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k537_sum", "%480 reduce [32,1,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k554_fused_scale_mul_sum_mul", "%490 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k558_fused_add_mul_mul_id", "%494 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k561_fused_scale_sum_neg", "%497 fused:scale_sum_neg [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k563_fused_add_id", "%499 fused:add_id [B,8,4096]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k566_sum", "%502 reduce [B,32,1]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k567_sum", "%503 reduce [1,32,1]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"seg_finetune_k505_conv2d_input_grad", "%505 conv2d_input_grad [B,96,32,32]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"seg_finetune_k506_conv2d_weight_grad", "%506 conv2d_weight_grad [32,96,3,3]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"seg_finetune_k507_slice", "%507 slice [B,64,32,32]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
-    {"seg_finetune_k508_slice", "%508 slice [B,32,32,32]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
-    {"seg_finetune_k510_sum", "%510 reduce [B,64,16,1,16,2]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
-    {"seg_finetune_k511_sum", "%511 reduce [B,64,16,1,16,1]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k415_fused_mul_step", "%514 fused:mul_step [B,64,16,16]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k416_sum", "%515 reduce [1,64,16,16]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k418_sum", "%517 reduce [64,1,16]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k419_sum", "%518 reduce [64,1,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k421_mul", "%520 map:mul [B,64,16,16]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k422_mul", "%521 map:mul [B,64,16,16]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k416_sum", "%522 reduce [1,64,16,16]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k418_sum", "%524 reduce [64,1,16]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k419_sum", "%525 reduce [64,1,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k436_fused_scale_mul_sum_mul", "%535 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k440_fused_add_mul_mul_id", "%539 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k443_fused_scale_sum_neg", "%542 fused:scale_sum_neg [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k445_fused_add_id", "%544 fused:add_id [B,8,2048]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k448_sum", "%547 reduce [B,64,1]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k449_sum", "%548 reduce [1,64,1]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"seg_finetune_k550_conv2d_input_grad", "%550 conv2d_input_grad [B,192,16,16]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"seg_finetune_k551_conv2d_weight_grad", "%551 conv2d_weight_grad [64,192,3,3]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"seg_finetune_k552_slice", "%552 slice [B,128,16,16]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
-    {"seg_finetune_k553_slice", "%553 slice [B,64,16,16]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
-    {"seg_finetune_k555_sum", "%555 reduce [B,128,8,1,8,2]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
-    {"seg_finetune_k556_sum", "%556 reduce [B,128,8,1,8,1]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k297_fused_mul_step", "%559 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k285_sum", "%560 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k300_sum", "%562 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k301_sum", "%563 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k303_mul", "%565 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k304_mul", "%566 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k285_sum", "%567 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k300_sum", "%569 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k301_sum", "%570 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k318_fused_scale_mul_sum_mul", "%580 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k322_fused_add_mul_mul_id", "%584 fused:add_mul_mul_id [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k325_fused_scale_sum_neg", "%587 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k327_fused_add_id", "%589 fused:add_id [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k330_sum", "%592 reduce [B,128,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k278_sum", "%593 reduce [1,128,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k333_conv2d_input_grad", "%595 conv2d_input_grad [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k334_conv2d_weight_grad", "%596 conv2d_weight_grad [128,128,3,3]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k297_fused_mul_step", "%598 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k285_sum", "%599 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k300_sum", "%601 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k301_sum", "%602 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k303_mul", "%604 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k304_mul", "%605 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k285_sum", "%606 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k300_sum", "%608 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k301_sum", "%609 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k318_fused_scale_mul_sum_mul", "%619 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k322_fused_add_mul_mul_id", "%623 fused:add_mul_mul_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k325_fused_scale_sum_neg", "%626 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k327_fused_add_id", "%628 fused:add_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k330_sum", "%631 reduce [B,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k278_sum", "%632 reduce [1,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k333_conv2d_input_grad", "%634 conv2d_input_grad [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k334_conv2d_weight_grad", "%635 conv2d_weight_grad [128,128,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k376_fused_mul_add_step", "%638 fused:mul_add_step [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k285_sum", "%639 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k300_sum", "%641 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k301_sum", "%642 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k303_mul", "%644 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k304_mul", "%645 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k285_sum", "%646 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k300_sum", "%648 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k301_sum", "%649 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k318_fused_scale_mul_sum_mul", "%659 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k322_fused_add_mul_mul_id", "%663 fused:add_mul_mul_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k325_fused_scale_sum_neg", "%666 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k327_fused_add_id", "%668 fused:add_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k330_sum", "%671 reduce [B,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k278_sum", "%672 reduce [1,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k412_conv2d_input_grad", "%674 conv2d_input_grad [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k413_conv2d_weight_grad", "%675 conv2d_weight_grad [128,64,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k494_fused_mul_add_step", "%678 fused:mul_add_step [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k416_sum", "%679 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k418_sum", "%681 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k419_sum", "%682 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k421_mul", "%684 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k422_mul", "%685 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k416_sum", "%686 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k418_sum", "%688 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k419_sum", "%689 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k436_fused_scale_mul_sum_mul", "%699 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k440_fused_add_mul_mul_id", "%703 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k443_fused_scale_sum_neg", "%706 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k445_fused_add_id", "%708 fused:add_id [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k448_sum", "%711 reduce [B,64,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k449_sum", "%712 reduce [1,64,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k451_conv2d_input_grad", "%714 conv2d_input_grad [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k452_conv2d_weight_grad", "%715 conv2d_weight_grad [64,64,3,3]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k415_fused_mul_step", "%717 fused:mul_step [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k416_sum", "%718 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k418_sum", "%720 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k419_sum", "%721 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k421_mul", "%723 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k422_mul", "%724 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k416_sum", "%725 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k418_sum", "%727 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k419_sum", "%728 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k436_fused_scale_mul_sum_mul", "%738 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k440_fused_add_mul_mul_id", "%742 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k443_fused_scale_sum_neg", "%745 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k445_fused_add_id", "%747 fused:add_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k448_sum", "%750 reduce [B,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k449_sum", "%751 reduce [1,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k451_conv2d_input_grad", "%753 conv2d_input_grad [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k452_conv2d_weight_grad", "%754 conv2d_weight_grad [64,64,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k494_fused_mul_add_step", "%757 fused:mul_add_step [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k416_sum", "%758 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k418_sum", "%760 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k419_sum", "%761 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k421_mul", "%763 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k422_mul", "%764 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k416_sum", "%765 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k418_sum", "%767 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k419_sum", "%768 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k436_fused_scale_mul_sum_mul", "%778 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k440_fused_add_mul_mul_id", "%782 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k443_fused_scale_sum_neg", "%785 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k445_fused_add_id", "%787 fused:add_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k448_sum", "%790 reduce [B,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k449_sum", "%791 reduce [1,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k530_conv2d_input_grad", "%793 conv2d_input_grad [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k531_conv2d_weight_grad", "%794 conv2d_weight_grad [64,32,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k612_fused_mul_add_step", "%797 fused:mul_add_step [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k534_sum", "%798 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k536_sum", "%800 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k537_sum", "%801 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k539_mul", "%803 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k540_mul", "%804 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k534_sum", "%805 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k536_sum", "%807 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k537_sum", "%808 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k554_fused_scale_mul_sum_mul", "%818 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k558_fused_add_mul_mul_id", "%822 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k561_fused_scale_sum_neg", "%825 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k563_fused_add_id", "%827 fused:add_id [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k566_sum", "%830 reduce [B,32,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k567_sum", "%831 reduce [1,32,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k569_conv2d_input_grad", "%833 conv2d_input_grad [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k570_conv2d_weight_grad", "%834 conv2d_weight_grad [32,32,3,3]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k533_fused_mul_step", "%836 fused:mul_step [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k534_sum", "%837 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k536_sum", "%839 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k537_sum", "%840 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k539_mul", "%842 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k540_mul", "%843 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k534_sum", "%844 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k536_sum", "%846 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k537_sum", "%847 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k554_fused_scale_mul_sum_mul", "%857 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k558_fused_add_mul_mul_id", "%861 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k561_fused_scale_sum_neg", "%864 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k563_fused_add_id", "%866 fused:add_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k566_sum", "%869 reduce [B,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k567_sum", "%870 reduce [1,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k569_conv2d_input_grad", "%872 conv2d_input_grad [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k570_conv2d_weight_grad", "%873 conv2d_weight_grad [32,32,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k612_fused_mul_add_step", "%876 fused:mul_add_step [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k534_sum", "%877 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k536_sum", "%879 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k537_sum", "%880 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k539_mul", "%882 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k540_mul", "%883 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k534_sum", "%884 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k536_sum", "%886 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k537_sum", "%887 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k554_fused_scale_mul_sum_mul", "%897 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k558_fused_add_mul_mul_id", "%901 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k561_fused_scale_sum_neg", "%904 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k563_fused_add_id", "%906 fused:add_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k566_sum", "%909 reduce [B,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k567_sum", "%910 reduce [1,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k648_conv2d_input_grad", "%912 conv2d_input_grad [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k649_conv2d_weight_grad", "%913 conv2d_weight_grad [32,32,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"seg_finetune_k916_fused_mul_add_step", "%916 fused:mul_add_step [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k652_sum", "%917 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k654_sum", "%919 reduce [32,1,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k655_sum", "%920 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k657_mul", "%922 map:mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k658_mul", "%923 map:mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k652_sum", "%924 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k654_sum", "%926 reduce [32,1,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k655_sum", "%927 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k672_fused_scale_mul_sum_mul", "%937 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k676_fused_add_mul_mul_id", "%941 fused:add_mul_mul_id [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k679_fused_scale_sum_neg", "%944 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k681_fused_add_id", "%946 fused:add_id [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k684_sum", "%949 reduce [B,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k567_sum", "%950 reduce [1,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k688_conv2d_weight_grad", "%953 conv2d_weight_grad [32,1,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_k9_group_norm_stats", "%10 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k10_group_norm", "%11 group_norm [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k11_relu", "%12 map:relu [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 0, 0, 0, 0, 0},
+    {"convirt_image_k14_conv2d", "%15 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k17_group_norm_stats", "%18 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k18_group_norm", "%19 group_norm [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k19_relu", "%20 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"convirt_image_k22_conv2d", "%23 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k17_group_norm_stats", "%26 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k18_group_norm", "%27 group_norm [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k19_relu", "%28 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_image_k22_conv2d", "%31 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k17_group_norm_stats", "%34 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k18_group_norm", "%35 group_norm [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k35_add", "%36 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_image_k19_relu", "%37 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"convirt_image_k39_conv2d", "%40 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k42_group_norm_stats", "%43 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k43_group_norm", "%44 group_norm [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k44_relu", "%45 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"convirt_image_k47_conv2d", "%48 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k42_group_norm_stats", "%51 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k43_group_norm", "%52 group_norm [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k44_relu", "%53 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_image_k47_conv2d", "%56 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k42_group_norm_stats", "%59 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k43_group_norm", "%60 group_norm [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k60_add", "%61 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_image_k44_relu", "%62 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"convirt_image_k64_conv2d", "%65 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k67_group_norm_stats", "%68 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k68_group_norm", "%69 group_norm [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k69_relu", "%70 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"convirt_image_k72_conv2d", "%73 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k67_group_norm_stats", "%76 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k68_group_norm", "%77 group_norm [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k69_relu", "%78 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_image_k72_conv2d", "%81 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k67_group_norm_stats", "%84 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k68_group_norm", "%85 group_norm [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k85_add", "%86 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_image_k69_relu", "%87 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"seg_finetune_k104_id", "%104 map:id [B,128,8,2,8,2]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
+    {"seg_finetune_k106_concat", "%106 concat [B,192,16,16]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
+    {"seg_finetune_k109_conv2d", "%109 conv2d [B,64,16,16]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_image_k42_group_norm_stats", "%112 group_norm_stats [B,8,2]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_image_k43_group_norm", "%113 group_norm [B,64,16,16]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_image_k44_relu", "%114 map:relu [B,64,16,16]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"seg_finetune_k116_id", "%116 map:id [B,64,16,2,16,2]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
+    {"seg_finetune_k118_concat", "%118 concat [B,96,32,32]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
+    {"seg_finetune_k121_conv2d", "%121 conv2d [B,32,32,32]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_image_k17_group_norm_stats", "%124 group_norm_stats [B,8,2]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_image_k18_group_norm", "%125 group_norm [B,32,32,32]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_image_k19_relu", "%126 map:relu [B,32,32,32]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"seg_finetune_k128_id", "%128 map:id [B,32,32,2,32,2]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
+    {"seg_finetune_k130_concat", "%130 concat [B,64,64,64]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
+    {"seg_finetune_k133_conv2d", "%133 conv2d [B,32,64,64]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_image_k9_group_norm_stats", "%136 group_norm_stats [B,8,2]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_image_k10_group_norm", "%137 group_norm [B,32,64,64]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_image_k11_relu", "%138 map:relu [B,32,64,64]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"seg_finetune_k141_conv2d", "%141 conv2d [B,1,64,64]", "graphs/seg.lua:52", 0, 0, 0, 0, 0},
+    {"seg_finetune_k147_fused_exp_neg_abs", "%147 fused:exp_neg_abs [B,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
+    {"seg_finetune_k148_addc", "%148 map:addc [B,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
+    {"seg_finetune_k150_fused_add_sub_relu_mul", "%150 fused:add_sub_relu_mul [B,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
+    {"seg_finetune_k151_sum", "%151 reduce [1,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
+    {"seg_finetune_k152_scale", "%152 map:scale [1,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
+    {"seg_finetune_k153_sum", "%153 reduce [1,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
+    {"seg_finetune_k154_scale", "%154 map:scale [1,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
+    {"seg_finetune_k155_sum", "%155 reduce [1,1,1,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
+    {"seg_finetune_k158_fused_scale_sum_scale", "%158 fused:scale_sum_scale [1,1,1,1]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
+    {"seg_finetune_k159_sigmoid", "%159 map:sigmoid [B,1,64,64]", "graphs/lib/unet.lua:32", 0, 0, 0, 0, 0},
+    {"seg_finetune_k169_fused_addc_add_sum_sum", "%169 fused:addc_add_sum_sum [B,1]", "graphs/lib/unet.lua:35", 0, 0, 0, 0, 0},
+    {"seg_finetune_k170_fused_div_addc_scale_sum", "%170 fused:div_addc_scale_sum [B,1]", "graphs/lib/unet.lua:35", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k106_sum", "%171 reduce [1,1]", "graphs/lib/unet.lua:36", 0, 0, 0, 0, 0},
+    {"seg_finetune_k174_fused_addc_neg_scale", "%174 fused:addc_neg_scale [1,1]", "graphs/lib/unet.lua:36", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k113_add", "%177 map:add []", "graphs/lib/unet.lua:37", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k58_fill", "%182 fill []", "graphs/seg.lua:52", 1, 0, 0, 0, 0},
+    {"seg_finetune_k186_fused_scale_neg", "%186 fused:scale_neg [1,1]", "graphs/lib/unet.lua:36", 1, 0, 0, 0, 0},
+    {"seg_finetune_k188_fused_div_id", "%188 fused:div_id [B,1]", "graphs/lib/unet.lua:35", 1, 0, 0, 0, 0},
+    {"seg_finetune_k190_fused_neg_mul", "%190 fused:neg_mul [B,1]", "graphs/lib/unet.lua:35", 1, 0, 0, 0, 0},
+    {"seg_finetune_k192_scale", "%192 map:scale [B,1]", "graphs/lib/unet.lua:35", 1, 0, 0, 0, 0},
+    {"seg_finetune_k196_fused_add_id_mul_id", "%196 fused:add_id_mul_id [B,4096]", "graphs/lib/unet.lua:34", 1, 0, 0, 0, 0},
+    {"seg_finetune_k202_scale", "%202 map:scale [1,1,1,1]", "graphs/lib/unet.lua:31", 1, 0, 0, 0, 0},
+    {"seg_finetune_k204_fused_scale_id", "%204 fused:scale_id [1,1,1,64]", "graphs/lib/unet.lua:31", 1, 0, 0, 0, 0},
+    {"seg_finetune_k207_fused_scale_scale_id", "%207 fused:scale_scale_id [1,1,64,64]", "graphs/lib/unet.lua:31", 1, 0, 0, 0, 0},
+    {"seg_finetune_k221_fused_add_add_add_mul", "%221 fused:add_add_add_mul [B,1,64,64]", "graphs/lib/unet.lua:31", 1, 0, 0, 0, 0},
+    {"seg_finetune_k223_sum", "%223 reduce [B,1,1]", "graphs/seg.lua:52", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k106_sum", "%224 reduce [1,1,1]", "graphs/seg.lua:52", 1, 0, 0, 0, 0},
+    {"seg_finetune_k226_conv2d_input_grad", "%226 conv2d_input_grad [B,32,64,64]", "graphs/seg.lua:52", 1, 0, 0, 0, 0},
+    {"seg_finetune_k227_conv2d_weight_grad", "%227 conv2d_weight_grad [1,32,1,1]", "graphs/seg.lua:52", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k294_fused_mul_step", "%229 fused:mul_step [B,32,64,64]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k295_group_norm_sums", "%230 group_norm_sums [B,32,2]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k296_group_norm_grad_x", "%231 group_norm_grad_x [B,32,64,64]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k207_sum", "%232 reduce [1,32,2]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k250_slice", "%234 slice [32,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k252_slice", "%236 slice [32,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k304_sum", "%239 reduce [B,32,1]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k256_sum", "%240 reduce [1,32,1]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"seg_finetune_k242_conv2d_input_grad", "%242 conv2d_input_grad [B,64,64,64]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"seg_finetune_k243_conv2d_weight_grad", "%243 conv2d_weight_grad [32,64,3,3]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"seg_finetune_k244_slice", "%244 slice [B,32,64,64]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
+    {"seg_finetune_k245_slice", "%245 slice [B,32,64,64]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
+    {"seg_finetune_k247_sum", "%247 reduce [B,32,32,1,32,2]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
+    {"seg_finetune_k248_sum", "%248 reduce [B,32,32,1,32,1]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k245_fused_mul_step", "%251 fused:mul_step [B,32,32,32]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k246_group_norm_sums", "%252 group_norm_sums [B,32,2]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k247_group_norm_grad_x", "%253 group_norm_grad_x [B,32,32,32]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k207_sum", "%254 reduce [1,32,2]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k250_slice", "%256 slice [32,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k252_slice", "%258 slice [32,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k255_sum", "%261 reduce [B,32,1]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k256_sum", "%262 reduce [1,32,1]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"seg_finetune_k264_conv2d_input_grad", "%264 conv2d_input_grad [B,96,32,32]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"seg_finetune_k265_conv2d_weight_grad", "%265 conv2d_weight_grad [32,96,3,3]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"seg_finetune_k266_slice", "%266 slice [B,64,32,32]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
+    {"seg_finetune_k267_slice", "%267 slice [B,32,32,32]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
+    {"seg_finetune_k269_sum", "%269 reduce [B,64,16,1,16,2]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
+    {"seg_finetune_k270_sum", "%270 reduce [B,64,16,1,16,1]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k196_fused_mul_step", "%273 fused:mul_step [B,64,16,16]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k197_group_norm_sums", "%274 group_norm_sums [B,64,2]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k198_group_norm_grad_x", "%275 group_norm_grad_x [B,64,16,16]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k128_sum", "%276 reduce [1,64,2]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k201_slice", "%278 slice [64,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k203_slice", "%280 slice [64,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k206_sum", "%283 reduce [B,64,1]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k207_sum", "%284 reduce [1,64,1]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"seg_finetune_k286_conv2d_input_grad", "%286 conv2d_input_grad [B,192,16,16]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"seg_finetune_k287_conv2d_weight_grad", "%287 conv2d_weight_grad [64,192,3,3]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"seg_finetune_k288_slice", "%288 slice [B,128,16,16]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
+    {"seg_finetune_k289_slice", "%289 slice [B,64,16,16]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
+    {"seg_finetune_k291_sum", "%291 reduce [B,128,8,1,8,2]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
+    {"seg_finetune_k292_sum", "%292 reduce [B,128,8,1,8,1]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k147_fused_mul_step", "%295 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k148_group_norm_sums", "%296 group_norm_sums [B,128,2]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k149_group_norm_grad_x", "%297 group_norm_grad_x [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k150_sum", "%298 reduce [1,128,2]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k152_slice", "%300 slice [128,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k154_slice", "%302 slice [128,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k157_sum", "%305 reduce [B,128,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k128_sum", "%306 reduce [1,128,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k160_conv2d_input_grad", "%308 conv2d_input_grad [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k161_conv2d_weight_grad", "%309 conv2d_weight_grad [128,128,3,3]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k147_fused_mul_step", "%311 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k148_group_norm_sums", "%312 group_norm_sums [B,128,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k149_group_norm_grad_x", "%313 group_norm_grad_x [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k150_sum", "%314 reduce [1,128,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k152_slice", "%316 slice [128,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k154_slice", "%318 slice [128,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k157_sum", "%321 reduce [B,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k128_sum", "%322 reduce [1,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k160_conv2d_input_grad", "%324 conv2d_input_grad [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k161_conv2d_weight_grad", "%325 conv2d_weight_grad [128,128,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k180_fused_mul_add_step", "%328 fused:mul_add_step [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k148_group_norm_sums", "%329 group_norm_sums [B,128,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k149_group_norm_grad_x", "%330 group_norm_grad_x [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k150_sum", "%331 reduce [1,128,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k152_slice", "%333 slice [128,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k154_slice", "%335 slice [128,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k157_sum", "%338 reduce [B,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k128_sum", "%339 reduce [1,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k193_conv2d_input_grad", "%341 conv2d_input_grad [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k194_conv2d_weight_grad", "%342 conv2d_weight_grad [128,64,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k229_fused_mul_add_step", "%345 fused:mul_add_step [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k197_group_norm_sums", "%346 group_norm_sums [B,64,2]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k198_group_norm_grad_x", "%347 group_norm_grad_x [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k128_sum", "%348 reduce [1,64,2]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k201_slice", "%350 slice [64,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k203_slice", "%352 slice [64,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k206_sum", "%355 reduce [B,64,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k207_sum", "%356 reduce [1,64,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k209_conv2d_input_grad", "%358 conv2d_input_grad [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k210_conv2d_weight_grad", "%359 conv2d_weight_grad [64,64,3,3]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k196_fused_mul_step", "%361 fused:mul_step [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k197_group_norm_sums", "%362 group_norm_sums [B,64,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k198_group_norm_grad_x", "%363 group_norm_grad_x [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k128_sum", "%364 reduce [1,64,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k201_slice", "%366 slice [64,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k203_slice", "%368 slice [64,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k206_sum", "%371 reduce [B,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k207_sum", "%372 reduce [1,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k209_conv2d_input_grad", "%374 conv2d_input_grad [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k210_conv2d_weight_grad", "%375 conv2d_weight_grad [64,64,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k229_fused_mul_add_step", "%378 fused:mul_add_step [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k197_group_norm_sums", "%379 group_norm_sums [B,64,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k198_group_norm_grad_x", "%380 group_norm_grad_x [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k128_sum", "%381 reduce [1,64,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k201_slice", "%383 slice [64,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k203_slice", "%385 slice [64,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k206_sum", "%388 reduce [B,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k207_sum", "%389 reduce [1,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k242_conv2d_input_grad", "%391 conv2d_input_grad [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k243_conv2d_weight_grad", "%392 conv2d_weight_grad [64,32,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k278_fused_mul_add_step", "%395 fused:mul_add_step [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k246_group_norm_sums", "%396 group_norm_sums [B,32,2]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k247_group_norm_grad_x", "%397 group_norm_grad_x [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k207_sum", "%398 reduce [1,32,2]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k250_slice", "%400 slice [32,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k252_slice", "%402 slice [32,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k255_sum", "%405 reduce [B,32,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k256_sum", "%406 reduce [1,32,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k258_conv2d_input_grad", "%408 conv2d_input_grad [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k259_conv2d_weight_grad", "%409 conv2d_weight_grad [32,32,3,3]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k245_fused_mul_step", "%411 fused:mul_step [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k246_group_norm_sums", "%412 group_norm_sums [B,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k247_group_norm_grad_x", "%413 group_norm_grad_x [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k207_sum", "%414 reduce [1,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k250_slice", "%416 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k252_slice", "%418 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k255_sum", "%421 reduce [B,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k256_sum", "%422 reduce [1,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k258_conv2d_input_grad", "%424 conv2d_input_grad [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k259_conv2d_weight_grad", "%425 conv2d_weight_grad [32,32,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k278_fused_mul_add_step", "%428 fused:mul_add_step [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k246_group_norm_sums", "%429 group_norm_sums [B,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k247_group_norm_grad_x", "%430 group_norm_grad_x [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k207_sum", "%431 reduce [1,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k250_slice", "%433 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k252_slice", "%435 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k255_sum", "%438 reduce [B,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k256_sum", "%439 reduce [1,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k291_conv2d_input_grad", "%441 conv2d_input_grad [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k292_conv2d_weight_grad", "%442 conv2d_weight_grad [32,32,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"seg_finetune_k445_fused_mul_add_step", "%445 fused:mul_add_step [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k295_group_norm_sums", "%446 group_norm_sums [B,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k296_group_norm_grad_x", "%447 group_norm_grad_x [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k207_sum", "%448 reduce [1,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k250_slice", "%450 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k252_slice", "%452 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k304_sum", "%455 reduce [B,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k256_sum", "%456 reduce [1,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k308_conv2d_weight_grad", "%459 conv2d_weight_grad [32,1,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
 };
-const reclf_prof_table reclf_profile_seg_finetune = {360, prof};
+const reclf_prof_table reclf_profile_seg_finetune = {233, prof};
 #define CALL(i, fl, by, call) do { double t0_ = reclf_prof_now(); call; prof[i].seconds += reclf_prof_now() - t0_; \
     prof[i].calls++; prof[i].flops += (fl); prof[i].bytes += (double)(by); } while (0)
 #else
@@ -386,425 +259,298 @@ const reclf_prof_table reclf_profile_seg_finetune = {360, prof};
 
 static size_t arena_bytes(const long *dims) {
     const long B = dims[0]; (void)B;
-    return sizeof(real) * (size_t)(38062240 + 2425040*B);
+    return sizeof(real) * (size_t)(38062240 + 1941712*B);
 }
 
 static void forward(void *arena, const real *P, void *const *inputs, const long *dims) {
     const long B = dims[0]; (void)B;
     real *A = arena; (void)A; (void)P; (void)inputs;
-    CALL(0, (double)8192*B, sizeof(real)*((double)4096*B + (double)4096*B), convirt_image_k3_fused_scale_addc(A + 38062240 + 2416640*B, (real *)inputs[0], B)); /* %4 fused:scale_addc [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
-    CALL(1, (double)2359296*B, sizeof(real)*((double)131072*B + (double)4096*B + (double)288 + (double)32), convirt_image_k6_conv2d(A + 38062240, A + 38062240 + 2416640*B, (real *)P + 0, (real *)P + 288, A + 0, B)); /* %7 conv2d [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(2, (double)131080*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_k11_fused_scale_sum(A + 38062240 + 131072*B, A + 38062240, B)); /* %12 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(3, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_vjp_k12_sub(A + 38062240 + 524288*B, A + 38062240, A + 38062240 + 131072*B, B)); /* %13 map:sub [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(4, (double)262168*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_vjp_k17_fused_rsqrt_addc_scale_sum(A + 38062240 + 2424832*B, A + 38062240 + 524288*B, B)); /* %18 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(5, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_vjp_k18_mul(A + 38062240 + 655360*B, A + 38062240 + 524288*B, A + 38062240 + 2424832*B, B)); /* %19 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(6, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32 + (double)32), convirt_image_vjp_k23_fused_add_mul(A + 38062240 + 786432*B, A + 38062240 + 655360*B, (real *)P + 320, (real *)P + 352, B)); /* %24 fused:add_mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(7, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), convirt_image_vjp_k24_relu(A + 38062240 + 917504*B, A + 38062240 + 786432*B, B)); /* %25 map:relu [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
-    CALL(8, (double)18874368*B, sizeof(real)*((double)32768*B + (double)131072*B + (double)9216 + (double)32), convirt_image_k27_conv2d(A + 38062240, A + 38062240 + 917504*B, (real *)P + 384, (real *)P + 9600, A + 0, B)); /* %28 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(9, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k32_fused_scale_sum(A + 38062240 + 2420736*B, A + 38062240, B)); /* %33 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(10, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k33_sub(A + 38062240 + 1589248*B, A + 38062240, A + 38062240 + 2420736*B, B)); /* %34 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(11, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_vjp_k38_fused_rsqrt_addc_scale_sum(A + 38062240 + 2424848*B, A + 38062240 + 1589248*B, B)); /* %39 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(12, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k39_mul(A + 38062240 + 1622016*B, A + 38062240 + 1589248*B, A + 38062240 + 2424848*B, B)); /* %40 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(13, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_vjp_k44_fused_add_mul(A + 38062240 + 1654784*B, A + 38062240 + 1622016*B, (real *)P + 9632, (real *)P + 9664, B)); /* %45 fused:add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(14, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k45_relu(A + 38062240 + 1687552*B, A + 38062240 + 1654784*B, B)); /* %46 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
-    CALL(15, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216 + (double)32), convirt_image_k48_conv2d(A + 38062240, A + 38062240 + 1687552*B, (real *)P + 9696, (real *)P + 18912, A + 0, B)); /* %49 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(16, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k32_fused_scale_sum(A + 38062240 + 2420736*B, A + 38062240, B)); /* %54 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(17, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k33_sub(A + 38062240 + 1720320*B, A + 38062240, A + 38062240 + 2420736*B, B)); /* %55 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(18, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_vjp_k38_fused_rsqrt_addc_scale_sum(A + 38062240 + 2424864*B, A + 38062240 + 1720320*B, B)); /* %60 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(19, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k39_mul(A + 38062240 + 1753088*B, A + 38062240 + 1720320*B, A + 38062240 + 2424864*B, B)); /* %61 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(20, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_vjp_k44_fused_add_mul(A + 38062240 + 1785856*B, A + 38062240 + 1753088*B, (real *)P + 18944, (real *)P + 18976, B)); /* %66 fused:add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(21, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k45_relu(A + 38062240 + 1818624*B, A + 38062240 + 1785856*B, B)); /* %67 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
-    CALL(22, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216 + (double)32), convirt_image_k48_conv2d(A + 38062240, A + 38062240 + 1818624*B, (real *)P + 19008, (real *)P + 28224, A + 0, B)); /* %70 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(23, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k32_fused_scale_sum(A + 38062240 + 2420736*B, A + 38062240, B)); /* %75 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(24, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k33_sub(A + 38062240 + 1851392*B, A + 38062240, A + 38062240 + 2420736*B, B)); /* %76 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(25, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_vjp_k38_fused_rsqrt_addc_scale_sum(A + 38062240 + 2424880*B, A + 38062240 + 1851392*B, B)); /* %81 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(26, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k39_mul(A + 38062240 + 1884160*B, A + 38062240 + 1851392*B, A + 38062240 + 2424880*B, B)); /* %82 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(27, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_vjp_k87_fused_add_add_mul(A + 38062240 + 1916928*B, A + 38062240 + 1687552*B, A + 38062240 + 1884160*B, (real *)P + 28256, (real *)P + 28288, B)); /* %88 fused:add_add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:14 */
-    CALL(28, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k45_relu(A + 38062240 + 1949696*B, A + 38062240 + 1916928*B, B)); /* %89 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
-    CALL(29, (double)9437184*B, sizeof(real)*((double)16384*B + (double)32768*B + (double)18432 + (double)64), convirt_image_k91_conv2d(A + 38062240, A + 38062240 + 1949696*B, (real *)P + 28320, (real *)P + 46752, A + 0, B)); /* %92 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(30, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k96_fused_scale_sum(A + 38062240 + 2420736*B, A + 38062240, B)); /* %97 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(31, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k97_sub(A + 38062240 + 2080768*B, A + 38062240, A + 38062240 + 2420736*B, B)); /* %98 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(32, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_vjp_k102_fused_rsqrt_addc_scale_sum(A + 38062240 + 2424896*B, A + 38062240 + 2080768*B, B)); /* %103 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(33, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k103_mul(A + 38062240 + 2097152*B, A + 38062240 + 2080768*B, A + 38062240 + 2424896*B, B)); /* %104 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(34, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_vjp_k108_fused_add_mul(A + 38062240 + 2113536*B, A + 38062240 + 2097152*B, (real *)P + 46816, (real *)P + 46880, B)); /* %109 fused:add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(35, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k109_relu(A + 38062240 + 2129920*B, A + 38062240 + 2113536*B, B)); /* %110 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
-    CALL(36, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864 + (double)64), convirt_image_k112_conv2d(A + 38062240 + 1982464*B, A + 38062240 + 2129920*B, (real *)P + 46944, (real *)P + 83808, A + 0, B)); /* %113 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(37, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k96_fused_scale_sum(A + 38062240 + 2420736*B, A + 38062240 + 1982464*B, B)); /* %118 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(38, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k97_sub(A + 38062240 + 2146304*B, A + 38062240 + 1982464*B, A + 38062240 + 2420736*B, B)); /* %119 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(39, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_vjp_k102_fused_rsqrt_addc_scale_sum(A + 38062240 + 2424912*B, A + 38062240 + 2146304*B, B)); /* %124 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(40, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k103_mul(A + 38062240 + 2162688*B, A + 38062240 + 2146304*B, A + 38062240 + 2424912*B, B)); /* %125 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(41, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_vjp_k108_fused_add_mul(A + 38062240 + 2179072*B, A + 38062240 + 2162688*B, (real *)P + 83872, (real *)P + 83936, B)); /* %130 fused:add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(42, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k109_relu(A + 38062240 + 2195456*B, A + 38062240 + 2179072*B, B)); /* %131 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
-    CALL(43, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864 + (double)64), convirt_image_k112_conv2d(A + 38062240 + 1982464*B, A + 38062240 + 2195456*B, (real *)P + 84000, (real *)P + 120864, A + 0, B)); /* %134 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(44, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k96_fused_scale_sum(A + 38062240 + 2420736*B, A + 38062240 + 1982464*B, B)); /* %139 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(45, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k97_sub(A + 38062240 + 2211840*B, A + 38062240 + 1982464*B, A + 38062240 + 2420736*B, B)); /* %140 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(46, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_vjp_k102_fused_rsqrt_addc_scale_sum(A + 38062240 + 2424928*B, A + 38062240 + 2211840*B, B)); /* %145 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(47, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k103_mul(A + 38062240 + 2228224*B, A + 38062240 + 2211840*B, A + 38062240 + 2424928*B, B)); /* %146 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(48, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_vjp_k151_fused_add_add_mul(A + 38062240 + 2244608*B, A + 38062240 + 2129920*B, A + 38062240 + 2228224*B, (real *)P + 120928, (real *)P + 120992, B)); /* %152 fused:add_add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:14 */
-    CALL(49, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k109_relu(A + 38062240 + 2260992*B, A + 38062240 + 2244608*B, B)); /* %153 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
-    CALL(50, (double)9437184*B, sizeof(real)*((double)8192*B + (double)16384*B + (double)73728 + (double)128), convirt_image_k155_conv2d(A + 38062240 + 1982464*B, A + 38062240 + 2260992*B, (real *)P + 121056, (real *)P + 194784, A + 0, B)); /* %156 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(51, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k160_fused_scale_sum(A + 38062240 + 2420736*B, A + 38062240 + 1982464*B, B)); /* %161 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(52, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k161_sub(A + 38062240 + 2326528*B, A + 38062240 + 1982464*B, A + 38062240 + 2420736*B, B)); /* %162 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(53, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_vjp_k166_fused_rsqrt_addc_scale_sum(A + 38062240 + 2424944*B, A + 38062240 + 2326528*B, B)); /* %167 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(54, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k167_mul(A + 38062240 + 2334720*B, A + 38062240 + 2326528*B, A + 38062240 + 2424944*B, B)); /* %168 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(55, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_vjp_k172_fused_add_mul(A + 38062240 + 2342912*B, A + 38062240 + 2334720*B, (real *)P + 194912, (real *)P + 195040, B)); /* %173 fused:add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(56, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k173_relu(A + 38062240 + 2351104*B, A + 38062240 + 2342912*B, B)); /* %174 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
-    CALL(57, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456 + (double)128), convirt_image_k176_conv2d(A + 38062240 + 2277376*B, A + 38062240 + 2351104*B, (real *)P + 195168, (real *)P + 342624, A + 0, B)); /* %177 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(58, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k160_fused_scale_sum(A + 38062240 + 2420736*B, A + 38062240 + 2277376*B, B)); /* %182 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(59, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k161_sub(A + 38062240 + 2359296*B, A + 38062240 + 2277376*B, A + 38062240 + 2420736*B, B)); /* %183 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(60, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_vjp_k166_fused_rsqrt_addc_scale_sum(A + 38062240 + 2424960*B, A + 38062240 + 2359296*B, B)); /* %188 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(61, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k167_mul(A + 38062240 + 2367488*B, A + 38062240 + 2359296*B, A + 38062240 + 2424960*B, B)); /* %189 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(62, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_vjp_k172_fused_add_mul(A + 38062240 + 2375680*B, A + 38062240 + 2367488*B, (real *)P + 342752, (real *)P + 342880, B)); /* %194 fused:add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(63, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k173_relu(A + 38062240 + 2383872*B, A + 38062240 + 2375680*B, B)); /* %195 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
-    CALL(64, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456 + (double)128), convirt_image_k176_conv2d(A + 38062240 + 2277376*B, A + 38062240 + 2383872*B, (real *)P + 343008, (real *)P + 490464, A + 0, B)); /* %198 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(65, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k160_fused_scale_sum(A + 38062240 + 2420736*B, A + 38062240 + 2277376*B, B)); /* %203 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(66, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k161_sub(A + 38062240 + 2392064*B, A + 38062240 + 2277376*B, A + 38062240 + 2420736*B, B)); /* %204 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(67, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_vjp_k166_fused_rsqrt_addc_scale_sum(A + 38062240 + 2424976*B, A + 38062240 + 2392064*B, B)); /* %209 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(68, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k167_mul(A + 38062240 + 2400256*B, A + 38062240 + 2392064*B, A + 38062240 + 2424976*B, B)); /* %210 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(69, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_vjp_k215_fused_add_add_mul(A + 38062240 + 2408448*B, A + 38062240 + 2351104*B, A + 38062240 + 2400256*B, (real *)P + 490592, (real *)P + 490720, B)); /* %216 fused:add_add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:14 */
-    CALL(70, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k173_relu(A + 38062240 + 2277376*B, A + 38062240 + 2408448*B, B)); /* %217 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
-    CALL(71, (double)32768*B, sizeof(real)*((double)32768*B + (double)8192*B), seg_finetune_k234_id(A + 38062240 + 1048576*B, A + 38062240 + 2277376*B, B)); /* %234 map:id [B,128,8,2,8,2]  graphs/lib/unet.lua:15 */
-    CALL(72, 0, sizeof(real)*((double)49152*B + (double)32768*B + (double)16384*B), seg_finetune_k236_concat(A + 38062240 + 1540096*B, A + 38062240 + 1048576*B, A + 38062240 + 2260992*B, B)); /* %236 concat [B,192,16,16]  graphs/lib/unet.lua:15 */
-    CALL(73, (double)56623104*B, sizeof(real)*((double)16384*B + (double)49152*B + (double)110592 + (double)64), seg_finetune_k239_conv2d(A + 38062240 + 1982464*B, A + 38062240 + 1540096*B, (real *)P + 523872, (real *)P + 634464, A + 0, B)); /* %239 conv2d [B,64,16,16]  graphs/lib/unet.lua:16 */
-    CALL(74, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k96_fused_scale_sum(A + 38062240 + 2420736*B, A + 38062240 + 1982464*B, B)); /* %244 fused:scale_sum [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(75, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k97_sub(A + 38062240 + 2277376*B, A + 38062240 + 1982464*B, A + 38062240 + 2420736*B, B)); /* %245 map:sub [B,8,2048]  graphs/lib/unet.lua:17 */
-    CALL(76, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_vjp_k102_fused_rsqrt_addc_scale_sum(A + 38062240 + 2424992*B, A + 38062240 + 2277376*B, B)); /* %250 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(77, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k103_mul(A + 38062240 + 2293760*B, A + 38062240 + 2277376*B, A + 38062240 + 2424992*B, B)); /* %251 map:mul [B,8,2048]  graphs/lib/unet.lua:17 */
-    CALL(78, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_vjp_k108_fused_add_mul(A + 38062240 + 2310144*B, A + 38062240 + 2293760*B, (real *)P + 634528, (real *)P + 634592, B)); /* %256 fused:add_mul [B,64,16,16]  graphs/lib/unet.lua:17 */
-    CALL(79, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k109_relu(A + 38062240 + 1982464*B, A + 38062240 + 2310144*B, B)); /* %257 map:relu [B,64,16,16]  graphs/lib/unet.lua:17 */
-    CALL(80, (double)65536*B, sizeof(real)*((double)65536*B + (double)16384*B), seg_finetune_k259_id(A + 38062240 + 1048576*B, A + 38062240 + 1982464*B, B)); /* %259 map:id [B,64,16,2,16,2]  graphs/lib/unet.lua:15 */
-    CALL(81, 0, sizeof(real)*((double)98304*B + (double)65536*B + (double)32768*B), seg_finetune_k261_concat(A + 38062240 + 1441792*B, A + 38062240 + 1048576*B, A + 38062240 + 1949696*B, B)); /* %261 concat [B,96,32,32]  graphs/lib/unet.lua:15 */
-    CALL(82, (double)56623104*B, sizeof(real)*((double)32768*B + (double)98304*B + (double)27648 + (double)32), seg_finetune_k264_conv2d(A + 38062240 + 1048576*B, A + 38062240 + 1441792*B, (real *)P + 634656, (real *)P + 662304, A + 0, B)); /* %264 conv2d [B,32,32,32]  graphs/lib/unet.lua:16 */
-    CALL(83, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k32_fused_scale_sum(A + 38062240 + 2420736*B, A + 38062240 + 1048576*B, B)); /* %269 fused:scale_sum [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(84, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k33_sub(A + 38062240 + 1982464*B, A + 38062240 + 1048576*B, A + 38062240 + 2420736*B, B)); /* %270 map:sub [B,8,4096]  graphs/lib/unet.lua:17 */
-    CALL(85, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_vjp_k38_fused_rsqrt_addc_scale_sum(A + 38062240 + 2425008*B, A + 38062240 + 1982464*B, B)); /* %275 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(86, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k39_mul(A + 38062240 + 2015232*B, A + 38062240 + 1982464*B, A + 38062240 + 2425008*B, B)); /* %276 map:mul [B,8,4096]  graphs/lib/unet.lua:17 */
-    CALL(87, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_vjp_k44_fused_add_mul(A + 38062240 + 2048000*B, A + 38062240 + 2015232*B, (real *)P + 662336, (real *)P + 662368, B)); /* %281 fused:add_mul [B,32,32,32]  graphs/lib/unet.lua:17 */
-    CALL(88, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k45_relu(A + 38062240 + 393216*B, A + 38062240 + 2048000*B, B)); /* %282 map:relu [B,32,32,32]  graphs/lib/unet.lua:17 */
-    CALL(89, (double)131072*B, sizeof(real)*((double)131072*B + (double)32768*B), seg_finetune_k284_id(A + 38062240 + 262144*B, A + 38062240 + 393216*B, B)); /* %284 map:id [B,32,32,2,32,2]  graphs/lib/unet.lua:15 */
-    CALL(90, 0, sizeof(real)*((double)262144*B + (double)131072*B + (double)131072*B), seg_finetune_k286_concat(A + 38062240, A + 38062240 + 262144*B, A + 38062240 + 917504*B, B)); /* %286 concat [B,64,64,64]  graphs/lib/unet.lua:15 */
-    CALL(91, (double)150994944*B, sizeof(real)*((double)131072*B + (double)262144*B + (double)18432 + (double)32), seg_finetune_k289_conv2d(A + 38062240 + 262144*B, A + 38062240, (real *)P + 662400, (real *)P + 680832, A + 0, B)); /* %289 conv2d [B,32,64,64]  graphs/lib/unet.lua:16 */
-    CALL(92, (double)131080*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_k11_fused_scale_sum(A + 38062240 + 2420736*B, A + 38062240 + 262144*B, B)); /* %294 fused:scale_sum [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(93, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_vjp_k12_sub(A + 38062240 + 393216*B, A + 38062240 + 262144*B, A + 38062240 + 2420736*B, B)); /* %295 map:sub [B,8,16384]  graphs/lib/unet.lua:17 */
-    CALL(94, (double)262168*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_vjp_k17_fused_rsqrt_addc_scale_sum(A + 38062240 + 2425024*B, A + 38062240 + 393216*B, B)); /* %300 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(95, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_vjp_k18_mul(A + 38062240 + 262144*B, A + 38062240 + 393216*B, A + 38062240 + 2425024*B, B)); /* %301 map:mul [B,8,16384]  graphs/lib/unet.lua:17 */
-    CALL(96, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32 + (double)32), convirt_image_vjp_k23_fused_add_mul(A + 38062240 + 1048576*B, A + 38062240 + 262144*B, (real *)P + 680864, (real *)P + 680896, B)); /* %306 fused:add_mul [B,32,64,64]  graphs/lib/unet.lua:17 */
-    CALL(97, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), convirt_image_vjp_k24_relu(A + 38062240 + 1179648*B, A + 38062240 + 1048576*B, B)); /* %307 map:relu [B,32,64,64]  graphs/lib/unet.lua:17 */
-    CALL(98, (double)262144*B, sizeof(real)*((double)4096*B + (double)131072*B + (double)32 + (double)1), seg_finetune_k310_conv2d(A + 38062240 + 1310720*B, A + 38062240 + 1179648*B, (real *)P + 680928, (real *)P + 680960, B)); /* %310 conv2d [B,1,64,64]  graphs/seg.lua:52 */
-    CALL(99, (double)12288*B, sizeof(real)*((double)4096*B + (double)4096*B), seg_finetune_k316_fused_exp_neg_abs(A + 38062240 + 1314816*B, A + 38062240 + 1310720*B, B)); /* %316 fused:exp_neg_abs [B,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(100, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B), seg_finetune_k317_addc(A + 38062240 + 1318912*B, A + 38062240 + 1314816*B, B)); /* %317 map:addc [B,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(101, (double)20480*B, sizeof(real)*((double)4096*B + (double)4096*B + (double)4096*B + (double)4096*B), seg_finetune_k319_fused_add_sub_relu_mul(A + 38062240 + 1323008*B, A + 38062240 + 1310720*B, (real *)inputs[1], A + 38062240 + 1318912*B, B)); /* %319 fused:add_sub_relu_mul [B,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(102, (double)4096*B, sizeof(real)*((double)4096 + (double)4096*B), seg_finetune_k320_sum(A + 0, A + 38062240 + 1323008*B, B)); /* %320 reduce [1,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(103, (double)4096, sizeof(real)*((double)4096 + (double)4096), seg_finetune_k321_scale(A + 4096, A + 0, B)); /* %321 map:scale [1,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(104, (double)4096, sizeof(real)*((double)4096 + (double)4096), seg_finetune_k322_sum(A + 0, A + 4096)); /* %322 reduce [1,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(105, (double)4096, sizeof(real)*((double)4096 + (double)4096), seg_finetune_k323_scale(A + 4096, A + 0)); /* %323 map:scale [1,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(106, (double)4096, sizeof(real)*((double)64 + (double)4096), seg_finetune_k324_sum(A + 0, A + 4096)); /* %324 reduce [1,1,1,64]  graphs/lib/unet.lua:31 */
-    CALL(107, (double)129, sizeof(real)*((double)1 + (double)64), seg_finetune_k327_fused_scale_sum_scale(A + 64, A + 0)); /* %327 fused:scale_sum_scale [1,1,1,1]  graphs/lib/unet.lua:31 */
-    CALL(108, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B), seg_finetune_k328_sigmoid(A + 38062240 + 1323008*B, A + 38062240 + 1310720*B, B)); /* %328 map:sigmoid [B,1,64,64]  graphs/lib/unet.lua:32 */
-    CALL(109, (double)8194*B, sizeof(real)*((double)B + (double)4096*B + (double)4096*B), seg_finetune_k338_fused_addc_add_sum_sum(A + 38062240 + 2420736*B, A + 38062240 + 1323008*B, (real *)inputs[1], B)); /* %338 fused:addc_add_sum_sum [B,1]  graphs/lib/unet.lua:35 */
-    CALL(110, (double)8195*B, sizeof(real)*((double)B + (double)4096*B + (double)4096*B + (double)B), seg_finetune_k339_fused_div_addc_scale_sum(A + 38062240 + 2420752*B, A + 38062240 + 1323008*B, (real *)inputs[1], A + 38062240 + 2420736*B, B)); /* %339 fused:div_addc_scale_sum [B,1]  graphs/lib/unet.lua:35 */
-    CALL(111, (double)B, sizeof(real)*((double)1 + (double)B), convirt_image_vjp_k236_sum(A + 0, A + 38062240 + 2420752*B, B)); /* %340 reduce [1,1]  graphs/lib/unet.lua:36 */
-    CALL(112, (double)3, sizeof(real)*((double)1 + (double)1), seg_finetune_k343_fused_addc_neg_scale(A + 16, A + 0, B)); /* %343 fused:addc_neg_scale [1,1]  graphs/lib/unet.lua:36 */
-    CALL(113, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), convirt_image_vjp_k243_add(A + 38062208, A + 64, A + 16)); /* %346 map:add []  graphs/lib/unet.lua:37 */
+    CALL(0, (double)8192*B, sizeof(real)*((double)4096*B + (double)4096*B), convirt_image_k3_fused_scale_addc(A + 38062240 + 1933312*B, (real *)inputs[0], B)); /* %4 fused:scale_addc [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
+    CALL(1, (double)2359296*B, sizeof(real)*((double)131072*B + (double)4096*B + (double)288 + (double)32), convirt_image_k6_conv2d(A + 38062240 + 524288*B, A + 38062240 + 1933312*B, (real *)P + 0, (real *)P + 288, A + 0, B)); /* %7 conv2d [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(2, (double)524288*B, sizeof(real)*((double)16*B + (double)131072*B), convirt_image_k9_group_norm_stats(A + 38062240 + 1941504*B, A + 38062240 + 524288*B, B)); /* %10 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(3, (double)524288*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)16*B + (double)32 + (double)32), convirt_image_k10_group_norm(A + 38062240 + 655360*B, A + 38062240 + 524288*B, A + 38062240 + 1941504*B, (real *)P + 320, (real *)P + 352, B)); /* %11 group_norm [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(4, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), convirt_image_k11_relu(A + 38062240 + 786432*B, A + 38062240 + 655360*B, B)); /* %12 map:relu [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
+    CALL(5, (double)18874368*B, sizeof(real)*((double)32768*B + (double)131072*B + (double)9216 + (double)32), convirt_image_k14_conv2d(A + 38062240 + 1327104*B, A + 38062240 + 786432*B, (real *)P + 384, (real *)P + 9600, A + 0, B)); /* %15 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(6, (double)131072*B, sizeof(real)*((double)16*B + (double)32768*B), convirt_image_k17_group_norm_stats(A + 38062240 + 1941520*B, A + 38062240 + 1327104*B, B)); /* %18 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(7, (double)131072*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)32), convirt_image_k18_group_norm(A + 38062240 + 1359872*B, A + 38062240 + 1327104*B, A + 38062240 + 1941520*B, (real *)P + 9632, (real *)P + 9664, B)); /* %19 group_norm [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(8, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_k19_relu(A + 38062240 + 1392640*B, A + 38062240 + 1359872*B, B)); /* %20 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
+    CALL(9, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216 + (double)32), convirt_image_k22_conv2d(A + 38062240 + 1425408*B, A + 38062240 + 1392640*B, (real *)P + 9696, (real *)P + 18912, A + 0, B)); /* %23 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(10, (double)131072*B, sizeof(real)*((double)16*B + (double)32768*B), convirt_image_k17_group_norm_stats(A + 38062240 + 1941536*B, A + 38062240 + 1425408*B, B)); /* %26 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(11, (double)131072*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)32), convirt_image_k18_group_norm(A + 38062240 + 1458176*B, A + 38062240 + 1425408*B, A + 38062240 + 1941536*B, (real *)P + 18944, (real *)P + 18976, B)); /* %27 group_norm [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(12, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_k19_relu(A + 38062240 + 1490944*B, A + 38062240 + 1458176*B, B)); /* %28 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
+    CALL(13, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216 + (double)32), convirt_image_k22_conv2d(A + 38062240 + 1523712*B, A + 38062240 + 1490944*B, (real *)P + 19008, (real *)P + 28224, A + 0, B)); /* %31 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(14, (double)131072*B, sizeof(real)*((double)16*B + (double)32768*B), convirt_image_k17_group_norm_stats(A + 38062240 + 1941552*B, A + 38062240 + 1523712*B, B)); /* %34 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(15, (double)131072*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)32), convirt_image_k18_group_norm(A + 38062240 + 917504*B, A + 38062240 + 1523712*B, A + 38062240 + 1941552*B, (real *)P + 28256, (real *)P + 28288, B)); /* %35 group_norm [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(16, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k35_add(A + 38062240 + 1556480*B, A + 38062240 + 1392640*B, A + 38062240 + 917504*B, B)); /* %36 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:14 */
+    CALL(17, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_k19_relu(A + 38062240 + 1589248*B, A + 38062240 + 1556480*B, B)); /* %37 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
+    CALL(18, (double)9437184*B, sizeof(real)*((double)16384*B + (double)32768*B + (double)18432 + (double)64), convirt_image_k39_conv2d(A + 38062240 + 1687552*B, A + 38062240 + 1589248*B, (real *)P + 28320, (real *)P + 46752, A + 0, B)); /* %40 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(19, (double)65536*B, sizeof(real)*((double)16*B + (double)16384*B), convirt_image_k42_group_norm_stats(A + 38062240 + 1941568*B, A + 38062240 + 1687552*B, B)); /* %43 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(20, (double)65536*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)64), convirt_image_k43_group_norm(A + 38062240 + 1703936*B, A + 38062240 + 1687552*B, A + 38062240 + 1941568*B, (real *)P + 46816, (real *)P + 46880, B)); /* %44 group_norm [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(21, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_k44_relu(A + 38062240 + 1720320*B, A + 38062240 + 1703936*B, B)); /* %45 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
+    CALL(22, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864 + (double)64), convirt_image_k47_conv2d(A + 38062240 + 1736704*B, A + 38062240 + 1720320*B, (real *)P + 46944, (real *)P + 83808, A + 0, B)); /* %48 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(23, (double)65536*B, sizeof(real)*((double)16*B + (double)16384*B), convirt_image_k42_group_norm_stats(A + 38062240 + 1941584*B, A + 38062240 + 1736704*B, B)); /* %51 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(24, (double)65536*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)64), convirt_image_k43_group_norm(A + 38062240 + 1753088*B, A + 38062240 + 1736704*B, A + 38062240 + 1941584*B, (real *)P + 83872, (real *)P + 83936, B)); /* %52 group_norm [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(25, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_k44_relu(A + 38062240 + 1769472*B, A + 38062240 + 1753088*B, B)); /* %53 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
+    CALL(26, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864 + (double)64), convirt_image_k47_conv2d(A + 38062240 + 1785856*B, A + 38062240 + 1769472*B, (real *)P + 84000, (real *)P + 120864, A + 0, B)); /* %56 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(27, (double)65536*B, sizeof(real)*((double)16*B + (double)16384*B), convirt_image_k42_group_norm_stats(A + 38062240 + 1941600*B, A + 38062240 + 1785856*B, B)); /* %59 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(28, (double)65536*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)64), convirt_image_k43_group_norm(A + 38062240 + 1622016*B, A + 38062240 + 1785856*B, A + 38062240 + 1941600*B, (real *)P + 120928, (real *)P + 120992, B)); /* %60 group_norm [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(29, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k60_add(A + 38062240 + 1802240*B, A + 38062240 + 1720320*B, A + 38062240 + 1622016*B, B)); /* %61 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:14 */
+    CALL(30, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_k44_relu(A + 38062240 + 1818624*B, A + 38062240 + 1802240*B, B)); /* %62 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
+    CALL(31, (double)9437184*B, sizeof(real)*((double)8192*B + (double)16384*B + (double)73728 + (double)128), convirt_image_k64_conv2d(A + 38062240 + 1867776*B, A + 38062240 + 1818624*B, (real *)P + 121056, (real *)P + 194784, A + 0, B)); /* %65 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(32, (double)32768*B, sizeof(real)*((double)16*B + (double)8192*B), convirt_image_k67_group_norm_stats(A + 38062240 + 1941616*B, A + 38062240 + 1867776*B, B)); /* %68 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(33, (double)32768*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)128), convirt_image_k68_group_norm(A + 38062240 + 1875968*B, A + 38062240 + 1867776*B, A + 38062240 + 1941616*B, (real *)P + 194912, (real *)P + 195040, B)); /* %69 group_norm [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(34, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k69_relu(A + 38062240 + 1884160*B, A + 38062240 + 1875968*B, B)); /* %70 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
+    CALL(35, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456 + (double)128), convirt_image_k72_conv2d(A + 38062240 + 1892352*B, A + 38062240 + 1884160*B, (real *)P + 195168, (real *)P + 342624, A + 0, B)); /* %73 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(36, (double)32768*B, sizeof(real)*((double)16*B + (double)8192*B), convirt_image_k67_group_norm_stats(A + 38062240 + 1941632*B, A + 38062240 + 1892352*B, B)); /* %76 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(37, (double)32768*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)128), convirt_image_k68_group_norm(A + 38062240 + 1900544*B, A + 38062240 + 1892352*B, A + 38062240 + 1941632*B, (real *)P + 342752, (real *)P + 342880, B)); /* %77 group_norm [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(38, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k69_relu(A + 38062240 + 1908736*B, A + 38062240 + 1900544*B, B)); /* %78 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
+    CALL(39, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456 + (double)128), convirt_image_k72_conv2d(A + 38062240 + 1916928*B, A + 38062240 + 1908736*B, (real *)P + 343008, (real *)P + 490464, A + 0, B)); /* %81 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(40, (double)32768*B, sizeof(real)*((double)16*B + (double)8192*B), convirt_image_k67_group_norm_stats(A + 38062240 + 1941648*B, A + 38062240 + 1916928*B, B)); /* %84 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(41, (double)32768*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)128), convirt_image_k68_group_norm(A + 38062240 + 1835008*B, A + 38062240 + 1916928*B, A + 38062240 + 1941648*B, (real *)P + 490592, (real *)P + 490720, B)); /* %85 group_norm [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(42, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k85_add(A + 38062240 + 1925120*B, A + 38062240 + 1884160*B, A + 38062240 + 1835008*B, B)); /* %86 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:14 */
+    CALL(43, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k69_relu(A + 38062240 + 1835008*B, A + 38062240 + 1925120*B, B)); /* %87 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
+    CALL(44, (double)32768*B, sizeof(real)*((double)32768*B + (double)8192*B), seg_finetune_k104_id(A + 38062240 + 917504*B, A + 38062240 + 1835008*B, B)); /* %104 map:id [B,128,8,2,8,2]  graphs/lib/unet.lua:15 */
+    CALL(45, 0, sizeof(real)*((double)49152*B + (double)32768*B + (double)16384*B), seg_finetune_k106_concat(A + 38062240 + 1277952*B, A + 38062240 + 917504*B, A + 38062240 + 1818624*B, B)); /* %106 concat [B,192,16,16]  graphs/lib/unet.lua:15 */
+    CALL(46, (double)56623104*B, sizeof(real)*((double)16384*B + (double)49152*B + (double)110592 + (double)64), seg_finetune_k109_conv2d(A + 38062240 + 1835008*B, A + 38062240 + 1277952*B, (real *)P + 523872, (real *)P + 634464, A + 0, B)); /* %109 conv2d [B,64,16,16]  graphs/lib/unet.lua:16 */
+    CALL(47, (double)65536*B, sizeof(real)*((double)16*B + (double)16384*B), convirt_image_k42_group_norm_stats(A + 38062240 + 1941664*B, A + 38062240 + 1835008*B, B)); /* %112 group_norm_stats [B,8,2]  graphs/lib/unet.lua:17 */
+    CALL(48, (double)65536*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)64), convirt_image_k43_group_norm(A + 38062240 + 1851392*B, A + 38062240 + 1835008*B, A + 38062240 + 1941664*B, (real *)P + 634528, (real *)P + 634592, B)); /* %113 group_norm [B,64,16,16]  graphs/lib/unet.lua:17 */
+    CALL(49, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_k44_relu(A + 38062240 + 1622016*B, A + 38062240 + 1851392*B, B)); /* %114 map:relu [B,64,16,16]  graphs/lib/unet.lua:17 */
+    CALL(50, (double)65536*B, sizeof(real)*((double)65536*B + (double)16384*B), seg_finetune_k116_id(A + 38062240 + 917504*B, A + 38062240 + 1622016*B, B)); /* %116 map:id [B,64,16,2,16,2]  graphs/lib/unet.lua:15 */
+    CALL(51, 0, sizeof(real)*((double)98304*B + (double)65536*B + (double)32768*B), seg_finetune_k118_concat(A + 38062240 + 1179648*B, A + 38062240 + 917504*B, A + 38062240 + 1589248*B, B)); /* %118 concat [B,96,32,32]  graphs/lib/unet.lua:15 */
+    CALL(52, (double)56623104*B, sizeof(real)*((double)32768*B + (double)98304*B + (double)27648 + (double)32), seg_finetune_k121_conv2d(A + 38062240 + 1622016*B, A + 38062240 + 1179648*B, (real *)P + 634656, (real *)P + 662304, A + 0, B)); /* %121 conv2d [B,32,32,32]  graphs/lib/unet.lua:16 */
+    CALL(53, (double)131072*B, sizeof(real)*((double)16*B + (double)32768*B), convirt_image_k17_group_norm_stats(A + 38062240 + 1941680*B, A + 38062240 + 1622016*B, B)); /* %124 group_norm_stats [B,8,2]  graphs/lib/unet.lua:17 */
+    CALL(54, (double)131072*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)32), convirt_image_k18_group_norm(A + 38062240 + 1654784*B, A + 38062240 + 1622016*B, A + 38062240 + 1941680*B, (real *)P + 662336, (real *)P + 662368, B)); /* %125 group_norm [B,32,32,32]  graphs/lib/unet.lua:17 */
+    CALL(55, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_k19_relu(A + 38062240 + 393216*B, A + 38062240 + 1654784*B, B)); /* %126 map:relu [B,32,32,32]  graphs/lib/unet.lua:17 */
+    CALL(56, (double)131072*B, sizeof(real)*((double)131072*B + (double)32768*B), seg_finetune_k128_id(A + 38062240 + 262144*B, A + 38062240 + 393216*B, B)); /* %128 map:id [B,32,32,2,32,2]  graphs/lib/unet.lua:15 */
+    CALL(57, 0, sizeof(real)*((double)262144*B + (double)131072*B + (double)131072*B), seg_finetune_k130_concat(A + 38062240, A + 38062240 + 262144*B, A + 38062240 + 786432*B, B)); /* %130 concat [B,64,64,64]  graphs/lib/unet.lua:15 */
+    CALL(58, (double)150994944*B, sizeof(real)*((double)131072*B + (double)262144*B + (double)18432 + (double)32), seg_finetune_k133_conv2d(A + 38062240 + 262144*B, A + 38062240, (real *)P + 662400, (real *)P + 680832, A + 0, B)); /* %133 conv2d [B,32,64,64]  graphs/lib/unet.lua:16 */
+    CALL(59, (double)524288*B, sizeof(real)*((double)16*B + (double)131072*B), convirt_image_k9_group_norm_stats(A + 38062240 + 1941696*B, A + 38062240 + 262144*B, B)); /* %136 group_norm_stats [B,8,2]  graphs/lib/unet.lua:17 */
+    CALL(60, (double)524288*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)16*B + (double)32 + (double)32), convirt_image_k10_group_norm(A + 38062240 + 393216*B, A + 38062240 + 262144*B, A + 38062240 + 1941696*B, (real *)P + 680864, (real *)P + 680896, B)); /* %137 group_norm [B,32,64,64]  graphs/lib/unet.lua:17 */
+    CALL(61, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), convirt_image_k11_relu(A + 38062240 + 917504*B, A + 38062240 + 393216*B, B)); /* %138 map:relu [B,32,64,64]  graphs/lib/unet.lua:17 */
+    CALL(62, (double)262144*B, sizeof(real)*((double)4096*B + (double)131072*B + (double)32 + (double)1), seg_finetune_k141_conv2d(A + 38062240 + 1048576*B, A + 38062240 + 917504*B, (real *)P + 680928, (real *)P + 680960, B)); /* %141 conv2d [B,1,64,64]  graphs/seg.lua:52 */
+    CALL(63, (double)12288*B, sizeof(real)*((double)4096*B + (double)4096*B), seg_finetune_k147_fused_exp_neg_abs(A + 38062240 + 1052672*B, A + 38062240 + 1048576*B, B)); /* %147 fused:exp_neg_abs [B,1,64,64]  graphs/lib/unet.lua:31 */
+    CALL(64, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B), seg_finetune_k148_addc(A + 38062240 + 1056768*B, A + 38062240 + 1052672*B, B)); /* %148 map:addc [B,1,64,64]  graphs/lib/unet.lua:31 */
+    CALL(65, (double)20480*B, sizeof(real)*((double)4096*B + (double)4096*B + (double)4096*B + (double)4096*B), seg_finetune_k150_fused_add_sub_relu_mul(A + 38062240 + 1060864*B, A + 38062240 + 1048576*B, (real *)inputs[1], A + 38062240 + 1056768*B, B)); /* %150 fused:add_sub_relu_mul [B,1,64,64]  graphs/lib/unet.lua:31 */
+    CALL(66, (double)4096*B, sizeof(real)*((double)4096 + (double)4096*B), seg_finetune_k151_sum(A + 0, A + 38062240 + 1060864*B, B)); /* %151 reduce [1,1,64,64]  graphs/lib/unet.lua:31 */
+    CALL(67, (double)4096, sizeof(real)*((double)4096 + (double)4096), seg_finetune_k152_scale(A + 4096, A + 0, B)); /* %152 map:scale [1,1,64,64]  graphs/lib/unet.lua:31 */
+    CALL(68, (double)4096, sizeof(real)*((double)4096 + (double)4096), seg_finetune_k153_sum(A + 0, A + 4096)); /* %153 reduce [1,1,64,64]  graphs/lib/unet.lua:31 */
+    CALL(69, (double)4096, sizeof(real)*((double)4096 + (double)4096), seg_finetune_k154_scale(A + 4096, A + 0)); /* %154 map:scale [1,1,64,64]  graphs/lib/unet.lua:31 */
+    CALL(70, (double)4096, sizeof(real)*((double)64 + (double)4096), seg_finetune_k155_sum(A + 0, A + 4096)); /* %155 reduce [1,1,1,64]  graphs/lib/unet.lua:31 */
+    CALL(71, (double)129, sizeof(real)*((double)1 + (double)64), seg_finetune_k158_fused_scale_sum_scale(A + 64, A + 0)); /* %158 fused:scale_sum_scale [1,1,1,1]  graphs/lib/unet.lua:31 */
+    CALL(72, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B), seg_finetune_k159_sigmoid(A + 38062240 + 1060864*B, A + 38062240 + 1048576*B, B)); /* %159 map:sigmoid [B,1,64,64]  graphs/lib/unet.lua:32 */
+    CALL(73, (double)8194*B, sizeof(real)*((double)B + (double)4096*B + (double)4096*B), seg_finetune_k169_fused_addc_add_sum_sum(A + 38062240 + 1937408*B, A + 38062240 + 1060864*B, (real *)inputs[1], B)); /* %169 fused:addc_add_sum_sum [B,1]  graphs/lib/unet.lua:35 */
+    CALL(74, (double)8195*B, sizeof(real)*((double)B + (double)4096*B + (double)4096*B + (double)B), seg_finetune_k170_fused_div_addc_scale_sum(A + 38062240 + 1937424*B, A + 38062240 + 1060864*B, (real *)inputs[1], A + 38062240 + 1937408*B, B)); /* %170 fused:div_addc_scale_sum [B,1]  graphs/lib/unet.lua:35 */
+    CALL(75, (double)B, sizeof(real)*((double)1 + (double)B), convirt_image_vjp_k106_sum(A + 0, A + 38062240 + 1937424*B, B)); /* %171 reduce [1,1]  graphs/lib/unet.lua:36 */
+    CALL(76, (double)3, sizeof(real)*((double)1 + (double)1), seg_finetune_k174_fused_addc_neg_scale(A + 16, A + 0, B)); /* %174 fused:addc_neg_scale [1,1]  graphs/lib/unet.lua:36 */
+    CALL(77, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), convirt_image_vjp_k113_add(A + 38062208, A + 64, A + 16)); /* %177 map:add []  graphs/lib/unet.lua:37 */
 }
 
 static void backward(void *arena, real *grads, const real *P, void *const *inputs, real *const *input_grads, const long *dims) {
     const long B = dims[0]; (void)B;
     real *A = arena; (void)A; (void)P; (void)inputs; (void)grads; (void)input_grads;
-    CALL(114, 0, sizeof(real)*((double)1), convirt_features_loss_k58_fill(A + 0)); /* %377 fill []  graphs/seg.lua:52 */
-    CALL(115, (double)2, sizeof(real)*((double)1 + (double)1), seg_finetune_k381_fused_scale_neg(A + 16, A + 0, B)); /* %381 fused:scale_neg [1,1]  graphs/lib/unet.lua:36 */
-    CALL(116, (double)2*B, sizeof(real)*((double)B + (double)1 + (double)B), seg_finetune_k383_fused_div_id(A + 38062240 + 2420768*B, A + 16, A + 38062240 + 2420736*B, B)); /* %383 fused:div_id [B,1]  graphs/lib/unet.lua:35 */
-    CALL(117, (double)2*B, sizeof(real)*((double)B + (double)B + (double)B), seg_finetune_k385_fused_neg_mul(A + 38062240 + 2420736*B, A + 38062240 + 2420768*B, A + 38062240 + 2420752*B, B)); /* %385 fused:neg_mul [B,1]  graphs/lib/unet.lua:35 */
-    CALL(118, (double)B, sizeof(real)*((double)B + (double)B), seg_finetune_k387_scale(A + 38062240 + 2420752*B, A + 38062240 + 2420768*B, B)); /* %387 map:scale [B,1]  graphs/lib/unet.lua:35 */
-    CALL(119, (double)16384*B, sizeof(real)*((double)4096*B + (double)B + (double)B + (double)4096*B), seg_finetune_k391_fused_add_id_mul_id(A + 38062240 + 1327104*B, A + 38062240 + 2420736*B, A + 38062240 + 2420752*B, (real *)inputs[1], B)); /* %391 fused:add_id_mul_id [B,4096]  graphs/lib/unet.lua:34 */
-    CALL(120, (double)1, sizeof(real)*((double)1 + (double)1), seg_finetune_k397_scale(A + 16, A + 0)); /* %397 map:scale [1,1,1,1]  graphs/lib/unet.lua:31 */
-    CALL(121, (double)128, sizeof(real)*((double)64 + (double)1), seg_finetune_k399_fused_scale_id(A + 4096, A + 16)); /* %399 fused:scale_id [1,1,1,64]  graphs/lib/unet.lua:31 */
-    CALL(122, (double)12288, sizeof(real)*((double)4096 + (double)64), seg_finetune_k402_fused_scale_scale_id(A + 0, A + 4096, B)); /* %402 fused:scale_scale_id [1,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(123, (double)77824*B, sizeof(real)*((double)4096*B + (double)4096*B + (double)4096*B + (double)4096 + (double)4096*B + (double)4096*B + (double)4096*B + (double)4096*B), seg_finetune_k416_fused_add_add_add_mul(A + 38062240 + 2420736*B, A + 38062240 + 1327104*B, A + 38062240 + 1323008*B, A + 0, A + 38062240 + 1318912*B, A + 38062240 + 1314816*B, A + 38062240 + 1310720*B, (real *)inputs[1], B)); /* %416 fused:add_add_add_mul [B,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(124, (double)4096*B, sizeof(real)*((double)B + (double)4096*B), seg_finetune_k418_sum(A + 38062240 + 1310720*B, A + 38062240 + 2420736*B, B)); /* %418 reduce [B,1,1]  graphs/seg.lua:52 */
-    CALL(125, (double)B, sizeof(real)*((double)1 + (double)B), convirt_image_vjp_k236_sum(A + 38062224, A + 38062240 + 1310720*B, B)); /* %419 reduce [1,1,1]  graphs/seg.lua:52 */
-    CALL(126, (double)262144*B, sizeof(real)*((double)131072*B + (double)4096*B + (double)32), seg_finetune_k421_conv2d_input_grad(A + 38062240 + 1310720*B, A + 38062240 + 2420736*B, (real *)P + 680928, B)); /* %421 conv2d_input_grad [B,32,64,64]  graphs/seg.lua:52 */
-    CALL(127, (double)262144*B, sizeof(real)*((double)32 + (double)4096*B + (double)131072*B), seg_finetune_k422_conv2d_weight_grad(A + 38062080, A + 38062240 + 2420736*B, A + 38062240 + 1179648*B, A + 0, B)); /* %422 conv2d_weight_grad [1,32,1,1]  graphs/seg.lua:52 */
-    CALL(128, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), convirt_image_vjp_k651_fused_mul_step(A + 38062240 + 1179648*B, A + 38062240 + 1310720*B, A + 38062240 + 1048576*B, B)); /* %424 fused:mul_step [B,32,64,64]  graphs/lib/unet.lua:17 */
-    CALL(129, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), convirt_image_vjp_k652_sum(A + 0, A + 38062240 + 1179648*B, B)); /* %425 reduce [1,32,64,64]  graphs/lib/unet.lua:17 */
-    CALL(130, (double)131072, sizeof(real)*((double)2048 + (double)131072), convirt_image_vjp_k654_sum(A + 131072, A + 0)); /* %427 reduce [32,1,64]  graphs/lib/unet.lua:17 */
-    CALL(131, (double)2048, sizeof(real)*((double)32 + (double)2048), convirt_image_vjp_k655_sum(A + 38062112, A + 131072)); /* %428 reduce [32,1,1]  graphs/lib/unet.lua:17 */
-    CALL(132, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), convirt_image_vjp_k657_mul(A + 38062240 + 1048576*B, A + 38062240 + 1179648*B, (real *)P + 680864, B)); /* %430 map:mul [B,32,64,64]  graphs/lib/unet.lua:17 */
-    CALL(133, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), convirt_image_vjp_k658_mul(A + 38062240 + 1310720*B, A + 38062240 + 1179648*B, A + 38062240 + 262144*B, B)); /* %431 map:mul [B,32,64,64]  graphs/lib/unet.lua:17 */
-    CALL(134, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), convirt_image_vjp_k652_sum(A + 0, A + 38062240 + 1310720*B, B)); /* %432 reduce [1,32,64,64]  graphs/lib/unet.lua:17 */
-    CALL(135, (double)131072, sizeof(real)*((double)2048 + (double)131072), convirt_image_vjp_k654_sum(A + 131072, A + 0)); /* %434 reduce [32,1,64]  graphs/lib/unet.lua:17 */
-    CALL(136, (double)2048, sizeof(real)*((double)32 + (double)2048), convirt_image_vjp_k655_sum(A + 38062144, A + 131072)); /* %435 reduce [32,1,1]  graphs/lib/unet.lua:17 */
-    CALL(137, (double)262184*B, sizeof(real)*((double)8*B + (double)131072*B + (double)131072*B + (double)8*B), convirt_image_vjp_k672_fused_scale_mul_sum_mul(A + 38062240 + 2420736*B, A + 38062240 + 1048576*B, A + 38062240 + 393216*B, A + 38062240 + 2425024*B, B)); /* %445 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(138, (double)655360*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B + (double)8*B + (double)131072*B), convirt_image_vjp_k676_fused_add_mul_mul_id(A + 38062240 + 262144*B, A + 38062240 + 1048576*B, A + 38062240 + 2425024*B, A + 38062240 + 2420736*B, A + 38062240 + 393216*B, B)); /* %449 fused:add_mul_mul_id [B,8,16384]  graphs/lib/unet.lua:17 */
-    CALL(139, (double)262152*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_vjp_k679_fused_scale_sum_neg(A + 38062240 + 2420736*B, A + 38062240 + 262144*B, B)); /* %452 fused:scale_sum_neg [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(140, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_vjp_k681_fused_add_id(A + 38062240 + 1048576*B, A + 38062240 + 262144*B, A + 38062240 + 2420736*B, B)); /* %454 fused:add_id [B,8,16384]  graphs/lib/unet.lua:17 */
-    CALL(141, (double)131072*B, sizeof(real)*((double)32*B + (double)131072*B), convirt_image_vjp_k684_sum(A + 38062240 + 262144*B, A + 38062240 + 1048576*B, B)); /* %457 reduce [B,32,1]  graphs/lib/unet.lua:16 */
-    CALL(142, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k567_sum(A + 38062176, A + 38062240 + 262144*B, B)); /* %458 reduce [1,32,1]  graphs/lib/unet.lua:16 */
-    CALL(143, (double)150994944*B, sizeof(real)*((double)262144*B + (double)131072*B + (double)18432), seg_finetune_k460_conv2d_input_grad(A + 38062240 + 262144*B, A + 38062240 + 1048576*B, (real *)P + 662400, A + 0, B)); /* %460 conv2d_input_grad [B,64,64,64]  graphs/lib/unet.lua:16 */
-    CALL(144, (double)150994944*B, sizeof(real)*((double)18432 + (double)131072*B + (double)262144*B), seg_finetune_k461_conv2d_weight_grad(A + 38043648, A + 38062240 + 1048576*B, A + 38062240, A + 0, B)); /* %461 conv2d_weight_grad [32,64,3,3]  graphs/lib/unet.lua:16 */
-    CALL(145, 0, sizeof(real)*((double)131072*B + (double)262144*B), seg_finetune_k462_slice(A + 38062240, A + 38062240 + 262144*B, B)); /* %462 slice [B,32,64,64]  graphs/lib/unet.lua:15 */
-    CALL(146, 0, sizeof(real)*((double)131072*B + (double)262144*B), seg_finetune_k463_slice(A + 38062240 + 131072*B, A + 38062240 + 262144*B, B)); /* %463 slice [B,32,64,64]  graphs/lib/unet.lua:15 */
-    CALL(147, (double)131072*B, sizeof(real)*((double)65536*B + (double)131072*B), seg_finetune_k465_sum(A + 38062240 + 262144*B, A + 38062240, B)); /* %465 reduce [B,32,32,1,32,2]  graphs/lib/unet.lua:15 */
-    CALL(148, (double)65536*B, sizeof(real)*((double)32768*B + (double)65536*B), seg_finetune_k466_sum(A + 38062240, A + 38062240 + 262144*B, B)); /* %466 reduce [B,32,32,1,32,1]  graphs/lib/unet.lua:15 */
-    CALL(149, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k533_fused_mul_step(A + 38062240 + 32768*B, A + 38062240, A + 38062240 + 2048000*B, B)); /* %469 fused:mul_step [B,32,32,32]  graphs/lib/unet.lua:17 */
-    CALL(150, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k534_sum(A + 0, A + 38062240 + 32768*B, B)); /* %470 reduce [1,32,32,32]  graphs/lib/unet.lua:17 */
-    CALL(151, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k536_sum(A + 32768, A + 0)); /* %472 reduce [32,1,32]  graphs/lib/unet.lua:17 */
-    CALL(152, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k537_sum(A + 14625792, A + 32768)); /* %473 reduce [32,1,1]  graphs/lib/unet.lua:17 */
-    CALL(153, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_vjp_k539_mul(A + 38062240, A + 38062240 + 32768*B, (real *)P + 662336, B)); /* %475 map:mul [B,32,32,32]  graphs/lib/unet.lua:17 */
-    CALL(154, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k540_mul(A + 38062240 + 65536*B, A + 38062240 + 32768*B, A + 38062240 + 2015232*B, B)); /* %476 map:mul [B,32,32,32]  graphs/lib/unet.lua:17 */
-    CALL(155, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k534_sum(A + 0, A + 38062240 + 65536*B, B)); /* %477 reduce [1,32,32,32]  graphs/lib/unet.lua:17 */
-    CALL(156, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k536_sum(A + 32768, A + 0)); /* %479 reduce [32,1,32]  graphs/lib/unet.lua:17 */
-    CALL(157, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k537_sum(A + 14625824, A + 32768)); /* %480 reduce [32,1,1]  graphs/lib/unet.lua:17 */
-    CALL(158, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k554_fused_scale_mul_sum_mul(A + 38062240 + 2420736*B, A + 38062240, A + 38062240 + 1982464*B, A + 38062240 + 2425008*B, B)); /* %490 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(159, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), convirt_image_vjp_k558_fused_add_mul_mul_id(A + 38062240 + 32768*B, A + 38062240, A + 38062240 + 2425008*B, A + 38062240 + 2420736*B, A + 38062240 + 1982464*B, B)); /* %494 fused:add_mul_mul_id [B,8,4096]  graphs/lib/unet.lua:17 */
-    CALL(160, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_vjp_k561_fused_scale_sum_neg(A + 38062240 + 2420736*B, A + 38062240 + 32768*B, B)); /* %497 fused:scale_sum_neg [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(161, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k563_fused_add_id(A + 38062240 + 98304*B, A + 38062240 + 32768*B, A + 38062240 + 2420736*B, B)); /* %499 fused:add_id [B,8,4096]  graphs/lib/unet.lua:17 */
-    CALL(162, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k566_sum(A + 38062240, A + 38062240 + 98304*B, B)); /* %502 reduce [B,32,1]  graphs/lib/unet.lua:16 */
-    CALL(163, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k567_sum(A + 14625856, A + 38062240, B)); /* %503 reduce [1,32,1]  graphs/lib/unet.lua:16 */
-    CALL(164, (double)56623104*B, sizeof(real)*((double)98304*B + (double)32768*B + (double)27648), seg_finetune_k505_conv2d_input_grad(A + 38062240, A + 38062240 + 98304*B, (real *)P + 634656, A + 0, B)); /* %505 conv2d_input_grad [B,96,32,32]  graphs/lib/unet.lua:16 */
-    CALL(165, (double)56623104*B, sizeof(real)*((double)27648 + (double)32768*B + (double)98304*B), seg_finetune_k506_conv2d_weight_grad(A + 14598144, A + 38062240 + 98304*B, A + 38062240 + 1441792*B, A + 0, B)); /* %506 conv2d_weight_grad [32,96,3,3]  graphs/lib/unet.lua:16 */
-    CALL(166, 0, sizeof(real)*((double)65536*B + (double)98304*B), seg_finetune_k507_slice(A + 38062240 + 262144*B, A + 38062240, B)); /* %507 slice [B,64,32,32]  graphs/lib/unet.lua:15 */
-    CALL(167, 0, sizeof(real)*((double)32768*B + (double)98304*B), seg_finetune_k508_slice(A + 38062240 + 98304*B, A + 38062240, B)); /* %508 slice [B,32,32,32]  graphs/lib/unet.lua:15 */
-    CALL(168, (double)65536*B, sizeof(real)*((double)32768*B + (double)65536*B), seg_finetune_k510_sum(A + 38062240, A + 38062240 + 262144*B, B)); /* %510 reduce [B,64,16,1,16,2]  graphs/lib/unet.lua:15 */
-    CALL(169, (double)32768*B, sizeof(real)*((double)16384*B + (double)32768*B), seg_finetune_k511_sum(A + 38062240 + 32768*B, A + 38062240, B)); /* %511 reduce [B,64,16,1,16,1]  graphs/lib/unet.lua:15 */
-    CALL(170, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k415_fused_mul_step(A + 38062240, A + 38062240 + 32768*B, A + 38062240 + 2310144*B, B)); /* %514 fused:mul_step [B,64,16,16]  graphs/lib/unet.lua:17 */
-    CALL(171, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k416_sum(A + 0, A + 38062240, B)); /* %515 reduce [1,64,16,16]  graphs/lib/unet.lua:17 */
-    CALL(172, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k418_sum(A + 16384, A + 0)); /* %517 reduce [64,1,16]  graphs/lib/unet.lua:17 */
-    CALL(173, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k419_sum(A + 8967168, A + 16384)); /* %518 reduce [64,1,1]  graphs/lib/unet.lua:17 */
-    CALL(174, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_vjp_k421_mul(A + 38062240 + 16384*B, A + 38062240, (real *)P + 634528, B)); /* %520 map:mul [B,64,16,16]  graphs/lib/unet.lua:17 */
-    CALL(175, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k422_mul(A + 38062240 + 32768*B, A + 38062240, A + 38062240 + 2293760*B, B)); /* %521 map:mul [B,64,16,16]  graphs/lib/unet.lua:17 */
-    CALL(176, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k416_sum(A + 0, A + 38062240 + 32768*B, B)); /* %522 reduce [1,64,16,16]  graphs/lib/unet.lua:17 */
-    CALL(177, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k418_sum(A + 16384, A + 0)); /* %524 reduce [64,1,16]  graphs/lib/unet.lua:17 */
-    CALL(178, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k419_sum(A + 8967232, A + 16384)); /* %525 reduce [64,1,1]  graphs/lib/unet.lua:17 */
-    CALL(179, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k436_fused_scale_mul_sum_mul(A + 38062240 + 2420736*B, A + 38062240 + 16384*B, A + 38062240 + 2277376*B, A + 38062240 + 2424992*B, B)); /* %535 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(180, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), convirt_image_vjp_k440_fused_add_mul_mul_id(A + 38062240, A + 38062240 + 16384*B, A + 38062240 + 2424992*B, A + 38062240 + 2420736*B, A + 38062240 + 2277376*B, B)); /* %539 fused:add_mul_mul_id [B,8,2048]  graphs/lib/unet.lua:17 */
-    CALL(181, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_vjp_k443_fused_scale_sum_neg(A + 38062240 + 2420736*B, A + 38062240, B)); /* %542 fused:scale_sum_neg [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(182, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k445_fused_add_id(A + 38062240 + 49152*B, A + 38062240, A + 38062240 + 2420736*B, B)); /* %544 fused:add_id [B,8,2048]  graphs/lib/unet.lua:17 */
-    CALL(183, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k448_sum(A + 38062240 + 65536*B, A + 38062240 + 49152*B, B)); /* %547 reduce [B,64,1]  graphs/lib/unet.lua:16 */
-    CALL(184, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k449_sum(A + 8967296, A + 38062240 + 65536*B, B)); /* %548 reduce [1,64,1]  graphs/lib/unet.lua:16 */
-    CALL(185, (double)56623104*B, sizeof(real)*((double)49152*B + (double)16384*B + (double)110592), seg_finetune_k550_conv2d_input_grad(A + 38062240, A + 38062240 + 49152*B, (real *)P + 523872, A + 0, B)); /* %550 conv2d_input_grad [B,192,16,16]  graphs/lib/unet.lua:16 */
-    CALL(186, (double)56623104*B, sizeof(real)*((double)110592 + (double)16384*B + (double)49152*B), seg_finetune_k551_conv2d_weight_grad(A + 8847360, A + 38062240 + 49152*B, A + 38062240 + 1540096*B, A + 0, B)); /* %551 conv2d_weight_grad [64,192,3,3]  graphs/lib/unet.lua:16 */
-    CALL(187, 0, sizeof(real)*((double)32768*B + (double)49152*B), seg_finetune_k552_slice(A + 38062240 + 49152*B, A + 38062240, B)); /* %552 slice [B,128,16,16]  graphs/lib/unet.lua:15 */
-    CALL(188, 0, sizeof(real)*((double)16384*B + (double)49152*B), seg_finetune_k553_slice(A + 38062240 + 81920*B, A + 38062240, B)); /* %553 slice [B,64,16,16]  graphs/lib/unet.lua:15 */
-    CALL(189, (double)32768*B, sizeof(real)*((double)16384*B + (double)32768*B), seg_finetune_k555_sum(A + 38062240, A + 38062240 + 49152*B, B)); /* %555 reduce [B,128,8,1,8,2]  graphs/lib/unet.lua:15 */
-    CALL(190, (double)16384*B, sizeof(real)*((double)8192*B + (double)16384*B), seg_finetune_k556_sum(A + 38062240 + 2277376*B, A + 38062240, B)); /* %556 reduce [B,128,8,1,8,1]  graphs/lib/unet.lua:15 */
-    CALL(191, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k297_fused_mul_step(A + 38062240 + 2285568*B, A + 38062240 + 2277376*B, A + 38062240 + 2408448*B, B)); /* %559 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
-    CALL(192, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k285_sum(A + 8957952, A + 38062240 + 2285568*B, B)); /* %560 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(193, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k300_sum(A + 8966144, A + 8957952)); /* %562 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(194, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k301_sum(A + 5379072, A + 8966144)); /* %563 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(195, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_vjp_k303_mul(A + 38062240 + 2277376*B, A + 38062240 + 2285568*B, (real *)P + 490592, B)); /* %565 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(196, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k304_mul(A + 38062240 + 2293760*B, A + 38062240 + 2285568*B, A + 38062240 + 2400256*B, B)); /* %566 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(197, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k285_sum(A + 8957952, A + 38062240 + 2293760*B, B)); /* %567 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(198, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k300_sum(A + 8966144, A + 8957952)); /* %569 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(199, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k301_sum(A + 8957952, A + 8966144)); /* %570 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(200, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k318_fused_scale_mul_sum_mul(A + 38062240 + 2420736*B, A + 38062240 + 2277376*B, A + 38062240 + 2392064*B, A + 38062240 + 2424976*B, B)); /* %580 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(201, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), convirt_image_vjp_k322_fused_add_mul_mul_id(A + 38062240 + 2293760*B, A + 38062240 + 2277376*B, A + 38062240 + 2424976*B, A + 38062240 + 2420736*B, A + 38062240 + 2392064*B, B)); /* %584 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(202, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_vjp_k325_fused_scale_sum_neg(A + 38062240 + 2420736*B, A + 38062240 + 2293760*B, B)); /* %587 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(203, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k327_fused_add_id(A + 38062240 + 2277376*B, A + 38062240 + 2293760*B, A + 38062240 + 2420736*B, B)); /* %589 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(204, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k330_sum(A + 38062240 + 2392064*B, A + 38062240 + 2277376*B, B)); /* %592 reduce [B,128,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(205, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k278_sum(A + 5379200, A + 38062240 + 2392064*B, B)); /* %593 reduce [1,128,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(206, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456), convirt_image_vjp_k333_conv2d_input_grad(A + 38062240 + 2293760*B, A + 38062240 + 2277376*B, (real *)P + 343008, A + 0, B)); /* %595 conv2d_input_grad [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(207, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)8192*B), convirt_image_vjp_k334_conv2d_weight_grad(A + 4866048, A + 38062240 + 2277376*B, A + 38062240 + 2383872*B, A + 0, B)); /* %596 conv2d_weight_grad [128,128,3,3]  graphs/lib/image_encoder.lua:13 */
-    CALL(208, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k297_fused_mul_step(A + 38062240 + 2277376*B, A + 38062240 + 2293760*B, A + 38062240 + 2375680*B, B)); /* %598 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
-    CALL(209, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k285_sum(A + 5013504, A + 38062240 + 2277376*B, B)); /* %599 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(210, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k300_sum(A + 5021696, A + 5013504)); /* %601 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(211, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k301_sum(A + 5379328, A + 5021696)); /* %602 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(212, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_vjp_k303_mul(A + 38062240 + 2293760*B, A + 38062240 + 2277376*B, (real *)P + 342752, B)); /* %604 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(213, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k304_mul(A + 38062240 + 2301952*B, A + 38062240 + 2277376*B, A + 38062240 + 2367488*B, B)); /* %605 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(214, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k285_sum(A + 5013504, A + 38062240 + 2301952*B, B)); /* %606 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(215, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k300_sum(A + 5021696, A + 5013504)); /* %608 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(216, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k301_sum(A + 5379456, A + 5021696)); /* %609 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(217, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k318_fused_scale_mul_sum_mul(A + 38062240 + 2420736*B, A + 38062240 + 2293760*B, A + 38062240 + 2359296*B, A + 38062240 + 2424960*B, B)); /* %619 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(218, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), convirt_image_vjp_k322_fused_add_mul_mul_id(A + 38062240 + 2277376*B, A + 38062240 + 2293760*B, A + 38062240 + 2424960*B, A + 38062240 + 2420736*B, A + 38062240 + 2359296*B, B)); /* %623 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(219, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_vjp_k325_fused_scale_sum_neg(A + 38062240 + 2420736*B, A + 38062240 + 2277376*B, B)); /* %626 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(220, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k327_fused_add_id(A + 38062240 + 2293760*B, A + 38062240 + 2277376*B, A + 38062240 + 2420736*B, B)); /* %628 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(221, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k330_sum(A + 38062240 + 2277376*B, A + 38062240 + 2293760*B, B)); /* %631 reduce [B,128,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(222, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k278_sum(A + 5379584, A + 38062240 + 2277376*B, B)); /* %632 reduce [1,128,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(223, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456), convirt_image_vjp_k333_conv2d_input_grad(A + 38062240 + 2277376*B, A + 38062240 + 2293760*B, (real *)P + 195168, A + 0, B)); /* %634 conv2d_input_grad [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(224, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)8192*B), convirt_image_vjp_k334_conv2d_weight_grad(A + 5013504, A + 38062240 + 2293760*B, A + 38062240 + 2351104*B, A + 0, B)); /* %635 conv2d_weight_grad [128,128,3,3]  graphs/lib/image_encoder.lua:6 */
-    CALL(225, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k376_fused_mul_add_step(A + 38062240 + 2293760*B, A + 38062240 + 2285568*B, A + 38062240 + 2277376*B, A + 38062240 + 2342912*B, B)); /* %638 fused:mul_add_step [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
-    CALL(226, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k285_sum(A + 5160960, A + 38062240 + 2293760*B, B)); /* %639 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(227, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k300_sum(A + 5169152, A + 5160960)); /* %641 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(228, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k301_sum(A + 5379712, A + 5169152)); /* %642 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(229, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_vjp_k303_mul(A + 38062240 + 2277376*B, A + 38062240 + 2293760*B, (real *)P + 194912, B)); /* %644 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(230, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k304_mul(A + 38062240 + 2285568*B, A + 38062240 + 2293760*B, A + 38062240 + 2334720*B, B)); /* %645 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(231, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k285_sum(A + 5160960, A + 38062240 + 2285568*B, B)); /* %646 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(232, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k300_sum(A + 5169152, A + 5160960)); /* %648 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(233, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k301_sum(A + 5379840, A + 5169152)); /* %649 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(234, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k318_fused_scale_mul_sum_mul(A + 38062240 + 2420736*B, A + 38062240 + 2277376*B, A + 38062240 + 2326528*B, A + 38062240 + 2424944*B, B)); /* %659 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(235, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), convirt_image_vjp_k322_fused_add_mul_mul_id(A + 38062240 + 2285568*B, A + 38062240 + 2277376*B, A + 38062240 + 2424944*B, A + 38062240 + 2420736*B, A + 38062240 + 2326528*B, B)); /* %663 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(236, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_vjp_k325_fused_scale_sum_neg(A + 38062240 + 2420736*B, A + 38062240 + 2285568*B, B)); /* %666 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(237, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k327_fused_add_id(A + 38062240 + 2277376*B, A + 38062240 + 2285568*B, A + 38062240 + 2420736*B, B)); /* %668 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(238, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k330_sum(A + 38062240, A + 38062240 + 2277376*B, B)); /* %671 reduce [B,128,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(239, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k278_sum(A + 5379968, A + 38062240, B)); /* %672 reduce [1,128,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(240, (double)9437184*B, sizeof(real)*((double)16384*B + (double)8192*B + (double)73728), convirt_image_vjp_k412_conv2d_input_grad(A + 38062240, A + 38062240 + 2277376*B, (real *)P + 121056, A + 0, B)); /* %674 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(241, (double)9437184*B, sizeof(real)*((double)73728 + (double)8192*B + (double)16384*B), convirt_image_vjp_k413_conv2d_weight_grad(A + 5160960, A + 38062240 + 2277376*B, A + 38062240 + 2260992*B, A + 0, B)); /* %675 conv2d_weight_grad [128,64,3,3]  graphs/lib/image_encoder.lua:6 */
-    CALL(242, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k494_fused_mul_add_step(A + 38062240 + 16384*B, A + 38062240 + 81920*B, A + 38062240, A + 38062240 + 2244608*B, B)); /* %678 fused:mul_add_step [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
-    CALL(243, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k416_sum(A + 5234688, A + 38062240 + 16384*B, B)); /* %679 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(244, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k418_sum(A + 5251072, A + 5234688)); /* %681 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(245, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k419_sum(A + 8958080, A + 5251072)); /* %682 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(246, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_vjp_k421_mul(A + 38062240, A + 38062240 + 16384*B, (real *)P + 120928, B)); /* %684 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(247, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k422_mul(A + 38062240 + 32768*B, A + 38062240 + 16384*B, A + 38062240 + 2228224*B, B)); /* %685 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(248, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k416_sum(A + 5234688, A + 38062240 + 32768*B, B)); /* %686 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(249, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k418_sum(A + 5251072, A + 5234688)); /* %688 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(250, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k419_sum(A + 8958144, A + 5251072)); /* %689 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(251, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k436_fused_scale_mul_sum_mul(A + 38062240 + 2420736*B, A + 38062240, A + 38062240 + 2211840*B, A + 38062240 + 2424928*B, B)); /* %699 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(252, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), convirt_image_vjp_k440_fused_add_mul_mul_id(A + 38062240 + 32768*B, A + 38062240, A + 38062240 + 2424928*B, A + 38062240 + 2420736*B, A + 38062240 + 2211840*B, B)); /* %703 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(253, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_vjp_k443_fused_scale_sum_neg(A + 38062240 + 2420736*B, A + 38062240 + 32768*B, B)); /* %706 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(254, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k445_fused_add_id(A + 38062240, A + 38062240 + 32768*B, A + 38062240 + 2420736*B, B)); /* %708 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(255, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k448_sum(A + 38062240 + 32768*B, A + 38062240, B)); /* %711 reduce [B,64,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(256, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k449_sum(A + 8958208, A + 38062240 + 32768*B, B)); /* %712 reduce [1,64,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(257, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864), convirt_image_vjp_k451_conv2d_input_grad(A + 38062240 + 32768*B, A + 38062240, (real *)P + 84000, A + 0, B)); /* %714 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(258, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)16384*B), convirt_image_vjp_k452_conv2d_weight_grad(A + 5234688, A + 38062240, A + 38062240 + 2195456*B, A + 0, B)); /* %715 conv2d_weight_grad [64,64,3,3]  graphs/lib/image_encoder.lua:13 */
-    CALL(259, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k415_fused_mul_step(A + 38062240, A + 38062240 + 32768*B, A + 38062240 + 2179072*B, B)); /* %717 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
-    CALL(260, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k416_sum(A + 5271552, A + 38062240, B)); /* %718 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(261, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k418_sum(A + 5287936, A + 5271552)); /* %720 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(262, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k419_sum(A + 8958272, A + 5287936)); /* %721 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(263, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_vjp_k421_mul(A + 38062240 + 32768*B, A + 38062240, (real *)P + 83872, B)); /* %723 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(264, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k422_mul(A + 38062240 + 49152*B, A + 38062240, A + 38062240 + 2162688*B, B)); /* %724 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(265, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k416_sum(A + 5271552, A + 38062240 + 49152*B, B)); /* %725 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(266, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k418_sum(A + 5287936, A + 5271552)); /* %727 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(267, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k419_sum(A + 8958336, A + 5287936)); /* %728 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(268, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k436_fused_scale_mul_sum_mul(A + 38062240 + 2420736*B, A + 38062240 + 32768*B, A + 38062240 + 2146304*B, A + 38062240 + 2424912*B, B)); /* %738 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(269, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), convirt_image_vjp_k440_fused_add_mul_mul_id(A + 38062240, A + 38062240 + 32768*B, A + 38062240 + 2424912*B, A + 38062240 + 2420736*B, A + 38062240 + 2146304*B, B)); /* %742 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(270, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_vjp_k443_fused_scale_sum_neg(A + 38062240 + 2420736*B, A + 38062240, B)); /* %745 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(271, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k445_fused_add_id(A + 38062240 + 32768*B, A + 38062240, A + 38062240 + 2420736*B, B)); /* %747 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(272, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k448_sum(A + 38062240, A + 38062240 + 32768*B, B)); /* %750 reduce [B,64,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(273, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k449_sum(A + 8958400, A + 38062240, B)); /* %751 reduce [1,64,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(274, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864), convirt_image_vjp_k451_conv2d_input_grad(A + 38062240, A + 38062240 + 32768*B, (real *)P + 46944, A + 0, B)); /* %753 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(275, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)16384*B), convirt_image_vjp_k452_conv2d_weight_grad(A + 5271552, A + 38062240 + 32768*B, A + 38062240 + 2129920*B, A + 0, B)); /* %754 conv2d_weight_grad [64,64,3,3]  graphs/lib/image_encoder.lua:6 */
-    CALL(276, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k494_fused_mul_add_step(A + 38062240 + 32768*B, A + 38062240 + 16384*B, A + 38062240, A + 38062240 + 2113536*B, B)); /* %757 fused:mul_add_step [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
-    CALL(277, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k416_sum(A + 5308416, A + 38062240 + 32768*B, B)); /* %758 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(278, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k418_sum(A + 5324800, A + 5308416)); /* %760 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(279, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k419_sum(A + 8958464, A + 5324800)); /* %761 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(280, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_vjp_k421_mul(A + 38062240, A + 38062240 + 32768*B, (real *)P + 46816, B)); /* %763 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(281, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k422_mul(A + 38062240 + 16384*B, A + 38062240 + 32768*B, A + 38062240 + 2097152*B, B)); /* %764 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(282, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k416_sum(A + 5308416, A + 38062240 + 16384*B, B)); /* %765 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(283, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k418_sum(A + 5324800, A + 5308416)); /* %767 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(284, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k419_sum(A + 8958528, A + 5324800)); /* %768 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(285, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k436_fused_scale_mul_sum_mul(A + 38062240 + 2420736*B, A + 38062240, A + 38062240 + 2080768*B, A + 38062240 + 2424896*B, B)); /* %778 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(286, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), convirt_image_vjp_k440_fused_add_mul_mul_id(A + 38062240 + 16384*B, A + 38062240, A + 38062240 + 2424896*B, A + 38062240 + 2420736*B, A + 38062240 + 2080768*B, B)); /* %782 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(287, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_vjp_k443_fused_scale_sum_neg(A + 38062240 + 2420736*B, A + 38062240 + 16384*B, B)); /* %785 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(288, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k445_fused_add_id(A + 38062240 + 32768*B, A + 38062240 + 16384*B, A + 38062240 + 2420736*B, B)); /* %787 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(289, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k448_sum(A + 38062240, A + 38062240 + 32768*B, B)); /* %790 reduce [B,64,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(290, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k449_sum(A + 8958592, A + 38062240, B)); /* %791 reduce [1,64,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(291, (double)9437184*B, sizeof(real)*((double)32768*B + (double)16384*B + (double)18432), convirt_image_vjp_k530_conv2d_input_grad(A + 38062240, A + 38062240 + 32768*B, (real *)P + 28320, A + 0, B)); /* %793 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(292, (double)9437184*B, sizeof(real)*((double)18432 + (double)16384*B + (double)32768*B), convirt_image_vjp_k531_conv2d_weight_grad(A + 5341184, A + 38062240 + 32768*B, A + 38062240 + 1949696*B, A + 0, B)); /* %794 conv2d_weight_grad [64,32,3,3]  graphs/lib/image_encoder.lua:6 */
-    CALL(293, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k612_fused_mul_add_step(A + 38062240 + 32768*B, A + 38062240 + 98304*B, A + 38062240, A + 38062240 + 1916928*B, B)); /* %797 fused:mul_add_step [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
-    CALL(294, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k534_sum(A + 5308416, A + 38062240 + 32768*B, B)); /* %798 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(295, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k536_sum(A + 5359616, A + 5308416)); /* %800 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(296, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k537_sum(A + 8958656, A + 5359616)); /* %801 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(297, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_vjp_k539_mul(A + 38062240, A + 38062240 + 32768*B, (real *)P + 28256, B)); /* %803 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(298, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k540_mul(A + 38062240 + 65536*B, A + 38062240 + 32768*B, A + 38062240 + 1884160*B, B)); /* %804 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(299, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k534_sum(A + 5308416, A + 38062240 + 65536*B, B)); /* %805 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(300, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k536_sum(A + 5359616, A + 5308416)); /* %807 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(301, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k537_sum(A + 8958688, A + 5359616)); /* %808 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(302, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k554_fused_scale_mul_sum_mul(A + 38062240 + 2420736*B, A + 38062240, A + 38062240 + 1851392*B, A + 38062240 + 2424880*B, B)); /* %818 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(303, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), convirt_image_vjp_k558_fused_add_mul_mul_id(A + 38062240 + 65536*B, A + 38062240, A + 38062240 + 2424880*B, A + 38062240 + 2420736*B, A + 38062240 + 1851392*B, B)); /* %822 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(304, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_vjp_k561_fused_scale_sum_neg(A + 38062240 + 2420736*B, A + 38062240 + 65536*B, B)); /* %825 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(305, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k563_fused_add_id(A + 38062240, A + 38062240 + 65536*B, A + 38062240 + 2420736*B, B)); /* %827 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(306, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k566_sum(A + 38062240 + 65536*B, A + 38062240, B)); /* %830 reduce [B,32,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(307, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k567_sum(A + 8958720, A + 38062240 + 65536*B, B)); /* %831 reduce [1,32,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(308, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216), convirt_image_vjp_k569_conv2d_input_grad(A + 38062240 + 65536*B, A + 38062240, (real *)P + 19008, A + 0, B)); /* %833 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(309, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)32768*B), convirt_image_vjp_k570_conv2d_weight_grad(A + 5359616, A + 38062240, A + 38062240 + 1818624*B, A + 0, B)); /* %834 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:13 */
-    CALL(310, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k533_fused_mul_step(A + 38062240, A + 38062240 + 65536*B, A + 38062240 + 1785856*B, B)); /* %836 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
-    CALL(311, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k534_sum(A + 5308416, A + 38062240, B)); /* %837 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(312, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k536_sum(A + 5368832, A + 5308416)); /* %839 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(313, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k537_sum(A + 8958752, A + 5368832)); /* %840 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(314, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_vjp_k539_mul(A + 38062240 + 65536*B, A + 38062240, (real *)P + 18944, B)); /* %842 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(315, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k540_mul(A + 38062240 + 98304*B, A + 38062240, A + 38062240 + 1753088*B, B)); /* %843 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(316, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k534_sum(A + 5308416, A + 38062240 + 98304*B, B)); /* %844 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(317, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k536_sum(A + 5368832, A + 5308416)); /* %846 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(318, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k537_sum(A + 8958784, A + 5368832)); /* %847 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(319, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k554_fused_scale_mul_sum_mul(A + 38062240 + 2420736*B, A + 38062240 + 65536*B, A + 38062240 + 1720320*B, A + 38062240 + 2424864*B, B)); /* %857 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(320, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), convirt_image_vjp_k558_fused_add_mul_mul_id(A + 38062240, A + 38062240 + 65536*B, A + 38062240 + 2424864*B, A + 38062240 + 2420736*B, A + 38062240 + 1720320*B, B)); /* %861 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(321, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_vjp_k561_fused_scale_sum_neg(A + 38062240 + 2420736*B, A + 38062240, B)); /* %864 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(322, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k563_fused_add_id(A + 38062240 + 65536*B, A + 38062240, A + 38062240 + 2420736*B, B)); /* %866 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(323, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k566_sum(A + 38062240, A + 38062240 + 65536*B, B)); /* %869 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(324, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k567_sum(A + 8958816, A + 38062240, B)); /* %870 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(325, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216), convirt_image_vjp_k569_conv2d_input_grad(A + 38062240, A + 38062240 + 65536*B, (real *)P + 9696, A + 0, B)); /* %872 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(326, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)32768*B), convirt_image_vjp_k570_conv2d_weight_grad(A + 5368832, A + 38062240 + 65536*B, A + 38062240 + 1687552*B, A + 0, B)); /* %873 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:6 */
-    CALL(327, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k612_fused_mul_add_step(A + 38062240 + 65536*B, A + 38062240 + 32768*B, A + 38062240, A + 38062240 + 1654784*B, B)); /* %876 fused:mul_add_step [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
-    CALL(328, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k534_sum(A + 5308416, A + 38062240 + 65536*B, B)); /* %877 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(329, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k536_sum(A + 5378048, A + 5308416)); /* %879 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(330, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k537_sum(A + 8958848, A + 5378048)); /* %880 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(331, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_vjp_k539_mul(A + 38062240 + 98304*B, A + 38062240 + 65536*B, (real *)P + 9632, B)); /* %882 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(332, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k540_mul(A + 38062240, A + 38062240 + 65536*B, A + 38062240 + 1622016*B, B)); /* %883 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(333, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k534_sum(A + 5308416, A + 38062240, B)); /* %884 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(334, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k536_sum(A + 5378048, A + 5308416)); /* %886 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(335, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k537_sum(A + 8958880, A + 5378048)); /* %887 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(336, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k554_fused_scale_mul_sum_mul(A + 38062240 + 2420736*B, A + 38062240 + 98304*B, A + 38062240 + 1589248*B, A + 38062240 + 2424848*B, B)); /* %897 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(337, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), convirt_image_vjp_k558_fused_add_mul_mul_id(A + 38062240, A + 38062240 + 98304*B, A + 38062240 + 2424848*B, A + 38062240 + 2420736*B, A + 38062240 + 1589248*B, B)); /* %901 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(338, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_vjp_k561_fused_scale_sum_neg(A + 38062240 + 2420736*B, A + 38062240, B)); /* %904 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(339, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k563_fused_add_id(A + 38062240 + 262144*B, A + 38062240, A + 38062240 + 2420736*B, B)); /* %906 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(340, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k566_sum(A + 38062240, A + 38062240 + 262144*B, B)); /* %909 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(341, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k567_sum(A + 5378048, A + 38062240, B)); /* %910 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(342, (double)18874368*B, sizeof(real)*((double)131072*B + (double)32768*B + (double)9216), convirt_image_vjp_k648_conv2d_input_grad(A + 38062240, A + 38062240 + 262144*B, (real *)P + 384, A + 0, B)); /* %912 conv2d_input_grad [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(343, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)131072*B), convirt_image_vjp_k649_conv2d_weight_grad(A + 5308416, A + 38062240 + 262144*B, A + 38062240 + 917504*B, A + 0, B)); /* %913 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:6 */
-    CALL(344, (double)393216*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B + (double)131072*B), seg_finetune_k916_fused_mul_add_step(A + 38062240 + 262144*B, A + 38062240 + 131072*B, A + 38062240, A + 38062240 + 786432*B, B)); /* %916 fused:mul_add_step [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
-    CALL(345, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), convirt_image_vjp_k652_sum(A + 0, A + 38062240 + 262144*B, B)); /* %917 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(346, (double)131072, sizeof(real)*((double)2048 + (double)131072), convirt_image_vjp_k654_sum(A + 5317632, A + 0)); /* %919 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(347, (double)2048, sizeof(real)*((double)32 + (double)2048), convirt_image_vjp_k655_sum(A + 5378080, A + 5317632)); /* %920 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(348, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), convirt_image_vjp_k657_mul(A + 38062240 + 393216*B, A + 38062240 + 262144*B, (real *)P + 320, B)); /* %922 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(349, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), convirt_image_vjp_k658_mul(A + 38062240, A + 38062240 + 262144*B, A + 38062240 + 655360*B, B)); /* %923 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(350, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), convirt_image_vjp_k652_sum(A + 0, A + 38062240, B)); /* %924 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(351, (double)131072, sizeof(real)*((double)2048 + (double)131072), convirt_image_vjp_k654_sum(A + 5317632, A + 0)); /* %926 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(352, (double)2048, sizeof(real)*((double)32 + (double)2048), convirt_image_vjp_k655_sum(A + 5378112, A + 5317632)); /* %927 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(353, (double)262184*B, sizeof(real)*((double)8*B + (double)131072*B + (double)131072*B + (double)8*B), convirt_image_vjp_k672_fused_scale_mul_sum_mul(A + 38062240 + 2420736*B, A + 38062240 + 393216*B, A + 38062240 + 524288*B, A + 38062240 + 2424832*B, B)); /* %937 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(354, (double)655360*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B + (double)8*B + (double)131072*B), convirt_image_vjp_k676_fused_add_mul_mul_id(A + 38062240, A + 38062240 + 393216*B, A + 38062240 + 2424832*B, A + 38062240 + 2420736*B, A + 38062240 + 524288*B, B)); /* %941 fused:add_mul_mul_id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(355, (double)262152*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_vjp_k679_fused_scale_sum_neg(A + 38062240 + 262144*B, A + 38062240, B)); /* %944 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(356, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_vjp_k681_fused_add_id(A + 38062240 + 131072*B, A + 38062240, A + 38062240 + 262144*B, B)); /* %946 fused:add_id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(357, (double)131072*B, sizeof(real)*((double)32*B + (double)131072*B), convirt_image_vjp_k684_sum(A + 38062240, A + 38062240 + 131072*B, B)); /* %949 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(358, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k567_sum(A + 5378144, A + 38062240, B)); /* %950 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(359, (double)2359296*B, sizeof(real)*((double)288 + (double)131072*B + (double)4096*B), convirt_image_vjp_k688_conv2d_weight_grad(A + 5317632, A + 38062240 + 131072*B, A + 38062240 + 2416640*B, A + 0, B)); /* %953 conv2d_weight_grad [32,1,3,3]  graphs/lib/image_encoder.lua:6 */
-    memcpy(grads + 0, A + 5317632, sizeof(real)*288); /* d loss / d image.stem.weight */
-    memcpy(grads + 288, A + 5378144, sizeof(real)*32); /* d loss / d image.stem.bias */
-    memcpy(grads + 320, A + 5378112, sizeof(real)*32); /* d loss / d image.stem_gn.weight */
-    memcpy(grads + 352, A + 5378080, sizeof(real)*32); /* d loss / d image.stem_gn.bias */
-    memcpy(grads + 384, A + 5308416, sizeof(real)*9216); /* d loss / d image.stage1.down.weight */
-    memcpy(grads + 9600, A + 5378048, sizeof(real)*32); /* d loss / d image.stage1.down.bias */
-    memcpy(grads + 9632, A + 8958880, sizeof(real)*32); /* d loss / d image.stage1.gn.weight */
-    memcpy(grads + 9664, A + 8958848, sizeof(real)*32); /* d loss / d image.stage1.gn.bias */
-    memcpy(grads + 9696, A + 5368832, sizeof(real)*9216); /* d loss / d image.stage1.res.conv1.weight */
-    memcpy(grads + 18912, A + 8958816, sizeof(real)*32); /* d loss / d image.stage1.res.conv1.bias */
-    memcpy(grads + 18944, A + 8958784, sizeof(real)*32); /* d loss / d image.stage1.res.gn1.weight */
-    memcpy(grads + 18976, A + 8958752, sizeof(real)*32); /* d loss / d image.stage1.res.gn1.bias */
-    memcpy(grads + 19008, A + 5359616, sizeof(real)*9216); /* d loss / d image.stage1.res.conv2.weight */
-    memcpy(grads + 28224, A + 8958720, sizeof(real)*32); /* d loss / d image.stage1.res.conv2.bias */
-    memcpy(grads + 28256, A + 8958688, sizeof(real)*32); /* d loss / d image.stage1.res.gn2.weight */
-    memcpy(grads + 28288, A + 8958656, sizeof(real)*32); /* d loss / d image.stage1.res.gn2.bias */
-    memcpy(grads + 28320, A + 5341184, sizeof(real)*18432); /* d loss / d image.stage2.down.weight */
-    memcpy(grads + 46752, A + 8958592, sizeof(real)*64); /* d loss / d image.stage2.down.bias */
-    memcpy(grads + 46816, A + 8958528, sizeof(real)*64); /* d loss / d image.stage2.gn.weight */
-    memcpy(grads + 46880, A + 8958464, sizeof(real)*64); /* d loss / d image.stage2.gn.bias */
+    CALL(78, 0, sizeof(real)*((double)1), convirt_features_loss_k58_fill(A + 0)); /* %182 fill []  graphs/seg.lua:52 */
+    CALL(79, (double)2, sizeof(real)*((double)1 + (double)1), seg_finetune_k186_fused_scale_neg(A + 16, A + 0, B)); /* %186 fused:scale_neg [1,1]  graphs/lib/unet.lua:36 */
+    CALL(80, (double)2*B, sizeof(real)*((double)B + (double)1 + (double)B), seg_finetune_k188_fused_div_id(A + 38062240 + 1937440*B, A + 16, A + 38062240 + 1937408*B, B)); /* %188 fused:div_id [B,1]  graphs/lib/unet.lua:35 */
+    CALL(81, (double)2*B, sizeof(real)*((double)B + (double)B + (double)B), seg_finetune_k190_fused_neg_mul(A + 38062240 + 1937408*B, A + 38062240 + 1937440*B, A + 38062240 + 1937424*B, B)); /* %190 fused:neg_mul [B,1]  graphs/lib/unet.lua:35 */
+    CALL(82, (double)B, sizeof(real)*((double)B + (double)B), seg_finetune_k192_scale(A + 38062240 + 1937424*B, A + 38062240 + 1937440*B, B)); /* %192 map:scale [B,1]  graphs/lib/unet.lua:35 */
+    CALL(83, (double)16384*B, sizeof(real)*((double)4096*B + (double)B + (double)B + (double)4096*B), seg_finetune_k196_fused_add_id_mul_id(A + 38062240 + 1064960*B, A + 38062240 + 1937408*B, A + 38062240 + 1937424*B, (real *)inputs[1], B)); /* %196 fused:add_id_mul_id [B,4096]  graphs/lib/unet.lua:34 */
+    CALL(84, (double)1, sizeof(real)*((double)1 + (double)1), seg_finetune_k202_scale(A + 16, A + 0)); /* %202 map:scale [1,1,1,1]  graphs/lib/unet.lua:31 */
+    CALL(85, (double)128, sizeof(real)*((double)64 + (double)1), seg_finetune_k204_fused_scale_id(A + 4096, A + 16)); /* %204 fused:scale_id [1,1,1,64]  graphs/lib/unet.lua:31 */
+    CALL(86, (double)12288, sizeof(real)*((double)4096 + (double)64), seg_finetune_k207_fused_scale_scale_id(A + 0, A + 4096, B)); /* %207 fused:scale_scale_id [1,1,64,64]  graphs/lib/unet.lua:31 */
+    CALL(87, (double)77824*B, sizeof(real)*((double)4096*B + (double)4096*B + (double)4096*B + (double)4096 + (double)4096*B + (double)4096*B + (double)4096*B + (double)4096*B), seg_finetune_k221_fused_add_add_add_mul(A + 38062240 + 1937408*B, A + 38062240 + 1064960*B, A + 38062240 + 1060864*B, A + 0, A + 38062240 + 1056768*B, A + 38062240 + 1052672*B, A + 38062240 + 1048576*B, (real *)inputs[1], B)); /* %221 fused:add_add_add_mul [B,1,64,64]  graphs/lib/unet.lua:31 */
+    CALL(88, (double)4096*B, sizeof(real)*((double)B + (double)4096*B), seg_finetune_k223_sum(A + 38062240 + 1048576*B, A + 38062240 + 1937408*B, B)); /* %223 reduce [B,1,1]  graphs/seg.lua:52 */
+    CALL(89, (double)B, sizeof(real)*((double)1 + (double)B), convirt_image_vjp_k106_sum(A + 38062224, A + 38062240 + 1048576*B, B)); /* %224 reduce [1,1,1]  graphs/seg.lua:52 */
+    CALL(90, (double)262144*B, sizeof(real)*((double)131072*B + (double)4096*B + (double)32), seg_finetune_k226_conv2d_input_grad(A + 38062240 + 1048576*B, A + 38062240 + 1937408*B, (real *)P + 680928, B)); /* %226 conv2d_input_grad [B,32,64,64]  graphs/seg.lua:52 */
+    CALL(91, (double)262144*B, sizeof(real)*((double)32 + (double)4096*B + (double)131072*B), seg_finetune_k227_conv2d_weight_grad(A + 38062080, A + 38062240 + 1937408*B, A + 38062240 + 917504*B, A + 0, B)); /* %227 conv2d_weight_grad [1,32,1,1]  graphs/seg.lua:52 */
+    CALL(92, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), convirt_image_vjp_k294_fused_mul_step(A + 38062240 + 917504*B, A + 38062240 + 1048576*B, A + 38062240 + 393216*B, B)); /* %229 fused:mul_step [B,32,64,64]  graphs/lib/unet.lua:17 */
+    CALL(93, (double)655360*B, sizeof(real)*((double)64*B + (double)131072*B + (double)131072*B + (double)16*B), convirt_image_vjp_k295_group_norm_sums(A + 38062240 + 393216*B, A + 38062240 + 917504*B, A + 38062240 + 262144*B, A + 38062240 + 1941696*B, B)); /* %230 group_norm_sums [B,32,2]  graphs/lib/unet.lua:17 */
+    CALL(94, (double)917504*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B + (double)16*B + (double)32 + (double)64*B), convirt_image_vjp_k296_group_norm_grad_x(A + 38062240 + 1048576*B, A + 38062240 + 917504*B, A + 38062240 + 262144*B, A + 38062240 + 1941696*B, (real *)P + 680864, A + 38062240 + 393216*B, B)); /* %231 group_norm_grad_x [B,32,64,64]  graphs/lib/unet.lua:17 */
+    CALL(95, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 0, A + 38062240 + 393216*B, B)); /* %232 reduce [1,32,2]  graphs/lib/unet.lua:17 */
+    CALL(96, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 38062112, A + 0)); /* %234 slice [32,1]  graphs/lib/unet.lua:17 */
+    CALL(97, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 38062144, A + 0)); /* %236 slice [32,1]  graphs/lib/unet.lua:17 */
+    CALL(98, (double)131072*B, sizeof(real)*((double)32*B + (double)131072*B), convirt_image_vjp_k304_sum(A + 38062240 + 917504*B, A + 38062240 + 1048576*B, B)); /* %239 reduce [B,32,1]  graphs/lib/unet.lua:16 */
+    CALL(99, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 38062176, A + 38062240 + 917504*B, B)); /* %240 reduce [1,32,1]  graphs/lib/unet.lua:16 */
+    CALL(100, (double)150994944*B, sizeof(real)*((double)262144*B + (double)131072*B + (double)18432), seg_finetune_k242_conv2d_input_grad(A + 38062240 + 262144*B, A + 38062240 + 1048576*B, (real *)P + 662400, A + 0, B)); /* %242 conv2d_input_grad [B,64,64,64]  graphs/lib/unet.lua:16 */
+    CALL(101, (double)150994944*B, sizeof(real)*((double)18432 + (double)131072*B + (double)262144*B), seg_finetune_k243_conv2d_weight_grad(A + 38043648, A + 38062240 + 1048576*B, A + 38062240, A + 0, B)); /* %243 conv2d_weight_grad [32,64,3,3]  graphs/lib/unet.lua:16 */
+    CALL(102, 0, sizeof(real)*((double)131072*B + (double)262144*B), seg_finetune_k244_slice(A + 38062240, A + 38062240 + 262144*B, B)); /* %244 slice [B,32,64,64]  graphs/lib/unet.lua:15 */
+    CALL(103, 0, sizeof(real)*((double)131072*B + (double)262144*B), seg_finetune_k245_slice(A + 38062240 + 131072*B, A + 38062240 + 262144*B, B)); /* %245 slice [B,32,64,64]  graphs/lib/unet.lua:15 */
+    CALL(104, (double)131072*B, sizeof(real)*((double)65536*B + (double)131072*B), seg_finetune_k247_sum(A + 38062240 + 262144*B, A + 38062240, B)); /* %247 reduce [B,32,32,1,32,2]  graphs/lib/unet.lua:15 */
+    CALL(105, (double)65536*B, sizeof(real)*((double)32768*B + (double)65536*B), seg_finetune_k248_sum(A + 38062240, A + 38062240 + 262144*B, B)); /* %248 reduce [B,32,32,1,32,1]  graphs/lib/unet.lua:15 */
+    CALL(106, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k245_fused_mul_step(A + 38062240 + 32768*B, A + 38062240, A + 38062240 + 1654784*B, B)); /* %251 fused:mul_step [B,32,32,32]  graphs/lib/unet.lua:17 */
+    CALL(107, (double)163840*B, sizeof(real)*((double)64*B + (double)32768*B + (double)32768*B + (double)16*B), convirt_image_vjp_k246_group_norm_sums(A + 38062240, A + 38062240 + 32768*B, A + 38062240 + 1622016*B, A + 38062240 + 1941680*B, B)); /* %252 group_norm_sums [B,32,2]  graphs/lib/unet.lua:17 */
+    CALL(108, (double)229376*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)64*B), convirt_image_vjp_k247_group_norm_grad_x(A + 38062240 + 98304*B, A + 38062240 + 32768*B, A + 38062240 + 1622016*B, A + 38062240 + 1941680*B, (real *)P + 662336, A + 38062240, B)); /* %253 group_norm_grad_x [B,32,32,32]  graphs/lib/unet.lua:17 */
+    CALL(109, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 0, A + 38062240, B)); /* %254 reduce [1,32,2]  graphs/lib/unet.lua:17 */
+    CALL(110, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 14625792, A + 0)); /* %256 slice [32,1]  graphs/lib/unet.lua:17 */
+    CALL(111, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 14625824, A + 0)); /* %258 slice [32,1]  graphs/lib/unet.lua:17 */
+    CALL(112, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k255_sum(A + 38062240 + 1622016*B, A + 38062240 + 98304*B, B)); /* %261 reduce [B,32,1]  graphs/lib/unet.lua:16 */
+    CALL(113, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 14625856, A + 38062240 + 1622016*B, B)); /* %262 reduce [1,32,1]  graphs/lib/unet.lua:16 */
+    CALL(114, (double)56623104*B, sizeof(real)*((double)98304*B + (double)32768*B + (double)27648), seg_finetune_k264_conv2d_input_grad(A + 38062240, A + 38062240 + 98304*B, (real *)P + 634656, A + 0, B)); /* %264 conv2d_input_grad [B,96,32,32]  graphs/lib/unet.lua:16 */
+    CALL(115, (double)56623104*B, sizeof(real)*((double)27648 + (double)32768*B + (double)98304*B), seg_finetune_k265_conv2d_weight_grad(A + 14598144, A + 38062240 + 98304*B, A + 38062240 + 1179648*B, A + 0, B)); /* %265 conv2d_weight_grad [32,96,3,3]  graphs/lib/unet.lua:16 */
+    CALL(116, 0, sizeof(real)*((double)65536*B + (double)98304*B), seg_finetune_k266_slice(A + 38062240 + 262144*B, A + 38062240, B)); /* %266 slice [B,64,32,32]  graphs/lib/unet.lua:15 */
+    CALL(117, 0, sizeof(real)*((double)32768*B + (double)98304*B), seg_finetune_k267_slice(A + 38062240 + 98304*B, A + 38062240, B)); /* %267 slice [B,32,32,32]  graphs/lib/unet.lua:15 */
+    CALL(118, (double)65536*B, sizeof(real)*((double)32768*B + (double)65536*B), seg_finetune_k269_sum(A + 38062240, A + 38062240 + 262144*B, B)); /* %269 reduce [B,64,16,1,16,2]  graphs/lib/unet.lua:15 */
+    CALL(119, (double)32768*B, sizeof(real)*((double)16384*B + (double)32768*B), seg_finetune_k270_sum(A + 38062240 + 32768*B, A + 38062240, B)); /* %270 reduce [B,64,16,1,16,1]  graphs/lib/unet.lua:15 */
+    CALL(120, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k196_fused_mul_step(A + 38062240, A + 38062240 + 32768*B, A + 38062240 + 1851392*B, B)); /* %273 fused:mul_step [B,64,16,16]  graphs/lib/unet.lua:17 */
+    CALL(121, (double)81920*B, sizeof(real)*((double)128*B + (double)16384*B + (double)16384*B + (double)16*B), convirt_image_vjp_k197_group_norm_sums(A + 38062240 + 1851392*B, A + 38062240, A + 38062240 + 1835008*B, A + 38062240 + 1941664*B, B)); /* %274 group_norm_sums [B,64,2]  graphs/lib/unet.lua:17 */
+    CALL(122, (double)114688*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)128*B), convirt_image_vjp_k198_group_norm_grad_x(A + 38062240 + 49152*B, A + 38062240, A + 38062240 + 1835008*B, A + 38062240 + 1941664*B, (real *)P + 634528, A + 38062240 + 1851392*B, B)); /* %275 group_norm_grad_x [B,64,16,16]  graphs/lib/unet.lua:17 */
+    CALL(123, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 0, A + 38062240 + 1851392*B, B)); /* %276 reduce [1,64,2]  graphs/lib/unet.lua:17 */
+    CALL(124, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k201_slice(A + 8958208, A + 0)); /* %278 slice [64,1]  graphs/lib/unet.lua:17 */
+    CALL(125, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k203_slice(A + 8958272, A + 0)); /* %280 slice [64,1]  graphs/lib/unet.lua:17 */
+    CALL(126, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k206_sum(A + 38062240 + 65536*B, A + 38062240 + 49152*B, B)); /* %283 reduce [B,64,1]  graphs/lib/unet.lua:16 */
+    CALL(127, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 8958336, A + 38062240 + 65536*B, B)); /* %284 reduce [1,64,1]  graphs/lib/unet.lua:16 */
+    CALL(128, (double)56623104*B, sizeof(real)*((double)49152*B + (double)16384*B + (double)110592), seg_finetune_k286_conv2d_input_grad(A + 38062240, A + 38062240 + 49152*B, (real *)P + 523872, A + 0, B)); /* %286 conv2d_input_grad [B,192,16,16]  graphs/lib/unet.lua:16 */
+    CALL(129, (double)56623104*B, sizeof(real)*((double)110592 + (double)16384*B + (double)49152*B), seg_finetune_k287_conv2d_weight_grad(A + 8847360, A + 38062240 + 49152*B, A + 38062240 + 1277952*B, A + 0, B)); /* %287 conv2d_weight_grad [64,192,3,3]  graphs/lib/unet.lua:16 */
+    CALL(130, 0, sizeof(real)*((double)32768*B + (double)49152*B), seg_finetune_k288_slice(A + 38062240 + 49152*B, A + 38062240, B)); /* %288 slice [B,128,16,16]  graphs/lib/unet.lua:15 */
+    CALL(131, 0, sizeof(real)*((double)16384*B + (double)49152*B), seg_finetune_k289_slice(A + 38062240 + 81920*B, A + 38062240, B)); /* %289 slice [B,64,16,16]  graphs/lib/unet.lua:15 */
+    CALL(132, (double)32768*B, sizeof(real)*((double)16384*B + (double)32768*B), seg_finetune_k291_sum(A + 38062240, A + 38062240 + 49152*B, B)); /* %291 reduce [B,128,8,1,8,2]  graphs/lib/unet.lua:15 */
+    CALL(133, (double)16384*B, sizeof(real)*((double)8192*B + (double)16384*B), seg_finetune_k292_sum(A + 38062240 + 1835008*B, A + 38062240, B)); /* %292 reduce [B,128,8,1,8,1]  graphs/lib/unet.lua:15 */
+    CALL(134, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k147_fused_mul_step(A + 38062240 + 1843200*B, A + 38062240 + 1835008*B, A + 38062240 + 1925120*B, B)); /* %295 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
+    CALL(135, (double)40960*B, sizeof(real)*((double)256*B + (double)8192*B + (double)8192*B + (double)16*B), convirt_image_vjp_k148_group_norm_sums(A + 38062240 + 1925120*B, A + 38062240 + 1843200*B, A + 38062240 + 1916928*B, A + 38062240 + 1941648*B, B)); /* %296 group_norm_sums [B,128,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(136, (double)57344*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)256*B), convirt_image_vjp_k149_group_norm_grad_x(A + 38062240 + 1835008*B, A + 38062240 + 1843200*B, A + 38062240 + 1916928*B, A + 38062240 + 1941648*B, (real *)P + 490592, A + 38062240 + 1925120*B, B)); /* %297 group_norm_grad_x [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(137, (double)256*B, sizeof(real)*((double)256 + (double)256*B), convirt_image_vjp_k150_sum(A + 8957952, A + 38062240 + 1925120*B, B)); /* %298 reduce [1,128,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(138, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k152_slice(A + 5354784, A + 8957952)); /* %300 slice [128,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(139, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k154_slice(A + 5354912, A + 8957952)); /* %302 slice [128,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(140, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k157_sum(A + 38062240 + 1851392*B, A + 38062240 + 1835008*B, B)); /* %305 reduce [B,128,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(141, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5355040, A + 38062240 + 1851392*B, B)); /* %306 reduce [1,128,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(142, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456), convirt_image_vjp_k160_conv2d_input_grad(A + 38062240 + 1851392*B, A + 38062240 + 1835008*B, (real *)P + 343008, A + 0, B)); /* %308 conv2d_input_grad [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(143, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)8192*B), convirt_image_vjp_k161_conv2d_weight_grad(A + 4866048, A + 38062240 + 1835008*B, A + 38062240 + 1908736*B, A + 0, B)); /* %309 conv2d_weight_grad [128,128,3,3]  graphs/lib/image_encoder.lua:13 */
+    CALL(144, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k147_fused_mul_step(A + 38062240 + 1835008*B, A + 38062240 + 1851392*B, A + 38062240 + 1900544*B, B)); /* %311 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
+    CALL(145, (double)40960*B, sizeof(real)*((double)256*B + (double)8192*B + (double)8192*B + (double)16*B), convirt_image_vjp_k148_group_norm_sums(A + 38062240 + 1859584*B, A + 38062240 + 1835008*B, A + 38062240 + 1892352*B, A + 38062240 + 1941632*B, B)); /* %312 group_norm_sums [B,128,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(146, (double)57344*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)256*B), convirt_image_vjp_k149_group_norm_grad_x(A + 38062240 + 1851392*B, A + 38062240 + 1835008*B, A + 38062240 + 1892352*B, A + 38062240 + 1941632*B, (real *)P + 342752, A + 38062240 + 1859584*B, B)); /* %313 group_norm_grad_x [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(147, (double)256*B, sizeof(real)*((double)256 + (double)256*B), convirt_image_vjp_k150_sum(A + 5013504, A + 38062240 + 1859584*B, B)); /* %314 reduce [1,128,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(148, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k152_slice(A + 5355168, A + 5013504)); /* %316 slice [128,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(149, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k154_slice(A + 5355296, A + 5013504)); /* %318 slice [128,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(150, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k157_sum(A + 38062240 + 1835008*B, A + 38062240 + 1851392*B, B)); /* %321 reduce [B,128,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(151, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5355424, A + 38062240 + 1835008*B, B)); /* %322 reduce [1,128,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(152, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456), convirt_image_vjp_k160_conv2d_input_grad(A + 38062240 + 1835008*B, A + 38062240 + 1851392*B, (real *)P + 195168, A + 0, B)); /* %324 conv2d_input_grad [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(153, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)8192*B), convirt_image_vjp_k161_conv2d_weight_grad(A + 5013504, A + 38062240 + 1851392*B, A + 38062240 + 1884160*B, A + 0, B)); /* %325 conv2d_weight_grad [128,128,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(154, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k180_fused_mul_add_step(A + 38062240 + 1851392*B, A + 38062240 + 1843200*B, A + 38062240 + 1835008*B, A + 38062240 + 1875968*B, B)); /* %328 fused:mul_add_step [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
+    CALL(155, (double)40960*B, sizeof(real)*((double)256*B + (double)8192*B + (double)8192*B + (double)16*B), convirt_image_vjp_k148_group_norm_sums(A + 38062240 + 1835008*B, A + 38062240 + 1851392*B, A + 38062240 + 1867776*B, A + 38062240 + 1941616*B, B)); /* %329 group_norm_sums [B,128,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(156, (double)57344*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)256*B), convirt_image_vjp_k149_group_norm_grad_x(A + 38062240 + 1859584*B, A + 38062240 + 1851392*B, A + 38062240 + 1867776*B, A + 38062240 + 1941616*B, (real *)P + 194912, A + 38062240 + 1835008*B, B)); /* %330 group_norm_grad_x [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(157, (double)256*B, sizeof(real)*((double)256 + (double)256*B), convirt_image_vjp_k150_sum(A + 5160960, A + 38062240 + 1835008*B, B)); /* %331 reduce [1,128,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(158, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k152_slice(A + 5355552, A + 5160960)); /* %333 slice [128,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(159, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k154_slice(A + 5355680, A + 5160960)); /* %335 slice [128,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(160, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k157_sum(A + 38062240 + 1835008*B, A + 38062240 + 1859584*B, B)); /* %338 reduce [B,128,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(161, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5355808, A + 38062240 + 1835008*B, B)); /* %339 reduce [1,128,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(162, (double)9437184*B, sizeof(real)*((double)16384*B + (double)8192*B + (double)73728), convirt_image_vjp_k193_conv2d_input_grad(A + 38062240 + 1622016*B, A + 38062240 + 1859584*B, (real *)P + 121056, A + 0, B)); /* %341 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(163, (double)9437184*B, sizeof(real)*((double)73728 + (double)8192*B + (double)16384*B), convirt_image_vjp_k194_conv2d_weight_grad(A + 5160960, A + 38062240 + 1859584*B, A + 38062240 + 1818624*B, A + 0, B)); /* %342 conv2d_weight_grad [128,64,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(164, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k229_fused_mul_add_step(A + 38062240 + 1638400*B, A + 38062240 + 81920*B, A + 38062240 + 1622016*B, A + 38062240 + 1802240*B, B)); /* %345 fused:mul_add_step [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
+    CALL(165, (double)81920*B, sizeof(real)*((double)128*B + (double)16384*B + (double)16384*B + (double)16*B), convirt_image_vjp_k197_group_norm_sums(A + 38062240 + 1654784*B, A + 38062240 + 1638400*B, A + 38062240 + 1785856*B, A + 38062240 + 1941600*B, B)); /* %346 group_norm_sums [B,64,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(166, (double)114688*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)128*B), convirt_image_vjp_k198_group_norm_grad_x(A + 38062240 + 1622016*B, A + 38062240 + 1638400*B, A + 38062240 + 1785856*B, A + 38062240 + 1941600*B, (real *)P + 120928, A + 38062240 + 1654784*B, B)); /* %347 group_norm_grad_x [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(167, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5234688, A + 38062240 + 1654784*B, B)); /* %348 reduce [1,64,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(168, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k201_slice(A + 8957952, A + 5234688)); /* %350 slice [64,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(169, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k203_slice(A + 8958016, A + 5234688)); /* %352 slice [64,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(170, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k206_sum(A + 38062240 + 1654784*B, A + 38062240 + 1622016*B, B)); /* %355 reduce [B,64,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(171, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 8958080, A + 38062240 + 1654784*B, B)); /* %356 reduce [1,64,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(172, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864), convirt_image_vjp_k209_conv2d_input_grad(A + 38062240 + 1654784*B, A + 38062240 + 1622016*B, (real *)P + 84000, A + 0, B)); /* %358 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(173, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)16384*B), convirt_image_vjp_k210_conv2d_weight_grad(A + 5234688, A + 38062240 + 1622016*B, A + 38062240 + 1769472*B, A + 0, B)); /* %359 conv2d_weight_grad [64,64,3,3]  graphs/lib/image_encoder.lua:13 */
+    CALL(174, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k196_fused_mul_step(A + 38062240 + 1622016*B, A + 38062240 + 1654784*B, A + 38062240 + 1753088*B, B)); /* %361 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
+    CALL(175, (double)81920*B, sizeof(real)*((double)128*B + (double)16384*B + (double)16384*B + (double)16*B), convirt_image_vjp_k197_group_norm_sums(A + 38062240 + 1671168*B, A + 38062240 + 1622016*B, A + 38062240 + 1736704*B, A + 38062240 + 1941584*B, B)); /* %362 group_norm_sums [B,64,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(176, (double)114688*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)128*B), convirt_image_vjp_k198_group_norm_grad_x(A + 38062240 + 1654784*B, A + 38062240 + 1622016*B, A + 38062240 + 1736704*B, A + 38062240 + 1941584*B, (real *)P + 83872, A + 38062240 + 1671168*B, B)); /* %363 group_norm_grad_x [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(177, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5271552, A + 38062240 + 1671168*B, B)); /* %364 reduce [1,64,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(178, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k201_slice(A + 8958144, A + 5271552)); /* %366 slice [64,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(179, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k203_slice(A + 5355936, A + 5271552)); /* %368 slice [64,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(180, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k206_sum(A + 38062240 + 1622016*B, A + 38062240 + 1654784*B, B)); /* %371 reduce [B,64,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(181, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5356000, A + 38062240 + 1622016*B, B)); /* %372 reduce [1,64,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(182, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864), convirt_image_vjp_k209_conv2d_input_grad(A + 38062240 + 1622016*B, A + 38062240 + 1654784*B, (real *)P + 46944, A + 0, B)); /* %374 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(183, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)16384*B), convirt_image_vjp_k210_conv2d_weight_grad(A + 5271552, A + 38062240 + 1654784*B, A + 38062240 + 1720320*B, A + 0, B)); /* %375 conv2d_weight_grad [64,64,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(184, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k229_fused_mul_add_step(A + 38062240 + 1654784*B, A + 38062240 + 1638400*B, A + 38062240 + 1622016*B, A + 38062240 + 1703936*B, B)); /* %378 fused:mul_add_step [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
+    CALL(185, (double)81920*B, sizeof(real)*((double)128*B + (double)16384*B + (double)16384*B + (double)16*B), convirt_image_vjp_k197_group_norm_sums(A + 38062240 + 1622016*B, A + 38062240 + 1654784*B, A + 38062240 + 1687552*B, A + 38062240 + 1941568*B, B)); /* %379 group_norm_sums [B,64,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(186, (double)114688*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)128*B), convirt_image_vjp_k198_group_norm_grad_x(A + 38062240 + 1671168*B, A + 38062240 + 1654784*B, A + 38062240 + 1687552*B, A + 38062240 + 1941568*B, (real *)P + 46816, A + 38062240 + 1622016*B, B)); /* %380 group_norm_grad_x [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(187, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5308416, A + 38062240 + 1622016*B, B)); /* %381 reduce [1,64,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(188, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k201_slice(A + 5356064, A + 5308416)); /* %383 slice [64,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(189, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k203_slice(A + 5356128, A + 5308416)); /* %385 slice [64,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(190, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k206_sum(A + 38062240 + 1622016*B, A + 38062240 + 1671168*B, B)); /* %388 reduce [B,64,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(191, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5356192, A + 38062240 + 1622016*B, B)); /* %389 reduce [1,64,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(192, (double)9437184*B, sizeof(real)*((double)32768*B + (double)16384*B + (double)18432), convirt_image_vjp_k242_conv2d_input_grad(A + 38062240, A + 38062240 + 1671168*B, (real *)P + 28320, A + 0, B)); /* %391 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(193, (double)9437184*B, sizeof(real)*((double)18432 + (double)16384*B + (double)32768*B), convirt_image_vjp_k243_conv2d_weight_grad(A + 5308416, A + 38062240 + 1671168*B, A + 38062240 + 1589248*B, A + 0, B)); /* %392 conv2d_weight_grad [64,32,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(194, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k278_fused_mul_add_step(A + 38062240 + 32768*B, A + 38062240 + 98304*B, A + 38062240, A + 38062240 + 1556480*B, B)); /* %395 fused:mul_add_step [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
+    CALL(195, (double)163840*B, sizeof(real)*((double)64*B + (double)32768*B + (double)32768*B + (double)16*B), convirt_image_vjp_k246_group_norm_sums(A + 38062240 + 65536*B, A + 38062240 + 32768*B, A + 38062240 + 1523712*B, A + 38062240 + 1941552*B, B)); /* %396 group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(196, (double)229376*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)64*B), convirt_image_vjp_k247_group_norm_grad_x(A + 38062240, A + 38062240 + 32768*B, A + 38062240 + 1523712*B, A + 38062240 + 1941552*B, (real *)P + 28256, A + 38062240 + 65536*B, B)); /* %397 group_norm_grad_x [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(197, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5326848, A + 38062240 + 65536*B, B)); /* %398 reduce [1,32,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(198, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 5356256, A + 5326848)); /* %400 slice [32,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(199, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 5356288, A + 5326848)); /* %402 slice [32,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(200, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k255_sum(A + 38062240 + 65536*B, A + 38062240, B)); /* %405 reduce [B,32,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(201, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 5356320, A + 38062240 + 65536*B, B)); /* %406 reduce [1,32,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(202, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216), convirt_image_vjp_k258_conv2d_input_grad(A + 38062240 + 65536*B, A + 38062240, (real *)P + 19008, A + 0, B)); /* %408 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(203, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)32768*B), convirt_image_vjp_k259_conv2d_weight_grad(A + 5326848, A + 38062240, A + 38062240 + 1490944*B, A + 0, B)); /* %409 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:13 */
+    CALL(204, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k245_fused_mul_step(A + 38062240, A + 38062240 + 65536*B, A + 38062240 + 1458176*B, B)); /* %411 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
+    CALL(205, (double)163840*B, sizeof(real)*((double)64*B + (double)32768*B + (double)32768*B + (double)16*B), convirt_image_vjp_k246_group_norm_sums(A + 38062240 + 98304*B, A + 38062240, A + 38062240 + 1425408*B, A + 38062240 + 1941536*B, B)); /* %412 group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(206, (double)229376*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)64*B), convirt_image_vjp_k247_group_norm_grad_x(A + 38062240 + 65536*B, A + 38062240, A + 38062240 + 1425408*B, A + 38062240 + 1941536*B, (real *)P + 18944, A + 38062240 + 98304*B, B)); /* %413 group_norm_grad_x [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(207, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5336064, A + 38062240 + 98304*B, B)); /* %414 reduce [1,32,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(208, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 5356352, A + 5336064)); /* %416 slice [32,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(209, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 5356384, A + 5336064)); /* %418 slice [32,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(210, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k255_sum(A + 38062240, A + 38062240 + 65536*B, B)); /* %421 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(211, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 5356416, A + 38062240, B)); /* %422 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(212, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216), convirt_image_vjp_k258_conv2d_input_grad(A + 38062240, A + 38062240 + 65536*B, (real *)P + 9696, A + 0, B)); /* %424 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(213, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)32768*B), convirt_image_vjp_k259_conv2d_weight_grad(A + 5336064, A + 38062240 + 65536*B, A + 38062240 + 1392640*B, A + 0, B)); /* %425 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(214, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k278_fused_mul_add_step(A + 38062240 + 65536*B, A + 38062240 + 32768*B, A + 38062240, A + 38062240 + 1359872*B, B)); /* %428 fused:mul_add_step [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
+    CALL(215, (double)163840*B, sizeof(real)*((double)64*B + (double)32768*B + (double)32768*B + (double)16*B), convirt_image_vjp_k246_group_norm_sums(A + 38062240 + 98304*B, A + 38062240 + 65536*B, A + 38062240 + 1327104*B, A + 38062240 + 1941520*B, B)); /* %429 group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(216, (double)229376*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)64*B), convirt_image_vjp_k247_group_norm_grad_x(A + 38062240 + 262144*B, A + 38062240 + 65536*B, A + 38062240 + 1327104*B, A + 38062240 + 1941520*B, (real *)P + 9632, A + 38062240 + 98304*B, B)); /* %430 group_norm_grad_x [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(217, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5345280, A + 38062240 + 98304*B, B)); /* %431 reduce [1,32,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(218, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 5356448, A + 5345280)); /* %433 slice [32,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(219, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 5356480, A + 5345280)); /* %435 slice [32,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(220, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k255_sum(A + 38062240, A + 38062240 + 262144*B, B)); /* %438 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(221, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 5356512, A + 38062240, B)); /* %439 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(222, (double)18874368*B, sizeof(real)*((double)131072*B + (double)32768*B + (double)9216), convirt_image_vjp_k291_conv2d_input_grad(A + 38062240, A + 38062240 + 262144*B, (real *)P + 384, A + 0, B)); /* %441 conv2d_input_grad [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(223, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)131072*B), convirt_image_vjp_k292_conv2d_weight_grad(A + 5345280, A + 38062240 + 262144*B, A + 38062240 + 786432*B, A + 0, B)); /* %442 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(224, (double)393216*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B + (double)131072*B), seg_finetune_k445_fused_mul_add_step(A + 38062240 + 262144*B, A + 38062240 + 131072*B, A + 38062240, A + 38062240 + 655360*B, B)); /* %445 fused:mul_add_step [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
+    CALL(225, (double)655360*B, sizeof(real)*((double)64*B + (double)131072*B + (double)131072*B + (double)16*B), convirt_image_vjp_k295_group_norm_sums(A + 38062240, A + 38062240 + 262144*B, A + 38062240 + 524288*B, A + 38062240 + 1941504*B, B)); /* %446 group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(226, (double)917504*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B + (double)16*B + (double)32 + (double)64*B), convirt_image_vjp_k296_group_norm_grad_x(A + 38062240 + 393216*B, A + 38062240 + 262144*B, A + 38062240 + 524288*B, A + 38062240 + 1941504*B, (real *)P + 320, A + 38062240, B)); /* %447 group_norm_grad_x [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(227, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5354496, A + 38062240, B)); /* %448 reduce [1,32,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(228, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 5356544, A + 5354496)); /* %450 slice [32,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(229, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 5356576, A + 5354496)); /* %452 slice [32,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(230, (double)131072*B, sizeof(real)*((double)32*B + (double)131072*B), convirt_image_vjp_k304_sum(A + 38062240, A + 38062240 + 393216*B, B)); /* %455 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(231, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 5356608, A + 38062240, B)); /* %456 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(232, (double)2359296*B, sizeof(real)*((double)288 + (double)131072*B + (double)4096*B), convirt_image_vjp_k308_conv2d_weight_grad(A + 5354496, A + 38062240 + 393216*B, A + 38062240 + 1933312*B, A + 0, B)); /* %459 conv2d_weight_grad [32,1,3,3]  graphs/lib/image_encoder.lua:6 */
+    memcpy(grads + 0, A + 5354496, sizeof(real)*288); /* d loss / d image.stem.weight */
+    memcpy(grads + 288, A + 5356608, sizeof(real)*32); /* d loss / d image.stem.bias */
+    memcpy(grads + 320, A + 5356576, sizeof(real)*32); /* d loss / d image.stem_gn.weight */
+    memcpy(grads + 352, A + 5356544, sizeof(real)*32); /* d loss / d image.stem_gn.bias */
+    memcpy(grads + 384, A + 5345280, sizeof(real)*9216); /* d loss / d image.stage1.down.weight */
+    memcpy(grads + 9600, A + 5356512, sizeof(real)*32); /* d loss / d image.stage1.down.bias */
+    memcpy(grads + 9632, A + 5356480, sizeof(real)*32); /* d loss / d image.stage1.gn.weight */
+    memcpy(grads + 9664, A + 5356448, sizeof(real)*32); /* d loss / d image.stage1.gn.bias */
+    memcpy(grads + 9696, A + 5336064, sizeof(real)*9216); /* d loss / d image.stage1.res.conv1.weight */
+    memcpy(grads + 18912, A + 5356416, sizeof(real)*32); /* d loss / d image.stage1.res.conv1.bias */
+    memcpy(grads + 18944, A + 5356384, sizeof(real)*32); /* d loss / d image.stage1.res.gn1.weight */
+    memcpy(grads + 18976, A + 5356352, sizeof(real)*32); /* d loss / d image.stage1.res.gn1.bias */
+    memcpy(grads + 19008, A + 5326848, sizeof(real)*9216); /* d loss / d image.stage1.res.conv2.weight */
+    memcpy(grads + 28224, A + 5356320, sizeof(real)*32); /* d loss / d image.stage1.res.conv2.bias */
+    memcpy(grads + 28256, A + 5356288, sizeof(real)*32); /* d loss / d image.stage1.res.gn2.weight */
+    memcpy(grads + 28288, A + 5356256, sizeof(real)*32); /* d loss / d image.stage1.res.gn2.bias */
+    memcpy(grads + 28320, A + 5308416, sizeof(real)*18432); /* d loss / d image.stage2.down.weight */
+    memcpy(grads + 46752, A + 5356192, sizeof(real)*64); /* d loss / d image.stage2.down.bias */
+    memcpy(grads + 46816, A + 5356128, sizeof(real)*64); /* d loss / d image.stage2.gn.weight */
+    memcpy(grads + 46880, A + 5356064, sizeof(real)*64); /* d loss / d image.stage2.gn.bias */
     memcpy(grads + 46944, A + 5271552, sizeof(real)*36864); /* d loss / d image.stage2.res.conv1.weight */
-    memcpy(grads + 83808, A + 8958400, sizeof(real)*64); /* d loss / d image.stage2.res.conv1.bias */
-    memcpy(grads + 83872, A + 8958336, sizeof(real)*64); /* d loss / d image.stage2.res.gn1.weight */
-    memcpy(grads + 83936, A + 8958272, sizeof(real)*64); /* d loss / d image.stage2.res.gn1.bias */
+    memcpy(grads + 83808, A + 5356000, sizeof(real)*64); /* d loss / d image.stage2.res.conv1.bias */
+    memcpy(grads + 83872, A + 5355936, sizeof(real)*64); /* d loss / d image.stage2.res.gn1.weight */
+    memcpy(grads + 83936, A + 8958144, sizeof(real)*64); /* d loss / d image.stage2.res.gn1.bias */
     memcpy(grads + 84000, A + 5234688, sizeof(real)*36864); /* d loss / d image.stage2.res.conv2.weight */
-    memcpy(grads + 120864, A + 8958208, sizeof(real)*64); /* d loss / d image.stage2.res.conv2.bias */
-    memcpy(grads + 120928, A + 8958144, sizeof(real)*64); /* d loss / d image.stage2.res.gn2.weight */
-    memcpy(grads + 120992, A + 8958080, sizeof(real)*64); /* d loss / d image.stage2.res.gn2.bias */
+    memcpy(grads + 120864, A + 8958080, sizeof(real)*64); /* d loss / d image.stage2.res.conv2.bias */
+    memcpy(grads + 120928, A + 8958016, sizeof(real)*64); /* d loss / d image.stage2.res.gn2.weight */
+    memcpy(grads + 120992, A + 8957952, sizeof(real)*64); /* d loss / d image.stage2.res.gn2.bias */
     memcpy(grads + 121056, A + 5160960, sizeof(real)*73728); /* d loss / d image.stage3.down.weight */
-    memcpy(grads + 194784, A + 5379968, sizeof(real)*128); /* d loss / d image.stage3.down.bias */
-    memcpy(grads + 194912, A + 5379840, sizeof(real)*128); /* d loss / d image.stage3.gn.weight */
-    memcpy(grads + 195040, A + 5379712, sizeof(real)*128); /* d loss / d image.stage3.gn.bias */
+    memcpy(grads + 194784, A + 5355808, sizeof(real)*128); /* d loss / d image.stage3.down.bias */
+    memcpy(grads + 194912, A + 5355680, sizeof(real)*128); /* d loss / d image.stage3.gn.weight */
+    memcpy(grads + 195040, A + 5355552, sizeof(real)*128); /* d loss / d image.stage3.gn.bias */
     memcpy(grads + 195168, A + 5013504, sizeof(real)*147456); /* d loss / d image.stage3.res.conv1.weight */
-    memcpy(grads + 342624, A + 5379584, sizeof(real)*128); /* d loss / d image.stage3.res.conv1.bias */
-    memcpy(grads + 342752, A + 5379456, sizeof(real)*128); /* d loss / d image.stage3.res.gn1.weight */
-    memcpy(grads + 342880, A + 5379328, sizeof(real)*128); /* d loss / d image.stage3.res.gn1.bias */
+    memcpy(grads + 342624, A + 5355424, sizeof(real)*128); /* d loss / d image.stage3.res.conv1.bias */
+    memcpy(grads + 342752, A + 5355296, sizeof(real)*128); /* d loss / d image.stage3.res.gn1.weight */
+    memcpy(grads + 342880, A + 5355168, sizeof(real)*128); /* d loss / d image.stage3.res.gn1.bias */
     memcpy(grads + 343008, A + 4866048, sizeof(real)*147456); /* d loss / d image.stage3.res.conv2.weight */
-    memcpy(grads + 490464, A + 5379200, sizeof(real)*128); /* d loss / d image.stage3.res.conv2.bias */
-    memcpy(grads + 490592, A + 8957952, sizeof(real)*128); /* d loss / d image.stage3.res.gn2.weight */
-    memcpy(grads + 490720, A + 5379072, sizeof(real)*128); /* d loss / d image.stage3.res.gn2.bias */
+    memcpy(grads + 490464, A + 5355040, sizeof(real)*128); /* d loss / d image.stage3.res.conv2.bias */
+    memcpy(grads + 490592, A + 5354912, sizeof(real)*128); /* d loss / d image.stage3.res.gn2.weight */
+    memcpy(grads + 490720, A + 5354784, sizeof(real)*128); /* d loss / d image.stage3.res.gn2.bias */
     memset(grads + 490848, 0, sizeof(real)*16384); /* image.region_proj.weight: the loss does not depend on it */
     memset(grads + 507232, 0, sizeof(real)*128); /* image.region_proj.bias: the loss does not depend on it */
     memset(grads + 507360, 0, sizeof(real)*16384); /* image.global_proj.weight: the loss does not depend on it */
     memset(grads + 523744, 0, sizeof(real)*128); /* image.global_proj.bias: the loss does not depend on it */
     memcpy(grads + 523872, A + 8847360, sizeof(real)*110592); /* d loss / d seg.dec2.conv.weight */
-    memcpy(grads + 634464, A + 8967296, sizeof(real)*64); /* d loss / d seg.dec2.conv.bias */
-    memcpy(grads + 634528, A + 8967232, sizeof(real)*64); /* d loss / d seg.dec2.gn.weight */
-    memcpy(grads + 634592, A + 8967168, sizeof(real)*64); /* d loss / d seg.dec2.gn.bias */
+    memcpy(grads + 634464, A + 8958336, sizeof(real)*64); /* d loss / d seg.dec2.conv.bias */
+    memcpy(grads + 634528, A + 8958272, sizeof(real)*64); /* d loss / d seg.dec2.gn.weight */
+    memcpy(grads + 634592, A + 8958208, sizeof(real)*64); /* d loss / d seg.dec2.gn.bias */
     memcpy(grads + 634656, A + 14598144, sizeof(real)*27648); /* d loss / d seg.dec1.conv.weight */
     memcpy(grads + 662304, A + 14625856, sizeof(real)*32); /* d loss / d seg.dec1.conv.bias */
     memcpy(grads + 662336, A + 14625824, sizeof(real)*32); /* d loss / d seg.dec1.gn.weight */

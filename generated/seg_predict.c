@@ -15,83 +15,70 @@
 
 #ifdef RECLF_PROFILE
 #include "profile.h"
-static reclf_prof_entry prof[74] = {
+static reclf_prof_entry prof[61] = {
     {"convirt_image_k3_fused_scale_addc", "%3 fused:scale_addc [B,1,64,64]", "graphs/lib/image_encoder.lua:19", 0, 0, 0, 0, 0},
     {"convirt_image_k6_conv2d", "%6 conv2d [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k11_fused_scale_sum", "%11 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k17_fused_rsqrt_addc_scale_sum", "%17 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k18_fused_mul_sub", "%18 fused:mul_sub [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k24_fused_relu_add_mul", "%24 fused:relu_add_mul [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 0, 0, 0, 0, 0},
-    {"convirt_image_k27_conv2d", "%27 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k32_fused_scale_sum", "%32 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k38_fused_rsqrt_addc_scale_sum", "%38 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k39_fused_mul_sub", "%39 fused:mul_sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k45_fused_relu_add_mul", "%45 fused:relu_add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"convirt_image_k48_conv2d", "%48 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k32_fused_scale_sum", "%53 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k38_fused_rsqrt_addc_scale_sum", "%59 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k39_fused_mul_sub", "%60 fused:mul_sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k45_fused_relu_add_mul", "%66 fused:relu_add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_image_k48_conv2d", "%69 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k32_fused_scale_sum", "%74 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k38_fused_rsqrt_addc_scale_sum", "%80 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k39_fused_mul_sub", "%81 fused:mul_sub [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k88_fused_relu_add_add_mul", "%88 fused:relu_add_add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"convirt_image_k91_conv2d", "%91 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k96_fused_scale_sum", "%96 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k102_fused_rsqrt_addc_scale_sum", "%102 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k103_fused_mul_sub", "%103 fused:mul_sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k109_fused_relu_add_mul", "%109 fused:relu_add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"convirt_image_k112_conv2d", "%112 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k96_fused_scale_sum", "%117 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k102_fused_rsqrt_addc_scale_sum", "%123 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k103_fused_mul_sub", "%124 fused:mul_sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k109_fused_relu_add_mul", "%130 fused:relu_add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_image_k112_conv2d", "%133 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k96_fused_scale_sum", "%138 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k102_fused_rsqrt_addc_scale_sum", "%144 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k103_fused_mul_sub", "%145 fused:mul_sub [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k152_fused_relu_add_add_mul", "%152 fused:relu_add_add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"convirt_image_k155_conv2d", "%155 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k160_fused_scale_sum", "%160 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k166_fused_rsqrt_addc_scale_sum", "%166 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k167_fused_mul_sub", "%167 fused:mul_sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k173_fused_relu_add_mul", "%173 fused:relu_add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"convirt_image_k176_conv2d", "%176 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k160_fused_scale_sum", "%181 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k166_fused_rsqrt_addc_scale_sum", "%187 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k167_fused_mul_sub", "%188 fused:mul_sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k173_fused_relu_add_mul", "%194 fused:relu_add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_image_k176_conv2d", "%197 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k160_fused_scale_sum", "%202 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k166_fused_rsqrt_addc_scale_sum", "%208 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k167_fused_mul_sub", "%209 fused:mul_sub [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k216_fused_relu_add_add_mul", "%216 fused:relu_add_add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"seg_finetune_k234_id", "%237 map:id [B,128,8,2,8,2]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
-    {"seg_finetune_k236_concat", "%239 concat [B,192,16,16]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
-    {"seg_finetune_k239_conv2d", "%242 conv2d [B,64,16,16]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_image_k96_fused_scale_sum", "%247 fused:scale_sum [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"convirt_image_k102_fused_rsqrt_addc_scale_sum", "%253 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"convirt_image_k103_fused_mul_sub", "%254 fused:mul_sub [B,8,2048]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"convirt_image_k109_fused_relu_add_mul", "%260 fused:relu_add_mul [B,64,16,16]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"seg_finetune_k259_id", "%262 map:id [B,64,16,2,16,2]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
-    {"seg_finetune_k261_concat", "%264 concat [B,96,32,32]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
-    {"seg_finetune_k264_conv2d", "%267 conv2d [B,32,32,32]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_image_k32_fused_scale_sum", "%272 fused:scale_sum [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"convirt_image_k38_fused_rsqrt_addc_scale_sum", "%278 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"convirt_image_k39_fused_mul_sub", "%279 fused:mul_sub [B,8,4096]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"convirt_image_k45_fused_relu_add_mul", "%285 fused:relu_add_mul [B,32,32,32]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"seg_finetune_k284_id", "%287 map:id [B,32,32,2,32,2]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
-    {"seg_finetune_k286_concat", "%289 concat [B,64,64,64]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
-    {"seg_finetune_k289_conv2d", "%292 conv2d [B,32,64,64]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_image_k11_fused_scale_sum", "%297 fused:scale_sum [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"convirt_image_k17_fused_rsqrt_addc_scale_sum", "%303 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"convirt_image_k18_fused_mul_sub", "%304 fused:mul_sub [B,8,16384]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"convirt_image_k24_fused_relu_add_mul", "%310 fused:relu_add_mul [B,32,64,64]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"seg_finetune_k310_conv2d", "%313 conv2d [B,1,64,64]", "graphs/seg.lua:58", 0, 0, 0, 0, 0},
-    {"seg_finetune_k328_sigmoid", "%314 map:sigmoid [B,1,64,64]", "graphs/seg.lua:58", 0, 0, 0, 0, 0},
+    {"convirt_image_k9_group_norm_stats", "%9 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k10_group_norm", "%10 group_norm [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k11_relu", "%11 map:relu [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 0, 0, 0, 0, 0},
+    {"convirt_image_k14_conv2d", "%14 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k17_group_norm_stats", "%17 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k18_group_norm", "%18 group_norm [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k19_relu", "%19 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"convirt_image_k22_conv2d", "%22 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k17_group_norm_stats", "%25 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k18_group_norm", "%26 group_norm [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k19_relu", "%27 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_image_k22_conv2d", "%30 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k17_group_norm_stats", "%33 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k18_group_norm", "%34 group_norm [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k36_fused_relu_add", "%36 fused:relu_add [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"convirt_image_k39_conv2d", "%39 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k42_group_norm_stats", "%42 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k43_group_norm", "%43 group_norm [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k44_relu", "%44 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"convirt_image_k47_conv2d", "%47 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k42_group_norm_stats", "%50 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k43_group_norm", "%51 group_norm [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k44_relu", "%52 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_image_k47_conv2d", "%55 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k42_group_norm_stats", "%58 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k43_group_norm", "%59 group_norm [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k61_fused_relu_add", "%61 fused:relu_add [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"convirt_image_k64_conv2d", "%64 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k67_group_norm_stats", "%67 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k68_group_norm", "%68 group_norm [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k69_relu", "%69 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"convirt_image_k72_conv2d", "%72 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k67_group_norm_stats", "%75 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k68_group_norm", "%76 group_norm [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k69_relu", "%77 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_image_k72_conv2d", "%80 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k67_group_norm_stats", "%83 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k68_group_norm", "%84 group_norm [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k86_fused_relu_add", "%86 fused:relu_add [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"seg_finetune_k104_id", "%107 map:id [B,128,8,2,8,2]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
+    {"seg_finetune_k106_concat", "%109 concat [B,192,16,16]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
+    {"seg_finetune_k109_conv2d", "%112 conv2d [B,64,16,16]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_image_k42_group_norm_stats", "%115 group_norm_stats [B,8,2]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_image_k43_group_norm", "%116 group_norm [B,64,16,16]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_image_k44_relu", "%117 map:relu [B,64,16,16]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"seg_finetune_k116_id", "%119 map:id [B,64,16,2,16,2]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
+    {"seg_finetune_k118_concat", "%121 concat [B,96,32,32]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
+    {"seg_finetune_k121_conv2d", "%124 conv2d [B,32,32,32]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_image_k17_group_norm_stats", "%127 group_norm_stats [B,8,2]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_image_k18_group_norm", "%128 group_norm [B,32,32,32]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_image_k19_relu", "%129 map:relu [B,32,32,32]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"seg_finetune_k128_id", "%131 map:id [B,32,32,2,32,2]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
+    {"seg_finetune_k130_concat", "%133 concat [B,64,64,64]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
+    {"seg_finetune_k133_conv2d", "%136 conv2d [B,32,64,64]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_image_k9_group_norm_stats", "%139 group_norm_stats [B,8,2]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_image_k10_group_norm", "%140 group_norm [B,32,64,64]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_image_k11_relu", "%141 map:relu [B,32,64,64]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"seg_finetune_k141_conv2d", "%144 conv2d [B,1,64,64]", "graphs/seg.lua:58", 0, 0, 0, 0, 0},
+    {"seg_finetune_k159_sigmoid", "%145 map:sigmoid [B,1,64,64]", "graphs/seg.lua:58", 0, 0, 0, 0, 0},
 };
-const reclf_prof_table reclf_profile_seg_predict = {74, prof};
+const reclf_prof_table reclf_profile_seg_predict = {61, prof};
 #define CALL(i, fl, by, call) do { double t0_ = reclf_prof_now(); call; prof[i].seconds += reclf_prof_now() - t0_; \
     prof[i].calls++; prof[i].flops += (fl); prof[i].bytes += (double)(by); } while (0)
 #else
@@ -108,78 +95,65 @@ static void forward(void *arena, const real *P, void *const *inputs, const long 
     real *A = arena; (void)A; (void)P; (void)inputs;
     CALL(0, (double)8192*B, sizeof(real)*((double)4096*B + (double)4096*B), convirt_image_k3_fused_scale_addc(A + 37748736 + 131072*B, (real *)inputs[0], B)); /* %3 fused:scale_addc [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
     CALL(1, (double)2359296*B, sizeof(real)*((double)131072*B + (double)4096*B + (double)288 + (double)32), convirt_image_k6_conv2d(A + 37748736, A + 37748736 + 131072*B, (real *)P + 0, (real *)P + 288, A + 0, B)); /* %6 conv2d [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(2, (double)131080*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_k11_fused_scale_sum(A + 37748736 + 262144*B, A + 37748736, B)); /* %11 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(3, (double)393240*B, sizeof(real)*((double)8*B + (double)131072*B + (double)8*B), convirt_image_k17_fused_rsqrt_addc_scale_sum(A + 37748736 + 262160*B, A + 37748736, A + 37748736 + 262144*B, B)); /* %17 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(4, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B + (double)8*B), convirt_image_k18_fused_mul_sub(A + 37748736 + 131072*B, A + 37748736, A + 37748736 + 262144*B, A + 37748736 + 262160*B, B)); /* %18 fused:mul_sub [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(5, (double)393216*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32 + (double)32), convirt_image_k24_fused_relu_add_mul(A + 37748736 + 262144*B, A + 37748736 + 131072*B, (real *)P + 320, (real *)P + 352, B)); /* %24 fused:relu_add_mul [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
-    CALL(6, (double)18874368*B, sizeof(real)*((double)32768*B + (double)131072*B + (double)9216 + (double)32), convirt_image_k27_conv2d(A + 37748736, A + 37748736 + 262144*B, (real *)P + 384, (real *)P + 9600, A + 0, B)); /* %27 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(7, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k32_fused_scale_sum(A + 37748736 + 65536*B, A + 37748736, B)); /* %32 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(8, (double)98328*B, sizeof(real)*((double)8*B + (double)32768*B + (double)8*B), convirt_image_k38_fused_rsqrt_addc_scale_sum(A + 37748736 + 65552*B, A + 37748736, A + 37748736 + 65536*B, B)); /* %38 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(9, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B), convirt_image_k39_fused_mul_sub(A + 37748736 + 32768*B, A + 37748736, A + 37748736 + 65536*B, A + 37748736 + 65552*B, B)); /* %39 fused:mul_sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(10, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_k45_fused_relu_add_mul(A + 37748736, A + 37748736 + 32768*B, (real *)P + 9632, (real *)P + 9664, B)); /* %45 fused:relu_add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
-    CALL(11, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216 + (double)32), convirt_image_k48_conv2d(A + 37748736 + 32768*B, A + 37748736, (real *)P + 9696, (real *)P + 18912, A + 0, B)); /* %48 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(12, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k32_fused_scale_sum(A + 37748736 + 98304*B, A + 37748736 + 32768*B, B)); /* %53 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(13, (double)98328*B, sizeof(real)*((double)8*B + (double)32768*B + (double)8*B), convirt_image_k38_fused_rsqrt_addc_scale_sum(A + 37748736 + 98320*B, A + 37748736 + 32768*B, A + 37748736 + 98304*B, B)); /* %59 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(14, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B), convirt_image_k39_fused_mul_sub(A + 37748736 + 65536*B, A + 37748736 + 32768*B, A + 37748736 + 98304*B, A + 37748736 + 98320*B, B)); /* %60 fused:mul_sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(15, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_k45_fused_relu_add_mul(A + 37748736 + 32768*B, A + 37748736 + 65536*B, (real *)P + 18944, (real *)P + 18976, B)); /* %66 fused:relu_add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
-    CALL(16, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216 + (double)32), convirt_image_k48_conv2d(A + 37748736 + 65536*B, A + 37748736 + 32768*B, (real *)P + 19008, (real *)P + 28224, A + 0, B)); /* %69 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(17, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k32_fused_scale_sum(A + 37748736 + 98304*B, A + 37748736 + 65536*B, B)); /* %74 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(18, (double)98328*B, sizeof(real)*((double)8*B + (double)32768*B + (double)8*B), convirt_image_k38_fused_rsqrt_addc_scale_sum(A + 37748736 + 98320*B, A + 37748736 + 65536*B, A + 37748736 + 98304*B, B)); /* %80 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(19, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B), convirt_image_k39_fused_mul_sub(A + 37748736 + 32768*B, A + 37748736 + 65536*B, A + 37748736 + 98304*B, A + 37748736 + 98320*B, B)); /* %81 fused:mul_sub [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(20, (double)131072*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_k88_fused_relu_add_add_mul(A + 37748736 + 163840*B, A + 37748736, A + 37748736 + 32768*B, (real *)P + 28256, (real *)P + 28288, B)); /* %88 fused:relu_add_add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
-    CALL(21, (double)9437184*B, sizeof(real)*((double)16384*B + (double)32768*B + (double)18432 + (double)64), convirt_image_k91_conv2d(A + 37748736 + 196608*B, A + 37748736 + 163840*B, (real *)P + 28320, (real *)P + 46752, A + 0, B)); /* %91 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(22, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k96_fused_scale_sum(A + 37748736 + 229376*B, A + 37748736 + 196608*B, B)); /* %96 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(23, (double)49176*B, sizeof(real)*((double)8*B + (double)16384*B + (double)8*B), convirt_image_k102_fused_rsqrt_addc_scale_sum(A + 37748736 + 229392*B, A + 37748736 + 196608*B, A + 37748736 + 229376*B, B)); /* %102 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(24, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B), convirt_image_k103_fused_mul_sub(A + 37748736 + 212992*B, A + 37748736 + 196608*B, A + 37748736 + 229376*B, A + 37748736 + 229392*B, B)); /* %103 fused:mul_sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(25, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_k109_fused_relu_add_mul(A + 37748736 + 196608*B, A + 37748736 + 212992*B, (real *)P + 46816, (real *)P + 46880, B)); /* %109 fused:relu_add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
-    CALL(26, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864 + (double)64), convirt_image_k112_conv2d(A + 37748736 + 212992*B, A + 37748736 + 196608*B, (real *)P + 46944, (real *)P + 83808, A + 0, B)); /* %112 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(27, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k96_fused_scale_sum(A + 37748736 + 245760*B, A + 37748736 + 212992*B, B)); /* %117 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(28, (double)49176*B, sizeof(real)*((double)8*B + (double)16384*B + (double)8*B), convirt_image_k102_fused_rsqrt_addc_scale_sum(A + 37748736 + 245776*B, A + 37748736 + 212992*B, A + 37748736 + 245760*B, B)); /* %123 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(29, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B), convirt_image_k103_fused_mul_sub(A + 37748736 + 229376*B, A + 37748736 + 212992*B, A + 37748736 + 245760*B, A + 37748736 + 245776*B, B)); /* %124 fused:mul_sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(30, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_k109_fused_relu_add_mul(A + 37748736 + 212992*B, A + 37748736 + 229376*B, (real *)P + 83872, (real *)P + 83936, B)); /* %130 fused:relu_add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
-    CALL(31, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864 + (double)64), convirt_image_k112_conv2d(A + 37748736 + 229376*B, A + 37748736 + 212992*B, (real *)P + 84000, (real *)P + 120864, A + 0, B)); /* %133 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(32, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k96_fused_scale_sum(A + 37748736 + 245760*B, A + 37748736 + 229376*B, B)); /* %138 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(33, (double)49176*B, sizeof(real)*((double)8*B + (double)16384*B + (double)8*B), convirt_image_k102_fused_rsqrt_addc_scale_sum(A + 37748736 + 245776*B, A + 37748736 + 229376*B, A + 37748736 + 245760*B, B)); /* %144 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(34, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B), convirt_image_k103_fused_mul_sub(A + 37748736 + 212992*B, A + 37748736 + 229376*B, A + 37748736 + 245760*B, A + 37748736 + 245776*B, B)); /* %145 fused:mul_sub [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(35, (double)65536*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_k152_fused_relu_add_add_mul(A + 37748736 + 229376*B, A + 37748736 + 196608*B, A + 37748736 + 212992*B, (real *)P + 120928, (real *)P + 120992, B)); /* %152 fused:relu_add_add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
-    CALL(36, (double)9437184*B, sizeof(real)*((double)8192*B + (double)16384*B + (double)73728 + (double)128), convirt_image_k155_conv2d(A + 37748736 + 245760*B, A + 37748736 + 229376*B, (real *)P + 121056, (real *)P + 194784, A + 0, B)); /* %155 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(37, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k160_fused_scale_sum(A + 37748736 + 196608*B, A + 37748736 + 245760*B, B)); /* %160 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(38, (double)24600*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8*B), convirt_image_k166_fused_rsqrt_addc_scale_sum(A + 37748736 + 196624*B, A + 37748736 + 245760*B, A + 37748736 + 196608*B, B)); /* %166 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(39, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B), convirt_image_k167_fused_mul_sub(A + 37748736 + 253952*B, A + 37748736 + 245760*B, A + 37748736 + 196608*B, A + 37748736 + 196624*B, B)); /* %167 fused:mul_sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(40, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_k173_fused_relu_add_mul(A + 37748736 + 245760*B, A + 37748736 + 253952*B, (real *)P + 194912, (real *)P + 195040, B)); /* %173 fused:relu_add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
-    CALL(41, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456 + (double)128), convirt_image_k176_conv2d(A + 37748736 + 253952*B, A + 37748736 + 245760*B, (real *)P + 195168, (real *)P + 342624, A + 0, B)); /* %176 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(42, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k160_fused_scale_sum(A + 37748736 + 204800*B, A + 37748736 + 253952*B, B)); /* %181 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(43, (double)24600*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8*B), convirt_image_k166_fused_rsqrt_addc_scale_sum(A + 37748736 + 204816*B, A + 37748736 + 253952*B, A + 37748736 + 204800*B, B)); /* %187 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(44, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B), convirt_image_k167_fused_mul_sub(A + 37748736 + 196608*B, A + 37748736 + 253952*B, A + 37748736 + 204800*B, A + 37748736 + 204816*B, B)); /* %188 fused:mul_sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(45, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_k173_fused_relu_add_mul(A + 37748736 + 253952*B, A + 37748736 + 196608*B, (real *)P + 342752, (real *)P + 342880, B)); /* %194 fused:relu_add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
-    CALL(46, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456 + (double)128), convirt_image_k176_conv2d(A + 37748736 + 196608*B, A + 37748736 + 253952*B, (real *)P + 343008, (real *)P + 490464, A + 0, B)); /* %197 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(47, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k160_fused_scale_sum(A + 37748736 + 204800*B, A + 37748736 + 196608*B, B)); /* %202 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(48, (double)24600*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8*B), convirt_image_k166_fused_rsqrt_addc_scale_sum(A + 37748736 + 204816*B, A + 37748736 + 196608*B, A + 37748736 + 204800*B, B)); /* %208 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(49, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B), convirt_image_k167_fused_mul_sub(A + 37748736 + 253952*B, A + 37748736 + 196608*B, A + 37748736 + 204800*B, A + 37748736 + 204816*B, B)); /* %209 fused:mul_sub [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(50, (double)32768*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_k216_fused_relu_add_add_mul(A + 37748736, A + 37748736 + 245760*B, A + 37748736 + 253952*B, (real *)P + 490592, (real *)P + 490720, B)); /* %216 fused:relu_add_add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
-    CALL(51, (double)32768*B, sizeof(real)*((double)32768*B + (double)8192*B), seg_finetune_k234_id(A + 37748736 + 196608*B, A + 37748736, B)); /* %237 map:id [B,128,8,2,8,2]  graphs/lib/unet.lua:15 */
-    CALL(52, 0, sizeof(real)*((double)49152*B + (double)32768*B + (double)16384*B), seg_finetune_k236_concat(A + 37748736, A + 37748736 + 196608*B, A + 37748736 + 229376*B, B)); /* %239 concat [B,192,16,16]  graphs/lib/unet.lua:15 */
-    CALL(53, (double)56623104*B, sizeof(real)*((double)16384*B + (double)49152*B + (double)110592 + (double)64), seg_finetune_k239_conv2d(A + 37748736 + 196608*B, A + 37748736, (real *)P + 523872, (real *)P + 634464, A + 0, B)); /* %242 conv2d [B,64,16,16]  graphs/lib/unet.lua:16 */
-    CALL(54, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k96_fused_scale_sum(A + 37748736 + 229376*B, A + 37748736 + 196608*B, B)); /* %247 fused:scale_sum [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(55, (double)49176*B, sizeof(real)*((double)8*B + (double)16384*B + (double)8*B), convirt_image_k102_fused_rsqrt_addc_scale_sum(A + 37748736 + 229392*B, A + 37748736 + 196608*B, A + 37748736 + 229376*B, B)); /* %253 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(56, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B), convirt_image_k103_fused_mul_sub(A + 37748736 + 212992*B, A + 37748736 + 196608*B, A + 37748736 + 229376*B, A + 37748736 + 229392*B, B)); /* %254 fused:mul_sub [B,8,2048]  graphs/lib/unet.lua:17 */
-    CALL(57, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_k109_fused_relu_add_mul(A + 37748736 + 196608*B, A + 37748736 + 212992*B, (real *)P + 634528, (real *)P + 634592, B)); /* %260 fused:relu_add_mul [B,64,16,16]  graphs/lib/unet.lua:17 */
-    CALL(58, (double)65536*B, sizeof(real)*((double)65536*B + (double)16384*B), seg_finetune_k259_id(A + 37748736 + 98304*B, A + 37748736 + 196608*B, B)); /* %262 map:id [B,64,16,2,16,2]  graphs/lib/unet.lua:15 */
-    CALL(59, 0, sizeof(real)*((double)98304*B + (double)65536*B + (double)32768*B), seg_finetune_k261_concat(A + 37748736, A + 37748736 + 98304*B, A + 37748736 + 163840*B, B)); /* %264 concat [B,96,32,32]  graphs/lib/unet.lua:15 */
-    CALL(60, (double)56623104*B, sizeof(real)*((double)32768*B + (double)98304*B + (double)27648 + (double)32), seg_finetune_k264_conv2d(A + 37748736 + 98304*B, A + 37748736, (real *)P + 634656, (real *)P + 662304, A + 0, B)); /* %267 conv2d [B,32,32,32]  graphs/lib/unet.lua:16 */
-    CALL(61, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k32_fused_scale_sum(A + 37748736 + 32768*B, A + 37748736 + 98304*B, B)); /* %272 fused:scale_sum [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(62, (double)98328*B, sizeof(real)*((double)8*B + (double)32768*B + (double)8*B), convirt_image_k38_fused_rsqrt_addc_scale_sum(A + 37748736 + 32784*B, A + 37748736 + 98304*B, A + 37748736 + 32768*B, B)); /* %278 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(63, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B), convirt_image_k39_fused_mul_sub(A + 37748736, A + 37748736 + 98304*B, A + 37748736 + 32768*B, A + 37748736 + 32784*B, B)); /* %279 fused:mul_sub [B,8,4096]  graphs/lib/unet.lua:17 */
-    CALL(64, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_k45_fused_relu_add_mul(A + 37748736 + 32768*B, A + 37748736, (real *)P + 662336, (real *)P + 662368, B)); /* %285 fused:relu_add_mul [B,32,32,32]  graphs/lib/unet.lua:17 */
-    CALL(65, (double)131072*B, sizeof(real)*((double)131072*B + (double)32768*B), seg_finetune_k284_id(A + 37748736 + 393216*B, A + 37748736 + 32768*B, B)); /* %287 map:id [B,32,32,2,32,2]  graphs/lib/unet.lua:15 */
-    CALL(66, 0, sizeof(real)*((double)262144*B + (double)131072*B + (double)131072*B), seg_finetune_k286_concat(A + 37748736, A + 37748736 + 393216*B, A + 37748736 + 262144*B, B)); /* %289 concat [B,64,64,64]  graphs/lib/unet.lua:15 */
-    CALL(67, (double)150994944*B, sizeof(real)*((double)131072*B + (double)262144*B + (double)18432 + (double)32), seg_finetune_k289_conv2d(A + 37748736 + 262144*B, A + 37748736, (real *)P + 662400, (real *)P + 680832, A + 0, B)); /* %292 conv2d [B,32,64,64]  graphs/lib/unet.lua:16 */
-    CALL(68, (double)131080*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_k11_fused_scale_sum(A + 37748736 + 131072*B, A + 37748736 + 262144*B, B)); /* %297 fused:scale_sum [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(69, (double)393240*B, sizeof(real)*((double)8*B + (double)131072*B + (double)8*B), convirt_image_k17_fused_rsqrt_addc_scale_sum(A + 37748736 + 131088*B, A + 37748736 + 262144*B, A + 37748736 + 131072*B, B)); /* %303 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(70, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B + (double)8*B), convirt_image_k18_fused_mul_sub(A + 37748736, A + 37748736 + 262144*B, A + 37748736 + 131072*B, A + 37748736 + 131088*B, B)); /* %304 fused:mul_sub [B,8,16384]  graphs/lib/unet.lua:17 */
-    CALL(71, (double)393216*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32 + (double)32), convirt_image_k24_fused_relu_add_mul(A + 37748736 + 131072*B, A + 37748736, (real *)P + 680864, (real *)P + 680896, B)); /* %310 fused:relu_add_mul [B,32,64,64]  graphs/lib/unet.lua:17 */
-    CALL(72, (double)262144*B, sizeof(real)*((double)4096*B + (double)131072*B + (double)32 + (double)1), seg_finetune_k310_conv2d(A + 37748736, A + 37748736 + 131072*B, (real *)P + 680928, (real *)P + 680960, B)); /* %313 conv2d [B,1,64,64]  graphs/seg.lua:58 */
-    CALL(73, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B), seg_finetune_k328_sigmoid(A + 37748736 + 4096*B, A + 37748736, B)); /* %314 map:sigmoid [B,1,64,64]  graphs/seg.lua:58 */
+    CALL(2, (double)524288*B, sizeof(real)*((double)16*B + (double)131072*B), convirt_image_k9_group_norm_stats(A + 37748736 + 262144*B, A + 37748736, B)); /* %9 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(3, (double)524288*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)16*B + (double)32 + (double)32), convirt_image_k10_group_norm(A + 37748736 + 131072*B, A + 37748736, A + 37748736 + 262144*B, (real *)P + 320, (real *)P + 352, B)); /* %10 group_norm [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(4, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), convirt_image_k11_relu(A + 37748736 + 262144*B, A + 37748736 + 131072*B, B)); /* %11 map:relu [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
+    CALL(5, (double)18874368*B, sizeof(real)*((double)32768*B + (double)131072*B + (double)9216 + (double)32), convirt_image_k14_conv2d(A + 37748736, A + 37748736 + 262144*B, (real *)P + 384, (real *)P + 9600, A + 0, B)); /* %14 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(6, (double)131072*B, sizeof(real)*((double)16*B + (double)32768*B), convirt_image_k17_group_norm_stats(A + 37748736 + 65536*B, A + 37748736, B)); /* %17 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(7, (double)131072*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)32), convirt_image_k18_group_norm(A + 37748736 + 32768*B, A + 37748736, A + 37748736 + 65536*B, (real *)P + 9632, (real *)P + 9664, B)); /* %18 group_norm [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(8, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_k19_relu(A + 37748736, A + 37748736 + 32768*B, B)); /* %19 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
+    CALL(9, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216 + (double)32), convirt_image_k22_conv2d(A + 37748736 + 32768*B, A + 37748736, (real *)P + 9696, (real *)P + 18912, A + 0, B)); /* %22 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(10, (double)131072*B, sizeof(real)*((double)16*B + (double)32768*B), convirt_image_k17_group_norm_stats(A + 37748736 + 98304*B, A + 37748736 + 32768*B, B)); /* %25 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(11, (double)131072*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)32), convirt_image_k18_group_norm(A + 37748736 + 65536*B, A + 37748736 + 32768*B, A + 37748736 + 98304*B, (real *)P + 18944, (real *)P + 18976, B)); /* %26 group_norm [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(12, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_k19_relu(A + 37748736 + 32768*B, A + 37748736 + 65536*B, B)); /* %27 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
+    CALL(13, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216 + (double)32), convirt_image_k22_conv2d(A + 37748736 + 65536*B, A + 37748736 + 32768*B, (real *)P + 19008, (real *)P + 28224, A + 0, B)); /* %30 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(14, (double)131072*B, sizeof(real)*((double)16*B + (double)32768*B), convirt_image_k17_group_norm_stats(A + 37748736 + 98304*B, A + 37748736 + 65536*B, B)); /* %33 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(15, (double)131072*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)32), convirt_image_k18_group_norm(A + 37748736 + 32768*B, A + 37748736 + 65536*B, A + 37748736 + 98304*B, (real *)P + 28256, (real *)P + 28288, B)); /* %34 group_norm [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(16, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_k36_fused_relu_add(A + 37748736 + 163840*B, A + 37748736, A + 37748736 + 32768*B, B)); /* %36 fused:relu_add [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
+    CALL(17, (double)9437184*B, sizeof(real)*((double)16384*B + (double)32768*B + (double)18432 + (double)64), convirt_image_k39_conv2d(A + 37748736 + 196608*B, A + 37748736 + 163840*B, (real *)P + 28320, (real *)P + 46752, A + 0, B)); /* %39 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(18, (double)65536*B, sizeof(real)*((double)16*B + (double)16384*B), convirt_image_k42_group_norm_stats(A + 37748736 + 229376*B, A + 37748736 + 196608*B, B)); /* %42 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(19, (double)65536*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)64), convirt_image_k43_group_norm(A + 37748736 + 212992*B, A + 37748736 + 196608*B, A + 37748736 + 229376*B, (real *)P + 46816, (real *)P + 46880, B)); /* %43 group_norm [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(20, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_k44_relu(A + 37748736 + 196608*B, A + 37748736 + 212992*B, B)); /* %44 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
+    CALL(21, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864 + (double)64), convirt_image_k47_conv2d(A + 37748736 + 212992*B, A + 37748736 + 196608*B, (real *)P + 46944, (real *)P + 83808, A + 0, B)); /* %47 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(22, (double)65536*B, sizeof(real)*((double)16*B + (double)16384*B), convirt_image_k42_group_norm_stats(A + 37748736 + 245760*B, A + 37748736 + 212992*B, B)); /* %50 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(23, (double)65536*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)64), convirt_image_k43_group_norm(A + 37748736 + 229376*B, A + 37748736 + 212992*B, A + 37748736 + 245760*B, (real *)P + 83872, (real *)P + 83936, B)); /* %51 group_norm [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(24, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_k44_relu(A + 37748736 + 212992*B, A + 37748736 + 229376*B, B)); /* %52 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
+    CALL(25, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864 + (double)64), convirt_image_k47_conv2d(A + 37748736 + 229376*B, A + 37748736 + 212992*B, (real *)P + 84000, (real *)P + 120864, A + 0, B)); /* %55 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(26, (double)65536*B, sizeof(real)*((double)16*B + (double)16384*B), convirt_image_k42_group_norm_stats(A + 37748736 + 245760*B, A + 37748736 + 229376*B, B)); /* %58 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(27, (double)65536*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)64), convirt_image_k43_group_norm(A + 37748736 + 212992*B, A + 37748736 + 229376*B, A + 37748736 + 245760*B, (real *)P + 120928, (real *)P + 120992, B)); /* %59 group_norm [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(28, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_k61_fused_relu_add(A + 37748736 + 229376*B, A + 37748736 + 196608*B, A + 37748736 + 212992*B, B)); /* %61 fused:relu_add [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
+    CALL(29, (double)9437184*B, sizeof(real)*((double)8192*B + (double)16384*B + (double)73728 + (double)128), convirt_image_k64_conv2d(A + 37748736 + 245760*B, A + 37748736 + 229376*B, (real *)P + 121056, (real *)P + 194784, A + 0, B)); /* %64 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(30, (double)32768*B, sizeof(real)*((double)16*B + (double)8192*B), convirt_image_k67_group_norm_stats(A + 37748736 + 196608*B, A + 37748736 + 245760*B, B)); /* %67 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(31, (double)32768*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)128), convirt_image_k68_group_norm(A + 37748736 + 253952*B, A + 37748736 + 245760*B, A + 37748736 + 196608*B, (real *)P + 194912, (real *)P + 195040, B)); /* %68 group_norm [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(32, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k69_relu(A + 37748736 + 245760*B, A + 37748736 + 253952*B, B)); /* %69 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
+    CALL(33, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456 + (double)128), convirt_image_k72_conv2d(A + 37748736 + 253952*B, A + 37748736 + 245760*B, (real *)P + 195168, (real *)P + 342624, A + 0, B)); /* %72 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(34, (double)32768*B, sizeof(real)*((double)16*B + (double)8192*B), convirt_image_k67_group_norm_stats(A + 37748736 + 204800*B, A + 37748736 + 253952*B, B)); /* %75 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(35, (double)32768*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)128), convirt_image_k68_group_norm(A + 37748736 + 196608*B, A + 37748736 + 253952*B, A + 37748736 + 204800*B, (real *)P + 342752, (real *)P + 342880, B)); /* %76 group_norm [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(36, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k69_relu(A + 37748736 + 253952*B, A + 37748736 + 196608*B, B)); /* %77 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
+    CALL(37, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456 + (double)128), convirt_image_k72_conv2d(A + 37748736 + 196608*B, A + 37748736 + 253952*B, (real *)P + 343008, (real *)P + 490464, A + 0, B)); /* %80 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(38, (double)32768*B, sizeof(real)*((double)16*B + (double)8192*B), convirt_image_k67_group_norm_stats(A + 37748736 + 204800*B, A + 37748736 + 196608*B, B)); /* %83 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(39, (double)32768*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)128), convirt_image_k68_group_norm(A + 37748736 + 253952*B, A + 37748736 + 196608*B, A + 37748736 + 204800*B, (real *)P + 490592, (real *)P + 490720, B)); /* %84 group_norm [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(40, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_k86_fused_relu_add(A + 37748736, A + 37748736 + 245760*B, A + 37748736 + 253952*B, B)); /* %86 fused:relu_add [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
+    CALL(41, (double)32768*B, sizeof(real)*((double)32768*B + (double)8192*B), seg_finetune_k104_id(A + 37748736 + 196608*B, A + 37748736, B)); /* %107 map:id [B,128,8,2,8,2]  graphs/lib/unet.lua:15 */
+    CALL(42, 0, sizeof(real)*((double)49152*B + (double)32768*B + (double)16384*B), seg_finetune_k106_concat(A + 37748736, A + 37748736 + 196608*B, A + 37748736 + 229376*B, B)); /* %109 concat [B,192,16,16]  graphs/lib/unet.lua:15 */
+    CALL(43, (double)56623104*B, sizeof(real)*((double)16384*B + (double)49152*B + (double)110592 + (double)64), seg_finetune_k109_conv2d(A + 37748736 + 196608*B, A + 37748736, (real *)P + 523872, (real *)P + 634464, A + 0, B)); /* %112 conv2d [B,64,16,16]  graphs/lib/unet.lua:16 */
+    CALL(44, (double)65536*B, sizeof(real)*((double)16*B + (double)16384*B), convirt_image_k42_group_norm_stats(A + 37748736 + 229376*B, A + 37748736 + 196608*B, B)); /* %115 group_norm_stats [B,8,2]  graphs/lib/unet.lua:17 */
+    CALL(45, (double)65536*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)64), convirt_image_k43_group_norm(A + 37748736 + 212992*B, A + 37748736 + 196608*B, A + 37748736 + 229376*B, (real *)P + 634528, (real *)P + 634592, B)); /* %116 group_norm [B,64,16,16]  graphs/lib/unet.lua:17 */
+    CALL(46, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_k44_relu(A + 37748736 + 196608*B, A + 37748736 + 212992*B, B)); /* %117 map:relu [B,64,16,16]  graphs/lib/unet.lua:17 */
+    CALL(47, (double)65536*B, sizeof(real)*((double)65536*B + (double)16384*B), seg_finetune_k116_id(A + 37748736 + 98304*B, A + 37748736 + 196608*B, B)); /* %119 map:id [B,64,16,2,16,2]  graphs/lib/unet.lua:15 */
+    CALL(48, 0, sizeof(real)*((double)98304*B + (double)65536*B + (double)32768*B), seg_finetune_k118_concat(A + 37748736, A + 37748736 + 98304*B, A + 37748736 + 163840*B, B)); /* %121 concat [B,96,32,32]  graphs/lib/unet.lua:15 */
+    CALL(49, (double)56623104*B, sizeof(real)*((double)32768*B + (double)98304*B + (double)27648 + (double)32), seg_finetune_k121_conv2d(A + 37748736 + 98304*B, A + 37748736, (real *)P + 634656, (real *)P + 662304, A + 0, B)); /* %124 conv2d [B,32,32,32]  graphs/lib/unet.lua:16 */
+    CALL(50, (double)131072*B, sizeof(real)*((double)16*B + (double)32768*B), convirt_image_k17_group_norm_stats(A + 37748736 + 32768*B, A + 37748736 + 98304*B, B)); /* %127 group_norm_stats [B,8,2]  graphs/lib/unet.lua:17 */
+    CALL(51, (double)131072*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)32), convirt_image_k18_group_norm(A + 37748736, A + 37748736 + 98304*B, A + 37748736 + 32768*B, (real *)P + 662336, (real *)P + 662368, B)); /* %128 group_norm [B,32,32,32]  graphs/lib/unet.lua:17 */
+    CALL(52, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_k19_relu(A + 37748736 + 32768*B, A + 37748736, B)); /* %129 map:relu [B,32,32,32]  graphs/lib/unet.lua:17 */
+    CALL(53, (double)131072*B, sizeof(real)*((double)131072*B + (double)32768*B), seg_finetune_k128_id(A + 37748736 + 393216*B, A + 37748736 + 32768*B, B)); /* %131 map:id [B,32,32,2,32,2]  graphs/lib/unet.lua:15 */
+    CALL(54, 0, sizeof(real)*((double)262144*B + (double)131072*B + (double)131072*B), seg_finetune_k130_concat(A + 37748736, A + 37748736 + 393216*B, A + 37748736 + 262144*B, B)); /* %133 concat [B,64,64,64]  graphs/lib/unet.lua:15 */
+    CALL(55, (double)150994944*B, sizeof(real)*((double)131072*B + (double)262144*B + (double)18432 + (double)32), seg_finetune_k133_conv2d(A + 37748736 + 262144*B, A + 37748736, (real *)P + 662400, (real *)P + 680832, A + 0, B)); /* %136 conv2d [B,32,64,64]  graphs/lib/unet.lua:16 */
+    CALL(56, (double)524288*B, sizeof(real)*((double)16*B + (double)131072*B), convirt_image_k9_group_norm_stats(A + 37748736 + 131072*B, A + 37748736 + 262144*B, B)); /* %139 group_norm_stats [B,8,2]  graphs/lib/unet.lua:17 */
+    CALL(57, (double)524288*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)16*B + (double)32 + (double)32), convirt_image_k10_group_norm(A + 37748736, A + 37748736 + 262144*B, A + 37748736 + 131072*B, (real *)P + 680864, (real *)P + 680896, B)); /* %140 group_norm [B,32,64,64]  graphs/lib/unet.lua:17 */
+    CALL(58, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), convirt_image_k11_relu(A + 37748736 + 131072*B, A + 37748736, B)); /* %141 map:relu [B,32,64,64]  graphs/lib/unet.lua:17 */
+    CALL(59, (double)262144*B, sizeof(real)*((double)4096*B + (double)131072*B + (double)32 + (double)1), seg_finetune_k141_conv2d(A + 37748736, A + 37748736 + 131072*B, (real *)P + 680928, (real *)P + 680960, B)); /* %144 conv2d [B,1,64,64]  graphs/seg.lua:58 */
+    CALL(60, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B), seg_finetune_k159_sigmoid(A + 37748736 + 4096*B, A + 37748736, B)); /* %145 map:sigmoid [B,1,64,64]  graphs/seg.lua:58 */
 }
 
 static void backward(void *arena, real *grads, const real *P, void *const *inputs, real *const *input_grads, const long *dims) {

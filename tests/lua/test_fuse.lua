@@ -98,6 +98,21 @@ function T.cheap_value_read_twice_is_recomputed(t)
   t.eq(count(kinds(g2), "exp"), 1, table.concat(kinds(g2), " "))
 end
 
+-- GroupNorm with its affine parameters: one pass for the statistics and one to normalise, and
+-- in the backward one pass for the per-channel sums and one for dx (compiler/ops/norm.lua)
+function T.group_norm_is_two_passes_each_way(t)
+  local g = t.compile_optimized(function(g)
+    local B = g.dim("B")
+    local x = g.input("x", { B, 6, 4, 5 }, { grad = true })
+    local y = g.group_norm(x, 3, g.param("gn.weight", { 6 }), g.param("gn.bias", { 6 }))
+    g.loss(g.sum_all(y * g.input("r", { B, 6, 4, 5 })))
+  end, "gn_passes")
+  local k = kinds(g)
+  for _, op in ipairs({ "group_norm_stats", "group_norm", "group_norm_sums", "group_norm_grad_x" }) do
+    t.eq(count(k, op), 1, op .. " in " .. table.concat(k, " "))
+  end
+end
+
 function T.reductions_across_rows_keep_their_kernel(t)
   local g = t.compile_optimized(function(g)
     local B = g.dim("B")
