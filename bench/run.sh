@@ -10,7 +10,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 unset OPENBLAS_CORETYPE OPENBLAS_L2_SIZE
-export OMP_WAIT_POLICY=passive
+# both sides wait for work the way bin/reclf does by default (runtime/main.c): a short spin
+unset OMP_WAIT_POLICY
+export GOMP_SPINCOUNT=1000
 steps=${BENCH_STEPS:-12}; warm=${BENCH_WARMUP:-3}; batch=${BENCH_BATCH:-32}
 out=bench/results; mkdir -p "$out"; tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 py=/usr/bin/python3

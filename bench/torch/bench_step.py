@@ -168,7 +168,7 @@ def main():
         "allocator": ("glibc-tuned (" + " ".join(f"{k}={v}" for k, v in TUNED_ENV.items()) + ")")
         if os.environ.get(MARK) == "1" else "glibc-default",
         "malloc": malloc_info(),
-        "env": {k: v for k, v in os.environ.items() if k.startswith(("OPENBLAS", "OMP_", "MALLOC_"))},
+        "env": {k: v for k, v in os.environ.items() if k.startswith(("OPENBLAS", "OMP_", "GOMP_", "MALLOC_"))},
         "python": platform.python_version(),
         "host_cpus": os.cpu_count(),
     }
