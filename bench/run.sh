@@ -6,14 +6,16 @@
 # OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE are unset for every measurement here, for both sides
 # alike (older OpenBLAS builds need them on this CPU for correctness in general use; the sgemm
 # kernels used here are the same either way, and with them set OpenBLAS runs ~20% slower).
-# Settings: BENCH_STEPS (timed steps, default 12), BENCH_WARMUP (3), BENCH_BATCH (32).
+# Settings: BENCH_STEPS (timed steps, default 12), BENCH_WARMUP (3), BENCH_BATCH (32),
+# BENCH_REPEATS (3): every measurement is repeated, ours and PyTorch's interleaved, and the
+# tables show the median of the repeats' medians (the machine may be shared and noisy).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 unset OPENBLAS_CORETYPE OPENBLAS_L2_SIZE
 # both sides wait for work the way bin/reclf does by default (runtime/main.c): a short spin
 unset OMP_WAIT_POLICY
 export GOMP_SPINCOUNT=1000
-steps=${BENCH_STEPS:-12}; warm=${BENCH_WARMUP:-3}; batch=${BENCH_BATCH:-32}
+steps=${BENCH_STEPS:-12}; warm=${BENCH_WARMUP:-3}; batch=${BENCH_BATCH:-32}; repeats=${BENCH_REPEATS:-3}
 out=bench/results; mkdir -p "$out"; tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 py=/usr/bin/python3
 
@@ -29,40 +31,48 @@ t2=$(date +%s.%N)
 gen_s=$(echo "$t1 - $t0" | bc); cc_s=$(echo "$t2 - $t1" | bc)
 echo "make generate (all graphs): ${gen_s} s; cc -O3 of all of generated/ (one core): ${cc_s} s"
 
+for rep in $(seq 1 "$repeats"); do
 for th in 1 2; do
-  echo "== reclf step, ours, $th thread(s)"
-  OMP_NUM_THREADS=$th bin/bench-step --model reclf --batch "$batch" --steps "$steps" --warmup "$warm" --top 40 --json "$tmp/ours_reclf_$th.json" | tee "$tmp/ours_reclf_$th.txt"
+  r=${th}_r$rep; top=0; [ "$rep" = 1 ] && top=40
+  echo "== reclf step, ours, $th thread(s) (repeat $rep of $repeats)"
+  OMP_NUM_THREADS=$th bin/bench-step --model reclf --batch "$batch" --steps "$steps" --warmup "$warm" --top $top --json "$tmp/ours_reclf_$r.json" | tee "$tmp/ours_reclf_$r.txt"
   echo "== reclf step, ours unfused (--no-fuse), $th thread(s)"
-  OMP_NUM_THREADS=$th bin/bench-step-unfused --model reclf --batch "$batch" --steps "$steps" --warmup "$warm" --top 0 --json "$tmp/unfused_reclf_$th.json" | head -3
+  OMP_NUM_THREADS=$th bin/bench-step-unfused --model reclf --batch "$batch" --steps "$steps" --warmup "$warm" --top 0 --json "$tmp/unfused_reclf_$r.json" | head -3
   echo "== convirt step, ours, $th thread(s)"
-  OMP_NUM_THREADS=$th bin/bench-step --model convirt --batch "$batch" --steps "$steps" --warmup "$warm" --top 0 --json "$tmp/ours_convirt_$th.json" | head -3
+  OMP_NUM_THREADS=$th bin/bench-step --model convirt --batch "$batch" --steps "$steps" --warmup "$warm" --top 0 --json "$tmp/ours_convirt_$r.json" | head -3
   for model in reclf convirt; do
     for alloc in plain tuned; do
       echo "== $model step, PyTorch ($alloc allocator), $th thread(s)"
       flag=""; [ $alloc = tuned ] && flag="--tuned-allocator"
       $py bench/torch/bench_step.py --model $model --threads $th --batch "$batch" --steps "$steps" --warmup "$warm" $flag \
-        --json "$tmp/torch_${model}_${alloc}_$th.json" | tail -2
+        --json "$tmp/torch_${model}_${alloc}_$r.json" | tail -2
     done
   done
 done
+done
 
-$py - "$tmp" "$out" "$gen_s" "$cc_s" <<'PY'
-import json, os, sys
-tmp, out, gen_s, cc_s = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
+$py - "$tmp" "$out" "$gen_s" "$cc_s" "$repeats" <<'PY'
+import json, os, statistics, sys
+tmp, out, gen_s, cc_s, repeats = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5])
 def load(name):
     p = os.path.join(tmp, name)
     return json.load(open(p)) if os.path.exists(p) else None
 res = {"compile": {"generate_s": gen_s, "cc_generated_s": cc_s}, "runs": {}}
 for f in sorted(os.listdir(tmp)):
     if f.endswith(".json"): res["runs"][f[:-5]] = load(f)
-json.dump(res, open(os.path.join(out, "bench.json"), "w"), indent=1)
 R = res["runs"]
-def ms(k): return R[k]["median_ms"] if R.get(k) else float("nan")
+def reps(k): return [R[f"{k}_r{i}"] for i in range(1, repeats + 1) if R.get(f"{k}_r{i}")]
+def ms(k):  # the median of the repeats' median step times
+    v = [r["median_ms"] for r in reps(k)]
+    return statistics.median(v) if v else float("nan")
 def rss(k):
-    r = R.get(k)
-    return (r.get("peak_rss_mib") or r.get("peak_rss_MiB") or r.get("peak_rss")) if r else float("nan")
+    v = [r.get("peak_rss_mib") or r.get("peak_rss_MiB") or r.get("peak_rss") for r in reps(k)]
+    return max(v) if v else float("nan")
+res["median_of_repeats_ms"] = {k: ms(k) for k in sorted({f.rsplit("_r", 1)[0] for f in R})}
+json.dump(res, open(os.path.join(out, "bench.json"), "w"), indent=1)
 lines = ["# make bench", "",
-         "Training step at batch 32 (forward, backward, clipping, AdamW), median over the timed steps after warm-up;",
+         "Training step at batch 32 (forward, backward, clipping, AdamW), median over the timed steps after warm-up,",
+         f"then the median over {repeats} repeats run interleaved with PyTorch's; GOMP_SPINCOUNT=1000 for both sides;",
          "OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset for both sides. Ratios > 1 mean reclf is faster.", "",
          "| model | threads | reclf ms | unfused ms | PyTorch plain ms | PyTorch tuned ms | vs plain | vs tuned | reclf RSS MiB | PyTorch RSS MiB |",
          "|---|---|---|---|---|---|---|---|---|---|"]
@@ -72,7 +82,7 @@ for model in ["reclf", "convirt"]:
         tp, tt = ms(f"torch_{model}_plain_{th}"), ms(f"torch_{model}_tuned_{th}")
         lines.append(f"| {model} | {th} | {o:.0f} | {u:.0f} | {tp:.0f} | {tt:.0f} | {tp/o:.2f}x | {tt/o:.2f}x | {rss(f'ours_{model}_{th}'):.0f} | {rss(f'torch_{model}_tuned_{th}'):.0f} |")
 o1, o2 = ms("ours_reclf_1"), ms("ours_reclf_2")
-r = R.get("ours_reclf_2") or {}
+r = R.get("ours_reclf_2_r1") or {}
 lines += ["", f"Fused against unfused (2 threads): {ms('unfused_reclf_2')/o2:.2f}x. Two threads against one: {o1/o2:.2f}x.",
           f"Step FLOPs counted by the compiler: {r.get('step_gflop', 0):.2f} GFLOP; {r.get('step_gflop', 0)/o2*1e3:.0f} GFLOP/s at 2 threads, "
           f"{100*r.get('step_gflop', 0)/o2*1e3/max(r.get('sgemm_gflops', 1), 1):.0f}% of the sgemm peak measured in the same run ({r.get('sgemm_gflops', 0):.0f} GFLOP/s).",
