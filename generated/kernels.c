@@ -2,6 +2,7 @@
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
+#include <omp.h>
 #include <cblas.h>
 #include "graph_abi.h"
 #include "kernels.h"
@@ -124,12 +125,20 @@ void convirt_features_loss_k15_mul(real *restrict out, const real *restrict in0,
  *   %17 matmul+scale [T,B]   graphs/lib/losses.lua:21
  *   ... and 9 more */
 void convirt_features_loss_k17_matmul_scale(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    long panel = 131072 / (B); if (panel < 64) panel = 64;
-    for (long r0 = 0; r0 < T; r0 += panel) {
-        const long pm = T - r0 < panel ? T - r0 : panel;
+    const long m_rows = T, n_thr = omp_get_max_threads();
+    long np = (m_rows*(B) + 131071) / 131072;
+    if (np < n_thr) np = n_thr;
+    np = (np + n_thr - 1) / n_thr * n_thr;
+    if (m_rows < 8*n_thr) np = 1;
+    const long panel = (m_rows + np - 1) / np;
+    #pragma omp parallel for schedule(static) if(np > 1 && (double)m_rows*(B)*(128) > 1e6)
+    for (long pi = 0; pi < np; pi++) {
+        const long r0 = pi*panel;
+        if (r0 >= m_rows) continue;
+        const long pm = m_rows - r0 < panel ? m_rows - r0 : panel;
         GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, B, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*B, B);
         /* epilogue (scale), in place while the block is in cache */
-        #pragma omp parallel for if(pm*(B) > 32768)
+        /* (the panel loop holds the threads) */
         for (long r = r0; r < r0 + pm; r++) {
             real *o = out + 0 + r*B;
             #pragma omp simd
@@ -506,7 +515,19 @@ void convirt_features_loss_k90_fused_scale_add_add_add(real *restrict out, const
  *   %715 matmul [T,128] (backward)  graphs/lib/losses.lua:21
  *   ... and 4 more */
 void convirt_features_loss_k91_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 128, B, (real)1, in0 + 0, B, in1 + 0, 128, (real)0, out + 0, 128);
+    const long m_rows = T, n_thr = omp_get_max_threads();
+    long np = 1;
+    if (np < n_thr) np = n_thr;
+    np = (np + n_thr - 1) / n_thr * n_thr;
+    if (m_rows < 8*n_thr) np = 1;
+    const long panel = (m_rows + np - 1) / np;
+    #pragma omp parallel for schedule(static) if(np > 1 && (double)m_rows*(128)*(B) > 1e6)
+    for (long pi = 0; pi < np; pi++) {
+        const long r0 = pi*panel;
+        if (r0 >= m_rows) continue;
+        const long pm = m_rows - r0 < panel ? m_rows - r0 : panel;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, pm, 128, B, (real)1, in0 + r0*B, B, in1 + 0, 128, (real)0, out + r0*128, 128);
+    }
 }
 
 /* convirt_features_loss_k92_matmul:
@@ -518,7 +539,19 @@ void convirt_features_loss_k91_matmul(real *restrict out, const real *restrict i
  *   %716 matmul [B,128] (backward)  graphs/lib/losses.lua:21
  *   ... and 4 more */
 void convirt_features_loss_k92_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, B, 128, T, (real)1, in0 + 0, B, in1 + 0, 128, (real)0, out + 0, 128);
+    const long m_rows = B, n_thr = omp_get_max_threads();
+    long np = 1;
+    if (np < n_thr) np = n_thr;
+    np = (np + n_thr - 1) / n_thr * n_thr;
+    if (m_rows < 8*n_thr) np = 1;
+    const long panel = (m_rows + np - 1) / np;
+    #pragma omp parallel for schedule(static) if(np > 1 && (double)m_rows*(128)*(T) > 1e6)
+    for (long pi = 0; pi < np; pi++) {
+        const long r0 = pi*panel;
+        if (r0 >= m_rows) continue;
+        const long pm = m_rows - r0 < panel ? m_rows - r0 : panel;
+        GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, pm, 128, T, (real)1, in0 + r0, B, in1 + 0, 128, (real)0, out + r0*128, 128);
+    }
 }
 
 /* convirt_features_loss_k101_fused_mul_mul_sum_mul:
@@ -1256,13 +1289,21 @@ void convirt_image_k88_permute(real *restrict out, const real *restrict in0, lon
  *   %97 matmul+add [B,64,128]   graphs/lib/image_encoder.lua:34
  *   %97 matmul+add [B,64,128]   graphs/lib/image_encoder.lua:34 */
 void convirt_image_k94_matmul_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    long panel = 131072 / (128); if (panel < 64) panel = 64;
-    for (long r0 = 0; r0 < 64*B; r0 += panel) {
-        const long pm = 64*B - r0 < panel ? 64*B - r0 : panel;
+    const long m_rows = 64*B, n_thr = omp_get_max_threads();
+    long np = (m_rows*(128) + 131071) / 131072;
+    if (np < n_thr) np = n_thr;
+    np = (np + n_thr - 1) / n_thr * n_thr;
+    if (m_rows < 8*n_thr) np = 1;
+    const long panel = (m_rows + np - 1) / np;
+    #pragma omp parallel for schedule(static) if(np > 1 && (double)m_rows*(128)*(128) > 1e6)
+    for (long pi = 0; pi < np; pi++) {
+        const long r0 = pi*panel;
+        if (r0 >= m_rows) continue;
+        const long pm = m_rows - r0 < panel ? m_rows - r0 : panel;
         GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
         const long lb2 = 0;
         /* epilogue (add), in place while the block is in cache */
-        #pragma omp parallel for if(pm*(128) > 32768)
+        /* (the panel loop holds the threads) */
         for (long r = r0; r < r0 + pm; r++) {
             real *o = out + 0 + r*128;
             #pragma omp simd
@@ -1319,13 +1360,21 @@ void convirt_image_k97_scale(real *restrict out, const real *restrict in0, long 
  *   %104 matmul+add [B,128]   graphs/lib/image_encoder.lua:36
  *   ... and 1 more */
 void convirt_image_k101_matmul_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    long panel = 131072 / (128); if (panel < 64) panel = 64;
-    for (long r0 = 0; r0 < B; r0 += panel) {
-        const long pm = B - r0 < panel ? B - r0 : panel;
+    const long m_rows = B, n_thr = omp_get_max_threads();
+    long np = (m_rows*(128) + 131071) / 131072;
+    if (np < n_thr) np = n_thr;
+    np = (np + n_thr - 1) / n_thr * n_thr;
+    if (m_rows < 8*n_thr) np = 1;
+    const long panel = (m_rows + np - 1) / np;
+    #pragma omp parallel for schedule(static) if(np > 1 && (double)m_rows*(128)*(128) > 1e6)
+    for (long pi = 0; pi < np; pi++) {
+        const long r0 = pi*panel;
+        if (r0 >= m_rows) continue;
+        const long pm = m_rows - r0 < panel ? m_rows - r0 : panel;
         GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
         const long lb2 = 0;
         /* epilogue (add), in place while the block is in cache */
-        #pragma omp parallel for if(pm*(128) > 32768)
+        /* (the panel loop holds the threads) */
         for (long r = r0; r < r0 + pm; r++) {
             real *o = out + 0 + r*128;
             #pragma omp simd
@@ -1517,7 +1566,19 @@ void convirt_image_vjp_k128_sum(real *restrict out, const real *restrict in0, lo
  *   %1037 matmul [128,128] (backward)  graphs/lib/image_encoder.lua:36
  *   %1164 matmul [128,128] (backward)  graphs/lib/image_encoder.lua:36 */
 void convirt_image_vjp_k131_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, B, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
+    const long m_rows = 128, n_thr = omp_get_max_threads();
+    long np = 1;
+    if (np < n_thr) np = n_thr;
+    np = (np + n_thr - 1) / n_thr * n_thr;
+    if (m_rows < 8*n_thr) np = 1;
+    const long panel = (m_rows + np - 1) / np;
+    #pragma omp parallel for schedule(static) if(np > 1 && (double)m_rows*(128)*(B) > 1e6)
+    for (long pi = 0; pi < np; pi++) {
+        const long r0 = pi*panel;
+        if (r0 >= m_rows) continue;
+        const long pm = m_rows - r0 < panel ? m_rows - r0 : panel;
+        GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, pm, 128, B, (real)1, in0 + r0, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
+    }
 }
 
 /* convirt_image_vjp_k132_matmul_scale:
@@ -1529,12 +1590,20 @@ void convirt_image_vjp_k131_matmul(real *restrict out, const real *restrict in0,
  *   %1038 matmul+scale [B,128] (backward)  graphs/lib/image_encoder.lua:35
  *   %1165 matmul+scale [B,128] (backward)  graphs/lib/image_encoder.lua:35 */
 void convirt_image_vjp_k132_matmul_scale(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    long panel = 131072 / (128); if (panel < 64) panel = 64;
-    for (long r0 = 0; r0 < B; r0 += panel) {
-        const long pm = B - r0 < panel ? B - r0 : panel;
+    const long m_rows = B, n_thr = omp_get_max_threads();
+    long np = (m_rows*(128) + 131071) / 131072;
+    if (np < n_thr) np = n_thr;
+    np = (np + n_thr - 1) / n_thr * n_thr;
+    if (m_rows < 8*n_thr) np = 1;
+    const long panel = (m_rows + np - 1) / np;
+    #pragma omp parallel for schedule(static) if(np > 1 && (double)m_rows*(128)*(128) > 1e6)
+    for (long pi = 0; pi < np; pi++) {
+        const long r0 = pi*panel;
+        if (r0 >= m_rows) continue;
+        const long pm = m_rows - r0 < panel ? m_rows - r0 : panel;
         GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
         /* epilogue (scale), in place while the block is in cache */
-        #pragma omp parallel for if(pm*(128) > 32768)
+        /* (the panel loop holds the threads) */
         for (long r = r0; r < r0 + pm; r++) {
             real *o = out + 0 + r*128;
             #pragma omp simd
@@ -1594,7 +1663,19 @@ void convirt_image_vjp_k137_sum(real *restrict out, const real *restrict in0) {
  *   %1046 matmul [64*B,128] (backward)  graphs/lib/image_encoder.lua:34
  *   %1173 matmul [64*B,128] (backward)  graphs/lib/image_encoder.lua:34 */
 void convirt_image_vjp_k140_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64*B, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
+    const long m_rows = 64*B, n_thr = omp_get_max_threads();
+    long np = 1;
+    if (np < n_thr) np = n_thr;
+    np = (np + n_thr - 1) / n_thr * n_thr;
+    if (m_rows < 8*n_thr) np = 1;
+    const long panel = (m_rows + np - 1) / np;
+    #pragma omp parallel for schedule(static) if(np > 1 && (double)m_rows*(128)*(128) > 1e6)
+    for (long pi = 0; pi < np; pi++) {
+        const long r0 = pi*panel;
+        if (r0 >= m_rows) continue;
+        const long pm = m_rows - r0 < panel ? m_rows - r0 : panel;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
+    }
 }
 
 /* convirt_image_vjp_k141_matmul:
@@ -1604,7 +1685,19 @@ void convirt_image_vjp_k140_matmul(real *restrict out, const real *restrict in0,
  *   %1047 matmul [128,128] (backward)  graphs/lib/image_encoder.lua:34
  *   %1174 matmul [128,128] (backward)  graphs/lib/image_encoder.lua:34 */
 void convirt_image_vjp_k141_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, 64*B, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
+    const long m_rows = 128, n_thr = omp_get_max_threads();
+    long np = 1;
+    if (np < n_thr) np = n_thr;
+    np = (np + n_thr - 1) / n_thr * n_thr;
+    if (m_rows < 8*n_thr) np = 1;
+    const long panel = (m_rows + np - 1) / np;
+    #pragma omp parallel for schedule(static) if(np > 1 && (double)m_rows*(128)*(64*B) > 1e6)
+    for (long pi = 0; pi < np; pi++) {
+        const long r0 = pi*panel;
+        if (r0 >= m_rows) continue;
+        const long pm = m_rows - r0 < panel ? m_rows - r0 : panel;
+        GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, pm, 128, 64*B, (real)1, in0 + r0, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
+    }
 }
 
 /* convirt_image_vjp_k143_fused_add_id:
@@ -2932,13 +3025,21 @@ void convirt_k121_fused_add_mul(real *restrict out, const real *restrict in0, co
  *   %233 matmul+add [T,40,128]   graphs/lib/text_encoder.lua:14
  *   ... and 36 more */
 void convirt_k127_matmul_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
-    long panel = 131072 / (128); if (panel < 64) panel = 64;
-    for (long r0 = 0; r0 < 40*T; r0 += panel) {
-        const long pm = 40*T - r0 < panel ? 40*T - r0 : panel;
+    const long m_rows = 40*T, n_thr = omp_get_max_threads();
+    long np = (m_rows*(128) + 131071) / 131072;
+    if (np < n_thr) np = n_thr;
+    np = (np + n_thr - 1) / n_thr * n_thr;
+    if (m_rows < 8*n_thr) np = 1;
+    const long panel = (m_rows + np - 1) / np;
+    #pragma omp parallel for schedule(static) if(np > 1 && (double)m_rows*(128)*(128) > 1e6)
+    for (long pi = 0; pi < np; pi++) {
+        const long r0 = pi*panel;
+        if (r0 >= m_rows) continue;
+        const long pm = m_rows - r0 < panel ? m_rows - r0 : panel;
         GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
         const long lb2 = 0;
         /* epilogue (add), in place while the block is in cache */
-        #pragma omp parallel for if(pm*(128) > 32768)
+        /* (the panel loop holds the threads) */
         for (long r = r0; r < r0 + pm; r++) {
             real *o = out + 0 + r*128;
             #pragma omp simd
@@ -3147,7 +3248,19 @@ void convirt_k163_permute(real *restrict out, const real *restrict in0, long T) 
  *   %168 matmul [40*T,128]   graphs/lib/text_encoder.lua:23
  *   ... and 1 more */
 void convirt_k168_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 40*T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
+    const long m_rows = 40*T, n_thr = omp_get_max_threads();
+    long np = 1;
+    if (np < n_thr) np = n_thr;
+    np = (np + n_thr - 1) / n_thr * n_thr;
+    if (m_rows < 8*n_thr) np = 1;
+    const long panel = (m_rows + np - 1) / np;
+    #pragma omp parallel for schedule(static) if(np > 1 && (double)m_rows*(128)*(128) > 1e6)
+    for (long pi = 0; pi < np; pi++) {
+        const long r0 = pi*panel;
+        if (r0 >= m_rows) continue;
+        const long pm = m_rows - r0 < panel ? m_rows - r0 : panel;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
+    }
 }
 
 /* convirt_k171_fused_add_add_add:
@@ -3213,13 +3326,21 @@ void convirt_k176_sub(real *restrict out, const real *restrict in0, const real *
  *   %280 matmul+add [T,40,512]   graphs/lib/text_encoder.lua:24
  *   ... and 6 more */
 void convirt_k190_matmul_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
-    long panel = 131072 / (512); if (panel < 64) panel = 64;
-    for (long r0 = 0; r0 < 40*T; r0 += panel) {
-        const long pm = 40*T - r0 < panel ? 40*T - r0 : panel;
+    const long m_rows = 40*T, n_thr = omp_get_max_threads();
+    long np = (m_rows*(512) + 131071) / 131072;
+    if (np < n_thr) np = n_thr;
+    np = (np + n_thr - 1) / n_thr * n_thr;
+    if (m_rows < 8*n_thr) np = 1;
+    const long panel = (m_rows + np - 1) / np;
+    #pragma omp parallel for schedule(static) if(np > 1 && (double)m_rows*(512)*(128) > 1e6)
+    for (long pi = 0; pi < np; pi++) {
+        const long r0 = pi*panel;
+        if (r0 >= m_rows) continue;
+        const long pm = m_rows - r0 < panel ? m_rows - r0 : panel;
         GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 512, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*512, 512);
         const long lb2 = 0;
         /* epilogue (add), in place while the block is in cache */
-        #pragma omp parallel for if(pm*(512) > 32768)
+        /* (the panel loop holds the threads) */
         for (long r = r0; r < r0 + pm; r++) {
             real *o = out + 0 + r*512;
             #pragma omp simd
@@ -3253,14 +3374,22 @@ void convirt_k191_gelu(real *restrict out, const real *restrict in0, long T) {
  *   %186 matmul+add_add [T,40,128]   graphs/lib/text_encoder.lua:25
  *   ... and 8 more */
 void convirt_k198_matmul_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
-    long panel = 131072 / (128); if (panel < 64) panel = 64;
-    for (long r0 = 0; r0 < 40*T; r0 += panel) {
-        const long pm = 40*T - r0 < panel ? 40*T - r0 : panel;
+    const long m_rows = 40*T, n_thr = omp_get_max_threads();
+    long np = (m_rows*(128) + 131071) / 131072;
+    if (np < n_thr) np = n_thr;
+    np = (np + n_thr - 1) / n_thr * n_thr;
+    if (m_rows < 8*n_thr) np = 1;
+    const long panel = (m_rows + np - 1) / np;
+    #pragma omp parallel for schedule(static) if(np > 1 && (double)m_rows*(128)*(512) > 1e6)
+    for (long pi = 0; pi < np; pi++) {
+        const long r0 = pi*panel;
+        if (r0 >= m_rows) continue;
+        const long pm = m_rows - r0 < panel ? m_rows - r0 : panel;
         GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 128, 512, (real)1, in0 + r0*512, 512, in1 + 0, 512, (real)0, out + r0*128, 128);
         const long lb1 = 0;
         const long lb3 = 0;
         /* epilogue (add_add), in place while the block is in cache */
-        #pragma omp parallel for if(pm*(128) > 32768)
+        /* (the panel loop holds the threads) */
         for (long r = r0; r < r0 + pm; r++) {
             real *o = out + 0 + r*128;
             #pragma omp simd
@@ -3280,14 +3409,22 @@ void convirt_k198_matmul_add_add(real *restrict out, const real *restrict in0, c
  *   %261 matmul+add_add [T,40,128]   graphs/lib/text_encoder.lua:23
  *   ... and 1 more */
 void convirt_k261_matmul_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
-    long panel = 131072 / (128); if (panel < 64) panel = 64;
-    for (long r0 = 0; r0 < 40*T; r0 += panel) {
-        const long pm = 40*T - r0 < panel ? 40*T - r0 : panel;
+    const long m_rows = 40*T, n_thr = omp_get_max_threads();
+    long np = (m_rows*(128) + 131071) / 131072;
+    if (np < n_thr) np = n_thr;
+    np = (np + n_thr - 1) / n_thr * n_thr;
+    if (m_rows < 8*n_thr) np = 1;
+    const long panel = (m_rows + np - 1) / np;
+    #pragma omp parallel for schedule(static) if(np > 1 && (double)m_rows*(128)*(128) > 1e6)
+    for (long pi = 0; pi < np; pi++) {
+        const long r0 = pi*panel;
+        if (r0 >= m_rows) continue;
+        const long pm = m_rows - r0 < panel ? m_rows - r0 : panel;
         GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
         const long lb1 = 0;
         const long lb3 = 0;
         /* epilogue (add_add), in place while the block is in cache */
-        #pragma omp parallel for if(pm*(128) > 32768)
+        /* (the panel loop holds the threads) */
         for (long r = r0; r < r0 + pm; r++) {
             real *o = out + 0 + r*128;
             #pragma omp simd
@@ -3321,13 +3458,21 @@ void convirt_k302_slice(real *restrict out, const real *restrict in0, long T) {
  *   %307 matmul+add [T,128]   graphs/lib/text_encoder.lua:36
  *   ... and 1 more */
 void convirt_k307_matmul_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
-    long panel = 131072 / (128); if (panel < 64) panel = 64;
-    for (long r0 = 0; r0 < T; r0 += panel) {
-        const long pm = T - r0 < panel ? T - r0 : panel;
+    const long m_rows = T, n_thr = omp_get_max_threads();
+    long np = (m_rows*(128) + 131071) / 131072;
+    if (np < n_thr) np = n_thr;
+    np = (np + n_thr - 1) / n_thr * n_thr;
+    if (m_rows < 8*n_thr) np = 1;
+    const long panel = (m_rows + np - 1) / np;
+    #pragma omp parallel for schedule(static) if(np > 1 && (double)m_rows*(128)*(128) > 1e6)
+    for (long pi = 0; pi < np; pi++) {
+        const long r0 = pi*panel;
+        if (r0 >= m_rows) continue;
+        const long pm = m_rows - r0 < panel ? m_rows - r0 : panel;
         GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
         const long lb2 = 0;
         /* epilogue (add), in place while the block is in cache */
-        #pragma omp parallel for if(pm*(128) > 32768)
+        /* (the panel loop holds the threads) */
         for (long r = r0; r < r0 + pm; r++) {
             real *o = out + 0 + r*128;
             #pragma omp simd
@@ -3368,7 +3513,19 @@ void convirt_k462_sum(real *restrict out, const real *restrict in0, long T) {
  *   %229 matmul [T,128] (backward)  graphs/lib/irm.lua:10
  *   ... and 12 more */
 void convirt_k464_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
+    const long m_rows = T, n_thr = omp_get_max_threads();
+    long np = 1;
+    if (np < n_thr) np = n_thr;
+    np = (np + n_thr - 1) / n_thr * n_thr;
+    if (m_rows < 8*n_thr) np = 1;
+    const long panel = (m_rows + np - 1) / np;
+    #pragma omp parallel for schedule(static) if(np > 1 && (double)m_rows*(128)*(128) > 1e6)
+    for (long pi = 0; pi < np; pi++) {
+        const long r0 = pi*panel;
+        if (r0 >= m_rows) continue;
+        const long pm = m_rows - r0 < panel ? m_rows - r0 : panel;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
+    }
 }
 
 /* convirt_k465_matmul:
@@ -3380,7 +3537,19 @@ void convirt_k464_matmul(real *restrict out, const real *restrict in0, const rea
  *   %234 matmul [128,128] (backward)  graphs/lib/irm.lua:9
  *   ... and 10 more */
 void convirt_k465_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, T, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
+    const long m_rows = 128, n_thr = omp_get_max_threads();
+    long np = 1;
+    if (np < n_thr) np = n_thr;
+    np = (np + n_thr - 1) / n_thr * n_thr;
+    if (m_rows < 8*n_thr) np = 1;
+    const long panel = (m_rows + np - 1) / np;
+    #pragma omp parallel for schedule(static) if(np > 1 && (double)m_rows*(128)*(T) > 1e6)
+    for (long pi = 0; pi < np; pi++) {
+        const long r0 = pi*panel;
+        if (r0 >= m_rows) continue;
+        const long pm = m_rows - r0 < panel ? m_rows - r0 : panel;
+        GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, pm, 128, T, (real)1, in0 + r0, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
+    }
 }
 
 /* convirt_k467_pad:
@@ -3551,7 +3720,19 @@ void convirt_k494_fused_add_id(real *restrict out, const real *restrict in0, con
  *   %858 matmul [128,512] (backward)  graphs/lib/text_encoder.lua:25
  *   ... and 6 more */
 void convirt_k501_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 512, 40*T, (real)1, in0 + 0, 128, in1 + 0, 512, (real)0, out + 0, 512);
+    const long m_rows = 128, n_thr = omp_get_max_threads();
+    long np = 1;
+    if (np < n_thr) np = n_thr;
+    np = (np + n_thr - 1) / n_thr * n_thr;
+    if (m_rows < 8*n_thr) np = 1;
+    const long panel = (m_rows + np - 1) / np;
+    #pragma omp parallel for schedule(static) if(np > 1 && (double)m_rows*(512)*(40*T) > 1e6)
+    for (long pi = 0; pi < np; pi++) {
+        const long r0 = pi*panel;
+        if (r0 >= m_rows) continue;
+        const long pm = m_rows - r0 < panel ? m_rows - r0 : panel;
+        GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, pm, 512, 40*T, (real)1, in0 + r0, 128, in1 + 0, 512, (real)0, out + r0*512, 512);
+    }
 }
 
 /* convirt_k504_matmul_mul_gelu_grad:
@@ -3565,13 +3746,21 @@ void convirt_k501_matmul(real *restrict out, const real *restrict in0, const rea
  *   %861 matmul+mul_gelu_grad [T,40,512] (backward)  graphs/lib/text_encoder.lua:25
  *   ... and 6 more */
 void convirt_k504_matmul_mul_gelu_grad(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
-    long panel = 131072 / (512); if (panel < 64) panel = 64;
-    for (long r0 = 0; r0 < 40*T; r0 += panel) {
-        const long pm = 40*T - r0 < panel ? 40*T - r0 : panel;
+    const long m_rows = 40*T, n_thr = omp_get_max_threads();
+    long np = (m_rows*(512) + 131071) / 131072;
+    if (np < n_thr) np = n_thr;
+    np = (np + n_thr - 1) / n_thr * n_thr;
+    if (m_rows < 8*n_thr) np = 1;
+    const long panel = (m_rows + np - 1) / np;
+    #pragma omp parallel for schedule(static) if(np > 1 && (double)m_rows*(512)*(128) > 1e6)
+    for (long pi = 0; pi < np; pi++) {
+        const long r0 = pi*panel;
+        if (r0 >= m_rows) continue;
+        const long pm = m_rows - r0 < panel ? m_rows - r0 : panel;
         GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, pm, 512, 128, (real)1, in0 + r0*128, 128, in1 + 0, 512, (real)0, out + r0*512, 512);
         const long lb2 = 0;
         /* epilogue (mul_gelu_grad), in place while the block is in cache */
-        #pragma omp parallel for if(pm*(512) > 32768)
+        /* (the panel loop holds the threads) */
         for (long r = r0; r < r0 + pm; r++) {
             real *o = out + 0 + r*512;
             #pragma omp simd
@@ -3637,7 +3826,19 @@ void convirt_k507_sum(real *restrict out, const real *restrict in0) {
  *   %867 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:24
  *   ... and 6 more */
 void convirt_k510_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 40*T, 128, 512, (real)1, in0 + 0, 512, in1 + 0, 128, (real)0, out + 0, 128);
+    const long m_rows = 40*T, n_thr = omp_get_max_threads();
+    long np = 1;
+    if (np < n_thr) np = n_thr;
+    np = (np + n_thr - 1) / n_thr * n_thr;
+    if (m_rows < 8*n_thr) np = 1;
+    const long panel = (m_rows + np - 1) / np;
+    #pragma omp parallel for schedule(static) if(np > 1 && (double)m_rows*(128)*(512) > 1e6)
+    for (long pi = 0; pi < np; pi++) {
+        const long r0 = pi*panel;
+        if (r0 >= m_rows) continue;
+        const long pm = m_rows - r0 < panel ? m_rows - r0 : panel;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, pm, 128, 512, (real)1, in0 + r0*512, 512, in1 + 0, 128, (real)0, out + r0*128, 128);
+    }
 }
 
 /* convirt_k511_matmul:
@@ -3649,7 +3850,19 @@ void convirt_k510_matmul(real *restrict out, const real *restrict in0, const rea
  *   %868 matmul [512,128] (backward)  graphs/lib/text_encoder.lua:24
  *   ... and 6 more */
 void convirt_k511_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 512, 128, 40*T, (real)1, in0 + 0, 512, in1 + 0, 128, (real)0, out + 0, 128);
+    const long m_rows = 512, n_thr = omp_get_max_threads();
+    long np = 1;
+    if (np < n_thr) np = n_thr;
+    np = (np + n_thr - 1) / n_thr * n_thr;
+    if (m_rows < 8*n_thr) np = 1;
+    const long panel = (m_rows + np - 1) / np;
+    #pragma omp parallel for schedule(static) if(np > 1 && (double)m_rows*(128)*(40*T) > 1e6)
+    for (long pi = 0; pi < np; pi++) {
+        const long r0 = pi*panel;
+        if (r0 >= m_rows) continue;
+        const long pm = m_rows - r0 < panel ? m_rows - r0 : panel;
+        GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, pm, 128, 40*T, (real)1, in0 + r0, 512, in1 + 0, 128, (real)0, out + r0*128, 128);
+    }
 }
 
 /* convirt_k540_fused_add_add_id:
@@ -3678,7 +3891,19 @@ void convirt_k540_fused_add_add_id(real *restrict out, const real *restrict in0,
  *   %747 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:12
  *   ... and 30 more */
 void convirt_k546_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 40*T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
+    const long m_rows = 40*T, n_thr = omp_get_max_threads();
+    long np = 1;
+    if (np < n_thr) np = n_thr;
+    np = (np + n_thr - 1) / n_thr * n_thr;
+    if (m_rows < 8*n_thr) np = 1;
+    const long panel = (m_rows + np - 1) / np;
+    #pragma omp parallel for schedule(static) if(np > 1 && (double)m_rows*(128)*(128) > 1e6)
+    for (long pi = 0; pi < np; pi++) {
+        const long r0 = pi*panel;
+        if (r0 >= m_rows) continue;
+        const long pm = m_rows - r0 < panel ? m_rows - r0 : panel;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
+    }
 }
 
 /* convirt_k547_matmul:
@@ -3690,7 +3915,19 @@ void convirt_k546_matmul(real *restrict out, const real *restrict in0, const rea
  *   %727 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:14
  *   ... and 42 more */
 void convirt_k547_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, 40*T, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
+    const long m_rows = 128, n_thr = omp_get_max_threads();
+    long np = 1;
+    if (np < n_thr) np = n_thr;
+    np = (np + n_thr - 1) / n_thr * n_thr;
+    if (m_rows < 8*n_thr) np = 1;
+    const long panel = (m_rows + np - 1) / np;
+    #pragma omp parallel for schedule(static) if(np > 1 && (double)m_rows*(128)*(40*T) > 1e6)
+    for (long pi = 0; pi < np; pi++) {
+        const long r0 = pi*panel;
+        if (r0 >= m_rows) continue;
+        const long pm = m_rows - r0 < panel ? m_rows - r0 : panel;
+        GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, pm, 128, 40*T, (real)1, in0 + r0, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
+    }
 }
 
 /* convirt_k552_matmul:
@@ -3800,14 +4037,22 @@ void convirt_k574_fused_scale_mul_mul_mul(real *restrict out, const real *restri
  *   %965 matmul+add_add [T,40,128] (backward)  graphs/lib/text_encoder.lua:12
  *   ... and 6 more */
 void convirt_k608_matmul_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
-    long panel = 131072 / (128); if (panel < 64) panel = 64;
-    for (long r0 = 0; r0 < 40*T; r0 += panel) {
-        const long pm = 40*T - r0 < panel ? 40*T - r0 : panel;
+    const long m_rows = 40*T, n_thr = omp_get_max_threads();
+    long np = (m_rows*(128) + 131071) / 131072;
+    if (np < n_thr) np = n_thr;
+    np = (np + n_thr - 1) / n_thr * n_thr;
+    if (m_rows < 8*n_thr) np = 1;
+    const long panel = (m_rows + np - 1) / np;
+    #pragma omp parallel for schedule(static) if(np > 1 && (double)m_rows*(128)*(128) > 1e6)
+    for (long pi = 0; pi < np; pi++) {
+        const long r0 = pi*panel;
+        if (r0 >= m_rows) continue;
+        const long pm = m_rows - r0 < panel ? m_rows - r0 : panel;
         GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
         const long lb2 = 0;
         const long lb3 = 0;
         /* epilogue (add_add), in place while the block is in cache */
-        #pragma omp parallel for if(pm*(128) > 32768)
+        /* (the panel loop holds the threads) */
         for (long r = r0; r < r0 + pm; r++) {
             real *o = out + 0 + r*128;
             #pragma omp simd
@@ -3995,13 +4240,21 @@ void convirt_text_k82_fused_add_mul_mul_sub(real *restrict out, const real *rest
  *     + %88 map:add [T,40,512]  graphs/lib/text_encoder.lua:24
  *   %179 matmul+gelu_add [T,40,512]   graphs/lib/text_encoder.lua:25 */
 void convirt_text_k89_matmul_gelu_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
-    long panel = 131072 / (512); if (panel < 64) panel = 64;
-    for (long r0 = 0; r0 < 40*T; r0 += panel) {
-        const long pm = 40*T - r0 < panel ? 40*T - r0 : panel;
+    const long m_rows = 40*T, n_thr = omp_get_max_threads();
+    long np = (m_rows*(512) + 131071) / 131072;
+    if (np < n_thr) np = n_thr;
+    np = (np + n_thr - 1) / n_thr * n_thr;
+    if (m_rows < 8*n_thr) np = 1;
+    const long panel = (m_rows + np - 1) / np;
+    #pragma omp parallel for schedule(static) if(np > 1 && (double)m_rows*(512)*(128) > 1e6)
+    for (long pi = 0; pi < np; pi++) {
+        const long r0 = pi*panel;
+        if (r0 >= m_rows) continue;
+        const long pm = m_rows - r0 < panel ? m_rows - r0 : panel;
         GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 512, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*512, 512);
         const long lb2 = 0;
         /* epilogue (gelu_add), in place while the block is in cache */
-        #pragma omp parallel for if(pm*(512) > 32768)
+        /* (the panel loop holds the threads) */
         for (long r = r0; r < r0 + pm; r++) {
             real *o = out + 0 + r*512;
             #pragma omp simd
@@ -4033,13 +4286,21 @@ void convirt_text_k206_slice(real *restrict out, const real *restrict in0, long 
  *   %314 matmul+add [T,39,128]   graphs/lib/text_encoder.lua:37
  *   %314 matmul+add [T,39,128]   graphs/lib/text_encoder.lua:37 */
 void convirt_text_k212_matmul_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
-    long panel = 131072 / (128); if (panel < 64) panel = 64;
-    for (long r0 = 0; r0 < 39*T; r0 += panel) {
-        const long pm = 39*T - r0 < panel ? 39*T - r0 : panel;
+    const long m_rows = 39*T, n_thr = omp_get_max_threads();
+    long np = (m_rows*(128) + 131071) / 131072;
+    if (np < n_thr) np = n_thr;
+    np = (np + n_thr - 1) / n_thr * n_thr;
+    if (m_rows < 8*n_thr) np = 1;
+    const long panel = (m_rows + np - 1) / np;
+    #pragma omp parallel for schedule(static) if(np > 1 && (double)m_rows*(128)*(128) > 1e6)
+    for (long pi = 0; pi < np; pi++) {
+        const long r0 = pi*panel;
+        if (r0 >= m_rows) continue;
+        const long pm = m_rows - r0 < panel ? m_rows - r0 : panel;
         GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
         const long lb2 = 0;
         /* epilogue (add), in place while the block is in cache */
-        #pragma omp parallel for if(pm*(128) > 32768)
+        /* (the panel loop holds the threads) */
         for (long r = r0; r < r0 + pm; r++) {
             real *o = out + 0 + r*128;
             #pragma omp simd
@@ -4185,7 +4446,19 @@ void convirt_text_vjp_k275_sum(real *restrict out, const real *restrict in0) {
  *   %393 matmul [39*T,128]   graphs/lib/srm.lua:11
  *   ... and 11 more */
 void convirt_text_vjp_k278_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 39*T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
+    const long m_rows = 39*T, n_thr = omp_get_max_threads();
+    long np = 1;
+    if (np < n_thr) np = n_thr;
+    np = (np + n_thr - 1) / n_thr * n_thr;
+    if (m_rows < 8*n_thr) np = 1;
+    const long panel = (m_rows + np - 1) / np;
+    #pragma omp parallel for schedule(static) if(np > 1 && (double)m_rows*(128)*(128) > 1e6)
+    for (long pi = 0; pi < np; pi++) {
+        const long r0 = pi*panel;
+        if (r0 >= m_rows) continue;
+        const long pm = m_rows - r0 < panel ? m_rows - r0 : panel;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
+    }
 }
 
 /* convirt_text_vjp_k279_matmul:
@@ -4197,7 +4470,19 @@ void convirt_text_vjp_k278_matmul(real *restrict out, const real *restrict in0, 
  *   %616 matmul [128,128] (backward)  graphs/lib/srm.lua:11
  *   ... and 7 more */
 void convirt_text_vjp_k279_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, 39*T, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
+    const long m_rows = 128, n_thr = omp_get_max_threads();
+    long np = 1;
+    if (np < n_thr) np = n_thr;
+    np = (np + n_thr - 1) / n_thr * n_thr;
+    if (m_rows < 8*n_thr) np = 1;
+    const long panel = (m_rows + np - 1) / np;
+    #pragma omp parallel for schedule(static) if(np > 1 && (double)m_rows*(128)*(39*T) > 1e6)
+    for (long pi = 0; pi < np; pi++) {
+        const long r0 = pi*panel;
+        if (r0 >= m_rows) continue;
+        const long pm = m_rows - r0 < panel ? m_rows - r0 : panel;
+        GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, pm, 128, 39*T, (real)1, in0 + r0, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
+    }
 }
 
 /* convirt_text_vjp_k281_pad:
@@ -5327,7 +5612,19 @@ void reclf_noirm_features_loss_k170_sum(real *restrict out, const real *restrict
  *   %536 matmul [1,128]   graphs/lib/model.lua:33
  *   %124 matmul [1,128]   graphs/lib/model.lua:33 */
 void reclf_noirm_features_loss_k173_matmul(real *restrict out, const real *restrict in0, const real *restrict in1) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 1, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
+    const long m_rows = 1, n_thr = omp_get_max_threads();
+    long np = 1;
+    if (np < n_thr) np = n_thr;
+    np = (np + n_thr - 1) / n_thr * n_thr;
+    if (m_rows < 8*n_thr) np = 1;
+    const long panel = (m_rows + np - 1) / np;
+    #pragma omp parallel for schedule(static) if(np > 1 && (double)m_rows*(128)*(128) > 1e6)
+    for (long pi = 0; pi < np; pi++) {
+        const long r0 = pi*panel;
+        if (r0 >= m_rows) continue;
+        const long pm = m_rows - r0 < panel ? m_rows - r0 : panel;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
+    }
 }
 
 /* reclf_noirm_features_loss_k176_fused_sum_mul:
@@ -5515,14 +5812,38 @@ void reclf_noirm_features_loss_k233_sum(real *restrict out, const real *restrict
  *   %272 matmul [1,128] (backward)  graphs/lib/model.lua:33
  *   %615 matmul [1,128] (backward)  graphs/lib/model.lua:33 */
 void reclf_noirm_features_loss_k238_matmul(real *restrict out, const real *restrict in0, const real *restrict in1) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
+    const long m_rows = 1, n_thr = omp_get_max_threads();
+    long np = 1;
+    if (np < n_thr) np = n_thr;
+    np = (np + n_thr - 1) / n_thr * n_thr;
+    if (m_rows < 8*n_thr) np = 1;
+    const long panel = (m_rows + np - 1) / np;
+    #pragma omp parallel for schedule(static) if(np > 1 && (double)m_rows*(128)*(128) > 1e6)
+    for (long pi = 0; pi < np; pi++) {
+        const long r0 = pi*panel;
+        if (r0 >= m_rows) continue;
+        const long pm = m_rows - r0 < panel ? m_rows - r0 : panel;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
+    }
 }
 
 /* reclf_noirm_features_loss_k239_matmul:
  *   %239 matmul [128,128] (backward)  graphs/lib/model.lua:33
  *   %582 matmul [128,128] (backward)  graphs/lib/model.lua:33 */
 void reclf_noirm_features_loss_k239_matmul(real *restrict out, const real *restrict in0, const real *restrict in1) {
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, 1, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
+    const long m_rows = 128, n_thr = omp_get_max_threads();
+    long np = 1;
+    if (np < n_thr) np = n_thr;
+    np = (np + n_thr - 1) / n_thr * n_thr;
+    if (m_rows < 8*n_thr) np = 1;
+    const long panel = (m_rows + np - 1) / np;
+    #pragma omp parallel for schedule(static) if(np > 1 && (double)m_rows*(128)*(1) > 1e6)
+    for (long pi = 0; pi < np; pi++) {
+        const long r0 = pi*panel;
+        if (r0 >= m_rows) continue;
+        const long pm = m_rows - r0 < panel ? m_rows - r0 : panel;
+        GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, pm, 128, 1, (real)1, in0 + r0, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
+    }
 }
 
 /* reclf_noirm_features_loss_k242_id:
@@ -5645,7 +5966,19 @@ void reclf_noirm_features_loss_k266_matmul(real *restrict out, const real *restr
  *   %359 matmul [39*T,128] (backward)  graphs/lib/srm.lua:11
  *   ... and 2 more */
 void reclf_noirm_features_loss_k268_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 39*T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
+    const long m_rows = 39*T, n_thr = omp_get_max_threads();
+    long np = 1;
+    if (np < n_thr) np = n_thr;
+    np = (np + n_thr - 1) / n_thr * n_thr;
+    if (m_rows < 8*n_thr) np = 1;
+    const long panel = (m_rows + np - 1) / np;
+    #pragma omp parallel for schedule(static) if(np > 1 && (double)m_rows*(128)*(128) > 1e6)
+    for (long pi = 0; pi < np; pi++) {
+        const long r0 = pi*panel;
+        if (r0 >= m_rows) continue;
+        const long pm = m_rows - r0 < panel ? m_rows - r0 : panel;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
+    }
 }
 
 /* reclf_noirm_features_loss_k276_mul:
@@ -5793,7 +6126,19 @@ void reclf_nosrm_features_loss_k75_sum(real *restrict out, const real *restrict 
  *   %208 matmul [T,128]   graphs/lib/irm.lua:10
  *   ... and 6 more */
 void reclf_nosrm_features_loss_k155_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
+    const long m_rows = T, n_thr = omp_get_max_threads();
+    long np = 1;
+    if (np < n_thr) np = n_thr;
+    np = (np + n_thr - 1) / n_thr * n_thr;
+    if (m_rows < 8*n_thr) np = 1;
+    const long panel = (m_rows + np - 1) / np;
+    #pragma omp parallel for schedule(static) if(np > 1 && (double)m_rows*(128)*(128) > 1e6)
+    for (long pi = 0; pi < np; pi++) {
+        const long r0 = pi*panel;
+        if (r0 >= m_rows) continue;
+        const long pm = m_rows - r0 < panel ? m_rows - r0 : panel;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
+    }
 }
 
 /* reclf_nosrm_features_loss_k92_fused_add_mul_scale_sum:
@@ -5960,16 +6305,24 @@ void reclf_nosrm_features_loss_k236_fused_add_mul_id_id(real *restrict out, cons
  *   %487 matmul+add_add_mul_mul [T,128] (backward)  graphs/lib/losses.lua:21
  *   %830 matmul+add_add_mul_mul [T,128] (backward)  graphs/lib/losses.lua:21 */
 void reclf_nosrm_features_loss_k360_matmul_add_add_mul_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, const real *restrict in5, long T) {
-    long panel = 131072 / (128); if (panel < 64) panel = 64;
-    for (long r0 = 0; r0 < T; r0 += panel) {
-        const long pm = T - r0 < panel ? T - r0 : panel;
+    const long m_rows = T, n_thr = omp_get_max_threads();
+    long np = (m_rows*(128) + 131071) / 131072;
+    if (np < n_thr) np = n_thr;
+    np = (np + n_thr - 1) / n_thr * n_thr;
+    if (m_rows < 8*n_thr) np = 1;
+    const long panel = (m_rows + np - 1) / np;
+    #pragma omp parallel for schedule(static) if(np > 1 && (double)m_rows*(128)*(128) > 1e6)
+    for (long pi = 0; pi < np; pi++) {
+        const long r0 = pi*panel;
+        if (r0 >= m_rows) continue;
+        const long pm = m_rows - r0 < panel ? m_rows - r0 : panel;
         GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
         const long lb2 = 0;
         const long lb3 = 0;
         const long lb4 = 0;
         const long lb5 = 0;
         /* epilogue (add_add_mul_mul), in place while the block is in cache */
-        #pragma omp parallel for if(pm*(128) > 32768)
+        /* (the panel loop holds the threads) */
         for (long r = r0; r < r0 + pm; r++) {
             real *o = out + 0 + r*128;
             #pragma omp simd
@@ -6060,13 +6413,21 @@ void reclf_features_loss_k301_add(real *restrict out, const real *restrict in0, 
  *     + %273 matmul [128,128]  graphs/lib/model.lua:33 (the product; the rest is its epilogue)
  *   %654 matmul+add [128,128] (backward)  graphs/lib/irm.lua:10 */
 void reclf_features_loss_k311_matmul_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2) {
-    long panel = 131072 / (128); if (panel < 64) panel = 64;
-    for (long r0 = 0; r0 < 128; r0 += panel) {
-        const long pm = 128 - r0 < panel ? 128 - r0 : panel;
+    const long m_rows = 128, n_thr = omp_get_max_threads();
+    long np = (m_rows*(128) + 131071) / 131072;
+    if (np < n_thr) np = n_thr;
+    np = (np + n_thr - 1) / n_thr * n_thr;
+    if (m_rows < 8*n_thr) np = 1;
+    const long panel = (m_rows + np - 1) / np;
+    #pragma omp parallel for schedule(static) if(np > 1 && (double)m_rows*(128)*(1) > 1e6)
+    for (long pi = 0; pi < np; pi++) {
+        const long r0 = pi*panel;
+        if (r0 >= m_rows) continue;
+        const long pm = m_rows - r0 < panel ? m_rows - r0 : panel;
         GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, pm, 128, 1, (real)1, in0 + r0, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
         const long lb2 = 0;
         /* epilogue (add), in place while the block is in cache */
-        #pragma omp parallel for if(pm*(128) > 32768)
+        /* (the panel loop holds the threads) */
         for (long r = r0; r < r0 + pm; r++) {
             real *o = out + 0 + r*128;
             #pragma omp simd
@@ -6081,13 +6442,21 @@ void reclf_features_loss_k311_matmul_add(real *restrict out, const real *restric
  *     + %276 map:id [128,128]  graphs/lib/model.lua:33
  *   %659 matmul+add_id [128,128] (backward)  graphs/lib/irm.lua:10 */
 void reclf_features_loss_k316_matmul_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
-    long panel = 131072 / (128); if (panel < 64) panel = 64;
-    for (long r0 = 0; r0 < 128; r0 += panel) {
-        const long pm = 128 - r0 < panel ? 128 - r0 : panel;
+    const long m_rows = 128, n_thr = omp_get_max_threads();
+    long np = (m_rows*(128) + 131071) / 131072;
+    if (np < n_thr) np = n_thr;
+    np = (np + n_thr - 1) / n_thr * n_thr;
+    if (m_rows < 8*n_thr) np = 1;
+    const long panel = (m_rows + np - 1) / np;
+    #pragma omp parallel for schedule(static) if(np > 1 && (double)m_rows*(128)*(T) > 1e6)
+    for (long pi = 0; pi < np; pi++) {
+        const long r0 = pi*panel;
+        if (r0 >= m_rows) continue;
+        const long pm = m_rows - r0 < panel ? m_rows - r0 : panel;
         GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, pm, 128, T, (real)1, in0 + r0, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
         const long lb1 = 0;
         /* epilogue (add_id), in place while the block is in cache */
-        #pragma omp parallel for if(pm*(128) > 32768)
+        /* (the panel loop holds the threads) */
         for (long r = r0; r < r0 + pm; r++) {
             real *o = out + 0 + r*128;
             #pragma omp simd
@@ -6121,13 +6490,21 @@ void reclf_features_loss_k323_fused_add_add_add_mul(real *restrict out, const re
  *     + %314 matmul [T,128]  graphs/lib/irm.lua:10 (the product; the rest is its epilogue)
  *   %667 matmul+add [T,1,1,128] (backward)  graphs/lib/irm.lua:10 */
 void reclf_features_loss_k324_matmul_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
-    long panel = 131072 / (128); if (panel < 64) panel = 64;
-    for (long r0 = 0; r0 < T; r0 += panel) {
-        const long pm = T - r0 < panel ? T - r0 : panel;
+    const long m_rows = T, n_thr = omp_get_max_threads();
+    long np = (m_rows*(128) + 131071) / 131072;
+    if (np < n_thr) np = n_thr;
+    np = (np + n_thr - 1) / n_thr * n_thr;
+    if (m_rows < 8*n_thr) np = 1;
+    const long panel = (m_rows + np - 1) / np;
+    #pragma omp parallel for schedule(static) if(np > 1 && (double)m_rows*(128)*(128) > 1e6)
+    for (long pi = 0; pi < np; pi++) {
+        const long r0 = pi*panel;
+        if (r0 >= m_rows) continue;
+        const long pm = m_rows - r0 < panel ? m_rows - r0 : panel;
         GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
         const long lb2 = 0;
         /* epilogue (add), in place while the block is in cache */
-        #pragma omp parallel for if(pm*(128) > 32768)
+        /* (the panel loop holds the threads) */
         for (long r = r0; r < r0 + pm; r++) {
             real *o = out + 0 + r*128;
             #pragma omp simd

@@ -2,6 +2,7 @@
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
+#include <omp.h>
 #include <cblas.h>
 #include "graph_abi.h"
 #include "reclf_nosrm_features_loss.h"

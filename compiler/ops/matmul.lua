@@ -100,17 +100,30 @@ M.ops.matmul = {
     for kk in pairs(leaf_st) do leaves[#leaves + 1] = kk end
     table.sort(leaves)
     if #batch == 0 then
-      if not ep then return "    " .. call(M_, "0", "0", "0") end
-      -- row panels of about 128k elements: the GEMM writes a panel, the epilogue rereads it from cache
+      -- row panels spread over the threads, each GEMM single-threaded (OpenBLAS runs so inside a
+      -- parallel region; its own threading gains little below a few hundred MFLOP here), with the
+      -- epilogue on each panel while it is in cache. With an epilogue, panels of about 128k
+      -- elements; the panel count is a multiple of the thread count. A row's values do not depend on the panels: each is one GEMM over all
+      -- of K. With fewer than 8 rows a thread, one GEMM keeps OpenBLAS's own threads.
       local lines = {
-        string.format("    long panel = 131072 / (%s); if (panel < 64) panel = 64;", N_),
-        string.format("    for (long r0 = 0; r0 < %s; r0 += panel) {", M_),
-        string.format("        const long pm = %s - r0 < panel ? %s - r0 : panel;", M_, M_),
+        string.format("    const long m_rows = %s, n_thr = omp_get_max_threads();", M_),
+        -- without an epilogue, one panel a thread: each GEMM call packs the right operand again
+        ep and string.format("    long np = (m_rows*(%s) + 131071) / 131072;", N_) or "    long np = 1;",
+        "    if (np < n_thr) np = n_thr;",
+        "    np = (np + n_thr - 1) / n_thr * n_thr;",
+        "    if (m_rows < 8*n_thr) np = 1;",
+        "    const long panel = (m_rows + np - 1) / np;",
+        string.format("    #pragma omp parallel for schedule(static) if(np > 1 && (double)m_rows*(%s)*(%s) > 1e6)", N_, K_),
+        "    for (long pi = 0; pi < np; pi++) {",
+        "        const long r0 = pi*panel;",
+        "        if (r0 >= m_rows) continue;",
+        "        const long pm = m_rows - r0 < panel ? m_rows - r0 : panel;",
         "        " .. call("pm", ta and "r0" or ("r0*" .. K_), "0", "r0*" .. N_),
       }
-      for _, kk in ipairs(leaves) do lines[#lines + 1] = string.format("        const long lb%d = 0;", kk) end
-      lines[#lines + 1] = epilogue("r0", "r0 + pm", "0", "        ",
-        string.format("#pragma omp parallel for if(pm*(%s) > 32768)", N_))
+      if ep then
+        for _, kk in ipairs(leaves) do lines[#lines + 1] = string.format("        const long lb%d = 0;", kk) end
+        lines[#lines + 1] = epilogue("r0", "r0 + pm", "0", "        ", "/* (the panel loop holds the threads) */")
+      end
       lines[#lines + 1] = "    }"
       return table.concat(lines, "\n")
     end
