@@ -46,6 +46,7 @@ function M.compile_entry(path, name, build, cfg, opt)
   simplify.run(graph)
   if opt.optimize ~= false then
     require("compiler.passes.fuse").run(graph)
+    require("compiler.passes.accumulate").run(graph)
     require("compiler.passes.epilogue").run(graph)
   end
   plan.run(graph, reference_env(graph))

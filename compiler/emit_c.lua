@@ -61,6 +61,7 @@ local function kernel_kind(n)
   if n.op == "reduce" then return n.attrs.kind end
   if n.op == "fused" then return "fused_" .. n.attrs.name end
   if n.op == "matmul" and n.attrs.epilogue then return "matmul_" .. n.attrs.epilogue.name end
+  if n.op == "matmul" and n.attrs.sum_axis then return "matmul_sum" end
   return n.op
 end
 

@@ -4706,12 +4706,12 @@ void gloria_features_loss_k67_div(real *restrict out, const real *restrict in0, 
 
 /* gloria_features_loss_k68_matmul:
  *   %68 matmul [T,B,39,128]   graphs/lib/matching.lua:11
- *   %230 matmul [T,B,39,128] (backward)  graphs/lib/matching.lua:10
  *   %377 matmul [T,B,39,128]   graphs/lib/matching.lua:11
- *   %573 matmul [T,B,39,128] (backward)  graphs/lib/matching.lua:10
  *   %38 matmul [T,B,39,128]   graphs/lib/matching.lua:11
  *   %68 matmul [T,B,39,128]   graphs/lib/matching.lua:11
- *   ... and 14 more */
+ *   %377 matmul [T,B,39,128]   graphs/lib/matching.lua:11
+ *   %38 matmul [T,B,39,128]   graphs/lib/matching.lua:11
+ *   ... and 6 more */
 void gloria_features_loss_k68_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     const long nb = B*T;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
@@ -5018,12 +5018,12 @@ void gloria_features_loss_k201_fused_mul_id(real *restrict out, const real *rest
 
 /* gloria_features_loss_k203_sum:
  *   %203 reduce [T,1,39,128] (backward)  graphs/lib/matching.lua:12
- *   %232 reduce [T,1,39,128] (backward)  graphs/lib/matching.lua:10
  *   %546 reduce [T,1,39,128] (backward)  graphs/lib/matching.lua:12
- *   %575 reduce [T,1,39,128] (backward)  graphs/lib/matching.lua:10
  *   %278 reduce [T,1,39,128] (backward)  graphs/lib/matching.lua:12
- *   %307 reduce [T,1,39,128] (backward)  graphs/lib/matching.lua:10
- *   ... and 16 more */
+ *   %621 reduce [T,1,39,128] (backward)  graphs/lib/matching.lua:12
+ *   %226 reduce [T,1,39,128] (backward)  graphs/lib/irm.lua:10
+ *   %239 reduce [T,1,39,128] (backward)  graphs/lib/matching.lua:12
+ *   ... and 8 more */
 void gloria_features_loss_k203_sum(real *restrict out, const real *restrict in0, long B, long T) {
     const long nblk = (4992 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(4992*B*T) > 32768)
@@ -5083,50 +5083,24 @@ void gloria_features_loss_k216_fused_add_mul_mul_id(real *restrict out, const re
                     out[i0*4992*B + i1*4992 + i2*128 + i3] = ((((in0[i0*39*B + i1*39 + i2])) * (in1[i0*4992 + i2*128 + i3])) * (in2[i0*39*B + i1*39 + i2])) + (((in3[i0*39*B + i1*39 + i2])) * ((in4[i0*4992*B + i1*4992 + i2*128 + i3]) * (real)2));
 }
 
-/* gloria_features_loss_k218_matmul:
- *   %218 matmul [T,B,64,128] (backward)  graphs/lib/matching.lua:11
- *   %561 matmul [T,B,64,128] (backward)  graphs/lib/matching.lua:11
- *   %293 matmul [T,B,64,128] (backward)  graphs/lib/matching.lua:11
- *   %636 matmul [T,B,64,128] (backward)  graphs/lib/matching.lua:11
- *   %254 matmul [T,B,64,128] (backward)  graphs/lib/matching.lua:11
- *   %597 matmul [T,B,64,128] (backward)  graphs/lib/matching.lua:11
+/* gloria_features_loss_k219_matmul_sum:
+ *   %219 matmul [1,B,64,128] (backward)  graphs/lib/matching.lua:11
+ *   %562 matmul [1,B,64,128] (backward)  graphs/lib/matching.lua:11
+ *   %294 matmul [1,B,64,128] (backward)  graphs/lib/matching.lua:11
+ *   %637 matmul [1,B,64,128] (backward)  graphs/lib/matching.lua:11
+ *   %255 matmul [1,B,64,128] (backward)  graphs/lib/matching.lua:11
+ *   %598 matmul [1,B,64,128] (backward)  graphs/lib/matching.lua:11
  *   ... and 2 more */
-void gloria_features_loss_k218_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    const long nb = B*T;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
+void gloria_features_loss_k219_matmul_sum(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+    const long nb = B;
     #pragma omp parallel for schedule(static) if(nb > 1)
     for (long p = 0; p < nb; p++) {
         long r = p, ao = 0, bo = 0;
         { long i2 = r % B; r /= B; ao += i2*2496; bo += i2*4992; }
-        { long i1 = r % T; r /= T; ao += i1*2496*B; bo += i1*4992*B; }
         (void)r;
-        GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 64, 128, 39, (real)1, in0 + ao, 64, in1 + bo, 128, (real)0, out + p*8192, 128);
+        for (long j = 0; j < T; j++)
+            GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 64, 128, 39, (real)1, in0 + ao + j*2496*B, 64, in1 + bo + j*4992*B, 128, j ? (real)1 : (real)0, out + p*8192, 128);
     }
-}
-
-/* gloria_features_loss_k219_sum:
- *   %219 reduce [1,B,64,128] (backward)  graphs/lib/matching.lua:11
- *   %233 reduce [1,B,64,128] (backward)  graphs/lib/matching.lua:10
- *   %562 reduce [1,B,64,128] (backward)  graphs/lib/matching.lua:11
- *   %576 reduce [1,B,64,128] (backward)  graphs/lib/matching.lua:10
- *   %294 reduce [1,B,64,128] (backward)  graphs/lib/matching.lua:11
- *   %308 reduce [1,B,64,128] (backward)  graphs/lib/matching.lua:10
- *   ... and 10 more */
-void gloria_features_loss_k219_sum(real *restrict out, const real *restrict in0, long B, long T) {
-    const long nblk = (8192*B + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(8192*B*T) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 8192*B ? ib + 256 : 8192*B;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < T; j++) {
-                const real *row = in0 + (o*T + j)*8192*B;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*8192*B + i] = a[i - ib];
-        }
 }
 
 /* gloria_features_loss_k220_matmul_div:
@@ -5198,25 +5172,43 @@ void gloria_features_loss_k229_fused_scale_mul_add_id(real *restrict out, const 
             out[i0*64 + i1] = (((in0[i0*64 + i1]) + ((in1[i0]))) * (in2[i0*64 + i1])) * (real)10;
 }
 
-/* gloria_features_loss_k231_matmul:
- *   %231 matmul [T,B,64,128] (backward)  graphs/lib/matching.lua:10
- *   %574 matmul [T,B,64,128] (backward)  graphs/lib/matching.lua:10
- *   %306 matmul [T,B,64,128] (backward)  graphs/lib/matching.lua:10
- *   %649 matmul [T,B,64,128] (backward)  graphs/lib/matching.lua:10
- *   %267 matmul [T,B,64,128] (backward)  graphs/lib/matching.lua:10
- *   %610 matmul [T,B,64,128] (backward)  graphs/lib/matching.lua:10
+/* gloria_features_loss_k232_matmul_sum:
+ *   %232 matmul [T,1,39,128] (backward)  graphs/lib/matching.lua:10
+ *   %575 matmul [T,1,39,128] (backward)  graphs/lib/matching.lua:10
+ *   %307 matmul [T,1,39,128] (backward)  graphs/lib/matching.lua:10
+ *   %650 matmul [T,1,39,128] (backward)  graphs/lib/matching.lua:10
+ *   %268 matmul [T,1,39,128] (backward)  graphs/lib/matching.lua:10
+ *   %611 matmul [T,1,39,128] (backward)  graphs/lib/matching.lua:10
  *   ... and 2 more */
-void gloria_features_loss_k231_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    const long nb = B*T;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
+void gloria_features_loss_k232_matmul_sum(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+    const long nb = T;
+    #pragma omp parallel for schedule(static) if(nb > 1)
+    for (long p = 0; p < nb; p++) {
+        long r = p, ao = 0, bo = 0;
+        { long i1 = r % T; r /= T; ao += i1*2496*B; }
+        (void)r;
+        for (long j = 0; j < B; j++)
+            GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 39, 128, 64, (real)1, in0 + ao + j*2496, 64, in1 + bo + j*8192, 128, j ? (real)1 : (real)0, out + p*4992, 128);
+    }
+}
+
+/* gloria_features_loss_k233_matmul_sum:
+ *   %233 matmul [1,B,64,128] (backward)  graphs/lib/matching.lua:10
+ *   %576 matmul [1,B,64,128] (backward)  graphs/lib/matching.lua:10
+ *   %308 matmul [1,B,64,128] (backward)  graphs/lib/matching.lua:10
+ *   %651 matmul [1,B,64,128] (backward)  graphs/lib/matching.lua:10
+ *   %269 matmul [1,B,64,128] (backward)  graphs/lib/matching.lua:10
+ *   %612 matmul [1,B,64,128] (backward)  graphs/lib/matching.lua:10
+ *   ... and 2 more */
+void gloria_features_loss_k233_matmul_sum(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+    const long nb = B;
     #pragma omp parallel for schedule(static) if(nb > 1)
     for (long p = 0; p < nb; p++) {
         long r = p, ao = 0, bo = 0;
         { long i2 = r % B; r /= B; ao += i2*2496; }
-        { long i1 = r % T; r /= T; ao += i1*2496*B; bo += i1*4992; }
         (void)r;
-        GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 64, 128, 39, (real)1, in0 + ao, 64, in1 + bo, 128, (real)0, out + p*8192, 128);
+        for (long j = 0; j < T; j++)
+            GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 64, 128, 39, (real)1, in0 + ao + j*2496*B, 64, in1 + bo + j*4992, 128, j ? (real)1 : (real)0, out + p*8192, 128);
     }
 }
 
@@ -5699,27 +5691,6 @@ void reclf_noirm_features_loss_k223_fused_mul_id(real *restrict out, const real 
                 out[i0*39*B + i1*39 + i2] = ((in0[i0*B + i1])) * (in1[i0*39 + i2]);
 }
 
-/* reclf_noirm_features_loss_k225_matmul:
- *   %225 matmul [T,B,39,39] (backward)  graphs/lib/model.lua:33
- *   %568 matmul [T,B,39,39] (backward)  graphs/lib/model.lua:33
- *   %259 matmul [T,B,39,39] (backward)  graphs/lib/model.lua:33
- *   %298 matmul [T,B,39,39] (backward)  graphs/lib/irm.lua:10
- *   %602 matmul [T,B,39,39] (backward)  graphs/lib/model.lua:33
- *   %641 matmul [T,B,39,39] (backward)  graphs/lib/irm.lua:10 */
-void reclf_noirm_features_loss_k225_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    const long nb = B*T;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i2 = r % B; r /= B; ao += i2*39; bo += i2*39; }
-        { long i1 = r % T; r /= T; ao += i1*39*B; bo += i1*39*B; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 39, 39, 1, (real)1, in0 + ao, 1, in1 + bo, 1, (real)0, out + p*1521, 39);
-    }
-}
-
 /* reclf_noirm_features_loss_k226_matmul:
  *   %226 matmul [T,B,39,1] (backward)  graphs/lib/model.lua:33
  *   %569 matmul [T,B,39,1] (backward)  graphs/lib/model.lua:33
@@ -5741,27 +5712,23 @@ void reclf_noirm_features_loss_k226_matmul(real *restrict out, const real *restr
     }
 }
 
-/* reclf_noirm_features_loss_k227_sum:
- *   %227 reduce [T,1,39,39] (backward)  graphs/lib/model.lua:33
- *   %570 reduce [T,1,39,39] (backward)  graphs/lib/model.lua:33
- *   %261 reduce [T,1,39,39] (backward)  graphs/lib/model.lua:33
- *   %300 reduce [T,1,39,39] (backward)  graphs/lib/irm.lua:10
- *   %604 reduce [T,1,39,39] (backward)  graphs/lib/model.lua:33
- *   %643 reduce [T,1,39,39] (backward)  graphs/lib/irm.lua:10 */
-void reclf_noirm_features_loss_k227_sum(real *restrict out, const real *restrict in0, long B, long T) {
-    const long nblk = (1521 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(1521*B*T) > 32768)
-    for (long o = 0; o < T; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 1521 ? ib + 256 : 1521;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < B; j++) {
-                const real *row = in0 + (o*B + j)*1521;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*1521 + i] = a[i - ib];
-        }
+/* reclf_noirm_features_loss_k227_matmul_sum:
+ *   %227 matmul [T,1,39,39] (backward)  graphs/lib/model.lua:33
+ *   %570 matmul [T,1,39,39] (backward)  graphs/lib/model.lua:33
+ *   %261 matmul [T,1,39,39] (backward)  graphs/lib/model.lua:33
+ *   %300 matmul [T,1,39,39] (backward)  graphs/lib/irm.lua:10
+ *   %604 matmul [T,1,39,39] (backward)  graphs/lib/model.lua:33
+ *   %643 matmul [T,1,39,39] (backward)  graphs/lib/irm.lua:10 */
+void reclf_noirm_features_loss_k227_matmul_sum(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+    const long nb = T;
+    #pragma omp parallel for schedule(static) if(nb > 1)
+    for (long p = 0; p < nb; p++) {
+        long r = p, ao = 0, bo = 0;
+        { long i1 = r % T; r /= T; ao += i1*39*B; bo += i1*39*B; }
+        (void)r;
+        for (long j = 0; j < B; j++)
+            GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 39, 39, 1, (real)1, in0 + ao + j*39, 1, in1 + bo + j*39, 1, j ? (real)1 : (real)0, out + p*1521, 39);
+    }
 }
 
 /* reclf_noirm_features_loss_k231_sum:

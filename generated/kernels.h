@@ -240,12 +240,12 @@ void gloria_features_loss_k201_fused_mul_id(real *restrict out, const real *rest
 void gloria_features_loss_k203_sum(real *restrict out, const real *restrict in0, long B, long T);
 void gloria_features_loss_k212_fused_mul_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, long B, long T);
 void gloria_features_loss_k216_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, long B, long T);
-void gloria_features_loss_k218_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T);
-void gloria_features_loss_k219_sum(real *restrict out, const real *restrict in0, long B, long T);
+void gloria_features_loss_k219_matmul_sum(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T);
 void gloria_features_loss_k220_matmul_div(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B, long T);
 void gloria_features_loss_k223_fused_sum_neg_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T);
 void gloria_features_loss_k229_fused_scale_mul_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B, long T);
-void gloria_features_loss_k231_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T);
+void gloria_features_loss_k232_matmul_sum(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T);
+void gloria_features_loss_k233_matmul_sum(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T);
 void gloria_features_loss_k234_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T);
 void gloria_features_loss_k244_fused_mul_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B);
 void gloria_features_loss_k248_fused_add_add_mul_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, long B);
@@ -273,9 +273,8 @@ void reclf_noirm_features_loss_k176_fused_sum_mul(real *restrict out, const real
 void reclf_noirm_features_loss_k177_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T);
 void reclf_noirm_features_loss_k116_fused_mul_add_sum(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B, long T);
 void reclf_noirm_features_loss_k223_fused_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T);
-void reclf_noirm_features_loss_k225_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T);
 void reclf_noirm_features_loss_k226_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T);
-void reclf_noirm_features_loss_k227_sum(real *restrict out, const real *restrict in0, long B, long T);
+void reclf_noirm_features_loss_k227_matmul_sum(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T);
 void reclf_noirm_features_loss_k231_sum(real *restrict out, const real *restrict in0, long B, long T);
 void reclf_noirm_features_loss_k233_sum(real *restrict out, const real *restrict in0, long B);
 void reclf_noirm_features_loss_k238_matmul(real *restrict out, const real *restrict in0, const real *restrict in1);

@@ -127,6 +127,41 @@ M.ops.matmul = {
       lines[#lines + 1] = "    }"
       return table.concat(lines, "\n")
     end
+    if n.attrs.sum_axis then
+      -- a sum over one batch axis of the product (passes/accumulate.lua): per output block, the
+      -- GEMMs along that axis accumulate into it in order
+      local pb, ax = n.attrs.product_batch, n.attrs.sum_axis
+      local sa = loops.broadcast_strides(batch_of(a.shape), pb)
+      local sb = loops.broadcast_strides(batch_of(b.shape), pb)
+      local amat = size.mul(size.of_dim(a.shape[#a.shape - 1]), size.of_dim(a.shape[#a.shape]))
+      local bmat = size.mul(size.of_dim(b.shape[#b.shape - 1]), size.of_dim(b.shape[#b.shape]))
+      local rest = {}
+      for d = 1, #pb do if d ~= ax then rest[#rest + 1] = pb[d] end end
+      local lines = {
+        string.format("    const long nb = %s;", size.c(size.prod(rest))),
+        "    #pragma omp parallel for schedule(static) if(nb > 1)",
+        "    for (long p = 0; p < nb; p++) {",
+        "        long r = p, ao = 0, bo = 0;",
+      }
+      for d = #pb, 1, -1 do
+        if d ~= ax then
+          local ext = size.c(size.of_dim(pb[d]))
+          local parts = { string.format("long i%d = r %% %s; r /= %s;", d, ext, ext) }
+          if sa[d] then parts[#parts + 1] = string.format("ao += i%d*%s;", d, size.c(size.mul(sa[d], amat))) end
+          if sb[d] then parts[#parts + 1] = string.format("bo += i%d*%s;", d, size.c(size.mul(sb[d], bmat))) end
+          lines[#lines + 1] = "        { " .. table.concat(parts, " ") .. " }"
+        end
+      end
+      lines[#lines + 1] = "        (void)r;"
+      local step_a = sa[ax] and size.c(size.mul(sa[ax], amat)) or "0"
+      local step_b = sb[ax] and size.c(size.mul(sb[ax], bmat)) or "0"
+      lines[#lines + 1] = string.format("        for (long j = 0; j < %s; j++)", size.c(size.of_dim(pb[ax])))
+      lines[#lines + 1] = string.format("            GEMM(CblasRowMajor, %s, %s, %s, %s, %s, (real)1, %s + ao + j*%s, %s, %s + bo + j*%s, %s, j ? (real)1 : (real)0, %s + p*%s, %s);",
+        ta and "CblasTrans" or "CblasNoTrans", tb and "CblasTrans" or "CblasNoTrans", M_, N_, K_,
+        names.inputs[1], step_a, lda, names.inputs[2], step_b, ldb, names.out, size.c(size.mul(size.of_dim(m), size.of_dim(nn))), N_)
+      lines[#lines + 1] = "    }"
+      return table.concat(lines, "\n")
+    end
     -- per-batch offsets: broadcast strides of each operand's batch part, in units of its matrix
     local sa = loops.broadcast_strides(batch_of(a.shape), batch)
     local sb = loops.broadcast_strides(batch_of(b.shape), batch)
@@ -165,6 +200,7 @@ M.ops.matmul = {
     local a = n.inputs[1]
     local _, k = mat_dims(a, n.attrs.ta)
     local f = size.mul(size.mul(size.numel(n.shape), size.of_dim(k)), size.mono(2))
+    if n.attrs.sum_axis then f = size.mul(f, size.of_dim(n.attrs.product_batch[n.attrs.sum_axis])) end
     local ep = n.attrs.epilogue
     if ep and size.signature(ep.flops) == size.signature(f) then f = size.mono(f.c + ep.flops.c, f.s) end
     return f

@@ -52,7 +52,7 @@ function M.run(graph)
       through = true
       if not private(mm, n) then return nil end
     end
-    if mm.op ~= "matmul" or mm.attrs.epilogue then return nil end
+    if mm.op ~= "matmul" or mm.attrs.epilogue or mm.attrs.sum_axis then return nil end
     if not through then return size.same_shape(mm.shape, n.shape) and mm or nil, {} end
     local last = n.shape[#n.shape]
     if #mm.shape ~= 2 or mm.shape[2] ~= last or not size.same_shape(x.shape, n.shape) then return nil end
