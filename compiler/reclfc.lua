@@ -12,7 +12,7 @@ usage: reclfc GRAPH.lua [-o DIR] [options]
   --dims B=3,T=4    run-time sizes for --gradcheck (default 3 each)
   --samples N       entries checked per tensor by --gradcheck (default 40; all when smaller)
   --tol X           largest relative error --gradcheck accepts (default 1e-6)
-  --no-fuse         keep the plain reference form: no reassociation, no fusion
+  --no-fuse         keep the plain reference form: no reassociation, fusion, accumulation or epilogues
   --ir              print the IR after planning
   -q, --quiet       print nothing but errors
 ]]
