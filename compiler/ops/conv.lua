@@ -87,16 +87,23 @@ local function emit_loops(n, names, C, H, W, N, gather)
   return table.concat(lines, "\n")
 end
 
+-- the input of a convolution: [N, C, H, W] with C, H, W fixed, and the kernel must fit it.
+-- Returns the output's height and width.
+local function check_input(n, x, a)
+  if #x.shape ~= 4 or size.is_sym(x.shape[2]) or size.is_sym(x.shape[3]) or size.is_sym(x.shape[4]) then
+    ir.fail(n, "conv2d: input must be [N, C, H, W] with fixed C, H, W, got %s", size.shape_str(x.shape))
+  end
+  local Ho, Wo = out_hw(a, x.shape[3], x.shape[4])
+  if Ho < 1 or Wo < 1 then
+    ir.fail(n, "conv2d: a %dx%d kernel does not fit input %s with padding %d", a.kh, a.kw, size.shape_str(x.shape), a.pad)
+  end
+  return Ho, Wo
+end
+
 M.ops.im2col = {
   infer = function(n)
     local x, a = n.inputs[1], n.attrs
-    if #x.shape ~= 4 or size.is_sym(x.shape[2]) or size.is_sym(x.shape[3]) or size.is_sym(x.shape[4]) then
-      ir.fail(n, "conv2d: input must be [N, C, H, W] with fixed C, H, W, got %s", size.shape_str(x.shape))
-    end
-    local Ho, Wo = out_hw(a, x.shape[3], x.shape[4])
-    if Ho < 1 or Wo < 1 then
-      ir.fail(n, "conv2d: a %dx%d kernel does not fit input %s with padding %d", a.kh, a.kw, size.shape_str(x.shape), a.pad)
-    end
+    local Ho, Wo = check_input(n, x, a)
     if a.rows_outer then
       return { x.shape[2] * a.kh * a.kw, size.dim_of(size.mul(size.of_dim(x.shape[1]), size.mono(Ho * Wo))) }, "real"
     end
@@ -193,13 +200,7 @@ end
 M.ops.conv2d = {
   infer = function(n)
     local x, w, a = n.inputs[1], n.inputs[2], n.attrs
-    if #x.shape ~= 4 or size.is_sym(x.shape[2]) or size.is_sym(x.shape[3]) or size.is_sym(x.shape[4]) then
-      ir.fail(n, "conv2d: input must be [N, C, H, W] with fixed C, H, W, got %s", size.shape_str(x.shape))
-    end
-    local Ho, Wo = out_hw(a, x.shape[3], x.shape[4])
-    if Ho < 1 or Wo < 1 then
-      ir.fail(n, "conv2d: a %dx%d kernel does not fit input %s with padding %d", a.kh, a.kw, size.shape_str(x.shape), a.pad)
-    end
+    local Ho, Wo = check_input(n, x, a)
     local b = n.inputs[3]
     if b and not (#b.shape == 1 and b.shape[1] == w.shape[1]) then
       ir.fail(n, "conv2d: bias %s does not match the kernel's %s output channels", size.shape_str(b.shape), tostring(w.shape[1]))
