@@ -204,11 +204,10 @@ function M.new(graph)
   end
   -- convolution primitives ---------------------------------------------------------------------
   function F.im2col(x, a)
-    return F.make("im2col", { x }, { kh = a.kh, kw = a.kw, stride = a.stride, pad = a.pad, rows_outer = a.rows_outer })
+    return F.make("im2col", { x }, { kh = a.kh, kw = a.kw, stride = a.stride, pad = a.pad })
   end
   function F.col2im(col, x_shape, a)
-    return F.make("col2im", { col }, { kh = a.kh, kw = a.kw, stride = a.stride, pad = a.pad, x_shape = x_shape,
-      rows_outer = a.rows_outer })
+    return F.make("col2im", { col }, { kh = a.kh, kw = a.kw, stride = a.stride, pad = a.pad, x_shape = x_shape })
   end
 
   return F

@@ -5,9 +5,7 @@
 -- its own scratch block; the weight gradient sums the groups' partial results in a fixed order,
 -- so results do not depend on the thread count.
 -- The im2col and col2im ops remain for graphs that use them directly; col2im is im2col's adjoint.
--- x [N, C, H, W] <-> col [N, C*kh*kw, Ho*Wo], with Ho = (H + 2 pad - kh) / stride + 1, or with
--- rows_outer, col [C*kh*kw, N*Ho*Wo]: the whole batch's columns side by side, so that the
--- convolution is one GEMM (weights [O, C*kh*kw] x col) rather than one small GEMM per image.
+-- x [N, C, H, W] <-> col [N, C*kh*kw, Ho*Wo], with Ho = (H + 2 pad - kh) / stride + 1.
 local size = require("compiler.size")
 local ir = require("compiler.ir")
 
@@ -75,13 +73,8 @@ local function emit_loops(n, names, C, H, W, N, gather)
     "        for (long c = 0; c < C; c++) {",
     "            " .. (gather and "const " or "") .. "real *xp = (" .. names.x .. ") + (n*C + c)*H*W;",
   }
-  if a.rows_outer then
-    lines[#lines + 1] = "            " .. (gather and "" or "const ") .. "real *cp0 = (" .. names.col .. ") + (c*KH*KW*NB + n)*HO*WO;"
-    lines[#lines + 1] = "            const long LDC = NB*HO*WO;"
-  else
-    lines[#lines + 1] = "            " .. (gather and "" or "const ") .. "real *cp0 = (" .. names.col .. ") + (n*KC + c*KH*KW)*HO*WO;"
-    lines[#lines + 1] = "            const long LDC = HO*WO;"
-  end
+  lines[#lines + 1] = "            " .. (gather and "" or "const ") .. "real *cp0 = (" .. names.col .. ") + (n*KC + c*KH*KW)*HO*WO;"
+  lines[#lines + 1] = "            const long LDC = HO*WO;"
   lines[#lines + 1] = plane_loops(gather, "            ")
   lines[#lines + 1] = "        }"
   return table.concat(lines, "\n")
@@ -104,9 +97,6 @@ M.ops.im2col = {
   infer = function(n)
     local x, a = n.inputs[1], n.attrs
     local Ho, Wo = check_input(n, x, a)
-    if a.rows_outer then
-      return { x.shape[2] * a.kh * a.kw, size.dim_of(size.mul(size.of_dim(x.shape[1]), size.mono(Ho * Wo))) }, "real"
-    end
     return { x.shape[1], x.shape[2] * a.kh * a.kw, Ho * Wo }, "real"
   end,
   grad = function(F, n, g)
@@ -125,14 +115,7 @@ M.ops.col2im = {
     local col, a = n.inputs[1], n.attrs
     local xs = a.x_shape
     local Ho, Wo = out_hw(a, xs[3], xs[4])
-    local ok
-    if a.rows_outer then
-      ok = #col.shape == 2 and col.shape[1] == xs[2] * a.kh * a.kw
-        and size.eq(size.of_dim(col.shape[2]), size.mul(size.of_dim(xs[1]), size.mono(Ho * Wo)))
-    else
-      ok = #col.shape == 3 and col.shape[2] == xs[2] * a.kh * a.kw and col.shape[3] == Ho * Wo
-    end
-    if not ok then
+    if not (#col.shape == 3 and col.shape[2] == xs[2] * a.kh * a.kw and col.shape[3] == Ho * Wo) then
       ir.fail(n, "col2im: columns %s do not match image %s", size.shape_str(col.shape), size.shape_str(xs))
     end
     return { xs[1], xs[2], xs[3], xs[4] }, "real"
@@ -150,19 +133,23 @@ M.ops.col2im = {
 }
 
 local LANES = 16
-M.LANES = LANES
 
 local function conv_sizes(n, x_shape, w_shape)
   local a = n.attrs
   local C, H, W = x_shape[2], x_shape[3], x_shape[4]
   local Ho, Wo = out_hw(a, H, W)
+  -- a 1x1 kernel with stride 1 and no padding reads the image as its own columns
+  local identity = a.kh == 1 and a.kw == 1 and a.stride == 1 and a.pad == 0
   return { N = size.c(size.of_dim(x_shape[1])), C = C, H = H, W = W, O = w_shape[1], K = C * a.kh * a.kw, HW = Ho * Wo,
-    -- a 1x1 kernel with stride 1 and no padding reads the image as its own columns
-    identity = a.kh == 1 and a.kw == 1 and a.stride == 1 and a.pad == 0 }
+    identity = identity, cols = identity and 0 or C * a.kh * a.kw * Ho * Wo } -- cols: one lane's block
 end
 
--- the lane loop: images [l*NB/L, (l+1)*NB/L) of lane l; `body` sees n, and col (this lane's block)
-local function lanes(z, names, per_lane, body, col_expr)
+-- the workspace: per lane, its columns block and `extra` elements after it
+local function lanes_workspace(z, extra) return size.mono(LANES * (z.cols + (extra or 0))) end
+
+-- the lane loop: images [l*NB/L, (l+1)*NB/L) of lane l; `body` sees n, and col (this lane's
+-- block, of per_lane elements in the workspace); `decls`: more declarations per lane
+local function lanes(z, names, per_lane, body, col_expr, decls)
   local lines = {
     string.format("    const long L = NB < %d ? NB : %d;", LANES, LANES),
     "    #pragma omp parallel for schedule(static)",
@@ -171,6 +158,7 @@ local function lanes(z, names, per_lane, body, col_expr)
   if not z.identity then
     lines[#lines + 1] = string.format("        real *col = %s + l*%s; /* this lane's columns [K, HO*WO] */", names.work, per_lane)
   end
+  for _, d in ipairs(decls or {}) do lines[#lines + 1] = "        " .. d end
   lines[#lines + 1] = "        for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {"
   if z.identity and col_expr then lines[#lines + 1] = "            " .. col_expr end
   for _, b in ipairs(body) do lines[#lines + 1] = "            " .. b:gsub("\n", "\n            ") end
@@ -216,10 +204,7 @@ M.ops.conv2d = {
     end
     return { F.conv2d_input_grad(g, w, n.attrs, x.shape), F.conv2d_weight_grad(g, x, n.attrs, w.shape), gb }
   end,
-  workspace = function(n)
-    local z = conv_sizes(n, n.inputs[1].shape, n.inputs[2].shape)
-    return size.mono(z.identity and 0 or LANES * z.K * z.HW)
-  end,
+  workspace = function(n) return lanes_workspace(conv_sizes(n, n.inputs[1].shape, n.inputs[2].shape)) end,
   emit = function(n, names)
     local x, w = n.inputs[1], n.inputs[2]
     local z = conv_sizes(n, x.shape, w.shape)
@@ -233,7 +218,7 @@ M.ops.conv2d = {
       body[#body + 1] = "}"
     end
     local lines = { constants(n.attrs, z.C, z.H, z.W, z.N) }
-    for _, l in ipairs(lanes(z, names, z.K * z.HW, body, "const real *col = " .. names.inputs[1] .. " + n*C*H*W;")) do lines[#lines + 1] = l end
+    for _, l in ipairs(lanes(z, names, z.cols, body, "const real *col = " .. names.inputs[1] .. " + n*C*H*W;")) do lines[#lines + 1] = l end
     return table.concat(lines, "\n")
   end,
   flops = function(n) return conv_flops(n, n.inputs[1].shape, n.inputs[2].shape) end,
@@ -242,10 +227,7 @@ M.ops.conv2d = {
 -- dx [N, C, H, W] from dy [N, O, Ho, Wo] and w [O, C, kh, kw]: per image, col = w^T . dy, then col2im
 M.ops.conv2d_input_grad = {
   infer = function(n) return n.attrs.x_shape, "real" end,
-  workspace = function(n)
-    local z = conv_sizes(n, n.attrs.x_shape, n.inputs[2].shape)
-    return size.mono(z.identity and 0 or LANES * z.K * z.HW)
-  end,
+  workspace = function(n) return lanes_workspace(conv_sizes(n, n.attrs.x_shape, n.inputs[2].shape)) end,
   emit = function(n, names)
     local z = conv_sizes(n, n.attrs.x_shape, n.inputs[2].shape)
     local body
@@ -266,7 +248,7 @@ M.ops.conv2d_input_grad = {
       }
     end
     local lines = { constants(n.attrs, z.C, z.H, z.W, z.N) }
-    for _, l in ipairs(lanes(z, names, z.K * z.HW, body)) do lines[#lines + 1] = l end
+    for _, l in ipairs(lanes(z, names, z.cols, body)) do lines[#lines + 1] = l end
     return table.concat(lines, "\n")
   end,
   flops = function(n) return conv_flops(n, n.attrs.x_shape, n.inputs[2].shape) end,
@@ -276,14 +258,15 @@ M.ops.conv2d_input_grad = {
 -- of dy_n . col_n^T (col_n rebuilt from x), then the lanes' partial sums added in lane order
 M.ops.conv2d_weight_grad = {
   infer = function(n) return n.attrs.w_shape, "real" end,
+  -- per lane: its columns, then its partial sum [O, KC]
   workspace = function(n)
     local z = conv_sizes(n, n.inputs[2].shape, n.attrs.w_shape)
-    return size.mono(LANES * ((z.identity and 0 or z.K * z.HW) + z.O * z.K))
+    return lanes_workspace(z, z.O * z.K)
   end,
   emit = function(n, names)
     local x = n.inputs[2]
     local z = conv_sizes(n, x.shape, n.attrs.w_shape)
-    local per_lane = (z.identity and 0 or z.K * z.HW) + z.O * z.K
+    local per_lane = z.cols + z.O * z.K
     local body = z.identity and {} or im2col_image(names.inputs[2])
     -- with few output channels, the product is computed transposed, [KC, O] = col . dy^T:
     -- OpenBLAS then packs the small operand, not the large one (measured 1.4x faster for 32
@@ -297,13 +280,14 @@ M.ops.conv2d_weight_grad = {
         z.O, names.inputs[1], z.O)
     end
     local lines = { constants(n.attrs, z.C, z.H, z.W, z.N) }
-    local lane = lanes(z, names, per_lane, body, "const real *col = " .. names.inputs[2] .. " + n*C*H*W;")
     -- this lane's partial sum follows its columns
-    table.insert(lane, 4 + (z.identity and 0 or 1), string.format("        real *part = %s + l*%d + %d; /* %s */", names.work, per_lane,
-      z.identity and 0 or z.K * z.HW, transposed and "[KC, O]" or "[O, KC]"))
-    for _, l in ipairs(lane) do lines[#lines + 1] = l end
+    local part = string.format("real *part = %s + l*%d + %d; /* %s */", names.work, per_lane, z.cols,
+      transposed and "[KC, O]" or "[O, KC]")
+    for _, l in ipairs(lanes(z, names, per_lane, body, "const real *col = " .. names.inputs[2] .. " + n*C*H*W;", { part })) do
+      lines[#lines + 1] = l
+    end
     -- the lanes' partial sums, added in lane order
-    local first = z.identity and 0 or z.K * z.HW
+    local first = z.cols
     local at = transposed and string.format("k*%d + o", z.O) or "o*KC + k"
     lines[#lines + 1] = string.format("    #pragma omp parallel for collapse(2) if(%d > 32768)", z.O * z.K * LANES)
     lines[#lines + 1] = string.format("    for (long o = 0; o < %d; o++)", z.O)
