@@ -5093,6 +5093,8 @@ void gloria_features_loss_k216_fused_add_mul_mul_id(real *restrict out, const re
  *   ... and 2 more */
 void gloria_features_loss_k219_matmul_sum(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     const long nb = B;
+    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
+     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
     #pragma omp parallel for schedule(static) if(nb > 1)
     for (long p = 0; p < nb; p++) {
         long r = p, ao = 0, bo = 0;
@@ -5182,6 +5184,8 @@ void gloria_features_loss_k229_fused_scale_mul_add_id(real *restrict out, const 
  *   ... and 2 more */
 void gloria_features_loss_k232_matmul_sum(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     const long nb = T;
+    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
+     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
     #pragma omp parallel for schedule(static) if(nb > 1)
     for (long p = 0; p < nb; p++) {
         long r = p, ao = 0, bo = 0;
@@ -5202,6 +5206,8 @@ void gloria_features_loss_k232_matmul_sum(real *restrict out, const real *restri
  *   ... and 2 more */
 void gloria_features_loss_k233_matmul_sum(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     const long nb = B;
+    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
+     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
     #pragma omp parallel for schedule(static) if(nb > 1)
     for (long p = 0; p < nb; p++) {
         long r = p, ao = 0, bo = 0;
@@ -5721,6 +5727,8 @@ void reclf_noirm_features_loss_k226_matmul(real *restrict out, const real *restr
  *   %643 matmul [T,1,39,39] (backward)  graphs/lib/irm.lua:10 */
 void reclf_noirm_features_loss_k227_matmul_sum(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     const long nb = T;
+    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
+     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
     #pragma omp parallel for schedule(static) if(nb > 1)
     for (long p = 0; p < nb; p++) {
         long r = p, ao = 0, bo = 0;

@@ -55,10 +55,10 @@ M.ops.matmul = {
     local M_, N_, K_ = size.c(size.of_dim(m)), size.c(size.of_dim(nn)), size.c(size.of_dim(k))
     local lda = ta and M_ or K_
     local ldb = tb and K_ or N_
-    local call = function(rows, ao, bo, co)
-      return string.format("GEMM(CblasRowMajor, %s, %s, %s, %s, %s, (real)1, %s + %s, %s, %s + %s, %s, (real)0, %s + %s, %s);",
+    local call = function(rows, ao, bo, co, beta)
+      return string.format("GEMM(CblasRowMajor, %s, %s, %s, %s, %s, (real)1, %s + %s, %s, %s + %s, %s, %s, %s + %s, %s);",
         ta and "CblasTrans" or "CblasNoTrans", tb and "CblasTrans" or "CblasNoTrans", rows, N_, K_,
-        names.inputs[1], ao, lda, names.inputs[2], bo, ldb, names.out, co, N_)
+        names.inputs[1], ao, lda, names.inputs[2], bo, ldb, beta or "(real)0", names.out, co, N_)
     end
     -- an epilogue may read the product through a reshape: the kernel loops over the product's shape
     local shape = n.attrs.product_shape or n.shape
@@ -103,8 +103,9 @@ M.ops.matmul = {
       -- row panels spread over the threads, each GEMM single-threaded (OpenBLAS runs so inside a
       -- parallel region; its own threading gains little below a few hundred MFLOP here), with the
       -- epilogue on each panel while it is in cache. With an epilogue, panels of about 128k
-      -- elements; the panel count is a multiple of the thread count. A row's values do not depend on the panels: each is one GEMM over all
-      -- of K. With fewer than 8 rows a thread, one GEMM keeps OpenBLAS's own threads.
+      -- elements; the panel count is a multiple of the thread count. A row's values do not depend
+      -- on the panels: each is one GEMM over all of K. With fewer than 8 rows a thread, one GEMM
+      -- keeps OpenBLAS's own threads.
       local lines = {
         string.format("    const long m_rows = %s, n_thr = omp_get_max_threads();", M_),
         -- without an epilogue, one panel a thread: each GEMM call packs the right operand again
@@ -127,71 +128,50 @@ M.ops.matmul = {
       lines[#lines + 1] = "    }"
       return table.concat(lines, "\n")
     end
-    if n.attrs.sum_axis then
-      -- a sum over one batch axis of the product (passes/accumulate.lua): per output block, the
-      -- GEMMs along that axis accumulate into it in order
-      local pb, ax = n.attrs.product_batch, n.attrs.sum_axis
-      local sa = loops.broadcast_strides(batch_of(a.shape), pb)
-      local sb = loops.broadcast_strides(batch_of(b.shape), pb)
-      local amat = size.mul(size.of_dim(a.shape[#a.shape - 1]), size.of_dim(a.shape[#a.shape]))
-      local bmat = size.mul(size.of_dim(b.shape[#b.shape - 1]), size.of_dim(b.shape[#b.shape]))
-      local rest = {}
-      for d = 1, #pb do if d ~= ax then rest[#rest + 1] = pb[d] end end
-      local lines = {
-        string.format("    const long nb = %s;", size.c(size.prod(rest))),
-        "    #pragma omp parallel for schedule(static) if(nb > 1)",
-        "    for (long p = 0; p < nb; p++) {",
-        "        long r = p, ao = 0, bo = 0;",
-      }
-      for d = #pb, 1, -1 do
-        if d ~= ax then
-          local ext = size.c(size.of_dim(pb[d]))
-          local parts = { string.format("long i%d = r %% %s; r /= %s;", d, ext, ext) }
-          if sa[d] then parts[#parts + 1] = string.format("ao += i%d*%s;", d, size.c(size.mul(sa[d], amat))) end
-          if sb[d] then parts[#parts + 1] = string.format("bo += i%d*%s;", d, size.c(size.mul(sb[d], bmat))) end
-          lines[#lines + 1] = "        { " .. table.concat(parts, " ") .. " }"
-        end
-      end
-      lines[#lines + 1] = "        (void)r;"
-      local step_a = sa[ax] and size.c(size.mul(sa[ax], amat)) or "0"
-      local step_b = sb[ax] and size.c(size.mul(sb[ax], bmat)) or "0"
-      lines[#lines + 1] = string.format("        for (long j = 0; j < %s; j++)", size.c(size.of_dim(pb[ax])))
-      lines[#lines + 1] = string.format("            GEMM(CblasRowMajor, %s, %s, %s, %s, %s, (real)1, %s + ao + j*%s, %s, %s + bo + j*%s, %s, j ? (real)1 : (real)0, %s + p*%s, %s);",
-        ta and "CblasTrans" or "CblasNoTrans", tb and "CblasTrans" or "CblasNoTrans", M_, N_, K_,
-        names.inputs[1], step_a, lda, names.inputs[2], step_b, ldb, names.out, size.c(size.mul(size.of_dim(m), size.of_dim(nn))), N_)
-      lines[#lines + 1] = "    }"
-      return table.concat(lines, "\n")
-    end
-    -- per-batch offsets: broadcast strides of each operand's batch part, in units of its matrix
-    local sa = loops.broadcast_strides(batch_of(a.shape), batch)
-    local sb = loops.broadcast_strides(batch_of(b.shape), batch)
+    -- per-batch offsets: broadcast strides of each operand's batch part, in units of its matrix.
+    -- A sum over one batch axis of the product (passes/accumulate.lua) loops over the other axes;
+    -- per output block, the GEMMs along the summed axis accumulate into it in order.
+    local pb = n.attrs.product_batch or batch
+    local ax = n.attrs.sum_axis
+    local sa = loops.broadcast_strides(batch_of(a.shape), pb)
+    local sb = loops.broadcast_strides(batch_of(b.shape), pb)
     local amat = size.mul(size.of_dim(a.shape[#a.shape - 1]), size.of_dim(a.shape[#a.shape]))
     local bmat = size.mul(size.of_dim(b.shape[#b.shape - 1]), size.of_dim(b.shape[#b.shape]))
-    local nb = size.c(size.prod(batch))
+    local outer = {}
+    for d = 1, #pb do if d ~= ax then outer[#outer + 1] = pb[d] end end
     local decl = "        long r = p, ao = 0, bo = 0"
     for _, kk in ipairs(leaves) do decl = decl .. ", lb" .. kk .. " = 0" end
     local lines = {
-      string.format("    const long nb = %s;", nb),
+      string.format("    const long nb = %s;", size.c(size.prod(outer))),
       "    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded",
       "     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */",
       "    #pragma omp parallel for schedule(static) if(nb > 1)",
       "    for (long p = 0; p < nb; p++) {",
       decl .. ";",
     }
-    for d = #batch, 1, -1 do
-      local ext = size.c(size.of_dim(batch[d]))
-      local parts = { string.format("long i%d = r %% %s; r /= %s;", d, ext, ext) }
-      if sa[d] then parts[#parts + 1] = string.format("ao += i%d*%s;", d, size.c(size.mul(sa[d], amat))) end
-      if sb[d] then parts[#parts + 1] = string.format("bo += i%d*%s;", d, size.c(size.mul(sb[d], bmat))) end
-      for _, kk in ipairs(leaves) do
-        local st = leaf_st[kk][d]
-        if st then parts[#parts + 1] = string.format("lb%d += i%d*%s;", kk, d, size.c(st)) end
+    for d = #pb, 1, -1 do
+      if d ~= ax then
+        local ext = size.c(size.of_dim(pb[d]))
+        local parts = { string.format("long i%d = r %% %s; r /= %s;", d, ext, ext) }
+        if sa[d] then parts[#parts + 1] = string.format("ao += i%d*%s;", d, size.c(size.mul(sa[d], amat))) end
+        if sb[d] then parts[#parts + 1] = string.format("bo += i%d*%s;", d, size.c(size.mul(sb[d], bmat))) end
+        for _, kk in ipairs(leaves) do
+          local st = leaf_st[kk][d]
+          if st then parts[#parts + 1] = string.format("lb%d += i%d*%s;", kk, d, size.c(st)) end
+        end
+        lines[#lines + 1] = "        { " .. table.concat(parts, " ") .. " }"
       end
-      lines[#lines + 1] = "        { " .. table.concat(parts, " ") .. " }"
     end
     lines[#lines + 1] = "        (void)r;"
     local co = "p*" .. size.c(size.mul(size.of_dim(m), size.of_dim(nn)))
-    lines[#lines + 1] = "        " .. call(M_, "ao", "bo", co)
+    if ax then
+      local step_a = sa[ax] and size.c(size.mul(sa[ax], amat)) or "0"
+      local step_b = sb[ax] and size.c(size.mul(sb[ax], bmat)) or "0"
+      lines[#lines + 1] = string.format("        for (long j = 0; j < %s; j++)", size.c(size.of_dim(pb[ax])))
+      lines[#lines + 1] = "            " .. call(M_, "ao + j*" .. step_a, "bo + j*" .. step_b, co, "j ? (real)1 : (real)0")
+    else
+      lines[#lines + 1] = "        " .. call(M_, "ao", "bo", co)
+    end
     if ep then lines[#lines + 1] = epilogue("0", M_, co, "        ", "/* (the batch loop holds the threads) */") end
     lines[#lines + 1] = "    }"
     return table.concat(lines, "\n")
