@@ -669,14 +669,14 @@ void convirt_image_k3_fused_scale_addc(real *restrict out, const real *restrict 
 void convirt_image_k6_conv2d(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, real *restrict work, long B) {
     const long C = 1, H = 64, W = 64, KH = 3, KW = 3, S = 1, P = 1, HO = 64, WO = 64, KC = 9, NB = B;
     (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
-    const long L = NB < 16 ? NB : 16;
+    const long nt = omp_get_max_threads() < 16 ? omp_get_max_threads() : 16, L = NB < nt ? NB : nt;
     #pragma omp parallel for schedule(static)
     for (long l = 0; l < L; l++) {
         real *col = work + l*36864; /* this lane's columns [K, HO*WO] */
         for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
             for (long c = 0; c < C; c++) {
                 const real *xp = in0 + (n*C + c)*H*W;
-                real *cp0 = col + c*KH*KW*HO*WO;
+                real *cp0 = col + (c - 0)*KH*KW*HO*WO;
                 const long LDC = HO*WO;
                 for (long ky = 0; ky < KH; ky++)
                     for (long kx = 0; kx < KW; kx++) {
@@ -777,14 +777,14 @@ void convirt_image_k11_relu(real *restrict out, const real *restrict in0, long B
 void convirt_image_k14_conv2d(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, real *restrict work, long B) {
     const long C = 32, H = 64, W = 64, KH = 3, KW = 3, S = 2, P = 1, HO = 32, WO = 32, KC = 288, NB = B;
     (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
-    const long L = NB < 16 ? NB : 16;
+    const long nt = omp_get_max_threads() < 16 ? omp_get_max_threads() : 16, L = NB < nt ? NB : nt;
     #pragma omp parallel for schedule(static)
     for (long l = 0; l < L; l++) {
         real *col = work + l*294912; /* this lane's columns [K, HO*WO] */
         for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
             for (long c = 0; c < C; c++) {
                 const real *xp = in0 + (n*C + c)*H*W;
-                real *cp0 = col + c*KH*KW*HO*WO;
+                real *cp0 = col + (c - 0)*KH*KW*HO*WO;
                 const long LDC = HO*WO;
                 for (long ky = 0; ky < KH; ky++)
                     for (long kx = 0; kx < KW; kx++) {
@@ -885,14 +885,14 @@ void convirt_image_k19_relu(real *restrict out, const real *restrict in0, long B
 void convirt_image_k22_conv2d(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, real *restrict work, long B) {
     const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 1, P = 1, HO = 32, WO = 32, KC = 288, NB = B;
     (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
-    const long L = NB < 16 ? NB : 16;
+    const long nt = omp_get_max_threads() < 16 ? omp_get_max_threads() : 16, L = NB < nt ? NB : nt;
     #pragma omp parallel for schedule(static)
     for (long l = 0; l < L; l++) {
         real *col = work + l*294912; /* this lane's columns [K, HO*WO] */
         for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
             for (long c = 0; c < C; c++) {
                 const real *xp = in0 + (n*C + c)*H*W;
-                real *cp0 = col + c*KH*KW*HO*WO;
+                real *cp0 = col + (c - 0)*KH*KW*HO*WO;
                 const long LDC = HO*WO;
                 for (long ky = 0; ky < KH; ky++)
                     for (long kx = 0; kx < KW; kx++) {
@@ -943,14 +943,14 @@ void convirt_image_k36_fused_relu_add(real *restrict out, const real *restrict i
 void convirt_image_k39_conv2d(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, real *restrict work, long B) {
     const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 2, P = 1, HO = 16, WO = 16, KC = 288, NB = B;
     (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
-    const long L = NB < 16 ? NB : 16;
+    const long nt = omp_get_max_threads() < 16 ? omp_get_max_threads() : 16, L = NB < nt ? NB : nt;
     #pragma omp parallel for schedule(static)
     for (long l = 0; l < L; l++) {
         real *col = work + l*73728; /* this lane's columns [K, HO*WO] */
         for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
             for (long c = 0; c < C; c++) {
                 const real *xp = in0 + (n*C + c)*H*W;
-                real *cp0 = col + c*KH*KW*HO*WO;
+                real *cp0 = col + (c - 0)*KH*KW*HO*WO;
                 const long LDC = HO*WO;
                 for (long ky = 0; ky < KH; ky++)
                     for (long kx = 0; kx < KW; kx++) {
@@ -1051,14 +1051,14 @@ void convirt_image_k44_relu(real *restrict out, const real *restrict in0, long B
 void convirt_image_k47_conv2d(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, real *restrict work, long B) {
     const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 1, P = 1, HO = 16, WO = 16, KC = 576, NB = B;
     (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
-    const long L = NB < 16 ? NB : 16;
+    const long nt = omp_get_max_threads() < 16 ? omp_get_max_threads() : 16, L = NB < nt ? NB : nt;
     #pragma omp parallel for schedule(static)
     for (long l = 0; l < L; l++) {
         real *col = work + l*147456; /* this lane's columns [K, HO*WO] */
         for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
             for (long c = 0; c < C; c++) {
                 const real *xp = in0 + (n*C + c)*H*W;
-                real *cp0 = col + c*KH*KW*HO*WO;
+                real *cp0 = col + (c - 0)*KH*KW*HO*WO;
                 const long LDC = HO*WO;
                 for (long ky = 0; ky < KH; ky++)
                     for (long kx = 0; kx < KW; kx++) {
@@ -1109,14 +1109,14 @@ void convirt_image_k61_fused_relu_add(real *restrict out, const real *restrict i
 void convirt_image_k64_conv2d(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, real *restrict work, long B) {
     const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 2, P = 1, HO = 8, WO = 8, KC = 576, NB = B;
     (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
-    const long L = NB < 16 ? NB : 16;
+    const long nt = omp_get_max_threads() < 16 ? omp_get_max_threads() : 16, L = NB < nt ? NB : nt;
     #pragma omp parallel for schedule(static)
     for (long l = 0; l < L; l++) {
         real *col = work + l*36864; /* this lane's columns [K, HO*WO] */
         for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
             for (long c = 0; c < C; c++) {
                 const real *xp = in0 + (n*C + c)*H*W;
-                real *cp0 = col + c*KH*KW*HO*WO;
+                real *cp0 = col + (c - 0)*KH*KW*HO*WO;
                 const long LDC = HO*WO;
                 for (long ky = 0; ky < KH; ky++)
                     for (long kx = 0; kx < KW; kx++) {
@@ -1217,14 +1217,14 @@ void convirt_image_k69_relu(real *restrict out, const real *restrict in0, long B
 void convirt_image_k72_conv2d(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, real *restrict work, long B) {
     const long C = 128, H = 8, W = 8, KH = 3, KW = 3, S = 1, P = 1, HO = 8, WO = 8, KC = 1152, NB = B;
     (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
-    const long L = NB < 16 ? NB : 16;
+    const long nt = omp_get_max_threads() < 16 ? omp_get_max_threads() : 16, L = NB < nt ? NB : nt;
     #pragma omp parallel for schedule(static)
     for (long l = 0; l < L; l++) {
         real *col = work + l*73728; /* this lane's columns [K, HO*WO] */
         for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
             for (long c = 0; c < C; c++) {
                 const real *xp = in0 + (n*C + c)*H*W;
-                real *cp0 = col + c*KH*KW*HO*WO;
+                real *cp0 = col + (c - 0)*KH*KW*HO*WO;
                 const long LDC = HO*WO;
                 for (long ky = 0; ky < KH; ky++)
                     for (long kx = 0; kx < KW; kx++) {
@@ -1884,7 +1884,7 @@ void convirt_image_vjp_k157_sum(real *restrict out, const real *restrict in0, lo
 void convirt_image_vjp_k160_conv2d_input_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B) {
     const long C = 128, H = 8, W = 8, KH = 3, KW = 3, S = 1, P = 1, HO = 8, WO = 8, KC = 1152, NB = B;
     (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
-    const long L = NB < 16 ? NB : 16;
+    const long nt = omp_get_max_threads() < 16 ? omp_get_max_threads() : 16, L = NB < nt ? NB : nt;
     #pragma omp parallel for schedule(static)
     for (long l = 0; l < L; l++) {
         real *col = work + l*73728; /* this lane's columns [K, HO*WO] */
@@ -1926,15 +1926,15 @@ void convirt_image_vjp_k160_conv2d_input_grad(real *restrict out, const real *re
 void convirt_image_vjp_k161_conv2d_weight_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B) {
     const long C = 128, H = 8, W = 8, KH = 3, KW = 3, S = 1, P = 1, HO = 8, WO = 8, KC = 1152, NB = B;
     (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
-    const long L = NB < 16 ? NB : 16;
+    real *acc = work + 73728; /* [KC, O] */
     #pragma omp parallel for schedule(static)
-    for (long l = 0; l < L; l++) {
-        real *col = work + l*221184; /* this lane's columns [K, HO*WO] */
-        real *part = work + l*221184 + 73728; /* [O, KC] */
-        for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
-            for (long c = 0; c < C; c++) {
+    for (long q = 0; q < 4; q++) {
+        const long c0 = q*C/4, c1 = (q + 1)*C/4;
+        real *col = work + q*18432; /* this chunk's columns [(c1 - c0)*KH*KW, HO*WO] */
+        for (long n = 0; n < NB; n++) {
+            for (long c = c0; c < c1; c++) {
                 const real *xp = in1 + (n*C + c)*H*W;
-                real *cp0 = col + c*KH*KW*HO*WO;
+                real *cp0 = col + (c - c0)*KH*KW*HO*WO;
                 const long LDC = HO*WO;
                 for (long ky = 0; ky < KH; ky++)
                     for (long kx = 0; kx < KW; kx++) {
@@ -1954,16 +1954,13 @@ void convirt_image_vjp_k161_conv2d_weight_grad(real *restrict out, const real *r
                         }
                     }
             }
-            GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 128, KC, HO*WO, 1, in0 + n*128*HO*WO, HO*WO, col, HO*WO, n == l*NB/L ? 0 : 1, part, KC);
+            GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (c1 - c0)*KH*KW, 128, HO*WO, 1, col, HO*WO, in0 + n*128*HO*WO, HO*WO, n == 0 ? 0 : 1, acc + c0*KH*KW*128, 128);
         }
     }
-    #pragma omp parallel for collapse(2) if(2359296 > 32768)
+    if (NB == 0) memset(acc, 0, sizeof(real)*147456);
+    #pragma omp parallel for if(147456 > 32768)
     for (long o = 0; o < 128; o++)
-        for (long k = 0; k < KC; k++) {
-            real s = work[73728 + o*KC + k];
-            for (long l = 1; l < L; l++) s += work[l*221184 + 73728 + o*KC + k];
-            out[o*KC + k] = s;
-        }
+        for (long k = 0; k < KC; k++) out[o*KC + k] = acc[k*128 + o];
 }
 
 /* convirt_image_vjp_k180_fused_mul_add_step:
@@ -1993,7 +1990,7 @@ void convirt_image_vjp_k180_fused_mul_add_step(real *restrict out, const real *r
 void convirt_image_vjp_k193_conv2d_input_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B) {
     const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 2, P = 1, HO = 8, WO = 8, KC = 576, NB = B;
     (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
-    const long L = NB < 16 ? NB : 16;
+    const long nt = omp_get_max_threads() < 16 ? omp_get_max_threads() : 16, L = NB < nt ? NB : nt;
     #pragma omp parallel for schedule(static)
     for (long l = 0; l < L; l++) {
         real *col = work + l*36864; /* this lane's columns [K, HO*WO] */
@@ -2035,15 +2032,15 @@ void convirt_image_vjp_k193_conv2d_input_grad(real *restrict out, const real *re
 void convirt_image_vjp_k194_conv2d_weight_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B) {
     const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 2, P = 1, HO = 8, WO = 8, KC = 576, NB = B;
     (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
-    const long L = NB < 16 ? NB : 16;
+    real *acc = work + 36864; /* [KC, O] */
     #pragma omp parallel for schedule(static)
-    for (long l = 0; l < L; l++) {
-        real *col = work + l*110592; /* this lane's columns [K, HO*WO] */
-        real *part = work + l*110592 + 36864; /* [O, KC] */
-        for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
-            for (long c = 0; c < C; c++) {
+    for (long q = 0; q < 4; q++) {
+        const long c0 = q*C/4, c1 = (q + 1)*C/4;
+        real *col = work + q*9216; /* this chunk's columns [(c1 - c0)*KH*KW, HO*WO] */
+        for (long n = 0; n < NB; n++) {
+            for (long c = c0; c < c1; c++) {
                 const real *xp = in1 + (n*C + c)*H*W;
-                real *cp0 = col + c*KH*KW*HO*WO;
+                real *cp0 = col + (c - c0)*KH*KW*HO*WO;
                 const long LDC = HO*WO;
                 for (long ky = 0; ky < KH; ky++)
                     for (long kx = 0; kx < KW; kx++) {
@@ -2063,16 +2060,13 @@ void convirt_image_vjp_k194_conv2d_weight_grad(real *restrict out, const real *r
                         }
                     }
             }
-            GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 128, KC, HO*WO, 1, in0 + n*128*HO*WO, HO*WO, col, HO*WO, n == l*NB/L ? 0 : 1, part, KC);
+            GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (c1 - c0)*KH*KW, 128, HO*WO, 1, col, HO*WO, in0 + n*128*HO*WO, HO*WO, n == 0 ? 0 : 1, acc + c0*KH*KW*128, 128);
         }
     }
-    #pragma omp parallel for collapse(2) if(1179648 > 32768)
+    if (NB == 0) memset(acc, 0, sizeof(real)*73728);
+    #pragma omp parallel for if(73728 > 32768)
     for (long o = 0; o < 128; o++)
-        for (long k = 0; k < KC; k++) {
-            real s = work[36864 + o*KC + k];
-            for (long l = 1; l < L; l++) s += work[l*110592 + 36864 + o*KC + k];
-            out[o*KC + k] = s;
-        }
+        for (long k = 0; k < KC; k++) out[o*KC + k] = acc[k*128 + o];
 }
 
 /* convirt_image_vjp_k196_fused_mul_step:
@@ -2229,7 +2223,7 @@ void convirt_image_vjp_k207_sum(real *restrict out, const real *restrict in0, lo
 void convirt_image_vjp_k209_conv2d_input_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B) {
     const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 1, P = 1, HO = 16, WO = 16, KC = 576, NB = B;
     (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
-    const long L = NB < 16 ? NB : 16;
+    const long nt = omp_get_max_threads() < 16 ? omp_get_max_threads() : 16, L = NB < nt ? NB : nt;
     #pragma omp parallel for schedule(static)
     for (long l = 0; l < L; l++) {
         real *col = work + l*147456; /* this lane's columns [K, HO*WO] */
@@ -2271,15 +2265,15 @@ void convirt_image_vjp_k209_conv2d_input_grad(real *restrict out, const real *re
 void convirt_image_vjp_k210_conv2d_weight_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B) {
     const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 1, P = 1, HO = 16, WO = 16, KC = 576, NB = B;
     (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
-    const long L = NB < 16 ? NB : 16;
+    real *acc = work + 147456; /* [KC, O] */
     #pragma omp parallel for schedule(static)
-    for (long l = 0; l < L; l++) {
-        real *col = work + l*184320; /* this lane's columns [K, HO*WO] */
-        real *part = work + l*184320 + 147456; /* [O, KC] */
-        for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
-            for (long c = 0; c < C; c++) {
+    for (long q = 0; q < 4; q++) {
+        const long c0 = q*C/4, c1 = (q + 1)*C/4;
+        real *col = work + q*36864; /* this chunk's columns [(c1 - c0)*KH*KW, HO*WO] */
+        for (long n = 0; n < NB; n++) {
+            for (long c = c0; c < c1; c++) {
                 const real *xp = in1 + (n*C + c)*H*W;
-                real *cp0 = col + c*KH*KW*HO*WO;
+                real *cp0 = col + (c - c0)*KH*KW*HO*WO;
                 const long LDC = HO*WO;
                 for (long ky = 0; ky < KH; ky++)
                     for (long kx = 0; kx < KW; kx++) {
@@ -2299,16 +2293,13 @@ void convirt_image_vjp_k210_conv2d_weight_grad(real *restrict out, const real *r
                         }
                     }
             }
-            GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 64, KC, HO*WO, 1, in0 + n*64*HO*WO, HO*WO, col, HO*WO, n == l*NB/L ? 0 : 1, part, KC);
+            GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (c1 - c0)*KH*KW, 64, HO*WO, 1, col, HO*WO, in0 + n*64*HO*WO, HO*WO, n == 0 ? 0 : 1, acc + c0*KH*KW*64, 64);
         }
     }
-    #pragma omp parallel for collapse(2) if(589824 > 32768)
+    if (NB == 0) memset(acc, 0, sizeof(real)*36864);
+    #pragma omp parallel for if(36864 > 32768)
     for (long o = 0; o < 64; o++)
-        for (long k = 0; k < KC; k++) {
-            real s = work[147456 + o*KC + k];
-            for (long l = 1; l < L; l++) s += work[l*184320 + 147456 + o*KC + k];
-            out[o*KC + k] = s;
-        }
+        for (long k = 0; k < KC; k++) out[o*KC + k] = acc[k*64 + o];
 }
 
 /* convirt_image_vjp_k229_fused_mul_add_step:
@@ -2338,7 +2329,7 @@ void convirt_image_vjp_k229_fused_mul_add_step(real *restrict out, const real *r
 void convirt_image_vjp_k242_conv2d_input_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B) {
     const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 2, P = 1, HO = 16, WO = 16, KC = 288, NB = B;
     (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
-    const long L = NB < 16 ? NB : 16;
+    const long nt = omp_get_max_threads() < 16 ? omp_get_max_threads() : 16, L = NB < nt ? NB : nt;
     #pragma omp parallel for schedule(static)
     for (long l = 0; l < L; l++) {
         real *col = work + l*73728; /* this lane's columns [K, HO*WO] */
@@ -2380,15 +2371,15 @@ void convirt_image_vjp_k242_conv2d_input_grad(real *restrict out, const real *re
 void convirt_image_vjp_k243_conv2d_weight_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B) {
     const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 2, P = 1, HO = 16, WO = 16, KC = 288, NB = B;
     (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
-    const long L = NB < 16 ? NB : 16;
+    real *acc = work + 73728; /* [KC, O] */
     #pragma omp parallel for schedule(static)
-    for (long l = 0; l < L; l++) {
-        real *col = work + l*92160; /* this lane's columns [K, HO*WO] */
-        real *part = work + l*92160 + 73728; /* [O, KC] */
-        for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
-            for (long c = 0; c < C; c++) {
+    for (long q = 0; q < 2; q++) {
+        const long c0 = q*C/2, c1 = (q + 1)*C/2;
+        real *col = work + q*36864; /* this chunk's columns [(c1 - c0)*KH*KW, HO*WO] */
+        for (long n = 0; n < NB; n++) {
+            for (long c = c0; c < c1; c++) {
                 const real *xp = in1 + (n*C + c)*H*W;
-                real *cp0 = col + c*KH*KW*HO*WO;
+                real *cp0 = col + (c - c0)*KH*KW*HO*WO;
                 const long LDC = HO*WO;
                 for (long ky = 0; ky < KH; ky++)
                     for (long kx = 0; kx < KW; kx++) {
@@ -2408,16 +2399,13 @@ void convirt_image_vjp_k243_conv2d_weight_grad(real *restrict out, const real *r
                         }
                     }
             }
-            GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 64, KC, HO*WO, 1, in0 + n*64*HO*WO, HO*WO, col, HO*WO, n == l*NB/L ? 0 : 1, part, KC);
+            GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (c1 - c0)*KH*KW, 64, HO*WO, 1, col, HO*WO, in0 + n*64*HO*WO, HO*WO, n == 0 ? 0 : 1, acc + c0*KH*KW*64, 64);
         }
     }
-    #pragma omp parallel for collapse(2) if(294912 > 32768)
+    if (NB == 0) memset(acc, 0, sizeof(real)*18432);
+    #pragma omp parallel for if(18432 > 32768)
     for (long o = 0; o < 64; o++)
-        for (long k = 0; k < KC; k++) {
-            real s = work[73728 + o*KC + k];
-            for (long l = 1; l < L; l++) s += work[l*92160 + 73728 + o*KC + k];
-            out[o*KC + k] = s;
-        }
+        for (long k = 0; k < KC; k++) out[o*KC + k] = acc[k*64 + o];
 }
 
 /* convirt_image_vjp_k245_fused_mul_step:
@@ -2574,7 +2562,7 @@ void convirt_image_vjp_k256_sum(real *restrict out, const real *restrict in0, lo
 void convirt_image_vjp_k258_conv2d_input_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B) {
     const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 1, P = 1, HO = 32, WO = 32, KC = 288, NB = B;
     (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
-    const long L = NB < 16 ? NB : 16;
+    const long nt = omp_get_max_threads() < 16 ? omp_get_max_threads() : 16, L = NB < nt ? NB : nt;
     #pragma omp parallel for schedule(static)
     for (long l = 0; l < L; l++) {
         real *col = work + l*294912; /* this lane's columns [K, HO*WO] */
@@ -2616,15 +2604,15 @@ void convirt_image_vjp_k258_conv2d_input_grad(real *restrict out, const real *re
 void convirt_image_vjp_k259_conv2d_weight_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B) {
     const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 1, P = 1, HO = 32, WO = 32, KC = 288, NB = B;
     (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
-    const long L = NB < 16 ? NB : 16;
+    real *acc = work + 294912; /* [KC, O] */
     #pragma omp parallel for schedule(static)
-    for (long l = 0; l < L; l++) {
-        real *col = work + l*304128; /* this lane's columns [K, HO*WO] */
-        real *part = work + l*304128 + 294912; /* [KC, O] */
-        for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
-            for (long c = 0; c < C; c++) {
+    for (long q = 0; q < 2; q++) {
+        const long c0 = q*C/2, c1 = (q + 1)*C/2;
+        real *col = work + q*147456; /* this chunk's columns [(c1 - c0)*KH*KW, HO*WO] */
+        for (long n = 0; n < NB; n++) {
+            for (long c = c0; c < c1; c++) {
                 const real *xp = in1 + (n*C + c)*H*W;
-                real *cp0 = col + c*KH*KW*HO*WO;
+                real *cp0 = col + (c - c0)*KH*KW*HO*WO;
                 const long LDC = HO*WO;
                 for (long ky = 0; ky < KH; ky++)
                     for (long kx = 0; kx < KW; kx++) {
@@ -2644,16 +2632,13 @@ void convirt_image_vjp_k259_conv2d_weight_grad(real *restrict out, const real *r
                         }
                     }
             }
-            GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, KC, 32, HO*WO, 1, col, HO*WO, in0 + n*32*HO*WO, HO*WO, n == l*NB/L ? 0 : 1, part, 32);
+            GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (c1 - c0)*KH*KW, 32, HO*WO, 1, col, HO*WO, in0 + n*32*HO*WO, HO*WO, n == 0 ? 0 : 1, acc + c0*KH*KW*32, 32);
         }
     }
-    #pragma omp parallel for collapse(2) if(147456 > 32768)
+    if (NB == 0) memset(acc, 0, sizeof(real)*9216);
+    #pragma omp parallel for if(9216 > 32768)
     for (long o = 0; o < 32; o++)
-        for (long k = 0; k < KC; k++) {
-            real s = work[294912 + k*32 + o];
-            for (long l = 1; l < L; l++) s += work[l*304128 + 294912 + k*32 + o];
-            out[o*KC + k] = s;
-        }
+        for (long k = 0; k < KC; k++) out[o*KC + k] = acc[k*32 + o];
 }
 
 /* convirt_image_vjp_k278_fused_mul_add_step:
@@ -2683,7 +2668,7 @@ void convirt_image_vjp_k278_fused_mul_add_step(real *restrict out, const real *r
 void convirt_image_vjp_k291_conv2d_input_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B) {
     const long C = 32, H = 64, W = 64, KH = 3, KW = 3, S = 2, P = 1, HO = 32, WO = 32, KC = 288, NB = B;
     (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
-    const long L = NB < 16 ? NB : 16;
+    const long nt = omp_get_max_threads() < 16 ? omp_get_max_threads() : 16, L = NB < nt ? NB : nt;
     #pragma omp parallel for schedule(static)
     for (long l = 0; l < L; l++) {
         real *col = work + l*294912; /* this lane's columns [K, HO*WO] */
@@ -2725,15 +2710,15 @@ void convirt_image_vjp_k291_conv2d_input_grad(real *restrict out, const real *re
 void convirt_image_vjp_k292_conv2d_weight_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B) {
     const long C = 32, H = 64, W = 64, KH = 3, KW = 3, S = 2, P = 1, HO = 32, WO = 32, KC = 288, NB = B;
     (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
-    const long L = NB < 16 ? NB : 16;
+    real *acc = work + 294912; /* [KC, O] */
     #pragma omp parallel for schedule(static)
-    for (long l = 0; l < L; l++) {
-        real *col = work + l*304128; /* this lane's columns [K, HO*WO] */
-        real *part = work + l*304128 + 294912; /* [KC, O] */
-        for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
-            for (long c = 0; c < C; c++) {
+    for (long q = 0; q < 2; q++) {
+        const long c0 = q*C/2, c1 = (q + 1)*C/2;
+        real *col = work + q*147456; /* this chunk's columns [(c1 - c0)*KH*KW, HO*WO] */
+        for (long n = 0; n < NB; n++) {
+            for (long c = c0; c < c1; c++) {
                 const real *xp = in1 + (n*C + c)*H*W;
-                real *cp0 = col + c*KH*KW*HO*WO;
+                real *cp0 = col + (c - c0)*KH*KW*HO*WO;
                 const long LDC = HO*WO;
                 for (long ky = 0; ky < KH; ky++)
                     for (long kx = 0; kx < KW; kx++) {
@@ -2753,16 +2738,13 @@ void convirt_image_vjp_k292_conv2d_weight_grad(real *restrict out, const real *r
                         }
                     }
             }
-            GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, KC, 32, HO*WO, 1, col, HO*WO, in0 + n*32*HO*WO, HO*WO, n == l*NB/L ? 0 : 1, part, 32);
+            GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (c1 - c0)*KH*KW, 32, HO*WO, 1, col, HO*WO, in0 + n*32*HO*WO, HO*WO, n == 0 ? 0 : 1, acc + c0*KH*KW*32, 32);
         }
     }
-    #pragma omp parallel for collapse(2) if(147456 > 32768)
+    if (NB == 0) memset(acc, 0, sizeof(real)*9216);
+    #pragma omp parallel for if(9216 > 32768)
     for (long o = 0; o < 32; o++)
-        for (long k = 0; k < KC; k++) {
-            real s = work[294912 + k*32 + o];
-            for (long l = 1; l < L; l++) s += work[l*304128 + 294912 + k*32 + o];
-            out[o*KC + k] = s;
-        }
+        for (long k = 0; k < KC; k++) out[o*KC + k] = acc[k*32 + o];
 }
 
 /* convirt_image_vjp_k294_fused_mul_step:
@@ -2875,7 +2857,7 @@ void convirt_image_vjp_k308_conv2d_weight_grad(real *restrict out, const real *r
         for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
             for (long c = 0; c < C; c++) {
                 const real *xp = in1 + (n*C + c)*H*W;
-                real *cp0 = col + c*KH*KW*HO*WO;
+                real *cp0 = col + (c - 0)*KH*KW*HO*WO;
                 const long LDC = HO*WO;
                 for (long ky = 0; ky < KH; ky++)
                     for (long kx = 0; kx < KW; kx++) {
@@ -6538,14 +6520,14 @@ void seg_finetune_k106_concat(real *restrict out, const real *restrict in0, cons
 void seg_finetune_k109_conv2d(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, real *restrict work, long B) {
     const long C = 192, H = 16, W = 16, KH = 3, KW = 3, S = 1, P = 1, HO = 16, WO = 16, KC = 1728, NB = B;
     (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
-    const long L = NB < 16 ? NB : 16;
+    const long nt = omp_get_max_threads() < 16 ? omp_get_max_threads() : 16, L = NB < nt ? NB : nt;
     #pragma omp parallel for schedule(static)
     for (long l = 0; l < L; l++) {
         real *col = work + l*442368; /* this lane's columns [K, HO*WO] */
         for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
             for (long c = 0; c < C; c++) {
                 const real *xp = in0 + (n*C + c)*H*W;
-                real *cp0 = col + c*KH*KW*HO*WO;
+                real *cp0 = col + (c - 0)*KH*KW*HO*WO;
                 const long LDC = HO*WO;
                 for (long ky = 0; ky < KH; ky++)
                     for (long kx = 0; kx < KW; kx++) {
@@ -6609,14 +6591,14 @@ void seg_finetune_k118_concat(real *restrict out, const real *restrict in0, cons
 void seg_finetune_k121_conv2d(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, real *restrict work, long B) {
     const long C = 96, H = 32, W = 32, KH = 3, KW = 3, S = 1, P = 1, HO = 32, WO = 32, KC = 864, NB = B;
     (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
-    const long L = NB < 16 ? NB : 16;
+    const long nt = omp_get_max_threads() < 16 ? omp_get_max_threads() : 16, L = NB < nt ? NB : nt;
     #pragma omp parallel for schedule(static)
     for (long l = 0; l < L; l++) {
         real *col = work + l*884736; /* this lane's columns [K, HO*WO] */
         for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
             for (long c = 0; c < C; c++) {
                 const real *xp = in0 + (n*C + c)*H*W;
-                real *cp0 = col + c*KH*KW*HO*WO;
+                real *cp0 = col + (c - 0)*KH*KW*HO*WO;
                 const long LDC = HO*WO;
                 for (long ky = 0; ky < KH; ky++)
                     for (long kx = 0; kx < KW; kx++) {
@@ -6680,14 +6662,14 @@ void seg_finetune_k130_concat(real *restrict out, const real *restrict in0, cons
 void seg_finetune_k133_conv2d(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, real *restrict work, long B) {
     const long C = 64, H = 64, W = 64, KH = 3, KW = 3, S = 1, P = 1, HO = 64, WO = 64, KC = 576, NB = B;
     (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
-    const long L = NB < 16 ? NB : 16;
+    const long nt = omp_get_max_threads() < 16 ? omp_get_max_threads() : 16, L = NB < nt ? NB : nt;
     #pragma omp parallel for schedule(static)
     for (long l = 0; l < L; l++) {
         real *col = work + l*2359296; /* this lane's columns [K, HO*WO] */
         for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
             for (long c = 0; c < C; c++) {
                 const real *xp = in0 + (n*C + c)*H*W;
-                real *cp0 = col + c*KH*KW*HO*WO;
+                real *cp0 = col + (c - 0)*KH*KW*HO*WO;
                 const long LDC = HO*WO;
                 for (long ky = 0; ky < KH; ky++)
                     for (long kx = 0; kx < KW; kx++) {
@@ -6723,7 +6705,7 @@ void seg_finetune_k133_conv2d(real *restrict out, const real *restrict in0, cons
 void seg_finetune_k141_conv2d(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
     const long C = 32, H = 64, W = 64, KH = 1, KW = 1, S = 1, P = 0, HO = 64, WO = 64, KC = 32, NB = B;
     (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
-    const long L = NB < 16 ? NB : 16;
+    const long nt = omp_get_max_threads() < 16 ? omp_get_max_threads() : 16, L = NB < nt ? NB : nt;
     #pragma omp parallel for schedule(static)
     for (long l = 0; l < L; l++) {
         for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
@@ -7043,7 +7025,7 @@ void seg_finetune_k223_sum(real *restrict out, const real *restrict in0, long B)
 void seg_finetune_k226_conv2d_input_grad(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     const long C = 32, H = 64, W = 64, KH = 1, KW = 1, S = 1, P = 0, HO = 64, WO = 64, KC = 32, NB = B;
     (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
-    const long L = NB < 16 ? NB : 16;
+    const long nt = omp_get_max_threads() < 16 ? omp_get_max_threads() : 16, L = NB < nt ? NB : nt;
     #pragma omp parallel for schedule(static)
     for (long l = 0; l < L; l++) {
         for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
@@ -7058,22 +7040,19 @@ void seg_finetune_k226_conv2d_input_grad(real *restrict out, const real *restric
 void seg_finetune_k227_conv2d_weight_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B) {
     const long C = 32, H = 64, W = 64, KH = 1, KW = 1, S = 1, P = 0, HO = 64, WO = 64, KC = 32, NB = B;
     (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
-    const long L = NB < 16 ? NB : 16;
+    real *acc = work + 0; /* [KC, O] */
     #pragma omp parallel for schedule(static)
-    for (long l = 0; l < L; l++) {
-        real *part = work + l*32 + 0; /* [KC, O] */
-        for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
-            const real *col = in1 + n*C*H*W;
-            GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, KC, 1, HO*WO, 1, col, HO*WO, in0 + n*1*HO*WO, HO*WO, n == l*NB/L ? 0 : 1, part, 1);
+    for (long q = 0; q < 2; q++) {
+        const long c0 = q*C/2, c1 = (q + 1)*C/2;
+        for (long n = 0; n < NB; n++) {
+            const real *col = in1 + n*C*H*W + c0*H*W;
+            GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (c1 - c0)*KH*KW, 1, HO*WO, 1, col, HO*WO, in0 + n*1*HO*WO, HO*WO, n == 0 ? 0 : 1, acc + c0*KH*KW*1, 1);
         }
     }
-    #pragma omp parallel for collapse(2) if(512 > 32768)
+    if (NB == 0) memset(acc, 0, sizeof(real)*32);
+    #pragma omp parallel for if(32 > 32768)
     for (long o = 0; o < 1; o++)
-        for (long k = 0; k < KC; k++) {
-            real s = work[0 + k*1 + o];
-            for (long l = 1; l < L; l++) s += work[l*32 + 0 + k*1 + o];
-            out[o*KC + k] = s;
-        }
+        for (long k = 0; k < KC; k++) out[o*KC + k] = acc[k*1 + o];
 }
 
 /* seg_finetune_k242_conv2d_input_grad:
@@ -7082,7 +7061,7 @@ void seg_finetune_k227_conv2d_weight_grad(real *restrict out, const real *restri
 void seg_finetune_k242_conv2d_input_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B) {
     const long C = 64, H = 64, W = 64, KH = 3, KW = 3, S = 1, P = 1, HO = 64, WO = 64, KC = 576, NB = B;
     (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
-    const long L = NB < 16 ? NB : 16;
+    const long nt = omp_get_max_threads() < 16 ? omp_get_max_threads() : 16, L = NB < nt ? NB : nt;
     #pragma omp parallel for schedule(static)
     for (long l = 0; l < L; l++) {
         real *col = work + l*2359296; /* this lane's columns [K, HO*WO] */
@@ -7119,15 +7098,15 @@ void seg_finetune_k242_conv2d_input_grad(real *restrict out, const real *restric
 void seg_finetune_k243_conv2d_weight_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B) {
     const long C = 64, H = 64, W = 64, KH = 3, KW = 3, S = 1, P = 1, HO = 64, WO = 64, KC = 576, NB = B;
     (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
-    const long L = NB < 16 ? NB : 16;
+    real *acc = work + 2359296; /* [KC, O] */
     #pragma omp parallel for schedule(static)
-    for (long l = 0; l < L; l++) {
-        real *col = work + l*2377728; /* this lane's columns [K, HO*WO] */
-        real *part = work + l*2377728 + 2359296; /* [KC, O] */
-        for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
-            for (long c = 0; c < C; c++) {
+    for (long q = 0; q < 4; q++) {
+        const long c0 = q*C/4, c1 = (q + 1)*C/4;
+        real *col = work + q*589824; /* this chunk's columns [(c1 - c0)*KH*KW, HO*WO] */
+        for (long n = 0; n < NB; n++) {
+            for (long c = c0; c < c1; c++) {
                 const real *xp = in1 + (n*C + c)*H*W;
-                real *cp0 = col + c*KH*KW*HO*WO;
+                real *cp0 = col + (c - c0)*KH*KW*HO*WO;
                 const long LDC = HO*WO;
                 for (long ky = 0; ky < KH; ky++)
                     for (long kx = 0; kx < KW; kx++) {
@@ -7147,16 +7126,13 @@ void seg_finetune_k243_conv2d_weight_grad(real *restrict out, const real *restri
                         }
                     }
             }
-            GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, KC, 32, HO*WO, 1, col, HO*WO, in0 + n*32*HO*WO, HO*WO, n == l*NB/L ? 0 : 1, part, 32);
+            GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (c1 - c0)*KH*KW, 32, HO*WO, 1, col, HO*WO, in0 + n*32*HO*WO, HO*WO, n == 0 ? 0 : 1, acc + c0*KH*KW*32, 32);
         }
     }
-    #pragma omp parallel for collapse(2) if(294912 > 32768)
+    if (NB == 0) memset(acc, 0, sizeof(real)*18432);
+    #pragma omp parallel for if(18432 > 32768)
     for (long o = 0; o < 32; o++)
-        for (long k = 0; k < KC; k++) {
-            real s = work[2359296 + k*32 + o];
-            for (long l = 1; l < L; l++) s += work[l*2377728 + 2359296 + k*32 + o];
-            out[o*KC + k] = s;
-        }
+        for (long k = 0; k < KC; k++) out[o*KC + k] = acc[k*32 + o];
 }
 
 /* seg_finetune_k244_slice:
@@ -7217,7 +7193,7 @@ void seg_finetune_k248_sum(real *restrict out, const real *restrict in0, long B)
 void seg_finetune_k264_conv2d_input_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B) {
     const long C = 96, H = 32, W = 32, KH = 3, KW = 3, S = 1, P = 1, HO = 32, WO = 32, KC = 864, NB = B;
     (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
-    const long L = NB < 16 ? NB : 16;
+    const long nt = omp_get_max_threads() < 16 ? omp_get_max_threads() : 16, L = NB < nt ? NB : nt;
     #pragma omp parallel for schedule(static)
     for (long l = 0; l < L; l++) {
         real *col = work + l*884736; /* this lane's columns [K, HO*WO] */
@@ -7254,15 +7230,15 @@ void seg_finetune_k264_conv2d_input_grad(real *restrict out, const real *restric
 void seg_finetune_k265_conv2d_weight_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B) {
     const long C = 96, H = 32, W = 32, KH = 3, KW = 3, S = 1, P = 1, HO = 32, WO = 32, KC = 864, NB = B;
     (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
-    const long L = NB < 16 ? NB : 16;
+    real *acc = work + 884736; /* [KC, O] */
     #pragma omp parallel for schedule(static)
-    for (long l = 0; l < L; l++) {
-        real *col = work + l*912384; /* this lane's columns [K, HO*WO] */
-        real *part = work + l*912384 + 884736; /* [KC, O] */
-        for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
-            for (long c = 0; c < C; c++) {
+    for (long q = 0; q < 4; q++) {
+        const long c0 = q*C/4, c1 = (q + 1)*C/4;
+        real *col = work + q*221184; /* this chunk's columns [(c1 - c0)*KH*KW, HO*WO] */
+        for (long n = 0; n < NB; n++) {
+            for (long c = c0; c < c1; c++) {
                 const real *xp = in1 + (n*C + c)*H*W;
-                real *cp0 = col + c*KH*KW*HO*WO;
+                real *cp0 = col + (c - c0)*KH*KW*HO*WO;
                 const long LDC = HO*WO;
                 for (long ky = 0; ky < KH; ky++)
                     for (long kx = 0; kx < KW; kx++) {
@@ -7282,16 +7258,13 @@ void seg_finetune_k265_conv2d_weight_grad(real *restrict out, const real *restri
                         }
                     }
             }
-            GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, KC, 32, HO*WO, 1, col, HO*WO, in0 + n*32*HO*WO, HO*WO, n == l*NB/L ? 0 : 1, part, 32);
+            GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (c1 - c0)*KH*KW, 32, HO*WO, 1, col, HO*WO, in0 + n*32*HO*WO, HO*WO, n == 0 ? 0 : 1, acc + c0*KH*KW*32, 32);
         }
     }
-    #pragma omp parallel for collapse(2) if(442368 > 32768)
+    if (NB == 0) memset(acc, 0, sizeof(real)*27648);
+    #pragma omp parallel for if(27648 > 32768)
     for (long o = 0; o < 32; o++)
-        for (long k = 0; k < KC; k++) {
-            real s = work[884736 + k*32 + o];
-            for (long l = 1; l < L; l++) s += work[l*912384 + 884736 + k*32 + o];
-            out[o*KC + k] = s;
-        }
+        for (long k = 0; k < KC; k++) out[o*KC + k] = acc[k*32 + o];
 }
 
 /* seg_finetune_k266_slice:
@@ -7351,7 +7324,7 @@ void seg_finetune_k270_sum(real *restrict out, const real *restrict in0, long B)
 void seg_finetune_k286_conv2d_input_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B) {
     const long C = 192, H = 16, W = 16, KH = 3, KW = 3, S = 1, P = 1, HO = 16, WO = 16, KC = 1728, NB = B;
     (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
-    const long L = NB < 16 ? NB : 16;
+    const long nt = omp_get_max_threads() < 16 ? omp_get_max_threads() : 16, L = NB < nt ? NB : nt;
     #pragma omp parallel for schedule(static)
     for (long l = 0; l < L; l++) {
         real *col = work + l*442368; /* this lane's columns [K, HO*WO] */
@@ -7388,15 +7361,15 @@ void seg_finetune_k286_conv2d_input_grad(real *restrict out, const real *restric
 void seg_finetune_k287_conv2d_weight_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B) {
     const long C = 192, H = 16, W = 16, KH = 3, KW = 3, S = 1, P = 1, HO = 16, WO = 16, KC = 1728, NB = B;
     (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
-    const long L = NB < 16 ? NB : 16;
+    real *acc = work + 442368; /* [KC, O] */
     #pragma omp parallel for schedule(static)
-    for (long l = 0; l < L; l++) {
-        real *col = work + l*552960; /* this lane's columns [K, HO*WO] */
-        real *part = work + l*552960 + 442368; /* [O, KC] */
-        for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
-            for (long c = 0; c < C; c++) {
+    for (long q = 0; q < 4; q++) {
+        const long c0 = q*C/4, c1 = (q + 1)*C/4;
+        real *col = work + q*110592; /* this chunk's columns [(c1 - c0)*KH*KW, HO*WO] */
+        for (long n = 0; n < NB; n++) {
+            for (long c = c0; c < c1; c++) {
                 const real *xp = in1 + (n*C + c)*H*W;
-                real *cp0 = col + c*KH*KW*HO*WO;
+                real *cp0 = col + (c - c0)*KH*KW*HO*WO;
                 const long LDC = HO*WO;
                 for (long ky = 0; ky < KH; ky++)
                     for (long kx = 0; kx < KW; kx++) {
@@ -7416,16 +7389,13 @@ void seg_finetune_k287_conv2d_weight_grad(real *restrict out, const real *restri
                         }
                     }
             }
-            GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 64, KC, HO*WO, 1, in0 + n*64*HO*WO, HO*WO, col, HO*WO, n == l*NB/L ? 0 : 1, part, KC);
+            GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (c1 - c0)*KH*KW, 64, HO*WO, 1, col, HO*WO, in0 + n*64*HO*WO, HO*WO, n == 0 ? 0 : 1, acc + c0*KH*KW*64, 64);
         }
     }
-    #pragma omp parallel for collapse(2) if(1769472 > 32768)
+    if (NB == 0) memset(acc, 0, sizeof(real)*110592);
+    #pragma omp parallel for if(110592 > 32768)
     for (long o = 0; o < 64; o++)
-        for (long k = 0; k < KC; k++) {
-            real s = work[442368 + o*KC + k];
-            for (long l = 1; l < L; l++) s += work[l*552960 + 442368 + o*KC + k];
-            out[o*KC + k] = s;
-        }
+        for (long k = 0; k < KC; k++) out[o*KC + k] = acc[k*64 + o];
 }
 
 /* seg_finetune_k288_slice:

@@ -90,12 +90,17 @@ case("conv2d_k1s2p0", function(g)
   local B = g.dim("B")
   return g.conv2d(x(g, "x", { B, 2, 5, 5 }), g.param("w", { 3, 2, 1, 1 }), nil, 2, 0)
 end)
--- more images than conv2d's 16 lanes: lanes of 2 and 3 images, whose weight gradients are summed
--- within the lane and then across lanes
+-- one input channel and more images than conv2d's 16 lanes: the weight gradient's lanes of 2 and
+-- 3 images, summed within the lane and then across lanes
 case("conv2d_s2p1_35_images", function(g)
   local B = g.dim("B")
-  return g.conv2d(x(g, "x", { B, 2, 4, 4 }), g.param("w", { 3, 2, 3, 3 }), g.param("b", { 3 }), 2, 1)
+  return g.conv2d(x(g, "x", { B, 1, 4, 4 }), g.param("w", { 3, 1, 3, 3 }), g.param("b", { 3 }), 2, 1)
 end, { B = 35 })
+-- 66 input channels: the weight gradient in four channel chunks of 16 and 17 channels
+case("conv2d_66_in_channels", function(g)
+  local B = g.dim("B")
+  return g.conv2d(x(g, "x", { B, 66, 2, 3 }), g.param("w", { 2, 66, 3, 3 }), nil, 1, 1)
+end)
 -- 64 output channels: the weight gradient's product in its untransposed form
 case("conv2d_64_out_channels", function(g)
   local B = g.dim("B")
