@@ -366,21 +366,21 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     CALL(156, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k255_sum(A + 5232880 + 901120*B, A + 5232880 + 524288*B, B)); /* %288 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
     CALL(157, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 5232832, A + 5232880 + 901120*B, B)); /* %289 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
     CALL(158, (double)18874368*B, sizeof(real)*((double)131072*B + (double)32768*B + (double)9216), convirt_image_vjp_k291_conv2d_input_grad(A + 5232880 + 393216*B, A + 5232880 + 524288*B, (real *)P + 384, A + 0, B)); /* %291 conv2d_input_grad [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(159, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)131072*B), convirt_image_vjp_k292_conv2d_weight_grad(A + 594432, A + 5232880 + 524288*B, A + 5232880 + 262144*B, A + 0, B)); /* %292 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(159, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)131072*B), convirt_image_vjp_k292_conv2d_weight_grad(A + 304128, A + 5232880 + 524288*B, A + 5232880 + 262144*B, A + 0, B)); /* %292 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:6 */
     CALL(160, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), convirt_image_vjp_k294_fused_mul_step(A + 5232880 + 262144*B, A + 5232880 + 393216*B, A + 5232880 + 131072*B, B)); /* %294 fused:mul_step [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
     CALL(161, (double)655360*B, sizeof(real)*((double)64*B + (double)131072*B + (double)131072*B + (double)16*B), convirt_image_vjp_k295_group_norm_sums(A + 5232880 + 901120*B, A + 5232880 + 262144*B, A + 5232880, A + 5232880 + 938240*B, B)); /* %295 group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:7 */
     CALL(162, (double)917504*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B + (double)16*B + (double)32 + (double)64*B), convirt_image_vjp_k296_group_norm_grad_x(A + 5232880 + 131072*B, A + 5232880 + 262144*B, A + 5232880, A + 5232880 + 938240*B, (real *)P + 320, A + 5232880 + 901120*B, B)); /* %296 group_norm_grad_x [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
     CALL(163, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 0, A + 5232880 + 901120*B, B)); /* %297 reduce [1,32,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(164, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 603936, A + 0)); /* %299 slice [32,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(165, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 603968, A + 0)); /* %301 slice [32,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(164, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 22320, A + 0)); /* %299 slice [32,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(165, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 22352, A + 0)); /* %301 slice [32,1]  graphs/lib/image_encoder.lua:7 */
     CALL(166, (double)131072*B, sizeof(real)*((double)32*B + (double)131072*B), convirt_image_vjp_k304_sum(A + 5232880 + 901120*B, A + 5232880 + 131072*B, B)); /* %304 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(167, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 604000, A + 5232880 + 901120*B, B)); /* %305 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(168, (double)2359296*B, sizeof(real)*((double)288 + (double)131072*B + (double)4096*B), convirt_image_vjp_k308_conv2d_weight_grad(A + 603648, A + 5232880 + 131072*B, A + 5232880 + 933888*B, A + 0, B)); /* %308 conv2d_weight_grad [32,1,3,3]  graphs/lib/image_encoder.lua:6 */
-    memcpy(grads + 0, A + 603648, sizeof(real)*288); /* d loss / d image.stem.weight */
-    memcpy(grads + 288, A + 604000, sizeof(real)*32); /* d loss / d image.stem.bias */
-    memcpy(grads + 320, A + 603968, sizeof(real)*32); /* d loss / d image.stem_gn.weight */
-    memcpy(grads + 352, A + 603936, sizeof(real)*32); /* d loss / d image.stem_gn.bias */
-    memcpy(grads + 384, A + 594432, sizeof(real)*9216); /* d loss / d image.stage1.down.weight */
+    CALL(167, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 22384, A + 5232880 + 901120*B, B)); /* %305 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(168, (double)2359296*B, sizeof(real)*((double)288 + (double)131072*B + (double)4096*B), convirt_image_vjp_k308_conv2d_weight_grad(A + 22032, A + 5232880 + 131072*B, A + 5232880 + 933888*B, A + 0, B)); /* %308 conv2d_weight_grad [32,1,3,3]  graphs/lib/image_encoder.lua:6 */
+    memcpy(grads + 0, A + 22032, sizeof(real)*288); /* d loss / d image.stem.weight */
+    memcpy(grads + 288, A + 22384, sizeof(real)*32); /* d loss / d image.stem.bias */
+    memcpy(grads + 320, A + 22352, sizeof(real)*32); /* d loss / d image.stem_gn.weight */
+    memcpy(grads + 352, A + 22320, sizeof(real)*32); /* d loss / d image.stem_gn.bias */
+    memcpy(grads + 384, A + 304128, sizeof(real)*9216); /* d loss / d image.stage1.down.weight */
     memcpy(grads + 9600, A + 5232832, sizeof(real)*32); /* d loss / d image.stage1.down.bias */
     memcpy(grads + 9632, A + 5232800, sizeof(real)*32); /* d loss / d image.stage1.gn.weight */
     memcpy(grads + 9664, A + 5232768, sizeof(real)*32); /* d loss / d image.stage1.gn.bias */

@@ -669,37 +669,28 @@ void convirt_image_k3_fused_scale_addc(real *restrict out, const real *restrict 
 void convirt_image_k6_conv2d(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, real *restrict work, long B) {
     const long C = 1, H = 64, W = 64, KH = 3, KW = 3, S = 1, P = 1, HO = 64, WO = 64, KC = 9, NB = B;
     (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
+    const long HP = 66, WP = 66;
     const long nt = omp_get_max_threads() < 16 ? omp_get_max_threads() : 16, L = NB < nt ? NB : nt;
     #pragma omp parallel for schedule(static)
     for (long l = 0; l < L; l++) {
-        real *col = work + l*36864; /* this lane's columns [K, HO*WO] */
+        real *xp = work + l*4356; /* this lane's image [HP, WP] */
         for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
-            for (long c = 0; c < C; c++) {
-                const real *xp = in0 + (n*C + c)*H*W;
-                real *cp0 = col + (c - 0)*KH*KW*HO*WO;
-                const long LDC = HO*WO;
-                for (long ky = 0; ky < KH; ky++)
-                    for (long kx = 0; kx < KW; kx++) {
-                        real *cp = cp0 + (ky*KW + kx)*LDC;
-                        /* columns ox with 0 <= ox*S - P + kx < W */
-                        long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                        if (hi > WO) hi = WO;
-                        if (lo > hi) lo = hi;
-                        for (long oy = 0; oy < HO; oy++) {
-                            long iy = oy*S - P + ky;
-                            real *crow = cp + oy*WO;
-                            if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
-                            const real *xrow = xp + iy*W;
-                            for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
-                            for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
-                            for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
-                        }
-                    }
-            }
-            GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, HO*WO, KC, 1, in1, KC, col, HO*WO, 0, out + n*32*HO*WO, HO*WO);
+            memset(xp, 0, sizeof(real)*HP*WP);
+            for (long iy = 0; iy < H; iy++)
+                for (long ix = 0; ix < W; ix++) xp[(iy + P)*WP + ix + P] = in0[(n*H + iy)*W + ix];
             for (long o = 0; o < 32; o++) {
-                real *yp = out + (n*32 + o)*HO*WO; const real bo = in2[o];
-                for (long p = 0; p < HO*WO; p++) yp[p] += bo;
+                real *yp = out + (n*32 + o)*HO*WO; /* [HO, WO] */
+                const real *wo = in1 + o*KH*KW;
+                const real bo = in2[o];
+                for (long oy = 0; oy < HO; oy++) {
+                    #pragma omp simd
+                    for (long ox = 0; ox < WO; ox++) {
+                        real s = bo;
+                        for (long ky = 0; ky < KH; ky++)
+                            for (long kx = 0; kx < KW; kx++) s += wo[ky*KW + kx]*xp[(oy*S + ky)*WP + ox*S + kx];
+                        yp[oy*WO + ox] = s;
+                    }
+                }
             }
         }
     }
@@ -2849,43 +2840,40 @@ void convirt_image_vjp_k304_sum(real *restrict out, const real *restrict in0, lo
 void convirt_image_vjp_k308_conv2d_weight_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B) {
     const long C = 1, H = 64, W = 64, KH = 3, KW = 3, S = 1, P = 1, HO = 64, WO = 64, KC = 9, NB = B;
     (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
-    const long L = NB < 16 ? NB : 16;
+    const long HP = 66, WP = 66;
+    real *acc = work + 17424; /* [O, KH*KW, 16] */
     #pragma omp parallel for schedule(static)
-    for (long l = 0; l < L; l++) {
-        real *col = work + l*37152; /* this lane's columns [K, HO*WO] */
-        real *part = work + l*37152 + 36864; /* [O, KC] */
-        for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
-            for (long c = 0; c < C; c++) {
-                const real *xp = in1 + (n*C + c)*H*W;
-                real *cp0 = col + (c - 0)*KH*KW*HO*WO;
-                const long LDC = HO*WO;
-                for (long ky = 0; ky < KH; ky++)
-                    for (long kx = 0; kx < KW; kx++) {
-                        real *cp = cp0 + (ky*KW + kx)*LDC;
-                        /* columns ox with 0 <= ox*S - P + kx < W */
-                        long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                        if (hi > WO) hi = WO;
-                        if (lo > hi) lo = hi;
-                        for (long oy = 0; oy < HO; oy++) {
-                            long iy = oy*S - P + ky;
-                            real *crow = cp + oy*WO;
-                            if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
-                            const real *xrow = xp + iy*W;
-                            for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
-                            for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
-                            for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
-                        }
+    for (long q = 0; q < 4; q++) {
+        const long o0 = q*32/4, o1 = (q + 1)*32/4;
+        real *xp = work + q*HP*WP; /* [HP, WP] */
+        memset(acc + o0*KH*KW*16, 0, sizeof(real)*(size_t)((o1 - o0)*KH*KW*16));
+        for (long n = 0; n < NB; n++) {
+            memset(xp, 0, sizeof(real)*HP*WP);
+            for (long iy = 0; iy < H; iy++)
+                for (long ix = 0; ix < W; ix++) xp[(iy + P)*WP + ix + P] = in1[(n*H + iy)*W + ix];
+            for (long o = o0; o < o1; o++) {
+                real *a = acc + o*KH*KW*16;
+                const real *dyp = in0 + (n*32 + o)*HO*WO; /* [HO, WO] */
+                for (long oy = 0; oy < HO; oy++)
+                    for (long ox0 = 0; ox0 < WO; ox0 += 16) {
+                        const long m = WO - ox0 < 16 ? WO - ox0 : 16;
+                        for (long ky = 0; ky < KH; ky++)
+                            for (long kx = 0; kx < KW; kx++) {
+                                real *at = a + (ky*KW + kx)*16;
+                                const real *xr = xp + (oy*S + ky)*WP + ox0*S + kx, *dr = dyp + oy*WO + ox0;
+                                #pragma omp simd
+                                for (long j = 0; j < m; j++) at[j] += dr[j]*xr[j*S];
+                            }
                     }
             }
-            GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 32, KC, HO*WO, 1, in0 + n*32*HO*WO, HO*WO, col, HO*WO, n == l*NB/L ? 0 : 1, part, KC);
         }
     }
-    #pragma omp parallel for collapse(2) if(4608 > 32768)
     for (long o = 0; o < 32; o++)
-        for (long k = 0; k < KC; k++) {
-            real s = work[36864 + o*KC + k];
-            for (long l = 1; l < L; l++) s += work[l*37152 + 36864 + o*KC + k];
-            out[o*KC + k] = s;
+        for (long t = 0; t < KH*KW; t++) {
+            const real *at = acc + (o*KH*KW + t)*16;
+            real s = 0;
+            for (long j = 0; j < 16; j++) s += at[j];
+            out[o*KH*KW + t] = s;
         }
 }
 

@@ -957,21 +957,21 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     CALL(450, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k255_sum(A + 5831664 + 393216*B, A + 5831664 + 524288*B, B)); /* %1194 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
     CALL(451, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 5831616, A + 5831664 + 393216*B, B)); /* %1195 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
     CALL(452, (double)18874368*B, sizeof(real)*((double)131072*B + (double)32768*B + (double)9216), convirt_image_vjp_k291_conv2d_input_grad(A + 5831664 + 393216*B, A + 5831664 + 524288*B, (real *)P + 384, A + 0, B)); /* %1197 conv2d_input_grad [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(453, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)131072*B), convirt_image_vjp_k292_conv2d_weight_grad(A + 594432, A + 5831664 + 524288*B, A + 5831664 + 262144*B, A + 0, B)); /* %1198 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(453, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)131072*B), convirt_image_vjp_k292_conv2d_weight_grad(A + 304128, A + 5831664 + 524288*B, A + 5831664 + 262144*B, A + 0, B)); /* %1198 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:6 */
     CALL(454, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), convirt_image_vjp_k294_fused_mul_step(A + 5831664 + 262144*B, A + 5831664 + 393216*B, A + 5831664 + 131072*B, B)); /* %1200 fused:mul_step [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
     CALL(455, (double)655360*B, sizeof(real)*((double)64*B + (double)131072*B + (double)131072*B + (double)16*B), convirt_image_vjp_k295_group_norm_sums(A + 5831664 + 393216*B, A + 5831664 + 262144*B, A + 5831664, A + 5831664 + 946688*B, B)); /* %1201 group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:7 */
     CALL(456, (double)917504*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B + (double)16*B + (double)32 + (double)64*B), convirt_image_vjp_k296_group_norm_grad_x(A + 5831664 + 131072*B, A + 5831664 + 262144*B, A + 5831664, A + 5831664 + 946688*B, (real *)P + 320, A + 5831664 + 393216*B, B)); /* %1202 group_norm_grad_x [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
     CALL(457, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 0, A + 5831664 + 393216*B, B)); /* %1203 reduce [1,32,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(458, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 603936, A + 0)); /* %1205 slice [32,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(459, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 603968, A + 0)); /* %1207 slice [32,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(458, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 22320, A + 0)); /* %1205 slice [32,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(459, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 22352, A + 0)); /* %1207 slice [32,1]  graphs/lib/image_encoder.lua:7 */
     CALL(460, (double)131072*B, sizeof(real)*((double)32*B + (double)131072*B), convirt_image_vjp_k304_sum(A + 5831664, A + 5831664 + 131072*B, B)); /* %1210 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(461, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 604000, A + 5831664, B)); /* %1211 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(462, (double)2359296*B, sizeof(real)*((double)288 + (double)131072*B + (double)4096*B), convirt_image_vjp_k308_conv2d_weight_grad(A + 603648, A + 5831664 + 131072*B, A + 5831664 + 942080*B, A + 0, B)); /* %1214 conv2d_weight_grad [32,1,3,3]  graphs/lib/image_encoder.lua:6 */
-    memcpy(grads + 0, A + 603648, sizeof(real)*288); /* d loss / d image.stem.weight */
-    memcpy(grads + 288, A + 604000, sizeof(real)*32); /* d loss / d image.stem.bias */
-    memcpy(grads + 320, A + 603968, sizeof(real)*32); /* d loss / d image.stem_gn.weight */
-    memcpy(grads + 352, A + 603936, sizeof(real)*32); /* d loss / d image.stem_gn.bias */
-    memcpy(grads + 384, A + 594432, sizeof(real)*9216); /* d loss / d image.stage1.down.weight */
+    CALL(461, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 22384, A + 5831664, B)); /* %1211 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(462, (double)2359296*B, sizeof(real)*((double)288 + (double)131072*B + (double)4096*B), convirt_image_vjp_k308_conv2d_weight_grad(A + 22032, A + 5831664 + 131072*B, A + 5831664 + 942080*B, A + 0, B)); /* %1214 conv2d_weight_grad [32,1,3,3]  graphs/lib/image_encoder.lua:6 */
+    memcpy(grads + 0, A + 22032, sizeof(real)*288); /* d loss / d image.stem.weight */
+    memcpy(grads + 288, A + 22384, sizeof(real)*32); /* d loss / d image.stem.bias */
+    memcpy(grads + 320, A + 22352, sizeof(real)*32); /* d loss / d image.stem_gn.weight */
+    memcpy(grads + 352, A + 22320, sizeof(real)*32); /* d loss / d image.stem_gn.bias */
+    memcpy(grads + 384, A + 304128, sizeof(real)*9216); /* d loss / d image.stage1.down.weight */
     memcpy(grads + 9600, A + 5831616, sizeof(real)*32); /* d loss / d image.stage1.down.bias */
     memcpy(grads + 9632, A + 5831584, sizeof(real)*32); /* d loss / d image.stage1.gn.weight */
     memcpy(grads + 9664, A + 5831552, sizeof(real)*32); /* d loss / d image.stage1.gn.bias */

@@ -409,30 +409,30 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     CALL(135, (double)40960*B, sizeof(real)*((double)256*B + (double)8192*B + (double)8192*B + (double)16*B), convirt_image_vjp_k148_group_norm_sums(A + 37748896 + 1925120*B, A + 37748896 + 1843200*B, A + 37748896 + 1916928*B, A + 37748896 + 1941648*B, B)); /* %296 group_norm_sums [B,128,2]  graphs/lib/image_encoder.lua:13 */
     CALL(136, (double)57344*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)256*B), convirt_image_vjp_k149_group_norm_grad_x(A + 37748896 + 1835008*B, A + 37748896 + 1843200*B, A + 37748896 + 1916928*B, A + 37748896 + 1941648*B, (real *)P + 490592, A + 37748896 + 1925120*B, B)); /* %297 group_norm_grad_x [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
     CALL(137, (double)256*B, sizeof(real)*((double)256 + (double)256*B), convirt_image_vjp_k150_sum(A + 5124096, A + 37748896 + 1925120*B, B)); /* %298 reduce [1,128,2]  graphs/lib/image_encoder.lua:13 */
-    CALL(138, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k152_slice(A + 5317920, A + 5124096)); /* %300 slice [128,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(139, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k154_slice(A + 5318048, A + 5124096)); /* %302 slice [128,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(138, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k152_slice(A + 5339952, A + 5124096)); /* %300 slice [128,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(139, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k154_slice(A + 5340080, A + 5124096)); /* %302 slice [128,1]  graphs/lib/image_encoder.lua:13 */
     CALL(140, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k157_sum(A + 37748896 + 1851392*B, A + 37748896 + 1835008*B, B)); /* %305 reduce [B,128,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(141, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5318176, A + 37748896 + 1851392*B, B)); /* %306 reduce [1,128,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(141, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5340208, A + 37748896 + 1851392*B, B)); /* %306 reduce [1,128,1]  graphs/lib/image_encoder.lua:13 */
     CALL(142, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456), convirt_image_vjp_k160_conv2d_input_grad(A + 37748896 + 1851392*B, A + 37748896 + 1835008*B, (real *)P + 343008, A + 0, B)); /* %308 conv2d_input_grad [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
     CALL(143, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)8192*B), convirt_image_vjp_k161_conv2d_weight_grad(A + 4718592, A + 37748896 + 1835008*B, A + 37748896 + 1908736*B, A + 0, B)); /* %309 conv2d_weight_grad [128,128,3,3]  graphs/lib/image_encoder.lua:13 */
     CALL(144, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k147_fused_mul_step(A + 37748896 + 1835008*B, A + 37748896 + 1851392*B, A + 37748896 + 1900544*B, B)); /* %311 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
     CALL(145, (double)40960*B, sizeof(real)*((double)256*B + (double)8192*B + (double)8192*B + (double)16*B), convirt_image_vjp_k148_group_norm_sums(A + 37748896 + 1859584*B, A + 37748896 + 1835008*B, A + 37748896 + 1892352*B, A + 37748896 + 1941632*B, B)); /* %312 group_norm_sums [B,128,2]  graphs/lib/image_encoder.lua:7 */
     CALL(146, (double)57344*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)256*B), convirt_image_vjp_k149_group_norm_grad_x(A + 37748896 + 1851392*B, A + 37748896 + 1835008*B, A + 37748896 + 1892352*B, A + 37748896 + 1941632*B, (real *)P + 342752, A + 37748896 + 1859584*B, B)); /* %313 group_norm_grad_x [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
     CALL(147, (double)256*B, sizeof(real)*((double)256 + (double)256*B), convirt_image_vjp_k150_sum(A + 4866048, A + 37748896 + 1859584*B, B)); /* %314 reduce [1,128,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(148, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k152_slice(A + 5318304, A + 4866048)); /* %316 slice [128,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(149, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k154_slice(A + 5318432, A + 4866048)); /* %318 slice [128,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(148, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k152_slice(A + 5340336, A + 4866048)); /* %316 slice [128,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(149, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k154_slice(A + 5340464, A + 4866048)); /* %318 slice [128,1]  graphs/lib/image_encoder.lua:7 */
     CALL(150, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k157_sum(A + 37748896 + 1835008*B, A + 37748896 + 1851392*B, B)); /* %321 reduce [B,128,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(151, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5318560, A + 37748896 + 1835008*B, B)); /* %322 reduce [1,128,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(151, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5340592, A + 37748896 + 1835008*B, B)); /* %322 reduce [1,128,1]  graphs/lib/image_encoder.lua:6 */
     CALL(152, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456), convirt_image_vjp_k160_conv2d_input_grad(A + 37748896 + 1835008*B, A + 37748896 + 1851392*B, (real *)P + 195168, A + 0, B)); /* %324 conv2d_input_grad [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
     CALL(153, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)8192*B), convirt_image_vjp_k161_conv2d_weight_grad(A + 4866048, A + 37748896 + 1851392*B, A + 37748896 + 1884160*B, A + 0, B)); /* %325 conv2d_weight_grad [128,128,3,3]  graphs/lib/image_encoder.lua:6 */
     CALL(154, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k180_fused_mul_add_step(A + 37748896 + 1851392*B, A + 37748896 + 1843200*B, A + 37748896 + 1835008*B, A + 37748896 + 1875968*B, B)); /* %328 fused:mul_add_step [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
     CALL(155, (double)40960*B, sizeof(real)*((double)256*B + (double)8192*B + (double)8192*B + (double)16*B), convirt_image_vjp_k148_group_norm_sums(A + 37748896 + 1835008*B, A + 37748896 + 1851392*B, A + 37748896 + 1867776*B, A + 37748896 + 1941616*B, B)); /* %329 group_norm_sums [B,128,2]  graphs/lib/image_encoder.lua:7 */
     CALL(156, (double)57344*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)256*B), convirt_image_vjp_k149_group_norm_grad_x(A + 37748896 + 1859584*B, A + 37748896 + 1851392*B, A + 37748896 + 1867776*B, A + 37748896 + 1941616*B, (real *)P + 194912, A + 37748896 + 1835008*B, B)); /* %330 group_norm_grad_x [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
     CALL(157, (double)256*B, sizeof(real)*((double)256 + (double)256*B), convirt_image_vjp_k150_sum(A + 5124096, A + 37748896 + 1835008*B, B)); /* %331 reduce [1,128,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(158, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k152_slice(A + 5318688, A + 5124096)); /* %333 slice [128,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(159, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k154_slice(A + 5318816, A + 5124096)); /* %335 slice [128,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(158, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k152_slice(A + 5340720, A + 5124096)); /* %333 slice [128,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(159, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k154_slice(A + 5340848, A + 5124096)); /* %335 slice [128,1]  graphs/lib/image_encoder.lua:7 */
     CALL(160, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k157_sum(A + 37748896 + 1835008*B, A + 37748896 + 1859584*B, B)); /* %338 reduce [B,128,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(161, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5318944, A + 37748896 + 1835008*B, B)); /* %339 reduce [1,128,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(161, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5340976, A + 37748896 + 1835008*B, B)); /* %339 reduce [1,128,1]  graphs/lib/image_encoder.lua:6 */
     CALL(162, (double)9437184*B, sizeof(real)*((double)16384*B + (double)8192*B + (double)73728), convirt_image_vjp_k193_conv2d_input_grad(A + 37748896 + 1622016*B, A + 37748896 + 1859584*B, (real *)P + 121056, A + 0, B)); /* %341 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
     CALL(163, (double)9437184*B, sizeof(real)*((double)73728 + (double)8192*B + (double)16384*B), convirt_image_vjp_k194_conv2d_weight_grad(A + 5124096, A + 37748896 + 1859584*B, A + 37748896 + 1818624*B, A + 0, B)); /* %342 conv2d_weight_grad [128,64,3,3]  graphs/lib/image_encoder.lua:6 */
     CALL(164, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k229_fused_mul_add_step(A + 37748896 + 1638400*B, A + 37748896 + 81920*B, A + 37748896 + 1622016*B, A + 37748896 + 1802240*B, B)); /* %345 fused:mul_add_step [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
@@ -440,110 +440,110 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     CALL(166, (double)114688*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)128*B), convirt_image_vjp_k198_group_norm_grad_x(A + 37748896 + 1622016*B, A + 37748896 + 1638400*B, A + 37748896 + 1785856*B, A + 37748896 + 1941600*B, (real *)P + 120928, A + 37748896 + 1654784*B, B)); /* %347 group_norm_grad_x [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
     CALL(167, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5197824, A + 37748896 + 1654784*B, B)); /* %348 reduce [1,64,2]  graphs/lib/image_encoder.lua:13 */
     CALL(168, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k201_slice(A + 7105600, A + 5197824)); /* %350 slice [64,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(169, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k203_slice(A + 5319072, A + 5197824)); /* %352 slice [64,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(169, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k203_slice(A + 5341104, A + 5197824)); /* %352 slice [64,1]  graphs/lib/image_encoder.lua:13 */
     CALL(170, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k206_sum(A + 37748896 + 1654784*B, A + 37748896 + 1622016*B, B)); /* %355 reduce [B,64,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(171, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5319136, A + 37748896 + 1654784*B, B)); /* %356 reduce [1,64,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(171, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5341168, A + 37748896 + 1654784*B, B)); /* %356 reduce [1,64,1]  graphs/lib/image_encoder.lua:13 */
     CALL(172, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864), convirt_image_vjp_k209_conv2d_input_grad(A + 37748896 + 1654784*B, A + 37748896 + 1622016*B, (real *)P + 84000, A + 0, B)); /* %358 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
     CALL(173, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)16384*B), convirt_image_vjp_k210_conv2d_weight_grad(A + 5197824, A + 37748896 + 1622016*B, A + 37748896 + 1769472*B, A + 0, B)); /* %359 conv2d_weight_grad [64,64,3,3]  graphs/lib/image_encoder.lua:13 */
     CALL(174, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k196_fused_mul_step(A + 37748896 + 1622016*B, A + 37748896 + 1654784*B, A + 37748896 + 1753088*B, B)); /* %361 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
     CALL(175, (double)81920*B, sizeof(real)*((double)128*B + (double)16384*B + (double)16384*B + (double)16*B), convirt_image_vjp_k197_group_norm_sums(A + 37748896 + 1671168*B, A + 37748896 + 1622016*B, A + 37748896 + 1736704*B, A + 37748896 + 1941584*B, B)); /* %362 group_norm_sums [B,64,2]  graphs/lib/image_encoder.lua:7 */
     CALL(176, (double)114688*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)128*B), convirt_image_vjp_k198_group_norm_grad_x(A + 37748896 + 1654784*B, A + 37748896 + 1622016*B, A + 37748896 + 1736704*B, A + 37748896 + 1941584*B, (real *)P + 83872, A + 37748896 + 1671168*B, B)); /* %363 group_norm_grad_x [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
     CALL(177, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5234688, A + 37748896 + 1671168*B, B)); /* %364 reduce [1,64,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(178, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k201_slice(A + 5319200, A + 5234688)); /* %366 slice [64,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(179, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k203_slice(A + 5319264, A + 5234688)); /* %368 slice [64,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(178, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k201_slice(A + 5341232, A + 5234688)); /* %366 slice [64,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(179, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k203_slice(A + 5341296, A + 5234688)); /* %368 slice [64,1]  graphs/lib/image_encoder.lua:7 */
     CALL(180, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k206_sum(A + 37748896 + 1622016*B, A + 37748896 + 1654784*B, B)); /* %371 reduce [B,64,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(181, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5319328, A + 37748896 + 1622016*B, B)); /* %372 reduce [1,64,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(181, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5341360, A + 37748896 + 1622016*B, B)); /* %372 reduce [1,64,1]  graphs/lib/image_encoder.lua:6 */
     CALL(182, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864), convirt_image_vjp_k209_conv2d_input_grad(A + 37748896 + 1622016*B, A + 37748896 + 1654784*B, (real *)P + 46944, A + 0, B)); /* %374 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
     CALL(183, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)16384*B), convirt_image_vjp_k210_conv2d_weight_grad(A + 5234688, A + 37748896 + 1654784*B, A + 37748896 + 1720320*B, A + 0, B)); /* %375 conv2d_weight_grad [64,64,3,3]  graphs/lib/image_encoder.lua:6 */
     CALL(184, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k229_fused_mul_add_step(A + 37748896 + 1654784*B, A + 37748896 + 1638400*B, A + 37748896 + 1622016*B, A + 37748896 + 1703936*B, B)); /* %378 fused:mul_add_step [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
     CALL(185, (double)81920*B, sizeof(real)*((double)128*B + (double)16384*B + (double)16384*B + (double)16*B), convirt_image_vjp_k197_group_norm_sums(A + 37748896 + 1622016*B, A + 37748896 + 1654784*B, A + 37748896 + 1687552*B, A + 37748896 + 1941568*B, B)); /* %379 group_norm_sums [B,64,2]  graphs/lib/image_encoder.lua:7 */
     CALL(186, (double)114688*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)128*B), convirt_image_vjp_k198_group_norm_grad_x(A + 37748896 + 1671168*B, A + 37748896 + 1654784*B, A + 37748896 + 1687552*B, A + 37748896 + 1941568*B, (real *)P + 46816, A + 37748896 + 1622016*B, B)); /* %380 group_norm_grad_x [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
     CALL(187, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5271552, A + 37748896 + 1622016*B, B)); /* %381 reduce [1,64,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(188, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k201_slice(A + 5319392, A + 5271552)); /* %383 slice [64,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(189, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k203_slice(A + 5319456, A + 5271552)); /* %385 slice [64,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(188, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k201_slice(A + 5341424, A + 5271552)); /* %383 slice [64,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(189, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k203_slice(A + 5341488, A + 5271552)); /* %385 slice [64,1]  graphs/lib/image_encoder.lua:7 */
     CALL(190, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k206_sum(A + 37748896 + 1622016*B, A + 37748896 + 1671168*B, B)); /* %388 reduce [B,64,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(191, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5319520, A + 37748896 + 1622016*B, B)); /* %389 reduce [1,64,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(191, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5341552, A + 37748896 + 1622016*B, B)); /* %389 reduce [1,64,1]  graphs/lib/image_encoder.lua:6 */
     CALL(192, (double)9437184*B, sizeof(real)*((double)32768*B + (double)16384*B + (double)18432), convirt_image_vjp_k242_conv2d_input_grad(A + 37748896, A + 37748896 + 1671168*B, (real *)P + 28320, A + 0, B)); /* %391 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(193, (double)9437184*B, sizeof(real)*((double)18432 + (double)16384*B + (double)32768*B), convirt_image_vjp_k243_conv2d_weight_grad(A + 5271552, A + 37748896 + 1671168*B, A + 37748896 + 1589248*B, A + 0, B)); /* %392 conv2d_weight_grad [64,32,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(193, (double)9437184*B, sizeof(real)*((double)18432 + (double)16384*B + (double)32768*B), convirt_image_vjp_k243_conv2d_weight_grad(A + 5293584, A + 37748896 + 1671168*B, A + 37748896 + 1589248*B, A + 0, B)); /* %392 conv2d_weight_grad [64,32,3,3]  graphs/lib/image_encoder.lua:6 */
     CALL(194, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k278_fused_mul_add_step(A + 37748896 + 32768*B, A + 37748896 + 98304*B, A + 37748896, A + 37748896 + 1556480*B, B)); /* %395 fused:mul_add_step [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
     CALL(195, (double)163840*B, sizeof(real)*((double)64*B + (double)32768*B + (double)32768*B + (double)16*B), convirt_image_vjp_k246_group_norm_sums(A + 37748896 + 65536*B, A + 37748896 + 32768*B, A + 37748896 + 1523712*B, A + 37748896 + 1941552*B, B)); /* %396 group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:13 */
     CALL(196, (double)229376*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)64*B), convirt_image_vjp_k247_group_norm_grad_x(A + 37748896, A + 37748896 + 32768*B, A + 37748896 + 1523712*B, A + 37748896 + 1941552*B, (real *)P + 28256, A + 37748896 + 65536*B, B)); /* %397 group_norm_grad_x [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(197, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5289984, A + 37748896 + 65536*B, B)); /* %398 reduce [1,32,2]  graphs/lib/image_encoder.lua:13 */
-    CALL(198, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 5319584, A + 5289984)); /* %400 slice [32,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(199, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 5319616, A + 5289984)); /* %402 slice [32,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(197, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5271552, A + 37748896 + 65536*B, B)); /* %398 reduce [1,32,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(198, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 5341616, A + 5271552)); /* %400 slice [32,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(199, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 5341648, A + 5271552)); /* %402 slice [32,1]  graphs/lib/image_encoder.lua:13 */
     CALL(200, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k255_sum(A + 37748896 + 65536*B, A + 37748896, B)); /* %405 reduce [B,32,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(201, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 5319648, A + 37748896 + 65536*B, B)); /* %406 reduce [1,32,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(201, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 5341680, A + 37748896 + 65536*B, B)); /* %406 reduce [1,32,1]  graphs/lib/image_encoder.lua:13 */
     CALL(202, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216), convirt_image_vjp_k258_conv2d_input_grad(A + 37748896 + 65536*B, A + 37748896, (real *)P + 19008, A + 0, B)); /* %408 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(203, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)32768*B), convirt_image_vjp_k259_conv2d_weight_grad(A + 5289984, A + 37748896, A + 37748896 + 1490944*B, A + 0, B)); /* %409 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:13 */
+    CALL(203, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)32768*B), convirt_image_vjp_k259_conv2d_weight_grad(A + 5312016, A + 37748896, A + 37748896 + 1490944*B, A + 0, B)); /* %409 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:13 */
     CALL(204, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k245_fused_mul_step(A + 37748896, A + 37748896 + 65536*B, A + 37748896 + 1458176*B, B)); /* %411 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
     CALL(205, (double)163840*B, sizeof(real)*((double)64*B + (double)32768*B + (double)32768*B + (double)16*B), convirt_image_vjp_k246_group_norm_sums(A + 37748896 + 98304*B, A + 37748896, A + 37748896 + 1425408*B, A + 37748896 + 1941536*B, B)); /* %412 group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:7 */
     CALL(206, (double)229376*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)64*B), convirt_image_vjp_k247_group_norm_grad_x(A + 37748896 + 65536*B, A + 37748896, A + 37748896 + 1425408*B, A + 37748896 + 1941536*B, (real *)P + 18944, A + 37748896 + 98304*B, B)); /* %413 group_norm_grad_x [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(207, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5299200, A + 37748896 + 98304*B, B)); /* %414 reduce [1,32,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(208, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 5319680, A + 5299200)); /* %416 slice [32,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(209, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 5319712, A + 5299200)); /* %418 slice [32,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(207, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5321232, A + 37748896 + 98304*B, B)); /* %414 reduce [1,32,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(208, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 5341712, A + 5321232)); /* %416 slice [32,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(209, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 5341744, A + 5321232)); /* %418 slice [32,1]  graphs/lib/image_encoder.lua:7 */
     CALL(210, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k255_sum(A + 37748896, A + 37748896 + 65536*B, B)); /* %421 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(211, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 5319744, A + 37748896, B)); /* %422 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(211, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 5341776, A + 37748896, B)); /* %422 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
     CALL(212, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216), convirt_image_vjp_k258_conv2d_input_grad(A + 37748896, A + 37748896 + 65536*B, (real *)P + 9696, A + 0, B)); /* %424 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(213, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)32768*B), convirt_image_vjp_k259_conv2d_weight_grad(A + 5299200, A + 37748896 + 65536*B, A + 37748896 + 1392640*B, A + 0, B)); /* %425 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(213, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)32768*B), convirt_image_vjp_k259_conv2d_weight_grad(A + 5321232, A + 37748896 + 65536*B, A + 37748896 + 1392640*B, A + 0, B)); /* %425 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:6 */
     CALL(214, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k278_fused_mul_add_step(A + 37748896 + 65536*B, A + 37748896 + 32768*B, A + 37748896, A + 37748896 + 1359872*B, B)); /* %428 fused:mul_add_step [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
     CALL(215, (double)163840*B, sizeof(real)*((double)64*B + (double)32768*B + (double)32768*B + (double)16*B), convirt_image_vjp_k246_group_norm_sums(A + 37748896 + 98304*B, A + 37748896 + 65536*B, A + 37748896 + 1327104*B, A + 37748896 + 1941520*B, B)); /* %429 group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:7 */
     CALL(216, (double)229376*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)64*B), convirt_image_vjp_k247_group_norm_grad_x(A + 37748896 + 262144*B, A + 37748896 + 65536*B, A + 37748896 + 1327104*B, A + 37748896 + 1941520*B, (real *)P + 9632, A + 37748896 + 98304*B, B)); /* %430 group_norm_grad_x [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(217, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5308416, A + 37748896 + 98304*B, B)); /* %431 reduce [1,32,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(218, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 5319776, A + 5308416)); /* %433 slice [32,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(219, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 5319808, A + 5308416)); /* %435 slice [32,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(217, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5330448, A + 37748896 + 98304*B, B)); /* %431 reduce [1,32,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(218, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 5341808, A + 5330448)); /* %433 slice [32,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(219, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 5341840, A + 5330448)); /* %435 slice [32,1]  graphs/lib/image_encoder.lua:7 */
     CALL(220, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k255_sum(A + 37748896, A + 37748896 + 262144*B, B)); /* %438 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(221, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 5319840, A + 37748896, B)); /* %439 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(221, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 5341872, A + 37748896, B)); /* %439 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
     CALL(222, (double)18874368*B, sizeof(real)*((double)131072*B + (double)32768*B + (double)9216), convirt_image_vjp_k291_conv2d_input_grad(A + 37748896, A + 37748896 + 262144*B, (real *)P + 384, A + 0, B)); /* %441 conv2d_input_grad [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(223, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)131072*B), convirt_image_vjp_k292_conv2d_weight_grad(A + 5308416, A + 37748896 + 262144*B, A + 37748896 + 786432*B, A + 0, B)); /* %442 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(223, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)131072*B), convirt_image_vjp_k292_conv2d_weight_grad(A + 5330448, A + 37748896 + 262144*B, A + 37748896 + 786432*B, A + 0, B)); /* %442 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:6 */
     CALL(224, (double)393216*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B + (double)131072*B), seg_finetune_k445_fused_mul_add_step(A + 37748896 + 262144*B, A + 37748896 + 131072*B, A + 37748896, A + 37748896 + 655360*B, B)); /* %445 fused:mul_add_step [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
     CALL(225, (double)655360*B, sizeof(real)*((double)64*B + (double)131072*B + (double)131072*B + (double)16*B), convirt_image_vjp_k295_group_norm_sums(A + 37748896, A + 37748896 + 262144*B, A + 37748896 + 524288*B, A + 37748896 + 1941504*B, B)); /* %446 group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:7 */
     CALL(226, (double)917504*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B + (double)16*B + (double)32 + (double)64*B), convirt_image_vjp_k296_group_norm_grad_x(A + 37748896 + 393216*B, A + 37748896 + 262144*B, A + 37748896 + 524288*B, A + 37748896 + 1941504*B, (real *)P + 320, A + 37748896, B)); /* %447 group_norm_grad_x [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(227, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5317632, A + 37748896, B)); /* %448 reduce [1,32,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(228, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 5319872, A + 5317632)); /* %450 slice [32,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(229, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 5319904, A + 5317632)); /* %452 slice [32,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(227, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5339664, A + 37748896, B)); /* %448 reduce [1,32,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(228, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 5341904, A + 5339664)); /* %450 slice [32,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(229, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 5341936, A + 5339664)); /* %452 slice [32,1]  graphs/lib/image_encoder.lua:7 */
     CALL(230, (double)131072*B, sizeof(real)*((double)32*B + (double)131072*B), convirt_image_vjp_k304_sum(A + 37748896, A + 37748896 + 393216*B, B)); /* %455 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(231, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 5319936, A + 37748896, B)); /* %456 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(232, (double)2359296*B, sizeof(real)*((double)288 + (double)131072*B + (double)4096*B), convirt_image_vjp_k308_conv2d_weight_grad(A + 5317632, A + 37748896 + 393216*B, A + 37748896 + 1933312*B, A + 0, B)); /* %459 conv2d_weight_grad [32,1,3,3]  graphs/lib/image_encoder.lua:6 */
-    memcpy(grads + 0, A + 5317632, sizeof(real)*288); /* d loss / d image.stem.weight */
-    memcpy(grads + 288, A + 5319936, sizeof(real)*32); /* d loss / d image.stem.bias */
-    memcpy(grads + 320, A + 5319904, sizeof(real)*32); /* d loss / d image.stem_gn.weight */
-    memcpy(grads + 352, A + 5319872, sizeof(real)*32); /* d loss / d image.stem_gn.bias */
-    memcpy(grads + 384, A + 5308416, sizeof(real)*9216); /* d loss / d image.stage1.down.weight */
-    memcpy(grads + 9600, A + 5319840, sizeof(real)*32); /* d loss / d image.stage1.down.bias */
-    memcpy(grads + 9632, A + 5319808, sizeof(real)*32); /* d loss / d image.stage1.gn.weight */
-    memcpy(grads + 9664, A + 5319776, sizeof(real)*32); /* d loss / d image.stage1.gn.bias */
-    memcpy(grads + 9696, A + 5299200, sizeof(real)*9216); /* d loss / d image.stage1.res.conv1.weight */
-    memcpy(grads + 18912, A + 5319744, sizeof(real)*32); /* d loss / d image.stage1.res.conv1.bias */
-    memcpy(grads + 18944, A + 5319712, sizeof(real)*32); /* d loss / d image.stage1.res.gn1.weight */
-    memcpy(grads + 18976, A + 5319680, sizeof(real)*32); /* d loss / d image.stage1.res.gn1.bias */
-    memcpy(grads + 19008, A + 5289984, sizeof(real)*9216); /* d loss / d image.stage1.res.conv2.weight */
-    memcpy(grads + 28224, A + 5319648, sizeof(real)*32); /* d loss / d image.stage1.res.conv2.bias */
-    memcpy(grads + 28256, A + 5319616, sizeof(real)*32); /* d loss / d image.stage1.res.gn2.weight */
-    memcpy(grads + 28288, A + 5319584, sizeof(real)*32); /* d loss / d image.stage1.res.gn2.bias */
-    memcpy(grads + 28320, A + 5271552, sizeof(real)*18432); /* d loss / d image.stage2.down.weight */
-    memcpy(grads + 46752, A + 5319520, sizeof(real)*64); /* d loss / d image.stage2.down.bias */
-    memcpy(grads + 46816, A + 5319456, sizeof(real)*64); /* d loss / d image.stage2.gn.weight */
-    memcpy(grads + 46880, A + 5319392, sizeof(real)*64); /* d loss / d image.stage2.gn.bias */
+    CALL(231, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 5341968, A + 37748896, B)); /* %456 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(232, (double)2359296*B, sizeof(real)*((double)288 + (double)131072*B + (double)4096*B), convirt_image_vjp_k308_conv2d_weight_grad(A + 5339664, A + 37748896 + 393216*B, A + 37748896 + 1933312*B, A + 5271552, B)); /* %459 conv2d_weight_grad [32,1,3,3]  graphs/lib/image_encoder.lua:6 */
+    memcpy(grads + 0, A + 5339664, sizeof(real)*288); /* d loss / d image.stem.weight */
+    memcpy(grads + 288, A + 5341968, sizeof(real)*32); /* d loss / d image.stem.bias */
+    memcpy(grads + 320, A + 5341936, sizeof(real)*32); /* d loss / d image.stem_gn.weight */
+    memcpy(grads + 352, A + 5341904, sizeof(real)*32); /* d loss / d image.stem_gn.bias */
+    memcpy(grads + 384, A + 5330448, sizeof(real)*9216); /* d loss / d image.stage1.down.weight */
+    memcpy(grads + 9600, A + 5341872, sizeof(real)*32); /* d loss / d image.stage1.down.bias */
+    memcpy(grads + 9632, A + 5341840, sizeof(real)*32); /* d loss / d image.stage1.gn.weight */
+    memcpy(grads + 9664, A + 5341808, sizeof(real)*32); /* d loss / d image.stage1.gn.bias */
+    memcpy(grads + 9696, A + 5321232, sizeof(real)*9216); /* d loss / d image.stage1.res.conv1.weight */
+    memcpy(grads + 18912, A + 5341776, sizeof(real)*32); /* d loss / d image.stage1.res.conv1.bias */
+    memcpy(grads + 18944, A + 5341744, sizeof(real)*32); /* d loss / d image.stage1.res.gn1.weight */
+    memcpy(grads + 18976, A + 5341712, sizeof(real)*32); /* d loss / d image.stage1.res.gn1.bias */
+    memcpy(grads + 19008, A + 5312016, sizeof(real)*9216); /* d loss / d image.stage1.res.conv2.weight */
+    memcpy(grads + 28224, A + 5341680, sizeof(real)*32); /* d loss / d image.stage1.res.conv2.bias */
+    memcpy(grads + 28256, A + 5341648, sizeof(real)*32); /* d loss / d image.stage1.res.gn2.weight */
+    memcpy(grads + 28288, A + 5341616, sizeof(real)*32); /* d loss / d image.stage1.res.gn2.bias */
+    memcpy(grads + 28320, A + 5293584, sizeof(real)*18432); /* d loss / d image.stage2.down.weight */
+    memcpy(grads + 46752, A + 5341552, sizeof(real)*64); /* d loss / d image.stage2.down.bias */
+    memcpy(grads + 46816, A + 5341488, sizeof(real)*64); /* d loss / d image.stage2.gn.weight */
+    memcpy(grads + 46880, A + 5341424, sizeof(real)*64); /* d loss / d image.stage2.gn.bias */
     memcpy(grads + 46944, A + 5234688, sizeof(real)*36864); /* d loss / d image.stage2.res.conv1.weight */
-    memcpy(grads + 83808, A + 5319328, sizeof(real)*64); /* d loss / d image.stage2.res.conv1.bias */
-    memcpy(grads + 83872, A + 5319264, sizeof(real)*64); /* d loss / d image.stage2.res.gn1.weight */
-    memcpy(grads + 83936, A + 5319200, sizeof(real)*64); /* d loss / d image.stage2.res.gn1.bias */
+    memcpy(grads + 83808, A + 5341360, sizeof(real)*64); /* d loss / d image.stage2.res.conv1.bias */
+    memcpy(grads + 83872, A + 5341296, sizeof(real)*64); /* d loss / d image.stage2.res.gn1.weight */
+    memcpy(grads + 83936, A + 5341232, sizeof(real)*64); /* d loss / d image.stage2.res.gn1.bias */
     memcpy(grads + 84000, A + 5197824, sizeof(real)*36864); /* d loss / d image.stage2.res.conv2.weight */
-    memcpy(grads + 120864, A + 5319136, sizeof(real)*64); /* d loss / d image.stage2.res.conv2.bias */
-    memcpy(grads + 120928, A + 5319072, sizeof(real)*64); /* d loss / d image.stage2.res.gn2.weight */
+    memcpy(grads + 120864, A + 5341168, sizeof(real)*64); /* d loss / d image.stage2.res.conv2.bias */
+    memcpy(grads + 120928, A + 5341104, sizeof(real)*64); /* d loss / d image.stage2.res.gn2.weight */
     memcpy(grads + 120992, A + 7105600, sizeof(real)*64); /* d loss / d image.stage2.res.gn2.bias */
     memcpy(grads + 121056, A + 5124096, sizeof(real)*73728); /* d loss / d image.stage3.down.weight */
-    memcpy(grads + 194784, A + 5318944, sizeof(real)*128); /* d loss / d image.stage3.down.bias */
-    memcpy(grads + 194912, A + 5318816, sizeof(real)*128); /* d loss / d image.stage3.gn.weight */
-    memcpy(grads + 195040, A + 5318688, sizeof(real)*128); /* d loss / d image.stage3.gn.bias */
+    memcpy(grads + 194784, A + 5340976, sizeof(real)*128); /* d loss / d image.stage3.down.bias */
+    memcpy(grads + 194912, A + 5340848, sizeof(real)*128); /* d loss / d image.stage3.gn.weight */
+    memcpy(grads + 195040, A + 5340720, sizeof(real)*128); /* d loss / d image.stage3.gn.bias */
     memcpy(grads + 195168, A + 4866048, sizeof(real)*147456); /* d loss / d image.stage3.res.conv1.weight */
-    memcpy(grads + 342624, A + 5318560, sizeof(real)*128); /* d loss / d image.stage3.res.conv1.bias */
-    memcpy(grads + 342752, A + 5318432, sizeof(real)*128); /* d loss / d image.stage3.res.gn1.weight */
-    memcpy(grads + 342880, A + 5318304, sizeof(real)*128); /* d loss / d image.stage3.res.gn1.bias */
+    memcpy(grads + 342624, A + 5340592, sizeof(real)*128); /* d loss / d image.stage3.res.conv1.bias */
+    memcpy(grads + 342752, A + 5340464, sizeof(real)*128); /* d loss / d image.stage3.res.gn1.weight */
+    memcpy(grads + 342880, A + 5340336, sizeof(real)*128); /* d loss / d image.stage3.res.gn1.bias */
     memcpy(grads + 343008, A + 4718592, sizeof(real)*147456); /* d loss / d image.stage3.res.conv2.weight */
-    memcpy(grads + 490464, A + 5318176, sizeof(real)*128); /* d loss / d image.stage3.res.conv2.bias */
-    memcpy(grads + 490592, A + 5318048, sizeof(real)*128); /* d loss / d image.stage3.res.gn2.weight */
-    memcpy(grads + 490720, A + 5317920, sizeof(real)*128); /* d loss / d image.stage3.res.gn2.bias */
+    memcpy(grads + 490464, A + 5340208, sizeof(real)*128); /* d loss / d image.stage3.res.conv2.bias */
+    memcpy(grads + 490592, A + 5340080, sizeof(real)*128); /* d loss / d image.stage3.res.gn2.weight */
+    memcpy(grads + 490720, A + 5339952, sizeof(real)*128); /* d loss / d image.stage3.res.gn2.bias */
     memset(grads + 490848, 0, sizeof(real)*16384); /* image.region_proj.weight: the loss does not depend on it */
     memset(grads + 507232, 0, sizeof(real)*128); /* image.region_proj.bias: the loss does not depend on it */
     memset(grads + 507360, 0, sizeof(real)*16384); /* image.global_proj.weight: the loss does not depend on it */

@@ -6,8 +6,9 @@
 --   each lane with its own scratch block; images are independent of each other;
 -- - weight gradient: the input channels are split into a fixed number of chunks, each summing its
 --   rows of dw over all images in order, so there are no partial sums to add;
--- - weight gradient of a single input channel (a stem): the images are split into LANES fixed
---   lanes whose partial sums are added in lane order.
+-- - a single input channel (a stem): no columns; forward and weight gradient are direct loops,
+--   the forward parallel over (image, output channel) planes, the weight gradient over output
+--   channels (each weight a sum over the images in order).
 -- The im2col and col2im ops remain for graphs that use them directly; col2im is im2col's adjoint.
 -- x [N, C, H, W] <-> col [N, C*kh*kw, Ho*Wo], with Ho = (H + 2 pad - kh) / stride + 1.
 local size = require("compiler.size")
@@ -148,24 +149,22 @@ local function conv_sizes(n, x_shape, w_shape)
     identity = identity, cols = identity and 0 or C * a.kh * a.kw * Ho * Wo } -- cols: one lane's block
 end
 
--- the workspace: per lane, its columns block and `extra` elements after it
-local function lanes_workspace(z, extra) return size.mono(LANES * (z.cols + (extra or 0))) end
+-- the workspace: per lane, its columns block
+local function lanes_workspace(z) return size.mono(LANES * z.cols) end
 
--- the lane loop: images [l*NB/L, (l+1)*NB/L) of lane l; `body` sees n, and col (this lane's
--- block, of per_lane elements in the workspace); `decls`: more declarations per lane.
--- per_thread: one lane per thread (a thread's scratch stays in its cache from image to image),
--- else LANES lanes whatever the thread count (for partial sums independent of it).
-local function lanes(z, names, per_lane, body, col_expr, decls, per_thread)
+-- the lane loop: one lane per thread (at most LANES), so a thread's scratch block stays in its
+-- cache from image to image; images [l*NB/L, (l+1)*NB/L) of lane l. `body` sees n, and col (this
+-- lane's block, of per_lane elements in the workspace; with no im2col, col_expr names the image).
+local function lanes(z, names, per_lane, body, col_expr, scratch, scratch_shape)
   local lines = {
-    per_thread and string.format("    const long nt = omp_get_max_threads() < %d ? omp_get_max_threads() : %d, L = NB < nt ? NB : nt;", LANES, LANES)
-      or string.format("    const long L = NB < %d ? NB : %d;", LANES, LANES),
+    string.format("    const long nt = omp_get_max_threads() < %d ? omp_get_max_threads() : %d, L = NB < nt ? NB : nt;", LANES, LANES),
     "    #pragma omp parallel for schedule(static)",
     "    for (long l = 0; l < L; l++) {",
   }
   if not z.identity then
-    lines[#lines + 1] = string.format("        real *col = %s + l*%s; /* this lane's columns [K, HO*WO] */", names.work, per_lane)
+    lines[#lines + 1] = string.format("        real *%s = %s + l*%s; /* this lane's %s */", scratch or "col", names.work, per_lane,
+      scratch_shape and "image " .. scratch_shape or "columns [K, HO*WO]")
   end
-  for _, d in ipairs(decls or {}) do lines[#lines + 1] = "        " .. d end
   lines[#lines + 1] = "        for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {"
   if z.identity and col_expr then lines[#lines + 1] = "            " .. col_expr end
   for _, b in ipairs(body) do lines[#lines + 1] = "            " .. b:gsub("\n", "\n            ") end
@@ -192,6 +191,104 @@ local function conv_flops(n, x_shape, w_shape)
   return size.mul(size.of_dim(x_shape[1]), size.mono(2 * z.O * z.K * z.HW))
 end
 
+-- A single input channel: the columns would be KH*KW copies of the image, so the loops read the
+-- image directly, from a copy with its zero border (xp [HP, WP]) so that every kernel offset's
+-- loop over output columns is branch-free and vectorises.
+local function padded_sizes(z, a)
+  return z.H + 2 * a.pad, z.W + 2 * a.pad
+end
+
+-- xp [HP, WP] from image n of x
+local function pad_image(x, indent)
+  return table.concat({
+    indent .. "memset(xp, 0, sizeof(real)*HP*WP);",
+    indent .. "for (long iy = 0; iy < H; iy++)",
+    indent .. "    for (long ix = 0; ix < W; ix++) xp[(iy + P)*WP + ix + P] = " .. x .. "[(n*H + iy)*W + ix];",
+  }, "\n")
+end
+
+local function direct_constants(n, z)
+  local HP, WP = padded_sizes(z, n.attrs)
+  return constants(n.attrs, z.C, z.H, z.W, z.N) .. string.format("\n    const long HP = %d, WP = %d;", HP, WP)
+end
+
+-- per lane (one per thread): per image, its padded copy, then each output plane as the bias plus
+-- the kernel offsets' products, summed in offset order
+local function direct_forward(n, names, z)
+  local HP, WP = padded_sizes(z, n.attrs)
+  local body = {
+    pad_image(names.inputs[1], ""),
+    string.format("for (long o = 0; o < %d; o++) {", z.O),
+    string.format("    real *yp = %s + (n*%d + o)*HO*WO; /* [HO, WO] */", names.out, z.O),
+    "    const real *wo = " .. names.inputs[2] .. " + o*KH*KW;",
+    string.format("    const real bo = %s;", n.inputs[3] and names.inputs[3] .. "[o]" or "(real)0"),
+    "    for (long oy = 0; oy < HO; oy++) {",
+    "        #pragma omp simd",
+    "        for (long ox = 0; ox < WO; ox++) {",
+    "            real s = bo;",
+    "            for (long ky = 0; ky < KH; ky++)",
+    "                for (long kx = 0; kx < KW; kx++) s += wo[ky*KW + kx]*xp[(oy*S + ky)*WP + ox*S + kx];",
+    "            yp[oy*WO + ox] = s;",
+    "        }",
+    "    }",
+    "}",
+  }
+  local lines = { direct_constants(n, z) }
+  for _, l in ipairs(lanes({ identity = false }, names, HP * WP, body, nil, "xp", "[HP, WP]")) do lines[#lines + 1] = l end
+  return table.concat(lines, "\n")
+end
+
+-- dw [O, 1, KH, KW]: the output channels in fixed chunks run in parallel; a chunk walks the images
+-- in order, and per output channel and kernel offset keeps VL partial sums (one per column mod VL,
+-- so the loop over columns vectorises), added up at the end: no result depends on the thread count
+local VL = 16
+local function direct_weight_grad(n, names, z)
+  local HP, WP = padded_sizes(z, n.attrs)
+  local chunks = math.min(z.O, 4)
+  local dy, x = names.inputs[1], names.inputs[2]
+  local lines = {
+    direct_constants(n, z),
+    string.format("    real *acc = %s + %d; /* [O, KH*KW, %d] */", names.work, chunks * HP * WP, VL),
+    "    #pragma omp parallel for schedule(static)",
+    string.format("    for (long q = 0; q < %d; q++) {", chunks),
+    string.format("        const long o0 = q*%d/%d, o1 = (q + 1)*%d/%d;", z.O, chunks, z.O, chunks),
+    string.format("        real *xp = %s + q*HP*WP; /* [HP, WP] */", names.work),
+    string.format("        memset(acc + o0*KH*KW*%d, 0, sizeof(real)*(size_t)((o1 - o0)*KH*KW*%d));", VL, VL),
+    "        for (long n = 0; n < NB; n++) {",
+    pad_image(x, "            "),
+    "            for (long o = o0; o < o1; o++) {",
+    string.format("                real *a = acc + o*KH*KW*%d;", VL),
+    string.format("                const real *dyp = %s + (n*%d + o)*HO*WO; /* [HO, WO] */", dy, z.O),
+    "                for (long oy = 0; oy < HO; oy++)",
+    string.format("                    for (long ox0 = 0; ox0 < WO; ox0 += %d) {", VL),
+    string.format("                        const long m = WO - ox0 < %d ? WO - ox0 : %d;", VL, VL),
+    "                        for (long ky = 0; ky < KH; ky++)",
+    "                            for (long kx = 0; kx < KW; kx++) {",
+    string.format("                                real *at = a + (ky*KW + kx)*%d;", VL),
+    "                                const real *xr = xp + (oy*S + ky)*WP + ox0*S + kx, *dr = dyp + oy*WO + ox0;",
+    "                                #pragma omp simd",
+    "                                for (long j = 0; j < m; j++) at[j] += dr[j]*xr[j*S];",
+    "                            }",
+    "                    }",
+    "            }",
+    "        }",
+    "    }",
+    string.format("    for (long o = 0; o < %d; o++)", z.O),
+    "        for (long t = 0; t < KH*KW; t++) {",
+    string.format("            const real *at = acc + (o*KH*KW + t)*%d;", VL),
+    "            real s = 0;",
+    string.format("            for (long j = 0; j < %d; j++) s += at[j];", VL),
+    string.format("            %s[o*KH*KW + t] = s;", names.out),
+    "        }",
+  }
+  return table.concat(lines, "\n"), chunks
+end
+
+local function direct_weight_grad_workspace(z, a)
+  local HP, WP = padded_sizes(z, a)
+  return size.mono(math.min(z.O, 4) * HP * WP + z.O * z.K * VL)
+end
+
 -- y [N, O, Ho, Wo] = conv(x [N, C, H, W], w [O, C, kh, kw]) + b [O]
 M.ops.conv2d = {
   infer = function(n)
@@ -212,10 +309,18 @@ M.ops.conv2d = {
     end
     return { F.conv2d_input_grad(g, w, n.attrs, x.shape), F.conv2d_weight_grad(g, x, n.attrs, w.shape), gb }
   end,
-  workspace = function(n) return lanes_workspace(conv_sizes(n, n.inputs[1].shape, n.inputs[2].shape)) end,
+  workspace = function(n)
+    local z = conv_sizes(n, n.inputs[1].shape, n.inputs[2].shape)
+    if z.C == 1 then
+      local HP, WP = padded_sizes(z, n.attrs)
+      return size.mono(LANES * HP * WP)
+    end
+    return lanes_workspace(z)
+  end,
   emit = function(n, names)
     local x, w = n.inputs[1], n.inputs[2]
     local z = conv_sizes(n, x.shape, w.shape)
+    if z.C == 1 then return direct_forward(n, names, z) end
     local body = z.identity and {} or im2col_image(names.inputs[1])
     body[#body + 1] = string.format("GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, %d, HO*WO, KC, 1, %s, KC, col, HO*WO, 0, %s + n*%d*HO*WO, HO*WO);",
       z.O, names.inputs[2], names.out, z.O)
@@ -226,7 +331,7 @@ M.ops.conv2d = {
       body[#body + 1] = "}"
     end
     local lines = { constants(n.attrs, z.C, z.H, z.W, z.N) }
-    for _, l in ipairs(lanes(z, names, z.cols, body, "const real *col = " .. names.inputs[1] .. " + n*C*H*W;", nil, true)) do
+    for _, l in ipairs(lanes(z, names, z.cols, body, "const real *col = " .. names.inputs[1] .. " + n*C*H*W;")) do
       lines[#lines + 1] = l
     end
     return table.concat(lines, "\n")
@@ -258,7 +363,7 @@ M.ops.conv2d_input_grad = {
       }
     end
     local lines = { constants(n.attrs, z.C, z.H, z.W, z.N) }
-    for _, l in ipairs(lanes(z, names, z.cols, body, nil, nil, true)) do lines[#lines + 1] = l end
+    for _, l in ipairs(lanes(z, names, z.cols, body)) do lines[#lines + 1] = l end
     return table.concat(lines, "\n")
   end,
   flops = function(n) return conv_flops(n, n.attrs.x_shape, n.inputs[2].shape) end,
@@ -270,8 +375,7 @@ M.ops.conv2d_input_grad = {
 -- (col_n: its channels' columns of image n). The product is computed transposed, [rows, O], so
 -- OpenBLAS packs the small dy_n block once per call (measured 1.1-1.6x faster than [O, rows] at
 -- the SPEC's shapes); acc is then transposed into dw.
--- With one input channel: per lane, the sum over its images of dy_n . col_n^T, then the lanes'
--- partial sums added in lane order.
+-- With one input channel: direct_weight_grad.
 local function weight_grad_chunks(z)
   if z.C < 2 then return nil end
   -- enough rows per GEMM call to keep it efficient (below ~144 rows it loses 10-20%), and at
@@ -310,52 +414,19 @@ end
 
 M.ops.conv2d_weight_grad = {
   infer = function(n) return n.attrs.w_shape, "real" end,
-  -- by channels: each chunk's columns, then acc [KC, O]; by lanes: per lane, its columns, then its
-  -- partial sum [O, KC]
+  -- each chunk's columns, then acc [KC, O]; with a single input channel, each chunk's padded
+  -- image, then the partial sums
   workspace = function(n)
     local z = conv_sizes(n, n.inputs[2].shape, n.attrs.w_shape)
     local chunks = weight_grad_chunks(z)
-    if chunks then
-      return size.mono((z.identity and 0 or chunks * math.ceil(z.C / chunks) * (z.K / z.C) * z.HW) + z.K * z.O)
-    end
-    return lanes_workspace(z, z.O * z.K)
+    if not chunks then return direct_weight_grad_workspace(z, n.attrs) end
+    return size.mono((z.identity and 0 or chunks * math.ceil(z.C / chunks) * (z.K / z.C) * z.HW) + z.K * z.O)
   end,
   emit = function(n, names)
-    local x = n.inputs[2]
-    local z = conv_sizes(n, x.shape, n.attrs.w_shape)
+    local z = conv_sizes(n, n.inputs[2].shape, n.attrs.w_shape)
     local chunks = weight_grad_chunks(z)
-    if chunks then return weight_grad_by_channels(n, names, z, chunks) end
-    local per_lane = z.cols + z.O * z.K
-    local body = z.identity and {} or im2col_image(names.inputs[2])
-    -- with few output channels, the product is computed transposed, [KC, O] = col . dy^T:
-    -- OpenBLAS then packs the small operand, not the large one (measured 1.4x faster for 32
-    -- channels at 32x32; slower for 128)
-    local transposed = z.O < 64 and z.K > z.O
-    if transposed then
-      body[#body + 1] = string.format("GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, KC, %d, HO*WO, 1, col, HO*WO, %s + n*%d*HO*WO, HO*WO, n == l*NB/L ? 0 : 1, part, %d);",
-        z.O, names.inputs[1], z.O, z.O)
-    else
-      body[#body + 1] = string.format("GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, %d, KC, HO*WO, 1, %s + n*%d*HO*WO, HO*WO, col, HO*WO, n == l*NB/L ? 0 : 1, part, KC);",
-        z.O, names.inputs[1], z.O)
-    end
-    local lines = { constants(n.attrs, z.C, z.H, z.W, z.N) }
-    -- this lane's partial sum follows its columns
-    local part = string.format("real *part = %s + l*%d + %d; /* %s */", names.work, per_lane, z.cols,
-      transposed and "[KC, O]" or "[O, KC]")
-    for _, l in ipairs(lanes(z, names, per_lane, body, "const real *col = " .. names.inputs[2] .. " + n*C*H*W;", { part })) do
-      lines[#lines + 1] = l
-    end
-    -- the lanes' partial sums, added in lane order
-    local first = z.cols
-    local at = transposed and string.format("k*%d + o", z.O) or "o*KC + k"
-    lines[#lines + 1] = string.format("    #pragma omp parallel for collapse(2) if(%d > 32768)", z.O * z.K * LANES)
-    lines[#lines + 1] = string.format("    for (long o = 0; o < %d; o++)", z.O)
-    lines[#lines + 1] = "        for (long k = 0; k < KC; k++) {"
-    lines[#lines + 1] = string.format("            real s = %s[%d + %s];", names.work, first, at)
-    lines[#lines + 1] = string.format("            for (long l = 1; l < L; l++) s += %s[l*%d + %d + %s];", names.work, per_lane, first, at)
-    lines[#lines + 1] = string.format("            %s[o*KC + k] = s;", names.out)
-    lines[#lines + 1] = "        }"
-    return table.concat(lines, "\n")
+    if not chunks then return (direct_weight_grad(n, names, z)) end
+    return weight_grad_by_channels(n, names, z, chunks)
   end,
   flops = function(n) return conv_flops(n, n.inputs[2].shape, n.attrs.w_shape) end,
 }

@@ -90,8 +90,7 @@ case("conv2d_k1s2p0", function(g)
   local B = g.dim("B")
   return g.conv2d(x(g, "x", { B, 2, 5, 5 }), g.param("w", { 3, 2, 1, 1 }), nil, 2, 0)
 end)
--- one input channel and more images than conv2d's 16 lanes: the weight gradient's lanes of 2 and
--- 3 images, summed within the lane and then across lanes
+-- more images than conv2d's 16 lanes, of one input channel (the direct loops, no columns)
 case("conv2d_s2p1_35_images", function(g)
   local B = g.dim("B")
   return g.conv2d(x(g, "x", { B, 1, 4, 4 }), g.param("w", { 3, 1, 3, 3 }), g.param("b", { 3 }), 2, 1)
@@ -101,7 +100,7 @@ case("conv2d_66_in_channels", function(g)
   local B = g.dim("B")
   return g.conv2d(x(g, "x", { B, 66, 2, 3 }), g.param("w", { 2, 66, 3, 3 }), nil, 1, 1)
 end)
--- 64 output channels: the weight gradient's product in its untransposed form
+-- 64 output channels of one input channel
 case("conv2d_64_out_channels", function(g)
   local B = g.dim("B")
   return g.conv2d(x(g, "x", { B, 1, 3, 3 }), g.param("w", { 64, 1, 3, 3 }), g.param("b", { 64 }), 1, 1)

@@ -50,11 +50,13 @@ graphs.group_norm = function(g)
   g.output("y", g.group_norm(x, 3, g.input("gamma", { 6 }), g.input("beta", { 6 })))
 end
 
--- 3x3 convolution, stride 2, padding 1, with bias: [B,3,9,9] -> [B,4,5,5]
+-- 3x3 convolution, stride 2, padding 1, with bias: [B,3,9,9] -> [B,4,5,5] (im2col and GEMM);
+-- and of a single channel, stride 1, padding 1: [B,1,9,9] -> [B,4,9,9] (the direct loops)
 graphs.conv2d = function(g)
   local B = g.dim("B")
   local x = g.input("x", { B, 3, 9, 9 })
   g.output("y", g.conv2d(x, g.input("w", { 4, 3, 3, 3 }), g.input("b", { 4 }), 2, 1))
+  g.output("y1", g.conv2d(g.input("x1", { B, 1, 9, 9 }), g.input("w1", { 4, 1, 3, 3 }), g.input("b1", { 4 }), 1, 1))
 end
 
 -- embedding lookup

@@ -375,31 +375,40 @@ Test(kernels, group_norm) {
     }
 }
 
-Test(kernels, conv2d_stride2) {
+/* y [B, O, HO, WO] of a 3x3 convolution with bias, in double */
+static double *ref_conv3x3(const real *x, const real *w, const real *bias, long B, long C, long H, long W, long O, long S,
+                           long PAD, long HO, long WO) {
+    double *ref = ref_alloc(B * O * HO * WO);
+    for (long n = 0; n < B; n++)
+        for (long o = 0; o < O; o++)
+            for (long oy = 0; oy < HO; oy++)
+                for (long ox = 0; ox < WO; ox++) {
+                    double s = bias[o];
+                    for (long c = 0; c < C; c++)
+                        for (long ky = 0; ky < 3; ky++)
+                            for (long kx = 0; kx < 3; kx++) {
+                                long iy = oy * S - PAD + ky, ix = ox * S - PAD + kx;
+                                if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
+                                s += (double)w[((o * C + c) * 3 + ky) * 3 + kx] * x[((n * C + c) * H + iy) * W + ix];
+                            }
+                    ref[((n * O + o) * HO + oy) * WO + ox] = s;
+                }
+    return ref;
+}
+
+Test(kernels, conv2d) {
     FOR_EACH_B {
         long B = SIZES[bi];
         run_t r;
         setup(&r, &reclf_graph_ops_conv2d, B);
-        const real *x = in_real(&r, "x"), *w = in_real(&r, "w"), *bias = in_real(&r, "b");
         forward(&r);
         /* x [B,3,9,9], w [4,3,3,3], stride 2, padding 1 -> [B,4,5,5] */
-        const long C = 3, H = 9, W = 9, O = 4, HO = 5, WO = 5, S = 2, PAD = 1;
-        double *ref = ref_alloc(B * O * HO * WO);
-        for (long n = 0; n < B; n++)
-            for (long o = 0; o < O; o++)
-                for (long oy = 0; oy < HO; oy++)
-                    for (long ox = 0; ox < WO; ox++) {
-                        double s = bias[o];
-                        for (long c = 0; c < C; c++)
-                            for (long ky = 0; ky < 3; ky++)
-                                for (long kx = 0; kx < 3; kx++) {
-                                    long iy = oy * S - PAD + ky, ix = ox * S - PAD + kx;
-                                    if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
-                                    s += (double)w[((o * C + c) * 3 + ky) * 3 + kx] * x[((n * C + c) * H + iy) * W + ix];
-                                }
-                        ref[((n * O + o) * HO + oy) * WO + ox] = s;
-                    }
-        compare("conv2d", B, output(&r, "y", 4, -1, 4, 5, 5), ref, B * O * HO * WO);
+        double *ref = ref_conv3x3(in_real(&r, "x"), in_real(&r, "w"), in_real(&r, "b"), B, 3, 9, 9, 4, 2, 1, 5, 5);
+        compare("conv2d", B, output(&r, "y", 4, -1, 4, 5, 5), ref, B * 4 * 5 * 5);
+        free(ref);
+        /* x1 [B,1,9,9], w1 [4,1,3,3], stride 1, padding 1 -> [B,4,9,9] */
+        ref = ref_conv3x3(in_real(&r, "x1"), in_real(&r, "w1"), in_real(&r, "b1"), B, 1, 9, 9, 4, 1, 1, 9, 9);
+        compare("conv2d of one channel", B, output(&r, "y1", 4, -1, 4, 9, 9), ref, B * 4 * 9 * 9);
         free(ref);
         teardown(&r);
     }
