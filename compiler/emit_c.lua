@@ -178,6 +178,12 @@ function M.emit(graph, opt)
       for i, b in ipairs(bytes) do bterms[i] = "(double)" .. size.c(b) end
       local flops = def.flops and ("(double)" .. size.c(def.flops(n))) or "0"
       sites[#sites + 1] = { kernel = k.name, node = ir.describe(n), src = n.src, backward = n.phase == "backward" }
+      -- a GEMM-bound kernel's GEMM shape, for make bench's peak at a matching shape
+      local gemm = def.gemm_shape and def.gemm_shape(n)
+      if gemm then
+        table.insert(calls[n.phase], string.format("    PROF_GEMM(%d, %s, %s, %s);", #sites - 1,
+          size.c(gemm[1]), size.c(gemm[2]), size.c(gemm[3])))
+      end
       table.insert(calls[n.phase], string.format("    CALL(%d, %s, sizeof(real)*(%s), %s(%s)); /* %s  %s */", #sites - 1,
         flops, table.concat(bterms, " + "), k.name, table.concat(args, ", "), ir.describe(n), n.src))
     end
@@ -202,14 +208,15 @@ function M.emit(graph, opt)
   w("#ifdef RECLF_PROFILE\n#include \"profile.h\"")
   w(string.format("static reclf_prof_entry prof[%d] = {", math.max(1, #sites)))
   for _, st in ipairs(sites) do
-    w(string.format("    {%s, %s, %s, %d, 0, 0, 0, 0},", c_string(st.kernel), c_string(st.node), c_string(st.src), st.backward and 1 or 0))
+    w(string.format("    {%s, %s, %s, %d, 0, 0, 0, 0, 0, 0, 0},", c_string(st.kernel), c_string(st.node), c_string(st.src), st.backward and 1 or 0))
   end
-  if #sites == 0 then w("    {0, 0, 0, 0, 0, 0, 0, 0},") end
+  if #sites == 0 then w("    {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},") end
   w("};")
   w(string.format("const reclf_prof_table reclf_profile_%s = {%d, prof};", cname, #sites))
   w("#define CALL(i, fl, by, call) do { double t0_ = reclf_prof_now(); call; prof[i].seconds += reclf_prof_now() - t0_; \\")
   w("    prof[i].calls++; prof[i].flops += (fl); prof[i].bytes += (double)(by); } while (0)")
-  w("#else\n#define CALL(i, fl, by, call) call\n#endif\n")
+  w("#define PROF_GEMM(i, m, n, k) (prof[i].gemm_m = (m), prof[i].gemm_n = (n), prof[i].gemm_k = (k))")
+  w("#else\n#define CALL(i, fl, by, call) call\n#define PROF_GEMM(i, m, n, k) ((void)0)\n#endif\n")
 
   local function sym_decls()
     local p = {}

@@ -17,385 +17,387 @@
 #ifdef RECLF_PROFILE
 #include "profile.h"
 static reclf_prof_entry prof[373] = {
-    {"convirt_image_k3_fused_scale_addc", "%6 fused:scale_addc [B,1,64,64]", "graphs/lib/image_encoder.lua:19", 0, 0, 0, 0, 0},
-    {"convirt_image_k6_conv2d", "%9 conv2d [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k9_group_norm_stats", "%12 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k10_group_norm", "%13 group_norm [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k11_relu", "%14 map:relu [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 0, 0, 0, 0, 0},
-    {"convirt_image_k14_conv2d", "%17 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k17_group_norm_stats", "%20 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k18_group_norm", "%21 group_norm [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k19_relu", "%22 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"convirt_image_k22_conv2d", "%25 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k17_group_norm_stats", "%28 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k18_group_norm", "%29 group_norm [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k19_relu", "%30 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_image_k22_conv2d", "%33 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k17_group_norm_stats", "%36 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k18_group_norm", "%37 group_norm [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k35_add", "%38 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_image_k19_relu", "%39 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"convirt_image_k39_conv2d", "%42 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k42_group_norm_stats", "%45 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k43_group_norm", "%46 group_norm [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k44_relu", "%47 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"convirt_image_k47_conv2d", "%50 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k42_group_norm_stats", "%53 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k43_group_norm", "%54 group_norm [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k44_relu", "%55 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_image_k47_conv2d", "%58 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k42_group_norm_stats", "%61 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k43_group_norm", "%62 group_norm [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k60_add", "%63 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_image_k44_relu", "%64 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"convirt_image_k64_conv2d", "%67 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k67_group_norm_stats", "%70 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k68_group_norm", "%71 group_norm [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k69_relu", "%72 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"convirt_image_k72_conv2d", "%75 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k67_group_norm_stats", "%78 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k68_group_norm", "%79 group_norm [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k69_relu", "%80 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_image_k72_conv2d", "%83 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k67_group_norm_stats", "%86 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k68_group_norm", "%87 group_norm [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k85_add", "%88 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_image_k69_relu", "%89 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"convirt_image_k88_permute", "%91 permute [B,64,128]", "graphs/lib/image_encoder.lua:33", 0, 0, 0, 0, 0},
-    {"convirt_image_k95_sum", "%98 reduce [B,1,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
-    {"convirt_image_k97_scale", "%100 map:scale [B,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
-    {"convirt_image_k101_matmul_add", "%104 matmul+add [B,128]", "graphs/lib/image_encoder.lua:36", 0, 0, 0, 0, 0},
-    {"convirt_k107_gather", "%107 gather [T,40,128]", "graphs/lib/text_encoder.lua:32", 0, 0, 0, 0, 0},
-    {"convirt_k112_fused_scale_sum_add", "%112 fused:scale_sum_add [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k113_fused_sub_add", "%113 fused:sub_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k118_fused_rsqrt_addc_scale_sum", "%118 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k119_mul", "%119 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k121_fused_add_mul", "%121 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k127_matmul_add", "%127 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_k129_permute", "%129 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_k127_matmul_add", "%135 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_k129_permute", "%137 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_k127_matmul_add", "%143 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_k129_permute", "%145 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_k152_fused_scale_addc_neg", "%152 fused:scale_addc_neg [T,1,1,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k153_matmul_add_mul_scale", "%153 matmul+add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k154_max", "%154 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k157_fused_exp_sub", "%157 fused:exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k159_fused_sum_mul", "%159 fused:sum_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k160_clampmin", "%160 map:clampmin [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k161_fused_div_mul", "%161 fused:div_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k162_matmul", "%162 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0},
-    {"convirt_k163_permute", "%163 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0},
-    {"convirt_k168_matmul", "%168 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k171_fused_add_add_add", "%171 fused:add_add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k175_fused_scale_sum", "%175 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k176_sub", "%176 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k118_fused_rsqrt_addc_scale_sum", "%181 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k119_mul", "%182 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k121_fused_add_mul", "%184 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k190_matmul_add", "%190 matmul+add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k191_gelu", "%191 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"convirt_k198_matmul_add_add", "%198 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"convirt_k175_fused_scale_sum", "%202 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k176_sub", "%203 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k118_fused_rsqrt_addc_scale_sum", "%208 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k119_mul", "%209 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k121_fused_add_mul", "%211 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k127_matmul_add", "%217 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_k129_permute", "%219 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_k127_matmul_add", "%225 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_k129_permute", "%227 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_k127_matmul_add", "%233 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_k129_permute", "%235 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_k153_matmul_add_mul_scale", "%243 matmul+add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k154_max", "%244 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k157_fused_exp_sub", "%247 fused:exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k159_fused_sum_mul", "%249 fused:sum_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k160_clampmin", "%250 map:clampmin [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k161_fused_div_mul", "%251 fused:div_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k162_matmul", "%252 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0},
-    {"convirt_k163_permute", "%253 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0},
-    {"convirt_k261_matmul_add_add", "%261 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k175_fused_scale_sum", "%265 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k176_sub", "%266 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k118_fused_rsqrt_addc_scale_sum", "%271 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k119_mul", "%272 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k121_fused_add_mul", "%274 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k190_matmul_add", "%280 matmul+add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k191_gelu", "%281 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"convirt_k198_matmul_add_add", "%288 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"convirt_k175_fused_scale_sum", "%292 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"convirt_k176_sub", "%293 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"convirt_k118_fused_rsqrt_addc_scale_sum", "%298 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"convirt_k119_mul", "%299 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"convirt_k121_fused_add_mul", "%301 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"convirt_k302_slice", "%302 slice [T,1,128]", "graphs/lib/text_encoder.lua:35", 0, 0, 0, 0, 0},
-    {"convirt_k307_matmul_add", "%307 matmul+add [T,128]", "graphs/lib/text_encoder.lua:36", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k7_fused_sum_square", "%316 fused:sum_square [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k9_fused_rsqrt_clampmin", "%318 fused:rsqrt_clampmin [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k10_mul", "%319 map:mul [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k12_fused_sum_square", "%321 fused:sum_square [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k14_fused_rsqrt_clampmin", "%323 fused:rsqrt_clampmin [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k15_mul", "%324 map:mul [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k17_matmul_scale", "%326 matmul+scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k18_eye", "%327 eye [T,B]", "graphs/lib/losses.lua:9", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k19_max", "%328 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k22_fused_exp_sub", "%331 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k23_sum", "%332 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k24_clampmin", "%333 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k27_mul", "%336 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k30_max", "%339 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k33_fused_exp_sub", "%342 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k34_sum", "%343 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k35_clampmin", "%344 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k34_sum", "%348 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k23_sum", "%350 reduce [T,1]", "graphs/lib/losses.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k42_fused_mul_sub_add_log", "%351 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k43_sum", "%352 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k46_fused_scale_add_sum_sub", "%355 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k58_fill", "%401 fill []", "graphs/lib/model.lua:87", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k60_scale", "%403 map:scale [1,1]", "graphs/lib/losses.lua:16", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k63_fused_mul_id", "%406 fused:mul_id [T,1]", "graphs/lib/losses.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k65_fused_neg_id", "%408 fused:neg_id [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k71_fused_mul_div_id_step", "%414 fused:mul_div_id_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k77_neg", "%420 map:neg [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k84_fused_mul_div_step", "%427 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k90_fused_scale_add_add_add", "%433 fused:scale_add_add_add [T,B]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k91_matmul", "%434 matmul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k92_matmul", "%435 matmul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k101_fused_mul_mul_sum_mul", "%444 fused:mul_mul_sum_mul [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k105_fused_add_mul_mul_id", "%448 fused:add_mul_mul_id [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k114_fused_mul_mul_sum_mul", "%457 fused:mul_mul_sum_mul [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k118_fused_add_mul_mul_id", "%461 fused:add_mul_mul_id [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_k462_sum", "%462 reduce [1,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"convirt_k464_matmul", "%464 matmul [T,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"convirt_k465_matmul", "%465 matmul [128,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"convirt_k467_pad", "%467 pad [T,40,128]", "graphs/lib/text_encoder.lua:35", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%468 reduce [1,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%470 reduce [1,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k473_mul", "%473 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%474 reduce [1,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%476 reduce [1,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k485_fused_scale_mul_sum_mul", "%485 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k489_fused_add_mul_mul_mul", "%489 fused:add_mul_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k492_fused_scale_sum_neg", "%492 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k494_fused_add_id", "%494 fused:add_id [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%495 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%497 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k501_matmul", "%501 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k504_matmul_mul_gelu_grad", "%504 matmul+mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k505_sum", "%505 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k507_sum", "%507 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k510_matmul", "%510 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k511_matmul", "%511 matmul [512,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%513 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%515 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k473_mul", "%518 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%519 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%521 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k485_fused_scale_mul_sum_mul", "%530 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k489_fused_add_mul_mul_mul", "%534 fused:add_mul_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k492_fused_scale_sum_neg", "%538 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k540_fused_add_add_id", "%540 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%541 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%543 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k546_matmul", "%546 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k547_matmul", "%547 matmul [128,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k129_permute", "%550 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:18", 1, 0, 0, 0, 0},
-    {"convirt_k552_matmul", "%552 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_k553_matmul_div", "%553 matmul+div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"convirt_k558_fused_mul_sum_neg_mul", "%558 fused:mul_sum_neg_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"convirt_k574_fused_scale_mul_mul_mul", "%574 fused:scale_mul_mul_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"convirt_k162_matmul", "%575 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"convirt_k552_matmul", "%576 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"convirt_k163_permute", "%577 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%579 reduce [1,40,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%581 reduce [1,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k547_matmul", "%585 matmul [128,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k163_permute", "%587 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%589 reduce [1,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%591 reduce [1,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k546_matmul", "%594 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k547_matmul", "%595 matmul [128,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k163_permute", "%598 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%600 reduce [1,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%602 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k546_matmul", "%605 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k547_matmul", "%606 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k608_matmul_add_add", "%608 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%609 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%611 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k473_mul", "%614 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%615 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%617 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k485_fused_scale_mul_sum_mul", "%626 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k489_fused_add_mul_mul_mul", "%630 fused:add_mul_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k492_fused_scale_sum_neg", "%634 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k540_fused_add_add_id", "%636 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%637 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%639 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k501_matmul", "%643 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k504_matmul_mul_gelu_grad", "%646 matmul+mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k505_sum", "%647 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k507_sum", "%649 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k510_matmul", "%652 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k511_matmul", "%653 matmul [512,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%655 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%657 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k473_mul", "%660 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%661 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%663 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k485_fused_scale_mul_sum_mul", "%672 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k489_fused_add_mul_mul_mul", "%676 fused:add_mul_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k492_fused_scale_sum_neg", "%680 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k540_fused_add_add_id", "%682 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%683 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%685 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k546_matmul", "%688 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k547_matmul", "%689 matmul [128,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k129_permute", "%692 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:18", 1, 0, 0, 0, 0},
-    {"convirt_k552_matmul", "%694 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_k553_matmul_div", "%695 matmul+div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"convirt_k558_fused_mul_sum_neg_mul", "%700 fused:mul_sum_neg_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"convirt_k574_fused_scale_mul_mul_mul", "%716 fused:scale_mul_mul_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"convirt_k162_matmul", "%717 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"convirt_k552_matmul", "%718 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"convirt_k163_permute", "%719 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%721 reduce [1,40,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%723 reduce [1,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k547_matmul", "%727 matmul [128,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k163_permute", "%729 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%731 reduce [1,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%733 reduce [1,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k546_matmul", "%736 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k547_matmul", "%737 matmul [128,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k163_permute", "%740 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%742 reduce [1,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%744 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k546_matmul", "%747 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k547_matmul", "%748 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k608_matmul_add_add", "%750 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%751 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%753 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k473_mul", "%756 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%757 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%759 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k485_fused_scale_mul_sum_mul", "%768 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k489_fused_add_mul_mul_mul", "%772 fused:add_mul_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k492_fused_scale_sum_neg", "%776 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k540_fused_add_add_id", "%778 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%779 reduce [1,40,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0},
-    {"convirt_k781_scatter_add", "%781 scatter_add [1024,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k128_sum", "%782 reduce [1,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k131_matmul", "%785 matmul [128,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k132_matmul_scale", "%786 matmul+scale [B,128]", "graphs/lib/image_encoder.lua:35", 1, 0, 0, 0, 0},
-    {"convirt_k788_id", "%788 map:id [B,64,128]", "graphs/lib/image_encoder.lua:35", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k144_permute", "%789 permute [B,128,64]", "graphs/lib/image_encoder.lua:33", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k147_fused_mul_step", "%792 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k148_group_norm_sums", "%793 group_norm_sums [B,128,2]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k149_group_norm_grad_x", "%794 group_norm_grad_x [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k150_sum", "%795 reduce [1,128,2]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k152_slice", "%797 slice [128,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k154_slice", "%799 slice [128,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k157_sum", "%802 reduce [B,128,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k128_sum", "%803 reduce [1,128,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k160_conv2d_input_grad", "%805 conv2d_input_grad [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k161_conv2d_weight_grad", "%806 conv2d_weight_grad [128,128,3,3]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k147_fused_mul_step", "%808 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k148_group_norm_sums", "%809 group_norm_sums [B,128,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k149_group_norm_grad_x", "%810 group_norm_grad_x [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k150_sum", "%811 reduce [1,128,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k152_slice", "%813 slice [128,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k154_slice", "%815 slice [128,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k157_sum", "%818 reduce [B,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k128_sum", "%819 reduce [1,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k160_conv2d_input_grad", "%821 conv2d_input_grad [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k161_conv2d_weight_grad", "%822 conv2d_weight_grad [128,128,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k180_fused_mul_add_step", "%825 fused:mul_add_step [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k148_group_norm_sums", "%826 group_norm_sums [B,128,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k149_group_norm_grad_x", "%827 group_norm_grad_x [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k150_sum", "%828 reduce [1,128,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k152_slice", "%830 slice [128,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k154_slice", "%832 slice [128,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k157_sum", "%835 reduce [B,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k128_sum", "%836 reduce [1,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k193_conv2d_input_grad", "%838 conv2d_input_grad [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k194_conv2d_weight_grad", "%839 conv2d_weight_grad [128,64,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k196_fused_mul_step", "%841 fused:mul_step [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k197_group_norm_sums", "%842 group_norm_sums [B,64,2]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k198_group_norm_grad_x", "%843 group_norm_grad_x [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k128_sum", "%844 reduce [1,64,2]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k201_slice", "%846 slice [64,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k203_slice", "%848 slice [64,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k206_sum", "%851 reduce [B,64,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k207_sum", "%852 reduce [1,64,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k209_conv2d_input_grad", "%854 conv2d_input_grad [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k210_conv2d_weight_grad", "%855 conv2d_weight_grad [64,64,3,3]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k196_fused_mul_step", "%857 fused:mul_step [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k197_group_norm_sums", "%858 group_norm_sums [B,64,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k198_group_norm_grad_x", "%859 group_norm_grad_x [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k128_sum", "%860 reduce [1,64,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k201_slice", "%862 slice [64,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k203_slice", "%864 slice [64,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k206_sum", "%867 reduce [B,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k207_sum", "%868 reduce [1,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k209_conv2d_input_grad", "%870 conv2d_input_grad [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k210_conv2d_weight_grad", "%871 conv2d_weight_grad [64,64,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k229_fused_mul_add_step", "%874 fused:mul_add_step [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k197_group_norm_sums", "%875 group_norm_sums [B,64,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k198_group_norm_grad_x", "%876 group_norm_grad_x [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k128_sum", "%877 reduce [1,64,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k201_slice", "%879 slice [64,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k203_slice", "%881 slice [64,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k206_sum", "%884 reduce [B,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k207_sum", "%885 reduce [1,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k242_conv2d_input_grad", "%887 conv2d_input_grad [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k243_conv2d_weight_grad", "%888 conv2d_weight_grad [64,32,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k245_fused_mul_step", "%890 fused:mul_step [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k246_group_norm_sums", "%891 group_norm_sums [B,32,2]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k247_group_norm_grad_x", "%892 group_norm_grad_x [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k207_sum", "%893 reduce [1,32,2]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k250_slice", "%895 slice [32,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k252_slice", "%897 slice [32,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k255_sum", "%900 reduce [B,32,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k256_sum", "%901 reduce [1,32,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k258_conv2d_input_grad", "%903 conv2d_input_grad [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k259_conv2d_weight_grad", "%904 conv2d_weight_grad [32,32,3,3]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k245_fused_mul_step", "%906 fused:mul_step [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k246_group_norm_sums", "%907 group_norm_sums [B,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k247_group_norm_grad_x", "%908 group_norm_grad_x [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k207_sum", "%909 reduce [1,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k250_slice", "%911 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k252_slice", "%913 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k255_sum", "%916 reduce [B,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k256_sum", "%917 reduce [1,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k258_conv2d_input_grad", "%919 conv2d_input_grad [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k259_conv2d_weight_grad", "%920 conv2d_weight_grad [32,32,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k278_fused_mul_add_step", "%923 fused:mul_add_step [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k246_group_norm_sums", "%924 group_norm_sums [B,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k247_group_norm_grad_x", "%925 group_norm_grad_x [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k207_sum", "%926 reduce [1,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k250_slice", "%928 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k252_slice", "%930 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k255_sum", "%933 reduce [B,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k256_sum", "%934 reduce [1,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k291_conv2d_input_grad", "%936 conv2d_input_grad [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k292_conv2d_weight_grad", "%937 conv2d_weight_grad [32,32,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k294_fused_mul_step", "%939 fused:mul_step [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k295_group_norm_sums", "%940 group_norm_sums [B,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k296_group_norm_grad_x", "%941 group_norm_grad_x [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k207_sum", "%942 reduce [1,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k250_slice", "%944 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k252_slice", "%946 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k304_sum", "%949 reduce [B,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k256_sum", "%950 reduce [1,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k308_conv2d_weight_grad", "%953 conv2d_weight_grad [32,1,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_k3_fused_scale_addc", "%6 fused:scale_addc [B,1,64,64]", "graphs/lib/image_encoder.lua:19", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k6_conv2d", "%9 conv2d [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k9_group_norm_stats", "%12 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k10_group_norm", "%13 group_norm [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k11_relu", "%14 map:relu [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k14_conv2d", "%17 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k17_group_norm_stats", "%20 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k18_group_norm", "%21 group_norm [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k19_relu", "%22 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k22_conv2d", "%25 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k17_group_norm_stats", "%28 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k18_group_norm", "%29 group_norm [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k19_relu", "%30 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k22_conv2d", "%33 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k17_group_norm_stats", "%36 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k18_group_norm", "%37 group_norm [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k35_add", "%38 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k19_relu", "%39 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k39_conv2d", "%42 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k42_group_norm_stats", "%45 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k43_group_norm", "%46 group_norm [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k44_relu", "%47 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k47_conv2d", "%50 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k42_group_norm_stats", "%53 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k43_group_norm", "%54 group_norm [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k44_relu", "%55 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k47_conv2d", "%58 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k42_group_norm_stats", "%61 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k43_group_norm", "%62 group_norm [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k60_add", "%63 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k44_relu", "%64 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k64_conv2d", "%67 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k67_group_norm_stats", "%70 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k68_group_norm", "%71 group_norm [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k69_relu", "%72 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k72_conv2d", "%75 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k67_group_norm_stats", "%78 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k68_group_norm", "%79 group_norm [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k69_relu", "%80 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k72_conv2d", "%83 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k67_group_norm_stats", "%86 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k68_group_norm", "%87 group_norm [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k85_add", "%88 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k69_relu", "%89 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k88_permute", "%91 permute [B,64,128]", "graphs/lib/image_encoder.lua:33", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k95_sum", "%98 reduce [B,1,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k97_scale", "%100 map:scale [B,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k101_matmul_add", "%104 matmul+add [B,128]", "graphs/lib/image_encoder.lua:36", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k107_gather", "%107 gather [T,40,128]", "graphs/lib/text_encoder.lua:32", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k112_fused_scale_sum_add", "%112 fused:scale_sum_add [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k113_fused_sub_add", "%113 fused:sub_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k118_fused_rsqrt_addc_scale_sum", "%118 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k119_mul", "%119 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k121_fused_add_mul", "%121 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k127_matmul_add", "%127 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k129_permute", "%129 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k127_matmul_add", "%135 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k129_permute", "%137 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k127_matmul_add", "%143 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k129_permute", "%145 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k152_fused_scale_addc_neg", "%152 fused:scale_addc_neg [T,1,1,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k153_matmul_add_mul_scale", "%153 matmul+add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k154_max", "%154 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k157_fused_exp_sub", "%157 fused:exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k159_fused_sum_mul", "%159 fused:sum_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k160_clampmin", "%160 map:clampmin [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k161_fused_div_mul", "%161 fused:div_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k162_matmul", "%162 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k163_permute", "%163 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k168_matmul", "%168 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k171_fused_add_add_add", "%171 fused:add_add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k175_fused_scale_sum", "%175 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k176_sub", "%176 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k118_fused_rsqrt_addc_scale_sum", "%181 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k119_mul", "%182 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k121_fused_add_mul", "%184 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k190_matmul_add", "%190 matmul+add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k191_gelu", "%191 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k198_matmul_add_add", "%198 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k175_fused_scale_sum", "%202 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k176_sub", "%203 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k118_fused_rsqrt_addc_scale_sum", "%208 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k119_mul", "%209 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k121_fused_add_mul", "%211 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k127_matmul_add", "%217 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k129_permute", "%219 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k127_matmul_add", "%225 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k129_permute", "%227 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k127_matmul_add", "%233 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k129_permute", "%235 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k153_matmul_add_mul_scale", "%243 matmul+add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k154_max", "%244 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k157_fused_exp_sub", "%247 fused:exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k159_fused_sum_mul", "%249 fused:sum_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k160_clampmin", "%250 map:clampmin [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k161_fused_div_mul", "%251 fused:div_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k162_matmul", "%252 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k163_permute", "%253 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k261_matmul_add_add", "%261 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k175_fused_scale_sum", "%265 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k176_sub", "%266 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k118_fused_rsqrt_addc_scale_sum", "%271 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k119_mul", "%272 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k121_fused_add_mul", "%274 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k190_matmul_add", "%280 matmul+add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k191_gelu", "%281 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k198_matmul_add_add", "%288 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k175_fused_scale_sum", "%292 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k176_sub", "%293 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k118_fused_rsqrt_addc_scale_sum", "%298 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k119_mul", "%299 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k121_fused_add_mul", "%301 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k302_slice", "%302 slice [T,1,128]", "graphs/lib/text_encoder.lua:35", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k307_matmul_add", "%307 matmul+add [T,128]", "graphs/lib/text_encoder.lua:36", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k7_fused_sum_square", "%316 fused:sum_square [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k9_fused_rsqrt_clampmin", "%318 fused:rsqrt_clampmin [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k10_mul", "%319 map:mul [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k12_fused_sum_square", "%321 fused:sum_square [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k14_fused_rsqrt_clampmin", "%323 fused:rsqrt_clampmin [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k15_mul", "%324 map:mul [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k17_matmul_scale", "%326 matmul+scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k18_eye", "%327 eye [T,B]", "graphs/lib/losses.lua:9", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k19_max", "%328 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k22_fused_exp_sub", "%331 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k23_sum", "%332 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k24_clampmin", "%333 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k27_mul", "%336 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k30_max", "%339 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k33_fused_exp_sub", "%342 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k34_sum", "%343 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k35_clampmin", "%344 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k34_sum", "%348 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k23_sum", "%350 reduce [T,1]", "graphs/lib/losses.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k42_fused_mul_sub_add_log", "%351 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k43_sum", "%352 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k46_fused_scale_add_sum_sub", "%355 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k58_fill", "%401 fill []", "graphs/lib/model.lua:87", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k60_scale", "%403 map:scale [1,1]", "graphs/lib/losses.lua:16", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k63_fused_mul_id", "%406 fused:mul_id [T,1]", "graphs/lib/losses.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k65_fused_neg_id", "%408 fused:neg_id [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k71_fused_mul_div_id_step", "%414 fused:mul_div_id_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k77_neg", "%420 map:neg [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k84_fused_mul_div_step", "%427 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k90_fused_scale_add_add_add", "%433 fused:scale_add_add_add [T,B]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k91_matmul", "%434 matmul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k92_matmul", "%435 matmul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k101_fused_mul_mul_sum_mul", "%444 fused:mul_mul_sum_mul [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k105_fused_add_mul_mul_id", "%448 fused:add_mul_mul_id [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k114_fused_mul_mul_sum_mul", "%457 fused:mul_mul_sum_mul [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k118_fused_add_mul_mul_id", "%461 fused:add_mul_mul_id [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k462_sum", "%462 reduce [1,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k464_matmul", "%464 matmul [T,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k465_matmul", "%465 matmul [128,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k467_pad", "%467 pad [T,40,128]", "graphs/lib/text_encoder.lua:35", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%468 reduce [1,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%470 reduce [1,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k473_mul", "%473 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%474 reduce [1,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%476 reduce [1,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k485_fused_scale_mul_sum_mul", "%485 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k489_fused_add_mul_mul_mul", "%489 fused:add_mul_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k492_fused_scale_sum_neg", "%492 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k494_fused_add_id", "%494 fused:add_id [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%495 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%497 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k501_matmul", "%501 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k504_matmul_mul_gelu_grad", "%504 matmul+mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k505_sum", "%505 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k507_sum", "%507 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k510_matmul", "%510 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k511_matmul", "%511 matmul [512,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%513 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%515 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k473_mul", "%518 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%519 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%521 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k485_fused_scale_mul_sum_mul", "%530 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k489_fused_add_mul_mul_mul", "%534 fused:add_mul_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k492_fused_scale_sum_neg", "%538 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k540_fused_add_add_id", "%540 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%541 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%543 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k546_matmul", "%546 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k547_matmul", "%547 matmul [128,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k129_permute", "%550 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:18", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k552_matmul", "%552 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k553_matmul_div", "%553 matmul+div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k558_fused_mul_sum_neg_mul", "%558 fused:mul_sum_neg_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k574_fused_scale_mul_mul_mul", "%574 fused:scale_mul_mul_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k162_matmul", "%575 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k552_matmul", "%576 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k163_permute", "%577 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%579 reduce [1,40,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%581 reduce [1,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k547_matmul", "%585 matmul [128,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k163_permute", "%587 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%589 reduce [1,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%591 reduce [1,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k546_matmul", "%594 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k547_matmul", "%595 matmul [128,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k163_permute", "%598 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%600 reduce [1,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%602 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k546_matmul", "%605 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k547_matmul", "%606 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k608_matmul_add_add", "%608 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%609 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%611 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k473_mul", "%614 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%615 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%617 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k485_fused_scale_mul_sum_mul", "%626 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k489_fused_add_mul_mul_mul", "%630 fused:add_mul_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k492_fused_scale_sum_neg", "%634 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k540_fused_add_add_id", "%636 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%637 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%639 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k501_matmul", "%643 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k504_matmul_mul_gelu_grad", "%646 matmul+mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k505_sum", "%647 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k507_sum", "%649 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k510_matmul", "%652 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k511_matmul", "%653 matmul [512,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%655 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%657 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k473_mul", "%660 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%661 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%663 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k485_fused_scale_mul_sum_mul", "%672 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k489_fused_add_mul_mul_mul", "%676 fused:add_mul_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k492_fused_scale_sum_neg", "%680 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k540_fused_add_add_id", "%682 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%683 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%685 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k546_matmul", "%688 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k547_matmul", "%689 matmul [128,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k129_permute", "%692 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:18", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k552_matmul", "%694 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k553_matmul_div", "%695 matmul+div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k558_fused_mul_sum_neg_mul", "%700 fused:mul_sum_neg_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k574_fused_scale_mul_mul_mul", "%716 fused:scale_mul_mul_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k162_matmul", "%717 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k552_matmul", "%718 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k163_permute", "%719 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%721 reduce [1,40,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%723 reduce [1,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k547_matmul", "%727 matmul [128,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k163_permute", "%729 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%731 reduce [1,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%733 reduce [1,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k546_matmul", "%736 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k547_matmul", "%737 matmul [128,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k163_permute", "%740 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%742 reduce [1,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%744 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k546_matmul", "%747 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k547_matmul", "%748 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k608_matmul_add_add", "%750 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%751 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%753 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k473_mul", "%756 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%757 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%759 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k485_fused_scale_mul_sum_mul", "%768 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k489_fused_add_mul_mul_mul", "%772 fused:add_mul_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k492_fused_scale_sum_neg", "%776 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k540_fused_add_add_id", "%778 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%779 reduce [1,40,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k781_scatter_add", "%781 scatter_add [1024,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k128_sum", "%782 reduce [1,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k131_matmul", "%785 matmul [128,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k132_matmul_scale", "%786 matmul+scale [B,128]", "graphs/lib/image_encoder.lua:35", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k788_id", "%788 map:id [B,64,128]", "graphs/lib/image_encoder.lua:35", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k144_permute", "%789 permute [B,128,64]", "graphs/lib/image_encoder.lua:33", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k147_fused_mul_step", "%792 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k148_group_norm_sums", "%793 group_norm_sums [B,128,2]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k149_group_norm_grad_x", "%794 group_norm_grad_x [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k150_sum", "%795 reduce [1,128,2]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k152_slice", "%797 slice [128,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k154_slice", "%799 slice [128,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k157_sum", "%802 reduce [B,128,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k128_sum", "%803 reduce [1,128,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k160_conv2d_input_grad", "%805 conv2d_input_grad [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k161_conv2d_weight_grad", "%806 conv2d_weight_grad [128,128,3,3]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k147_fused_mul_step", "%808 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k148_group_norm_sums", "%809 group_norm_sums [B,128,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k149_group_norm_grad_x", "%810 group_norm_grad_x [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k150_sum", "%811 reduce [1,128,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k152_slice", "%813 slice [128,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k154_slice", "%815 slice [128,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k157_sum", "%818 reduce [B,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k128_sum", "%819 reduce [1,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k160_conv2d_input_grad", "%821 conv2d_input_grad [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k161_conv2d_weight_grad", "%822 conv2d_weight_grad [128,128,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k180_fused_mul_add_step", "%825 fused:mul_add_step [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k148_group_norm_sums", "%826 group_norm_sums [B,128,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k149_group_norm_grad_x", "%827 group_norm_grad_x [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k150_sum", "%828 reduce [1,128,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k152_slice", "%830 slice [128,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k154_slice", "%832 slice [128,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k157_sum", "%835 reduce [B,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k128_sum", "%836 reduce [1,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k193_conv2d_input_grad", "%838 conv2d_input_grad [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k194_conv2d_weight_grad", "%839 conv2d_weight_grad [128,64,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k196_fused_mul_step", "%841 fused:mul_step [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k197_group_norm_sums", "%842 group_norm_sums [B,64,2]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k198_group_norm_grad_x", "%843 group_norm_grad_x [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k128_sum", "%844 reduce [1,64,2]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k201_slice", "%846 slice [64,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k203_slice", "%848 slice [64,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k206_sum", "%851 reduce [B,64,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k207_sum", "%852 reduce [1,64,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k209_conv2d_input_grad", "%854 conv2d_input_grad [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k210_conv2d_weight_grad", "%855 conv2d_weight_grad [64,64,3,3]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k196_fused_mul_step", "%857 fused:mul_step [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k197_group_norm_sums", "%858 group_norm_sums [B,64,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k198_group_norm_grad_x", "%859 group_norm_grad_x [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k128_sum", "%860 reduce [1,64,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k201_slice", "%862 slice [64,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k203_slice", "%864 slice [64,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k206_sum", "%867 reduce [B,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k207_sum", "%868 reduce [1,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k209_conv2d_input_grad", "%870 conv2d_input_grad [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k210_conv2d_weight_grad", "%871 conv2d_weight_grad [64,64,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k229_fused_mul_add_step", "%874 fused:mul_add_step [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k197_group_norm_sums", "%875 group_norm_sums [B,64,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k198_group_norm_grad_x", "%876 group_norm_grad_x [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k128_sum", "%877 reduce [1,64,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k201_slice", "%879 slice [64,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k203_slice", "%881 slice [64,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k206_sum", "%884 reduce [B,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k207_sum", "%885 reduce [1,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k242_conv2d_input_grad", "%887 conv2d_input_grad [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k243_conv2d_weight_grad", "%888 conv2d_weight_grad [64,32,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k245_fused_mul_step", "%890 fused:mul_step [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k246_group_norm_sums", "%891 group_norm_sums [B,32,2]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k247_group_norm_grad_x", "%892 group_norm_grad_x [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k207_sum", "%893 reduce [1,32,2]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k250_slice", "%895 slice [32,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k252_slice", "%897 slice [32,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k255_sum", "%900 reduce [B,32,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k256_sum", "%901 reduce [1,32,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k258_conv2d_input_grad", "%903 conv2d_input_grad [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k259_conv2d_weight_grad", "%904 conv2d_weight_grad [32,32,3,3]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k245_fused_mul_step", "%906 fused:mul_step [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k246_group_norm_sums", "%907 group_norm_sums [B,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k247_group_norm_grad_x", "%908 group_norm_grad_x [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k207_sum", "%909 reduce [1,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k250_slice", "%911 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k252_slice", "%913 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k255_sum", "%916 reduce [B,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k256_sum", "%917 reduce [1,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k258_conv2d_input_grad", "%919 conv2d_input_grad [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k259_conv2d_weight_grad", "%920 conv2d_weight_grad [32,32,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k278_fused_mul_add_step", "%923 fused:mul_add_step [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k246_group_norm_sums", "%924 group_norm_sums [B,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k247_group_norm_grad_x", "%925 group_norm_grad_x [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k207_sum", "%926 reduce [1,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k250_slice", "%928 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k252_slice", "%930 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k255_sum", "%933 reduce [B,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k256_sum", "%934 reduce [1,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k291_conv2d_input_grad", "%936 conv2d_input_grad [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k292_conv2d_weight_grad", "%937 conv2d_weight_grad [32,32,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k294_fused_mul_step", "%939 fused:mul_step [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k295_group_norm_sums", "%940 group_norm_sums [B,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k296_group_norm_grad_x", "%941 group_norm_grad_x [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k207_sum", "%942 reduce [1,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k250_slice", "%944 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k252_slice", "%946 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k304_sum", "%949 reduce [B,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k256_sum", "%950 reduce [1,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k308_conv2d_weight_grad", "%953 conv2d_weight_grad [32,1,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
 };
 const reclf_prof_table reclf_profile_convirt = {373, prof};
 #define CALL(i, fl, by, call) do { double t0_ = reclf_prof_now(); call; prof[i].seconds += reclf_prof_now() - t0_; \
     prof[i].calls++; prof[i].flops += (fl); prof[i].bytes += (double)(by); } while (0)
+#define PROF_GEMM(i, m, n, k) (prof[i].gemm_m = (m), prof[i].gemm_n = (n), prof[i].gemm_k = (k))
 #else
 #define CALL(i, fl, by, call) call
+#define PROF_GEMM(i, m, n, k) ((void)0)
 #endif
 
 static size_t arena_bytes(const long *dims) {
@@ -413,40 +415,49 @@ static void forward(void *arena, const real *P, void *const *inputs, const long 
     CALL(2, (double)524288*B, sizeof(real)*((double)16*B + (double)131072*B), convirt_image_k9_group_norm_stats(A + 5765872 + 921600*B, A + 5765872, B)); /* %12 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
     CALL(3, (double)524288*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)16*B + (double)32 + (double)32), convirt_image_k10_group_norm(A + 5765872 + 131072*B, A + 5765872, A + 5765872 + 921600*B, (real *)P + 320, (real *)P + 352, B)); /* %13 group_norm [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
     CALL(4, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), convirt_image_k11_relu(A + 5765872 + 262144*B, A + 5765872 + 131072*B, B)); /* %14 map:relu [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
+    PROF_GEMM(5, 32, 1024, 288);
     CALL(5, (double)18874368*B, sizeof(real)*((double)32768*B + (double)131072*B + (double)9216 + (double)32), convirt_image_k14_conv2d(A + 5765872 + 393216*B, A + 5765872 + 262144*B, (real *)P + 384, (real *)P + 9600, A + 0, B)); /* %17 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
     CALL(6, (double)131072*B, sizeof(real)*((double)16*B + (double)32768*B), convirt_image_k17_group_norm_stats(A + 5765872 + 921616*B, A + 5765872 + 393216*B, B)); /* %20 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
     CALL(7, (double)131072*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)32), convirt_image_k18_group_norm(A + 5765872 + 425984*B, A + 5765872 + 393216*B, A + 5765872 + 921616*B, (real *)P + 9632, (real *)P + 9664, B)); /* %21 group_norm [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
     CALL(8, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_k19_relu(A + 5765872 + 458752*B, A + 5765872 + 425984*B, B)); /* %22 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
+    PROF_GEMM(9, 32, 1024, 288);
     CALL(9, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216 + (double)32), convirt_image_k22_conv2d(A + 5765872 + 491520*B, A + 5765872 + 458752*B, (real *)P + 9696, (real *)P + 18912, A + 0, B)); /* %25 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
     CALL(10, (double)131072*B, sizeof(real)*((double)16*B + (double)32768*B), convirt_image_k17_group_norm_stats(A + 5765872 + 921632*B, A + 5765872 + 491520*B, B)); /* %28 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
     CALL(11, (double)131072*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)32), convirt_image_k18_group_norm(A + 5765872 + 524288*B, A + 5765872 + 491520*B, A + 5765872 + 921632*B, (real *)P + 18944, (real *)P + 18976, B)); /* %29 group_norm [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
     CALL(12, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_k19_relu(A + 5765872 + 557056*B, A + 5765872 + 524288*B, B)); /* %30 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
+    PROF_GEMM(13, 32, 1024, 288);
     CALL(13, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216 + (double)32), convirt_image_k22_conv2d(A + 5765872 + 589824*B, A + 5765872 + 557056*B, (real *)P + 19008, (real *)P + 28224, A + 0, B)); /* %33 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
     CALL(14, (double)131072*B, sizeof(real)*((double)16*B + (double)32768*B), convirt_image_k17_group_norm_stats(A + 5765872 + 921648*B, A + 5765872 + 589824*B, B)); /* %36 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:13 */
     CALL(15, (double)131072*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)32), convirt_image_k18_group_norm(A + 5765872 + 622592*B, A + 5765872 + 589824*B, A + 5765872 + 921648*B, (real *)P + 28256, (real *)P + 28288, B)); /* %37 group_norm [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
     CALL(16, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k35_add(A + 5765872 + 655360*B, A + 5765872 + 458752*B, A + 5765872 + 622592*B, B)); /* %38 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:14 */
     CALL(17, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_k19_relu(A + 5765872 + 622592*B, A + 5765872 + 655360*B, B)); /* %39 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
+    PROF_GEMM(18, 64, 256, 288);
     CALL(18, (double)9437184*B, sizeof(real)*((double)16384*B + (double)32768*B + (double)18432 + (double)64), convirt_image_k39_conv2d(A + 5765872 + 688128*B, A + 5765872 + 622592*B, (real *)P + 28320, (real *)P + 46752, A + 0, B)); /* %42 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
     CALL(19, (double)65536*B, sizeof(real)*((double)16*B + (double)16384*B), convirt_image_k42_group_norm_stats(A + 5765872 + 921664*B, A + 5765872 + 688128*B, B)); /* %45 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
     CALL(20, (double)65536*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)64), convirt_image_k43_group_norm(A + 5765872 + 704512*B, A + 5765872 + 688128*B, A + 5765872 + 921664*B, (real *)P + 46816, (real *)P + 46880, B)); /* %46 group_norm [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
     CALL(21, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_k44_relu(A + 5765872 + 720896*B, A + 5765872 + 704512*B, B)); /* %47 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
+    PROF_GEMM(22, 64, 256, 576);
     CALL(22, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864 + (double)64), convirt_image_k47_conv2d(A + 5765872 + 737280*B, A + 5765872 + 720896*B, (real *)P + 46944, (real *)P + 83808, A + 0, B)); /* %50 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
     CALL(23, (double)65536*B, sizeof(real)*((double)16*B + (double)16384*B), convirt_image_k42_group_norm_stats(A + 5765872 + 921680*B, A + 5765872 + 737280*B, B)); /* %53 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
     CALL(24, (double)65536*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)64), convirt_image_k43_group_norm(A + 5765872 + 753664*B, A + 5765872 + 737280*B, A + 5765872 + 921680*B, (real *)P + 83872, (real *)P + 83936, B)); /* %54 group_norm [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
     CALL(25, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_k44_relu(A + 5765872 + 770048*B, A + 5765872 + 753664*B, B)); /* %55 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
+    PROF_GEMM(26, 64, 256, 576);
     CALL(26, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864 + (double)64), convirt_image_k47_conv2d(A + 5765872 + 786432*B, A + 5765872 + 770048*B, (real *)P + 84000, (real *)P + 120864, A + 0, B)); /* %58 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
     CALL(27, (double)65536*B, sizeof(real)*((double)16*B + (double)16384*B), convirt_image_k42_group_norm_stats(A + 5765872 + 921696*B, A + 5765872 + 786432*B, B)); /* %61 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:13 */
     CALL(28, (double)65536*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)64), convirt_image_k43_group_norm(A + 5765872 + 802816*B, A + 5765872 + 786432*B, A + 5765872 + 921696*B, (real *)P + 120928, (real *)P + 120992, B)); /* %62 group_norm [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
     CALL(29, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k60_add(A + 5765872 + 819200*B, A + 5765872 + 720896*B, A + 5765872 + 802816*B, B)); /* %63 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:14 */
     CALL(30, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_k44_relu(A + 5765872 + 802816*B, A + 5765872 + 819200*B, B)); /* %64 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
+    PROF_GEMM(31, 128, 64, 576);
     CALL(31, (double)9437184*B, sizeof(real)*((double)8192*B + (double)16384*B + (double)73728 + (double)128), convirt_image_k64_conv2d(A + 5765872 + 835584*B, A + 5765872 + 802816*B, (real *)P + 121056, (real *)P + 194784, A + 0, B)); /* %67 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
     CALL(32, (double)32768*B, sizeof(real)*((double)16*B + (double)8192*B), convirt_image_k67_group_norm_stats(A + 5765872 + 921712*B, A + 5765872 + 835584*B, B)); /* %70 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
     CALL(33, (double)32768*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)128), convirt_image_k68_group_norm(A + 5765872 + 843776*B, A + 5765872 + 835584*B, A + 5765872 + 921712*B, (real *)P + 194912, (real *)P + 195040, B)); /* %71 group_norm [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
     CALL(34, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k69_relu(A + 5765872 + 851968*B, A + 5765872 + 843776*B, B)); /* %72 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
+    PROF_GEMM(35, 128, 64, 1152);
     CALL(35, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456 + (double)128), convirt_image_k72_conv2d(A + 5765872 + 860160*B, A + 5765872 + 851968*B, (real *)P + 195168, (real *)P + 342624, A + 0, B)); /* %75 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
     CALL(36, (double)32768*B, sizeof(real)*((double)16*B + (double)8192*B), convirt_image_k67_group_norm_stats(A + 5765872 + 921728*B, A + 5765872 + 860160*B, B)); /* %78 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
     CALL(37, (double)32768*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)128), convirt_image_k68_group_norm(A + 5765872 + 868352*B, A + 5765872 + 860160*B, A + 5765872 + 921728*B, (real *)P + 342752, (real *)P + 342880, B)); /* %79 group_norm [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
     CALL(38, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k69_relu(A + 5765872 + 876544*B, A + 5765872 + 868352*B, B)); /* %80 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
+    PROF_GEMM(39, 128, 64, 1152);
     CALL(39, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456 + (double)128), convirt_image_k72_conv2d(A + 5765872 + 884736*B, A + 5765872 + 876544*B, (real *)P + 343008, (real *)P + 490464, A + 0, B)); /* %83 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
     CALL(40, (double)32768*B, sizeof(real)*((double)16*B + (double)8192*B), convirt_image_k67_group_norm_stats(A + 5765872 + 921744*B, A + 5765872 + 884736*B, B)); /* %86 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:13 */
     CALL(41, (double)32768*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)128), convirt_image_k68_group_norm(A + 5765872 + 892928*B, A + 5765872 + 884736*B, A + 5765872 + 921744*B, (real *)P + 490592, (real *)P + 490720, B)); /* %87 group_norm [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
@@ -455,6 +466,7 @@ static void forward(void *arena, const real *P, void *const *inputs, const long 
     CALL(44, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k88_permute(A + 5765872 + 909312*B, A + 5765872 + 892928*B, B)); /* %91 permute [B,64,128]  graphs/lib/image_encoder.lua:33 */
     CALL(45, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_k95_sum(A + 5765872 + 892928*B, A + 5765872 + 909312*B, B)); /* %98 reduce [B,1,128]  graphs/lib/image_encoder.lua:35 */
     CALL(46, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), convirt_image_k97_scale(A + 5765872 + 893056*B, A + 5765872 + 892928*B, B)); /* %100 map:scale [B,128]  graphs/lib/image_encoder.lua:35 */
+    PROF_GEMM(47, B, 128, 128);
     CALL(47, (double)32896*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384 + (double)128), convirt_image_k101_matmul_add(A + 5765872 + 892928*B, A + 5765872 + 893056*B, (real *)P + 507360, (real *)P + 523744, B)); /* %104 matmul+add [B,128]  graphs/lib/image_encoder.lua:36 */
     CALL(48, 0, sizeof(real)*((double)5120*T + (double)131072 + (double)40*T), convirt_k107_gather(A + 5765872 + 921760*B + 80*B*T + 6400*T, (real *)P + 523872, (int32_t *)inputs[1], T)); /* %107 gather [T,40,128]  graphs/lib/text_encoder.lua:32 */
     CALL(49, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120), convirt_k112_fused_scale_sum_add(A + 5765872 + 921760*B + 80*B*T, A + 5765872 + 921760*B + 80*B*T + 6400*T, (real *)P + 654944, T)); /* %112 fused:scale_sum_add [T,40,1]  graphs/lib/text_encoder.lua:23 */
@@ -462,21 +474,27 @@ static void forward(void *arena, const real *P, void *const *inputs, const long 
     CALL(51, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k118_fused_rsqrt_addc_scale_sum(A + 5765872 + 921760*B + 80*B*T + 231040*T, A + 5765872 + 921760*B + 80*B*T + 107520*T, T)); /* %118 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
     CALL(52, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k119_mul(A + 5765872 + 921760*B + 80*B*T + 112640*T, A + 5765872 + 921760*B + 80*B*T + 107520*T, A + 5765872 + 921760*B + 80*B*T + 231040*T, T)); /* %119 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
     CALL(53, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k121_fused_add_mul(A + 5765872 + 921760*B + 80*B*T + 117760*T, A + 5765872 + 921760*B + 80*B*T + 112640*T, (real *)P + 660064, (real *)P + 660192, T)); /* %121 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    PROF_GEMM(54, 40*T, 128, 128);
     CALL(54, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k127_matmul_add(A + 5765872 + 921760*B + 80*B*T, A + 5765872 + 921760*B + 80*B*T + 117760*T, (real *)P + 660320, (real *)P + 676704, T)); /* %127 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:12 */
     CALL(55, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k129_permute(A + 5765872 + 921760*B + 80*B*T + 122880*T, A + 5765872 + 921760*B + 80*B*T, T)); /* %129 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
+    PROF_GEMM(56, 40*T, 128, 128);
     CALL(56, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k127_matmul_add(A + 5765872 + 921760*B + 80*B*T, A + 5765872 + 921760*B + 80*B*T + 117760*T, (real *)P + 676832, (real *)P + 693216, T)); /* %135 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:13 */
     CALL(57, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k129_permute(A + 5765872 + 921760*B + 80*B*T + 128000*T, A + 5765872 + 921760*B + 80*B*T, T)); /* %137 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
+    PROF_GEMM(58, 40*T, 128, 128);
     CALL(58, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k127_matmul_add(A + 5765872 + 921760*B + 80*B*T, A + 5765872 + 921760*B + 80*B*T + 117760*T, (real *)P + 693344, (real *)P + 709728, T)); /* %143 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:14 */
     CALL(59, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k129_permute(A + 5765872 + 921760*B + 80*B*T + 133120*T, A + 5765872 + 921760*B + 80*B*T, T)); /* %145 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
     CALL(60, (double)120*T, sizeof(real)*((double)40*T + (double)40*T), convirt_k152_fused_scale_addc_neg(A + 5765872 + 921760*B + 80*B*T + 230720*T, (real *)inputs[2], T)); /* %152 fused:scale_addc_neg [T,1,1,40]  graphs/lib/text_encoder.lua:16 */
+    PROF_GEMM(61, 40, 40, 32);
     CALL(61, (double)428800*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)40*T + (double)40*T), convirt_k153_matmul_add_mul_scale(A + 5765872 + 921760*B + 80*B*T, A + 5765872 + 921760*B + 80*B*T + 122880*T, A + 5765872 + 921760*B + 80*B*T + 128000*T, (real *)inputs[2], A + 5765872 + 921760*B + 80*B*T + 230720*T, T)); /* %153 matmul+add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
     CALL(62, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), convirt_k154_max(A + 5765872 + 921760*B + 80*B*T + 88320*T, A + 5765872 + 921760*B + 80*B*T, T)); /* %154 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
     CALL(63, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), convirt_k157_fused_exp_sub(A + 5765872 + 921760*B + 80*B*T + 81920*T, A + 5765872 + 921760*B + 80*B*T, A + 5765872 + 921760*B + 80*B*T + 88320*T, T)); /* %157 fused:exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
     CALL(64, (double)12800*T, sizeof(real)*((double)160*T + (double)6400*T + (double)40*T), convirt_k159_fused_sum_mul(A + 5765872 + 921760*B + 80*B*T + 230400*T, A + 5765872 + 921760*B + 80*B*T + 81920*T, (real *)inputs[2], T)); /* %159 fused:sum_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
     CALL(65, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), convirt_k160_clampmin(A + 5765872 + 921760*B + 80*B*T + 230560*T, A + 5765872 + 921760*B + 80*B*T + 230400*T, T)); /* %160 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
     CALL(66, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T + (double)160*T), convirt_k161_fused_div_mul(A + 5765872 + 921760*B + 80*B*T + 88320*T, A + 5765872 + 921760*B + 80*B*T + 81920*T, (real *)inputs[2], A + 5765872 + 921760*B + 80*B*T + 230560*T, T)); /* %161 fused:div_mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    PROF_GEMM(67, 40, 32, 40);
     CALL(67, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k162_matmul(A + 5765872 + 921760*B + 80*B*T, A + 5765872 + 921760*B + 80*B*T + 88320*T, A + 5765872 + 921760*B + 80*B*T + 133120*T, T)); /* %162 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
     CALL(68, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k163_permute(A + 5765872 + 921760*B + 80*B*T + 138240*T, A + 5765872 + 921760*B + 80*B*T, T)); /* %163 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
+    PROF_GEMM(69, 40*T, 128, 128);
     CALL(69, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k168_matmul(A + 5765872 + 921760*B + 80*B*T, A + 5765872 + 921760*B + 80*B*T + 138240*T, (real *)P + 709856, T)); /* %168 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
     CALL(70, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120 + (double)5120*T + (double)128), convirt_k171_fused_add_add_add(A + 5765872 + 921760*B + 80*B*T + 94720*T, A + 5765872 + 921760*B + 80*B*T + 6400*T, (real *)P + 654944, A + 5765872 + 921760*B + 80*B*T, (real *)P + 726240, T)); /* %171 fused:add_add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
     CALL(71, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k175_fused_scale_sum(A + 5765872 + 921760*B + 80*B*T + 230768*T, A + 5765872 + 921760*B + 80*B*T + 94720*T, T)); /* %175 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
@@ -484,36 +502,46 @@ static void forward(void *arena, const real *P, void *const *inputs, const long 
     CALL(73, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k118_fused_rsqrt_addc_scale_sum(A + 5765872 + 921760*B + 80*B*T + 231088*T, A + 5765872 + 921760*B + 80*B*T + 143360*T, T)); /* %181 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
     CALL(74, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k119_mul(A + 5765872 + 921760*B + 80*B*T + 148480*T, A + 5765872 + 921760*B + 80*B*T + 143360*T, A + 5765872 + 921760*B + 80*B*T + 231088*T, T)); /* %182 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
     CALL(75, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k121_fused_add_mul(A + 5765872 + 921760*B + 80*B*T + 153600*T, A + 5765872 + 921760*B + 80*B*T + 148480*T, (real *)P + 726368, (real *)P + 726496, T)); /* %184 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    PROF_GEMM(76, 40*T, 512, 128);
     CALL(76, (double)5263360*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)512), convirt_k190_matmul_add(A + 5765872 + 921760*B + 80*B*T, A + 5765872 + 921760*B + 80*B*T + 153600*T, (real *)P + 726624, (real *)P + 792160, T)); /* %190 matmul+add [T,40,512]  graphs/lib/text_encoder.lua:24 */
     CALL(77, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), convirt_k191_gelu(A + 5765872 + 921760*B + 80*B*T + 20480*T, A + 5765872 + 921760*B + 80*B*T, T)); /* %191 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    PROF_GEMM(78, 40*T, 128, 512);
     CALL(78, (double)5253120*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536 + (double)5120*T + (double)128), convirt_k198_matmul_add_add(A + 5765872 + 921760*B + 80*B*T + 47360*T, A + 5765872 + 921760*B + 80*B*T + 20480*T, (real *)P + 792672, A + 5765872 + 921760*B + 80*B*T + 94720*T, (real *)P + 858208, T)); /* %198 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
     CALL(79, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k175_fused_scale_sum(A + 5765872 + 921760*B + 80*B*T + 230768*T, A + 5765872 + 921760*B + 80*B*T + 47360*T, T)); /* %202 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
     CALL(80, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k176_sub(A + 5765872 + 921760*B + 80*B*T + 158720*T, A + 5765872 + 921760*B + 80*B*T + 47360*T, A + 5765872 + 921760*B + 80*B*T + 230768*T, T)); /* %203 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
     CALL(81, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k118_fused_rsqrt_addc_scale_sum(A + 5765872 + 921760*B + 80*B*T + 231136*T, A + 5765872 + 921760*B + 80*B*T + 158720*T, T)); /* %208 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
     CALL(82, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k119_mul(A + 5765872 + 921760*B + 80*B*T + 163840*T, A + 5765872 + 921760*B + 80*B*T + 158720*T, A + 5765872 + 921760*B + 80*B*T + 231136*T, T)); /* %209 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
     CALL(83, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k121_fused_add_mul(A + 5765872 + 921760*B + 80*B*T + 168960*T, A + 5765872 + 921760*B + 80*B*T + 163840*T, (real *)P + 858336, (real *)P + 858464, T)); /* %211 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    PROF_GEMM(84, 40*T, 128, 128);
     CALL(84, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k127_matmul_add(A + 5765872 + 921760*B + 80*B*T + 40960*T, A + 5765872 + 921760*B + 80*B*T + 168960*T, (real *)P + 858592, (real *)P + 874976, T)); /* %217 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:12 */
     CALL(85, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k129_permute(A + 5765872 + 921760*B + 80*B*T + 174080*T, A + 5765872 + 921760*B + 80*B*T + 40960*T, T)); /* %219 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
+    PROF_GEMM(86, 40*T, 128, 128);
     CALL(86, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k127_matmul_add(A + 5765872 + 921760*B + 80*B*T + 40960*T, A + 5765872 + 921760*B + 80*B*T + 168960*T, (real *)P + 875104, (real *)P + 891488, T)); /* %225 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:13 */
     CALL(87, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k129_permute(A + 5765872 + 921760*B + 80*B*T + 179200*T, A + 5765872 + 921760*B + 80*B*T + 40960*T, T)); /* %227 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
+    PROF_GEMM(88, 40*T, 128, 128);
     CALL(88, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k127_matmul_add(A + 5765872 + 921760*B + 80*B*T + 40960*T, A + 5765872 + 921760*B + 80*B*T + 168960*T, (real *)P + 891616, (real *)P + 908000, T)); /* %233 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:14 */
     CALL(89, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k129_permute(A + 5765872 + 921760*B + 80*B*T + 184320*T, A + 5765872 + 921760*B + 80*B*T + 40960*T, T)); /* %235 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
+    PROF_GEMM(90, 40, 40, 32);
     CALL(90, (double)428800*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)40*T + (double)40*T), convirt_k153_matmul_add_mul_scale(A + 5765872 + 921760*B + 80*B*T + 40960*T, A + 5765872 + 921760*B + 80*B*T + 174080*T, A + 5765872 + 921760*B + 80*B*T + 179200*T, (real *)inputs[2], A + 5765872 + 921760*B + 80*B*T + 230720*T, T)); /* %243 matmul+add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
     CALL(91, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), convirt_k154_max(A + 5765872 + 921760*B + 80*B*T + 101120*T, A + 5765872 + 921760*B + 80*B*T + 40960*T, T)); /* %244 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
     CALL(92, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), convirt_k157_fused_exp_sub(A + 5765872 + 921760*B + 80*B*T + 94720*T, A + 5765872 + 921760*B + 80*B*T + 40960*T, A + 5765872 + 921760*B + 80*B*T + 101120*T, T)); /* %247 fused:exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
     CALL(93, (double)12800*T, sizeof(real)*((double)160*T + (double)6400*T + (double)40*T), convirt_k159_fused_sum_mul(A + 5765872 + 921760*B + 80*B*T + 230720*T, A + 5765872 + 921760*B + 80*B*T + 94720*T, (real *)inputs[2], T)); /* %249 fused:sum_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
     CALL(94, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), convirt_k160_clampmin(A + 5765872 + 921760*B + 80*B*T + 230880*T, A + 5765872 + 921760*B + 80*B*T + 230720*T, T)); /* %250 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
     CALL(95, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T + (double)160*T), convirt_k161_fused_div_mul(A + 5765872 + 921760*B + 80*B*T + 101120*T, A + 5765872 + 921760*B + 80*B*T + 94720*T, (real *)inputs[2], A + 5765872 + 921760*B + 80*B*T + 230880*T, T)); /* %251 fused:div_mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    PROF_GEMM(96, 40, 32, 40);
     CALL(96, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k162_matmul(A + 5765872 + 921760*B + 80*B*T + 40960*T, A + 5765872 + 921760*B + 80*B*T + 101120*T, A + 5765872 + 921760*B + 80*B*T + 184320*T, T)); /* %252 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
     CALL(97, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k163_permute(A + 5765872 + 921760*B + 80*B*T + 189440*T, A + 5765872 + 921760*B + 80*B*T + 40960*T, T)); /* %253 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
+    PROF_GEMM(98, 40*T, 128, 128);
     CALL(98, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)128), convirt_k261_matmul_add_add(A + 5765872 + 921760*B + 80*B*T + 194560*T, A + 5765872 + 921760*B + 80*B*T + 189440*T, (real *)P + 908128, A + 5765872 + 921760*B + 80*B*T + 47360*T, (real *)P + 924512, T)); /* %261 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
     CALL(99, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k175_fused_scale_sum(A + 5765872 + 921760*B + 80*B*T + 204800*T, A + 5765872 + 921760*B + 80*B*T + 194560*T, T)); /* %265 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
     CALL(100, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k176_sub(A + 5765872 + 921760*B + 80*B*T + 199680*T, A + 5765872 + 921760*B + 80*B*T + 194560*T, A + 5765872 + 921760*B + 80*B*T + 204800*T, T)); /* %266 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
     CALL(101, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k118_fused_rsqrt_addc_scale_sum(A + 5765872 + 921760*B + 80*B*T + 231184*T, A + 5765872 + 921760*B + 80*B*T + 199680*T, T)); /* %271 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
     CALL(102, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k119_mul(A + 5765872 + 921760*B + 80*B*T + 204800*T, A + 5765872 + 921760*B + 80*B*T + 199680*T, A + 5765872 + 921760*B + 80*B*T + 231184*T, T)); /* %272 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
     CALL(103, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k121_fused_add_mul(A + 5765872 + 921760*B + 80*B*T + 209920*T, A + 5765872 + 921760*B + 80*B*T + 204800*T, (real *)P + 924640, (real *)P + 924768, T)); /* %274 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    PROF_GEMM(104, 40*T, 512, 128);
     CALL(104, (double)5263360*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)512), convirt_k190_matmul_add(A + 5765872 + 921760*B + 80*B*T + 40960*T, A + 5765872 + 921760*B + 80*B*T + 209920*T, (real *)P + 924896, (real *)P + 990432, T)); /* %280 matmul+add [T,40,512]  graphs/lib/text_encoder.lua:24 */
     CALL(105, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), convirt_k191_gelu(A + 5765872 + 921760*B + 80*B*T + 61440*T, A + 5765872 + 921760*B + 80*B*T + 40960*T, T)); /* %281 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    PROF_GEMM(106, 40*T, 128, 512);
     CALL(106, (double)5253120*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536 + (double)5120*T + (double)128), convirt_k198_matmul_add_add(A + 5765872 + 921760*B + 80*B*T + 215040*T, A + 5765872 + 921760*B + 80*B*T + 61440*T, (real *)P + 990944, A + 5765872 + 921760*B + 80*B*T + 194560*T, (real *)P + 1056480, T)); /* %288 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
     CALL(107, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k175_fused_scale_sum(A + 5765872 + 921760*B + 80*B*T + 220160*T, A + 5765872 + 921760*B + 80*B*T + 215040*T, T)); /* %292 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:34 */
     CALL(108, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k176_sub(A + 5765872 + 921760*B + 80*B*T + 194560*T, A + 5765872 + 921760*B + 80*B*T + 215040*T, A + 5765872 + 921760*B + 80*B*T + 220160*T, T)); /* %293 map:sub [T,40,128]  graphs/lib/text_encoder.lua:34 */
@@ -521,6 +549,7 @@ static void forward(void *arena, const real *P, void *const *inputs, const long 
     CALL(110, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k119_mul(A + 5765872 + 921760*B + 80*B*T + 215040*T, A + 5765872 + 921760*B + 80*B*T + 194560*T, A + 5765872 + 921760*B + 80*B*T + 231232*T, T)); /* %299 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
     CALL(111, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k121_fused_add_mul(A + 5765872 + 921760*B + 80*B*T + 220160*T, A + 5765872 + 921760*B + 80*B*T + 215040*T, (real *)P + 1056608, (real *)P + 1056736, T)); /* %301 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
     CALL(112, 0, sizeof(real)*((double)128*T + (double)5120*T), convirt_k302_slice(A + 5765872 + 921760*B + 80*B*T + 225280*T, A + 5765872 + 921760*B + 80*B*T + 220160*T, T)); /* %302 slice [T,1,128]  graphs/lib/text_encoder.lua:35 */
+    PROF_GEMM(113, T, 128, 128);
     CALL(113, (double)32896*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384 + (double)128), convirt_k307_matmul_add(A + 5765872 + 921760*B + 80*B*T + 225408*T, A + 5765872 + 921760*B + 80*B*T + 225280*T, (real *)P + 1056864, (real *)P + 1073248, T)); /* %307 matmul+add [T,128]  graphs/lib/text_encoder.lua:36 */
     CALL(114, (double)256*T, sizeof(real)*((double)T + (double)128*T), convirt_features_loss_k7_fused_sum_square(A + 5765872 + 921760*B + 80*B*T + 225792*T, A + 5765872 + 921760*B + 80*B*T + 225408*T, T)); /* %316 fused:sum_square [T,1]  graphs/lib/losses.lua:21 */
     CALL(115, (double)2*T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k9_fused_rsqrt_clampmin(A + 5765872 + 921760*B + 80*B*T + 225808*T, A + 5765872 + 921760*B + 80*B*T + 225792*T, T)); /* %318 fused:rsqrt_clampmin [T,1]  graphs/lib/losses.lua:21 */
@@ -528,6 +557,7 @@ static void forward(void *arena, const real *P, void *const *inputs, const long 
     CALL(117, (double)256*B, sizeof(real)*((double)B + (double)128*B), convirt_features_loss_k12_fused_sum_square(A + 5765872 + 893312*B, A + 5765872 + 892928*B, B)); /* %321 fused:sum_square [B,1]  graphs/lib/losses.lua:21 */
     CALL(118, (double)2*B, sizeof(real)*((double)B + (double)B), convirt_features_loss_k14_fused_rsqrt_clampmin(A + 5765872 + 893440*B, A + 5765872 + 893312*B, B)); /* %323 fused:rsqrt_clampmin [B,1]  graphs/lib/losses.lua:21 */
     CALL(119, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), convirt_features_loss_k15_mul(A + 5765872 + 893184*B, A + 5765872 + 892928*B, A + 5765872 + 893440*B, B)); /* %324 map:mul [B,128]  graphs/lib/losses.lua:21 */
+    PROF_GEMM(120, T, B, 128);
     CALL(120, (double)257*B*T, sizeof(real)*((double)B*T + (double)128*T + (double)128*B), convirt_features_loss_k17_matmul_scale(A + 5765872 + 921760*B, A + 5765872 + 921760*B + 80*B*T + 225536*T, A + 5765872 + 893184*B, B, T)); /* %326 matmul+scale [T,B]  graphs/lib/losses.lua:21 */
     CALL(121, 0, sizeof(real)*((double)B*T), convirt_features_loss_k18_eye(A + 5765872 + 921760*B + 16*B*T, B, T)); /* %327 eye [T,B]  graphs/lib/losses.lua:9 */
     CALL(122, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k19_max(A + 5765872 + 921760*B + 80*B*T + 225664*T, A + 5765872 + 921760*B, B, T)); /* %328 reduce [T,1]  graphs/lib/losses.lua:10 */
@@ -558,14 +588,18 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     CALL(141, (double)T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k77_neg(A + 5765872 + 921760*B + 80*B*T + 225712*T, A + 5765872 + 921760*B + 80*B*T + 225664*T, T)); /* %420 map:neg [T,1]  graphs/lib/losses.lua:10 */
     CALL(142, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), convirt_features_loss_k84_fused_mul_div_step(A + 5765872 + 921760*B + 80*B*T + 225728*T, A + 5765872 + 921760*B + 80*B*T + 225664*T, A + 5765872 + 921760*B + 80*B*T + 225696*T, A + 5765872 + 921760*B + 80*B*T + 225680*T, T)); /* %427 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
     CALL(143, (double)12*B*T, sizeof(real)*((double)B*T + (double)B + (double)B*T + (double)B + (double)B*T + (double)T + (double)T + (double)B*T), convirt_features_loss_k90_fused_scale_add_add_add(A + 5765872 + 921760*B, A + 5765872 + 893328*B, A + 5765872 + 921760*B + 16*B*T, A + 5765872 + 893376*B, A + 5765872 + 921760*B + 64*B*T, A + 5765872 + 921760*B + 80*B*T + 225712*T, A + 5765872 + 921760*B + 80*B*T + 225728*T, A + 5765872 + 921760*B + 32*B*T, B, T)); /* %433 fused:scale_add_add_add [T,B]  graphs/lib/losses.lua:21 */
+    PROF_GEMM(144, T, 128, B);
     CALL(144, (double)256*B*T, sizeof(real)*((double)128*T + (double)B*T + (double)128*B), convirt_features_loss_k91_matmul(A + 5765872 + 921760*B + 80*B*T + 225664*T, A + 5765872 + 921760*B, A + 5765872 + 893184*B, B, T)); /* %434 matmul [T,128]  graphs/lib/losses.lua:21 */
+    PROF_GEMM(145, B, 128, T);
     CALL(145, (double)256*B*T, sizeof(real)*((double)128*B + (double)B*T + (double)128*T), convirt_features_loss_k92_matmul(A + 5765872 + 893184*B, A + 5765872 + 921760*B, A + 5765872 + 921760*B + 80*B*T + 225536*T, B, T)); /* %435 matmul [B,128]  graphs/lib/losses.lua:21 */
     CALL(146, (double)262*B, sizeof(real)*((double)B + (double)128*B + (double)128*B + (double)B + (double)B), convirt_features_loss_k101_fused_mul_mul_sum_mul(A + 5765872 + 893456*B, A + 5765872 + 893184*B, A + 5765872 + 892928*B, A + 5765872 + 893440*B, A + 5765872 + 893312*B, B)); /* %444 fused:mul_mul_sum_mul [B,1]  graphs/lib/losses.lua:21 */
     CALL(147, (double)640*B, sizeof(real)*((double)128*B + (double)128*B + (double)B + (double)B + (double)128*B), convirt_features_loss_k105_fused_add_mul_mul_id(A + 5765872 + 893312*B, A + 5765872 + 893184*B, A + 5765872 + 893440*B, A + 5765872 + 893456*B, A + 5765872 + 892928*B, B)); /* %448 fused:add_mul_mul_id [B,128]  graphs/lib/losses.lua:21 */
     CALL(148, (double)262*T, sizeof(real)*((double)T + (double)128*T + (double)128*T + (double)T + (double)T), convirt_features_loss_k114_fused_mul_mul_sum_mul(A + 5765872 + 921760*B + 80*B*T + 225824*T, A + 5765872 + 921760*B + 80*B*T + 225664*T, A + 5765872 + 921760*B + 80*B*T + 225408*T, A + 5765872 + 921760*B + 80*B*T + 225808*T, A + 5765872 + 921760*B + 80*B*T + 225792*T, T)); /* %457 fused:mul_mul_sum_mul [T,1]  graphs/lib/losses.lua:21 */
     CALL(149, (double)640*T, sizeof(real)*((double)128*T + (double)128*T + (double)T + (double)T + (double)128*T), convirt_features_loss_k118_fused_add_mul_mul_id(A + 5765872 + 921760*B + 80*B*T + 225536*T, A + 5765872 + 921760*B + 80*B*T + 225664*T, A + 5765872 + 921760*B + 80*B*T + 225808*T, A + 5765872 + 921760*B + 80*B*T + 225824*T, A + 5765872 + 921760*B + 80*B*T + 225408*T, T)); /* %461 fused:add_mul_mul_id [T,128]  graphs/lib/losses.lua:21 */
     CALL(150, (double)128*T, sizeof(real)*((double)128 + (double)128*T), convirt_k462_sum(A + 5761024, A + 5765872 + 921760*B + 80*B*T + 225536*T, T)); /* %462 reduce [1,128]  graphs/lib/text_encoder.lua:36 */
+    PROF_GEMM(151, T, 128, 128);
     CALL(151, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), convirt_k464_matmul(A + 5765872 + 921760*B + 80*B*T + 225408*T, A + 5765872 + 921760*B + 80*B*T + 225536*T, (real *)P + 1056864, T)); /* %464 matmul [T,128]  graphs/lib/text_encoder.lua:36 */
+    PROF_GEMM(152, 128, 128, T);
     CALL(152, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), convirt_k465_matmul(A + 5572608, A + 5765872 + 921760*B + 80*B*T + 225536*T, A + 5765872 + 921760*B + 80*B*T + 225280*T, T)); /* %465 matmul [128,128]  graphs/lib/text_encoder.lua:36 */
     CALL(153, 0, sizeof(real)*((double)5120*T + (double)128*T), convirt_k467_pad(A + 5765872 + 921760*B + 80*B*T + 220160*T, A + 5765872 + 921760*B + 80*B*T + 225408*T, T)); /* %467 pad [T,40,128]  graphs/lib/text_encoder.lua:35 */
     CALL(154, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 0, A + 5765872 + 921760*B + 80*B*T + 220160*T, T)); /* %468 reduce [1,40,128]  graphs/lib/text_encoder.lua:34 */
@@ -579,11 +613,15 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     CALL(162, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k494_fused_add_id(A + 5765872 + 921760*B + 80*B*T + 194560*T, A + 5765872 + 921760*B + 80*B*T + 215040*T, A + 5765872 + 921760*B + 80*B*T + 220160*T, T)); /* %494 fused:add_id [T,40,128]  graphs/lib/text_encoder.lua:34 */
     CALL(163, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 0, A + 5765872 + 921760*B + 80*B*T + 194560*T, T)); /* %495 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
     CALL(164, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5761408, A + 0)); /* %497 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
+    PROF_GEMM(165, 128, 512, 40*T);
     CALL(165, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), convirt_k501_matmul(A + 5218304, A + 5765872 + 921760*B + 80*B*T + 194560*T, A + 5765872 + 921760*B + 80*B*T + 61440*T, T)); /* %501 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
+    PROF_GEMM(166, 40*T, 512, 128);
     CALL(166, (double)5283840*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)20480*T), convirt_k504_matmul_mul_gelu_grad(A + 5765872 + 921760*B + 80*B*T + 61440*T, A + 5765872 + 921760*B + 80*B*T + 194560*T, (real *)P + 990944, A + 5765872 + 921760*B + 80*B*T + 40960*T, T)); /* %504 matmul+mul_gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
     CALL(167, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), convirt_k505_sum(A + 0, A + 5765872 + 921760*B + 80*B*T + 61440*T, T)); /* %505 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
     CALL(168, (double)20480, sizeof(real)*((double)512 + (double)20480), convirt_k507_sum(A + 5760000, A + 0)); /* %507 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
+    PROF_GEMM(169, 40*T, 128, 512);
     CALL(169, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), convirt_k510_matmul(A + 5765872 + 921760*B + 80*B*T + 40960*T, A + 5765872 + 921760*B + 80*B*T + 61440*T, (real *)P + 924896, T)); /* %510 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
+    PROF_GEMM(170, 512, 128, 40*T);
     CALL(170, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), convirt_k511_matmul(A + 5283840, A + 5765872 + 921760*B + 80*B*T + 61440*T, A + 5765872 + 921760*B + 80*B*T + 209920*T, T)); /* %511 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
     CALL(171, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5349376, A + 5765872 + 921760*B + 80*B*T + 40960*T, T)); /* %513 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
     CALL(172, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5761536, A + 5349376)); /* %515 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
@@ -596,29 +634,41 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     CALL(179, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k540_fused_add_add_id(A + 5765872 + 921760*B + 80*B*T + 53760*T, A + 5765872 + 921760*B + 80*B*T + 194560*T, A + 5765872 + 921760*B + 80*B*T + 46080*T, A + 5765872 + 921760*B + 80*B*T + 51200*T, T)); /* %540 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
     CALL(180, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5349376, A + 5765872 + 921760*B + 80*B*T + 53760*T, T)); /* %541 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
     CALL(181, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5761792, A + 5349376)); /* %543 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    PROF_GEMM(182, 40*T, 128, 128);
     CALL(182, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k546_matmul(A + 5765872 + 921760*B + 80*B*T + 40960*T, A + 5765872 + 921760*B + 80*B*T + 53760*T, (real *)P + 908128, T)); /* %546 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
+    PROF_GEMM(183, 128, 128, 40*T);
     CALL(183, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k547_matmul(A + 5588992, A + 5765872 + 921760*B + 80*B*T + 53760*T, A + 5765872 + 921760*B + 80*B*T + 189440*T, T)); /* %547 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
     CALL(184, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k129_permute(A + 5765872 + 921760*B + 80*B*T + 47360*T, A + 5765872 + 921760*B + 80*B*T + 40960*T, T)); /* %550 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
+    PROF_GEMM(185, 40, 32, 40);
     CALL(185, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k552_matmul(A + 5765872 + 921760*B + 80*B*T + 58880*T, A + 5765872 + 921760*B + 80*B*T + 101120*T, A + 5765872 + 921760*B + 80*B*T + 47360*T, T)); /* %552 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    PROF_GEMM(186, 40, 40, 32);
     CALL(186, (double)416000*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)160*T), convirt_k553_matmul_div(A + 5765872 + 921760*B + 80*B*T + 40960*T, A + 5765872 + 921760*B + 80*B*T + 47360*T, A + 5765872 + 921760*B + 80*B*T + 184320*T, A + 5765872 + 921760*B + 80*B*T + 230880*T, T)); /* %553 matmul+div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
     CALL(187, (double)19520*T, sizeof(real)*((double)160*T + (double)6400*T + (double)6400*T + (double)160*T), convirt_k558_fused_mul_sum_neg_mul(A + 5765872 + 921760*B + 80*B*T + 64000*T, A + 5765872 + 921760*B + 80*B*T + 40960*T, A + 5765872 + 921760*B + 80*B*T + 101120*T, A + 5765872 + 921760*B + 80*B*T + 230720*T, T)); /* %558 fused:mul_sum_neg_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
     CALL(188, (double)38400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T + (double)6400*T), convirt_k574_fused_scale_mul_mul_mul(A + 5765872 + 921760*B + 80*B*T + 47360*T, A + 5765872 + 921760*B + 80*B*T + 40960*T, A + 5765872 + 921760*B + 80*B*T + 64000*T, (real *)inputs[2], A + 5765872 + 921760*B + 80*B*T + 94720*T, T)); /* %574 fused:scale_mul_mul_mul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
+    PROF_GEMM(189, 40, 32, 40);
     CALL(189, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k162_matmul(A + 5765872 + 921760*B + 80*B*T + 40960*T, A + 5765872 + 921760*B + 80*B*T + 47360*T, A + 5765872 + 921760*B + 80*B*T + 179200*T, T)); /* %575 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    PROF_GEMM(190, 40, 32, 40);
     CALL(190, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k552_matmul(A + 5765872 + 921760*B + 80*B*T + 94720*T, A + 5765872 + 921760*B + 80*B*T + 47360*T, A + 5765872 + 921760*B + 80*B*T + 174080*T, T)); /* %576 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
     CALL(191, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k163_permute(A + 5765872 + 921760*B + 80*B*T + 46080*T, A + 5765872 + 921760*B + 80*B*T + 58880*T, T)); /* %577 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
     CALL(192, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5349376, A + 5765872 + 921760*B + 80*B*T + 46080*T, T)); /* %579 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
     CALL(193, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5761920, A + 5349376)); /* %581 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
+    PROF_GEMM(194, 128, 128, 40*T);
     CALL(194, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k547_matmul(A + 5605376, A + 5765872 + 921760*B + 80*B*T + 46080*T, A + 5765872 + 921760*B + 80*B*T + 168960*T, T)); /* %585 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
     CALL(195, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k163_permute(A + 5765872 + 921760*B + 80*B*T + 99840*T, A + 5765872 + 921760*B + 80*B*T + 94720*T, T)); /* %587 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
     CALL(196, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5349376, A + 5765872 + 921760*B + 80*B*T + 99840*T, T)); /* %589 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
     CALL(197, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5762048, A + 5349376)); /* %591 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
+    PROF_GEMM(198, 40*T, 128, 128);
     CALL(198, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k546_matmul(A + 5765872 + 921760*B + 80*B*T + 94720*T, A + 5765872 + 921760*B + 80*B*T + 99840*T, (real *)P + 875104, T)); /* %594 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
+    PROF_GEMM(199, 128, 128, 40*T);
     CALL(199, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k547_matmul(A + 5621760, A + 5765872 + 921760*B + 80*B*T + 99840*T, A + 5765872 + 921760*B + 80*B*T + 168960*T, T)); /* %595 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
     CALL(200, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k163_permute(A + 5765872 + 921760*B + 80*B*T + 99840*T, A + 5765872 + 921760*B + 80*B*T + 40960*T, T)); /* %598 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
     CALL(201, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5349376, A + 5765872 + 921760*B + 80*B*T + 99840*T, T)); /* %600 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
     CALL(202, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5762176, A + 5349376)); /* %602 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
+    PROF_GEMM(203, 40*T, 128, 128);
     CALL(203, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k546_matmul(A + 5765872 + 921760*B + 80*B*T + 40960*T, A + 5765872 + 921760*B + 80*B*T + 99840*T, (real *)P + 858592, T)); /* %605 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
+    PROF_GEMM(204, 128, 128, 40*T);
     CALL(204, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k547_matmul(A + 5638144, A + 5765872 + 921760*B + 80*B*T + 99840*T, A + 5765872 + 921760*B + 80*B*T + 168960*T, T)); /* %606 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
+    PROF_GEMM(205, 40*T, 128, 128);
     CALL(205, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)5120*T), convirt_k608_matmul_add_add(A + 5765872 + 921760*B + 80*B*T + 99840*T, A + 5765872 + 921760*B + 80*B*T + 46080*T, (real *)P + 891616, A + 5765872 + 921760*B + 80*B*T + 94720*T, A + 5765872 + 921760*B + 80*B*T + 40960*T, T)); /* %608 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:12 */
     CALL(206, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5349376, A + 5765872 + 921760*B + 80*B*T + 99840*T, T)); /* %609 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
     CALL(207, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5762304, A + 5349376)); /* %611 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
@@ -631,11 +681,15 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     CALL(214, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k540_fused_add_add_id(A + 5765872 + 921760*B + 80*B*T + 99840*T, A + 5765872 + 921760*B + 80*B*T + 53760*T, A + 5765872 + 921760*B + 80*B*T + 94720*T, A + 5765872 + 921760*B + 80*B*T + 230720*T, T)); /* %636 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
     CALL(215, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5349376, A + 5765872 + 921760*B + 80*B*T + 99840*T, T)); /* %637 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
     CALL(216, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5762560, A + 5349376)); /* %639 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
+    PROF_GEMM(217, 128, 512, 40*T);
     CALL(217, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), convirt_k501_matmul(A + 5349376, A + 5765872 + 921760*B + 80*B*T + 99840*T, A + 5765872 + 921760*B + 80*B*T + 20480*T, T)); /* %643 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
+    PROF_GEMM(218, 40*T, 512, 128);
     CALL(218, (double)5283840*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)20480*T), convirt_k504_matmul_mul_gelu_grad(A + 5765872 + 921760*B + 80*B*T + 20480*T, A + 5765872 + 921760*B + 80*B*T + 99840*T, (real *)P + 792672, A + 5765872 + 921760*B + 80*B*T, T)); /* %646 matmul+mul_gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
     CALL(219, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), convirt_k505_sum(A + 0, A + 5765872 + 921760*B + 80*B*T + 20480*T, T)); /* %647 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
     CALL(220, (double)20480, sizeof(real)*((double)512 + (double)20480), convirt_k507_sum(A + 5760512, A + 0)); /* %649 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
+    PROF_GEMM(221, 40*T, 128, 512);
     CALL(221, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), convirt_k510_matmul(A + 5765872 + 921760*B + 80*B*T + 94720*T, A + 5765872 + 921760*B + 80*B*T + 20480*T, (real *)P + 726624, T)); /* %652 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
+    PROF_GEMM(222, 512, 128, 40*T);
     CALL(222, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), convirt_k511_matmul(A + 5414912, A + 5765872 + 921760*B + 80*B*T + 20480*T, A + 5765872 + 921760*B + 80*B*T + 153600*T, T)); /* %653 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
     CALL(223, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5480448, A + 5765872 + 921760*B + 80*B*T + 94720*T, T)); /* %655 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
     CALL(224, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5762688, A + 5480448)); /* %657 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
@@ -648,29 +702,41 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     CALL(231, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k540_fused_add_add_id(A + 5765872 + 921760*B + 80*B*T + 94720*T, A + 5765872 + 921760*B + 80*B*T + 99840*T, A + 5765872 + 921760*B + 80*B*T, A + 5765872 + 921760*B + 80*B*T + 230720*T, T)); /* %682 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
     CALL(232, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5480448, A + 5765872 + 921760*B + 80*B*T + 94720*T, T)); /* %683 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
     CALL(233, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5762944, A + 5480448)); /* %685 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    PROF_GEMM(234, 40*T, 128, 128);
     CALL(234, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k546_matmul(A + 5765872 + 921760*B + 80*B*T + 99840*T, A + 5765872 + 921760*B + 80*B*T + 94720*T, (real *)P + 709856, T)); /* %688 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
+    PROF_GEMM(235, 128, 128, 40*T);
     CALL(235, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k547_matmul(A + 5654528, A + 5765872 + 921760*B + 80*B*T + 94720*T, A + 5765872 + 921760*B + 80*B*T + 138240*T, T)); /* %689 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
     CALL(236, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k129_permute(A + 5765872 + 921760*B + 80*B*T + 6400*T, A + 5765872 + 921760*B + 80*B*T + 99840*T, T)); /* %692 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
+    PROF_GEMM(237, 40, 32, 40);
     CALL(237, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k552_matmul(A + 5765872 + 921760*B + 80*B*T + 99840*T, A + 5765872 + 921760*B + 80*B*T + 88320*T, A + 5765872 + 921760*B + 80*B*T + 6400*T, T)); /* %694 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    PROF_GEMM(238, 40, 40, 32);
     CALL(238, (double)416000*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)160*T), convirt_k553_matmul_div(A + 5765872 + 921760*B + 80*B*T, A + 5765872 + 921760*B + 80*B*T + 6400*T, A + 5765872 + 921760*B + 80*B*T + 133120*T, A + 5765872 + 921760*B + 80*B*T + 230560*T, T)); /* %695 matmul+div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
     CALL(239, (double)19520*T, sizeof(real)*((double)160*T + (double)6400*T + (double)6400*T + (double)160*T), convirt_k558_fused_mul_sum_neg_mul(A + 5765872 + 921760*B + 80*B*T + 104960*T, A + 5765872 + 921760*B + 80*B*T, A + 5765872 + 921760*B + 80*B*T + 88320*T, A + 5765872 + 921760*B + 80*B*T + 230400*T, T)); /* %700 fused:mul_sum_neg_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
     CALL(240, (double)38400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T + (double)6400*T), convirt_k574_fused_scale_mul_mul_mul(A + 5765872 + 921760*B + 80*B*T + 6400*T, A + 5765872 + 921760*B + 80*B*T, A + 5765872 + 921760*B + 80*B*T + 104960*T, (real *)inputs[2], A + 5765872 + 921760*B + 80*B*T + 81920*T, T)); /* %716 fused:scale_mul_mul_mul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
+    PROF_GEMM(241, 40, 32, 40);
     CALL(241, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k162_matmul(A + 5765872 + 921760*B + 80*B*T, A + 5765872 + 921760*B + 80*B*T + 6400*T, A + 5765872 + 921760*B + 80*B*T + 128000*T, T)); /* %717 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    PROF_GEMM(242, 40, 32, 40);
     CALL(242, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k552_matmul(A + 5765872 + 921760*B + 80*B*T + 12800*T, A + 5765872 + 921760*B + 80*B*T + 6400*T, A + 5765872 + 921760*B + 80*B*T + 122880*T, T)); /* %718 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
     CALL(243, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k163_permute(A + 5765872 + 921760*B + 80*B*T + 5120*T, A + 5765872 + 921760*B + 80*B*T + 99840*T, T)); /* %719 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
     CALL(244, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5480448, A + 5765872 + 921760*B + 80*B*T + 5120*T, T)); /* %721 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
     CALL(245, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5763072, A + 5480448)); /* %723 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
+    PROF_GEMM(246, 128, 128, 40*T);
     CALL(246, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k547_matmul(A + 5670912, A + 5765872 + 921760*B + 80*B*T + 5120*T, A + 5765872 + 921760*B + 80*B*T + 117760*T, T)); /* %727 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
     CALL(247, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k163_permute(A + 5765872 + 921760*B + 80*B*T + 99840*T, A + 5765872 + 921760*B + 80*B*T + 12800*T, T)); /* %729 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
     CALL(248, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5480448, A + 5765872 + 921760*B + 80*B*T + 99840*T, T)); /* %731 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
     CALL(249, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5763200, A + 5480448)); /* %733 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
+    PROF_GEMM(250, 40*T, 128, 128);
     CALL(250, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k546_matmul(A + 5765872 + 921760*B + 80*B*T + 10240*T, A + 5765872 + 921760*B + 80*B*T + 99840*T, (real *)P + 676832, T)); /* %736 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
+    PROF_GEMM(251, 128, 128, 40*T);
     CALL(251, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k547_matmul(A + 5687296, A + 5765872 + 921760*B + 80*B*T + 99840*T, A + 5765872 + 921760*B + 80*B*T + 117760*T, T)); /* %737 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
     CALL(252, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k163_permute(A + 5765872 + 921760*B + 80*B*T + 99840*T, A + 5765872 + 921760*B + 80*B*T, T)); /* %740 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
     CALL(253, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5480448, A + 5765872 + 921760*B + 80*B*T + 99840*T, T)); /* %742 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
     CALL(254, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5763328, A + 5480448)); /* %744 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
+    PROF_GEMM(255, 40*T, 128, 128);
     CALL(255, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k546_matmul(A + 5765872 + 921760*B + 80*B*T, A + 5765872 + 921760*B + 80*B*T + 99840*T, (real *)P + 660320, T)); /* %747 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
+    PROF_GEMM(256, 128, 128, 40*T);
     CALL(256, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k547_matmul(A + 5703680, A + 5765872 + 921760*B + 80*B*T + 99840*T, A + 5765872 + 921760*B + 80*B*T + 117760*T, T)); /* %748 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
+    PROF_GEMM(257, 40*T, 128, 128);
     CALL(257, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)5120*T), convirt_k608_matmul_add_add(A + 5765872 + 921760*B + 80*B*T + 99840*T, A + 5765872 + 921760*B + 80*B*T + 5120*T, (real *)P + 693344, A + 5765872 + 921760*B + 80*B*T + 10240*T, A + 5765872 + 921760*B + 80*B*T, T)); /* %750 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:12 */
     CALL(258, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5480448, A + 5765872 + 921760*B + 80*B*T + 99840*T, T)); /* %751 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
     CALL(259, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5763456, A + 5480448)); /* %753 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
@@ -684,7 +750,9 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     CALL(267, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5754880, A + 5765872 + 921760*B + 80*B*T + 5120*T, T)); /* %779 reduce [1,40,128]  graphs/lib/text_encoder.lua:32 */
     CALL(268, 0, sizeof(real)*((double)131072 + (double)5120*T + (double)40*T), convirt_k781_scatter_add(A + 5013504, A + 5765872 + 921760*B + 80*B*T + 5120*T, (int32_t *)inputs[1], T)); /* %781 scatter_add [1024,128]  graphs/lib/text_encoder.lua:32 */
     CALL(269, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5763712, A + 5765872 + 893312*B, B)); /* %782 reduce [1,128]  graphs/lib/image_encoder.lua:36 */
+    PROF_GEMM(270, 128, 128, B);
     CALL(270, (double)32768*B, sizeof(real)*((double)16384 + (double)128*B + (double)128*B), convirt_image_vjp_k131_matmul(A + 5720064, A + 5765872 + 893312*B, A + 5765872 + 893056*B, B)); /* %785 matmul [128,128]  graphs/lib/image_encoder.lua:36 */
+    PROF_GEMM(271, B, 128, 128);
     CALL(271, (double)32896*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384), convirt_image_vjp_k132_matmul_scale(A + 5765872 + 909312*B, A + 5765872 + 893312*B, (real *)P + 507360, B)); /* %786 matmul+scale [B,128]  graphs/lib/image_encoder.lua:35 */
     CALL(272, (double)8192*B, sizeof(real)*((double)8192*B + (double)128*B), convirt_k788_id(A + 5765872 + 892928*B, A + 5765872 + 909312*B, B)); /* %788 map:id [B,64,128]  graphs/lib/image_encoder.lua:35 */
     CALL(273, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k144_permute(A + 5765872 + 909312*B, A + 5765872 + 892928*B, B)); /* %789 permute [B,128,64]  graphs/lib/image_encoder.lua:33 */
@@ -696,7 +764,9 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     CALL(279, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k154_slice(A + 5763968, A + 5736448)); /* %799 slice [128,1]  graphs/lib/image_encoder.lua:13 */
     CALL(280, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k157_sum(A + 5765872 + 884736*B, A + 5765872 + 901120*B, B)); /* %802 reduce [B,128,1]  graphs/lib/image_encoder.lua:13 */
     CALL(281, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5764096, A + 5765872 + 884736*B, B)); /* %803 reduce [1,128,1]  graphs/lib/image_encoder.lua:13 */
+    PROF_GEMM(282, 1152, 64, 128);
     CALL(282, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456), convirt_image_vjp_k160_conv2d_input_grad(A + 5765872 + 884736*B, A + 5765872 + 901120*B, (real *)P + 343008, A + 0, B)); /* %805 conv2d_input_grad [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    PROF_GEMM(283, 288, 128, 64);
     CALL(283, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)8192*B), convirt_image_vjp_k161_conv2d_weight_grad(A + 4718592, A + 5765872 + 901120*B, A + 5765872 + 876544*B, A + 0, B)); /* %806 conv2d_weight_grad [128,128,3,3]  graphs/lib/image_encoder.lua:13 */
     CALL(284, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k147_fused_mul_step(A + 5765872 + 876544*B, A + 5765872 + 884736*B, A + 5765872 + 868352*B, B)); /* %808 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
     CALL(285, (double)40960*B, sizeof(real)*((double)256*B + (double)8192*B + (double)8192*B + (double)16*B), convirt_image_vjp_k148_group_norm_sums(A + 5765872 + 884736*B, A + 5765872 + 876544*B, A + 5765872 + 860160*B, A + 5765872 + 921728*B, B)); /* %809 group_norm_sums [B,128,2]  graphs/lib/image_encoder.lua:7 */
@@ -706,7 +776,9 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     CALL(289, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k154_slice(A + 5764352, A + 5736448)); /* %815 slice [128,1]  graphs/lib/image_encoder.lua:7 */
     CALL(290, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k157_sum(A + 5765872 + 860160*B, A + 5765872 + 868352*B, B)); /* %818 reduce [B,128,1]  graphs/lib/image_encoder.lua:6 */
     CALL(291, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5764480, A + 5765872 + 860160*B, B)); /* %819 reduce [1,128,1]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(292, 1152, 64, 128);
     CALL(292, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456), convirt_image_vjp_k160_conv2d_input_grad(A + 5765872 + 860160*B, A + 5765872 + 868352*B, (real *)P + 195168, A + 0, B)); /* %821 conv2d_input_grad [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(293, 288, 128, 64);
     CALL(293, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)8192*B), convirt_image_vjp_k161_conv2d_weight_grad(A + 4866048, A + 5765872 + 868352*B, A + 5765872 + 851968*B, A + 0, B)); /* %822 conv2d_weight_grad [128,128,3,3]  graphs/lib/image_encoder.lua:6 */
     CALL(294, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k180_fused_mul_add_step(A + 5765872 + 851968*B, A + 5765872 + 892928*B, A + 5765872 + 860160*B, A + 5765872 + 843776*B, B)); /* %825 fused:mul_add_step [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
     CALL(295, (double)40960*B, sizeof(real)*((double)256*B + (double)8192*B + (double)8192*B + (double)16*B), convirt_image_vjp_k148_group_norm_sums(A + 5765872 + 843776*B, A + 5765872 + 851968*B, A + 5765872 + 835584*B, A + 5765872 + 921712*B, B)); /* %826 group_norm_sums [B,128,2]  graphs/lib/image_encoder.lua:7 */
@@ -716,7 +788,9 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     CALL(299, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k154_slice(A + 5764736, A + 5736448)); /* %832 slice [128,1]  graphs/lib/image_encoder.lua:7 */
     CALL(300, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k157_sum(A + 5765872 + 835584*B, A + 5765872 + 860160*B, B)); /* %835 reduce [B,128,1]  graphs/lib/image_encoder.lua:6 */
     CALL(301, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5764864, A + 5765872 + 835584*B, B)); /* %836 reduce [1,128,1]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(302, 576, 64, 128);
     CALL(302, (double)9437184*B, sizeof(real)*((double)16384*B + (double)8192*B + (double)73728), convirt_image_vjp_k193_conv2d_input_grad(A + 5765872 + 835584*B, A + 5765872 + 860160*B, (real *)P + 121056, A + 0, B)); /* %838 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(303, 144, 128, 64);
     CALL(303, (double)9437184*B, sizeof(real)*((double)73728 + (double)8192*B + (double)16384*B), convirt_image_vjp_k194_conv2d_weight_grad(A + 5144576, A + 5765872 + 860160*B, A + 5765872 + 802816*B, A + 0, B)); /* %839 conv2d_weight_grad [128,64,3,3]  graphs/lib/image_encoder.lua:6 */
     CALL(304, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k196_fused_mul_step(A + 5765872 + 802816*B, A + 5765872 + 835584*B, A + 5765872 + 819200*B, B)); /* %841 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
     CALL(305, (double)81920*B, sizeof(real)*((double)128*B + (double)16384*B + (double)16384*B + (double)16*B), convirt_image_vjp_k197_group_norm_sums(A + 5765872 + 835584*B, A + 5765872 + 802816*B, A + 5765872 + 786432*B, A + 5765872 + 921696*B, B)); /* %842 group_norm_sums [B,64,2]  graphs/lib/image_encoder.lua:13 */
@@ -726,7 +800,9 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     CALL(309, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k203_slice(A + 5765056, A + 5736448)); /* %848 slice [64,1]  graphs/lib/image_encoder.lua:13 */
     CALL(310, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k206_sum(A + 5765872 + 786432*B, A + 5765872 + 819200*B, B)); /* %851 reduce [B,64,1]  graphs/lib/image_encoder.lua:13 */
     CALL(311, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5765120, A + 5765872 + 786432*B, B)); /* %852 reduce [1,64,1]  graphs/lib/image_encoder.lua:13 */
+    PROF_GEMM(312, 576, 256, 64);
     CALL(312, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864), convirt_image_vjp_k209_conv2d_input_grad(A + 5765872 + 786432*B, A + 5765872 + 819200*B, (real *)P + 84000, A + 0, B)); /* %854 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    PROF_GEMM(313, 144, 64, 256);
     CALL(313, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)16384*B), convirt_image_vjp_k210_conv2d_weight_grad(A + 5480448, A + 5765872 + 819200*B, A + 5765872 + 770048*B, A + 0, B)); /* %855 conv2d_weight_grad [64,64,3,3]  graphs/lib/image_encoder.lua:13 */
     CALL(314, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k196_fused_mul_step(A + 5765872 + 770048*B, A + 5765872 + 786432*B, A + 5765872 + 753664*B, B)); /* %857 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
     CALL(315, (double)81920*B, sizeof(real)*((double)128*B + (double)16384*B + (double)16384*B + (double)16*B), convirt_image_vjp_k197_group_norm_sums(A + 5765872 + 786432*B, A + 5765872 + 770048*B, A + 5765872 + 737280*B, A + 5765872 + 921680*B, B)); /* %858 group_norm_sums [B,64,2]  graphs/lib/image_encoder.lua:7 */
@@ -736,7 +812,9 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     CALL(319, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k203_slice(A + 5765248, A + 5736448)); /* %864 slice [64,1]  graphs/lib/image_encoder.lua:7 */
     CALL(320, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k206_sum(A + 5765872 + 737280*B, A + 5765872 + 753664*B, B)); /* %867 reduce [B,64,1]  graphs/lib/image_encoder.lua:6 */
     CALL(321, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5765312, A + 5765872 + 737280*B, B)); /* %868 reduce [1,64,1]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(322, 576, 256, 64);
     CALL(322, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864), convirt_image_vjp_k209_conv2d_input_grad(A + 5765872 + 737280*B, A + 5765872 + 753664*B, (real *)P + 46944, A + 0, B)); /* %870 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(323, 144, 64, 256);
     CALL(323, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)16384*B), convirt_image_vjp_k210_conv2d_weight_grad(A + 5517312, A + 5765872 + 753664*B, A + 5765872 + 720896*B, A + 0, B)); /* %871 conv2d_weight_grad [64,64,3,3]  graphs/lib/image_encoder.lua:6 */
     CALL(324, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k229_fused_mul_add_step(A + 5765872 + 720896*B, A + 5765872 + 802816*B, A + 5765872 + 737280*B, A + 5765872 + 704512*B, B)); /* %874 fused:mul_add_step [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
     CALL(325, (double)81920*B, sizeof(real)*((double)128*B + (double)16384*B + (double)16384*B + (double)16*B), convirt_image_vjp_k197_group_norm_sums(A + 5765872 + 704512*B, A + 5765872 + 720896*B, A + 5765872 + 688128*B, A + 5765872 + 921664*B, B)); /* %875 group_norm_sums [B,64,2]  graphs/lib/image_encoder.lua:7 */
@@ -746,7 +824,9 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     CALL(329, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k203_slice(A + 5765440, A + 5554176)); /* %881 slice [64,1]  graphs/lib/image_encoder.lua:7 */
     CALL(330, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k206_sum(A + 5765872 + 688128*B, A + 5765872 + 737280*B, B)); /* %884 reduce [B,64,1]  graphs/lib/image_encoder.lua:6 */
     CALL(331, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5765504, A + 5765872 + 688128*B, B)); /* %885 reduce [1,64,1]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(332, 288, 256, 64);
     CALL(332, (double)9437184*B, sizeof(real)*((double)32768*B + (double)16384*B + (double)18432), convirt_image_vjp_k242_conv2d_input_grad(A + 5765872 + 688128*B, A + 5765872 + 737280*B, (real *)P + 28320, A + 0, B)); /* %887 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(333, 144, 64, 256);
     CALL(333, (double)9437184*B, sizeof(real)*((double)18432 + (double)16384*B + (double)32768*B), convirt_image_vjp_k243_conv2d_weight_grad(A + 5554176, A + 5765872 + 737280*B, A + 5765872 + 622592*B, A + 0, B)); /* %888 conv2d_weight_grad [64,32,3,3]  graphs/lib/image_encoder.lua:6 */
     CALL(334, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k245_fused_mul_step(A + 5765872 + 622592*B, A + 5765872 + 688128*B, A + 5765872 + 655360*B, B)); /* %890 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
     CALL(335, (double)163840*B, sizeof(real)*((double)64*B + (double)32768*B + (double)32768*B + (double)16*B), convirt_image_vjp_k246_group_norm_sums(A + 5765872 + 688128*B, A + 5765872 + 622592*B, A + 5765872 + 589824*B, A + 5765872 + 921648*B, B)); /* %891 group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:13 */
@@ -756,7 +836,9 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     CALL(339, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 5765600, A + 5736448)); /* %897 slice [32,1]  graphs/lib/image_encoder.lua:13 */
     CALL(340, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k255_sum(A + 5765872 + 589824*B, A + 5765872 + 655360*B, B)); /* %900 reduce [B,32,1]  graphs/lib/image_encoder.lua:13 */
     CALL(341, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 5765632, A + 5765872 + 589824*B, B)); /* %901 reduce [1,32,1]  graphs/lib/image_encoder.lua:13 */
+    PROF_GEMM(342, 288, 1024, 32);
     CALL(342, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216), convirt_image_vjp_k258_conv2d_input_grad(A + 5765872 + 589824*B, A + 5765872 + 655360*B, (real *)P + 19008, A + 0, B)); /* %903 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    PROF_GEMM(343, 144, 32, 1024);
     CALL(343, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)32768*B), convirt_image_vjp_k259_conv2d_weight_grad(A + 5736448, A + 5765872 + 655360*B, A + 5765872 + 557056*B, A + 0, B)); /* %904 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:13 */
     CALL(344, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k245_fused_mul_step(A + 5765872 + 557056*B, A + 5765872 + 589824*B, A + 5765872 + 524288*B, B)); /* %906 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
     CALL(345, (double)163840*B, sizeof(real)*((double)64*B + (double)32768*B + (double)32768*B + (double)16*B), convirt_image_vjp_k246_group_norm_sums(A + 5765872 + 589824*B, A + 5765872 + 557056*B, A + 5765872 + 491520*B, A + 5765872 + 921632*B, B)); /* %907 group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:7 */
@@ -766,7 +848,9 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     CALL(349, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 5765696, A + 5745664)); /* %913 slice [32,1]  graphs/lib/image_encoder.lua:7 */
     CALL(350, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k255_sum(A + 5765872 + 491520*B, A + 5765872 + 524288*B, B)); /* %916 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
     CALL(351, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 5765728, A + 5765872 + 491520*B, B)); /* %917 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(352, 288, 1024, 32);
     CALL(352, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216), convirt_image_vjp_k258_conv2d_input_grad(A + 5765872 + 491520*B, A + 5765872 + 524288*B, (real *)P + 9696, A + 0, B)); /* %919 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(353, 144, 32, 1024);
     CALL(353, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)32768*B), convirt_image_vjp_k259_conv2d_weight_grad(A + 5745664, A + 5765872 + 524288*B, A + 5765872 + 458752*B, A + 0, B)); /* %920 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:6 */
     CALL(354, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k278_fused_mul_add_step(A + 5765872 + 458752*B, A + 5765872 + 622592*B, A + 5765872 + 491520*B, A + 5765872 + 425984*B, B)); /* %923 fused:mul_add_step [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
     CALL(355, (double)163840*B, sizeof(real)*((double)64*B + (double)32768*B + (double)32768*B + (double)16*B), convirt_image_vjp_k246_group_norm_sums(A + 5765872 + 425984*B, A + 5765872 + 458752*B, A + 5765872 + 393216*B, A + 5765872 + 921616*B, B)); /* %924 group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:7 */
@@ -776,7 +860,9 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     CALL(359, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 5765792, A + 0)); /* %930 slice [32,1]  graphs/lib/image_encoder.lua:7 */
     CALL(360, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k255_sum(A + 5765872 + 393216*B, A + 5765872 + 524288*B, B)); /* %933 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
     CALL(361, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 5765824, A + 5765872 + 393216*B, B)); /* %934 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(362, 288, 1024, 32);
     CALL(362, (double)18874368*B, sizeof(real)*((double)131072*B + (double)32768*B + (double)9216), convirt_image_vjp_k291_conv2d_input_grad(A + 5765872 + 393216*B, A + 5765872 + 524288*B, (real *)P + 384, A + 0, B)); /* %936 conv2d_input_grad [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(363, 144, 32, 1024);
     CALL(363, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)131072*B), convirt_image_vjp_k292_conv2d_weight_grad(A + 304128, A + 5765872 + 524288*B, A + 5765872 + 262144*B, A + 0, B)); /* %937 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:6 */
     CALL(364, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), convirt_image_vjp_k294_fused_mul_step(A + 5765872 + 262144*B, A + 5765872 + 393216*B, A + 5765872 + 131072*B, B)); /* %939 fused:mul_step [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
     CALL(365, (double)655360*B, sizeof(real)*((double)64*B + (double)131072*B + (double)131072*B + (double)16*B), convirt_image_vjp_k295_group_norm_sums(A + 5765872 + 393216*B, A + 5765872 + 262144*B, A + 5765872, A + 5765872 + 921600*B, B)); /* %940 group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:7 */

@@ -17,48 +17,50 @@
 #ifdef RECLF_PROFILE
 #include "profile.h"
 static reclf_prof_entry prof[36] = {
-    {"convirt_features_loss_k7_fused_sum_square", "%7 fused:sum_square [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k9_fused_rsqrt_clampmin", "%9 fused:rsqrt_clampmin [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k10_mul", "%10 map:mul [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k12_fused_sum_square", "%12 fused:sum_square [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k14_fused_rsqrt_clampmin", "%14 fused:rsqrt_clampmin [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k15_mul", "%15 map:mul [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k17_matmul_scale", "%17 matmul+scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k18_eye", "%18 eye [T,B]", "graphs/lib/losses.lua:9", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k19_max", "%19 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k22_fused_exp_sub", "%22 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k23_sum", "%23 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k24_clampmin", "%24 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k27_mul", "%27 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k30_max", "%30 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k33_fused_exp_sub", "%33 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k34_sum", "%34 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k35_clampmin", "%35 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k34_sum", "%39 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k23_sum", "%41 reduce [T,1]", "graphs/lib/losses.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k42_fused_mul_sub_add_log", "%42 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k43_sum", "%43 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k46_fused_scale_add_sum_sub", "%46 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k58_fill", "%58 fill []", "graphs/lib/model.lua:137", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k60_scale", "%60 map:scale [1,1]", "graphs/lib/losses.lua:16", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k63_fused_mul_id", "%63 fused:mul_id [T,1]", "graphs/lib/losses.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k65_fused_neg_id", "%65 fused:neg_id [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k71_fused_mul_div_id_step", "%71 fused:mul_div_id_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k77_neg", "%77 map:neg [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k84_fused_mul_div_step", "%84 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k90_fused_scale_add_add_add", "%90 fused:scale_add_add_add [T,B]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k91_matmul", "%91 matmul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k92_matmul", "%92 matmul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k101_fused_mul_mul_sum_mul", "%101 fused:mul_mul_sum_mul [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k105_fused_add_mul_mul_id", "%105 fused:add_mul_mul_id [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k114_fused_mul_mul_sum_mul", "%114 fused:mul_mul_sum_mul [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k118_fused_add_mul_mul_id", "%118 fused:add_mul_mul_id [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k7_fused_sum_square", "%7 fused:sum_square [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k9_fused_rsqrt_clampmin", "%9 fused:rsqrt_clampmin [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k10_mul", "%10 map:mul [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k12_fused_sum_square", "%12 fused:sum_square [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k14_fused_rsqrt_clampmin", "%14 fused:rsqrt_clampmin [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k15_mul", "%15 map:mul [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k17_matmul_scale", "%17 matmul+scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k18_eye", "%18 eye [T,B]", "graphs/lib/losses.lua:9", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k19_max", "%19 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k22_fused_exp_sub", "%22 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k23_sum", "%23 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k24_clampmin", "%24 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k27_mul", "%27 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k30_max", "%30 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k33_fused_exp_sub", "%33 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k34_sum", "%34 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k35_clampmin", "%35 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k34_sum", "%39 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k23_sum", "%41 reduce [T,1]", "graphs/lib/losses.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k42_fused_mul_sub_add_log", "%42 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k43_sum", "%43 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k46_fused_scale_add_sum_sub", "%46 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k58_fill", "%58 fill []", "graphs/lib/model.lua:137", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k60_scale", "%60 map:scale [1,1]", "graphs/lib/losses.lua:16", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k63_fused_mul_id", "%63 fused:mul_id [T,1]", "graphs/lib/losses.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k65_fused_neg_id", "%65 fused:neg_id [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k71_fused_mul_div_id_step", "%71 fused:mul_div_id_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k77_neg", "%77 map:neg [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k84_fused_mul_div_step", "%84 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k90_fused_scale_add_add_add", "%90 fused:scale_add_add_add [T,B]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k91_matmul", "%91 matmul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k92_matmul", "%92 matmul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k101_fused_mul_mul_sum_mul", "%101 fused:mul_mul_sum_mul [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k105_fused_add_mul_mul_id", "%105 fused:add_mul_mul_id [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k114_fused_mul_mul_sum_mul", "%114 fused:mul_mul_sum_mul [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k118_fused_add_mul_mul_id", "%118 fused:add_mul_mul_id [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0, 0, 0, 0},
 };
 const reclf_prof_table reclf_profile_convirt_features_loss = {36, prof};
 #define CALL(i, fl, by, call) do { double t0_ = reclf_prof_now(); call; prof[i].seconds += reclf_prof_now() - t0_; \
     prof[i].calls++; prof[i].flops += (fl); prof[i].bytes += (double)(by); } while (0)
+#define PROF_GEMM(i, m, n, k) (prof[i].gemm_m = (m), prof[i].gemm_n = (n), prof[i].gemm_k = (k))
 #else
 #define CALL(i, fl, by, call) call
+#define PROF_GEMM(i, m, n, k) ((void)0)
 #endif
 
 static size_t arena_bytes(const long *dims) {
@@ -77,6 +79,7 @@ static void forward(void *arena, const real *P, void *const *inputs, const long 
     CALL(3, (double)256*B, sizeof(real)*((double)B + (double)128*B), convirt_features_loss_k12_fused_sum_square(A + 48 + 128*B, (real *)inputs[2], B)); /* %12 fused:sum_square [B,1]  graphs/lib/losses.lua:21 */
     CALL(4, (double)2*B, sizeof(real)*((double)B + (double)B), convirt_features_loss_k14_fused_rsqrt_clampmin(A + 48 + 256*B, A + 48 + 128*B, B)); /* %14 fused:rsqrt_clampmin [B,1]  graphs/lib/losses.lua:21 */
     CALL(5, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), convirt_features_loss_k15_mul(A + 48, (real *)inputs[2], A + 48 + 256*B, B)); /* %15 map:mul [B,128]  graphs/lib/losses.lua:21 */
+    PROF_GEMM(6, T, B, 128);
     CALL(6, (double)257*B*T, sizeof(real)*((double)B*T + (double)128*T + (double)128*B), convirt_features_loss_k17_matmul_scale(A + 48 + 288*B, A + 48 + 288*B + 80*B*T, A + 48, B, T)); /* %17 matmul+scale [T,B]  graphs/lib/losses.lua:21 */
     CALL(7, 0, sizeof(real)*((double)B*T), convirt_features_loss_k18_eye(A + 48 + 288*B + 16*B*T, B, T)); /* %18 eye [T,B]  graphs/lib/losses.lua:9 */
     CALL(8, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k19_max(A + 48 + 288*B + 80*B*T + 128*T, A + 48 + 288*B, B, T)); /* %19 reduce [T,1]  graphs/lib/losses.lua:10 */
@@ -107,7 +110,9 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     CALL(27, (double)T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k77_neg(A + 48 + 288*B + 80*B*T + 176*T, A + 48 + 288*B + 80*B*T + 128*T, T)); /* %77 map:neg [T,1]  graphs/lib/losses.lua:10 */
     CALL(28, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), convirt_features_loss_k84_fused_mul_div_step(A + 48 + 288*B + 80*B*T + 192*T, A + 48 + 288*B + 80*B*T + 128*T, A + 48 + 288*B + 80*B*T + 160*T, A + 48 + 288*B + 80*B*T + 144*T, T)); /* %84 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
     CALL(29, (double)12*B*T, sizeof(real)*((double)B*T + (double)B + (double)B*T + (double)B + (double)B*T + (double)T + (double)T + (double)B*T), convirt_features_loss_k90_fused_scale_add_add_add(A + 48 + 288*B, A + 48 + 144*B, A + 48 + 288*B + 16*B*T, A + 48 + 192*B, A + 48 + 288*B + 64*B*T, A + 48 + 288*B + 80*B*T + 176*T, A + 48 + 288*B + 80*B*T + 192*T, A + 48 + 288*B + 32*B*T, B, T)); /* %90 fused:scale_add_add_add [T,B]  graphs/lib/losses.lua:21 */
+    PROF_GEMM(30, T, 128, B);
     CALL(30, (double)256*B*T, sizeof(real)*((double)128*T + (double)B*T + (double)128*B), convirt_features_loss_k91_matmul(A + 48 + 288*B + 80*B*T + 128*T, A + 48 + 288*B, A + 48, B, T)); /* %91 matmul [T,128]  graphs/lib/losses.lua:21 */
+    PROF_GEMM(31, B, 128, T);
     CALL(31, (double)256*B*T, sizeof(real)*((double)128*B + (double)B*T + (double)128*T), convirt_features_loss_k92_matmul(A + 48, A + 48 + 288*B, A + 48 + 288*B + 80*B*T, B, T)); /* %92 matmul [B,128]  graphs/lib/losses.lua:21 */
     CALL(32, (double)262*B, sizeof(real)*((double)B + (double)128*B + (double)128*B + (double)B + (double)B), convirt_features_loss_k101_fused_mul_mul_sum_mul(A + 48 + 272*B, A + 48, (real *)inputs[2], A + 48 + 256*B, A + 48 + 128*B, B)); /* %101 fused:mul_mul_sum_mul [B,1]  graphs/lib/losses.lua:21 */
     CALL(33, (double)640*B, sizeof(real)*((double)128*B + (double)128*B + (double)B + (double)B + (double)128*B), convirt_features_loss_k105_fused_add_mul_mul_id(A + 48 + 128*B, A + 48, A + 48 + 256*B, A + 48 + 272*B, (real *)inputs[2], B)); /* %105 fused:add_mul_mul_id [B,128]  graphs/lib/losses.lua:21 */

@@ -17,17 +17,19 @@
 #ifdef RECLF_PROFILE
 #include "profile.h"
 static reclf_prof_entry prof[5] = {
-    {"convirt_score_k9_fused_rsqrt_clampmin_sum_square", "%9 fused:rsqrt_clampmin_sum_square [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k10_mul", "%10 map:mul [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_score_k14_fused_rsqrt_clampmin_sum_square", "%14 fused:rsqrt_clampmin_sum_square [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k15_mul", "%15 map:mul [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k17_matmul_scale", "%17 matmul+scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_score_k9_fused_rsqrt_clampmin_sum_square", "%9 fused:rsqrt_clampmin_sum_square [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k10_mul", "%10 map:mul [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_score_k14_fused_rsqrt_clampmin_sum_square", "%14 fused:rsqrt_clampmin_sum_square [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k15_mul", "%15 map:mul [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k17_matmul_scale", "%17 matmul+scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0, 0, 0, 0},
 };
 const reclf_prof_table reclf_profile_convirt_score = {5, prof};
 #define CALL(i, fl, by, call) do { double t0_ = reclf_prof_now(); call; prof[i].seconds += reclf_prof_now() - t0_; \
     prof[i].calls++; prof[i].flops += (fl); prof[i].bytes += (double)(by); } while (0)
+#define PROF_GEMM(i, m, n, k) (prof[i].gemm_m = (m), prof[i].gemm_n = (n), prof[i].gemm_k = (k))
 #else
 #define CALL(i, fl, by, call) call
+#define PROF_GEMM(i, m, n, k) ((void)0)
 #endif
 
 static size_t arena_bytes(const long *dims) {
@@ -44,6 +46,7 @@ static void forward(void *arena, const real *P, void *const *inputs, const long 
     CALL(1, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)T), convirt_features_loss_k10_mul(A + 144*B + 16*B*T, (real *)inputs[0], A + 144*B + 16*B*T + 128*T, T)); /* %10 map:mul [T,128]  graphs/lib/losses.lua:21 */
     CALL(2, (double)258*B, sizeof(real)*((double)B + (double)128*B), convirt_score_k14_fused_rsqrt_clampmin_sum_square(A + 128*B, (real *)inputs[2], B)); /* %14 fused:rsqrt_clampmin_sum_square [B,1]  graphs/lib/losses.lua:21 */
     CALL(3, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), convirt_features_loss_k15_mul(A + 0, (real *)inputs[2], A + 128*B, B)); /* %15 map:mul [B,128]  graphs/lib/losses.lua:21 */
+    PROF_GEMM(4, T, B, 128);
     CALL(4, (double)257*B*T, sizeof(real)*((double)B*T + (double)128*T + (double)128*B), convirt_features_loss_k17_matmul_scale(A + 144*B, A + 144*B + 16*B*T, A + 0, B, T)); /* %17 matmul+scale [T,B]  graphs/lib/losses.lua:21 */
 }
 

@@ -17,66 +17,68 @@
 #ifdef RECLF_PROFILE
 #include "profile.h"
 static reclf_prof_entry prof[54] = {
-    {"convirt_k107_gather", "%5 gather [T,40,128]", "graphs/lib/text_encoder.lua:32", 0, 0, 0, 0, 0},
-    {"convirt_k112_fused_scale_sum_add", "%10 fused:scale_sum_add [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_text_k16_fused_rsqrt_addc_scale_sum", "%16 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_text_k19_fused_add_mul_mul_sub", "%19 fused:add_mul_mul_sub [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k127_matmul_add", "%25 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_k129_permute", "%27 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_k127_matmul_add", "%33 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_k129_permute", "%35 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_k127_matmul_add", "%41 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_k129_permute", "%43 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_k152_fused_scale_addc_neg", "%50 fused:scale_addc_neg [T,1,1,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k153_matmul_add_mul_scale", "%51 matmul+add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k154_max", "%52 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_text_k56_fused_mul_exp_sub", "%56 fused:mul_exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_text_k58_fused_clampmin_sum", "%58 fused:clampmin_sum [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_text_k59_div", "%59 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k162_matmul", "%60 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0},
-    {"convirt_k163_permute", "%61 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0},
-    {"convirt_k168_matmul", "%66 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k171_fused_add_add_add", "%69 fused:add_add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k175_fused_scale_sum", "%73 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_text_k79_fused_rsqrt_addc_scale_sum", "%79 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_text_k82_fused_add_mul_mul_sub", "%82 fused:add_mul_mul_sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_text_k89_matmul_gelu_add", "%89 matmul+gelu_add [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"convirt_k198_matmul_add_add", "%96 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"convirt_k175_fused_scale_sum", "%100 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_text_k79_fused_rsqrt_addc_scale_sum", "%106 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_text_k82_fused_add_mul_mul_sub", "%109 fused:add_mul_mul_sub [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k127_matmul_add", "%115 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_k129_permute", "%117 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_k127_matmul_add", "%123 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_k129_permute", "%125 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_k127_matmul_add", "%131 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_k129_permute", "%133 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_k153_matmul_add_mul_scale", "%141 matmul+add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k154_max", "%142 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_text_k56_fused_mul_exp_sub", "%146 fused:mul_exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_text_k58_fused_clampmin_sum", "%148 fused:clampmin_sum [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_text_k59_div", "%149 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k162_matmul", "%150 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0},
-    {"convirt_k163_permute", "%151 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0},
-    {"convirt_k261_matmul_add_add", "%159 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k175_fused_scale_sum", "%163 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_text_k79_fused_rsqrt_addc_scale_sum", "%169 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_text_k82_fused_add_mul_mul_sub", "%172 fused:add_mul_mul_sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_text_k89_matmul_gelu_add", "%179 matmul+gelu_add [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"convirt_k198_matmul_add_add", "%186 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"convirt_k175_fused_scale_sum", "%190 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"convirt_text_k79_fused_rsqrt_addc_scale_sum", "%196 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"convirt_text_k82_fused_add_mul_mul_sub", "%199 fused:add_mul_mul_sub [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"convirt_k302_slice", "%200 slice [T,1,128]", "graphs/lib/text_encoder.lua:35", 0, 0, 0, 0, 0},
-    {"convirt_k307_matmul_add", "%205 matmul+add [T,128]", "graphs/lib/text_encoder.lua:36", 0, 0, 0, 0, 0},
-    {"convirt_text_k206_slice", "%206 slice [T,39,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0},
-    {"convirt_text_k212_matmul_add", "%212 matmul+add [T,39,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0},
+    {"convirt_k107_gather", "%5 gather [T,40,128]", "graphs/lib/text_encoder.lua:32", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k112_fused_scale_sum_add", "%10 fused:scale_sum_add [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_text_k16_fused_rsqrt_addc_scale_sum", "%16 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_text_k19_fused_add_mul_mul_sub", "%19 fused:add_mul_mul_sub [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k127_matmul_add", "%25 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k129_permute", "%27 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k127_matmul_add", "%33 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k129_permute", "%35 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k127_matmul_add", "%41 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k129_permute", "%43 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k152_fused_scale_addc_neg", "%50 fused:scale_addc_neg [T,1,1,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k153_matmul_add_mul_scale", "%51 matmul+add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k154_max", "%52 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_text_k56_fused_mul_exp_sub", "%56 fused:mul_exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_text_k58_fused_clampmin_sum", "%58 fused:clampmin_sum [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_text_k59_div", "%59 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k162_matmul", "%60 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k163_permute", "%61 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k168_matmul", "%66 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k171_fused_add_add_add", "%69 fused:add_add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k175_fused_scale_sum", "%73 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_text_k79_fused_rsqrt_addc_scale_sum", "%79 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_text_k82_fused_add_mul_mul_sub", "%82 fused:add_mul_mul_sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_text_k89_matmul_gelu_add", "%89 matmul+gelu_add [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k198_matmul_add_add", "%96 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k175_fused_scale_sum", "%100 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_text_k79_fused_rsqrt_addc_scale_sum", "%106 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_text_k82_fused_add_mul_mul_sub", "%109 fused:add_mul_mul_sub [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k127_matmul_add", "%115 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k129_permute", "%117 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k127_matmul_add", "%123 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k129_permute", "%125 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k127_matmul_add", "%131 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k129_permute", "%133 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k153_matmul_add_mul_scale", "%141 matmul+add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k154_max", "%142 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_text_k56_fused_mul_exp_sub", "%146 fused:mul_exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_text_k58_fused_clampmin_sum", "%148 fused:clampmin_sum [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_text_k59_div", "%149 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k162_matmul", "%150 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k163_permute", "%151 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k261_matmul_add_add", "%159 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k175_fused_scale_sum", "%163 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_text_k79_fused_rsqrt_addc_scale_sum", "%169 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_text_k82_fused_add_mul_mul_sub", "%172 fused:add_mul_mul_sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_text_k89_matmul_gelu_add", "%179 matmul+gelu_add [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k198_matmul_add_add", "%186 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k175_fused_scale_sum", "%190 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_text_k79_fused_rsqrt_addc_scale_sum", "%196 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_text_k82_fused_add_mul_mul_sub", "%199 fused:add_mul_mul_sub [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k302_slice", "%200 slice [T,1,128]", "graphs/lib/text_encoder.lua:35", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k307_matmul_add", "%205 matmul+add [T,128]", "graphs/lib/text_encoder.lua:36", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_text_k206_slice", "%206 slice [T,39,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_text_k212_matmul_add", "%212 matmul+add [T,39,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0, 0, 0, 0},
 };
 const reclf_prof_table reclf_profile_convirt_text = {54, prof};
 #define CALL(i, fl, by, call) do { double t0_ = reclf_prof_now(); call; prof[i].seconds += reclf_prof_now() - t0_; \
     prof[i].calls++; prof[i].flops += (fl); prof[i].bytes += (double)(by); } while (0)
+#define PROF_GEMM(i, m, n, k) (prof[i].gemm_m = (m), prof[i].gemm_n = (n), prof[i].gemm_k = (k))
 #else
 #define CALL(i, fl, by, call) call
+#define PROF_GEMM(i, m, n, k) ((void)0)
 #endif
 
 static size_t arena_bytes(const long *dims) {
@@ -91,55 +93,73 @@ static void forward(void *arena, const real *P, void *const *inputs, const long 
     CALL(1, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120), convirt_k112_fused_scale_sum_add(A + 5120*T, A + 12800*T, (real *)P + 131072, T)); /* %10 fused:scale_sum_add [T,40,1]  graphs/lib/text_encoder.lua:23 */
     CALL(2, (double)20600*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120 + (double)40*T), convirt_text_k16_fused_rsqrt_addc_scale_sum(A + 5168*T, A + 12800*T, (real *)P + 131072, A + 5120*T, T)); /* %16 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
     CALL(3, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120 + (double)40*T + (double)40*T + (double)128 + (double)128), convirt_text_k19_fused_add_mul_mul_sub(A + 0, A + 12800*T, (real *)P + 131072, A + 5120*T, A + 5168*T, (real *)P + 136192, (real *)P + 136320, T)); /* %19 fused:add_mul_mul_sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    PROF_GEMM(4, 40*T, 128, 128);
     CALL(4, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k127_matmul_add(A + 5120*T, A + 0, (real *)P + 136448, (real *)P + 152832, T)); /* %25 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:12 */
     CALL(5, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k129_permute(A + 17920*T, A + 5120*T, T)); /* %27 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
+    PROF_GEMM(6, 40*T, 128, 128);
     CALL(6, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k127_matmul_add(A + 5120*T, A + 0, (real *)P + 152960, (real *)P + 169344, T)); /* %33 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:13 */
     CALL(7, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k129_permute(A + 23040*T, A + 5120*T, T)); /* %35 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
+    PROF_GEMM(8, 40*T, 128, 128);
     CALL(8, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k127_matmul_add(A + 5120*T, A + 0, (real *)P + 169472, (real *)P + 185856, T)); /* %41 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:14 */
     CALL(9, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k129_permute(A + 28160*T, A + 5120*T, T)); /* %43 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
     CALL(10, (double)120*T, sizeof(real)*((double)40*T + (double)40*T), convirt_k152_fused_scale_addc_neg(A + 33280*T, (real *)inputs[1], T)); /* %50 fused:scale_addc_neg [T,1,1,40]  graphs/lib/text_encoder.lua:16 */
+    PROF_GEMM(11, 40, 40, 32);
     CALL(11, (double)428800*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)40*T + (double)40*T), convirt_k153_matmul_add_mul_scale(A + 0, A + 17920*T, A + 23040*T, (real *)inputs[1], A + 33280*T, T)); /* %51 matmul+add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
     CALL(12, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), convirt_k154_max(A + 17920*T, A + 0, T)); /* %52 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
     CALL(13, (double)19200*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T), convirt_text_k56_fused_mul_exp_sub(A + 6400*T, A + 0, A + 17920*T, (real *)inputs[1], T)); /* %56 fused:mul_exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
     CALL(14, (double)6560*T, sizeof(real)*((double)160*T + (double)6400*T), convirt_text_k58_fused_clampmin_sum(A + 17920*T, A + 6400*T, T)); /* %58 fused:clampmin_sum [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
     CALL(15, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), convirt_text_k59_div(A + 0, A + 6400*T, A + 17920*T, T)); /* %59 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    PROF_GEMM(16, 40, 32, 40);
     CALL(16, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k162_matmul(A + 6400*T, A + 0, A + 28160*T, T)); /* %60 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
     CALL(17, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k163_permute(A + 0, A + 6400*T, T)); /* %61 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
+    PROF_GEMM(18, 40*T, 128, 128);
     CALL(18, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k168_matmul(A + 5120*T, A + 0, (real *)P + 185984, T)); /* %66 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
     CALL(19, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120 + (double)5120*T + (double)128), convirt_k171_fused_add_add_add(A + 20480*T, A + 12800*T, (real *)P + 131072, A + 5120*T, (real *)P + 202368, T)); /* %69 fused:add_add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
     CALL(20, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k175_fused_scale_sum(A + 30720*T, A + 20480*T, T)); /* %73 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
     CALL(21, (double)15480*T, sizeof(real)*((double)40*T + (double)5120*T + (double)40*T), convirt_text_k79_fused_rsqrt_addc_scale_sum(A + 30768*T, A + 20480*T, A + 30720*T, T)); /* %79 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
     CALL(22, (double)20480*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)128 + (double)128), convirt_text_k82_fused_add_mul_mul_sub(A + 25600*T, A + 20480*T, A + 30720*T, A + 30768*T, (real *)P + 202496, (real *)P + 202624, T)); /* %82 fused:add_mul_mul_sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    PROF_GEMM(23, 40*T, 512, 128);
     CALL(23, (double)5283840*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)512), convirt_text_k89_matmul_gelu_add(A + 0, A + 25600*T, (real *)P + 202752, (real *)P + 268288, T)); /* %89 matmul+gelu_add [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    PROF_GEMM(24, 40*T, 128, 512);
     CALL(24, (double)5253120*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536 + (double)5120*T + (double)128), convirt_k198_matmul_add_add(A + 25600*T, A + 0, (real *)P + 268800, A + 20480*T, (real *)P + 334336, T)); /* %96 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
     CALL(25, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k175_fused_scale_sum(A + 30720*T, A + 25600*T, T)); /* %100 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
     CALL(26, (double)15480*T, sizeof(real)*((double)40*T + (double)5120*T + (double)40*T), convirt_text_k79_fused_rsqrt_addc_scale_sum(A + 30768*T, A + 25600*T, A + 30720*T, T)); /* %106 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
     CALL(27, (double)20480*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)128 + (double)128), convirt_text_k82_fused_add_mul_mul_sub(A + 0, A + 25600*T, A + 30720*T, A + 30768*T, (real *)P + 334464, (real *)P + 334592, T)); /* %109 fused:add_mul_mul_sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    PROF_GEMM(28, 40*T, 128, 128);
     CALL(28, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k127_matmul_add(A + 5120*T, A + 0, (real *)P + 334720, (real *)P + 351104, T)); /* %115 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:12 */
     CALL(29, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k129_permute(A + 10240*T, A + 5120*T, T)); /* %117 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
+    PROF_GEMM(30, 40*T, 128, 128);
     CALL(30, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k127_matmul_add(A + 5120*T, A + 0, (real *)P + 351232, (real *)P + 367616, T)); /* %123 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:13 */
     CALL(31, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k129_permute(A + 15360*T, A + 5120*T, T)); /* %125 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
+    PROF_GEMM(32, 40*T, 128, 128);
     CALL(32, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k127_matmul_add(A + 5120*T, A + 0, (real *)P + 367744, (real *)P + 384128, T)); /* %131 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:14 */
     CALL(33, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k129_permute(A + 20480*T, A + 5120*T, T)); /* %133 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
+    PROF_GEMM(34, 40, 40, 32);
     CALL(34, (double)428800*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)40*T + (double)40*T), convirt_k153_matmul_add_mul_scale(A + 0, A + 10240*T, A + 15360*T, (real *)inputs[1], A + 33280*T, T)); /* %141 matmul+add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
     CALL(35, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), convirt_k154_max(A + 12800*T, A + 0, T)); /* %142 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
     CALL(36, (double)19200*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T), convirt_text_k56_fused_mul_exp_sub(A + 6400*T, A + 0, A + 12800*T, (real *)inputs[1], T)); /* %146 fused:mul_exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
     CALL(37, (double)6560*T, sizeof(real)*((double)160*T + (double)6400*T), convirt_text_k58_fused_clampmin_sum(A + 12800*T, A + 6400*T, T)); /* %148 fused:clampmin_sum [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
     CALL(38, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), convirt_text_k59_div(A + 0, A + 6400*T, A + 12800*T, T)); /* %149 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    PROF_GEMM(39, 40, 32, 40);
     CALL(39, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k162_matmul(A + 6400*T, A + 0, A + 20480*T, T)); /* %150 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
     CALL(40, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k163_permute(A + 0, A + 6400*T, T)); /* %151 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
+    PROF_GEMM(41, 40*T, 128, 128);
     CALL(41, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)128), convirt_k261_matmul_add_add(A + 20480*T, A + 0, (real *)P + 384256, A + 25600*T, (real *)P + 400640, T)); /* %159 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
     CALL(42, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k175_fused_scale_sum(A + 0, A + 20480*T, T)); /* %163 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
     CALL(43, (double)15480*T, sizeof(real)*((double)40*T + (double)5120*T + (double)40*T), convirt_text_k79_fused_rsqrt_addc_scale_sum(A + 48*T, A + 20480*T, A + 0, T)); /* %169 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
     CALL(44, (double)20480*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)128 + (double)128), convirt_text_k82_fused_add_mul_mul_sub(A + 25600*T, A + 20480*T, A + 0, A + 48*T, (real *)P + 400768, (real *)P + 400896, T)); /* %172 fused:add_mul_mul_sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    PROF_GEMM(45, 40*T, 512, 128);
     CALL(45, (double)5283840*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)512), convirt_text_k89_matmul_gelu_add(A + 0, A + 25600*T, (real *)P + 401024, (real *)P + 466560, T)); /* %179 matmul+gelu_add [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    PROF_GEMM(46, 40*T, 128, 512);
     CALL(46, (double)5253120*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536 + (double)5120*T + (double)128), convirt_k198_matmul_add_add(A + 25600*T, A + 0, (real *)P + 467072, A + 20480*T, (real *)P + 532608, T)); /* %186 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
     CALL(47, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k175_fused_scale_sum(A + 5120*T, A + 25600*T, T)); /* %190 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:34 */
     CALL(48, (double)15480*T, sizeof(real)*((double)40*T + (double)5120*T + (double)40*T), convirt_text_k79_fused_rsqrt_addc_scale_sum(A + 5168*T, A + 25600*T, A + 5120*T, T)); /* %196 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:34 */
     CALL(49, (double)20480*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)128 + (double)128), convirt_text_k82_fused_add_mul_mul_sub(A + 0, A + 25600*T, A + 5120*T, A + 5168*T, (real *)P + 532736, (real *)P + 532864, T)); /* %199 fused:add_mul_mul_sub [T,40,128]  graphs/lib/text_encoder.lua:34 */
     CALL(50, 0, sizeof(real)*((double)128*T + (double)5120*T), convirt_k302_slice(A + 5120*T, A + 0, T)); /* %200 slice [T,1,128]  graphs/lib/text_encoder.lua:35 */
+    PROF_GEMM(51, T, 128, 128);
     CALL(51, (double)32896*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384 + (double)128), convirt_k307_matmul_add(A + 10112*T, A + 5120*T, (real *)P + 532992, (real *)P + 549376, T)); /* %205 matmul+add [T,128]  graphs/lib/text_encoder.lua:36 */
     CALL(52, 0, sizeof(real)*((double)4992*T + (double)5120*T), convirt_text_k206_slice(A + 5120*T, A + 0, T)); /* %206 slice [T,39,128]  graphs/lib/text_encoder.lua:37 */
+    PROF_GEMM(53, 39*T, 128, 128);
     CALL(53, (double)1282944*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384 + (double)128), convirt_text_k212_matmul_add(A + 0, A + 5120*T, (real *)P + 549504, (real *)P + 565888, T)); /* %212 matmul+add [T,39,128]  graphs/lib/text_encoder.lua:37 */
 }
 

@@ -17,217 +17,219 @@
 #ifdef RECLF_PROFILE
 #include "profile.h"
 static reclf_prof_entry prof[205] = {
-    {"convirt_k107_gather", "%5 gather [T,40,128]", "graphs/lib/text_encoder.lua:32", 0, 0, 0, 0, 0},
-    {"convirt_k112_fused_scale_sum_add", "%10 fused:scale_sum_add [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k113_fused_sub_add", "%11 fused:sub_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k118_fused_rsqrt_addc_scale_sum", "%16 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k119_mul", "%17 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k121_fused_add_mul", "%19 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k127_matmul_add", "%25 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_k129_permute", "%27 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_k127_matmul_add", "%33 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_k129_permute", "%35 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_k127_matmul_add", "%41 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_k129_permute", "%43 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_k152_fused_scale_addc_neg", "%50 fused:scale_addc_neg [T,1,1,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k153_matmul_add_mul_scale", "%51 matmul+add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k154_max", "%52 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k157_fused_exp_sub", "%55 fused:exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k159_fused_sum_mul", "%57 fused:sum_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k160_clampmin", "%58 map:clampmin [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k161_fused_div_mul", "%59 fused:div_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k162_matmul", "%60 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0},
-    {"convirt_k163_permute", "%61 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0},
-    {"convirt_k168_matmul", "%66 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k171_fused_add_add_add", "%69 fused:add_add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k175_fused_scale_sum", "%73 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k176_sub", "%74 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k118_fused_rsqrt_addc_scale_sum", "%79 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k119_mul", "%80 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k121_fused_add_mul", "%82 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k190_matmul_add", "%88 matmul+add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k191_gelu", "%89 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"convirt_k198_matmul_add_add", "%96 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"convirt_k175_fused_scale_sum", "%100 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k176_sub", "%101 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k118_fused_rsqrt_addc_scale_sum", "%106 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k119_mul", "%107 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k121_fused_add_mul", "%109 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k127_matmul_add", "%115 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_k129_permute", "%117 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_k127_matmul_add", "%123 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_k129_permute", "%125 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_k127_matmul_add", "%131 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_k129_permute", "%133 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_k153_matmul_add_mul_scale", "%141 matmul+add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k154_max", "%142 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k157_fused_exp_sub", "%145 fused:exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k159_fused_sum_mul", "%147 fused:sum_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k160_clampmin", "%148 map:clampmin [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k161_fused_div_mul", "%149 fused:div_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k162_matmul", "%150 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0},
-    {"convirt_k163_permute", "%151 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0},
-    {"convirt_k261_matmul_add_add", "%159 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k175_fused_scale_sum", "%163 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k176_sub", "%164 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k118_fused_rsqrt_addc_scale_sum", "%169 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k119_mul", "%170 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k121_fused_add_mul", "%172 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k190_matmul_add", "%178 matmul+add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k191_gelu", "%179 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"convirt_k198_matmul_add_add", "%186 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"convirt_k175_fused_scale_sum", "%190 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"convirt_k176_sub", "%191 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"convirt_k118_fused_rsqrt_addc_scale_sum", "%196 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"convirt_k119_mul", "%197 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"convirt_k121_fused_add_mul", "%199 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"convirt_k302_slice", "%200 slice [T,1,128]", "graphs/lib/text_encoder.lua:35", 0, 0, 0, 0, 0},
-    {"convirt_k307_matmul_add", "%205 matmul+add [T,128]", "graphs/lib/text_encoder.lua:36", 0, 0, 0, 0, 0},
-    {"convirt_text_k206_slice", "%206 slice [T,39,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0},
-    {"convirt_text_k212_matmul_add", "%212 matmul+add [T,39,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0},
-    {"convirt_text_vjp_k216_fused_sum_mul", "%216 fused:sum_mul [T,1]", "graphs/lib/model.lua:157", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k43_sum", "%217 reduce [1,1]", "graphs/lib/model.lua:157", 0, 0, 0, 0, 0},
-    {"convirt_text_vjp_k220_fused_sum_mul", "%220 fused:sum_mul [T,39,1]", "graphs/lib/model.lua:157", 0, 0, 0, 0, 0},
-    {"convirt_text_vjp_k221_sum", "%221 reduce [T,1,1]", "graphs/lib/model.lua:157", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k43_sum", "%222 reduce [1,1,1]", "graphs/lib/model.lua:157", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k113_add", "%224 map:add []", "graphs/lib/model.lua:157", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k58_fill", "%261 fill []", "graphs/lib/model.lua:157", 1, 0, 0, 0, 0},
-    {"convirt_text_vjp_k263_id", "%263 map:id [T,1,1]", "graphs/lib/model.lua:157", 1, 0, 0, 0, 0},
-    {"convirt_text_vjp_k264_id", "%264 map:id [T,39,1]", "graphs/lib/model.lua:157", 1, 0, 0, 0, 0},
-    {"convirt_text_vjp_k266_fused_mul_id", "%266 fused:mul_id [T,39,128]", "graphs/lib/model.lua:157", 1, 0, 0, 0, 0},
-    {"convirt_text_vjp_k263_id", "%269 map:id [T,1]", "graphs/lib/model.lua:157", 1, 0, 0, 0, 0},
-    {"convirt_text_vjp_k271_fused_mul_id", "%271 fused:mul_id [T,128]", "graphs/lib/model.lua:157", 1, 0, 0, 0, 0},
-    {"convirt_text_vjp_k273_sum", "%273 reduce [1,39,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
-    {"convirt_text_vjp_k275_sum", "%275 reduce [1,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
-    {"convirt_text_vjp_k278_matmul", "%278 matmul [39*T,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
-    {"convirt_text_vjp_k279_matmul", "%279 matmul [128,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
-    {"convirt_text_vjp_k281_pad", "%281 pad [T,40,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
-    {"convirt_k462_sum", "%282 reduce [1,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"convirt_k464_matmul", "%284 matmul [T,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"convirt_k465_matmul", "%285 matmul [128,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"convirt_k467_pad", "%287 pad [T,40,128]", "graphs/lib/text_encoder.lua:35", 1, 0, 0, 0, 0},
-    {"convirt_text_vjp_k288_add", "%288 map:add [T,40,128]", "graphs/lib/text_encoder.lua:35", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%289 reduce [1,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%291 reduce [1,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k473_mul", "%294 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%295 reduce [1,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%297 reduce [1,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k485_fused_scale_mul_sum_mul", "%306 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k489_fused_add_mul_mul_mul", "%310 fused:add_mul_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k492_fused_scale_sum_neg", "%313 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k494_fused_add_id", "%315 fused:add_id [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%316 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%318 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k501_matmul", "%322 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k504_matmul_mul_gelu_grad", "%325 matmul+mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k505_sum", "%326 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k507_sum", "%328 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k510_matmul", "%331 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k511_matmul", "%332 matmul [512,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%334 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%336 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k473_mul", "%339 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%340 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%342 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k485_fused_scale_mul_sum_mul", "%351 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k489_fused_add_mul_mul_mul", "%355 fused:add_mul_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k492_fused_scale_sum_neg", "%359 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k540_fused_add_add_id", "%361 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%362 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%364 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k546_matmul", "%367 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k547_matmul", "%368 matmul [128,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k129_permute", "%371 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:18", 1, 0, 0, 0, 0},
-    {"convirt_k552_matmul", "%373 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_k553_matmul_div", "%374 matmul+div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"convirt_k558_fused_mul_sum_neg_mul", "%379 fused:mul_sum_neg_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"convirt_k574_fused_scale_mul_mul_mul", "%395 fused:scale_mul_mul_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"convirt_k162_matmul", "%396 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"convirt_k552_matmul", "%397 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"convirt_k163_permute", "%398 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%400 reduce [1,40,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%402 reduce [1,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k547_matmul", "%406 matmul [128,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k163_permute", "%408 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%410 reduce [1,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%412 reduce [1,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k546_matmul", "%415 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k547_matmul", "%416 matmul [128,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k163_permute", "%419 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%421 reduce [1,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%423 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k546_matmul", "%426 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k547_matmul", "%427 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k608_matmul_add_add", "%429 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%430 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%432 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k473_mul", "%435 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%436 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%438 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k485_fused_scale_mul_sum_mul", "%447 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k489_fused_add_mul_mul_mul", "%451 fused:add_mul_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k492_fused_scale_sum_neg", "%455 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k540_fused_add_add_id", "%457 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%458 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%460 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k501_matmul", "%464 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k504_matmul_mul_gelu_grad", "%467 matmul+mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k505_sum", "%468 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k507_sum", "%470 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k510_matmul", "%473 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k511_matmul", "%474 matmul [512,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%476 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%478 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k473_mul", "%481 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%482 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%484 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k485_fused_scale_mul_sum_mul", "%493 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k489_fused_add_mul_mul_mul", "%497 fused:add_mul_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k492_fused_scale_sum_neg", "%501 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k540_fused_add_add_id", "%503 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%504 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%506 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k546_matmul", "%509 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k547_matmul", "%510 matmul [128,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k129_permute", "%513 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:18", 1, 0, 0, 0, 0},
-    {"convirt_k552_matmul", "%515 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_k553_matmul_div", "%516 matmul+div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"convirt_k558_fused_mul_sum_neg_mul", "%521 fused:mul_sum_neg_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"convirt_k574_fused_scale_mul_mul_mul", "%537 fused:scale_mul_mul_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"convirt_k162_matmul", "%538 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"convirt_k552_matmul", "%539 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"convirt_k163_permute", "%540 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%542 reduce [1,40,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%544 reduce [1,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k547_matmul", "%548 matmul [128,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k163_permute", "%550 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%552 reduce [1,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%554 reduce [1,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k546_matmul", "%557 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k547_matmul", "%558 matmul [128,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k163_permute", "%561 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%563 reduce [1,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%565 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k546_matmul", "%568 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k547_matmul", "%569 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k608_matmul_add_add", "%571 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%572 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%574 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k473_mul", "%577 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%578 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%580 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k485_fused_scale_mul_sum_mul", "%589 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k489_fused_add_mul_mul_mul", "%593 fused:add_mul_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k492_fused_scale_sum_neg", "%597 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k540_fused_add_add_id", "%599 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%600 reduce [1,40,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0},
-    {"convirt_k781_scatter_add", "%602 scatter_add [1024,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0},
+    {"convirt_k107_gather", "%5 gather [T,40,128]", "graphs/lib/text_encoder.lua:32", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k112_fused_scale_sum_add", "%10 fused:scale_sum_add [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k113_fused_sub_add", "%11 fused:sub_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k118_fused_rsqrt_addc_scale_sum", "%16 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k119_mul", "%17 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k121_fused_add_mul", "%19 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k127_matmul_add", "%25 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k129_permute", "%27 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k127_matmul_add", "%33 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k129_permute", "%35 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k127_matmul_add", "%41 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k129_permute", "%43 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k152_fused_scale_addc_neg", "%50 fused:scale_addc_neg [T,1,1,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k153_matmul_add_mul_scale", "%51 matmul+add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k154_max", "%52 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k157_fused_exp_sub", "%55 fused:exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k159_fused_sum_mul", "%57 fused:sum_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k160_clampmin", "%58 map:clampmin [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k161_fused_div_mul", "%59 fused:div_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k162_matmul", "%60 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k163_permute", "%61 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k168_matmul", "%66 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k171_fused_add_add_add", "%69 fused:add_add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k175_fused_scale_sum", "%73 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k176_sub", "%74 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k118_fused_rsqrt_addc_scale_sum", "%79 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k119_mul", "%80 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k121_fused_add_mul", "%82 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k190_matmul_add", "%88 matmul+add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k191_gelu", "%89 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k198_matmul_add_add", "%96 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k175_fused_scale_sum", "%100 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k176_sub", "%101 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k118_fused_rsqrt_addc_scale_sum", "%106 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k119_mul", "%107 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k121_fused_add_mul", "%109 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k127_matmul_add", "%115 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k129_permute", "%117 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k127_matmul_add", "%123 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k129_permute", "%125 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k127_matmul_add", "%131 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k129_permute", "%133 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k153_matmul_add_mul_scale", "%141 matmul+add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k154_max", "%142 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k157_fused_exp_sub", "%145 fused:exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k159_fused_sum_mul", "%147 fused:sum_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k160_clampmin", "%148 map:clampmin [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k161_fused_div_mul", "%149 fused:div_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k162_matmul", "%150 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k163_permute", "%151 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k261_matmul_add_add", "%159 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k175_fused_scale_sum", "%163 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k176_sub", "%164 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k118_fused_rsqrt_addc_scale_sum", "%169 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k119_mul", "%170 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k121_fused_add_mul", "%172 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k190_matmul_add", "%178 matmul+add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k191_gelu", "%179 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k198_matmul_add_add", "%186 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k175_fused_scale_sum", "%190 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k176_sub", "%191 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k118_fused_rsqrt_addc_scale_sum", "%196 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k119_mul", "%197 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k121_fused_add_mul", "%199 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k302_slice", "%200 slice [T,1,128]", "graphs/lib/text_encoder.lua:35", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k307_matmul_add", "%205 matmul+add [T,128]", "graphs/lib/text_encoder.lua:36", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_text_k206_slice", "%206 slice [T,39,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_text_k212_matmul_add", "%212 matmul+add [T,39,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_text_vjp_k216_fused_sum_mul", "%216 fused:sum_mul [T,1]", "graphs/lib/model.lua:157", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k43_sum", "%217 reduce [1,1]", "graphs/lib/model.lua:157", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_text_vjp_k220_fused_sum_mul", "%220 fused:sum_mul [T,39,1]", "graphs/lib/model.lua:157", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_text_vjp_k221_sum", "%221 reduce [T,1,1]", "graphs/lib/model.lua:157", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k43_sum", "%222 reduce [1,1,1]", "graphs/lib/model.lua:157", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k113_add", "%224 map:add []", "graphs/lib/model.lua:157", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k58_fill", "%261 fill []", "graphs/lib/model.lua:157", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_text_vjp_k263_id", "%263 map:id [T,1,1]", "graphs/lib/model.lua:157", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_text_vjp_k264_id", "%264 map:id [T,39,1]", "graphs/lib/model.lua:157", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_text_vjp_k266_fused_mul_id", "%266 fused:mul_id [T,39,128]", "graphs/lib/model.lua:157", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_text_vjp_k263_id", "%269 map:id [T,1]", "graphs/lib/model.lua:157", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_text_vjp_k271_fused_mul_id", "%271 fused:mul_id [T,128]", "graphs/lib/model.lua:157", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_text_vjp_k273_sum", "%273 reduce [1,39,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_text_vjp_k275_sum", "%275 reduce [1,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_text_vjp_k278_matmul", "%278 matmul [39*T,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_text_vjp_k279_matmul", "%279 matmul [128,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_text_vjp_k281_pad", "%281 pad [T,40,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k462_sum", "%282 reduce [1,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k464_matmul", "%284 matmul [T,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k465_matmul", "%285 matmul [128,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k467_pad", "%287 pad [T,40,128]", "graphs/lib/text_encoder.lua:35", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_text_vjp_k288_add", "%288 map:add [T,40,128]", "graphs/lib/text_encoder.lua:35", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%289 reduce [1,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%291 reduce [1,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k473_mul", "%294 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%295 reduce [1,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%297 reduce [1,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k485_fused_scale_mul_sum_mul", "%306 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k489_fused_add_mul_mul_mul", "%310 fused:add_mul_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k492_fused_scale_sum_neg", "%313 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k494_fused_add_id", "%315 fused:add_id [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%316 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%318 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k501_matmul", "%322 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k504_matmul_mul_gelu_grad", "%325 matmul+mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k505_sum", "%326 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k507_sum", "%328 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k510_matmul", "%331 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k511_matmul", "%332 matmul [512,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%334 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%336 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k473_mul", "%339 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%340 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%342 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k485_fused_scale_mul_sum_mul", "%351 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k489_fused_add_mul_mul_mul", "%355 fused:add_mul_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k492_fused_scale_sum_neg", "%359 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k540_fused_add_add_id", "%361 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%362 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%364 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k546_matmul", "%367 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k547_matmul", "%368 matmul [128,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k129_permute", "%371 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:18", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k552_matmul", "%373 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k553_matmul_div", "%374 matmul+div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k558_fused_mul_sum_neg_mul", "%379 fused:mul_sum_neg_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k574_fused_scale_mul_mul_mul", "%395 fused:scale_mul_mul_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k162_matmul", "%396 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k552_matmul", "%397 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k163_permute", "%398 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%400 reduce [1,40,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%402 reduce [1,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k547_matmul", "%406 matmul [128,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k163_permute", "%408 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%410 reduce [1,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%412 reduce [1,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k546_matmul", "%415 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k547_matmul", "%416 matmul [128,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k163_permute", "%419 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%421 reduce [1,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%423 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k546_matmul", "%426 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k547_matmul", "%427 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k608_matmul_add_add", "%429 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%430 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%432 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k473_mul", "%435 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%436 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%438 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k485_fused_scale_mul_sum_mul", "%447 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k489_fused_add_mul_mul_mul", "%451 fused:add_mul_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k492_fused_scale_sum_neg", "%455 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k540_fused_add_add_id", "%457 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%458 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%460 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k501_matmul", "%464 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k504_matmul_mul_gelu_grad", "%467 matmul+mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k505_sum", "%468 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k507_sum", "%470 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k510_matmul", "%473 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k511_matmul", "%474 matmul [512,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%476 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%478 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k473_mul", "%481 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%482 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%484 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k485_fused_scale_mul_sum_mul", "%493 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k489_fused_add_mul_mul_mul", "%497 fused:add_mul_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k492_fused_scale_sum_neg", "%501 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k540_fused_add_add_id", "%503 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%504 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%506 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k546_matmul", "%509 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k547_matmul", "%510 matmul [128,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k129_permute", "%513 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:18", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k552_matmul", "%515 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k553_matmul_div", "%516 matmul+div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k558_fused_mul_sum_neg_mul", "%521 fused:mul_sum_neg_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k574_fused_scale_mul_mul_mul", "%537 fused:scale_mul_mul_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k162_matmul", "%538 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k552_matmul", "%539 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k163_permute", "%540 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%542 reduce [1,40,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%544 reduce [1,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k547_matmul", "%548 matmul [128,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k163_permute", "%550 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%552 reduce [1,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%554 reduce [1,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k546_matmul", "%557 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k547_matmul", "%558 matmul [128,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k163_permute", "%561 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%563 reduce [1,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%565 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k546_matmul", "%568 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k547_matmul", "%569 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k608_matmul_add_add", "%571 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%572 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%574 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k473_mul", "%577 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%578 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%580 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k485_fused_scale_mul_sum_mul", "%589 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k489_fused_add_mul_mul_mul", "%593 fused:add_mul_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k492_fused_scale_sum_neg", "%597 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k540_fused_add_add_id", "%599 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%600 reduce [1,40,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k781_scatter_add", "%602 scatter_add [1024,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0, 0, 0, 0},
 };
 const reclf_prof_table reclf_profile_convirt_text_vjp = {205, prof};
 #define CALL(i, fl, by, call) do { double t0_ = reclf_prof_now(); call; prof[i].seconds += reclf_prof_now() - t0_; \
     prof[i].calls++; prof[i].flops += (fl); prof[i].bytes += (double)(by); } while (0)
+#define PROF_GEMM(i, m, n, k) (prof[i].gemm_m = (m), prof[i].gemm_n = (n), prof[i].gemm_k = (k))
 #else
 #define CALL(i, fl, by, call) call
+#define PROF_GEMM(i, m, n, k) ((void)0)
 #endif
 
 static size_t arena_bytes(const long *dims) {
@@ -244,21 +246,27 @@ static void forward(void *arena, const real *P, void *const *inputs, const long 
     CALL(3, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k118_fused_rsqrt_addc_scale_sum(A + 566032 + 241280*T, A + 566032 + 107520*T, T)); /* %16 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
     CALL(4, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k119_mul(A + 566032 + 112640*T, A + 566032 + 107520*T, A + 566032 + 241280*T, T)); /* %17 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
     CALL(5, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k121_fused_add_mul(A + 566032 + 117760*T, A + 566032 + 112640*T, (real *)P + 136192, (real *)P + 136320, T)); /* %19 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    PROF_GEMM(6, 40*T, 128, 128);
     CALL(6, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k127_matmul_add(A + 566032, A + 566032 + 117760*T, (real *)P + 136448, (real *)P + 152832, T)); /* %25 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:12 */
     CALL(7, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k129_permute(A + 566032 + 122880*T, A + 566032, T)); /* %27 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
+    PROF_GEMM(8, 40*T, 128, 128);
     CALL(8, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k127_matmul_add(A + 566032, A + 566032 + 117760*T, (real *)P + 152960, (real *)P + 169344, T)); /* %33 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:13 */
     CALL(9, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k129_permute(A + 566032 + 128000*T, A + 566032, T)); /* %35 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
+    PROF_GEMM(10, 40*T, 128, 128);
     CALL(10, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k127_matmul_add(A + 566032, A + 566032 + 117760*T, (real *)P + 169472, (real *)P + 185856, T)); /* %41 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:14 */
     CALL(11, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k129_permute(A + 566032 + 133120*T, A + 566032, T)); /* %43 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
     CALL(12, (double)120*T, sizeof(real)*((double)40*T + (double)40*T), convirt_k152_fused_scale_addc_neg(A + 566032 + 240832*T, (real *)inputs[1], T)); /* %50 fused:scale_addc_neg [T,1,1,40]  graphs/lib/text_encoder.lua:16 */
+    PROF_GEMM(13, 40, 40, 32);
     CALL(13, (double)428800*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)40*T + (double)40*T), convirt_k153_matmul_add_mul_scale(A + 566032, A + 566032 + 122880*T, A + 566032 + 128000*T, (real *)inputs[1], A + 566032 + 240832*T, T)); /* %51 matmul+add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
     CALL(14, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), convirt_k154_max(A + 566032 + 88320*T, A + 566032, T)); /* %52 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
     CALL(15, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), convirt_k157_fused_exp_sub(A + 566032 + 81920*T, A + 566032, A + 566032 + 88320*T, T)); /* %55 fused:exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
     CALL(16, (double)12800*T, sizeof(real)*((double)160*T + (double)6400*T + (double)40*T), convirt_k159_fused_sum_mul(A + 566032 + 240512*T, A + 566032 + 81920*T, (real *)inputs[1], T)); /* %57 fused:sum_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
     CALL(17, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), convirt_k160_clampmin(A + 566032 + 240672*T, A + 566032 + 240512*T, T)); /* %58 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
     CALL(18, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T + (double)160*T), convirt_k161_fused_div_mul(A + 566032 + 88320*T, A + 566032 + 81920*T, (real *)inputs[1], A + 566032 + 240672*T, T)); /* %59 fused:div_mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    PROF_GEMM(19, 40, 32, 40);
     CALL(19, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k162_matmul(A + 566032, A + 566032 + 88320*T, A + 566032 + 133120*T, T)); /* %60 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
     CALL(20, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k163_permute(A + 566032 + 138240*T, A + 566032, T)); /* %61 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
+    PROF_GEMM(21, 40*T, 128, 128);
     CALL(21, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k168_matmul(A + 566032, A + 566032 + 138240*T, (real *)P + 185984, T)); /* %66 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
     CALL(22, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120 + (double)5120*T + (double)128), convirt_k171_fused_add_add_add(A + 566032 + 94720*T, A + 566032 + 6400*T, (real *)P + 131072, A + 566032, (real *)P + 202368, T)); /* %69 fused:add_add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
     CALL(23, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k175_fused_scale_sum(A + 566032 + 240880*T, A + 566032 + 94720*T, T)); /* %73 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
@@ -266,36 +274,46 @@ static void forward(void *arena, const real *P, void *const *inputs, const long 
     CALL(25, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k118_fused_rsqrt_addc_scale_sum(A + 566032 + 241328*T, A + 566032 + 143360*T, T)); /* %79 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
     CALL(26, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k119_mul(A + 566032 + 148480*T, A + 566032 + 143360*T, A + 566032 + 241328*T, T)); /* %80 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
     CALL(27, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k121_fused_add_mul(A + 566032 + 153600*T, A + 566032 + 148480*T, (real *)P + 202496, (real *)P + 202624, T)); /* %82 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    PROF_GEMM(28, 40*T, 512, 128);
     CALL(28, (double)5263360*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)512), convirt_k190_matmul_add(A + 566032, A + 566032 + 153600*T, (real *)P + 202752, (real *)P + 268288, T)); /* %88 matmul+add [T,40,512]  graphs/lib/text_encoder.lua:24 */
     CALL(29, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), convirt_k191_gelu(A + 566032 + 20480*T, A + 566032, T)); /* %89 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    PROF_GEMM(30, 40*T, 128, 512);
     CALL(30, (double)5253120*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536 + (double)5120*T + (double)128), convirt_k198_matmul_add_add(A + 566032 + 47360*T, A + 566032 + 20480*T, (real *)P + 268800, A + 566032 + 94720*T, (real *)P + 334336, T)); /* %96 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
     CALL(31, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k175_fused_scale_sum(A + 566032 + 240880*T, A + 566032 + 47360*T, T)); /* %100 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
     CALL(32, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k176_sub(A + 566032 + 158720*T, A + 566032 + 47360*T, A + 566032 + 240880*T, T)); /* %101 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
     CALL(33, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k118_fused_rsqrt_addc_scale_sum(A + 566032 + 241376*T, A + 566032 + 158720*T, T)); /* %106 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
     CALL(34, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k119_mul(A + 566032 + 163840*T, A + 566032 + 158720*T, A + 566032 + 241376*T, T)); /* %107 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
     CALL(35, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k121_fused_add_mul(A + 566032 + 168960*T, A + 566032 + 163840*T, (real *)P + 334464, (real *)P + 334592, T)); /* %109 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    PROF_GEMM(36, 40*T, 128, 128);
     CALL(36, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k127_matmul_add(A + 566032 + 40960*T, A + 566032 + 168960*T, (real *)P + 334720, (real *)P + 351104, T)); /* %115 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:12 */
     CALL(37, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k129_permute(A + 566032 + 174080*T, A + 566032 + 40960*T, T)); /* %117 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
+    PROF_GEMM(38, 40*T, 128, 128);
     CALL(38, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k127_matmul_add(A + 566032 + 40960*T, A + 566032 + 168960*T, (real *)P + 351232, (real *)P + 367616, T)); /* %123 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:13 */
     CALL(39, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k129_permute(A + 566032 + 179200*T, A + 566032 + 40960*T, T)); /* %125 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
+    PROF_GEMM(40, 40*T, 128, 128);
     CALL(40, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k127_matmul_add(A + 566032 + 40960*T, A + 566032 + 168960*T, (real *)P + 367744, (real *)P + 384128, T)); /* %131 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:14 */
     CALL(41, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k129_permute(A + 566032 + 184320*T, A + 566032 + 40960*T, T)); /* %133 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
+    PROF_GEMM(42, 40, 40, 32);
     CALL(42, (double)428800*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)40*T + (double)40*T), convirt_k153_matmul_add_mul_scale(A + 566032 + 40960*T, A + 566032 + 174080*T, A + 566032 + 179200*T, (real *)inputs[1], A + 566032 + 240832*T, T)); /* %141 matmul+add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
     CALL(43, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), convirt_k154_max(A + 566032 + 101120*T, A + 566032 + 40960*T, T)); /* %142 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
     CALL(44, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), convirt_k157_fused_exp_sub(A + 566032 + 94720*T, A + 566032 + 40960*T, A + 566032 + 101120*T, T)); /* %145 fused:exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
     CALL(45, (double)12800*T, sizeof(real)*((double)160*T + (double)6400*T + (double)40*T), convirt_k159_fused_sum_mul(A + 566032 + 240832*T, A + 566032 + 94720*T, (real *)inputs[1], T)); /* %147 fused:sum_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
     CALL(46, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), convirt_k160_clampmin(A + 566032 + 240992*T, A + 566032 + 240832*T, T)); /* %148 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
     CALL(47, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T + (double)160*T), convirt_k161_fused_div_mul(A + 566032 + 101120*T, A + 566032 + 94720*T, (real *)inputs[1], A + 566032 + 240992*T, T)); /* %149 fused:div_mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    PROF_GEMM(48, 40, 32, 40);
     CALL(48, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k162_matmul(A + 566032 + 40960*T, A + 566032 + 101120*T, A + 566032 + 184320*T, T)); /* %150 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
     CALL(49, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k163_permute(A + 566032 + 189440*T, A + 566032 + 40960*T, T)); /* %151 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
+    PROF_GEMM(50, 40*T, 128, 128);
     CALL(50, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)128), convirt_k261_matmul_add_add(A + 566032 + 194560*T, A + 566032 + 189440*T, (real *)P + 384256, A + 566032 + 47360*T, (real *)P + 400640, T)); /* %159 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
     CALL(51, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k175_fused_scale_sum(A + 566032 + 241152*T, A + 566032 + 194560*T, T)); /* %163 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
     CALL(52, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k176_sub(A + 566032 + 199680*T, A + 566032 + 194560*T, A + 566032 + 241152*T, T)); /* %164 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
     CALL(53, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k118_fused_rsqrt_addc_scale_sum(A + 566032 + 241424*T, A + 566032 + 199680*T, T)); /* %169 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
     CALL(54, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k119_mul(A + 566032 + 204800*T, A + 566032 + 199680*T, A + 566032 + 241424*T, T)); /* %170 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
     CALL(55, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k121_fused_add_mul(A + 566032 + 209920*T, A + 566032 + 204800*T, (real *)P + 400768, (real *)P + 400896, T)); /* %172 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    PROF_GEMM(56, 40*T, 512, 128);
     CALL(56, (double)5263360*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)512), convirt_k190_matmul_add(A + 566032 + 40960*T, A + 566032 + 209920*T, (real *)P + 401024, (real *)P + 466560, T)); /* %178 matmul+add [T,40,512]  graphs/lib/text_encoder.lua:24 */
     CALL(57, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), convirt_k191_gelu(A + 566032 + 61440*T, A + 566032 + 40960*T, T)); /* %179 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    PROF_GEMM(58, 40*T, 128, 512);
     CALL(58, (double)5253120*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536 + (double)5120*T + (double)128), convirt_k198_matmul_add_add(A + 566032 + 215040*T, A + 566032 + 61440*T, (real *)P + 467072, A + 566032 + 194560*T, (real *)P + 532608, T)); /* %186 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
     CALL(59, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k175_fused_scale_sum(A + 566032 + 241152*T, A + 566032 + 215040*T, T)); /* %190 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:34 */
     CALL(60, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k176_sub(A + 566032 + 194560*T, A + 566032 + 215040*T, A + 566032 + 241152*T, T)); /* %191 map:sub [T,40,128]  graphs/lib/text_encoder.lua:34 */
@@ -303,8 +321,10 @@ static void forward(void *arena, const real *P, void *const *inputs, const long 
     CALL(62, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k119_mul(A + 566032 + 215040*T, A + 566032 + 194560*T, A + 566032 + 241472*T, T)); /* %197 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
     CALL(63, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k121_fused_add_mul(A + 566032 + 220160*T, A + 566032 + 215040*T, (real *)P + 532736, (real *)P + 532864, T)); /* %199 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
     CALL(64, 0, sizeof(real)*((double)128*T + (double)5120*T), convirt_k302_slice(A + 566032 + 235264*T, A + 566032 + 220160*T, T)); /* %200 slice [T,1,128]  graphs/lib/text_encoder.lua:35 */
+    PROF_GEMM(65, T, 128, 128);
     CALL(65, (double)32896*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384 + (double)128), convirt_k307_matmul_add(A + 566032 + 241152*T, A + 566032 + 235264*T, (real *)P + 532992, (real *)P + 549376, T)); /* %205 matmul+add [T,128]  graphs/lib/text_encoder.lua:36 */
     CALL(66, 0, sizeof(real)*((double)4992*T + (double)5120*T), convirt_text_k206_slice(A + 566032 + 225280*T, A + 566032 + 220160*T, T)); /* %206 slice [T,39,128]  graphs/lib/text_encoder.lua:37 */
+    PROF_GEMM(67, 39*T, 128, 128);
     CALL(67, (double)1282944*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384 + (double)128), convirt_text_k212_matmul_add(A + 566032 + 235520*T, A + 566032 + 225280*T, (real *)P + 549504, (real *)P + 565888, T)); /* %212 matmul+add [T,39,128]  graphs/lib/text_encoder.lua:37 */
     CALL(68, (double)256*T, sizeof(real)*((double)T + (double)128*T + (double)128*T), convirt_text_vjp_k216_fused_sum_mul(A + 566032 + 235392*T, A + 566032 + 241152*T, (real *)inputs[2], T)); /* %216 fused:sum_mul [T,1]  graphs/lib/model.lua:157 */
     CALL(69, (double)T, sizeof(real)*((double)1 + (double)T), convirt_features_loss_k43_sum(A + 0, A + 566032 + 235392*T, T)); /* %217 reduce [1,1]  graphs/lib/model.lua:157 */
@@ -325,11 +345,15 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     CALL(79, (double)256*T, sizeof(real)*((double)128*T + (double)T + (double)128*T), convirt_text_vjp_k271_fused_mul_id(A + 566032 + 235392*T, A + 566032 + 225152*T, (real *)inputs[2], T)); /* %271 fused:mul_id [T,128]  graphs/lib/model.lua:157 */
     CALL(80, (double)4992*T, sizeof(real)*((double)4992 + (double)4992*T), convirt_text_vjp_k273_sum(A + 0, A + 566032 + 220160*T, T)); /* %273 reduce [1,39,128]  graphs/lib/text_encoder.lua:37 */
     CALL(81, (double)4992, sizeof(real)*((double)128 + (double)4992), convirt_text_vjp_k275_sum(A + 563200, A + 0)); /* %275 reduce [1,128]  graphs/lib/text_encoder.lua:37 */
+    PROF_GEMM(82, 39*T, 128, 128);
     CALL(82, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), convirt_text_vjp_k278_matmul(A + 566032 + 230272*T, A + 566032 + 220160*T, (real *)P + 549504, T)); /* %278 matmul [39*T,128]  graphs/lib/text_encoder.lua:37 */
+    PROF_GEMM(83, 128, 128, 39*T);
     CALL(83, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), convirt_text_vjp_k279_matmul(A + 393216, A + 566032 + 220160*T, A + 566032 + 225280*T, T)); /* %279 matmul [128,128]  graphs/lib/text_encoder.lua:37 */
     CALL(84, 0, sizeof(real)*((double)5120*T + (double)4992*T), convirt_text_vjp_k281_pad(A + 566032 + 220160*T, A + 566032 + 230272*T, T)); /* %281 pad [T,40,128]  graphs/lib/text_encoder.lua:37 */
     CALL(85, (double)128*T, sizeof(real)*((double)128 + (double)128*T), convirt_k462_sum(A + 563328, A + 566032 + 235392*T, T)); /* %282 reduce [1,128]  graphs/lib/text_encoder.lua:36 */
+    PROF_GEMM(86, T, 128, 128);
     CALL(86, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), convirt_k464_matmul(A + 566032 + 230400*T, A + 566032 + 235392*T, (real *)P + 532992, T)); /* %284 matmul [T,128]  graphs/lib/text_encoder.lua:36 */
+    PROF_GEMM(87, 128, 128, T);
     CALL(87, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), convirt_k465_matmul(A + 409600, A + 566032 + 235392*T, A + 566032 + 235264*T, T)); /* %285 matmul [128,128]  graphs/lib/text_encoder.lua:36 */
     CALL(88, 0, sizeof(real)*((double)5120*T + (double)128*T), convirt_k467_pad(A + 566032 + 225280*T, A + 566032 + 230400*T, T)); /* %287 pad [T,40,128]  graphs/lib/text_encoder.lua:35 */
     CALL(89, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_text_vjp_k288_add(A + 566032 + 230400*T, A + 566032 + 220160*T, A + 566032 + 225280*T, T)); /* %288 map:add [T,40,128]  graphs/lib/text_encoder.lua:35 */
@@ -344,11 +368,15 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     CALL(98, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k494_fused_add_id(A + 566032 + 194560*T, A + 566032 + 215040*T, A + 566032 + 220160*T, T)); /* %315 fused:add_id [T,40,128]  graphs/lib/text_encoder.lua:34 */
     CALL(99, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 0, A + 566032 + 194560*T, T)); /* %316 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
     CALL(100, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 563712, A + 0)); /* %318 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
+    PROF_GEMM(101, 128, 512, 40*T);
     CALL(101, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), convirt_k501_matmul(A + 131072, A + 566032 + 194560*T, A + 566032 + 61440*T, T)); /* %322 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
+    PROF_GEMM(102, 40*T, 512, 128);
     CALL(102, (double)5283840*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)20480*T), convirt_k504_matmul_mul_gelu_grad(A + 566032 + 61440*T, A + 566032 + 194560*T, (real *)P + 467072, A + 566032 + 40960*T, T)); /* %325 matmul+mul_gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
     CALL(103, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), convirt_k505_sum(A + 0, A + 566032 + 61440*T, T)); /* %326 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
     CALL(104, (double)20480, sizeof(real)*((double)512 + (double)20480), convirt_k507_sum(A + 562176, A + 0)); /* %328 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
+    PROF_GEMM(105, 40*T, 128, 512);
     CALL(105, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), convirt_k510_matmul(A + 566032 + 40960*T, A + 566032 + 61440*T, (real *)P + 401024, T)); /* %331 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
+    PROF_GEMM(106, 512, 128, 40*T);
     CALL(106, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), convirt_k511_matmul(A + 196608, A + 566032 + 61440*T, A + 566032 + 209920*T, T)); /* %332 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
     CALL(107, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 0, A + 566032 + 40960*T, T)); /* %334 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
     CALL(108, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 563840, A + 0)); /* %336 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
@@ -361,29 +389,41 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     CALL(115, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k540_fused_add_add_id(A + 566032 + 53760*T, A + 566032 + 194560*T, A + 566032 + 46080*T, A + 566032 + 51200*T, T)); /* %361 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
     CALL(116, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 0, A + 566032 + 53760*T, T)); /* %362 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
     CALL(117, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 564096, A + 0)); /* %364 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    PROF_GEMM(118, 40*T, 128, 128);
     CALL(118, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k546_matmul(A + 566032 + 40960*T, A + 566032 + 53760*T, (real *)P + 384256, T)); /* %367 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
+    PROF_GEMM(119, 128, 128, 40*T);
     CALL(119, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k547_matmul(A + 425984, A + 566032 + 53760*T, A + 566032 + 189440*T, T)); /* %368 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
     CALL(120, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k129_permute(A + 566032 + 47360*T, A + 566032 + 40960*T, T)); /* %371 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
+    PROF_GEMM(121, 40, 32, 40);
     CALL(121, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k552_matmul(A + 566032 + 58880*T, A + 566032 + 101120*T, A + 566032 + 47360*T, T)); /* %373 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    PROF_GEMM(122, 40, 40, 32);
     CALL(122, (double)416000*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)160*T), convirt_k553_matmul_div(A + 566032 + 40960*T, A + 566032 + 47360*T, A + 566032 + 184320*T, A + 566032 + 240992*T, T)); /* %374 matmul+div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
     CALL(123, (double)19520*T, sizeof(real)*((double)160*T + (double)6400*T + (double)6400*T + (double)160*T), convirt_k558_fused_mul_sum_neg_mul(A + 566032 + 64000*T, A + 566032 + 40960*T, A + 566032 + 101120*T, A + 566032 + 240832*T, T)); /* %379 fused:mul_sum_neg_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
     CALL(124, (double)38400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T + (double)6400*T), convirt_k574_fused_scale_mul_mul_mul(A + 566032 + 47360*T, A + 566032 + 40960*T, A + 566032 + 64000*T, (real *)inputs[1], A + 566032 + 94720*T, T)); /* %395 fused:scale_mul_mul_mul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
+    PROF_GEMM(125, 40, 32, 40);
     CALL(125, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k162_matmul(A + 566032 + 40960*T, A + 566032 + 47360*T, A + 566032 + 179200*T, T)); /* %396 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    PROF_GEMM(126, 40, 32, 40);
     CALL(126, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k552_matmul(A + 566032 + 94720*T, A + 566032 + 47360*T, A + 566032 + 174080*T, T)); /* %397 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
     CALL(127, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k163_permute(A + 566032 + 46080*T, A + 566032 + 58880*T, T)); /* %398 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
     CALL(128, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 0, A + 566032 + 46080*T, T)); /* %400 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
     CALL(129, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 564224, A + 0)); /* %402 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
+    PROF_GEMM(130, 128, 128, 40*T);
     CALL(130, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k547_matmul(A + 442368, A + 566032 + 46080*T, A + 566032 + 168960*T, T)); /* %406 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
     CALL(131, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k163_permute(A + 566032 + 99840*T, A + 566032 + 94720*T, T)); /* %408 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
     CALL(132, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 0, A + 566032 + 99840*T, T)); /* %410 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
     CALL(133, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 564352, A + 0)); /* %412 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
+    PROF_GEMM(134, 40*T, 128, 128);
     CALL(134, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k546_matmul(A + 566032 + 94720*T, A + 566032 + 99840*T, (real *)P + 351232, T)); /* %415 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
+    PROF_GEMM(135, 128, 128, 40*T);
     CALL(135, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k547_matmul(A + 458752, A + 566032 + 99840*T, A + 566032 + 168960*T, T)); /* %416 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
     CALL(136, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k163_permute(A + 566032 + 99840*T, A + 566032 + 40960*T, T)); /* %419 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
     CALL(137, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 0, A + 566032 + 99840*T, T)); /* %421 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
     CALL(138, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 564480, A + 0)); /* %423 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
+    PROF_GEMM(139, 40*T, 128, 128);
     CALL(139, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k546_matmul(A + 566032 + 40960*T, A + 566032 + 99840*T, (real *)P + 334720, T)); /* %426 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
+    PROF_GEMM(140, 128, 128, 40*T);
     CALL(140, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k547_matmul(A + 475136, A + 566032 + 99840*T, A + 566032 + 168960*T, T)); /* %427 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
+    PROF_GEMM(141, 40*T, 128, 128);
     CALL(141, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)5120*T), convirt_k608_matmul_add_add(A + 566032 + 99840*T, A + 566032 + 46080*T, (real *)P + 367744, A + 566032 + 94720*T, A + 566032 + 40960*T, T)); /* %429 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:12 */
     CALL(142, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 0, A + 566032 + 99840*T, T)); /* %430 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
     CALL(143, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 564608, A + 0)); /* %432 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
@@ -396,11 +436,15 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     CALL(150, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k540_fused_add_add_id(A + 566032 + 99840*T, A + 566032 + 53760*T, A + 566032 + 94720*T, A + 566032 + 240832*T, T)); /* %457 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
     CALL(151, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 0, A + 566032 + 99840*T, T)); /* %458 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
     CALL(152, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 564864, A + 0)); /* %460 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
+    PROF_GEMM(153, 128, 512, 40*T);
     CALL(153, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), convirt_k501_matmul(A + 262144, A + 566032 + 99840*T, A + 566032 + 20480*T, T)); /* %464 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
+    PROF_GEMM(154, 40*T, 512, 128);
     CALL(154, (double)5283840*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)20480*T), convirt_k504_matmul_mul_gelu_grad(A + 566032 + 20480*T, A + 566032 + 99840*T, (real *)P + 268800, A + 566032, T)); /* %467 matmul+mul_gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
     CALL(155, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), convirt_k505_sum(A + 0, A + 566032 + 20480*T, T)); /* %468 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
     CALL(156, (double)20480, sizeof(real)*((double)512 + (double)20480), convirt_k507_sum(A + 562688, A + 0)); /* %470 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
+    PROF_GEMM(157, 40*T, 128, 512);
     CALL(157, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), convirt_k510_matmul(A + 566032 + 94720*T, A + 566032 + 20480*T, (real *)P + 202752, T)); /* %473 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
+    PROF_GEMM(158, 512, 128, 40*T);
     CALL(158, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), convirt_k511_matmul(A + 327680, A + 566032 + 20480*T, A + 566032 + 153600*T, T)); /* %474 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
     CALL(159, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 0, A + 566032 + 94720*T, T)); /* %476 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
     CALL(160, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 564992, A + 0)); /* %478 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
@@ -413,29 +457,41 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     CALL(167, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k540_fused_add_add_id(A + 566032 + 94720*T, A + 566032 + 99840*T, A + 566032, A + 566032 + 240832*T, T)); /* %503 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
     CALL(168, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 0, A + 566032 + 94720*T, T)); /* %504 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
     CALL(169, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 565248, A + 0)); /* %506 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    PROF_GEMM(170, 40*T, 128, 128);
     CALL(170, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k546_matmul(A + 566032 + 99840*T, A + 566032 + 94720*T, (real *)P + 185984, T)); /* %509 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
+    PROF_GEMM(171, 128, 128, 40*T);
     CALL(171, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k547_matmul(A + 491520, A + 566032 + 94720*T, A + 566032 + 138240*T, T)); /* %510 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
     CALL(172, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k129_permute(A + 566032 + 6400*T, A + 566032 + 99840*T, T)); /* %513 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
+    PROF_GEMM(173, 40, 32, 40);
     CALL(173, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k552_matmul(A + 566032 + 99840*T, A + 566032 + 88320*T, A + 566032 + 6400*T, T)); /* %515 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    PROF_GEMM(174, 40, 40, 32);
     CALL(174, (double)416000*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)160*T), convirt_k553_matmul_div(A + 566032, A + 566032 + 6400*T, A + 566032 + 133120*T, A + 566032 + 240672*T, T)); /* %516 matmul+div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
     CALL(175, (double)19520*T, sizeof(real)*((double)160*T + (double)6400*T + (double)6400*T + (double)160*T), convirt_k558_fused_mul_sum_neg_mul(A + 566032 + 104960*T, A + 566032, A + 566032 + 88320*T, A + 566032 + 240512*T, T)); /* %521 fused:mul_sum_neg_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
     CALL(176, (double)38400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T + (double)6400*T), convirt_k574_fused_scale_mul_mul_mul(A + 566032 + 6400*T, A + 566032, A + 566032 + 104960*T, (real *)inputs[1], A + 566032 + 81920*T, T)); /* %537 fused:scale_mul_mul_mul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
+    PROF_GEMM(177, 40, 32, 40);
     CALL(177, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k162_matmul(A + 566032, A + 566032 + 6400*T, A + 566032 + 128000*T, T)); /* %538 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    PROF_GEMM(178, 40, 32, 40);
     CALL(178, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k552_matmul(A + 566032 + 12800*T, A + 566032 + 6400*T, A + 566032 + 122880*T, T)); /* %539 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
     CALL(179, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k163_permute(A + 566032 + 5120*T, A + 566032 + 99840*T, T)); /* %540 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
     CALL(180, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 0, A + 566032 + 5120*T, T)); /* %542 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
     CALL(181, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 565376, A + 0)); /* %544 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
+    PROF_GEMM(182, 128, 128, 40*T);
     CALL(182, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k547_matmul(A + 507904, A + 566032 + 5120*T, A + 566032 + 117760*T, T)); /* %548 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
     CALL(183, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k163_permute(A + 566032 + 99840*T, A + 566032 + 12800*T, T)); /* %550 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
     CALL(184, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 0, A + 566032 + 99840*T, T)); /* %552 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
     CALL(185, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 565504, A + 0)); /* %554 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
+    PROF_GEMM(186, 40*T, 128, 128);
     CALL(186, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k546_matmul(A + 566032 + 10240*T, A + 566032 + 99840*T, (real *)P + 152960, T)); /* %557 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
+    PROF_GEMM(187, 128, 128, 40*T);
     CALL(187, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k547_matmul(A + 524288, A + 566032 + 99840*T, A + 566032 + 117760*T, T)); /* %558 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
     CALL(188, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k163_permute(A + 566032 + 99840*T, A + 566032, T)); /* %561 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
     CALL(189, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 0, A + 566032 + 99840*T, T)); /* %563 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
     CALL(190, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 565632, A + 0)); /* %565 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
+    PROF_GEMM(191, 40*T, 128, 128);
     CALL(191, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k546_matmul(A + 566032, A + 566032 + 99840*T, (real *)P + 136448, T)); /* %568 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
+    PROF_GEMM(192, 128, 128, 40*T);
     CALL(192, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k547_matmul(A + 540672, A + 566032 + 99840*T, A + 566032 + 117760*T, T)); /* %569 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
+    PROF_GEMM(193, 40*T, 128, 128);
     CALL(193, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)5120*T), convirt_k608_matmul_add_add(A + 566032 + 99840*T, A + 566032 + 5120*T, (real *)P + 169472, A + 566032 + 10240*T, A + 566032, T)); /* %571 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:12 */
     CALL(194, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 0, A + 566032 + 99840*T, T)); /* %572 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
     CALL(195, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 565760, A + 0)); /* %574 reduce [1,128]  graphs/lib/text_encoder.lua:23 */

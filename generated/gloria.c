@@ -17,458 +17,460 @@
 #ifdef RECLF_PROFILE
 #include "profile.h"
 static reclf_prof_entry prof[446] = {
-    {"convirt_image_k3_fused_scale_addc", "%6 fused:scale_addc [B,1,64,64]", "graphs/lib/image_encoder.lua:19", 0, 0, 0, 0, 0},
-    {"convirt_image_k6_conv2d", "%9 conv2d [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k9_group_norm_stats", "%12 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k10_group_norm", "%13 group_norm [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k11_relu", "%14 map:relu [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 0, 0, 0, 0, 0},
-    {"convirt_image_k14_conv2d", "%17 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k17_group_norm_stats", "%20 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k18_group_norm", "%21 group_norm [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k19_relu", "%22 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"convirt_image_k22_conv2d", "%25 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k17_group_norm_stats", "%28 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k18_group_norm", "%29 group_norm [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k19_relu", "%30 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_image_k22_conv2d", "%33 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k17_group_norm_stats", "%36 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k18_group_norm", "%37 group_norm [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k35_add", "%38 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_image_k19_relu", "%39 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"convirt_image_k39_conv2d", "%42 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k42_group_norm_stats", "%45 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k43_group_norm", "%46 group_norm [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k44_relu", "%47 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"convirt_image_k47_conv2d", "%50 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k42_group_norm_stats", "%53 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k43_group_norm", "%54 group_norm [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k44_relu", "%55 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_image_k47_conv2d", "%58 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k42_group_norm_stats", "%61 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k43_group_norm", "%62 group_norm [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k60_add", "%63 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_image_k44_relu", "%64 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"convirt_image_k64_conv2d", "%67 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k67_group_norm_stats", "%70 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k68_group_norm", "%71 group_norm [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k69_relu", "%72 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"convirt_image_k72_conv2d", "%75 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k67_group_norm_stats", "%78 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k68_group_norm", "%79 group_norm [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k69_relu", "%80 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_image_k72_conv2d", "%83 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k67_group_norm_stats", "%86 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k68_group_norm", "%87 group_norm [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k85_add", "%88 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_image_k69_relu", "%89 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"convirt_image_k88_permute", "%91 permute [B,64,128]", "graphs/lib/image_encoder.lua:33", 0, 0, 0, 0, 0},
-    {"convirt_image_k94_matmul_add", "%97 matmul+add [B,64,128]", "graphs/lib/image_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"convirt_image_k95_sum", "%98 reduce [B,1,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
-    {"convirt_image_k97_scale", "%100 map:scale [B,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
-    {"convirt_image_k101_matmul_add", "%104 matmul+add [B,128]", "graphs/lib/image_encoder.lua:36", 0, 0, 0, 0, 0},
-    {"convirt_k107_gather", "%107 gather [T,40,128]", "graphs/lib/text_encoder.lua:32", 0, 0, 0, 0, 0},
-    {"convirt_k112_fused_scale_sum_add", "%112 fused:scale_sum_add [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k113_fused_sub_add", "%113 fused:sub_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k118_fused_rsqrt_addc_scale_sum", "%118 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k119_mul", "%119 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k121_fused_add_mul", "%121 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k127_matmul_add", "%127 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_k129_permute", "%129 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_k127_matmul_add", "%135 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_k129_permute", "%137 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_k127_matmul_add", "%143 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_k129_permute", "%145 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_k152_fused_scale_addc_neg", "%152 fused:scale_addc_neg [T,1,1,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k153_matmul_add_mul_scale", "%153 matmul+add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k154_max", "%154 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k157_fused_exp_sub", "%157 fused:exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k159_fused_sum_mul", "%159 fused:sum_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k160_clampmin", "%160 map:clampmin [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k161_fused_div_mul", "%161 fused:div_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k162_matmul", "%162 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0},
-    {"convirt_k163_permute", "%163 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0},
-    {"convirt_k168_matmul", "%168 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k171_fused_add_add_add", "%171 fused:add_add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k175_fused_scale_sum", "%175 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k176_sub", "%176 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k118_fused_rsqrt_addc_scale_sum", "%181 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k119_mul", "%182 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k121_fused_add_mul", "%184 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k190_matmul_add", "%190 matmul+add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k191_gelu", "%191 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"convirt_k198_matmul_add_add", "%198 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"convirt_k175_fused_scale_sum", "%202 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k176_sub", "%203 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k118_fused_rsqrt_addc_scale_sum", "%208 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k119_mul", "%209 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k121_fused_add_mul", "%211 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k127_matmul_add", "%217 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_k129_permute", "%219 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_k127_matmul_add", "%225 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_k129_permute", "%227 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_k127_matmul_add", "%233 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_k129_permute", "%235 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_k153_matmul_add_mul_scale", "%243 matmul+add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k154_max", "%244 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k157_fused_exp_sub", "%247 fused:exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k159_fused_sum_mul", "%249 fused:sum_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k160_clampmin", "%250 map:clampmin [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k161_fused_div_mul", "%251 fused:div_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k162_matmul", "%252 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0},
-    {"convirt_k163_permute", "%253 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0},
-    {"convirt_k261_matmul_add_add", "%261 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k175_fused_scale_sum", "%265 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k176_sub", "%266 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k118_fused_rsqrt_addc_scale_sum", "%271 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k119_mul", "%272 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k121_fused_add_mul", "%274 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k190_matmul_add", "%280 matmul+add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k191_gelu", "%281 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"convirt_k198_matmul_add_add", "%288 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"convirt_k175_fused_scale_sum", "%292 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"convirt_k176_sub", "%293 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"convirt_k118_fused_rsqrt_addc_scale_sum", "%298 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"convirt_k119_mul", "%299 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"convirt_k121_fused_add_mul", "%301 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"convirt_k302_slice", "%302 slice [T,1,128]", "graphs/lib/text_encoder.lua:35", 0, 0, 0, 0, 0},
-    {"convirt_k307_matmul_add", "%307 matmul+add [T,128]", "graphs/lib/text_encoder.lua:36", 0, 0, 0, 0, 0},
-    {"convirt_text_k206_slice", "%308 slice [T,39,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0},
-    {"convirt_text_k212_matmul_add", "%314 matmul+add [T,39,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k7_fused_sum_square", "%316 fused:sum_square [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k9_fused_rsqrt_clampmin", "%318 fused:rsqrt_clampmin [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k10_mul", "%319 map:mul [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k12_fused_sum_square", "%321 fused:sum_square [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k14_fused_rsqrt_clampmin", "%323 fused:rsqrt_clampmin [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k15_mul", "%324 map:mul [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k17_matmul_scale", "%326 matmul+scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k18_eye", "%327 eye [T,B]", "graphs/lib/losses.lua:9", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k19_max", "%328 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k22_fused_exp_sub", "%331 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k23_sum", "%332 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k24_clampmin", "%333 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k27_mul", "%336 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k30_max", "%339 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k33_fused_exp_sub", "%342 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k34_sum", "%343 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k35_clampmin", "%344 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k34_sum", "%348 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k23_sum", "%350 reduce [T,1]", "graphs/lib/losses.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k42_fused_mul_sub_add_log", "%351 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k43_sum", "%352 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k46_fused_scale_add_sum_sub", "%355 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k49_fused_sum_square", "%358 fused:sum_square [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k51_fused_rsqrt_clampmin", "%360 fused:rsqrt_clampmin [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k52_mul", "%361 map:mul [T,39,128]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k56_fused_sum_square", "%365 fused:sum_square [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k58_fused_rsqrt_clampmin", "%367 fused:rsqrt_clampmin [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k59_mul", "%368 map:mul [1,B,64,128]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k60_matmul", "%369 matmul [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k62_fused_max_scale", "%371 fused:max_scale [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k65_fused_exp_sub_scale", "%374 fused:exp_sub_scale [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k66_sum", "%375 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k67_div", "%376 map:div [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k68_matmul", "%377 matmul [T,B,39,128]", "graphs/lib/matching.lua:11", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k70_fused_sum_square", "%379 fused:sum_square [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k72_fused_rsqrt_clampmin", "%381 fused:rsqrt_clampmin [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k73_mul", "%382 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k81_fused_scale_addc_neg", "%390 fused:scale_addc_neg [T,1,39,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k82_fused_add_mul_scale_sum", "%391 fused:add_mul_scale_sum [T,B,39,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k83_max", "%392 reduce [T,B,1,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k86_fused_exp_sub", "%395 fused:exp_sub [T,B,39,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k87_mul", "%396 map:mul [T,B,39,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k88_sum", "%397 reduce [T,B,1,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k89_clampmin", "%398 map:clampmin [T,B,1,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k92_fused_scale_add_log", "%401 fused:scale_add_log [T,B,1,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k94_scale", "%403 map:scale [T,B]", "graphs/lib/model.lua:50", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k19_max", "%405 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k22_fused_exp_sub", "%408 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k23_sum", "%409 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k24_clampmin", "%410 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k27_mul", "%413 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k30_max", "%416 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k33_fused_exp_sub", "%419 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k34_sum", "%420 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k35_clampmin", "%421 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k34_sum", "%425 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k42_fused_mul_sub_add_log", "%428 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k43_sum", "%429 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k46_fused_scale_add_sum_sub", "%432 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k113_add", "%434 map:add []", "graphs/lib/model.lua:85", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k58_fill", "%493 fill []", "graphs/lib/model.lua:87", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k60_scale", "%495 map:scale [1,1]", "graphs/lib/losses.lua:16", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k63_fused_mul_id", "%498 fused:mul_id [T,1]", "graphs/lib/losses.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k65_fused_neg_id", "%500 fused:neg_id [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k159_fused_mul_id", "%502 fused:mul_id [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k71_fused_mul_div_id_step", "%506 fused:mul_div_id_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k77_neg", "%512 map:neg [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k171_fused_mul_id", "%514 fused:mul_id [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k84_fused_mul_div_step", "%519 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k182_fused_scale_add_add_add", "%525 fused:scale_add_add_add [T,B]", "graphs/lib/model.lua:50", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k187_fused_mul_div_scale_step", "%530 fused:mul_div_scale_step [T,B,1,1]", "graphs/lib/model.lua:49", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k199_fused_scale_mul_mul_mul", "%542 fused:scale_mul_mul_mul [T,B,39,1]", "graphs/lib/model.lua:49", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k201_fused_mul_id", "%544 fused:mul_id [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k203_sum", "%546 reduce [T,1,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k212_fused_mul_mul_sum_mul", "%555 fused:mul_mul_sum_mul [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k216_fused_add_mul_mul_id", "%559 fused:add_mul_mul_id [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k219_matmul_sum", "%562 matmul [1,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k220_matmul_div", "%563 matmul+div [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k223_fused_sum_neg_mul", "%566 fused:sum_neg_mul [T,B,39,1]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k229_fused_scale_mul_add_id", "%572 fused:scale_mul_add_id [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k232_matmul_sum", "%575 matmul [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k233_matmul_sum", "%576 matmul [1,B,64,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k234_add", "%577 map:add [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k244_fused_mul_mul_sum_mul", "%587 fused:mul_mul_sum_mul [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k248_fused_add_add_mul_mul", "%591 fused:add_add_mul_mul [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k259_fused_mul_mul_sum_mul", "%602 fused:mul_mul_sum_mul [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k263_fused_add_mul_mul_id", "%606 fused:add_mul_mul_id [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k71_fused_mul_div_id_step", "%619 fused:mul_div_id_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k84_fused_mul_div_step", "%632 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k295_fused_scale_add_add_add", "%638 fused:scale_add_add_add [T,B]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k91_matmul", "%639 matmul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k92_matmul", "%640 matmul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k101_fused_mul_mul_sum_mul", "%649 fused:mul_mul_sum_mul [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k105_fused_add_mul_mul_id", "%653 fused:add_mul_mul_id [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k114_fused_mul_mul_sum_mul", "%662 fused:mul_mul_sum_mul [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k118_fused_add_mul_mul_id", "%666 fused:add_mul_mul_id [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_text_vjp_k273_sum", "%667 reduce [1,39,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
-    {"convirt_text_vjp_k275_sum", "%669 reduce [1,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
-    {"convirt_text_vjp_k278_matmul", "%672 matmul [39*T,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
-    {"convirt_text_vjp_k279_matmul", "%673 matmul [128,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
-    {"convirt_text_vjp_k281_pad", "%675 pad [T,40,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
-    {"convirt_k462_sum", "%676 reduce [1,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"convirt_k464_matmul", "%678 matmul [T,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"convirt_k465_matmul", "%679 matmul [128,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"convirt_k467_pad", "%681 pad [T,40,128]", "graphs/lib/text_encoder.lua:35", 1, 0, 0, 0, 0},
-    {"convirt_text_vjp_k288_add", "%682 map:add [T,40,128]", "graphs/lib/text_encoder.lua:35", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%683 reduce [1,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%685 reduce [1,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k473_mul", "%688 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%689 reduce [1,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%691 reduce [1,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k485_fused_scale_mul_sum_mul", "%700 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k489_fused_add_mul_mul_mul", "%704 fused:add_mul_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k492_fused_scale_sum_neg", "%707 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k494_fused_add_id", "%709 fused:add_id [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%710 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%712 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k501_matmul", "%716 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k504_matmul_mul_gelu_grad", "%719 matmul+mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k505_sum", "%720 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k507_sum", "%722 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k510_matmul", "%725 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k511_matmul", "%726 matmul [512,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%728 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%730 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k473_mul", "%733 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%734 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%736 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k485_fused_scale_mul_sum_mul", "%745 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k489_fused_add_mul_mul_mul", "%749 fused:add_mul_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k492_fused_scale_sum_neg", "%753 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k540_fused_add_add_id", "%755 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%756 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%758 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k546_matmul", "%761 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k547_matmul", "%762 matmul [128,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k129_permute", "%765 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:18", 1, 0, 0, 0, 0},
-    {"convirt_k552_matmul", "%767 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_k553_matmul_div", "%768 matmul+div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"convirt_k558_fused_mul_sum_neg_mul", "%773 fused:mul_sum_neg_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"convirt_k574_fused_scale_mul_mul_mul", "%789 fused:scale_mul_mul_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"convirt_k162_matmul", "%790 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"convirt_k552_matmul", "%791 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"convirt_k163_permute", "%792 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%794 reduce [1,40,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%796 reduce [1,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k547_matmul", "%800 matmul [128,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k163_permute", "%802 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%804 reduce [1,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%806 reduce [1,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k546_matmul", "%809 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k547_matmul", "%810 matmul [128,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k163_permute", "%813 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%815 reduce [1,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%817 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k546_matmul", "%820 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k547_matmul", "%821 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k608_matmul_add_add", "%823 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%824 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%826 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k473_mul", "%829 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%830 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%832 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k485_fused_scale_mul_sum_mul", "%841 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k489_fused_add_mul_mul_mul", "%845 fused:add_mul_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k492_fused_scale_sum_neg", "%849 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k540_fused_add_add_id", "%851 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%852 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%854 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k501_matmul", "%858 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k504_matmul_mul_gelu_grad", "%861 matmul+mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k505_sum", "%862 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k507_sum", "%864 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k510_matmul", "%867 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k511_matmul", "%868 matmul [512,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%870 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%872 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k473_mul", "%875 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%876 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%878 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k485_fused_scale_mul_sum_mul", "%887 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k489_fused_add_mul_mul_mul", "%891 fused:add_mul_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k492_fused_scale_sum_neg", "%895 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k540_fused_add_add_id", "%897 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%898 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%900 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k546_matmul", "%903 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k547_matmul", "%904 matmul [128,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k129_permute", "%907 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:18", 1, 0, 0, 0, 0},
-    {"convirt_k552_matmul", "%909 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_k553_matmul_div", "%910 matmul+div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"convirt_k558_fused_mul_sum_neg_mul", "%915 fused:mul_sum_neg_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"convirt_k574_fused_scale_mul_mul_mul", "%931 fused:scale_mul_mul_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"convirt_k162_matmul", "%932 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"convirt_k552_matmul", "%933 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"convirt_k163_permute", "%934 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%936 reduce [1,40,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%938 reduce [1,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k547_matmul", "%942 matmul [128,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k163_permute", "%944 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%946 reduce [1,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%948 reduce [1,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k546_matmul", "%951 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k547_matmul", "%952 matmul [128,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k163_permute", "%955 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%957 reduce [1,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%959 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k546_matmul", "%962 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k547_matmul", "%963 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k608_matmul_add_add", "%965 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%966 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%968 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k473_mul", "%971 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%972 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%974 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k485_fused_scale_mul_sum_mul", "%983 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k489_fused_add_mul_mul_mul", "%987 fused:add_mul_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k492_fused_scale_sum_neg", "%991 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k540_fused_add_add_id", "%993 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%994 reduce [1,40,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0},
-    {"convirt_k781_scatter_add", "%996 scatter_add [1024,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k128_sum", "%997 reduce [1,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k131_matmul", "%1000 matmul [128,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k132_matmul_scale", "%1001 matmul+scale [B,128]", "graphs/lib/image_encoder.lua:35", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k135_sum", "%1004 reduce [1,64,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k137_sum", "%1006 reduce [1,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k140_matmul", "%1009 matmul [64*B,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k141_matmul", "%1010 matmul [128,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k143_fused_add_id", "%1012 fused:add_id [B,64,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k144_permute", "%1013 permute [B,128,64]", "graphs/lib/image_encoder.lua:33", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k147_fused_mul_step", "%1016 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k148_group_norm_sums", "%1017 group_norm_sums [B,128,2]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k149_group_norm_grad_x", "%1018 group_norm_grad_x [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k150_sum", "%1019 reduce [1,128,2]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k152_slice", "%1021 slice [128,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k154_slice", "%1023 slice [128,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k157_sum", "%1026 reduce [B,128,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k128_sum", "%1027 reduce [1,128,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k160_conv2d_input_grad", "%1029 conv2d_input_grad [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k161_conv2d_weight_grad", "%1030 conv2d_weight_grad [128,128,3,3]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k147_fused_mul_step", "%1032 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k148_group_norm_sums", "%1033 group_norm_sums [B,128,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k149_group_norm_grad_x", "%1034 group_norm_grad_x [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k150_sum", "%1035 reduce [1,128,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k152_slice", "%1037 slice [128,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k154_slice", "%1039 slice [128,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k157_sum", "%1042 reduce [B,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k128_sum", "%1043 reduce [1,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k160_conv2d_input_grad", "%1045 conv2d_input_grad [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k161_conv2d_weight_grad", "%1046 conv2d_weight_grad [128,128,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k180_fused_mul_add_step", "%1049 fused:mul_add_step [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k148_group_norm_sums", "%1050 group_norm_sums [B,128,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k149_group_norm_grad_x", "%1051 group_norm_grad_x [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k150_sum", "%1052 reduce [1,128,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k152_slice", "%1054 slice [128,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k154_slice", "%1056 slice [128,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k157_sum", "%1059 reduce [B,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k128_sum", "%1060 reduce [1,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k193_conv2d_input_grad", "%1062 conv2d_input_grad [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k194_conv2d_weight_grad", "%1063 conv2d_weight_grad [128,64,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k196_fused_mul_step", "%1065 fused:mul_step [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k197_group_norm_sums", "%1066 group_norm_sums [B,64,2]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k198_group_norm_grad_x", "%1067 group_norm_grad_x [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k128_sum", "%1068 reduce [1,64,2]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k201_slice", "%1070 slice [64,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k203_slice", "%1072 slice [64,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k206_sum", "%1075 reduce [B,64,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k207_sum", "%1076 reduce [1,64,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k209_conv2d_input_grad", "%1078 conv2d_input_grad [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k210_conv2d_weight_grad", "%1079 conv2d_weight_grad [64,64,3,3]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k196_fused_mul_step", "%1081 fused:mul_step [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k197_group_norm_sums", "%1082 group_norm_sums [B,64,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k198_group_norm_grad_x", "%1083 group_norm_grad_x [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k128_sum", "%1084 reduce [1,64,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k201_slice", "%1086 slice [64,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k203_slice", "%1088 slice [64,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k206_sum", "%1091 reduce [B,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k207_sum", "%1092 reduce [1,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k209_conv2d_input_grad", "%1094 conv2d_input_grad [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k210_conv2d_weight_grad", "%1095 conv2d_weight_grad [64,64,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k229_fused_mul_add_step", "%1098 fused:mul_add_step [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k197_group_norm_sums", "%1099 group_norm_sums [B,64,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k198_group_norm_grad_x", "%1100 group_norm_grad_x [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k128_sum", "%1101 reduce [1,64,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k201_slice", "%1103 slice [64,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k203_slice", "%1105 slice [64,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k206_sum", "%1108 reduce [B,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k207_sum", "%1109 reduce [1,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k242_conv2d_input_grad", "%1111 conv2d_input_grad [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k243_conv2d_weight_grad", "%1112 conv2d_weight_grad [64,32,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k245_fused_mul_step", "%1114 fused:mul_step [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k246_group_norm_sums", "%1115 group_norm_sums [B,32,2]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k247_group_norm_grad_x", "%1116 group_norm_grad_x [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k207_sum", "%1117 reduce [1,32,2]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k250_slice", "%1119 slice [32,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k252_slice", "%1121 slice [32,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k255_sum", "%1124 reduce [B,32,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k256_sum", "%1125 reduce [1,32,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k258_conv2d_input_grad", "%1127 conv2d_input_grad [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k259_conv2d_weight_grad", "%1128 conv2d_weight_grad [32,32,3,3]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k245_fused_mul_step", "%1130 fused:mul_step [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k246_group_norm_sums", "%1131 group_norm_sums [B,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k247_group_norm_grad_x", "%1132 group_norm_grad_x [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k207_sum", "%1133 reduce [1,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k250_slice", "%1135 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k252_slice", "%1137 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k255_sum", "%1140 reduce [B,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k256_sum", "%1141 reduce [1,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k258_conv2d_input_grad", "%1143 conv2d_input_grad [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k259_conv2d_weight_grad", "%1144 conv2d_weight_grad [32,32,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k278_fused_mul_add_step", "%1147 fused:mul_add_step [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k246_group_norm_sums", "%1148 group_norm_sums [B,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k247_group_norm_grad_x", "%1149 group_norm_grad_x [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k207_sum", "%1150 reduce [1,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k250_slice", "%1152 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k252_slice", "%1154 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k255_sum", "%1157 reduce [B,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k256_sum", "%1158 reduce [1,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k291_conv2d_input_grad", "%1160 conv2d_input_grad [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k292_conv2d_weight_grad", "%1161 conv2d_weight_grad [32,32,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k294_fused_mul_step", "%1163 fused:mul_step [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k295_group_norm_sums", "%1164 group_norm_sums [B,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k296_group_norm_grad_x", "%1165 group_norm_grad_x [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k207_sum", "%1166 reduce [1,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k250_slice", "%1168 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k252_slice", "%1170 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k304_sum", "%1173 reduce [B,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k256_sum", "%1174 reduce [1,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k308_conv2d_weight_grad", "%1177 conv2d_weight_grad [32,1,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_k3_fused_scale_addc", "%6 fused:scale_addc [B,1,64,64]", "graphs/lib/image_encoder.lua:19", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k6_conv2d", "%9 conv2d [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k9_group_norm_stats", "%12 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k10_group_norm", "%13 group_norm [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k11_relu", "%14 map:relu [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k14_conv2d", "%17 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k17_group_norm_stats", "%20 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k18_group_norm", "%21 group_norm [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k19_relu", "%22 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k22_conv2d", "%25 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k17_group_norm_stats", "%28 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k18_group_norm", "%29 group_norm [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k19_relu", "%30 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k22_conv2d", "%33 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k17_group_norm_stats", "%36 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k18_group_norm", "%37 group_norm [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k35_add", "%38 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k19_relu", "%39 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k39_conv2d", "%42 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k42_group_norm_stats", "%45 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k43_group_norm", "%46 group_norm [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k44_relu", "%47 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k47_conv2d", "%50 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k42_group_norm_stats", "%53 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k43_group_norm", "%54 group_norm [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k44_relu", "%55 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k47_conv2d", "%58 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k42_group_norm_stats", "%61 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k43_group_norm", "%62 group_norm [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k60_add", "%63 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k44_relu", "%64 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k64_conv2d", "%67 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k67_group_norm_stats", "%70 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k68_group_norm", "%71 group_norm [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k69_relu", "%72 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k72_conv2d", "%75 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k67_group_norm_stats", "%78 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k68_group_norm", "%79 group_norm [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k69_relu", "%80 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k72_conv2d", "%83 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k67_group_norm_stats", "%86 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k68_group_norm", "%87 group_norm [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k85_add", "%88 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k69_relu", "%89 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k88_permute", "%91 permute [B,64,128]", "graphs/lib/image_encoder.lua:33", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k94_matmul_add", "%97 matmul+add [B,64,128]", "graphs/lib/image_encoder.lua:34", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k95_sum", "%98 reduce [B,1,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k97_scale", "%100 map:scale [B,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k101_matmul_add", "%104 matmul+add [B,128]", "graphs/lib/image_encoder.lua:36", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k107_gather", "%107 gather [T,40,128]", "graphs/lib/text_encoder.lua:32", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k112_fused_scale_sum_add", "%112 fused:scale_sum_add [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k113_fused_sub_add", "%113 fused:sub_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k118_fused_rsqrt_addc_scale_sum", "%118 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k119_mul", "%119 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k121_fused_add_mul", "%121 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k127_matmul_add", "%127 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k129_permute", "%129 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k127_matmul_add", "%135 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k129_permute", "%137 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k127_matmul_add", "%143 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k129_permute", "%145 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k152_fused_scale_addc_neg", "%152 fused:scale_addc_neg [T,1,1,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k153_matmul_add_mul_scale", "%153 matmul+add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k154_max", "%154 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k157_fused_exp_sub", "%157 fused:exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k159_fused_sum_mul", "%159 fused:sum_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k160_clampmin", "%160 map:clampmin [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k161_fused_div_mul", "%161 fused:div_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k162_matmul", "%162 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k163_permute", "%163 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k168_matmul", "%168 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k171_fused_add_add_add", "%171 fused:add_add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k175_fused_scale_sum", "%175 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k176_sub", "%176 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k118_fused_rsqrt_addc_scale_sum", "%181 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k119_mul", "%182 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k121_fused_add_mul", "%184 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k190_matmul_add", "%190 matmul+add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k191_gelu", "%191 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k198_matmul_add_add", "%198 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k175_fused_scale_sum", "%202 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k176_sub", "%203 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k118_fused_rsqrt_addc_scale_sum", "%208 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k119_mul", "%209 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k121_fused_add_mul", "%211 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k127_matmul_add", "%217 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k129_permute", "%219 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k127_matmul_add", "%225 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k129_permute", "%227 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k127_matmul_add", "%233 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k129_permute", "%235 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k153_matmul_add_mul_scale", "%243 matmul+add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k154_max", "%244 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k157_fused_exp_sub", "%247 fused:exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k159_fused_sum_mul", "%249 fused:sum_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k160_clampmin", "%250 map:clampmin [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k161_fused_div_mul", "%251 fused:div_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k162_matmul", "%252 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k163_permute", "%253 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k261_matmul_add_add", "%261 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k175_fused_scale_sum", "%265 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k176_sub", "%266 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k118_fused_rsqrt_addc_scale_sum", "%271 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k119_mul", "%272 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k121_fused_add_mul", "%274 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k190_matmul_add", "%280 matmul+add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k191_gelu", "%281 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k198_matmul_add_add", "%288 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k175_fused_scale_sum", "%292 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k176_sub", "%293 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k118_fused_rsqrt_addc_scale_sum", "%298 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k119_mul", "%299 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k121_fused_add_mul", "%301 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k302_slice", "%302 slice [T,1,128]", "graphs/lib/text_encoder.lua:35", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k307_matmul_add", "%307 matmul+add [T,128]", "graphs/lib/text_encoder.lua:36", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_text_k206_slice", "%308 slice [T,39,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_text_k212_matmul_add", "%314 matmul+add [T,39,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k7_fused_sum_square", "%316 fused:sum_square [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k9_fused_rsqrt_clampmin", "%318 fused:rsqrt_clampmin [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k10_mul", "%319 map:mul [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k12_fused_sum_square", "%321 fused:sum_square [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k14_fused_rsqrt_clampmin", "%323 fused:rsqrt_clampmin [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k15_mul", "%324 map:mul [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k17_matmul_scale", "%326 matmul+scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k18_eye", "%327 eye [T,B]", "graphs/lib/losses.lua:9", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k19_max", "%328 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k22_fused_exp_sub", "%331 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k23_sum", "%332 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k24_clampmin", "%333 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k27_mul", "%336 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k30_max", "%339 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k33_fused_exp_sub", "%342 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k34_sum", "%343 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k35_clampmin", "%344 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k34_sum", "%348 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k23_sum", "%350 reduce [T,1]", "graphs/lib/losses.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k42_fused_mul_sub_add_log", "%351 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k43_sum", "%352 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k46_fused_scale_add_sum_sub", "%355 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k49_fused_sum_square", "%358 fused:sum_square [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k51_fused_rsqrt_clampmin", "%360 fused:rsqrt_clampmin [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k52_mul", "%361 map:mul [T,39,128]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k56_fused_sum_square", "%365 fused:sum_square [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k58_fused_rsqrt_clampmin", "%367 fused:rsqrt_clampmin [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k59_mul", "%368 map:mul [1,B,64,128]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k60_matmul", "%369 matmul [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k62_fused_max_scale", "%371 fused:max_scale [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k65_fused_exp_sub_scale", "%374 fused:exp_sub_scale [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k66_sum", "%375 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k67_div", "%376 map:div [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k68_matmul", "%377 matmul [T,B,39,128]", "graphs/lib/matching.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k70_fused_sum_square", "%379 fused:sum_square [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k72_fused_rsqrt_clampmin", "%381 fused:rsqrt_clampmin [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k73_mul", "%382 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k81_fused_scale_addc_neg", "%390 fused:scale_addc_neg [T,1,39,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k82_fused_add_mul_scale_sum", "%391 fused:add_mul_scale_sum [T,B,39,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k83_max", "%392 reduce [T,B,1,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k86_fused_exp_sub", "%395 fused:exp_sub [T,B,39,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k87_mul", "%396 map:mul [T,B,39,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k88_sum", "%397 reduce [T,B,1,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k89_clampmin", "%398 map:clampmin [T,B,1,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k92_fused_scale_add_log", "%401 fused:scale_add_log [T,B,1,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k94_scale", "%403 map:scale [T,B]", "graphs/lib/model.lua:50", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k19_max", "%405 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k22_fused_exp_sub", "%408 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k23_sum", "%409 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k24_clampmin", "%410 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k27_mul", "%413 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k30_max", "%416 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k33_fused_exp_sub", "%419 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k34_sum", "%420 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k35_clampmin", "%421 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k34_sum", "%425 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k42_fused_mul_sub_add_log", "%428 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k43_sum", "%429 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k46_fused_scale_add_sum_sub", "%432 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k113_add", "%434 map:add []", "graphs/lib/model.lua:85", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k58_fill", "%493 fill []", "graphs/lib/model.lua:87", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k60_scale", "%495 map:scale [1,1]", "graphs/lib/losses.lua:16", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k63_fused_mul_id", "%498 fused:mul_id [T,1]", "graphs/lib/losses.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k65_fused_neg_id", "%500 fused:neg_id [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k159_fused_mul_id", "%502 fused:mul_id [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k71_fused_mul_div_id_step", "%506 fused:mul_div_id_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k77_neg", "%512 map:neg [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k171_fused_mul_id", "%514 fused:mul_id [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k84_fused_mul_div_step", "%519 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k182_fused_scale_add_add_add", "%525 fused:scale_add_add_add [T,B]", "graphs/lib/model.lua:50", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k187_fused_mul_div_scale_step", "%530 fused:mul_div_scale_step [T,B,1,1]", "graphs/lib/model.lua:49", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k199_fused_scale_mul_mul_mul", "%542 fused:scale_mul_mul_mul [T,B,39,1]", "graphs/lib/model.lua:49", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k201_fused_mul_id", "%544 fused:mul_id [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k203_sum", "%546 reduce [T,1,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k212_fused_mul_mul_sum_mul", "%555 fused:mul_mul_sum_mul [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k216_fused_add_mul_mul_id", "%559 fused:add_mul_mul_id [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k219_matmul_sum", "%562 matmul [1,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k220_matmul_div", "%563 matmul+div [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k223_fused_sum_neg_mul", "%566 fused:sum_neg_mul [T,B,39,1]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k229_fused_scale_mul_add_id", "%572 fused:scale_mul_add_id [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k232_matmul_sum", "%575 matmul [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k233_matmul_sum", "%576 matmul [1,B,64,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k234_add", "%577 map:add [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k244_fused_mul_mul_sum_mul", "%587 fused:mul_mul_sum_mul [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k248_fused_add_add_mul_mul", "%591 fused:add_add_mul_mul [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k259_fused_mul_mul_sum_mul", "%602 fused:mul_mul_sum_mul [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k263_fused_add_mul_mul_id", "%606 fused:add_mul_mul_id [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k71_fused_mul_div_id_step", "%619 fused:mul_div_id_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k84_fused_mul_div_step", "%632 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k295_fused_scale_add_add_add", "%638 fused:scale_add_add_add [T,B]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k91_matmul", "%639 matmul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k92_matmul", "%640 matmul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k101_fused_mul_mul_sum_mul", "%649 fused:mul_mul_sum_mul [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k105_fused_add_mul_mul_id", "%653 fused:add_mul_mul_id [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k114_fused_mul_mul_sum_mul", "%662 fused:mul_mul_sum_mul [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k118_fused_add_mul_mul_id", "%666 fused:add_mul_mul_id [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_text_vjp_k273_sum", "%667 reduce [1,39,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_text_vjp_k275_sum", "%669 reduce [1,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_text_vjp_k278_matmul", "%672 matmul [39*T,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_text_vjp_k279_matmul", "%673 matmul [128,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_text_vjp_k281_pad", "%675 pad [T,40,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k462_sum", "%676 reduce [1,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k464_matmul", "%678 matmul [T,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k465_matmul", "%679 matmul [128,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k467_pad", "%681 pad [T,40,128]", "graphs/lib/text_encoder.lua:35", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_text_vjp_k288_add", "%682 map:add [T,40,128]", "graphs/lib/text_encoder.lua:35", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%683 reduce [1,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%685 reduce [1,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k473_mul", "%688 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%689 reduce [1,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%691 reduce [1,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k485_fused_scale_mul_sum_mul", "%700 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k489_fused_add_mul_mul_mul", "%704 fused:add_mul_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k492_fused_scale_sum_neg", "%707 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k494_fused_add_id", "%709 fused:add_id [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%710 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%712 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k501_matmul", "%716 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k504_matmul_mul_gelu_grad", "%719 matmul+mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k505_sum", "%720 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k507_sum", "%722 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k510_matmul", "%725 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k511_matmul", "%726 matmul [512,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%728 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%730 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k473_mul", "%733 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%734 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%736 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k485_fused_scale_mul_sum_mul", "%745 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k489_fused_add_mul_mul_mul", "%749 fused:add_mul_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k492_fused_scale_sum_neg", "%753 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k540_fused_add_add_id", "%755 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%756 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%758 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k546_matmul", "%761 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k547_matmul", "%762 matmul [128,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k129_permute", "%765 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:18", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k552_matmul", "%767 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k553_matmul_div", "%768 matmul+div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k558_fused_mul_sum_neg_mul", "%773 fused:mul_sum_neg_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k574_fused_scale_mul_mul_mul", "%789 fused:scale_mul_mul_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k162_matmul", "%790 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k552_matmul", "%791 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k163_permute", "%792 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%794 reduce [1,40,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%796 reduce [1,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k547_matmul", "%800 matmul [128,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k163_permute", "%802 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%804 reduce [1,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%806 reduce [1,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k546_matmul", "%809 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k547_matmul", "%810 matmul [128,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k163_permute", "%813 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%815 reduce [1,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%817 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k546_matmul", "%820 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k547_matmul", "%821 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k608_matmul_add_add", "%823 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%824 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%826 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k473_mul", "%829 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%830 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%832 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k485_fused_scale_mul_sum_mul", "%841 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k489_fused_add_mul_mul_mul", "%845 fused:add_mul_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k492_fused_scale_sum_neg", "%849 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k540_fused_add_add_id", "%851 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%852 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%854 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k501_matmul", "%858 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k504_matmul_mul_gelu_grad", "%861 matmul+mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k505_sum", "%862 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k507_sum", "%864 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k510_matmul", "%867 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k511_matmul", "%868 matmul [512,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%870 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%872 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k473_mul", "%875 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%876 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%878 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k485_fused_scale_mul_sum_mul", "%887 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k489_fused_add_mul_mul_mul", "%891 fused:add_mul_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k492_fused_scale_sum_neg", "%895 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k540_fused_add_add_id", "%897 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%898 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%900 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k546_matmul", "%903 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k547_matmul", "%904 matmul [128,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k129_permute", "%907 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:18", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k552_matmul", "%909 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k553_matmul_div", "%910 matmul+div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k558_fused_mul_sum_neg_mul", "%915 fused:mul_sum_neg_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k574_fused_scale_mul_mul_mul", "%931 fused:scale_mul_mul_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k162_matmul", "%932 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k552_matmul", "%933 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k163_permute", "%934 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%936 reduce [1,40,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%938 reduce [1,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k547_matmul", "%942 matmul [128,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k163_permute", "%944 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%946 reduce [1,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%948 reduce [1,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k546_matmul", "%951 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k547_matmul", "%952 matmul [128,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k163_permute", "%955 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%957 reduce [1,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%959 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k546_matmul", "%962 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k547_matmul", "%963 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k608_matmul_add_add", "%965 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%966 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%968 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k473_mul", "%971 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%972 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%974 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k485_fused_scale_mul_sum_mul", "%983 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k489_fused_add_mul_mul_mul", "%987 fused:add_mul_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k492_fused_scale_sum_neg", "%991 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k540_fused_add_add_id", "%993 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%994 reduce [1,40,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k781_scatter_add", "%996 scatter_add [1024,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k128_sum", "%997 reduce [1,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k131_matmul", "%1000 matmul [128,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k132_matmul_scale", "%1001 matmul+scale [B,128]", "graphs/lib/image_encoder.lua:35", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k135_sum", "%1004 reduce [1,64,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k137_sum", "%1006 reduce [1,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k140_matmul", "%1009 matmul [64*B,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k141_matmul", "%1010 matmul [128,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k143_fused_add_id", "%1012 fused:add_id [B,64,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k144_permute", "%1013 permute [B,128,64]", "graphs/lib/image_encoder.lua:33", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k147_fused_mul_step", "%1016 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k148_group_norm_sums", "%1017 group_norm_sums [B,128,2]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k149_group_norm_grad_x", "%1018 group_norm_grad_x [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k150_sum", "%1019 reduce [1,128,2]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k152_slice", "%1021 slice [128,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k154_slice", "%1023 slice [128,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k157_sum", "%1026 reduce [B,128,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k128_sum", "%1027 reduce [1,128,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k160_conv2d_input_grad", "%1029 conv2d_input_grad [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k161_conv2d_weight_grad", "%1030 conv2d_weight_grad [128,128,3,3]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k147_fused_mul_step", "%1032 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k148_group_norm_sums", "%1033 group_norm_sums [B,128,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k149_group_norm_grad_x", "%1034 group_norm_grad_x [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k150_sum", "%1035 reduce [1,128,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k152_slice", "%1037 slice [128,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k154_slice", "%1039 slice [128,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k157_sum", "%1042 reduce [B,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k128_sum", "%1043 reduce [1,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k160_conv2d_input_grad", "%1045 conv2d_input_grad [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k161_conv2d_weight_grad", "%1046 conv2d_weight_grad [128,128,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k180_fused_mul_add_step", "%1049 fused:mul_add_step [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k148_group_norm_sums", "%1050 group_norm_sums [B,128,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k149_group_norm_grad_x", "%1051 group_norm_grad_x [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k150_sum", "%1052 reduce [1,128,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k152_slice", "%1054 slice [128,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k154_slice", "%1056 slice [128,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k157_sum", "%1059 reduce [B,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k128_sum", "%1060 reduce [1,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k193_conv2d_input_grad", "%1062 conv2d_input_grad [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k194_conv2d_weight_grad", "%1063 conv2d_weight_grad [128,64,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k196_fused_mul_step", "%1065 fused:mul_step [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k197_group_norm_sums", "%1066 group_norm_sums [B,64,2]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k198_group_norm_grad_x", "%1067 group_norm_grad_x [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k128_sum", "%1068 reduce [1,64,2]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k201_slice", "%1070 slice [64,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k203_slice", "%1072 slice [64,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k206_sum", "%1075 reduce [B,64,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k207_sum", "%1076 reduce [1,64,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k209_conv2d_input_grad", "%1078 conv2d_input_grad [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k210_conv2d_weight_grad", "%1079 conv2d_weight_grad [64,64,3,3]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k196_fused_mul_step", "%1081 fused:mul_step [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k197_group_norm_sums", "%1082 group_norm_sums [B,64,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k198_group_norm_grad_x", "%1083 group_norm_grad_x [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k128_sum", "%1084 reduce [1,64,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k201_slice", "%1086 slice [64,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k203_slice", "%1088 slice [64,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k206_sum", "%1091 reduce [B,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k207_sum", "%1092 reduce [1,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k209_conv2d_input_grad", "%1094 conv2d_input_grad [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k210_conv2d_weight_grad", "%1095 conv2d_weight_grad [64,64,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k229_fused_mul_add_step", "%1098 fused:mul_add_step [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k197_group_norm_sums", "%1099 group_norm_sums [B,64,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k198_group_norm_grad_x", "%1100 group_norm_grad_x [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k128_sum", "%1101 reduce [1,64,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k201_slice", "%1103 slice [64,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k203_slice", "%1105 slice [64,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k206_sum", "%1108 reduce [B,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k207_sum", "%1109 reduce [1,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k242_conv2d_input_grad", "%1111 conv2d_input_grad [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k243_conv2d_weight_grad", "%1112 conv2d_weight_grad [64,32,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k245_fused_mul_step", "%1114 fused:mul_step [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k246_group_norm_sums", "%1115 group_norm_sums [B,32,2]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k247_group_norm_grad_x", "%1116 group_norm_grad_x [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k207_sum", "%1117 reduce [1,32,2]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k250_slice", "%1119 slice [32,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k252_slice", "%1121 slice [32,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k255_sum", "%1124 reduce [B,32,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k256_sum", "%1125 reduce [1,32,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k258_conv2d_input_grad", "%1127 conv2d_input_grad [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k259_conv2d_weight_grad", "%1128 conv2d_weight_grad [32,32,3,3]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k245_fused_mul_step", "%1130 fused:mul_step [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k246_group_norm_sums", "%1131 group_norm_sums [B,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k247_group_norm_grad_x", "%1132 group_norm_grad_x [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k207_sum", "%1133 reduce [1,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k250_slice", "%1135 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k252_slice", "%1137 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k255_sum", "%1140 reduce [B,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k256_sum", "%1141 reduce [1,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k258_conv2d_input_grad", "%1143 conv2d_input_grad [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k259_conv2d_weight_grad", "%1144 conv2d_weight_grad [32,32,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k278_fused_mul_add_step", "%1147 fused:mul_add_step [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k246_group_norm_sums", "%1148 group_norm_sums [B,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k247_group_norm_grad_x", "%1149 group_norm_grad_x [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k207_sum", "%1150 reduce [1,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k250_slice", "%1152 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k252_slice", "%1154 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k255_sum", "%1157 reduce [B,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k256_sum", "%1158 reduce [1,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k291_conv2d_input_grad", "%1160 conv2d_input_grad [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k292_conv2d_weight_grad", "%1161 conv2d_weight_grad [32,32,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k294_fused_mul_step", "%1163 fused:mul_step [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k295_group_norm_sums", "%1164 group_norm_sums [B,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k296_group_norm_grad_x", "%1165 group_norm_grad_x [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k207_sum", "%1166 reduce [1,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k250_slice", "%1168 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k252_slice", "%1170 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k304_sum", "%1173 reduce [B,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k256_sum", "%1174 reduce [1,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k308_conv2d_weight_grad", "%1177 conv2d_weight_grad [32,1,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
 };
 const reclf_prof_table reclf_profile_gloria = {446, prof};
 #define CALL(i, fl, by, call) do { double t0_ = reclf_prof_now(); call; prof[i].seconds += reclf_prof_now() - t0_; \
     prof[i].calls++; prof[i].flops += (fl); prof[i].bytes += (double)(by); } while (0)
+#define PROF_GEMM(i, m, n, k) (prof[i].gemm_m = (m), prof[i].gemm_n = (n), prof[i].gemm_k = (k))
 #else
 #define CALL(i, fl, by, call) call
+#define PROF_GEMM(i, m, n, k) ((void)0)
 #endif
 
 static size_t arena_bytes(const long *dims) {
@@ -486,49 +488,60 @@ static void forward(void *arena, const real *P, void *const *inputs, const long 
     CALL(2, (double)524288*B, sizeof(real)*((double)16*B + (double)131072*B), convirt_image_k9_group_norm_stats(A + 5798896 + 946688*B, A + 5798896, B)); /* %12 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
     CALL(3, (double)524288*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)16*B + (double)32 + (double)32), convirt_image_k10_group_norm(A + 5798896 + 131072*B, A + 5798896, A + 5798896 + 946688*B, (real *)P + 320, (real *)P + 352, B)); /* %13 group_norm [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
     CALL(4, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), convirt_image_k11_relu(A + 5798896 + 262144*B, A + 5798896 + 131072*B, B)); /* %14 map:relu [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
+    PROF_GEMM(5, 32, 1024, 288);
     CALL(5, (double)18874368*B, sizeof(real)*((double)32768*B + (double)131072*B + (double)9216 + (double)32), convirt_image_k14_conv2d(A + 5798896 + 393216*B, A + 5798896 + 262144*B, (real *)P + 384, (real *)P + 9600, A + 0, B)); /* %17 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
     CALL(6, (double)131072*B, sizeof(real)*((double)16*B + (double)32768*B), convirt_image_k17_group_norm_stats(A + 5798896 + 946704*B, A + 5798896 + 393216*B, B)); /* %20 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
     CALL(7, (double)131072*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)32), convirt_image_k18_group_norm(A + 5798896 + 425984*B, A + 5798896 + 393216*B, A + 5798896 + 946704*B, (real *)P + 9632, (real *)P + 9664, B)); /* %21 group_norm [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
     CALL(8, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_k19_relu(A + 5798896 + 458752*B, A + 5798896 + 425984*B, B)); /* %22 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
+    PROF_GEMM(9, 32, 1024, 288);
     CALL(9, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216 + (double)32), convirt_image_k22_conv2d(A + 5798896 + 491520*B, A + 5798896 + 458752*B, (real *)P + 9696, (real *)P + 18912, A + 0, B)); /* %25 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
     CALL(10, (double)131072*B, sizeof(real)*((double)16*B + (double)32768*B), convirt_image_k17_group_norm_stats(A + 5798896 + 946720*B, A + 5798896 + 491520*B, B)); /* %28 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
     CALL(11, (double)131072*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)32), convirt_image_k18_group_norm(A + 5798896 + 524288*B, A + 5798896 + 491520*B, A + 5798896 + 946720*B, (real *)P + 18944, (real *)P + 18976, B)); /* %29 group_norm [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
     CALL(12, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_k19_relu(A + 5798896 + 557056*B, A + 5798896 + 524288*B, B)); /* %30 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
+    PROF_GEMM(13, 32, 1024, 288);
     CALL(13, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216 + (double)32), convirt_image_k22_conv2d(A + 5798896 + 589824*B, A + 5798896 + 557056*B, (real *)P + 19008, (real *)P + 28224, A + 0, B)); /* %33 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
     CALL(14, (double)131072*B, sizeof(real)*((double)16*B + (double)32768*B), convirt_image_k17_group_norm_stats(A + 5798896 + 946736*B, A + 5798896 + 589824*B, B)); /* %36 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:13 */
     CALL(15, (double)131072*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)32), convirt_image_k18_group_norm(A + 5798896 + 622592*B, A + 5798896 + 589824*B, A + 5798896 + 946736*B, (real *)P + 28256, (real *)P + 28288, B)); /* %37 group_norm [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
     CALL(16, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k35_add(A + 5798896 + 655360*B, A + 5798896 + 458752*B, A + 5798896 + 622592*B, B)); /* %38 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:14 */
     CALL(17, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_k19_relu(A + 5798896 + 622592*B, A + 5798896 + 655360*B, B)); /* %39 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
+    PROF_GEMM(18, 64, 256, 288);
     CALL(18, (double)9437184*B, sizeof(real)*((double)16384*B + (double)32768*B + (double)18432 + (double)64), convirt_image_k39_conv2d(A + 5798896 + 688128*B, A + 5798896 + 622592*B, (real *)P + 28320, (real *)P + 46752, A + 0, B)); /* %42 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
     CALL(19, (double)65536*B, sizeof(real)*((double)16*B + (double)16384*B), convirt_image_k42_group_norm_stats(A + 5798896 + 946752*B, A + 5798896 + 688128*B, B)); /* %45 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
     CALL(20, (double)65536*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)64), convirt_image_k43_group_norm(A + 5798896 + 704512*B, A + 5798896 + 688128*B, A + 5798896 + 946752*B, (real *)P + 46816, (real *)P + 46880, B)); /* %46 group_norm [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
     CALL(21, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_k44_relu(A + 5798896 + 720896*B, A + 5798896 + 704512*B, B)); /* %47 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
+    PROF_GEMM(22, 64, 256, 576);
     CALL(22, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864 + (double)64), convirt_image_k47_conv2d(A + 5798896 + 737280*B, A + 5798896 + 720896*B, (real *)P + 46944, (real *)P + 83808, A + 0, B)); /* %50 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
     CALL(23, (double)65536*B, sizeof(real)*((double)16*B + (double)16384*B), convirt_image_k42_group_norm_stats(A + 5798896 + 946768*B, A + 5798896 + 737280*B, B)); /* %53 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
     CALL(24, (double)65536*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)64), convirt_image_k43_group_norm(A + 5798896 + 753664*B, A + 5798896 + 737280*B, A + 5798896 + 946768*B, (real *)P + 83872, (real *)P + 83936, B)); /* %54 group_norm [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
     CALL(25, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_k44_relu(A + 5798896 + 770048*B, A + 5798896 + 753664*B, B)); /* %55 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
+    PROF_GEMM(26, 64, 256, 576);
     CALL(26, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864 + (double)64), convirt_image_k47_conv2d(A + 5798896 + 786432*B, A + 5798896 + 770048*B, (real *)P + 84000, (real *)P + 120864, A + 0, B)); /* %58 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
     CALL(27, (double)65536*B, sizeof(real)*((double)16*B + (double)16384*B), convirt_image_k42_group_norm_stats(A + 5798896 + 946784*B, A + 5798896 + 786432*B, B)); /* %61 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:13 */
     CALL(28, (double)65536*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)64), convirt_image_k43_group_norm(A + 5798896 + 802816*B, A + 5798896 + 786432*B, A + 5798896 + 946784*B, (real *)P + 120928, (real *)P + 120992, B)); /* %62 group_norm [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
     CALL(29, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k60_add(A + 5798896 + 819200*B, A + 5798896 + 720896*B, A + 5798896 + 802816*B, B)); /* %63 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:14 */
     CALL(30, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_k44_relu(A + 5798896 + 802816*B, A + 5798896 + 819200*B, B)); /* %64 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
+    PROF_GEMM(31, 128, 64, 576);
     CALL(31, (double)9437184*B, sizeof(real)*((double)8192*B + (double)16384*B + (double)73728 + (double)128), convirt_image_k64_conv2d(A + 5798896 + 835584*B, A + 5798896 + 802816*B, (real *)P + 121056, (real *)P + 194784, A + 0, B)); /* %67 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
     CALL(32, (double)32768*B, sizeof(real)*((double)16*B + (double)8192*B), convirt_image_k67_group_norm_stats(A + 5798896 + 946800*B, A + 5798896 + 835584*B, B)); /* %70 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
     CALL(33, (double)32768*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)128), convirt_image_k68_group_norm(A + 5798896 + 843776*B, A + 5798896 + 835584*B, A + 5798896 + 946800*B, (real *)P + 194912, (real *)P + 195040, B)); /* %71 group_norm [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
     CALL(34, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k69_relu(A + 5798896 + 851968*B, A + 5798896 + 843776*B, B)); /* %72 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
+    PROF_GEMM(35, 128, 64, 1152);
     CALL(35, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456 + (double)128), convirt_image_k72_conv2d(A + 5798896 + 860160*B, A + 5798896 + 851968*B, (real *)P + 195168, (real *)P + 342624, A + 0, B)); /* %75 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
     CALL(36, (double)32768*B, sizeof(real)*((double)16*B + (double)8192*B), convirt_image_k67_group_norm_stats(A + 5798896 + 946816*B, A + 5798896 + 860160*B, B)); /* %78 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
     CALL(37, (double)32768*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)128), convirt_image_k68_group_norm(A + 5798896 + 868352*B, A + 5798896 + 860160*B, A + 5798896 + 946816*B, (real *)P + 342752, (real *)P + 342880, B)); /* %79 group_norm [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
     CALL(38, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k69_relu(A + 5798896 + 876544*B, A + 5798896 + 868352*B, B)); /* %80 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
+    PROF_GEMM(39, 128, 64, 1152);
     CALL(39, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456 + (double)128), convirt_image_k72_conv2d(A + 5798896 + 884736*B, A + 5798896 + 876544*B, (real *)P + 343008, (real *)P + 490464, A + 0, B)); /* %83 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
     CALL(40, (double)32768*B, sizeof(real)*((double)16*B + (double)8192*B), convirt_image_k67_group_norm_stats(A + 5798896 + 946832*B, A + 5798896 + 884736*B, B)); /* %86 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:13 */
     CALL(41, (double)32768*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)128), convirt_image_k68_group_norm(A + 5798896 + 892928*B, A + 5798896 + 884736*B, A + 5798896 + 946832*B, (real *)P + 490592, (real *)P + 490720, B)); /* %87 group_norm [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
     CALL(42, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k85_add(A + 5798896 + 901120*B, A + 5798896 + 851968*B, A + 5798896 + 892928*B, B)); /* %88 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:14 */
     CALL(43, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k69_relu(A + 5798896 + 892928*B, A + 5798896 + 901120*B, B)); /* %89 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
     CALL(44, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k88_permute(A + 5798896 + 909312*B, A + 5798896 + 892928*B, B)); /* %91 permute [B,64,128]  graphs/lib/image_encoder.lua:33 */
+    PROF_GEMM(45, 64*B, 128, 128);
     CALL(45, (double)2105344*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384 + (double)128), convirt_image_k94_matmul_add(A + 5798896 + 892928*B, A + 5798896 + 909312*B, (real *)P + 490848, (real *)P + 507232, B)); /* %97 matmul+add [B,64,128]  graphs/lib/image_encoder.lua:34 */
     CALL(46, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_k95_sum(A + 5798896 + 917504*B, A + 5798896 + 909312*B, B)); /* %98 reduce [B,1,128]  graphs/lib/image_encoder.lua:35 */
     CALL(47, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), convirt_image_k97_scale(A + 5798896 + 946176*B, A + 5798896 + 917504*B, B)); /* %100 map:scale [B,128]  graphs/lib/image_encoder.lua:35 */
+    PROF_GEMM(48, B, 128, 128);
     CALL(48, (double)32896*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384 + (double)128), convirt_image_k101_matmul_add(A + 5798896 + 946304*B, A + 5798896 + 946176*B, (real *)P + 507360, (real *)P + 523744, B)); /* %104 matmul+add [B,128]  graphs/lib/image_encoder.lua:36 */
     CALL(49, 0, sizeof(real)*((double)5120*T + (double)131072 + (double)40*T), convirt_k107_gather(A + 5798896 + 946912*B + 20224*B*T + 6400*T, (real *)P + 523872, (int32_t *)inputs[1], T)); /* %107 gather [T,40,128]  graphs/lib/text_encoder.lua:32 */
     CALL(50, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120), convirt_k112_fused_scale_sum_add(A + 5798896 + 946912*B + 20224*B*T, A + 5798896 + 946912*B + 20224*B*T + 6400*T, (real *)P + 654944, T)); /* %112 fused:scale_sum_add [T,40,1]  graphs/lib/text_encoder.lua:23 */
@@ -536,21 +549,27 @@ static void forward(void *arena, const real *P, void *const *inputs, const long 
     CALL(52, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k118_fused_rsqrt_addc_scale_sum(A + 5798896 + 946912*B + 20224*B*T + 246144*T, A + 5798896 + 946912*B + 20224*B*T + 107520*T, T)); /* %118 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
     CALL(53, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k119_mul(A + 5798896 + 946912*B + 20224*B*T + 112640*T, A + 5798896 + 946912*B + 20224*B*T + 107520*T, A + 5798896 + 946912*B + 20224*B*T + 246144*T, T)); /* %119 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
     CALL(54, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k121_fused_add_mul(A + 5798896 + 946912*B + 20224*B*T + 117760*T, A + 5798896 + 946912*B + 20224*B*T + 112640*T, (real *)P + 660064, (real *)P + 660192, T)); /* %121 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    PROF_GEMM(55, 40*T, 128, 128);
     CALL(55, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k127_matmul_add(A + 5798896 + 946912*B + 20224*B*T, A + 5798896 + 946912*B + 20224*B*T + 117760*T, (real *)P + 660320, (real *)P + 676704, T)); /* %127 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:12 */
     CALL(56, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k129_permute(A + 5798896 + 946912*B + 20224*B*T + 122880*T, A + 5798896 + 946912*B + 20224*B*T, T)); /* %129 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
+    PROF_GEMM(57, 40*T, 128, 128);
     CALL(57, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k127_matmul_add(A + 5798896 + 946912*B + 20224*B*T, A + 5798896 + 946912*B + 20224*B*T + 117760*T, (real *)P + 676832, (real *)P + 693216, T)); /* %135 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:13 */
     CALL(58, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k129_permute(A + 5798896 + 946912*B + 20224*B*T + 128000*T, A + 5798896 + 946912*B + 20224*B*T, T)); /* %137 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
+    PROF_GEMM(59, 40*T, 128, 128);
     CALL(59, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k127_matmul_add(A + 5798896 + 946912*B + 20224*B*T, A + 5798896 + 946912*B + 20224*B*T + 117760*T, (real *)P + 693344, (real *)P + 709728, T)); /* %143 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:14 */
     CALL(60, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k129_permute(A + 5798896 + 946912*B + 20224*B*T + 133120*T, A + 5798896 + 946912*B + 20224*B*T, T)); /* %145 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
     CALL(61, (double)120*T, sizeof(real)*((double)40*T + (double)40*T), convirt_k152_fused_scale_addc_neg(A + 5798896 + 946912*B + 20224*B*T + 245568*T, (real *)inputs[2], T)); /* %152 fused:scale_addc_neg [T,1,1,40]  graphs/lib/text_encoder.lua:16 */
+    PROF_GEMM(62, 40, 40, 32);
     CALL(62, (double)428800*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)40*T + (double)40*T), convirt_k153_matmul_add_mul_scale(A + 5798896 + 946912*B + 20224*B*T, A + 5798896 + 946912*B + 20224*B*T + 122880*T, A + 5798896 + 946912*B + 20224*B*T + 128000*T, (real *)inputs[2], A + 5798896 + 946912*B + 20224*B*T + 245568*T, T)); /* %153 matmul+add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
     CALL(63, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), convirt_k154_max(A + 5798896 + 946912*B + 20224*B*T + 88320*T, A + 5798896 + 946912*B + 20224*B*T, T)); /* %154 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
     CALL(64, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), convirt_k157_fused_exp_sub(A + 5798896 + 946912*B + 20224*B*T + 81920*T, A + 5798896 + 946912*B + 20224*B*T, A + 5798896 + 946912*B + 20224*B*T + 88320*T, T)); /* %157 fused:exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
     CALL(65, (double)12800*T, sizeof(real)*((double)160*T + (double)6400*T + (double)40*T), convirt_k159_fused_sum_mul(A + 5798896 + 946912*B + 20224*B*T + 245248*T, A + 5798896 + 946912*B + 20224*B*T + 81920*T, (real *)inputs[2], T)); /* %159 fused:sum_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
     CALL(66, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), convirt_k160_clampmin(A + 5798896 + 946912*B + 20224*B*T + 245408*T, A + 5798896 + 946912*B + 20224*B*T + 245248*T, T)); /* %160 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
     CALL(67, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T + (double)160*T), convirt_k161_fused_div_mul(A + 5798896 + 946912*B + 20224*B*T + 88320*T, A + 5798896 + 946912*B + 20224*B*T + 81920*T, (real *)inputs[2], A + 5798896 + 946912*B + 20224*B*T + 245408*T, T)); /* %161 fused:div_mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    PROF_GEMM(68, 40, 32, 40);
     CALL(68, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k162_matmul(A + 5798896 + 946912*B + 20224*B*T, A + 5798896 + 946912*B + 20224*B*T + 88320*T, A + 5798896 + 946912*B + 20224*B*T + 133120*T, T)); /* %162 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
     CALL(69, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k163_permute(A + 5798896 + 946912*B + 20224*B*T + 138240*T, A + 5798896 + 946912*B + 20224*B*T, T)); /* %163 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
+    PROF_GEMM(70, 40*T, 128, 128);
     CALL(70, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k168_matmul(A + 5798896 + 946912*B + 20224*B*T, A + 5798896 + 946912*B + 20224*B*T + 138240*T, (real *)P + 709856, T)); /* %168 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
     CALL(71, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120 + (double)5120*T + (double)128), convirt_k171_fused_add_add_add(A + 5798896 + 946912*B + 20224*B*T + 94720*T, A + 5798896 + 946912*B + 20224*B*T + 6400*T, (real *)P + 654944, A + 5798896 + 946912*B + 20224*B*T, (real *)P + 726240, T)); /* %171 fused:add_add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
     CALL(72, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k175_fused_scale_sum(A + 5798896 + 946912*B + 20224*B*T + 245616*T, A + 5798896 + 946912*B + 20224*B*T + 94720*T, T)); /* %175 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
@@ -558,36 +577,46 @@ static void forward(void *arena, const real *P, void *const *inputs, const long 
     CALL(74, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k118_fused_rsqrt_addc_scale_sum(A + 5798896 + 946912*B + 20224*B*T + 246192*T, A + 5798896 + 946912*B + 20224*B*T + 143360*T, T)); /* %181 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
     CALL(75, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k119_mul(A + 5798896 + 946912*B + 20224*B*T + 148480*T, A + 5798896 + 946912*B + 20224*B*T + 143360*T, A + 5798896 + 946912*B + 20224*B*T + 246192*T, T)); /* %182 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
     CALL(76, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k121_fused_add_mul(A + 5798896 + 946912*B + 20224*B*T + 153600*T, A + 5798896 + 946912*B + 20224*B*T + 148480*T, (real *)P + 726368, (real *)P + 726496, T)); /* %184 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    PROF_GEMM(77, 40*T, 512, 128);
     CALL(77, (double)5263360*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)512), convirt_k190_matmul_add(A + 5798896 + 946912*B + 20224*B*T, A + 5798896 + 946912*B + 20224*B*T + 153600*T, (real *)P + 726624, (real *)P + 792160, T)); /* %190 matmul+add [T,40,512]  graphs/lib/text_encoder.lua:24 */
     CALL(78, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), convirt_k191_gelu(A + 5798896 + 946912*B + 20224*B*T + 20480*T, A + 5798896 + 946912*B + 20224*B*T, T)); /* %191 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    PROF_GEMM(79, 40*T, 128, 512);
     CALL(79, (double)5253120*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536 + (double)5120*T + (double)128), convirt_k198_matmul_add_add(A + 5798896 + 946912*B + 20224*B*T + 47360*T, A + 5798896 + 946912*B + 20224*B*T + 20480*T, (real *)P + 792672, A + 5798896 + 946912*B + 20224*B*T + 94720*T, (real *)P + 858208, T)); /* %198 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
     CALL(80, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k175_fused_scale_sum(A + 5798896 + 946912*B + 20224*B*T + 245616*T, A + 5798896 + 946912*B + 20224*B*T + 47360*T, T)); /* %202 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
     CALL(81, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k176_sub(A + 5798896 + 946912*B + 20224*B*T + 158720*T, A + 5798896 + 946912*B + 20224*B*T + 47360*T, A + 5798896 + 946912*B + 20224*B*T + 245616*T, T)); /* %203 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
     CALL(82, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k118_fused_rsqrt_addc_scale_sum(A + 5798896 + 946912*B + 20224*B*T + 246240*T, A + 5798896 + 946912*B + 20224*B*T + 158720*T, T)); /* %208 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
     CALL(83, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k119_mul(A + 5798896 + 946912*B + 20224*B*T + 163840*T, A + 5798896 + 946912*B + 20224*B*T + 158720*T, A + 5798896 + 946912*B + 20224*B*T + 246240*T, T)); /* %209 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
     CALL(84, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k121_fused_add_mul(A + 5798896 + 946912*B + 20224*B*T + 168960*T, A + 5798896 + 946912*B + 20224*B*T + 163840*T, (real *)P + 858336, (real *)P + 858464, T)); /* %211 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    PROF_GEMM(85, 40*T, 128, 128);
     CALL(85, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k127_matmul_add(A + 5798896 + 946912*B + 20224*B*T + 40960*T, A + 5798896 + 946912*B + 20224*B*T + 168960*T, (real *)P + 858592, (real *)P + 874976, T)); /* %217 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:12 */
     CALL(86, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k129_permute(A + 5798896 + 946912*B + 20224*B*T + 174080*T, A + 5798896 + 946912*B + 20224*B*T + 40960*T, T)); /* %219 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
+    PROF_GEMM(87, 40*T, 128, 128);
     CALL(87, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k127_matmul_add(A + 5798896 + 946912*B + 20224*B*T + 40960*T, A + 5798896 + 946912*B + 20224*B*T + 168960*T, (real *)P + 875104, (real *)P + 891488, T)); /* %225 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:13 */
     CALL(88, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k129_permute(A + 5798896 + 946912*B + 20224*B*T + 179200*T, A + 5798896 + 946912*B + 20224*B*T + 40960*T, T)); /* %227 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
+    PROF_GEMM(89, 40*T, 128, 128);
     CALL(89, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k127_matmul_add(A + 5798896 + 946912*B + 20224*B*T + 40960*T, A + 5798896 + 946912*B + 20224*B*T + 168960*T, (real *)P + 891616, (real *)P + 908000, T)); /* %233 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:14 */
     CALL(90, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k129_permute(A + 5798896 + 946912*B + 20224*B*T + 184320*T, A + 5798896 + 946912*B + 20224*B*T + 40960*T, T)); /* %235 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
+    PROF_GEMM(91, 40, 40, 32);
     CALL(91, (double)428800*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)40*T + (double)40*T), convirt_k153_matmul_add_mul_scale(A + 5798896 + 946912*B + 20224*B*T + 40960*T, A + 5798896 + 946912*B + 20224*B*T + 174080*T, A + 5798896 + 946912*B + 20224*B*T + 179200*T, (real *)inputs[2], A + 5798896 + 946912*B + 20224*B*T + 245568*T, T)); /* %243 matmul+add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
     CALL(92, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), convirt_k154_max(A + 5798896 + 946912*B + 20224*B*T + 101120*T, A + 5798896 + 946912*B + 20224*B*T + 40960*T, T)); /* %244 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
     CALL(93, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), convirt_k157_fused_exp_sub(A + 5798896 + 946912*B + 20224*B*T + 94720*T, A + 5798896 + 946912*B + 20224*B*T + 40960*T, A + 5798896 + 946912*B + 20224*B*T + 101120*T, T)); /* %247 fused:exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
     CALL(94, (double)12800*T, sizeof(real)*((double)160*T + (double)6400*T + (double)40*T), convirt_k159_fused_sum_mul(A + 5798896 + 946912*B + 20224*B*T + 245568*T, A + 5798896 + 946912*B + 20224*B*T + 94720*T, (real *)inputs[2], T)); /* %249 fused:sum_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
     CALL(95, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), convirt_k160_clampmin(A + 5798896 + 946912*B + 20224*B*T + 245728*T, A + 5798896 + 946912*B + 20224*B*T + 245568*T, T)); /* %250 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
     CALL(96, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T + (double)160*T), convirt_k161_fused_div_mul(A + 5798896 + 946912*B + 20224*B*T + 101120*T, A + 5798896 + 946912*B + 20224*B*T + 94720*T, (real *)inputs[2], A + 5798896 + 946912*B + 20224*B*T + 245728*T, T)); /* %251 fused:div_mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    PROF_GEMM(97, 40, 32, 40);
     CALL(97, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k162_matmul(A + 5798896 + 946912*B + 20224*B*T + 40960*T, A + 5798896 + 946912*B + 20224*B*T + 101120*T, A + 5798896 + 946912*B + 20224*B*T + 184320*T, T)); /* %252 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
     CALL(98, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k163_permute(A + 5798896 + 946912*B + 20224*B*T + 189440*T, A + 5798896 + 946912*B + 20224*B*T + 40960*T, T)); /* %253 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
+    PROF_GEMM(99, 40*T, 128, 128);
     CALL(99, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)128), convirt_k261_matmul_add_add(A + 5798896 + 946912*B + 20224*B*T + 194560*T, A + 5798896 + 946912*B + 20224*B*T + 189440*T, (real *)P + 908128, A + 5798896 + 946912*B + 20224*B*T + 47360*T, (real *)P + 924512, T)); /* %261 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
     CALL(100, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k175_fused_scale_sum(A + 5798896 + 946912*B + 20224*B*T + 245888*T, A + 5798896 + 946912*B + 20224*B*T + 194560*T, T)); /* %265 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
     CALL(101, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k176_sub(A + 5798896 + 946912*B + 20224*B*T + 199680*T, A + 5798896 + 946912*B + 20224*B*T + 194560*T, A + 5798896 + 946912*B + 20224*B*T + 245888*T, T)); /* %266 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
     CALL(102, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k118_fused_rsqrt_addc_scale_sum(A + 5798896 + 946912*B + 20224*B*T + 246288*T, A + 5798896 + 946912*B + 20224*B*T + 199680*T, T)); /* %271 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
     CALL(103, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k119_mul(A + 5798896 + 946912*B + 20224*B*T + 204800*T, A + 5798896 + 946912*B + 20224*B*T + 199680*T, A + 5798896 + 946912*B + 20224*B*T + 246288*T, T)); /* %272 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
     CALL(104, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k121_fused_add_mul(A + 5798896 + 946912*B + 20224*B*T + 209920*T, A + 5798896 + 946912*B + 20224*B*T + 204800*T, (real *)P + 924640, (real *)P + 924768, T)); /* %274 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    PROF_GEMM(105, 40*T, 512, 128);
     CALL(105, (double)5263360*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)512), convirt_k190_matmul_add(A + 5798896 + 946912*B + 20224*B*T + 40960*T, A + 5798896 + 946912*B + 20224*B*T + 209920*T, (real *)P + 924896, (real *)P + 990432, T)); /* %280 matmul+add [T,40,512]  graphs/lib/text_encoder.lua:24 */
     CALL(106, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), convirt_k191_gelu(A + 5798896 + 946912*B + 20224*B*T + 61440*T, A + 5798896 + 946912*B + 20224*B*T + 40960*T, T)); /* %281 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    PROF_GEMM(107, 40*T, 128, 512);
     CALL(107, (double)5253120*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536 + (double)5120*T + (double)128), convirt_k198_matmul_add_add(A + 5798896 + 946912*B + 20224*B*T + 215040*T, A + 5798896 + 946912*B + 20224*B*T + 61440*T, (real *)P + 990944, A + 5798896 + 946912*B + 20224*B*T + 194560*T, (real *)P + 1056480, T)); /* %288 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
     CALL(108, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k175_fused_scale_sum(A + 5798896 + 946912*B + 20224*B*T + 245888*T, A + 5798896 + 946912*B + 20224*B*T + 215040*T, T)); /* %292 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:34 */
     CALL(109, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k176_sub(A + 5798896 + 946912*B + 20224*B*T + 194560*T, A + 5798896 + 946912*B + 20224*B*T + 215040*T, A + 5798896 + 946912*B + 20224*B*T + 245888*T, T)); /* %293 map:sub [T,40,128]  graphs/lib/text_encoder.lua:34 */
@@ -595,8 +624,10 @@ static void forward(void *arena, const real *P, void *const *inputs, const long 
     CALL(111, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k119_mul(A + 5798896 + 946912*B + 20224*B*T + 215040*T, A + 5798896 + 946912*B + 20224*B*T + 194560*T, A + 5798896 + 946912*B + 20224*B*T + 246336*T, T)); /* %299 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
     CALL(112, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k121_fused_add_mul(A + 5798896 + 946912*B + 20224*B*T + 220160*T, A + 5798896 + 946912*B + 20224*B*T + 215040*T, (real *)P + 1056608, (real *)P + 1056736, T)); /* %301 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
     CALL(113, 0, sizeof(real)*((double)128*T + (double)5120*T), convirt_k302_slice(A + 5798896 + 946912*B + 20224*B*T + 245888*T, A + 5798896 + 946912*B + 20224*B*T + 220160*T, T)); /* %302 slice [T,1,128]  graphs/lib/text_encoder.lua:35 */
+    PROF_GEMM(114, T, 128, 128);
     CALL(114, (double)32896*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384 + (double)128), convirt_k307_matmul_add(A + 5798896 + 946912*B + 20224*B*T + 246016*T, A + 5798896 + 946912*B + 20224*B*T + 245888*T, (real *)P + 1056864, (real *)P + 1073248, T)); /* %307 matmul+add [T,128]  graphs/lib/text_encoder.lua:36 */
     CALL(115, 0, sizeof(real)*((double)4992*T + (double)5120*T), convirt_text_k206_slice(A + 5798896 + 946912*B + 20224*B*T + 225280*T, A + 5798896 + 946912*B + 20224*B*T + 220160*T, T)); /* %308 slice [T,39,128]  graphs/lib/text_encoder.lua:37 */
+    PROF_GEMM(116, 39*T, 128, 128);
     CALL(116, (double)1282944*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384 + (double)128), convirt_text_k212_matmul_add(A + 5798896 + 946912*B + 20224*B*T + 220160*T, A + 5798896 + 946912*B + 20224*B*T + 225280*T, (real *)P + 1073376, (real *)P + 1089760, T)); /* %314 matmul+add [T,39,128]  graphs/lib/text_encoder.lua:37 */
     CALL(117, (double)256*T, sizeof(real)*((double)T + (double)128*T), convirt_features_loss_k7_fused_sum_square(A + 5798896 + 946912*B + 20224*B*T + 246480*T, A + 5798896 + 946912*B + 20224*B*T + 246016*T, T)); /* %316 fused:sum_square [T,1]  graphs/lib/losses.lua:21 */
     CALL(118, (double)2*T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k9_fused_rsqrt_clampmin(A + 5798896 + 946912*B + 20224*B*T + 246496*T, A + 5798896 + 946912*B + 20224*B*T + 246480*T, T)); /* %318 fused:rsqrt_clampmin [T,1]  graphs/lib/losses.lua:21 */
@@ -604,6 +635,7 @@ static void forward(void *arena, const real *P, void *const *inputs, const long 
     CALL(120, (double)256*B, sizeof(real)*((double)B + (double)128*B), convirt_features_loss_k12_fused_sum_square(A + 5798896 + 946848*B, A + 5798896 + 946304*B, B)); /* %321 fused:sum_square [B,1]  graphs/lib/losses.lua:21 */
     CALL(121, (double)2*B, sizeof(real)*((double)B + (double)B), convirt_features_loss_k14_fused_rsqrt_clampmin(A + 5798896 + 946864*B, A + 5798896 + 946848*B, B)); /* %323 fused:rsqrt_clampmin [B,1]  graphs/lib/losses.lua:21 */
     CALL(122, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), convirt_features_loss_k15_mul(A + 5798896 + 946432*B, A + 5798896 + 946304*B, A + 5798896 + 946864*B, B)); /* %324 map:mul [B,128]  graphs/lib/losses.lua:21 */
+    PROF_GEMM(123, T, B, 128);
     CALL(123, (double)257*B*T, sizeof(real)*((double)B*T + (double)128*T + (double)128*B), convirt_features_loss_k17_matmul_scale(A + 5798896 + 946912*B, A + 5798896 + 946912*B + 20224*B*T + 225152*T, A + 5798896 + 946432*B, B, T)); /* %326 matmul+scale [T,B]  graphs/lib/losses.lua:21 */
     CALL(124, 0, sizeof(real)*((double)B*T), convirt_features_loss_k18_eye(A + 5798896 + 946912*B + 10080*B*T, B, T)); /* %327 eye [T,B]  graphs/lib/losses.lua:9 */
     CALL(125, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k19_max(A + 5798896 + 946912*B + 20224*B*T + 246384*T, A + 5798896 + 946912*B, B, T)); /* %328 reduce [T,1]  graphs/lib/losses.lua:10 */
@@ -626,11 +658,13 @@ static void forward(void *arena, const real *P, void *const *inputs, const long 
     CALL(142, (double)16384*B, sizeof(real)*((double)64*B + (double)8192*B), gloria_features_loss_k56_fused_sum_square(A + 5798896 + 933888*B, A + 5798896 + 892928*B, B)); /* %365 fused:sum_square [1,B,64,1]  graphs/lib/matching.lua:9 */
     CALL(143, (double)128*B, sizeof(real)*((double)64*B + (double)64*B), gloria_features_loss_k58_fused_rsqrt_clampmin(A + 5798896 + 946560*B, A + 5798896 + 933888*B, B)); /* %367 fused:rsqrt_clampmin [1,B,64,1]  graphs/lib/matching.lua:9 */
     CALL(144, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)64*B), gloria_features_loss_k59_mul(A + 5798896 + 917504*B, A + 5798896 + 892928*B, A + 5798896 + 946560*B, B)); /* %368 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
+    PROF_GEMM(145, 39, 64, 128);
     CALL(145, (double)638976*B*T, sizeof(real)*((double)2496*B*T + (double)4992*T + (double)8192*B), gloria_features_loss_k60_matmul(A + 5798896 + 946912*B, A + 5798896 + 946912*B + 20224*B*T + 230272*T, A + 5798896 + 917504*B, B, T)); /* %369 matmul [T,B,39,64]  graphs/lib/matching.lua:10 */
     CALL(146, (double)4992*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), gloria_features_loss_k62_fused_max_scale(A + 5798896 + 946912*B + 2496*B*T, A + 5798896 + 946912*B, B, T)); /* %371 fused:max_scale [T,B,39,1]  graphs/lib/matching.lua:10 */
     CALL(147, (double)7488*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), gloria_features_loss_k65_fused_exp_sub_scale(A + 5798896 + 946912*B + 14976*B*T, A + 5798896 + 946912*B, A + 5798896 + 946912*B + 2496*B*T, B, T)); /* %374 fused:exp_sub_scale [T,B,39,64]  graphs/lib/matching.lua:10 */
     CALL(148, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), gloria_features_loss_k66_sum(A + 5798896 + 946912*B + 19968*B*T, A + 5798896 + 946912*B + 14976*B*T, B, T)); /* %375 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
     CALL(149, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), gloria_features_loss_k67_div(A + 5798896 + 946912*B + 17472*B*T, A + 5798896 + 946912*B + 14976*B*T, A + 5798896 + 946912*B + 19968*B*T, B, T)); /* %376 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
+    PROF_GEMM(150, 39, 128, 64);
     CALL(150, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), gloria_features_loss_k68_matmul(A + 5798896 + 946912*B, A + 5798896 + 946912*B + 17472*B*T, A + 5798896 + 892928*B, B, T)); /* %377 matmul [T,B,39,128]  graphs/lib/matching.lua:11 */
     CALL(151, (double)9984*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), gloria_features_loss_k70_fused_sum_square(A + 5798896 + 946912*B + 20016*B*T, A + 5798896 + 946912*B, B, T)); /* %379 fused:sum_square [T,B,39,1]  graphs/lib/matching.lua:12 */
     CALL(152, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), gloria_features_loss_k72_fused_rsqrt_clampmin(A + 5798896 + 946912*B + 20064*B*T, A + 5798896 + 946912*B + 20016*B*T, B, T)); /* %381 fused:rsqrt_clampmin [T,B,39,1]  graphs/lib/matching.lua:12 */
@@ -680,11 +714,15 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     CALL(190, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), gloria_features_loss_k203_sum(A + 5798896 + 946912*B + 20224*B*T + 235264*T, A + 5798896 + 946912*B + 9984*B*T, B, T)); /* %546 reduce [T,1,39,128]  graphs/lib/matching.lua:12 */
     CALL(191, (double)20202*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)4992*T + (double)4992*B*T + (double)39*B*T + (double)39*B*T), gloria_features_loss_k212_fused_mul_mul_sum_mul(A + 5798896 + 946912*B + 9984*B*T, A + 5798896 + 946912*B + 20112*B*T, A + 5798896 + 946912*B + 20224*B*T + 230272*T, A + 5798896 + 946912*B, A + 5798896 + 946912*B + 20064*B*T, A + 5798896 + 946912*B + 20016*B*T, B, T)); /* %555 fused:mul_mul_sum_mul [T,B,39,1]  graphs/lib/matching.lua:12 */
     CALL(192, (double)34944*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T + (double)4992*T + (double)39*B*T + (double)39*B*T + (double)4992*B*T), gloria_features_loss_k216_fused_add_mul_mul_id(A + 5798896 + 946912*B + 4992*B*T, A + 5798896 + 946912*B + 20112*B*T, A + 5798896 + 946912*B + 20224*B*T + 230272*T, A + 5798896 + 946912*B + 20064*B*T, A + 5798896 + 946912*B + 9984*B*T, A + 5798896 + 946912*B, B, T)); /* %559 fused:add_mul_mul_id [T,B,39,128]  graphs/lib/matching.lua:12 */
+    PROF_GEMM(193, 64, 128, 39);
     CALL(193, (double)638976*B*T, sizeof(real)*((double)8192*B + (double)2496*B*T + (double)4992*B*T), gloria_features_loss_k219_matmul_sum(A + 5798896 + 925696*B, A + 5798896 + 946912*B + 17472*B*T, A + 5798896 + 946912*B + 4992*B*T, B, T)); /* %562 matmul [1,B,64,128]  graphs/lib/matching.lua:11 */
+    PROF_GEMM(194, 39, 64, 128);
     CALL(194, (double)641472*B*T, sizeof(real)*((double)2496*B*T + (double)4992*B*T + (double)8192*B + (double)39*B*T), gloria_features_loss_k220_matmul_div(A + 5798896 + 946912*B, A + 5798896 + 946912*B + 4992*B*T, A + 5798896 + 892928*B, A + 5798896 + 946912*B + 19968*B*T, B, T)); /* %563 matmul+div [T,B,39,64]  graphs/lib/matching.lua:10 */
     CALL(195, (double)7488*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T + (double)2496*B*T), gloria_features_loss_k223_fused_sum_neg_mul(A + 5798896 + 946912*B + 4992*B*T, A + 5798896 + 946912*B, A + 5798896 + 946912*B + 17472*B*T, B, T)); /* %566 fused:sum_neg_mul [T,B,39,1]  graphs/lib/matching.lua:10 */
     CALL(196, (double)9984*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T + (double)2496*B*T), gloria_features_loss_k229_fused_scale_mul_add_id(A + 5798896 + 946912*B + 2496*B*T, A + 5798896 + 946912*B, A + 5798896 + 946912*B + 4992*B*T, A + 5798896 + 946912*B + 14976*B*T, B, T)); /* %572 fused:scale_mul_add_id [T,B,39,64]  graphs/lib/matching.lua:10 */
+    PROF_GEMM(197, 39, 128, 64);
     CALL(197, (double)638976*B*T, sizeof(real)*((double)4992*T + (double)2496*B*T + (double)8192*B), gloria_features_loss_k232_matmul_sum(A + 5798896 + 946912*B + 20224*B*T + 240256*T, A + 5798896 + 946912*B + 2496*B*T, A + 5798896 + 917504*B, B, T)); /* %575 matmul [T,1,39,128]  graphs/lib/matching.lua:10 */
+    PROF_GEMM(198, 64, 128, 39);
     CALL(198, (double)638976*B*T, sizeof(real)*((double)8192*B + (double)2496*B*T + (double)4992*T), gloria_features_loss_k233_matmul_sum(A + 5798896 + 917504*B, A + 5798896 + 946912*B + 2496*B*T, A + 5798896 + 946912*B + 20224*B*T + 230272*T, B, T)); /* %576 matmul [1,B,64,128]  graphs/lib/matching.lua:10 */
     CALL(199, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T), gloria_features_loss_k234_add(A + 5798896 + 946912*B + 20224*B*T + 230272*T, A + 5798896 + 946912*B + 20224*B*T + 235264*T, A + 5798896 + 946912*B + 20224*B*T + 240256*T, T)); /* %577 map:add [T,1,39,128]  graphs/lib/matching.lua:10 */
     CALL(200, (double)16768*B, sizeof(real)*((double)64*B + (double)8192*B + (double)8192*B + (double)64*B + (double)64*B), gloria_features_loss_k244_fused_mul_mul_sum_mul(A + 5798896 + 946624*B, A + 5798896 + 917504*B, A + 5798896 + 892928*B, A + 5798896 + 946560*B, A + 5798896 + 933888*B, B)); /* %587 fused:mul_mul_sum_mul [1,B,64,1]  graphs/lib/matching.lua:9 */
@@ -694,7 +732,9 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     CALL(204, (double)4*B, sizeof(real)*((double)B + (double)1 + (double)B + (double)B), convirt_features_loss_k71_fused_mul_div_id_step(A + 5798896 + 946560*B, A + 16, A + 5798896 + 946896*B, A + 5798896 + 946880*B, B)); /* %619 fused:mul_div_id_step [1,B]  graphs/lib/losses.lua:11 */
     CALL(205, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), convirt_features_loss_k84_fused_mul_div_step(A + 5798896 + 946912*B + 20224*B*T + 246384*T, A + 5798896 + 946912*B + 20224*B*T + 246544*T, A + 5798896 + 946912*B + 20224*B*T + 246528*T, A + 5798896 + 946912*B + 20224*B*T + 246512*T, T)); /* %632 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
     CALL(206, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), gloria_features_loss_k295_fused_scale_add_add_add(A + 5798896 + 946912*B, A + 5798896 + 946912*B + 20192*B*T, A + 5798896 + 946560*B, A + 5798896 + 946912*B + 20176*B*T, A + 5798896 + 946912*B + 20208*B*T, A + 5798896 + 946912*B + 20224*B*T + 246384*T, A + 5798896 + 946912*B + 20160*B*T, B, T)); /* %638 fused:scale_add_add_add [T,B]  graphs/lib/losses.lua:21 */
+    PROF_GEMM(207, T, 128, B);
     CALL(207, (double)256*B*T, sizeof(real)*((double)128*T + (double)B*T + (double)128*B), convirt_features_loss_k91_matmul(A + 5798896 + 946912*B + 20224*B*T + 220160*T, A + 5798896 + 946912*B, A + 5798896 + 946432*B, B, T)); /* %639 matmul [T,128]  graphs/lib/losses.lua:21 */
+    PROF_GEMM(208, B, 128, T);
     CALL(208, (double)256*B*T, sizeof(real)*((double)128*B + (double)B*T + (double)128*T), convirt_features_loss_k92_matmul(A + 5798896 + 892928*B, A + 5798896 + 946912*B, A + 5798896 + 946912*B + 20224*B*T + 225152*T, B, T)); /* %640 matmul [B,128]  graphs/lib/losses.lua:21 */
     CALL(209, (double)262*B, sizeof(real)*((double)B + (double)128*B + (double)128*B + (double)B + (double)B), convirt_features_loss_k101_fused_mul_mul_sum_mul(A + 5798896 + 946432*B, A + 5798896 + 892928*B, A + 5798896 + 946304*B, A + 5798896 + 946864*B, A + 5798896 + 946848*B, B)); /* %649 fused:mul_mul_sum_mul [B,1]  graphs/lib/losses.lua:21 */
     CALL(210, (double)640*B, sizeof(real)*((double)128*B + (double)128*B + (double)B + (double)B + (double)128*B), convirt_features_loss_k105_fused_add_mul_mul_id(A + 5798896 + 893056*B, A + 5798896 + 892928*B, A + 5798896 + 946864*B, A + 5798896 + 946432*B, A + 5798896 + 946304*B, B)); /* %653 fused:add_mul_mul_id [B,128]  graphs/lib/losses.lua:21 */
@@ -702,11 +742,15 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     CALL(212, (double)640*T, sizeof(real)*((double)128*T + (double)128*T + (double)T + (double)T + (double)128*T), convirt_features_loss_k118_fused_add_mul_mul_id(A + 5798896 + 946912*B + 20224*B*T + 240256*T, A + 5798896 + 946912*B + 20224*B*T + 220160*T, A + 5798896 + 946912*B + 20224*B*T + 246496*T, A + 5798896 + 946912*B + 20224*B*T + 246384*T, A + 5798896 + 946912*B + 20224*B*T + 246016*T, T)); /* %666 fused:add_mul_mul_id [T,128]  graphs/lib/losses.lua:21 */
     CALL(213, (double)4992*T, sizeof(real)*((double)4992 + (double)4992*T), convirt_text_vjp_k273_sum(A + 0, A + 5798896 + 946912*B + 20224*B*T + 235264*T, T)); /* %667 reduce [1,39,128]  graphs/lib/text_encoder.lua:37 */
     CALL(214, (double)4992, sizeof(real)*((double)128 + (double)4992), convirt_text_vjp_k275_sum(A + 5793792, A + 0)); /* %669 reduce [1,128]  graphs/lib/text_encoder.lua:37 */
+    PROF_GEMM(215, 39*T, 128, 128);
     CALL(215, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), convirt_text_vjp_k278_matmul(A + 5798896 + 946912*B + 20224*B*T + 230272*T, A + 5798896 + 946912*B + 20224*B*T + 235264*T, (real *)P + 1073376, T)); /* %672 matmul [39*T,128]  graphs/lib/text_encoder.lua:37 */
+    PROF_GEMM(216, 128, 128, 39*T);
     CALL(216, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), convirt_text_vjp_k279_matmul(A + 5572608, A + 5798896 + 946912*B + 20224*B*T + 235264*T, A + 5798896 + 946912*B + 20224*B*T + 225280*T, T)); /* %673 matmul [128,128]  graphs/lib/text_encoder.lua:37 */
     CALL(217, 0, sizeof(real)*((double)5120*T + (double)4992*T), convirt_text_vjp_k281_pad(A + 5798896 + 946912*B + 20224*B*T + 220160*T, A + 5798896 + 946912*B + 20224*B*T + 230272*T, T)); /* %675 pad [T,40,128]  graphs/lib/text_encoder.lua:37 */
     CALL(218, (double)128*T, sizeof(real)*((double)128 + (double)128*T), convirt_k462_sum(A + 5793920, A + 5798896 + 946912*B + 20224*B*T + 240256*T, T)); /* %676 reduce [1,128]  graphs/lib/text_encoder.lua:36 */
+    PROF_GEMM(219, T, 128, 128);
     CALL(219, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), convirt_k464_matmul(A + 5798896 + 946912*B + 20224*B*T + 240384*T, A + 5798896 + 946912*B + 20224*B*T + 240256*T, (real *)P + 1056864, T)); /* %678 matmul [T,128]  graphs/lib/text_encoder.lua:36 */
+    PROF_GEMM(220, 128, 128, T);
     CALL(220, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), convirt_k465_matmul(A + 5588992, A + 5798896 + 946912*B + 20224*B*T + 240256*T, A + 5798896 + 946912*B + 20224*B*T + 245888*T, T)); /* %679 matmul [128,128]  graphs/lib/text_encoder.lua:36 */
     CALL(221, 0, sizeof(real)*((double)5120*T + (double)128*T), convirt_k467_pad(A + 5798896 + 946912*B + 20224*B*T + 225280*T, A + 5798896 + 946912*B + 20224*B*T + 240384*T, T)); /* %681 pad [T,40,128]  graphs/lib/text_encoder.lua:35 */
     CALL(222, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_text_vjp_k288_add(A + 5798896 + 946912*B + 20224*B*T + 230400*T, A + 5798896 + 946912*B + 20224*B*T + 220160*T, A + 5798896 + 946912*B + 20224*B*T + 225280*T, T)); /* %682 map:add [T,40,128]  graphs/lib/text_encoder.lua:35 */
@@ -721,11 +765,15 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     CALL(231, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k494_fused_add_id(A + 5798896 + 946912*B + 20224*B*T + 194560*T, A + 5798896 + 946912*B + 20224*B*T + 215040*T, A + 5798896 + 946912*B + 20224*B*T + 245888*T, T)); /* %709 fused:add_id [T,40,128]  graphs/lib/text_encoder.lua:34 */
     CALL(232, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 0, A + 5798896 + 946912*B + 20224*B*T + 194560*T, T)); /* %710 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
     CALL(233, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5794304, A + 0)); /* %712 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
+    PROF_GEMM(234, 128, 512, 40*T);
     CALL(234, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), convirt_k501_matmul(A + 5218304, A + 5798896 + 946912*B + 20224*B*T + 194560*T, A + 5798896 + 946912*B + 20224*B*T + 61440*T, T)); /* %716 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
+    PROF_GEMM(235, 40*T, 512, 128);
     CALL(235, (double)5283840*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)20480*T), convirt_k504_matmul_mul_gelu_grad(A + 5798896 + 946912*B + 20224*B*T + 61440*T, A + 5798896 + 946912*B + 20224*B*T + 194560*T, (real *)P + 990944, A + 5798896 + 946912*B + 20224*B*T + 40960*T, T)); /* %719 matmul+mul_gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
     CALL(236, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), convirt_k505_sum(A + 0, A + 5798896 + 946912*B + 20224*B*T + 61440*T, T)); /* %720 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
     CALL(237, (double)20480, sizeof(real)*((double)512 + (double)20480), convirt_k507_sum(A + 5792768, A + 0)); /* %722 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
+    PROF_GEMM(238, 40*T, 128, 512);
     CALL(238, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), convirt_k510_matmul(A + 5798896 + 946912*B + 20224*B*T + 40960*T, A + 5798896 + 946912*B + 20224*B*T + 61440*T, (real *)P + 924896, T)); /* %725 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
+    PROF_GEMM(239, 512, 128, 40*T);
     CALL(239, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), convirt_k511_matmul(A + 5283840, A + 5798896 + 946912*B + 20224*B*T + 61440*T, A + 5798896 + 946912*B + 20224*B*T + 209920*T, T)); /* %726 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
     CALL(240, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5349376, A + 5798896 + 946912*B + 20224*B*T + 40960*T, T)); /* %728 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
     CALL(241, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5794432, A + 5349376)); /* %730 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
@@ -738,29 +786,41 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     CALL(248, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k540_fused_add_add_id(A + 5798896 + 946912*B + 20224*B*T + 53760*T, A + 5798896 + 946912*B + 20224*B*T + 194560*T, A + 5798896 + 946912*B + 20224*B*T + 46080*T, A + 5798896 + 946912*B + 20224*B*T + 245888*T, T)); /* %755 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
     CALL(249, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5349376, A + 5798896 + 946912*B + 20224*B*T + 53760*T, T)); /* %756 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
     CALL(250, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5794688, A + 5349376)); /* %758 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    PROF_GEMM(251, 40*T, 128, 128);
     CALL(251, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k546_matmul(A + 5798896 + 946912*B + 20224*B*T + 40960*T, A + 5798896 + 946912*B + 20224*B*T + 53760*T, (real *)P + 908128, T)); /* %761 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
+    PROF_GEMM(252, 128, 128, 40*T);
     CALL(252, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k547_matmul(A + 5605376, A + 5798896 + 946912*B + 20224*B*T + 53760*T, A + 5798896 + 946912*B + 20224*B*T + 189440*T, T)); /* %762 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
     CALL(253, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k129_permute(A + 5798896 + 946912*B + 20224*B*T + 47360*T, A + 5798896 + 946912*B + 20224*B*T + 40960*T, T)); /* %765 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
+    PROF_GEMM(254, 40, 32, 40);
     CALL(254, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k552_matmul(A + 5798896 + 946912*B + 20224*B*T + 58880*T, A + 5798896 + 946912*B + 20224*B*T + 101120*T, A + 5798896 + 946912*B + 20224*B*T + 47360*T, T)); /* %767 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    PROF_GEMM(255, 40, 40, 32);
     CALL(255, (double)416000*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)160*T), convirt_k553_matmul_div(A + 5798896 + 946912*B + 20224*B*T + 40960*T, A + 5798896 + 946912*B + 20224*B*T + 47360*T, A + 5798896 + 946912*B + 20224*B*T + 184320*T, A + 5798896 + 946912*B + 20224*B*T + 245728*T, T)); /* %768 matmul+div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
     CALL(256, (double)19520*T, sizeof(real)*((double)160*T + (double)6400*T + (double)6400*T + (double)160*T), convirt_k558_fused_mul_sum_neg_mul(A + 5798896 + 946912*B + 20224*B*T + 64000*T, A + 5798896 + 946912*B + 20224*B*T + 40960*T, A + 5798896 + 946912*B + 20224*B*T + 101120*T, A + 5798896 + 946912*B + 20224*B*T + 245568*T, T)); /* %773 fused:mul_sum_neg_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
     CALL(257, (double)38400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T + (double)6400*T), convirt_k574_fused_scale_mul_mul_mul(A + 5798896 + 946912*B + 20224*B*T + 47360*T, A + 5798896 + 946912*B + 20224*B*T + 40960*T, A + 5798896 + 946912*B + 20224*B*T + 64000*T, (real *)inputs[2], A + 5798896 + 946912*B + 20224*B*T + 94720*T, T)); /* %789 fused:scale_mul_mul_mul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
+    PROF_GEMM(258, 40, 32, 40);
     CALL(258, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k162_matmul(A + 5798896 + 946912*B + 20224*B*T + 40960*T, A + 5798896 + 946912*B + 20224*B*T + 47360*T, A + 5798896 + 946912*B + 20224*B*T + 179200*T, T)); /* %790 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    PROF_GEMM(259, 40, 32, 40);
     CALL(259, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k552_matmul(A + 5798896 + 946912*B + 20224*B*T + 94720*T, A + 5798896 + 946912*B + 20224*B*T + 47360*T, A + 5798896 + 946912*B + 20224*B*T + 174080*T, T)); /* %791 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
     CALL(260, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k163_permute(A + 5798896 + 946912*B + 20224*B*T + 46080*T, A + 5798896 + 946912*B + 20224*B*T + 58880*T, T)); /* %792 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
     CALL(261, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5349376, A + 5798896 + 946912*B + 20224*B*T + 46080*T, T)); /* %794 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
     CALL(262, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5794816, A + 5349376)); /* %796 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
+    PROF_GEMM(263, 128, 128, 40*T);
     CALL(263, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k547_matmul(A + 5621760, A + 5798896 + 946912*B + 20224*B*T + 46080*T, A + 5798896 + 946912*B + 20224*B*T + 168960*T, T)); /* %800 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
     CALL(264, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k163_permute(A + 5798896 + 946912*B + 20224*B*T + 99840*T, A + 5798896 + 946912*B + 20224*B*T + 94720*T, T)); /* %802 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
     CALL(265, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5349376, A + 5798896 + 946912*B + 20224*B*T + 99840*T, T)); /* %804 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
     CALL(266, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5794944, A + 5349376)); /* %806 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
+    PROF_GEMM(267, 40*T, 128, 128);
     CALL(267, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k546_matmul(A + 5798896 + 946912*B + 20224*B*T + 94720*T, A + 5798896 + 946912*B + 20224*B*T + 99840*T, (real *)P + 875104, T)); /* %809 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
+    PROF_GEMM(268, 128, 128, 40*T);
     CALL(268, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k547_matmul(A + 5638144, A + 5798896 + 946912*B + 20224*B*T + 99840*T, A + 5798896 + 946912*B + 20224*B*T + 168960*T, T)); /* %810 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
     CALL(269, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k163_permute(A + 5798896 + 946912*B + 20224*B*T + 99840*T, A + 5798896 + 946912*B + 20224*B*T + 40960*T, T)); /* %813 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
     CALL(270, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5349376, A + 5798896 + 946912*B + 20224*B*T + 99840*T, T)); /* %815 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
     CALL(271, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5795072, A + 5349376)); /* %817 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
+    PROF_GEMM(272, 40*T, 128, 128);
     CALL(272, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k546_matmul(A + 5798896 + 946912*B + 20224*B*T + 40960*T, A + 5798896 + 946912*B + 20224*B*T + 99840*T, (real *)P + 858592, T)); /* %820 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
+    PROF_GEMM(273, 128, 128, 40*T);
     CALL(273, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k547_matmul(A + 5654528, A + 5798896 + 946912*B + 20224*B*T + 99840*T, A + 5798896 + 946912*B + 20224*B*T + 168960*T, T)); /* %821 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
+    PROF_GEMM(274, 40*T, 128, 128);
     CALL(274, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)5120*T), convirt_k608_matmul_add_add(A + 5798896 + 946912*B + 20224*B*T + 99840*T, A + 5798896 + 946912*B + 20224*B*T + 46080*T, (real *)P + 891616, A + 5798896 + 946912*B + 20224*B*T + 94720*T, A + 5798896 + 946912*B + 20224*B*T + 40960*T, T)); /* %823 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:12 */
     CALL(275, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5349376, A + 5798896 + 946912*B + 20224*B*T + 99840*T, T)); /* %824 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
     CALL(276, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5795200, A + 5349376)); /* %826 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
@@ -773,11 +833,15 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     CALL(283, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k540_fused_add_add_id(A + 5798896 + 946912*B + 20224*B*T + 99840*T, A + 5798896 + 946912*B + 20224*B*T + 53760*T, A + 5798896 + 946912*B + 20224*B*T + 94720*T, A + 5798896 + 946912*B + 20224*B*T + 245568*T, T)); /* %851 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
     CALL(284, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5349376, A + 5798896 + 946912*B + 20224*B*T + 99840*T, T)); /* %852 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
     CALL(285, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5795456, A + 5349376)); /* %854 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
+    PROF_GEMM(286, 128, 512, 40*T);
     CALL(286, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), convirt_k501_matmul(A + 5349376, A + 5798896 + 946912*B + 20224*B*T + 99840*T, A + 5798896 + 946912*B + 20224*B*T + 20480*T, T)); /* %858 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
+    PROF_GEMM(287, 40*T, 512, 128);
     CALL(287, (double)5283840*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)20480*T), convirt_k504_matmul_mul_gelu_grad(A + 5798896 + 946912*B + 20224*B*T + 20480*T, A + 5798896 + 946912*B + 20224*B*T + 99840*T, (real *)P + 792672, A + 5798896 + 946912*B + 20224*B*T, T)); /* %861 matmul+mul_gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
     CALL(288, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), convirt_k505_sum(A + 0, A + 5798896 + 946912*B + 20224*B*T + 20480*T, T)); /* %862 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
     CALL(289, (double)20480, sizeof(real)*((double)512 + (double)20480), convirt_k507_sum(A + 5793280, A + 0)); /* %864 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
+    PROF_GEMM(290, 40*T, 128, 512);
     CALL(290, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), convirt_k510_matmul(A + 5798896 + 946912*B + 20224*B*T + 94720*T, A + 5798896 + 946912*B + 20224*B*T + 20480*T, (real *)P + 726624, T)); /* %867 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
+    PROF_GEMM(291, 512, 128, 40*T);
     CALL(291, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), convirt_k511_matmul(A + 5414912, A + 5798896 + 946912*B + 20224*B*T + 20480*T, A + 5798896 + 946912*B + 20224*B*T + 153600*T, T)); /* %868 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
     CALL(292, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5480448, A + 5798896 + 946912*B + 20224*B*T + 94720*T, T)); /* %870 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
     CALL(293, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5795584, A + 5480448)); /* %872 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
@@ -790,29 +854,41 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     CALL(300, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k540_fused_add_add_id(A + 5798896 + 946912*B + 20224*B*T + 94720*T, A + 5798896 + 946912*B + 20224*B*T + 99840*T, A + 5798896 + 946912*B + 20224*B*T, A + 5798896 + 946912*B + 20224*B*T + 245568*T, T)); /* %897 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
     CALL(301, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5480448, A + 5798896 + 946912*B + 20224*B*T + 94720*T, T)); /* %898 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
     CALL(302, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5795840, A + 5480448)); /* %900 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    PROF_GEMM(303, 40*T, 128, 128);
     CALL(303, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k546_matmul(A + 5798896 + 946912*B + 20224*B*T + 99840*T, A + 5798896 + 946912*B + 20224*B*T + 94720*T, (real *)P + 709856, T)); /* %903 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
+    PROF_GEMM(304, 128, 128, 40*T);
     CALL(304, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k547_matmul(A + 5670912, A + 5798896 + 946912*B + 20224*B*T + 94720*T, A + 5798896 + 946912*B + 20224*B*T + 138240*T, T)); /* %904 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
     CALL(305, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k129_permute(A + 5798896 + 946912*B + 20224*B*T + 6400*T, A + 5798896 + 946912*B + 20224*B*T + 99840*T, T)); /* %907 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
+    PROF_GEMM(306, 40, 32, 40);
     CALL(306, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k552_matmul(A + 5798896 + 946912*B + 20224*B*T + 99840*T, A + 5798896 + 946912*B + 20224*B*T + 88320*T, A + 5798896 + 946912*B + 20224*B*T + 6400*T, T)); /* %909 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    PROF_GEMM(307, 40, 40, 32);
     CALL(307, (double)416000*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)160*T), convirt_k553_matmul_div(A + 5798896 + 946912*B + 20224*B*T, A + 5798896 + 946912*B + 20224*B*T + 6400*T, A + 5798896 + 946912*B + 20224*B*T + 133120*T, A + 5798896 + 946912*B + 20224*B*T + 245408*T, T)); /* %910 matmul+div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
     CALL(308, (double)19520*T, sizeof(real)*((double)160*T + (double)6400*T + (double)6400*T + (double)160*T), convirt_k558_fused_mul_sum_neg_mul(A + 5798896 + 946912*B + 20224*B*T + 104960*T, A + 5798896 + 946912*B + 20224*B*T, A + 5798896 + 946912*B + 20224*B*T + 88320*T, A + 5798896 + 946912*B + 20224*B*T + 245248*T, T)); /* %915 fused:mul_sum_neg_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
     CALL(309, (double)38400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T + (double)6400*T), convirt_k574_fused_scale_mul_mul_mul(A + 5798896 + 946912*B + 20224*B*T + 6400*T, A + 5798896 + 946912*B + 20224*B*T, A + 5798896 + 946912*B + 20224*B*T + 104960*T, (real *)inputs[2], A + 5798896 + 946912*B + 20224*B*T + 81920*T, T)); /* %931 fused:scale_mul_mul_mul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
+    PROF_GEMM(310, 40, 32, 40);
     CALL(310, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k162_matmul(A + 5798896 + 946912*B + 20224*B*T, A + 5798896 + 946912*B + 20224*B*T + 6400*T, A + 5798896 + 946912*B + 20224*B*T + 128000*T, T)); /* %932 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    PROF_GEMM(311, 40, 32, 40);
     CALL(311, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k552_matmul(A + 5798896 + 946912*B + 20224*B*T + 12800*T, A + 5798896 + 946912*B + 20224*B*T + 6400*T, A + 5798896 + 946912*B + 20224*B*T + 122880*T, T)); /* %933 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
     CALL(312, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k163_permute(A + 5798896 + 946912*B + 20224*B*T + 5120*T, A + 5798896 + 946912*B + 20224*B*T + 99840*T, T)); /* %934 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
     CALL(313, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5480448, A + 5798896 + 946912*B + 20224*B*T + 5120*T, T)); /* %936 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
     CALL(314, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5795968, A + 5480448)); /* %938 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
+    PROF_GEMM(315, 128, 128, 40*T);
     CALL(315, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k547_matmul(A + 5687296, A + 5798896 + 946912*B + 20224*B*T + 5120*T, A + 5798896 + 946912*B + 20224*B*T + 117760*T, T)); /* %942 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
     CALL(316, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k163_permute(A + 5798896 + 946912*B + 20224*B*T + 99840*T, A + 5798896 + 946912*B + 20224*B*T + 12800*T, T)); /* %944 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
     CALL(317, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5480448, A + 5798896 + 946912*B + 20224*B*T + 99840*T, T)); /* %946 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
     CALL(318, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5796096, A + 5480448)); /* %948 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
+    PROF_GEMM(319, 40*T, 128, 128);
     CALL(319, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k546_matmul(A + 5798896 + 946912*B + 20224*B*T + 10240*T, A + 5798896 + 946912*B + 20224*B*T + 99840*T, (real *)P + 676832, T)); /* %951 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
+    PROF_GEMM(320, 128, 128, 40*T);
     CALL(320, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k547_matmul(A + 5703680, A + 5798896 + 946912*B + 20224*B*T + 99840*T, A + 5798896 + 946912*B + 20224*B*T + 117760*T, T)); /* %952 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
     CALL(321, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k163_permute(A + 5798896 + 946912*B + 20224*B*T + 99840*T, A + 5798896 + 946912*B + 20224*B*T, T)); /* %955 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
     CALL(322, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5480448, A + 5798896 + 946912*B + 20224*B*T + 99840*T, T)); /* %957 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
     CALL(323, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5796224, A + 5480448)); /* %959 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
+    PROF_GEMM(324, 40*T, 128, 128);
     CALL(324, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k546_matmul(A + 5798896 + 946912*B + 20224*B*T, A + 5798896 + 946912*B + 20224*B*T + 99840*T, (real *)P + 660320, T)); /* %962 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
+    PROF_GEMM(325, 128, 128, 40*T);
     CALL(325, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k547_matmul(A + 5720064, A + 5798896 + 946912*B + 20224*B*T + 99840*T, A + 5798896 + 946912*B + 20224*B*T + 117760*T, T)); /* %963 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
+    PROF_GEMM(326, 40*T, 128, 128);
     CALL(326, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)5120*T), convirt_k608_matmul_add_add(A + 5798896 + 946912*B + 20224*B*T + 99840*T, A + 5798896 + 946912*B + 20224*B*T + 5120*T, (real *)P + 693344, A + 5798896 + 946912*B + 20224*B*T + 10240*T, A + 5798896 + 946912*B + 20224*B*T, T)); /* %965 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:12 */
     CALL(327, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5480448, A + 5798896 + 946912*B + 20224*B*T + 99840*T, T)); /* %966 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
     CALL(328, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5796352, A + 5480448)); /* %968 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
@@ -826,11 +902,15 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     CALL(336, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5787648, A + 5798896 + 946912*B + 20224*B*T + 5120*T, T)); /* %994 reduce [1,40,128]  graphs/lib/text_encoder.lua:32 */
     CALL(337, 0, sizeof(real)*((double)131072 + (double)5120*T + (double)40*T), convirt_k781_scatter_add(A + 5013504, A + 5798896 + 946912*B + 20224*B*T + 5120*T, (int32_t *)inputs[1], T)); /* %996 scatter_add [1024,128]  graphs/lib/text_encoder.lua:32 */
     CALL(338, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5796608, A + 5798896 + 893056*B, B)); /* %997 reduce [1,128]  graphs/lib/image_encoder.lua:36 */
+    PROF_GEMM(339, 128, 128, B);
     CALL(339, (double)32768*B, sizeof(real)*((double)16384 + (double)128*B + (double)128*B), convirt_image_vjp_k131_matmul(A + 5736448, A + 5798896 + 893056*B, A + 5798896 + 946176*B, B)); /* %1000 matmul [128,128]  graphs/lib/image_encoder.lua:36 */
+    PROF_GEMM(340, B, 128, 128);
     CALL(340, (double)32896*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384), convirt_image_vjp_k132_matmul_scale(A + 5798896 + 917504*B, A + 5798896 + 893056*B, (real *)P + 507360, B)); /* %1001 matmul+scale [B,128]  graphs/lib/image_encoder.lua:35 */
     CALL(341, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k135_sum(A + 5144576, A + 5798896 + 933888*B, B)); /* %1004 reduce [1,64,128]  graphs/lib/image_encoder.lua:34 */
     CALL(342, (double)8192, sizeof(real)*((double)128 + (double)8192), convirt_image_vjp_k137_sum(A + 5796736, A + 5144576)); /* %1006 reduce [1,128]  graphs/lib/image_encoder.lua:34 */
+    PROF_GEMM(343, 64*B, 128, 128);
     CALL(343, (double)2097152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384), convirt_image_vjp_k140_matmul(A + 5798896 + 892928*B, A + 5798896 + 933888*B, (real *)P + 490848, B)); /* %1009 matmul [64*B,128]  graphs/lib/image_encoder.lua:34 */
+    PROF_GEMM(344, 128, 128, 64*B);
     CALL(344, (double)2097152*B, sizeof(real)*((double)16384 + (double)8192*B + (double)8192*B), convirt_image_vjp_k141_matmul(A + 5752832, A + 5798896 + 933888*B, A + 5798896 + 909312*B, B)); /* %1010 matmul [128,128]  graphs/lib/image_encoder.lua:34 */
     CALL(345, (double)16384*B, sizeof(real)*((double)8192*B + (double)128*B + (double)8192*B), convirt_image_vjp_k143_fused_add_id(A + 5798896 + 909312*B, A + 5798896 + 917504*B, A + 5798896 + 892928*B, B)); /* %1012 fused:add_id [B,64,128]  graphs/lib/image_encoder.lua:34 */
     CALL(346, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k144_permute(A + 5798896 + 892928*B, A + 5798896 + 909312*B, B)); /* %1013 permute [B,128,64]  graphs/lib/image_encoder.lua:33 */
@@ -842,7 +922,9 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     CALL(352, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k154_slice(A + 5796992, A + 5769216)); /* %1023 slice [128,1]  graphs/lib/image_encoder.lua:13 */
     CALL(353, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k157_sum(A + 5798896 + 884736*B, A + 5798896 + 892928*B, B)); /* %1026 reduce [B,128,1]  graphs/lib/image_encoder.lua:13 */
     CALL(354, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5797120, A + 5798896 + 884736*B, B)); /* %1027 reduce [1,128,1]  graphs/lib/image_encoder.lua:13 */
+    PROF_GEMM(355, 1152, 64, 128);
     CALL(355, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456), convirt_image_vjp_k160_conv2d_input_grad(A + 5798896 + 884736*B, A + 5798896 + 892928*B, (real *)P + 343008, A + 0, B)); /* %1029 conv2d_input_grad [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    PROF_GEMM(356, 288, 128, 64);
     CALL(356, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)8192*B), convirt_image_vjp_k161_conv2d_weight_grad(A + 4718592, A + 5798896 + 892928*B, A + 5798896 + 876544*B, A + 0, B)); /* %1030 conv2d_weight_grad [128,128,3,3]  graphs/lib/image_encoder.lua:13 */
     CALL(357, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k147_fused_mul_step(A + 5798896 + 876544*B, A + 5798896 + 884736*B, A + 5798896 + 868352*B, B)); /* %1032 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
     CALL(358, (double)40960*B, sizeof(real)*((double)256*B + (double)8192*B + (double)8192*B + (double)16*B), convirt_image_vjp_k148_group_norm_sums(A + 5798896 + 884736*B, A + 5798896 + 876544*B, A + 5798896 + 860160*B, A + 5798896 + 946816*B, B)); /* %1033 group_norm_sums [B,128,2]  graphs/lib/image_encoder.lua:7 */
@@ -852,7 +934,9 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     CALL(362, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k154_slice(A + 5797376, A + 5769216)); /* %1039 slice [128,1]  graphs/lib/image_encoder.lua:7 */
     CALL(363, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k157_sum(A + 5798896 + 860160*B, A + 5798896 + 868352*B, B)); /* %1042 reduce [B,128,1]  graphs/lib/image_encoder.lua:6 */
     CALL(364, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5797504, A + 5798896 + 860160*B, B)); /* %1043 reduce [1,128,1]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(365, 1152, 64, 128);
     CALL(365, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456), convirt_image_vjp_k160_conv2d_input_grad(A + 5798896 + 860160*B, A + 5798896 + 868352*B, (real *)P + 195168, A + 0, B)); /* %1045 conv2d_input_grad [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(366, 288, 128, 64);
     CALL(366, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)8192*B), convirt_image_vjp_k161_conv2d_weight_grad(A + 4866048, A + 5798896 + 868352*B, A + 5798896 + 851968*B, A + 0, B)); /* %1046 conv2d_weight_grad [128,128,3,3]  graphs/lib/image_encoder.lua:6 */
     CALL(367, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k180_fused_mul_add_step(A + 5798896 + 851968*B, A + 5798896 + 909312*B, A + 5798896 + 860160*B, A + 5798896 + 843776*B, B)); /* %1049 fused:mul_add_step [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
     CALL(368, (double)40960*B, sizeof(real)*((double)256*B + (double)8192*B + (double)8192*B + (double)16*B), convirt_image_vjp_k148_group_norm_sums(A + 5798896 + 843776*B, A + 5798896 + 851968*B, A + 5798896 + 835584*B, A + 5798896 + 946800*B, B)); /* %1050 group_norm_sums [B,128,2]  graphs/lib/image_encoder.lua:7 */
@@ -862,7 +946,9 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     CALL(372, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k154_slice(A + 5797760, A + 5769216)); /* %1056 slice [128,1]  graphs/lib/image_encoder.lua:7 */
     CALL(373, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k157_sum(A + 5798896 + 835584*B, A + 5798896 + 860160*B, B)); /* %1059 reduce [B,128,1]  graphs/lib/image_encoder.lua:6 */
     CALL(374, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5797888, A + 5798896 + 835584*B, B)); /* %1060 reduce [1,128,1]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(375, 576, 64, 128);
     CALL(375, (double)9437184*B, sizeof(real)*((double)16384*B + (double)8192*B + (double)73728), convirt_image_vjp_k193_conv2d_input_grad(A + 5798896 + 835584*B, A + 5798896 + 860160*B, (real *)P + 121056, A + 0, B)); /* %1062 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(376, 144, 128, 64);
     CALL(376, (double)9437184*B, sizeof(real)*((double)73728 + (double)8192*B + (double)16384*B), convirt_image_vjp_k194_conv2d_weight_grad(A + 5144576, A + 5798896 + 860160*B, A + 5798896 + 802816*B, A + 0, B)); /* %1063 conv2d_weight_grad [128,64,3,3]  graphs/lib/image_encoder.lua:6 */
     CALL(377, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k196_fused_mul_step(A + 5798896 + 802816*B, A + 5798896 + 835584*B, A + 5798896 + 819200*B, B)); /* %1065 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
     CALL(378, (double)81920*B, sizeof(real)*((double)128*B + (double)16384*B + (double)16384*B + (double)16*B), convirt_image_vjp_k197_group_norm_sums(A + 5798896 + 835584*B, A + 5798896 + 802816*B, A + 5798896 + 786432*B, A + 5798896 + 946784*B, B)); /* %1066 group_norm_sums [B,64,2]  graphs/lib/image_encoder.lua:13 */
@@ -872,7 +958,9 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     CALL(382, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k203_slice(A + 5798080, A + 5769216)); /* %1072 slice [64,1]  graphs/lib/image_encoder.lua:13 */
     CALL(383, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k206_sum(A + 5798896 + 786432*B, A + 5798896 + 819200*B, B)); /* %1075 reduce [B,64,1]  graphs/lib/image_encoder.lua:13 */
     CALL(384, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5798144, A + 5798896 + 786432*B, B)); /* %1076 reduce [1,64,1]  graphs/lib/image_encoder.lua:13 */
+    PROF_GEMM(385, 576, 256, 64);
     CALL(385, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864), convirt_image_vjp_k209_conv2d_input_grad(A + 5798896 + 786432*B, A + 5798896 + 819200*B, (real *)P + 84000, A + 0, B)); /* %1078 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    PROF_GEMM(386, 144, 64, 256);
     CALL(386, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)16384*B), convirt_image_vjp_k210_conv2d_weight_grad(A + 5480448, A + 5798896 + 819200*B, A + 5798896 + 770048*B, A + 0, B)); /* %1079 conv2d_weight_grad [64,64,3,3]  graphs/lib/image_encoder.lua:13 */
     CALL(387, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k196_fused_mul_step(A + 5798896 + 770048*B, A + 5798896 + 786432*B, A + 5798896 + 753664*B, B)); /* %1081 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
     CALL(388, (double)81920*B, sizeof(real)*((double)128*B + (double)16384*B + (double)16384*B + (double)16*B), convirt_image_vjp_k197_group_norm_sums(A + 5798896 + 786432*B, A + 5798896 + 770048*B, A + 5798896 + 737280*B, A + 5798896 + 946768*B, B)); /* %1082 group_norm_sums [B,64,2]  graphs/lib/image_encoder.lua:7 */
@@ -882,7 +970,9 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     CALL(392, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k203_slice(A + 5798272, A + 5769216)); /* %1088 slice [64,1]  graphs/lib/image_encoder.lua:7 */
     CALL(393, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k206_sum(A + 5798896 + 737280*B, A + 5798896 + 753664*B, B)); /* %1091 reduce [B,64,1]  graphs/lib/image_encoder.lua:6 */
     CALL(394, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5798336, A + 5798896 + 737280*B, B)); /* %1092 reduce [1,64,1]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(395, 576, 256, 64);
     CALL(395, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864), convirt_image_vjp_k209_conv2d_input_grad(A + 5798896 + 737280*B, A + 5798896 + 753664*B, (real *)P + 46944, A + 0, B)); /* %1094 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(396, 144, 64, 256);
     CALL(396, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)16384*B), convirt_image_vjp_k210_conv2d_weight_grad(A + 5517312, A + 5798896 + 753664*B, A + 5798896 + 720896*B, A + 0, B)); /* %1095 conv2d_weight_grad [64,64,3,3]  graphs/lib/image_encoder.lua:6 */
     CALL(397, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k229_fused_mul_add_step(A + 5798896 + 720896*B, A + 5798896 + 802816*B, A + 5798896 + 737280*B, A + 5798896 + 704512*B, B)); /* %1098 fused:mul_add_step [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
     CALL(398, (double)81920*B, sizeof(real)*((double)128*B + (double)16384*B + (double)16384*B + (double)16*B), convirt_image_vjp_k197_group_norm_sums(A + 5798896 + 704512*B, A + 5798896 + 720896*B, A + 5798896 + 688128*B, A + 5798896 + 946752*B, B)); /* %1099 group_norm_sums [B,64,2]  graphs/lib/image_encoder.lua:7 */
@@ -892,7 +982,9 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     CALL(402, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k203_slice(A + 5798464, A + 5554176)); /* %1105 slice [64,1]  graphs/lib/image_encoder.lua:7 */
     CALL(403, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k206_sum(A + 5798896 + 688128*B, A + 5798896 + 737280*B, B)); /* %1108 reduce [B,64,1]  graphs/lib/image_encoder.lua:6 */
     CALL(404, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5798528, A + 5798896 + 688128*B, B)); /* %1109 reduce [1,64,1]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(405, 288, 256, 64);
     CALL(405, (double)9437184*B, sizeof(real)*((double)32768*B + (double)16384*B + (double)18432), convirt_image_vjp_k242_conv2d_input_grad(A + 5798896 + 688128*B, A + 5798896 + 737280*B, (real *)P + 28320, A + 0, B)); /* %1111 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(406, 144, 64, 256);
     CALL(406, (double)9437184*B, sizeof(real)*((double)18432 + (double)16384*B + (double)32768*B), convirt_image_vjp_k243_conv2d_weight_grad(A + 5554176, A + 5798896 + 737280*B, A + 5798896 + 622592*B, A + 0, B)); /* %1112 conv2d_weight_grad [64,32,3,3]  graphs/lib/image_encoder.lua:6 */
     CALL(407, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k245_fused_mul_step(A + 5798896 + 622592*B, A + 5798896 + 688128*B, A + 5798896 + 655360*B, B)); /* %1114 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
     CALL(408, (double)163840*B, sizeof(real)*((double)64*B + (double)32768*B + (double)32768*B + (double)16*B), convirt_image_vjp_k246_group_norm_sums(A + 5798896 + 688128*B, A + 5798896 + 622592*B, A + 5798896 + 589824*B, A + 5798896 + 946736*B, B)); /* %1115 group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:13 */
@@ -902,7 +994,9 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     CALL(412, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 5798624, A + 5769216)); /* %1121 slice [32,1]  graphs/lib/image_encoder.lua:13 */
     CALL(413, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k255_sum(A + 5798896 + 589824*B, A + 5798896 + 655360*B, B)); /* %1124 reduce [B,32,1]  graphs/lib/image_encoder.lua:13 */
     CALL(414, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 5798656, A + 5798896 + 589824*B, B)); /* %1125 reduce [1,32,1]  graphs/lib/image_encoder.lua:13 */
+    PROF_GEMM(415, 288, 1024, 32);
     CALL(415, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216), convirt_image_vjp_k258_conv2d_input_grad(A + 5798896 + 589824*B, A + 5798896 + 655360*B, (real *)P + 19008, A + 0, B)); /* %1127 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    PROF_GEMM(416, 144, 32, 1024);
     CALL(416, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)32768*B), convirt_image_vjp_k259_conv2d_weight_grad(A + 5769216, A + 5798896 + 655360*B, A + 5798896 + 557056*B, A + 0, B)); /* %1128 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:13 */
     CALL(417, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k245_fused_mul_step(A + 5798896 + 557056*B, A + 5798896 + 589824*B, A + 5798896 + 524288*B, B)); /* %1130 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
     CALL(418, (double)163840*B, sizeof(real)*((double)64*B + (double)32768*B + (double)32768*B + (double)16*B), convirt_image_vjp_k246_group_norm_sums(A + 5798896 + 589824*B, A + 5798896 + 557056*B, A + 5798896 + 491520*B, A + 5798896 + 946720*B, B)); /* %1131 group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:7 */
@@ -912,7 +1006,9 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     CALL(422, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 5798720, A + 5778432)); /* %1137 slice [32,1]  graphs/lib/image_encoder.lua:7 */
     CALL(423, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k255_sum(A + 5798896 + 491520*B, A + 5798896 + 524288*B, B)); /* %1140 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
     CALL(424, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 5798752, A + 5798896 + 491520*B, B)); /* %1141 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(425, 288, 1024, 32);
     CALL(425, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216), convirt_image_vjp_k258_conv2d_input_grad(A + 5798896 + 491520*B, A + 5798896 + 524288*B, (real *)P + 9696, A + 0, B)); /* %1143 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(426, 144, 32, 1024);
     CALL(426, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)32768*B), convirt_image_vjp_k259_conv2d_weight_grad(A + 5778432, A + 5798896 + 524288*B, A + 5798896 + 458752*B, A + 0, B)); /* %1144 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:6 */
     CALL(427, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k278_fused_mul_add_step(A + 5798896 + 458752*B, A + 5798896 + 622592*B, A + 5798896 + 491520*B, A + 5798896 + 425984*B, B)); /* %1147 fused:mul_add_step [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
     CALL(428, (double)163840*B, sizeof(real)*((double)64*B + (double)32768*B + (double)32768*B + (double)16*B), convirt_image_vjp_k246_group_norm_sums(A + 5798896 + 425984*B, A + 5798896 + 458752*B, A + 5798896 + 393216*B, A + 5798896 + 946704*B, B)); /* %1148 group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:7 */
@@ -922,7 +1018,9 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     CALL(432, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 5798816, A + 0)); /* %1154 slice [32,1]  graphs/lib/image_encoder.lua:7 */
     CALL(433, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k255_sum(A + 5798896 + 393216*B, A + 5798896 + 524288*B, B)); /* %1157 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
     CALL(434, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 5798848, A + 5798896 + 393216*B, B)); /* %1158 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(435, 288, 1024, 32);
     CALL(435, (double)18874368*B, sizeof(real)*((double)131072*B + (double)32768*B + (double)9216), convirt_image_vjp_k291_conv2d_input_grad(A + 5798896 + 393216*B, A + 5798896 + 524288*B, (real *)P + 384, A + 0, B)); /* %1160 conv2d_input_grad [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(436, 144, 32, 1024);
     CALL(436, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)131072*B), convirt_image_vjp_k292_conv2d_weight_grad(A + 304128, A + 5798896 + 524288*B, A + 5798896 + 262144*B, A + 0, B)); /* %1161 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:6 */
     CALL(437, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), convirt_image_vjp_k294_fused_mul_step(A + 5798896 + 262144*B, A + 5798896 + 393216*B, A + 5798896 + 131072*B, B)); /* %1163 fused:mul_step [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
     CALL(438, (double)655360*B, sizeof(real)*((double)64*B + (double)131072*B + (double)131072*B + (double)16*B), convirt_image_vjp_k295_group_norm_sums(A + 5798896 + 393216*B, A + 5798896 + 262144*B, A + 5798896, A + 5798896 + 946688*B, B)); /* %1164 group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:7 */

@@ -17,108 +17,110 @@
 #ifdef RECLF_PROFILE
 #include "profile.h"
 static reclf_prof_entry prof[96] = {
-    {"convirt_features_loss_k7_fused_sum_square", "%7 fused:sum_square [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k9_fused_rsqrt_clampmin", "%9 fused:rsqrt_clampmin [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k10_mul", "%10 map:mul [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k12_fused_sum_square", "%12 fused:sum_square [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k14_fused_rsqrt_clampmin", "%14 fused:rsqrt_clampmin [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k15_mul", "%15 map:mul [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k17_matmul_scale", "%17 matmul+scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k18_eye", "%18 eye [T,B]", "graphs/lib/losses.lua:9", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k19_max", "%19 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k22_fused_exp_sub", "%22 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k23_sum", "%23 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k24_clampmin", "%24 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k27_mul", "%27 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k30_max", "%30 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k33_fused_exp_sub", "%33 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k34_sum", "%34 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k35_clampmin", "%35 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k34_sum", "%39 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k23_sum", "%41 reduce [T,1]", "graphs/lib/losses.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k42_fused_mul_sub_add_log", "%42 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k43_sum", "%43 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k46_fused_scale_add_sum_sub", "%46 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k49_fused_sum_square", "%49 fused:sum_square [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k51_fused_rsqrt_clampmin", "%51 fused:rsqrt_clampmin [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k52_mul", "%52 map:mul [T,39,128]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k56_fused_sum_square", "%56 fused:sum_square [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k58_fused_rsqrt_clampmin", "%58 fused:rsqrt_clampmin [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k59_mul", "%59 map:mul [1,B,64,128]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k60_matmul", "%60 matmul [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k62_fused_max_scale", "%62 fused:max_scale [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k65_fused_exp_sub_scale", "%65 fused:exp_sub_scale [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k66_sum", "%66 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k67_div", "%67 map:div [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k68_matmul", "%68 matmul [T,B,39,128]", "graphs/lib/matching.lua:11", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k70_fused_sum_square", "%70 fused:sum_square [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k72_fused_rsqrt_clampmin", "%72 fused:rsqrt_clampmin [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k73_mul", "%73 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k81_fused_scale_addc_neg", "%81 fused:scale_addc_neg [T,1,39,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k82_fused_add_mul_scale_sum", "%82 fused:add_mul_scale_sum [T,B,39,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k83_max", "%83 reduce [T,B,1,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k86_fused_exp_sub", "%86 fused:exp_sub [T,B,39,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k87_mul", "%87 map:mul [T,B,39,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k88_sum", "%88 reduce [T,B,1,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k89_clampmin", "%89 map:clampmin [T,B,1,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k92_fused_scale_add_log", "%92 fused:scale_add_log [T,B,1,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k94_scale", "%94 map:scale [T,B]", "graphs/lib/model.lua:50", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k19_max", "%96 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k22_fused_exp_sub", "%99 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k23_sum", "%100 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k24_clampmin", "%101 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k27_mul", "%104 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k30_max", "%107 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k33_fused_exp_sub", "%110 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k34_sum", "%111 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k35_clampmin", "%112 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k34_sum", "%116 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k42_fused_mul_sub_add_log", "%119 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k43_sum", "%120 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k46_fused_scale_add_sum_sub", "%123 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k113_add", "%125 map:add []", "graphs/lib/model.lua:136", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k58_fill", "%150 fill []", "graphs/lib/model.lua:137", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k60_scale", "%152 map:scale [1,1]", "graphs/lib/losses.lua:16", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k63_fused_mul_id", "%155 fused:mul_id [T,1]", "graphs/lib/losses.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k65_fused_neg_id", "%157 fused:neg_id [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k159_fused_mul_id", "%159 fused:mul_id [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k71_fused_mul_div_id_step", "%163 fused:mul_div_id_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k77_neg", "%169 map:neg [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k171_fused_mul_id", "%171 fused:mul_id [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k84_fused_mul_div_step", "%176 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k182_fused_scale_add_add_add", "%182 fused:scale_add_add_add [T,B]", "graphs/lib/model.lua:50", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k187_fused_mul_div_scale_step", "%187 fused:mul_div_scale_step [T,B,1,1]", "graphs/lib/model.lua:49", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k199_fused_scale_mul_mul_mul", "%199 fused:scale_mul_mul_mul [T,B,39,1]", "graphs/lib/model.lua:49", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k201_fused_mul_id", "%201 fused:mul_id [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k203_sum", "%203 reduce [T,1,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k212_fused_mul_mul_sum_mul", "%212 fused:mul_mul_sum_mul [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k216_fused_add_mul_mul_id", "%216 fused:add_mul_mul_id [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k219_matmul_sum", "%219 matmul [1,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k220_matmul_div", "%220 matmul+div [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k223_fused_sum_neg_mul", "%223 fused:sum_neg_mul [T,B,39,1]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k229_fused_scale_mul_add_id", "%229 fused:scale_mul_add_id [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k232_matmul_sum", "%232 matmul [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k233_matmul_sum", "%233 matmul [1,B,64,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k234_add", "%234 map:add [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k244_fused_mul_mul_sum_mul", "%244 fused:mul_mul_sum_mul [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k248_fused_add_add_mul_mul", "%248 fused:add_add_mul_mul [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k259_fused_mul_mul_sum_mul", "%259 fused:mul_mul_sum_mul [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k263_fused_add_mul_mul_id", "%263 fused:add_mul_mul_id [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k71_fused_mul_div_id_step", "%276 fused:mul_div_id_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k84_fused_mul_div_step", "%289 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k295_fused_scale_add_add_add", "%295 fused:scale_add_add_add [T,B]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k91_matmul", "%296 matmul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k92_matmul", "%297 matmul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k101_fused_mul_mul_sum_mul", "%306 fused:mul_mul_sum_mul [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k105_fused_add_mul_mul_id", "%310 fused:add_mul_mul_id [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k114_fused_mul_mul_sum_mul", "%319 fused:mul_mul_sum_mul [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k118_fused_add_mul_mul_id", "%323 fused:add_mul_mul_id [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k7_fused_sum_square", "%7 fused:sum_square [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k9_fused_rsqrt_clampmin", "%9 fused:rsqrt_clampmin [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k10_mul", "%10 map:mul [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k12_fused_sum_square", "%12 fused:sum_square [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k14_fused_rsqrt_clampmin", "%14 fused:rsqrt_clampmin [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k15_mul", "%15 map:mul [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k17_matmul_scale", "%17 matmul+scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k18_eye", "%18 eye [T,B]", "graphs/lib/losses.lua:9", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k19_max", "%19 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k22_fused_exp_sub", "%22 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k23_sum", "%23 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k24_clampmin", "%24 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k27_mul", "%27 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k30_max", "%30 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k33_fused_exp_sub", "%33 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k34_sum", "%34 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k35_clampmin", "%35 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k34_sum", "%39 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k23_sum", "%41 reduce [T,1]", "graphs/lib/losses.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k42_fused_mul_sub_add_log", "%42 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k43_sum", "%43 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k46_fused_scale_add_sum_sub", "%46 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k49_fused_sum_square", "%49 fused:sum_square [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k51_fused_rsqrt_clampmin", "%51 fused:rsqrt_clampmin [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k52_mul", "%52 map:mul [T,39,128]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k56_fused_sum_square", "%56 fused:sum_square [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k58_fused_rsqrt_clampmin", "%58 fused:rsqrt_clampmin [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k59_mul", "%59 map:mul [1,B,64,128]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k60_matmul", "%60 matmul [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k62_fused_max_scale", "%62 fused:max_scale [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k65_fused_exp_sub_scale", "%65 fused:exp_sub_scale [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k66_sum", "%66 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k67_div", "%67 map:div [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k68_matmul", "%68 matmul [T,B,39,128]", "graphs/lib/matching.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k70_fused_sum_square", "%70 fused:sum_square [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k72_fused_rsqrt_clampmin", "%72 fused:rsqrt_clampmin [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k73_mul", "%73 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k81_fused_scale_addc_neg", "%81 fused:scale_addc_neg [T,1,39,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k82_fused_add_mul_scale_sum", "%82 fused:add_mul_scale_sum [T,B,39,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k83_max", "%83 reduce [T,B,1,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k86_fused_exp_sub", "%86 fused:exp_sub [T,B,39,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k87_mul", "%87 map:mul [T,B,39,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k88_sum", "%88 reduce [T,B,1,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k89_clampmin", "%89 map:clampmin [T,B,1,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k92_fused_scale_add_log", "%92 fused:scale_add_log [T,B,1,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k94_scale", "%94 map:scale [T,B]", "graphs/lib/model.lua:50", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k19_max", "%96 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k22_fused_exp_sub", "%99 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k23_sum", "%100 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k24_clampmin", "%101 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k27_mul", "%104 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k30_max", "%107 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k33_fused_exp_sub", "%110 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k34_sum", "%111 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k35_clampmin", "%112 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k34_sum", "%116 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k42_fused_mul_sub_add_log", "%119 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k43_sum", "%120 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k46_fused_scale_add_sum_sub", "%123 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k113_add", "%125 map:add []", "graphs/lib/model.lua:136", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k58_fill", "%150 fill []", "graphs/lib/model.lua:137", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k60_scale", "%152 map:scale [1,1]", "graphs/lib/losses.lua:16", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k63_fused_mul_id", "%155 fused:mul_id [T,1]", "graphs/lib/losses.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k65_fused_neg_id", "%157 fused:neg_id [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k159_fused_mul_id", "%159 fused:mul_id [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k71_fused_mul_div_id_step", "%163 fused:mul_div_id_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k77_neg", "%169 map:neg [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k171_fused_mul_id", "%171 fused:mul_id [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k84_fused_mul_div_step", "%176 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k182_fused_scale_add_add_add", "%182 fused:scale_add_add_add [T,B]", "graphs/lib/model.lua:50", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k187_fused_mul_div_scale_step", "%187 fused:mul_div_scale_step [T,B,1,1]", "graphs/lib/model.lua:49", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k199_fused_scale_mul_mul_mul", "%199 fused:scale_mul_mul_mul [T,B,39,1]", "graphs/lib/model.lua:49", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k201_fused_mul_id", "%201 fused:mul_id [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k203_sum", "%203 reduce [T,1,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k212_fused_mul_mul_sum_mul", "%212 fused:mul_mul_sum_mul [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k216_fused_add_mul_mul_id", "%216 fused:add_mul_mul_id [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k219_matmul_sum", "%219 matmul [1,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k220_matmul_div", "%220 matmul+div [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k223_fused_sum_neg_mul", "%223 fused:sum_neg_mul [T,B,39,1]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k229_fused_scale_mul_add_id", "%229 fused:scale_mul_add_id [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k232_matmul_sum", "%232 matmul [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k233_matmul_sum", "%233 matmul [1,B,64,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k234_add", "%234 map:add [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k244_fused_mul_mul_sum_mul", "%244 fused:mul_mul_sum_mul [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k248_fused_add_add_mul_mul", "%248 fused:add_add_mul_mul [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k259_fused_mul_mul_sum_mul", "%259 fused:mul_mul_sum_mul [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k263_fused_add_mul_mul_id", "%263 fused:add_mul_mul_id [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k71_fused_mul_div_id_step", "%276 fused:mul_div_id_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k84_fused_mul_div_step", "%289 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k295_fused_scale_add_add_add", "%295 fused:scale_add_add_add [T,B]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k91_matmul", "%296 matmul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k92_matmul", "%297 matmul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k101_fused_mul_mul_sum_mul", "%306 fused:mul_mul_sum_mul [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k105_fused_add_mul_mul_id", "%310 fused:add_mul_mul_id [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k114_fused_mul_mul_sum_mul", "%319 fused:mul_mul_sum_mul [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k118_fused_add_mul_mul_id", "%323 fused:add_mul_mul_id [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0, 0, 0, 0},
 };
 const reclf_prof_table reclf_profile_gloria_features_loss = {96, prof};
 #define CALL(i, fl, by, call) do { double t0_ = reclf_prof_now(); call; prof[i].seconds += reclf_prof_now() - t0_; \
     prof[i].calls++; prof[i].flops += (fl); prof[i].bytes += (double)(by); } while (0)
+#define PROF_GEMM(i, m, n, k) (prof[i].gemm_m = (m), prof[i].gemm_n = (n), prof[i].gemm_k = (k))
 #else
 #define CALL(i, fl, by, call) call
+#define PROF_GEMM(i, m, n, k) ((void)0)
 #endif
 
 static size_t arena_bytes(const long *dims) {
@@ -137,6 +139,7 @@ static void forward(void *arena, const real *P, void *const *inputs, const long 
     CALL(3, (double)256*B, sizeof(real)*((double)B + (double)128*B), convirt_features_loss_k12_fused_sum_square(A + 48 + 24832*B, (real *)inputs[2], B)); /* %12 fused:sum_square [B,1]  graphs/lib/losses.lua:21 */
     CALL(4, (double)2*B, sizeof(real)*((double)B + (double)B), convirt_features_loss_k14_fused_rsqrt_clampmin(A + 48 + 24848*B, A + 48 + 24832*B, B)); /* %14 fused:rsqrt_clampmin [B,1]  graphs/lib/losses.lua:21 */
     CALL(5, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), convirt_features_loss_k15_mul(A + 48 + 24576*B, (real *)inputs[2], A + 48 + 24848*B, B)); /* %15 map:mul [B,128]  graphs/lib/losses.lua:21 */
+    PROF_GEMM(6, T, B, 128);
     CALL(6, (double)257*B*T, sizeof(real)*((double)B*T + (double)128*T + (double)128*B), convirt_features_loss_k17_matmul_scale(A + 48 + 24896*B, A + 48 + 24896*B + 20224*B*T + 14976*T, A + 48 + 24576*B, B, T)); /* %17 matmul+scale [T,B]  graphs/lib/losses.lua:21 */
     CALL(7, 0, sizeof(real)*((double)B*T), convirt_features_loss_k18_eye(A + 48 + 24896*B + 10080*B*T, B, T)); /* %18 eye [T,B]  graphs/lib/losses.lua:9 */
     CALL(8, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k19_max(A + 48 + 24896*B + 20224*B*T + 15104*T, A + 48 + 24896*B, B, T)); /* %19 reduce [T,1]  graphs/lib/losses.lua:10 */
@@ -159,11 +162,13 @@ static void forward(void *arena, const real *P, void *const *inputs, const long 
     CALL(25, (double)16384*B, sizeof(real)*((double)64*B + (double)8192*B), gloria_features_loss_k56_fused_sum_square(A + 48 + 16384*B, (real *)inputs[3], B)); /* %56 fused:sum_square [1,B,64,1]  graphs/lib/matching.lua:9 */
     CALL(26, (double)128*B, sizeof(real)*((double)64*B + (double)64*B), gloria_features_loss_k58_fused_rsqrt_clampmin(A + 48 + 24704*B, A + 48 + 16384*B, B)); /* %58 fused:rsqrt_clampmin [1,B,64,1]  graphs/lib/matching.lua:9 */
     CALL(27, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)64*B), gloria_features_loss_k59_mul(A + 48, (real *)inputs[3], A + 48 + 24704*B, B)); /* %59 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
+    PROF_GEMM(28, 39, 64, 128);
     CALL(28, (double)638976*B*T, sizeof(real)*((double)2496*B*T + (double)4992*T + (double)8192*B), gloria_features_loss_k60_matmul(A + 48 + 24896*B, A + 48 + 24896*B + 20224*B*T, A + 48, B, T)); /* %60 matmul [T,B,39,64]  graphs/lib/matching.lua:10 */
     CALL(29, (double)4992*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), gloria_features_loss_k62_fused_max_scale(A + 48 + 24896*B + 2496*B*T, A + 48 + 24896*B, B, T)); /* %62 fused:max_scale [T,B,39,1]  graphs/lib/matching.lua:10 */
     CALL(30, (double)7488*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), gloria_features_loss_k65_fused_exp_sub_scale(A + 48 + 24896*B + 14976*B*T, A + 48 + 24896*B, A + 48 + 24896*B + 2496*B*T, B, T)); /* %65 fused:exp_sub_scale [T,B,39,64]  graphs/lib/matching.lua:10 */
     CALL(31, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), gloria_features_loss_k66_sum(A + 48 + 24896*B + 19968*B*T, A + 48 + 24896*B + 14976*B*T, B, T)); /* %66 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
     CALL(32, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), gloria_features_loss_k67_div(A + 48 + 24896*B + 17472*B*T, A + 48 + 24896*B + 14976*B*T, A + 48 + 24896*B + 19968*B*T, B, T)); /* %67 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
+    PROF_GEMM(33, 39, 128, 64);
     CALL(33, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), gloria_features_loss_k68_matmul(A + 48 + 24896*B, A + 48 + 24896*B + 17472*B*T, (real *)inputs[3], B, T)); /* %68 matmul [T,B,39,128]  graphs/lib/matching.lua:11 */
     CALL(34, (double)9984*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), gloria_features_loss_k70_fused_sum_square(A + 48 + 24896*B + 20016*B*T, A + 48 + 24896*B, B, T)); /* %70 fused:sum_square [T,B,39,1]  graphs/lib/matching.lua:12 */
     CALL(35, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), gloria_features_loss_k72_fused_rsqrt_clampmin(A + 48 + 24896*B + 20064*B*T, A + 48 + 24896*B + 20016*B*T, B, T)); /* %72 fused:rsqrt_clampmin [T,B,39,1]  graphs/lib/matching.lua:12 */
@@ -213,11 +218,15 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     CALL(73, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), gloria_features_loss_k203_sum(A + 48 + 24896*B + 20224*B*T + 4992*T, A + 48 + 24896*B + 9984*B*T, B, T)); /* %203 reduce [T,1,39,128]  graphs/lib/matching.lua:12 */
     CALL(74, (double)20202*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)4992*T + (double)4992*B*T + (double)39*B*T + (double)39*B*T), gloria_features_loss_k212_fused_mul_mul_sum_mul(A + 48 + 24896*B + 9984*B*T, A + 48 + 24896*B + 20112*B*T, A + 48 + 24896*B + 20224*B*T, A + 48 + 24896*B, A + 48 + 24896*B + 20064*B*T, A + 48 + 24896*B + 20016*B*T, B, T)); /* %212 fused:mul_mul_sum_mul [T,B,39,1]  graphs/lib/matching.lua:12 */
     CALL(75, (double)34944*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T + (double)4992*T + (double)39*B*T + (double)39*B*T + (double)4992*B*T), gloria_features_loss_k216_fused_add_mul_mul_id(A + 48 + 24896*B + 4992*B*T, A + 48 + 24896*B + 20112*B*T, A + 48 + 24896*B + 20224*B*T, A + 48 + 24896*B + 20064*B*T, A + 48 + 24896*B + 9984*B*T, A + 48 + 24896*B, B, T)); /* %216 fused:add_mul_mul_id [T,B,39,128]  graphs/lib/matching.lua:12 */
+    PROF_GEMM(76, 64, 128, 39);
     CALL(76, (double)638976*B*T, sizeof(real)*((double)8192*B + (double)2496*B*T + (double)4992*B*T), gloria_features_loss_k219_matmul_sum(A + 48 + 8192*B, A + 48 + 24896*B + 17472*B*T, A + 48 + 24896*B + 4992*B*T, B, T)); /* %219 matmul [1,B,64,128]  graphs/lib/matching.lua:11 */
+    PROF_GEMM(77, 39, 64, 128);
     CALL(77, (double)641472*B*T, sizeof(real)*((double)2496*B*T + (double)4992*B*T + (double)8192*B + (double)39*B*T), gloria_features_loss_k220_matmul_div(A + 48 + 24896*B, A + 48 + 24896*B + 4992*B*T, (real *)inputs[3], A + 48 + 24896*B + 19968*B*T, B, T)); /* %220 matmul+div [T,B,39,64]  graphs/lib/matching.lua:10 */
     CALL(78, (double)7488*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T + (double)2496*B*T), gloria_features_loss_k223_fused_sum_neg_mul(A + 48 + 24896*B + 4992*B*T, A + 48 + 24896*B, A + 48 + 24896*B + 17472*B*T, B, T)); /* %223 fused:sum_neg_mul [T,B,39,1]  graphs/lib/matching.lua:10 */
     CALL(79, (double)9984*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T + (double)2496*B*T), gloria_features_loss_k229_fused_scale_mul_add_id(A + 48 + 24896*B + 2496*B*T, A + 48 + 24896*B, A + 48 + 24896*B + 4992*B*T, A + 48 + 24896*B + 14976*B*T, B, T)); /* %229 fused:scale_mul_add_id [T,B,39,64]  graphs/lib/matching.lua:10 */
+    PROF_GEMM(80, 39, 128, 64);
     CALL(80, (double)638976*B*T, sizeof(real)*((double)4992*T + (double)2496*B*T + (double)8192*B), gloria_features_loss_k232_matmul_sum(A + 48 + 24896*B + 20224*B*T + 9984*T, A + 48 + 24896*B + 2496*B*T, A + 48, B, T)); /* %232 matmul [T,1,39,128]  graphs/lib/matching.lua:10 */
+    PROF_GEMM(81, 64, 128, 39);
     CALL(81, (double)638976*B*T, sizeof(real)*((double)8192*B + (double)2496*B*T + (double)4992*T), gloria_features_loss_k233_matmul_sum(A + 48, A + 48 + 24896*B + 2496*B*T, A + 48 + 24896*B + 20224*B*T, B, T)); /* %233 matmul [1,B,64,128]  graphs/lib/matching.lua:10 */
     CALL(82, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T), gloria_features_loss_k234_add(A + 48 + 24896*B + 20224*B*T, A + 48 + 24896*B + 20224*B*T + 4992*T, A + 48 + 24896*B + 20224*B*T + 9984*T, T)); /* %234 map:add [T,1,39,128]  graphs/lib/matching.lua:10 */
     CALL(83, (double)16768*B, sizeof(real)*((double)64*B + (double)8192*B + (double)8192*B + (double)64*B + (double)64*B), gloria_features_loss_k244_fused_mul_mul_sum_mul(A + 48 + 24768*B, A + 48, (real *)inputs[3], A + 48 + 24704*B, A + 48 + 16384*B, B)); /* %244 fused:mul_mul_sum_mul [1,B,64,1]  graphs/lib/matching.lua:9 */
@@ -227,7 +236,9 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     CALL(87, (double)4*B, sizeof(real)*((double)B + (double)1 + (double)B + (double)B), convirt_features_loss_k71_fused_mul_div_id_step(A + 48 + 24704*B, A + 32, A + 48 + 24880*B, A + 48 + 24864*B, B)); /* %276 fused:mul_div_id_step [1,B]  graphs/lib/losses.lua:11 */
     CALL(88, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), convirt_features_loss_k84_fused_mul_div_step(A + 48 + 24896*B + 20224*B*T + 15104*T, A + 48 + 24896*B + 20224*B*T + 15264*T, A + 48 + 24896*B + 20224*B*T + 15248*T, A + 48 + 24896*B + 20224*B*T + 15232*T, T)); /* %289 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
     CALL(89, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), gloria_features_loss_k295_fused_scale_add_add_add(A + 48 + 24896*B, A + 48 + 24896*B + 20192*B*T, A + 48 + 24704*B, A + 48 + 24896*B + 20176*B*T, A + 48 + 24896*B + 20208*B*T, A + 48 + 24896*B + 20224*B*T + 15104*T, A + 48 + 24896*B + 20160*B*T, B, T)); /* %295 fused:scale_add_add_add [T,B]  graphs/lib/losses.lua:21 */
+    PROF_GEMM(90, T, 128, B);
     CALL(90, (double)256*B*T, sizeof(real)*((double)128*T + (double)B*T + (double)128*B), convirt_features_loss_k91_matmul(A + 48 + 24896*B + 20224*B*T, A + 48 + 24896*B, A + 48 + 24576*B, B, T)); /* %296 matmul [T,128]  graphs/lib/losses.lua:21 */
+    PROF_GEMM(91, B, 128, T);
     CALL(91, (double)256*B*T, sizeof(real)*((double)128*B + (double)B*T + (double)128*T), convirt_features_loss_k92_matmul(A + 48, A + 48 + 24896*B, A + 48 + 24896*B + 20224*B*T + 14976*T, B, T)); /* %297 matmul [B,128]  graphs/lib/losses.lua:21 */
     CALL(92, (double)262*B, sizeof(real)*((double)B + (double)128*B + (double)128*B + (double)B + (double)B), convirt_features_loss_k101_fused_mul_mul_sum_mul(A + 48 + 24576*B, A + 48, (real *)inputs[2], A + 48 + 24848*B, A + 48 + 24832*B, B)); /* %306 fused:mul_mul_sum_mul [B,1]  graphs/lib/losses.lua:21 */
     CALL(93, (double)640*B, sizeof(real)*((double)128*B + (double)128*B + (double)B + (double)B + (double)128*B), convirt_features_loss_k105_fused_add_mul_mul_id(A + 48 + 128*B, A + 48, A + 48 + 24848*B, A + 48 + 24576*B, (real *)inputs[2], B)); /* %310 fused:add_mul_mul_id [B,128]  graphs/lib/losses.lua:21 */

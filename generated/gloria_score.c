@@ -17,35 +17,37 @@
 #ifdef RECLF_PROFILE
 #include "profile.h"
 static reclf_prof_entry prof[23] = {
-    {"convirt_score_k9_fused_rsqrt_clampmin_sum_square", "%9 fused:rsqrt_clampmin_sum_square [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k10_mul", "%10 map:mul [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_score_k14_fused_rsqrt_clampmin_sum_square", "%14 fused:rsqrt_clampmin_sum_square [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k15_mul", "%15 map:mul [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k17_matmul_scale", "%17 matmul+scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"gloria_score_k21_fused_rsqrt_clampmin_sum_square", "%21 fused:rsqrt_clampmin_sum_square [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k52_mul", "%22 map:mul [T,39,128]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"gloria_score_k28_fused_rsqrt_clampmin_sum_square", "%28 fused:rsqrt_clampmin_sum_square [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k59_mul", "%29 map:mul [1,B,64,128]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k60_matmul", "%30 matmul [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k62_fused_max_scale", "%32 fused:max_scale [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k65_fused_exp_sub_scale", "%35 fused:exp_sub_scale [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k66_sum", "%36 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k67_div", "%37 map:div [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k68_matmul", "%38 matmul [T,B,39,128]", "graphs/lib/matching.lua:11", 0, 0, 0, 0, 0},
-    {"gloria_score_k42_fused_rsqrt_clampmin_sum_square", "%42 fused:rsqrt_clampmin_sum_square [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k81_fused_scale_addc_neg", "%51 fused:scale_addc_neg [T,1,39,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
-    {"gloria_score_k52_fused_add_mul_scale_sum", "%52 fused:add_mul_scale_sum [T,B,39,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k83_max", "%53 reduce [T,B,1,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
-    {"gloria_score_k57_fused_mul_exp_sub", "%57 fused:mul_exp_sub [T,B,39,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k88_sum", "%58 reduce [T,B,1,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
-    {"gloria_score_k62_fused_scale_add_log_clampmin", "%62 fused:scale_add_log_clampmin [T,B,1,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k94_scale", "%64 map:scale [T,B]", "graphs/lib/model.lua:50", 0, 0, 0, 0, 0},
+    {"convirt_score_k9_fused_rsqrt_clampmin_sum_square", "%9 fused:rsqrt_clampmin_sum_square [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k10_mul", "%10 map:mul [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_score_k14_fused_rsqrt_clampmin_sum_square", "%14 fused:rsqrt_clampmin_sum_square [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k15_mul", "%15 map:mul [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k17_matmul_scale", "%17 matmul+scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_score_k21_fused_rsqrt_clampmin_sum_square", "%21 fused:rsqrt_clampmin_sum_square [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k52_mul", "%22 map:mul [T,39,128]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_score_k28_fused_rsqrt_clampmin_sum_square", "%28 fused:rsqrt_clampmin_sum_square [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k59_mul", "%29 map:mul [1,B,64,128]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k60_matmul", "%30 matmul [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k62_fused_max_scale", "%32 fused:max_scale [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k65_fused_exp_sub_scale", "%35 fused:exp_sub_scale [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k66_sum", "%36 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k67_div", "%37 map:div [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k68_matmul", "%38 matmul [T,B,39,128]", "graphs/lib/matching.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_score_k42_fused_rsqrt_clampmin_sum_square", "%42 fused:rsqrt_clampmin_sum_square [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k81_fused_scale_addc_neg", "%51 fused:scale_addc_neg [T,1,39,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_score_k52_fused_add_mul_scale_sum", "%52 fused:add_mul_scale_sum [T,B,39,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k83_max", "%53 reduce [T,B,1,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_score_k57_fused_mul_exp_sub", "%57 fused:mul_exp_sub [T,B,39,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k88_sum", "%58 reduce [T,B,1,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_score_k62_fused_scale_add_log_clampmin", "%62 fused:scale_add_log_clampmin [T,B,1,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k94_scale", "%64 map:scale [T,B]", "graphs/lib/model.lua:50", 0, 0, 0, 0, 0, 0, 0, 0},
 };
 const reclf_prof_table reclf_profile_gloria_score = {23, prof};
 #define CALL(i, fl, by, call) do { double t0_ = reclf_prof_now(); call; prof[i].seconds += reclf_prof_now() - t0_; \
     prof[i].calls++; prof[i].flops += (fl); prof[i].bytes += (double)(by); } while (0)
+#define PROF_GEMM(i, m, n, k) (prof[i].gemm_m = (m), prof[i].gemm_n = (n), prof[i].gemm_k = (k))
 #else
 #define CALL(i, fl, by, call) call
+#define PROF_GEMM(i, m, n, k) ((void)0)
 #endif
 
 static size_t arena_bytes(const long *dims) {
@@ -62,16 +64,19 @@ static void forward(void *arena, const real *P, void *const *inputs, const long 
     CALL(1, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)T), convirt_features_loss_k10_mul(A + 8256*B + 7600*B*T, (real *)inputs[0], A + 8256*B + 7600*B*T + 128*T, T)); /* %10 map:mul [T,128]  graphs/lib/losses.lua:21 */
     CALL(2, (double)258*B, sizeof(real)*((double)B + (double)128*B), convirt_score_k14_fused_rsqrt_clampmin_sum_square(A + 128*B, (real *)inputs[2], B)); /* %14 fused:rsqrt_clampmin_sum_square [B,1]  graphs/lib/losses.lua:21 */
     CALL(3, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), convirt_features_loss_k15_mul(A + 0, (real *)inputs[2], A + 128*B, B)); /* %15 map:mul [B,128]  graphs/lib/losses.lua:21 */
+    PROF_GEMM(4, T, B, 128);
     CALL(4, (double)257*B*T, sizeof(real)*((double)B*T + (double)128*T + (double)128*B), convirt_features_loss_k17_matmul_scale(A + 8256*B + 7584*B*T, A + 8256*B + 7600*B*T, A + 0, B, T)); /* %17 matmul+scale [T,B]  graphs/lib/losses.lua:21 */
     CALL(5, (double)10062*T, sizeof(real)*((double)39*T + (double)4992*T), gloria_score_k21_fused_rsqrt_clampmin_sum_square(A + 8256*B + 7600*B*T + 4992*T, (real *)inputs[1], T)); /* %21 fused:rsqrt_clampmin_sum_square [T,39,1]  graphs/lib/matching.lua:7 */
     CALL(6, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T), gloria_features_loss_k52_mul(A + 8256*B + 7600*B*T, (real *)inputs[1], A + 8256*B + 7600*B*T + 4992*T, T)); /* %22 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
     CALL(7, (double)16512*B, sizeof(real)*((double)64*B + (double)8192*B), gloria_score_k28_fused_rsqrt_clampmin_sum_square(A + 8192*B, (real *)inputs[3], B)); /* %28 fused:rsqrt_clampmin_sum_square [1,B,64,1]  graphs/lib/matching.lua:9 */
     CALL(8, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)64*B), gloria_features_loss_k59_mul(A + 0, (real *)inputs[3], A + 8192*B, B)); /* %29 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
+    PROF_GEMM(9, 39, 64, 128);
     CALL(9, (double)638976*B*T, sizeof(real)*((double)2496*B*T + (double)4992*T + (double)8192*B), gloria_features_loss_k60_matmul(A + 8256*B, A + 8256*B + 7600*B*T, A + 0, B, T)); /* %30 matmul [T,B,39,64]  graphs/lib/matching.lua:10 */
     CALL(10, (double)4992*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), gloria_features_loss_k62_fused_max_scale(A + 8256*B + 4992*B*T, A + 8256*B, B, T)); /* %32 fused:max_scale [T,B,39,1]  graphs/lib/matching.lua:10 */
     CALL(11, (double)7488*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), gloria_features_loss_k65_fused_exp_sub_scale(A + 8256*B + 2496*B*T, A + 8256*B, A + 8256*B + 4992*B*T, B, T)); /* %35 fused:exp_sub_scale [T,B,39,64]  graphs/lib/matching.lua:10 */
     CALL(12, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), gloria_features_loss_k66_sum(A + 8256*B, A + 8256*B + 2496*B*T, B, T)); /* %36 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
     CALL(13, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), gloria_features_loss_k67_div(A + 8256*B + 4992*B*T, A + 8256*B + 2496*B*T, A + 8256*B, B, T)); /* %37 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
+    PROF_GEMM(14, 39, 128, 64);
     CALL(14, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), gloria_features_loss_k68_matmul(A + 8256*B, A + 8256*B + 4992*B*T, (real *)inputs[3], B, T)); /* %38 matmul [T,B,39,128]  graphs/lib/matching.lua:11 */
     CALL(15, (double)10062*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), gloria_score_k42_fused_rsqrt_clampmin_sum_square(A + 8256*B + 7488*B*T, A + 8256*B, B, T)); /* %42 fused:rsqrt_clampmin_sum_square [T,B,39,1]  graphs/lib/matching.lua:12 */
     CALL(16, (double)117*T, sizeof(real)*((double)39*T + (double)39*T), gloria_features_loss_k81_fused_scale_addc_neg(A + 8256*B + 7600*B*T + 4992*T, (real *)inputs[4], T)); /* %51 fused:scale_addc_neg [T,1,39,1]  graphs/lib/model.lua:49 */

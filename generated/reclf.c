@@ -17,519 +17,521 @@
 #ifdef RECLF_PROFILE
 #include "profile.h"
 static reclf_prof_entry prof[507] = {
-    {"convirt_image_k3_fused_scale_addc", "%6 fused:scale_addc [B,1,64,64]", "graphs/lib/image_encoder.lua:19", 0, 0, 0, 0, 0},
-    {"convirt_image_k6_conv2d", "%9 conv2d [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k9_group_norm_stats", "%12 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k10_group_norm", "%13 group_norm [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k11_relu", "%14 map:relu [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 0, 0, 0, 0, 0},
-    {"convirt_image_k14_conv2d", "%17 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k17_group_norm_stats", "%20 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k18_group_norm", "%21 group_norm [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k19_relu", "%22 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"convirt_image_k22_conv2d", "%25 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k17_group_norm_stats", "%28 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k18_group_norm", "%29 group_norm [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k19_relu", "%30 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_image_k22_conv2d", "%33 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k17_group_norm_stats", "%36 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k18_group_norm", "%37 group_norm [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k35_add", "%38 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_image_k19_relu", "%39 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"convirt_image_k39_conv2d", "%42 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k42_group_norm_stats", "%45 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k43_group_norm", "%46 group_norm [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k44_relu", "%47 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"convirt_image_k47_conv2d", "%50 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k42_group_norm_stats", "%53 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k43_group_norm", "%54 group_norm [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k44_relu", "%55 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_image_k47_conv2d", "%58 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k42_group_norm_stats", "%61 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k43_group_norm", "%62 group_norm [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k60_add", "%63 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_image_k44_relu", "%64 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"convirt_image_k64_conv2d", "%67 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k67_group_norm_stats", "%70 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k68_group_norm", "%71 group_norm [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k69_relu", "%72 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"convirt_image_k72_conv2d", "%75 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k67_group_norm_stats", "%78 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k68_group_norm", "%79 group_norm [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k69_relu", "%80 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_image_k72_conv2d", "%83 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k67_group_norm_stats", "%86 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k68_group_norm", "%87 group_norm [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k85_add", "%88 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_image_k69_relu", "%89 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"convirt_image_k88_permute", "%91 permute [B,64,128]", "graphs/lib/image_encoder.lua:33", 0, 0, 0, 0, 0},
-    {"convirt_image_k94_matmul_add", "%97 matmul+add [B,64,128]", "graphs/lib/image_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"convirt_image_k95_sum", "%98 reduce [B,1,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
-    {"convirt_image_k97_scale", "%100 map:scale [B,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
-    {"convirt_image_k101_matmul_add", "%104 matmul+add [B,128]", "graphs/lib/image_encoder.lua:36", 0, 0, 0, 0, 0},
-    {"convirt_k107_gather", "%107 gather [T,40,128]", "graphs/lib/text_encoder.lua:32", 0, 0, 0, 0, 0},
-    {"convirt_k112_fused_scale_sum_add", "%112 fused:scale_sum_add [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k113_fused_sub_add", "%113 fused:sub_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k118_fused_rsqrt_addc_scale_sum", "%118 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k119_mul", "%119 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k121_fused_add_mul", "%121 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k127_matmul_add", "%127 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_k129_permute", "%129 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_k127_matmul_add", "%135 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_k129_permute", "%137 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_k127_matmul_add", "%143 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_k129_permute", "%145 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_k152_fused_scale_addc_neg", "%152 fused:scale_addc_neg [T,1,1,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k153_matmul_add_mul_scale", "%153 matmul+add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k154_max", "%154 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k157_fused_exp_sub", "%157 fused:exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k159_fused_sum_mul", "%159 fused:sum_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k160_clampmin", "%160 map:clampmin [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k161_fused_div_mul", "%161 fused:div_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k162_matmul", "%162 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0},
-    {"convirt_k163_permute", "%163 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0},
-    {"convirt_k168_matmul", "%168 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k171_fused_add_add_add", "%171 fused:add_add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k175_fused_scale_sum", "%175 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k176_sub", "%176 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k118_fused_rsqrt_addc_scale_sum", "%181 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k119_mul", "%182 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k121_fused_add_mul", "%184 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k190_matmul_add", "%190 matmul+add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k191_gelu", "%191 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"convirt_k198_matmul_add_add", "%198 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"convirt_k175_fused_scale_sum", "%202 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k176_sub", "%203 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k118_fused_rsqrt_addc_scale_sum", "%208 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k119_mul", "%209 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k121_fused_add_mul", "%211 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k127_matmul_add", "%217 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_k129_permute", "%219 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_k127_matmul_add", "%225 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_k129_permute", "%227 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_k127_matmul_add", "%233 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_k129_permute", "%235 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_k153_matmul_add_mul_scale", "%243 matmul+add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k154_max", "%244 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k157_fused_exp_sub", "%247 fused:exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k159_fused_sum_mul", "%249 fused:sum_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k160_clampmin", "%250 map:clampmin [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k161_fused_div_mul", "%251 fused:div_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k162_matmul", "%252 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0},
-    {"convirt_k163_permute", "%253 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0},
-    {"convirt_k261_matmul_add_add", "%261 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k175_fused_scale_sum", "%265 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k176_sub", "%266 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k118_fused_rsqrt_addc_scale_sum", "%271 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k119_mul", "%272 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k121_fused_add_mul", "%274 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k190_matmul_add", "%280 matmul+add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k191_gelu", "%281 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"convirt_k198_matmul_add_add", "%288 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"convirt_k175_fused_scale_sum", "%292 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"convirt_k176_sub", "%293 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"convirt_k118_fused_rsqrt_addc_scale_sum", "%298 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"convirt_k119_mul", "%299 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"convirt_k121_fused_add_mul", "%301 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"convirt_k302_slice", "%302 slice [T,1,128]", "graphs/lib/text_encoder.lua:35", 0, 0, 0, 0, 0},
-    {"convirt_k307_matmul_add", "%307 matmul+add [T,128]", "graphs/lib/text_encoder.lua:36", 0, 0, 0, 0, 0},
-    {"convirt_text_k206_slice", "%308 slice [T,39,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0},
-    {"convirt_text_k212_matmul_add", "%314 matmul+add [T,39,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k7_fused_sum_square", "%316 fused:sum_square [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k9_fused_rsqrt_clampmin", "%318 fused:rsqrt_clampmin [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k10_mul", "%319 map:mul [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k12_fused_sum_square", "%321 fused:sum_square [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k14_fused_rsqrt_clampmin", "%323 fused:rsqrt_clampmin [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k15_mul", "%324 map:mul [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k17_matmul_scale", "%326 matmul+scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k18_eye", "%327 eye [T,B]", "graphs/lib/losses.lua:9", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k19_max", "%328 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k22_fused_exp_sub", "%331 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k23_sum", "%332 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k24_clampmin", "%333 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k27_mul", "%336 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k30_max", "%339 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k33_fused_exp_sub", "%342 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k34_sum", "%343 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k35_clampmin", "%344 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k34_sum", "%348 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k23_sum", "%350 reduce [T,1]", "graphs/lib/losses.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k42_fused_mul_sub_add_log", "%351 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k43_sum", "%352 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k46_fused_scale_add_sum_sub", "%355 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k49_fused_sum_square", "%358 fused:sum_square [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k51_fused_rsqrt_clampmin", "%360 fused:rsqrt_clampmin [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k52_mul", "%361 map:mul [T,39,128]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k56_fused_sum_square", "%365 fused:sum_square [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k58_fused_rsqrt_clampmin", "%367 fused:rsqrt_clampmin [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k59_mul", "%368 map:mul [1,B,64,128]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k60_matmul", "%369 matmul [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k62_fused_max_scale", "%371 fused:max_scale [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k65_fused_exp_sub_scale", "%374 fused:exp_sub_scale [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k66_sum", "%375 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k67_div", "%376 map:div [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k68_matmul", "%377 matmul [T,B,39,128]", "graphs/lib/matching.lua:11", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k70_fused_sum_square", "%379 fused:sum_square [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k72_fused_rsqrt_clampmin", "%381 fused:rsqrt_clampmin [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k73_mul", "%382 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k74_mul", "%383 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_text_vjp_k278_matmul", "%390 matmul [39*T,128]", "graphs/lib/srm.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_text_vjp_k278_matmul", "%393 matmul [39*T,128]", "graphs/lib/srm.lua:11", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k81_fused_scale_addc_neg", "%401 fused:scale_addc_neg [T,1,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k93_matmul_add_mul_scale", "%402 matmul+add_mul_scale [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k94_max", "%403 reduce [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k97_fused_exp_sub", "%406 fused:exp_sub [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k99_fused_sum_mul", "%408 fused:sum_mul [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k100_clampmin", "%409 map:clampmin [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k101_fused_div_mul", "%410 fused:div_mul [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_k464_matmul", "%423 matmul [T,128]", "graphs/lib/irm.lua:9", 0, 0, 0, 0, 0},
-    {"reclf_nosrm_features_loss_k155_matmul", "%543 matmul [T,128]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
-    {"reclf_nosrm_features_loss_k155_matmul", "%548 matmul [T,128]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
-    {"reclf_nosrm_features_loss_k155_matmul", "%551 matmul [T,128]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
-    {"reclf_features_loss_k211_fused_sum_mul", "%554 fused:sum_mul [T,B,39,1]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k177_matmul", "%555 matmul [T,B,39,1]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k81_fused_scale_addc_neg", "%435 fused:scale_addc_neg [T,1,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"reclf_features_loss_k127_fused_add_mul_scale_add", "%436 fused:add_mul_scale_add [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k83_max", "%437 reduce [T,B,1,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k86_fused_exp_sub", "%440 fused:exp_sub [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k87_mul", "%441 map:mul [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k88_sum", "%442 reduce [T,B,1,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k89_clampmin", "%443 map:clampmin [T,B,1,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"reclf_nosrm_features_loss_k100_div", "%444 map:div [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k170_sum", "%533 reduce [128,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k173_matmul", "%536 matmul [1,128]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k176_fused_sum_mul", "%539 fused:sum_mul [T,B,39,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k177_matmul", "%540 matmul [T,B,39,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
-    {"reclf_features_loss_k198_fused_add_sum", "%541 fused:add_sum [T,B,39,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
-    {"reclf_nosrm_features_loss_k101_mul", "%445 map:mul [T,B,39,1]", "graphs/lib/irm.lua:12", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k88_sum", "%446 reduce [T,B,1,1]", "graphs/lib/irm.lua:12", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k94_scale", "%448 map:scale [T,B]", "graphs/lib/model.lua:43", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k19_max", "%450 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k22_fused_exp_sub", "%453 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k23_sum", "%454 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k24_clampmin", "%455 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k27_mul", "%458 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k30_max", "%461 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k33_fused_exp_sub", "%464 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k34_sum", "%465 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k35_clampmin", "%466 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k34_sum", "%470 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k42_fused_mul_sub_add_log", "%473 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k43_sum", "%474 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k46_fused_scale_add_sum_sub", "%477 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k113_add", "%479 map:add []", "graphs/lib/model.lua:85", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k58_fill", "%565 fill []", "graphs/lib/model.lua:87", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k60_scale", "%567 map:scale [1,1]", "graphs/lib/losses.lua:16", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k63_fused_mul_id", "%570 fused:mul_id [T,1]", "graphs/lib/losses.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k65_fused_neg_id", "%572 fused:neg_id [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k159_fused_mul_id", "%574 fused:mul_id [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k71_fused_mul_div_id_step", "%578 fused:mul_div_id_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k77_neg", "%584 map:neg [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k171_fused_mul_id", "%586 fused:mul_id [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k84_fused_mul_div_step", "%591 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k182_fused_scale_add_add_add", "%597 fused:scale_add_add_add [T,B]", "graphs/lib/model.lua:43", 1, 0, 0, 0, 0},
-    {"reclf_nosrm_features_loss_k203_fused_mul_id", "%601 fused:mul_id [T,B,39,1]", "graphs/lib/irm.lua:12", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k226_matmul", "%603 matmul [T,B,39,1]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k227_matmul_sum", "%604 matmul [T,1,39,39]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k201_fused_mul_id", "%607 fused:mul_id [T,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k231_sum", "%608 reduce [1,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k233_sum", "%610 reduce [1,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"convirt_text_vjp_k275_sum", "%612 reduce [1,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k238_matmul", "%615 matmul [1,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"reclf_nosrm_features_loss_k204_fused_div_mul_id", "%622 fused:div_mul_id [T,B,39,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
-    {"reclf_nosrm_features_loss_k206_fused_neg_mul", "%624 fused:neg_mul [T,B,39,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k88_sum", "%625 reduce [T,B,1,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
-    {"reclf_nosrm_features_loss_k209_fused_mul_step", "%627 fused:mul_step [T,B,1,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
-    {"reclf_nosrm_features_loss_k222_fused_scale_mul_mul_mul", "%640 fused:scale_mul_mul_mul [T,B,39,1]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k226_matmul", "%642 matmul [T,B,39,1]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k227_matmul_sum", "%643 matmul [T,1,39,39]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"reclf_features_loss_k301_add", "%644 map:add [T,1,39,39]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k201_fused_mul_id", "%647 fused:mul_id [T,B,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k203_sum", "%648 reduce [T,1,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"reclf_nosrm_features_loss_k227_sum", "%649 reduce [T,1,1,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"convirt_k464_matmul", "%652 matmul [T,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"convirt_k465_matmul", "%653 matmul [128,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"reclf_features_loss_k311_matmul_add", "%654 matmul+add [128,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"reclf_features_loss_k316_matmul_add_id", "%659 matmul+add_id [128,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k201_fused_mul_id", "%663 fused:mul_id [T,B,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k203_sum", "%664 reduce [T,1,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"reclf_nosrm_features_loss_k227_sum", "%665 reduce [T,1,1,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"reclf_features_loss_k323_fused_add_add_add_mul", "%666 fused:add_add_add_mul [T,B,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"reclf_features_loss_k324_matmul_add", "%667 matmul+add [T,1,1,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"convirt_k464_matmul", "%669 matmul [T,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"convirt_k465_matmul", "%670 matmul [128,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"convirt_k465_matmul", "%674 matmul [128,128]", "graphs/lib/irm.lua:9", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k246_div", "%676 map:div [T,39,39]", "graphs/lib/srm.lua:12", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k251_fused_mul_sum_neg_mul", "%681 fused:mul_sum_neg_mul [T,39,1]", "graphs/lib/srm.lua:12", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k264_fused_scale_mul_mul_mul", "%694 fused:scale_mul_mul_mul [T,39,39]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k265_matmul", "%695 matmul [T,39,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k266_matmul", "%696 matmul [T,39,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k268_matmul", "%698 matmul [39*T,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
-    {"convirt_text_vjp_k279_matmul", "%699 matmul [128,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k268_matmul", "%702 matmul [39*T,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
-    {"convirt_text_vjp_k279_matmul", "%703 matmul [128,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k276_mul", "%706 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k203_sum", "%708 reduce [T,1,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k287_fused_mul_mul_sum_mul", "%717 fused:mul_mul_sum_mul [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k291_fused_add_mul_mul_mul", "%721 fused:add_mul_mul_mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k219_matmul_sum", "%724 matmul [1,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k220_matmul_div", "%725 matmul+div [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k223_fused_sum_neg_mul", "%728 fused:sum_neg_mul [T,B,39,1]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k229_fused_scale_mul_add_id", "%734 fused:scale_mul_add_id [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k232_matmul_sum", "%737 matmul [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k233_matmul_sum", "%738 matmul [1,B,64,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k234_add", "%739 map:add [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k244_fused_mul_mul_sum_mul", "%749 fused:mul_mul_sum_mul [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k248_fused_add_add_mul_mul", "%753 fused:add_add_mul_mul [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k259_fused_mul_mul_sum_mul", "%765 fused:mul_mul_sum_mul [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k339_fused_add_add_add_mul", "%769 fused:add_add_add_mul [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k71_fused_mul_div_id_step", "%782 fused:mul_div_id_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k84_fused_mul_div_step", "%795 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k295_fused_scale_add_add_add", "%801 fused:scale_add_add_add [T,B]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k91_matmul", "%802 matmul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k92_matmul", "%803 matmul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k101_fused_mul_mul_sum_mul", "%812 fused:mul_mul_sum_mul [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k105_fused_add_mul_mul_id", "%816 fused:add_mul_mul_id [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k114_fused_mul_mul_sum_mul", "%826 fused:mul_mul_sum_mul [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"reclf_nosrm_features_loss_k360_matmul_add_add_mul_mul", "%830 matmul+add_add_mul_mul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_text_vjp_k273_sum", "%831 reduce [1,39,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
-    {"convirt_text_vjp_k275_sum", "%833 reduce [1,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
-    {"convirt_text_vjp_k278_matmul", "%836 matmul [39*T,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
-    {"convirt_text_vjp_k279_matmul", "%837 matmul [128,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
-    {"convirt_text_vjp_k281_pad", "%839 pad [T,40,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
-    {"convirt_k462_sum", "%840 reduce [1,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"convirt_k464_matmul", "%842 matmul [T,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"convirt_k465_matmul", "%843 matmul [128,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"convirt_k467_pad", "%845 pad [T,40,128]", "graphs/lib/text_encoder.lua:35", 1, 0, 0, 0, 0},
-    {"convirt_text_vjp_k288_add", "%846 map:add [T,40,128]", "graphs/lib/text_encoder.lua:35", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%847 reduce [1,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%849 reduce [1,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k473_mul", "%852 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%853 reduce [1,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%855 reduce [1,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k485_fused_scale_mul_sum_mul", "%864 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k489_fused_add_mul_mul_mul", "%868 fused:add_mul_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k492_fused_scale_sum_neg", "%871 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k494_fused_add_id", "%873 fused:add_id [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%874 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%876 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k501_matmul", "%880 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k504_matmul_mul_gelu_grad", "%883 matmul+mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k505_sum", "%884 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k507_sum", "%886 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k510_matmul", "%889 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k511_matmul", "%890 matmul [512,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%892 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%894 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k473_mul", "%897 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%898 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%900 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k485_fused_scale_mul_sum_mul", "%909 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k489_fused_add_mul_mul_mul", "%913 fused:add_mul_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k492_fused_scale_sum_neg", "%917 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k540_fused_add_add_id", "%919 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%920 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%922 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k546_matmul", "%925 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k547_matmul", "%926 matmul [128,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k129_permute", "%929 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:18", 1, 0, 0, 0, 0},
-    {"convirt_k552_matmul", "%931 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_k553_matmul_div", "%932 matmul+div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"convirt_k558_fused_mul_sum_neg_mul", "%937 fused:mul_sum_neg_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"convirt_k574_fused_scale_mul_mul_mul", "%953 fused:scale_mul_mul_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"convirt_k162_matmul", "%954 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"convirt_k552_matmul", "%955 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"convirt_k163_permute", "%956 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%958 reduce [1,40,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%960 reduce [1,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k547_matmul", "%964 matmul [128,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k163_permute", "%966 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%968 reduce [1,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%970 reduce [1,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k546_matmul", "%973 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k547_matmul", "%974 matmul [128,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k163_permute", "%977 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%979 reduce [1,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%981 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k546_matmul", "%984 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k547_matmul", "%985 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k608_matmul_add_add", "%987 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%988 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%990 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k473_mul", "%993 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%994 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%996 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k485_fused_scale_mul_sum_mul", "%1005 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k489_fused_add_mul_mul_mul", "%1009 fused:add_mul_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k492_fused_scale_sum_neg", "%1013 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k540_fused_add_add_id", "%1015 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%1016 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%1018 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k501_matmul", "%1022 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k504_matmul_mul_gelu_grad", "%1025 matmul+mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k505_sum", "%1026 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k507_sum", "%1028 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k510_matmul", "%1031 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k511_matmul", "%1032 matmul [512,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%1034 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%1036 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k473_mul", "%1039 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%1040 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%1042 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k485_fused_scale_mul_sum_mul", "%1051 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k489_fused_add_mul_mul_mul", "%1055 fused:add_mul_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k492_fused_scale_sum_neg", "%1059 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k540_fused_add_add_id", "%1061 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%1062 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%1064 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k546_matmul", "%1067 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k547_matmul", "%1068 matmul [128,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k129_permute", "%1071 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:18", 1, 0, 0, 0, 0},
-    {"convirt_k552_matmul", "%1073 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_k553_matmul_div", "%1074 matmul+div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"convirt_k558_fused_mul_sum_neg_mul", "%1079 fused:mul_sum_neg_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"convirt_k574_fused_scale_mul_mul_mul", "%1095 fused:scale_mul_mul_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"convirt_k162_matmul", "%1096 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"convirt_k552_matmul", "%1097 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"convirt_k163_permute", "%1098 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%1100 reduce [1,40,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%1102 reduce [1,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k547_matmul", "%1106 matmul [128,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k163_permute", "%1108 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%1110 reduce [1,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%1112 reduce [1,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k546_matmul", "%1115 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k547_matmul", "%1116 matmul [128,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k163_permute", "%1119 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%1121 reduce [1,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%1123 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k546_matmul", "%1126 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k547_matmul", "%1127 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k608_matmul_add_add", "%1129 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%1130 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%1132 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k473_mul", "%1135 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%1136 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%1138 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k485_fused_scale_mul_sum_mul", "%1147 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k489_fused_add_mul_mul_mul", "%1151 fused:add_mul_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k492_fused_scale_sum_neg", "%1155 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k540_fused_add_add_id", "%1157 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%1158 reduce [1,40,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0},
-    {"convirt_k781_scatter_add", "%1160 scatter_add [1024,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k128_sum", "%1161 reduce [1,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k131_matmul", "%1164 matmul [128,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k132_matmul_scale", "%1165 matmul+scale [B,128]", "graphs/lib/image_encoder.lua:35", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k135_sum", "%1168 reduce [1,64,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k137_sum", "%1170 reduce [1,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k140_matmul", "%1173 matmul [64*B,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k141_matmul", "%1174 matmul [128,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k143_fused_add_id", "%1176 fused:add_id [B,64,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k144_permute", "%1177 permute [B,128,64]", "graphs/lib/image_encoder.lua:33", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k147_fused_mul_step", "%1180 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k148_group_norm_sums", "%1181 group_norm_sums [B,128,2]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k149_group_norm_grad_x", "%1182 group_norm_grad_x [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k150_sum", "%1183 reduce [1,128,2]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k152_slice", "%1185 slice [128,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k154_slice", "%1187 slice [128,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k157_sum", "%1190 reduce [B,128,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k128_sum", "%1191 reduce [1,128,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k160_conv2d_input_grad", "%1193 conv2d_input_grad [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k161_conv2d_weight_grad", "%1194 conv2d_weight_grad [128,128,3,3]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k147_fused_mul_step", "%1196 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k148_group_norm_sums", "%1197 group_norm_sums [B,128,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k149_group_norm_grad_x", "%1198 group_norm_grad_x [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k150_sum", "%1199 reduce [1,128,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k152_slice", "%1201 slice [128,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k154_slice", "%1203 slice [128,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k157_sum", "%1206 reduce [B,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k128_sum", "%1207 reduce [1,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k160_conv2d_input_grad", "%1209 conv2d_input_grad [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k161_conv2d_weight_grad", "%1210 conv2d_weight_grad [128,128,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k180_fused_mul_add_step", "%1213 fused:mul_add_step [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k148_group_norm_sums", "%1214 group_norm_sums [B,128,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k149_group_norm_grad_x", "%1215 group_norm_grad_x [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k150_sum", "%1216 reduce [1,128,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k152_slice", "%1218 slice [128,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k154_slice", "%1220 slice [128,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k157_sum", "%1223 reduce [B,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k128_sum", "%1224 reduce [1,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k193_conv2d_input_grad", "%1226 conv2d_input_grad [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k194_conv2d_weight_grad", "%1227 conv2d_weight_grad [128,64,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k196_fused_mul_step", "%1229 fused:mul_step [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k197_group_norm_sums", "%1230 group_norm_sums [B,64,2]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k198_group_norm_grad_x", "%1231 group_norm_grad_x [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k128_sum", "%1232 reduce [1,64,2]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k201_slice", "%1234 slice [64,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k203_slice", "%1236 slice [64,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k206_sum", "%1239 reduce [B,64,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k207_sum", "%1240 reduce [1,64,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k209_conv2d_input_grad", "%1242 conv2d_input_grad [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k210_conv2d_weight_grad", "%1243 conv2d_weight_grad [64,64,3,3]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k196_fused_mul_step", "%1245 fused:mul_step [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k197_group_norm_sums", "%1246 group_norm_sums [B,64,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k198_group_norm_grad_x", "%1247 group_norm_grad_x [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k128_sum", "%1248 reduce [1,64,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k201_slice", "%1250 slice [64,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k203_slice", "%1252 slice [64,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k206_sum", "%1255 reduce [B,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k207_sum", "%1256 reduce [1,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k209_conv2d_input_grad", "%1258 conv2d_input_grad [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k210_conv2d_weight_grad", "%1259 conv2d_weight_grad [64,64,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k229_fused_mul_add_step", "%1262 fused:mul_add_step [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k197_group_norm_sums", "%1263 group_norm_sums [B,64,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k198_group_norm_grad_x", "%1264 group_norm_grad_x [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k128_sum", "%1265 reduce [1,64,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k201_slice", "%1267 slice [64,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k203_slice", "%1269 slice [64,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k206_sum", "%1272 reduce [B,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k207_sum", "%1273 reduce [1,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k242_conv2d_input_grad", "%1275 conv2d_input_grad [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k243_conv2d_weight_grad", "%1276 conv2d_weight_grad [64,32,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k245_fused_mul_step", "%1278 fused:mul_step [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k246_group_norm_sums", "%1279 group_norm_sums [B,32,2]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k247_group_norm_grad_x", "%1280 group_norm_grad_x [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k207_sum", "%1281 reduce [1,32,2]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k250_slice", "%1283 slice [32,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k252_slice", "%1285 slice [32,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k255_sum", "%1288 reduce [B,32,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k256_sum", "%1289 reduce [1,32,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k258_conv2d_input_grad", "%1291 conv2d_input_grad [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k259_conv2d_weight_grad", "%1292 conv2d_weight_grad [32,32,3,3]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k245_fused_mul_step", "%1294 fused:mul_step [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k246_group_norm_sums", "%1295 group_norm_sums [B,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k247_group_norm_grad_x", "%1296 group_norm_grad_x [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k207_sum", "%1297 reduce [1,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k250_slice", "%1299 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k252_slice", "%1301 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k255_sum", "%1304 reduce [B,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k256_sum", "%1305 reduce [1,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k258_conv2d_input_grad", "%1307 conv2d_input_grad [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k259_conv2d_weight_grad", "%1308 conv2d_weight_grad [32,32,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k278_fused_mul_add_step", "%1311 fused:mul_add_step [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k246_group_norm_sums", "%1312 group_norm_sums [B,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k247_group_norm_grad_x", "%1313 group_norm_grad_x [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k207_sum", "%1314 reduce [1,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k250_slice", "%1316 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k252_slice", "%1318 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k255_sum", "%1321 reduce [B,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k256_sum", "%1322 reduce [1,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k291_conv2d_input_grad", "%1324 conv2d_input_grad [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k292_conv2d_weight_grad", "%1325 conv2d_weight_grad [32,32,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k294_fused_mul_step", "%1327 fused:mul_step [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k295_group_norm_sums", "%1328 group_norm_sums [B,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k296_group_norm_grad_x", "%1329 group_norm_grad_x [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k207_sum", "%1330 reduce [1,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k250_slice", "%1332 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k252_slice", "%1334 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k304_sum", "%1337 reduce [B,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k256_sum", "%1338 reduce [1,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k308_conv2d_weight_grad", "%1341 conv2d_weight_grad [32,1,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_k3_fused_scale_addc", "%6 fused:scale_addc [B,1,64,64]", "graphs/lib/image_encoder.lua:19", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k6_conv2d", "%9 conv2d [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k9_group_norm_stats", "%12 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k10_group_norm", "%13 group_norm [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k11_relu", "%14 map:relu [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k14_conv2d", "%17 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k17_group_norm_stats", "%20 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k18_group_norm", "%21 group_norm [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k19_relu", "%22 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k22_conv2d", "%25 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k17_group_norm_stats", "%28 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k18_group_norm", "%29 group_norm [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k19_relu", "%30 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k22_conv2d", "%33 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k17_group_norm_stats", "%36 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k18_group_norm", "%37 group_norm [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k35_add", "%38 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k19_relu", "%39 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k39_conv2d", "%42 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k42_group_norm_stats", "%45 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k43_group_norm", "%46 group_norm [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k44_relu", "%47 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k47_conv2d", "%50 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k42_group_norm_stats", "%53 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k43_group_norm", "%54 group_norm [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k44_relu", "%55 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k47_conv2d", "%58 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k42_group_norm_stats", "%61 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k43_group_norm", "%62 group_norm [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k60_add", "%63 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k44_relu", "%64 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k64_conv2d", "%67 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k67_group_norm_stats", "%70 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k68_group_norm", "%71 group_norm [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k69_relu", "%72 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k72_conv2d", "%75 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k67_group_norm_stats", "%78 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k68_group_norm", "%79 group_norm [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k69_relu", "%80 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k72_conv2d", "%83 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k67_group_norm_stats", "%86 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k68_group_norm", "%87 group_norm [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k85_add", "%88 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k69_relu", "%89 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k88_permute", "%91 permute [B,64,128]", "graphs/lib/image_encoder.lua:33", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k94_matmul_add", "%97 matmul+add [B,64,128]", "graphs/lib/image_encoder.lua:34", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k95_sum", "%98 reduce [B,1,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k97_scale", "%100 map:scale [B,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k101_matmul_add", "%104 matmul+add [B,128]", "graphs/lib/image_encoder.lua:36", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k107_gather", "%107 gather [T,40,128]", "graphs/lib/text_encoder.lua:32", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k112_fused_scale_sum_add", "%112 fused:scale_sum_add [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k113_fused_sub_add", "%113 fused:sub_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k118_fused_rsqrt_addc_scale_sum", "%118 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k119_mul", "%119 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k121_fused_add_mul", "%121 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k127_matmul_add", "%127 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k129_permute", "%129 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k127_matmul_add", "%135 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k129_permute", "%137 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k127_matmul_add", "%143 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k129_permute", "%145 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k152_fused_scale_addc_neg", "%152 fused:scale_addc_neg [T,1,1,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k153_matmul_add_mul_scale", "%153 matmul+add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k154_max", "%154 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k157_fused_exp_sub", "%157 fused:exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k159_fused_sum_mul", "%159 fused:sum_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k160_clampmin", "%160 map:clampmin [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k161_fused_div_mul", "%161 fused:div_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k162_matmul", "%162 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k163_permute", "%163 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k168_matmul", "%168 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k171_fused_add_add_add", "%171 fused:add_add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k175_fused_scale_sum", "%175 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k176_sub", "%176 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k118_fused_rsqrt_addc_scale_sum", "%181 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k119_mul", "%182 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k121_fused_add_mul", "%184 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k190_matmul_add", "%190 matmul+add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k191_gelu", "%191 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k198_matmul_add_add", "%198 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k175_fused_scale_sum", "%202 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k176_sub", "%203 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k118_fused_rsqrt_addc_scale_sum", "%208 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k119_mul", "%209 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k121_fused_add_mul", "%211 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k127_matmul_add", "%217 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k129_permute", "%219 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k127_matmul_add", "%225 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k129_permute", "%227 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k127_matmul_add", "%233 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k129_permute", "%235 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k153_matmul_add_mul_scale", "%243 matmul+add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k154_max", "%244 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k157_fused_exp_sub", "%247 fused:exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k159_fused_sum_mul", "%249 fused:sum_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k160_clampmin", "%250 map:clampmin [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k161_fused_div_mul", "%251 fused:div_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k162_matmul", "%252 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k163_permute", "%253 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k261_matmul_add_add", "%261 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k175_fused_scale_sum", "%265 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k176_sub", "%266 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k118_fused_rsqrt_addc_scale_sum", "%271 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k119_mul", "%272 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k121_fused_add_mul", "%274 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k190_matmul_add", "%280 matmul+add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k191_gelu", "%281 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k198_matmul_add_add", "%288 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k175_fused_scale_sum", "%292 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k176_sub", "%293 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k118_fused_rsqrt_addc_scale_sum", "%298 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k119_mul", "%299 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k121_fused_add_mul", "%301 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k302_slice", "%302 slice [T,1,128]", "graphs/lib/text_encoder.lua:35", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k307_matmul_add", "%307 matmul+add [T,128]", "graphs/lib/text_encoder.lua:36", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_text_k206_slice", "%308 slice [T,39,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_text_k212_matmul_add", "%314 matmul+add [T,39,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k7_fused_sum_square", "%316 fused:sum_square [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k9_fused_rsqrt_clampmin", "%318 fused:rsqrt_clampmin [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k10_mul", "%319 map:mul [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k12_fused_sum_square", "%321 fused:sum_square [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k14_fused_rsqrt_clampmin", "%323 fused:rsqrt_clampmin [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k15_mul", "%324 map:mul [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k17_matmul_scale", "%326 matmul+scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k18_eye", "%327 eye [T,B]", "graphs/lib/losses.lua:9", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k19_max", "%328 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k22_fused_exp_sub", "%331 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k23_sum", "%332 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k24_clampmin", "%333 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k27_mul", "%336 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k30_max", "%339 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k33_fused_exp_sub", "%342 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k34_sum", "%343 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k35_clampmin", "%344 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k34_sum", "%348 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k23_sum", "%350 reduce [T,1]", "graphs/lib/losses.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k42_fused_mul_sub_add_log", "%351 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k43_sum", "%352 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k46_fused_scale_add_sum_sub", "%355 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k49_fused_sum_square", "%358 fused:sum_square [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k51_fused_rsqrt_clampmin", "%360 fused:rsqrt_clampmin [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k52_mul", "%361 map:mul [T,39,128]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k56_fused_sum_square", "%365 fused:sum_square [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k58_fused_rsqrt_clampmin", "%367 fused:rsqrt_clampmin [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k59_mul", "%368 map:mul [1,B,64,128]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k60_matmul", "%369 matmul [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k62_fused_max_scale", "%371 fused:max_scale [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k65_fused_exp_sub_scale", "%374 fused:exp_sub_scale [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k66_sum", "%375 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k67_div", "%376 map:div [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k68_matmul", "%377 matmul [T,B,39,128]", "graphs/lib/matching.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k70_fused_sum_square", "%379 fused:sum_square [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k72_fused_rsqrt_clampmin", "%381 fused:rsqrt_clampmin [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k73_mul", "%382 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k74_mul", "%383 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_text_vjp_k278_matmul", "%390 matmul [39*T,128]", "graphs/lib/srm.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_text_vjp_k278_matmul", "%393 matmul [39*T,128]", "graphs/lib/srm.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k81_fused_scale_addc_neg", "%401 fused:scale_addc_neg [T,1,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k93_matmul_add_mul_scale", "%402 matmul+add_mul_scale [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k94_max", "%403 reduce [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k97_fused_exp_sub", "%406 fused:exp_sub [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k99_fused_sum_mul", "%408 fused:sum_mul [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k100_clampmin", "%409 map:clampmin [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k101_fused_div_mul", "%410 fused:div_mul [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k464_matmul", "%423 matmul [T,128]", "graphs/lib/irm.lua:9", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k155_matmul", "%543 matmul [T,128]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k155_matmul", "%548 matmul [T,128]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k155_matmul", "%551 matmul [T,128]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_features_loss_k211_fused_sum_mul", "%554 fused:sum_mul [T,B,39,1]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k177_matmul", "%555 matmul [T,B,39,1]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k81_fused_scale_addc_neg", "%435 fused:scale_addc_neg [T,1,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_features_loss_k127_fused_add_mul_scale_add", "%436 fused:add_mul_scale_add [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k83_max", "%437 reduce [T,B,1,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k86_fused_exp_sub", "%440 fused:exp_sub [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k87_mul", "%441 map:mul [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k88_sum", "%442 reduce [T,B,1,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k89_clampmin", "%443 map:clampmin [T,B,1,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k100_div", "%444 map:div [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k170_sum", "%533 reduce [128,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k173_matmul", "%536 matmul [1,128]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k176_fused_sum_mul", "%539 fused:sum_mul [T,B,39,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k177_matmul", "%540 matmul [T,B,39,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_features_loss_k198_fused_add_sum", "%541 fused:add_sum [T,B,39,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k101_mul", "%445 map:mul [T,B,39,1]", "graphs/lib/irm.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k88_sum", "%446 reduce [T,B,1,1]", "graphs/lib/irm.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k94_scale", "%448 map:scale [T,B]", "graphs/lib/model.lua:43", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k19_max", "%450 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k22_fused_exp_sub", "%453 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k23_sum", "%454 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k24_clampmin", "%455 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k27_mul", "%458 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k30_max", "%461 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k33_fused_exp_sub", "%464 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k34_sum", "%465 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k35_clampmin", "%466 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k34_sum", "%470 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k42_fused_mul_sub_add_log", "%473 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k43_sum", "%474 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k46_fused_scale_add_sum_sub", "%477 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k113_add", "%479 map:add []", "graphs/lib/model.lua:85", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k58_fill", "%565 fill []", "graphs/lib/model.lua:87", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k60_scale", "%567 map:scale [1,1]", "graphs/lib/losses.lua:16", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k63_fused_mul_id", "%570 fused:mul_id [T,1]", "graphs/lib/losses.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k65_fused_neg_id", "%572 fused:neg_id [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k159_fused_mul_id", "%574 fused:mul_id [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k71_fused_mul_div_id_step", "%578 fused:mul_div_id_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k77_neg", "%584 map:neg [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k171_fused_mul_id", "%586 fused:mul_id [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k84_fused_mul_div_step", "%591 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k182_fused_scale_add_add_add", "%597 fused:scale_add_add_add [T,B]", "graphs/lib/model.lua:43", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k203_fused_mul_id", "%601 fused:mul_id [T,B,39,1]", "graphs/lib/irm.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k226_matmul", "%603 matmul [T,B,39,1]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k227_matmul_sum", "%604 matmul [T,1,39,39]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k201_fused_mul_id", "%607 fused:mul_id [T,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k231_sum", "%608 reduce [1,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k233_sum", "%610 reduce [1,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_text_vjp_k275_sum", "%612 reduce [1,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k238_matmul", "%615 matmul [1,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k204_fused_div_mul_id", "%622 fused:div_mul_id [T,B,39,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k206_fused_neg_mul", "%624 fused:neg_mul [T,B,39,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k88_sum", "%625 reduce [T,B,1,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k209_fused_mul_step", "%627 fused:mul_step [T,B,1,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k222_fused_scale_mul_mul_mul", "%640 fused:scale_mul_mul_mul [T,B,39,1]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k226_matmul", "%642 matmul [T,B,39,1]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k227_matmul_sum", "%643 matmul [T,1,39,39]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_features_loss_k301_add", "%644 map:add [T,1,39,39]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k201_fused_mul_id", "%647 fused:mul_id [T,B,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k203_sum", "%648 reduce [T,1,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k227_sum", "%649 reduce [T,1,1,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k464_matmul", "%652 matmul [T,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k465_matmul", "%653 matmul [128,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_features_loss_k311_matmul_add", "%654 matmul+add [128,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_features_loss_k316_matmul_add_id", "%659 matmul+add_id [128,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k201_fused_mul_id", "%663 fused:mul_id [T,B,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k203_sum", "%664 reduce [T,1,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k227_sum", "%665 reduce [T,1,1,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_features_loss_k323_fused_add_add_add_mul", "%666 fused:add_add_add_mul [T,B,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_features_loss_k324_matmul_add", "%667 matmul+add [T,1,1,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k464_matmul", "%669 matmul [T,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k465_matmul", "%670 matmul [128,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k465_matmul", "%674 matmul [128,128]", "graphs/lib/irm.lua:9", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k246_div", "%676 map:div [T,39,39]", "graphs/lib/srm.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k251_fused_mul_sum_neg_mul", "%681 fused:mul_sum_neg_mul [T,39,1]", "graphs/lib/srm.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k264_fused_scale_mul_mul_mul", "%694 fused:scale_mul_mul_mul [T,39,39]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k265_matmul", "%695 matmul [T,39,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k266_matmul", "%696 matmul [T,39,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k268_matmul", "%698 matmul [39*T,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_text_vjp_k279_matmul", "%699 matmul [128,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k268_matmul", "%702 matmul [39*T,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_text_vjp_k279_matmul", "%703 matmul [128,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k276_mul", "%706 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k203_sum", "%708 reduce [T,1,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k287_fused_mul_mul_sum_mul", "%717 fused:mul_mul_sum_mul [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k291_fused_add_mul_mul_mul", "%721 fused:add_mul_mul_mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k219_matmul_sum", "%724 matmul [1,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k220_matmul_div", "%725 matmul+div [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k223_fused_sum_neg_mul", "%728 fused:sum_neg_mul [T,B,39,1]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k229_fused_scale_mul_add_id", "%734 fused:scale_mul_add_id [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k232_matmul_sum", "%737 matmul [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k233_matmul_sum", "%738 matmul [1,B,64,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k234_add", "%739 map:add [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k244_fused_mul_mul_sum_mul", "%749 fused:mul_mul_sum_mul [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k248_fused_add_add_mul_mul", "%753 fused:add_add_mul_mul [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k259_fused_mul_mul_sum_mul", "%765 fused:mul_mul_sum_mul [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k339_fused_add_add_add_mul", "%769 fused:add_add_add_mul [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k71_fused_mul_div_id_step", "%782 fused:mul_div_id_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k84_fused_mul_div_step", "%795 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k295_fused_scale_add_add_add", "%801 fused:scale_add_add_add [T,B]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k91_matmul", "%802 matmul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k92_matmul", "%803 matmul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k101_fused_mul_mul_sum_mul", "%812 fused:mul_mul_sum_mul [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k105_fused_add_mul_mul_id", "%816 fused:add_mul_mul_id [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k114_fused_mul_mul_sum_mul", "%826 fused:mul_mul_sum_mul [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k360_matmul_add_add_mul_mul", "%830 matmul+add_add_mul_mul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_text_vjp_k273_sum", "%831 reduce [1,39,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_text_vjp_k275_sum", "%833 reduce [1,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_text_vjp_k278_matmul", "%836 matmul [39*T,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_text_vjp_k279_matmul", "%837 matmul [128,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_text_vjp_k281_pad", "%839 pad [T,40,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k462_sum", "%840 reduce [1,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k464_matmul", "%842 matmul [T,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k465_matmul", "%843 matmul [128,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k467_pad", "%845 pad [T,40,128]", "graphs/lib/text_encoder.lua:35", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_text_vjp_k288_add", "%846 map:add [T,40,128]", "graphs/lib/text_encoder.lua:35", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%847 reduce [1,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%849 reduce [1,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k473_mul", "%852 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%853 reduce [1,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%855 reduce [1,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k485_fused_scale_mul_sum_mul", "%864 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k489_fused_add_mul_mul_mul", "%868 fused:add_mul_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k492_fused_scale_sum_neg", "%871 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k494_fused_add_id", "%873 fused:add_id [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%874 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%876 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k501_matmul", "%880 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k504_matmul_mul_gelu_grad", "%883 matmul+mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k505_sum", "%884 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k507_sum", "%886 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k510_matmul", "%889 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k511_matmul", "%890 matmul [512,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%892 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%894 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k473_mul", "%897 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%898 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%900 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k485_fused_scale_mul_sum_mul", "%909 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k489_fused_add_mul_mul_mul", "%913 fused:add_mul_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k492_fused_scale_sum_neg", "%917 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k540_fused_add_add_id", "%919 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%920 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%922 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k546_matmul", "%925 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k547_matmul", "%926 matmul [128,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k129_permute", "%929 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:18", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k552_matmul", "%931 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k553_matmul_div", "%932 matmul+div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k558_fused_mul_sum_neg_mul", "%937 fused:mul_sum_neg_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k574_fused_scale_mul_mul_mul", "%953 fused:scale_mul_mul_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k162_matmul", "%954 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k552_matmul", "%955 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k163_permute", "%956 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%958 reduce [1,40,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%960 reduce [1,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k547_matmul", "%964 matmul [128,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k163_permute", "%966 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%968 reduce [1,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%970 reduce [1,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k546_matmul", "%973 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k547_matmul", "%974 matmul [128,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k163_permute", "%977 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%979 reduce [1,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%981 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k546_matmul", "%984 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k547_matmul", "%985 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k608_matmul_add_add", "%987 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%988 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%990 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k473_mul", "%993 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%994 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%996 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k485_fused_scale_mul_sum_mul", "%1005 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k489_fused_add_mul_mul_mul", "%1009 fused:add_mul_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k492_fused_scale_sum_neg", "%1013 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k540_fused_add_add_id", "%1015 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%1016 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%1018 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k501_matmul", "%1022 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k504_matmul_mul_gelu_grad", "%1025 matmul+mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k505_sum", "%1026 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k507_sum", "%1028 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k510_matmul", "%1031 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k511_matmul", "%1032 matmul [512,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%1034 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%1036 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k473_mul", "%1039 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%1040 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%1042 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k485_fused_scale_mul_sum_mul", "%1051 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k489_fused_add_mul_mul_mul", "%1055 fused:add_mul_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k492_fused_scale_sum_neg", "%1059 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k540_fused_add_add_id", "%1061 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%1062 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%1064 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k546_matmul", "%1067 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k547_matmul", "%1068 matmul [128,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k129_permute", "%1071 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:18", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k552_matmul", "%1073 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k553_matmul_div", "%1074 matmul+div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k558_fused_mul_sum_neg_mul", "%1079 fused:mul_sum_neg_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k574_fused_scale_mul_mul_mul", "%1095 fused:scale_mul_mul_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k162_matmul", "%1096 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k552_matmul", "%1097 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k163_permute", "%1098 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%1100 reduce [1,40,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%1102 reduce [1,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k547_matmul", "%1106 matmul [128,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k163_permute", "%1108 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%1110 reduce [1,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%1112 reduce [1,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k546_matmul", "%1115 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k547_matmul", "%1116 matmul [128,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k163_permute", "%1119 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%1121 reduce [1,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%1123 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k546_matmul", "%1126 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k547_matmul", "%1127 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k608_matmul_add_add", "%1129 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%1130 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%1132 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k473_mul", "%1135 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%1136 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%1138 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k485_fused_scale_mul_sum_mul", "%1147 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k489_fused_add_mul_mul_mul", "%1151 fused:add_mul_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k492_fused_scale_sum_neg", "%1155 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k540_fused_add_add_id", "%1157 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%1158 reduce [1,40,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k781_scatter_add", "%1160 scatter_add [1024,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k128_sum", "%1161 reduce [1,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k131_matmul", "%1164 matmul [128,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k132_matmul_scale", "%1165 matmul+scale [B,128]", "graphs/lib/image_encoder.lua:35", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k135_sum", "%1168 reduce [1,64,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k137_sum", "%1170 reduce [1,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k140_matmul", "%1173 matmul [64*B,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k141_matmul", "%1174 matmul [128,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k143_fused_add_id", "%1176 fused:add_id [B,64,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k144_permute", "%1177 permute [B,128,64]", "graphs/lib/image_encoder.lua:33", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k147_fused_mul_step", "%1180 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k148_group_norm_sums", "%1181 group_norm_sums [B,128,2]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k149_group_norm_grad_x", "%1182 group_norm_grad_x [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k150_sum", "%1183 reduce [1,128,2]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k152_slice", "%1185 slice [128,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k154_slice", "%1187 slice [128,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k157_sum", "%1190 reduce [B,128,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k128_sum", "%1191 reduce [1,128,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k160_conv2d_input_grad", "%1193 conv2d_input_grad [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k161_conv2d_weight_grad", "%1194 conv2d_weight_grad [128,128,3,3]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k147_fused_mul_step", "%1196 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k148_group_norm_sums", "%1197 group_norm_sums [B,128,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k149_group_norm_grad_x", "%1198 group_norm_grad_x [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k150_sum", "%1199 reduce [1,128,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k152_slice", "%1201 slice [128,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k154_slice", "%1203 slice [128,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k157_sum", "%1206 reduce [B,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k128_sum", "%1207 reduce [1,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k160_conv2d_input_grad", "%1209 conv2d_input_grad [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k161_conv2d_weight_grad", "%1210 conv2d_weight_grad [128,128,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k180_fused_mul_add_step", "%1213 fused:mul_add_step [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k148_group_norm_sums", "%1214 group_norm_sums [B,128,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k149_group_norm_grad_x", "%1215 group_norm_grad_x [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k150_sum", "%1216 reduce [1,128,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k152_slice", "%1218 slice [128,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k154_slice", "%1220 slice [128,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k157_sum", "%1223 reduce [B,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k128_sum", "%1224 reduce [1,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k193_conv2d_input_grad", "%1226 conv2d_input_grad [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k194_conv2d_weight_grad", "%1227 conv2d_weight_grad [128,64,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k196_fused_mul_step", "%1229 fused:mul_step [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k197_group_norm_sums", "%1230 group_norm_sums [B,64,2]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k198_group_norm_grad_x", "%1231 group_norm_grad_x [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k128_sum", "%1232 reduce [1,64,2]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k201_slice", "%1234 slice [64,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k203_slice", "%1236 slice [64,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k206_sum", "%1239 reduce [B,64,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k207_sum", "%1240 reduce [1,64,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k209_conv2d_input_grad", "%1242 conv2d_input_grad [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k210_conv2d_weight_grad", "%1243 conv2d_weight_grad [64,64,3,3]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k196_fused_mul_step", "%1245 fused:mul_step [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k197_group_norm_sums", "%1246 group_norm_sums [B,64,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k198_group_norm_grad_x", "%1247 group_norm_grad_x [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k128_sum", "%1248 reduce [1,64,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k201_slice", "%1250 slice [64,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k203_slice", "%1252 slice [64,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k206_sum", "%1255 reduce [B,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k207_sum", "%1256 reduce [1,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k209_conv2d_input_grad", "%1258 conv2d_input_grad [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k210_conv2d_weight_grad", "%1259 conv2d_weight_grad [64,64,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k229_fused_mul_add_step", "%1262 fused:mul_add_step [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k197_group_norm_sums", "%1263 group_norm_sums [B,64,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k198_group_norm_grad_x", "%1264 group_norm_grad_x [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k128_sum", "%1265 reduce [1,64,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k201_slice", "%1267 slice [64,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k203_slice", "%1269 slice [64,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k206_sum", "%1272 reduce [B,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k207_sum", "%1273 reduce [1,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k242_conv2d_input_grad", "%1275 conv2d_input_grad [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k243_conv2d_weight_grad", "%1276 conv2d_weight_grad [64,32,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k245_fused_mul_step", "%1278 fused:mul_step [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k246_group_norm_sums", "%1279 group_norm_sums [B,32,2]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k247_group_norm_grad_x", "%1280 group_norm_grad_x [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k207_sum", "%1281 reduce [1,32,2]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k250_slice", "%1283 slice [32,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k252_slice", "%1285 slice [32,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k255_sum", "%1288 reduce [B,32,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k256_sum", "%1289 reduce [1,32,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k258_conv2d_input_grad", "%1291 conv2d_input_grad [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k259_conv2d_weight_grad", "%1292 conv2d_weight_grad [32,32,3,3]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k245_fused_mul_step", "%1294 fused:mul_step [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k246_group_norm_sums", "%1295 group_norm_sums [B,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k247_group_norm_grad_x", "%1296 group_norm_grad_x [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k207_sum", "%1297 reduce [1,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k250_slice", "%1299 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k252_slice", "%1301 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k255_sum", "%1304 reduce [B,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k256_sum", "%1305 reduce [1,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k258_conv2d_input_grad", "%1307 conv2d_input_grad [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k259_conv2d_weight_grad", "%1308 conv2d_weight_grad [32,32,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k278_fused_mul_add_step", "%1311 fused:mul_add_step [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k246_group_norm_sums", "%1312 group_norm_sums [B,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k247_group_norm_grad_x", "%1313 group_norm_grad_x [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k207_sum", "%1314 reduce [1,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k250_slice", "%1316 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k252_slice", "%1318 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k255_sum", "%1321 reduce [B,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k256_sum", "%1322 reduce [1,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k291_conv2d_input_grad", "%1324 conv2d_input_grad [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k292_conv2d_weight_grad", "%1325 conv2d_weight_grad [32,32,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k294_fused_mul_step", "%1327 fused:mul_step [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k295_group_norm_sums", "%1328 group_norm_sums [B,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k296_group_norm_grad_x", "%1329 group_norm_grad_x [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k207_sum", "%1330 reduce [1,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k250_slice", "%1332 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k252_slice", "%1334 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k304_sum", "%1337 reduce [B,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k256_sum", "%1338 reduce [1,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k308_conv2d_weight_grad", "%1341 conv2d_weight_grad [32,1,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
 };
 const reclf_prof_table reclf_profile_reclf = {507, prof};
 #define CALL(i, fl, by, call) do { double t0_ = reclf_prof_now(); call; prof[i].seconds += reclf_prof_now() - t0_; \
     prof[i].calls++; prof[i].flops += (fl); prof[i].bytes += (double)(by); } while (0)
+#define PROF_GEMM(i, m, n, k) (prof[i].gemm_m = (m), prof[i].gemm_n = (n), prof[i].gemm_k = (k))
 #else
 #define CALL(i, fl, by, call) call
+#define PROF_GEMM(i, m, n, k) ((void)0)
 #endif
 
 static size_t arena_bytes(const long *dims) {
@@ -547,49 +549,60 @@ static void forward(void *arena, const real *P, void *const *inputs, const long 
     CALL(2, (double)524288*B, sizeof(real)*((double)16*B + (double)131072*B), convirt_image_k9_group_norm_stats(A + 5897200 + 946688*B, A + 5897200, B)); /* %12 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
     CALL(3, (double)524288*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)16*B + (double)32 + (double)32), convirt_image_k10_group_norm(A + 5897200 + 131072*B, A + 5897200, A + 5897200 + 946688*B, (real *)P + 320, (real *)P + 352, B)); /* %13 group_norm [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
     CALL(4, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), convirt_image_k11_relu(A + 5897200 + 262144*B, A + 5897200 + 131072*B, B)); /* %14 map:relu [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
+    PROF_GEMM(5, 32, 1024, 288);
     CALL(5, (double)18874368*B, sizeof(real)*((double)32768*B + (double)131072*B + (double)9216 + (double)32), convirt_image_k14_conv2d(A + 5897200 + 393216*B, A + 5897200 + 262144*B, (real *)P + 384, (real *)P + 9600, A + 0, B)); /* %17 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
     CALL(6, (double)131072*B, sizeof(real)*((double)16*B + (double)32768*B), convirt_image_k17_group_norm_stats(A + 5897200 + 946704*B, A + 5897200 + 393216*B, B)); /* %20 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
     CALL(7, (double)131072*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)32), convirt_image_k18_group_norm(A + 5897200 + 425984*B, A + 5897200 + 393216*B, A + 5897200 + 946704*B, (real *)P + 9632, (real *)P + 9664, B)); /* %21 group_norm [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
     CALL(8, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_k19_relu(A + 5897200 + 458752*B, A + 5897200 + 425984*B, B)); /* %22 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
+    PROF_GEMM(9, 32, 1024, 288);
     CALL(9, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216 + (double)32), convirt_image_k22_conv2d(A + 5897200 + 491520*B, A + 5897200 + 458752*B, (real *)P + 9696, (real *)P + 18912, A + 0, B)); /* %25 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
     CALL(10, (double)131072*B, sizeof(real)*((double)16*B + (double)32768*B), convirt_image_k17_group_norm_stats(A + 5897200 + 946720*B, A + 5897200 + 491520*B, B)); /* %28 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
     CALL(11, (double)131072*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)32), convirt_image_k18_group_norm(A + 5897200 + 524288*B, A + 5897200 + 491520*B, A + 5897200 + 946720*B, (real *)P + 18944, (real *)P + 18976, B)); /* %29 group_norm [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
     CALL(12, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_k19_relu(A + 5897200 + 557056*B, A + 5897200 + 524288*B, B)); /* %30 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
+    PROF_GEMM(13, 32, 1024, 288);
     CALL(13, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216 + (double)32), convirt_image_k22_conv2d(A + 5897200 + 589824*B, A + 5897200 + 557056*B, (real *)P + 19008, (real *)P + 28224, A + 0, B)); /* %33 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
     CALL(14, (double)131072*B, sizeof(real)*((double)16*B + (double)32768*B), convirt_image_k17_group_norm_stats(A + 5897200 + 946736*B, A + 5897200 + 589824*B, B)); /* %36 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:13 */
     CALL(15, (double)131072*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)32), convirt_image_k18_group_norm(A + 5897200 + 622592*B, A + 5897200 + 589824*B, A + 5897200 + 946736*B, (real *)P + 28256, (real *)P + 28288, B)); /* %37 group_norm [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
     CALL(16, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k35_add(A + 5897200 + 655360*B, A + 5897200 + 458752*B, A + 5897200 + 622592*B, B)); /* %38 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:14 */
     CALL(17, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_k19_relu(A + 5897200 + 622592*B, A + 5897200 + 655360*B, B)); /* %39 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
+    PROF_GEMM(18, 64, 256, 288);
     CALL(18, (double)9437184*B, sizeof(real)*((double)16384*B + (double)32768*B + (double)18432 + (double)64), convirt_image_k39_conv2d(A + 5897200 + 688128*B, A + 5897200 + 622592*B, (real *)P + 28320, (real *)P + 46752, A + 0, B)); /* %42 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
     CALL(19, (double)65536*B, sizeof(real)*((double)16*B + (double)16384*B), convirt_image_k42_group_norm_stats(A + 5897200 + 946752*B, A + 5897200 + 688128*B, B)); /* %45 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
     CALL(20, (double)65536*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)64), convirt_image_k43_group_norm(A + 5897200 + 704512*B, A + 5897200 + 688128*B, A + 5897200 + 946752*B, (real *)P + 46816, (real *)P + 46880, B)); /* %46 group_norm [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
     CALL(21, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_k44_relu(A + 5897200 + 720896*B, A + 5897200 + 704512*B, B)); /* %47 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
+    PROF_GEMM(22, 64, 256, 576);
     CALL(22, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864 + (double)64), convirt_image_k47_conv2d(A + 5897200 + 737280*B, A + 5897200 + 720896*B, (real *)P + 46944, (real *)P + 83808, A + 0, B)); /* %50 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
     CALL(23, (double)65536*B, sizeof(real)*((double)16*B + (double)16384*B), convirt_image_k42_group_norm_stats(A + 5897200 + 946768*B, A + 5897200 + 737280*B, B)); /* %53 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
     CALL(24, (double)65536*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)64), convirt_image_k43_group_norm(A + 5897200 + 753664*B, A + 5897200 + 737280*B, A + 5897200 + 946768*B, (real *)P + 83872, (real *)P + 83936, B)); /* %54 group_norm [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
     CALL(25, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_k44_relu(A + 5897200 + 770048*B, A + 5897200 + 753664*B, B)); /* %55 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
+    PROF_GEMM(26, 64, 256, 576);
     CALL(26, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864 + (double)64), convirt_image_k47_conv2d(A + 5897200 + 786432*B, A + 5897200 + 770048*B, (real *)P + 84000, (real *)P + 120864, A + 0, B)); /* %58 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
     CALL(27, (double)65536*B, sizeof(real)*((double)16*B + (double)16384*B), convirt_image_k42_group_norm_stats(A + 5897200 + 946784*B, A + 5897200 + 786432*B, B)); /* %61 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:13 */
     CALL(28, (double)65536*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)64), convirt_image_k43_group_norm(A + 5897200 + 802816*B, A + 5897200 + 786432*B, A + 5897200 + 946784*B, (real *)P + 120928, (real *)P + 120992, B)); /* %62 group_norm [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
     CALL(29, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k60_add(A + 5897200 + 819200*B, A + 5897200 + 720896*B, A + 5897200 + 802816*B, B)); /* %63 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:14 */
     CALL(30, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_k44_relu(A + 5897200 + 802816*B, A + 5897200 + 819200*B, B)); /* %64 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
+    PROF_GEMM(31, 128, 64, 576);
     CALL(31, (double)9437184*B, sizeof(real)*((double)8192*B + (double)16384*B + (double)73728 + (double)128), convirt_image_k64_conv2d(A + 5897200 + 835584*B, A + 5897200 + 802816*B, (real *)P + 121056, (real *)P + 194784, A + 0, B)); /* %67 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
     CALL(32, (double)32768*B, sizeof(real)*((double)16*B + (double)8192*B), convirt_image_k67_group_norm_stats(A + 5897200 + 946800*B, A + 5897200 + 835584*B, B)); /* %70 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
     CALL(33, (double)32768*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)128), convirt_image_k68_group_norm(A + 5897200 + 843776*B, A + 5897200 + 835584*B, A + 5897200 + 946800*B, (real *)P + 194912, (real *)P + 195040, B)); /* %71 group_norm [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
     CALL(34, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k69_relu(A + 5897200 + 851968*B, A + 5897200 + 843776*B, B)); /* %72 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
+    PROF_GEMM(35, 128, 64, 1152);
     CALL(35, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456 + (double)128), convirt_image_k72_conv2d(A + 5897200 + 860160*B, A + 5897200 + 851968*B, (real *)P + 195168, (real *)P + 342624, A + 0, B)); /* %75 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
     CALL(36, (double)32768*B, sizeof(real)*((double)16*B + (double)8192*B), convirt_image_k67_group_norm_stats(A + 5897200 + 946816*B, A + 5897200 + 860160*B, B)); /* %78 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
     CALL(37, (double)32768*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)128), convirt_image_k68_group_norm(A + 5897200 + 868352*B, A + 5897200 + 860160*B, A + 5897200 + 946816*B, (real *)P + 342752, (real *)P + 342880, B)); /* %79 group_norm [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
     CALL(38, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k69_relu(A + 5897200 + 876544*B, A + 5897200 + 868352*B, B)); /* %80 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
+    PROF_GEMM(39, 128, 64, 1152);
     CALL(39, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456 + (double)128), convirt_image_k72_conv2d(A + 5897200 + 884736*B, A + 5897200 + 876544*B, (real *)P + 343008, (real *)P + 490464, A + 0, B)); /* %83 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
     CALL(40, (double)32768*B, sizeof(real)*((double)16*B + (double)8192*B), convirt_image_k67_group_norm_stats(A + 5897200 + 946832*B, A + 5897200 + 884736*B, B)); /* %86 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:13 */
     CALL(41, (double)32768*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)128), convirt_image_k68_group_norm(A + 5897200 + 892928*B, A + 5897200 + 884736*B, A + 5897200 + 946832*B, (real *)P + 490592, (real *)P + 490720, B)); /* %87 group_norm [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
     CALL(42, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k85_add(A + 5897200 + 901120*B, A + 5897200 + 851968*B, A + 5897200 + 892928*B, B)); /* %88 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:14 */
     CALL(43, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k69_relu(A + 5897200 + 892928*B, A + 5897200 + 901120*B, B)); /* %89 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
     CALL(44, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k88_permute(A + 5897200 + 909312*B, A + 5897200 + 892928*B, B)); /* %91 permute [B,64,128]  graphs/lib/image_encoder.lua:33 */
+    PROF_GEMM(45, 64*B, 128, 128);
     CALL(45, (double)2105344*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384 + (double)128), convirt_image_k94_matmul_add(A + 5897200 + 892928*B, A + 5897200 + 909312*B, (real *)P + 490848, (real *)P + 507232, B)); /* %97 matmul+add [B,64,128]  graphs/lib/image_encoder.lua:34 */
     CALL(46, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_k95_sum(A + 5897200 + 917504*B, A + 5897200 + 909312*B, B)); /* %98 reduce [B,1,128]  graphs/lib/image_encoder.lua:35 */
     CALL(47, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), convirt_image_k97_scale(A + 5897200 + 946176*B, A + 5897200 + 917504*B, B)); /* %100 map:scale [B,128]  graphs/lib/image_encoder.lua:35 */
+    PROF_GEMM(48, B, 128, 128);
     CALL(48, (double)32896*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384 + (double)128), convirt_image_k101_matmul_add(A + 5897200 + 946304*B, A + 5897200 + 946176*B, (real *)P + 507360, (real *)P + 523744, B)); /* %104 matmul+add [B,128]  graphs/lib/image_encoder.lua:36 */
     CALL(49, 0, sizeof(real)*((double)5120*T + (double)131072 + (double)40*T), convirt_k107_gather(A + 5897200 + 946912*B + 25504*B*T + 6400*T, (real *)P + 523872, (int32_t *)inputs[1], T)); /* %107 gather [T,40,128]  graphs/lib/text_encoder.lua:32 */
     CALL(50, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120), convirt_k112_fused_scale_sum_add(A + 5897200 + 946912*B + 25504*B*T, A + 5897200 + 946912*B + 25504*B*T + 6400*T, (real *)P + 654944, T)); /* %112 fused:scale_sum_add [T,40,1]  graphs/lib/text_encoder.lua:23 */
@@ -597,21 +610,27 @@ static void forward(void *arena, const real *P, void *const *inputs, const long 
     CALL(52, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k118_fused_rsqrt_addc_scale_sum(A + 5897200 + 946912*B + 25504*B*T + 256512*T, A + 5897200 + 946912*B + 25504*B*T + 107520*T, T)); /* %118 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
     CALL(53, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k119_mul(A + 5897200 + 946912*B + 25504*B*T + 112640*T, A + 5897200 + 946912*B + 25504*B*T + 107520*T, A + 5897200 + 946912*B + 25504*B*T + 256512*T, T)); /* %119 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
     CALL(54, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k121_fused_add_mul(A + 5897200 + 946912*B + 25504*B*T + 117760*T, A + 5897200 + 946912*B + 25504*B*T + 112640*T, (real *)P + 660064, (real *)P + 660192, T)); /* %121 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    PROF_GEMM(55, 40*T, 128, 128);
     CALL(55, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k127_matmul_add(A + 5897200 + 946912*B + 25504*B*T, A + 5897200 + 946912*B + 25504*B*T + 117760*T, (real *)P + 660320, (real *)P + 676704, T)); /* %127 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:12 */
     CALL(56, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k129_permute(A + 5897200 + 946912*B + 25504*B*T + 122880*T, A + 5897200 + 946912*B + 25504*B*T, T)); /* %129 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
+    PROF_GEMM(57, 40*T, 128, 128);
     CALL(57, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k127_matmul_add(A + 5897200 + 946912*B + 25504*B*T, A + 5897200 + 946912*B + 25504*B*T + 117760*T, (real *)P + 676832, (real *)P + 693216, T)); /* %135 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:13 */
     CALL(58, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k129_permute(A + 5897200 + 946912*B + 25504*B*T + 128000*T, A + 5897200 + 946912*B + 25504*B*T, T)); /* %137 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
+    PROF_GEMM(59, 40*T, 128, 128);
     CALL(59, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k127_matmul_add(A + 5897200 + 946912*B + 25504*B*T, A + 5897200 + 946912*B + 25504*B*T + 117760*T, (real *)P + 693344, (real *)P + 709728, T)); /* %143 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:14 */
     CALL(60, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k129_permute(A + 5897200 + 946912*B + 25504*B*T + 133120*T, A + 5897200 + 946912*B + 25504*B*T, T)); /* %145 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
     CALL(61, (double)120*T, sizeof(real)*((double)40*T + (double)40*T), convirt_k152_fused_scale_addc_neg(A + 5897200 + 946912*B + 25504*B*T + 255552*T, (real *)inputs[2], T)); /* %152 fused:scale_addc_neg [T,1,1,40]  graphs/lib/text_encoder.lua:16 */
+    PROF_GEMM(62, 40, 40, 32);
     CALL(62, (double)428800*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)40*T + (double)40*T), convirt_k153_matmul_add_mul_scale(A + 5897200 + 946912*B + 25504*B*T, A + 5897200 + 946912*B + 25504*B*T + 122880*T, A + 5897200 + 946912*B + 25504*B*T + 128000*T, (real *)inputs[2], A + 5897200 + 946912*B + 25504*B*T + 255552*T, T)); /* %153 matmul+add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
     CALL(63, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), convirt_k154_max(A + 5897200 + 946912*B + 25504*B*T + 88320*T, A + 5897200 + 946912*B + 25504*B*T, T)); /* %154 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
     CALL(64, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), convirt_k157_fused_exp_sub(A + 5897200 + 946912*B + 25504*B*T + 81920*T, A + 5897200 + 946912*B + 25504*B*T, A + 5897200 + 946912*B + 25504*B*T + 88320*T, T)); /* %157 fused:exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
     CALL(65, (double)12800*T, sizeof(real)*((double)160*T + (double)6400*T + (double)40*T), convirt_k159_fused_sum_mul(A + 5897200 + 946912*B + 25504*B*T + 255232*T, A + 5897200 + 946912*B + 25504*B*T + 81920*T, (real *)inputs[2], T)); /* %159 fused:sum_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
     CALL(66, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), convirt_k160_clampmin(A + 5897200 + 946912*B + 25504*B*T + 255392*T, A + 5897200 + 946912*B + 25504*B*T + 255232*T, T)); /* %160 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
     CALL(67, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T + (double)160*T), convirt_k161_fused_div_mul(A + 5897200 + 946912*B + 25504*B*T + 88320*T, A + 5897200 + 946912*B + 25504*B*T + 81920*T, (real *)inputs[2], A + 5897200 + 946912*B + 25504*B*T + 255392*T, T)); /* %161 fused:div_mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    PROF_GEMM(68, 40, 32, 40);
     CALL(68, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k162_matmul(A + 5897200 + 946912*B + 25504*B*T, A + 5897200 + 946912*B + 25504*B*T + 88320*T, A + 5897200 + 946912*B + 25504*B*T + 133120*T, T)); /* %162 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
     CALL(69, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k163_permute(A + 5897200 + 946912*B + 25504*B*T + 138240*T, A + 5897200 + 946912*B + 25504*B*T, T)); /* %163 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
+    PROF_GEMM(70, 40*T, 128, 128);
     CALL(70, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k168_matmul(A + 5897200 + 946912*B + 25504*B*T, A + 5897200 + 946912*B + 25504*B*T + 138240*T, (real *)P + 709856, T)); /* %168 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
     CALL(71, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120 + (double)5120*T + (double)128), convirt_k171_fused_add_add_add(A + 5897200 + 946912*B + 25504*B*T + 94720*T, A + 5897200 + 946912*B + 25504*B*T + 6400*T, (real *)P + 654944, A + 5897200 + 946912*B + 25504*B*T, (real *)P + 726240, T)); /* %171 fused:add_add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
     CALL(72, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k175_fused_scale_sum(A + 5897200 + 946912*B + 25504*B*T + 255600*T, A + 5897200 + 946912*B + 25504*B*T + 94720*T, T)); /* %175 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
@@ -619,36 +638,46 @@ static void forward(void *arena, const real *P, void *const *inputs, const long 
     CALL(74, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k118_fused_rsqrt_addc_scale_sum(A + 5897200 + 946912*B + 25504*B*T + 256560*T, A + 5897200 + 946912*B + 25504*B*T + 143360*T, T)); /* %181 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
     CALL(75, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k119_mul(A + 5897200 + 946912*B + 25504*B*T + 148480*T, A + 5897200 + 946912*B + 25504*B*T + 143360*T, A + 5897200 + 946912*B + 25504*B*T + 256560*T, T)); /* %182 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
     CALL(76, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k121_fused_add_mul(A + 5897200 + 946912*B + 25504*B*T + 153600*T, A + 5897200 + 946912*B + 25504*B*T + 148480*T, (real *)P + 726368, (real *)P + 726496, T)); /* %184 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    PROF_GEMM(77, 40*T, 512, 128);
     CALL(77, (double)5263360*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)512), convirt_k190_matmul_add(A + 5897200 + 946912*B + 25504*B*T, A + 5897200 + 946912*B + 25504*B*T + 153600*T, (real *)P + 726624, (real *)P + 792160, T)); /* %190 matmul+add [T,40,512]  graphs/lib/text_encoder.lua:24 */
     CALL(78, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), convirt_k191_gelu(A + 5897200 + 946912*B + 25504*B*T + 20480*T, A + 5897200 + 946912*B + 25504*B*T, T)); /* %191 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    PROF_GEMM(79, 40*T, 128, 512);
     CALL(79, (double)5253120*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536 + (double)5120*T + (double)128), convirt_k198_matmul_add_add(A + 5897200 + 946912*B + 25504*B*T + 47360*T, A + 5897200 + 946912*B + 25504*B*T + 20480*T, (real *)P + 792672, A + 5897200 + 946912*B + 25504*B*T + 94720*T, (real *)P + 858208, T)); /* %198 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
     CALL(80, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k175_fused_scale_sum(A + 5897200 + 946912*B + 25504*B*T + 255600*T, A + 5897200 + 946912*B + 25504*B*T + 47360*T, T)); /* %202 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
     CALL(81, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k176_sub(A + 5897200 + 946912*B + 25504*B*T + 158720*T, A + 5897200 + 946912*B + 25504*B*T + 47360*T, A + 5897200 + 946912*B + 25504*B*T + 255600*T, T)); /* %203 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
     CALL(82, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k118_fused_rsqrt_addc_scale_sum(A + 5897200 + 946912*B + 25504*B*T + 256608*T, A + 5897200 + 946912*B + 25504*B*T + 158720*T, T)); /* %208 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
     CALL(83, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k119_mul(A + 5897200 + 946912*B + 25504*B*T + 163840*T, A + 5897200 + 946912*B + 25504*B*T + 158720*T, A + 5897200 + 946912*B + 25504*B*T + 256608*T, T)); /* %209 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
     CALL(84, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k121_fused_add_mul(A + 5897200 + 946912*B + 25504*B*T + 168960*T, A + 5897200 + 946912*B + 25504*B*T + 163840*T, (real *)P + 858336, (real *)P + 858464, T)); /* %211 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    PROF_GEMM(85, 40*T, 128, 128);
     CALL(85, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k127_matmul_add(A + 5897200 + 946912*B + 25504*B*T + 40960*T, A + 5897200 + 946912*B + 25504*B*T + 168960*T, (real *)P + 858592, (real *)P + 874976, T)); /* %217 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:12 */
     CALL(86, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k129_permute(A + 5897200 + 946912*B + 25504*B*T + 174080*T, A + 5897200 + 946912*B + 25504*B*T + 40960*T, T)); /* %219 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
+    PROF_GEMM(87, 40*T, 128, 128);
     CALL(87, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k127_matmul_add(A + 5897200 + 946912*B + 25504*B*T + 40960*T, A + 5897200 + 946912*B + 25504*B*T + 168960*T, (real *)P + 875104, (real *)P + 891488, T)); /* %225 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:13 */
     CALL(88, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k129_permute(A + 5897200 + 946912*B + 25504*B*T + 179200*T, A + 5897200 + 946912*B + 25504*B*T + 40960*T, T)); /* %227 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
+    PROF_GEMM(89, 40*T, 128, 128);
     CALL(89, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k127_matmul_add(A + 5897200 + 946912*B + 25504*B*T + 40960*T, A + 5897200 + 946912*B + 25504*B*T + 168960*T, (real *)P + 891616, (real *)P + 908000, T)); /* %233 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:14 */
     CALL(90, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k129_permute(A + 5897200 + 946912*B + 25504*B*T + 184320*T, A + 5897200 + 946912*B + 25504*B*T + 40960*T, T)); /* %235 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
+    PROF_GEMM(91, 40, 40, 32);
     CALL(91, (double)428800*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)40*T + (double)40*T), convirt_k153_matmul_add_mul_scale(A + 5897200 + 946912*B + 25504*B*T + 40960*T, A + 5897200 + 946912*B + 25504*B*T + 174080*T, A + 5897200 + 946912*B + 25504*B*T + 179200*T, (real *)inputs[2], A + 5897200 + 946912*B + 25504*B*T + 255552*T, T)); /* %243 matmul+add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
     CALL(92, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), convirt_k154_max(A + 5897200 + 946912*B + 25504*B*T + 101120*T, A + 5897200 + 946912*B + 25504*B*T + 40960*T, T)); /* %244 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
     CALL(93, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), convirt_k157_fused_exp_sub(A + 5897200 + 946912*B + 25504*B*T + 94720*T, A + 5897200 + 946912*B + 25504*B*T + 40960*T, A + 5897200 + 946912*B + 25504*B*T + 101120*T, T)); /* %247 fused:exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
     CALL(94, (double)12800*T, sizeof(real)*((double)160*T + (double)6400*T + (double)40*T), convirt_k159_fused_sum_mul(A + 5897200 + 946912*B + 25504*B*T + 255552*T, A + 5897200 + 946912*B + 25504*B*T + 94720*T, (real *)inputs[2], T)); /* %249 fused:sum_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
     CALL(95, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), convirt_k160_clampmin(A + 5897200 + 946912*B + 25504*B*T + 255712*T, A + 5897200 + 946912*B + 25504*B*T + 255552*T, T)); /* %250 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
     CALL(96, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T + (double)160*T), convirt_k161_fused_div_mul(A + 5897200 + 946912*B + 25504*B*T + 101120*T, A + 5897200 + 946912*B + 25504*B*T + 94720*T, (real *)inputs[2], A + 5897200 + 946912*B + 25504*B*T + 255712*T, T)); /* %251 fused:div_mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    PROF_GEMM(97, 40, 32, 40);
     CALL(97, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k162_matmul(A + 5897200 + 946912*B + 25504*B*T + 40960*T, A + 5897200 + 946912*B + 25504*B*T + 101120*T, A + 5897200 + 946912*B + 25504*B*T + 184320*T, T)); /* %252 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
     CALL(98, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k163_permute(A + 5897200 + 946912*B + 25504*B*T + 189440*T, A + 5897200 + 946912*B + 25504*B*T + 40960*T, T)); /* %253 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
+    PROF_GEMM(99, 40*T, 128, 128);
     CALL(99, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)128), convirt_k261_matmul_add_add(A + 5897200 + 946912*B + 25504*B*T + 194560*T, A + 5897200 + 946912*B + 25504*B*T + 189440*T, (real *)P + 908128, A + 5897200 + 946912*B + 25504*B*T + 47360*T, (real *)P + 924512, T)); /* %261 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
     CALL(100, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k175_fused_scale_sum(A + 5897200 + 946912*B + 25504*B*T + 255872*T, A + 5897200 + 946912*B + 25504*B*T + 194560*T, T)); /* %265 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
     CALL(101, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k176_sub(A + 5897200 + 946912*B + 25504*B*T + 199680*T, A + 5897200 + 946912*B + 25504*B*T + 194560*T, A + 5897200 + 946912*B + 25504*B*T + 255872*T, T)); /* %266 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
     CALL(102, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k118_fused_rsqrt_addc_scale_sum(A + 5897200 + 946912*B + 25504*B*T + 256656*T, A + 5897200 + 946912*B + 25504*B*T + 199680*T, T)); /* %271 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
     CALL(103, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k119_mul(A + 5897200 + 946912*B + 25504*B*T + 204800*T, A + 5897200 + 946912*B + 25504*B*T + 199680*T, A + 5897200 + 946912*B + 25504*B*T + 256656*T, T)); /* %272 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
     CALL(104, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k121_fused_add_mul(A + 5897200 + 946912*B + 25504*B*T + 209920*T, A + 5897200 + 946912*B + 25504*B*T + 204800*T, (real *)P + 924640, (real *)P + 924768, T)); /* %274 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    PROF_GEMM(105, 40*T, 512, 128);
     CALL(105, (double)5263360*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)512), convirt_k190_matmul_add(A + 5897200 + 946912*B + 25504*B*T + 40960*T, A + 5897200 + 946912*B + 25504*B*T + 209920*T, (real *)P + 924896, (real *)P + 990432, T)); /* %280 matmul+add [T,40,512]  graphs/lib/text_encoder.lua:24 */
     CALL(106, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), convirt_k191_gelu(A + 5897200 + 946912*B + 25504*B*T + 61440*T, A + 5897200 + 946912*B + 25504*B*T + 40960*T, T)); /* %281 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    PROF_GEMM(107, 40*T, 128, 512);
     CALL(107, (double)5253120*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536 + (double)5120*T + (double)128), convirt_k198_matmul_add_add(A + 5897200 + 946912*B + 25504*B*T + 215040*T, A + 5897200 + 946912*B + 25504*B*T + 61440*T, (real *)P + 990944, A + 5897200 + 946912*B + 25504*B*T + 194560*T, (real *)P + 1056480, T)); /* %288 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
     CALL(108, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k175_fused_scale_sum(A + 5897200 + 946912*B + 25504*B*T + 255872*T, A + 5897200 + 946912*B + 25504*B*T + 215040*T, T)); /* %292 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:34 */
     CALL(109, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k176_sub(A + 5897200 + 946912*B + 25504*B*T + 194560*T, A + 5897200 + 946912*B + 25504*B*T + 215040*T, A + 5897200 + 946912*B + 25504*B*T + 255872*T, T)); /* %293 map:sub [T,40,128]  graphs/lib/text_encoder.lua:34 */
@@ -656,8 +685,10 @@ static void forward(void *arena, const real *P, void *const *inputs, const long 
     CALL(111, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k119_mul(A + 5897200 + 946912*B + 25504*B*T + 215040*T, A + 5897200 + 946912*B + 25504*B*T + 194560*T, A + 5897200 + 946912*B + 25504*B*T + 256704*T, T)); /* %299 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
     CALL(112, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k121_fused_add_mul(A + 5897200 + 946912*B + 25504*B*T + 220160*T, A + 5897200 + 946912*B + 25504*B*T + 215040*T, (real *)P + 1056608, (real *)P + 1056736, T)); /* %301 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
     CALL(113, 0, sizeof(real)*((double)128*T + (double)5120*T), convirt_k302_slice(A + 5897200 + 946912*B + 25504*B*T + 255872*T, A + 5897200 + 946912*B + 25504*B*T + 220160*T, T)); /* %302 slice [T,1,128]  graphs/lib/text_encoder.lua:35 */
+    PROF_GEMM(114, T, 128, 128);
     CALL(114, (double)32896*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384 + (double)128), convirt_k307_matmul_add(A + 5897200 + 946912*B + 25504*B*T + 256000*T, A + 5897200 + 946912*B + 25504*B*T + 255872*T, (real *)P + 1056864, (real *)P + 1073248, T)); /* %307 matmul+add [T,128]  graphs/lib/text_encoder.lua:36 */
     CALL(115, 0, sizeof(real)*((double)4992*T + (double)5120*T), convirt_text_k206_slice(A + 5897200 + 946912*B + 25504*B*T + 225280*T, A + 5897200 + 946912*B + 25504*B*T + 220160*T, T)); /* %308 slice [T,39,128]  graphs/lib/text_encoder.lua:37 */
+    PROF_GEMM(116, 39*T, 128, 128);
     CALL(116, (double)1282944*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384 + (double)128), convirt_text_k212_matmul_add(A + 5897200 + 946912*B + 25504*B*T + 220160*T, A + 5897200 + 946912*B + 25504*B*T + 225280*T, (real *)P + 1073376, (real *)P + 1089760, T)); /* %314 matmul+add [T,39,128]  graphs/lib/text_encoder.lua:37 */
     CALL(117, (double)256*T, sizeof(real)*((double)T + (double)128*T), convirt_features_loss_k7_fused_sum_square(A + 5897200 + 946912*B + 25504*B*T + 256944*T, A + 5897200 + 946912*B + 25504*B*T + 256000*T, T)); /* %316 fused:sum_square [T,1]  graphs/lib/losses.lua:21 */
     CALL(118, (double)2*T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k9_fused_rsqrt_clampmin(A + 5897200 + 946912*B + 25504*B*T + 256960*T, A + 5897200 + 946912*B + 25504*B*T + 256944*T, T)); /* %318 fused:rsqrt_clampmin [T,1]  graphs/lib/losses.lua:21 */
@@ -665,6 +696,7 @@ static void forward(void *arena, const real *P, void *const *inputs, const long 
     CALL(120, (double)256*B, sizeof(real)*((double)B + (double)128*B), convirt_features_loss_k12_fused_sum_square(A + 5897200 + 946848*B, A + 5897200 + 946304*B, B)); /* %321 fused:sum_square [B,1]  graphs/lib/losses.lua:21 */
     CALL(121, (double)2*B, sizeof(real)*((double)B + (double)B), convirt_features_loss_k14_fused_rsqrt_clampmin(A + 5897200 + 946864*B, A + 5897200 + 946848*B, B)); /* %323 fused:rsqrt_clampmin [B,1]  graphs/lib/losses.lua:21 */
     CALL(122, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), convirt_features_loss_k15_mul(A + 5897200 + 946432*B, A + 5897200 + 946304*B, A + 5897200 + 946864*B, B)); /* %324 map:mul [B,128]  graphs/lib/losses.lua:21 */
+    PROF_GEMM(123, T, B, 128);
     CALL(123, (double)257*B*T, sizeof(real)*((double)B*T + (double)128*T + (double)128*B), convirt_features_loss_k17_matmul_scale(A + 5897200 + 946912*B, A + 5897200 + 946912*B + 25504*B*T + 225152*T, A + 5897200 + 946432*B, B, T)); /* %326 matmul+scale [T,B]  graphs/lib/losses.lua:21 */
     CALL(124, 0, sizeof(real)*((double)B*T), convirt_features_loss_k18_eye(A + 5897200 + 946912*B + 15072*B*T, B, T)); /* %327 eye [T,B]  graphs/lib/losses.lua:9 */
     CALL(125, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k19_max(A + 5897200 + 946912*B + 25504*B*T + 256752*T, A + 5897200 + 946912*B, B, T)); /* %328 reduce [T,1]  graphs/lib/losses.lua:10 */
@@ -687,30 +719,40 @@ static void forward(void *arena, const real *P, void *const *inputs, const long 
     CALL(142, (double)16384*B, sizeof(real)*((double)64*B + (double)8192*B), gloria_features_loss_k56_fused_sum_square(A + 5897200 + 933888*B, A + 5897200 + 892928*B, B)); /* %365 fused:sum_square [1,B,64,1]  graphs/lib/matching.lua:9 */
     CALL(143, (double)128*B, sizeof(real)*((double)64*B + (double)64*B), gloria_features_loss_k58_fused_rsqrt_clampmin(A + 5897200 + 946560*B, A + 5897200 + 933888*B, B)); /* %367 fused:rsqrt_clampmin [1,B,64,1]  graphs/lib/matching.lua:9 */
     CALL(144, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)64*B), gloria_features_loss_k59_mul(A + 5897200 + 917504*B, A + 5897200 + 892928*B, A + 5897200 + 946560*B, B)); /* %368 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
+    PROF_GEMM(145, 39, 64, 128);
     CALL(145, (double)638976*B*T, sizeof(real)*((double)2496*B*T + (double)4992*T + (double)8192*B), gloria_features_loss_k60_matmul(A + 5897200 + 946912*B, A + 5897200 + 946912*B + 25504*B*T + 230272*T, A + 5897200 + 917504*B, B, T)); /* %369 matmul [T,B,39,64]  graphs/lib/matching.lua:10 */
     CALL(146, (double)4992*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), gloria_features_loss_k62_fused_max_scale(A + 5897200 + 946912*B + 2496*B*T, A + 5897200 + 946912*B, B, T)); /* %371 fused:max_scale [T,B,39,1]  graphs/lib/matching.lua:10 */
     CALL(147, (double)7488*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), gloria_features_loss_k65_fused_exp_sub_scale(A + 5897200 + 946912*B + 19968*B*T, A + 5897200 + 946912*B, A + 5897200 + 946912*B + 2496*B*T, B, T)); /* %374 fused:exp_sub_scale [T,B,39,64]  graphs/lib/matching.lua:10 */
     CALL(148, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), gloria_features_loss_k66_sum(A + 5897200 + 946912*B + 24960*B*T, A + 5897200 + 946912*B + 19968*B*T, B, T)); /* %375 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
     CALL(149, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), gloria_features_loss_k67_div(A + 5897200 + 946912*B + 22464*B*T, A + 5897200 + 946912*B + 19968*B*T, A + 5897200 + 946912*B + 24960*B*T, B, T)); /* %376 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
+    PROF_GEMM(150, 39, 128, 64);
     CALL(150, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), gloria_features_loss_k68_matmul(A + 5897200 + 946912*B, A + 5897200 + 946912*B + 22464*B*T, A + 5897200 + 892928*B, B, T)); /* %377 matmul [T,B,39,128]  graphs/lib/matching.lua:11 */
     CALL(151, (double)9984*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), gloria_features_loss_k70_fused_sum_square(A + 5897200 + 946912*B + 25008*B*T, A + 5897200 + 946912*B, B, T)); /* %379 fused:sum_square [T,B,39,1]  graphs/lib/matching.lua:12 */
     CALL(152, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), gloria_features_loss_k72_fused_rsqrt_clampmin(A + 5897200 + 946912*B + 25056*B*T, A + 5897200 + 946912*B + 25008*B*T, B, T)); /* %381 fused:rsqrt_clampmin [T,B,39,1]  graphs/lib/matching.lua:12 */
     CALL(153, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T), gloria_features_loss_k73_mul(A + 5897200 + 946912*B + 4992*B*T, A + 5897200 + 946912*B, A + 5897200 + 946912*B + 25056*B*T, B, T)); /* %382 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
     CALL(154, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*T + (double)4992*B*T), reclf_noirm_features_loss_k74_mul(A + 5897200 + 946912*B + 9984*B*T, A + 5897200 + 946912*B + 25504*B*T + 230272*T, A + 5897200 + 946912*B + 4992*B*T, B, T)); /* %383 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    PROF_GEMM(155, 39*T, 128, 128);
     CALL(155, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), convirt_text_vjp_k278_matmul(A + 5897200 + 946912*B + 25504*B*T + 235264*T, A + 5897200 + 946912*B + 25504*B*T + 220160*T, (real *)P + 1089888, T)); /* %390 matmul [39*T,128]  graphs/lib/srm.lua:11 */
+    PROF_GEMM(156, 39*T, 128, 128);
     CALL(156, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), convirt_text_vjp_k278_matmul(A + 5897200 + 946912*B + 25504*B*T + 240256*T, A + 5897200 + 946912*B + 25504*B*T + 220160*T, (real *)P + 1106272, T)); /* %393 matmul [39*T,128]  graphs/lib/srm.lua:11 */
     CALL(157, (double)117*T, sizeof(real)*((double)39*T + (double)39*T), gloria_features_loss_k81_fused_scale_addc_neg(A + 5897200 + 946912*B + 25504*B*T + 256128*T, (real *)inputs[3], T)); /* %401 fused:scale_addc_neg [T,1,39]  graphs/lib/srm.lua:12 */
+    PROF_GEMM(158, 39, 39, 128);
     CALL(158, (double)393939*T, sizeof(real)*((double)1521*T + (double)4992*T + (double)4992*T + (double)39*T + (double)39*T), reclf_noirm_features_loss_k93_matmul_add_mul_scale(A + 5897200 + 946912*B + 25504*B*T + 245248*T, A + 5897200 + 946912*B + 25504*B*T + 235264*T, A + 5897200 + 946912*B + 25504*B*T + 240256*T, (real *)inputs[3], A + 5897200 + 946912*B + 25504*B*T + 256128*T, T)); /* %402 matmul+add_mul_scale [T,39,39]  graphs/lib/srm.lua:12 */
     CALL(159, (double)1521*T, sizeof(real)*((double)39*T + (double)1521*T), reclf_noirm_features_loss_k94_max(A + 5897200 + 946912*B + 25504*B*T + 256128*T, A + 5897200 + 946912*B + 25504*B*T + 245248*T, T)); /* %403 reduce [T,39,1]  graphs/lib/srm.lua:12 */
     CALL(160, (double)3042*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), reclf_noirm_features_loss_k97_fused_exp_sub(A + 5897200 + 946912*B + 25504*B*T + 250240*T, A + 5897200 + 946912*B + 25504*B*T + 245248*T, A + 5897200 + 946912*B + 25504*B*T + 256128*T, T)); /* %406 fused:exp_sub [T,39,39]  graphs/lib/srm.lua:12 */
     CALL(161, (double)3042*T, sizeof(real)*((double)39*T + (double)1521*T + (double)39*T), reclf_noirm_features_loss_k99_fused_sum_mul(A + 5897200 + 946912*B + 25504*B*T + 256848*T, A + 5897200 + 946912*B + 25504*B*T + 250240*T, (real *)inputs[3], T)); /* %408 fused:sum_mul [T,39,1]  graphs/lib/srm.lua:12 */
     CALL(162, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), reclf_noirm_features_loss_k100_clampmin(A + 5897200 + 946912*B + 25504*B*T + 256896*T, A + 5897200 + 946912*B + 25504*B*T + 256848*T, T)); /* %409 map:clampmin [T,39,1]  graphs/lib/srm.lua:12 */
     CALL(163, (double)3042*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T + (double)39*T), reclf_noirm_features_loss_k101_fused_div_mul(A + 5897200 + 946912*B + 25504*B*T + 251776*T, A + 5897200 + 946912*B + 25504*B*T + 250240*T, (real *)inputs[3], A + 5897200 + 946912*B + 25504*B*T + 256896*T, T)); /* %410 fused:div_mul [T,39,39]  graphs/lib/srm.lua:12 */
+    PROF_GEMM(164, T, 128, 128);
     CALL(164, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), convirt_k464_matmul(A + 5897200 + 946912*B + 25504*B*T + 254848*T, A + 5897200 + 946912*B + 25504*B*T + 256000*T, (real *)P + 1155424, T)); /* %423 matmul [T,128]  graphs/lib/irm.lua:9 */
+    PROF_GEMM(165, T, 128, 128);
     CALL(165, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), reclf_nosrm_features_loss_k155_matmul(A + 5897200 + 946912*B + 25504*B*T + 254976*T, A + 5897200 + 946912*B + 25504*B*T + 254848*T, (real *)P + 1171808, T)); /* %543 matmul [T,128]  graphs/lib/irm.lua:10 */
+    PROF_GEMM(166, T, 128, 128);
     CALL(166, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), reclf_nosrm_features_loss_k155_matmul(A + 5897200 + 946912*B + 25504*B*T + 255104*T, A + 5897200 + 946912*B + 25504*B*T + 254976*T, (real *)P + 1139040, T)); /* %548 matmul [T,128]  graphs/lib/irm.lua:10 */
+    PROF_GEMM(167, T, 128, 128);
     CALL(167, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), reclf_nosrm_features_loss_k155_matmul(A + 5897200 + 946912*B + 25504*B*T + 256128*T, A + 5897200 + 946912*B + 25504*B*T + 255104*T, (real *)P + 1122656, T)); /* %551 matmul [T,128]  graphs/lib/irm.lua:10 */
     CALL(168, (double)9984*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)128*T), reclf_features_loss_k211_fused_sum_mul(A + 5897200 + 946912*B + 25104*B*T, A + 5897200 + 946912*B + 9984*B*T, A + 5897200 + 946912*B + 25504*B*T + 256128*T, B, T)); /* %554 fused:sum_mul [T,B,39,1]  graphs/lib/irm.lua:10 */
+    PROF_GEMM(169, 39, 1, 39);
     CALL(169, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), reclf_noirm_features_loss_k177_matmul(A + 5897200 + 946912*B + 14976*B*T, A + 5897200 + 946912*B + 25504*B*T + 251776*T, A + 5897200 + 946912*B + 25104*B*T, B, T)); /* %555 matmul [T,B,39,1]  graphs/lib/irm.lua:10 */
     CALL(170, (double)117*T, sizeof(real)*((double)39*T + (double)39*T), gloria_features_loss_k81_fused_scale_addc_neg(A + 5897200 + 946912*B + 25504*B*T + 256256*T, (real *)inputs[3], T)); /* %435 fused:scale_addc_neg [T,1,39,1]  graphs/lib/irm.lua:11 */
     CALL(171, (double)10140*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)128*T + (double)39*B*T + (double)39*T + (double)39*T), reclf_features_loss_k127_fused_add_mul_scale_add(A + 5897200 + 946912*B + 15024*B*T, A + 5897200 + 946912*B + 9984*B*T, A + 5897200 + 946912*B + 25504*B*T + 254976*T, A + 5897200 + 946912*B + 14976*B*T, (real *)inputs[3], A + 5897200 + 946912*B + 25504*B*T + 256256*T, B, T)); /* %436 fused:add_mul_scale_add [T,B,39,1]  graphs/lib/irm.lua:11 */
@@ -721,8 +763,10 @@ static void forward(void *arena, const real *P, void *const *inputs, const long 
     CALL(176, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), gloria_features_loss_k89_clampmin(A + 5897200 + 946912*B + 25440*B*T, A + 5897200 + 946912*B + 25424*B*T, B, T)); /* %443 map:clampmin [T,B,1,1]  graphs/lib/irm.lua:11 */
     CALL(177, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T), reclf_nosrm_features_loss_k100_div(A + 5897200 + 946912*B + 25200*B*T, A + 5897200 + 946912*B + 14976*B*T, A + 5897200 + 946912*B + 25440*B*T, B, T)); /* %444 map:div [T,B,39,1]  graphs/lib/irm.lua:11 */
     CALL(178, (double)16384, sizeof(real)*((double)128 + (double)16384), reclf_noirm_features_loss_k170_sum(A + 16384, (real *)P + 1139040)); /* %533 reduce [128,1]  graphs/lib/model.lua:33 */
+    PROF_GEMM(179, 1, 128, 128);
     CALL(179, (double)32768, sizeof(real)*((double)128 + (double)128 + (double)16384), reclf_noirm_features_loss_k173_matmul(A + 16512, A + 16384, (real *)P + 1122656)); /* %536 matmul [1,128]  graphs/lib/model.lua:33 */
     CALL(180, (double)9984*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)128), reclf_noirm_features_loss_k176_fused_sum_mul(A + 5897200 + 946912*B + 14976*B*T, A + 5897200 + 946912*B + 9984*B*T, A + 16512, B, T)); /* %539 fused:sum_mul [T,B,39,1]  graphs/lib/model.lua:33 */
+    PROF_GEMM(181, 39, 1, 39);
     CALL(181, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), reclf_noirm_features_loss_k177_matmul(A + 5897200 + 946912*B + 15024*B*T, A + 5897200 + 946912*B + 25504*B*T + 251776*T, A + 5897200 + 946912*B + 14976*B*T, B, T)); /* %540 matmul [T,B,39,1]  graphs/lib/model.lua:33 */
     CALL(182, (double)5031*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)39*B*T), reclf_features_loss_k198_fused_add_sum(A + 5897200 + 946912*B + 25248*B*T, A + 5897200 + 946912*B + 9984*B*T, A + 5897200 + 946912*B + 15024*B*T, B, T)); /* %541 fused:add_sum [T,B,39,1]  graphs/lib/model.lua:33 */
     CALL(183, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), reclf_nosrm_features_loss_k101_mul(A + 5897200 + 946912*B + 15024*B*T, A + 5897200 + 946912*B + 25200*B*T, A + 5897200 + 946912*B + 25248*B*T, B, T)); /* %445 map:mul [T,B,39,1]  graphs/lib/irm.lua:12 */
@@ -759,54 +803,77 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     CALL(208, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), convirt_features_loss_k84_fused_mul_div_step(A + 5897200 + 946912*B + 25504*B*T + 256256*T, A + 5897200 + 946912*B + 25504*B*T + 257008*T, A + 5897200 + 946912*B + 25504*B*T + 256288*T, A + 5897200 + 946912*B + 25504*B*T + 256272*T, T)); /* %591 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
     CALL(209, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), gloria_features_loss_k182_fused_scale_add_add_add(A + 5897200 + 946912*B + 25488*B*T, A + 5897200 + 946912*B + 25456*B*T, A + 5897200 + 946624*B, A + 5897200 + 946912*B + 25296*B*T, A + 5897200 + 946912*B + 25472*B*T, A + 5897200 + 946912*B + 25504*B*T + 256256*T, A + 5897200 + 946912*B + 15040*B*T, B, T)); /* %597 fused:scale_add_add_add [T,B]  graphs/lib/model.lua:43 */
     CALL(210, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)B*T + (double)39*B*T), reclf_nosrm_features_loss_k203_fused_mul_id(A + 5897200 + 946912*B + 25296*B*T, A + 5897200 + 946912*B + 25488*B*T, A + 5897200 + 946912*B + 25200*B*T, B, T)); /* %601 fused:mul_id [T,B,39,1]  graphs/lib/irm.lua:12 */
+    PROF_GEMM(211, 39, 1, 39);
     CALL(211, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), reclf_noirm_features_loss_k226_matmul(A + 5897200 + 946912*B + 25344*B*T, A + 5897200 + 946912*B + 25504*B*T + 251776*T, A + 5897200 + 946912*B + 25296*B*T, B, T)); /* %603 matmul [T,B,39,1]  graphs/lib/model.lua:33 */
+    PROF_GEMM(212, 39, 39, 1);
     CALL(212, (double)3042*B*T, sizeof(real)*((double)1521*T + (double)39*B*T + (double)39*B*T), reclf_noirm_features_loss_k227_matmul_sum(A + 5897200 + 946912*B + 25504*B*T + 245248*T, A + 5897200 + 946912*B + 25296*B*T, A + 5897200 + 946912*B + 14976*B*T, B, T)); /* %604 matmul [T,1,39,39]  graphs/lib/model.lua:33 */
     CALL(213, (double)9984*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T + (double)4992*B*T), gloria_features_loss_k201_fused_mul_id(A + 5897200 + 946912*B + 14976*B*T, A + 5897200 + 946912*B + 25344*B*T, A + 5897200 + 946912*B + 9984*B*T, B, T)); /* %607 fused:mul_id [T,B,39,128]  graphs/lib/model.lua:33 */
     CALL(214, (double)4992*B*T, sizeof(real)*((double)4992*B + (double)4992*B*T), reclf_noirm_features_loss_k231_sum(A + 5897200 + 925696*B, A + 5897200 + 946912*B + 14976*B*T, B, T)); /* %608 reduce [1,B,39,128]  graphs/lib/model.lua:33 */
     CALL(215, (double)4992*B, sizeof(real)*((double)4992 + (double)4992*B), reclf_noirm_features_loss_k233_sum(A + 0, A + 5897200 + 925696*B, B)); /* %610 reduce [1,39,128]  graphs/lib/model.lua:33 */
     CALL(216, (double)4992, sizeof(real)*((double)128 + (double)4992), convirt_text_vjp_k275_sum(A + 16640, A + 0)); /* %612 reduce [1,128]  graphs/lib/model.lua:33 */
+    PROF_GEMM(217, 1, 128, 128);
     CALL(217, (double)32768, sizeof(real)*((double)128 + (double)128 + (double)16384), reclf_noirm_features_loss_k238_matmul(A + 16768, A + 16640, (real *)P + 1122656)); /* %615 matmul [1,128]  graphs/lib/model.lua:33 */
     CALL(218, (double)117*B*T, sizeof(real)*((double)39*B*T + (double)B*T + (double)39*B*T + (double)B*T), reclf_nosrm_features_loss_k204_fused_div_mul_id(A + 5897200 + 946912*B + 14976*B*T, A + 5897200 + 946912*B + 25488*B*T, A + 5897200 + 946912*B + 25248*B*T, A + 5897200 + 946912*B + 25440*B*T, B, T)); /* %622 fused:div_mul_id [T,B,39,1]  graphs/lib/irm.lua:11 */
     CALL(219, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), reclf_nosrm_features_loss_k206_fused_neg_mul(A + 5897200 + 946912*B + 25248*B*T, A + 5897200 + 946912*B + 14976*B*T, A + 5897200 + 946912*B + 25200*B*T, B, T)); /* %624 fused:neg_mul [T,B,39,1]  graphs/lib/irm.lua:11 */
     CALL(220, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), gloria_features_loss_k88_sum(A + 5897200 + 946912*B + 25440*B*T, A + 5897200 + 946912*B + 25248*B*T, B, T)); /* %625 reduce [T,B,1,1]  graphs/lib/irm.lua:11 */
     CALL(221, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), reclf_nosrm_features_loss_k209_fused_mul_step(A + 5897200 + 946912*B + 25248*B*T, A + 5897200 + 946912*B + 25440*B*T, A + 5897200 + 946912*B + 25424*B*T, B, T)); /* %627 fused:mul_step [T,B,1,1]  graphs/lib/irm.lua:11 */
     CALL(222, (double)234*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T + (double)39*T + (double)39*B*T), reclf_nosrm_features_loss_k222_fused_scale_mul_mul_mul(A + 5897200 + 946912*B + 25200*B*T, A + 5897200 + 946912*B + 14976*B*T, A + 5897200 + 946912*B + 25248*B*T, (real *)inputs[3], A + 5897200 + 946912*B + 25152*B*T, B, T)); /* %640 fused:scale_mul_mul_mul [T,B,39,1]  graphs/lib/irm.lua:10 */
+    PROF_GEMM(223, 39, 1, 39);
     CALL(223, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), reclf_noirm_features_loss_k226_matmul(A + 5897200 + 946912*B + 25152*B*T, A + 5897200 + 946912*B + 25504*B*T + 251776*T, A + 5897200 + 946912*B + 25200*B*T, B, T)); /* %642 matmul [T,B,39,1]  graphs/lib/irm.lua:10 */
+    PROF_GEMM(224, 39, 39, 1);
     CALL(224, (double)3042*B*T, sizeof(real)*((double)1521*T + (double)39*B*T + (double)39*B*T), reclf_noirm_features_loss_k227_matmul_sum(A + 5897200 + 946912*B + 25504*B*T + 246784*T, A + 5897200 + 946912*B + 25200*B*T, A + 5897200 + 946912*B + 25104*B*T, B, T)); /* %643 matmul [T,1,39,39]  graphs/lib/irm.lua:10 */
     CALL(225, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)1521*T), reclf_features_loss_k301_add(A + 5897200 + 946912*B + 25504*B*T + 253312*T, A + 5897200 + 946912*B + 25504*B*T + 245248*T, A + 5897200 + 946912*B + 25504*B*T + 246784*T, T)); /* %644 map:add [T,1,39,39]  graphs/lib/irm.lua:10 */
     CALL(226, (double)9984*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T + (double)4992*B*T), gloria_features_loss_k201_fused_mul_id(A + 5897200 + 946912*B + 14976*B*T, A + 5897200 + 946912*B + 25152*B*T, A + 5897200 + 946912*B + 9984*B*T, B, T)); /* %647 fused:mul_id [T,B,39,128]  graphs/lib/irm.lua:10 */
     CALL(227, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), gloria_features_loss_k203_sum(A + 5897200 + 946912*B + 25504*B*T + 245248*T, A + 5897200 + 946912*B + 14976*B*T, B, T)); /* %648 reduce [T,1,39,128]  graphs/lib/irm.lua:10 */
     CALL(228, (double)4992*T, sizeof(real)*((double)128*T + (double)4992*T), reclf_nosrm_features_loss_k227_sum(A + 5897200 + 946912*B + 25504*B*T + 256256*T, A + 5897200 + 946912*B + 25504*B*T + 245248*T, T)); /* %649 reduce [T,1,1,128]  graphs/lib/irm.lua:10 */
+    PROF_GEMM(229, T, 128, 128);
     CALL(229, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), convirt_k464_matmul(A + 5897200 + 946912*B + 25504*B*T + 256384*T, A + 5897200 + 946912*B + 25504*B*T + 256256*T, (real *)P + 1122656, T)); /* %652 matmul [T,128]  graphs/lib/irm.lua:10 */
+    PROF_GEMM(230, 128, 128, T);
     CALL(230, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), convirt_k465_matmul(A + 0, A + 5897200 + 946912*B + 25504*B*T + 256256*T, A + 5897200 + 946912*B + 25504*B*T + 255104*T, T)); /* %653 matmul [128,128]  graphs/lib/irm.lua:10 */
+    PROF_GEMM(231, 128, 128, 1);
     CALL(231, (double)49152, sizeof(real)*((double)16384 + (double)128 + (double)128 + (double)16384), reclf_features_loss_k311_matmul_add(A + 5572608, A + 16640, A + 16384, A + 0)); /* %654 matmul+add [128,128]  graphs/lib/irm.lua:10 */
+    PROF_GEMM(232, 128, 128, T);
     CALL(232, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T + (double)128), reclf_features_loss_k316_matmul_add_id(A + 5588992, A + 5897200 + 946912*B + 25504*B*T + 256384*T, A + 5897200 + 946912*B + 25504*B*T + 254976*T, A + 16768, T)); /* %659 matmul+add_id [128,128]  graphs/lib/irm.lua:10 */
     CALL(233, (double)9984*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T + (double)4992*B*T), gloria_features_loss_k201_fused_mul_id(A + 5897200 + 946912*B + 14976*B*T, A + 5897200 + 946912*B + 25200*B*T, A + 5897200 + 946912*B + 9984*B*T, B, T)); /* %663 fused:mul_id [T,B,39,128]  graphs/lib/irm.lua:10 */
     CALL(234, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), gloria_features_loss_k203_sum(A + 5897200 + 946912*B + 25504*B*T + 245248*T, A + 5897200 + 946912*B + 14976*B*T, B, T)); /* %664 reduce [T,1,39,128]  graphs/lib/irm.lua:10 */
     CALL(235, (double)4992*T, sizeof(real)*((double)128*T + (double)4992*T), reclf_nosrm_features_loss_k227_sum(A + 5897200 + 946912*B + 25504*B*T + 255104*T, A + 5897200 + 946912*B + 25504*B*T + 245248*T, T)); /* %665 reduce [T,1,1,128]  graphs/lib/irm.lua:10 */
     CALL(236, (double)49920*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T + (double)128 + (double)39*B*T + (double)39*B*T + (double)128*T + (double)39*B*T + (double)128*T), reclf_features_loss_k323_fused_add_add_add_mul(A + 5897200 + 946912*B + 9984*B*T, A + 5897200 + 946912*B + 25344*B*T, A + 16512, A + 5897200 + 946912*B + 25296*B*T, A + 5897200 + 946912*B + 25152*B*T, A + 5897200 + 946912*B + 25504*B*T + 256128*T, A + 5897200 + 946912*B + 25200*B*T, A + 5897200 + 946912*B + 25504*B*T + 254976*T, B, T)); /* %666 fused:add_add_add_mul [T,B,39,128]  graphs/lib/irm.lua:10 */
+    PROF_GEMM(237, T, 128, 128);
     CALL(237, (double)32896*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384 + (double)128*T), reclf_features_loss_k324_matmul_add(A + 5897200 + 946912*B + 25504*B*T + 254976*T, A + 5897200 + 946912*B + 25504*B*T + 256384*T, (real *)P + 1139040, A + 5897200 + 946912*B + 25504*B*T + 255104*T, T)); /* %667 matmul+add [T,1,1,128]  graphs/lib/irm.lua:10 */
+    PROF_GEMM(238, T, 128, 128);
     CALL(238, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), convirt_k464_matmul(A + 5897200 + 946912*B + 25504*B*T + 256128*T, A + 5897200 + 946912*B + 25504*B*T + 254976*T, (real *)P + 1171808, T)); /* %669 matmul [T,128]  graphs/lib/irm.lua:10 */
+    PROF_GEMM(239, 128, 128, T);
     CALL(239, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), convirt_k465_matmul(A + 5605376, A + 5897200 + 946912*B + 25504*B*T + 254976*T, A + 5897200 + 946912*B + 25504*B*T + 254848*T, T)); /* %670 matmul [128,128]  graphs/lib/irm.lua:10 */
+    PROF_GEMM(240, 128, 128, T);
     CALL(240, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), convirt_k465_matmul(A + 5621760, A + 5897200 + 946912*B + 25504*B*T + 256000*T, A + 5897200 + 946912*B + 25504*B*T + 256128*T, T)); /* %674 matmul [128,128]  graphs/lib/irm.lua:9 */
     CALL(241, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), reclf_noirm_features_loss_k246_div(A + 5897200 + 946912*B + 25504*B*T + 245248*T, A + 5897200 + 946912*B + 25504*B*T + 253312*T, A + 5897200 + 946912*B + 25504*B*T + 256896*T, T)); /* %676 map:div [T,39,39]  graphs/lib/srm.lua:12 */
     CALL(242, (double)4641*T, sizeof(real)*((double)39*T + (double)1521*T + (double)1521*T + (double)39*T), reclf_noirm_features_loss_k251_fused_mul_sum_neg_mul(A + 5897200 + 946912*B + 25504*B*T + 256256*T, A + 5897200 + 946912*B + 25504*B*T + 245248*T, A + 5897200 + 946912*B + 25504*B*T + 251776*T, A + 5897200 + 946912*B + 25504*B*T + 256848*T, T)); /* %681 fused:mul_sum_neg_mul [T,39,1]  graphs/lib/srm.lua:12 */
     CALL(243, (double)9126*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T + (double)39*T + (double)1521*T), reclf_noirm_features_loss_k264_fused_scale_mul_mul_mul(A + 5897200 + 946912*B + 25504*B*T + 251776*T, A + 5897200 + 946912*B + 25504*B*T + 245248*T, A + 5897200 + 946912*B + 25504*B*T + 256256*T, (real *)inputs[3], A + 5897200 + 946912*B + 25504*B*T + 250240*T, T)); /* %694 fused:scale_mul_mul_mul [T,39,39]  graphs/lib/srm.lua:11 */
+    PROF_GEMM(244, 39, 128, 39);
     CALL(244, (double)389376*T, sizeof(real)*((double)4992*T + (double)1521*T + (double)4992*T), reclf_noirm_features_loss_k265_matmul(A + 5897200 + 946912*B + 25504*B*T + 245248*T, A + 5897200 + 946912*B + 25504*B*T + 251776*T, A + 5897200 + 946912*B + 25504*B*T + 240256*T, T)); /* %695 matmul [T,39,128]  graphs/lib/srm.lua:11 */
+    PROF_GEMM(245, 39, 128, 39);
     CALL(245, (double)389376*T, sizeof(real)*((double)4992*T + (double)1521*T + (double)4992*T), reclf_noirm_features_loss_k266_matmul(A + 5897200 + 946912*B + 25504*B*T + 240256*T, A + 5897200 + 946912*B + 25504*B*T + 251776*T, A + 5897200 + 946912*B + 25504*B*T + 235264*T, T)); /* %696 matmul [T,39,128]  graphs/lib/srm.lua:11 */
+    PROF_GEMM(246, 39*T, 128, 128);
     CALL(246, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), reclf_noirm_features_loss_k268_matmul(A + 5897200 + 946912*B + 25504*B*T + 235264*T, A + 5897200 + 946912*B + 25504*B*T + 240256*T, (real *)P + 1106272, T)); /* %698 matmul [39*T,128]  graphs/lib/srm.lua:11 */
+    PROF_GEMM(247, 128, 128, 39*T);
     CALL(247, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), convirt_text_vjp_k279_matmul(A + 5638144, A + 5897200 + 946912*B + 25504*B*T + 220160*T, A + 5897200 + 946912*B + 25504*B*T + 240256*T, T)); /* %699 matmul [128,128]  graphs/lib/srm.lua:11 */
+    PROF_GEMM(248, 39*T, 128, 128);
     CALL(248, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), reclf_noirm_features_loss_k268_matmul(A + 5897200 + 946912*B + 25504*B*T + 240256*T, A + 5897200 + 946912*B + 25504*B*T + 245248*T, (real *)P + 1089888, T)); /* %702 matmul [39*T,128]  graphs/lib/srm.lua:11 */
+    PROF_GEMM(249, 128, 128, 39*T);
     CALL(249, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), convirt_text_vjp_k279_matmul(A + 5654528, A + 5897200 + 946912*B + 25504*B*T + 220160*T, A + 5897200 + 946912*B + 25504*B*T + 245248*T, T)); /* %703 matmul [128,128]  graphs/lib/srm.lua:11 */
     CALL(250, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), reclf_noirm_features_loss_k276_mul(A + 5897200 + 946912*B + 14976*B*T, A + 5897200 + 946912*B + 9984*B*T, A + 5897200 + 946912*B + 4992*B*T, B, T)); /* %706 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
     CALL(251, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), gloria_features_loss_k203_sum(A + 5897200 + 946912*B + 25504*B*T + 245248*T, A + 5897200 + 946912*B + 14976*B*T, B, T)); /* %708 reduce [T,1,39,128]  graphs/lib/matching.lua:12 */
     CALL(252, (double)15210*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)4992*T + (double)4992*B*T + (double)39*B*T + (double)39*B*T), reclf_noirm_features_loss_k287_fused_mul_mul_sum_mul(A + 5897200 + 946912*B + 14976*B*T, A + 5897200 + 946912*B + 9984*B*T, A + 5897200 + 946912*B + 25504*B*T + 230272*T, A + 5897200 + 946912*B, A + 5897200 + 946912*B + 25056*B*T, A + 5897200 + 946912*B + 25008*B*T, B, T)); /* %717 fused:mul_mul_sum_mul [T,B,39,1]  graphs/lib/matching.lua:12 */
     CALL(253, (double)29952*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*T + (double)39*B*T + (double)39*B*T + (double)4992*B*T), reclf_noirm_features_loss_k291_fused_add_mul_mul_mul(A + 5897200 + 946912*B + 4992*B*T, A + 5897200 + 946912*B + 9984*B*T, A + 5897200 + 946912*B + 25504*B*T + 230272*T, A + 5897200 + 946912*B + 25056*B*T, A + 5897200 + 946912*B + 14976*B*T, A + 5897200 + 946912*B, B, T)); /* %721 fused:add_mul_mul_mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    PROF_GEMM(254, 64, 128, 39);
     CALL(254, (double)638976*B*T, sizeof(real)*((double)8192*B + (double)2496*B*T + (double)4992*B*T), gloria_features_loss_k219_matmul_sum(A + 5897200 + 925696*B, A + 5897200 + 946912*B + 22464*B*T, A + 5897200 + 946912*B + 4992*B*T, B, T)); /* %724 matmul [1,B,64,128]  graphs/lib/matching.lua:11 */
+    PROF_GEMM(255, 39, 64, 128);
     CALL(255, (double)641472*B*T, sizeof(real)*((double)2496*B*T + (double)4992*B*T + (double)8192*B + (double)39*B*T), gloria_features_loss_k220_matmul_div(A + 5897200 + 946912*B, A + 5897200 + 946912*B + 4992*B*T, A + 5897200 + 892928*B, A + 5897200 + 946912*B + 24960*B*T, B, T)); /* %725 matmul+div [T,B,39,64]  graphs/lib/matching.lua:10 */
     CALL(256, (double)7488*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T + (double)2496*B*T), gloria_features_loss_k223_fused_sum_neg_mul(A + 5897200 + 946912*B + 4992*B*T, A + 5897200 + 946912*B, A + 5897200 + 946912*B + 22464*B*T, B, T)); /* %728 fused:sum_neg_mul [T,B,39,1]  graphs/lib/matching.lua:10 */
     CALL(257, (double)9984*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T + (double)2496*B*T), gloria_features_loss_k229_fused_scale_mul_add_id(A + 5897200 + 946912*B + 2496*B*T, A + 5897200 + 946912*B, A + 5897200 + 946912*B + 4992*B*T, A + 5897200 + 946912*B + 19968*B*T, B, T)); /* %734 fused:scale_mul_add_id [T,B,39,64]  graphs/lib/matching.lua:10 */
+    PROF_GEMM(258, 39, 128, 64);
     CALL(258, (double)638976*B*T, sizeof(real)*((double)4992*T + (double)2496*B*T + (double)8192*B), gloria_features_loss_k232_matmul_sum(A + 5897200 + 946912*B + 25504*B*T + 250240*T, A + 5897200 + 946912*B + 2496*B*T, A + 5897200 + 917504*B, B, T)); /* %737 matmul [T,1,39,128]  graphs/lib/matching.lua:10 */
+    PROF_GEMM(259, 64, 128, 39);
     CALL(259, (double)638976*B*T, sizeof(real)*((double)8192*B + (double)2496*B*T + (double)4992*T), gloria_features_loss_k233_matmul_sum(A + 5897200 + 917504*B, A + 5897200 + 946912*B + 2496*B*T, A + 5897200 + 946912*B + 25504*B*T + 230272*T, B, T)); /* %738 matmul [1,B,64,128]  graphs/lib/matching.lua:10 */
     CALL(260, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T), gloria_features_loss_k234_add(A + 5897200 + 946912*B + 25504*B*T + 230272*T, A + 5897200 + 946912*B + 25504*B*T + 245248*T, A + 5897200 + 946912*B + 25504*B*T + 250240*T, T)); /* %739 map:add [T,1,39,128]  graphs/lib/matching.lua:10 */
     CALL(261, (double)16768*B, sizeof(real)*((double)64*B + (double)8192*B + (double)8192*B + (double)64*B + (double)64*B), gloria_features_loss_k244_fused_mul_mul_sum_mul(A + 5897200 + 946624*B, A + 5897200 + 917504*B, A + 5897200 + 892928*B, A + 5897200 + 946560*B, A + 5897200 + 933888*B, B)); /* %749 fused:mul_mul_sum_mul [1,B,64,1]  graphs/lib/matching.lua:9 */
@@ -816,19 +883,26 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     CALL(265, (double)4*B, sizeof(real)*((double)B + (double)1 + (double)B + (double)B), convirt_features_loss_k71_fused_mul_div_id_step(A + 5897200 + 946560*B, A + 5670912, A + 5897200 + 946896*B, A + 5897200 + 946880*B, B)); /* %782 fused:mul_div_id_step [1,B]  graphs/lib/losses.lua:11 */
     CALL(266, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), convirt_features_loss_k84_fused_mul_div_step(A + 5897200 + 946912*B + 25504*B*T + 256752*T, A + 5897200 + 946912*B + 25504*B*T + 257008*T, A + 5897200 + 946912*B + 25504*B*T + 256992*T, A + 5897200 + 946912*B + 25504*B*T + 256976*T, T)); /* %795 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
     CALL(267, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), gloria_features_loss_k295_fused_scale_add_add_add(A + 5897200 + 946912*B + 25424*B*T, A + 5897200 + 946912*B + 25456*B*T, A + 5897200 + 946560*B, A + 5897200 + 946912*B + 25408*B*T, A + 5897200 + 946912*B + 25472*B*T, A + 5897200 + 946912*B + 25504*B*T + 256752*T, A + 5897200 + 946912*B + 25392*B*T, B, T)); /* %801 fused:scale_add_add_add [T,B]  graphs/lib/losses.lua:21 */
+    PROF_GEMM(268, T, 128, B);
     CALL(268, (double)256*B*T, sizeof(real)*((double)128*T + (double)B*T + (double)128*B), convirt_features_loss_k91_matmul(A + 5897200 + 946912*B + 25504*B*T + 220160*T, A + 5897200 + 946912*B + 25424*B*T, A + 5897200 + 946432*B, B, T)); /* %802 matmul [T,128]  graphs/lib/losses.lua:21 */
+    PROF_GEMM(269, B, 128, T);
     CALL(269, (double)256*B*T, sizeof(real)*((double)128*B + (double)B*T + (double)128*T), convirt_features_loss_k92_matmul(A + 5897200 + 892928*B, A + 5897200 + 946912*B + 25424*B*T, A + 5897200 + 946912*B + 25504*B*T + 225152*T, B, T)); /* %803 matmul [B,128]  graphs/lib/losses.lua:21 */
     CALL(270, (double)262*B, sizeof(real)*((double)B + (double)128*B + (double)128*B + (double)B + (double)B), convirt_features_loss_k101_fused_mul_mul_sum_mul(A + 5897200 + 946432*B, A + 5897200 + 892928*B, A + 5897200 + 946304*B, A + 5897200 + 946864*B, A + 5897200 + 946848*B, B)); /* %812 fused:mul_mul_sum_mul [B,1]  graphs/lib/losses.lua:21 */
     CALL(271, (double)640*B, sizeof(real)*((double)128*B + (double)128*B + (double)B + (double)B + (double)128*B), convirt_features_loss_k105_fused_add_mul_mul_id(A + 5897200 + 893056*B, A + 5897200 + 892928*B, A + 5897200 + 946864*B, A + 5897200 + 946432*B, A + 5897200 + 946304*B, B)); /* %816 fused:add_mul_mul_id [B,128]  graphs/lib/losses.lua:21 */
     CALL(272, (double)262*T, sizeof(real)*((double)T + (double)128*T + (double)128*T + (double)T + (double)T), convirt_features_loss_k114_fused_mul_mul_sum_mul(A + 5897200 + 946912*B + 25504*B*T + 256752*T, A + 5897200 + 946912*B + 25504*B*T + 220160*T, A + 5897200 + 946912*B + 25504*B*T + 256000*T, A + 5897200 + 946912*B + 25504*B*T + 256960*T, A + 5897200 + 946912*B + 25504*B*T + 256944*T, T)); /* %826 fused:mul_mul_sum_mul [T,1]  graphs/lib/losses.lua:21 */
+    PROF_GEMM(273, T, 128, 128);
     CALL(273, (double)33536*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384 + (double)128*T + (double)T + (double)T + (double)128*T), reclf_nosrm_features_loss_k360_matmul_add_add_mul_mul(A + 5897200 + 946912*B + 25504*B*T + 250240*T, A + 5897200 + 946912*B + 25504*B*T + 256128*T, (real *)P + 1155424, A + 5897200 + 946912*B + 25504*B*T + 220160*T, A + 5897200 + 946912*B + 25504*B*T + 256960*T, A + 5897200 + 946912*B + 25504*B*T + 256752*T, A + 5897200 + 946912*B + 25504*B*T + 256000*T, T)); /* %830 matmul+add_add_mul_mul [T,128]  graphs/lib/losses.lua:21 */
     CALL(274, (double)4992*T, sizeof(real)*((double)4992 + (double)4992*T), convirt_text_vjp_k273_sum(A + 0, A + 5897200 + 946912*B + 25504*B*T + 245248*T, T)); /* %831 reduce [1,39,128]  graphs/lib/text_encoder.lua:37 */
     CALL(275, (double)4992, sizeof(real)*((double)128 + (double)4992), convirt_text_vjp_k275_sum(A + 5892096, A + 0)); /* %833 reduce [1,128]  graphs/lib/text_encoder.lua:37 */
+    PROF_GEMM(276, 39*T, 128, 128);
     CALL(276, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), convirt_text_vjp_k278_matmul(A + 5897200 + 946912*B + 25504*B*T + 230272*T, A + 5897200 + 946912*B + 25504*B*T + 245248*T, (real *)P + 1073376, T)); /* %836 matmul [39*T,128]  graphs/lib/text_encoder.lua:37 */
+    PROF_GEMM(277, 128, 128, 39*T);
     CALL(277, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), convirt_text_vjp_k279_matmul(A + 5670912, A + 5897200 + 946912*B + 25504*B*T + 245248*T, A + 5897200 + 946912*B + 25504*B*T + 225280*T, T)); /* %837 matmul [128,128]  graphs/lib/text_encoder.lua:37 */
     CALL(278, 0, sizeof(real)*((double)5120*T + (double)4992*T), convirt_text_vjp_k281_pad(A + 5897200 + 946912*B + 25504*B*T + 220160*T, A + 5897200 + 946912*B + 25504*B*T + 230272*T, T)); /* %839 pad [T,40,128]  graphs/lib/text_encoder.lua:37 */
     CALL(279, (double)128*T, sizeof(real)*((double)128 + (double)128*T), convirt_k462_sum(A + 5892224, A + 5897200 + 946912*B + 25504*B*T + 250240*T, T)); /* %840 reduce [1,128]  graphs/lib/text_encoder.lua:36 */
+    PROF_GEMM(280, T, 128, 128);
     CALL(280, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), convirt_k464_matmul(A + 5897200 + 946912*B + 25504*B*T + 250368*T, A + 5897200 + 946912*B + 25504*B*T + 250240*T, (real *)P + 1056864, T)); /* %842 matmul [T,128]  graphs/lib/text_encoder.lua:36 */
+    PROF_GEMM(281, 128, 128, T);
     CALL(281, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), convirt_k465_matmul(A + 5687296, A + 5897200 + 946912*B + 25504*B*T + 250240*T, A + 5897200 + 946912*B + 25504*B*T + 255872*T, T)); /* %843 matmul [128,128]  graphs/lib/text_encoder.lua:36 */
     CALL(282, 0, sizeof(real)*((double)5120*T + (double)128*T), convirt_k467_pad(A + 5897200 + 946912*B + 25504*B*T + 225280*T, A + 5897200 + 946912*B + 25504*B*T + 250368*T, T)); /* %845 pad [T,40,128]  graphs/lib/text_encoder.lua:35 */
     CALL(283, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_text_vjp_k288_add(A + 5897200 + 946912*B + 25504*B*T + 230400*T, A + 5897200 + 946912*B + 25504*B*T + 220160*T, A + 5897200 + 946912*B + 25504*B*T + 225280*T, T)); /* %846 map:add [T,40,128]  graphs/lib/text_encoder.lua:35 */
@@ -843,11 +917,15 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     CALL(292, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k494_fused_add_id(A + 5897200 + 946912*B + 25504*B*T + 194560*T, A + 5897200 + 946912*B + 25504*B*T + 215040*T, A + 5897200 + 946912*B + 25504*B*T + 255872*T, T)); /* %873 fused:add_id [T,40,128]  graphs/lib/text_encoder.lua:34 */
     CALL(293, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 0, A + 5897200 + 946912*B + 25504*B*T + 194560*T, T)); /* %874 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
     CALL(294, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5892608, A + 0)); /* %876 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
+    PROF_GEMM(295, 128, 512, 40*T);
     CALL(295, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), convirt_k501_matmul(A + 5218304, A + 5897200 + 946912*B + 25504*B*T + 194560*T, A + 5897200 + 946912*B + 25504*B*T + 61440*T, T)); /* %880 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
+    PROF_GEMM(296, 40*T, 512, 128);
     CALL(296, (double)5283840*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)20480*T), convirt_k504_matmul_mul_gelu_grad(A + 5897200 + 946912*B + 25504*B*T + 61440*T, A + 5897200 + 946912*B + 25504*B*T + 194560*T, (real *)P + 990944, A + 5897200 + 946912*B + 25504*B*T + 40960*T, T)); /* %883 matmul+mul_gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
     CALL(297, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), convirt_k505_sum(A + 0, A + 5897200 + 946912*B + 25504*B*T + 61440*T, T)); /* %884 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
     CALL(298, (double)20480, sizeof(real)*((double)512 + (double)20480), convirt_k507_sum(A + 5891072, A + 0)); /* %886 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
+    PROF_GEMM(299, 40*T, 128, 512);
     CALL(299, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), convirt_k510_matmul(A + 5897200 + 946912*B + 25504*B*T + 40960*T, A + 5897200 + 946912*B + 25504*B*T + 61440*T, (real *)P + 924896, T)); /* %889 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
+    PROF_GEMM(300, 512, 128, 40*T);
     CALL(300, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), convirt_k511_matmul(A + 5283840, A + 5897200 + 946912*B + 25504*B*T + 61440*T, A + 5897200 + 946912*B + 25504*B*T + 209920*T, T)); /* %890 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
     CALL(301, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5349376, A + 5897200 + 946912*B + 25504*B*T + 40960*T, T)); /* %892 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
     CALL(302, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5892736, A + 5349376)); /* %894 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
@@ -860,29 +938,41 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     CALL(309, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k540_fused_add_add_id(A + 5897200 + 946912*B + 25504*B*T + 53760*T, A + 5897200 + 946912*B + 25504*B*T + 194560*T, A + 5897200 + 946912*B + 25504*B*T + 46080*T, A + 5897200 + 946912*B + 25504*B*T + 255872*T, T)); /* %919 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
     CALL(310, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5349376, A + 5897200 + 946912*B + 25504*B*T + 53760*T, T)); /* %920 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
     CALL(311, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5892992, A + 5349376)); /* %922 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    PROF_GEMM(312, 40*T, 128, 128);
     CALL(312, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k546_matmul(A + 5897200 + 946912*B + 25504*B*T + 40960*T, A + 5897200 + 946912*B + 25504*B*T + 53760*T, (real *)P + 908128, T)); /* %925 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
+    PROF_GEMM(313, 128, 128, 40*T);
     CALL(313, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k547_matmul(A + 5703680, A + 5897200 + 946912*B + 25504*B*T + 53760*T, A + 5897200 + 946912*B + 25504*B*T + 189440*T, T)); /* %926 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
     CALL(314, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k129_permute(A + 5897200 + 946912*B + 25504*B*T + 47360*T, A + 5897200 + 946912*B + 25504*B*T + 40960*T, T)); /* %929 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
+    PROF_GEMM(315, 40, 32, 40);
     CALL(315, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k552_matmul(A + 5897200 + 946912*B + 25504*B*T + 58880*T, A + 5897200 + 946912*B + 25504*B*T + 101120*T, A + 5897200 + 946912*B + 25504*B*T + 47360*T, T)); /* %931 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    PROF_GEMM(316, 40, 40, 32);
     CALL(316, (double)416000*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)160*T), convirt_k553_matmul_div(A + 5897200 + 946912*B + 25504*B*T + 40960*T, A + 5897200 + 946912*B + 25504*B*T + 47360*T, A + 5897200 + 946912*B + 25504*B*T + 184320*T, A + 5897200 + 946912*B + 25504*B*T + 255712*T, T)); /* %932 matmul+div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
     CALL(317, (double)19520*T, sizeof(real)*((double)160*T + (double)6400*T + (double)6400*T + (double)160*T), convirt_k558_fused_mul_sum_neg_mul(A + 5897200 + 946912*B + 25504*B*T + 64000*T, A + 5897200 + 946912*B + 25504*B*T + 40960*T, A + 5897200 + 946912*B + 25504*B*T + 101120*T, A + 5897200 + 946912*B + 25504*B*T + 255552*T, T)); /* %937 fused:mul_sum_neg_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
     CALL(318, (double)38400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T + (double)6400*T), convirt_k574_fused_scale_mul_mul_mul(A + 5897200 + 946912*B + 25504*B*T + 47360*T, A + 5897200 + 946912*B + 25504*B*T + 40960*T, A + 5897200 + 946912*B + 25504*B*T + 64000*T, (real *)inputs[2], A + 5897200 + 946912*B + 25504*B*T + 94720*T, T)); /* %953 fused:scale_mul_mul_mul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
+    PROF_GEMM(319, 40, 32, 40);
     CALL(319, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k162_matmul(A + 5897200 + 946912*B + 25504*B*T + 40960*T, A + 5897200 + 946912*B + 25504*B*T + 47360*T, A + 5897200 + 946912*B + 25504*B*T + 179200*T, T)); /* %954 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    PROF_GEMM(320, 40, 32, 40);
     CALL(320, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k552_matmul(A + 5897200 + 946912*B + 25504*B*T + 94720*T, A + 5897200 + 946912*B + 25504*B*T + 47360*T, A + 5897200 + 946912*B + 25504*B*T + 174080*T, T)); /* %955 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
     CALL(321, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k163_permute(A + 5897200 + 946912*B + 25504*B*T + 46080*T, A + 5897200 + 946912*B + 25504*B*T + 58880*T, T)); /* %956 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
     CALL(322, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5349376, A + 5897200 + 946912*B + 25504*B*T + 46080*T, T)); /* %958 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
     CALL(323, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5893120, A + 5349376)); /* %960 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
+    PROF_GEMM(324, 128, 128, 40*T);
     CALL(324, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k547_matmul(A + 5720064, A + 5897200 + 946912*B + 25504*B*T + 46080*T, A + 5897200 + 946912*B + 25504*B*T + 168960*T, T)); /* %964 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
     CALL(325, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k163_permute(A + 5897200 + 946912*B + 25504*B*T + 99840*T, A + 5897200 + 946912*B + 25504*B*T + 94720*T, T)); /* %966 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
     CALL(326, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5349376, A + 5897200 + 946912*B + 25504*B*T + 99840*T, T)); /* %968 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
     CALL(327, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5893248, A + 5349376)); /* %970 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
+    PROF_GEMM(328, 40*T, 128, 128);
     CALL(328, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k546_matmul(A + 5897200 + 946912*B + 25504*B*T + 94720*T, A + 5897200 + 946912*B + 25504*B*T + 99840*T, (real *)P + 875104, T)); /* %973 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
+    PROF_GEMM(329, 128, 128, 40*T);
     CALL(329, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k547_matmul(A + 5736448, A + 5897200 + 946912*B + 25504*B*T + 99840*T, A + 5897200 + 946912*B + 25504*B*T + 168960*T, T)); /* %974 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
     CALL(330, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k163_permute(A + 5897200 + 946912*B + 25504*B*T + 99840*T, A + 5897200 + 946912*B + 25504*B*T + 40960*T, T)); /* %977 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
     CALL(331, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5349376, A + 5897200 + 946912*B + 25504*B*T + 99840*T, T)); /* %979 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
     CALL(332, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5893376, A + 5349376)); /* %981 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
+    PROF_GEMM(333, 40*T, 128, 128);
     CALL(333, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k546_matmul(A + 5897200 + 946912*B + 25504*B*T + 40960*T, A + 5897200 + 946912*B + 25504*B*T + 99840*T, (real *)P + 858592, T)); /* %984 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
+    PROF_GEMM(334, 128, 128, 40*T);
     CALL(334, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k547_matmul(A + 5752832, A + 5897200 + 946912*B + 25504*B*T + 99840*T, A + 5897200 + 946912*B + 25504*B*T + 168960*T, T)); /* %985 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
+    PROF_GEMM(335, 40*T, 128, 128);
     CALL(335, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)5120*T), convirt_k608_matmul_add_add(A + 5897200 + 946912*B + 25504*B*T + 99840*T, A + 5897200 + 946912*B + 25504*B*T + 46080*T, (real *)P + 891616, A + 5897200 + 946912*B + 25504*B*T + 94720*T, A + 5897200 + 946912*B + 25504*B*T + 40960*T, T)); /* %987 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:12 */
     CALL(336, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5349376, A + 5897200 + 946912*B + 25504*B*T + 99840*T, T)); /* %988 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
     CALL(337, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5893504, A + 5349376)); /* %990 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
@@ -895,11 +985,15 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     CALL(344, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k540_fused_add_add_id(A + 5897200 + 946912*B + 25504*B*T + 99840*T, A + 5897200 + 946912*B + 25504*B*T + 53760*T, A + 5897200 + 946912*B + 25504*B*T + 94720*T, A + 5897200 + 946912*B + 25504*B*T + 255552*T, T)); /* %1015 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
     CALL(345, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5349376, A + 5897200 + 946912*B + 25504*B*T + 99840*T, T)); /* %1016 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
     CALL(346, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5893760, A + 5349376)); /* %1018 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
+    PROF_GEMM(347, 128, 512, 40*T);
     CALL(347, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), convirt_k501_matmul(A + 5349376, A + 5897200 + 946912*B + 25504*B*T + 99840*T, A + 5897200 + 946912*B + 25504*B*T + 20480*T, T)); /* %1022 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
+    PROF_GEMM(348, 40*T, 512, 128);
     CALL(348, (double)5283840*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)20480*T), convirt_k504_matmul_mul_gelu_grad(A + 5897200 + 946912*B + 25504*B*T + 20480*T, A + 5897200 + 946912*B + 25504*B*T + 99840*T, (real *)P + 792672, A + 5897200 + 946912*B + 25504*B*T, T)); /* %1025 matmul+mul_gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
     CALL(349, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), convirt_k505_sum(A + 0, A + 5897200 + 946912*B + 25504*B*T + 20480*T, T)); /* %1026 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
     CALL(350, (double)20480, sizeof(real)*((double)512 + (double)20480), convirt_k507_sum(A + 5891584, A + 0)); /* %1028 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
+    PROF_GEMM(351, 40*T, 128, 512);
     CALL(351, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), convirt_k510_matmul(A + 5897200 + 946912*B + 25504*B*T + 94720*T, A + 5897200 + 946912*B + 25504*B*T + 20480*T, (real *)P + 726624, T)); /* %1031 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
+    PROF_GEMM(352, 512, 128, 40*T);
     CALL(352, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), convirt_k511_matmul(A + 5414912, A + 5897200 + 946912*B + 25504*B*T + 20480*T, A + 5897200 + 946912*B + 25504*B*T + 153600*T, T)); /* %1032 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
     CALL(353, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5480448, A + 5897200 + 946912*B + 25504*B*T + 94720*T, T)); /* %1034 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
     CALL(354, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5893888, A + 5480448)); /* %1036 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
@@ -912,29 +1006,41 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     CALL(361, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k540_fused_add_add_id(A + 5897200 + 946912*B + 25504*B*T + 94720*T, A + 5897200 + 946912*B + 25504*B*T + 99840*T, A + 5897200 + 946912*B + 25504*B*T, A + 5897200 + 946912*B + 25504*B*T + 255552*T, T)); /* %1061 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
     CALL(362, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5480448, A + 5897200 + 946912*B + 25504*B*T + 94720*T, T)); /* %1062 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
     CALL(363, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5894144, A + 5480448)); /* %1064 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    PROF_GEMM(364, 40*T, 128, 128);
     CALL(364, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k546_matmul(A + 5897200 + 946912*B + 25504*B*T + 99840*T, A + 5897200 + 946912*B + 25504*B*T + 94720*T, (real *)P + 709856, T)); /* %1067 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
+    PROF_GEMM(365, 128, 128, 40*T);
     CALL(365, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k547_matmul(A + 5769216, A + 5897200 + 946912*B + 25504*B*T + 94720*T, A + 5897200 + 946912*B + 25504*B*T + 138240*T, T)); /* %1068 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
     CALL(366, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k129_permute(A + 5897200 + 946912*B + 25504*B*T + 6400*T, A + 5897200 + 946912*B + 25504*B*T + 99840*T, T)); /* %1071 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
+    PROF_GEMM(367, 40, 32, 40);
     CALL(367, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k552_matmul(A + 5897200 + 946912*B + 25504*B*T + 99840*T, A + 5897200 + 946912*B + 25504*B*T + 88320*T, A + 5897200 + 946912*B + 25504*B*T + 6400*T, T)); /* %1073 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    PROF_GEMM(368, 40, 40, 32);
     CALL(368, (double)416000*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)160*T), convirt_k553_matmul_div(A + 5897200 + 946912*B + 25504*B*T, A + 5897200 + 946912*B + 25504*B*T + 6400*T, A + 5897200 + 946912*B + 25504*B*T + 133120*T, A + 5897200 + 946912*B + 25504*B*T + 255392*T, T)); /* %1074 matmul+div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
     CALL(369, (double)19520*T, sizeof(real)*((double)160*T + (double)6400*T + (double)6400*T + (double)160*T), convirt_k558_fused_mul_sum_neg_mul(A + 5897200 + 946912*B + 25504*B*T + 104960*T, A + 5897200 + 946912*B + 25504*B*T, A + 5897200 + 946912*B + 25504*B*T + 88320*T, A + 5897200 + 946912*B + 25504*B*T + 255232*T, T)); /* %1079 fused:mul_sum_neg_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
     CALL(370, (double)38400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T + (double)6400*T), convirt_k574_fused_scale_mul_mul_mul(A + 5897200 + 946912*B + 25504*B*T + 6400*T, A + 5897200 + 946912*B + 25504*B*T, A + 5897200 + 946912*B + 25504*B*T + 104960*T, (real *)inputs[2], A + 5897200 + 946912*B + 25504*B*T + 81920*T, T)); /* %1095 fused:scale_mul_mul_mul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
+    PROF_GEMM(371, 40, 32, 40);
     CALL(371, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k162_matmul(A + 5897200 + 946912*B + 25504*B*T, A + 5897200 + 946912*B + 25504*B*T + 6400*T, A + 5897200 + 946912*B + 25504*B*T + 128000*T, T)); /* %1096 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    PROF_GEMM(372, 40, 32, 40);
     CALL(372, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k552_matmul(A + 5897200 + 946912*B + 25504*B*T + 12800*T, A + 5897200 + 946912*B + 25504*B*T + 6400*T, A + 5897200 + 946912*B + 25504*B*T + 122880*T, T)); /* %1097 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
     CALL(373, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k163_permute(A + 5897200 + 946912*B + 25504*B*T + 5120*T, A + 5897200 + 946912*B + 25504*B*T + 99840*T, T)); /* %1098 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
     CALL(374, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5480448, A + 5897200 + 946912*B + 25504*B*T + 5120*T, T)); /* %1100 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
     CALL(375, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5894272, A + 5480448)); /* %1102 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
+    PROF_GEMM(376, 128, 128, 40*T);
     CALL(376, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k547_matmul(A + 5785600, A + 5897200 + 946912*B + 25504*B*T + 5120*T, A + 5897200 + 946912*B + 25504*B*T + 117760*T, T)); /* %1106 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
     CALL(377, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k163_permute(A + 5897200 + 946912*B + 25504*B*T + 99840*T, A + 5897200 + 946912*B + 25504*B*T + 12800*T, T)); /* %1108 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
     CALL(378, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5480448, A + 5897200 + 946912*B + 25504*B*T + 99840*T, T)); /* %1110 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
     CALL(379, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5894400, A + 5480448)); /* %1112 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
+    PROF_GEMM(380, 40*T, 128, 128);
     CALL(380, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k546_matmul(A + 5897200 + 946912*B + 25504*B*T + 10240*T, A + 5897200 + 946912*B + 25504*B*T + 99840*T, (real *)P + 676832, T)); /* %1115 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
+    PROF_GEMM(381, 128, 128, 40*T);
     CALL(381, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k547_matmul(A + 5801984, A + 5897200 + 946912*B + 25504*B*T + 99840*T, A + 5897200 + 946912*B + 25504*B*T + 117760*T, T)); /* %1116 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
     CALL(382, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k163_permute(A + 5897200 + 946912*B + 25504*B*T + 99840*T, A + 5897200 + 946912*B + 25504*B*T, T)); /* %1119 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
     CALL(383, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5480448, A + 5897200 + 946912*B + 25504*B*T + 99840*T, T)); /* %1121 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
     CALL(384, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5894528, A + 5480448)); /* %1123 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
+    PROF_GEMM(385, 40*T, 128, 128);
     CALL(385, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k546_matmul(A + 5897200 + 946912*B + 25504*B*T, A + 5897200 + 946912*B + 25504*B*T + 99840*T, (real *)P + 660320, T)); /* %1126 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
+    PROF_GEMM(386, 128, 128, 40*T);
     CALL(386, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k547_matmul(A + 5818368, A + 5897200 + 946912*B + 25504*B*T + 99840*T, A + 5897200 + 946912*B + 25504*B*T + 117760*T, T)); /* %1127 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
+    PROF_GEMM(387, 40*T, 128, 128);
     CALL(387, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)5120*T), convirt_k608_matmul_add_add(A + 5897200 + 946912*B + 25504*B*T + 99840*T, A + 5897200 + 946912*B + 25504*B*T + 5120*T, (real *)P + 693344, A + 5897200 + 946912*B + 25504*B*T + 10240*T, A + 5897200 + 946912*B + 25504*B*T, T)); /* %1129 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:12 */
     CALL(388, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5480448, A + 5897200 + 946912*B + 25504*B*T + 99840*T, T)); /* %1130 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
     CALL(389, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5894656, A + 5480448)); /* %1132 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
@@ -948,11 +1054,15 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     CALL(397, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5885952, A + 5897200 + 946912*B + 25504*B*T + 5120*T, T)); /* %1158 reduce [1,40,128]  graphs/lib/text_encoder.lua:32 */
     CALL(398, 0, sizeof(real)*((double)131072 + (double)5120*T + (double)40*T), convirt_k781_scatter_add(A + 5013504, A + 5897200 + 946912*B + 25504*B*T + 5120*T, (int32_t *)inputs[1], T)); /* %1160 scatter_add [1024,128]  graphs/lib/text_encoder.lua:32 */
     CALL(399, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5894912, A + 5897200 + 893056*B, B)); /* %1161 reduce [1,128]  graphs/lib/image_encoder.lua:36 */
+    PROF_GEMM(400, 128, 128, B);
     CALL(400, (double)32768*B, sizeof(real)*((double)16384 + (double)128*B + (double)128*B), convirt_image_vjp_k131_matmul(A + 5834752, A + 5897200 + 893056*B, A + 5897200 + 946176*B, B)); /* %1164 matmul [128,128]  graphs/lib/image_encoder.lua:36 */
+    PROF_GEMM(401, B, 128, 128);
     CALL(401, (double)32896*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384), convirt_image_vjp_k132_matmul_scale(A + 5897200 + 917504*B, A + 5897200 + 893056*B, (real *)P + 507360, B)); /* %1165 matmul+scale [B,128]  graphs/lib/image_encoder.lua:35 */
     CALL(402, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k135_sum(A + 5144576, A + 5897200 + 933888*B, B)); /* %1168 reduce [1,64,128]  graphs/lib/image_encoder.lua:34 */
     CALL(403, (double)8192, sizeof(real)*((double)128 + (double)8192), convirt_image_vjp_k137_sum(A + 5895040, A + 5144576)); /* %1170 reduce [1,128]  graphs/lib/image_encoder.lua:34 */
+    PROF_GEMM(404, 64*B, 128, 128);
     CALL(404, (double)2097152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384), convirt_image_vjp_k140_matmul(A + 5897200 + 892928*B, A + 5897200 + 933888*B, (real *)P + 490848, B)); /* %1173 matmul [64*B,128]  graphs/lib/image_encoder.lua:34 */
+    PROF_GEMM(405, 128, 128, 64*B);
     CALL(405, (double)2097152*B, sizeof(real)*((double)16384 + (double)8192*B + (double)8192*B), convirt_image_vjp_k141_matmul(A + 5851136, A + 5897200 + 933888*B, A + 5897200 + 909312*B, B)); /* %1174 matmul [128,128]  graphs/lib/image_encoder.lua:34 */
     CALL(406, (double)16384*B, sizeof(real)*((double)8192*B + (double)128*B + (double)8192*B), convirt_image_vjp_k143_fused_add_id(A + 5897200 + 909312*B, A + 5897200 + 917504*B, A + 5897200 + 892928*B, B)); /* %1176 fused:add_id [B,64,128]  graphs/lib/image_encoder.lua:34 */
     CALL(407, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k144_permute(A + 5897200 + 892928*B, A + 5897200 + 909312*B, B)); /* %1177 permute [B,128,64]  graphs/lib/image_encoder.lua:33 */
@@ -964,7 +1074,9 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     CALL(413, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k154_slice(A + 5895296, A + 5867520)); /* %1187 slice [128,1]  graphs/lib/image_encoder.lua:13 */
     CALL(414, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k157_sum(A + 5897200 + 884736*B, A + 5897200 + 892928*B, B)); /* %1190 reduce [B,128,1]  graphs/lib/image_encoder.lua:13 */
     CALL(415, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5895424, A + 5897200 + 884736*B, B)); /* %1191 reduce [1,128,1]  graphs/lib/image_encoder.lua:13 */
+    PROF_GEMM(416, 1152, 64, 128);
     CALL(416, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456), convirt_image_vjp_k160_conv2d_input_grad(A + 5897200 + 884736*B, A + 5897200 + 892928*B, (real *)P + 343008, A + 0, B)); /* %1193 conv2d_input_grad [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    PROF_GEMM(417, 288, 128, 64);
     CALL(417, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)8192*B), convirt_image_vjp_k161_conv2d_weight_grad(A + 4718592, A + 5897200 + 892928*B, A + 5897200 + 876544*B, A + 0, B)); /* %1194 conv2d_weight_grad [128,128,3,3]  graphs/lib/image_encoder.lua:13 */
     CALL(418, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k147_fused_mul_step(A + 5897200 + 876544*B, A + 5897200 + 884736*B, A + 5897200 + 868352*B, B)); /* %1196 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
     CALL(419, (double)40960*B, sizeof(real)*((double)256*B + (double)8192*B + (double)8192*B + (double)16*B), convirt_image_vjp_k148_group_norm_sums(A + 5897200 + 884736*B, A + 5897200 + 876544*B, A + 5897200 + 860160*B, A + 5897200 + 946816*B, B)); /* %1197 group_norm_sums [B,128,2]  graphs/lib/image_encoder.lua:7 */
@@ -974,7 +1086,9 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     CALL(423, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k154_slice(A + 5895680, A + 5867520)); /* %1203 slice [128,1]  graphs/lib/image_encoder.lua:7 */
     CALL(424, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k157_sum(A + 5897200 + 860160*B, A + 5897200 + 868352*B, B)); /* %1206 reduce [B,128,1]  graphs/lib/image_encoder.lua:6 */
     CALL(425, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5895808, A + 5897200 + 860160*B, B)); /* %1207 reduce [1,128,1]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(426, 1152, 64, 128);
     CALL(426, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456), convirt_image_vjp_k160_conv2d_input_grad(A + 5897200 + 860160*B, A + 5897200 + 868352*B, (real *)P + 195168, A + 0, B)); /* %1209 conv2d_input_grad [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(427, 288, 128, 64);
     CALL(427, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)8192*B), convirt_image_vjp_k161_conv2d_weight_grad(A + 4866048, A + 5897200 + 868352*B, A + 5897200 + 851968*B, A + 0, B)); /* %1210 conv2d_weight_grad [128,128,3,3]  graphs/lib/image_encoder.lua:6 */
     CALL(428, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k180_fused_mul_add_step(A + 5897200 + 851968*B, A + 5897200 + 909312*B, A + 5897200 + 860160*B, A + 5897200 + 843776*B, B)); /* %1213 fused:mul_add_step [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
     CALL(429, (double)40960*B, sizeof(real)*((double)256*B + (double)8192*B + (double)8192*B + (double)16*B), convirt_image_vjp_k148_group_norm_sums(A + 5897200 + 843776*B, A + 5897200 + 851968*B, A + 5897200 + 835584*B, A + 5897200 + 946800*B, B)); /* %1214 group_norm_sums [B,128,2]  graphs/lib/image_encoder.lua:7 */
@@ -984,7 +1098,9 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     CALL(433, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k154_slice(A + 5896064, A + 5867520)); /* %1220 slice [128,1]  graphs/lib/image_encoder.lua:7 */
     CALL(434, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k157_sum(A + 5897200 + 835584*B, A + 5897200 + 860160*B, B)); /* %1223 reduce [B,128,1]  graphs/lib/image_encoder.lua:6 */
     CALL(435, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5896192, A + 5897200 + 835584*B, B)); /* %1224 reduce [1,128,1]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(436, 576, 64, 128);
     CALL(436, (double)9437184*B, sizeof(real)*((double)16384*B + (double)8192*B + (double)73728), convirt_image_vjp_k193_conv2d_input_grad(A + 5897200 + 835584*B, A + 5897200 + 860160*B, (real *)P + 121056, A + 0, B)); /* %1226 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(437, 144, 128, 64);
     CALL(437, (double)9437184*B, sizeof(real)*((double)73728 + (double)8192*B + (double)16384*B), convirt_image_vjp_k194_conv2d_weight_grad(A + 5144576, A + 5897200 + 860160*B, A + 5897200 + 802816*B, A + 0, B)); /* %1227 conv2d_weight_grad [128,64,3,3]  graphs/lib/image_encoder.lua:6 */
     CALL(438, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k196_fused_mul_step(A + 5897200 + 802816*B, A + 5897200 + 835584*B, A + 5897200 + 819200*B, B)); /* %1229 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
     CALL(439, (double)81920*B, sizeof(real)*((double)128*B + (double)16384*B + (double)16384*B + (double)16*B), convirt_image_vjp_k197_group_norm_sums(A + 5897200 + 835584*B, A + 5897200 + 802816*B, A + 5897200 + 786432*B, A + 5897200 + 946784*B, B)); /* %1230 group_norm_sums [B,64,2]  graphs/lib/image_encoder.lua:13 */
@@ -994,7 +1110,9 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     CALL(443, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k203_slice(A + 5896384, A + 5867520)); /* %1236 slice [64,1]  graphs/lib/image_encoder.lua:13 */
     CALL(444, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k206_sum(A + 5897200 + 786432*B, A + 5897200 + 819200*B, B)); /* %1239 reduce [B,64,1]  graphs/lib/image_encoder.lua:13 */
     CALL(445, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5896448, A + 5897200 + 786432*B, B)); /* %1240 reduce [1,64,1]  graphs/lib/image_encoder.lua:13 */
+    PROF_GEMM(446, 576, 256, 64);
     CALL(446, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864), convirt_image_vjp_k209_conv2d_input_grad(A + 5897200 + 786432*B, A + 5897200 + 819200*B, (real *)P + 84000, A + 0, B)); /* %1242 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    PROF_GEMM(447, 144, 64, 256);
     CALL(447, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)16384*B), convirt_image_vjp_k210_conv2d_weight_grad(A + 5480448, A + 5897200 + 819200*B, A + 5897200 + 770048*B, A + 0, B)); /* %1243 conv2d_weight_grad [64,64,3,3]  graphs/lib/image_encoder.lua:13 */
     CALL(448, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k196_fused_mul_step(A + 5897200 + 770048*B, A + 5897200 + 786432*B, A + 5897200 + 753664*B, B)); /* %1245 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
     CALL(449, (double)81920*B, sizeof(real)*((double)128*B + (double)16384*B + (double)16384*B + (double)16*B), convirt_image_vjp_k197_group_norm_sums(A + 5897200 + 786432*B, A + 5897200 + 770048*B, A + 5897200 + 737280*B, A + 5897200 + 946768*B, B)); /* %1246 group_norm_sums [B,64,2]  graphs/lib/image_encoder.lua:7 */
@@ -1004,7 +1122,9 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     CALL(453, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k203_slice(A + 5896576, A + 5867520)); /* %1252 slice [64,1]  graphs/lib/image_encoder.lua:7 */
     CALL(454, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k206_sum(A + 5897200 + 737280*B, A + 5897200 + 753664*B, B)); /* %1255 reduce [B,64,1]  graphs/lib/image_encoder.lua:6 */
     CALL(455, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5896640, A + 5897200 + 737280*B, B)); /* %1256 reduce [1,64,1]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(456, 576, 256, 64);
     CALL(456, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864), convirt_image_vjp_k209_conv2d_input_grad(A + 5897200 + 737280*B, A + 5897200 + 753664*B, (real *)P + 46944, A + 0, B)); /* %1258 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(457, 144, 64, 256);
     CALL(457, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)16384*B), convirt_image_vjp_k210_conv2d_weight_grad(A + 5517312, A + 5897200 + 753664*B, A + 5897200 + 720896*B, A + 0, B)); /* %1259 conv2d_weight_grad [64,64,3,3]  graphs/lib/image_encoder.lua:6 */
     CALL(458, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k229_fused_mul_add_step(A + 5897200 + 720896*B, A + 5897200 + 802816*B, A + 5897200 + 737280*B, A + 5897200 + 704512*B, B)); /* %1262 fused:mul_add_step [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
     CALL(459, (double)81920*B, sizeof(real)*((double)128*B + (double)16384*B + (double)16384*B + (double)16*B), convirt_image_vjp_k197_group_norm_sums(A + 5897200 + 704512*B, A + 5897200 + 720896*B, A + 5897200 + 688128*B, A + 5897200 + 946752*B, B)); /* %1263 group_norm_sums [B,64,2]  graphs/lib/image_encoder.lua:7 */
@@ -1014,7 +1134,9 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     CALL(463, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k203_slice(A + 5896768, A + 5554176)); /* %1269 slice [64,1]  graphs/lib/image_encoder.lua:7 */
     CALL(464, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k206_sum(A + 5897200 + 688128*B, A + 5897200 + 737280*B, B)); /* %1272 reduce [B,64,1]  graphs/lib/image_encoder.lua:6 */
     CALL(465, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5896832, A + 5897200 + 688128*B, B)); /* %1273 reduce [1,64,1]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(466, 288, 256, 64);
     CALL(466, (double)9437184*B, sizeof(real)*((double)32768*B + (double)16384*B + (double)18432), convirt_image_vjp_k242_conv2d_input_grad(A + 5897200 + 688128*B, A + 5897200 + 737280*B, (real *)P + 28320, A + 0, B)); /* %1275 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(467, 144, 64, 256);
     CALL(467, (double)9437184*B, sizeof(real)*((double)18432 + (double)16384*B + (double)32768*B), convirt_image_vjp_k243_conv2d_weight_grad(A + 5554176, A + 5897200 + 737280*B, A + 5897200 + 622592*B, A + 0, B)); /* %1276 conv2d_weight_grad [64,32,3,3]  graphs/lib/image_encoder.lua:6 */
     CALL(468, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k245_fused_mul_step(A + 5897200 + 622592*B, A + 5897200 + 688128*B, A + 5897200 + 655360*B, B)); /* %1278 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
     CALL(469, (double)163840*B, sizeof(real)*((double)64*B + (double)32768*B + (double)32768*B + (double)16*B), convirt_image_vjp_k246_group_norm_sums(A + 5897200 + 688128*B, A + 5897200 + 622592*B, A + 5897200 + 589824*B, A + 5897200 + 946736*B, B)); /* %1279 group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:13 */
@@ -1024,7 +1146,9 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     CALL(473, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 5896928, A + 5867520)); /* %1285 slice [32,1]  graphs/lib/image_encoder.lua:13 */
     CALL(474, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k255_sum(A + 5897200 + 589824*B, A + 5897200 + 655360*B, B)); /* %1288 reduce [B,32,1]  graphs/lib/image_encoder.lua:13 */
     CALL(475, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 5896960, A + 5897200 + 589824*B, B)); /* %1289 reduce [1,32,1]  graphs/lib/image_encoder.lua:13 */
+    PROF_GEMM(476, 288, 1024, 32);
     CALL(476, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216), convirt_image_vjp_k258_conv2d_input_grad(A + 5897200 + 589824*B, A + 5897200 + 655360*B, (real *)P + 19008, A + 0, B)); /* %1291 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    PROF_GEMM(477, 144, 32, 1024);
     CALL(477, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)32768*B), convirt_image_vjp_k259_conv2d_weight_grad(A + 5867520, A + 5897200 + 655360*B, A + 5897200 + 557056*B, A + 0, B)); /* %1292 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:13 */
     CALL(478, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k245_fused_mul_step(A + 5897200 + 557056*B, A + 5897200 + 589824*B, A + 5897200 + 524288*B, B)); /* %1294 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
     CALL(479, (double)163840*B, sizeof(real)*((double)64*B + (double)32768*B + (double)32768*B + (double)16*B), convirt_image_vjp_k246_group_norm_sums(A + 5897200 + 589824*B, A + 5897200 + 557056*B, A + 5897200 + 491520*B, A + 5897200 + 946720*B, B)); /* %1295 group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:7 */
@@ -1034,7 +1158,9 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     CALL(483, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 5897024, A + 5876736)); /* %1301 slice [32,1]  graphs/lib/image_encoder.lua:7 */
     CALL(484, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k255_sum(A + 5897200 + 491520*B, A + 5897200 + 524288*B, B)); /* %1304 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
     CALL(485, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 5897056, A + 5897200 + 491520*B, B)); /* %1305 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(486, 288, 1024, 32);
     CALL(486, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216), convirt_image_vjp_k258_conv2d_input_grad(A + 5897200 + 491520*B, A + 5897200 + 524288*B, (real *)P + 9696, A + 0, B)); /* %1307 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(487, 144, 32, 1024);
     CALL(487, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)32768*B), convirt_image_vjp_k259_conv2d_weight_grad(A + 5876736, A + 5897200 + 524288*B, A + 5897200 + 458752*B, A + 0, B)); /* %1308 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:6 */
     CALL(488, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k278_fused_mul_add_step(A + 5897200 + 458752*B, A + 5897200 + 622592*B, A + 5897200 + 491520*B, A + 5897200 + 425984*B, B)); /* %1311 fused:mul_add_step [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
     CALL(489, (double)163840*B, sizeof(real)*((double)64*B + (double)32768*B + (double)32768*B + (double)16*B), convirt_image_vjp_k246_group_norm_sums(A + 5897200 + 425984*B, A + 5897200 + 458752*B, A + 5897200 + 393216*B, A + 5897200 + 946704*B, B)); /* %1312 group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:7 */
@@ -1044,7 +1170,9 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     CALL(493, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 5897120, A + 0)); /* %1318 slice [32,1]  graphs/lib/image_encoder.lua:7 */
     CALL(494, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k255_sum(A + 5897200 + 393216*B, A + 5897200 + 524288*B, B)); /* %1321 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
     CALL(495, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 5897152, A + 5897200 + 393216*B, B)); /* %1322 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(496, 288, 1024, 32);
     CALL(496, (double)18874368*B, sizeof(real)*((double)131072*B + (double)32768*B + (double)9216), convirt_image_vjp_k291_conv2d_input_grad(A + 5897200 + 393216*B, A + 5897200 + 524288*B, (real *)P + 384, A + 0, B)); /* %1324 conv2d_input_grad [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(497, 144, 32, 1024);
     CALL(497, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)131072*B), convirt_image_vjp_k292_conv2d_weight_grad(A + 304128, A + 5897200 + 524288*B, A + 5897200 + 262144*B, A + 0, B)); /* %1325 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:6 */
     CALL(498, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), convirt_image_vjp_k294_fused_mul_step(A + 5897200 + 262144*B, A + 5897200 + 393216*B, A + 5897200 + 131072*B, B)); /* %1327 fused:mul_step [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
     CALL(499, (double)655360*B, sizeof(real)*((double)64*B + (double)131072*B + (double)131072*B + (double)16*B), convirt_image_vjp_k295_group_norm_sums(A + 5897200 + 393216*B, A + 5897200 + 262144*B, A + 5897200, A + 5897200 + 946688*B, B)); /* %1328 group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:7 */

@@ -17,169 +17,171 @@
 #ifdef RECLF_PROFILE
 #include "profile.h"
 static reclf_prof_entry prof[157] = {
-    {"convirt_features_loss_k7_fused_sum_square", "%7 fused:sum_square [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k9_fused_rsqrt_clampmin", "%9 fused:rsqrt_clampmin [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k10_mul", "%10 map:mul [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k12_fused_sum_square", "%12 fused:sum_square [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k14_fused_rsqrt_clampmin", "%14 fused:rsqrt_clampmin [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k15_mul", "%15 map:mul [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k17_matmul_scale", "%17 matmul+scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k18_eye", "%18 eye [T,B]", "graphs/lib/losses.lua:9", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k19_max", "%19 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k22_fused_exp_sub", "%22 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k23_sum", "%23 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k24_clampmin", "%24 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k27_mul", "%27 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k30_max", "%30 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k33_fused_exp_sub", "%33 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k34_sum", "%34 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k35_clampmin", "%35 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k34_sum", "%39 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k23_sum", "%41 reduce [T,1]", "graphs/lib/losses.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k42_fused_mul_sub_add_log", "%42 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k43_sum", "%43 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k46_fused_scale_add_sum_sub", "%46 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k49_fused_sum_square", "%49 fused:sum_square [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k51_fused_rsqrt_clampmin", "%51 fused:rsqrt_clampmin [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k52_mul", "%52 map:mul [T,39,128]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k56_fused_sum_square", "%56 fused:sum_square [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k58_fused_rsqrt_clampmin", "%58 fused:rsqrt_clampmin [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k59_mul", "%59 map:mul [1,B,64,128]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k60_matmul", "%60 matmul [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k62_fused_max_scale", "%62 fused:max_scale [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k65_fused_exp_sub_scale", "%65 fused:exp_sub_scale [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k66_sum", "%66 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k67_div", "%67 map:div [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k68_matmul", "%68 matmul [T,B,39,128]", "graphs/lib/matching.lua:11", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k70_fused_sum_square", "%70 fused:sum_square [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k72_fused_rsqrt_clampmin", "%72 fused:rsqrt_clampmin [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k73_mul", "%73 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k74_mul", "%74 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_text_vjp_k278_matmul", "%81 matmul [39*T,128]", "graphs/lib/srm.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_text_vjp_k278_matmul", "%84 matmul [39*T,128]", "graphs/lib/srm.lua:11", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k81_fused_scale_addc_neg", "%92 fused:scale_addc_neg [T,1,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k93_matmul_add_mul_scale", "%93 matmul+add_mul_scale [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k94_max", "%94 reduce [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k97_fused_exp_sub", "%97 fused:exp_sub [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k99_fused_sum_mul", "%99 fused:sum_mul [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k100_clampmin", "%100 map:clampmin [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k101_fused_div_mul", "%101 fused:div_mul [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_k464_matmul", "%114 matmul [T,128]", "graphs/lib/irm.lua:9", 0, 0, 0, 0, 0},
-    {"reclf_nosrm_features_loss_k155_matmul", "%200 matmul [T,128]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
-    {"reclf_nosrm_features_loss_k155_matmul", "%205 matmul [T,128]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
-    {"reclf_nosrm_features_loss_k155_matmul", "%208 matmul [T,128]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
-    {"reclf_features_loss_k211_fused_sum_mul", "%211 fused:sum_mul [T,B,39,1]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k177_matmul", "%212 matmul [T,B,39,1]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k81_fused_scale_addc_neg", "%126 fused:scale_addc_neg [T,1,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"reclf_features_loss_k127_fused_add_mul_scale_add", "%127 fused:add_mul_scale_add [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k83_max", "%128 reduce [T,B,1,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k86_fused_exp_sub", "%131 fused:exp_sub [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k87_mul", "%132 map:mul [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k88_sum", "%133 reduce [T,B,1,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k89_clampmin", "%134 map:clampmin [T,B,1,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"reclf_nosrm_features_loss_k100_div", "%135 map:div [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k170_sum", "%190 reduce [128,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k173_matmul", "%193 matmul [1,128]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k176_fused_sum_mul", "%196 fused:sum_mul [T,B,39,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k177_matmul", "%197 matmul [T,B,39,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
-    {"reclf_features_loss_k198_fused_add_sum", "%198 fused:add_sum [T,B,39,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
-    {"reclf_nosrm_features_loss_k101_mul", "%136 map:mul [T,B,39,1]", "graphs/lib/irm.lua:12", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k88_sum", "%137 reduce [T,B,1,1]", "graphs/lib/irm.lua:12", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k94_scale", "%139 map:scale [T,B]", "graphs/lib/model.lua:43", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k19_max", "%141 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k22_fused_exp_sub", "%144 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k23_sum", "%145 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k24_clampmin", "%146 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k27_mul", "%149 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k30_max", "%152 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k33_fused_exp_sub", "%155 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k34_sum", "%156 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k35_clampmin", "%157 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k34_sum", "%161 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k42_fused_mul_sub_add_log", "%164 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k43_sum", "%165 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k46_fused_scale_add_sum_sub", "%168 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k113_add", "%170 map:add []", "graphs/lib/model.lua:136", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k58_fill", "%222 fill []", "graphs/lib/model.lua:137", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k60_scale", "%224 map:scale [1,1]", "graphs/lib/losses.lua:16", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k63_fused_mul_id", "%227 fused:mul_id [T,1]", "graphs/lib/losses.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k65_fused_neg_id", "%229 fused:neg_id [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k159_fused_mul_id", "%231 fused:mul_id [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k71_fused_mul_div_id_step", "%235 fused:mul_div_id_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k77_neg", "%241 map:neg [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k171_fused_mul_id", "%243 fused:mul_id [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k84_fused_mul_div_step", "%248 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k182_fused_scale_add_add_add", "%254 fused:scale_add_add_add [T,B]", "graphs/lib/model.lua:43", 1, 0, 0, 0, 0},
-    {"reclf_nosrm_features_loss_k203_fused_mul_id", "%258 fused:mul_id [T,B,39,1]", "graphs/lib/irm.lua:12", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k226_matmul", "%260 matmul [T,B,39,1]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k227_matmul_sum", "%261 matmul [T,1,39,39]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k201_fused_mul_id", "%264 fused:mul_id [T,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k231_sum", "%265 reduce [1,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k233_sum", "%267 reduce [1,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"convirt_text_vjp_k275_sum", "%269 reduce [1,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k238_matmul", "%272 matmul [1,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"reclf_nosrm_features_loss_k204_fused_div_mul_id", "%279 fused:div_mul_id [T,B,39,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
-    {"reclf_nosrm_features_loss_k206_fused_neg_mul", "%281 fused:neg_mul [T,B,39,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k88_sum", "%282 reduce [T,B,1,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
-    {"reclf_nosrm_features_loss_k209_fused_mul_step", "%284 fused:mul_step [T,B,1,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
-    {"reclf_nosrm_features_loss_k222_fused_scale_mul_mul_mul", "%297 fused:scale_mul_mul_mul [T,B,39,1]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k226_matmul", "%299 matmul [T,B,39,1]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k227_matmul_sum", "%300 matmul [T,1,39,39]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"reclf_features_loss_k301_add", "%301 map:add [T,1,39,39]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k201_fused_mul_id", "%304 fused:mul_id [T,B,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k203_sum", "%305 reduce [T,1,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"reclf_nosrm_features_loss_k227_sum", "%306 reduce [T,1,1,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"convirt_k464_matmul", "%309 matmul [T,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"convirt_k465_matmul", "%310 matmul [128,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"reclf_features_loss_k311_matmul_add", "%311 matmul+add [128,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"reclf_features_loss_k316_matmul_add_id", "%316 matmul+add_id [128,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k201_fused_mul_id", "%320 fused:mul_id [T,B,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k203_sum", "%321 reduce [T,1,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"reclf_nosrm_features_loss_k227_sum", "%322 reduce [T,1,1,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"reclf_features_loss_k323_fused_add_add_add_mul", "%323 fused:add_add_add_mul [T,B,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"reclf_features_loss_k324_matmul_add", "%324 matmul+add [T,1,1,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"convirt_k464_matmul", "%326 matmul [T,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"convirt_k465_matmul", "%327 matmul [128,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"convirt_k465_matmul", "%331 matmul [128,128]", "graphs/lib/irm.lua:9", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k246_div", "%333 map:div [T,39,39]", "graphs/lib/srm.lua:12", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k251_fused_mul_sum_neg_mul", "%338 fused:mul_sum_neg_mul [T,39,1]", "graphs/lib/srm.lua:12", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k264_fused_scale_mul_mul_mul", "%351 fused:scale_mul_mul_mul [T,39,39]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k265_matmul", "%352 matmul [T,39,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k266_matmul", "%353 matmul [T,39,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k268_matmul", "%355 matmul [39*T,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
-    {"convirt_text_vjp_k279_matmul", "%356 matmul [128,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k268_matmul", "%359 matmul [39*T,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
-    {"convirt_text_vjp_k279_matmul", "%360 matmul [128,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k276_mul", "%363 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k203_sum", "%365 reduce [T,1,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k287_fused_mul_mul_sum_mul", "%374 fused:mul_mul_sum_mul [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k291_fused_add_mul_mul_mul", "%378 fused:add_mul_mul_mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k219_matmul_sum", "%381 matmul [1,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k220_matmul_div", "%382 matmul+div [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k223_fused_sum_neg_mul", "%385 fused:sum_neg_mul [T,B,39,1]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k229_fused_scale_mul_add_id", "%391 fused:scale_mul_add_id [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k232_matmul_sum", "%394 matmul [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k233_matmul_sum", "%395 matmul [1,B,64,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k234_add", "%396 map:add [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k244_fused_mul_mul_sum_mul", "%406 fused:mul_mul_sum_mul [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k248_fused_add_add_mul_mul", "%410 fused:add_add_mul_mul [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k259_fused_mul_mul_sum_mul", "%422 fused:mul_mul_sum_mul [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k339_fused_add_add_add_mul", "%426 fused:add_add_add_mul [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k71_fused_mul_div_id_step", "%439 fused:mul_div_id_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k84_fused_mul_div_step", "%452 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k295_fused_scale_add_add_add", "%458 fused:scale_add_add_add [T,B]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k91_matmul", "%459 matmul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k92_matmul", "%460 matmul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k101_fused_mul_mul_sum_mul", "%469 fused:mul_mul_sum_mul [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k105_fused_add_mul_mul_id", "%473 fused:add_mul_mul_id [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k114_fused_mul_mul_sum_mul", "%483 fused:mul_mul_sum_mul [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"reclf_nosrm_features_loss_k360_matmul_add_add_mul_mul", "%487 matmul+add_add_mul_mul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k7_fused_sum_square", "%7 fused:sum_square [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k9_fused_rsqrt_clampmin", "%9 fused:rsqrt_clampmin [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k10_mul", "%10 map:mul [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k12_fused_sum_square", "%12 fused:sum_square [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k14_fused_rsqrt_clampmin", "%14 fused:rsqrt_clampmin [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k15_mul", "%15 map:mul [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k17_matmul_scale", "%17 matmul+scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k18_eye", "%18 eye [T,B]", "graphs/lib/losses.lua:9", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k19_max", "%19 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k22_fused_exp_sub", "%22 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k23_sum", "%23 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k24_clampmin", "%24 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k27_mul", "%27 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k30_max", "%30 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k33_fused_exp_sub", "%33 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k34_sum", "%34 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k35_clampmin", "%35 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k34_sum", "%39 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k23_sum", "%41 reduce [T,1]", "graphs/lib/losses.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k42_fused_mul_sub_add_log", "%42 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k43_sum", "%43 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k46_fused_scale_add_sum_sub", "%46 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k49_fused_sum_square", "%49 fused:sum_square [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k51_fused_rsqrt_clampmin", "%51 fused:rsqrt_clampmin [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k52_mul", "%52 map:mul [T,39,128]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k56_fused_sum_square", "%56 fused:sum_square [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k58_fused_rsqrt_clampmin", "%58 fused:rsqrt_clampmin [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k59_mul", "%59 map:mul [1,B,64,128]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k60_matmul", "%60 matmul [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k62_fused_max_scale", "%62 fused:max_scale [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k65_fused_exp_sub_scale", "%65 fused:exp_sub_scale [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k66_sum", "%66 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k67_div", "%67 map:div [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k68_matmul", "%68 matmul [T,B,39,128]", "graphs/lib/matching.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k70_fused_sum_square", "%70 fused:sum_square [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k72_fused_rsqrt_clampmin", "%72 fused:rsqrt_clampmin [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k73_mul", "%73 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k74_mul", "%74 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_text_vjp_k278_matmul", "%81 matmul [39*T,128]", "graphs/lib/srm.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_text_vjp_k278_matmul", "%84 matmul [39*T,128]", "graphs/lib/srm.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k81_fused_scale_addc_neg", "%92 fused:scale_addc_neg [T,1,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k93_matmul_add_mul_scale", "%93 matmul+add_mul_scale [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k94_max", "%94 reduce [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k97_fused_exp_sub", "%97 fused:exp_sub [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k99_fused_sum_mul", "%99 fused:sum_mul [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k100_clampmin", "%100 map:clampmin [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k101_fused_div_mul", "%101 fused:div_mul [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k464_matmul", "%114 matmul [T,128]", "graphs/lib/irm.lua:9", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k155_matmul", "%200 matmul [T,128]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k155_matmul", "%205 matmul [T,128]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k155_matmul", "%208 matmul [T,128]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_features_loss_k211_fused_sum_mul", "%211 fused:sum_mul [T,B,39,1]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k177_matmul", "%212 matmul [T,B,39,1]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k81_fused_scale_addc_neg", "%126 fused:scale_addc_neg [T,1,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_features_loss_k127_fused_add_mul_scale_add", "%127 fused:add_mul_scale_add [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k83_max", "%128 reduce [T,B,1,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k86_fused_exp_sub", "%131 fused:exp_sub [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k87_mul", "%132 map:mul [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k88_sum", "%133 reduce [T,B,1,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k89_clampmin", "%134 map:clampmin [T,B,1,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k100_div", "%135 map:div [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k170_sum", "%190 reduce [128,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k173_matmul", "%193 matmul [1,128]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k176_fused_sum_mul", "%196 fused:sum_mul [T,B,39,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k177_matmul", "%197 matmul [T,B,39,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_features_loss_k198_fused_add_sum", "%198 fused:add_sum [T,B,39,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k101_mul", "%136 map:mul [T,B,39,1]", "graphs/lib/irm.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k88_sum", "%137 reduce [T,B,1,1]", "graphs/lib/irm.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k94_scale", "%139 map:scale [T,B]", "graphs/lib/model.lua:43", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k19_max", "%141 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k22_fused_exp_sub", "%144 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k23_sum", "%145 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k24_clampmin", "%146 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k27_mul", "%149 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k30_max", "%152 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k33_fused_exp_sub", "%155 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k34_sum", "%156 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k35_clampmin", "%157 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k34_sum", "%161 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k42_fused_mul_sub_add_log", "%164 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k43_sum", "%165 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k46_fused_scale_add_sum_sub", "%168 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k113_add", "%170 map:add []", "graphs/lib/model.lua:136", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k58_fill", "%222 fill []", "graphs/lib/model.lua:137", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k60_scale", "%224 map:scale [1,1]", "graphs/lib/losses.lua:16", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k63_fused_mul_id", "%227 fused:mul_id [T,1]", "graphs/lib/losses.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k65_fused_neg_id", "%229 fused:neg_id [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k159_fused_mul_id", "%231 fused:mul_id [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k71_fused_mul_div_id_step", "%235 fused:mul_div_id_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k77_neg", "%241 map:neg [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k171_fused_mul_id", "%243 fused:mul_id [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k84_fused_mul_div_step", "%248 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k182_fused_scale_add_add_add", "%254 fused:scale_add_add_add [T,B]", "graphs/lib/model.lua:43", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k203_fused_mul_id", "%258 fused:mul_id [T,B,39,1]", "graphs/lib/irm.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k226_matmul", "%260 matmul [T,B,39,1]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k227_matmul_sum", "%261 matmul [T,1,39,39]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k201_fused_mul_id", "%264 fused:mul_id [T,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k231_sum", "%265 reduce [1,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k233_sum", "%267 reduce [1,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_text_vjp_k275_sum", "%269 reduce [1,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k238_matmul", "%272 matmul [1,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k204_fused_div_mul_id", "%279 fused:div_mul_id [T,B,39,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k206_fused_neg_mul", "%281 fused:neg_mul [T,B,39,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k88_sum", "%282 reduce [T,B,1,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k209_fused_mul_step", "%284 fused:mul_step [T,B,1,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k222_fused_scale_mul_mul_mul", "%297 fused:scale_mul_mul_mul [T,B,39,1]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k226_matmul", "%299 matmul [T,B,39,1]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k227_matmul_sum", "%300 matmul [T,1,39,39]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_features_loss_k301_add", "%301 map:add [T,1,39,39]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k201_fused_mul_id", "%304 fused:mul_id [T,B,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k203_sum", "%305 reduce [T,1,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k227_sum", "%306 reduce [T,1,1,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k464_matmul", "%309 matmul [T,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k465_matmul", "%310 matmul [128,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_features_loss_k311_matmul_add", "%311 matmul+add [128,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_features_loss_k316_matmul_add_id", "%316 matmul+add_id [128,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k201_fused_mul_id", "%320 fused:mul_id [T,B,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k203_sum", "%321 reduce [T,1,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k227_sum", "%322 reduce [T,1,1,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_features_loss_k323_fused_add_add_add_mul", "%323 fused:add_add_add_mul [T,B,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_features_loss_k324_matmul_add", "%324 matmul+add [T,1,1,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k464_matmul", "%326 matmul [T,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k465_matmul", "%327 matmul [128,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k465_matmul", "%331 matmul [128,128]", "graphs/lib/irm.lua:9", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k246_div", "%333 map:div [T,39,39]", "graphs/lib/srm.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k251_fused_mul_sum_neg_mul", "%338 fused:mul_sum_neg_mul [T,39,1]", "graphs/lib/srm.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k264_fused_scale_mul_mul_mul", "%351 fused:scale_mul_mul_mul [T,39,39]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k265_matmul", "%352 matmul [T,39,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k266_matmul", "%353 matmul [T,39,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k268_matmul", "%355 matmul [39*T,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_text_vjp_k279_matmul", "%356 matmul [128,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k268_matmul", "%359 matmul [39*T,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_text_vjp_k279_matmul", "%360 matmul [128,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k276_mul", "%363 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k203_sum", "%365 reduce [T,1,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k287_fused_mul_mul_sum_mul", "%374 fused:mul_mul_sum_mul [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k291_fused_add_mul_mul_mul", "%378 fused:add_mul_mul_mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k219_matmul_sum", "%381 matmul [1,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k220_matmul_div", "%382 matmul+div [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k223_fused_sum_neg_mul", "%385 fused:sum_neg_mul [T,B,39,1]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k229_fused_scale_mul_add_id", "%391 fused:scale_mul_add_id [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k232_matmul_sum", "%394 matmul [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k233_matmul_sum", "%395 matmul [1,B,64,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k234_add", "%396 map:add [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k244_fused_mul_mul_sum_mul", "%406 fused:mul_mul_sum_mul [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k248_fused_add_add_mul_mul", "%410 fused:add_add_mul_mul [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k259_fused_mul_mul_sum_mul", "%422 fused:mul_mul_sum_mul [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k339_fused_add_add_add_mul", "%426 fused:add_add_add_mul [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k71_fused_mul_div_id_step", "%439 fused:mul_div_id_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k84_fused_mul_div_step", "%452 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k295_fused_scale_add_add_add", "%458 fused:scale_add_add_add [T,B]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k91_matmul", "%459 matmul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k92_matmul", "%460 matmul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k101_fused_mul_mul_sum_mul", "%469 fused:mul_mul_sum_mul [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k105_fused_add_mul_mul_id", "%473 fused:add_mul_mul_id [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k114_fused_mul_mul_sum_mul", "%483 fused:mul_mul_sum_mul [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k360_matmul_add_add_mul_mul", "%487 matmul+add_add_mul_mul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0, 0, 0, 0},
 };
 const reclf_prof_table reclf_profile_reclf_features_loss = {157, prof};
 #define CALL(i, fl, by, call) do { double t0_ = reclf_prof_now(); call; prof[i].seconds += reclf_prof_now() - t0_; \
     prof[i].calls++; prof[i].flops += (fl); prof[i].bytes += (double)(by); } while (0)
+#define PROF_GEMM(i, m, n, k) (prof[i].gemm_m = (m), prof[i].gemm_n = (n), prof[i].gemm_k = (k))
 #else
 #define CALL(i, fl, by, call) call
+#define PROF_GEMM(i, m, n, k) ((void)0)
 #endif
 
 static size_t arena_bytes(const long *dims) {
@@ -198,6 +200,7 @@ static void forward(void *arena, const real *P, void *const *inputs, const long 
     CALL(3, (double)256*B, sizeof(real)*((double)B + (double)128*B), convirt_features_loss_k12_fused_sum_square(A + 98336 + 24832*B, (real *)inputs[2], B)); /* %12 fused:sum_square [B,1]  graphs/lib/losses.lua:21 */
     CALL(4, (double)2*B, sizeof(real)*((double)B + (double)B), convirt_features_loss_k14_fused_rsqrt_clampmin(A + 98336 + 24848*B, A + 98336 + 24832*B, B)); /* %14 fused:rsqrt_clampmin [B,1]  graphs/lib/losses.lua:21 */
     CALL(5, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), convirt_features_loss_k15_mul(A + 98336 + 24576*B, (real *)inputs[2], A + 98336 + 24848*B, B)); /* %15 map:mul [B,128]  graphs/lib/losses.lua:21 */
+    PROF_GEMM(6, T, B, 128);
     CALL(6, (double)257*B*T, sizeof(real)*((double)B*T + (double)128*T + (double)128*B), convirt_features_loss_k17_matmul_scale(A + 98336 + 24896*B, A + 98336 + 24896*B + 25504*B*T + 24960*T, A + 98336 + 24576*B, B, T)); /* %17 matmul+scale [T,B]  graphs/lib/losses.lua:21 */
     CALL(7, 0, sizeof(real)*((double)B*T), convirt_features_loss_k18_eye(A + 98336 + 24896*B + 15072*B*T, B, T)); /* %18 eye [T,B]  graphs/lib/losses.lua:9 */
     CALL(8, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k19_max(A + 98336 + 24896*B + 25504*B*T + 25088*T, A + 98336 + 24896*B, B, T)); /* %19 reduce [T,1]  graphs/lib/losses.lua:10 */
@@ -220,30 +223,40 @@ static void forward(void *arena, const real *P, void *const *inputs, const long 
     CALL(25, (double)16384*B, sizeof(real)*((double)64*B + (double)8192*B), gloria_features_loss_k56_fused_sum_square(A + 98336 + 16384*B, (real *)inputs[3], B)); /* %56 fused:sum_square [1,B,64,1]  graphs/lib/matching.lua:9 */
     CALL(26, (double)128*B, sizeof(real)*((double)64*B + (double)64*B), gloria_features_loss_k58_fused_rsqrt_clampmin(A + 98336 + 24704*B, A + 98336 + 16384*B, B)); /* %58 fused:rsqrt_clampmin [1,B,64,1]  graphs/lib/matching.lua:9 */
     CALL(27, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)64*B), gloria_features_loss_k59_mul(A + 98336, (real *)inputs[3], A + 98336 + 24704*B, B)); /* %59 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
+    PROF_GEMM(28, 39, 64, 128);
     CALL(28, (double)638976*B*T, sizeof(real)*((double)2496*B*T + (double)4992*T + (double)8192*B), gloria_features_loss_k60_matmul(A + 98336 + 24896*B, A + 98336 + 24896*B + 25504*B*T, A + 98336, B, T)); /* %60 matmul [T,B,39,64]  graphs/lib/matching.lua:10 */
     CALL(29, (double)4992*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), gloria_features_loss_k62_fused_max_scale(A + 98336 + 24896*B + 2496*B*T, A + 98336 + 24896*B, B, T)); /* %62 fused:max_scale [T,B,39,1]  graphs/lib/matching.lua:10 */
     CALL(30, (double)7488*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), gloria_features_loss_k65_fused_exp_sub_scale(A + 98336 + 24896*B + 19968*B*T, A + 98336 + 24896*B, A + 98336 + 24896*B + 2496*B*T, B, T)); /* %65 fused:exp_sub_scale [T,B,39,64]  graphs/lib/matching.lua:10 */
     CALL(31, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), gloria_features_loss_k66_sum(A + 98336 + 24896*B + 24960*B*T, A + 98336 + 24896*B + 19968*B*T, B, T)); /* %66 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
     CALL(32, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), gloria_features_loss_k67_div(A + 98336 + 24896*B + 22464*B*T, A + 98336 + 24896*B + 19968*B*T, A + 98336 + 24896*B + 24960*B*T, B, T)); /* %67 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
+    PROF_GEMM(33, 39, 128, 64);
     CALL(33, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), gloria_features_loss_k68_matmul(A + 98336 + 24896*B, A + 98336 + 24896*B + 22464*B*T, (real *)inputs[3], B, T)); /* %68 matmul [T,B,39,128]  graphs/lib/matching.lua:11 */
     CALL(34, (double)9984*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), gloria_features_loss_k70_fused_sum_square(A + 98336 + 24896*B + 25008*B*T, A + 98336 + 24896*B, B, T)); /* %70 fused:sum_square [T,B,39,1]  graphs/lib/matching.lua:12 */
     CALL(35, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), gloria_features_loss_k72_fused_rsqrt_clampmin(A + 98336 + 24896*B + 25056*B*T, A + 98336 + 24896*B + 25008*B*T, B, T)); /* %72 fused:rsqrt_clampmin [T,B,39,1]  graphs/lib/matching.lua:12 */
     CALL(36, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T), gloria_features_loss_k73_mul(A + 98336 + 24896*B + 4992*B*T, A + 98336 + 24896*B, A + 98336 + 24896*B + 25056*B*T, B, T)); /* %73 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
     CALL(37, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*T + (double)4992*B*T), reclf_noirm_features_loss_k74_mul(A + 98336 + 24896*B + 9984*B*T, A + 98336 + 24896*B + 25504*B*T, A + 98336 + 24896*B + 4992*B*T, B, T)); /* %74 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    PROF_GEMM(38, 39*T, 128, 128);
     CALL(38, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), convirt_text_vjp_k278_matmul(A + 98336 + 24896*B + 25504*B*T + 4992*T, (real *)inputs[1], (real *)P + 0, T)); /* %81 matmul [39*T,128]  graphs/lib/srm.lua:11 */
+    PROF_GEMM(39, 39*T, 128, 128);
     CALL(39, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), convirt_text_vjp_k278_matmul(A + 98336 + 24896*B + 25504*B*T + 9984*T, (real *)inputs[1], (real *)P + 16384, T)); /* %84 matmul [39*T,128]  graphs/lib/srm.lua:11 */
     CALL(40, (double)117*T, sizeof(real)*((double)39*T + (double)39*T), gloria_features_loss_k81_fused_scale_addc_neg(A + 98336 + 24896*B + 25504*B*T + 25088*T, (real *)inputs[4], T)); /* %92 fused:scale_addc_neg [T,1,39]  graphs/lib/srm.lua:12 */
+    PROF_GEMM(41, 39, 39, 128);
     CALL(41, (double)393939*T, sizeof(real)*((double)1521*T + (double)4992*T + (double)4992*T + (double)39*T + (double)39*T), reclf_noirm_features_loss_k93_matmul_add_mul_scale(A + 98336 + 24896*B + 25504*B*T + 14976*T, A + 98336 + 24896*B + 25504*B*T + 4992*T, A + 98336 + 24896*B + 25504*B*T + 9984*T, (real *)inputs[4], A + 98336 + 24896*B + 25504*B*T + 25088*T, T)); /* %93 matmul+add_mul_scale [T,39,39]  graphs/lib/srm.lua:12 */
     CALL(42, (double)1521*T, sizeof(real)*((double)39*T + (double)1521*T), reclf_noirm_features_loss_k94_max(A + 98336 + 24896*B + 25504*B*T + 25088*T, A + 98336 + 24896*B + 25504*B*T + 14976*T, T)); /* %94 reduce [T,39,1]  graphs/lib/srm.lua:12 */
     CALL(43, (double)3042*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), reclf_noirm_features_loss_k97_fused_exp_sub(A + 98336 + 24896*B + 25504*B*T + 19968*T, A + 98336 + 24896*B + 25504*B*T + 14976*T, A + 98336 + 24896*B + 25504*B*T + 25088*T, T)); /* %97 fused:exp_sub [T,39,39]  graphs/lib/srm.lua:12 */
     CALL(44, (double)3042*T, sizeof(real)*((double)39*T + (double)1521*T + (double)39*T), reclf_noirm_features_loss_k99_fused_sum_mul(A + 98336 + 24896*B + 25504*B*T + 25568*T, A + 98336 + 24896*B + 25504*B*T + 19968*T, (real *)inputs[4], T)); /* %99 fused:sum_mul [T,39,1]  graphs/lib/srm.lua:12 */
     CALL(45, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), reclf_noirm_features_loss_k100_clampmin(A + 98336 + 24896*B + 25504*B*T + 25616*T, A + 98336 + 24896*B + 25504*B*T + 25568*T, T)); /* %100 map:clampmin [T,39,1]  graphs/lib/srm.lua:12 */
     CALL(46, (double)3042*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T + (double)39*T), reclf_noirm_features_loss_k101_fused_div_mul(A + 98336 + 24896*B + 25504*B*T + 21504*T, A + 98336 + 24896*B + 25504*B*T + 19968*T, (real *)inputs[4], A + 98336 + 24896*B + 25504*B*T + 25616*T, T)); /* %101 fused:div_mul [T,39,39]  graphs/lib/srm.lua:12 */
+    PROF_GEMM(47, T, 128, 128);
     CALL(47, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), convirt_k464_matmul(A + 98336 + 24896*B + 25504*B*T + 24576*T, (real *)inputs[0], (real *)P + 65536, T)); /* %114 matmul [T,128]  graphs/lib/irm.lua:9 */
+    PROF_GEMM(48, T, 128, 128);
     CALL(48, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), reclf_nosrm_features_loss_k155_matmul(A + 98336 + 24896*B + 25504*B*T + 24704*T, A + 98336 + 24896*B + 25504*B*T + 24576*T, (real *)P + 81920, T)); /* %200 matmul [T,128]  graphs/lib/irm.lua:10 */
+    PROF_GEMM(49, T, 128, 128);
     CALL(49, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), reclf_nosrm_features_loss_k155_matmul(A + 98336 + 24896*B + 25504*B*T + 24832*T, A + 98336 + 24896*B + 25504*B*T + 24704*T, (real *)P + 49152, T)); /* %205 matmul [T,128]  graphs/lib/irm.lua:10 */
+    PROF_GEMM(50, T, 128, 128);
     CALL(50, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), reclf_nosrm_features_loss_k155_matmul(A + 98336 + 24896*B + 25504*B*T + 25088*T, A + 98336 + 24896*B + 25504*B*T + 24832*T, (real *)P + 32768, T)); /* %208 matmul [T,128]  graphs/lib/irm.lua:10 */
     CALL(51, (double)9984*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)128*T), reclf_features_loss_k211_fused_sum_mul(A + 98336 + 24896*B + 25104*B*T, A + 98336 + 24896*B + 9984*B*T, A + 98336 + 24896*B + 25504*B*T + 25088*T, B, T)); /* %211 fused:sum_mul [T,B,39,1]  graphs/lib/irm.lua:10 */
+    PROF_GEMM(52, 39, 1, 39);
     CALL(52, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), reclf_noirm_features_loss_k177_matmul(A + 98336 + 24896*B + 14976*B*T, A + 98336 + 24896*B + 25504*B*T + 21504*T, A + 98336 + 24896*B + 25104*B*T, B, T)); /* %212 matmul [T,B,39,1]  graphs/lib/irm.lua:10 */
     CALL(53, (double)117*T, sizeof(real)*((double)39*T + (double)39*T), gloria_features_loss_k81_fused_scale_addc_neg(A + 98336 + 24896*B + 25504*B*T + 25216*T, (real *)inputs[4], T)); /* %126 fused:scale_addc_neg [T,1,39,1]  graphs/lib/irm.lua:11 */
     CALL(54, (double)10140*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)128*T + (double)39*B*T + (double)39*T + (double)39*T), reclf_features_loss_k127_fused_add_mul_scale_add(A + 98336 + 24896*B + 15024*B*T, A + 98336 + 24896*B + 9984*B*T, A + 98336 + 24896*B + 25504*B*T + 24704*T, A + 98336 + 24896*B + 14976*B*T, (real *)inputs[4], A + 98336 + 24896*B + 25504*B*T + 25216*T, B, T)); /* %127 fused:add_mul_scale_add [T,B,39,1]  graphs/lib/irm.lua:11 */
@@ -254,8 +267,10 @@ static void forward(void *arena, const real *P, void *const *inputs, const long 
     CALL(59, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), gloria_features_loss_k89_clampmin(A + 98336 + 24896*B + 25440*B*T, A + 98336 + 24896*B + 25424*B*T, B, T)); /* %134 map:clampmin [T,B,1,1]  graphs/lib/irm.lua:11 */
     CALL(60, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T), reclf_nosrm_features_loss_k100_div(A + 98336 + 24896*B + 25200*B*T, A + 98336 + 24896*B + 14976*B*T, A + 98336 + 24896*B + 25440*B*T, B, T)); /* %135 map:div [T,B,39,1]  graphs/lib/irm.lua:11 */
     CALL(61, (double)16384, sizeof(real)*((double)128 + (double)16384), reclf_noirm_features_loss_k170_sum(A + 32768, (real *)P + 49152)); /* %190 reduce [128,1]  graphs/lib/model.lua:33 */
+    PROF_GEMM(62, 1, 128, 128);
     CALL(62, (double)32768, sizeof(real)*((double)128 + (double)128 + (double)16384), reclf_noirm_features_loss_k173_matmul(A + 32896, A + 32768, (real *)P + 32768)); /* %193 matmul [1,128]  graphs/lib/model.lua:33 */
     CALL(63, (double)9984*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)128), reclf_noirm_features_loss_k176_fused_sum_mul(A + 98336 + 24896*B + 14976*B*T, A + 98336 + 24896*B + 9984*B*T, A + 32896, B, T)); /* %196 fused:sum_mul [T,B,39,1]  graphs/lib/model.lua:33 */
+    PROF_GEMM(64, 39, 1, 39);
     CALL(64, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), reclf_noirm_features_loss_k177_matmul(A + 98336 + 24896*B + 15024*B*T, A + 98336 + 24896*B + 25504*B*T + 21504*T, A + 98336 + 24896*B + 14976*B*T, B, T)); /* %197 matmul [T,B,39,1]  graphs/lib/model.lua:33 */
     CALL(65, (double)5031*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)39*B*T), reclf_features_loss_k198_fused_add_sum(A + 98336 + 24896*B + 25248*B*T, A + 98336 + 24896*B + 9984*B*T, A + 98336 + 24896*B + 15024*B*T, B, T)); /* %198 fused:add_sum [T,B,39,1]  graphs/lib/model.lua:33 */
     CALL(66, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), reclf_nosrm_features_loss_k101_mul(A + 98336 + 24896*B + 15024*B*T, A + 98336 + 24896*B + 25200*B*T, A + 98336 + 24896*B + 25248*B*T, B, T)); /* %136 map:mul [T,B,39,1]  graphs/lib/irm.lua:12 */
@@ -292,54 +307,77 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     CALL(91, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), convirt_features_loss_k84_fused_mul_div_step(A + 98336 + 24896*B + 25504*B*T + 25216*T, A + 98336 + 24896*B + 25504*B*T + 25728*T, A + 98336 + 24896*B + 25504*B*T + 25248*T, A + 98336 + 24896*B + 25504*B*T + 25232*T, T)); /* %248 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
     CALL(92, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), gloria_features_loss_k182_fused_scale_add_add_add(A + 98336 + 24896*B + 25488*B*T, A + 98336 + 24896*B + 25456*B*T, A + 98336 + 24768*B, A + 98336 + 24896*B + 25296*B*T, A + 98336 + 24896*B + 25472*B*T, A + 98336 + 24896*B + 25504*B*T + 25216*T, A + 98336 + 24896*B + 15040*B*T, B, T)); /* %254 fused:scale_add_add_add [T,B]  graphs/lib/model.lua:43 */
     CALL(93, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)B*T + (double)39*B*T), reclf_nosrm_features_loss_k203_fused_mul_id(A + 98336 + 24896*B + 25296*B*T, A + 98336 + 24896*B + 25488*B*T, A + 98336 + 24896*B + 25200*B*T, B, T)); /* %258 fused:mul_id [T,B,39,1]  graphs/lib/irm.lua:12 */
+    PROF_GEMM(94, 39, 1, 39);
     CALL(94, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), reclf_noirm_features_loss_k226_matmul(A + 98336 + 24896*B + 25344*B*T, A + 98336 + 24896*B + 25504*B*T + 21504*T, A + 98336 + 24896*B + 25296*B*T, B, T)); /* %260 matmul [T,B,39,1]  graphs/lib/model.lua:33 */
+    PROF_GEMM(95, 39, 39, 1);
     CALL(95, (double)3042*B*T, sizeof(real)*((double)1521*T + (double)39*B*T + (double)39*B*T), reclf_noirm_features_loss_k227_matmul_sum(A + 98336 + 24896*B + 25504*B*T + 14976*T, A + 98336 + 24896*B + 25296*B*T, A + 98336 + 24896*B + 14976*B*T, B, T)); /* %261 matmul [T,1,39,39]  graphs/lib/model.lua:33 */
     CALL(96, (double)9984*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T + (double)4992*B*T), gloria_features_loss_k201_fused_mul_id(A + 98336 + 24896*B + 14976*B*T, A + 98336 + 24896*B + 25344*B*T, A + 98336 + 24896*B + 9984*B*T, B, T)); /* %264 fused:mul_id [T,B,39,128]  graphs/lib/model.lua:33 */
     CALL(97, (double)4992*B*T, sizeof(real)*((double)4992*B + (double)4992*B*T), reclf_noirm_features_loss_k231_sum(A + 98336 + 8192*B, A + 98336 + 24896*B + 14976*B*T, B, T)); /* %265 reduce [1,B,39,128]  graphs/lib/model.lua:33 */
     CALL(98, (double)4992*B, sizeof(real)*((double)4992 + (double)4992*B), reclf_noirm_features_loss_k233_sum(A + 0, A + 98336 + 8192*B, B)); /* %267 reduce [1,39,128]  graphs/lib/model.lua:33 */
     CALL(99, (double)4992, sizeof(real)*((double)128 + (double)4992), convirt_text_vjp_k275_sum(A + 33024, A + 0)); /* %269 reduce [1,128]  graphs/lib/model.lua:33 */
+    PROF_GEMM(100, 1, 128, 128);
     CALL(100, (double)32768, sizeof(real)*((double)128 + (double)128 + (double)16384), reclf_noirm_features_loss_k238_matmul(A + 33152, A + 33024, (real *)P + 32768)); /* %272 matmul [1,128]  graphs/lib/model.lua:33 */
     CALL(101, (double)117*B*T, sizeof(real)*((double)39*B*T + (double)B*T + (double)39*B*T + (double)B*T), reclf_nosrm_features_loss_k204_fused_div_mul_id(A + 98336 + 24896*B + 14976*B*T, A + 98336 + 24896*B + 25488*B*T, A + 98336 + 24896*B + 25248*B*T, A + 98336 + 24896*B + 25440*B*T, B, T)); /* %279 fused:div_mul_id [T,B,39,1]  graphs/lib/irm.lua:11 */
     CALL(102, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), reclf_nosrm_features_loss_k206_fused_neg_mul(A + 98336 + 24896*B + 25248*B*T, A + 98336 + 24896*B + 14976*B*T, A + 98336 + 24896*B + 25200*B*T, B, T)); /* %281 fused:neg_mul [T,B,39,1]  graphs/lib/irm.lua:11 */
     CALL(103, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), gloria_features_loss_k88_sum(A + 98336 + 24896*B + 25440*B*T, A + 98336 + 24896*B + 25248*B*T, B, T)); /* %282 reduce [T,B,1,1]  graphs/lib/irm.lua:11 */
     CALL(104, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), reclf_nosrm_features_loss_k209_fused_mul_step(A + 98336 + 24896*B + 25248*B*T, A + 98336 + 24896*B + 25440*B*T, A + 98336 + 24896*B + 25424*B*T, B, T)); /* %284 fused:mul_step [T,B,1,1]  graphs/lib/irm.lua:11 */
     CALL(105, (double)234*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T + (double)39*T + (double)39*B*T), reclf_nosrm_features_loss_k222_fused_scale_mul_mul_mul(A + 98336 + 24896*B + 25200*B*T, A + 98336 + 24896*B + 14976*B*T, A + 98336 + 24896*B + 25248*B*T, (real *)inputs[4], A + 98336 + 24896*B + 25152*B*T, B, T)); /* %297 fused:scale_mul_mul_mul [T,B,39,1]  graphs/lib/irm.lua:10 */
+    PROF_GEMM(106, 39, 1, 39);
     CALL(106, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), reclf_noirm_features_loss_k226_matmul(A + 98336 + 24896*B + 25152*B*T, A + 98336 + 24896*B + 25504*B*T + 21504*T, A + 98336 + 24896*B + 25200*B*T, B, T)); /* %299 matmul [T,B,39,1]  graphs/lib/irm.lua:10 */
+    PROF_GEMM(107, 39, 39, 1);
     CALL(107, (double)3042*B*T, sizeof(real)*((double)1521*T + (double)39*B*T + (double)39*B*T), reclf_noirm_features_loss_k227_matmul_sum(A + 98336 + 24896*B + 25504*B*T + 16512*T, A + 98336 + 24896*B + 25200*B*T, A + 98336 + 24896*B + 25104*B*T, B, T)); /* %300 matmul [T,1,39,39]  graphs/lib/irm.lua:10 */
     CALL(108, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)1521*T), reclf_features_loss_k301_add(A + 98336 + 24896*B + 25504*B*T + 23040*T, A + 98336 + 24896*B + 25504*B*T + 14976*T, A + 98336 + 24896*B + 25504*B*T + 16512*T, T)); /* %301 map:add [T,1,39,39]  graphs/lib/irm.lua:10 */
     CALL(109, (double)9984*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T + (double)4992*B*T), gloria_features_loss_k201_fused_mul_id(A + 98336 + 24896*B + 14976*B*T, A + 98336 + 24896*B + 25152*B*T, A + 98336 + 24896*B + 9984*B*T, B, T)); /* %304 fused:mul_id [T,B,39,128]  graphs/lib/irm.lua:10 */
     CALL(110, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), gloria_features_loss_k203_sum(A + 98336 + 24896*B + 25504*B*T + 14976*T, A + 98336 + 24896*B + 14976*B*T, B, T)); /* %305 reduce [T,1,39,128]  graphs/lib/irm.lua:10 */
     CALL(111, (double)4992*T, sizeof(real)*((double)128*T + (double)4992*T), reclf_nosrm_features_loss_k227_sum(A + 98336 + 24896*B + 25504*B*T + 25216*T, A + 98336 + 24896*B + 25504*B*T + 14976*T, T)); /* %306 reduce [T,1,1,128]  graphs/lib/irm.lua:10 */
+    PROF_GEMM(112, T, 128, 128);
     CALL(112, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), convirt_k464_matmul(A + 98336 + 24896*B + 25504*B*T + 25344*T, A + 98336 + 24896*B + 25504*B*T + 25216*T, (real *)P + 32768, T)); /* %309 matmul [T,128]  graphs/lib/irm.lua:10 */
+    PROF_GEMM(113, 128, 128, T);
     CALL(113, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), convirt_k465_matmul(A + 0, A + 98336 + 24896*B + 25504*B*T + 25216*T, A + 98336 + 24896*B + 25504*B*T + 24832*T, T)); /* %310 matmul [128,128]  graphs/lib/irm.lua:10 */
+    PROF_GEMM(114, 128, 128, 1);
     CALL(114, (double)49152, sizeof(real)*((double)16384 + (double)128 + (double)128 + (double)16384), reclf_features_loss_k311_matmul_add(A + 16384, A + 33024, A + 32768, A + 0)); /* %311 matmul+add [128,128]  graphs/lib/irm.lua:10 */
+    PROF_GEMM(115, 128, 128, T);
     CALL(115, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T + (double)128), reclf_features_loss_k316_matmul_add_id(A + 0, A + 98336 + 24896*B + 25504*B*T + 25344*T, A + 98336 + 24896*B + 25504*B*T + 24704*T, A + 33152, T)); /* %316 matmul+add_id [128,128]  graphs/lib/irm.lua:10 */
     CALL(116, (double)9984*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T + (double)4992*B*T), gloria_features_loss_k201_fused_mul_id(A + 98336 + 24896*B + 14976*B*T, A + 98336 + 24896*B + 25200*B*T, A + 98336 + 24896*B + 9984*B*T, B, T)); /* %320 fused:mul_id [T,B,39,128]  graphs/lib/irm.lua:10 */
     CALL(117, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), gloria_features_loss_k203_sum(A + 98336 + 24896*B + 25504*B*T + 14976*T, A + 98336 + 24896*B + 14976*B*T, B, T)); /* %321 reduce [T,1,39,128]  graphs/lib/irm.lua:10 */
     CALL(118, (double)4992*T, sizeof(real)*((double)128*T + (double)4992*T), reclf_nosrm_features_loss_k227_sum(A + 98336 + 24896*B + 25504*B*T + 24832*T, A + 98336 + 24896*B + 25504*B*T + 14976*T, T)); /* %322 reduce [T,1,1,128]  graphs/lib/irm.lua:10 */
     CALL(119, (double)49920*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T + (double)128 + (double)39*B*T + (double)39*B*T + (double)128*T + (double)39*B*T + (double)128*T), reclf_features_loss_k323_fused_add_add_add_mul(A + 98336 + 24896*B + 9984*B*T, A + 98336 + 24896*B + 25344*B*T, A + 32896, A + 98336 + 24896*B + 25296*B*T, A + 98336 + 24896*B + 25152*B*T, A + 98336 + 24896*B + 25504*B*T + 25088*T, A + 98336 + 24896*B + 25200*B*T, A + 98336 + 24896*B + 25504*B*T + 24704*T, B, T)); /* %323 fused:add_add_add_mul [T,B,39,128]  graphs/lib/irm.lua:10 */
+    PROF_GEMM(120, T, 128, 128);
     CALL(120, (double)32896*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384 + (double)128*T), reclf_features_loss_k324_matmul_add(A + 98336 + 24896*B + 25504*B*T + 24704*T, A + 98336 + 24896*B + 25504*B*T + 25344*T, (real *)P + 49152, A + 98336 + 24896*B + 25504*B*T + 24832*T, T)); /* %324 matmul+add [T,1,1,128]  graphs/lib/irm.lua:10 */
+    PROF_GEMM(121, T, 128, 128);
     CALL(121, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), convirt_k464_matmul(A + 98336 + 24896*B + 25504*B*T + 25088*T, A + 98336 + 24896*B + 25504*B*T + 24704*T, (real *)P + 81920, T)); /* %326 matmul [T,128]  graphs/lib/irm.lua:10 */
+    PROF_GEMM(122, 128, 128, T);
     CALL(122, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), convirt_k465_matmul(A + 32768, A + 98336 + 24896*B + 25504*B*T + 24704*T, A + 98336 + 24896*B + 25504*B*T + 24576*T, T)); /* %327 matmul [128,128]  graphs/lib/irm.lua:10 */
+    PROF_GEMM(123, 128, 128, T);
     CALL(123, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), convirt_k465_matmul(A + 49152, (real *)inputs[0], A + 98336 + 24896*B + 25504*B*T + 25088*T, T)); /* %331 matmul [128,128]  graphs/lib/irm.lua:9 */
     CALL(124, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), reclf_noirm_features_loss_k246_div(A + 98336 + 24896*B + 25504*B*T + 14976*T, A + 98336 + 24896*B + 25504*B*T + 23040*T, A + 98336 + 24896*B + 25504*B*T + 25616*T, T)); /* %333 map:div [T,39,39]  graphs/lib/srm.lua:12 */
     CALL(125, (double)4641*T, sizeof(real)*((double)39*T + (double)1521*T + (double)1521*T + (double)39*T), reclf_noirm_features_loss_k251_fused_mul_sum_neg_mul(A + 98336 + 24896*B + 25504*B*T + 25216*T, A + 98336 + 24896*B + 25504*B*T + 14976*T, A + 98336 + 24896*B + 25504*B*T + 21504*T, A + 98336 + 24896*B + 25504*B*T + 25568*T, T)); /* %338 fused:mul_sum_neg_mul [T,39,1]  graphs/lib/srm.lua:12 */
     CALL(126, (double)9126*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T + (double)39*T + (double)1521*T), reclf_noirm_features_loss_k264_fused_scale_mul_mul_mul(A + 98336 + 24896*B + 25504*B*T + 21504*T, A + 98336 + 24896*B + 25504*B*T + 14976*T, A + 98336 + 24896*B + 25504*B*T + 25216*T, (real *)inputs[4], A + 98336 + 24896*B + 25504*B*T + 19968*T, T)); /* %351 fused:scale_mul_mul_mul [T,39,39]  graphs/lib/srm.lua:11 */
+    PROF_GEMM(127, 39, 128, 39);
     CALL(127, (double)389376*T, sizeof(real)*((double)4992*T + (double)1521*T + (double)4992*T), reclf_noirm_features_loss_k265_matmul(A + 98336 + 24896*B + 25504*B*T + 14976*T, A + 98336 + 24896*B + 25504*B*T + 21504*T, A + 98336 + 24896*B + 25504*B*T + 9984*T, T)); /* %352 matmul [T,39,128]  graphs/lib/srm.lua:11 */
+    PROF_GEMM(128, 39, 128, 39);
     CALL(128, (double)389376*T, sizeof(real)*((double)4992*T + (double)1521*T + (double)4992*T), reclf_noirm_features_loss_k266_matmul(A + 98336 + 24896*B + 25504*B*T + 9984*T, A + 98336 + 24896*B + 25504*B*T + 21504*T, A + 98336 + 24896*B + 25504*B*T + 4992*T, T)); /* %353 matmul [T,39,128]  graphs/lib/srm.lua:11 */
+    PROF_GEMM(129, 39*T, 128, 128);
     CALL(129, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), reclf_noirm_features_loss_k268_matmul(A + 98336 + 24896*B + 25504*B*T + 4992*T, A + 98336 + 24896*B + 25504*B*T + 9984*T, (real *)P + 16384, T)); /* %355 matmul [39*T,128]  graphs/lib/srm.lua:11 */
+    PROF_GEMM(130, 128, 128, 39*T);
     CALL(130, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), convirt_text_vjp_k279_matmul(A + 65536, (real *)inputs[1], A + 98336 + 24896*B + 25504*B*T + 9984*T, T)); /* %356 matmul [128,128]  graphs/lib/srm.lua:11 */
+    PROF_GEMM(131, 39*T, 128, 128);
     CALL(131, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), reclf_noirm_features_loss_k268_matmul(A + 98336 + 24896*B + 25504*B*T + 9984*T, A + 98336 + 24896*B + 25504*B*T + 14976*T, (real *)P + 0, T)); /* %359 matmul [39*T,128]  graphs/lib/srm.lua:11 */
+    PROF_GEMM(132, 128, 128, 39*T);
     CALL(132, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), convirt_text_vjp_k279_matmul(A + 81920, (real *)inputs[1], A + 98336 + 24896*B + 25504*B*T + 14976*T, T)); /* %360 matmul [128,128]  graphs/lib/srm.lua:11 */
     CALL(133, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), reclf_noirm_features_loss_k276_mul(A + 98336 + 24896*B + 14976*B*T, A + 98336 + 24896*B + 9984*B*T, A + 98336 + 24896*B + 4992*B*T, B, T)); /* %363 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
     CALL(134, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), gloria_features_loss_k203_sum(A + 98336 + 24896*B + 25504*B*T + 14976*T, A + 98336 + 24896*B + 14976*B*T, B, T)); /* %365 reduce [T,1,39,128]  graphs/lib/matching.lua:12 */
     CALL(135, (double)15210*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)4992*T + (double)4992*B*T + (double)39*B*T + (double)39*B*T), reclf_noirm_features_loss_k287_fused_mul_mul_sum_mul(A + 98336 + 24896*B + 14976*B*T, A + 98336 + 24896*B + 9984*B*T, A + 98336 + 24896*B + 25504*B*T, A + 98336 + 24896*B, A + 98336 + 24896*B + 25056*B*T, A + 98336 + 24896*B + 25008*B*T, B, T)); /* %374 fused:mul_mul_sum_mul [T,B,39,1]  graphs/lib/matching.lua:12 */
     CALL(136, (double)29952*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*T + (double)39*B*T + (double)39*B*T + (double)4992*B*T), reclf_noirm_features_loss_k291_fused_add_mul_mul_mul(A + 98336 + 24896*B + 4992*B*T, A + 98336 + 24896*B + 9984*B*T, A + 98336 + 24896*B + 25504*B*T, A + 98336 + 24896*B + 25056*B*T, A + 98336 + 24896*B + 14976*B*T, A + 98336 + 24896*B, B, T)); /* %378 fused:add_mul_mul_mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    PROF_GEMM(137, 64, 128, 39);
     CALL(137, (double)638976*B*T, sizeof(real)*((double)8192*B + (double)2496*B*T + (double)4992*B*T), gloria_features_loss_k219_matmul_sum(A + 98336 + 8192*B, A + 98336 + 24896*B + 22464*B*T, A + 98336 + 24896*B + 4992*B*T, B, T)); /* %381 matmul [1,B,64,128]  graphs/lib/matching.lua:11 */
+    PROF_GEMM(138, 39, 64, 128);
     CALL(138, (double)641472*B*T, sizeof(real)*((double)2496*B*T + (double)4992*B*T + (double)8192*B + (double)39*B*T), gloria_features_loss_k220_matmul_div(A + 98336 + 24896*B, A + 98336 + 24896*B + 4992*B*T, (real *)inputs[3], A + 98336 + 24896*B + 24960*B*T, B, T)); /* %382 matmul+div [T,B,39,64]  graphs/lib/matching.lua:10 */
     CALL(139, (double)7488*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T + (double)2496*B*T), gloria_features_loss_k223_fused_sum_neg_mul(A + 98336 + 24896*B + 4992*B*T, A + 98336 + 24896*B, A + 98336 + 24896*B + 22464*B*T, B, T)); /* %385 fused:sum_neg_mul [T,B,39,1]  graphs/lib/matching.lua:10 */
     CALL(140, (double)9984*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T + (double)2496*B*T), gloria_features_loss_k229_fused_scale_mul_add_id(A + 98336 + 24896*B + 2496*B*T, A + 98336 + 24896*B, A + 98336 + 24896*B + 4992*B*T, A + 98336 + 24896*B + 19968*B*T, B, T)); /* %391 fused:scale_mul_add_id [T,B,39,64]  graphs/lib/matching.lua:10 */
+    PROF_GEMM(141, 39, 128, 64);
     CALL(141, (double)638976*B*T, sizeof(real)*((double)4992*T + (double)2496*B*T + (double)8192*B), gloria_features_loss_k232_matmul_sum(A + 98336 + 24896*B + 25504*B*T + 19968*T, A + 98336 + 24896*B + 2496*B*T, A + 98336, B, T)); /* %394 matmul [T,1,39,128]  graphs/lib/matching.lua:10 */
+    PROF_GEMM(142, 64, 128, 39);
     CALL(142, (double)638976*B*T, sizeof(real)*((double)8192*B + (double)2496*B*T + (double)4992*T), gloria_features_loss_k233_matmul_sum(A + 98336, A + 98336 + 24896*B + 2496*B*T, A + 98336 + 24896*B + 25504*B*T, B, T)); /* %395 matmul [1,B,64,128]  graphs/lib/matching.lua:10 */
     CALL(143, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T), gloria_features_loss_k234_add(A + 98336 + 24896*B + 25504*B*T, A + 98336 + 24896*B + 25504*B*T + 14976*T, A + 98336 + 24896*B + 25504*B*T + 19968*T, T)); /* %396 map:add [T,1,39,128]  graphs/lib/matching.lua:10 */
     CALL(144, (double)16768*B, sizeof(real)*((double)64*B + (double)8192*B + (double)8192*B + (double)64*B + (double)64*B), gloria_features_loss_k244_fused_mul_mul_sum_mul(A + 98336 + 24768*B, A + 98336, (real *)inputs[3], A + 98336 + 24704*B, A + 98336 + 16384*B, B)); /* %406 fused:mul_mul_sum_mul [1,B,64,1]  graphs/lib/matching.lua:9 */
@@ -349,11 +387,14 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     CALL(148, (double)4*B, sizeof(real)*((double)B + (double)1 + (double)B + (double)B), convirt_features_loss_k71_fused_mul_div_id_step(A + 98336 + 24704*B, A + 98320, A + 98336 + 24880*B, A + 98336 + 24864*B, B)); /* %439 fused:mul_div_id_step [1,B]  graphs/lib/losses.lua:11 */
     CALL(149, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), convirt_features_loss_k84_fused_mul_div_step(A + 98336 + 24896*B + 25504*B*T + 25216*T, A + 98336 + 24896*B + 25504*B*T + 25728*T, A + 98336 + 24896*B + 25504*B*T + 25712*T, A + 98336 + 24896*B + 25504*B*T + 25696*T, T)); /* %452 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
     CALL(150, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), gloria_features_loss_k295_fused_scale_add_add_add(A + 98336 + 24896*B + 25424*B*T, A + 98336 + 24896*B + 25456*B*T, A + 98336 + 24704*B, A + 98336 + 24896*B + 25408*B*T, A + 98336 + 24896*B + 25472*B*T, A + 98336 + 24896*B + 25504*B*T + 25216*T, A + 98336 + 24896*B + 25392*B*T, B, T)); /* %458 fused:scale_add_add_add [T,B]  graphs/lib/losses.lua:21 */
+    PROF_GEMM(151, T, 128, B);
     CALL(151, (double)256*B*T, sizeof(real)*((double)128*T + (double)B*T + (double)128*B), convirt_features_loss_k91_matmul(A + 98336 + 24896*B + 25504*B*T + 19968*T, A + 98336 + 24896*B + 25424*B*T, A + 98336 + 24576*B, B, T)); /* %459 matmul [T,128]  graphs/lib/losses.lua:21 */
+    PROF_GEMM(152, B, 128, T);
     CALL(152, (double)256*B*T, sizeof(real)*((double)128*B + (double)B*T + (double)128*T), convirt_features_loss_k92_matmul(A + 98336, A + 98336 + 24896*B + 25424*B*T, A + 98336 + 24896*B + 25504*B*T + 24960*T, B, T)); /* %460 matmul [B,128]  graphs/lib/losses.lua:21 */
     CALL(153, (double)262*B, sizeof(real)*((double)B + (double)128*B + (double)128*B + (double)B + (double)B), convirt_features_loss_k101_fused_mul_mul_sum_mul(A + 98336 + 24576*B, A + 98336, (real *)inputs[2], A + 98336 + 24848*B, A + 98336 + 24832*B, B)); /* %469 fused:mul_mul_sum_mul [B,1]  graphs/lib/losses.lua:21 */
     CALL(154, (double)640*B, sizeof(real)*((double)128*B + (double)128*B + (double)B + (double)B + (double)128*B), convirt_features_loss_k105_fused_add_mul_mul_id(A + 98336 + 128*B, A + 98336, A + 98336 + 24848*B, A + 98336 + 24576*B, (real *)inputs[2], B)); /* %473 fused:add_mul_mul_id [B,128]  graphs/lib/losses.lua:21 */
     CALL(155, (double)262*T, sizeof(real)*((double)T + (double)128*T + (double)128*T + (double)T + (double)T), convirt_features_loss_k114_fused_mul_mul_sum_mul(A + 98336 + 24896*B + 25504*B*T + 25216*T, A + 98336 + 24896*B + 25504*B*T + 19968*T, (real *)inputs[0], A + 98336 + 24896*B + 25504*B*T + 25680*T, A + 98336 + 24896*B + 25504*B*T + 25664*T, T)); /* %483 fused:mul_mul_sum_mul [T,1]  graphs/lib/losses.lua:21 */
+    PROF_GEMM(156, T, 128, 128);
     CALL(156, (double)33536*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384 + (double)128*T + (double)T + (double)T + (double)128*T), reclf_nosrm_features_loss_k360_matmul_add_add_mul_mul(A + 98336 + 24896*B + 25504*B*T + 20096*T, A + 98336 + 24896*B + 25504*B*T + 25088*T, (real *)P + 65536, A + 98336 + 24896*B + 25504*B*T + 19968*T, A + 98336 + 24896*B + 25504*B*T + 25680*T, A + 98336 + 24896*B + 25504*B*T + 25216*T, (real *)inputs[0], T)); /* %487 matmul+add_add_mul_mul [T,128]  graphs/lib/losses.lua:21 */
     memcpy(grads + 0, A + 81920, sizeof(real)*16384); /* d loss / d srm.Wq */
     memcpy(grads + 16384, A + 65536, sizeof(real)*16384); /* d loss / d srm.Wk */

@@ -17,487 +17,489 @@
 #ifdef RECLF_PROFILE
 #include "profile.h"
 static reclf_prof_entry prof[475] = {
-    {"convirt_image_k3_fused_scale_addc", "%6 fused:scale_addc [B,1,64,64]", "graphs/lib/image_encoder.lua:19", 0, 0, 0, 0, 0},
-    {"convirt_image_k6_conv2d", "%9 conv2d [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k9_group_norm_stats", "%12 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k10_group_norm", "%13 group_norm [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k11_relu", "%14 map:relu [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 0, 0, 0, 0, 0},
-    {"convirt_image_k14_conv2d", "%17 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k17_group_norm_stats", "%20 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k18_group_norm", "%21 group_norm [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k19_relu", "%22 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"convirt_image_k22_conv2d", "%25 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k17_group_norm_stats", "%28 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k18_group_norm", "%29 group_norm [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k19_relu", "%30 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_image_k22_conv2d", "%33 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k17_group_norm_stats", "%36 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k18_group_norm", "%37 group_norm [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k35_add", "%38 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_image_k19_relu", "%39 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"convirt_image_k39_conv2d", "%42 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k42_group_norm_stats", "%45 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k43_group_norm", "%46 group_norm [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k44_relu", "%47 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"convirt_image_k47_conv2d", "%50 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k42_group_norm_stats", "%53 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k43_group_norm", "%54 group_norm [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k44_relu", "%55 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_image_k47_conv2d", "%58 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k42_group_norm_stats", "%61 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k43_group_norm", "%62 group_norm [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k60_add", "%63 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_image_k44_relu", "%64 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"convirt_image_k64_conv2d", "%67 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k67_group_norm_stats", "%70 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k68_group_norm", "%71 group_norm [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k69_relu", "%72 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"convirt_image_k72_conv2d", "%75 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k67_group_norm_stats", "%78 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k68_group_norm", "%79 group_norm [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k69_relu", "%80 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_image_k72_conv2d", "%83 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k67_group_norm_stats", "%86 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k68_group_norm", "%87 group_norm [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k85_add", "%88 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_image_k69_relu", "%89 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"convirt_image_k88_permute", "%91 permute [B,64,128]", "graphs/lib/image_encoder.lua:33", 0, 0, 0, 0, 0},
-    {"convirt_image_k94_matmul_add", "%97 matmul+add [B,64,128]", "graphs/lib/image_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"convirt_image_k95_sum", "%98 reduce [B,1,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
-    {"convirt_image_k97_scale", "%100 map:scale [B,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
-    {"convirt_image_k101_matmul_add", "%104 matmul+add [B,128]", "graphs/lib/image_encoder.lua:36", 0, 0, 0, 0, 0},
-    {"convirt_k107_gather", "%107 gather [T,40,128]", "graphs/lib/text_encoder.lua:32", 0, 0, 0, 0, 0},
-    {"convirt_k112_fused_scale_sum_add", "%112 fused:scale_sum_add [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k113_fused_sub_add", "%113 fused:sub_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k118_fused_rsqrt_addc_scale_sum", "%118 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k119_mul", "%119 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k121_fused_add_mul", "%121 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k127_matmul_add", "%127 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_k129_permute", "%129 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_k127_matmul_add", "%135 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_k129_permute", "%137 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_k127_matmul_add", "%143 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_k129_permute", "%145 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_k152_fused_scale_addc_neg", "%152 fused:scale_addc_neg [T,1,1,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k153_matmul_add_mul_scale", "%153 matmul+add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k154_max", "%154 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k157_fused_exp_sub", "%157 fused:exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k159_fused_sum_mul", "%159 fused:sum_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k160_clampmin", "%160 map:clampmin [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k161_fused_div_mul", "%161 fused:div_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k162_matmul", "%162 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0},
-    {"convirt_k163_permute", "%163 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0},
-    {"convirt_k168_matmul", "%168 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k171_fused_add_add_add", "%171 fused:add_add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k175_fused_scale_sum", "%175 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k176_sub", "%176 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k118_fused_rsqrt_addc_scale_sum", "%181 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k119_mul", "%182 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k121_fused_add_mul", "%184 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k190_matmul_add", "%190 matmul+add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k191_gelu", "%191 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"convirt_k198_matmul_add_add", "%198 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"convirt_k175_fused_scale_sum", "%202 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k176_sub", "%203 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k118_fused_rsqrt_addc_scale_sum", "%208 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k119_mul", "%209 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k121_fused_add_mul", "%211 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k127_matmul_add", "%217 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_k129_permute", "%219 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_k127_matmul_add", "%225 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_k129_permute", "%227 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_k127_matmul_add", "%233 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_k129_permute", "%235 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_k153_matmul_add_mul_scale", "%243 matmul+add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k154_max", "%244 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k157_fused_exp_sub", "%247 fused:exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k159_fused_sum_mul", "%249 fused:sum_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k160_clampmin", "%250 map:clampmin [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k161_fused_div_mul", "%251 fused:div_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k162_matmul", "%252 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0},
-    {"convirt_k163_permute", "%253 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0},
-    {"convirt_k261_matmul_add_add", "%261 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k175_fused_scale_sum", "%265 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k176_sub", "%266 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k118_fused_rsqrt_addc_scale_sum", "%271 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k119_mul", "%272 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k121_fused_add_mul", "%274 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k190_matmul_add", "%280 matmul+add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k191_gelu", "%281 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"convirt_k198_matmul_add_add", "%288 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"convirt_k175_fused_scale_sum", "%292 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"convirt_k176_sub", "%293 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"convirt_k118_fused_rsqrt_addc_scale_sum", "%298 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"convirt_k119_mul", "%299 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"convirt_k121_fused_add_mul", "%301 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"convirt_k302_slice", "%302 slice [T,1,128]", "graphs/lib/text_encoder.lua:35", 0, 0, 0, 0, 0},
-    {"convirt_k307_matmul_add", "%307 matmul+add [T,128]", "graphs/lib/text_encoder.lua:36", 0, 0, 0, 0, 0},
-    {"convirt_text_k206_slice", "%308 slice [T,39,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0},
-    {"convirt_text_k212_matmul_add", "%314 matmul+add [T,39,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k7_fused_sum_square", "%316 fused:sum_square [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k9_fused_rsqrt_clampmin", "%318 fused:rsqrt_clampmin [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k10_mul", "%319 map:mul [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k12_fused_sum_square", "%321 fused:sum_square [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k14_fused_rsqrt_clampmin", "%323 fused:rsqrt_clampmin [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k15_mul", "%324 map:mul [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k17_matmul_scale", "%326 matmul+scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k18_eye", "%327 eye [T,B]", "graphs/lib/losses.lua:9", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k19_max", "%328 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k22_fused_exp_sub", "%331 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k23_sum", "%332 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k24_clampmin", "%333 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k27_mul", "%336 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k30_max", "%339 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k33_fused_exp_sub", "%342 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k34_sum", "%343 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k35_clampmin", "%344 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k34_sum", "%348 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k23_sum", "%350 reduce [T,1]", "graphs/lib/losses.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k42_fused_mul_sub_add_log", "%351 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k43_sum", "%352 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k46_fused_scale_add_sum_sub", "%355 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k49_fused_sum_square", "%358 fused:sum_square [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k51_fused_rsqrt_clampmin", "%360 fused:rsqrt_clampmin [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k52_mul", "%361 map:mul [T,39,128]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k56_fused_sum_square", "%365 fused:sum_square [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k58_fused_rsqrt_clampmin", "%367 fused:rsqrt_clampmin [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k59_mul", "%368 map:mul [1,B,64,128]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k60_matmul", "%369 matmul [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k62_fused_max_scale", "%371 fused:max_scale [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k65_fused_exp_sub_scale", "%374 fused:exp_sub_scale [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k66_sum", "%375 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k67_div", "%376 map:div [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k68_matmul", "%377 matmul [T,B,39,128]", "graphs/lib/matching.lua:11", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k70_fused_sum_square", "%379 fused:sum_square [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k72_fused_rsqrt_clampmin", "%381 fused:rsqrt_clampmin [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k73_mul", "%382 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k74_mul", "%383 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_text_vjp_k278_matmul", "%390 matmul [39*T,128]", "graphs/lib/srm.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_text_vjp_k278_matmul", "%393 matmul [39*T,128]", "graphs/lib/srm.lua:11", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k81_fused_scale_addc_neg", "%401 fused:scale_addc_neg [T,1,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k93_matmul_add_mul_scale", "%402 matmul+add_mul_scale [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k94_max", "%403 reduce [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k97_fused_exp_sub", "%406 fused:exp_sub [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k99_fused_sum_mul", "%408 fused:sum_mul [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k100_clampmin", "%409 map:clampmin [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k101_fused_div_mul", "%410 fused:div_mul [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_text_vjp_k221_sum", "%422 reduce [T,1,1,1]", "graphs/lib/model.lua:40", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k114_clampmin", "%423 map:clampmin [T,1,1,1]", "graphs/lib/model.lua:40", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k115_div", "%424 map:div [T,1,39,1]", "graphs/lib/model.lua:40", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k170_sum", "%513 reduce [128,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k173_matmul", "%516 matmul [1,128]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k176_fused_sum_mul", "%519 fused:sum_mul [T,B,39,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k177_matmul", "%520 matmul [T,B,39,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k116_fused_mul_add_sum", "%425 fused:mul_add_sum [T,B,39,1]", "graphs/lib/model.lua:41", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k88_sum", "%426 reduce [T,B,1,1]", "graphs/lib/model.lua:41", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k94_scale", "%428 map:scale [T,B]", "graphs/lib/model.lua:43", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k19_max", "%430 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k22_fused_exp_sub", "%433 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k23_sum", "%434 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k24_clampmin", "%435 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k27_mul", "%438 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k30_max", "%441 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k33_fused_exp_sub", "%444 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k34_sum", "%445 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k35_clampmin", "%446 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k34_sum", "%450 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k42_fused_mul_sub_add_log", "%453 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k43_sum", "%454 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k46_fused_scale_add_sum_sub", "%457 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k113_add", "%459 map:add []", "graphs/lib/model.lua:85", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k58_fill", "%530 fill []", "graphs/lib/model.lua:87", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k60_scale", "%532 map:scale [1,1]", "graphs/lib/losses.lua:16", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k63_fused_mul_id", "%535 fused:mul_id [T,1]", "graphs/lib/losses.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k65_fused_neg_id", "%537 fused:neg_id [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k159_fused_mul_id", "%539 fused:mul_id [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k71_fused_mul_div_id_step", "%543 fused:mul_div_id_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k77_neg", "%549 map:neg [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k171_fused_mul_id", "%551 fused:mul_id [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k84_fused_mul_div_step", "%556 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k182_fused_scale_add_add_add", "%562 fused:scale_add_add_add [T,B]", "graphs/lib/model.lua:43", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k223_fused_mul_id", "%566 fused:mul_id [T,B,39,1]", "graphs/lib/model.lua:41", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k226_matmul", "%569 matmul [T,B,39,1]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k227_matmul_sum", "%570 matmul [T,1,39,39]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k201_fused_mul_id", "%573 fused:mul_id [T,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k231_sum", "%574 reduce [1,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k233_sum", "%576 reduce [1,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"convirt_text_vjp_k275_sum", "%578 reduce [1,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k238_matmul", "%581 matmul [1,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k239_matmul", "%582 matmul [128,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k242_id", "%585 map:id [128,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k244_fused_add_mul_id_id", "%587 fused:add_mul_id_id [T,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k246_div", "%589 map:div [T,39,39]", "graphs/lib/srm.lua:12", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k251_fused_mul_sum_neg_mul", "%594 fused:mul_sum_neg_mul [T,39,1]", "graphs/lib/srm.lua:12", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k264_fused_scale_mul_mul_mul", "%607 fused:scale_mul_mul_mul [T,39,39]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k265_matmul", "%608 matmul [T,39,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k266_matmul", "%609 matmul [T,39,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k268_matmul", "%611 matmul [39*T,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
-    {"convirt_text_vjp_k279_matmul", "%612 matmul [128,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k268_matmul", "%615 matmul [39*T,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
-    {"convirt_text_vjp_k279_matmul", "%616 matmul [128,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k276_mul", "%619 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k203_sum", "%621 reduce [T,1,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k287_fused_mul_mul_sum_mul", "%630 fused:mul_mul_sum_mul [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k291_fused_add_mul_mul_mul", "%634 fused:add_mul_mul_mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k219_matmul_sum", "%637 matmul [1,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k220_matmul_div", "%638 matmul+div [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k223_fused_sum_neg_mul", "%641 fused:sum_neg_mul [T,B,39,1]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k229_fused_scale_mul_add_id", "%647 fused:scale_mul_add_id [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k232_matmul_sum", "%650 matmul [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k233_matmul_sum", "%651 matmul [1,B,64,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k234_add", "%652 map:add [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k244_fused_mul_mul_sum_mul", "%662 fused:mul_mul_sum_mul [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k248_fused_add_add_mul_mul", "%666 fused:add_add_mul_mul [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k259_fused_mul_mul_sum_mul", "%678 fused:mul_mul_sum_mul [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k339_fused_add_add_add_mul", "%682 fused:add_add_add_mul [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k71_fused_mul_div_id_step", "%695 fused:mul_div_id_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k84_fused_mul_div_step", "%708 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k295_fused_scale_add_add_add", "%714 fused:scale_add_add_add [T,B]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k91_matmul", "%715 matmul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k92_matmul", "%716 matmul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k101_fused_mul_mul_sum_mul", "%725 fused:mul_mul_sum_mul [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k105_fused_add_mul_mul_id", "%729 fused:add_mul_mul_id [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k114_fused_mul_mul_sum_mul", "%738 fused:mul_mul_sum_mul [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k118_fused_add_mul_mul_id", "%742 fused:add_mul_mul_id [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_text_vjp_k273_sum", "%743 reduce [1,39,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
-    {"convirt_text_vjp_k275_sum", "%745 reduce [1,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
-    {"convirt_text_vjp_k278_matmul", "%748 matmul [39*T,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
-    {"convirt_text_vjp_k279_matmul", "%749 matmul [128,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
-    {"convirt_text_vjp_k281_pad", "%751 pad [T,40,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
-    {"convirt_k462_sum", "%752 reduce [1,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"convirt_k464_matmul", "%754 matmul [T,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"convirt_k465_matmul", "%755 matmul [128,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"convirt_k467_pad", "%757 pad [T,40,128]", "graphs/lib/text_encoder.lua:35", 1, 0, 0, 0, 0},
-    {"convirt_text_vjp_k288_add", "%758 map:add [T,40,128]", "graphs/lib/text_encoder.lua:35", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%759 reduce [1,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%761 reduce [1,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k473_mul", "%764 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%765 reduce [1,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%767 reduce [1,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k485_fused_scale_mul_sum_mul", "%776 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k489_fused_add_mul_mul_mul", "%780 fused:add_mul_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k492_fused_scale_sum_neg", "%783 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k494_fused_add_id", "%785 fused:add_id [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%786 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%788 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k501_matmul", "%792 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k504_matmul_mul_gelu_grad", "%795 matmul+mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k505_sum", "%796 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k507_sum", "%798 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k510_matmul", "%801 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k511_matmul", "%802 matmul [512,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%804 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%806 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k473_mul", "%809 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%810 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%812 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k485_fused_scale_mul_sum_mul", "%821 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k489_fused_add_mul_mul_mul", "%825 fused:add_mul_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k492_fused_scale_sum_neg", "%829 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k540_fused_add_add_id", "%831 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%832 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%834 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k546_matmul", "%837 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k547_matmul", "%838 matmul [128,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k129_permute", "%841 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:18", 1, 0, 0, 0, 0},
-    {"convirt_k552_matmul", "%843 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_k553_matmul_div", "%844 matmul+div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"convirt_k558_fused_mul_sum_neg_mul", "%849 fused:mul_sum_neg_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"convirt_k574_fused_scale_mul_mul_mul", "%865 fused:scale_mul_mul_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"convirt_k162_matmul", "%866 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"convirt_k552_matmul", "%867 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"convirt_k163_permute", "%868 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%870 reduce [1,40,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%872 reduce [1,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k547_matmul", "%876 matmul [128,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k163_permute", "%878 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%880 reduce [1,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%882 reduce [1,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k546_matmul", "%885 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k547_matmul", "%886 matmul [128,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k163_permute", "%889 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%891 reduce [1,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%893 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k546_matmul", "%896 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k547_matmul", "%897 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k608_matmul_add_add", "%899 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%900 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%902 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k473_mul", "%905 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%906 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%908 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k485_fused_scale_mul_sum_mul", "%917 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k489_fused_add_mul_mul_mul", "%921 fused:add_mul_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k492_fused_scale_sum_neg", "%925 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k540_fused_add_add_id", "%927 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%928 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%930 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k501_matmul", "%934 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k504_matmul_mul_gelu_grad", "%937 matmul+mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k505_sum", "%938 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k507_sum", "%940 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k510_matmul", "%943 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k511_matmul", "%944 matmul [512,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%946 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%948 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k473_mul", "%951 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%952 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%954 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k485_fused_scale_mul_sum_mul", "%963 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k489_fused_add_mul_mul_mul", "%967 fused:add_mul_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k492_fused_scale_sum_neg", "%971 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k540_fused_add_add_id", "%973 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%974 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%976 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k546_matmul", "%979 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k547_matmul", "%980 matmul [128,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k129_permute", "%983 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:18", 1, 0, 0, 0, 0},
-    {"convirt_k552_matmul", "%985 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_k553_matmul_div", "%986 matmul+div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"convirt_k558_fused_mul_sum_neg_mul", "%991 fused:mul_sum_neg_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"convirt_k574_fused_scale_mul_mul_mul", "%1007 fused:scale_mul_mul_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"convirt_k162_matmul", "%1008 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"convirt_k552_matmul", "%1009 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"convirt_k163_permute", "%1010 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%1012 reduce [1,40,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%1014 reduce [1,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k547_matmul", "%1018 matmul [128,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k163_permute", "%1020 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%1022 reduce [1,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%1024 reduce [1,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k546_matmul", "%1027 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k547_matmul", "%1028 matmul [128,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k163_permute", "%1031 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%1033 reduce [1,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%1035 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k546_matmul", "%1038 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k547_matmul", "%1039 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k608_matmul_add_add", "%1041 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%1042 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%1044 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k473_mul", "%1047 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%1048 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%1050 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k485_fused_scale_mul_sum_mul", "%1059 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k489_fused_add_mul_mul_mul", "%1063 fused:add_mul_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k492_fused_scale_sum_neg", "%1067 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k540_fused_add_add_id", "%1069 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%1070 reduce [1,40,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0},
-    {"convirt_k781_scatter_add", "%1072 scatter_add [1024,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k128_sum", "%1073 reduce [1,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k131_matmul", "%1076 matmul [128,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k132_matmul_scale", "%1077 matmul+scale [B,128]", "graphs/lib/image_encoder.lua:35", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k135_sum", "%1080 reduce [1,64,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k137_sum", "%1082 reduce [1,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k140_matmul", "%1085 matmul [64*B,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k141_matmul", "%1086 matmul [128,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k143_fused_add_id", "%1088 fused:add_id [B,64,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k144_permute", "%1089 permute [B,128,64]", "graphs/lib/image_encoder.lua:33", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k147_fused_mul_step", "%1092 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k148_group_norm_sums", "%1093 group_norm_sums [B,128,2]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k149_group_norm_grad_x", "%1094 group_norm_grad_x [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k150_sum", "%1095 reduce [1,128,2]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k152_slice", "%1097 slice [128,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k154_slice", "%1099 slice [128,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k157_sum", "%1102 reduce [B,128,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k128_sum", "%1103 reduce [1,128,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k160_conv2d_input_grad", "%1105 conv2d_input_grad [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k161_conv2d_weight_grad", "%1106 conv2d_weight_grad [128,128,3,3]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k147_fused_mul_step", "%1108 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k148_group_norm_sums", "%1109 group_norm_sums [B,128,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k149_group_norm_grad_x", "%1110 group_norm_grad_x [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k150_sum", "%1111 reduce [1,128,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k152_slice", "%1113 slice [128,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k154_slice", "%1115 slice [128,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k157_sum", "%1118 reduce [B,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k128_sum", "%1119 reduce [1,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k160_conv2d_input_grad", "%1121 conv2d_input_grad [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k161_conv2d_weight_grad", "%1122 conv2d_weight_grad [128,128,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k180_fused_mul_add_step", "%1125 fused:mul_add_step [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k148_group_norm_sums", "%1126 group_norm_sums [B,128,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k149_group_norm_grad_x", "%1127 group_norm_grad_x [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k150_sum", "%1128 reduce [1,128,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k152_slice", "%1130 slice [128,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k154_slice", "%1132 slice [128,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k157_sum", "%1135 reduce [B,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k128_sum", "%1136 reduce [1,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k193_conv2d_input_grad", "%1138 conv2d_input_grad [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k194_conv2d_weight_grad", "%1139 conv2d_weight_grad [128,64,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k196_fused_mul_step", "%1141 fused:mul_step [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k197_group_norm_sums", "%1142 group_norm_sums [B,64,2]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k198_group_norm_grad_x", "%1143 group_norm_grad_x [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k128_sum", "%1144 reduce [1,64,2]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k201_slice", "%1146 slice [64,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k203_slice", "%1148 slice [64,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k206_sum", "%1151 reduce [B,64,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k207_sum", "%1152 reduce [1,64,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k209_conv2d_input_grad", "%1154 conv2d_input_grad [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k210_conv2d_weight_grad", "%1155 conv2d_weight_grad [64,64,3,3]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k196_fused_mul_step", "%1157 fused:mul_step [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k197_group_norm_sums", "%1158 group_norm_sums [B,64,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k198_group_norm_grad_x", "%1159 group_norm_grad_x [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k128_sum", "%1160 reduce [1,64,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k201_slice", "%1162 slice [64,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k203_slice", "%1164 slice [64,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k206_sum", "%1167 reduce [B,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k207_sum", "%1168 reduce [1,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k209_conv2d_input_grad", "%1170 conv2d_input_grad [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k210_conv2d_weight_grad", "%1171 conv2d_weight_grad [64,64,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k229_fused_mul_add_step", "%1174 fused:mul_add_step [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k197_group_norm_sums", "%1175 group_norm_sums [B,64,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k198_group_norm_grad_x", "%1176 group_norm_grad_x [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k128_sum", "%1177 reduce [1,64,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k201_slice", "%1179 slice [64,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k203_slice", "%1181 slice [64,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k206_sum", "%1184 reduce [B,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k207_sum", "%1185 reduce [1,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k242_conv2d_input_grad", "%1187 conv2d_input_grad [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k243_conv2d_weight_grad", "%1188 conv2d_weight_grad [64,32,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k245_fused_mul_step", "%1190 fused:mul_step [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k246_group_norm_sums", "%1191 group_norm_sums [B,32,2]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k247_group_norm_grad_x", "%1192 group_norm_grad_x [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k207_sum", "%1193 reduce [1,32,2]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k250_slice", "%1195 slice [32,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k252_slice", "%1197 slice [32,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k255_sum", "%1200 reduce [B,32,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k256_sum", "%1201 reduce [1,32,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k258_conv2d_input_grad", "%1203 conv2d_input_grad [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k259_conv2d_weight_grad", "%1204 conv2d_weight_grad [32,32,3,3]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k245_fused_mul_step", "%1206 fused:mul_step [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k246_group_norm_sums", "%1207 group_norm_sums [B,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k247_group_norm_grad_x", "%1208 group_norm_grad_x [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k207_sum", "%1209 reduce [1,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k250_slice", "%1211 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k252_slice", "%1213 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k255_sum", "%1216 reduce [B,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k256_sum", "%1217 reduce [1,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k258_conv2d_input_grad", "%1219 conv2d_input_grad [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k259_conv2d_weight_grad", "%1220 conv2d_weight_grad [32,32,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k278_fused_mul_add_step", "%1223 fused:mul_add_step [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k246_group_norm_sums", "%1224 group_norm_sums [B,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k247_group_norm_grad_x", "%1225 group_norm_grad_x [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k207_sum", "%1226 reduce [1,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k250_slice", "%1228 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k252_slice", "%1230 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k255_sum", "%1233 reduce [B,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k256_sum", "%1234 reduce [1,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k291_conv2d_input_grad", "%1236 conv2d_input_grad [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k292_conv2d_weight_grad", "%1237 conv2d_weight_grad [32,32,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k294_fused_mul_step", "%1239 fused:mul_step [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k295_group_norm_sums", "%1240 group_norm_sums [B,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k296_group_norm_grad_x", "%1241 group_norm_grad_x [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k207_sum", "%1242 reduce [1,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k250_slice", "%1244 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k252_slice", "%1246 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k304_sum", "%1249 reduce [B,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k256_sum", "%1250 reduce [1,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k308_conv2d_weight_grad", "%1253 conv2d_weight_grad [32,1,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_k3_fused_scale_addc", "%6 fused:scale_addc [B,1,64,64]", "graphs/lib/image_encoder.lua:19", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k6_conv2d", "%9 conv2d [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k9_group_norm_stats", "%12 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k10_group_norm", "%13 group_norm [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k11_relu", "%14 map:relu [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k14_conv2d", "%17 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k17_group_norm_stats", "%20 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k18_group_norm", "%21 group_norm [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k19_relu", "%22 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k22_conv2d", "%25 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k17_group_norm_stats", "%28 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k18_group_norm", "%29 group_norm [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k19_relu", "%30 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k22_conv2d", "%33 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k17_group_norm_stats", "%36 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k18_group_norm", "%37 group_norm [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k35_add", "%38 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k19_relu", "%39 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k39_conv2d", "%42 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k42_group_norm_stats", "%45 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k43_group_norm", "%46 group_norm [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k44_relu", "%47 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k47_conv2d", "%50 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k42_group_norm_stats", "%53 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k43_group_norm", "%54 group_norm [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k44_relu", "%55 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k47_conv2d", "%58 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k42_group_norm_stats", "%61 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k43_group_norm", "%62 group_norm [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k60_add", "%63 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k44_relu", "%64 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k64_conv2d", "%67 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k67_group_norm_stats", "%70 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k68_group_norm", "%71 group_norm [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k69_relu", "%72 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k72_conv2d", "%75 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k67_group_norm_stats", "%78 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k68_group_norm", "%79 group_norm [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k69_relu", "%80 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k72_conv2d", "%83 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k67_group_norm_stats", "%86 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k68_group_norm", "%87 group_norm [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k85_add", "%88 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k69_relu", "%89 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k88_permute", "%91 permute [B,64,128]", "graphs/lib/image_encoder.lua:33", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k94_matmul_add", "%97 matmul+add [B,64,128]", "graphs/lib/image_encoder.lua:34", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k95_sum", "%98 reduce [B,1,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k97_scale", "%100 map:scale [B,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k101_matmul_add", "%104 matmul+add [B,128]", "graphs/lib/image_encoder.lua:36", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k107_gather", "%107 gather [T,40,128]", "graphs/lib/text_encoder.lua:32", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k112_fused_scale_sum_add", "%112 fused:scale_sum_add [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k113_fused_sub_add", "%113 fused:sub_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k118_fused_rsqrt_addc_scale_sum", "%118 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k119_mul", "%119 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k121_fused_add_mul", "%121 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k127_matmul_add", "%127 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k129_permute", "%129 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k127_matmul_add", "%135 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k129_permute", "%137 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k127_matmul_add", "%143 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k129_permute", "%145 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k152_fused_scale_addc_neg", "%152 fused:scale_addc_neg [T,1,1,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k153_matmul_add_mul_scale", "%153 matmul+add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k154_max", "%154 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k157_fused_exp_sub", "%157 fused:exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k159_fused_sum_mul", "%159 fused:sum_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k160_clampmin", "%160 map:clampmin [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k161_fused_div_mul", "%161 fused:div_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k162_matmul", "%162 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k163_permute", "%163 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k168_matmul", "%168 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k171_fused_add_add_add", "%171 fused:add_add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k175_fused_scale_sum", "%175 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k176_sub", "%176 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k118_fused_rsqrt_addc_scale_sum", "%181 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k119_mul", "%182 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k121_fused_add_mul", "%184 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k190_matmul_add", "%190 matmul+add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k191_gelu", "%191 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k198_matmul_add_add", "%198 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k175_fused_scale_sum", "%202 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k176_sub", "%203 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k118_fused_rsqrt_addc_scale_sum", "%208 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k119_mul", "%209 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k121_fused_add_mul", "%211 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k127_matmul_add", "%217 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k129_permute", "%219 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k127_matmul_add", "%225 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k129_permute", "%227 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k127_matmul_add", "%233 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k129_permute", "%235 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k153_matmul_add_mul_scale", "%243 matmul+add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k154_max", "%244 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k157_fused_exp_sub", "%247 fused:exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k159_fused_sum_mul", "%249 fused:sum_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k160_clampmin", "%250 map:clampmin [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k161_fused_div_mul", "%251 fused:div_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k162_matmul", "%252 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k163_permute", "%253 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k261_matmul_add_add", "%261 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k175_fused_scale_sum", "%265 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k176_sub", "%266 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k118_fused_rsqrt_addc_scale_sum", "%271 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k119_mul", "%272 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k121_fused_add_mul", "%274 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k190_matmul_add", "%280 matmul+add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k191_gelu", "%281 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k198_matmul_add_add", "%288 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k175_fused_scale_sum", "%292 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k176_sub", "%293 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k118_fused_rsqrt_addc_scale_sum", "%298 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k119_mul", "%299 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k121_fused_add_mul", "%301 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k302_slice", "%302 slice [T,1,128]", "graphs/lib/text_encoder.lua:35", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k307_matmul_add", "%307 matmul+add [T,128]", "graphs/lib/text_encoder.lua:36", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_text_k206_slice", "%308 slice [T,39,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_text_k212_matmul_add", "%314 matmul+add [T,39,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k7_fused_sum_square", "%316 fused:sum_square [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k9_fused_rsqrt_clampmin", "%318 fused:rsqrt_clampmin [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k10_mul", "%319 map:mul [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k12_fused_sum_square", "%321 fused:sum_square [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k14_fused_rsqrt_clampmin", "%323 fused:rsqrt_clampmin [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k15_mul", "%324 map:mul [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k17_matmul_scale", "%326 matmul+scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k18_eye", "%327 eye [T,B]", "graphs/lib/losses.lua:9", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k19_max", "%328 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k22_fused_exp_sub", "%331 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k23_sum", "%332 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k24_clampmin", "%333 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k27_mul", "%336 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k30_max", "%339 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k33_fused_exp_sub", "%342 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k34_sum", "%343 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k35_clampmin", "%344 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k34_sum", "%348 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k23_sum", "%350 reduce [T,1]", "graphs/lib/losses.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k42_fused_mul_sub_add_log", "%351 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k43_sum", "%352 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k46_fused_scale_add_sum_sub", "%355 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k49_fused_sum_square", "%358 fused:sum_square [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k51_fused_rsqrt_clampmin", "%360 fused:rsqrt_clampmin [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k52_mul", "%361 map:mul [T,39,128]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k56_fused_sum_square", "%365 fused:sum_square [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k58_fused_rsqrt_clampmin", "%367 fused:rsqrt_clampmin [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k59_mul", "%368 map:mul [1,B,64,128]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k60_matmul", "%369 matmul [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k62_fused_max_scale", "%371 fused:max_scale [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k65_fused_exp_sub_scale", "%374 fused:exp_sub_scale [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k66_sum", "%375 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k67_div", "%376 map:div [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k68_matmul", "%377 matmul [T,B,39,128]", "graphs/lib/matching.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k70_fused_sum_square", "%379 fused:sum_square [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k72_fused_rsqrt_clampmin", "%381 fused:rsqrt_clampmin [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k73_mul", "%382 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k74_mul", "%383 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_text_vjp_k278_matmul", "%390 matmul [39*T,128]", "graphs/lib/srm.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_text_vjp_k278_matmul", "%393 matmul [39*T,128]", "graphs/lib/srm.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k81_fused_scale_addc_neg", "%401 fused:scale_addc_neg [T,1,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k93_matmul_add_mul_scale", "%402 matmul+add_mul_scale [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k94_max", "%403 reduce [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k97_fused_exp_sub", "%406 fused:exp_sub [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k99_fused_sum_mul", "%408 fused:sum_mul [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k100_clampmin", "%409 map:clampmin [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k101_fused_div_mul", "%410 fused:div_mul [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_text_vjp_k221_sum", "%422 reduce [T,1,1,1]", "graphs/lib/model.lua:40", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k114_clampmin", "%423 map:clampmin [T,1,1,1]", "graphs/lib/model.lua:40", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k115_div", "%424 map:div [T,1,39,1]", "graphs/lib/model.lua:40", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k170_sum", "%513 reduce [128,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k173_matmul", "%516 matmul [1,128]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k176_fused_sum_mul", "%519 fused:sum_mul [T,B,39,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k177_matmul", "%520 matmul [T,B,39,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k116_fused_mul_add_sum", "%425 fused:mul_add_sum [T,B,39,1]", "graphs/lib/model.lua:41", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k88_sum", "%426 reduce [T,B,1,1]", "graphs/lib/model.lua:41", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k94_scale", "%428 map:scale [T,B]", "graphs/lib/model.lua:43", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k19_max", "%430 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k22_fused_exp_sub", "%433 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k23_sum", "%434 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k24_clampmin", "%435 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k27_mul", "%438 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k30_max", "%441 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k33_fused_exp_sub", "%444 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k34_sum", "%445 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k35_clampmin", "%446 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k34_sum", "%450 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k42_fused_mul_sub_add_log", "%453 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k43_sum", "%454 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k46_fused_scale_add_sum_sub", "%457 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k113_add", "%459 map:add []", "graphs/lib/model.lua:85", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k58_fill", "%530 fill []", "graphs/lib/model.lua:87", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k60_scale", "%532 map:scale [1,1]", "graphs/lib/losses.lua:16", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k63_fused_mul_id", "%535 fused:mul_id [T,1]", "graphs/lib/losses.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k65_fused_neg_id", "%537 fused:neg_id [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k159_fused_mul_id", "%539 fused:mul_id [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k71_fused_mul_div_id_step", "%543 fused:mul_div_id_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k77_neg", "%549 map:neg [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k171_fused_mul_id", "%551 fused:mul_id [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k84_fused_mul_div_step", "%556 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k182_fused_scale_add_add_add", "%562 fused:scale_add_add_add [T,B]", "graphs/lib/model.lua:43", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k223_fused_mul_id", "%566 fused:mul_id [T,B,39,1]", "graphs/lib/model.lua:41", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k226_matmul", "%569 matmul [T,B,39,1]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k227_matmul_sum", "%570 matmul [T,1,39,39]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k201_fused_mul_id", "%573 fused:mul_id [T,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k231_sum", "%574 reduce [1,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k233_sum", "%576 reduce [1,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_text_vjp_k275_sum", "%578 reduce [1,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k238_matmul", "%581 matmul [1,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k239_matmul", "%582 matmul [128,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k242_id", "%585 map:id [128,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k244_fused_add_mul_id_id", "%587 fused:add_mul_id_id [T,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k246_div", "%589 map:div [T,39,39]", "graphs/lib/srm.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k251_fused_mul_sum_neg_mul", "%594 fused:mul_sum_neg_mul [T,39,1]", "graphs/lib/srm.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k264_fused_scale_mul_mul_mul", "%607 fused:scale_mul_mul_mul [T,39,39]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k265_matmul", "%608 matmul [T,39,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k266_matmul", "%609 matmul [T,39,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k268_matmul", "%611 matmul [39*T,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_text_vjp_k279_matmul", "%612 matmul [128,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k268_matmul", "%615 matmul [39*T,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_text_vjp_k279_matmul", "%616 matmul [128,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k276_mul", "%619 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k203_sum", "%621 reduce [T,1,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k287_fused_mul_mul_sum_mul", "%630 fused:mul_mul_sum_mul [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k291_fused_add_mul_mul_mul", "%634 fused:add_mul_mul_mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k219_matmul_sum", "%637 matmul [1,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k220_matmul_div", "%638 matmul+div [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k223_fused_sum_neg_mul", "%641 fused:sum_neg_mul [T,B,39,1]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k229_fused_scale_mul_add_id", "%647 fused:scale_mul_add_id [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k232_matmul_sum", "%650 matmul [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k233_matmul_sum", "%651 matmul [1,B,64,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k234_add", "%652 map:add [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k244_fused_mul_mul_sum_mul", "%662 fused:mul_mul_sum_mul [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k248_fused_add_add_mul_mul", "%666 fused:add_add_mul_mul [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k259_fused_mul_mul_sum_mul", "%678 fused:mul_mul_sum_mul [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k339_fused_add_add_add_mul", "%682 fused:add_add_add_mul [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k71_fused_mul_div_id_step", "%695 fused:mul_div_id_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k84_fused_mul_div_step", "%708 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k295_fused_scale_add_add_add", "%714 fused:scale_add_add_add [T,B]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k91_matmul", "%715 matmul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k92_matmul", "%716 matmul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k101_fused_mul_mul_sum_mul", "%725 fused:mul_mul_sum_mul [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k105_fused_add_mul_mul_id", "%729 fused:add_mul_mul_id [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k114_fused_mul_mul_sum_mul", "%738 fused:mul_mul_sum_mul [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k118_fused_add_mul_mul_id", "%742 fused:add_mul_mul_id [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_text_vjp_k273_sum", "%743 reduce [1,39,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_text_vjp_k275_sum", "%745 reduce [1,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_text_vjp_k278_matmul", "%748 matmul [39*T,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_text_vjp_k279_matmul", "%749 matmul [128,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_text_vjp_k281_pad", "%751 pad [T,40,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k462_sum", "%752 reduce [1,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k464_matmul", "%754 matmul [T,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k465_matmul", "%755 matmul [128,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k467_pad", "%757 pad [T,40,128]", "graphs/lib/text_encoder.lua:35", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_text_vjp_k288_add", "%758 map:add [T,40,128]", "graphs/lib/text_encoder.lua:35", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%759 reduce [1,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%761 reduce [1,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k473_mul", "%764 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%765 reduce [1,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%767 reduce [1,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k485_fused_scale_mul_sum_mul", "%776 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k489_fused_add_mul_mul_mul", "%780 fused:add_mul_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k492_fused_scale_sum_neg", "%783 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k494_fused_add_id", "%785 fused:add_id [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%786 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%788 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k501_matmul", "%792 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k504_matmul_mul_gelu_grad", "%795 matmul+mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k505_sum", "%796 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k507_sum", "%798 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k510_matmul", "%801 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k511_matmul", "%802 matmul [512,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%804 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%806 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k473_mul", "%809 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%810 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%812 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k485_fused_scale_mul_sum_mul", "%821 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k489_fused_add_mul_mul_mul", "%825 fused:add_mul_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k492_fused_scale_sum_neg", "%829 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k540_fused_add_add_id", "%831 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%832 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%834 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k546_matmul", "%837 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k547_matmul", "%838 matmul [128,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k129_permute", "%841 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:18", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k552_matmul", "%843 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k553_matmul_div", "%844 matmul+div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k558_fused_mul_sum_neg_mul", "%849 fused:mul_sum_neg_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k574_fused_scale_mul_mul_mul", "%865 fused:scale_mul_mul_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k162_matmul", "%866 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k552_matmul", "%867 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k163_permute", "%868 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%870 reduce [1,40,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%872 reduce [1,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k547_matmul", "%876 matmul [128,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k163_permute", "%878 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%880 reduce [1,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%882 reduce [1,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k546_matmul", "%885 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k547_matmul", "%886 matmul [128,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k163_permute", "%889 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%891 reduce [1,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%893 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k546_matmul", "%896 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k547_matmul", "%897 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k608_matmul_add_add", "%899 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%900 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%902 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k473_mul", "%905 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%906 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%908 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k485_fused_scale_mul_sum_mul", "%917 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k489_fused_add_mul_mul_mul", "%921 fused:add_mul_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k492_fused_scale_sum_neg", "%925 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k540_fused_add_add_id", "%927 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%928 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%930 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k501_matmul", "%934 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k504_matmul_mul_gelu_grad", "%937 matmul+mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k505_sum", "%938 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k507_sum", "%940 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k510_matmul", "%943 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k511_matmul", "%944 matmul [512,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%946 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%948 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k473_mul", "%951 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%952 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%954 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k485_fused_scale_mul_sum_mul", "%963 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k489_fused_add_mul_mul_mul", "%967 fused:add_mul_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k492_fused_scale_sum_neg", "%971 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k540_fused_add_add_id", "%973 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%974 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%976 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k546_matmul", "%979 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k547_matmul", "%980 matmul [128,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k129_permute", "%983 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:18", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k552_matmul", "%985 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k553_matmul_div", "%986 matmul+div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k558_fused_mul_sum_neg_mul", "%991 fused:mul_sum_neg_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k574_fused_scale_mul_mul_mul", "%1007 fused:scale_mul_mul_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k162_matmul", "%1008 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k552_matmul", "%1009 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k163_permute", "%1010 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%1012 reduce [1,40,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%1014 reduce [1,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k547_matmul", "%1018 matmul [128,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k163_permute", "%1020 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%1022 reduce [1,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%1024 reduce [1,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k546_matmul", "%1027 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k547_matmul", "%1028 matmul [128,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k163_permute", "%1031 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%1033 reduce [1,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%1035 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k546_matmul", "%1038 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k547_matmul", "%1039 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k608_matmul_add_add", "%1041 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%1042 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%1044 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k473_mul", "%1047 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%1048 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%1050 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k485_fused_scale_mul_sum_mul", "%1059 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k489_fused_add_mul_mul_mul", "%1063 fused:add_mul_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k492_fused_scale_sum_neg", "%1067 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k540_fused_add_add_id", "%1069 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%1070 reduce [1,40,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k781_scatter_add", "%1072 scatter_add [1024,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k128_sum", "%1073 reduce [1,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k131_matmul", "%1076 matmul [128,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k132_matmul_scale", "%1077 matmul+scale [B,128]", "graphs/lib/image_encoder.lua:35", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k135_sum", "%1080 reduce [1,64,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k137_sum", "%1082 reduce [1,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k140_matmul", "%1085 matmul [64*B,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k141_matmul", "%1086 matmul [128,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k143_fused_add_id", "%1088 fused:add_id [B,64,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k144_permute", "%1089 permute [B,128,64]", "graphs/lib/image_encoder.lua:33", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k147_fused_mul_step", "%1092 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k148_group_norm_sums", "%1093 group_norm_sums [B,128,2]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k149_group_norm_grad_x", "%1094 group_norm_grad_x [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k150_sum", "%1095 reduce [1,128,2]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k152_slice", "%1097 slice [128,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k154_slice", "%1099 slice [128,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k157_sum", "%1102 reduce [B,128,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k128_sum", "%1103 reduce [1,128,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k160_conv2d_input_grad", "%1105 conv2d_input_grad [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k161_conv2d_weight_grad", "%1106 conv2d_weight_grad [128,128,3,3]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k147_fused_mul_step", "%1108 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k148_group_norm_sums", "%1109 group_norm_sums [B,128,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k149_group_norm_grad_x", "%1110 group_norm_grad_x [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k150_sum", "%1111 reduce [1,128,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k152_slice", "%1113 slice [128,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k154_slice", "%1115 slice [128,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k157_sum", "%1118 reduce [B,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k128_sum", "%1119 reduce [1,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k160_conv2d_input_grad", "%1121 conv2d_input_grad [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k161_conv2d_weight_grad", "%1122 conv2d_weight_grad [128,128,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k180_fused_mul_add_step", "%1125 fused:mul_add_step [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k148_group_norm_sums", "%1126 group_norm_sums [B,128,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k149_group_norm_grad_x", "%1127 group_norm_grad_x [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k150_sum", "%1128 reduce [1,128,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k152_slice", "%1130 slice [128,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k154_slice", "%1132 slice [128,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k157_sum", "%1135 reduce [B,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k128_sum", "%1136 reduce [1,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k193_conv2d_input_grad", "%1138 conv2d_input_grad [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k194_conv2d_weight_grad", "%1139 conv2d_weight_grad [128,64,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k196_fused_mul_step", "%1141 fused:mul_step [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k197_group_norm_sums", "%1142 group_norm_sums [B,64,2]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k198_group_norm_grad_x", "%1143 group_norm_grad_x [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k128_sum", "%1144 reduce [1,64,2]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k201_slice", "%1146 slice [64,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k203_slice", "%1148 slice [64,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k206_sum", "%1151 reduce [B,64,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k207_sum", "%1152 reduce [1,64,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k209_conv2d_input_grad", "%1154 conv2d_input_grad [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k210_conv2d_weight_grad", "%1155 conv2d_weight_grad [64,64,3,3]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k196_fused_mul_step", "%1157 fused:mul_step [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k197_group_norm_sums", "%1158 group_norm_sums [B,64,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k198_group_norm_grad_x", "%1159 group_norm_grad_x [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k128_sum", "%1160 reduce [1,64,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k201_slice", "%1162 slice [64,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k203_slice", "%1164 slice [64,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k206_sum", "%1167 reduce [B,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k207_sum", "%1168 reduce [1,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k209_conv2d_input_grad", "%1170 conv2d_input_grad [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k210_conv2d_weight_grad", "%1171 conv2d_weight_grad [64,64,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k229_fused_mul_add_step", "%1174 fused:mul_add_step [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k197_group_norm_sums", "%1175 group_norm_sums [B,64,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k198_group_norm_grad_x", "%1176 group_norm_grad_x [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k128_sum", "%1177 reduce [1,64,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k201_slice", "%1179 slice [64,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k203_slice", "%1181 slice [64,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k206_sum", "%1184 reduce [B,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k207_sum", "%1185 reduce [1,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k242_conv2d_input_grad", "%1187 conv2d_input_grad [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k243_conv2d_weight_grad", "%1188 conv2d_weight_grad [64,32,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k245_fused_mul_step", "%1190 fused:mul_step [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k246_group_norm_sums", "%1191 group_norm_sums [B,32,2]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k247_group_norm_grad_x", "%1192 group_norm_grad_x [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k207_sum", "%1193 reduce [1,32,2]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k250_slice", "%1195 slice [32,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k252_slice", "%1197 slice [32,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k255_sum", "%1200 reduce [B,32,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k256_sum", "%1201 reduce [1,32,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k258_conv2d_input_grad", "%1203 conv2d_input_grad [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k259_conv2d_weight_grad", "%1204 conv2d_weight_grad [32,32,3,3]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k245_fused_mul_step", "%1206 fused:mul_step [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k246_group_norm_sums", "%1207 group_norm_sums [B,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k247_group_norm_grad_x", "%1208 group_norm_grad_x [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k207_sum", "%1209 reduce [1,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k250_slice", "%1211 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k252_slice", "%1213 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k255_sum", "%1216 reduce [B,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k256_sum", "%1217 reduce [1,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k258_conv2d_input_grad", "%1219 conv2d_input_grad [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k259_conv2d_weight_grad", "%1220 conv2d_weight_grad [32,32,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k278_fused_mul_add_step", "%1223 fused:mul_add_step [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k246_group_norm_sums", "%1224 group_norm_sums [B,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k247_group_norm_grad_x", "%1225 group_norm_grad_x [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k207_sum", "%1226 reduce [1,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k250_slice", "%1228 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k252_slice", "%1230 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k255_sum", "%1233 reduce [B,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k256_sum", "%1234 reduce [1,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k291_conv2d_input_grad", "%1236 conv2d_input_grad [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k292_conv2d_weight_grad", "%1237 conv2d_weight_grad [32,32,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k294_fused_mul_step", "%1239 fused:mul_step [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k295_group_norm_sums", "%1240 group_norm_sums [B,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k296_group_norm_grad_x", "%1241 group_norm_grad_x [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k207_sum", "%1242 reduce [1,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k250_slice", "%1244 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k252_slice", "%1246 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k304_sum", "%1249 reduce [B,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k256_sum", "%1250 reduce [1,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k308_conv2d_weight_grad", "%1253 conv2d_weight_grad [32,1,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
 };
 const reclf_prof_table reclf_profile_reclf_noirm = {475, prof};
 #define CALL(i, fl, by, call) do { double t0_ = reclf_prof_now(); call; prof[i].seconds += reclf_prof_now() - t0_; \
     prof[i].calls++; prof[i].flops += (fl); prof[i].bytes += (double)(by); } while (0)
+#define PROF_GEMM(i, m, n, k) (prof[i].gemm_m = (m), prof[i].gemm_n = (n), prof[i].gemm_k = (k))
 #else
 #define CALL(i, fl, by, call) call
+#define PROF_GEMM(i, m, n, k) ((void)0)
 #endif
 
 static size_t arena_bytes(const long *dims) {
@@ -515,49 +517,60 @@ static void forward(void *arena, const real *P, void *const *inputs, const long 
     CALL(2, (double)524288*B, sizeof(real)*((double)16*B + (double)131072*B), convirt_image_k9_group_norm_stats(A + 5864432 + 946688*B, A + 5864432, B)); /* %12 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
     CALL(3, (double)524288*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)16*B + (double)32 + (double)32), convirt_image_k10_group_norm(A + 5864432 + 131072*B, A + 5864432, A + 5864432 + 946688*B, (real *)P + 320, (real *)P + 352, B)); /* %13 group_norm [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
     CALL(4, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), convirt_image_k11_relu(A + 5864432 + 262144*B, A + 5864432 + 131072*B, B)); /* %14 map:relu [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
+    PROF_GEMM(5, 32, 1024, 288);
     CALL(5, (double)18874368*B, sizeof(real)*((double)32768*B + (double)131072*B + (double)9216 + (double)32), convirt_image_k14_conv2d(A + 5864432 + 393216*B, A + 5864432 + 262144*B, (real *)P + 384, (real *)P + 9600, A + 0, B)); /* %17 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
     CALL(6, (double)131072*B, sizeof(real)*((double)16*B + (double)32768*B), convirt_image_k17_group_norm_stats(A + 5864432 + 946704*B, A + 5864432 + 393216*B, B)); /* %20 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
     CALL(7, (double)131072*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)32), convirt_image_k18_group_norm(A + 5864432 + 425984*B, A + 5864432 + 393216*B, A + 5864432 + 946704*B, (real *)P + 9632, (real *)P + 9664, B)); /* %21 group_norm [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
     CALL(8, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_k19_relu(A + 5864432 + 458752*B, A + 5864432 + 425984*B, B)); /* %22 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
+    PROF_GEMM(9, 32, 1024, 288);
     CALL(9, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216 + (double)32), convirt_image_k22_conv2d(A + 5864432 + 491520*B, A + 5864432 + 458752*B, (real *)P + 9696, (real *)P + 18912, A + 0, B)); /* %25 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
     CALL(10, (double)131072*B, sizeof(real)*((double)16*B + (double)32768*B), convirt_image_k17_group_norm_stats(A + 5864432 + 946720*B, A + 5864432 + 491520*B, B)); /* %28 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
     CALL(11, (double)131072*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)32), convirt_image_k18_group_norm(A + 5864432 + 524288*B, A + 5864432 + 491520*B, A + 5864432 + 946720*B, (real *)P + 18944, (real *)P + 18976, B)); /* %29 group_norm [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
     CALL(12, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_k19_relu(A + 5864432 + 557056*B, A + 5864432 + 524288*B, B)); /* %30 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
+    PROF_GEMM(13, 32, 1024, 288);
     CALL(13, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216 + (double)32), convirt_image_k22_conv2d(A + 5864432 + 589824*B, A + 5864432 + 557056*B, (real *)P + 19008, (real *)P + 28224, A + 0, B)); /* %33 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
     CALL(14, (double)131072*B, sizeof(real)*((double)16*B + (double)32768*B), convirt_image_k17_group_norm_stats(A + 5864432 + 946736*B, A + 5864432 + 589824*B, B)); /* %36 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:13 */
     CALL(15, (double)131072*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)32), convirt_image_k18_group_norm(A + 5864432 + 622592*B, A + 5864432 + 589824*B, A + 5864432 + 946736*B, (real *)P + 28256, (real *)P + 28288, B)); /* %37 group_norm [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
     CALL(16, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k35_add(A + 5864432 + 655360*B, A + 5864432 + 458752*B, A + 5864432 + 622592*B, B)); /* %38 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:14 */
     CALL(17, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_k19_relu(A + 5864432 + 622592*B, A + 5864432 + 655360*B, B)); /* %39 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
+    PROF_GEMM(18, 64, 256, 288);
     CALL(18, (double)9437184*B, sizeof(real)*((double)16384*B + (double)32768*B + (double)18432 + (double)64), convirt_image_k39_conv2d(A + 5864432 + 688128*B, A + 5864432 + 622592*B, (real *)P + 28320, (real *)P + 46752, A + 0, B)); /* %42 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
     CALL(19, (double)65536*B, sizeof(real)*((double)16*B + (double)16384*B), convirt_image_k42_group_norm_stats(A + 5864432 + 946752*B, A + 5864432 + 688128*B, B)); /* %45 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
     CALL(20, (double)65536*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)64), convirt_image_k43_group_norm(A + 5864432 + 704512*B, A + 5864432 + 688128*B, A + 5864432 + 946752*B, (real *)P + 46816, (real *)P + 46880, B)); /* %46 group_norm [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
     CALL(21, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_k44_relu(A + 5864432 + 720896*B, A + 5864432 + 704512*B, B)); /* %47 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
+    PROF_GEMM(22, 64, 256, 576);
     CALL(22, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864 + (double)64), convirt_image_k47_conv2d(A + 5864432 + 737280*B, A + 5864432 + 720896*B, (real *)P + 46944, (real *)P + 83808, A + 0, B)); /* %50 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
     CALL(23, (double)65536*B, sizeof(real)*((double)16*B + (double)16384*B), convirt_image_k42_group_norm_stats(A + 5864432 + 946768*B, A + 5864432 + 737280*B, B)); /* %53 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
     CALL(24, (double)65536*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)64), convirt_image_k43_group_norm(A + 5864432 + 753664*B, A + 5864432 + 737280*B, A + 5864432 + 946768*B, (real *)P + 83872, (real *)P + 83936, B)); /* %54 group_norm [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
     CALL(25, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_k44_relu(A + 5864432 + 770048*B, A + 5864432 + 753664*B, B)); /* %55 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
+    PROF_GEMM(26, 64, 256, 576);
     CALL(26, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864 + (double)64), convirt_image_k47_conv2d(A + 5864432 + 786432*B, A + 5864432 + 770048*B, (real *)P + 84000, (real *)P + 120864, A + 0, B)); /* %58 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
     CALL(27, (double)65536*B, sizeof(real)*((double)16*B + (double)16384*B), convirt_image_k42_group_norm_stats(A + 5864432 + 946784*B, A + 5864432 + 786432*B, B)); /* %61 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:13 */
     CALL(28, (double)65536*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)64), convirt_image_k43_group_norm(A + 5864432 + 802816*B, A + 5864432 + 786432*B, A + 5864432 + 946784*B, (real *)P + 120928, (real *)P + 120992, B)); /* %62 group_norm [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
     CALL(29, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k60_add(A + 5864432 + 819200*B, A + 5864432 + 720896*B, A + 5864432 + 802816*B, B)); /* %63 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:14 */
     CALL(30, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_k44_relu(A + 5864432 + 802816*B, A + 5864432 + 819200*B, B)); /* %64 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
+    PROF_GEMM(31, 128, 64, 576);
     CALL(31, (double)9437184*B, sizeof(real)*((double)8192*B + (double)16384*B + (double)73728 + (double)128), convirt_image_k64_conv2d(A + 5864432 + 835584*B, A + 5864432 + 802816*B, (real *)P + 121056, (real *)P + 194784, A + 0, B)); /* %67 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
     CALL(32, (double)32768*B, sizeof(real)*((double)16*B + (double)8192*B), convirt_image_k67_group_norm_stats(A + 5864432 + 946800*B, A + 5864432 + 835584*B, B)); /* %70 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
     CALL(33, (double)32768*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)128), convirt_image_k68_group_norm(A + 5864432 + 843776*B, A + 5864432 + 835584*B, A + 5864432 + 946800*B, (real *)P + 194912, (real *)P + 195040, B)); /* %71 group_norm [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
     CALL(34, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k69_relu(A + 5864432 + 851968*B, A + 5864432 + 843776*B, B)); /* %72 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
+    PROF_GEMM(35, 128, 64, 1152);
     CALL(35, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456 + (double)128), convirt_image_k72_conv2d(A + 5864432 + 860160*B, A + 5864432 + 851968*B, (real *)P + 195168, (real *)P + 342624, A + 0, B)); /* %75 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
     CALL(36, (double)32768*B, sizeof(real)*((double)16*B + (double)8192*B), convirt_image_k67_group_norm_stats(A + 5864432 + 946816*B, A + 5864432 + 860160*B, B)); /* %78 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
     CALL(37, (double)32768*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)128), convirt_image_k68_group_norm(A + 5864432 + 868352*B, A + 5864432 + 860160*B, A + 5864432 + 946816*B, (real *)P + 342752, (real *)P + 342880, B)); /* %79 group_norm [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
     CALL(38, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k69_relu(A + 5864432 + 876544*B, A + 5864432 + 868352*B, B)); /* %80 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
+    PROF_GEMM(39, 128, 64, 1152);
     CALL(39, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456 + (double)128), convirt_image_k72_conv2d(A + 5864432 + 884736*B, A + 5864432 + 876544*B, (real *)P + 343008, (real *)P + 490464, A + 0, B)); /* %83 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
     CALL(40, (double)32768*B, sizeof(real)*((double)16*B + (double)8192*B), convirt_image_k67_group_norm_stats(A + 5864432 + 946832*B, A + 5864432 + 884736*B, B)); /* %86 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:13 */
     CALL(41, (double)32768*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)128), convirt_image_k68_group_norm(A + 5864432 + 892928*B, A + 5864432 + 884736*B, A + 5864432 + 946832*B, (real *)P + 490592, (real *)P + 490720, B)); /* %87 group_norm [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
     CALL(42, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k85_add(A + 5864432 + 901120*B, A + 5864432 + 851968*B, A + 5864432 + 892928*B, B)); /* %88 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:14 */
     CALL(43, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k69_relu(A + 5864432 + 892928*B, A + 5864432 + 901120*B, B)); /* %89 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
     CALL(44, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k88_permute(A + 5864432 + 909312*B, A + 5864432 + 892928*B, B)); /* %91 permute [B,64,128]  graphs/lib/image_encoder.lua:33 */
+    PROF_GEMM(45, 64*B, 128, 128);
     CALL(45, (double)2105344*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384 + (double)128), convirt_image_k94_matmul_add(A + 5864432 + 892928*B, A + 5864432 + 909312*B, (real *)P + 490848, (real *)P + 507232, B)); /* %97 matmul+add [B,64,128]  graphs/lib/image_encoder.lua:34 */
     CALL(46, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_k95_sum(A + 5864432 + 917504*B, A + 5864432 + 909312*B, B)); /* %98 reduce [B,1,128]  graphs/lib/image_encoder.lua:35 */
     CALL(47, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), convirt_image_k97_scale(A + 5864432 + 946176*B, A + 5864432 + 917504*B, B)); /* %100 map:scale [B,128]  graphs/lib/image_encoder.lua:35 */
+    PROF_GEMM(48, B, 128, 128);
     CALL(48, (double)32896*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384 + (double)128), convirt_image_k101_matmul_add(A + 5864432 + 946304*B, A + 5864432 + 946176*B, (real *)P + 507360, (real *)P + 523744, B)); /* %104 matmul+add [B,128]  graphs/lib/image_encoder.lua:36 */
     CALL(49, 0, sizeof(real)*((double)5120*T + (double)131072 + (double)40*T), convirt_k107_gather(A + 5864432 + 946912*B + 25264*B*T + 6400*T, (real *)P + 523872, (int32_t *)inputs[1], T)); /* %107 gather [T,40,128]  graphs/lib/text_encoder.lua:32 */
     CALL(50, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120), convirt_k112_fused_scale_sum_add(A + 5864432 + 946912*B + 25264*B*T, A + 5864432 + 946912*B + 25264*B*T + 6400*T, (real *)P + 654944, T)); /* %112 fused:scale_sum_add [T,40,1]  graphs/lib/text_encoder.lua:23 */
@@ -565,21 +578,27 @@ static void forward(void *arena, const real *P, void *const *inputs, const long 
     CALL(52, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k118_fused_rsqrt_addc_scale_sum(A + 5864432 + 946912*B + 25264*B*T + 256128*T, A + 5864432 + 946912*B + 25264*B*T + 107520*T, T)); /* %118 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
     CALL(53, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k119_mul(A + 5864432 + 946912*B + 25264*B*T + 112640*T, A + 5864432 + 946912*B + 25264*B*T + 107520*T, A + 5864432 + 946912*B + 25264*B*T + 256128*T, T)); /* %119 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
     CALL(54, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k121_fused_add_mul(A + 5864432 + 946912*B + 25264*B*T + 117760*T, A + 5864432 + 946912*B + 25264*B*T + 112640*T, (real *)P + 660064, (real *)P + 660192, T)); /* %121 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    PROF_GEMM(55, 40*T, 128, 128);
     CALL(55, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k127_matmul_add(A + 5864432 + 946912*B + 25264*B*T, A + 5864432 + 946912*B + 25264*B*T + 117760*T, (real *)P + 660320, (real *)P + 676704, T)); /* %127 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:12 */
     CALL(56, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k129_permute(A + 5864432 + 946912*B + 25264*B*T + 122880*T, A + 5864432 + 946912*B + 25264*B*T, T)); /* %129 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
+    PROF_GEMM(57, 40*T, 128, 128);
     CALL(57, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k127_matmul_add(A + 5864432 + 946912*B + 25264*B*T, A + 5864432 + 946912*B + 25264*B*T + 117760*T, (real *)P + 676832, (real *)P + 693216, T)); /* %135 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:13 */
     CALL(58, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k129_permute(A + 5864432 + 946912*B + 25264*B*T + 128000*T, A + 5864432 + 946912*B + 25264*B*T, T)); /* %137 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
+    PROF_GEMM(59, 40*T, 128, 128);
     CALL(59, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k127_matmul_add(A + 5864432 + 946912*B + 25264*B*T, A + 5864432 + 946912*B + 25264*B*T + 117760*T, (real *)P + 693344, (real *)P + 709728, T)); /* %143 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:14 */
     CALL(60, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k129_permute(A + 5864432 + 946912*B + 25264*B*T + 133120*T, A + 5864432 + 946912*B + 25264*B*T, T)); /* %145 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
     CALL(61, (double)120*T, sizeof(real)*((double)40*T + (double)40*T), convirt_k152_fused_scale_addc_neg(A + 5864432 + 946912*B + 25264*B*T + 255552*T, (real *)inputs[2], T)); /* %152 fused:scale_addc_neg [T,1,1,40]  graphs/lib/text_encoder.lua:16 */
+    PROF_GEMM(62, 40, 40, 32);
     CALL(62, (double)428800*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)40*T + (double)40*T), convirt_k153_matmul_add_mul_scale(A + 5864432 + 946912*B + 25264*B*T, A + 5864432 + 946912*B + 25264*B*T + 122880*T, A + 5864432 + 946912*B + 25264*B*T + 128000*T, (real *)inputs[2], A + 5864432 + 946912*B + 25264*B*T + 255552*T, T)); /* %153 matmul+add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
     CALL(63, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), convirt_k154_max(A + 5864432 + 946912*B + 25264*B*T + 88320*T, A + 5864432 + 946912*B + 25264*B*T, T)); /* %154 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
     CALL(64, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), convirt_k157_fused_exp_sub(A + 5864432 + 946912*B + 25264*B*T + 81920*T, A + 5864432 + 946912*B + 25264*B*T, A + 5864432 + 946912*B + 25264*B*T + 88320*T, T)); /* %157 fused:exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
     CALL(65, (double)12800*T, sizeof(real)*((double)160*T + (double)6400*T + (double)40*T), convirt_k159_fused_sum_mul(A + 5864432 + 946912*B + 25264*B*T + 255232*T, A + 5864432 + 946912*B + 25264*B*T + 81920*T, (real *)inputs[2], T)); /* %159 fused:sum_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
     CALL(66, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), convirt_k160_clampmin(A + 5864432 + 946912*B + 25264*B*T + 255392*T, A + 5864432 + 946912*B + 25264*B*T + 255232*T, T)); /* %160 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
     CALL(67, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T + (double)160*T), convirt_k161_fused_div_mul(A + 5864432 + 946912*B + 25264*B*T + 88320*T, A + 5864432 + 946912*B + 25264*B*T + 81920*T, (real *)inputs[2], A + 5864432 + 946912*B + 25264*B*T + 255392*T, T)); /* %161 fused:div_mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    PROF_GEMM(68, 40, 32, 40);
     CALL(68, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k162_matmul(A + 5864432 + 946912*B + 25264*B*T, A + 5864432 + 946912*B + 25264*B*T + 88320*T, A + 5864432 + 946912*B + 25264*B*T + 133120*T, T)); /* %162 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
     CALL(69, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k163_permute(A + 5864432 + 946912*B + 25264*B*T + 138240*T, A + 5864432 + 946912*B + 25264*B*T, T)); /* %163 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
+    PROF_GEMM(70, 40*T, 128, 128);
     CALL(70, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k168_matmul(A + 5864432 + 946912*B + 25264*B*T, A + 5864432 + 946912*B + 25264*B*T + 138240*T, (real *)P + 709856, T)); /* %168 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
     CALL(71, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120 + (double)5120*T + (double)128), convirt_k171_fused_add_add_add(A + 5864432 + 946912*B + 25264*B*T + 94720*T, A + 5864432 + 946912*B + 25264*B*T + 6400*T, (real *)P + 654944, A + 5864432 + 946912*B + 25264*B*T, (real *)P + 726240, T)); /* %171 fused:add_add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
     CALL(72, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k175_fused_scale_sum(A + 5864432 + 946912*B + 25264*B*T + 255600*T, A + 5864432 + 946912*B + 25264*B*T + 94720*T, T)); /* %175 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
@@ -587,36 +606,46 @@ static void forward(void *arena, const real *P, void *const *inputs, const long 
     CALL(74, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k118_fused_rsqrt_addc_scale_sum(A + 5864432 + 946912*B + 25264*B*T + 256176*T, A + 5864432 + 946912*B + 25264*B*T + 143360*T, T)); /* %181 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
     CALL(75, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k119_mul(A + 5864432 + 946912*B + 25264*B*T + 148480*T, A + 5864432 + 946912*B + 25264*B*T + 143360*T, A + 5864432 + 946912*B + 25264*B*T + 256176*T, T)); /* %182 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
     CALL(76, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k121_fused_add_mul(A + 5864432 + 946912*B + 25264*B*T + 153600*T, A + 5864432 + 946912*B + 25264*B*T + 148480*T, (real *)P + 726368, (real *)P + 726496, T)); /* %184 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    PROF_GEMM(77, 40*T, 512, 128);
     CALL(77, (double)5263360*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)512), convirt_k190_matmul_add(A + 5864432 + 946912*B + 25264*B*T, A + 5864432 + 946912*B + 25264*B*T + 153600*T, (real *)P + 726624, (real *)P + 792160, T)); /* %190 matmul+add [T,40,512]  graphs/lib/text_encoder.lua:24 */
     CALL(78, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), convirt_k191_gelu(A + 5864432 + 946912*B + 25264*B*T + 20480*T, A + 5864432 + 946912*B + 25264*B*T, T)); /* %191 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    PROF_GEMM(79, 40*T, 128, 512);
     CALL(79, (double)5253120*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536 + (double)5120*T + (double)128), convirt_k198_matmul_add_add(A + 5864432 + 946912*B + 25264*B*T + 47360*T, A + 5864432 + 946912*B + 25264*B*T + 20480*T, (real *)P + 792672, A + 5864432 + 946912*B + 25264*B*T + 94720*T, (real *)P + 858208, T)); /* %198 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
     CALL(80, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k175_fused_scale_sum(A + 5864432 + 946912*B + 25264*B*T + 255600*T, A + 5864432 + 946912*B + 25264*B*T + 47360*T, T)); /* %202 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
     CALL(81, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k176_sub(A + 5864432 + 946912*B + 25264*B*T + 158720*T, A + 5864432 + 946912*B + 25264*B*T + 47360*T, A + 5864432 + 946912*B + 25264*B*T + 255600*T, T)); /* %203 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
     CALL(82, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k118_fused_rsqrt_addc_scale_sum(A + 5864432 + 946912*B + 25264*B*T + 256224*T, A + 5864432 + 946912*B + 25264*B*T + 158720*T, T)); /* %208 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
     CALL(83, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k119_mul(A + 5864432 + 946912*B + 25264*B*T + 163840*T, A + 5864432 + 946912*B + 25264*B*T + 158720*T, A + 5864432 + 946912*B + 25264*B*T + 256224*T, T)); /* %209 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
     CALL(84, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k121_fused_add_mul(A + 5864432 + 946912*B + 25264*B*T + 168960*T, A + 5864432 + 946912*B + 25264*B*T + 163840*T, (real *)P + 858336, (real *)P + 858464, T)); /* %211 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    PROF_GEMM(85, 40*T, 128, 128);
     CALL(85, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k127_matmul_add(A + 5864432 + 946912*B + 25264*B*T + 40960*T, A + 5864432 + 946912*B + 25264*B*T + 168960*T, (real *)P + 858592, (real *)P + 874976, T)); /* %217 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:12 */
     CALL(86, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k129_permute(A + 5864432 + 946912*B + 25264*B*T + 174080*T, A + 5864432 + 946912*B + 25264*B*T + 40960*T, T)); /* %219 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
+    PROF_GEMM(87, 40*T, 128, 128);
     CALL(87, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k127_matmul_add(A + 5864432 + 946912*B + 25264*B*T + 40960*T, A + 5864432 + 946912*B + 25264*B*T + 168960*T, (real *)P + 875104, (real *)P + 891488, T)); /* %225 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:13 */
     CALL(88, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k129_permute(A + 5864432 + 946912*B + 25264*B*T + 179200*T, A + 5864432 + 946912*B + 25264*B*T + 40960*T, T)); /* %227 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
+    PROF_GEMM(89, 40*T, 128, 128);
     CALL(89, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k127_matmul_add(A + 5864432 + 946912*B + 25264*B*T + 40960*T, A + 5864432 + 946912*B + 25264*B*T + 168960*T, (real *)P + 891616, (real *)P + 908000, T)); /* %233 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:14 */
     CALL(90, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k129_permute(A + 5864432 + 946912*B + 25264*B*T + 184320*T, A + 5864432 + 946912*B + 25264*B*T + 40960*T, T)); /* %235 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
+    PROF_GEMM(91, 40, 40, 32);
     CALL(91, (double)428800*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)40*T + (double)40*T), convirt_k153_matmul_add_mul_scale(A + 5864432 + 946912*B + 25264*B*T + 40960*T, A + 5864432 + 946912*B + 25264*B*T + 174080*T, A + 5864432 + 946912*B + 25264*B*T + 179200*T, (real *)inputs[2], A + 5864432 + 946912*B + 25264*B*T + 255552*T, T)); /* %243 matmul+add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
     CALL(92, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), convirt_k154_max(A + 5864432 + 946912*B + 25264*B*T + 101120*T, A + 5864432 + 946912*B + 25264*B*T + 40960*T, T)); /* %244 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
     CALL(93, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), convirt_k157_fused_exp_sub(A + 5864432 + 946912*B + 25264*B*T + 94720*T, A + 5864432 + 946912*B + 25264*B*T + 40960*T, A + 5864432 + 946912*B + 25264*B*T + 101120*T, T)); /* %247 fused:exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
     CALL(94, (double)12800*T, sizeof(real)*((double)160*T + (double)6400*T + (double)40*T), convirt_k159_fused_sum_mul(A + 5864432 + 946912*B + 25264*B*T + 255552*T, A + 5864432 + 946912*B + 25264*B*T + 94720*T, (real *)inputs[2], T)); /* %249 fused:sum_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
     CALL(95, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), convirt_k160_clampmin(A + 5864432 + 946912*B + 25264*B*T + 255712*T, A + 5864432 + 946912*B + 25264*B*T + 255552*T, T)); /* %250 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
     CALL(96, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T + (double)160*T), convirt_k161_fused_div_mul(A + 5864432 + 946912*B + 25264*B*T + 101120*T, A + 5864432 + 946912*B + 25264*B*T + 94720*T, (real *)inputs[2], A + 5864432 + 946912*B + 25264*B*T + 255712*T, T)); /* %251 fused:div_mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    PROF_GEMM(97, 40, 32, 40);
     CALL(97, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k162_matmul(A + 5864432 + 946912*B + 25264*B*T + 40960*T, A + 5864432 + 946912*B + 25264*B*T + 101120*T, A + 5864432 + 946912*B + 25264*B*T + 184320*T, T)); /* %252 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
     CALL(98, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k163_permute(A + 5864432 + 946912*B + 25264*B*T + 189440*T, A + 5864432 + 946912*B + 25264*B*T + 40960*T, T)); /* %253 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
+    PROF_GEMM(99, 40*T, 128, 128);
     CALL(99, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)128), convirt_k261_matmul_add_add(A + 5864432 + 946912*B + 25264*B*T + 194560*T, A + 5864432 + 946912*B + 25264*B*T + 189440*T, (real *)P + 908128, A + 5864432 + 946912*B + 25264*B*T + 47360*T, (real *)P + 924512, T)); /* %261 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
     CALL(100, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k175_fused_scale_sum(A + 5864432 + 946912*B + 25264*B*T + 255872*T, A + 5864432 + 946912*B + 25264*B*T + 194560*T, T)); /* %265 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
     CALL(101, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k176_sub(A + 5864432 + 946912*B + 25264*B*T + 199680*T, A + 5864432 + 946912*B + 25264*B*T + 194560*T, A + 5864432 + 946912*B + 25264*B*T + 255872*T, T)); /* %266 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
     CALL(102, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k118_fused_rsqrt_addc_scale_sum(A + 5864432 + 946912*B + 25264*B*T + 256272*T, A + 5864432 + 946912*B + 25264*B*T + 199680*T, T)); /* %271 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
     CALL(103, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k119_mul(A + 5864432 + 946912*B + 25264*B*T + 204800*T, A + 5864432 + 946912*B + 25264*B*T + 199680*T, A + 5864432 + 946912*B + 25264*B*T + 256272*T, T)); /* %272 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
     CALL(104, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k121_fused_add_mul(A + 5864432 + 946912*B + 25264*B*T + 209920*T, A + 5864432 + 946912*B + 25264*B*T + 204800*T, (real *)P + 924640, (real *)P + 924768, T)); /* %274 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    PROF_GEMM(105, 40*T, 512, 128);
     CALL(105, (double)5263360*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)512), convirt_k190_matmul_add(A + 5864432 + 946912*B + 25264*B*T + 40960*T, A + 5864432 + 946912*B + 25264*B*T + 209920*T, (real *)P + 924896, (real *)P + 990432, T)); /* %280 matmul+add [T,40,512]  graphs/lib/text_encoder.lua:24 */
     CALL(106, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), convirt_k191_gelu(A + 5864432 + 946912*B + 25264*B*T + 61440*T, A + 5864432 + 946912*B + 25264*B*T + 40960*T, T)); /* %281 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    PROF_GEMM(107, 40*T, 128, 512);
     CALL(107, (double)5253120*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536 + (double)5120*T + (double)128), convirt_k198_matmul_add_add(A + 5864432 + 946912*B + 25264*B*T + 215040*T, A + 5864432 + 946912*B + 25264*B*T + 61440*T, (real *)P + 990944, A + 5864432 + 946912*B + 25264*B*T + 194560*T, (real *)P + 1056480, T)); /* %288 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
     CALL(108, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k175_fused_scale_sum(A + 5864432 + 946912*B + 25264*B*T + 255872*T, A + 5864432 + 946912*B + 25264*B*T + 215040*T, T)); /* %292 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:34 */
     CALL(109, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k176_sub(A + 5864432 + 946912*B + 25264*B*T + 194560*T, A + 5864432 + 946912*B + 25264*B*T + 215040*T, A + 5864432 + 946912*B + 25264*B*T + 255872*T, T)); /* %293 map:sub [T,40,128]  graphs/lib/text_encoder.lua:34 */
@@ -624,8 +653,10 @@ static void forward(void *arena, const real *P, void *const *inputs, const long 
     CALL(111, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k119_mul(A + 5864432 + 946912*B + 25264*B*T + 215040*T, A + 5864432 + 946912*B + 25264*B*T + 194560*T, A + 5864432 + 946912*B + 25264*B*T + 256320*T, T)); /* %299 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
     CALL(112, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k121_fused_add_mul(A + 5864432 + 946912*B + 25264*B*T + 220160*T, A + 5864432 + 946912*B + 25264*B*T + 215040*T, (real *)P + 1056608, (real *)P + 1056736, T)); /* %301 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
     CALL(113, 0, sizeof(real)*((double)128*T + (double)5120*T), convirt_k302_slice(A + 5864432 + 946912*B + 25264*B*T + 255872*T, A + 5864432 + 946912*B + 25264*B*T + 220160*T, T)); /* %302 slice [T,1,128]  graphs/lib/text_encoder.lua:35 */
+    PROF_GEMM(114, T, 128, 128);
     CALL(114, (double)32896*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384 + (double)128), convirt_k307_matmul_add(A + 5864432 + 946912*B + 25264*B*T + 256000*T, A + 5864432 + 946912*B + 25264*B*T + 255872*T, (real *)P + 1056864, (real *)P + 1073248, T)); /* %307 matmul+add [T,128]  graphs/lib/text_encoder.lua:36 */
     CALL(115, 0, sizeof(real)*((double)4992*T + (double)5120*T), convirt_text_k206_slice(A + 5864432 + 946912*B + 25264*B*T + 225280*T, A + 5864432 + 946912*B + 25264*B*T + 220160*T, T)); /* %308 slice [T,39,128]  graphs/lib/text_encoder.lua:37 */
+    PROF_GEMM(116, 39*T, 128, 128);
     CALL(116, (double)1282944*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384 + (double)128), convirt_text_k212_matmul_add(A + 5864432 + 946912*B + 25264*B*T + 220160*T, A + 5864432 + 946912*B + 25264*B*T + 225280*T, (real *)P + 1073376, (real *)P + 1089760, T)); /* %314 matmul+add [T,39,128]  graphs/lib/text_encoder.lua:37 */
     CALL(117, (double)256*T, sizeof(real)*((double)T + (double)128*T), convirt_features_loss_k7_fused_sum_square(A + 5864432 + 946912*B + 25264*B*T + 256464*T, A + 5864432 + 946912*B + 25264*B*T + 256000*T, T)); /* %316 fused:sum_square [T,1]  graphs/lib/losses.lua:21 */
     CALL(118, (double)2*T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k9_fused_rsqrt_clampmin(A + 5864432 + 946912*B + 25264*B*T + 256480*T, A + 5864432 + 946912*B + 25264*B*T + 256464*T, T)); /* %318 fused:rsqrt_clampmin [T,1]  graphs/lib/losses.lua:21 */
@@ -633,6 +664,7 @@ static void forward(void *arena, const real *P, void *const *inputs, const long 
     CALL(120, (double)256*B, sizeof(real)*((double)B + (double)128*B), convirt_features_loss_k12_fused_sum_square(A + 5864432 + 946848*B, A + 5864432 + 946304*B, B)); /* %321 fused:sum_square [B,1]  graphs/lib/losses.lua:21 */
     CALL(121, (double)2*B, sizeof(real)*((double)B + (double)B), convirt_features_loss_k14_fused_rsqrt_clampmin(A + 5864432 + 946864*B, A + 5864432 + 946848*B, B)); /* %323 fused:rsqrt_clampmin [B,1]  graphs/lib/losses.lua:21 */
     CALL(122, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), convirt_features_loss_k15_mul(A + 5864432 + 946432*B, A + 5864432 + 946304*B, A + 5864432 + 946864*B, B)); /* %324 map:mul [B,128]  graphs/lib/losses.lua:21 */
+    PROF_GEMM(123, T, B, 128);
     CALL(123, (double)257*B*T, sizeof(real)*((double)B*T + (double)128*T + (double)128*B), convirt_features_loss_k17_matmul_scale(A + 5864432 + 946912*B, A + 5864432 + 946912*B + 25264*B*T + 225152*T, A + 5864432 + 946432*B, B, T)); /* %326 matmul+scale [T,B]  graphs/lib/losses.lua:21 */
     CALL(124, 0, sizeof(real)*((double)B*T), convirt_features_loss_k18_eye(A + 5864432 + 946912*B + 15120*B*T, B, T)); /* %327 eye [T,B]  graphs/lib/losses.lua:9 */
     CALL(125, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k19_max(A + 5864432 + 946912*B + 25264*B*T + 256368*T, A + 5864432 + 946912*B, B, T)); /* %328 reduce [T,1]  graphs/lib/losses.lua:10 */
@@ -655,19 +687,24 @@ static void forward(void *arena, const real *P, void *const *inputs, const long 
     CALL(142, (double)16384*B, sizeof(real)*((double)64*B + (double)8192*B), gloria_features_loss_k56_fused_sum_square(A + 5864432 + 933888*B, A + 5864432 + 892928*B, B)); /* %365 fused:sum_square [1,B,64,1]  graphs/lib/matching.lua:9 */
     CALL(143, (double)128*B, sizeof(real)*((double)64*B + (double)64*B), gloria_features_loss_k58_fused_rsqrt_clampmin(A + 5864432 + 946560*B, A + 5864432 + 933888*B, B)); /* %367 fused:rsqrt_clampmin [1,B,64,1]  graphs/lib/matching.lua:9 */
     CALL(144, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)64*B), gloria_features_loss_k59_mul(A + 5864432 + 917504*B, A + 5864432 + 892928*B, A + 5864432 + 946560*B, B)); /* %368 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
+    PROF_GEMM(145, 39, 64, 128);
     CALL(145, (double)638976*B*T, sizeof(real)*((double)2496*B*T + (double)4992*T + (double)8192*B), gloria_features_loss_k60_matmul(A + 5864432 + 946912*B, A + 5864432 + 946912*B + 25264*B*T + 230272*T, A + 5864432 + 917504*B, B, T)); /* %369 matmul [T,B,39,64]  graphs/lib/matching.lua:10 */
     CALL(146, (double)4992*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), gloria_features_loss_k62_fused_max_scale(A + 5864432 + 946912*B + 2496*B*T, A + 5864432 + 946912*B, B, T)); /* %371 fused:max_scale [T,B,39,1]  graphs/lib/matching.lua:10 */
     CALL(147, (double)7488*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), gloria_features_loss_k65_fused_exp_sub_scale(A + 5864432 + 946912*B + 19968*B*T, A + 5864432 + 946912*B, A + 5864432 + 946912*B + 2496*B*T, B, T)); /* %374 fused:exp_sub_scale [T,B,39,64]  graphs/lib/matching.lua:10 */
     CALL(148, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), gloria_features_loss_k66_sum(A + 5864432 + 946912*B + 24960*B*T, A + 5864432 + 946912*B + 19968*B*T, B, T)); /* %375 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
     CALL(149, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), gloria_features_loss_k67_div(A + 5864432 + 946912*B + 22464*B*T, A + 5864432 + 946912*B + 19968*B*T, A + 5864432 + 946912*B + 24960*B*T, B, T)); /* %376 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
+    PROF_GEMM(150, 39, 128, 64);
     CALL(150, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), gloria_features_loss_k68_matmul(A + 5864432 + 946912*B, A + 5864432 + 946912*B + 22464*B*T, A + 5864432 + 892928*B, B, T)); /* %377 matmul [T,B,39,128]  graphs/lib/matching.lua:11 */
     CALL(151, (double)9984*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), gloria_features_loss_k70_fused_sum_square(A + 5864432 + 946912*B + 25008*B*T, A + 5864432 + 946912*B, B, T)); /* %379 fused:sum_square [T,B,39,1]  graphs/lib/matching.lua:12 */
     CALL(152, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), gloria_features_loss_k72_fused_rsqrt_clampmin(A + 5864432 + 946912*B + 25056*B*T, A + 5864432 + 946912*B + 25008*B*T, B, T)); /* %381 fused:rsqrt_clampmin [T,B,39,1]  graphs/lib/matching.lua:12 */
     CALL(153, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T), gloria_features_loss_k73_mul(A + 5864432 + 946912*B + 4992*B*T, A + 5864432 + 946912*B, A + 5864432 + 946912*B + 25056*B*T, B, T)); /* %382 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
     CALL(154, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*T + (double)4992*B*T), reclf_noirm_features_loss_k74_mul(A + 5864432 + 946912*B + 9984*B*T, A + 5864432 + 946912*B + 25264*B*T + 230272*T, A + 5864432 + 946912*B + 4992*B*T, B, T)); /* %383 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    PROF_GEMM(155, 39*T, 128, 128);
     CALL(155, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), convirt_text_vjp_k278_matmul(A + 5864432 + 946912*B + 25264*B*T + 235264*T, A + 5864432 + 946912*B + 25264*B*T + 220160*T, (real *)P + 1089888, T)); /* %390 matmul [39*T,128]  graphs/lib/srm.lua:11 */
+    PROF_GEMM(156, 39*T, 128, 128);
     CALL(156, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), convirt_text_vjp_k278_matmul(A + 5864432 + 946912*B + 25264*B*T + 240256*T, A + 5864432 + 946912*B + 25264*B*T + 220160*T, (real *)P + 1106272, T)); /* %393 matmul [39*T,128]  graphs/lib/srm.lua:11 */
     CALL(157, (double)117*T, sizeof(real)*((double)39*T + (double)39*T), gloria_features_loss_k81_fused_scale_addc_neg(A + 5864432 + 946912*B + 25264*B*T + 246784*T, (real *)inputs[3], T)); /* %401 fused:scale_addc_neg [T,1,39]  graphs/lib/srm.lua:12 */
+    PROF_GEMM(158, 39, 39, 128);
     CALL(158, (double)393939*T, sizeof(real)*((double)1521*T + (double)4992*T + (double)4992*T + (double)39*T + (double)39*T), reclf_noirm_features_loss_k93_matmul_add_mul_scale(A + 5864432 + 946912*B + 25264*B*T + 245248*T, A + 5864432 + 946912*B + 25264*B*T + 235264*T, A + 5864432 + 946912*B + 25264*B*T + 240256*T, (real *)inputs[3], A + 5864432 + 946912*B + 25264*B*T + 246784*T, T)); /* %402 matmul+add_mul_scale [T,39,39]  graphs/lib/srm.lua:12 */
     CALL(159, (double)1521*T, sizeof(real)*((double)39*T + (double)1521*T), reclf_noirm_features_loss_k94_max(A + 5864432 + 946912*B + 25264*B*T + 248320*T, A + 5864432 + 946912*B + 25264*B*T + 245248*T, T)); /* %403 reduce [T,39,1]  graphs/lib/srm.lua:12 */
     CALL(160, (double)3042*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), reclf_noirm_features_loss_k97_fused_exp_sub(A + 5864432 + 946912*B + 25264*B*T + 246784*T, A + 5864432 + 946912*B + 25264*B*T + 245248*T, A + 5864432 + 946912*B + 25264*B*T + 248320*T, T)); /* %406 fused:exp_sub [T,39,39]  graphs/lib/srm.lua:12 */
@@ -678,8 +715,10 @@ static void forward(void *arena, const real *P, void *const *inputs, const long 
     CALL(165, (double)T, sizeof(real)*((double)T + (double)T), reclf_noirm_features_loss_k114_clampmin(A + 5864432 + 946912*B + 25264*B*T + 248384*T, A + 5864432 + 946912*B + 25264*B*T + 248320*T, T)); /* %423 map:clampmin [T,1,1,1]  graphs/lib/model.lua:40 */
     CALL(166, (double)39*T, sizeof(real)*((double)39*T + (double)39*T + (double)T), reclf_noirm_features_loss_k115_div(A + 5864432 + 946912*B + 25264*B*T + 248320*T, (real *)inputs[3], A + 5864432 + 946912*B + 25264*B*T + 248384*T, T)); /* %424 map:div [T,1,39,1]  graphs/lib/model.lua:40 */
     CALL(167, (double)16384, sizeof(real)*((double)128 + (double)16384), reclf_noirm_features_loss_k170_sum(A + 4992, (real *)P + 1139040)); /* %513 reduce [128,1]  graphs/lib/model.lua:33 */
+    PROF_GEMM(168, 1, 128, 128);
     CALL(168, (double)32768, sizeof(real)*((double)128 + (double)128 + (double)16384), reclf_noirm_features_loss_k173_matmul(A + 5120, A + 4992, (real *)P + 1122656)); /* %516 matmul [1,128]  graphs/lib/model.lua:33 */
     CALL(169, (double)9984*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)128), reclf_noirm_features_loss_k176_fused_sum_mul(A + 5864432 + 946912*B + 14976*B*T, A + 5864432 + 946912*B + 9984*B*T, A + 5120, B, T)); /* %519 fused:sum_mul [T,B,39,1]  graphs/lib/model.lua:33 */
+    PROF_GEMM(170, 39, 1, 39);
     CALL(170, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), reclf_noirm_features_loss_k177_matmul(A + 5864432 + 946912*B + 15024*B*T, A + 5864432 + 946912*B + 25264*B*T + 245248*T, A + 5864432 + 946912*B + 14976*B*T, B, T)); /* %520 matmul [T,B,39,1]  graphs/lib/model.lua:33 */
     CALL(171, (double)5070*B*T, sizeof(real)*((double)39*B*T + (double)39*T + (double)4992*B*T + (double)39*B*T), reclf_noirm_features_loss_k116_fused_mul_add_sum(A + 5864432 + 946912*B + 15072*B*T, A + 5864432 + 946912*B + 25264*B*T + 248320*T, A + 5864432 + 946912*B + 9984*B*T, A + 5864432 + 946912*B + 15024*B*T, B, T)); /* %425 fused:mul_add_sum [T,B,39,1]  graphs/lib/model.lua:41 */
     CALL(172, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), gloria_features_loss_k88_sum(A + 5864432 + 946912*B + 15024*B*T, A + 5864432 + 946912*B + 15072*B*T, B, T)); /* %426 reduce [T,B,1,1]  graphs/lib/model.lua:41 */
@@ -715,34 +754,48 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     CALL(196, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), convirt_features_loss_k84_fused_mul_div_step(A + 5864432 + 946912*B + 25264*B*T + 248368*T, A + 5864432 + 946912*B + 25264*B*T + 256528*T, A + 5864432 + 946912*B + 25264*B*T + 248416*T, A + 5864432 + 946912*B + 25264*B*T + 248400*T, T)); /* %556 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
     CALL(197, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), gloria_features_loss_k182_fused_scale_add_add_add(A + 5864432 + 946912*B + 15040*B*T, A + 5864432 + 946912*B + 25232*B*T, A + 5864432 + 946624*B, A + 5864432 + 946912*B + 15072*B*T, A + 5864432 + 946912*B + 25248*B*T, A + 5864432 + 946912*B + 25264*B*T + 248368*T, A + 5864432 + 946912*B + 15024*B*T, B, T)); /* %562 fused:scale_add_add_add [T,B]  graphs/lib/model.lua:43 */
     CALL(198, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)B*T + (double)39*T), reclf_noirm_features_loss_k223_fused_mul_id(A + 5864432 + 946912*B + 25104*B*T, A + 5864432 + 946912*B + 15040*B*T, A + 5864432 + 946912*B + 25264*B*T + 248320*T, B, T)); /* %566 fused:mul_id [T,B,39,1]  graphs/lib/model.lua:41 */
+    PROF_GEMM(199, 39, 1, 39);
     CALL(199, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), reclf_noirm_features_loss_k226_matmul(A + 5864432 + 946912*B + 25152*B*T, A + 5864432 + 946912*B + 25264*B*T + 245248*T, A + 5864432 + 946912*B + 25104*B*T, B, T)); /* %569 matmul [T,B,39,1]  graphs/lib/model.lua:33 */
+    PROF_GEMM(200, 39, 39, 1);
     CALL(200, (double)3042*B*T, sizeof(real)*((double)1521*T + (double)39*B*T + (double)39*B*T), reclf_noirm_features_loss_k227_matmul_sum(A + 5864432 + 946912*B + 25264*B*T + 248320*T, A + 5864432 + 946912*B + 25104*B*T, A + 5864432 + 946912*B + 14976*B*T, B, T)); /* %570 matmul [T,1,39,39]  graphs/lib/model.lua:33 */
     CALL(201, (double)9984*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T + (double)4992*B*T), gloria_features_loss_k201_fused_mul_id(A + 5864432 + 946912*B + 14976*B*T, A + 5864432 + 946912*B + 25152*B*T, A + 5864432 + 946912*B + 9984*B*T, B, T)); /* %573 fused:mul_id [T,B,39,128]  graphs/lib/model.lua:33 */
     CALL(202, (double)4992*B*T, sizeof(real)*((double)4992*B + (double)4992*B*T), reclf_noirm_features_loss_k231_sum(A + 5864432 + 925696*B, A + 5864432 + 946912*B + 14976*B*T, B, T)); /* %574 reduce [1,B,39,128]  graphs/lib/model.lua:33 */
     CALL(203, (double)4992*B, sizeof(real)*((double)4992 + (double)4992*B), reclf_noirm_features_loss_k233_sum(A + 0, A + 5864432 + 925696*B, B)); /* %576 reduce [1,39,128]  graphs/lib/model.lua:33 */
     CALL(204, (double)4992, sizeof(real)*((double)128 + (double)4992), convirt_text_vjp_k275_sum(A + 5248, A + 0)); /* %578 reduce [1,128]  graphs/lib/model.lua:33 */
+    PROF_GEMM(205, 1, 128, 128);
     CALL(205, (double)32768, sizeof(real)*((double)128 + (double)128 + (double)16384), reclf_noirm_features_loss_k238_matmul(A + 0, A + 5248, (real *)P + 1122656)); /* %581 matmul [1,128]  graphs/lib/model.lua:33 */
+    PROF_GEMM(206, 128, 128, 1);
     CALL(206, (double)32768, sizeof(real)*((double)16384 + (double)128 + (double)128), reclf_noirm_features_loss_k239_matmul(A + 5572608, A + 5248, A + 4992)); /* %582 matmul [128,128]  graphs/lib/model.lua:33 */
     CALL(207, (double)16384, sizeof(real)*((double)16384 + (double)128), reclf_noirm_features_loss_k242_id(A + 5588992, A + 0)); /* %585 map:id [128,128]  graphs/lib/model.lua:33 */
     CALL(208, (double)19968*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T + (double)128 + (double)39*B*T), reclf_noirm_features_loss_k244_fused_add_mul_id_id(A + 5864432 + 946912*B + 9984*B*T, A + 5864432 + 946912*B + 25152*B*T, A + 5120, A + 5864432 + 946912*B + 25104*B*T, B, T)); /* %587 fused:add_mul_id_id [T,B,39,128]  graphs/lib/model.lua:33 */
     CALL(209, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), reclf_noirm_features_loss_k246_div(A + 5864432 + 946912*B + 25264*B*T + 249856*T, A + 5864432 + 946912*B + 25264*B*T + 248320*T, A + 5864432 + 946912*B + 25264*B*T + 251440*T, T)); /* %589 map:div [T,39,39]  graphs/lib/srm.lua:12 */
     CALL(210, (double)4641*T, sizeof(real)*((double)39*T + (double)1521*T + (double)1521*T + (double)39*T), reclf_noirm_features_loss_k251_fused_mul_sum_neg_mul(A + 5864432 + 946912*B + 25264*B*T + 248320*T, A + 5864432 + 946912*B + 25264*B*T + 249856*T, A + 5864432 + 946912*B + 25264*B*T + 245248*T, A + 5864432 + 946912*B + 25264*B*T + 251392*T, T)); /* %594 fused:mul_sum_neg_mul [T,39,1]  graphs/lib/srm.lua:12 */
     CALL(211, (double)9126*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T + (double)39*T + (double)1521*T), reclf_noirm_features_loss_k264_fused_scale_mul_mul_mul(A + 5864432 + 946912*B + 25264*B*T + 251392*T, A + 5864432 + 946912*B + 25264*B*T + 249856*T, A + 5864432 + 946912*B + 25264*B*T + 248320*T, (real *)inputs[3], A + 5864432 + 946912*B + 25264*B*T + 246784*T, T)); /* %607 fused:scale_mul_mul_mul [T,39,39]  graphs/lib/srm.lua:11 */
+    PROF_GEMM(212, 39, 128, 39);
     CALL(212, (double)389376*T, sizeof(real)*((double)4992*T + (double)1521*T + (double)4992*T), reclf_noirm_features_loss_k265_matmul(A + 5864432 + 946912*B + 25264*B*T + 245248*T, A + 5864432 + 946912*B + 25264*B*T + 251392*T, A + 5864432 + 946912*B + 25264*B*T + 240256*T, T)); /* %608 matmul [T,39,128]  graphs/lib/srm.lua:11 */
+    PROF_GEMM(213, 39, 128, 39);
     CALL(213, (double)389376*T, sizeof(real)*((double)4992*T + (double)1521*T + (double)4992*T), reclf_noirm_features_loss_k266_matmul(A + 5864432 + 946912*B + 25264*B*T + 240256*T, A + 5864432 + 946912*B + 25264*B*T + 251392*T, A + 5864432 + 946912*B + 25264*B*T + 235264*T, T)); /* %609 matmul [T,39,128]  graphs/lib/srm.lua:11 */
+    PROF_GEMM(214, 39*T, 128, 128);
     CALL(214, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), reclf_noirm_features_loss_k268_matmul(A + 5864432 + 946912*B + 25264*B*T + 235264*T, A + 5864432 + 946912*B + 25264*B*T + 240256*T, (real *)P + 1106272, T)); /* %611 matmul [39*T,128]  graphs/lib/srm.lua:11 */
+    PROF_GEMM(215, 128, 128, 39*T);
     CALL(215, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), convirt_text_vjp_k279_matmul(A + 5605376, A + 5864432 + 946912*B + 25264*B*T + 220160*T, A + 5864432 + 946912*B + 25264*B*T + 240256*T, T)); /* %612 matmul [128,128]  graphs/lib/srm.lua:11 */
+    PROF_GEMM(216, 39*T, 128, 128);
     CALL(216, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), reclf_noirm_features_loss_k268_matmul(A + 5864432 + 946912*B + 25264*B*T + 240256*T, A + 5864432 + 946912*B + 25264*B*T + 245248*T, (real *)P + 1089888, T)); /* %615 matmul [39*T,128]  graphs/lib/srm.lua:11 */
+    PROF_GEMM(217, 128, 128, 39*T);
     CALL(217, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), convirt_text_vjp_k279_matmul(A + 5621760, A + 5864432 + 946912*B + 25264*B*T + 220160*T, A + 5864432 + 946912*B + 25264*B*T + 245248*T, T)); /* %616 matmul [128,128]  graphs/lib/srm.lua:11 */
     CALL(218, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), reclf_noirm_features_loss_k276_mul(A + 5864432 + 946912*B + 14976*B*T, A + 5864432 + 946912*B + 9984*B*T, A + 5864432 + 946912*B + 4992*B*T, B, T)); /* %619 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
     CALL(219, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), gloria_features_loss_k203_sum(A + 5864432 + 946912*B + 25264*B*T + 245248*T, A + 5864432 + 946912*B + 14976*B*T, B, T)); /* %621 reduce [T,1,39,128]  graphs/lib/matching.lua:12 */
     CALL(220, (double)15210*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)4992*T + (double)4992*B*T + (double)39*B*T + (double)39*B*T), reclf_noirm_features_loss_k287_fused_mul_mul_sum_mul(A + 5864432 + 946912*B + 14976*B*T, A + 5864432 + 946912*B + 9984*B*T, A + 5864432 + 946912*B + 25264*B*T + 230272*T, A + 5864432 + 946912*B, A + 5864432 + 946912*B + 25056*B*T, A + 5864432 + 946912*B + 25008*B*T, B, T)); /* %630 fused:mul_mul_sum_mul [T,B,39,1]  graphs/lib/matching.lua:12 */
     CALL(221, (double)29952*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*T + (double)39*B*T + (double)39*B*T + (double)4992*B*T), reclf_noirm_features_loss_k291_fused_add_mul_mul_mul(A + 5864432 + 946912*B + 4992*B*T, A + 5864432 + 946912*B + 9984*B*T, A + 5864432 + 946912*B + 25264*B*T + 230272*T, A + 5864432 + 946912*B + 25056*B*T, A + 5864432 + 946912*B + 14976*B*T, A + 5864432 + 946912*B, B, T)); /* %634 fused:add_mul_mul_mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    PROF_GEMM(222, 64, 128, 39);
     CALL(222, (double)638976*B*T, sizeof(real)*((double)8192*B + (double)2496*B*T + (double)4992*B*T), gloria_features_loss_k219_matmul_sum(A + 5864432 + 925696*B, A + 5864432 + 946912*B + 22464*B*T, A + 5864432 + 946912*B + 4992*B*T, B, T)); /* %637 matmul [1,B,64,128]  graphs/lib/matching.lua:11 */
+    PROF_GEMM(223, 39, 64, 128);
     CALL(223, (double)641472*B*T, sizeof(real)*((double)2496*B*T + (double)4992*B*T + (double)8192*B + (double)39*B*T), gloria_features_loss_k220_matmul_div(A + 5864432 + 946912*B, A + 5864432 + 946912*B + 4992*B*T, A + 5864432 + 892928*B, A + 5864432 + 946912*B + 24960*B*T, B, T)); /* %638 matmul+div [T,B,39,64]  graphs/lib/matching.lua:10 */
     CALL(224, (double)7488*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T + (double)2496*B*T), gloria_features_loss_k223_fused_sum_neg_mul(A + 5864432 + 946912*B + 4992*B*T, A + 5864432 + 946912*B, A + 5864432 + 946912*B + 22464*B*T, B, T)); /* %641 fused:sum_neg_mul [T,B,39,1]  graphs/lib/matching.lua:10 */
     CALL(225, (double)9984*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T + (double)2496*B*T), gloria_features_loss_k229_fused_scale_mul_add_id(A + 5864432 + 946912*B + 2496*B*T, A + 5864432 + 946912*B, A + 5864432 + 946912*B + 4992*B*T, A + 5864432 + 946912*B + 19968*B*T, B, T)); /* %647 fused:scale_mul_add_id [T,B,39,64]  graphs/lib/matching.lua:10 */
+    PROF_GEMM(226, 39, 128, 64);
     CALL(226, (double)638976*B*T, sizeof(real)*((double)4992*T + (double)2496*B*T + (double)8192*B), gloria_features_loss_k232_matmul_sum(A + 5864432 + 946912*B + 25264*B*T + 250240*T, A + 5864432 + 946912*B + 2496*B*T, A + 5864432 + 917504*B, B, T)); /* %650 matmul [T,1,39,128]  graphs/lib/matching.lua:10 */
+    PROF_GEMM(227, 64, 128, 39);
     CALL(227, (double)638976*B*T, sizeof(real)*((double)8192*B + (double)2496*B*T + (double)4992*T), gloria_features_loss_k233_matmul_sum(A + 5864432 + 917504*B, A + 5864432 + 946912*B + 2496*B*T, A + 5864432 + 946912*B + 25264*B*T + 230272*T, B, T)); /* %651 matmul [1,B,64,128]  graphs/lib/matching.lua:10 */
     CALL(228, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T), gloria_features_loss_k234_add(A + 5864432 + 946912*B + 25264*B*T + 230272*T, A + 5864432 + 946912*B + 25264*B*T + 245248*T, A + 5864432 + 946912*B + 25264*B*T + 250240*T, T)); /* %652 map:add [T,1,39,128]  graphs/lib/matching.lua:10 */
     CALL(229, (double)16768*B, sizeof(real)*((double)64*B + (double)8192*B + (double)8192*B + (double)64*B + (double)64*B), gloria_features_loss_k244_fused_mul_mul_sum_mul(A + 5864432 + 946624*B, A + 5864432 + 917504*B, A + 5864432 + 892928*B, A + 5864432 + 946560*B, A + 5864432 + 933888*B, B)); /* %662 fused:mul_mul_sum_mul [1,B,64,1]  graphs/lib/matching.lua:9 */
@@ -752,7 +805,9 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     CALL(233, (double)4*B, sizeof(real)*((double)B + (double)1 + (double)B + (double)B), convirt_features_loss_k71_fused_mul_div_id_step(A + 5864432 + 946560*B, A + 5638144, A + 5864432 + 946896*B, A + 5864432 + 946880*B, B)); /* %695 fused:mul_div_id_step [1,B]  graphs/lib/losses.lua:11 */
     CALL(234, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), convirt_features_loss_k84_fused_mul_div_step(A + 5864432 + 946912*B + 25264*B*T + 256368*T, A + 5864432 + 946912*B + 25264*B*T + 256528*T, A + 5864432 + 946912*B + 25264*B*T + 256512*T, A + 5864432 + 946912*B + 25264*B*T + 256496*T, T)); /* %708 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
     CALL(235, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), gloria_features_loss_k295_fused_scale_add_add_add(A + 5864432 + 946912*B, A + 5864432 + 946912*B + 25232*B*T, A + 5864432 + 946560*B, A + 5864432 + 946912*B + 25216*B*T, A + 5864432 + 946912*B + 25248*B*T, A + 5864432 + 946912*B + 25264*B*T + 256368*T, A + 5864432 + 946912*B + 25200*B*T, B, T)); /* %714 fused:scale_add_add_add [T,B]  graphs/lib/losses.lua:21 */
+    PROF_GEMM(236, T, 128, B);
     CALL(236, (double)256*B*T, sizeof(real)*((double)128*T + (double)B*T + (double)128*B), convirt_features_loss_k91_matmul(A + 5864432 + 946912*B + 25264*B*T + 220160*T, A + 5864432 + 946912*B, A + 5864432 + 946432*B, B, T)); /* %715 matmul [T,128]  graphs/lib/losses.lua:21 */
+    PROF_GEMM(237, B, 128, T);
     CALL(237, (double)256*B*T, sizeof(real)*((double)128*B + (double)B*T + (double)128*T), convirt_features_loss_k92_matmul(A + 5864432 + 892928*B, A + 5864432 + 946912*B, A + 5864432 + 946912*B + 25264*B*T + 225152*T, B, T)); /* %716 matmul [B,128]  graphs/lib/losses.lua:21 */
     CALL(238, (double)262*B, sizeof(real)*((double)B + (double)128*B + (double)128*B + (double)B + (double)B), convirt_features_loss_k101_fused_mul_mul_sum_mul(A + 5864432 + 946432*B, A + 5864432 + 892928*B, A + 5864432 + 946304*B, A + 5864432 + 946864*B, A + 5864432 + 946848*B, B)); /* %725 fused:mul_mul_sum_mul [B,1]  graphs/lib/losses.lua:21 */
     CALL(239, (double)640*B, sizeof(real)*((double)128*B + (double)128*B + (double)B + (double)B + (double)128*B), convirt_features_loss_k105_fused_add_mul_mul_id(A + 5864432 + 893056*B, A + 5864432 + 892928*B, A + 5864432 + 946864*B, A + 5864432 + 946432*B, A + 5864432 + 946304*B, B)); /* %729 fused:add_mul_mul_id [B,128]  graphs/lib/losses.lua:21 */
@@ -760,11 +815,15 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     CALL(241, (double)640*T, sizeof(real)*((double)128*T + (double)128*T + (double)T + (double)T + (double)128*T), convirt_features_loss_k118_fused_add_mul_mul_id(A + 5864432 + 946912*B + 25264*B*T + 250240*T, A + 5864432 + 946912*B + 25264*B*T + 220160*T, A + 5864432 + 946912*B + 25264*B*T + 256480*T, A + 5864432 + 946912*B + 25264*B*T + 256368*T, A + 5864432 + 946912*B + 25264*B*T + 256000*T, T)); /* %742 fused:add_mul_mul_id [T,128]  graphs/lib/losses.lua:21 */
     CALL(242, (double)4992*T, sizeof(real)*((double)4992 + (double)4992*T), convirt_text_vjp_k273_sum(A + 0, A + 5864432 + 946912*B + 25264*B*T + 245248*T, T)); /* %743 reduce [1,39,128]  graphs/lib/text_encoder.lua:37 */
     CALL(243, (double)4992, sizeof(real)*((double)128 + (double)4992), convirt_text_vjp_k275_sum(A + 5859328, A + 0)); /* %745 reduce [1,128]  graphs/lib/text_encoder.lua:37 */
+    PROF_GEMM(244, 39*T, 128, 128);
     CALL(244, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), convirt_text_vjp_k278_matmul(A + 5864432 + 946912*B + 25264*B*T + 230272*T, A + 5864432 + 946912*B + 25264*B*T + 245248*T, (real *)P + 1073376, T)); /* %748 matmul [39*T,128]  graphs/lib/text_encoder.lua:37 */
+    PROF_GEMM(245, 128, 128, 39*T);
     CALL(245, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), convirt_text_vjp_k279_matmul(A + 5638144, A + 5864432 + 946912*B + 25264*B*T + 245248*T, A + 5864432 + 946912*B + 25264*B*T + 225280*T, T)); /* %749 matmul [128,128]  graphs/lib/text_encoder.lua:37 */
     CALL(246, 0, sizeof(real)*((double)5120*T + (double)4992*T), convirt_text_vjp_k281_pad(A + 5864432 + 946912*B + 25264*B*T + 220160*T, A + 5864432 + 946912*B + 25264*B*T + 230272*T, T)); /* %751 pad [T,40,128]  graphs/lib/text_encoder.lua:37 */
     CALL(247, (double)128*T, sizeof(real)*((double)128 + (double)128*T), convirt_k462_sum(A + 5859456, A + 5864432 + 946912*B + 25264*B*T + 250240*T, T)); /* %752 reduce [1,128]  graphs/lib/text_encoder.lua:36 */
+    PROF_GEMM(248, T, 128, 128);
     CALL(248, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), convirt_k464_matmul(A + 5864432 + 946912*B + 25264*B*T + 250368*T, A + 5864432 + 946912*B + 25264*B*T + 250240*T, (real *)P + 1056864, T)); /* %754 matmul [T,128]  graphs/lib/text_encoder.lua:36 */
+    PROF_GEMM(249, 128, 128, T);
     CALL(249, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), convirt_k465_matmul(A + 5654528, A + 5864432 + 946912*B + 25264*B*T + 250240*T, A + 5864432 + 946912*B + 25264*B*T + 255872*T, T)); /* %755 matmul [128,128]  graphs/lib/text_encoder.lua:36 */
     CALL(250, 0, sizeof(real)*((double)5120*T + (double)128*T), convirt_k467_pad(A + 5864432 + 946912*B + 25264*B*T + 225280*T, A + 5864432 + 946912*B + 25264*B*T + 250368*T, T)); /* %757 pad [T,40,128]  graphs/lib/text_encoder.lua:35 */
     CALL(251, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_text_vjp_k288_add(A + 5864432 + 946912*B + 25264*B*T + 230400*T, A + 5864432 + 946912*B + 25264*B*T + 220160*T, A + 5864432 + 946912*B + 25264*B*T + 225280*T, T)); /* %758 map:add [T,40,128]  graphs/lib/text_encoder.lua:35 */
@@ -779,11 +838,15 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     CALL(260, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k494_fused_add_id(A + 5864432 + 946912*B + 25264*B*T + 194560*T, A + 5864432 + 946912*B + 25264*B*T + 215040*T, A + 5864432 + 946912*B + 25264*B*T + 255872*T, T)); /* %785 fused:add_id [T,40,128]  graphs/lib/text_encoder.lua:34 */
     CALL(261, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 0, A + 5864432 + 946912*B + 25264*B*T + 194560*T, T)); /* %786 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
     CALL(262, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5859840, A + 0)); /* %788 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
+    PROF_GEMM(263, 128, 512, 40*T);
     CALL(263, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), convirt_k501_matmul(A + 5218304, A + 5864432 + 946912*B + 25264*B*T + 194560*T, A + 5864432 + 946912*B + 25264*B*T + 61440*T, T)); /* %792 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
+    PROF_GEMM(264, 40*T, 512, 128);
     CALL(264, (double)5283840*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)20480*T), convirt_k504_matmul_mul_gelu_grad(A + 5864432 + 946912*B + 25264*B*T + 61440*T, A + 5864432 + 946912*B + 25264*B*T + 194560*T, (real *)P + 990944, A + 5864432 + 946912*B + 25264*B*T + 40960*T, T)); /* %795 matmul+mul_gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
     CALL(265, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), convirt_k505_sum(A + 0, A + 5864432 + 946912*B + 25264*B*T + 61440*T, T)); /* %796 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
     CALL(266, (double)20480, sizeof(real)*((double)512 + (double)20480), convirt_k507_sum(A + 5858304, A + 0)); /* %798 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
+    PROF_GEMM(267, 40*T, 128, 512);
     CALL(267, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), convirt_k510_matmul(A + 5864432 + 946912*B + 25264*B*T + 40960*T, A + 5864432 + 946912*B + 25264*B*T + 61440*T, (real *)P + 924896, T)); /* %801 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
+    PROF_GEMM(268, 512, 128, 40*T);
     CALL(268, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), convirt_k511_matmul(A + 5283840, A + 5864432 + 946912*B + 25264*B*T + 61440*T, A + 5864432 + 946912*B + 25264*B*T + 209920*T, T)); /* %802 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
     CALL(269, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5349376, A + 5864432 + 946912*B + 25264*B*T + 40960*T, T)); /* %804 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
     CALL(270, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5859968, A + 5349376)); /* %806 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
@@ -796,29 +859,41 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     CALL(277, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k540_fused_add_add_id(A + 5864432 + 946912*B + 25264*B*T + 53760*T, A + 5864432 + 946912*B + 25264*B*T + 194560*T, A + 5864432 + 946912*B + 25264*B*T + 46080*T, A + 5864432 + 946912*B + 25264*B*T + 255872*T, T)); /* %831 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
     CALL(278, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5349376, A + 5864432 + 946912*B + 25264*B*T + 53760*T, T)); /* %832 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
     CALL(279, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5860224, A + 5349376)); /* %834 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    PROF_GEMM(280, 40*T, 128, 128);
     CALL(280, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k546_matmul(A + 5864432 + 946912*B + 25264*B*T + 40960*T, A + 5864432 + 946912*B + 25264*B*T + 53760*T, (real *)P + 908128, T)); /* %837 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
+    PROF_GEMM(281, 128, 128, 40*T);
     CALL(281, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k547_matmul(A + 5670912, A + 5864432 + 946912*B + 25264*B*T + 53760*T, A + 5864432 + 946912*B + 25264*B*T + 189440*T, T)); /* %838 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
     CALL(282, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k129_permute(A + 5864432 + 946912*B + 25264*B*T + 47360*T, A + 5864432 + 946912*B + 25264*B*T + 40960*T, T)); /* %841 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
+    PROF_GEMM(283, 40, 32, 40);
     CALL(283, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k552_matmul(A + 5864432 + 946912*B + 25264*B*T + 58880*T, A + 5864432 + 946912*B + 25264*B*T + 101120*T, A + 5864432 + 946912*B + 25264*B*T + 47360*T, T)); /* %843 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    PROF_GEMM(284, 40, 40, 32);
     CALL(284, (double)416000*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)160*T), convirt_k553_matmul_div(A + 5864432 + 946912*B + 25264*B*T + 40960*T, A + 5864432 + 946912*B + 25264*B*T + 47360*T, A + 5864432 + 946912*B + 25264*B*T + 184320*T, A + 5864432 + 946912*B + 25264*B*T + 255712*T, T)); /* %844 matmul+div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
     CALL(285, (double)19520*T, sizeof(real)*((double)160*T + (double)6400*T + (double)6400*T + (double)160*T), convirt_k558_fused_mul_sum_neg_mul(A + 5864432 + 946912*B + 25264*B*T + 64000*T, A + 5864432 + 946912*B + 25264*B*T + 40960*T, A + 5864432 + 946912*B + 25264*B*T + 101120*T, A + 5864432 + 946912*B + 25264*B*T + 255552*T, T)); /* %849 fused:mul_sum_neg_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
     CALL(286, (double)38400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T + (double)6400*T), convirt_k574_fused_scale_mul_mul_mul(A + 5864432 + 946912*B + 25264*B*T + 47360*T, A + 5864432 + 946912*B + 25264*B*T + 40960*T, A + 5864432 + 946912*B + 25264*B*T + 64000*T, (real *)inputs[2], A + 5864432 + 946912*B + 25264*B*T + 94720*T, T)); /* %865 fused:scale_mul_mul_mul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
+    PROF_GEMM(287, 40, 32, 40);
     CALL(287, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k162_matmul(A + 5864432 + 946912*B + 25264*B*T + 40960*T, A + 5864432 + 946912*B + 25264*B*T + 47360*T, A + 5864432 + 946912*B + 25264*B*T + 179200*T, T)); /* %866 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    PROF_GEMM(288, 40, 32, 40);
     CALL(288, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k552_matmul(A + 5864432 + 946912*B + 25264*B*T + 94720*T, A + 5864432 + 946912*B + 25264*B*T + 47360*T, A + 5864432 + 946912*B + 25264*B*T + 174080*T, T)); /* %867 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
     CALL(289, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k163_permute(A + 5864432 + 946912*B + 25264*B*T + 46080*T, A + 5864432 + 946912*B + 25264*B*T + 58880*T, T)); /* %868 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
     CALL(290, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5349376, A + 5864432 + 946912*B + 25264*B*T + 46080*T, T)); /* %870 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
     CALL(291, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5860352, A + 5349376)); /* %872 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
+    PROF_GEMM(292, 128, 128, 40*T);
     CALL(292, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k547_matmul(A + 5687296, A + 5864432 + 946912*B + 25264*B*T + 46080*T, A + 5864432 + 946912*B + 25264*B*T + 168960*T, T)); /* %876 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
     CALL(293, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k163_permute(A + 5864432 + 946912*B + 25264*B*T + 99840*T, A + 5864432 + 946912*B + 25264*B*T + 94720*T, T)); /* %878 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
     CALL(294, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5349376, A + 5864432 + 946912*B + 25264*B*T + 99840*T, T)); /* %880 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
     CALL(295, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5860480, A + 5349376)); /* %882 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
+    PROF_GEMM(296, 40*T, 128, 128);
     CALL(296, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k546_matmul(A + 5864432 + 946912*B + 25264*B*T + 94720*T, A + 5864432 + 946912*B + 25264*B*T + 99840*T, (real *)P + 875104, T)); /* %885 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
+    PROF_GEMM(297, 128, 128, 40*T);
     CALL(297, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k547_matmul(A + 5703680, A + 5864432 + 946912*B + 25264*B*T + 99840*T, A + 5864432 + 946912*B + 25264*B*T + 168960*T, T)); /* %886 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
     CALL(298, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k163_permute(A + 5864432 + 946912*B + 25264*B*T + 99840*T, A + 5864432 + 946912*B + 25264*B*T + 40960*T, T)); /* %889 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
     CALL(299, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5349376, A + 5864432 + 946912*B + 25264*B*T + 99840*T, T)); /* %891 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
     CALL(300, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5860608, A + 5349376)); /* %893 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
+    PROF_GEMM(301, 40*T, 128, 128);
     CALL(301, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k546_matmul(A + 5864432 + 946912*B + 25264*B*T + 40960*T, A + 5864432 + 946912*B + 25264*B*T + 99840*T, (real *)P + 858592, T)); /* %896 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
+    PROF_GEMM(302, 128, 128, 40*T);
     CALL(302, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k547_matmul(A + 5720064, A + 5864432 + 946912*B + 25264*B*T + 99840*T, A + 5864432 + 946912*B + 25264*B*T + 168960*T, T)); /* %897 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
+    PROF_GEMM(303, 40*T, 128, 128);
     CALL(303, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)5120*T), convirt_k608_matmul_add_add(A + 5864432 + 946912*B + 25264*B*T + 99840*T, A + 5864432 + 946912*B + 25264*B*T + 46080*T, (real *)P + 891616, A + 5864432 + 946912*B + 25264*B*T + 94720*T, A + 5864432 + 946912*B + 25264*B*T + 40960*T, T)); /* %899 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:12 */
     CALL(304, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5349376, A + 5864432 + 946912*B + 25264*B*T + 99840*T, T)); /* %900 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
     CALL(305, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5860736, A + 5349376)); /* %902 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
@@ -831,11 +906,15 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     CALL(312, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k540_fused_add_add_id(A + 5864432 + 946912*B + 25264*B*T + 99840*T, A + 5864432 + 946912*B + 25264*B*T + 53760*T, A + 5864432 + 946912*B + 25264*B*T + 94720*T, A + 5864432 + 946912*B + 25264*B*T + 255552*T, T)); /* %927 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
     CALL(313, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5349376, A + 5864432 + 946912*B + 25264*B*T + 99840*T, T)); /* %928 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
     CALL(314, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5860992, A + 5349376)); /* %930 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
+    PROF_GEMM(315, 128, 512, 40*T);
     CALL(315, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), convirt_k501_matmul(A + 5349376, A + 5864432 + 946912*B + 25264*B*T + 99840*T, A + 5864432 + 946912*B + 25264*B*T + 20480*T, T)); /* %934 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
+    PROF_GEMM(316, 40*T, 512, 128);
     CALL(316, (double)5283840*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)20480*T), convirt_k504_matmul_mul_gelu_grad(A + 5864432 + 946912*B + 25264*B*T + 20480*T, A + 5864432 + 946912*B + 25264*B*T + 99840*T, (real *)P + 792672, A + 5864432 + 946912*B + 25264*B*T, T)); /* %937 matmul+mul_gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
     CALL(317, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), convirt_k505_sum(A + 0, A + 5864432 + 946912*B + 25264*B*T + 20480*T, T)); /* %938 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
     CALL(318, (double)20480, sizeof(real)*((double)512 + (double)20480), convirt_k507_sum(A + 5858816, A + 0)); /* %940 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
+    PROF_GEMM(319, 40*T, 128, 512);
     CALL(319, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), convirt_k510_matmul(A + 5864432 + 946912*B + 25264*B*T + 94720*T, A + 5864432 + 946912*B + 25264*B*T + 20480*T, (real *)P + 726624, T)); /* %943 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
+    PROF_GEMM(320, 512, 128, 40*T);
     CALL(320, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), convirt_k511_matmul(A + 5414912, A + 5864432 + 946912*B + 25264*B*T + 20480*T, A + 5864432 + 946912*B + 25264*B*T + 153600*T, T)); /* %944 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
     CALL(321, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5480448, A + 5864432 + 946912*B + 25264*B*T + 94720*T, T)); /* %946 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
     CALL(322, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5861120, A + 5480448)); /* %948 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
@@ -848,29 +927,41 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     CALL(329, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k540_fused_add_add_id(A + 5864432 + 946912*B + 25264*B*T + 94720*T, A + 5864432 + 946912*B + 25264*B*T + 99840*T, A + 5864432 + 946912*B + 25264*B*T, A + 5864432 + 946912*B + 25264*B*T + 255552*T, T)); /* %973 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
     CALL(330, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5480448, A + 5864432 + 946912*B + 25264*B*T + 94720*T, T)); /* %974 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
     CALL(331, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5861376, A + 5480448)); /* %976 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    PROF_GEMM(332, 40*T, 128, 128);
     CALL(332, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k546_matmul(A + 5864432 + 946912*B + 25264*B*T + 99840*T, A + 5864432 + 946912*B + 25264*B*T + 94720*T, (real *)P + 709856, T)); /* %979 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
+    PROF_GEMM(333, 128, 128, 40*T);
     CALL(333, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k547_matmul(A + 5736448, A + 5864432 + 946912*B + 25264*B*T + 94720*T, A + 5864432 + 946912*B + 25264*B*T + 138240*T, T)); /* %980 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
     CALL(334, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k129_permute(A + 5864432 + 946912*B + 25264*B*T + 6400*T, A + 5864432 + 946912*B + 25264*B*T + 99840*T, T)); /* %983 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
+    PROF_GEMM(335, 40, 32, 40);
     CALL(335, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k552_matmul(A + 5864432 + 946912*B + 25264*B*T + 99840*T, A + 5864432 + 946912*B + 25264*B*T + 88320*T, A + 5864432 + 946912*B + 25264*B*T + 6400*T, T)); /* %985 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    PROF_GEMM(336, 40, 40, 32);
     CALL(336, (double)416000*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)160*T), convirt_k553_matmul_div(A + 5864432 + 946912*B + 25264*B*T, A + 5864432 + 946912*B + 25264*B*T + 6400*T, A + 5864432 + 946912*B + 25264*B*T + 133120*T, A + 5864432 + 946912*B + 25264*B*T + 255392*T, T)); /* %986 matmul+div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
     CALL(337, (double)19520*T, sizeof(real)*((double)160*T + (double)6400*T + (double)6400*T + (double)160*T), convirt_k558_fused_mul_sum_neg_mul(A + 5864432 + 946912*B + 25264*B*T + 104960*T, A + 5864432 + 946912*B + 25264*B*T, A + 5864432 + 946912*B + 25264*B*T + 88320*T, A + 5864432 + 946912*B + 25264*B*T + 255232*T, T)); /* %991 fused:mul_sum_neg_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
     CALL(338, (double)38400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T + (double)6400*T), convirt_k574_fused_scale_mul_mul_mul(A + 5864432 + 946912*B + 25264*B*T + 6400*T, A + 5864432 + 946912*B + 25264*B*T, A + 5864432 + 946912*B + 25264*B*T + 104960*T, (real *)inputs[2], A + 5864432 + 946912*B + 25264*B*T + 81920*T, T)); /* %1007 fused:scale_mul_mul_mul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
+    PROF_GEMM(339, 40, 32, 40);
     CALL(339, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k162_matmul(A + 5864432 + 946912*B + 25264*B*T, A + 5864432 + 946912*B + 25264*B*T + 6400*T, A + 5864432 + 946912*B + 25264*B*T + 128000*T, T)); /* %1008 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    PROF_GEMM(340, 40, 32, 40);
     CALL(340, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k552_matmul(A + 5864432 + 946912*B + 25264*B*T + 12800*T, A + 5864432 + 946912*B + 25264*B*T + 6400*T, A + 5864432 + 946912*B + 25264*B*T + 122880*T, T)); /* %1009 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
     CALL(341, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k163_permute(A + 5864432 + 946912*B + 25264*B*T + 5120*T, A + 5864432 + 946912*B + 25264*B*T + 99840*T, T)); /* %1010 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
     CALL(342, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5480448, A + 5864432 + 946912*B + 25264*B*T + 5120*T, T)); /* %1012 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
     CALL(343, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5861504, A + 5480448)); /* %1014 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
+    PROF_GEMM(344, 128, 128, 40*T);
     CALL(344, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k547_matmul(A + 5752832, A + 5864432 + 946912*B + 25264*B*T + 5120*T, A + 5864432 + 946912*B + 25264*B*T + 117760*T, T)); /* %1018 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
     CALL(345, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k163_permute(A + 5864432 + 946912*B + 25264*B*T + 99840*T, A + 5864432 + 946912*B + 25264*B*T + 12800*T, T)); /* %1020 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
     CALL(346, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5480448, A + 5864432 + 946912*B + 25264*B*T + 99840*T, T)); /* %1022 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
     CALL(347, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5861632, A + 5480448)); /* %1024 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
+    PROF_GEMM(348, 40*T, 128, 128);
     CALL(348, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k546_matmul(A + 5864432 + 946912*B + 25264*B*T + 10240*T, A + 5864432 + 946912*B + 25264*B*T + 99840*T, (real *)P + 676832, T)); /* %1027 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
+    PROF_GEMM(349, 128, 128, 40*T);
     CALL(349, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k547_matmul(A + 5769216, A + 5864432 + 946912*B + 25264*B*T + 99840*T, A + 5864432 + 946912*B + 25264*B*T + 117760*T, T)); /* %1028 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
     CALL(350, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k163_permute(A + 5864432 + 946912*B + 25264*B*T + 99840*T, A + 5864432 + 946912*B + 25264*B*T, T)); /* %1031 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
     CALL(351, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5480448, A + 5864432 + 946912*B + 25264*B*T + 99840*T, T)); /* %1033 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
     CALL(352, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5861760, A + 5480448)); /* %1035 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
+    PROF_GEMM(353, 40*T, 128, 128);
     CALL(353, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k546_matmul(A + 5864432 + 946912*B + 25264*B*T, A + 5864432 + 946912*B + 25264*B*T + 99840*T, (real *)P + 660320, T)); /* %1038 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
+    PROF_GEMM(354, 128, 128, 40*T);
     CALL(354, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k547_matmul(A + 5785600, A + 5864432 + 946912*B + 25264*B*T + 99840*T, A + 5864432 + 946912*B + 25264*B*T + 117760*T, T)); /* %1039 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
+    PROF_GEMM(355, 40*T, 128, 128);
     CALL(355, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)5120*T), convirt_k608_matmul_add_add(A + 5864432 + 946912*B + 25264*B*T + 99840*T, A + 5864432 + 946912*B + 25264*B*T + 5120*T, (real *)P + 693344, A + 5864432 + 946912*B + 25264*B*T + 10240*T, A + 5864432 + 946912*B + 25264*B*T, T)); /* %1041 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:12 */
     CALL(356, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5480448, A + 5864432 + 946912*B + 25264*B*T + 99840*T, T)); /* %1042 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
     CALL(357, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5861888, A + 5480448)); /* %1044 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
@@ -884,11 +975,15 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     CALL(365, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5853184, A + 5864432 + 946912*B + 25264*B*T + 5120*T, T)); /* %1070 reduce [1,40,128]  graphs/lib/text_encoder.lua:32 */
     CALL(366, 0, sizeof(real)*((double)131072 + (double)5120*T + (double)40*T), convirt_k781_scatter_add(A + 5013504, A + 5864432 + 946912*B + 25264*B*T + 5120*T, (int32_t *)inputs[1], T)); /* %1072 scatter_add [1024,128]  graphs/lib/text_encoder.lua:32 */
     CALL(367, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5862144, A + 5864432 + 893056*B, B)); /* %1073 reduce [1,128]  graphs/lib/image_encoder.lua:36 */
+    PROF_GEMM(368, 128, 128, B);
     CALL(368, (double)32768*B, sizeof(real)*((double)16384 + (double)128*B + (double)128*B), convirt_image_vjp_k131_matmul(A + 5801984, A + 5864432 + 893056*B, A + 5864432 + 946176*B, B)); /* %1076 matmul [128,128]  graphs/lib/image_encoder.lua:36 */
+    PROF_GEMM(369, B, 128, 128);
     CALL(369, (double)32896*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384), convirt_image_vjp_k132_matmul_scale(A + 5864432 + 917504*B, A + 5864432 + 893056*B, (real *)P + 507360, B)); /* %1077 matmul+scale [B,128]  graphs/lib/image_encoder.lua:35 */
     CALL(370, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k135_sum(A + 5144576, A + 5864432 + 933888*B, B)); /* %1080 reduce [1,64,128]  graphs/lib/image_encoder.lua:34 */
     CALL(371, (double)8192, sizeof(real)*((double)128 + (double)8192), convirt_image_vjp_k137_sum(A + 5862272, A + 5144576)); /* %1082 reduce [1,128]  graphs/lib/image_encoder.lua:34 */
+    PROF_GEMM(372, 64*B, 128, 128);
     CALL(372, (double)2097152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384), convirt_image_vjp_k140_matmul(A + 5864432 + 892928*B, A + 5864432 + 933888*B, (real *)P + 490848, B)); /* %1085 matmul [64*B,128]  graphs/lib/image_encoder.lua:34 */
+    PROF_GEMM(373, 128, 128, 64*B);
     CALL(373, (double)2097152*B, sizeof(real)*((double)16384 + (double)8192*B + (double)8192*B), convirt_image_vjp_k141_matmul(A + 5818368, A + 5864432 + 933888*B, A + 5864432 + 909312*B, B)); /* %1086 matmul [128,128]  graphs/lib/image_encoder.lua:34 */
     CALL(374, (double)16384*B, sizeof(real)*((double)8192*B + (double)128*B + (double)8192*B), convirt_image_vjp_k143_fused_add_id(A + 5864432 + 909312*B, A + 5864432 + 917504*B, A + 5864432 + 892928*B, B)); /* %1088 fused:add_id [B,64,128]  graphs/lib/image_encoder.lua:34 */
     CALL(375, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k144_permute(A + 5864432 + 892928*B, A + 5864432 + 909312*B, B)); /* %1089 permute [B,128,64]  graphs/lib/image_encoder.lua:33 */
@@ -900,7 +995,9 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     CALL(381, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k154_slice(A + 5862528, A + 5834752)); /* %1099 slice [128,1]  graphs/lib/image_encoder.lua:13 */
     CALL(382, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k157_sum(A + 5864432 + 884736*B, A + 5864432 + 892928*B, B)); /* %1102 reduce [B,128,1]  graphs/lib/image_encoder.lua:13 */
     CALL(383, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5862656, A + 5864432 + 884736*B, B)); /* %1103 reduce [1,128,1]  graphs/lib/image_encoder.lua:13 */
+    PROF_GEMM(384, 1152, 64, 128);
     CALL(384, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456), convirt_image_vjp_k160_conv2d_input_grad(A + 5864432 + 884736*B, A + 5864432 + 892928*B, (real *)P + 343008, A + 0, B)); /* %1105 conv2d_input_grad [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    PROF_GEMM(385, 288, 128, 64);
     CALL(385, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)8192*B), convirt_image_vjp_k161_conv2d_weight_grad(A + 4718592, A + 5864432 + 892928*B, A + 5864432 + 876544*B, A + 0, B)); /* %1106 conv2d_weight_grad [128,128,3,3]  graphs/lib/image_encoder.lua:13 */
     CALL(386, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k147_fused_mul_step(A + 5864432 + 876544*B, A + 5864432 + 884736*B, A + 5864432 + 868352*B, B)); /* %1108 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
     CALL(387, (double)40960*B, sizeof(real)*((double)256*B + (double)8192*B + (double)8192*B + (double)16*B), convirt_image_vjp_k148_group_norm_sums(A + 5864432 + 884736*B, A + 5864432 + 876544*B, A + 5864432 + 860160*B, A + 5864432 + 946816*B, B)); /* %1109 group_norm_sums [B,128,2]  graphs/lib/image_encoder.lua:7 */
@@ -910,7 +1007,9 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     CALL(391, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k154_slice(A + 5862912, A + 5834752)); /* %1115 slice [128,1]  graphs/lib/image_encoder.lua:7 */
     CALL(392, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k157_sum(A + 5864432 + 860160*B, A + 5864432 + 868352*B, B)); /* %1118 reduce [B,128,1]  graphs/lib/image_encoder.lua:6 */
     CALL(393, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5863040, A + 5864432 + 860160*B, B)); /* %1119 reduce [1,128,1]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(394, 1152, 64, 128);
     CALL(394, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456), convirt_image_vjp_k160_conv2d_input_grad(A + 5864432 + 860160*B, A + 5864432 + 868352*B, (real *)P + 195168, A + 0, B)); /* %1121 conv2d_input_grad [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(395, 288, 128, 64);
     CALL(395, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)8192*B), convirt_image_vjp_k161_conv2d_weight_grad(A + 4866048, A + 5864432 + 868352*B, A + 5864432 + 851968*B, A + 0, B)); /* %1122 conv2d_weight_grad [128,128,3,3]  graphs/lib/image_encoder.lua:6 */
     CALL(396, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k180_fused_mul_add_step(A + 5864432 + 851968*B, A + 5864432 + 909312*B, A + 5864432 + 860160*B, A + 5864432 + 843776*B, B)); /* %1125 fused:mul_add_step [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
     CALL(397, (double)40960*B, sizeof(real)*((double)256*B + (double)8192*B + (double)8192*B + (double)16*B), convirt_image_vjp_k148_group_norm_sums(A + 5864432 + 843776*B, A + 5864432 + 851968*B, A + 5864432 + 835584*B, A + 5864432 + 946800*B, B)); /* %1126 group_norm_sums [B,128,2]  graphs/lib/image_encoder.lua:7 */
@@ -920,7 +1019,9 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     CALL(401, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k154_slice(A + 5863296, A + 5834752)); /* %1132 slice [128,1]  graphs/lib/image_encoder.lua:7 */
     CALL(402, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k157_sum(A + 5864432 + 835584*B, A + 5864432 + 860160*B, B)); /* %1135 reduce [B,128,1]  graphs/lib/image_encoder.lua:6 */
     CALL(403, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5863424, A + 5864432 + 835584*B, B)); /* %1136 reduce [1,128,1]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(404, 576, 64, 128);
     CALL(404, (double)9437184*B, sizeof(real)*((double)16384*B + (double)8192*B + (double)73728), convirt_image_vjp_k193_conv2d_input_grad(A + 5864432 + 835584*B, A + 5864432 + 860160*B, (real *)P + 121056, A + 0, B)); /* %1138 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(405, 144, 128, 64);
     CALL(405, (double)9437184*B, sizeof(real)*((double)73728 + (double)8192*B + (double)16384*B), convirt_image_vjp_k194_conv2d_weight_grad(A + 5144576, A + 5864432 + 860160*B, A + 5864432 + 802816*B, A + 0, B)); /* %1139 conv2d_weight_grad [128,64,3,3]  graphs/lib/image_encoder.lua:6 */
     CALL(406, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k196_fused_mul_step(A + 5864432 + 802816*B, A + 5864432 + 835584*B, A + 5864432 + 819200*B, B)); /* %1141 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
     CALL(407, (double)81920*B, sizeof(real)*((double)128*B + (double)16384*B + (double)16384*B + (double)16*B), convirt_image_vjp_k197_group_norm_sums(A + 5864432 + 835584*B, A + 5864432 + 802816*B, A + 5864432 + 786432*B, A + 5864432 + 946784*B, B)); /* %1142 group_norm_sums [B,64,2]  graphs/lib/image_encoder.lua:13 */
@@ -930,7 +1031,9 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     CALL(411, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k203_slice(A + 5863616, A + 5834752)); /* %1148 slice [64,1]  graphs/lib/image_encoder.lua:13 */
     CALL(412, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k206_sum(A + 5864432 + 786432*B, A + 5864432 + 819200*B, B)); /* %1151 reduce [B,64,1]  graphs/lib/image_encoder.lua:13 */
     CALL(413, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5863680, A + 5864432 + 786432*B, B)); /* %1152 reduce [1,64,1]  graphs/lib/image_encoder.lua:13 */
+    PROF_GEMM(414, 576, 256, 64);
     CALL(414, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864), convirt_image_vjp_k209_conv2d_input_grad(A + 5864432 + 786432*B, A + 5864432 + 819200*B, (real *)P + 84000, A + 0, B)); /* %1154 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    PROF_GEMM(415, 144, 64, 256);
     CALL(415, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)16384*B), convirt_image_vjp_k210_conv2d_weight_grad(A + 5480448, A + 5864432 + 819200*B, A + 5864432 + 770048*B, A + 0, B)); /* %1155 conv2d_weight_grad [64,64,3,3]  graphs/lib/image_encoder.lua:13 */
     CALL(416, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k196_fused_mul_step(A + 5864432 + 770048*B, A + 5864432 + 786432*B, A + 5864432 + 753664*B, B)); /* %1157 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
     CALL(417, (double)81920*B, sizeof(real)*((double)128*B + (double)16384*B + (double)16384*B + (double)16*B), convirt_image_vjp_k197_group_norm_sums(A + 5864432 + 786432*B, A + 5864432 + 770048*B, A + 5864432 + 737280*B, A + 5864432 + 946768*B, B)); /* %1158 group_norm_sums [B,64,2]  graphs/lib/image_encoder.lua:7 */
@@ -940,7 +1043,9 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     CALL(421, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k203_slice(A + 5863808, A + 5834752)); /* %1164 slice [64,1]  graphs/lib/image_encoder.lua:7 */
     CALL(422, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k206_sum(A + 5864432 + 737280*B, A + 5864432 + 753664*B, B)); /* %1167 reduce [B,64,1]  graphs/lib/image_encoder.lua:6 */
     CALL(423, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5863872, A + 5864432 + 737280*B, B)); /* %1168 reduce [1,64,1]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(424, 576, 256, 64);
     CALL(424, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864), convirt_image_vjp_k209_conv2d_input_grad(A + 5864432 + 737280*B, A + 5864432 + 753664*B, (real *)P + 46944, A + 0, B)); /* %1170 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(425, 144, 64, 256);
     CALL(425, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)16384*B), convirt_image_vjp_k210_conv2d_weight_grad(A + 5517312, A + 5864432 + 753664*B, A + 5864432 + 720896*B, A + 0, B)); /* %1171 conv2d_weight_grad [64,64,3,3]  graphs/lib/image_encoder.lua:6 */
     CALL(426, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k229_fused_mul_add_step(A + 5864432 + 720896*B, A + 5864432 + 802816*B, A + 5864432 + 737280*B, A + 5864432 + 704512*B, B)); /* %1174 fused:mul_add_step [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
     CALL(427, (double)81920*B, sizeof(real)*((double)128*B + (double)16384*B + (double)16384*B + (double)16*B), convirt_image_vjp_k197_group_norm_sums(A + 5864432 + 704512*B, A + 5864432 + 720896*B, A + 5864432 + 688128*B, A + 5864432 + 946752*B, B)); /* %1175 group_norm_sums [B,64,2]  graphs/lib/image_encoder.lua:7 */
@@ -950,7 +1055,9 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     CALL(431, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k203_slice(A + 5864000, A + 5554176)); /* %1181 slice [64,1]  graphs/lib/image_encoder.lua:7 */
     CALL(432, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k206_sum(A + 5864432 + 688128*B, A + 5864432 + 737280*B, B)); /* %1184 reduce [B,64,1]  graphs/lib/image_encoder.lua:6 */
     CALL(433, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5864064, A + 5864432 + 688128*B, B)); /* %1185 reduce [1,64,1]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(434, 288, 256, 64);
     CALL(434, (double)9437184*B, sizeof(real)*((double)32768*B + (double)16384*B + (double)18432), convirt_image_vjp_k242_conv2d_input_grad(A + 5864432 + 688128*B, A + 5864432 + 737280*B, (real *)P + 28320, A + 0, B)); /* %1187 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(435, 144, 64, 256);
     CALL(435, (double)9437184*B, sizeof(real)*((double)18432 + (double)16384*B + (double)32768*B), convirt_image_vjp_k243_conv2d_weight_grad(A + 5554176, A + 5864432 + 737280*B, A + 5864432 + 622592*B, A + 0, B)); /* %1188 conv2d_weight_grad [64,32,3,3]  graphs/lib/image_encoder.lua:6 */
     CALL(436, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k245_fused_mul_step(A + 5864432 + 622592*B, A + 5864432 + 688128*B, A + 5864432 + 655360*B, B)); /* %1190 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
     CALL(437, (double)163840*B, sizeof(real)*((double)64*B + (double)32768*B + (double)32768*B + (double)16*B), convirt_image_vjp_k246_group_norm_sums(A + 5864432 + 688128*B, A + 5864432 + 622592*B, A + 5864432 + 589824*B, A + 5864432 + 946736*B, B)); /* %1191 group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:13 */
@@ -960,7 +1067,9 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     CALL(441, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 5864160, A + 5834752)); /* %1197 slice [32,1]  graphs/lib/image_encoder.lua:13 */
     CALL(442, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k255_sum(A + 5864432 + 589824*B, A + 5864432 + 655360*B, B)); /* %1200 reduce [B,32,1]  graphs/lib/image_encoder.lua:13 */
     CALL(443, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 5864192, A + 5864432 + 589824*B, B)); /* %1201 reduce [1,32,1]  graphs/lib/image_encoder.lua:13 */
+    PROF_GEMM(444, 288, 1024, 32);
     CALL(444, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216), convirt_image_vjp_k258_conv2d_input_grad(A + 5864432 + 589824*B, A + 5864432 + 655360*B, (real *)P + 19008, A + 0, B)); /* %1203 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    PROF_GEMM(445, 144, 32, 1024);
     CALL(445, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)32768*B), convirt_image_vjp_k259_conv2d_weight_grad(A + 5834752, A + 5864432 + 655360*B, A + 5864432 + 557056*B, A + 0, B)); /* %1204 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:13 */
     CALL(446, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k245_fused_mul_step(A + 5864432 + 557056*B, A + 5864432 + 589824*B, A + 5864432 + 524288*B, B)); /* %1206 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
     CALL(447, (double)163840*B, sizeof(real)*((double)64*B + (double)32768*B + (double)32768*B + (double)16*B), convirt_image_vjp_k246_group_norm_sums(A + 5864432 + 589824*B, A + 5864432 + 557056*B, A + 5864432 + 491520*B, A + 5864432 + 946720*B, B)); /* %1207 group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:7 */
@@ -970,7 +1079,9 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     CALL(451, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 5864256, A + 5843968)); /* %1213 slice [32,1]  graphs/lib/image_encoder.lua:7 */
     CALL(452, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k255_sum(A + 5864432 + 491520*B, A + 5864432 + 524288*B, B)); /* %1216 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
     CALL(453, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 5864288, A + 5864432 + 491520*B, B)); /* %1217 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(454, 288, 1024, 32);
     CALL(454, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216), convirt_image_vjp_k258_conv2d_input_grad(A + 5864432 + 491520*B, A + 5864432 + 524288*B, (real *)P + 9696, A + 0, B)); /* %1219 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(455, 144, 32, 1024);
     CALL(455, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)32768*B), convirt_image_vjp_k259_conv2d_weight_grad(A + 5843968, A + 5864432 + 524288*B, A + 5864432 + 458752*B, A + 0, B)); /* %1220 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:6 */
     CALL(456, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k278_fused_mul_add_step(A + 5864432 + 458752*B, A + 5864432 + 622592*B, A + 5864432 + 491520*B, A + 5864432 + 425984*B, B)); /* %1223 fused:mul_add_step [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
     CALL(457, (double)163840*B, sizeof(real)*((double)64*B + (double)32768*B + (double)32768*B + (double)16*B), convirt_image_vjp_k246_group_norm_sums(A + 5864432 + 425984*B, A + 5864432 + 458752*B, A + 5864432 + 393216*B, A + 5864432 + 946704*B, B)); /* %1224 group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:7 */
@@ -980,7 +1091,9 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     CALL(461, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 5864352, A + 0)); /* %1230 slice [32,1]  graphs/lib/image_encoder.lua:7 */
     CALL(462, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k255_sum(A + 5864432 + 393216*B, A + 5864432 + 524288*B, B)); /* %1233 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
     CALL(463, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 5864384, A + 5864432 + 393216*B, B)); /* %1234 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(464, 288, 1024, 32);
     CALL(464, (double)18874368*B, sizeof(real)*((double)131072*B + (double)32768*B + (double)9216), convirt_image_vjp_k291_conv2d_input_grad(A + 5864432 + 393216*B, A + 5864432 + 524288*B, (real *)P + 384, A + 0, B)); /* %1236 conv2d_input_grad [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(465, 144, 32, 1024);
     CALL(465, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)131072*B), convirt_image_vjp_k292_conv2d_weight_grad(A + 304128, A + 5864432 + 524288*B, A + 5864432 + 262144*B, A + 0, B)); /* %1237 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:6 */
     CALL(466, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), convirt_image_vjp_k294_fused_mul_step(A + 5864432 + 262144*B, A + 5864432 + 393216*B, A + 5864432 + 131072*B, B)); /* %1239 fused:mul_step [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
     CALL(467, (double)655360*B, sizeof(real)*((double)64*B + (double)131072*B + (double)131072*B + (double)16*B), convirt_image_vjp_k295_group_norm_sums(A + 5864432 + 393216*B, A + 5864432 + 262144*B, A + 5864432, A + 5864432 + 946688*B, B)); /* %1240 group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:7 */

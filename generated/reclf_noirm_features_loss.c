@@ -17,137 +17,139 @@
 #ifdef RECLF_PROFILE
 #include "profile.h"
 static reclf_prof_entry prof[125] = {
-    {"convirt_features_loss_k7_fused_sum_square", "%7 fused:sum_square [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k9_fused_rsqrt_clampmin", "%9 fused:rsqrt_clampmin [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k10_mul", "%10 map:mul [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k12_fused_sum_square", "%12 fused:sum_square [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k14_fused_rsqrt_clampmin", "%14 fused:rsqrt_clampmin [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k15_mul", "%15 map:mul [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k17_matmul_scale", "%17 matmul+scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k18_eye", "%18 eye [T,B]", "graphs/lib/losses.lua:9", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k19_max", "%19 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k22_fused_exp_sub", "%22 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k23_sum", "%23 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k24_clampmin", "%24 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k27_mul", "%27 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k30_max", "%30 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k33_fused_exp_sub", "%33 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k34_sum", "%34 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k35_clampmin", "%35 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k34_sum", "%39 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k23_sum", "%41 reduce [T,1]", "graphs/lib/losses.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k42_fused_mul_sub_add_log", "%42 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k43_sum", "%43 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k46_fused_scale_add_sum_sub", "%46 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k49_fused_sum_square", "%49 fused:sum_square [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k51_fused_rsqrt_clampmin", "%51 fused:rsqrt_clampmin [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k52_mul", "%52 map:mul [T,39,128]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k56_fused_sum_square", "%56 fused:sum_square [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k58_fused_rsqrt_clampmin", "%58 fused:rsqrt_clampmin [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k59_mul", "%59 map:mul [1,B,64,128]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k60_matmul", "%60 matmul [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k62_fused_max_scale", "%62 fused:max_scale [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k65_fused_exp_sub_scale", "%65 fused:exp_sub_scale [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k66_sum", "%66 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k67_div", "%67 map:div [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k68_matmul", "%68 matmul [T,B,39,128]", "graphs/lib/matching.lua:11", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k70_fused_sum_square", "%70 fused:sum_square [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k72_fused_rsqrt_clampmin", "%72 fused:rsqrt_clampmin [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k73_mul", "%73 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k74_mul", "%74 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_text_vjp_k278_matmul", "%81 matmul [39*T,128]", "graphs/lib/srm.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_text_vjp_k278_matmul", "%84 matmul [39*T,128]", "graphs/lib/srm.lua:11", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k81_fused_scale_addc_neg", "%92 fused:scale_addc_neg [T,1,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k93_matmul_add_mul_scale", "%93 matmul+add_mul_scale [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k94_max", "%94 reduce [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k97_fused_exp_sub", "%97 fused:exp_sub [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k99_fused_sum_mul", "%99 fused:sum_mul [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k100_clampmin", "%100 map:clampmin [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k101_fused_div_mul", "%101 fused:div_mul [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_text_vjp_k221_sum", "%113 reduce [T,1,1,1]", "graphs/lib/model.lua:40", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k114_clampmin", "%114 map:clampmin [T,1,1,1]", "graphs/lib/model.lua:40", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k115_div", "%115 map:div [T,1,39,1]", "graphs/lib/model.lua:40", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k170_sum", "%170 reduce [128,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k173_matmul", "%173 matmul [1,128]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k176_fused_sum_mul", "%176 fused:sum_mul [T,B,39,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k177_matmul", "%177 matmul [T,B,39,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k116_fused_mul_add_sum", "%116 fused:mul_add_sum [T,B,39,1]", "graphs/lib/model.lua:41", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k88_sum", "%117 reduce [T,B,1,1]", "graphs/lib/model.lua:41", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k94_scale", "%119 map:scale [T,B]", "graphs/lib/model.lua:43", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k19_max", "%121 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k22_fused_exp_sub", "%124 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k23_sum", "%125 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k24_clampmin", "%126 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k27_mul", "%129 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k30_max", "%132 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k33_fused_exp_sub", "%135 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k34_sum", "%136 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k35_clampmin", "%137 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k34_sum", "%141 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k42_fused_mul_sub_add_log", "%144 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k43_sum", "%145 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k46_fused_scale_add_sum_sub", "%148 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k113_add", "%150 map:add []", "graphs/lib/model.lua:136", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k58_fill", "%187 fill []", "graphs/lib/model.lua:137", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k60_scale", "%189 map:scale [1,1]", "graphs/lib/losses.lua:16", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k63_fused_mul_id", "%192 fused:mul_id [T,1]", "graphs/lib/losses.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k65_fused_neg_id", "%194 fused:neg_id [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k159_fused_mul_id", "%196 fused:mul_id [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k71_fused_mul_div_id_step", "%200 fused:mul_div_id_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k77_neg", "%206 map:neg [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k171_fused_mul_id", "%208 fused:mul_id [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k84_fused_mul_div_step", "%213 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k182_fused_scale_add_add_add", "%219 fused:scale_add_add_add [T,B]", "graphs/lib/model.lua:43", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k223_fused_mul_id", "%223 fused:mul_id [T,B,39,1]", "graphs/lib/model.lua:41", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k226_matmul", "%226 matmul [T,B,39,1]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k227_matmul_sum", "%227 matmul [T,1,39,39]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k201_fused_mul_id", "%230 fused:mul_id [T,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k231_sum", "%231 reduce [1,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k233_sum", "%233 reduce [1,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"convirt_text_vjp_k275_sum", "%235 reduce [1,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k238_matmul", "%238 matmul [1,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k239_matmul", "%239 matmul [128,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k242_id", "%242 map:id [128,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k244_fused_add_mul_id_id", "%244 fused:add_mul_id_id [T,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k246_div", "%246 map:div [T,39,39]", "graphs/lib/srm.lua:12", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k251_fused_mul_sum_neg_mul", "%251 fused:mul_sum_neg_mul [T,39,1]", "graphs/lib/srm.lua:12", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k264_fused_scale_mul_mul_mul", "%264 fused:scale_mul_mul_mul [T,39,39]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k265_matmul", "%265 matmul [T,39,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k266_matmul", "%266 matmul [T,39,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k268_matmul", "%268 matmul [39*T,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
-    {"convirt_text_vjp_k279_matmul", "%269 matmul [128,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k268_matmul", "%272 matmul [39*T,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
-    {"convirt_text_vjp_k279_matmul", "%273 matmul [128,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k276_mul", "%276 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k203_sum", "%278 reduce [T,1,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k287_fused_mul_mul_sum_mul", "%287 fused:mul_mul_sum_mul [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k291_fused_add_mul_mul_mul", "%291 fused:add_mul_mul_mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k219_matmul_sum", "%294 matmul [1,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k220_matmul_div", "%295 matmul+div [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k223_fused_sum_neg_mul", "%298 fused:sum_neg_mul [T,B,39,1]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k229_fused_scale_mul_add_id", "%304 fused:scale_mul_add_id [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k232_matmul_sum", "%307 matmul [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k233_matmul_sum", "%308 matmul [1,B,64,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k234_add", "%309 map:add [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k244_fused_mul_mul_sum_mul", "%319 fused:mul_mul_sum_mul [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k248_fused_add_add_mul_mul", "%323 fused:add_add_mul_mul [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k259_fused_mul_mul_sum_mul", "%335 fused:mul_mul_sum_mul [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k339_fused_add_add_add_mul", "%339 fused:add_add_add_mul [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k71_fused_mul_div_id_step", "%352 fused:mul_div_id_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k84_fused_mul_div_step", "%365 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k295_fused_scale_add_add_add", "%371 fused:scale_add_add_add [T,B]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k91_matmul", "%372 matmul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k92_matmul", "%373 matmul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k101_fused_mul_mul_sum_mul", "%382 fused:mul_mul_sum_mul [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k105_fused_add_mul_mul_id", "%386 fused:add_mul_mul_id [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k114_fused_mul_mul_sum_mul", "%395 fused:mul_mul_sum_mul [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k118_fused_add_mul_mul_id", "%399 fused:add_mul_mul_id [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k7_fused_sum_square", "%7 fused:sum_square [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k9_fused_rsqrt_clampmin", "%9 fused:rsqrt_clampmin [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k10_mul", "%10 map:mul [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k12_fused_sum_square", "%12 fused:sum_square [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k14_fused_rsqrt_clampmin", "%14 fused:rsqrt_clampmin [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k15_mul", "%15 map:mul [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k17_matmul_scale", "%17 matmul+scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k18_eye", "%18 eye [T,B]", "graphs/lib/losses.lua:9", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k19_max", "%19 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k22_fused_exp_sub", "%22 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k23_sum", "%23 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k24_clampmin", "%24 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k27_mul", "%27 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k30_max", "%30 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k33_fused_exp_sub", "%33 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k34_sum", "%34 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k35_clampmin", "%35 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k34_sum", "%39 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k23_sum", "%41 reduce [T,1]", "graphs/lib/losses.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k42_fused_mul_sub_add_log", "%42 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k43_sum", "%43 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k46_fused_scale_add_sum_sub", "%46 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k49_fused_sum_square", "%49 fused:sum_square [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k51_fused_rsqrt_clampmin", "%51 fused:rsqrt_clampmin [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k52_mul", "%52 map:mul [T,39,128]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k56_fused_sum_square", "%56 fused:sum_square [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k58_fused_rsqrt_clampmin", "%58 fused:rsqrt_clampmin [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k59_mul", "%59 map:mul [1,B,64,128]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k60_matmul", "%60 matmul [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k62_fused_max_scale", "%62 fused:max_scale [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k65_fused_exp_sub_scale", "%65 fused:exp_sub_scale [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k66_sum", "%66 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k67_div", "%67 map:div [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k68_matmul", "%68 matmul [T,B,39,128]", "graphs/lib/matching.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k70_fused_sum_square", "%70 fused:sum_square [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k72_fused_rsqrt_clampmin", "%72 fused:rsqrt_clampmin [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k73_mul", "%73 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k74_mul", "%74 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_text_vjp_k278_matmul", "%81 matmul [39*T,128]", "graphs/lib/srm.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_text_vjp_k278_matmul", "%84 matmul [39*T,128]", "graphs/lib/srm.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k81_fused_scale_addc_neg", "%92 fused:scale_addc_neg [T,1,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k93_matmul_add_mul_scale", "%93 matmul+add_mul_scale [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k94_max", "%94 reduce [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k97_fused_exp_sub", "%97 fused:exp_sub [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k99_fused_sum_mul", "%99 fused:sum_mul [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k100_clampmin", "%100 map:clampmin [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k101_fused_div_mul", "%101 fused:div_mul [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_text_vjp_k221_sum", "%113 reduce [T,1,1,1]", "graphs/lib/model.lua:40", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k114_clampmin", "%114 map:clampmin [T,1,1,1]", "graphs/lib/model.lua:40", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k115_div", "%115 map:div [T,1,39,1]", "graphs/lib/model.lua:40", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k170_sum", "%170 reduce [128,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k173_matmul", "%173 matmul [1,128]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k176_fused_sum_mul", "%176 fused:sum_mul [T,B,39,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k177_matmul", "%177 matmul [T,B,39,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k116_fused_mul_add_sum", "%116 fused:mul_add_sum [T,B,39,1]", "graphs/lib/model.lua:41", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k88_sum", "%117 reduce [T,B,1,1]", "graphs/lib/model.lua:41", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k94_scale", "%119 map:scale [T,B]", "graphs/lib/model.lua:43", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k19_max", "%121 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k22_fused_exp_sub", "%124 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k23_sum", "%125 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k24_clampmin", "%126 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k27_mul", "%129 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k30_max", "%132 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k33_fused_exp_sub", "%135 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k34_sum", "%136 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k35_clampmin", "%137 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k34_sum", "%141 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k42_fused_mul_sub_add_log", "%144 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k43_sum", "%145 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k46_fused_scale_add_sum_sub", "%148 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k113_add", "%150 map:add []", "graphs/lib/model.lua:136", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k58_fill", "%187 fill []", "graphs/lib/model.lua:137", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k60_scale", "%189 map:scale [1,1]", "graphs/lib/losses.lua:16", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k63_fused_mul_id", "%192 fused:mul_id [T,1]", "graphs/lib/losses.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k65_fused_neg_id", "%194 fused:neg_id [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k159_fused_mul_id", "%196 fused:mul_id [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k71_fused_mul_div_id_step", "%200 fused:mul_div_id_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k77_neg", "%206 map:neg [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k171_fused_mul_id", "%208 fused:mul_id [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k84_fused_mul_div_step", "%213 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k182_fused_scale_add_add_add", "%219 fused:scale_add_add_add [T,B]", "graphs/lib/model.lua:43", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k223_fused_mul_id", "%223 fused:mul_id [T,B,39,1]", "graphs/lib/model.lua:41", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k226_matmul", "%226 matmul [T,B,39,1]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k227_matmul_sum", "%227 matmul [T,1,39,39]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k201_fused_mul_id", "%230 fused:mul_id [T,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k231_sum", "%231 reduce [1,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k233_sum", "%233 reduce [1,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_text_vjp_k275_sum", "%235 reduce [1,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k238_matmul", "%238 matmul [1,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k239_matmul", "%239 matmul [128,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k242_id", "%242 map:id [128,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k244_fused_add_mul_id_id", "%244 fused:add_mul_id_id [T,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k246_div", "%246 map:div [T,39,39]", "graphs/lib/srm.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k251_fused_mul_sum_neg_mul", "%251 fused:mul_sum_neg_mul [T,39,1]", "graphs/lib/srm.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k264_fused_scale_mul_mul_mul", "%264 fused:scale_mul_mul_mul [T,39,39]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k265_matmul", "%265 matmul [T,39,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k266_matmul", "%266 matmul [T,39,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k268_matmul", "%268 matmul [39*T,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_text_vjp_k279_matmul", "%269 matmul [128,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k268_matmul", "%272 matmul [39*T,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_text_vjp_k279_matmul", "%273 matmul [128,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k276_mul", "%276 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k203_sum", "%278 reduce [T,1,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k287_fused_mul_mul_sum_mul", "%287 fused:mul_mul_sum_mul [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k291_fused_add_mul_mul_mul", "%291 fused:add_mul_mul_mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k219_matmul_sum", "%294 matmul [1,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k220_matmul_div", "%295 matmul+div [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k223_fused_sum_neg_mul", "%298 fused:sum_neg_mul [T,B,39,1]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k229_fused_scale_mul_add_id", "%304 fused:scale_mul_add_id [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k232_matmul_sum", "%307 matmul [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k233_matmul_sum", "%308 matmul [1,B,64,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k234_add", "%309 map:add [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k244_fused_mul_mul_sum_mul", "%319 fused:mul_mul_sum_mul [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k248_fused_add_add_mul_mul", "%323 fused:add_add_mul_mul [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k259_fused_mul_mul_sum_mul", "%335 fused:mul_mul_sum_mul [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k339_fused_add_add_add_mul", "%339 fused:add_add_add_mul [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k71_fused_mul_div_id_step", "%352 fused:mul_div_id_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k84_fused_mul_div_step", "%365 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k295_fused_scale_add_add_add", "%371 fused:scale_add_add_add [T,B]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k91_matmul", "%372 matmul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k92_matmul", "%373 matmul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k101_fused_mul_mul_sum_mul", "%382 fused:mul_mul_sum_mul [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k105_fused_add_mul_mul_id", "%386 fused:add_mul_mul_id [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k114_fused_mul_mul_sum_mul", "%395 fused:mul_mul_sum_mul [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k118_fused_add_mul_mul_id", "%399 fused:add_mul_mul_id [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0, 0, 0, 0},
 };
 const reclf_prof_table reclf_profile_reclf_noirm_features_loss = {125, prof};
 #define CALL(i, fl, by, call) do { double t0_ = reclf_prof_now(); call; prof[i].seconds += reclf_prof_now() - t0_; \
     prof[i].calls++; prof[i].flops += (fl); prof[i].bytes += (double)(by); } while (0)
+#define PROF_GEMM(i, m, n, k) (prof[i].gemm_m = (m), prof[i].gemm_n = (n), prof[i].gemm_k = (k))
 #else
 #define CALL(i, fl, by, call) call
+#define PROF_GEMM(i, m, n, k) ((void)0)
 #endif
 
 static size_t arena_bytes(const long *dims) {
@@ -166,6 +168,7 @@ static void forward(void *arena, const real *P, void *const *inputs, const long 
     CALL(3, (double)256*B, sizeof(real)*((double)B + (double)128*B), convirt_features_loss_k12_fused_sum_square(A + 65568 + 24832*B, (real *)inputs[2], B)); /* %12 fused:sum_square [B,1]  graphs/lib/losses.lua:21 */
     CALL(4, (double)2*B, sizeof(real)*((double)B + (double)B), convirt_features_loss_k14_fused_rsqrt_clampmin(A + 65568 + 24848*B, A + 65568 + 24832*B, B)); /* %14 fused:rsqrt_clampmin [B,1]  graphs/lib/losses.lua:21 */
     CALL(5, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), convirt_features_loss_k15_mul(A + 65568 + 24576*B, (real *)inputs[2], A + 65568 + 24848*B, B)); /* %15 map:mul [B,128]  graphs/lib/losses.lua:21 */
+    PROF_GEMM(6, T, B, 128);
     CALL(6, (double)257*B*T, sizeof(real)*((double)B*T + (double)128*T + (double)128*B), convirt_features_loss_k17_matmul_scale(A + 65568 + 24896*B, A + 65568 + 24896*B + 25264*B*T + 24960*T, A + 65568 + 24576*B, B, T)); /* %17 matmul+scale [T,B]  graphs/lib/losses.lua:21 */
     CALL(7, 0, sizeof(real)*((double)B*T), convirt_features_loss_k18_eye(A + 65568 + 24896*B + 15120*B*T, B, T)); /* %18 eye [T,B]  graphs/lib/losses.lua:9 */
     CALL(8, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k19_max(A + 65568 + 24896*B + 25264*B*T + 25088*T, A + 65568 + 24896*B, B, T)); /* %19 reduce [T,1]  graphs/lib/losses.lua:10 */
@@ -188,19 +191,24 @@ static void forward(void *arena, const real *P, void *const *inputs, const long 
     CALL(25, (double)16384*B, sizeof(real)*((double)64*B + (double)8192*B), gloria_features_loss_k56_fused_sum_square(A + 65568 + 16384*B, (real *)inputs[3], B)); /* %56 fused:sum_square [1,B,64,1]  graphs/lib/matching.lua:9 */
     CALL(26, (double)128*B, sizeof(real)*((double)64*B + (double)64*B), gloria_features_loss_k58_fused_rsqrt_clampmin(A + 65568 + 24704*B, A + 65568 + 16384*B, B)); /* %58 fused:rsqrt_clampmin [1,B,64,1]  graphs/lib/matching.lua:9 */
     CALL(27, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)64*B), gloria_features_loss_k59_mul(A + 65568, (real *)inputs[3], A + 65568 + 24704*B, B)); /* %59 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
+    PROF_GEMM(28, 39, 64, 128);
     CALL(28, (double)638976*B*T, sizeof(real)*((double)2496*B*T + (double)4992*T + (double)8192*B), gloria_features_loss_k60_matmul(A + 65568 + 24896*B, A + 65568 + 24896*B + 25264*B*T, A + 65568, B, T)); /* %60 matmul [T,B,39,64]  graphs/lib/matching.lua:10 */
     CALL(29, (double)4992*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), gloria_features_loss_k62_fused_max_scale(A + 65568 + 24896*B + 2496*B*T, A + 65568 + 24896*B, B, T)); /* %62 fused:max_scale [T,B,39,1]  graphs/lib/matching.lua:10 */
     CALL(30, (double)7488*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), gloria_features_loss_k65_fused_exp_sub_scale(A + 65568 + 24896*B + 19968*B*T, A + 65568 + 24896*B, A + 65568 + 24896*B + 2496*B*T, B, T)); /* %65 fused:exp_sub_scale [T,B,39,64]  graphs/lib/matching.lua:10 */
     CALL(31, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), gloria_features_loss_k66_sum(A + 65568 + 24896*B + 24960*B*T, A + 65568 + 24896*B + 19968*B*T, B, T)); /* %66 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
     CALL(32, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), gloria_features_loss_k67_div(A + 65568 + 24896*B + 22464*B*T, A + 65568 + 24896*B + 19968*B*T, A + 65568 + 24896*B + 24960*B*T, B, T)); /* %67 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
+    PROF_GEMM(33, 39, 128, 64);
     CALL(33, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), gloria_features_loss_k68_matmul(A + 65568 + 24896*B, A + 65568 + 24896*B + 22464*B*T, (real *)inputs[3], B, T)); /* %68 matmul [T,B,39,128]  graphs/lib/matching.lua:11 */
     CALL(34, (double)9984*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), gloria_features_loss_k70_fused_sum_square(A + 65568 + 24896*B + 25008*B*T, A + 65568 + 24896*B, B, T)); /* %70 fused:sum_square [T,B,39,1]  graphs/lib/matching.lua:12 */
     CALL(35, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), gloria_features_loss_k72_fused_rsqrt_clampmin(A + 65568 + 24896*B + 25056*B*T, A + 65568 + 24896*B + 25008*B*T, B, T)); /* %72 fused:rsqrt_clampmin [T,B,39,1]  graphs/lib/matching.lua:12 */
     CALL(36, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T), gloria_features_loss_k73_mul(A + 65568 + 24896*B + 4992*B*T, A + 65568 + 24896*B, A + 65568 + 24896*B + 25056*B*T, B, T)); /* %73 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
     CALL(37, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*T + (double)4992*B*T), reclf_noirm_features_loss_k74_mul(A + 65568 + 24896*B + 9984*B*T, A + 65568 + 24896*B + 25264*B*T, A + 65568 + 24896*B + 4992*B*T, B, T)); /* %74 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    PROF_GEMM(38, 39*T, 128, 128);
     CALL(38, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), convirt_text_vjp_k278_matmul(A + 65568 + 24896*B + 25264*B*T + 4992*T, (real *)inputs[1], (real *)P + 0, T)); /* %81 matmul [39*T,128]  graphs/lib/srm.lua:11 */
+    PROF_GEMM(39, 39*T, 128, 128);
     CALL(39, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), convirt_text_vjp_k278_matmul(A + 65568 + 24896*B + 25264*B*T + 9984*T, (real *)inputs[1], (real *)P + 16384, T)); /* %84 matmul [39*T,128]  graphs/lib/srm.lua:11 */
     CALL(40, (double)117*T, sizeof(real)*((double)39*T + (double)39*T), gloria_features_loss_k81_fused_scale_addc_neg(A + 65568 + 24896*B + 25264*B*T + 16512*T, (real *)inputs[4], T)); /* %92 fused:scale_addc_neg [T,1,39]  graphs/lib/srm.lua:12 */
+    PROF_GEMM(41, 39, 39, 128);
     CALL(41, (double)393939*T, sizeof(real)*((double)1521*T + (double)4992*T + (double)4992*T + (double)39*T + (double)39*T), reclf_noirm_features_loss_k93_matmul_add_mul_scale(A + 65568 + 24896*B + 25264*B*T + 14976*T, A + 65568 + 24896*B + 25264*B*T + 4992*T, A + 65568 + 24896*B + 25264*B*T + 9984*T, (real *)inputs[4], A + 65568 + 24896*B + 25264*B*T + 16512*T, T)); /* %93 matmul+add_mul_scale [T,39,39]  graphs/lib/srm.lua:12 */
     CALL(42, (double)1521*T, sizeof(real)*((double)39*T + (double)1521*T), reclf_noirm_features_loss_k94_max(A + 65568 + 24896*B + 25264*B*T + 18048*T, A + 65568 + 24896*B + 25264*B*T + 14976*T, T)); /* %94 reduce [T,39,1]  graphs/lib/srm.lua:12 */
     CALL(43, (double)3042*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), reclf_noirm_features_loss_k97_fused_exp_sub(A + 65568 + 24896*B + 25264*B*T + 16512*T, A + 65568 + 24896*B + 25264*B*T + 14976*T, A + 65568 + 24896*B + 25264*B*T + 18048*T, T)); /* %97 fused:exp_sub [T,39,39]  graphs/lib/srm.lua:12 */
@@ -211,8 +219,10 @@ static void forward(void *arena, const real *P, void *const *inputs, const long 
     CALL(48, (double)T, sizeof(real)*((double)T + (double)T), reclf_noirm_features_loss_k114_clampmin(A + 65568 + 24896*B + 25264*B*T + 18112*T, A + 65568 + 24896*B + 25264*B*T + 18048*T, T)); /* %114 map:clampmin [T,1,1,1]  graphs/lib/model.lua:40 */
     CALL(49, (double)39*T, sizeof(real)*((double)39*T + (double)39*T + (double)T), reclf_noirm_features_loss_k115_div(A + 65568 + 24896*B + 25264*B*T + 18048*T, (real *)inputs[4], A + 65568 + 24896*B + 25264*B*T + 18112*T, T)); /* %115 map:div [T,1,39,1]  graphs/lib/model.lua:40 */
     CALL(50, (double)16384, sizeof(real)*((double)128 + (double)16384), reclf_noirm_features_loss_k170_sum(A + 16384, (real *)P + 49152)); /* %170 reduce [128,1]  graphs/lib/model.lua:33 */
+    PROF_GEMM(51, 1, 128, 128);
     CALL(51, (double)32768, sizeof(real)*((double)128 + (double)128 + (double)16384), reclf_noirm_features_loss_k173_matmul(A + 32768, A + 16384, (real *)P + 32768)); /* %173 matmul [1,128]  graphs/lib/model.lua:33 */
     CALL(52, (double)9984*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)128), reclf_noirm_features_loss_k176_fused_sum_mul(A + 65568 + 24896*B + 14976*B*T, A + 65568 + 24896*B + 9984*B*T, A + 32768, B, T)); /* %176 fused:sum_mul [T,B,39,1]  graphs/lib/model.lua:33 */
+    PROF_GEMM(53, 39, 1, 39);
     CALL(53, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), reclf_noirm_features_loss_k177_matmul(A + 65568 + 24896*B + 15024*B*T, A + 65568 + 24896*B + 25264*B*T + 14976*T, A + 65568 + 24896*B + 14976*B*T, B, T)); /* %177 matmul [T,B,39,1]  graphs/lib/model.lua:33 */
     CALL(54, (double)5070*B*T, sizeof(real)*((double)39*B*T + (double)39*T + (double)4992*B*T + (double)39*B*T), reclf_noirm_features_loss_k116_fused_mul_add_sum(A + 65568 + 24896*B + 15072*B*T, A + 65568 + 24896*B + 25264*B*T + 18048*T, A + 65568 + 24896*B + 9984*B*T, A + 65568 + 24896*B + 15024*B*T, B, T)); /* %116 fused:mul_add_sum [T,B,39,1]  graphs/lib/model.lua:41 */
     CALL(55, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), gloria_features_loss_k88_sum(A + 65568 + 24896*B + 15024*B*T, A + 65568 + 24896*B + 15072*B*T, B, T)); /* %117 reduce [T,B,1,1]  graphs/lib/model.lua:41 */
@@ -248,34 +258,48 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     CALL(79, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), convirt_features_loss_k84_fused_mul_div_step(A + 65568 + 24896*B + 25264*B*T + 18096*T, A + 65568 + 24896*B + 25264*B*T + 25248*T, A + 65568 + 24896*B + 25264*B*T + 18144*T, A + 65568 + 24896*B + 25264*B*T + 18128*T, T)); /* %213 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
     CALL(80, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), gloria_features_loss_k182_fused_scale_add_add_add(A + 65568 + 24896*B + 15040*B*T, A + 65568 + 24896*B + 25232*B*T, A + 65568 + 24768*B, A + 65568 + 24896*B + 15072*B*T, A + 65568 + 24896*B + 25248*B*T, A + 65568 + 24896*B + 25264*B*T + 18096*T, A + 65568 + 24896*B + 15024*B*T, B, T)); /* %219 fused:scale_add_add_add [T,B]  graphs/lib/model.lua:43 */
     CALL(81, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)B*T + (double)39*T), reclf_noirm_features_loss_k223_fused_mul_id(A + 65568 + 24896*B + 25104*B*T, A + 65568 + 24896*B + 15040*B*T, A + 65568 + 24896*B + 25264*B*T + 18048*T, B, T)); /* %223 fused:mul_id [T,B,39,1]  graphs/lib/model.lua:41 */
+    PROF_GEMM(82, 39, 1, 39);
     CALL(82, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), reclf_noirm_features_loss_k226_matmul(A + 65568 + 24896*B + 25152*B*T, A + 65568 + 24896*B + 25264*B*T + 14976*T, A + 65568 + 24896*B + 25104*B*T, B, T)); /* %226 matmul [T,B,39,1]  graphs/lib/model.lua:33 */
+    PROF_GEMM(83, 39, 39, 1);
     CALL(83, (double)3042*B*T, sizeof(real)*((double)1521*T + (double)39*B*T + (double)39*B*T), reclf_noirm_features_loss_k227_matmul_sum(A + 65568 + 24896*B + 25264*B*T + 18048*T, A + 65568 + 24896*B + 25104*B*T, A + 65568 + 24896*B + 14976*B*T, B, T)); /* %227 matmul [T,1,39,39]  graphs/lib/model.lua:33 */
     CALL(84, (double)9984*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T + (double)4992*B*T), gloria_features_loss_k201_fused_mul_id(A + 65568 + 24896*B + 14976*B*T, A + 65568 + 24896*B + 25152*B*T, A + 65568 + 24896*B + 9984*B*T, B, T)); /* %230 fused:mul_id [T,B,39,128]  graphs/lib/model.lua:33 */
     CALL(85, (double)4992*B*T, sizeof(real)*((double)4992*B + (double)4992*B*T), reclf_noirm_features_loss_k231_sum(A + 65568 + 8192*B, A + 65568 + 24896*B + 14976*B*T, B, T)); /* %231 reduce [1,B,39,128]  graphs/lib/model.lua:33 */
     CALL(86, (double)4992*B, sizeof(real)*((double)4992 + (double)4992*B), reclf_noirm_features_loss_k233_sum(A + 0, A + 65568 + 8192*B, B)); /* %233 reduce [1,39,128]  graphs/lib/model.lua:33 */
     CALL(87, (double)4992, sizeof(real)*((double)128 + (double)4992), convirt_text_vjp_k275_sum(A + 16512, A + 0)); /* %235 reduce [1,128]  graphs/lib/model.lua:33 */
+    PROF_GEMM(88, 1, 128, 128);
     CALL(88, (double)32768, sizeof(real)*((double)128 + (double)128 + (double)16384), reclf_noirm_features_loss_k238_matmul(A + 32896, A + 16512, (real *)P + 32768)); /* %238 matmul [1,128]  graphs/lib/model.lua:33 */
+    PROF_GEMM(89, 128, 128, 1);
     CALL(89, (double)32768, sizeof(real)*((double)16384 + (double)128 + (double)128), reclf_noirm_features_loss_k239_matmul(A + 0, A + 16512, A + 16384)); /* %239 matmul [128,128]  graphs/lib/model.lua:33 */
     CALL(90, (double)16384, sizeof(real)*((double)16384 + (double)128), reclf_noirm_features_loss_k242_id(A + 16384, A + 32896)); /* %242 map:id [128,128]  graphs/lib/model.lua:33 */
     CALL(91, (double)19968*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T + (double)128 + (double)39*B*T), reclf_noirm_features_loss_k244_fused_add_mul_id_id(A + 65568 + 24896*B + 9984*B*T, A + 65568 + 24896*B + 25152*B*T, A + 32768, A + 65568 + 24896*B + 25104*B*T, B, T)); /* %244 fused:add_mul_id_id [T,B,39,128]  graphs/lib/model.lua:33 */
     CALL(92, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), reclf_noirm_features_loss_k246_div(A + 65568 + 24896*B + 25264*B*T + 19584*T, A + 65568 + 24896*B + 25264*B*T + 18048*T, A + 65568 + 24896*B + 25264*B*T + 21168*T, T)); /* %246 map:div [T,39,39]  graphs/lib/srm.lua:12 */
     CALL(93, (double)4641*T, sizeof(real)*((double)39*T + (double)1521*T + (double)1521*T + (double)39*T), reclf_noirm_features_loss_k251_fused_mul_sum_neg_mul(A + 65568 + 24896*B + 25264*B*T + 18048*T, A + 65568 + 24896*B + 25264*B*T + 19584*T, A + 65568 + 24896*B + 25264*B*T + 14976*T, A + 65568 + 24896*B + 25264*B*T + 21120*T, T)); /* %251 fused:mul_sum_neg_mul [T,39,1]  graphs/lib/srm.lua:12 */
     CALL(94, (double)9126*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T + (double)39*T + (double)1521*T), reclf_noirm_features_loss_k264_fused_scale_mul_mul_mul(A + 65568 + 24896*B + 25264*B*T + 21120*T, A + 65568 + 24896*B + 25264*B*T + 19584*T, A + 65568 + 24896*B + 25264*B*T + 18048*T, (real *)inputs[4], A + 65568 + 24896*B + 25264*B*T + 16512*T, T)); /* %264 fused:scale_mul_mul_mul [T,39,39]  graphs/lib/srm.lua:11 */
+    PROF_GEMM(95, 39, 128, 39);
     CALL(95, (double)389376*T, sizeof(real)*((double)4992*T + (double)1521*T + (double)4992*T), reclf_noirm_features_loss_k265_matmul(A + 65568 + 24896*B + 25264*B*T + 14976*T, A + 65568 + 24896*B + 25264*B*T + 21120*T, A + 65568 + 24896*B + 25264*B*T + 9984*T, T)); /* %265 matmul [T,39,128]  graphs/lib/srm.lua:11 */
+    PROF_GEMM(96, 39, 128, 39);
     CALL(96, (double)389376*T, sizeof(real)*((double)4992*T + (double)1521*T + (double)4992*T), reclf_noirm_features_loss_k266_matmul(A + 65568 + 24896*B + 25264*B*T + 9984*T, A + 65568 + 24896*B + 25264*B*T + 21120*T, A + 65568 + 24896*B + 25264*B*T + 4992*T, T)); /* %266 matmul [T,39,128]  graphs/lib/srm.lua:11 */
+    PROF_GEMM(97, 39*T, 128, 128);
     CALL(97, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), reclf_noirm_features_loss_k268_matmul(A + 65568 + 24896*B + 25264*B*T + 4992*T, A + 65568 + 24896*B + 25264*B*T + 9984*T, (real *)P + 16384, T)); /* %268 matmul [39*T,128]  graphs/lib/srm.lua:11 */
+    PROF_GEMM(98, 128, 128, 39*T);
     CALL(98, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), convirt_text_vjp_k279_matmul(A + 32768, (real *)inputs[1], A + 65568 + 24896*B + 25264*B*T + 9984*T, T)); /* %269 matmul [128,128]  graphs/lib/srm.lua:11 */
+    PROF_GEMM(99, 39*T, 128, 128);
     CALL(99, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), reclf_noirm_features_loss_k268_matmul(A + 65568 + 24896*B + 25264*B*T + 9984*T, A + 65568 + 24896*B + 25264*B*T + 14976*T, (real *)P + 0, T)); /* %272 matmul [39*T,128]  graphs/lib/srm.lua:11 */
+    PROF_GEMM(100, 128, 128, 39*T);
     CALL(100, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), convirt_text_vjp_k279_matmul(A + 49152, (real *)inputs[1], A + 65568 + 24896*B + 25264*B*T + 14976*T, T)); /* %273 matmul [128,128]  graphs/lib/srm.lua:11 */
     CALL(101, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), reclf_noirm_features_loss_k276_mul(A + 65568 + 24896*B + 14976*B*T, A + 65568 + 24896*B + 9984*B*T, A + 65568 + 24896*B + 4992*B*T, B, T)); /* %276 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
     CALL(102, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), gloria_features_loss_k203_sum(A + 65568 + 24896*B + 25264*B*T + 14976*T, A + 65568 + 24896*B + 14976*B*T, B, T)); /* %278 reduce [T,1,39,128]  graphs/lib/matching.lua:12 */
     CALL(103, (double)15210*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)4992*T + (double)4992*B*T + (double)39*B*T + (double)39*B*T), reclf_noirm_features_loss_k287_fused_mul_mul_sum_mul(A + 65568 + 24896*B + 14976*B*T, A + 65568 + 24896*B + 9984*B*T, A + 65568 + 24896*B + 25264*B*T, A + 65568 + 24896*B, A + 65568 + 24896*B + 25056*B*T, A + 65568 + 24896*B + 25008*B*T, B, T)); /* %287 fused:mul_mul_sum_mul [T,B,39,1]  graphs/lib/matching.lua:12 */
     CALL(104, (double)29952*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*T + (double)39*B*T + (double)39*B*T + (double)4992*B*T), reclf_noirm_features_loss_k291_fused_add_mul_mul_mul(A + 65568 + 24896*B + 4992*B*T, A + 65568 + 24896*B + 9984*B*T, A + 65568 + 24896*B + 25264*B*T, A + 65568 + 24896*B + 25056*B*T, A + 65568 + 24896*B + 14976*B*T, A + 65568 + 24896*B, B, T)); /* %291 fused:add_mul_mul_mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    PROF_GEMM(105, 64, 128, 39);
     CALL(105, (double)638976*B*T, sizeof(real)*((double)8192*B + (double)2496*B*T + (double)4992*B*T), gloria_features_loss_k219_matmul_sum(A + 65568 + 8192*B, A + 65568 + 24896*B + 22464*B*T, A + 65568 + 24896*B + 4992*B*T, B, T)); /* %294 matmul [1,B,64,128]  graphs/lib/matching.lua:11 */
+    PROF_GEMM(106, 39, 64, 128);
     CALL(106, (double)641472*B*T, sizeof(real)*((double)2496*B*T + (double)4992*B*T + (double)8192*B + (double)39*B*T), gloria_features_loss_k220_matmul_div(A + 65568 + 24896*B, A + 65568 + 24896*B + 4992*B*T, (real *)inputs[3], A + 65568 + 24896*B + 24960*B*T, B, T)); /* %295 matmul+div [T,B,39,64]  graphs/lib/matching.lua:10 */
     CALL(107, (double)7488*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T + (double)2496*B*T), gloria_features_loss_k223_fused_sum_neg_mul(A + 65568 + 24896*B + 4992*B*T, A + 65568 + 24896*B, A + 65568 + 24896*B + 22464*B*T, B, T)); /* %298 fused:sum_neg_mul [T,B,39,1]  graphs/lib/matching.lua:10 */
     CALL(108, (double)9984*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T + (double)2496*B*T), gloria_features_loss_k229_fused_scale_mul_add_id(A + 65568 + 24896*B + 2496*B*T, A + 65568 + 24896*B, A + 65568 + 24896*B + 4992*B*T, A + 65568 + 24896*B + 19968*B*T, B, T)); /* %304 fused:scale_mul_add_id [T,B,39,64]  graphs/lib/matching.lua:10 */
+    PROF_GEMM(109, 39, 128, 64);
     CALL(109, (double)638976*B*T, sizeof(real)*((double)4992*T + (double)2496*B*T + (double)8192*B), gloria_features_loss_k232_matmul_sum(A + 65568 + 24896*B + 25264*B*T + 19968*T, A + 65568 + 24896*B + 2496*B*T, A + 65568, B, T)); /* %307 matmul [T,1,39,128]  graphs/lib/matching.lua:10 */
+    PROF_GEMM(110, 64, 128, 39);
     CALL(110, (double)638976*B*T, sizeof(real)*((double)8192*B + (double)2496*B*T + (double)4992*T), gloria_features_loss_k233_matmul_sum(A + 65568, A + 65568 + 24896*B + 2496*B*T, A + 65568 + 24896*B + 25264*B*T, B, T)); /* %308 matmul [1,B,64,128]  graphs/lib/matching.lua:10 */
     CALL(111, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T), gloria_features_loss_k234_add(A + 65568 + 24896*B + 25264*B*T, A + 65568 + 24896*B + 25264*B*T + 14976*T, A + 65568 + 24896*B + 25264*B*T + 19968*T, T)); /* %309 map:add [T,1,39,128]  graphs/lib/matching.lua:10 */
     CALL(112, (double)16768*B, sizeof(real)*((double)64*B + (double)8192*B + (double)8192*B + (double)64*B + (double)64*B), gloria_features_loss_k244_fused_mul_mul_sum_mul(A + 65568 + 24768*B, A + 65568, (real *)inputs[3], A + 65568 + 24704*B, A + 65568 + 16384*B, B)); /* %319 fused:mul_mul_sum_mul [1,B,64,1]  graphs/lib/matching.lua:9 */
@@ -285,7 +309,9 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     CALL(116, (double)4*B, sizeof(real)*((double)B + (double)1 + (double)B + (double)B), convirt_features_loss_k71_fused_mul_div_id_step(A + 65568 + 24704*B, A + 65552, A + 65568 + 24880*B, A + 65568 + 24864*B, B)); /* %352 fused:mul_div_id_step [1,B]  graphs/lib/losses.lua:11 */
     CALL(117, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), convirt_features_loss_k84_fused_mul_div_step(A + 65568 + 24896*B + 25264*B*T + 25088*T, A + 65568 + 24896*B + 25264*B*T + 25248*T, A + 65568 + 24896*B + 25264*B*T + 25232*T, A + 65568 + 24896*B + 25264*B*T + 25216*T, T)); /* %365 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
     CALL(118, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), gloria_features_loss_k295_fused_scale_add_add_add(A + 65568 + 24896*B, A + 65568 + 24896*B + 25232*B*T, A + 65568 + 24704*B, A + 65568 + 24896*B + 25216*B*T, A + 65568 + 24896*B + 25248*B*T, A + 65568 + 24896*B + 25264*B*T + 25088*T, A + 65568 + 24896*B + 25200*B*T, B, T)); /* %371 fused:scale_add_add_add [T,B]  graphs/lib/losses.lua:21 */
+    PROF_GEMM(119, T, 128, B);
     CALL(119, (double)256*B*T, sizeof(real)*((double)128*T + (double)B*T + (double)128*B), convirt_features_loss_k91_matmul(A + 65568 + 24896*B + 25264*B*T + 19968*T, A + 65568 + 24896*B, A + 65568 + 24576*B, B, T)); /* %372 matmul [T,128]  graphs/lib/losses.lua:21 */
+    PROF_GEMM(120, B, 128, T);
     CALL(120, (double)256*B*T, sizeof(real)*((double)128*B + (double)B*T + (double)128*T), convirt_features_loss_k92_matmul(A + 65568, A + 65568 + 24896*B, A + 65568 + 24896*B + 25264*B*T + 24960*T, B, T)); /* %373 matmul [B,128]  graphs/lib/losses.lua:21 */
     CALL(121, (double)262*B, sizeof(real)*((double)B + (double)128*B + (double)128*B + (double)B + (double)B), convirt_features_loss_k101_fused_mul_mul_sum_mul(A + 65568 + 24576*B, A + 65568, (real *)inputs[2], A + 65568 + 24848*B, A + 65568 + 24832*B, B)); /* %382 fused:mul_mul_sum_mul [B,1]  graphs/lib/losses.lua:21 */
     CALL(122, (double)640*B, sizeof(real)*((double)128*B + (double)128*B + (double)B + (double)B + (double)128*B), convirt_features_loss_k105_fused_add_mul_mul_id(A + 65568 + 128*B, A + 65568, A + 65568 + 24848*B, A + 65568 + 24576*B, (real *)inputs[2], B)); /* %386 fused:add_mul_mul_id [B,128]  graphs/lib/losses.lua:21 */

@@ -17,47 +17,49 @@
 #ifdef RECLF_PROFILE
 #include "profile.h"
 static reclf_prof_entry prof[35] = {
-    {"convirt_score_k9_fused_rsqrt_clampmin_sum_square", "%9 fused:rsqrt_clampmin_sum_square [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k10_mul", "%10 map:mul [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_score_k14_fused_rsqrt_clampmin_sum_square", "%14 fused:rsqrt_clampmin_sum_square [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k15_mul", "%15 map:mul [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k17_matmul_scale", "%17 matmul+scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"gloria_score_k21_fused_rsqrt_clampmin_sum_square", "%21 fused:rsqrt_clampmin_sum_square [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k52_mul", "%22 map:mul [T,39,128]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"gloria_score_k28_fused_rsqrt_clampmin_sum_square", "%28 fused:rsqrt_clampmin_sum_square [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k59_mul", "%29 map:mul [1,B,64,128]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k60_matmul", "%30 matmul [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k62_fused_max_scale", "%32 fused:max_scale [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k65_fused_exp_sub_scale", "%35 fused:exp_sub_scale [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k66_sum", "%36 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k67_div", "%37 map:div [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k68_matmul", "%38 matmul [T,B,39,128]", "graphs/lib/matching.lua:11", 0, 0, 0, 0, 0},
-    {"gloria_score_k42_fused_rsqrt_clampmin_sum_square", "%42 fused:rsqrt_clampmin_sum_square [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"reclf_noirm_score_k44_fused_mul_mul", "%44 fused:mul_mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_text_vjp_k278_matmul", "%51 matmul [39*T,128]", "graphs/lib/srm.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_text_vjp_k278_matmul", "%54 matmul [39*T,128]", "graphs/lib/srm.lua:11", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k81_fused_scale_addc_neg", "%62 fused:scale_addc_neg [T,1,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k93_matmul_add_mul_scale", "%63 matmul+add_mul_scale [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k94_max", "%64 reduce [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"reclf_noirm_score_k68_fused_mul_exp_sub", "%68 fused:mul_exp_sub [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"reclf_noirm_score_k70_fused_clampmin_sum", "%70 fused:clampmin_sum [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k246_div", "%71 map:div [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_text_vjp_k221_sum", "%83 reduce [T,1,1,1]", "graphs/lib/model.lua:40", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k114_clampmin", "%84 map:clampmin [T,1,1,1]", "graphs/lib/model.lua:40", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k115_div", "%85 map:div [T,1,39,1]", "graphs/lib/model.lua:40", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k170_sum", "%101 reduce [128,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k173_matmul", "%104 matmul [1,128]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k176_fused_sum_mul", "%107 fused:sum_mul [T,B,39,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k177_matmul", "%108 matmul [T,B,39,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k116_fused_mul_add_sum", "%86 fused:mul_add_sum [T,B,39,1]", "graphs/lib/model.lua:41", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k88_sum", "%87 reduce [T,B,1,1]", "graphs/lib/model.lua:41", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k94_scale", "%89 map:scale [T,B]", "graphs/lib/model.lua:43", 0, 0, 0, 0, 0},
+    {"convirt_score_k9_fused_rsqrt_clampmin_sum_square", "%9 fused:rsqrt_clampmin_sum_square [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k10_mul", "%10 map:mul [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_score_k14_fused_rsqrt_clampmin_sum_square", "%14 fused:rsqrt_clampmin_sum_square [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k15_mul", "%15 map:mul [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k17_matmul_scale", "%17 matmul+scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_score_k21_fused_rsqrt_clampmin_sum_square", "%21 fused:rsqrt_clampmin_sum_square [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k52_mul", "%22 map:mul [T,39,128]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_score_k28_fused_rsqrt_clampmin_sum_square", "%28 fused:rsqrt_clampmin_sum_square [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k59_mul", "%29 map:mul [1,B,64,128]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k60_matmul", "%30 matmul [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k62_fused_max_scale", "%32 fused:max_scale [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k65_fused_exp_sub_scale", "%35 fused:exp_sub_scale [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k66_sum", "%36 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k67_div", "%37 map:div [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k68_matmul", "%38 matmul [T,B,39,128]", "graphs/lib/matching.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_score_k42_fused_rsqrt_clampmin_sum_square", "%42 fused:rsqrt_clampmin_sum_square [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_score_k44_fused_mul_mul", "%44 fused:mul_mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_text_vjp_k278_matmul", "%51 matmul [39*T,128]", "graphs/lib/srm.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_text_vjp_k278_matmul", "%54 matmul [39*T,128]", "graphs/lib/srm.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k81_fused_scale_addc_neg", "%62 fused:scale_addc_neg [T,1,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k93_matmul_add_mul_scale", "%63 matmul+add_mul_scale [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k94_max", "%64 reduce [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_score_k68_fused_mul_exp_sub", "%68 fused:mul_exp_sub [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_score_k70_fused_clampmin_sum", "%70 fused:clampmin_sum [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k246_div", "%71 map:div [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_text_vjp_k221_sum", "%83 reduce [T,1,1,1]", "graphs/lib/model.lua:40", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k114_clampmin", "%84 map:clampmin [T,1,1,1]", "graphs/lib/model.lua:40", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k115_div", "%85 map:div [T,1,39,1]", "graphs/lib/model.lua:40", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k170_sum", "%101 reduce [128,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k173_matmul", "%104 matmul [1,128]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k176_fused_sum_mul", "%107 fused:sum_mul [T,B,39,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k177_matmul", "%108 matmul [T,B,39,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k116_fused_mul_add_sum", "%86 fused:mul_add_sum [T,B,39,1]", "graphs/lib/model.lua:41", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k88_sum", "%87 reduce [T,B,1,1]", "graphs/lib/model.lua:41", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k94_scale", "%89 map:scale [T,B]", "graphs/lib/model.lua:43", 0, 0, 0, 0, 0, 0, 0, 0},
 };
 const reclf_prof_table reclf_profile_reclf_noirm_score = {35, prof};
 #define CALL(i, fl, by, call) do { double t0_ = reclf_prof_now(); call; prof[i].seconds += reclf_prof_now() - t0_; \
     prof[i].calls++; prof[i].flops += (fl); prof[i].bytes += (double)(by); } while (0)
+#define PROF_GEMM(i, m, n, k) (prof[i].gemm_m = (m), prof[i].gemm_n = (n), prof[i].gemm_k = (k))
 #else
 #define CALL(i, fl, by, call) call
+#define PROF_GEMM(i, m, n, k) ((void)0)
 #endif
 
 static size_t arena_bytes(const long *dims) {
@@ -74,22 +76,28 @@ static void forward(void *arena, const real *P, void *const *inputs, const long 
     CALL(1, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)T), convirt_features_loss_k10_mul(A + 256 + 8256*B + 12544*B*T, (real *)inputs[0], A + 256 + 8256*B + 12544*B*T + 128*T, T)); /* %10 map:mul [T,128]  graphs/lib/losses.lua:21 */
     CALL(2, (double)258*B, sizeof(real)*((double)B + (double)128*B), convirt_score_k14_fused_rsqrt_clampmin_sum_square(A + 256 + 128*B, (real *)inputs[2], B)); /* %14 fused:rsqrt_clampmin_sum_square [B,1]  graphs/lib/losses.lua:21 */
     CALL(3, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), convirt_features_loss_k15_mul(A + 256, (real *)inputs[2], A + 256 + 128*B, B)); /* %15 map:mul [B,128]  graphs/lib/losses.lua:21 */
+    PROF_GEMM(4, T, B, 128);
     CALL(4, (double)257*B*T, sizeof(real)*((double)B*T + (double)128*T + (double)128*B), convirt_features_loss_k17_matmul_scale(A + 256 + 8256*B + 12528*B*T, A + 256 + 8256*B + 12544*B*T, A + 256, B, T)); /* %17 matmul+scale [T,B]  graphs/lib/losses.lua:21 */
     CALL(5, (double)10062*T, sizeof(real)*((double)39*T + (double)4992*T), gloria_score_k21_fused_rsqrt_clampmin_sum_square(A + 256 + 8256*B + 12544*B*T + 4992*T, (real *)inputs[1], T)); /* %21 fused:rsqrt_clampmin_sum_square [T,39,1]  graphs/lib/matching.lua:7 */
     CALL(6, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T), gloria_features_loss_k52_mul(A + 256 + 8256*B + 12544*B*T, (real *)inputs[1], A + 256 + 8256*B + 12544*B*T + 4992*T, T)); /* %22 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
     CALL(7, (double)16512*B, sizeof(real)*((double)64*B + (double)8192*B), gloria_score_k28_fused_rsqrt_clampmin_sum_square(A + 256 + 8192*B, (real *)inputs[3], B)); /* %28 fused:rsqrt_clampmin_sum_square [1,B,64,1]  graphs/lib/matching.lua:9 */
     CALL(8, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)64*B), gloria_features_loss_k59_mul(A + 256, (real *)inputs[3], A + 256 + 8192*B, B)); /* %29 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
+    PROF_GEMM(9, 39, 64, 128);
     CALL(9, (double)638976*B*T, sizeof(real)*((double)2496*B*T + (double)4992*T + (double)8192*B), gloria_features_loss_k60_matmul(A + 256 + 8256*B, A + 256 + 8256*B + 12544*B*T, A + 256, B, T)); /* %30 matmul [T,B,39,64]  graphs/lib/matching.lua:10 */
     CALL(10, (double)4992*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), gloria_features_loss_k62_fused_max_scale(A + 256 + 8256*B + 4992*B*T, A + 256 + 8256*B, B, T)); /* %32 fused:max_scale [T,B,39,1]  graphs/lib/matching.lua:10 */
     CALL(11, (double)7488*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), gloria_features_loss_k65_fused_exp_sub_scale(A + 256 + 8256*B + 2496*B*T, A + 256 + 8256*B, A + 256 + 8256*B + 4992*B*T, B, T)); /* %35 fused:exp_sub_scale [T,B,39,64]  graphs/lib/matching.lua:10 */
     CALL(12, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), gloria_features_loss_k66_sum(A + 256 + 8256*B, A + 256 + 8256*B + 2496*B*T, B, T)); /* %36 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
     CALL(13, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), gloria_features_loss_k67_div(A + 256 + 8256*B + 9984*B*T, A + 256 + 8256*B + 2496*B*T, A + 256 + 8256*B, B, T)); /* %37 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
+    PROF_GEMM(14, 39, 128, 64);
     CALL(14, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), gloria_features_loss_k68_matmul(A + 256 + 8256*B, A + 256 + 8256*B + 9984*B*T, (real *)inputs[3], B, T)); /* %38 matmul [T,B,39,128]  graphs/lib/matching.lua:11 */
     CALL(15, (double)10062*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), gloria_score_k42_fused_rsqrt_clampmin_sum_square(A + 256 + 8256*B + 12480*B*T, A + 256 + 8256*B, B, T)); /* %42 fused:rsqrt_clampmin_sum_square [T,B,39,1]  graphs/lib/matching.lua:12 */
     CALL(16, (double)9984*B*T, sizeof(real)*((double)4992*B*T + (double)4992*T + (double)4992*B*T + (double)39*B*T), reclf_noirm_score_k44_fused_mul_mul(A + 256 + 8256*B + 4992*B*T, A + 256 + 8256*B + 12544*B*T, A + 256 + 8256*B, A + 256 + 8256*B + 12480*B*T, B, T)); /* %44 fused:mul_mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    PROF_GEMM(17, 39*T, 128, 128);
     CALL(17, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), convirt_text_vjp_k278_matmul(A + 256 + 8256*B + 12544*B*T, (real *)inputs[1], (real *)P + 0, T)); /* %51 matmul [39*T,128]  graphs/lib/srm.lua:11 */
+    PROF_GEMM(18, 39*T, 128, 128);
     CALL(18, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), convirt_text_vjp_k278_matmul(A + 256 + 8256*B + 12544*B*T + 4992*T, (real *)inputs[1], (real *)P + 16384, T)); /* %54 matmul [39*T,128]  graphs/lib/srm.lua:11 */
     CALL(19, (double)117*T, sizeof(real)*((double)39*T + (double)39*T), gloria_features_loss_k81_fused_scale_addc_neg(A + 256 + 8256*B + 12544*B*T + 11520*T, (real *)inputs[4], T)); /* %62 fused:scale_addc_neg [T,1,39]  graphs/lib/srm.lua:12 */
+    PROF_GEMM(20, 39, 39, 128);
     CALL(20, (double)393939*T, sizeof(real)*((double)1521*T + (double)4992*T + (double)4992*T + (double)39*T + (double)39*T), reclf_noirm_features_loss_k93_matmul_add_mul_scale(A + 256 + 8256*B + 12544*B*T + 9984*T, A + 256 + 8256*B + 12544*B*T, A + 256 + 8256*B + 12544*B*T + 4992*T, (real *)inputs[4], A + 256 + 8256*B + 12544*B*T + 11520*T, T)); /* %63 matmul+add_mul_scale [T,39,39]  graphs/lib/srm.lua:12 */
     CALL(21, (double)1521*T, sizeof(real)*((double)39*T + (double)1521*T), reclf_noirm_features_loss_k94_max(A + 256 + 8256*B + 12544*B*T + 1536*T, A + 256 + 8256*B + 12544*B*T + 9984*T, T)); /* %64 reduce [T,39,1]  graphs/lib/srm.lua:12 */
     CALL(22, (double)4563*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T + (double)39*T), reclf_noirm_score_k68_fused_mul_exp_sub(A + 256 + 8256*B + 12544*B*T, A + 256 + 8256*B + 12544*B*T + 9984*T, A + 256 + 8256*B + 12544*B*T + 1536*T, (real *)inputs[4], T)); /* %68 fused:mul_exp_sub [T,39,39]  graphs/lib/srm.lua:12 */
@@ -99,8 +107,10 @@ static void forward(void *arena, const real *P, void *const *inputs, const long 
     CALL(26, (double)T, sizeof(real)*((double)T + (double)T), reclf_noirm_features_loss_k114_clampmin(A + 256 + 8256*B + 12544*B*T + 48*T, A + 256 + 8256*B + 12544*B*T, T)); /* %84 map:clampmin [T,1,1,1]  graphs/lib/model.lua:40 */
     CALL(27, (double)39*T, sizeof(real)*((double)39*T + (double)39*T + (double)T), reclf_noirm_features_loss_k115_div(A + 256 + 8256*B + 12544*B*T, (real *)inputs[4], A + 256 + 8256*B + 12544*B*T + 48*T, T)); /* %85 map:div [T,1,39,1]  graphs/lib/model.lua:40 */
     CALL(28, (double)16384, sizeof(real)*((double)128 + (double)16384), reclf_noirm_features_loss_k170_sum(A + 0, (real *)P + 49152)); /* %101 reduce [128,1]  graphs/lib/model.lua:33 */
+    PROF_GEMM(29, 1, 128, 128);
     CALL(29, (double)32768, sizeof(real)*((double)128 + (double)128 + (double)16384), reclf_noirm_features_loss_k173_matmul(A + 128, A + 0, (real *)P + 32768)); /* %104 matmul [1,128]  graphs/lib/model.lua:33 */
     CALL(30, (double)9984*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)128), reclf_noirm_features_loss_k176_fused_sum_mul(A + 256 + 8256*B, A + 256 + 8256*B + 4992*B*T, A + 128, B, T)); /* %107 fused:sum_mul [T,B,39,1]  graphs/lib/model.lua:33 */
+    PROF_GEMM(31, 39, 1, 39);
     CALL(31, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), reclf_noirm_features_loss_k177_matmul(A + 256 + 8256*B + 48*B*T, A + 256 + 8256*B + 12544*B*T + 1536*T, A + 256 + 8256*B, B, T)); /* %108 matmul [T,B,39,1]  graphs/lib/model.lua:33 */
     CALL(32, (double)5070*B*T, sizeof(real)*((double)39*B*T + (double)39*T + (double)4992*B*T + (double)39*B*T), reclf_noirm_features_loss_k116_fused_mul_add_sum(A + 256 + 8256*B, A + 256 + 8256*B + 12544*B*T, A + 256 + 8256*B + 4992*B*T, A + 256 + 8256*B + 48*B*T, B, T)); /* %86 fused:mul_add_sum [T,B,39,1]  graphs/lib/model.lua:41 */
     CALL(33, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), gloria_features_loss_k88_sum(A + 256 + 8256*B + 12480*B*T, A + 256 + 8256*B, B, T)); /* %87 reduce [T,B,1,1]  graphs/lib/model.lua:41 */

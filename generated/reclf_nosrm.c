@@ -17,475 +17,477 @@
 #ifdef RECLF_PROFILE
 #include "profile.h"
 static reclf_prof_entry prof[463] = {
-    {"convirt_image_k3_fused_scale_addc", "%6 fused:scale_addc [B,1,64,64]", "graphs/lib/image_encoder.lua:19", 0, 0, 0, 0, 0},
-    {"convirt_image_k6_conv2d", "%9 conv2d [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k9_group_norm_stats", "%12 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k10_group_norm", "%13 group_norm [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k11_relu", "%14 map:relu [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 0, 0, 0, 0, 0},
-    {"convirt_image_k14_conv2d", "%17 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k17_group_norm_stats", "%20 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k18_group_norm", "%21 group_norm [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k19_relu", "%22 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"convirt_image_k22_conv2d", "%25 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k17_group_norm_stats", "%28 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k18_group_norm", "%29 group_norm [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k19_relu", "%30 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_image_k22_conv2d", "%33 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k17_group_norm_stats", "%36 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k18_group_norm", "%37 group_norm [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k35_add", "%38 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_image_k19_relu", "%39 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"convirt_image_k39_conv2d", "%42 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k42_group_norm_stats", "%45 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k43_group_norm", "%46 group_norm [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k44_relu", "%47 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"convirt_image_k47_conv2d", "%50 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k42_group_norm_stats", "%53 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k43_group_norm", "%54 group_norm [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k44_relu", "%55 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_image_k47_conv2d", "%58 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k42_group_norm_stats", "%61 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k43_group_norm", "%62 group_norm [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k60_add", "%63 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_image_k44_relu", "%64 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"convirt_image_k64_conv2d", "%67 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k67_group_norm_stats", "%70 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k68_group_norm", "%71 group_norm [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k69_relu", "%72 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"convirt_image_k72_conv2d", "%75 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"convirt_image_k67_group_norm_stats", "%78 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k68_group_norm", "%79 group_norm [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"convirt_image_k69_relu", "%80 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_image_k72_conv2d", "%83 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k67_group_norm_stats", "%86 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_k68_group_norm", "%87 group_norm [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k85_add", "%88 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_image_k69_relu", "%89 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"convirt_image_k88_permute", "%91 permute [B,64,128]", "graphs/lib/image_encoder.lua:33", 0, 0, 0, 0, 0},
-    {"convirt_image_k94_matmul_add", "%97 matmul+add [B,64,128]", "graphs/lib/image_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"convirt_image_k95_sum", "%98 reduce [B,1,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
-    {"convirt_image_k97_scale", "%100 map:scale [B,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
-    {"convirt_image_k101_matmul_add", "%104 matmul+add [B,128]", "graphs/lib/image_encoder.lua:36", 0, 0, 0, 0, 0},
-    {"convirt_k107_gather", "%107 gather [T,40,128]", "graphs/lib/text_encoder.lua:32", 0, 0, 0, 0, 0},
-    {"convirt_k112_fused_scale_sum_add", "%112 fused:scale_sum_add [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k113_fused_sub_add", "%113 fused:sub_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k118_fused_rsqrt_addc_scale_sum", "%118 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k119_mul", "%119 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k121_fused_add_mul", "%121 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k127_matmul_add", "%127 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_k129_permute", "%129 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_k127_matmul_add", "%135 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_k129_permute", "%137 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_k127_matmul_add", "%143 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_k129_permute", "%145 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_k152_fused_scale_addc_neg", "%152 fused:scale_addc_neg [T,1,1,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k153_matmul_add_mul_scale", "%153 matmul+add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k154_max", "%154 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k157_fused_exp_sub", "%157 fused:exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k159_fused_sum_mul", "%159 fused:sum_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k160_clampmin", "%160 map:clampmin [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k161_fused_div_mul", "%161 fused:div_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k162_matmul", "%162 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0},
-    {"convirt_k163_permute", "%163 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0},
-    {"convirt_k168_matmul", "%168 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k171_fused_add_add_add", "%171 fused:add_add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k175_fused_scale_sum", "%175 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k176_sub", "%176 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k118_fused_rsqrt_addc_scale_sum", "%181 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k119_mul", "%182 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k121_fused_add_mul", "%184 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k190_matmul_add", "%190 matmul+add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k191_gelu", "%191 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"convirt_k198_matmul_add_add", "%198 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"convirt_k175_fused_scale_sum", "%202 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k176_sub", "%203 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k118_fused_rsqrt_addc_scale_sum", "%208 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k119_mul", "%209 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k121_fused_add_mul", "%211 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k127_matmul_add", "%217 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_k129_permute", "%219 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_k127_matmul_add", "%225 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_k129_permute", "%227 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_k127_matmul_add", "%233 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_k129_permute", "%235 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"convirt_k153_matmul_add_mul_scale", "%243 matmul+add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k154_max", "%244 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k157_fused_exp_sub", "%247 fused:exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k159_fused_sum_mul", "%249 fused:sum_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k160_clampmin", "%250 map:clampmin [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k161_fused_div_mul", "%251 fused:div_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_k162_matmul", "%252 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0},
-    {"convirt_k163_permute", "%253 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0},
-    {"convirt_k261_matmul_add_add", "%261 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"convirt_k175_fused_scale_sum", "%265 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k176_sub", "%266 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k118_fused_rsqrt_addc_scale_sum", "%271 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k119_mul", "%272 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k121_fused_add_mul", "%274 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k190_matmul_add", "%280 matmul+add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"convirt_k191_gelu", "%281 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"convirt_k198_matmul_add_add", "%288 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"convirt_k175_fused_scale_sum", "%292 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"convirt_k176_sub", "%293 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"convirt_k118_fused_rsqrt_addc_scale_sum", "%298 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"convirt_k119_mul", "%299 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"convirt_k121_fused_add_mul", "%301 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"convirt_k302_slice", "%302 slice [T,1,128]", "graphs/lib/text_encoder.lua:35", 0, 0, 0, 0, 0},
-    {"convirt_k307_matmul_add", "%307 matmul+add [T,128]", "graphs/lib/text_encoder.lua:36", 0, 0, 0, 0, 0},
-    {"convirt_text_k206_slice", "%308 slice [T,39,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0},
-    {"convirt_text_k212_matmul_add", "%314 matmul+add [T,39,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k7_fused_sum_square", "%316 fused:sum_square [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k9_fused_rsqrt_clampmin", "%318 fused:rsqrt_clampmin [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k10_mul", "%319 map:mul [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k12_fused_sum_square", "%321 fused:sum_square [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k14_fused_rsqrt_clampmin", "%323 fused:rsqrt_clampmin [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k15_mul", "%324 map:mul [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k17_matmul_scale", "%326 matmul+scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k18_eye", "%327 eye [T,B]", "graphs/lib/losses.lua:9", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k19_max", "%328 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k22_fused_exp_sub", "%331 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k23_sum", "%332 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k24_clampmin", "%333 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k27_mul", "%336 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k30_max", "%339 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k33_fused_exp_sub", "%342 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k34_sum", "%343 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k35_clampmin", "%344 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k34_sum", "%348 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k23_sum", "%350 reduce [T,1]", "graphs/lib/losses.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k42_fused_mul_sub_add_log", "%351 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k43_sum", "%352 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k46_fused_scale_add_sum_sub", "%355 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k49_fused_sum_square", "%358 fused:sum_square [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k51_fused_rsqrt_clampmin", "%360 fused:rsqrt_clampmin [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k52_mul", "%361 map:mul [T,39,128]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k56_fused_sum_square", "%365 fused:sum_square [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k58_fused_rsqrt_clampmin", "%367 fused:rsqrt_clampmin [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k59_mul", "%368 map:mul [1,B,64,128]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k60_matmul", "%369 matmul [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k62_fused_max_scale", "%371 fused:max_scale [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k65_fused_exp_sub_scale", "%374 fused:exp_sub_scale [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k66_sum", "%375 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k67_div", "%376 map:div [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k68_matmul", "%377 matmul [T,B,39,128]", "graphs/lib/matching.lua:11", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k70_fused_sum_square", "%379 fused:sum_square [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k72_fused_rsqrt_clampmin", "%381 fused:rsqrt_clampmin [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k73_mul", "%382 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k74_mul", "%383 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"reclf_nosrm_features_loss_k75_sum", "%384 reduce [T,B,39,1]", "graphs/lib/matching.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_k464_matmul", "%388 matmul [T,128]", "graphs/lib/irm.lua:9", 0, 0, 0, 0, 0},
-    {"reclf_nosrm_features_loss_k155_matmul", "%498 matmul [T,128]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k81_fused_scale_addc_neg", "%400 fused:scale_addc_neg [T,1,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"reclf_nosrm_features_loss_k92_fused_add_mul_scale_sum", "%401 fused:add_mul_scale_sum [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k83_max", "%402 reduce [T,B,1,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k86_fused_exp_sub", "%405 fused:exp_sub [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k87_mul", "%406 map:mul [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k88_sum", "%407 reduce [T,B,1,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k89_clampmin", "%408 map:clampmin [T,B,1,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"reclf_nosrm_features_loss_k100_div", "%409 map:div [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"reclf_nosrm_features_loss_k101_mul", "%410 map:mul [T,B,39,1]", "graphs/lib/irm.lua:12", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k88_sum", "%411 reduce [T,B,1,1]", "graphs/lib/irm.lua:12", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k94_scale", "%413 map:scale [T,B]", "graphs/lib/model.lua:43", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k19_max", "%415 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k22_fused_exp_sub", "%418 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k23_sum", "%419 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k24_clampmin", "%420 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k27_mul", "%423 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k30_max", "%426 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k33_fused_exp_sub", "%429 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k34_sum", "%430 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k35_clampmin", "%431 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k34_sum", "%435 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k42_fused_mul_sub_add_log", "%438 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k43_sum", "%439 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k46_fused_scale_add_sum_sub", "%442 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k113_add", "%444 map:add []", "graphs/lib/model.lua:85", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k58_fill", "%510 fill []", "graphs/lib/model.lua:87", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k60_scale", "%512 map:scale [1,1]", "graphs/lib/losses.lua:16", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k63_fused_mul_id", "%515 fused:mul_id [T,1]", "graphs/lib/losses.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k65_fused_neg_id", "%517 fused:neg_id [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k159_fused_mul_id", "%519 fused:mul_id [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k71_fused_mul_div_id_step", "%523 fused:mul_div_id_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k77_neg", "%529 map:neg [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k171_fused_mul_id", "%531 fused:mul_id [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k84_fused_mul_div_step", "%536 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k182_fused_scale_add_add_add", "%542 fused:scale_add_add_add [T,B]", "graphs/lib/model.lua:43", 1, 0, 0, 0, 0},
-    {"reclf_nosrm_features_loss_k203_fused_mul_id", "%546 fused:mul_id [T,B,39,1]", "graphs/lib/irm.lua:12", 1, 0, 0, 0, 0},
-    {"reclf_nosrm_features_loss_k204_fused_div_mul_id", "%547 fused:div_mul_id [T,B,39,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
-    {"reclf_nosrm_features_loss_k206_fused_neg_mul", "%549 fused:neg_mul [T,B,39,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k88_sum", "%550 reduce [T,B,1,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
-    {"reclf_nosrm_features_loss_k209_fused_mul_step", "%552 fused:mul_step [T,B,1,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
-    {"reclf_nosrm_features_loss_k222_fused_scale_mul_mul_mul", "%565 fused:scale_mul_mul_mul [T,B,39,1]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k201_fused_mul_id", "%568 fused:mul_id [T,B,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k203_sum", "%569 reduce [T,1,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"reclf_nosrm_features_loss_k227_sum", "%570 reduce [T,1,1,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"convirt_k464_matmul", "%572 matmul [T,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"convirt_k465_matmul", "%573 matmul [128,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"convirt_k465_matmul", "%577 matmul [128,128]", "graphs/lib/irm.lua:9", 1, 0, 0, 0, 0},
-    {"reclf_nosrm_features_loss_k236_fused_add_mul_id_id", "%579 fused:add_mul_id_id [T,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k276_mul", "%580 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k203_sum", "%582 reduce [T,1,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k287_fused_mul_mul_sum_mul", "%591 fused:mul_mul_sum_mul [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k291_fused_add_mul_mul_mul", "%595 fused:add_mul_mul_mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k219_matmul_sum", "%598 matmul [1,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k220_matmul_div", "%599 matmul+div [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k223_fused_sum_neg_mul", "%602 fused:sum_neg_mul [T,B,39,1]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k229_fused_scale_mul_add_id", "%608 fused:scale_mul_add_id [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k232_matmul_sum", "%611 matmul [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k233_matmul_sum", "%612 matmul [1,B,64,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k234_add", "%613 map:add [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k244_fused_mul_mul_sum_mul", "%623 fused:mul_mul_sum_mul [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k248_fused_add_add_mul_mul", "%627 fused:add_add_mul_mul [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k259_fused_mul_mul_sum_mul", "%638 fused:mul_mul_sum_mul [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k263_fused_add_mul_mul_id", "%642 fused:add_mul_mul_id [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k71_fused_mul_div_id_step", "%655 fused:mul_div_id_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k84_fused_mul_div_step", "%668 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k295_fused_scale_add_add_add", "%674 fused:scale_add_add_add [T,B]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k91_matmul", "%675 matmul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k92_matmul", "%676 matmul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k101_fused_mul_mul_sum_mul", "%685 fused:mul_mul_sum_mul [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k105_fused_add_mul_mul_id", "%689 fused:add_mul_mul_id [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k114_fused_mul_mul_sum_mul", "%699 fused:mul_mul_sum_mul [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"reclf_nosrm_features_loss_k360_matmul_add_add_mul_mul", "%703 matmul+add_add_mul_mul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_text_vjp_k273_sum", "%704 reduce [1,39,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
-    {"convirt_text_vjp_k275_sum", "%706 reduce [1,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
-    {"convirt_text_vjp_k278_matmul", "%709 matmul [39*T,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
-    {"convirt_text_vjp_k279_matmul", "%710 matmul [128,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
-    {"convirt_text_vjp_k281_pad", "%712 pad [T,40,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
-    {"convirt_k462_sum", "%713 reduce [1,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"convirt_k464_matmul", "%715 matmul [T,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"convirt_k465_matmul", "%716 matmul [128,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"convirt_k467_pad", "%718 pad [T,40,128]", "graphs/lib/text_encoder.lua:35", 1, 0, 0, 0, 0},
-    {"convirt_text_vjp_k288_add", "%719 map:add [T,40,128]", "graphs/lib/text_encoder.lua:35", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%720 reduce [1,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%722 reduce [1,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k473_mul", "%725 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%726 reduce [1,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%728 reduce [1,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k485_fused_scale_mul_sum_mul", "%737 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k489_fused_add_mul_mul_mul", "%741 fused:add_mul_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k492_fused_scale_sum_neg", "%744 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k494_fused_add_id", "%746 fused:add_id [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%747 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%749 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k501_matmul", "%753 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k504_matmul_mul_gelu_grad", "%756 matmul+mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k505_sum", "%757 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k507_sum", "%759 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k510_matmul", "%762 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k511_matmul", "%763 matmul [512,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%765 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%767 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k473_mul", "%770 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%771 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%773 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k485_fused_scale_mul_sum_mul", "%782 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k489_fused_add_mul_mul_mul", "%786 fused:add_mul_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k492_fused_scale_sum_neg", "%790 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k540_fused_add_add_id", "%792 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%793 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%795 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k546_matmul", "%798 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k547_matmul", "%799 matmul [128,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k129_permute", "%802 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:18", 1, 0, 0, 0, 0},
-    {"convirt_k552_matmul", "%804 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_k553_matmul_div", "%805 matmul+div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"convirt_k558_fused_mul_sum_neg_mul", "%810 fused:mul_sum_neg_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"convirt_k574_fused_scale_mul_mul_mul", "%826 fused:scale_mul_mul_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"convirt_k162_matmul", "%827 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"convirt_k552_matmul", "%828 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"convirt_k163_permute", "%829 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%831 reduce [1,40,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%833 reduce [1,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k547_matmul", "%837 matmul [128,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k163_permute", "%839 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%841 reduce [1,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%843 reduce [1,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k546_matmul", "%846 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k547_matmul", "%847 matmul [128,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k163_permute", "%850 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%852 reduce [1,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%854 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k546_matmul", "%857 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k547_matmul", "%858 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k608_matmul_add_add", "%860 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%861 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%863 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k473_mul", "%866 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%867 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%869 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k485_fused_scale_mul_sum_mul", "%878 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k489_fused_add_mul_mul_mul", "%882 fused:add_mul_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k492_fused_scale_sum_neg", "%886 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k540_fused_add_add_id", "%888 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%889 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%891 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k501_matmul", "%895 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k504_matmul_mul_gelu_grad", "%898 matmul+mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"convirt_k505_sum", "%899 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k507_sum", "%901 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k510_matmul", "%904 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k511_matmul", "%905 matmul [512,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%907 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%909 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k473_mul", "%912 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%913 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%915 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k485_fused_scale_mul_sum_mul", "%924 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k489_fused_add_mul_mul_mul", "%928 fused:add_mul_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k492_fused_scale_sum_neg", "%932 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k540_fused_add_add_id", "%934 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%935 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%937 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k546_matmul", "%940 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k547_matmul", "%941 matmul [128,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k129_permute", "%944 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:18", 1, 0, 0, 0, 0},
-    {"convirt_k552_matmul", "%946 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
-    {"convirt_k553_matmul_div", "%947 matmul+div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"convirt_k558_fused_mul_sum_neg_mul", "%952 fused:mul_sum_neg_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"convirt_k574_fused_scale_mul_mul_mul", "%968 fused:scale_mul_mul_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"convirt_k162_matmul", "%969 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"convirt_k552_matmul", "%970 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"convirt_k163_permute", "%971 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%973 reduce [1,40,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%975 reduce [1,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k547_matmul", "%979 matmul [128,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"convirt_k163_permute", "%981 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%983 reduce [1,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%985 reduce [1,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k546_matmul", "%988 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k547_matmul", "%989 matmul [128,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_k163_permute", "%992 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%994 reduce [1,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%996 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k546_matmul", "%999 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k547_matmul", "%1000 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k608_matmul_add_add", "%1002 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%1003 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%1005 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k473_mul", "%1008 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%1009 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k470_sum", "%1011 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k485_fused_scale_mul_sum_mul", "%1020 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k489_fused_add_mul_mul_mul", "%1024 fused:add_mul_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k492_fused_scale_sum_neg", "%1028 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k540_fused_add_add_id", "%1030 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"convirt_k468_sum", "%1031 reduce [1,40,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0},
-    {"convirt_k781_scatter_add", "%1033 scatter_add [1024,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k128_sum", "%1034 reduce [1,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k131_matmul", "%1037 matmul [128,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k132_matmul_scale", "%1038 matmul+scale [B,128]", "graphs/lib/image_encoder.lua:35", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k135_sum", "%1041 reduce [1,64,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k137_sum", "%1043 reduce [1,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k140_matmul", "%1046 matmul [64*B,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k141_matmul", "%1047 matmul [128,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k143_fused_add_id", "%1049 fused:add_id [B,64,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k144_permute", "%1050 permute [B,128,64]", "graphs/lib/image_encoder.lua:33", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k147_fused_mul_step", "%1053 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k148_group_norm_sums", "%1054 group_norm_sums [B,128,2]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k149_group_norm_grad_x", "%1055 group_norm_grad_x [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k150_sum", "%1056 reduce [1,128,2]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k152_slice", "%1058 slice [128,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k154_slice", "%1060 slice [128,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k157_sum", "%1063 reduce [B,128,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k128_sum", "%1064 reduce [1,128,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k160_conv2d_input_grad", "%1066 conv2d_input_grad [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k161_conv2d_weight_grad", "%1067 conv2d_weight_grad [128,128,3,3]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k147_fused_mul_step", "%1069 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k148_group_norm_sums", "%1070 group_norm_sums [B,128,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k149_group_norm_grad_x", "%1071 group_norm_grad_x [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k150_sum", "%1072 reduce [1,128,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k152_slice", "%1074 slice [128,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k154_slice", "%1076 slice [128,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k157_sum", "%1079 reduce [B,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k128_sum", "%1080 reduce [1,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k160_conv2d_input_grad", "%1082 conv2d_input_grad [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k161_conv2d_weight_grad", "%1083 conv2d_weight_grad [128,128,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k180_fused_mul_add_step", "%1086 fused:mul_add_step [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k148_group_norm_sums", "%1087 group_norm_sums [B,128,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k149_group_norm_grad_x", "%1088 group_norm_grad_x [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k150_sum", "%1089 reduce [1,128,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k152_slice", "%1091 slice [128,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k154_slice", "%1093 slice [128,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k157_sum", "%1096 reduce [B,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k128_sum", "%1097 reduce [1,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k193_conv2d_input_grad", "%1099 conv2d_input_grad [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k194_conv2d_weight_grad", "%1100 conv2d_weight_grad [128,64,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k196_fused_mul_step", "%1102 fused:mul_step [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k197_group_norm_sums", "%1103 group_norm_sums [B,64,2]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k198_group_norm_grad_x", "%1104 group_norm_grad_x [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k128_sum", "%1105 reduce [1,64,2]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k201_slice", "%1107 slice [64,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k203_slice", "%1109 slice [64,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k206_sum", "%1112 reduce [B,64,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k207_sum", "%1113 reduce [1,64,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k209_conv2d_input_grad", "%1115 conv2d_input_grad [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k210_conv2d_weight_grad", "%1116 conv2d_weight_grad [64,64,3,3]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k196_fused_mul_step", "%1118 fused:mul_step [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k197_group_norm_sums", "%1119 group_norm_sums [B,64,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k198_group_norm_grad_x", "%1120 group_norm_grad_x [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k128_sum", "%1121 reduce [1,64,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k201_slice", "%1123 slice [64,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k203_slice", "%1125 slice [64,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k206_sum", "%1128 reduce [B,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k207_sum", "%1129 reduce [1,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k209_conv2d_input_grad", "%1131 conv2d_input_grad [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k210_conv2d_weight_grad", "%1132 conv2d_weight_grad [64,64,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k229_fused_mul_add_step", "%1135 fused:mul_add_step [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k197_group_norm_sums", "%1136 group_norm_sums [B,64,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k198_group_norm_grad_x", "%1137 group_norm_grad_x [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k128_sum", "%1138 reduce [1,64,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k201_slice", "%1140 slice [64,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k203_slice", "%1142 slice [64,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k206_sum", "%1145 reduce [B,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k207_sum", "%1146 reduce [1,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k242_conv2d_input_grad", "%1148 conv2d_input_grad [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k243_conv2d_weight_grad", "%1149 conv2d_weight_grad [64,32,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k245_fused_mul_step", "%1151 fused:mul_step [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k246_group_norm_sums", "%1152 group_norm_sums [B,32,2]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k247_group_norm_grad_x", "%1153 group_norm_grad_x [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k207_sum", "%1154 reduce [1,32,2]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k250_slice", "%1156 slice [32,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k252_slice", "%1158 slice [32,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k255_sum", "%1161 reduce [B,32,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k256_sum", "%1162 reduce [1,32,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k258_conv2d_input_grad", "%1164 conv2d_input_grad [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k259_conv2d_weight_grad", "%1165 conv2d_weight_grad [32,32,3,3]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k245_fused_mul_step", "%1167 fused:mul_step [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k246_group_norm_sums", "%1168 group_norm_sums [B,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k247_group_norm_grad_x", "%1169 group_norm_grad_x [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k207_sum", "%1170 reduce [1,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k250_slice", "%1172 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k252_slice", "%1174 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k255_sum", "%1177 reduce [B,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k256_sum", "%1178 reduce [1,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k258_conv2d_input_grad", "%1180 conv2d_input_grad [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k259_conv2d_weight_grad", "%1181 conv2d_weight_grad [32,32,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k278_fused_mul_add_step", "%1184 fused:mul_add_step [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k246_group_norm_sums", "%1185 group_norm_sums [B,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k247_group_norm_grad_x", "%1186 group_norm_grad_x [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k207_sum", "%1187 reduce [1,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k250_slice", "%1189 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k252_slice", "%1191 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k255_sum", "%1194 reduce [B,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k256_sum", "%1195 reduce [1,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k291_conv2d_input_grad", "%1197 conv2d_input_grad [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k292_conv2d_weight_grad", "%1198 conv2d_weight_grad [32,32,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k294_fused_mul_step", "%1200 fused:mul_step [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k295_group_norm_sums", "%1201 group_norm_sums [B,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k296_group_norm_grad_x", "%1202 group_norm_grad_x [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k207_sum", "%1203 reduce [1,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k250_slice", "%1205 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k252_slice", "%1207 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k304_sum", "%1210 reduce [B,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k256_sum", "%1211 reduce [1,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"convirt_image_vjp_k308_conv2d_weight_grad", "%1214 conv2d_weight_grad [32,1,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_k3_fused_scale_addc", "%6 fused:scale_addc [B,1,64,64]", "graphs/lib/image_encoder.lua:19", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k6_conv2d", "%9 conv2d [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k9_group_norm_stats", "%12 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k10_group_norm", "%13 group_norm [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k11_relu", "%14 map:relu [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k14_conv2d", "%17 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k17_group_norm_stats", "%20 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k18_group_norm", "%21 group_norm [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k19_relu", "%22 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k22_conv2d", "%25 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k17_group_norm_stats", "%28 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k18_group_norm", "%29 group_norm [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k19_relu", "%30 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k22_conv2d", "%33 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k17_group_norm_stats", "%36 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k18_group_norm", "%37 group_norm [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k35_add", "%38 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k19_relu", "%39 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k39_conv2d", "%42 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k42_group_norm_stats", "%45 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k43_group_norm", "%46 group_norm [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k44_relu", "%47 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k47_conv2d", "%50 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k42_group_norm_stats", "%53 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k43_group_norm", "%54 group_norm [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k44_relu", "%55 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k47_conv2d", "%58 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k42_group_norm_stats", "%61 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k43_group_norm", "%62 group_norm [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k60_add", "%63 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k44_relu", "%64 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k64_conv2d", "%67 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k67_group_norm_stats", "%70 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k68_group_norm", "%71 group_norm [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k69_relu", "%72 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k72_conv2d", "%75 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k67_group_norm_stats", "%78 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k68_group_norm", "%79 group_norm [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k69_relu", "%80 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k72_conv2d", "%83 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k67_group_norm_stats", "%86 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k68_group_norm", "%87 group_norm [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k85_add", "%88 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k69_relu", "%89 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k88_permute", "%91 permute [B,64,128]", "graphs/lib/image_encoder.lua:33", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k94_matmul_add", "%97 matmul+add [B,64,128]", "graphs/lib/image_encoder.lua:34", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k95_sum", "%98 reduce [B,1,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k97_scale", "%100 map:scale [B,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k101_matmul_add", "%104 matmul+add [B,128]", "graphs/lib/image_encoder.lua:36", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k107_gather", "%107 gather [T,40,128]", "graphs/lib/text_encoder.lua:32", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k112_fused_scale_sum_add", "%112 fused:scale_sum_add [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k113_fused_sub_add", "%113 fused:sub_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k118_fused_rsqrt_addc_scale_sum", "%118 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k119_mul", "%119 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k121_fused_add_mul", "%121 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k127_matmul_add", "%127 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k129_permute", "%129 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k127_matmul_add", "%135 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k129_permute", "%137 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k127_matmul_add", "%143 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k129_permute", "%145 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k152_fused_scale_addc_neg", "%152 fused:scale_addc_neg [T,1,1,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k153_matmul_add_mul_scale", "%153 matmul+add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k154_max", "%154 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k157_fused_exp_sub", "%157 fused:exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k159_fused_sum_mul", "%159 fused:sum_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k160_clampmin", "%160 map:clampmin [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k161_fused_div_mul", "%161 fused:div_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k162_matmul", "%162 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k163_permute", "%163 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k168_matmul", "%168 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k171_fused_add_add_add", "%171 fused:add_add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k175_fused_scale_sum", "%175 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k176_sub", "%176 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k118_fused_rsqrt_addc_scale_sum", "%181 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k119_mul", "%182 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k121_fused_add_mul", "%184 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k190_matmul_add", "%190 matmul+add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k191_gelu", "%191 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k198_matmul_add_add", "%198 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k175_fused_scale_sum", "%202 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k176_sub", "%203 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k118_fused_rsqrt_addc_scale_sum", "%208 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k119_mul", "%209 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k121_fused_add_mul", "%211 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k127_matmul_add", "%217 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k129_permute", "%219 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k127_matmul_add", "%225 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k129_permute", "%227 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k127_matmul_add", "%233 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k129_permute", "%235 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k153_matmul_add_mul_scale", "%243 matmul+add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k154_max", "%244 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k157_fused_exp_sub", "%247 fused:exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k159_fused_sum_mul", "%249 fused:sum_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k160_clampmin", "%250 map:clampmin [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k161_fused_div_mul", "%251 fused:div_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k162_matmul", "%252 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k163_permute", "%253 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k261_matmul_add_add", "%261 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k175_fused_scale_sum", "%265 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k176_sub", "%266 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k118_fused_rsqrt_addc_scale_sum", "%271 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k119_mul", "%272 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k121_fused_add_mul", "%274 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k190_matmul_add", "%280 matmul+add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k191_gelu", "%281 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k198_matmul_add_add", "%288 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k175_fused_scale_sum", "%292 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k176_sub", "%293 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k118_fused_rsqrt_addc_scale_sum", "%298 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k119_mul", "%299 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k121_fused_add_mul", "%301 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k302_slice", "%302 slice [T,1,128]", "graphs/lib/text_encoder.lua:35", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k307_matmul_add", "%307 matmul+add [T,128]", "graphs/lib/text_encoder.lua:36", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_text_k206_slice", "%308 slice [T,39,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_text_k212_matmul_add", "%314 matmul+add [T,39,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k7_fused_sum_square", "%316 fused:sum_square [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k9_fused_rsqrt_clampmin", "%318 fused:rsqrt_clampmin [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k10_mul", "%319 map:mul [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k12_fused_sum_square", "%321 fused:sum_square [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k14_fused_rsqrt_clampmin", "%323 fused:rsqrt_clampmin [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k15_mul", "%324 map:mul [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k17_matmul_scale", "%326 matmul+scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k18_eye", "%327 eye [T,B]", "graphs/lib/losses.lua:9", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k19_max", "%328 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k22_fused_exp_sub", "%331 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k23_sum", "%332 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k24_clampmin", "%333 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k27_mul", "%336 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k30_max", "%339 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k33_fused_exp_sub", "%342 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k34_sum", "%343 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k35_clampmin", "%344 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k34_sum", "%348 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k23_sum", "%350 reduce [T,1]", "graphs/lib/losses.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k42_fused_mul_sub_add_log", "%351 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k43_sum", "%352 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k46_fused_scale_add_sum_sub", "%355 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k49_fused_sum_square", "%358 fused:sum_square [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k51_fused_rsqrt_clampmin", "%360 fused:rsqrt_clampmin [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k52_mul", "%361 map:mul [T,39,128]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k56_fused_sum_square", "%365 fused:sum_square [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k58_fused_rsqrt_clampmin", "%367 fused:rsqrt_clampmin [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k59_mul", "%368 map:mul [1,B,64,128]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k60_matmul", "%369 matmul [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k62_fused_max_scale", "%371 fused:max_scale [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k65_fused_exp_sub_scale", "%374 fused:exp_sub_scale [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k66_sum", "%375 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k67_div", "%376 map:div [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k68_matmul", "%377 matmul [T,B,39,128]", "graphs/lib/matching.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k70_fused_sum_square", "%379 fused:sum_square [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k72_fused_rsqrt_clampmin", "%381 fused:rsqrt_clampmin [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k73_mul", "%382 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k74_mul", "%383 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k75_sum", "%384 reduce [T,B,39,1]", "graphs/lib/matching.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k464_matmul", "%388 matmul [T,128]", "graphs/lib/irm.lua:9", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k155_matmul", "%498 matmul [T,128]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k81_fused_scale_addc_neg", "%400 fused:scale_addc_neg [T,1,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k92_fused_add_mul_scale_sum", "%401 fused:add_mul_scale_sum [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k83_max", "%402 reduce [T,B,1,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k86_fused_exp_sub", "%405 fused:exp_sub [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k87_mul", "%406 map:mul [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k88_sum", "%407 reduce [T,B,1,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k89_clampmin", "%408 map:clampmin [T,B,1,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k100_div", "%409 map:div [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k101_mul", "%410 map:mul [T,B,39,1]", "graphs/lib/irm.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k88_sum", "%411 reduce [T,B,1,1]", "graphs/lib/irm.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k94_scale", "%413 map:scale [T,B]", "graphs/lib/model.lua:43", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k19_max", "%415 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k22_fused_exp_sub", "%418 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k23_sum", "%419 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k24_clampmin", "%420 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k27_mul", "%423 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k30_max", "%426 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k33_fused_exp_sub", "%429 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k34_sum", "%430 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k35_clampmin", "%431 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k34_sum", "%435 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k42_fused_mul_sub_add_log", "%438 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k43_sum", "%439 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k46_fused_scale_add_sum_sub", "%442 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k113_add", "%444 map:add []", "graphs/lib/model.lua:85", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k58_fill", "%510 fill []", "graphs/lib/model.lua:87", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k60_scale", "%512 map:scale [1,1]", "graphs/lib/losses.lua:16", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k63_fused_mul_id", "%515 fused:mul_id [T,1]", "graphs/lib/losses.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k65_fused_neg_id", "%517 fused:neg_id [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k159_fused_mul_id", "%519 fused:mul_id [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k71_fused_mul_div_id_step", "%523 fused:mul_div_id_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k77_neg", "%529 map:neg [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k171_fused_mul_id", "%531 fused:mul_id [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k84_fused_mul_div_step", "%536 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k182_fused_scale_add_add_add", "%542 fused:scale_add_add_add [T,B]", "graphs/lib/model.lua:43", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k203_fused_mul_id", "%546 fused:mul_id [T,B,39,1]", "graphs/lib/irm.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k204_fused_div_mul_id", "%547 fused:div_mul_id [T,B,39,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k206_fused_neg_mul", "%549 fused:neg_mul [T,B,39,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k88_sum", "%550 reduce [T,B,1,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k209_fused_mul_step", "%552 fused:mul_step [T,B,1,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k222_fused_scale_mul_mul_mul", "%565 fused:scale_mul_mul_mul [T,B,39,1]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k201_fused_mul_id", "%568 fused:mul_id [T,B,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k203_sum", "%569 reduce [T,1,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k227_sum", "%570 reduce [T,1,1,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k464_matmul", "%572 matmul [T,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k465_matmul", "%573 matmul [128,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k465_matmul", "%577 matmul [128,128]", "graphs/lib/irm.lua:9", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k236_fused_add_mul_id_id", "%579 fused:add_mul_id_id [T,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k276_mul", "%580 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k203_sum", "%582 reduce [T,1,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k287_fused_mul_mul_sum_mul", "%591 fused:mul_mul_sum_mul [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k291_fused_add_mul_mul_mul", "%595 fused:add_mul_mul_mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k219_matmul_sum", "%598 matmul [1,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k220_matmul_div", "%599 matmul+div [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k223_fused_sum_neg_mul", "%602 fused:sum_neg_mul [T,B,39,1]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k229_fused_scale_mul_add_id", "%608 fused:scale_mul_add_id [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k232_matmul_sum", "%611 matmul [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k233_matmul_sum", "%612 matmul [1,B,64,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k234_add", "%613 map:add [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k244_fused_mul_mul_sum_mul", "%623 fused:mul_mul_sum_mul [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k248_fused_add_add_mul_mul", "%627 fused:add_add_mul_mul [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k259_fused_mul_mul_sum_mul", "%638 fused:mul_mul_sum_mul [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k263_fused_add_mul_mul_id", "%642 fused:add_mul_mul_id [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k71_fused_mul_div_id_step", "%655 fused:mul_div_id_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k84_fused_mul_div_step", "%668 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k295_fused_scale_add_add_add", "%674 fused:scale_add_add_add [T,B]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k91_matmul", "%675 matmul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k92_matmul", "%676 matmul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k101_fused_mul_mul_sum_mul", "%685 fused:mul_mul_sum_mul [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k105_fused_add_mul_mul_id", "%689 fused:add_mul_mul_id [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k114_fused_mul_mul_sum_mul", "%699 fused:mul_mul_sum_mul [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k360_matmul_add_add_mul_mul", "%703 matmul+add_add_mul_mul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_text_vjp_k273_sum", "%704 reduce [1,39,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_text_vjp_k275_sum", "%706 reduce [1,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_text_vjp_k278_matmul", "%709 matmul [39*T,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_text_vjp_k279_matmul", "%710 matmul [128,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_text_vjp_k281_pad", "%712 pad [T,40,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k462_sum", "%713 reduce [1,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k464_matmul", "%715 matmul [T,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k465_matmul", "%716 matmul [128,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k467_pad", "%718 pad [T,40,128]", "graphs/lib/text_encoder.lua:35", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_text_vjp_k288_add", "%719 map:add [T,40,128]", "graphs/lib/text_encoder.lua:35", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%720 reduce [1,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%722 reduce [1,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k473_mul", "%725 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%726 reduce [1,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%728 reduce [1,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k485_fused_scale_mul_sum_mul", "%737 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k489_fused_add_mul_mul_mul", "%741 fused:add_mul_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k492_fused_scale_sum_neg", "%744 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k494_fused_add_id", "%746 fused:add_id [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%747 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%749 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k501_matmul", "%753 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k504_matmul_mul_gelu_grad", "%756 matmul+mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k505_sum", "%757 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k507_sum", "%759 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k510_matmul", "%762 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k511_matmul", "%763 matmul [512,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%765 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%767 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k473_mul", "%770 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%771 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%773 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k485_fused_scale_mul_sum_mul", "%782 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k489_fused_add_mul_mul_mul", "%786 fused:add_mul_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k492_fused_scale_sum_neg", "%790 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k540_fused_add_add_id", "%792 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%793 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%795 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k546_matmul", "%798 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k547_matmul", "%799 matmul [128,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k129_permute", "%802 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:18", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k552_matmul", "%804 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k553_matmul_div", "%805 matmul+div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k558_fused_mul_sum_neg_mul", "%810 fused:mul_sum_neg_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k574_fused_scale_mul_mul_mul", "%826 fused:scale_mul_mul_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k162_matmul", "%827 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k552_matmul", "%828 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k163_permute", "%829 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%831 reduce [1,40,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%833 reduce [1,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k547_matmul", "%837 matmul [128,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k163_permute", "%839 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%841 reduce [1,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%843 reduce [1,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k546_matmul", "%846 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k547_matmul", "%847 matmul [128,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k163_permute", "%850 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%852 reduce [1,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%854 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k546_matmul", "%857 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k547_matmul", "%858 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k608_matmul_add_add", "%860 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%861 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%863 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k473_mul", "%866 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%867 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%869 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k485_fused_scale_mul_sum_mul", "%878 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k489_fused_add_mul_mul_mul", "%882 fused:add_mul_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k492_fused_scale_sum_neg", "%886 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k540_fused_add_add_id", "%888 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%889 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%891 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k501_matmul", "%895 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k504_matmul_mul_gelu_grad", "%898 matmul+mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k505_sum", "%899 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k507_sum", "%901 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k510_matmul", "%904 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k511_matmul", "%905 matmul [512,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%907 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%909 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k473_mul", "%912 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%913 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%915 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k485_fused_scale_mul_sum_mul", "%924 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k489_fused_add_mul_mul_mul", "%928 fused:add_mul_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k492_fused_scale_sum_neg", "%932 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k540_fused_add_add_id", "%934 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%935 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%937 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k546_matmul", "%940 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k547_matmul", "%941 matmul [128,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k129_permute", "%944 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:18", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k552_matmul", "%946 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k553_matmul_div", "%947 matmul+div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k558_fused_mul_sum_neg_mul", "%952 fused:mul_sum_neg_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k574_fused_scale_mul_mul_mul", "%968 fused:scale_mul_mul_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k162_matmul", "%969 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k552_matmul", "%970 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k163_permute", "%971 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%973 reduce [1,40,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%975 reduce [1,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k547_matmul", "%979 matmul [128,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k163_permute", "%981 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%983 reduce [1,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%985 reduce [1,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k546_matmul", "%988 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k547_matmul", "%989 matmul [128,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k163_permute", "%992 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%994 reduce [1,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%996 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k546_matmul", "%999 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k547_matmul", "%1000 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k608_matmul_add_add", "%1002 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%1003 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%1005 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k473_mul", "%1008 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%1009 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k470_sum", "%1011 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k485_fused_scale_mul_sum_mul", "%1020 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k489_fused_add_mul_mul_mul", "%1024 fused:add_mul_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k492_fused_scale_sum_neg", "%1028 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k540_fused_add_add_id", "%1030 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k468_sum", "%1031 reduce [1,40,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k781_scatter_add", "%1033 scatter_add [1024,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k128_sum", "%1034 reduce [1,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k131_matmul", "%1037 matmul [128,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k132_matmul_scale", "%1038 matmul+scale [B,128]", "graphs/lib/image_encoder.lua:35", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k135_sum", "%1041 reduce [1,64,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k137_sum", "%1043 reduce [1,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k140_matmul", "%1046 matmul [64*B,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k141_matmul", "%1047 matmul [128,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k143_fused_add_id", "%1049 fused:add_id [B,64,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k144_permute", "%1050 permute [B,128,64]", "graphs/lib/image_encoder.lua:33", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k147_fused_mul_step", "%1053 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k148_group_norm_sums", "%1054 group_norm_sums [B,128,2]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k149_group_norm_grad_x", "%1055 group_norm_grad_x [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k150_sum", "%1056 reduce [1,128,2]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k152_slice", "%1058 slice [128,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k154_slice", "%1060 slice [128,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k157_sum", "%1063 reduce [B,128,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k128_sum", "%1064 reduce [1,128,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k160_conv2d_input_grad", "%1066 conv2d_input_grad [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k161_conv2d_weight_grad", "%1067 conv2d_weight_grad [128,128,3,3]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k147_fused_mul_step", "%1069 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k148_group_norm_sums", "%1070 group_norm_sums [B,128,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k149_group_norm_grad_x", "%1071 group_norm_grad_x [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k150_sum", "%1072 reduce [1,128,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k152_slice", "%1074 slice [128,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k154_slice", "%1076 slice [128,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k157_sum", "%1079 reduce [B,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k128_sum", "%1080 reduce [1,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k160_conv2d_input_grad", "%1082 conv2d_input_grad [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k161_conv2d_weight_grad", "%1083 conv2d_weight_grad [128,128,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k180_fused_mul_add_step", "%1086 fused:mul_add_step [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k148_group_norm_sums", "%1087 group_norm_sums [B,128,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k149_group_norm_grad_x", "%1088 group_norm_grad_x [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k150_sum", "%1089 reduce [1,128,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k152_slice", "%1091 slice [128,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k154_slice", "%1093 slice [128,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k157_sum", "%1096 reduce [B,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k128_sum", "%1097 reduce [1,128,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k193_conv2d_input_grad", "%1099 conv2d_input_grad [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k194_conv2d_weight_grad", "%1100 conv2d_weight_grad [128,64,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k196_fused_mul_step", "%1102 fused:mul_step [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k197_group_norm_sums", "%1103 group_norm_sums [B,64,2]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k198_group_norm_grad_x", "%1104 group_norm_grad_x [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k128_sum", "%1105 reduce [1,64,2]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k201_slice", "%1107 slice [64,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k203_slice", "%1109 slice [64,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k206_sum", "%1112 reduce [B,64,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k207_sum", "%1113 reduce [1,64,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k209_conv2d_input_grad", "%1115 conv2d_input_grad [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k210_conv2d_weight_grad", "%1116 conv2d_weight_grad [64,64,3,3]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k196_fused_mul_step", "%1118 fused:mul_step [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k197_group_norm_sums", "%1119 group_norm_sums [B,64,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k198_group_norm_grad_x", "%1120 group_norm_grad_x [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k128_sum", "%1121 reduce [1,64,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k201_slice", "%1123 slice [64,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k203_slice", "%1125 slice [64,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k206_sum", "%1128 reduce [B,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k207_sum", "%1129 reduce [1,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k209_conv2d_input_grad", "%1131 conv2d_input_grad [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k210_conv2d_weight_grad", "%1132 conv2d_weight_grad [64,64,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k229_fused_mul_add_step", "%1135 fused:mul_add_step [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k197_group_norm_sums", "%1136 group_norm_sums [B,64,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k198_group_norm_grad_x", "%1137 group_norm_grad_x [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k128_sum", "%1138 reduce [1,64,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k201_slice", "%1140 slice [64,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k203_slice", "%1142 slice [64,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k206_sum", "%1145 reduce [B,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k207_sum", "%1146 reduce [1,64,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k242_conv2d_input_grad", "%1148 conv2d_input_grad [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k243_conv2d_weight_grad", "%1149 conv2d_weight_grad [64,32,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k245_fused_mul_step", "%1151 fused:mul_step [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k246_group_norm_sums", "%1152 group_norm_sums [B,32,2]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k247_group_norm_grad_x", "%1153 group_norm_grad_x [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k207_sum", "%1154 reduce [1,32,2]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k250_slice", "%1156 slice [32,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k252_slice", "%1158 slice [32,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k255_sum", "%1161 reduce [B,32,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k256_sum", "%1162 reduce [1,32,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k258_conv2d_input_grad", "%1164 conv2d_input_grad [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k259_conv2d_weight_grad", "%1165 conv2d_weight_grad [32,32,3,3]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k245_fused_mul_step", "%1167 fused:mul_step [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k246_group_norm_sums", "%1168 group_norm_sums [B,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k247_group_norm_grad_x", "%1169 group_norm_grad_x [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k207_sum", "%1170 reduce [1,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k250_slice", "%1172 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k252_slice", "%1174 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k255_sum", "%1177 reduce [B,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k256_sum", "%1178 reduce [1,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k258_conv2d_input_grad", "%1180 conv2d_input_grad [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k259_conv2d_weight_grad", "%1181 conv2d_weight_grad [32,32,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k278_fused_mul_add_step", "%1184 fused:mul_add_step [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k246_group_norm_sums", "%1185 group_norm_sums [B,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k247_group_norm_grad_x", "%1186 group_norm_grad_x [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k207_sum", "%1187 reduce [1,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k250_slice", "%1189 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k252_slice", "%1191 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k255_sum", "%1194 reduce [B,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k256_sum", "%1195 reduce [1,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k291_conv2d_input_grad", "%1197 conv2d_input_grad [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k292_conv2d_weight_grad", "%1198 conv2d_weight_grad [32,32,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k294_fused_mul_step", "%1200 fused:mul_step [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k295_group_norm_sums", "%1201 group_norm_sums [B,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k296_group_norm_grad_x", "%1202 group_norm_grad_x [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k207_sum", "%1203 reduce [1,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k250_slice", "%1205 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k252_slice", "%1207 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k304_sum", "%1210 reduce [B,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k256_sum", "%1211 reduce [1,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k308_conv2d_weight_grad", "%1214 conv2d_weight_grad [32,1,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
 };
 const reclf_prof_table reclf_profile_reclf_nosrm = {463, prof};
 #define CALL(i, fl, by, call) do { double t0_ = reclf_prof_now(); call; prof[i].seconds += reclf_prof_now() - t0_; \
     prof[i].calls++; prof[i].flops += (fl); prof[i].bytes += (double)(by); } while (0)
+#define PROF_GEMM(i, m, n, k) (prof[i].gemm_m = (m), prof[i].gemm_n = (n), prof[i].gemm_k = (k))
 #else
 #define CALL(i, fl, by, call) call
+#define PROF_GEMM(i, m, n, k) ((void)0)
 #endif
 
 static size_t arena_bytes(const long *dims) {
@@ -503,49 +505,60 @@ static void forward(void *arena, const real *P, void *const *inputs, const long 
     CALL(2, (double)524288*B, sizeof(real)*((double)16*B + (double)131072*B), convirt_image_k9_group_norm_stats(A + 5831664 + 946688*B, A + 5831664, B)); /* %12 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
     CALL(3, (double)524288*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)16*B + (double)32 + (double)32), convirt_image_k10_group_norm(A + 5831664 + 131072*B, A + 5831664, A + 5831664 + 946688*B, (real *)P + 320, (real *)P + 352, B)); /* %13 group_norm [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
     CALL(4, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), convirt_image_k11_relu(A + 5831664 + 262144*B, A + 5831664 + 131072*B, B)); /* %14 map:relu [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
+    PROF_GEMM(5, 32, 1024, 288);
     CALL(5, (double)18874368*B, sizeof(real)*((double)32768*B + (double)131072*B + (double)9216 + (double)32), convirt_image_k14_conv2d(A + 5831664 + 393216*B, A + 5831664 + 262144*B, (real *)P + 384, (real *)P + 9600, A + 0, B)); /* %17 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
     CALL(6, (double)131072*B, sizeof(real)*((double)16*B + (double)32768*B), convirt_image_k17_group_norm_stats(A + 5831664 + 946704*B, A + 5831664 + 393216*B, B)); /* %20 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
     CALL(7, (double)131072*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)32), convirt_image_k18_group_norm(A + 5831664 + 425984*B, A + 5831664 + 393216*B, A + 5831664 + 946704*B, (real *)P + 9632, (real *)P + 9664, B)); /* %21 group_norm [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
     CALL(8, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_k19_relu(A + 5831664 + 458752*B, A + 5831664 + 425984*B, B)); /* %22 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
+    PROF_GEMM(9, 32, 1024, 288);
     CALL(9, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216 + (double)32), convirt_image_k22_conv2d(A + 5831664 + 491520*B, A + 5831664 + 458752*B, (real *)P + 9696, (real *)P + 18912, A + 0, B)); /* %25 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
     CALL(10, (double)131072*B, sizeof(real)*((double)16*B + (double)32768*B), convirt_image_k17_group_norm_stats(A + 5831664 + 946720*B, A + 5831664 + 491520*B, B)); /* %28 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
     CALL(11, (double)131072*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)32), convirt_image_k18_group_norm(A + 5831664 + 524288*B, A + 5831664 + 491520*B, A + 5831664 + 946720*B, (real *)P + 18944, (real *)P + 18976, B)); /* %29 group_norm [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
     CALL(12, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_k19_relu(A + 5831664 + 557056*B, A + 5831664 + 524288*B, B)); /* %30 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
+    PROF_GEMM(13, 32, 1024, 288);
     CALL(13, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216 + (double)32), convirt_image_k22_conv2d(A + 5831664 + 589824*B, A + 5831664 + 557056*B, (real *)P + 19008, (real *)P + 28224, A + 0, B)); /* %33 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
     CALL(14, (double)131072*B, sizeof(real)*((double)16*B + (double)32768*B), convirt_image_k17_group_norm_stats(A + 5831664 + 946736*B, A + 5831664 + 589824*B, B)); /* %36 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:13 */
     CALL(15, (double)131072*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)32), convirt_image_k18_group_norm(A + 5831664 + 622592*B, A + 5831664 + 589824*B, A + 5831664 + 946736*B, (real *)P + 28256, (real *)P + 28288, B)); /* %37 group_norm [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
     CALL(16, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k35_add(A + 5831664 + 655360*B, A + 5831664 + 458752*B, A + 5831664 + 622592*B, B)); /* %38 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:14 */
     CALL(17, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_k19_relu(A + 5831664 + 622592*B, A + 5831664 + 655360*B, B)); /* %39 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
+    PROF_GEMM(18, 64, 256, 288);
     CALL(18, (double)9437184*B, sizeof(real)*((double)16384*B + (double)32768*B + (double)18432 + (double)64), convirt_image_k39_conv2d(A + 5831664 + 688128*B, A + 5831664 + 622592*B, (real *)P + 28320, (real *)P + 46752, A + 0, B)); /* %42 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
     CALL(19, (double)65536*B, sizeof(real)*((double)16*B + (double)16384*B), convirt_image_k42_group_norm_stats(A + 5831664 + 946752*B, A + 5831664 + 688128*B, B)); /* %45 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
     CALL(20, (double)65536*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)64), convirt_image_k43_group_norm(A + 5831664 + 704512*B, A + 5831664 + 688128*B, A + 5831664 + 946752*B, (real *)P + 46816, (real *)P + 46880, B)); /* %46 group_norm [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
     CALL(21, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_k44_relu(A + 5831664 + 720896*B, A + 5831664 + 704512*B, B)); /* %47 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
+    PROF_GEMM(22, 64, 256, 576);
     CALL(22, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864 + (double)64), convirt_image_k47_conv2d(A + 5831664 + 737280*B, A + 5831664 + 720896*B, (real *)P + 46944, (real *)P + 83808, A + 0, B)); /* %50 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
     CALL(23, (double)65536*B, sizeof(real)*((double)16*B + (double)16384*B), convirt_image_k42_group_norm_stats(A + 5831664 + 946768*B, A + 5831664 + 737280*B, B)); /* %53 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
     CALL(24, (double)65536*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)64), convirt_image_k43_group_norm(A + 5831664 + 753664*B, A + 5831664 + 737280*B, A + 5831664 + 946768*B, (real *)P + 83872, (real *)P + 83936, B)); /* %54 group_norm [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
     CALL(25, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_k44_relu(A + 5831664 + 770048*B, A + 5831664 + 753664*B, B)); /* %55 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
+    PROF_GEMM(26, 64, 256, 576);
     CALL(26, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864 + (double)64), convirt_image_k47_conv2d(A + 5831664 + 786432*B, A + 5831664 + 770048*B, (real *)P + 84000, (real *)P + 120864, A + 0, B)); /* %58 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
     CALL(27, (double)65536*B, sizeof(real)*((double)16*B + (double)16384*B), convirt_image_k42_group_norm_stats(A + 5831664 + 946784*B, A + 5831664 + 786432*B, B)); /* %61 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:13 */
     CALL(28, (double)65536*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)64), convirt_image_k43_group_norm(A + 5831664 + 802816*B, A + 5831664 + 786432*B, A + 5831664 + 946784*B, (real *)P + 120928, (real *)P + 120992, B)); /* %62 group_norm [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
     CALL(29, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k60_add(A + 5831664 + 819200*B, A + 5831664 + 720896*B, A + 5831664 + 802816*B, B)); /* %63 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:14 */
     CALL(30, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_k44_relu(A + 5831664 + 802816*B, A + 5831664 + 819200*B, B)); /* %64 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
+    PROF_GEMM(31, 128, 64, 576);
     CALL(31, (double)9437184*B, sizeof(real)*((double)8192*B + (double)16384*B + (double)73728 + (double)128), convirt_image_k64_conv2d(A + 5831664 + 835584*B, A + 5831664 + 802816*B, (real *)P + 121056, (real *)P + 194784, A + 0, B)); /* %67 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
     CALL(32, (double)32768*B, sizeof(real)*((double)16*B + (double)8192*B), convirt_image_k67_group_norm_stats(A + 5831664 + 946800*B, A + 5831664 + 835584*B, B)); /* %70 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
     CALL(33, (double)32768*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)128), convirt_image_k68_group_norm(A + 5831664 + 843776*B, A + 5831664 + 835584*B, A + 5831664 + 946800*B, (real *)P + 194912, (real *)P + 195040, B)); /* %71 group_norm [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
     CALL(34, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k69_relu(A + 5831664 + 851968*B, A + 5831664 + 843776*B, B)); /* %72 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
+    PROF_GEMM(35, 128, 64, 1152);
     CALL(35, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456 + (double)128), convirt_image_k72_conv2d(A + 5831664 + 860160*B, A + 5831664 + 851968*B, (real *)P + 195168, (real *)P + 342624, A + 0, B)); /* %75 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
     CALL(36, (double)32768*B, sizeof(real)*((double)16*B + (double)8192*B), convirt_image_k67_group_norm_stats(A + 5831664 + 946816*B, A + 5831664 + 860160*B, B)); /* %78 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
     CALL(37, (double)32768*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)128), convirt_image_k68_group_norm(A + 5831664 + 868352*B, A + 5831664 + 860160*B, A + 5831664 + 946816*B, (real *)P + 342752, (real *)P + 342880, B)); /* %79 group_norm [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
     CALL(38, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k69_relu(A + 5831664 + 876544*B, A + 5831664 + 868352*B, B)); /* %80 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
+    PROF_GEMM(39, 128, 64, 1152);
     CALL(39, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456 + (double)128), convirt_image_k72_conv2d(A + 5831664 + 884736*B, A + 5831664 + 876544*B, (real *)P + 343008, (real *)P + 490464, A + 0, B)); /* %83 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
     CALL(40, (double)32768*B, sizeof(real)*((double)16*B + (double)8192*B), convirt_image_k67_group_norm_stats(A + 5831664 + 946832*B, A + 5831664 + 884736*B, B)); /* %86 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:13 */
     CALL(41, (double)32768*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)128), convirt_image_k68_group_norm(A + 5831664 + 892928*B, A + 5831664 + 884736*B, A + 5831664 + 946832*B, (real *)P + 490592, (real *)P + 490720, B)); /* %87 group_norm [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
     CALL(42, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k85_add(A + 5831664 + 901120*B, A + 5831664 + 851968*B, A + 5831664 + 892928*B, B)); /* %88 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:14 */
     CALL(43, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k69_relu(A + 5831664 + 892928*B, A + 5831664 + 901120*B, B)); /* %89 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
     CALL(44, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k88_permute(A + 5831664 + 909312*B, A + 5831664 + 892928*B, B)); /* %91 permute [B,64,128]  graphs/lib/image_encoder.lua:33 */
+    PROF_GEMM(45, 64*B, 128, 128);
     CALL(45, (double)2105344*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384 + (double)128), convirt_image_k94_matmul_add(A + 5831664 + 892928*B, A + 5831664 + 909312*B, (real *)P + 490848, (real *)P + 507232, B)); /* %97 matmul+add [B,64,128]  graphs/lib/image_encoder.lua:34 */
     CALL(46, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_k95_sum(A + 5831664 + 917504*B, A + 5831664 + 909312*B, B)); /* %98 reduce [B,1,128]  graphs/lib/image_encoder.lua:35 */
     CALL(47, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), convirt_image_k97_scale(A + 5831664 + 946176*B, A + 5831664 + 917504*B, B)); /* %100 map:scale [B,128]  graphs/lib/image_encoder.lua:35 */
+    PROF_GEMM(48, B, 128, 128);
     CALL(48, (double)32896*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384 + (double)128), convirt_image_k101_matmul_add(A + 5831664 + 946304*B, A + 5831664 + 946176*B, (real *)P + 507360, (real *)P + 523744, B)); /* %104 matmul+add [B,128]  graphs/lib/image_encoder.lua:36 */
     CALL(49, 0, sizeof(real)*((double)5120*T + (double)131072 + (double)40*T), convirt_k107_gather(A + 5831664 + 946912*B + 25264*B*T + 6400*T, (real *)P + 523872, (int32_t *)inputs[1], T)); /* %107 gather [T,40,128]  graphs/lib/text_encoder.lua:32 */
     CALL(50, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120), convirt_k112_fused_scale_sum_add(A + 5831664 + 946912*B + 25264*B*T, A + 5831664 + 946912*B + 25264*B*T + 6400*T, (real *)P + 654944, T)); /* %112 fused:scale_sum_add [T,40,1]  graphs/lib/text_encoder.lua:23 */
@@ -553,21 +566,27 @@ static void forward(void *arena, const real *P, void *const *inputs, const long 
     CALL(52, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k118_fused_rsqrt_addc_scale_sum(A + 5831664 + 946912*B + 25264*B*T + 246272*T, A + 5831664 + 946912*B + 25264*B*T + 107520*T, T)); /* %118 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
     CALL(53, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k119_mul(A + 5831664 + 946912*B + 25264*B*T + 112640*T, A + 5831664 + 946912*B + 25264*B*T + 107520*T, A + 5831664 + 946912*B + 25264*B*T + 246272*T, T)); /* %119 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
     CALL(54, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k121_fused_add_mul(A + 5831664 + 946912*B + 25264*B*T + 117760*T, A + 5831664 + 946912*B + 25264*B*T + 112640*T, (real *)P + 660064, (real *)P + 660192, T)); /* %121 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    PROF_GEMM(55, 40*T, 128, 128);
     CALL(55, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k127_matmul_add(A + 5831664 + 946912*B + 25264*B*T, A + 5831664 + 946912*B + 25264*B*T + 117760*T, (real *)P + 660320, (real *)P + 676704, T)); /* %127 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:12 */
     CALL(56, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k129_permute(A + 5831664 + 946912*B + 25264*B*T + 122880*T, A + 5831664 + 946912*B + 25264*B*T, T)); /* %129 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
+    PROF_GEMM(57, 40*T, 128, 128);
     CALL(57, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k127_matmul_add(A + 5831664 + 946912*B + 25264*B*T, A + 5831664 + 946912*B + 25264*B*T + 117760*T, (real *)P + 676832, (real *)P + 693216, T)); /* %135 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:13 */
     CALL(58, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k129_permute(A + 5831664 + 946912*B + 25264*B*T + 128000*T, A + 5831664 + 946912*B + 25264*B*T, T)); /* %137 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
+    PROF_GEMM(59, 40*T, 128, 128);
     CALL(59, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k127_matmul_add(A + 5831664 + 946912*B + 25264*B*T, A + 5831664 + 946912*B + 25264*B*T + 117760*T, (real *)P + 693344, (real *)P + 709728, T)); /* %143 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:14 */
     CALL(60, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k129_permute(A + 5831664 + 946912*B + 25264*B*T + 133120*T, A + 5831664 + 946912*B + 25264*B*T, T)); /* %145 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
     CALL(61, (double)120*T, sizeof(real)*((double)40*T + (double)40*T), convirt_k152_fused_scale_addc_neg(A + 5831664 + 946912*B + 25264*B*T + 245568*T, (real *)inputs[2], T)); /* %152 fused:scale_addc_neg [T,1,1,40]  graphs/lib/text_encoder.lua:16 */
+    PROF_GEMM(62, 40, 40, 32);
     CALL(62, (double)428800*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)40*T + (double)40*T), convirt_k153_matmul_add_mul_scale(A + 5831664 + 946912*B + 25264*B*T, A + 5831664 + 946912*B + 25264*B*T + 122880*T, A + 5831664 + 946912*B + 25264*B*T + 128000*T, (real *)inputs[2], A + 5831664 + 946912*B + 25264*B*T + 245568*T, T)); /* %153 matmul+add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
     CALL(63, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), convirt_k154_max(A + 5831664 + 946912*B + 25264*B*T + 88320*T, A + 5831664 + 946912*B + 25264*B*T, T)); /* %154 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
     CALL(64, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), convirt_k157_fused_exp_sub(A + 5831664 + 946912*B + 25264*B*T + 81920*T, A + 5831664 + 946912*B + 25264*B*T, A + 5831664 + 946912*B + 25264*B*T + 88320*T, T)); /* %157 fused:exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
     CALL(65, (double)12800*T, sizeof(real)*((double)160*T + (double)6400*T + (double)40*T), convirt_k159_fused_sum_mul(A + 5831664 + 946912*B + 25264*B*T + 245248*T, A + 5831664 + 946912*B + 25264*B*T + 81920*T, (real *)inputs[2], T)); /* %159 fused:sum_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
     CALL(66, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), convirt_k160_clampmin(A + 5831664 + 946912*B + 25264*B*T + 245408*T, A + 5831664 + 946912*B + 25264*B*T + 245248*T, T)); /* %160 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
     CALL(67, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T + (double)160*T), convirt_k161_fused_div_mul(A + 5831664 + 946912*B + 25264*B*T + 88320*T, A + 5831664 + 946912*B + 25264*B*T + 81920*T, (real *)inputs[2], A + 5831664 + 946912*B + 25264*B*T + 245408*T, T)); /* %161 fused:div_mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    PROF_GEMM(68, 40, 32, 40);
     CALL(68, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k162_matmul(A + 5831664 + 946912*B + 25264*B*T, A + 5831664 + 946912*B + 25264*B*T + 88320*T, A + 5831664 + 946912*B + 25264*B*T + 133120*T, T)); /* %162 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
     CALL(69, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k163_permute(A + 5831664 + 946912*B + 25264*B*T + 138240*T, A + 5831664 + 946912*B + 25264*B*T, T)); /* %163 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
+    PROF_GEMM(70, 40*T, 128, 128);
     CALL(70, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k168_matmul(A + 5831664 + 946912*B + 25264*B*T, A + 5831664 + 946912*B + 25264*B*T + 138240*T, (real *)P + 709856, T)); /* %168 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
     CALL(71, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120 + (double)5120*T + (double)128), convirt_k171_fused_add_add_add(A + 5831664 + 946912*B + 25264*B*T + 94720*T, A + 5831664 + 946912*B + 25264*B*T + 6400*T, (real *)P + 654944, A + 5831664 + 946912*B + 25264*B*T, (real *)P + 726240, T)); /* %171 fused:add_add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
     CALL(72, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k175_fused_scale_sum(A + 5831664 + 946912*B + 25264*B*T + 245616*T, A + 5831664 + 946912*B + 25264*B*T + 94720*T, T)); /* %175 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
@@ -575,36 +594,46 @@ static void forward(void *arena, const real *P, void *const *inputs, const long 
     CALL(74, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k118_fused_rsqrt_addc_scale_sum(A + 5831664 + 946912*B + 25264*B*T + 246320*T, A + 5831664 + 946912*B + 25264*B*T + 143360*T, T)); /* %181 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
     CALL(75, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k119_mul(A + 5831664 + 946912*B + 25264*B*T + 148480*T, A + 5831664 + 946912*B + 25264*B*T + 143360*T, A + 5831664 + 946912*B + 25264*B*T + 246320*T, T)); /* %182 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
     CALL(76, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k121_fused_add_mul(A + 5831664 + 946912*B + 25264*B*T + 153600*T, A + 5831664 + 946912*B + 25264*B*T + 148480*T, (real *)P + 726368, (real *)P + 726496, T)); /* %184 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    PROF_GEMM(77, 40*T, 512, 128);
     CALL(77, (double)5263360*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)512), convirt_k190_matmul_add(A + 5831664 + 946912*B + 25264*B*T, A + 5831664 + 946912*B + 25264*B*T + 153600*T, (real *)P + 726624, (real *)P + 792160, T)); /* %190 matmul+add [T,40,512]  graphs/lib/text_encoder.lua:24 */
     CALL(78, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), convirt_k191_gelu(A + 5831664 + 946912*B + 25264*B*T + 20480*T, A + 5831664 + 946912*B + 25264*B*T, T)); /* %191 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    PROF_GEMM(79, 40*T, 128, 512);
     CALL(79, (double)5253120*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536 + (double)5120*T + (double)128), convirt_k198_matmul_add_add(A + 5831664 + 946912*B + 25264*B*T + 47360*T, A + 5831664 + 946912*B + 25264*B*T + 20480*T, (real *)P + 792672, A + 5831664 + 946912*B + 25264*B*T + 94720*T, (real *)P + 858208, T)); /* %198 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
     CALL(80, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k175_fused_scale_sum(A + 5831664 + 946912*B + 25264*B*T + 245616*T, A + 5831664 + 946912*B + 25264*B*T + 47360*T, T)); /* %202 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
     CALL(81, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k176_sub(A + 5831664 + 946912*B + 25264*B*T + 158720*T, A + 5831664 + 946912*B + 25264*B*T + 47360*T, A + 5831664 + 946912*B + 25264*B*T + 245616*T, T)); /* %203 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
     CALL(82, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k118_fused_rsqrt_addc_scale_sum(A + 5831664 + 946912*B + 25264*B*T + 246368*T, A + 5831664 + 946912*B + 25264*B*T + 158720*T, T)); /* %208 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
     CALL(83, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k119_mul(A + 5831664 + 946912*B + 25264*B*T + 163840*T, A + 5831664 + 946912*B + 25264*B*T + 158720*T, A + 5831664 + 946912*B + 25264*B*T + 246368*T, T)); /* %209 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
     CALL(84, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k121_fused_add_mul(A + 5831664 + 946912*B + 25264*B*T + 168960*T, A + 5831664 + 946912*B + 25264*B*T + 163840*T, (real *)P + 858336, (real *)P + 858464, T)); /* %211 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    PROF_GEMM(85, 40*T, 128, 128);
     CALL(85, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k127_matmul_add(A + 5831664 + 946912*B + 25264*B*T + 40960*T, A + 5831664 + 946912*B + 25264*B*T + 168960*T, (real *)P + 858592, (real *)P + 874976, T)); /* %217 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:12 */
     CALL(86, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k129_permute(A + 5831664 + 946912*B + 25264*B*T + 174080*T, A + 5831664 + 946912*B + 25264*B*T + 40960*T, T)); /* %219 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
+    PROF_GEMM(87, 40*T, 128, 128);
     CALL(87, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k127_matmul_add(A + 5831664 + 946912*B + 25264*B*T + 40960*T, A + 5831664 + 946912*B + 25264*B*T + 168960*T, (real *)P + 875104, (real *)P + 891488, T)); /* %225 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:13 */
     CALL(88, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k129_permute(A + 5831664 + 946912*B + 25264*B*T + 179200*T, A + 5831664 + 946912*B + 25264*B*T + 40960*T, T)); /* %227 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
+    PROF_GEMM(89, 40*T, 128, 128);
     CALL(89, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k127_matmul_add(A + 5831664 + 946912*B + 25264*B*T + 40960*T, A + 5831664 + 946912*B + 25264*B*T + 168960*T, (real *)P + 891616, (real *)P + 908000, T)); /* %233 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:14 */
     CALL(90, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k129_permute(A + 5831664 + 946912*B + 25264*B*T + 184320*T, A + 5831664 + 946912*B + 25264*B*T + 40960*T, T)); /* %235 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
+    PROF_GEMM(91, 40, 40, 32);
     CALL(91, (double)428800*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)40*T + (double)40*T), convirt_k153_matmul_add_mul_scale(A + 5831664 + 946912*B + 25264*B*T + 40960*T, A + 5831664 + 946912*B + 25264*B*T + 174080*T, A + 5831664 + 946912*B + 25264*B*T + 179200*T, (real *)inputs[2], A + 5831664 + 946912*B + 25264*B*T + 245568*T, T)); /* %243 matmul+add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
     CALL(92, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), convirt_k154_max(A + 5831664 + 946912*B + 25264*B*T + 101120*T, A + 5831664 + 946912*B + 25264*B*T + 40960*T, T)); /* %244 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
     CALL(93, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), convirt_k157_fused_exp_sub(A + 5831664 + 946912*B + 25264*B*T + 94720*T, A + 5831664 + 946912*B + 25264*B*T + 40960*T, A + 5831664 + 946912*B + 25264*B*T + 101120*T, T)); /* %247 fused:exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
     CALL(94, (double)12800*T, sizeof(real)*((double)160*T + (double)6400*T + (double)40*T), convirt_k159_fused_sum_mul(A + 5831664 + 946912*B + 25264*B*T + 245568*T, A + 5831664 + 946912*B + 25264*B*T + 94720*T, (real *)inputs[2], T)); /* %249 fused:sum_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
     CALL(95, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), convirt_k160_clampmin(A + 5831664 + 946912*B + 25264*B*T + 245728*T, A + 5831664 + 946912*B + 25264*B*T + 245568*T, T)); /* %250 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
     CALL(96, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T + (double)160*T), convirt_k161_fused_div_mul(A + 5831664 + 946912*B + 25264*B*T + 101120*T, A + 5831664 + 946912*B + 25264*B*T + 94720*T, (real *)inputs[2], A + 5831664 + 946912*B + 25264*B*T + 245728*T, T)); /* %251 fused:div_mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    PROF_GEMM(97, 40, 32, 40);
     CALL(97, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k162_matmul(A + 5831664 + 946912*B + 25264*B*T + 40960*T, A + 5831664 + 946912*B + 25264*B*T + 101120*T, A + 5831664 + 946912*B + 25264*B*T + 184320*T, T)); /* %252 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
     CALL(98, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k163_permute(A + 5831664 + 946912*B + 25264*B*T + 189440*T, A + 5831664 + 946912*B + 25264*B*T + 40960*T, T)); /* %253 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
+    PROF_GEMM(99, 40*T, 128, 128);
     CALL(99, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)128), convirt_k261_matmul_add_add(A + 5831664 + 946912*B + 25264*B*T + 194560*T, A + 5831664 + 946912*B + 25264*B*T + 189440*T, (real *)P + 908128, A + 5831664 + 946912*B + 25264*B*T + 47360*T, (real *)P + 924512, T)); /* %261 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
     CALL(100, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k175_fused_scale_sum(A + 5831664 + 946912*B + 25264*B*T + 245888*T, A + 5831664 + 946912*B + 25264*B*T + 194560*T, T)); /* %265 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
     CALL(101, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k176_sub(A + 5831664 + 946912*B + 25264*B*T + 199680*T, A + 5831664 + 946912*B + 25264*B*T + 194560*T, A + 5831664 + 946912*B + 25264*B*T + 245888*T, T)); /* %266 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
     CALL(102, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k118_fused_rsqrt_addc_scale_sum(A + 5831664 + 946912*B + 25264*B*T + 246416*T, A + 5831664 + 946912*B + 25264*B*T + 199680*T, T)); /* %271 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
     CALL(103, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k119_mul(A + 5831664 + 946912*B + 25264*B*T + 204800*T, A + 5831664 + 946912*B + 25264*B*T + 199680*T, A + 5831664 + 946912*B + 25264*B*T + 246416*T, T)); /* %272 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
     CALL(104, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k121_fused_add_mul(A + 5831664 + 946912*B + 25264*B*T + 209920*T, A + 5831664 + 946912*B + 25264*B*T + 204800*T, (real *)P + 924640, (real *)P + 924768, T)); /* %274 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    PROF_GEMM(105, 40*T, 512, 128);
     CALL(105, (double)5263360*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)512), convirt_k190_matmul_add(A + 5831664 + 946912*B + 25264*B*T + 40960*T, A + 5831664 + 946912*B + 25264*B*T + 209920*T, (real *)P + 924896, (real *)P + 990432, T)); /* %280 matmul+add [T,40,512]  graphs/lib/text_encoder.lua:24 */
     CALL(106, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), convirt_k191_gelu(A + 5831664 + 946912*B + 25264*B*T + 61440*T, A + 5831664 + 946912*B + 25264*B*T + 40960*T, T)); /* %281 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    PROF_GEMM(107, 40*T, 128, 512);
     CALL(107, (double)5253120*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536 + (double)5120*T + (double)128), convirt_k198_matmul_add_add(A + 5831664 + 946912*B + 25264*B*T + 215040*T, A + 5831664 + 946912*B + 25264*B*T + 61440*T, (real *)P + 990944, A + 5831664 + 946912*B + 25264*B*T + 194560*T, (real *)P + 1056480, T)); /* %288 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
     CALL(108, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k175_fused_scale_sum(A + 5831664 + 946912*B + 25264*B*T + 245888*T, A + 5831664 + 946912*B + 25264*B*T + 215040*T, T)); /* %292 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:34 */
     CALL(109, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k176_sub(A + 5831664 + 946912*B + 25264*B*T + 194560*T, A + 5831664 + 946912*B + 25264*B*T + 215040*T, A + 5831664 + 946912*B + 25264*B*T + 245888*T, T)); /* %293 map:sub [T,40,128]  graphs/lib/text_encoder.lua:34 */
@@ -612,8 +641,10 @@ static void forward(void *arena, const real *P, void *const *inputs, const long 
     CALL(111, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k119_mul(A + 5831664 + 946912*B + 25264*B*T + 215040*T, A + 5831664 + 946912*B + 25264*B*T + 194560*T, A + 5831664 + 946912*B + 25264*B*T + 246464*T, T)); /* %299 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
     CALL(112, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k121_fused_add_mul(A + 5831664 + 946912*B + 25264*B*T + 220160*T, A + 5831664 + 946912*B + 25264*B*T + 215040*T, (real *)P + 1056608, (real *)P + 1056736, T)); /* %301 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
     CALL(113, 0, sizeof(real)*((double)128*T + (double)5120*T), convirt_k302_slice(A + 5831664 + 946912*B + 25264*B*T + 245888*T, A + 5831664 + 946912*B + 25264*B*T + 220160*T, T)); /* %302 slice [T,1,128]  graphs/lib/text_encoder.lua:35 */
+    PROF_GEMM(114, T, 128, 128);
     CALL(114, (double)32896*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384 + (double)128), convirt_k307_matmul_add(A + 5831664 + 946912*B + 25264*B*T + 246016*T, A + 5831664 + 946912*B + 25264*B*T + 245888*T, (real *)P + 1056864, (real *)P + 1073248, T)); /* %307 matmul+add [T,128]  graphs/lib/text_encoder.lua:36 */
     CALL(115, 0, sizeof(real)*((double)4992*T + (double)5120*T), convirt_text_k206_slice(A + 5831664 + 946912*B + 25264*B*T + 225280*T, A + 5831664 + 946912*B + 25264*B*T + 220160*T, T)); /* %308 slice [T,39,128]  graphs/lib/text_encoder.lua:37 */
+    PROF_GEMM(116, 39*T, 128, 128);
     CALL(116, (double)1282944*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384 + (double)128), convirt_text_k212_matmul_add(A + 5831664 + 946912*B + 25264*B*T + 220160*T, A + 5831664 + 946912*B + 25264*B*T + 225280*T, (real *)P + 1073376, (real *)P + 1089760, T)); /* %314 matmul+add [T,39,128]  graphs/lib/text_encoder.lua:37 */
     CALL(117, (double)256*T, sizeof(real)*((double)T + (double)128*T), convirt_features_loss_k7_fused_sum_square(A + 5831664 + 946912*B + 25264*B*T + 246608*T, A + 5831664 + 946912*B + 25264*B*T + 246016*T, T)); /* %316 fused:sum_square [T,1]  graphs/lib/losses.lua:21 */
     CALL(118, (double)2*T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k9_fused_rsqrt_clampmin(A + 5831664 + 946912*B + 25264*B*T + 246624*T, A + 5831664 + 946912*B + 25264*B*T + 246608*T, T)); /* %318 fused:rsqrt_clampmin [T,1]  graphs/lib/losses.lua:21 */
@@ -621,6 +652,7 @@ static void forward(void *arena, const real *P, void *const *inputs, const long 
     CALL(120, (double)256*B, sizeof(real)*((double)B + (double)128*B), convirt_features_loss_k12_fused_sum_square(A + 5831664 + 946848*B, A + 5831664 + 946304*B, B)); /* %321 fused:sum_square [B,1]  graphs/lib/losses.lua:21 */
     CALL(121, (double)2*B, sizeof(real)*((double)B + (double)B), convirt_features_loss_k14_fused_rsqrt_clampmin(A + 5831664 + 946864*B, A + 5831664 + 946848*B, B)); /* %323 fused:rsqrt_clampmin [B,1]  graphs/lib/losses.lua:21 */
     CALL(122, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), convirt_features_loss_k15_mul(A + 5831664 + 946432*B, A + 5831664 + 946304*B, A + 5831664 + 946864*B, B)); /* %324 map:mul [B,128]  graphs/lib/losses.lua:21 */
+    PROF_GEMM(123, T, B, 128);
     CALL(123, (double)257*B*T, sizeof(real)*((double)B*T + (double)128*T + (double)128*B), convirt_features_loss_k17_matmul_scale(A + 5831664 + 946912*B, A + 5831664 + 946912*B + 25264*B*T + 225152*T, A + 5831664 + 946432*B, B, T)); /* %326 matmul+scale [T,B]  graphs/lib/losses.lua:21 */
     CALL(124, 0, sizeof(real)*((double)B*T), convirt_features_loss_k18_eye(A + 5831664 + 946912*B + 15168*B*T, B, T)); /* %327 eye [T,B]  graphs/lib/losses.lua:9 */
     CALL(125, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k19_max(A + 5831664 + 946912*B + 25264*B*T + 246512*T, A + 5831664 + 946912*B, B, T)); /* %328 reduce [T,1]  graphs/lib/losses.lua:10 */
@@ -643,18 +675,22 @@ static void forward(void *arena, const real *P, void *const *inputs, const long 
     CALL(142, (double)16384*B, sizeof(real)*((double)64*B + (double)8192*B), gloria_features_loss_k56_fused_sum_square(A + 5831664 + 933888*B, A + 5831664 + 892928*B, B)); /* %365 fused:sum_square [1,B,64,1]  graphs/lib/matching.lua:9 */
     CALL(143, (double)128*B, sizeof(real)*((double)64*B + (double)64*B), gloria_features_loss_k58_fused_rsqrt_clampmin(A + 5831664 + 946560*B, A + 5831664 + 933888*B, B)); /* %367 fused:rsqrt_clampmin [1,B,64,1]  graphs/lib/matching.lua:9 */
     CALL(144, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)64*B), gloria_features_loss_k59_mul(A + 5831664 + 917504*B, A + 5831664 + 892928*B, A + 5831664 + 946560*B, B)); /* %368 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
+    PROF_GEMM(145, 39, 64, 128);
     CALL(145, (double)638976*B*T, sizeof(real)*((double)2496*B*T + (double)4992*T + (double)8192*B), gloria_features_loss_k60_matmul(A + 5831664 + 946912*B, A + 5831664 + 946912*B + 25264*B*T + 230272*T, A + 5831664 + 917504*B, B, T)); /* %369 matmul [T,B,39,64]  graphs/lib/matching.lua:10 */
     CALL(146, (double)4992*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), gloria_features_loss_k62_fused_max_scale(A + 5831664 + 946912*B + 2496*B*T, A + 5831664 + 946912*B, B, T)); /* %371 fused:max_scale [T,B,39,1]  graphs/lib/matching.lua:10 */
     CALL(147, (double)7488*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), gloria_features_loss_k65_fused_exp_sub_scale(A + 5831664 + 946912*B + 19968*B*T, A + 5831664 + 946912*B, A + 5831664 + 946912*B + 2496*B*T, B, T)); /* %374 fused:exp_sub_scale [T,B,39,64]  graphs/lib/matching.lua:10 */
     CALL(148, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), gloria_features_loss_k66_sum(A + 5831664 + 946912*B + 24960*B*T, A + 5831664 + 946912*B + 19968*B*T, B, T)); /* %375 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
     CALL(149, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), gloria_features_loss_k67_div(A + 5831664 + 946912*B + 22464*B*T, A + 5831664 + 946912*B + 19968*B*T, A + 5831664 + 946912*B + 24960*B*T, B, T)); /* %376 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
+    PROF_GEMM(150, 39, 128, 64);
     CALL(150, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), gloria_features_loss_k68_matmul(A + 5831664 + 946912*B, A + 5831664 + 946912*B + 22464*B*T, A + 5831664 + 892928*B, B, T)); /* %377 matmul [T,B,39,128]  graphs/lib/matching.lua:11 */
     CALL(151, (double)9984*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), gloria_features_loss_k70_fused_sum_square(A + 5831664 + 946912*B + 25008*B*T, A + 5831664 + 946912*B, B, T)); /* %379 fused:sum_square [T,B,39,1]  graphs/lib/matching.lua:12 */
     CALL(152, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), gloria_features_loss_k72_fused_rsqrt_clampmin(A + 5831664 + 946912*B + 25056*B*T, A + 5831664 + 946912*B + 25008*B*T, B, T)); /* %381 fused:rsqrt_clampmin [T,B,39,1]  graphs/lib/matching.lua:12 */
     CALL(153, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T), gloria_features_loss_k73_mul(A + 5831664 + 946912*B + 4992*B*T, A + 5831664 + 946912*B, A + 5831664 + 946912*B + 25056*B*T, B, T)); /* %382 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
     CALL(154, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*T + (double)4992*B*T), reclf_noirm_features_loss_k74_mul(A + 5831664 + 946912*B + 9984*B*T, A + 5831664 + 946912*B + 25264*B*T + 230272*T, A + 5831664 + 946912*B + 4992*B*T, B, T)); /* %383 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
     CALL(155, (double)4992*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), reclf_nosrm_features_loss_k75_sum(A + 5831664 + 946912*B + 14976*B*T, A + 5831664 + 946912*B + 9984*B*T, B, T)); /* %384 reduce [T,B,39,1]  graphs/lib/matching.lua:13 */
+    PROF_GEMM(156, T, 128, 128);
     CALL(156, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), convirt_k464_matmul(A + 5831664 + 946912*B + 25264*B*T + 240256*T, A + 5831664 + 946912*B + 25264*B*T + 246016*T, (real *)P + 1089888, T)); /* %388 matmul [T,128]  graphs/lib/irm.lua:9 */
+    PROF_GEMM(157, T, 128, 128);
     CALL(157, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), reclf_nosrm_features_loss_k155_matmul(A + 5831664 + 946912*B + 25264*B*T + 240384*T, A + 5831664 + 946912*B + 25264*B*T + 240256*T, (real *)P + 1106272, T)); /* %498 matmul [T,128]  graphs/lib/irm.lua:10 */
     CALL(158, (double)117*T, sizeof(real)*((double)39*T + (double)39*T), gloria_features_loss_k81_fused_scale_addc_neg(A + 5831664 + 946912*B + 25264*B*T + 246144*T, (real *)inputs[3], T)); /* %400 fused:scale_addc_neg [T,1,39,1]  graphs/lib/irm.lua:11 */
     CALL(159, (double)10101*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)128*T + (double)39*T + (double)39*T), reclf_nosrm_features_loss_k92_fused_add_mul_scale_sum(A + 5831664 + 946912*B + 15024*B*T, A + 5831664 + 946912*B + 9984*B*T, A + 5831664 + 946912*B + 25264*B*T + 240384*T, (real *)inputs[3], A + 5831664 + 946912*B + 25264*B*T + 246144*T, B, T)); /* %401 fused:add_mul_scale_sum [T,B,39,1]  graphs/lib/irm.lua:11 */
@@ -706,19 +742,26 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     CALL(199, (double)9984*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T + (double)4992*B*T), gloria_features_loss_k201_fused_mul_id(A + 5831664 + 946912*B + 14976*B*T, A + 5831664 + 946912*B + 25152*B*T, A + 5831664 + 946912*B + 9984*B*T, B, T)); /* %568 fused:mul_id [T,B,39,128]  graphs/lib/irm.lua:10 */
     CALL(200, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), gloria_features_loss_k203_sum(A + 5831664 + 946912*B + 25264*B*T + 235264*T, A + 5831664 + 946912*B + 14976*B*T, B, T)); /* %569 reduce [T,1,39,128]  graphs/lib/irm.lua:10 */
     CALL(201, (double)4992*T, sizeof(real)*((double)128*T + (double)4992*T), reclf_nosrm_features_loss_k227_sum(A + 5831664 + 946912*B + 25264*B*T + 240512*T, A + 5831664 + 946912*B + 25264*B*T + 235264*T, T)); /* %570 reduce [T,1,1,128]  graphs/lib/irm.lua:10 */
+    PROF_GEMM(202, T, 128, 128);
     CALL(202, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), convirt_k464_matmul(A + 5831664 + 946912*B + 25264*B*T + 246144*T, A + 5831664 + 946912*B + 25264*B*T + 240512*T, (real *)P + 1106272, T)); /* %572 matmul [T,128]  graphs/lib/irm.lua:10 */
+    PROF_GEMM(203, 128, 128, T);
     CALL(203, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), convirt_k465_matmul(A + 5572608, A + 5831664 + 946912*B + 25264*B*T + 240512*T, A + 5831664 + 946912*B + 25264*B*T + 240256*T, T)); /* %573 matmul [128,128]  graphs/lib/irm.lua:10 */
+    PROF_GEMM(204, 128, 128, T);
     CALL(204, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), convirt_k465_matmul(A + 5588992, A + 5831664 + 946912*B + 25264*B*T + 246016*T, A + 5831664 + 946912*B + 25264*B*T + 246144*T, T)); /* %577 matmul [128,128]  graphs/lib/irm.lua:9 */
     CALL(205, (double)19968*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T + (double)128*T + (double)39*B*T), reclf_nosrm_features_loss_k236_fused_add_mul_id_id(A + 5831664 + 946912*B + 9984*B*T, A + 5831664 + 946912*B + 25152*B*T, A + 5831664 + 946912*B + 25264*B*T + 240384*T, A + 5831664 + 946912*B + 25104*B*T, B, T)); /* %579 fused:add_mul_id_id [T,B,39,128]  graphs/lib/model.lua:33 */
     CALL(206, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), reclf_noirm_features_loss_k276_mul(A + 5831664 + 946912*B + 14976*B*T, A + 5831664 + 946912*B + 9984*B*T, A + 5831664 + 946912*B + 4992*B*T, B, T)); /* %580 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
     CALL(207, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), gloria_features_loss_k203_sum(A + 5831664 + 946912*B + 25264*B*T + 235264*T, A + 5831664 + 946912*B + 14976*B*T, B, T)); /* %582 reduce [T,1,39,128]  graphs/lib/matching.lua:12 */
     CALL(208, (double)15210*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)4992*T + (double)4992*B*T + (double)39*B*T + (double)39*B*T), reclf_noirm_features_loss_k287_fused_mul_mul_sum_mul(A + 5831664 + 946912*B + 14976*B*T, A + 5831664 + 946912*B + 9984*B*T, A + 5831664 + 946912*B + 25264*B*T + 230272*T, A + 5831664 + 946912*B, A + 5831664 + 946912*B + 25056*B*T, A + 5831664 + 946912*B + 25008*B*T, B, T)); /* %591 fused:mul_mul_sum_mul [T,B,39,1]  graphs/lib/matching.lua:12 */
     CALL(209, (double)29952*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*T + (double)39*B*T + (double)39*B*T + (double)4992*B*T), reclf_noirm_features_loss_k291_fused_add_mul_mul_mul(A + 5831664 + 946912*B + 4992*B*T, A + 5831664 + 946912*B + 9984*B*T, A + 5831664 + 946912*B + 25264*B*T + 230272*T, A + 5831664 + 946912*B + 25056*B*T, A + 5831664 + 946912*B + 14976*B*T, A + 5831664 + 946912*B, B, T)); /* %595 fused:add_mul_mul_mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    PROF_GEMM(210, 64, 128, 39);
     CALL(210, (double)638976*B*T, sizeof(real)*((double)8192*B + (double)2496*B*T + (double)4992*B*T), gloria_features_loss_k219_matmul_sum(A + 5831664 + 925696*B, A + 5831664 + 946912*B + 22464*B*T, A + 5831664 + 946912*B + 4992*B*T, B, T)); /* %598 matmul [1,B,64,128]  graphs/lib/matching.lua:11 */
+    PROF_GEMM(211, 39, 64, 128);
     CALL(211, (double)641472*B*T, sizeof(real)*((double)2496*B*T + (double)4992*B*T + (double)8192*B + (double)39*B*T), gloria_features_loss_k220_matmul_div(A + 5831664 + 946912*B, A + 5831664 + 946912*B + 4992*B*T, A + 5831664 + 892928*B, A + 5831664 + 946912*B + 24960*B*T, B, T)); /* %599 matmul+div [T,B,39,64]  graphs/lib/matching.lua:10 */
     CALL(212, (double)7488*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T + (double)2496*B*T), gloria_features_loss_k223_fused_sum_neg_mul(A + 5831664 + 946912*B + 4992*B*T, A + 5831664 + 946912*B, A + 5831664 + 946912*B + 22464*B*T, B, T)); /* %602 fused:sum_neg_mul [T,B,39,1]  graphs/lib/matching.lua:10 */
     CALL(213, (double)9984*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T + (double)2496*B*T), gloria_features_loss_k229_fused_scale_mul_add_id(A + 5831664 + 946912*B + 2496*B*T, A + 5831664 + 946912*B, A + 5831664 + 946912*B + 4992*B*T, A + 5831664 + 946912*B + 19968*B*T, B, T)); /* %608 fused:scale_mul_add_id [T,B,39,64]  graphs/lib/matching.lua:10 */
+    PROF_GEMM(214, 39, 128, 64);
     CALL(214, (double)638976*B*T, sizeof(real)*((double)4992*T + (double)2496*B*T + (double)8192*B), gloria_features_loss_k232_matmul_sum(A + 5831664 + 946912*B + 25264*B*T + 240256*T, A + 5831664 + 946912*B + 2496*B*T, A + 5831664 + 917504*B, B, T)); /* %611 matmul [T,1,39,128]  graphs/lib/matching.lua:10 */
+    PROF_GEMM(215, 64, 128, 39);
     CALL(215, (double)638976*B*T, sizeof(real)*((double)8192*B + (double)2496*B*T + (double)4992*T), gloria_features_loss_k233_matmul_sum(A + 5831664 + 917504*B, A + 5831664 + 946912*B + 2496*B*T, A + 5831664 + 946912*B + 25264*B*T + 230272*T, B, T)); /* %612 matmul [1,B,64,128]  graphs/lib/matching.lua:10 */
     CALL(216, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T), gloria_features_loss_k234_add(A + 5831664 + 946912*B + 25264*B*T + 230272*T, A + 5831664 + 946912*B + 25264*B*T + 235264*T, A + 5831664 + 946912*B + 25264*B*T + 240256*T, T)); /* %613 map:add [T,1,39,128]  graphs/lib/matching.lua:10 */
     CALL(217, (double)16768*B, sizeof(real)*((double)64*B + (double)8192*B + (double)8192*B + (double)64*B + (double)64*B), gloria_features_loss_k244_fused_mul_mul_sum_mul(A + 5831664 + 946624*B, A + 5831664 + 917504*B, A + 5831664 + 892928*B, A + 5831664 + 946560*B, A + 5831664 + 933888*B, B)); /* %623 fused:mul_mul_sum_mul [1,B,64,1]  graphs/lib/matching.lua:9 */
@@ -728,19 +771,26 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     CALL(221, (double)4*B, sizeof(real)*((double)B + (double)1 + (double)B + (double)B), convirt_features_loss_k71_fused_mul_div_id_step(A + 5831664 + 946560*B, A + 5605376, A + 5831664 + 946896*B, A + 5831664 + 946880*B, B)); /* %655 fused:mul_div_id_step [1,B]  graphs/lib/losses.lua:11 */
     CALL(222, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), convirt_features_loss_k84_fused_mul_div_step(A + 5831664 + 946912*B + 25264*B*T + 246512*T, A + 5831664 + 946912*B + 25264*B*T + 246672*T, A + 5831664 + 946912*B + 25264*B*T + 246656*T, A + 5831664 + 946912*B + 25264*B*T + 246640*T, T)); /* %668 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
     CALL(223, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), gloria_features_loss_k295_fused_scale_add_add_add(A + 5831664 + 946912*B, A + 5831664 + 946912*B + 25232*B*T, A + 5831664 + 946560*B, A + 5831664 + 946912*B + 25216*B*T, A + 5831664 + 946912*B + 25248*B*T, A + 5831664 + 946912*B + 25264*B*T + 246512*T, A + 5831664 + 946912*B + 25200*B*T, B, T)); /* %674 fused:scale_add_add_add [T,B]  graphs/lib/losses.lua:21 */
+    PROF_GEMM(224, T, 128, B);
     CALL(224, (double)256*B*T, sizeof(real)*((double)128*T + (double)B*T + (double)128*B), convirt_features_loss_k91_matmul(A + 5831664 + 946912*B + 25264*B*T + 220160*T, A + 5831664 + 946912*B, A + 5831664 + 946432*B, B, T)); /* %675 matmul [T,128]  graphs/lib/losses.lua:21 */
+    PROF_GEMM(225, B, 128, T);
     CALL(225, (double)256*B*T, sizeof(real)*((double)128*B + (double)B*T + (double)128*T), convirt_features_loss_k92_matmul(A + 5831664 + 892928*B, A + 5831664 + 946912*B, A + 5831664 + 946912*B + 25264*B*T + 225152*T, B, T)); /* %676 matmul [B,128]  graphs/lib/losses.lua:21 */
     CALL(226, (double)262*B, sizeof(real)*((double)B + (double)128*B + (double)128*B + (double)B + (double)B), convirt_features_loss_k101_fused_mul_mul_sum_mul(A + 5831664 + 946432*B, A + 5831664 + 892928*B, A + 5831664 + 946304*B, A + 5831664 + 946864*B, A + 5831664 + 946848*B, B)); /* %685 fused:mul_mul_sum_mul [B,1]  graphs/lib/losses.lua:21 */
     CALL(227, (double)640*B, sizeof(real)*((double)128*B + (double)128*B + (double)B + (double)B + (double)128*B), convirt_features_loss_k105_fused_add_mul_mul_id(A + 5831664 + 893056*B, A + 5831664 + 892928*B, A + 5831664 + 946864*B, A + 5831664 + 946432*B, A + 5831664 + 946304*B, B)); /* %689 fused:add_mul_mul_id [B,128]  graphs/lib/losses.lua:21 */
     CALL(228, (double)262*T, sizeof(real)*((double)T + (double)128*T + (double)128*T + (double)T + (double)T), convirt_features_loss_k114_fused_mul_mul_sum_mul(A + 5831664 + 946912*B + 25264*B*T + 246512*T, A + 5831664 + 946912*B + 25264*B*T + 220160*T, A + 5831664 + 946912*B + 25264*B*T + 246016*T, A + 5831664 + 946912*B + 25264*B*T + 246624*T, A + 5831664 + 946912*B + 25264*B*T + 246608*T, T)); /* %699 fused:mul_mul_sum_mul [T,1]  graphs/lib/losses.lua:21 */
+    PROF_GEMM(229, T, 128, 128);
     CALL(229, (double)33536*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384 + (double)128*T + (double)T + (double)T + (double)128*T), reclf_nosrm_features_loss_k360_matmul_add_add_mul_mul(A + 5831664 + 946912*B + 25264*B*T + 240256*T, A + 5831664 + 946912*B + 25264*B*T + 246144*T, (real *)P + 1089888, A + 5831664 + 946912*B + 25264*B*T + 220160*T, A + 5831664 + 946912*B + 25264*B*T + 246624*T, A + 5831664 + 946912*B + 25264*B*T + 246512*T, A + 5831664 + 946912*B + 25264*B*T + 246016*T, T)); /* %703 matmul+add_add_mul_mul [T,128]  graphs/lib/losses.lua:21 */
     CALL(230, (double)4992*T, sizeof(real)*((double)4992 + (double)4992*T), convirt_text_vjp_k273_sum(A + 0, A + 5831664 + 946912*B + 25264*B*T + 235264*T, T)); /* %704 reduce [1,39,128]  graphs/lib/text_encoder.lua:37 */
     CALL(231, (double)4992, sizeof(real)*((double)128 + (double)4992), convirt_text_vjp_k275_sum(A + 5826560, A + 0)); /* %706 reduce [1,128]  graphs/lib/text_encoder.lua:37 */
+    PROF_GEMM(232, 39*T, 128, 128);
     CALL(232, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), convirt_text_vjp_k278_matmul(A + 5831664 + 946912*B + 25264*B*T + 230272*T, A + 5831664 + 946912*B + 25264*B*T + 235264*T, (real *)P + 1073376, T)); /* %709 matmul [39*T,128]  graphs/lib/text_encoder.lua:37 */
+    PROF_GEMM(233, 128, 128, 39*T);
     CALL(233, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), convirt_text_vjp_k279_matmul(A + 5605376, A + 5831664 + 946912*B + 25264*B*T + 235264*T, A + 5831664 + 946912*B + 25264*B*T + 225280*T, T)); /* %710 matmul [128,128]  graphs/lib/text_encoder.lua:37 */
     CALL(234, 0, sizeof(real)*((double)5120*T + (double)4992*T), convirt_text_vjp_k281_pad(A + 5831664 + 946912*B + 25264*B*T + 220160*T, A + 5831664 + 946912*B + 25264*B*T + 230272*T, T)); /* %712 pad [T,40,128]  graphs/lib/text_encoder.lua:37 */
     CALL(235, (double)128*T, sizeof(real)*((double)128 + (double)128*T), convirt_k462_sum(A + 5826688, A + 5831664 + 946912*B + 25264*B*T + 240256*T, T)); /* %713 reduce [1,128]  graphs/lib/text_encoder.lua:36 */
+    PROF_GEMM(236, T, 128, 128);
     CALL(236, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), convirt_k464_matmul(A + 5831664 + 946912*B + 25264*B*T + 240384*T, A + 5831664 + 946912*B + 25264*B*T + 240256*T, (real *)P + 1056864, T)); /* %715 matmul [T,128]  graphs/lib/text_encoder.lua:36 */
+    PROF_GEMM(237, 128, 128, T);
     CALL(237, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), convirt_k465_matmul(A + 5621760, A + 5831664 + 946912*B + 25264*B*T + 240256*T, A + 5831664 + 946912*B + 25264*B*T + 245888*T, T)); /* %716 matmul [128,128]  graphs/lib/text_encoder.lua:36 */
     CALL(238, 0, sizeof(real)*((double)5120*T + (double)128*T), convirt_k467_pad(A + 5831664 + 946912*B + 25264*B*T + 225280*T, A + 5831664 + 946912*B + 25264*B*T + 240384*T, T)); /* %718 pad [T,40,128]  graphs/lib/text_encoder.lua:35 */
     CALL(239, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_text_vjp_k288_add(A + 5831664 + 946912*B + 25264*B*T + 230400*T, A + 5831664 + 946912*B + 25264*B*T + 220160*T, A + 5831664 + 946912*B + 25264*B*T + 225280*T, T)); /* %719 map:add [T,40,128]  graphs/lib/text_encoder.lua:35 */
@@ -755,11 +805,15 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     CALL(248, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k494_fused_add_id(A + 5831664 + 946912*B + 25264*B*T + 194560*T, A + 5831664 + 946912*B + 25264*B*T + 215040*T, A + 5831664 + 946912*B + 25264*B*T + 245888*T, T)); /* %746 fused:add_id [T,40,128]  graphs/lib/text_encoder.lua:34 */
     CALL(249, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 0, A + 5831664 + 946912*B + 25264*B*T + 194560*T, T)); /* %747 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
     CALL(250, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5827072, A + 0)); /* %749 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
+    PROF_GEMM(251, 128, 512, 40*T);
     CALL(251, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), convirt_k501_matmul(A + 5218304, A + 5831664 + 946912*B + 25264*B*T + 194560*T, A + 5831664 + 946912*B + 25264*B*T + 61440*T, T)); /* %753 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
+    PROF_GEMM(252, 40*T, 512, 128);
     CALL(252, (double)5283840*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)20480*T), convirt_k504_matmul_mul_gelu_grad(A + 5831664 + 946912*B + 25264*B*T + 61440*T, A + 5831664 + 946912*B + 25264*B*T + 194560*T, (real *)P + 990944, A + 5831664 + 946912*B + 25264*B*T + 40960*T, T)); /* %756 matmul+mul_gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
     CALL(253, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), convirt_k505_sum(A + 0, A + 5831664 + 946912*B + 25264*B*T + 61440*T, T)); /* %757 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
     CALL(254, (double)20480, sizeof(real)*((double)512 + (double)20480), convirt_k507_sum(A + 5825536, A + 0)); /* %759 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
+    PROF_GEMM(255, 40*T, 128, 512);
     CALL(255, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), convirt_k510_matmul(A + 5831664 + 946912*B + 25264*B*T + 40960*T, A + 5831664 + 946912*B + 25264*B*T + 61440*T, (real *)P + 924896, T)); /* %762 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
+    PROF_GEMM(256, 512, 128, 40*T);
     CALL(256, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), convirt_k511_matmul(A + 5283840, A + 5831664 + 946912*B + 25264*B*T + 61440*T, A + 5831664 + 946912*B + 25264*B*T + 209920*T, T)); /* %763 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
     CALL(257, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5349376, A + 5831664 + 946912*B + 25264*B*T + 40960*T, T)); /* %765 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
     CALL(258, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5827200, A + 5349376)); /* %767 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
@@ -772,29 +826,41 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     CALL(265, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k540_fused_add_add_id(A + 5831664 + 946912*B + 25264*B*T + 53760*T, A + 5831664 + 946912*B + 25264*B*T + 194560*T, A + 5831664 + 946912*B + 25264*B*T + 46080*T, A + 5831664 + 946912*B + 25264*B*T + 245888*T, T)); /* %792 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
     CALL(266, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5349376, A + 5831664 + 946912*B + 25264*B*T + 53760*T, T)); /* %793 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
     CALL(267, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5827456, A + 5349376)); /* %795 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    PROF_GEMM(268, 40*T, 128, 128);
     CALL(268, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k546_matmul(A + 5831664 + 946912*B + 25264*B*T + 40960*T, A + 5831664 + 946912*B + 25264*B*T + 53760*T, (real *)P + 908128, T)); /* %798 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
+    PROF_GEMM(269, 128, 128, 40*T);
     CALL(269, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k547_matmul(A + 5638144, A + 5831664 + 946912*B + 25264*B*T + 53760*T, A + 5831664 + 946912*B + 25264*B*T + 189440*T, T)); /* %799 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
     CALL(270, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k129_permute(A + 5831664 + 946912*B + 25264*B*T + 47360*T, A + 5831664 + 946912*B + 25264*B*T + 40960*T, T)); /* %802 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
+    PROF_GEMM(271, 40, 32, 40);
     CALL(271, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k552_matmul(A + 5831664 + 946912*B + 25264*B*T + 58880*T, A + 5831664 + 946912*B + 25264*B*T + 101120*T, A + 5831664 + 946912*B + 25264*B*T + 47360*T, T)); /* %804 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    PROF_GEMM(272, 40, 40, 32);
     CALL(272, (double)416000*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)160*T), convirt_k553_matmul_div(A + 5831664 + 946912*B + 25264*B*T + 40960*T, A + 5831664 + 946912*B + 25264*B*T + 47360*T, A + 5831664 + 946912*B + 25264*B*T + 184320*T, A + 5831664 + 946912*B + 25264*B*T + 245728*T, T)); /* %805 matmul+div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
     CALL(273, (double)19520*T, sizeof(real)*((double)160*T + (double)6400*T + (double)6400*T + (double)160*T), convirt_k558_fused_mul_sum_neg_mul(A + 5831664 + 946912*B + 25264*B*T + 64000*T, A + 5831664 + 946912*B + 25264*B*T + 40960*T, A + 5831664 + 946912*B + 25264*B*T + 101120*T, A + 5831664 + 946912*B + 25264*B*T + 245568*T, T)); /* %810 fused:mul_sum_neg_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
     CALL(274, (double)38400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T + (double)6400*T), convirt_k574_fused_scale_mul_mul_mul(A + 5831664 + 946912*B + 25264*B*T + 47360*T, A + 5831664 + 946912*B + 25264*B*T + 40960*T, A + 5831664 + 946912*B + 25264*B*T + 64000*T, (real *)inputs[2], A + 5831664 + 946912*B + 25264*B*T + 94720*T, T)); /* %826 fused:scale_mul_mul_mul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
+    PROF_GEMM(275, 40, 32, 40);
     CALL(275, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k162_matmul(A + 5831664 + 946912*B + 25264*B*T + 40960*T, A + 5831664 + 946912*B + 25264*B*T + 47360*T, A + 5831664 + 946912*B + 25264*B*T + 179200*T, T)); /* %827 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    PROF_GEMM(276, 40, 32, 40);
     CALL(276, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k552_matmul(A + 5831664 + 946912*B + 25264*B*T + 94720*T, A + 5831664 + 946912*B + 25264*B*T + 47360*T, A + 5831664 + 946912*B + 25264*B*T + 174080*T, T)); /* %828 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
     CALL(277, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k163_permute(A + 5831664 + 946912*B + 25264*B*T + 46080*T, A + 5831664 + 946912*B + 25264*B*T + 58880*T, T)); /* %829 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
     CALL(278, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5349376, A + 5831664 + 946912*B + 25264*B*T + 46080*T, T)); /* %831 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
     CALL(279, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5827584, A + 5349376)); /* %833 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
+    PROF_GEMM(280, 128, 128, 40*T);
     CALL(280, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k547_matmul(A + 5654528, A + 5831664 + 946912*B + 25264*B*T + 46080*T, A + 5831664 + 946912*B + 25264*B*T + 168960*T, T)); /* %837 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
     CALL(281, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k163_permute(A + 5831664 + 946912*B + 25264*B*T + 99840*T, A + 5831664 + 946912*B + 25264*B*T + 94720*T, T)); /* %839 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
     CALL(282, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5349376, A + 5831664 + 946912*B + 25264*B*T + 99840*T, T)); /* %841 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
     CALL(283, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5827712, A + 5349376)); /* %843 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
+    PROF_GEMM(284, 40*T, 128, 128);
     CALL(284, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k546_matmul(A + 5831664 + 946912*B + 25264*B*T + 94720*T, A + 5831664 + 946912*B + 25264*B*T + 99840*T, (real *)P + 875104, T)); /* %846 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
+    PROF_GEMM(285, 128, 128, 40*T);
     CALL(285, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k547_matmul(A + 5670912, A + 5831664 + 946912*B + 25264*B*T + 99840*T, A + 5831664 + 946912*B + 25264*B*T + 168960*T, T)); /* %847 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
     CALL(286, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k163_permute(A + 5831664 + 946912*B + 25264*B*T + 99840*T, A + 5831664 + 946912*B + 25264*B*T + 40960*T, T)); /* %850 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
     CALL(287, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5349376, A + 5831664 + 946912*B + 25264*B*T + 99840*T, T)); /* %852 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
     CALL(288, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5827840, A + 5349376)); /* %854 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
+    PROF_GEMM(289, 40*T, 128, 128);
     CALL(289, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k546_matmul(A + 5831664 + 946912*B + 25264*B*T + 40960*T, A + 5831664 + 946912*B + 25264*B*T + 99840*T, (real *)P + 858592, T)); /* %857 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
+    PROF_GEMM(290, 128, 128, 40*T);
     CALL(290, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k547_matmul(A + 5687296, A + 5831664 + 946912*B + 25264*B*T + 99840*T, A + 5831664 + 946912*B + 25264*B*T + 168960*T, T)); /* %858 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
+    PROF_GEMM(291, 40*T, 128, 128);
     CALL(291, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)5120*T), convirt_k608_matmul_add_add(A + 5831664 + 946912*B + 25264*B*T + 99840*T, A + 5831664 + 946912*B + 25264*B*T + 46080*T, (real *)P + 891616, A + 5831664 + 946912*B + 25264*B*T + 94720*T, A + 5831664 + 946912*B + 25264*B*T + 40960*T, T)); /* %860 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:12 */
     CALL(292, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5349376, A + 5831664 + 946912*B + 25264*B*T + 99840*T, T)); /* %861 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
     CALL(293, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5827968, A + 5349376)); /* %863 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
@@ -807,11 +873,15 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     CALL(300, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k540_fused_add_add_id(A + 5831664 + 946912*B + 25264*B*T + 99840*T, A + 5831664 + 946912*B + 25264*B*T + 53760*T, A + 5831664 + 946912*B + 25264*B*T + 94720*T, A + 5831664 + 946912*B + 25264*B*T + 245568*T, T)); /* %888 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
     CALL(301, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5349376, A + 5831664 + 946912*B + 25264*B*T + 99840*T, T)); /* %889 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
     CALL(302, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5828224, A + 5349376)); /* %891 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
+    PROF_GEMM(303, 128, 512, 40*T);
     CALL(303, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), convirt_k501_matmul(A + 5349376, A + 5831664 + 946912*B + 25264*B*T + 99840*T, A + 5831664 + 946912*B + 25264*B*T + 20480*T, T)); /* %895 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
+    PROF_GEMM(304, 40*T, 512, 128);
     CALL(304, (double)5283840*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)20480*T), convirt_k504_matmul_mul_gelu_grad(A + 5831664 + 946912*B + 25264*B*T + 20480*T, A + 5831664 + 946912*B + 25264*B*T + 99840*T, (real *)P + 792672, A + 5831664 + 946912*B + 25264*B*T, T)); /* %898 matmul+mul_gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
     CALL(305, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), convirt_k505_sum(A + 0, A + 5831664 + 946912*B + 25264*B*T + 20480*T, T)); /* %899 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
     CALL(306, (double)20480, sizeof(real)*((double)512 + (double)20480), convirt_k507_sum(A + 5826048, A + 0)); /* %901 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
+    PROF_GEMM(307, 40*T, 128, 512);
     CALL(307, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), convirt_k510_matmul(A + 5831664 + 946912*B + 25264*B*T + 94720*T, A + 5831664 + 946912*B + 25264*B*T + 20480*T, (real *)P + 726624, T)); /* %904 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
+    PROF_GEMM(308, 512, 128, 40*T);
     CALL(308, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), convirt_k511_matmul(A + 5414912, A + 5831664 + 946912*B + 25264*B*T + 20480*T, A + 5831664 + 946912*B + 25264*B*T + 153600*T, T)); /* %905 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
     CALL(309, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5480448, A + 5831664 + 946912*B + 25264*B*T + 94720*T, T)); /* %907 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
     CALL(310, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5828352, A + 5480448)); /* %909 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
@@ -824,29 +894,41 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     CALL(317, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k540_fused_add_add_id(A + 5831664 + 946912*B + 25264*B*T + 94720*T, A + 5831664 + 946912*B + 25264*B*T + 99840*T, A + 5831664 + 946912*B + 25264*B*T, A + 5831664 + 946912*B + 25264*B*T + 245568*T, T)); /* %934 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
     CALL(318, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5480448, A + 5831664 + 946912*B + 25264*B*T + 94720*T, T)); /* %935 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
     CALL(319, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5828608, A + 5480448)); /* %937 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    PROF_GEMM(320, 40*T, 128, 128);
     CALL(320, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k546_matmul(A + 5831664 + 946912*B + 25264*B*T + 99840*T, A + 5831664 + 946912*B + 25264*B*T + 94720*T, (real *)P + 709856, T)); /* %940 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
+    PROF_GEMM(321, 128, 128, 40*T);
     CALL(321, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k547_matmul(A + 5703680, A + 5831664 + 946912*B + 25264*B*T + 94720*T, A + 5831664 + 946912*B + 25264*B*T + 138240*T, T)); /* %941 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
     CALL(322, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k129_permute(A + 5831664 + 946912*B + 25264*B*T + 6400*T, A + 5831664 + 946912*B + 25264*B*T + 99840*T, T)); /* %944 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
+    PROF_GEMM(323, 40, 32, 40);
     CALL(323, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k552_matmul(A + 5831664 + 946912*B + 25264*B*T + 99840*T, A + 5831664 + 946912*B + 25264*B*T + 88320*T, A + 5831664 + 946912*B + 25264*B*T + 6400*T, T)); /* %946 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    PROF_GEMM(324, 40, 40, 32);
     CALL(324, (double)416000*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)160*T), convirt_k553_matmul_div(A + 5831664 + 946912*B + 25264*B*T, A + 5831664 + 946912*B + 25264*B*T + 6400*T, A + 5831664 + 946912*B + 25264*B*T + 133120*T, A + 5831664 + 946912*B + 25264*B*T + 245408*T, T)); /* %947 matmul+div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
     CALL(325, (double)19520*T, sizeof(real)*((double)160*T + (double)6400*T + (double)6400*T + (double)160*T), convirt_k558_fused_mul_sum_neg_mul(A + 5831664 + 946912*B + 25264*B*T + 104960*T, A + 5831664 + 946912*B + 25264*B*T, A + 5831664 + 946912*B + 25264*B*T + 88320*T, A + 5831664 + 946912*B + 25264*B*T + 245248*T, T)); /* %952 fused:mul_sum_neg_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
     CALL(326, (double)38400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T + (double)6400*T), convirt_k574_fused_scale_mul_mul_mul(A + 5831664 + 946912*B + 25264*B*T + 6400*T, A + 5831664 + 946912*B + 25264*B*T, A + 5831664 + 946912*B + 25264*B*T + 104960*T, (real *)inputs[2], A + 5831664 + 946912*B + 25264*B*T + 81920*T, T)); /* %968 fused:scale_mul_mul_mul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
+    PROF_GEMM(327, 40, 32, 40);
     CALL(327, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k162_matmul(A + 5831664 + 946912*B + 25264*B*T, A + 5831664 + 946912*B + 25264*B*T + 6400*T, A + 5831664 + 946912*B + 25264*B*T + 128000*T, T)); /* %969 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    PROF_GEMM(328, 40, 32, 40);
     CALL(328, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k552_matmul(A + 5831664 + 946912*B + 25264*B*T + 12800*T, A + 5831664 + 946912*B + 25264*B*T + 6400*T, A + 5831664 + 946912*B + 25264*B*T + 122880*T, T)); /* %970 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
     CALL(329, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k163_permute(A + 5831664 + 946912*B + 25264*B*T + 5120*T, A + 5831664 + 946912*B + 25264*B*T + 99840*T, T)); /* %971 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
     CALL(330, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5480448, A + 5831664 + 946912*B + 25264*B*T + 5120*T, T)); /* %973 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
     CALL(331, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5828736, A + 5480448)); /* %975 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
+    PROF_GEMM(332, 128, 128, 40*T);
     CALL(332, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k547_matmul(A + 5720064, A + 5831664 + 946912*B + 25264*B*T + 5120*T, A + 5831664 + 946912*B + 25264*B*T + 117760*T, T)); /* %979 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
     CALL(333, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k163_permute(A + 5831664 + 946912*B + 25264*B*T + 99840*T, A + 5831664 + 946912*B + 25264*B*T + 12800*T, T)); /* %981 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
     CALL(334, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5480448, A + 5831664 + 946912*B + 25264*B*T + 99840*T, T)); /* %983 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
     CALL(335, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5828864, A + 5480448)); /* %985 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
+    PROF_GEMM(336, 40*T, 128, 128);
     CALL(336, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k546_matmul(A + 5831664 + 946912*B + 25264*B*T + 10240*T, A + 5831664 + 946912*B + 25264*B*T + 99840*T, (real *)P + 676832, T)); /* %988 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
+    PROF_GEMM(337, 128, 128, 40*T);
     CALL(337, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k547_matmul(A + 5736448, A + 5831664 + 946912*B + 25264*B*T + 99840*T, A + 5831664 + 946912*B + 25264*B*T + 117760*T, T)); /* %989 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
     CALL(338, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k163_permute(A + 5831664 + 946912*B + 25264*B*T + 99840*T, A + 5831664 + 946912*B + 25264*B*T, T)); /* %992 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
     CALL(339, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5480448, A + 5831664 + 946912*B + 25264*B*T + 99840*T, T)); /* %994 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
     CALL(340, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5828992, A + 5480448)); /* %996 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
+    PROF_GEMM(341, 40*T, 128, 128);
     CALL(341, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k546_matmul(A + 5831664 + 946912*B + 25264*B*T, A + 5831664 + 946912*B + 25264*B*T + 99840*T, (real *)P + 660320, T)); /* %999 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
+    PROF_GEMM(342, 128, 128, 40*T);
     CALL(342, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k547_matmul(A + 5752832, A + 5831664 + 946912*B + 25264*B*T + 99840*T, A + 5831664 + 946912*B + 25264*B*T + 117760*T, T)); /* %1000 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
+    PROF_GEMM(343, 40*T, 128, 128);
     CALL(343, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)5120*T), convirt_k608_matmul_add_add(A + 5831664 + 946912*B + 25264*B*T + 99840*T, A + 5831664 + 946912*B + 25264*B*T + 5120*T, (real *)P + 693344, A + 5831664 + 946912*B + 25264*B*T + 10240*T, A + 5831664 + 946912*B + 25264*B*T, T)); /* %1002 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:12 */
     CALL(344, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5480448, A + 5831664 + 946912*B + 25264*B*T + 99840*T, T)); /* %1003 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
     CALL(345, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k470_sum(A + 5829120, A + 5480448)); /* %1005 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
@@ -860,11 +942,15 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     CALL(353, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k468_sum(A + 5820416, A + 5831664 + 946912*B + 25264*B*T + 5120*T, T)); /* %1031 reduce [1,40,128]  graphs/lib/text_encoder.lua:32 */
     CALL(354, 0, sizeof(real)*((double)131072 + (double)5120*T + (double)40*T), convirt_k781_scatter_add(A + 5013504, A + 5831664 + 946912*B + 25264*B*T + 5120*T, (int32_t *)inputs[1], T)); /* %1033 scatter_add [1024,128]  graphs/lib/text_encoder.lua:32 */
     CALL(355, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5829376, A + 5831664 + 893056*B, B)); /* %1034 reduce [1,128]  graphs/lib/image_encoder.lua:36 */
+    PROF_GEMM(356, 128, 128, B);
     CALL(356, (double)32768*B, sizeof(real)*((double)16384 + (double)128*B + (double)128*B), convirt_image_vjp_k131_matmul(A + 5769216, A + 5831664 + 893056*B, A + 5831664 + 946176*B, B)); /* %1037 matmul [128,128]  graphs/lib/image_encoder.lua:36 */
+    PROF_GEMM(357, B, 128, 128);
     CALL(357, (double)32896*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384), convirt_image_vjp_k132_matmul_scale(A + 5831664 + 917504*B, A + 5831664 + 893056*B, (real *)P + 507360, B)); /* %1038 matmul+scale [B,128]  graphs/lib/image_encoder.lua:35 */
     CALL(358, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k135_sum(A + 5144576, A + 5831664 + 933888*B, B)); /* %1041 reduce [1,64,128]  graphs/lib/image_encoder.lua:34 */
     CALL(359, (double)8192, sizeof(real)*((double)128 + (double)8192), convirt_image_vjp_k137_sum(A + 5829504, A + 5144576)); /* %1043 reduce [1,128]  graphs/lib/image_encoder.lua:34 */
+    PROF_GEMM(360, 64*B, 128, 128);
     CALL(360, (double)2097152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384), convirt_image_vjp_k140_matmul(A + 5831664 + 892928*B, A + 5831664 + 933888*B, (real *)P + 490848, B)); /* %1046 matmul [64*B,128]  graphs/lib/image_encoder.lua:34 */
+    PROF_GEMM(361, 128, 128, 64*B);
     CALL(361, (double)2097152*B, sizeof(real)*((double)16384 + (double)8192*B + (double)8192*B), convirt_image_vjp_k141_matmul(A + 5785600, A + 5831664 + 933888*B, A + 5831664 + 909312*B, B)); /* %1047 matmul [128,128]  graphs/lib/image_encoder.lua:34 */
     CALL(362, (double)16384*B, sizeof(real)*((double)8192*B + (double)128*B + (double)8192*B), convirt_image_vjp_k143_fused_add_id(A + 5831664 + 909312*B, A + 5831664 + 917504*B, A + 5831664 + 892928*B, B)); /* %1049 fused:add_id [B,64,128]  graphs/lib/image_encoder.lua:34 */
     CALL(363, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k144_permute(A + 5831664 + 892928*B, A + 5831664 + 909312*B, B)); /* %1050 permute [B,128,64]  graphs/lib/image_encoder.lua:33 */
@@ -876,7 +962,9 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     CALL(369, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k154_slice(A + 5829760, A + 5801984)); /* %1060 slice [128,1]  graphs/lib/image_encoder.lua:13 */
     CALL(370, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k157_sum(A + 5831664 + 884736*B, A + 5831664 + 892928*B, B)); /* %1063 reduce [B,128,1]  graphs/lib/image_encoder.lua:13 */
     CALL(371, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5829888, A + 5831664 + 884736*B, B)); /* %1064 reduce [1,128,1]  graphs/lib/image_encoder.lua:13 */
+    PROF_GEMM(372, 1152, 64, 128);
     CALL(372, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456), convirt_image_vjp_k160_conv2d_input_grad(A + 5831664 + 884736*B, A + 5831664 + 892928*B, (real *)P + 343008, A + 0, B)); /* %1066 conv2d_input_grad [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    PROF_GEMM(373, 288, 128, 64);
     CALL(373, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)8192*B), convirt_image_vjp_k161_conv2d_weight_grad(A + 4718592, A + 5831664 + 892928*B, A + 5831664 + 876544*B, A + 0, B)); /* %1067 conv2d_weight_grad [128,128,3,3]  graphs/lib/image_encoder.lua:13 */
     CALL(374, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k147_fused_mul_step(A + 5831664 + 876544*B, A + 5831664 + 884736*B, A + 5831664 + 868352*B, B)); /* %1069 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
     CALL(375, (double)40960*B, sizeof(real)*((double)256*B + (double)8192*B + (double)8192*B + (double)16*B), convirt_image_vjp_k148_group_norm_sums(A + 5831664 + 884736*B, A + 5831664 + 876544*B, A + 5831664 + 860160*B, A + 5831664 + 946816*B, B)); /* %1070 group_norm_sums [B,128,2]  graphs/lib/image_encoder.lua:7 */
@@ -886,7 +974,9 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     CALL(379, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k154_slice(A + 5830144, A + 5801984)); /* %1076 slice [128,1]  graphs/lib/image_encoder.lua:7 */
     CALL(380, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k157_sum(A + 5831664 + 860160*B, A + 5831664 + 868352*B, B)); /* %1079 reduce [B,128,1]  graphs/lib/image_encoder.lua:6 */
     CALL(381, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5830272, A + 5831664 + 860160*B, B)); /* %1080 reduce [1,128,1]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(382, 1152, 64, 128);
     CALL(382, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456), convirt_image_vjp_k160_conv2d_input_grad(A + 5831664 + 860160*B, A + 5831664 + 868352*B, (real *)P + 195168, A + 0, B)); /* %1082 conv2d_input_grad [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(383, 288, 128, 64);
     CALL(383, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)8192*B), convirt_image_vjp_k161_conv2d_weight_grad(A + 4866048, A + 5831664 + 868352*B, A + 5831664 + 851968*B, A + 0, B)); /* %1083 conv2d_weight_grad [128,128,3,3]  graphs/lib/image_encoder.lua:6 */
     CALL(384, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k180_fused_mul_add_step(A + 5831664 + 851968*B, A + 5831664 + 909312*B, A + 5831664 + 860160*B, A + 5831664 + 843776*B, B)); /* %1086 fused:mul_add_step [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
     CALL(385, (double)40960*B, sizeof(real)*((double)256*B + (double)8192*B + (double)8192*B + (double)16*B), convirt_image_vjp_k148_group_norm_sums(A + 5831664 + 843776*B, A + 5831664 + 851968*B, A + 5831664 + 835584*B, A + 5831664 + 946800*B, B)); /* %1087 group_norm_sums [B,128,2]  graphs/lib/image_encoder.lua:7 */
@@ -896,7 +986,9 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     CALL(389, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k154_slice(A + 5830528, A + 5801984)); /* %1093 slice [128,1]  graphs/lib/image_encoder.lua:7 */
     CALL(390, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k157_sum(A + 5831664 + 835584*B, A + 5831664 + 860160*B, B)); /* %1096 reduce [B,128,1]  graphs/lib/image_encoder.lua:6 */
     CALL(391, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5830656, A + 5831664 + 835584*B, B)); /* %1097 reduce [1,128,1]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(392, 576, 64, 128);
     CALL(392, (double)9437184*B, sizeof(real)*((double)16384*B + (double)8192*B + (double)73728), convirt_image_vjp_k193_conv2d_input_grad(A + 5831664 + 835584*B, A + 5831664 + 860160*B, (real *)P + 121056, A + 0, B)); /* %1099 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(393, 144, 128, 64);
     CALL(393, (double)9437184*B, sizeof(real)*((double)73728 + (double)8192*B + (double)16384*B), convirt_image_vjp_k194_conv2d_weight_grad(A + 5144576, A + 5831664 + 860160*B, A + 5831664 + 802816*B, A + 0, B)); /* %1100 conv2d_weight_grad [128,64,3,3]  graphs/lib/image_encoder.lua:6 */
     CALL(394, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k196_fused_mul_step(A + 5831664 + 802816*B, A + 5831664 + 835584*B, A + 5831664 + 819200*B, B)); /* %1102 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
     CALL(395, (double)81920*B, sizeof(real)*((double)128*B + (double)16384*B + (double)16384*B + (double)16*B), convirt_image_vjp_k197_group_norm_sums(A + 5831664 + 835584*B, A + 5831664 + 802816*B, A + 5831664 + 786432*B, A + 5831664 + 946784*B, B)); /* %1103 group_norm_sums [B,64,2]  graphs/lib/image_encoder.lua:13 */
@@ -906,7 +998,9 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     CALL(399, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k203_slice(A + 5830848, A + 5801984)); /* %1109 slice [64,1]  graphs/lib/image_encoder.lua:13 */
     CALL(400, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k206_sum(A + 5831664 + 786432*B, A + 5831664 + 819200*B, B)); /* %1112 reduce [B,64,1]  graphs/lib/image_encoder.lua:13 */
     CALL(401, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5830912, A + 5831664 + 786432*B, B)); /* %1113 reduce [1,64,1]  graphs/lib/image_encoder.lua:13 */
+    PROF_GEMM(402, 576, 256, 64);
     CALL(402, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864), convirt_image_vjp_k209_conv2d_input_grad(A + 5831664 + 786432*B, A + 5831664 + 819200*B, (real *)P + 84000, A + 0, B)); /* %1115 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    PROF_GEMM(403, 144, 64, 256);
     CALL(403, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)16384*B), convirt_image_vjp_k210_conv2d_weight_grad(A + 5480448, A + 5831664 + 819200*B, A + 5831664 + 770048*B, A + 0, B)); /* %1116 conv2d_weight_grad [64,64,3,3]  graphs/lib/image_encoder.lua:13 */
     CALL(404, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k196_fused_mul_step(A + 5831664 + 770048*B, A + 5831664 + 786432*B, A + 5831664 + 753664*B, B)); /* %1118 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
     CALL(405, (double)81920*B, sizeof(real)*((double)128*B + (double)16384*B + (double)16384*B + (double)16*B), convirt_image_vjp_k197_group_norm_sums(A + 5831664 + 786432*B, A + 5831664 + 770048*B, A + 5831664 + 737280*B, A + 5831664 + 946768*B, B)); /* %1119 group_norm_sums [B,64,2]  graphs/lib/image_encoder.lua:7 */
@@ -916,7 +1010,9 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     CALL(409, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k203_slice(A + 5831040, A + 5801984)); /* %1125 slice [64,1]  graphs/lib/image_encoder.lua:7 */
     CALL(410, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k206_sum(A + 5831664 + 737280*B, A + 5831664 + 753664*B, B)); /* %1128 reduce [B,64,1]  graphs/lib/image_encoder.lua:6 */
     CALL(411, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5831104, A + 5831664 + 737280*B, B)); /* %1129 reduce [1,64,1]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(412, 576, 256, 64);
     CALL(412, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864), convirt_image_vjp_k209_conv2d_input_grad(A + 5831664 + 737280*B, A + 5831664 + 753664*B, (real *)P + 46944, A + 0, B)); /* %1131 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(413, 144, 64, 256);
     CALL(413, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)16384*B), convirt_image_vjp_k210_conv2d_weight_grad(A + 5517312, A + 5831664 + 753664*B, A + 5831664 + 720896*B, A + 0, B)); /* %1132 conv2d_weight_grad [64,64,3,3]  graphs/lib/image_encoder.lua:6 */
     CALL(414, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k229_fused_mul_add_step(A + 5831664 + 720896*B, A + 5831664 + 802816*B, A + 5831664 + 737280*B, A + 5831664 + 704512*B, B)); /* %1135 fused:mul_add_step [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
     CALL(415, (double)81920*B, sizeof(real)*((double)128*B + (double)16384*B + (double)16384*B + (double)16*B), convirt_image_vjp_k197_group_norm_sums(A + 5831664 + 704512*B, A + 5831664 + 720896*B, A + 5831664 + 688128*B, A + 5831664 + 946752*B, B)); /* %1136 group_norm_sums [B,64,2]  graphs/lib/image_encoder.lua:7 */
@@ -926,7 +1022,9 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     CALL(419, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k203_slice(A + 5831232, A + 5554176)); /* %1142 slice [64,1]  graphs/lib/image_encoder.lua:7 */
     CALL(420, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k206_sum(A + 5831664 + 688128*B, A + 5831664 + 737280*B, B)); /* %1145 reduce [B,64,1]  graphs/lib/image_encoder.lua:6 */
     CALL(421, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5831296, A + 5831664 + 688128*B, B)); /* %1146 reduce [1,64,1]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(422, 288, 256, 64);
     CALL(422, (double)9437184*B, sizeof(real)*((double)32768*B + (double)16384*B + (double)18432), convirt_image_vjp_k242_conv2d_input_grad(A + 5831664 + 688128*B, A + 5831664 + 737280*B, (real *)P + 28320, A + 0, B)); /* %1148 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(423, 144, 64, 256);
     CALL(423, (double)9437184*B, sizeof(real)*((double)18432 + (double)16384*B + (double)32768*B), convirt_image_vjp_k243_conv2d_weight_grad(A + 5554176, A + 5831664 + 737280*B, A + 5831664 + 622592*B, A + 0, B)); /* %1149 conv2d_weight_grad [64,32,3,3]  graphs/lib/image_encoder.lua:6 */
     CALL(424, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k245_fused_mul_step(A + 5831664 + 622592*B, A + 5831664 + 688128*B, A + 5831664 + 655360*B, B)); /* %1151 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
     CALL(425, (double)163840*B, sizeof(real)*((double)64*B + (double)32768*B + (double)32768*B + (double)16*B), convirt_image_vjp_k246_group_norm_sums(A + 5831664 + 688128*B, A + 5831664 + 622592*B, A + 5831664 + 589824*B, A + 5831664 + 946736*B, B)); /* %1152 group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:13 */
@@ -936,7 +1034,9 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     CALL(429, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 5831392, A + 5801984)); /* %1158 slice [32,1]  graphs/lib/image_encoder.lua:13 */
     CALL(430, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k255_sum(A + 5831664 + 589824*B, A + 5831664 + 655360*B, B)); /* %1161 reduce [B,32,1]  graphs/lib/image_encoder.lua:13 */
     CALL(431, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 5831424, A + 5831664 + 589824*B, B)); /* %1162 reduce [1,32,1]  graphs/lib/image_encoder.lua:13 */
+    PROF_GEMM(432, 288, 1024, 32);
     CALL(432, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216), convirt_image_vjp_k258_conv2d_input_grad(A + 5831664 + 589824*B, A + 5831664 + 655360*B, (real *)P + 19008, A + 0, B)); /* %1164 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    PROF_GEMM(433, 144, 32, 1024);
     CALL(433, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)32768*B), convirt_image_vjp_k259_conv2d_weight_grad(A + 5801984, A + 5831664 + 655360*B, A + 5831664 + 557056*B, A + 0, B)); /* %1165 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:13 */
     CALL(434, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k245_fused_mul_step(A + 5831664 + 557056*B, A + 5831664 + 589824*B, A + 5831664 + 524288*B, B)); /* %1167 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
     CALL(435, (double)163840*B, sizeof(real)*((double)64*B + (double)32768*B + (double)32768*B + (double)16*B), convirt_image_vjp_k246_group_norm_sums(A + 5831664 + 589824*B, A + 5831664 + 557056*B, A + 5831664 + 491520*B, A + 5831664 + 946720*B, B)); /* %1168 group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:7 */
@@ -946,7 +1046,9 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     CALL(439, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 5831488, A + 5811200)); /* %1174 slice [32,1]  graphs/lib/image_encoder.lua:7 */
     CALL(440, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k255_sum(A + 5831664 + 491520*B, A + 5831664 + 524288*B, B)); /* %1177 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
     CALL(441, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 5831520, A + 5831664 + 491520*B, B)); /* %1178 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(442, 288, 1024, 32);
     CALL(442, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216), convirt_image_vjp_k258_conv2d_input_grad(A + 5831664 + 491520*B, A + 5831664 + 524288*B, (real *)P + 9696, A + 0, B)); /* %1180 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(443, 144, 32, 1024);
     CALL(443, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)32768*B), convirt_image_vjp_k259_conv2d_weight_grad(A + 5811200, A + 5831664 + 524288*B, A + 5831664 + 458752*B, A + 0, B)); /* %1181 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:6 */
     CALL(444, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k278_fused_mul_add_step(A + 5831664 + 458752*B, A + 5831664 + 622592*B, A + 5831664 + 491520*B, A + 5831664 + 425984*B, B)); /* %1184 fused:mul_add_step [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
     CALL(445, (double)163840*B, sizeof(real)*((double)64*B + (double)32768*B + (double)32768*B + (double)16*B), convirt_image_vjp_k246_group_norm_sums(A + 5831664 + 425984*B, A + 5831664 + 458752*B, A + 5831664 + 393216*B, A + 5831664 + 946704*B, B)); /* %1185 group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:7 */
@@ -956,7 +1058,9 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     CALL(449, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 5831584, A + 0)); /* %1191 slice [32,1]  graphs/lib/image_encoder.lua:7 */
     CALL(450, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k255_sum(A + 5831664 + 393216*B, A + 5831664 + 524288*B, B)); /* %1194 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
     CALL(451, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 5831616, A + 5831664 + 393216*B, B)); /* %1195 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(452, 288, 1024, 32);
     CALL(452, (double)18874368*B, sizeof(real)*((double)131072*B + (double)32768*B + (double)9216), convirt_image_vjp_k291_conv2d_input_grad(A + 5831664 + 393216*B, A + 5831664 + 524288*B, (real *)P + 384, A + 0, B)); /* %1197 conv2d_input_grad [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(453, 144, 32, 1024);
     CALL(453, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)131072*B), convirt_image_vjp_k292_conv2d_weight_grad(A + 304128, A + 5831664 + 524288*B, A + 5831664 + 262144*B, A + 0, B)); /* %1198 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:6 */
     CALL(454, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), convirt_image_vjp_k294_fused_mul_step(A + 5831664 + 262144*B, A + 5831664 + 393216*B, A + 5831664 + 131072*B, B)); /* %1200 fused:mul_step [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
     CALL(455, (double)655360*B, sizeof(real)*((double)64*B + (double)131072*B + (double)131072*B + (double)16*B), convirt_image_vjp_k295_group_norm_sums(A + 5831664 + 393216*B, A + 5831664 + 262144*B, A + 5831664, A + 5831664 + 946688*B, B)); /* %1201 group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:7 */

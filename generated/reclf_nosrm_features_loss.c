@@ -17,125 +17,127 @@
 #ifdef RECLF_PROFILE
 #include "profile.h"
 static reclf_prof_entry prof[113] = {
-    {"convirt_features_loss_k7_fused_sum_square", "%7 fused:sum_square [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k9_fused_rsqrt_clampmin", "%9 fused:rsqrt_clampmin [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k10_mul", "%10 map:mul [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k12_fused_sum_square", "%12 fused:sum_square [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k14_fused_rsqrt_clampmin", "%14 fused:rsqrt_clampmin [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k15_mul", "%15 map:mul [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k17_matmul_scale", "%17 matmul+scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k18_eye", "%18 eye [T,B]", "graphs/lib/losses.lua:9", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k19_max", "%19 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k22_fused_exp_sub", "%22 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k23_sum", "%23 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k24_clampmin", "%24 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k27_mul", "%27 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k30_max", "%30 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k33_fused_exp_sub", "%33 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k34_sum", "%34 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k35_clampmin", "%35 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k34_sum", "%39 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k23_sum", "%41 reduce [T,1]", "graphs/lib/losses.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k42_fused_mul_sub_add_log", "%42 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k43_sum", "%43 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k46_fused_scale_add_sum_sub", "%46 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k49_fused_sum_square", "%49 fused:sum_square [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k51_fused_rsqrt_clampmin", "%51 fused:rsqrt_clampmin [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k52_mul", "%52 map:mul [T,39,128]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k56_fused_sum_square", "%56 fused:sum_square [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k58_fused_rsqrt_clampmin", "%58 fused:rsqrt_clampmin [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k59_mul", "%59 map:mul [1,B,64,128]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k60_matmul", "%60 matmul [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k62_fused_max_scale", "%62 fused:max_scale [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k65_fused_exp_sub_scale", "%65 fused:exp_sub_scale [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k66_sum", "%66 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k67_div", "%67 map:div [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k68_matmul", "%68 matmul [T,B,39,128]", "graphs/lib/matching.lua:11", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k70_fused_sum_square", "%70 fused:sum_square [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k72_fused_rsqrt_clampmin", "%72 fused:rsqrt_clampmin [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k73_mul", "%73 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k74_mul", "%74 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"reclf_nosrm_features_loss_k75_sum", "%75 reduce [T,B,39,1]", "graphs/lib/matching.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_k464_matmul", "%79 matmul [T,128]", "graphs/lib/irm.lua:9", 0, 0, 0, 0, 0},
-    {"reclf_nosrm_features_loss_k155_matmul", "%155 matmul [T,128]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k81_fused_scale_addc_neg", "%91 fused:scale_addc_neg [T,1,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"reclf_nosrm_features_loss_k92_fused_add_mul_scale_sum", "%92 fused:add_mul_scale_sum [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k83_max", "%93 reduce [T,B,1,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k86_fused_exp_sub", "%96 fused:exp_sub [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k87_mul", "%97 map:mul [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k88_sum", "%98 reduce [T,B,1,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k89_clampmin", "%99 map:clampmin [T,B,1,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"reclf_nosrm_features_loss_k100_div", "%100 map:div [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"reclf_nosrm_features_loss_k101_mul", "%101 map:mul [T,B,39,1]", "graphs/lib/irm.lua:12", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k88_sum", "%102 reduce [T,B,1,1]", "graphs/lib/irm.lua:12", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k94_scale", "%104 map:scale [T,B]", "graphs/lib/model.lua:43", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k19_max", "%106 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k22_fused_exp_sub", "%109 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k23_sum", "%110 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k24_clampmin", "%111 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k27_mul", "%114 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k30_max", "%117 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k33_fused_exp_sub", "%120 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k34_sum", "%121 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k35_clampmin", "%122 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k34_sum", "%126 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k42_fused_mul_sub_add_log", "%129 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k43_sum", "%130 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k46_fused_scale_add_sum_sub", "%133 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k113_add", "%135 map:add []", "graphs/lib/model.lua:136", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k58_fill", "%167 fill []", "graphs/lib/model.lua:137", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k60_scale", "%169 map:scale [1,1]", "graphs/lib/losses.lua:16", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k63_fused_mul_id", "%172 fused:mul_id [T,1]", "graphs/lib/losses.lua:13", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k65_fused_neg_id", "%174 fused:neg_id [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k159_fused_mul_id", "%176 fused:mul_id [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k71_fused_mul_div_id_step", "%180 fused:mul_div_id_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k77_neg", "%186 map:neg [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k171_fused_mul_id", "%188 fused:mul_id [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k84_fused_mul_div_step", "%193 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k182_fused_scale_add_add_add", "%199 fused:scale_add_add_add [T,B]", "graphs/lib/model.lua:43", 1, 0, 0, 0, 0},
-    {"reclf_nosrm_features_loss_k203_fused_mul_id", "%203 fused:mul_id [T,B,39,1]", "graphs/lib/irm.lua:12", 1, 0, 0, 0, 0},
-    {"reclf_nosrm_features_loss_k204_fused_div_mul_id", "%204 fused:div_mul_id [T,B,39,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
-    {"reclf_nosrm_features_loss_k206_fused_neg_mul", "%206 fused:neg_mul [T,B,39,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k88_sum", "%207 reduce [T,B,1,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
-    {"reclf_nosrm_features_loss_k209_fused_mul_step", "%209 fused:mul_step [T,B,1,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
-    {"reclf_nosrm_features_loss_k222_fused_scale_mul_mul_mul", "%222 fused:scale_mul_mul_mul [T,B,39,1]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k201_fused_mul_id", "%225 fused:mul_id [T,B,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k203_sum", "%226 reduce [T,1,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"reclf_nosrm_features_loss_k227_sum", "%227 reduce [T,1,1,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"convirt_k464_matmul", "%229 matmul [T,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"convirt_k465_matmul", "%230 matmul [128,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"convirt_k465_matmul", "%234 matmul [128,128]", "graphs/lib/irm.lua:9", 1, 0, 0, 0, 0},
-    {"reclf_nosrm_features_loss_k236_fused_add_mul_id_id", "%236 fused:add_mul_id_id [T,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k276_mul", "%237 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k203_sum", "%239 reduce [T,1,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k287_fused_mul_mul_sum_mul", "%248 fused:mul_mul_sum_mul [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k291_fused_add_mul_mul_mul", "%252 fused:add_mul_mul_mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k219_matmul_sum", "%255 matmul [1,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k220_matmul_div", "%256 matmul+div [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k223_fused_sum_neg_mul", "%259 fused:sum_neg_mul [T,B,39,1]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k229_fused_scale_mul_add_id", "%265 fused:scale_mul_add_id [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k232_matmul_sum", "%268 matmul [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k233_matmul_sum", "%269 matmul [1,B,64,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k234_add", "%270 map:add [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k244_fused_mul_mul_sum_mul", "%280 fused:mul_mul_sum_mul [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k248_fused_add_add_mul_mul", "%284 fused:add_add_mul_mul [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k259_fused_mul_mul_sum_mul", "%295 fused:mul_mul_sum_mul [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k263_fused_add_mul_mul_id", "%299 fused:add_mul_mul_id [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k71_fused_mul_div_id_step", "%312 fused:mul_div_id_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k84_fused_mul_div_step", "%325 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"gloria_features_loss_k295_fused_scale_add_add_add", "%331 fused:scale_add_add_add [T,B]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k91_matmul", "%332 matmul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k92_matmul", "%333 matmul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k101_fused_mul_mul_sum_mul", "%342 fused:mul_mul_sum_mul [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k105_fused_add_mul_mul_id", "%346 fused:add_mul_mul_id [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"convirt_features_loss_k114_fused_mul_mul_sum_mul", "%356 fused:mul_mul_sum_mul [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"reclf_nosrm_features_loss_k360_matmul_add_add_mul_mul", "%360 matmul+add_add_mul_mul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k7_fused_sum_square", "%7 fused:sum_square [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k9_fused_rsqrt_clampmin", "%9 fused:rsqrt_clampmin [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k10_mul", "%10 map:mul [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k12_fused_sum_square", "%12 fused:sum_square [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k14_fused_rsqrt_clampmin", "%14 fused:rsqrt_clampmin [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k15_mul", "%15 map:mul [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k17_matmul_scale", "%17 matmul+scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k18_eye", "%18 eye [T,B]", "graphs/lib/losses.lua:9", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k19_max", "%19 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k22_fused_exp_sub", "%22 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k23_sum", "%23 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k24_clampmin", "%24 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k27_mul", "%27 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k30_max", "%30 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k33_fused_exp_sub", "%33 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k34_sum", "%34 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k35_clampmin", "%35 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k34_sum", "%39 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k23_sum", "%41 reduce [T,1]", "graphs/lib/losses.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k42_fused_mul_sub_add_log", "%42 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k43_sum", "%43 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k46_fused_scale_add_sum_sub", "%46 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k49_fused_sum_square", "%49 fused:sum_square [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k51_fused_rsqrt_clampmin", "%51 fused:rsqrt_clampmin [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k52_mul", "%52 map:mul [T,39,128]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k56_fused_sum_square", "%56 fused:sum_square [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k58_fused_rsqrt_clampmin", "%58 fused:rsqrt_clampmin [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k59_mul", "%59 map:mul [1,B,64,128]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k60_matmul", "%60 matmul [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k62_fused_max_scale", "%62 fused:max_scale [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k65_fused_exp_sub_scale", "%65 fused:exp_sub_scale [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k66_sum", "%66 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k67_div", "%67 map:div [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k68_matmul", "%68 matmul [T,B,39,128]", "graphs/lib/matching.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k70_fused_sum_square", "%70 fused:sum_square [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k72_fused_rsqrt_clampmin", "%72 fused:rsqrt_clampmin [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k73_mul", "%73 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k74_mul", "%74 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k75_sum", "%75 reduce [T,B,39,1]", "graphs/lib/matching.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k464_matmul", "%79 matmul [T,128]", "graphs/lib/irm.lua:9", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k155_matmul", "%155 matmul [T,128]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k81_fused_scale_addc_neg", "%91 fused:scale_addc_neg [T,1,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k92_fused_add_mul_scale_sum", "%92 fused:add_mul_scale_sum [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k83_max", "%93 reduce [T,B,1,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k86_fused_exp_sub", "%96 fused:exp_sub [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k87_mul", "%97 map:mul [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k88_sum", "%98 reduce [T,B,1,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k89_clampmin", "%99 map:clampmin [T,B,1,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k100_div", "%100 map:div [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k101_mul", "%101 map:mul [T,B,39,1]", "graphs/lib/irm.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k88_sum", "%102 reduce [T,B,1,1]", "graphs/lib/irm.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k94_scale", "%104 map:scale [T,B]", "graphs/lib/model.lua:43", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k19_max", "%106 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k22_fused_exp_sub", "%109 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k23_sum", "%110 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k24_clampmin", "%111 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k27_mul", "%114 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k30_max", "%117 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k33_fused_exp_sub", "%120 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k34_sum", "%121 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k35_clampmin", "%122 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k34_sum", "%126 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k42_fused_mul_sub_add_log", "%129 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k43_sum", "%130 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k46_fused_scale_add_sum_sub", "%133 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k113_add", "%135 map:add []", "graphs/lib/model.lua:136", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k58_fill", "%167 fill []", "graphs/lib/model.lua:137", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k60_scale", "%169 map:scale [1,1]", "graphs/lib/losses.lua:16", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k63_fused_mul_id", "%172 fused:mul_id [T,1]", "graphs/lib/losses.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k65_fused_neg_id", "%174 fused:neg_id [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k159_fused_mul_id", "%176 fused:mul_id [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k71_fused_mul_div_id_step", "%180 fused:mul_div_id_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k77_neg", "%186 map:neg [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k171_fused_mul_id", "%188 fused:mul_id [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k84_fused_mul_div_step", "%193 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k182_fused_scale_add_add_add", "%199 fused:scale_add_add_add [T,B]", "graphs/lib/model.lua:43", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k203_fused_mul_id", "%203 fused:mul_id [T,B,39,1]", "graphs/lib/irm.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k204_fused_div_mul_id", "%204 fused:div_mul_id [T,B,39,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k206_fused_neg_mul", "%206 fused:neg_mul [T,B,39,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k88_sum", "%207 reduce [T,B,1,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k209_fused_mul_step", "%209 fused:mul_step [T,B,1,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k222_fused_scale_mul_mul_mul", "%222 fused:scale_mul_mul_mul [T,B,39,1]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k201_fused_mul_id", "%225 fused:mul_id [T,B,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k203_sum", "%226 reduce [T,1,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k227_sum", "%227 reduce [T,1,1,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k464_matmul", "%229 matmul [T,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k465_matmul", "%230 matmul [128,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k465_matmul", "%234 matmul [128,128]", "graphs/lib/irm.lua:9", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k236_fused_add_mul_id_id", "%236 fused:add_mul_id_id [T,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k276_mul", "%237 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k203_sum", "%239 reduce [T,1,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k287_fused_mul_mul_sum_mul", "%248 fused:mul_mul_sum_mul [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k291_fused_add_mul_mul_mul", "%252 fused:add_mul_mul_mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k219_matmul_sum", "%255 matmul [1,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k220_matmul_div", "%256 matmul+div [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k223_fused_sum_neg_mul", "%259 fused:sum_neg_mul [T,B,39,1]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k229_fused_scale_mul_add_id", "%265 fused:scale_mul_add_id [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k232_matmul_sum", "%268 matmul [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k233_matmul_sum", "%269 matmul [1,B,64,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k234_add", "%270 map:add [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k244_fused_mul_mul_sum_mul", "%280 fused:mul_mul_sum_mul [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k248_fused_add_add_mul_mul", "%284 fused:add_add_mul_mul [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k259_fused_mul_mul_sum_mul", "%295 fused:mul_mul_sum_mul [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k263_fused_add_mul_mul_id", "%299 fused:add_mul_mul_id [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k71_fused_mul_div_id_step", "%312 fused:mul_div_id_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k84_fused_mul_div_step", "%325 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k295_fused_scale_add_add_add", "%331 fused:scale_add_add_add [T,B]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k91_matmul", "%332 matmul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k92_matmul", "%333 matmul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k101_fused_mul_mul_sum_mul", "%342 fused:mul_mul_sum_mul [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k105_fused_add_mul_mul_id", "%346 fused:add_mul_mul_id [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k114_fused_mul_mul_sum_mul", "%356 fused:mul_mul_sum_mul [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k360_matmul_add_add_mul_mul", "%360 matmul+add_add_mul_mul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0, 0, 0, 0},
 };
 const reclf_prof_table reclf_profile_reclf_nosrm_features_loss = {113, prof};
 #define CALL(i, fl, by, call) do { double t0_ = reclf_prof_now(); call; prof[i].seconds += reclf_prof_now() - t0_; \
     prof[i].calls++; prof[i].flops += (fl); prof[i].bytes += (double)(by); } while (0)
+#define PROF_GEMM(i, m, n, k) (prof[i].gemm_m = (m), prof[i].gemm_n = (n), prof[i].gemm_k = (k))
 #else
 #define CALL(i, fl, by, call) call
+#define PROF_GEMM(i, m, n, k) ((void)0)
 #endif
 
 static size_t arena_bytes(const long *dims) {
@@ -154,6 +156,7 @@ static void forward(void *arena, const real *P, void *const *inputs, const long 
     CALL(3, (double)256*B, sizeof(real)*((double)B + (double)128*B), convirt_features_loss_k12_fused_sum_square(A + 32800 + 24832*B, (real *)inputs[2], B)); /* %12 fused:sum_square [B,1]  graphs/lib/losses.lua:21 */
     CALL(4, (double)2*B, sizeof(real)*((double)B + (double)B), convirt_features_loss_k14_fused_rsqrt_clampmin(A + 32800 + 24848*B, A + 32800 + 24832*B, B)); /* %14 fused:rsqrt_clampmin [B,1]  graphs/lib/losses.lua:21 */
     CALL(5, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), convirt_features_loss_k15_mul(A + 32800 + 24576*B, (real *)inputs[2], A + 32800 + 24848*B, B)); /* %15 map:mul [B,128]  graphs/lib/losses.lua:21 */
+    PROF_GEMM(6, T, B, 128);
     CALL(6, (double)257*B*T, sizeof(real)*((double)B*T + (double)128*T + (double)128*B), convirt_features_loss_k17_matmul_scale(A + 32800 + 24896*B, A + 32800 + 24896*B + 25264*B*T + 14976*T, A + 32800 + 24576*B, B, T)); /* %17 matmul+scale [T,B]  graphs/lib/losses.lua:21 */
     CALL(7, 0, sizeof(real)*((double)B*T), convirt_features_loss_k18_eye(A + 32800 + 24896*B + 15168*B*T, B, T)); /* %18 eye [T,B]  graphs/lib/losses.lua:9 */
     CALL(8, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k19_max(A + 32800 + 24896*B + 25264*B*T + 15104*T, A + 32800 + 24896*B, B, T)); /* %19 reduce [T,1]  graphs/lib/losses.lua:10 */
@@ -176,18 +179,22 @@ static void forward(void *arena, const real *P, void *const *inputs, const long 
     CALL(25, (double)16384*B, sizeof(real)*((double)64*B + (double)8192*B), gloria_features_loss_k56_fused_sum_square(A + 32800 + 16384*B, (real *)inputs[3], B)); /* %56 fused:sum_square [1,B,64,1]  graphs/lib/matching.lua:9 */
     CALL(26, (double)128*B, sizeof(real)*((double)64*B + (double)64*B), gloria_features_loss_k58_fused_rsqrt_clampmin(A + 32800 + 24704*B, A + 32800 + 16384*B, B)); /* %58 fused:rsqrt_clampmin [1,B,64,1]  graphs/lib/matching.lua:9 */
     CALL(27, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)64*B), gloria_features_loss_k59_mul(A + 32800, (real *)inputs[3], A + 32800 + 24704*B, B)); /* %59 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
+    PROF_GEMM(28, 39, 64, 128);
     CALL(28, (double)638976*B*T, sizeof(real)*((double)2496*B*T + (double)4992*T + (double)8192*B), gloria_features_loss_k60_matmul(A + 32800 + 24896*B, A + 32800 + 24896*B + 25264*B*T, A + 32800, B, T)); /* %60 matmul [T,B,39,64]  graphs/lib/matching.lua:10 */
     CALL(29, (double)4992*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), gloria_features_loss_k62_fused_max_scale(A + 32800 + 24896*B + 2496*B*T, A + 32800 + 24896*B, B, T)); /* %62 fused:max_scale [T,B,39,1]  graphs/lib/matching.lua:10 */
     CALL(30, (double)7488*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), gloria_features_loss_k65_fused_exp_sub_scale(A + 32800 + 24896*B + 19968*B*T, A + 32800 + 24896*B, A + 32800 + 24896*B + 2496*B*T, B, T)); /* %65 fused:exp_sub_scale [T,B,39,64]  graphs/lib/matching.lua:10 */
     CALL(31, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), gloria_features_loss_k66_sum(A + 32800 + 24896*B + 24960*B*T, A + 32800 + 24896*B + 19968*B*T, B, T)); /* %66 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
     CALL(32, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), gloria_features_loss_k67_div(A + 32800 + 24896*B + 22464*B*T, A + 32800 + 24896*B + 19968*B*T, A + 32800 + 24896*B + 24960*B*T, B, T)); /* %67 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
+    PROF_GEMM(33, 39, 128, 64);
     CALL(33, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), gloria_features_loss_k68_matmul(A + 32800 + 24896*B, A + 32800 + 24896*B + 22464*B*T, (real *)inputs[3], B, T)); /* %68 matmul [T,B,39,128]  graphs/lib/matching.lua:11 */
     CALL(34, (double)9984*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), gloria_features_loss_k70_fused_sum_square(A + 32800 + 24896*B + 25008*B*T, A + 32800 + 24896*B, B, T)); /* %70 fused:sum_square [T,B,39,1]  graphs/lib/matching.lua:12 */
     CALL(35, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), gloria_features_loss_k72_fused_rsqrt_clampmin(A + 32800 + 24896*B + 25056*B*T, A + 32800 + 24896*B + 25008*B*T, B, T)); /* %72 fused:rsqrt_clampmin [T,B,39,1]  graphs/lib/matching.lua:12 */
     CALL(36, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T), gloria_features_loss_k73_mul(A + 32800 + 24896*B + 4992*B*T, A + 32800 + 24896*B, A + 32800 + 24896*B + 25056*B*T, B, T)); /* %73 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
     CALL(37, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*T + (double)4992*B*T), reclf_noirm_features_loss_k74_mul(A + 32800 + 24896*B + 9984*B*T, A + 32800 + 24896*B + 25264*B*T, A + 32800 + 24896*B + 4992*B*T, B, T)); /* %74 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
     CALL(38, (double)4992*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), reclf_nosrm_features_loss_k75_sum(A + 32800 + 24896*B + 14976*B*T, A + 32800 + 24896*B + 9984*B*T, B, T)); /* %75 reduce [T,B,39,1]  graphs/lib/matching.lua:13 */
+    PROF_GEMM(39, T, 128, 128);
     CALL(39, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), convirt_k464_matmul(A + 32800 + 24896*B + 25264*B*T + 9984*T, (real *)inputs[0], (real *)P + 0, T)); /* %79 matmul [T,128]  graphs/lib/irm.lua:9 */
+    PROF_GEMM(40, T, 128, 128);
     CALL(40, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), reclf_nosrm_features_loss_k155_matmul(A + 32800 + 24896*B + 25264*B*T + 10112*T, A + 32800 + 24896*B + 25264*B*T + 9984*T, (real *)P + 16384, T)); /* %155 matmul [T,128]  graphs/lib/irm.lua:10 */
     CALL(41, (double)117*T, sizeof(real)*((double)39*T + (double)39*T), gloria_features_loss_k81_fused_scale_addc_neg(A + 32800 + 24896*B + 25264*B*T + 15104*T, (real *)inputs[4], T)); /* %91 fused:scale_addc_neg [T,1,39,1]  graphs/lib/irm.lua:11 */
     CALL(42, (double)10101*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)128*T + (double)39*T + (double)39*T), reclf_nosrm_features_loss_k92_fused_add_mul_scale_sum(A + 32800 + 24896*B + 15024*B*T, A + 32800 + 24896*B + 9984*B*T, A + 32800 + 24896*B + 25264*B*T + 10112*T, (real *)inputs[4], A + 32800 + 24896*B + 25264*B*T + 15104*T, B, T)); /* %92 fused:add_mul_scale_sum [T,B,39,1]  graphs/lib/irm.lua:11 */
@@ -239,19 +246,26 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     CALL(82, (double)9984*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T + (double)4992*B*T), gloria_features_loss_k201_fused_mul_id(A + 32800 + 24896*B + 14976*B*T, A + 32800 + 24896*B + 25152*B*T, A + 32800 + 24896*B + 9984*B*T, B, T)); /* %225 fused:mul_id [T,B,39,128]  graphs/lib/irm.lua:10 */
     CALL(83, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), gloria_features_loss_k203_sum(A + 32800 + 24896*B + 25264*B*T + 4992*T, A + 32800 + 24896*B + 14976*B*T, B, T)); /* %226 reduce [T,1,39,128]  graphs/lib/irm.lua:10 */
     CALL(84, (double)4992*T, sizeof(real)*((double)128*T + (double)4992*T), reclf_nosrm_features_loss_k227_sum(A + 32800 + 24896*B + 25264*B*T + 10240*T, A + 32800 + 24896*B + 25264*B*T + 4992*T, T)); /* %227 reduce [T,1,1,128]  graphs/lib/irm.lua:10 */
+    PROF_GEMM(85, T, 128, 128);
     CALL(85, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), convirt_k464_matmul(A + 32800 + 24896*B + 25264*B*T + 15104*T, A + 32800 + 24896*B + 25264*B*T + 10240*T, (real *)P + 16384, T)); /* %229 matmul [T,128]  graphs/lib/irm.lua:10 */
+    PROF_GEMM(86, 128, 128, T);
     CALL(86, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), convirt_k465_matmul(A + 0, A + 32800 + 24896*B + 25264*B*T + 10240*T, A + 32800 + 24896*B + 25264*B*T + 9984*T, T)); /* %230 matmul [128,128]  graphs/lib/irm.lua:10 */
+    PROF_GEMM(87, 128, 128, T);
     CALL(87, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), convirt_k465_matmul(A + 16384, (real *)inputs[0], A + 32800 + 24896*B + 25264*B*T + 15104*T, T)); /* %234 matmul [128,128]  graphs/lib/irm.lua:9 */
     CALL(88, (double)19968*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T + (double)128*T + (double)39*B*T), reclf_nosrm_features_loss_k236_fused_add_mul_id_id(A + 32800 + 24896*B + 9984*B*T, A + 32800 + 24896*B + 25152*B*T, A + 32800 + 24896*B + 25264*B*T + 10112*T, A + 32800 + 24896*B + 25104*B*T, B, T)); /* %236 fused:add_mul_id_id [T,B,39,128]  graphs/lib/model.lua:33 */
     CALL(89, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), reclf_noirm_features_loss_k276_mul(A + 32800 + 24896*B + 14976*B*T, A + 32800 + 24896*B + 9984*B*T, A + 32800 + 24896*B + 4992*B*T, B, T)); /* %237 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
     CALL(90, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), gloria_features_loss_k203_sum(A + 32800 + 24896*B + 25264*B*T + 4992*T, A + 32800 + 24896*B + 14976*B*T, B, T)); /* %239 reduce [T,1,39,128]  graphs/lib/matching.lua:12 */
     CALL(91, (double)15210*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)4992*T + (double)4992*B*T + (double)39*B*T + (double)39*B*T), reclf_noirm_features_loss_k287_fused_mul_mul_sum_mul(A + 32800 + 24896*B + 14976*B*T, A + 32800 + 24896*B + 9984*B*T, A + 32800 + 24896*B + 25264*B*T, A + 32800 + 24896*B, A + 32800 + 24896*B + 25056*B*T, A + 32800 + 24896*B + 25008*B*T, B, T)); /* %248 fused:mul_mul_sum_mul [T,B,39,1]  graphs/lib/matching.lua:12 */
     CALL(92, (double)29952*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*T + (double)39*B*T + (double)39*B*T + (double)4992*B*T), reclf_noirm_features_loss_k291_fused_add_mul_mul_mul(A + 32800 + 24896*B + 4992*B*T, A + 32800 + 24896*B + 9984*B*T, A + 32800 + 24896*B + 25264*B*T, A + 32800 + 24896*B + 25056*B*T, A + 32800 + 24896*B + 14976*B*T, A + 32800 + 24896*B, B, T)); /* %252 fused:add_mul_mul_mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    PROF_GEMM(93, 64, 128, 39);
     CALL(93, (double)638976*B*T, sizeof(real)*((double)8192*B + (double)2496*B*T + (double)4992*B*T), gloria_features_loss_k219_matmul_sum(A + 32800 + 8192*B, A + 32800 + 24896*B + 22464*B*T, A + 32800 + 24896*B + 4992*B*T, B, T)); /* %255 matmul [1,B,64,128]  graphs/lib/matching.lua:11 */
+    PROF_GEMM(94, 39, 64, 128);
     CALL(94, (double)641472*B*T, sizeof(real)*((double)2496*B*T + (double)4992*B*T + (double)8192*B + (double)39*B*T), gloria_features_loss_k220_matmul_div(A + 32800 + 24896*B, A + 32800 + 24896*B + 4992*B*T, (real *)inputs[3], A + 32800 + 24896*B + 24960*B*T, B, T)); /* %256 matmul+div [T,B,39,64]  graphs/lib/matching.lua:10 */
     CALL(95, (double)7488*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T + (double)2496*B*T), gloria_features_loss_k223_fused_sum_neg_mul(A + 32800 + 24896*B + 4992*B*T, A + 32800 + 24896*B, A + 32800 + 24896*B + 22464*B*T, B, T)); /* %259 fused:sum_neg_mul [T,B,39,1]  graphs/lib/matching.lua:10 */
     CALL(96, (double)9984*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T + (double)2496*B*T), gloria_features_loss_k229_fused_scale_mul_add_id(A + 32800 + 24896*B + 2496*B*T, A + 32800 + 24896*B, A + 32800 + 24896*B + 4992*B*T, A + 32800 + 24896*B + 19968*B*T, B, T)); /* %265 fused:scale_mul_add_id [T,B,39,64]  graphs/lib/matching.lua:10 */
+    PROF_GEMM(97, 39, 128, 64);
     CALL(97, (double)638976*B*T, sizeof(real)*((double)4992*T + (double)2496*B*T + (double)8192*B), gloria_features_loss_k232_matmul_sum(A + 32800 + 24896*B + 25264*B*T + 9984*T, A + 32800 + 24896*B + 2496*B*T, A + 32800, B, T)); /* %268 matmul [T,1,39,128]  graphs/lib/matching.lua:10 */
+    PROF_GEMM(98, 64, 128, 39);
     CALL(98, (double)638976*B*T, sizeof(real)*((double)8192*B + (double)2496*B*T + (double)4992*T), gloria_features_loss_k233_matmul_sum(A + 32800, A + 32800 + 24896*B + 2496*B*T, A + 32800 + 24896*B + 25264*B*T, B, T)); /* %269 matmul [1,B,64,128]  graphs/lib/matching.lua:10 */
     CALL(99, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T), gloria_features_loss_k234_add(A + 32800 + 24896*B + 25264*B*T, A + 32800 + 24896*B + 25264*B*T + 4992*T, A + 32800 + 24896*B + 25264*B*T + 9984*T, T)); /* %270 map:add [T,1,39,128]  graphs/lib/matching.lua:10 */
     CALL(100, (double)16768*B, sizeof(real)*((double)64*B + (double)8192*B + (double)8192*B + (double)64*B + (double)64*B), gloria_features_loss_k244_fused_mul_mul_sum_mul(A + 32800 + 24768*B, A + 32800, (real *)inputs[3], A + 32800 + 24704*B, A + 32800 + 16384*B, B)); /* %280 fused:mul_mul_sum_mul [1,B,64,1]  graphs/lib/matching.lua:9 */
@@ -261,11 +275,14 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     CALL(104, (double)4*B, sizeof(real)*((double)B + (double)1 + (double)B + (double)B), convirt_features_loss_k71_fused_mul_div_id_step(A + 32800 + 24704*B, A + 32784, A + 32800 + 24880*B, A + 32800 + 24864*B, B)); /* %312 fused:mul_div_id_step [1,B]  graphs/lib/losses.lua:11 */
     CALL(105, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), convirt_features_loss_k84_fused_mul_div_step(A + 32800 + 24896*B + 25264*B*T + 15232*T, A + 32800 + 24896*B + 25264*B*T + 15392*T, A + 32800 + 24896*B + 25264*B*T + 15376*T, A + 32800 + 24896*B + 25264*B*T + 15360*T, T)); /* %325 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
     CALL(106, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), gloria_features_loss_k295_fused_scale_add_add_add(A + 32800 + 24896*B, A + 32800 + 24896*B + 25232*B*T, A + 32800 + 24704*B, A + 32800 + 24896*B + 25216*B*T, A + 32800 + 24896*B + 25248*B*T, A + 32800 + 24896*B + 25264*B*T + 15232*T, A + 32800 + 24896*B + 25200*B*T, B, T)); /* %331 fused:scale_add_add_add [T,B]  graphs/lib/losses.lua:21 */
+    PROF_GEMM(107, T, 128, B);
     CALL(107, (double)256*B*T, sizeof(real)*((double)128*T + (double)B*T + (double)128*B), convirt_features_loss_k91_matmul(A + 32800 + 24896*B + 25264*B*T, A + 32800 + 24896*B, A + 32800 + 24576*B, B, T)); /* %332 matmul [T,128]  graphs/lib/losses.lua:21 */
+    PROF_GEMM(108, B, 128, T);
     CALL(108, (double)256*B*T, sizeof(real)*((double)128*B + (double)B*T + (double)128*T), convirt_features_loss_k92_matmul(A + 32800, A + 32800 + 24896*B, A + 32800 + 24896*B + 25264*B*T + 14976*T, B, T)); /* %333 matmul [B,128]  graphs/lib/losses.lua:21 */
     CALL(109, (double)262*B, sizeof(real)*((double)B + (double)128*B + (double)128*B + (double)B + (double)B), convirt_features_loss_k101_fused_mul_mul_sum_mul(A + 32800 + 24576*B, A + 32800, (real *)inputs[2], A + 32800 + 24848*B, A + 32800 + 24832*B, B)); /* %342 fused:mul_mul_sum_mul [B,1]  graphs/lib/losses.lua:21 */
     CALL(110, (double)640*B, sizeof(real)*((double)128*B + (double)128*B + (double)B + (double)B + (double)128*B), convirt_features_loss_k105_fused_add_mul_mul_id(A + 32800 + 128*B, A + 32800, A + 32800 + 24848*B, A + 32800 + 24576*B, (real *)inputs[2], B)); /* %346 fused:add_mul_mul_id [B,128]  graphs/lib/losses.lua:21 */
     CALL(111, (double)262*T, sizeof(real)*((double)T + (double)128*T + (double)128*T + (double)T + (double)T), convirt_features_loss_k114_fused_mul_mul_sum_mul(A + 32800 + 24896*B + 25264*B*T + 15232*T, A + 32800 + 24896*B + 25264*B*T, (real *)inputs[0], A + 32800 + 24896*B + 25264*B*T + 15344*T, A + 32800 + 24896*B + 25264*B*T + 15328*T, T)); /* %356 fused:mul_mul_sum_mul [T,1]  graphs/lib/losses.lua:21 */
+    PROF_GEMM(112, T, 128, 128);
     CALL(112, (double)33536*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384 + (double)128*T + (double)T + (double)T + (double)128*T), reclf_nosrm_features_loss_k360_matmul_add_add_mul_mul(A + 32800 + 24896*B + 25264*B*T + 128*T, A + 32800 + 24896*B + 25264*B*T + 15104*T, (real *)P + 0, A + 32800 + 24896*B + 25264*B*T, A + 32800 + 24896*B + 25264*B*T + 15344*T, A + 32800 + 24896*B + 25264*B*T + 15232*T, (real *)inputs[0], T)); /* %360 matmul+add_add_mul_mul [T,128]  graphs/lib/losses.lua:21 */
     memcpy(grads + 0, A + 16384, sizeof(real)*16384); /* d loss / d irm.Wa */
     memcpy(grads + 16384, A + 0, sizeof(real)*16384); /* d loss / d irm.Wb */

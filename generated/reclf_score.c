@@ -17,57 +17,59 @@
 #ifdef RECLF_PROFILE
 #include "profile.h"
 static reclf_prof_entry prof[45] = {
-    {"convirt_score_k9_fused_rsqrt_clampmin_sum_square", "%9 fused:rsqrt_clampmin_sum_square [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k10_mul", "%10 map:mul [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_score_k14_fused_rsqrt_clampmin_sum_square", "%14 fused:rsqrt_clampmin_sum_square [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k15_mul", "%15 map:mul [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"convirt_features_loss_k17_matmul_scale", "%17 matmul+scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"gloria_score_k21_fused_rsqrt_clampmin_sum_square", "%21 fused:rsqrt_clampmin_sum_square [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k52_mul", "%22 map:mul [T,39,128]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"gloria_score_k28_fused_rsqrt_clampmin_sum_square", "%28 fused:rsqrt_clampmin_sum_square [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k59_mul", "%29 map:mul [1,B,64,128]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k60_matmul", "%30 matmul [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k62_fused_max_scale", "%32 fused:max_scale [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k65_fused_exp_sub_scale", "%35 fused:exp_sub_scale [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k66_sum", "%36 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k67_div", "%37 map:div [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k68_matmul", "%38 matmul [T,B,39,128]", "graphs/lib/matching.lua:11", 0, 0, 0, 0, 0},
-    {"gloria_score_k42_fused_rsqrt_clampmin_sum_square", "%42 fused:rsqrt_clampmin_sum_square [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"reclf_noirm_score_k44_fused_mul_mul", "%44 fused:mul_mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_text_vjp_k278_matmul", "%51 matmul [39*T,128]", "graphs/lib/srm.lua:11", 0, 0, 0, 0, 0},
-    {"convirt_text_vjp_k278_matmul", "%54 matmul [39*T,128]", "graphs/lib/srm.lua:11", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k81_fused_scale_addc_neg", "%62 fused:scale_addc_neg [T,1,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k93_matmul_add_mul_scale", "%63 matmul+add_mul_scale [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k94_max", "%64 reduce [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"reclf_noirm_score_k68_fused_mul_exp_sub", "%68 fused:mul_exp_sub [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"reclf_noirm_score_k70_fused_clampmin_sum", "%70 fused:clampmin_sum [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k246_div", "%71 map:div [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"convirt_k464_matmul", "%84 matmul [T,128]", "graphs/lib/irm.lua:9", 0, 0, 0, 0, 0},
-    {"reclf_nosrm_features_loss_k155_matmul", "%131 matmul [T,128]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
-    {"reclf_nosrm_features_loss_k155_matmul", "%136 matmul [T,128]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
-    {"reclf_nosrm_features_loss_k155_matmul", "%139 matmul [T,128]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
-    {"reclf_features_loss_k211_fused_sum_mul", "%142 fused:sum_mul [T,B,39,1]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k177_matmul", "%143 matmul [T,B,39,1]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k81_fused_scale_addc_neg", "%96 fused:scale_addc_neg [T,1,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"reclf_features_loss_k127_fused_add_mul_scale_add", "%97 fused:add_mul_scale_add [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k83_max", "%98 reduce [T,B,1,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"gloria_score_k57_fused_mul_exp_sub", "%102 fused:mul_exp_sub [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k88_sum", "%103 reduce [T,B,1,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k89_clampmin", "%104 map:clampmin [T,B,1,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"reclf_nosrm_features_loss_k100_div", "%105 map:div [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k170_sum", "%121 reduce [128,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k173_matmul", "%124 matmul [1,128]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k176_fused_sum_mul", "%127 fused:sum_mul [T,B,39,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
-    {"reclf_noirm_features_loss_k177_matmul", "%128 matmul [T,B,39,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
-    {"reclf_score_k106_fused_mul_add_sum", "%106 fused:mul_add_sum [T,B,39,1]", "graphs/lib/irm.lua:12", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k88_sum", "%107 reduce [T,B,1,1]", "graphs/lib/irm.lua:12", 0, 0, 0, 0, 0},
-    {"gloria_features_loss_k94_scale", "%109 map:scale [T,B]", "graphs/lib/model.lua:43", 0, 0, 0, 0, 0},
+    {"convirt_score_k9_fused_rsqrt_clampmin_sum_square", "%9 fused:rsqrt_clampmin_sum_square [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k10_mul", "%10 map:mul [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_score_k14_fused_rsqrt_clampmin_sum_square", "%14 fused:rsqrt_clampmin_sum_square [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k15_mul", "%15 map:mul [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k17_matmul_scale", "%17 matmul+scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_score_k21_fused_rsqrt_clampmin_sum_square", "%21 fused:rsqrt_clampmin_sum_square [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k52_mul", "%22 map:mul [T,39,128]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_score_k28_fused_rsqrt_clampmin_sum_square", "%28 fused:rsqrt_clampmin_sum_square [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k59_mul", "%29 map:mul [1,B,64,128]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k60_matmul", "%30 matmul [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k62_fused_max_scale", "%32 fused:max_scale [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k65_fused_exp_sub_scale", "%35 fused:exp_sub_scale [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k66_sum", "%36 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k67_div", "%37 map:div [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k68_matmul", "%38 matmul [T,B,39,128]", "graphs/lib/matching.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_score_k42_fused_rsqrt_clampmin_sum_square", "%42 fused:rsqrt_clampmin_sum_square [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_score_k44_fused_mul_mul", "%44 fused:mul_mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_text_vjp_k278_matmul", "%51 matmul [39*T,128]", "graphs/lib/srm.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_text_vjp_k278_matmul", "%54 matmul [39*T,128]", "graphs/lib/srm.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k81_fused_scale_addc_neg", "%62 fused:scale_addc_neg [T,1,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k93_matmul_add_mul_scale", "%63 matmul+add_mul_scale [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k94_max", "%64 reduce [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_score_k68_fused_mul_exp_sub", "%68 fused:mul_exp_sub [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_score_k70_fused_clampmin_sum", "%70 fused:clampmin_sum [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k246_div", "%71 map:div [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_k464_matmul", "%84 matmul [T,128]", "graphs/lib/irm.lua:9", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k155_matmul", "%131 matmul [T,128]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k155_matmul", "%136 matmul [T,128]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k155_matmul", "%139 matmul [T,128]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_features_loss_k211_fused_sum_mul", "%142 fused:sum_mul [T,B,39,1]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k177_matmul", "%143 matmul [T,B,39,1]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k81_fused_scale_addc_neg", "%96 fused:scale_addc_neg [T,1,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_features_loss_k127_fused_add_mul_scale_add", "%97 fused:add_mul_scale_add [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k83_max", "%98 reduce [T,B,1,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_score_k57_fused_mul_exp_sub", "%102 fused:mul_exp_sub [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k88_sum", "%103 reduce [T,B,1,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k89_clampmin", "%104 map:clampmin [T,B,1,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k100_div", "%105 map:div [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k170_sum", "%121 reduce [128,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k173_matmul", "%124 matmul [1,128]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k176_fused_sum_mul", "%127 fused:sum_mul [T,B,39,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k177_matmul", "%128 matmul [T,B,39,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"reclf_score_k106_fused_mul_add_sum", "%106 fused:mul_add_sum [T,B,39,1]", "graphs/lib/irm.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k88_sum", "%107 reduce [T,B,1,1]", "graphs/lib/irm.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k94_scale", "%109 map:scale [T,B]", "graphs/lib/model.lua:43", 0, 0, 0, 0, 0, 0, 0, 0},
 };
 const reclf_prof_table reclf_profile_reclf_score = {45, prof};
 #define CALL(i, fl, by, call) do { double t0_ = reclf_prof_now(); call; prof[i].seconds += reclf_prof_now() - t0_; \
     prof[i].calls++; prof[i].flops += (fl); prof[i].bytes += (double)(by); } while (0)
+#define PROF_GEMM(i, m, n, k) (prof[i].gemm_m = (m), prof[i].gemm_n = (n), prof[i].gemm_k = (k))
 #else
 #define CALL(i, fl, by, call) call
+#define PROF_GEMM(i, m, n, k) ((void)0)
 #endif
 
 static size_t arena_bytes(const long *dims) {
@@ -84,32 +86,43 @@ static void forward(void *arena, const real *P, void *const *inputs, const long 
     CALL(1, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)T), convirt_features_loss_k10_mul(A + 256 + 8256*B + 12544*B*T, (real *)inputs[0], A + 256 + 8256*B + 12544*B*T + 128*T, T)); /* %10 map:mul [T,128]  graphs/lib/losses.lua:21 */
     CALL(2, (double)258*B, sizeof(real)*((double)B + (double)128*B), convirt_score_k14_fused_rsqrt_clampmin_sum_square(A + 256 + 128*B, (real *)inputs[2], B)); /* %14 fused:rsqrt_clampmin_sum_square [B,1]  graphs/lib/losses.lua:21 */
     CALL(3, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), convirt_features_loss_k15_mul(A + 256, (real *)inputs[2], A + 256 + 128*B, B)); /* %15 map:mul [B,128]  graphs/lib/losses.lua:21 */
+    PROF_GEMM(4, T, B, 128);
     CALL(4, (double)257*B*T, sizeof(real)*((double)B*T + (double)128*T + (double)128*B), convirt_features_loss_k17_matmul_scale(A + 256 + 8256*B + 12528*B*T, A + 256 + 8256*B + 12544*B*T, A + 256, B, T)); /* %17 matmul+scale [T,B]  graphs/lib/losses.lua:21 */
     CALL(5, (double)10062*T, sizeof(real)*((double)39*T + (double)4992*T), gloria_score_k21_fused_rsqrt_clampmin_sum_square(A + 256 + 8256*B + 12544*B*T + 4992*T, (real *)inputs[1], T)); /* %21 fused:rsqrt_clampmin_sum_square [T,39,1]  graphs/lib/matching.lua:7 */
     CALL(6, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T), gloria_features_loss_k52_mul(A + 256 + 8256*B + 12544*B*T, (real *)inputs[1], A + 256 + 8256*B + 12544*B*T + 4992*T, T)); /* %22 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
     CALL(7, (double)16512*B, sizeof(real)*((double)64*B + (double)8192*B), gloria_score_k28_fused_rsqrt_clampmin_sum_square(A + 256 + 8192*B, (real *)inputs[3], B)); /* %28 fused:rsqrt_clampmin_sum_square [1,B,64,1]  graphs/lib/matching.lua:9 */
     CALL(8, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)64*B), gloria_features_loss_k59_mul(A + 256, (real *)inputs[3], A + 256 + 8192*B, B)); /* %29 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
+    PROF_GEMM(9, 39, 64, 128);
     CALL(9, (double)638976*B*T, sizeof(real)*((double)2496*B*T + (double)4992*T + (double)8192*B), gloria_features_loss_k60_matmul(A + 256 + 8256*B, A + 256 + 8256*B + 12544*B*T, A + 256, B, T)); /* %30 matmul [T,B,39,64]  graphs/lib/matching.lua:10 */
     CALL(10, (double)4992*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), gloria_features_loss_k62_fused_max_scale(A + 256 + 8256*B + 4992*B*T, A + 256 + 8256*B, B, T)); /* %32 fused:max_scale [T,B,39,1]  graphs/lib/matching.lua:10 */
     CALL(11, (double)7488*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), gloria_features_loss_k65_fused_exp_sub_scale(A + 256 + 8256*B + 2496*B*T, A + 256 + 8256*B, A + 256 + 8256*B + 4992*B*T, B, T)); /* %35 fused:exp_sub_scale [T,B,39,64]  graphs/lib/matching.lua:10 */
     CALL(12, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), gloria_features_loss_k66_sum(A + 256 + 8256*B, A + 256 + 8256*B + 2496*B*T, B, T)); /* %36 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
     CALL(13, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), gloria_features_loss_k67_div(A + 256 + 8256*B + 9984*B*T, A + 256 + 8256*B + 2496*B*T, A + 256 + 8256*B, B, T)); /* %37 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
+    PROF_GEMM(14, 39, 128, 64);
     CALL(14, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), gloria_features_loss_k68_matmul(A + 256 + 8256*B, A + 256 + 8256*B + 9984*B*T, (real *)inputs[3], B, T)); /* %38 matmul [T,B,39,128]  graphs/lib/matching.lua:11 */
     CALL(15, (double)10062*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), gloria_score_k42_fused_rsqrt_clampmin_sum_square(A + 256 + 8256*B + 12480*B*T, A + 256 + 8256*B, B, T)); /* %42 fused:rsqrt_clampmin_sum_square [T,B,39,1]  graphs/lib/matching.lua:12 */
     CALL(16, (double)9984*B*T, sizeof(real)*((double)4992*B*T + (double)4992*T + (double)4992*B*T + (double)39*B*T), reclf_noirm_score_k44_fused_mul_mul(A + 256 + 8256*B + 4992*B*T, A + 256 + 8256*B + 12544*B*T, A + 256 + 8256*B, A + 256 + 8256*B + 12480*B*T, B, T)); /* %44 fused:mul_mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    PROF_GEMM(17, 39*T, 128, 128);
     CALL(17, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), convirt_text_vjp_k278_matmul(A + 256 + 8256*B + 12544*B*T, (real *)inputs[1], (real *)P + 0, T)); /* %51 matmul [39*T,128]  graphs/lib/srm.lua:11 */
+    PROF_GEMM(18, 39*T, 128, 128);
     CALL(18, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), convirt_text_vjp_k278_matmul(A + 256 + 8256*B + 12544*B*T + 4992*T, (real *)inputs[1], (real *)P + 16384, T)); /* %54 matmul [39*T,128]  graphs/lib/srm.lua:11 */
     CALL(19, (double)117*T, sizeof(real)*((double)39*T + (double)39*T), gloria_features_loss_k81_fused_scale_addc_neg(A + 256 + 8256*B + 12544*B*T + 11520*T, (real *)inputs[4], T)); /* %62 fused:scale_addc_neg [T,1,39]  graphs/lib/srm.lua:12 */
+    PROF_GEMM(20, 39, 39, 128);
     CALL(20, (double)393939*T, sizeof(real)*((double)1521*T + (double)4992*T + (double)4992*T + (double)39*T + (double)39*T), reclf_noirm_features_loss_k93_matmul_add_mul_scale(A + 256 + 8256*B + 12544*B*T + 9984*T, A + 256 + 8256*B + 12544*B*T, A + 256 + 8256*B + 12544*B*T + 4992*T, (real *)inputs[4], A + 256 + 8256*B + 12544*B*T + 11520*T, T)); /* %63 matmul+add_mul_scale [T,39,39]  graphs/lib/srm.lua:12 */
     CALL(21, (double)1521*T, sizeof(real)*((double)39*T + (double)1521*T), reclf_noirm_features_loss_k94_max(A + 256 + 8256*B + 12544*B*T + 1536*T, A + 256 + 8256*B + 12544*B*T + 9984*T, T)); /* %64 reduce [T,39,1]  graphs/lib/srm.lua:12 */
     CALL(22, (double)4563*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T + (double)39*T), reclf_noirm_score_k68_fused_mul_exp_sub(A + 256 + 8256*B + 12544*B*T, A + 256 + 8256*B + 12544*B*T + 9984*T, A + 256 + 8256*B + 12544*B*T + 1536*T, (real *)inputs[4], T)); /* %68 fused:mul_exp_sub [T,39,39]  graphs/lib/srm.lua:12 */
     CALL(23, (double)1560*T, sizeof(real)*((double)39*T + (double)1521*T), reclf_noirm_score_k70_fused_clampmin_sum(A + 256 + 8256*B + 12544*B*T + 3072*T, A + 256 + 8256*B + 12544*B*T, T)); /* %70 fused:clampmin_sum [T,39,1]  graphs/lib/srm.lua:12 */
     CALL(24, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), reclf_noirm_features_loss_k246_div(A + 256 + 8256*B + 12544*B*T + 1536*T, A + 256 + 8256*B + 12544*B*T, A + 256 + 8256*B + 12544*B*T + 3072*T, T)); /* %71 map:div [T,39,39]  graphs/lib/srm.lua:12 */
+    PROF_GEMM(25, T, 128, 128);
     CALL(25, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), convirt_k464_matmul(A + 256 + 8256*B + 12544*B*T, (real *)inputs[0], (real *)P + 65536, T)); /* %84 matmul [T,128]  graphs/lib/irm.lua:9 */
+    PROF_GEMM(26, T, 128, 128);
     CALL(26, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), reclf_nosrm_features_loss_k155_matmul(A + 256 + 8256*B + 12544*B*T + 128*T, A + 256 + 8256*B + 12544*B*T, (real *)P + 81920, T)); /* %131 matmul [T,128]  graphs/lib/irm.lua:10 */
+    PROF_GEMM(27, T, 128, 128);
     CALL(27, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), reclf_nosrm_features_loss_k155_matmul(A + 256 + 8256*B + 12544*B*T, A + 256 + 8256*B + 12544*B*T + 128*T, (real *)P + 49152, T)); /* %136 matmul [T,128]  graphs/lib/irm.lua:10 */
+    PROF_GEMM(28, T, 128, 128);
     CALL(28, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), reclf_nosrm_features_loss_k155_matmul(A + 256 + 8256*B + 12544*B*T + 256*T, A + 256 + 8256*B + 12544*B*T, (real *)P + 32768, T)); /* %139 matmul [T,128]  graphs/lib/irm.lua:10 */
     CALL(29, (double)9984*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)128*T), reclf_features_loss_k211_fused_sum_mul(A + 256 + 8256*B, A + 256 + 8256*B + 4992*B*T, A + 256 + 8256*B + 12544*B*T + 256*T, B, T)); /* %142 fused:sum_mul [T,B,39,1]  graphs/lib/irm.lua:10 */
+    PROF_GEMM(30, 39, 1, 39);
     CALL(30, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), reclf_noirm_features_loss_k177_matmul(A + 256 + 8256*B + 48*B*T, A + 256 + 8256*B + 12544*B*T + 1536*T, A + 256 + 8256*B, B, T)); /* %143 matmul [T,B,39,1]  graphs/lib/irm.lua:10 */
     CALL(31, (double)117*T, sizeof(real)*((double)39*T + (double)39*T), gloria_features_loss_k81_fused_scale_addc_neg(A + 256 + 8256*B + 12544*B*T, (real *)inputs[4], T)); /* %96 fused:scale_addc_neg [T,1,39,1]  graphs/lib/irm.lua:11 */
     CALL(32, (double)10140*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)128*T + (double)39*B*T + (double)39*T + (double)39*T), reclf_features_loss_k127_fused_add_mul_scale_add(A + 256 + 8256*B, A + 256 + 8256*B + 4992*B*T, A + 256 + 8256*B + 12544*B*T + 128*T, A + 256 + 8256*B + 48*B*T, (real *)inputs[4], A + 256 + 8256*B + 12544*B*T, B, T)); /* %97 fused:add_mul_scale_add [T,B,39,1]  graphs/lib/irm.lua:11 */
@@ -119,8 +132,10 @@ static void forward(void *arena, const real *P, void *const *inputs, const long 
     CALL(36, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), gloria_features_loss_k89_clampmin(A + 256 + 8256*B + 12480*B*T, A + 256 + 8256*B, B, T)); /* %104 map:clampmin [T,B,1,1]  graphs/lib/irm.lua:11 */
     CALL(37, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T), reclf_nosrm_features_loss_k100_div(A + 256 + 8256*B, A + 256 + 8256*B + 48*B*T, A + 256 + 8256*B + 12480*B*T, B, T)); /* %105 map:div [T,B,39,1]  graphs/lib/irm.lua:11 */
     CALL(38, (double)16384, sizeof(real)*((double)128 + (double)16384), reclf_noirm_features_loss_k170_sum(A + 0, (real *)P + 49152)); /* %121 reduce [128,1]  graphs/lib/model.lua:33 */
+    PROF_GEMM(39, 1, 128, 128);
     CALL(39, (double)32768, sizeof(real)*((double)128 + (double)128 + (double)16384), reclf_noirm_features_loss_k173_matmul(A + 128, A + 0, (real *)P + 32768)); /* %124 matmul [1,128]  graphs/lib/model.lua:33 */
     CALL(40, (double)9984*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)128), reclf_noirm_features_loss_k176_fused_sum_mul(A + 256 + 8256*B + 48*B*T, A + 256 + 8256*B + 4992*B*T, A + 128, B, T)); /* %127 fused:sum_mul [T,B,39,1]  graphs/lib/model.lua:33 */
+    PROF_GEMM(41, 39, 1, 39);
     CALL(41, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), reclf_noirm_features_loss_k177_matmul(A + 256 + 8256*B + 96*B*T, A + 256 + 8256*B + 12544*B*T + 1536*T, A + 256 + 8256*B + 48*B*T, B, T)); /* %128 matmul [T,B,39,1]  graphs/lib/model.lua:33 */
     CALL(42, (double)5070*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)4992*B*T + (double)39*B*T), reclf_score_k106_fused_mul_add_sum(A + 256 + 8256*B + 48*B*T, A + 256 + 8256*B, A + 256 + 8256*B + 4992*B*T, A + 256 + 8256*B + 96*B*T, B, T)); /* %106 fused:mul_add_sum [T,B,39,1]  graphs/lib/irm.lua:12 */
     CALL(43, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), gloria_features_loss_k88_sum(A + 256 + 8256*B + 12480*B*T, A + 256 + 8256*B + 48*B*T, B, T)); /* %107 reduce [T,B,1,1]  graphs/lib/irm.lua:12 */

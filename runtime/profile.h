@@ -12,6 +12,7 @@ typedef struct {
     int backward;       /* 1 for the backward pass */
     double seconds, flops, bytes;
     long calls;
+    long gemm_m, gemm_n, gemm_k; /* the shape of one of its GEMM calls (m x k times k x n); 0: not GEMM-bound */
 } reclf_prof_entry;
 
 typedef struct {

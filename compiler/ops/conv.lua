@@ -336,6 +336,12 @@ M.ops.conv2d = {
     end
     return table.concat(lines, "\n")
   end,
+  -- one image's GEMM [O, K] x [K, HO*WO]; none for the direct loops (profiling, see matmul)
+  gemm_shape = function(n)
+    local z = conv_sizes(n, n.inputs[1].shape, n.inputs[2].shape)
+    if z.C == 1 then return nil end
+    return { size.mono(z.O), size.mono(z.HW), size.mono(z.K) }
+  end,
   flops = function(n) return conv_flops(n, n.inputs[1].shape, n.inputs[2].shape) end,
 }
 
@@ -365,6 +371,11 @@ M.ops.conv2d_input_grad = {
     local lines = { constants(n.attrs, z.C, z.H, z.W, z.N) }
     for _, l in ipairs(lanes(z, names, z.cols, body)) do lines[#lines + 1] = l end
     return table.concat(lines, "\n")
+  end,
+  -- one image's GEMM [K, O] x [O, HO*WO]
+  gemm_shape = function(n)
+    local z = conv_sizes(n, n.attrs.x_shape, n.inputs[2].shape)
+    return { size.mono(z.K), size.mono(z.HW), size.mono(z.O) }
   end,
   flops = function(n) return conv_flops(n, n.attrs.x_shape, n.inputs[2].shape) end,
 }
@@ -427,6 +438,13 @@ M.ops.conv2d_weight_grad = {
     local chunks = weight_grad_chunks(z)
     if not chunks then return (direct_weight_grad(n, names, z)) end
     return weight_grad_by_channels(n, names, z, chunks)
+  end,
+  -- one chunk's GEMM for one image, [rows, HO*WO] x [HO*WO, O]; none for the direct loops
+  gemm_shape = function(n)
+    local z = conv_sizes(n, n.inputs[2].shape, n.attrs.w_shape)
+    local chunks = weight_grad_chunks(z)
+    if not chunks then return nil end
+    return { size.mono(math.ceil(z.C / chunks) * (z.K / z.C)), size.mono(z.O), size.mono(z.HW) }
   end,
   flops = function(n) return conv_flops(n, n.inputs[2].shape, n.attrs.w_shape) end,
 }
