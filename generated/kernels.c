@@ -771,31 +771,34 @@ void convirt_image_k14_conv2d(real *restrict out, const real *restrict in0, cons
     const long nt = omp_get_max_threads() < 16 ? omp_get_max_threads() : 16, L = NB < nt ? NB : nt;
     #pragma omp parallel for schedule(static)
     for (long l = 0; l < L; l++) {
-        real *col = work + l*294912; /* this lane's columns [K, HO*WO] */
+        real *col = work + l*294912; /* this lane's columns, a tile at a time [K, NT] */
         for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
-            for (long c = 0; c < C; c++) {
-                const real *xp = in0 + (n*C + c)*H*W;
-                real *cp0 = col + (c - 0)*KH*KW*HO*WO;
-                const long LDC = HO*WO;
-                for (long ky = 0; ky < KH; ky++)
-                    for (long kx = 0; kx < KW; kx++) {
-                        real *cp = cp0 + (ky*KW + kx)*LDC;
-                        /* columns ox with 0 <= ox*S - P + kx < W */
-                        long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                        if (hi > WO) hi = WO;
-                        if (lo > hi) lo = hi;
-                        for (long oy = 0; oy < HO; oy++) {
-                            long iy = oy*S - P + ky;
-                            real *crow = cp + oy*WO;
-                            if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
-                            const real *xrow = xp + iy*W;
-                            for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
-                            for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
-                            for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
+            {
+                const long oy0 = 0, oy1 = HO, NT = HO*WO;
+                for (long c = 0; c < C; c++) {
+                    const real *xp = in0 + (n*C + c)*H*W;
+                    real *cp0 = col + (c - 0)*KH*KW*NT;
+                    const long LDC = NT;
+                    for (long ky = 0; ky < KH; ky++)
+                        for (long kx = 0; kx < KW; kx++) {
+                            real *cp = cp0 + (ky*KW + kx)*LDC;
+                            /* columns ox with 0 <= ox*S - P + kx < W */
+                            long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                            if (hi > WO) hi = WO;
+                            if (lo > hi) lo = hi;
+                            for (long oy = oy0; oy < oy1; oy++) {
+                                long iy = oy*S - P + ky;
+                                real *crow = cp + (oy - oy0)*WO;
+                                if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
+                                const real *xrow = xp + iy*W;
+                                for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
+                                for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
+                                for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
+                            }
                         }
-                    }
+                }
+                GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, NT, KC, 1, in1, KC, col, NT, 0, out + n*32*HO*WO + oy0*WO, HO*WO);
             }
-            GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, HO*WO, KC, 1, in1, KC, col, HO*WO, 0, out + n*32*HO*WO, HO*WO);
             for (long o = 0; o < 32; o++) {
                 real *yp = out + (n*32 + o)*HO*WO; const real bo = in2[o];
                 for (long p = 0; p < HO*WO; p++) yp[p] += bo;
@@ -879,31 +882,34 @@ void convirt_image_k22_conv2d(real *restrict out, const real *restrict in0, cons
     const long nt = omp_get_max_threads() < 16 ? omp_get_max_threads() : 16, L = NB < nt ? NB : nt;
     #pragma omp parallel for schedule(static)
     for (long l = 0; l < L; l++) {
-        real *col = work + l*294912; /* this lane's columns [K, HO*WO] */
+        real *col = work + l*294912; /* this lane's columns, a tile at a time [K, NT] */
         for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
-            for (long c = 0; c < C; c++) {
-                const real *xp = in0 + (n*C + c)*H*W;
-                real *cp0 = col + (c - 0)*KH*KW*HO*WO;
-                const long LDC = HO*WO;
-                for (long ky = 0; ky < KH; ky++)
-                    for (long kx = 0; kx < KW; kx++) {
-                        real *cp = cp0 + (ky*KW + kx)*LDC;
-                        /* columns ox with 0 <= ox*S - P + kx < W */
-                        long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                        if (hi > WO) hi = WO;
-                        if (lo > hi) lo = hi;
-                        for (long oy = 0; oy < HO; oy++) {
-                            long iy = oy*S - P + ky;
-                            real *crow = cp + oy*WO;
-                            if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
-                            const real *xrow = xp + iy*W;
-                            for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
-                            for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
-                            for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
+            {
+                const long oy0 = 0, oy1 = HO, NT = HO*WO;
+                for (long c = 0; c < C; c++) {
+                    const real *xp = in0 + (n*C + c)*H*W;
+                    real *cp0 = col + (c - 0)*KH*KW*NT;
+                    const long LDC = NT;
+                    for (long ky = 0; ky < KH; ky++)
+                        for (long kx = 0; kx < KW; kx++) {
+                            real *cp = cp0 + (ky*KW + kx)*LDC;
+                            /* columns ox with 0 <= ox*S - P + kx < W */
+                            long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                            if (hi > WO) hi = WO;
+                            if (lo > hi) lo = hi;
+                            for (long oy = oy0; oy < oy1; oy++) {
+                                long iy = oy*S - P + ky;
+                                real *crow = cp + (oy - oy0)*WO;
+                                if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
+                                const real *xrow = xp + iy*W;
+                                for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
+                                for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
+                                for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
+                            }
                         }
-                    }
+                }
+                GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, NT, KC, 1, in1, KC, col, NT, 0, out + n*32*HO*WO + oy0*WO, HO*WO);
             }
-            GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, HO*WO, KC, 1, in1, KC, col, HO*WO, 0, out + n*32*HO*WO, HO*WO);
             for (long o = 0; o < 32; o++) {
                 real *yp = out + (n*32 + o)*HO*WO; const real bo = in2[o];
                 for (long p = 0; p < HO*WO; p++) yp[p] += bo;
@@ -937,31 +943,34 @@ void convirt_image_k39_conv2d(real *restrict out, const real *restrict in0, cons
     const long nt = omp_get_max_threads() < 16 ? omp_get_max_threads() : 16, L = NB < nt ? NB : nt;
     #pragma omp parallel for schedule(static)
     for (long l = 0; l < L; l++) {
-        real *col = work + l*73728; /* this lane's columns [K, HO*WO] */
+        real *col = work + l*73728; /* this lane's columns, a tile at a time [K, NT] */
         for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
-            for (long c = 0; c < C; c++) {
-                const real *xp = in0 + (n*C + c)*H*W;
-                real *cp0 = col + (c - 0)*KH*KW*HO*WO;
-                const long LDC = HO*WO;
-                for (long ky = 0; ky < KH; ky++)
-                    for (long kx = 0; kx < KW; kx++) {
-                        real *cp = cp0 + (ky*KW + kx)*LDC;
-                        /* columns ox with 0 <= ox*S - P + kx < W */
-                        long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                        if (hi > WO) hi = WO;
-                        if (lo > hi) lo = hi;
-                        for (long oy = 0; oy < HO; oy++) {
-                            long iy = oy*S - P + ky;
-                            real *crow = cp + oy*WO;
-                            if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
-                            const real *xrow = xp + iy*W;
-                            for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
-                            for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
-                            for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
+            {
+                const long oy0 = 0, oy1 = HO, NT = HO*WO;
+                for (long c = 0; c < C; c++) {
+                    const real *xp = in0 + (n*C + c)*H*W;
+                    real *cp0 = col + (c - 0)*KH*KW*NT;
+                    const long LDC = NT;
+                    for (long ky = 0; ky < KH; ky++)
+                        for (long kx = 0; kx < KW; kx++) {
+                            real *cp = cp0 + (ky*KW + kx)*LDC;
+                            /* columns ox with 0 <= ox*S - P + kx < W */
+                            long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                            if (hi > WO) hi = WO;
+                            if (lo > hi) lo = hi;
+                            for (long oy = oy0; oy < oy1; oy++) {
+                                long iy = oy*S - P + ky;
+                                real *crow = cp + (oy - oy0)*WO;
+                                if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
+                                const real *xrow = xp + iy*W;
+                                for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
+                                for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
+                                for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
+                            }
                         }
-                    }
+                }
+                GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, NT, KC, 1, in1, KC, col, NT, 0, out + n*64*HO*WO + oy0*WO, HO*WO);
             }
-            GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, HO*WO, KC, 1, in1, KC, col, HO*WO, 0, out + n*64*HO*WO, HO*WO);
             for (long o = 0; o < 64; o++) {
                 real *yp = out + (n*64 + o)*HO*WO; const real bo = in2[o];
                 for (long p = 0; p < HO*WO; p++) yp[p] += bo;
@@ -1045,31 +1054,34 @@ void convirt_image_k47_conv2d(real *restrict out, const real *restrict in0, cons
     const long nt = omp_get_max_threads() < 16 ? omp_get_max_threads() : 16, L = NB < nt ? NB : nt;
     #pragma omp parallel for schedule(static)
     for (long l = 0; l < L; l++) {
-        real *col = work + l*147456; /* this lane's columns [K, HO*WO] */
+        real *col = work + l*147456; /* this lane's columns, a tile at a time [K, NT] */
         for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
-            for (long c = 0; c < C; c++) {
-                const real *xp = in0 + (n*C + c)*H*W;
-                real *cp0 = col + (c - 0)*KH*KW*HO*WO;
-                const long LDC = HO*WO;
-                for (long ky = 0; ky < KH; ky++)
-                    for (long kx = 0; kx < KW; kx++) {
-                        real *cp = cp0 + (ky*KW + kx)*LDC;
-                        /* columns ox with 0 <= ox*S - P + kx < W */
-                        long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                        if (hi > WO) hi = WO;
-                        if (lo > hi) lo = hi;
-                        for (long oy = 0; oy < HO; oy++) {
-                            long iy = oy*S - P + ky;
-                            real *crow = cp + oy*WO;
-                            if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
-                            const real *xrow = xp + iy*W;
-                            for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
-                            for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
-                            for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
+            {
+                const long oy0 = 0, oy1 = HO, NT = HO*WO;
+                for (long c = 0; c < C; c++) {
+                    const real *xp = in0 + (n*C + c)*H*W;
+                    real *cp0 = col + (c - 0)*KH*KW*NT;
+                    const long LDC = NT;
+                    for (long ky = 0; ky < KH; ky++)
+                        for (long kx = 0; kx < KW; kx++) {
+                            real *cp = cp0 + (ky*KW + kx)*LDC;
+                            /* columns ox with 0 <= ox*S - P + kx < W */
+                            long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                            if (hi > WO) hi = WO;
+                            if (lo > hi) lo = hi;
+                            for (long oy = oy0; oy < oy1; oy++) {
+                                long iy = oy*S - P + ky;
+                                real *crow = cp + (oy - oy0)*WO;
+                                if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
+                                const real *xrow = xp + iy*W;
+                                for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
+                                for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
+                                for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
+                            }
                         }
-                    }
+                }
+                GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, NT, KC, 1, in1, KC, col, NT, 0, out + n*64*HO*WO + oy0*WO, HO*WO);
             }
-            GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, HO*WO, KC, 1, in1, KC, col, HO*WO, 0, out + n*64*HO*WO, HO*WO);
             for (long o = 0; o < 64; o++) {
                 real *yp = out + (n*64 + o)*HO*WO; const real bo = in2[o];
                 for (long p = 0; p < HO*WO; p++) yp[p] += bo;
@@ -1103,31 +1115,34 @@ void convirt_image_k64_conv2d(real *restrict out, const real *restrict in0, cons
     const long nt = omp_get_max_threads() < 16 ? omp_get_max_threads() : 16, L = NB < nt ? NB : nt;
     #pragma omp parallel for schedule(static)
     for (long l = 0; l < L; l++) {
-        real *col = work + l*36864; /* this lane's columns [K, HO*WO] */
+        real *col = work + l*36864; /* this lane's columns, a tile at a time [K, NT] */
         for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
-            for (long c = 0; c < C; c++) {
-                const real *xp = in0 + (n*C + c)*H*W;
-                real *cp0 = col + (c - 0)*KH*KW*HO*WO;
-                const long LDC = HO*WO;
-                for (long ky = 0; ky < KH; ky++)
-                    for (long kx = 0; kx < KW; kx++) {
-                        real *cp = cp0 + (ky*KW + kx)*LDC;
-                        /* columns ox with 0 <= ox*S - P + kx < W */
-                        long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                        if (hi > WO) hi = WO;
-                        if (lo > hi) lo = hi;
-                        for (long oy = 0; oy < HO; oy++) {
-                            long iy = oy*S - P + ky;
-                            real *crow = cp + oy*WO;
-                            if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
-                            const real *xrow = xp + iy*W;
-                            for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
-                            for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
-                            for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
+            {
+                const long oy0 = 0, oy1 = HO, NT = HO*WO;
+                for (long c = 0; c < C; c++) {
+                    const real *xp = in0 + (n*C + c)*H*W;
+                    real *cp0 = col + (c - 0)*KH*KW*NT;
+                    const long LDC = NT;
+                    for (long ky = 0; ky < KH; ky++)
+                        for (long kx = 0; kx < KW; kx++) {
+                            real *cp = cp0 + (ky*KW + kx)*LDC;
+                            /* columns ox with 0 <= ox*S - P + kx < W */
+                            long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                            if (hi > WO) hi = WO;
+                            if (lo > hi) lo = hi;
+                            for (long oy = oy0; oy < oy1; oy++) {
+                                long iy = oy*S - P + ky;
+                                real *crow = cp + (oy - oy0)*WO;
+                                if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
+                                const real *xrow = xp + iy*W;
+                                for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
+                                for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
+                                for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
+                            }
                         }
-                    }
+                }
+                GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 128, NT, KC, 1, in1, KC, col, NT, 0, out + n*128*HO*WO + oy0*WO, HO*WO);
             }
-            GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 128, HO*WO, KC, 1, in1, KC, col, HO*WO, 0, out + n*128*HO*WO, HO*WO);
             for (long o = 0; o < 128; o++) {
                 real *yp = out + (n*128 + o)*HO*WO; const real bo = in2[o];
                 for (long p = 0; p < HO*WO; p++) yp[p] += bo;
@@ -1211,31 +1226,34 @@ void convirt_image_k72_conv2d(real *restrict out, const real *restrict in0, cons
     const long nt = omp_get_max_threads() < 16 ? omp_get_max_threads() : 16, L = NB < nt ? NB : nt;
     #pragma omp parallel for schedule(static)
     for (long l = 0; l < L; l++) {
-        real *col = work + l*73728; /* this lane's columns [K, HO*WO] */
+        real *col = work + l*73728; /* this lane's columns, a tile at a time [K, NT] */
         for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
-            for (long c = 0; c < C; c++) {
-                const real *xp = in0 + (n*C + c)*H*W;
-                real *cp0 = col + (c - 0)*KH*KW*HO*WO;
-                const long LDC = HO*WO;
-                for (long ky = 0; ky < KH; ky++)
-                    for (long kx = 0; kx < KW; kx++) {
-                        real *cp = cp0 + (ky*KW + kx)*LDC;
-                        /* columns ox with 0 <= ox*S - P + kx < W */
-                        long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                        if (hi > WO) hi = WO;
-                        if (lo > hi) lo = hi;
-                        for (long oy = 0; oy < HO; oy++) {
-                            long iy = oy*S - P + ky;
-                            real *crow = cp + oy*WO;
-                            if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
-                            const real *xrow = xp + iy*W;
-                            for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
-                            for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
-                            for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
+            {
+                const long oy0 = 0, oy1 = HO, NT = HO*WO;
+                for (long c = 0; c < C; c++) {
+                    const real *xp = in0 + (n*C + c)*H*W;
+                    real *cp0 = col + (c - 0)*KH*KW*NT;
+                    const long LDC = NT;
+                    for (long ky = 0; ky < KH; ky++)
+                        for (long kx = 0; kx < KW; kx++) {
+                            real *cp = cp0 + (ky*KW + kx)*LDC;
+                            /* columns ox with 0 <= ox*S - P + kx < W */
+                            long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                            if (hi > WO) hi = WO;
+                            if (lo > hi) lo = hi;
+                            for (long oy = oy0; oy < oy1; oy++) {
+                                long iy = oy*S - P + ky;
+                                real *crow = cp + (oy - oy0)*WO;
+                                if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
+                                const real *xrow = xp + iy*W;
+                                for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
+                                for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
+                                for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
+                            }
                         }
-                    }
+                }
+                GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 128, NT, KC, 1, in1, KC, col, NT, 0, out + n*128*HO*WO + oy0*WO, HO*WO);
             }
-            GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 128, HO*WO, KC, 1, in1, KC, col, HO*WO, 0, out + n*128*HO*WO, HO*WO);
             for (long o = 0; o < 128; o++) {
                 real *yp = out + (n*128 + o)*HO*WO; const real bo = in2[o];
                 for (long p = 0; p < HO*WO; p++) yp[p] += bo;
@@ -1878,29 +1896,32 @@ void convirt_image_vjp_k160_conv2d_input_grad(real *restrict out, const real *re
     const long nt = omp_get_max_threads() < 16 ? omp_get_max_threads() : 16, L = NB < nt ? NB : nt;
     #pragma omp parallel for schedule(static)
     for (long l = 0; l < L; l++) {
-        real *col = work + l*73728; /* this lane's columns [K, HO*WO] */
+        real *col = work + l*73728; /* this lane's columns, a tile at a time [K, NT] */
         for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
-            GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, KC, HO*WO, 128, 1, in1, KC, in0 + n*128*HO*WO, HO*WO, 0, col, HO*WO);
             memset(out + n*C*H*W, 0, sizeof(real)*(size_t)(C*H*W));
-            for (long c = 0; c < C; c++) {
-                real *xp = out + (n*C + c)*H*W;
-                const real *cp0 = col + c*KH*KW*HO*WO;
-                const long LDC = HO*WO;
-                for (long ky = 0; ky < KH; ky++)
-                    for (long kx = 0; kx < KW; kx++) {
-                        const real *cp = cp0 + (ky*KW + kx)*LDC;
-                        /* columns ox with 0 <= ox*S - P + kx < W */
-                        long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                        if (hi > WO) hi = WO;
-                        if (lo > hi) lo = hi;
-                        for (long oy = 0; oy < HO; oy++) {
-                            long iy = oy*S - P + ky;
-                            const real *crow = cp + oy*WO;
-                            if (iy < 0 || iy >= H) continue;
-                            real *xrow = xp + iy*W;
-                            for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
+            {
+                const long oy0 = 0, oy1 = HO, NT = HO*WO;
+                GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, KC, NT, 128, 1, in1, KC, in0 + n*128*HO*WO + oy0*WO, HO*WO, 0, col, NT);
+                for (long c = 0; c < C; c++) {
+                    real *xp = out + (n*C + c)*H*W;
+                    const real *cp0 = col + c*KH*KW*NT;
+                    const long LDC = NT;
+                    for (long ky = 0; ky < KH; ky++)
+                        for (long kx = 0; kx < KW; kx++) {
+                            const real *cp = cp0 + (ky*KW + kx)*LDC;
+                            /* columns ox with 0 <= ox*S - P + kx < W */
+                            long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                            if (hi > WO) hi = WO;
+                            if (lo > hi) lo = hi;
+                            for (long oy = oy0; oy < oy1; oy++) {
+                                long iy = oy*S - P + ky;
+                                const real *crow = cp + (oy - oy0)*WO;
+                                if (iy < 0 || iy >= H) continue;
+                                real *xrow = xp + iy*W;
+                                for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
+                            }
                         }
-                    }
+                }
             }
         }
     }
@@ -1921,31 +1942,34 @@ void convirt_image_vjp_k161_conv2d_weight_grad(real *restrict out, const real *r
     #pragma omp parallel for schedule(static)
     for (long q = 0; q < 4; q++) {
         const long c0 = q*C/4, c1 = (q + 1)*C/4;
-        real *col = work + q*18432; /* this chunk's columns [(c1 - c0)*KH*KW, HO*WO] */
+        real *col = work + q*18432; /* this chunk's columns, a tile at a time [(c1 - c0)*KH*KW, NT] */
         for (long n = 0; n < NB; n++) {
-            for (long c = c0; c < c1; c++) {
-                const real *xp = in1 + (n*C + c)*H*W;
-                real *cp0 = col + (c - c0)*KH*KW*HO*WO;
-                const long LDC = HO*WO;
-                for (long ky = 0; ky < KH; ky++)
-                    for (long kx = 0; kx < KW; kx++) {
-                        real *cp = cp0 + (ky*KW + kx)*LDC;
-                        /* columns ox with 0 <= ox*S - P + kx < W */
-                        long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                        if (hi > WO) hi = WO;
-                        if (lo > hi) lo = hi;
-                        for (long oy = 0; oy < HO; oy++) {
-                            long iy = oy*S - P + ky;
-                            real *crow = cp + oy*WO;
-                            if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
-                            const real *xrow = xp + iy*W;
-                            for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
-                            for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
-                            for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
+            {
+                const long oy0 = 0, oy1 = HO, NT = HO*WO;
+                for (long c = c0; c < c1; c++) {
+                    const real *xp = in1 + (n*C + c)*H*W;
+                    real *cp0 = col + (c - c0)*KH*KW*NT;
+                    const long LDC = NT;
+                    for (long ky = 0; ky < KH; ky++)
+                        for (long kx = 0; kx < KW; kx++) {
+                            real *cp = cp0 + (ky*KW + kx)*LDC;
+                            /* columns ox with 0 <= ox*S - P + kx < W */
+                            long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                            if (hi > WO) hi = WO;
+                            if (lo > hi) lo = hi;
+                            for (long oy = oy0; oy < oy1; oy++) {
+                                long iy = oy*S - P + ky;
+                                real *crow = cp + (oy - oy0)*WO;
+                                if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
+                                const real *xrow = xp + iy*W;
+                                for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
+                                for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
+                                for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
+                            }
                         }
-                    }
+                }
+                GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (c1 - c0)*KH*KW, 128, NT, 1, col, NT, in0 + n*128*HO*WO + oy0*WO, HO*WO, n == 0 && oy0 == 0 ? 0 : 1, acc + c0*KH*KW*128, 128);
             }
-            GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (c1 - c0)*KH*KW, 128, HO*WO, 1, col, HO*WO, in0 + n*128*HO*WO, HO*WO, n == 0 ? 0 : 1, acc + c0*KH*KW*128, 128);
         }
     }
     if (NB == 0) memset(acc, 0, sizeof(real)*147456);
@@ -1984,29 +2008,32 @@ void convirt_image_vjp_k193_conv2d_input_grad(real *restrict out, const real *re
     const long nt = omp_get_max_threads() < 16 ? omp_get_max_threads() : 16, L = NB < nt ? NB : nt;
     #pragma omp parallel for schedule(static)
     for (long l = 0; l < L; l++) {
-        real *col = work + l*36864; /* this lane's columns [K, HO*WO] */
+        real *col = work + l*36864; /* this lane's columns, a tile at a time [K, NT] */
         for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
-            GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, KC, HO*WO, 128, 1, in1, KC, in0 + n*128*HO*WO, HO*WO, 0, col, HO*WO);
             memset(out + n*C*H*W, 0, sizeof(real)*(size_t)(C*H*W));
-            for (long c = 0; c < C; c++) {
-                real *xp = out + (n*C + c)*H*W;
-                const real *cp0 = col + c*KH*KW*HO*WO;
-                const long LDC = HO*WO;
-                for (long ky = 0; ky < KH; ky++)
-                    for (long kx = 0; kx < KW; kx++) {
-                        const real *cp = cp0 + (ky*KW + kx)*LDC;
-                        /* columns ox with 0 <= ox*S - P + kx < W */
-                        long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                        if (hi > WO) hi = WO;
-                        if (lo > hi) lo = hi;
-                        for (long oy = 0; oy < HO; oy++) {
-                            long iy = oy*S - P + ky;
-                            const real *crow = cp + oy*WO;
-                            if (iy < 0 || iy >= H) continue;
-                            real *xrow = xp + iy*W;
-                            for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
+            {
+                const long oy0 = 0, oy1 = HO, NT = HO*WO;
+                GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, KC, NT, 128, 1, in1, KC, in0 + n*128*HO*WO + oy0*WO, HO*WO, 0, col, NT);
+                for (long c = 0; c < C; c++) {
+                    real *xp = out + (n*C + c)*H*W;
+                    const real *cp0 = col + c*KH*KW*NT;
+                    const long LDC = NT;
+                    for (long ky = 0; ky < KH; ky++)
+                        for (long kx = 0; kx < KW; kx++) {
+                            const real *cp = cp0 + (ky*KW + kx)*LDC;
+                            /* columns ox with 0 <= ox*S - P + kx < W */
+                            long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                            if (hi > WO) hi = WO;
+                            if (lo > hi) lo = hi;
+                            for (long oy = oy0; oy < oy1; oy++) {
+                                long iy = oy*S - P + ky;
+                                const real *crow = cp + (oy - oy0)*WO;
+                                if (iy < 0 || iy >= H) continue;
+                                real *xrow = xp + iy*W;
+                                for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
+                            }
                         }
-                    }
+                }
             }
         }
     }
@@ -2027,31 +2054,34 @@ void convirt_image_vjp_k194_conv2d_weight_grad(real *restrict out, const real *r
     #pragma omp parallel for schedule(static)
     for (long q = 0; q < 4; q++) {
         const long c0 = q*C/4, c1 = (q + 1)*C/4;
-        real *col = work + q*9216; /* this chunk's columns [(c1 - c0)*KH*KW, HO*WO] */
+        real *col = work + q*9216; /* this chunk's columns, a tile at a time [(c1 - c0)*KH*KW, NT] */
         for (long n = 0; n < NB; n++) {
-            for (long c = c0; c < c1; c++) {
-                const real *xp = in1 + (n*C + c)*H*W;
-                real *cp0 = col + (c - c0)*KH*KW*HO*WO;
-                const long LDC = HO*WO;
-                for (long ky = 0; ky < KH; ky++)
-                    for (long kx = 0; kx < KW; kx++) {
-                        real *cp = cp0 + (ky*KW + kx)*LDC;
-                        /* columns ox with 0 <= ox*S - P + kx < W */
-                        long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                        if (hi > WO) hi = WO;
-                        if (lo > hi) lo = hi;
-                        for (long oy = 0; oy < HO; oy++) {
-                            long iy = oy*S - P + ky;
-                            real *crow = cp + oy*WO;
-                            if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
-                            const real *xrow = xp + iy*W;
-                            for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
-                            for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
-                            for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
+            {
+                const long oy0 = 0, oy1 = HO, NT = HO*WO;
+                for (long c = c0; c < c1; c++) {
+                    const real *xp = in1 + (n*C + c)*H*W;
+                    real *cp0 = col + (c - c0)*KH*KW*NT;
+                    const long LDC = NT;
+                    for (long ky = 0; ky < KH; ky++)
+                        for (long kx = 0; kx < KW; kx++) {
+                            real *cp = cp0 + (ky*KW + kx)*LDC;
+                            /* columns ox with 0 <= ox*S - P + kx < W */
+                            long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                            if (hi > WO) hi = WO;
+                            if (lo > hi) lo = hi;
+                            for (long oy = oy0; oy < oy1; oy++) {
+                                long iy = oy*S - P + ky;
+                                real *crow = cp + (oy - oy0)*WO;
+                                if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
+                                const real *xrow = xp + iy*W;
+                                for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
+                                for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
+                                for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
+                            }
                         }
-                    }
+                }
+                GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (c1 - c0)*KH*KW, 128, NT, 1, col, NT, in0 + n*128*HO*WO + oy0*WO, HO*WO, n == 0 && oy0 == 0 ? 0 : 1, acc + c0*KH*KW*128, 128);
             }
-            GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (c1 - c0)*KH*KW, 128, HO*WO, 1, col, HO*WO, in0 + n*128*HO*WO, HO*WO, n == 0 ? 0 : 1, acc + c0*KH*KW*128, 128);
         }
     }
     if (NB == 0) memset(acc, 0, sizeof(real)*73728);
@@ -2217,29 +2247,32 @@ void convirt_image_vjp_k209_conv2d_input_grad(real *restrict out, const real *re
     const long nt = omp_get_max_threads() < 16 ? omp_get_max_threads() : 16, L = NB < nt ? NB : nt;
     #pragma omp parallel for schedule(static)
     for (long l = 0; l < L; l++) {
-        real *col = work + l*147456; /* this lane's columns [K, HO*WO] */
+        real *col = work + l*147456; /* this lane's columns, a tile at a time [K, NT] */
         for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
-            GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, KC, HO*WO, 64, 1, in1, KC, in0 + n*64*HO*WO, HO*WO, 0, col, HO*WO);
             memset(out + n*C*H*W, 0, sizeof(real)*(size_t)(C*H*W));
-            for (long c = 0; c < C; c++) {
-                real *xp = out + (n*C + c)*H*W;
-                const real *cp0 = col + c*KH*KW*HO*WO;
-                const long LDC = HO*WO;
-                for (long ky = 0; ky < KH; ky++)
-                    for (long kx = 0; kx < KW; kx++) {
-                        const real *cp = cp0 + (ky*KW + kx)*LDC;
-                        /* columns ox with 0 <= ox*S - P + kx < W */
-                        long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                        if (hi > WO) hi = WO;
-                        if (lo > hi) lo = hi;
-                        for (long oy = 0; oy < HO; oy++) {
-                            long iy = oy*S - P + ky;
-                            const real *crow = cp + oy*WO;
-                            if (iy < 0 || iy >= H) continue;
-                            real *xrow = xp + iy*W;
-                            for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
+            {
+                const long oy0 = 0, oy1 = HO, NT = HO*WO;
+                GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, KC, NT, 64, 1, in1, KC, in0 + n*64*HO*WO + oy0*WO, HO*WO, 0, col, NT);
+                for (long c = 0; c < C; c++) {
+                    real *xp = out + (n*C + c)*H*W;
+                    const real *cp0 = col + c*KH*KW*NT;
+                    const long LDC = NT;
+                    for (long ky = 0; ky < KH; ky++)
+                        for (long kx = 0; kx < KW; kx++) {
+                            const real *cp = cp0 + (ky*KW + kx)*LDC;
+                            /* columns ox with 0 <= ox*S - P + kx < W */
+                            long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                            if (hi > WO) hi = WO;
+                            if (lo > hi) lo = hi;
+                            for (long oy = oy0; oy < oy1; oy++) {
+                                long iy = oy*S - P + ky;
+                                const real *crow = cp + (oy - oy0)*WO;
+                                if (iy < 0 || iy >= H) continue;
+                                real *xrow = xp + iy*W;
+                                for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
+                            }
                         }
-                    }
+                }
             }
         }
     }
@@ -2260,31 +2293,34 @@ void convirt_image_vjp_k210_conv2d_weight_grad(real *restrict out, const real *r
     #pragma omp parallel for schedule(static)
     for (long q = 0; q < 4; q++) {
         const long c0 = q*C/4, c1 = (q + 1)*C/4;
-        real *col = work + q*36864; /* this chunk's columns [(c1 - c0)*KH*KW, HO*WO] */
+        real *col = work + q*36864; /* this chunk's columns, a tile at a time [(c1 - c0)*KH*KW, NT] */
         for (long n = 0; n < NB; n++) {
-            for (long c = c0; c < c1; c++) {
-                const real *xp = in1 + (n*C + c)*H*W;
-                real *cp0 = col + (c - c0)*KH*KW*HO*WO;
-                const long LDC = HO*WO;
-                for (long ky = 0; ky < KH; ky++)
-                    for (long kx = 0; kx < KW; kx++) {
-                        real *cp = cp0 + (ky*KW + kx)*LDC;
-                        /* columns ox with 0 <= ox*S - P + kx < W */
-                        long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                        if (hi > WO) hi = WO;
-                        if (lo > hi) lo = hi;
-                        for (long oy = 0; oy < HO; oy++) {
-                            long iy = oy*S - P + ky;
-                            real *crow = cp + oy*WO;
-                            if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
-                            const real *xrow = xp + iy*W;
-                            for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
-                            for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
-                            for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
+            {
+                const long oy0 = 0, oy1 = HO, NT = HO*WO;
+                for (long c = c0; c < c1; c++) {
+                    const real *xp = in1 + (n*C + c)*H*W;
+                    real *cp0 = col + (c - c0)*KH*KW*NT;
+                    const long LDC = NT;
+                    for (long ky = 0; ky < KH; ky++)
+                        for (long kx = 0; kx < KW; kx++) {
+                            real *cp = cp0 + (ky*KW + kx)*LDC;
+                            /* columns ox with 0 <= ox*S - P + kx < W */
+                            long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                            if (hi > WO) hi = WO;
+                            if (lo > hi) lo = hi;
+                            for (long oy = oy0; oy < oy1; oy++) {
+                                long iy = oy*S - P + ky;
+                                real *crow = cp + (oy - oy0)*WO;
+                                if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
+                                const real *xrow = xp + iy*W;
+                                for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
+                                for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
+                                for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
+                            }
                         }
-                    }
+                }
+                GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (c1 - c0)*KH*KW, 64, NT, 1, col, NT, in0 + n*64*HO*WO + oy0*WO, HO*WO, n == 0 && oy0 == 0 ? 0 : 1, acc + c0*KH*KW*64, 64);
             }
-            GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (c1 - c0)*KH*KW, 64, HO*WO, 1, col, HO*WO, in0 + n*64*HO*WO, HO*WO, n == 0 ? 0 : 1, acc + c0*KH*KW*64, 64);
         }
     }
     if (NB == 0) memset(acc, 0, sizeof(real)*36864);
@@ -2323,29 +2359,32 @@ void convirt_image_vjp_k242_conv2d_input_grad(real *restrict out, const real *re
     const long nt = omp_get_max_threads() < 16 ? omp_get_max_threads() : 16, L = NB < nt ? NB : nt;
     #pragma omp parallel for schedule(static)
     for (long l = 0; l < L; l++) {
-        real *col = work + l*73728; /* this lane's columns [K, HO*WO] */
+        real *col = work + l*73728; /* this lane's columns, a tile at a time [K, NT] */
         for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
-            GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, KC, HO*WO, 64, 1, in1, KC, in0 + n*64*HO*WO, HO*WO, 0, col, HO*WO);
             memset(out + n*C*H*W, 0, sizeof(real)*(size_t)(C*H*W));
-            for (long c = 0; c < C; c++) {
-                real *xp = out + (n*C + c)*H*W;
-                const real *cp0 = col + c*KH*KW*HO*WO;
-                const long LDC = HO*WO;
-                for (long ky = 0; ky < KH; ky++)
-                    for (long kx = 0; kx < KW; kx++) {
-                        const real *cp = cp0 + (ky*KW + kx)*LDC;
-                        /* columns ox with 0 <= ox*S - P + kx < W */
-                        long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                        if (hi > WO) hi = WO;
-                        if (lo > hi) lo = hi;
-                        for (long oy = 0; oy < HO; oy++) {
-                            long iy = oy*S - P + ky;
-                            const real *crow = cp + oy*WO;
-                            if (iy < 0 || iy >= H) continue;
-                            real *xrow = xp + iy*W;
-                            for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
+            {
+                const long oy0 = 0, oy1 = HO, NT = HO*WO;
+                GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, KC, NT, 64, 1, in1, KC, in0 + n*64*HO*WO + oy0*WO, HO*WO, 0, col, NT);
+                for (long c = 0; c < C; c++) {
+                    real *xp = out + (n*C + c)*H*W;
+                    const real *cp0 = col + c*KH*KW*NT;
+                    const long LDC = NT;
+                    for (long ky = 0; ky < KH; ky++)
+                        for (long kx = 0; kx < KW; kx++) {
+                            const real *cp = cp0 + (ky*KW + kx)*LDC;
+                            /* columns ox with 0 <= ox*S - P + kx < W */
+                            long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                            if (hi > WO) hi = WO;
+                            if (lo > hi) lo = hi;
+                            for (long oy = oy0; oy < oy1; oy++) {
+                                long iy = oy*S - P + ky;
+                                const real *crow = cp + (oy - oy0)*WO;
+                                if (iy < 0 || iy >= H) continue;
+                                real *xrow = xp + iy*W;
+                                for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
+                            }
                         }
-                    }
+                }
             }
         }
     }
@@ -2366,31 +2405,34 @@ void convirt_image_vjp_k243_conv2d_weight_grad(real *restrict out, const real *r
     #pragma omp parallel for schedule(static)
     for (long q = 0; q < 2; q++) {
         const long c0 = q*C/2, c1 = (q + 1)*C/2;
-        real *col = work + q*36864; /* this chunk's columns [(c1 - c0)*KH*KW, HO*WO] */
+        real *col = work + q*36864; /* this chunk's columns, a tile at a time [(c1 - c0)*KH*KW, NT] */
         for (long n = 0; n < NB; n++) {
-            for (long c = c0; c < c1; c++) {
-                const real *xp = in1 + (n*C + c)*H*W;
-                real *cp0 = col + (c - c0)*KH*KW*HO*WO;
-                const long LDC = HO*WO;
-                for (long ky = 0; ky < KH; ky++)
-                    for (long kx = 0; kx < KW; kx++) {
-                        real *cp = cp0 + (ky*KW + kx)*LDC;
-                        /* columns ox with 0 <= ox*S - P + kx < W */
-                        long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                        if (hi > WO) hi = WO;
-                        if (lo > hi) lo = hi;
-                        for (long oy = 0; oy < HO; oy++) {
-                            long iy = oy*S - P + ky;
-                            real *crow = cp + oy*WO;
-                            if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
-                            const real *xrow = xp + iy*W;
-                            for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
-                            for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
-                            for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
+            {
+                const long oy0 = 0, oy1 = HO, NT = HO*WO;
+                for (long c = c0; c < c1; c++) {
+                    const real *xp = in1 + (n*C + c)*H*W;
+                    real *cp0 = col + (c - c0)*KH*KW*NT;
+                    const long LDC = NT;
+                    for (long ky = 0; ky < KH; ky++)
+                        for (long kx = 0; kx < KW; kx++) {
+                            real *cp = cp0 + (ky*KW + kx)*LDC;
+                            /* columns ox with 0 <= ox*S - P + kx < W */
+                            long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                            if (hi > WO) hi = WO;
+                            if (lo > hi) lo = hi;
+                            for (long oy = oy0; oy < oy1; oy++) {
+                                long iy = oy*S - P + ky;
+                                real *crow = cp + (oy - oy0)*WO;
+                                if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
+                                const real *xrow = xp + iy*W;
+                                for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
+                                for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
+                                for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
+                            }
                         }
-                    }
+                }
+                GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (c1 - c0)*KH*KW, 64, NT, 1, col, NT, in0 + n*64*HO*WO + oy0*WO, HO*WO, n == 0 && oy0 == 0 ? 0 : 1, acc + c0*KH*KW*64, 64);
             }
-            GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (c1 - c0)*KH*KW, 64, HO*WO, 1, col, HO*WO, in0 + n*64*HO*WO, HO*WO, n == 0 ? 0 : 1, acc + c0*KH*KW*64, 64);
         }
     }
     if (NB == 0) memset(acc, 0, sizeof(real)*18432);
@@ -2556,29 +2598,32 @@ void convirt_image_vjp_k258_conv2d_input_grad(real *restrict out, const real *re
     const long nt = omp_get_max_threads() < 16 ? omp_get_max_threads() : 16, L = NB < nt ? NB : nt;
     #pragma omp parallel for schedule(static)
     for (long l = 0; l < L; l++) {
-        real *col = work + l*294912; /* this lane's columns [K, HO*WO] */
+        real *col = work + l*147456; /* this lane's columns, a tile at a time [K, NT] */
         for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
-            GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, KC, HO*WO, 32, 1, in1, KC, in0 + n*32*HO*WO, HO*WO, 0, col, HO*WO);
             memset(out + n*C*H*W, 0, sizeof(real)*(size_t)(C*H*W));
-            for (long c = 0; c < C; c++) {
-                real *xp = out + (n*C + c)*H*W;
-                const real *cp0 = col + c*KH*KW*HO*WO;
-                const long LDC = HO*WO;
-                for (long ky = 0; ky < KH; ky++)
-                    for (long kx = 0; kx < KW; kx++) {
-                        const real *cp = cp0 + (ky*KW + kx)*LDC;
-                        /* columns ox with 0 <= ox*S - P + kx < W */
-                        long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                        if (hi > WO) hi = WO;
-                        if (lo > hi) lo = hi;
-                        for (long oy = 0; oy < HO; oy++) {
-                            long iy = oy*S - P + ky;
-                            const real *crow = cp + oy*WO;
-                            if (iy < 0 || iy >= H) continue;
-                            real *xrow = xp + iy*W;
-                            for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
+            for (long oy0 = 0; oy0 < HO; oy0 += 16) {
+                const long oy1 = oy0 + 16 < HO ? oy0 + 16 : HO, NT = (oy1 - oy0)*WO; (void)NT;
+                GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, KC, NT, 32, 1, in1, KC, in0 + n*32*HO*WO + oy0*WO, HO*WO, 0, col, NT);
+                for (long c = 0; c < C; c++) {
+                    real *xp = out + (n*C + c)*H*W;
+                    const real *cp0 = col + c*KH*KW*NT;
+                    const long LDC = NT;
+                    for (long ky = 0; ky < KH; ky++)
+                        for (long kx = 0; kx < KW; kx++) {
+                            const real *cp = cp0 + (ky*KW + kx)*LDC;
+                            /* columns ox with 0 <= ox*S - P + kx < W */
+                            long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                            if (hi > WO) hi = WO;
+                            if (lo > hi) lo = hi;
+                            for (long oy = oy0; oy < oy1; oy++) {
+                                long iy = oy*S - P + ky;
+                                const real *crow = cp + (oy - oy0)*WO;
+                                if (iy < 0 || iy >= H) continue;
+                                real *xrow = xp + iy*W;
+                                for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
+                            }
                         }
-                    }
+                }
             }
         }
     }
@@ -2599,31 +2644,34 @@ void convirt_image_vjp_k259_conv2d_weight_grad(real *restrict out, const real *r
     #pragma omp parallel for schedule(static)
     for (long q = 0; q < 2; q++) {
         const long c0 = q*C/2, c1 = (q + 1)*C/2;
-        real *col = work + q*147456; /* this chunk's columns [(c1 - c0)*KH*KW, HO*WO] */
+        real *col = work + q*147456; /* this chunk's columns, a tile at a time [(c1 - c0)*KH*KW, NT] */
         for (long n = 0; n < NB; n++) {
-            for (long c = c0; c < c1; c++) {
-                const real *xp = in1 + (n*C + c)*H*W;
-                real *cp0 = col + (c - c0)*KH*KW*HO*WO;
-                const long LDC = HO*WO;
-                for (long ky = 0; ky < KH; ky++)
-                    for (long kx = 0; kx < KW; kx++) {
-                        real *cp = cp0 + (ky*KW + kx)*LDC;
-                        /* columns ox with 0 <= ox*S - P + kx < W */
-                        long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                        if (hi > WO) hi = WO;
-                        if (lo > hi) lo = hi;
-                        for (long oy = 0; oy < HO; oy++) {
-                            long iy = oy*S - P + ky;
-                            real *crow = cp + oy*WO;
-                            if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
-                            const real *xrow = xp + iy*W;
-                            for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
-                            for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
-                            for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
+            {
+                const long oy0 = 0, oy1 = HO, NT = HO*WO;
+                for (long c = c0; c < c1; c++) {
+                    const real *xp = in1 + (n*C + c)*H*W;
+                    real *cp0 = col + (c - c0)*KH*KW*NT;
+                    const long LDC = NT;
+                    for (long ky = 0; ky < KH; ky++)
+                        for (long kx = 0; kx < KW; kx++) {
+                            real *cp = cp0 + (ky*KW + kx)*LDC;
+                            /* columns ox with 0 <= ox*S - P + kx < W */
+                            long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                            if (hi > WO) hi = WO;
+                            if (lo > hi) lo = hi;
+                            for (long oy = oy0; oy < oy1; oy++) {
+                                long iy = oy*S - P + ky;
+                                real *crow = cp + (oy - oy0)*WO;
+                                if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
+                                const real *xrow = xp + iy*W;
+                                for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
+                                for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
+                                for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
+                            }
                         }
-                    }
+                }
+                GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (c1 - c0)*KH*KW, 32, NT, 1, col, NT, in0 + n*32*HO*WO + oy0*WO, HO*WO, n == 0 && oy0 == 0 ? 0 : 1, acc + c0*KH*KW*32, 32);
             }
-            GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (c1 - c0)*KH*KW, 32, HO*WO, 1, col, HO*WO, in0 + n*32*HO*WO, HO*WO, n == 0 ? 0 : 1, acc + c0*KH*KW*32, 32);
         }
     }
     if (NB == 0) memset(acc, 0, sizeof(real)*9216);
@@ -2662,29 +2710,32 @@ void convirt_image_vjp_k291_conv2d_input_grad(real *restrict out, const real *re
     const long nt = omp_get_max_threads() < 16 ? omp_get_max_threads() : 16, L = NB < nt ? NB : nt;
     #pragma omp parallel for schedule(static)
     for (long l = 0; l < L; l++) {
-        real *col = work + l*294912; /* this lane's columns [K, HO*WO] */
+        real *col = work + l*147456; /* this lane's columns, a tile at a time [K, NT] */
         for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
-            GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, KC, HO*WO, 32, 1, in1, KC, in0 + n*32*HO*WO, HO*WO, 0, col, HO*WO);
             memset(out + n*C*H*W, 0, sizeof(real)*(size_t)(C*H*W));
-            for (long c = 0; c < C; c++) {
-                real *xp = out + (n*C + c)*H*W;
-                const real *cp0 = col + c*KH*KW*HO*WO;
-                const long LDC = HO*WO;
-                for (long ky = 0; ky < KH; ky++)
-                    for (long kx = 0; kx < KW; kx++) {
-                        const real *cp = cp0 + (ky*KW + kx)*LDC;
-                        /* columns ox with 0 <= ox*S - P + kx < W */
-                        long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                        if (hi > WO) hi = WO;
-                        if (lo > hi) lo = hi;
-                        for (long oy = 0; oy < HO; oy++) {
-                            long iy = oy*S - P + ky;
-                            const real *crow = cp + oy*WO;
-                            if (iy < 0 || iy >= H) continue;
-                            real *xrow = xp + iy*W;
-                            for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
+            for (long oy0 = 0; oy0 < HO; oy0 += 16) {
+                const long oy1 = oy0 + 16 < HO ? oy0 + 16 : HO, NT = (oy1 - oy0)*WO; (void)NT;
+                GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, KC, NT, 32, 1, in1, KC, in0 + n*32*HO*WO + oy0*WO, HO*WO, 0, col, NT);
+                for (long c = 0; c < C; c++) {
+                    real *xp = out + (n*C + c)*H*W;
+                    const real *cp0 = col + c*KH*KW*NT;
+                    const long LDC = NT;
+                    for (long ky = 0; ky < KH; ky++)
+                        for (long kx = 0; kx < KW; kx++) {
+                            const real *cp = cp0 + (ky*KW + kx)*LDC;
+                            /* columns ox with 0 <= ox*S - P + kx < W */
+                            long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                            if (hi > WO) hi = WO;
+                            if (lo > hi) lo = hi;
+                            for (long oy = oy0; oy < oy1; oy++) {
+                                long iy = oy*S - P + ky;
+                                const real *crow = cp + (oy - oy0)*WO;
+                                if (iy < 0 || iy >= H) continue;
+                                real *xrow = xp + iy*W;
+                                for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
+                            }
                         }
-                    }
+                }
             }
         }
     }
@@ -2705,31 +2756,34 @@ void convirt_image_vjp_k292_conv2d_weight_grad(real *restrict out, const real *r
     #pragma omp parallel for schedule(static)
     for (long q = 0; q < 2; q++) {
         const long c0 = q*C/2, c1 = (q + 1)*C/2;
-        real *col = work + q*147456; /* this chunk's columns [(c1 - c0)*KH*KW, HO*WO] */
+        real *col = work + q*147456; /* this chunk's columns, a tile at a time [(c1 - c0)*KH*KW, NT] */
         for (long n = 0; n < NB; n++) {
-            for (long c = c0; c < c1; c++) {
-                const real *xp = in1 + (n*C + c)*H*W;
-                real *cp0 = col + (c - c0)*KH*KW*HO*WO;
-                const long LDC = HO*WO;
-                for (long ky = 0; ky < KH; ky++)
-                    for (long kx = 0; kx < KW; kx++) {
-                        real *cp = cp0 + (ky*KW + kx)*LDC;
-                        /* columns ox with 0 <= ox*S - P + kx < W */
-                        long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                        if (hi > WO) hi = WO;
-                        if (lo > hi) lo = hi;
-                        for (long oy = 0; oy < HO; oy++) {
-                            long iy = oy*S - P + ky;
-                            real *crow = cp + oy*WO;
-                            if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
-                            const real *xrow = xp + iy*W;
-                            for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
-                            for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
-                            for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
+            {
+                const long oy0 = 0, oy1 = HO, NT = HO*WO;
+                for (long c = c0; c < c1; c++) {
+                    const real *xp = in1 + (n*C + c)*H*W;
+                    real *cp0 = col + (c - c0)*KH*KW*NT;
+                    const long LDC = NT;
+                    for (long ky = 0; ky < KH; ky++)
+                        for (long kx = 0; kx < KW; kx++) {
+                            real *cp = cp0 + (ky*KW + kx)*LDC;
+                            /* columns ox with 0 <= ox*S - P + kx < W */
+                            long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                            if (hi > WO) hi = WO;
+                            if (lo > hi) lo = hi;
+                            for (long oy = oy0; oy < oy1; oy++) {
+                                long iy = oy*S - P + ky;
+                                real *crow = cp + (oy - oy0)*WO;
+                                if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
+                                const real *xrow = xp + iy*W;
+                                for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
+                                for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
+                                for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
+                            }
                         }
-                    }
+                }
+                GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (c1 - c0)*KH*KW, 32, NT, 1, col, NT, in0 + n*32*HO*WO + oy0*WO, HO*WO, n == 0 && oy0 == 0 ? 0 : 1, acc + c0*KH*KW*32, 32);
             }
-            GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (c1 - c0)*KH*KW, 32, HO*WO, 1, col, HO*WO, in0 + n*32*HO*WO, HO*WO, n == 0 ? 0 : 1, acc + c0*KH*KW*32, 32);
         }
     }
     if (NB == 0) memset(acc, 0, sizeof(real)*9216);
@@ -6511,31 +6565,34 @@ void seg_finetune_k109_conv2d(real *restrict out, const real *restrict in0, cons
     const long nt = omp_get_max_threads() < 16 ? omp_get_max_threads() : 16, L = NB < nt ? NB : nt;
     #pragma omp parallel for schedule(static)
     for (long l = 0; l < L; l++) {
-        real *col = work + l*442368; /* this lane's columns [K, HO*WO] */
+        real *col = work + l*442368; /* this lane's columns, a tile at a time [K, NT] */
         for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
-            for (long c = 0; c < C; c++) {
-                const real *xp = in0 + (n*C + c)*H*W;
-                real *cp0 = col + (c - 0)*KH*KW*HO*WO;
-                const long LDC = HO*WO;
-                for (long ky = 0; ky < KH; ky++)
-                    for (long kx = 0; kx < KW; kx++) {
-                        real *cp = cp0 + (ky*KW + kx)*LDC;
-                        /* columns ox with 0 <= ox*S - P + kx < W */
-                        long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                        if (hi > WO) hi = WO;
-                        if (lo > hi) lo = hi;
-                        for (long oy = 0; oy < HO; oy++) {
-                            long iy = oy*S - P + ky;
-                            real *crow = cp + oy*WO;
-                            if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
-                            const real *xrow = xp + iy*W;
-                            for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
-                            for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
-                            for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
+            {
+                const long oy0 = 0, oy1 = HO, NT = HO*WO;
+                for (long c = 0; c < C; c++) {
+                    const real *xp = in0 + (n*C + c)*H*W;
+                    real *cp0 = col + (c - 0)*KH*KW*NT;
+                    const long LDC = NT;
+                    for (long ky = 0; ky < KH; ky++)
+                        for (long kx = 0; kx < KW; kx++) {
+                            real *cp = cp0 + (ky*KW + kx)*LDC;
+                            /* columns ox with 0 <= ox*S - P + kx < W */
+                            long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                            if (hi > WO) hi = WO;
+                            if (lo > hi) lo = hi;
+                            for (long oy = oy0; oy < oy1; oy++) {
+                                long iy = oy*S - P + ky;
+                                real *crow = cp + (oy - oy0)*WO;
+                                if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
+                                const real *xrow = xp + iy*W;
+                                for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
+                                for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
+                                for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
+                            }
                         }
-                    }
+                }
+                GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, NT, KC, 1, in1, KC, col, NT, 0, out + n*64*HO*WO + oy0*WO, HO*WO);
             }
-            GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, HO*WO, KC, 1, in1, KC, col, HO*WO, 0, out + n*64*HO*WO, HO*WO);
             for (long o = 0; o < 64; o++) {
                 real *yp = out + (n*64 + o)*HO*WO; const real bo = in2[o];
                 for (long p = 0; p < HO*WO; p++) yp[p] += bo;
@@ -6582,31 +6639,34 @@ void seg_finetune_k121_conv2d(real *restrict out, const real *restrict in0, cons
     const long nt = omp_get_max_threads() < 16 ? omp_get_max_threads() : 16, L = NB < nt ? NB : nt;
     #pragma omp parallel for schedule(static)
     for (long l = 0; l < L; l++) {
-        real *col = work + l*884736; /* this lane's columns [K, HO*WO] */
+        real *col = work + l*884736; /* this lane's columns, a tile at a time [K, NT] */
         for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
-            for (long c = 0; c < C; c++) {
-                const real *xp = in0 + (n*C + c)*H*W;
-                real *cp0 = col + (c - 0)*KH*KW*HO*WO;
-                const long LDC = HO*WO;
-                for (long ky = 0; ky < KH; ky++)
-                    for (long kx = 0; kx < KW; kx++) {
-                        real *cp = cp0 + (ky*KW + kx)*LDC;
-                        /* columns ox with 0 <= ox*S - P + kx < W */
-                        long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                        if (hi > WO) hi = WO;
-                        if (lo > hi) lo = hi;
-                        for (long oy = 0; oy < HO; oy++) {
-                            long iy = oy*S - P + ky;
-                            real *crow = cp + oy*WO;
-                            if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
-                            const real *xrow = xp + iy*W;
-                            for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
-                            for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
-                            for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
+            {
+                const long oy0 = 0, oy1 = HO, NT = HO*WO;
+                for (long c = 0; c < C; c++) {
+                    const real *xp = in0 + (n*C + c)*H*W;
+                    real *cp0 = col + (c - 0)*KH*KW*NT;
+                    const long LDC = NT;
+                    for (long ky = 0; ky < KH; ky++)
+                        for (long kx = 0; kx < KW; kx++) {
+                            real *cp = cp0 + (ky*KW + kx)*LDC;
+                            /* columns ox with 0 <= ox*S - P + kx < W */
+                            long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                            if (hi > WO) hi = WO;
+                            if (lo > hi) lo = hi;
+                            for (long oy = oy0; oy < oy1; oy++) {
+                                long iy = oy*S - P + ky;
+                                real *crow = cp + (oy - oy0)*WO;
+                                if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
+                                const real *xrow = xp + iy*W;
+                                for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
+                                for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
+                                for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
+                            }
                         }
-                    }
+                }
+                GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, NT, KC, 1, in1, KC, col, NT, 0, out + n*32*HO*WO + oy0*WO, HO*WO);
             }
-            GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, HO*WO, KC, 1, in1, KC, col, HO*WO, 0, out + n*32*HO*WO, HO*WO);
             for (long o = 0; o < 32; o++) {
                 real *yp = out + (n*32 + o)*HO*WO; const real bo = in2[o];
                 for (long p = 0; p < HO*WO; p++) yp[p] += bo;
@@ -6653,31 +6713,34 @@ void seg_finetune_k133_conv2d(real *restrict out, const real *restrict in0, cons
     const long nt = omp_get_max_threads() < 16 ? omp_get_max_threads() : 16, L = NB < nt ? NB : nt;
     #pragma omp parallel for schedule(static)
     for (long l = 0; l < L; l++) {
-        real *col = work + l*2359296; /* this lane's columns [K, HO*WO] */
+        real *col = work + l*2359296; /* this lane's columns, a tile at a time [K, NT] */
         for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
-            for (long c = 0; c < C; c++) {
-                const real *xp = in0 + (n*C + c)*H*W;
-                real *cp0 = col + (c - 0)*KH*KW*HO*WO;
-                const long LDC = HO*WO;
-                for (long ky = 0; ky < KH; ky++)
-                    for (long kx = 0; kx < KW; kx++) {
-                        real *cp = cp0 + (ky*KW + kx)*LDC;
-                        /* columns ox with 0 <= ox*S - P + kx < W */
-                        long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                        if (hi > WO) hi = WO;
-                        if (lo > hi) lo = hi;
-                        for (long oy = 0; oy < HO; oy++) {
-                            long iy = oy*S - P + ky;
-                            real *crow = cp + oy*WO;
-                            if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
-                            const real *xrow = xp + iy*W;
-                            for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
-                            for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
-                            for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
+            {
+                const long oy0 = 0, oy1 = HO, NT = HO*WO;
+                for (long c = 0; c < C; c++) {
+                    const real *xp = in0 + (n*C + c)*H*W;
+                    real *cp0 = col + (c - 0)*KH*KW*NT;
+                    const long LDC = NT;
+                    for (long ky = 0; ky < KH; ky++)
+                        for (long kx = 0; kx < KW; kx++) {
+                            real *cp = cp0 + (ky*KW + kx)*LDC;
+                            /* columns ox with 0 <= ox*S - P + kx < W */
+                            long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                            if (hi > WO) hi = WO;
+                            if (lo > hi) lo = hi;
+                            for (long oy = oy0; oy < oy1; oy++) {
+                                long iy = oy*S - P + ky;
+                                real *crow = cp + (oy - oy0)*WO;
+                                if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
+                                const real *xrow = xp + iy*W;
+                                for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
+                                for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
+                                for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
+                            }
                         }
-                    }
+                }
+                GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, NT, KC, 1, in1, KC, col, NT, 0, out + n*32*HO*WO + oy0*WO, HO*WO);
             }
-            GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, HO*WO, KC, 1, in1, KC, col, HO*WO, 0, out + n*32*HO*WO, HO*WO);
             for (long o = 0; o < 32; o++) {
                 real *yp = out + (n*32 + o)*HO*WO; const real bo = in2[o];
                 for (long p = 0; p < HO*WO; p++) yp[p] += bo;
@@ -7052,29 +7115,32 @@ void seg_finetune_k242_conv2d_input_grad(real *restrict out, const real *restric
     const long nt = omp_get_max_threads() < 16 ? omp_get_max_threads() : 16, L = NB < nt ? NB : nt;
     #pragma omp parallel for schedule(static)
     for (long l = 0; l < L; l++) {
-        real *col = work + l*2359296; /* this lane's columns [K, HO*WO] */
+        real *col = work + l*147456; /* this lane's columns, a tile at a time [K, NT] */
         for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
-            GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, KC, HO*WO, 32, 1, in1, KC, in0 + n*32*HO*WO, HO*WO, 0, col, HO*WO);
             memset(out + n*C*H*W, 0, sizeof(real)*(size_t)(C*H*W));
-            for (long c = 0; c < C; c++) {
-                real *xp = out + (n*C + c)*H*W;
-                const real *cp0 = col + c*KH*KW*HO*WO;
-                const long LDC = HO*WO;
-                for (long ky = 0; ky < KH; ky++)
-                    for (long kx = 0; kx < KW; kx++) {
-                        const real *cp = cp0 + (ky*KW + kx)*LDC;
-                        /* columns ox with 0 <= ox*S - P + kx < W */
-                        long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                        if (hi > WO) hi = WO;
-                        if (lo > hi) lo = hi;
-                        for (long oy = 0; oy < HO; oy++) {
-                            long iy = oy*S - P + ky;
-                            const real *crow = cp + oy*WO;
-                            if (iy < 0 || iy >= H) continue;
-                            real *xrow = xp + iy*W;
-                            for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
+            for (long oy0 = 0; oy0 < HO; oy0 += 4) {
+                const long oy1 = oy0 + 4 < HO ? oy0 + 4 : HO, NT = (oy1 - oy0)*WO; (void)NT;
+                GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, KC, NT, 32, 1, in1, KC, in0 + n*32*HO*WO + oy0*WO, HO*WO, 0, col, NT);
+                for (long c = 0; c < C; c++) {
+                    real *xp = out + (n*C + c)*H*W;
+                    const real *cp0 = col + c*KH*KW*NT;
+                    const long LDC = NT;
+                    for (long ky = 0; ky < KH; ky++)
+                        for (long kx = 0; kx < KW; kx++) {
+                            const real *cp = cp0 + (ky*KW + kx)*LDC;
+                            /* columns ox with 0 <= ox*S - P + kx < W */
+                            long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                            if (hi > WO) hi = WO;
+                            if (lo > hi) lo = hi;
+                            for (long oy = oy0; oy < oy1; oy++) {
+                                long iy = oy*S - P + ky;
+                                const real *crow = cp + (oy - oy0)*WO;
+                                if (iy < 0 || iy >= H) continue;
+                                real *xrow = xp + iy*W;
+                                for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
+                            }
                         }
-                    }
+                }
             }
         }
     }
@@ -7090,31 +7156,34 @@ void seg_finetune_k243_conv2d_weight_grad(real *restrict out, const real *restri
     #pragma omp parallel for schedule(static)
     for (long q = 0; q < 4; q++) {
         const long c0 = q*C/4, c1 = (q + 1)*C/4;
-        real *col = work + q*589824; /* this chunk's columns [(c1 - c0)*KH*KW, HO*WO] */
+        real *col = work + q*589824; /* this chunk's columns, a tile at a time [(c1 - c0)*KH*KW, NT] */
         for (long n = 0; n < NB; n++) {
-            for (long c = c0; c < c1; c++) {
-                const real *xp = in1 + (n*C + c)*H*W;
-                real *cp0 = col + (c - c0)*KH*KW*HO*WO;
-                const long LDC = HO*WO;
-                for (long ky = 0; ky < KH; ky++)
-                    for (long kx = 0; kx < KW; kx++) {
-                        real *cp = cp0 + (ky*KW + kx)*LDC;
-                        /* columns ox with 0 <= ox*S - P + kx < W */
-                        long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                        if (hi > WO) hi = WO;
-                        if (lo > hi) lo = hi;
-                        for (long oy = 0; oy < HO; oy++) {
-                            long iy = oy*S - P + ky;
-                            real *crow = cp + oy*WO;
-                            if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
-                            const real *xrow = xp + iy*W;
-                            for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
-                            for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
-                            for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
+            {
+                const long oy0 = 0, oy1 = HO, NT = HO*WO;
+                for (long c = c0; c < c1; c++) {
+                    const real *xp = in1 + (n*C + c)*H*W;
+                    real *cp0 = col + (c - c0)*KH*KW*NT;
+                    const long LDC = NT;
+                    for (long ky = 0; ky < KH; ky++)
+                        for (long kx = 0; kx < KW; kx++) {
+                            real *cp = cp0 + (ky*KW + kx)*LDC;
+                            /* columns ox with 0 <= ox*S - P + kx < W */
+                            long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                            if (hi > WO) hi = WO;
+                            if (lo > hi) lo = hi;
+                            for (long oy = oy0; oy < oy1; oy++) {
+                                long iy = oy*S - P + ky;
+                                real *crow = cp + (oy - oy0)*WO;
+                                if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
+                                const real *xrow = xp + iy*W;
+                                for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
+                                for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
+                                for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
+                            }
                         }
-                    }
+                }
+                GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (c1 - c0)*KH*KW, 32, NT, 1, col, NT, in0 + n*32*HO*WO + oy0*WO, HO*WO, n == 0 && oy0 == 0 ? 0 : 1, acc + c0*KH*KW*32, 32);
             }
-            GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (c1 - c0)*KH*KW, 32, HO*WO, 1, col, HO*WO, in0 + n*32*HO*WO, HO*WO, n == 0 ? 0 : 1, acc + c0*KH*KW*32, 32);
         }
     }
     if (NB == 0) memset(acc, 0, sizeof(real)*18432);
@@ -7184,29 +7253,32 @@ void seg_finetune_k264_conv2d_input_grad(real *restrict out, const real *restric
     const long nt = omp_get_max_threads() < 16 ? omp_get_max_threads() : 16, L = NB < nt ? NB : nt;
     #pragma omp parallel for schedule(static)
     for (long l = 0; l < L; l++) {
-        real *col = work + l*884736; /* this lane's columns [K, HO*WO] */
+        real *col = work + l*138240; /* this lane's columns, a tile at a time [K, NT] */
         for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
-            GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, KC, HO*WO, 32, 1, in1, KC, in0 + n*32*HO*WO, HO*WO, 0, col, HO*WO);
             memset(out + n*C*H*W, 0, sizeof(real)*(size_t)(C*H*W));
-            for (long c = 0; c < C; c++) {
-                real *xp = out + (n*C + c)*H*W;
-                const real *cp0 = col + c*KH*KW*HO*WO;
-                const long LDC = HO*WO;
-                for (long ky = 0; ky < KH; ky++)
-                    for (long kx = 0; kx < KW; kx++) {
-                        const real *cp = cp0 + (ky*KW + kx)*LDC;
-                        /* columns ox with 0 <= ox*S - P + kx < W */
-                        long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                        if (hi > WO) hi = WO;
-                        if (lo > hi) lo = hi;
-                        for (long oy = 0; oy < HO; oy++) {
-                            long iy = oy*S - P + ky;
-                            const real *crow = cp + oy*WO;
-                            if (iy < 0 || iy >= H) continue;
-                            real *xrow = xp + iy*W;
-                            for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
+            for (long oy0 = 0; oy0 < HO; oy0 += 5) {
+                const long oy1 = oy0 + 5 < HO ? oy0 + 5 : HO, NT = (oy1 - oy0)*WO; (void)NT;
+                GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, KC, NT, 32, 1, in1, KC, in0 + n*32*HO*WO + oy0*WO, HO*WO, 0, col, NT);
+                for (long c = 0; c < C; c++) {
+                    real *xp = out + (n*C + c)*H*W;
+                    const real *cp0 = col + c*KH*KW*NT;
+                    const long LDC = NT;
+                    for (long ky = 0; ky < KH; ky++)
+                        for (long kx = 0; kx < KW; kx++) {
+                            const real *cp = cp0 + (ky*KW + kx)*LDC;
+                            /* columns ox with 0 <= ox*S - P + kx < W */
+                            long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                            if (hi > WO) hi = WO;
+                            if (lo > hi) lo = hi;
+                            for (long oy = oy0; oy < oy1; oy++) {
+                                long iy = oy*S - P + ky;
+                                const real *crow = cp + (oy - oy0)*WO;
+                                if (iy < 0 || iy >= H) continue;
+                                real *xrow = xp + iy*W;
+                                for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
+                            }
                         }
-                    }
+                }
             }
         }
     }
@@ -7222,31 +7294,34 @@ void seg_finetune_k265_conv2d_weight_grad(real *restrict out, const real *restri
     #pragma omp parallel for schedule(static)
     for (long q = 0; q < 4; q++) {
         const long c0 = q*C/4, c1 = (q + 1)*C/4;
-        real *col = work + q*221184; /* this chunk's columns [(c1 - c0)*KH*KW, HO*WO] */
+        real *col = work + q*221184; /* this chunk's columns, a tile at a time [(c1 - c0)*KH*KW, NT] */
         for (long n = 0; n < NB; n++) {
-            for (long c = c0; c < c1; c++) {
-                const real *xp = in1 + (n*C + c)*H*W;
-                real *cp0 = col + (c - c0)*KH*KW*HO*WO;
-                const long LDC = HO*WO;
-                for (long ky = 0; ky < KH; ky++)
-                    for (long kx = 0; kx < KW; kx++) {
-                        real *cp = cp0 + (ky*KW + kx)*LDC;
-                        /* columns ox with 0 <= ox*S - P + kx < W */
-                        long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                        if (hi > WO) hi = WO;
-                        if (lo > hi) lo = hi;
-                        for (long oy = 0; oy < HO; oy++) {
-                            long iy = oy*S - P + ky;
-                            real *crow = cp + oy*WO;
-                            if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
-                            const real *xrow = xp + iy*W;
-                            for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
-                            for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
-                            for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
+            {
+                const long oy0 = 0, oy1 = HO, NT = HO*WO;
+                for (long c = c0; c < c1; c++) {
+                    const real *xp = in1 + (n*C + c)*H*W;
+                    real *cp0 = col + (c - c0)*KH*KW*NT;
+                    const long LDC = NT;
+                    for (long ky = 0; ky < KH; ky++)
+                        for (long kx = 0; kx < KW; kx++) {
+                            real *cp = cp0 + (ky*KW + kx)*LDC;
+                            /* columns ox with 0 <= ox*S - P + kx < W */
+                            long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                            if (hi > WO) hi = WO;
+                            if (lo > hi) lo = hi;
+                            for (long oy = oy0; oy < oy1; oy++) {
+                                long iy = oy*S - P + ky;
+                                real *crow = cp + (oy - oy0)*WO;
+                                if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
+                                const real *xrow = xp + iy*W;
+                                for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
+                                for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
+                                for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
+                            }
                         }
-                    }
+                }
+                GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (c1 - c0)*KH*KW, 32, NT, 1, col, NT, in0 + n*32*HO*WO + oy0*WO, HO*WO, n == 0 && oy0 == 0 ? 0 : 1, acc + c0*KH*KW*32, 32);
             }
-            GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (c1 - c0)*KH*KW, 32, HO*WO, 1, col, HO*WO, in0 + n*32*HO*WO, HO*WO, n == 0 ? 0 : 1, acc + c0*KH*KW*32, 32);
         }
     }
     if (NB == 0) memset(acc, 0, sizeof(real)*27648);
@@ -7315,29 +7390,32 @@ void seg_finetune_k286_conv2d_input_grad(real *restrict out, const real *restric
     const long nt = omp_get_max_threads() < 16 ? omp_get_max_threads() : 16, L = NB < nt ? NB : nt;
     #pragma omp parallel for schedule(static)
     for (long l = 0; l < L; l++) {
-        real *col = work + l*442368; /* this lane's columns [K, HO*WO] */
+        real *col = work + l*110592; /* this lane's columns, a tile at a time [K, NT] */
         for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
-            GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, KC, HO*WO, 64, 1, in1, KC, in0 + n*64*HO*WO, HO*WO, 0, col, HO*WO);
             memset(out + n*C*H*W, 0, sizeof(real)*(size_t)(C*H*W));
-            for (long c = 0; c < C; c++) {
-                real *xp = out + (n*C + c)*H*W;
-                const real *cp0 = col + c*KH*KW*HO*WO;
-                const long LDC = HO*WO;
-                for (long ky = 0; ky < KH; ky++)
-                    for (long kx = 0; kx < KW; kx++) {
-                        const real *cp = cp0 + (ky*KW + kx)*LDC;
-                        /* columns ox with 0 <= ox*S - P + kx < W */
-                        long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                        if (hi > WO) hi = WO;
-                        if (lo > hi) lo = hi;
-                        for (long oy = 0; oy < HO; oy++) {
-                            long iy = oy*S - P + ky;
-                            const real *crow = cp + oy*WO;
-                            if (iy < 0 || iy >= H) continue;
-                            real *xrow = xp + iy*W;
-                            for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
+            for (long oy0 = 0; oy0 < HO; oy0 += 4) {
+                const long oy1 = oy0 + 4 < HO ? oy0 + 4 : HO, NT = (oy1 - oy0)*WO; (void)NT;
+                GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, KC, NT, 64, 1, in1, KC, in0 + n*64*HO*WO + oy0*WO, HO*WO, 0, col, NT);
+                for (long c = 0; c < C; c++) {
+                    real *xp = out + (n*C + c)*H*W;
+                    const real *cp0 = col + c*KH*KW*NT;
+                    const long LDC = NT;
+                    for (long ky = 0; ky < KH; ky++)
+                        for (long kx = 0; kx < KW; kx++) {
+                            const real *cp = cp0 + (ky*KW + kx)*LDC;
+                            /* columns ox with 0 <= ox*S - P + kx < W */
+                            long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                            if (hi > WO) hi = WO;
+                            if (lo > hi) lo = hi;
+                            for (long oy = oy0; oy < oy1; oy++) {
+                                long iy = oy*S - P + ky;
+                                const real *crow = cp + (oy - oy0)*WO;
+                                if (iy < 0 || iy >= H) continue;
+                                real *xrow = xp + iy*W;
+                                for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
+                            }
                         }
-                    }
+                }
             }
         }
     }
@@ -7353,31 +7431,34 @@ void seg_finetune_k287_conv2d_weight_grad(real *restrict out, const real *restri
     #pragma omp parallel for schedule(static)
     for (long q = 0; q < 4; q++) {
         const long c0 = q*C/4, c1 = (q + 1)*C/4;
-        real *col = work + q*110592; /* this chunk's columns [(c1 - c0)*KH*KW, HO*WO] */
+        real *col = work + q*110592; /* this chunk's columns, a tile at a time [(c1 - c0)*KH*KW, NT] */
         for (long n = 0; n < NB; n++) {
-            for (long c = c0; c < c1; c++) {
-                const real *xp = in1 + (n*C + c)*H*W;
-                real *cp0 = col + (c - c0)*KH*KW*HO*WO;
-                const long LDC = HO*WO;
-                for (long ky = 0; ky < KH; ky++)
-                    for (long kx = 0; kx < KW; kx++) {
-                        real *cp = cp0 + (ky*KW + kx)*LDC;
-                        /* columns ox with 0 <= ox*S - P + kx < W */
-                        long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                        if (hi > WO) hi = WO;
-                        if (lo > hi) lo = hi;
-                        for (long oy = 0; oy < HO; oy++) {
-                            long iy = oy*S - P + ky;
-                            real *crow = cp + oy*WO;
-                            if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
-                            const real *xrow = xp + iy*W;
-                            for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
-                            for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
-                            for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
+            {
+                const long oy0 = 0, oy1 = HO, NT = HO*WO;
+                for (long c = c0; c < c1; c++) {
+                    const real *xp = in1 + (n*C + c)*H*W;
+                    real *cp0 = col + (c - c0)*KH*KW*NT;
+                    const long LDC = NT;
+                    for (long ky = 0; ky < KH; ky++)
+                        for (long kx = 0; kx < KW; kx++) {
+                            real *cp = cp0 + (ky*KW + kx)*LDC;
+                            /* columns ox with 0 <= ox*S - P + kx < W */
+                            long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                            if (hi > WO) hi = WO;
+                            if (lo > hi) lo = hi;
+                            for (long oy = oy0; oy < oy1; oy++) {
+                                long iy = oy*S - P + ky;
+                                real *crow = cp + (oy - oy0)*WO;
+                                if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
+                                const real *xrow = xp + iy*W;
+                                for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
+                                for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
+                                for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
+                            }
                         }
-                    }
+                }
+                GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (c1 - c0)*KH*KW, 64, NT, 1, col, NT, in0 + n*64*HO*WO + oy0*WO, HO*WO, n == 0 && oy0 == 0 ? 0 : 1, acc + c0*KH*KW*64, 64);
             }
-            GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (c1 - c0)*KH*KW, 64, HO*WO, 1, col, HO*WO, in0 + n*64*HO*WO, HO*WO, n == 0 ? 0 : 1, acc + c0*KH*KW*64, 64);
         }
     }
     if (NB == 0) memset(acc, 0, sizeof(real)*110592);

@@ -95,6 +95,12 @@ case("conv2d_s2p1_35_images", function(g)
   local B = g.dim("B")
   return g.conv2d(x(g, "x", { B, 1, 4, 4 }), g.param("w", { 3, 1, 3, 3 }), g.param("b", { 3 }), 2, 1)
 end, { B = 35 })
+-- input gradient columns too large for one block: made for two tiles of output rows (40 and 39),
+-- whose input rows overlap
+case("conv2d_row_tiles", function(g)
+  local B = g.dim("B")
+  return g.conv2d(x(g, "x", { B, 2, 79, 80 }), g.param("w", { 3, 2, 3, 3 }), g.param("b", { 3 }), 1, 1)
+end)
 -- 66 input channels: the weight gradient in four channel chunks of 16 and 17 channels
 case("conv2d_66_in_channels", function(g)
   local B = g.dim("B")
