@@ -668,8 +668,8 @@ void convirt_image_k3_fused_scale_addc(real *restrict out, const real *restrict 
  *   ... and 4 more */
 void convirt_image_k6_conv2d(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, real *restrict work, long B) {
     const long C = 1, H = 64, W = 64, KH = 3, KW = 3, S = 1, P = 1, HO = 64, WO = 64, KC = 9, NB = B;
-    (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
-    const long HP = 66, WP = 66;
+    const long HP = H + 2*P, WP = W + 2*P, WQ = (WP + S - 1)/S; /* the image with its zero border; WQ: columns a phase */
+    (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB; (void)HP; (void)WP; (void)WQ;
     const long nt = omp_get_max_threads() < 16 ? omp_get_max_threads() : 16, L = NB < nt ? NB : nt;
     #pragma omp parallel for schedule(static)
     for (long l = 0; l < L; l++) {
@@ -767,35 +767,34 @@ void convirt_image_k11_relu(real *restrict out, const real *restrict in0, long B
  *   ... and 4 more */
 void convirt_image_k14_conv2d(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, real *restrict work, long B) {
     const long C = 32, H = 64, W = 64, KH = 3, KW = 3, S = 2, P = 1, HO = 32, WO = 32, KC = 288, NB = B;
-    (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
+    const long HP = H + 2*P, WP = W + 2*P, WQ = (WP + S - 1)/S; /* the image with its zero border; WQ: columns a phase */
+    (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB; (void)HP; (void)WP; (void)WQ;
     const long nt = omp_get_max_threads() < 16 ? omp_get_max_threads() : 16, L = NB < nt ? NB : nt;
     #pragma omp parallel for schedule(static)
     for (long l = 0; l < L; l++) {
-        real *col = work + l*294912; /* this lane's columns, a tile at a time [K, NT] */
+        real *col = work + l*299268; /* this lane's columns, a tile at a time [K, NT] */
+        real *pp = col + 294912; /* a channel plane with its zero border [HP, S, WQ] */
+        memset(pp, 0, sizeof(real)*(size_t)(HP*S*WQ));
         for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
             {
                 const long oy0 = 0, oy1 = HO, NT = HO*WO;
                 for (long c = 0; c < C; c++) {
-                    const real *xp = in0 + (n*C + c)*H*W;
-                    real *cp0 = col + (c - 0)*KH*KW*NT;
                     const long LDC = NT;
-                    for (long ky = 0; ky < KH; ky++)
-                        for (long kx = 0; kx < KW; kx++) {
-                            real *cp = cp0 + (ky*KW + kx)*LDC;
-                            /* columns ox with 0 <= ox*S - P + kx < W */
-                            long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                            if (hi > WO) hi = WO;
-                            if (lo > hi) lo = hi;
-                            for (long oy = oy0; oy < oy1; oy++) {
-                                long iy = oy*S - P + ky;
-                                real *crow = cp + (oy - oy0)*WO;
-                                if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
-                                const real *xrow = xp + iy*W;
-                                for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
-                                for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
-                                for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
-                            }
+                    const real *xp = in0 + (n*C + c)*H*W;
+                    for (long iy = 0; iy < H; iy++)
+                        for (long ph = 0; ph < S; ph++) {
+                            const long lo = P > ph ? (P - ph + S - 1) / S : 0, hi = W - 1 + P - ph < 0 ? 0 : (W - 1 + P - ph) / S + 1;
+                            real *prow = pp + (iy + P)*S*WQ + ph*WQ;
+                            const real *xrow = xp + iy*W + ph - P;
+                            for (long q = lo; q < hi; q++) prow[q] = xrow[q*S];
                         }
+                    for (long ky = 0; ky < KH; ky++)
+                        for (long kx = 0; kx < KW; kx++)
+                            for (long oy = oy0; oy < oy1; oy++) {
+                                const real *src = pp + (oy*S + ky)*S*WQ + kx % S*WQ + kx / S;
+                                real *dst = col + (c - 0)*KH*KW*NT + (ky*KW + kx)*LDC + (oy - oy0)*WO;
+                                for (long ox = 0; ox < WO; ox++) dst[ox] = src[ox];
+                            }
                 }
                 GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, NT, KC, 1, in1, KC, col, NT, 0, out + n*32*HO*WO + oy0*WO, HO*WO);
             }
@@ -878,35 +877,34 @@ void convirt_image_k19_relu(real *restrict out, const real *restrict in0, long B
  *   ... and 14 more */
 void convirt_image_k22_conv2d(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, real *restrict work, long B) {
     const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 1, P = 1, HO = 32, WO = 32, KC = 288, NB = B;
-    (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
+    const long HP = H + 2*P, WP = W + 2*P, WQ = (WP + S - 1)/S; /* the image with its zero border; WQ: columns a phase */
+    (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB; (void)HP; (void)WP; (void)WQ;
     const long nt = omp_get_max_threads() < 16 ? omp_get_max_threads() : 16, L = NB < nt ? NB : nt;
     #pragma omp parallel for schedule(static)
     for (long l = 0; l < L; l++) {
-        real *col = work + l*294912; /* this lane's columns, a tile at a time [K, NT] */
+        real *col = work + l*296068; /* this lane's columns, a tile at a time [K, NT] */
+        real *pp = col + 294912; /* a channel plane with its zero border [HP, S, WQ] */
+        memset(pp, 0, sizeof(real)*(size_t)(HP*S*WQ));
         for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
             {
                 const long oy0 = 0, oy1 = HO, NT = HO*WO;
                 for (long c = 0; c < C; c++) {
-                    const real *xp = in0 + (n*C + c)*H*W;
-                    real *cp0 = col + (c - 0)*KH*KW*NT;
                     const long LDC = NT;
-                    for (long ky = 0; ky < KH; ky++)
-                        for (long kx = 0; kx < KW; kx++) {
-                            real *cp = cp0 + (ky*KW + kx)*LDC;
-                            /* columns ox with 0 <= ox*S - P + kx < W */
-                            long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                            if (hi > WO) hi = WO;
-                            if (lo > hi) lo = hi;
-                            for (long oy = oy0; oy < oy1; oy++) {
-                                long iy = oy*S - P + ky;
-                                real *crow = cp + (oy - oy0)*WO;
-                                if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
-                                const real *xrow = xp + iy*W;
-                                for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
-                                for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
-                                for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
-                            }
+                    const real *xp = in0 + (n*C + c)*H*W;
+                    for (long iy = 0; iy < H; iy++)
+                        for (long ph = 0; ph < S; ph++) {
+                            const long lo = P > ph ? (P - ph + S - 1) / S : 0, hi = W - 1 + P - ph < 0 ? 0 : (W - 1 + P - ph) / S + 1;
+                            real *prow = pp + (iy + P)*S*WQ + ph*WQ;
+                            const real *xrow = xp + iy*W + ph - P;
+                            for (long q = lo; q < hi; q++) prow[q] = xrow[q*S];
                         }
+                    for (long ky = 0; ky < KH; ky++)
+                        for (long kx = 0; kx < KW; kx++)
+                            for (long oy = oy0; oy < oy1; oy++) {
+                                const real *src = pp + (oy*S + ky)*S*WQ + kx % S*WQ + kx / S;
+                                real *dst = col + (c - 0)*KH*KW*NT + (ky*KW + kx)*LDC + (oy - oy0)*WO;
+                                for (long ox = 0; ox < WO; ox++) dst[ox] = src[ox];
+                            }
                 }
                 GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, NT, KC, 1, in1, KC, col, NT, 0, out + n*32*HO*WO + oy0*WO, HO*WO);
             }
@@ -939,35 +937,34 @@ void convirt_image_k36_fused_relu_add(real *restrict out, const real *restrict i
  *   ... and 4 more */
 void convirt_image_k39_conv2d(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, real *restrict work, long B) {
     const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 2, P = 1, HO = 16, WO = 16, KC = 288, NB = B;
-    (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
+    const long HP = H + 2*P, WP = W + 2*P, WQ = (WP + S - 1)/S; /* the image with its zero border; WQ: columns a phase */
+    (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB; (void)HP; (void)WP; (void)WQ;
     const long nt = omp_get_max_threads() < 16 ? omp_get_max_threads() : 16, L = NB < nt ? NB : nt;
     #pragma omp parallel for schedule(static)
     for (long l = 0; l < L; l++) {
-        real *col = work + l*73728; /* this lane's columns, a tile at a time [K, NT] */
+        real *col = work + l*74884; /* this lane's columns, a tile at a time [K, NT] */
+        real *pp = col + 73728; /* a channel plane with its zero border [HP, S, WQ] */
+        memset(pp, 0, sizeof(real)*(size_t)(HP*S*WQ));
         for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
             {
                 const long oy0 = 0, oy1 = HO, NT = HO*WO;
                 for (long c = 0; c < C; c++) {
-                    const real *xp = in0 + (n*C + c)*H*W;
-                    real *cp0 = col + (c - 0)*KH*KW*NT;
                     const long LDC = NT;
-                    for (long ky = 0; ky < KH; ky++)
-                        for (long kx = 0; kx < KW; kx++) {
-                            real *cp = cp0 + (ky*KW + kx)*LDC;
-                            /* columns ox with 0 <= ox*S - P + kx < W */
-                            long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                            if (hi > WO) hi = WO;
-                            if (lo > hi) lo = hi;
-                            for (long oy = oy0; oy < oy1; oy++) {
-                                long iy = oy*S - P + ky;
-                                real *crow = cp + (oy - oy0)*WO;
-                                if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
-                                const real *xrow = xp + iy*W;
-                                for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
-                                for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
-                                for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
-                            }
+                    const real *xp = in0 + (n*C + c)*H*W;
+                    for (long iy = 0; iy < H; iy++)
+                        for (long ph = 0; ph < S; ph++) {
+                            const long lo = P > ph ? (P - ph + S - 1) / S : 0, hi = W - 1 + P - ph < 0 ? 0 : (W - 1 + P - ph) / S + 1;
+                            real *prow = pp + (iy + P)*S*WQ + ph*WQ;
+                            const real *xrow = xp + iy*W + ph - P;
+                            for (long q = lo; q < hi; q++) prow[q] = xrow[q*S];
                         }
+                    for (long ky = 0; ky < KH; ky++)
+                        for (long kx = 0; kx < KW; kx++)
+                            for (long oy = oy0; oy < oy1; oy++) {
+                                const real *src = pp + (oy*S + ky)*S*WQ + kx % S*WQ + kx / S;
+                                real *dst = col + (c - 0)*KH*KW*NT + (ky*KW + kx)*LDC + (oy - oy0)*WO;
+                                for (long ox = 0; ox < WO; ox++) dst[ox] = src[ox];
+                            }
                 }
                 GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, NT, KC, 1, in1, KC, col, NT, 0, out + n*64*HO*WO + oy0*WO, HO*WO);
             }
@@ -1050,35 +1047,34 @@ void convirt_image_k44_relu(real *restrict out, const real *restrict in0, long B
  *   ... and 14 more */
 void convirt_image_k47_conv2d(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, real *restrict work, long B) {
     const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 1, P = 1, HO = 16, WO = 16, KC = 576, NB = B;
-    (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
+    const long HP = H + 2*P, WP = W + 2*P, WQ = (WP + S - 1)/S; /* the image with its zero border; WQ: columns a phase */
+    (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB; (void)HP; (void)WP; (void)WQ;
     const long nt = omp_get_max_threads() < 16 ? omp_get_max_threads() : 16, L = NB < nt ? NB : nt;
     #pragma omp parallel for schedule(static)
     for (long l = 0; l < L; l++) {
-        real *col = work + l*147456; /* this lane's columns, a tile at a time [K, NT] */
+        real *col = work + l*147780; /* this lane's columns, a tile at a time [K, NT] */
+        real *pp = col + 147456; /* a channel plane with its zero border [HP, S, WQ] */
+        memset(pp, 0, sizeof(real)*(size_t)(HP*S*WQ));
         for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
             {
                 const long oy0 = 0, oy1 = HO, NT = HO*WO;
                 for (long c = 0; c < C; c++) {
-                    const real *xp = in0 + (n*C + c)*H*W;
-                    real *cp0 = col + (c - 0)*KH*KW*NT;
                     const long LDC = NT;
-                    for (long ky = 0; ky < KH; ky++)
-                        for (long kx = 0; kx < KW; kx++) {
-                            real *cp = cp0 + (ky*KW + kx)*LDC;
-                            /* columns ox with 0 <= ox*S - P + kx < W */
-                            long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                            if (hi > WO) hi = WO;
-                            if (lo > hi) lo = hi;
-                            for (long oy = oy0; oy < oy1; oy++) {
-                                long iy = oy*S - P + ky;
-                                real *crow = cp + (oy - oy0)*WO;
-                                if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
-                                const real *xrow = xp + iy*W;
-                                for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
-                                for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
-                                for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
-                            }
+                    const real *xp = in0 + (n*C + c)*H*W;
+                    for (long iy = 0; iy < H; iy++)
+                        for (long ph = 0; ph < S; ph++) {
+                            const long lo = P > ph ? (P - ph + S - 1) / S : 0, hi = W - 1 + P - ph < 0 ? 0 : (W - 1 + P - ph) / S + 1;
+                            real *prow = pp + (iy + P)*S*WQ + ph*WQ;
+                            const real *xrow = xp + iy*W + ph - P;
+                            for (long q = lo; q < hi; q++) prow[q] = xrow[q*S];
                         }
+                    for (long ky = 0; ky < KH; ky++)
+                        for (long kx = 0; kx < KW; kx++)
+                            for (long oy = oy0; oy < oy1; oy++) {
+                                const real *src = pp + (oy*S + ky)*S*WQ + kx % S*WQ + kx / S;
+                                real *dst = col + (c - 0)*KH*KW*NT + (ky*KW + kx)*LDC + (oy - oy0)*WO;
+                                for (long ox = 0; ox < WO; ox++) dst[ox] = src[ox];
+                            }
                 }
                 GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, NT, KC, 1, in1, KC, col, NT, 0, out + n*64*HO*WO + oy0*WO, HO*WO);
             }
@@ -1111,35 +1107,34 @@ void convirt_image_k61_fused_relu_add(real *restrict out, const real *restrict i
  *   ... and 4 more */
 void convirt_image_k64_conv2d(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, real *restrict work, long B) {
     const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 2, P = 1, HO = 8, WO = 8, KC = 576, NB = B;
-    (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
+    const long HP = H + 2*P, WP = W + 2*P, WQ = (WP + S - 1)/S; /* the image with its zero border; WQ: columns a phase */
+    (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB; (void)HP; (void)WP; (void)WQ;
     const long nt = omp_get_max_threads() < 16 ? omp_get_max_threads() : 16, L = NB < nt ? NB : nt;
     #pragma omp parallel for schedule(static)
     for (long l = 0; l < L; l++) {
-        real *col = work + l*36864; /* this lane's columns, a tile at a time [K, NT] */
+        real *col = work + l*37188; /* this lane's columns, a tile at a time [K, NT] */
+        real *pp = col + 36864; /* a channel plane with its zero border [HP, S, WQ] */
+        memset(pp, 0, sizeof(real)*(size_t)(HP*S*WQ));
         for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
             {
                 const long oy0 = 0, oy1 = HO, NT = HO*WO;
                 for (long c = 0; c < C; c++) {
-                    const real *xp = in0 + (n*C + c)*H*W;
-                    real *cp0 = col + (c - 0)*KH*KW*NT;
                     const long LDC = NT;
-                    for (long ky = 0; ky < KH; ky++)
-                        for (long kx = 0; kx < KW; kx++) {
-                            real *cp = cp0 + (ky*KW + kx)*LDC;
-                            /* columns ox with 0 <= ox*S - P + kx < W */
-                            long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                            if (hi > WO) hi = WO;
-                            if (lo > hi) lo = hi;
-                            for (long oy = oy0; oy < oy1; oy++) {
-                                long iy = oy*S - P + ky;
-                                real *crow = cp + (oy - oy0)*WO;
-                                if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
-                                const real *xrow = xp + iy*W;
-                                for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
-                                for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
-                                for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
-                            }
+                    const real *xp = in0 + (n*C + c)*H*W;
+                    for (long iy = 0; iy < H; iy++)
+                        for (long ph = 0; ph < S; ph++) {
+                            const long lo = P > ph ? (P - ph + S - 1) / S : 0, hi = W - 1 + P - ph < 0 ? 0 : (W - 1 + P - ph) / S + 1;
+                            real *prow = pp + (iy + P)*S*WQ + ph*WQ;
+                            const real *xrow = xp + iy*W + ph - P;
+                            for (long q = lo; q < hi; q++) prow[q] = xrow[q*S];
                         }
+                    for (long ky = 0; ky < KH; ky++)
+                        for (long kx = 0; kx < KW; kx++)
+                            for (long oy = oy0; oy < oy1; oy++) {
+                                const real *src = pp + (oy*S + ky)*S*WQ + kx % S*WQ + kx / S;
+                                real *dst = col + (c - 0)*KH*KW*NT + (ky*KW + kx)*LDC + (oy - oy0)*WO;
+                                for (long ox = 0; ox < WO; ox++) dst[ox] = src[ox];
+                            }
                 }
                 GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 128, NT, KC, 1, in1, KC, col, NT, 0, out + n*128*HO*WO + oy0*WO, HO*WO);
             }
@@ -1222,35 +1217,34 @@ void convirt_image_k69_relu(real *restrict out, const real *restrict in0, long B
  *   ... and 14 more */
 void convirt_image_k72_conv2d(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, real *restrict work, long B) {
     const long C = 128, H = 8, W = 8, KH = 3, KW = 3, S = 1, P = 1, HO = 8, WO = 8, KC = 1152, NB = B;
-    (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
+    const long HP = H + 2*P, WP = W + 2*P, WQ = (WP + S - 1)/S; /* the image with its zero border; WQ: columns a phase */
+    (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB; (void)HP; (void)WP; (void)WQ;
     const long nt = omp_get_max_threads() < 16 ? omp_get_max_threads() : 16, L = NB < nt ? NB : nt;
     #pragma omp parallel for schedule(static)
     for (long l = 0; l < L; l++) {
-        real *col = work + l*73728; /* this lane's columns, a tile at a time [K, NT] */
+        real *col = work + l*73828; /* this lane's columns, a tile at a time [K, NT] */
+        real *pp = col + 73728; /* a channel plane with its zero border [HP, S, WQ] */
+        memset(pp, 0, sizeof(real)*(size_t)(HP*S*WQ));
         for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
             {
                 const long oy0 = 0, oy1 = HO, NT = HO*WO;
                 for (long c = 0; c < C; c++) {
-                    const real *xp = in0 + (n*C + c)*H*W;
-                    real *cp0 = col + (c - 0)*KH*KW*NT;
                     const long LDC = NT;
-                    for (long ky = 0; ky < KH; ky++)
-                        for (long kx = 0; kx < KW; kx++) {
-                            real *cp = cp0 + (ky*KW + kx)*LDC;
-                            /* columns ox with 0 <= ox*S - P + kx < W */
-                            long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                            if (hi > WO) hi = WO;
-                            if (lo > hi) lo = hi;
-                            for (long oy = oy0; oy < oy1; oy++) {
-                                long iy = oy*S - P + ky;
-                                real *crow = cp + (oy - oy0)*WO;
-                                if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
-                                const real *xrow = xp + iy*W;
-                                for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
-                                for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
-                                for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
-                            }
+                    const real *xp = in0 + (n*C + c)*H*W;
+                    for (long iy = 0; iy < H; iy++)
+                        for (long ph = 0; ph < S; ph++) {
+                            const long lo = P > ph ? (P - ph + S - 1) / S : 0, hi = W - 1 + P - ph < 0 ? 0 : (W - 1 + P - ph) / S + 1;
+                            real *prow = pp + (iy + P)*S*WQ + ph*WQ;
+                            const real *xrow = xp + iy*W + ph - P;
+                            for (long q = lo; q < hi; q++) prow[q] = xrow[q*S];
                         }
+                    for (long ky = 0; ky < KH; ky++)
+                        for (long kx = 0; kx < KW; kx++)
+                            for (long oy = oy0; oy < oy1; oy++) {
+                                const real *src = pp + (oy*S + ky)*S*WQ + kx % S*WQ + kx / S;
+                                real *dst = col + (c - 0)*KH*KW*NT + (ky*KW + kx)*LDC + (oy - oy0)*WO;
+                                for (long ox = 0; ox < WO; ox++) dst[ox] = src[ox];
+                            }
                 }
                 GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 128, NT, KC, 1, in1, KC, col, NT, 0, out + n*128*HO*WO + oy0*WO, HO*WO);
             }
@@ -1892,34 +1886,37 @@ void convirt_image_vjp_k157_sum(real *restrict out, const real *restrict in0, lo
  *   ... and 8 more */
 void convirt_image_vjp_k160_conv2d_input_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B) {
     const long C = 128, H = 8, W = 8, KH = 3, KW = 3, S = 1, P = 1, HO = 8, WO = 8, KC = 1152, NB = B;
-    (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
+    const long HP = H + 2*P, WP = W + 2*P, WQ = (WP + S - 1)/S; /* the image with its zero border; WQ: columns a phase */
+    (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB; (void)HP; (void)WP; (void)WQ;
     const long nt = omp_get_max_threads() < 16 ? omp_get_max_threads() : 16, L = NB < nt ? NB : nt;
     #pragma omp parallel for schedule(static)
     for (long l = 0; l < L; l++) {
-        real *col = work + l*73728; /* this lane's columns, a tile at a time [K, NT] */
+        real *col = work + l*73828; /* this lane's columns, a tile at a time [K, NT] */
+        real *pp = col + 73728; /* a channel plane with its zero border [HP, S, WQ] */
+        memset(pp, 0, sizeof(real)*(size_t)(HP*S*WQ));
         for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
             memset(out + n*C*H*W, 0, sizeof(real)*(size_t)(C*H*W));
             {
                 const long oy0 = 0, oy1 = HO, NT = HO*WO;
                 GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, KC, NT, 128, 1, in1, KC, in0 + n*128*HO*WO + oy0*WO, HO*WO, 0, col, NT);
                 for (long c = 0; c < C; c++) {
-                    real *xp = out + (n*C + c)*H*W;
-                    const real *cp0 = col + c*KH*KW*NT;
                     const long LDC = NT;
+                    real *xp = out + (n*C + c)*H*W;
+                    const long r0 = oy0*S, r1 = (oy1 - 1)*S + KH;
+                    memset(pp + r0*S*WQ, 0, sizeof(real)*(size_t)((r1 - r0)*S*WQ));
                     for (long ky = 0; ky < KH; ky++)
-                        for (long kx = 0; kx < KW; kx++) {
-                            const real *cp = cp0 + (ky*KW + kx)*LDC;
-                            /* columns ox with 0 <= ox*S - P + kx < W */
-                            long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                            if (hi > WO) hi = WO;
-                            if (lo > hi) lo = hi;
+                        for (long kx = 0; kx < KW; kx++)
                             for (long oy = oy0; oy < oy1; oy++) {
-                                long iy = oy*S - P + ky;
-                                const real *crow = cp + (oy - oy0)*WO;
-                                if (iy < 0 || iy >= H) continue;
-                                real *xrow = xp + iy*W;
-                                for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
+                                const real *src = col + c*KH*KW*NT + (ky*KW + kx)*LDC + (oy - oy0)*WO;
+                                real *dst = pp + (oy*S + ky)*S*WQ + kx % S*WQ + kx / S;
+                                for (long ox = 0; ox < WO; ox++) dst[ox] += src[ox];
                             }
+                    for (long r = r0 > P ? r0 : P; r < (r1 < H + P ? r1 : H + P); r++)
+                        for (long ph = 0; ph < S; ph++) {
+                            const long lo = P > ph ? (P - ph + S - 1) / S : 0, hi = W - 1 + P - ph < 0 ? 0 : (W - 1 + P - ph) / S + 1;
+                            const real *prow = pp + r*S*WQ + ph*WQ;
+                            real *xrow = xp + (r - P)*W + ph - P;
+                            for (long q = lo; q < hi; q++) xrow[q*S] += prow[q];
                         }
                 }
             }
@@ -1937,36 +1934,35 @@ void convirt_image_vjp_k160_conv2d_input_grad(real *restrict out, const real *re
  *   ... and 8 more */
 void convirt_image_vjp_k161_conv2d_weight_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B) {
     const long C = 128, H = 8, W = 8, KH = 3, KW = 3, S = 1, P = 1, HO = 8, WO = 8, KC = 1152, NB = B;
-    (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
-    real *acc = work + 73728; /* [KC, O] */
+    const long HP = H + 2*P, WP = W + 2*P, WQ = (WP + S - 1)/S; /* the image with its zero border; WQ: columns a phase */
+    (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB; (void)HP; (void)WP; (void)WQ;
+    real *acc = work + 74128; /* [KC, O] */
     #pragma omp parallel for schedule(static)
     for (long q = 0; q < 4; q++) {
         const long c0 = q*C/4, c1 = (q + 1)*C/4;
-        real *col = work + q*18432; /* this chunk's columns, a tile at a time [(c1 - c0)*KH*KW, NT] */
+        real *col = work + q*18532; /* this chunk's columns, a tile at a time [(c1 - c0)*KH*KW, NT] */
+        real *pp = col + 18432; /* a channel plane with its zero border [HP, S, WQ] */
+        memset(pp, 0, sizeof(real)*(size_t)(HP*S*WQ));
         for (long n = 0; n < NB; n++) {
             {
                 const long oy0 = 0, oy1 = HO, NT = HO*WO;
                 for (long c = c0; c < c1; c++) {
-                    const real *xp = in1 + (n*C + c)*H*W;
-                    real *cp0 = col + (c - c0)*KH*KW*NT;
                     const long LDC = NT;
-                    for (long ky = 0; ky < KH; ky++)
-                        for (long kx = 0; kx < KW; kx++) {
-                            real *cp = cp0 + (ky*KW + kx)*LDC;
-                            /* columns ox with 0 <= ox*S - P + kx < W */
-                            long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                            if (hi > WO) hi = WO;
-                            if (lo > hi) lo = hi;
-                            for (long oy = oy0; oy < oy1; oy++) {
-                                long iy = oy*S - P + ky;
-                                real *crow = cp + (oy - oy0)*WO;
-                                if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
-                                const real *xrow = xp + iy*W;
-                                for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
-                                for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
-                                for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
-                            }
+                    const real *xp = in1 + (n*C + c)*H*W;
+                    for (long iy = 0; iy < H; iy++)
+                        for (long ph = 0; ph < S; ph++) {
+                            const long lo = P > ph ? (P - ph + S - 1) / S : 0, hi = W - 1 + P - ph < 0 ? 0 : (W - 1 + P - ph) / S + 1;
+                            real *prow = pp + (iy + P)*S*WQ + ph*WQ;
+                            const real *xrow = xp + iy*W + ph - P;
+                            for (long q = lo; q < hi; q++) prow[q] = xrow[q*S];
                         }
+                    for (long ky = 0; ky < KH; ky++)
+                        for (long kx = 0; kx < KW; kx++)
+                            for (long oy = oy0; oy < oy1; oy++) {
+                                const real *src = pp + (oy*S + ky)*S*WQ + kx % S*WQ + kx / S;
+                                real *dst = col + (c - c0)*KH*KW*NT + (ky*KW + kx)*LDC + (oy - oy0)*WO;
+                                for (long ox = 0; ox < WO; ox++) dst[ox] = src[ox];
+                            }
                 }
                 GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (c1 - c0)*KH*KW, 128, NT, 1, col, NT, in0 + n*128*HO*WO + oy0*WO, HO*WO, n == 0 && oy0 == 0 ? 0 : 1, acc + c0*KH*KW*128, 128);
             }
@@ -2004,34 +2000,37 @@ void convirt_image_vjp_k180_fused_mul_add_step(real *restrict out, const real *r
  *   ... and 1 more */
 void convirt_image_vjp_k193_conv2d_input_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B) {
     const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 2, P = 1, HO = 8, WO = 8, KC = 576, NB = B;
-    (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
+    const long HP = H + 2*P, WP = W + 2*P, WQ = (WP + S - 1)/S; /* the image with its zero border; WQ: columns a phase */
+    (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB; (void)HP; (void)WP; (void)WQ;
     const long nt = omp_get_max_threads() < 16 ? omp_get_max_threads() : 16, L = NB < nt ? NB : nt;
     #pragma omp parallel for schedule(static)
     for (long l = 0; l < L; l++) {
-        real *col = work + l*36864; /* this lane's columns, a tile at a time [K, NT] */
+        real *col = work + l*37188; /* this lane's columns, a tile at a time [K, NT] */
+        real *pp = col + 36864; /* a channel plane with its zero border [HP, S, WQ] */
+        memset(pp, 0, sizeof(real)*(size_t)(HP*S*WQ));
         for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
             memset(out + n*C*H*W, 0, sizeof(real)*(size_t)(C*H*W));
             {
                 const long oy0 = 0, oy1 = HO, NT = HO*WO;
                 GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, KC, NT, 128, 1, in1, KC, in0 + n*128*HO*WO + oy0*WO, HO*WO, 0, col, NT);
                 for (long c = 0; c < C; c++) {
-                    real *xp = out + (n*C + c)*H*W;
-                    const real *cp0 = col + c*KH*KW*NT;
                     const long LDC = NT;
+                    real *xp = out + (n*C + c)*H*W;
+                    const long r0 = oy0*S, r1 = (oy1 - 1)*S + KH;
+                    memset(pp + r0*S*WQ, 0, sizeof(real)*(size_t)((r1 - r0)*S*WQ));
                     for (long ky = 0; ky < KH; ky++)
-                        for (long kx = 0; kx < KW; kx++) {
-                            const real *cp = cp0 + (ky*KW + kx)*LDC;
-                            /* columns ox with 0 <= ox*S - P + kx < W */
-                            long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                            if (hi > WO) hi = WO;
-                            if (lo > hi) lo = hi;
+                        for (long kx = 0; kx < KW; kx++)
                             for (long oy = oy0; oy < oy1; oy++) {
-                                long iy = oy*S - P + ky;
-                                const real *crow = cp + (oy - oy0)*WO;
-                                if (iy < 0 || iy >= H) continue;
-                                real *xrow = xp + iy*W;
-                                for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
+                                const real *src = col + c*KH*KW*NT + (ky*KW + kx)*LDC + (oy - oy0)*WO;
+                                real *dst = pp + (oy*S + ky)*S*WQ + kx % S*WQ + kx / S;
+                                for (long ox = 0; ox < WO; ox++) dst[ox] += src[ox];
                             }
+                    for (long r = r0 > P ? r0 : P; r < (r1 < H + P ? r1 : H + P); r++)
+                        for (long ph = 0; ph < S; ph++) {
+                            const long lo = P > ph ? (P - ph + S - 1) / S : 0, hi = W - 1 + P - ph < 0 ? 0 : (W - 1 + P - ph) / S + 1;
+                            const real *prow = pp + r*S*WQ + ph*WQ;
+                            real *xrow = xp + (r - P)*W + ph - P;
+                            for (long q = lo; q < hi; q++) xrow[q*S] += prow[q];
                         }
                 }
             }
@@ -2049,36 +2048,35 @@ void convirt_image_vjp_k193_conv2d_input_grad(real *restrict out, const real *re
  *   ... and 1 more */
 void convirt_image_vjp_k194_conv2d_weight_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B) {
     const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 2, P = 1, HO = 8, WO = 8, KC = 576, NB = B;
-    (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
-    real *acc = work + 36864; /* [KC, O] */
+    const long HP = H + 2*P, WP = W + 2*P, WQ = (WP + S - 1)/S; /* the image with its zero border; WQ: columns a phase */
+    (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB; (void)HP; (void)WP; (void)WQ;
+    real *acc = work + 38160; /* [KC, O] */
     #pragma omp parallel for schedule(static)
     for (long q = 0; q < 4; q++) {
         const long c0 = q*C/4, c1 = (q + 1)*C/4;
-        real *col = work + q*9216; /* this chunk's columns, a tile at a time [(c1 - c0)*KH*KW, NT] */
+        real *col = work + q*9540; /* this chunk's columns, a tile at a time [(c1 - c0)*KH*KW, NT] */
+        real *pp = col + 9216; /* a channel plane with its zero border [HP, S, WQ] */
+        memset(pp, 0, sizeof(real)*(size_t)(HP*S*WQ));
         for (long n = 0; n < NB; n++) {
             {
                 const long oy0 = 0, oy1 = HO, NT = HO*WO;
                 for (long c = c0; c < c1; c++) {
-                    const real *xp = in1 + (n*C + c)*H*W;
-                    real *cp0 = col + (c - c0)*KH*KW*NT;
                     const long LDC = NT;
-                    for (long ky = 0; ky < KH; ky++)
-                        for (long kx = 0; kx < KW; kx++) {
-                            real *cp = cp0 + (ky*KW + kx)*LDC;
-                            /* columns ox with 0 <= ox*S - P + kx < W */
-                            long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                            if (hi > WO) hi = WO;
-                            if (lo > hi) lo = hi;
-                            for (long oy = oy0; oy < oy1; oy++) {
-                                long iy = oy*S - P + ky;
-                                real *crow = cp + (oy - oy0)*WO;
-                                if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
-                                const real *xrow = xp + iy*W;
-                                for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
-                                for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
-                                for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
-                            }
+                    const real *xp = in1 + (n*C + c)*H*W;
+                    for (long iy = 0; iy < H; iy++)
+                        for (long ph = 0; ph < S; ph++) {
+                            const long lo = P > ph ? (P - ph + S - 1) / S : 0, hi = W - 1 + P - ph < 0 ? 0 : (W - 1 + P - ph) / S + 1;
+                            real *prow = pp + (iy + P)*S*WQ + ph*WQ;
+                            const real *xrow = xp + iy*W + ph - P;
+                            for (long q = lo; q < hi; q++) prow[q] = xrow[q*S];
                         }
+                    for (long ky = 0; ky < KH; ky++)
+                        for (long kx = 0; kx < KW; kx++)
+                            for (long oy = oy0; oy < oy1; oy++) {
+                                const real *src = pp + (oy*S + ky)*S*WQ + kx % S*WQ + kx / S;
+                                real *dst = col + (c - c0)*KH*KW*NT + (ky*KW + kx)*LDC + (oy - oy0)*WO;
+                                for (long ox = 0; ox < WO; ox++) dst[ox] = src[ox];
+                            }
                 }
                 GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (c1 - c0)*KH*KW, 128, NT, 1, col, NT, in0 + n*128*HO*WO + oy0*WO, HO*WO, n == 0 && oy0 == 0 ? 0 : 1, acc + c0*KH*KW*128, 128);
             }
@@ -2243,34 +2241,37 @@ void convirt_image_vjp_k207_sum(real *restrict out, const real *restrict in0, lo
  *   ... and 8 more */
 void convirt_image_vjp_k209_conv2d_input_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B) {
     const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 1, P = 1, HO = 16, WO = 16, KC = 576, NB = B;
-    (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
+    const long HP = H + 2*P, WP = W + 2*P, WQ = (WP + S - 1)/S; /* the image with its zero border; WQ: columns a phase */
+    (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB; (void)HP; (void)WP; (void)WQ;
     const long nt = omp_get_max_threads() < 16 ? omp_get_max_threads() : 16, L = NB < nt ? NB : nt;
     #pragma omp parallel for schedule(static)
     for (long l = 0; l < L; l++) {
-        real *col = work + l*147456; /* this lane's columns, a tile at a time [K, NT] */
+        real *col = work + l*147780; /* this lane's columns, a tile at a time [K, NT] */
+        real *pp = col + 147456; /* a channel plane with its zero border [HP, S, WQ] */
+        memset(pp, 0, sizeof(real)*(size_t)(HP*S*WQ));
         for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
             memset(out + n*C*H*W, 0, sizeof(real)*(size_t)(C*H*W));
             {
                 const long oy0 = 0, oy1 = HO, NT = HO*WO;
                 GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, KC, NT, 64, 1, in1, KC, in0 + n*64*HO*WO + oy0*WO, HO*WO, 0, col, NT);
                 for (long c = 0; c < C; c++) {
-                    real *xp = out + (n*C + c)*H*W;
-                    const real *cp0 = col + c*KH*KW*NT;
                     const long LDC = NT;
+                    real *xp = out + (n*C + c)*H*W;
+                    const long r0 = oy0*S, r1 = (oy1 - 1)*S + KH;
+                    memset(pp + r0*S*WQ, 0, sizeof(real)*(size_t)((r1 - r0)*S*WQ));
                     for (long ky = 0; ky < KH; ky++)
-                        for (long kx = 0; kx < KW; kx++) {
-                            const real *cp = cp0 + (ky*KW + kx)*LDC;
-                            /* columns ox with 0 <= ox*S - P + kx < W */
-                            long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                            if (hi > WO) hi = WO;
-                            if (lo > hi) lo = hi;
+                        for (long kx = 0; kx < KW; kx++)
                             for (long oy = oy0; oy < oy1; oy++) {
-                                long iy = oy*S - P + ky;
-                                const real *crow = cp + (oy - oy0)*WO;
-                                if (iy < 0 || iy >= H) continue;
-                                real *xrow = xp + iy*W;
-                                for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
+                                const real *src = col + c*KH*KW*NT + (ky*KW + kx)*LDC + (oy - oy0)*WO;
+                                real *dst = pp + (oy*S + ky)*S*WQ + kx % S*WQ + kx / S;
+                                for (long ox = 0; ox < WO; ox++) dst[ox] += src[ox];
                             }
+                    for (long r = r0 > P ? r0 : P; r < (r1 < H + P ? r1 : H + P); r++)
+                        for (long ph = 0; ph < S; ph++) {
+                            const long lo = P > ph ? (P - ph + S - 1) / S : 0, hi = W - 1 + P - ph < 0 ? 0 : (W - 1 + P - ph) / S + 1;
+                            const real *prow = pp + r*S*WQ + ph*WQ;
+                            real *xrow = xp + (r - P)*W + ph - P;
+                            for (long q = lo; q < hi; q++) xrow[q*S] += prow[q];
                         }
                 }
             }
@@ -2288,36 +2289,35 @@ void convirt_image_vjp_k209_conv2d_input_grad(real *restrict out, const real *re
  *   ... and 8 more */
 void convirt_image_vjp_k210_conv2d_weight_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B) {
     const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 1, P = 1, HO = 16, WO = 16, KC = 576, NB = B;
-    (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
-    real *acc = work + 147456; /* [KC, O] */
+    const long HP = H + 2*P, WP = W + 2*P, WQ = (WP + S - 1)/S; /* the image with its zero border; WQ: columns a phase */
+    (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB; (void)HP; (void)WP; (void)WQ;
+    real *acc = work + 148752; /* [KC, O] */
     #pragma omp parallel for schedule(static)
     for (long q = 0; q < 4; q++) {
         const long c0 = q*C/4, c1 = (q + 1)*C/4;
-        real *col = work + q*36864; /* this chunk's columns, a tile at a time [(c1 - c0)*KH*KW, NT] */
+        real *col = work + q*37188; /* this chunk's columns, a tile at a time [(c1 - c0)*KH*KW, NT] */
+        real *pp = col + 36864; /* a channel plane with its zero border [HP, S, WQ] */
+        memset(pp, 0, sizeof(real)*(size_t)(HP*S*WQ));
         for (long n = 0; n < NB; n++) {
             {
                 const long oy0 = 0, oy1 = HO, NT = HO*WO;
                 for (long c = c0; c < c1; c++) {
-                    const real *xp = in1 + (n*C + c)*H*W;
-                    real *cp0 = col + (c - c0)*KH*KW*NT;
                     const long LDC = NT;
-                    for (long ky = 0; ky < KH; ky++)
-                        for (long kx = 0; kx < KW; kx++) {
-                            real *cp = cp0 + (ky*KW + kx)*LDC;
-                            /* columns ox with 0 <= ox*S - P + kx < W */
-                            long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                            if (hi > WO) hi = WO;
-                            if (lo > hi) lo = hi;
-                            for (long oy = oy0; oy < oy1; oy++) {
-                                long iy = oy*S - P + ky;
-                                real *crow = cp + (oy - oy0)*WO;
-                                if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
-                                const real *xrow = xp + iy*W;
-                                for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
-                                for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
-                                for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
-                            }
+                    const real *xp = in1 + (n*C + c)*H*W;
+                    for (long iy = 0; iy < H; iy++)
+                        for (long ph = 0; ph < S; ph++) {
+                            const long lo = P > ph ? (P - ph + S - 1) / S : 0, hi = W - 1 + P - ph < 0 ? 0 : (W - 1 + P - ph) / S + 1;
+                            real *prow = pp + (iy + P)*S*WQ + ph*WQ;
+                            const real *xrow = xp + iy*W + ph - P;
+                            for (long q = lo; q < hi; q++) prow[q] = xrow[q*S];
                         }
+                    for (long ky = 0; ky < KH; ky++)
+                        for (long kx = 0; kx < KW; kx++)
+                            for (long oy = oy0; oy < oy1; oy++) {
+                                const real *src = pp + (oy*S + ky)*S*WQ + kx % S*WQ + kx / S;
+                                real *dst = col + (c - c0)*KH*KW*NT + (ky*KW + kx)*LDC + (oy - oy0)*WO;
+                                for (long ox = 0; ox < WO; ox++) dst[ox] = src[ox];
+                            }
                 }
                 GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (c1 - c0)*KH*KW, 64, NT, 1, col, NT, in0 + n*64*HO*WO + oy0*WO, HO*WO, n == 0 && oy0 == 0 ? 0 : 1, acc + c0*KH*KW*64, 64);
             }
@@ -2355,34 +2355,37 @@ void convirt_image_vjp_k229_fused_mul_add_step(real *restrict out, const real *r
  *   ... and 1 more */
 void convirt_image_vjp_k242_conv2d_input_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B) {
     const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 2, P = 1, HO = 16, WO = 16, KC = 288, NB = B;
-    (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
+    const long HP = H + 2*P, WP = W + 2*P, WQ = (WP + S - 1)/S; /* the image with its zero border; WQ: columns a phase */
+    (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB; (void)HP; (void)WP; (void)WQ;
     const long nt = omp_get_max_threads() < 16 ? omp_get_max_threads() : 16, L = NB < nt ? NB : nt;
     #pragma omp parallel for schedule(static)
     for (long l = 0; l < L; l++) {
-        real *col = work + l*73728; /* this lane's columns, a tile at a time [K, NT] */
+        real *col = work + l*74884; /* this lane's columns, a tile at a time [K, NT] */
+        real *pp = col + 73728; /* a channel plane with its zero border [HP, S, WQ] */
+        memset(pp, 0, sizeof(real)*(size_t)(HP*S*WQ));
         for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
             memset(out + n*C*H*W, 0, sizeof(real)*(size_t)(C*H*W));
             {
                 const long oy0 = 0, oy1 = HO, NT = HO*WO;
                 GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, KC, NT, 64, 1, in1, KC, in0 + n*64*HO*WO + oy0*WO, HO*WO, 0, col, NT);
                 for (long c = 0; c < C; c++) {
-                    real *xp = out + (n*C + c)*H*W;
-                    const real *cp0 = col + c*KH*KW*NT;
                     const long LDC = NT;
+                    real *xp = out + (n*C + c)*H*W;
+                    const long r0 = oy0*S, r1 = (oy1 - 1)*S + KH;
+                    memset(pp + r0*S*WQ, 0, sizeof(real)*(size_t)((r1 - r0)*S*WQ));
                     for (long ky = 0; ky < KH; ky++)
-                        for (long kx = 0; kx < KW; kx++) {
-                            const real *cp = cp0 + (ky*KW + kx)*LDC;
-                            /* columns ox with 0 <= ox*S - P + kx < W */
-                            long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                            if (hi > WO) hi = WO;
-                            if (lo > hi) lo = hi;
+                        for (long kx = 0; kx < KW; kx++)
                             for (long oy = oy0; oy < oy1; oy++) {
-                                long iy = oy*S - P + ky;
-                                const real *crow = cp + (oy - oy0)*WO;
-                                if (iy < 0 || iy >= H) continue;
-                                real *xrow = xp + iy*W;
-                                for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
+                                const real *src = col + c*KH*KW*NT + (ky*KW + kx)*LDC + (oy - oy0)*WO;
+                                real *dst = pp + (oy*S + ky)*S*WQ + kx % S*WQ + kx / S;
+                                for (long ox = 0; ox < WO; ox++) dst[ox] += src[ox];
                             }
+                    for (long r = r0 > P ? r0 : P; r < (r1 < H + P ? r1 : H + P); r++)
+                        for (long ph = 0; ph < S; ph++) {
+                            const long lo = P > ph ? (P - ph + S - 1) / S : 0, hi = W - 1 + P - ph < 0 ? 0 : (W - 1 + P - ph) / S + 1;
+                            const real *prow = pp + r*S*WQ + ph*WQ;
+                            real *xrow = xp + (r - P)*W + ph - P;
+                            for (long q = lo; q < hi; q++) xrow[q*S] += prow[q];
                         }
                 }
             }
@@ -2400,36 +2403,35 @@ void convirt_image_vjp_k242_conv2d_input_grad(real *restrict out, const real *re
  *   ... and 1 more */
 void convirt_image_vjp_k243_conv2d_weight_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B) {
     const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 2, P = 1, HO = 16, WO = 16, KC = 288, NB = B;
-    (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
-    real *acc = work + 73728; /* [KC, O] */
+    const long HP = H + 2*P, WP = W + 2*P, WQ = (WP + S - 1)/S; /* the image with its zero border; WQ: columns a phase */
+    (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB; (void)HP; (void)WP; (void)WQ;
+    real *acc = work + 76040; /* [KC, O] */
     #pragma omp parallel for schedule(static)
     for (long q = 0; q < 2; q++) {
         const long c0 = q*C/2, c1 = (q + 1)*C/2;
-        real *col = work + q*36864; /* this chunk's columns, a tile at a time [(c1 - c0)*KH*KW, NT] */
+        real *col = work + q*38020; /* this chunk's columns, a tile at a time [(c1 - c0)*KH*KW, NT] */
+        real *pp = col + 36864; /* a channel plane with its zero border [HP, S, WQ] */
+        memset(pp, 0, sizeof(real)*(size_t)(HP*S*WQ));
         for (long n = 0; n < NB; n++) {
             {
                 const long oy0 = 0, oy1 = HO, NT = HO*WO;
                 for (long c = c0; c < c1; c++) {
-                    const real *xp = in1 + (n*C + c)*H*W;
-                    real *cp0 = col + (c - c0)*KH*KW*NT;
                     const long LDC = NT;
-                    for (long ky = 0; ky < KH; ky++)
-                        for (long kx = 0; kx < KW; kx++) {
-                            real *cp = cp0 + (ky*KW + kx)*LDC;
-                            /* columns ox with 0 <= ox*S - P + kx < W */
-                            long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                            if (hi > WO) hi = WO;
-                            if (lo > hi) lo = hi;
-                            for (long oy = oy0; oy < oy1; oy++) {
-                                long iy = oy*S - P + ky;
-                                real *crow = cp + (oy - oy0)*WO;
-                                if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
-                                const real *xrow = xp + iy*W;
-                                for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
-                                for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
-                                for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
-                            }
+                    const real *xp = in1 + (n*C + c)*H*W;
+                    for (long iy = 0; iy < H; iy++)
+                        for (long ph = 0; ph < S; ph++) {
+                            const long lo = P > ph ? (P - ph + S - 1) / S : 0, hi = W - 1 + P - ph < 0 ? 0 : (W - 1 + P - ph) / S + 1;
+                            real *prow = pp + (iy + P)*S*WQ + ph*WQ;
+                            const real *xrow = xp + iy*W + ph - P;
+                            for (long q = lo; q < hi; q++) prow[q] = xrow[q*S];
                         }
+                    for (long ky = 0; ky < KH; ky++)
+                        for (long kx = 0; kx < KW; kx++)
+                            for (long oy = oy0; oy < oy1; oy++) {
+                                const real *src = pp + (oy*S + ky)*S*WQ + kx % S*WQ + kx / S;
+                                real *dst = col + (c - c0)*KH*KW*NT + (ky*KW + kx)*LDC + (oy - oy0)*WO;
+                                for (long ox = 0; ox < WO; ox++) dst[ox] = src[ox];
+                            }
                 }
                 GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (c1 - c0)*KH*KW, 64, NT, 1, col, NT, in0 + n*64*HO*WO + oy0*WO, HO*WO, n == 0 && oy0 == 0 ? 0 : 1, acc + c0*KH*KW*64, 64);
             }
@@ -2594,34 +2596,37 @@ void convirt_image_vjp_k256_sum(real *restrict out, const real *restrict in0, lo
  *   ... and 8 more */
 void convirt_image_vjp_k258_conv2d_input_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B) {
     const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 1, P = 1, HO = 32, WO = 32, KC = 288, NB = B;
-    (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
+    const long HP = H + 2*P, WP = W + 2*P, WQ = (WP + S - 1)/S; /* the image with its zero border; WQ: columns a phase */
+    (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB; (void)HP; (void)WP; (void)WQ;
     const long nt = omp_get_max_threads() < 16 ? omp_get_max_threads() : 16, L = NB < nt ? NB : nt;
     #pragma omp parallel for schedule(static)
     for (long l = 0; l < L; l++) {
-        real *col = work + l*147456; /* this lane's columns, a tile at a time [K, NT] */
+        real *col = work + l*148612; /* this lane's columns, a tile at a time [K, NT] */
+        real *pp = col + 147456; /* a channel plane with its zero border [HP, S, WQ] */
+        memset(pp, 0, sizeof(real)*(size_t)(HP*S*WQ));
         for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
             memset(out + n*C*H*W, 0, sizeof(real)*(size_t)(C*H*W));
             for (long oy0 = 0; oy0 < HO; oy0 += 16) {
                 const long oy1 = oy0 + 16 < HO ? oy0 + 16 : HO, NT = (oy1 - oy0)*WO; (void)NT;
                 GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, KC, NT, 32, 1, in1, KC, in0 + n*32*HO*WO + oy0*WO, HO*WO, 0, col, NT);
                 for (long c = 0; c < C; c++) {
-                    real *xp = out + (n*C + c)*H*W;
-                    const real *cp0 = col + c*KH*KW*NT;
                     const long LDC = NT;
+                    real *xp = out + (n*C + c)*H*W;
+                    const long r0 = oy0*S, r1 = (oy1 - 1)*S + KH;
+                    memset(pp + r0*S*WQ, 0, sizeof(real)*(size_t)((r1 - r0)*S*WQ));
                     for (long ky = 0; ky < KH; ky++)
-                        for (long kx = 0; kx < KW; kx++) {
-                            const real *cp = cp0 + (ky*KW + kx)*LDC;
-                            /* columns ox with 0 <= ox*S - P + kx < W */
-                            long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                            if (hi > WO) hi = WO;
-                            if (lo > hi) lo = hi;
+                        for (long kx = 0; kx < KW; kx++)
                             for (long oy = oy0; oy < oy1; oy++) {
-                                long iy = oy*S - P + ky;
-                                const real *crow = cp + (oy - oy0)*WO;
-                                if (iy < 0 || iy >= H) continue;
-                                real *xrow = xp + iy*W;
-                                for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
+                                const real *src = col + c*KH*KW*NT + (ky*KW + kx)*LDC + (oy - oy0)*WO;
+                                real *dst = pp + (oy*S + ky)*S*WQ + kx % S*WQ + kx / S;
+                                for (long ox = 0; ox < WO; ox++) dst[ox] += src[ox];
                             }
+                    for (long r = r0 > P ? r0 : P; r < (r1 < H + P ? r1 : H + P); r++)
+                        for (long ph = 0; ph < S; ph++) {
+                            const long lo = P > ph ? (P - ph + S - 1) / S : 0, hi = W - 1 + P - ph < 0 ? 0 : (W - 1 + P - ph) / S + 1;
+                            const real *prow = pp + r*S*WQ + ph*WQ;
+                            real *xrow = xp + (r - P)*W + ph - P;
+                            for (long q = lo; q < hi; q++) xrow[q*S] += prow[q];
                         }
                 }
             }
@@ -2639,36 +2644,35 @@ void convirt_image_vjp_k258_conv2d_input_grad(real *restrict out, const real *re
  *   ... and 8 more */
 void convirt_image_vjp_k259_conv2d_weight_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B) {
     const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 1, P = 1, HO = 32, WO = 32, KC = 288, NB = B;
-    (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
-    real *acc = work + 294912; /* [KC, O] */
+    const long HP = H + 2*P, WP = W + 2*P, WQ = (WP + S - 1)/S; /* the image with its zero border; WQ: columns a phase */
+    (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB; (void)HP; (void)WP; (void)WQ;
+    real *acc = work + 297224; /* [KC, O] */
     #pragma omp parallel for schedule(static)
     for (long q = 0; q < 2; q++) {
         const long c0 = q*C/2, c1 = (q + 1)*C/2;
-        real *col = work + q*147456; /* this chunk's columns, a tile at a time [(c1 - c0)*KH*KW, NT] */
+        real *col = work + q*148612; /* this chunk's columns, a tile at a time [(c1 - c0)*KH*KW, NT] */
+        real *pp = col + 147456; /* a channel plane with its zero border [HP, S, WQ] */
+        memset(pp, 0, sizeof(real)*(size_t)(HP*S*WQ));
         for (long n = 0; n < NB; n++) {
             {
                 const long oy0 = 0, oy1 = HO, NT = HO*WO;
                 for (long c = c0; c < c1; c++) {
-                    const real *xp = in1 + (n*C + c)*H*W;
-                    real *cp0 = col + (c - c0)*KH*KW*NT;
                     const long LDC = NT;
-                    for (long ky = 0; ky < KH; ky++)
-                        for (long kx = 0; kx < KW; kx++) {
-                            real *cp = cp0 + (ky*KW + kx)*LDC;
-                            /* columns ox with 0 <= ox*S - P + kx < W */
-                            long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                            if (hi > WO) hi = WO;
-                            if (lo > hi) lo = hi;
-                            for (long oy = oy0; oy < oy1; oy++) {
-                                long iy = oy*S - P + ky;
-                                real *crow = cp + (oy - oy0)*WO;
-                                if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
-                                const real *xrow = xp + iy*W;
-                                for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
-                                for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
-                                for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
-                            }
+                    const real *xp = in1 + (n*C + c)*H*W;
+                    for (long iy = 0; iy < H; iy++)
+                        for (long ph = 0; ph < S; ph++) {
+                            const long lo = P > ph ? (P - ph + S - 1) / S : 0, hi = W - 1 + P - ph < 0 ? 0 : (W - 1 + P - ph) / S + 1;
+                            real *prow = pp + (iy + P)*S*WQ + ph*WQ;
+                            const real *xrow = xp + iy*W + ph - P;
+                            for (long q = lo; q < hi; q++) prow[q] = xrow[q*S];
                         }
+                    for (long ky = 0; ky < KH; ky++)
+                        for (long kx = 0; kx < KW; kx++)
+                            for (long oy = oy0; oy < oy1; oy++) {
+                                const real *src = pp + (oy*S + ky)*S*WQ + kx % S*WQ + kx / S;
+                                real *dst = col + (c - c0)*KH*KW*NT + (ky*KW + kx)*LDC + (oy - oy0)*WO;
+                                for (long ox = 0; ox < WO; ox++) dst[ox] = src[ox];
+                            }
                 }
                 GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (c1 - c0)*KH*KW, 32, NT, 1, col, NT, in0 + n*32*HO*WO + oy0*WO, HO*WO, n == 0 && oy0 == 0 ? 0 : 1, acc + c0*KH*KW*32, 32);
             }
@@ -2706,34 +2710,37 @@ void convirt_image_vjp_k278_fused_mul_add_step(real *restrict out, const real *r
  *   ... and 1 more */
 void convirt_image_vjp_k291_conv2d_input_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B) {
     const long C = 32, H = 64, W = 64, KH = 3, KW = 3, S = 2, P = 1, HO = 32, WO = 32, KC = 288, NB = B;
-    (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
+    const long HP = H + 2*P, WP = W + 2*P, WQ = (WP + S - 1)/S; /* the image with its zero border; WQ: columns a phase */
+    (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB; (void)HP; (void)WP; (void)WQ;
     const long nt = omp_get_max_threads() < 16 ? omp_get_max_threads() : 16, L = NB < nt ? NB : nt;
     #pragma omp parallel for schedule(static)
     for (long l = 0; l < L; l++) {
-        real *col = work + l*147456; /* this lane's columns, a tile at a time [K, NT] */
+        real *col = work + l*151812; /* this lane's columns, a tile at a time [K, NT] */
+        real *pp = col + 147456; /* a channel plane with its zero border [HP, S, WQ] */
+        memset(pp, 0, sizeof(real)*(size_t)(HP*S*WQ));
         for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
             memset(out + n*C*H*W, 0, sizeof(real)*(size_t)(C*H*W));
             for (long oy0 = 0; oy0 < HO; oy0 += 16) {
                 const long oy1 = oy0 + 16 < HO ? oy0 + 16 : HO, NT = (oy1 - oy0)*WO; (void)NT;
                 GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, KC, NT, 32, 1, in1, KC, in0 + n*32*HO*WO + oy0*WO, HO*WO, 0, col, NT);
                 for (long c = 0; c < C; c++) {
-                    real *xp = out + (n*C + c)*H*W;
-                    const real *cp0 = col + c*KH*KW*NT;
                     const long LDC = NT;
+                    real *xp = out + (n*C + c)*H*W;
+                    const long r0 = oy0*S, r1 = (oy1 - 1)*S + KH;
+                    memset(pp + r0*S*WQ, 0, sizeof(real)*(size_t)((r1 - r0)*S*WQ));
                     for (long ky = 0; ky < KH; ky++)
-                        for (long kx = 0; kx < KW; kx++) {
-                            const real *cp = cp0 + (ky*KW + kx)*LDC;
-                            /* columns ox with 0 <= ox*S - P + kx < W */
-                            long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                            if (hi > WO) hi = WO;
-                            if (lo > hi) lo = hi;
+                        for (long kx = 0; kx < KW; kx++)
                             for (long oy = oy0; oy < oy1; oy++) {
-                                long iy = oy*S - P + ky;
-                                const real *crow = cp + (oy - oy0)*WO;
-                                if (iy < 0 || iy >= H) continue;
-                                real *xrow = xp + iy*W;
-                                for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
+                                const real *src = col + c*KH*KW*NT + (ky*KW + kx)*LDC + (oy - oy0)*WO;
+                                real *dst = pp + (oy*S + ky)*S*WQ + kx % S*WQ + kx / S;
+                                for (long ox = 0; ox < WO; ox++) dst[ox] += src[ox];
                             }
+                    for (long r = r0 > P ? r0 : P; r < (r1 < H + P ? r1 : H + P); r++)
+                        for (long ph = 0; ph < S; ph++) {
+                            const long lo = P > ph ? (P - ph + S - 1) / S : 0, hi = W - 1 + P - ph < 0 ? 0 : (W - 1 + P - ph) / S + 1;
+                            const real *prow = pp + r*S*WQ + ph*WQ;
+                            real *xrow = xp + (r - P)*W + ph - P;
+                            for (long q = lo; q < hi; q++) xrow[q*S] += prow[q];
                         }
                 }
             }
@@ -2751,36 +2758,35 @@ void convirt_image_vjp_k291_conv2d_input_grad(real *restrict out, const real *re
  *   ... and 1 more */
 void convirt_image_vjp_k292_conv2d_weight_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B) {
     const long C = 32, H = 64, W = 64, KH = 3, KW = 3, S = 2, P = 1, HO = 32, WO = 32, KC = 288, NB = B;
-    (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
-    real *acc = work + 294912; /* [KC, O] */
+    const long HP = H + 2*P, WP = W + 2*P, WQ = (WP + S - 1)/S; /* the image with its zero border; WQ: columns a phase */
+    (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB; (void)HP; (void)WP; (void)WQ;
+    real *acc = work + 303624; /* [KC, O] */
     #pragma omp parallel for schedule(static)
     for (long q = 0; q < 2; q++) {
         const long c0 = q*C/2, c1 = (q + 1)*C/2;
-        real *col = work + q*147456; /* this chunk's columns, a tile at a time [(c1 - c0)*KH*KW, NT] */
+        real *col = work + q*151812; /* this chunk's columns, a tile at a time [(c1 - c0)*KH*KW, NT] */
+        real *pp = col + 147456; /* a channel plane with its zero border [HP, S, WQ] */
+        memset(pp, 0, sizeof(real)*(size_t)(HP*S*WQ));
         for (long n = 0; n < NB; n++) {
             {
                 const long oy0 = 0, oy1 = HO, NT = HO*WO;
                 for (long c = c0; c < c1; c++) {
-                    const real *xp = in1 + (n*C + c)*H*W;
-                    real *cp0 = col + (c - c0)*KH*KW*NT;
                     const long LDC = NT;
-                    for (long ky = 0; ky < KH; ky++)
-                        for (long kx = 0; kx < KW; kx++) {
-                            real *cp = cp0 + (ky*KW + kx)*LDC;
-                            /* columns ox with 0 <= ox*S - P + kx < W */
-                            long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                            if (hi > WO) hi = WO;
-                            if (lo > hi) lo = hi;
-                            for (long oy = oy0; oy < oy1; oy++) {
-                                long iy = oy*S - P + ky;
-                                real *crow = cp + (oy - oy0)*WO;
-                                if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
-                                const real *xrow = xp + iy*W;
-                                for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
-                                for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
-                                for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
-                            }
+                    const real *xp = in1 + (n*C + c)*H*W;
+                    for (long iy = 0; iy < H; iy++)
+                        for (long ph = 0; ph < S; ph++) {
+                            const long lo = P > ph ? (P - ph + S - 1) / S : 0, hi = W - 1 + P - ph < 0 ? 0 : (W - 1 + P - ph) / S + 1;
+                            real *prow = pp + (iy + P)*S*WQ + ph*WQ;
+                            const real *xrow = xp + iy*W + ph - P;
+                            for (long q = lo; q < hi; q++) prow[q] = xrow[q*S];
                         }
+                    for (long ky = 0; ky < KH; ky++)
+                        for (long kx = 0; kx < KW; kx++)
+                            for (long oy = oy0; oy < oy1; oy++) {
+                                const real *src = pp + (oy*S + ky)*S*WQ + kx % S*WQ + kx / S;
+                                real *dst = col + (c - c0)*KH*KW*NT + (ky*KW + kx)*LDC + (oy - oy0)*WO;
+                                for (long ox = 0; ox < WO; ox++) dst[ox] = src[ox];
+                            }
                 }
                 GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (c1 - c0)*KH*KW, 32, NT, 1, col, NT, in0 + n*32*HO*WO + oy0*WO, HO*WO, n == 0 && oy0 == 0 ? 0 : 1, acc + c0*KH*KW*32, 32);
             }
@@ -2893,8 +2899,8 @@ void convirt_image_vjp_k304_sum(real *restrict out, const real *restrict in0, lo
  *   ... and 1 more */
 void convirt_image_vjp_k308_conv2d_weight_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B) {
     const long C = 1, H = 64, W = 64, KH = 3, KW = 3, S = 1, P = 1, HO = 64, WO = 64, KC = 9, NB = B;
-    (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
-    const long HP = 66, WP = 66;
+    const long HP = H + 2*P, WP = W + 2*P, WQ = (WP + S - 1)/S; /* the image with its zero border; WQ: columns a phase */
+    (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB; (void)HP; (void)WP; (void)WQ;
     real *acc = work + 17424; /* [O, KH*KW, 16] */
     #pragma omp parallel for schedule(static)
     for (long q = 0; q < 4; q++) {
@@ -6561,35 +6567,34 @@ void seg_finetune_k106_concat(real *restrict out, const real *restrict in0, cons
  *   %112 conv2d [B,64,16,16]   graphs/lib/unet.lua:16 */
 void seg_finetune_k109_conv2d(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, real *restrict work, long B) {
     const long C = 192, H = 16, W = 16, KH = 3, KW = 3, S = 1, P = 1, HO = 16, WO = 16, KC = 1728, NB = B;
-    (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
+    const long HP = H + 2*P, WP = W + 2*P, WQ = (WP + S - 1)/S; /* the image with its zero border; WQ: columns a phase */
+    (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB; (void)HP; (void)WP; (void)WQ;
     const long nt = omp_get_max_threads() < 16 ? omp_get_max_threads() : 16, L = NB < nt ? NB : nt;
     #pragma omp parallel for schedule(static)
     for (long l = 0; l < L; l++) {
-        real *col = work + l*442368; /* this lane's columns, a tile at a time [K, NT] */
+        real *col = work + l*442692; /* this lane's columns, a tile at a time [K, NT] */
+        real *pp = col + 442368; /* a channel plane with its zero border [HP, S, WQ] */
+        memset(pp, 0, sizeof(real)*(size_t)(HP*S*WQ));
         for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
             {
                 const long oy0 = 0, oy1 = HO, NT = HO*WO;
                 for (long c = 0; c < C; c++) {
-                    const real *xp = in0 + (n*C + c)*H*W;
-                    real *cp0 = col + (c - 0)*KH*KW*NT;
                     const long LDC = NT;
-                    for (long ky = 0; ky < KH; ky++)
-                        for (long kx = 0; kx < KW; kx++) {
-                            real *cp = cp0 + (ky*KW + kx)*LDC;
-                            /* columns ox with 0 <= ox*S - P + kx < W */
-                            long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                            if (hi > WO) hi = WO;
-                            if (lo > hi) lo = hi;
-                            for (long oy = oy0; oy < oy1; oy++) {
-                                long iy = oy*S - P + ky;
-                                real *crow = cp + (oy - oy0)*WO;
-                                if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
-                                const real *xrow = xp + iy*W;
-                                for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
-                                for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
-                                for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
-                            }
+                    const real *xp = in0 + (n*C + c)*H*W;
+                    for (long iy = 0; iy < H; iy++)
+                        for (long ph = 0; ph < S; ph++) {
+                            const long lo = P > ph ? (P - ph + S - 1) / S : 0, hi = W - 1 + P - ph < 0 ? 0 : (W - 1 + P - ph) / S + 1;
+                            real *prow = pp + (iy + P)*S*WQ + ph*WQ;
+                            const real *xrow = xp + iy*W + ph - P;
+                            for (long q = lo; q < hi; q++) prow[q] = xrow[q*S];
                         }
+                    for (long ky = 0; ky < KH; ky++)
+                        for (long kx = 0; kx < KW; kx++)
+                            for (long oy = oy0; oy < oy1; oy++) {
+                                const real *src = pp + (oy*S + ky)*S*WQ + kx % S*WQ + kx / S;
+                                real *dst = col + (c - 0)*KH*KW*NT + (ky*KW + kx)*LDC + (oy - oy0)*WO;
+                                for (long ox = 0; ox < WO; ox++) dst[ox] = src[ox];
+                            }
                 }
                 GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, NT, KC, 1, in1, KC, col, NT, 0, out + n*64*HO*WO + oy0*WO, HO*WO);
             }
@@ -6635,35 +6640,34 @@ void seg_finetune_k118_concat(real *restrict out, const real *restrict in0, cons
  *   %124 conv2d [B,32,32,32]   graphs/lib/unet.lua:16 */
 void seg_finetune_k121_conv2d(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, real *restrict work, long B) {
     const long C = 96, H = 32, W = 32, KH = 3, KW = 3, S = 1, P = 1, HO = 32, WO = 32, KC = 864, NB = B;
-    (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
+    const long HP = H + 2*P, WP = W + 2*P, WQ = (WP + S - 1)/S; /* the image with its zero border; WQ: columns a phase */
+    (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB; (void)HP; (void)WP; (void)WQ;
     const long nt = omp_get_max_threads() < 16 ? omp_get_max_threads() : 16, L = NB < nt ? NB : nt;
     #pragma omp parallel for schedule(static)
     for (long l = 0; l < L; l++) {
-        real *col = work + l*884736; /* this lane's columns, a tile at a time [K, NT] */
+        real *col = work + l*885892; /* this lane's columns, a tile at a time [K, NT] */
+        real *pp = col + 884736; /* a channel plane with its zero border [HP, S, WQ] */
+        memset(pp, 0, sizeof(real)*(size_t)(HP*S*WQ));
         for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
             {
                 const long oy0 = 0, oy1 = HO, NT = HO*WO;
                 for (long c = 0; c < C; c++) {
-                    const real *xp = in0 + (n*C + c)*H*W;
-                    real *cp0 = col + (c - 0)*KH*KW*NT;
                     const long LDC = NT;
-                    for (long ky = 0; ky < KH; ky++)
-                        for (long kx = 0; kx < KW; kx++) {
-                            real *cp = cp0 + (ky*KW + kx)*LDC;
-                            /* columns ox with 0 <= ox*S - P + kx < W */
-                            long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                            if (hi > WO) hi = WO;
-                            if (lo > hi) lo = hi;
-                            for (long oy = oy0; oy < oy1; oy++) {
-                                long iy = oy*S - P + ky;
-                                real *crow = cp + (oy - oy0)*WO;
-                                if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
-                                const real *xrow = xp + iy*W;
-                                for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
-                                for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
-                                for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
-                            }
+                    const real *xp = in0 + (n*C + c)*H*W;
+                    for (long iy = 0; iy < H; iy++)
+                        for (long ph = 0; ph < S; ph++) {
+                            const long lo = P > ph ? (P - ph + S - 1) / S : 0, hi = W - 1 + P - ph < 0 ? 0 : (W - 1 + P - ph) / S + 1;
+                            real *prow = pp + (iy + P)*S*WQ + ph*WQ;
+                            const real *xrow = xp + iy*W + ph - P;
+                            for (long q = lo; q < hi; q++) prow[q] = xrow[q*S];
                         }
+                    for (long ky = 0; ky < KH; ky++)
+                        for (long kx = 0; kx < KW; kx++)
+                            for (long oy = oy0; oy < oy1; oy++) {
+                                const real *src = pp + (oy*S + ky)*S*WQ + kx % S*WQ + kx / S;
+                                real *dst = col + (c - 0)*KH*KW*NT + (ky*KW + kx)*LDC + (oy - oy0)*WO;
+                                for (long ox = 0; ox < WO; ox++) dst[ox] = src[ox];
+                            }
                 }
                 GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, NT, KC, 1, in1, KC, col, NT, 0, out + n*32*HO*WO + oy0*WO, HO*WO);
             }
@@ -6709,35 +6713,34 @@ void seg_finetune_k130_concat(real *restrict out, const real *restrict in0, cons
  *   %136 conv2d [B,32,64,64]   graphs/lib/unet.lua:16 */
 void seg_finetune_k133_conv2d(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, real *restrict work, long B) {
     const long C = 64, H = 64, W = 64, KH = 3, KW = 3, S = 1, P = 1, HO = 64, WO = 64, KC = 576, NB = B;
-    (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
+    const long HP = H + 2*P, WP = W + 2*P, WQ = (WP + S - 1)/S; /* the image with its zero border; WQ: columns a phase */
+    (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB; (void)HP; (void)WP; (void)WQ;
     const long nt = omp_get_max_threads() < 16 ? omp_get_max_threads() : 16, L = NB < nt ? NB : nt;
     #pragma omp parallel for schedule(static)
     for (long l = 0; l < L; l++) {
-        real *col = work + l*2359296; /* this lane's columns, a tile at a time [K, NT] */
+        real *col = work + l*2363652; /* this lane's columns, a tile at a time [K, NT] */
+        real *pp = col + 2359296; /* a channel plane with its zero border [HP, S, WQ] */
+        memset(pp, 0, sizeof(real)*(size_t)(HP*S*WQ));
         for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
             {
                 const long oy0 = 0, oy1 = HO, NT = HO*WO;
                 for (long c = 0; c < C; c++) {
-                    const real *xp = in0 + (n*C + c)*H*W;
-                    real *cp0 = col + (c - 0)*KH*KW*NT;
                     const long LDC = NT;
-                    for (long ky = 0; ky < KH; ky++)
-                        for (long kx = 0; kx < KW; kx++) {
-                            real *cp = cp0 + (ky*KW + kx)*LDC;
-                            /* columns ox with 0 <= ox*S - P + kx < W */
-                            long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                            if (hi > WO) hi = WO;
-                            if (lo > hi) lo = hi;
-                            for (long oy = oy0; oy < oy1; oy++) {
-                                long iy = oy*S - P + ky;
-                                real *crow = cp + (oy - oy0)*WO;
-                                if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
-                                const real *xrow = xp + iy*W;
-                                for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
-                                for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
-                                for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
-                            }
+                    const real *xp = in0 + (n*C + c)*H*W;
+                    for (long iy = 0; iy < H; iy++)
+                        for (long ph = 0; ph < S; ph++) {
+                            const long lo = P > ph ? (P - ph + S - 1) / S : 0, hi = W - 1 + P - ph < 0 ? 0 : (W - 1 + P - ph) / S + 1;
+                            real *prow = pp + (iy + P)*S*WQ + ph*WQ;
+                            const real *xrow = xp + iy*W + ph - P;
+                            for (long q = lo; q < hi; q++) prow[q] = xrow[q*S];
                         }
+                    for (long ky = 0; ky < KH; ky++)
+                        for (long kx = 0; kx < KW; kx++)
+                            for (long oy = oy0; oy < oy1; oy++) {
+                                const real *src = pp + (oy*S + ky)*S*WQ + kx % S*WQ + kx / S;
+                                real *dst = col + (c - 0)*KH*KW*NT + (ky*KW + kx)*LDC + (oy - oy0)*WO;
+                                for (long ox = 0; ox < WO; ox++) dst[ox] = src[ox];
+                            }
                 }
                 GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, NT, KC, 1, in1, KC, col, NT, 0, out + n*32*HO*WO + oy0*WO, HO*WO);
             }
@@ -6755,7 +6758,8 @@ void seg_finetune_k133_conv2d(real *restrict out, const real *restrict in0, cons
  *   %144 conv2d [B,1,64,64]   graphs/seg.lua:58 */
 void seg_finetune_k141_conv2d(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
     const long C = 32, H = 64, W = 64, KH = 1, KW = 1, S = 1, P = 0, HO = 64, WO = 64, KC = 32, NB = B;
-    (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
+    const long HP = H + 2*P, WP = W + 2*P, WQ = (WP + S - 1)/S; /* the image with its zero border; WQ: columns a phase */
+    (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB; (void)HP; (void)WP; (void)WQ;
     const long nt = omp_get_max_threads() < 16 ? omp_get_max_threads() : 16, L = NB < nt ? NB : nt;
     #pragma omp parallel for schedule(static)
     for (long l = 0; l < L; l++) {
@@ -7075,7 +7079,8 @@ void seg_finetune_k223_sum(real *restrict out, const real *restrict in0, long B)
  *   %230 conv2d_input_grad [B,32,64,64] (backward)  graphs/seg.lua:52 */
 void seg_finetune_k226_conv2d_input_grad(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     const long C = 32, H = 64, W = 64, KH = 1, KW = 1, S = 1, P = 0, HO = 64, WO = 64, KC = 32, NB = B;
-    (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
+    const long HP = H + 2*P, WP = W + 2*P, WQ = (WP + S - 1)/S; /* the image with its zero border; WQ: columns a phase */
+    (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB; (void)HP; (void)WP; (void)WQ;
     const long nt = omp_get_max_threads() < 16 ? omp_get_max_threads() : 16, L = NB < nt ? NB : nt;
     #pragma omp parallel for schedule(static)
     for (long l = 0; l < L; l++) {
@@ -7090,7 +7095,8 @@ void seg_finetune_k226_conv2d_input_grad(real *restrict out, const real *restric
  *   %231 conv2d_weight_grad [1,32,1,1] (backward)  graphs/seg.lua:52 */
 void seg_finetune_k227_conv2d_weight_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B) {
     const long C = 32, H = 64, W = 64, KH = 1, KW = 1, S = 1, P = 0, HO = 64, WO = 64, KC = 32, NB = B;
-    (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
+    const long HP = H + 2*P, WP = W + 2*P, WQ = (WP + S - 1)/S; /* the image with its zero border; WQ: columns a phase */
+    (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB; (void)HP; (void)WP; (void)WQ;
     real *acc = work + 0; /* [KC, O] */
     #pragma omp parallel for schedule(static)
     for (long q = 0; q < 2; q++) {
@@ -7111,34 +7117,37 @@ void seg_finetune_k227_conv2d_weight_grad(real *restrict out, const real *restri
  *   %246 conv2d_input_grad [B,64,64,64] (backward)  graphs/lib/unet.lua:16 */
 void seg_finetune_k242_conv2d_input_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B) {
     const long C = 64, H = 64, W = 64, KH = 3, KW = 3, S = 1, P = 1, HO = 64, WO = 64, KC = 576, NB = B;
-    (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
+    const long HP = H + 2*P, WP = W + 2*P, WQ = (WP + S - 1)/S; /* the image with its zero border; WQ: columns a phase */
+    (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB; (void)HP; (void)WP; (void)WQ;
     const long nt = omp_get_max_threads() < 16 ? omp_get_max_threads() : 16, L = NB < nt ? NB : nt;
     #pragma omp parallel for schedule(static)
     for (long l = 0; l < L; l++) {
-        real *col = work + l*147456; /* this lane's columns, a tile at a time [K, NT] */
+        real *col = work + l*151812; /* this lane's columns, a tile at a time [K, NT] */
+        real *pp = col + 147456; /* a channel plane with its zero border [HP, S, WQ] */
+        memset(pp, 0, sizeof(real)*(size_t)(HP*S*WQ));
         for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
             memset(out + n*C*H*W, 0, sizeof(real)*(size_t)(C*H*W));
             for (long oy0 = 0; oy0 < HO; oy0 += 4) {
                 const long oy1 = oy0 + 4 < HO ? oy0 + 4 : HO, NT = (oy1 - oy0)*WO; (void)NT;
                 GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, KC, NT, 32, 1, in1, KC, in0 + n*32*HO*WO + oy0*WO, HO*WO, 0, col, NT);
                 for (long c = 0; c < C; c++) {
-                    real *xp = out + (n*C + c)*H*W;
-                    const real *cp0 = col + c*KH*KW*NT;
                     const long LDC = NT;
+                    real *xp = out + (n*C + c)*H*W;
+                    const long r0 = oy0*S, r1 = (oy1 - 1)*S + KH;
+                    memset(pp + r0*S*WQ, 0, sizeof(real)*(size_t)((r1 - r0)*S*WQ));
                     for (long ky = 0; ky < KH; ky++)
-                        for (long kx = 0; kx < KW; kx++) {
-                            const real *cp = cp0 + (ky*KW + kx)*LDC;
-                            /* columns ox with 0 <= ox*S - P + kx < W */
-                            long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                            if (hi > WO) hi = WO;
-                            if (lo > hi) lo = hi;
+                        for (long kx = 0; kx < KW; kx++)
                             for (long oy = oy0; oy < oy1; oy++) {
-                                long iy = oy*S - P + ky;
-                                const real *crow = cp + (oy - oy0)*WO;
-                                if (iy < 0 || iy >= H) continue;
-                                real *xrow = xp + iy*W;
-                                for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
+                                const real *src = col + c*KH*KW*NT + (ky*KW + kx)*LDC + (oy - oy0)*WO;
+                                real *dst = pp + (oy*S + ky)*S*WQ + kx % S*WQ + kx / S;
+                                for (long ox = 0; ox < WO; ox++) dst[ox] += src[ox];
                             }
+                    for (long r = r0 > P ? r0 : P; r < (r1 < H + P ? r1 : H + P); r++)
+                        for (long ph = 0; ph < S; ph++) {
+                            const long lo = P > ph ? (P - ph + S - 1) / S : 0, hi = W - 1 + P - ph < 0 ? 0 : (W - 1 + P - ph) / S + 1;
+                            const real *prow = pp + r*S*WQ + ph*WQ;
+                            real *xrow = xp + (r - P)*W + ph - P;
+                            for (long q = lo; q < hi; q++) xrow[q*S] += prow[q];
                         }
                 }
             }
@@ -7151,36 +7160,35 @@ void seg_finetune_k242_conv2d_input_grad(real *restrict out, const real *restric
  *   %247 conv2d_weight_grad [32,64,3,3] (backward)  graphs/lib/unet.lua:16 */
 void seg_finetune_k243_conv2d_weight_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B) {
     const long C = 64, H = 64, W = 64, KH = 3, KW = 3, S = 1, P = 1, HO = 64, WO = 64, KC = 576, NB = B;
-    (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
-    real *acc = work + 2359296; /* [KC, O] */
+    const long HP = H + 2*P, WP = W + 2*P, WQ = (WP + S - 1)/S; /* the image with its zero border; WQ: columns a phase */
+    (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB; (void)HP; (void)WP; (void)WQ;
+    real *acc = work + 2376720; /* [KC, O] */
     #pragma omp parallel for schedule(static)
     for (long q = 0; q < 4; q++) {
         const long c0 = q*C/4, c1 = (q + 1)*C/4;
-        real *col = work + q*589824; /* this chunk's columns, a tile at a time [(c1 - c0)*KH*KW, NT] */
+        real *col = work + q*594180; /* this chunk's columns, a tile at a time [(c1 - c0)*KH*KW, NT] */
+        real *pp = col + 589824; /* a channel plane with its zero border [HP, S, WQ] */
+        memset(pp, 0, sizeof(real)*(size_t)(HP*S*WQ));
         for (long n = 0; n < NB; n++) {
             {
                 const long oy0 = 0, oy1 = HO, NT = HO*WO;
                 for (long c = c0; c < c1; c++) {
-                    const real *xp = in1 + (n*C + c)*H*W;
-                    real *cp0 = col + (c - c0)*KH*KW*NT;
                     const long LDC = NT;
-                    for (long ky = 0; ky < KH; ky++)
-                        for (long kx = 0; kx < KW; kx++) {
-                            real *cp = cp0 + (ky*KW + kx)*LDC;
-                            /* columns ox with 0 <= ox*S - P + kx < W */
-                            long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                            if (hi > WO) hi = WO;
-                            if (lo > hi) lo = hi;
-                            for (long oy = oy0; oy < oy1; oy++) {
-                                long iy = oy*S - P + ky;
-                                real *crow = cp + (oy - oy0)*WO;
-                                if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
-                                const real *xrow = xp + iy*W;
-                                for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
-                                for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
-                                for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
-                            }
+                    const real *xp = in1 + (n*C + c)*H*W;
+                    for (long iy = 0; iy < H; iy++)
+                        for (long ph = 0; ph < S; ph++) {
+                            const long lo = P > ph ? (P - ph + S - 1) / S : 0, hi = W - 1 + P - ph < 0 ? 0 : (W - 1 + P - ph) / S + 1;
+                            real *prow = pp + (iy + P)*S*WQ + ph*WQ;
+                            const real *xrow = xp + iy*W + ph - P;
+                            for (long q = lo; q < hi; q++) prow[q] = xrow[q*S];
                         }
+                    for (long ky = 0; ky < KH; ky++)
+                        for (long kx = 0; kx < KW; kx++)
+                            for (long oy = oy0; oy < oy1; oy++) {
+                                const real *src = pp + (oy*S + ky)*S*WQ + kx % S*WQ + kx / S;
+                                real *dst = col + (c - c0)*KH*KW*NT + (ky*KW + kx)*LDC + (oy - oy0)*WO;
+                                for (long ox = 0; ox < WO; ox++) dst[ox] = src[ox];
+                            }
                 }
                 GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (c1 - c0)*KH*KW, 32, NT, 1, col, NT, in0 + n*32*HO*WO + oy0*WO, HO*WO, n == 0 && oy0 == 0 ? 0 : 1, acc + c0*KH*KW*32, 32);
             }
@@ -7249,34 +7257,37 @@ void seg_finetune_k248_sum(real *restrict out, const real *restrict in0, long B)
  *   %268 conv2d_input_grad [B,96,32,32] (backward)  graphs/lib/unet.lua:16 */
 void seg_finetune_k264_conv2d_input_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B) {
     const long C = 96, H = 32, W = 32, KH = 3, KW = 3, S = 1, P = 1, HO = 32, WO = 32, KC = 864, NB = B;
-    (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
+    const long HP = H + 2*P, WP = W + 2*P, WQ = (WP + S - 1)/S; /* the image with its zero border; WQ: columns a phase */
+    (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB; (void)HP; (void)WP; (void)WQ;
     const long nt = omp_get_max_threads() < 16 ? omp_get_max_threads() : 16, L = NB < nt ? NB : nt;
     #pragma omp parallel for schedule(static)
     for (long l = 0; l < L; l++) {
-        real *col = work + l*138240; /* this lane's columns, a tile at a time [K, NT] */
+        real *col = work + l*139396; /* this lane's columns, a tile at a time [K, NT] */
+        real *pp = col + 138240; /* a channel plane with its zero border [HP, S, WQ] */
+        memset(pp, 0, sizeof(real)*(size_t)(HP*S*WQ));
         for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
             memset(out + n*C*H*W, 0, sizeof(real)*(size_t)(C*H*W));
             for (long oy0 = 0; oy0 < HO; oy0 += 5) {
                 const long oy1 = oy0 + 5 < HO ? oy0 + 5 : HO, NT = (oy1 - oy0)*WO; (void)NT;
                 GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, KC, NT, 32, 1, in1, KC, in0 + n*32*HO*WO + oy0*WO, HO*WO, 0, col, NT);
                 for (long c = 0; c < C; c++) {
-                    real *xp = out + (n*C + c)*H*W;
-                    const real *cp0 = col + c*KH*KW*NT;
                     const long LDC = NT;
+                    real *xp = out + (n*C + c)*H*W;
+                    const long r0 = oy0*S, r1 = (oy1 - 1)*S + KH;
+                    memset(pp + r0*S*WQ, 0, sizeof(real)*(size_t)((r1 - r0)*S*WQ));
                     for (long ky = 0; ky < KH; ky++)
-                        for (long kx = 0; kx < KW; kx++) {
-                            const real *cp = cp0 + (ky*KW + kx)*LDC;
-                            /* columns ox with 0 <= ox*S - P + kx < W */
-                            long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                            if (hi > WO) hi = WO;
-                            if (lo > hi) lo = hi;
+                        for (long kx = 0; kx < KW; kx++)
                             for (long oy = oy0; oy < oy1; oy++) {
-                                long iy = oy*S - P + ky;
-                                const real *crow = cp + (oy - oy0)*WO;
-                                if (iy < 0 || iy >= H) continue;
-                                real *xrow = xp + iy*W;
-                                for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
+                                const real *src = col + c*KH*KW*NT + (ky*KW + kx)*LDC + (oy - oy0)*WO;
+                                real *dst = pp + (oy*S + ky)*S*WQ + kx % S*WQ + kx / S;
+                                for (long ox = 0; ox < WO; ox++) dst[ox] += src[ox];
                             }
+                    for (long r = r0 > P ? r0 : P; r < (r1 < H + P ? r1 : H + P); r++)
+                        for (long ph = 0; ph < S; ph++) {
+                            const long lo = P > ph ? (P - ph + S - 1) / S : 0, hi = W - 1 + P - ph < 0 ? 0 : (W - 1 + P - ph) / S + 1;
+                            const real *prow = pp + r*S*WQ + ph*WQ;
+                            real *xrow = xp + (r - P)*W + ph - P;
+                            for (long q = lo; q < hi; q++) xrow[q*S] += prow[q];
                         }
                 }
             }
@@ -7289,36 +7300,35 @@ void seg_finetune_k264_conv2d_input_grad(real *restrict out, const real *restric
  *   %269 conv2d_weight_grad [32,96,3,3] (backward)  graphs/lib/unet.lua:16 */
 void seg_finetune_k265_conv2d_weight_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B) {
     const long C = 96, H = 32, W = 32, KH = 3, KW = 3, S = 1, P = 1, HO = 32, WO = 32, KC = 864, NB = B;
-    (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
-    real *acc = work + 884736; /* [KC, O] */
+    const long HP = H + 2*P, WP = W + 2*P, WQ = (WP + S - 1)/S; /* the image with its zero border; WQ: columns a phase */
+    (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB; (void)HP; (void)WP; (void)WQ;
+    real *acc = work + 889360; /* [KC, O] */
     #pragma omp parallel for schedule(static)
     for (long q = 0; q < 4; q++) {
         const long c0 = q*C/4, c1 = (q + 1)*C/4;
-        real *col = work + q*221184; /* this chunk's columns, a tile at a time [(c1 - c0)*KH*KW, NT] */
+        real *col = work + q*222340; /* this chunk's columns, a tile at a time [(c1 - c0)*KH*KW, NT] */
+        real *pp = col + 221184; /* a channel plane with its zero border [HP, S, WQ] */
+        memset(pp, 0, sizeof(real)*(size_t)(HP*S*WQ));
         for (long n = 0; n < NB; n++) {
             {
                 const long oy0 = 0, oy1 = HO, NT = HO*WO;
                 for (long c = c0; c < c1; c++) {
-                    const real *xp = in1 + (n*C + c)*H*W;
-                    real *cp0 = col + (c - c0)*KH*KW*NT;
                     const long LDC = NT;
-                    for (long ky = 0; ky < KH; ky++)
-                        for (long kx = 0; kx < KW; kx++) {
-                            real *cp = cp0 + (ky*KW + kx)*LDC;
-                            /* columns ox with 0 <= ox*S - P + kx < W */
-                            long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                            if (hi > WO) hi = WO;
-                            if (lo > hi) lo = hi;
-                            for (long oy = oy0; oy < oy1; oy++) {
-                                long iy = oy*S - P + ky;
-                                real *crow = cp + (oy - oy0)*WO;
-                                if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
-                                const real *xrow = xp + iy*W;
-                                for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
-                                for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
-                                for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
-                            }
+                    const real *xp = in1 + (n*C + c)*H*W;
+                    for (long iy = 0; iy < H; iy++)
+                        for (long ph = 0; ph < S; ph++) {
+                            const long lo = P > ph ? (P - ph + S - 1) / S : 0, hi = W - 1 + P - ph < 0 ? 0 : (W - 1 + P - ph) / S + 1;
+                            real *prow = pp + (iy + P)*S*WQ + ph*WQ;
+                            const real *xrow = xp + iy*W + ph - P;
+                            for (long q = lo; q < hi; q++) prow[q] = xrow[q*S];
                         }
+                    for (long ky = 0; ky < KH; ky++)
+                        for (long kx = 0; kx < KW; kx++)
+                            for (long oy = oy0; oy < oy1; oy++) {
+                                const real *src = pp + (oy*S + ky)*S*WQ + kx % S*WQ + kx / S;
+                                real *dst = col + (c - c0)*KH*KW*NT + (ky*KW + kx)*LDC + (oy - oy0)*WO;
+                                for (long ox = 0; ox < WO; ox++) dst[ox] = src[ox];
+                            }
                 }
                 GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (c1 - c0)*KH*KW, 32, NT, 1, col, NT, in0 + n*32*HO*WO + oy0*WO, HO*WO, n == 0 && oy0 == 0 ? 0 : 1, acc + c0*KH*KW*32, 32);
             }
@@ -7386,34 +7396,37 @@ void seg_finetune_k270_sum(real *restrict out, const real *restrict in0, long B)
  *   %286 conv2d_input_grad [B,192,16,16] (backward)  graphs/lib/unet.lua:16 */
 void seg_finetune_k286_conv2d_input_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B) {
     const long C = 192, H = 16, W = 16, KH = 3, KW = 3, S = 1, P = 1, HO = 16, WO = 16, KC = 1728, NB = B;
-    (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
+    const long HP = H + 2*P, WP = W + 2*P, WQ = (WP + S - 1)/S; /* the image with its zero border; WQ: columns a phase */
+    (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB; (void)HP; (void)WP; (void)WQ;
     const long nt = omp_get_max_threads() < 16 ? omp_get_max_threads() : 16, L = NB < nt ? NB : nt;
     #pragma omp parallel for schedule(static)
     for (long l = 0; l < L; l++) {
-        real *col = work + l*110592; /* this lane's columns, a tile at a time [K, NT] */
+        real *col = work + l*110916; /* this lane's columns, a tile at a time [K, NT] */
+        real *pp = col + 110592; /* a channel plane with its zero border [HP, S, WQ] */
+        memset(pp, 0, sizeof(real)*(size_t)(HP*S*WQ));
         for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
             memset(out + n*C*H*W, 0, sizeof(real)*(size_t)(C*H*W));
             for (long oy0 = 0; oy0 < HO; oy0 += 4) {
                 const long oy1 = oy0 + 4 < HO ? oy0 + 4 : HO, NT = (oy1 - oy0)*WO; (void)NT;
                 GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, KC, NT, 64, 1, in1, KC, in0 + n*64*HO*WO + oy0*WO, HO*WO, 0, col, NT);
                 for (long c = 0; c < C; c++) {
-                    real *xp = out + (n*C + c)*H*W;
-                    const real *cp0 = col + c*KH*KW*NT;
                     const long LDC = NT;
+                    real *xp = out + (n*C + c)*H*W;
+                    const long r0 = oy0*S, r1 = (oy1 - 1)*S + KH;
+                    memset(pp + r0*S*WQ, 0, sizeof(real)*(size_t)((r1 - r0)*S*WQ));
                     for (long ky = 0; ky < KH; ky++)
-                        for (long kx = 0; kx < KW; kx++) {
-                            const real *cp = cp0 + (ky*KW + kx)*LDC;
-                            /* columns ox with 0 <= ox*S - P + kx < W */
-                            long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                            if (hi > WO) hi = WO;
-                            if (lo > hi) lo = hi;
+                        for (long kx = 0; kx < KW; kx++)
                             for (long oy = oy0; oy < oy1; oy++) {
-                                long iy = oy*S - P + ky;
-                                const real *crow = cp + (oy - oy0)*WO;
-                                if (iy < 0 || iy >= H) continue;
-                                real *xrow = xp + iy*W;
-                                for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
+                                const real *src = col + c*KH*KW*NT + (ky*KW + kx)*LDC + (oy - oy0)*WO;
+                                real *dst = pp + (oy*S + ky)*S*WQ + kx % S*WQ + kx / S;
+                                for (long ox = 0; ox < WO; ox++) dst[ox] += src[ox];
                             }
+                    for (long r = r0 > P ? r0 : P; r < (r1 < H + P ? r1 : H + P); r++)
+                        for (long ph = 0; ph < S; ph++) {
+                            const long lo = P > ph ? (P - ph + S - 1) / S : 0, hi = W - 1 + P - ph < 0 ? 0 : (W - 1 + P - ph) / S + 1;
+                            const real *prow = pp + r*S*WQ + ph*WQ;
+                            real *xrow = xp + (r - P)*W + ph - P;
+                            for (long q = lo; q < hi; q++) xrow[q*S] += prow[q];
                         }
                 }
             }
@@ -7426,36 +7439,35 @@ void seg_finetune_k286_conv2d_input_grad(real *restrict out, const real *restric
  *   %291 conv2d_weight_grad [64,192,3,3] (backward)  graphs/lib/unet.lua:16 */
 void seg_finetune_k287_conv2d_weight_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B) {
     const long C = 192, H = 16, W = 16, KH = 3, KW = 3, S = 1, P = 1, HO = 16, WO = 16, KC = 1728, NB = B;
-    (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;
-    real *acc = work + 442368; /* [KC, O] */
+    const long HP = H + 2*P, WP = W + 2*P, WQ = (WP + S - 1)/S; /* the image with its zero border; WQ: columns a phase */
+    (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB; (void)HP; (void)WP; (void)WQ;
+    real *acc = work + 443664; /* [KC, O] */
     #pragma omp parallel for schedule(static)
     for (long q = 0; q < 4; q++) {
         const long c0 = q*C/4, c1 = (q + 1)*C/4;
-        real *col = work + q*110592; /* this chunk's columns, a tile at a time [(c1 - c0)*KH*KW, NT] */
+        real *col = work + q*110916; /* this chunk's columns, a tile at a time [(c1 - c0)*KH*KW, NT] */
+        real *pp = col + 110592; /* a channel plane with its zero border [HP, S, WQ] */
+        memset(pp, 0, sizeof(real)*(size_t)(HP*S*WQ));
         for (long n = 0; n < NB; n++) {
             {
                 const long oy0 = 0, oy1 = HO, NT = HO*WO;
                 for (long c = c0; c < c1; c++) {
-                    const real *xp = in1 + (n*C + c)*H*W;
-                    real *cp0 = col + (c - c0)*KH*KW*NT;
                     const long LDC = NT;
-                    for (long ky = 0; ky < KH; ky++)
-                        for (long kx = 0; kx < KW; kx++) {
-                            real *cp = cp0 + (ky*KW + kx)*LDC;
-                            /* columns ox with 0 <= ox*S - P + kx < W */
-                            long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                            if (hi > WO) hi = WO;
-                            if (lo > hi) lo = hi;
-                            for (long oy = oy0; oy < oy1; oy++) {
-                                long iy = oy*S - P + ky;
-                                real *crow = cp + (oy - oy0)*WO;
-                                if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
-                                const real *xrow = xp + iy*W;
-                                for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
-                                for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
-                                for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
-                            }
+                    const real *xp = in1 + (n*C + c)*H*W;
+                    for (long iy = 0; iy < H; iy++)
+                        for (long ph = 0; ph < S; ph++) {
+                            const long lo = P > ph ? (P - ph + S - 1) / S : 0, hi = W - 1 + P - ph < 0 ? 0 : (W - 1 + P - ph) / S + 1;
+                            real *prow = pp + (iy + P)*S*WQ + ph*WQ;
+                            const real *xrow = xp + iy*W + ph - P;
+                            for (long q = lo; q < hi; q++) prow[q] = xrow[q*S];
                         }
+                    for (long ky = 0; ky < KH; ky++)
+                        for (long kx = 0; kx < KW; kx++)
+                            for (long oy = oy0; oy < oy1; oy++) {
+                                const real *src = pp + (oy*S + ky)*S*WQ + kx % S*WQ + kx / S;
+                                real *dst = col + (c - c0)*KH*KW*NT + (ky*KW + kx)*LDC + (oy - oy0)*WO;
+                                for (long ox = 0; ox < WO; ox++) dst[ox] = src[ox];
+                            }
                 }
                 GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (c1 - c0)*KH*KW, 64, NT, 1, col, NT, in0 + n*64*HO*WO + oy0*WO, HO*WO, n == 0 && oy0 == 0 ? 0 : 1, acc + c0*KH*KW*64, 64);
             }

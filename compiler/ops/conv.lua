@@ -21,67 +21,98 @@ local function out_hw(a, H, W)
 end
 M.out_hw = out_hw
 
--- the loops shared by both directions, for one channel plane and the output rows [oy0, oy1): `xp`
--- points at the plane of x, `cp0` at the column row of (this channel, ky = 0, kx = 0), and `LDC`
--- is the distance between column rows. Per kernel offset (ky, kx) and output row, the output columns that read inside the
--- image form one range [lo, hi): the loop over it has no branch and vectorises; padding is the
--- columns outside it. `gather` moves x into col (im2col), else col is added into x (col2im).
-local function plane_loops(gather, indent)
-  local row
-  if gather then
-    row = {
-      "            if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }",
-      "            const real *xrow = xp + iy*W;",
-      "            for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;",
-      "            for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];",
-      "            for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;",
-    }
-  else
-    row = {
-      "            if (iy < 0 || iy >= H) continue;",
-      "            real *xrow = xp + iy*W;",
-      "            for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];",
-    }
-  end
-  local lines = {
+-- Both directions go through pp, one channel plane with its zero border (the padding) [HP, S, WQ]:
+-- each bordered row's columns are split by phase (column j at j % S, j / S), so that every
+-- column row of the columns is WO contiguous elements of pp at any stride, moved without a branch
+-- (WO is a constant: a few whole vectors). The lane that owns pp zeroes it once; its border
+-- stays zero.
+
+-- the image columns ix = q*S + ph - P of phase ph in a bordered row: q in [lo, hi)
+local PHASE_RANGE = "const long lo = P > ph ? (P - ph + S - 1) / S : 0, hi = W - 1 + P - ph < 0 ? 0 : (W - 1 + P - ph) / S + 1;"
+
+-- im2col of one channel plane: the plane xp [H, W] into pp, then the column rows of the output
+-- rows [oy0, oy1): row (ky, kx) at cp0 + (ky*KW + kx)*LDC, WO elements per output row
+local function plane_to_columns(xp, cp0)
+  return {
+    "for (long iy = 0; iy < H; iy++)",
+    "    for (long ph = 0; ph < S; ph++) {",
+    "        " .. PHASE_RANGE,
+    "        real *prow = pp + (iy + P)*S*WQ + ph*WQ;",
+    "        const real *xrow = " .. xp .. " + iy*W + ph - P;",
+    "        for (long q = lo; q < hi; q++) prow[q] = xrow[q*S];",
+    "    }",
     "for (long ky = 0; ky < KH; ky++)",
-    "    for (long kx = 0; kx < KW; kx++) {",
-    "        " .. (gather and "" or "const ") .. "real *cp = cp0 + (ky*KW + kx)*LDC;",
-    "        /* columns ox with 0 <= ox*S - P + kx < W */",
-    "        long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;",
-    "        if (hi > WO) hi = WO;",
-    "        if (lo > hi) lo = hi;",
+    "    for (long kx = 0; kx < KW; kx++)",
     "        for (long oy = oy0; oy < oy1; oy++) {",
-    "            long iy = oy*S - P + ky;",
-    "            " .. (gather and "" or "const ") .. "real *crow = cp + (oy - oy0)*WO;",
+    "            const real *src = pp + (oy*S + ky)*S*WQ + kx % S*WQ + kx / S;",
+    "            real *dst = " .. cp0 .. " + (ky*KW + kx)*LDC + (oy - oy0)*WO;",
+    "            for (long ox = 0; ox < WO; ox++) dst[ox] = src[ox];",
+    "        }",
   }
-  for _, l in ipairs(row) do lines[#lines + 1] = l end
-  lines[#lines + 1] = "        }"
-  lines[#lines + 1] = "    }"
-  for i, l in ipairs(lines) do lines[i] = indent .. l end
-  return table.concat(lines, "\n")
+end
+
+-- col2im of one channel plane, its adjoint: the column rows of the output rows [oy0, oy1) added
+-- into pp (the bordered rows they touch, [r0, r1)), then pp's inner part added into xp [H, W]
+local function columns_to_plane(cp0, xp)
+  return {
+    "const long r0 = oy0*S, r1 = (oy1 - 1)*S + KH;",
+    "memset(pp + r0*S*WQ, 0, sizeof(real)*(size_t)((r1 - r0)*S*WQ));",
+    "for (long ky = 0; ky < KH; ky++)",
+    "    for (long kx = 0; kx < KW; kx++)",
+    "        for (long oy = oy0; oy < oy1; oy++) {",
+    "            const real *src = " .. cp0 .. " + (ky*KW + kx)*LDC + (oy - oy0)*WO;",
+    "            real *dst = pp + (oy*S + ky)*S*WQ + kx % S*WQ + kx / S;",
+    "            for (long ox = 0; ox < WO; ox++) dst[ox] += src[ox];",
+    "        }",
+    "for (long r = r0 > P ? r0 : P; r < (r1 < H + P ? r1 : H + P); r++)",
+    "    for (long ph = 0; ph < S; ph++) {",
+    "        " .. PHASE_RANGE,
+    "        const real *prow = pp + r*S*WQ + ph*WQ;",
+    "        real *xrow = " .. xp .. " + (r - P)*W + ph - P;",
+    "        for (long q = lo; q < hi; q++) xrow[q*S] += prow[q];",
+    "    }",
+  }
+end
+
+local function indent(lines, by)
+  local out = {}
+  for i, l in ipairs(lines) do out[i] = by .. l end
+  return table.concat(out, "\n")
 end
 
 local function constants(a, C, H, W, N)
   local Ho, Wo = out_hw(a, H, W)
   return string.format("    const long C = %d, H = %d, W = %d, KH = %d, KW = %d, S = %d, P = %d, HO = %d, WO = %d, KC = %d, NB = %s;\n" ..
-    "    (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB;", C, H, W, a.kh, a.kw, a.stride, a.pad, Ho, Wo, C * a.kh * a.kw, N)
+    "    const long HP = H + 2*P, WP = W + 2*P, WQ = (WP + S - 1)/S; /* the image with its zero border; WQ: columns a phase */\n" ..
+    "    (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB; (void)HP; (void)WP; (void)WQ;", C, H, W, a.kh, a.kw, a.stride, a.pad, Ho, Wo, C * a.kh * a.kw, N)
 end
 
--- im2col / col2im over the whole batch, one (image, channel) plane per iteration
+local LANES = 16
+
+-- the bordered plane's size
+local function plane_size(a, H, W)
+  return (H + 2 * a.pad) * a.stride * math.ceil((W + 2 * a.pad) / a.stride)
+end
+
+-- im2col / col2im over the whole batch: the (image, channel) planes split into one lane per
+-- thread (at most LANES), each with its bordered plane in the workspace
 local function emit_loops(n, names, C, H, W, N, gather)
   local a = n.attrs
   local lines = {
     constants(a, C, H, W, N),
-    "    #pragma omp parallel for collapse(2)",
-    "    for (long n = 0; n < NB; n++)",
-    "        for (long c = 0; c < C; c++) {",
+    "    const long NP = NB*C, nt = omp_get_max_threads() < " .. LANES .. " ? omp_get_max_threads() : " .. LANES .. ", L = NP < nt ? NP : nt;",
+    "    #pragma omp parallel for schedule(static)",
+    "    for (long l = 0; l < L; l++) {",
+    string.format("        real *pp = %s + l*%d; /* this lane's bordered plane [HP, S, WQ] */", names.work, plane_size(a, H, W)),
+    "        memset(pp, 0, sizeof(real)*(size_t)(HP*S*WQ));",
+    "        for (long i = l*NP/L; i < (l + 1)*NP/L; i++) {",
+    "            const long n = i / C, c = i % C, LDC = HO*WO, oy0 = 0, oy1 = HO;",
     "            " .. (gather and "const " or "") .. "real *xp = (" .. names.x .. ") + (n*C + c)*H*W;",
+    "            " .. (gather and "" or "const ") .. "real *cp0 = (" .. names.col .. ") + (n*KC + c*KH*KW)*HO*WO;",
+    indent(gather and plane_to_columns("xp", "cp0") or columns_to_plane("cp0", "xp"), "            "),
+    "        }",
+    "    }",
   }
-  lines[#lines + 1] = "            " .. (gather and "" or "const ") .. "real *cp0 = (" .. names.col .. ") + (n*KC + c*KH*KW)*HO*WO;"
-  lines[#lines + 1] = "            const long LDC = HO*WO, oy0 = 0, oy1 = HO;"
-  lines[#lines + 1] = plane_loops(gather, "            ")
-  lines[#lines + 1] = "        }"
   return table.concat(lines, "\n")
 end
 
@@ -110,9 +141,10 @@ M.ops.im2col = {
   end,
   emit = function(n, names)
     local x = n.inputs[1]
-    return emit_loops(n, { x = names.inputs[1], col = names.out }, x.shape[2], x.shape[3], x.shape[4],
+    return emit_loops(n, { x = names.inputs[1], col = names.out, work = names.work }, x.shape[2], x.shape[3], x.shape[4],
       size.c(size.of_dim(x.shape[1])), true)
   end,
+  workspace = function(n) return size.mono(LANES * plane_size(n.attrs, n.inputs[1].shape[3], n.inputs[1].shape[4])) end,
 }
 
 M.ops.col2im = {
@@ -130,14 +162,14 @@ M.ops.col2im = {
   end,
   emit = function(n, names)
     local xs = n.attrs.x_shape
-    -- every (n, c) plane is written by its own iteration: no races
+    -- every (n, c) plane is added into by its own iteration only: no races
     local zero = string.format("    memset(%s, 0, sizeof(real)*(size_t)(%s));\n", names.out, size.c(size.numel(n.shape)))
-    return zero .. emit_loops(n, { x = names.out, col = names.inputs[1] }, xs[2], xs[3], xs[4],
+    return zero .. emit_loops(n, { x = names.out, col = names.inputs[1], work = names.work }, xs[2], xs[3], xs[4],
       size.c(size.of_dim(n.shape[1])), false)
   end,
+  workspace = function(n) return size.mono(LANES * plane_size(n.attrs, n.attrs.x_shape[3], n.attrs.x_shape[4])) end,
 }
 
-local LANES = 16
 local TILE = 160 * 1024 -- elements of one block of columns
 
 local function conv_sizes(n, x_shape, w_shape, tiled)
@@ -156,8 +188,10 @@ local function conv_sizes(n, x_shape, w_shape, tiled)
     local tiles = math.ceil(Ho / math.max(1, math.floor(TILE / (K * Wo))))
     rows = math.ceil(Ho / tiles)
   end
+  -- cols: one lane's block of columns; plane: then one channel plane with its zero border
   return { N = size.c(size.of_dim(x_shape[1])), C = C, H = H, W = W, O = w_shape[1], K = K, HW = Ho * Wo,
-    identity = identity, rows = rows, WO = Wo, cols = identity and 0 or K * rows * Wo } -- cols: one lane's block
+    identity = identity, rows = rows, WO = Wo, cols = identity and 0 or K * rows * Wo,
+    plane = identity and 0 or plane_size(a, H, W) }
 end
 
 -- the loop over tiles of output rows [oy0, oy1), NT = (oy1 - oy0)*WO columns each; `body` lines.
@@ -173,21 +207,25 @@ local function row_tiles(z, body)
   return lines
 end
 
--- the workspace: per lane, its columns block
-local function lanes_workspace(z) return size.mono(LANES * z.cols) end
+-- the workspace: per lane, its columns block and its bordered plane
+local function lanes_workspace(z) return size.mono(LANES * (z.cols + z.plane)) end
 
 -- the lane loop: one lane per thread (at most LANES), so a thread's scratch block stays in its
--- cache from image to image; images [l*NB/L, (l+1)*NB/L) of lane l. `body` sees n, and col (this
--- lane's block, of per_lane elements in the workspace; with no im2col, col_expr names the image).
-local function lanes(z, names, per_lane, body, col_expr, scratch, scratch_shape)
+-- cache from image to image; images [l*NB/L, (l+1)*NB/L) of lane l. `body` sees n, col (this
+-- lane's columns; with no im2col, col_expr names the image) and pp (its bordered plane); or,
+-- given `scratch`, a block of per_lane elements of that name instead.
+local function lanes(z, names, body, col_expr, scratch, per_lane, scratch_shape)
   local lines = {
     string.format("    const long nt = omp_get_max_threads() < %d ? omp_get_max_threads() : %d, L = NB < nt ? NB : nt;", LANES, LANES),
     "    #pragma omp parallel for schedule(static)",
     "    for (long l = 0; l < L; l++) {",
   }
-  if not z.identity then
-    lines[#lines + 1] = string.format("        real *%s = %s + l*%s; /* this lane's %s */", scratch or "col", names.work, per_lane,
-      scratch_shape and "image " .. scratch_shape or "columns, a tile at a time [K, NT]")
+  if scratch then
+    lines[#lines + 1] = string.format("        real *%s = %s + l*%s; /* this lane's image %s */", scratch, names.work, per_lane, scratch_shape)
+  elseif not z.identity then
+    lines[#lines + 1] = string.format("        real *col = %s + l*%d; /* this lane's columns, a tile at a time [K, NT] */", names.work, z.cols + z.plane)
+    lines[#lines + 1] = string.format("        real *pp = col + %d; /* a channel plane with its zero border [HP, S, WQ] */", z.cols)
+    lines[#lines + 1] = "        memset(pp, 0, sizeof(real)*(size_t)(HP*S*WQ));"
   end
   lines[#lines + 1] = "        for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {"
   if z.identity and col_expr then lines[#lines + 1] = "            " .. col_expr end
@@ -202,10 +240,9 @@ end
 local function im2col_image(x, c0, c1)
   return {
     string.format("for (long c = %s; c < %s; c++) {", c0 or "0", c1 or "C"),
-    "    const real *xp = " .. x .. " + (n*C + c)*H*W;",
-    "    real *cp0 = col + (c - " .. (c0 or "0") .. ")*KH*KW*NT;",
     "    const long LDC = NT;",
-    plane_loops(true, "    "),
+    "    const real *xp = " .. x .. " + (n*C + c)*H*W;",
+    indent(plane_to_columns("xp", "col + (c - " .. (c0 or "0") .. ")*KH*KW*NT"), "    "),
     "}",
   }
 end
@@ -232,8 +269,7 @@ local function pad_image(x, indent)
 end
 
 local function direct_constants(n, z)
-  local HP, WP = padded_sizes(z, n.attrs)
-  return constants(n.attrs, z.C, z.H, z.W, z.N) .. string.format("\n    const long HP = %d, WP = %d;", HP, WP)
+  return constants(n.attrs, z.C, z.H, z.W, z.N)
 end
 
 -- per lane (one per thread): per image, its padded copy, then each output plane as the bias plus
@@ -258,7 +294,7 @@ local function direct_forward(n, names, z)
     "}",
   }
   local lines = { direct_constants(n, z) }
-  for _, l in ipairs(lanes({ identity = false }, names, HP * WP, body, nil, "xp", "[HP, WP]")) do lines[#lines + 1] = l end
+  for _, l in ipairs(lanes({}, names, body, nil, "xp", HP * WP, "[HP, WP]")) do lines[#lines + 1] = l end
   return table.concat(lines, "\n")
 end
 
@@ -363,7 +399,7 @@ M.ops.conv2d = {
       body[#body + 1] = "}"
     end
     local lines = { constants(n.attrs, z.C, z.H, z.W, z.N) }
-    for _, l in ipairs(lanes(z, names, z.cols, body, "const real *col = " .. names.inputs[1] .. " + n*C*H*W;")) do
+    for _, l in ipairs(lanes(z, names, body, "const real *col = " .. names.inputs[1] .. " + n*C*H*W;")) do
       lines[#lines + 1] = l
     end
     return table.concat(lines, "\n")
@@ -394,15 +430,14 @@ M.ops.conv2d_input_grad = {
         string.format("GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, KC, NT, %d, 1, %s, KC, %s + n*%d*HO*WO + oy0*WO, HO*WO, 0, col, NT);",
           z.O, names.inputs[2], names.inputs[1], z.O),
         "for (long c = 0; c < C; c++) {",
-        "    real *xp = " .. names.out .. " + (n*C + c)*H*W;",
-        "    const real *cp0 = col + c*KH*KW*NT;",
         "    const long LDC = NT;",
-        plane_loops(false, "    "),
+        "    real *xp = " .. names.out .. " + (n*C + c)*H*W;",
+        indent(columns_to_plane("col + c*KH*KW*NT", "xp"), "    "),
         "}",
       })) do body[#body + 1] = l end
     end
     local lines = { constants(n.attrs, z.C, z.H, z.W, z.N) }
-    for _, l in ipairs(lanes(z, names, z.cols, body)) do lines[#lines + 1] = l end
+    for _, l in ipairs(lanes(z, names, body)) do lines[#lines + 1] = l end
     return table.concat(lines, "\n")
   end,
   -- one image's GEMM [K, O] x [O, HO*WO]
@@ -427,9 +462,10 @@ local function weight_grad_chunks(z)
   return math.min(z.C, 4, math.max(2, math.floor(z.K / 144)))
 end
 
--- one chunk's block of columns: its channels' rows, for one tile of output rows
+-- one chunk's block: its channels' rows of columns for one tile of output rows, then a bordered
+-- plane
 local function weight_grad_chunk_cols(z, chunks)
-  return z.identity and 0 or math.ceil(z.C / chunks) * (z.K / z.C) * z.rows * z.WO
+  return z.identity and 0 or math.ceil(z.C / chunks) * (z.K / z.C) * z.rows * z.WO + z.plane
 end
 
 local function weight_grad_by_channels(n, names, z, chunks)
@@ -459,6 +495,8 @@ local function weight_grad_by_channels(n, names, z, chunks)
   }
   if not z.identity then
     lines[#lines + 1] = string.format("        real *col = %s + q*%d; /* this chunk's columns, a tile at a time [(c1 - c0)*KH*KW, NT] */", names.work, per_chunk)
+    lines[#lines + 1] = string.format("        real *pp = col + %d; /* a channel plane with its zero border [HP, S, WQ] */", per_chunk - z.plane)
+    lines[#lines + 1] = "        memset(pp, 0, sizeof(real)*(size_t)(HP*S*WQ));"
   end
   lines[#lines + 1] = "        for (long n = 0; n < NB; n++) {"
   for _, b in ipairs(body) do lines[#lines + 1] = "            " .. b:gsub("\n", "\n            ") end
