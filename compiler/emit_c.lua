@@ -62,6 +62,7 @@ local function kernel_kind(n)
   if n.op == "fused" then return "fused_" .. n.attrs.name end
   if n.op == "matmul" and n.attrs.epilogue then return "matmul_" .. n.attrs.epilogue.name end
   if n.op == "matmul" and n.attrs.sum_axis then return "matmul_sum" end
+  if n.op == "group_norm" and n.attrs.relu then return "group_norm_relu" end
   return n.op
 end
 

@@ -722,15 +722,15 @@ void convirt_image_k9_group_norm_stats(real *restrict out, const real *restrict 
     }
 }
 
-/* convirt_image_k10_group_norm:
- *   %10 group_norm [B,32,64,64]   graphs/lib/image_encoder.lua:7
- *   %10 group_norm [B,32,64,64]   graphs/lib/image_encoder.lua:7
- *   %13 group_norm [B,32,64,64]   graphs/lib/image_encoder.lua:7
- *   %13 group_norm [B,32,64,64]   graphs/lib/image_encoder.lua:7
- *   %13 group_norm [B,32,64,64]   graphs/lib/image_encoder.lua:7
- *   %13 group_norm [B,32,64,64]   graphs/lib/image_encoder.lua:7
+/* convirt_image_k11_group_norm_relu:
+ *   %11 group_norm+relu [B,32,64,64]   graphs/lib/image_encoder.lua:22
+ *   %11 group_norm+relu [B,32,64,64]   graphs/lib/image_encoder.lua:22
+ *   %14 group_norm+relu [B,32,64,64]   graphs/lib/image_encoder.lua:22
+ *   %14 group_norm+relu [B,32,64,64]   graphs/lib/image_encoder.lua:22
+ *   %14 group_norm+relu [B,32,64,64]   graphs/lib/image_encoder.lua:22
+ *   %14 group_norm+relu [B,32,64,64]   graphs/lib/image_encoder.lua:22
  *   ... and 7 more */
-void convirt_image_k10_group_norm(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
+void convirt_image_k11_group_norm_relu(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
     const long N = B, C = 32, G = 8, CG = 4, S = 4096; /* images, channels, groups, channels per group, elements per channel */
     (void)C;
     #pragma omp parallel for
@@ -739,22 +739,8 @@ void convirt_image_k10_group_norm(real *restrict out, const real *restrict in0, 
         const real mean = in1[ng*2], rstd = in1[ng*2 + 1], gc = in2[c], bc = in3[c];
         const real *xp = in0 + nc*S;
         real *yp = out + nc*S;
-        for (long i = 0; i < S; i++) yp[i] = (xp[i] - mean) * rstd * gc + bc;
+        for (long i = 0; i < S; i++) { const real v = (xp[i] - mean) * rstd * gc + bc; yp[i] = v > 0 ? v : (real)0; }
     }
-}
-
-/* convirt_image_k11_relu:
- *   %11 map:relu [B,32,64,64]   graphs/lib/image_encoder.lua:22
- *   %11 map:relu [B,32,64,64]   graphs/lib/image_encoder.lua:22
- *   %14 map:relu [B,32,64,64]   graphs/lib/image_encoder.lua:22
- *   %14 map:relu [B,32,64,64]   graphs/lib/image_encoder.lua:22
- *   %14 map:relu [B,32,64,64]   graphs/lib/image_encoder.lua:22
- *   %14 map:relu [B,32,64,64]   graphs/lib/image_encoder.lua:22
- *   ... and 7 more */
-void convirt_image_k11_relu(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 131072*B; i0++)
-        out[i0] = in0[i0] > 0 ? in0[i0] : (real)0;
 }
 
 /* convirt_image_k14_conv2d:
@@ -832,15 +818,15 @@ void convirt_image_k17_group_norm_stats(real *restrict out, const real *restrict
     }
 }
 
-/* convirt_image_k18_group_norm:
- *   %18 group_norm [B,32,32,32]   graphs/lib/image_encoder.lua:7
- *   %26 group_norm [B,32,32,32]   graphs/lib/image_encoder.lua:7
- *   %34 group_norm [B,32,32,32]   graphs/lib/image_encoder.lua:13
- *   %18 group_norm [B,32,32,32]   graphs/lib/image_encoder.lua:7
- *   %26 group_norm [B,32,32,32]   graphs/lib/image_encoder.lua:7
- *   %34 group_norm [B,32,32,32]   graphs/lib/image_encoder.lua:13
- *   ... and 27 more */
-void convirt_image_k18_group_norm(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
+/* convirt_image_k19_group_norm_relu:
+ *   %19 group_norm+relu [B,32,32,32]   graphs/lib/image_encoder.lua:26
+ *   %27 group_norm+relu [B,32,32,32]   graphs/lib/image_encoder.lua:12
+ *   %19 group_norm+relu [B,32,32,32]   graphs/lib/image_encoder.lua:26
+ *   %27 group_norm+relu [B,32,32,32]   graphs/lib/image_encoder.lua:12
+ *   %22 group_norm+relu [B,32,32,32]   graphs/lib/image_encoder.lua:26
+ *   %30 group_norm+relu [B,32,32,32]   graphs/lib/image_encoder.lua:12
+ *   ... and 17 more */
+void convirt_image_k19_group_norm_relu(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
     const long N = B, C = 32, G = 8, CG = 4, S = 1024; /* images, channels, groups, channels per group, elements per channel */
     (void)C;
     #pragma omp parallel for
@@ -849,22 +835,8 @@ void convirt_image_k18_group_norm(real *restrict out, const real *restrict in0, 
         const real mean = in1[ng*2], rstd = in1[ng*2 + 1], gc = in2[c], bc = in3[c];
         const real *xp = in0 + nc*S;
         real *yp = out + nc*S;
-        for (long i = 0; i < S; i++) yp[i] = (xp[i] - mean) * rstd * gc + bc;
+        for (long i = 0; i < S; i++) { const real v = (xp[i] - mean) * rstd * gc + bc; yp[i] = v > 0 ? v : (real)0; }
     }
-}
-
-/* convirt_image_k19_relu:
- *   %19 map:relu [B,32,32,32]   graphs/lib/image_encoder.lua:26
- *   %27 map:relu [B,32,32,32]   graphs/lib/image_encoder.lua:12
- *   %19 map:relu [B,32,32,32]   graphs/lib/image_encoder.lua:26
- *   %27 map:relu [B,32,32,32]   graphs/lib/image_encoder.lua:12
- *   %36 map:relu [B,32,32,32]   graphs/lib/image_encoder.lua:27
- *   %22 map:relu [B,32,32,32]   graphs/lib/image_encoder.lua:26
- *   ... and 24 more */
-void convirt_image_k19_relu(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 32768*B; i0++)
-        out[i0] = in0[i0] > 0 ? in0[i0] : (real)0;
 }
 
 /* convirt_image_k22_conv2d:
@@ -916,11 +888,36 @@ void convirt_image_k22_conv2d(real *restrict out, const real *restrict in0, cons
     }
 }
 
+/* convirt_image_k34_group_norm:
+ *   %34 group_norm [B,32,32,32]   graphs/lib/image_encoder.lua:13
+ *   %34 group_norm [B,32,32,32]   graphs/lib/image_encoder.lua:13
+ *   %37 group_norm [B,32,32,32]   graphs/lib/image_encoder.lua:13
+ *   %37 group_norm [B,32,32,32]   graphs/lib/image_encoder.lua:13
+ *   %37 group_norm [B,32,32,32]   graphs/lib/image_encoder.lua:13
+ *   %37 group_norm [B,32,32,32]   graphs/lib/image_encoder.lua:13
+ *   ... and 4 more */
+void convirt_image_k34_group_norm(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
+    const long N = B, C = 32, G = 8, CG = 4, S = 1024; /* images, channels, groups, channels per group, elements per channel */
+    (void)C;
+    #pragma omp parallel for
+    for (long nc = 0; nc < N*C; nc++) {
+        const long c = nc % C, ng = (nc / C)*G + c / CG;
+        const real mean = in1[ng*2], rstd = in1[ng*2 + 1], gc = in2[c], bc = in3[c];
+        const real *xp = in0 + nc*S;
+        real *yp = out + nc*S;
+        for (long i = 0; i < S; i++) yp[i] = (xp[i] - mean) * rstd * gc + bc;
+    }
+}
+
 /* convirt_image_k36_fused_relu_add:
  *   %36 fused:relu_add [B,32,32,32]   graphs/lib/image_encoder.lua:27
  *     + %35 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:14
- *   %37 fused:relu_add [B,32,32,32]   graphs/lib/image_encoder.lua:27
- *   %36 fused:relu_add [B,32,32,32]   graphs/lib/image_encoder.lua:27 */
+ *   %36 fused:relu_add [B,32,32,32]   graphs/lib/image_encoder.lua:27
+ *   %39 fused:relu_add [B,32,32,32]   graphs/lib/image_encoder.lua:27
+ *   %39 fused:relu_add [B,32,32,32]   graphs/lib/image_encoder.lua:27
+ *   %39 fused:relu_add [B,32,32,32]   graphs/lib/image_encoder.lua:27
+ *   %39 fused:relu_add [B,32,32,32]   graphs/lib/image_encoder.lua:27
+ *   ... and 4 more */
 void convirt_image_k36_fused_relu_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for simd if((long)(32768*B) > 32768)
     for (long i0 = 0; i0 < 32768*B; i0++)
@@ -1002,15 +999,15 @@ void convirt_image_k42_group_norm_stats(real *restrict out, const real *restrict
     }
 }
 
-/* convirt_image_k43_group_norm:
- *   %43 group_norm [B,64,16,16]   graphs/lib/image_encoder.lua:7
- *   %51 group_norm [B,64,16,16]   graphs/lib/image_encoder.lua:7
- *   %59 group_norm [B,64,16,16]   graphs/lib/image_encoder.lua:13
- *   %43 group_norm [B,64,16,16]   graphs/lib/image_encoder.lua:7
- *   %51 group_norm [B,64,16,16]   graphs/lib/image_encoder.lua:7
- *   %59 group_norm [B,64,16,16]   graphs/lib/image_encoder.lua:13
- *   ... and 27 more */
-void convirt_image_k43_group_norm(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
+/* convirt_image_k44_group_norm_relu:
+ *   %44 group_norm+relu [B,64,16,16]   graphs/lib/image_encoder.lua:26
+ *   %52 group_norm+relu [B,64,16,16]   graphs/lib/image_encoder.lua:12
+ *   %44 group_norm+relu [B,64,16,16]   graphs/lib/image_encoder.lua:26
+ *   %52 group_norm+relu [B,64,16,16]   graphs/lib/image_encoder.lua:12
+ *   %47 group_norm+relu [B,64,16,16]   graphs/lib/image_encoder.lua:26
+ *   %55 group_norm+relu [B,64,16,16]   graphs/lib/image_encoder.lua:12
+ *   ... and 17 more */
+void convirt_image_k44_group_norm_relu(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
     const long N = B, C = 64, G = 8, CG = 8, S = 256; /* images, channels, groups, channels per group, elements per channel */
     (void)C;
     #pragma omp parallel for
@@ -1019,22 +1016,8 @@ void convirt_image_k43_group_norm(real *restrict out, const real *restrict in0, 
         const real mean = in1[ng*2], rstd = in1[ng*2 + 1], gc = in2[c], bc = in3[c];
         const real *xp = in0 + nc*S;
         real *yp = out + nc*S;
-        for (long i = 0; i < S; i++) yp[i] = (xp[i] - mean) * rstd * gc + bc;
+        for (long i = 0; i < S; i++) { const real v = (xp[i] - mean) * rstd * gc + bc; yp[i] = v > 0 ? v : (real)0; }
     }
-}
-
-/* convirt_image_k44_relu:
- *   %44 map:relu [B,64,16,16]   graphs/lib/image_encoder.lua:26
- *   %52 map:relu [B,64,16,16]   graphs/lib/image_encoder.lua:12
- *   %44 map:relu [B,64,16,16]   graphs/lib/image_encoder.lua:26
- *   %52 map:relu [B,64,16,16]   graphs/lib/image_encoder.lua:12
- *   %61 map:relu [B,64,16,16]   graphs/lib/image_encoder.lua:27
- *   %47 map:relu [B,64,16,16]   graphs/lib/image_encoder.lua:26
- *   ... and 24 more */
-void convirt_image_k44_relu(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 16384*B; i0++)
-        out[i0] = in0[i0] > 0 ? in0[i0] : (real)0;
 }
 
 /* convirt_image_k47_conv2d:
@@ -1086,11 +1069,36 @@ void convirt_image_k47_conv2d(real *restrict out, const real *restrict in0, cons
     }
 }
 
+/* convirt_image_k59_group_norm:
+ *   %59 group_norm [B,64,16,16]   graphs/lib/image_encoder.lua:13
+ *   %59 group_norm [B,64,16,16]   graphs/lib/image_encoder.lua:13
+ *   %62 group_norm [B,64,16,16]   graphs/lib/image_encoder.lua:13
+ *   %62 group_norm [B,64,16,16]   graphs/lib/image_encoder.lua:13
+ *   %62 group_norm [B,64,16,16]   graphs/lib/image_encoder.lua:13
+ *   %62 group_norm [B,64,16,16]   graphs/lib/image_encoder.lua:13
+ *   ... and 4 more */
+void convirt_image_k59_group_norm(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
+    const long N = B, C = 64, G = 8, CG = 8, S = 256; /* images, channels, groups, channels per group, elements per channel */
+    (void)C;
+    #pragma omp parallel for
+    for (long nc = 0; nc < N*C; nc++) {
+        const long c = nc % C, ng = (nc / C)*G + c / CG;
+        const real mean = in1[ng*2], rstd = in1[ng*2 + 1], gc = in2[c], bc = in3[c];
+        const real *xp = in0 + nc*S;
+        real *yp = out + nc*S;
+        for (long i = 0; i < S; i++) yp[i] = (xp[i] - mean) * rstd * gc + bc;
+    }
+}
+
 /* convirt_image_k61_fused_relu_add:
  *   %61 fused:relu_add [B,64,16,16]   graphs/lib/image_encoder.lua:27
  *     + %60 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:14
- *   %62 fused:relu_add [B,64,16,16]   graphs/lib/image_encoder.lua:27
- *   %61 fused:relu_add [B,64,16,16]   graphs/lib/image_encoder.lua:27 */
+ *   %61 fused:relu_add [B,64,16,16]   graphs/lib/image_encoder.lua:27
+ *   %64 fused:relu_add [B,64,16,16]   graphs/lib/image_encoder.lua:27
+ *   %64 fused:relu_add [B,64,16,16]   graphs/lib/image_encoder.lua:27
+ *   %64 fused:relu_add [B,64,16,16]   graphs/lib/image_encoder.lua:27
+ *   %64 fused:relu_add [B,64,16,16]   graphs/lib/image_encoder.lua:27
+ *   ... and 4 more */
 void convirt_image_k61_fused_relu_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for simd if((long)(16384*B) > 32768)
     for (long i0 = 0; i0 < 16384*B; i0++)
@@ -1172,15 +1180,15 @@ void convirt_image_k67_group_norm_stats(real *restrict out, const real *restrict
     }
 }
 
-/* convirt_image_k68_group_norm:
- *   %68 group_norm [B,128,8,8]   graphs/lib/image_encoder.lua:7
- *   %76 group_norm [B,128,8,8]   graphs/lib/image_encoder.lua:7
- *   %84 group_norm [B,128,8,8]   graphs/lib/image_encoder.lua:13
- *   %68 group_norm [B,128,8,8]   graphs/lib/image_encoder.lua:7
- *   %76 group_norm [B,128,8,8]   graphs/lib/image_encoder.lua:7
- *   %84 group_norm [B,128,8,8]   graphs/lib/image_encoder.lua:13
- *   ... and 24 more */
-void convirt_image_k68_group_norm(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
+/* convirt_image_k69_group_norm_relu:
+ *   %69 group_norm+relu [B,128,8,8]   graphs/lib/image_encoder.lua:26
+ *   %77 group_norm+relu [B,128,8,8]   graphs/lib/image_encoder.lua:12
+ *   %69 group_norm+relu [B,128,8,8]   graphs/lib/image_encoder.lua:26
+ *   %77 group_norm+relu [B,128,8,8]   graphs/lib/image_encoder.lua:12
+ *   %72 group_norm+relu [B,128,8,8]   graphs/lib/image_encoder.lua:26
+ *   %80 group_norm+relu [B,128,8,8]   graphs/lib/image_encoder.lua:12
+ *   ... and 14 more */
+void convirt_image_k69_group_norm_relu(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
     const long N = B, C = 128, G = 8, CG = 16, S = 64; /* images, channels, groups, channels per group, elements per channel */
     (void)C;
     #pragma omp parallel for
@@ -1189,22 +1197,8 @@ void convirt_image_k68_group_norm(real *restrict out, const real *restrict in0, 
         const real mean = in1[ng*2], rstd = in1[ng*2 + 1], gc = in2[c], bc = in3[c];
         const real *xp = in0 + nc*S;
         real *yp = out + nc*S;
-        for (long i = 0; i < S; i++) yp[i] = (xp[i] - mean) * rstd * gc + bc;
+        for (long i = 0; i < S; i++) { const real v = (xp[i] - mean) * rstd * gc + bc; yp[i] = v > 0 ? v : (real)0; }
     }
-}
-
-/* convirt_image_k69_relu:
- *   %69 map:relu [B,128,8,8]   graphs/lib/image_encoder.lua:26
- *   %77 map:relu [B,128,8,8]   graphs/lib/image_encoder.lua:12
- *   %69 map:relu [B,128,8,8]   graphs/lib/image_encoder.lua:26
- *   %77 map:relu [B,128,8,8]   graphs/lib/image_encoder.lua:12
- *   %86 map:relu [B,128,8,8]   graphs/lib/image_encoder.lua:27
- *   %72 map:relu [B,128,8,8]   graphs/lib/image_encoder.lua:26
- *   ... and 21 more */
-void convirt_image_k69_relu(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 8192*B; i0++)
-        out[i0] = in0[i0] > 0 ? in0[i0] : (real)0;
 }
 
 /* convirt_image_k72_conv2d:
@@ -1256,11 +1250,36 @@ void convirt_image_k72_conv2d(real *restrict out, const real *restrict in0, cons
     }
 }
 
+/* convirt_image_k84_group_norm:
+ *   %84 group_norm [B,128,8,8]   graphs/lib/image_encoder.lua:13
+ *   %84 group_norm [B,128,8,8]   graphs/lib/image_encoder.lua:13
+ *   %87 group_norm [B,128,8,8]   graphs/lib/image_encoder.lua:13
+ *   %87 group_norm [B,128,8,8]   graphs/lib/image_encoder.lua:13
+ *   %87 group_norm [B,128,8,8]   graphs/lib/image_encoder.lua:13
+ *   %87 group_norm [B,128,8,8]   graphs/lib/image_encoder.lua:13
+ *   ... and 4 more */
+void convirt_image_k84_group_norm(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
+    const long N = B, C = 128, G = 8, CG = 16, S = 64; /* images, channels, groups, channels per group, elements per channel */
+    (void)C;
+    #pragma omp parallel for
+    for (long nc = 0; nc < N*C; nc++) {
+        const long c = nc % C, ng = (nc / C)*G + c / CG;
+        const real mean = in1[ng*2], rstd = in1[ng*2 + 1], gc = in2[c], bc = in3[c];
+        const real *xp = in0 + nc*S;
+        real *yp = out + nc*S;
+        for (long i = 0; i < S; i++) yp[i] = (xp[i] - mean) * rstd * gc + bc;
+    }
+}
+
 /* convirt_image_k86_fused_relu_add:
  *   %86 fused:relu_add [B,128,8,8]   graphs/lib/image_encoder.lua:27
  *     + %85 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:14
- *   %87 fused:relu_add [B,128,8,8]   graphs/lib/image_encoder.lua:27
- *   %86 fused:relu_add [B,128,8,8]   graphs/lib/image_encoder.lua:27 */
+ *   %86 fused:relu_add [B,128,8,8]   graphs/lib/image_encoder.lua:27
+ *   %89 fused:relu_add [B,128,8,8]   graphs/lib/image_encoder.lua:27
+ *   %89 fused:relu_add [B,128,8,8]   graphs/lib/image_encoder.lua:27
+ *   %89 fused:relu_add [B,128,8,8]   graphs/lib/image_encoder.lua:27
+ *   %89 fused:relu_add [B,128,8,8]   graphs/lib/image_encoder.lua:27
+ *   ... and 4 more */
 void convirt_image_k86_fused_relu_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for simd if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 8192*B; i0++)
@@ -1384,48 +1403,6 @@ void convirt_image_k101_matmul_add(real *restrict out, const real *restrict in0,
             for (long c = 0; c < 128; c++) o[c] = (o[c]) + (in2[lb2 + c]);
         }
     }
-}
-
-/* convirt_image_vjp_k35_add:
- *   %35 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:14
- *   %38 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:14
- *   %38 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:14
- *   %38 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:14
- *   %38 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:14
- *   %38 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:14
- *   ... and 1 more */
-void convirt_image_vjp_k35_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 32768*B; i0++)
-        out[i0] = in0[i0] + in1[i0];
-}
-
-/* convirt_image_vjp_k60_add:
- *   %60 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:14
- *   %63 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:14
- *   %63 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:14
- *   %63 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:14
- *   %63 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:14
- *   %63 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:14
- *   ... and 1 more */
-void convirt_image_vjp_k60_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 16384*B; i0++)
-        out[i0] = in0[i0] + in1[i0];
-}
-
-/* convirt_image_vjp_k85_add:
- *   %85 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:14
- *   %88 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:14
- *   %88 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:14
- *   %88 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:14
- *   %88 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:14
- *   %88 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:14
- *   ... and 1 more */
-void convirt_image_vjp_k85_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 8192*B; i0++)
-        out[i0] = in0[i0] + in1[i0];
 }
 
 /* convirt_image_vjp_k105_fused_sum_mul:
@@ -6774,6 +6751,15 @@ void seg_finetune_k141_conv2d(real *restrict out, const real *restrict in0, cons
     }
 }
 
+/* seg_finetune_k142_relu:
+ *   %142 map:relu [B,1,64,64]   graphs/lib/unet.lua:31
+ *   %146 map:relu [B,1,64,64]   graphs/lib/unet.lua:31 */
+void seg_finetune_k142_relu(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for simd if((long)(4096*B) > 32768)
+    for (long i0 = 0; i0 < 4096*B; i0++)
+        out[i0] = in0[i0] > 0 ? in0[i0] : (real)0;
+}
+
 /* seg_finetune_k147_fused_exp_neg_abs:
  *   %147 fused:exp_neg_abs [B,1,64,64]   graphs/lib/unet.lua:31
  *     + %146 map:neg [B,1,64,64]  graphs/lib/unet.lua:31
@@ -6794,17 +6780,16 @@ void seg_finetune_k148_addc(real *restrict out, const real *restrict in0, long B
         out[i0] = in0[i0] + (real)1;
 }
 
-/* seg_finetune_k150_fused_add_sub_relu_mul:
- *   %150 fused:add_sub_relu_mul [B,1,64,64]   graphs/lib/unet.lua:31
+/* seg_finetune_k150_fused_add_sub_mul_log:
+ *   %150 fused:add_sub_mul_log [B,1,64,64]   graphs/lib/unet.lua:31
  *     + %144 map:sub [B,1,64,64]  graphs/lib/unet.lua:31
- *     + %142 map:relu [B,1,64,64]  graphs/lib/unet.lua:31
  *     + %143 map:mul [B,1,64,64]  graphs/lib/unet.lua:31
  *     + %149 map:log [B,1,64,64]  graphs/lib/unet.lua:31
- *   %154 fused:add_sub_relu_mul [B,1,64,64]   graphs/lib/unet.lua:31 */
-void seg_finetune_k150_fused_add_sub_relu_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
+ *   %154 fused:add_sub_mul_log [B,1,64,64]   graphs/lib/unet.lua:31 */
+void seg_finetune_k150_fused_add_sub_mul_log(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
     #pragma omp parallel for simd if((long)(4096*B) > 32768)
     for (long i0 = 0; i0 < 4096*B; i0++)
-        out[i0] = (((in0[i0]) > 0 ? (in0[i0]) : (real)0) - ((in0[i0]) * (in1[i0]))) + (log((in2[i0])));
+        out[i0] = ((in0[i0]) - ((in1[i0]) * (in2[i0]))) + (log((in3[i0])));
 }
 
 /* seg_finetune_k151_sum:
@@ -7053,11 +7038,11 @@ void seg_finetune_k207_fused_scale_scale_id(real *restrict out, const real *rest
  *     + %208 map:id [B,1,64,64]  graphs/lib/unet.lua:31
  *     + %219 map:step [B,1,64,64]  graphs/lib/unet.lua:31
  *   %225 fused:add_add_add_mul [B,1,64,64] (backward)  graphs/lib/unet.lua:31 */
-void seg_finetune_k221_fused_add_add_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, const real *restrict in5, const real *restrict in6, long B) {
+void seg_finetune_k221_fused_add_add_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, const real *restrict in5, const real *restrict in6, const real *restrict in7, long B) {
     #pragma omp parallel for collapse(1) if((long)(4096*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 4096; i1++)
-            out[i0*4096 + i1] = ((((in0[i0*4096 + i1]) * ((in1[i0*4096 + i1]) * ((-(in1[i0*4096 + i1])) + (real)1))) + ((-((((in2[i1])) / (in3[i0*4096 + i1])) * (in4[i0*4096 + i1]))) * ((real)(((in5[i0*4096 + i1]) > 0) - ((in5[i0*4096 + i1]) < 0))))) + ((-((in2[i1]))) * (in6[i0*4096 + i1]))) + (((in2[i1])) * ((in5[i0*4096 + i1]) > (real)0 ? (real)1 : (real)0));
+            out[i0*4096 + i1] = ((((in0[i0*4096 + i1]) * ((in1[i0*4096 + i1]) * ((-(in1[i0*4096 + i1])) + (real)1))) + ((-((((in2[i1])) / (in3[i0*4096 + i1])) * (in4[i0*4096 + i1]))) * ((real)(((in5[i0*4096 + i1]) > 0) - ((in5[i0*4096 + i1]) < 0))))) + ((-((in2[i1]))) * (in6[i0*4096 + i1]))) + (((in2[i1])) * ((in7[i0*4096 + i1]) > (real)0 ? (real)1 : (real)0));
 }
 
 /* seg_finetune_k223_sum:

@@ -16,70 +16,61 @@
 
 #ifdef RECLF_PROFILE
 #include "profile.h"
-static reclf_prof_entry prof[124] = {
+static reclf_prof_entry prof[115] = {
     {"convirt_image_k3_fused_scale_addc", "%4 fused:scale_addc [B,1,64,64]", "graphs/lib/image_encoder.lua:19", 0, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_k6_conv2d", "%7 conv2d [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_k9_group_norm_stats", "%10 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_k10_group_norm", "%11 group_norm [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_k11_relu", "%12 map:relu [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k11_group_norm_relu", "%12 group_norm+relu [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 0, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_k14_conv2d", "%15 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_k17_group_norm_stats", "%18 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_k18_group_norm", "%19 group_norm [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_k19_relu", "%20 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k19_group_norm_relu", "%20 group_norm+relu [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_k22_conv2d", "%23 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_k17_group_norm_stats", "%26 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_k18_group_norm", "%27 group_norm [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_k19_relu", "%28 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k19_group_norm_relu", "%28 group_norm+relu [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_k22_conv2d", "%31 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_k17_group_norm_stats", "%34 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_k18_group_norm", "%35 group_norm [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k34_group_norm", "%35 group_norm [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_k36_fused_relu_add", "%37 fused:relu_add [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_k39_conv2d", "%40 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_k42_group_norm_stats", "%43 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_k43_group_norm", "%44 group_norm [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_k44_relu", "%45 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k44_group_norm_relu", "%45 group_norm+relu [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_k47_conv2d", "%48 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_k42_group_norm_stats", "%51 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_k43_group_norm", "%52 group_norm [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_k44_relu", "%53 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k44_group_norm_relu", "%53 group_norm+relu [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_k47_conv2d", "%56 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_k42_group_norm_stats", "%59 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_k43_group_norm", "%60 group_norm [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k59_group_norm", "%60 group_norm [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_k61_fused_relu_add", "%62 fused:relu_add [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_k64_conv2d", "%65 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_k67_group_norm_stats", "%68 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_k68_group_norm", "%69 group_norm [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_k69_relu", "%70 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k69_group_norm_relu", "%70 group_norm+relu [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_k72_conv2d", "%73 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_k67_group_norm_stats", "%76 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_k68_group_norm", "%77 group_norm [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_k69_relu", "%78 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k69_group_norm_relu", "%78 group_norm+relu [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_k72_conv2d", "%81 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_k67_group_norm_stats", "%84 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_k68_group_norm", "%85 group_norm [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k84_group_norm", "%85 group_norm [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_k86_fused_relu_add", "%87 fused:relu_add [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0, 0, 0, 0},
     {"seg_finetune_k104_id", "%108 map:id [B,128,8,2,8,2]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0, 0, 0, 0},
     {"seg_finetune_k106_concat", "%110 concat [B,192,16,16]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0, 0, 0, 0},
     {"seg_finetune_k109_conv2d", "%113 conv2d [B,64,16,16]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_k42_group_norm_stats", "%116 group_norm_stats [B,8,2]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_k43_group_norm", "%117 group_norm [B,64,16,16]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_k44_relu", "%118 map:relu [B,64,16,16]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k44_group_norm_relu", "%118 group_norm+relu [B,64,16,16]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0, 0, 0, 0},
     {"seg_finetune_k116_id", "%120 map:id [B,64,16,2,16,2]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0, 0, 0, 0},
     {"seg_finetune_k118_concat", "%122 concat [B,96,32,32]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0, 0, 0, 0},
     {"seg_finetune_k121_conv2d", "%125 conv2d [B,32,32,32]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_k17_group_norm_stats", "%128 group_norm_stats [B,8,2]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_k18_group_norm", "%129 group_norm [B,32,32,32]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_k19_relu", "%130 map:relu [B,32,32,32]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k19_group_norm_relu", "%130 group_norm+relu [B,32,32,32]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0, 0, 0, 0},
     {"seg_finetune_k128_id", "%132 map:id [B,32,32,2,32,2]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0, 0, 0, 0},
     {"seg_finetune_k130_concat", "%134 concat [B,64,64,64]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0, 0, 0, 0},
     {"seg_finetune_k133_conv2d", "%137 conv2d [B,32,64,64]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_k9_group_norm_stats", "%140 group_norm_stats [B,8,2]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_k10_group_norm", "%141 group_norm [B,32,64,64]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_k11_relu", "%142 map:relu [B,32,64,64]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k11_group_norm_relu", "%142 group_norm+relu [B,32,64,64]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0, 0, 0, 0},
     {"seg_finetune_k141_conv2d", "%145 conv2d [B,1,64,64]", "graphs/seg.lua:52", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"seg_finetune_k142_relu", "%146 map:relu [B,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0, 0, 0, 0},
     {"seg_finetune_k147_fused_exp_neg_abs", "%151 fused:exp_neg_abs [B,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0, 0, 0, 0},
     {"seg_finetune_k148_addc", "%152 map:addc [B,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0, 0, 0, 0},
-    {"seg_finetune_k150_fused_add_sub_relu_mul", "%154 fused:add_sub_relu_mul [B,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"seg_finetune_k150_fused_add_sub_mul_log", "%154 fused:add_sub_mul_log [B,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0, 0, 0, 0},
     {"seg_finetune_k151_sum", "%155 reduce [1,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0, 0, 0, 0},
     {"seg_finetune_k152_scale", "%156 map:scale [1,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0, 0, 0, 0},
     {"seg_finetune_k153_sum", "%157 reduce [1,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0, 0, 0, 0},
@@ -142,7 +133,7 @@ static reclf_prof_entry prof[124] = {
     {"convirt_image_vjp_k207_sum", "%288 reduce [1,64,1]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0, 0, 0, 0},
     {"seg_finetune_k287_conv2d_weight_grad", "%291 conv2d_weight_grad [64,192,3,3]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0, 0, 0, 0},
 };
-const reclf_prof_table reclf_profile_seg = {124, prof};
+const reclf_prof_table reclf_profile_seg = {115, prof};
 #define CALL(i, fl, by, call) do { double t0_ = reclf_prof_now(); call; prof[i].seconds += reclf_prof_now() - t0_; \
     prof[i].calls++; prof[i].flops += (fl); prof[i].bytes += (double)(by); } while (0)
 #define PROF_GEMM(i, m, n, k) (prof[i].gemm_m = (m), prof[i].gemm_n = (n), prof[i].gemm_k = (k))
@@ -153,7 +144,7 @@ const reclf_prof_table reclf_profile_seg = {124, prof};
 
 static size_t arena_bytes(const long *dims) {
     const long B = dims[0]; (void)B;
-    return sizeof(real) * (size_t)(37818432 + 1036336*B);
+    return sizeof(real) * (size_t)(37818432 + 1032240*B);
 }
 
 static void forward(void *arena, const real *P, void *const *inputs, const long *dims) {
@@ -161,153 +152,144 @@ static void forward(void *arena, const real *P, void *const *inputs, const long 
     real *A = arena; (void)A; (void)P; (void)inputs;
     CALL(0, (double)8192*B, sizeof(real)*((double)4096*B + (double)4096*B), convirt_image_k3_fused_scale_addc(A + 37818432 + 131072*B, (real *)inputs[0], B)); /* %4 fused:scale_addc [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
     CALL(1, (double)2359296*B, sizeof(real)*((double)131072*B + (double)4096*B + (double)288 + (double)32), convirt_image_k6_conv2d(A + 37818432, A + 37818432 + 131072*B, (real *)P + 0, (real *)P + 288, A + 0, B)); /* %7 conv2d [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(2, (double)524288*B, sizeof(real)*((double)16*B + (double)131072*B), convirt_image_k9_group_norm_stats(A + 37818432 + 262144*B, A + 37818432, B)); /* %10 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(3, (double)524288*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)16*B + (double)32 + (double)32), convirt_image_k10_group_norm(A + 37818432 + 131072*B, A + 37818432, A + 37818432 + 262144*B, (real *)P + 320, (real *)P + 352, B)); /* %11 group_norm [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(4, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), convirt_image_k11_relu(A + 37818432 + 262144*B, A + 37818432 + 131072*B, B)); /* %12 map:relu [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
-    PROF_GEMM(5, 32, 1024, 288);
-    CALL(5, (double)18874368*B, sizeof(real)*((double)32768*B + (double)131072*B + (double)9216 + (double)32), convirt_image_k14_conv2d(A + 37818432, A + 37818432 + 262144*B, (real *)P + 384, (real *)P + 9600, A + 0, B)); /* %15 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(6, (double)131072*B, sizeof(real)*((double)16*B + (double)32768*B), convirt_image_k17_group_norm_stats(A + 37818432 + 65536*B, A + 37818432, B)); /* %18 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(7, (double)131072*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)32), convirt_image_k18_group_norm(A + 37818432 + 32768*B, A + 37818432, A + 37818432 + 65536*B, (real *)P + 9632, (real *)P + 9664, B)); /* %19 group_norm [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(8, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_k19_relu(A + 37818432, A + 37818432 + 32768*B, B)); /* %20 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
-    PROF_GEMM(9, 32, 1024, 288);
-    CALL(9, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216 + (double)32), convirt_image_k22_conv2d(A + 37818432 + 32768*B, A + 37818432, (real *)P + 9696, (real *)P + 18912, A + 0, B)); /* %23 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(10, (double)131072*B, sizeof(real)*((double)16*B + (double)32768*B), convirt_image_k17_group_norm_stats(A + 37818432 + 98304*B, A + 37818432 + 32768*B, B)); /* %26 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(11, (double)131072*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)32), convirt_image_k18_group_norm(A + 37818432 + 65536*B, A + 37818432 + 32768*B, A + 37818432 + 98304*B, (real *)P + 18944, (real *)P + 18976, B)); /* %27 group_norm [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(12, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_k19_relu(A + 37818432 + 32768*B, A + 37818432 + 65536*B, B)); /* %28 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
-    PROF_GEMM(13, 32, 1024, 288);
-    CALL(13, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216 + (double)32), convirt_image_k22_conv2d(A + 37818432 + 65536*B, A + 37818432 + 32768*B, (real *)P + 19008, (real *)P + 28224, A + 0, B)); /* %31 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(14, (double)131072*B, sizeof(real)*((double)16*B + (double)32768*B), convirt_image_k17_group_norm_stats(A + 37818432 + 98304*B, A + 37818432 + 65536*B, B)); /* %34 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:13 */
-    CALL(15, (double)131072*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)32), convirt_image_k18_group_norm(A + 37818432 + 32768*B, A + 37818432 + 65536*B, A + 37818432 + 98304*B, (real *)P + 28256, (real *)P + 28288, B)); /* %35 group_norm [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(16, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_k36_fused_relu_add(A + 37818432 + 65536*B, A + 37818432, A + 37818432 + 32768*B, B)); /* %37 fused:relu_add [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
-    PROF_GEMM(17, 64, 256, 288);
-    CALL(17, (double)9437184*B, sizeof(real)*((double)16384*B + (double)32768*B + (double)18432 + (double)64), convirt_image_k39_conv2d(A + 37818432, A + 37818432 + 65536*B, (real *)P + 28320, (real *)P + 46752, A + 0, B)); /* %40 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(18, (double)65536*B, sizeof(real)*((double)16*B + (double)16384*B), convirt_image_k42_group_norm_stats(A + 37818432 + 32768*B, A + 37818432, B)); /* %43 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(19, (double)65536*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)64), convirt_image_k43_group_norm(A + 37818432 + 16384*B, A + 37818432, A + 37818432 + 32768*B, (real *)P + 46816, (real *)P + 46880, B)); /* %44 group_norm [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(20, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_k44_relu(A + 37818432, A + 37818432 + 16384*B, B)); /* %45 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
-    PROF_GEMM(21, 64, 256, 576);
-    CALL(21, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864 + (double)64), convirt_image_k47_conv2d(A + 37818432 + 16384*B, A + 37818432, (real *)P + 46944, (real *)P + 83808, A + 0, B)); /* %48 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(22, (double)65536*B, sizeof(real)*((double)16*B + (double)16384*B), convirt_image_k42_group_norm_stats(A + 37818432 + 49152*B, A + 37818432 + 16384*B, B)); /* %51 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(23, (double)65536*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)64), convirt_image_k43_group_norm(A + 37818432 + 32768*B, A + 37818432 + 16384*B, A + 37818432 + 49152*B, (real *)P + 83872, (real *)P + 83936, B)); /* %52 group_norm [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(24, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_k44_relu(A + 37818432 + 16384*B, A + 37818432 + 32768*B, B)); /* %53 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
-    PROF_GEMM(25, 64, 256, 576);
-    CALL(25, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864 + (double)64), convirt_image_k47_conv2d(A + 37818432 + 32768*B, A + 37818432 + 16384*B, (real *)P + 84000, (real *)P + 120864, A + 0, B)); /* %56 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(26, (double)65536*B, sizeof(real)*((double)16*B + (double)16384*B), convirt_image_k42_group_norm_stats(A + 37818432 + 49152*B, A + 37818432 + 32768*B, B)); /* %59 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:13 */
-    CALL(27, (double)65536*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)64), convirt_image_k43_group_norm(A + 37818432 + 16384*B, A + 37818432 + 32768*B, A + 37818432 + 49152*B, (real *)P + 120928, (real *)P + 120992, B)); /* %60 group_norm [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(28, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_k61_fused_relu_add(A + 37818432 + 32768*B, A + 37818432, A + 37818432 + 16384*B, B)); /* %62 fused:relu_add [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
-    PROF_GEMM(29, 128, 64, 576);
-    CALL(29, (double)9437184*B, sizeof(real)*((double)8192*B + (double)16384*B + (double)73728 + (double)128), convirt_image_k64_conv2d(A + 37818432 + 49152*B, A + 37818432 + 32768*B, (real *)P + 121056, (real *)P + 194784, A + 0, B)); /* %65 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(30, (double)32768*B, sizeof(real)*((double)16*B + (double)8192*B), convirt_image_k67_group_norm_stats(A + 37818432, A + 37818432 + 49152*B, B)); /* %68 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(31, (double)32768*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)128), convirt_image_k68_group_norm(A + 37818432 + 57344*B, A + 37818432 + 49152*B, A + 37818432, (real *)P + 194912, (real *)P + 195040, B)); /* %69 group_norm [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(32, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k69_relu(A + 37818432 + 49152*B, A + 37818432 + 57344*B, B)); /* %70 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
-    PROF_GEMM(33, 128, 64, 1152);
-    CALL(33, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456 + (double)128), convirt_image_k72_conv2d(A + 37818432 + 57344*B, A + 37818432 + 49152*B, (real *)P + 195168, (real *)P + 342624, A + 0, B)); /* %73 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(34, (double)32768*B, sizeof(real)*((double)16*B + (double)8192*B), convirt_image_k67_group_norm_stats(A + 37818432 + 8192*B, A + 37818432 + 57344*B, B)); /* %76 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(35, (double)32768*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)128), convirt_image_k68_group_norm(A + 37818432, A + 37818432 + 57344*B, A + 37818432 + 8192*B, (real *)P + 342752, (real *)P + 342880, B)); /* %77 group_norm [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(36, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k69_relu(A + 37818432 + 57344*B, A + 37818432, B)); /* %78 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
-    PROF_GEMM(37, 128, 64, 1152);
-    CALL(37, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456 + (double)128), convirt_image_k72_conv2d(A + 37818432, A + 37818432 + 57344*B, (real *)P + 343008, (real *)P + 490464, A + 0, B)); /* %81 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(38, (double)32768*B, sizeof(real)*((double)16*B + (double)8192*B), convirt_image_k67_group_norm_stats(A + 37818432 + 8192*B, A + 37818432, B)); /* %84 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:13 */
-    CALL(39, (double)32768*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)128), convirt_image_k68_group_norm(A + 37818432 + 57344*B, A + 37818432, A + 37818432 + 8192*B, (real *)P + 490592, (real *)P + 490720, B)); /* %85 group_norm [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(40, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_k86_fused_relu_add(A + 37818432 + 98304*B, A + 37818432 + 49152*B, A + 37818432 + 57344*B, B)); /* %87 fused:relu_add [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
-    CALL(41, (double)32768*B, sizeof(real)*((double)32768*B + (double)8192*B), seg_finetune_k104_id(A + 37818432, A + 37818432 + 98304*B, B)); /* %108 map:id [B,128,8,2,8,2]  graphs/lib/unet.lua:15 */
-    CALL(42, 0, sizeof(real)*((double)49152*B + (double)32768*B + (double)16384*B), seg_finetune_k106_concat(A + 37818432 + 884736*B, A + 37818432, A + 37818432 + 32768*B, B)); /* %110 concat [B,192,16,16]  graphs/lib/unet.lua:15 */
-    PROF_GEMM(43, 64, 256, 1728);
-    CALL(43, (double)56623104*B, sizeof(real)*((double)16384*B + (double)49152*B + (double)110592 + (double)64), seg_finetune_k109_conv2d(A + 37818432 + 999424*B, A + 37818432 + 884736*B, (real *)P + 523872, (real *)P + 634464, A + 0, B)); /* %113 conv2d [B,64,16,16]  graphs/lib/unet.lua:16 */
-    CALL(44, (double)65536*B, sizeof(real)*((double)16*B + (double)16384*B), convirt_image_k42_group_norm_stats(A + 37818432 + 1036288*B, A + 37818432 + 999424*B, B)); /* %116 group_norm_stats [B,8,2]  graphs/lib/unet.lua:17 */
-    CALL(45, (double)65536*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)64), convirt_image_k43_group_norm(A + 37818432 + 1015808*B, A + 37818432 + 999424*B, A + 37818432 + 1036288*B, (real *)P + 634528, (real *)P + 634592, B)); /* %117 group_norm [B,64,16,16]  graphs/lib/unet.lua:17 */
-    CALL(46, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_k44_relu(A + 37818432 + 933888*B, A + 37818432 + 1015808*B, B)); /* %118 map:relu [B,64,16,16]  graphs/lib/unet.lua:17 */
-    CALL(47, (double)65536*B, sizeof(real)*((double)65536*B + (double)16384*B), seg_finetune_k116_id(A + 37818432, A + 37818432 + 933888*B, B)); /* %120 map:id [B,64,16,2,16,2]  graphs/lib/unet.lua:15 */
-    CALL(48, 0, sizeof(real)*((double)98304*B + (double)65536*B + (double)32768*B), seg_finetune_k118_concat(A + 37818432 + 786432*B, A + 37818432, A + 37818432 + 65536*B, B)); /* %122 concat [B,96,32,32]  graphs/lib/unet.lua:15 */
-    PROF_GEMM(49, 32, 1024, 864);
-    CALL(49, (double)56623104*B, sizeof(real)*((double)32768*B + (double)98304*B + (double)27648 + (double)32), seg_finetune_k121_conv2d(A + 37818432 + 933888*B, A + 37818432 + 786432*B, (real *)P + 634656, (real *)P + 662304, A + 0, B)); /* %125 conv2d [B,32,32,32]  graphs/lib/unet.lua:16 */
-    CALL(50, (double)131072*B, sizeof(real)*((double)16*B + (double)32768*B), convirt_image_k17_group_norm_stats(A + 37818432 + 1036304*B, A + 37818432 + 933888*B, B)); /* %128 group_norm_stats [B,8,2]  graphs/lib/unet.lua:17 */
-    CALL(51, (double)131072*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)32), convirt_image_k18_group_norm(A + 37818432 + 966656*B, A + 37818432 + 933888*B, A + 37818432 + 1036304*B, (real *)P + 662336, (real *)P + 662368, B)); /* %129 group_norm [B,32,32,32]  graphs/lib/unet.lua:17 */
-    CALL(52, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_k19_relu(A + 37818432, A + 37818432 + 966656*B, B)); /* %130 map:relu [B,32,32,32]  graphs/lib/unet.lua:17 */
-    CALL(53, (double)131072*B, sizeof(real)*((double)131072*B + (double)32768*B), seg_finetune_k128_id(A + 37818432 + 393216*B, A + 37818432, B)); /* %132 map:id [B,32,32,2,32,2]  graphs/lib/unet.lua:15 */
-    CALL(54, 0, sizeof(real)*((double)262144*B + (double)131072*B + (double)131072*B), seg_finetune_k130_concat(A + 37818432, A + 37818432 + 393216*B, A + 37818432 + 262144*B, B)); /* %134 concat [B,64,64,64]  graphs/lib/unet.lua:15 */
-    PROF_GEMM(55, 32, 4096, 576);
-    CALL(55, (double)150994944*B, sizeof(real)*((double)131072*B + (double)262144*B + (double)18432 + (double)32), seg_finetune_k133_conv2d(A + 37818432 + 262144*B, A + 37818432, (real *)P + 662400, (real *)P + 680832, A + 0, B)); /* %137 conv2d [B,32,64,64]  graphs/lib/unet.lua:16 */
-    CALL(56, (double)524288*B, sizeof(real)*((double)16*B + (double)131072*B), convirt_image_k9_group_norm_stats(A + 37818432 + 1036320*B, A + 37818432 + 262144*B, B)); /* %140 group_norm_stats [B,8,2]  graphs/lib/unet.lua:17 */
-    CALL(57, (double)524288*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)16*B + (double)32 + (double)32), convirt_image_k10_group_norm(A + 37818432 + 393216*B, A + 37818432 + 262144*B, A + 37818432 + 1036320*B, (real *)P + 680864, (real *)P + 680896, B)); /* %141 group_norm [B,32,64,64]  graphs/lib/unet.lua:17 */
-    CALL(58, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), convirt_image_k11_relu(A + 37818432 + 524288*B, A + 37818432 + 393216*B, B)); /* %142 map:relu [B,32,64,64]  graphs/lib/unet.lua:17 */
-    PROF_GEMM(59, 1, 4096, 32);
-    CALL(59, (double)262144*B, sizeof(real)*((double)4096*B + (double)131072*B + (double)32 + (double)1), seg_finetune_k141_conv2d(A + 37818432 + 655360*B, A + 37818432 + 524288*B, (real *)P + 680928, (real *)P + 680960, B)); /* %145 conv2d [B,1,64,64]  graphs/seg.lua:52 */
-    CALL(60, (double)12288*B, sizeof(real)*((double)4096*B + (double)4096*B), seg_finetune_k147_fused_exp_neg_abs(A + 37818432 + 659456*B, A + 37818432 + 655360*B, B)); /* %151 fused:exp_neg_abs [B,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(61, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B), seg_finetune_k148_addc(A + 37818432 + 663552*B, A + 37818432 + 659456*B, B)); /* %152 map:addc [B,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(62, (double)20480*B, sizeof(real)*((double)4096*B + (double)4096*B + (double)4096*B + (double)4096*B), seg_finetune_k150_fused_add_sub_relu_mul(A + 37818432 + 667648*B, A + 37818432 + 655360*B, (real *)inputs[1], A + 37818432 + 663552*B, B)); /* %154 fused:add_sub_relu_mul [B,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(63, (double)4096*B, sizeof(real)*((double)4096 + (double)4096*B), seg_finetune_k151_sum(A + 0, A + 37818432 + 667648*B, B)); /* %155 reduce [1,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(64, (double)4096, sizeof(real)*((double)4096 + (double)4096), seg_finetune_k152_scale(A + 4096, A + 0, B)); /* %156 map:scale [1,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(65, (double)4096, sizeof(real)*((double)4096 + (double)4096), seg_finetune_k153_sum(A + 0, A + 4096)); /* %157 reduce [1,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(66, (double)4096, sizeof(real)*((double)4096 + (double)4096), seg_finetune_k154_scale(A + 4096, A + 0)); /* %158 map:scale [1,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(67, (double)4096, sizeof(real)*((double)64 + (double)4096), seg_finetune_k155_sum(A + 0, A + 4096)); /* %159 reduce [1,1,1,64]  graphs/lib/unet.lua:31 */
-    CALL(68, (double)129, sizeof(real)*((double)1 + (double)64), seg_finetune_k158_fused_scale_sum_scale(A + 64, A + 0)); /* %162 fused:scale_sum_scale [1,1,1,1]  graphs/lib/unet.lua:31 */
-    CALL(69, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B), seg_finetune_k159_sigmoid(A + 37818432 + 667648*B, A + 37818432 + 655360*B, B)); /* %163 map:sigmoid [B,1,64,64]  graphs/lib/unet.lua:32 */
-    CALL(70, (double)8194*B, sizeof(real)*((double)B + (double)4096*B + (double)4096*B), seg_finetune_k169_fused_addc_add_sum_sum(A + 37818432 + 1032192*B, A + 37818432 + 667648*B, (real *)inputs[1], B)); /* %173 fused:addc_add_sum_sum [B,1]  graphs/lib/unet.lua:35 */
-    CALL(71, (double)8195*B, sizeof(real)*((double)B + (double)4096*B + (double)4096*B + (double)B), seg_finetune_k170_fused_div_addc_scale_sum(A + 37818432 + 1032208*B, A + 37818432 + 667648*B, (real *)inputs[1], A + 37818432 + 1032192*B, B)); /* %174 fused:div_addc_scale_sum [B,1]  graphs/lib/unet.lua:35 */
-    CALL(72, (double)B, sizeof(real)*((double)1 + (double)B), convirt_image_vjp_k106_sum(A + 0, A + 37818432 + 1032208*B, B)); /* %175 reduce [1,1]  graphs/lib/unet.lua:36 */
-    CALL(73, (double)3, sizeof(real)*((double)1 + (double)1), seg_finetune_k174_fused_addc_neg_scale(A + 16, A + 0, B)); /* %178 fused:addc_neg_scale [1,1]  graphs/lib/unet.lua:36 */
-    CALL(74, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), convirt_image_vjp_k113_add(A + 2429120, A + 64, A + 16)); /* %181 map:add []  graphs/lib/unet.lua:37 */
+    CALL(2, (double)524288*B, sizeof(real)*((double)16*B + (double)131072*B), convirt_image_k9_group_norm_stats(A + 37818432 + 131072*B, A + 37818432, B)); /* %10 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(3, (double)655360*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)16*B + (double)32 + (double)32), convirt_image_k11_group_norm_relu(A + 37818432 + 262144*B, A + 37818432, A + 37818432 + 131072*B, (real *)P + 320, (real *)P + 352, B)); /* %12 group_norm+relu [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
+    PROF_GEMM(4, 32, 1024, 288);
+    CALL(4, (double)18874368*B, sizeof(real)*((double)32768*B + (double)131072*B + (double)9216 + (double)32), convirt_image_k14_conv2d(A + 37818432, A + 37818432 + 262144*B, (real *)P + 384, (real *)P + 9600, A + 0, B)); /* %15 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(5, (double)131072*B, sizeof(real)*((double)16*B + (double)32768*B), convirt_image_k17_group_norm_stats(A + 37818432 + 65536*B, A + 37818432, B)); /* %18 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(6, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)32), convirt_image_k19_group_norm_relu(A + 37818432 + 32768*B, A + 37818432, A + 37818432 + 65536*B, (real *)P + 9632, (real *)P + 9664, B)); /* %20 group_norm+relu [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
+    PROF_GEMM(7, 32, 1024, 288);
+    CALL(7, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216 + (double)32), convirt_image_k22_conv2d(A + 37818432, A + 37818432 + 32768*B, (real *)P + 9696, (real *)P + 18912, A + 0, B)); /* %23 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(8, (double)131072*B, sizeof(real)*((double)16*B + (double)32768*B), convirt_image_k17_group_norm_stats(A + 37818432 + 98304*B, A + 37818432, B)); /* %26 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(9, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)32), convirt_image_k19_group_norm_relu(A + 37818432 + 65536*B, A + 37818432, A + 37818432 + 98304*B, (real *)P + 18944, (real *)P + 18976, B)); /* %28 group_norm+relu [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
+    PROF_GEMM(10, 32, 1024, 288);
+    CALL(10, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216 + (double)32), convirt_image_k22_conv2d(A + 37818432, A + 37818432 + 65536*B, (real *)P + 19008, (real *)P + 28224, A + 0, B)); /* %31 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(11, (double)131072*B, sizeof(real)*((double)16*B + (double)32768*B), convirt_image_k17_group_norm_stats(A + 37818432 + 98304*B, A + 37818432, B)); /* %34 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(12, (double)131072*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)32), convirt_image_k34_group_norm(A + 37818432 + 65536*B, A + 37818432, A + 37818432 + 98304*B, (real *)P + 28256, (real *)P + 28288, B)); /* %35 group_norm [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(13, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_k36_fused_relu_add(A + 37818432 + 98304*B, A + 37818432 + 32768*B, A + 37818432 + 65536*B, B)); /* %37 fused:relu_add [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
+    PROF_GEMM(14, 64, 256, 288);
+    CALL(14, (double)9437184*B, sizeof(real)*((double)16384*B + (double)32768*B + (double)18432 + (double)64), convirt_image_k39_conv2d(A + 37818432, A + 37818432 + 98304*B, (real *)P + 28320, (real *)P + 46752, A + 0, B)); /* %40 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(15, (double)65536*B, sizeof(real)*((double)16*B + (double)16384*B), convirt_image_k42_group_norm_stats(A + 37818432 + 32768*B, A + 37818432, B)); /* %43 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(16, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)64), convirt_image_k44_group_norm_relu(A + 37818432 + 16384*B, A + 37818432, A + 37818432 + 32768*B, (real *)P + 46816, (real *)P + 46880, B)); /* %45 group_norm+relu [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
+    PROF_GEMM(17, 64, 256, 576);
+    CALL(17, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864 + (double)64), convirt_image_k47_conv2d(A + 37818432, A + 37818432 + 16384*B, (real *)P + 46944, (real *)P + 83808, A + 0, B)); /* %48 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(18, (double)65536*B, sizeof(real)*((double)16*B + (double)16384*B), convirt_image_k42_group_norm_stats(A + 37818432 + 49152*B, A + 37818432, B)); /* %51 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(19, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)64), convirt_image_k44_group_norm_relu(A + 37818432 + 32768*B, A + 37818432, A + 37818432 + 49152*B, (real *)P + 83872, (real *)P + 83936, B)); /* %53 group_norm+relu [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
+    PROF_GEMM(20, 64, 256, 576);
+    CALL(20, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864 + (double)64), convirt_image_k47_conv2d(A + 37818432, A + 37818432 + 32768*B, (real *)P + 84000, (real *)P + 120864, A + 0, B)); /* %56 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(21, (double)65536*B, sizeof(real)*((double)16*B + (double)16384*B), convirt_image_k42_group_norm_stats(A + 37818432 + 49152*B, A + 37818432, B)); /* %59 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(22, (double)65536*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)64), convirt_image_k59_group_norm(A + 37818432 + 32768*B, A + 37818432, A + 37818432 + 49152*B, (real *)P + 120928, (real *)P + 120992, B)); /* %60 group_norm [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(23, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_k61_fused_relu_add(A + 37818432 + 49152*B, A + 37818432 + 16384*B, A + 37818432 + 32768*B, B)); /* %62 fused:relu_add [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
+    PROF_GEMM(24, 128, 64, 576);
+    CALL(24, (double)9437184*B, sizeof(real)*((double)8192*B + (double)16384*B + (double)73728 + (double)128), convirt_image_k64_conv2d(A + 37818432 + 65536*B, A + 37818432 + 49152*B, (real *)P + 121056, (real *)P + 194784, A + 0, B)); /* %65 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(25, (double)32768*B, sizeof(real)*((double)16*B + (double)8192*B), convirt_image_k67_group_norm_stats(A + 37818432 + 81920*B, A + 37818432 + 65536*B, B)); /* %68 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(26, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)128), convirt_image_k69_group_norm_relu(A + 37818432 + 73728*B, A + 37818432 + 65536*B, A + 37818432 + 81920*B, (real *)P + 194912, (real *)P + 195040, B)); /* %70 group_norm+relu [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
+    PROF_GEMM(27, 128, 64, 1152);
+    CALL(27, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456 + (double)128), convirt_image_k72_conv2d(A + 37818432 + 65536*B, A + 37818432 + 73728*B, (real *)P + 195168, (real *)P + 342624, A + 0, B)); /* %73 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(28, (double)32768*B, sizeof(real)*((double)16*B + (double)8192*B), convirt_image_k67_group_norm_stats(A + 37818432 + 90112*B, A + 37818432 + 65536*B, B)); /* %76 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(29, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)128), convirt_image_k69_group_norm_relu(A + 37818432 + 81920*B, A + 37818432 + 65536*B, A + 37818432 + 90112*B, (real *)P + 342752, (real *)P + 342880, B)); /* %78 group_norm+relu [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
+    PROF_GEMM(30, 128, 64, 1152);
+    CALL(30, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456 + (double)128), convirt_image_k72_conv2d(A + 37818432 + 65536*B, A + 37818432 + 81920*B, (real *)P + 343008, (real *)P + 490464, A + 0, B)); /* %81 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(31, (double)32768*B, sizeof(real)*((double)16*B + (double)8192*B), convirt_image_k67_group_norm_stats(A + 37818432 + 90112*B, A + 37818432 + 65536*B, B)); /* %84 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(32, (double)32768*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)128), convirt_image_k84_group_norm(A + 37818432 + 81920*B, A + 37818432 + 65536*B, A + 37818432 + 90112*B, (real *)P + 490592, (real *)P + 490720, B)); /* %85 group_norm [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(33, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_k86_fused_relu_add(A + 37818432 + 65536*B, A + 37818432 + 73728*B, A + 37818432 + 81920*B, B)); /* %87 fused:relu_add [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
+    CALL(34, (double)32768*B, sizeof(real)*((double)32768*B + (double)8192*B), seg_finetune_k104_id(A + 37818432, A + 37818432 + 65536*B, B)); /* %108 map:id [B,128,8,2,8,2]  graphs/lib/unet.lua:15 */
+    CALL(35, 0, sizeof(real)*((double)49152*B + (double)32768*B + (double)16384*B), seg_finetune_k106_concat(A + 37818432 + 884736*B, A + 37818432, A + 37818432 + 49152*B, B)); /* %110 concat [B,192,16,16]  graphs/lib/unet.lua:15 */
+    PROF_GEMM(36, 64, 256, 1728);
+    CALL(36, (double)56623104*B, sizeof(real)*((double)16384*B + (double)49152*B + (double)110592 + (double)64), seg_finetune_k109_conv2d(A + 37818432 + 999424*B, A + 37818432 + 884736*B, (real *)P + 523872, (real *)P + 634464, A + 0, B)); /* %113 conv2d [B,64,16,16]  graphs/lib/unet.lua:16 */
+    CALL(37, (double)65536*B, sizeof(real)*((double)16*B + (double)16384*B), convirt_image_k42_group_norm_stats(A + 37818432 + 1032192*B, A + 37818432 + 999424*B, B)); /* %116 group_norm_stats [B,8,2]  graphs/lib/unet.lua:17 */
+    CALL(38, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)64), convirt_image_k44_group_norm_relu(A + 37818432 + 1015808*B, A + 37818432 + 999424*B, A + 37818432 + 1032192*B, (real *)P + 634528, (real *)P + 634592, B)); /* %118 group_norm+relu [B,64,16,16]  graphs/lib/unet.lua:17 */
+    CALL(39, (double)65536*B, sizeof(real)*((double)65536*B + (double)16384*B), seg_finetune_k116_id(A + 37818432, A + 37818432 + 1015808*B, B)); /* %120 map:id [B,64,16,2,16,2]  graphs/lib/unet.lua:15 */
+    CALL(40, 0, sizeof(real)*((double)98304*B + (double)65536*B + (double)32768*B), seg_finetune_k118_concat(A + 37818432 + 786432*B, A + 37818432, A + 37818432 + 98304*B, B)); /* %122 concat [B,96,32,32]  graphs/lib/unet.lua:15 */
+    PROF_GEMM(41, 32, 1024, 864);
+    CALL(41, (double)56623104*B, sizeof(real)*((double)32768*B + (double)98304*B + (double)27648 + (double)32), seg_finetune_k121_conv2d(A + 37818432 + 933888*B, A + 37818432 + 786432*B, (real *)P + 634656, (real *)P + 662304, A + 0, B)); /* %125 conv2d [B,32,32,32]  graphs/lib/unet.lua:16 */
+    CALL(42, (double)131072*B, sizeof(real)*((double)16*B + (double)32768*B), convirt_image_k17_group_norm_stats(A + 37818432 + 1032208*B, A + 37818432 + 933888*B, B)); /* %128 group_norm_stats [B,8,2]  graphs/lib/unet.lua:17 */
+    CALL(43, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)32), convirt_image_k19_group_norm_relu(A + 37818432 + 966656*B, A + 37818432 + 933888*B, A + 37818432 + 1032208*B, (real *)P + 662336, (real *)P + 662368, B)); /* %130 group_norm+relu [B,32,32,32]  graphs/lib/unet.lua:17 */
+    CALL(44, (double)131072*B, sizeof(real)*((double)131072*B + (double)32768*B), seg_finetune_k128_id(A + 37818432 + 393216*B, A + 37818432 + 966656*B, B)); /* %132 map:id [B,32,32,2,32,2]  graphs/lib/unet.lua:15 */
+    CALL(45, 0, sizeof(real)*((double)262144*B + (double)131072*B + (double)131072*B), seg_finetune_k130_concat(A + 37818432, A + 37818432 + 393216*B, A + 37818432 + 262144*B, B)); /* %134 concat [B,64,64,64]  graphs/lib/unet.lua:15 */
+    PROF_GEMM(46, 32, 4096, 576);
+    CALL(46, (double)150994944*B, sizeof(real)*((double)131072*B + (double)262144*B + (double)18432 + (double)32), seg_finetune_k133_conv2d(A + 37818432 + 262144*B, A + 37818432, (real *)P + 662400, (real *)P + 680832, A + 0, B)); /* %137 conv2d [B,32,64,64]  graphs/lib/unet.lua:16 */
+    CALL(47, (double)524288*B, sizeof(real)*((double)16*B + (double)131072*B), convirt_image_k9_group_norm_stats(A + 37818432 + 1032224*B, A + 37818432 + 262144*B, B)); /* %140 group_norm_stats [B,8,2]  graphs/lib/unet.lua:17 */
+    CALL(48, (double)655360*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)16*B + (double)32 + (double)32), convirt_image_k11_group_norm_relu(A + 37818432 + 393216*B, A + 37818432 + 262144*B, A + 37818432 + 1032224*B, (real *)P + 680864, (real *)P + 680896, B)); /* %142 group_norm+relu [B,32,64,64]  graphs/lib/unet.lua:17 */
+    PROF_GEMM(49, 1, 4096, 32);
+    CALL(49, (double)262144*B, sizeof(real)*((double)4096*B + (double)131072*B + (double)32 + (double)1), seg_finetune_k141_conv2d(A + 37818432 + 524288*B, A + 37818432 + 393216*B, (real *)P + 680928, (real *)P + 680960, B)); /* %145 conv2d [B,1,64,64]  graphs/seg.lua:52 */
+    CALL(50, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B), seg_finetune_k142_relu(A + 37818432 + 528384*B, A + 37818432 + 524288*B, B)); /* %146 map:relu [B,1,64,64]  graphs/lib/unet.lua:31 */
+    CALL(51, (double)12288*B, sizeof(real)*((double)4096*B + (double)4096*B), seg_finetune_k147_fused_exp_neg_abs(A + 37818432 + 532480*B, A + 37818432 + 524288*B, B)); /* %151 fused:exp_neg_abs [B,1,64,64]  graphs/lib/unet.lua:31 */
+    CALL(52, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B), seg_finetune_k148_addc(A + 37818432 + 536576*B, A + 37818432 + 532480*B, B)); /* %152 map:addc [B,1,64,64]  graphs/lib/unet.lua:31 */
+    CALL(53, (double)16384*B, sizeof(real)*((double)4096*B + (double)4096*B + (double)4096*B + (double)4096*B + (double)4096*B), seg_finetune_k150_fused_add_sub_mul_log(A + 37818432 + 540672*B, A + 37818432 + 528384*B, A + 37818432 + 524288*B, (real *)inputs[1], A + 37818432 + 536576*B, B)); /* %154 fused:add_sub_mul_log [B,1,64,64]  graphs/lib/unet.lua:31 */
+    CALL(54, (double)4096*B, sizeof(real)*((double)4096 + (double)4096*B), seg_finetune_k151_sum(A + 0, A + 37818432 + 540672*B, B)); /* %155 reduce [1,1,64,64]  graphs/lib/unet.lua:31 */
+    CALL(55, (double)4096, sizeof(real)*((double)4096 + (double)4096), seg_finetune_k152_scale(A + 4096, A + 0, B)); /* %156 map:scale [1,1,64,64]  graphs/lib/unet.lua:31 */
+    CALL(56, (double)4096, sizeof(real)*((double)4096 + (double)4096), seg_finetune_k153_sum(A + 0, A + 4096)); /* %157 reduce [1,1,64,64]  graphs/lib/unet.lua:31 */
+    CALL(57, (double)4096, sizeof(real)*((double)4096 + (double)4096), seg_finetune_k154_scale(A + 4096, A + 0)); /* %158 map:scale [1,1,64,64]  graphs/lib/unet.lua:31 */
+    CALL(58, (double)4096, sizeof(real)*((double)64 + (double)4096), seg_finetune_k155_sum(A + 0, A + 4096)); /* %159 reduce [1,1,1,64]  graphs/lib/unet.lua:31 */
+    CALL(59, (double)129, sizeof(real)*((double)1 + (double)64), seg_finetune_k158_fused_scale_sum_scale(A + 64, A + 0)); /* %162 fused:scale_sum_scale [1,1,1,1]  graphs/lib/unet.lua:31 */
+    CALL(60, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B), seg_finetune_k159_sigmoid(A + 37818432 + 540672*B, A + 37818432 + 524288*B, B)); /* %163 map:sigmoid [B,1,64,64]  graphs/lib/unet.lua:32 */
+    CALL(61, (double)8194*B, sizeof(real)*((double)B + (double)4096*B + (double)4096*B), seg_finetune_k169_fused_addc_add_sum_sum(A + 37818432 + 544768*B, A + 37818432 + 540672*B, (real *)inputs[1], B)); /* %173 fused:addc_add_sum_sum [B,1]  graphs/lib/unet.lua:35 */
+    CALL(62, (double)8195*B, sizeof(real)*((double)B + (double)4096*B + (double)4096*B + (double)B), seg_finetune_k170_fused_div_addc_scale_sum(A + 37818432 + 544784*B, A + 37818432 + 540672*B, (real *)inputs[1], A + 37818432 + 544768*B, B)); /* %174 fused:div_addc_scale_sum [B,1]  graphs/lib/unet.lua:35 */
+    CALL(63, (double)B, sizeof(real)*((double)1 + (double)B), convirt_image_vjp_k106_sum(A + 0, A + 37818432 + 544784*B, B)); /* %175 reduce [1,1]  graphs/lib/unet.lua:36 */
+    CALL(64, (double)3, sizeof(real)*((double)1 + (double)1), seg_finetune_k174_fused_addc_neg_scale(A + 16, A + 0, B)); /* %178 fused:addc_neg_scale [1,1]  graphs/lib/unet.lua:36 */
+    CALL(65, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), convirt_image_vjp_k113_add(A + 2429120, A + 64, A + 16)); /* %181 map:add []  graphs/lib/unet.lua:37 */
 }
 
 static void backward(void *arena, real *grads, const real *P, void *const *inputs, real *const *input_grads, const long *dims) {
     const long B = dims[0]; (void)B;
     real *A = arena; (void)A; (void)P; (void)inputs; (void)grads; (void)input_grads;
-    CALL(75, 0, sizeof(real)*((double)1), convirt_features_loss_k58_fill(A + 0)); /* %186 fill []  graphs/seg.lua:52 */
-    CALL(76, (double)2, sizeof(real)*((double)1 + (double)1), seg_finetune_k186_fused_scale_neg(A + 16, A + 0, B)); /* %190 fused:scale_neg [1,1]  graphs/lib/unet.lua:36 */
-    CALL(77, (double)2*B, sizeof(real)*((double)B + (double)1 + (double)B), seg_finetune_k188_fused_div_id(A + 37818432 + 1032224*B, A + 16, A + 37818432 + 1032192*B, B)); /* %192 fused:div_id [B,1]  graphs/lib/unet.lua:35 */
-    CALL(78, (double)2*B, sizeof(real)*((double)B + (double)B + (double)B), seg_finetune_k190_fused_neg_mul(A + 37818432 + 1032192*B, A + 37818432 + 1032224*B, A + 37818432 + 1032208*B, B)); /* %194 fused:neg_mul [B,1]  graphs/lib/unet.lua:35 */
-    CALL(79, (double)B, sizeof(real)*((double)B + (double)B), seg_finetune_k192_scale(A + 37818432 + 1032208*B, A + 37818432 + 1032224*B, B)); /* %196 map:scale [B,1]  graphs/lib/unet.lua:35 */
-    CALL(80, (double)16384*B, sizeof(real)*((double)4096*B + (double)B + (double)B + (double)4096*B), seg_finetune_k196_fused_add_id_mul_id(A + 37818432 + 671744*B, A + 37818432 + 1032192*B, A + 37818432 + 1032208*B, (real *)inputs[1], B)); /* %200 fused:add_id_mul_id [B,4096]  graphs/lib/unet.lua:34 */
-    CALL(81, (double)1, sizeof(real)*((double)1 + (double)1), seg_finetune_k202_scale(A + 16, A + 0)); /* %206 map:scale [1,1,1,1]  graphs/lib/unet.lua:31 */
-    CALL(82, (double)128, sizeof(real)*((double)64 + (double)1), seg_finetune_k204_fused_scale_id(A + 4096, A + 16)); /* %208 fused:scale_id [1,1,1,64]  graphs/lib/unet.lua:31 */
-    CALL(83, (double)12288, sizeof(real)*((double)4096 + (double)64), seg_finetune_k207_fused_scale_scale_id(A + 0, A + 4096, B)); /* %211 fused:scale_scale_id [1,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(84, (double)77824*B, sizeof(real)*((double)4096*B + (double)4096*B + (double)4096*B + (double)4096 + (double)4096*B + (double)4096*B + (double)4096*B + (double)4096*B), seg_finetune_k221_fused_add_add_add_mul(A + 37818432 + 1032192*B, A + 37818432 + 671744*B, A + 37818432 + 667648*B, A + 0, A + 37818432 + 663552*B, A + 37818432 + 659456*B, A + 37818432 + 655360*B, (real *)inputs[1], B)); /* %225 fused:add_add_add_mul [B,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(85, (double)4096*B, sizeof(real)*((double)B + (double)4096*B), seg_finetune_k223_sum(A + 37818432 + 655360*B, A + 37818432 + 1032192*B, B)); /* %227 reduce [B,1,1]  graphs/seg.lua:52 */
-    CALL(86, (double)B, sizeof(real)*((double)1 + (double)B), convirt_image_vjp_k106_sum(A + 2429136, A + 37818432 + 655360*B, B)); /* %228 reduce [1,1,1]  graphs/seg.lua:52 */
-    PROF_GEMM(87, 32, 4096, 1);
-    CALL(87, (double)262144*B, sizeof(real)*((double)131072*B + (double)4096*B + (double)32), seg_finetune_k226_conv2d_input_grad(A + 37818432 + 655360*B, A + 37818432 + 1032192*B, (real *)P + 680928, B)); /* %230 conv2d_input_grad [B,32,64,64]  graphs/seg.lua:52 */
-    PROF_GEMM(88, 16, 1, 4096);
-    CALL(88, (double)262144*B, sizeof(real)*((double)32 + (double)4096*B + (double)131072*B), seg_finetune_k227_conv2d_weight_grad(A + 2428992, A + 37818432 + 1032192*B, A + 37818432 + 524288*B, A + 0, B)); /* %231 conv2d_weight_grad [1,32,1,1]  graphs/seg.lua:52 */
-    CALL(89, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), convirt_image_vjp_k294_fused_mul_step(A + 37818432 + 524288*B, A + 37818432 + 655360*B, A + 37818432 + 393216*B, B)); /* %233 fused:mul_step [B,32,64,64]  graphs/lib/unet.lua:17 */
-    CALL(90, (double)655360*B, sizeof(real)*((double)64*B + (double)131072*B + (double)131072*B + (double)16*B), convirt_image_vjp_k295_group_norm_sums(A + 37818432 + 393216*B, A + 37818432 + 524288*B, A + 37818432 + 262144*B, A + 37818432 + 1036320*B, B)); /* %234 group_norm_sums [B,32,2]  graphs/lib/unet.lua:17 */
-    CALL(91, (double)917504*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B + (double)16*B + (double)32 + (double)64*B), convirt_image_vjp_k296_group_norm_grad_x(A + 37818432 + 655360*B, A + 37818432 + 524288*B, A + 37818432 + 262144*B, A + 37818432 + 1036320*B, (real *)P + 680864, A + 37818432 + 393216*B, B)); /* %235 group_norm_grad_x [B,32,64,64]  graphs/lib/unet.lua:17 */
-    CALL(92, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 0, A + 37818432 + 393216*B, B)); /* %236 reduce [1,32,2]  graphs/lib/unet.lua:17 */
-    CALL(93, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 2429024, A + 0)); /* %238 slice [32,1]  graphs/lib/unet.lua:17 */
-    CALL(94, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 2429056, A + 0)); /* %240 slice [32,1]  graphs/lib/unet.lua:17 */
-    CALL(95, (double)131072*B, sizeof(real)*((double)32*B + (double)131072*B), convirt_image_vjp_k304_sum(A + 37818432 + 262144*B, A + 37818432 + 655360*B, B)); /* %243 reduce [B,32,1]  graphs/lib/unet.lua:16 */
-    CALL(96, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 2429088, A + 37818432 + 262144*B, B)); /* %244 reduce [1,32,1]  graphs/lib/unet.lua:16 */
-    PROF_GEMM(97, 576, 4096, 32);
-    CALL(97, (double)150994944*B, sizeof(real)*((double)262144*B + (double)131072*B + (double)18432), seg_finetune_k242_conv2d_input_grad(A + 37818432 + 262144*B, A + 37818432 + 655360*B, (real *)P + 662400, A + 0, B)); /* %246 conv2d_input_grad [B,64,64,64]  graphs/lib/unet.lua:16 */
-    PROF_GEMM(98, 144, 32, 4096);
-    CALL(98, (double)150994944*B, sizeof(real)*((double)18432 + (double)131072*B + (double)262144*B), seg_finetune_k243_conv2d_weight_grad(A + 2395152, A + 37818432 + 655360*B, A + 37818432, A + 0, B)); /* %247 conv2d_weight_grad [32,64,3,3]  graphs/lib/unet.lua:16 */
-    CALL(99, 0, sizeof(real)*((double)131072*B + (double)262144*B), seg_finetune_k244_slice(A + 37818432, A + 37818432 + 262144*B, B)); /* %248 slice [B,32,64,64]  graphs/lib/unet.lua:15 */
-    CALL(100, (double)131072*B, sizeof(real)*((double)65536*B + (double)131072*B), seg_finetune_k247_sum(A + 37818432 + 131072*B, A + 37818432, B)); /* %251 reduce [B,32,32,1,32,2]  graphs/lib/unet.lua:15 */
-    CALL(101, (double)65536*B, sizeof(real)*((double)32768*B + (double)65536*B), seg_finetune_k248_sum(A + 37818432, A + 37818432 + 131072*B, B)); /* %252 reduce [B,32,32,1,32,1]  graphs/lib/unet.lua:15 */
-    CALL(102, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k245_fused_mul_step(A + 37818432 + 32768*B, A + 37818432, A + 37818432 + 966656*B, B)); /* %255 fused:mul_step [B,32,32,32]  graphs/lib/unet.lua:17 */
-    CALL(103, (double)163840*B, sizeof(real)*((double)64*B + (double)32768*B + (double)32768*B + (double)16*B), convirt_image_vjp_k246_group_norm_sums(A + 37818432, A + 37818432 + 32768*B, A + 37818432 + 933888*B, A + 37818432 + 1036304*B, B)); /* %256 group_norm_sums [B,32,2]  graphs/lib/unet.lua:17 */
-    CALL(104, (double)229376*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)64*B), convirt_image_vjp_k247_group_norm_grad_x(A + 37818432 + 98304*B, A + 37818432 + 32768*B, A + 37818432 + 933888*B, A + 37818432 + 1036304*B, (real *)P + 662336, A + 37818432, B)); /* %257 group_norm_grad_x [B,32,32,32]  graphs/lib/unet.lua:17 */
-    CALL(105, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 0, A + 37818432, B)); /* %258 reduce [1,32,2]  graphs/lib/unet.lua:17 */
-    CALL(106, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 2413584, A + 0)); /* %260 slice [32,1]  graphs/lib/unet.lua:17 */
-    CALL(107, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 2413616, A + 0)); /* %262 slice [32,1]  graphs/lib/unet.lua:17 */
-    CALL(108, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k255_sum(A + 37818432 + 933888*B, A + 37818432 + 98304*B, B)); /* %265 reduce [B,32,1]  graphs/lib/unet.lua:16 */
-    CALL(109, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 2413648, A + 37818432 + 933888*B, B)); /* %266 reduce [1,32,1]  graphs/lib/unet.lua:16 */
-    PROF_GEMM(110, 864, 1024, 32);
-    CALL(110, (double)56623104*B, sizeof(real)*((double)98304*B + (double)32768*B + (double)27648), seg_finetune_k264_conv2d_input_grad(A + 37818432, A + 37818432 + 98304*B, (real *)P + 634656, A + 0, B)); /* %268 conv2d_input_grad [B,96,32,32]  graphs/lib/unet.lua:16 */
-    PROF_GEMM(111, 216, 32, 1024);
-    CALL(111, (double)56623104*B, sizeof(real)*((double)27648 + (double)32768*B + (double)98304*B), seg_finetune_k265_conv2d_weight_grad(A + 917008, A + 37818432 + 98304*B, A + 37818432 + 786432*B, A + 0, B)); /* %269 conv2d_weight_grad [32,96,3,3]  graphs/lib/unet.lua:16 */
-    CALL(112, 0, sizeof(real)*((double)65536*B + (double)98304*B), seg_finetune_k266_slice(A + 37818432 + 98304*B, A + 37818432, B)); /* %270 slice [B,64,32,32]  graphs/lib/unet.lua:15 */
-    CALL(113, (double)65536*B, sizeof(real)*((double)32768*B + (double)65536*B), seg_finetune_k269_sum(A + 37818432, A + 37818432 + 98304*B, B)); /* %273 reduce [B,64,16,1,16,2]  graphs/lib/unet.lua:15 */
-    CALL(114, (double)32768*B, sizeof(real)*((double)16384*B + (double)32768*B), seg_finetune_k270_sum(A + 37818432 + 933888*B, A + 37818432, B)); /* %274 reduce [B,64,16,1,16,1]  graphs/lib/unet.lua:15 */
-    CALL(115, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k196_fused_mul_step(A + 37818432 + 950272*B, A + 37818432 + 933888*B, A + 37818432 + 1015808*B, B)); /* %277 fused:mul_step [B,64,16,16]  graphs/lib/unet.lua:17 */
-    CALL(116, (double)81920*B, sizeof(real)*((double)128*B + (double)16384*B + (double)16384*B + (double)16*B), convirt_image_vjp_k197_group_norm_sums(A + 37818432 + 966656*B, A + 37818432 + 950272*B, A + 37818432 + 999424*B, A + 37818432 + 1036288*B, B)); /* %278 group_norm_sums [B,64,2]  graphs/lib/unet.lua:17 */
-    CALL(117, (double)114688*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)128*B), convirt_image_vjp_k198_group_norm_grad_x(A + 37818432 + 933888*B, A + 37818432 + 950272*B, A + 37818432 + 999424*B, A + 37818432 + 1036288*B, (real *)P + 634528, A + 37818432 + 966656*B, B)); /* %279 group_norm_grad_x [B,64,16,16]  graphs/lib/unet.lua:17 */
-    CALL(118, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 0, A + 37818432 + 966656*B, B)); /* %280 reduce [1,64,2]  graphs/lib/unet.lua:17 */
-    CALL(119, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k201_slice(A + 664848, A + 0)); /* %282 slice [64,1]  graphs/lib/unet.lua:17 */
-    CALL(120, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k203_slice(A + 664912, A + 0)); /* %284 slice [64,1]  graphs/lib/unet.lua:17 */
-    CALL(121, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k206_sum(A + 37818432, A + 37818432 + 933888*B, B)); /* %287 reduce [B,64,1]  graphs/lib/unet.lua:16 */
-    CALL(122, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 664976, A + 37818432, B)); /* %288 reduce [1,64,1]  graphs/lib/unet.lua:16 */
-    PROF_GEMM(123, 432, 64, 256);
-    CALL(123, (double)56623104*B, sizeof(real)*((double)110592 + (double)16384*B + (double)49152*B), seg_finetune_k287_conv2d_weight_grad(A + 554256, A + 37818432 + 933888*B, A + 37818432 + 884736*B, A + 0, B)); /* %291 conv2d_weight_grad [64,192,3,3]  graphs/lib/unet.lua:16 */
+    CALL(66, 0, sizeof(real)*((double)1), convirt_features_loss_k58_fill(A + 0)); /* %186 fill []  graphs/seg.lua:52 */
+    CALL(67, (double)2, sizeof(real)*((double)1 + (double)1), seg_finetune_k186_fused_scale_neg(A + 16, A + 0, B)); /* %190 fused:scale_neg [1,1]  graphs/lib/unet.lua:36 */
+    CALL(68, (double)2*B, sizeof(real)*((double)B + (double)1 + (double)B), seg_finetune_k188_fused_div_id(A + 37818432 + 544800*B, A + 16, A + 37818432 + 544768*B, B)); /* %192 fused:div_id [B,1]  graphs/lib/unet.lua:35 */
+    CALL(69, (double)2*B, sizeof(real)*((double)B + (double)B + (double)B), seg_finetune_k190_fused_neg_mul(A + 37818432 + 548864*B, A + 37818432 + 544800*B, A + 37818432 + 544784*B, B)); /* %194 fused:neg_mul [B,1]  graphs/lib/unet.lua:35 */
+    CALL(70, (double)B, sizeof(real)*((double)B + (double)B), seg_finetune_k192_scale(A + 37818432 + 548880*B, A + 37818432 + 544800*B, B)); /* %196 map:scale [B,1]  graphs/lib/unet.lua:35 */
+    CALL(71, (double)16384*B, sizeof(real)*((double)4096*B + (double)B + (double)B + (double)4096*B), seg_finetune_k196_fused_add_id_mul_id(A + 37818432 + 544768*B, A + 37818432 + 548864*B, A + 37818432 + 548880*B, (real *)inputs[1], B)); /* %200 fused:add_id_mul_id [B,4096]  graphs/lib/unet.lua:34 */
+    CALL(72, (double)1, sizeof(real)*((double)1 + (double)1), seg_finetune_k202_scale(A + 16, A + 0)); /* %206 map:scale [1,1,1,1]  graphs/lib/unet.lua:31 */
+    CALL(73, (double)128, sizeof(real)*((double)64 + (double)1), seg_finetune_k204_fused_scale_id(A + 4096, A + 16)); /* %208 fused:scale_id [1,1,1,64]  graphs/lib/unet.lua:31 */
+    CALL(74, (double)12288, sizeof(real)*((double)4096 + (double)64), seg_finetune_k207_fused_scale_scale_id(A + 0, A + 4096, B)); /* %211 fused:scale_scale_id [1,1,64,64]  graphs/lib/unet.lua:31 */
+    CALL(75, (double)77824*B, sizeof(real)*((double)4096*B + (double)4096*B + (double)4096*B + (double)4096 + (double)4096*B + (double)4096*B + (double)4096*B + (double)4096*B + (double)4096*B), seg_finetune_k221_fused_add_add_add_mul(A + 37818432 + 655360*B, A + 37818432 + 544768*B, A + 37818432 + 540672*B, A + 0, A + 37818432 + 536576*B, A + 37818432 + 532480*B, A + 37818432 + 524288*B, (real *)inputs[1], A + 37818432 + 528384*B, B)); /* %225 fused:add_add_add_mul [B,1,64,64]  graphs/lib/unet.lua:31 */
+    CALL(76, (double)4096*B, sizeof(real)*((double)B + (double)4096*B), seg_finetune_k223_sum(A + 37818432 + 659456*B, A + 37818432 + 655360*B, B)); /* %227 reduce [B,1,1]  graphs/seg.lua:52 */
+    CALL(77, (double)B, sizeof(real)*((double)1 + (double)B), convirt_image_vjp_k106_sum(A + 2429136, A + 37818432 + 659456*B, B)); /* %228 reduce [1,1,1]  graphs/seg.lua:52 */
+    PROF_GEMM(78, 32, 4096, 1);
+    CALL(78, (double)262144*B, sizeof(real)*((double)131072*B + (double)4096*B + (double)32), seg_finetune_k226_conv2d_input_grad(A + 37818432 + 524288*B, A + 37818432 + 655360*B, (real *)P + 680928, B)); /* %230 conv2d_input_grad [B,32,64,64]  graphs/seg.lua:52 */
+    PROF_GEMM(79, 16, 1, 4096);
+    CALL(79, (double)262144*B, sizeof(real)*((double)32 + (double)4096*B + (double)131072*B), seg_finetune_k227_conv2d_weight_grad(A + 2428992, A + 37818432 + 655360*B, A + 37818432 + 393216*B, A + 0, B)); /* %231 conv2d_weight_grad [1,32,1,1]  graphs/seg.lua:52 */
+    CALL(80, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), convirt_image_vjp_k294_fused_mul_step(A + 37818432 + 655360*B, A + 37818432 + 524288*B, A + 37818432 + 393216*B, B)); /* %233 fused:mul_step [B,32,64,64]  graphs/lib/unet.lua:17 */
+    CALL(81, (double)655360*B, sizeof(real)*((double)64*B + (double)131072*B + (double)131072*B + (double)16*B), convirt_image_vjp_k295_group_norm_sums(A + 37818432 + 393216*B, A + 37818432 + 655360*B, A + 37818432 + 262144*B, A + 37818432 + 1032224*B, B)); /* %234 group_norm_sums [B,32,2]  graphs/lib/unet.lua:17 */
+    CALL(82, (double)917504*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B + (double)16*B + (double)32 + (double)64*B), convirt_image_vjp_k296_group_norm_grad_x(A + 37818432 + 524288*B, A + 37818432 + 655360*B, A + 37818432 + 262144*B, A + 37818432 + 1032224*B, (real *)P + 680864, A + 37818432 + 393216*B, B)); /* %235 group_norm_grad_x [B,32,64,64]  graphs/lib/unet.lua:17 */
+    CALL(83, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 0, A + 37818432 + 393216*B, B)); /* %236 reduce [1,32,2]  graphs/lib/unet.lua:17 */
+    CALL(84, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 2429024, A + 0)); /* %238 slice [32,1]  graphs/lib/unet.lua:17 */
+    CALL(85, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 2429056, A + 0)); /* %240 slice [32,1]  graphs/lib/unet.lua:17 */
+    CALL(86, (double)131072*B, sizeof(real)*((double)32*B + (double)131072*B), convirt_image_vjp_k304_sum(A + 37818432 + 655360*B, A + 37818432 + 524288*B, B)); /* %243 reduce [B,32,1]  graphs/lib/unet.lua:16 */
+    CALL(87, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 2429088, A + 37818432 + 655360*B, B)); /* %244 reduce [1,32,1]  graphs/lib/unet.lua:16 */
+    PROF_GEMM(88, 576, 4096, 32);
+    CALL(88, (double)150994944*B, sizeof(real)*((double)262144*B + (double)131072*B + (double)18432), seg_finetune_k242_conv2d_input_grad(A + 37818432 + 262144*B, A + 37818432 + 524288*B, (real *)P + 662400, A + 0, B)); /* %246 conv2d_input_grad [B,64,64,64]  graphs/lib/unet.lua:16 */
+    PROF_GEMM(89, 144, 32, 4096);
+    CALL(89, (double)150994944*B, sizeof(real)*((double)18432 + (double)131072*B + (double)262144*B), seg_finetune_k243_conv2d_weight_grad(A + 2395152, A + 37818432 + 524288*B, A + 37818432, A + 0, B)); /* %247 conv2d_weight_grad [32,64,3,3]  graphs/lib/unet.lua:16 */
+    CALL(90, 0, sizeof(real)*((double)131072*B + (double)262144*B), seg_finetune_k244_slice(A + 37818432, A + 37818432 + 262144*B, B)); /* %248 slice [B,32,64,64]  graphs/lib/unet.lua:15 */
+    CALL(91, (double)131072*B, sizeof(real)*((double)65536*B + (double)131072*B), seg_finetune_k247_sum(A + 37818432 + 131072*B, A + 37818432, B)); /* %251 reduce [B,32,32,1,32,2]  graphs/lib/unet.lua:15 */
+    CALL(92, (double)65536*B, sizeof(real)*((double)32768*B + (double)65536*B), seg_finetune_k248_sum(A + 37818432, A + 37818432 + 131072*B, B)); /* %252 reduce [B,32,32,1,32,1]  graphs/lib/unet.lua:15 */
+    CALL(93, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k245_fused_mul_step(A + 37818432 + 32768*B, A + 37818432, A + 37818432 + 966656*B, B)); /* %255 fused:mul_step [B,32,32,32]  graphs/lib/unet.lua:17 */
+    CALL(94, (double)163840*B, sizeof(real)*((double)64*B + (double)32768*B + (double)32768*B + (double)16*B), convirt_image_vjp_k246_group_norm_sums(A + 37818432, A + 37818432 + 32768*B, A + 37818432 + 933888*B, A + 37818432 + 1032208*B, B)); /* %256 group_norm_sums [B,32,2]  graphs/lib/unet.lua:17 */
+    CALL(95, (double)229376*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)64*B), convirt_image_vjp_k247_group_norm_grad_x(A + 37818432 + 98304*B, A + 37818432 + 32768*B, A + 37818432 + 933888*B, A + 37818432 + 1032208*B, (real *)P + 662336, A + 37818432, B)); /* %257 group_norm_grad_x [B,32,32,32]  graphs/lib/unet.lua:17 */
+    CALL(96, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 0, A + 37818432, B)); /* %258 reduce [1,32,2]  graphs/lib/unet.lua:17 */
+    CALL(97, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 2413584, A + 0)); /* %260 slice [32,1]  graphs/lib/unet.lua:17 */
+    CALL(98, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 2413616, A + 0)); /* %262 slice [32,1]  graphs/lib/unet.lua:17 */
+    CALL(99, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k255_sum(A + 37818432 + 933888*B, A + 37818432 + 98304*B, B)); /* %265 reduce [B,32,1]  graphs/lib/unet.lua:16 */
+    CALL(100, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 2413648, A + 37818432 + 933888*B, B)); /* %266 reduce [1,32,1]  graphs/lib/unet.lua:16 */
+    PROF_GEMM(101, 864, 1024, 32);
+    CALL(101, (double)56623104*B, sizeof(real)*((double)98304*B + (double)32768*B + (double)27648), seg_finetune_k264_conv2d_input_grad(A + 37818432, A + 37818432 + 98304*B, (real *)P + 634656, A + 0, B)); /* %268 conv2d_input_grad [B,96,32,32]  graphs/lib/unet.lua:16 */
+    PROF_GEMM(102, 216, 32, 1024);
+    CALL(102, (double)56623104*B, sizeof(real)*((double)27648 + (double)32768*B + (double)98304*B), seg_finetune_k265_conv2d_weight_grad(A + 917008, A + 37818432 + 98304*B, A + 37818432 + 786432*B, A + 0, B)); /* %269 conv2d_weight_grad [32,96,3,3]  graphs/lib/unet.lua:16 */
+    CALL(103, 0, sizeof(real)*((double)65536*B + (double)98304*B), seg_finetune_k266_slice(A + 37818432 + 98304*B, A + 37818432, B)); /* %270 slice [B,64,32,32]  graphs/lib/unet.lua:15 */
+    CALL(104, (double)65536*B, sizeof(real)*((double)32768*B + (double)65536*B), seg_finetune_k269_sum(A + 37818432, A + 37818432 + 98304*B, B)); /* %273 reduce [B,64,16,1,16,2]  graphs/lib/unet.lua:15 */
+    CALL(105, (double)32768*B, sizeof(real)*((double)16384*B + (double)32768*B), seg_finetune_k270_sum(A + 37818432 + 933888*B, A + 37818432, B)); /* %274 reduce [B,64,16,1,16,1]  graphs/lib/unet.lua:15 */
+    CALL(106, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k196_fused_mul_step(A + 37818432 + 950272*B, A + 37818432 + 933888*B, A + 37818432 + 1015808*B, B)); /* %277 fused:mul_step [B,64,16,16]  graphs/lib/unet.lua:17 */
+    CALL(107, (double)81920*B, sizeof(real)*((double)128*B + (double)16384*B + (double)16384*B + (double)16*B), convirt_image_vjp_k197_group_norm_sums(A + 37818432 + 966656*B, A + 37818432 + 950272*B, A + 37818432 + 999424*B, A + 37818432 + 1032192*B, B)); /* %278 group_norm_sums [B,64,2]  graphs/lib/unet.lua:17 */
+    CALL(108, (double)114688*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)128*B), convirt_image_vjp_k198_group_norm_grad_x(A + 37818432 + 933888*B, A + 37818432 + 950272*B, A + 37818432 + 999424*B, A + 37818432 + 1032192*B, (real *)P + 634528, A + 37818432 + 966656*B, B)); /* %279 group_norm_grad_x [B,64,16,16]  graphs/lib/unet.lua:17 */
+    CALL(109, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 0, A + 37818432 + 966656*B, B)); /* %280 reduce [1,64,2]  graphs/lib/unet.lua:17 */
+    CALL(110, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k201_slice(A + 664848, A + 0)); /* %282 slice [64,1]  graphs/lib/unet.lua:17 */
+    CALL(111, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k203_slice(A + 664912, A + 0)); /* %284 slice [64,1]  graphs/lib/unet.lua:17 */
+    CALL(112, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k206_sum(A + 37818432, A + 37818432 + 933888*B, B)); /* %287 reduce [B,64,1]  graphs/lib/unet.lua:16 */
+    CALL(113, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 664976, A + 37818432, B)); /* %288 reduce [1,64,1]  graphs/lib/unet.lua:16 */
+    PROF_GEMM(114, 432, 64, 256);
+    CALL(114, (double)56623104*B, sizeof(real)*((double)110592 + (double)16384*B + (double)49152*B), seg_finetune_k287_conv2d_weight_grad(A + 554256, A + 37818432 + 933888*B, A + 37818432 + 884736*B, A + 0, B)); /* %291 conv2d_weight_grad [64,192,3,3]  graphs/lib/unet.lua:16 */
     memset(grads + 0, 0, sizeof(real)*288); /* image.stem.weight: the loss does not depend on it */
     memset(grads + 288, 0, sizeof(real)*32); /* image.stem.bias: the loss does not depend on it */
     memset(grads + 320, 0, sizeof(real)*32); /* image.stem_gn.weight: the loss does not depend on it */

@@ -16,73 +16,61 @@
 
 #ifdef RECLF_PROFILE
 #include "profile.h"
-static reclf_prof_entry prof[233] = {
+static reclf_prof_entry prof[221] = {
     {"convirt_image_k3_fused_scale_addc", "%4 fused:scale_addc [B,1,64,64]", "graphs/lib/image_encoder.lua:19", 0, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_k6_conv2d", "%7 conv2d [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_k9_group_norm_stats", "%10 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_k10_group_norm", "%11 group_norm [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_k11_relu", "%12 map:relu [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k11_group_norm_relu", "%12 group_norm+relu [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 0, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_k14_conv2d", "%15 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_k17_group_norm_stats", "%18 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_k18_group_norm", "%19 group_norm [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_k19_relu", "%20 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k19_group_norm_relu", "%20 group_norm+relu [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_k22_conv2d", "%23 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_k17_group_norm_stats", "%26 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_k18_group_norm", "%27 group_norm [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_k19_relu", "%28 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k19_group_norm_relu", "%28 group_norm+relu [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_k22_conv2d", "%31 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_k17_group_norm_stats", "%34 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_k18_group_norm", "%35 group_norm [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k35_add", "%36 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_k19_relu", "%37 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k34_group_norm", "%35 group_norm [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k36_fused_relu_add", "%37 fused:relu_add [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_k39_conv2d", "%40 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_k42_group_norm_stats", "%43 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_k43_group_norm", "%44 group_norm [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_k44_relu", "%45 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k44_group_norm_relu", "%45 group_norm+relu [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_k47_conv2d", "%48 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_k42_group_norm_stats", "%51 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_k43_group_norm", "%52 group_norm [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_k44_relu", "%53 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k44_group_norm_relu", "%53 group_norm+relu [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_k47_conv2d", "%56 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_k42_group_norm_stats", "%59 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_k43_group_norm", "%60 group_norm [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k60_add", "%61 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_k44_relu", "%62 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k59_group_norm", "%60 group_norm [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k61_fused_relu_add", "%62 fused:relu_add [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_k64_conv2d", "%65 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_k67_group_norm_stats", "%68 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_k68_group_norm", "%69 group_norm [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_k69_relu", "%70 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k69_group_norm_relu", "%70 group_norm+relu [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_k72_conv2d", "%73 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_k67_group_norm_stats", "%76 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_k68_group_norm", "%77 group_norm [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_k69_relu", "%78 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k69_group_norm_relu", "%78 group_norm+relu [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_k72_conv2d", "%81 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_k67_group_norm_stats", "%84 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_k68_group_norm", "%85 group_norm [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k85_add", "%86 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_k69_relu", "%87 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k84_group_norm", "%85 group_norm [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k86_fused_relu_add", "%87 fused:relu_add [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0, 0, 0, 0},
     {"seg_finetune_k104_id", "%104 map:id [B,128,8,2,8,2]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0, 0, 0, 0},
     {"seg_finetune_k106_concat", "%106 concat [B,192,16,16]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0, 0, 0, 0},
     {"seg_finetune_k109_conv2d", "%109 conv2d [B,64,16,16]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_k42_group_norm_stats", "%112 group_norm_stats [B,8,2]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_k43_group_norm", "%113 group_norm [B,64,16,16]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_k44_relu", "%114 map:relu [B,64,16,16]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k44_group_norm_relu", "%114 group_norm+relu [B,64,16,16]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0, 0, 0, 0},
     {"seg_finetune_k116_id", "%116 map:id [B,64,16,2,16,2]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0, 0, 0, 0},
     {"seg_finetune_k118_concat", "%118 concat [B,96,32,32]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0, 0, 0, 0},
     {"seg_finetune_k121_conv2d", "%121 conv2d [B,32,32,32]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_k17_group_norm_stats", "%124 group_norm_stats [B,8,2]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_k18_group_norm", "%125 group_norm [B,32,32,32]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_k19_relu", "%126 map:relu [B,32,32,32]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k19_group_norm_relu", "%126 group_norm+relu [B,32,32,32]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0, 0, 0, 0},
     {"seg_finetune_k128_id", "%128 map:id [B,32,32,2,32,2]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0, 0, 0, 0},
     {"seg_finetune_k130_concat", "%130 concat [B,64,64,64]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0, 0, 0, 0},
     {"seg_finetune_k133_conv2d", "%133 conv2d [B,32,64,64]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_k9_group_norm_stats", "%136 group_norm_stats [B,8,2]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_k10_group_norm", "%137 group_norm [B,32,64,64]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_k11_relu", "%138 map:relu [B,32,64,64]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k11_group_norm_relu", "%138 group_norm+relu [B,32,64,64]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0, 0, 0, 0},
     {"seg_finetune_k141_conv2d", "%141 conv2d [B,1,64,64]", "graphs/seg.lua:52", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"seg_finetune_k142_relu", "%142 map:relu [B,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0, 0, 0, 0},
     {"seg_finetune_k147_fused_exp_neg_abs", "%147 fused:exp_neg_abs [B,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0, 0, 0, 0},
     {"seg_finetune_k148_addc", "%148 map:addc [B,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0, 0, 0, 0},
-    {"seg_finetune_k150_fused_add_sub_relu_mul", "%150 fused:add_sub_relu_mul [B,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"seg_finetune_k150_fused_add_sub_mul_log", "%150 fused:add_sub_mul_log [B,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0, 0, 0, 0},
     {"seg_finetune_k151_sum", "%151 reduce [1,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0, 0, 0, 0},
     {"seg_finetune_k152_scale", "%152 map:scale [1,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0, 0, 0, 0},
     {"seg_finetune_k153_sum", "%153 reduce [1,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0, 0, 0, 0},
@@ -251,7 +239,7 @@ static reclf_prof_entry prof[233] = {
     {"convirt_image_vjp_k256_sum", "%456 reduce [1,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k308_conv2d_weight_grad", "%459 conv2d_weight_grad [32,1,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
 };
-const reclf_prof_table reclf_profile_seg_finetune = {233, prof};
+const reclf_prof_table reclf_profile_seg_finetune = {221, prof};
 #define CALL(i, fl, by, call) do { double t0_ = reclf_prof_now(); call; prof[i].seconds += reclf_prof_now() - t0_; \
     prof[i].calls++; prof[i].flops += (fl); prof[i].bytes += (double)(by); } while (0)
 #define PROF_GEMM(i, m, n, k) (prof[i].gemm_m = (m), prof[i].gemm_n = (n), prof[i].gemm_k = (k))
@@ -262,289 +250,277 @@ const reclf_prof_table reclf_profile_seg_finetune = {233, prof};
 
 static size_t arena_bytes(const long *dims) {
     const long B = dims[0]; (void)B;
-    return sizeof(real) * (size_t)(37818432 + 1941712*B);
+    return sizeof(real) * (size_t)(37818432 + 1642704*B);
 }
 
 static void forward(void *arena, const real *P, void *const *inputs, const long *dims) {
     const long B = dims[0]; (void)B;
     real *A = arena; (void)A; (void)P; (void)inputs;
-    CALL(0, (double)8192*B, sizeof(real)*((double)4096*B + (double)4096*B), convirt_image_k3_fused_scale_addc(A + 37818432 + 1933312*B, (real *)inputs[0], B)); /* %4 fused:scale_addc [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
-    CALL(1, (double)2359296*B, sizeof(real)*((double)131072*B + (double)4096*B + (double)288 + (double)32), convirt_image_k6_conv2d(A + 37818432 + 524288*B, A + 37818432 + 1933312*B, (real *)P + 0, (real *)P + 288, A + 0, B)); /* %7 conv2d [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(2, (double)524288*B, sizeof(real)*((double)16*B + (double)131072*B), convirt_image_k9_group_norm_stats(A + 37818432 + 1941504*B, A + 37818432 + 524288*B, B)); /* %10 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(3, (double)524288*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)16*B + (double)32 + (double)32), convirt_image_k10_group_norm(A + 37818432 + 655360*B, A + 37818432 + 524288*B, A + 37818432 + 1941504*B, (real *)P + 320, (real *)P + 352, B)); /* %11 group_norm [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(4, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), convirt_image_k11_relu(A + 37818432 + 786432*B, A + 37818432 + 655360*B, B)); /* %12 map:relu [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
-    PROF_GEMM(5, 32, 1024, 288);
-    CALL(5, (double)18874368*B, sizeof(real)*((double)32768*B + (double)131072*B + (double)9216 + (double)32), convirt_image_k14_conv2d(A + 37818432 + 1327104*B, A + 37818432 + 786432*B, (real *)P + 384, (real *)P + 9600, A + 0, B)); /* %15 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(6, (double)131072*B, sizeof(real)*((double)16*B + (double)32768*B), convirt_image_k17_group_norm_stats(A + 37818432 + 1941520*B, A + 37818432 + 1327104*B, B)); /* %18 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(7, (double)131072*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)32), convirt_image_k18_group_norm(A + 37818432 + 1359872*B, A + 37818432 + 1327104*B, A + 37818432 + 1941520*B, (real *)P + 9632, (real *)P + 9664, B)); /* %19 group_norm [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(8, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_k19_relu(A + 37818432 + 1392640*B, A + 37818432 + 1359872*B, B)); /* %20 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
-    PROF_GEMM(9, 32, 1024, 288);
-    CALL(9, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216 + (double)32), convirt_image_k22_conv2d(A + 37818432 + 1425408*B, A + 37818432 + 1392640*B, (real *)P + 9696, (real *)P + 18912, A + 0, B)); /* %23 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(10, (double)131072*B, sizeof(real)*((double)16*B + (double)32768*B), convirt_image_k17_group_norm_stats(A + 37818432 + 1941536*B, A + 37818432 + 1425408*B, B)); /* %26 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(11, (double)131072*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)32), convirt_image_k18_group_norm(A + 37818432 + 1458176*B, A + 37818432 + 1425408*B, A + 37818432 + 1941536*B, (real *)P + 18944, (real *)P + 18976, B)); /* %27 group_norm [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(12, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_k19_relu(A + 37818432 + 1490944*B, A + 37818432 + 1458176*B, B)); /* %28 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
-    PROF_GEMM(13, 32, 1024, 288);
-    CALL(13, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216 + (double)32), convirt_image_k22_conv2d(A + 37818432 + 1523712*B, A + 37818432 + 1490944*B, (real *)P + 19008, (real *)P + 28224, A + 0, B)); /* %31 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(14, (double)131072*B, sizeof(real)*((double)16*B + (double)32768*B), convirt_image_k17_group_norm_stats(A + 37818432 + 1941552*B, A + 37818432 + 1523712*B, B)); /* %34 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:13 */
-    CALL(15, (double)131072*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)32), convirt_image_k18_group_norm(A + 37818432 + 917504*B, A + 37818432 + 1523712*B, A + 37818432 + 1941552*B, (real *)P + 28256, (real *)P + 28288, B)); /* %35 group_norm [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(16, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k35_add(A + 37818432 + 1556480*B, A + 37818432 + 1392640*B, A + 37818432 + 917504*B, B)); /* %36 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:14 */
-    CALL(17, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_k19_relu(A + 37818432 + 1589248*B, A + 37818432 + 1556480*B, B)); /* %37 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
-    PROF_GEMM(18, 64, 256, 288);
-    CALL(18, (double)9437184*B, sizeof(real)*((double)16384*B + (double)32768*B + (double)18432 + (double)64), convirt_image_k39_conv2d(A + 37818432 + 1687552*B, A + 37818432 + 1589248*B, (real *)P + 28320, (real *)P + 46752, A + 0, B)); /* %40 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(19, (double)65536*B, sizeof(real)*((double)16*B + (double)16384*B), convirt_image_k42_group_norm_stats(A + 37818432 + 1941568*B, A + 37818432 + 1687552*B, B)); /* %43 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(20, (double)65536*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)64), convirt_image_k43_group_norm(A + 37818432 + 1703936*B, A + 37818432 + 1687552*B, A + 37818432 + 1941568*B, (real *)P + 46816, (real *)P + 46880, B)); /* %44 group_norm [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(21, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_k44_relu(A + 37818432 + 1720320*B, A + 37818432 + 1703936*B, B)); /* %45 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
-    PROF_GEMM(22, 64, 256, 576);
-    CALL(22, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864 + (double)64), convirt_image_k47_conv2d(A + 37818432 + 1736704*B, A + 37818432 + 1720320*B, (real *)P + 46944, (real *)P + 83808, A + 0, B)); /* %48 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(23, (double)65536*B, sizeof(real)*((double)16*B + (double)16384*B), convirt_image_k42_group_norm_stats(A + 37818432 + 1941584*B, A + 37818432 + 1736704*B, B)); /* %51 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(24, (double)65536*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)64), convirt_image_k43_group_norm(A + 37818432 + 1753088*B, A + 37818432 + 1736704*B, A + 37818432 + 1941584*B, (real *)P + 83872, (real *)P + 83936, B)); /* %52 group_norm [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(25, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_k44_relu(A + 37818432 + 1769472*B, A + 37818432 + 1753088*B, B)); /* %53 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
-    PROF_GEMM(26, 64, 256, 576);
-    CALL(26, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864 + (double)64), convirt_image_k47_conv2d(A + 37818432 + 1785856*B, A + 37818432 + 1769472*B, (real *)P + 84000, (real *)P + 120864, A + 0, B)); /* %56 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(27, (double)65536*B, sizeof(real)*((double)16*B + (double)16384*B), convirt_image_k42_group_norm_stats(A + 37818432 + 1941600*B, A + 37818432 + 1785856*B, B)); /* %59 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:13 */
-    CALL(28, (double)65536*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)64), convirt_image_k43_group_norm(A + 37818432 + 1622016*B, A + 37818432 + 1785856*B, A + 37818432 + 1941600*B, (real *)P + 120928, (real *)P + 120992, B)); /* %60 group_norm [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(29, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k60_add(A + 37818432 + 1802240*B, A + 37818432 + 1720320*B, A + 37818432 + 1622016*B, B)); /* %61 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:14 */
-    CALL(30, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_k44_relu(A + 37818432 + 1818624*B, A + 37818432 + 1802240*B, B)); /* %62 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
-    PROF_GEMM(31, 128, 64, 576);
-    CALL(31, (double)9437184*B, sizeof(real)*((double)8192*B + (double)16384*B + (double)73728 + (double)128), convirt_image_k64_conv2d(A + 37818432 + 1867776*B, A + 37818432 + 1818624*B, (real *)P + 121056, (real *)P + 194784, A + 0, B)); /* %65 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(32, (double)32768*B, sizeof(real)*((double)16*B + (double)8192*B), convirt_image_k67_group_norm_stats(A + 37818432 + 1941616*B, A + 37818432 + 1867776*B, B)); /* %68 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(33, (double)32768*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)128), convirt_image_k68_group_norm(A + 37818432 + 1875968*B, A + 37818432 + 1867776*B, A + 37818432 + 1941616*B, (real *)P + 194912, (real *)P + 195040, B)); /* %69 group_norm [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(34, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k69_relu(A + 37818432 + 1884160*B, A + 37818432 + 1875968*B, B)); /* %70 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
-    PROF_GEMM(35, 128, 64, 1152);
-    CALL(35, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456 + (double)128), convirt_image_k72_conv2d(A + 37818432 + 1892352*B, A + 37818432 + 1884160*B, (real *)P + 195168, (real *)P + 342624, A + 0, B)); /* %73 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(36, (double)32768*B, sizeof(real)*((double)16*B + (double)8192*B), convirt_image_k67_group_norm_stats(A + 37818432 + 1941632*B, A + 37818432 + 1892352*B, B)); /* %76 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(37, (double)32768*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)128), convirt_image_k68_group_norm(A + 37818432 + 1900544*B, A + 37818432 + 1892352*B, A + 37818432 + 1941632*B, (real *)P + 342752, (real *)P + 342880, B)); /* %77 group_norm [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(38, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k69_relu(A + 37818432 + 1908736*B, A + 37818432 + 1900544*B, B)); /* %78 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
-    PROF_GEMM(39, 128, 64, 1152);
-    CALL(39, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456 + (double)128), convirt_image_k72_conv2d(A + 37818432 + 1916928*B, A + 37818432 + 1908736*B, (real *)P + 343008, (real *)P + 490464, A + 0, B)); /* %81 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(40, (double)32768*B, sizeof(real)*((double)16*B + (double)8192*B), convirt_image_k67_group_norm_stats(A + 37818432 + 1941648*B, A + 37818432 + 1916928*B, B)); /* %84 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:13 */
-    CALL(41, (double)32768*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)128), convirt_image_k68_group_norm(A + 37818432 + 1835008*B, A + 37818432 + 1916928*B, A + 37818432 + 1941648*B, (real *)P + 490592, (real *)P + 490720, B)); /* %85 group_norm [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(42, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k85_add(A + 37818432 + 1925120*B, A + 37818432 + 1884160*B, A + 37818432 + 1835008*B, B)); /* %86 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:14 */
-    CALL(43, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k69_relu(A + 37818432 + 1835008*B, A + 37818432 + 1925120*B, B)); /* %87 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
-    CALL(44, (double)32768*B, sizeof(real)*((double)32768*B + (double)8192*B), seg_finetune_k104_id(A + 37818432 + 917504*B, A + 37818432 + 1835008*B, B)); /* %104 map:id [B,128,8,2,8,2]  graphs/lib/unet.lua:15 */
-    CALL(45, 0, sizeof(real)*((double)49152*B + (double)32768*B + (double)16384*B), seg_finetune_k106_concat(A + 37818432 + 1277952*B, A + 37818432 + 917504*B, A + 37818432 + 1818624*B, B)); /* %106 concat [B,192,16,16]  graphs/lib/unet.lua:15 */
-    PROF_GEMM(46, 64, 256, 1728);
-    CALL(46, (double)56623104*B, sizeof(real)*((double)16384*B + (double)49152*B + (double)110592 + (double)64), seg_finetune_k109_conv2d(A + 37818432 + 1835008*B, A + 37818432 + 1277952*B, (real *)P + 523872, (real *)P + 634464, A + 0, B)); /* %109 conv2d [B,64,16,16]  graphs/lib/unet.lua:16 */
-    CALL(47, (double)65536*B, sizeof(real)*((double)16*B + (double)16384*B), convirt_image_k42_group_norm_stats(A + 37818432 + 1941664*B, A + 37818432 + 1835008*B, B)); /* %112 group_norm_stats [B,8,2]  graphs/lib/unet.lua:17 */
-    CALL(48, (double)65536*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)64), convirt_image_k43_group_norm(A + 37818432 + 1851392*B, A + 37818432 + 1835008*B, A + 37818432 + 1941664*B, (real *)P + 634528, (real *)P + 634592, B)); /* %113 group_norm [B,64,16,16]  graphs/lib/unet.lua:17 */
-    CALL(49, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_k44_relu(A + 37818432 + 1622016*B, A + 37818432 + 1851392*B, B)); /* %114 map:relu [B,64,16,16]  graphs/lib/unet.lua:17 */
-    CALL(50, (double)65536*B, sizeof(real)*((double)65536*B + (double)16384*B), seg_finetune_k116_id(A + 37818432 + 917504*B, A + 37818432 + 1622016*B, B)); /* %116 map:id [B,64,16,2,16,2]  graphs/lib/unet.lua:15 */
-    CALL(51, 0, sizeof(real)*((double)98304*B + (double)65536*B + (double)32768*B), seg_finetune_k118_concat(A + 37818432 + 1179648*B, A + 37818432 + 917504*B, A + 37818432 + 1589248*B, B)); /* %118 concat [B,96,32,32]  graphs/lib/unet.lua:15 */
-    PROF_GEMM(52, 32, 1024, 864);
-    CALL(52, (double)56623104*B, sizeof(real)*((double)32768*B + (double)98304*B + (double)27648 + (double)32), seg_finetune_k121_conv2d(A + 37818432 + 1622016*B, A + 37818432 + 1179648*B, (real *)P + 634656, (real *)P + 662304, A + 0, B)); /* %121 conv2d [B,32,32,32]  graphs/lib/unet.lua:16 */
-    CALL(53, (double)131072*B, sizeof(real)*((double)16*B + (double)32768*B), convirt_image_k17_group_norm_stats(A + 37818432 + 1941680*B, A + 37818432 + 1622016*B, B)); /* %124 group_norm_stats [B,8,2]  graphs/lib/unet.lua:17 */
-    CALL(54, (double)131072*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)32), convirt_image_k18_group_norm(A + 37818432 + 1654784*B, A + 37818432 + 1622016*B, A + 37818432 + 1941680*B, (real *)P + 662336, (real *)P + 662368, B)); /* %125 group_norm [B,32,32,32]  graphs/lib/unet.lua:17 */
-    CALL(55, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_k19_relu(A + 37818432 + 393216*B, A + 37818432 + 1654784*B, B)); /* %126 map:relu [B,32,32,32]  graphs/lib/unet.lua:17 */
-    CALL(56, (double)131072*B, sizeof(real)*((double)131072*B + (double)32768*B), seg_finetune_k128_id(A + 37818432 + 262144*B, A + 37818432 + 393216*B, B)); /* %128 map:id [B,32,32,2,32,2]  graphs/lib/unet.lua:15 */
-    CALL(57, 0, sizeof(real)*((double)262144*B + (double)131072*B + (double)131072*B), seg_finetune_k130_concat(A + 37818432, A + 37818432 + 262144*B, A + 37818432 + 786432*B, B)); /* %130 concat [B,64,64,64]  graphs/lib/unet.lua:15 */
-    PROF_GEMM(58, 32, 4096, 576);
-    CALL(58, (double)150994944*B, sizeof(real)*((double)131072*B + (double)262144*B + (double)18432 + (double)32), seg_finetune_k133_conv2d(A + 37818432 + 262144*B, A + 37818432, (real *)P + 662400, (real *)P + 680832, A + 0, B)); /* %133 conv2d [B,32,64,64]  graphs/lib/unet.lua:16 */
-    CALL(59, (double)524288*B, sizeof(real)*((double)16*B + (double)131072*B), convirt_image_k9_group_norm_stats(A + 37818432 + 1941696*B, A + 37818432 + 262144*B, B)); /* %136 group_norm_stats [B,8,2]  graphs/lib/unet.lua:17 */
-    CALL(60, (double)524288*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)16*B + (double)32 + (double)32), convirt_image_k10_group_norm(A + 37818432 + 393216*B, A + 37818432 + 262144*B, A + 37818432 + 1941696*B, (real *)P + 680864, (real *)P + 680896, B)); /* %137 group_norm [B,32,64,64]  graphs/lib/unet.lua:17 */
-    CALL(61, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), convirt_image_k11_relu(A + 37818432 + 917504*B, A + 37818432 + 393216*B, B)); /* %138 map:relu [B,32,64,64]  graphs/lib/unet.lua:17 */
-    PROF_GEMM(62, 1, 4096, 32);
-    CALL(62, (double)262144*B, sizeof(real)*((double)4096*B + (double)131072*B + (double)32 + (double)1), seg_finetune_k141_conv2d(A + 37818432 + 1048576*B, A + 37818432 + 917504*B, (real *)P + 680928, (real *)P + 680960, B)); /* %141 conv2d [B,1,64,64]  graphs/seg.lua:52 */
-    CALL(63, (double)12288*B, sizeof(real)*((double)4096*B + (double)4096*B), seg_finetune_k147_fused_exp_neg_abs(A + 37818432 + 1052672*B, A + 37818432 + 1048576*B, B)); /* %147 fused:exp_neg_abs [B,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(64, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B), seg_finetune_k148_addc(A + 37818432 + 1056768*B, A + 37818432 + 1052672*B, B)); /* %148 map:addc [B,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(65, (double)20480*B, sizeof(real)*((double)4096*B + (double)4096*B + (double)4096*B + (double)4096*B), seg_finetune_k150_fused_add_sub_relu_mul(A + 37818432 + 1060864*B, A + 37818432 + 1048576*B, (real *)inputs[1], A + 37818432 + 1056768*B, B)); /* %150 fused:add_sub_relu_mul [B,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(66, (double)4096*B, sizeof(real)*((double)4096 + (double)4096*B), seg_finetune_k151_sum(A + 0, A + 37818432 + 1060864*B, B)); /* %151 reduce [1,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(67, (double)4096, sizeof(real)*((double)4096 + (double)4096), seg_finetune_k152_scale(A + 4096, A + 0, B)); /* %152 map:scale [1,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(68, (double)4096, sizeof(real)*((double)4096 + (double)4096), seg_finetune_k153_sum(A + 0, A + 4096)); /* %153 reduce [1,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(69, (double)4096, sizeof(real)*((double)4096 + (double)4096), seg_finetune_k154_scale(A + 4096, A + 0)); /* %154 map:scale [1,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(70, (double)4096, sizeof(real)*((double)64 + (double)4096), seg_finetune_k155_sum(A + 0, A + 4096)); /* %155 reduce [1,1,1,64]  graphs/lib/unet.lua:31 */
-    CALL(71, (double)129, sizeof(real)*((double)1 + (double)64), seg_finetune_k158_fused_scale_sum_scale(A + 64, A + 0)); /* %158 fused:scale_sum_scale [1,1,1,1]  graphs/lib/unet.lua:31 */
-    CALL(72, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B), seg_finetune_k159_sigmoid(A + 37818432 + 1060864*B, A + 37818432 + 1048576*B, B)); /* %159 map:sigmoid [B,1,64,64]  graphs/lib/unet.lua:32 */
-    CALL(73, (double)8194*B, sizeof(real)*((double)B + (double)4096*B + (double)4096*B), seg_finetune_k169_fused_addc_add_sum_sum(A + 37818432 + 1937408*B, A + 37818432 + 1060864*B, (real *)inputs[1], B)); /* %169 fused:addc_add_sum_sum [B,1]  graphs/lib/unet.lua:35 */
-    CALL(74, (double)8195*B, sizeof(real)*((double)B + (double)4096*B + (double)4096*B + (double)B), seg_finetune_k170_fused_div_addc_scale_sum(A + 37818432 + 1937424*B, A + 37818432 + 1060864*B, (real *)inputs[1], A + 37818432 + 1937408*B, B)); /* %170 fused:div_addc_scale_sum [B,1]  graphs/lib/unet.lua:35 */
-    CALL(75, (double)B, sizeof(real)*((double)1 + (double)B), convirt_image_vjp_k106_sum(A + 0, A + 37818432 + 1937424*B, B)); /* %171 reduce [1,1]  graphs/lib/unet.lua:36 */
-    CALL(76, (double)3, sizeof(real)*((double)1 + (double)1), seg_finetune_k174_fused_addc_neg_scale(A + 16, A + 0, B)); /* %174 fused:addc_neg_scale [1,1]  graphs/lib/unet.lua:36 */
-    CALL(77, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), convirt_image_vjp_k113_add(A + 3067328, A + 64, A + 16)); /* %177 map:add []  graphs/lib/unet.lua:37 */
+    CALL(0, (double)8192*B, sizeof(real)*((double)4096*B + (double)4096*B), convirt_image_k3_fused_scale_addc(A + 37818432 + 1638400*B, (real *)inputs[0], B)); /* %4 fused:scale_addc [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
+    CALL(1, (double)2359296*B, sizeof(real)*((double)131072*B + (double)4096*B + (double)288 + (double)32), convirt_image_k6_conv2d(A + 37818432 + 524288*B, A + 37818432 + 1638400*B, (real *)P + 0, (real *)P + 288, A + 0, B)); /* %7 conv2d [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(2, (double)524288*B, sizeof(real)*((double)16*B + (double)131072*B), convirt_image_k9_group_norm_stats(A + 37818432 + 1642496*B, A + 37818432 + 524288*B, B)); /* %10 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(3, (double)655360*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)16*B + (double)32 + (double)32), convirt_image_k11_group_norm_relu(A + 37818432 + 655360*B, A + 37818432 + 524288*B, A + 37818432 + 1642496*B, (real *)P + 320, (real *)P + 352, B)); /* %12 group_norm+relu [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
+    PROF_GEMM(4, 32, 1024, 288);
+    CALL(4, (double)18874368*B, sizeof(real)*((double)32768*B + (double)131072*B + (double)9216 + (double)32), convirt_image_k14_conv2d(A + 37818432 + 1196032*B, A + 37818432 + 655360*B, (real *)P + 384, (real *)P + 9600, A + 0, B)); /* %15 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(5, (double)131072*B, sizeof(real)*((double)16*B + (double)32768*B), convirt_image_k17_group_norm_stats(A + 37818432 + 1642512*B, A + 37818432 + 1196032*B, B)); /* %18 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(6, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)32), convirt_image_k19_group_norm_relu(A + 37818432 + 1228800*B, A + 37818432 + 1196032*B, A + 37818432 + 1642512*B, (real *)P + 9632, (real *)P + 9664, B)); /* %20 group_norm+relu [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
+    PROF_GEMM(7, 32, 1024, 288);
+    CALL(7, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216 + (double)32), convirt_image_k22_conv2d(A + 37818432 + 1261568*B, A + 37818432 + 1228800*B, (real *)P + 9696, (real *)P + 18912, A + 0, B)); /* %23 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(8, (double)131072*B, sizeof(real)*((double)16*B + (double)32768*B), convirt_image_k17_group_norm_stats(A + 37818432 + 1642528*B, A + 37818432 + 1261568*B, B)); /* %26 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(9, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)32), convirt_image_k19_group_norm_relu(A + 37818432 + 1294336*B, A + 37818432 + 1261568*B, A + 37818432 + 1642528*B, (real *)P + 18944, (real *)P + 18976, B)); /* %28 group_norm+relu [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
+    PROF_GEMM(10, 32, 1024, 288);
+    CALL(10, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216 + (double)32), convirt_image_k22_conv2d(A + 37818432 + 1327104*B, A + 37818432 + 1294336*B, (real *)P + 19008, (real *)P + 28224, A + 0, B)); /* %31 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(11, (double)131072*B, sizeof(real)*((double)16*B + (double)32768*B), convirt_image_k17_group_norm_stats(A + 37818432 + 1642544*B, A + 37818432 + 1327104*B, B)); /* %34 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(12, (double)131072*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)32), convirt_image_k34_group_norm(A + 37818432 + 786432*B, A + 37818432 + 1327104*B, A + 37818432 + 1642544*B, (real *)P + 28256, (real *)P + 28288, B)); /* %35 group_norm [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(13, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_k36_fused_relu_add(A + 37818432 + 1359872*B, A + 37818432 + 1228800*B, A + 37818432 + 786432*B, B)); /* %37 fused:relu_add [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
+    PROF_GEMM(14, 64, 256, 288);
+    CALL(14, (double)9437184*B, sizeof(real)*((double)16384*B + (double)32768*B + (double)18432 + (double)64), convirt_image_k39_conv2d(A + 37818432 + 1458176*B, A + 37818432 + 1359872*B, (real *)P + 28320, (real *)P + 46752, A + 0, B)); /* %40 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(15, (double)65536*B, sizeof(real)*((double)16*B + (double)16384*B), convirt_image_k42_group_norm_stats(A + 37818432 + 1642560*B, A + 37818432 + 1458176*B, B)); /* %43 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(16, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)64), convirt_image_k44_group_norm_relu(A + 37818432 + 1474560*B, A + 37818432 + 1458176*B, A + 37818432 + 1642560*B, (real *)P + 46816, (real *)P + 46880, B)); /* %45 group_norm+relu [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
+    PROF_GEMM(17, 64, 256, 576);
+    CALL(17, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864 + (double)64), convirt_image_k47_conv2d(A + 37818432 + 1490944*B, A + 37818432 + 1474560*B, (real *)P + 46944, (real *)P + 83808, A + 0, B)); /* %48 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(18, (double)65536*B, sizeof(real)*((double)16*B + (double)16384*B), convirt_image_k42_group_norm_stats(A + 37818432 + 1642576*B, A + 37818432 + 1490944*B, B)); /* %51 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(19, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)64), convirt_image_k44_group_norm_relu(A + 37818432 + 1507328*B, A + 37818432 + 1490944*B, A + 37818432 + 1642576*B, (real *)P + 83872, (real *)P + 83936, B)); /* %53 group_norm+relu [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
+    PROF_GEMM(20, 64, 256, 576);
+    CALL(20, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864 + (double)64), convirt_image_k47_conv2d(A + 37818432 + 1523712*B, A + 37818432 + 1507328*B, (real *)P + 84000, (real *)P + 120864, A + 0, B)); /* %56 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(21, (double)65536*B, sizeof(real)*((double)16*B + (double)16384*B), convirt_image_k42_group_norm_stats(A + 37818432 + 1642592*B, A + 37818432 + 1523712*B, B)); /* %59 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(22, (double)65536*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)64), convirt_image_k59_group_norm(A + 37818432 + 1392640*B, A + 37818432 + 1523712*B, A + 37818432 + 1642592*B, (real *)P + 120928, (real *)P + 120992, B)); /* %60 group_norm [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(23, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_k61_fused_relu_add(A + 37818432 + 1540096*B, A + 37818432 + 1474560*B, A + 37818432 + 1392640*B, B)); /* %62 fused:relu_add [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
+    PROF_GEMM(24, 128, 64, 576);
+    CALL(24, (double)9437184*B, sizeof(real)*((double)8192*B + (double)16384*B + (double)73728 + (double)128), convirt_image_k64_conv2d(A + 37818432 + 1589248*B, A + 37818432 + 1540096*B, (real *)P + 121056, (real *)P + 194784, A + 0, B)); /* %65 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(25, (double)32768*B, sizeof(real)*((double)16*B + (double)8192*B), convirt_image_k67_group_norm_stats(A + 37818432 + 1642608*B, A + 37818432 + 1589248*B, B)); /* %68 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(26, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)128), convirt_image_k69_group_norm_relu(A + 37818432 + 1597440*B, A + 37818432 + 1589248*B, A + 37818432 + 1642608*B, (real *)P + 194912, (real *)P + 195040, B)); /* %70 group_norm+relu [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
+    PROF_GEMM(27, 128, 64, 1152);
+    CALL(27, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456 + (double)128), convirt_image_k72_conv2d(A + 37818432 + 1605632*B, A + 37818432 + 1597440*B, (real *)P + 195168, (real *)P + 342624, A + 0, B)); /* %73 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(28, (double)32768*B, sizeof(real)*((double)16*B + (double)8192*B), convirt_image_k67_group_norm_stats(A + 37818432 + 1642624*B, A + 37818432 + 1605632*B, B)); /* %76 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(29, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)128), convirt_image_k69_group_norm_relu(A + 37818432 + 1613824*B, A + 37818432 + 1605632*B, A + 37818432 + 1642624*B, (real *)P + 342752, (real *)P + 342880, B)); /* %78 group_norm+relu [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
+    PROF_GEMM(30, 128, 64, 1152);
+    CALL(30, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456 + (double)128), convirt_image_k72_conv2d(A + 37818432 + 1622016*B, A + 37818432 + 1613824*B, (real *)P + 343008, (real *)P + 490464, A + 0, B)); /* %81 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(31, (double)32768*B, sizeof(real)*((double)16*B + (double)8192*B), convirt_image_k67_group_norm_stats(A + 37818432 + 1642640*B, A + 37818432 + 1622016*B, B)); /* %84 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(32, (double)32768*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)128), convirt_image_k84_group_norm(A + 37818432 + 1556480*B, A + 37818432 + 1622016*B, A + 37818432 + 1642640*B, (real *)P + 490592, (real *)P + 490720, B)); /* %85 group_norm [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(33, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_k86_fused_relu_add(A + 37818432 + 1630208*B, A + 37818432 + 1597440*B, A + 37818432 + 1556480*B, B)); /* %87 fused:relu_add [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
+    CALL(34, (double)32768*B, sizeof(real)*((double)32768*B + (double)8192*B), seg_finetune_k104_id(A + 37818432 + 786432*B, A + 37818432 + 1630208*B, B)); /* %104 map:id [B,128,8,2,8,2]  graphs/lib/unet.lua:15 */
+    CALL(35, 0, sizeof(real)*((double)49152*B + (double)32768*B + (double)16384*B), seg_finetune_k106_concat(A + 37818432 + 1146880*B, A + 37818432 + 786432*B, A + 37818432 + 1540096*B, B)); /* %106 concat [B,192,16,16]  graphs/lib/unet.lua:15 */
+    PROF_GEMM(36, 64, 256, 1728);
+    CALL(36, (double)56623104*B, sizeof(real)*((double)16384*B + (double)49152*B + (double)110592 + (double)64), seg_finetune_k109_conv2d(A + 37818432 + 1556480*B, A + 37818432 + 1146880*B, (real *)P + 523872, (real *)P + 634464, A + 0, B)); /* %109 conv2d [B,64,16,16]  graphs/lib/unet.lua:16 */
+    CALL(37, (double)65536*B, sizeof(real)*((double)16*B + (double)16384*B), convirt_image_k42_group_norm_stats(A + 37818432 + 1642656*B, A + 37818432 + 1556480*B, B)); /* %112 group_norm_stats [B,8,2]  graphs/lib/unet.lua:17 */
+    CALL(38, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)64), convirt_image_k44_group_norm_relu(A + 37818432 + 1572864*B, A + 37818432 + 1556480*B, A + 37818432 + 1642656*B, (real *)P + 634528, (real *)P + 634592, B)); /* %114 group_norm+relu [B,64,16,16]  graphs/lib/unet.lua:17 */
+    CALL(39, (double)65536*B, sizeof(real)*((double)65536*B + (double)16384*B), seg_finetune_k116_id(A + 37818432 + 786432*B, A + 37818432 + 1572864*B, B)); /* %116 map:id [B,64,16,2,16,2]  graphs/lib/unet.lua:15 */
+    CALL(40, 0, sizeof(real)*((double)98304*B + (double)65536*B + (double)32768*B), seg_finetune_k118_concat(A + 37818432 + 1048576*B, A + 37818432 + 786432*B, A + 37818432 + 1359872*B, B)); /* %118 concat [B,96,32,32]  graphs/lib/unet.lua:15 */
+    PROF_GEMM(41, 32, 1024, 864);
+    CALL(41, (double)56623104*B, sizeof(real)*((double)32768*B + (double)98304*B + (double)27648 + (double)32), seg_finetune_k121_conv2d(A + 37818432 + 1392640*B, A + 37818432 + 1048576*B, (real *)P + 634656, (real *)P + 662304, A + 0, B)); /* %121 conv2d [B,32,32,32]  graphs/lib/unet.lua:16 */
+    CALL(42, (double)131072*B, sizeof(real)*((double)16*B + (double)32768*B), convirt_image_k17_group_norm_stats(A + 37818432 + 1642672*B, A + 37818432 + 1392640*B, B)); /* %124 group_norm_stats [B,8,2]  graphs/lib/unet.lua:17 */
+    CALL(43, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)32), convirt_image_k19_group_norm_relu(A + 37818432 + 1425408*B, A + 37818432 + 1392640*B, A + 37818432 + 1642672*B, (real *)P + 662336, (real *)P + 662368, B)); /* %126 group_norm+relu [B,32,32,32]  graphs/lib/unet.lua:17 */
+    CALL(44, (double)131072*B, sizeof(real)*((double)131072*B + (double)32768*B), seg_finetune_k128_id(A + 37818432 + 262144*B, A + 37818432 + 1425408*B, B)); /* %128 map:id [B,32,32,2,32,2]  graphs/lib/unet.lua:15 */
+    CALL(45, 0, sizeof(real)*((double)262144*B + (double)131072*B + (double)131072*B), seg_finetune_k130_concat(A + 37818432, A + 37818432 + 262144*B, A + 37818432 + 655360*B, B)); /* %130 concat [B,64,64,64]  graphs/lib/unet.lua:15 */
+    PROF_GEMM(46, 32, 4096, 576);
+    CALL(46, (double)150994944*B, sizeof(real)*((double)131072*B + (double)262144*B + (double)18432 + (double)32), seg_finetune_k133_conv2d(A + 37818432 + 262144*B, A + 37818432, (real *)P + 662400, (real *)P + 680832, A + 0, B)); /* %133 conv2d [B,32,64,64]  graphs/lib/unet.lua:16 */
+    CALL(47, (double)524288*B, sizeof(real)*((double)16*B + (double)131072*B), convirt_image_k9_group_norm_stats(A + 37818432 + 1642688*B, A + 37818432 + 262144*B, B)); /* %136 group_norm_stats [B,8,2]  graphs/lib/unet.lua:17 */
+    CALL(48, (double)655360*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)16*B + (double)32 + (double)32), convirt_image_k11_group_norm_relu(A + 37818432 + 393216*B, A + 37818432 + 262144*B, A + 37818432 + 1642688*B, (real *)P + 680864, (real *)P + 680896, B)); /* %138 group_norm+relu [B,32,64,64]  graphs/lib/unet.lua:17 */
+    PROF_GEMM(49, 1, 4096, 32);
+    CALL(49, (double)262144*B, sizeof(real)*((double)4096*B + (double)131072*B + (double)32 + (double)1), seg_finetune_k141_conv2d(A + 37818432 + 786432*B, A + 37818432 + 393216*B, (real *)P + 680928, (real *)P + 680960, B)); /* %141 conv2d [B,1,64,64]  graphs/seg.lua:52 */
+    CALL(50, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B), seg_finetune_k142_relu(A + 37818432 + 790528*B, A + 37818432 + 786432*B, B)); /* %142 map:relu [B,1,64,64]  graphs/lib/unet.lua:31 */
+    CALL(51, (double)12288*B, sizeof(real)*((double)4096*B + (double)4096*B), seg_finetune_k147_fused_exp_neg_abs(A + 37818432 + 794624*B, A + 37818432 + 786432*B, B)); /* %147 fused:exp_neg_abs [B,1,64,64]  graphs/lib/unet.lua:31 */
+    CALL(52, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B), seg_finetune_k148_addc(A + 37818432 + 798720*B, A + 37818432 + 794624*B, B)); /* %148 map:addc [B,1,64,64]  graphs/lib/unet.lua:31 */
+    CALL(53, (double)16384*B, sizeof(real)*((double)4096*B + (double)4096*B + (double)4096*B + (double)4096*B + (double)4096*B), seg_finetune_k150_fused_add_sub_mul_log(A + 37818432 + 802816*B, A + 37818432 + 790528*B, A + 37818432 + 786432*B, (real *)inputs[1], A + 37818432 + 798720*B, B)); /* %150 fused:add_sub_mul_log [B,1,64,64]  graphs/lib/unet.lua:31 */
+    CALL(54, (double)4096*B, sizeof(real)*((double)4096 + (double)4096*B), seg_finetune_k151_sum(A + 0, A + 37818432 + 802816*B, B)); /* %151 reduce [1,1,64,64]  graphs/lib/unet.lua:31 */
+    CALL(55, (double)4096, sizeof(real)*((double)4096 + (double)4096), seg_finetune_k152_scale(A + 4096, A + 0, B)); /* %152 map:scale [1,1,64,64]  graphs/lib/unet.lua:31 */
+    CALL(56, (double)4096, sizeof(real)*((double)4096 + (double)4096), seg_finetune_k153_sum(A + 0, A + 4096)); /* %153 reduce [1,1,64,64]  graphs/lib/unet.lua:31 */
+    CALL(57, (double)4096, sizeof(real)*((double)4096 + (double)4096), seg_finetune_k154_scale(A + 4096, A + 0)); /* %154 map:scale [1,1,64,64]  graphs/lib/unet.lua:31 */
+    CALL(58, (double)4096, sizeof(real)*((double)64 + (double)4096), seg_finetune_k155_sum(A + 0, A + 4096)); /* %155 reduce [1,1,1,64]  graphs/lib/unet.lua:31 */
+    CALL(59, (double)129, sizeof(real)*((double)1 + (double)64), seg_finetune_k158_fused_scale_sum_scale(A + 64, A + 0)); /* %158 fused:scale_sum_scale [1,1,1,1]  graphs/lib/unet.lua:31 */
+    CALL(60, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B), seg_finetune_k159_sigmoid(A + 37818432 + 802816*B, A + 37818432 + 786432*B, B)); /* %159 map:sigmoid [B,1,64,64]  graphs/lib/unet.lua:32 */
+    CALL(61, (double)8194*B, sizeof(real)*((double)B + (double)4096*B + (double)4096*B), seg_finetune_k169_fused_addc_add_sum_sum(A + 37818432 + 806912*B, A + 37818432 + 802816*B, (real *)inputs[1], B)); /* %169 fused:addc_add_sum_sum [B,1]  graphs/lib/unet.lua:35 */
+    CALL(62, (double)8195*B, sizeof(real)*((double)B + (double)4096*B + (double)4096*B + (double)B), seg_finetune_k170_fused_div_addc_scale_sum(A + 37818432 + 806928*B, A + 37818432 + 802816*B, (real *)inputs[1], A + 37818432 + 806912*B, B)); /* %170 fused:div_addc_scale_sum [B,1]  graphs/lib/unet.lua:35 */
+    CALL(63, (double)B, sizeof(real)*((double)1 + (double)B), convirt_image_vjp_k106_sum(A + 0, A + 37818432 + 806928*B, B)); /* %171 reduce [1,1]  graphs/lib/unet.lua:36 */
+    CALL(64, (double)3, sizeof(real)*((double)1 + (double)1), seg_finetune_k174_fused_addc_neg_scale(A + 16, A + 0, B)); /* %174 fused:addc_neg_scale [1,1]  graphs/lib/unet.lua:36 */
+    CALL(65, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), convirt_image_vjp_k113_add(A + 3067328, A + 64, A + 16)); /* %177 map:add []  graphs/lib/unet.lua:37 */
 }
 
 static void backward(void *arena, real *grads, const real *P, void *const *inputs, real *const *input_grads, const long *dims) {
     const long B = dims[0]; (void)B;
     real *A = arena; (void)A; (void)P; (void)inputs; (void)grads; (void)input_grads;
-    CALL(78, 0, sizeof(real)*((double)1), convirt_features_loss_k58_fill(A + 0)); /* %182 fill []  graphs/seg.lua:52 */
-    CALL(79, (double)2, sizeof(real)*((double)1 + (double)1), seg_finetune_k186_fused_scale_neg(A + 16, A + 0, B)); /* %186 fused:scale_neg [1,1]  graphs/lib/unet.lua:36 */
-    CALL(80, (double)2*B, sizeof(real)*((double)B + (double)1 + (double)B), seg_finetune_k188_fused_div_id(A + 37818432 + 1937440*B, A + 16, A + 37818432 + 1937408*B, B)); /* %188 fused:div_id [B,1]  graphs/lib/unet.lua:35 */
-    CALL(81, (double)2*B, sizeof(real)*((double)B + (double)B + (double)B), seg_finetune_k190_fused_neg_mul(A + 37818432 + 1937408*B, A + 37818432 + 1937440*B, A + 37818432 + 1937424*B, B)); /* %190 fused:neg_mul [B,1]  graphs/lib/unet.lua:35 */
-    CALL(82, (double)B, sizeof(real)*((double)B + (double)B), seg_finetune_k192_scale(A + 37818432 + 1937424*B, A + 37818432 + 1937440*B, B)); /* %192 map:scale [B,1]  graphs/lib/unet.lua:35 */
-    CALL(83, (double)16384*B, sizeof(real)*((double)4096*B + (double)B + (double)B + (double)4096*B), seg_finetune_k196_fused_add_id_mul_id(A + 37818432 + 1064960*B, A + 37818432 + 1937408*B, A + 37818432 + 1937424*B, (real *)inputs[1], B)); /* %196 fused:add_id_mul_id [B,4096]  graphs/lib/unet.lua:34 */
-    CALL(84, (double)1, sizeof(real)*((double)1 + (double)1), seg_finetune_k202_scale(A + 16, A + 0)); /* %202 map:scale [1,1,1,1]  graphs/lib/unet.lua:31 */
-    CALL(85, (double)128, sizeof(real)*((double)64 + (double)1), seg_finetune_k204_fused_scale_id(A + 4096, A + 16)); /* %204 fused:scale_id [1,1,1,64]  graphs/lib/unet.lua:31 */
-    CALL(86, (double)12288, sizeof(real)*((double)4096 + (double)64), seg_finetune_k207_fused_scale_scale_id(A + 0, A + 4096, B)); /* %207 fused:scale_scale_id [1,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(87, (double)77824*B, sizeof(real)*((double)4096*B + (double)4096*B + (double)4096*B + (double)4096 + (double)4096*B + (double)4096*B + (double)4096*B + (double)4096*B), seg_finetune_k221_fused_add_add_add_mul(A + 37818432 + 1937408*B, A + 37818432 + 1064960*B, A + 37818432 + 1060864*B, A + 0, A + 37818432 + 1056768*B, A + 37818432 + 1052672*B, A + 37818432 + 1048576*B, (real *)inputs[1], B)); /* %221 fused:add_add_add_mul [B,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(88, (double)4096*B, sizeof(real)*((double)B + (double)4096*B), seg_finetune_k223_sum(A + 37818432 + 1048576*B, A + 37818432 + 1937408*B, B)); /* %223 reduce [B,1,1]  graphs/seg.lua:52 */
-    CALL(89, (double)B, sizeof(real)*((double)1 + (double)B), convirt_image_vjp_k106_sum(A + 3067344, A + 37818432 + 1048576*B, B)); /* %224 reduce [1,1,1]  graphs/seg.lua:52 */
-    PROF_GEMM(90, 32, 4096, 1);
-    CALL(90, (double)262144*B, sizeof(real)*((double)131072*B + (double)4096*B + (double)32), seg_finetune_k226_conv2d_input_grad(A + 37818432 + 1048576*B, A + 37818432 + 1937408*B, (real *)P + 680928, B)); /* %226 conv2d_input_grad [B,32,64,64]  graphs/seg.lua:52 */
-    PROF_GEMM(91, 16, 1, 4096);
-    CALL(91, (double)262144*B, sizeof(real)*((double)32 + (double)4096*B + (double)131072*B), seg_finetune_k227_conv2d_weight_grad(A + 3066816, A + 37818432 + 1937408*B, A + 37818432 + 917504*B, A + 0, B)); /* %227 conv2d_weight_grad [1,32,1,1]  graphs/seg.lua:52 */
-    CALL(92, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), convirt_image_vjp_k294_fused_mul_step(A + 37818432 + 917504*B, A + 37818432 + 1048576*B, A + 37818432 + 393216*B, B)); /* %229 fused:mul_step [B,32,64,64]  graphs/lib/unet.lua:17 */
-    CALL(93, (double)655360*B, sizeof(real)*((double)64*B + (double)131072*B + (double)131072*B + (double)16*B), convirt_image_vjp_k295_group_norm_sums(A + 37818432 + 393216*B, A + 37818432 + 917504*B, A + 37818432 + 262144*B, A + 37818432 + 1941696*B, B)); /* %230 group_norm_sums [B,32,2]  graphs/lib/unet.lua:17 */
-    CALL(94, (double)917504*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B + (double)16*B + (double)32 + (double)64*B), convirt_image_vjp_k296_group_norm_grad_x(A + 37818432 + 1048576*B, A + 37818432 + 917504*B, A + 37818432 + 262144*B, A + 37818432 + 1941696*B, (real *)P + 680864, A + 37818432 + 393216*B, B)); /* %231 group_norm_grad_x [B,32,64,64]  graphs/lib/unet.lua:17 */
-    CALL(95, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 0, A + 37818432 + 393216*B, B)); /* %232 reduce [1,32,2]  graphs/lib/unet.lua:17 */
-    CALL(96, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 3066848, A + 0)); /* %234 slice [32,1]  graphs/lib/unet.lua:17 */
-    CALL(97, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 3066880, A + 0)); /* %236 slice [32,1]  graphs/lib/unet.lua:17 */
-    CALL(98, (double)131072*B, sizeof(real)*((double)32*B + (double)131072*B), convirt_image_vjp_k304_sum(A + 37818432 + 917504*B, A + 37818432 + 1048576*B, B)); /* %239 reduce [B,32,1]  graphs/lib/unet.lua:16 */
-    CALL(99, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 3066912, A + 37818432 + 917504*B, B)); /* %240 reduce [1,32,1]  graphs/lib/unet.lua:16 */
-    PROF_GEMM(100, 576, 4096, 32);
-    CALL(100, (double)150994944*B, sizeof(real)*((double)262144*B + (double)131072*B + (double)18432), seg_finetune_k242_conv2d_input_grad(A + 37818432 + 262144*B, A + 37818432 + 1048576*B, (real *)P + 662400, A + 0, B)); /* %242 conv2d_input_grad [B,64,64,64]  graphs/lib/unet.lua:16 */
-    PROF_GEMM(101, 144, 32, 4096);
-    CALL(101, (double)150994944*B, sizeof(real)*((double)18432 + (double)131072*B + (double)262144*B), seg_finetune_k243_conv2d_weight_grad(A + 3009600, A + 37818432 + 1048576*B, A + 37818432, A + 0, B)); /* %243 conv2d_weight_grad [32,64,3,3]  graphs/lib/unet.lua:16 */
-    CALL(102, 0, sizeof(real)*((double)131072*B + (double)262144*B), seg_finetune_k244_slice(A + 37818432, A + 37818432 + 262144*B, B)); /* %244 slice [B,32,64,64]  graphs/lib/unet.lua:15 */
-    CALL(103, 0, sizeof(real)*((double)131072*B + (double)262144*B), seg_finetune_k245_slice(A + 37818432 + 131072*B, A + 37818432 + 262144*B, B)); /* %245 slice [B,32,64,64]  graphs/lib/unet.lua:15 */
-    CALL(104, (double)131072*B, sizeof(real)*((double)65536*B + (double)131072*B), seg_finetune_k247_sum(A + 37818432 + 262144*B, A + 37818432, B)); /* %247 reduce [B,32,32,1,32,2]  graphs/lib/unet.lua:15 */
-    CALL(105, (double)65536*B, sizeof(real)*((double)32768*B + (double)65536*B), seg_finetune_k248_sum(A + 37818432, A + 37818432 + 262144*B, B)); /* %248 reduce [B,32,32,1,32,1]  graphs/lib/unet.lua:15 */
-    CALL(106, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k245_fused_mul_step(A + 37818432 + 32768*B, A + 37818432, A + 37818432 + 1654784*B, B)); /* %251 fused:mul_step [B,32,32,32]  graphs/lib/unet.lua:17 */
-    CALL(107, (double)163840*B, sizeof(real)*((double)64*B + (double)32768*B + (double)32768*B + (double)16*B), convirt_image_vjp_k246_group_norm_sums(A + 37818432, A + 37818432 + 32768*B, A + 37818432 + 1622016*B, A + 37818432 + 1941680*B, B)); /* %252 group_norm_sums [B,32,2]  graphs/lib/unet.lua:17 */
-    CALL(108, (double)229376*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)64*B), convirt_image_vjp_k247_group_norm_grad_x(A + 37818432 + 98304*B, A + 37818432 + 32768*B, A + 37818432 + 1622016*B, A + 37818432 + 1941680*B, (real *)P + 662336, A + 37818432, B)); /* %253 group_norm_grad_x [B,32,32,32]  graphs/lib/unet.lua:17 */
-    CALL(109, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 0, A + 37818432, B)); /* %254 reduce [1,32,2]  graphs/lib/unet.lua:17 */
-    CALL(110, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 3066944, A + 0)); /* %256 slice [32,1]  graphs/lib/unet.lua:17 */
-    CALL(111, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 3066976, A + 0)); /* %258 slice [32,1]  graphs/lib/unet.lua:17 */
-    CALL(112, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k255_sum(A + 37818432 + 1622016*B, A + 37818432 + 98304*B, B)); /* %261 reduce [B,32,1]  graphs/lib/unet.lua:16 */
-    CALL(113, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 3067008, A + 37818432 + 1622016*B, B)); /* %262 reduce [1,32,1]  graphs/lib/unet.lua:16 */
-    PROF_GEMM(114, 864, 1024, 32);
-    CALL(114, (double)56623104*B, sizeof(real)*((double)98304*B + (double)32768*B + (double)27648), seg_finetune_k264_conv2d_input_grad(A + 37818432, A + 37818432 + 98304*B, (real *)P + 634656, A + 0, B)); /* %264 conv2d_input_grad [B,96,32,32]  graphs/lib/unet.lua:16 */
-    PROF_GEMM(115, 216, 32, 1024);
-    CALL(115, (double)56623104*B, sizeof(real)*((double)27648 + (double)32768*B + (double)98304*B), seg_finetune_k265_conv2d_weight_grad(A + 2981952, A + 37818432 + 98304*B, A + 37818432 + 1179648*B, A + 0, B)); /* %265 conv2d_weight_grad [32,96,3,3]  graphs/lib/unet.lua:16 */
-    CALL(116, 0, sizeof(real)*((double)65536*B + (double)98304*B), seg_finetune_k266_slice(A + 37818432 + 262144*B, A + 37818432, B)); /* %266 slice [B,64,32,32]  graphs/lib/unet.lua:15 */
-    CALL(117, 0, sizeof(real)*((double)32768*B + (double)98304*B), seg_finetune_k267_slice(A + 37818432 + 98304*B, A + 37818432, B)); /* %267 slice [B,32,32,32]  graphs/lib/unet.lua:15 */
-    CALL(118, (double)65536*B, sizeof(real)*((double)32768*B + (double)65536*B), seg_finetune_k269_sum(A + 37818432, A + 37818432 + 262144*B, B)); /* %269 reduce [B,64,16,1,16,2]  graphs/lib/unet.lua:15 */
-    CALL(119, (double)32768*B, sizeof(real)*((double)16384*B + (double)32768*B), seg_finetune_k270_sum(A + 37818432 + 32768*B, A + 37818432, B)); /* %270 reduce [B,64,16,1,16,1]  graphs/lib/unet.lua:15 */
-    CALL(120, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k196_fused_mul_step(A + 37818432, A + 37818432 + 32768*B, A + 37818432 + 1851392*B, B)); /* %273 fused:mul_step [B,64,16,16]  graphs/lib/unet.lua:17 */
-    CALL(121, (double)81920*B, sizeof(real)*((double)128*B + (double)16384*B + (double)16384*B + (double)16*B), convirt_image_vjp_k197_group_norm_sums(A + 37818432 + 1851392*B, A + 37818432, A + 37818432 + 1835008*B, A + 37818432 + 1941664*B, B)); /* %274 group_norm_sums [B,64,2]  graphs/lib/unet.lua:17 */
-    CALL(122, (double)114688*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)128*B), convirt_image_vjp_k198_group_norm_grad_x(A + 37818432 + 49152*B, A + 37818432, A + 37818432 + 1835008*B, A + 37818432 + 1941664*B, (real *)P + 634528, A + 37818432 + 1851392*B, B)); /* %275 group_norm_grad_x [B,64,16,16]  graphs/lib/unet.lua:17 */
-    CALL(123, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 0, A + 37818432 + 1851392*B, B)); /* %276 reduce [1,64,2]  graphs/lib/unet.lua:17 */
-    CALL(124, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k201_slice(A + 3066048, A + 0)); /* %278 slice [64,1]  graphs/lib/unet.lua:17 */
-    CALL(125, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k203_slice(A + 3066112, A + 0)); /* %280 slice [64,1]  graphs/lib/unet.lua:17 */
-    CALL(126, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k206_sum(A + 37818432 + 65536*B, A + 37818432 + 49152*B, B)); /* %283 reduce [B,64,1]  graphs/lib/unet.lua:16 */
-    CALL(127, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 3066176, A + 37818432 + 65536*B, B)); /* %284 reduce [1,64,1]  graphs/lib/unet.lua:16 */
-    PROF_GEMM(128, 1728, 256, 64);
-    CALL(128, (double)56623104*B, sizeof(real)*((double)49152*B + (double)16384*B + (double)110592), seg_finetune_k286_conv2d_input_grad(A + 37818432, A + 37818432 + 49152*B, (real *)P + 523872, A + 0, B)); /* %286 conv2d_input_grad [B,192,16,16]  graphs/lib/unet.lua:16 */
-    PROF_GEMM(129, 432, 64, 256);
-    CALL(129, (double)56623104*B, sizeof(real)*((double)110592 + (double)16384*B + (double)49152*B), seg_finetune_k287_conv2d_weight_grad(A + 2723904, A + 37818432 + 49152*B, A + 37818432 + 1277952*B, A + 0, B)); /* %287 conv2d_weight_grad [64,192,3,3]  graphs/lib/unet.lua:16 */
-    CALL(130, 0, sizeof(real)*((double)32768*B + (double)49152*B), seg_finetune_k288_slice(A + 37818432 + 49152*B, A + 37818432, B)); /* %288 slice [B,128,16,16]  graphs/lib/unet.lua:15 */
-    CALL(131, 0, sizeof(real)*((double)16384*B + (double)49152*B), seg_finetune_k289_slice(A + 37818432 + 81920*B, A + 37818432, B)); /* %289 slice [B,64,16,16]  graphs/lib/unet.lua:15 */
-    CALL(132, (double)32768*B, sizeof(real)*((double)16384*B + (double)32768*B), seg_finetune_k291_sum(A + 37818432, A + 37818432 + 49152*B, B)); /* %291 reduce [B,128,8,1,8,2]  graphs/lib/unet.lua:15 */
-    CALL(133, (double)16384*B, sizeof(real)*((double)8192*B + (double)16384*B), seg_finetune_k292_sum(A + 37818432 + 1835008*B, A + 37818432, B)); /* %292 reduce [B,128,8,1,8,1]  graphs/lib/unet.lua:15 */
-    CALL(134, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k147_fused_mul_step(A + 37818432 + 1843200*B, A + 37818432 + 1835008*B, A + 37818432 + 1925120*B, B)); /* %295 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
-    CALL(135, (double)40960*B, sizeof(real)*((double)256*B + (double)8192*B + (double)8192*B + (double)16*B), convirt_image_vjp_k148_group_norm_sums(A + 37818432 + 1925120*B, A + 37818432 + 1843200*B, A + 37818432 + 1916928*B, A + 37818432 + 1941648*B, B)); /* %296 group_norm_sums [B,128,2]  graphs/lib/image_encoder.lua:13 */
-    CALL(136, (double)57344*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)256*B), convirt_image_vjp_k149_group_norm_grad_x(A + 37818432 + 1835008*B, A + 37818432 + 1843200*B, A + 37818432 + 1916928*B, A + 37818432 + 1941648*B, (real *)P + 490592, A + 37818432 + 1925120*B, B)); /* %297 group_norm_grad_x [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(137, (double)256*B, sizeof(real)*((double)256 + (double)256*B), convirt_image_vjp_k150_sum(A + 2834496, A + 37818432 + 1925120*B, B)); /* %298 reduce [1,128,2]  graphs/lib/image_encoder.lua:13 */
-    CALL(138, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k152_slice(A + 3064896, A + 2834496)); /* %300 slice [128,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(139, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k154_slice(A + 3065024, A + 2834496)); /* %302 slice [128,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(140, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k157_sum(A + 37818432 + 1851392*B, A + 37818432 + 1835008*B, B)); /* %305 reduce [B,128,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(141, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 3065152, A + 37818432 + 1851392*B, B)); /* %306 reduce [1,128,1]  graphs/lib/image_encoder.lua:13 */
-    PROF_GEMM(142, 1152, 64, 128);
-    CALL(142, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456), convirt_image_vjp_k160_conv2d_input_grad(A + 37818432 + 1851392*B, A + 37818432 + 1835008*B, (real *)P + 343008, A + 0, B)); /* %308 conv2d_input_grad [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    PROF_GEMM(143, 288, 128, 64);
-    CALL(143, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)8192*B), convirt_image_vjp_k161_conv2d_weight_grad(A + 2428992, A + 37818432 + 1835008*B, A + 37818432 + 1908736*B, A + 0, B)); /* %309 conv2d_weight_grad [128,128,3,3]  graphs/lib/image_encoder.lua:13 */
-    CALL(144, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k147_fused_mul_step(A + 37818432 + 1835008*B, A + 37818432 + 1851392*B, A + 37818432 + 1900544*B, B)); /* %311 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
-    CALL(145, (double)40960*B, sizeof(real)*((double)256*B + (double)8192*B + (double)8192*B + (double)16*B), convirt_image_vjp_k148_group_norm_sums(A + 37818432 + 1859584*B, A + 37818432 + 1835008*B, A + 37818432 + 1892352*B, A + 37818432 + 1941632*B, B)); /* %312 group_norm_sums [B,128,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(146, (double)57344*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)256*B), convirt_image_vjp_k149_group_norm_grad_x(A + 37818432 + 1851392*B, A + 37818432 + 1835008*B, A + 37818432 + 1892352*B, A + 37818432 + 1941632*B, (real *)P + 342752, A + 37818432 + 1859584*B, B)); /* %313 group_norm_grad_x [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(147, (double)256*B, sizeof(real)*((double)256 + (double)256*B), convirt_image_vjp_k150_sum(A + 2576448, A + 37818432 + 1859584*B, B)); /* %314 reduce [1,128,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(148, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k152_slice(A + 3065280, A + 2576448)); /* %316 slice [128,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(149, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k154_slice(A + 3065408, A + 2576448)); /* %318 slice [128,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(150, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k157_sum(A + 37818432 + 1835008*B, A + 37818432 + 1851392*B, B)); /* %321 reduce [B,128,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(151, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 3065536, A + 37818432 + 1835008*B, B)); /* %322 reduce [1,128,1]  graphs/lib/image_encoder.lua:6 */
-    PROF_GEMM(152, 1152, 64, 128);
-    CALL(152, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456), convirt_image_vjp_k160_conv2d_input_grad(A + 37818432 + 1835008*B, A + 37818432 + 1851392*B, (real *)P + 195168, A + 0, B)); /* %324 conv2d_input_grad [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    PROF_GEMM(153, 288, 128, 64);
-    CALL(153, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)8192*B), convirt_image_vjp_k161_conv2d_weight_grad(A + 2576448, A + 37818432 + 1851392*B, A + 37818432 + 1884160*B, A + 0, B)); /* %325 conv2d_weight_grad [128,128,3,3]  graphs/lib/image_encoder.lua:6 */
-    CALL(154, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k180_fused_mul_add_step(A + 37818432 + 1851392*B, A + 37818432 + 1843200*B, A + 37818432 + 1835008*B, A + 37818432 + 1875968*B, B)); /* %328 fused:mul_add_step [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
-    CALL(155, (double)40960*B, sizeof(real)*((double)256*B + (double)8192*B + (double)8192*B + (double)16*B), convirt_image_vjp_k148_group_norm_sums(A + 37818432 + 1835008*B, A + 37818432 + 1851392*B, A + 37818432 + 1867776*B, A + 37818432 + 1941616*B, B)); /* %329 group_norm_sums [B,128,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(156, (double)57344*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)256*B), convirt_image_vjp_k149_group_norm_grad_x(A + 37818432 + 1859584*B, A + 37818432 + 1851392*B, A + 37818432 + 1867776*B, A + 37818432 + 1941616*B, (real *)P + 194912, A + 37818432 + 1835008*B, B)); /* %330 group_norm_grad_x [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(157, (double)256*B, sizeof(real)*((double)256 + (double)256*B), convirt_image_vjp_k150_sum(A + 2834496, A + 37818432 + 1835008*B, B)); /* %331 reduce [1,128,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(158, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k152_slice(A + 3065664, A + 2834496)); /* %333 slice [128,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(159, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k154_slice(A + 3065792, A + 2834496)); /* %335 slice [128,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(160, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k157_sum(A + 37818432 + 1835008*B, A + 37818432 + 1859584*B, B)); /* %338 reduce [B,128,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(161, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 3065920, A + 37818432 + 1835008*B, B)); /* %339 reduce [1,128,1]  graphs/lib/image_encoder.lua:6 */
-    PROF_GEMM(162, 576, 64, 128);
-    CALL(162, (double)9437184*B, sizeof(real)*((double)16384*B + (double)8192*B + (double)73728), convirt_image_vjp_k193_conv2d_input_grad(A + 37818432 + 1622016*B, A + 37818432 + 1859584*B, (real *)P + 121056, A + 0, B)); /* %341 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    PROF_GEMM(163, 144, 128, 64);
-    CALL(163, (double)9437184*B, sizeof(real)*((double)73728 + (double)8192*B + (double)16384*B), convirt_image_vjp_k194_conv2d_weight_grad(A + 2834496, A + 37818432 + 1859584*B, A + 37818432 + 1818624*B, A + 0, B)); /* %342 conv2d_weight_grad [128,64,3,3]  graphs/lib/image_encoder.lua:6 */
-    CALL(164, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k229_fused_mul_add_step(A + 37818432 + 1638400*B, A + 37818432 + 81920*B, A + 37818432 + 1622016*B, A + 37818432 + 1802240*B, B)); /* %345 fused:mul_add_step [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
-    CALL(165, (double)81920*B, sizeof(real)*((double)128*B + (double)16384*B + (double)16384*B + (double)16*B), convirt_image_vjp_k197_group_norm_sums(A + 37818432 + 1654784*B, A + 37818432 + 1638400*B, A + 37818432 + 1785856*B, A + 37818432 + 1941600*B, B)); /* %346 group_norm_sums [B,64,2]  graphs/lib/image_encoder.lua:13 */
-    CALL(166, (double)114688*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)128*B), convirt_image_vjp_k198_group_norm_grad_x(A + 37818432 + 1622016*B, A + 37818432 + 1638400*B, A + 37818432 + 1785856*B, A + 37818432 + 1941600*B, (real *)P + 120928, A + 37818432 + 1654784*B, B)); /* %347 group_norm_grad_x [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(167, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 3028032, A + 37818432 + 1654784*B, B)); /* %348 reduce [1,64,2]  graphs/lib/image_encoder.lua:13 */
-    CALL(168, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k201_slice(A + 3066240, A + 3028032)); /* %350 slice [64,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(169, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k203_slice(A + 3066304, A + 3028032)); /* %352 slice [64,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(170, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k206_sum(A + 37818432 + 1654784*B, A + 37818432 + 1622016*B, B)); /* %355 reduce [B,64,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(171, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 3066368, A + 37818432 + 1654784*B, B)); /* %356 reduce [1,64,1]  graphs/lib/image_encoder.lua:13 */
-    PROF_GEMM(172, 576, 256, 64);
-    CALL(172, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864), convirt_image_vjp_k209_conv2d_input_grad(A + 37818432 + 1654784*B, A + 37818432 + 1622016*B, (real *)P + 84000, A + 0, B)); /* %358 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    PROF_GEMM(173, 144, 64, 256);
-    CALL(173, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)16384*B), convirt_image_vjp_k210_conv2d_weight_grad(A + 2908224, A + 37818432 + 1622016*B, A + 37818432 + 1769472*B, A + 0, B)); /* %359 conv2d_weight_grad [64,64,3,3]  graphs/lib/image_encoder.lua:13 */
-    CALL(174, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k196_fused_mul_step(A + 37818432 + 1622016*B, A + 37818432 + 1654784*B, A + 37818432 + 1753088*B, B)); /* %361 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
-    CALL(175, (double)81920*B, sizeof(real)*((double)128*B + (double)16384*B + (double)16384*B + (double)16*B), convirt_image_vjp_k197_group_norm_sums(A + 37818432 + 1671168*B, A + 37818432 + 1622016*B, A + 37818432 + 1736704*B, A + 37818432 + 1941584*B, B)); /* %362 group_norm_sums [B,64,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(176, (double)114688*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)128*B), convirt_image_vjp_k198_group_norm_grad_x(A + 37818432 + 1654784*B, A + 37818432 + 1622016*B, A + 37818432 + 1736704*B, A + 37818432 + 1941584*B, (real *)P + 83872, A + 37818432 + 1671168*B, B)); /* %363 group_norm_grad_x [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(177, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 2945088, A + 37818432 + 1671168*B, B)); /* %364 reduce [1,64,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(178, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k201_slice(A + 3066432, A + 2945088)); /* %366 slice [64,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(179, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k203_slice(A + 3066496, A + 2945088)); /* %368 slice [64,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(180, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k206_sum(A + 37818432 + 1622016*B, A + 37818432 + 1654784*B, B)); /* %371 reduce [B,64,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(181, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 3066560, A + 37818432 + 1622016*B, B)); /* %372 reduce [1,64,1]  graphs/lib/image_encoder.lua:6 */
-    PROF_GEMM(182, 576, 256, 64);
-    CALL(182, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864), convirt_image_vjp_k209_conv2d_input_grad(A + 37818432 + 1622016*B, A + 37818432 + 1654784*B, (real *)P + 46944, A + 0, B)); /* %374 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    PROF_GEMM(183, 144, 64, 256);
-    CALL(183, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)16384*B), convirt_image_vjp_k210_conv2d_weight_grad(A + 2945088, A + 37818432 + 1654784*B, A + 37818432 + 1720320*B, A + 0, B)); /* %375 conv2d_weight_grad [64,64,3,3]  graphs/lib/image_encoder.lua:6 */
-    CALL(184, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k229_fused_mul_add_step(A + 37818432 + 1654784*B, A + 37818432 + 1638400*B, A + 37818432 + 1622016*B, A + 37818432 + 1703936*B, B)); /* %378 fused:mul_add_step [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
-    CALL(185, (double)81920*B, sizeof(real)*((double)128*B + (double)16384*B + (double)16384*B + (double)16*B), convirt_image_vjp_k197_group_norm_sums(A + 37818432 + 1622016*B, A + 37818432 + 1654784*B, A + 37818432 + 1687552*B, A + 37818432 + 1941568*B, B)); /* %379 group_norm_sums [B,64,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(186, (double)114688*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)128*B), convirt_image_vjp_k198_group_norm_grad_x(A + 37818432 + 1671168*B, A + 37818432 + 1654784*B, A + 37818432 + 1687552*B, A + 37818432 + 1941568*B, (real *)P + 46816, A + 37818432 + 1622016*B, B)); /* %380 group_norm_grad_x [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(187, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 3028032, A + 37818432 + 1622016*B, B)); /* %381 reduce [1,64,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(188, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k201_slice(A + 3066624, A + 3028032)); /* %383 slice [64,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(189, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k203_slice(A + 3066688, A + 3028032)); /* %385 slice [64,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(190, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k206_sum(A + 37818432 + 1622016*B, A + 37818432 + 1671168*B, B)); /* %388 reduce [B,64,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(191, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 3066752, A + 37818432 + 1622016*B, B)); /* %389 reduce [1,64,1]  graphs/lib/image_encoder.lua:6 */
-    PROF_GEMM(192, 288, 256, 64);
-    CALL(192, (double)9437184*B, sizeof(real)*((double)32768*B + (double)16384*B + (double)18432), convirt_image_vjp_k242_conv2d_input_grad(A + 37818432, A + 37818432 + 1671168*B, (real *)P + 28320, A + 0, B)); /* %391 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    PROF_GEMM(193, 144, 64, 256);
-    CALL(193, (double)9437184*B, sizeof(real)*((double)18432 + (double)16384*B + (double)32768*B), convirt_image_vjp_k243_conv2d_weight_grad(A + 3028032, A + 37818432 + 1671168*B, A + 37818432 + 1589248*B, A + 0, B)); /* %392 conv2d_weight_grad [64,32,3,3]  graphs/lib/image_encoder.lua:6 */
-    CALL(194, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k278_fused_mul_add_step(A + 37818432 + 32768*B, A + 37818432 + 98304*B, A + 37818432, A + 37818432 + 1556480*B, B)); /* %395 fused:mul_add_step [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
-    CALL(195, (double)163840*B, sizeof(real)*((double)64*B + (double)32768*B + (double)32768*B + (double)16*B), convirt_image_vjp_k246_group_norm_sums(A + 37818432 + 65536*B, A + 37818432 + 32768*B, A + 37818432 + 1523712*B, A + 37818432 + 1941552*B, B)); /* %396 group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:13 */
-    CALL(196, (double)229376*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)64*B), convirt_image_vjp_k247_group_norm_grad_x(A + 37818432, A + 37818432 + 32768*B, A + 37818432 + 1523712*B, A + 37818432 + 1941552*B, (real *)P + 28256, A + 37818432 + 65536*B, B)); /* %397 group_norm_grad_x [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(197, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 3046464, A + 37818432 + 65536*B, B)); /* %398 reduce [1,32,2]  graphs/lib/image_encoder.lua:13 */
-    CALL(198, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 3067040, A + 3046464)); /* %400 slice [32,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(199, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 3067072, A + 3046464)); /* %402 slice [32,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(200, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k255_sum(A + 37818432 + 65536*B, A + 37818432, B)); /* %405 reduce [B,32,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(201, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 3067104, A + 37818432 + 65536*B, B)); /* %406 reduce [1,32,1]  graphs/lib/image_encoder.lua:13 */
-    PROF_GEMM(202, 288, 1024, 32);
-    CALL(202, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216), convirt_image_vjp_k258_conv2d_input_grad(A + 37818432 + 65536*B, A + 37818432, (real *)P + 19008, A + 0, B)); /* %408 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    PROF_GEMM(203, 144, 32, 1024);
-    CALL(203, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)32768*B), convirt_image_vjp_k259_conv2d_weight_grad(A + 3046464, A + 37818432, A + 37818432 + 1490944*B, A + 0, B)); /* %409 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:13 */
-    CALL(204, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k245_fused_mul_step(A + 37818432, A + 37818432 + 65536*B, A + 37818432 + 1458176*B, B)); /* %411 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
-    CALL(205, (double)163840*B, sizeof(real)*((double)64*B + (double)32768*B + (double)32768*B + (double)16*B), convirt_image_vjp_k246_group_norm_sums(A + 37818432 + 98304*B, A + 37818432, A + 37818432 + 1425408*B, A + 37818432 + 1941536*B, B)); /* %412 group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(206, (double)229376*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)64*B), convirt_image_vjp_k247_group_norm_grad_x(A + 37818432 + 65536*B, A + 37818432, A + 37818432 + 1425408*B, A + 37818432 + 1941536*B, (real *)P + 18944, A + 37818432 + 98304*B, B)); /* %413 group_norm_grad_x [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(207, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 3055680, A + 37818432 + 98304*B, B)); /* %414 reduce [1,32,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(208, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 3067136, A + 3055680)); /* %416 slice [32,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(209, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 3067168, A + 3055680)); /* %418 slice [32,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(210, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k255_sum(A + 37818432, A + 37818432 + 65536*B, B)); /* %421 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(211, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 3067200, A + 37818432, B)); /* %422 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
-    PROF_GEMM(212, 288, 1024, 32);
-    CALL(212, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216), convirt_image_vjp_k258_conv2d_input_grad(A + 37818432, A + 37818432 + 65536*B, (real *)P + 9696, A + 0, B)); /* %424 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    PROF_GEMM(213, 144, 32, 1024);
-    CALL(213, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)32768*B), convirt_image_vjp_k259_conv2d_weight_grad(A + 3055680, A + 37818432 + 65536*B, A + 37818432 + 1392640*B, A + 0, B)); /* %425 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:6 */
-    CALL(214, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k278_fused_mul_add_step(A + 37818432 + 65536*B, A + 37818432 + 32768*B, A + 37818432, A + 37818432 + 1359872*B, B)); /* %428 fused:mul_add_step [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
-    CALL(215, (double)163840*B, sizeof(real)*((double)64*B + (double)32768*B + (double)32768*B + (double)16*B), convirt_image_vjp_k246_group_norm_sums(A + 37818432 + 98304*B, A + 37818432 + 65536*B, A + 37818432 + 1327104*B, A + 37818432 + 1941520*B, B)); /* %429 group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(216, (double)229376*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)64*B), convirt_image_vjp_k247_group_norm_grad_x(A + 37818432 + 262144*B, A + 37818432 + 65536*B, A + 37818432 + 1327104*B, A + 37818432 + 1941520*B, (real *)P + 9632, A + 37818432 + 98304*B, B)); /* %430 group_norm_grad_x [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(217, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 0, A + 37818432 + 98304*B, B)); /* %431 reduce [1,32,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(218, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 3067232, A + 0)); /* %433 slice [32,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(219, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 3067264, A + 0)); /* %435 slice [32,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(220, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k255_sum(A + 37818432, A + 37818432 + 262144*B, B)); /* %438 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(221, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 3067296, A + 37818432, B)); /* %439 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
-    PROF_GEMM(222, 288, 1024, 32);
-    CALL(222, (double)18874368*B, sizeof(real)*((double)131072*B + (double)32768*B + (double)9216), convirt_image_vjp_k291_conv2d_input_grad(A + 37818432, A + 37818432 + 262144*B, (real *)P + 384, A + 0, B)); /* %441 conv2d_input_grad [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    PROF_GEMM(223, 144, 32, 1024);
-    CALL(223, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)131072*B), convirt_image_vjp_k292_conv2d_weight_grad(A + 312848, A + 37818432 + 262144*B, A + 37818432 + 786432*B, A + 0, B)); /* %442 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:6 */
-    CALL(224, (double)393216*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B + (double)131072*B), seg_finetune_k445_fused_mul_add_step(A + 37818432 + 262144*B, A + 37818432 + 131072*B, A + 37818432, A + 37818432 + 655360*B, B)); /* %445 fused:mul_add_step [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
-    CALL(225, (double)655360*B, sizeof(real)*((double)64*B + (double)131072*B + (double)131072*B + (double)16*B), convirt_image_vjp_k295_group_norm_sums(A + 37818432, A + 37818432 + 262144*B, A + 37818432 + 524288*B, A + 37818432 + 1941504*B, B)); /* %446 group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(226, (double)917504*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B + (double)16*B + (double)32 + (double)64*B), convirt_image_vjp_k296_group_norm_grad_x(A + 37818432 + 393216*B, A + 37818432 + 262144*B, A + 37818432 + 524288*B, A + 37818432 + 1941504*B, (real *)P + 320, A + 37818432, B)); /* %447 group_norm_grad_x [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(227, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 0, A + 37818432, B)); /* %448 reduce [1,32,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(228, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 22320, A + 0)); /* %450 slice [32,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(229, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 22352, A + 0)); /* %452 slice [32,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(230, (double)131072*B, sizeof(real)*((double)32*B + (double)131072*B), convirt_image_vjp_k304_sum(A + 37818432, A + 37818432 + 393216*B, B)); /* %455 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(231, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 22384, A + 37818432, B)); /* %456 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(232, (double)2359296*B, sizeof(real)*((double)288 + (double)131072*B + (double)4096*B), convirt_image_vjp_k308_conv2d_weight_grad(A + 22032, A + 37818432 + 393216*B, A + 37818432 + 1933312*B, A + 0, B)); /* %459 conv2d_weight_grad [32,1,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(66, 0, sizeof(real)*((double)1), convirt_features_loss_k58_fill(A + 0)); /* %182 fill []  graphs/seg.lua:52 */
+    CALL(67, (double)2, sizeof(real)*((double)1 + (double)1), seg_finetune_k186_fused_scale_neg(A + 16, A + 0, B)); /* %186 fused:scale_neg [1,1]  graphs/lib/unet.lua:36 */
+    CALL(68, (double)2*B, sizeof(real)*((double)B + (double)1 + (double)B), seg_finetune_k188_fused_div_id(A + 37818432 + 806944*B, A + 16, A + 37818432 + 806912*B, B)); /* %188 fused:div_id [B,1]  graphs/lib/unet.lua:35 */
+    CALL(69, (double)2*B, sizeof(real)*((double)B + (double)B + (double)B), seg_finetune_k190_fused_neg_mul(A + 37818432 + 811008*B, A + 37818432 + 806944*B, A + 37818432 + 806928*B, B)); /* %190 fused:neg_mul [B,1]  graphs/lib/unet.lua:35 */
+    CALL(70, (double)B, sizeof(real)*((double)B + (double)B), seg_finetune_k192_scale(A + 37818432 + 811024*B, A + 37818432 + 806944*B, B)); /* %192 map:scale [B,1]  graphs/lib/unet.lua:35 */
+    CALL(71, (double)16384*B, sizeof(real)*((double)4096*B + (double)B + (double)B + (double)4096*B), seg_finetune_k196_fused_add_id_mul_id(A + 37818432 + 806912*B, A + 37818432 + 811008*B, A + 37818432 + 811024*B, (real *)inputs[1], B)); /* %196 fused:add_id_mul_id [B,4096]  graphs/lib/unet.lua:34 */
+    CALL(72, (double)1, sizeof(real)*((double)1 + (double)1), seg_finetune_k202_scale(A + 16, A + 0)); /* %202 map:scale [1,1,1,1]  graphs/lib/unet.lua:31 */
+    CALL(73, (double)128, sizeof(real)*((double)64 + (double)1), seg_finetune_k204_fused_scale_id(A + 4096, A + 16)); /* %204 fused:scale_id [1,1,1,64]  graphs/lib/unet.lua:31 */
+    CALL(74, (double)12288, sizeof(real)*((double)4096 + (double)64), seg_finetune_k207_fused_scale_scale_id(A + 0, A + 4096, B)); /* %207 fused:scale_scale_id [1,1,64,64]  graphs/lib/unet.lua:31 */
+    CALL(75, (double)77824*B, sizeof(real)*((double)4096*B + (double)4096*B + (double)4096*B + (double)4096 + (double)4096*B + (double)4096*B + (double)4096*B + (double)4096*B + (double)4096*B), seg_finetune_k221_fused_add_add_add_mul(A + 37818432 + 917504*B, A + 37818432 + 806912*B, A + 37818432 + 802816*B, A + 0, A + 37818432 + 798720*B, A + 37818432 + 794624*B, A + 37818432 + 786432*B, (real *)inputs[1], A + 37818432 + 790528*B, B)); /* %221 fused:add_add_add_mul [B,1,64,64]  graphs/lib/unet.lua:31 */
+    CALL(76, (double)4096*B, sizeof(real)*((double)B + (double)4096*B), seg_finetune_k223_sum(A + 37818432 + 921600*B, A + 37818432 + 917504*B, B)); /* %223 reduce [B,1,1]  graphs/seg.lua:52 */
+    CALL(77, (double)B, sizeof(real)*((double)1 + (double)B), convirt_image_vjp_k106_sum(A + 3067344, A + 37818432 + 921600*B, B)); /* %224 reduce [1,1,1]  graphs/seg.lua:52 */
+    PROF_GEMM(78, 32, 4096, 1);
+    CALL(78, (double)262144*B, sizeof(real)*((double)131072*B + (double)4096*B + (double)32), seg_finetune_k226_conv2d_input_grad(A + 37818432 + 786432*B, A + 37818432 + 917504*B, (real *)P + 680928, B)); /* %226 conv2d_input_grad [B,32,64,64]  graphs/seg.lua:52 */
+    PROF_GEMM(79, 16, 1, 4096);
+    CALL(79, (double)262144*B, sizeof(real)*((double)32 + (double)4096*B + (double)131072*B), seg_finetune_k227_conv2d_weight_grad(A + 3066816, A + 37818432 + 917504*B, A + 37818432 + 393216*B, A + 0, B)); /* %227 conv2d_weight_grad [1,32,1,1]  graphs/seg.lua:52 */
+    CALL(80, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), convirt_image_vjp_k294_fused_mul_step(A + 37818432 + 917504*B, A + 37818432 + 786432*B, A + 37818432 + 393216*B, B)); /* %229 fused:mul_step [B,32,64,64]  graphs/lib/unet.lua:17 */
+    CALL(81, (double)655360*B, sizeof(real)*((double)64*B + (double)131072*B + (double)131072*B + (double)16*B), convirt_image_vjp_k295_group_norm_sums(A + 37818432 + 393216*B, A + 37818432 + 917504*B, A + 37818432 + 262144*B, A + 37818432 + 1642688*B, B)); /* %230 group_norm_sums [B,32,2]  graphs/lib/unet.lua:17 */
+    CALL(82, (double)917504*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B + (double)16*B + (double)32 + (double)64*B), convirt_image_vjp_k296_group_norm_grad_x(A + 37818432 + 786432*B, A + 37818432 + 917504*B, A + 37818432 + 262144*B, A + 37818432 + 1642688*B, (real *)P + 680864, A + 37818432 + 393216*B, B)); /* %231 group_norm_grad_x [B,32,64,64]  graphs/lib/unet.lua:17 */
+    CALL(83, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 0, A + 37818432 + 393216*B, B)); /* %232 reduce [1,32,2]  graphs/lib/unet.lua:17 */
+    CALL(84, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 3066848, A + 0)); /* %234 slice [32,1]  graphs/lib/unet.lua:17 */
+    CALL(85, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 3066880, A + 0)); /* %236 slice [32,1]  graphs/lib/unet.lua:17 */
+    CALL(86, (double)131072*B, sizeof(real)*((double)32*B + (double)131072*B), convirt_image_vjp_k304_sum(A + 37818432 + 917504*B, A + 37818432 + 786432*B, B)); /* %239 reduce [B,32,1]  graphs/lib/unet.lua:16 */
+    CALL(87, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 3066912, A + 37818432 + 917504*B, B)); /* %240 reduce [1,32,1]  graphs/lib/unet.lua:16 */
+    PROF_GEMM(88, 576, 4096, 32);
+    CALL(88, (double)150994944*B, sizeof(real)*((double)262144*B + (double)131072*B + (double)18432), seg_finetune_k242_conv2d_input_grad(A + 37818432 + 262144*B, A + 37818432 + 786432*B, (real *)P + 662400, A + 0, B)); /* %242 conv2d_input_grad [B,64,64,64]  graphs/lib/unet.lua:16 */
+    PROF_GEMM(89, 144, 32, 4096);
+    CALL(89, (double)150994944*B, sizeof(real)*((double)18432 + (double)131072*B + (double)262144*B), seg_finetune_k243_conv2d_weight_grad(A + 3009600, A + 37818432 + 786432*B, A + 37818432, A + 0, B)); /* %243 conv2d_weight_grad [32,64,3,3]  graphs/lib/unet.lua:16 */
+    CALL(90, 0, sizeof(real)*((double)131072*B + (double)262144*B), seg_finetune_k244_slice(A + 37818432, A + 37818432 + 262144*B, B)); /* %244 slice [B,32,64,64]  graphs/lib/unet.lua:15 */
+    CALL(91, 0, sizeof(real)*((double)131072*B + (double)262144*B), seg_finetune_k245_slice(A + 37818432 + 131072*B, A + 37818432 + 262144*B, B)); /* %245 slice [B,32,64,64]  graphs/lib/unet.lua:15 */
+    CALL(92, (double)131072*B, sizeof(real)*((double)65536*B + (double)131072*B), seg_finetune_k247_sum(A + 37818432 + 262144*B, A + 37818432, B)); /* %247 reduce [B,32,32,1,32,2]  graphs/lib/unet.lua:15 */
+    CALL(93, (double)65536*B, sizeof(real)*((double)32768*B + (double)65536*B), seg_finetune_k248_sum(A + 37818432, A + 37818432 + 262144*B, B)); /* %248 reduce [B,32,32,1,32,1]  graphs/lib/unet.lua:15 */
+    CALL(94, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k245_fused_mul_step(A + 37818432 + 32768*B, A + 37818432, A + 37818432 + 1425408*B, B)); /* %251 fused:mul_step [B,32,32,32]  graphs/lib/unet.lua:17 */
+    CALL(95, (double)163840*B, sizeof(real)*((double)64*B + (double)32768*B + (double)32768*B + (double)16*B), convirt_image_vjp_k246_group_norm_sums(A + 37818432, A + 37818432 + 32768*B, A + 37818432 + 1392640*B, A + 37818432 + 1642672*B, B)); /* %252 group_norm_sums [B,32,2]  graphs/lib/unet.lua:17 */
+    CALL(96, (double)229376*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)64*B), convirt_image_vjp_k247_group_norm_grad_x(A + 37818432 + 98304*B, A + 37818432 + 32768*B, A + 37818432 + 1392640*B, A + 37818432 + 1642672*B, (real *)P + 662336, A + 37818432, B)); /* %253 group_norm_grad_x [B,32,32,32]  graphs/lib/unet.lua:17 */
+    CALL(97, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 0, A + 37818432, B)); /* %254 reduce [1,32,2]  graphs/lib/unet.lua:17 */
+    CALL(98, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 3066944, A + 0)); /* %256 slice [32,1]  graphs/lib/unet.lua:17 */
+    CALL(99, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 3066976, A + 0)); /* %258 slice [32,1]  graphs/lib/unet.lua:17 */
+    CALL(100, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k255_sum(A + 37818432 + 1392640*B, A + 37818432 + 98304*B, B)); /* %261 reduce [B,32,1]  graphs/lib/unet.lua:16 */
+    CALL(101, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 3067008, A + 37818432 + 1392640*B, B)); /* %262 reduce [1,32,1]  graphs/lib/unet.lua:16 */
+    PROF_GEMM(102, 864, 1024, 32);
+    CALL(102, (double)56623104*B, sizeof(real)*((double)98304*B + (double)32768*B + (double)27648), seg_finetune_k264_conv2d_input_grad(A + 37818432, A + 37818432 + 98304*B, (real *)P + 634656, A + 0, B)); /* %264 conv2d_input_grad [B,96,32,32]  graphs/lib/unet.lua:16 */
+    PROF_GEMM(103, 216, 32, 1024);
+    CALL(103, (double)56623104*B, sizeof(real)*((double)27648 + (double)32768*B + (double)98304*B), seg_finetune_k265_conv2d_weight_grad(A + 2981952, A + 37818432 + 98304*B, A + 37818432 + 1048576*B, A + 0, B)); /* %265 conv2d_weight_grad [32,96,3,3]  graphs/lib/unet.lua:16 */
+    CALL(104, 0, sizeof(real)*((double)65536*B + (double)98304*B), seg_finetune_k266_slice(A + 37818432 + 262144*B, A + 37818432, B)); /* %266 slice [B,64,32,32]  graphs/lib/unet.lua:15 */
+    CALL(105, 0, sizeof(real)*((double)32768*B + (double)98304*B), seg_finetune_k267_slice(A + 37818432 + 98304*B, A + 37818432, B)); /* %267 slice [B,32,32,32]  graphs/lib/unet.lua:15 */
+    CALL(106, (double)65536*B, sizeof(real)*((double)32768*B + (double)65536*B), seg_finetune_k269_sum(A + 37818432, A + 37818432 + 262144*B, B)); /* %269 reduce [B,64,16,1,16,2]  graphs/lib/unet.lua:15 */
+    CALL(107, (double)32768*B, sizeof(real)*((double)16384*B + (double)32768*B), seg_finetune_k270_sum(A + 37818432 + 32768*B, A + 37818432, B)); /* %270 reduce [B,64,16,1,16,1]  graphs/lib/unet.lua:15 */
+    CALL(108, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k196_fused_mul_step(A + 37818432, A + 37818432 + 32768*B, A + 37818432 + 1572864*B, B)); /* %273 fused:mul_step [B,64,16,16]  graphs/lib/unet.lua:17 */
+    CALL(109, (double)81920*B, sizeof(real)*((double)128*B + (double)16384*B + (double)16384*B + (double)16*B), convirt_image_vjp_k197_group_norm_sums(A + 37818432 + 1572864*B, A + 37818432, A + 37818432 + 1556480*B, A + 37818432 + 1642656*B, B)); /* %274 group_norm_sums [B,64,2]  graphs/lib/unet.lua:17 */
+    CALL(110, (double)114688*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)128*B), convirt_image_vjp_k198_group_norm_grad_x(A + 37818432 + 49152*B, A + 37818432, A + 37818432 + 1556480*B, A + 37818432 + 1642656*B, (real *)P + 634528, A + 37818432 + 1572864*B, B)); /* %275 group_norm_grad_x [B,64,16,16]  graphs/lib/unet.lua:17 */
+    CALL(111, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 0, A + 37818432 + 1572864*B, B)); /* %276 reduce [1,64,2]  graphs/lib/unet.lua:17 */
+    CALL(112, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k201_slice(A + 3066048, A + 0)); /* %278 slice [64,1]  graphs/lib/unet.lua:17 */
+    CALL(113, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k203_slice(A + 3066112, A + 0)); /* %280 slice [64,1]  graphs/lib/unet.lua:17 */
+    CALL(114, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k206_sum(A + 37818432 + 65536*B, A + 37818432 + 49152*B, B)); /* %283 reduce [B,64,1]  graphs/lib/unet.lua:16 */
+    CALL(115, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 3066176, A + 37818432 + 65536*B, B)); /* %284 reduce [1,64,1]  graphs/lib/unet.lua:16 */
+    PROF_GEMM(116, 1728, 256, 64);
+    CALL(116, (double)56623104*B, sizeof(real)*((double)49152*B + (double)16384*B + (double)110592), seg_finetune_k286_conv2d_input_grad(A + 37818432, A + 37818432 + 49152*B, (real *)P + 523872, A + 0, B)); /* %286 conv2d_input_grad [B,192,16,16]  graphs/lib/unet.lua:16 */
+    PROF_GEMM(117, 432, 64, 256);
+    CALL(117, (double)56623104*B, sizeof(real)*((double)110592 + (double)16384*B + (double)49152*B), seg_finetune_k287_conv2d_weight_grad(A + 2723904, A + 37818432 + 49152*B, A + 37818432 + 1146880*B, A + 0, B)); /* %287 conv2d_weight_grad [64,192,3,3]  graphs/lib/unet.lua:16 */
+    CALL(118, 0, sizeof(real)*((double)32768*B + (double)49152*B), seg_finetune_k288_slice(A + 37818432 + 49152*B, A + 37818432, B)); /* %288 slice [B,128,16,16]  graphs/lib/unet.lua:15 */
+    CALL(119, 0, sizeof(real)*((double)16384*B + (double)49152*B), seg_finetune_k289_slice(A + 37818432 + 81920*B, A + 37818432, B)); /* %289 slice [B,64,16,16]  graphs/lib/unet.lua:15 */
+    CALL(120, (double)32768*B, sizeof(real)*((double)16384*B + (double)32768*B), seg_finetune_k291_sum(A + 37818432, A + 37818432 + 49152*B, B)); /* %291 reduce [B,128,8,1,8,2]  graphs/lib/unet.lua:15 */
+    CALL(121, (double)16384*B, sizeof(real)*((double)8192*B + (double)16384*B), seg_finetune_k292_sum(A + 37818432 + 1556480*B, A + 37818432, B)); /* %292 reduce [B,128,8,1,8,1]  graphs/lib/unet.lua:15 */
+    CALL(122, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k147_fused_mul_step(A + 37818432 + 1564672*B, A + 37818432 + 1556480*B, A + 37818432 + 1630208*B, B)); /* %295 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
+    CALL(123, (double)40960*B, sizeof(real)*((double)256*B + (double)8192*B + (double)8192*B + (double)16*B), convirt_image_vjp_k148_group_norm_sums(A + 37818432 + 1630208*B, A + 37818432 + 1564672*B, A + 37818432 + 1622016*B, A + 37818432 + 1642640*B, B)); /* %296 group_norm_sums [B,128,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(124, (double)57344*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)256*B), convirt_image_vjp_k149_group_norm_grad_x(A + 37818432 + 1556480*B, A + 37818432 + 1564672*B, A + 37818432 + 1622016*B, A + 37818432 + 1642640*B, (real *)P + 490592, A + 37818432 + 1630208*B, B)); /* %297 group_norm_grad_x [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(125, (double)256*B, sizeof(real)*((double)256 + (double)256*B), convirt_image_vjp_k150_sum(A + 2834496, A + 37818432 + 1630208*B, B)); /* %298 reduce [1,128,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(126, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k152_slice(A + 3064896, A + 2834496)); /* %300 slice [128,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(127, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k154_slice(A + 3065024, A + 2834496)); /* %302 slice [128,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(128, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k157_sum(A + 37818432 + 1572864*B, A + 37818432 + 1556480*B, B)); /* %305 reduce [B,128,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(129, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 3065152, A + 37818432 + 1572864*B, B)); /* %306 reduce [1,128,1]  graphs/lib/image_encoder.lua:13 */
+    PROF_GEMM(130, 1152, 64, 128);
+    CALL(130, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456), convirt_image_vjp_k160_conv2d_input_grad(A + 37818432 + 1572864*B, A + 37818432 + 1556480*B, (real *)P + 343008, A + 0, B)); /* %308 conv2d_input_grad [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    PROF_GEMM(131, 288, 128, 64);
+    CALL(131, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)8192*B), convirt_image_vjp_k161_conv2d_weight_grad(A + 2428992, A + 37818432 + 1556480*B, A + 37818432 + 1613824*B, A + 0, B)); /* %309 conv2d_weight_grad [128,128,3,3]  graphs/lib/image_encoder.lua:13 */
+    CALL(132, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k147_fused_mul_step(A + 37818432 + 1556480*B, A + 37818432 + 1572864*B, A + 37818432 + 1613824*B, B)); /* %311 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
+    CALL(133, (double)40960*B, sizeof(real)*((double)256*B + (double)8192*B + (double)8192*B + (double)16*B), convirt_image_vjp_k148_group_norm_sums(A + 37818432 + 1581056*B, A + 37818432 + 1556480*B, A + 37818432 + 1605632*B, A + 37818432 + 1642624*B, B)); /* %312 group_norm_sums [B,128,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(134, (double)57344*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)256*B), convirt_image_vjp_k149_group_norm_grad_x(A + 37818432 + 1572864*B, A + 37818432 + 1556480*B, A + 37818432 + 1605632*B, A + 37818432 + 1642624*B, (real *)P + 342752, A + 37818432 + 1581056*B, B)); /* %313 group_norm_grad_x [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(135, (double)256*B, sizeof(real)*((double)256 + (double)256*B), convirt_image_vjp_k150_sum(A + 2576448, A + 37818432 + 1581056*B, B)); /* %314 reduce [1,128,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(136, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k152_slice(A + 3065280, A + 2576448)); /* %316 slice [128,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(137, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k154_slice(A + 3065408, A + 2576448)); /* %318 slice [128,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(138, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k157_sum(A + 37818432 + 1556480*B, A + 37818432 + 1572864*B, B)); /* %321 reduce [B,128,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(139, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 3065536, A + 37818432 + 1556480*B, B)); /* %322 reduce [1,128,1]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(140, 1152, 64, 128);
+    CALL(140, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456), convirt_image_vjp_k160_conv2d_input_grad(A + 37818432 + 1556480*B, A + 37818432 + 1572864*B, (real *)P + 195168, A + 0, B)); /* %324 conv2d_input_grad [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(141, 288, 128, 64);
+    CALL(141, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)8192*B), convirt_image_vjp_k161_conv2d_weight_grad(A + 2576448, A + 37818432 + 1572864*B, A + 37818432 + 1597440*B, A + 0, B)); /* %325 conv2d_weight_grad [128,128,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(142, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k180_fused_mul_add_step(A + 37818432 + 1572864*B, A + 37818432 + 1564672*B, A + 37818432 + 1556480*B, A + 37818432 + 1597440*B, B)); /* %328 fused:mul_add_step [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
+    CALL(143, (double)40960*B, sizeof(real)*((double)256*B + (double)8192*B + (double)8192*B + (double)16*B), convirt_image_vjp_k148_group_norm_sums(A + 37818432 + 1556480*B, A + 37818432 + 1572864*B, A + 37818432 + 1589248*B, A + 37818432 + 1642608*B, B)); /* %329 group_norm_sums [B,128,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(144, (double)57344*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)256*B), convirt_image_vjp_k149_group_norm_grad_x(A + 37818432 + 1581056*B, A + 37818432 + 1572864*B, A + 37818432 + 1589248*B, A + 37818432 + 1642608*B, (real *)P + 194912, A + 37818432 + 1556480*B, B)); /* %330 group_norm_grad_x [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(145, (double)256*B, sizeof(real)*((double)256 + (double)256*B), convirt_image_vjp_k150_sum(A + 2834496, A + 37818432 + 1556480*B, B)); /* %331 reduce [1,128,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(146, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k152_slice(A + 3065664, A + 2834496)); /* %333 slice [128,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(147, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k154_slice(A + 3065792, A + 2834496)); /* %335 slice [128,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(148, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k157_sum(A + 37818432 + 1556480*B, A + 37818432 + 1581056*B, B)); /* %338 reduce [B,128,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(149, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 3065920, A + 37818432 + 1556480*B, B)); /* %339 reduce [1,128,1]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(150, 576, 64, 128);
+    CALL(150, (double)9437184*B, sizeof(real)*((double)16384*B + (double)8192*B + (double)73728), convirt_image_vjp_k193_conv2d_input_grad(A + 37818432 + 1392640*B, A + 37818432 + 1581056*B, (real *)P + 121056, A + 0, B)); /* %341 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(151, 144, 128, 64);
+    CALL(151, (double)9437184*B, sizeof(real)*((double)73728 + (double)8192*B + (double)16384*B), convirt_image_vjp_k194_conv2d_weight_grad(A + 2834496, A + 37818432 + 1581056*B, A + 37818432 + 1540096*B, A + 0, B)); /* %342 conv2d_weight_grad [128,64,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(152, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k229_fused_mul_add_step(A + 37818432 + 1409024*B, A + 37818432 + 81920*B, A + 37818432 + 1392640*B, A + 37818432 + 1540096*B, B)); /* %345 fused:mul_add_step [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
+    CALL(153, (double)81920*B, sizeof(real)*((double)128*B + (double)16384*B + (double)16384*B + (double)16*B), convirt_image_vjp_k197_group_norm_sums(A + 37818432 + 1425408*B, A + 37818432 + 1409024*B, A + 37818432 + 1523712*B, A + 37818432 + 1642592*B, B)); /* %346 group_norm_sums [B,64,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(154, (double)114688*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)128*B), convirt_image_vjp_k198_group_norm_grad_x(A + 37818432 + 1392640*B, A + 37818432 + 1409024*B, A + 37818432 + 1523712*B, A + 37818432 + 1642592*B, (real *)P + 120928, A + 37818432 + 1425408*B, B)); /* %347 group_norm_grad_x [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(155, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 3028032, A + 37818432 + 1425408*B, B)); /* %348 reduce [1,64,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(156, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k201_slice(A + 3066240, A + 3028032)); /* %350 slice [64,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(157, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k203_slice(A + 3066304, A + 3028032)); /* %352 slice [64,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(158, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k206_sum(A + 37818432 + 1425408*B, A + 37818432 + 1392640*B, B)); /* %355 reduce [B,64,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(159, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 3066368, A + 37818432 + 1425408*B, B)); /* %356 reduce [1,64,1]  graphs/lib/image_encoder.lua:13 */
+    PROF_GEMM(160, 576, 256, 64);
+    CALL(160, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864), convirt_image_vjp_k209_conv2d_input_grad(A + 37818432 + 1425408*B, A + 37818432 + 1392640*B, (real *)P + 84000, A + 0, B)); /* %358 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    PROF_GEMM(161, 144, 64, 256);
+    CALL(161, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)16384*B), convirt_image_vjp_k210_conv2d_weight_grad(A + 2908224, A + 37818432 + 1392640*B, A + 37818432 + 1507328*B, A + 0, B)); /* %359 conv2d_weight_grad [64,64,3,3]  graphs/lib/image_encoder.lua:13 */
+    CALL(162, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k196_fused_mul_step(A + 37818432 + 1392640*B, A + 37818432 + 1425408*B, A + 37818432 + 1507328*B, B)); /* %361 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
+    CALL(163, (double)81920*B, sizeof(real)*((double)128*B + (double)16384*B + (double)16384*B + (double)16*B), convirt_image_vjp_k197_group_norm_sums(A + 37818432 + 1441792*B, A + 37818432 + 1392640*B, A + 37818432 + 1490944*B, A + 37818432 + 1642576*B, B)); /* %362 group_norm_sums [B,64,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(164, (double)114688*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)128*B), convirt_image_vjp_k198_group_norm_grad_x(A + 37818432 + 1425408*B, A + 37818432 + 1392640*B, A + 37818432 + 1490944*B, A + 37818432 + 1642576*B, (real *)P + 83872, A + 37818432 + 1441792*B, B)); /* %363 group_norm_grad_x [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(165, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 2945088, A + 37818432 + 1441792*B, B)); /* %364 reduce [1,64,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(166, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k201_slice(A + 3066432, A + 2945088)); /* %366 slice [64,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(167, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k203_slice(A + 3066496, A + 2945088)); /* %368 slice [64,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(168, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k206_sum(A + 37818432 + 1392640*B, A + 37818432 + 1425408*B, B)); /* %371 reduce [B,64,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(169, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 3066560, A + 37818432 + 1392640*B, B)); /* %372 reduce [1,64,1]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(170, 576, 256, 64);
+    CALL(170, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864), convirt_image_vjp_k209_conv2d_input_grad(A + 37818432 + 1392640*B, A + 37818432 + 1425408*B, (real *)P + 46944, A + 0, B)); /* %374 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(171, 144, 64, 256);
+    CALL(171, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)16384*B), convirt_image_vjp_k210_conv2d_weight_grad(A + 2945088, A + 37818432 + 1425408*B, A + 37818432 + 1474560*B, A + 0, B)); /* %375 conv2d_weight_grad [64,64,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(172, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k229_fused_mul_add_step(A + 37818432 + 1425408*B, A + 37818432 + 1409024*B, A + 37818432 + 1392640*B, A + 37818432 + 1474560*B, B)); /* %378 fused:mul_add_step [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
+    CALL(173, (double)81920*B, sizeof(real)*((double)128*B + (double)16384*B + (double)16384*B + (double)16*B), convirt_image_vjp_k197_group_norm_sums(A + 37818432 + 1392640*B, A + 37818432 + 1425408*B, A + 37818432 + 1458176*B, A + 37818432 + 1642560*B, B)); /* %379 group_norm_sums [B,64,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(174, (double)114688*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)128*B), convirt_image_vjp_k198_group_norm_grad_x(A + 37818432 + 1441792*B, A + 37818432 + 1425408*B, A + 37818432 + 1458176*B, A + 37818432 + 1642560*B, (real *)P + 46816, A + 37818432 + 1392640*B, B)); /* %380 group_norm_grad_x [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(175, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 3028032, A + 37818432 + 1392640*B, B)); /* %381 reduce [1,64,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(176, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k201_slice(A + 3066624, A + 3028032)); /* %383 slice [64,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(177, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k203_slice(A + 3066688, A + 3028032)); /* %385 slice [64,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(178, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k206_sum(A + 37818432 + 1392640*B, A + 37818432 + 1441792*B, B)); /* %388 reduce [B,64,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(179, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 3066752, A + 37818432 + 1392640*B, B)); /* %389 reduce [1,64,1]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(180, 288, 256, 64);
+    CALL(180, (double)9437184*B, sizeof(real)*((double)32768*B + (double)16384*B + (double)18432), convirt_image_vjp_k242_conv2d_input_grad(A + 37818432, A + 37818432 + 1441792*B, (real *)P + 28320, A + 0, B)); /* %391 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(181, 144, 64, 256);
+    CALL(181, (double)9437184*B, sizeof(real)*((double)18432 + (double)16384*B + (double)32768*B), convirt_image_vjp_k243_conv2d_weight_grad(A + 3028032, A + 37818432 + 1441792*B, A + 37818432 + 1359872*B, A + 0, B)); /* %392 conv2d_weight_grad [64,32,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(182, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k278_fused_mul_add_step(A + 37818432 + 32768*B, A + 37818432 + 98304*B, A + 37818432, A + 37818432 + 1359872*B, B)); /* %395 fused:mul_add_step [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
+    CALL(183, (double)163840*B, sizeof(real)*((double)64*B + (double)32768*B + (double)32768*B + (double)16*B), convirt_image_vjp_k246_group_norm_sums(A + 37818432 + 65536*B, A + 37818432 + 32768*B, A + 37818432 + 1327104*B, A + 37818432 + 1642544*B, B)); /* %396 group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(184, (double)229376*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)64*B), convirt_image_vjp_k247_group_norm_grad_x(A + 37818432, A + 37818432 + 32768*B, A + 37818432 + 1327104*B, A + 37818432 + 1642544*B, (real *)P + 28256, A + 37818432 + 65536*B, B)); /* %397 group_norm_grad_x [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(185, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 3046464, A + 37818432 + 65536*B, B)); /* %398 reduce [1,32,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(186, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 3067040, A + 3046464)); /* %400 slice [32,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(187, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 3067072, A + 3046464)); /* %402 slice [32,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(188, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k255_sum(A + 37818432 + 65536*B, A + 37818432, B)); /* %405 reduce [B,32,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(189, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 3067104, A + 37818432 + 65536*B, B)); /* %406 reduce [1,32,1]  graphs/lib/image_encoder.lua:13 */
+    PROF_GEMM(190, 288, 1024, 32);
+    CALL(190, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216), convirt_image_vjp_k258_conv2d_input_grad(A + 37818432 + 65536*B, A + 37818432, (real *)P + 19008, A + 0, B)); /* %408 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    PROF_GEMM(191, 144, 32, 1024);
+    CALL(191, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)32768*B), convirt_image_vjp_k259_conv2d_weight_grad(A + 3046464, A + 37818432, A + 37818432 + 1294336*B, A + 0, B)); /* %409 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:13 */
+    CALL(192, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k245_fused_mul_step(A + 37818432, A + 37818432 + 65536*B, A + 37818432 + 1294336*B, B)); /* %411 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
+    CALL(193, (double)163840*B, sizeof(real)*((double)64*B + (double)32768*B + (double)32768*B + (double)16*B), convirt_image_vjp_k246_group_norm_sums(A + 37818432 + 98304*B, A + 37818432, A + 37818432 + 1261568*B, A + 37818432 + 1642528*B, B)); /* %412 group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(194, (double)229376*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)64*B), convirt_image_vjp_k247_group_norm_grad_x(A + 37818432 + 65536*B, A + 37818432, A + 37818432 + 1261568*B, A + 37818432 + 1642528*B, (real *)P + 18944, A + 37818432 + 98304*B, B)); /* %413 group_norm_grad_x [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(195, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 3055680, A + 37818432 + 98304*B, B)); /* %414 reduce [1,32,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(196, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 3067136, A + 3055680)); /* %416 slice [32,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(197, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 3067168, A + 3055680)); /* %418 slice [32,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(198, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k255_sum(A + 37818432, A + 37818432 + 65536*B, B)); /* %421 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(199, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 3067200, A + 37818432, B)); /* %422 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(200, 288, 1024, 32);
+    CALL(200, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216), convirt_image_vjp_k258_conv2d_input_grad(A + 37818432, A + 37818432 + 65536*B, (real *)P + 9696, A + 0, B)); /* %424 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(201, 144, 32, 1024);
+    CALL(201, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)32768*B), convirt_image_vjp_k259_conv2d_weight_grad(A + 3055680, A + 37818432 + 65536*B, A + 37818432 + 1228800*B, A + 0, B)); /* %425 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(202, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k278_fused_mul_add_step(A + 37818432 + 65536*B, A + 37818432 + 32768*B, A + 37818432, A + 37818432 + 1228800*B, B)); /* %428 fused:mul_add_step [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
+    CALL(203, (double)163840*B, sizeof(real)*((double)64*B + (double)32768*B + (double)32768*B + (double)16*B), convirt_image_vjp_k246_group_norm_sums(A + 37818432 + 98304*B, A + 37818432 + 65536*B, A + 37818432 + 1196032*B, A + 37818432 + 1642512*B, B)); /* %429 group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(204, (double)229376*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)64*B), convirt_image_vjp_k247_group_norm_grad_x(A + 37818432 + 262144*B, A + 37818432 + 65536*B, A + 37818432 + 1196032*B, A + 37818432 + 1642512*B, (real *)P + 9632, A + 37818432 + 98304*B, B)); /* %430 group_norm_grad_x [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(205, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 0, A + 37818432 + 98304*B, B)); /* %431 reduce [1,32,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(206, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 3067232, A + 0)); /* %433 slice [32,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(207, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 3067264, A + 0)); /* %435 slice [32,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(208, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k255_sum(A + 37818432, A + 37818432 + 262144*B, B)); /* %438 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(209, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 3067296, A + 37818432, B)); /* %439 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(210, 288, 1024, 32);
+    CALL(210, (double)18874368*B, sizeof(real)*((double)131072*B + (double)32768*B + (double)9216), convirt_image_vjp_k291_conv2d_input_grad(A + 37818432, A + 37818432 + 262144*B, (real *)P + 384, A + 0, B)); /* %441 conv2d_input_grad [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(211, 144, 32, 1024);
+    CALL(211, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)131072*B), convirt_image_vjp_k292_conv2d_weight_grad(A + 312848, A + 37818432 + 262144*B, A + 37818432 + 655360*B, A + 0, B)); /* %442 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(212, (double)393216*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B + (double)131072*B), seg_finetune_k445_fused_mul_add_step(A + 37818432 + 262144*B, A + 37818432 + 131072*B, A + 37818432, A + 37818432 + 655360*B, B)); /* %445 fused:mul_add_step [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
+    CALL(213, (double)655360*B, sizeof(real)*((double)64*B + (double)131072*B + (double)131072*B + (double)16*B), convirt_image_vjp_k295_group_norm_sums(A + 37818432, A + 37818432 + 262144*B, A + 37818432 + 524288*B, A + 37818432 + 1642496*B, B)); /* %446 group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(214, (double)917504*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B + (double)16*B + (double)32 + (double)64*B), convirt_image_vjp_k296_group_norm_grad_x(A + 37818432 + 393216*B, A + 37818432 + 262144*B, A + 37818432 + 524288*B, A + 37818432 + 1642496*B, (real *)P + 320, A + 37818432, B)); /* %447 group_norm_grad_x [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(215, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 0, A + 37818432, B)); /* %448 reduce [1,32,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(216, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 22320, A + 0)); /* %450 slice [32,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(217, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 22352, A + 0)); /* %452 slice [32,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(218, (double)131072*B, sizeof(real)*((double)32*B + (double)131072*B), convirt_image_vjp_k304_sum(A + 37818432, A + 37818432 + 393216*B, B)); /* %455 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(219, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 22384, A + 37818432, B)); /* %456 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(220, (double)2359296*B, sizeof(real)*((double)288 + (double)131072*B + (double)4096*B), convirt_image_vjp_k308_conv2d_weight_grad(A + 22032, A + 37818432 + 393216*B, A + 37818432 + 1638400*B, A + 0, B)); /* %459 conv2d_weight_grad [32,1,3,3]  graphs/lib/image_encoder.lua:6 */
     memcpy(grads + 0, A + 22032, sizeof(real)*288); /* d loss / d image.stem.weight */
     memcpy(grads + 288, A + 22384, sizeof(real)*32); /* d loss / d image.stem.bias */
     memcpy(grads + 320, A + 22352, sizeof(real)*32); /* d loss / d image.stem_gn.weight */

@@ -16,70 +16,60 @@
 
 #ifdef RECLF_PROFILE
 #include "profile.h"
-static reclf_prof_entry prof[61] = {
+static reclf_prof_entry prof[51] = {
     {"convirt_image_k3_fused_scale_addc", "%3 fused:scale_addc [B,1,64,64]", "graphs/lib/image_encoder.lua:19", 0, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_k6_conv2d", "%6 conv2d [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_k9_group_norm_stats", "%9 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_k10_group_norm", "%10 group_norm [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_k11_relu", "%11 map:relu [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k11_group_norm_relu", "%11 group_norm+relu [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 0, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_k14_conv2d", "%14 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_k17_group_norm_stats", "%17 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_k18_group_norm", "%18 group_norm [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_k19_relu", "%19 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k19_group_norm_relu", "%19 group_norm+relu [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_k22_conv2d", "%22 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_k17_group_norm_stats", "%25 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_k18_group_norm", "%26 group_norm [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_k19_relu", "%27 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k19_group_norm_relu", "%27 group_norm+relu [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_k22_conv2d", "%30 conv2d [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_k17_group_norm_stats", "%33 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_k18_group_norm", "%34 group_norm [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k34_group_norm", "%34 group_norm [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_k36_fused_relu_add", "%36 fused:relu_add [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_k39_conv2d", "%39 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_k42_group_norm_stats", "%42 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_k43_group_norm", "%43 group_norm [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_k44_relu", "%44 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k44_group_norm_relu", "%44 group_norm+relu [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_k47_conv2d", "%47 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_k42_group_norm_stats", "%50 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_k43_group_norm", "%51 group_norm [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_k44_relu", "%52 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k44_group_norm_relu", "%52 group_norm+relu [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_k47_conv2d", "%55 conv2d [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_k42_group_norm_stats", "%58 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_k43_group_norm", "%59 group_norm [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k59_group_norm", "%59 group_norm [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_k61_fused_relu_add", "%61 fused:relu_add [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_k64_conv2d", "%64 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_k67_group_norm_stats", "%67 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_k68_group_norm", "%68 group_norm [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_k69_relu", "%69 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k69_group_norm_relu", "%69 group_norm+relu [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_k72_conv2d", "%72 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_k67_group_norm_stats", "%75 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_k68_group_norm", "%76 group_norm [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_k69_relu", "%77 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k69_group_norm_relu", "%77 group_norm+relu [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_k72_conv2d", "%80 conv2d [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_k67_group_norm_stats", "%83 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_k68_group_norm", "%84 group_norm [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k84_group_norm", "%84 group_norm [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_k86_fused_relu_add", "%86 fused:relu_add [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0, 0, 0, 0},
     {"seg_finetune_k104_id", "%107 map:id [B,128,8,2,8,2]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0, 0, 0, 0},
     {"seg_finetune_k106_concat", "%109 concat [B,192,16,16]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0, 0, 0, 0},
     {"seg_finetune_k109_conv2d", "%112 conv2d [B,64,16,16]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_k42_group_norm_stats", "%115 group_norm_stats [B,8,2]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_k43_group_norm", "%116 group_norm [B,64,16,16]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_k44_relu", "%117 map:relu [B,64,16,16]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k44_group_norm_relu", "%117 group_norm+relu [B,64,16,16]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0, 0, 0, 0},
     {"seg_finetune_k116_id", "%119 map:id [B,64,16,2,16,2]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0, 0, 0, 0},
     {"seg_finetune_k118_concat", "%121 concat [B,96,32,32]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0, 0, 0, 0},
     {"seg_finetune_k121_conv2d", "%124 conv2d [B,32,32,32]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_k17_group_norm_stats", "%127 group_norm_stats [B,8,2]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_k18_group_norm", "%128 group_norm [B,32,32,32]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_k19_relu", "%129 map:relu [B,32,32,32]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k19_group_norm_relu", "%129 group_norm+relu [B,32,32,32]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0, 0, 0, 0},
     {"seg_finetune_k128_id", "%131 map:id [B,32,32,2,32,2]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0, 0, 0, 0},
     {"seg_finetune_k130_concat", "%133 concat [B,64,64,64]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0, 0, 0, 0},
     {"seg_finetune_k133_conv2d", "%136 conv2d [B,32,64,64]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_k9_group_norm_stats", "%139 group_norm_stats [B,8,2]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_k10_group_norm", "%140 group_norm [B,32,64,64]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_k11_relu", "%141 map:relu [B,32,64,64]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_k11_group_norm_relu", "%141 group_norm+relu [B,32,64,64]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0, 0, 0, 0},
     {"seg_finetune_k141_conv2d", "%144 conv2d [B,1,64,64]", "graphs/seg.lua:58", 0, 0, 0, 0, 0, 0, 0, 0},
     {"seg_finetune_k159_sigmoid", "%145 map:sigmoid [B,1,64,64]", "graphs/seg.lua:58", 0, 0, 0, 0, 0, 0, 0, 0},
 };
-const reclf_prof_table reclf_profile_seg_predict = {61, prof};
+const reclf_prof_table reclf_profile_seg_predict = {51, prof};
 #define CALL(i, fl, by, call) do { double t0_ = reclf_prof_now(); call; prof[i].seconds += reclf_prof_now() - t0_; \
     prof[i].calls++; prof[i].flops += (fl); prof[i].bytes += (double)(by); } while (0)
 #define PROF_GEMM(i, m, n, k) (prof[i].gemm_m = (m), prof[i].gemm_n = (n), prof[i].gemm_k = (k))
@@ -98,78 +88,68 @@ static void forward(void *arena, const real *P, void *const *inputs, const long 
     real *A = arena; (void)A; (void)P; (void)inputs;
     CALL(0, (double)8192*B, sizeof(real)*((double)4096*B + (double)4096*B), convirt_image_k3_fused_scale_addc(A + 37818432 + 131072*B, (real *)inputs[0], B)); /* %3 fused:scale_addc [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
     CALL(1, (double)2359296*B, sizeof(real)*((double)131072*B + (double)4096*B + (double)288 + (double)32), convirt_image_k6_conv2d(A + 37818432, A + 37818432 + 131072*B, (real *)P + 0, (real *)P + 288, A + 0, B)); /* %6 conv2d [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(2, (double)524288*B, sizeof(real)*((double)16*B + (double)131072*B), convirt_image_k9_group_norm_stats(A + 37818432 + 262144*B, A + 37818432, B)); /* %9 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(3, (double)524288*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)16*B + (double)32 + (double)32), convirt_image_k10_group_norm(A + 37818432 + 131072*B, A + 37818432, A + 37818432 + 262144*B, (real *)P + 320, (real *)P + 352, B)); /* %10 group_norm [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(4, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), convirt_image_k11_relu(A + 37818432 + 262144*B, A + 37818432 + 131072*B, B)); /* %11 map:relu [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
-    PROF_GEMM(5, 32, 1024, 288);
-    CALL(5, (double)18874368*B, sizeof(real)*((double)32768*B + (double)131072*B + (double)9216 + (double)32), convirt_image_k14_conv2d(A + 37818432, A + 37818432 + 262144*B, (real *)P + 384, (real *)P + 9600, A + 0, B)); /* %14 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(6, (double)131072*B, sizeof(real)*((double)16*B + (double)32768*B), convirt_image_k17_group_norm_stats(A + 37818432 + 65536*B, A + 37818432, B)); /* %17 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(7, (double)131072*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)32), convirt_image_k18_group_norm(A + 37818432 + 32768*B, A + 37818432, A + 37818432 + 65536*B, (real *)P + 9632, (real *)P + 9664, B)); /* %18 group_norm [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(8, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_k19_relu(A + 37818432, A + 37818432 + 32768*B, B)); /* %19 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
-    PROF_GEMM(9, 32, 1024, 288);
-    CALL(9, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216 + (double)32), convirt_image_k22_conv2d(A + 37818432 + 32768*B, A + 37818432, (real *)P + 9696, (real *)P + 18912, A + 0, B)); /* %22 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(10, (double)131072*B, sizeof(real)*((double)16*B + (double)32768*B), convirt_image_k17_group_norm_stats(A + 37818432 + 98304*B, A + 37818432 + 32768*B, B)); /* %25 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(11, (double)131072*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)32), convirt_image_k18_group_norm(A + 37818432 + 65536*B, A + 37818432 + 32768*B, A + 37818432 + 98304*B, (real *)P + 18944, (real *)P + 18976, B)); /* %26 group_norm [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(12, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_k19_relu(A + 37818432 + 32768*B, A + 37818432 + 65536*B, B)); /* %27 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
-    PROF_GEMM(13, 32, 1024, 288);
-    CALL(13, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216 + (double)32), convirt_image_k22_conv2d(A + 37818432 + 65536*B, A + 37818432 + 32768*B, (real *)P + 19008, (real *)P + 28224, A + 0, B)); /* %30 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(14, (double)131072*B, sizeof(real)*((double)16*B + (double)32768*B), convirt_image_k17_group_norm_stats(A + 37818432 + 98304*B, A + 37818432 + 65536*B, B)); /* %33 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:13 */
-    CALL(15, (double)131072*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)32), convirt_image_k18_group_norm(A + 37818432 + 32768*B, A + 37818432 + 65536*B, A + 37818432 + 98304*B, (real *)P + 28256, (real *)P + 28288, B)); /* %34 group_norm [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(16, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_k36_fused_relu_add(A + 37818432 + 163840*B, A + 37818432, A + 37818432 + 32768*B, B)); /* %36 fused:relu_add [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
-    PROF_GEMM(17, 64, 256, 288);
-    CALL(17, (double)9437184*B, sizeof(real)*((double)16384*B + (double)32768*B + (double)18432 + (double)64), convirt_image_k39_conv2d(A + 37818432 + 196608*B, A + 37818432 + 163840*B, (real *)P + 28320, (real *)P + 46752, A + 0, B)); /* %39 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(18, (double)65536*B, sizeof(real)*((double)16*B + (double)16384*B), convirt_image_k42_group_norm_stats(A + 37818432 + 229376*B, A + 37818432 + 196608*B, B)); /* %42 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(19, (double)65536*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)64), convirt_image_k43_group_norm(A + 37818432 + 212992*B, A + 37818432 + 196608*B, A + 37818432 + 229376*B, (real *)P + 46816, (real *)P + 46880, B)); /* %43 group_norm [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(20, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_k44_relu(A + 37818432 + 196608*B, A + 37818432 + 212992*B, B)); /* %44 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
-    PROF_GEMM(21, 64, 256, 576);
-    CALL(21, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864 + (double)64), convirt_image_k47_conv2d(A + 37818432 + 212992*B, A + 37818432 + 196608*B, (real *)P + 46944, (real *)P + 83808, A + 0, B)); /* %47 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(22, (double)65536*B, sizeof(real)*((double)16*B + (double)16384*B), convirt_image_k42_group_norm_stats(A + 37818432 + 245760*B, A + 37818432 + 212992*B, B)); /* %50 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(23, (double)65536*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)64), convirt_image_k43_group_norm(A + 37818432 + 229376*B, A + 37818432 + 212992*B, A + 37818432 + 245760*B, (real *)P + 83872, (real *)P + 83936, B)); /* %51 group_norm [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(24, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_k44_relu(A + 37818432 + 212992*B, A + 37818432 + 229376*B, B)); /* %52 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
-    PROF_GEMM(25, 64, 256, 576);
-    CALL(25, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864 + (double)64), convirt_image_k47_conv2d(A + 37818432 + 229376*B, A + 37818432 + 212992*B, (real *)P + 84000, (real *)P + 120864, A + 0, B)); /* %55 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(26, (double)65536*B, sizeof(real)*((double)16*B + (double)16384*B), convirt_image_k42_group_norm_stats(A + 37818432 + 245760*B, A + 37818432 + 229376*B, B)); /* %58 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:13 */
-    CALL(27, (double)65536*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)64), convirt_image_k43_group_norm(A + 37818432 + 212992*B, A + 37818432 + 229376*B, A + 37818432 + 245760*B, (real *)P + 120928, (real *)P + 120992, B)); /* %59 group_norm [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(28, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_k61_fused_relu_add(A + 37818432 + 229376*B, A + 37818432 + 196608*B, A + 37818432 + 212992*B, B)); /* %61 fused:relu_add [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
-    PROF_GEMM(29, 128, 64, 576);
-    CALL(29, (double)9437184*B, sizeof(real)*((double)8192*B + (double)16384*B + (double)73728 + (double)128), convirt_image_k64_conv2d(A + 37818432 + 245760*B, A + 37818432 + 229376*B, (real *)P + 121056, (real *)P + 194784, A + 0, B)); /* %64 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(30, (double)32768*B, sizeof(real)*((double)16*B + (double)8192*B), convirt_image_k67_group_norm_stats(A + 37818432 + 196608*B, A + 37818432 + 245760*B, B)); /* %67 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(31, (double)32768*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)128), convirt_image_k68_group_norm(A + 37818432 + 253952*B, A + 37818432 + 245760*B, A + 37818432 + 196608*B, (real *)P + 194912, (real *)P + 195040, B)); /* %68 group_norm [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(32, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k69_relu(A + 37818432 + 245760*B, A + 37818432 + 253952*B, B)); /* %69 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
-    PROF_GEMM(33, 128, 64, 1152);
-    CALL(33, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456 + (double)128), convirt_image_k72_conv2d(A + 37818432 + 253952*B, A + 37818432 + 245760*B, (real *)P + 195168, (real *)P + 342624, A + 0, B)); /* %72 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(34, (double)32768*B, sizeof(real)*((double)16*B + (double)8192*B), convirt_image_k67_group_norm_stats(A + 37818432 + 204800*B, A + 37818432 + 253952*B, B)); /* %75 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(35, (double)32768*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)128), convirt_image_k68_group_norm(A + 37818432 + 196608*B, A + 37818432 + 253952*B, A + 37818432 + 204800*B, (real *)P + 342752, (real *)P + 342880, B)); /* %76 group_norm [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(36, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k69_relu(A + 37818432 + 253952*B, A + 37818432 + 196608*B, B)); /* %77 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
-    PROF_GEMM(37, 128, 64, 1152);
-    CALL(37, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456 + (double)128), convirt_image_k72_conv2d(A + 37818432 + 196608*B, A + 37818432 + 253952*B, (real *)P + 343008, (real *)P + 490464, A + 0, B)); /* %80 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(38, (double)32768*B, sizeof(real)*((double)16*B + (double)8192*B), convirt_image_k67_group_norm_stats(A + 37818432 + 204800*B, A + 37818432 + 196608*B, B)); /* %83 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:13 */
-    CALL(39, (double)32768*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)128), convirt_image_k68_group_norm(A + 37818432 + 253952*B, A + 37818432 + 196608*B, A + 37818432 + 204800*B, (real *)P + 490592, (real *)P + 490720, B)); /* %84 group_norm [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(40, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_k86_fused_relu_add(A + 37818432, A + 37818432 + 245760*B, A + 37818432 + 253952*B, B)); /* %86 fused:relu_add [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
-    CALL(41, (double)32768*B, sizeof(real)*((double)32768*B + (double)8192*B), seg_finetune_k104_id(A + 37818432 + 196608*B, A + 37818432, B)); /* %107 map:id [B,128,8,2,8,2]  graphs/lib/unet.lua:15 */
-    CALL(42, 0, sizeof(real)*((double)49152*B + (double)32768*B + (double)16384*B), seg_finetune_k106_concat(A + 37818432, A + 37818432 + 196608*B, A + 37818432 + 229376*B, B)); /* %109 concat [B,192,16,16]  graphs/lib/unet.lua:15 */
-    PROF_GEMM(43, 64, 256, 1728);
-    CALL(43, (double)56623104*B, sizeof(real)*((double)16384*B + (double)49152*B + (double)110592 + (double)64), seg_finetune_k109_conv2d(A + 37818432 + 196608*B, A + 37818432, (real *)P + 523872, (real *)P + 634464, A + 0, B)); /* %112 conv2d [B,64,16,16]  graphs/lib/unet.lua:16 */
-    CALL(44, (double)65536*B, sizeof(real)*((double)16*B + (double)16384*B), convirt_image_k42_group_norm_stats(A + 37818432 + 229376*B, A + 37818432 + 196608*B, B)); /* %115 group_norm_stats [B,8,2]  graphs/lib/unet.lua:17 */
-    CALL(45, (double)65536*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)64), convirt_image_k43_group_norm(A + 37818432 + 212992*B, A + 37818432 + 196608*B, A + 37818432 + 229376*B, (real *)P + 634528, (real *)P + 634592, B)); /* %116 group_norm [B,64,16,16]  graphs/lib/unet.lua:17 */
-    CALL(46, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_k44_relu(A + 37818432 + 196608*B, A + 37818432 + 212992*B, B)); /* %117 map:relu [B,64,16,16]  graphs/lib/unet.lua:17 */
-    CALL(47, (double)65536*B, sizeof(real)*((double)65536*B + (double)16384*B), seg_finetune_k116_id(A + 37818432 + 98304*B, A + 37818432 + 196608*B, B)); /* %119 map:id [B,64,16,2,16,2]  graphs/lib/unet.lua:15 */
-    CALL(48, 0, sizeof(real)*((double)98304*B + (double)65536*B + (double)32768*B), seg_finetune_k118_concat(A + 37818432, A + 37818432 + 98304*B, A + 37818432 + 163840*B, B)); /* %121 concat [B,96,32,32]  graphs/lib/unet.lua:15 */
-    PROF_GEMM(49, 32, 1024, 864);
-    CALL(49, (double)56623104*B, sizeof(real)*((double)32768*B + (double)98304*B + (double)27648 + (double)32), seg_finetune_k121_conv2d(A + 37818432 + 98304*B, A + 37818432, (real *)P + 634656, (real *)P + 662304, A + 0, B)); /* %124 conv2d [B,32,32,32]  graphs/lib/unet.lua:16 */
-    CALL(50, (double)131072*B, sizeof(real)*((double)16*B + (double)32768*B), convirt_image_k17_group_norm_stats(A + 37818432 + 32768*B, A + 37818432 + 98304*B, B)); /* %127 group_norm_stats [B,8,2]  graphs/lib/unet.lua:17 */
-    CALL(51, (double)131072*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)32), convirt_image_k18_group_norm(A + 37818432, A + 37818432 + 98304*B, A + 37818432 + 32768*B, (real *)P + 662336, (real *)P + 662368, B)); /* %128 group_norm [B,32,32,32]  graphs/lib/unet.lua:17 */
-    CALL(52, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_k19_relu(A + 37818432 + 32768*B, A + 37818432, B)); /* %129 map:relu [B,32,32,32]  graphs/lib/unet.lua:17 */
-    CALL(53, (double)131072*B, sizeof(real)*((double)131072*B + (double)32768*B), seg_finetune_k128_id(A + 37818432 + 393216*B, A + 37818432 + 32768*B, B)); /* %131 map:id [B,32,32,2,32,2]  graphs/lib/unet.lua:15 */
-    CALL(54, 0, sizeof(real)*((double)262144*B + (double)131072*B + (double)131072*B), seg_finetune_k130_concat(A + 37818432, A + 37818432 + 393216*B, A + 37818432 + 262144*B, B)); /* %133 concat [B,64,64,64]  graphs/lib/unet.lua:15 */
-    PROF_GEMM(55, 32, 4096, 576);
-    CALL(55, (double)150994944*B, sizeof(real)*((double)131072*B + (double)262144*B + (double)18432 + (double)32), seg_finetune_k133_conv2d(A + 37818432 + 262144*B, A + 37818432, (real *)P + 662400, (real *)P + 680832, A + 0, B)); /* %136 conv2d [B,32,64,64]  graphs/lib/unet.lua:16 */
-    CALL(56, (double)524288*B, sizeof(real)*((double)16*B + (double)131072*B), convirt_image_k9_group_norm_stats(A + 37818432 + 131072*B, A + 37818432 + 262144*B, B)); /* %139 group_norm_stats [B,8,2]  graphs/lib/unet.lua:17 */
-    CALL(57, (double)524288*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)16*B + (double)32 + (double)32), convirt_image_k10_group_norm(A + 37818432, A + 37818432 + 262144*B, A + 37818432 + 131072*B, (real *)P + 680864, (real *)P + 680896, B)); /* %140 group_norm [B,32,64,64]  graphs/lib/unet.lua:17 */
-    CALL(58, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), convirt_image_k11_relu(A + 37818432 + 131072*B, A + 37818432, B)); /* %141 map:relu [B,32,64,64]  graphs/lib/unet.lua:17 */
-    PROF_GEMM(59, 1, 4096, 32);
-    CALL(59, (double)262144*B, sizeof(real)*((double)4096*B + (double)131072*B + (double)32 + (double)1), seg_finetune_k141_conv2d(A + 37818432, A + 37818432 + 131072*B, (real *)P + 680928, (real *)P + 680960, B)); /* %144 conv2d [B,1,64,64]  graphs/seg.lua:58 */
-    CALL(60, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B), seg_finetune_k159_sigmoid(A + 37818432 + 4096*B, A + 37818432, B)); /* %145 map:sigmoid [B,1,64,64]  graphs/seg.lua:58 */
+    CALL(2, (double)524288*B, sizeof(real)*((double)16*B + (double)131072*B), convirt_image_k9_group_norm_stats(A + 37818432 + 131072*B, A + 37818432, B)); /* %9 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(3, (double)655360*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)16*B + (double)32 + (double)32), convirt_image_k11_group_norm_relu(A + 37818432 + 262144*B, A + 37818432, A + 37818432 + 131072*B, (real *)P + 320, (real *)P + 352, B)); /* %11 group_norm+relu [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
+    PROF_GEMM(4, 32, 1024, 288);
+    CALL(4, (double)18874368*B, sizeof(real)*((double)32768*B + (double)131072*B + (double)9216 + (double)32), convirt_image_k14_conv2d(A + 37818432, A + 37818432 + 262144*B, (real *)P + 384, (real *)P + 9600, A + 0, B)); /* %14 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(5, (double)131072*B, sizeof(real)*((double)16*B + (double)32768*B), convirt_image_k17_group_norm_stats(A + 37818432 + 65536*B, A + 37818432, B)); /* %17 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(6, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)32), convirt_image_k19_group_norm_relu(A + 37818432 + 32768*B, A + 37818432, A + 37818432 + 65536*B, (real *)P + 9632, (real *)P + 9664, B)); /* %19 group_norm+relu [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
+    PROF_GEMM(7, 32, 1024, 288);
+    CALL(7, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216 + (double)32), convirt_image_k22_conv2d(A + 37818432, A + 37818432 + 32768*B, (real *)P + 9696, (real *)P + 18912, A + 0, B)); /* %22 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(8, (double)131072*B, sizeof(real)*((double)16*B + (double)32768*B), convirt_image_k17_group_norm_stats(A + 37818432 + 98304*B, A + 37818432, B)); /* %25 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(9, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)32), convirt_image_k19_group_norm_relu(A + 37818432 + 65536*B, A + 37818432, A + 37818432 + 98304*B, (real *)P + 18944, (real *)P + 18976, B)); /* %27 group_norm+relu [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
+    PROF_GEMM(10, 32, 1024, 288);
+    CALL(10, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216 + (double)32), convirt_image_k22_conv2d(A + 37818432, A + 37818432 + 65536*B, (real *)P + 19008, (real *)P + 28224, A + 0, B)); /* %30 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(11, (double)131072*B, sizeof(real)*((double)16*B + (double)32768*B), convirt_image_k17_group_norm_stats(A + 37818432 + 98304*B, A + 37818432, B)); /* %33 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(12, (double)131072*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)32), convirt_image_k34_group_norm(A + 37818432 + 65536*B, A + 37818432, A + 37818432 + 98304*B, (real *)P + 28256, (real *)P + 28288, B)); /* %34 group_norm [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(13, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_k36_fused_relu_add(A + 37818432 + 163840*B, A + 37818432 + 32768*B, A + 37818432 + 65536*B, B)); /* %36 fused:relu_add [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
+    PROF_GEMM(14, 64, 256, 288);
+    CALL(14, (double)9437184*B, sizeof(real)*((double)16384*B + (double)32768*B + (double)18432 + (double)64), convirt_image_k39_conv2d(A + 37818432 + 196608*B, A + 37818432 + 163840*B, (real *)P + 28320, (real *)P + 46752, A + 0, B)); /* %39 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(15, (double)65536*B, sizeof(real)*((double)16*B + (double)16384*B), convirt_image_k42_group_norm_stats(A + 37818432 + 229376*B, A + 37818432 + 196608*B, B)); /* %42 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(16, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)64), convirt_image_k44_group_norm_relu(A + 37818432 + 212992*B, A + 37818432 + 196608*B, A + 37818432 + 229376*B, (real *)P + 46816, (real *)P + 46880, B)); /* %44 group_norm+relu [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
+    PROF_GEMM(17, 64, 256, 576);
+    CALL(17, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864 + (double)64), convirt_image_k47_conv2d(A + 37818432 + 196608*B, A + 37818432 + 212992*B, (real *)P + 46944, (real *)P + 83808, A + 0, B)); /* %47 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(18, (double)65536*B, sizeof(real)*((double)16*B + (double)16384*B), convirt_image_k42_group_norm_stats(A + 37818432 + 245760*B, A + 37818432 + 196608*B, B)); /* %50 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(19, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)64), convirt_image_k44_group_norm_relu(A + 37818432 + 229376*B, A + 37818432 + 196608*B, A + 37818432 + 245760*B, (real *)P + 83872, (real *)P + 83936, B)); /* %52 group_norm+relu [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
+    PROF_GEMM(20, 64, 256, 576);
+    CALL(20, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864 + (double)64), convirt_image_k47_conv2d(A + 37818432 + 196608*B, A + 37818432 + 229376*B, (real *)P + 84000, (real *)P + 120864, A + 0, B)); /* %55 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(21, (double)65536*B, sizeof(real)*((double)16*B + (double)16384*B), convirt_image_k42_group_norm_stats(A + 37818432 + 245760*B, A + 37818432 + 196608*B, B)); /* %58 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(22, (double)65536*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)64), convirt_image_k59_group_norm(A + 37818432 + 229376*B, A + 37818432 + 196608*B, A + 37818432 + 245760*B, (real *)P + 120928, (real *)P + 120992, B)); /* %59 group_norm [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(23, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_k61_fused_relu_add(A + 37818432 + 245760*B, A + 37818432 + 212992*B, A + 37818432 + 229376*B, B)); /* %61 fused:relu_add [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
+    PROF_GEMM(24, 128, 64, 576);
+    CALL(24, (double)9437184*B, sizeof(real)*((double)8192*B + (double)16384*B + (double)73728 + (double)128), convirt_image_k64_conv2d(A + 37818432 + 196608*B, A + 37818432 + 245760*B, (real *)P + 121056, (real *)P + 194784, A + 0, B)); /* %64 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(25, (double)32768*B, sizeof(real)*((double)16*B + (double)8192*B), convirt_image_k67_group_norm_stats(A + 37818432 + 212992*B, A + 37818432 + 196608*B, B)); /* %67 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(26, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)128), convirt_image_k69_group_norm_relu(A + 37818432 + 204800*B, A + 37818432 + 196608*B, A + 37818432 + 212992*B, (real *)P + 194912, (real *)P + 195040, B)); /* %69 group_norm+relu [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
+    PROF_GEMM(27, 128, 64, 1152);
+    CALL(27, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456 + (double)128), convirt_image_k72_conv2d(A + 37818432 + 196608*B, A + 37818432 + 204800*B, (real *)P + 195168, (real *)P + 342624, A + 0, B)); /* %72 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(28, (double)32768*B, sizeof(real)*((double)16*B + (double)8192*B), convirt_image_k67_group_norm_stats(A + 37818432 + 221184*B, A + 37818432 + 196608*B, B)); /* %75 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(29, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)128), convirt_image_k69_group_norm_relu(A + 37818432 + 212992*B, A + 37818432 + 196608*B, A + 37818432 + 221184*B, (real *)P + 342752, (real *)P + 342880, B)); /* %77 group_norm+relu [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
+    PROF_GEMM(30, 128, 64, 1152);
+    CALL(30, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456 + (double)128), convirt_image_k72_conv2d(A + 37818432 + 196608*B, A + 37818432 + 212992*B, (real *)P + 343008, (real *)P + 490464, A + 0, B)); /* %80 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(31, (double)32768*B, sizeof(real)*((double)16*B + (double)8192*B), convirt_image_k67_group_norm_stats(A + 37818432 + 221184*B, A + 37818432 + 196608*B, B)); /* %83 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(32, (double)32768*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)128), convirt_image_k84_group_norm(A + 37818432 + 212992*B, A + 37818432 + 196608*B, A + 37818432 + 221184*B, (real *)P + 490592, (real *)P + 490720, B)); /* %84 group_norm [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(33, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_k86_fused_relu_add(A + 37818432 + 229376*B, A + 37818432 + 204800*B, A + 37818432 + 212992*B, B)); /* %86 fused:relu_add [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
+    CALL(34, (double)32768*B, sizeof(real)*((double)32768*B + (double)8192*B), seg_finetune_k104_id(A + 37818432 + 196608*B, A + 37818432 + 229376*B, B)); /* %107 map:id [B,128,8,2,8,2]  graphs/lib/unet.lua:15 */
+    CALL(35, 0, sizeof(real)*((double)49152*B + (double)32768*B + (double)16384*B), seg_finetune_k106_concat(A + 37818432, A + 37818432 + 196608*B, A + 37818432 + 245760*B, B)); /* %109 concat [B,192,16,16]  graphs/lib/unet.lua:15 */
+    PROF_GEMM(36, 64, 256, 1728);
+    CALL(36, (double)56623104*B, sizeof(real)*((double)16384*B + (double)49152*B + (double)110592 + (double)64), seg_finetune_k109_conv2d(A + 37818432 + 196608*B, A + 37818432, (real *)P + 523872, (real *)P + 634464, A + 0, B)); /* %112 conv2d [B,64,16,16]  graphs/lib/unet.lua:16 */
+    CALL(37, (double)65536*B, sizeof(real)*((double)16*B + (double)16384*B), convirt_image_k42_group_norm_stats(A + 37818432 + 229376*B, A + 37818432 + 196608*B, B)); /* %115 group_norm_stats [B,8,2]  graphs/lib/unet.lua:17 */
+    CALL(38, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)64), convirt_image_k44_group_norm_relu(A + 37818432 + 212992*B, A + 37818432 + 196608*B, A + 37818432 + 229376*B, (real *)P + 634528, (real *)P + 634592, B)); /* %117 group_norm+relu [B,64,16,16]  graphs/lib/unet.lua:17 */
+    CALL(39, (double)65536*B, sizeof(real)*((double)65536*B + (double)16384*B), seg_finetune_k116_id(A + 37818432 + 98304*B, A + 37818432 + 212992*B, B)); /* %119 map:id [B,64,16,2,16,2]  graphs/lib/unet.lua:15 */
+    CALL(40, 0, sizeof(real)*((double)98304*B + (double)65536*B + (double)32768*B), seg_finetune_k118_concat(A + 37818432, A + 37818432 + 98304*B, A + 37818432 + 163840*B, B)); /* %121 concat [B,96,32,32]  graphs/lib/unet.lua:15 */
+    PROF_GEMM(41, 32, 1024, 864);
+    CALL(41, (double)56623104*B, sizeof(real)*((double)32768*B + (double)98304*B + (double)27648 + (double)32), seg_finetune_k121_conv2d(A + 37818432 + 98304*B, A + 37818432, (real *)P + 634656, (real *)P + 662304, A + 0, B)); /* %124 conv2d [B,32,32,32]  graphs/lib/unet.lua:16 */
+    CALL(42, (double)131072*B, sizeof(real)*((double)16*B + (double)32768*B), convirt_image_k17_group_norm_stats(A + 37818432 + 32768*B, A + 37818432 + 98304*B, B)); /* %127 group_norm_stats [B,8,2]  graphs/lib/unet.lua:17 */
+    CALL(43, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)32), convirt_image_k19_group_norm_relu(A + 37818432, A + 37818432 + 98304*B, A + 37818432 + 32768*B, (real *)P + 662336, (real *)P + 662368, B)); /* %129 group_norm+relu [B,32,32,32]  graphs/lib/unet.lua:17 */
+    CALL(44, (double)131072*B, sizeof(real)*((double)131072*B + (double)32768*B), seg_finetune_k128_id(A + 37818432 + 393216*B, A + 37818432, B)); /* %131 map:id [B,32,32,2,32,2]  graphs/lib/unet.lua:15 */
+    CALL(45, 0, sizeof(real)*((double)262144*B + (double)131072*B + (double)131072*B), seg_finetune_k130_concat(A + 37818432, A + 37818432 + 393216*B, A + 37818432 + 262144*B, B)); /* %133 concat [B,64,64,64]  graphs/lib/unet.lua:15 */
+    PROF_GEMM(46, 32, 4096, 576);
+    CALL(46, (double)150994944*B, sizeof(real)*((double)131072*B + (double)262144*B + (double)18432 + (double)32), seg_finetune_k133_conv2d(A + 37818432 + 262144*B, A + 37818432, (real *)P + 662400, (real *)P + 680832, A + 0, B)); /* %136 conv2d [B,32,64,64]  graphs/lib/unet.lua:16 */
+    CALL(47, (double)524288*B, sizeof(real)*((double)16*B + (double)131072*B), convirt_image_k9_group_norm_stats(A + 37818432 + 131072*B, A + 37818432 + 262144*B, B)); /* %139 group_norm_stats [B,8,2]  graphs/lib/unet.lua:17 */
+    CALL(48, (double)655360*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)16*B + (double)32 + (double)32), convirt_image_k11_group_norm_relu(A + 37818432, A + 37818432 + 262144*B, A + 37818432 + 131072*B, (real *)P + 680864, (real *)P + 680896, B)); /* %141 group_norm+relu [B,32,64,64]  graphs/lib/unet.lua:17 */
+    PROF_GEMM(49, 1, 4096, 32);
+    CALL(49, (double)262144*B, sizeof(real)*((double)4096*B + (double)131072*B + (double)32 + (double)1), seg_finetune_k141_conv2d(A + 37818432 + 131072*B, A + 37818432, (real *)P + 680928, (real *)P + 680960, B)); /* %144 conv2d [B,1,64,64]  graphs/seg.lua:58 */
+    CALL(50, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B), seg_finetune_k159_sigmoid(A + 37818432, A + 37818432 + 131072*B, B)); /* %145 map:sigmoid [B,1,64,64]  graphs/seg.lua:58 */
 }
 
 static void backward(void *arena, real *grads, const real *P, void *const *inputs, real *const *input_grads, const long *dims) {
@@ -239,7 +219,7 @@ static const real *output(const void *arena, int k, const long *dims) {
     const long B = dims[0]; (void)B;
     const real *A = arena;
     switch (k) {
-    case 0: return A + 37818432 + 4096*B; /* prob */
+    case 0: return A + 37818432; /* prob */
     default: return 0;
     }
 }

@@ -50,8 +50,10 @@ local FNS = {
              grad = function(F, n, g) return { F.mul(g, F.scale(n.inputs[1], 2)) } end },
   abs    = { arity = 1, c = function(a) return "fabs(" .. a[1] .. ")" end,
              grad = function(F, n, g) return { F.mul(g, F.sign(n.inputs[1])) } end },
+  -- the mask reads the output (relu(x) > 0 exactly when x > 0): the input need not be kept for
+  -- the backward pass, so a GroupNorm before a ReLU can write the ReLU's output directly
   relu   = { arity = 1, c = function(a) return a[1] .. " > 0 ? " .. a[1] .. " : (real)0" end,
-             grad = function(F, n, g) return { F.mul(g, F.step(n.inputs[1], 0)) } end },
+             grad = function(F, n, g) return { F.mul(g, F.step(n, 0)) } end },
   sigmoid = { arity = 1, c = function(a) return "(real)1 / ((real)1 + exp_real(-" .. a[1] .. "))" end,
              grad = function(F, n, g) return { F.mul(g, F.mul(n, F.addc(F.neg(n), 1))) } end },
   tanh   = { arity = 1, c = function(a) return "tanh(" .. a[1] .. ")" end,

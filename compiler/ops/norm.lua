@@ -1,6 +1,7 @@
 -- GroupNorm as four kernels, two per direction, each one pass over the activations:
 --   group_norm_stats  x [N, C, ...] -> [N, G, 2]: each group's mean and 1/sqrt(var + eps)
---   group_norm        x, stats, gamma [C], beta [C] -> y = (x - mean) * rstd * gamma + beta
+--   group_norm        x, stats, gamma [C], beta [C] -> y = (x - mean) * rstd * gamma + beta, or
+--                     its ReLU (attrs.relu, folded in by passes/epilogue.lua)
 --   group_norm_sums   dy, x, stats -> [N, C, 2]: per image and channel, sum dy and sum dy * xhat
 --   group_norm_grad_x dy, x, stats, gamma, sums -> dx
 -- Composed from element-wise ops and reductions, the same norm takes about nine passes over the
@@ -99,11 +100,12 @@ M.ops.group_norm = {
       string.format("        const real mean = %s[ng*2], rstd = %s[ng*2 + 1], gc = %s[c], bc = %s[c];", stats, stats, gamma, beta),
       "        const real *xp = " .. x .. " + nc*S;",
       "        real *yp = " .. names.out .. " + nc*S;",
-      "        for (long i = 0; i < S; i++) yp[i] = (xp[i] - mean) * rstd * gc + bc;",
+      n.attrs.relu and "        for (long i = 0; i < S; i++) { const real v = (xp[i] - mean) * rstd * gc + bc; yp[i] = v > 0 ? v : (real)0; }"
+        or "        for (long i = 0; i < S; i++) yp[i] = (xp[i] - mean) * rstd * gc + bc;",
       "    }",
     }, "\n")
   end,
-  flops = function(n) return size.mul(size.numel(n.inputs[1].shape), size.mono(4)) end,
+  flops = function(n) return size.mul(size.numel(n.inputs[1].shape), size.mono(n.attrs.relu and 5 or 4)) end,
 }
 
 M.ops.group_norm_sums = {

@@ -16,6 +16,9 @@
 -- reassociation pass flattens [B, L, d] x [d, e] into one [B*L, d] x [d, e] product) when the last
 -- dimension is kept and every other leaf is either broadcast over all the leading dimensions (a
 -- bias) or has the consumer's whole shape (a residual).
+--
+-- Likewise a lone ReLU of a GroupNorm that only it reads (same conditions) becomes the GroupNorm
+-- kernel's last step (attrs.relu): one pass over the activations instead of two.
 local size = require("compiler.size")
 local ops = require("compiler.ops")
 local simplify = require("compiler.passes.simplify")
@@ -99,6 +102,15 @@ function M.run(graph)
         folded[mm.id] = true
         count = count + 1
       end
+    end
+  end
+  -- a ReLU into the GroupNorm before it
+  for _, n in ipairs(graph.schedule) do
+    local x = n.inputs[1]
+    if n.op == "map" and n.attrs.fn == "relu" and x.op == "group_norm" and not x.attrs.relu and private(x, n) then
+      n.op, n.inputs, n.attrs = "group_norm", x.inputs, { groups = x.attrs.groups, relu = true }
+      folded[x.id] = true
+      count = count + 1
     end
   end
   simplify.drop(graph, folded)

@@ -109,4 +109,42 @@ function T.values_do_not_change(t)
   t.ok(ok, "gradients of the optimised form")
 end
 
+-- a ReLU after a GroupNorm becomes the GroupNorm kernel's last step: the ReLU's mask reads its
+-- output, so the GroupNorm's own output has no other reader; loss and gradients are unchanged
+function T.relu_joins_the_group_norm_before_it(t)
+  local build = function(g)
+    local B = g.dim("B")
+    local x = g.input("x", { B, 4, 3, 3 })
+    local h = g.group_norm(x, 2, g.param("gamma", { 4 }), g.param("beta", { 4 }))
+    g.loss(g.sum_all(g.relu(h) * g.input("r", { B, 4, 3, 3 }, { grad = false })))
+  end
+  local g = same_loss(t, build, "ep_gn_relu", { B = 3 })
+  local folded, relus = 0, 0
+  for _, n in ipairs(g.schedule) do
+    if n.op == "group_norm" and n.attrs.relu then folded = folded + 1 end
+    if n.op == "map" and n.attrs.fn == "relu" then relus = relus + 1 end
+  end
+  t.eq(folded, 1, "one GroupNorm with its ReLU")
+  t.eq(relus, 0, "no ReLU kernel of its own")
+  local fast = t.compile_optimized(build, "ep_gn_relu_check")
+  t.ok(gradcheck.run(fast, t.root, { dims = { B = 3 }, samples = 20, tol = 1e-6, workdir = t.tmpdir(), quiet = true }))
+end
+
+-- a GroupNorm whose output is wanted as well keeps it: the ReLU stays a kernel of its own
+function T.relu_of_a_group_norm_read_twice_stays(t)
+  local g = t.compile_optimized(function(g)
+    local B = g.dim("B")
+    local x = g.input("x", { B, 4, 3, 3 })
+    local h = g.group_norm(x, 2, g.param("gamma", { 4 }), g.param("beta", { 4 }))
+    g.output("h", h)
+    g.output("y", g.relu(h))
+  end, "ep_gn_twice")
+  local relus = 0
+  for _, n in ipairs(g.schedule) do
+    t.ok(not (n.op == "group_norm" and n.attrs.relu), "ReLU folded into a GroupNorm read twice")
+    if n.op == "map" and n.attrs.fn == "relu" then relus = relus + 1 end
+  end
+  t.eq(relus, 1, "the ReLU kernel stays")
+end
+
 return T
