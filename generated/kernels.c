@@ -759,8 +759,8 @@ void convirt_image_k14_conv2d(real *restrict out, const real *restrict in0, cons
     #pragma omp parallel for schedule(static)
     for (long l = 0; l < L; l++) {
         real *col = work + l*299268; /* this lane's columns, a tile at a time [K, NT] */
-        real *pp = col + 294912; /* a channel plane with its zero border [HP, S, WQ] */
-        memset(pp, 0, sizeof(real)*(size_t)(HP*S*WQ));
+        real *pp = col + 294912; /* bordered channel planes, each [HP, S, WQ] */
+        memset(pp, 0, sizeof(real)*4356);
         for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
             {
                 const long oy0 = 0, oy1 = HO, NT = HO*WO;
@@ -855,8 +855,8 @@ void convirt_image_k22_conv2d(real *restrict out, const real *restrict in0, cons
     #pragma omp parallel for schedule(static)
     for (long l = 0; l < L; l++) {
         real *col = work + l*296068; /* this lane's columns, a tile at a time [K, NT] */
-        real *pp = col + 294912; /* a channel plane with its zero border [HP, S, WQ] */
-        memset(pp, 0, sizeof(real)*(size_t)(HP*S*WQ));
+        real *pp = col + 294912; /* bordered channel planes, each [HP, S, WQ] */
+        memset(pp, 0, sizeof(real)*1156);
         for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
             {
                 const long oy0 = 0, oy1 = HO, NT = HO*WO;
@@ -940,8 +940,8 @@ void convirt_image_k39_conv2d(real *restrict out, const real *restrict in0, cons
     #pragma omp parallel for schedule(static)
     for (long l = 0; l < L; l++) {
         real *col = work + l*74884; /* this lane's columns, a tile at a time [K, NT] */
-        real *pp = col + 73728; /* a channel plane with its zero border [HP, S, WQ] */
-        memset(pp, 0, sizeof(real)*(size_t)(HP*S*WQ));
+        real *pp = col + 73728; /* bordered channel planes, each [HP, S, WQ] */
+        memset(pp, 0, sizeof(real)*1156);
         for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
             {
                 const long oy0 = 0, oy1 = HO, NT = HO*WO;
@@ -1036,8 +1036,8 @@ void convirt_image_k47_conv2d(real *restrict out, const real *restrict in0, cons
     #pragma omp parallel for schedule(static)
     for (long l = 0; l < L; l++) {
         real *col = work + l*147780; /* this lane's columns, a tile at a time [K, NT] */
-        real *pp = col + 147456; /* a channel plane with its zero border [HP, S, WQ] */
-        memset(pp, 0, sizeof(real)*(size_t)(HP*S*WQ));
+        real *pp = col + 147456; /* bordered channel planes, each [HP, S, WQ] */
+        memset(pp, 0, sizeof(real)*324);
         for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
             {
                 const long oy0 = 0, oy1 = HO, NT = HO*WO;
@@ -1121,8 +1121,8 @@ void convirt_image_k64_conv2d(real *restrict out, const real *restrict in0, cons
     #pragma omp parallel for schedule(static)
     for (long l = 0; l < L; l++) {
         real *col = work + l*37188; /* this lane's columns, a tile at a time [K, NT] */
-        real *pp = col + 36864; /* a channel plane with its zero border [HP, S, WQ] */
-        memset(pp, 0, sizeof(real)*(size_t)(HP*S*WQ));
+        real *pp = col + 36864; /* bordered channel planes, each [HP, S, WQ] */
+        memset(pp, 0, sizeof(real)*324);
         for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
             {
                 const long oy0 = 0, oy1 = HO, NT = HO*WO;
@@ -1217,8 +1217,8 @@ void convirt_image_k72_conv2d(real *restrict out, const real *restrict in0, cons
     #pragma omp parallel for schedule(static)
     for (long l = 0; l < L; l++) {
         real *col = work + l*73828; /* this lane's columns, a tile at a time [K, NT] */
-        real *pp = col + 73728; /* a channel plane with its zero border [HP, S, WQ] */
-        memset(pp, 0, sizeof(real)*(size_t)(HP*S*WQ));
+        real *pp = col + 73728; /* bordered channel planes, each [HP, S, WQ] */
+        memset(pp, 0, sizeof(real)*100);
         for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
             {
                 const long oy0 = 0, oy1 = HO, NT = HO*WO;
@@ -1868,35 +1868,33 @@ void convirt_image_vjp_k160_conv2d_input_grad(real *restrict out, const real *re
     const long nt = omp_get_max_threads() < 16 ? omp_get_max_threads() : 16, L = NB < nt ? NB : nt;
     #pragma omp parallel for schedule(static)
     for (long l = 0; l < L; l++) {
-        real *col = work + l*73828; /* this lane's columns, a tile at a time [K, NT] */
-        real *pp = col + 73728; /* a channel plane with its zero border [HP, S, WQ] */
-        memset(pp, 0, sizeof(real)*(size_t)(HP*S*WQ));
+        real *col = work + l*86528; /* this lane's columns, a tile at a time [K, NT] */
+        real *pp = col + 73728; /* bordered channel planes, each [HP, S, WQ] */
+        memset(pp, 0, sizeof(real)*12800);
         for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
-            memset(out + n*C*H*W, 0, sizeof(real)*(size_t)(C*H*W));
+            memset(pp, 0, sizeof(real)*(size_t)(C*HP*S*WQ));
             {
                 const long oy0 = 0, oy1 = HO, NT = HO*WO;
                 GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, KC, NT, 128, 1, in1, KC, in0 + n*128*HO*WO + oy0*WO, HO*WO, 0, col, NT);
                 for (long c = 0; c < C; c++) {
                     const long LDC = NT;
-                    real *xp = out + (n*C + c)*H*W;
-                    const long r0 = oy0*S, r1 = (oy1 - 1)*S + KH;
-                    memset(pp + r0*S*WQ, 0, sizeof(real)*(size_t)((r1 - r0)*S*WQ));
                     for (long ky = 0; ky < KH; ky++)
                         for (long kx = 0; kx < KW; kx++)
                             for (long oy = oy0; oy < oy1; oy++) {
                                 const real *src = col + c*KH*KW*NT + (ky*KW + kx)*LDC + (oy - oy0)*WO;
-                                real *dst = pp + (oy*S + ky)*S*WQ + kx % S*WQ + kx / S;
+                                real *dst = pp + c*HP*S*WQ + (oy*S + ky)*S*WQ + kx % S*WQ + kx / S;
                                 for (long ox = 0; ox < WO; ox++) dst[ox] += src[ox];
                             }
-                    for (long r = r0 > P ? r0 : P; r < (r1 < H + P ? r1 : H + P); r++)
-                        for (long ph = 0; ph < S; ph++) {
-                            const long lo = P > ph ? (P - ph + S - 1) / S : 0, hi = W - 1 + P - ph < 0 ? 0 : (W - 1 + P - ph) / S + 1;
-                            const real *prow = pp + r*S*WQ + ph*WQ;
-                            real *xrow = xp + (r - P)*W + ph - P;
-                            for (long q = lo; q < hi; q++) xrow[q*S] += prow[q];
-                        }
                 }
             }
+            for (long c = 0; c < C; c++)
+                for (long iy = 0; iy < H; iy++)
+                    for (long ph = 0; ph < S; ph++) {
+                        const long lo = P > ph ? (P - ph + S - 1) / S : 0, hi = W - 1 + P - ph < 0 ? 0 : (W - 1 + P - ph) / S + 1;
+                        const real *prow = pp + c*HP*S*WQ + (iy + P)*S*WQ + ph*WQ;
+                        real *xrow = out + (n*C + c)*H*W + iy*W + ph - P;
+                        for (long q = lo; q < hi; q++) xrow[q*S] = prow[q];
+                    }
         }
     }
 }
@@ -1982,35 +1980,33 @@ void convirt_image_vjp_k193_conv2d_input_grad(real *restrict out, const real *re
     const long nt = omp_get_max_threads() < 16 ? omp_get_max_threads() : 16, L = NB < nt ? NB : nt;
     #pragma omp parallel for schedule(static)
     for (long l = 0; l < L; l++) {
-        real *col = work + l*37188; /* this lane's columns, a tile at a time [K, NT] */
-        real *pp = col + 36864; /* a channel plane with its zero border [HP, S, WQ] */
-        memset(pp, 0, sizeof(real)*(size_t)(HP*S*WQ));
+        real *col = work + l*57600; /* this lane's columns, a tile at a time [K, NT] */
+        real *pp = col + 36864; /* bordered channel planes, each [HP, S, WQ] */
+        memset(pp, 0, sizeof(real)*20736);
         for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
-            memset(out + n*C*H*W, 0, sizeof(real)*(size_t)(C*H*W));
+            memset(pp, 0, sizeof(real)*(size_t)(C*HP*S*WQ));
             {
                 const long oy0 = 0, oy1 = HO, NT = HO*WO;
                 GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, KC, NT, 128, 1, in1, KC, in0 + n*128*HO*WO + oy0*WO, HO*WO, 0, col, NT);
                 for (long c = 0; c < C; c++) {
                     const long LDC = NT;
-                    real *xp = out + (n*C + c)*H*W;
-                    const long r0 = oy0*S, r1 = (oy1 - 1)*S + KH;
-                    memset(pp + r0*S*WQ, 0, sizeof(real)*(size_t)((r1 - r0)*S*WQ));
                     for (long ky = 0; ky < KH; ky++)
                         for (long kx = 0; kx < KW; kx++)
                             for (long oy = oy0; oy < oy1; oy++) {
                                 const real *src = col + c*KH*KW*NT + (ky*KW + kx)*LDC + (oy - oy0)*WO;
-                                real *dst = pp + (oy*S + ky)*S*WQ + kx % S*WQ + kx / S;
+                                real *dst = pp + c*HP*S*WQ + (oy*S + ky)*S*WQ + kx % S*WQ + kx / S;
                                 for (long ox = 0; ox < WO; ox++) dst[ox] += src[ox];
                             }
-                    for (long r = r0 > P ? r0 : P; r < (r1 < H + P ? r1 : H + P); r++)
-                        for (long ph = 0; ph < S; ph++) {
-                            const long lo = P > ph ? (P - ph + S - 1) / S : 0, hi = W - 1 + P - ph < 0 ? 0 : (W - 1 + P - ph) / S + 1;
-                            const real *prow = pp + r*S*WQ + ph*WQ;
-                            real *xrow = xp + (r - P)*W + ph - P;
-                            for (long q = lo; q < hi; q++) xrow[q*S] += prow[q];
-                        }
                 }
             }
+            for (long c = 0; c < C; c++)
+                for (long iy = 0; iy < H; iy++)
+                    for (long ph = 0; ph < S; ph++) {
+                        const long lo = P > ph ? (P - ph + S - 1) / S : 0, hi = W - 1 + P - ph < 0 ? 0 : (W - 1 + P - ph) / S + 1;
+                        const real *prow = pp + c*HP*S*WQ + (iy + P)*S*WQ + ph*WQ;
+                        real *xrow = out + (n*C + c)*H*W + iy*W + ph - P;
+                        for (long q = lo; q < hi; q++) xrow[q*S] = prow[q];
+                    }
         }
     }
 }
@@ -2223,35 +2219,33 @@ void convirt_image_vjp_k209_conv2d_input_grad(real *restrict out, const real *re
     const long nt = omp_get_max_threads() < 16 ? omp_get_max_threads() : 16, L = NB < nt ? NB : nt;
     #pragma omp parallel for schedule(static)
     for (long l = 0; l < L; l++) {
-        real *col = work + l*147780; /* this lane's columns, a tile at a time [K, NT] */
-        real *pp = col + 147456; /* a channel plane with its zero border [HP, S, WQ] */
-        memset(pp, 0, sizeof(real)*(size_t)(HP*S*WQ));
+        real *col = work + l*168192; /* this lane's columns, a tile at a time [K, NT] */
+        real *pp = col + 147456; /* bordered channel planes, each [HP, S, WQ] */
+        memset(pp, 0, sizeof(real)*20736);
         for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
-            memset(out + n*C*H*W, 0, sizeof(real)*(size_t)(C*H*W));
+            memset(pp, 0, sizeof(real)*(size_t)(C*HP*S*WQ));
             {
                 const long oy0 = 0, oy1 = HO, NT = HO*WO;
                 GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, KC, NT, 64, 1, in1, KC, in0 + n*64*HO*WO + oy0*WO, HO*WO, 0, col, NT);
                 for (long c = 0; c < C; c++) {
                     const long LDC = NT;
-                    real *xp = out + (n*C + c)*H*W;
-                    const long r0 = oy0*S, r1 = (oy1 - 1)*S + KH;
-                    memset(pp + r0*S*WQ, 0, sizeof(real)*(size_t)((r1 - r0)*S*WQ));
                     for (long ky = 0; ky < KH; ky++)
                         for (long kx = 0; kx < KW; kx++)
                             for (long oy = oy0; oy < oy1; oy++) {
                                 const real *src = col + c*KH*KW*NT + (ky*KW + kx)*LDC + (oy - oy0)*WO;
-                                real *dst = pp + (oy*S + ky)*S*WQ + kx % S*WQ + kx / S;
+                                real *dst = pp + c*HP*S*WQ + (oy*S + ky)*S*WQ + kx % S*WQ + kx / S;
                                 for (long ox = 0; ox < WO; ox++) dst[ox] += src[ox];
                             }
-                    for (long r = r0 > P ? r0 : P; r < (r1 < H + P ? r1 : H + P); r++)
-                        for (long ph = 0; ph < S; ph++) {
-                            const long lo = P > ph ? (P - ph + S - 1) / S : 0, hi = W - 1 + P - ph < 0 ? 0 : (W - 1 + P - ph) / S + 1;
-                            const real *prow = pp + r*S*WQ + ph*WQ;
-                            real *xrow = xp + (r - P)*W + ph - P;
-                            for (long q = lo; q < hi; q++) xrow[q*S] += prow[q];
-                        }
                 }
             }
+            for (long c = 0; c < C; c++)
+                for (long iy = 0; iy < H; iy++)
+                    for (long ph = 0; ph < S; ph++) {
+                        const long lo = P > ph ? (P - ph + S - 1) / S : 0, hi = W - 1 + P - ph < 0 ? 0 : (W - 1 + P - ph) / S + 1;
+                        const real *prow = pp + c*HP*S*WQ + (iy + P)*S*WQ + ph*WQ;
+                        real *xrow = out + (n*C + c)*H*W + iy*W + ph - P;
+                        for (long q = lo; q < hi; q++) xrow[q*S] = prow[q];
+                    }
         }
     }
 }
@@ -2337,35 +2331,33 @@ void convirt_image_vjp_k242_conv2d_input_grad(real *restrict out, const real *re
     const long nt = omp_get_max_threads() < 16 ? omp_get_max_threads() : 16, L = NB < nt ? NB : nt;
     #pragma omp parallel for schedule(static)
     for (long l = 0; l < L; l++) {
-        real *col = work + l*74884; /* this lane's columns, a tile at a time [K, NT] */
-        real *pp = col + 73728; /* a channel plane with its zero border [HP, S, WQ] */
-        memset(pp, 0, sizeof(real)*(size_t)(HP*S*WQ));
+        real *col = work + l*110720; /* this lane's columns, a tile at a time [K, NT] */
+        real *pp = col + 73728; /* bordered channel planes, each [HP, S, WQ] */
+        memset(pp, 0, sizeof(real)*36992);
         for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
-            memset(out + n*C*H*W, 0, sizeof(real)*(size_t)(C*H*W));
+            memset(pp, 0, sizeof(real)*(size_t)(C*HP*S*WQ));
             {
                 const long oy0 = 0, oy1 = HO, NT = HO*WO;
                 GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, KC, NT, 64, 1, in1, KC, in0 + n*64*HO*WO + oy0*WO, HO*WO, 0, col, NT);
                 for (long c = 0; c < C; c++) {
                     const long LDC = NT;
-                    real *xp = out + (n*C + c)*H*W;
-                    const long r0 = oy0*S, r1 = (oy1 - 1)*S + KH;
-                    memset(pp + r0*S*WQ, 0, sizeof(real)*(size_t)((r1 - r0)*S*WQ));
                     for (long ky = 0; ky < KH; ky++)
                         for (long kx = 0; kx < KW; kx++)
                             for (long oy = oy0; oy < oy1; oy++) {
                                 const real *src = col + c*KH*KW*NT + (ky*KW + kx)*LDC + (oy - oy0)*WO;
-                                real *dst = pp + (oy*S + ky)*S*WQ + kx % S*WQ + kx / S;
+                                real *dst = pp + c*HP*S*WQ + (oy*S + ky)*S*WQ + kx % S*WQ + kx / S;
                                 for (long ox = 0; ox < WO; ox++) dst[ox] += src[ox];
                             }
-                    for (long r = r0 > P ? r0 : P; r < (r1 < H + P ? r1 : H + P); r++)
-                        for (long ph = 0; ph < S; ph++) {
-                            const long lo = P > ph ? (P - ph + S - 1) / S : 0, hi = W - 1 + P - ph < 0 ? 0 : (W - 1 + P - ph) / S + 1;
-                            const real *prow = pp + r*S*WQ + ph*WQ;
-                            real *xrow = xp + (r - P)*W + ph - P;
-                            for (long q = lo; q < hi; q++) xrow[q*S] += prow[q];
-                        }
                 }
             }
+            for (long c = 0; c < C; c++)
+                for (long iy = 0; iy < H; iy++)
+                    for (long ph = 0; ph < S; ph++) {
+                        const long lo = P > ph ? (P - ph + S - 1) / S : 0, hi = W - 1 + P - ph < 0 ? 0 : (W - 1 + P - ph) / S + 1;
+                        const real *prow = pp + c*HP*S*WQ + (iy + P)*S*WQ + ph*WQ;
+                        real *xrow = out + (n*C + c)*H*W + iy*W + ph - P;
+                        for (long q = lo; q < hi; q++) xrow[q*S] = prow[q];
+                    }
         }
     }
 }
@@ -2578,35 +2570,33 @@ void convirt_image_vjp_k258_conv2d_input_grad(real *restrict out, const real *re
     const long nt = omp_get_max_threads() < 16 ? omp_get_max_threads() : 16, L = NB < nt ? NB : nt;
     #pragma omp parallel for schedule(static)
     for (long l = 0; l < L; l++) {
-        real *col = work + l*148612; /* this lane's columns, a tile at a time [K, NT] */
-        real *pp = col + 147456; /* a channel plane with its zero border [HP, S, WQ] */
-        memset(pp, 0, sizeof(real)*(size_t)(HP*S*WQ));
+        real *col = work + l*184448; /* this lane's columns, a tile at a time [K, NT] */
+        real *pp = col + 147456; /* bordered channel planes, each [HP, S, WQ] */
+        memset(pp, 0, sizeof(real)*36992);
         for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
-            memset(out + n*C*H*W, 0, sizeof(real)*(size_t)(C*H*W));
+            memset(pp, 0, sizeof(real)*(size_t)(C*HP*S*WQ));
             for (long oy0 = 0; oy0 < HO; oy0 += 16) {
                 const long oy1 = oy0 + 16 < HO ? oy0 + 16 : HO, NT = (oy1 - oy0)*WO; (void)NT;
                 GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, KC, NT, 32, 1, in1, KC, in0 + n*32*HO*WO + oy0*WO, HO*WO, 0, col, NT);
                 for (long c = 0; c < C; c++) {
                     const long LDC = NT;
-                    real *xp = out + (n*C + c)*H*W;
-                    const long r0 = oy0*S, r1 = (oy1 - 1)*S + KH;
-                    memset(pp + r0*S*WQ, 0, sizeof(real)*(size_t)((r1 - r0)*S*WQ));
                     for (long ky = 0; ky < KH; ky++)
                         for (long kx = 0; kx < KW; kx++)
                             for (long oy = oy0; oy < oy1; oy++) {
                                 const real *src = col + c*KH*KW*NT + (ky*KW + kx)*LDC + (oy - oy0)*WO;
-                                real *dst = pp + (oy*S + ky)*S*WQ + kx % S*WQ + kx / S;
+                                real *dst = pp + c*HP*S*WQ + (oy*S + ky)*S*WQ + kx % S*WQ + kx / S;
                                 for (long ox = 0; ox < WO; ox++) dst[ox] += src[ox];
                             }
-                    for (long r = r0 > P ? r0 : P; r < (r1 < H + P ? r1 : H + P); r++)
-                        for (long ph = 0; ph < S; ph++) {
-                            const long lo = P > ph ? (P - ph + S - 1) / S : 0, hi = W - 1 + P - ph < 0 ? 0 : (W - 1 + P - ph) / S + 1;
-                            const real *prow = pp + r*S*WQ + ph*WQ;
-                            real *xrow = xp + (r - P)*W + ph - P;
-                            for (long q = lo; q < hi; q++) xrow[q*S] += prow[q];
-                        }
                 }
             }
+            for (long c = 0; c < C; c++)
+                for (long iy = 0; iy < H; iy++)
+                    for (long ph = 0; ph < S; ph++) {
+                        const long lo = P > ph ? (P - ph + S - 1) / S : 0, hi = W - 1 + P - ph < 0 ? 0 : (W - 1 + P - ph) / S + 1;
+                        const real *prow = pp + c*HP*S*WQ + (iy + P)*S*WQ + ph*WQ;
+                        real *xrow = out + (n*C + c)*H*W + iy*W + ph - P;
+                        for (long q = lo; q < hi; q++) xrow[q*S] = prow[q];
+                    }
         }
     }
 }
@@ -2692,35 +2682,33 @@ void convirt_image_vjp_k291_conv2d_input_grad(real *restrict out, const real *re
     const long nt = omp_get_max_threads() < 16 ? omp_get_max_threads() : 16, L = NB < nt ? NB : nt;
     #pragma omp parallel for schedule(static)
     for (long l = 0; l < L; l++) {
-        real *col = work + l*151812; /* this lane's columns, a tile at a time [K, NT] */
-        real *pp = col + 147456; /* a channel plane with its zero border [HP, S, WQ] */
-        memset(pp, 0, sizeof(real)*(size_t)(HP*S*WQ));
+        real *col = work + l*286848; /* this lane's columns, a tile at a time [K, NT] */
+        real *pp = col + 147456; /* bordered channel planes, each [HP, S, WQ] */
+        memset(pp, 0, sizeof(real)*139392);
         for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
-            memset(out + n*C*H*W, 0, sizeof(real)*(size_t)(C*H*W));
+            memset(pp, 0, sizeof(real)*(size_t)(C*HP*S*WQ));
             for (long oy0 = 0; oy0 < HO; oy0 += 16) {
                 const long oy1 = oy0 + 16 < HO ? oy0 + 16 : HO, NT = (oy1 - oy0)*WO; (void)NT;
                 GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, KC, NT, 32, 1, in1, KC, in0 + n*32*HO*WO + oy0*WO, HO*WO, 0, col, NT);
                 for (long c = 0; c < C; c++) {
                     const long LDC = NT;
-                    real *xp = out + (n*C + c)*H*W;
-                    const long r0 = oy0*S, r1 = (oy1 - 1)*S + KH;
-                    memset(pp + r0*S*WQ, 0, sizeof(real)*(size_t)((r1 - r0)*S*WQ));
                     for (long ky = 0; ky < KH; ky++)
                         for (long kx = 0; kx < KW; kx++)
                             for (long oy = oy0; oy < oy1; oy++) {
                                 const real *src = col + c*KH*KW*NT + (ky*KW + kx)*LDC + (oy - oy0)*WO;
-                                real *dst = pp + (oy*S + ky)*S*WQ + kx % S*WQ + kx / S;
+                                real *dst = pp + c*HP*S*WQ + (oy*S + ky)*S*WQ + kx % S*WQ + kx / S;
                                 for (long ox = 0; ox < WO; ox++) dst[ox] += src[ox];
                             }
-                    for (long r = r0 > P ? r0 : P; r < (r1 < H + P ? r1 : H + P); r++)
-                        for (long ph = 0; ph < S; ph++) {
-                            const long lo = P > ph ? (P - ph + S - 1) / S : 0, hi = W - 1 + P - ph < 0 ? 0 : (W - 1 + P - ph) / S + 1;
-                            const real *prow = pp + r*S*WQ + ph*WQ;
-                            real *xrow = xp + (r - P)*W + ph - P;
-                            for (long q = lo; q < hi; q++) xrow[q*S] += prow[q];
-                        }
                 }
             }
+            for (long c = 0; c < C; c++)
+                for (long iy = 0; iy < H; iy++)
+                    for (long ph = 0; ph < S; ph++) {
+                        const long lo = P > ph ? (P - ph + S - 1) / S : 0, hi = W - 1 + P - ph < 0 ? 0 : (W - 1 + P - ph) / S + 1;
+                        const real *prow = pp + c*HP*S*WQ + (iy + P)*S*WQ + ph*WQ;
+                        real *xrow = out + (n*C + c)*H*W + iy*W + ph - P;
+                        for (long q = lo; q < hi; q++) xrow[q*S] = prow[q];
+                    }
         }
     }
 }
@@ -6550,8 +6538,8 @@ void seg_finetune_k109_conv2d(real *restrict out, const real *restrict in0, cons
     #pragma omp parallel for schedule(static)
     for (long l = 0; l < L; l++) {
         real *col = work + l*442692; /* this lane's columns, a tile at a time [K, NT] */
-        real *pp = col + 442368; /* a channel plane with its zero border [HP, S, WQ] */
-        memset(pp, 0, sizeof(real)*(size_t)(HP*S*WQ));
+        real *pp = col + 442368; /* bordered channel planes, each [HP, S, WQ] */
+        memset(pp, 0, sizeof(real)*324);
         for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
             {
                 const long oy0 = 0, oy1 = HO, NT = HO*WO;
@@ -6623,8 +6611,8 @@ void seg_finetune_k121_conv2d(real *restrict out, const real *restrict in0, cons
     #pragma omp parallel for schedule(static)
     for (long l = 0; l < L; l++) {
         real *col = work + l*885892; /* this lane's columns, a tile at a time [K, NT] */
-        real *pp = col + 884736; /* a channel plane with its zero border [HP, S, WQ] */
-        memset(pp, 0, sizeof(real)*(size_t)(HP*S*WQ));
+        real *pp = col + 884736; /* bordered channel planes, each [HP, S, WQ] */
+        memset(pp, 0, sizeof(real)*1156);
         for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
             {
                 const long oy0 = 0, oy1 = HO, NT = HO*WO;
@@ -6696,8 +6684,8 @@ void seg_finetune_k133_conv2d(real *restrict out, const real *restrict in0, cons
     #pragma omp parallel for schedule(static)
     for (long l = 0; l < L; l++) {
         real *col = work + l*2363652; /* this lane's columns, a tile at a time [K, NT] */
-        real *pp = col + 2359296; /* a channel plane with its zero border [HP, S, WQ] */
-        memset(pp, 0, sizeof(real)*(size_t)(HP*S*WQ));
+        real *pp = col + 2359296; /* bordered channel planes, each [HP, S, WQ] */
+        memset(pp, 0, sizeof(real)*4356);
         for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
             {
                 const long oy0 = 0, oy1 = HO, NT = HO*WO;
@@ -7107,35 +7095,33 @@ void seg_finetune_k242_conv2d_input_grad(real *restrict out, const real *restric
     const long nt = omp_get_max_threads() < 16 ? omp_get_max_threads() : 16, L = NB < nt ? NB : nt;
     #pragma omp parallel for schedule(static)
     for (long l = 0; l < L; l++) {
-        real *col = work + l*151812; /* this lane's columns, a tile at a time [K, NT] */
-        real *pp = col + 147456; /* a channel plane with its zero border [HP, S, WQ] */
-        memset(pp, 0, sizeof(real)*(size_t)(HP*S*WQ));
+        real *col = work + l*426240; /* this lane's columns, a tile at a time [K, NT] */
+        real *pp = col + 147456; /* bordered channel planes, each [HP, S, WQ] */
+        memset(pp, 0, sizeof(real)*278784);
         for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
-            memset(out + n*C*H*W, 0, sizeof(real)*(size_t)(C*H*W));
+            memset(pp, 0, sizeof(real)*(size_t)(C*HP*S*WQ));
             for (long oy0 = 0; oy0 < HO; oy0 += 4) {
                 const long oy1 = oy0 + 4 < HO ? oy0 + 4 : HO, NT = (oy1 - oy0)*WO; (void)NT;
                 GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, KC, NT, 32, 1, in1, KC, in0 + n*32*HO*WO + oy0*WO, HO*WO, 0, col, NT);
                 for (long c = 0; c < C; c++) {
                     const long LDC = NT;
-                    real *xp = out + (n*C + c)*H*W;
-                    const long r0 = oy0*S, r1 = (oy1 - 1)*S + KH;
-                    memset(pp + r0*S*WQ, 0, sizeof(real)*(size_t)((r1 - r0)*S*WQ));
                     for (long ky = 0; ky < KH; ky++)
                         for (long kx = 0; kx < KW; kx++)
                             for (long oy = oy0; oy < oy1; oy++) {
                                 const real *src = col + c*KH*KW*NT + (ky*KW + kx)*LDC + (oy - oy0)*WO;
-                                real *dst = pp + (oy*S + ky)*S*WQ + kx % S*WQ + kx / S;
+                                real *dst = pp + c*HP*S*WQ + (oy*S + ky)*S*WQ + kx % S*WQ + kx / S;
                                 for (long ox = 0; ox < WO; ox++) dst[ox] += src[ox];
                             }
-                    for (long r = r0 > P ? r0 : P; r < (r1 < H + P ? r1 : H + P); r++)
-                        for (long ph = 0; ph < S; ph++) {
-                            const long lo = P > ph ? (P - ph + S - 1) / S : 0, hi = W - 1 + P - ph < 0 ? 0 : (W - 1 + P - ph) / S + 1;
-                            const real *prow = pp + r*S*WQ + ph*WQ;
-                            real *xrow = xp + (r - P)*W + ph - P;
-                            for (long q = lo; q < hi; q++) xrow[q*S] += prow[q];
-                        }
                 }
             }
+            for (long c = 0; c < C; c++)
+                for (long iy = 0; iy < H; iy++)
+                    for (long ph = 0; ph < S; ph++) {
+                        const long lo = P > ph ? (P - ph + S - 1) / S : 0, hi = W - 1 + P - ph < 0 ? 0 : (W - 1 + P - ph) / S + 1;
+                        const real *prow = pp + c*HP*S*WQ + (iy + P)*S*WQ + ph*WQ;
+                        real *xrow = out + (n*C + c)*H*W + iy*W + ph - P;
+                        for (long q = lo; q < hi; q++) xrow[q*S] = prow[q];
+                    }
         }
     }
 }
@@ -7247,35 +7233,33 @@ void seg_finetune_k264_conv2d_input_grad(real *restrict out, const real *restric
     const long nt = omp_get_max_threads() < 16 ? omp_get_max_threads() : 16, L = NB < nt ? NB : nt;
     #pragma omp parallel for schedule(static)
     for (long l = 0; l < L; l++) {
-        real *col = work + l*139396; /* this lane's columns, a tile at a time [K, NT] */
-        real *pp = col + 138240; /* a channel plane with its zero border [HP, S, WQ] */
-        memset(pp, 0, sizeof(real)*(size_t)(HP*S*WQ));
+        real *col = work + l*249216; /* this lane's columns, a tile at a time [K, NT] */
+        real *pp = col + 138240; /* bordered channel planes, each [HP, S, WQ] */
+        memset(pp, 0, sizeof(real)*110976);
         for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
-            memset(out + n*C*H*W, 0, sizeof(real)*(size_t)(C*H*W));
+            memset(pp, 0, sizeof(real)*(size_t)(C*HP*S*WQ));
             for (long oy0 = 0; oy0 < HO; oy0 += 5) {
                 const long oy1 = oy0 + 5 < HO ? oy0 + 5 : HO, NT = (oy1 - oy0)*WO; (void)NT;
                 GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, KC, NT, 32, 1, in1, KC, in0 + n*32*HO*WO + oy0*WO, HO*WO, 0, col, NT);
                 for (long c = 0; c < C; c++) {
                     const long LDC = NT;
-                    real *xp = out + (n*C + c)*H*W;
-                    const long r0 = oy0*S, r1 = (oy1 - 1)*S + KH;
-                    memset(pp + r0*S*WQ, 0, sizeof(real)*(size_t)((r1 - r0)*S*WQ));
                     for (long ky = 0; ky < KH; ky++)
                         for (long kx = 0; kx < KW; kx++)
                             for (long oy = oy0; oy < oy1; oy++) {
                                 const real *src = col + c*KH*KW*NT + (ky*KW + kx)*LDC + (oy - oy0)*WO;
-                                real *dst = pp + (oy*S + ky)*S*WQ + kx % S*WQ + kx / S;
+                                real *dst = pp + c*HP*S*WQ + (oy*S + ky)*S*WQ + kx % S*WQ + kx / S;
                                 for (long ox = 0; ox < WO; ox++) dst[ox] += src[ox];
                             }
-                    for (long r = r0 > P ? r0 : P; r < (r1 < H + P ? r1 : H + P); r++)
-                        for (long ph = 0; ph < S; ph++) {
-                            const long lo = P > ph ? (P - ph + S - 1) / S : 0, hi = W - 1 + P - ph < 0 ? 0 : (W - 1 + P - ph) / S + 1;
-                            const real *prow = pp + r*S*WQ + ph*WQ;
-                            real *xrow = xp + (r - P)*W + ph - P;
-                            for (long q = lo; q < hi; q++) xrow[q*S] += prow[q];
-                        }
                 }
             }
+            for (long c = 0; c < C; c++)
+                for (long iy = 0; iy < H; iy++)
+                    for (long ph = 0; ph < S; ph++) {
+                        const long lo = P > ph ? (P - ph + S - 1) / S : 0, hi = W - 1 + P - ph < 0 ? 0 : (W - 1 + P - ph) / S + 1;
+                        const real *prow = pp + c*HP*S*WQ + (iy + P)*S*WQ + ph*WQ;
+                        real *xrow = out + (n*C + c)*H*W + iy*W + ph - P;
+                        for (long q = lo; q < hi; q++) xrow[q*S] = prow[q];
+                    }
         }
     }
 }
@@ -7386,35 +7370,33 @@ void seg_finetune_k286_conv2d_input_grad(real *restrict out, const real *restric
     const long nt = omp_get_max_threads() < 16 ? omp_get_max_threads() : 16, L = NB < nt ? NB : nt;
     #pragma omp parallel for schedule(static)
     for (long l = 0; l < L; l++) {
-        real *col = work + l*110916; /* this lane's columns, a tile at a time [K, NT] */
-        real *pp = col + 110592; /* a channel plane with its zero border [HP, S, WQ] */
-        memset(pp, 0, sizeof(real)*(size_t)(HP*S*WQ));
+        real *col = work + l*172800; /* this lane's columns, a tile at a time [K, NT] */
+        real *pp = col + 110592; /* bordered channel planes, each [HP, S, WQ] */
+        memset(pp, 0, sizeof(real)*62208);
         for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
-            memset(out + n*C*H*W, 0, sizeof(real)*(size_t)(C*H*W));
+            memset(pp, 0, sizeof(real)*(size_t)(C*HP*S*WQ));
             for (long oy0 = 0; oy0 < HO; oy0 += 4) {
                 const long oy1 = oy0 + 4 < HO ? oy0 + 4 : HO, NT = (oy1 - oy0)*WO; (void)NT;
                 GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, KC, NT, 64, 1, in1, KC, in0 + n*64*HO*WO + oy0*WO, HO*WO, 0, col, NT);
                 for (long c = 0; c < C; c++) {
                     const long LDC = NT;
-                    real *xp = out + (n*C + c)*H*W;
-                    const long r0 = oy0*S, r1 = (oy1 - 1)*S + KH;
-                    memset(pp + r0*S*WQ, 0, sizeof(real)*(size_t)((r1 - r0)*S*WQ));
                     for (long ky = 0; ky < KH; ky++)
                         for (long kx = 0; kx < KW; kx++)
                             for (long oy = oy0; oy < oy1; oy++) {
                                 const real *src = col + c*KH*KW*NT + (ky*KW + kx)*LDC + (oy - oy0)*WO;
-                                real *dst = pp + (oy*S + ky)*S*WQ + kx % S*WQ + kx / S;
+                                real *dst = pp + c*HP*S*WQ + (oy*S + ky)*S*WQ + kx % S*WQ + kx / S;
                                 for (long ox = 0; ox < WO; ox++) dst[ox] += src[ox];
                             }
-                    for (long r = r0 > P ? r0 : P; r < (r1 < H + P ? r1 : H + P); r++)
-                        for (long ph = 0; ph < S; ph++) {
-                            const long lo = P > ph ? (P - ph + S - 1) / S : 0, hi = W - 1 + P - ph < 0 ? 0 : (W - 1 + P - ph) / S + 1;
-                            const real *prow = pp + r*S*WQ + ph*WQ;
-                            real *xrow = xp + (r - P)*W + ph - P;
-                            for (long q = lo; q < hi; q++) xrow[q*S] += prow[q];
-                        }
                 }
             }
+            for (long c = 0; c < C; c++)
+                for (long iy = 0; iy < H; iy++)
+                    for (long ph = 0; ph < S; ph++) {
+                        const long lo = P > ph ? (P - ph + S - 1) / S : 0, hi = W - 1 + P - ph < 0 ? 0 : (W - 1 + P - ph) / S + 1;
+                        const real *prow = pp + c*HP*S*WQ + (iy + P)*S*WQ + ph*WQ;
+                        real *xrow = out + (n*C + c)*H*W + iy*W + ph - P;
+                        for (long q = lo; q < hi; q++) xrow[q*S] = prow[q];
+                    }
         }
     }
 }

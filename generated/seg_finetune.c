@@ -334,7 +334,7 @@ static void forward(void *arena, const real *P, void *const *inputs, const long 
     CALL(62, (double)8195*B, sizeof(real)*((double)B + (double)4096*B + (double)4096*B + (double)B), seg_finetune_k170_fused_div_addc_scale_sum(A + 37818432 + 806928*B, A + 37818432 + 802816*B, (real *)inputs[1], A + 37818432 + 806912*B, B)); /* %170 fused:div_addc_scale_sum [B,1]  graphs/lib/unet.lua:35 */
     CALL(63, (double)B, sizeof(real)*((double)1 + (double)B), convirt_image_vjp_k106_sum(A + 0, A + 37818432 + 806928*B, B)); /* %171 reduce [1,1]  graphs/lib/unet.lua:36 */
     CALL(64, (double)3, sizeof(real)*((double)1 + (double)1), seg_finetune_k174_fused_addc_neg_scale(A + 16, A + 0, B)); /* %174 fused:addc_neg_scale [1,1]  graphs/lib/unet.lua:36 */
-    CALL(65, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), convirt_image_vjp_k113_add(A + 3067328, A + 64, A + 16)); /* %177 map:add []  graphs/lib/unet.lua:37 */
+    CALL(65, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), convirt_image_vjp_k113_add(A + 6819968, A + 64, A + 16)); /* %177 map:add []  graphs/lib/unet.lua:37 */
 }
 
 static void backward(void *arena, real *grads, const real *P, void *const *inputs, real *const *input_grads, const long *dims) {
@@ -351,23 +351,23 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     CALL(74, (double)12288, sizeof(real)*((double)4096 + (double)64), seg_finetune_k207_fused_scale_scale_id(A + 0, A + 4096, B)); /* %207 fused:scale_scale_id [1,1,64,64]  graphs/lib/unet.lua:31 */
     CALL(75, (double)77824*B, sizeof(real)*((double)4096*B + (double)4096*B + (double)4096*B + (double)4096 + (double)4096*B + (double)4096*B + (double)4096*B + (double)4096*B + (double)4096*B), seg_finetune_k221_fused_add_add_add_mul(A + 37818432 + 917504*B, A + 37818432 + 806912*B, A + 37818432 + 802816*B, A + 0, A + 37818432 + 798720*B, A + 37818432 + 794624*B, A + 37818432 + 786432*B, (real *)inputs[1], A + 37818432 + 790528*B, B)); /* %221 fused:add_add_add_mul [B,1,64,64]  graphs/lib/unet.lua:31 */
     CALL(76, (double)4096*B, sizeof(real)*((double)B + (double)4096*B), seg_finetune_k223_sum(A + 37818432 + 921600*B, A + 37818432 + 917504*B, B)); /* %223 reduce [B,1,1]  graphs/seg.lua:52 */
-    CALL(77, (double)B, sizeof(real)*((double)1 + (double)B), convirt_image_vjp_k106_sum(A + 3067344, A + 37818432 + 921600*B, B)); /* %224 reduce [1,1,1]  graphs/seg.lua:52 */
+    CALL(77, (double)B, sizeof(real)*((double)1 + (double)B), convirt_image_vjp_k106_sum(A + 6819984, A + 37818432 + 921600*B, B)); /* %224 reduce [1,1,1]  graphs/seg.lua:52 */
     PROF_GEMM(78, 32, 4096, 1);
     CALL(78, (double)262144*B, sizeof(real)*((double)131072*B + (double)4096*B + (double)32), seg_finetune_k226_conv2d_input_grad(A + 37818432 + 786432*B, A + 37818432 + 917504*B, (real *)P + 680928, B)); /* %226 conv2d_input_grad [B,32,64,64]  graphs/seg.lua:52 */
     PROF_GEMM(79, 16, 1, 4096);
-    CALL(79, (double)262144*B, sizeof(real)*((double)32 + (double)4096*B + (double)131072*B), seg_finetune_k227_conv2d_weight_grad(A + 3066816, A + 37818432 + 917504*B, A + 37818432 + 393216*B, A + 0, B)); /* %227 conv2d_weight_grad [1,32,1,1]  graphs/seg.lua:52 */
+    CALL(79, (double)262144*B, sizeof(real)*((double)32 + (double)4096*B + (double)131072*B), seg_finetune_k227_conv2d_weight_grad(A + 6819840, A + 37818432 + 917504*B, A + 37818432 + 393216*B, A + 0, B)); /* %227 conv2d_weight_grad [1,32,1,1]  graphs/seg.lua:52 */
     CALL(80, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), convirt_image_vjp_k294_fused_mul_step(A + 37818432 + 917504*B, A + 37818432 + 786432*B, A + 37818432 + 393216*B, B)); /* %229 fused:mul_step [B,32,64,64]  graphs/lib/unet.lua:17 */
     CALL(81, (double)655360*B, sizeof(real)*((double)64*B + (double)131072*B + (double)131072*B + (double)16*B), convirt_image_vjp_k295_group_norm_sums(A + 37818432 + 393216*B, A + 37818432 + 917504*B, A + 37818432 + 262144*B, A + 37818432 + 1642688*B, B)); /* %230 group_norm_sums [B,32,2]  graphs/lib/unet.lua:17 */
     CALL(82, (double)917504*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B + (double)16*B + (double)32 + (double)64*B), convirt_image_vjp_k296_group_norm_grad_x(A + 37818432 + 786432*B, A + 37818432 + 917504*B, A + 37818432 + 262144*B, A + 37818432 + 1642688*B, (real *)P + 680864, A + 37818432 + 393216*B, B)); /* %231 group_norm_grad_x [B,32,64,64]  graphs/lib/unet.lua:17 */
     CALL(83, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 0, A + 37818432 + 393216*B, B)); /* %232 reduce [1,32,2]  graphs/lib/unet.lua:17 */
-    CALL(84, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 3066848, A + 0)); /* %234 slice [32,1]  graphs/lib/unet.lua:17 */
-    CALL(85, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 3066880, A + 0)); /* %236 slice [32,1]  graphs/lib/unet.lua:17 */
+    CALL(84, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 6819872, A + 0)); /* %234 slice [32,1]  graphs/lib/unet.lua:17 */
+    CALL(85, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 6819904, A + 0)); /* %236 slice [32,1]  graphs/lib/unet.lua:17 */
     CALL(86, (double)131072*B, sizeof(real)*((double)32*B + (double)131072*B), convirt_image_vjp_k304_sum(A + 37818432 + 917504*B, A + 37818432 + 786432*B, B)); /* %239 reduce [B,32,1]  graphs/lib/unet.lua:16 */
-    CALL(87, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 3066912, A + 37818432 + 917504*B, B)); /* %240 reduce [1,32,1]  graphs/lib/unet.lua:16 */
+    CALL(87, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 6819936, A + 37818432 + 917504*B, B)); /* %240 reduce [1,32,1]  graphs/lib/unet.lua:16 */
     PROF_GEMM(88, 576, 4096, 32);
     CALL(88, (double)150994944*B, sizeof(real)*((double)262144*B + (double)131072*B + (double)18432), seg_finetune_k242_conv2d_input_grad(A + 37818432 + 262144*B, A + 37818432 + 786432*B, (real *)P + 662400, A + 0, B)); /* %242 conv2d_input_grad [B,64,64,64]  graphs/lib/unet.lua:16 */
     PROF_GEMM(89, 144, 32, 4096);
-    CALL(89, (double)150994944*B, sizeof(real)*((double)18432 + (double)131072*B + (double)262144*B), seg_finetune_k243_conv2d_weight_grad(A + 3009600, A + 37818432 + 786432*B, A + 37818432, A + 0, B)); /* %243 conv2d_weight_grad [32,64,3,3]  graphs/lib/unet.lua:16 */
+    CALL(89, (double)150994944*B, sizeof(real)*((double)18432 + (double)131072*B + (double)262144*B), seg_finetune_k243_conv2d_weight_grad(A + 5170176, A + 37818432 + 786432*B, A + 37818432, A + 0, B)); /* %243 conv2d_weight_grad [32,64,3,3]  graphs/lib/unet.lua:16 */
     CALL(90, 0, sizeof(real)*((double)131072*B + (double)262144*B), seg_finetune_k244_slice(A + 37818432, A + 37818432 + 262144*B, B)); /* %244 slice [B,32,64,64]  graphs/lib/unet.lua:15 */
     CALL(91, 0, sizeof(real)*((double)131072*B + (double)262144*B), seg_finetune_k245_slice(A + 37818432 + 131072*B, A + 37818432 + 262144*B, B)); /* %245 slice [B,32,64,64]  graphs/lib/unet.lua:15 */
     CALL(92, (double)131072*B, sizeof(real)*((double)65536*B + (double)131072*B), seg_finetune_k247_sum(A + 37818432 + 262144*B, A + 37818432, B)); /* %247 reduce [B,32,32,1,32,2]  graphs/lib/unet.lua:15 */
@@ -376,14 +376,14 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     CALL(95, (double)163840*B, sizeof(real)*((double)64*B + (double)32768*B + (double)32768*B + (double)16*B), convirt_image_vjp_k246_group_norm_sums(A + 37818432, A + 37818432 + 32768*B, A + 37818432 + 1392640*B, A + 37818432 + 1642672*B, B)); /* %252 group_norm_sums [B,32,2]  graphs/lib/unet.lua:17 */
     CALL(96, (double)229376*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)64*B), convirt_image_vjp_k247_group_norm_grad_x(A + 37818432 + 98304*B, A + 37818432 + 32768*B, A + 37818432 + 1392640*B, A + 37818432 + 1642672*B, (real *)P + 662336, A + 37818432, B)); /* %253 group_norm_grad_x [B,32,32,32]  graphs/lib/unet.lua:17 */
     CALL(97, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 0, A + 37818432, B)); /* %254 reduce [1,32,2]  graphs/lib/unet.lua:17 */
-    CALL(98, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 3066944, A + 0)); /* %256 slice [32,1]  graphs/lib/unet.lua:17 */
-    CALL(99, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 3066976, A + 0)); /* %258 slice [32,1]  graphs/lib/unet.lua:17 */
+    CALL(98, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 5227392, A + 0)); /* %256 slice [32,1]  graphs/lib/unet.lua:17 */
+    CALL(99, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 5227424, A + 0)); /* %258 slice [32,1]  graphs/lib/unet.lua:17 */
     CALL(100, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k255_sum(A + 37818432 + 1392640*B, A + 37818432 + 98304*B, B)); /* %261 reduce [B,32,1]  graphs/lib/unet.lua:16 */
-    CALL(101, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 3067008, A + 37818432 + 1392640*B, B)); /* %262 reduce [1,32,1]  graphs/lib/unet.lua:16 */
+    CALL(101, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 5227456, A + 37818432 + 1392640*B, B)); /* %262 reduce [1,32,1]  graphs/lib/unet.lua:16 */
     PROF_GEMM(102, 864, 1024, 32);
     CALL(102, (double)56623104*B, sizeof(real)*((double)98304*B + (double)32768*B + (double)27648), seg_finetune_k264_conv2d_input_grad(A + 37818432, A + 37818432 + 98304*B, (real *)P + 634656, A + 0, B)); /* %264 conv2d_input_grad [B,96,32,32]  graphs/lib/unet.lua:16 */
     PROF_GEMM(103, 216, 32, 1024);
-    CALL(103, (double)56623104*B, sizeof(real)*((double)27648 + (double)32768*B + (double)98304*B), seg_finetune_k265_conv2d_weight_grad(A + 2981952, A + 37818432 + 98304*B, A + 37818432 + 1048576*B, A + 0, B)); /* %265 conv2d_weight_grad [32,96,3,3]  graphs/lib/unet.lua:16 */
+    CALL(103, (double)56623104*B, sizeof(real)*((double)27648 + (double)32768*B + (double)98304*B), seg_finetune_k265_conv2d_weight_grad(A + 5142528, A + 37818432 + 98304*B, A + 37818432 + 1048576*B, A + 0, B)); /* %265 conv2d_weight_grad [32,96,3,3]  graphs/lib/unet.lua:16 */
     CALL(104, 0, sizeof(real)*((double)65536*B + (double)98304*B), seg_finetune_k266_slice(A + 37818432 + 262144*B, A + 37818432, B)); /* %266 slice [B,64,32,32]  graphs/lib/unet.lua:15 */
     CALL(105, 0, sizeof(real)*((double)32768*B + (double)98304*B), seg_finetune_k267_slice(A + 37818432 + 98304*B, A + 37818432, B)); /* %267 slice [B,32,32,32]  graphs/lib/unet.lua:15 */
     CALL(106, (double)65536*B, sizeof(real)*((double)32768*B + (double)65536*B), seg_finetune_k269_sum(A + 37818432, A + 37818432 + 262144*B, B)); /* %269 reduce [B,64,16,1,16,2]  graphs/lib/unet.lua:15 */
@@ -392,14 +392,14 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     CALL(109, (double)81920*B, sizeof(real)*((double)128*B + (double)16384*B + (double)16384*B + (double)16*B), convirt_image_vjp_k197_group_norm_sums(A + 37818432 + 1572864*B, A + 37818432, A + 37818432 + 1556480*B, A + 37818432 + 1642656*B, B)); /* %274 group_norm_sums [B,64,2]  graphs/lib/unet.lua:17 */
     CALL(110, (double)114688*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)128*B), convirt_image_vjp_k198_group_norm_grad_x(A + 37818432 + 49152*B, A + 37818432, A + 37818432 + 1556480*B, A + 37818432 + 1642656*B, (real *)P + 634528, A + 37818432 + 1572864*B, B)); /* %275 group_norm_grad_x [B,64,16,16]  graphs/lib/unet.lua:17 */
     CALL(111, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 0, A + 37818432 + 1572864*B, B)); /* %276 reduce [1,64,2]  graphs/lib/unet.lua:17 */
-    CALL(112, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k201_slice(A + 3066048, A + 0)); /* %278 slice [64,1]  graphs/lib/unet.lua:17 */
-    CALL(113, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k203_slice(A + 3066112, A + 0)); /* %280 slice [64,1]  graphs/lib/unet.lua:17 */
+    CALL(112, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k201_slice(A + 5226624, A + 0)); /* %278 slice [64,1]  graphs/lib/unet.lua:17 */
+    CALL(113, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k203_slice(A + 5226688, A + 0)); /* %280 slice [64,1]  graphs/lib/unet.lua:17 */
     CALL(114, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k206_sum(A + 37818432 + 65536*B, A + 37818432 + 49152*B, B)); /* %283 reduce [B,64,1]  graphs/lib/unet.lua:16 */
-    CALL(115, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 3066176, A + 37818432 + 65536*B, B)); /* %284 reduce [1,64,1]  graphs/lib/unet.lua:16 */
+    CALL(115, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5226752, A + 37818432 + 65536*B, B)); /* %284 reduce [1,64,1]  graphs/lib/unet.lua:16 */
     PROF_GEMM(116, 1728, 256, 64);
     CALL(116, (double)56623104*B, sizeof(real)*((double)49152*B + (double)16384*B + (double)110592), seg_finetune_k286_conv2d_input_grad(A + 37818432, A + 37818432 + 49152*B, (real *)P + 523872, A + 0, B)); /* %286 conv2d_input_grad [B,192,16,16]  graphs/lib/unet.lua:16 */
     PROF_GEMM(117, 432, 64, 256);
-    CALL(117, (double)56623104*B, sizeof(real)*((double)110592 + (double)16384*B + (double)49152*B), seg_finetune_k287_conv2d_weight_grad(A + 2723904, A + 37818432 + 49152*B, A + 37818432 + 1146880*B, A + 0, B)); /* %287 conv2d_weight_grad [64,192,3,3]  graphs/lib/unet.lua:16 */
+    CALL(117, (double)56623104*B, sizeof(real)*((double)110592 + (double)16384*B + (double)49152*B), seg_finetune_k287_conv2d_weight_grad(A + 4884480, A + 37818432 + 49152*B, A + 37818432 + 1146880*B, A + 0, B)); /* %287 conv2d_weight_grad [64,192,3,3]  graphs/lib/unet.lua:16 */
     CALL(118, 0, sizeof(real)*((double)32768*B + (double)49152*B), seg_finetune_k288_slice(A + 37818432 + 49152*B, A + 37818432, B)); /* %288 slice [B,128,16,16]  graphs/lib/unet.lua:15 */
     CALL(119, 0, sizeof(real)*((double)16384*B + (double)49152*B), seg_finetune_k289_slice(A + 37818432 + 81920*B, A + 37818432, B)); /* %289 slice [B,64,16,16]  graphs/lib/unet.lua:15 */
     CALL(120, (double)32768*B, sizeof(real)*((double)16384*B + (double)32768*B), seg_finetune_k291_sum(A + 37818432, A + 37818432 + 49152*B, B)); /* %291 reduce [B,128,8,1,8,2]  graphs/lib/unet.lua:15 */
@@ -407,107 +407,107 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     CALL(122, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k147_fused_mul_step(A + 37818432 + 1564672*B, A + 37818432 + 1556480*B, A + 37818432 + 1630208*B, B)); /* %295 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
     CALL(123, (double)40960*B, sizeof(real)*((double)256*B + (double)8192*B + (double)8192*B + (double)16*B), convirt_image_vjp_k148_group_norm_sums(A + 37818432 + 1630208*B, A + 37818432 + 1564672*B, A + 37818432 + 1622016*B, A + 37818432 + 1642640*B, B)); /* %296 group_norm_sums [B,128,2]  graphs/lib/image_encoder.lua:13 */
     CALL(124, (double)57344*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)256*B), convirt_image_vjp_k149_group_norm_grad_x(A + 37818432 + 1556480*B, A + 37818432 + 1564672*B, A + 37818432 + 1622016*B, A + 37818432 + 1642640*B, (real *)P + 490592, A + 37818432 + 1630208*B, B)); /* %297 group_norm_grad_x [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(125, (double)256*B, sizeof(real)*((double)256 + (double)256*B), convirt_image_vjp_k150_sum(A + 2834496, A + 37818432 + 1630208*B, B)); /* %298 reduce [1,128,2]  graphs/lib/image_encoder.lua:13 */
-    CALL(126, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k152_slice(A + 3064896, A + 2834496)); /* %300 slice [128,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(127, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k154_slice(A + 3065024, A + 2834496)); /* %302 slice [128,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(125, (double)256*B, sizeof(real)*((double)256 + (double)256*B), convirt_image_vjp_k150_sum(A + 4995072, A + 37818432 + 1630208*B, B)); /* %298 reduce [1,128,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(126, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k152_slice(A + 5225472, A + 4995072)); /* %300 slice [128,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(127, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k154_slice(A + 5225600, A + 4995072)); /* %302 slice [128,1]  graphs/lib/image_encoder.lua:13 */
     CALL(128, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k157_sum(A + 37818432 + 1572864*B, A + 37818432 + 1556480*B, B)); /* %305 reduce [B,128,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(129, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 3065152, A + 37818432 + 1572864*B, B)); /* %306 reduce [1,128,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(129, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5225728, A + 37818432 + 1572864*B, B)); /* %306 reduce [1,128,1]  graphs/lib/image_encoder.lua:13 */
     PROF_GEMM(130, 1152, 64, 128);
     CALL(130, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456), convirt_image_vjp_k160_conv2d_input_grad(A + 37818432 + 1572864*B, A + 37818432 + 1556480*B, (real *)P + 343008, A + 0, B)); /* %308 conv2d_input_grad [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
     PROF_GEMM(131, 288, 128, 64);
-    CALL(131, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)8192*B), convirt_image_vjp_k161_conv2d_weight_grad(A + 2428992, A + 37818432 + 1556480*B, A + 37818432 + 1613824*B, A + 0, B)); /* %309 conv2d_weight_grad [128,128,3,3]  graphs/lib/image_encoder.lua:13 */
+    CALL(131, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)8192*B), convirt_image_vjp_k161_conv2d_weight_grad(A + 4589568, A + 37818432 + 1556480*B, A + 37818432 + 1613824*B, A + 0, B)); /* %309 conv2d_weight_grad [128,128,3,3]  graphs/lib/image_encoder.lua:13 */
     CALL(132, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k147_fused_mul_step(A + 37818432 + 1556480*B, A + 37818432 + 1572864*B, A + 37818432 + 1613824*B, B)); /* %311 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
     CALL(133, (double)40960*B, sizeof(real)*((double)256*B + (double)8192*B + (double)8192*B + (double)16*B), convirt_image_vjp_k148_group_norm_sums(A + 37818432 + 1581056*B, A + 37818432 + 1556480*B, A + 37818432 + 1605632*B, A + 37818432 + 1642624*B, B)); /* %312 group_norm_sums [B,128,2]  graphs/lib/image_encoder.lua:7 */
     CALL(134, (double)57344*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)256*B), convirt_image_vjp_k149_group_norm_grad_x(A + 37818432 + 1572864*B, A + 37818432 + 1556480*B, A + 37818432 + 1605632*B, A + 37818432 + 1642624*B, (real *)P + 342752, A + 37818432 + 1581056*B, B)); /* %313 group_norm_grad_x [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(135, (double)256*B, sizeof(real)*((double)256 + (double)256*B), convirt_image_vjp_k150_sum(A + 2576448, A + 37818432 + 1581056*B, B)); /* %314 reduce [1,128,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(136, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k152_slice(A + 3065280, A + 2576448)); /* %316 slice [128,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(137, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k154_slice(A + 3065408, A + 2576448)); /* %318 slice [128,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(135, (double)256*B, sizeof(real)*((double)256 + (double)256*B), convirt_image_vjp_k150_sum(A + 4737024, A + 37818432 + 1581056*B, B)); /* %314 reduce [1,128,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(136, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k152_slice(A + 5225856, A + 4737024)); /* %316 slice [128,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(137, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k154_slice(A + 5225984, A + 4737024)); /* %318 slice [128,1]  graphs/lib/image_encoder.lua:7 */
     CALL(138, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k157_sum(A + 37818432 + 1556480*B, A + 37818432 + 1572864*B, B)); /* %321 reduce [B,128,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(139, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 3065536, A + 37818432 + 1556480*B, B)); /* %322 reduce [1,128,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(139, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5226112, A + 37818432 + 1556480*B, B)); /* %322 reduce [1,128,1]  graphs/lib/image_encoder.lua:6 */
     PROF_GEMM(140, 1152, 64, 128);
     CALL(140, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456), convirt_image_vjp_k160_conv2d_input_grad(A + 37818432 + 1556480*B, A + 37818432 + 1572864*B, (real *)P + 195168, A + 0, B)); /* %324 conv2d_input_grad [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
     PROF_GEMM(141, 288, 128, 64);
-    CALL(141, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)8192*B), convirt_image_vjp_k161_conv2d_weight_grad(A + 2576448, A + 37818432 + 1572864*B, A + 37818432 + 1597440*B, A + 0, B)); /* %325 conv2d_weight_grad [128,128,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(141, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)8192*B), convirt_image_vjp_k161_conv2d_weight_grad(A + 4737024, A + 37818432 + 1572864*B, A + 37818432 + 1597440*B, A + 0, B)); /* %325 conv2d_weight_grad [128,128,3,3]  graphs/lib/image_encoder.lua:6 */
     CALL(142, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k180_fused_mul_add_step(A + 37818432 + 1572864*B, A + 37818432 + 1564672*B, A + 37818432 + 1556480*B, A + 37818432 + 1597440*B, B)); /* %328 fused:mul_add_step [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
     CALL(143, (double)40960*B, sizeof(real)*((double)256*B + (double)8192*B + (double)8192*B + (double)16*B), convirt_image_vjp_k148_group_norm_sums(A + 37818432 + 1556480*B, A + 37818432 + 1572864*B, A + 37818432 + 1589248*B, A + 37818432 + 1642608*B, B)); /* %329 group_norm_sums [B,128,2]  graphs/lib/image_encoder.lua:7 */
     CALL(144, (double)57344*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)256*B), convirt_image_vjp_k149_group_norm_grad_x(A + 37818432 + 1581056*B, A + 37818432 + 1572864*B, A + 37818432 + 1589248*B, A + 37818432 + 1642608*B, (real *)P + 194912, A + 37818432 + 1556480*B, B)); /* %330 group_norm_grad_x [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(145, (double)256*B, sizeof(real)*((double)256 + (double)256*B), convirt_image_vjp_k150_sum(A + 2834496, A + 37818432 + 1556480*B, B)); /* %331 reduce [1,128,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(146, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k152_slice(A + 3065664, A + 2834496)); /* %333 slice [128,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(147, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k154_slice(A + 3065792, A + 2834496)); /* %335 slice [128,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(145, (double)256*B, sizeof(real)*((double)256 + (double)256*B), convirt_image_vjp_k150_sum(A + 4995072, A + 37818432 + 1556480*B, B)); /* %331 reduce [1,128,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(146, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k152_slice(A + 5226240, A + 4995072)); /* %333 slice [128,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(147, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k154_slice(A + 5226368, A + 4995072)); /* %335 slice [128,1]  graphs/lib/image_encoder.lua:7 */
     CALL(148, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k157_sum(A + 37818432 + 1556480*B, A + 37818432 + 1581056*B, B)); /* %338 reduce [B,128,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(149, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 3065920, A + 37818432 + 1556480*B, B)); /* %339 reduce [1,128,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(149, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5226496, A + 37818432 + 1556480*B, B)); /* %339 reduce [1,128,1]  graphs/lib/image_encoder.lua:6 */
     PROF_GEMM(150, 576, 64, 128);
     CALL(150, (double)9437184*B, sizeof(real)*((double)16384*B + (double)8192*B + (double)73728), convirt_image_vjp_k193_conv2d_input_grad(A + 37818432 + 1392640*B, A + 37818432 + 1581056*B, (real *)P + 121056, A + 0, B)); /* %341 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
     PROF_GEMM(151, 144, 128, 64);
-    CALL(151, (double)9437184*B, sizeof(real)*((double)73728 + (double)8192*B + (double)16384*B), convirt_image_vjp_k194_conv2d_weight_grad(A + 2834496, A + 37818432 + 1581056*B, A + 37818432 + 1540096*B, A + 0, B)); /* %342 conv2d_weight_grad [128,64,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(151, (double)9437184*B, sizeof(real)*((double)73728 + (double)8192*B + (double)16384*B), convirt_image_vjp_k194_conv2d_weight_grad(A + 4995072, A + 37818432 + 1581056*B, A + 37818432 + 1540096*B, A + 0, B)); /* %342 conv2d_weight_grad [128,64,3,3]  graphs/lib/image_encoder.lua:6 */
     CALL(152, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k229_fused_mul_add_step(A + 37818432 + 1409024*B, A + 37818432 + 81920*B, A + 37818432 + 1392640*B, A + 37818432 + 1540096*B, B)); /* %345 fused:mul_add_step [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
     CALL(153, (double)81920*B, sizeof(real)*((double)128*B + (double)16384*B + (double)16384*B + (double)16*B), convirt_image_vjp_k197_group_norm_sums(A + 37818432 + 1425408*B, A + 37818432 + 1409024*B, A + 37818432 + 1523712*B, A + 37818432 + 1642592*B, B)); /* %346 group_norm_sums [B,64,2]  graphs/lib/image_encoder.lua:13 */
     CALL(154, (double)114688*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)128*B), convirt_image_vjp_k198_group_norm_grad_x(A + 37818432 + 1392640*B, A + 37818432 + 1409024*B, A + 37818432 + 1523712*B, A + 37818432 + 1642592*B, (real *)P + 120928, A + 37818432 + 1425408*B, B)); /* %347 group_norm_grad_x [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(155, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 3028032, A + 37818432 + 1425408*B, B)); /* %348 reduce [1,64,2]  graphs/lib/image_encoder.lua:13 */
-    CALL(156, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k201_slice(A + 3066240, A + 3028032)); /* %350 slice [64,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(157, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k203_slice(A + 3066304, A + 3028032)); /* %352 slice [64,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(155, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5188608, A + 37818432 + 1425408*B, B)); /* %348 reduce [1,64,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(156, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k201_slice(A + 5226816, A + 5188608)); /* %350 slice [64,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(157, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k203_slice(A + 5226880, A + 5188608)); /* %352 slice [64,1]  graphs/lib/image_encoder.lua:13 */
     CALL(158, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k206_sum(A + 37818432 + 1425408*B, A + 37818432 + 1392640*B, B)); /* %355 reduce [B,64,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(159, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 3066368, A + 37818432 + 1425408*B, B)); /* %356 reduce [1,64,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(159, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5226944, A + 37818432 + 1425408*B, B)); /* %356 reduce [1,64,1]  graphs/lib/image_encoder.lua:13 */
     PROF_GEMM(160, 576, 256, 64);
     CALL(160, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864), convirt_image_vjp_k209_conv2d_input_grad(A + 37818432 + 1425408*B, A + 37818432 + 1392640*B, (real *)P + 84000, A + 0, B)); /* %358 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
     PROF_GEMM(161, 144, 64, 256);
-    CALL(161, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)16384*B), convirt_image_vjp_k210_conv2d_weight_grad(A + 2908224, A + 37818432 + 1392640*B, A + 37818432 + 1507328*B, A + 0, B)); /* %359 conv2d_weight_grad [64,64,3,3]  graphs/lib/image_encoder.lua:13 */
+    CALL(161, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)16384*B), convirt_image_vjp_k210_conv2d_weight_grad(A + 5068800, A + 37818432 + 1392640*B, A + 37818432 + 1507328*B, A + 0, B)); /* %359 conv2d_weight_grad [64,64,3,3]  graphs/lib/image_encoder.lua:13 */
     CALL(162, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k196_fused_mul_step(A + 37818432 + 1392640*B, A + 37818432 + 1425408*B, A + 37818432 + 1507328*B, B)); /* %361 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
     CALL(163, (double)81920*B, sizeof(real)*((double)128*B + (double)16384*B + (double)16384*B + (double)16*B), convirt_image_vjp_k197_group_norm_sums(A + 37818432 + 1441792*B, A + 37818432 + 1392640*B, A + 37818432 + 1490944*B, A + 37818432 + 1642576*B, B)); /* %362 group_norm_sums [B,64,2]  graphs/lib/image_encoder.lua:7 */
     CALL(164, (double)114688*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)128*B), convirt_image_vjp_k198_group_norm_grad_x(A + 37818432 + 1425408*B, A + 37818432 + 1392640*B, A + 37818432 + 1490944*B, A + 37818432 + 1642576*B, (real *)P + 83872, A + 37818432 + 1441792*B, B)); /* %363 group_norm_grad_x [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(165, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 2945088, A + 37818432 + 1441792*B, B)); /* %364 reduce [1,64,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(166, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k201_slice(A + 3066432, A + 2945088)); /* %366 slice [64,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(167, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k203_slice(A + 3066496, A + 2945088)); /* %368 slice [64,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(165, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5105664, A + 37818432 + 1441792*B, B)); /* %364 reduce [1,64,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(166, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k201_slice(A + 5227008, A + 5105664)); /* %366 slice [64,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(167, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k203_slice(A + 5227072, A + 5105664)); /* %368 slice [64,1]  graphs/lib/image_encoder.lua:7 */
     CALL(168, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k206_sum(A + 37818432 + 1392640*B, A + 37818432 + 1425408*B, B)); /* %371 reduce [B,64,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(169, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 3066560, A + 37818432 + 1392640*B, B)); /* %372 reduce [1,64,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(169, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5227136, A + 37818432 + 1392640*B, B)); /* %372 reduce [1,64,1]  graphs/lib/image_encoder.lua:6 */
     PROF_GEMM(170, 576, 256, 64);
     CALL(170, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864), convirt_image_vjp_k209_conv2d_input_grad(A + 37818432 + 1392640*B, A + 37818432 + 1425408*B, (real *)P + 46944, A + 0, B)); /* %374 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
     PROF_GEMM(171, 144, 64, 256);
-    CALL(171, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)16384*B), convirt_image_vjp_k210_conv2d_weight_grad(A + 2945088, A + 37818432 + 1425408*B, A + 37818432 + 1474560*B, A + 0, B)); /* %375 conv2d_weight_grad [64,64,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(171, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)16384*B), convirt_image_vjp_k210_conv2d_weight_grad(A + 5105664, A + 37818432 + 1425408*B, A + 37818432 + 1474560*B, A + 0, B)); /* %375 conv2d_weight_grad [64,64,3,3]  graphs/lib/image_encoder.lua:6 */
     CALL(172, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k229_fused_mul_add_step(A + 37818432 + 1425408*B, A + 37818432 + 1409024*B, A + 37818432 + 1392640*B, A + 37818432 + 1474560*B, B)); /* %378 fused:mul_add_step [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
     CALL(173, (double)81920*B, sizeof(real)*((double)128*B + (double)16384*B + (double)16384*B + (double)16*B), convirt_image_vjp_k197_group_norm_sums(A + 37818432 + 1392640*B, A + 37818432 + 1425408*B, A + 37818432 + 1458176*B, A + 37818432 + 1642560*B, B)); /* %379 group_norm_sums [B,64,2]  graphs/lib/image_encoder.lua:7 */
     CALL(174, (double)114688*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)128*B), convirt_image_vjp_k198_group_norm_grad_x(A + 37818432 + 1441792*B, A + 37818432 + 1425408*B, A + 37818432 + 1458176*B, A + 37818432 + 1642560*B, (real *)P + 46816, A + 37818432 + 1392640*B, B)); /* %380 group_norm_grad_x [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(175, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 3028032, A + 37818432 + 1392640*B, B)); /* %381 reduce [1,64,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(176, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k201_slice(A + 3066624, A + 3028032)); /* %383 slice [64,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(177, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k203_slice(A + 3066688, A + 3028032)); /* %385 slice [64,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(175, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5188608, A + 37818432 + 1392640*B, B)); /* %381 reduce [1,64,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(176, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k201_slice(A + 5227200, A + 5188608)); /* %383 slice [64,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(177, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k203_slice(A + 5227264, A + 5188608)); /* %385 slice [64,1]  graphs/lib/image_encoder.lua:7 */
     CALL(178, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k206_sum(A + 37818432 + 1392640*B, A + 37818432 + 1441792*B, B)); /* %388 reduce [B,64,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(179, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 3066752, A + 37818432 + 1392640*B, B)); /* %389 reduce [1,64,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(179, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5227328, A + 37818432 + 1392640*B, B)); /* %389 reduce [1,64,1]  graphs/lib/image_encoder.lua:6 */
     PROF_GEMM(180, 288, 256, 64);
     CALL(180, (double)9437184*B, sizeof(real)*((double)32768*B + (double)16384*B + (double)18432), convirt_image_vjp_k242_conv2d_input_grad(A + 37818432, A + 37818432 + 1441792*B, (real *)P + 28320, A + 0, B)); /* %391 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
     PROF_GEMM(181, 144, 64, 256);
-    CALL(181, (double)9437184*B, sizeof(real)*((double)18432 + (double)16384*B + (double)32768*B), convirt_image_vjp_k243_conv2d_weight_grad(A + 3028032, A + 37818432 + 1441792*B, A + 37818432 + 1359872*B, A + 0, B)); /* %392 conv2d_weight_grad [64,32,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(181, (double)9437184*B, sizeof(real)*((double)18432 + (double)16384*B + (double)32768*B), convirt_image_vjp_k243_conv2d_weight_grad(A + 5188608, A + 37818432 + 1441792*B, A + 37818432 + 1359872*B, A + 0, B)); /* %392 conv2d_weight_grad [64,32,3,3]  graphs/lib/image_encoder.lua:6 */
     CALL(182, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k278_fused_mul_add_step(A + 37818432 + 32768*B, A + 37818432 + 98304*B, A + 37818432, A + 37818432 + 1359872*B, B)); /* %395 fused:mul_add_step [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
     CALL(183, (double)163840*B, sizeof(real)*((double)64*B + (double)32768*B + (double)32768*B + (double)16*B), convirt_image_vjp_k246_group_norm_sums(A + 37818432 + 65536*B, A + 37818432 + 32768*B, A + 37818432 + 1327104*B, A + 37818432 + 1642544*B, B)); /* %396 group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:13 */
     CALL(184, (double)229376*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)64*B), convirt_image_vjp_k247_group_norm_grad_x(A + 37818432, A + 37818432 + 32768*B, A + 37818432 + 1327104*B, A + 37818432 + 1642544*B, (real *)P + 28256, A + 37818432 + 65536*B, B)); /* %397 group_norm_grad_x [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(185, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 3046464, A + 37818432 + 65536*B, B)); /* %398 reduce [1,32,2]  graphs/lib/image_encoder.lua:13 */
-    CALL(186, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 3067040, A + 3046464)); /* %400 slice [32,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(187, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 3067072, A + 3046464)); /* %402 slice [32,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(185, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5207040, A + 37818432 + 65536*B, B)); /* %398 reduce [1,32,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(186, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 5227488, A + 5207040)); /* %400 slice [32,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(187, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 5227520, A + 5207040)); /* %402 slice [32,1]  graphs/lib/image_encoder.lua:13 */
     CALL(188, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k255_sum(A + 37818432 + 65536*B, A + 37818432, B)); /* %405 reduce [B,32,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(189, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 3067104, A + 37818432 + 65536*B, B)); /* %406 reduce [1,32,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(189, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 5227552, A + 37818432 + 65536*B, B)); /* %406 reduce [1,32,1]  graphs/lib/image_encoder.lua:13 */
     PROF_GEMM(190, 288, 1024, 32);
     CALL(190, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216), convirt_image_vjp_k258_conv2d_input_grad(A + 37818432 + 65536*B, A + 37818432, (real *)P + 19008, A + 0, B)); /* %408 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
     PROF_GEMM(191, 144, 32, 1024);
-    CALL(191, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)32768*B), convirt_image_vjp_k259_conv2d_weight_grad(A + 3046464, A + 37818432, A + 37818432 + 1294336*B, A + 0, B)); /* %409 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:13 */
+    CALL(191, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)32768*B), convirt_image_vjp_k259_conv2d_weight_grad(A + 5207040, A + 37818432, A + 37818432 + 1294336*B, A + 0, B)); /* %409 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:13 */
     CALL(192, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k245_fused_mul_step(A + 37818432, A + 37818432 + 65536*B, A + 37818432 + 1294336*B, B)); /* %411 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
     CALL(193, (double)163840*B, sizeof(real)*((double)64*B + (double)32768*B + (double)32768*B + (double)16*B), convirt_image_vjp_k246_group_norm_sums(A + 37818432 + 98304*B, A + 37818432, A + 37818432 + 1261568*B, A + 37818432 + 1642528*B, B)); /* %412 group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:7 */
     CALL(194, (double)229376*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)64*B), convirt_image_vjp_k247_group_norm_grad_x(A + 37818432 + 65536*B, A + 37818432, A + 37818432 + 1261568*B, A + 37818432 + 1642528*B, (real *)P + 18944, A + 37818432 + 98304*B, B)); /* %413 group_norm_grad_x [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(195, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 3055680, A + 37818432 + 98304*B, B)); /* %414 reduce [1,32,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(196, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 3067136, A + 3055680)); /* %416 slice [32,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(197, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 3067168, A + 3055680)); /* %418 slice [32,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(195, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5216256, A + 37818432 + 98304*B, B)); /* %414 reduce [1,32,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(196, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 5227584, A + 5216256)); /* %416 slice [32,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(197, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 5227616, A + 5216256)); /* %418 slice [32,1]  graphs/lib/image_encoder.lua:7 */
     CALL(198, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k255_sum(A + 37818432, A + 37818432 + 65536*B, B)); /* %421 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(199, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 3067200, A + 37818432, B)); /* %422 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(199, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 5227648, A + 37818432, B)); /* %422 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
     PROF_GEMM(200, 288, 1024, 32);
     CALL(200, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216), convirt_image_vjp_k258_conv2d_input_grad(A + 37818432, A + 37818432 + 65536*B, (real *)P + 9696, A + 0, B)); /* %424 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
     PROF_GEMM(201, 144, 32, 1024);
-    CALL(201, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)32768*B), convirt_image_vjp_k259_conv2d_weight_grad(A + 3055680, A + 37818432 + 65536*B, A + 37818432 + 1228800*B, A + 0, B)); /* %425 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(201, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)32768*B), convirt_image_vjp_k259_conv2d_weight_grad(A + 5216256, A + 37818432 + 65536*B, A + 37818432 + 1228800*B, A + 0, B)); /* %425 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:6 */
     CALL(202, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k278_fused_mul_add_step(A + 37818432 + 65536*B, A + 37818432 + 32768*B, A + 37818432, A + 37818432 + 1228800*B, B)); /* %428 fused:mul_add_step [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
     CALL(203, (double)163840*B, sizeof(real)*((double)64*B + (double)32768*B + (double)32768*B + (double)16*B), convirt_image_vjp_k246_group_norm_sums(A + 37818432 + 98304*B, A + 37818432 + 65536*B, A + 37818432 + 1196032*B, A + 37818432 + 1642512*B, B)); /* %429 group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:7 */
     CALL(204, (double)229376*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)64*B), convirt_image_vjp_k247_group_norm_grad_x(A + 37818432 + 262144*B, A + 37818432 + 65536*B, A + 37818432 + 1196032*B, A + 37818432 + 1642512*B, (real *)P + 9632, A + 37818432 + 98304*B, B)); /* %430 group_norm_grad_x [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
     CALL(205, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 0, A + 37818432 + 98304*B, B)); /* %431 reduce [1,32,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(206, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 3067232, A + 0)); /* %433 slice [32,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(207, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 3067264, A + 0)); /* %435 slice [32,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(206, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 5227680, A + 0)); /* %433 slice [32,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(207, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 5227712, A + 0)); /* %435 slice [32,1]  graphs/lib/image_encoder.lua:7 */
     CALL(208, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k255_sum(A + 37818432, A + 37818432 + 262144*B, B)); /* %438 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(209, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 3067296, A + 37818432, B)); /* %439 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(209, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 5227744, A + 37818432, B)); /* %439 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
     PROF_GEMM(210, 288, 1024, 32);
     CALL(210, (double)18874368*B, sizeof(real)*((double)131072*B + (double)32768*B + (double)9216), convirt_image_vjp_k291_conv2d_input_grad(A + 37818432, A + 37818432 + 262144*B, (real *)P + 384, A + 0, B)); /* %441 conv2d_input_grad [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
     PROF_GEMM(211, 144, 32, 1024);
@@ -526,66 +526,66 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     memcpy(grads + 320, A + 22352, sizeof(real)*32); /* d loss / d image.stem_gn.weight */
     memcpy(grads + 352, A + 22320, sizeof(real)*32); /* d loss / d image.stem_gn.bias */
     memcpy(grads + 384, A + 312848, sizeof(real)*9216); /* d loss / d image.stage1.down.weight */
-    memcpy(grads + 9600, A + 3067296, sizeof(real)*32); /* d loss / d image.stage1.down.bias */
-    memcpy(grads + 9632, A + 3067264, sizeof(real)*32); /* d loss / d image.stage1.gn.weight */
-    memcpy(grads + 9664, A + 3067232, sizeof(real)*32); /* d loss / d image.stage1.gn.bias */
-    memcpy(grads + 9696, A + 3055680, sizeof(real)*9216); /* d loss / d image.stage1.res.conv1.weight */
-    memcpy(grads + 18912, A + 3067200, sizeof(real)*32); /* d loss / d image.stage1.res.conv1.bias */
-    memcpy(grads + 18944, A + 3067168, sizeof(real)*32); /* d loss / d image.stage1.res.gn1.weight */
-    memcpy(grads + 18976, A + 3067136, sizeof(real)*32); /* d loss / d image.stage1.res.gn1.bias */
-    memcpy(grads + 19008, A + 3046464, sizeof(real)*9216); /* d loss / d image.stage1.res.conv2.weight */
-    memcpy(grads + 28224, A + 3067104, sizeof(real)*32); /* d loss / d image.stage1.res.conv2.bias */
-    memcpy(grads + 28256, A + 3067072, sizeof(real)*32); /* d loss / d image.stage1.res.gn2.weight */
-    memcpy(grads + 28288, A + 3067040, sizeof(real)*32); /* d loss / d image.stage1.res.gn2.bias */
-    memcpy(grads + 28320, A + 3028032, sizeof(real)*18432); /* d loss / d image.stage2.down.weight */
-    memcpy(grads + 46752, A + 3066752, sizeof(real)*64); /* d loss / d image.stage2.down.bias */
-    memcpy(grads + 46816, A + 3066688, sizeof(real)*64); /* d loss / d image.stage2.gn.weight */
-    memcpy(grads + 46880, A + 3066624, sizeof(real)*64); /* d loss / d image.stage2.gn.bias */
-    memcpy(grads + 46944, A + 2945088, sizeof(real)*36864); /* d loss / d image.stage2.res.conv1.weight */
-    memcpy(grads + 83808, A + 3066560, sizeof(real)*64); /* d loss / d image.stage2.res.conv1.bias */
-    memcpy(grads + 83872, A + 3066496, sizeof(real)*64); /* d loss / d image.stage2.res.gn1.weight */
-    memcpy(grads + 83936, A + 3066432, sizeof(real)*64); /* d loss / d image.stage2.res.gn1.bias */
-    memcpy(grads + 84000, A + 2908224, sizeof(real)*36864); /* d loss / d image.stage2.res.conv2.weight */
-    memcpy(grads + 120864, A + 3066368, sizeof(real)*64); /* d loss / d image.stage2.res.conv2.bias */
-    memcpy(grads + 120928, A + 3066304, sizeof(real)*64); /* d loss / d image.stage2.res.gn2.weight */
-    memcpy(grads + 120992, A + 3066240, sizeof(real)*64); /* d loss / d image.stage2.res.gn2.bias */
-    memcpy(grads + 121056, A + 2834496, sizeof(real)*73728); /* d loss / d image.stage3.down.weight */
-    memcpy(grads + 194784, A + 3065920, sizeof(real)*128); /* d loss / d image.stage3.down.bias */
-    memcpy(grads + 194912, A + 3065792, sizeof(real)*128); /* d loss / d image.stage3.gn.weight */
-    memcpy(grads + 195040, A + 3065664, sizeof(real)*128); /* d loss / d image.stage3.gn.bias */
-    memcpy(grads + 195168, A + 2576448, sizeof(real)*147456); /* d loss / d image.stage3.res.conv1.weight */
-    memcpy(grads + 342624, A + 3065536, sizeof(real)*128); /* d loss / d image.stage3.res.conv1.bias */
-    memcpy(grads + 342752, A + 3065408, sizeof(real)*128); /* d loss / d image.stage3.res.gn1.weight */
-    memcpy(grads + 342880, A + 3065280, sizeof(real)*128); /* d loss / d image.stage3.res.gn1.bias */
-    memcpy(grads + 343008, A + 2428992, sizeof(real)*147456); /* d loss / d image.stage3.res.conv2.weight */
-    memcpy(grads + 490464, A + 3065152, sizeof(real)*128); /* d loss / d image.stage3.res.conv2.bias */
-    memcpy(grads + 490592, A + 3065024, sizeof(real)*128); /* d loss / d image.stage3.res.gn2.weight */
-    memcpy(grads + 490720, A + 3064896, sizeof(real)*128); /* d loss / d image.stage3.res.gn2.bias */
+    memcpy(grads + 9600, A + 5227744, sizeof(real)*32); /* d loss / d image.stage1.down.bias */
+    memcpy(grads + 9632, A + 5227712, sizeof(real)*32); /* d loss / d image.stage1.gn.weight */
+    memcpy(grads + 9664, A + 5227680, sizeof(real)*32); /* d loss / d image.stage1.gn.bias */
+    memcpy(grads + 9696, A + 5216256, sizeof(real)*9216); /* d loss / d image.stage1.res.conv1.weight */
+    memcpy(grads + 18912, A + 5227648, sizeof(real)*32); /* d loss / d image.stage1.res.conv1.bias */
+    memcpy(grads + 18944, A + 5227616, sizeof(real)*32); /* d loss / d image.stage1.res.gn1.weight */
+    memcpy(grads + 18976, A + 5227584, sizeof(real)*32); /* d loss / d image.stage1.res.gn1.bias */
+    memcpy(grads + 19008, A + 5207040, sizeof(real)*9216); /* d loss / d image.stage1.res.conv2.weight */
+    memcpy(grads + 28224, A + 5227552, sizeof(real)*32); /* d loss / d image.stage1.res.conv2.bias */
+    memcpy(grads + 28256, A + 5227520, sizeof(real)*32); /* d loss / d image.stage1.res.gn2.weight */
+    memcpy(grads + 28288, A + 5227488, sizeof(real)*32); /* d loss / d image.stage1.res.gn2.bias */
+    memcpy(grads + 28320, A + 5188608, sizeof(real)*18432); /* d loss / d image.stage2.down.weight */
+    memcpy(grads + 46752, A + 5227328, sizeof(real)*64); /* d loss / d image.stage2.down.bias */
+    memcpy(grads + 46816, A + 5227264, sizeof(real)*64); /* d loss / d image.stage2.gn.weight */
+    memcpy(grads + 46880, A + 5227200, sizeof(real)*64); /* d loss / d image.stage2.gn.bias */
+    memcpy(grads + 46944, A + 5105664, sizeof(real)*36864); /* d loss / d image.stage2.res.conv1.weight */
+    memcpy(grads + 83808, A + 5227136, sizeof(real)*64); /* d loss / d image.stage2.res.conv1.bias */
+    memcpy(grads + 83872, A + 5227072, sizeof(real)*64); /* d loss / d image.stage2.res.gn1.weight */
+    memcpy(grads + 83936, A + 5227008, sizeof(real)*64); /* d loss / d image.stage2.res.gn1.bias */
+    memcpy(grads + 84000, A + 5068800, sizeof(real)*36864); /* d loss / d image.stage2.res.conv2.weight */
+    memcpy(grads + 120864, A + 5226944, sizeof(real)*64); /* d loss / d image.stage2.res.conv2.bias */
+    memcpy(grads + 120928, A + 5226880, sizeof(real)*64); /* d loss / d image.stage2.res.gn2.weight */
+    memcpy(grads + 120992, A + 5226816, sizeof(real)*64); /* d loss / d image.stage2.res.gn2.bias */
+    memcpy(grads + 121056, A + 4995072, sizeof(real)*73728); /* d loss / d image.stage3.down.weight */
+    memcpy(grads + 194784, A + 5226496, sizeof(real)*128); /* d loss / d image.stage3.down.bias */
+    memcpy(grads + 194912, A + 5226368, sizeof(real)*128); /* d loss / d image.stage3.gn.weight */
+    memcpy(grads + 195040, A + 5226240, sizeof(real)*128); /* d loss / d image.stage3.gn.bias */
+    memcpy(grads + 195168, A + 4737024, sizeof(real)*147456); /* d loss / d image.stage3.res.conv1.weight */
+    memcpy(grads + 342624, A + 5226112, sizeof(real)*128); /* d loss / d image.stage3.res.conv1.bias */
+    memcpy(grads + 342752, A + 5225984, sizeof(real)*128); /* d loss / d image.stage3.res.gn1.weight */
+    memcpy(grads + 342880, A + 5225856, sizeof(real)*128); /* d loss / d image.stage3.res.gn1.bias */
+    memcpy(grads + 343008, A + 4589568, sizeof(real)*147456); /* d loss / d image.stage3.res.conv2.weight */
+    memcpy(grads + 490464, A + 5225728, sizeof(real)*128); /* d loss / d image.stage3.res.conv2.bias */
+    memcpy(grads + 490592, A + 5225600, sizeof(real)*128); /* d loss / d image.stage3.res.gn2.weight */
+    memcpy(grads + 490720, A + 5225472, sizeof(real)*128); /* d loss / d image.stage3.res.gn2.bias */
     memset(grads + 490848, 0, sizeof(real)*16384); /* image.region_proj.weight: the loss does not depend on it */
     memset(grads + 507232, 0, sizeof(real)*128); /* image.region_proj.bias: the loss does not depend on it */
     memset(grads + 507360, 0, sizeof(real)*16384); /* image.global_proj.weight: the loss does not depend on it */
     memset(grads + 523744, 0, sizeof(real)*128); /* image.global_proj.bias: the loss does not depend on it */
-    memcpy(grads + 523872, A + 2723904, sizeof(real)*110592); /* d loss / d seg.dec2.conv.weight */
-    memcpy(grads + 634464, A + 3066176, sizeof(real)*64); /* d loss / d seg.dec2.conv.bias */
-    memcpy(grads + 634528, A + 3066112, sizeof(real)*64); /* d loss / d seg.dec2.gn.weight */
-    memcpy(grads + 634592, A + 3066048, sizeof(real)*64); /* d loss / d seg.dec2.gn.bias */
-    memcpy(grads + 634656, A + 2981952, sizeof(real)*27648); /* d loss / d seg.dec1.conv.weight */
-    memcpy(grads + 662304, A + 3067008, sizeof(real)*32); /* d loss / d seg.dec1.conv.bias */
-    memcpy(grads + 662336, A + 3066976, sizeof(real)*32); /* d loss / d seg.dec1.gn.weight */
-    memcpy(grads + 662368, A + 3066944, sizeof(real)*32); /* d loss / d seg.dec1.gn.bias */
-    memcpy(grads + 662400, A + 3009600, sizeof(real)*18432); /* d loss / d seg.dec0.conv.weight */
-    memcpy(grads + 680832, A + 3066912, sizeof(real)*32); /* d loss / d seg.dec0.conv.bias */
-    memcpy(grads + 680864, A + 3066880, sizeof(real)*32); /* d loss / d seg.dec0.gn.weight */
-    memcpy(grads + 680896, A + 3066848, sizeof(real)*32); /* d loss / d seg.dec0.gn.bias */
-    memcpy(grads + 680928, A + 3066816, sizeof(real)*32); /* d loss / d seg.head.weight */
-    memcpy(grads + 680960, A + 3067344, sizeof(real)*1); /* d loss / d seg.head.bias */
+    memcpy(grads + 523872, A + 4884480, sizeof(real)*110592); /* d loss / d seg.dec2.conv.weight */
+    memcpy(grads + 634464, A + 5226752, sizeof(real)*64); /* d loss / d seg.dec2.conv.bias */
+    memcpy(grads + 634528, A + 5226688, sizeof(real)*64); /* d loss / d seg.dec2.gn.weight */
+    memcpy(grads + 634592, A + 5226624, sizeof(real)*64); /* d loss / d seg.dec2.gn.bias */
+    memcpy(grads + 634656, A + 5142528, sizeof(real)*27648); /* d loss / d seg.dec1.conv.weight */
+    memcpy(grads + 662304, A + 5227456, sizeof(real)*32); /* d loss / d seg.dec1.conv.bias */
+    memcpy(grads + 662336, A + 5227424, sizeof(real)*32); /* d loss / d seg.dec1.gn.weight */
+    memcpy(grads + 662368, A + 5227392, sizeof(real)*32); /* d loss / d seg.dec1.gn.bias */
+    memcpy(grads + 662400, A + 5170176, sizeof(real)*18432); /* d loss / d seg.dec0.conv.weight */
+    memcpy(grads + 680832, A + 6819936, sizeof(real)*32); /* d loss / d seg.dec0.conv.bias */
+    memcpy(grads + 680864, A + 6819904, sizeof(real)*32); /* d loss / d seg.dec0.gn.weight */
+    memcpy(grads + 680896, A + 6819872, sizeof(real)*32); /* d loss / d seg.dec0.gn.bias */
+    memcpy(grads + 680928, A + 6819840, sizeof(real)*32); /* d loss / d seg.head.weight */
+    memcpy(grads + 680960, A + 6819984, sizeof(real)*1); /* d loss / d seg.head.bias */
 }
 
 static const real *output(const void *arena, int k, const long *dims) {
     const long B = dims[0]; (void)B;
     const real *A = arena;
     switch (k) {
-    case 0: return A + 3067328; /* loss */
+    case 0: return A + 6819968; /* loss */
     default: return 0;
     }
 }

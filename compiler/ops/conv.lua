@@ -51,25 +51,29 @@ local function plane_to_columns(xp, cp0)
   }
 end
 
--- col2im of one channel plane, its adjoint: the column rows of the output rows [oy0, oy1) added
--- into pp (the bordered rows they touch, [r0, r1)), then pp's inner part added into xp [H, W]
-local function columns_to_plane(cp0, xp)
+-- col2im of one channel plane, its adjoint, in two steps: the column rows of the output rows
+-- [oy0, oy1) added into the bordered plane `pl` (zeroed by the caller; tiles add into the same
+-- plane), then the plane's inner part written into xp [H, W], every element once
+local function columns_into_plane(cp0, pl)
   return {
-    "const long r0 = oy0*S, r1 = (oy1 - 1)*S + KH;",
-    "memset(pp + r0*S*WQ, 0, sizeof(real)*(size_t)((r1 - r0)*S*WQ));",
     "for (long ky = 0; ky < KH; ky++)",
     "    for (long kx = 0; kx < KW; kx++)",
     "        for (long oy = oy0; oy < oy1; oy++) {",
     "            const real *src = " .. cp0 .. " + (ky*KW + kx)*LDC + (oy - oy0)*WO;",
-    "            real *dst = pp + (oy*S + ky)*S*WQ + kx % S*WQ + kx / S;",
+    "            real *dst = " .. pl .. " + (oy*S + ky)*S*WQ + kx % S*WQ + kx / S;",
     "            for (long ox = 0; ox < WO; ox++) dst[ox] += src[ox];",
     "        }",
-    "for (long r = r0 > P ? r0 : P; r < (r1 < H + P ? r1 : H + P); r++)",
+  }
+end
+
+local function plane_into_image(pl, xp)
+  return {
+    "for (long iy = 0; iy < H; iy++)",
     "    for (long ph = 0; ph < S; ph++) {",
     "        " .. PHASE_RANGE,
-    "        const real *prow = pp + r*S*WQ + ph*WQ;",
-    "        real *xrow = " .. xp .. " + (r - P)*W + ph - P;",
-    "        for (long q = lo; q < hi; q++) xrow[q*S] += prow[q];",
+    "        const real *prow = " .. pl .. " + (iy + P)*S*WQ + ph*WQ;",
+    "        real *xrow = " .. xp .. " + iy*W + ph - P;",
+    "        for (long q = lo; q < hi; q++) xrow[q*S] = prow[q];",
     "    }",
   }
 end
@@ -109,7 +113,9 @@ local function emit_loops(n, names, C, H, W, N, gather)
     "            const long n = i / C, c = i % C, LDC = HO*WO, oy0 = 0, oy1 = HO;",
     "            " .. (gather and "const " or "") .. "real *xp = (" .. names.x .. ") + (n*C + c)*H*W;",
     "            " .. (gather and "" or "const ") .. "real *cp0 = (" .. names.col .. ") + (n*KC + c*KH*KW)*HO*WO;",
-    indent(gather and plane_to_columns("xp", "cp0") or columns_to_plane("cp0", "xp"), "            "),
+    gather and indent(plane_to_columns("xp", "cp0"), "            ")
+      or "            memset(pp, 0, sizeof(real)*(size_t)(HP*S*WQ));\n" .. indent(columns_into_plane("cp0", "pp"), "            ") .. "\n" ..
+        indent(plane_into_image("pp", "xp"), "            "),
     "        }",
     "    }",
   }
@@ -162,9 +168,8 @@ M.ops.col2im = {
   end,
   emit = function(n, names)
     local xs = n.attrs.x_shape
-    -- every (n, c) plane is added into by its own iteration only: no races
-    local zero = string.format("    memset(%s, 0, sizeof(real)*(size_t)(%s));\n", names.out, size.c(size.numel(n.shape)))
-    return zero .. emit_loops(n, { x = names.out, col = names.inputs[1], work = names.work }, xs[2], xs[3], xs[4],
+    -- every (n, c) plane is written by its own iteration only: no races
+    return emit_loops(n, { x = names.out, col = names.inputs[1], work = names.work }, xs[2], xs[3], xs[4],
       size.c(size.of_dim(n.shape[1])), false)
   end,
   workspace = function(n) return size.mono(LANES * plane_size(n.attrs, n.attrs.x_shape[3], n.attrs.x_shape[4])) end,
@@ -224,8 +229,8 @@ local function lanes(z, names, body, col_expr, scratch, per_lane, scratch_shape)
     lines[#lines + 1] = string.format("        real *%s = %s + l*%s; /* this lane's image %s */", scratch, names.work, per_lane, scratch_shape)
   elseif not z.identity then
     lines[#lines + 1] = string.format("        real *col = %s + l*%d; /* this lane's columns, a tile at a time [K, NT] */", names.work, z.cols + z.plane)
-    lines[#lines + 1] = string.format("        real *pp = col + %d; /* a channel plane with its zero border [HP, S, WQ] */", z.cols)
-    lines[#lines + 1] = "        memset(pp, 0, sizeof(real)*(size_t)(HP*S*WQ));"
+    lines[#lines + 1] = string.format("        real *pp = col + %d; /* bordered channel planes, each [HP, S, WQ] */", z.cols)
+    lines[#lines + 1] = string.format("        memset(pp, 0, sizeof(real)*%d);", z.plane)
   end
   lines[#lines + 1] = "        for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {"
   if z.identity and col_expr then lines[#lines + 1] = "            " .. col_expr end
@@ -413,28 +418,37 @@ M.ops.conv2d = {
   flops = function(n) return conv_flops(n, n.inputs[1].shape, n.inputs[2].shape) end,
 }
 
--- dx [N, C, H, W] from dy [N, O, Ho, Wo] and w [O, C, kh, kw]: per image, col = w^T . dy, then col2im
+-- dx [N, C, H, W] from dy [N, O, Ho, Wo] and w [O, C, kh, kw]: per image, col = w^T . dy, then col2im.
+-- Its columns are tiled, and each lane holds a bordered plane for every channel of its image.
+local function input_grad_sizes(n)
+  local z = conv_sizes(n, n.attrs.x_shape, n.inputs[2].shape, true)
+  z.plane = z.plane * z.C
+  return z
+end
+
 M.ops.conv2d_input_grad = {
   infer = function(n) return n.attrs.x_shape, "real" end,
-  workspace = function(n) return lanes_workspace(conv_sizes(n, n.attrs.x_shape, n.inputs[2].shape, true)) end,
+  workspace = function(n) return lanes_workspace(input_grad_sizes(n)) end,
   emit = function(n, names)
-    local z = conv_sizes(n, n.attrs.x_shape, n.inputs[2].shape, true)
+    local z = input_grad_sizes(n)
     local body
     if z.identity then
       body = { string.format("GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, KC, HO*WO, %d, 1, %s, KC, %s + n*%d*HO*WO, HO*WO, 0, %s + n*C*H*W, HO*WO);",
         z.O, names.inputs[2], names.inputs[1], z.O, names.out) }
     else
-      -- per tile: col = w^T . dy[:, tile], added into dx (tiles' input rows overlap)
-      body = { "memset(" .. names.out .. " + n*C*H*W, 0, sizeof(real)*(size_t)(C*H*W));" }
+      -- per tile: col = w^T . dy[:, tile], added into the image's bordered channel planes (tiles'
+      -- input rows overlap); then the planes written into dx
+      body = { "memset(pp, 0, sizeof(real)*(size_t)(C*HP*S*WQ));" }
       for _, l in ipairs(row_tiles(z, {
         string.format("GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, KC, NT, %d, 1, %s, KC, %s + n*%d*HO*WO + oy0*WO, HO*WO, 0, col, NT);",
           z.O, names.inputs[2], names.inputs[1], z.O),
         "for (long c = 0; c < C; c++) {",
         "    const long LDC = NT;",
-        "    real *xp = " .. names.out .. " + (n*C + c)*H*W;",
-        indent(columns_to_plane("col + c*KH*KW*NT", "xp"), "    "),
+        indent(columns_into_plane("col + c*KH*KW*NT", "pp + c*HP*S*WQ"), "    "),
         "}",
       })) do body[#body + 1] = l end
+      body[#body + 1] = "for (long c = 0; c < C; c++)"
+      body[#body + 1] = indent(plane_into_image("pp + c*HP*S*WQ", names.out .. " + (n*C + c)*H*W"), "    ")
     end
     local lines = { constants(n.attrs, z.C, z.H, z.W, z.N) }
     for _, l in ipairs(lanes(z, names, body)) do lines[#lines + 1] = l end
