@@ -30,53 +30,49 @@ M.out_hw = out_hw
 -- the image columns ix = q*S + ph - P of phase ph in a bordered row: q in [lo, hi)
 local PHASE_RANGE = "const long lo = P > ph ? (P - ph + S - 1) / S : 0, hi = W - 1 + P - ph < 0 ? 0 : (W - 1 + P - ph) / S + 1;"
 
--- im2col of one channel plane: the plane xp [H, W] into pp, then the column rows of the output
--- rows [oy0, oy1): row (ky, kx) at cp0 + (ky*KW + kx)*LDC, WO elements per output row
+-- the rows of an image plane xp [H, W] and the inner part of the bordered plane pl, copied one
+-- way (to_plane) or the other
+local function image_rows(pl, xp, to_plane)
+  return {
+    "for (long iy = 0; iy < H; iy++)",
+    "    for (long ph = 0; ph < S; ph++) {",
+    "        " .. PHASE_RANGE,
+    "        " .. (to_plane and "" or "const ") .. "real *prow = " .. pl .. " + (iy + P)*S*WQ + ph*WQ;",
+    "        " .. (to_plane and "const " or "") .. "real *xrow = " .. xp .. " + iy*W + ph - P;",
+    to_plane and "        for (long q = lo; q < hi; q++) prow[q] = xrow[q*S];"
+      or "        for (long q = lo; q < hi; q++) xrow[q*S] = prow[q];",
+    "    }",
+  }
+end
+
+-- the column rows of the output rows [oy0, oy1), row (ky, kx) at cp0 + (ky*KW + kx)*LDC, WO
+-- elements per output row, read from the bordered plane pl (to_columns) or added into it
+local function column_rows(pl, cp0, to_columns)
+  local at_plane = pl .. " + (oy*S + ky)*S*WQ + kx % S*WQ + kx / S"
+  local at_columns = cp0 .. " + (ky*KW + kx)*LDC + (oy - oy0)*WO"
+  return {
+    "for (long ky = 0; ky < KH; ky++)",
+    "    for (long kx = 0; kx < KW; kx++)",
+    "        for (long oy = oy0; oy < oy1; oy++) {",
+    "            const real *src = " .. (to_columns and at_plane or at_columns) .. ";",
+    "            real *dst = " .. (to_columns and at_columns or at_plane) .. ";",
+    "            for (long ox = 0; ox < WO; ox++) dst[ox] " .. (to_columns and "=" or "+=") .. " src[ox];",
+    "        }",
+  }
+end
+
+-- im2col of one channel plane: the plane xp [H, W] into pp, then the column rows from it
 local function plane_to_columns(xp, cp0)
-  return {
-    "for (long iy = 0; iy < H; iy++)",
-    "    for (long ph = 0; ph < S; ph++) {",
-    "        " .. PHASE_RANGE,
-    "        real *prow = pp + (iy + P)*S*WQ + ph*WQ;",
-    "        const real *xrow = " .. xp .. " + iy*W + ph - P;",
-    "        for (long q = lo; q < hi; q++) prow[q] = xrow[q*S];",
-    "    }",
-    "for (long ky = 0; ky < KH; ky++)",
-    "    for (long kx = 0; kx < KW; kx++)",
-    "        for (long oy = oy0; oy < oy1; oy++) {",
-    "            const real *src = pp + (oy*S + ky)*S*WQ + kx % S*WQ + kx / S;",
-    "            real *dst = " .. cp0 .. " + (ky*KW + kx)*LDC + (oy - oy0)*WO;",
-    "            for (long ox = 0; ox < WO; ox++) dst[ox] = src[ox];",
-    "        }",
-  }
+  local lines = image_rows("pp", xp, true)
+  for _, l in ipairs(column_rows("pp", cp0, true)) do lines[#lines + 1] = l end
+  return lines
 end
 
--- col2im of one channel plane, its adjoint, in two steps: the column rows of the output rows
--- [oy0, oy1) added into the bordered plane `pl` (zeroed by the caller; tiles add into the same
--- plane), then the plane's inner part written into xp [H, W], every element once
-local function columns_into_plane(cp0, pl)
-  return {
-    "for (long ky = 0; ky < KH; ky++)",
-    "    for (long kx = 0; kx < KW; kx++)",
-    "        for (long oy = oy0; oy < oy1; oy++) {",
-    "            const real *src = " .. cp0 .. " + (ky*KW + kx)*LDC + (oy - oy0)*WO;",
-    "            real *dst = " .. pl .. " + (oy*S + ky)*S*WQ + kx % S*WQ + kx / S;",
-    "            for (long ox = 0; ox < WO; ox++) dst[ox] += src[ox];",
-    "        }",
-  }
-end
-
-local function plane_into_image(pl, xp)
-  return {
-    "for (long iy = 0; iy < H; iy++)",
-    "    for (long ph = 0; ph < S; ph++) {",
-    "        " .. PHASE_RANGE,
-    "        const real *prow = " .. pl .. " + (iy + P)*S*WQ + ph*WQ;",
-    "        real *xrow = " .. xp .. " + iy*W + ph - P;",
-    "        for (long q = lo; q < hi; q++) xrow[q*S] = prow[q];",
-    "    }",
-  }
-end
+-- col2im of one channel plane, its adjoint, in two steps: the column rows added into the
+-- bordered plane pl (zeroed by the caller; tiles add into the same plane), then the plane's
+-- inner part written into xp [H, W], every element once
+local function columns_into_plane(cp0, pl) return column_rows(pl, cp0, false) end
+local function plane_into_image(pl, xp) return image_rows(pl, xp, false) end
 
 local function indent(lines, by)
   local out = {}
