@@ -673,11 +673,16 @@ void convirt_image_k6_conv2d(real *restrict out, const real *restrict in0, const
     const long nt = omp_get_max_threads() < 16 ? omp_get_max_threads() : 16, L = NB < nt ? NB : nt;
     #pragma omp parallel for schedule(static)
     for (long l = 0; l < L; l++) {
-        real *xp = work + l*4356; /* this lane's image [HP, WP] */
+        real *pp = work + l*4356; /* this lane's [HP, S, WQ] */
+        memset(pp, 0, sizeof(real)*4356);
         for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
-            memset(xp, 0, sizeof(real)*HP*WP);
             for (long iy = 0; iy < H; iy++)
-                for (long ix = 0; ix < W; ix++) xp[(iy + P)*WP + ix + P] = in0[(n*H + iy)*W + ix];
+                for (long ph = 0; ph < S; ph++) {
+                    const long lo = P > ph ? (P - ph + S - 1) / S : 0, hi = W - 1 + P - ph < 0 ? 0 : (W - 1 + P - ph) / S + 1;
+                    real *prow = pp + (iy + P)*S*WQ + ph*WQ;
+                    const real *xrow = in0 + n*H*W + iy*W + ph - P;
+                    for (long q = lo; q < hi; q++) prow[q] = xrow[q*S];
+                }
             for (long o = 0; o < 32; o++) {
                 real *yp = out + (n*32 + o)*HO*WO; /* [HO, WO] */
                 const real *wo = in1 + o*KH*KW;
@@ -687,7 +692,7 @@ void convirt_image_k6_conv2d(real *restrict out, const real *restrict in0, const
                     for (long ox = 0; ox < WO; ox++) {
                         real s = bo;
                         for (long ky = 0; ky < KH; ky++)
-                            for (long kx = 0; kx < KW; kx++) s += wo[ky*KW + kx]*xp[(oy*S + ky)*WP + ox*S + kx];
+                            for (long kx = 0; kx < KW; kx++) s += wo[ky*KW + kx]*pp[(oy*S + ky)*S*WQ + kx % S*WQ + kx / S + ox];
                         yp[oy*WO + ox] = s;
                     }
                 }
@@ -2870,12 +2875,17 @@ void convirt_image_vjp_k308_conv2d_weight_grad(real *restrict out, const real *r
     #pragma omp parallel for schedule(static)
     for (long q = 0; q < 4; q++) {
         const long o0 = q*32/4, o1 = (q + 1)*32/4;
-        real *xp = work + q*HP*WP; /* [HP, WP] */
+        real *pp = work + q*4356; /* this chunk's bordered plane [HP, S, WQ] */
+        memset(pp, 0, sizeof(real)*4356);
         memset(acc + o0*KH*KW*16, 0, sizeof(real)*(size_t)((o1 - o0)*KH*KW*16));
         for (long n = 0; n < NB; n++) {
-            memset(xp, 0, sizeof(real)*HP*WP);
             for (long iy = 0; iy < H; iy++)
-                for (long ix = 0; ix < W; ix++) xp[(iy + P)*WP + ix + P] = in1[(n*H + iy)*W + ix];
+                for (long ph = 0; ph < S; ph++) {
+                    const long lo = P > ph ? (P - ph + S - 1) / S : 0, hi = W - 1 + P - ph < 0 ? 0 : (W - 1 + P - ph) / S + 1;
+                    real *prow = pp + (iy + P)*S*WQ + ph*WQ;
+                    const real *xrow = in1 + n*H*W + iy*W + ph - P;
+                    for (long q = lo; q < hi; q++) prow[q] = xrow[q*S];
+                }
             for (long o = o0; o < o1; o++) {
                 real *a = acc + o*KH*KW*16;
                 const real *dyp = in0 + (n*32 + o)*HO*WO; /* [HO, WO] */
@@ -2885,9 +2895,9 @@ void convirt_image_vjp_k308_conv2d_weight_grad(real *restrict out, const real *r
                         for (long ky = 0; ky < KH; ky++)
                             for (long kx = 0; kx < KW; kx++) {
                                 real *at = a + (ky*KW + kx)*16;
-                                const real *xr = xp + (oy*S + ky)*WP + ox0*S + kx, *dr = dyp + oy*WO + ox0;
+                                const real *xr = pp + (oy*S + ky)*S*WQ + kx % S*WQ + kx / S + ox0, *dr = dyp + oy*WO + ox0;
                                 #pragma omp simd
-                                for (long j = 0; j < m; j++) at[j] += dr[j]*xr[j*S];
+                                for (long j = 0; j < m; j++) at[j] += dr[j]*xr[j];
                             }
                     }
             }

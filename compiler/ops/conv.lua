@@ -192,7 +192,7 @@ local function conv_sizes(n, x_shape, w_shape, tiled)
   -- cols: one lane's block of columns; plane: then one channel plane with its zero border
   return { N = size.c(size.of_dim(x_shape[1])), C = C, H = H, W = W, O = w_shape[1], K = K, HW = Ho * Wo,
     identity = identity, rows = rows, WO = Wo, cols = identity and 0 or K * rows * Wo,
-    plane = identity and 0 or plane_size(a, H, W) }
+    plane = (identity and C > 1) and 0 or plane_size(a, H, W) } -- a single channel: the direct loops
 end
 
 -- the loop over tiles of output rows [oy0, oy1), NT = (oy1 - oy0)*WO columns each; `body` lines.
@@ -222,7 +222,8 @@ local function lanes(z, names, body, col_expr, scratch, per_lane, scratch_shape)
     "    for (long l = 0; l < L; l++) {",
   }
   if scratch then
-    lines[#lines + 1] = string.format("        real *%s = %s + l*%s; /* this lane's image %s */", scratch, names.work, per_lane, scratch_shape)
+    lines[#lines + 1] = string.format("        real *%s = %s + l*%s; /* this lane's %s */", scratch, names.work, per_lane, scratch_shape)
+    lines[#lines + 1] = string.format("        memset(%s, 0, sizeof(real)*%d);", scratch, per_lane)
   elseif not z.identity then
     lines[#lines + 1] = string.format("        real *col = %s + l*%d; /* this lane's columns, a tile at a time [K, NT] */", names.work, z.cols + z.plane)
     lines[#lines + 1] = string.format("        real *pp = col + %d; /* bordered channel planes, each [HP, S, WQ] */", z.cols)
@@ -254,31 +255,14 @@ local function conv_flops(n, x_shape, w_shape)
 end
 
 -- A single input channel: the columns would be KH*KW copies of the image, so the loops read the
--- image directly, from a copy with its zero border (xp [HP, WP]) so that every kernel offset's
--- loop over output columns is branch-free and vectorises.
-local function padded_sizes(z, a)
-  return z.H + 2 * a.pad, z.W + 2 * a.pad
-end
+-- image directly, from its bordered plane pp (as im2col does) so that every kernel offset's loop
+-- over output columns is branch-free, contiguous and vectorises.
 
--- xp [HP, WP] from image n of x
-local function pad_image(x, indent)
-  return table.concat({
-    indent .. "memset(xp, 0, sizeof(real)*HP*WP);",
-    indent .. "for (long iy = 0; iy < H; iy++)",
-    indent .. "    for (long ix = 0; ix < W; ix++) xp[(iy + P)*WP + ix + P] = " .. x .. "[(n*H + iy)*W + ix];",
-  }, "\n")
-end
-
-local function direct_constants(n, z)
-  return constants(n.attrs, z.C, z.H, z.W, z.N)
-end
-
--- per lane (one per thread): per image, its padded copy, then each output plane as the bias plus
--- the kernel offsets' products, summed in offset order
+-- per lane (one per thread): per image, its bordered plane, then each output plane as the bias
+-- plus the kernel offsets' products, summed in offset order
 local function direct_forward(n, names, z)
-  local HP, WP = padded_sizes(z, n.attrs)
-  local body = {
-    pad_image(names.inputs[1], ""),
+  local body = image_rows("pp", names.inputs[1] .. " + n*H*W", true)
+  for _, l in ipairs({
     string.format("for (long o = 0; o < %d; o++) {", z.O),
     string.format("    real *yp = %s + (n*%d + o)*HO*WO; /* [HO, WO] */", names.out, z.O),
     "    const real *wo = " .. names.inputs[2] .. " + o*KH*KW;",
@@ -288,14 +272,14 @@ local function direct_forward(n, names, z)
     "        for (long ox = 0; ox < WO; ox++) {",
     "            real s = bo;",
     "            for (long ky = 0; ky < KH; ky++)",
-    "                for (long kx = 0; kx < KW; kx++) s += wo[ky*KW + kx]*xp[(oy*S + ky)*WP + ox*S + kx];",
+    "                for (long kx = 0; kx < KW; kx++) s += wo[ky*KW + kx]*pp[(oy*S + ky)*S*WQ + kx % S*WQ + kx / S + ox];",
     "            yp[oy*WO + ox] = s;",
     "        }",
     "    }",
     "}",
-  }
-  local lines = { direct_constants(n, z) }
-  for _, l in ipairs(lanes({}, names, body, nil, "xp", HP * WP, "[HP, WP]")) do lines[#lines + 1] = l end
+  }) do body[#body + 1] = l end
+  local lines = { constants(n.attrs, z.C, z.H, z.W, z.N) }
+  for _, l in ipairs(lanes({}, names, body, nil, "pp", z.plane, "[HP, S, WQ]")) do lines[#lines + 1] = l end
   return table.concat(lines, "\n")
 end
 
@@ -304,19 +288,19 @@ end
 -- so the loop over columns vectorises), added up at the end: no result depends on the thread count
 local VL = 16
 local function direct_weight_grad(n, names, z)
-  local HP, WP = padded_sizes(z, n.attrs)
   local chunks = math.min(z.O, 4)
   local dy, x = names.inputs[1], names.inputs[2]
   local lines = {
-    direct_constants(n, z),
-    string.format("    real *acc = %s + %d; /* [O, KH*KW, %d] */", names.work, chunks * HP * WP, VL),
+    constants(n.attrs, z.C, z.H, z.W, z.N),
+    string.format("    real *acc = %s + %d; /* [O, KH*KW, %d] */", names.work, chunks * z.plane, VL),
     "    #pragma omp parallel for schedule(static)",
     string.format("    for (long q = 0; q < %d; q++) {", chunks),
     string.format("        const long o0 = q*%d/%d, o1 = (q + 1)*%d/%d;", z.O, chunks, z.O, chunks),
-    string.format("        real *xp = %s + q*HP*WP; /* [HP, WP] */", names.work),
+    string.format("        real *pp = %s + q*%d; /* this chunk's bordered plane [HP, S, WQ] */", names.work, z.plane),
+    string.format("        memset(pp, 0, sizeof(real)*%d);", z.plane),
     string.format("        memset(acc + o0*KH*KW*%d, 0, sizeof(real)*(size_t)((o1 - o0)*KH*KW*%d));", VL, VL),
     "        for (long n = 0; n < NB; n++) {",
-    pad_image(x, "            "),
+    indent(image_rows("pp", x .. " + n*H*W", true), "            "),
     "            for (long o = o0; o < o1; o++) {",
     string.format("                real *a = acc + o*KH*KW*%d;", VL),
     string.format("                const real *dyp = %s + (n*%d + o)*HO*WO; /* [HO, WO] */", dy, z.O),
@@ -326,9 +310,9 @@ local function direct_weight_grad(n, names, z)
     "                        for (long ky = 0; ky < KH; ky++)",
     "                            for (long kx = 0; kx < KW; kx++) {",
     string.format("                                real *at = a + (ky*KW + kx)*%d;", VL),
-    "                                const real *xr = xp + (oy*S + ky)*WP + ox0*S + kx, *dr = dyp + oy*WO + ox0;",
+    "                                const real *xr = pp + (oy*S + ky)*S*WQ + kx % S*WQ + kx / S + ox0, *dr = dyp + oy*WO + ox0;",
     "                                #pragma omp simd",
-    "                                for (long j = 0; j < m; j++) at[j] += dr[j]*xr[j*S];",
+    "                                for (long j = 0; j < m; j++) at[j] += dr[j]*xr[j];",
     "                            }",
     "                    }",
     "            }",
@@ -345,9 +329,8 @@ local function direct_weight_grad(n, names, z)
   return table.concat(lines, "\n"), chunks
 end
 
-local function direct_weight_grad_workspace(z, a)
-  local HP, WP = padded_sizes(z, a)
-  return size.mono(math.min(z.O, 4) * HP * WP + z.O * z.K * VL)
+local function direct_weight_grad_workspace(z)
+  return size.mono(math.min(z.O, 4) * z.plane + z.O * z.K * VL)
 end
 
 -- y [N, O, Ho, Wo] = conv(x [N, C, H, W], w [O, C, kh, kw]) + b [O]
@@ -372,10 +355,7 @@ M.ops.conv2d = {
   end,
   workspace = function(n)
     local z = conv_sizes(n, n.inputs[1].shape, n.inputs[2].shape)
-    if z.C == 1 then
-      local HP, WP = padded_sizes(z, n.attrs)
-      return size.mono(LANES * HP * WP)
-    end
+    if z.C == 1 then return size.mono(LANES * z.plane) end
     return lanes_workspace(z)
   end,
   emit = function(n, names)
@@ -418,7 +398,7 @@ M.ops.conv2d = {
 -- Its columns are tiled, and each lane holds a bordered plane for every channel of its image.
 local function input_grad_sizes(n)
   local z = conv_sizes(n, n.attrs.x_shape, n.inputs[2].shape, true)
-  z.plane = z.plane * z.C
+  z.plane = z.identity and 0 or z.plane * z.C
   return z
 end
 
@@ -527,7 +507,7 @@ M.ops.conv2d_weight_grad = {
   workspace = function(n)
     local z = conv_sizes(n, n.inputs[2].shape, n.attrs.w_shape)
     local chunks = weight_grad_chunks(z)
-    if not chunks then return direct_weight_grad_workspace(z, n.attrs) end
+    if not chunks then return direct_weight_grad_workspace(z) end
     return size.mono(chunks * weight_grad_chunk_cols(z, chunks) + z.K * z.O)
   end,
   emit = function(n, names)
