@@ -7,7 +7,7 @@
 -- - weight gradient: the input channels are split into a fixed number of chunks, each summing its
 --   rows of dw over all images in order, so there are no partial sums to add;
 -- - a single input channel (a stem): no columns; forward and weight gradient are direct loops,
---   the forward parallel over (image, output channel) planes, the weight gradient over output
+--   the forward in lanes of images like the rest, the weight gradient in fixed chunks of output
 --   channels (each weight a sum over the images in order).
 -- The im2col and col2im ops remain for graphs that use them directly; col2im is im2col's adjoint.
 -- x [N, C, H, W] <-> col [N, C*kh*kw, Ho*Wo], with Ho = (H + 2 pad - kh) / stride + 1.
