@@ -71,7 +71,7 @@ static double copy_peak(void) {
 
 /* GFLOP/s of the whole machine on sgemm m x n x k: every thread runs its own single-threaded
  * product at once (OpenBLAS runs single-threaded inside a parallel region), as the generated
- * kernels do; the best of 3 runs of enough products to take ~10 ms */
+ * kernels do; the best of 3 runs of 0.3 GFLOP a thread (a few ms) */
 static double sgemm_peak_shape(long m, long n, long k) {
     double per = 2.0 * m * n * k;
     int reps = (int)(3e8 / per) + 1, nt = omp_get_max_threads();

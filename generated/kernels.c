@@ -910,7 +910,7 @@ void convirt_image_k34_group_norm(real *restrict out, const real *restrict in0, 
         const real mean = in1[ng*2], rstd = in1[ng*2 + 1], gc = in2[c], bc = in3[c];
         const real *xp = in0 + nc*S;
         real *yp = out + nc*S;
-        for (long i = 0; i < S; i++) yp[i] = (xp[i] - mean) * rstd * gc + bc;
+        for (long i = 0; i < S; i++) { const real v = (xp[i] - mean) * rstd * gc + bc; yp[i] = v; }
     }
 }
 
@@ -1091,7 +1091,7 @@ void convirt_image_k59_group_norm(real *restrict out, const real *restrict in0, 
         const real mean = in1[ng*2], rstd = in1[ng*2 + 1], gc = in2[c], bc = in3[c];
         const real *xp = in0 + nc*S;
         real *yp = out + nc*S;
-        for (long i = 0; i < S; i++) yp[i] = (xp[i] - mean) * rstd * gc + bc;
+        for (long i = 0; i < S; i++) { const real v = (xp[i] - mean) * rstd * gc + bc; yp[i] = v; }
     }
 }
 
@@ -1272,7 +1272,7 @@ void convirt_image_k84_group_norm(real *restrict out, const real *restrict in0, 
         const real mean = in1[ng*2], rstd = in1[ng*2 + 1], gc = in2[c], bc = in3[c];
         const real *xp = in0 + nc*S;
         real *yp = out + nc*S;
-        for (long i = 0; i < S; i++) yp[i] = (xp[i] - mean) * rstd * gc + bc;
+        for (long i = 0; i < S; i++) { const real v = (xp[i] - mean) * rstd * gc + bc; yp[i] = v; }
     }
 }
 

@@ -89,6 +89,12 @@ end
 
 local LANES = 16
 
+-- C: the lane count for `total` units of work: one lane per thread, at most LANES and `total`
+local function lane_count(total)
+  return string.format("const long nt = omp_get_max_threads() < %d ? omp_get_max_threads() : %d, L = %s < nt ? %s : nt;",
+    LANES, LANES, total, total)
+end
+
 -- the bordered plane's size
 local function plane_size(a, H, W)
   return (H + 2 * a.pad) * a.stride * math.ceil((W + 2 * a.pad) / a.stride)
@@ -100,7 +106,8 @@ local function emit_loops(n, names, C, H, W, N, gather)
   local a = n.attrs
   local lines = {
     constants(a, C, H, W, N),
-    "    const long NP = NB*C, nt = omp_get_max_threads() < " .. LANES .. " ? omp_get_max_threads() : " .. LANES .. ", L = NP < nt ? NP : nt;",
+    "    const long NP = NB*C;",
+    "    " .. lane_count("NP"),
     "    #pragma omp parallel for schedule(static)",
     "    for (long l = 0; l < L; l++) {",
     string.format("        real *pp = %s + l*%d; /* this lane's bordered plane [HP, S, WQ] */", names.work, plane_size(a, H, W)),
@@ -217,7 +224,7 @@ local function lanes_workspace(z) return size.mono(LANES * (z.cols + z.plane)) e
 -- given `scratch`, a block of per_lane elements of that name instead.
 local function lanes(z, names, body, col_expr, scratch, per_lane, scratch_shape)
   local lines = {
-    string.format("    const long nt = omp_get_max_threads() < %d ? omp_get_max_threads() : %d, L = NB < nt ? NB : nt;", LANES, LANES),
+    "    " .. lane_count("NB"),
     "    #pragma omp parallel for schedule(static)",
     "    for (long l = 0; l < L; l++) {",
   }
@@ -287,8 +294,10 @@ end
 -- in order, and per output channel and kernel offset keeps VL partial sums (one per column mod VL,
 -- so the loop over columns vectorises), added up at the end: no result depends on the thread count
 local VL = 16
+local function direct_chunks(z) return math.min(z.O, 4) end
+
 local function direct_weight_grad(n, names, z)
-  local chunks = math.min(z.O, 4)
+  local chunks = direct_chunks(z)
   local dy, x = names.inputs[1], names.inputs[2]
   local lines = {
     constants(n.attrs, z.C, z.H, z.W, z.N),
@@ -326,11 +335,11 @@ local function direct_weight_grad(n, names, z)
     string.format("            %s[o*KH*KW + t] = s;", names.out),
     "        }",
   }
-  return table.concat(lines, "\n"), chunks
+  return table.concat(lines, "\n")
 end
 
 local function direct_weight_grad_workspace(z)
-  return size.mono(math.min(z.O, 4) * z.plane + z.O * z.K * VL)
+  return size.mono(direct_chunks(z) * z.plane + z.O * z.K * VL)
 end
 
 -- y [N, O, Ho, Wo] = conv(x [N, C, H, W], w [O, C, kh, kw]) + b [O]
@@ -513,7 +522,7 @@ M.ops.conv2d_weight_grad = {
   emit = function(n, names)
     local z = conv_sizes(n, n.inputs[2].shape, n.attrs.w_shape)
     local chunks = weight_grad_chunks(z)
-    if not chunks then return (direct_weight_grad(n, names, z)) end
+    if not chunks then return direct_weight_grad(n, names, z) end
     return weight_grad_by_channels(n, names, z, chunks)
   end,
   -- one chunk's GEMM for one image, [rows, HO*WO] x [HO*WO, O]; none for the direct loops

@@ -10,6 +10,7 @@
 -- rule is the whole one, through the mean and the variance.
 local size = require("compiler.size")
 local ir = require("compiler.ir")
+local elementwise = require("compiler.ops.elementwise")
 
 local M = { ops = {} }
 
@@ -100,8 +101,8 @@ M.ops.group_norm = {
       string.format("        const real mean = %s[ng*2], rstd = %s[ng*2 + 1], gc = %s[c], bc = %s[c];", stats, stats, gamma, beta),
       "        const real *xp = " .. x .. " + nc*S;",
       "        real *yp = " .. names.out .. " + nc*S;",
-      n.attrs.relu and "        for (long i = 0; i < S; i++) { const real v = (xp[i] - mean) * rstd * gc + bc; yp[i] = v > 0 ? v : (real)0; }"
-        or "        for (long i = 0; i < S; i++) yp[i] = (xp[i] - mean) * rstd * gc + bc;",
+      "        for (long i = 0; i < S; i++) { const real v = (xp[i] - mean) * rstd * gc + bc; yp[i] = " ..
+        (n.attrs.relu and elementwise.FNS.relu.c({ "v" }) or "v") .. "; }",
       "    }",
     }, "\n")
   end,
