@@ -1,0 +1,71 @@
+/* runtime/kernel_gemm.h: gemm_tiled against a double-precision product, over shapes that end in
+ * every kind of partial block (rows not a multiple of 8, columns not a multiple of 32 or of 16),
+ * sums short enough for the copied panel and long enough to read B in place, A plain and
+ * transposed, overwriting C and adding into it; and C outside the product left untouched. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdlib.h>
+
+#include "graph_abi.h"
+#include "kernel_gemm.h"
+
+static float value(unsigned *state) {
+    *state = *state * 1664525u + 1013904223u;
+    return (float)((*state >> 8) & 0xffff) / 65536.0f - 0.5f;
+}
+
+/* checks one product; A, B and C live in larger blocks (their leading dimensions exceed the
+ * shape) whose other elements must not change */
+static void check(int trans_a, long m, long n, long k, int beta) {
+    const long lda = (trans_a ? m : k) + 3, ldb = n + 5, ldc = n + 7;
+    const long a_rows = trans_a ? k : m;
+    float *A = malloc(sizeof(float) * (size_t)(a_rows * lda));
+    float *B = malloc(sizeof(float) * (size_t)(k * ldb));
+    float *C = malloc(sizeof(float) * (size_t)(m * ldc));
+    float *C0 = malloc(sizeof(float) * (size_t)(m * ldc));
+    cr_assert(A && B && C && C0);
+    unsigned s = (unsigned)(m * 131 + n * 17 + k * 7 + trans_a * 3 + beta);
+    for (long i = 0; i < a_rows * lda; i++) A[i] = value(&s);
+    for (long i = 0; i < k * ldb; i++) B[i] = value(&s);
+    for (long i = 0; i < m * ldc; i++) C[i] = C0[i] = value(&s);
+
+    gemm_tiled(trans_a, m, n, k, A, lda, B, ldb, beta, C, ldc);
+
+    double worst = 0;
+    for (long i = 0; i < m; i++)
+        for (long j = 0; j < ldc; j++) {
+            if (j >= n) { /* past the product's columns: untouched */
+                cr_assert_eq(C[i * ldc + j], C0[i * ldc + j], "C[%ld][%ld] outside the product was written", i, j);
+                continue;
+            }
+            double e = beta ? C0[i * ldc + j] : 0.0;
+            for (long p = 0; p < k; p++) e += (double)(trans_a ? A[p * lda + i] : A[i * lda + p]) * B[p * ldb + j];
+            double err = fabs(C[i * ldc + j] - e);
+            if (err > worst) worst = err;
+        }
+    /* float sums of k products of values below 0.25 in size: a few ulps of k/4 at worst */
+    cr_expect_leq(worst, 1e-6 * (double)k + 1e-6, "trans_a %d, m %ld, n %ld, k %ld, beta %d: off by %g", trans_a, m, n, k,
+                  beta, worst);
+    free(A);
+    free(B);
+    free(C);
+    free(C0);
+}
+
+Test(kernel_gemm, matches_a_double_product_at_edge_shapes) {
+    const long ms[] = {1, 3, 8, 13, 32};
+    const long ns[] = {1, 16, 17, 32, 45, 64};
+    const long ks[] = {1, 32, 33, 600}; /* 600: past the copied panel's limit, B read in place */
+    for (int trans_a = 0; trans_a < 2; trans_a++)
+        for (int beta = 0; beta < 2; beta++)
+            for (size_t a = 0; a < sizeof ms / sizeof *ms; a++)
+                for (size_t b = 0; b < sizeof ns / sizeof *ns; b++)
+                    for (size_t c = 0; c < sizeof ks / sizeof *ks; c++) check(trans_a, ms[a], ns[b], ks[c], beta);
+}
+
+Test(kernel_gemm, matches_at_the_convolution_shapes) {
+    check(0, 32, 1024, 288, 0);  /* forward of a 32-channel 32x32 layer */
+    check(1, 288, 1024, 32, 0);  /* its input gradient's columns, w^T . dy */
+    check(0, 144, 32, 1024, 1);  /* its weight gradient, a chunk's rows, summed over images */
+    check(0, 128, 64, 1152, 0);  /* forward of a 128-channel 8x8 layer */
+}
