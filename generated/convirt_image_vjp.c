@@ -188,262 +188,262 @@ const reclf_prof_table reclf_profile_convirt_image_vjp = {159, prof};
 
 static size_t arena_bytes(const long *dims) {
     const long B = dims[0]; (void)B;
-    return sizeof(real) * (size_t)(5103856 + 643488*B);
+    return sizeof(real) * (size_t)(5177584 + 643488*B);
 }
 
 static void forward(void *arena, const real *P, void *const *inputs, const long *dims) {
     const long B = dims[0]; (void)B;
     real *A = arena; (void)A; (void)P; (void)inputs;
-    CALL(0, (double)8192*B, sizeof(real)*((double)4096*B + (double)4096*B), convirt_image_k3_fused_scale_addc(A + 5103856 + 638976*B, (real *)inputs[0], B)); /* %3 fused:scale_addc [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
-    CALL(1, (double)2359296*B, sizeof(real)*((double)131072*B + (double)4096*B + (double)288 + (double)32), convirt_image_k6_conv2d(A + 5103856, A + 5103856 + 638976*B, (real *)P + 0, (real *)P + 288, A + 0, B)); /* %6 conv2d [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(2, (double)524288*B, sizeof(real)*((double)16*B + (double)131072*B), convirt_image_k9_group_norm_stats(A + 5103856 + 643328*B, A + 5103856, B)); /* %9 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(3, (double)655360*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)16*B + (double)32 + (double)32), convirt_image_k11_group_norm_relu(A + 5103856 + 131072*B, A + 5103856, A + 5103856 + 643328*B, (real *)P + 320, (real *)P + 352, B)); /* %11 group_norm+relu [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
+    CALL(0, (double)8192*B, sizeof(real)*((double)4096*B + (double)4096*B), convirt_image_k3_fused_scale_addc(A + 5177584 + 638976*B, (real *)inputs[0], B)); /* %3 fused:scale_addc [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
+    CALL(1, (double)2359296*B, sizeof(real)*((double)131072*B + (double)4096*B + (double)288 + (double)32), convirt_image_k6_conv2d(A + 5177584, A + 5177584 + 638976*B, (real *)P + 0, (real *)P + 288, A + 0, B)); /* %6 conv2d [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(2, (double)524288*B, sizeof(real)*((double)16*B + (double)131072*B), convirt_image_k9_group_norm_stats(A + 5177584 + 643328*B, A + 5177584, B)); /* %9 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(3, (double)655360*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)16*B + (double)32 + (double)32), convirt_image_k11_group_norm_relu(A + 5177584 + 131072*B, A + 5177584, A + 5177584 + 643328*B, (real *)P + 320, (real *)P + 352, B)); /* %11 group_norm+relu [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
     PROF_GEMM(4, 32, 1024, 288);
-    CALL(4, (double)18874368*B, sizeof(real)*((double)32768*B + (double)131072*B + (double)9216 + (double)32), convirt_image_k14_conv2d(A + 5103856 + 262144*B, A + 5103856 + 131072*B, (real *)P + 384, (real *)P + 9600, A + 0, B)); /* %14 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(5, (double)131072*B, sizeof(real)*((double)16*B + (double)32768*B), convirt_image_k17_group_norm_stats(A + 5103856 + 643344*B, A + 5103856 + 262144*B, B)); /* %17 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(6, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)32), convirt_image_k19_group_norm_relu(A + 5103856 + 294912*B, A + 5103856 + 262144*B, A + 5103856 + 643344*B, (real *)P + 9632, (real *)P + 9664, B)); /* %19 group_norm+relu [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
+    CALL(4, (double)18874368*B, sizeof(real)*((double)32768*B + (double)131072*B + (double)9216 + (double)32), convirt_image_k14_conv2d(A + 5177584 + 262144*B, A + 5177584 + 131072*B, (real *)P + 384, (real *)P + 9600, A + 0, B)); /* %14 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(5, (double)131072*B, sizeof(real)*((double)16*B + (double)32768*B), convirt_image_k17_group_norm_stats(A + 5177584 + 643344*B, A + 5177584 + 262144*B, B)); /* %17 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(6, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)32), convirt_image_k19_group_norm_relu(A + 5177584 + 294912*B, A + 5177584 + 262144*B, A + 5177584 + 643344*B, (real *)P + 9632, (real *)P + 9664, B)); /* %19 group_norm+relu [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
     PROF_GEMM(7, 32, 1024, 288);
-    CALL(7, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216 + (double)32), convirt_image_k22_conv2d(A + 5103856 + 327680*B, A + 5103856 + 294912*B, (real *)P + 9696, (real *)P + 18912, A + 0, B)); /* %22 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(8, (double)131072*B, sizeof(real)*((double)16*B + (double)32768*B), convirt_image_k17_group_norm_stats(A + 5103856 + 643360*B, A + 5103856 + 327680*B, B)); /* %25 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(9, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)32), convirt_image_k19_group_norm_relu(A + 5103856 + 360448*B, A + 5103856 + 327680*B, A + 5103856 + 643360*B, (real *)P + 18944, (real *)P + 18976, B)); /* %27 group_norm+relu [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
+    CALL(7, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216 + (double)32), convirt_image_k22_conv2d(A + 5177584 + 327680*B, A + 5177584 + 294912*B, (real *)P + 9696, (real *)P + 18912, A + 0, B)); /* %22 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(8, (double)131072*B, sizeof(real)*((double)16*B + (double)32768*B), convirt_image_k17_group_norm_stats(A + 5177584 + 643360*B, A + 5177584 + 327680*B, B)); /* %25 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(9, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)32), convirt_image_k19_group_norm_relu(A + 5177584 + 360448*B, A + 5177584 + 327680*B, A + 5177584 + 643360*B, (real *)P + 18944, (real *)P + 18976, B)); /* %27 group_norm+relu [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
     PROF_GEMM(10, 32, 1024, 288);
-    CALL(10, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216 + (double)32), convirt_image_k22_conv2d(A + 5103856 + 393216*B, A + 5103856 + 360448*B, (real *)P + 19008, (real *)P + 28224, A + 0, B)); /* %30 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(11, (double)131072*B, sizeof(real)*((double)16*B + (double)32768*B), convirt_image_k17_group_norm_stats(A + 5103856 + 643376*B, A + 5103856 + 393216*B, B)); /* %33 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:13 */
-    CALL(12, (double)131072*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)32), convirt_image_k34_group_norm(A + 5103856 + 425984*B, A + 5103856 + 393216*B, A + 5103856 + 643376*B, (real *)P + 28256, (real *)P + 28288, B)); /* %34 group_norm [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(13, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_k36_fused_relu_add(A + 5103856 + 458752*B, A + 5103856 + 294912*B, A + 5103856 + 425984*B, B)); /* %36 fused:relu_add [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
+    CALL(10, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216 + (double)32), convirt_image_k22_conv2d(A + 5177584 + 393216*B, A + 5177584 + 360448*B, (real *)P + 19008, (real *)P + 28224, A + 0, B)); /* %30 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(11, (double)131072*B, sizeof(real)*((double)16*B + (double)32768*B), convirt_image_k17_group_norm_stats(A + 5177584 + 643376*B, A + 5177584 + 393216*B, B)); /* %33 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(12, (double)131072*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)32), convirt_image_k34_group_norm(A + 5177584 + 425984*B, A + 5177584 + 393216*B, A + 5177584 + 643376*B, (real *)P + 28256, (real *)P + 28288, B)); /* %34 group_norm [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(13, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_k36_fused_relu_add(A + 5177584 + 458752*B, A + 5177584 + 294912*B, A + 5177584 + 425984*B, B)); /* %36 fused:relu_add [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
     PROF_GEMM(14, 64, 256, 288);
-    CALL(14, (double)9437184*B, sizeof(real)*((double)16384*B + (double)32768*B + (double)18432 + (double)64), convirt_image_k39_conv2d(A + 5103856 + 425984*B, A + 5103856 + 458752*B, (real *)P + 28320, (real *)P + 46752, A + 0, B)); /* %39 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(15, (double)65536*B, sizeof(real)*((double)16*B + (double)16384*B), convirt_image_k42_group_norm_stats(A + 5103856 + 643392*B, A + 5103856 + 425984*B, B)); /* %42 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(16, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)64), convirt_image_k44_group_norm_relu(A + 5103856 + 442368*B, A + 5103856 + 425984*B, A + 5103856 + 643392*B, (real *)P + 46816, (real *)P + 46880, B)); /* %44 group_norm+relu [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
+    CALL(14, (double)9437184*B, sizeof(real)*((double)16384*B + (double)32768*B + (double)18432 + (double)64), convirt_image_k39_conv2d(A + 5177584 + 425984*B, A + 5177584 + 458752*B, (real *)P + 28320, (real *)P + 46752, A + 0, B)); /* %39 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(15, (double)65536*B, sizeof(real)*((double)16*B + (double)16384*B), convirt_image_k42_group_norm_stats(A + 5177584 + 643392*B, A + 5177584 + 425984*B, B)); /* %42 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(16, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)64), convirt_image_k44_group_norm_relu(A + 5177584 + 442368*B, A + 5177584 + 425984*B, A + 5177584 + 643392*B, (real *)P + 46816, (real *)P + 46880, B)); /* %44 group_norm+relu [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
     PROF_GEMM(17, 64, 256, 576);
-    CALL(17, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864 + (double)64), convirt_image_k47_conv2d(A + 5103856 + 491520*B, A + 5103856 + 442368*B, (real *)P + 46944, (real *)P + 83808, A + 0, B)); /* %47 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(18, (double)65536*B, sizeof(real)*((double)16*B + (double)16384*B), convirt_image_k42_group_norm_stats(A + 5103856 + 643408*B, A + 5103856 + 491520*B, B)); /* %50 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(19, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)64), convirt_image_k44_group_norm_relu(A + 5103856 + 507904*B, A + 5103856 + 491520*B, A + 5103856 + 643408*B, (real *)P + 83872, (real *)P + 83936, B)); /* %52 group_norm+relu [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
+    CALL(17, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864 + (double)64), convirt_image_k47_conv2d(A + 5177584 + 491520*B, A + 5177584 + 442368*B, (real *)P + 46944, (real *)P + 83808, A + 0, B)); /* %47 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(18, (double)65536*B, sizeof(real)*((double)16*B + (double)16384*B), convirt_image_k42_group_norm_stats(A + 5177584 + 643408*B, A + 5177584 + 491520*B, B)); /* %50 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(19, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)64), convirt_image_k44_group_norm_relu(A + 5177584 + 507904*B, A + 5177584 + 491520*B, A + 5177584 + 643408*B, (real *)P + 83872, (real *)P + 83936, B)); /* %52 group_norm+relu [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
     PROF_GEMM(20, 64, 256, 576);
-    CALL(20, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864 + (double)64), convirt_image_k47_conv2d(A + 5103856 + 524288*B, A + 5103856 + 507904*B, (real *)P + 84000, (real *)P + 120864, A + 0, B)); /* %55 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(21, (double)65536*B, sizeof(real)*((double)16*B + (double)16384*B), convirt_image_k42_group_norm_stats(A + 5103856 + 643424*B, A + 5103856 + 524288*B, B)); /* %58 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:13 */
-    CALL(22, (double)65536*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)64), convirt_image_k59_group_norm(A + 5103856 + 540672*B, A + 5103856 + 524288*B, A + 5103856 + 643424*B, (real *)P + 120928, (real *)P + 120992, B)); /* %59 group_norm [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(23, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_k61_fused_relu_add(A + 5103856 + 557056*B, A + 5103856 + 442368*B, A + 5103856 + 540672*B, B)); /* %61 fused:relu_add [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
+    CALL(20, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864 + (double)64), convirt_image_k47_conv2d(A + 5177584 + 524288*B, A + 5177584 + 507904*B, (real *)P + 84000, (real *)P + 120864, A + 0, B)); /* %55 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(21, (double)65536*B, sizeof(real)*((double)16*B + (double)16384*B), convirt_image_k42_group_norm_stats(A + 5177584 + 643424*B, A + 5177584 + 524288*B, B)); /* %58 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(22, (double)65536*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)64), convirt_image_k59_group_norm(A + 5177584 + 540672*B, A + 5177584 + 524288*B, A + 5177584 + 643424*B, (real *)P + 120928, (real *)P + 120992, B)); /* %59 group_norm [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(23, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_k61_fused_relu_add(A + 5177584 + 557056*B, A + 5177584 + 442368*B, A + 5177584 + 540672*B, B)); /* %61 fused:relu_add [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
     PROF_GEMM(24, 128, 64, 576);
-    CALL(24, (double)9437184*B, sizeof(real)*((double)8192*B + (double)16384*B + (double)73728 + (double)128), convirt_image_k64_conv2d(A + 5103856 + 540672*B, A + 5103856 + 557056*B, (real *)P + 121056, (real *)P + 194784, A + 0, B)); /* %64 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(25, (double)32768*B, sizeof(real)*((double)16*B + (double)8192*B), convirt_image_k67_group_norm_stats(A + 5103856 + 643440*B, A + 5103856 + 540672*B, B)); /* %67 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(26, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)128), convirt_image_k69_group_norm_relu(A + 5103856 + 548864*B, A + 5103856 + 540672*B, A + 5103856 + 643440*B, (real *)P + 194912, (real *)P + 195040, B)); /* %69 group_norm+relu [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
+    CALL(24, (double)9437184*B, sizeof(real)*((double)8192*B + (double)16384*B + (double)73728 + (double)128), convirt_image_k64_conv2d(A + 5177584 + 540672*B, A + 5177584 + 557056*B, (real *)P + 121056, (real *)P + 194784, A + 0, B)); /* %64 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(25, (double)32768*B, sizeof(real)*((double)16*B + (double)8192*B), convirt_image_k67_group_norm_stats(A + 5177584 + 643440*B, A + 5177584 + 540672*B, B)); /* %67 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(26, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)128), convirt_image_k69_group_norm_relu(A + 5177584 + 548864*B, A + 5177584 + 540672*B, A + 5177584 + 643440*B, (real *)P + 194912, (real *)P + 195040, B)); /* %69 group_norm+relu [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
     PROF_GEMM(27, 128, 64, 1152);
-    CALL(27, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456 + (double)128), convirt_image_k72_conv2d(A + 5103856 + 573440*B, A + 5103856 + 548864*B, (real *)P + 195168, (real *)P + 342624, A + 0, B)); /* %72 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(28, (double)32768*B, sizeof(real)*((double)16*B + (double)8192*B), convirt_image_k67_group_norm_stats(A + 5103856 + 643456*B, A + 5103856 + 573440*B, B)); /* %75 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(29, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)128), convirt_image_k69_group_norm_relu(A + 5103856 + 581632*B, A + 5103856 + 573440*B, A + 5103856 + 643456*B, (real *)P + 342752, (real *)P + 342880, B)); /* %77 group_norm+relu [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
+    CALL(27, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456 + (double)128), convirt_image_k72_conv2d(A + 5177584 + 573440*B, A + 5177584 + 548864*B, (real *)P + 195168, (real *)P + 342624, A + 0, B)); /* %72 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(28, (double)32768*B, sizeof(real)*((double)16*B + (double)8192*B), convirt_image_k67_group_norm_stats(A + 5177584 + 643456*B, A + 5177584 + 573440*B, B)); /* %75 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(29, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)128), convirt_image_k69_group_norm_relu(A + 5177584 + 581632*B, A + 5177584 + 573440*B, A + 5177584 + 643456*B, (real *)P + 342752, (real *)P + 342880, B)); /* %77 group_norm+relu [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
     PROF_GEMM(30, 128, 64, 1152);
-    CALL(30, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456 + (double)128), convirt_image_k72_conv2d(A + 5103856 + 589824*B, A + 5103856 + 581632*B, (real *)P + 343008, (real *)P + 490464, A + 0, B)); /* %80 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(31, (double)32768*B, sizeof(real)*((double)16*B + (double)8192*B), convirt_image_k67_group_norm_stats(A + 5103856 + 643472*B, A + 5103856 + 589824*B, B)); /* %83 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:13 */
-    CALL(32, (double)32768*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)128), convirt_image_k84_group_norm(A + 5103856 + 598016*B, A + 5103856 + 589824*B, A + 5103856 + 643472*B, (real *)P + 490592, (real *)P + 490720, B)); /* %84 group_norm [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(33, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_k86_fused_relu_add(A + 5103856 + 606208*B, A + 5103856 + 548864*B, A + 5103856 + 598016*B, B)); /* %86 fused:relu_add [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
-    CALL(34, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k88_permute(A + 5103856 + 598016*B, A + 5103856 + 606208*B, B)); /* %88 permute [B,64,128]  graphs/lib/image_encoder.lua:33 */
+    CALL(30, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456 + (double)128), convirt_image_k72_conv2d(A + 5177584 + 589824*B, A + 5177584 + 581632*B, (real *)P + 343008, (real *)P + 490464, A + 0, B)); /* %80 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(31, (double)32768*B, sizeof(real)*((double)16*B + (double)8192*B), convirt_image_k67_group_norm_stats(A + 5177584 + 643472*B, A + 5177584 + 589824*B, B)); /* %83 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(32, (double)32768*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)128), convirt_image_k84_group_norm(A + 5177584 + 598016*B, A + 5177584 + 589824*B, A + 5177584 + 643472*B, (real *)P + 490592, (real *)P + 490720, B)); /* %84 group_norm [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(33, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_k86_fused_relu_add(A + 5177584 + 606208*B, A + 5177584 + 548864*B, A + 5177584 + 598016*B, B)); /* %86 fused:relu_add [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
+    CALL(34, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k88_permute(A + 5177584 + 598016*B, A + 5177584 + 606208*B, B)); /* %88 permute [B,64,128]  graphs/lib/image_encoder.lua:33 */
     PROF_GEMM(35, 64*B, 128, 128);
-    CALL(35, (double)2105344*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384 + (double)128), convirt_image_k94_matmul_add(A + 5103856 + 614400*B, A + 5103856 + 598016*B, (real *)P + 490848, (real *)P + 507232, B)); /* %94 matmul+add [B,64,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(36, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_k95_sum(A + 5103856 + 622592*B, A + 5103856 + 598016*B, B)); /* %95 reduce [B,1,128]  graphs/lib/image_encoder.lua:35 */
-    CALL(37, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), convirt_image_k97_scale(A + 5103856 + 630784*B, A + 5103856 + 622592*B, B)); /* %97 map:scale [B,128]  graphs/lib/image_encoder.lua:35 */
+    CALL(35, (double)2105344*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384 + (double)128), convirt_image_k94_matmul_add(A + 5177584 + 614400*B, A + 5177584 + 598016*B, (real *)P + 490848, (real *)P + 507232, B)); /* %94 matmul+add [B,64,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(36, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_k95_sum(A + 5177584 + 622592*B, A + 5177584 + 598016*B, B)); /* %95 reduce [B,1,128]  graphs/lib/image_encoder.lua:35 */
+    CALL(37, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), convirt_image_k97_scale(A + 5177584 + 630784*B, A + 5177584 + 622592*B, B)); /* %97 map:scale [B,128]  graphs/lib/image_encoder.lua:35 */
     PROF_GEMM(38, B, 128, 128);
-    CALL(38, (double)32896*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384 + (double)128), convirt_image_k101_matmul_add(A + 5103856 + 643072*B, A + 5103856 + 630784*B, (real *)P + 507360, (real *)P + 523744, B)); /* %101 matmul+add [B,128]  graphs/lib/image_encoder.lua:36 */
-    CALL(39, (double)256*B, sizeof(real)*((double)B + (double)128*B + (double)128*B), convirt_image_vjp_k105_fused_sum_mul(A + 5103856 + 643200*B, A + 5103856 + 643072*B, (real *)inputs[1], B)); /* %105 fused:sum_mul [B,1]  graphs/lib/model.lua:147 */
-    CALL(40, (double)B, sizeof(real)*((double)1 + (double)B), convirt_image_vjp_k106_sum(A + 0, A + 5103856 + 643200*B, B)); /* %106 reduce [1,1]  graphs/lib/model.lua:147 */
-    CALL(41, (double)16384*B, sizeof(real)*((double)64*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k109_fused_sum_mul(A + 5103856 + 630912*B, A + 5103856 + 614400*B, (real *)inputs[2], B)); /* %109 fused:sum_mul [B,64,1]  graphs/lib/model.lua:147 */
-    CALL(42, (double)64*B, sizeof(real)*((double)B + (double)64*B), convirt_image_vjp_k110_sum(A + 5103856 + 643200*B, A + 5103856 + 630912*B, B)); /* %110 reduce [B,1,1]  graphs/lib/model.lua:147 */
-    CALL(43, (double)B, sizeof(real)*((double)1 + (double)B), convirt_image_vjp_k106_sum(A + 16, A + 5103856 + 643200*B, B)); /* %111 reduce [1,1,1]  graphs/lib/model.lua:147 */
-    CALL(44, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), convirt_image_vjp_k113_add(A + 5103840, A + 0, A + 16)); /* %113 map:add []  graphs/lib/model.lua:147 */
+    CALL(38, (double)32896*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384 + (double)128), convirt_image_k101_matmul_add(A + 5177584 + 643072*B, A + 5177584 + 630784*B, (real *)P + 507360, (real *)P + 523744, B)); /* %101 matmul+add [B,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(39, (double)256*B, sizeof(real)*((double)B + (double)128*B + (double)128*B), convirt_image_vjp_k105_fused_sum_mul(A + 5177584 + 643200*B, A + 5177584 + 643072*B, (real *)inputs[1], B)); /* %105 fused:sum_mul [B,1]  graphs/lib/model.lua:147 */
+    CALL(40, (double)B, sizeof(real)*((double)1 + (double)B), convirt_image_vjp_k106_sum(A + 0, A + 5177584 + 643200*B, B)); /* %106 reduce [1,1]  graphs/lib/model.lua:147 */
+    CALL(41, (double)16384*B, sizeof(real)*((double)64*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k109_fused_sum_mul(A + 5177584 + 630912*B, A + 5177584 + 614400*B, (real *)inputs[2], B)); /* %109 fused:sum_mul [B,64,1]  graphs/lib/model.lua:147 */
+    CALL(42, (double)64*B, sizeof(real)*((double)B + (double)64*B), convirt_image_vjp_k110_sum(A + 5177584 + 643200*B, A + 5177584 + 630912*B, B)); /* %110 reduce [B,1,1]  graphs/lib/model.lua:147 */
+    CALL(43, (double)B, sizeof(real)*((double)1 + (double)B), convirt_image_vjp_k106_sum(A + 16, A + 5177584 + 643200*B, B)); /* %111 reduce [1,1,1]  graphs/lib/model.lua:147 */
+    CALL(44, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), convirt_image_vjp_k113_add(A + 5177568, A + 0, A + 16)); /* %113 map:add []  graphs/lib/model.lua:147 */
 }
 
 static void backward(void *arena, real *grads, const real *P, void *const *inputs, real *const *input_grads, const long *dims) {
     const long B = dims[0]; (void)B;
     real *A = arena; (void)A; (void)P; (void)inputs; (void)grads; (void)input_grads;
     CALL(45, 0, sizeof(real)*((double)1), convirt_features_loss_k58_fill(A + 0)); /* %116 fill []  graphs/lib/model.lua:147 */
-    CALL(46, (double)B, sizeof(real)*((double)B + (double)1), convirt_image_vjp_k118_id(A + 5103856 + 643200*B, A + 0, B)); /* %118 map:id [B,1,1]  graphs/lib/model.lua:147 */
-    CALL(47, (double)64*B, sizeof(real)*((double)64*B + (double)B), convirt_image_vjp_k119_id(A + 5103856 + 630912*B, A + 5103856 + 643200*B, B)); /* %119 map:id [B,64,1]  graphs/lib/model.lua:147 */
-    CALL(48, (double)16384*B, sizeof(real)*((double)8192*B + (double)64*B + (double)8192*B), convirt_image_vjp_k121_fused_mul_id(A + 5103856 + 622592*B, A + 5103856 + 630912*B, (real *)inputs[2], B)); /* %121 fused:mul_id [B,64,128]  graphs/lib/model.lua:147 */
-    CALL(49, (double)B, sizeof(real)*((double)B + (double)1), convirt_image_vjp_k118_id(A + 5103856 + 643200*B, A + 0, B)); /* %124 map:id [B,1]  graphs/lib/model.lua:147 */
-    CALL(50, (double)256*B, sizeof(real)*((double)128*B + (double)B + (double)128*B), convirt_image_vjp_k126_fused_mul_id(A + 5103856 + 630912*B, A + 5103856 + 643200*B, (real *)inputs[1], B)); /* %126 fused:mul_id [B,128]  graphs/lib/model.lua:147 */
-    CALL(51, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5101568, A + 5103856 + 630912*B, B)); /* %128 reduce [1,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(46, (double)B, sizeof(real)*((double)B + (double)1), convirt_image_vjp_k118_id(A + 5177584 + 643200*B, A + 0, B)); /* %118 map:id [B,1,1]  graphs/lib/model.lua:147 */
+    CALL(47, (double)64*B, sizeof(real)*((double)64*B + (double)B), convirt_image_vjp_k119_id(A + 5177584 + 630912*B, A + 5177584 + 643200*B, B)); /* %119 map:id [B,64,1]  graphs/lib/model.lua:147 */
+    CALL(48, (double)16384*B, sizeof(real)*((double)8192*B + (double)64*B + (double)8192*B), convirt_image_vjp_k121_fused_mul_id(A + 5177584 + 622592*B, A + 5177584 + 630912*B, (real *)inputs[2], B)); /* %121 fused:mul_id [B,64,128]  graphs/lib/model.lua:147 */
+    CALL(49, (double)B, sizeof(real)*((double)B + (double)1), convirt_image_vjp_k118_id(A + 5177584 + 643200*B, A + 0, B)); /* %124 map:id [B,1]  graphs/lib/model.lua:147 */
+    CALL(50, (double)256*B, sizeof(real)*((double)128*B + (double)B + (double)128*B), convirt_image_vjp_k126_fused_mul_id(A + 5177584 + 630912*B, A + 5177584 + 643200*B, (real *)inputs[1], B)); /* %126 fused:mul_id [B,128]  graphs/lib/model.lua:147 */
+    CALL(51, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5175296, A + 5177584 + 630912*B, B)); /* %128 reduce [1,128]  graphs/lib/image_encoder.lua:36 */
     PROF_GEMM(52, 128, 128, B);
-    CALL(52, (double)32768*B, sizeof(real)*((double)16384 + (double)128*B + (double)128*B), convirt_image_vjp_k131_matmul(A + 5050368, A + 5103856 + 630912*B, A + 5103856 + 630784*B, B)); /* %131 matmul [128,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(52, (double)32768*B, sizeof(real)*((double)16384 + (double)128*B + (double)128*B), convirt_image_vjp_k131_matmul(A + 5124096, A + 5177584 + 630912*B, A + 5177584 + 630784*B, B)); /* %131 matmul [128,128]  graphs/lib/image_encoder.lua:36 */
     PROF_GEMM(53, B, 128, 128);
-    CALL(53, (double)32896*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384), convirt_image_vjp_k132_matmul_scale(A + 5103856 + 643200*B, A + 5103856 + 630912*B, (real *)P + 507360, B)); /* %132 matmul+scale [B,128]  graphs/lib/image_encoder.lua:35 */
-    CALL(54, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k135_sum(A + 0, A + 5103856 + 622592*B, B)); /* %135 reduce [1,64,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(55, (double)8192, sizeof(real)*((double)128 + (double)8192), convirt_image_vjp_k137_sum(A + 5101696, A + 0)); /* %137 reduce [1,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(53, (double)32896*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384), convirt_image_vjp_k132_matmul_scale(A + 5177584 + 643200*B, A + 5177584 + 630912*B, (real *)P + 507360, B)); /* %132 matmul+scale [B,128]  graphs/lib/image_encoder.lua:35 */
+    CALL(54, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k135_sum(A + 0, A + 5177584 + 622592*B, B)); /* %135 reduce [1,64,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(55, (double)8192, sizeof(real)*((double)128 + (double)8192), convirt_image_vjp_k137_sum(A + 5175424, A + 0)); /* %137 reduce [1,128]  graphs/lib/image_encoder.lua:34 */
     PROF_GEMM(56, 64*B, 128, 128);
-    CALL(56, (double)2097152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384), convirt_image_vjp_k140_matmul(A + 5103856 + 630784*B, A + 5103856 + 622592*B, (real *)P + 490848, B)); /* %140 matmul [64*B,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(56, (double)2097152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384), convirt_image_vjp_k140_matmul(A + 5177584 + 630784*B, A + 5177584 + 622592*B, (real *)P + 490848, B)); /* %140 matmul [64*B,128]  graphs/lib/image_encoder.lua:34 */
     PROF_GEMM(57, 128, 128, 64*B);
-    CALL(57, (double)2097152*B, sizeof(real)*((double)16384 + (double)8192*B + (double)8192*B), convirt_image_vjp_k141_matmul(A + 5066752, A + 5103856 + 622592*B, A + 5103856 + 598016*B, B)); /* %141 matmul [128,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(58, (double)16384*B, sizeof(real)*((double)8192*B + (double)128*B + (double)8192*B), convirt_image_vjp_k143_fused_add_id(A + 5103856 + 598016*B, A + 5103856 + 643200*B, A + 5103856 + 630784*B, B)); /* %143 fused:add_id [B,64,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(59, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k144_permute(A + 5103856 + 622592*B, A + 5103856 + 598016*B, B)); /* %144 permute [B,128,64]  graphs/lib/image_encoder.lua:33 */
-    CALL(60, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k147_fused_mul_step(A + 5103856 + 598016*B, A + 5103856 + 622592*B, A + 5103856 + 606208*B, B)); /* %147 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
-    CALL(61, (double)40960*B, sizeof(real)*((double)256*B + (double)8192*B + (double)8192*B + (double)16*B), convirt_image_vjp_k148_group_norm_sums(A + 5103856 + 622592*B, A + 5103856 + 598016*B, A + 5103856 + 589824*B, A + 5103856 + 643472*B, B)); /* %148 group_norm_sums [B,128,2]  graphs/lib/image_encoder.lua:13 */
-    CALL(62, (double)57344*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)256*B), convirt_image_vjp_k149_group_norm_grad_x(A + 5103856 + 606208*B, A + 5103856 + 598016*B, A + 5103856 + 589824*B, A + 5103856 + 643472*B, (real *)P + 490592, A + 5103856 + 622592*B, B)); /* %149 group_norm_grad_x [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(63, (double)256*B, sizeof(real)*((double)256 + (double)256*B), convirt_image_vjp_k150_sum(A + 0, A + 5103856 + 622592*B, B)); /* %150 reduce [1,128,2]  graphs/lib/image_encoder.lua:13 */
-    CALL(64, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k152_slice(A + 5101824, A + 0)); /* %152 slice [128,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(65, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k154_slice(A + 5101952, A + 0)); /* %154 slice [128,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(66, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k157_sum(A + 5103856 + 589824*B, A + 5103856 + 606208*B, B)); /* %157 reduce [B,128,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(67, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5102080, A + 5103856 + 589824*B, B)); /* %158 reduce [1,128,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(57, (double)2097152*B, sizeof(real)*((double)16384 + (double)8192*B + (double)8192*B), convirt_image_vjp_k141_matmul(A + 5140480, A + 5177584 + 622592*B, A + 5177584 + 598016*B, B)); /* %141 matmul [128,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(58, (double)16384*B, sizeof(real)*((double)8192*B + (double)128*B + (double)8192*B), convirt_image_vjp_k143_fused_add_id(A + 5177584 + 598016*B, A + 5177584 + 643200*B, A + 5177584 + 630784*B, B)); /* %143 fused:add_id [B,64,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(59, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k144_permute(A + 5177584 + 622592*B, A + 5177584 + 598016*B, B)); /* %144 permute [B,128,64]  graphs/lib/image_encoder.lua:33 */
+    CALL(60, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k147_fused_mul_step(A + 5177584 + 598016*B, A + 5177584 + 622592*B, A + 5177584 + 606208*B, B)); /* %147 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
+    CALL(61, (double)40960*B, sizeof(real)*((double)256*B + (double)8192*B + (double)8192*B + (double)16*B), convirt_image_vjp_k148_group_norm_sums(A + 5177584 + 622592*B, A + 5177584 + 598016*B, A + 5177584 + 589824*B, A + 5177584 + 643472*B, B)); /* %148 group_norm_sums [B,128,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(62, (double)57344*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)256*B), convirt_image_vjp_k149_group_norm_grad_x(A + 5177584 + 606208*B, A + 5177584 + 598016*B, A + 5177584 + 589824*B, A + 5177584 + 643472*B, (real *)P + 490592, A + 5177584 + 622592*B, B)); /* %149 group_norm_grad_x [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(63, (double)256*B, sizeof(real)*((double)256 + (double)256*B), convirt_image_vjp_k150_sum(A + 0, A + 5177584 + 622592*B, B)); /* %150 reduce [1,128,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(64, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k152_slice(A + 5175552, A + 0)); /* %152 slice [128,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(65, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k154_slice(A + 5175680, A + 0)); /* %154 slice [128,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(66, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k157_sum(A + 5177584 + 589824*B, A + 5177584 + 606208*B, B)); /* %157 reduce [B,128,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(67, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5175808, A + 5177584 + 589824*B, B)); /* %158 reduce [1,128,1]  graphs/lib/image_encoder.lua:13 */
     PROF_GEMM(68, 1152, 64, 128);
-    CALL(68, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456), convirt_image_vjp_k160_conv2d_input_grad(A + 5103856 + 589824*B, A + 5103856 + 606208*B, (real *)P + 343008, A + 0, B)); /* %160 conv2d_input_grad [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(68, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456), convirt_image_vjp_k160_conv2d_input_grad(A + 5177584 + 589824*B, A + 5177584 + 606208*B, (real *)P + 343008, A + 0, B)); /* %160 conv2d_input_grad [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
     PROF_GEMM(69, 288, 128, 64);
-    CALL(69, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)8192*B), convirt_image_vjp_k161_conv2d_weight_grad(A + 4589568, A + 5103856 + 606208*B, A + 5103856 + 581632*B, A + 0, B)); /* %161 conv2d_weight_grad [128,128,3,3]  graphs/lib/image_encoder.lua:13 */
-    CALL(70, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k147_fused_mul_step(A + 5103856 + 606208*B, A + 5103856 + 589824*B, A + 5103856 + 581632*B, B)); /* %163 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
-    CALL(71, (double)40960*B, sizeof(real)*((double)256*B + (double)8192*B + (double)8192*B + (double)16*B), convirt_image_vjp_k148_group_norm_sums(A + 5103856 + 589824*B, A + 5103856 + 606208*B, A + 5103856 + 573440*B, A + 5103856 + 643456*B, B)); /* %164 group_norm_sums [B,128,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(72, (double)57344*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)256*B), convirt_image_vjp_k149_group_norm_grad_x(A + 5103856 + 581632*B, A + 5103856 + 606208*B, A + 5103856 + 573440*B, A + 5103856 + 643456*B, (real *)P + 342752, A + 5103856 + 589824*B, B)); /* %165 group_norm_grad_x [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(73, (double)256*B, sizeof(real)*((double)256 + (double)256*B), convirt_image_vjp_k150_sum(A + 4737024, A + 5103856 + 589824*B, B)); /* %166 reduce [1,128,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(74, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k152_slice(A + 5102208, A + 4737024)); /* %168 slice [128,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(75, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k154_slice(A + 5102336, A + 4737024)); /* %170 slice [128,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(76, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k157_sum(A + 5103856 + 573440*B, A + 5103856 + 581632*B, B)); /* %173 reduce [B,128,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(77, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5102464, A + 5103856 + 573440*B, B)); /* %174 reduce [1,128,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(69, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)8192*B), convirt_image_vjp_k161_conv2d_weight_grad(A + 4663296, A + 5177584 + 606208*B, A + 5177584 + 581632*B, A + 0, B)); /* %161 conv2d_weight_grad [128,128,3,3]  graphs/lib/image_encoder.lua:13 */
+    CALL(70, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k147_fused_mul_step(A + 5177584 + 606208*B, A + 5177584 + 589824*B, A + 5177584 + 581632*B, B)); /* %163 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
+    CALL(71, (double)40960*B, sizeof(real)*((double)256*B + (double)8192*B + (double)8192*B + (double)16*B), convirt_image_vjp_k148_group_norm_sums(A + 5177584 + 589824*B, A + 5177584 + 606208*B, A + 5177584 + 573440*B, A + 5177584 + 643456*B, B)); /* %164 group_norm_sums [B,128,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(72, (double)57344*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)256*B), convirt_image_vjp_k149_group_norm_grad_x(A + 5177584 + 581632*B, A + 5177584 + 606208*B, A + 5177584 + 573440*B, A + 5177584 + 643456*B, (real *)P + 342752, A + 5177584 + 589824*B, B)); /* %165 group_norm_grad_x [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(73, (double)256*B, sizeof(real)*((double)256 + (double)256*B), convirt_image_vjp_k150_sum(A + 4810752, A + 5177584 + 589824*B, B)); /* %166 reduce [1,128,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(74, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k152_slice(A + 5175936, A + 4810752)); /* %168 slice [128,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(75, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k154_slice(A + 5176064, A + 4810752)); /* %170 slice [128,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(76, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k157_sum(A + 5177584 + 573440*B, A + 5177584 + 581632*B, B)); /* %173 reduce [B,128,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(77, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5176192, A + 5177584 + 573440*B, B)); /* %174 reduce [1,128,1]  graphs/lib/image_encoder.lua:6 */
     PROF_GEMM(78, 1152, 64, 128);
-    CALL(78, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456), convirt_image_vjp_k160_conv2d_input_grad(A + 5103856 + 573440*B, A + 5103856 + 581632*B, (real *)P + 195168, A + 0, B)); /* %176 conv2d_input_grad [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(78, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456), convirt_image_vjp_k160_conv2d_input_grad(A + 5177584 + 573440*B, A + 5177584 + 581632*B, (real *)P + 195168, A + 0, B)); /* %176 conv2d_input_grad [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
     PROF_GEMM(79, 288, 128, 64);
-    CALL(79, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)8192*B), convirt_image_vjp_k161_conv2d_weight_grad(A + 4737024, A + 5103856 + 581632*B, A + 5103856 + 548864*B, A + 0, B)); /* %177 conv2d_weight_grad [128,128,3,3]  graphs/lib/image_encoder.lua:6 */
-    CALL(80, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k180_fused_mul_add_step(A + 5103856 + 606208*B, A + 5103856 + 598016*B, A + 5103856 + 573440*B, A + 5103856 + 548864*B, B)); /* %180 fused:mul_add_step [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
-    CALL(81, (double)40960*B, sizeof(real)*((double)256*B + (double)8192*B + (double)8192*B + (double)16*B), convirt_image_vjp_k148_group_norm_sums(A + 5103856 + 548864*B, A + 5103856 + 606208*B, A + 5103856 + 540672*B, A + 5103856 + 643440*B, B)); /* %181 group_norm_sums [B,128,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(82, (double)57344*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)256*B), convirt_image_vjp_k149_group_norm_grad_x(A + 5103856 + 573440*B, A + 5103856 + 606208*B, A + 5103856 + 540672*B, A + 5103856 + 643440*B, (real *)P + 194912, A + 5103856 + 548864*B, B)); /* %182 group_norm_grad_x [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(83, (double)256*B, sizeof(real)*((double)256 + (double)256*B), convirt_image_vjp_k150_sum(A + 4884480, A + 5103856 + 548864*B, B)); /* %183 reduce [1,128,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(84, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k152_slice(A + 5102592, A + 4884480)); /* %185 slice [128,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(85, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k154_slice(A + 5102720, A + 4884480)); /* %187 slice [128,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(86, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k157_sum(A + 5103856 + 540672*B, A + 5103856 + 573440*B, B)); /* %190 reduce [B,128,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(87, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5102848, A + 5103856 + 540672*B, B)); /* %191 reduce [1,128,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(79, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)8192*B), convirt_image_vjp_k161_conv2d_weight_grad(A + 4810752, A + 5177584 + 581632*B, A + 5177584 + 548864*B, A + 0, B)); /* %177 conv2d_weight_grad [128,128,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(80, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k180_fused_mul_add_step(A + 5177584 + 606208*B, A + 5177584 + 598016*B, A + 5177584 + 573440*B, A + 5177584 + 548864*B, B)); /* %180 fused:mul_add_step [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
+    CALL(81, (double)40960*B, sizeof(real)*((double)256*B + (double)8192*B + (double)8192*B + (double)16*B), convirt_image_vjp_k148_group_norm_sums(A + 5177584 + 548864*B, A + 5177584 + 606208*B, A + 5177584 + 540672*B, A + 5177584 + 643440*B, B)); /* %181 group_norm_sums [B,128,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(82, (double)57344*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)256*B), convirt_image_vjp_k149_group_norm_grad_x(A + 5177584 + 573440*B, A + 5177584 + 606208*B, A + 5177584 + 540672*B, A + 5177584 + 643440*B, (real *)P + 194912, A + 5177584 + 548864*B, B)); /* %182 group_norm_grad_x [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(83, (double)256*B, sizeof(real)*((double)256 + (double)256*B), convirt_image_vjp_k150_sum(A + 4958208, A + 5177584 + 548864*B, B)); /* %183 reduce [1,128,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(84, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k152_slice(A + 5176320, A + 4958208)); /* %185 slice [128,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(85, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k154_slice(A + 5176448, A + 4958208)); /* %187 slice [128,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(86, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k157_sum(A + 5177584 + 540672*B, A + 5177584 + 573440*B, B)); /* %190 reduce [B,128,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(87, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5176576, A + 5177584 + 540672*B, B)); /* %191 reduce [1,128,1]  graphs/lib/image_encoder.lua:6 */
     PROF_GEMM(88, 576, 64, 128);
-    CALL(88, (double)9437184*B, sizeof(real)*((double)16384*B + (double)8192*B + (double)73728), convirt_image_vjp_k193_conv2d_input_grad(A + 5103856 + 540672*B, A + 5103856 + 573440*B, (real *)P + 121056, A + 0, B)); /* %193 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(88, (double)9437184*B, sizeof(real)*((double)16384*B + (double)8192*B + (double)73728), convirt_image_vjp_k193_conv2d_input_grad(A + 5177584 + 540672*B, A + 5177584 + 573440*B, (real *)P + 121056, A + 0, B)); /* %193 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
     PROF_GEMM(89, 144, 128, 64);
-    CALL(89, (double)9437184*B, sizeof(real)*((double)73728 + (double)8192*B + (double)16384*B), convirt_image_vjp_k194_conv2d_weight_grad(A + 4884480, A + 5103856 + 573440*B, A + 5103856 + 557056*B, A + 0, B)); /* %194 conv2d_weight_grad [128,64,3,3]  graphs/lib/image_encoder.lua:6 */
-    CALL(90, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k196_fused_mul_step(A + 5103856 + 573440*B, A + 5103856 + 540672*B, A + 5103856 + 557056*B, B)); /* %196 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
-    CALL(91, (double)81920*B, sizeof(real)*((double)128*B + (double)16384*B + (double)16384*B + (double)16*B), convirt_image_vjp_k197_group_norm_sums(A + 5103856 + 557056*B, A + 5103856 + 573440*B, A + 5103856 + 524288*B, A + 5103856 + 643424*B, B)); /* %197 group_norm_sums [B,64,2]  graphs/lib/image_encoder.lua:13 */
-    CALL(92, (double)114688*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)128*B), convirt_image_vjp_k198_group_norm_grad_x(A + 5103856 + 540672*B, A + 5103856 + 573440*B, A + 5103856 + 524288*B, A + 5103856 + 643424*B, (real *)P + 120928, A + 5103856 + 557056*B, B)); /* %198 group_norm_grad_x [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(93, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5083136, A + 5103856 + 557056*B, B)); /* %199 reduce [1,64,2]  graphs/lib/image_encoder.lua:13 */
-    CALL(94, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k201_slice(A + 5102976, A + 5083136)); /* %201 slice [64,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(95, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k203_slice(A + 5103040, A + 5083136)); /* %203 slice [64,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(96, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k206_sum(A + 5103856 + 524288*B, A + 5103856 + 540672*B, B)); /* %206 reduce [B,64,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(97, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5103104, A + 5103856 + 524288*B, B)); /* %207 reduce [1,64,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(89, (double)9437184*B, sizeof(real)*((double)73728 + (double)8192*B + (double)16384*B), convirt_image_vjp_k194_conv2d_weight_grad(A + 4958208, A + 5177584 + 573440*B, A + 5177584 + 557056*B, A + 0, B)); /* %194 conv2d_weight_grad [128,64,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(90, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k196_fused_mul_step(A + 5177584 + 573440*B, A + 5177584 + 540672*B, A + 5177584 + 557056*B, B)); /* %196 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
+    CALL(91, (double)81920*B, sizeof(real)*((double)128*B + (double)16384*B + (double)16384*B + (double)16*B), convirt_image_vjp_k197_group_norm_sums(A + 5177584 + 557056*B, A + 5177584 + 573440*B, A + 5177584 + 524288*B, A + 5177584 + 643424*B, B)); /* %197 group_norm_sums [B,64,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(92, (double)114688*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)128*B), convirt_image_vjp_k198_group_norm_grad_x(A + 5177584 + 540672*B, A + 5177584 + 573440*B, A + 5177584 + 524288*B, A + 5177584 + 643424*B, (real *)P + 120928, A + 5177584 + 557056*B, B)); /* %198 group_norm_grad_x [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(93, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5156864, A + 5177584 + 557056*B, B)); /* %199 reduce [1,64,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(94, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k201_slice(A + 5176704, A + 5156864)); /* %201 slice [64,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(95, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k203_slice(A + 5176768, A + 5156864)); /* %203 slice [64,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(96, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k206_sum(A + 5177584 + 524288*B, A + 5177584 + 540672*B, B)); /* %206 reduce [B,64,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(97, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5176832, A + 5177584 + 524288*B, B)); /* %207 reduce [1,64,1]  graphs/lib/image_encoder.lua:13 */
     PROF_GEMM(98, 576, 256, 64);
-    CALL(98, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864), convirt_image_vjp_k209_conv2d_input_grad(A + 5103856 + 524288*B, A + 5103856 + 540672*B, (real *)P + 84000, A + 0, B)); /* %209 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(98, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864), convirt_image_vjp_k209_conv2d_input_grad(A + 5177584 + 524288*B, A + 5177584 + 540672*B, (real *)P + 84000, A + 0, B)); /* %209 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
     PROF_GEMM(99, 144, 64, 256);
-    CALL(99, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)16384*B), convirt_image_vjp_k210_conv2d_weight_grad(A + 4958208, A + 5103856 + 540672*B, A + 5103856 + 507904*B, A + 0, B)); /* %210 conv2d_weight_grad [64,64,3,3]  graphs/lib/image_encoder.lua:13 */
-    CALL(100, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k196_fused_mul_step(A + 5103856 + 540672*B, A + 5103856 + 524288*B, A + 5103856 + 507904*B, B)); /* %212 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
-    CALL(101, (double)81920*B, sizeof(real)*((double)128*B + (double)16384*B + (double)16384*B + (double)16*B), convirt_image_vjp_k197_group_norm_sums(A + 5103856 + 622592*B, A + 5103856 + 540672*B, A + 5103856 + 491520*B, A + 5103856 + 643408*B, B)); /* %213 group_norm_sums [B,64,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(102, (double)114688*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)128*B), convirt_image_vjp_k198_group_norm_grad_x(A + 5103856 + 557056*B, A + 5103856 + 540672*B, A + 5103856 + 491520*B, A + 5103856 + 643408*B, (real *)P + 83872, A + 5103856 + 622592*B, B)); /* %214 group_norm_grad_x [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(103, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5083136, A + 5103856 + 622592*B, B)); /* %215 reduce [1,64,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(104, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k201_slice(A + 5103168, A + 5083136)); /* %217 slice [64,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(105, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k203_slice(A + 5103232, A + 5083136)); /* %219 slice [64,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(106, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k206_sum(A + 5103856 + 622592*B, A + 5103856 + 557056*B, B)); /* %222 reduce [B,64,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(107, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5103296, A + 5103856 + 622592*B, B)); /* %223 reduce [1,64,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(99, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)16384*B), convirt_image_vjp_k210_conv2d_weight_grad(A + 5031936, A + 5177584 + 540672*B, A + 5177584 + 507904*B, A + 0, B)); /* %210 conv2d_weight_grad [64,64,3,3]  graphs/lib/image_encoder.lua:13 */
+    CALL(100, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k196_fused_mul_step(A + 5177584 + 540672*B, A + 5177584 + 524288*B, A + 5177584 + 507904*B, B)); /* %212 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
+    CALL(101, (double)81920*B, sizeof(real)*((double)128*B + (double)16384*B + (double)16384*B + (double)16*B), convirt_image_vjp_k197_group_norm_sums(A + 5177584 + 622592*B, A + 5177584 + 540672*B, A + 5177584 + 491520*B, A + 5177584 + 643408*B, B)); /* %213 group_norm_sums [B,64,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(102, (double)114688*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)128*B), convirt_image_vjp_k198_group_norm_grad_x(A + 5177584 + 557056*B, A + 5177584 + 540672*B, A + 5177584 + 491520*B, A + 5177584 + 643408*B, (real *)P + 83872, A + 5177584 + 622592*B, B)); /* %214 group_norm_grad_x [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(103, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5156864, A + 5177584 + 622592*B, B)); /* %215 reduce [1,64,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(104, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k201_slice(A + 5176896, A + 5156864)); /* %217 slice [64,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(105, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k203_slice(A + 5176960, A + 5156864)); /* %219 slice [64,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(106, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k206_sum(A + 5177584 + 622592*B, A + 5177584 + 557056*B, B)); /* %222 reduce [B,64,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(107, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5177024, A + 5177584 + 622592*B, B)); /* %223 reduce [1,64,1]  graphs/lib/image_encoder.lua:6 */
     PROF_GEMM(108, 576, 256, 64);
-    CALL(108, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864), convirt_image_vjp_k209_conv2d_input_grad(A + 5103856 + 491520*B, A + 5103856 + 557056*B, (real *)P + 46944, A + 0, B)); /* %225 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(108, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864), convirt_image_vjp_k209_conv2d_input_grad(A + 5177584 + 491520*B, A + 5177584 + 557056*B, (real *)P + 46944, A + 0, B)); /* %225 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
     PROF_GEMM(109, 144, 64, 256);
-    CALL(109, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)16384*B), convirt_image_vjp_k210_conv2d_weight_grad(A + 4995072, A + 5103856 + 557056*B, A + 5103856 + 442368*B, A + 0, B)); /* %226 conv2d_weight_grad [64,64,3,3]  graphs/lib/image_encoder.lua:6 */
-    CALL(110, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k229_fused_mul_add_step(A + 5103856 + 507904*B, A + 5103856 + 573440*B, A + 5103856 + 491520*B, A + 5103856 + 442368*B, B)); /* %229 fused:mul_add_step [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
-    CALL(111, (double)81920*B, sizeof(real)*((double)128*B + (double)16384*B + (double)16384*B + (double)16*B), convirt_image_vjp_k197_group_norm_sums(A + 5103856 + 442368*B, A + 5103856 + 507904*B, A + 5103856 + 425984*B, A + 5103856 + 643392*B, B)); /* %230 group_norm_sums [B,64,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(112, (double)114688*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)128*B), convirt_image_vjp_k198_group_norm_grad_x(A + 5103856 + 491520*B, A + 5103856 + 507904*B, A + 5103856 + 425984*B, A + 5103856 + 643392*B, (real *)P + 46816, A + 5103856 + 442368*B, B)); /* %231 group_norm_grad_x [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(113, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5031936, A + 5103856 + 442368*B, B)); /* %232 reduce [1,64,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(114, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k201_slice(A + 5103360, A + 5031936)); /* %234 slice [64,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(115, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k203_slice(A + 5103424, A + 5031936)); /* %236 slice [64,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(116, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k206_sum(A + 5103856 + 622592*B, A + 5103856 + 491520*B, B)); /* %239 reduce [B,64,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(117, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5103488, A + 5103856 + 622592*B, B)); /* %240 reduce [1,64,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(109, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)16384*B), convirt_image_vjp_k210_conv2d_weight_grad(A + 5068800, A + 5177584 + 557056*B, A + 5177584 + 442368*B, A + 0, B)); /* %226 conv2d_weight_grad [64,64,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(110, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k229_fused_mul_add_step(A + 5177584 + 507904*B, A + 5177584 + 573440*B, A + 5177584 + 491520*B, A + 5177584 + 442368*B, B)); /* %229 fused:mul_add_step [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
+    CALL(111, (double)81920*B, sizeof(real)*((double)128*B + (double)16384*B + (double)16384*B + (double)16*B), convirt_image_vjp_k197_group_norm_sums(A + 5177584 + 442368*B, A + 5177584 + 507904*B, A + 5177584 + 425984*B, A + 5177584 + 643392*B, B)); /* %230 group_norm_sums [B,64,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(112, (double)114688*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)128*B), convirt_image_vjp_k198_group_norm_grad_x(A + 5177584 + 491520*B, A + 5177584 + 507904*B, A + 5177584 + 425984*B, A + 5177584 + 643392*B, (real *)P + 46816, A + 5177584 + 442368*B, B)); /* %231 group_norm_grad_x [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(113, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5105664, A + 5177584 + 442368*B, B)); /* %232 reduce [1,64,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(114, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k201_slice(A + 5177088, A + 5105664)); /* %234 slice [64,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(115, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k203_slice(A + 5177152, A + 5105664)); /* %236 slice [64,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(116, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k206_sum(A + 5177584 + 622592*B, A + 5177584 + 491520*B, B)); /* %239 reduce [B,64,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(117, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5177216, A + 5177584 + 622592*B, B)); /* %240 reduce [1,64,1]  graphs/lib/image_encoder.lua:6 */
     PROF_GEMM(118, 288, 256, 64);
-    CALL(118, (double)9437184*B, sizeof(real)*((double)32768*B + (double)16384*B + (double)18432), convirt_image_vjp_k242_conv2d_input_grad(A + 5103856 + 425984*B, A + 5103856 + 491520*B, (real *)P + 28320, A + 0, B)); /* %242 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(118, (double)9437184*B, sizeof(real)*((double)32768*B + (double)16384*B + (double)18432), convirt_image_vjp_k242_conv2d_input_grad(A + 5177584 + 425984*B, A + 5177584 + 491520*B, (real *)P + 28320, A + 0, B)); /* %242 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
     PROF_GEMM(119, 144, 64, 256);
-    CALL(119, (double)9437184*B, sizeof(real)*((double)18432 + (double)16384*B + (double)32768*B), convirt_image_vjp_k243_conv2d_weight_grad(A + 5031936, A + 5103856 + 491520*B, A + 5103856 + 458752*B, A + 0, B)); /* %243 conv2d_weight_grad [64,32,3,3]  graphs/lib/image_encoder.lua:6 */
-    CALL(120, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k245_fused_mul_step(A + 5103856 + 491520*B, A + 5103856 + 425984*B, A + 5103856 + 458752*B, B)); /* %245 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
-    CALL(121, (double)163840*B, sizeof(real)*((double)64*B + (double)32768*B + (double)32768*B + (double)16*B), convirt_image_vjp_k246_group_norm_sums(A + 5103856 + 622592*B, A + 5103856 + 491520*B, A + 5103856 + 393216*B, A + 5103856 + 643376*B, B)); /* %246 group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:13 */
-    CALL(122, (double)229376*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)64*B), convirt_image_vjp_k247_group_norm_grad_x(A + 5103856 + 425984*B, A + 5103856 + 491520*B, A + 5103856 + 393216*B, A + 5103856 + 643376*B, (real *)P + 28256, A + 5103856 + 622592*B, B)); /* %247 group_norm_grad_x [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(123, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5083136, A + 5103856 + 622592*B, B)); /* %248 reduce [1,32,2]  graphs/lib/image_encoder.lua:13 */
-    CALL(124, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 5103552, A + 5083136)); /* %250 slice [32,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(125, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 5103584, A + 5083136)); /* %252 slice [32,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(126, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k255_sum(A + 5103856 + 622592*B, A + 5103856 + 425984*B, B)); /* %255 reduce [B,32,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(127, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 5103616, A + 5103856 + 622592*B, B)); /* %256 reduce [1,32,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(119, (double)9437184*B, sizeof(real)*((double)18432 + (double)16384*B + (double)32768*B), convirt_image_vjp_k243_conv2d_weight_grad(A + 5105664, A + 5177584 + 491520*B, A + 5177584 + 458752*B, A + 0, B)); /* %243 conv2d_weight_grad [64,32,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(120, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k245_fused_mul_step(A + 5177584 + 491520*B, A + 5177584 + 425984*B, A + 5177584 + 458752*B, B)); /* %245 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
+    CALL(121, (double)163840*B, sizeof(real)*((double)64*B + (double)32768*B + (double)32768*B + (double)16*B), convirt_image_vjp_k246_group_norm_sums(A + 5177584 + 622592*B, A + 5177584 + 491520*B, A + 5177584 + 393216*B, A + 5177584 + 643376*B, B)); /* %246 group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(122, (double)229376*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)64*B), convirt_image_vjp_k247_group_norm_grad_x(A + 5177584 + 425984*B, A + 5177584 + 491520*B, A + 5177584 + 393216*B, A + 5177584 + 643376*B, (real *)P + 28256, A + 5177584 + 622592*B, B)); /* %247 group_norm_grad_x [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(123, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5156864, A + 5177584 + 622592*B, B)); /* %248 reduce [1,32,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(124, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 5177280, A + 5156864)); /* %250 slice [32,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(125, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 5177312, A + 5156864)); /* %252 slice [32,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(126, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k255_sum(A + 5177584 + 622592*B, A + 5177584 + 425984*B, B)); /* %255 reduce [B,32,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(127, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 5177344, A + 5177584 + 622592*B, B)); /* %256 reduce [1,32,1]  graphs/lib/image_encoder.lua:13 */
     PROF_GEMM(128, 288, 1024, 32);
-    CALL(128, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216), convirt_image_vjp_k258_conv2d_input_grad(A + 5103856 + 393216*B, A + 5103856 + 425984*B, (real *)P + 19008, A + 0, B)); /* %258 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(128, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216), convirt_image_vjp_k258_conv2d_input_grad(A + 5177584 + 393216*B, A + 5177584 + 425984*B, (real *)P + 19008, A + 0, B)); /* %258 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
     PROF_GEMM(129, 144, 32, 1024);
-    CALL(129, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)32768*B), convirt_image_vjp_k259_conv2d_weight_grad(A + 5083136, A + 5103856 + 425984*B, A + 5103856 + 360448*B, A + 0, B)); /* %259 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:13 */
-    CALL(130, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k245_fused_mul_step(A + 5103856 + 425984*B, A + 5103856 + 393216*B, A + 5103856 + 360448*B, B)); /* %261 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
-    CALL(131, (double)163840*B, sizeof(real)*((double)64*B + (double)32768*B + (double)32768*B + (double)16*B), convirt_image_vjp_k246_group_norm_sums(A + 5103856 + 622592*B, A + 5103856 + 425984*B, A + 5103856 + 327680*B, A + 5103856 + 643360*B, B)); /* %262 group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(132, (double)229376*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)64*B), convirt_image_vjp_k247_group_norm_grad_x(A + 5103856 + 458752*B, A + 5103856 + 425984*B, A + 5103856 + 327680*B, A + 5103856 + 643360*B, (real *)P + 18944, A + 5103856 + 622592*B, B)); /* %263 group_norm_grad_x [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(133, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5092352, A + 5103856 + 622592*B, B)); /* %264 reduce [1,32,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(134, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 5103648, A + 5092352)); /* %266 slice [32,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(135, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 5103680, A + 5092352)); /* %268 slice [32,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(136, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k255_sum(A + 5103856 + 622592*B, A + 5103856 + 458752*B, B)); /* %271 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(137, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 5103712, A + 5103856 + 622592*B, B)); /* %272 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(129, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)32768*B), convirt_image_vjp_k259_conv2d_weight_grad(A + 5156864, A + 5177584 + 425984*B, A + 5177584 + 360448*B, A + 0, B)); /* %259 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:13 */
+    CALL(130, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k245_fused_mul_step(A + 5177584 + 425984*B, A + 5177584 + 393216*B, A + 5177584 + 360448*B, B)); /* %261 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
+    CALL(131, (double)163840*B, sizeof(real)*((double)64*B + (double)32768*B + (double)32768*B + (double)16*B), convirt_image_vjp_k246_group_norm_sums(A + 5177584 + 622592*B, A + 5177584 + 425984*B, A + 5177584 + 327680*B, A + 5177584 + 643360*B, B)); /* %262 group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(132, (double)229376*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)64*B), convirt_image_vjp_k247_group_norm_grad_x(A + 5177584 + 458752*B, A + 5177584 + 425984*B, A + 5177584 + 327680*B, A + 5177584 + 643360*B, (real *)P + 18944, A + 5177584 + 622592*B, B)); /* %263 group_norm_grad_x [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(133, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5166080, A + 5177584 + 622592*B, B)); /* %264 reduce [1,32,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(134, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 5177376, A + 5166080)); /* %266 slice [32,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(135, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 5177408, A + 5166080)); /* %268 slice [32,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(136, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k255_sum(A + 5177584 + 622592*B, A + 5177584 + 458752*B, B)); /* %271 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(137, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 5177440, A + 5177584 + 622592*B, B)); /* %272 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
     PROF_GEMM(138, 288, 1024, 32);
-    CALL(138, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216), convirt_image_vjp_k258_conv2d_input_grad(A + 5103856 + 327680*B, A + 5103856 + 458752*B, (real *)P + 9696, A + 0, B)); /* %274 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(138, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216), convirt_image_vjp_k258_conv2d_input_grad(A + 5177584 + 327680*B, A + 5177584 + 458752*B, (real *)P + 9696, A + 0, B)); /* %274 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
     PROF_GEMM(139, 144, 32, 1024);
-    CALL(139, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)32768*B), convirt_image_vjp_k259_conv2d_weight_grad(A + 5092352, A + 5103856 + 458752*B, A + 5103856 + 294912*B, A + 0, B)); /* %275 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:6 */
-    CALL(140, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k278_fused_mul_add_step(A + 5103856 + 360448*B, A + 5103856 + 491520*B, A + 5103856 + 327680*B, A + 5103856 + 294912*B, B)); /* %278 fused:mul_add_step [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
-    CALL(141, (double)163840*B, sizeof(real)*((double)64*B + (double)32768*B + (double)32768*B + (double)16*B), convirt_image_vjp_k246_group_norm_sums(A + 5103856 + 622592*B, A + 5103856 + 360448*B, A + 5103856 + 262144*B, A + 5103856 + 643344*B, B)); /* %279 group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(142, (double)229376*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)64*B), convirt_image_vjp_k247_group_norm_grad_x(A + 5103856 + 393216*B, A + 5103856 + 360448*B, A + 5103856 + 262144*B, A + 5103856 + 643344*B, (real *)P + 9632, A + 5103856 + 622592*B, B)); /* %280 group_norm_grad_x [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(143, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 0, A + 5103856 + 622592*B, B)); /* %281 reduce [1,32,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(144, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 5103744, A + 0)); /* %283 slice [32,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(145, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 5103776, A + 0)); /* %285 slice [32,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(146, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k255_sum(A + 5103856 + 622592*B, A + 5103856 + 393216*B, B)); /* %288 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(147, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 5103808, A + 5103856 + 622592*B, B)); /* %289 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(139, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)32768*B), convirt_image_vjp_k259_conv2d_weight_grad(A + 5166080, A + 5177584 + 458752*B, A + 5177584 + 294912*B, A + 0, B)); /* %275 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(140, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k278_fused_mul_add_step(A + 5177584 + 360448*B, A + 5177584 + 491520*B, A + 5177584 + 327680*B, A + 5177584 + 294912*B, B)); /* %278 fused:mul_add_step [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
+    CALL(141, (double)163840*B, sizeof(real)*((double)64*B + (double)32768*B + (double)32768*B + (double)16*B), convirt_image_vjp_k246_group_norm_sums(A + 5177584 + 622592*B, A + 5177584 + 360448*B, A + 5177584 + 262144*B, A + 5177584 + 643344*B, B)); /* %279 group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(142, (double)229376*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)64*B), convirt_image_vjp_k247_group_norm_grad_x(A + 5177584 + 393216*B, A + 5177584 + 360448*B, A + 5177584 + 262144*B, A + 5177584 + 643344*B, (real *)P + 9632, A + 5177584 + 622592*B, B)); /* %280 group_norm_grad_x [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(143, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 0, A + 5177584 + 622592*B, B)); /* %281 reduce [1,32,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(144, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 5177472, A + 0)); /* %283 slice [32,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(145, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 5177504, A + 0)); /* %285 slice [32,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(146, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k255_sum(A + 5177584 + 622592*B, A + 5177584 + 393216*B, B)); /* %288 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(147, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 5177536, A + 5177584 + 622592*B, B)); /* %289 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
     PROF_GEMM(148, 288, 1024, 32);
-    CALL(148, (double)18874368*B, sizeof(real)*((double)131072*B + (double)32768*B + (double)9216), convirt_image_vjp_k291_conv2d_input_grad(A + 5103856 + 262144*B, A + 5103856 + 393216*B, (real *)P + 384, A + 0, B)); /* %291 conv2d_input_grad [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(148, (double)18874368*B, sizeof(real)*((double)131072*B + (double)32768*B + (double)9216), convirt_image_vjp_k291_conv2d_input_grad(A + 5177584 + 262144*B, A + 5177584 + 393216*B, (real *)P + 384, A + 0, B)); /* %291 conv2d_input_grad [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
     PROF_GEMM(149, 144, 32, 1024);
-    CALL(149, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)131072*B), convirt_image_vjp_k292_conv2d_weight_grad(A + 312848, A + 5103856 + 393216*B, A + 5103856 + 131072*B, A + 0, B)); /* %292 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:6 */
-    CALL(150, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), convirt_image_vjp_k294_fused_mul_step(A + 5103856 + 393216*B, A + 5103856 + 262144*B, A + 5103856 + 131072*B, B)); /* %294 fused:mul_step [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
-    CALL(151, (double)655360*B, sizeof(real)*((double)64*B + (double)131072*B + (double)131072*B + (double)16*B), convirt_image_vjp_k295_group_norm_sums(A + 5103856 + 622592*B, A + 5103856 + 393216*B, A + 5103856, A + 5103856 + 643328*B, B)); /* %295 group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(152, (double)917504*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B + (double)16*B + (double)32 + (double)64*B), convirt_image_vjp_k296_group_norm_grad_x(A + 5103856 + 131072*B, A + 5103856 + 393216*B, A + 5103856, A + 5103856 + 643328*B, (real *)P + 320, A + 5103856 + 622592*B, B)); /* %296 group_norm_grad_x [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(153, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 0, A + 5103856 + 622592*B, B)); /* %297 reduce [1,32,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(149, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)131072*B), convirt_image_vjp_k292_conv2d_weight_grad(A + 350224, A + 5177584 + 393216*B, A + 5177584 + 131072*B, A + 0, B)); /* %292 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(150, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), convirt_image_vjp_k294_fused_mul_step(A + 5177584 + 393216*B, A + 5177584 + 262144*B, A + 5177584 + 131072*B, B)); /* %294 fused:mul_step [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
+    CALL(151, (double)655360*B, sizeof(real)*((double)64*B + (double)131072*B + (double)131072*B + (double)16*B), convirt_image_vjp_k295_group_norm_sums(A + 5177584 + 622592*B, A + 5177584 + 393216*B, A + 5177584, A + 5177584 + 643328*B, B)); /* %295 group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(152, (double)917504*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B + (double)16*B + (double)32 + (double)64*B), convirt_image_vjp_k296_group_norm_grad_x(A + 5177584 + 131072*B, A + 5177584 + 393216*B, A + 5177584, A + 5177584 + 643328*B, (real *)P + 320, A + 5177584 + 622592*B, B)); /* %296 group_norm_grad_x [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(153, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 0, A + 5177584 + 622592*B, B)); /* %297 reduce [1,32,2]  graphs/lib/image_encoder.lua:7 */
     CALL(154, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 22320, A + 0)); /* %299 slice [32,1]  graphs/lib/image_encoder.lua:7 */
     CALL(155, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 22352, A + 0)); /* %301 slice [32,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(156, (double)131072*B, sizeof(real)*((double)32*B + (double)131072*B), convirt_image_vjp_k304_sum(A + 5103856 + 622592*B, A + 5103856 + 131072*B, B)); /* %304 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(157, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 22384, A + 5103856 + 622592*B, B)); /* %305 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(158, (double)2359296*B, sizeof(real)*((double)288 + (double)131072*B + (double)4096*B), convirt_image_vjp_k308_conv2d_weight_grad(A + 22032, A + 5103856 + 131072*B, A + 5103856 + 638976*B, A + 0, B)); /* %308 conv2d_weight_grad [32,1,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(156, (double)131072*B, sizeof(real)*((double)32*B + (double)131072*B), convirt_image_vjp_k304_sum(A + 5177584 + 622592*B, A + 5177584 + 131072*B, B)); /* %304 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(157, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 22384, A + 5177584 + 622592*B, B)); /* %305 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(158, (double)2359296*B, sizeof(real)*((double)288 + (double)131072*B + (double)4096*B), convirt_image_vjp_k308_conv2d_weight_grad(A + 22032, A + 5177584 + 131072*B, A + 5177584 + 638976*B, A + 0, B)); /* %308 conv2d_weight_grad [32,1,3,3]  graphs/lib/image_encoder.lua:6 */
     memcpy(grads + 0, A + 22032, sizeof(real)*288); /* d loss / d image.stem.weight */
     memcpy(grads + 288, A + 22384, sizeof(real)*32); /* d loss / d image.stem.bias */
     memcpy(grads + 320, A + 22352, sizeof(real)*32); /* d loss / d image.stem_gn.weight */
     memcpy(grads + 352, A + 22320, sizeof(real)*32); /* d loss / d image.stem_gn.bias */
-    memcpy(grads + 384, A + 312848, sizeof(real)*9216); /* d loss / d image.stage1.down.weight */
-    memcpy(grads + 9600, A + 5103808, sizeof(real)*32); /* d loss / d image.stage1.down.bias */
-    memcpy(grads + 9632, A + 5103776, sizeof(real)*32); /* d loss / d image.stage1.gn.weight */
-    memcpy(grads + 9664, A + 5103744, sizeof(real)*32); /* d loss / d image.stage1.gn.bias */
-    memcpy(grads + 9696, A + 5092352, sizeof(real)*9216); /* d loss / d image.stage1.res.conv1.weight */
-    memcpy(grads + 18912, A + 5103712, sizeof(real)*32); /* d loss / d image.stage1.res.conv1.bias */
-    memcpy(grads + 18944, A + 5103680, sizeof(real)*32); /* d loss / d image.stage1.res.gn1.weight */
-    memcpy(grads + 18976, A + 5103648, sizeof(real)*32); /* d loss / d image.stage1.res.gn1.bias */
-    memcpy(grads + 19008, A + 5083136, sizeof(real)*9216); /* d loss / d image.stage1.res.conv2.weight */
-    memcpy(grads + 28224, A + 5103616, sizeof(real)*32); /* d loss / d image.stage1.res.conv2.bias */
-    memcpy(grads + 28256, A + 5103584, sizeof(real)*32); /* d loss / d image.stage1.res.gn2.weight */
-    memcpy(grads + 28288, A + 5103552, sizeof(real)*32); /* d loss / d image.stage1.res.gn2.bias */
-    memcpy(grads + 28320, A + 5031936, sizeof(real)*18432); /* d loss / d image.stage2.down.weight */
-    memcpy(grads + 46752, A + 5103488, sizeof(real)*64); /* d loss / d image.stage2.down.bias */
-    memcpy(grads + 46816, A + 5103424, sizeof(real)*64); /* d loss / d image.stage2.gn.weight */
-    memcpy(grads + 46880, A + 5103360, sizeof(real)*64); /* d loss / d image.stage2.gn.bias */
-    memcpy(grads + 46944, A + 4995072, sizeof(real)*36864); /* d loss / d image.stage2.res.conv1.weight */
-    memcpy(grads + 83808, A + 5103296, sizeof(real)*64); /* d loss / d image.stage2.res.conv1.bias */
-    memcpy(grads + 83872, A + 5103232, sizeof(real)*64); /* d loss / d image.stage2.res.gn1.weight */
-    memcpy(grads + 83936, A + 5103168, sizeof(real)*64); /* d loss / d image.stage2.res.gn1.bias */
-    memcpy(grads + 84000, A + 4958208, sizeof(real)*36864); /* d loss / d image.stage2.res.conv2.weight */
-    memcpy(grads + 120864, A + 5103104, sizeof(real)*64); /* d loss / d image.stage2.res.conv2.bias */
-    memcpy(grads + 120928, A + 5103040, sizeof(real)*64); /* d loss / d image.stage2.res.gn2.weight */
-    memcpy(grads + 120992, A + 5102976, sizeof(real)*64); /* d loss / d image.stage2.res.gn2.bias */
-    memcpy(grads + 121056, A + 4884480, sizeof(real)*73728); /* d loss / d image.stage3.down.weight */
-    memcpy(grads + 194784, A + 5102848, sizeof(real)*128); /* d loss / d image.stage3.down.bias */
-    memcpy(grads + 194912, A + 5102720, sizeof(real)*128); /* d loss / d image.stage3.gn.weight */
-    memcpy(grads + 195040, A + 5102592, sizeof(real)*128); /* d loss / d image.stage3.gn.bias */
-    memcpy(grads + 195168, A + 4737024, sizeof(real)*147456); /* d loss / d image.stage3.res.conv1.weight */
-    memcpy(grads + 342624, A + 5102464, sizeof(real)*128); /* d loss / d image.stage3.res.conv1.bias */
-    memcpy(grads + 342752, A + 5102336, sizeof(real)*128); /* d loss / d image.stage3.res.gn1.weight */
-    memcpy(grads + 342880, A + 5102208, sizeof(real)*128); /* d loss / d image.stage3.res.gn1.bias */
-    memcpy(grads + 343008, A + 4589568, sizeof(real)*147456); /* d loss / d image.stage3.res.conv2.weight */
-    memcpy(grads + 490464, A + 5102080, sizeof(real)*128); /* d loss / d image.stage3.res.conv2.bias */
-    memcpy(grads + 490592, A + 5101952, sizeof(real)*128); /* d loss / d image.stage3.res.gn2.weight */
-    memcpy(grads + 490720, A + 5101824, sizeof(real)*128); /* d loss / d image.stage3.res.gn2.bias */
-    memcpy(grads + 490848, A + 5066752, sizeof(real)*16384); /* d loss / d image.region_proj.weight */
-    memcpy(grads + 507232, A + 5101696, sizeof(real)*128); /* d loss / d image.region_proj.bias */
-    memcpy(grads + 507360, A + 5050368, sizeof(real)*16384); /* d loss / d image.global_proj.weight */
-    memcpy(grads + 523744, A + 5101568, sizeof(real)*128); /* d loss / d image.global_proj.bias */
+    memcpy(grads + 384, A + 350224, sizeof(real)*9216); /* d loss / d image.stage1.down.weight */
+    memcpy(grads + 9600, A + 5177536, sizeof(real)*32); /* d loss / d image.stage1.down.bias */
+    memcpy(grads + 9632, A + 5177504, sizeof(real)*32); /* d loss / d image.stage1.gn.weight */
+    memcpy(grads + 9664, A + 5177472, sizeof(real)*32); /* d loss / d image.stage1.gn.bias */
+    memcpy(grads + 9696, A + 5166080, sizeof(real)*9216); /* d loss / d image.stage1.res.conv1.weight */
+    memcpy(grads + 18912, A + 5177440, sizeof(real)*32); /* d loss / d image.stage1.res.conv1.bias */
+    memcpy(grads + 18944, A + 5177408, sizeof(real)*32); /* d loss / d image.stage1.res.gn1.weight */
+    memcpy(grads + 18976, A + 5177376, sizeof(real)*32); /* d loss / d image.stage1.res.gn1.bias */
+    memcpy(grads + 19008, A + 5156864, sizeof(real)*9216); /* d loss / d image.stage1.res.conv2.weight */
+    memcpy(grads + 28224, A + 5177344, sizeof(real)*32); /* d loss / d image.stage1.res.conv2.bias */
+    memcpy(grads + 28256, A + 5177312, sizeof(real)*32); /* d loss / d image.stage1.res.gn2.weight */
+    memcpy(grads + 28288, A + 5177280, sizeof(real)*32); /* d loss / d image.stage1.res.gn2.bias */
+    memcpy(grads + 28320, A + 5105664, sizeof(real)*18432); /* d loss / d image.stage2.down.weight */
+    memcpy(grads + 46752, A + 5177216, sizeof(real)*64); /* d loss / d image.stage2.down.bias */
+    memcpy(grads + 46816, A + 5177152, sizeof(real)*64); /* d loss / d image.stage2.gn.weight */
+    memcpy(grads + 46880, A + 5177088, sizeof(real)*64); /* d loss / d image.stage2.gn.bias */
+    memcpy(grads + 46944, A + 5068800, sizeof(real)*36864); /* d loss / d image.stage2.res.conv1.weight */
+    memcpy(grads + 83808, A + 5177024, sizeof(real)*64); /* d loss / d image.stage2.res.conv1.bias */
+    memcpy(grads + 83872, A + 5176960, sizeof(real)*64); /* d loss / d image.stage2.res.gn1.weight */
+    memcpy(grads + 83936, A + 5176896, sizeof(real)*64); /* d loss / d image.stage2.res.gn1.bias */
+    memcpy(grads + 84000, A + 5031936, sizeof(real)*36864); /* d loss / d image.stage2.res.conv2.weight */
+    memcpy(grads + 120864, A + 5176832, sizeof(real)*64); /* d loss / d image.stage2.res.conv2.bias */
+    memcpy(grads + 120928, A + 5176768, sizeof(real)*64); /* d loss / d image.stage2.res.gn2.weight */
+    memcpy(grads + 120992, A + 5176704, sizeof(real)*64); /* d loss / d image.stage2.res.gn2.bias */
+    memcpy(grads + 121056, A + 4958208, sizeof(real)*73728); /* d loss / d image.stage3.down.weight */
+    memcpy(grads + 194784, A + 5176576, sizeof(real)*128); /* d loss / d image.stage3.down.bias */
+    memcpy(grads + 194912, A + 5176448, sizeof(real)*128); /* d loss / d image.stage3.gn.weight */
+    memcpy(grads + 195040, A + 5176320, sizeof(real)*128); /* d loss / d image.stage3.gn.bias */
+    memcpy(grads + 195168, A + 4810752, sizeof(real)*147456); /* d loss / d image.stage3.res.conv1.weight */
+    memcpy(grads + 342624, A + 5176192, sizeof(real)*128); /* d loss / d image.stage3.res.conv1.bias */
+    memcpy(grads + 342752, A + 5176064, sizeof(real)*128); /* d loss / d image.stage3.res.gn1.weight */
+    memcpy(grads + 342880, A + 5175936, sizeof(real)*128); /* d loss / d image.stage3.res.gn1.bias */
+    memcpy(grads + 343008, A + 4663296, sizeof(real)*147456); /* d loss / d image.stage3.res.conv2.weight */
+    memcpy(grads + 490464, A + 5175808, sizeof(real)*128); /* d loss / d image.stage3.res.conv2.bias */
+    memcpy(grads + 490592, A + 5175680, sizeof(real)*128); /* d loss / d image.stage3.res.gn2.weight */
+    memcpy(grads + 490720, A + 5175552, sizeof(real)*128); /* d loss / d image.stage3.res.gn2.bias */
+    memcpy(grads + 490848, A + 5140480, sizeof(real)*16384); /* d loss / d image.region_proj.weight */
+    memcpy(grads + 507232, A + 5175424, sizeof(real)*128); /* d loss / d image.region_proj.bias */
+    memcpy(grads + 507360, A + 5124096, sizeof(real)*16384); /* d loss / d image.global_proj.weight */
+    memcpy(grads + 523744, A + 5175296, sizeof(real)*128); /* d loss / d image.global_proj.bias */
 }
 
 static const real *output(const void *arena, int k, const long *dims) {
     const long B = dims[0]; (void)B;
     const real *A = arena;
     switch (k) {
-    case 0: return A + 5103840; /* loss */
-    case 1: return A + 5103856 + 643072*B; /* vg */
-    case 2: return A + 5103856 + 614400*B; /* V */
+    case 0: return A + 5177568; /* loss */
+    case 1: return A + 5177584 + 643072*B; /* vg */
+    case 2: return A + 5177584 + 614400*B; /* V */
     default: return 0;
     }
 }

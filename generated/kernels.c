@@ -14,6 +14,7 @@
 #endif
 #include <tgmath.h>
 #include "kernel_math.h" /* exp_real, gelu_tanh, gelu_tanh_grad */
+#include "kernel_gemm.h" /* gemm_tiled */
 
 /* convirt_features_loss_k7_fused_sum_square:
  *   %7 fused:sum_square [T,1]   graphs/lib/losses.lua:21
@@ -763,14 +764,14 @@ void convirt_image_k14_conv2d(real *restrict out, const real *restrict in0, cons
     const long nt = omp_get_max_threads() < 16 ? omp_get_max_threads() : 16, L = NB < nt ? NB : nt;
     #pragma omp parallel for schedule(static)
     for (long l = 0; l < L; l++) {
-        real *col = work + l*299268; /* this lane's columns, a tile at a time [K, NT] */
-        real *pp = col + 294912; /* bordered channel planes, each [HP, S, WQ] */
+        real *col = work + l*303876; /* this lane's columns, a tile at a time [K, NT] (row stride LDC) */
+        real *pp = col + 299520; /* bordered channel planes, each [HP, S, WQ] */
         memset(pp, 0, sizeof(real)*4356);
         for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
             {
                 const long oy0 = 0, oy1 = HO, NT = HO*WO;
+                const long LDC = 1040; /* the columns' row stride */ (void)LDC;
                 for (long c = 0; c < C; c++) {
-                    const long LDC = NT;
                     const real *xp = in0 + (n*C + c)*H*W;
                     for (long iy = 0; iy < H; iy++)
                         for (long ph = 0; ph < S; ph++) {
@@ -783,11 +784,11 @@ void convirt_image_k14_conv2d(real *restrict out, const real *restrict in0, cons
                         for (long kx = 0; kx < KW; kx++)
                             for (long oy = oy0; oy < oy1; oy++) {
                                 const real *src = pp + (oy*S + ky)*S*WQ + kx % S*WQ + kx / S;
-                                real *dst = col + (c - 0)*KH*KW*NT + (ky*KW + kx)*LDC + (oy - oy0)*WO;
+                                real *dst = col + (c - 0)*KH*KW*LDC + (ky*KW + kx)*LDC + (oy - oy0)*WO;
                                 for (long ox = 0; ox < WO; ox++) dst[ox] = src[ox];
                             }
                 }
-                GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, NT, KC, 1, in1, KC, col, NT, 0, out + n*32*HO*WO + oy0*WO, HO*WO);
+                gemm_tiled(0, 32, NT, KC, in1, KC, col, LDC, 0, out + n*32*HO*WO + oy0*WO, HO*WO);
             }
             for (long o = 0; o < 32; o++) {
                 real *yp = out + (n*32 + o)*HO*WO; const real bo = in2[o];
@@ -859,14 +860,14 @@ void convirt_image_k22_conv2d(real *restrict out, const real *restrict in0, cons
     const long nt = omp_get_max_threads() < 16 ? omp_get_max_threads() : 16, L = NB < nt ? NB : nt;
     #pragma omp parallel for schedule(static)
     for (long l = 0; l < L; l++) {
-        real *col = work + l*296068; /* this lane's columns, a tile at a time [K, NT] */
-        real *pp = col + 294912; /* bordered channel planes, each [HP, S, WQ] */
+        real *col = work + l*300676; /* this lane's columns, a tile at a time [K, NT] (row stride LDC) */
+        real *pp = col + 299520; /* bordered channel planes, each [HP, S, WQ] */
         memset(pp, 0, sizeof(real)*1156);
         for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
             {
                 const long oy0 = 0, oy1 = HO, NT = HO*WO;
+                const long LDC = 1040; /* the columns' row stride */ (void)LDC;
                 for (long c = 0; c < C; c++) {
-                    const long LDC = NT;
                     const real *xp = in0 + (n*C + c)*H*W;
                     for (long iy = 0; iy < H; iy++)
                         for (long ph = 0; ph < S; ph++) {
@@ -879,11 +880,11 @@ void convirt_image_k22_conv2d(real *restrict out, const real *restrict in0, cons
                         for (long kx = 0; kx < KW; kx++)
                             for (long oy = oy0; oy < oy1; oy++) {
                                 const real *src = pp + (oy*S + ky)*S*WQ + kx % S*WQ + kx / S;
-                                real *dst = col + (c - 0)*KH*KW*NT + (ky*KW + kx)*LDC + (oy - oy0)*WO;
+                                real *dst = col + (c - 0)*KH*KW*LDC + (ky*KW + kx)*LDC + (oy - oy0)*WO;
                                 for (long ox = 0; ox < WO; ox++) dst[ox] = src[ox];
                             }
                 }
-                GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, NT, KC, 1, in1, KC, col, NT, 0, out + n*32*HO*WO + oy0*WO, HO*WO);
+                gemm_tiled(0, 32, NT, KC, in1, KC, col, LDC, 0, out + n*32*HO*WO + oy0*WO, HO*WO);
             }
             for (long o = 0; o < 32; o++) {
                 real *yp = out + (n*32 + o)*HO*WO; const real bo = in2[o];
@@ -944,14 +945,14 @@ void convirt_image_k39_conv2d(real *restrict out, const real *restrict in0, cons
     const long nt = omp_get_max_threads() < 16 ? omp_get_max_threads() : 16, L = NB < nt ? NB : nt;
     #pragma omp parallel for schedule(static)
     for (long l = 0; l < L; l++) {
-        real *col = work + l*74884; /* this lane's columns, a tile at a time [K, NT] */
-        real *pp = col + 73728; /* bordered channel planes, each [HP, S, WQ] */
+        real *col = work + l*79492; /* this lane's columns, a tile at a time [K, NT] (row stride LDC) */
+        real *pp = col + 78336; /* bordered channel planes, each [HP, S, WQ] */
         memset(pp, 0, sizeof(real)*1156);
         for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
             {
                 const long oy0 = 0, oy1 = HO, NT = HO*WO;
+                const long LDC = 272; /* the columns' row stride */ (void)LDC;
                 for (long c = 0; c < C; c++) {
-                    const long LDC = NT;
                     const real *xp = in0 + (n*C + c)*H*W;
                     for (long iy = 0; iy < H; iy++)
                         for (long ph = 0; ph < S; ph++) {
@@ -964,11 +965,11 @@ void convirt_image_k39_conv2d(real *restrict out, const real *restrict in0, cons
                         for (long kx = 0; kx < KW; kx++)
                             for (long oy = oy0; oy < oy1; oy++) {
                                 const real *src = pp + (oy*S + ky)*S*WQ + kx % S*WQ + kx / S;
-                                real *dst = col + (c - 0)*KH*KW*NT + (ky*KW + kx)*LDC + (oy - oy0)*WO;
+                                real *dst = col + (c - 0)*KH*KW*LDC + (ky*KW + kx)*LDC + (oy - oy0)*WO;
                                 for (long ox = 0; ox < WO; ox++) dst[ox] = src[ox];
                             }
                 }
-                GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, NT, KC, 1, in1, KC, col, NT, 0, out + n*64*HO*WO + oy0*WO, HO*WO);
+                gemm_tiled(0, 64, NT, KC, in1, KC, col, LDC, 0, out + n*64*HO*WO + oy0*WO, HO*WO);
             }
             for (long o = 0; o < 64; o++) {
                 real *yp = out + (n*64 + o)*HO*WO; const real bo = in2[o];
@@ -1040,14 +1041,14 @@ void convirt_image_k47_conv2d(real *restrict out, const real *restrict in0, cons
     const long nt = omp_get_max_threads() < 16 ? omp_get_max_threads() : 16, L = NB < nt ? NB : nt;
     #pragma omp parallel for schedule(static)
     for (long l = 0; l < L; l++) {
-        real *col = work + l*147780; /* this lane's columns, a tile at a time [K, NT] */
-        real *pp = col + 147456; /* bordered channel planes, each [HP, S, WQ] */
+        real *col = work + l*156996; /* this lane's columns, a tile at a time [K, NT] (row stride LDC) */
+        real *pp = col + 156672; /* bordered channel planes, each [HP, S, WQ] */
         memset(pp, 0, sizeof(real)*324);
         for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
             {
                 const long oy0 = 0, oy1 = HO, NT = HO*WO;
+                const long LDC = 272; /* the columns' row stride */ (void)LDC;
                 for (long c = 0; c < C; c++) {
-                    const long LDC = NT;
                     const real *xp = in0 + (n*C + c)*H*W;
                     for (long iy = 0; iy < H; iy++)
                         for (long ph = 0; ph < S; ph++) {
@@ -1060,11 +1061,11 @@ void convirt_image_k47_conv2d(real *restrict out, const real *restrict in0, cons
                         for (long kx = 0; kx < KW; kx++)
                             for (long oy = oy0; oy < oy1; oy++) {
                                 const real *src = pp + (oy*S + ky)*S*WQ + kx % S*WQ + kx / S;
-                                real *dst = col + (c - 0)*KH*KW*NT + (ky*KW + kx)*LDC + (oy - oy0)*WO;
+                                real *dst = col + (c - 0)*KH*KW*LDC + (ky*KW + kx)*LDC + (oy - oy0)*WO;
                                 for (long ox = 0; ox < WO; ox++) dst[ox] = src[ox];
                             }
                 }
-                GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, NT, KC, 1, in1, KC, col, NT, 0, out + n*64*HO*WO + oy0*WO, HO*WO);
+                gemm_tiled(0, 64, NT, KC, in1, KC, col, LDC, 0, out + n*64*HO*WO + oy0*WO, HO*WO);
             }
             for (long o = 0; o < 64; o++) {
                 real *yp = out + (n*64 + o)*HO*WO; const real bo = in2[o];
@@ -1125,14 +1126,14 @@ void convirt_image_k64_conv2d(real *restrict out, const real *restrict in0, cons
     const long nt = omp_get_max_threads() < 16 ? omp_get_max_threads() : 16, L = NB < nt ? NB : nt;
     #pragma omp parallel for schedule(static)
     for (long l = 0; l < L; l++) {
-        real *col = work + l*37188; /* this lane's columns, a tile at a time [K, NT] */
-        real *pp = col + 36864; /* bordered channel planes, each [HP, S, WQ] */
+        real *col = work + l*46404; /* this lane's columns, a tile at a time [K, NT] (row stride LDC) */
+        real *pp = col + 46080; /* bordered channel planes, each [HP, S, WQ] */
         memset(pp, 0, sizeof(real)*324);
         for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
             {
                 const long oy0 = 0, oy1 = HO, NT = HO*WO;
+                const long LDC = 80; /* the columns' row stride */ (void)LDC;
                 for (long c = 0; c < C; c++) {
-                    const long LDC = NT;
                     const real *xp = in0 + (n*C + c)*H*W;
                     for (long iy = 0; iy < H; iy++)
                         for (long ph = 0; ph < S; ph++) {
@@ -1145,11 +1146,11 @@ void convirt_image_k64_conv2d(real *restrict out, const real *restrict in0, cons
                         for (long kx = 0; kx < KW; kx++)
                             for (long oy = oy0; oy < oy1; oy++) {
                                 const real *src = pp + (oy*S + ky)*S*WQ + kx % S*WQ + kx / S;
-                                real *dst = col + (c - 0)*KH*KW*NT + (ky*KW + kx)*LDC + (oy - oy0)*WO;
+                                real *dst = col + (c - 0)*KH*KW*LDC + (ky*KW + kx)*LDC + (oy - oy0)*WO;
                                 for (long ox = 0; ox < WO; ox++) dst[ox] = src[ox];
                             }
                 }
-                GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 128, NT, KC, 1, in1, KC, col, NT, 0, out + n*128*HO*WO + oy0*WO, HO*WO);
+                gemm_tiled(0, 128, NT, KC, in1, KC, col, LDC, 0, out + n*128*HO*WO + oy0*WO, HO*WO);
             }
             for (long o = 0; o < 128; o++) {
                 real *yp = out + (n*128 + o)*HO*WO; const real bo = in2[o];
@@ -1221,14 +1222,14 @@ void convirt_image_k72_conv2d(real *restrict out, const real *restrict in0, cons
     const long nt = omp_get_max_threads() < 16 ? omp_get_max_threads() : 16, L = NB < nt ? NB : nt;
     #pragma omp parallel for schedule(static)
     for (long l = 0; l < L; l++) {
-        real *col = work + l*73828; /* this lane's columns, a tile at a time [K, NT] */
-        real *pp = col + 73728; /* bordered channel planes, each [HP, S, WQ] */
+        real *col = work + l*92260; /* this lane's columns, a tile at a time [K, NT] (row stride LDC) */
+        real *pp = col + 92160; /* bordered channel planes, each [HP, S, WQ] */
         memset(pp, 0, sizeof(real)*100);
         for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
             {
                 const long oy0 = 0, oy1 = HO, NT = HO*WO;
+                const long LDC = 80; /* the columns' row stride */ (void)LDC;
                 for (long c = 0; c < C; c++) {
-                    const long LDC = NT;
                     const real *xp = in0 + (n*C + c)*H*W;
                     for (long iy = 0; iy < H; iy++)
                         for (long ph = 0; ph < S; ph++) {
@@ -1241,11 +1242,11 @@ void convirt_image_k72_conv2d(real *restrict out, const real *restrict in0, cons
                         for (long kx = 0; kx < KW; kx++)
                             for (long oy = oy0; oy < oy1; oy++) {
                                 const real *src = pp + (oy*S + ky)*S*WQ + kx % S*WQ + kx / S;
-                                real *dst = col + (c - 0)*KH*KW*NT + (ky*KW + kx)*LDC + (oy - oy0)*WO;
+                                real *dst = col + (c - 0)*KH*KW*LDC + (ky*KW + kx)*LDC + (oy - oy0)*WO;
                                 for (long ox = 0; ox < WO; ox++) dst[ox] = src[ox];
                             }
                 }
-                GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 128, NT, KC, 1, in1, KC, col, NT, 0, out + n*128*HO*WO + oy0*WO, HO*WO);
+                gemm_tiled(0, 128, NT, KC, in1, KC, col, LDC, 0, out + n*128*HO*WO + oy0*WO, HO*WO);
             }
             for (long o = 0; o < 128; o++) {
                 real *yp = out + (n*128 + o)*HO*WO; const real bo = in2[o];
@@ -1873,20 +1874,20 @@ void convirt_image_vjp_k160_conv2d_input_grad(real *restrict out, const real *re
     const long nt = omp_get_max_threads() < 16 ? omp_get_max_threads() : 16, L = NB < nt ? NB : nt;
     #pragma omp parallel for schedule(static)
     for (long l = 0; l < L; l++) {
-        real *col = work + l*86528; /* this lane's columns, a tile at a time [K, NT] */
-        real *pp = col + 73728; /* bordered channel planes, each [HP, S, WQ] */
+        real *col = work + l*104960; /* this lane's columns, a tile at a time [K, NT] (row stride LDC) */
+        real *pp = col + 92160; /* bordered channel planes, each [HP, S, WQ] */
         memset(pp, 0, sizeof(real)*12800);
         for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
             memset(pp, 0, sizeof(real)*(size_t)(C*HP*S*WQ));
             {
                 const long oy0 = 0, oy1 = HO, NT = HO*WO;
-                GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, KC, NT, 128, 1, in1, KC, in0 + n*128*HO*WO + oy0*WO, HO*WO, 0, col, NT);
+                const long LDC = 80; /* the columns' row stride */ (void)LDC;
+                gemm_tiled(1, KC, NT, 128, in1, KC, in0 + n*128*HO*WO + oy0*WO, HO*WO, 0, col, LDC);
                 for (long c = 0; c < C; c++) {
-                    const long LDC = NT;
                     for (long ky = 0; ky < KH; ky++)
                         for (long kx = 0; kx < KW; kx++)
                             for (long oy = oy0; oy < oy1; oy++) {
-                                const real *src = col + c*KH*KW*NT + (ky*KW + kx)*LDC + (oy - oy0)*WO;
+                                const real *src = col + c*KH*KW*LDC + (ky*KW + kx)*LDC + (oy - oy0)*WO;
                                 real *dst = pp + c*HP*S*WQ + (oy*S + ky)*S*WQ + kx % S*WQ + kx / S;
                                 for (long ox = 0; ox < WO; ox++) dst[ox] += src[ox];
                             }
@@ -1916,18 +1917,26 @@ void convirt_image_vjp_k161_conv2d_weight_grad(real *restrict out, const real *r
     const long C = 128, H = 8, W = 8, KH = 3, KW = 3, S = 1, P = 1, HO = 8, WO = 8, KC = 1152, NB = B;
     const long HP = H + 2*P, WP = W + 2*P, WQ = (WP + S - 1)/S; /* the image with its zero border; WQ: columns a phase */
     (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB; (void)HP; (void)WP; (void)WQ;
-    real *acc = work + 74128; /* [KC, O] */
-    #pragma omp parallel for schedule(static)
-    for (long q = 0; q < 4; q++) {
-        const long c0 = q*C/4, c1 = (q + 1)*C/4;
-        real *col = work + q*18532; /* this chunk's columns, a tile at a time [(c1 - c0)*KH*KW, NT] */
-        real *pp = col + 18432; /* a channel plane with its zero border [HP, S, WQ] */
-        memset(pp, 0, sizeof(real)*(size_t)(HP*S*WQ));
-        for (long n = 0; n < NB; n++) {
+    real *acc = work + 92560; /* [KC, O] */
+    real *dyt = work + 240016; /* dy of image n, transposed [HO*WO, O] */
+    for (long q = 0; q < 4; q++) memset(work + q*23140 + 23040, 0, sizeof(real)*(size_t)(HP*S*WQ)); /* the planes' borders */
+    #pragma omp parallel
+    for (long n = 0; n < NB; n++) {
+        #pragma omp for schedule(static)
+        for (long p0 = 0; p0 < HO*WO; p0 += 16)
+            for (long o = 0; o < 128; o++) {
+                const real *dyo = in0 + (n*128 + o)*HO*WO;
+                for (long p = p0; p < p0 + 16 && p < HO*WO; p++) dyt[p*128 + o] = dyo[p];
+            }
+        #pragma omp for schedule(static)
+        for (long q = 0; q < 4; q++) {
+            const long c0 = q*C/4, c1 = (q + 1)*C/4;
+            real *col = work + q*23140; /* this chunk's columns [(c1 - c0)*KH*KW, HO*WO] (row stride LDC) */
+            real *pp = col + 23040; /* a channel plane with its zero border [HP, S, WQ] */
             {
                 const long oy0 = 0, oy1 = HO, NT = HO*WO;
+                const long LDC = 80; /* the columns' row stride */ (void)LDC;
                 for (long c = c0; c < c1; c++) {
-                    const long LDC = NT;
                     const real *xp = in1 + (n*C + c)*H*W;
                     for (long iy = 0; iy < H; iy++)
                         for (long ph = 0; ph < S; ph++) {
@@ -1940,11 +1949,11 @@ void convirt_image_vjp_k161_conv2d_weight_grad(real *restrict out, const real *r
                         for (long kx = 0; kx < KW; kx++)
                             for (long oy = oy0; oy < oy1; oy++) {
                                 const real *src = pp + (oy*S + ky)*S*WQ + kx % S*WQ + kx / S;
-                                real *dst = col + (c - c0)*KH*KW*NT + (ky*KW + kx)*LDC + (oy - oy0)*WO;
+                                real *dst = col + (c - c0)*KH*KW*LDC + (ky*KW + kx)*LDC + (oy - oy0)*WO;
                                 for (long ox = 0; ox < WO; ox++) dst[ox] = src[ox];
                             }
                 }
-                GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (c1 - c0)*KH*KW, 128, NT, 1, col, NT, in0 + n*128*HO*WO + oy0*WO, HO*WO, n == 0 && oy0 == 0 ? 0 : 1, acc + c0*KH*KW*128, 128);
+                gemm_tiled(0, (c1 - c0)*KH*KW, 128, NT, col, LDC, dyt, 128, n == 0 ? 0 : 1, acc + c0*KH*KW*128, 128);
             }
         }
     }
@@ -1985,20 +1994,20 @@ void convirt_image_vjp_k193_conv2d_input_grad(real *restrict out, const real *re
     const long nt = omp_get_max_threads() < 16 ? omp_get_max_threads() : 16, L = NB < nt ? NB : nt;
     #pragma omp parallel for schedule(static)
     for (long l = 0; l < L; l++) {
-        real *col = work + l*57600; /* this lane's columns, a tile at a time [K, NT] */
-        real *pp = col + 36864; /* bordered channel planes, each [HP, S, WQ] */
+        real *col = work + l*66816; /* this lane's columns, a tile at a time [K, NT] (row stride LDC) */
+        real *pp = col + 46080; /* bordered channel planes, each [HP, S, WQ] */
         memset(pp, 0, sizeof(real)*20736);
         for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
             memset(pp, 0, sizeof(real)*(size_t)(C*HP*S*WQ));
             {
                 const long oy0 = 0, oy1 = HO, NT = HO*WO;
-                GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, KC, NT, 128, 1, in1, KC, in0 + n*128*HO*WO + oy0*WO, HO*WO, 0, col, NT);
+                const long LDC = 80; /* the columns' row stride */ (void)LDC;
+                gemm_tiled(1, KC, NT, 128, in1, KC, in0 + n*128*HO*WO + oy0*WO, HO*WO, 0, col, LDC);
                 for (long c = 0; c < C; c++) {
-                    const long LDC = NT;
                     for (long ky = 0; ky < KH; ky++)
                         for (long kx = 0; kx < KW; kx++)
                             for (long oy = oy0; oy < oy1; oy++) {
-                                const real *src = col + c*KH*KW*NT + (ky*KW + kx)*LDC + (oy - oy0)*WO;
+                                const real *src = col + c*KH*KW*LDC + (ky*KW + kx)*LDC + (oy - oy0)*WO;
                                 real *dst = pp + c*HP*S*WQ + (oy*S + ky)*S*WQ + kx % S*WQ + kx / S;
                                 for (long ox = 0; ox < WO; ox++) dst[ox] += src[ox];
                             }
@@ -2028,18 +2037,26 @@ void convirt_image_vjp_k194_conv2d_weight_grad(real *restrict out, const real *r
     const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 2, P = 1, HO = 8, WO = 8, KC = 576, NB = B;
     const long HP = H + 2*P, WP = W + 2*P, WQ = (WP + S - 1)/S; /* the image with its zero border; WQ: columns a phase */
     (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB; (void)HP; (void)WP; (void)WQ;
-    real *acc = work + 38160; /* [KC, O] */
-    #pragma omp parallel for schedule(static)
-    for (long q = 0; q < 4; q++) {
-        const long c0 = q*C/4, c1 = (q + 1)*C/4;
-        real *col = work + q*9540; /* this chunk's columns, a tile at a time [(c1 - c0)*KH*KW, NT] */
-        real *pp = col + 9216; /* a channel plane with its zero border [HP, S, WQ] */
-        memset(pp, 0, sizeof(real)*(size_t)(HP*S*WQ));
-        for (long n = 0; n < NB; n++) {
+    real *acc = work + 47376; /* [KC, O] */
+    real *dyt = work + 121104; /* dy of image n, transposed [HO*WO, O] */
+    for (long q = 0; q < 4; q++) memset(work + q*11844 + 11520, 0, sizeof(real)*(size_t)(HP*S*WQ)); /* the planes' borders */
+    #pragma omp parallel
+    for (long n = 0; n < NB; n++) {
+        #pragma omp for schedule(static)
+        for (long p0 = 0; p0 < HO*WO; p0 += 16)
+            for (long o = 0; o < 128; o++) {
+                const real *dyo = in0 + (n*128 + o)*HO*WO;
+                for (long p = p0; p < p0 + 16 && p < HO*WO; p++) dyt[p*128 + o] = dyo[p];
+            }
+        #pragma omp for schedule(static)
+        for (long q = 0; q < 4; q++) {
+            const long c0 = q*C/4, c1 = (q + 1)*C/4;
+            real *col = work + q*11844; /* this chunk's columns [(c1 - c0)*KH*KW, HO*WO] (row stride LDC) */
+            real *pp = col + 11520; /* a channel plane with its zero border [HP, S, WQ] */
             {
                 const long oy0 = 0, oy1 = HO, NT = HO*WO;
+                const long LDC = 80; /* the columns' row stride */ (void)LDC;
                 for (long c = c0; c < c1; c++) {
-                    const long LDC = NT;
                     const real *xp = in1 + (n*C + c)*H*W;
                     for (long iy = 0; iy < H; iy++)
                         for (long ph = 0; ph < S; ph++) {
@@ -2052,11 +2069,11 @@ void convirt_image_vjp_k194_conv2d_weight_grad(real *restrict out, const real *r
                         for (long kx = 0; kx < KW; kx++)
                             for (long oy = oy0; oy < oy1; oy++) {
                                 const real *src = pp + (oy*S + ky)*S*WQ + kx % S*WQ + kx / S;
-                                real *dst = col + (c - c0)*KH*KW*NT + (ky*KW + kx)*LDC + (oy - oy0)*WO;
+                                real *dst = col + (c - c0)*KH*KW*LDC + (ky*KW + kx)*LDC + (oy - oy0)*WO;
                                 for (long ox = 0; ox < WO; ox++) dst[ox] = src[ox];
                             }
                 }
-                GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (c1 - c0)*KH*KW, 128, NT, 1, col, NT, in0 + n*128*HO*WO + oy0*WO, HO*WO, n == 0 && oy0 == 0 ? 0 : 1, acc + c0*KH*KW*128, 128);
+                gemm_tiled(0, (c1 - c0)*KH*KW, 128, NT, col, LDC, dyt, 128, n == 0 ? 0 : 1, acc + c0*KH*KW*128, 128);
             }
         }
     }
@@ -2224,20 +2241,20 @@ void convirt_image_vjp_k209_conv2d_input_grad(real *restrict out, const real *re
     const long nt = omp_get_max_threads() < 16 ? omp_get_max_threads() : 16, L = NB < nt ? NB : nt;
     #pragma omp parallel for schedule(static)
     for (long l = 0; l < L; l++) {
-        real *col = work + l*168192; /* this lane's columns, a tile at a time [K, NT] */
-        real *pp = col + 147456; /* bordered channel planes, each [HP, S, WQ] */
+        real *col = work + l*177408; /* this lane's columns, a tile at a time [K, NT] (row stride LDC) */
+        real *pp = col + 156672; /* bordered channel planes, each [HP, S, WQ] */
         memset(pp, 0, sizeof(real)*20736);
         for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
             memset(pp, 0, sizeof(real)*(size_t)(C*HP*S*WQ));
             {
                 const long oy0 = 0, oy1 = HO, NT = HO*WO;
-                GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, KC, NT, 64, 1, in1, KC, in0 + n*64*HO*WO + oy0*WO, HO*WO, 0, col, NT);
+                const long LDC = 272; /* the columns' row stride */ (void)LDC;
+                gemm_tiled(1, KC, NT, 64, in1, KC, in0 + n*64*HO*WO + oy0*WO, HO*WO, 0, col, LDC);
                 for (long c = 0; c < C; c++) {
-                    const long LDC = NT;
                     for (long ky = 0; ky < KH; ky++)
                         for (long kx = 0; kx < KW; kx++)
                             for (long oy = oy0; oy < oy1; oy++) {
-                                const real *src = col + c*KH*KW*NT + (ky*KW + kx)*LDC + (oy - oy0)*WO;
+                                const real *src = col + c*KH*KW*LDC + (ky*KW + kx)*LDC + (oy - oy0)*WO;
                                 real *dst = pp + c*HP*S*WQ + (oy*S + ky)*S*WQ + kx % S*WQ + kx / S;
                                 for (long ox = 0; ox < WO; ox++) dst[ox] += src[ox];
                             }
@@ -2267,18 +2284,26 @@ void convirt_image_vjp_k210_conv2d_weight_grad(real *restrict out, const real *r
     const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 1, P = 1, HO = 16, WO = 16, KC = 576, NB = B;
     const long HP = H + 2*P, WP = W + 2*P, WQ = (WP + S - 1)/S; /* the image with its zero border; WQ: columns a phase */
     (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB; (void)HP; (void)WP; (void)WQ;
-    real *acc = work + 148752; /* [KC, O] */
-    #pragma omp parallel for schedule(static)
-    for (long q = 0; q < 4; q++) {
-        const long c0 = q*C/4, c1 = (q + 1)*C/4;
-        real *col = work + q*37188; /* this chunk's columns, a tile at a time [(c1 - c0)*KH*KW, NT] */
-        real *pp = col + 36864; /* a channel plane with its zero border [HP, S, WQ] */
-        memset(pp, 0, sizeof(real)*(size_t)(HP*S*WQ));
-        for (long n = 0; n < NB; n++) {
+    real *acc = work + 157968; /* [KC, O] */
+    real *dyt = work + 194832; /* dy of image n, transposed [HO*WO, O] */
+    for (long q = 0; q < 4; q++) memset(work + q*39492 + 39168, 0, sizeof(real)*(size_t)(HP*S*WQ)); /* the planes' borders */
+    #pragma omp parallel
+    for (long n = 0; n < NB; n++) {
+        #pragma omp for schedule(static)
+        for (long p0 = 0; p0 < HO*WO; p0 += 16)
+            for (long o = 0; o < 64; o++) {
+                const real *dyo = in0 + (n*64 + o)*HO*WO;
+                for (long p = p0; p < p0 + 16 && p < HO*WO; p++) dyt[p*64 + o] = dyo[p];
+            }
+        #pragma omp for schedule(static)
+        for (long q = 0; q < 4; q++) {
+            const long c0 = q*C/4, c1 = (q + 1)*C/4;
+            real *col = work + q*39492; /* this chunk's columns [(c1 - c0)*KH*KW, HO*WO] (row stride LDC) */
+            real *pp = col + 39168; /* a channel plane with its zero border [HP, S, WQ] */
             {
                 const long oy0 = 0, oy1 = HO, NT = HO*WO;
+                const long LDC = 272; /* the columns' row stride */ (void)LDC;
                 for (long c = c0; c < c1; c++) {
-                    const long LDC = NT;
                     const real *xp = in1 + (n*C + c)*H*W;
                     for (long iy = 0; iy < H; iy++)
                         for (long ph = 0; ph < S; ph++) {
@@ -2291,11 +2316,11 @@ void convirt_image_vjp_k210_conv2d_weight_grad(real *restrict out, const real *r
                         for (long kx = 0; kx < KW; kx++)
                             for (long oy = oy0; oy < oy1; oy++) {
                                 const real *src = pp + (oy*S + ky)*S*WQ + kx % S*WQ + kx / S;
-                                real *dst = col + (c - c0)*KH*KW*NT + (ky*KW + kx)*LDC + (oy - oy0)*WO;
+                                real *dst = col + (c - c0)*KH*KW*LDC + (ky*KW + kx)*LDC + (oy - oy0)*WO;
                                 for (long ox = 0; ox < WO; ox++) dst[ox] = src[ox];
                             }
                 }
-                GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (c1 - c0)*KH*KW, 64, NT, 1, col, NT, in0 + n*64*HO*WO + oy0*WO, HO*WO, n == 0 && oy0 == 0 ? 0 : 1, acc + c0*KH*KW*64, 64);
+                gemm_tiled(0, (c1 - c0)*KH*KW, 64, NT, col, LDC, dyt, 64, n == 0 ? 0 : 1, acc + c0*KH*KW*64, 64);
             }
         }
     }
@@ -2336,20 +2361,20 @@ void convirt_image_vjp_k242_conv2d_input_grad(real *restrict out, const real *re
     const long nt = omp_get_max_threads() < 16 ? omp_get_max_threads() : 16, L = NB < nt ? NB : nt;
     #pragma omp parallel for schedule(static)
     for (long l = 0; l < L; l++) {
-        real *col = work + l*110720; /* this lane's columns, a tile at a time [K, NT] */
-        real *pp = col + 73728; /* bordered channel planes, each [HP, S, WQ] */
+        real *col = work + l*115328; /* this lane's columns, a tile at a time [K, NT] (row stride LDC) */
+        real *pp = col + 78336; /* bordered channel planes, each [HP, S, WQ] */
         memset(pp, 0, sizeof(real)*36992);
         for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
             memset(pp, 0, sizeof(real)*(size_t)(C*HP*S*WQ));
             {
                 const long oy0 = 0, oy1 = HO, NT = HO*WO;
-                GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, KC, NT, 64, 1, in1, KC, in0 + n*64*HO*WO + oy0*WO, HO*WO, 0, col, NT);
+                const long LDC = 272; /* the columns' row stride */ (void)LDC;
+                gemm_tiled(1, KC, NT, 64, in1, KC, in0 + n*64*HO*WO + oy0*WO, HO*WO, 0, col, LDC);
                 for (long c = 0; c < C; c++) {
-                    const long LDC = NT;
                     for (long ky = 0; ky < KH; ky++)
                         for (long kx = 0; kx < KW; kx++)
                             for (long oy = oy0; oy < oy1; oy++) {
-                                const real *src = col + c*KH*KW*NT + (ky*KW + kx)*LDC + (oy - oy0)*WO;
+                                const real *src = col + c*KH*KW*LDC + (ky*KW + kx)*LDC + (oy - oy0)*WO;
                                 real *dst = pp + c*HP*S*WQ + (oy*S + ky)*S*WQ + kx % S*WQ + kx / S;
                                 for (long ox = 0; ox < WO; ox++) dst[ox] += src[ox];
                             }
@@ -2379,18 +2404,26 @@ void convirt_image_vjp_k243_conv2d_weight_grad(real *restrict out, const real *r
     const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 2, P = 1, HO = 16, WO = 16, KC = 288, NB = B;
     const long HP = H + 2*P, WP = W + 2*P, WQ = (WP + S - 1)/S; /* the image with its zero border; WQ: columns a phase */
     (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB; (void)HP; (void)WP; (void)WQ;
-    real *acc = work + 76040; /* [KC, O] */
-    #pragma omp parallel for schedule(static)
-    for (long q = 0; q < 2; q++) {
-        const long c0 = q*C/2, c1 = (q + 1)*C/2;
-        real *col = work + q*38020; /* this chunk's columns, a tile at a time [(c1 - c0)*KH*KW, NT] */
-        real *pp = col + 36864; /* a channel plane with its zero border [HP, S, WQ] */
-        memset(pp, 0, sizeof(real)*(size_t)(HP*S*WQ));
-        for (long n = 0; n < NB; n++) {
+    real *acc = work + 80648; /* [KC, O] */
+    real *dyt = work + 99080; /* dy of image n, transposed [HO*WO, O] */
+    for (long q = 0; q < 2; q++) memset(work + q*40324 + 39168, 0, sizeof(real)*(size_t)(HP*S*WQ)); /* the planes' borders */
+    #pragma omp parallel
+    for (long n = 0; n < NB; n++) {
+        #pragma omp for schedule(static)
+        for (long p0 = 0; p0 < HO*WO; p0 += 16)
+            for (long o = 0; o < 64; o++) {
+                const real *dyo = in0 + (n*64 + o)*HO*WO;
+                for (long p = p0; p < p0 + 16 && p < HO*WO; p++) dyt[p*64 + o] = dyo[p];
+            }
+        #pragma omp for schedule(static)
+        for (long q = 0; q < 2; q++) {
+            const long c0 = q*C/2, c1 = (q + 1)*C/2;
+            real *col = work + q*40324; /* this chunk's columns [(c1 - c0)*KH*KW, HO*WO] (row stride LDC) */
+            real *pp = col + 39168; /* a channel plane with its zero border [HP, S, WQ] */
             {
                 const long oy0 = 0, oy1 = HO, NT = HO*WO;
+                const long LDC = 272; /* the columns' row stride */ (void)LDC;
                 for (long c = c0; c < c1; c++) {
-                    const long LDC = NT;
                     const real *xp = in1 + (n*C + c)*H*W;
                     for (long iy = 0; iy < H; iy++)
                         for (long ph = 0; ph < S; ph++) {
@@ -2403,11 +2436,11 @@ void convirt_image_vjp_k243_conv2d_weight_grad(real *restrict out, const real *r
                         for (long kx = 0; kx < KW; kx++)
                             for (long oy = oy0; oy < oy1; oy++) {
                                 const real *src = pp + (oy*S + ky)*S*WQ + kx % S*WQ + kx / S;
-                                real *dst = col + (c - c0)*KH*KW*NT + (ky*KW + kx)*LDC + (oy - oy0)*WO;
+                                real *dst = col + (c - c0)*KH*KW*LDC + (ky*KW + kx)*LDC + (oy - oy0)*WO;
                                 for (long ox = 0; ox < WO; ox++) dst[ox] = src[ox];
                             }
                 }
-                GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (c1 - c0)*KH*KW, 64, NT, 1, col, NT, in0 + n*64*HO*WO + oy0*WO, HO*WO, n == 0 && oy0 == 0 ? 0 : 1, acc + c0*KH*KW*64, 64);
+                gemm_tiled(0, (c1 - c0)*KH*KW, 64, NT, col, LDC, dyt, 64, n == 0 ? 0 : 1, acc + c0*KH*KW*64, 64);
             }
         }
     }
@@ -2575,20 +2608,20 @@ void convirt_image_vjp_k258_conv2d_input_grad(real *restrict out, const real *re
     const long nt = omp_get_max_threads() < 16 ? omp_get_max_threads() : 16, L = NB < nt ? NB : nt;
     #pragma omp parallel for schedule(static)
     for (long l = 0; l < L; l++) {
-        real *col = work + l*184448; /* this lane's columns, a tile at a time [K, NT] */
-        real *pp = col + 147456; /* bordered channel planes, each [HP, S, WQ] */
+        real *col = work + l*189056; /* this lane's columns, a tile at a time [K, NT] (row stride LDC) */
+        real *pp = col + 152064; /* bordered channel planes, each [HP, S, WQ] */
         memset(pp, 0, sizeof(real)*36992);
         for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
             memset(pp, 0, sizeof(real)*(size_t)(C*HP*S*WQ));
             for (long oy0 = 0; oy0 < HO; oy0 += 16) {
                 const long oy1 = oy0 + 16 < HO ? oy0 + 16 : HO, NT = (oy1 - oy0)*WO; (void)NT;
-                GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, KC, NT, 32, 1, in1, KC, in0 + n*32*HO*WO + oy0*WO, HO*WO, 0, col, NT);
+                const long LDC = 528; /* the columns' row stride */ (void)LDC;
+                gemm_tiled(1, KC, NT, 32, in1, KC, in0 + n*32*HO*WO + oy0*WO, HO*WO, 0, col, LDC);
                 for (long c = 0; c < C; c++) {
-                    const long LDC = NT;
                     for (long ky = 0; ky < KH; ky++)
                         for (long kx = 0; kx < KW; kx++)
                             for (long oy = oy0; oy < oy1; oy++) {
-                                const real *src = col + c*KH*KW*NT + (ky*KW + kx)*LDC + (oy - oy0)*WO;
+                                const real *src = col + c*KH*KW*LDC + (ky*KW + kx)*LDC + (oy - oy0)*WO;
                                 real *dst = pp + c*HP*S*WQ + (oy*S + ky)*S*WQ + kx % S*WQ + kx / S;
                                 for (long ox = 0; ox < WO; ox++) dst[ox] += src[ox];
                             }
@@ -2618,18 +2651,26 @@ void convirt_image_vjp_k259_conv2d_weight_grad(real *restrict out, const real *r
     const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 1, P = 1, HO = 32, WO = 32, KC = 288, NB = B;
     const long HP = H + 2*P, WP = W + 2*P, WQ = (WP + S - 1)/S; /* the image with its zero border; WQ: columns a phase */
     (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB; (void)HP; (void)WP; (void)WQ;
-    real *acc = work + 297224; /* [KC, O] */
-    #pragma omp parallel for schedule(static)
-    for (long q = 0; q < 2; q++) {
-        const long c0 = q*C/2, c1 = (q + 1)*C/2;
-        real *col = work + q*148612; /* this chunk's columns, a tile at a time [(c1 - c0)*KH*KW, NT] */
-        real *pp = col + 147456; /* a channel plane with its zero border [HP, S, WQ] */
-        memset(pp, 0, sizeof(real)*(size_t)(HP*S*WQ));
-        for (long n = 0; n < NB; n++) {
+    real *acc = work + 301832; /* [KC, O] */
+    real *dyt = work + 311048; /* dy of image n, transposed [HO*WO, O] */
+    for (long q = 0; q < 2; q++) memset(work + q*150916 + 149760, 0, sizeof(real)*(size_t)(HP*S*WQ)); /* the planes' borders */
+    #pragma omp parallel
+    for (long n = 0; n < NB; n++) {
+        #pragma omp for schedule(static)
+        for (long p0 = 0; p0 < HO*WO; p0 += 16)
+            for (long o = 0; o < 32; o++) {
+                const real *dyo = in0 + (n*32 + o)*HO*WO;
+                for (long p = p0; p < p0 + 16 && p < HO*WO; p++) dyt[p*32 + o] = dyo[p];
+            }
+        #pragma omp for schedule(static)
+        for (long q = 0; q < 2; q++) {
+            const long c0 = q*C/2, c1 = (q + 1)*C/2;
+            real *col = work + q*150916; /* this chunk's columns [(c1 - c0)*KH*KW, HO*WO] (row stride LDC) */
+            real *pp = col + 149760; /* a channel plane with its zero border [HP, S, WQ] */
             {
                 const long oy0 = 0, oy1 = HO, NT = HO*WO;
+                const long LDC = 1040; /* the columns' row stride */ (void)LDC;
                 for (long c = c0; c < c1; c++) {
-                    const long LDC = NT;
                     const real *xp = in1 + (n*C + c)*H*W;
                     for (long iy = 0; iy < H; iy++)
                         for (long ph = 0; ph < S; ph++) {
@@ -2642,11 +2683,11 @@ void convirt_image_vjp_k259_conv2d_weight_grad(real *restrict out, const real *r
                         for (long kx = 0; kx < KW; kx++)
                             for (long oy = oy0; oy < oy1; oy++) {
                                 const real *src = pp + (oy*S + ky)*S*WQ + kx % S*WQ + kx / S;
-                                real *dst = col + (c - c0)*KH*KW*NT + (ky*KW + kx)*LDC + (oy - oy0)*WO;
+                                real *dst = col + (c - c0)*KH*KW*LDC + (ky*KW + kx)*LDC + (oy - oy0)*WO;
                                 for (long ox = 0; ox < WO; ox++) dst[ox] = src[ox];
                             }
                 }
-                GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (c1 - c0)*KH*KW, 32, NT, 1, col, NT, in0 + n*32*HO*WO + oy0*WO, HO*WO, n == 0 && oy0 == 0 ? 0 : 1, acc + c0*KH*KW*32, 32);
+                gemm_tiled(0, (c1 - c0)*KH*KW, 32, NT, col, LDC, dyt, 32, n == 0 ? 0 : 1, acc + c0*KH*KW*32, 32);
             }
         }
     }
@@ -2687,20 +2728,20 @@ void convirt_image_vjp_k291_conv2d_input_grad(real *restrict out, const real *re
     const long nt = omp_get_max_threads() < 16 ? omp_get_max_threads() : 16, L = NB < nt ? NB : nt;
     #pragma omp parallel for schedule(static)
     for (long l = 0; l < L; l++) {
-        real *col = work + l*286848; /* this lane's columns, a tile at a time [K, NT] */
-        real *pp = col + 147456; /* bordered channel planes, each [HP, S, WQ] */
+        real *col = work + l*291456; /* this lane's columns, a tile at a time [K, NT] (row stride LDC) */
+        real *pp = col + 152064; /* bordered channel planes, each [HP, S, WQ] */
         memset(pp, 0, sizeof(real)*139392);
         for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
             memset(pp, 0, sizeof(real)*(size_t)(C*HP*S*WQ));
             for (long oy0 = 0; oy0 < HO; oy0 += 16) {
                 const long oy1 = oy0 + 16 < HO ? oy0 + 16 : HO, NT = (oy1 - oy0)*WO; (void)NT;
-                GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, KC, NT, 32, 1, in1, KC, in0 + n*32*HO*WO + oy0*WO, HO*WO, 0, col, NT);
+                const long LDC = 528; /* the columns' row stride */ (void)LDC;
+                gemm_tiled(1, KC, NT, 32, in1, KC, in0 + n*32*HO*WO + oy0*WO, HO*WO, 0, col, LDC);
                 for (long c = 0; c < C; c++) {
-                    const long LDC = NT;
                     for (long ky = 0; ky < KH; ky++)
                         for (long kx = 0; kx < KW; kx++)
                             for (long oy = oy0; oy < oy1; oy++) {
-                                const real *src = col + c*KH*KW*NT + (ky*KW + kx)*LDC + (oy - oy0)*WO;
+                                const real *src = col + c*KH*KW*LDC + (ky*KW + kx)*LDC + (oy - oy0)*WO;
                                 real *dst = pp + c*HP*S*WQ + (oy*S + ky)*S*WQ + kx % S*WQ + kx / S;
                                 for (long ox = 0; ox < WO; ox++) dst[ox] += src[ox];
                             }
@@ -2730,18 +2771,26 @@ void convirt_image_vjp_k292_conv2d_weight_grad(real *restrict out, const real *r
     const long C = 32, H = 64, W = 64, KH = 3, KW = 3, S = 2, P = 1, HO = 32, WO = 32, KC = 288, NB = B;
     const long HP = H + 2*P, WP = W + 2*P, WQ = (WP + S - 1)/S; /* the image with its zero border; WQ: columns a phase */
     (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB; (void)HP; (void)WP; (void)WQ;
-    real *acc = work + 303624; /* [KC, O] */
-    #pragma omp parallel for schedule(static)
-    for (long q = 0; q < 2; q++) {
-        const long c0 = q*C/2, c1 = (q + 1)*C/2;
-        real *col = work + q*151812; /* this chunk's columns, a tile at a time [(c1 - c0)*KH*KW, NT] */
-        real *pp = col + 147456; /* a channel plane with its zero border [HP, S, WQ] */
-        memset(pp, 0, sizeof(real)*(size_t)(HP*S*WQ));
-        for (long n = 0; n < NB; n++) {
+    real *acc = work + 308232; /* [KC, O] */
+    real *dyt = work + 317448; /* dy of image n, transposed [HO*WO, O] */
+    for (long q = 0; q < 2; q++) memset(work + q*154116 + 149760, 0, sizeof(real)*(size_t)(HP*S*WQ)); /* the planes' borders */
+    #pragma omp parallel
+    for (long n = 0; n < NB; n++) {
+        #pragma omp for schedule(static)
+        for (long p0 = 0; p0 < HO*WO; p0 += 16)
+            for (long o = 0; o < 32; o++) {
+                const real *dyo = in0 + (n*32 + o)*HO*WO;
+                for (long p = p0; p < p0 + 16 && p < HO*WO; p++) dyt[p*32 + o] = dyo[p];
+            }
+        #pragma omp for schedule(static)
+        for (long q = 0; q < 2; q++) {
+            const long c0 = q*C/2, c1 = (q + 1)*C/2;
+            real *col = work + q*154116; /* this chunk's columns [(c1 - c0)*KH*KW, HO*WO] (row stride LDC) */
+            real *pp = col + 149760; /* a channel plane with its zero border [HP, S, WQ] */
             {
                 const long oy0 = 0, oy1 = HO, NT = HO*WO;
+                const long LDC = 1040; /* the columns' row stride */ (void)LDC;
                 for (long c = c0; c < c1; c++) {
-                    const long LDC = NT;
                     const real *xp = in1 + (n*C + c)*H*W;
                     for (long iy = 0; iy < H; iy++)
                         for (long ph = 0; ph < S; ph++) {
@@ -2754,11 +2803,11 @@ void convirt_image_vjp_k292_conv2d_weight_grad(real *restrict out, const real *r
                         for (long kx = 0; kx < KW; kx++)
                             for (long oy = oy0; oy < oy1; oy++) {
                                 const real *src = pp + (oy*S + ky)*S*WQ + kx % S*WQ + kx / S;
-                                real *dst = col + (c - c0)*KH*KW*NT + (ky*KW + kx)*LDC + (oy - oy0)*WO;
+                                real *dst = col + (c - c0)*KH*KW*LDC + (ky*KW + kx)*LDC + (oy - oy0)*WO;
                                 for (long ox = 0; ox < WO; ox++) dst[ox] = src[ox];
                             }
                 }
-                GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (c1 - c0)*KH*KW, 32, NT, 1, col, NT, in0 + n*32*HO*WO + oy0*WO, HO*WO, n == 0 && oy0 == 0 ? 0 : 1, acc + c0*KH*KW*32, 32);
+                gemm_tiled(0, (c1 - c0)*KH*KW, 32, NT, col, LDC, dyt, 32, n == 0 ? 0 : 1, acc + c0*KH*KW*32, 32);
             }
         }
     }
@@ -6547,14 +6596,14 @@ void seg_finetune_k109_conv2d(real *restrict out, const real *restrict in0, cons
     const long nt = omp_get_max_threads() < 16 ? omp_get_max_threads() : 16, L = NB < nt ? NB : nt;
     #pragma omp parallel for schedule(static)
     for (long l = 0; l < L; l++) {
-        real *col = work + l*442692; /* this lane's columns, a tile at a time [K, NT] */
-        real *pp = col + 442368; /* bordered channel planes, each [HP, S, WQ] */
+        real *col = work + l*470340; /* this lane's columns, a tile at a time [K, NT] (row stride LDC) */
+        real *pp = col + 470016; /* bordered channel planes, each [HP, S, WQ] */
         memset(pp, 0, sizeof(real)*324);
         for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
             {
                 const long oy0 = 0, oy1 = HO, NT = HO*WO;
+                const long LDC = 272; /* the columns' row stride */ (void)LDC;
                 for (long c = 0; c < C; c++) {
-                    const long LDC = NT;
                     const real *xp = in0 + (n*C + c)*H*W;
                     for (long iy = 0; iy < H; iy++)
                         for (long ph = 0; ph < S; ph++) {
@@ -6567,11 +6616,11 @@ void seg_finetune_k109_conv2d(real *restrict out, const real *restrict in0, cons
                         for (long kx = 0; kx < KW; kx++)
                             for (long oy = oy0; oy < oy1; oy++) {
                                 const real *src = pp + (oy*S + ky)*S*WQ + kx % S*WQ + kx / S;
-                                real *dst = col + (c - 0)*KH*KW*NT + (ky*KW + kx)*LDC + (oy - oy0)*WO;
+                                real *dst = col + (c - 0)*KH*KW*LDC + (ky*KW + kx)*LDC + (oy - oy0)*WO;
                                 for (long ox = 0; ox < WO; ox++) dst[ox] = src[ox];
                             }
                 }
-                GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, NT, KC, 1, in1, KC, col, NT, 0, out + n*64*HO*WO + oy0*WO, HO*WO);
+                gemm_tiled(0, 64, NT, KC, in1, KC, col, LDC, 0, out + n*64*HO*WO + oy0*WO, HO*WO);
             }
             for (long o = 0; o < 64; o++) {
                 real *yp = out + (n*64 + o)*HO*WO; const real bo = in2[o];
@@ -6620,14 +6669,14 @@ void seg_finetune_k121_conv2d(real *restrict out, const real *restrict in0, cons
     const long nt = omp_get_max_threads() < 16 ? omp_get_max_threads() : 16, L = NB < nt ? NB : nt;
     #pragma omp parallel for schedule(static)
     for (long l = 0; l < L; l++) {
-        real *col = work + l*885892; /* this lane's columns, a tile at a time [K, NT] */
-        real *pp = col + 884736; /* bordered channel planes, each [HP, S, WQ] */
+        real *col = work + l*899716; /* this lane's columns, a tile at a time [K, NT] (row stride LDC) */
+        real *pp = col + 898560; /* bordered channel planes, each [HP, S, WQ] */
         memset(pp, 0, sizeof(real)*1156);
         for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
             {
                 const long oy0 = 0, oy1 = HO, NT = HO*WO;
+                const long LDC = 1040; /* the columns' row stride */ (void)LDC;
                 for (long c = 0; c < C; c++) {
-                    const long LDC = NT;
                     const real *xp = in0 + (n*C + c)*H*W;
                     for (long iy = 0; iy < H; iy++)
                         for (long ph = 0; ph < S; ph++) {
@@ -6640,11 +6689,11 @@ void seg_finetune_k121_conv2d(real *restrict out, const real *restrict in0, cons
                         for (long kx = 0; kx < KW; kx++)
                             for (long oy = oy0; oy < oy1; oy++) {
                                 const real *src = pp + (oy*S + ky)*S*WQ + kx % S*WQ + kx / S;
-                                real *dst = col + (c - 0)*KH*KW*NT + (ky*KW + kx)*LDC + (oy - oy0)*WO;
+                                real *dst = col + (c - 0)*KH*KW*LDC + (ky*KW + kx)*LDC + (oy - oy0)*WO;
                                 for (long ox = 0; ox < WO; ox++) dst[ox] = src[ox];
                             }
                 }
-                GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, NT, KC, 1, in1, KC, col, NT, 0, out + n*32*HO*WO + oy0*WO, HO*WO);
+                gemm_tiled(0, 32, NT, KC, in1, KC, col, LDC, 0, out + n*32*HO*WO + oy0*WO, HO*WO);
             }
             for (long o = 0; o < 32; o++) {
                 real *yp = out + (n*32 + o)*HO*WO; const real bo = in2[o];
@@ -6693,14 +6742,14 @@ void seg_finetune_k133_conv2d(real *restrict out, const real *restrict in0, cons
     const long nt = omp_get_max_threads() < 16 ? omp_get_max_threads() : 16, L = NB < nt ? NB : nt;
     #pragma omp parallel for schedule(static)
     for (long l = 0; l < L; l++) {
-        real *col = work + l*2363652; /* this lane's columns, a tile at a time [K, NT] */
-        real *pp = col + 2359296; /* bordered channel planes, each [HP, S, WQ] */
+        real *col = work + l*2372868; /* this lane's columns, a tile at a time [K, NT] (row stride LDC) */
+        real *pp = col + 2368512; /* bordered channel planes, each [HP, S, WQ] */
         memset(pp, 0, sizeof(real)*4356);
         for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
             {
                 const long oy0 = 0, oy1 = HO, NT = HO*WO;
+                const long LDC = 4112; /* the columns' row stride */ (void)LDC;
                 for (long c = 0; c < C; c++) {
-                    const long LDC = NT;
                     const real *xp = in0 + (n*C + c)*H*W;
                     for (long iy = 0; iy < H; iy++)
                         for (long ph = 0; ph < S; ph++) {
@@ -6713,11 +6762,11 @@ void seg_finetune_k133_conv2d(real *restrict out, const real *restrict in0, cons
                         for (long kx = 0; kx < KW; kx++)
                             for (long oy = oy0; oy < oy1; oy++) {
                                 const real *src = pp + (oy*S + ky)*S*WQ + kx % S*WQ + kx / S;
-                                real *dst = col + (c - 0)*KH*KW*NT + (ky*KW + kx)*LDC + (oy - oy0)*WO;
+                                real *dst = col + (c - 0)*KH*KW*LDC + (ky*KW + kx)*LDC + (oy - oy0)*WO;
                                 for (long ox = 0; ox < WO; ox++) dst[ox] = src[ox];
                             }
                 }
-                GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, NT, KC, 1, in1, KC, col, NT, 0, out + n*32*HO*WO + oy0*WO, HO*WO);
+                gemm_tiled(0, 32, NT, KC, in1, KC, col, LDC, 0, out + n*32*HO*WO + oy0*WO, HO*WO);
             }
             for (long o = 0; o < 32; o++) {
                 real *yp = out + (n*32 + o)*HO*WO; const real bo = in2[o];
@@ -6740,7 +6789,7 @@ void seg_finetune_k141_conv2d(real *restrict out, const real *restrict in0, cons
     for (long l = 0; l < L; l++) {
         for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
             const real *col = in0 + n*C*H*W;
-            GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1, HO*WO, KC, 1, in1, KC, col, HO*WO, 0, out + n*1*HO*WO, HO*WO);
+            gemm_tiled(0, 1, HO*WO, KC, in1, KC, col, HO*WO, 0, out + n*1*HO*WO, HO*WO);
             for (long o = 0; o < 1; o++) {
                 real *yp = out + (n*1 + o)*HO*WO; const real bo = in2[o];
                 for (long p = 0; p < HO*WO; p++) yp[p] += bo;
@@ -7068,7 +7117,7 @@ void seg_finetune_k226_conv2d_input_grad(real *restrict out, const real *restric
     #pragma omp parallel for schedule(static)
     for (long l = 0; l < L; l++) {
         for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
-            GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, KC, HO*WO, 1, 1, in1, KC, in0 + n*1*HO*WO, HO*WO, 0, out + n*C*H*W, HO*WO);
+            gemm_tiled(1, KC, HO*WO, 1, in1, KC, in0 + n*1*HO*WO, HO*WO, 0, out + n*C*H*W, HO*WO);
         }
     }
 }
@@ -7081,12 +7130,20 @@ void seg_finetune_k227_conv2d_weight_grad(real *restrict out, const real *restri
     const long HP = H + 2*P, WP = W + 2*P, WQ = (WP + S - 1)/S; /* the image with its zero border; WQ: columns a phase */
     (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB; (void)HP; (void)WP; (void)WQ;
     real *acc = work + 0; /* [KC, O] */
-    #pragma omp parallel for schedule(static)
-    for (long q = 0; q < 2; q++) {
-        const long c0 = q*C/2, c1 = (q + 1)*C/2;
-        for (long n = 0; n < NB; n++) {
+    real *dyt = work + 32; /* dy of image n, transposed [HO*WO, O] */
+    #pragma omp parallel
+    for (long n = 0; n < NB; n++) {
+        #pragma omp for schedule(static)
+        for (long p0 = 0; p0 < HO*WO; p0 += 16)
+            for (long o = 0; o < 1; o++) {
+                const real *dyo = in0 + (n*1 + o)*HO*WO;
+                for (long p = p0; p < p0 + 16 && p < HO*WO; p++) dyt[p*1 + o] = dyo[p];
+            }
+        #pragma omp for schedule(static)
+        for (long q = 0; q < 2; q++) {
+            const long c0 = q*C/2, c1 = (q + 1)*C/2;
             const real *col = in1 + n*C*H*W + c0*H*W;
-            GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (c1 - c0)*KH*KW, 1, HO*WO, 1, col, HO*WO, in0 + n*1*HO*WO, HO*WO, n == 0 ? 0 : 1, acc + c0*KH*KW*1, 1);
+            gemm_tiled(0, (c1 - c0)*KH*KW, 1, HO*WO, col, HO*WO, dyt, 1, n == 0 ? 0 : 1, acc + c0*KH*KW*1, 1);
         }
     }
     if (NB == 0) memset(acc, 0, sizeof(real)*32);
@@ -7105,20 +7162,20 @@ void seg_finetune_k242_conv2d_input_grad(real *restrict out, const real *restric
     const long nt = omp_get_max_threads() < 16 ? omp_get_max_threads() : 16, L = NB < nt ? NB : nt;
     #pragma omp parallel for schedule(static)
     for (long l = 0; l < L; l++) {
-        real *col = work + l*426240; /* this lane's columns, a tile at a time [K, NT] */
-        real *pp = col + 147456; /* bordered channel planes, each [HP, S, WQ] */
+        real *col = work + l*435456; /* this lane's columns, a tile at a time [K, NT] (row stride LDC) */
+        real *pp = col + 156672; /* bordered channel planes, each [HP, S, WQ] */
         memset(pp, 0, sizeof(real)*278784);
         for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
             memset(pp, 0, sizeof(real)*(size_t)(C*HP*S*WQ));
             for (long oy0 = 0; oy0 < HO; oy0 += 4) {
                 const long oy1 = oy0 + 4 < HO ? oy0 + 4 : HO, NT = (oy1 - oy0)*WO; (void)NT;
-                GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, KC, NT, 32, 1, in1, KC, in0 + n*32*HO*WO + oy0*WO, HO*WO, 0, col, NT);
+                const long LDC = 272; /* the columns' row stride */ (void)LDC;
+                gemm_tiled(1, KC, NT, 32, in1, KC, in0 + n*32*HO*WO + oy0*WO, HO*WO, 0, col, LDC);
                 for (long c = 0; c < C; c++) {
-                    const long LDC = NT;
                     for (long ky = 0; ky < KH; ky++)
                         for (long kx = 0; kx < KW; kx++)
                             for (long oy = oy0; oy < oy1; oy++) {
-                                const real *src = col + c*KH*KW*NT + (ky*KW + kx)*LDC + (oy - oy0)*WO;
+                                const real *src = col + c*KH*KW*LDC + (ky*KW + kx)*LDC + (oy - oy0)*WO;
                                 real *dst = pp + c*HP*S*WQ + (oy*S + ky)*S*WQ + kx % S*WQ + kx / S;
                                 for (long ox = 0; ox < WO; ox++) dst[ox] += src[ox];
                             }
@@ -7143,18 +7200,26 @@ void seg_finetune_k243_conv2d_weight_grad(real *restrict out, const real *restri
     const long C = 64, H = 64, W = 64, KH = 3, KW = 3, S = 1, P = 1, HO = 64, WO = 64, KC = 576, NB = B;
     const long HP = H + 2*P, WP = W + 2*P, WQ = (WP + S - 1)/S; /* the image with its zero border; WQ: columns a phase */
     (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB; (void)HP; (void)WP; (void)WQ;
-    real *acc = work + 2376720; /* [KC, O] */
-    #pragma omp parallel for schedule(static)
-    for (long q = 0; q < 4; q++) {
-        const long c0 = q*C/4, c1 = (q + 1)*C/4;
-        real *col = work + q*594180; /* this chunk's columns, a tile at a time [(c1 - c0)*KH*KW, NT] */
-        real *pp = col + 589824; /* a channel plane with its zero border [HP, S, WQ] */
-        memset(pp, 0, sizeof(real)*(size_t)(HP*S*WQ));
-        for (long n = 0; n < NB; n++) {
+    real *acc = work + 2385936; /* [KC, O] */
+    real *dyt = work + 2404368; /* dy of image n, transposed [HO*WO, O] */
+    for (long q = 0; q < 4; q++) memset(work + q*596484 + 592128, 0, sizeof(real)*(size_t)(HP*S*WQ)); /* the planes' borders */
+    #pragma omp parallel
+    for (long n = 0; n < NB; n++) {
+        #pragma omp for schedule(static)
+        for (long p0 = 0; p0 < HO*WO; p0 += 16)
+            for (long o = 0; o < 32; o++) {
+                const real *dyo = in0 + (n*32 + o)*HO*WO;
+                for (long p = p0; p < p0 + 16 && p < HO*WO; p++) dyt[p*32 + o] = dyo[p];
+            }
+        #pragma omp for schedule(static)
+        for (long q = 0; q < 4; q++) {
+            const long c0 = q*C/4, c1 = (q + 1)*C/4;
+            real *col = work + q*596484; /* this chunk's columns [(c1 - c0)*KH*KW, HO*WO] (row stride LDC) */
+            real *pp = col + 592128; /* a channel plane with its zero border [HP, S, WQ] */
             {
                 const long oy0 = 0, oy1 = HO, NT = HO*WO;
+                const long LDC = 4112; /* the columns' row stride */ (void)LDC;
                 for (long c = c0; c < c1; c++) {
-                    const long LDC = NT;
                     const real *xp = in1 + (n*C + c)*H*W;
                     for (long iy = 0; iy < H; iy++)
                         for (long ph = 0; ph < S; ph++) {
@@ -7167,11 +7232,11 @@ void seg_finetune_k243_conv2d_weight_grad(real *restrict out, const real *restri
                         for (long kx = 0; kx < KW; kx++)
                             for (long oy = oy0; oy < oy1; oy++) {
                                 const real *src = pp + (oy*S + ky)*S*WQ + kx % S*WQ + kx / S;
-                                real *dst = col + (c - c0)*KH*KW*NT + (ky*KW + kx)*LDC + (oy - oy0)*WO;
+                                real *dst = col + (c - c0)*KH*KW*LDC + (ky*KW + kx)*LDC + (oy - oy0)*WO;
                                 for (long ox = 0; ox < WO; ox++) dst[ox] = src[ox];
                             }
                 }
-                GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (c1 - c0)*KH*KW, 32, NT, 1, col, NT, in0 + n*32*HO*WO + oy0*WO, HO*WO, n == 0 && oy0 == 0 ? 0 : 1, acc + c0*KH*KW*32, 32);
+                gemm_tiled(0, (c1 - c0)*KH*KW, 32, NT, col, LDC, dyt, 32, n == 0 ? 0 : 1, acc + c0*KH*KW*32, 32);
             }
         }
     }
@@ -7243,20 +7308,20 @@ void seg_finetune_k264_conv2d_input_grad(real *restrict out, const real *restric
     const long nt = omp_get_max_threads() < 16 ? omp_get_max_threads() : 16, L = NB < nt ? NB : nt;
     #pragma omp parallel for schedule(static)
     for (long l = 0; l < L; l++) {
-        real *col = work + l*249216; /* this lane's columns, a tile at a time [K, NT] */
-        real *pp = col + 138240; /* bordered channel planes, each [HP, S, WQ] */
+        real *col = work + l*263040; /* this lane's columns, a tile at a time [K, NT] (row stride LDC) */
+        real *pp = col + 152064; /* bordered channel planes, each [HP, S, WQ] */
         memset(pp, 0, sizeof(real)*110976);
         for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
             memset(pp, 0, sizeof(real)*(size_t)(C*HP*S*WQ));
             for (long oy0 = 0; oy0 < HO; oy0 += 5) {
                 const long oy1 = oy0 + 5 < HO ? oy0 + 5 : HO, NT = (oy1 - oy0)*WO; (void)NT;
-                GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, KC, NT, 32, 1, in1, KC, in0 + n*32*HO*WO + oy0*WO, HO*WO, 0, col, NT);
+                const long LDC = 176; /* the columns' row stride */ (void)LDC;
+                gemm_tiled(1, KC, NT, 32, in1, KC, in0 + n*32*HO*WO + oy0*WO, HO*WO, 0, col, LDC);
                 for (long c = 0; c < C; c++) {
-                    const long LDC = NT;
                     for (long ky = 0; ky < KH; ky++)
                         for (long kx = 0; kx < KW; kx++)
                             for (long oy = oy0; oy < oy1; oy++) {
-                                const real *src = col + c*KH*KW*NT + (ky*KW + kx)*LDC + (oy - oy0)*WO;
+                                const real *src = col + c*KH*KW*LDC + (ky*KW + kx)*LDC + (oy - oy0)*WO;
                                 real *dst = pp + c*HP*S*WQ + (oy*S + ky)*S*WQ + kx % S*WQ + kx / S;
                                 for (long ox = 0; ox < WO; ox++) dst[ox] += src[ox];
                             }
@@ -7281,18 +7346,26 @@ void seg_finetune_k265_conv2d_weight_grad(real *restrict out, const real *restri
     const long C = 96, H = 32, W = 32, KH = 3, KW = 3, S = 1, P = 1, HO = 32, WO = 32, KC = 864, NB = B;
     const long HP = H + 2*P, WP = W + 2*P, WQ = (WP + S - 1)/S; /* the image with its zero border; WQ: columns a phase */
     (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB; (void)HP; (void)WP; (void)WQ;
-    real *acc = work + 889360; /* [KC, O] */
-    #pragma omp parallel for schedule(static)
-    for (long q = 0; q < 4; q++) {
-        const long c0 = q*C/4, c1 = (q + 1)*C/4;
-        real *col = work + q*222340; /* this chunk's columns, a tile at a time [(c1 - c0)*KH*KW, NT] */
-        real *pp = col + 221184; /* a channel plane with its zero border [HP, S, WQ] */
-        memset(pp, 0, sizeof(real)*(size_t)(HP*S*WQ));
-        for (long n = 0; n < NB; n++) {
+    real *acc = work + 903184; /* [KC, O] */
+    real *dyt = work + 930832; /* dy of image n, transposed [HO*WO, O] */
+    for (long q = 0; q < 4; q++) memset(work + q*225796 + 224640, 0, sizeof(real)*(size_t)(HP*S*WQ)); /* the planes' borders */
+    #pragma omp parallel
+    for (long n = 0; n < NB; n++) {
+        #pragma omp for schedule(static)
+        for (long p0 = 0; p0 < HO*WO; p0 += 16)
+            for (long o = 0; o < 32; o++) {
+                const real *dyo = in0 + (n*32 + o)*HO*WO;
+                for (long p = p0; p < p0 + 16 && p < HO*WO; p++) dyt[p*32 + o] = dyo[p];
+            }
+        #pragma omp for schedule(static)
+        for (long q = 0; q < 4; q++) {
+            const long c0 = q*C/4, c1 = (q + 1)*C/4;
+            real *col = work + q*225796; /* this chunk's columns [(c1 - c0)*KH*KW, HO*WO] (row stride LDC) */
+            real *pp = col + 224640; /* a channel plane with its zero border [HP, S, WQ] */
             {
                 const long oy0 = 0, oy1 = HO, NT = HO*WO;
+                const long LDC = 1040; /* the columns' row stride */ (void)LDC;
                 for (long c = c0; c < c1; c++) {
-                    const long LDC = NT;
                     const real *xp = in1 + (n*C + c)*H*W;
                     for (long iy = 0; iy < H; iy++)
                         for (long ph = 0; ph < S; ph++) {
@@ -7305,11 +7378,11 @@ void seg_finetune_k265_conv2d_weight_grad(real *restrict out, const real *restri
                         for (long kx = 0; kx < KW; kx++)
                             for (long oy = oy0; oy < oy1; oy++) {
                                 const real *src = pp + (oy*S + ky)*S*WQ + kx % S*WQ + kx / S;
-                                real *dst = col + (c - c0)*KH*KW*NT + (ky*KW + kx)*LDC + (oy - oy0)*WO;
+                                real *dst = col + (c - c0)*KH*KW*LDC + (ky*KW + kx)*LDC + (oy - oy0)*WO;
                                 for (long ox = 0; ox < WO; ox++) dst[ox] = src[ox];
                             }
                 }
-                GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (c1 - c0)*KH*KW, 32, NT, 1, col, NT, in0 + n*32*HO*WO + oy0*WO, HO*WO, n == 0 && oy0 == 0 ? 0 : 1, acc + c0*KH*KW*32, 32);
+                gemm_tiled(0, (c1 - c0)*KH*KW, 32, NT, col, LDC, dyt, 32, n == 0 ? 0 : 1, acc + c0*KH*KW*32, 32);
             }
         }
     }
@@ -7380,20 +7453,20 @@ void seg_finetune_k286_conv2d_input_grad(real *restrict out, const real *restric
     const long nt = omp_get_max_threads() < 16 ? omp_get_max_threads() : 16, L = NB < nt ? NB : nt;
     #pragma omp parallel for schedule(static)
     for (long l = 0; l < L; l++) {
-        real *col = work + l*172800; /* this lane's columns, a tile at a time [K, NT] */
-        real *pp = col + 110592; /* bordered channel planes, each [HP, S, WQ] */
+        real *col = work + l*200448; /* this lane's columns, a tile at a time [K, NT] (row stride LDC) */
+        real *pp = col + 138240; /* bordered channel planes, each [HP, S, WQ] */
         memset(pp, 0, sizeof(real)*62208);
         for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
             memset(pp, 0, sizeof(real)*(size_t)(C*HP*S*WQ));
             for (long oy0 = 0; oy0 < HO; oy0 += 4) {
                 const long oy1 = oy0 + 4 < HO ? oy0 + 4 : HO, NT = (oy1 - oy0)*WO; (void)NT;
-                GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, KC, NT, 64, 1, in1, KC, in0 + n*64*HO*WO + oy0*WO, HO*WO, 0, col, NT);
+                const long LDC = 80; /* the columns' row stride */ (void)LDC;
+                gemm_tiled(1, KC, NT, 64, in1, KC, in0 + n*64*HO*WO + oy0*WO, HO*WO, 0, col, LDC);
                 for (long c = 0; c < C; c++) {
-                    const long LDC = NT;
                     for (long ky = 0; ky < KH; ky++)
                         for (long kx = 0; kx < KW; kx++)
                             for (long oy = oy0; oy < oy1; oy++) {
-                                const real *src = col + c*KH*KW*NT + (ky*KW + kx)*LDC + (oy - oy0)*WO;
+                                const real *src = col + c*KH*KW*LDC + (ky*KW + kx)*LDC + (oy - oy0)*WO;
                                 real *dst = pp + c*HP*S*WQ + (oy*S + ky)*S*WQ + kx % S*WQ + kx / S;
                                 for (long ox = 0; ox < WO; ox++) dst[ox] += src[ox];
                             }
@@ -7418,18 +7491,26 @@ void seg_finetune_k287_conv2d_weight_grad(real *restrict out, const real *restri
     const long C = 192, H = 16, W = 16, KH = 3, KW = 3, S = 1, P = 1, HO = 16, WO = 16, KC = 1728, NB = B;
     const long HP = H + 2*P, WP = W + 2*P, WQ = (WP + S - 1)/S; /* the image with its zero border; WQ: columns a phase */
     (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB; (void)HP; (void)WP; (void)WQ;
-    real *acc = work + 443664; /* [KC, O] */
-    #pragma omp parallel for schedule(static)
-    for (long q = 0; q < 4; q++) {
-        const long c0 = q*C/4, c1 = (q + 1)*C/4;
-        real *col = work + q*110916; /* this chunk's columns, a tile at a time [(c1 - c0)*KH*KW, NT] */
-        real *pp = col + 110592; /* a channel plane with its zero border [HP, S, WQ] */
-        memset(pp, 0, sizeof(real)*(size_t)(HP*S*WQ));
-        for (long n = 0; n < NB; n++) {
+    real *acc = work + 471312; /* [KC, O] */
+    real *dyt = work + 581904; /* dy of image n, transposed [HO*WO, O] */
+    for (long q = 0; q < 4; q++) memset(work + q*117828 + 117504, 0, sizeof(real)*(size_t)(HP*S*WQ)); /* the planes' borders */
+    #pragma omp parallel
+    for (long n = 0; n < NB; n++) {
+        #pragma omp for schedule(static)
+        for (long p0 = 0; p0 < HO*WO; p0 += 16)
+            for (long o = 0; o < 64; o++) {
+                const real *dyo = in0 + (n*64 + o)*HO*WO;
+                for (long p = p0; p < p0 + 16 && p < HO*WO; p++) dyt[p*64 + o] = dyo[p];
+            }
+        #pragma omp for schedule(static)
+        for (long q = 0; q < 4; q++) {
+            const long c0 = q*C/4, c1 = (q + 1)*C/4;
+            real *col = work + q*117828; /* this chunk's columns [(c1 - c0)*KH*KW, HO*WO] (row stride LDC) */
+            real *pp = col + 117504; /* a channel plane with its zero border [HP, S, WQ] */
             {
                 const long oy0 = 0, oy1 = HO, NT = HO*WO;
+                const long LDC = 272; /* the columns' row stride */ (void)LDC;
                 for (long c = c0; c < c1; c++) {
-                    const long LDC = NT;
                     const real *xp = in1 + (n*C + c)*H*W;
                     for (long iy = 0; iy < H; iy++)
                         for (long ph = 0; ph < S; ph++) {
@@ -7442,11 +7523,11 @@ void seg_finetune_k287_conv2d_weight_grad(real *restrict out, const real *restri
                         for (long kx = 0; kx < KW; kx++)
                             for (long oy = oy0; oy < oy1; oy++) {
                                 const real *src = pp + (oy*S + ky)*S*WQ + kx % S*WQ + kx / S;
-                                real *dst = col + (c - c0)*KH*KW*NT + (ky*KW + kx)*LDC + (oy - oy0)*WO;
+                                real *dst = col + (c - c0)*KH*KW*LDC + (ky*KW + kx)*LDC + (oy - oy0)*WO;
                                 for (long ox = 0; ox < WO; ox++) dst[ox] = src[ox];
                             }
                 }
-                GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (c1 - c0)*KH*KW, 64, NT, 1, col, NT, in0 + n*64*HO*WO + oy0*WO, HO*WO, n == 0 && oy0 == 0 ? 0 : 1, acc + c0*KH*KW*64, 64);
+                gemm_tiled(0, (c1 - c0)*KH*KW, 64, NT, col, LDC, dyt, 64, n == 0 ? 0 : 1, acc + c0*KH*KW*64, 64);
             }
         }
     }

@@ -10,7 +10,7 @@ KERNELS_LIBS  := -fopenmp -lopenblas -lm -lcriterion
 
 # reclfc writes one ops_<entry>.c per entry; the list is only known after it ran, so one
 # recipe compiles them all and a stamp stands for the lot. Any compiler change recompiles.
-$(KERNELS_DIR)/.objects: $(KERNELS_GRAPH) bin/reclfc $(wildcard compiler/*.lua compiler/*/*.lua) runtime/graph_abi.h
+$(KERNELS_DIR)/.objects: $(KERNELS_GRAPH) bin/reclfc $(wildcard compiler/*.lua compiler/*/*.lua) runtime/graph_abi.h $(wildcard runtime/kernel_*.h)
 	@rm -rf $(KERNELS_DIR) && mkdir -p $(KERNELS_DIR)
 	bin/reclfc $(KERNELS_GRAPH) -o $(KERNELS_DIR) -q
 	@set -e; for c in $(KERNELS_DIR)/*.c; do \

@@ -1,7 +1,9 @@
 -- Convolutions. conv2d and its two gradients run image by image: each image's columns (im2col)
 -- are built in a scratch block the size of one image's columns and consumed by a GEMM while they
--- are still in cache, so the batch's columns never go through memory. OpenBLAS runs
--- single-threaded inside; the parallelism is outside, and no result depends on the thread count:
+-- are still in cache, so the batch's columns never go through memory. The GEMMs are gemm_tiled
+-- (runtime/kernel_gemm.h: at these shapes, with one operand of 32-128 rows or a sum of 32-128
+-- terms, OpenBLAS spends a third of its time packing), single-threaded; the parallelism is
+-- outside, and no result depends on the thread count:
 -- - forward and input gradient: the images are split into one lane per thread (at most LANES),
 --   each lane with its own scratch block; images are independent of each other;
 -- - weight gradient: the input channels are split into a fixed number of chunks, each summing its
@@ -196,9 +198,13 @@ local function conv_sizes(n, x_shape, w_shape, tiled)
     local tiles = math.ceil(Ho / math.max(1, math.floor(TILE / (K * Wo))))
     rows = math.ceil(Ho / tiles)
   end
+  -- ldc: the columns' row stride, a tile's columns rounded up to whole vectors and one vector
+  -- more, so that rows are never a multiple of 4 KiB apart (such rows share an L1 set, and the
+  -- GEMM reads 8 of them at a time)
+  local ldc = math.ceil(rows * Wo / 16) * 16 + 16
   -- cols: one lane's block of columns; plane: then one channel plane with its zero border
   return { N = size.c(size.of_dim(x_shape[1])), C = C, H = H, W = W, O = w_shape[1], K = K, HW = Ho * Wo,
-    identity = identity, rows = rows, WO = Wo, cols = identity and 0 or K * rows * Wo,
+    identity = identity, rows = rows, WO = Wo, ldc = ldc, cols = identity and 0 or K * ldc,
     plane = (identity and C > 1) and 0 or plane_size(a, H, W) } -- a single channel: the direct loops
 end
 
@@ -210,6 +216,7 @@ local function row_tiles(z, body)
     string.format("    const long oy1 = oy0 + %d < HO ? oy0 + %d : HO, NT = (oy1 - oy0)*WO; (void)NT;", z.rows, z.rows),
   }
   if z.rows == z.HW / z.WO then lines = { "{", "    const long oy0 = 0, oy1 = HO, NT = HO*WO;" } end
+  lines[#lines + 1] = string.format("    const long LDC = %d; /* the columns' row stride */ (void)LDC;", z.ldc)
   for _, b in ipairs(body) do lines[#lines + 1] = "    " .. b:gsub("\n", "\n    ") end
   lines[#lines + 1] = "}"
   return lines
@@ -232,7 +239,7 @@ local function lanes(z, names, body, col_expr, scratch, per_lane, scratch_shape)
     lines[#lines + 1] = string.format("        real *%s = %s + l*%s; /* this lane's %s */", scratch, names.work, per_lane, scratch_shape)
     lines[#lines + 1] = string.format("        memset(%s, 0, sizeof(real)*%d);", scratch, per_lane)
   elseif not z.identity then
-    lines[#lines + 1] = string.format("        real *col = %s + l*%d; /* this lane's columns, a tile at a time [K, NT] */", names.work, z.cols + z.plane)
+    lines[#lines + 1] = string.format("        real *col = %s + l*%d; /* this lane's columns, a tile at a time [K, NT] (row stride LDC) */", names.work, z.cols + z.plane)
     lines[#lines + 1] = string.format("        real *pp = col + %d; /* bordered channel planes, each [HP, S, WQ] */", z.cols)
     lines[#lines + 1] = string.format("        memset(pp, 0, sizeof(real)*%d);", z.plane)
   end
@@ -244,14 +251,13 @@ local function lanes(z, names, body, col_expr, scratch, per_lane, scratch_shape)
   return lines
 end
 
--- one tile of image n's columns: col [K, NT] (output rows [oy0, oy1)) from image n of x; or,
--- given c0 and c1 (C expressions), the rows of channels [c0, c1) only
+-- one tile of image n's columns: col [K, NT] (output rows [oy0, oy1); row stride LDC) from
+-- image n of x; or, given c0 and c1 (C expressions), the rows of channels [c0, c1) only
 local function im2col_image(x, c0, c1)
   return {
     string.format("for (long c = %s; c < %s; c++) {", c0 or "0", c1 or "C"),
-    "    const long LDC = NT;",
     "    const real *xp = " .. x .. " + (n*C + c)*H*W;",
-    indent(plane_to_columns("xp", "col + (c - " .. (c0 or "0") .. ")*KH*KW*NT"), "    "),
+    indent(plane_to_columns("xp", "col + (c - " .. (c0 or "0") .. ")*KH*KW*LDC"), "    "),
     "}",
   }
 end
@@ -373,12 +379,12 @@ M.ops.conv2d = {
     if z.C == 1 then return direct_forward(n, names, z) end
     local body
     if z.identity then
-      body = { string.format("GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, %d, HO*WO, KC, 1, %s, KC, col, HO*WO, 0, %s + n*%d*HO*WO, HO*WO);",
+      body = { string.format("gemm_tiled(0, %d, HO*WO, KC, %s, KC, col, HO*WO, 0, %s + n*%d*HO*WO, HO*WO);",
         z.O, names.inputs[2], names.out, z.O) }
     else
       -- per tile: y[:, tile] = w . col
       local tile = im2col_image(names.inputs[1])
-      tile[#tile + 1] = string.format("GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, %d, NT, KC, 1, %s, KC, col, NT, 0, %s + n*%d*HO*WO + oy0*WO, HO*WO);",
+      tile[#tile + 1] = string.format("gemm_tiled(0, %d, NT, KC, %s, KC, col, LDC, 0, %s + n*%d*HO*WO + oy0*WO, HO*WO);",
         z.O, names.inputs[2], names.out, z.O)
       body = row_tiles(z, tile)
     end
@@ -418,18 +424,17 @@ M.ops.conv2d_input_grad = {
     local z = input_grad_sizes(n)
     local body
     if z.identity then
-      body = { string.format("GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, KC, HO*WO, %d, 1, %s, KC, %s + n*%d*HO*WO, HO*WO, 0, %s + n*C*H*W, HO*WO);",
+      body = { string.format("gemm_tiled(1, KC, HO*WO, %d, %s, KC, %s + n*%d*HO*WO, HO*WO, 0, %s + n*C*H*W, HO*WO);",
         z.O, names.inputs[2], names.inputs[1], z.O, names.out) }
     else
       -- per tile: col = w^T . dy[:, tile], added into the image's bordered channel planes (tiles'
       -- input rows overlap); then the planes written into dx
       body = { "memset(pp, 0, sizeof(real)*(size_t)(C*HP*S*WQ));" }
       for _, l in ipairs(row_tiles(z, {
-        string.format("GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, KC, NT, %d, 1, %s, KC, %s + n*%d*HO*WO + oy0*WO, HO*WO, 0, col, NT);",
+        string.format("gemm_tiled(1, KC, NT, %d, %s, KC, %s + n*%d*HO*WO + oy0*WO, HO*WO, 0, col, LDC);",
           z.O, names.inputs[2], names.inputs[1], z.O),
         "for (long c = 0; c < C; c++) {",
-        "    const long LDC = NT;",
-        indent(columns_into_plane("col + c*KH*KW*NT", "pp + c*HP*S*WQ"), "    "),
+        indent(columns_into_plane("col + c*KH*KW*LDC", "pp + c*HP*S*WQ"), "    "),
         "}",
       })) do body[#body + 1] = l end
       body[#body + 1] = "for (long c = 0; c < C; c++)"
@@ -450,9 +455,10 @@ M.ops.conv2d_input_grad = {
 -- dw [O, C, kh, kw] from dy [N, O, Ho, Wo] and x [N, C, H, W].
 -- With several input channels: the channels are split into `chunks` fixed groups, run in
 -- parallel; a group sums, over the images in order, col_n . dy_n^T into its rows of acc [KC, O]
--- (col_n: its channels' columns of image n). The product is computed transposed, [rows, O], so
--- OpenBLAS packs the small dy_n block once per call (measured 1.1-1.6x faster than [O, rows] at
--- the SPEC's shapes); acc is then transposed into dw.
+-- (col_n: its channels' columns of image n). The product is computed transposed, [rows, O]:
+-- gemm_tiled then holds 8 rows by 32 output channels in registers for the whole sum over the
+-- image's pixels, reading the columns in place and dy_n^T, which the group transposes first (a
+-- few percent of the product's time); acc is then transposed into dw.
 -- With one input channel: direct_weight_grad.
 local function weight_grad_chunks(z)
   if z.C < 2 then return nil end
@@ -461,44 +467,66 @@ local function weight_grad_chunks(z)
   return math.min(z.C, 4, math.max(2, math.floor(z.K / 144)))
 end
 
--- one chunk's block: its channels' rows of columns for one tile of output rows, then a bordered
--- plane
+-- one chunk's block: its channels' rows of columns (row stride ldc), then a bordered plane
 local function weight_grad_chunk_cols(z, chunks)
-  return z.identity and 0 or math.ceil(z.C / chunks) * (z.K / z.C) * z.rows * z.WO + z.plane
+  return z.identity and 0 or math.ceil(z.C / chunks) * (z.K / z.C) * z.ldc + z.plane
+end
+
+-- the workspace: each chunk's block, acc [KC, O], then the image's dy transposed [HO*WO, O]
+local function weight_grad_workspace(z, chunks)
+  return chunks * weight_grad_chunk_cols(z, chunks) + z.K * z.O + z.HW * z.O
+end
+
+-- C: dyt [HO*WO, O] = dy_n^T, 16 pixels at a time so that the reads are whole cache lines and the
+-- writes stay in L1
+local function transpose_dy(dy, O)
+  return {
+    "for (long p0 = 0; p0 < HO*WO; p0 += 16)",
+    string.format("    for (long o = 0; o < %d; o++) {", O),
+    string.format("        const real *dyo = %s + (n*%d + o)*HO*WO;", dy, O),
+    string.format("        for (long p = p0; p < p0 + 16 && p < HO*WO; p++) dyt[p*%d + o] = dyo[p];", O),
+    "    }",
+  }
 end
 
 local function weight_grad_by_channels(n, names, z, chunks)
   local per_chunk = weight_grad_chunk_cols(z, chunks)
   local x, dy = names.inputs[2], names.inputs[1]
-  local acc = string.format("%s + %d", names.work, chunks * per_chunk)
-  local body
+  -- acc[chunk rows] += col . dy_n^T (the weight gradient is not tiled: one tile, the image)
+  local product = string.format("gemm_tiled(0, (c1 - c0)*KH*KW, %d, %s, col, %s, dyt, %d, n == 0 ? 0 : 1, acc + c0*KH*KW*%d, %d);",
+    z.O, z.identity and "HO*WO" or "NT", z.identity and "HO*WO" or "LDC", z.O, z.O, z.O)
+  local chunk_body
   if z.identity then
-    body = {
-      "const real *col = " .. x .. " + n*C*H*W + c0*H*W;",
-      string.format("GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (c1 - c0)*KH*KW, %d, HO*WO, 1, col, HO*WO, %s + n*%d*HO*WO, HO*WO, n == 0 ? 0 : 1, acc + c0*KH*KW*%d, %d);",
-        z.O, dy, z.O, z.O, z.O),
-    }
+    chunk_body = { "const real *col = " .. x .. " + n*C*H*W + c0*H*W;", product }
   else
-    -- per tile: acc[chunk rows] += col . dy[:, tile]^T
+    assert(z.rows == z.HW / z.WO)
     local tile = im2col_image(x, "c0", "c1")
-    tile[#tile + 1] = string.format("GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (c1 - c0)*KH*KW, %d, NT, 1, col, NT, %s + n*%d*HO*WO + oy0*WO, HO*WO, n == 0 && oy0 == 0 ? 0 : 1, acc + c0*KH*KW*%d, %d);",
-      z.O, dy, z.O, z.O, z.O)
-    body = row_tiles(z, tile)
+    tile[#tile + 1] = product
+    chunk_body = {
+      string.format("real *col = %s + q*%d; /* this chunk's columns [(c1 - c0)*KH*KW, HO*WO] (row stride LDC) */", names.work, per_chunk),
+      string.format("real *pp = col + %d; /* a channel plane with its zero border [HP, S, WQ] */", per_chunk - z.plane),
+    }
+    for _, l in ipairs(row_tiles(z, tile)) do chunk_body[#chunk_body + 1] = l end
   end
   local lines = {
     constants(n.attrs, z.C, z.H, z.W, z.N),
-    string.format("    real *acc = %s; /* [KC, O] */", acc),
-    "    #pragma omp parallel for schedule(static)",
-    string.format("    for (long q = 0; q < %d; q++) {", chunks),
-    string.format("        const long c0 = q*C/%d, c1 = (q + 1)*C/%d;", chunks, chunks),
+    string.format("    real *acc = %s + %d; /* [KC, O] */", names.work, chunks * per_chunk),
+    string.format("    real *dyt = %s + %d; /* dy of image n, transposed [HO*WO, O] */", names.work, chunks * per_chunk + z.K * z.O),
   }
   if not z.identity then
-    lines[#lines + 1] = string.format("        real *col = %s + q*%d; /* this chunk's columns, a tile at a time [(c1 - c0)*KH*KW, NT] */", names.work, per_chunk)
-    lines[#lines + 1] = string.format("        real *pp = col + %d; /* a channel plane with its zero border [HP, S, WQ] */", per_chunk - z.plane)
-    lines[#lines + 1] = "        memset(pp, 0, sizeof(real)*(size_t)(HP*S*WQ));"
+    lines[#lines + 1] = string.format("    for (long q = 0; q < %d; q++) memset(%s + q*%d + %d, 0, sizeof(real)*(size_t)(HP*S*WQ)); /* the planes' borders */",
+      chunks, names.work, per_chunk, per_chunk - z.plane)
   end
-  lines[#lines + 1] = "        for (long n = 0; n < NB; n++) {"
-  for _, b in ipairs(body) do lines[#lines + 1] = "            " .. b:gsub("\n", "\n            ") end
+  -- per image: all threads transpose dy_n, then each chunk adds its product (the barriers
+  -- between the two loops keep dyt whole while the chunks read it)
+  lines[#lines + 1] = "    #pragma omp parallel"
+  lines[#lines + 1] = "    for (long n = 0; n < NB; n++) {"
+  lines[#lines + 1] = "        #pragma omp for schedule(static)"
+  for _, l in ipairs(transpose_dy(dy, z.O)) do lines[#lines + 1] = "        " .. l end
+  lines[#lines + 1] = "        #pragma omp for schedule(static)"
+  lines[#lines + 1] = string.format("        for (long q = 0; q < %d; q++) {", chunks)
+  lines[#lines + 1] = string.format("            const long c0 = q*C/%d, c1 = (q + 1)*C/%d;", chunks, chunks)
+  for _, b in ipairs(chunk_body) do lines[#lines + 1] = "            " .. b:gsub("\n", "\n            ") end
   lines[#lines + 1] = "        }"
   lines[#lines + 1] = "    }"
   -- no images: dw is zero (the GEMMs above never ran)
@@ -517,7 +545,7 @@ M.ops.conv2d_weight_grad = {
     local z = conv_sizes(n, n.inputs[2].shape, n.attrs.w_shape)
     local chunks = weight_grad_chunks(z)
     if not chunks then return direct_weight_grad_workspace(z) end
-    return size.mono(chunks * weight_grad_chunk_cols(z, chunks) + z.K * z.O)
+    return size.mono(weight_grad_workspace(z, chunks))
   end,
   emit = function(n, names)
     local z = conv_sizes(n, n.inputs[2].shape, n.attrs.w_shape)

@@ -17,11 +17,13 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "graph_abi.h"
 #include "ops_conv2d.h"
+#include "ops_conv2d_grads.h"
 #include "ops_cross_entropy.h"
 #include "ops_elementwise.h"
 #include "ops_gather.h"
@@ -410,6 +412,55 @@ Test(kernels, conv2d) {
         ref = ref_conv3x3(in_real(&r, "x1"), in_real(&r, "w1"), in_real(&r, "b1"), B, 1, 9, 9, 4, 1, 1, 9, 9);
         compare("conv2d of one channel", B, output(&r, "y1", 4, -1, 4, 9, 9), ref, B * 4 * 9 * 9);
         free(ref);
+        teardown(&r);
+    }
+}
+
+/* a 3x3 convolution with padding 1 and its two gradients, in double, by their definitions: every
+ * (output pixel, kernel offset) pair that lands inside the image links x[n,c,iy,ix] and
+ * y[n,o,oy,ox] through w[o,c,ky,kx]. x [B,C,H,W], w [O,C,3,3], dy and y [B,O,HO,WO]. */
+static void ref_conv_grads(const real *x, const real *w, const real *dy, long B, long C, long H, long W, long O, long S,
+                           long HO, long WO, double *y, double *dx, double *dw) {
+    for (long n = 0; n < B; n++)
+        for (long o = 0; o < O; o++)
+            for (long oy = 0; oy < HO; oy++)
+                for (long ox = 0; ox < WO; ox++)
+                    for (long c = 0; c < C; c++)
+                        for (long ky = 0; ky < 3; ky++)
+                            for (long kx = 0; kx < 3; kx++) {
+                                long iy = oy * S - 1 + ky, ix = ox * S - 1 + kx;
+                                if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
+                                long xi = ((n * C + c) * H + iy) * W + ix, wi = ((o * C + c) * 3 + ky) * 3 + kx;
+                                long yi = ((n * O + o) * HO + oy) * WO + ox;
+                                y[yi] += (double)w[wi] * x[xi];
+                                dx[xi] += (double)w[wi] * dy[yi];
+                                dw[wi] += (double)dy[yi] * x[xi];
+                            }
+}
+
+Test(kernels, conv2d_grads) {
+    FOR_EACH_B {
+        long B = SIZES[bi];
+        run_t r;
+        setup(&r, &reclf_graph_ops_conv2d_grads, B);
+        forward(&r);
+        const real *x = in_real(&r, "x"), *w = in_real(&r, "w");
+        for (long S = 1; S <= 2; S++) { /* x [B,5,11,11], w [12,5,3,3] -> [B,12,11,11] or [B,12,6,6] */
+            const long side = S == 1 ? 11 : 6;
+            char yname[8], dxname[8], dwname[8], dyname[8];
+            snprintf(yname, sizeof yname, "y%ld", S);
+            snprintf(dxname, sizeof dxname, "dx%ld", S);
+            snprintf(dwname, sizeof dwname, "dw%ld", S);
+            snprintf(dyname, sizeof dyname, "dy%ld", S);
+            double *y = ref_alloc(B * 12 * side * side), *dx = ref_alloc(B * 5 * 11 * 11), *dw = ref_alloc(12 * 5 * 9);
+            ref_conv_grads(x, w, in_real(&r, dyname), B, 5, 11, 11, 12, S, side, side, y, dx, dw);
+            compare(yname, B, output(&r, yname, 4, -1, 12, side, side), y, B * 12 * side * side);
+            compare(dxname, B, output(&r, dxname, 4, -1, 5, 11, 11), dx, B * 5 * 11 * 11);
+            compare(dwname, B, output(&r, dwname, 4, 12, 5, 3, 3), dw, 12 * 5 * 9);
+            free(y);
+            free(dx);
+            free(dw);
+        }
         teardown(&r);
     }
 }
