@@ -5,8 +5,12 @@
  * each step loads 32 values of B's row and broadcasts 8 of A's. Measured at the SPEC's convolution
  * shapes on one Zen 4 core: 105-118 GFLOP/s against sgemm's 80-100 (bench/ shows it per kernel).
  *
- * Without AVX-512, and in double (the gradient checks), it is cblas_?gemm with the same arguments.
- * Included by generated .c files after graph_abi.h, which defines `real`. */
+ * gemm_gathered is the same block product with B's rows found through a table of offsets: a
+ * convolution's kernel offsets read its bordered input planes in place, with no columns built.
+ *
+ * Without AVX-512, and in double (the gradient checks), gemm_tiled is cblas_?gemm with the same
+ * arguments and gemm_gathered plain loops. Included by generated .c files after graph_abi.h,
+ * which defines `real`. */
 #ifndef RECLF_KERNEL_GEMM_H
 #define RECLF_KERNEL_GEMM_H
 #include <cblas.h>
@@ -16,6 +20,11 @@
 static inline void gemm_tiled(int trans_a, long m, long n, long k, const real *A, long lda, const real *B, long ldb,
                               int beta, real *C, long ldc);
 
+/* C [m, 0:n] (n <= 32, row stride ldc) = A [m, k] . B with A[i*lda + p]; B's row p is 32 values:
+ * B0[off[p] + j] for j < 16, then B1[off[p] + j - 16] */
+static inline void gemm_gathered(long m, long n, long k, const real *A, long lda, const int *off, const real *B0,
+                                 const real *B1, real *C, long ldc);
+
 #if defined(__AVX512F__) && !defined(REAL_DOUBLE)
 #include <immintrin.h>
 
@@ -24,20 +33,18 @@ static inline void gemm_tiled(int trans_a, long m, long n, long k, const real *A
  * every block of 8 rows of A */
 #define GEMM_TILED_PACK_K 512
 
-/* C[0:MR, 0:32] (masked to the valid columns by mlo, mhi; B's loads too) = sum over p of a(i, p) b(p, :), where
- * a(i, p) = A[i*ars + p*aks] and row p of B is at B + p*ldb */
-#define GEMM_TILED_BLOCK(MR)                                                                                     \
-    static inline void gemm_tiled_block##MR(long k, const float *restrict A, long ars, long aks,                \
-                                            const float *restrict B, long ldb, int beta, float *restrict C,     \
-                                            long ldc, __mmask16 mlo, __mmask16 mhi) {                           \
+/* C[0:MR, 0:32] (masked to the valid columns by mlo, mhi; B's loads too) = sum over p of
+ * a(i, p) b(p, :), where a(i, p) = A[i*ars + p*aks], and row p of B is 16 values at B0 + ROW(p)
+ * then 16 at B1 + ROW(p): ROW(p) = p*ldb for gemm_tiled (B1 = B0 + 16), off[p] for gemm_gathered */
+#define GEMM_BLOCK(NAME, MR, ROWS, ROW)                                                                          \
+    static inline void NAME##MR(long k, const float *restrict A, long ars, long aks, ROWS,                       \
+                                const float *restrict B0, const float *restrict B1, int beta, float *restrict C, \
+                                long ldc, __mmask16 mlo, __mmask16 mhi) {                                        \
         __m512 lo[MR], hi[MR];                                                                                   \
-        for (int i = 0; i < MR; i++) {                                                                           \
-            lo[i] = beta ? _mm512_maskz_loadu_ps(mlo, C + i * ldc) : _mm512_setzero_ps();                        \
-            hi[i] = beta ? _mm512_maskz_loadu_ps(mhi, C + i * ldc + 16) : _mm512_setzero_ps();                   \
-        }                                                                                                        \
+        for (int i = 0; i < MR; i++) lo[i] = hi[i] = _mm512_setzero_ps();                                         \
         for (long p = 0; p < k; p++) {                                                                           \
-            const __m512 b0 = _mm512_maskz_loadu_ps(mlo, B + p * ldb);                                           \
-            const __m512 b1 = _mm512_maskz_loadu_ps(mhi, B + p * ldb + 16);                                      \
+            const __m512 b0 = _mm512_maskz_loadu_ps(mlo, B0 + (ROW));                                            \
+            const __m512 b1 = _mm512_maskz_loadu_ps(mhi, B1 + (ROW));                                            \
             for (int i = 0; i < MR; i++) {                                                                       \
                 const __m512 a = _mm512_set1_ps(A[i * ars + p * aks]);                                           \
                 lo[i] = _mm512_fmadd_ps(a, b0, lo[i]);                                                           \
@@ -45,15 +52,36 @@ static inline void gemm_tiled(int trans_a, long m, long n, long k, const real *A
             }                                                                                                    \
         }                                                                                                        \
         for (int i = 0; i < MR; i++) {                                                                           \
+            if (beta) { /* the sum is added to C at the end, not started from it: a sum over many calls     \
+                           (a weight gradient over the images) stays as accurate as BLAS's */               \
+                lo[i] = _mm512_add_ps(lo[i], _mm512_maskz_loadu_ps(mlo, C + i * ldc));                          \
+                hi[i] = _mm512_add_ps(hi[i], _mm512_maskz_loadu_ps(mhi, C + i * ldc + 16));                     \
+            }                                                                                                    \
             _mm512_mask_storeu_ps(C + i * ldc, mlo, lo[i]);                                                      \
             _mm512_mask_storeu_ps(C + i * ldc + 16, mhi, hi[i]);                                                 \
         }                                                                                                        \
     }
-GEMM_TILED_BLOCK(8)
-GEMM_TILED_BLOCK(4)
-GEMM_TILED_BLOCK(2)
-GEMM_TILED_BLOCK(1)
-#undef GEMM_TILED_BLOCK
+#define GEMM_BLOCKS(NAME, ROWS, ROW)                                                                             \
+    GEMM_BLOCK(NAME, 8, ROWS, ROW) GEMM_BLOCK(NAME, 4, ROWS, ROW) GEMM_BLOCK(NAME, 2, ROWS, ROW)                 \
+    GEMM_BLOCK(NAME, 1, ROWS, ROW)
+GEMM_BLOCKS(gemm_tiled_block, long ldb, p * ldb)
+GEMM_BLOCKS(gemm_gathered_block, const int *restrict off, off[p])
+#undef GEMM_BLOCKS
+#undef GEMM_BLOCK
+
+/* the masks of the first n <= 32 columns, as two halves of 16 */
+static inline __mmask16 gemm_mask_lo(long n) { return (__mmask16)(n >= 16 ? 0xffff : (1u << n) - 1); }
+static inline __mmask16 gemm_mask_hi(long n) { return (__mmask16)(n >= 32 ? 0xffff : n <= 16 ? 0 : (1u << (n - 16)) - 1); }
+
+static inline void gemm_gathered(long m, long n, long k, const float *A, long lda, const int *off, const float *B0,
+                                 const float *B1, float *C, long ldc) {
+    const __mmask16 mlo = gemm_mask_lo(n), mhi = gemm_mask_hi(n);
+    long i = 0;
+    for (; i + 8 <= m; i += 8) gemm_gathered_block8(k, A + i * lda, lda, 1, off, B0, B1, 0, C + i * ldc, ldc, mlo, mhi);
+    if (m - i >= 4) { gemm_gathered_block4(k, A + i * lda, lda, 1, off, B0, B1, 0, C + i * ldc, ldc, mlo, mhi); i += 4; }
+    if (m - i >= 2) { gemm_gathered_block2(k, A + i * lda, lda, 1, off, B0, B1, 0, C + i * ldc, ldc, mlo, mhi); i += 2; }
+    if (m - i >= 1) gemm_gathered_block1(k, A + i * lda, lda, 1, off, B0, B1, 0, C + i * ldc, ldc, mlo, mhi);
+}
 
 static inline void gemm_tiled(int trans_a, long m, long n, long k, const float *A, long lda, const float *B, long ldb,
                               int beta, float *C, long ldc) {
@@ -61,8 +89,7 @@ static inline void gemm_tiled(int trans_a, long m, long n, long k, const float *
     float panel[GEMM_TILED_PACK_K * 32] __attribute__((aligned(64))); /* [k, 32] */
     for (long j = 0; j < n; j += 32) {
         const long nj = n - j < 32 ? n - j : 32; /* the last panel may be narrower: masked */
-        const __mmask16 mlo = (__mmask16)(nj >= 16 ? 0xffff : (1u << nj) - 1);
-        const __mmask16 mhi = (__mmask16)(nj >= 32 ? 0xffff : nj <= 16 ? 0 : (1u << (nj - 16)) - 1);
+        const __mmask16 mlo = gemm_mask_lo(nj), mhi = gemm_mask_hi(nj);
         const float *b = B + j;
         long lb = ldb;
         if (k <= GEMM_TILED_PACK_K) { /* zeros past the valid columns, so the sums read no garbage */
@@ -74,14 +101,27 @@ static inline void gemm_tiled(int trans_a, long m, long n, long k, const float *
             lb = 32;
         }
         long i = 0;
-        for (; i + 8 <= m; i += 8) gemm_tiled_block8(k, A + i * ars, ars, aks, b, lb, beta, C + i * ldc + j, ldc, mlo, mhi);
-        if (m - i >= 4) { gemm_tiled_block4(k, A + i * ars, ars, aks, b, lb, beta, C + i * ldc + j, ldc, mlo, mhi); i += 4; }
-        if (m - i >= 2) { gemm_tiled_block2(k, A + i * ars, ars, aks, b, lb, beta, C + i * ldc + j, ldc, mlo, mhi); i += 2; }
-        if (m - i >= 1) gemm_tiled_block1(k, A + i * ars, ars, aks, b, lb, beta, C + i * ldc + j, ldc, mlo, mhi);
+        for (; i + 8 <= m; i += 8) gemm_tiled_block8(k, A + i * ars, ars, aks, lb, b, b + 16, beta, C + i * ldc + j, ldc, mlo, mhi);
+        if (m - i >= 4) { gemm_tiled_block4(k, A + i * ars, ars, aks, lb, b, b + 16, beta, C + i * ldc + j, ldc, mlo, mhi); i += 4; }
+        if (m - i >= 2) { gemm_tiled_block2(k, A + i * ars, ars, aks, lb, b, b + 16, beta, C + i * ldc + j, ldc, mlo, mhi); i += 2; }
+        if (m - i >= 1) gemm_tiled_block1(k, A + i * ars, ars, aks, lb, b, b + 16, beta, C + i * ldc + j, ldc, mlo, mhi);
     }
 }
 
-#else /* no AVX-512, or double: BLAS */
+#else /* no AVX-512, or double: BLAS, and plain loops for gemm_gathered */
+
+static inline void gemm_gathered(long m, long n, long k, const real *A, long lda, const int *off, const real *B0,
+                                 const real *B1, real *C, long ldc) {
+    for (long i = 0; i < m; i++) {
+        real acc[32] = {0};
+        for (long p = 0; p < k; p++) {
+            const real a = A[i * lda + p], *b0 = B0 + off[p], *b1 = B1 + off[p] - 16;
+            for (long j = 0; j < n && j < 16; j++) acc[j] += a * b0[j];
+            for (long j = 16; j < n; j++) acc[j] += a * b1[j];
+        }
+        for (long j = 0; j < n; j++) C[i * ldc + j] = acc[j];
+    }
+}
 
 static inline void gemm_tiled(int trans_a, long m, long n, long k, const real *A, long lda, const real *B, long ldb,
                               int beta, real *C, long ldc) {

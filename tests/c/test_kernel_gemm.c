@@ -1,4 +1,5 @@
-/* runtime/kernel_gemm.h: gemm_tiled against a double-precision product, over shapes that end in
+/* runtime/kernel_gemm.h: gemm_tiled and gemm_gathered against a double-precision product.
+ * gemm_tiled over shapes that end in
  * every kind of partial block (rows not a multiple of 8, columns not a multiple of 32 or of 16),
  * sums short enough for the copied panel and long enough to read B in place, A plain and
  * transposed, overwriting C and adding into it; and C outside the product left untouched. */
@@ -68,4 +69,39 @@ Test(kernel_gemm, matches_at_the_convolution_shapes) {
     check(1, 288, 1024, 32, 0);  /* its input gradient's columns, w^T . dy */
     check(0, 144, 32, 1024, 1);  /* its weight gradient, a chunk's rows, summed over images */
     check(0, 128, 64, 1152, 0);  /* forward of a 128-channel 8x8 layer */
+}
+
+/* gemm_gathered: B's rows scattered through a block (some overlapping, as a convolution's kernel
+ * offsets overlap), its halves from two bases, n from 1 to 32 columns, m with partial blocks */
+Test(kernel_gemm, gathered_matches_a_double_product) {
+    unsigned s = 7;
+    enum { SPAN = 4000, K = 45, LDA = 47, LDC = 40 };
+    float *B = malloc(sizeof(float) * SPAN), *A = malloc(sizeof(float) * 13 * LDA), *C = malloc(sizeof(float) * 13 * LDC);
+    int off[K];
+    cr_assert(B && A && C);
+    for (long i = 0; i < SPAN; i++) B[i] = value(&s);
+    for (long i = 0; i < 13 * LDA; i++) A[i] = value(&s);
+    for (int p = 0; p < K; p++) off[p] = (p * 37) % 1900; /* rows 37 apart, wrapping: overlaps */
+    const float *B0 = B + 5, *B1 = B + 2000;
+    const long ms[] = {1, 8, 13}, ns[] = {1, 16, 20, 32};
+    for (size_t a = 0; a < 3; a++)
+        for (size_t b = 0; b < 4; b++) {
+            const long m = ms[a], n = ns[b];
+            for (long i = 0; i < 13 * LDC; i++) C[i] = -99.0f;
+            gemm_gathered(m, n, K, A, LDA, off, B0, B1, C, LDC);
+            for (long i = 0; i < 13; i++)
+                for (long j = 0; j < LDC; j++) {
+                    if (i >= m || j >= n) {
+                        cr_assert_eq(C[i * LDC + j], -99.0f, "m %ld, n %ld: C[%ld][%ld] outside the product was written", m, n, i, j);
+                        continue;
+                    }
+                    double e = 0;
+                    for (int p = 0; p < K; p++) e += (double)A[i * LDA + p] * (j < 16 ? B0[off[p] + j] : B1[off[p] + j - 16]);
+                    cr_assert_leq(fabs(C[i * LDC + j] - e), 1e-5, "m %ld, n %ld: C[%ld][%ld] is %g, expected %g", m, n, i, j,
+                                  C[i * LDC + j], e);
+                }
+        }
+    free(A);
+    free(B);
+    free(C);
 }
