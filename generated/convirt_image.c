@@ -68,62 +68,62 @@ const reclf_prof_table reclf_profile_convirt_image = {39, prof};
 
 static size_t arena_bytes(const long *dims) {
     const long B = dims[0]; (void)B;
-    return sizeof(real) * (size_t)(4862016 + 262160*B);
+    return sizeof(real) * (size_t)(2230272 + 262160*B);
 }
 
 static void forward(void *arena, const real *P, void *const *inputs, const long *dims) {
     const long B = dims[0]; (void)B;
     real *A = arena; (void)A; (void)P; (void)inputs;
-    CALL(0, (double)8192*B, sizeof(real)*((double)4096*B + (double)4096*B), convirt_image_k3_fused_scale_addc(A + 4862016 + 131072*B, (real *)inputs[0], B)); /* %3 fused:scale_addc [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
-    CALL(1, (double)2359296*B, sizeof(real)*((double)131072*B + (double)4096*B + (double)288 + (double)32), convirt_image_k6_conv2d(A + 4862016, A + 4862016 + 131072*B, (real *)P + 0, (real *)P + 288, A + 0, B)); /* %6 conv2d [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(2, (double)524288*B, sizeof(real)*((double)16*B + (double)131072*B), convirt_image_k9_group_norm_stats(A + 4862016 + 262144*B, A + 4862016, B)); /* %9 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(3, (double)655360*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)16*B + (double)32 + (double)32), convirt_image_k11_group_norm_relu(A + 4862016 + 131072*B, A + 4862016, A + 4862016 + 262144*B, (real *)P + 320, (real *)P + 352, B)); /* %11 group_norm+relu [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
+    CALL(0, (double)8192*B, sizeof(real)*((double)4096*B + (double)4096*B), convirt_image_k3_fused_scale_addc(A + 2230272 + 131072*B, (real *)inputs[0], B)); /* %3 fused:scale_addc [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
+    CALL(1, (double)2359296*B, sizeof(real)*((double)131072*B + (double)4096*B + (double)288 + (double)32), convirt_image_k6_conv2d(A + 2230272, A + 2230272 + 131072*B, (real *)P + 0, (real *)P + 288, A + 0, B)); /* %6 conv2d [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(2, (double)524288*B, sizeof(real)*((double)16*B + (double)131072*B), convirt_image_k9_group_norm_stats(A + 2230272 + 262144*B, A + 2230272, B)); /* %9 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(3, (double)655360*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)16*B + (double)32 + (double)32), convirt_image_k11_group_norm_relu(A + 2230272 + 131072*B, A + 2230272, A + 2230272 + 262144*B, (real *)P + 320, (real *)P + 352, B)); /* %11 group_norm+relu [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
     PROF_GEMM(4, 32, 1024, 288);
-    CALL(4, (double)18874368*B, sizeof(real)*((double)32768*B + (double)131072*B + (double)9216 + (double)32), convirt_image_k14_conv2d(A + 4862016, A + 4862016 + 131072*B, (real *)P + 384, (real *)P + 9600, A + 0, B)); /* %14 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(5, (double)131072*B, sizeof(real)*((double)16*B + (double)32768*B), convirt_image_k17_group_norm_stats(A + 4862016 + 65536*B, A + 4862016, B)); /* %17 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(6, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)32), convirt_image_k19_group_norm_relu(A + 4862016 + 32768*B, A + 4862016, A + 4862016 + 65536*B, (real *)P + 9632, (real *)P + 9664, B)); /* %19 group_norm+relu [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
+    CALL(4, (double)18874368*B, sizeof(real)*((double)32768*B + (double)131072*B + (double)9216 + (double)32), convirt_image_k14_conv2d(A + 2230272, A + 2230272 + 131072*B, (real *)P + 384, (real *)P + 9600, A + 0, B)); /* %14 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(5, (double)131072*B, sizeof(real)*((double)16*B + (double)32768*B), convirt_image_k17_group_norm_stats(A + 2230272 + 65536*B, A + 2230272, B)); /* %17 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(6, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)32), convirt_image_k19_group_norm_relu(A + 2230272 + 32768*B, A + 2230272, A + 2230272 + 65536*B, (real *)P + 9632, (real *)P + 9664, B)); /* %19 group_norm+relu [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
     PROF_GEMM(7, 32, 1024, 288);
-    CALL(7, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216 + (double)32), convirt_image_k22_conv2d(A + 4862016, A + 4862016 + 32768*B, (real *)P + 9696, (real *)P + 18912, A + 0, B)); /* %22 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(8, (double)131072*B, sizeof(real)*((double)16*B + (double)32768*B), convirt_image_k17_group_norm_stats(A + 4862016 + 98304*B, A + 4862016, B)); /* %25 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(9, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)32), convirt_image_k19_group_norm_relu(A + 4862016 + 65536*B, A + 4862016, A + 4862016 + 98304*B, (real *)P + 18944, (real *)P + 18976, B)); /* %27 group_norm+relu [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
+    CALL(7, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216 + (double)32), convirt_image_k22_conv2d(A + 2230272, A + 2230272 + 32768*B, (real *)P + 9696, (real *)P + 18912, A + 0, B)); /* %22 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(8, (double)131072*B, sizeof(real)*((double)16*B + (double)32768*B), convirt_image_k17_group_norm_stats(A + 2230272 + 98304*B, A + 2230272, B)); /* %25 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(9, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)32), convirt_image_k19_group_norm_relu(A + 2230272 + 65536*B, A + 2230272, A + 2230272 + 98304*B, (real *)P + 18944, (real *)P + 18976, B)); /* %27 group_norm+relu [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
     PROF_GEMM(10, 32, 1024, 288);
-    CALL(10, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216 + (double)32), convirt_image_k22_conv2d(A + 4862016, A + 4862016 + 65536*B, (real *)P + 19008, (real *)P + 28224, A + 0, B)); /* %30 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(11, (double)131072*B, sizeof(real)*((double)16*B + (double)32768*B), convirt_image_k17_group_norm_stats(A + 4862016 + 98304*B, A + 4862016, B)); /* %33 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:13 */
-    CALL(12, (double)131072*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)32), convirt_image_k34_group_norm(A + 4862016 + 65536*B, A + 4862016, A + 4862016 + 98304*B, (real *)P + 28256, (real *)P + 28288, B)); /* %34 group_norm [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(13, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_k36_fused_relu_add(A + 4862016, A + 4862016 + 32768*B, A + 4862016 + 65536*B, B)); /* %36 fused:relu_add [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
+    CALL(10, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216 + (double)32), convirt_image_k22_conv2d(A + 2230272, A + 2230272 + 65536*B, (real *)P + 19008, (real *)P + 28224, A + 0, B)); /* %30 conv2d [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(11, (double)131072*B, sizeof(real)*((double)16*B + (double)32768*B), convirt_image_k17_group_norm_stats(A + 2230272 + 98304*B, A + 2230272, B)); /* %33 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(12, (double)131072*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)32), convirt_image_k34_group_norm(A + 2230272 + 65536*B, A + 2230272, A + 2230272 + 98304*B, (real *)P + 28256, (real *)P + 28288, B)); /* %34 group_norm [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(13, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_k36_fused_relu_add(A + 2230272, A + 2230272 + 32768*B, A + 2230272 + 65536*B, B)); /* %36 fused:relu_add [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
     PROF_GEMM(14, 64, 256, 288);
-    CALL(14, (double)9437184*B, sizeof(real)*((double)16384*B + (double)32768*B + (double)18432 + (double)64), convirt_image_k39_conv2d(A + 4862016 + 32768*B, A + 4862016, (real *)P + 28320, (real *)P + 46752, A + 0, B)); /* %39 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(15, (double)65536*B, sizeof(real)*((double)16*B + (double)16384*B), convirt_image_k42_group_norm_stats(A + 4862016 + 65536*B, A + 4862016 + 32768*B, B)); /* %42 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(16, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)64), convirt_image_k44_group_norm_relu(A + 4862016 + 49152*B, A + 4862016 + 32768*B, A + 4862016 + 65536*B, (real *)P + 46816, (real *)P + 46880, B)); /* %44 group_norm+relu [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
+    CALL(14, (double)9437184*B, sizeof(real)*((double)16384*B + (double)32768*B + (double)18432 + (double)64), convirt_image_k39_conv2d(A + 2230272 + 32768*B, A + 2230272, (real *)P + 28320, (real *)P + 46752, A + 0, B)); /* %39 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(15, (double)65536*B, sizeof(real)*((double)16*B + (double)16384*B), convirt_image_k42_group_norm_stats(A + 2230272 + 65536*B, A + 2230272 + 32768*B, B)); /* %42 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(16, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)64), convirt_image_k44_group_norm_relu(A + 2230272 + 49152*B, A + 2230272 + 32768*B, A + 2230272 + 65536*B, (real *)P + 46816, (real *)P + 46880, B)); /* %44 group_norm+relu [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
     PROF_GEMM(17, 64, 256, 576);
-    CALL(17, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864 + (double)64), convirt_image_k47_conv2d(A + 4862016 + 32768*B, A + 4862016 + 49152*B, (real *)P + 46944, (real *)P + 83808, A + 0, B)); /* %47 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(18, (double)65536*B, sizeof(real)*((double)16*B + (double)16384*B), convirt_image_k42_group_norm_stats(A + 4862016 + 81920*B, A + 4862016 + 32768*B, B)); /* %50 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(19, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)64), convirt_image_k44_group_norm_relu(A + 4862016 + 65536*B, A + 4862016 + 32768*B, A + 4862016 + 81920*B, (real *)P + 83872, (real *)P + 83936, B)); /* %52 group_norm+relu [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
+    CALL(17, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864 + (double)64), convirt_image_k47_conv2d(A + 2230272 + 32768*B, A + 2230272 + 49152*B, (real *)P + 46944, (real *)P + 83808, A + 0, B)); /* %47 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(18, (double)65536*B, sizeof(real)*((double)16*B + (double)16384*B), convirt_image_k42_group_norm_stats(A + 2230272 + 81920*B, A + 2230272 + 32768*B, B)); /* %50 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(19, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)64), convirt_image_k44_group_norm_relu(A + 2230272 + 65536*B, A + 2230272 + 32768*B, A + 2230272 + 81920*B, (real *)P + 83872, (real *)P + 83936, B)); /* %52 group_norm+relu [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
     PROF_GEMM(20, 64, 256, 576);
-    CALL(20, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864 + (double)64), convirt_image_k47_conv2d(A + 4862016 + 32768*B, A + 4862016 + 65536*B, (real *)P + 84000, (real *)P + 120864, A + 0, B)); /* %55 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(21, (double)65536*B, sizeof(real)*((double)16*B + (double)16384*B), convirt_image_k42_group_norm_stats(A + 4862016 + 81920*B, A + 4862016 + 32768*B, B)); /* %58 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:13 */
-    CALL(22, (double)65536*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)64), convirt_image_k59_group_norm(A + 4862016 + 65536*B, A + 4862016 + 32768*B, A + 4862016 + 81920*B, (real *)P + 120928, (real *)P + 120992, B)); /* %59 group_norm [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(23, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_k61_fused_relu_add(A + 4862016 + 32768*B, A + 4862016 + 49152*B, A + 4862016 + 65536*B, B)); /* %61 fused:relu_add [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
+    CALL(20, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864 + (double)64), convirt_image_k47_conv2d(A + 2230272 + 32768*B, A + 2230272 + 65536*B, (real *)P + 84000, (real *)P + 120864, A + 0, B)); /* %55 conv2d [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(21, (double)65536*B, sizeof(real)*((double)16*B + (double)16384*B), convirt_image_k42_group_norm_stats(A + 2230272 + 81920*B, A + 2230272 + 32768*B, B)); /* %58 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(22, (double)65536*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)64), convirt_image_k59_group_norm(A + 2230272 + 65536*B, A + 2230272 + 32768*B, A + 2230272 + 81920*B, (real *)P + 120928, (real *)P + 120992, B)); /* %59 group_norm [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(23, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_k61_fused_relu_add(A + 2230272 + 32768*B, A + 2230272 + 49152*B, A + 2230272 + 65536*B, B)); /* %61 fused:relu_add [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
     PROF_GEMM(24, 128, 64, 576);
-    CALL(24, (double)9437184*B, sizeof(real)*((double)8192*B + (double)16384*B + (double)73728 + (double)128), convirt_image_k64_conv2d(A + 4862016 + 49152*B, A + 4862016 + 32768*B, (real *)P + 121056, (real *)P + 194784, A + 0, B)); /* %64 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(25, (double)32768*B, sizeof(real)*((double)16*B + (double)8192*B), convirt_image_k67_group_norm_stats(A + 4862016 + 65536*B, A + 4862016 + 49152*B, B)); /* %67 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(26, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)128), convirt_image_k69_group_norm_relu(A + 4862016 + 57344*B, A + 4862016 + 49152*B, A + 4862016 + 65536*B, (real *)P + 194912, (real *)P + 195040, B)); /* %69 group_norm+relu [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
+    CALL(24, (double)9437184*B, sizeof(real)*((double)8192*B + (double)16384*B + (double)73728 + (double)128), convirt_image_k64_conv2d(A + 2230272 + 49152*B, A + 2230272 + 32768*B, (real *)P + 121056, (real *)P + 194784, A + 0, B)); /* %64 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(25, (double)32768*B, sizeof(real)*((double)16*B + (double)8192*B), convirt_image_k67_group_norm_stats(A + 2230272 + 65536*B, A + 2230272 + 49152*B, B)); /* %67 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(26, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)128), convirt_image_k69_group_norm_relu(A + 2230272 + 57344*B, A + 2230272 + 49152*B, A + 2230272 + 65536*B, (real *)P + 194912, (real *)P + 195040, B)); /* %69 group_norm+relu [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
     PROF_GEMM(27, 128, 64, 1152);
-    CALL(27, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456 + (double)128), convirt_image_k72_conv2d(A + 4862016 + 49152*B, A + 4862016 + 57344*B, (real *)P + 195168, (real *)P + 342624, A + 0, B)); /* %72 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(28, (double)32768*B, sizeof(real)*((double)16*B + (double)8192*B), convirt_image_k67_group_norm_stats(A + 4862016 + 73728*B, A + 4862016 + 49152*B, B)); /* %75 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(29, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)128), convirt_image_k69_group_norm_relu(A + 4862016 + 65536*B, A + 4862016 + 49152*B, A + 4862016 + 73728*B, (real *)P + 342752, (real *)P + 342880, B)); /* %77 group_norm+relu [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
+    CALL(27, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456 + (double)128), convirt_image_k72_conv2d(A + 2230272 + 49152*B, A + 2230272 + 57344*B, (real *)P + 195168, (real *)P + 342624, A + 0, B)); /* %72 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(28, (double)32768*B, sizeof(real)*((double)16*B + (double)8192*B), convirt_image_k67_group_norm_stats(A + 2230272 + 73728*B, A + 2230272 + 49152*B, B)); /* %75 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(29, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)128), convirt_image_k69_group_norm_relu(A + 2230272 + 65536*B, A + 2230272 + 49152*B, A + 2230272 + 73728*B, (real *)P + 342752, (real *)P + 342880, B)); /* %77 group_norm+relu [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
     PROF_GEMM(30, 128, 64, 1152);
-    CALL(30, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456 + (double)128), convirt_image_k72_conv2d(A + 4862016 + 49152*B, A + 4862016 + 65536*B, (real *)P + 343008, (real *)P + 490464, A + 0, B)); /* %80 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(31, (double)32768*B, sizeof(real)*((double)16*B + (double)8192*B), convirt_image_k67_group_norm_stats(A + 4862016 + 73728*B, A + 4862016 + 49152*B, B)); /* %83 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:13 */
-    CALL(32, (double)32768*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)128), convirt_image_k84_group_norm(A + 4862016 + 65536*B, A + 4862016 + 49152*B, A + 4862016 + 73728*B, (real *)P + 490592, (real *)P + 490720, B)); /* %84 group_norm [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(33, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_k86_fused_relu_add(A + 4862016 + 49152*B, A + 4862016 + 57344*B, A + 4862016 + 65536*B, B)); /* %86 fused:relu_add [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
-    CALL(34, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k88_permute(A + 4862016 + 57344*B, A + 4862016 + 49152*B, B)); /* %88 permute [B,64,128]  graphs/lib/image_encoder.lua:33 */
+    CALL(30, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456 + (double)128), convirt_image_k72_conv2d(A + 2230272 + 49152*B, A + 2230272 + 65536*B, (real *)P + 343008, (real *)P + 490464, A + 0, B)); /* %80 conv2d [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(31, (double)32768*B, sizeof(real)*((double)16*B + (double)8192*B), convirt_image_k67_group_norm_stats(A + 2230272 + 73728*B, A + 2230272 + 49152*B, B)); /* %83 group_norm_stats [B,8,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(32, (double)32768*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)128), convirt_image_k84_group_norm(A + 2230272 + 65536*B, A + 2230272 + 49152*B, A + 2230272 + 73728*B, (real *)P + 490592, (real *)P + 490720, B)); /* %84 group_norm [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(33, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_k86_fused_relu_add(A + 2230272 + 49152*B, A + 2230272 + 57344*B, A + 2230272 + 65536*B, B)); /* %86 fused:relu_add [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
+    CALL(34, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k88_permute(A + 2230272 + 57344*B, A + 2230272 + 49152*B, B)); /* %88 permute [B,64,128]  graphs/lib/image_encoder.lua:33 */
     PROF_GEMM(35, 64*B, 128, 128);
-    CALL(35, (double)2105344*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384 + (double)128), convirt_image_k94_matmul_add(A + 4862016 + 65536*B, A + 4862016 + 57344*B, (real *)P + 490848, (real *)P + 507232, B)); /* %94 matmul+add [B,64,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(36, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_k95_sum(A + 4862016 + 73728*B, A + 4862016 + 57344*B, B)); /* %95 reduce [B,1,128]  graphs/lib/image_encoder.lua:35 */
-    CALL(37, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), convirt_image_k97_scale(A + 4862016 + 57344*B, A + 4862016 + 73728*B, B)); /* %97 map:scale [B,128]  graphs/lib/image_encoder.lua:35 */
+    CALL(35, (double)2105344*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384 + (double)128), convirt_image_k94_matmul_add(A + 2230272 + 65536*B, A + 2230272 + 57344*B, (real *)P + 490848, (real *)P + 507232, B)); /* %94 matmul+add [B,64,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(36, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_k95_sum(A + 2230272 + 73728*B, A + 2230272 + 57344*B, B)); /* %95 reduce [B,1,128]  graphs/lib/image_encoder.lua:35 */
+    CALL(37, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), convirt_image_k97_scale(A + 2230272 + 57344*B, A + 2230272 + 73728*B, B)); /* %97 map:scale [B,128]  graphs/lib/image_encoder.lua:35 */
     PROF_GEMM(38, B, 128, 128);
-    CALL(38, (double)32896*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384 + (double)128), convirt_image_k101_matmul_add(A + 4862016 + 57472*B, A + 4862016 + 57344*B, (real *)P + 507360, (real *)P + 523744, B)); /* %101 matmul+add [B,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(38, (double)32896*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384 + (double)128), convirt_image_k101_matmul_add(A + 2230272 + 57472*B, A + 2230272 + 57344*B, (real *)P + 507360, (real *)P + 523744, B)); /* %101 matmul+add [B,128]  graphs/lib/image_encoder.lua:36 */
 }
 
 static void backward(void *arena, real *grads, const real *P, void *const *inputs, real *const *input_grads, const long *dims) {
@@ -179,12 +179,12 @@ static const real *output(const void *arena, int k, const long *dims) {
     const long B = dims[0]; (void)B;
     const real *A = arena;
     switch (k) {
-    case 0: return A + 4862016 + 57472*B; /* vg */
-    case 1: return A + 4862016 + 65536*B; /* V */
-    case 2: return A + 4862016 + 131072*B; /* F0 */
-    case 3: return A + 4862016; /* F1 */
-    case 4: return A + 4862016 + 32768*B; /* F2 */
-    case 5: return A + 4862016 + 49152*B; /* F3 */
+    case 0: return A + 2230272 + 57472*B; /* vg */
+    case 1: return A + 2230272 + 65536*B; /* V */
+    case 2: return A + 2230272 + 131072*B; /* F0 */
+    case 3: return A + 2230272; /* F1 */
+    case 4: return A + 2230272 + 32768*B; /* F2 */
+    case 5: return A + 2230272 + 49152*B; /* F3 */
     default: return 0;
     }
 }

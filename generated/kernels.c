@@ -761,37 +761,34 @@ void convirt_image_k14_conv2d(real *restrict out, const real *restrict in0, cons
     const long C = 32, H = 64, W = 64, KH = 3, KW = 3, S = 2, P = 1, HO = 32, WO = 32, KC = 288, NB = B;
     const long HP = H + 2*P, WP = W + 2*P, WQ = (WP + S - 1)/S; /* the image with its zero border; WQ: columns a phase */
     (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB; (void)HP; (void)WP; (void)WQ;
+    const long PL = HP*S*WQ; /* one bordered plane */
+    int off[KC]; /* kernel offset (c, ky, kx): its first element in the planes, at output pixel (0, 0) */
+    for (long c = 0; c < C; c++)
+        for (long ky = 0; ky < KH; ky++)
+            for (long kx = 0; kx < KW; kx++) off[(c*KH + ky)*KW + kx] = (int)(c*PL + ky*S*WQ + kx % S*WQ + kx / S);
     const long nt = omp_get_max_threads() < 16 ? omp_get_max_threads() : 16, L = NB < nt ? NB : nt;
     #pragma omp parallel for schedule(static)
     for (long l = 0; l < L; l++) {
-        real *col = work + l*303876; /* this lane's columns, a tile at a time [K, NT] (row stride LDC) */
-        real *pp = col + 299520; /* bordered channel planes, each [HP, S, WQ] */
-        memset(pp, 0, sizeof(real)*4356);
+        real *pp = work + l*139392; /* this lane's bordered planes [C, HP, S, WQ] */
+        memset(pp, 0, sizeof(real)*139392);
         for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
-            {
-                const long oy0 = 0, oy1 = HO, NT = HO*WO;
-                const long LDC = 1040; /* the columns' row stride */ (void)LDC;
-                for (long c = 0; c < C; c++) {
-                    const real *xp = in0 + (n*C + c)*H*W;
-                    for (long iy = 0; iy < H; iy++)
-                        for (long ph = 0; ph < S; ph++) {
-                            const long lo = P > ph ? (P - ph + S - 1) / S : 0, hi = W - 1 + P - ph < 0 ? 0 : (W - 1 + P - ph) / S + 1;
-                            real *prow = pp + (iy + P)*S*WQ + ph*WQ;
-                            const real *xrow = xp + iy*W + ph - P;
-                            for (long q = lo; q < hi; q++) prow[q] = xrow[q*S];
-                        }
-                    for (long ky = 0; ky < KH; ky++)
-                        for (long kx = 0; kx < KW; kx++)
-                            for (long oy = oy0; oy < oy1; oy++) {
-                                const real *src = pp + (oy*S + ky)*S*WQ + kx % S*WQ + kx / S;
-                                real *dst = col + (c - 0)*KH*KW*LDC + (ky*KW + kx)*LDC + (oy - oy0)*WO;
-                                for (long ox = 0; ox < WO; ox++) dst[ox] = src[ox];
-                            }
-                }
-                gemm_tiled(0, 32, NT, KC, in1, KC, col, LDC, 0, out + n*32*HO*WO + oy0*WO, HO*WO);
+            for (long c = 0; c < C; c++) {
+                for (long iy = 0; iy < H; iy++)
+                    for (long ph = 0; ph < S; ph++) {
+                        const long lo = P > ph ? (P - ph + S - 1) / S : 0, hi = W - 1 + P - ph < 0 ? 0 : (W - 1 + P - ph) / S + 1;
+                        real *prow = pp + c*PL + (iy + P)*S*WQ + ph*WQ;
+                        const real *xrow = in0 + (n*C + c)*H*W + iy*W + ph - P;
+                        for (long q = lo; q < hi; q++) prow[q] = xrow[q*S];
+                    }
             }
+            real *yn = out + n*32*HO*WO; /* [O, HO, WO] */
+            for (long oy = 0; oy < HO; oy++)
+                for (long ox = 0; ox < WO; ox += 32) {
+                    const real *b = pp + oy*S*S*WQ + ox;
+                    gemm_gathered(32, WO - ox < 32 ? WO - ox : 32, KC, in1, KC, off, b, b + 16, yn + oy*WO + ox, HO*WO);
+                }
             for (long o = 0; o < 32; o++) {
-                real *yp = out + (n*32 + o)*HO*WO; const real bo = in2[o];
+                real *yp = yn + o*HO*WO; const real bo = in2[o];
                 for (long p = 0; p < HO*WO; p++) yp[p] += bo;
             }
         }
@@ -857,37 +854,34 @@ void convirt_image_k22_conv2d(real *restrict out, const real *restrict in0, cons
     const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 1, P = 1, HO = 32, WO = 32, KC = 288, NB = B;
     const long HP = H + 2*P, WP = W + 2*P, WQ = (WP + S - 1)/S; /* the image with its zero border; WQ: columns a phase */
     (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB; (void)HP; (void)WP; (void)WQ;
+    const long PL = HP*S*WQ; /* one bordered plane */
+    int off[KC]; /* kernel offset (c, ky, kx): its first element in the planes, at output pixel (0, 0) */
+    for (long c = 0; c < C; c++)
+        for (long ky = 0; ky < KH; ky++)
+            for (long kx = 0; kx < KW; kx++) off[(c*KH + ky)*KW + kx] = (int)(c*PL + ky*S*WQ + kx % S*WQ + kx / S);
     const long nt = omp_get_max_threads() < 16 ? omp_get_max_threads() : 16, L = NB < nt ? NB : nt;
     #pragma omp parallel for schedule(static)
     for (long l = 0; l < L; l++) {
-        real *col = work + l*300676; /* this lane's columns, a tile at a time [K, NT] (row stride LDC) */
-        real *pp = col + 299520; /* bordered channel planes, each [HP, S, WQ] */
-        memset(pp, 0, sizeof(real)*1156);
+        real *pp = work + l*36992; /* this lane's bordered planes [C, HP, S, WQ] */
+        memset(pp, 0, sizeof(real)*36992);
         for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
-            {
-                const long oy0 = 0, oy1 = HO, NT = HO*WO;
-                const long LDC = 1040; /* the columns' row stride */ (void)LDC;
-                for (long c = 0; c < C; c++) {
-                    const real *xp = in0 + (n*C + c)*H*W;
-                    for (long iy = 0; iy < H; iy++)
-                        for (long ph = 0; ph < S; ph++) {
-                            const long lo = P > ph ? (P - ph + S - 1) / S : 0, hi = W - 1 + P - ph < 0 ? 0 : (W - 1 + P - ph) / S + 1;
-                            real *prow = pp + (iy + P)*S*WQ + ph*WQ;
-                            const real *xrow = xp + iy*W + ph - P;
-                            for (long q = lo; q < hi; q++) prow[q] = xrow[q*S];
-                        }
-                    for (long ky = 0; ky < KH; ky++)
-                        for (long kx = 0; kx < KW; kx++)
-                            for (long oy = oy0; oy < oy1; oy++) {
-                                const real *src = pp + (oy*S + ky)*S*WQ + kx % S*WQ + kx / S;
-                                real *dst = col + (c - 0)*KH*KW*LDC + (ky*KW + kx)*LDC + (oy - oy0)*WO;
-                                for (long ox = 0; ox < WO; ox++) dst[ox] = src[ox];
-                            }
-                }
-                gemm_tiled(0, 32, NT, KC, in1, KC, col, LDC, 0, out + n*32*HO*WO + oy0*WO, HO*WO);
+            for (long c = 0; c < C; c++) {
+                for (long iy = 0; iy < H; iy++)
+                    for (long ph = 0; ph < S; ph++) {
+                        const long lo = P > ph ? (P - ph + S - 1) / S : 0, hi = W - 1 + P - ph < 0 ? 0 : (W - 1 + P - ph) / S + 1;
+                        real *prow = pp + c*PL + (iy + P)*S*WQ + ph*WQ;
+                        const real *xrow = in0 + (n*C + c)*H*W + iy*W + ph - P;
+                        for (long q = lo; q < hi; q++) prow[q] = xrow[q*S];
+                    }
             }
+            real *yn = out + n*32*HO*WO; /* [O, HO, WO] */
+            for (long oy = 0; oy < HO; oy++)
+                for (long ox = 0; ox < WO; ox += 32) {
+                    const real *b = pp + oy*S*S*WQ + ox;
+                    gemm_gathered(32, WO - ox < 32 ? WO - ox : 32, KC, in1, KC, off, b, b + 16, yn + oy*WO + ox, HO*WO);
+                }
             for (long o = 0; o < 32; o++) {
-                real *yp = out + (n*32 + o)*HO*WO; const real bo = in2[o];
+                real *yp = yn + o*HO*WO; const real bo = in2[o];
                 for (long p = 0; p < HO*WO; p++) yp[p] += bo;
             }
         }
@@ -942,37 +936,31 @@ void convirt_image_k39_conv2d(real *restrict out, const real *restrict in0, cons
     const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 2, P = 1, HO = 16, WO = 16, KC = 288, NB = B;
     const long HP = H + 2*P, WP = W + 2*P, WQ = (WP + S - 1)/S; /* the image with its zero border; WQ: columns a phase */
     (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB; (void)HP; (void)WP; (void)WQ;
+    const long PL = HP*S*WQ; /* one bordered plane */
+    int off[KC]; /* kernel offset (c, ky, kx): its first element in the planes, at output pixel (0, 0) */
+    for (long c = 0; c < C; c++)
+        for (long ky = 0; ky < KH; ky++)
+            for (long kx = 0; kx < KW; kx++) off[(c*KH + ky)*KW + kx] = (int)(c*PL + ky*S*WQ + kx % S*WQ + kx / S);
     const long nt = omp_get_max_threads() < 16 ? omp_get_max_threads() : 16, L = NB < nt ? NB : nt;
     #pragma omp parallel for schedule(static)
     for (long l = 0; l < L; l++) {
-        real *col = work + l*79492; /* this lane's columns, a tile at a time [K, NT] (row stride LDC) */
-        real *pp = col + 78336; /* bordered channel planes, each [HP, S, WQ] */
-        memset(pp, 0, sizeof(real)*1156);
+        real *pp = work + l*36992; /* this lane's bordered planes [C, HP, S, WQ] */
+        memset(pp, 0, sizeof(real)*36992);
         for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
-            {
-                const long oy0 = 0, oy1 = HO, NT = HO*WO;
-                const long LDC = 272; /* the columns' row stride */ (void)LDC;
-                for (long c = 0; c < C; c++) {
-                    const real *xp = in0 + (n*C + c)*H*W;
-                    for (long iy = 0; iy < H; iy++)
-                        for (long ph = 0; ph < S; ph++) {
-                            const long lo = P > ph ? (P - ph + S - 1) / S : 0, hi = W - 1 + P - ph < 0 ? 0 : (W - 1 + P - ph) / S + 1;
-                            real *prow = pp + (iy + P)*S*WQ + ph*WQ;
-                            const real *xrow = xp + iy*W + ph - P;
-                            for (long q = lo; q < hi; q++) prow[q] = xrow[q*S];
-                        }
-                    for (long ky = 0; ky < KH; ky++)
-                        for (long kx = 0; kx < KW; kx++)
-                            for (long oy = oy0; oy < oy1; oy++) {
-                                const real *src = pp + (oy*S + ky)*S*WQ + kx % S*WQ + kx / S;
-                                real *dst = col + (c - 0)*KH*KW*LDC + (ky*KW + kx)*LDC + (oy - oy0)*WO;
-                                for (long ox = 0; ox < WO; ox++) dst[ox] = src[ox];
-                            }
-                }
-                gemm_tiled(0, 64, NT, KC, in1, KC, col, LDC, 0, out + n*64*HO*WO + oy0*WO, HO*WO);
+            for (long c = 0; c < C; c++) {
+                for (long iy = 0; iy < H; iy++)
+                    for (long ph = 0; ph < S; ph++) {
+                        const long lo = P > ph ? (P - ph + S - 1) / S : 0, hi = W - 1 + P - ph < 0 ? 0 : (W - 1 + P - ph) / S + 1;
+                        real *prow = pp + c*PL + (iy + P)*S*WQ + ph*WQ;
+                        const real *xrow = in0 + (n*C + c)*H*W + iy*W + ph - P;
+                        for (long q = lo; q < hi; q++) prow[q] = xrow[q*S];
+                    }
             }
+            real *yn = out + n*64*HO*WO; /* [O, HO, WO] */
+            for (long oy = 0; oy < HO; oy += 2)
+                gemm_gathered(64, oy + 1 < HO ? 32 : 16, KC, in1, KC, off, pp + oy*S*S*WQ, pp + (oy + 1)*S*S*WQ, yn + oy*WO, HO*WO);
             for (long o = 0; o < 64; o++) {
-                real *yp = out + (n*64 + o)*HO*WO; const real bo = in2[o];
+                real *yp = yn + o*HO*WO; const real bo = in2[o];
                 for (long p = 0; p < HO*WO; p++) yp[p] += bo;
             }
         }
@@ -1038,37 +1026,31 @@ void convirt_image_k47_conv2d(real *restrict out, const real *restrict in0, cons
     const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 1, P = 1, HO = 16, WO = 16, KC = 576, NB = B;
     const long HP = H + 2*P, WP = W + 2*P, WQ = (WP + S - 1)/S; /* the image with its zero border; WQ: columns a phase */
     (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB; (void)HP; (void)WP; (void)WQ;
+    const long PL = HP*S*WQ; /* one bordered plane */
+    int off[KC]; /* kernel offset (c, ky, kx): its first element in the planes, at output pixel (0, 0) */
+    for (long c = 0; c < C; c++)
+        for (long ky = 0; ky < KH; ky++)
+            for (long kx = 0; kx < KW; kx++) off[(c*KH + ky)*KW + kx] = (int)(c*PL + ky*S*WQ + kx % S*WQ + kx / S);
     const long nt = omp_get_max_threads() < 16 ? omp_get_max_threads() : 16, L = NB < nt ? NB : nt;
     #pragma omp parallel for schedule(static)
     for (long l = 0; l < L; l++) {
-        real *col = work + l*156996; /* this lane's columns, a tile at a time [K, NT] (row stride LDC) */
-        real *pp = col + 156672; /* bordered channel planes, each [HP, S, WQ] */
-        memset(pp, 0, sizeof(real)*324);
+        real *pp = work + l*20736; /* this lane's bordered planes [C, HP, S, WQ] */
+        memset(pp, 0, sizeof(real)*20736);
         for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
-            {
-                const long oy0 = 0, oy1 = HO, NT = HO*WO;
-                const long LDC = 272; /* the columns' row stride */ (void)LDC;
-                for (long c = 0; c < C; c++) {
-                    const real *xp = in0 + (n*C + c)*H*W;
-                    for (long iy = 0; iy < H; iy++)
-                        for (long ph = 0; ph < S; ph++) {
-                            const long lo = P > ph ? (P - ph + S - 1) / S : 0, hi = W - 1 + P - ph < 0 ? 0 : (W - 1 + P - ph) / S + 1;
-                            real *prow = pp + (iy + P)*S*WQ + ph*WQ;
-                            const real *xrow = xp + iy*W + ph - P;
-                            for (long q = lo; q < hi; q++) prow[q] = xrow[q*S];
-                        }
-                    for (long ky = 0; ky < KH; ky++)
-                        for (long kx = 0; kx < KW; kx++)
-                            for (long oy = oy0; oy < oy1; oy++) {
-                                const real *src = pp + (oy*S + ky)*S*WQ + kx % S*WQ + kx / S;
-                                real *dst = col + (c - 0)*KH*KW*LDC + (ky*KW + kx)*LDC + (oy - oy0)*WO;
-                                for (long ox = 0; ox < WO; ox++) dst[ox] = src[ox];
-                            }
-                }
-                gemm_tiled(0, 64, NT, KC, in1, KC, col, LDC, 0, out + n*64*HO*WO + oy0*WO, HO*WO);
+            for (long c = 0; c < C; c++) {
+                for (long iy = 0; iy < H; iy++)
+                    for (long ph = 0; ph < S; ph++) {
+                        const long lo = P > ph ? (P - ph + S - 1) / S : 0, hi = W - 1 + P - ph < 0 ? 0 : (W - 1 + P - ph) / S + 1;
+                        real *prow = pp + c*PL + (iy + P)*S*WQ + ph*WQ;
+                        const real *xrow = in0 + (n*C + c)*H*W + iy*W + ph - P;
+                        for (long q = lo; q < hi; q++) prow[q] = xrow[q*S];
+                    }
             }
+            real *yn = out + n*64*HO*WO; /* [O, HO, WO] */
+            for (long oy = 0; oy < HO; oy += 2)
+                gemm_gathered(64, oy + 1 < HO ? 32 : 16, KC, in1, KC, off, pp + oy*S*S*WQ, pp + (oy + 1)*S*S*WQ, yn + oy*WO, HO*WO);
             for (long o = 0; o < 64; o++) {
-                real *yp = out + (n*64 + o)*HO*WO; const real bo = in2[o];
+                real *yp = yn + o*HO*WO; const real bo = in2[o];
                 for (long p = 0; p < HO*WO; p++) yp[p] += bo;
             }
         }
@@ -2235,39 +2217,38 @@ void convirt_image_vjp_k207_sum(real *restrict out, const real *restrict in0, lo
  *   %1094 conv2d_input_grad [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:6
  *   ... and 8 more */
 void convirt_image_vjp_k209_conv2d_input_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B) {
+    /* dx [N, C, H, W] as the convolution of dy [N, O, HO, WO]: below, after the kernel is turned,
+     * C, H, W name dy's sizes and HO, WO dx's */
+    real *wt = work; /* the kernel turned: [C, O*KH*KW] */
+    for (long c = 0; c < 64; c++)
+        for (long o = 0; o < 64; o++)
+            for (long t = 0; t < 9; t++) wt[(c*64 + o)*9 + t] = in1[(o*64 + c)*9 + 8 - t];
     const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 1, P = 1, HO = 16, WO = 16, KC = 576, NB = B;
     const long HP = H + 2*P, WP = W + 2*P, WQ = (WP + S - 1)/S; /* the image with its zero border; WQ: columns a phase */
     (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB; (void)HP; (void)WP; (void)WQ;
+    const long PL = HP*S*WQ; /* one bordered plane */
+    int off[KC]; /* kernel offset (c, ky, kx): its first element in the planes, at output pixel (0, 0) */
+    for (long c = 0; c < C; c++)
+        for (long ky = 0; ky < KH; ky++)
+            for (long kx = 0; kx < KW; kx++) off[(c*KH + ky)*KW + kx] = (int)(c*PL + ky*S*WQ + kx % S*WQ + kx / S);
     const long nt = omp_get_max_threads() < 16 ? omp_get_max_threads() : 16, L = NB < nt ? NB : nt;
     #pragma omp parallel for schedule(static)
     for (long l = 0; l < L; l++) {
-        real *col = work + l*177408; /* this lane's columns, a tile at a time [K, NT] (row stride LDC) */
-        real *pp = col + 156672; /* bordered channel planes, each [HP, S, WQ] */
+        real *pp = work + 36864 + l*20736; /* this lane's bordered planes [C, HP, S, WQ] */
         memset(pp, 0, sizeof(real)*20736);
         for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
-            memset(pp, 0, sizeof(real)*(size_t)(C*HP*S*WQ));
-            {
-                const long oy0 = 0, oy1 = HO, NT = HO*WO;
-                const long LDC = 272; /* the columns' row stride */ (void)LDC;
-                gemm_tiled(1, KC, NT, 64, in1, KC, in0 + n*64*HO*WO + oy0*WO, HO*WO, 0, col, LDC);
-                for (long c = 0; c < C; c++) {
-                    for (long ky = 0; ky < KH; ky++)
-                        for (long kx = 0; kx < KW; kx++)
-                            for (long oy = oy0; oy < oy1; oy++) {
-                                const real *src = col + c*KH*KW*LDC + (ky*KW + kx)*LDC + (oy - oy0)*WO;
-                                real *dst = pp + c*HP*S*WQ + (oy*S + ky)*S*WQ + kx % S*WQ + kx / S;
-                                for (long ox = 0; ox < WO; ox++) dst[ox] += src[ox];
-                            }
-                }
-            }
-            for (long c = 0; c < C; c++)
+            for (long c = 0; c < C; c++) {
                 for (long iy = 0; iy < H; iy++)
                     for (long ph = 0; ph < S; ph++) {
                         const long lo = P > ph ? (P - ph + S - 1) / S : 0, hi = W - 1 + P - ph < 0 ? 0 : (W - 1 + P - ph) / S + 1;
-                        const real *prow = pp + c*HP*S*WQ + (iy + P)*S*WQ + ph*WQ;
-                        real *xrow = out + (n*C + c)*H*W + iy*W + ph - P;
-                        for (long q = lo; q < hi; q++) xrow[q*S] = prow[q];
+                        real *prow = pp + c*PL + (iy + P)*S*WQ + ph*WQ;
+                        const real *xrow = in0 + (n*C + c)*H*W + iy*W + ph - P;
+                        for (long q = lo; q < hi; q++) prow[q] = xrow[q*S];
                     }
+            }
+            real *yn = out + n*64*HO*WO; /* [O, HO, WO] */
+            for (long oy = 0; oy < HO; oy += 2)
+                gemm_gathered(64, oy + 1 < HO ? 32 : 16, KC, wt, KC, off, pp + oy*S*S*WQ, pp + (oy + 1)*S*S*WQ, yn + oy*WO, HO*WO);
         }
     }
 }
@@ -2602,39 +2583,41 @@ void convirt_image_vjp_k256_sum(real *restrict out, const real *restrict in0, lo
  *   %1143 conv2d_input_grad [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:6
  *   ... and 8 more */
 void convirt_image_vjp_k258_conv2d_input_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B) {
+    /* dx [N, C, H, W] as the convolution of dy [N, O, HO, WO]: below, after the kernel is turned,
+     * C, H, W name dy's sizes and HO, WO dx's */
+    real *wt = work; /* the kernel turned: [C, O*KH*KW] */
+    for (long c = 0; c < 32; c++)
+        for (long o = 0; o < 32; o++)
+            for (long t = 0; t < 9; t++) wt[(c*32 + o)*9 + t] = in1[(o*32 + c)*9 + 8 - t];
     const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 1, P = 1, HO = 32, WO = 32, KC = 288, NB = B;
     const long HP = H + 2*P, WP = W + 2*P, WQ = (WP + S - 1)/S; /* the image with its zero border; WQ: columns a phase */
     (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB; (void)HP; (void)WP; (void)WQ;
+    const long PL = HP*S*WQ; /* one bordered plane */
+    int off[KC]; /* kernel offset (c, ky, kx): its first element in the planes, at output pixel (0, 0) */
+    for (long c = 0; c < C; c++)
+        for (long ky = 0; ky < KH; ky++)
+            for (long kx = 0; kx < KW; kx++) off[(c*KH + ky)*KW + kx] = (int)(c*PL + ky*S*WQ + kx % S*WQ + kx / S);
     const long nt = omp_get_max_threads() < 16 ? omp_get_max_threads() : 16, L = NB < nt ? NB : nt;
     #pragma omp parallel for schedule(static)
     for (long l = 0; l < L; l++) {
-        real *col = work + l*189056; /* this lane's columns, a tile at a time [K, NT] (row stride LDC) */
-        real *pp = col + 152064; /* bordered channel planes, each [HP, S, WQ] */
+        real *pp = work + 9216 + l*36992; /* this lane's bordered planes [C, HP, S, WQ] */
         memset(pp, 0, sizeof(real)*36992);
         for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
-            memset(pp, 0, sizeof(real)*(size_t)(C*HP*S*WQ));
-            for (long oy0 = 0; oy0 < HO; oy0 += 16) {
-                const long oy1 = oy0 + 16 < HO ? oy0 + 16 : HO, NT = (oy1 - oy0)*WO; (void)NT;
-                const long LDC = 528; /* the columns' row stride */ (void)LDC;
-                gemm_tiled(1, KC, NT, 32, in1, KC, in0 + n*32*HO*WO + oy0*WO, HO*WO, 0, col, LDC);
-                for (long c = 0; c < C; c++) {
-                    for (long ky = 0; ky < KH; ky++)
-                        for (long kx = 0; kx < KW; kx++)
-                            for (long oy = oy0; oy < oy1; oy++) {
-                                const real *src = col + c*KH*KW*LDC + (ky*KW + kx)*LDC + (oy - oy0)*WO;
-                                real *dst = pp + c*HP*S*WQ + (oy*S + ky)*S*WQ + kx % S*WQ + kx / S;
-                                for (long ox = 0; ox < WO; ox++) dst[ox] += src[ox];
-                            }
-                }
-            }
-            for (long c = 0; c < C; c++)
+            for (long c = 0; c < C; c++) {
                 for (long iy = 0; iy < H; iy++)
                     for (long ph = 0; ph < S; ph++) {
                         const long lo = P > ph ? (P - ph + S - 1) / S : 0, hi = W - 1 + P - ph < 0 ? 0 : (W - 1 + P - ph) / S + 1;
-                        const real *prow = pp + c*HP*S*WQ + (iy + P)*S*WQ + ph*WQ;
-                        real *xrow = out + (n*C + c)*H*W + iy*W + ph - P;
-                        for (long q = lo; q < hi; q++) xrow[q*S] = prow[q];
+                        real *prow = pp + c*PL + (iy + P)*S*WQ + ph*WQ;
+                        const real *xrow = in0 + (n*C + c)*H*W + iy*W + ph - P;
+                        for (long q = lo; q < hi; q++) prow[q] = xrow[q*S];
                     }
+            }
+            real *yn = out + n*32*HO*WO; /* [O, HO, WO] */
+            for (long oy = 0; oy < HO; oy++)
+                for (long ox = 0; ox < WO; ox += 32) {
+                    const real *b = pp + oy*S*S*WQ + ox;
+                    gemm_gathered(32, WO - ox < 32 ? WO - ox : 32, KC, wt, KC, off, b, b + 16, yn + oy*WO + ox, HO*WO);
+                }
         }
     }
 }
@@ -6593,37 +6576,31 @@ void seg_finetune_k109_conv2d(real *restrict out, const real *restrict in0, cons
     const long C = 192, H = 16, W = 16, KH = 3, KW = 3, S = 1, P = 1, HO = 16, WO = 16, KC = 1728, NB = B;
     const long HP = H + 2*P, WP = W + 2*P, WQ = (WP + S - 1)/S; /* the image with its zero border; WQ: columns a phase */
     (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB; (void)HP; (void)WP; (void)WQ;
+    const long PL = HP*S*WQ; /* one bordered plane */
+    int off[KC]; /* kernel offset (c, ky, kx): its first element in the planes, at output pixel (0, 0) */
+    for (long c = 0; c < C; c++)
+        for (long ky = 0; ky < KH; ky++)
+            for (long kx = 0; kx < KW; kx++) off[(c*KH + ky)*KW + kx] = (int)(c*PL + ky*S*WQ + kx % S*WQ + kx / S);
     const long nt = omp_get_max_threads() < 16 ? omp_get_max_threads() : 16, L = NB < nt ? NB : nt;
     #pragma omp parallel for schedule(static)
     for (long l = 0; l < L; l++) {
-        real *col = work + l*470340; /* this lane's columns, a tile at a time [K, NT] (row stride LDC) */
-        real *pp = col + 470016; /* bordered channel planes, each [HP, S, WQ] */
-        memset(pp, 0, sizeof(real)*324);
+        real *pp = work + l*62208; /* this lane's bordered planes [C, HP, S, WQ] */
+        memset(pp, 0, sizeof(real)*62208);
         for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
-            {
-                const long oy0 = 0, oy1 = HO, NT = HO*WO;
-                const long LDC = 272; /* the columns' row stride */ (void)LDC;
-                for (long c = 0; c < C; c++) {
-                    const real *xp = in0 + (n*C + c)*H*W;
-                    for (long iy = 0; iy < H; iy++)
-                        for (long ph = 0; ph < S; ph++) {
-                            const long lo = P > ph ? (P - ph + S - 1) / S : 0, hi = W - 1 + P - ph < 0 ? 0 : (W - 1 + P - ph) / S + 1;
-                            real *prow = pp + (iy + P)*S*WQ + ph*WQ;
-                            const real *xrow = xp + iy*W + ph - P;
-                            for (long q = lo; q < hi; q++) prow[q] = xrow[q*S];
-                        }
-                    for (long ky = 0; ky < KH; ky++)
-                        for (long kx = 0; kx < KW; kx++)
-                            for (long oy = oy0; oy < oy1; oy++) {
-                                const real *src = pp + (oy*S + ky)*S*WQ + kx % S*WQ + kx / S;
-                                real *dst = col + (c - 0)*KH*KW*LDC + (ky*KW + kx)*LDC + (oy - oy0)*WO;
-                                for (long ox = 0; ox < WO; ox++) dst[ox] = src[ox];
-                            }
-                }
-                gemm_tiled(0, 64, NT, KC, in1, KC, col, LDC, 0, out + n*64*HO*WO + oy0*WO, HO*WO);
+            for (long c = 0; c < C; c++) {
+                for (long iy = 0; iy < H; iy++)
+                    for (long ph = 0; ph < S; ph++) {
+                        const long lo = P > ph ? (P - ph + S - 1) / S : 0, hi = W - 1 + P - ph < 0 ? 0 : (W - 1 + P - ph) / S + 1;
+                        real *prow = pp + c*PL + (iy + P)*S*WQ + ph*WQ;
+                        const real *xrow = in0 + (n*C + c)*H*W + iy*W + ph - P;
+                        for (long q = lo; q < hi; q++) prow[q] = xrow[q*S];
+                    }
             }
+            real *yn = out + n*64*HO*WO; /* [O, HO, WO] */
+            for (long oy = 0; oy < HO; oy += 2)
+                gemm_gathered(64, oy + 1 < HO ? 32 : 16, KC, in1, KC, off, pp + oy*S*S*WQ, pp + (oy + 1)*S*S*WQ, yn + oy*WO, HO*WO);
             for (long o = 0; o < 64; o++) {
-                real *yp = out + (n*64 + o)*HO*WO; const real bo = in2[o];
+                real *yp = yn + o*HO*WO; const real bo = in2[o];
                 for (long p = 0; p < HO*WO; p++) yp[p] += bo;
             }
         }
@@ -6666,37 +6643,34 @@ void seg_finetune_k121_conv2d(real *restrict out, const real *restrict in0, cons
     const long C = 96, H = 32, W = 32, KH = 3, KW = 3, S = 1, P = 1, HO = 32, WO = 32, KC = 864, NB = B;
     const long HP = H + 2*P, WP = W + 2*P, WQ = (WP + S - 1)/S; /* the image with its zero border; WQ: columns a phase */
     (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB; (void)HP; (void)WP; (void)WQ;
+    const long PL = HP*S*WQ; /* one bordered plane */
+    int off[KC]; /* kernel offset (c, ky, kx): its first element in the planes, at output pixel (0, 0) */
+    for (long c = 0; c < C; c++)
+        for (long ky = 0; ky < KH; ky++)
+            for (long kx = 0; kx < KW; kx++) off[(c*KH + ky)*KW + kx] = (int)(c*PL + ky*S*WQ + kx % S*WQ + kx / S);
     const long nt = omp_get_max_threads() < 16 ? omp_get_max_threads() : 16, L = NB < nt ? NB : nt;
     #pragma omp parallel for schedule(static)
     for (long l = 0; l < L; l++) {
-        real *col = work + l*899716; /* this lane's columns, a tile at a time [K, NT] (row stride LDC) */
-        real *pp = col + 898560; /* bordered channel planes, each [HP, S, WQ] */
-        memset(pp, 0, sizeof(real)*1156);
+        real *pp = work + l*110976; /* this lane's bordered planes [C, HP, S, WQ] */
+        memset(pp, 0, sizeof(real)*110976);
         for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
-            {
-                const long oy0 = 0, oy1 = HO, NT = HO*WO;
-                const long LDC = 1040; /* the columns' row stride */ (void)LDC;
-                for (long c = 0; c < C; c++) {
-                    const real *xp = in0 + (n*C + c)*H*W;
-                    for (long iy = 0; iy < H; iy++)
-                        for (long ph = 0; ph < S; ph++) {
-                            const long lo = P > ph ? (P - ph + S - 1) / S : 0, hi = W - 1 + P - ph < 0 ? 0 : (W - 1 + P - ph) / S + 1;
-                            real *prow = pp + (iy + P)*S*WQ + ph*WQ;
-                            const real *xrow = xp + iy*W + ph - P;
-                            for (long q = lo; q < hi; q++) prow[q] = xrow[q*S];
-                        }
-                    for (long ky = 0; ky < KH; ky++)
-                        for (long kx = 0; kx < KW; kx++)
-                            for (long oy = oy0; oy < oy1; oy++) {
-                                const real *src = pp + (oy*S + ky)*S*WQ + kx % S*WQ + kx / S;
-                                real *dst = col + (c - 0)*KH*KW*LDC + (ky*KW + kx)*LDC + (oy - oy0)*WO;
-                                for (long ox = 0; ox < WO; ox++) dst[ox] = src[ox];
-                            }
-                }
-                gemm_tiled(0, 32, NT, KC, in1, KC, col, LDC, 0, out + n*32*HO*WO + oy0*WO, HO*WO);
+            for (long c = 0; c < C; c++) {
+                for (long iy = 0; iy < H; iy++)
+                    for (long ph = 0; ph < S; ph++) {
+                        const long lo = P > ph ? (P - ph + S - 1) / S : 0, hi = W - 1 + P - ph < 0 ? 0 : (W - 1 + P - ph) / S + 1;
+                        real *prow = pp + c*PL + (iy + P)*S*WQ + ph*WQ;
+                        const real *xrow = in0 + (n*C + c)*H*W + iy*W + ph - P;
+                        for (long q = lo; q < hi; q++) prow[q] = xrow[q*S];
+                    }
             }
+            real *yn = out + n*32*HO*WO; /* [O, HO, WO] */
+            for (long oy = 0; oy < HO; oy++)
+                for (long ox = 0; ox < WO; ox += 32) {
+                    const real *b = pp + oy*S*S*WQ + ox;
+                    gemm_gathered(32, WO - ox < 32 ? WO - ox : 32, KC, in1, KC, off, b, b + 16, yn + oy*WO + ox, HO*WO);
+                }
             for (long o = 0; o < 32; o++) {
-                real *yp = out + (n*32 + o)*HO*WO; const real bo = in2[o];
+                real *yp = yn + o*HO*WO; const real bo = in2[o];
                 for (long p = 0; p < HO*WO; p++) yp[p] += bo;
             }
         }
@@ -6739,37 +6713,34 @@ void seg_finetune_k133_conv2d(real *restrict out, const real *restrict in0, cons
     const long C = 64, H = 64, W = 64, KH = 3, KW = 3, S = 1, P = 1, HO = 64, WO = 64, KC = 576, NB = B;
     const long HP = H + 2*P, WP = W + 2*P, WQ = (WP + S - 1)/S; /* the image with its zero border; WQ: columns a phase */
     (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB; (void)HP; (void)WP; (void)WQ;
+    const long PL = HP*S*WQ; /* one bordered plane */
+    int off[KC]; /* kernel offset (c, ky, kx): its first element in the planes, at output pixel (0, 0) */
+    for (long c = 0; c < C; c++)
+        for (long ky = 0; ky < KH; ky++)
+            for (long kx = 0; kx < KW; kx++) off[(c*KH + ky)*KW + kx] = (int)(c*PL + ky*S*WQ + kx % S*WQ + kx / S);
     const long nt = omp_get_max_threads() < 16 ? omp_get_max_threads() : 16, L = NB < nt ? NB : nt;
     #pragma omp parallel for schedule(static)
     for (long l = 0; l < L; l++) {
-        real *col = work + l*2372868; /* this lane's columns, a tile at a time [K, NT] (row stride LDC) */
-        real *pp = col + 2368512; /* bordered channel planes, each [HP, S, WQ] */
-        memset(pp, 0, sizeof(real)*4356);
+        real *pp = work + l*278784; /* this lane's bordered planes [C, HP, S, WQ] */
+        memset(pp, 0, sizeof(real)*278784);
         for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
-            {
-                const long oy0 = 0, oy1 = HO, NT = HO*WO;
-                const long LDC = 4112; /* the columns' row stride */ (void)LDC;
-                for (long c = 0; c < C; c++) {
-                    const real *xp = in0 + (n*C + c)*H*W;
-                    for (long iy = 0; iy < H; iy++)
-                        for (long ph = 0; ph < S; ph++) {
-                            const long lo = P > ph ? (P - ph + S - 1) / S : 0, hi = W - 1 + P - ph < 0 ? 0 : (W - 1 + P - ph) / S + 1;
-                            real *prow = pp + (iy + P)*S*WQ + ph*WQ;
-                            const real *xrow = xp + iy*W + ph - P;
-                            for (long q = lo; q < hi; q++) prow[q] = xrow[q*S];
-                        }
-                    for (long ky = 0; ky < KH; ky++)
-                        for (long kx = 0; kx < KW; kx++)
-                            for (long oy = oy0; oy < oy1; oy++) {
-                                const real *src = pp + (oy*S + ky)*S*WQ + kx % S*WQ + kx / S;
-                                real *dst = col + (c - 0)*KH*KW*LDC + (ky*KW + kx)*LDC + (oy - oy0)*WO;
-                                for (long ox = 0; ox < WO; ox++) dst[ox] = src[ox];
-                            }
-                }
-                gemm_tiled(0, 32, NT, KC, in1, KC, col, LDC, 0, out + n*32*HO*WO + oy0*WO, HO*WO);
+            for (long c = 0; c < C; c++) {
+                for (long iy = 0; iy < H; iy++)
+                    for (long ph = 0; ph < S; ph++) {
+                        const long lo = P > ph ? (P - ph + S - 1) / S : 0, hi = W - 1 + P - ph < 0 ? 0 : (W - 1 + P - ph) / S + 1;
+                        real *prow = pp + c*PL + (iy + P)*S*WQ + ph*WQ;
+                        const real *xrow = in0 + (n*C + c)*H*W + iy*W + ph - P;
+                        for (long q = lo; q < hi; q++) prow[q] = xrow[q*S];
+                    }
             }
+            real *yn = out + n*32*HO*WO; /* [O, HO, WO] */
+            for (long oy = 0; oy < HO; oy++)
+                for (long ox = 0; ox < WO; ox += 32) {
+                    const real *b = pp + oy*S*S*WQ + ox;
+                    gemm_gathered(32, WO - ox < 32 ? WO - ox : 32, KC, in1, KC, off, b, b + 16, yn + oy*WO + ox, HO*WO);
+                }
             for (long o = 0; o < 32; o++) {
-                real *yp = out + (n*32 + o)*HO*WO; const real bo = in2[o];
+                real *yp = yn + o*HO*WO; const real bo = in2[o];
                 for (long p = 0; p < HO*WO; p++) yp[p] += bo;
             }
         }
@@ -7156,39 +7127,41 @@ void seg_finetune_k227_conv2d_weight_grad(real *restrict out, const real *restri
  *   %242 conv2d_input_grad [B,64,64,64] (backward)  graphs/lib/unet.lua:16
  *   %246 conv2d_input_grad [B,64,64,64] (backward)  graphs/lib/unet.lua:16 */
 void seg_finetune_k242_conv2d_input_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B) {
-    const long C = 64, H = 64, W = 64, KH = 3, KW = 3, S = 1, P = 1, HO = 64, WO = 64, KC = 576, NB = B;
+    /* dx [N, C, H, W] as the convolution of dy [N, O, HO, WO]: below, after the kernel is turned,
+     * C, H, W name dy's sizes and HO, WO dx's */
+    real *wt = work; /* the kernel turned: [C, O*KH*KW] */
+    for (long c = 0; c < 64; c++)
+        for (long o = 0; o < 32; o++)
+            for (long t = 0; t < 9; t++) wt[(c*32 + o)*9 + t] = in1[(o*64 + c)*9 + 8 - t];
+    const long C = 32, H = 64, W = 64, KH = 3, KW = 3, S = 1, P = 1, HO = 64, WO = 64, KC = 288, NB = B;
     const long HP = H + 2*P, WP = W + 2*P, WQ = (WP + S - 1)/S; /* the image with its zero border; WQ: columns a phase */
     (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB; (void)HP; (void)WP; (void)WQ;
+    const long PL = HP*S*WQ; /* one bordered plane */
+    int off[KC]; /* kernel offset (c, ky, kx): its first element in the planes, at output pixel (0, 0) */
+    for (long c = 0; c < C; c++)
+        for (long ky = 0; ky < KH; ky++)
+            for (long kx = 0; kx < KW; kx++) off[(c*KH + ky)*KW + kx] = (int)(c*PL + ky*S*WQ + kx % S*WQ + kx / S);
     const long nt = omp_get_max_threads() < 16 ? omp_get_max_threads() : 16, L = NB < nt ? NB : nt;
     #pragma omp parallel for schedule(static)
     for (long l = 0; l < L; l++) {
-        real *col = work + l*435456; /* this lane's columns, a tile at a time [K, NT] (row stride LDC) */
-        real *pp = col + 156672; /* bordered channel planes, each [HP, S, WQ] */
-        memset(pp, 0, sizeof(real)*278784);
+        real *pp = work + 18432 + l*139392; /* this lane's bordered planes [C, HP, S, WQ] */
+        memset(pp, 0, sizeof(real)*139392);
         for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
-            memset(pp, 0, sizeof(real)*(size_t)(C*HP*S*WQ));
-            for (long oy0 = 0; oy0 < HO; oy0 += 4) {
-                const long oy1 = oy0 + 4 < HO ? oy0 + 4 : HO, NT = (oy1 - oy0)*WO; (void)NT;
-                const long LDC = 272; /* the columns' row stride */ (void)LDC;
-                gemm_tiled(1, KC, NT, 32, in1, KC, in0 + n*32*HO*WO + oy0*WO, HO*WO, 0, col, LDC);
-                for (long c = 0; c < C; c++) {
-                    for (long ky = 0; ky < KH; ky++)
-                        for (long kx = 0; kx < KW; kx++)
-                            for (long oy = oy0; oy < oy1; oy++) {
-                                const real *src = col + c*KH*KW*LDC + (ky*KW + kx)*LDC + (oy - oy0)*WO;
-                                real *dst = pp + c*HP*S*WQ + (oy*S + ky)*S*WQ + kx % S*WQ + kx / S;
-                                for (long ox = 0; ox < WO; ox++) dst[ox] += src[ox];
-                            }
-                }
-            }
-            for (long c = 0; c < C; c++)
+            for (long c = 0; c < C; c++) {
                 for (long iy = 0; iy < H; iy++)
                     for (long ph = 0; ph < S; ph++) {
                         const long lo = P > ph ? (P - ph + S - 1) / S : 0, hi = W - 1 + P - ph < 0 ? 0 : (W - 1 + P - ph) / S + 1;
-                        const real *prow = pp + c*HP*S*WQ + (iy + P)*S*WQ + ph*WQ;
-                        real *xrow = out + (n*C + c)*H*W + iy*W + ph - P;
-                        for (long q = lo; q < hi; q++) xrow[q*S] = prow[q];
+                        real *prow = pp + c*PL + (iy + P)*S*WQ + ph*WQ;
+                        const real *xrow = in0 + (n*C + c)*H*W + iy*W + ph - P;
+                        for (long q = lo; q < hi; q++) prow[q] = xrow[q*S];
                     }
+            }
+            real *yn = out + n*64*HO*WO; /* [O, HO, WO] */
+            for (long oy = 0; oy < HO; oy++)
+                for (long ox = 0; ox < WO; ox += 32) {
+                    const real *b = pp + oy*S*S*WQ + ox;
+                    gemm_gathered(64, WO - ox < 32 ? WO - ox : 32, KC, wt, KC, off, b, b + 16, yn + oy*WO + ox, HO*WO);
+                }
         }
     }
 }
@@ -7302,39 +7275,41 @@ void seg_finetune_k248_sum(real *restrict out, const real *restrict in0, long B)
  *   %264 conv2d_input_grad [B,96,32,32] (backward)  graphs/lib/unet.lua:16
  *   %268 conv2d_input_grad [B,96,32,32] (backward)  graphs/lib/unet.lua:16 */
 void seg_finetune_k264_conv2d_input_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B) {
-    const long C = 96, H = 32, W = 32, KH = 3, KW = 3, S = 1, P = 1, HO = 32, WO = 32, KC = 864, NB = B;
+    /* dx [N, C, H, W] as the convolution of dy [N, O, HO, WO]: below, after the kernel is turned,
+     * C, H, W name dy's sizes and HO, WO dx's */
+    real *wt = work; /* the kernel turned: [C, O*KH*KW] */
+    for (long c = 0; c < 96; c++)
+        for (long o = 0; o < 32; o++)
+            for (long t = 0; t < 9; t++) wt[(c*32 + o)*9 + t] = in1[(o*96 + c)*9 + 8 - t];
+    const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 1, P = 1, HO = 32, WO = 32, KC = 288, NB = B;
     const long HP = H + 2*P, WP = W + 2*P, WQ = (WP + S - 1)/S; /* the image with its zero border; WQ: columns a phase */
     (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB; (void)HP; (void)WP; (void)WQ;
+    const long PL = HP*S*WQ; /* one bordered plane */
+    int off[KC]; /* kernel offset (c, ky, kx): its first element in the planes, at output pixel (0, 0) */
+    for (long c = 0; c < C; c++)
+        for (long ky = 0; ky < KH; ky++)
+            for (long kx = 0; kx < KW; kx++) off[(c*KH + ky)*KW + kx] = (int)(c*PL + ky*S*WQ + kx % S*WQ + kx / S);
     const long nt = omp_get_max_threads() < 16 ? omp_get_max_threads() : 16, L = NB < nt ? NB : nt;
     #pragma omp parallel for schedule(static)
     for (long l = 0; l < L; l++) {
-        real *col = work + l*263040; /* this lane's columns, a tile at a time [K, NT] (row stride LDC) */
-        real *pp = col + 152064; /* bordered channel planes, each [HP, S, WQ] */
-        memset(pp, 0, sizeof(real)*110976);
+        real *pp = work + 27648 + l*36992; /* this lane's bordered planes [C, HP, S, WQ] */
+        memset(pp, 0, sizeof(real)*36992);
         for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
-            memset(pp, 0, sizeof(real)*(size_t)(C*HP*S*WQ));
-            for (long oy0 = 0; oy0 < HO; oy0 += 5) {
-                const long oy1 = oy0 + 5 < HO ? oy0 + 5 : HO, NT = (oy1 - oy0)*WO; (void)NT;
-                const long LDC = 176; /* the columns' row stride */ (void)LDC;
-                gemm_tiled(1, KC, NT, 32, in1, KC, in0 + n*32*HO*WO + oy0*WO, HO*WO, 0, col, LDC);
-                for (long c = 0; c < C; c++) {
-                    for (long ky = 0; ky < KH; ky++)
-                        for (long kx = 0; kx < KW; kx++)
-                            for (long oy = oy0; oy < oy1; oy++) {
-                                const real *src = col + c*KH*KW*LDC + (ky*KW + kx)*LDC + (oy - oy0)*WO;
-                                real *dst = pp + c*HP*S*WQ + (oy*S + ky)*S*WQ + kx % S*WQ + kx / S;
-                                for (long ox = 0; ox < WO; ox++) dst[ox] += src[ox];
-                            }
-                }
-            }
-            for (long c = 0; c < C; c++)
+            for (long c = 0; c < C; c++) {
                 for (long iy = 0; iy < H; iy++)
                     for (long ph = 0; ph < S; ph++) {
                         const long lo = P > ph ? (P - ph + S - 1) / S : 0, hi = W - 1 + P - ph < 0 ? 0 : (W - 1 + P - ph) / S + 1;
-                        const real *prow = pp + c*HP*S*WQ + (iy + P)*S*WQ + ph*WQ;
-                        real *xrow = out + (n*C + c)*H*W + iy*W + ph - P;
-                        for (long q = lo; q < hi; q++) xrow[q*S] = prow[q];
+                        real *prow = pp + c*PL + (iy + P)*S*WQ + ph*WQ;
+                        const real *xrow = in0 + (n*C + c)*H*W + iy*W + ph - P;
+                        for (long q = lo; q < hi; q++) prow[q] = xrow[q*S];
                     }
+            }
+            real *yn = out + n*96*HO*WO; /* [O, HO, WO] */
+            for (long oy = 0; oy < HO; oy++)
+                for (long ox = 0; ox < WO; ox += 32) {
+                    const real *b = pp + oy*S*S*WQ + ox;
+                    gemm_gathered(96, WO - ox < 32 ? WO - ox : 32, KC, wt, KC, off, b, b + 16, yn + oy*WO + ox, HO*WO);
+                }
         }
     }
 }
@@ -7447,39 +7422,38 @@ void seg_finetune_k270_sum(real *restrict out, const real *restrict in0, long B)
 /* seg_finetune_k286_conv2d_input_grad:
  *   %286 conv2d_input_grad [B,192,16,16] (backward)  graphs/lib/unet.lua:16 */
 void seg_finetune_k286_conv2d_input_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B) {
-    const long C = 192, H = 16, W = 16, KH = 3, KW = 3, S = 1, P = 1, HO = 16, WO = 16, KC = 1728, NB = B;
+    /* dx [N, C, H, W] as the convolution of dy [N, O, HO, WO]: below, after the kernel is turned,
+     * C, H, W name dy's sizes and HO, WO dx's */
+    real *wt = work; /* the kernel turned: [C, O*KH*KW] */
+    for (long c = 0; c < 192; c++)
+        for (long o = 0; o < 64; o++)
+            for (long t = 0; t < 9; t++) wt[(c*64 + o)*9 + t] = in1[(o*192 + c)*9 + 8 - t];
+    const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 1, P = 1, HO = 16, WO = 16, KC = 576, NB = B;
     const long HP = H + 2*P, WP = W + 2*P, WQ = (WP + S - 1)/S; /* the image with its zero border; WQ: columns a phase */
     (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB; (void)HP; (void)WP; (void)WQ;
+    const long PL = HP*S*WQ; /* one bordered plane */
+    int off[KC]; /* kernel offset (c, ky, kx): its first element in the planes, at output pixel (0, 0) */
+    for (long c = 0; c < C; c++)
+        for (long ky = 0; ky < KH; ky++)
+            for (long kx = 0; kx < KW; kx++) off[(c*KH + ky)*KW + kx] = (int)(c*PL + ky*S*WQ + kx % S*WQ + kx / S);
     const long nt = omp_get_max_threads() < 16 ? omp_get_max_threads() : 16, L = NB < nt ? NB : nt;
     #pragma omp parallel for schedule(static)
     for (long l = 0; l < L; l++) {
-        real *col = work + l*200448; /* this lane's columns, a tile at a time [K, NT] (row stride LDC) */
-        real *pp = col + 138240; /* bordered channel planes, each [HP, S, WQ] */
-        memset(pp, 0, sizeof(real)*62208);
+        real *pp = work + 110592 + l*20736; /* this lane's bordered planes [C, HP, S, WQ] */
+        memset(pp, 0, sizeof(real)*20736);
         for (long n = l*NB/L; n < (l + 1)*NB/L; n++) {
-            memset(pp, 0, sizeof(real)*(size_t)(C*HP*S*WQ));
-            for (long oy0 = 0; oy0 < HO; oy0 += 4) {
-                const long oy1 = oy0 + 4 < HO ? oy0 + 4 : HO, NT = (oy1 - oy0)*WO; (void)NT;
-                const long LDC = 80; /* the columns' row stride */ (void)LDC;
-                gemm_tiled(1, KC, NT, 64, in1, KC, in0 + n*64*HO*WO + oy0*WO, HO*WO, 0, col, LDC);
-                for (long c = 0; c < C; c++) {
-                    for (long ky = 0; ky < KH; ky++)
-                        for (long kx = 0; kx < KW; kx++)
-                            for (long oy = oy0; oy < oy1; oy++) {
-                                const real *src = col + c*KH*KW*LDC + (ky*KW + kx)*LDC + (oy - oy0)*WO;
-                                real *dst = pp + c*HP*S*WQ + (oy*S + ky)*S*WQ + kx % S*WQ + kx / S;
-                                for (long ox = 0; ox < WO; ox++) dst[ox] += src[ox];
-                            }
-                }
-            }
-            for (long c = 0; c < C; c++)
+            for (long c = 0; c < C; c++) {
                 for (long iy = 0; iy < H; iy++)
                     for (long ph = 0; ph < S; ph++) {
                         const long lo = P > ph ? (P - ph + S - 1) / S : 0, hi = W - 1 + P - ph < 0 ? 0 : (W - 1 + P - ph) / S + 1;
-                        const real *prow = pp + c*HP*S*WQ + (iy + P)*S*WQ + ph*WQ;
-                        real *xrow = out + (n*C + c)*H*W + iy*W + ph - P;
-                        for (long q = lo; q < hi; q++) xrow[q*S] = prow[q];
+                        real *prow = pp + c*PL + (iy + P)*S*WQ + ph*WQ;
+                        const real *xrow = in0 + (n*C + c)*H*W + iy*W + ph - P;
+                        for (long q = lo; q < hi; q++) prow[q] = xrow[q*S];
                     }
+            }
+            real *yn = out + n*192*HO*WO; /* [O, HO, WO] */
+            for (long oy = 0; oy < HO; oy += 2)
+                gemm_gathered(192, oy + 1 < HO ? 32 : 16, KC, wt, KC, off, pp + oy*S*S*WQ, pp + (oy + 1)*S*S*WQ, yn + oy*WO, HO*WO);
         }
     }
 }

@@ -349,6 +349,55 @@ local function direct_weight_grad_workspace(z)
 end
 
 -- y [N, O, Ho, Wo] = conv(x [N, C, H, W], w [O, C, kh, kw]) + b [O]
+-- A convolution read in place: no columns are built. Per image, each input channel is copied once
+-- into its bordered plane (as im2col does first), and gemm_gathered (runtime/kernel_gemm.h) forms
+-- 32 output pixels at a time for every output channel, reading kernel offset (c, ky, kx)'s row of
+-- the product from the planes through a table of offsets: with the planes split by stride phase,
+-- each output row's pixels are contiguous there. The sums run in the same order as through
+-- columns, so the results are the same, without writing and rereading 9 copies of the image.
+-- Output rows must be whole vectors (WO a multiple of 16): 32 pixels are one or two output rows.
+--   a: the kernel's attributes; x [N, C, H, W] (x_expr), y [N, O, HO, WO] (y_expr);
+--   w_expr: the kernel as [O, C*KH*KW]; bias_expr: [O] or nil.
+local function gathered_fits(a, C, H, W)
+  local _, Wo = out_hw(a, H, W)
+  return C > 1 and Wo % 16 == 0
+end
+
+local function gathered_conv(a, C, H, W, O, N, x_expr, w_expr, y_expr, work, bias_expr)
+  local plane = plane_size(a, H, W)
+  local _, Wo = out_hw(a, H, W)
+  local body = { string.format("for (long c = 0; c < C; c++) {") }
+  for _, l in ipairs(image_rows("pp + c*PL", x_expr .. " + (n*C + c)*H*W", true)) do body[#body + 1] = "    " .. l end
+  body[#body + 1] = "}"
+  body[#body + 1] = string.format("real *yn = %s + n*%d*HO*WO; /* [O, HO, WO] */", y_expr, O)
+  if Wo >= 32 then -- 32 pixels of one output row (16 at the row's end if WO is an odd multiple of 16)
+    body[#body + 1] = "for (long oy = 0; oy < HO; oy++)"
+    body[#body + 1] = "    for (long ox = 0; ox < WO; ox += 32) {"
+    body[#body + 1] = "        const real *b = pp + oy*S*S*WQ + ox;"
+    body[#body + 1] = string.format("        gemm_gathered(%d, WO - ox < 32 ? WO - ox : 32, KC, %s, KC, off, b, b + 16, yn + oy*WO + ox, HO*WO);", O, w_expr)
+    body[#body + 1] = "    }"
+  else -- WO = 16: two output rows (one for the last of an odd count)
+    body[#body + 1] = "for (long oy = 0; oy < HO; oy += 2)"
+    body[#body + 1] = string.format("    gemm_gathered(%d, oy + 1 < HO ? 32 : 16, KC, %s, KC, off, pp + oy*S*S*WQ, pp + (oy + 1)*S*S*WQ, yn + oy*WO, HO*WO);", O, w_expr)
+  end
+  if bias_expr then
+    body[#body + 1] = string.format("for (long o = 0; o < %d; o++) {", O)
+    body[#body + 1] = string.format("    real *yp = yn + o*HO*WO; const real bo = %s[o];", bias_expr)
+    body[#body + 1] = "    for (long p = 0; p < HO*WO; p++) yp[p] += bo;"
+    body[#body + 1] = "}"
+  end
+  local lines = {
+    constants(a, C, H, W, N),
+    "    const long PL = HP*S*WQ; /* one bordered plane */",
+    "    int off[KC]; /* kernel offset (c, ky, kx): its first element in the planes, at output pixel (0, 0) */",
+    "    for (long c = 0; c < C; c++)",
+    "        for (long ky = 0; ky < KH; ky++)",
+    "            for (long kx = 0; kx < KW; kx++) off[(c*KH + ky)*KW + kx] = (int)(c*PL + ky*S*WQ + kx % S*WQ + kx / S);",
+  }
+  for _, l in ipairs(lanes({}, { work = work }, body, nil, "pp", C * plane, "bordered planes [C, HP, S, WQ]")) do lines[#lines + 1] = l end
+  return table.concat(lines, "\n")
+end
+
 M.ops.conv2d = {
   infer = function(n)
     local x, w, a = n.inputs[1], n.inputs[2], n.attrs
@@ -371,12 +420,17 @@ M.ops.conv2d = {
   workspace = function(n)
     local z = conv_sizes(n, n.inputs[1].shape, n.inputs[2].shape)
     if z.C == 1 then return size.mono(LANES * z.plane) end
+    if not z.identity and gathered_fits(n.attrs, z.C, z.H, z.W) then return size.mono(LANES * z.C * z.plane) end
     return lanes_workspace(z)
   end,
   emit = function(n, names)
     local x, w = n.inputs[1], n.inputs[2]
     local z = conv_sizes(n, x.shape, w.shape)
     if z.C == 1 then return direct_forward(n, names, z) end
+    if not z.identity and gathered_fits(n.attrs, z.C, z.H, z.W) then
+      return gathered_conv(n.attrs, z.C, z.H, z.W, z.O, z.N, names.inputs[1], names.inputs[2], names.out, names.work,
+        n.inputs[3] and names.inputs[3])
+    end
     local body
     if z.identity then
       body = { string.format("gemm_tiled(0, %d, HO*WO, KC, %s, KC, col, HO*WO, 0, %s + n*%d*HO*WO, HO*WO);",
@@ -417,10 +471,44 @@ local function input_grad_sizes(n)
   return z
 end
 
+-- At stride 1, dx is itself a convolution, read in place: of dy, with padding KH-1-P, by the
+-- kernel turned half a turn with its channel axes swapped, wt [C, O, KH, KW] =
+-- w[o, c, KH-1-ky, KW-1-kx]. Returns that convolution's attributes, or nil where it does not apply.
+local function input_grad_as_conv(n)
+  local a, z = n.attrs, input_grad_sizes(n)
+  if z.identity or a.stride ~= 1 or a.kh ~= a.kw or a.pad > a.kh - 1 then return nil end
+  local t = { kh = a.kh, kw = a.kw, stride = 1, pad = a.kh - 1 - a.pad }
+  if not gathered_fits(t, z.O, z.HW / z.WO, z.WO) then return nil end
+  local H, W = out_hw(t, z.HW / z.WO, z.WO)
+  assert(H == z.H and W == z.W)
+  return t, z
+end
+
+local function input_grad_conv(n, names, t, z)
+  local turned = z.O * z.K
+  local lines = {
+    "    /* dx [N, C, H, W] as the convolution of dy [N, O, HO, WO]: below, after the kernel is turned,",
+    "     * C, H, W name dy's sizes and HO, WO dx's */",
+    string.format("    real *wt = %s; /* the kernel turned: [C, O*KH*KW] */", names.work),
+    string.format("    for (long c = 0; c < %d; c++)", z.C),
+    string.format("        for (long o = 0; o < %d; o++)", z.O),
+    string.format("            for (long t = 0; t < %d; t++) wt[(c*%d + o)*%d + t] = %s[(o*%d + c)*%d + %d - t];",
+      t.kh * t.kw, z.O, t.kh * t.kw, names.inputs[2], z.C, t.kh * t.kw, t.kh * t.kw - 1),
+    gathered_conv(t, z.O, z.HW / z.WO, z.WO, z.C, z.N, names.inputs[1], "wt", names.out, names.work .. " + " .. turned),
+  }
+  return table.concat(lines, "\n")
+end
+
 M.ops.conv2d_input_grad = {
   infer = function(n) return n.attrs.x_shape, "real" end,
-  workspace = function(n) return lanes_workspace(input_grad_sizes(n)) end,
+  workspace = function(n)
+    local t, z = input_grad_as_conv(n)
+    if t then return size.mono(z.O * z.K + LANES * z.O * plane_size(t, z.HW / z.WO, z.WO)) end
+    return lanes_workspace(input_grad_sizes(n))
+  end,
   emit = function(n, names)
+    local t, zt = input_grad_as_conv(n)
+    if t then return input_grad_conv(n, names, t, zt) end
     local z = input_grad_sizes(n)
     local body
     if z.identity then

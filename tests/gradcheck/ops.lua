@@ -95,11 +95,22 @@ case("conv2d_s2p1_35_images", function(g)
   local B = g.dim("B")
   return g.conv2d(x(g, "x", { B, 1, 4, 4 }), g.param("w", { 3, 1, 3, 3 }), g.param("b", { 3 }), 2, 1)
 end, { B = 35 })
--- input gradient columns too large for one block: made for two tiles of output rows (40 and 39),
--- whose input rows overlap
+-- input gradient columns too large for one block (72 x 49 x 49 elements): made for two tiles of
+-- output rows (25 and 24), whose input rows overlap; 49 columns are not whole vectors, so the
+-- input gradient goes through columns, not gemm_gathered
 case("conv2d_row_tiles", function(g)
   local B = g.dim("B")
-  return g.conv2d(x(g, "x", { B, 2, 79, 80 }), g.param("w", { 3, 2, 3, 3 }), g.param("b", { 3 }), 1, 1)
+  return g.conv2d(x(g, "x", { B, 8, 49, 49 }), g.param("w", { 2, 8, 3, 3 }), g.param("b", { 2 }), 1, 1)
+end)
+-- output rows of 16: read in place (gemm_gathered), two rows at a time, the fifth alone; at
+-- stride 2 from planes split by phase, and at stride 1
+case("conv2d_gathered_s2_odd_rows", function(g)
+  local B = g.dim("B")
+  return g.conv2d(x(g, "x", { B, 2, 9, 32 }), g.param("w", { 3, 2, 3, 3 }), g.param("b", { 3 }), 2, 1)
+end)
+case("conv2d_gathered_s1", function(g)
+  local B = g.dim("B")
+  return g.conv2d(x(g, "x", { B, 2, 5, 16 }), g.param("w", { 3, 2, 3, 3 }), g.param("b", { 3 }), 1, 1)
 end)
 -- the im2col op (its gradient is col2im) and the col2im op (its gradient is im2col), at a stride
 -- whose phases differ in length (7 bordered columns, stride 2)

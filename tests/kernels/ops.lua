@@ -59,20 +59,25 @@ graphs.conv2d = function(g)
   g.output("y1", g.conv2d(g.input("x1", { B, 1, 9, 9 }), g.input("w1", { 4, 1, 3, 3 }), g.input("b1", { 4 }), 1, 1))
 end
 
--- a convolution's two gradients, at stride 1 and 2, padding 1: x [B,5,11,11], w [12,5,3,3]. The
--- products (gemm_tiled in float) end in partial blocks: 12 output channels and 45 rows of
--- columns (not multiples of 8), 121 and 36 pixels (not multiples of 32)
+-- convolutions and their two gradients, at stride 1 and 2, padding 1, w [12,C,3,3], of three
+-- images: x [B,5,11,11] (columns: odd sizes; the products end in partial blocks: 12 output
+-- channels, 45 rows of columns, 121 and 36 pixels), xa [B,3,16,16] (read in place, two output rows
+-- of 16 at a time, an odd count of rows at stride 2: 8) and xb [B,3,32,32] (read in place, 32 and
+-- 16 pixels a row). Outputs y<image><stride>, dx<image><stride>, dw<image><stride>.
 graphs.conv2d_grads = function(g)
   local B = g.dim("B")
-  local x = g.input("x", { B, 5, 11, 11 })
-  local w = g.input("w", { 12, 5, 3, 3 })
-  for _, stride in ipairs({ 1, 2 }) do
-    local a = { kh = 3, kw = 3, stride = stride, pad = 1 }
-    local side = stride == 1 and 11 or 6
-    local dy = g.input("dy" .. stride, { B, 12, side, side })
-    g.output("y" .. stride, g.conv2d(x, w, nil, stride, 1))
-    g.output("dx" .. stride, g.conv2d_input_grad(dy, w, a, x.shape))
-    g.output("dw" .. stride, g.conv2d_weight_grad(dy, x, a, w.shape))
+  for _, img in ipairs({ { "", 5, 11 }, { "a", 3, 16 }, { "b", 3, 32 } }) do
+    local tag, C, side = img[1], img[2], img[3]
+    local x = g.input("x" .. tag, { B, C, side, side })
+    local w = g.input("w" .. tag, { 12, C, 3, 3 })
+    for _, stride in ipairs({ 1, 2 }) do
+      local a = { kh = 3, kw = 3, stride = stride, pad = 1 }
+      local out = math.floor((side + 2 - 3) / stride) + 1
+      local dy = g.input("dy" .. tag .. stride, { B, 12, out, out })
+      g.output("y" .. tag .. stride, g.conv2d(x, w, nil, stride, 1))
+      g.output("dx" .. tag .. stride, g.conv2d_input_grad(dy, w, a, x.shape))
+      g.output("dw" .. tag .. stride, g.conv2d_weight_grad(dy, x, a, w.shape))
+    end
   end
 end
 

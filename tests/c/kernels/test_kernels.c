@@ -37,7 +37,7 @@
 #include "ops_softmax.h"
 
 #define RTOL 1e-5
-#define MAX_IO 8
+#define MAX_IO 24 /* inputs or outputs of one graph (conv2d_grads: 12 and 18) */
 #define GUARD 256 /* bytes checked after the arena */
 
 /* ---------------------------------------------------------------------------------------- */
@@ -439,27 +439,35 @@ static void ref_conv_grads(const real *x, const real *w, const real *dy, long B,
 }
 
 Test(kernels, conv2d_grads) {
+    const struct { const char *tag; long C, side; } images[] = {{"", 5, 11}, {"a", 3, 16}, {"b", 3, 32}};
     FOR_EACH_B {
         long B = SIZES[bi];
         run_t r;
         setup(&r, &reclf_graph_ops_conv2d_grads, B);
         forward(&r);
-        const real *x = in_real(&r, "x"), *w = in_real(&r, "w");
-        for (long S = 1; S <= 2; S++) { /* x [B,5,11,11], w [12,5,3,3] -> [B,12,11,11] or [B,12,6,6] */
-            const long side = S == 1 ? 11 : 6;
-            char yname[8], dxname[8], dwname[8], dyname[8];
-            snprintf(yname, sizeof yname, "y%ld", S);
-            snprintf(dxname, sizeof dxname, "dx%ld", S);
-            snprintf(dwname, sizeof dwname, "dw%ld", S);
-            snprintf(dyname, sizeof dyname, "dy%ld", S);
-            double *y = ref_alloc(B * 12 * side * side), *dx = ref_alloc(B * 5 * 11 * 11), *dw = ref_alloc(12 * 5 * 9);
-            ref_conv_grads(x, w, in_real(&r, dyname), B, 5, 11, 11, 12, S, side, side, y, dx, dw);
-            compare(yname, B, output(&r, yname, 4, -1, 12, side, side), y, B * 12 * side * side);
-            compare(dxname, B, output(&r, dxname, 4, -1, 5, 11, 11), dx, B * 5 * 11 * 11);
-            compare(dwname, B, output(&r, dwname, 4, 12, 5, 3, 3), dw, 12 * 5 * 9);
-            free(y);
-            free(dx);
-            free(dw);
+        for (size_t im = 0; im < sizeof images / sizeof *images; im++) {
+            const long C = images[im].C, side = images[im].side;
+            char name[16];
+            snprintf(name, sizeof name, "x%s", images[im].tag);
+            const real *x = in_real(&r, name);
+            snprintf(name, sizeof name, "w%s", images[im].tag);
+            const real *w = in_real(&r, name);
+            for (long S = 1; S <= 2; S++) { /* x [B,C,side,side], w [12,C,3,3] -> [B,12,out,out] */
+                const long out = (side + 2 - 3) / S + 1;
+                char yname[16], dxname[16], dwname[16], dyname[16];
+                snprintf(yname, sizeof yname, "y%s%ld", images[im].tag, S);
+                snprintf(dxname, sizeof dxname, "dx%s%ld", images[im].tag, S);
+                snprintf(dwname, sizeof dwname, "dw%s%ld", images[im].tag, S);
+                snprintf(dyname, sizeof dyname, "dy%s%ld", images[im].tag, S);
+                double *y = ref_alloc(B * 12 * out * out), *dx = ref_alloc(B * C * side * side), *dw = ref_alloc(12 * C * 9);
+                ref_conv_grads(x, w, in_real(&r, dyname), B, C, side, side, 12, S, out, out, y, dx, dw);
+                compare(yname, B, output(&r, yname, 4, -1, 12, out, out), y, B * 12 * out * out);
+                compare(dxname, B, output(&r, dxname, 4, -1, C, side, side), dx, B * C * side * side);
+                compare(dwname, B, output(&r, dwname, 4, 12, C, 3, 3), dw, 12 * C * 9);
+                free(y);
+                free(dx);
+                free(dw);
+            }
         }
         teardown(&r);
     }
