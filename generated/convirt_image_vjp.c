@@ -381,7 +381,7 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     PROF_GEMM(148, 288, 1024, 32);
     CALL(148, (double)18874368*B, sizeof(real)*((double)131072*B + (double)32768*B + (double)9216), convirt_image_vjp_k291_conv2d_input_grad(A + 5177584 + 262144*B, A + 5177584 + 393216*B, (real *)P + 384, A + 0, B)); /* %291 conv2d_input_grad [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
     PROF_GEMM(149, 144, 32, 1024);
-    CALL(149, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)131072*B), convirt_image_vjp_k292_conv2d_weight_grad(A + 350224, A + 5177584 + 393216*B, A + 5177584 + 131072*B, A + 0, B)); /* %292 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(149, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)131072*B), convirt_image_vjp_k292_conv2d_weight_grad(A + 181376, A + 5177584 + 393216*B, A + 5177584 + 131072*B, A + 0, B)); /* %292 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:6 */
     CALL(150, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), convirt_image_vjp_k294_fused_mul_step(A + 5177584 + 393216*B, A + 5177584 + 262144*B, A + 5177584 + 131072*B, B)); /* %294 fused:mul_step [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
     CALL(151, (double)655360*B, sizeof(real)*((double)64*B + (double)131072*B + (double)131072*B + (double)16*B), convirt_image_vjp_k295_group_norm_sums(A + 5177584 + 622592*B, A + 5177584 + 393216*B, A + 5177584, A + 5177584 + 643328*B, B)); /* %295 group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:7 */
     CALL(152, (double)917504*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B + (double)16*B + (double)32 + (double)64*B), convirt_image_vjp_k296_group_norm_grad_x(A + 5177584 + 131072*B, A + 5177584 + 393216*B, A + 5177584, A + 5177584 + 643328*B, (real *)P + 320, A + 5177584 + 622592*B, B)); /* %296 group_norm_grad_x [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
@@ -395,7 +395,7 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     memcpy(grads + 288, A + 22384, sizeof(real)*32); /* d loss / d image.stem.bias */
     memcpy(grads + 320, A + 22352, sizeof(real)*32); /* d loss / d image.stem_gn.weight */
     memcpy(grads + 352, A + 22320, sizeof(real)*32); /* d loss / d image.stem_gn.bias */
-    memcpy(grads + 384, A + 350224, sizeof(real)*9216); /* d loss / d image.stage1.down.weight */
+    memcpy(grads + 384, A + 181376, sizeof(real)*9216); /* d loss / d image.stage1.down.weight */
     memcpy(grads + 9600, A + 5177536, sizeof(real)*32); /* d loss / d image.stage1.down.bias */
     memcpy(grads + 9632, A + 5177504, sizeof(real)*32); /* d loss / d image.stage1.gn.weight */
     memcpy(grads + 9664, A + 5177472, sizeof(real)*32); /* d loss / d image.stage1.gn.bias */

@@ -1899,9 +1899,14 @@ void convirt_image_vjp_k161_conv2d_weight_grad(real *restrict out, const real *r
     const long C = 128, H = 8, W = 8, KH = 3, KW = 3, S = 1, P = 1, HO = 8, WO = 8, KC = 1152, NB = B;
     const long HP = H + 2*P, WP = W + 2*P, WQ = (WP + S - 1)/S; /* the image with its zero border; WQ: columns a phase */
     (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB; (void)HP; (void)WP; (void)WQ;
-    real *acc = work + 92560; /* [KC, O] */
-    real *dyt = work + 240016; /* dy of image n, transposed [HO*WO, O] */
-    for (long q = 0; q < 4; q++) memset(work + q*23140 + 23040, 0, sizeof(real)*(size_t)(HP*S*WQ)); /* the planes' borders */
+    real *acc = work + 12800; /* [KC, O] */
+    real *dyt = work + 160256; /* dy of image n, transposed [HO*WO, O] */
+    const long PL = HP*S*WQ; /* one bordered plane */
+    int off[288]; /* a chunk's kernel offset (c - c0, ky, kx): its first element in the planes, at output pixel (0, 0) */
+    for (long c = 0; c < 32; c++)
+        for (long ky = 0; ky < KH; ky++)
+            for (long kx = 0; kx < KW; kx++) off[(c*KH + ky)*KW + kx] = (int)(c*PL + ky*S*WQ + kx % S*WQ + kx / S);
+    memset(work, 0, sizeof(real)*12800); /* the planes' borders */
     #pragma omp parallel
     for (long n = 0; n < NB; n++) {
         #pragma omp for schedule(static)
@@ -1913,30 +1918,17 @@ void convirt_image_vjp_k161_conv2d_weight_grad(real *restrict out, const real *r
         #pragma omp for schedule(static)
         for (long q = 0; q < 4; q++) {
             const long c0 = q*C/4, c1 = (q + 1)*C/4;
-            real *col = work + q*23140; /* this chunk's columns [(c1 - c0)*KH*KW, HO*WO] (row stride LDC) */
-            real *pp = col + 23040; /* a channel plane with its zero border [HP, S, WQ] */
-            {
-                const long oy0 = 0, oy1 = HO, NT = HO*WO;
-                const long LDC = 80; /* the columns' row stride */ (void)LDC;
-                for (long c = c0; c < c1; c++) {
-                    const real *xp = in1 + (n*C + c)*H*W;
-                    for (long iy = 0; iy < H; iy++)
-                        for (long ph = 0; ph < S; ph++) {
-                            const long lo = P > ph ? (P - ph + S - 1) / S : 0, hi = W - 1 + P - ph < 0 ? 0 : (W - 1 + P - ph) / S + 1;
-                            real *prow = pp + (iy + P)*S*WQ + ph*WQ;
-                            const real *xrow = xp + iy*W + ph - P;
-                            for (long q = lo; q < hi; q++) prow[q] = xrow[q*S];
-                        }
-                    for (long ky = 0; ky < KH; ky++)
-                        for (long kx = 0; kx < KW; kx++)
-                            for (long oy = oy0; oy < oy1; oy++) {
-                                const real *src = pp + (oy*S + ky)*S*WQ + kx % S*WQ + kx / S;
-                                real *dst = col + (c - c0)*KH*KW*LDC + (ky*KW + kx)*LDC + (oy - oy0)*WO;
-                                for (long ox = 0; ox < WO; ox++) dst[ox] = src[ox];
-                            }
-                }
-                gemm_tiled(0, (c1 - c0)*KH*KW, 128, NT, col, LDC, dyt, 128, n == 0 ? 0 : 1, acc + c0*KH*KW*128, 128);
+            real *pp = work + q*3200; /* this chunk's bordered planes [c1 - c0, HP, S, WQ] */
+            for (long c = c0; c < c1; c++) {
+                for (long iy = 0; iy < H; iy++)
+                    for (long ph = 0; ph < S; ph++) {
+                        const long lo = P > ph ? (P - ph + S - 1) / S : 0, hi = W - 1 + P - ph < 0 ? 0 : (W - 1 + P - ph) / S + 1;
+                        real *prow = pp + (c - c0)*PL + (iy + P)*S*WQ + ph*WQ;
+                        const real *xrow = in1 + (n*C + c)*H*W + iy*W + ph - P;
+                        for (long q = lo; q < hi; q++) prow[q] = xrow[q*S];
+                    }
             }
+            gemm_gathered_sum((c1 - c0)*KH*KW, 128, HO, WO, pp, off, S*S*WQ, dyt, 128, n == 0 ? 0 : 1, acc + c0*KH*KW*128, 128);
         }
     }
     if (NB == 0) memset(acc, 0, sizeof(real)*147456);
@@ -2019,9 +2011,14 @@ void convirt_image_vjp_k194_conv2d_weight_grad(real *restrict out, const real *r
     const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 2, P = 1, HO = 8, WO = 8, KC = 576, NB = B;
     const long HP = H + 2*P, WP = W + 2*P, WQ = (WP + S - 1)/S; /* the image with its zero border; WQ: columns a phase */
     (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB; (void)HP; (void)WP; (void)WQ;
-    real *acc = work + 47376; /* [KC, O] */
-    real *dyt = work + 121104; /* dy of image n, transposed [HO*WO, O] */
-    for (long q = 0; q < 4; q++) memset(work + q*11844 + 11520, 0, sizeof(real)*(size_t)(HP*S*WQ)); /* the planes' borders */
+    real *acc = work + 20736; /* [KC, O] */
+    real *dyt = work + 94464; /* dy of image n, transposed [HO*WO, O] */
+    const long PL = HP*S*WQ; /* one bordered plane */
+    int off[144]; /* a chunk's kernel offset (c - c0, ky, kx): its first element in the planes, at output pixel (0, 0) */
+    for (long c = 0; c < 16; c++)
+        for (long ky = 0; ky < KH; ky++)
+            for (long kx = 0; kx < KW; kx++) off[(c*KH + ky)*KW + kx] = (int)(c*PL + ky*S*WQ + kx % S*WQ + kx / S);
+    memset(work, 0, sizeof(real)*20736); /* the planes' borders */
     #pragma omp parallel
     for (long n = 0; n < NB; n++) {
         #pragma omp for schedule(static)
@@ -2033,30 +2030,17 @@ void convirt_image_vjp_k194_conv2d_weight_grad(real *restrict out, const real *r
         #pragma omp for schedule(static)
         for (long q = 0; q < 4; q++) {
             const long c0 = q*C/4, c1 = (q + 1)*C/4;
-            real *col = work + q*11844; /* this chunk's columns [(c1 - c0)*KH*KW, HO*WO] (row stride LDC) */
-            real *pp = col + 11520; /* a channel plane with its zero border [HP, S, WQ] */
-            {
-                const long oy0 = 0, oy1 = HO, NT = HO*WO;
-                const long LDC = 80; /* the columns' row stride */ (void)LDC;
-                for (long c = c0; c < c1; c++) {
-                    const real *xp = in1 + (n*C + c)*H*W;
-                    for (long iy = 0; iy < H; iy++)
-                        for (long ph = 0; ph < S; ph++) {
-                            const long lo = P > ph ? (P - ph + S - 1) / S : 0, hi = W - 1 + P - ph < 0 ? 0 : (W - 1 + P - ph) / S + 1;
-                            real *prow = pp + (iy + P)*S*WQ + ph*WQ;
-                            const real *xrow = xp + iy*W + ph - P;
-                            for (long q = lo; q < hi; q++) prow[q] = xrow[q*S];
-                        }
-                    for (long ky = 0; ky < KH; ky++)
-                        for (long kx = 0; kx < KW; kx++)
-                            for (long oy = oy0; oy < oy1; oy++) {
-                                const real *src = pp + (oy*S + ky)*S*WQ + kx % S*WQ + kx / S;
-                                real *dst = col + (c - c0)*KH*KW*LDC + (ky*KW + kx)*LDC + (oy - oy0)*WO;
-                                for (long ox = 0; ox < WO; ox++) dst[ox] = src[ox];
-                            }
-                }
-                gemm_tiled(0, (c1 - c0)*KH*KW, 128, NT, col, LDC, dyt, 128, n == 0 ? 0 : 1, acc + c0*KH*KW*128, 128);
+            real *pp = work + q*5184; /* this chunk's bordered planes [c1 - c0, HP, S, WQ] */
+            for (long c = c0; c < c1; c++) {
+                for (long iy = 0; iy < H; iy++)
+                    for (long ph = 0; ph < S; ph++) {
+                        const long lo = P > ph ? (P - ph + S - 1) / S : 0, hi = W - 1 + P - ph < 0 ? 0 : (W - 1 + P - ph) / S + 1;
+                        real *prow = pp + (c - c0)*PL + (iy + P)*S*WQ + ph*WQ;
+                        const real *xrow = in1 + (n*C + c)*H*W + iy*W + ph - P;
+                        for (long q = lo; q < hi; q++) prow[q] = xrow[q*S];
+                    }
             }
+            gemm_gathered_sum((c1 - c0)*KH*KW, 128, HO, WO, pp, off, S*S*WQ, dyt, 128, n == 0 ? 0 : 1, acc + c0*KH*KW*128, 128);
         }
     }
     if (NB == 0) memset(acc, 0, sizeof(real)*73728);
@@ -2265,9 +2249,14 @@ void convirt_image_vjp_k210_conv2d_weight_grad(real *restrict out, const real *r
     const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 1, P = 1, HO = 16, WO = 16, KC = 576, NB = B;
     const long HP = H + 2*P, WP = W + 2*P, WQ = (WP + S - 1)/S; /* the image with its zero border; WQ: columns a phase */
     (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB; (void)HP; (void)WP; (void)WQ;
-    real *acc = work + 157968; /* [KC, O] */
-    real *dyt = work + 194832; /* dy of image n, transposed [HO*WO, O] */
-    for (long q = 0; q < 4; q++) memset(work + q*39492 + 39168, 0, sizeof(real)*(size_t)(HP*S*WQ)); /* the planes' borders */
+    real *acc = work + 20736; /* [KC, O] */
+    real *dyt = work + 57600; /* dy of image n, transposed [HO*WO, O] */
+    const long PL = HP*S*WQ; /* one bordered plane */
+    int off[144]; /* a chunk's kernel offset (c - c0, ky, kx): its first element in the planes, at output pixel (0, 0) */
+    for (long c = 0; c < 16; c++)
+        for (long ky = 0; ky < KH; ky++)
+            for (long kx = 0; kx < KW; kx++) off[(c*KH + ky)*KW + kx] = (int)(c*PL + ky*S*WQ + kx % S*WQ + kx / S);
+    memset(work, 0, sizeof(real)*20736); /* the planes' borders */
     #pragma omp parallel
     for (long n = 0; n < NB; n++) {
         #pragma omp for schedule(static)
@@ -2279,30 +2268,17 @@ void convirt_image_vjp_k210_conv2d_weight_grad(real *restrict out, const real *r
         #pragma omp for schedule(static)
         for (long q = 0; q < 4; q++) {
             const long c0 = q*C/4, c1 = (q + 1)*C/4;
-            real *col = work + q*39492; /* this chunk's columns [(c1 - c0)*KH*KW, HO*WO] (row stride LDC) */
-            real *pp = col + 39168; /* a channel plane with its zero border [HP, S, WQ] */
-            {
-                const long oy0 = 0, oy1 = HO, NT = HO*WO;
-                const long LDC = 272; /* the columns' row stride */ (void)LDC;
-                for (long c = c0; c < c1; c++) {
-                    const real *xp = in1 + (n*C + c)*H*W;
-                    for (long iy = 0; iy < H; iy++)
-                        for (long ph = 0; ph < S; ph++) {
-                            const long lo = P > ph ? (P - ph + S - 1) / S : 0, hi = W - 1 + P - ph < 0 ? 0 : (W - 1 + P - ph) / S + 1;
-                            real *prow = pp + (iy + P)*S*WQ + ph*WQ;
-                            const real *xrow = xp + iy*W + ph - P;
-                            for (long q = lo; q < hi; q++) prow[q] = xrow[q*S];
-                        }
-                    for (long ky = 0; ky < KH; ky++)
-                        for (long kx = 0; kx < KW; kx++)
-                            for (long oy = oy0; oy < oy1; oy++) {
-                                const real *src = pp + (oy*S + ky)*S*WQ + kx % S*WQ + kx / S;
-                                real *dst = col + (c - c0)*KH*KW*LDC + (ky*KW + kx)*LDC + (oy - oy0)*WO;
-                                for (long ox = 0; ox < WO; ox++) dst[ox] = src[ox];
-                            }
-                }
-                gemm_tiled(0, (c1 - c0)*KH*KW, 64, NT, col, LDC, dyt, 64, n == 0 ? 0 : 1, acc + c0*KH*KW*64, 64);
+            real *pp = work + q*5184; /* this chunk's bordered planes [c1 - c0, HP, S, WQ] */
+            for (long c = c0; c < c1; c++) {
+                for (long iy = 0; iy < H; iy++)
+                    for (long ph = 0; ph < S; ph++) {
+                        const long lo = P > ph ? (P - ph + S - 1) / S : 0, hi = W - 1 + P - ph < 0 ? 0 : (W - 1 + P - ph) / S + 1;
+                        real *prow = pp + (c - c0)*PL + (iy + P)*S*WQ + ph*WQ;
+                        const real *xrow = in1 + (n*C + c)*H*W + iy*W + ph - P;
+                        for (long q = lo; q < hi; q++) prow[q] = xrow[q*S];
+                    }
             }
+            gemm_gathered_sum((c1 - c0)*KH*KW, 64, HO, WO, pp, off, S*S*WQ, dyt, 64, n == 0 ? 0 : 1, acc + c0*KH*KW*64, 64);
         }
     }
     if (NB == 0) memset(acc, 0, sizeof(real)*36864);
@@ -2385,9 +2361,14 @@ void convirt_image_vjp_k243_conv2d_weight_grad(real *restrict out, const real *r
     const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 2, P = 1, HO = 16, WO = 16, KC = 288, NB = B;
     const long HP = H + 2*P, WP = W + 2*P, WQ = (WP + S - 1)/S; /* the image with its zero border; WQ: columns a phase */
     (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB; (void)HP; (void)WP; (void)WQ;
-    real *acc = work + 80648; /* [KC, O] */
-    real *dyt = work + 99080; /* dy of image n, transposed [HO*WO, O] */
-    for (long q = 0; q < 2; q++) memset(work + q*40324 + 39168, 0, sizeof(real)*(size_t)(HP*S*WQ)); /* the planes' borders */
+    real *acc = work + 36992; /* [KC, O] */
+    real *dyt = work + 55424; /* dy of image n, transposed [HO*WO, O] */
+    const long PL = HP*S*WQ; /* one bordered plane */
+    int off[144]; /* a chunk's kernel offset (c - c0, ky, kx): its first element in the planes, at output pixel (0, 0) */
+    for (long c = 0; c < 16; c++)
+        for (long ky = 0; ky < KH; ky++)
+            for (long kx = 0; kx < KW; kx++) off[(c*KH + ky)*KW + kx] = (int)(c*PL + ky*S*WQ + kx % S*WQ + kx / S);
+    memset(work, 0, sizeof(real)*36992); /* the planes' borders */
     #pragma omp parallel
     for (long n = 0; n < NB; n++) {
         #pragma omp for schedule(static)
@@ -2399,30 +2380,17 @@ void convirt_image_vjp_k243_conv2d_weight_grad(real *restrict out, const real *r
         #pragma omp for schedule(static)
         for (long q = 0; q < 2; q++) {
             const long c0 = q*C/2, c1 = (q + 1)*C/2;
-            real *col = work + q*40324; /* this chunk's columns [(c1 - c0)*KH*KW, HO*WO] (row stride LDC) */
-            real *pp = col + 39168; /* a channel plane with its zero border [HP, S, WQ] */
-            {
-                const long oy0 = 0, oy1 = HO, NT = HO*WO;
-                const long LDC = 272; /* the columns' row stride */ (void)LDC;
-                for (long c = c0; c < c1; c++) {
-                    const real *xp = in1 + (n*C + c)*H*W;
-                    for (long iy = 0; iy < H; iy++)
-                        for (long ph = 0; ph < S; ph++) {
-                            const long lo = P > ph ? (P - ph + S - 1) / S : 0, hi = W - 1 + P - ph < 0 ? 0 : (W - 1 + P - ph) / S + 1;
-                            real *prow = pp + (iy + P)*S*WQ + ph*WQ;
-                            const real *xrow = xp + iy*W + ph - P;
-                            for (long q = lo; q < hi; q++) prow[q] = xrow[q*S];
-                        }
-                    for (long ky = 0; ky < KH; ky++)
-                        for (long kx = 0; kx < KW; kx++)
-                            for (long oy = oy0; oy < oy1; oy++) {
-                                const real *src = pp + (oy*S + ky)*S*WQ + kx % S*WQ + kx / S;
-                                real *dst = col + (c - c0)*KH*KW*LDC + (ky*KW + kx)*LDC + (oy - oy0)*WO;
-                                for (long ox = 0; ox < WO; ox++) dst[ox] = src[ox];
-                            }
-                }
-                gemm_tiled(0, (c1 - c0)*KH*KW, 64, NT, col, LDC, dyt, 64, n == 0 ? 0 : 1, acc + c0*KH*KW*64, 64);
+            real *pp = work + q*18496; /* this chunk's bordered planes [c1 - c0, HP, S, WQ] */
+            for (long c = c0; c < c1; c++) {
+                for (long iy = 0; iy < H; iy++)
+                    for (long ph = 0; ph < S; ph++) {
+                        const long lo = P > ph ? (P - ph + S - 1) / S : 0, hi = W - 1 + P - ph < 0 ? 0 : (W - 1 + P - ph) / S + 1;
+                        real *prow = pp + (c - c0)*PL + (iy + P)*S*WQ + ph*WQ;
+                        const real *xrow = in1 + (n*C + c)*H*W + iy*W + ph - P;
+                        for (long q = lo; q < hi; q++) prow[q] = xrow[q*S];
+                    }
             }
+            gemm_gathered_sum((c1 - c0)*KH*KW, 64, HO, WO, pp, off, S*S*WQ, dyt, 64, n == 0 ? 0 : 1, acc + c0*KH*KW*64, 64);
         }
     }
     if (NB == 0) memset(acc, 0, sizeof(real)*18432);
@@ -2634,9 +2602,14 @@ void convirt_image_vjp_k259_conv2d_weight_grad(real *restrict out, const real *r
     const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 1, P = 1, HO = 32, WO = 32, KC = 288, NB = B;
     const long HP = H + 2*P, WP = W + 2*P, WQ = (WP + S - 1)/S; /* the image with its zero border; WQ: columns a phase */
     (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB; (void)HP; (void)WP; (void)WQ;
-    real *acc = work + 301832; /* [KC, O] */
-    real *dyt = work + 311048; /* dy of image n, transposed [HO*WO, O] */
-    for (long q = 0; q < 2; q++) memset(work + q*150916 + 149760, 0, sizeof(real)*(size_t)(HP*S*WQ)); /* the planes' borders */
+    real *acc = work + 36992; /* [KC, O] */
+    real *dyt = work + 46208; /* dy of image n, transposed [HO*WO, O] */
+    const long PL = HP*S*WQ; /* one bordered plane */
+    int off[144]; /* a chunk's kernel offset (c - c0, ky, kx): its first element in the planes, at output pixel (0, 0) */
+    for (long c = 0; c < 16; c++)
+        for (long ky = 0; ky < KH; ky++)
+            for (long kx = 0; kx < KW; kx++) off[(c*KH + ky)*KW + kx] = (int)(c*PL + ky*S*WQ + kx % S*WQ + kx / S);
+    memset(work, 0, sizeof(real)*36992); /* the planes' borders */
     #pragma omp parallel
     for (long n = 0; n < NB; n++) {
         #pragma omp for schedule(static)
@@ -2648,30 +2621,17 @@ void convirt_image_vjp_k259_conv2d_weight_grad(real *restrict out, const real *r
         #pragma omp for schedule(static)
         for (long q = 0; q < 2; q++) {
             const long c0 = q*C/2, c1 = (q + 1)*C/2;
-            real *col = work + q*150916; /* this chunk's columns [(c1 - c0)*KH*KW, HO*WO] (row stride LDC) */
-            real *pp = col + 149760; /* a channel plane with its zero border [HP, S, WQ] */
-            {
-                const long oy0 = 0, oy1 = HO, NT = HO*WO;
-                const long LDC = 1040; /* the columns' row stride */ (void)LDC;
-                for (long c = c0; c < c1; c++) {
-                    const real *xp = in1 + (n*C + c)*H*W;
-                    for (long iy = 0; iy < H; iy++)
-                        for (long ph = 0; ph < S; ph++) {
-                            const long lo = P > ph ? (P - ph + S - 1) / S : 0, hi = W - 1 + P - ph < 0 ? 0 : (W - 1 + P - ph) / S + 1;
-                            real *prow = pp + (iy + P)*S*WQ + ph*WQ;
-                            const real *xrow = xp + iy*W + ph - P;
-                            for (long q = lo; q < hi; q++) prow[q] = xrow[q*S];
-                        }
-                    for (long ky = 0; ky < KH; ky++)
-                        for (long kx = 0; kx < KW; kx++)
-                            for (long oy = oy0; oy < oy1; oy++) {
-                                const real *src = pp + (oy*S + ky)*S*WQ + kx % S*WQ + kx / S;
-                                real *dst = col + (c - c0)*KH*KW*LDC + (ky*KW + kx)*LDC + (oy - oy0)*WO;
-                                for (long ox = 0; ox < WO; ox++) dst[ox] = src[ox];
-                            }
-                }
-                gemm_tiled(0, (c1 - c0)*KH*KW, 32, NT, col, LDC, dyt, 32, n == 0 ? 0 : 1, acc + c0*KH*KW*32, 32);
+            real *pp = work + q*18496; /* this chunk's bordered planes [c1 - c0, HP, S, WQ] */
+            for (long c = c0; c < c1; c++) {
+                for (long iy = 0; iy < H; iy++)
+                    for (long ph = 0; ph < S; ph++) {
+                        const long lo = P > ph ? (P - ph + S - 1) / S : 0, hi = W - 1 + P - ph < 0 ? 0 : (W - 1 + P - ph) / S + 1;
+                        real *prow = pp + (c - c0)*PL + (iy + P)*S*WQ + ph*WQ;
+                        const real *xrow = in1 + (n*C + c)*H*W + iy*W + ph - P;
+                        for (long q = lo; q < hi; q++) prow[q] = xrow[q*S];
+                    }
             }
+            gemm_gathered_sum((c1 - c0)*KH*KW, 32, HO, WO, pp, off, S*S*WQ, dyt, 32, n == 0 ? 0 : 1, acc + c0*KH*KW*32, 32);
         }
     }
     if (NB == 0) memset(acc, 0, sizeof(real)*9216);
@@ -2754,9 +2714,14 @@ void convirt_image_vjp_k292_conv2d_weight_grad(real *restrict out, const real *r
     const long C = 32, H = 64, W = 64, KH = 3, KW = 3, S = 2, P = 1, HO = 32, WO = 32, KC = 288, NB = B;
     const long HP = H + 2*P, WP = W + 2*P, WQ = (WP + S - 1)/S; /* the image with its zero border; WQ: columns a phase */
     (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB; (void)HP; (void)WP; (void)WQ;
-    real *acc = work + 308232; /* [KC, O] */
-    real *dyt = work + 317448; /* dy of image n, transposed [HO*WO, O] */
-    for (long q = 0; q < 2; q++) memset(work + q*154116 + 149760, 0, sizeof(real)*(size_t)(HP*S*WQ)); /* the planes' borders */
+    real *acc = work + 139392; /* [KC, O] */
+    real *dyt = work + 148608; /* dy of image n, transposed [HO*WO, O] */
+    const long PL = HP*S*WQ; /* one bordered plane */
+    int off[144]; /* a chunk's kernel offset (c - c0, ky, kx): its first element in the planes, at output pixel (0, 0) */
+    for (long c = 0; c < 16; c++)
+        for (long ky = 0; ky < KH; ky++)
+            for (long kx = 0; kx < KW; kx++) off[(c*KH + ky)*KW + kx] = (int)(c*PL + ky*S*WQ + kx % S*WQ + kx / S);
+    memset(work, 0, sizeof(real)*139392); /* the planes' borders */
     #pragma omp parallel
     for (long n = 0; n < NB; n++) {
         #pragma omp for schedule(static)
@@ -2768,30 +2733,17 @@ void convirt_image_vjp_k292_conv2d_weight_grad(real *restrict out, const real *r
         #pragma omp for schedule(static)
         for (long q = 0; q < 2; q++) {
             const long c0 = q*C/2, c1 = (q + 1)*C/2;
-            real *col = work + q*154116; /* this chunk's columns [(c1 - c0)*KH*KW, HO*WO] (row stride LDC) */
-            real *pp = col + 149760; /* a channel plane with its zero border [HP, S, WQ] */
-            {
-                const long oy0 = 0, oy1 = HO, NT = HO*WO;
-                const long LDC = 1040; /* the columns' row stride */ (void)LDC;
-                for (long c = c0; c < c1; c++) {
-                    const real *xp = in1 + (n*C + c)*H*W;
-                    for (long iy = 0; iy < H; iy++)
-                        for (long ph = 0; ph < S; ph++) {
-                            const long lo = P > ph ? (P - ph + S - 1) / S : 0, hi = W - 1 + P - ph < 0 ? 0 : (W - 1 + P - ph) / S + 1;
-                            real *prow = pp + (iy + P)*S*WQ + ph*WQ;
-                            const real *xrow = xp + iy*W + ph - P;
-                            for (long q = lo; q < hi; q++) prow[q] = xrow[q*S];
-                        }
-                    for (long ky = 0; ky < KH; ky++)
-                        for (long kx = 0; kx < KW; kx++)
-                            for (long oy = oy0; oy < oy1; oy++) {
-                                const real *src = pp + (oy*S + ky)*S*WQ + kx % S*WQ + kx / S;
-                                real *dst = col + (c - c0)*KH*KW*LDC + (ky*KW + kx)*LDC + (oy - oy0)*WO;
-                                for (long ox = 0; ox < WO; ox++) dst[ox] = src[ox];
-                            }
-                }
-                gemm_tiled(0, (c1 - c0)*KH*KW, 32, NT, col, LDC, dyt, 32, n == 0 ? 0 : 1, acc + c0*KH*KW*32, 32);
+            real *pp = work + q*69696; /* this chunk's bordered planes [c1 - c0, HP, S, WQ] */
+            for (long c = c0; c < c1; c++) {
+                for (long iy = 0; iy < H; iy++)
+                    for (long ph = 0; ph < S; ph++) {
+                        const long lo = P > ph ? (P - ph + S - 1) / S : 0, hi = W - 1 + P - ph < 0 ? 0 : (W - 1 + P - ph) / S + 1;
+                        real *prow = pp + (c - c0)*PL + (iy + P)*S*WQ + ph*WQ;
+                        const real *xrow = in1 + (n*C + c)*H*W + iy*W + ph - P;
+                        for (long q = lo; q < hi; q++) prow[q] = xrow[q*S];
+                    }
             }
+            gemm_gathered_sum((c1 - c0)*KH*KW, 32, HO, WO, pp, off, S*S*WQ, dyt, 32, n == 0 ? 0 : 1, acc + c0*KH*KW*32, 32);
         }
     }
     if (NB == 0) memset(acc, 0, sizeof(real)*9216);
@@ -7173,9 +7125,14 @@ void seg_finetune_k243_conv2d_weight_grad(real *restrict out, const real *restri
     const long C = 64, H = 64, W = 64, KH = 3, KW = 3, S = 1, P = 1, HO = 64, WO = 64, KC = 576, NB = B;
     const long HP = H + 2*P, WP = W + 2*P, WQ = (WP + S - 1)/S; /* the image with its zero border; WQ: columns a phase */
     (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB; (void)HP; (void)WP; (void)WQ;
-    real *acc = work + 2385936; /* [KC, O] */
-    real *dyt = work + 2404368; /* dy of image n, transposed [HO*WO, O] */
-    for (long q = 0; q < 4; q++) memset(work + q*596484 + 592128, 0, sizeof(real)*(size_t)(HP*S*WQ)); /* the planes' borders */
+    real *acc = work + 278784; /* [KC, O] */
+    real *dyt = work + 297216; /* dy of image n, transposed [HO*WO, O] */
+    const long PL = HP*S*WQ; /* one bordered plane */
+    int off[144]; /* a chunk's kernel offset (c - c0, ky, kx): its first element in the planes, at output pixel (0, 0) */
+    for (long c = 0; c < 16; c++)
+        for (long ky = 0; ky < KH; ky++)
+            for (long kx = 0; kx < KW; kx++) off[(c*KH + ky)*KW + kx] = (int)(c*PL + ky*S*WQ + kx % S*WQ + kx / S);
+    memset(work, 0, sizeof(real)*278784); /* the planes' borders */
     #pragma omp parallel
     for (long n = 0; n < NB; n++) {
         #pragma omp for schedule(static)
@@ -7187,30 +7144,17 @@ void seg_finetune_k243_conv2d_weight_grad(real *restrict out, const real *restri
         #pragma omp for schedule(static)
         for (long q = 0; q < 4; q++) {
             const long c0 = q*C/4, c1 = (q + 1)*C/4;
-            real *col = work + q*596484; /* this chunk's columns [(c1 - c0)*KH*KW, HO*WO] (row stride LDC) */
-            real *pp = col + 592128; /* a channel plane with its zero border [HP, S, WQ] */
-            {
-                const long oy0 = 0, oy1 = HO, NT = HO*WO;
-                const long LDC = 4112; /* the columns' row stride */ (void)LDC;
-                for (long c = c0; c < c1; c++) {
-                    const real *xp = in1 + (n*C + c)*H*W;
-                    for (long iy = 0; iy < H; iy++)
-                        for (long ph = 0; ph < S; ph++) {
-                            const long lo = P > ph ? (P - ph + S - 1) / S : 0, hi = W - 1 + P - ph < 0 ? 0 : (W - 1 + P - ph) / S + 1;
-                            real *prow = pp + (iy + P)*S*WQ + ph*WQ;
-                            const real *xrow = xp + iy*W + ph - P;
-                            for (long q = lo; q < hi; q++) prow[q] = xrow[q*S];
-                        }
-                    for (long ky = 0; ky < KH; ky++)
-                        for (long kx = 0; kx < KW; kx++)
-                            for (long oy = oy0; oy < oy1; oy++) {
-                                const real *src = pp + (oy*S + ky)*S*WQ + kx % S*WQ + kx / S;
-                                real *dst = col + (c - c0)*KH*KW*LDC + (ky*KW + kx)*LDC + (oy - oy0)*WO;
-                                for (long ox = 0; ox < WO; ox++) dst[ox] = src[ox];
-                            }
-                }
-                gemm_tiled(0, (c1 - c0)*KH*KW, 32, NT, col, LDC, dyt, 32, n == 0 ? 0 : 1, acc + c0*KH*KW*32, 32);
+            real *pp = work + q*69696; /* this chunk's bordered planes [c1 - c0, HP, S, WQ] */
+            for (long c = c0; c < c1; c++) {
+                for (long iy = 0; iy < H; iy++)
+                    for (long ph = 0; ph < S; ph++) {
+                        const long lo = P > ph ? (P - ph + S - 1) / S : 0, hi = W - 1 + P - ph < 0 ? 0 : (W - 1 + P - ph) / S + 1;
+                        real *prow = pp + (c - c0)*PL + (iy + P)*S*WQ + ph*WQ;
+                        const real *xrow = in1 + (n*C + c)*H*W + iy*W + ph - P;
+                        for (long q = lo; q < hi; q++) prow[q] = xrow[q*S];
+                    }
             }
+            gemm_gathered_sum((c1 - c0)*KH*KW, 32, HO, WO, pp, off, S*S*WQ, dyt, 32, n == 0 ? 0 : 1, acc + c0*KH*KW*32, 32);
         }
     }
     if (NB == 0) memset(acc, 0, sizeof(real)*18432);
@@ -7321,9 +7265,14 @@ void seg_finetune_k265_conv2d_weight_grad(real *restrict out, const real *restri
     const long C = 96, H = 32, W = 32, KH = 3, KW = 3, S = 1, P = 1, HO = 32, WO = 32, KC = 864, NB = B;
     const long HP = H + 2*P, WP = W + 2*P, WQ = (WP + S - 1)/S; /* the image with its zero border; WQ: columns a phase */
     (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB; (void)HP; (void)WP; (void)WQ;
-    real *acc = work + 903184; /* [KC, O] */
-    real *dyt = work + 930832; /* dy of image n, transposed [HO*WO, O] */
-    for (long q = 0; q < 4; q++) memset(work + q*225796 + 224640, 0, sizeof(real)*(size_t)(HP*S*WQ)); /* the planes' borders */
+    real *acc = work + 110976; /* [KC, O] */
+    real *dyt = work + 138624; /* dy of image n, transposed [HO*WO, O] */
+    const long PL = HP*S*WQ; /* one bordered plane */
+    int off[216]; /* a chunk's kernel offset (c - c0, ky, kx): its first element in the planes, at output pixel (0, 0) */
+    for (long c = 0; c < 24; c++)
+        for (long ky = 0; ky < KH; ky++)
+            for (long kx = 0; kx < KW; kx++) off[(c*KH + ky)*KW + kx] = (int)(c*PL + ky*S*WQ + kx % S*WQ + kx / S);
+    memset(work, 0, sizeof(real)*110976); /* the planes' borders */
     #pragma omp parallel
     for (long n = 0; n < NB; n++) {
         #pragma omp for schedule(static)
@@ -7335,30 +7284,17 @@ void seg_finetune_k265_conv2d_weight_grad(real *restrict out, const real *restri
         #pragma omp for schedule(static)
         for (long q = 0; q < 4; q++) {
             const long c0 = q*C/4, c1 = (q + 1)*C/4;
-            real *col = work + q*225796; /* this chunk's columns [(c1 - c0)*KH*KW, HO*WO] (row stride LDC) */
-            real *pp = col + 224640; /* a channel plane with its zero border [HP, S, WQ] */
-            {
-                const long oy0 = 0, oy1 = HO, NT = HO*WO;
-                const long LDC = 1040; /* the columns' row stride */ (void)LDC;
-                for (long c = c0; c < c1; c++) {
-                    const real *xp = in1 + (n*C + c)*H*W;
-                    for (long iy = 0; iy < H; iy++)
-                        for (long ph = 0; ph < S; ph++) {
-                            const long lo = P > ph ? (P - ph + S - 1) / S : 0, hi = W - 1 + P - ph < 0 ? 0 : (W - 1 + P - ph) / S + 1;
-                            real *prow = pp + (iy + P)*S*WQ + ph*WQ;
-                            const real *xrow = xp + iy*W + ph - P;
-                            for (long q = lo; q < hi; q++) prow[q] = xrow[q*S];
-                        }
-                    for (long ky = 0; ky < KH; ky++)
-                        for (long kx = 0; kx < KW; kx++)
-                            for (long oy = oy0; oy < oy1; oy++) {
-                                const real *src = pp + (oy*S + ky)*S*WQ + kx % S*WQ + kx / S;
-                                real *dst = col + (c - c0)*KH*KW*LDC + (ky*KW + kx)*LDC + (oy - oy0)*WO;
-                                for (long ox = 0; ox < WO; ox++) dst[ox] = src[ox];
-                            }
-                }
-                gemm_tiled(0, (c1 - c0)*KH*KW, 32, NT, col, LDC, dyt, 32, n == 0 ? 0 : 1, acc + c0*KH*KW*32, 32);
+            real *pp = work + q*27744; /* this chunk's bordered planes [c1 - c0, HP, S, WQ] */
+            for (long c = c0; c < c1; c++) {
+                for (long iy = 0; iy < H; iy++)
+                    for (long ph = 0; ph < S; ph++) {
+                        const long lo = P > ph ? (P - ph + S - 1) / S : 0, hi = W - 1 + P - ph < 0 ? 0 : (W - 1 + P - ph) / S + 1;
+                        real *prow = pp + (c - c0)*PL + (iy + P)*S*WQ + ph*WQ;
+                        const real *xrow = in1 + (n*C + c)*H*W + iy*W + ph - P;
+                        for (long q = lo; q < hi; q++) prow[q] = xrow[q*S];
+                    }
             }
+            gemm_gathered_sum((c1 - c0)*KH*KW, 32, HO, WO, pp, off, S*S*WQ, dyt, 32, n == 0 ? 0 : 1, acc + c0*KH*KW*32, 32);
         }
     }
     if (NB == 0) memset(acc, 0, sizeof(real)*27648);
@@ -7465,9 +7401,14 @@ void seg_finetune_k287_conv2d_weight_grad(real *restrict out, const real *restri
     const long C = 192, H = 16, W = 16, KH = 3, KW = 3, S = 1, P = 1, HO = 16, WO = 16, KC = 1728, NB = B;
     const long HP = H + 2*P, WP = W + 2*P, WQ = (WP + S - 1)/S; /* the image with its zero border; WQ: columns a phase */
     (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB; (void)HP; (void)WP; (void)WQ;
-    real *acc = work + 471312; /* [KC, O] */
-    real *dyt = work + 581904; /* dy of image n, transposed [HO*WO, O] */
-    for (long q = 0; q < 4; q++) memset(work + q*117828 + 117504, 0, sizeof(real)*(size_t)(HP*S*WQ)); /* the planes' borders */
+    real *acc = work + 62208; /* [KC, O] */
+    real *dyt = work + 172800; /* dy of image n, transposed [HO*WO, O] */
+    const long PL = HP*S*WQ; /* one bordered plane */
+    int off[432]; /* a chunk's kernel offset (c - c0, ky, kx): its first element in the planes, at output pixel (0, 0) */
+    for (long c = 0; c < 48; c++)
+        for (long ky = 0; ky < KH; ky++)
+            for (long kx = 0; kx < KW; kx++) off[(c*KH + ky)*KW + kx] = (int)(c*PL + ky*S*WQ + kx % S*WQ + kx / S);
+    memset(work, 0, sizeof(real)*62208); /* the planes' borders */
     #pragma omp parallel
     for (long n = 0; n < NB; n++) {
         #pragma omp for schedule(static)
@@ -7479,30 +7420,17 @@ void seg_finetune_k287_conv2d_weight_grad(real *restrict out, const real *restri
         #pragma omp for schedule(static)
         for (long q = 0; q < 4; q++) {
             const long c0 = q*C/4, c1 = (q + 1)*C/4;
-            real *col = work + q*117828; /* this chunk's columns [(c1 - c0)*KH*KW, HO*WO] (row stride LDC) */
-            real *pp = col + 117504; /* a channel plane with its zero border [HP, S, WQ] */
-            {
-                const long oy0 = 0, oy1 = HO, NT = HO*WO;
-                const long LDC = 272; /* the columns' row stride */ (void)LDC;
-                for (long c = c0; c < c1; c++) {
-                    const real *xp = in1 + (n*C + c)*H*W;
-                    for (long iy = 0; iy < H; iy++)
-                        for (long ph = 0; ph < S; ph++) {
-                            const long lo = P > ph ? (P - ph + S - 1) / S : 0, hi = W - 1 + P - ph < 0 ? 0 : (W - 1 + P - ph) / S + 1;
-                            real *prow = pp + (iy + P)*S*WQ + ph*WQ;
-                            const real *xrow = xp + iy*W + ph - P;
-                            for (long q = lo; q < hi; q++) prow[q] = xrow[q*S];
-                        }
-                    for (long ky = 0; ky < KH; ky++)
-                        for (long kx = 0; kx < KW; kx++)
-                            for (long oy = oy0; oy < oy1; oy++) {
-                                const real *src = pp + (oy*S + ky)*S*WQ + kx % S*WQ + kx / S;
-                                real *dst = col + (c - c0)*KH*KW*LDC + (ky*KW + kx)*LDC + (oy - oy0)*WO;
-                                for (long ox = 0; ox < WO; ox++) dst[ox] = src[ox];
-                            }
-                }
-                gemm_tiled(0, (c1 - c0)*KH*KW, 64, NT, col, LDC, dyt, 64, n == 0 ? 0 : 1, acc + c0*KH*KW*64, 64);
+            real *pp = work + q*15552; /* this chunk's bordered planes [c1 - c0, HP, S, WQ] */
+            for (long c = c0; c < c1; c++) {
+                for (long iy = 0; iy < H; iy++)
+                    for (long ph = 0; ph < S; ph++) {
+                        const long lo = P > ph ? (P - ph + S - 1) / S : 0, hi = W - 1 + P - ph < 0 ? 0 : (W - 1 + P - ph) / S + 1;
+                        real *prow = pp + (c - c0)*PL + (iy + P)*S*WQ + ph*WQ;
+                        const real *xrow = in1 + (n*C + c)*H*W + iy*W + ph - P;
+                        for (long q = lo; q < hi; q++) prow[q] = xrow[q*S];
+                    }
             }
+            gemm_gathered_sum((c1 - c0)*KH*KW, 64, HO, WO, pp, off, S*S*WQ, dyt, 64, n == 0 ? 0 : 1, acc + c0*KH*KW*64, 64);
         }
     }
     if (NB == 0) memset(acc, 0, sizeof(real)*110592);

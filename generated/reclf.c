@@ -1153,7 +1153,7 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     PROF_GEMM(486, 288, 1024, 32);
     CALL(486, (double)18874368*B, sizeof(real)*((double)131072*B + (double)32768*B + (double)9216), convirt_image_vjp_k291_conv2d_input_grad(A + 5841904 + 262144*B, A + 5841904 + 393216*B, (real *)P + 384, A + 0, B)); /* %1324 conv2d_input_grad [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
     PROF_GEMM(487, 144, 32, 1024);
-    CALL(487, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)131072*B), convirt_image_vjp_k292_conv2d_weight_grad(A + 350224, A + 5841904 + 393216*B, A + 5841904 + 131072*B, A + 0, B)); /* %1325 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(487, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)131072*B), convirt_image_vjp_k292_conv2d_weight_grad(A + 181376, A + 5841904 + 393216*B, A + 5841904 + 131072*B, A + 0, B)); /* %1325 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:6 */
     CALL(488, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), convirt_image_vjp_k294_fused_mul_step(A + 5841904 + 393216*B, A + 5841904 + 262144*B, A + 5841904 + 131072*B, B)); /* %1327 fused:mul_step [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
     CALL(489, (double)655360*B, sizeof(real)*((double)64*B + (double)131072*B + (double)131072*B + (double)16*B), convirt_image_vjp_k295_group_norm_sums(A + 5841904 + 524288*B, A + 5841904 + 393216*B, A + 5841904, A + 5841904 + 651776*B, B)); /* %1328 group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:7 */
     CALL(490, (double)917504*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B + (double)16*B + (double)32 + (double)64*B), convirt_image_vjp_k296_group_norm_grad_x(A + 5841904 + 131072*B, A + 5841904 + 393216*B, A + 5841904, A + 5841904 + 651776*B, (real *)P + 320, A + 5841904 + 524288*B, B)); /* %1329 group_norm_grad_x [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
@@ -1167,7 +1167,7 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     memcpy(grads + 288, A + 22384, sizeof(real)*32); /* d loss / d image.stem.bias */
     memcpy(grads + 320, A + 22352, sizeof(real)*32); /* d loss / d image.stem_gn.weight */
     memcpy(grads + 352, A + 22320, sizeof(real)*32); /* d loss / d image.stem_gn.bias */
-    memcpy(grads + 384, A + 350224, sizeof(real)*9216); /* d loss / d image.stage1.down.weight */
+    memcpy(grads + 384, A + 181376, sizeof(real)*9216); /* d loss / d image.stage1.down.weight */
     memcpy(grads + 9600, A + 5841856, sizeof(real)*32); /* d loss / d image.stage1.down.bias */
     memcpy(grads + 9632, A + 5841824, sizeof(real)*32); /* d loss / d image.stage1.gn.weight */
     memcpy(grads + 9664, A + 5841792, sizeof(real)*32); /* d loss / d image.stage1.gn.bias */

@@ -228,7 +228,7 @@ static void forward(void *arena, const real *P, void *const *inputs, const long 
     CALL(62, (double)8195*B, sizeof(real)*((double)B + (double)4096*B + (double)4096*B + (double)B), seg_finetune_k170_fused_div_addc_scale_sum(A + 4460544 + 544784*B, A + 4460544 + 540672*B, (real *)inputs[1], A + 4460544 + 544768*B, B)); /* %174 fused:div_addc_scale_sum [B,1]  graphs/lib/unet.lua:35 */
     CALL(63, (double)B, sizeof(real)*((double)1 + (double)B), convirt_image_vjp_k106_sum(A + 0, A + 4460544 + 544784*B, B)); /* %175 reduce [1,1]  graphs/lib/unet.lua:36 */
     CALL(64, (double)3, sizeof(real)*((double)1 + (double)1), seg_finetune_k174_fused_addc_neg_scale(A + 16, A + 0, B)); /* %178 fused:addc_neg_scale [1,1]  graphs/lib/unet.lua:36 */
-    CALL(65, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), convirt_image_vjp_k113_add(A + 2554000, A + 64, A + 16)); /* %181 map:add []  graphs/lib/unet.lua:37 */
+    CALL(65, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), convirt_image_vjp_k113_add(A + 2248832, A + 64, A + 16)); /* %181 map:add []  graphs/lib/unet.lua:37 */
 }
 
 static void backward(void *arena, real *grads, const real *P, void *const *inputs, real *const *input_grads, const long *dims) {
@@ -245,23 +245,23 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     CALL(74, (double)12288, sizeof(real)*((double)4096 + (double)64), seg_finetune_k207_fused_scale_scale_id(A + 0, A + 4096, B)); /* %211 fused:scale_scale_id [1,1,64,64]  graphs/lib/unet.lua:31 */
     CALL(75, (double)77824*B, sizeof(real)*((double)4096*B + (double)4096*B + (double)4096*B + (double)4096 + (double)4096*B + (double)4096*B + (double)4096*B + (double)4096*B + (double)4096*B), seg_finetune_k221_fused_add_add_add_mul(A + 4460544 + 655360*B, A + 4460544 + 544768*B, A + 4460544 + 540672*B, A + 0, A + 4460544 + 536576*B, A + 4460544 + 532480*B, A + 4460544 + 524288*B, (real *)inputs[1], A + 4460544 + 528384*B, B)); /* %225 fused:add_add_add_mul [B,1,64,64]  graphs/lib/unet.lua:31 */
     CALL(76, (double)4096*B, sizeof(real)*((double)B + (double)4096*B), seg_finetune_k223_sum(A + 4460544 + 659456*B, A + 4460544 + 655360*B, B)); /* %227 reduce [B,1,1]  graphs/seg.lua:52 */
-    CALL(77, (double)B, sizeof(real)*((double)1 + (double)B), convirt_image_vjp_k106_sum(A + 2554016, A + 4460544 + 659456*B, B)); /* %228 reduce [1,1,1]  graphs/seg.lua:52 */
+    CALL(77, (double)B, sizeof(real)*((double)1 + (double)B), convirt_image_vjp_k106_sum(A + 2248848, A + 4460544 + 659456*B, B)); /* %228 reduce [1,1,1]  graphs/seg.lua:52 */
     PROF_GEMM(78, 32, 4096, 1);
     CALL(78, (double)262144*B, sizeof(real)*((double)131072*B + (double)4096*B + (double)32), seg_finetune_k226_conv2d_input_grad(A + 4460544 + 524288*B, A + 4460544 + 655360*B, (real *)P + 680928, B)); /* %230 conv2d_input_grad [B,32,64,64]  graphs/seg.lua:52 */
     PROF_GEMM(79, 16, 1, 4096);
-    CALL(79, (double)262144*B, sizeof(real)*((double)32 + (double)4096*B + (double)131072*B), seg_finetune_k227_conv2d_weight_grad(A + 2553872, A + 4460544 + 655360*B, A + 4460544 + 393216*B, A + 0, B)); /* %231 conv2d_weight_grad [1,32,1,1]  graphs/seg.lua:52 */
+    CALL(79, (double)262144*B, sizeof(real)*((double)32 + (double)4096*B + (double)131072*B), seg_finetune_k227_conv2d_weight_grad(A + 2248704, A + 4460544 + 655360*B, A + 4460544 + 393216*B, A + 0, B)); /* %231 conv2d_weight_grad [1,32,1,1]  graphs/seg.lua:52 */
     CALL(80, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), convirt_image_vjp_k294_fused_mul_step(A + 4460544 + 655360*B, A + 4460544 + 524288*B, A + 4460544 + 393216*B, B)); /* %233 fused:mul_step [B,32,64,64]  graphs/lib/unet.lua:17 */
     CALL(81, (double)655360*B, sizeof(real)*((double)64*B + (double)131072*B + (double)131072*B + (double)16*B), convirt_image_vjp_k295_group_norm_sums(A + 4460544 + 393216*B, A + 4460544 + 655360*B, A + 4460544 + 262144*B, A + 4460544 + 1032224*B, B)); /* %234 group_norm_sums [B,32,2]  graphs/lib/unet.lua:17 */
     CALL(82, (double)917504*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B + (double)16*B + (double)32 + (double)64*B), convirt_image_vjp_k296_group_norm_grad_x(A + 4460544 + 524288*B, A + 4460544 + 655360*B, A + 4460544 + 262144*B, A + 4460544 + 1032224*B, (real *)P + 680864, A + 4460544 + 393216*B, B)); /* %235 group_norm_grad_x [B,32,64,64]  graphs/lib/unet.lua:17 */
     CALL(83, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 0, A + 4460544 + 393216*B, B)); /* %236 reduce [1,32,2]  graphs/lib/unet.lua:17 */
-    CALL(84, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 2553904, A + 0)); /* %238 slice [32,1]  graphs/lib/unet.lua:17 */
-    CALL(85, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 2553936, A + 0)); /* %240 slice [32,1]  graphs/lib/unet.lua:17 */
+    CALL(84, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 2248736, A + 0)); /* %238 slice [32,1]  graphs/lib/unet.lua:17 */
+    CALL(85, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 2248768, A + 0)); /* %240 slice [32,1]  graphs/lib/unet.lua:17 */
     CALL(86, (double)131072*B, sizeof(real)*((double)32*B + (double)131072*B), convirt_image_vjp_k304_sum(A + 4460544 + 655360*B, A + 4460544 + 524288*B, B)); /* %243 reduce [B,32,1]  graphs/lib/unet.lua:16 */
-    CALL(87, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 2553968, A + 4460544 + 655360*B, B)); /* %244 reduce [1,32,1]  graphs/lib/unet.lua:16 */
+    CALL(87, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 2248800, A + 4460544 + 655360*B, B)); /* %244 reduce [1,32,1]  graphs/lib/unet.lua:16 */
     PROF_GEMM(88, 576, 4096, 32);
     CALL(88, (double)150994944*B, sizeof(real)*((double)262144*B + (double)131072*B + (double)18432), seg_finetune_k242_conv2d_input_grad(A + 4460544 + 262144*B, A + 4460544 + 524288*B, (real *)P + 662400, A + 0, B)); /* %246 conv2d_input_grad [B,64,64,64]  graphs/lib/unet.lua:16 */
     PROF_GEMM(89, 144, 32, 4096);
-    CALL(89, (double)150994944*B, sizeof(real)*((double)18432 + (double)131072*B + (double)262144*B), seg_finetune_k243_conv2d_weight_grad(A + 2535440, A + 4460544 + 524288*B, A + 4460544, A + 0, B)); /* %247 conv2d_weight_grad [32,64,3,3]  graphs/lib/unet.lua:16 */
+    CALL(89, (double)150994944*B, sizeof(real)*((double)18432 + (double)131072*B + (double)262144*B), seg_finetune_k243_conv2d_weight_grad(A + 619520, A + 4460544 + 524288*B, A + 4460544, A + 0, B)); /* %247 conv2d_weight_grad [32,64,3,3]  graphs/lib/unet.lua:16 */
     CALL(90, 0, sizeof(real)*((double)131072*B + (double)262144*B), seg_finetune_k244_slice(A + 4460544, A + 4460544 + 262144*B, B)); /* %248 slice [B,32,64,64]  graphs/lib/unet.lua:15 */
     CALL(91, (double)131072*B, sizeof(real)*((double)65536*B + (double)131072*B), seg_finetune_k247_sum(A + 4460544 + 131072*B, A + 4460544, B)); /* %251 reduce [B,32,32,1,32,2]  graphs/lib/unet.lua:15 */
     CALL(92, (double)65536*B, sizeof(real)*((double)32768*B + (double)65536*B), seg_finetune_k248_sum(A + 4460544, A + 4460544 + 131072*B, B)); /* %252 reduce [B,32,32,1,32,1]  graphs/lib/unet.lua:15 */
@@ -269,27 +269,27 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     CALL(94, (double)163840*B, sizeof(real)*((double)64*B + (double)32768*B + (double)32768*B + (double)16*B), convirt_image_vjp_k246_group_norm_sums(A + 4460544, A + 4460544 + 32768*B, A + 4460544 + 933888*B, A + 4460544 + 1032208*B, B)); /* %256 group_norm_sums [B,32,2]  graphs/lib/unet.lua:17 */
     CALL(95, (double)229376*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)64*B), convirt_image_vjp_k247_group_norm_grad_x(A + 4460544 + 98304*B, A + 4460544 + 32768*B, A + 4460544 + 933888*B, A + 4460544 + 1032208*B, (real *)P + 662336, A + 4460544, B)); /* %257 group_norm_grad_x [B,32,32,32]  graphs/lib/unet.lua:17 */
     CALL(96, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 0, A + 4460544, B)); /* %258 reduce [1,32,2]  graphs/lib/unet.lua:17 */
-    CALL(97, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 991248, A + 0)); /* %260 slice [32,1]  graphs/lib/unet.lua:17 */
-    CALL(98, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 991280, A + 0)); /* %262 slice [32,1]  graphs/lib/unet.lua:17 */
+    CALL(97, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 637952, A + 0)); /* %260 slice [32,1]  graphs/lib/unet.lua:17 */
+    CALL(98, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 637984, A + 0)); /* %262 slice [32,1]  graphs/lib/unet.lua:17 */
     CALL(99, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k255_sum(A + 4460544 + 933888*B, A + 4460544 + 98304*B, B)); /* %265 reduce [B,32,1]  graphs/lib/unet.lua:16 */
-    CALL(100, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 991312, A + 4460544 + 933888*B, B)); /* %266 reduce [1,32,1]  graphs/lib/unet.lua:16 */
+    CALL(100, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 638016, A + 4460544 + 933888*B, B)); /* %266 reduce [1,32,1]  graphs/lib/unet.lua:16 */
     PROF_GEMM(101, 864, 1024, 32);
     CALL(101, (double)56623104*B, sizeof(real)*((double)98304*B + (double)32768*B + (double)27648), seg_finetune_k264_conv2d_input_grad(A + 4460544, A + 4460544 + 98304*B, (real *)P + 634656, A + 0, B)); /* %268 conv2d_input_grad [B,96,32,32]  graphs/lib/unet.lua:16 */
     PROF_GEMM(102, 216, 32, 1024);
-    CALL(102, (double)56623104*B, sizeof(real)*((double)27648 + (double)32768*B + (double)98304*B), seg_finetune_k265_conv2d_weight_grad(A + 963600, A + 4460544 + 98304*B, A + 4460544 + 786432*B, A + 0, B)); /* %269 conv2d_weight_grad [32,96,3,3]  graphs/lib/unet.lua:16 */
+    CALL(102, (double)56623104*B, sizeof(real)*((double)27648 + (double)32768*B + (double)98304*B), seg_finetune_k265_conv2d_weight_grad(A + 299776, A + 4460544 + 98304*B, A + 4460544 + 786432*B, A + 0, B)); /* %269 conv2d_weight_grad [32,96,3,3]  graphs/lib/unet.lua:16 */
     CALL(103, 0, sizeof(real)*((double)65536*B + (double)98304*B), seg_finetune_k266_slice(A + 4460544 + 98304*B, A + 4460544, B)); /* %270 slice [B,64,32,32]  graphs/lib/unet.lua:15 */
     CALL(104, (double)65536*B, sizeof(real)*((double)32768*B + (double)65536*B), seg_finetune_k269_sum(A + 4460544, A + 4460544 + 98304*B, B)); /* %273 reduce [B,64,16,1,16,2]  graphs/lib/unet.lua:15 */
     CALL(105, (double)32768*B, sizeof(real)*((double)16384*B + (double)32768*B), seg_finetune_k270_sum(A + 4460544 + 933888*B, A + 4460544, B)); /* %274 reduce [B,64,16,1,16,1]  graphs/lib/unet.lua:15 */
     CALL(106, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k196_fused_mul_step(A + 4460544 + 950272*B, A + 4460544 + 933888*B, A + 4460544 + 1015808*B, B)); /* %277 fused:mul_step [B,64,16,16]  graphs/lib/unet.lua:17 */
     CALL(107, (double)81920*B, sizeof(real)*((double)128*B + (double)16384*B + (double)16384*B + (double)16*B), convirt_image_vjp_k197_group_norm_sums(A + 4460544 + 966656*B, A + 4460544 + 950272*B, A + 4460544 + 999424*B, A + 4460544 + 1032192*B, B)); /* %278 group_norm_sums [B,64,2]  graphs/lib/unet.lua:17 */
     CALL(108, (double)114688*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)128*B), convirt_image_vjp_k198_group_norm_grad_x(A + 4460544 + 933888*B, A + 4460544 + 950272*B, A + 4460544 + 999424*B, A + 4460544 + 1032192*B, (real *)P + 634528, A + 4460544 + 966656*B, B)); /* %279 group_norm_grad_x [B,64,16,16]  graphs/lib/unet.lua:17 */
-    CALL(109, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 0, A + 4460544 + 966656*B, B)); /* %280 reduce [1,64,2]  graphs/lib/unet.lua:17 */
-    CALL(110, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k201_slice(A + 708880, A + 0)); /* %282 slice [64,1]  graphs/lib/unet.lua:17 */
-    CALL(111, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k203_slice(A + 708944, A + 0)); /* %284 slice [64,1]  graphs/lib/unet.lua:17 */
+    CALL(109, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 327424, A + 4460544 + 966656*B, B)); /* %280 reduce [1,64,2]  graphs/lib/unet.lua:17 */
+    CALL(110, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k201_slice(A + 327552, A + 327424)); /* %282 slice [64,1]  graphs/lib/unet.lua:17 */
+    CALL(111, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k203_slice(A + 327616, A + 327424)); /* %284 slice [64,1]  graphs/lib/unet.lua:17 */
     CALL(112, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k206_sum(A + 4460544, A + 4460544 + 933888*B, B)); /* %287 reduce [B,64,1]  graphs/lib/unet.lua:16 */
-    CALL(113, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 709008, A + 4460544, B)); /* %288 reduce [1,64,1]  graphs/lib/unet.lua:16 */
+    CALL(113, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 327424, A + 4460544, B)); /* %288 reduce [1,64,1]  graphs/lib/unet.lua:16 */
     PROF_GEMM(114, 432, 64, 256);
-    CALL(114, (double)56623104*B, sizeof(real)*((double)110592 + (double)16384*B + (double)49152*B), seg_finetune_k287_conv2d_weight_grad(A + 598288, A + 4460544 + 933888*B, A + 4460544 + 884736*B, A + 0, B)); /* %291 conv2d_weight_grad [64,192,3,3]  graphs/lib/unet.lua:16 */
+    CALL(114, (double)56623104*B, sizeof(real)*((double)110592 + (double)16384*B + (double)49152*B), seg_finetune_k287_conv2d_weight_grad(A + 189184, A + 4460544 + 933888*B, A + 4460544 + 884736*B, A + 0, B)); /* %291 conv2d_weight_grad [64,192,3,3]  graphs/lib/unet.lua:16 */
     memset(grads + 0, 0, sizeof(real)*288); /* image.stem.weight: the loss does not depend on it */
     memset(grads + 288, 0, sizeof(real)*32); /* image.stem.bias: the loss does not depend on it */
     memset(grads + 320, 0, sizeof(real)*32); /* image.stem_gn.weight: the loss does not depend on it */
@@ -334,27 +334,27 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     memset(grads + 507232, 0, sizeof(real)*128); /* image.region_proj.bias: the loss does not depend on it */
     memset(grads + 507360, 0, sizeof(real)*16384); /* image.global_proj.weight: the loss does not depend on it */
     memset(grads + 523744, 0, sizeof(real)*128); /* image.global_proj.bias: the loss does not depend on it */
-    memcpy(grads + 523872, A + 598288, sizeof(real)*110592); /* d loss / d seg.dec2.conv.weight */
-    memcpy(grads + 634464, A + 709008, sizeof(real)*64); /* d loss / d seg.dec2.conv.bias */
-    memcpy(grads + 634528, A + 708944, sizeof(real)*64); /* d loss / d seg.dec2.gn.weight */
-    memcpy(grads + 634592, A + 708880, sizeof(real)*64); /* d loss / d seg.dec2.gn.bias */
-    memcpy(grads + 634656, A + 963600, sizeof(real)*27648); /* d loss / d seg.dec1.conv.weight */
-    memcpy(grads + 662304, A + 991312, sizeof(real)*32); /* d loss / d seg.dec1.conv.bias */
-    memcpy(grads + 662336, A + 991280, sizeof(real)*32); /* d loss / d seg.dec1.gn.weight */
-    memcpy(grads + 662368, A + 991248, sizeof(real)*32); /* d loss / d seg.dec1.gn.bias */
-    memcpy(grads + 662400, A + 2535440, sizeof(real)*18432); /* d loss / d seg.dec0.conv.weight */
-    memcpy(grads + 680832, A + 2553968, sizeof(real)*32); /* d loss / d seg.dec0.conv.bias */
-    memcpy(grads + 680864, A + 2553936, sizeof(real)*32); /* d loss / d seg.dec0.gn.weight */
-    memcpy(grads + 680896, A + 2553904, sizeof(real)*32); /* d loss / d seg.dec0.gn.bias */
-    memcpy(grads + 680928, A + 2553872, sizeof(real)*32); /* d loss / d seg.head.weight */
-    memcpy(grads + 680960, A + 2554016, sizeof(real)*1); /* d loss / d seg.head.bias */
+    memcpy(grads + 523872, A + 189184, sizeof(real)*110592); /* d loss / d seg.dec2.conv.weight */
+    memcpy(grads + 634464, A + 327424, sizeof(real)*64); /* d loss / d seg.dec2.conv.bias */
+    memcpy(grads + 634528, A + 327616, sizeof(real)*64); /* d loss / d seg.dec2.gn.weight */
+    memcpy(grads + 634592, A + 327552, sizeof(real)*64); /* d loss / d seg.dec2.gn.bias */
+    memcpy(grads + 634656, A + 299776, sizeof(real)*27648); /* d loss / d seg.dec1.conv.weight */
+    memcpy(grads + 662304, A + 638016, sizeof(real)*32); /* d loss / d seg.dec1.conv.bias */
+    memcpy(grads + 662336, A + 637984, sizeof(real)*32); /* d loss / d seg.dec1.gn.weight */
+    memcpy(grads + 662368, A + 637952, sizeof(real)*32); /* d loss / d seg.dec1.gn.bias */
+    memcpy(grads + 662400, A + 619520, sizeof(real)*18432); /* d loss / d seg.dec0.conv.weight */
+    memcpy(grads + 680832, A + 2248800, sizeof(real)*32); /* d loss / d seg.dec0.conv.bias */
+    memcpy(grads + 680864, A + 2248768, sizeof(real)*32); /* d loss / d seg.dec0.gn.weight */
+    memcpy(grads + 680896, A + 2248736, sizeof(real)*32); /* d loss / d seg.dec0.gn.bias */
+    memcpy(grads + 680928, A + 2248704, sizeof(real)*32); /* d loss / d seg.head.weight */
+    memcpy(grads + 680960, A + 2248848, sizeof(real)*1); /* d loss / d seg.head.bias */
 }
 
 static const real *output(const void *arena, int k, const long *dims) {
     const long B = dims[0]; (void)B;
     const real *A = arena;
     switch (k) {
-    case 0: return A + 2554000; /* loss */
+    case 0: return A + 2248832; /* loss */
     default: return 0;
     }
 }

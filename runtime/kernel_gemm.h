@@ -25,6 +25,12 @@ static inline void gemm_tiled(int trans_a, long m, long n, long k, const real *A
 static inline void gemm_gathered(long m, long n, long k, const real *A, long lda, const int *off, const real *B0,
                                  const real *B1, real *C, long ldc);
 
+/* C [m, n] (row stride ldc) = sum over r < R, x < X of a_i(r, x) B[(r*X + x)*ldb + j] (+ C when
+ * beta), with a_i(r, x) = A[off[i] + r*lda + x]: A's rows found through offsets and read as R
+ * segments of X. A convolution's weight gradient reads its input planes in place this way */
+static inline void gemm_gathered_sum(long m, long n, long R, long X, const real *A, const int *off, long lda,
+                                     const real *B, long ldb, int beta, real *C, long ldc);
+
 #if defined(__AVX512F__) && !defined(REAL_DOUBLE)
 #include <immintrin.h>
 
@@ -83,6 +89,59 @@ static inline void gemm_gathered(long m, long n, long k, const float *A, long ld
     if (m - i >= 1) gemm_gathered_block1(k, A + i * lda, lda, 1, off, B0, B1, 0, C + i * ldc, ldc, mlo, mhi);
 }
 
+/* 8 rows of A (rows past m repeat the last one; only the first mr are stored) by 32 columns */
+static inline void gemm_gathered_sum_block(long mr, long R, long X, const float *A, const int *off, long lda,
+                                           const float *restrict B, long ldb, int beta, float *restrict C, long ldc,
+                                           __mmask16 mlo, __mmask16 mhi) {
+    const float *a[8];
+    for (int i = 0; i < 8; i++) a[i] = A + off[i < mr ? i : mr - 1];
+    __m512 lo0 = _mm512_setzero_ps(), lo1 = lo0, lo2 = lo0, lo3 = lo0, lo4 = lo0, lo5 = lo0, lo6 = lo0, lo7 = lo0;
+    __m512 hi0 = lo0, hi1 = lo0, hi2 = lo0, hi3 = lo0, hi4 = lo0, hi5 = lo0, hi6 = lo0, hi7 = lo0;
+    for (long r = 0; r < R; r++) {
+        const float *b = B + r * X * ldb;
+        const float *a0 = a[0] + r * lda, *a1 = a[1] + r * lda, *a2 = a[2] + r * lda, *a3 = a[3] + r * lda;
+        const float *a4 = a[4] + r * lda, *a5 = a[5] + r * lda, *a6 = a[6] + r * lda, *a7 = a[7] + r * lda;
+        for (long x = 0; x < X; x++) {
+            const __m512 b0 = _mm512_maskz_loadu_ps(mlo, b + x * ldb), b1 = _mm512_maskz_loadu_ps(mhi, b + x * ldb + 16);
+#define GEMM_SUM_ROW(i)                                                                                          \
+    do {                                                                                                         \
+        const __m512 v = _mm512_set1_ps(a##i[x]);                                                                \
+        lo##i = _mm512_fmadd_ps(v, b0, lo##i);                                                                   \
+        hi##i = _mm512_fmadd_ps(v, b1, hi##i);                                                                   \
+    } while (0)
+            GEMM_SUM_ROW(0); GEMM_SUM_ROW(1); GEMM_SUM_ROW(2); GEMM_SUM_ROW(3);
+            GEMM_SUM_ROW(4); GEMM_SUM_ROW(5); GEMM_SUM_ROW(6); GEMM_SUM_ROW(7);
+#undef GEMM_SUM_ROW
+        }
+    }
+    /* all 8 rows to a buffer, then the first mr to C (the accumulators are named, not an array:
+     * GCC kept an array of them in memory here) */
+    float out[8][32] __attribute__((aligned(64)));
+    _mm512_store_ps(out[0], lo0), _mm512_store_ps(out[0] + 16, hi0), _mm512_store_ps(out[1], lo1), _mm512_store_ps(out[1] + 16, hi1);
+    _mm512_store_ps(out[2], lo2), _mm512_store_ps(out[2] + 16, hi2), _mm512_store_ps(out[3], lo3), _mm512_store_ps(out[3] + 16, hi3);
+    _mm512_store_ps(out[4], lo4), _mm512_store_ps(out[4] + 16, hi4), _mm512_store_ps(out[5], lo5), _mm512_store_ps(out[5] + 16, hi5);
+    _mm512_store_ps(out[6], lo6), _mm512_store_ps(out[6] + 16, hi6), _mm512_store_ps(out[7], lo7), _mm512_store_ps(out[7] + 16, hi7);
+    for (long i = 0; i < mr; i++) {
+        __m512 l = _mm512_load_ps(out[i]), h = _mm512_load_ps(out[i] + 16);
+        if (beta) {
+            l = _mm512_add_ps(l, _mm512_maskz_loadu_ps(mlo, C + i * ldc));
+            h = _mm512_add_ps(h, _mm512_maskz_loadu_ps(mhi, C + i * ldc + 16));
+        }
+        _mm512_mask_storeu_ps(C + i * ldc, mlo, l);
+        _mm512_mask_storeu_ps(C + i * ldc + 16, mhi, h);
+    }
+}
+
+static inline void gemm_gathered_sum(long m, long n, long R, long X, const float *A, const int *off, long lda,
+                                     const float *B, long ldb, int beta, float *C, long ldc) {
+    for (long j = 0; j < n; j += 32) {
+        const long nj = n - j < 32 ? n - j : 32;
+        for (long i = 0; i < m; i += 8)
+            gemm_gathered_sum_block(m - i < 8 ? m - i : 8, R, X, A, off + i, lda, B + j, ldb, beta, C + i * ldc + j, ldc,
+                                    gemm_mask_lo(nj), gemm_mask_hi(nj));
+    }
+}
+
 static inline void gemm_tiled(int trans_a, long m, long n, long k, const float *A, long lda, const float *B, long ldb,
                               int beta, float *C, long ldc) {
     const long ars = trans_a ? 1 : lda, aks = trans_a ? lda : 1;
@@ -108,7 +167,7 @@ static inline void gemm_tiled(int trans_a, long m, long n, long k, const float *
     }
 }
 
-#else /* no AVX-512, or double: BLAS, and plain loops for gemm_gathered */
+#else /* no AVX-512, or double: BLAS, and plain loops for gemm_gathered and gemm_gathered_sum */
 
 static inline void gemm_gathered(long m, long n, long k, const real *A, long lda, const int *off, const real *B0,
                                  const real *B1, real *C, long ldc) {
@@ -121,6 +180,17 @@ static inline void gemm_gathered(long m, long n, long k, const real *A, long lda
         }
         for (long j = 0; j < n; j++) C[i * ldc + j] = acc[j];
     }
+}
+
+static inline void gemm_gathered_sum(long m, long n, long R, long X, const real *A, const int *off, long lda,
+                                     const real *B, long ldb, int beta, real *C, long ldc) {
+    for (long i = 0; i < m; i++)
+        for (long j = 0; j < n; j++) {
+            real s = 0;
+            for (long r = 0; r < R; r++)
+                for (long x = 0; x < X; x++) s += A[off[i] + r * lda + x] * B[(r * X + x) * ldb + j];
+            C[i * ldc + j] = beta ? C[i * ldc + j] + s : s;
+        }
 }
 
 static inline void gemm_tiled(int trans_a, long m, long n, long k, const real *A, long lda, const real *B, long ldb,

@@ -543,21 +543,23 @@ M.ops.conv2d_input_grad = {
 -- dw [O, C, kh, kw] from dy [N, O, Ho, Wo] and x [N, C, H, W].
 -- With several input channels: the channels are split into `chunks` fixed groups, run in
 -- parallel; a group sums, over the images in order, col_n . dy_n^T into its rows of acc [KC, O]
--- (col_n: its channels' columns of image n). The product is computed transposed, [rows, O]:
--- gemm_tiled then holds 8 rows by 32 output channels in registers for the whole sum over the
--- image's pixels, reading the columns in place and dy_n^T, which the group transposes first (a
--- few percent of the product's time); acc is then transposed into dw.
+-- (col_n: its channels' columns of image n), then acc is transposed into dw. The product is
+-- computed transposed, [rows, O], so that 8 rows by 32 output channels stay in registers for the
+-- whole sum over the image's pixels: gemm_gathered_sum reads the columns in place from the
+-- group's bordered planes, one output row's pixels at a time, and dy_n^T, which all threads
+-- transpose first (a few percent of the product's time). A 1x1 kernel with stride 1 and no
+-- padding reads the image itself (gemm_tiled).
 -- With one input channel: direct_weight_grad.
 local function weight_grad_chunks(z)
   if z.C < 2 then return nil end
-  -- enough rows per GEMM call to keep it efficient (below ~144 rows it loses 10-20%), and at
+  -- enough rows per product to keep it efficient (OpenBLAS lost 10-20% below ~144 rows), and at
   -- least two chunks for two threads
   return math.min(z.C, 4, math.max(2, math.floor(z.K / 144)))
 end
 
--- one chunk's block: its channels' rows of columns (row stride ldc), then a bordered plane
+-- one chunk's block: the bordered planes of its channels
 local function weight_grad_chunk_cols(z, chunks)
-  return z.identity and 0 or math.ceil(z.C / chunks) * (z.K / z.C) * z.ldc + z.plane
+  return z.identity and 0 or math.ceil(z.C / chunks) * z.plane
 end
 
 -- the workspace: each chunk's block, acc [KC, O], then the image's dy transposed [HO*WO, O]
@@ -580,21 +582,21 @@ end
 local function weight_grad_by_channels(n, names, z, chunks)
   local per_chunk = weight_grad_chunk_cols(z, chunks)
   local x, dy = names.inputs[2], names.inputs[1]
-  -- acc[chunk rows] += col . dy_n^T (the weight gradient is not tiled: one tile, the image)
-  local product = string.format("gemm_tiled(0, (c1 - c0)*KH*KW, %d, %s, col, %s, dyt, %d, n == 0 ? 0 : 1, acc + c0*KH*KW*%d, %d);",
-    z.O, z.identity and "HO*WO" or "NT", z.identity and "HO*WO" or "LDC", z.O, z.O, z.O)
   local chunk_body
   if z.identity then
-    chunk_body = { "const real *col = " .. x .. " + n*C*H*W + c0*H*W;", product }
-  else
-    assert(z.rows == z.HW / z.WO)
-    local tile = im2col_image(x, "c0", "c1")
-    tile[#tile + 1] = product
     chunk_body = {
-      string.format("real *col = %s + q*%d; /* this chunk's columns [(c1 - c0)*KH*KW, HO*WO] (row stride LDC) */", names.work, per_chunk),
-      string.format("real *pp = col + %d; /* a channel plane with its zero border [HP, S, WQ] */", per_chunk - z.plane),
+      "const real *col = " .. x .. " + n*C*H*W + c0*H*W;",
+      string.format("gemm_tiled(0, (c1 - c0)*KH*KW, %d, HO*WO, col, HO*WO, dyt, %d, n == 0 ? 0 : 1, acc + c0*KH*KW*%d, %d);",
+        z.O, z.O, z.O, z.O),
     }
-    for _, l in ipairs(row_tiles(z, tile)) do chunk_body[#chunk_body + 1] = l end
+  else
+    -- acc[chunk rows] += col_n . dy_n^T, the columns read from the planes
+    chunk_body = { string.format("real *pp = %s + q*%d; /* this chunk's bordered planes [c1 - c0, HP, S, WQ] */", names.work, per_chunk) }
+    chunk_body[#chunk_body + 1] = "for (long c = c0; c < c1; c++) {"
+    for _, l in ipairs(image_rows("pp + (c - c0)*PL", x .. " + (n*C + c)*H*W", true)) do chunk_body[#chunk_body + 1] = "    " .. l end
+    chunk_body[#chunk_body + 1] = "}"
+    chunk_body[#chunk_body + 1] = string.format("gemm_gathered_sum((c1 - c0)*KH*KW, %d, HO, WO, pp, off, S*S*WQ, dyt, %d, n == 0 ? 0 : 1, acc + c0*KH*KW*%d, %d);",
+      z.O, z.O, z.O, z.O)
   end
   local lines = {
     constants(n.attrs, z.C, z.H, z.W, z.N),
@@ -602,8 +604,13 @@ local function weight_grad_by_channels(n, names, z, chunks)
     string.format("    real *dyt = %s + %d; /* dy of image n, transposed [HO*WO, O] */", names.work, chunks * per_chunk + z.K * z.O),
   }
   if not z.identity then
-    lines[#lines + 1] = string.format("    for (long q = 0; q < %d; q++) memset(%s + q*%d + %d, 0, sizeof(real)*(size_t)(HP*S*WQ)); /* the planes' borders */",
-      chunks, names.work, per_chunk, per_chunk - z.plane)
+    local rows = math.ceil(z.C / chunks) * z.K / z.C
+    lines[#lines + 1] = "    const long PL = HP*S*WQ; /* one bordered plane */"
+    lines[#lines + 1] = string.format("    int off[%d]; /* a chunk's kernel offset (c - c0, ky, kx): its first element in the planes, at output pixel (0, 0) */", rows)
+    lines[#lines + 1] = string.format("    for (long c = 0; c < %d; c++)", math.ceil(z.C / chunks))
+    lines[#lines + 1] = "        for (long ky = 0; ky < KH; ky++)"
+    lines[#lines + 1] = "            for (long kx = 0; kx < KW; kx++) off[(c*KH + ky)*KW + kx] = (int)(c*PL + ky*S*WQ + kx % S*WQ + kx / S);"
+    lines[#lines + 1] = string.format("    memset(%s, 0, sizeof(real)*%d); /* the planes' borders */", names.work, chunks * per_chunk)
   end
   -- per image: all threads transpose dy_n, then each chunk adds its product (the barriers
   -- between the two loops keep dyt whole while the chunks read it)
@@ -617,7 +624,7 @@ local function weight_grad_by_channels(n, names, z, chunks)
   for _, b in ipairs(chunk_body) do lines[#lines + 1] = "            " .. b:gsub("\n", "\n            ") end
   lines[#lines + 1] = "        }"
   lines[#lines + 1] = "    }"
-  -- no images: dw is zero (the GEMMs above never ran)
+  -- no images: dw is zero (the products above never ran)
   lines[#lines + 1] = string.format("    if (NB == 0) memset(acc, 0, sizeof(real)*%d);", z.K * z.O)
   lines[#lines + 1] = string.format("    #pragma omp parallel for if(%d > 32768)", z.O * z.K)
   lines[#lines + 1] = string.format("    for (long o = 0; o < %d; o++)", z.O)

@@ -105,3 +105,40 @@ Test(kernel_gemm, gathered_matches_a_double_product) {
     free(B);
     free(C);
 }
+
+/* gemm_gathered_sum: A's rows through offsets, read as R segments of X (rows 1-8 of a block, the
+ * ninth alone), n across a partial panel of 32, adding into C or overwriting it */
+Test(kernel_gemm, gathered_sum_matches_a_double_product) {
+    unsigned s = 11;
+    enum { SPAN = 3000, M = 9, R = 5, X = 7, LDA = 40, LDB = 45, LDC = 50 };
+    float *A = malloc(sizeof(float) * SPAN), *B = malloc(sizeof(float) * R * X * LDB);
+    float *C = malloc(sizeof(float) * M * LDC), *C0 = malloc(sizeof(float) * M * LDC);
+    int off[M];
+    cr_assert(A && B && C && C0);
+    for (long i = 0; i < SPAN; i++) A[i] = value(&s);
+    for (long i = 0; i < R * X * LDB; i++) B[i] = value(&s);
+    for (int i = 0; i < M; i++) off[i] = (i * 331) % 2500;
+    const long ns[] = {1, 16, 33, 45};
+    for (int beta = 0; beta < 2; beta++)
+        for (size_t b = 0; b < 4; b++) {
+            const long n = ns[b];
+            for (long i = 0; i < M * LDC; i++) C[i] = C0[i] = value(&s);
+            gemm_gathered_sum(M, n, R, X, A, off, LDA, B, LDB, beta, C, LDC);
+            for (long i = 0; i < M; i++)
+                for (long j = 0; j < LDC; j++) {
+                    if (j >= n) {
+                        cr_assert_eq(C[i * LDC + j], C0[i * LDC + j], "n %ld: C[%ld][%ld] outside the product was written", n, i, j);
+                        continue;
+                    }
+                    double e = beta ? C0[i * LDC + j] : 0.0;
+                    for (long r = 0; r < R; r++)
+                        for (long x = 0; x < X; x++) e += (double)A[off[i] + r * LDA + x] * B[(r * X + x) * LDB + j];
+                    cr_assert_leq(fabs(C[i * LDC + j] - e), 1e-5, "beta %d, n %ld: C[%ld][%ld] is %g, expected %g", beta, n, i, j,
+                                  C[i * LDC + j], e);
+                }
+        }
+    free(A);
+    free(B);
+    free(C);
+    free(C0);
+}
