@@ -34,113 +34,112 @@ static inline void gemm_gathered_sum(long m, long n, long R, long X, const real 
 #if defined(__AVX512F__) && !defined(REAL_DOUBLE)
 #include <immintrin.h>
 
-/* the B panel is copied when it is short enough to be reread from a small buffer: rows of B a
- * multiple of 4 KiB apart (1024 columns) share an L1 set, and a short sum rereads the panel for
- * every block of 8 rows of A */
-#define GEMM_TILED_PACK_K 512
+/* The block: C[0:mr, 0:32] (mr <= 8; the columns masked to the valid ones by mlo, mhi, B's loads
+ * too) from 8 rows of A and 32 columns of B, 16 accumulators. They are named, never an array:
+ * GCC kept an array of them in memory unless every index folded to a constant (40% of the speed).
+ * Rows past mr repeat row mr - 1 and are not stored: the shapes here have whole blocks of 8. */
+#define GEMM_ROW_POINTERS(base, stride)                                                                          \
+    const float *a0 = (base), *a1 = (base) + (1 < mr ? 1 : mr - 1) * (stride),                                  \
+                *a2 = (base) + (2 < mr ? 2 : mr - 1) * (stride), *a3 = (base) + (3 < mr ? 3 : mr - 1) * (stride), \
+                *a4 = (base) + (4 < mr ? 4 : mr - 1) * (stride), *a5 = (base) + (5 < mr ? 5 : mr - 1) * (stride), \
+                *a6 = (base) + (6 < mr ? 6 : mr - 1) * (stride), *a7 = (base) + (7 < mr ? 7 : mr - 1) * (stride)
+#define GEMM_ACCUMULATORS                                                                                        \
+    __m512 lo0 = _mm512_setzero_ps(), lo1 = lo0, lo2 = lo0, lo3 = lo0, lo4 = lo0, lo5 = lo0, lo6 = lo0, lo7 = lo0; \
+    __m512 hi0 = lo0, hi1 = lo0, hi2 = lo0, hi3 = lo0, hi4 = lo0, hi5 = lo0, hi6 = lo0, hi7 = lo0
+/* one step of the sum: row i's element at index `at` times B's row (b0, b1) */
+#define GEMM_ROW(i, at)                                                                                          \
+    do {                                                                                                         \
+        const __m512 v = _mm512_set1_ps(a##i[at]);                                                               \
+        lo##i = _mm512_fmadd_ps(v, b0, lo##i);                                                                   \
+        hi##i = _mm512_fmadd_ps(v, b1, hi##i);                                                                   \
+    } while (0)
+#define GEMM_ROWS(at)                                                                                            \
+    GEMM_ROW(0, at); GEMM_ROW(1, at); GEMM_ROW(2, at); GEMM_ROW(3, at);                                          \
+    GEMM_ROW(4, at); GEMM_ROW(5, at); GEMM_ROW(6, at); GEMM_ROW(7, at)
 
-/* C[0:MR, 0:32] (masked to the valid columns by mlo, mhi; B's loads too) = sum over p of
- * a(i, p) b(p, :), where a(i, p) = A[i*ars + p*aks], and row p of B is 16 values at B0 + ROW(p)
- * then 16 at B1 + ROW(p): ROW(p) = p*ldb for gemm_tiled (B1 = B0 + 16), off[p] for gemm_gathered */
-#define GEMM_BLOCK(NAME, MR, ROWS, ROW)                                                                          \
-    static inline void NAME##MR(long k, const float *restrict A, long ars, long aks, ROWS,                       \
-                                const float *restrict B0, const float *restrict B1, int beta, float *restrict C, \
-                                long ldc, __mmask16 mlo, __mmask16 mhi) {                                        \
-        __m512 lo[MR], hi[MR];                                                                                   \
-        for (int i = 0; i < MR; i++) lo[i] = hi[i] = _mm512_setzero_ps();                                         \
-        for (long p = 0; p < k; p++) {                                                                           \
-            const __m512 b0 = _mm512_maskz_loadu_ps(mlo, B0 + (ROW));                                            \
-            const __m512 b1 = _mm512_maskz_loadu_ps(mhi, B1 + (ROW));                                            \
-            for (int i = 0; i < MR; i++) {                                                                       \
-                const __m512 a = _mm512_set1_ps(A[i * ars + p * aks]);                                           \
-                lo[i] = _mm512_fmadd_ps(a, b0, lo[i]);                                                           \
-                hi[i] = _mm512_fmadd_ps(a, b1, hi[i]);                                                           \
+/* the first mr rows of the block into C, added to it when beta: the block's sum is added at the
+ * end, not started from C, so that a sum over many calls (a weight gradient over the images)
+ * stays as accurate as BLAS's */
+#define GEMM_STORE                                                                                               \
+    do {                                                                                                         \
+        float out[8][32] __attribute__((aligned(64)));                                                           \
+        _mm512_store_ps(out[0], lo0), _mm512_store_ps(out[0] + 16, hi0);                                         \
+        _mm512_store_ps(out[1], lo1), _mm512_store_ps(out[1] + 16, hi1);                                         \
+        _mm512_store_ps(out[2], lo2), _mm512_store_ps(out[2] + 16, hi2);                                         \
+        _mm512_store_ps(out[3], lo3), _mm512_store_ps(out[3] + 16, hi3);                                         \
+        _mm512_store_ps(out[4], lo4), _mm512_store_ps(out[4] + 16, hi4);                                         \
+        _mm512_store_ps(out[5], lo5), _mm512_store_ps(out[5] + 16, hi5);                                         \
+        _mm512_store_ps(out[6], lo6), _mm512_store_ps(out[6] + 16, hi6);                                         \
+        _mm512_store_ps(out[7], lo7), _mm512_store_ps(out[7] + 16, hi7);                                         \
+        for (long i = 0; i < mr; i++) {                                                                          \
+            __m512 l = _mm512_load_ps(out[i]), h = _mm512_load_ps(out[i] + 16);                                  \
+            if (beta) {                                                                                          \
+                l = _mm512_add_ps(l, _mm512_maskz_loadu_ps(mlo, C + i * ldc));                                   \
+                h = _mm512_add_ps(h, _mm512_maskz_loadu_ps(mhi, C + i * ldc + 16));                              \
             }                                                                                                    \
+            _mm512_mask_storeu_ps(C + i * ldc, mlo, l);                                                          \
+            _mm512_mask_storeu_ps(C + i * ldc + 16, mhi, h);                                                     \
         }                                                                                                        \
-        for (int i = 0; i < MR; i++) {                                                                           \
-            if (beta) { /* the sum is added to C at the end, not started from it: a sum over many calls     \
-                           (a weight gradient over the images) stays as accurate as BLAS's */               \
-                lo[i] = _mm512_add_ps(lo[i], _mm512_maskz_loadu_ps(mlo, C + i * ldc));                          \
-                hi[i] = _mm512_add_ps(hi[i], _mm512_maskz_loadu_ps(mhi, C + i * ldc + 16));                     \
-            }                                                                                                    \
-            _mm512_mask_storeu_ps(C + i * ldc, mlo, lo[i]);                                                      \
-            _mm512_mask_storeu_ps(C + i * ldc + 16, mhi, hi[i]);                                                 \
-        }                                                                                                        \
-    }
-#define GEMM_BLOCKS(NAME, ROWS, ROW)                                                                             \
-    GEMM_BLOCK(NAME, 8, ROWS, ROW) GEMM_BLOCK(NAME, 4, ROWS, ROW) GEMM_BLOCK(NAME, 2, ROWS, ROW)                 \
-    GEMM_BLOCK(NAME, 1, ROWS, ROW)
-GEMM_BLOCKS(gemm_tiled_block, long ldb, p * ldb)
-GEMM_BLOCKS(gemm_gathered_block, const int *restrict off, off[p])
-#undef GEMM_BLOCKS
-#undef GEMM_BLOCK
+    } while (0)
 
 /* the masks of the first n <= 32 columns, as two halves of 16 */
 static inline __mmask16 gemm_mask_lo(long n) { return (__mmask16)(n >= 16 ? 0xffff : (1u << n) - 1); }
 static inline __mmask16 gemm_mask_hi(long n) { return (__mmask16)(n >= 32 ? 0xffff : n <= 16 ? 0 : (1u << (n - 16)) - 1); }
 
-static inline void gemm_gathered(long m, long n, long k, const float *A, long lda, const int *off, const float *B0,
-                                 const float *B1, float *C, long ldc) {
-    const __mmask16 mlo = gemm_mask_lo(n), mhi = gemm_mask_hi(n);
-    long i = 0;
-    for (; i + 8 <= m; i += 8) gemm_gathered_block8(k, A + i * lda, lda, 1, off, B0, B1, 0, C + i * ldc, ldc, mlo, mhi);
-    if (m - i >= 4) { gemm_gathered_block4(k, A + i * lda, lda, 1, off, B0, B1, 0, C + i * ldc, ldc, mlo, mhi); i += 4; }
-    if (m - i >= 2) { gemm_gathered_block2(k, A + i * lda, lda, 1, off, B0, B1, 0, C + i * ldc, ldc, mlo, mhi); i += 2; }
-    if (m - i >= 1) gemm_gathered_block1(k, A + i * lda, lda, 1, off, B0, B1, 0, C + i * ldc, ldc, mlo, mhi);
+/* gemm_tiled's block: a(i, p) = A[i*ars + p*aks], B's row p at B + p*ldb */
+static inline void gemm_tiled_block(long mr, long k, const float *A, long ars, long aks, const float *restrict B, long ldb,
+                                    int beta, float *restrict C, long ldc, __mmask16 mlo, __mmask16 mhi) {
+    GEMM_ROW_POINTERS(A, ars);
+    GEMM_ACCUMULATORS;
+    for (long p = 0; p < k; p++) {
+        const __m512 b0 = _mm512_maskz_loadu_ps(mlo, B + p * ldb), b1 = _mm512_maskz_loadu_ps(mhi, B + p * ldb + 16);
+        GEMM_ROWS(p * aks);
+    }
+    GEMM_STORE;
 }
 
-/* 8 rows of A (rows past m repeat the last one; only the first mr are stored) by 32 columns */
+/* gemm_gathered's block: a(i, p) = A[i*lda + p], B's row p at B0 + off[p] and B1 + off[p] */
+static inline void gemm_gathered_block(long mr, long k, const float *A, long lda, const int *restrict off,
+                                       const float *B0, const float *B1, float *restrict C, long ldc, __mmask16 mlo,
+                                       __mmask16 mhi) {
+    const int beta = 0;
+    GEMM_ROW_POINTERS(A, lda);
+    GEMM_ACCUMULATORS;
+    for (long p = 0; p < k; p++) {
+        const __m512 b0 = _mm512_maskz_loadu_ps(mlo, B0 + off[p]), b1 = _mm512_maskz_loadu_ps(mhi, B1 + off[p]);
+        GEMM_ROWS(p);
+    }
+    GEMM_STORE;
+}
+
+/* gemm_gathered_sum's block: a(i, r, x) = A[off[i] + r*lda + x], B's row (r, x) at B + (r*X + x)*ldb */
 static inline void gemm_gathered_sum_block(long mr, long R, long X, const float *A, const int *off, long lda,
                                            const float *restrict B, long ldb, int beta, float *restrict C, long ldc,
                                            __mmask16 mlo, __mmask16 mhi) {
-    const float *a[8];
-    for (int i = 0; i < 8; i++) a[i] = A + off[i < mr ? i : mr - 1];
-    __m512 lo0 = _mm512_setzero_ps(), lo1 = lo0, lo2 = lo0, lo3 = lo0, lo4 = lo0, lo5 = lo0, lo6 = lo0, lo7 = lo0;
-    __m512 hi0 = lo0, hi1 = lo0, hi2 = lo0, hi3 = lo0, hi4 = lo0, hi5 = lo0, hi6 = lo0, hi7 = lo0;
+    const float *a0 = A + off[0], *a1 = A + off[1 < mr ? 1 : mr - 1], *a2 = A + off[2 < mr ? 2 : mr - 1];
+    const float *a3 = A + off[3 < mr ? 3 : mr - 1], *a4 = A + off[4 < mr ? 4 : mr - 1], *a5 = A + off[5 < mr ? 5 : mr - 1];
+    const float *a6 = A + off[6 < mr ? 6 : mr - 1], *a7 = A + off[7 < mr ? 7 : mr - 1];
+    GEMM_ACCUMULATORS;
     for (long r = 0; r < R; r++) {
         const float *b = B + r * X * ldb;
-        const float *a0 = a[0] + r * lda, *a1 = a[1] + r * lda, *a2 = a[2] + r * lda, *a3 = a[3] + r * lda;
-        const float *a4 = a[4] + r * lda, *a5 = a[5] + r * lda, *a6 = a[6] + r * lda, *a7 = a[7] + r * lda;
         for (long x = 0; x < X; x++) {
             const __m512 b0 = _mm512_maskz_loadu_ps(mlo, b + x * ldb), b1 = _mm512_maskz_loadu_ps(mhi, b + x * ldb + 16);
-#define GEMM_SUM_ROW(i)                                                                                          \
-    do {                                                                                                         \
-        const __m512 v = _mm512_set1_ps(a##i[x]);                                                                \
-        lo##i = _mm512_fmadd_ps(v, b0, lo##i);                                                                   \
-        hi##i = _mm512_fmadd_ps(v, b1, hi##i);                                                                   \
-    } while (0)
-            GEMM_SUM_ROW(0); GEMM_SUM_ROW(1); GEMM_SUM_ROW(2); GEMM_SUM_ROW(3);
-            GEMM_SUM_ROW(4); GEMM_SUM_ROW(5); GEMM_SUM_ROW(6); GEMM_SUM_ROW(7);
-#undef GEMM_SUM_ROW
+            GEMM_ROWS(r * lda + x);
         }
     }
-    /* all 8 rows to a buffer, then the first mr to C (the accumulators are named, not an array:
-     * GCC kept an array of them in memory here) */
-    float out[8][32] __attribute__((aligned(64)));
-    _mm512_store_ps(out[0], lo0), _mm512_store_ps(out[0] + 16, hi0), _mm512_store_ps(out[1], lo1), _mm512_store_ps(out[1] + 16, hi1);
-    _mm512_store_ps(out[2], lo2), _mm512_store_ps(out[2] + 16, hi2), _mm512_store_ps(out[3], lo3), _mm512_store_ps(out[3] + 16, hi3);
-    _mm512_store_ps(out[4], lo4), _mm512_store_ps(out[4] + 16, hi4), _mm512_store_ps(out[5], lo5), _mm512_store_ps(out[5] + 16, hi5);
-    _mm512_store_ps(out[6], lo6), _mm512_store_ps(out[6] + 16, hi6), _mm512_store_ps(out[7], lo7), _mm512_store_ps(out[7] + 16, hi7);
-    for (long i = 0; i < mr; i++) {
-        __m512 l = _mm512_load_ps(out[i]), h = _mm512_load_ps(out[i] + 16);
-        if (beta) {
-            l = _mm512_add_ps(l, _mm512_maskz_loadu_ps(mlo, C + i * ldc));
-            h = _mm512_add_ps(h, _mm512_maskz_loadu_ps(mhi, C + i * ldc + 16));
-        }
-        _mm512_mask_storeu_ps(C + i * ldc, mlo, l);
-        _mm512_mask_storeu_ps(C + i * ldc + 16, mhi, h);
-    }
+    GEMM_STORE;
 }
 
-static inline void gemm_gathered_sum(long m, long n, long R, long X, const float *A, const int *off, long lda,
-                                     const float *B, long ldb, int beta, float *C, long ldc) {
-    for (long j = 0; j < n; j += 32) {
-        const long nj = n - j < 32 ? n - j : 32;
-        for (long i = 0; i < m; i += 8)
-            gemm_gathered_sum_block(m - i < 8 ? m - i : 8, R, X, A, off + i, lda, B + j, ldb, beta, C + i * ldc + j, ldc,
-                                    gemm_mask_lo(nj), gemm_mask_hi(nj));
-    }
-}
+#undef GEMM_ROW_POINTERS
+#undef GEMM_ACCUMULATORS
+#undef GEMM_ROW
+#undef GEMM_ROWS
+#undef GEMM_STORE
+
+/* the B panel is copied when it is short enough to be reread from a small buffer: rows of B a
+ * multiple of 4 KiB apart (1024 columns) share an L1 set, and a short sum rereads the panel for
+ * every block of 8 rows of A */
+#define GEMM_TILED_PACK_K 512
 
 static inline void gemm_tiled(int trans_a, long m, long n, long k, const float *A, long lda, const float *B, long ldb,
                               int beta, float *C, long ldc) {
@@ -159,11 +158,25 @@ static inline void gemm_tiled(int trans_a, long m, long n, long k, const float *
             b = panel;
             lb = 32;
         }
-        long i = 0;
-        for (; i + 8 <= m; i += 8) gemm_tiled_block8(k, A + i * ars, ars, aks, lb, b, b + 16, beta, C + i * ldc + j, ldc, mlo, mhi);
-        if (m - i >= 4) { gemm_tiled_block4(k, A + i * ars, ars, aks, lb, b, b + 16, beta, C + i * ldc + j, ldc, mlo, mhi); i += 4; }
-        if (m - i >= 2) { gemm_tiled_block2(k, A + i * ars, ars, aks, lb, b, b + 16, beta, C + i * ldc + j, ldc, mlo, mhi); i += 2; }
-        if (m - i >= 1) gemm_tiled_block1(k, A + i * ars, ars, aks, lb, b, b + 16, beta, C + i * ldc + j, ldc, mlo, mhi);
+        for (long i = 0; i < m; i += 8)
+            gemm_tiled_block(m - i < 8 ? m - i : 8, k, A + i * ars, ars, aks, b, lb, beta, C + i * ldc + j, ldc, mlo, mhi);
+    }
+}
+
+static inline void gemm_gathered(long m, long n, long k, const float *A, long lda, const int *off, const float *B0,
+                                 const float *B1, float *C, long ldc) {
+    for (long i = 0; i < m; i += 8)
+        gemm_gathered_block(m - i < 8 ? m - i : 8, k, A + i * lda, lda, off, B0, B1, C + i * ldc, ldc, gemm_mask_lo(n),
+                            gemm_mask_hi(n));
+}
+
+static inline void gemm_gathered_sum(long m, long n, long R, long X, const float *A, const int *off, long lda,
+                                     const float *B, long ldb, int beta, float *C, long ldc) {
+    for (long j = 0; j < n; j += 32) {
+        const long nj = n - j < 32 ? n - j : 32;
+        for (long i = 0; i < m; i += 8)
+            gemm_gathered_sum_block(m - i < 8 ? m - i : 8, R, X, A, off + i, lda, B + j, ldb, beta, C + i * ldc + j, ldc,
+                                    gemm_mask_lo(nj), gemm_mask_hi(nj));
     }
 }
 
